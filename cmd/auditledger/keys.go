@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/auditledger/auditledger/ledger"
+)
+
+const (
+	signerFile   = "ledger.key"
+	verifierFile = "ledger.vkey"
+)
+
+func keysGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("keys generate", "Creates DIR/ledger.key (the secret signing key, mode 0600) and DIR/ledger.vkey\n(the public verifier key, name+hash+base64, as Go's checksum database and\ntransparency-log witnesses use). The key name is the log's origin line in\nevery checkpoint. Existing keys are never overwritten.", stderr)
+	out := fs.String("out", "", "directory to write the keys into (created if missing)")
+	name := fs.String("name", "auditledger.local/log", "key name and log origin: a schema-less URL without spaces or '+'")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := required(fs, "out"); err != nil {
+		return err
+	}
+	skey, vkey, err := ledger.GenerateKey(nil, *name)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	sp, vp := filepath.Join(*out, signerFile), filepath.Join(*out, verifierFile)
+	for _, p := range []string{sp, vp} {
+		if _, err := os.Stat(p); err == nil {
+			return fmt.Errorf("keys generate: %s exists; refusing to overwrite a key", p)
+		}
+	}
+	if err := writeNew(sp, skey+"\n", 0o600); err != nil {
+		return err
+	}
+	if err := writeNew(vp, vkey+"\n", 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "signing key:  %s (secret, mode 0600)\nverifier key: %s\n%s\n", sp, vp, vkey)
+	return nil
+}
+
+func writeNew(path, content string, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func loadSigner(path string) (*ledger.NoteSigner, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("signing key %s is readable by others (mode %04o); chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	s, err := ledger.NewNoteSigner(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// loadVerifier accepts a verifier key or the path of a file holding one.
+func loadVerifier(arg string) (*ledger.NoteVerifier, error) {
+	text := arg
+	if b, err := os.ReadFile(arg); err == nil {
+		text = string(b)
+	} else if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(arg, "+") {
+		return nil, fmt.Errorf("verifier key: %q is neither a readable file nor a key (name+hash+base64)", arg)
+	}
+	v, err := ledger.NewNoteVerifier(text)
+	if err != nil {
+		return nil, fmt.Errorf("verifier key: %w", err)
+	}
+	return v, nil
+}

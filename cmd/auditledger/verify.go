@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/storeurl"
+)
+
+func verifyCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("verify --store URL --vkey KEY [--since CHECKPOINT_FILE]",
+		"Checks a whole store offline: every segment's framing, every record's index and\nleaf hash, the hash chain, the Merkle root in every segment trailer and every\ncheckpoint, each checkpoint's signature, that no record is missing, and on S3\nthat no segment is hidden or shadowed and each is locked in COMPLIANCE mode long\nenough. With --since, also that the log extends that earlier checkpoint, which\ncatches a rewritten or forked history even if it was re-signed with the right\nkey. Exit 0 with a summary; exit 1 naming the first failure.", stderr)
+	storeURL := fs.String("store", "", "segment store URL")
+	vkeyArg := fs.String("vkey", "", "verifier key (name+hash+base64) or a file holding it")
+	since := fs.String("since", "", "file holding an earlier signed checkpoint the log must extend")
+	retention := fs.String("retention", "", "minimum lock per segment (e.g. 7y, 30d); default: the store URL's retention on S3, none on a local store")
+	verbose := fs.Bool("v", false, "list every segment with its digest, version and lock")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := required(fs, "store", "vkey"); err != nil {
+		return err
+	}
+	v, err := loadVerifier(*vkeyArg)
+	if err != nil {
+		return err
+	}
+	store, err := storeurl.Open(ctx, *storeURL)
+	if err != nil {
+		return err
+	}
+	opts := ledger.VerifyOptions{Verifier: v, Retention: store.Retention}
+	if *retention != "" {
+		if opts.Retention, err = storeurl.ParseRetention(*retention); err != nil {
+			return fmt.Errorf("verify: --retention: %w", err)
+		}
+	}
+	if *since != "" {
+		b, err := os.ReadFile(*since)
+		if err != nil {
+			return fmt.Errorf("verify: --since: %w", err)
+		}
+		if opts.Since, err = ledger.OpenCheckpoint(b, v); err != nil {
+			return fmt.Errorf("verify: --since %s: %w", *since, err)
+		}
+	}
+	var bar *progressBar
+	if isTerminal(stderr) {
+		bar = &progressBar{w: stderr, label: "verifying segments", start: time.Now()}
+		opts.Progress = bar.update
+	}
+	start := time.Now()
+	rep, err := ledger.Verify(ctx, store, opts)
+	bar.done()
+	elapsed := time.Since(start)
+	if err != nil {
+		fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store, err)
+		return &exitError{code: 1, err: fmt.Errorf("verification failed")}
+	}
+	printReport(stdout, rep, opts, elapsed, *verbose)
+	return nil
+}
+
+func printReport(w io.Writer, rep *ledger.Report, opts ledger.VerifyOptions, elapsed time.Duration, verbose bool) {
+	fmt.Fprintf(w, "OK    %s\n", rep.Store)
+	fmt.Fprintf(w, "  origin       %s\n", rep.Origin)
+	fmt.Fprintf(w, "  records      %d in %d segments, %d checkpoints, no gaps\n", rep.Size, len(rep.Segments), rep.Checkpoints)
+	if rep.Size > 0 {
+		fmt.Fprintf(w, "  time range   %s .. %s\n", rep.FirstTime.Format(time.RFC3339), rep.LastTime.Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "  root         %s (size %d, signature by %s verified)\n", rep.Root.Base64(), rep.Size, opts.Verifier.Name())
+	fmt.Fprintf(w, "  chain head   %s\n", rep.Chain)
+	if opts.Since != nil {
+		fmt.Fprintf(w, "  consistent   with the --since checkpoint at size %d\n", opts.Since.Size)
+	}
+	if opts.Retention > 0 && len(rep.Segments) > 0 {
+		earliest := rep.Segments[0].Protection.RetainUntil
+		for _, s := range rep.Segments {
+			if s.Protection.RetainUntil.Before(earliest) {
+				earliest = s.Protection.RetainUntil
+			}
+		}
+		fmt.Fprintf(w, "  retention    every segment locked COMPLIANCE for at least %s after its last record; earliest unlock %s\n",
+			opts.Retention, earliest.Format(time.RFC3339))
+	}
+	for _, warn := range rep.Warnings {
+		fmt.Fprintf(w, "  warning      %s\n", warn)
+	}
+	if verbose {
+		fmt.Fprintf(w, "  segments:\n")
+		for _, s := range rep.Segments {
+			lock := "-"
+			if p := s.Protection; p != nil {
+				lock = p.Mode
+				if p.Locked {
+					lock += " until " + p.RetainUntil.Format(time.RFC3339)
+				}
+				if p.Version != "" {
+					lock += " version " + p.Version
+				}
+			}
+			fmt.Fprintf(w, "    %s  records %d..%d  sha256 %s  %s\n", s.Name, s.First, s.End-1, s.SHA256, lock)
+		}
+	}
+	rate := float64(rep.Size) / elapsed.Seconds()
+	fmt.Fprintf(w, "  verified in  %s (%.0f records/s)\n", elapsed.Round(time.Millisecond), rate)
+}
+
+// progressBar draws one updating line on a terminal.
+type progressBar struct {
+	w     io.Writer
+	label string
+	start time.Time
+	last  time.Time
+}
+
+func (p *progressBar) update(done, total int) {
+	if time.Since(p.last) < 100*time.Millisecond && done != total {
+		return
+	}
+	p.last = time.Now()
+	const width = 30
+	fill := width * done / max(total, 1)
+	bar := make([]byte, width)
+	for i := range bar {
+		bar[i] = ' '
+		if i < fill {
+			bar[i] = '='
+		}
+	}
+	fmt.Fprintf(p.w, "\r%s [%s] %d/%d %s", p.label, bar, done, total, time.Since(p.start).Round(time.Second))
+}
+
+func (p *progressBar) done() {
+	if p != nil {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}

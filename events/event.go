@@ -1,0 +1,133 @@
+// Package events defines the version-1 audit event envelope that every
+// producer (proxies, services, the ledger itself) publishes, the event type
+// catalog, and validation that names the offending field.
+//
+// The JSON Schema in schema/event.v1.schema.json is the published contract;
+// Validate implements the same rules in Go so the hot path needs no schema
+// engine. A test checks that both agree on the same corpus.
+//
+// This package imports nothing else from the module.
+package events
+
+import (
+	"embed"
+	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// Version is the envelope schema version this package reads and writes.
+const Version = 1
+
+// MaxSize is the largest encoded event accepted, in bytes. Response bodies
+// never enter the ledger; only their digests do.
+const MaxSize = 64 << 10
+
+// Type is an event type from the catalog.
+type Type string
+
+// The version-1 catalog. Extend it; never repurpose a name.
+const (
+	SessionStarted      Type = "session.started"
+	SessionEnded        Type = "session.ended"
+	CommandExecuted     Type = "command.executed"
+	CommandBlocked      Type = "command.blocked"
+	ResponseDigest      Type = "response.digest"
+	MaskApplied         Type = "mask.applied"
+	ApprovalRequested   Type = "approval.requested"
+	ApprovalGranted     Type = "approval.granted"
+	ApprovalDenied      Type = "approval.denied"
+	ApprovalExpired     Type = "approval.expired"
+	AccessGranted       Type = "access.granted"
+	AccessRevoked       Type = "access.revoked"
+	AuthnSucceeded      Type = "authn.succeeded"
+	AuthnFailed         Type = "authn.failed"
+	AuditAccessed       Type = "audit.accessed"
+	EvidenceExported    Type = "evidence.exported"
+	LedgerSegmentSealed Type = "ledger.segment.sealed"
+)
+
+// Catalog lists every known type in catalog order.
+var Catalog = []Type{
+	SessionStarted, SessionEnded, CommandExecuted, CommandBlocked,
+	ResponseDigest, MaskApplied, ApprovalRequested, ApprovalGranted,
+	ApprovalDenied, ApprovalExpired, AccessGranted, AccessRevoked,
+	AuthnSucceeded, AuthnFailed, AuditAccessed, EvidenceExported,
+	LedgerSegmentSealed,
+}
+
+var known = func() map[Type]bool {
+	m := make(map[Type]bool, len(Catalog))
+	for _, t := range Catalog {
+		m[t] = true
+	}
+	return m
+}()
+
+// Known reports whether t is in the catalog.
+func (t Type) Known() bool { return known[t] }
+
+// Event is the version-1 envelope. Field order here is the order Marshal
+// writes; the ledger never re-encodes an accepted event, so order only
+// matters for events this module creates.
+type Event struct {
+	Version    int             `json:"version"`
+	ID         string          `json:"id"`
+	Type       Type            `json:"type"`
+	Time       time.Time       `json:"time"`
+	Tenant     string          `json:"tenant"`
+	Source     Source          `json:"source"`
+	Actor      Actor           `json:"actor"`
+	SessionID  string          `json:"session_id,omitempty"`
+	SessionSeq uint64          `json:"session_seq,omitempty"`
+	Target     *Target         `json:"target,omitempty"`
+	Payload    jsontext.Value  `json:"payload"`
+}
+
+// Source names the producer of an event.
+type Source struct {
+	Kind     string `json:"kind"`              // e.g. "postgres-proxy", "http-proxy", "ledger"
+	Instance string `json:"instance"`          // which running instance
+	Version  string `json:"version,omitempty"` // producer software version
+}
+
+// ActorKind says whether a person or an automated agent acted.
+type ActorKind string
+
+// Actor kinds.
+const (
+	Human   ActorKind = "human"
+	Machine ActorKind = "machine"
+)
+
+// Actor is the identity behind an event, as established by OIDC.
+type Actor struct {
+	Issuer  string    `json:"issuer"`
+	Subject string    `json:"subject"`
+	Email   string    `json:"email,omitempty"`
+	Groups  []string  `json:"groups,omitempty"`
+	Kind    ActorKind `json:"kind"`
+	// DevIdentity marks identities from a development users file or the
+	// built-in development issuer, never from a production provider.
+	DevIdentity bool `json:"dev_identity,omitempty"`
+}
+
+// Target is the system acted upon.
+type Target struct {
+	Kind     string `json:"kind"` // e.g. "postgres", "http"
+	Name     string `json:"name,omitempty"`
+	Host     string `json:"host,omitempty"`
+	Database string `json:"database,omitempty"`
+}
+
+//go:embed schema/event.v1.schema.json
+var schemaFS embed.FS
+
+// Schema returns the JSON Schema (draft 2020-12) of the version-1 envelope.
+func Schema() []byte {
+	b, err := schemaFS.ReadFile("schema/event.v1.schema.json")
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	return b
+}

@@ -1,0 +1,190 @@
+// Package file is the local-directory segment store: each object is a
+// read-only file, written to a temporary file, fsynced, linked into place
+// without replacing anything, and made durable by fsyncing its directory.
+//
+// It cannot enforce retention: anyone with write access to the directory can
+// delete files. The verifier detects that; S3 with Object Lock prevents it.
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/auditledger/auditledger/ledger"
+)
+
+var (
+	_ ledger.SegmentStore = (*Store)(nil)
+	_ ledger.Inspector    = (*Store)(nil)
+)
+
+const tmpPrefix = ".tmp-"
+
+// Store is a segment store in a local directory.
+type Store struct {
+	dir string
+}
+
+// New opens (creating if needed) a store rooted at dir.
+func New(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("file store: empty directory")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("file store: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("file store: %w", err)
+	}
+	return &Store{dir: abs}, nil
+}
+
+func (s *Store) String() string { return "file://" + filepath.ToSlash(s.dir) }
+
+// Dir is the store's root directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) path(name string) (string, error) {
+	if name == "" || path.IsAbs(name) || path.Clean(name) != name || strings.HasPrefix(name, "../") || name == ".." {
+		return "", fmt.Errorf("file store: invalid object name %q", name)
+	}
+	if strings.HasPrefix(path.Base(name), tmpPrefix) {
+		return "", fmt.Errorf("file store: object name %q uses the reserved prefix %q", name, tmpPrefix)
+	}
+	return filepath.Join(s.dir, filepath.FromSlash(name)), nil
+}
+
+// Create writes data to a temporary file, fsyncs it, makes it read-only and
+// links it to its final name; link(2) fails if the name exists, which makes
+// the create exclusive even between processes. The directory is fsynced so
+// the new name survives a power loss.
+func (s *Store) Create(ctx context.Context, name string, data []byte, _ time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("file store: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("file store: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if err == nil {
+		err = tmp.Chmod(0o444)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("file store: write %s: %w", name, err)
+	}
+	if err := os.Link(tmp.Name(), p); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("file store: %s: %w", name, ledger.ErrExist)
+		}
+		return fmt.Errorf("file store: %w", err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("file store: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("file store: fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Get reads an object.
+func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := s.path(name)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("file store: %s: %w", name, ledger.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("file store: %w", err)
+	}
+	return b, nil
+}
+
+// List returns the objects whose names start with prefix, skipping
+// temporary files left by a crash during Create.
+func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var names []string
+	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(s.dir, p)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			// Descend only into directories that can hold matches.
+			if rel != "." && !strings.HasPrefix(rel+"/", prefix) && !strings.HasPrefix(prefix, rel+"/") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasPrefix(d.Name(), tmpPrefix) || !strings.HasPrefix(rel, prefix) {
+			return nil
+		}
+		names = append(names, rel)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("file store: list %q: %w", prefix, err)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Inspect reports whether the file is still read-only. A writable sealed
+// file is a warning, not proof of tampering: the hashes decide that.
+func (s *Store) Inspect(ctx context.Context, name string) (ledger.Protection, error) {
+	p, err := s.path(name)
+	if err != nil {
+		return ledger.Protection{}, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return ledger.Protection{}, fmt.Errorf("file store: %w", err)
+	}
+	prot := ledger.Protection{Mode: "read-only file"}
+	if fi.Mode().Perm()&0o222 != 0 {
+		prot.Mode = "writable file"
+		prot.Warnings = append(prot.Warnings, fmt.Sprintf("file is writable (mode %04o); sealed files are created read-only", fi.Mode().Perm()))
+	}
+	return prot, nil
+}

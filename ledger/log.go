@@ -1,0 +1,221 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Config configures a Log.
+type Config struct {
+	// Store holds the segments and checkpoints. Required.
+	Store SegmentStore
+	// Signer signs checkpoints; its key name is the log's origin. Required.
+	Signer *NoteSigner
+	// Retention is how long each sealed object must stay undeletable,
+	// counted from its seal time. Zero sets no retain-until date (the
+	// local store cannot enforce one anyway).
+	Retention time.Duration
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Entry is one event to append.
+type Entry struct {
+	Event []byte
+	// Source is the JetStream stream sequence the event came from, or 0
+	// for a direct append. Non-zero sources must increase strictly.
+	Source uint64
+}
+
+// Log appends sealed segments to a store: one writer per store. It keeps
+// the whole Merkle tree in memory, so proofs are cheap and a restart costs
+// one pass over the store.
+//
+// A Log is not safe for concurrent use.
+type Log struct {
+	cfg    Config
+	st     logState
+	latest *Checkpoint
+	// dirty is set when a write failed in an unknown state: the next
+	// Append first finds out what reached the store.
+	dirty error
+}
+
+// Open reads the store, checks every segment's chain and trailer, and
+// returns a Log positioned after the last sealed record. If the writer
+// died between sealing a segment and signing its checkpoint, Open signs it.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("ledger: Config.Store is required")
+	}
+	if cfg.Signer == nil {
+		return nil, errors.New("ledger: Config.Signer is required")
+	}
+	if cfg.Retention < 0 {
+		return nil, fmt.Errorf("ledger: negative retention %v", cfg.Retention)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	l := &Log{cfg: cfg, st: logState{tree: NewTree()}}
+	if err := l.recover(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Size is the number of sealed records.
+func (l *Log) Size() uint64 { return l.st.size }
+
+// Tree is the log's Merkle tree. Callers must not modify it.
+func (l *Log) Tree() *Tree { return l.st.tree }
+
+// Checkpoint is the latest signed checkpoint, nil for an empty log.
+func (l *Log) Checkpoint() *Checkpoint { return l.latest }
+
+// LastSource is the highest source stream sequence sealed so far.
+func (l *Log) LastSource() uint64 { return l.st.lastSource }
+
+// Append seals entries as one new segment and signs a checkpoint for it.
+// When Append returns nil, both are durable in the store. On an error
+// wrapping ErrFenced another writer has extended the store and this Log
+// must be discarded. On other errors nothing is assumed: the next Append
+// first recovers whatever reached the store, so a retry never appends
+// twice what was sealed once — but the caller must then check LastSource
+// (or Size) before retrying the same entries.
+func (l *Log) Append(ctx context.Context, entries []Entry) (*Checkpoint, error) {
+	if len(entries) == 0 {
+		return l.latest, nil
+	}
+	if len(entries) > MaxSegmentRecords {
+		return nil, fmt.Errorf("ledger: %d entries exceed the %d-record segment limit", len(entries), MaxSegmentRecords)
+	}
+	if l.dirty != nil {
+		if err := l.recover(ctx); err != nil {
+			return nil, err
+		}
+	}
+	now := l.cfg.Now().UnixNano()
+	if now < l.st.lastTime {
+		now = l.st.lastTime // record times never go backwards, whatever the clock does
+	}
+	first := l.st.size
+	seg := &Segment{First: first, PrevChain: l.st.chain, Records: make([][]byte, len(entries))}
+	lastSource := l.st.lastSource
+	for i, e := range entries {
+		if len(e.Event) > MaxRecordSize-RecordHeaderSize {
+			return nil, fmt.Errorf("ledger: entry %d: event is %d bytes, the limit is %d", i, len(e.Event), MaxRecordSize-RecordHeaderSize)
+		}
+		if e.Source != 0 {
+			if e.Source <= lastSource {
+				return nil, fmt.Errorf("ledger: entry %d: source %d not above %d (already sealed or out of order)", i, e.Source, lastSource)
+			}
+			lastSource = e.Source
+		}
+		r := Record{Index: first + uint64(i), Time: time.Unix(0, now), Source: e.Source, Event: e.Event}
+		seg.Records[i] = r.AppendBinary(make([]byte, 0, RecordHeaderSize+len(e.Event)))
+	}
+	leaves := leafHashes(seg)
+	chain := l.st.chain
+	for _, leaf := range leaves {
+		chain = ChainHash(chain, leaf)
+		l.st.tree.Append(leaf) // taken back below if the seal fails
+	}
+	seg.Chain = chain
+	seg.Root, _ = l.st.tree.Root(first + uint64(len(entries)))
+	retain := time.Time{}
+	if l.cfg.Retention > 0 {
+		retain = RetainUntil(time.Unix(0, now), l.cfg.Retention)
+	}
+	name := SegmentName(first)
+	if err := l.cfg.Store.Create(ctx, name, seg.Encode(), retain); err != nil {
+		l.st.tree.truncate(first)
+		if errors.Is(err, ErrExist) {
+			l.dirty = err
+			return nil, fmt.Errorf("ledger: seal %s: %w (%w)", name, ErrFenced, err)
+		}
+		l.dirty = err
+		return nil, fmt.Errorf("ledger: seal %s: %w", name, err)
+	}
+	// The segment is sealed: adopt it, whatever happens to the checkpoint.
+	for _, leaf := range leaves {
+		l.st.cr.append(leaf)
+	}
+	l.st.size += uint64(len(entries))
+	l.st.chain = chain
+	l.st.lastTime = now
+	l.st.lastSource = lastSource
+	if err := l.signCheckpoint(ctx, retain); err != nil {
+		l.dirty = err
+		return nil, err
+	}
+	return l.latest, nil
+}
+
+func (l *Log) signCheckpoint(ctx context.Context, retain time.Time) error {
+	cp, err := SignCheckpoint(l.cfg.Signer, l.st.size, l.st.root())
+	if err != nil {
+		return err
+	}
+	name := CheckpointName(cp.Size)
+	err = l.cfg.Store.Create(ctx, name, cp.Signed, retain)
+	if errors.Is(err, ErrExist) {
+		// A previous attempt may have written it: accept it only if it
+		// says the same thing under our key.
+		b, gerr := l.cfg.Store.Get(ctx, name)
+		if gerr != nil {
+			return fmt.Errorf("ledger: read %s: %w", name, gerr)
+		}
+		old, oerr := OpenCheckpoint(b, l.cfg.Signer.Verifier())
+		if oerr != nil || old.Root != cp.Root || old.Size != cp.Size {
+			return fmt.Errorf("ledger: %s exists with other content: %w", name, ErrFenced)
+		}
+		l.latest = old
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: sign %s: %w", name, err)
+	}
+	l.latest = cp
+	return nil
+}
+
+// recover brings the in-memory state up to what the store holds: it adopts
+// (after checking) segments written after the known size, and signs the
+// checkpoint for the end of the log if it is missing.
+func (l *Log) recover(ctx context.Context) error {
+	names, err := l.cfg.Store.List(ctx, SegmentPrefix)
+	if err != nil {
+		return fmt.Errorf("ledger: list segments: %w", err)
+	}
+	start := SegmentName(l.st.size)
+	i, _ := slices.BinarySearch(names, start)
+	names = names[i:]
+	fetcher := fetchSegments(ctx, l.cfg.Store, names, 0)
+	for _, name := range names {
+		r, err := fetcher.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if r.err != nil {
+			return fmt.Errorf("ledger: open %s: %w", name, r.err)
+		}
+		if err := l.st.apply(name, r.seg, r.leaves); err != nil {
+			return fmt.Errorf("ledger: open: %w", err)
+		}
+	}
+	if l.st.size > 0 && (l.latest == nil || l.latest.Size != l.st.size) {
+		retain := time.Time{}
+		if l.cfg.Retention > 0 {
+			retain = RetainUntil(time.Unix(0, l.st.lastTime), l.cfg.Retention)
+		}
+		if err := l.signCheckpoint(ctx, retain); err != nil {
+			return err
+		}
+	}
+	l.dirty = nil
+	return nil
+}

@@ -1,0 +1,292 @@
+// Package s3 is the segment store on S3 with Object Lock: objects are
+// created with a conditional PUT (If-None-Match: *), so nothing is ever
+// overwritten, in COMPLIANCE mode with a retain-until date, and the lock is
+// read back after each write.
+//
+// Reads take the original (oldest) version of each key, so a later version
+// or a delete marker, which anyone with ordinary write rights can add on a
+// versioned bucket, can neither replace nor hide a sealed object; Inspect
+// reports both as tampering.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/auditledger/auditledger/ledger"
+)
+
+var (
+	_ ledger.SegmentStore = (*Store)(nil)
+	_ ledger.Inspector    = (*Store)(nil)
+)
+
+// Config configures a Store.
+type Config struct {
+	Endpoint string // host:port; required
+	Region   string // empty: the server's default
+	Bucket   string // required; must have Object Lock enabled
+	Prefix   string // prepended to every object name; empty or ending in "/"
+	Insecure bool   // plain HTTP (local test servers only)
+	// AccessKey, SecretKey and SessionToken are the credentials. Empty
+	// keys make New read AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+	// AWS_SESSION_TOKEN.
+	AccessKey, SecretKey, SessionToken string
+}
+
+// Store is a segment store in an S3 bucket with Object Lock.
+type Store struct {
+	cfg    Config
+	client *minio.Client
+
+	mu       sync.Mutex
+	versions map[string][]version // object name → versions, oldest first
+}
+
+type version struct {
+	id           string
+	deleteMarker bool
+	modified     time.Time
+}
+
+// New connects to the bucket and checks that Object Lock is enabled on it.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Endpoint == "" || cfg.Bucket == "" {
+		return nil, errors.New("s3 store: endpoint and bucket are required")
+	}
+	if cfg.Prefix != "" && !strings.HasSuffix(cfg.Prefix, "/") {
+		cfg.Prefix += "/"
+	}
+	var creds *credentials.Credentials
+	if cfg.AccessKey != "" || cfg.SecretKey != "" {
+		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
+	} else {
+		creds = credentials.NewEnvAWS()
+	}
+	client, err := minio.New(cfg.Endpoint, &minio.Options{Creds: creds, Secure: !cfg.Insecure, Region: cfg.Region})
+	if err != nil {
+		return nil, fmt.Errorf("s3 store: %w", err)
+	}
+	s := &Store{cfg: cfg, client: client, versions: map[string][]version{}}
+	lock, _, _, _, err := client.GetObjectLockConfig(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("s3 store: %s: reading the bucket's Object Lock configuration: %w", s, err)
+	}
+	if lock != "Enabled" {
+		return nil, fmt.Errorf("s3 store: %s: Object Lock is not enabled on the bucket (create it with object locking)", s)
+	}
+	return s, nil
+}
+
+func (s *Store) String() string {
+	scheme := "https"
+	if s.cfg.Insecure {
+		scheme = "http"
+	}
+	return fmt.Sprintf("s3://%s/%s (%s://%s)", s.cfg.Bucket, s.cfg.Prefix, scheme, s.cfg.Endpoint)
+}
+
+// Client is the underlying S3 client, for tests that play the attacker.
+func (s *Store) Client() *minio.Client { return s.client }
+
+// Key is the S3 key of an object name.
+func (s *Store) Key(name string) string { return s.cfg.Prefix + name }
+
+// Create puts data under name only if the key does not exist, locked in
+// COMPLIANCE mode until retainUntil, then reads the lock back.
+func (s *Store) Create(ctx context.Context, name string, data []byte, retainUntil time.Time) error {
+	if retainUntil.IsZero() {
+		return fmt.Errorf("s3 store: %s: a retention is required (WORM is the point of this store)", name)
+	}
+	opts := minio.PutObjectOptions{
+		ContentType:      "application/octet-stream",
+		Mode:             minio.Compliance,
+		RetainUntilDate:  retainUntil.UTC(),
+		SendContentMd5:   true, // Object Lock PUTs need an integrity header
+		DisableMultipart: true, // a conditional create must be one request
+	}
+	opts.SetMatchETagExcept("*")
+	key := s.Key(name)
+	info, err := s.client.PutObject(ctx, s.cfg.Bucket, key, bytes.NewReader(data), int64(len(data)), opts)
+	if err != nil {
+		resp := minio.ToErrorResponse(err)
+		if resp.Code == "PreconditionFailed" || resp.StatusCode == http.StatusPreconditionFailed {
+			return fmt.Errorf("s3 store: %s: %w", name, ledger.ErrExist)
+		}
+		return fmt.Errorf("s3 store: put %s: %w", name, err)
+	}
+	st, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{VersionID: info.VersionID})
+	if err != nil {
+		return fmt.Errorf("s3 store: %s written, reading its lock back: %w", name, err)
+	}
+	mode, until := lockOf(st)
+	if mode != string(minio.Compliance) || until.Before(retainUntil.Truncate(time.Second)) {
+		return fmt.Errorf("s3 store: %s written but not locked as asked: mode %q until %s, wanted COMPLIANCE until %s",
+			name, mode, until.Format(time.RFC3339), retainUntil.UTC().Format(time.RFC3339))
+	}
+	s.mu.Lock()
+	s.versions[name] = []version{{id: info.VersionID}}
+	s.mu.Unlock()
+	return nil
+}
+
+// lockOf reads the lock from a HEAD response's headers; GetObjectRetention
+// is not implemented the same way everywhere, the headers are.
+func lockOf(info minio.ObjectInfo) (mode string, until time.Time) {
+	mode = info.Metadata.Get("X-Amz-Object-Lock-Mode")
+	if v := info.Metadata.Get("X-Amz-Object-Lock-Retain-Until-Date"); v != "" {
+		until, _ = time.Parse(time.RFC3339, v)
+	}
+	return mode, until
+}
+
+// Get reads the original version of name.
+func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
+	v, err := s.original(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := s.client.GetObject(ctx, s.cfg.Bucket, s.Key(name), minio.GetObjectOptions{VersionID: v.id})
+	if err != nil {
+		return nil, fmt.Errorf("s3 store: get %s: %w", name, err)
+	}
+	defer obj.Close()
+	b, err := io.ReadAll(obj)
+	if err != nil {
+		return nil, fmt.Errorf("s3 store: get %s version %s: %w", name, v.id, err)
+	}
+	return b, nil
+}
+
+func (s *Store) original(ctx context.Context, name string) (version, error) {
+	vs, err := s.versionsOf(ctx, name)
+	if err != nil {
+		return version{}, err
+	}
+	for _, v := range vs {
+		if !v.deleteMarker {
+			return v, nil
+		}
+	}
+	return version{}, fmt.Errorf("s3 store: %s: %w", name, ledger.ErrNotExist)
+}
+
+func (s *Store) versionsOf(ctx context.Context, name string) ([]version, error) {
+	s.mu.Lock()
+	vs, ok := s.versions[name]
+	s.mu.Unlock()
+	if ok {
+		return vs, nil
+	}
+	if err := s.listVersions(ctx, name, true); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.versions[name], nil
+}
+
+// listVersions lists every version under prefix (one exact key if exact)
+// and caches them, oldest first.
+func (s *Store) listVersions(ctx context.Context, prefix string, exact bool) error {
+	found := map[string][]version{}
+	var order []string
+	for obj := range s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{
+		Prefix: s.Key(prefix), Recursive: true, WithVersions: true,
+	}) {
+		if obj.Err != nil {
+			return fmt.Errorf("s3 store: list %q: %w", prefix, obj.Err)
+		}
+		name := strings.TrimPrefix(obj.Key, s.cfg.Prefix)
+		if exact && name != prefix {
+			continue
+		}
+		if _, ok := found[name]; !ok {
+			order = append(order, name)
+		}
+		found[name] = append(found[name], version{id: obj.VersionID, deleteMarker: obj.IsDeleteMarker, modified: obj.LastModified})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range order {
+		vs := found[name]
+		// S3 lists versions newest first; sort by time to be sure, keeping
+		// the listing order among equal times.
+		slices.Reverse(vs)
+		slices.SortStableFunc(vs, func(a, b version) int { return a.modified.Compare(b.modified) })
+		s.versions[name] = vs
+	}
+	if exact {
+		if _, ok := found[prefix]; !ok {
+			delete(s.versions, prefix)
+		}
+	}
+	return nil
+}
+
+// List returns every name under prefix that has a version, including names
+// hidden behind a delete marker.
+func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := s.listVersions(ctx, prefix, false); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for name, vs := range s.versions {
+		if !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		if slices.ContainsFunc(vs, func(v version) bool { return !v.deleteMarker }) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Inspect reports the lock of the original version and any later version
+// or delete marker on the key.
+func (s *Store) Inspect(ctx context.Context, name string) (ledger.Protection, error) {
+	if err := s.listVersions(ctx, name, true); err != nil {
+		return ledger.Protection{}, err
+	}
+	orig, err := s.original(ctx, name)
+	if err != nil {
+		return ledger.Protection{}, err
+	}
+	st, err := s.client.StatObject(ctx, s.cfg.Bucket, s.Key(name), minio.StatObjectOptions{VersionID: orig.id})
+	if err != nil {
+		return ledger.Protection{}, fmt.Errorf("s3 store: stat %s version %s: %w", name, orig.id, err)
+	}
+	mode, until := lockOf(st)
+	p := ledger.Protection{Locked: mode != "", Mode: mode, RetainUntil: until, Version: orig.id}
+	if mode == "" {
+		p.Mode = "none"
+	}
+	vs, _ := s.versionsOf(ctx, name)
+	seen := false
+	for _, v := range vs {
+		switch {
+		case v.id == orig.id:
+			seen = true
+		case !seen:
+		case v.deleteMarker:
+			p.Problems = append(p.Problems, fmt.Sprintf("a delete marker (version %s) hides the sealed version %s, which is intact", v.id, orig.id))
+		default:
+			p.Problems = append(p.Problems, fmt.Sprintf("a later version %s shadows the sealed version %s, which is intact and is what was verified", v.id, orig.id))
+		}
+	}
+	return p, nil
+}

@@ -1,0 +1,100 @@
+package ledger
+
+import (
+	"fmt"
+	"time"
+)
+
+// logState is what a reader of the log carries from one record to the
+// next: the writer's recovery and the verifier share it, so both apply the
+// same rules to every segment.
+type logState struct {
+	size       uint64
+	chain      Hash
+	lastTime   int64 // Unix nanoseconds
+	lastSource uint64
+	cr         compactRange
+	tree       *Tree // nil unless proofs are wanted
+
+	// atSize, if set, is called when the log reaches size want.
+	want   uint64
+	atSize func(size uint64) error
+}
+
+func (st *logState) root() Hash {
+	if st.tree != nil {
+		r, _ := st.tree.Root(st.size)
+		return r
+	}
+	return st.cr.root()
+}
+
+// apply checks one segment against the state and extends the state with
+// it. leaves are the segment's leaf hashes, computed by the caller (in
+// parallel, for the verifier). On error the state is unusable.
+func (st *logState) apply(name string, seg *Segment, leaves []Hash) error {
+	if n, ok := parseObjectNumber(name, SegmentPrefix, segmentSuffix); !ok || n != seg.First {
+		return verr(name, -1, "segment name does not match its first index (segments swapped or renamed?)", SegmentName(seg.First), name)
+	}
+	switch {
+	case seg.First > st.size:
+		return verr(name, int64(st.size), fmt.Sprintf("records %d..%d missing (segment deleted?)", st.size, seg.First-1),
+			fmt.Sprintf("next segment to start at index %d", st.size), fmt.Sprintf("segment starting at %d", seg.First))
+	case seg.First < st.size:
+		return verr(name, int64(seg.First), "segment overlaps records already seen",
+			fmt.Sprintf("first index %d", st.size), fmt.Sprintf("%d", seg.First))
+	}
+	if seg.PrevChain != st.chain {
+		return verr(name, int64(seg.First), "chain value before the segment's first record", st.chain.String(), seg.PrevChain.String())
+	}
+	for i, raw := range seg.Records {
+		idx := seg.First + uint64(i)
+		r, err := ParseRecord(raw)
+		if err != nil {
+			return verr(name, int64(idx), "record does not parse", "a version-1 record", err.Error())
+		}
+		if r.Index != idx {
+			return verr(name, int64(idx), "record index (records reordered or moved?)", fmt.Sprint(idx), fmt.Sprint(r.Index))
+		}
+		t := r.Time.UnixNano()
+		if t < st.lastTime {
+			return verr(name, int64(idx), "record time went backwards",
+				"at or after "+time.Unix(0, st.lastTime).UTC().Format(time.RFC3339Nano), r.Time.Format(time.RFC3339Nano))
+		}
+		if r.Source != 0 {
+			if r.Source <= st.lastSource {
+				return verr(name, int64(idx), "source stream sequence not increasing (duplicate or reordered event)",
+					fmt.Sprintf("greater than %d", st.lastSource), fmt.Sprint(r.Source))
+			}
+			st.lastSource = r.Source
+		}
+		st.lastTime = t
+		leaf := leaves[i]
+		st.chain = ChainHash(st.chain, leaf)
+		st.cr.append(leaf)
+		if st.tree != nil {
+			st.tree.Append(leaf)
+		}
+		st.size++
+		if st.atSize != nil && st.size == st.want {
+			if err := st.atSize(st.size); err != nil {
+				return err
+			}
+		}
+	}
+	if seg.Chain != st.chain {
+		return verr(name, int64(seg.End()-1), "chain value in segment trailer", st.chain.String(), seg.Chain.String())
+	}
+	if root := st.root(); seg.Root != root {
+		return verr(name, int64(seg.End()-1), fmt.Sprintf("tree root at size %d in segment trailer", seg.End()), root.Base64(), seg.Root.Base64())
+	}
+	return nil
+}
+
+func leafHashes(seg *Segment) []Hash {
+	leaves := make([]Hash, len(seg.Records))
+	for i, r := range seg.Records {
+		leaves[i] = LeafHash(r)
+	}
+	return leaves
+}

@@ -1,0 +1,332 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"time"
+)
+
+// VerifyOptions configures Verify.
+type VerifyOptions struct {
+	// Verifier checks checkpoint signatures. Nil skips signature checks
+	// (proof generation on a trusted store); every other check still runs.
+	Verifier *NoteVerifier
+	// Since, if set, is an earlier checkpoint the log must extend: the
+	// root at its size must equal its root. This detects a rewritten or
+	// forked history even when it was signed with the right key.
+	Since *Checkpoint
+	// Retention, if positive, is the minimum retention the store must
+	// enforce on each segment (from its last record's time). Stores without
+	// an Inspector, or that report no lock, fail this check.
+	Retention time.Duration
+	// KeepTree keeps the whole Merkle tree in the report, for proofs.
+	KeepTree bool
+	// Progress, if set, is called after each segment.
+	Progress func(done, total int)
+	// Parallelism bounds concurrent segment reads and hashing. Zero means
+	// GOMAXPROCS+2.
+	Parallelism int
+}
+
+// SegmentReport describes one verified segment.
+type SegmentReport struct {
+	Name        string
+	First, End  uint64
+	SHA256      Hash
+	Protection  *Protection // nil if the store has no Inspector
+	RequiredTil time.Time   // zero unless a retention was required
+}
+
+// Report is the result of a successful Verify.
+type Report struct {
+	Store       string
+	Origin      string
+	Size        uint64
+	Root        Hash
+	Latest      *Checkpoint
+	Checkpoints int
+	Segments    []SegmentReport
+	FirstTime   time.Time
+	LastTime    time.Time
+	Warnings    []string
+	Tree        *Tree // when KeepTree
+	// Chain is the chain value after the last record.
+	Chain Hash
+	// LastSource is the highest source stream sequence in the log.
+	LastSource uint64
+	// SignaturesChecked is false when no Verifier was given.
+	SignaturesChecked bool
+}
+
+// Verify checks a whole store: every segment's framing, every record's
+// index and leaf, the hash chain, the tree root in each trailer and in every
+// checkpoint, every checkpoint's signature, that no record is missing and
+// that every record is covered by a signed checkpoint; and, where the store
+// can tell, that no segment is hidden or shadowed and each is locked long
+// enough. It stops at the first failure, returned as a *VerifyError (or
+// wrapped I/O error) naming what failed.
+func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Report, error) {
+	rep := &Report{Store: store.String(), SignaturesChecked: opts.Verifier != nil}
+	segNames, err := store.List(ctx, SegmentPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list segments: %w", err)
+	}
+	cpNames, err := store.List(ctx, CheckpointPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	var sizes []uint64
+	cpName := map[uint64]string{}
+	for _, n := range cpNames {
+		size, ok := parseObjectNumber(n, CheckpointPrefix, "")
+		if !ok {
+			return nil, verr(n, -1, "unexpected object among checkpoints", "checkpoints/<20-digit size>", n)
+		}
+		sizes = append(sizes, size)
+		cpName[size] = n
+	}
+	slices.Sort(sizes)
+	if len(segNames) == 0 && len(sizes) == 0 {
+		return nil, fmt.Errorf("%w: %s holds no segments and no checkpoints: not a ledger store, or an empty one", ErrNotExist, store)
+	}
+	rep.Checkpoints = len(sizes)
+
+	st := &logState{}
+	if opts.KeepTree {
+		st.tree = NewTree()
+	}
+	// Checkpoints and the --since checkpoint are checked when the stream
+	// of records reaches their size.
+	checks := slices.Clone(sizes)
+	if opts.Since != nil && opts.Since.Size > 0 {
+		checks = append(checks, opts.Since.Size)
+		slices.Sort(checks)
+		checks = slices.Compact(checks)
+	}
+	var origin string
+	checkAt := func(size uint64) error {
+		root := st.root()
+		if opts.Since != nil && opts.Since.Size == size && opts.Since.Root != root {
+			return verr("", int64(size)-1, fmt.Sprintf("log is not consistent with the --since checkpoint at size %d (history rewritten or forked)", size),
+				opts.Since.Root.Base64(), root.Base64())
+		}
+		if name, ok := cpName[size]; ok {
+			cp, err := readCheckpoint(ctx, store, name, opts.Verifier)
+			if err != nil {
+				return err
+			}
+			if origin == "" {
+				origin = cp.Origin
+			} else if cp.Origin != origin {
+				return verr(name, -1, "checkpoint origin", origin, cp.Origin)
+			}
+			if cp.Size != size {
+				return verr(name, -1, "checkpoint size differs from its name", fmt.Sprint(size), fmt.Sprint(cp.Size))
+			}
+			if cp.Root != root {
+				return verr(name, int64(size)-1, fmt.Sprintf("checkpoint root at size %d", size), root.Base64(), cp.Root.Base64())
+			}
+			rep.Latest = cp
+		}
+		checks = checks[1:]
+		if len(checks) > 0 {
+			st.want = checks[0]
+		}
+		return nil
+	}
+	if len(checks) > 0 {
+		st.want = checks[0]
+		st.atSize = checkAt
+	}
+
+	inspector, _ := store.(Inspector)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the fetchers on an early return
+	fetcher := fetchSegments(ctx, store, segNames, opts.Parallelism)
+	for i, name := range segNames {
+		r, err := fetcher.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if r.err != nil {
+			var fe *SegmentFormatError
+			if errors.As(r.err, &fe) {
+				return nil, verr(name, -1, "segment does not parse: "+fe.Error(), "", "")
+			}
+			return nil, fmt.Errorf("read %s: %w", name, r.err)
+		}
+		seg := r.seg
+		if i == 0 {
+			if len(seg.Records) > 0 {
+				if rec, err := ParseRecord(seg.Records[0]); err == nil {
+					rep.FirstTime = rec.Time
+				}
+			}
+		}
+		if err := st.apply(name, seg, r.leaves); err != nil {
+			return nil, err
+		}
+		if _, ok := cpName[seg.End()]; !ok {
+			return nil, verr(name, int64(seg.End())-1, fmt.Sprintf("no checkpoint at the segment's end (size %d): every seal signs one", seg.End()),
+				CheckpointName(seg.End()), "nothing")
+		}
+		sr := SegmentReport{Name: name, First: seg.First, End: seg.End(), SHA256: r.digest}
+		if inspector != nil {
+			p, err := inspector.Inspect(ctx, name)
+			if err != nil {
+				return nil, fmt.Errorf("inspect %s: %w", name, err)
+			}
+			sr.Protection = &p
+			if len(p.Problems) > 0 {
+				return nil, verr(name, -1, "segment object tampered with in the store: "+p.Problems[0], "", "")
+			}
+			for _, w := range p.Warnings {
+				rep.Warnings = append(rep.Warnings, name+": "+w)
+			}
+		}
+		if opts.Retention > 0 {
+			sr.RequiredTil = RetainUntil(time.Unix(0, st.lastTime), opts.Retention)
+			switch {
+			case sr.Protection == nil || !sr.Protection.Locked:
+				return nil, verr(name, -1, "retention lock", fmt.Sprintf("locked until at least %s", sr.RequiredTil.Format(time.RFC3339)), "no lock (this store cannot enforce retention)")
+			case sr.Protection.Mode != "COMPLIANCE":
+				return nil, verr(name, -1, "object lock mode", "COMPLIANCE", sr.Protection.Mode)
+			case sr.Protection.RetainUntil.Before(sr.RequiredTil):
+				return nil, verr(name, -1, "object lock retain-until date", "at least "+sr.RequiredTil.Format(time.RFC3339), sr.Protection.RetainUntil.Format(time.RFC3339))
+			}
+		}
+		rep.Segments = append(rep.Segments, sr)
+		if opts.Progress != nil {
+			opts.Progress(i+1, len(segNames))
+		}
+	}
+	rep.Size, rep.Root, rep.Chain, rep.LastSource, rep.Tree = st.size, st.root(), st.chain, st.lastSource, st.tree
+	if st.size > 0 {
+		rep.LastTime = time.Unix(0, st.lastTime).UTC()
+	}
+	if n := len(sizes); n > 0 && sizes[n-1] > st.size {
+		return nil, verr(cpName[sizes[n-1]], int64(st.size), fmt.Sprintf("checkpoint size %d exceeds the records in the store (records %d..%d missing: segment deleted or truncated?)", sizes[n-1], st.size, sizes[n-1]-1),
+			fmt.Sprintf("%d records", sizes[n-1]), fmt.Sprintf("%d", st.size))
+	}
+	if opts.Since != nil && opts.Since.Size > st.size {
+		return nil, verr("", int64(st.size), "log is shorter than the --since checkpoint (truncated)", fmt.Sprintf("at least %d records", opts.Since.Size), fmt.Sprint(st.size))
+	}
+	if st.size > 0 && (rep.Latest == nil || rep.Latest.Size != st.size) {
+		signed := uint64(0)
+		if rep.Latest != nil {
+			signed = rep.Latest.Size
+		}
+		return nil, verr("", int64(signed), fmt.Sprintf("records %d..%d are not covered by a signed checkpoint", signed, st.size-1), fmt.Sprintf("a checkpoint at size %d", st.size), "none")
+	}
+	if rep.Latest == nil {
+		// Only empty checkpoints: a store with no records.
+		cp, err := readCheckpoint(ctx, store, cpName[0], opts.Verifier)
+		if err != nil {
+			return nil, err
+		}
+		rep.Latest = cp
+	}
+	if rep.Latest != nil {
+		rep.Origin = rep.Latest.Origin
+	}
+	return rep, nil
+}
+
+// RetainUntil is the retain-until date a segment whose last record has the
+// given time must carry: time + retention, rounded up to whole seconds (S3
+// keeps retention dates at second precision).
+func RetainUntil(last time.Time, retention time.Duration) time.Time {
+	t := last.Add(retention).UTC()
+	if r := t.Truncate(time.Second); !r.Equal(t) {
+		return r.Add(time.Second)
+	}
+	return t
+}
+
+func readCheckpoint(ctx context.Context, store SegmentStore, name string, v *NoteVerifier) (*Checkpoint, error) {
+	b, err := store.Get(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if v == nil {
+		cp, err := ParseCheckpointBody(b)
+		if err != nil {
+			return nil, verr(name, -1, "checkpoint does not parse: "+err.Error(), "", "")
+		}
+		cp.Signed = b
+		return cp, nil
+	}
+	cp, err := OpenCheckpoint(b, v)
+	if err != nil {
+		return nil, verr(name, -1, "checkpoint signature (replaced or forged checkpoint?): "+err.Error(), "", "")
+	}
+	return cp, nil
+}
+
+type fetched struct {
+	seg    *Segment
+	leaves []Hash
+	digest Hash
+	err    error
+}
+
+// segmentFetcher reads, parses and hashes segments concurrently and hands
+// them out in order. At most parallelism segments are fetched ahead of the
+// consumer, so memory stays bounded however fast the reads are.
+type segmentFetcher struct {
+	results []chan fetched
+	tokens  chan struct{}
+	next    int
+}
+
+func fetchSegments(ctx context.Context, store SegmentStore, names []string, parallelism int) *segmentFetcher {
+	if parallelism <= 0 {
+		parallelism = runtime.GOMAXPROCS(0) + 2
+	}
+	f := &segmentFetcher{results: make([]chan fetched, len(names)), tokens: make(chan struct{}, parallelism)}
+	for i := range f.results {
+		f.results[i] = make(chan fetched, 1)
+	}
+	for range parallelism {
+		f.tokens <- struct{}{}
+	}
+	go func() {
+		for i, name := range names {
+			select {
+			case <-f.tokens:
+			case <-ctx.Done():
+				return
+			}
+			go func() {
+				var r fetched
+				data, err := store.Get(ctx, name)
+				if err == nil {
+					r.digest = sha256.Sum256(data)
+					r.seg, err = ParseSegment(data)
+				}
+				if err == nil {
+					r.leaves = leafHashes(r.seg)
+				}
+				r.err = err
+				f.results[i] <- r
+			}()
+		}
+	}()
+	return f
+}
+
+// Next returns the next segment in order.
+func (f *segmentFetcher) Next(ctx context.Context) (fetched, error) {
+	select {
+	case r := <-f.results[f.next]:
+		f.next++
+		f.tokens <- struct{}{}
+		return r, nil
+	case <-ctx.Done():
+		return fetched{}, ctx.Err()
+	}
+}
