@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"strconv"
@@ -223,14 +222,10 @@ func (p *ConsistencyProofText) Marshal() []byte {
 
 // ParseConsistencyProof parses the text form written by Marshal.
 func ParseConsistencyProof(data []byte) (*ConsistencyProofText, error) {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	var lines []string
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
 	if !bytes.HasSuffix(data, []byte("\n")) {
 		return nil, fmt.Errorf("%w: consistency proof: missing final newline", ErrMalformed)
 	}
+	lines := strings.Split(string(data[:len(data)-1]), "\n")
 	if len(lines) < 3 || lines[0] != ConsistencyProofHeader {
 		return nil, fmt.Errorf("%w: consistency proof: want header %q, old and new lines", ErrMalformed, ConsistencyProofHeader)
 	}
