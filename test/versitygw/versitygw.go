@@ -1,0 +1,130 @@
+// Package versitygw starts a real S3-compatible server with Object Lock
+// (versitygw, posix backend with versioning) for tests, on a free loopback
+// port, and makes lock-enabled buckets on it.
+//
+// The binary is found as $VERSITYGW, on $PATH, or in $(go env GOPATH)/bin;
+// .ci/run installs it. A test that cannot find it fails: a skipped storage
+// test would hide a broken WORM store.
+package versitygw
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// Credentials of the test server's root user.
+const (
+	AccessKey = "auditledger-test"
+	SecretKey = "auditledger-test-secret"
+)
+
+// Server is a running versitygw.
+type Server struct {
+	Endpoint string // host:port
+	Client   *minio.Client
+}
+
+var bucketSeq atomic.Int64
+
+// Binary locates versitygw.
+func Binary() (string, error) {
+	if p := os.Getenv("VERSITYGW"); p != "" {
+		return p, nil
+	}
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p, nil
+	}
+	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+	p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "versitygw")
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("versitygw not found: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0 (or set VERSITYGW)")
+}
+
+// Start runs a server for the duration of the test.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin, err := Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, versions := t.TempDir(), t.TempDir()
+	port := freePort(t)
+	endpoint := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(bin, "--port", endpoint, "posix", "--versioning-dir", versions, root)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+AccessKey, "ROOT_SECRET_KEY="+SecretKey)
+	logPath := filepath.Join(t.TempDir(), "versitygw.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start versitygw: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logf.Close()
+	})
+	client, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), Secure: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := client.ListBuckets(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logPath)
+			t.Fatalf("versitygw on %s not ready after 30s: %v\n%s", endpoint, err, log)
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline, not waiting a fixed time
+	}
+	return &Server{Endpoint: endpoint, Client: client}
+}
+
+// Bucket makes a new bucket with Object Lock enabled and returns its name.
+func (s *Server) Bucket(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("ledger-%d-%d", os.Getpid(), bucketSeq.Add(1))
+	if err := s.Client.MakeBucket(context.Background(), name, minio.MakeBucketOptions{ObjectLocking: true}); err != nil {
+		t.Fatalf("make bucket %s: %v", name, err)
+	}
+	return name
+}
+
+// PlainBucket makes a bucket without Object Lock.
+func (s *Server) PlainBucket(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("plain-%d-%d", os.Getpid(), bucketSeq.Add(1))
+	if err := s.Client.MakeBucket(context.Background(), name, minio.MakeBucketOptions{}); err != nil {
+		t.Fatalf("make bucket %s: %v", name, err)
+	}
+	return name
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
