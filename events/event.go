@@ -71,17 +71,17 @@ func (t Type) Known() bool { return known[t] }
 // writes; the ledger never re-encodes an accepted event, so order only
 // matters for events this module creates.
 type Event struct {
-	Version    int             `json:"version"`
-	ID         string          `json:"id"`
-	Type       Type            `json:"type"`
-	Time       time.Time       `json:"time"`
-	Tenant     string          `json:"tenant"`
-	Source     Source          `json:"source"`
-	Actor      Actor           `json:"actor"`
-	SessionID  string          `json:"session_id,omitempty"`
-	SessionSeq uint64          `json:"session_seq,omitempty"`
-	Target     *Target         `json:"target,omitempty"`
-	Payload    jsontext.Value  `json:"payload"`
+	Version    int            `json:"version"`
+	ID         string         `json:"id"`
+	Type       Type           `json:"type"`
+	Time       time.Time      `json:"time"`
+	Tenant     string         `json:"tenant"`
+	Source     Source         `json:"source"`
+	Actor      Actor          `json:"actor"`
+	SessionID  string         `json:"session_id,omitempty"`
+	SessionSeq uint64         `json:"session_seq,omitempty"`
+	Target     *Target        `json:"target,omitempty"`
+	Payload    jsontext.Value `json:"payload"`
 }
 
 // Source names the producer of an event.

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -76,7 +77,9 @@ func (st *logState) apply(name string, seg *Segment, leaves []Hash) error {
 			st.tree.Append(leaf)
 		}
 		st.size++
-		if st.atSize != nil && st.size == st.want {
+		// The hook for the segment's end runs after the trailer checks,
+		// which name the segment.
+		if st.atSize != nil && st.size == st.want && st.size != seg.End() {
 			if err := st.atSize(st.size); err != nil {
 				return err
 			}
@@ -87,6 +90,15 @@ func (st *logState) apply(name string, seg *Segment, leaves []Hash) error {
 	}
 	if root := st.root(); seg.Root != root {
 		return verr(name, int64(seg.End()-1), fmt.Sprintf("tree root at size %d in segment trailer", seg.End()), root.Base64(), seg.Root.Base64())
+	}
+	if st.atSize != nil && st.size == st.want {
+		if err := st.atSize(st.size); err != nil {
+			var ve *VerifyError
+			if errors.As(err, &ve) && ve.Object != name {
+				ve.Check += fmt.Sprintf(" (records %d..%d in %s changed?)", seg.First, seg.End()-1, name)
+			}
+			return err
+		}
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func appendCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
-	log, err := ledger.Open(ctx, ledger.Config{Store: store, Signer: signer, Retention: store.Retention})
+	log, err := ledger.Open(ctx, ledger.Config{Store: store.Store, Signer: signer, Retention: store.Retention})
 	if err != nil {
 		return err
 	}

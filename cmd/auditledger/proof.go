@@ -13,7 +13,7 @@ import (
 
 // loadLog reads and checks a store, keeping its tree for proofs. Signatures
 // are checked only when a verifier key is given.
-func loadLog(ctx context.Context, storeURL, vkeyArg string) (*storeurl.Store, *ledger.Report, error) {
+func loadLog(ctx context.Context, storeURL, vkeyArg string) (ledger.SegmentStore, *ledger.Report, error) {
 	store, err := storeurl.Open(ctx, storeURL)
 	if err != nil {
 		return nil, nil, err
@@ -24,11 +24,11 @@ func loadLog(ctx context.Context, storeURL, vkeyArg string) (*storeurl.Store, *l
 			return nil, nil, err
 		}
 	}
-	rep, err := ledger.Verify(ctx, store, opts)
+	rep, err := ledger.Verify(ctx, store.Store, opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading %s: %w (run verify for details)", store, err)
+		return nil, nil, fmt.Errorf("reading %s: %w (run verify for details)", store.Store, err)
 	}
-	return store, rep, nil
+	return store.Store, rep, nil
 }
 
 func proofInclusion(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -189,14 +189,14 @@ func checkpointCmd(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
-	names, err := store.List(ctx, ledger.CheckpointPrefix)
+	names, err := store.Store.List(ctx, ledger.CheckpointPrefix)
 	if err != nil {
 		return err
 	}
 	if len(names) == 0 {
-		return fmt.Errorf("checkpoint: %s has no checkpoints", store)
+		return fmt.Errorf("checkpoint: %s has no checkpoints", store.Store)
 	}
-	b, err := store.Get(ctx, names[len(names)-1])
+	b, err := store.Store.Get(ctx, names[len(names)-1])
 	if err != nil {
 		return err
 	}

@@ -54,11 +54,11 @@ func verifyCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		opts.Progress = bar.update
 	}
 	start := time.Now()
-	rep, err := ledger.Verify(ctx, store, opts)
+	rep, err := ledger.Verify(ctx, store.Store, opts)
 	bar.done()
 	elapsed := time.Since(start)
 	if err != nil {
-		fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store, err)
+		fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store.Store, err)
 		return &exitError{code: 1, err: fmt.Errorf("verification failed")}
 	}
 	printReport(stdout, rep, opts, elapsed, *verbose)

@@ -28,9 +28,10 @@ import (
 const DefaultS3Retention = 365 * 24 * time.Hour
 
 // Store is an opened store and the retention its URL asks for (zero for a
-// local directory, which cannot enforce one).
+// local directory, which cannot enforce one). Store is not embedded, so
+// optional interfaces (ledger.Inspector) stay visible on it.
 type Store struct {
-	ledger.SegmentStore
+	Store     ledger.SegmentStore
 	Retention time.Duration
 }
 
@@ -44,7 +45,7 @@ func Open(ctx context.Context, raw string) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Store{SegmentStore: fs}, nil
+		return &Store{Store: fs}, nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -59,7 +60,7 @@ func Open(ctx context.Context, raw string) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Store{SegmentStore: fs}, nil
+		return &Store{Store: fs}, nil
 	case "s3":
 		q := u.Query()
 		for k := range q {
@@ -101,7 +102,7 @@ func Open(ctx context.Context, raw string) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Store{SegmentStore: st, Retention: retention}, nil
+		return &Store{Store: st, Retention: retention}, nil
 	}
 	return nil, fmt.Errorf("store URL %q: unknown scheme %q (use a path, file:// or s3://)", raw, u.Scheme)
 }
