@@ -1,5 +1,3 @@
-// Package test holds end-to-end tests that drive the built auditledger
-// binary the way an operator or an auditor would.
 package test
 
 import (

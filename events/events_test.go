@@ -1,0 +1,165 @@
+package events_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/auditledger/auditledger/events"
+)
+
+func compileSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(events.Schema()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("event.v1.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile("event.v1.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The field each invalid example must be blamed on.
+var wantField = map[string]string{
+	"actor-kind":              "actor.kind",
+	"control-char":            "actor.subject",
+	"id-not-ascii":            "id",
+	"missing-id":              "id",
+	"not-utc":                 "time",
+	"payload-array":           "payload",
+	"session-id-without-seq":  "session_seq",
+	"session-seq-without-id":  "session_seq",
+	"session-seq-zero":        "session_seq",
+	"source-missing-instance": "source.instance",
+	"subject-empty":           "actor.subject",
+	"target-missing-kind":     "target.kind",
+	"tenant-with-dot":         "tenant",
+	"unknown-actor-member":    "actor.role",
+	"unknown-member":          "extra",
+	"unknown-type":            "type",
+	"version-string":          "version",
+	"wrong-version":           "version",
+}
+
+// TestSchemaAndGoAgree runs the same corpus through the published JSON
+// Schema (with an independent validator) and through Validate.
+func TestSchemaAndGoAgree(t *testing.T) {
+	schema := compileSchema(t)
+	for _, kind := range []string{"valid", "invalid"} {
+		files, _ := filepath.Glob(filepath.Join("testdata", kind, "*.json"))
+		if len(files) == 0 {
+			t.Fatalf("no %s examples", kind)
+		}
+		for _, f := range files {
+			name := strings.TrimSuffix(filepath.Base(f), ".json")
+			b, _ := os.ReadFile(f)
+			b = bytes.TrimSpace(b)
+			doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			schemaErr := schema.Validate(doc)
+			goErr := events.Validate(b)
+			if kind == "valid" {
+				if schemaErr != nil || goErr != nil {
+					t.Errorf("%s: schema says %v, Go says %v; both should accept", f, schemaErr, goErr)
+				}
+				continue
+			}
+			if schemaErr == nil {
+				t.Errorf("%s: the JSON Schema accepts it", f)
+			}
+			var fe *events.FieldError
+			if !errors.As(goErr, &fe) {
+				t.Errorf("%s: Go says %v, want a FieldError", f, goErr)
+				continue
+			}
+			if want, ok := wantField[name]; !ok || fe.Field != want {
+				t.Errorf("%s: error %q blames %q, want %q", f, goErr, fe.Field, want)
+			}
+		}
+	}
+}
+
+func valid() []byte {
+	b, _ := os.ReadFile(filepath.Join("testdata", "valid", "minimal.json"))
+	return bytes.TrimSpace(b)
+}
+
+func TestBeyondSchema(t *testing.T) {
+	dup := bytes.Replace(valid(), []byte(`"tenant":"acme"`), []byte(`"tenant":"acme","tenant":"evil"`), 1)
+	if err := events.Validate(dup); !errors.Is(err, events.ErrSyntax) || !strings.Contains(err.Error(), "tenant: duplicate member name") {
+		t.Errorf("duplicate member: %v", err)
+	}
+	nested := bytes.Replace(valid(), []byte(`"payload":{}`), []byte(`"payload":{"a":1,"a":2}`), 1)
+	if err := events.Validate(nested); err == nil || !strings.Contains(err.Error(), "payload.a") {
+		t.Errorf("duplicate member inside payload: %v", err)
+	}
+	big := bytes.Replace(valid(), []byte(`"payload":{}`), fmt.Appendf(nil, `"payload":{"x":"%s"}`, strings.Repeat("a", events.MaxSize)), 1)
+	if err := events.Validate(big); !errors.Is(err, events.ErrTooLarge) {
+		t.Errorf("oversized event: %v", err)
+	}
+	badUTF8 := bytes.Replace(valid(), []byte(`"subject":"alice"`), []byte("\"subject\":\"al\xffice\""), 1)
+	if err := events.Validate(badUTF8); err == nil {
+		t.Error("invalid UTF-8 accepted")
+	}
+	if err := events.Validate([]byte(`{"version":1,`)); !errors.Is(err, events.ErrSyntax) {
+		t.Errorf("truncated JSON: %v", err)
+	}
+}
+
+func TestCatalogMatchesSchema(t *testing.T) {
+	s := string(events.Schema())
+	for _, ty := range events.Catalog {
+		if !strings.Contains(s, `"`+string(ty)+`"`) {
+			t.Errorf("type %s missing from the JSON Schema", ty)
+		}
+	}
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	ev := &events.Event{
+		Version: events.Version, ID: "ev-9", Type: events.CommandExecuted,
+		Time: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Tenant: "acme",
+		Source:    events.Source{Kind: "postgres-proxy", Instance: "p1"},
+		Actor:     events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
+		SessionID: "s1", SessionSeq: 1,
+		Payload: []byte(`{"statement":"SELECT 1"}`),
+	}
+	b, err := ev.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := events.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.ID != ev.ID || !back.Time.Equal(ev.Time) || string(back.Payload) != string(ev.Payload) {
+		t.Fatalf("round trip: %+v", back)
+	}
+	ev.Tenant = ""
+	if _, err := ev.Marshal(); err == nil {
+		t.Fatal("Marshal accepted an invalid event")
+	}
+}
+
+func ExampleValidate() {
+	err := events.Validate([]byte(`{"version":1,"id":"ev-1","type":"command.executed","time":"2026-11-26T12:00:00Z","tenant":"acme",` +
+		`"source":{"kind":"postgres-proxy","instance":"p1"},"actor":{"issuer":"https://idp.example","subject":"alice","kind":"person"},"payload":{}}`))
+	fmt.Println(err)
+	// Output: actor.kind: "person" is not "human" or "machine"
+}

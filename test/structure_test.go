@@ -1,0 +1,88 @@
+package test
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/auditledger/auditledger"
+
+// May each top-level directory import from the others? Dependencies point
+// one way: events ← ledger ← projections ← services ← cmd, with compliance
+// (data and pure functions) beside events. Test-only imports don't count.
+var allowed = map[string][]string{
+	"events":      {},
+	"compliance":  {"events"},
+	"ledger":      {"events"},
+	"projections": {"events", "ledger", "compliance"},
+	"services":    {"events", "ledger", "compliance", "projections"},
+	"cmd":         {"events", "ledger", "compliance", "projections", "services"},
+	"test":        {"events", "ledger", "compliance", "projections", "services"},
+}
+
+type pkg struct {
+	ImportPath string
+	Name       string
+	Doc        string
+	Imports    []string
+}
+
+func listPackages(t *testing.T) []pkg {
+	out, err := exec.Command("go", "list", "-json", module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func top(path string) string {
+	rel := strings.TrimPrefix(strings.TrimPrefix(path, module), "/")
+	first, _, _ := strings.Cut(rel, "/")
+	return first
+}
+
+func TestDependenciesPointOneWay(t *testing.T) {
+	for _, p := range listPackages(t) {
+		from := top(p.ImportPath)
+		ok, known := allowed[from]
+		if !known {
+			t.Errorf("%s: top-level directory %q has no dependency rule", p.ImportPath, from)
+			continue
+		}
+		for _, imp := range p.Imports {
+			if !strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			to := top(imp)
+			if to == from {
+				continue
+			}
+			permitted := false
+			for _, a := range ok {
+				permitted = permitted || a == to
+			}
+			if !permitted {
+				t.Errorf("%s imports %s: %s may import only %v", p.ImportPath, imp, from, ok)
+			}
+		}
+	}
+}
+
+func TestEveryPackageDocumented(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if strings.TrimSpace(p.Doc) == "" {
+			t.Errorf("%s has no package comment", p.ImportPath)
+		}
+	}
+}
