@@ -103,7 +103,7 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Checkpoint, error) 
 		now = l.st.lastTime // record times never go backwards, whatever the clock does
 	}
 	first := l.st.size
-	seg := &Segment{First: first, PrevChain: l.st.chain, Records: make([][]byte, len(entries))}
+	recs := make([]Record, len(entries))
 	lastSource := l.st.lastSource
 	for i, e := range entries {
 		if len(e.Event) > MaxRecordSize-RecordHeaderSize {
@@ -115,9 +115,9 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Checkpoint, error) 
 			}
 			lastSource = e.Source
 		}
-		r := Record{Index: first + uint64(i), Time: time.Unix(0, now), Source: e.Source, Event: e.Event}
-		seg.Records[i] = r.AppendBinary(make([]byte, 0, RecordHeaderSize+len(e.Event)))
+		recs[i] = Record{Index: first + uint64(i), Time: time.Unix(0, now), Source: e.Source, Event: e.Event}
 	}
+	seg, buf := encodeRecords(first, l.st.chain, recs)
 	leaves := leafHashes(seg)
 	chain := l.st.chain
 	for _, leaf := range leaves {
@@ -131,7 +131,7 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Checkpoint, error) 
 		retain = RetainUntil(time.Unix(0, now), l.cfg.Retention)
 	}
 	name := SegmentName(first)
-	if err := l.cfg.Store.Create(ctx, name, seg.Encode(), retain); err != nil {
+	if err := l.cfg.Store.Create(ctx, name, seg.appendTrailer(buf), retain); err != nil {
 		l.st.tree.truncate(first)
 		if errors.Is(err, ErrExist) {
 			l.dirty = err

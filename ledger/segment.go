@@ -54,6 +54,34 @@ func (s *Segment) Encode() []byte {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(r)))
 		b = append(b, r...)
 	}
+	return s.appendTrailer(b)
+}
+
+// encodeRecords lays out a segment's header and records in one buffer with
+// room for the trailer, so sealing copies each event once. The returned
+// segment's Records alias the buffer; finish it with appendTrailer.
+func encodeRecords(first uint64, prev Hash, recs []Record) (*Segment, []byte) {
+	n := segmentHeaderSize + segmentTrailerSize
+	for i := range recs {
+		n += 4 + RecordHeaderSize + len(recs[i].Event)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, segmentMagic...)
+	b = binary.BigEndian.AppendUint64(b, first)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(recs)))
+	b = append(b, prev[:]...)
+	seg := &Segment{First: first, PrevChain: prev, Records: make([][]byte, len(recs))}
+	for i := range recs {
+		b = binary.BigEndian.AppendUint32(b, uint32(RecordHeaderSize+len(recs[i].Event)))
+		start := len(b)
+		b = recs[i].AppendBinary(b)
+		seg.Records[i] = b[start:len(b):len(b)]
+	}
+	return seg, b
+}
+
+// appendTrailer completes a buffer from encodeRecords.
+func (s *Segment) appendTrailer(b []byte) []byte {
 	b = append(b, s.Chain[:]...)
 	b = append(b, s.Root[:]...)
 	return append(b, segmentEnd...)

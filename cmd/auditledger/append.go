@@ -86,50 +86,20 @@ type importStats struct {
 }
 
 // importEvents reads JSON lines, validates them in parallel a segment's
-// worth at a time, and appends the valid ones in input order.
+// worth at a time, and appends the valid ones in input order. Reading and
+// validating the next batch overlaps with sealing the current one.
 func importEvents(ctx context.Context, r io.Reader, log *ledger.Log, segSize int, reject func(int, []byte, error)) (importStats, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []line, 1)
+	var readErr error
+	var lines int
+	go func() {
+		defer close(batches)
+		lines, readErr = readBatches(ctx, r, segSize, batches)
+	}()
 	var st importStats
-	br := bufio.NewReaderSize(r, events.MaxSize+2)
-	workers := runtime.GOMAXPROCS(0)
-	type line struct {
-		n   int
-		raw []byte
-		err error
-	}
-	eof := false
-	for !eof {
-		if err := ctx.Err(); err != nil {
-			return st, err
-		}
-		var batch []line
-		for len(batch) < segSize {
-			raw, err := readLine(br)
-			if err == io.EOF {
-				eof = true
-				break
-			}
-			st.lines++
-			if err != nil && !errors.Is(err, events.ErrTooLarge) {
-				return st, fmt.Errorf("read line %d: %w", st.lines, err)
-			}
-			if err == nil && len(bytes.TrimSpace(raw)) == 0 {
-				continue // blank lines separate nothing and carry nothing
-			}
-			batch = append(batch, line{n: st.lines, raw: raw, err: err})
-		}
-		var wg sync.WaitGroup
-		per := (len(batch) + workers - 1) / workers
-		for w := 0; w < len(batch); w += per {
-			part := batch[w:min(w+per, len(batch))]
-			wg.Go(func() {
-				for i := range part {
-					if part[i].err == nil {
-						part[i].err = events.Validate(part[i].raw)
-					}
-				}
-			})
-		}
-		wg.Wait()
+	for batch := range batches {
 		entries := make([]ledger.Entry, 0, len(batch))
 		for _, l := range batch {
 			if l.err != nil {
@@ -148,7 +118,62 @@ func importEvents(ctx context.Context, r io.Reader, log *ledger.Log, segSize int
 		st.appended += len(entries)
 		st.segments++
 	}
-	return st, nil
+	st.lines = lines
+	if readErr != nil {
+		return st, readErr
+	}
+	return st, ctx.Err()
+}
+
+type line struct {
+	n   int
+	raw []byte
+	err error
+}
+
+// readBatches splits input into validated batches of up to segSize
+// non-blank lines. It returns the number of lines read.
+func readBatches(ctx context.Context, r io.Reader, segSize int, out chan<- []line) (int, error) {
+	br := bufio.NewReaderSize(r, events.MaxSize+2)
+	workers := runtime.GOMAXPROCS(0)
+	n := 0
+	for eof := false; !eof; {
+		var batch []line
+		for len(batch) < segSize {
+			raw, err := readLine(br)
+			if err == io.EOF {
+				eof = true
+				break
+			}
+			n++
+			if err != nil && !errors.Is(err, events.ErrTooLarge) {
+				return n, fmt.Errorf("read line %d: %w", n, err)
+			}
+			if err == nil && len(bytes.TrimSpace(raw)) == 0 {
+				continue // blank lines separate nothing and carry nothing
+			}
+			batch = append(batch, line{n: n, raw: raw, err: err})
+		}
+		var wg sync.WaitGroup
+		per := max(1, (len(batch)+workers-1)/workers)
+		for w := 0; w < len(batch); w += per {
+			part := batch[w:min(w+per, len(batch))]
+			wg.Go(func() {
+				for i := range part {
+					if part[i].err == nil {
+						part[i].err = events.Validate(part[i].raw)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		select {
+		case out <- batch:
+		case <-ctx.Done():
+			return n, ctx.Err()
+		}
+	}
+	return n, nil
 }
 
 // readLine returns the next line without its line ending, copied out of

@@ -2,9 +2,10 @@
 // (versitygw, posix backend with versioning) for tests, on a free loopback
 // port, and makes lock-enabled buckets on it.
 //
-// The binary is found as $VERSITYGW, on $PATH, or in $(go env GOPATH)/bin;
-// .ci/run installs it. A test that cannot find it fails: a skipped storage
-// test would hide a broken WORM store.
+// The binary is found as $VERSITYGW, on $PATH, or in $(go env GOPATH)/bin,
+// and installed there with go install (from the Go module proxy) when it is
+// missing, so "go test ./..." works on a fresh machine. A test that cannot
+// get it fails: a skipped storage test would hide a broken WORM store.
 package versitygw
 
 import (
@@ -37,8 +38,23 @@ type Server struct {
 
 var bucketSeq atomic.Int64
 
-// Binary locates versitygw.
+// Version is the versitygw release the tests run against.
+const Version = "v1.8.0"
+
+// Binary locates versitygw, installing it if needed.
 func Binary() (string, error) {
+	p, err := find()
+	if err == nil {
+		return p, nil
+	}
+	out, ierr := exec.Command("go", "install", "github.com/versity/versitygw/cmd/versitygw@"+Version).CombinedOutput()
+	if ierr != nil {
+		return "", fmt.Errorf("%v; installing it failed: %v\n%s", err, ierr, out)
+	}
+	return find()
+}
+
+func find() (string, error) {
 	if p := os.Getenv("VERSITYGW"); p != "" {
 		return p, nil
 	}
@@ -50,7 +66,7 @@ func Binary() (string, error) {
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("versitygw not found: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0 (or set VERSITYGW)")
+	return "", fmt.Errorf("versitygw not found: go install github.com/versity/versitygw/cmd/versitygw@%s (or set VERSITYGW)", Version)
 }
 
 // Start runs a server for the duration of the test.
