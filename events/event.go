@@ -120,6 +120,12 @@ type Target struct {
 	Database string `json:"database,omitempty"`
 }
 
+// Subject is the NATS subject an event is published on:
+// audit.events.<tenant>.<type>.
+func Subject(tenant string, t Type) string {
+	return "audit.events." + tenant + "." + string(t)
+}
+
 //go:embed schema/event.v1.schema.json
 var schemaFS embed.FS
 

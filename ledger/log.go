@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,11 +35,16 @@ type Entry struct {
 // the whole Merkle tree in memory, so proofs are cheap and a restart costs
 // one pass over the store.
 //
-// A Log is not safe for concurrent use.
+// Append and Tree must be called from one goroutine; Size, LastSource and
+// Checkpoint are safe to call concurrently with them (metrics, health).
 type Log struct {
 	cfg    Config
 	st     logState
 	latest *Checkpoint
+	// Published copies of the state for concurrent readers.
+	size       atomic.Uint64
+	lastSource atomic.Uint64
+	checkpoint atomic.Pointer[Checkpoint]
 	// dirty is set when a write failed in an unknown state: the next
 	// Append first finds out what reached the store.
 	dirty error
@@ -68,16 +74,31 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 }
 
 // Size is the number of sealed records.
-func (l *Log) Size() uint64 { return l.st.size }
+func (l *Log) Size() uint64 { return l.size.Load() }
 
 // Tree is the log's Merkle tree. Callers must not modify it.
 func (l *Log) Tree() *Tree { return l.st.tree }
 
 // Checkpoint is the latest signed checkpoint, nil for an empty log.
-func (l *Log) Checkpoint() *Checkpoint { return l.latest }
+func (l *Log) Checkpoint() *Checkpoint { return l.checkpoint.Load() }
 
 // LastSource is the highest source stream sequence sealed so far.
-func (l *Log) LastSource() uint64 { return l.st.lastSource }
+func (l *Log) LastSource() uint64 { return l.lastSource.Load() }
+
+// publish makes the state visible to concurrent readers.
+func (l *Log) publish() {
+	l.size.Store(l.st.size)
+	l.lastSource.Store(l.st.lastSource)
+	l.checkpoint.Store(l.latest)
+}
+
+// Seal is the result of an Append.
+type Seal struct {
+	Checkpoint *Checkpoint
+	Segment    string   // object name of the new segment
+	First      uint64   // index of Records[0]
+	Records    [][]byte // the sealed records, exactly as stored
+}
 
 // Append seals entries as one new segment and signs a checkpoint for it.
 // When Append returns nil, both are durable in the store. On an error
@@ -86,9 +107,9 @@ func (l *Log) LastSource() uint64 { return l.st.lastSource }
 // first recovers whatever reached the store, so a retry never appends
 // twice what was sealed once — but the caller must then check LastSource
 // (or Size) before retrying the same entries.
-func (l *Log) Append(ctx context.Context, entries []Entry) (*Checkpoint, error) {
+func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 	if len(entries) == 0 {
-		return l.latest, nil
+		return &Seal{Checkpoint: l.latest, First: l.st.size}, nil
 	}
 	if len(entries) > MaxSegmentRecords {
 		return nil, fmt.Errorf("ledger: %d entries exceed the %d-record segment limit", len(entries), MaxSegmentRecords)
@@ -148,11 +169,12 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Checkpoint, error) 
 	l.st.chain = chain
 	l.st.lastTime = now
 	l.st.lastSource = lastSource
+	defer l.publish()
 	if err := l.signCheckpoint(ctx, retain); err != nil {
 		l.dirty = err
 		return nil, err
 	}
-	return l.latest, nil
+	return &Seal{Checkpoint: l.latest, Segment: name, First: first, Records: seg.Records}, nil
 }
 
 func (l *Log) signCheckpoint(ctx context.Context, retain time.Time) error {
@@ -195,6 +217,7 @@ func (l *Log) recover(ctx context.Context) error {
 	i, _ := slices.BinarySearch(names, start)
 	names = names[i:]
 	fetcher := fetchSegments(ctx, l.cfg.Store, names, 0)
+	defer l.publish() // what was adopted counts even if a later segment fails
 	for _, name := range names {
 		r, err := fetcher.Next(ctx)
 		if err != nil {
@@ -217,5 +240,6 @@ func (l *Log) recover(ctx context.Context) error {
 		}
 	}
 	l.dirty = nil
+	l.publish()
 	return nil
 }

@@ -20,6 +20,8 @@ Usage:
   auditledger <command> [flags]
 
 Commands:
+  dev               run the whole ledger on embedded defaults (NATS JetStream, local store, dev key)
+  emit              publish events (JSON lines on stdin) to AUDIT_EVENTS, durably
   keys generate     create a checkpoint signing key and its public verifier key
   append            validate events (JSON lines on stdin), seal them into segments, sign a checkpoint
   verify            check a whole store offline: records, chain, tree, checkpoints, signatures, locks
@@ -80,6 +82,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"proof consistency": proofConsistency,
 		"proof verify":      proofVerify,
 		"bench ledger":      benchLedger,
+		"dev":               devCmd,
+		"emit":              emitCmd,
 	}
 	if c, ok := commands[args[0]]; ok {
 		return c(ctx, args[1:], stdin, stdout, stderr)

@@ -80,29 +80,21 @@ func proofInclusion(ctx context.Context, args []string, _ io.Reader, stdout, std
 	return err
 }
 
-// readRecord finds the segment holding index and returns the record bytes.
+// readRecord returns the bytes of the record at index.
 func readRecord(ctx context.Context, store ledger.SegmentStore, index uint64) ([]byte, error) {
-	names, err := store.List(ctx, ledger.SegmentPrefix)
-	if err != nil {
-		return nil, err
+	var rec []byte
+	errFound := errors.New("found")
+	err := ledger.ReadRecords(ctx, store, index, func(i uint64, r []byte) error {
+		rec = r
+		return errFound
+	})
+	if err == errFound {
+		return rec, nil
 	}
-	for i := len(names) - 1; i >= 0; i-- {
-		b, err := store.Get(ctx, names[i])
-		if err != nil {
-			return nil, err
-		}
-		seg, err := ledger.ParseSegment(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", names[i], err)
-		}
-		if seg.First <= index {
-			if index >= seg.End() {
-				break
-			}
-			return seg.Records[index-seg.First], nil
-		}
+	if err == nil {
+		err = fmt.Errorf("record %d not found", index)
 	}
-	return nil, fmt.Errorf("record %d not found", index)
+	return nil, err
 }
 
 func proofConsistency(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/ingest"
+)
+
+func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("dev [--data DIR] [--nats-port N]",
+		"Runs the whole ledger in one process on embedded defaults: a NATS server with\nJetStream (file store in DIR/nats), the ledger writer consuming AUDIT_EVENTS, and\na local write-once segment store in DIR/store, signed with a key created in\nDIR/keys on first start. Stop it with Ctrl-C; run it again to continue.", stderr)
+	dataDir := fs.String("data", "auditledger-data", "directory for all state (created if missing)")
+	port := fs.Int("nats-port", 4222, "NATS client port on 127.0.0.1 (-1 for any free port)")
+	batch := fs.Int("batch", 5000, "events per sealed segment, at most")
+	maxWait := fs.Duration("max-wait", 50*time.Millisecond, "longest wait to fill a batch (group-commit latency)")
+	syncMode := fs.String("sync", "always", `JetStream fsync: "always" (an acknowledged event survives power loss) or "interval" (every 2 minutes: survives a process crash only)`)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *syncMode != "always" && *syncMode != "interval" {
+		return fmt.Errorf("dev: --sync must be always or interval")
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	abs, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return err
+	}
+	signer, vkeyPath, err := devKey(filepath.Join(abs, "keys"), stdout)
+	if err != nil {
+		return err
+	}
+
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "auditledger-dev",
+		Host:       "127.0.0.1",
+		Port:       *port,
+		JetStream:  true,
+		StoreDir:   filepath.Join(abs, "nats"),
+		SyncAlways: *syncMode == "always",
+		NoSigs:     true,
+	})
+	if err != nil {
+		return fmt.Errorf("dev: nats server: %w", err)
+	}
+	ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return fmt.Errorf("dev: nats server not ready on 127.0.0.1:%d (port in use? try --nats-port)", *port)
+	}
+	nc, err := nats.Connect(ns.ClientURL(), nats.Name("auditledger-dev"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	if err := ingest.EnsureStreams(ctx, js, ingest.StreamOptions{}); err != nil {
+		return err
+	}
+	store, err := file.New(filepath.Join(abs, "store"))
+	if err != nil {
+		return err
+	}
+	l, err := ledger.Open(ctx, ledger.Config{Store: store, Signer: signer})
+	if err != nil {
+		return err
+	}
+	in, err := ingest.New(ctx, ingest.Config{JetStream: js, Log: l, Store: store, BatchSize: *batch, MaxWait: *maxWait, Logger: log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, `auditledger dev — development mode, not for production
+  NATS (JetStream)  %s   streams AUDIT_EVENTS, AUDIT_LEDGER, AUDIT_REJECTED; fsync %s
+  segment store     %s   (%d records sealed so far)
+  verifier key      %s
+  try:
+    auditledger emit --nats %s < ledger/testdata/sample.jsonl
+    auditledger verify --store %s --vkey %s
+`, ns.ClientURL(), *syncMode, store, l.Size(), vkeyPath, ns.ClientURL(), store.Dir(), vkeyPath)
+	err = in.Run(ctx)
+	fmt.Fprintf(stdout, "auditledger dev: stopped; %d events sealed this run, %d rejected, log size %d\n",
+		in.Stats.Sealed.Load(), in.Stats.Rejected.Load(), l.Size())
+	return err
+}
+
+// devKey loads the dev signing key, creating it on first start.
+func devKey(dir string, stdout io.Writer) (*ledger.NoteSigner, string, error) {
+	sp, vp := filepath.Join(dir, signerFile), filepath.Join(dir, verifierFile)
+	if _, err := os.Stat(sp); errors.Is(err, fs.ErrNotExist) {
+		skey, vkey, err := ledger.GenerateKey(nil, "dev.auditledger.local/log")
+		if err != nil {
+			return nil, "", err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, "", err
+		}
+		if err := writeNew(sp, skey+"\n", 0o600); err != nil {
+			return nil, "", err
+		}
+		if err := writeNew(vp, vkey+"\n", 0o644); err != nil {
+			return nil, "", err
+		}
+		fmt.Fprintf(stdout, "created signing key %s\n", sp)
+	}
+	s, err := loadSigner(sp)
+	return s, vp, err
+}
+
+func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("emit [--nats URL] < events.jsonl",
+		"Publishes one event per line to AUDIT_EVENTS (subject audit.events.<tenant>.<type>,\nNats-Msg-Id = the event id) and waits until JetStream has stored each. Lines\nthat are not valid events are reported with their line number and reason and\nnot sent; the exit code is 1 if any line was rejected or not stored.", stderr)
+	url := fs.String("nats", nats.DefaultURL, "NATS server URL")
+	creds := fs.String("creds", "", "NATS credentials file (optional)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	opts := []nats.Option{nats.Name("auditledger-emit")}
+	if *creds != "" {
+		opts = append(opts, nats.UserCredentials(*creds))
+	}
+	nc, err := nats.Connect(*url, opts...)
+	if err != nil {
+		return fmt.Errorf("emit: connect %s: %w", *url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	em, err := emitterNew(js)
+	if err != nil {
+		return err
+	}
+	return emitLines(ctx, em, stdin, stdout, stderr)
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+)
+
+func emitterNew(js jetstream.JetStream) (*emitter.Emitter, error) {
+	return emitter.New(emitter.Config{JetStream: js})
+}
+
+func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout, stderr io.Writer) error {
+	br := bufio.NewReaderSize(stdin, events.MaxSize+2)
+	var mu sync.Mutex
+	var stored, failed, rejected, n int
+	start := time.Now()
+	for {
+		raw, err := readLine(br)
+		if err == io.EOF {
+			break
+		}
+		n++
+		if err != nil && !errors.Is(err, events.ErrTooLarge) {
+			return err
+		}
+		if err == nil && len(bytes.TrimSpace(raw)) == 0 {
+			continue
+		}
+		if err == nil {
+			line := n
+			err = em.EmitRaw(ctx, raw, func(r emitter.Result) {
+				mu.Lock()
+				defer mu.Unlock()
+				if r.Err != nil {
+					failed++
+					fmt.Fprintf(stderr, "line %d: event %s not stored: %v\n", line, r.ID, r.Err)
+					return
+				}
+				stored++
+			})
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rejected++
+			fmt.Fprintf(stderr, "line %d: rejected: %v\n", n, err)
+		}
+	}
+	em.Wait()
+	fmt.Fprintf(stderr, "emitted %d events, stored by JetStream (%.0f events/s); %d lines rejected, %d not stored\n",
+		stored, float64(stored)/time.Since(start).Seconds(), rejected, failed)
+	if rejected+failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("emit: %d lines rejected, %d not stored", rejected, failed)}
+	}
+	return nil
+}

@@ -1,0 +1,438 @@
+// Package ingest is the ledger's writer on NATS JetStream: a durable pull
+// consumer on AUDIT_EVENTS whose batches are validated, sealed into the log,
+// republished as records on AUDIT_LEDGER, and only then acknowledged.
+//
+// Exactly once: every record carries the JetStream stream sequence of its
+// event, and sequences in the log strictly increase. A redelivered message
+// whose sequence is at or below the last sealed one was sealed before the
+// crash that kept it from being acknowledged: it is acknowledged and skipped.
+// Events that fail validation go to AUDIT_REJECTED with the reason, and are
+// acknowledged only once that stream has stored them.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+)
+
+// Stream and subject names.
+const (
+	EventsStream   = "AUDIT_EVENTS"
+	EventsSubjects = "audit.events.>"
+	LedgerStream   = "AUDIT_LEDGER"
+	LedgerSubjects = "audit.ledger.>"
+	RejectStream   = "AUDIT_REJECTED"
+	RejectSubject  = "audit.rejected"
+)
+
+// Headers on AUDIT_LEDGER and AUDIT_REJECTED messages.
+const (
+	HeaderIndex         = "Auditledger-Index"
+	HeaderLeaf          = "Auditledger-Leaf"
+	HeaderReason        = "Auditledger-Reason"
+	HeaderSourceSeq     = "Auditledger-Source-Seq"
+	HeaderSourceSubject = "Auditledger-Source-Subject"
+)
+
+// StreamOptions configures the streams EnsureStreams creates.
+type StreamOptions struct {
+	// Replicas per stream; zero means 1. Production clusters use 3.
+	Replicas int
+	// Duplicates is the window in which JetStream drops a second publish
+	// with the same Nats-Msg-Id; zero means 10 minutes.
+	Duplicates time.Duration
+	// Memory selects memory storage (tests of the bus itself only).
+	Memory bool
+}
+
+// EnsureStreams creates the three streams, or updates their configuration
+// to the current one; it is safe to call at every start.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.Duplicates == 0 {
+		o.Duplicates = 10 * time.Minute
+	}
+	storage := jetstream.FileStorage
+	if o.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	for _, cfg := range []jetstream.StreamConfig{
+		{Name: EventsStream, Subjects: []string{EventsSubjects}, Description: "audit events from producers, deduplicated by event id",
+			MaxMsgSize: events.MaxSize + 1024},
+		{Name: LedgerStream, Subjects: []string{LedgerSubjects}, Description: "sealed ledger records, for projections and SIEM consumers"},
+		{Name: RejectStream, Subjects: []string{RejectSubject}, Description: "events that failed validation, with the reason"},
+	} {
+		cfg.Storage = storage
+		cfg.Replicas = o.Replicas
+		cfg.Duplicates = o.Duplicates
+		cfg.Retention = jetstream.LimitsPolicy
+		cfg.Discard = jetstream.DiscardOld
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("ingest: stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// Config configures an Ingester.
+type Config struct {
+	JetStream jetstream.JetStream // required
+	Log       *ledger.Log         // required; this ingester is its only writer
+	Store     ledger.SegmentStore // required: the Log's store, to republish records after a crash
+	// Consumer is the durable consumer name; empty means "ledger".
+	Consumer string
+	// BatchSize closes a batch (one segment) at this many events; zero
+	// means 5000.
+	BatchSize int
+	// MaxWait closes a batch this long after it was asked for, full or not;
+	// zero means 50ms. It bounds the latency added by group commit.
+	MaxWait time.Duration
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats are running totals, safe to read concurrently.
+type Stats struct {
+	Ingested, Sealed, Rejected, Skipped, Batches, Retries atomic.Uint64
+	LastBatch                                             atomic.Int64 // records in the last sealed batch
+	LastSealNanos                                         atomic.Int64 // duration of the last seal
+}
+
+// Ingester moves events from AUDIT_EVENTS into the log.
+type Ingester struct {
+	cfg       Config
+	cons      jetstream.Consumer
+	published uint64 // records below this index are on AUDIT_LEDGER
+	Stats     Stats
+}
+
+// New creates the durable consumer and checks which sealed records still
+// need publishing on AUDIT_LEDGER.
+func New(ctx context.Context, cfg Config) (*Ingester, error) {
+	if cfg.JetStream == nil || cfg.Log == nil || cfg.Store == nil {
+		return nil, errors.New("ingest: JetStream, Log and Store are required")
+	}
+	if cfg.Consumer == "" {
+		cfg.Consumer = "ledger"
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 5000
+	}
+	if cfg.BatchSize > ledger.MaxSegmentRecords {
+		return nil, fmt.Errorf("ingest: batch size %d above the segment limit %d", cfg.BatchSize, ledger.MaxSegmentRecords)
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 50 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cons, err := cfg.JetStream.CreateOrUpdateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
+		Durable:       cfg.Consumer,
+		Description:   "the ledger writer",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       2 * time.Minute,
+		MaxAckPending: 4 * cfg.BatchSize,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: consumer %s: %w", cfg.Consumer, err)
+	}
+	in := &Ingester{cfg: cfg, cons: cons}
+	if in.published, err = in.publishedUpTo(ctx); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// publishedUpTo finds the index after the last record on AUDIT_LEDGER.
+func (in *Ingester) publishedUpTo(ctx context.Context) (uint64, error) {
+	s, err := in.cfg.JetStream.Stream(ctx, LedgerStream)
+	if err != nil {
+		return 0, fmt.Errorf("ingest: %s: %w", LedgerStream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("ingest: %s: %w", LedgerStream, err)
+	}
+	if info.State.Msgs == 0 {
+		return 0, nil
+	}
+	m, err := s.GetMsg(ctx, info.State.LastSeq)
+	if err != nil {
+		return 0, fmt.Errorf("ingest: last record on %s: %w", LedgerStream, err)
+	}
+	idx, err := strconv.ParseUint(m.Header.Get(HeaderIndex), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("ingest: last record on %s has no valid %s header", LedgerStream, HeaderIndex)
+	}
+	return idx + 1, nil
+}
+
+// Run ingests until ctx is cancelled or the log is fenced by another
+// writer. It returns nil on cancellation.
+func (in *Ingester) Run(ctx context.Context) error {
+	if err := in.publishFromStore(ctx, in.cfg.Log.Size()); err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		batch, err := in.cons.Fetch(in.cfg.BatchSize, jetstream.FetchMaxWait(in.cfg.MaxWait))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			in.cfg.Logger.Warn("fetch failed; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(msgs) == 0 {
+			in.cfg.Logger.Debug("fetch ended", "err", err)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		if err := in.process(ctx, msgs); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+type accepted struct {
+	msg   jetstream.Msg
+	event *events.Event
+}
+
+// process seals one fetched batch. Messages are acknowledged only after
+// everything they led to is durable.
+func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
+	var ok []accepted
+	var entries []ledger.Entry
+	var done []jetstream.Msg // to acknowledge at the end
+	last := in.cfg.Log.LastSource()
+	for _, m := range msgs {
+		meta, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("ingest: message metadata: %w", err)
+		}
+		seq := meta.Sequence.Stream
+		if seq <= last {
+			in.Stats.Skipped.Add(1) // sealed before a crash kept it from being acknowledged
+			done = append(done, m)
+			continue
+		}
+		ev, verr := events.Parse(m.Data())
+		if verr == nil && m.Subject() != events.Subject(ev.Tenant, ev.Type) {
+			verr = fmt.Errorf("published on %q, but tenant and type say %q", m.Subject(), events.Subject(ev.Tenant, ev.Type))
+		}
+		if verr == nil {
+			if hid := m.Headers().Get(nats.MsgIdHdr); hid != "" && hid != ev.ID {
+				verr = fmt.Errorf("Nats-Msg-Id %q differs from the event id %q", hid, ev.ID)
+			}
+		}
+		if verr != nil {
+			if err := in.reject(ctx, m, seq, verr); err != nil {
+				return err
+			}
+			done = append(done, m)
+			continue
+		}
+		ok = append(ok, accepted{m, ev})
+		entries = append(entries, ledger.Entry{Event: m.Data(), Source: seq})
+		last = seq
+	}
+	if len(entries) > 0 {
+		seal, err := in.seal(ctx, entries)
+		if err != nil {
+			return err
+		}
+		if seal != nil {
+			if err := in.publishSeal(ctx, seal, ok); err != nil {
+				return err
+			}
+		}
+		for _, a := range ok {
+			done = append(done, a.msg)
+		}
+		in.Stats.Ingested.Add(uint64(len(entries)))
+	}
+	for _, m := range done {
+		if err := m.Ack(); err != nil {
+			// Not fatal: the message will be redelivered and skipped.
+			in.cfg.Logger.Warn("ack failed", "subject", m.Subject(), "err", err)
+		}
+	}
+	return nil
+}
+
+// seal appends entries, retrying with backoff while the store is
+// unavailable. Entries that a failed attempt did seal are not sealed again.
+func (in *Ingester) seal(ctx context.Context, entries []ledger.Entry) (*ledger.Seal, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		last := in.cfg.Log.LastSource()
+		i := 0
+		for i < len(entries) && entries[i].Source <= last {
+			i++
+		}
+		if i == len(entries) {
+			// A failed attempt sealed them all; publishFromStore covers them.
+			return nil, in.publishFromStore(ctx, in.cfg.Log.Size())
+		}
+		start := time.Now()
+		seal, err := in.cfg.Log.Append(ctx, entries[i:])
+		if err == nil {
+			in.Stats.Sealed.Add(uint64(len(entries) - i))
+			in.Stats.Batches.Add(1)
+			in.Stats.LastBatch.Store(int64(len(entries) - i))
+			in.Stats.LastSealNanos.Store(int64(time.Since(start)))
+			if i > 0 {
+				if err := in.publishFromStore(ctx, seal.First); err != nil {
+					return nil, err
+				}
+			}
+			return seal, nil
+		}
+		if errors.Is(err, ledger.ErrFenced) {
+			return nil, fmt.Errorf("ingest: %w", err)
+		}
+		in.Stats.Retries.Add(1)
+		in.cfg.Logger.Warn("seal failed; nothing acknowledged, retrying", "err", err, "backoff", backoff)
+		if !sleep(ctx, backoff) {
+			return nil, ctx.Err()
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, reason error) error {
+	in.Stats.Rejected.Add(1)
+	in.cfg.Logger.Info("event rejected", "source_seq", seq, "subject", m.Subject(), "reason", reason.Error())
+	r := nats.NewMsg(RejectSubject)
+	r.Data = m.Data()
+	r.Header.Set(HeaderReason, reason.Error())
+	r.Header.Set(HeaderSourceSeq, strconv.FormatUint(seq, 10))
+	r.Header.Set(HeaderSourceSubject, m.Subject())
+	r.Header.Set(nats.MsgIdHdr, "rejected-"+strconv.FormatUint(seq, 10))
+	if _, err := in.cfg.JetStream.PublishMsg(ctx, r); err != nil {
+		return fmt.Errorf("ingest: storing rejected event %d: %w", seq, err)
+	}
+	return nil
+}
+
+// publishSeal publishes a batch's records on AUDIT_LEDGER and waits for
+// JetStream to store them all.
+func (in *Ingester) publishSeal(ctx context.Context, seal *ledger.Seal, ok []accepted) error {
+	if in.published < seal.First {
+		if err := in.publishFromStore(ctx, seal.First); err != nil {
+			return err
+		}
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(seal.Records))
+	for i, rec := range seal.Records {
+		ev := ok[len(ok)-len(seal.Records)+i].event
+		f, err := in.cfg.JetStream.PublishMsgAsync(recordMsg(in.cfg.Log.Checkpoint().Origin, seal.First+uint64(i), rec, ev))
+		if err != nil {
+			return fmt.Errorf("ingest: publish record %d: %w", seal.First+uint64(i), err)
+		}
+		futures = append(futures, f)
+	}
+	if err := waitAll(ctx, futures); err != nil {
+		return err
+	}
+	in.published = seal.First + uint64(len(seal.Records))
+	return nil
+}
+
+// publishFromStore publishes sealed records [published, upTo) read back
+// from the store: the ones a crash left unpublished.
+func (in *Ingester) publishFromStore(ctx context.Context, upTo uint64) error {
+	if in.published >= upTo {
+		return nil
+	}
+	in.cfg.Logger.Info("republishing sealed records", "from", in.published, "to", upTo)
+	origin := in.cfg.Log.Checkpoint().Origin
+	var futures []jetstream.PubAckFuture
+	errStop := errors.New("stop")
+	err := ledger.ReadRecords(ctx, in.cfg.Store, in.published, func(idx uint64, rec []byte) error {
+		if idx >= upTo {
+			return errStop
+		}
+		r, err := ledger.ParseRecord(rec)
+		if err != nil {
+			return err
+		}
+		ev, err := events.Parse(r.Event)
+		if err != nil {
+			return fmt.Errorf("ingest: sealed record %d holds an invalid event: %w", idx, err)
+		}
+		f, err := in.cfg.JetStream.PublishMsgAsync(recordMsg(origin, idx, rec, ev))
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
+		return nil
+	})
+	if err != nil && err != errStop {
+		return fmt.Errorf("ingest: republish: %w", err)
+	}
+	if err := waitAll(ctx, futures); err != nil {
+		return err
+	}
+	in.published = upTo
+	return nil
+}
+
+func recordMsg(origin string, idx uint64, rec []byte, ev *events.Event) *nats.Msg {
+	m := nats.NewMsg("audit.ledger." + ev.Tenant + "." + string(ev.Type))
+	m.Data = rec
+	m.Header.Set(HeaderIndex, strconv.FormatUint(idx, 10))
+	m.Header.Set(HeaderLeaf, ledger.LeafHash(rec).Base64())
+	m.Header.Set(nats.MsgIdHdr, origin+"/"+strconv.FormatUint(idx, 10))
+	return m
+}
+
+func waitAll(ctx context.Context, futures []jetstream.PubAckFuture) error {
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("ingest: publish on %s: %w", LedgerStream, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// sleep waits d or until ctx is done; it reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

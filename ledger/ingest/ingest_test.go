@@ -1,0 +1,294 @@
+package ingest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+func event(i int) *events.Event {
+	return &events.Event{
+		Version: 1, ID: fmt.Sprintf("ev-%d", i), Type: events.CommandExecuted,
+		Time: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Tenant: "acme",
+		Source:  events.Source{Kind: "test", Instance: "t1"},
+		Actor:   events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
+		Payload: []byte(fmt.Sprintf(`{"statement":"SELECT %d"}`, i)),
+	}
+}
+
+type harness struct {
+	t      *testing.T
+	js     jetstream.JetStream
+	store  *file.Store
+	signer *ledger.NoteSigner
+	em     *emitter.Emitter
+}
+
+func newHarness(t *testing.T) *harness {
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t)
+	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Twice: creating the streams again must be harmless.
+	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	store, _ := file.New(t.TempDir())
+	skey, _, _ := ledger.GenerateKey(nil, "ingest.test/log")
+	signer, _ := ledger.NewNoteSigner(skey)
+	em, err := emitter.New(emitter.Config{JetStream: js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, js: js, store: store, signer: signer, em: em}
+}
+
+// start runs an ingester until the returned stop is called.
+func (h *harness) start(batch int) (*ingest.Ingester, *ledger.Log, func()) {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := ledger.Open(ctx, ledger.Config{Store: h.store, Signer: h.signer})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	in, err := ingest.New(ctx, ingest.Config{JetStream: h.js, Log: l, Store: h.store, BatchSize: batch, MaxWait: 20 * time.Millisecond, Logger: testLogger(h.t)})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Go(func() { runErr = in.Run(ctx) })
+	return in, l, func() {
+		cancel()
+		wg.Wait()
+		if runErr != nil {
+			h.t.Errorf("ingester: %v", runErr)
+		}
+	}
+}
+
+func (h *harness) emit(from, n int) {
+	h.t.Helper()
+	for i := from; i < from+n; i++ {
+		if _, err := h.em.Emit(h.t.Context(), event(i)); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+func (h *harness) streamMsgs(name string) uint64 {
+	s, err := h.js.Stream(h.t.Context(), name)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, err := s.Info(h.t.Context())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// verifyOnce checks the store and that it holds each event id exactly once.
+func (h *harness) verifyOnce(want int) *ledger.Report {
+	h.t.Helper()
+	rep, err := ledger.Verify(h.t.Context(), h.store, ledger.VerifyOptions{Verifier: h.signer.Verifier()})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	err = ledger.ReadRecords(h.t.Context(), h.store, 0, func(idx uint64, rec []byte) error {
+		r, _ := ledger.ParseRecord(rec)
+		ev, err := events.Parse(r.Event)
+		if err != nil {
+			return err
+		}
+		if seen[ev.ID] {
+			return fmt.Errorf("event %s sealed twice (index %d)", ev.ID, idx)
+		}
+		seen[ev.ID] = true
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(seen) != want {
+		h.t.Fatalf("log holds %d distinct events, want %d", len(seen), want)
+	}
+	return rep
+}
+
+func TestIngestSealsPublishesAndAcks(t *testing.T) {
+	h := newHarness(t)
+	in, l, stop := h.start(100)
+	h.emit(0, 250)
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if l.Size() != 250 {
+			return fmt.Errorf("sealed %d of 250", in.Stats.Sealed.Load())
+		}
+		return nil
+	})
+	stop()
+	h.verifyOnce(250)
+	if got := h.streamMsgs(ingest.LedgerStream); got != 250 {
+		t.Fatalf("AUDIT_LEDGER holds %d records, want 250", got)
+	}
+	// Every AUDIT_LEDGER message is the exact record with its index and leaf.
+	s, _ := h.js.Stream(t.Context(), ingest.LedgerStream)
+	m, err := s.GetMsg(t.Context(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := strconv.ParseUint(m.Header.Get(ingest.HeaderIndex), 10, 64)
+	if m.Header.Get(ingest.HeaderLeaf) != ledger.LeafHash(m.Data).Base64() || idx != 6 {
+		t.Fatalf("record message 7: index %d leaf %s", idx, m.Header.Get(ingest.HeaderLeaf))
+	}
+	if m.Subject != "audit.ledger.acme.command.executed" {
+		t.Fatalf("record subject %q", m.Subject)
+	}
+	// Everything was acknowledged.
+	c, _ := h.js.Consumer(t.Context(), ingest.EventsStream, "ledger")
+	ci, _ := c.Info(t.Context())
+	if ci.NumAckPending != 0 || ci.NumPending != 0 {
+		t.Fatalf("consumer: %d unacknowledged, %d pending", ci.NumAckPending, ci.NumPending)
+	}
+}
+
+func TestRejectedEventsKeptWithReason(t *testing.T) {
+	h := newHarness(t)
+	_, l, stop := h.start(50)
+	defer stop()
+	h.emit(0, 3)
+	bad := []struct{ subject, data, reason string }{
+		{"audit.events.acme.command.executed", `{"version":1,"id":"x"}`, "type: required"},
+		{"audit.events.acme.command.executed", `not json`, "invalid character"},
+		{"audit.events.other.command.executed", string(mustMarshal(t, event(99))), "published on"},
+	}
+	for _, b := range bad {
+		if _, err := h.js.Publish(t.Context(), b.subject, []byte(b.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.emit(3, 2)
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if l.Size() != 5 || h.streamMsgs(ingest.RejectStream) != 3 {
+			return fmt.Errorf("sealed %d, rejected %d", l.Size(), h.streamMsgs(ingest.RejectStream))
+		}
+		return nil
+	})
+	s, _ := h.js.Stream(t.Context(), ingest.RejectStream)
+	for i, b := range bad {
+		m, err := s.GetMsg(t.Context(), uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Data) != b.data || !strings.Contains(m.Header.Get(ingest.HeaderReason), b.reason) || m.Header.Get(ingest.HeaderSourceSubject) != b.subject {
+			t.Errorf("rejected %d: data %q reason %q subject %q", i, m.Data, m.Header.Get(ingest.HeaderReason), m.Header.Get(ingest.HeaderSourceSubject))
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, ev *events.Event) []byte {
+	b, err := ev.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestRestartExactlyOnce: events sealed but not acknowledged (the writer
+// died between the two) are redelivered after a restart and skipped, and
+// events published while no writer ran are sealed once.
+func TestRestartExactlyOnce(t *testing.T) {
+	h := newHarness(t)
+	h.emit(0, 40)
+	// Simulate a writer that sealed everything and died before acking:
+	// seal directly from the stream, then never ack.
+	l, _ := ledger.Open(t.Context(), ledger.Config{Store: h.store, Signer: h.signer})
+	s, _ := h.js.Stream(t.Context(), ingest.EventsStream)
+	var entries []ledger.Entry
+	for seq := uint64(1); seq <= 30; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, ledger.Entry{Event: m.Data, Source: seq})
+	}
+	if _, err := l.Append(t.Context(), entries); err != nil {
+		t.Fatal(err)
+	}
+	in, l2, stop := h.start(16)
+	h.emit(40, 10)
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if l2.Size() != 50 {
+			return fmt.Errorf("log size %d, want 50", l2.Size())
+		}
+		return nil
+	})
+	stop()
+	if in.Stats.Skipped.Load() != 30 {
+		t.Errorf("skipped %d redelivered events, want 30", in.Stats.Skipped.Load())
+	}
+	h.verifyOnce(50)
+	// The 30 records sealed by the dead writer were published on start.
+	if got := h.streamMsgs(ingest.LedgerStream); got != 50 {
+		t.Fatalf("AUDIT_LEDGER holds %d records, want 50", got)
+	}
+	// Re-emitting the same ids inside the duplicate window stores nothing new.
+	h.emit(0, 50)
+	if got := h.streamMsgs(ingest.EventsStream); got != 50 {
+		t.Fatalf("AUDIT_EVENTS holds %d events after re-emitting, want 50", got)
+	}
+}
+
+// TestFencedWriterStops: a second ingester on the same store and consumer
+// cannot fork the log.
+func TestFencedWriterStops(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	la, _ := ledger.Open(ctx, ledger.Config{Store: h.store, Signer: h.signer})
+	lb, _ := ledger.Open(ctx, ledger.Config{Store: h.store, Signer: h.signer})
+	h.emit(0, 5)
+	// Writer A seals the first events behind B's back.
+	if _, err := la.Append(ctx, []ledger.Entry{{Event: mustMarshal(t, event(100)), Source: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := ingest.New(ctx, ingest.Config{JetStream: h.js, Log: lb, Store: h.store, MaxWait: 20 * time.Millisecond, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = in.Run(ctx)
+	if !errors.Is(err, ledger.ErrFenced) {
+		t.Fatalf("stale writer: %v, want ErrFenced", err)
+	}
+	if _, err := ledger.Verify(ctx, h.store, ledger.VerifyOptions{Verifier: h.signer.Verifier()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testLogger sends the ingester's logs to the test log, shown on failure.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, nil))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,71 @@
+// Package natstest runs real in-process NATS servers with JetStream for
+// tests, on free ports with file storage in the test's temporary directory.
+package natstest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Server is a running JetStream server.
+type Server struct {
+	*server.Server
+	StoreDir string
+}
+
+// Start runs a single JetStream server with file storage.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartIn(t, t.TempDir(), -1)
+}
+
+// StartIn runs a server storing in dir on port (-1: any free port), so a
+// test can stop it and start it again on the same state.
+func StartIn(t testing.TB, dir string, port int) *Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	return &Server{Server: s, StoreDir: dir}
+}
+
+// Connect returns a JetStream client for s, closed at the end of the test.
+func (s *Server) Connect(t testing.TB, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// CheckFor polls f until it returns nil or the deadline passes.
+func CheckFor(t testing.TB, total, every time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(every)
+	}
+	t.Fatalf("condition not met after %v: %v", total, err)
+}
