@@ -17,7 +17,7 @@ import (
 
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/ledger/service"
 )
 
 func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -27,6 +27,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	port := fs.Int("nats-port", 4222, "NATS client port on 127.0.0.1 (-1 for any free port)")
 	batch := fs.Int("batch", 5000, "events per sealed segment, at most")
 	maxWait := fs.Duration("max-wait", 50*time.Millisecond, "longest wait to fill a batch (group-commit latency)")
+	httpAddr := fs.String("http", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz")
 	syncMode := fs.String("sync", "always", `JetStream fsync: "always" (an acknowledged event survives power loss) or "interval" (every 2 minutes: survives a process crash only)`)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -70,32 +71,39 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	if err := ingest.EnsureStreams(ctx, js, ingest.StreamOptions{}); err != nil {
-		return err
-	}
 	store, err := file.New(filepath.Join(abs, "store"))
 	if err != nil {
 		return err
 	}
-	l, err := ledger.Open(ctx, ledger.Config{Store: store, Signer: signer})
+	metrics := &service.Metrics{}
+	addr, wait, err := service.ListenAndServe(ctx, *httpAddr, metrics.Handler())
 	if err != nil {
-		return err
+		return fmt.Errorf("dev: --http %s: %w", *httpAddr, err)
 	}
-	in, err := ingest.New(ctx, ingest.Config{JetStream: js, Log: l, Store: store, BatchSize: *batch, MaxWait: *maxWait, Logger: log})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, `auditledger dev — development mode, not for production
+	var sealedAtStart uint64
+	var last *ledger.Log
+	err = service.Run(ctx, service.Config{
+		JetStream: js, Store: store, Signer: signer, BatchSize: *batch, MaxWait: *maxWait,
+		Logger: log, Metrics: metrics, LeaseTTL: 2 * time.Second,
+		OnWriter: func(l *ledger.Log) {
+			last, sealedAtStart = l, l.Size()
+			fmt.Fprintf(stdout, `auditledger dev — development mode, not for production
   NATS (JetStream)  %s   streams AUDIT_EVENTS, AUDIT_LEDGER, AUDIT_REJECTED; fsync %s
   segment store     %s   (%d records sealed so far)
   verifier key      %s
+  metrics, health   http://%s/metrics  /healthz  /readyz
   try:
     auditledger emit --nats %s < ledger/testdata/sample.jsonl
     auditledger verify --store %s --vkey %s
-`, ns.ClientURL(), *syncMode, store, l.Size(), vkeyPath, ns.ClientURL(), store.Dir(), vkeyPath)
-	err = in.Run(ctx)
-	fmt.Fprintf(stdout, "auditledger dev: stopped; %d events sealed this run, %d rejected, log size %d\n",
-		in.Stats.Sealed.Load(), in.Stats.Rejected.Load(), l.Size())
+`, ns.ClientURL(), *syncMode, store, l.Size(), vkeyPath, addr, ns.ClientURL(), store.Dir(), vkeyPath)
+		},
+	})
+	if last != nil {
+		fmt.Fprintf(stdout, "auditledger dev: stopped; %d events sealed this run, log size %d\n", last.Size()-sealedAtStart, last.Size())
+	}
+	if werr := wait(); err == nil {
+		err = werr
+	}
 	return err
 }
 

@@ -21,6 +21,7 @@ Usage:
 
 Commands:
   dev               run the whole ledger on embedded defaults (NATS JetStream, local store, dev key)
+  serve             run production roles against external NATS, S3 and a key file (--config FILE)
   emit              publish events (JSON lines on stdin) to AUDIT_EVENTS, durably
   keys generate     create a checkpoint signing key and its public verifier key
   append            validate events (JSON lines on stdin), seal them into segments, sign a checkpoint
@@ -84,6 +85,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"bench ledger":      benchLedger,
 		"dev":               devCmd,
 		"emit":              emitCmd,
+		"serve":             serveCmd,
 	}
 	if c, ok := commands[args[0]]; ok {
 		return c(ctx, args[1:], stdin, stdout, stderr)

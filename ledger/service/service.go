@@ -1,0 +1,270 @@
+// Package service runs the ledger role: it holds the single-writer lease
+// for a log in a NATS KV bucket, opens the log when it becomes the writer,
+// runs the ingester, and serves /metrics, /healthz and /readyz.
+//
+// Two writers can never fork a log: the lease makes one of them active and
+// a standby takes over within a lease TTL of the active writer's death; and
+// should a stale writer still try to seal, the store's conditional create
+// refuses it (ledger.ErrFenced).
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/ingest"
+)
+
+// LeaseBucket is the KV bucket holding writer leases, one key per log.
+const LeaseBucket = "AUDIT_LEDGER_LEASES"
+
+// Config configures the ledger role.
+type Config struct {
+	JetStream jetstream.JetStream  // required
+	Store     ledger.SegmentStore  // required
+	Signer    *ledger.NoteSigner   // required
+	Retention time.Duration        // lock per sealed object; zero for a local store
+	Streams   ingest.StreamOptions // replicas and duplicate window
+	Consumer  string               // durable consumer and lease key; empty means "ledger"
+	BatchSize int                  // see ingest.Config
+	MaxWait   time.Duration        // see ingest.Config
+	LeaseTTL  time.Duration        // zero means 5s
+	Logger    *slog.Logger         // nil means slog.Default()
+	OnWriter  func(l *ledger.Log)  // called when this process becomes the writer (tests, dev banner)
+	Instance  string               // lease holder name; empty means hostname-pid-random
+	Metrics   *Metrics             // nil: a private one
+}
+
+// Metrics are the ledger role's counters, exposed in Prometheus text form.
+type Metrics struct {
+	writer    atomic.Bool
+	ready     atomic.Bool
+	ingester  atomic.Pointer[ingest.Ingester]
+	log       atomic.Pointer[ledger.Log]
+	js        jetstream.JetStream
+	consumer  string
+	takeovers atomic.Uint64
+}
+
+// Run runs the ledger role until ctx is cancelled.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.JetStream == nil || cfg.Store == nil || cfg.Signer == nil {
+		return errors.New("service: JetStream, Store and Signer are required")
+	}
+	if cfg.Consumer == "" {
+		cfg.Consumer = "ledger"
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Instance == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		rand.Read(b[:])
+		cfg.Instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = &Metrics{}
+	}
+	m := cfg.Metrics
+	m.js, m.consumer = cfg.JetStream, cfg.Consumer
+	if err := ingest.EnsureStreams(ctx, cfg.JetStream, cfg.Streams); err != nil {
+		return err
+	}
+	kv, err := cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: LeaseBucket, Description: "single-writer leases of ledger logs",
+		TTL: cfg.LeaseTTL, History: 1, Replicas: max(cfg.Streams.Replicas, 1),
+	})
+	if err != nil {
+		return fmt.Errorf("service: lease bucket: %w", err)
+	}
+	m.ready.Store(true)
+	defer m.ready.Store(false)
+	for ctx.Err() == nil {
+		rev, err := kv.Create(ctx, cfg.Consumer, []byte(cfg.Instance))
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
+				cfg.Logger.Warn("lease: cannot reach the lease bucket", "err", err)
+			}
+			sleep(ctx, cfg.LeaseTTL/4)
+			continue
+		}
+		m.takeovers.Add(1)
+		cfg.Logger.Info("lease acquired: this process is the writer", "log", cfg.Consumer, "instance", cfg.Instance)
+		var held atomic.Uint64
+		held.Store(rev)
+		err = runWriter(ctx, cfg, kv, &held)
+		m.writer.Store(false)
+		if ctx.Err() != nil {
+			// Release so a standby need not wait for the TTL.
+			kv.Delete(context.WithoutCancel(ctx), cfg.Consumer, jetstream.LastRevision(held.Load()))
+			return nil
+		}
+		if errors.Is(err, ledger.ErrFenced) {
+			cfg.Logger.Error("another writer sealed this log: standing by", "err", err)
+		} else if err != nil {
+			cfg.Logger.Error("writer stopped; retrying", "err", err)
+		}
+		sleep(ctx, cfg.LeaseTTL/4)
+	}
+	return nil
+}
+
+// runWriter holds the lease (whose current revision is in rev) while it
+// opens the log and ingests; losing the lease cancels the ingester.
+func runWriter(ctx context.Context, cfg Config, kv jetstream.KeyValue, rev *atomic.Uint64) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel(nil)
+	wg.Go(func() {
+		t := time.NewTicker(cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			r, err := kv.Update(ctx, cfg.Consumer, []byte(cfg.Instance), rev.Load())
+			if err != nil {
+				if ctx.Err() == nil {
+					cfg.Logger.Error("lease lost: stopping the writer", "err", err)
+					cancel(fmt.Errorf("lease lost: %w", err))
+				}
+				return
+			}
+			rev.Store(r)
+		}
+	})
+	l, err := ledger.Open(ctx, ledger.Config{Store: cfg.Store, Signer: cfg.Signer, Retention: cfg.Retention})
+	if err != nil {
+		return err
+	}
+	in, err := ingest.New(ctx, ingest.Config{
+		JetStream: cfg.JetStream, Log: l, Store: cfg.Store, Consumer: cfg.Consumer,
+		BatchSize: cfg.BatchSize, MaxWait: cfg.MaxWait, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	cfg.Metrics.log.Store(l)
+	cfg.Metrics.ingester.Store(in)
+	cfg.Metrics.writer.Store(true)
+	if cfg.OnWriter != nil {
+		cfg.OnWriter(l)
+	}
+	err = in.Run(ctx)
+	if cause := context.Cause(ctx); err == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// Handler serves /metrics (Prometheus text format), /healthz (the process
+// is up) and /readyz (streams and lease bucket are set up).
+func (m *Metrics) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !m.ready.Load() {
+			http.Error(w, "not ready: streams not set up", http.StatusServiceUnavailable)
+			return
+		}
+		role := "standby"
+		if m.writer.Load() {
+			role = "writer"
+		}
+		fmt.Fprintln(w, "ready:", role)
+	})
+	mux.HandleFunc("GET /metrics", m.serveMetrics)
+	return mux
+}
+
+func (m *Metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	metric := func(name, typ, help string, v float64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", name, help, name, typ, name, v)
+	}
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	metric("auditledger_writer", "gauge", "1 if this process holds the writer lease", b2f(m.writer.Load()))
+	metric("auditledger_lease_acquired_total", "counter", "times this process became the writer", float64(m.takeovers.Load()))
+	if l := m.log.Load(); l != nil {
+		metric("auditledger_log_size", "gauge", "records sealed in the log", float64(l.Size()))
+	}
+	if in := m.ingester.Load(); in != nil {
+		s := &in.Stats
+		metric("auditledger_ingested_total", "counter", "events sealed by this process", float64(s.Ingested.Load()))
+		metric("auditledger_rejected_total", "counter", "events moved to AUDIT_REJECTED", float64(s.Rejected.Load()))
+		metric("auditledger_redelivered_skipped_total", "counter", "redelivered events already sealed", float64(s.Skipped.Load()))
+		metric("auditledger_batches_total", "counter", "segments sealed by this process", float64(s.Batches.Load()))
+		metric("auditledger_seal_retries_total", "counter", "seal attempts that failed and were retried", float64(s.Retries.Load()))
+		metric("auditledger_batch_size", "gauge", "records in the last sealed segment", float64(s.LastBatch.Load()))
+		metric("auditledger_seal_seconds", "gauge", "duration of the last seal", time.Duration(s.LastSealNanos.Load()).Seconds())
+	}
+	if m.js != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if c, err := m.js.Consumer(ctx, ingest.EventsStream, m.consumer); err == nil {
+			if info, err := c.Info(ctx); err == nil {
+				metric("auditledger_consumer_lag", "gauge", "events in AUDIT_EVENTS not yet delivered to the writer", float64(info.NumPending))
+				metric("auditledger_consumer_ack_pending", "gauge", "events delivered but not yet sealed and acknowledged", float64(info.NumAckPending))
+			}
+		}
+	}
+}
+
+// ListenAndServe serves h on addr until ctx is cancelled.
+func ListenAndServe(ctx context.Context, addr string, h http.Handler) (net.Addr, func() error, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	return ln.Addr(), func() error {
+		if err := <-errc; err != http.ErrServerClosed {
+			return err
+		}
+		return nil
+	}, nil
+}
