@@ -66,7 +66,7 @@ func mustRun(t *testing.T, stdin []byte, env []string, args ...string) result {
 	return r
 }
 
-func events(from, n int) []byte {
+func eventLines(from, n int) []byte {
 	var b bytes.Buffer
 	for i := from; i < from+n; i++ {
 		fmt.Fprintf(&b, `{"version":1,"id":"ev-%d","type":"command.executed","time":"2026-11-26T12:00:00Z","tenant":"acme","source":{"kind":"postgres-proxy","instance":"p1"},"actor":{"issuer":"https://idp.example","subject":"alice","kind":"human"},"session_id":"s1","session_seq":%d,"payload":{"statement":"SELECT %d"}}`+"\n", i, i+1, i)
@@ -86,9 +86,9 @@ func newStore(t *testing.T, storeURL string, env []string) fixture {
 	f := fixture{keys: t.TempDir(), store: storeURL}
 	mustRun(t, nil, nil, "keys", "generate", "--out", f.keys, "--name", "test.auditledger.dev/log")
 	f.vkey = filepath.Join(f.keys, "ledger.vkey")
-	r := mustRun(t, events(0, 12), env, "append", "--store", storeURL, "--key", filepath.Join(f.keys, "ledger.key"), "--segment-size", "4")
+	r := mustRun(t, eventLines(0, 12), env, "append", "--store", storeURL, "--key", filepath.Join(f.keys, "ledger.key"), "--segment-size", "4")
 	f.checkpoint = []byte(r.stdout)
-	mustRun(t, events(12, 3), env, "append", "--store", storeURL, "--key", filepath.Join(f.keys, "ledger.key"), "--segment-size", "4")
+	mustRun(t, eventLines(12, 3), env, "append", "--store", storeURL, "--key", filepath.Join(f.keys, "ledger.key"), "--segment-size", "4")
 	return f
 }
 
@@ -171,7 +171,7 @@ func TestTamper(t *testing.T) {
 			other := t.TempDir()
 			mustRun(t, nil, nil, "keys", "generate", "--out", other, "--name", "test.auditledger.dev/log")
 			forged := t.TempDir()
-			mustRun(t, events(0, 4), nil, "append", "--store", forged, "--key", filepath.Join(other, "ledger.key"), "--segment-size", "4")
+			mustRun(t, eventLines(0, 4), nil, "append", "--store", forged, "--key", filepath.Join(other, "ledger.key"), "--segment-size", "4")
 			b, _ := os.ReadFile(cpPath(forged, 4))
 			rewrite(t, cpPath(f.store, 4), func([]byte) []byte { return b })
 		}, "no signature by", false},
@@ -182,7 +182,7 @@ func TestTamper(t *testing.T) {
 			// The attacker holds the signing key and rebuilds the whole log
 			// with one event changed. Only --since can catch this.
 			os.RemoveAll(f.store)
-			evs := events(0, 15)
+			evs := eventLines(0, 15)
 			evs = bytes.Replace(evs, []byte("SELECT 5"), []byte("SELECT 6"), 1)
 			mustRun(t, evs, nil, "append", "--store", f.store, "--key", filepath.Join(f.keys, "ledger.key"), "--segment-size", "4")
 		}, "not consistent with the --since checkpoint", true},
@@ -225,7 +225,7 @@ func TestTamper(t *testing.T) {
 func TestRewriteWithoutSinceStillVerifies(t *testing.T) {
 	f := newStore(t, t.TempDir(), nil)
 	os.RemoveAll(f.store)
-	mustRun(t, bytes.Replace(events(0, 15), []byte("SELECT 5"), []byte("SELECT 6"), 1), nil,
+	mustRun(t, bytes.Replace(eventLines(0, 15), []byte("SELECT 5"), []byte("SELECT 6"), 1), nil,
 		"append", "--store", f.store, "--key", filepath.Join(f.keys, "ledger.key"), "--segment-size", "4")
 	mustRun(t, nil, nil, "verify", "--store", f.store, "--vkey", f.vkey)
 }
@@ -235,8 +235,8 @@ func TestRewriteWithoutSinceStillVerifies(t *testing.T) {
 func TestAppendRejects(t *testing.T) {
 	keys, store := t.TempDir(), t.TempDir()
 	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
-	input := append(events(0, 2), []byte(`{"version":1,"id":"bad","type":"command.executed"}`+"\nnot json\n")...)
-	input = append(input, events(2, 1)...)
+	input := append(eventLines(0, 2), []byte(`{"version":1,"id":"bad","type":"command.executed"}`+"\nnot json\n")...)
+	input = append(input, eventLines(2, 1)...)
 	input = append(input, []byte(`{"version":1,"id":"x","id":"y"}`+"\n")...)
 	rejected := filepath.Join(t.TempDir(), "rejected.jsonl")
 	r := run(t, input, nil, "append", "--store", store, "--key", filepath.Join(keys, "ledger.key"), "--rejected", rejected)

@@ -140,13 +140,22 @@ func New(ctx context.Context, cfg Config) (*Ingester, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	cons, err := cfg.JetStream.CreateOrUpdateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
+	// The log, not the consumer, knows what was sealed: every event up to
+	// its last source sequence was sealed or rejected. A dead writer's
+	// unacknowledged deliveries would otherwise come back only after the
+	// ack wait, behind newer events, and be mistaken for sealed ones; so the
+	// writer starts a fresh consumer right after the log's position.
+	if err := cfg.JetStream.DeleteConsumer(ctx, EventsStream, cfg.Consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("ingest: reset consumer %s: %w", cfg.Consumer, err)
+	}
+	cons, err := cfg.JetStream.CreateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
 		Durable:       cfg.Consumer,
 		Description:   "the ledger writer",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       2 * time.Minute,
 		MaxAckPending: 4 * cfg.BatchSize,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   cfg.Log.LastSource() + 1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ingest: consumer %s: %w", cfg.Consumer, err)

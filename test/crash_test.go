@@ -1,0 +1,210 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+// serveConfig writes a serve configuration for a local store.
+func serveConfig(t *testing.T, natsURL, store, key string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "auditledger.yaml")
+	cfg := fmt.Sprintf(`roles: [ledger]
+log: {format: text, level: info}
+http: {listen: "127.0.0.1:0"}
+nats: {url: %q}
+ledger:
+  store: %q
+  key: %q
+  batch: 500
+  max_wait: 20ms
+  lease_ttl: 1s
+`, natsURL, store, key)
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "serve.log"))
+			if len(b) > 20000 {
+				b = b[len(b)-20000:]
+			}
+			t.Logf("serve.log (end):\n%s", b)
+		}
+	})
+	return p
+}
+
+func startServe(t *testing.T, config string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(binary, "serve", "--config", config)
+	logf, _ := os.OpenFile(filepath.Join(filepath.Dir(config), "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
+	return cmd
+}
+
+// producer publishes events until stopped and remembers which ids
+// JetStream acknowledged.
+type producer struct {
+	mu    sync.Mutex
+	acked map[string]bool
+}
+
+func (p *producer) run(ctx context.Context, t *testing.T, em *emitter.Emitter) {
+	for i := 0; ctx.Err() == nil; i++ {
+		ev := &events.Event{
+			Version: 1, ID: "crash-" + strconv.Itoa(i), Type: events.CommandExecuted, Time: time.Now().UTC(), Tenant: "acme",
+			Source:  events.Source{Kind: "crash-test", Instance: "p1"},
+			Actor:   events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
+			Payload: []byte(`{"statement":"SELECT 1"}`),
+		}
+		if _, err := em.Emit(ctx, ev); err == nil {
+			p.mu.Lock()
+			p.acked[ev.ID] = true
+			p.mu.Unlock()
+		}
+		if i%5 == 0 {
+			time.Sleep(time.Millisecond) // a steady stream, not a flood
+		}
+	}
+}
+
+// TestCrashKill9: the ledger process is killed with SIGKILL at random
+// moments while a producer publishes; afterwards the log holds every
+// acknowledged event exactly once and verifies. AUDITLEDGER_CRASH_KILLS
+// sets the number of kills (default 30, as in CI).
+func TestCrashKill9(t *testing.T) {
+	kills := 30
+	if v := os.Getenv("AUDITLEDGER_CRASH_KILLS"); v != "" {
+		kills, _ = strconv.Atoi(v)
+	}
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t)
+	keys, storeDir := t.TempDir(), t.TempDir()
+	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
+	config := serveConfig(t, srv.ClientURL(), storeDir, filepath.Join(keys, "ledger.key"))
+	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	em, _ := emitter.New(emitter.Config{JetStream: js})
+	p := &producer{acked: map[string]bool{}}
+	ctx, stopProducer := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { p.run(ctx, t, em) })
+
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 1))
+	t.Logf("kill-time seed %d", seed)
+	leases := func() jetstream.KeyValue {
+		var kv jetstream.KeyValue
+		natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() (err error) {
+			kv, err = js.KeyValue(t.Context(), service.LeaseBucket)
+			return err
+		})
+		return kv
+	}
+	var kv jetstream.KeyValue
+	for k := range kills {
+		cmd := startServe(t, config)
+		if kv == nil {
+			kv = leases()
+		}
+		// Kill only a process that has become the writer, at a random
+		// moment of its work: mid-fetch, mid-seal, mid-publish or mid-ack.
+		pid := fmt.Sprintf("-%d-", cmd.Process.Pid)
+		natstest.CheckFor(t, 30*time.Second, 5*time.Millisecond, func() error {
+			e, err := kv.Get(t.Context(), "ledger")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(string(e.Value()), pid) {
+				return fmt.Errorf("lease held by %s", e.Value())
+			}
+			return nil
+		})
+		time.Sleep(time.Duration(rng.IntN(800)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if k%10 == 9 {
+			st, _ := file.New(storeDir)
+			names, _ := st.List(t.Context(), ledger.SegmentPrefix)
+			t.Logf("after %d kills: %d segments sealed, %d events acknowledged", k+1, len(names), len(p.acked))
+		}
+	}
+	stopProducer()
+	wg.Wait()
+
+	// A last, clean run drains the stream.
+	cmd := startServe(t, config)
+	cons, err := js.Consumer(t.Context(), ingest.EventsStream, "ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	natstest.CheckFor(t, 120*time.Second, 100*time.Millisecond, func() error {
+		info, err := cons.Info(t.Context())
+		if err != nil {
+			return err
+		}
+		if info.NumPending+uint64(info.NumAckPending) > 0 {
+			return fmt.Errorf("%d events not yet sealed", info.NumPending+uint64(info.NumAckPending))
+		}
+		return nil
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+
+	r := mustRun(t, nil, nil, "verify", "--store", storeDir, "--vkey", filepath.Join(keys, "ledger.vkey"))
+	t.Logf("verify:\n%s", r.stdout)
+	st, _ := file.New(storeDir)
+	count := map[string]int{}
+	err = ledger.ReadRecords(t.Context(), st, 0, func(idx uint64, rec []byte) error {
+		rr, err := ledger.ParseRecord(rec)
+		if err != nil {
+			return err
+		}
+		ev, err := events.Parse(rr.Event)
+		if err != nil {
+			return err
+		}
+		count[ev.ID]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, n := range count {
+		if n != 1 {
+			t.Errorf("event %s sealed %d times", id, n)
+		}
+	}
+	for id := range p.acked {
+		if count[id] != 1 {
+			t.Errorf("acknowledged event %s missing from the log", id)
+		}
+	}
+	t.Logf("%d kills; %d events acknowledged, %d sealed exactly once", kills, len(p.acked), len(count))
+}
