@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/service"
@@ -135,10 +136,11 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		"Publishes one event per line to AUDIT_EVENTS (subject audit.events.<tenant>.<type>,\nNats-Msg-Id = the event id) and waits until JetStream has stored each. Lines\nthat are not valid events are reported with their line number and reason and\nnot sent; the exit code is 1 if any line was rejected or not stored.", stderr)
 	url := fs.String("nats", nats.DefaultURL, "NATS server URL")
 	creds := fs.String("creds", "", "NATS credentials file (optional)")
+	spoolDir := fs.String("spool", "", "spool events to this directory while NATS is unreachable, and deliver them when it returns")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	opts := []nats.Option{nats.Name("auditledger-emit")}
+	opts := []nats.Option{nats.Name("auditledger-emit"), nats.RetryOnFailedConnect(*spoolDir != ""), nats.MaxReconnects(-1)}
 	if *creds != "" {
 		opts = append(opts, nats.UserCredentials(*creds))
 	}
@@ -151,9 +153,19 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	em, err := emitterNew(js)
+	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: *spoolDir})
 	if err != nil {
 		return err
 	}
-	return emitLines(ctx, em, stdin, stdout, stderr)
+	err = emitLines(ctx, em, stdin, stdout, stderr)
+	if em.Spooled() {
+		fmt.Fprintf(stderr, "waiting for NATS to deliver the spool in %s (Ctrl-C leaves it for the next run)\n", *spoolDir)
+		for em.Spooled() && ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if cerr := em.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

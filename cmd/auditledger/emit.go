@@ -10,20 +10,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
 )
 
-func emitterNew(js jetstream.JetStream) (*emitter.Emitter, error) {
-	return emitter.New(emitter.Config{JetStream: js})
-}
-
 func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout, stderr io.Writer) error {
 	br := bufio.NewReaderSize(stdin, events.MaxSize+2)
 	var mu sync.Mutex
-	var stored, failed, rejected, n int
+	var stored, spooled, failed, rejected, n int
 	start := time.Now()
 	for {
 		raw, err := readLine(br)
@@ -42,12 +36,15 @@ func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout
 			err = em.EmitRaw(ctx, raw, func(r emitter.Result) {
 				mu.Lock()
 				defer mu.Unlock()
-				if r.Err != nil {
+				switch {
+				case r.Err != nil:
 					failed++
 					fmt.Fprintf(stderr, "line %d: event %s not stored: %v\n", line, r.ID, r.Err)
-					return
+				case r.Spooled:
+					spooled++
+				default:
+					stored++
 				}
-				stored++
 			})
 		}
 		if err != nil {
@@ -59,8 +56,8 @@ func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout
 		}
 	}
 	em.Wait()
-	fmt.Fprintf(stderr, "emitted %d events, stored by JetStream (%.0f events/s); %d lines rejected, %d not stored\n",
-		stored, float64(stored)/time.Since(start).Seconds(), rejected, failed)
+	fmt.Fprintf(stderr, "emitted %d events stored by JetStream (%.0f events/s), %d spooled; %d lines rejected, %d not stored\n",
+		stored, float64(stored)/time.Since(start).Seconds(), spooled, rejected, failed)
 	if rejected+failed > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("emit: %d lines rejected, %d not stored", rejected, failed)}
 	}

@@ -1,9 +1,14 @@
 // Package emitter is the library proxies use to publish audit events onto
-// NATS JetStream. An event counts as emitted only once JetStream has
-// acknowledged storing it; publishing is asynchronous with a bound on the
-// events in flight, and failed publishes are retried with backoff. The
-// event id is sent as Nats-Msg-Id, so a retry after a lost acknowledgement
-// is stored once.
+// NATS JetStream. An event counts as stored only once JetStream has
+// acknowledged it; publishing is asynchronous with a bound on the events in
+// flight, and failed publishes are retried with backoff. The event id is
+// sent as Nats-Msg-Id, so a retry after a lost acknowledgement is stored
+// once.
+//
+// With a spool directory, an event that cannot be stored (the bus is
+// unreachable) is appended to an fsynced local spool instead and reported
+// as spooled; while the spool holds anything, new events queue behind it,
+// and a background drainer delivers them in order when the bus returns.
 package emitter
 
 import (
@@ -24,9 +29,13 @@ type Config struct {
 	JetStream jetstream.JetStream // required
 	// MaxInFlight bounds publishes awaiting acknowledgement; zero means 4096.
 	MaxInFlight int
-	// Retries per event before Emit gives up; zero means 5. Between tries
-	// the wait doubles from 50ms.
+	// Retries per event before Emit gives up (or spools); zero means 5.
+	// Between tries the wait doubles from 50ms.
 	Retries int
+	// Timeout bounds the wait for one acknowledgement; zero means 5s.
+	Timeout time.Duration
+	// SpoolDir, if set, is where events wait while the bus is unreachable.
+	SpoolDir string
 }
 
 // Emitter publishes events. It is safe for concurrent use.
@@ -34,6 +43,14 @@ type Emitter struct {
 	cfg  Config
 	slot chan struct{}
 	wg   sync.WaitGroup
+	// While the spool holds anything, new events go behind it. Events
+	// emitted concurrently have no order between them anyway; each
+	// session's events carry session_seq, so their order is always
+	// visible.
+	spool   *spool
+	wake    chan struct{}
+	stop    context.CancelFunc
+	drained sync.WaitGroup
 }
 
 // New returns an Emitter.
@@ -47,14 +64,106 @@ func New(cfg Config) (*Emitter, error) {
 	if cfg.Retries <= 0 {
 		cfg.Retries = 5
 	}
-	return &Emitter{cfg: cfg, slot: make(chan struct{}, cfg.MaxInFlight)}, nil
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	e := &Emitter{cfg: cfg, slot: make(chan struct{}, cfg.MaxInFlight), wake: make(chan struct{}, 1)}
+	if cfg.SpoolDir != "" {
+		sp, err := openSpool(cfg.SpoolDir)
+		if err != nil {
+			return nil, fmt.Errorf("emitter: spool %s: %w", cfg.SpoolDir, err)
+		}
+		e.spool = sp
+		ctx, cancel := context.WithCancel(context.Background())
+		e.stop = cancel
+		e.drained.Go(func() { e.drain(ctx) })
+	}
+	return e, nil
+}
+
+// Spooled reports whether events are waiting in the spool.
+func (e *Emitter) Spooled() bool { return e.spool != nil && !e.spool.empty() }
+
+// Close stops the drainer; spooled events stay on disk for the next start.
+func (e *Emitter) Close() error {
+	e.Wait()
+	if e.spool == nil {
+		return nil
+	}
+	e.stop()
+	e.drained.Wait()
+	return e.spool.close()
+}
+
+// drain delivers spooled events in order whenever there are any.
+func (e *Emitter) drain(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wake:
+		case <-time.After(backoff):
+		}
+		for !e.spool.empty() && ctx.Err() == nil {
+			batch, next, err := e.spool.peek(256)
+			if err == nil {
+				err = e.publishBatch(ctx, batch)
+			}
+			if err == nil {
+				err = e.spool.advance(next)
+			}
+			if err != nil {
+				backoff = min(2*backoff, 5*time.Second)
+				break
+			}
+			backoff = 100 * time.Millisecond
+		}
+	}
+}
+
+func (e *Emitter) publishBatch(ctx context.Context, batch [][]byte) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+	for _, raw := range batch {
+		ev, err := events.Parse(raw)
+		if err != nil {
+			return err // cannot happen: only valid events are spooled
+		}
+		f, err := e.cfg.JetStream.PublishMsgAsync(message(ev, raw))
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
+	}
+	timeout := time.NewTimer(e.cfg.Timeout)
+	defer timeout.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return err
+		case <-timeout.C:
+			return errors.New("emitter: acknowledgement timed out")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func message(ev *events.Event, raw []byte) *nats.Msg {
+	msg := nats.NewMsg(events.Subject(ev.Tenant, ev.Type))
+	msg.Data = raw
+	msg.Header.Set(nats.MsgIdHdr, ev.ID)
+	return msg
 }
 
 // Result is the outcome of one asynchronous publish.
 type Result struct {
-	ID  string
-	Seq uint64 // stream sequence, when stored
-	Err error
+	ID      string
+	Seq     uint64 // stream sequence, when stored
+	Spooled bool   // not stored yet, but fsynced to the spool for later delivery
+	Err     error
 }
 
 // EmitRaw publishes an encoded event after validating it, and calls done
@@ -74,28 +183,57 @@ func (e *Emitter) EmitRaw(ctx context.Context, raw []byte, done func(Result)) er
 	go func() {
 		defer e.wg.Done()
 		defer func() { <-e.slot }()
-		seq, err := e.publish(ctx, ev, raw)
-		done(Result{ID: ev.ID, Seq: seq, Err: err})
+		done(e.emit(ctx, ev, raw))
 	}()
 	return nil
 }
 
-// Emit publishes ev and waits until JetStream has stored it.
-func (e *Emitter) Emit(ctx context.Context, ev *events.Event) (uint64, error) {
+// Emit publishes ev and waits until JetStream has stored it or, with a
+// spool, until it is spooled (Result.Spooled).
+func (e *Emitter) Emit(ctx context.Context, ev *events.Event) (Result, error) {
 	raw, err := ev.Marshal()
 	if err != nil {
-		return 0, err
+		return Result{ID: ev.ID, Err: err}, err
 	}
-	return e.publish(ctx, ev, raw)
+	r := e.emit(ctx, ev, raw)
+	return r, r.Err
 }
 
-func (e *Emitter) publish(ctx context.Context, ev *events.Event, raw []byte) (uint64, error) {
-	msg := nats.NewMsg(events.Subject(ev.Tenant, ev.Type))
-	msg.Data = raw
-	msg.Header.Set(nats.MsgIdHdr, ev.ID)
+func (e *Emitter) emit(ctx context.Context, ev *events.Event, raw []byte) Result {
+	if e.spool == nil {
+		seq, err := e.publish(ctx, ev, raw, e.cfg.Retries)
+		return Result{ID: ev.ID, Seq: seq, Err: err}
+	}
+	if !e.spool.empty() {
+		return e.toSpool(ev, raw)
+	}
+	// One try: the drainer does the retrying, without holding the caller.
+	seq, err := e.publish(ctx, ev, raw, 0)
+	if err == nil {
+		return Result{ID: ev.ID, Seq: seq}
+	}
+	if ctx.Err() != nil {
+		return Result{ID: ev.ID, Err: ctx.Err()}
+	}
+	return e.toSpool(ev, raw)
+}
+
+func (e *Emitter) toSpool(ev *events.Event, raw []byte) Result {
+	if err := e.spool.append(raw); err != nil {
+		return Result{ID: ev.ID, Err: fmt.Errorf("emitter: event %s neither stored nor spooled: %w", ev.ID, err)}
+	}
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+	return Result{ID: ev.ID, Spooled: true}
+}
+
+func (e *Emitter) publish(ctx context.Context, ev *events.Event, raw []byte, retries int) (uint64, error) {
+	msg := message(ev, raw)
 	wait := 50 * time.Millisecond
 	var last error
-	for try := 0; try <= e.cfg.Retries; try++ {
+	for try := 0; try <= retries; try++ {
 		if try > 0 {
 			t := time.NewTimer(wait)
 			select {
@@ -111,16 +249,22 @@ func (e *Emitter) publish(ctx context.Context, ev *events.Event, raw []byte) (ui
 			last = err
 			continue
 		}
+		t := time.NewTimer(e.cfg.Timeout)
 		select {
 		case ack := <-f.Ok():
+			t.Stop()
 			return ack.Sequence, nil
 		case err := <-f.Err():
 			last = err
+		case <-t.C:
+			last = errors.New("acknowledgement timed out")
 		case <-ctx.Done():
+			t.Stop()
 			return 0, ctx.Err()
 		}
+		t.Stop()
 	}
-	return 0, fmt.Errorf("emitter: event %s not stored after %d tries: %w", ev.ID, e.cfg.Retries+1, last)
+	return 0, fmt.Errorf("emitter: event %s not stored after %d tries: %w", ev.ID, retries+1, last)
 }
 
 // Wait blocks until every EmitRaw publish has finished.
