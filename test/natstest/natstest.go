@@ -3,6 +3,10 @@
 package natstest
 
 import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,4 +72,71 @@ func CheckFor(t testing.TB, total, every time.Duration, f func() error) {
 		time.Sleep(every)
 	}
 	t.Fatalf("condition not met after %v: %v", total, err)
+}
+
+// Cluster is a JetStream cluster of in-process servers.
+type Cluster struct {
+	Servers []*Server
+}
+
+// StartCluster runs n clustered JetStream servers and waits for a
+// JetStream meta leader.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	c := &Cluster{}
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+			Cluster: server.ClusterOpts{Name: "auditledger-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Start()
+		t.Cleanup(s.Shutdown)
+		c.Servers = append(c.Servers, &Server{Server: s, StoreDir: opts.StoreDir})
+	}
+	for _, s := range c.Servers {
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("cluster node not ready")
+		}
+	}
+	CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		for _, s := range c.Servers {
+			if s.JetStreamIsLeader() {
+				return nil
+			}
+		}
+		return fmt.Errorf("no JetStream meta leader yet")
+	})
+	return c
+}
+
+// URLs is the client URL list of every server, for clients that fail over.
+func (c *Cluster) URLs() string {
+	var us []string
+	for _, s := range c.Servers {
+		us = append(us, s.ClientURL())
+	}
+	return strings.Join(us, ",")
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -34,6 +34,13 @@ const (
 type Server struct {
 	Endpoint string // host:port
 	Client   *minio.Client
+
+	t       testing.TB
+	bin     string
+	args    []string
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{}
 }
 
 var bucketSeq atomic.Int64
@@ -77,44 +84,64 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	root, versions := t.TempDir(), t.TempDir()
-	port := freePort(t)
-	endpoint := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "--port", endpoint, "posix", "--versioning-dir", versions, root)
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+AccessKey, "ROOT_SECRET_KEY="+SecretKey)
-	logPath := filepath.Join(t.TempDir(), "versitygw.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start versitygw: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
-	})
+	endpoint := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	client, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), Secure: false})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := &Server{
+		Endpoint: endpoint, Client: client, t: t, bin: bin,
+		args:    []string{"--port", endpoint, "posix", "--versioning-dir", versions, root},
+		logPath: filepath.Join(t.TempDir(), "versitygw.log"),
+	}
+	s.start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+AccessKey, "ROOT_SECRET_KEY="+SecretKey)
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start versitygw: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(exited) }()
+	s.cmd, s.exited = cmd, exited
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := client.ListBuckets(ctx)
+		_, err := s.Client.ListBuckets(ctx)
 		cancel()
 		if err == nil {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("versitygw on %s not ready after 30s: %v\n%s", endpoint, err, log)
+			log, _ := os.ReadFile(s.logPath)
+			s.t.Fatalf("versitygw on %s not ready after 30s: %v\n%s", s.Endpoint, err, log)
 		}
 		time.Sleep(50 * time.Millisecond) // polling with a deadline, not waiting a fixed time
 	}
-	return &Server{Endpoint: endpoint, Client: client}
 }
+
+// Stop kills the server (an outage); Restart brings it back on the same
+// address and data.
+func (s *Server) Stop() {
+	if s.cmd != nil {
+		s.cmd.Process.Kill()
+		<-s.exited
+		s.cmd = nil
+	}
+}
+
+// Restart starts a stopped server again.
+func (s *Server) Restart() { s.start() }
 
 // Bucket makes a new bucket with Object Lock enabled and returns its name.
 func (s *Server) Bucket(t testing.TB) string {

@@ -1,0 +1,223 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/ledger/s3"
+	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/versitygw"
+)
+
+func event(i int) *events.Event {
+	return &events.Event{
+		Version: 1, ID: fmt.Sprintf("ev-%d", i), Type: events.CommandExecuted,
+		Time: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Tenant: "acme",
+		Source:  events.Source{Kind: "test", Instance: "t1"},
+		Actor:   events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
+		Payload: []byte(`{}`),
+	}
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+type writer struct {
+	cancel  context.CancelFunc
+	done    chan error
+	metrics *service.Metrics
+}
+
+func startWriter(t *testing.T, js jetstream.JetStream, store ledger.SegmentStore, signer *ledger.NoteSigner, retention time.Duration) *writer {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &writer{cancel: cancel, done: make(chan error, 1), metrics: &service.Metrics{}}
+	go func() {
+		w.done <- service.Run(ctx, service.Config{
+			JetStream: js, Store: store, Signer: signer, Retention: retention,
+			BatchSize: 200, MaxWait: 20 * time.Millisecond, LeaseTTL: time.Second,
+			Logger: quiet, Metrics: w.metrics,
+		})
+	}()
+	t.Cleanup(w.stop)
+	return w
+}
+
+func (w *writer) stop() {
+	if w.cancel != nil {
+		w.cancel()
+		<-w.done
+		w.cancel = nil
+	}
+}
+
+func (w *writer) isWriter() bool {
+	rec := httptest.NewRecorder()
+	w.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	return strings.Contains(rec.Body.String(), "writer")
+}
+
+// checkExactlyOnce verifies the store and that it holds events 0..n-1
+// exactly once.
+func checkExactlyOnce(t *testing.T, store ledger.SegmentStore, signer *ledger.NoteSigner, n int, retention time.Duration) {
+	t.Helper()
+	if _, err := ledger.Verify(t.Context(), store, ledger.VerifyOptions{Verifier: signer.Verifier(), Retention: retention}); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	err := ledger.ReadRecords(t.Context(), store, 0, func(_ uint64, rec []byte) error {
+		r, _ := ledger.ParseRecord(rec)
+		ev, err := events.Parse(r.Event)
+		if err == nil {
+			count[ev.ID]++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if c := count[fmt.Sprintf("ev-%d", i)]; c != 1 {
+			t.Errorf("event %d sealed %d times", i, c)
+		}
+	}
+	if len(count) != n {
+		t.Errorf("log holds %d distinct events, want %d", len(count), n)
+	}
+}
+
+func newSigner(t *testing.T) *ledger.NoteSigner {
+	skey, _, _ := ledger.GenerateKey(nil, "service.test/log")
+	s, err := ledger.NewNoteSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func emitRange(t *testing.T, em *emitter.Emitter, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if _, err := em.Emit(t.Context(), event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTwoWritersHandOver: two ledger processes on one log; only the lease
+// holder writes; stopping it hands the log to the other, which continues
+// from what the store holds.
+func TestTwoWritersHandOver(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t)
+	store, _ := file.New(t.TempDir())
+	signer := newSigner(t)
+	a := startWriter(t, js, store, signer, 0)
+	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if !a.isWriter() {
+			return fmt.Errorf("a is not the writer yet")
+		}
+		return nil
+	})
+	b := startWriter(t, js, store, signer, 0)
+	em, _ := emitter.New(emitter.Config{JetStream: js})
+	emitRange(t, em, 0, 300)
+	if b.isWriter() {
+		t.Fatal("two writers at once")
+	}
+	a.stop() // releases the lease
+	emitRange(t, em, 300, 600)
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if !b.isWriter() {
+			return fmt.Errorf("b has not taken over")
+		}
+		l, err := ledger.Open(t.Context(), ledger.Config{Store: store, Signer: signer})
+		if err != nil {
+			return err
+		}
+		if l.Size() != 600 {
+			return fmt.Errorf("log size %d, want 600", l.Size())
+		}
+		return nil
+	})
+	b.stop()
+	checkExactlyOnce(t, store, signer, 600, 0)
+}
+
+// TestS3Outage: with the S3 server down, the writer backs off and
+// acknowledges nothing it has not sealed; once S3 returns everything is
+// sealed exactly once and every segment is locked.
+func TestS3Outage(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t)
+	gw := versitygw.Start(t)
+	store, err := s3.New(t.Context(), s3.Config{
+		Endpoint: gw.Endpoint, Bucket: gw.Bucket(t), Prefix: "log", Insecure: true,
+		AccessKey: versitygw.AccessKey, SecretKey: versitygw.SecretKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := newSigner(t)
+	const retention = time.Hour
+	w := startWriter(t, js, store, signer, retention)
+	em, _ := emitter.New(emitter.Config{JetStream: js})
+	emitRange(t, em, 0, 100)
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if got := metric(w, "auditledger_log_size"); got != "100" {
+			return fmt.Errorf("log size %s, want 100", got)
+		}
+		return nil
+	})
+
+	gw.Stop()
+	emitRange(t, em, 100, 400) // the bus is up: producers carry on
+	// The writer retries; the events stay unacknowledged meanwhile.
+	cons, _ := js.Consumer(t.Context(), ingest.EventsStream, "ledger")
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if metric(w, "auditledger_seal_retries_total") == "0" {
+			return fmt.Errorf("no seal retried yet")
+		}
+		return nil
+	})
+	info, _ := cons.Info(t.Context())
+	if acked := info.AckFloor.Stream; acked > 100 {
+		t.Fatalf("events up to %d acknowledged while S3 was down; only 100 were sealed", acked)
+	}
+	if got := metric(w, "auditledger_log_size"); got != "100" {
+		t.Fatalf("log grew to %s while S3 was down", got)
+	}
+
+	gw.Restart()
+	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		if got := metric(w, "auditledger_log_size"); got != "400" {
+			return fmt.Errorf("log size %s, want 400", got)
+		}
+		return nil
+	})
+	w.stop()
+	checkExactlyOnce(t, store, signer, 400, retention)
+}
+
+func metric(w *writer, name string) string {
+	rec := httptest.NewRecorder()
+	w.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, line := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,143 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+// TestClusterNodeLoss: three NATS nodes, streams with three replicas; the
+// node leading AUDIT_EVENTS is shut down mid-ingestion. Nothing that was
+// acknowledged is lost, nothing is sealed twice, and ingestion continues.
+func TestClusterNodeLoss(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	connect := func(name string) jetstream.JetStream {
+		nc, err := nats.Connect(c.URLs(), nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return js
+	}
+	wjs, pjs := connect("writer"), connect("producer")
+	store, _ := file.New(t.TempDir())
+	skey, _, _ := ledger.GenerateKey(nil, "cluster.test/log")
+	signer, _ := ledger.NewNoteSigner(skey)
+	metrics := &service.Metrics{}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- service.Run(ctx, service.Config{
+			JetStream: wjs, Store: store, Signer: signer, Streams: ingest.StreamOptions{Replicas: 3},
+			BatchSize: 200, MaxWait: 20 * time.Millisecond, LeaseTTL: 2 * time.Second,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics,
+		})
+	}()
+	defer func() { stop(); <-done }()
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		_, err := pjs.Stream(t.Context(), ingest.EventsStream)
+		return err
+	})
+
+	em, _ := emitter.New(emitter.Config{JetStream: pjs, Retries: 20})
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	pctx, stopProducer := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; pctx.Err() == nil; i++ {
+			ev := &events.Event{
+				Version: 1, ID: fmt.Sprintf("c-%d", i), Type: events.CommandExecuted, Time: time.Now().UTC(), Tenant: "acme",
+				Source:  events.Source{Kind: "cluster-test", Instance: "p1"},
+				Actor:   events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
+				Payload: []byte(`{}`),
+			}
+			if _, err := em.Emit(pctx, ev); err == nil {
+				mu.Lock()
+				acked[ev.ID] = true
+				mu.Unlock()
+			}
+		}
+	})
+	ackedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if n := ackedCount(); n < 500 {
+			return fmt.Errorf("%d events so far", n)
+		}
+		return nil
+	})
+
+	s, _ := pjs.Stream(t.Context(), ingest.EventsStream)
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := info.Cluster.Leader
+	for _, srv := range c.Servers {
+		if srv.Name() == leader {
+			t.Logf("shutting down %s, leader of %s, after %d events", leader, ingest.EventsStream, ackedCount())
+			srv.Shutdown()
+		}
+	}
+	before := ackedCount()
+	natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+		if n := ackedCount(); n < before+500 {
+			return fmt.Errorf("%d events acknowledged since the node loss, want 500", n-before)
+		}
+		return nil
+	})
+	stopProducer()
+	wg.Wait()
+
+	total := ackedCount()
+	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		l, err := ledger.Open(t.Context(), ledger.Config{Store: store, Signer: signer})
+		if err != nil {
+			return err
+		}
+		if l.Size() < uint64(total) {
+			return fmt.Errorf("log size %d, %d events acknowledged", l.Size(), total)
+		}
+		return nil
+	})
+	count := map[string]int{}
+	if _, err := ledger.Verify(t.Context(), store, ledger.VerifyOptions{Verifier: signer.Verifier()}); err != nil {
+		t.Fatal(err)
+	}
+	ledger.ReadRecords(t.Context(), store, 0, func(_ uint64, rec []byte) error {
+		r, _ := ledger.ParseRecord(rec)
+		ev, _ := events.Parse(r.Event)
+		count[ev.ID]++
+		return nil
+	})
+	for id, n := range count {
+		if n != 1 {
+			t.Errorf("%s sealed %d times", id, n)
+		}
+	}
+	for id := range acked {
+		if count[id] != 1 {
+			t.Errorf("acknowledged %s missing", id)
+		}
+	}
+	t.Logf("%d events acknowledged, %d sealed", total, len(count))
+}
