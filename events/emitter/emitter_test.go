@@ -20,8 +20,8 @@ func event(i int) *events.Event {
 	return &events.Event{
 		Version: 1, ID: fmt.Sprintf("ev-%03d", i), Type: events.CommandExecuted,
 		Time: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Tenant: "acme",
-		Source: events.Source{Kind: "test", Instance: "t1"},
-		Actor:  events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
+		Source:  events.Source{Kind: "test", Instance: "t1"},
+		Actor:   events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
 		Payload: []byte(`{}`),
 	}
 }
