@@ -31,6 +31,7 @@ Commands:
   proof consistency print an RFC 9162 consistency proof between two tree sizes
   proof verify      check a tlog-proof against a record and a verifier key, offline
   bench ledger      measure append+seal, verify and proof speed on a local store
+  bench ingest      measure end-to-end ingestion (publish → sealed) on the embedded NATS server
 
 Store URLs: a directory, file:///path, or
   s3://bucket/prefix?endpoint=host:port&region=R&insecure=1&retention=7y
@@ -83,6 +84,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"proof consistency": proofConsistency,
 		"proof verify":      proofVerify,
 		"bench ledger":      benchLedger,
+		"bench ingest":      benchIngest,
 		"dev":               devCmd,
 		"emit":              emitCmd,
 		"serve":             serveCmd,

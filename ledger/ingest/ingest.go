@@ -106,17 +106,49 @@ type Config struct {
 
 // Stats are running totals, safe to read concurrently.
 type Stats struct {
-	Ingested, Sealed, Rejected, Skipped, Batches, Retries atomic.Uint64
-	LastBatch                                             atomic.Int64 // records in the last sealed batch
-	LastSealNanos                                         atomic.Int64 // duration of the last seal
+	Ingested, Sealed, Rejected, Skipped, Batches, Retries, Resets atomic.Uint64
+	LastBatch                                                     atomic.Int64 // records in the last sealed batch
+	LastSealNanos                                                 atomic.Int64 // duration of the last seal
 }
 
 // Ingester moves events from AUDIT_EVENTS into the log.
 type Ingester struct {
 	cfg       Config
 	cons      jetstream.Consumer
+	next      uint64 // the stream sequence to seal or reject next
 	published uint64 // records below this index are on AUDIT_LEDGER
 	Stats     Stats
+}
+
+// resetConsumer (re)creates the durable consumer to deliver from in.next.
+//
+// The log, not the consumer, knows what was sealed: every event below
+// in.next was sealed or rejected. A delivery that went astray — to a
+// writer that died, or to a pull request that expired — would otherwise
+// come back only after the ack wait, behind newer events, and could not be
+// told from a duplicate. So the writer delivers strictly in stream order
+// and, on any gap, starts the consumer again right where the log stands.
+func (in *Ingester) resetConsumer(ctx context.Context) error {
+	if in.cons != nil {
+		in.Stats.Resets.Add(1)
+	}
+	err := in.cfg.JetStream.DeleteConsumer(ctx, EventsStream, in.cfg.Consumer)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("ingest: reset consumer %s: %w", in.cfg.Consumer, err)
+	}
+	in.cons, err = in.cfg.JetStream.CreateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
+		Durable:       in.cfg.Consumer,
+		Description:   "the ledger writer",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       2 * time.Minute,
+		MaxAckPending: 4 * in.cfg.BatchSize,
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   in.next,
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: consumer %s: %w", in.cfg.Consumer, err)
+	}
+	return nil
 }
 
 // New creates the durable consumer and checks which sealed records still
@@ -140,27 +172,11 @@ func New(ctx context.Context, cfg Config) (*Ingester, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	// The log, not the consumer, knows what was sealed: every event up to
-	// its last source sequence was sealed or rejected. A dead writer's
-	// unacknowledged deliveries would otherwise come back only after the
-	// ack wait, behind newer events, and be mistaken for sealed ones; so the
-	// writer starts a fresh consumer right after the log's position.
-	if err := cfg.JetStream.DeleteConsumer(ctx, EventsStream, cfg.Consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("ingest: reset consumer %s: %w", cfg.Consumer, err)
+	in := &Ingester{cfg: cfg, next: cfg.Log.LastSource() + 1}
+	if err := in.resetConsumer(ctx); err != nil {
+		return nil, err
 	}
-	cons, err := cfg.JetStream.CreateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
-		Durable:       cfg.Consumer,
-		Description:   "the ledger writer",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       2 * time.Minute,
-		MaxAckPending: 4 * cfg.BatchSize,
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   cfg.Log.LastSource() + 1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ingest: consumer %s: %w", cfg.Consumer, err)
-	}
-	in := &Ingester{cfg: cfg, cons: cons}
+	var err error
 	if in.published, err = in.publishedUpTo(ctx); err != nil {
 		return nil, err
 	}
@@ -198,30 +214,76 @@ func (in *Ingester) Run(ctx context.Context) error {
 		return err
 	}
 	for ctx.Err() == nil {
-		batch, err := in.cons.Fetch(in.cfg.BatchSize, jetstream.FetchMaxWait(in.cfg.MaxWait))
-		if err != nil {
+		if err := in.consume(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			in.cfg.Logger.Warn("fetch failed; retrying", "err", err)
-			sleep(ctx, time.Second)
-			continue
+			if errors.Is(err, ledger.ErrFenced) {
+				return err
+			}
+			if !errors.Is(err, errGap) {
+				in.cfg.Logger.Warn("consuming failed; resetting the consumer", "err", err)
+				sleep(ctx, time.Second)
+			}
+			if err := in.resetConsumer(ctx); err != nil && ctx.Err() == nil {
+				in.cfg.Logger.Warn("consumer reset failed; retrying", "err", err)
+				sleep(ctx, time.Second)
+			}
 		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
+	}
+	return nil
+}
+
+// errGap means a delivery skipped a stream sequence: the consumer must be
+// started again where the log stands.
+var errGap = errors.New("ingest: delivery out of order")
+
+// consume pulls messages continuously and closes a batch when it is full or
+// MaxWait after its first message. It returns on error or cancellation.
+func (in *Ingester) consume(ctx context.Context) error {
+	it, err := in.cons.Messages(jetstream.PullMaxMessages(2 * in.cfg.BatchSize))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	defer context.AfterFunc(ctx, it.Stop)() // unblock Next on cancellation
+	var msgs []jetstream.Msg
+	var deadline time.Time
+	for ctx.Err() == nil {
+		wait := time.Second
+		if len(msgs) > 0 {
+			wait = time.Until(deadline)
+		}
+		var m jetstream.Msg
+		if wait > 0 {
+			m, err = it.Next(jetstream.NextMaxWait(wait))
+		}
+		switch {
+		case err == nil && m != nil:
+			if len(msgs) == 0 {
+				deadline = time.Now().Add(in.cfg.MaxWait)
+			}
 			msgs = append(msgs, m)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(msgs) == 0 {
-			in.cfg.Logger.Debug("fetch ended", "err", err)
-		}
-		if len(msgs) == 0 {
-			continue
-		}
-		if err := in.process(ctx, msgs); err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if len(msgs) < in.cfg.BatchSize {
+				continue
+			}
+		case ctx.Err() != nil:
+			return nil
+		case err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded):
+			if len(msgs) > 0 {
+				// Seal what arrived in order before the error.
+				if perr := in.process(ctx, msgs); perr != nil {
+					return perr
+				}
 			}
 			return err
+		}
+		err = nil
+		if len(msgs) > 0 {
+			if err := in.process(ctx, msgs); err != nil {
+				return err
+			}
+			msgs = msgs[:0]
 		}
 	}
 	return nil
@@ -238,18 +300,31 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 	var ok []accepted
 	var entries []ledger.Entry
 	var done []jetstream.Msg // to acknowledge at the end
-	last := in.cfg.Log.LastSource()
+	var gap error
+	next := in.next
 	for _, m := range msgs {
 		meta, err := m.Metadata()
 		if err != nil {
 			return fmt.Errorf("ingest: message metadata: %w", err)
 		}
 		seq := meta.Sequence.Stream
-		if seq <= last {
-			in.Stats.Skipped.Add(1) // sealed before a crash kept it from being acknowledged
+		if seq < next {
+			in.Stats.Skipped.Add(1) // a redelivery of something sealed or rejected
 			done = append(done, m)
 			continue
 		}
+		if seq > next {
+			if next, err = in.skipDeleted(ctx, next, seq); err != nil {
+				return err
+			}
+			if seq != next {
+				// Stop here: seal what came in order, then start the
+				// consumer again at the first missing sequence.
+				gap = fmt.Errorf("%w: expected stream sequence %d, got %d", errGap, next, seq)
+				break
+			}
+		}
+		next = seq + 1
 		ev, verr := events.Parse(m.Data())
 		if verr == nil && m.Subject() != events.Subject(ev.Tenant, ev.Type) {
 			verr = fmt.Errorf("published on %q, but tenant and type say %q", m.Subject(), events.Subject(ev.Tenant, ev.Type))
@@ -268,7 +343,6 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		ok = append(ok, accepted{m, ev})
 		entries = append(entries, ledger.Entry{Event: m.Data(), Source: seq})
-		last = seq
 	}
 	if len(entries) > 0 {
 		seal, err := in.seal(ctx, entries)
@@ -285,13 +359,35 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		in.Stats.Ingested.Add(uint64(len(entries)))
 	}
+	in.next = next
 	for _, m := range done {
 		if err := m.Ack(); err != nil {
 			// Not fatal: the message will be redelivered and skipped.
 			in.cfg.Logger.Warn("ack failed", "subject", m.Subject(), "err", err)
 		}
 	}
-	return nil
+	return gap
+}
+
+// skipDeleted steps next over stream sequences below upTo that no longer
+// exist in the stream (removed by limits or by an operator), logging each:
+// the records' source sequences make such gaps visible to auditors too.
+func (in *Ingester) skipDeleted(ctx context.Context, next, upTo uint64) (uint64, error) {
+	s, err := in.cfg.JetStream.Stream(ctx, EventsStream)
+	if err != nil {
+		return next, fmt.Errorf("ingest: %s: %w", EventsStream, err)
+	}
+	for ; next < upTo; next++ {
+		_, err := s.GetMsg(ctx, next)
+		if err == nil {
+			return next, nil
+		}
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return next, fmt.Errorf("ingest: looking up stream sequence %d: %w", next, err)
+		}
+		in.cfg.Logger.Warn("stream sequence missing from AUDIT_EVENTS (deleted before it was sealed)", "seq", next)
+	}
+	return next, nil
 }
 
 // seal appends entries, retrying with backoff while the store is

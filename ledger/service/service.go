@@ -186,6 +186,15 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// LogSize is the size of the log this process writes, 0 if it is not the
+// writer.
+func (m *Metrics) LogSize() uint64 {
+	if l := m.log.Load(); l != nil {
+		return l.Size()
+	}
+	return 0
+}
+
 // Handler serves /metrics (Prometheus text format), /healthz (the process
 // is up) and /readyz (streams and lease bucket are set up).
 func (m *Metrics) Handler() http.Handler {
@@ -229,6 +238,7 @@ func (m *Metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		metric("auditledger_ingested_total", "counter", "events sealed by this process", float64(s.Ingested.Load()))
 		metric("auditledger_rejected_total", "counter", "events moved to AUDIT_REJECTED", float64(s.Rejected.Load()))
 		metric("auditledger_redelivered_skipped_total", "counter", "redelivered events already sealed", float64(s.Skipped.Load()))
+		metric("auditledger_consumer_resets_total", "counter", "times delivery was restarted at the log's position after a gap", float64(s.Resets.Load()))
 		metric("auditledger_batches_total", "counter", "segments sealed by this process", float64(s.Batches.Load()))
 		metric("auditledger_seal_retries_total", "counter", "seal attempts that failed and were retried", float64(s.Retries.Load()))
 		metric("auditledger_batch_size", "gauge", "records in the last sealed segment", float64(s.LastBatch.Load()))

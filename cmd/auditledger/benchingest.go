@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/service"
+)
+
+func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("bench ingest [--n N] [--size BYTES] [--producers 1,4,16] [--sync always|interval]",
+		"Measures end-to-end ingestion on the embedded NATS server with file storage:\nproducers publish events asynchronously through the emitter library, the ledger\nwriter seals them, and the time from publish to the sealed record appearing on\nAUDIT_LEDGER is recorded. Prints events/s and latency percentiles for each\nproducer concurrency, each run on fresh state.", stderr)
+	n := fs.Int("n", 200_000, "events per run")
+	size := fs.Int("size", 512, "approximate encoded event size in bytes")
+	producersArg := fs.String("producers", "1,4,16", "comma-separated producer concurrencies")
+	batch := fs.Int("batch", 5000, "events per sealed segment, at most")
+	maxWait := fs.Duration("max-wait", 20*time.Millisecond, "longest wait to fill a batch")
+	syncMode := fs.String("sync", "always", "JetStream fsync: always or interval")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var producers []int
+	for _, p := range strings.Split(*producersArg, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || v < 1 {
+			return fmt.Errorf("bench ingest: --producers: %q is not a positive number", p)
+		}
+		producers = append(producers, v)
+	}
+	fmt.Fprintf(stdout, "auditledger bench ingest: %d events of %d bytes per run, batch %d, max wait %v, JetStream fsync %s\n", *n, *size, *batch, *maxWait, *syncMode)
+	fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), runtime.Version())
+	input := genEvents(*n, *size)
+	lines := strings.Split(strings.TrimSuffix(string(input), "\n"), "\n")
+	for _, p := range producers {
+		if err := ingestRun(ctx, stdout, lines, p, *batch, *maxWait, *syncMode == "always"); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "  peak memory (max RSS) %d MiB\n", maxRSS()>>20)
+	return nil
+}
+
+func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers, batch int, maxWait time.Duration, syncAlways bool) error {
+	dir, err := os.MkdirTemp("", "auditledger-bench-ingest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(dir, "nats"), SyncAlways: syncAlways, NoSigs: true, NoLog: true})
+	if err != nil {
+		return err
+	}
+	ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return fmt.Errorf("bench ingest: nats not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	store, err := file.New(filepath.Join(dir, "store"))
+	if err != nil {
+		return err
+	}
+	skey, _, _ := ledger.GenerateKey(nil, "bench.auditledger.local/log")
+	signer, _ := ledger.NewNoteSigner(skey)
+
+	var sealed atomic.Int64
+	lat := make([]time.Duration, 0, len(lines))
+	var latMu sync.Mutex
+	allSealed := make(chan struct{})
+	// Sealed records appear on AUDIT_LEDGER; the event's own time is when
+	// the producer published it.
+	sub, err := nc.Subscribe("audit.ledger.>", func(m *nats.Msg) {
+		now := time.Now()
+		r, err := ledger.ParseRecord(m.Data)
+		if err != nil {
+			return
+		}
+		ev, err := events.Parse(r.Event)
+		if err != nil {
+			return
+		}
+		latMu.Lock()
+		lat = append(lat, now.Sub(ev.Time))
+		latMu.Unlock()
+		if sealed.Add(1) == int64(len(lines)) {
+			close(allSealed)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	sub.SetPendingLimits(-1, -1)
+
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	metrics := &service.Metrics{}
+	go func() {
+		done <- service.Run(rctx, service.Config{JetStream: js, Store: store, Signer: signer, BatchSize: batch, MaxWait: maxWait,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics})
+	}()
+	defer func() { cancel(); <-done }()
+	for {
+		if _, err := js.Stream(ctx, "AUDIT_EVENTS"); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	em, err := emitter.New(emitter.Config{JetStream: js, MaxInFlight: 8192})
+	if err != nil {
+		return err
+	}
+	var failed atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	per := (len(lines) + producers - 1) / producers
+	for p := range producers {
+		part := lines[min(p*per, len(lines)):min((p+1)*per, len(lines))]
+		wg.Go(func() {
+			for _, l := range part {
+				// Stamp the publish time into the event, keeping its size.
+				raw := []byte(l[:strings.Index(l, `"time":"`)+8] + time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z") + l[strings.Index(l, `","tenant"`):])
+				if err := em.EmitRaw(ctx, raw, func(r emitter.Result) {
+					if r.Err != nil {
+						failed.Add(1)
+					}
+				}); err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	em.Wait()
+	published := time.Since(start)
+	select {
+	case <-allSealed:
+	case <-time.After(2 * time.Minute):
+		return fmt.Errorf("bench ingest: only %d of %d sealed records seen after 2 minutes (%d publishes failed); log size %d",
+			sealed.Load(), len(lines), failed.Load(), metrics.LogSize())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	total := time.Since(start)
+	latMu.Lock()
+	slices.Sort(lat)
+	pct := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))].Round(time.Microsecond) }
+	fmt.Fprintf(stdout, "  producers %-3d  %8.0f events/s end to end (published in %v, all sealed in %v)  publish→sealed p50 %v  p99 %v  max %v",
+		producers, float64(len(lines))/total.Seconds(), published.Round(time.Millisecond), total.Round(time.Millisecond), pct(0.5), pct(0.99), lat[len(lat)-1].Round(time.Microsecond))
+	latMu.Unlock()
+	if f := failed.Load(); f > 0 {
+		fmt.Fprintf(stdout, "  (%d publishes failed)", f)
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
