@@ -15,7 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -139,7 +141,7 @@ func (in *Ingester) resetConsumer(ctx context.Context) error {
 	in.cons, err = in.cfg.JetStream.CreateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
 		Durable:       in.cfg.Consumer,
 		Description:   "the ledger writer",
-		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       2 * time.Minute,
 		MaxAckPending: 4 * in.cfg.BatchSize,
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
@@ -297,12 +299,13 @@ type accepted struct {
 // process seals one fetched batch. Messages are acknowledged only after
 // everything they led to is durable.
 func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
+	checked := validateAll(msgs)
 	var ok []accepted
 	var entries []ledger.Entry
 	var done []jetstream.Msg // to acknowledge at the end
 	var gap error
 	next := in.next
-	for _, m := range msgs {
+	for i, m := range msgs {
 		meta, err := m.Metadata()
 		if err != nil {
 			return fmt.Errorf("ingest: message metadata: %w", err)
@@ -325,15 +328,7 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 			}
 		}
 		next = seq + 1
-		ev, verr := events.Parse(m.Data())
-		if verr == nil && m.Subject() != events.Subject(ev.Tenant, ev.Type) {
-			verr = fmt.Errorf("published on %q, but tenant and type say %q", m.Subject(), events.Subject(ev.Tenant, ev.Type))
-		}
-		if verr == nil {
-			if hid := m.Headers().Get(nats.MsgIdHdr); hid != "" && hid != ev.ID {
-				verr = fmt.Errorf("Nats-Msg-Id %q differs from the event id %q", hid, ev.ID)
-			}
-		}
+		ev, verr := checked[i].event, checked[i].err
 		if verr != nil {
 			if err := in.reject(ctx, m, seq, verr); err != nil {
 				return err
@@ -360,13 +355,61 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 		in.Stats.Ingested.Add(uint64(len(entries)))
 	}
 	in.next = next
+	// The consumer acknowledges cumulatively (AckAll): acknowledging the
+	// highest handled delivery covers everything before it. A lost ack is
+	// not fatal: the messages are redelivered and skipped.
+	var last jetstream.Msg
+	var lastSeq uint64
 	for _, m := range done {
-		if err := m.Ack(); err != nil {
-			// Not fatal: the message will be redelivered and skipped.
-			in.cfg.Logger.Warn("ack failed", "subject", m.Subject(), "err", err)
+		if meta, err := m.Metadata(); err == nil && meta.Sequence.Consumer >= lastSeq {
+			last, lastSeq = m, meta.Sequence.Consumer
+		}
+	}
+	if last != nil {
+		if err := last.Ack(); err != nil {
+			in.cfg.Logger.Warn("ack failed", "subject", last.Subject(), "err", err)
 		}
 	}
 	return gap
+}
+
+type checkedMsg struct {
+	event *events.Event
+	err   error
+}
+
+// validateAll parses and checks a batch on every core.
+func validateAll(msgs []jetstream.Msg) []checkedMsg {
+	out := make([]checkedMsg, len(msgs))
+	workers := runtime.GOMAXPROCS(0)
+	per := max(64, (len(msgs)+workers-1)/workers)
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(msgs); lo += per {
+		hi := min(lo+per, len(msgs))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				out[i].event, out[i].err = check(msgs[i])
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// check validates one event and that its subject and message id agree
+// with its content.
+func check(m jetstream.Msg) (*events.Event, error) {
+	ev, err := events.Parse(m.Data())
+	if err != nil {
+		return nil, err
+	}
+	if want := events.Subject(ev.Tenant, ev.Type); m.Subject() != want {
+		return nil, fmt.Errorf("published on %q, but tenant and type say %q", m.Subject(), want)
+	}
+	if hid := m.Headers().Get(nats.MsgIdHdr); hid != "" && hid != ev.ID {
+		return nil, fmt.Errorf("Nats-Msg-Id %q differs from the event id %q", hid, ev.ID)
+	}
+	return ev, nil
 }
 
 // skipDeleted steps next over stream sequences below upTo that no longer
