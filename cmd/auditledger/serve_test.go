@@ -1,0 +1,59 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDeployConfigLoads(t *testing.T) {
+	c, err := loadServeConfig("../../deploy/auditledger.yaml", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Ledger.Batch != 5000 || time.Duration(c.Ledger.MaxWait) != 50*time.Millisecond || c.NATS.Replicas != 1 {
+		t.Fatalf("deploy/auditledger.yaml: %+v", c)
+	}
+}
+
+func TestServeConfigErrorsAndOverrides(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "c.yaml")
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	noEnv := func(string) string { return "" }
+	base := "ledger:\n  store: /tmp/s\n  key: /tmp/k\n"
+
+	_, err := loadServeConfig(write(base+"  batchsize: 3\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "line 4") || !strings.Contains(err.Error(), "batchsize") {
+		t.Errorf("unknown field: %v", err)
+	}
+	_, err = loadServeConfig(write(base+"  max_wait: soon\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), `"soon" is not a duration`) {
+		t.Errorf("bad duration: %v", err)
+	}
+	_, err = loadServeConfig(write("roles: [proxy]\n"+base), noEnv)
+	if err == nil || !strings.Contains(err.Error(), `"proxy" is not available`) {
+		t.Errorf("unknown role: %v", err)
+	}
+	_, err = loadServeConfig(write("ledger:\n  key: /tmp/k\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "ledger.store: required") {
+		t.Errorf("missing store: %v", err)
+	}
+	env := map[string]string{"AUDITLEDGER_NATS_URL": "nats://a:1,nats://b:1", "AUDITLEDGER_LEDGER_BATCH": "7", "AUDITLEDGER_LEDGER_STORE": "/env/store"}
+	c, err := loadServeConfig(write(base), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NATS.URL != env["AUDITLEDGER_NATS_URL"] || c.Ledger.Batch != 7 || c.Ledger.Store != "/env/store" {
+		t.Errorf("env overrides not applied: %+v", c)
+	}
+	env["AUDITLEDGER_LEDGER_BATCH"] = "many"
+	if _, err := loadServeConfig(write(base), func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "AUDITLEDGER_LEDGER_BATCH") {
+		t.Errorf("bad env value: %v", err)
+	}
+}
