@@ -326,15 +326,20 @@ func TestS3(t *testing.T) {
 func TestReadmeSample(t *testing.T) {
 	keys, store := t.TempDir(), t.TempDir()
 	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
-	sample, err := os.ReadFile("../ledger/testdata/sample.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := mustRun(t, sample, nil, "append", "--store", store, "--key", filepath.Join(keys, "ledger.key"))
+	r := mustRun(t, mustReadSample(t), nil, "append", "--store", store, "--key", filepath.Join(keys, "ledger.key"))
 	cp := filepath.Join(t.TempDir(), "checkpoint.txt")
 	os.WriteFile(cp, []byte(r.stdout), 0o644)
 	v := mustRun(t, nil, nil, "verify", "--store", store, "--vkey", filepath.Join(keys, "ledger.vkey"), "--since", cp)
 	if !strings.Contains(v.stdout, "records      12 in 1 segments") {
 		t.Fatalf("verify:\n%s", v.stdout)
 	}
+}
+
+func mustReadSample(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../ledger/testdata/sample.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
