@@ -160,20 +160,7 @@ func TestCrashKill9(t *testing.T) {
 
 	// A last, clean run drains the stream.
 	cmd := startServe(t, config)
-	cons, err := js.Consumer(t.Context(), ingest.EventsStream, "ledger")
-	if err != nil {
-		t.Fatal(err)
-	}
-	natstest.CheckFor(t, 120*time.Second, 100*time.Millisecond, func() error {
-		info, err := cons.Info(t.Context())
-		if err != nil {
-			return err
-		}
-		if info.NumPending+uint64(info.NumAckPending) > 0 {
-			return fmt.Errorf("%d events not yet sealed", info.NumPending+uint64(info.NumAckPending))
-		}
-		return nil
-	})
+	waitDrained(t, js, 120*time.Second)
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 
@@ -181,7 +168,7 @@ func TestCrashKill9(t *testing.T) {
 	t.Logf("verify:\n%s", r.stdout)
 	st, _ := file.New(storeDir)
 	count := map[string]int{}
-	err = ledger.ReadRecords(t.Context(), st, 0, func(idx uint64, rec []byte) error {
+	err := ledger.ReadRecords(t.Context(), st, 0, func(idx uint64, rec []byte) error {
 		rr, err := ledger.ParseRecord(rec)
 		if err != nil {
 			return err
@@ -207,4 +194,92 @@ func TestCrashKill9(t *testing.T) {
 		}
 	}
 	t.Logf("%d kills; %d events acknowledged, %d sealed exactly once", kills, len(p.acked), len(count))
+}
+
+// TestTwoServeKillHandover: two `serve` processes on one log. Only the
+// lease holder writes; SIGKILL it, and the standby takes over within the
+// lease TTL and continues the same log, with no index written twice.
+func TestTwoServeKillHandover(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t)
+	keys, storeDir := t.TempDir(), t.TempDir()
+	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
+	config := serveConfig(t, srv.ClientURL(), storeDir, filepath.Join(keys, "ledger.key"))
+	a, b := startServe(t, config), startServe(t, config)
+	var kv jetstream.KeyValue
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() (err error) {
+		kv, err = js.KeyValue(t.Context(), service.LeaseBucket)
+		return err
+	})
+	holder := func() string {
+		e, err := kv.Get(t.Context(), "ledger")
+		if err != nil {
+			return ""
+		}
+		return string(e.Value())
+	}
+	owns := func(c *exec.Cmd) bool { return strings.Contains(holder(), fmt.Sprintf("-%d-", c.Process.Pid)) }
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if !owns(a) && !owns(b) {
+			return fmt.Errorf("no writer yet (lease: %q)", holder())
+		}
+		return nil
+	})
+	writer, standby := a, b
+	if owns(b) {
+		writer, standby = b, a
+	}
+	em, _ := emitter.New(emitter.Config{JetStream: js})
+	emit := func(from, to int) {
+		for i := from; i < to; i++ {
+			ev := &events.Event{
+				Version: 1, ID: "h-" + strconv.Itoa(i), Type: events.CommandExecuted, Time: time.Now().UTC(), Tenant: "acme",
+				Source:  events.Source{Kind: "handover-test", Instance: "p1"},
+				Actor:   events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
+				Payload: []byte(`{}`),
+			}
+			if _, err := em.Emit(t.Context(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	emit(0, 500)
+	writer.Process.Signal(syscall.SIGKILL)
+	writer.Wait()
+	killed := time.Now()
+	emit(500, 1000)
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if !owns(standby) {
+			return fmt.Errorf("standby has not taken over (lease: %q)", holder())
+		}
+		return nil
+	})
+	t.Logf("standby took over %v after the kill (lease TTL 1s)", time.Since(killed).Round(10*time.Millisecond))
+	waitDrained(t, js, 60*time.Second)
+	standby.Process.Signal(syscall.SIGTERM)
+	standby.Wait()
+	r := mustRun(t, nil, nil, "verify", "--store", storeDir, "--vkey", filepath.Join(keys, "ledger.vkey"))
+	if !strings.Contains(r.stdout, "records      1000 in") {
+		t.Fatalf("verify:\n%s", r.stdout)
+	}
+}
+
+// waitDrained waits until the writer's consumer has nothing pending. The
+// consumer is looked up each time: a writer taking over recreates it.
+func waitDrained(t *testing.T, js jetstream.JetStream, d time.Duration) {
+	t.Helper()
+	natstest.CheckFor(t, d, 50*time.Millisecond, func() error {
+		cons, err := js.Consumer(t.Context(), ingest.EventsStream, "ledger")
+		if err != nil {
+			return err
+		}
+		info, err := cons.Info(t.Context())
+		if err != nil {
+			return err
+		}
+		if n := info.NumPending + uint64(info.NumAckPending); n > 0 {
+			return fmt.Errorf("%d events not yet sealed", n)
+		}
+		return nil
+	})
 }
