@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -66,15 +65,11 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(dir, "nats"), SyncAlways: syncAlways, NoSigs: true, NoLog: true})
+	ns, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), -1, syncAlways, true)
 	if err != nil {
 		return err
 	}
-	ns.Start()
 	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		return fmt.Errorf("bench ingest: nats not ready")
-	}
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		return err

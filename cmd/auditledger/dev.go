@@ -46,23 +46,11 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return err
 	}
 
-	ns, err := server.NewServer(&server.Options{
-		ServerName: "auditledger-dev",
-		Host:       "127.0.0.1",
-		Port:       *port,
-		JetStream:  true,
-		StoreDir:   filepath.Join(abs, "nats"),
-		SyncAlways: *syncMode == "always",
-		NoSigs:     true,
-	})
+	ns, err := startEmbeddedNATS("auditledger-dev", filepath.Join(abs, "nats"), *port, *syncMode == "always", false)
 	if err != nil {
-		return fmt.Errorf("dev: nats server: %w", err)
+		return fmt.Errorf("dev: %w (port in use? try --nats-port)", err)
 	}
-	ns.Start()
 	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		return fmt.Errorf("dev: nats server not ready on 127.0.0.1:%d (port in use? try --nats-port)", *port)
-	}
 	nc, err := nats.Connect(ns.ClientURL(), nats.Name("auditledger-dev"))
 	if err != nil {
 		return err
@@ -168,4 +156,22 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		err = cerr
 	}
 	return err
+}
+
+// startEmbeddedNATS runs a single JetStream server on loopback storing in
+// dir, and waits until it accepts connections.
+func startEmbeddedNATS(name, dir string, port int, syncAlways, quiet bool) (*server.Server, error) {
+	ns, err := server.NewServer(&server.Options{
+		ServerName: name, Host: "127.0.0.1", Port: port,
+		JetStream: true, StoreDir: dir, SyncAlways: syncAlways, NoSigs: true, NoLog: quiet,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("nats server not ready on 127.0.0.1:%d", port)
+	}
+	return ns, nil
 }
