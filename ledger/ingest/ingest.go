@@ -134,6 +134,9 @@ func (in *Ingester) resetConsumer(ctx context.Context) error {
 	if in.cons != nil {
 		in.Stats.Resets.Add(1)
 	}
+	// A batch that failed after its seal (publishing its records, say)
+	// did not advance in.next; the log did.
+	in.next = max(in.next, in.cfg.Log.LastSource()+1)
 	err := in.cfg.JetStream.DeleteConsumer(ctx, EventsStream, in.cfg.Consumer)
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("ingest: reset consumer %s: %w", in.cfg.Consumer, err)
