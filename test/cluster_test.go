@@ -3,7 +3,7 @@ package test
 import (
 	"context"
 	"fmt"
-	"io"
+	"strings"
 	"log/slog"
 	"sync"
 	"testing"
@@ -49,7 +49,7 @@ func TestClusterNodeLoss(t *testing.T) {
 		done <- service.Run(ctx, service.Config{
 			JetStream: wjs, Store: store, Signer: signer, Streams: ingest.StreamOptions{Replicas: 3},
 			BatchSize: 200, MaxWait: 20 * time.Millisecond, LeaseTTL: 2 * time.Second,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics,
+			Logger: slog.New(slog.NewTextHandler(testLog{t}, nil)), Metrics: metrics,
 		})
 	}()
 	defer func() { stop(); <-done }()
@@ -140,4 +140,12 @@ func TestClusterNodeLoss(t *testing.T) {
 		}
 	}
 	t.Logf("%d events acknowledged, %d sealed", total, len(count))
+}
+
+// testLog sends logs to the test log, shown when the test fails.
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

@@ -74,6 +74,12 @@ type producer struct {
 	acked map[string]bool
 }
 
+func (p *producer) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.acked)
+}
+
 func (p *producer) run(ctx context.Context, t *testing.T, em *emitter.Emitter) {
 	for i := 0; ctx.Err() == nil; i++ {
 		ev := &events.Event{
@@ -152,7 +158,7 @@ func TestCrashKill9(t *testing.T) {
 		if k%10 == 9 {
 			st, _ := file.New(storeDir)
 			names, _ := st.List(t.Context(), ledger.SegmentPrefix)
-			t.Logf("after %d kills: %d segments sealed, %d events acknowledged", k+1, len(names), len(p.acked))
+			t.Logf("after %d kills: %d segments sealed, %d events acknowledged", k+1, len(names), p.count())
 		}
 	}
 	stopProducer()

@@ -215,10 +215,17 @@ func (in *Ingester) publishedUpTo(ctx context.Context) (uint64, error) {
 // Run ingests until ctx is cancelled or the log is fenced by another
 // writer. It returns nil on cancellation.
 func (in *Ingester) Run(ctx context.Context) error {
-	if err := in.publishFromStore(ctx, in.cfg.Log.Size()); err != nil {
-		return err
-	}
 	for ctx.Err() == nil {
+		// Records sealed by a batch that failed afterwards are published
+		// before anything new.
+		if err := in.publishFromStore(ctx, in.cfg.Log.Size()); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			in.cfg.Logger.Warn("publishing sealed records failed; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
 		if err := in.consume(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -246,7 +253,9 @@ var errGap = errors.New("ingest: delivery out of order")
 // consume pulls messages continuously and closes a batch when it is full or
 // MaxWait after its first message. It returns on error or cancellation.
 func (in *Ingester) consume(ctx context.Context) error {
-	it, err := in.cons.Messages(jetstream.PullMaxMessages(2 * in.cfg.BatchSize))
+	// Short pull expiries mean short heartbeats: a pull lost with a dead
+	// server is noticed in seconds, not half a minute.
+	it, err := in.cons.Messages(jetstream.PullMaxMessages(2*in.cfg.BatchSize), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return err
 	}
@@ -563,12 +572,22 @@ func recordMsg(origin string, idx uint64, rec []byte, ev *events.Event) *nats.Ms
 	return m
 }
 
+// publishTimeout bounds the wait for JetStream to store published records.
+// An acknowledgement can be lost for good when a stream leader dies with
+// the publish in flight; the batch is then retried, and the records are
+// published again from the store (deduplicated by Nats-Msg-Id).
+const publishTimeout = 15 * time.Second
+
 func waitAll(ctx context.Context, futures []jetstream.PubAckFuture) error {
+	timeout := time.NewTimer(publishTimeout)
+	defer timeout.Stop()
 	for _, f := range futures {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
 			return fmt.Errorf("ingest: publish on %s: %w", LedgerStream, err)
+		case <-timeout.C:
+			return fmt.Errorf("ingest: publish on %s: no acknowledgement after %v", LedgerStream, publishTimeout)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
