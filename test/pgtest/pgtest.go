@@ -1,0 +1,190 @@
+// Package pgtest runs a throwaway PostgreSQL server for tests, from the
+// installed server binaries (Debian: /usr/lib/postgresql/<v>/bin; or
+// $AUDITLEDGER_PG_BIN). As root it runs the server as the postgres user,
+// since PostgreSQL refuses to run as root. TCP connections need the
+// password (scram-sha-256), so a test can tell a proxy that holds the
+// credentials from a client that does not.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Server is a running PostgreSQL server.
+type Server struct {
+	Host     string
+	Port     int
+	User     string // superuser
+	Password string
+	BinDir   string
+	dir      string
+	cmd      *exec.Cmd
+	cred     *syscall.Credential
+}
+
+var dbSeq atomic.Int64
+
+// BinDir finds the PostgreSQL server binaries.
+func BinDir() (string, error) {
+	if d := os.Getenv("AUDITLEDGER_PG_BIN"); d != "" {
+		return d, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("PostgreSQL server binaries not found (apt-get install -y postgresql, or set AUDITLEDGER_PG_BIN)")
+}
+
+func version(dir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
+	return v
+}
+
+// Start runs a server until Stop. Use it from TestMain to share one server
+// per package; use NewDatabase for isolation between tests.
+func Start() (*Server, error) {
+	bin, err := BinDir()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Host: "127.0.0.1", User: "postgres", BinDir: bin, dir: dir}
+	var pw [12]byte
+	rand.Read(pw[:])
+	s.Password = hex.EncodeToString(pw[:])
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("running as root needs a postgres user to run the server as: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return nil, err
+		}
+	}
+	pwfile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwfile, []byte(s.Password+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	if s.cred != nil {
+		os.Chown(pwfile, int(s.cred.Uid), int(s.cred.Gid))
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := s.command("initdb", "-D", data, "-U", s.User, "--pwfile", pwfile,
+		"--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
+	}
+	for try := 0; try < 5; try++ {
+		s.Port = freePort()
+		s.cmd = s.command("postgres", "-D", data, "-p", strconv.Itoa(s.Port), "-k", dir,
+			"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200")
+		logf, _ := os.Create(filepath.Join(dir, "server.log"))
+		s.cmd.Stdout, s.cmd.Stderr = logf, logf
+		if err := s.cmd.Start(); err != nil {
+			return nil, err
+		}
+		if err := s.waitReady(30 * time.Second); err == nil {
+			return s, nil
+		}
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
+	return nil, fmt.Errorf("postgres did not start:\n%s", log)
+}
+
+func (s *Server) command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(s.BinDir, name), args...)
+	cmd.Dir = s.dir
+	if s.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	}
+	return cmd
+}
+
+func (s *Server) waitReady(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c, err := pgx.Connect(ctx, s.DSN("postgres"))
+		cancel()
+		if err == nil {
+			c.Close(context.Background())
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
+	}
+}
+
+// DSN is a connection URL for database db as the superuser over TCP.
+func (s *Server) DSN(db string) string {
+	return fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", s.User, s.Password, s.Host, s.Port, db)
+}
+
+// NewDatabase creates a fresh database for one test and returns its name.
+func (s *Server) NewDatabase(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
+	c, err := pgx.Connect(context.Background(), s.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(context.Background(), "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// Stop shuts the server down and removes its files.
+func (s *Server) Stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
+		done := make(chan struct{})
+		go func() { s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			s.cmd.Process.Kill()
+			<-done
+		}
+	}
+	os.RemoveAll(s.dir)
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
