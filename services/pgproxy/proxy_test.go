@@ -1,0 +1,289 @@
+package pgproxy_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/services/pgproxy"
+	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/pgtest"
+)
+
+var pg *pgtest.Server
+
+func TestMain(m *testing.M) {
+	var err error
+	pg, err = pgtest.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pgproxy tests need PostgreSQL:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	pg.Stop()
+	os.Exit(code)
+}
+
+type fixture struct {
+	js    jetstream.JetStream
+	nats  *natstest.Server
+	addr  string
+	db    string
+	users pgproxy.StaticUsers
+}
+
+func start(t *testing.T) *fixture {
+	t.Helper()
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t, nats.MaxReconnects(-1))
+	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: time.Second, Retries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{js: js, nats: srv, db: pg.NewDatabase(t), users: pgproxy.StaticUsers{"alice": "alice-secret"}}
+	p, err := pgproxy.New(pgproxy.Config{Upstream: pg.DSN("postgres"), Auth: f.users, Emitter: em, Tenant: "acme", Target: "orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done; em.Wait() })
+	return f
+}
+
+// url is what a client uses: the proxy's address and the client's own
+// identity, never the database's credentials.
+func (f *fixture) url(user, password string) string {
+	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, password, f.addr, f.db)
+}
+
+type recorded struct {
+	ev      *events.Event
+	payload map[string]any
+}
+
+// eventsOf reads every event on AUDIT_EVENTS.
+func (f *fixture) eventsOf(t *testing.T) []recorded {
+	t.Helper()
+	s, err := f.js.Stream(t.Context(), ingest.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := s.Info(t.Context())
+	var out []recorded
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := events.Parse(m.Data)
+		if err != nil {
+			t.Fatalf("stored event %d invalid: %v", seq, err)
+		}
+		var p map[string]any
+		json.Unmarshal(ev.Payload, &p)
+		out = append(out, recorded{ev, p})
+	}
+	return out
+}
+
+// checkPairs waits until every command.executed has exactly one
+// response.digest and returns the commands' statements.
+func (f *fixture) checkPairs(t *testing.T) []string {
+	t.Helper()
+	var stmts []string
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		evs := f.eventsOf(t)
+		digests := map[string]int{}
+		stmts = nil
+		var ids []string
+		for _, r := range evs {
+			switch r.ev.Type {
+			case events.CommandExecuted:
+				ids = append(ids, r.ev.ID)
+				stmts = append(stmts, r.payload["statement"].(string))
+			case events.ResponseDigest:
+				digests[r.payload["command_id"].(string)]++
+			}
+		}
+		for _, id := range ids {
+			if digests[id] != 1 {
+				return fmt.Errorf("command %s has %d digests, want 1", id, digests[id])
+			}
+		}
+		if len(digests) != len(ids) {
+			return fmt.Errorf("%d digests for %d commands", len(digests), len(ids))
+		}
+		return nil
+	})
+	return stmts
+}
+
+func psql(t *testing.T, url string, commands ...string) (string, error) {
+	args := []string{"-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"}
+	for _, c := range commands {
+		args = append(args, "-c", c)
+	}
+	args = append(args, url)
+	out, err := exec.Command("psql", args...).CombinedOutput()
+	return string(out), err
+}
+
+func TestPsqlRecordsEveryStatement(t *testing.T) {
+	f := start(t)
+	out, err := psql(t, f.url("alice", "alice-secret"),
+		"CREATE TABLE customers (id int, email text)",
+		"INSERT INTO customers VALUES (1, 'a@example.com'), (2, 'b@example.com')",
+		"SELECT id, email FROM customers ORDER BY id")
+	if err != nil || !strings.Contains(out, "1|a@example.com\n2|b@example.com") {
+		t.Fatalf("psql through the proxy: %v\n%s", err, out)
+	}
+	stmts := f.checkPairs(t)
+	if len(stmts) != 3 {
+		t.Fatalf("recorded statements %q, want the 3 psql ran", stmts)
+	}
+	var digest map[string]any
+	for _, r := range f.eventsOf(t) {
+		if r.ev.Type == events.ResponseDigest && r.payload["command_tag"] == "SELECT 2" {
+			digest = r.payload
+		}
+		if r.ev.Actor.Subject != "alice" || !r.ev.Actor.DevIdentity || r.ev.SessionID == "" {
+			t.Errorf("event %s: actor %+v session %q", r.ev.ID, r.ev.Actor, r.ev.SessionID)
+		}
+	}
+	if digest == nil || digest["rows"].(float64) != 2 || len(digest["sha256"].(string)) != 64 {
+		t.Fatalf("SELECT digest: %v", digest)
+	}
+}
+
+func TestWrongPasswordNeverReachesUpstream(t *testing.T) {
+	f := start(t)
+	out, err := psql(t, f.url("alice", "guess"), "SELECT 1")
+	if err == nil || !strings.Contains(out, "authentication failed") {
+		t.Fatalf("wrong password: %v\n%s", err, out)
+	}
+	evs := f.eventsOf(t)
+	if len(evs) != 1 || evs[0].ev.Type != events.AuthnFailed {
+		t.Fatalf("want one authn.failed event, got %d events", len(evs))
+	}
+	// The client's identity is not a database login: the target refuses it.
+	direct := fmt.Sprintf("postgres://alice:alice-secret@%s:%d/%s?sslmode=disable", pg.Host, pg.Port, f.db)
+	if c, err := pgx.Connect(t.Context(), direct); err == nil {
+		c.Close(t.Context())
+		t.Fatal("the client's credentials work on the database directly")
+	}
+}
+
+func TestPgxExtendedProtocol(t *testing.T) {
+	f := start(t)
+	conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var sum int
+	if err := conn.QueryRow(t.Context(), "SELECT $1::int + $2::int", 40, 2).Scan(&sum); err != nil || sum != 42 {
+		t.Fatalf("extended query: %d, %v", sum, err)
+	}
+	if _, err := conn.Prepare(t.Context(), "q", "SELECT generate_series(1, $1::int)"); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := conn.Query(t.Context(), "q", 5)
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if rows.Err() != nil || n != 5 {
+		t.Fatalf("prepared statement: %d rows, %v", n, rows.Err())
+	}
+	tx, _ := conn.Begin(t.Context())
+	tx.Exec(t.Context(), "CREATE TABLE x (a int)")
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(t.Context(), "SELECT * FROM x"); err == nil {
+		t.Fatal("rolled-back table exists")
+	}
+	f.checkPairs(t)
+}
+
+func TestPgbenchThroughProxy(t *testing.T) {
+	f := start(t)
+	if out, err := exec.Command("pgbench", "-i", "-q", "-s", "1", pg.DSN(f.db)).CombinedOutput(); err != nil {
+		t.Fatalf("pgbench -i (direct): %v\n%s", err, out)
+	}
+	for _, mode := range []string{"simple", "extended", "prepared"} {
+		for _, script := range [][]string{{"-S"}, {}} {
+			args := append([]string{"-n", "-c", "2", "-t", "10", "-M", mode}, script...)
+			args = append(args, f.url("alice", "alice-secret"))
+			cmd := exec.Command("pgbench", args...)
+			if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "number of failed transactions: 0") {
+				t.Fatalf("pgbench %v: %v\n%s", args, err, out)
+			}
+		}
+	}
+	stmts := f.checkPairs(t)
+	// select-only: 1 statement per transaction; TPC-B-like: 7 (BEGIN,
+	// 3 UPDATEs, SELECT, INSERT, END); 2 clients × 10 transactions; 3 modes.
+	// pgbench also asks for the scale and partitioning once per run.
+	txStmts := 0
+	for _, st := range stmts {
+		u := strings.ToUpper(strings.TrimSpace(st))
+		for _, p := range []string{"BEGIN", "END", "UPDATE PGBENCH_", "SELECT ABALANCE", "INSERT INTO PGBENCH_HISTORY"} {
+			if strings.HasPrefix(u, p) {
+				txStmts++
+				break
+			}
+		}
+	}
+	if want := 3 * 2 * 10 * (1 + 7); txStmts != want || len(stmts) > want+6*3 {
+		t.Fatalf("%d transaction statements recorded (of %d in all), want %d", txStmts, len(stmts), want)
+	}
+}
+
+func TestFailClosedWithoutTheBus(t *testing.T) {
+	f := start(t)
+	conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	f.nats.Shutdown()
+	f.nats.WaitForShutdown()
+	_, err = conn.Exec(t.Context(), "CREATE TABLE must_not_exist (a int)")
+	if err == nil || !strings.Contains(err.Error(), "fails closed") {
+		t.Fatalf("statement with the bus down: %v", err)
+	}
+	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(t.Context())
+	var n int
+	direct.QueryRow(t.Context(), "SELECT count(*) FROM pg_tables WHERE tablename = 'must_not_exist'").Scan(&n)
+	if n != 0 {
+		t.Fatal("the statement reached the database although its record was not stored")
+	}
+}
