@@ -22,6 +22,7 @@ Usage:
 Commands:
   dev               run the whole ledger on embedded defaults (NATS JetStream, local store, dev key)
   serve             run production roles against external NATS, S3 and a key file (--config FILE)
+  proxy postgres    PostgreSQL wire proxy that records every statement and result digest
   emit              publish events (JSON lines on stdin) to AUDIT_EVENTS, durably
   keys generate     create a checkpoint signing key and its public verifier key
   append            validate events (JSON lines on stdin), seal them into segments, sign a checkpoint
@@ -88,6 +89,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"dev":               devCmd,
 		"emit":              emitCmd,
 		"serve":             serveCmd,
+		"proxy postgres":    proxyPostgres,
 	}
 	if c, ok := commands[args[0]]; ok {
 		return c(ctx, args[1:], stdin, stdout, stderr)
@@ -98,7 +100,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	switch args[0] {
-	case "keys", "proof", "bench":
+	case "keys", "proof", "bench", "proxy":
 		return fmt.Errorf("%q needs a subcommand; see auditledger -h", args[0])
 	}
 	return fmt.Errorf("unknown command %q; see auditledger -h", args[0])

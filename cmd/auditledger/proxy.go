@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/services/pgproxy"
+)
+
+func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("proxy postgres --listen ADDR --users FILE [--nats URL] [--tenant T]",
+		"Runs the PostgreSQL wire proxy. Clients connect to ADDR with their own identity\nas user and password; the proxy connects to the target with the credentials in\n$AUDITLEDGER_PROXY_UPSTREAM (a postgres:// URL, kept out of the process list),\nrecords every statement on NATS before forwarding it (fail closed), and a\ndigest of every result. --users is a development users file (YAML, user:\npassword); identities from it are marked dev_identity in the ledger. OIDC\ntokens as passwords come next.", stderr)
+	listen := fs.String("listen", "127.0.0.1:6432", "address clients connect to")
+	usersPath := fs.String("users", "", "development users file (YAML map of user: password)")
+	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URL")
+	tenant := fs.String("tenant", "default", "tenant of the recorded events")
+	target := fs.String("target", "", "the target's name in events")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := required(fs, "users"); err != nil {
+		return err
+	}
+	upstream := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM")
+	if upstream == "" {
+		return fmt.Errorf("proxy postgres: set AUDITLEDGER_PROXY_UPSTREAM to the target's postgres:// URL (with the credentials the proxy uses)")
+	}
+	b, err := os.ReadFile(*usersPath)
+	if err != nil {
+		return err
+	}
+	var users pgproxy.StaticUsers
+	if err := yaml.Unmarshal(b, &users); err != nil {
+		return fmt.Errorf("proxy postgres: users file %s: %w", *usersPath, err)
+	}
+	if len(users) == 0 {
+		return fmt.Errorf("proxy postgres: users file %s defines no users", *usersPath)
+	}
+	nc, err := nats.Connect(*natsURL, nats.Name("auditledger-pgproxy"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("proxy postgres: connect %s: %w", *natsURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	em, err := emitter.New(emitter.Config{JetStream: js})
+	if err != nil {
+		return err
+	}
+	defer em.Close()
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: users, Emitter: em, Tenant: *tenant, Target: *target, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "auditledger proxy postgres on %s (development users: %s); recording to %s\n",
+		ln.Addr(), strings.Join(userNames(users), ", "), nc.ConnectedUrlRedacted())
+	return p.Serve(ctx, ln)
+}
+
+func userNames(u pgproxy.StaticUsers) []string {
+	var names []string
+	for n := range u {
+		names = append(names, n)
+	}
+	return names
+}

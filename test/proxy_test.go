@@ -1,0 +1,103 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/pgtest"
+)
+
+// TestProxyIntoVerifiedLedger: psql → `auditledger proxy postgres` →
+// PostgreSQL, with `auditledger serve` sealing what the proxy records; the
+// verified ledger holds one command.executed and one response.digest per
+// statement.
+func TestProxyIntoVerifiedLedger(t *testing.T) {
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	db := pg.NewDatabase(t)
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t)
+	keys, storeDir := t.TempDir(), t.TempDir()
+	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
+	serve := startServe(t, serveConfig(t, srv.ClientURL(), storeDir, filepath.Join(keys, "ledger.key")))
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		_, err := js.Stream(t.Context(), ingest.EventsStream)
+		return err
+	})
+
+	users := filepath.Join(t.TempDir(), "users.yaml")
+	os.WriteFile(users, []byte("alice: alice-secret\n"), 0o600)
+	proxy := exec.Command(binary, "proxy", "postgres", "--listen", "127.0.0.1:0", "--users", users, "--nats", srv.ClientURL(), "--tenant", "acme")
+	proxy.Env = append(os.Environ(), "AUDITLEDGER_PROXY_UPSTREAM="+pg.DSN("postgres"))
+	out, _ := proxy.StdoutPipe()
+	proxy.Stderr = os.Stderr
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { proxy.Process.Signal(syscall.SIGTERM); proxy.Wait() }()
+	banner := make([]byte, 512)
+	n, _ := out.Read(banner)
+	var addr string
+	// "auditledger proxy postgres on ADDR ..."
+	if f := strings.Fields(string(banner[:n])); len(f) > 4 && f[3] == "on" {
+		addr = f[4]
+	}
+	if addr == "" {
+		t.Fatalf("no address in the proxy banner %q", banner[:n])
+	}
+	url := fmt.Sprintf("postgres://alice:alice-secret@%s/%s?sslmode=disable", addr, db)
+	psqlOut, err := exec.Command("psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+		"-c", "CREATE TABLE t (a int)", "-c", "INSERT INTO t SELECT generate_series(1, 10)", "-c", "SELECT sum(a) FROM t", url).CombinedOutput()
+	if err != nil || !strings.Contains(string(psqlOut), "55") {
+		t.Fatalf("psql through the proxy: %v\n%s", err, psqlOut)
+	}
+	waitDrained(t, js, 30*time.Second)
+	serve.Process.Signal(syscall.SIGTERM)
+	serve.Wait()
+
+	mustRun(t, nil, nil, "verify", "--store", storeDir, "--vkey", filepath.Join(keys, "ledger.vkey"))
+	st, _ := file.New(storeDir)
+	commands, digests := map[string]string{}, map[string]int{}
+	types := map[events.Type]int{}
+	ledger.ReadRecords(t.Context(), st, 0, func(_ uint64, rec []byte) error {
+		r, _ := ledger.ParseRecord(rec)
+		ev, err := events.Parse(r.Event)
+		if err != nil {
+			t.Errorf("sealed event invalid: %v", err)
+			return nil
+		}
+		types[ev.Type]++
+		var p map[string]any
+		json.Unmarshal(ev.Payload, &p)
+		switch ev.Type {
+		case events.CommandExecuted:
+			commands[ev.ID] = p["statement"].(string)
+		case events.ResponseDigest:
+			digests[p["command_id"].(string)]++
+		}
+		return nil
+	})
+	if len(commands) != 3 || types[events.SessionStarted] != 1 || types[events.SessionEnded] != 1 {
+		t.Fatalf("sealed: %v, commands %q", types, commands)
+	}
+	for id, stmt := range commands {
+		if digests[id] != 1 {
+			t.Errorf("statement %q has %d digests in the ledger", stmt, digests[id])
+		}
+	}
+}
