@@ -18,13 +18,14 @@ import (
 )
 
 func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("proxy postgres --listen ADDR --users FILE [--nats URL] [--tenant T]",
+	fs := newFlags("proxy postgres --listen ADDR --users FILE [--policy FILE] [--nats URL] [--tenant T]",
 		"Runs the PostgreSQL wire proxy. Clients connect to ADDR with their own identity\nas user and password; the proxy connects to the target with the credentials in\n$AUDITLEDGER_PROXY_UPSTREAM (a postgres:// URL, kept out of the process list),\nrecords every statement on NATS before forwarding it (fail closed), and a\ndigest of every result. --users is a development users file (YAML, user:\npassword); identities from it are marked dev_identity in the ledger. OIDC\ntokens as passwords come next.", stderr)
 	listen := fs.String("listen", "127.0.0.1:6432", "address clients connect to")
 	usersPath := fs.String("users", "", "development users file (YAML map of user: password)")
 	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URL")
 	tenant := fs.String("tenant", "default", "tenant of the recorded events")
 	target := fs.String("target", "", "the target's name in events")
+	policyPath := fs.String("policy", "", "policy file: masking and deny rules (docs/POLICY.md)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -61,7 +62,13 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	}
 	defer em.Close()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: users, Emitter: em, Tenant: *tenant, Target: *target, Logger: log})
+	var pol *pgproxy.Policy
+	if *policyPath != "" {
+		if pol, err = pgproxy.LoadPolicy(*policyPath); err != nil {
+			return err
+		}
+	}
+	p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: users, Emitter: em, Tenant: *tenant, Target: *target, Logger: log, Policy: pol})
 	if err != nil {
 		return err
 	}

@@ -62,6 +62,7 @@ type Config struct {
 	Tenant   string           // required, as in events
 	Instance string           // this proxy's name in events; empty means "pgproxy"
 	Target   string           // the target's name in events
+	Policy   *Policy          // nil: record only, mask and block nothing
 	Logger   *slog.Logger     // nil means slog.Default()
 }
 
@@ -125,6 +126,8 @@ type session struct {
 	target  events.Target
 	started time.Time
 	cmds    int
+	descs   *describeQueue
+	shapes  *shapes
 }
 
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {

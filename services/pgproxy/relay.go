@@ -20,12 +20,33 @@ import (
 
 // command is a recorded statement waiting for its result.
 type command struct {
-	id     string // event id of its command.executed
-	simple bool   // simple protocol: one Query may yield several results
-	rows   int64
-	bytes  int64
-	sum    hash.Hash
+	id      string // event id of its command.executed
+	simple  bool   // simple protocol: one Query may yield several results
+	blocked bool   // replaced by a policy error: no digest
+	rows    int64
+	bytes   int64
+	sum     hash.Hash
+	columns []column        // of the current result
+	masked  map[maskKey]int // values masked in the current result
 }
+
+// column is a result column and the mask rule its name matches.
+type column struct {
+	name string
+	text bool // a text-like type: masked values stay valid in either format
+	rule *MaskRule
+}
+
+type maskKey struct {
+	rule   *MaskRule
+	column string
+}
+
+// textTypes are the OIDs of text-like types (text, varchar, bpchar, name,
+// unknown), whose binary and text encodings are the same bytes.
+var textTypes = map[uint32]bool{25: true, 1043: true, 1042: true, 19: true, 705: true}
+
+const blockedStatement = "\x00blocked"
 
 // inflight is the queue of recorded statements whose results have not all
 // arrived, in the order the upstream answers them.
@@ -59,6 +80,8 @@ func (f *inflight) pop() *command {
 // relay runs both directions until either side closes.
 func (s *session) relay(ctx context.Context, client net.Conn, up *pgconn.HijackedConn) error {
 	var q inflight
+	s.descs = &describeQueue{}
+	s.shapes = &shapes{byStmt: map[string][]column{}, byPortal: map[string][]column{}}
 	errc := make(chan error, 2)
 	go func() { errc <- s.fromClient(ctx, up, &q) }()
 	go func() { errc <- s.fromUpstream(ctx, up, &q) }()
@@ -72,11 +95,13 @@ func (s *session) relay(ctx context.Context, client net.Conn, up *pgconn.Hijacke
 type portal struct {
 	sql    string
 	params int
+	stmt   string // the prepared statement it was bound from
 }
 
 // fromClient records each statement durably, then forwards it.
 func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *inflight) error {
 	fe := up.Frontend
+	descs, shapes := s.descs, s.shapes
 	stmts := map[string]string{}
 	portals := map[string]portal{}
 	for {
@@ -87,6 +112,15 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 		flush := false
 		switch m := msg.(type) {
 		case *pgproto3.Query:
+			if rule := s.p.cfg.Policy.Denied(m.String); rule != nil {
+				if err := s.block(ctx, m.String, rule); err != nil {
+					return fatal(s.client, "58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+				}
+				q.push(&command{simple: true, blocked: true, sum: sha256.New()})
+				msg = &pgproto3.Query{String: blockSQL(rule)}
+				flush = true
+				break
+			}
 			id, err := s.command(ctx, "simple", m.String, 0)
 			if err != nil {
 				return fatal(s.client, "58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
@@ -95,15 +129,32 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			flush = true
 		case *pgproto3.Parse:
 			stmts[m.Name] = m.Query
+			if rule := s.p.cfg.Policy.Denied(m.Query); rule != nil {
+				if err := s.block(ctx, m.Query, rule); err != nil {
+					return fatal(s.client, "58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+				}
+				// The server answers the replacement with the policy
+				// error, in pipeline order, and skips the rest until Sync.
+				q.push(&command{blocked: true, sum: sha256.New()})
+				stmts[m.Name] = blockedStatement
+				msg = &pgproto3.Parse{Name: m.Name, Query: blockSQL(rule)}
+			}
 		case *pgproto3.Bind:
-			portals[m.DestinationPortal] = portal{sql: stmts[m.PreparedStatement], params: len(m.Parameters)}
+			portals[m.DestinationPortal] = portal{sql: stmts[m.PreparedStatement], params: len(m.Parameters), stmt: m.PreparedStatement}
+		case *pgproto3.Describe:
+			// Remember what each RowDescription will describe, to mask
+			// the rows of later executions by column name.
+			descs.push(describeTarget(m, portals))
 		case *pgproto3.Execute:
 			p := portals[m.Portal]
+			if p.sql == blockedStatement {
+				break // the server skips it after the policy error
+			}
 			id, err := s.command(ctx, "extended", p.sql, p.params)
 			if err != nil {
 				return fatal(s.client, "58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, sum: sha256.New()})
+			q.push(&command{id: id, sum: sha256.New(), columns: shapes.get(p.stmt, m.Portal)})
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
 				delete(stmts, m.Name)
@@ -114,7 +165,6 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			fe.Send(m)
 			fe.Flush()
 			return errClosed
-		case *pgproto3.Describe:
 		default:
 			flush = true // Sync, Flush, COPY data and anything else
 		}
@@ -151,8 +201,18 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 		}
 		flush := false
 		switch m := msg.(type) {
+		case *pgproto3.RowDescription:
+			cols := s.columnsOf(m)
+			if d, ok := s.descs.pop(); ok {
+				s.shapes.put(d, cols) // an answer to Describe
+			} else if c := q.head(); c != nil {
+				c.columns = cols // a simple query's result
+			}
+		case *pgproto3.NoData:
+			s.descs.pop()
 		case *pgproto3.DataRow:
 			if c := q.head(); c != nil {
+				s.mask(c, m)
 				buf, _ = m.Encode(buf[:0])
 				c.rows++
 				c.bytes += int64(len(buf))
@@ -168,6 +228,8 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			s.digest(ctx, q, map[string]any{"error_code": m.Code, "error_message": m.Message})
 			flush = true
 		case *pgproto3.ReadyForQuery:
+			// Describes skipped after an error get no answer.
+			s.descs.reset()
 			// A finished simple query leaves the queue here; statements
 			// skipped after an error in a pipeline are closed as such.
 			for c := q.head(); c != nil; c = q.head() {
@@ -203,6 +265,10 @@ func (s *session) digest(ctx context.Context, q *inflight, payload map[string]an
 	if !c.simple {
 		q.pop()
 	}
+	if c.blocked {
+		return // recorded as command.blocked; the policy error is its result
+	}
+	s.maskEvents(ctx, c)
 	payload["command_id"] = c.id
 	payload["rows"] = c.rows
 	payload["bytes"] = c.bytes

@@ -1,0 +1,179 @@
+package pgproxy_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/services/pgproxy"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+const testPolicy = `version: 1
+mask:
+  - id: pii-email
+    version: 3
+    columns: ["email", "*_email"]
+    method: partial
+    info_type: EMAIL_ADDRESS
+  - id: card-numbers
+    detect: [credit_card]
+    method: redact
+    info_type: CREDIT_CARD_NUMBER
+deny:
+  - id: no-drop
+    kinds: [DROP, TRUNCATE]
+    reason: dropping data needs a change ticket
+  - id: delete-needs-where
+    kinds: [DELETE]
+    require_where: true
+    reason: DELETE without WHERE
+`
+
+func TestPolicyErrorsNameTheLine(t *testing.T) {
+	cases := map[string]string{
+		"version: 2\n": "version: 2",
+		"version: 1\nmask:\n  - id: x\n    method: blur\n    columns: [a]\n":    `line 3: mask rule x: method "blur"`,
+		"version: 1\ndeny:\n  - id: d\n    kinds: [DROP]\n":                     "line 3: deny rule needs an id and a reason",
+		"version: 1\ndeny:\n  - id: d\n    reason: r\n    pattern: \"(\"\n":     "line 3: deny rule d: pattern",
+		"version: 1\nmask:\n  - id: x\n    colums: [a]\n":                       "colums",
+		"version: 1\nmask:\n  - id: x\n    detect: [dna]\n    method: redact\n": `unknown detector "dna"`,
+	}
+	for text, want := range cases {
+		if _, err := pgproxy.ParsePolicy("p.yaml", []byte(text)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("policy %q: %v, want %q", text, err, want)
+		}
+	}
+	if _, err := pgproxy.ParsePolicy("p.yaml", []byte(testPolicy)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startWithPolicy(t *testing.T) *fixture {
+	t.Helper()
+	pol, err := pgproxy.ParsePolicy("test", []byte(testPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t, nats.MaxReconnects(-1))
+	ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{})
+	em, _ := emitter.New(emitter.Config{JetStream: js, Timeout: time.Second})
+	f := &fixture{js: js, nats: srv, db: pg.NewDatabase(t), users: pgproxy.StaticUsers{"alice": "alice-secret"}}
+	p, err := pgproxy.New(pgproxy.Config{Upstream: pg.DSN("postgres"), Auth: f.users, Emitter: em, Tenant: "acme", Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	f.addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done; em.Wait() })
+	// Data straight into the database, not through the proxy.
+	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(context.Background())
+	if _, err := direct.Exec(t.Context(), `CREATE TABLE customers (id int, email text, backup_email varchar(100), note text, age int);
+		INSERT INTO customers VALUES (1, 'alice@example.com', 'al@backup.example', '4111 1111 1111 1111', 31), (2, 'bob@example.com', NULL, 'no card', 44)`); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+var secrets = []string{"alice@example.com", "bob@example.com", "al@backup.example", "4111 1111 1111 1111"}
+
+func TestMaskingInResultsAndNeverInEvents(t *testing.T) {
+	f := startWithPolicy(t)
+	out, err := psql(t, f.url("alice", "alice-secret"), "SELECT id, email, backup_email, note, age FROM customers ORDER BY id")
+	if err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	if want := "1|a***@example.com|a***@backup.example|[REDACTED]|31\n2|b***@example.com||no card|44"; strings.TrimSpace(out) != want {
+		t.Fatalf("psql got\n%s\nwant\n%s", out, want)
+	}
+	// pgx: extended protocol, binary results, a prepared statement.
+	conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var email, note string
+	var age int
+	if err := conn.QueryRow(t.Context(), "SELECT email, note, age FROM customers WHERE id = $1", 1).Scan(&email, &note, &age); err != nil {
+		t.Fatal(err)
+	}
+	if email != "a***@example.com" || note != "[REDACTED]" || age != 31 {
+		t.Fatalf("pgx got %q %q %d", email, note, age)
+	}
+	f.checkPairs(t)
+	masks := 0
+	for _, r := range f.eventsOf(t) {
+		raw, _ := r.ev.Marshal()
+		for _, s := range secrets {
+			if strings.Contains(string(raw), s) {
+				t.Errorf("event %s (%s) contains the unmasked %q", r.ev.ID, r.ev.Type, s)
+			}
+		}
+		if r.ev.Type == events.MaskApplied {
+			masks++
+			if r.payload["rule_id"] == "pii-email" && r.payload["rule_version"].(float64) != 3 {
+				t.Errorf("mask event %v", r.payload)
+			}
+		}
+	}
+	// psql: email ×2 rows, backup_email ×1, note ×1 → 3 events; pgx: 2.
+	if masks != 5 {
+		t.Errorf("%d mask.applied events, want 5", masks)
+	}
+}
+
+func TestDenyRulesNeverReachTheServer(t *testing.T) {
+	f := startWithPolicy(t)
+	out, err := psql(t, f.url("alice", "alice-secret"), "DROP TABLE customers")
+	if err == nil || !strings.Contains(out, "blocked by policy rule no-drop: dropping data needs a change ticket") {
+		t.Fatalf("DROP: %v\n%s", err, out)
+	}
+	conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if _, err := conn.Exec(t.Context(), "DELETE FROM customers"); err == nil || !strings.Contains(err.Error(), "delete-needs-where") {
+		t.Fatalf("DELETE without WHERE (extended): %v", err)
+	}
+	tag, err := conn.Exec(t.Context(), "DELETE FROM customers WHERE id = $1", 2)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("DELETE with WHERE: %v %v", tag, err)
+	}
+	// Checked on the server: the table is there, with one row left.
+	direct, _ := pgx.Connect(t.Context(), pg.DSN(f.db))
+	defer direct.Close(t.Context())
+	var n int
+	if err := direct.QueryRow(t.Context(), "SELECT count(*) FROM customers").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("server side: %d rows, %v", n, err)
+	}
+	blocked := 0
+	for _, r := range f.eventsOf(t) {
+		if r.ev.Type == events.CommandBlocked {
+			blocked++
+		}
+		if r.ev.Type == events.CommandExecuted && strings.HasPrefix(r.payload["statement"].(string), "DROP") {
+			t.Errorf("a blocked statement was recorded as executed")
+		}
+	}
+	if blocked != 2 {
+		t.Fatalf("%d command.blocked events, want 2", blocked)
+	}
+	f.checkPairs(t)
+}
