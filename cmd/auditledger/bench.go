@@ -204,3 +204,5 @@ func cpuModel() string {
 	}
 	return runtime.GOARCH
 }
+
+func runtimeVersion() string { return runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH }

@@ -33,6 +33,7 @@ Commands:
   proof verify      check a tlog-proof against a record and a verifier key, offline
   bench ledger      measure append+seal, verify and proof speed on a local store
   bench ingest      measure end-to-end ingestion (publish → sealed) on the embedded NATS server
+  bench proxy       pgbench directly and through the PostgreSQL proxy, side by side
 
 Store URLs: a directory, file:///path, or
   s3://bucket/prefix?endpoint=host:port&region=R&insecure=1&retention=7y
@@ -86,6 +87,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"proof verify":      proofVerify,
 		"bench ledger":      benchLedger,
 		"bench ingest":      benchIngest,
+		"bench proxy":       benchProxy,
 		"dev":               devCmd,
 		"emit":              emitCmd,
 		"serve":             serveCmd,

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/auditledger/auditledger/test/pgtest"
+)
+
+// TestBenchProxyRuns runs the proxy benchmark briefly against a real
+// PostgreSQL: it must complete and print a row per client count and
+// script. It asserts nothing about speed.
+func TestBenchProxyRuns(t *testing.T) {
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	var out bytes.Buffer
+	err = benchProxy(context.Background(), []string{"--upstream", pg.DSN(pg.NewDatabase(t)), "--clients", "2", "--duration", "1s", "--scale", "1"}, nil, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"select-only", "tpcb-like", "%"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Log(out.String())
+}
+
+// TestBenchLedgerRuns runs the ledger benchmark on a small log.
+func TestBenchLedgerRuns(t *testing.T) {
+	var out bytes.Buffer
+	if err := benchLedger(context.Background(), []string{"--n", "3000", "--segment-size", "1000", "--proofs", "100"}, nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "verify (full store, signatures)") || !strings.Contains(out.String(), "p99") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+}
