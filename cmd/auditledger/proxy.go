@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,6 +27,8 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	tenant := fs.String("tenant", "default", "tenant of the recorded events")
 	target := fs.String("target", "", "the target's name in events")
 	policyPath := fs.String("policy", "", "policy file: masking and deny rules (docs/POLICY.md)")
+	failOpen := fs.Bool("fail-open", false, "run statements whose records can only be spooled (needs --spool); default: refuse them")
+	spoolDir := fs.String("spool", "", "spool records here while NATS is unreachable")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -47,7 +50,7 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	if len(users) == 0 {
 		return fmt.Errorf("proxy postgres: users file %s defines no users", *usersPath)
 	}
-	nc, err := nats.Connect(*natsURL, nats.Name("auditledger-pgproxy"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(*natsURL, nats.Name("auditledger-pgproxy"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(*failOpen))
 	if err != nil {
 		return fmt.Errorf("proxy postgres: connect %s: %w", *natsURL, err)
 	}
@@ -56,7 +59,10 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
-	em, err := emitter.New(emitter.Config{JetStream: js})
+	if *failOpen && *spoolDir == "" {
+		return fmt.Errorf("proxy postgres: --fail-open needs --spool DIR, where records wait for the bus")
+	}
+	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: *spoolDir, Timeout: 2 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -68,7 +74,7 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 			return err
 		}
 	}
-	p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: users, Emitter: em, Tenant: *tenant, Target: *target, Logger: log, Policy: pol})
+	p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: users, Emitter: em, Tenant: *tenant, Target: *target, Logger: log, Policy: pol, FailOpen: *failOpen})
 	if err != nil {
 		return err
 	}

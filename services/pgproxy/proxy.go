@@ -63,7 +63,12 @@ type Config struct {
 	Instance string           // this proxy's name in events; empty means "pgproxy"
 	Target   string           // the target's name in events
 	Policy   *Policy          // nil: record only, mask and block nothing
-	Logger   *slog.Logger     // nil means slog.Default()
+	// FailOpen lets statements run when their record could only be
+	// spooled on this host (the Emitter needs a SpoolDir); the spool is
+	// delivered when the bus returns. The default, fail closed, refuses
+	// any statement whose record the bus has not stored.
+	FailOpen bool
+	Logger   *slog.Logger // nil means slog.Default()
 }
 
 // Proxy accepts client connections and relays them to the upstream.
@@ -258,7 +263,7 @@ func (s *session) record(ctx context.Context, t events.Type, payload map[string]
 	s.seq.Next(ev)
 	ev.ID = fmt.Sprintf("%s.%d", s.id, ev.SessionSeq)
 	r, err := s.p.cfg.Emitter.Emit(ctx, ev)
-	if err == nil && r.Spooled {
+	if err == nil && r.Spooled && !s.p.cfg.FailOpen {
 		// Spooled is durable on this host only; fail closed means the bus.
 		err = errors.New("event spooled, not stored by the bus")
 	}

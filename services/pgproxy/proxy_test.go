@@ -287,3 +287,49 @@ func TestFailClosedWithoutTheBus(t *testing.T) {
 		t.Fatal("the statement reached the database although its record was not stored")
 	}
 }
+
+// TestFailOpenSpoolsAndDelivers: with fail-open and a spool, statements run
+// while the bus is down, and their records arrive when it returns.
+func TestFailOpenSpoolsAndDelivers(t *testing.T) {
+	natsDir := t.TempDir()
+	srv := natstest.StartIn(t, natsDir, -1)
+	port := srv.Addr().(*net.TCPAddr).Port
+	_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{})
+	em, _ := emitter.New(emitter.Config{JetStream: js, Timeout: 300 * time.Millisecond, SpoolDir: t.TempDir()})
+	f := &fixture{js: js, nats: srv, db: pg.NewDatabase(t), users: pgproxy.StaticUsers{"alice": "alice-secret"}}
+	p, _ := pgproxy.New(pgproxy.Config{Upstream: pg.DSN("postgres"), Auth: f.users, Emitter: em, Tenant: "acme", FailOpen: true})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	f.addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done; em.Close() }()
+
+	conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	if _, err := conn.Exec(t.Context(), "CREATE TABLE made_while_bus_down (a int)"); err != nil {
+		t.Fatalf("fail-open statement: %v", err)
+	}
+	natstest.StartIn(t, natsDir, port)
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if em.Spooled() {
+			return fmt.Errorf("spool not delivered")
+		}
+		return nil
+	})
+	found := false
+	for _, r := range f.eventsOf(t) {
+		if r.ev.Type == events.CommandExecuted && strings.Contains(r.payload["statement"].(string), "made_while_bus_down") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("the spooled command.executed never reached the stream")
+	}
+}
