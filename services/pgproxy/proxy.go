@@ -136,6 +136,8 @@ type session struct {
 }
 
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
+	// Shutting down ends open sessions too, so Serve can return.
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	be := pgproto3.NewBackend(conn, conn)
 	var startup *pgproto3.StartupMessage
 	for startup == nil {

@@ -333,3 +333,15 @@ func TestFailOpenSpoolsAndDelivers(t *testing.T) {
 		t.Fatal("the spooled command.executed never reached the stream")
 	}
 }
+
+// TestShutdownEndsSessions: stopping the proxy ends idle sessions, so
+// Serve returns (the fixture's cleanup waits for it) instead of waiting for
+// clients to leave.
+func TestShutdownEndsSessions(t *testing.T) {
+	f := start(t)
+	conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn // left open on purpose: the cleanup must not wait for it
+}
