@@ -250,12 +250,11 @@ func fatal(be *pgproto3.Backend, code, msg string) error {
 	return fmt.Errorf("%s: %s", code, msg)
 }
 
-// record emits one event of this session, waits until the bus has stored
-// it, and returns its id.
-func (s *session) record(ctx context.Context, t events.Type, payload map[string]any) (string, error) {
+// event builds this session's next event.
+func (s *session) event(t events.Type, payload map[string]any) (*events.Event, error) {
 	body, err := json.Marshal(payload)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	ev := &events.Event{
 		Version: events.Version, Type: t, Time: time.Now().UTC(), Tenant: s.p.cfg.Tenant,
@@ -264,6 +263,16 @@ func (s *session) record(ctx context.Context, t events.Type, payload map[string]
 	}
 	s.seq.Next(ev)
 	ev.ID = fmt.Sprintf("%s.%d", s.id, ev.SessionSeq)
+	return ev, nil
+}
+
+// record emits one event of this session, waits until the bus has stored
+// it, and returns its id.
+func (s *session) record(ctx context.Context, t events.Type, payload map[string]any) (string, error) {
+	ev, err := s.event(t, payload)
+	if err != nil {
+		return "", err
+	}
 	r, err := s.p.cfg.Emitter.Emit(ctx, ev)
 	if err == nil && r.Spooled && !s.p.cfg.FailOpen {
 		// Spooled is durable on this host only; fail closed means the bus.

@@ -4,12 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"hash"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -275,14 +272,11 @@ func (s *session) digest(ctx context.Context, q *inflight, payload map[string]an
 	payload["sha256"] = hex.EncodeToString(c.sum.Sum(nil))
 	c.rows, c.bytes = 0, 0
 	c.sum.Reset()
-	body, _ := json.Marshal(payload)
-	ev := &events.Event{
-		Version: events.Version, Type: events.ResponseDigest, Time: time.Now().UTC(), Tenant: s.p.cfg.Tenant,
-		Source: events.Source{Kind: "postgres-proxy", Instance: s.p.cfg.Instance},
-		Actor:  s.actor, Target: &s.target, Payload: body,
+	ev, err := s.event(events.ResponseDigest, payload)
+	if err != nil {
+		s.p.cfg.Logger.Error("response digest not recorded", "command", c.id, "err", err)
+		return
 	}
-	s.seq.Next(ev)
-	ev.ID = fmt.Sprintf("%s.%d", s.id, ev.SessionSeq)
 	raw, err := ev.Marshal()
 	if err == nil {
 		err = s.p.cfg.Emitter.EmitRaw(ctx, raw, func(r emitter.Result) {
