@@ -33,6 +33,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	duration := fs.Duration("duration", 8*time.Second, "length of each pgbench run")
 	scale := fs.Int("scale", 10, "pgbench scale factor")
 	syncMode := fs.String("sync", "interval", "JetStream fsync of the embedded NATS: always or interval")
+	durability := fs.String("durability", "before-forward", "when a statement's record must be stored: before-forward or before-response")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -50,6 +51,9 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 			return fmt.Errorf("bench proxy: --clients: %q", c)
 		}
 		clients = append(clients, strings.TrimSpace(c))
+	}
+	if *durability != string(pgproxy.BeforeForward) && *durability != string(pgproxy.BeforeResponse) {
+		return fmt.Errorf("bench proxy: --durability %q, want before-forward or before-response", *durability)
 	}
 	if out, err := exec.CommandContext(ctx, "pgbench", "-i", "-q", "-s", strconv.Itoa(*scale), *upstream).CombinedOutput(); err != nil {
 		return fmt.Errorf("bench proxy: pgbench -i: %v\n%s", err, out)
@@ -79,7 +83,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	rand.Read(pw[:])
 	secret := hex.EncodeToString(pw[:])
 	p, err := pgproxy.New(pgproxy.Config{Upstream: *upstream, Auth: pgproxy.StaticUsers{"bench": secret}, Emitter: em,
-		Tenant: "bench", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Tenant: "bench", Durability: pgproxy.Durability(*durability), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
 	}
@@ -92,7 +96,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	go p.Serve(pctx, ln)
 	viaProxy := fmt.Sprintf("postgres://bench:%s@%s/%s?sslmode=disable", secret, ln.Addr(), db)
 
-	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, durability before-forward, JetStream fsync %s\n", *duration, *scale, *syncMode)
+	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, durability %s, JetStream fsync %s\n", *duration, *scale, *durability, *syncMode)
 	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
 	fmt.Fprintf(stdout, "  %-8s %-12s %22s %22s %6s\n", "clients", "script", "direct TPS (latency)", "proxy TPS (latency)", "ratio")
 	for _, c := range clients {

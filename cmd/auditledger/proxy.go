@@ -29,6 +29,7 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	policyPath := fs.String("policy", "", "policy file: masking and deny rules (docs/POLICY.md)")
 	failOpen := fs.Bool("fail-open", false, "run statements whose records can only be spooled (needs --spool); default: refuse them")
 	spoolDir := fs.String("spool", "", "spool records here while NATS is unreachable")
+	durability := fs.String("durability", "before-forward", "before-forward: a statement runs only once its record is stored; before-response: it runs at once, and its result waits for the record")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 			return err
 		}
 	}
-	p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: users, Emitter: em, Tenant: *tenant, Target: *target, Logger: log, Policy: pol, FailOpen: *failOpen})
+	p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: users, Emitter: em, Tenant: *tenant, Target: *target, Logger: log, Policy: pol, FailOpen: *failOpen, Durability: pgproxy.Durability(*durability)})
 	if err != nil {
 		return err
 	}

@@ -51,6 +51,15 @@ func (s StaticUsers) Authenticate(_ context.Context, user, password string) (eve
 	return events.Actor{Issuer: "static-users", Subject: user, Kind: events.Human, DevIdentity: true}, nil
 }
 
+// Durability is when a statement's record must be stored.
+type Durability string
+
+// Durability modes.
+const (
+	BeforeForward  Durability = "before-forward"
+	BeforeResponse Durability = "before-response"
+)
+
 // Config configures a Proxy.
 type Config struct {
 	// Upstream is the target database as a connection URL with the
@@ -68,7 +77,12 @@ type Config struct {
 	// delivered when the bus returns. The default, fail closed, refuses
 	// any statement whose record the bus has not stored.
 	FailOpen bool
-	Logger   *slog.Logger // nil means slog.Default()
+	// Durability says when a statement may reach the database: with
+	// BeforeForward (the default) only once its record is stored; with
+	// BeforeResponse at once, while its record is being stored, the client
+	// getting no result until it is, and a failed store ending the session.
+	Durability Durability
+	Logger     *slog.Logger // nil means slog.Default()
 }
 
 // Proxy accepts client connections and relays them to the upstream.
@@ -89,6 +103,13 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.Instance == "" {
 		cfg.Instance = "pgproxy"
+	}
+	switch cfg.Durability {
+	case "":
+		cfg.Durability = BeforeForward
+	case BeforeForward, BeforeResponse:
+	default:
+		return nil, fmt.Errorf("pgproxy: durability %q, want %s or %s", cfg.Durability, BeforeForward, BeforeResponse)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

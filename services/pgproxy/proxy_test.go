@@ -45,7 +45,9 @@ type fixture struct {
 	users pgproxy.StaticUsers
 }
 
-func start(t *testing.T) *fixture {
+func start(t *testing.T) *fixture { return startWith(t, pgproxy.BeforeForward) }
+
+func startWith(t *testing.T, durability pgproxy.Durability) *fixture {
 	t.Helper()
 	srv := natstest.Start(t)
 	_, js := srv.Connect(t, nats.MaxReconnects(-1))
@@ -57,7 +59,7 @@ func start(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{js: js, nats: srv, db: pg.NewDatabase(t), users: pgproxy.StaticUsers{"alice": "alice-secret"}}
-	p, err := pgproxy.New(pgproxy.Config{Upstream: pg.DSN("postgres"), Auth: f.users, Emitter: em, Tenant: "acme", Target: "orders"})
+	p, err := pgproxy.New(pgproxy.Config{Upstream: pg.DSN("postgres"), Auth: f.users, Emitter: em, Tenant: "acme", Target: "orders", Durability: durability})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,4 +346,33 @@ func TestShutdownEndsSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = conn // left open on purpose: the cleanup must not wait for it
+}
+
+// TestBeforeResponse: statements run while their records are stored; every
+// statement still gets its pair of events, and when a record cannot be
+// stored the client gets no result: the session ends.
+func TestBeforeResponse(t *testing.T) {
+	f := startWith(t, pgproxy.BeforeResponse)
+	if out, err := exec.Command("pgbench", "-i", "-q", "-s", "1", pg.DSN(f.db)).CombinedOutput(); err != nil {
+		t.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	for _, mode := range []string{"simple", "extended"} {
+		if out, err := exec.Command("pgbench", "-n", "-c", "2", "-t", "10", "-M", mode, f.url("alice", "alice-secret")).CombinedOutput(); err != nil {
+			t.Fatalf("pgbench -M %s: %v\n%s", mode, err, out)
+		}
+	}
+	f.checkPairs(t)
+
+	conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	f.nats.Shutdown()
+	f.nats.WaitForShutdown()
+	var one int
+	err = conn.QueryRow(t.Context(), "SELECT 1").Scan(&one)
+	if err == nil || !strings.Contains(err.Error(), "the session ends") {
+		t.Fatalf("result with the bus down: %v, %v", one, err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"hash"
 	"net"
 	"sync"
@@ -25,6 +26,9 @@ type command struct {
 	sum     hash.Hash
 	columns []column        // of the current result
 	masked  map[maskKey]int // values masked in the current result
+	// stored delivers the outcome of storing the command's record, in
+	// before-response mode; nil when it was stored before forwarding.
+	stored <-chan error
 }
 
 // column is a result column and the mask rule its name matches.
@@ -118,11 +122,11 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				flush = true
 				break
 			}
-			id, err := s.command(ctx, "simple", m.String, 0)
+			id, stored, err := s.command(ctx, "simple", m.String, 0)
 			if err != nil {
 				return fatal(s.client, "58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, simple: true, sum: sha256.New()})
+			q.push(&command{id: id, simple: true, sum: sha256.New(), stored: stored})
 			flush = true
 		case *pgproto3.Parse:
 			stmts[m.Name] = m.Query
@@ -147,11 +151,11 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if p.sql == blockedStatement {
 				break // the server skips it after the policy error
 			}
-			id, err := s.command(ctx, "extended", p.sql, p.params)
+			id, stored, err := s.command(ctx, "extended", p.sql, p.params)
 			if err != nil {
 				return fatal(s.client, "58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, sum: sha256.New(), columns: shapes.get(p.stmt, m.Portal)})
+			q.push(&command{id: id, sum: sha256.New(), columns: shapes.get(p.stmt, m.Portal), stored: stored})
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
 				delete(stmts, m.Name)
@@ -175,7 +179,9 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 }
 
 // command records one statement as command.executed and returns its id.
-func (s *session) command(ctx context.Context, protocol, sql string, params int) (string, error) {
+// In before-forward mode the record is stored when it returns; in
+// before-response mode it is on its way, and stored reports the outcome.
+func (s *session) command(ctx context.Context, protocol, sql string, params int) (id string, stored <-chan error, err error) {
 	s.cmds++
 	payload := map[string]any{
 		"protocol": protocol, "statement": sql, "statement_sha256": sha256Hex(sql),
@@ -184,7 +190,26 @@ func (s *session) command(ctx context.Context, protocol, sql string, params int)
 	if protocol == "extended" {
 		payload["parameters"] = map[string]any{"count": params, "recorded": "omitted"}
 	}
-	return s.record(ctx, events.CommandExecuted, payload)
+	if s.p.cfg.Durability != BeforeResponse {
+		id, err = s.record(ctx, events.CommandExecuted, payload)
+		return id, nil, err
+	}
+	ev, err := s.event(events.CommandExecuted, payload)
+	if err != nil {
+		return "", nil, err
+	}
+	raw, err := ev.Marshal()
+	if err != nil {
+		return "", nil, err
+	}
+	ch := make(chan error, 1)
+	err = s.p.cfg.Emitter.EmitRaw(ctx, raw, func(r emitter.Result) {
+		if r.Err == nil && r.Spooled && !s.p.cfg.FailOpen {
+			r.Err = errors.New("event spooled, not stored by the bus")
+		}
+		ch <- r.Err
+	})
+	return ev.ID, ch, err
 }
 
 // fromUpstream forwards results and digests each one.
@@ -195,6 +220,20 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 		msg, err := up.Frontend.Receive()
 		if err != nil {
 			return errClosed
+		}
+		// Before-response: nothing of a statement's answer reaches the
+		// client until its record is stored; if it cannot be, the
+		// session ends.
+		if c := q.head(); c != nil && c.stored != nil {
+			select {
+			case err := <-c.stored:
+				c.stored = nil
+				if err != nil {
+					return fatal(s.client, "58000", "the record of a statement already sent to the database could not be stored ("+err.Error()+"); the session ends")
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		flush := false
 		switch m := msg.(type) {
