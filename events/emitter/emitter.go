@@ -174,6 +174,20 @@ func (e *Emitter) EmitRaw(ctx context.Context, raw []byte, done func(Result)) er
 	if err != nil {
 		return err
 	}
+	return e.emitAsync(ctx, ev, raw, done)
+}
+
+// EmitAsync is EmitRaw for an event built in Go: it is validated once, as
+// it is encoded, not parsed back.
+func (e *Emitter) EmitAsync(ctx context.Context, ev *events.Event, done func(Result)) error {
+	raw, err := ev.Marshal()
+	if err != nil {
+		return err
+	}
+	return e.emitAsync(ctx, ev, raw, done)
+}
+
+func (e *Emitter) emitAsync(ctx context.Context, ev *events.Event, raw []byte, done func(Result)) error {
 	select {
 	case e.slot <- struct{}{}:
 	case <-ctx.Done():

@@ -198,12 +198,8 @@ func (s *session) command(ctx context.Context, protocol, sql string, params int)
 	if err != nil {
 		return "", nil, err
 	}
-	raw, err := ev.Marshal()
-	if err != nil {
-		return "", nil, err
-	}
 	ch := make(chan error, 1)
-	err = s.p.cfg.Emitter.EmitRaw(ctx, raw, func(r emitter.Result) {
+	err = s.p.cfg.Emitter.EmitAsync(ctx, ev, func(r emitter.Result) {
 		if r.Err == nil && r.Spooled && !s.p.cfg.FailOpen {
 			r.Err = errors.New("event spooled, not stored by the bus")
 		}
@@ -316,14 +312,11 @@ func (s *session) digest(ctx context.Context, q *inflight, payload map[string]an
 		s.p.cfg.Logger.Error("response digest not recorded", "command", c.id, "err", err)
 		return
 	}
-	raw, err := ev.Marshal()
-	if err == nil {
-		err = s.p.cfg.Emitter.EmitRaw(ctx, raw, func(r emitter.Result) {
-			if r.Err != nil {
-				s.p.cfg.Logger.Error("response digest not recorded", "event", r.ID, "err", r.Err)
-			}
-		})
-	}
+	err = s.p.cfg.Emitter.EmitAsync(ctx, ev, func(r emitter.Result) {
+		if r.Err != nil {
+			s.p.cfg.Logger.Error("response digest not recorded", "event", r.ID, "err", r.Err)
+		}
+	})
 	if err != nil {
 		s.p.cfg.Logger.Error("response digest not recorded", "event", ev.ID, "err", err)
 	}
