@@ -14,6 +14,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/ingest"
@@ -65,12 +66,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := 0; pctx.Err() == nil; i++ {
-			ev := &events.Event{
-				Version: 1, ID: fmt.Sprintf("c-%d", i), Type: events.CommandExecuted, Time: time.Now().UTC(), Tenant: "acme",
-				Source:  events.Source{Kind: "cluster-test", Instance: "p1"},
-				Actor:   events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
-				Payload: []byte(`{}`),
-			}
+			ev := eventstest.Command(fmt.Sprintf("c-%d", i), "")
 			if _, err := em.Emit(pctx, ev); err == nil {
 				mu.Lock()
 				acked[ev.ID] = true

@@ -18,6 +18,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/ingest"
@@ -82,12 +83,7 @@ func (p *producer) count() int {
 
 func (p *producer) run(ctx context.Context, t *testing.T, em *emitter.Emitter) {
 	for i := 0; ctx.Err() == nil; i++ {
-		ev := &events.Event{
-			Version: 1, ID: "crash-" + strconv.Itoa(i), Type: events.CommandExecuted, Time: time.Now().UTC(), Tenant: "acme",
-			Source:  events.Source{Kind: "crash-test", Instance: "p1"},
-			Actor:   events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
-			Payload: []byte(`{"statement":"SELECT 1"}`),
-		}
+		ev := eventstest.Command("crash-"+strconv.Itoa(i), "SELECT 1")
 		if _, err := em.Emit(ctx, ev); err == nil {
 			p.mu.Lock()
 			p.acked[ev.ID] = true
@@ -238,12 +234,7 @@ func TestTwoServeKillHandover(t *testing.T) {
 	em, _ := emitter.New(emitter.Config{JetStream: js})
 	emit := func(from, to int) {
 		for i := from; i < to; i++ {
-			ev := &events.Event{
-				Version: 1, ID: "h-" + strconv.Itoa(i), Type: events.CommandExecuted, Time: time.Now().UTC(), Tenant: "acme",
-				Source:  events.Source{Kind: "handover-test", Instance: "p1"},
-				Actor:   events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
-				Payload: []byte(`{}`),
-			}
+			ev := eventstest.Command("h-"+strconv.Itoa(i), "")
 			if _, err := em.Emit(t.Context(), ev); err != nil {
 				t.Fatal(err)
 			}

@@ -13,18 +13,11 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
-func event(i int) *events.Event {
-	return &events.Event{
-		Version: 1, ID: fmt.Sprintf("ev-%03d", i), Type: events.CommandExecuted,
-		Time: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Tenant: "acme",
-		Source:  events.Source{Kind: "test", Instance: "t1"},
-		Actor:   events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
-		Payload: []byte(`{}`),
-	}
-}
+func event(i int) *events.Event { return eventstest.Command(fmt.Sprintf("ev-%03d", i), "") }
 
 // TestSpoolWhileBusDown: with NATS stopped, events are spooled to disk
 // (and survive a restart of the emitter); when NATS returns they are all

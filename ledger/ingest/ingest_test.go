@@ -15,6 +15,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/ingest"
@@ -22,13 +23,7 @@ import (
 )
 
 func event(i int) *events.Event {
-	return &events.Event{
-		Version: 1, ID: fmt.Sprintf("ev-%d", i), Type: events.CommandExecuted,
-		Time: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Tenant: "acme",
-		Source:  events.Source{Kind: "test", Instance: "t1"},
-		Actor:   events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
-		Payload: []byte(fmt.Sprintf(`{"statement":"SELECT %d"}`, i)),
-	}
+	return eventstest.Command(fmt.Sprintf("ev-%d", i), fmt.Sprintf("SELECT %d", i))
 }
 
 type harness struct {

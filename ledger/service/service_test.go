@@ -14,6 +14,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/ingest"
@@ -23,15 +24,7 @@ import (
 	"github.com/auditledger/auditledger/test/versitygw"
 )
 
-func event(i int) *events.Event {
-	return &events.Event{
-		Version: 1, ID: fmt.Sprintf("ev-%d", i), Type: events.CommandExecuted,
-		Time: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Tenant: "acme",
-		Source:  events.Source{Kind: "test", Instance: "t1"},
-		Actor:   events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human},
-		Payload: []byte(`{}`),
-	}
-}
+func event(i int) *events.Event { return eventstest.Command(fmt.Sprintf("ev-%d", i), "") }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
