@@ -2,7 +2,6 @@ package pgproxy_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/ledger/ingest"
 	"github.com/auditledger/auditledger/services/pgproxy"
 	"github.com/auditledger/auditledger/test/natstest"
 )
@@ -65,19 +63,11 @@ func startWithPolicy(t *testing.T) *fixture {
 	}
 	srv := natstest.Start(t)
 	_, js := srv.Connect(t, nats.MaxReconnects(-1))
-	ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{})
-	em, _ := emitter.New(emitter.Config{JetStream: js, Timeout: time.Second})
-	f := &fixture{js: js, nats: srv, db: pg.NewDatabase(t), users: pgproxy.StaticUsers{"alice": "alice-secret"}}
-	p, err := pgproxy.New(pgproxy.Config{Upstream: pg.DSN("postgres"), Auth: f.users, Emitter: em, Tenant: "acme", Policy: pol})
+	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	f.addr = ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done; em.Wait() })
+	f := serve(t, srv, js, em, pgproxy.Config{Policy: pol})
 	// Data straight into the database, not through the proxy.
 	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
 	if err != nil {

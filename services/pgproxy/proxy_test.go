@@ -51,15 +51,24 @@ func startWith(t *testing.T, durability pgproxy.Durability) *fixture {
 	t.Helper()
 	srv := natstest.Start(t)
 	_, js := srv.Connect(t, nats.MaxReconnects(-1))
-	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: time.Second, Retries: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serve(t, srv, js, em, pgproxy.Config{Target: "orders", Durability: durability})
+}
+
+// serve runs a proxy for one test on a loopback port, in front of a fresh
+// database, recording through em; cfg's upstream, users, emitter and tenant
+// are filled in here.
+func serve(t *testing.T, srv *natstest.Server, js jetstream.JetStream, em *emitter.Emitter, cfg pgproxy.Config) *fixture {
+	t.Helper()
+	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	f := &fixture{js: js, nats: srv, db: pg.NewDatabase(t), users: pgproxy.StaticUsers{"alice": "alice-secret"}}
-	p, err := pgproxy.New(pgproxy.Config{Upstream: pg.DSN("postgres"), Auth: f.users, Emitter: em, Tenant: "acme", Target: "orders", Durability: durability})
+	cfg.Upstream, cfg.Auth, cfg.Emitter, cfg.Tenant = pg.DSN("postgres"), f.users, em, "acme"
+	p, err := pgproxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +80,7 @@ func startWith(t *testing.T, durability pgproxy.Durability) *fixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done; em.Wait() })
+	t.Cleanup(func() { cancel(); <-done; em.Close() })
 	return f
 }
 
@@ -297,16 +306,11 @@ func TestFailOpenSpoolsAndDelivers(t *testing.T) {
 	srv := natstest.StartIn(t, natsDir, -1)
 	port := srv.Addr().(*net.TCPAddr).Port
 	_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{})
-	em, _ := emitter.New(emitter.Config{JetStream: js, Timeout: 300 * time.Millisecond, SpoolDir: t.TempDir()})
-	f := &fixture{js: js, nats: srv, db: pg.NewDatabase(t), users: pgproxy.StaticUsers{"alice": "alice-secret"}}
-	p, _ := pgproxy.New(pgproxy.Config{Upstream: pg.DSN("postgres"), Auth: f.users, Emitter: em, Tenant: "acme", FailOpen: true})
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	f.addr = ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done; em.Close() }()
+	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 300 * time.Millisecond, SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := serve(t, srv, js, em, pgproxy.Config{FailOpen: true})
 
 	conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
 	if err != nil {
