@@ -22,6 +22,7 @@ import (
 
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 )
 
@@ -82,7 +83,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	var pw [8]byte
 	rand.Read(pw[:])
 	secret := hex.EncodeToString(pw[:])
-	p, err := pgproxy.New(pgproxy.Config{Upstream: *upstream, Auth: pgproxy.StaticUsers{"bench": secret}, Emitter: em,
+	p, err := pgproxy.New(pgproxy.Config{Upstream: *upstream, Auth: identity.StaticUsers{"bench": secret}, Emitter: em,
 		Tenant: "bench", Durability: pgproxy.Durability(*durability), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 )
 
@@ -44,7 +45,7 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
-	var users pgproxy.StaticUsers
+	var users identity.StaticUsers
 	if err := yaml.Unmarshal(b, &users); err != nil {
 		return fmt.Errorf("proxy postgres: users file %s: %w", *usersPath, err)
 	}
@@ -88,7 +89,7 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	return p.Serve(ctx, ln)
 }
 
-func userNames(u pgproxy.StaticUsers) []string {
+func userNames(u identity.StaticUsers) []string {
 	var names []string
 	for n := range u {
 		names = append(names, n)

@@ -30,26 +30,8 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/services/identity"
 )
-
-// Authenticator turns what a client sent as its password into an identity.
-type Authenticator interface {
-	// Authenticate MUST return an error for credentials it cannot verify;
-	// the error text is shown to the client, so it MUST NOT contain secrets.
-	Authenticate(ctx context.Context, user, password string) (events.Actor, error)
-}
-
-// StaticUsers is a development-only Authenticator: user name → password.
-// Every identity it returns is marked dev_identity in the ledger.
-type StaticUsers map[string]string
-
-// Authenticate checks the password.
-func (s StaticUsers) Authenticate(_ context.Context, user, password string) (events.Actor, error) {
-	if want, ok := s[user]; !ok || want != password {
-		return events.Actor{}, errors.New("unknown user or wrong password")
-	}
-	return events.Actor{Issuer: "static-users", Subject: user, Kind: events.Human, DevIdentity: true}, nil
-}
 
 // Durability is when a statement's record must be stored.
 type Durability string
@@ -66,7 +48,9 @@ type Config struct {
 	// credentials the proxy uses; the client's database name replaces the
 	// URL's. Required.
 	Upstream string
-	Auth     Authenticator    // required
+	// Auth verifies what the client sends as its password: an OIDC token
+	// (identity.OIDC) or, in development, a static password. Required.
+	Auth     identity.Authenticator
 	Emitter  *emitter.Emitter // required
 	Tenant   string           // required, as in events
 	Instance string           // this proxy's name in events; empty means "pgproxy"

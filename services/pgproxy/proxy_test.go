@@ -18,6 +18,7 @@ import (
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
@@ -42,7 +43,7 @@ type fixture struct {
 	nats  *natstest.Server
 	addr  string
 	db    string
-	users pgproxy.StaticUsers
+	users identity.StaticUsers
 }
 
 func start(t *testing.T) *fixture { return startWith(t, pgproxy.BeforeForward) }
@@ -66,7 +67,7 @@ func serve(t *testing.T, srv *natstest.Server, js jetstream.JetStream, em *emitt
 	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{js: js, nats: srv, db: pg.NewDatabase(t), users: pgproxy.StaticUsers{"alice": "alice-secret"}}
+	f := &fixture{js: js, nats: srv, db: pg.NewDatabase(t), users: identity.StaticUsers{"alice": "alice-secret"}}
 	cfg.Upstream, cfg.Auth, cfg.Emitter, cfg.Tenant = pg.DSN("postgres"), f.users, em, "acme"
 	p, err := pgproxy.New(cfg)
 	if err != nil {

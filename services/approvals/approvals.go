@@ -1,0 +1,384 @@
+// Package approvals holds risky commands until a person decides. A proxy
+// opens a request bound to the SHA-256 of the exact statement it holds and
+// waits; an approver (never the requester) grants or denies it through the
+// API; the decision, or the expiry, is an event in the ledger before the
+// proxy acts on it. Pending requests live in the JetStream key-value bucket
+// AUDIT_APPROVALS, so any proxy or API instance on the bus sees them, and a
+// decision is a compare-and-swap on the request's revision: exactly one of
+// grant, deny and expire wins.
+package approvals
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/services/identity"
+)
+
+// Bucket is the key-value bucket holding approval requests.
+const Bucket = "AUDIT_APPROVALS"
+
+// Status is where a request stands.
+type Status string
+
+// Statuses. Only Pending changes, once, to one of the others.
+const (
+	Pending Status = "pending"
+	Granted Status = "granted"
+	Denied  Status = "denied"
+	Expired Status = "expired"
+)
+
+var (
+	ErrNotFound = errors.New("no such approval request")
+	// ErrSelfApproval: the approver is the requester.
+	ErrSelfApproval = errors.New("the requester cannot decide their own request")
+	// ErrDecided: the request is no longer pending (see DecidedError).
+	ErrDecided = errors.New("the request is no longer pending")
+)
+
+// DecidedError says how an already-decided request ended.
+type DecidedError struct {
+	ID     string
+	Status Status
+}
+
+func (e *DecidedError) Error() string {
+	return fmt.Sprintf("approval %s is already %s", e.ID, e.Status)
+}
+func (e *DecidedError) Unwrap() error { return ErrDecided }
+
+// Request is one approval request as stored in the bucket.
+type Request struct {
+	ID        string        `json:"id"`
+	Tenant    string        `json:"tenant"`
+	Rule      string        `json:"rule"` // the policy rule that asked for approval
+	Requester events.Actor  `json:"requester"`
+	Target    events.Target `json:"target"`
+	SessionID string        `json:"session_id,omitempty"`
+	// Statement is the exact text held: SQL, or for HTTP the canonical
+	// request line (see HTTPStatement). StatementSHA256 is over its bytes;
+	// only a command with this digest may run on a grant.
+	Statement       string        `json:"statement"`
+	StatementSHA256 string        `json:"statement_sha256"`
+	RequestedAt     time.Time     `json:"requested_at"`
+	ExpiresAt       time.Time     `json:"expires_at"`
+	Status          Status        `json:"status"`
+	Decider         *events.Actor `json:"decider,omitempty"`
+	Reason          string        `json:"reason,omitempty"`
+	DecidedAt       time.Time     `json:"decided_at,omitzero"`
+}
+
+// Digest is the hex SHA-256 an approval is bound to.
+func Digest(statement string) string {
+	h := sha256.Sum256([]byte(statement))
+	return hex.EncodeToString(h[:])
+}
+
+// HTTPStatement is the text an HTTP approval is bound to: method, request
+// target and the SHA-256 of the body, so a grant for one body does not
+// cover another.
+func HTTPStatement(method, target string, body []byte) string {
+	h := sha256.Sum256(body)
+	return method + " " + target + "\nbody-sha256: " + hex.EncodeToString(h[:])
+}
+
+// Config configures a Broker.
+type Config struct {
+	JetStream jetstream.JetStream // required
+	Emitter   *emitter.Emitter    // required: decisions are recorded with it
+	Source    events.Source       // who records decision events
+	// Replicas of the bucket; zero means 1.
+	Replicas int
+	Logger   *slog.Logger // nil means slog.Default()
+}
+
+// Broker opens, decides and awaits approval requests.
+type Broker struct {
+	cfg Config
+	kv  jetstream.KeyValue
+}
+
+// New creates or opens the bucket.
+func New(ctx context.Context, cfg Config) (*Broker, error) {
+	if cfg.JetStream == nil || cfg.Emitter == nil || cfg.Source.Kind == "" {
+		return nil, errors.New("approvals: JetStream, Emitter and Source are required")
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	kv, err := cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "auditledger approval requests (working state; the ledger holds the record)",
+		History:     4, // pending, then the decision
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		TTL:         30 * 24 * time.Hour,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("approvals: bucket %s: %w", Bucket, err)
+	}
+	return &Broker{cfg: cfg, kv: kv}, nil
+}
+
+// NewID returns a fresh request id, short enough to type.
+func NewID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "apr-" + hex.EncodeToString(b[:])
+}
+
+// Open stores r as pending. The caller MUST have recorded
+// approval.requested for it first, so no decision precedes its request in
+// the ledger.
+func (b *Broker) Open(ctx context.Context, r *Request) error {
+	r.Status = Pending
+	r.StatementSHA256 = Digest(r.Statement)
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if _, err := b.kv.Create(ctx, r.ID, data); err != nil {
+		return fmt.Errorf("approvals: open %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+func (b *Broker) get(ctx context.Context, id string) (*Request, uint64, error) {
+	e, err := b.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return nil, 0, fmt.Errorf("approval %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var r Request
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return nil, 0, fmt.Errorf("approval %s: %w", id, err)
+	}
+	return &r, e.Revision(), nil
+}
+
+// Get returns one request.
+func (b *Broker) Get(ctx context.Context, id string) (*Request, error) {
+	r, _, err := b.get(ctx, id)
+	return r, err
+}
+
+// List returns the requests with the given status (all when empty),
+// oldest first.
+func (b *Broker) List(ctx context.Context, status Status) ([]*Request, error) {
+	keys, err := b.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Request
+	for k := range keys.Keys() {
+		r, _, err := b.get(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		if status == "" || r.Status == status {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(x, y *Request) int { return x.RequestedAt.Compare(y.RequestedAt) })
+	return out, nil
+}
+
+// Decide grants or denies a pending request on behalf of decider, and
+// records the decision in the ledger. It fails with ErrSelfApproval,
+// ErrNotFound or a DecidedError (also when the request has expired).
+func (b *Broker) Decide(ctx context.Context, id string, decider events.Actor, grant bool, reason string) (*Request, error) {
+	r, rev, err := b.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if identity.Same(decider, r.Requester) {
+		return nil, fmt.Errorf("approval %s: %w", id, ErrSelfApproval)
+	}
+	if r.Status != Pending {
+		return nil, &DecidedError{ID: id, Status: r.Status}
+	}
+	now := time.Now().UTC()
+	if now.After(r.ExpiresAt) {
+		return nil, &DecidedError{ID: id, Status: Expired}
+	}
+	r.Status, r.Decider, r.Reason, r.DecidedAt = Denied, &decider, reason, now
+	if grant {
+		r.Status = Granted
+	}
+	if err := b.swap(ctx, r, rev); err != nil {
+		return nil, err
+	}
+	if err := b.record(ctx, r); err != nil {
+		return r, fmt.Errorf("approval %s is %s, but its event is not stored yet (the proxy records it before acting): %w", id, r.Status, err)
+	}
+	return r, nil
+}
+
+// swap writes r if the stored revision is still rev.
+func (b *Broker) swap(ctx context.Context, r *Request, rev uint64) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if _, err := b.kv.Update(ctx, r.ID, data, rev); err != nil {
+		if cur, _, gerr := b.get(ctx, r.ID); gerr == nil && cur.Status != Pending {
+			return &DecidedError{ID: r.ID, Status: cur.Status}
+		}
+		return fmt.Errorf("approval %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Await waits until request id is decided or expires, makes sure the
+// outcome is recorded in the ledger, and returns it. If ctx ends first
+// (the requester went away) the request expires. Only a Granted result
+// allows the held statement to run.
+func (b *Broker) Await(ctx context.Context, id string) (*Request, error) {
+	w, err := b.kv.Watch(context.WithoutCancel(ctx), id)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	var cur *Request
+	var rev uint64
+	var timer <-chan time.Time
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("approval %s: watch ended", id)
+			}
+			if e == nil {
+				continue // end of the initial values
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				return nil, fmt.Errorf("approval %s: %w", id, ErrNotFound)
+			}
+			var r Request
+			if err := json.Unmarshal(e.Value(), &r); err != nil {
+				return nil, fmt.Errorf("approval %s: %w", id, err)
+			}
+			cur, rev = &r, e.Revision()
+			if r.Status != Pending {
+				return cur, b.record(context.WithoutCancel(ctx), cur)
+			}
+			if timer == nil {
+				timer = time.After(time.Until(r.ExpiresAt))
+			}
+		case <-timer:
+			if err := b.expire(ctx, cur, rev, "no decision before the request expired"); err != nil {
+				continue // decided meanwhile: the watch delivers it
+			}
+			return cur, b.record(context.WithoutCancel(ctx), cur)
+		case <-ctx.Done():
+			if cur == nil {
+				return nil, ctx.Err()
+			}
+			if err := b.expire(context.WithoutCancel(ctx), cur, rev, "the requester's session ended before a decision"); err != nil {
+				continue
+			}
+			return cur, b.record(context.WithoutCancel(ctx), cur)
+		}
+	}
+}
+
+func (b *Broker) expire(ctx context.Context, r *Request, rev uint64, reason string) error {
+	next := *r
+	next.Status, next.Reason, next.DecidedAt = Expired, reason, time.Now().UTC()
+	if err := b.swap(ctx, &next, rev); err != nil {
+		return err
+	}
+	*r = next
+	return nil
+}
+
+// record stores the decision event. Its id is the same whoever records
+// it, so the API's and the proxy's copies are one event in the ledger.
+func (b *Broker) record(ctx context.Context, r *Request) error {
+	ev, err := DecisionEvent(r, b.cfg.Source)
+	if err != nil {
+		return err
+	}
+	res, err := b.cfg.Emitter.Emit(ctx, ev)
+	if err == nil && res.Spooled {
+		err = errors.New("spooled on this host, not stored by the bus")
+	}
+	if err != nil {
+		return fmt.Errorf("approval %s: recording %s: %w", r.ID, ev.Type, err)
+	}
+	return nil
+}
+
+// system is the actor of an expiry, which nobody decided.
+var system = events.Actor{Issuer: "auditledger", Subject: "approvals", Kind: events.Machine}
+
+// DecisionEvent is the event recording how r ended.
+func DecisionEvent(r *Request, src events.Source) (*events.Event, error) {
+	var t events.Type
+	actor := system
+	switch r.Status {
+	case Granted:
+		t = events.ApprovalGranted
+	case Denied:
+		t = events.ApprovalDenied
+	case Expired:
+		t = events.ApprovalExpired
+	default:
+		return nil, fmt.Errorf("approval %s is %s, not decided", r.ID, r.Status)
+	}
+	if r.Decider != nil {
+		actor = *r.Decider
+	}
+	payload, err := json.Marshal(map[string]any{
+		"approval_id": r.ID, "rule": r.Rule, "statement_sha256": r.StatementSHA256,
+		"requester":    map[string]string{"issuer": r.Requester.Issuer, "subject": r.Requester.Subject},
+		"requested_at": r.RequestedAt, "reason": r.Reason, "session_id": r.SessionID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	target := r.Target
+	return &events.Event{
+		Version: events.Version, ID: "approval/" + r.ID + "/decision", Type: t, Time: r.DecidedAt,
+		Tenant: r.Tenant, Source: src, Actor: actor, Target: &target, Payload: payload,
+	}, nil
+}
+
+// RequestedPayload is the payload of approval.requested for r.
+func RequestedPayload(r *Request) map[string]any {
+	return map[string]any{
+		"approval_id": r.ID, "rule": r.Rule, "statement": r.Statement,
+		"statement_sha256": Digest(r.Statement), "expires_at": r.ExpiresAt,
+	}
+}
+
+// Describe is a one-line summary for logs and the CLI.
+func (r *Request) Describe() string {
+	s := strings.ReplaceAll(r.Statement, "\n", " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return fmt.Sprintf("%s %s by %s: %s", r.ID, r.Status, r.Requester.Subject, s)
+}

@@ -1,0 +1,165 @@
+package approvals_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+var (
+	alice = events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human}
+	bob   = events.Actor{Issuer: "https://idp.example", Subject: "bob", Kind: events.Human, Groups: []string{"approver"}}
+)
+
+func broker(t *testing.T) (*approvals.Broker, jetstream.JetStream) {
+	t.Helper()
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t)
+	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { em.Close() })
+	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Emitter: em, Source: events.Source{Kind: "test", Instance: t.Name()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, js
+}
+
+func open(t *testing.T, b *approvals.Broker, stmt string, ttl time.Duration) *approvals.Request {
+	t.Helper()
+	r := &approvals.Request{ID: approvals.NewID(), Tenant: "acme", Rule: "ddl", Requester: alice,
+		Target: events.Target{Kind: "postgres", Database: "orders"}, Statement: stmt,
+		RequestedAt: time.Now().UTC(), ExpiresAt: time.Now().Add(ttl).UTC()}
+	if err := b.Open(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// decisions returns the approval decision events on AUDIT_EVENTS.
+func decisions(t *testing.T, js jetstream.JetStream) []events.Event {
+	t.Helper()
+	s, err := js.Stream(t.Context(), "AUDIT_EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.Event
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			continue
+		}
+		var ev events.Event
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func TestGrantIsRecordedOnceAndBoundToTheStatement(t *testing.T) {
+	b, js := broker(t)
+	r := open(t, b, "ALTER TABLE orders ADD COLUMN note text", time.Minute)
+
+	got := make(chan *approvals.Request, 1)
+	go func() {
+		d, err := b.Await(context.Background(), r.ID)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- d
+	}()
+	if _, err := b.Decide(t.Context(), r.ID, alice, true, "mine"); !errors.Is(err, approvals.ErrSelfApproval) {
+		t.Fatalf("self-approval: %v, want ErrSelfApproval", err)
+	}
+	if _, err := b.Decide(t.Context(), "apr-nonexistent", bob, true, ""); !errors.Is(err, approvals.ErrNotFound) {
+		t.Fatalf("unknown id: %v, want ErrNotFound", err)
+	}
+	if _, err := b.Decide(t.Context(), r.ID, bob, true, "reviewed"); err != nil {
+		t.Fatal(err)
+	}
+	d := <-got
+	if d.Status != approvals.Granted || d.Decider.Subject != "bob" || d.StatementSHA256 != approvals.Digest(r.Statement) {
+		t.Fatalf("await: %+v", d)
+	}
+	var e *approvals.DecidedError
+	if _, err := b.Decide(t.Context(), r.ID, bob, false, "changed my mind"); !errors.As(err, &e) || e.Status != approvals.Granted {
+		t.Fatalf("second decision: %v, want DecidedError granted", err)
+	}
+	evs := decisions(t, js)
+	if len(evs) != 1 || evs[0].Type != events.ApprovalGranted || evs[0].Actor.Subject != "bob" {
+		t.Fatalf("events: %+v, want one approval.granted by bob (the API's and the proxy's copies are one)", evs)
+	}
+	var p map[string]any
+	json.Unmarshal(evs[0].Payload, &p)
+	if p["statement_sha256"] != approvals.Digest("ALTER TABLE orders ADD COLUMN note text") || p["approval_id"] != r.ID {
+		t.Errorf("payload %v", p)
+	}
+}
+
+func TestDenyAndExpiry(t *testing.T) {
+	b, js := broker(t)
+	denied := open(t, b, "DROP INDEX orders_idx", time.Minute)
+	if _, err := b.Decide(t.Context(), denied.ID, bob, false, "not in a change window"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := b.Await(t.Context(), denied.ID)
+	if err != nil || d.Status != approvals.Denied || d.Reason != "not in a change window" {
+		t.Fatalf("denied: %+v %v", d, err)
+	}
+
+	expiring := open(t, b, "VACUUM FULL orders", 300*time.Millisecond)
+	d, err = b.Await(t.Context(), expiring.ID)
+	if err != nil || d.Status != approvals.Expired {
+		t.Fatalf("expiry: %+v %v", d, err)
+	}
+	var e *approvals.DecidedError
+	if _, err := b.Decide(t.Context(), expiring.ID, bob, true, ""); !errors.As(err, &e) || e.Status != approvals.Expired {
+		t.Fatalf("grant after expiry: %v", err)
+	}
+
+	gone := open(t, b, "REINDEX TABLE orders", time.Minute)
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	d, err = b.Await(ctx, gone.ID)
+	if err != nil || d.Status != approvals.Expired {
+		t.Fatalf("requester gone: %+v %v", d, err)
+	}
+
+	var types []string
+	for _, ev := range decisions(t, js) {
+		types = append(types, string(ev.Type))
+	}
+	if fmt.Sprint(types) != "[approval.denied approval.expired approval.expired]" {
+		t.Errorf("events %v", types)
+	}
+	pending, err := b.List(t.Context(), approvals.Pending)
+	if err != nil || len(pending) != 0 {
+		t.Errorf("pending after all decided: %v %v", pending, err)
+	}
+	all, _ := b.List(t.Context(), "")
+	if len(all) != 3 {
+		t.Errorf("listed %d requests, want 3", len(all))
+	}
+}
