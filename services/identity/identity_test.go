@@ -80,7 +80,7 @@ func TestOIDCTokens(t *testing.T) {
 	forged := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
 	for _, c := range []struct {
 		name, token, want string
-		v     *identity.OIDC
+		v                 *identity.OIDC
 	}{
 		{"empty", "", "no credential", v},
 		{"garbage", "not-a-jwt", "malformed", v},

@@ -263,19 +263,21 @@ func (c client) GetID() string {
 	}
 	return humanClientID
 }
-func (c client) RedirectURIs() []string                { return nil }
-func (c client) PostLogoutRedirectURIs() []string      { return nil }
-func (c client) ApplicationType() op.ApplicationType   { return op.ApplicationTypeWeb }
-func (c client) AuthMethod() oidc.AuthMethod           { return oidc.AuthMethodBasic }
-func (c client) ResponseTypes() []oidc.ResponseType    { return nil }
-func (c client) LoginURL(string) string                { return "" }
-func (c client) AccessTokenType() op.AccessTokenType   { return op.AccessTokenTypeJWT }
-func (c client) IDTokenLifetime() time.Duration        { return c.lifetime }
-func (c client) DevMode() bool                         { return true }
-func (c client) IsScopeAllowed(string) bool            { return true }
-func (c client) IDTokenUserinfoClaimsAssertion() bool  { return false }
-func (c client) ClockSkew() time.Duration              { return 0 }
-func (c client) GrantTypes() []oidc.GrantType          { return []oidc.GrantType{oidc.GrantTypeClientCredentials} }
+func (c client) RedirectURIs() []string               { return nil }
+func (c client) PostLogoutRedirectURIs() []string     { return nil }
+func (c client) ApplicationType() op.ApplicationType  { return op.ApplicationTypeWeb }
+func (c client) AuthMethod() oidc.AuthMethod          { return oidc.AuthMethodBasic }
+func (c client) ResponseTypes() []oidc.ResponseType   { return nil }
+func (c client) LoginURL(string) string               { return "" }
+func (c client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
+func (c client) IDTokenLifetime() time.Duration       { return c.lifetime }
+func (c client) DevMode() bool                        { return true }
+func (c client) IsScopeAllowed(string) bool           { return true }
+func (c client) IDTokenUserinfoClaimsAssertion() bool { return false }
+func (c client) ClockSkew() time.Duration             { return 0 }
+func (c client) GrantTypes() []oidc.GrantType {
+	return []oidc.GrantType{oidc.GrantTypeClientCredentials}
+}
 func (c client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }
