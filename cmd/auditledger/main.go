@@ -23,6 +23,8 @@ Commands:
   dev               run the whole ledger on embedded defaults (NATS JetStream, local store, dev key)
   serve             run production roles against external NATS, S3 and a key file (--config FILE)
   proxy postgres    PostgreSQL wire proxy that records every statement and result digest
+  approvals list    approval requests that proxies hold (also: approvals approve ID, approvals deny ID)
+  token             get an OIDC access token with the client-credentials grant
   emit              publish events (JSON lines on stdin) to AUDIT_EVENTS, durably
   keys generate     create a checkpoint signing key and its public verifier key
   append            validate events (JSON lines on stdin), seal them into segments, sign a checkpoint
@@ -92,6 +94,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"emit":              emitCmd,
 		"serve":             serveCmd,
 		"proxy postgres":    proxyPostgres,
+		"approvals list":    approvalsList,
+		"approvals approve": approvalsApprove,
+		"approvals deny":    approvalsDeny,
+		"token":             tokenCmd,
 	}
 	if c, ok := commands[args[0]]; ok {
 		return c(ctx, args[1:], stdin, stdout, stderr)
@@ -102,7 +108,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	switch args[0] {
-	case "keys", "proof", "bench", "proxy":
+	case "keys", "proof", "bench", "proxy", "approvals":
 		return fmt.Errorf("%q needs a subcommand; see auditledger -h", args[0])
 	}
 	return fmt.Errorf("unknown command %q; see auditledger -h", args[0])

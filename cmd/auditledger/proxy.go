@@ -7,15 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 )
 
@@ -23,7 +20,7 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	fs := newFlags("proxy postgres --listen ADDR --users FILE [--policy FILE] [--nats URL] [--tenant T]",
 		"Runs the PostgreSQL wire proxy. Clients connect to ADDR with their own identity\nas user and password; the proxy connects to the target with the credentials in\n$AUDITLEDGER_PROXY_UPSTREAM (a postgres:// URL, kept out of the process list),\nrecords every statement on NATS before forwarding it (fail closed), and a\ndigest of every result. --users is a development users file (YAML, user:\npassword); identities from it are marked dev_identity in the ledger. OIDC\ntokens as passwords come next.", stderr)
 	listen := fs.String("listen", "127.0.0.1:6432", "address clients connect to")
-	usersPath := fs.String("users", "", "development users file (YAML map of user: password)")
+	auth := addAuthFlags(fs)
 	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URL")
 	tenant := fs.String("tenant", "default", "tenant of the recorded events")
 	target := fs.String("target", "", "the target's name in events")
@@ -34,23 +31,13 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := required(fs, "users"); err != nil {
-		return err
-	}
 	upstream := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM")
 	if upstream == "" {
 		return fmt.Errorf("proxy postgres: set AUDITLEDGER_PROXY_UPSTREAM to the target's postgres:// URL (with the credentials the proxy uses)")
 	}
-	b, err := os.ReadFile(*usersPath)
+	authn, authDesc, err := auth.authenticator(ctx, "proxy postgres")
 	if err != nil {
 		return err
-	}
-	var users identity.StaticUsers
-	if err := yaml.Unmarshal(b, &users); err != nil {
-		return fmt.Errorf("proxy postgres: users file %s: %w", *usersPath, err)
-	}
-	if len(users) == 0 {
-		return fmt.Errorf("proxy postgres: users file %s defines no users", *usersPath)
 	}
 	nc, err := nats.Connect(*natsURL, nats.Name("auditledger-pgproxy"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(*failOpen))
 	if err != nil {
@@ -76,7 +63,7 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 			return err
 		}
 	}
-	p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: users, Emitter: em, Tenant: *tenant, Target: *target, Logger: log, Policy: pol, FailOpen: *failOpen, Durability: pgproxy.Durability(*durability)})
+	p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: authn, Emitter: em, Tenant: *tenant, Target: *target, Logger: log, Policy: pol, FailOpen: *failOpen, Durability: pgproxy.Durability(*durability)})
 	if err != nil {
 		return err
 	}
@@ -84,15 +71,7 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "auditledger proxy postgres on %s (development users: %s); recording to %s\n",
-		ln.Addr(), strings.Join(userNames(users), ", "), nc.ConnectedUrlRedacted())
+	fmt.Fprintf(stdout, "auditledger proxy postgres on %s (clients authenticate with %s); recording to %s\n",
+		ln.Addr(), authDesc, nc.ConnectedUrlRedacted())
 	return p.Serve(ctx, ln)
-}
-
-func userNames(u identity.StaticUsers) []string {
-	var names []string
-	for n := range u {
-		names = append(names, n)
-	}
-	return names
 }

@@ -3,12 +3,13 @@ package pgproxy
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/approvals"
 )
 
 // block records a statement stopped by a deny rule.
@@ -20,13 +21,59 @@ func (s *session) block(ctx context.Context, sql string, rule *DenyRule) error {
 	return err
 }
 
-// blockSQL is what the server runs instead of a denied statement: it
-// raises the policy error in the statement's place, so the client sees it
-// in order, and a transaction is aborted as by any failed statement.
-func blockSQL(rule *DenyRule) string {
-	msg := strings.ReplaceAll(fmt.Sprintf("blocked by policy rule %s: %s", rule.ID, rule.Reason), "'", "''")
-	return "DO $auditledger$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = '" +
-		strings.ReplaceAll(msg, "$auditledger$", "") + "'; END$auditledger$"
+// refusedSQL is what the server gets in place of a refused statement: a
+// syntax error, so it fails at once — at Parse in the extended protocol,
+// before any parameter is looked at — and skips the rest of the pipeline
+// as after any error. The proxy replaces the server's error with the
+// refusal (SQLSTATE 42501), so the client gets it in order and a
+// surrounding transaction is aborted as by any failed statement.
+const refusedSQL = "AUDITLEDGER REFUSED THIS STATEMENT"
+
+func (r *DenyRule) refusal() string {
+	return fmt.Sprintf("blocked by policy rule %s: %s", r.ID, r.Reason)
+}
+
+// hold records an approval request for sql, tells the client, and waits
+// for the decision. ok means the approver granted exactly this text; why
+// says otherwise. err means the request could not be recorded.
+func (s *session) hold(ctx context.Context, sql string, rule *ApprovalRule) (ok bool, why string, err error) {
+	now := time.Now().UTC()
+	r := &approvals.Request{
+		ID: approvals.NewID(), Tenant: s.p.cfg.Tenant, Rule: rule.ID, Requester: s.actor,
+		Target: s.target, SessionID: s.id, Statement: sql, RequestedAt: now, ExpiresAt: now.Add(rule.Timeout),
+	}
+	payload := approvals.RequestedPayload(r)
+	payload["reason"] = rule.Reason
+	if _, err := s.record(ctx, events.ApprovalRequested, payload); err != nil {
+		return false, "", fmt.Errorf("the audit ledger did not store the approval request (%v)", err)
+	}
+	if err := s.p.cfg.Approvals.Open(ctx, r); err != nil {
+		return false, "", err
+	}
+	s.out.Lock()
+	s.client.Send(&pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "00000",
+		Message: fmt.Sprintf("statement held for approval %s (rule %s), until %s", r.ID, rule.ID, r.ExpiresAt.Format(time.RFC3339)),
+		Detail:  "statement sha256 " + r.StatementSHA256,
+		Hint:    "an approver runs: auditledger approvals approve " + r.ID})
+	err = s.client.Flush()
+	s.out.Unlock()
+	if err != nil {
+		return false, "", err
+	}
+	d, err := s.p.cfg.Approvals.Await(ctx, r.ID)
+	if err != nil {
+		return false, "", fmt.Errorf("approval %s: %v", r.ID, err)
+	}
+	switch d.Status {
+	case approvals.Granted:
+		if d.StatementSHA256 != approvals.Digest(sql) { // cannot happen: the text is held here
+			return false, "approval " + r.ID + " is bound to another statement", nil
+		}
+		return true, "", nil
+	case approvals.Denied:
+		return false, fmt.Sprintf("approval %s denied by %s: %s", r.ID, d.Decider.Subject, d.Reason), nil
+	}
+	return false, fmt.Sprintf("approval %s expired: %s", r.ID, d.Reason), nil
 }
 
 func (s *session) columnsOf(m *pgproto3.RowDescription) []column {

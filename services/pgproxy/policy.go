@@ -9,7 +9,9 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -17,9 +19,10 @@ import (
 // Policy is what the proxy enforces on statements and results. The file
 // format is documented in docs/POLICY.md.
 type Policy struct {
-	Version int        `yaml:"version"`
-	Mask    []MaskRule `yaml:"mask"`
-	Deny    []DenyRule `yaml:"deny"`
+	Version int            `yaml:"version"`
+	Mask    []MaskRule     `yaml:"mask"`
+	Deny    []DenyRule     `yaml:"deny"`
+	Approve []ApprovalRule `yaml:"approve"`
 
 	hashKey []byte
 }
@@ -46,10 +49,35 @@ type DenyRule struct {
 	line         int
 }
 
+// ApprovalRule holds matching statements until an approver decides.
+type ApprovalRule struct {
+	ID           string   `yaml:"id"`
+	Kinds        []string `yaml:"kinds"`
+	Pattern      string   `yaml:"pattern"`
+	RequireWhere bool     `yaml:"require_where"`
+	// Groups limits the rule to requesters in any of these groups; empty
+	// means everyone.
+	Groups  []string      `yaml:"groups"`
+	Timeout time.Duration `yaml:"timeout"` // default 5m
+	Reason  string        `yaml:"reason"`
+	re      *regexp.Regexp
+	line    int
+}
+
+// DefaultApprovalTimeout is how long a statement is held by default.
+const DefaultApprovalTimeout = 5 * time.Minute
+
 var detectors = map[string]func([]byte) bool{
 	"email":       isEmail,
 	"credit_card": isCardNumber,
+	"iban":        isIBAN,
+	"phone":       isPhone,
+	"us_ssn":      isSSN,
+	"secret":      isSecret,
 }
+
+// detectorNames lists the detectors for error messages.
+const detectorNames = "email, credit_card, iban, phone, us_ssn, secret"
 
 // LoadPolicy reads and checks a policy file. Errors name the line.
 func LoadPolicy(file string) (*Policy, error) {
@@ -66,6 +94,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		Version    int         `yaml:"version"`
 		Mask       []yaml.Node `yaml:"mask"`
 		Deny       []yaml.Node `yaml:"deny"`
+		Approve    []yaml.Node `yaml:"approve"`
 		HashKeyEnv string      `yaml:"hash_key_env"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -107,7 +136,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		}
 		for _, d := range r.Detect {
 			if detectors[d] == nil {
-				return nil, bad(n.Line, "mask rule %s: unknown detector %q (known: email, credit_card)", r.ID, d)
+				return nil, bad(n.Line, "mask rule %s: unknown detector %q (known: %s)", r.ID, d, detectorNames)
 			}
 		}
 		for _, c := range r.Columns {
@@ -141,6 +170,36 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		}
 		p.Deny = append(p.Deny, r)
 	}
+	for _, n := range doc.Approve {
+		var r ApprovalRule
+		if err := decodeStrict(&n, &r); err != nil {
+			return nil, bad(n.Line, "%v", err)
+		}
+		r.line = n.Line
+		if r.ID == "" {
+			return nil, bad(n.Line, "approval rule needs an id")
+		}
+		if len(r.Kinds) == 0 && r.Pattern == "" {
+			return nil, bad(n.Line, "approval rule %s needs kinds or a pattern", r.ID)
+		}
+		for i, k := range r.Kinds {
+			r.Kinds[i] = strings.ToUpper(k)
+		}
+		if r.Pattern != "" {
+			re, err := regexp.Compile(r.Pattern)
+			if err != nil {
+				return nil, bad(n.Line, "approval rule %s: pattern: %v", r.ID, err)
+			}
+			r.re = re
+		}
+		switch {
+		case r.Timeout < 0:
+			return nil, bad(n.Line, "approval rule %s: timeout %s is negative", r.ID, r.Timeout)
+		case r.Timeout == 0:
+			r.Timeout = DefaultApprovalTimeout
+		}
+		p.Approve = append(p.Approve, r)
+	}
 	return p, nil
 }
 
@@ -164,18 +223,40 @@ func (p *Policy) Denied(sql string) *DenyRule {
 	kind := statementKind(sql)
 	for i := range p.Deny {
 		r := &p.Deny[i]
-		if len(r.Kinds) > 0 && !contains(r.Kinds, kind) {
-			continue
+		if matches(sql, kind, r.Kinds, r.re, r.RequireWhere) {
+			return r
 		}
-		if r.re != nil && !r.re.MatchString(sql) {
-			continue
-		}
-		if r.RequireWhere && whereRe.MatchString(sql) {
-			continue
-		}
-		return r
 	}
 	return nil
+}
+
+// NeedsApproval returns the first approval rule that applies to a
+// statement from actor, or nil.
+func (p *Policy) NeedsApproval(sql string, groups []string) *ApprovalRule {
+	if p == nil {
+		return nil
+	}
+	kind := statementKind(sql)
+	for i := range p.Approve {
+		r := &p.Approve[i]
+		if len(r.Groups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return contains(r.Groups, g) }) {
+			continue
+		}
+		if matches(sql, kind, r.Kinds, r.re, r.RequireWhere) {
+			return r
+		}
+	}
+	return nil
+}
+
+func matches(sql, kind string, kinds []string, re *regexp.Regexp, requireWhere bool) bool {
+	if len(kinds) > 0 && !contains(kinds, kind) {
+		return false
+	}
+	if re != nil && !re.MatchString(sql) {
+		return false
+	}
+	return !requireWhere || !whereRe.MatchString(sql)
 }
 
 func contains(list []string, s string) bool {
@@ -275,3 +356,89 @@ func isCardNumber(v []byte) bool {
 	}
 	return sum%10 == 0
 }
+
+// isIBAN: 15–34 characters (spaces allowed), country code, check digits,
+// and the ISO 13616 mod-97 check.
+func isIBAN(v []byte) bool {
+	var b []byte
+	for _, c := range v {
+		if c != ' ' {
+			b = append(b, c)
+		}
+	}
+	if len(b) < 15 || len(b) > 34 || !isUpper(b[0]) || !isUpper(b[1]) || !isDigit(b[2]) || !isDigit(b[3]) {
+		return false
+	}
+	rem := 0
+	for _, c := range append(b[4:], b[:4]...) {
+		switch {
+		case isDigit(c):
+			rem = (rem*10 + int(c-'0')) % 97
+		case isUpper(c):
+			rem = (rem*100 + int(c-'A'+10)) % 97
+		default:
+			return false
+		}
+	}
+	return rem == 1
+}
+
+// isPhone: an international number, + then 8–15 digits, with spaces,
+// dashes, dots or parentheses between them (E.164 when written plainly).
+func isPhone(v []byte) bool {
+	if len(v) < 9 || len(v) > 24 || v[0] != '+' {
+		return false
+	}
+	n := 0
+	for _, c := range v[1:] {
+		switch {
+		case isDigit(c):
+			n++
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
+		default:
+			return false
+		}
+	}
+	return n >= 8 && n <= 15
+}
+
+var ssnRe = regexp.MustCompile(`^(\d{3})-(\d{2})-(\d{4})$`)
+
+// isSSN: a US social security number written AAA-GG-SSSS, with the
+// ranges the SSA never issues excluded (area 000, 666, 9xx; group 00;
+// serial 0000).
+func isSSN(v []byte) bool {
+	m := ssnRe.FindSubmatch(v)
+	if m == nil {
+		return false
+	}
+	area := string(m[1])
+	return area != "000" && area != "666" && area[0] != '9' && string(m[2]) != "00" && string(m[3]) != "0000"
+}
+
+// secretRes are shapes of credentials: JWTs, and API keys with a
+// well-known prefix (AWS access key ids, GitHub, Slack and Stripe tokens,
+// PEM private keys).
+var secretRes = []*regexp.Regexp{
+	regexp.MustCompile(`^eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}$`),
+	regexp.MustCompile(`^(AKIA|ASIA)[A-Z0-9]{16}$`),
+	regexp.MustCompile(`^gh[pousr]_[A-Za-z0-9]{36,}$`),
+	regexp.MustCompile(`^xox[abprs]-[A-Za-z0-9-]{10,}$`),
+	regexp.MustCompile(`^(sk|rk)_(live|test)_[A-Za-z0-9]{16,}$`),
+	regexp.MustCompile(`^-----BEGIN [A-Z ]*PRIVATE KEY-----`),
+}
+
+func isSecret(v []byte) bool {
+	if len(v) < 20 {
+		return false
+	}
+	for _, re := range secretRes {
+		if re.Match(v) {
+			return true
+		}
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 )
 
@@ -56,6 +57,9 @@ type Config struct {
 	Instance string           // this proxy's name in events; empty means "pgproxy"
 	Target   string           // the target's name in events
 	Policy   *Policy          // nil: record only, mask and block nothing
+	// Approvals holds statements that match the policy's approval rules
+	// until an approver decides. Required when the policy has such rules.
+	Approvals *approvals.Broker
 	// FailOpen lets statements run when their record could only be
 	// spooled on this host (the Emitter needs a SpoolDir); the spool is
 	// delivered when the bus returns. The default, fail closed, refuses
@@ -84,6 +88,9 @@ func New(cfg Config) (*Proxy, error) {
 	up, err := pgconn.ParseConfig(cfg.Upstream)
 	if err != nil {
 		return nil, fmt.Errorf("pgproxy: upstream URL: %w", err) // pgconn redacts the password
+	}
+	if cfg.Policy != nil && len(cfg.Policy.Approve) > 0 && cfg.Approvals == nil {
+		return nil, errors.New("pgproxy: the policy has approval rules but no approvals broker is configured")
 	}
 	if cfg.Instance == "" {
 		cfg.Instance = "pgproxy"
@@ -133,6 +140,7 @@ type session struct {
 	actor   events.Actor
 	seq     emitter.Session
 	client  *pgproto3.Backend
+	out     sync.Mutex // serialises messages to the client from both directions
 	target  events.Target
 	started time.Time
 	cmds    int

@@ -68,7 +68,10 @@ func serve(t *testing.T, srv *natstest.Server, js jetstream.JetStream, em *emitt
 		t.Fatal(err)
 	}
 	f := &fixture{js: js, nats: srv, db: pg.NewDatabase(t), users: identity.StaticUsers{"alice": "alice-secret"}}
-	cfg.Upstream, cfg.Auth, cfg.Emitter, cfg.Tenant = pg.DSN("postgres"), f.users, em, "acme"
+	cfg.Upstream, cfg.Emitter, cfg.Tenant = pg.DSN("postgres"), em, "acme"
+	if cfg.Auth == nil {
+		cfg.Auth = f.users
+	}
 	p, err := pgproxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)

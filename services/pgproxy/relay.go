@@ -18,9 +18,12 @@ import (
 
 // command is a recorded statement waiting for its result.
 type command struct {
-	id      string // event id of its command.executed
-	simple  bool   // simple protocol: one Query may yield several results
-	blocked bool   // replaced by a policy error: no digest
+	id     string // event id of its command.executed
+	simple bool   // simple protocol: one Query may yield several results
+	// refusal, when set, is why the statement was not sent: the server
+	// got refusedSQL in its place, and its error is replaced with this
+	// message. Such a command gets no digest.
+	refusal string
 	rows    int64
 	bytes   int64
 	sum     hash.Hash
@@ -117,10 +120,22 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				if err := s.block(ctx, m.String, rule); err != nil {
 					return fatal(s.client, "58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
 				}
-				q.push(&command{simple: true, blocked: true, sum: sha256.New()})
-				msg = &pgproto3.Query{String: blockSQL(rule)}
+				q.push(&command{simple: true, refusal: rule.refusal(), sum: sha256.New()})
+				msg = &pgproto3.Query{String: refusedSQL}
 				flush = true
 				break
+			}
+			if rule := s.p.cfg.Policy.NeedsApproval(m.String, s.actor.Groups); rule != nil {
+				ok, why, err := s.hold(ctx, m.String, rule)
+				if err != nil {
+					return fatal(s.client, "58000", "statement not executed: "+err.Error()+"; the proxy fails closed")
+				}
+				if !ok {
+					q.push(&command{simple: true, refusal: why, sum: sha256.New()})
+					msg = &pgproto3.Query{String: refusedSQL}
+					flush = true
+					break
+				}
 			}
 			id, stored, err := s.command(ctx, "simple", m.String, 0)
 			if err != nil {
@@ -136,9 +151,19 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				}
 				// The server answers the replacement with the policy
 				// error, in pipeline order, and skips the rest until Sync.
-				q.push(&command{blocked: true, sum: sha256.New()})
+				q.push(&command{refusal: rule.refusal(), sum: sha256.New()})
 				stmts[m.Name] = blockedStatement
-				msg = &pgproto3.Parse{Name: m.Name, Query: blockSQL(rule)}
+				msg = &pgproto3.Parse{Name: m.Name, Query: refusedSQL}
+			} else if rule := s.p.cfg.Policy.NeedsApproval(m.Query, s.actor.Groups); rule != nil {
+				ok, why, err := s.hold(ctx, m.Query, rule)
+				if err != nil {
+					return fatal(s.client, "58000", "statement not executed: "+err.Error()+"; the proxy fails closed")
+				}
+				if !ok {
+					q.push(&command{refusal: why, sum: sha256.New()})
+					stmts[m.Name] = blockedStatement
+					msg = &pgproto3.Parse{Name: m.Name, Query: refusedSQL}
+				}
 			}
 		case *pgproto3.Bind:
 			portals[m.DestinationPortal] = portal{sql: stmts[m.PreparedStatement], params: len(m.Parameters), stmt: m.PreparedStatement}
@@ -257,6 +282,9 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 		case *pgproto3.PortalSuspended:
 			s.digest(ctx, q, map[string]any{"command_tag": "", "suspended": true})
 		case *pgproto3.ErrorResponse:
+			if c := q.head(); c != nil && c.refusal != "" {
+				msg = &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501", Message: c.refusal}
+			}
 			s.digest(ctx, q, map[string]any{"error_code": m.Code, "error_message": m.Message})
 			flush = true
 		case *pgproto3.ReadyForQuery:
@@ -276,13 +304,16 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			*pgproto3.NotificationResponse, *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
 			flush = true
 		}
+		s.out.Lock()
 		s.client.Send(msg)
 		n++
 		if flush || n%256 == 0 {
 			if err := s.client.Flush(); err != nil {
+				s.out.Unlock()
 				return err
 			}
 		}
+		s.out.Unlock()
 	}
 }
 
@@ -297,7 +328,7 @@ func (s *session) digest(ctx context.Context, q *inflight, payload map[string]an
 	if !c.simple {
 		q.pop()
 	}
-	if c.blocked {
+	if c.refusal != "" {
 		return // recorded as command.blocked; the policy error is its result
 	}
 	s.maskEvents(ctx, c)

@@ -1,0 +1,226 @@
+// Package api is auditledger's HTTP API. Every call carries an OIDC bearer
+// token and is authorised by role (auditor, security, approver, admin),
+// the roles coming from the token's groups. This first part serves approval
+// decisions; queries, proofs and evidence bundles join it with the read
+// path.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/identity"
+)
+
+// Role is what a caller may do.
+type Role string
+
+// Roles.
+const (
+	Auditor  Role = "auditor"
+	Security Role = "security"
+	Approver Role = "approver"
+	Admin    Role = "admin" // may do everything
+)
+
+// Config configures the API.
+type Config struct {
+	Auth identity.Authenticator // required: verifies bearer tokens
+	// Roles maps each role to the groups that hold it. Nil means each
+	// role is held by the group of the same name.
+	Roles     map[Role][]string
+	Approvals *approvals.Broker // required
+	Logger    *slog.Logger      // nil means slog.Default()
+}
+
+// New returns the API's handler.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Auth == nil || cfg.Approvals == nil {
+		return nil, errors.New("api: Auth and Approvals are required")
+	}
+	if cfg.Roles == nil {
+		cfg.Roles = map[Role][]string{}
+		for _, r := range []Role{Auditor, Security, Approver, Admin} {
+			cfg.Roles[r] = []string{string(r)}
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &api{cfg: cfg}
+	r := chi.NewRouter()
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	r.Route("/v1", func(r chi.Router) {
+		r.Use(a.authenticate)
+		r.With(a.require(Approver, Security, Auditor)).Get("/approvals", a.listApprovals)
+		r.With(a.require(Approver, Security, Auditor)).Get("/approvals/{id}", a.getApproval)
+		r.With(a.require(Approver)).Post("/approvals/{id}/approve", a.decide(true))
+		r.With(a.require(Approver)).Post("/approvals/{id}/deny", a.decide(false))
+	})
+	return r, nil
+}
+
+type api struct{ cfg Config }
+
+type ctxKey struct{}
+
+func actorOf(ctx context.Context) events.Actor { a, _ := ctx.Value(ctxKey{}).(events.Actor); return a }
+
+// Error kinds, mapped to HTTP status in one place (fail).
+var (
+	errUnauthenticated = errors.New("unauthenticated")
+	errForbidden       = errors.New("forbidden")
+	errBadRequest      = errors.New("bad request")
+)
+
+func status(err error) int {
+	switch {
+	case errors.Is(err, errUnauthenticated):
+		return http.StatusUnauthorized
+	case errors.Is(err, errForbidden), errors.Is(err, approvals.ErrSelfApproval):
+		return http.StatusForbidden
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, approvals.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, approvals.ErrDecided):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+// fail answers with {"error": "..."}; server errors are logged and not
+// detailed to the caller.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code := status(err)
+	msg := err.Error()
+	if code == http.StatusInternalServerError {
+		a.cfg.Logger.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal error"
+	}
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="auditledger"`)
+	}
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func (a *api) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			a.fail(w, r, fmt.Errorf("%w: send an OIDC token as Authorization: Bearer", errUnauthenticated))
+			return
+		}
+		actor, err := a.cfg.Auth.Authenticate(r.Context(), "", tok)
+		if err != nil {
+			a.fail(w, r, fmt.Errorf("%w: %v", errUnauthenticated, err))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, actor)))
+	})
+}
+
+// require lets a caller through who holds any of roles, or admin.
+func (a *api) require(roles ...Role) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			actor := actorOf(r.Context())
+			for _, role := range append(roles, Admin) {
+				for _, g := range a.cfg.Roles[role] {
+					if slices.Contains(actor.Groups, g) {
+						next.ServeHTTP(w, r)
+						return
+					}
+				}
+			}
+			a.fail(w, r, fmt.Errorf("%w: %s needs the role %s; %s has groups %v", errForbidden, r.URL.Path, roleNames(roles), actor.Subject, actor.Groups))
+		})
+	}
+}
+
+func roleNames(roles []Role) string {
+	s := make([]string, len(roles))
+	for i, r := range roles {
+		s[i] = string(r)
+	}
+	return strings.Join(s, " or ")
+}
+
+func (a *api) listApprovals(w http.ResponseWriter, r *http.Request) {
+	st := approvals.Status(r.URL.Query().Get("status"))
+	switch st {
+	case "", approvals.Pending, approvals.Granted, approvals.Denied, approvals.Expired:
+	default:
+		a.fail(w, r, fmt.Errorf("%w: status %q is not pending, granted, denied or expired", errBadRequest, st))
+		return
+	}
+	list, err := a.cfg.Approvals.List(r.Context(), st)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []*approvals.Request{}
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (a *api) getApproval(w http.ResponseWriter, r *http.Request) {
+	req, err := a.cfg.Approvals.Get(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, req)
+}
+
+// Decision is the body of approve and deny.
+type Decision struct {
+	Reason string `json:"reason"`
+}
+
+func (a *api) decide(grant bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var d Decision
+		if r.ContentLength != 0 {
+			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<10))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&d); err != nil {
+				a.fail(w, r, fmt.Errorf("%w: body: %v", errBadRequest, err))
+				return
+			}
+		}
+		if !grant && strings.TrimSpace(d.Reason) == "" {
+			a.fail(w, r, fmt.Errorf("%w: a denial needs a reason", errBadRequest))
+			return
+		}
+		req, err := a.cfg.Approvals.Decide(r.Context(), chi.URLParam(r, "id"), actorOf(r.Context()), grant, d.Reason)
+		if err != nil && req == nil {
+			a.fail(w, r, err)
+			return
+		}
+		if err != nil { // decided, event not yet stored: the proxy records it
+			a.cfg.Logger.Warn("approval decided, event pending", "id", req.ID, "err", err)
+		}
+		writeJSON(w, http.StatusOK, req)
+	}
+}
