@@ -39,11 +39,15 @@ deny:
 func TestPolicyErrorsNameTheLine(t *testing.T) {
 	cases := map[string]string{
 		"version: 2\n": "version: 2",
-		"version: 1\nmask:\n  - id: x\n    method: blur\n    columns: [a]\n":    `line 3: mask rule x: method "blur"`,
-		"version: 1\ndeny:\n  - id: d\n    kinds: [DROP]\n":                     "line 3: deny rule needs an id and a reason",
-		"version: 1\ndeny:\n  - id: d\n    reason: r\n    pattern: \"(\"\n":     "line 3: deny rule d: pattern",
-		"version: 1\nmask:\n  - id: x\n    colums: [a]\n":                       "colums",
-		"version: 1\nmask:\n  - id: x\n    detect: [dna]\n    method: redact\n": `unknown detector "dna"`,
+		"version: 1\nmask:\n  - id: x\n    method: blur\n    columns: [a]\n":            `line 3: mask rule x: method "blur"`,
+		"version: 1\ndeny:\n  - id: d\n    kinds: [DROP]\n":                             "line 3: deny rule needs an id and a reason",
+		"version: 1\ndeny:\n  - id: d\n    reason: r\n    pattern: \"(\"\n":             "line 3: deny rule d: pattern",
+		"version: 1\nmask:\n  - id: x\n    colums: [a]\n":                               "colums",
+		"version: 1\nmask:\n  - id: x\n    detect: [dna]\n    method: redact\n":         `unknown detector "dna"`,
+		"version: 1\napprove:\n  - kinds: [ALTER]\n":                                    "line 3: approval rule needs an id",
+		"version: 1\napprove:\n  - id: a\n":                                             "line 3: approval rule a needs kinds or a pattern",
+		"version: 1\napprove:\n  - id: a\n    kinds: [ALTER]\n    timeout: 5 minutes\n": "line 3: yaml: unmarshal errors:\n  line 3: cannot unmarshal !!str `5 minutes` into time.Duration",
+		"version: 1\napprove:\n  - id: a\n    kinds: [ALTER]\n    timeout: -1m\n":       "timeout -1m0s is negative",
 	}
 	for text, want := range cases {
 		if _, err := pgproxy.ParsePolicy("p.yaml", []byte(text)); err == nil || !strings.Contains(err.Error(), want) {
