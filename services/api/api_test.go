@@ -1,0 +1,148 @@
+package api_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/services/api"
+	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/oidcdev"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+func TestApprovalsAPI(t *testing.T) {
+	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
+		{Name: "alice", Secret: "a", Groups: []string{"dba"}},
+		{Name: "bob", Secret: "b", Groups: []string{"approver"}},
+		{Name: "carol", Secret: "c", Groups: []string{"auditors"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	v, err := identity.NewOIDC(t.Context(), identity.OIDCConfig{Issuer: idp.Issuer, Audience: "auditledger"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, js := natstest.Start(t).Connect(t)
+	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(api.Config{Auth: v, Approvals: b, Roles: map[api.Role][]string{
+		api.Approver: {"approver"}, api.Auditor: {"auditors"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	tok := map[string]string{}
+	for u, s := range map[string]string{"alice": "a", "bob": "b", "carol": "c"} {
+		if tok[u], err = identity.ClientCredentialsToken(t.Context(), idp.Issuer, u, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	aliceActor, _ := v.Authenticate(t.Context(), "", tok["alice"])
+	r := &approvals.Request{ID: approvals.NewID(), Tenant: "acme", Rule: "ddl", Requester: aliceActor,
+		Target: events.Target{Kind: "postgres"}, Statement: "DROP TABLE t", RequestedAt: time.Now().UTC(), ExpiresAt: time.Now().Add(time.Minute).UTC()}
+	if err := b.Open(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+
+	call := func(method, path, token, body string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, c := range []struct {
+		name, method, path, token, body string
+		code                            int
+		says                            string
+	}{
+		{"no token", "GET", "/v1/approvals", "", "", 401, "Authorization: Bearer"},
+		{"bad token", "GET", "/v1/approvals", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "", 401, "token refused"},
+		{"requester lacks the role", "GET", "/v1/approvals", tok["alice"], "", 403, "needs the role approver or security or auditor"},
+		{"auditor lists", "GET", "/v1/approvals?status=pending", tok["carol"], "", 200, r.ID},
+		{"auditor cannot decide", "POST", "/v1/approvals/" + r.ID + "/approve", tok["carol"], "", 403, "needs the role approver"},
+		{"bad status filter", "GET", "/v1/approvals?status=maybe", tok["bob"], "", 400, "is not pending, granted"},
+		{"unknown id", "POST", "/v1/approvals/apr-000000000000/approve", tok["bob"], "", 404, "no such approval"},
+		{"deny needs a reason", "POST", "/v1/approvals/" + r.ID + "/deny", tok["bob"], `{}`, 400, "needs a reason"},
+		{"unknown body field", "POST", "/v1/approvals/" + r.ID + "/approve", tok["bob"], `{"reasn":"x"}`, 400, "reasn"},
+		{"approve", "POST", "/v1/approvals/" + r.ID + "/approve", tok["bob"], `{"reason":"ticket 42"}`, 200, `"status": "granted"`},
+		{"decide twice", "POST", "/v1/approvals/" + r.ID + "/deny", tok["bob"], `{"reason":"x"}`, 409, "already granted"},
+	} {
+		code, body := call(c.method, c.path, c.token, c.body)
+		if code != c.code || !strings.Contains(body, c.says) {
+			t.Errorf("%s: %d %s, want %d with %q", c.name, code, body, c.code, c.says)
+		}
+	}
+	var got approvals.Request
+	_, body := call("GET", "/v1/approvals/"+r.ID, tok["bob"], "")
+	if err := json.Unmarshal([]byte(body), &got); err != nil || got.Decider == nil || got.Decider.Subject != "bob" || got.Reason != "ticket 42" {
+		t.Errorf("after approval: %s", body)
+	}
+}
+
+func TestSelfApprovalRefused(t *testing.T) {
+	// The same person in the approver group cannot approve their own
+	// request, through the API.
+	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
+		{Name: "dave", Secret: "d", Groups: []string{"approver"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	v, _ := identity.NewOIDC(t.Context(), identity.OIDCConfig{Issuer: idp.Issuer, Audience: "auditledger"})
+	_, js := natstest.Start(t).Connect(t)
+	ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{})
+	em, _ := emitter.New(emitter.Config{JetStream: js})
+	defer em.Close()
+	b, _ := approvals.New(t.Context(), approvals.Config{JetStream: js, Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}})
+	h, _ := api.New(api.Config{Auth: v, Approvals: b})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	tok, _ := identity.ClientCredentialsToken(t.Context(), idp.Issuer, "dave", "d")
+	dave, _ := v.Authenticate(t.Context(), "", tok)
+	r := &approvals.Request{ID: approvals.NewID(), Tenant: "acme", Rule: "x", Requester: dave, Statement: "DROP TABLE t",
+		RequestedAt: time.Now().UTC(), ExpiresAt: time.Now().Add(time.Minute).UTC()}
+	b.Open(t.Context(), r)
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/approvals/"+r.ID+"/approve", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.Contains(string(body), "cannot decide their own") {
+		t.Errorf("self-approval: %d %s", resp.StatusCode, body)
+	}
+}
