@@ -2,7 +2,9 @@ package test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -11,25 +13,50 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/pgtest"
 )
 
-// TestDevReadme runs what the README shows: `auditledger dev` on fresh
-// state, then emit the sample events and verify the log.
-func TestDevReadme(t *testing.T) {
-	data := t.TempDir()
-	cmd := exec.Command(binary, "dev", "--data", data, "--nats-port", "-1", "--http", "127.0.0.1:0")
-	out, err := cmd.StdoutPipe()
+// devRun is a running `auditledger dev` and what its banner said.
+type devRun struct {
+	cmd                      *exec.Cmd
+	stderr                   *strings.Builder
+	data                     string
+	nats, issuer, api, proxy string
+}
+
+var bannerRes = map[string]*regexp.Regexp{
+	"nats":   regexp.MustCompile(`NATS \(JetStream\)\s+(nats://\S+)`),
+	"issuer": regexp.MustCompile(`identity \(dev\)\s+(http://\S+)`),
+	"api":    regexp.MustCompile(`API\s+(http://\S+)`),
+	"proxy":  regexp.MustCompile(`postgres proxy\s+(\d\S+)`),
+}
+
+// startDev runs dev on fresh state with every port chosen by the system,
+// and waits for the end of its banner.
+func startDev(t *testing.T, env []string, args ...string) *devRun {
+	t.Helper()
+	d := &devRun{data: t.TempDir(), stderr: &strings.Builder{}}
+	args = append([]string{"dev", "--data", d.data, "--nats-port", "-1", "--http", "127.0.0.1:0",
+		"--api", "127.0.0.1:0", "--oidc", "127.0.0.1:0", "--proxy", "127.0.0.1:0"}, args...)
+	d.cmd = exec.Command(binary, args...)
+	d.cmd.Env = append(os.Environ(), env...)
+	out, err := d.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	urlRe := regexp.MustCompile(`NATS \(JetStream\)\s+(nats://\S+)`)
+	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
 	lines := make(chan string, 100)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -38,38 +65,216 @@ func TestDevReadme(t *testing.T) {
 		}
 		close(lines)
 	}()
-	var url string
+	found := map[string]string{}
 	timeout := time.After(60 * time.Second)
-	for url == "" {
+	for done := false; !done; {
 		select {
 		case l, ok := <-lines:
 			if !ok {
-				t.Fatalf("dev exited before printing its banner:\n%s", stderr.String())
+				t.Fatalf("dev exited before printing its banner:\n%s", d.stderr.String())
 			}
-			if m := urlRe.FindStringSubmatch(l); m != nil {
-				url = m[1]
+			for k, re := range bannerRes {
+				if m := re.FindStringSubmatch(l); m != nil {
+					found[k] = m[1]
+				}
 			}
+			done = strings.Contains(l, "auditledger approvals list")
 		case <-timeout:
-			t.Fatalf("no banner after 60s:\n%s", stderr.String())
+			t.Fatalf("no banner after 60s:\n%s", d.stderr.String())
 		}
 	}
-	sample := mustReadSample(t)
-	r := mustRun(t, sample, nil, "emit", "--nats", url)
+	go func() { // keep draining so dev never blocks on stdout
+		for range lines {
+		}
+	}()
+	d.nats, d.issuer, d.api, d.proxy = found["nats"], found["issuer"], found["api"], found["proxy"]
+	if d.nats == "" || d.issuer == "" || d.api == "" {
+		t.Fatalf("banner incomplete: %v", found)
+	}
+	return d
+}
+
+// stop sends what Ctrl-C sends and expects a clean exit.
+func (d *devRun) stop(t *testing.T) {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d.cmd.Wait(); err != nil {
+		t.Fatalf("dev did not stop cleanly: %v\n%s", err, d.stderr.String())
+	}
+}
+
+func (d *devRun) vkey() string  { return filepath.Join(d.data, "keys", "ledger.vkey") }
+func (d *devRun) store() string { return filepath.Join(d.data, "store") }
+
+// token gets a development user's token the way the banner shows.
+func (d *devRun) token(t *testing.T, user string) string {
+	t.Helper()
+	r := mustRun(t, nil, []string{"AUDITLEDGER_CLIENT_SECRET=" + user + "-dev-secret"}, "token", "--issuer", d.issuer, "--client-id", user)
+	return strings.TrimSpace(r.stdout)
+}
+
+// TestDevReadme runs what the README shows: `auditledger dev` on fresh
+// state, then emit the sample events and verify the log.
+func TestDevReadme(t *testing.T) {
+	d := startDev(t, nil)
+	r := mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats)
 	if !strings.Contains(r.stderr, "emitted 12 events stored by JetStream") {
 		t.Fatalf("emit: %s", r.stderr)
 	}
-	vkey := filepath.Join(data, "keys", "ledger.vkey")
-	store := filepath.Join(data, "store")
 	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
-		v := run(t, nil, nil, "verify", "--store", store, "--vkey", vkey)
+		v := run(t, nil, nil, "verify", "--store", d.store(), "--vkey", d.vkey())
 		if v.code != 0 || !strings.Contains(v.stdout, "records      12 in") {
 			return fmt.Errorf("verify: exit %d\n%s", v.code, v.stdout)
 		}
 		return nil
 	})
-	// Ctrl-C (SIGTERM here) stops it cleanly.
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("dev did not stop cleanly: %v\n%s", err, stderr.String())
+	d.stop(t)
+}
+
+// TestDevProxyApprovalsPgbench is the whole write path as a user drives
+// it: dev with its PostgreSQL proxy in front of a real database; pgbench
+// through the proxy with an agent's OIDC token; a schema change by a DBA
+// held until another person approves it with the CLI; then the verified
+// ledger holds exactly one command.executed and one response.digest for
+// every statement pgbench ran, and the approval story in order.
+func TestDevProxyApprovalsPgbench(t *testing.T) {
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	db := pg.NewDatabase(t)
+	if out, err := exec.Command("pgbench", "-i", "-q", "-s", "1", pg.DSN(db)).CombinedOutput(); err != nil {
+		t.Fatalf("pgbench -i (direct): %v\n%s", err, out)
+	}
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(policy, []byte("version: 1\napprove:\n  - id: schema-change\n    kinds: [ALTER]\n    groups: [dba]\n    timeout: 2m\n"), 0o644)
+	d := startDev(t, []string{"AUDITLEDGER_PROXY_UPSTREAM=" + pg.DSN("postgres")}, "--policy", policy)
+	if d.proxy == "" {
+		t.Fatal("dev did not start the postgres proxy")
+	}
+	host, port, _ := strings.Cut(d.proxy, ":")
+	conninfo := func(user string) string {
+		return "host=" + host + " port=" + port + " user=" + user + " dbname=" + db + " sslmode=disable"
+	}
+	agent, alice, bob := d.token(t, "agent"), d.token(t, "alice"), d.token(t, "bob")
+
+	for _, args := range [][]string{{"-S", "-M", "simple"}, {"-M", "prepared"}, {"-M", "extended"}} {
+		args = append(append([]string{"-n", "-c", "2", "-t", "25"}, args...), conninfo("agent"))
+		cmd := exec.Command("pgbench", args...)
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+agent)
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "number of failed transactions: 0") {
+			t.Fatalf("pgbench %v: %v\n%s", args, err, out)
+		}
+	}
+
+	stmt := "ALTER TABLE pgbench_branches ADD COLUMN note text"
+	psql := exec.Command("psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", stmt, conninfo("alice"))
+	psql.Env = append(os.Environ(), "PGPASSWORD="+alice)
+	var psqlOut strings.Builder
+	psql.Stdout, psql.Stderr = &psqlOut, &psqlOut
+	if err := psql.Start(); err != nil {
+		t.Fatal(err)
+	}
+	psqlDone := make(chan error, 1)
+	go func() { psqlDone <- psql.Wait() }()
+
+	bobEnv := []string{"AUDITLEDGER_TOKEN=" + bob}
+	var list []approvals.Request
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		r := mustRun(t, nil, bobEnv, "approvals", "list", "--api", d.api, "--json")
+		list = nil
+		json.Unmarshal([]byte(r.stdout), &list)
+		if len(list) != 1 {
+			return fmt.Errorf("pending: %s", r.stdout)
+		}
+		return nil
+	})
+	id := list[0].ID
+	if list[0].Statement != stmt || list[0].Requester.Subject != "alice" {
+		t.Fatalf("pending request %+v", list[0])
+	}
+	if r := mustRun(t, nil, bobEnv, "approvals", "list", "--api", d.api); !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "alice") {
+		t.Errorf("approvals list table:\n%s", r.stdout)
+	}
+	if r := run(t, nil, []string{"AUDITLEDGER_TOKEN=" + alice}, "approvals", "approve", id, "--api", d.api); r.code == 0 || !strings.Contains(r.stderr, "needs the role approver") {
+		t.Errorf("alice (dba, not approver) approving: exit %d %s", r.code, r.stderr)
+	}
+	if r := run(t, nil, bobEnv, "approvals", "approve", id, "--api", d.api, "--sha256", "00000000"); r.code == 0 || !strings.Contains(r.stderr, "nothing decided") {
+		t.Errorf("approving with the wrong digest: exit %d %s", r.code, r.stderr)
+	}
+	if r := run(t, nil, nil, "approvals", "approve", id, "--api", d.api); r.code == 0 || !strings.Contains(r.stderr, "AUDITLEDGER_TOKEN") {
+		t.Errorf("approving without a token: exit %d %s", r.code, r.stderr)
+	}
+	if r := mustRun(t, nil, bobEnv, "approvals", "approve", id, "--api", d.api, "--sha256", approvals.Digest(stmt)[:12], "--reason", "CHG-1"); !strings.Contains(r.stdout, id+" granted by bob") {
+		t.Errorf("approve: %s", r.stdout)
+	}
+	if err := <-psqlDone; err != nil || !strings.Contains(psqlOut.String(), "held for approval "+id) {
+		t.Fatalf("psql after approval: %v\n%s", err, psqlOut.String())
+	}
+
+	nc, err := nats.Connect(d.nats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	waitDrained(t, js, 30*time.Second)
+	nc.Close()
+	d.stop(t)
+
+	mustRun(t, nil, nil, "verify", "--store", d.store(), "--vkey", d.vkey())
+	st, err := file.New(d.store())
+	if err != nil {
+		t.Fatal(err)
+	}
+	commands, digests := map[string]string{}, map[string]int{}
+	var story []string
+	ledger.ReadRecords(t.Context(), st, 0, func(_ uint64, rec []byte) error {
+		r, _ := ledger.ParseRecord(rec)
+		ev, err := events.Parse(r.Event)
+		if err != nil {
+			t.Errorf("sealed event invalid: %v", err)
+			return nil
+		}
+		var p map[string]any
+		json.Unmarshal(ev.Payload, &p)
+		switch ev.Type {
+		case events.CommandExecuted:
+			commands[ev.ID] = p["statement"].(string)
+			if p["statement"] == stmt {
+				story = append(story, "executed by "+ev.Actor.Subject)
+			}
+		case events.ResponseDigest:
+			digests[p["command_id"].(string)]++
+		case events.ApprovalRequested:
+			story = append(story, "requested by "+ev.Actor.Subject)
+		case events.ApprovalGranted:
+			story = append(story, "granted by "+ev.Actor.Subject)
+			if p["statement_sha256"] != approvals.Digest(stmt) || p["reason"] != "CHG-1" {
+				t.Errorf("approval.granted payload %v", p)
+			}
+		}
+		return nil
+	})
+	// select-only: 1 statement a transaction; TPC-B-like: 7; 2 clients ×
+	// 25 transactions; three runs.
+	tx := 0
+	for id, s := range commands {
+		if digests[id] != 1 {
+			t.Errorf("statement %q has %d digests in the ledger, want 1", s, digests[id])
+		}
+		u := strings.ToUpper(strings.TrimSpace(s))
+		for _, p := range []string{"BEGIN", "END", "UPDATE PGBENCH_", "SELECT ABALANCE", "INSERT INTO PGBENCH_HISTORY"} {
+			if strings.HasPrefix(u, p) {
+				tx++
+				break
+			}
+		}
+	}
+	if want := 2 * 25 * (1 + 7 + 7); tx != want {
+		t.Errorf("%d pgbench transaction statements in the ledger, want %d", tx, want)
+	}
+	if got := strings.Join(story, ", "); got != "requested by alice, granted by bob, executed by alice" {
+		t.Errorf("approval story in the ledger: %s", got)
 	}
 }

@@ -18,17 +18,22 @@ import (
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/ingest"
 	"github.com/auditledger/auditledger/ledger/service"
 )
 
 func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("dev [--data DIR] [--nats-port N]",
-		"Runs the whole ledger in one process on embedded defaults: a NATS server with\nJetStream (file store in DIR/nats), the ledger writer consuming AUDIT_EVENTS, and\na local write-once segment store in DIR/store, signed with a key created in\nDIR/keys on first start. Stop it with Ctrl-C; run it again to continue.", stderr)
+	fs := newFlags("dev [--data DIR] [--nats-port N] [--policy FILE]",
+		"Runs the whole ledger in one process on embedded defaults: a NATS server with\nJetStream (file store in DIR/nats), the ledger writer consuming AUDIT_EVENTS, and\na local write-once segment store in DIR/store, signed with a key created in\nDIR/keys on first start; a development OpenID provider with four users\n(alice, bob, carol, agent; marked dev_identity in every event), the API\n(approvals), and, when $AUDITLEDGER_PROXY_UPSTREAM names a PostgreSQL\ndatabase, the PostgreSQL proxy in front of it. Stop it with Ctrl-C; run it\nagain to continue.", stderr)
 	dataDir := fs.String("data", "auditledger-data", "directory for all state (created if missing)")
 	port := fs.Int("nats-port", 4222, "NATS client port on 127.0.0.1 (-1 for any free port)")
 	batch := fs.Int("batch", 5000, "events per sealed segment, at most")
 	maxWait := fs.Duration("max-wait", 50*time.Millisecond, "longest wait to fill a batch (group-commit latency)")
 	httpAddr := fs.String("http", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz")
+	oidcAddr := fs.String("oidc", "127.0.0.1:5556", "address of the development OpenID provider")
+	apiAddr := fs.String("api", "127.0.0.1:8080", "address of the API")
+	proxyAddr := fs.String("proxy", "127.0.0.1:6432", "address of the PostgreSQL proxy (runs when $AUDITLEDGER_PROXY_UPSTREAM is set)")
+	policy := fs.String("policy", "", "the PostgreSQL proxy's policy file (docs/POLICY.md)")
 	syncMode := fs.String("sync", "always", `JetStream fsync: "always" (an acknowledged event survives power loss) or "interval" (every 2 minutes: survives a process crash only)`)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -69,6 +74,15 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err != nil {
 		return fmt.Errorf("dev: --http %s: %w", *httpAddr, err)
 	}
+	if err := ingest.EnsureStreams(ctx, js, ingest.StreamOptions{}); err != nil {
+		return err
+	}
+	pctx, stopParts := context.WithCancel(ctx)
+	defer stopParts()
+	parts, err := startDevParts(pctx, devPartsConfig{oidcAddr: *oidcAddr, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy, js: js, log: log})
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
 	var sealedAtStart uint64
 	var last *ledger.Log
 	err = service.Run(ctx, service.Config{
@@ -85,6 +99,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
     auditledger emit --nats %s < ledger/testdata/sample.jsonl
     auditledger verify --store %s --vkey %s
 `, ns.ClientURL(), *syncMode, store, l.Size(), vkeyPath, addr, ns.ClientURL(), store.Dir(), vkeyPath)
+			parts.banner(stdout)
 		},
 	})
 	if last != nil {
@@ -92,6 +107,10 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	}
 	if werr := wait(); err == nil {
 		err = werr
+	}
+	stopParts()
+	if perr := parts.wait(); err == nil {
+		err = perr
 	}
 	return err
 }
