@@ -2,9 +2,6 @@ package pgproxy
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path"
@@ -13,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditledger/auditledger/services/mask"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -66,18 +64,6 @@ type ApprovalRule struct {
 
 // DefaultApprovalTimeout is how long a statement is held by default.
 const DefaultApprovalTimeout = 5 * time.Minute
-
-var detectors = map[string]func([]byte) bool{
-	"email":       isEmail,
-	"credit_card": isCardNumber,
-	"iban":        isIBAN,
-	"phone":       isPhone,
-	"us_ssn":      isSSN,
-	"secret":      isSecret,
-}
-
-// detectorNames lists the detectors for error messages.
-const detectorNames = "email, credit_card, iban, phone, us_ssn, secret"
 
 // LoadPolicy reads and checks a policy file. Errors name the line.
 func LoadPolicy(file string) (*Policy, error) {
@@ -135,8 +121,8 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 			return nil, bad(n.Line, "mask rule %s: method %q, want redact, partial or hash", r.ID, r.Method)
 		}
 		for _, d := range r.Detect {
-			if detectors[d] == nil {
-				return nil, bad(n.Line, "mask rule %s: unknown detector %q (known: %s)", r.ID, d, detectorNames)
+			if !mask.Known(d) {
+				return nil, bad(n.Line, "mask rule %s: unknown detector %q (known: %s)", r.ID, d, mask.DetectorNames)
 			}
 		}
 		for _, c := range r.Columns {
@@ -297,7 +283,7 @@ func (p *Policy) detectRule(v []byte) *MaskRule {
 	}
 	for i := range p.Mask {
 		for _, d := range p.Mask[i].Detect {
-			if detectors[d](v) {
+			if mask.Detect(d, v) {
 				return &p.Mask[i]
 			}
 		}
@@ -306,139 +292,4 @@ func (p *Policy) detectRule(v []byte) *MaskRule {
 }
 
 // apply masks one value.
-func (p *Policy) apply(r *MaskRule, v []byte) []byte {
-	switch r.Method {
-	case "partial":
-		if at := bytes.IndexByte(v, '@'); at > 0 {
-			return append(append([]byte{v[0]}, "***"...), v[at:]...)
-		}
-		if len(v) > 4 {
-			return append(bytes.Repeat([]byte("*"), len(v)-4), v[len(v)-4:]...)
-		}
-		return []byte("****")
-	case "hash":
-		m := hmac.New(sha256.New, p.hashKey)
-		m.Write(v)
-		return []byte("hmac:" + hex.EncodeToString(m.Sum(nil))[:16])
-	}
-	return []byte("[REDACTED]")
-}
-
-var emailRe = regexp.MustCompile(`^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$`)
-
-func isEmail(v []byte) bool { return len(v) < 255 && bytes.IndexByte(v, '@') > 0 && emailRe.Match(v) }
-
-// isCardNumber: 13–19 digits (spaces or dashes allowed) passing Luhn.
-func isCardNumber(v []byte) bool {
-	var digits []byte
-	for _, c := range v {
-		switch {
-		case c >= '0' && c <= '9':
-			digits = append(digits, c-'0')
-		case c == ' ' || c == '-':
-		default:
-			return false
-		}
-	}
-	if len(digits) < 13 || len(digits) > 19 {
-		return false
-	}
-	sum := 0
-	for i := range digits {
-		d := int(digits[len(digits)-1-i])
-		if i%2 == 1 {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-	}
-	return sum%10 == 0
-}
-
-// isIBAN: 15–34 characters (spaces allowed), country code, check digits,
-// and the ISO 13616 mod-97 check.
-func isIBAN(v []byte) bool {
-	var b []byte
-	for _, c := range v {
-		if c != ' ' {
-			b = append(b, c)
-		}
-	}
-	if len(b) < 15 || len(b) > 34 || !isUpper(b[0]) || !isUpper(b[1]) || !isDigit(b[2]) || !isDigit(b[3]) {
-		return false
-	}
-	rem := 0
-	for _, c := range append(b[4:], b[:4]...) {
-		switch {
-		case isDigit(c):
-			rem = (rem*10 + int(c-'0')) % 97
-		case isUpper(c):
-			rem = (rem*100 + int(c-'A'+10)) % 97
-		default:
-			return false
-		}
-	}
-	return rem == 1
-}
-
-// isPhone: an international number, + then 8–15 digits, with spaces,
-// dashes, dots or parentheses between them (E.164 when written plainly).
-func isPhone(v []byte) bool {
-	if len(v) < 9 || len(v) > 24 || v[0] != '+' {
-		return false
-	}
-	n := 0
-	for _, c := range v[1:] {
-		switch {
-		case isDigit(c):
-			n++
-		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
-		default:
-			return false
-		}
-	}
-	return n >= 8 && n <= 15
-}
-
-var ssnRe = regexp.MustCompile(`^(\d{3})-(\d{2})-(\d{4})$`)
-
-// isSSN: a US social security number written AAA-GG-SSSS, with the
-// ranges the SSA never issues excluded (area 000, 666, 9xx; group 00;
-// serial 0000).
-func isSSN(v []byte) bool {
-	m := ssnRe.FindSubmatch(v)
-	if m == nil {
-		return false
-	}
-	area := string(m[1])
-	return area != "000" && area != "666" && area[0] != '9' && string(m[2]) != "00" && string(m[3]) != "0000"
-}
-
-// secretRes are shapes of credentials: JWTs, and API keys with a
-// well-known prefix (AWS access key ids, GitHub, Slack and Stripe tokens,
-// PEM private keys).
-var secretRes = []*regexp.Regexp{
-	regexp.MustCompile(`^eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}$`),
-	regexp.MustCompile(`^(AKIA|ASIA)[A-Z0-9]{16}$`),
-	regexp.MustCompile(`^gh[pousr]_[A-Za-z0-9]{36,}$`),
-	regexp.MustCompile(`^xox[abprs]-[A-Za-z0-9-]{10,}$`),
-	regexp.MustCompile(`^(sk|rk)_(live|test)_[A-Za-z0-9]{16,}$`),
-	regexp.MustCompile(`^-----BEGIN [A-Z ]*PRIVATE KEY-----`),
-}
-
-func isSecret(v []byte) bool {
-	if len(v) < 20 {
-		return false
-	}
-	for _, re := range secretRes {
-		if re.Match(v) {
-			return true
-		}
-	}
-	return false
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+func (p *Policy) apply(r *MaskRule, v []byte) []byte { return mask.Apply(r.Method, p.hashKey, v) }
