@@ -23,6 +23,7 @@ Commands:
   dev               run the whole ledger on embedded defaults (NATS JetStream, local store, dev key)
   serve             run production roles against external NATS, S3 and a key file (--config FILE)
   proxy postgres    PostgreSQL wire proxy that records every statement and result digest
+  proxy http        HTTP reverse proxy that records every request and response digest
   approvals list    approval requests that proxies hold (also: approvals approve ID, approvals deny ID)
   token             get an OIDC access token with the client-credentials grant
   emit              publish events (JSON lines on stdin) to AUDIT_EVENTS, durably
@@ -94,6 +95,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"emit":              emitCmd,
 		"serve":             serveCmd,
 		"proxy postgres":    proxyPostgres,
+		"proxy http":        proxyHTTP,
 		"approvals list":    approvalsList,
 		"approvals approve": approvalsApprove,
 		"approvals deny":    approvalsDeny,

@@ -1,0 +1,128 @@
+package httpproxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/auditledger/auditledger/services/mask"
+)
+
+// maskKey counts masked values per rule and field, for mask.applied.
+type maskKey struct {
+	rule  *MaskRule
+	field string // dotted path, array indices as *
+}
+
+// maskJSON rewrites a JSON document, masking string values that a rule
+// matches by field path or by detector, and keeping everything else —
+// member order, numbers, whitespace aside — as it was. A number, boolean
+// or null matched by field path becomes null. It fails on anything that
+// is not one valid JSON document, so the caller never forwards a body it
+// could not mask.
+func (p *Policy) maskJSON(body []byte) ([]byte, map[maskKey]int, error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(false))
+	var out bytes.Buffer
+	enc := jsontext.NewEncoder(&out, jsontext.AllowDuplicateNames(true))
+	counts := map[maskKey]int{}
+	for {
+		tok, err := dec.ReadToken()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		kind := tok.Kind()
+		isName := false
+		if depth := dec.StackDepth(); depth > 0 {
+			if k, n := dec.StackIndex(depth); k == '{' && n%2 == 1 && kind == '"' {
+				isName = true
+			}
+		}
+		if !isName && kind != '{' && kind != '[' && kind != '}' && kind != ']' {
+			segs := pathOf(dec.StackPointer())
+			if r := p.fieldRule(segs); r != nil {
+				if kind == '"' {
+					tok = jsontext.String(string(mask.Apply(r.Method, p.hashKey, []byte(tok.String()))))
+				} else {
+					tok = jsontext.Null
+				}
+				counts[maskKey{r, strings.Join(segs, ".")}]++
+			} else if kind == '"' {
+				if r := p.detectRule([]byte(tok.String())); r != nil {
+					tok = jsontext.String(string(mask.Apply(r.Method, p.hashKey, []byte(tok.String()))))
+					counts[maskKey{r, strings.Join(segs, ".")}]++
+				}
+			}
+		}
+		if err := enc.WriteToken(tok); err != nil {
+			return nil, nil, err
+		}
+	}
+	// The encoder ends the document with a newline; keep the original's end.
+	res := bytes.TrimSuffix(out.Bytes(), []byte("\n"))
+	if bytes.HasSuffix(body, []byte("\n")) {
+		res = append(res, '\n')
+	}
+	return res, counts, nil
+}
+
+// pathOf turns a JSON pointer into field segments, array indices as *.
+func pathOf(ptr jsontext.Pointer) []string {
+	var segs []string
+	for t := range ptr.Tokens() {
+		if _, err := strconv.Atoi(t); err == nil {
+			t = "*"
+		}
+		segs = append(segs, t)
+	}
+	return segs
+}
+
+func (p *Policy) fieldRule(segs []string) *MaskRule {
+	for i := range p.Mask {
+		for _, f := range p.Mask[i].fields {
+			if fieldMatch(f, segs) {
+				return &p.Mask[i]
+			}
+		}
+	}
+	return nil
+}
+
+func (p *Policy) detectRule(v []byte) *MaskRule {
+	for i := range p.Mask {
+		for _, d := range p.Mask[i].Detect {
+			if mask.Detect(d, v) {
+				return &p.Mask[i]
+			}
+		}
+	}
+	return nil
+}
+
+// fieldMatch: segments are names, * (one level: any name or index) or **
+// (any number of levels). Index segments arrive as *, so a pattern's *
+// and a literal * both match them.
+func fieldMatch(pat, segs []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			for i := 0; i <= len(segs); i++ {
+				if fieldMatch(pat[1:], segs[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(segs) == 0 || (pat[0] != "*" && !strings.EqualFold(pat[0], segs[0])) {
+			return false
+		}
+		pat, segs = pat[1:], segs[1:]
+	}
+	return len(segs) == 0
+}

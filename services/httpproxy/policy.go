@@ -1,0 +1,249 @@
+package httpproxy
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/auditledger/auditledger/services/mask"
+)
+
+// Policy is what the HTTP proxy enforces. The file format is documented in
+// docs/POLICY.md.
+type Policy struct {
+	Version int
+	Mask    []MaskRule
+	Deny    []Rule
+	Approve []Rule
+	hashKey []byte
+}
+
+// MaskRule masks string values in JSON responses by field path or by what
+// a value looks like.
+type MaskRule struct {
+	ID       string   `yaml:"id"`
+	Version  int      `yaml:"version"`
+	Fields   []string `yaml:"fields"` // dotted paths: name, *, ** (any depth)
+	Detect   []string `yaml:"detect"`
+	Method   string   `yaml:"method"`
+	InfoType string   `yaml:"info_type"`
+	fields   [][]string
+}
+
+// Rule matches requests by method and path, for deny and approve.
+type Rule struct {
+	ID      string        `yaml:"id"`
+	Methods []string      `yaml:"methods"` // empty: any
+	Paths   []string      `yaml:"paths"`   // /-separated globs; ** spans segments; empty: any
+	Groups  []string      `yaml:"groups"`  // approve only: requesters in these groups; empty: everyone
+	Timeout time.Duration `yaml:"timeout"` // approve only; default 5m
+	Reason  string        `yaml:"reason"`
+}
+
+// LoadPolicy reads and checks a policy file. Errors name the line.
+func LoadPolicy(file string) (*Policy, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePolicy(file, b)
+}
+
+// ParsePolicy parses policy text; name is used in errors.
+func ParsePolicy(name string, b []byte) (*Policy, error) {
+	var doc struct {
+		Version    int         `yaml:"version"`
+		Mask       []yaml.Node `yaml:"mask"`
+		Deny       []yaml.Node `yaml:"deny"`
+		Approve    []yaml.Node `yaml:"approve"`
+		HashKeyEnv string      `yaml:"hash_key_env"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("policy %s: %w", name, err)
+	}
+	if doc.Version != 1 {
+		return nil, fmt.Errorf("policy %s: version: %d, this proxy reads version 1", name, doc.Version)
+	}
+	bad := func(line int, format string, args ...any) error {
+		return fmt.Errorf("policy %s: line %d: %s", name, line, fmt.Sprintf(format, args...))
+	}
+	p := &Policy{Version: 1}
+	for _, n := range doc.Mask {
+		var r MaskRule
+		if err := decodeStrict(&n, &r); err != nil {
+			return nil, bad(n.Line, "%v", err)
+		}
+		switch {
+		case r.ID == "":
+			return nil, bad(n.Line, "mask rule needs an id")
+		case len(r.Fields) == 0 && len(r.Detect) == 0:
+			return nil, bad(n.Line, "mask rule %s needs fields or detect", r.ID)
+		}
+		if r.Version == 0 {
+			r.Version = 1
+		}
+		switch r.Method {
+		case mask.Redact, mask.Partial:
+		case mask.Hash:
+			if doc.HashKeyEnv == "" || os.Getenv(doc.HashKeyEnv) == "" {
+				return nil, bad(n.Line, "mask rule %s uses method hash: set hash_key_env to an environment variable holding the key", r.ID)
+			}
+			p.hashKey = []byte(os.Getenv(doc.HashKeyEnv))
+		default:
+			return nil, bad(n.Line, "mask rule %s: method %q, want redact, partial or hash", r.ID, r.Method)
+		}
+		for _, d := range r.Detect {
+			if !mask.Known(d) {
+				return nil, bad(n.Line, "mask rule %s: unknown detector %q (known: %s)", r.ID, d, mask.DetectorNames)
+			}
+		}
+		for _, f := range r.Fields {
+			if f == "" || strings.Contains(f, "..") {
+				return nil, bad(n.Line, "mask rule %s: field path %q: want names, * and ** joined by dots", r.ID, f)
+			}
+			r.fields = append(r.fields, strings.Split(f, "."))
+		}
+		p.Mask = append(p.Mask, r)
+	}
+	rules := func(nodes []yaml.Node, kind string) ([]Rule, error) {
+		var out []Rule
+		for _, n := range nodes {
+			var r Rule
+			if err := decodeStrict(&n, &r); err != nil {
+				return nil, bad(n.Line, "%v", err)
+			}
+			if r.ID == "" {
+				return nil, bad(n.Line, "%s rule needs an id", kind)
+			}
+			if len(r.Methods) == 0 && len(r.Paths) == 0 {
+				return nil, bad(n.Line, "%s rule %s needs methods or paths", kind, r.ID)
+			}
+			if kind == "deny" && r.Reason == "" {
+				return nil, bad(n.Line, "deny rule %s needs a reason", r.ID)
+			}
+			if kind == "deny" && (len(r.Groups) > 0 || r.Timeout != 0) {
+				return nil, bad(n.Line, "deny rule %s: groups and timeout belong to approve rules", r.ID)
+			}
+			for i, m := range r.Methods {
+				r.Methods[i] = strings.ToUpper(m)
+			}
+			for _, pat := range r.Paths {
+				if !strings.HasPrefix(pat, "/") {
+					return nil, bad(n.Line, "%s rule %s: path %q must start with /", kind, r.ID, pat)
+				}
+			}
+			switch {
+			case r.Timeout < 0:
+				return nil, bad(n.Line, "%s rule %s: timeout %s is negative", kind, r.ID, r.Timeout)
+			case r.Timeout == 0:
+				r.Timeout = 5 * time.Minute
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	}
+	var err error
+	if p.Deny, err = rules(doc.Deny, "deny"); err != nil {
+		return nil, err
+	}
+	if p.Approve, err = rules(doc.Approve, "approval"); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func decodeStrict(n *yaml.Node, v any) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(v)
+}
+
+func (r *Rule) matches(method, urlPath string) bool {
+	if len(r.Methods) > 0 && !slices.Contains(r.Methods, method) {
+		return false
+	}
+	if len(r.Paths) == 0 {
+		return true
+	}
+	segs := strings.Split(strings.Trim(urlPath, "/"), "/")
+	for _, p := range r.Paths {
+		if globMatch(strings.Split(strings.Trim(p, "/"), "/"), segs) {
+			return true
+		}
+	}
+	return false
+}
+
+// Denied returns the first deny rule matching the request, or nil.
+func (p *Policy) Denied(method, urlPath string) *Rule {
+	if p == nil {
+		return nil
+	}
+	for i := range p.Deny {
+		if p.Deny[i].matches(method, urlPath) {
+			return &p.Deny[i]
+		}
+	}
+	return nil
+}
+
+// NeedsApproval returns the first approval rule applying to the request
+// from a requester in groups, or nil.
+func (p *Policy) NeedsApproval(method, urlPath string, groups []string) *Rule {
+	if p == nil {
+		return nil
+	}
+	for i := range p.Approve {
+		r := &p.Approve[i]
+		if len(r.Groups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(r.Groups, g) }) {
+			continue
+		}
+		if r.matches(method, urlPath) {
+			return r
+		}
+	}
+	return nil
+}
+
+// globMatch matches segments against a pattern whose segments are
+// literal, *, a glob with * inside (per path.Match), or ** (zero or more
+// segments).
+func globMatch(pat, segs []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			for i := 0; i <= len(segs); i++ {
+				if globMatch(pat[1:], segs[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(segs) == 0 || !segMatch(pat[0], segs[0]) {
+			return false
+		}
+		pat, segs = pat[1:], segs[1:]
+	}
+	return len(segs) == 0
+}
+
+func segMatch(pat, seg string) bool {
+	if pat == "*" {
+		return true
+	}
+	if !strings.Contains(pat, "*") {
+		return pat == seg
+	}
+	pre, suf, _ := strings.Cut(pat, "*")
+	return len(seg) >= len(pre)+len(suf) && strings.HasPrefix(seg, pre) && strings.HasSuffix(seg, suf)
+}

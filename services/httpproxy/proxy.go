@@ -1,0 +1,397 @@
+// Package httpproxy is the HTTP reverse proxy: it authenticates every
+// request with an OIDC bearer token, records it (method, path, query, body
+// digest) in the ledger before forwarding it — fail closed —, forwards it
+// with the proxy's own upstream credentials, masks JSON response fields,
+// refuses denied requests, holds those that need an approval, and records
+// a digest of every response as the client received it. It fronts an
+// internal HTTP service or the Kubernetes API server.
+package httpproxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/identity"
+)
+
+// Config configures a Proxy.
+type Config struct {
+	// Upstream is the base URL requests are forwarded to. Required.
+	Upstream string
+	// UpstreamHeaders are set on every forwarded request: the credentials
+	// the proxy uses (e.g. Authorization: Bearer <service token>). The
+	// client's own Authorization header is never forwarded.
+	UpstreamHeaders http.Header
+	Auth            identity.Authenticator // required: verifies bearer tokens
+	Emitter         *emitter.Emitter       // required
+	Tenant          string                 // required, as in events
+	Instance        string                 // this proxy's name in events; empty means "httpproxy"
+	Target          string                 // the target's name in events
+	Policy          *Policy                // nil: record only
+	// Approvals is required when the policy has approval rules.
+	Approvals *approvals.Broker
+	// FailOpen forwards requests whose record could only be spooled on
+	// this host; the default refuses them (503).
+	FailOpen bool
+	// MaxRequestBody bounds request bodies, which are read whole to be
+	// digested (and, for approvals, bound to the decision). Zero means
+	// 10 MiB.
+	MaxRequestBody int64
+	// MaxMaskedBody bounds JSON responses read whole to be masked; a
+	// larger one is refused (502), never forwarded unmasked. Zero means
+	// 32 MiB.
+	MaxMaskedBody int64
+	// Transport reaches the upstream; nil means http.DefaultTransport.
+	Transport http.RoundTripper
+	Logger    *slog.Logger // nil means slog.Default()
+}
+
+// Proxy is an http.Handler.
+type Proxy struct {
+	cfg      Config
+	upstream *url.URL
+	rp       *httputil.ReverseProxy
+}
+
+// New checks cfg.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Auth == nil || cfg.Emitter == nil || cfg.Tenant == "" {
+		return nil, errors.New("httpproxy: Auth, Emitter and Tenant are required")
+	}
+	u, err := url.Parse(cfg.Upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("httpproxy: upstream %q is not an http(s) URL", cfg.Upstream)
+	}
+	if u.User != nil {
+		return nil, errors.New("httpproxy: put upstream credentials in UpstreamHeaders, not in the URL")
+	}
+	if cfg.Policy != nil && len(cfg.Policy.Approve) > 0 && cfg.Approvals == nil {
+		return nil, errors.New("httpproxy: the policy has approval rules but no approvals broker is configured")
+	}
+	if cfg.Instance == "" {
+		cfg.Instance = "httpproxy"
+	}
+	if cfg.MaxRequestBody == 0 {
+		cfg.MaxRequestBody = 10 << 20
+	}
+	if cfg.MaxMaskedBody == 0 {
+		cfg.MaxMaskedBody = 32 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &Proxy{cfg: cfg, upstream: u}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.upstreamError,
+		Transport:      cfg.Transport,
+		FlushInterval:  -1, // stream as it comes: watches, server-sent events
+	}
+	return p, nil
+}
+
+// exchange is one request and its events.
+type exchange struct {
+	p      *Proxy
+	id     string
+	seq    emitter.Session
+	actor  events.Actor
+	target events.Target
+	cmdID  string
+	body   []byte
+	status int
+}
+
+type ctxKey struct{}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var idb [8]byte
+	rand.Read(idb[:])
+	x := &exchange{p: p, id: hex.EncodeToString(idb[:]),
+		target: events.Target{Kind: "http", Name: p.cfg.Target, Host: p.upstream.Host}}
+	x.seq.ID = x.id
+	ctx := r.Context()
+
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	var err error
+	if !ok {
+		err = errors.New("send an OIDC token as Authorization: Bearer")
+	} else {
+		x.actor, err = p.cfg.Auth.Authenticate(ctx, "", tok)
+	}
+	if err != nil {
+		x.actor = events.Actor{Issuer: "httpproxy", Subject: "unauthenticated", Kind: events.Human}
+		x.record(ctx, events.AuthnFailed, map[string]any{"client_addr": r.RemoteAddr, "method": r.Method, "path": r.URL.Path, "reason": err.Error()})
+		w.Header().Set("WWW-Authenticate", `Bearer realm="auditledger"`)
+		writeError(w, http.StatusUnauthorized, "authentication failed: "+err.Error())
+		return
+	}
+
+	body, err := io.ReadAll(io.LimitReader(r.Body, p.cfg.MaxRequestBody+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+		return
+	}
+	if int64(len(body)) > p.cfg.MaxRequestBody {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", p.cfg.MaxRequestBody))
+		return
+	}
+	x.body = body
+	reqTarget := r.URL.RequestURI()
+	statement := approvals.HTTPStatement(r.Method, reqTarget, body)
+	bodySum := sha256.Sum256(body)
+	command := map[string]any{
+		"protocol": "http", "method": r.Method, "path": r.URL.Path, "query": r.URL.RawQuery,
+		"statement": r.Method + " " + reqTarget, "statement_sha256": approvals.Digest(statement),
+		"body_bytes": len(body), "body_sha256": hex.EncodeToString(bodySum[:]),
+		"content_type": r.Header.Get("Content-Type"), "client_addr": r.RemoteAddr,
+	}
+
+	if rule := p.cfg.Policy.Denied(r.Method, r.URL.Path); rule != nil {
+		command["rule"], command["reason"] = rule.ID, rule.Reason
+		if _, err := x.record(ctx, events.CommandBlocked, command); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger did not store its record; the proxy fails closed")
+			return
+		}
+		writeError(w, http.StatusForbidden, fmt.Sprintf("blocked by policy rule %s: %s", rule.ID, rule.Reason))
+		return
+	}
+	if rule := p.cfg.Policy.NeedsApproval(r.Method, r.URL.Path, x.actor.Groups); rule != nil {
+		ok, why, err := x.hold(ctx, statement, rule)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "request not forwarded: "+err.Error())
+			return
+		}
+		if !ok {
+			writeError(w, http.StatusForbidden, why)
+			return
+		}
+	}
+	id, err := x.record(ctx, events.CommandExecuted, command)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
+		return
+	}
+	x.cmdID = id
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, ctxKey{}, x)))
+}
+
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	x := pr.In.Context().Value(ctxKey{}).(*exchange)
+	pr.SetURL(p.upstream)
+	pr.Out.Host = p.upstream.Host
+	pr.Out.Header.Del("Authorization")
+	pr.Out.Header.Del("Cookie")
+	for k, v := range p.cfg.UpstreamHeaders {
+		pr.Out.Header[k] = v
+	}
+	if p.masking() {
+		// Masking reads the body as JSON: ask for it uncompressed.
+		pr.Out.Header.Del("Accept-Encoding")
+	}
+	pr.Out.Body = io.NopCloser(bytes.NewReader(x.body))
+	pr.Out.ContentLength = int64(len(x.body))
+	pr.Out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(x.body)), nil }
+}
+
+func (p *Proxy) masking() bool { return p.cfg.Policy != nil && len(p.cfg.Policy.Mask) > 0 }
+
+var errUnmaskable = errors.New("unmaskable response")
+
+// modifyResponse masks a JSON body and arranges for the digest of what
+// the client receives.
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	x := resp.Request.Context().Value(ctxKey{}).(*exchange)
+	x.status = resp.StatusCode
+	var counts map[maskKey]int
+	if p.masking() && isJSON(resp.Header.Get("Content-Type")) {
+		if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
+			return fmt.Errorf("%w: JSON with Content-Encoding %s cannot be masked", errUnmaskable, enc)
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, p.cfg.MaxMaskedBody+1))
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if int64(len(b)) > p.cfg.MaxMaskedBody {
+			return fmt.Errorf("%w: JSON body larger than %d bytes", errUnmaskable, p.cfg.MaxMaskedBody)
+		}
+		if len(bytes.TrimSpace(b)) > 0 {
+			if b, counts, err = p.cfg.Policy.maskJSON(b); err != nil {
+				return fmt.Errorf("%w: %v", errUnmaskable, err)
+			}
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(b)))
+	}
+	resp.Body = &digestBody{rc: resp.Body, sum: sha256.New(), done: func(n int64, sum []byte, readErr error) {
+		x.finish(context.WithoutCancel(resp.Request.Context()), n, sum, counts, resp.Header.Get("Content-Type"), readErr)
+	}}
+	return nil
+}
+
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// upstreamError answers when the upstream cannot be reached or a response
+// cannot be masked, and records that as the response.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	x := r.Context().Value(ctxKey{}).(*exchange)
+	code, msg := http.StatusBadGateway, "the proxy cannot reach the target"
+	if errors.Is(err, errUnmaskable) {
+		msg = "the response could not be masked, so it is withheld: " + strings.TrimPrefix(err.Error(), errUnmaskable.Error()+": ")
+	}
+	p.cfg.Logger.Warn("upstream exchange failed", "request", x.id, "err", err)
+	x.status = code
+	body, _ := json.Marshal(map[string]string{"error": msg})
+	sum := sha256.Sum256(append(body, '\n'))
+	x.finish(context.WithoutCancel(r.Context()), int64(len(body)+1), sum[:], nil, "application/json", nil)
+	writeError(w, code, msg)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	w.Write(append(b, '\n'))
+}
+
+// digestBody hashes what is read through it and reports once, at EOF or
+// close.
+type digestBody struct {
+	rc   io.ReadCloser
+	sum  hash.Hash
+	n    int64
+	once sync.Once
+	done func(n int64, sum []byte, err error)
+}
+
+func (d *digestBody) Read(b []byte) (int, error) {
+	n, err := d.rc.Read(b)
+	d.sum.Write(b[:n])
+	d.n += int64(n)
+	if err != nil {
+		var rerr error
+		if err != io.EOF {
+			rerr = err
+		}
+		d.once.Do(func() { d.done(d.n, d.sum.Sum(nil), rerr) })
+	}
+	return n, err
+}
+
+func (d *digestBody) Close() error {
+	err := d.rc.Close()
+	d.once.Do(func() { d.done(d.n, d.sum.Sum(nil), errors.New("closed before the end of the body")) })
+	return err
+}
+
+// finish records mask.applied and response.digest.
+func (x *exchange) finish(ctx context.Context, n int64, sum []byte, counts map[maskKey]int, contentType string, readErr error) {
+	for k, c := range counts {
+		x.async(ctx, events.MaskApplied, map[string]any{
+			"command_id": x.cmdID, "rule_id": k.rule.ID, "rule_version": k.rule.Version,
+			"field": k.field, "info_type": k.rule.InfoType, "count": c, "method": k.rule.Method,
+		})
+	}
+	payload := map[string]any{"command_id": x.cmdID, "status": x.status, "bytes": n,
+		"sha256": hex.EncodeToString(sum), "content_type": contentType}
+	if readErr != nil {
+		payload["incomplete"] = readErr.Error()
+	}
+	x.async(ctx, events.ResponseDigest, payload)
+}
+
+// event builds this exchange's next event.
+func (x *exchange) event(t events.Type, payload map[string]any) (*events.Event, error) {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	ev := &events.Event{
+		Version: events.Version, Type: t, Time: time.Now().UTC(), Tenant: x.p.cfg.Tenant,
+		Source: events.Source{Kind: "http-proxy", Instance: x.p.cfg.Instance},
+		Actor:  x.actor, Target: &x.target, Payload: body,
+	}
+	x.seq.Next(ev)
+	ev.ID = fmt.Sprintf("%s.%d", x.id, ev.SessionSeq)
+	return ev, nil
+}
+
+// record emits an event and waits until the bus has stored it.
+func (x *exchange) record(ctx context.Context, t events.Type, payload map[string]any) (string, error) {
+	ev, err := x.event(t, payload)
+	if err != nil {
+		return "", err
+	}
+	r, err := x.p.cfg.Emitter.Emit(ctx, ev)
+	if err == nil && r.Spooled && !x.p.cfg.FailOpen {
+		err = errors.New("event spooled, not stored by the bus")
+	}
+	return ev.ID, err
+}
+
+// async emits an event without waiting; failures are logged.
+func (x *exchange) async(ctx context.Context, t events.Type, payload map[string]any) {
+	ev, err := x.event(t, payload)
+	if err == nil {
+		err = x.p.cfg.Emitter.EmitAsync(ctx, ev, func(r emitter.Result) {
+			if r.Err != nil {
+				x.p.cfg.Logger.Error("event not recorded", "type", t, "event", r.ID, "err", r.Err)
+			}
+		})
+	}
+	if err != nil {
+		x.p.cfg.Logger.Error("event not recorded", "type", t, "request", x.id, "err", err)
+	}
+}
+
+// hold asks for an approval of statement and waits for the decision.
+func (x *exchange) hold(ctx context.Context, statement string, rule *Rule) (ok bool, why string, err error) {
+	now := time.Now().UTC()
+	r := &approvals.Request{ID: approvals.NewID(), Tenant: x.p.cfg.Tenant, Rule: rule.ID, Requester: x.actor,
+		Target: x.target, SessionID: x.id, Statement: statement, RequestedAt: now, ExpiresAt: now.Add(rule.Timeout)}
+	payload := approvals.RequestedPayload(r)
+	payload["reason"] = rule.Reason
+	if _, err := x.record(ctx, events.ApprovalRequested, payload); err != nil {
+		return false, "", fmt.Errorf("the audit ledger did not store the approval request (%v); the proxy fails closed", err)
+	}
+	if err := x.p.cfg.Approvals.Open(ctx, r); err != nil {
+		return false, "", err
+	}
+	x.p.cfg.Logger.Info("request held for approval", "approval", r.ID, "rule", rule.ID, "requester", x.actor.Subject)
+	d, err := x.p.cfg.Approvals.Await(ctx, r.ID)
+	if err != nil {
+		return false, "", fmt.Errorf("approval %s: %v", r.ID, err)
+	}
+	switch d.Status {
+	case approvals.Granted:
+		return d.StatementSHA256 == approvals.Digest(statement), "approval " + r.ID + " is bound to another request", nil
+	case approvals.Denied:
+		return false, fmt.Sprintf("approval %s denied by %s: %s", r.ID, d.Decider.Subject, d.Reason), nil
+	}
+	return false, fmt.Sprintf("approval %s expired: %s", r.ID, d.Reason), nil
+}
