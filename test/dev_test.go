@@ -26,10 +26,10 @@ import (
 
 // devRun is a running `auditledger dev` and what its banner said.
 type devRun struct {
-	cmd                      *exec.Cmd
-	stderr                   *strings.Builder
-	data                     string
-	nats, issuer, api, proxy string
+	cmd                            *exec.Cmd
+	stderr                         *strings.Builder
+	data                           string
+	nats, issuer, api, proxy, http string
 }
 
 var bannerRes = map[string]*regexp.Regexp{
@@ -37,6 +37,7 @@ var bannerRes = map[string]*regexp.Regexp{
 	"issuer": regexp.MustCompile(`identity \(dev\)\s+(http://\S+)`),
 	"api":    regexp.MustCompile(`API\s+(http://\S+)`),
 	"proxy":  regexp.MustCompile(`postgres proxy\s+(\d\S+)`),
+	"http":   regexp.MustCompile(`http proxy\s+(http://\S+)`),
 }
 
 // startDev runs dev on fresh state with every port chosen by the system,
@@ -45,7 +46,7 @@ func startDev(t *testing.T, env []string, args ...string) *devRun {
 	t.Helper()
 	d := &devRun{data: t.TempDir(), stderr: &strings.Builder{}}
 	args = append([]string{"dev", "--data", d.data, "--nats-port", "-1", "--http", "127.0.0.1:0",
-		"--api", "127.0.0.1:0", "--oidc", "127.0.0.1:0", "--proxy", "127.0.0.1:0"}, args...)
+		"--api", "127.0.0.1:0", "--oidc", "127.0.0.1:0", "--proxy", "127.0.0.1:0", "--proxy-http", "127.0.0.1:0"}, args...)
 	d.cmd = exec.Command(binary, args...)
 	d.cmd.Env = append(os.Environ(), env...)
 	out, err := d.cmd.StdoutPipe()
@@ -87,7 +88,7 @@ func startDev(t *testing.T, env []string, args ...string) *devRun {
 		for range lines {
 		}
 	}()
-	d.nats, d.issuer, d.api, d.proxy = found["nats"], found["issuer"], found["api"], found["proxy"]
+	d.nats, d.issuer, d.api, d.proxy, d.http = found["nats"], found["issuer"], found["api"], found["proxy"], found["http"]
 	if d.nats == "" || d.issuer == "" || d.api == "" {
 		t.Fatalf("banner incomplete: %v", found)
 	}

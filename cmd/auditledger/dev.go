@@ -24,7 +24,7 @@ import (
 
 func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("dev [--data DIR] [--nats-port N] [--policy FILE]",
-		"Runs the whole ledger in one process on embedded defaults: a NATS server with\nJetStream (file store in DIR/nats), the ledger writer consuming AUDIT_EVENTS, and\na local write-once segment store in DIR/store, signed with a key created in\nDIR/keys on first start; a development OpenID provider with four users\n(alice, bob, carol, agent; marked dev_identity in every event), the API\n(approvals), and, when $AUDITLEDGER_PROXY_UPSTREAM names a PostgreSQL\ndatabase, the PostgreSQL proxy in front of it. Stop it with Ctrl-C; run it\nagain to continue.", stderr)
+		"Runs the whole ledger in one process on embedded defaults: a NATS server with\nJetStream (file store in DIR/nats), the ledger writer consuming AUDIT_EVENTS, and\na local write-once segment store in DIR/store, signed with a key created in\nDIR/keys on first start; a development OpenID provider with four users\n(alice, bob, carol, agent; marked dev_identity in every event), the API\n(approvals), and, when $AUDITLEDGER_PROXY_UPSTREAM names a PostgreSQL\ndatabase, the PostgreSQL proxy in front of it; with --http-upstream, the HTTP\nproxy. Stop it with Ctrl-C; run it\nagain to continue.", stderr)
 	dataDir := fs.String("data", "auditledger-data", "directory for all state (created if missing)")
 	port := fs.Int("nats-port", 4222, "NATS client port on 127.0.0.1 (-1 for any free port)")
 	batch := fs.Int("batch", 5000, "events per sealed segment, at most")
@@ -34,6 +34,9 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	apiAddr := fs.String("api", "127.0.0.1:8080", "address of the API")
 	proxyAddr := fs.String("proxy", "127.0.0.1:6432", "address of the PostgreSQL proxy (runs when $AUDITLEDGER_PROXY_UPSTREAM is set)")
 	policy := fs.String("policy", "", "the PostgreSQL proxy's policy file (docs/POLICY.md)")
+	httpUpstream := fs.String("http-upstream", "", "run the HTTP proxy in front of this URL")
+	proxyHTTPAddr := fs.String("proxy-http", "127.0.0.1:8081", "address of the HTTP proxy (runs with --http-upstream)")
+	httpPolicy := fs.String("http-policy", "", "the HTTP proxy's policy file (docs/POLICY.md)")
 	syncMode := fs.String("sync", "always", `JetStream fsync: "always" (an acknowledged event survives power loss) or "interval" (every 2 minutes: survives a process crash only)`)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -79,7 +82,8 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	}
 	pctx, stopParts := context.WithCancel(ctx)
 	defer stopParts()
-	parts, err := startDevParts(pctx, devPartsConfig{oidcAddr: *oidcAddr, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy, js: js, log: log})
+	parts, err := startDevParts(pctx, devPartsConfig{oidcAddr: *oidcAddr, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy,
+		httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, js: js, log: log})
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}

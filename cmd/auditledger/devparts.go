@@ -16,6 +16,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/httpproxy"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/oidcdev"
 	"github.com/auditledger/auditledger/services/pgproxy"
@@ -35,12 +36,14 @@ var devUsers = []oidcdev.User{
 // ledger writer.
 type devParts struct {
 	issuer, apiAddr, proxyAddr string
+	httpAddr, httpUpstream     string
 	waits                      []func() error
 	em                         *emitter.Emitter
 }
 
 type devPartsConfig struct {
 	oidcAddr, apiAddr, proxyAddr, policy string
+	httpAddr, httpUpstream, httpPolicy   string
 	js                                   jetstream.JetStream
 	log                                  *slog.Logger
 }
@@ -75,6 +78,25 @@ func startDevParts(ctx context.Context, c devPartsConfig) (*devParts, error) {
 	d.apiAddr = addr.String()
 	d.waits = append(d.waits, wait)
 
+	if c.httpUpstream != "" {
+		var pol *httpproxy.Policy
+		if c.httpPolicy != "" {
+			if pol, err = httpproxy.LoadPolicy(c.httpPolicy); err != nil {
+				return nil, err
+			}
+		}
+		hp, err := httpproxy.New(httpproxy.Config{Upstream: c.httpUpstream, Auth: auth, Emitter: d.em, Tenant: "default",
+			Instance: "dev", Target: "dev-http", Policy: pol, Approvals: broker, Logger: c.log})
+		if err != nil {
+			return nil, err
+		}
+		addr, wait, err := service.ListenAndServe(ctx, c.httpAddr, hp)
+		if err != nil {
+			return nil, fmt.Errorf("--proxy-http %s: %w", c.httpAddr, err)
+		}
+		d.httpAddr, d.httpUpstream = addr.String(), c.httpUpstream
+		d.waits = append(d.waits, wait)
+	}
 	upstream := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM")
 	if upstream == "" {
 		return d, nil
@@ -132,6 +154,9 @@ func (d *devParts) banner(w io.Writer) {
 		fmt.Fprintf(w, "  postgres proxy    off: set AUDITLEDGER_PROXY_UPSTREAM=postgres://USER:PASSWORD@HOST/DB to run it\n")
 	} else {
 		fmt.Fprintf(w, "  postgres proxy    %s   clients use an OIDC token as their password\n", d.proxyAddr)
+	}
+	if d.httpAddr != "" {
+		fmt.Fprintf(w, "  http proxy        http://%s → %s   clients send Authorization: Bearer TOKEN\n", d.httpAddr, d.httpUpstream)
 	}
 	fmt.Fprintf(w, `  get a token:
     export AUDITLEDGER_TOKEN=$(AUDITLEDGER_CLIENT_SECRET=bob-dev-secret auditledger token --issuer %s --client-id bob)
