@@ -156,6 +156,15 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		}
 		p.Deny = append(p.Deny, r)
 	}
+	if len(p.Mask) > 0 {
+		// COPY ... TO STDOUT sends rows as CopyData, which the proxy does
+		// not parse into columns: with masking on, such a COPY could
+		// carry unmasked values out, so it is refused.
+		p.Deny = append(p.Deny, DenyRule{ID: "builtin-copy-out-unmasked",
+			Kinds: []string{"COPY"}, Pattern: `(?is)\bTO\s+STDOUT\b`,
+			Reason: "COPY TO STDOUT is not masked, and this policy masks results; use SELECT",
+			re:     regexp.MustCompile(`(?is)\bTO\s+STDOUT\b`)})
+	}
 	for _, n := range doc.Approve {
 		var r ApprovalRule
 		if err := decodeStrict(&n, &r); err != nil {

@@ -2,6 +2,9 @@ package pgproxy_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -170,4 +173,53 @@ func TestDenyRulesNeverReachTheServer(t *testing.T) {
 		t.Fatalf("%d command.blocked events, want 2", blocked)
 	}
 	f.checkPairs(t)
+}
+
+func TestCopyRecordedAndCopyOutRefusedWhenMasking(t *testing.T) {
+	f := startWithPolicy(t)
+	url := f.url("alice", "alice-secret")
+	out, err := psql(t, url, "CREATE TABLE people (id int, email text)")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	cmd := exec.Command("psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", `\copy people FROM STDIN`, url)
+	cmd.Stdin = strings.NewReader("1\tann@example.com\n2\tben@example.com\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("COPY FROM STDIN: %v\n%s", err, out)
+	}
+	out, err = psql(t, url, `\copy people TO STDOUT`)
+	if err == nil || !strings.Contains(out, "COPY TO STDOUT is not masked") || strings.Contains(out, "ann@example.com") {
+		t.Fatalf("COPY TO STDOUT with masking on: %v\n%s", err, out)
+	}
+	f.checkPairs(t)
+	var copyIn map[string]any
+	for _, r := range f.eventsOf(t) {
+		if r.ev.Type == events.ResponseDigest && r.payload["command_tag"] == "COPY 2" {
+			copyIn, _ = r.payload["copy_in"].(map[string]any)
+		}
+	}
+	data := "1\tann@example.com\n2\tben@example.com\n"
+	want := sha256.Sum256([]byte(data))
+	if copyIn == nil || copyIn["bytes"].(float64) != float64(len(data)) || copyIn["sha256"] != hex.EncodeToString(want[:]) {
+		t.Errorf("COPY FROM digest: %v (want %d bytes, sha256 %x)", copyIn, len(data), want)
+	}
+}
+
+func TestCopyOutDigestWithoutMasking(t *testing.T) {
+	f := start(t)
+	url := f.url("alice", "alice-secret")
+	out, err := psql(t, url, "CREATE TABLE n (i int)", "INSERT INTO n SELECT generate_series(1, 5)", `\copy n TO STDOUT`)
+	if err != nil || !strings.Contains(out, "1\n2\n3\n4\n5") {
+		t.Fatalf("COPY TO STDOUT: %v\n%s", err, out)
+	}
+	f.checkPairs(t)
+	found := false
+	for _, r := range f.eventsOf(t) {
+		if r.ev.Type == events.ResponseDigest && r.payload["command_tag"] == "COPY 5" {
+			found = r.payload["rows"].(float64) == 5
+		}
+	}
+	if !found {
+		t.Error("no digest of the 5 copied rows")
+	}
 }

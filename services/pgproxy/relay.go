@@ -29,9 +29,43 @@ type command struct {
 	sum     hash.Hash
 	columns []column        // of the current result
 	masked  map[maskKey]int // values masked in the current result
+	// copyIn digests the COPY data a client sends for this statement.
+	copyIn copyDigest
 	// stored delivers the outcome of storing the command's record, in
 	// before-response mode; nil when it was stored before forwarding.
 	stored <-chan error
+}
+
+// copyDigest counts and hashes COPY FROM STDIN data; the client's side
+// writes it, the upstream's side reads it when the COPY completes.
+type copyDigest struct {
+	mu    sync.Mutex
+	n     int64
+	bytes int64
+	sum   hash.Hash
+}
+
+func (d *copyDigest) add(b []byte) {
+	d.mu.Lock()
+	if d.sum == nil {
+		d.sum = sha256.New()
+	}
+	d.n++
+	d.bytes += int64(len(b))
+	d.sum.Write(b)
+	d.mu.Unlock()
+}
+
+// take returns what was counted and resets it; ok is false if nothing was.
+func (d *copyDigest) take() (n, bytes int64, sum string, ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sum == nil {
+		return 0, 0, "", false
+	}
+	n, bytes, sum = d.n, d.bytes, hex.EncodeToString(d.sum.Sum(nil))
+	d.n, d.bytes, d.sum = 0, 0, nil
+	return n, bytes, sum, true
 }
 
 // column is a result column and the mask rule its name matches.
@@ -187,6 +221,11 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			} else {
 				delete(portals, m.Name)
 			}
+		case *pgproto3.CopyData:
+			if c := q.head(); c != nil {
+				c.copyIn.add(m.Data)
+			}
+			flush = true
 		case *pgproto3.Terminate:
 			fe.Send(m)
 			fe.Flush()
@@ -275,6 +314,15 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 				c.bytes += int64(len(buf))
 				c.sum.Write(buf)
 			}
+		case *pgproto3.CopyData:
+			// COPY TO STDOUT: what the client receives, one message per
+			// row as PostgreSQL sends it.
+			if c := q.head(); c != nil {
+				buf, _ = m.Encode(buf[:0])
+				c.rows++
+				c.bytes += int64(len(buf))
+				c.sum.Write(buf)
+			}
 		case *pgproto3.CommandComplete:
 			s.digest(ctx, q, map[string]any{"command_tag": string(m.CommandTag)})
 		case *pgproto3.EmptyQueryResponse:
@@ -336,6 +384,9 @@ func (s *session) digest(ctx context.Context, q *inflight, payload map[string]an
 	payload["rows"] = c.rows
 	payload["bytes"] = c.bytes
 	payload["sha256"] = hex.EncodeToString(c.sum.Sum(nil))
+	if n, b, sum, ok := c.copyIn.take(); ok {
+		payload["copy_in"] = map[string]any{"messages": n, "bytes": b, "sha256": sum}
+	}
 	c.rows, c.bytes = 0, 0
 	c.sum.Reset()
 	ev, err := s.event(events.ResponseDigest, payload)
