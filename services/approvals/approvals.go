@@ -366,12 +366,22 @@ func DecisionEvent(r *Request, src events.Source) (*events.Event, error) {
 	}, nil
 }
 
+// maxStatement bounds the statement text in an approval.requested event.
+const maxStatement = 16 << 10
+
 // RequestedPayload is the payload of approval.requested for r.
 func RequestedPayload(r *Request) map[string]any {
-	return map[string]any{
+	p := map[string]any{
 		"approval_id": r.ID, "rule": r.Rule, "statement": r.Statement,
 		"statement_sha256": Digest(r.Statement), "expires_at": r.ExpiresAt,
 	}
+	if len(r.Statement) > maxStatement {
+		// The digest binds the whole text; the event keeps its start.
+		p["statement"] = strings.ToValidUTF8(r.Statement[:maxStatement], "")
+		p["statement_bytes"] = len(r.Statement)
+		p["statement_truncated"] = true
+	}
+	return p
 }
 
 // Describe is a one-line summary for logs and the CLI.

@@ -14,10 +14,9 @@ import (
 
 // block records a statement stopped by a deny rule.
 func (s *session) block(ctx context.Context, sql string, rule *DenyRule) error {
-	_, err := s.record(ctx, events.CommandBlocked, map[string]any{
-		"statement": sql, "statement_sha256": sha256Hex(sql), "kind": statementKind(sql),
-		"rule": rule.ID, "reason": rule.Reason,
-	})
+	payload := statementFields(sql)
+	payload["rule"], payload["reason"] = rule.ID, rule.Reason
+	_, err := s.record(ctx, events.CommandBlocked, payload)
 	return err
 }
 

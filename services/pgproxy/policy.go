@@ -2,6 +2,9 @@ package pgproxy
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path"
@@ -21,6 +24,9 @@ type Policy struct {
 	Mask    []MaskRule     `yaml:"mask"`
 	Deny    []DenyRule     `yaml:"deny"`
 	Approve []ApprovalRule `yaml:"approve"`
+	// Parameters says how bind parameters of the extended protocol are
+	// recorded: omit (the default: only their count), hash, or record.
+	Parameters string `yaml:"parameters"`
 
 	hashKey []byte
 }
@@ -81,6 +87,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		Mask       []yaml.Node `yaml:"mask"`
 		Deny       []yaml.Node `yaml:"deny"`
 		Approve    []yaml.Node `yaml:"approve"`
+		Parameters string      `yaml:"parameters"`
 		HashKeyEnv string      `yaml:"hash_key_env"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -91,7 +98,17 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	if doc.Version != 1 {
 		return nil, fmt.Errorf("policy %s: version: %d, this proxy reads version 1", name, doc.Version)
 	}
-	p := &Policy{Version: 1}
+	p := &Policy{Version: 1, Parameters: doc.Parameters}
+	switch doc.Parameters {
+	case "":
+		p.Parameters = paramsOmit
+	case paramsOmit, paramsHash, paramsRecord:
+	default:
+		return nil, fmt.Errorf("policy %s: parameters: %q, want omit, hash or record", name, doc.Parameters)
+	}
+	if doc.HashKeyEnv != "" {
+		p.hashKey = []byte(os.Getenv(doc.HashKeyEnv))
+	}
 	bad := func(line int, format string, args ...any) error {
 		return fmt.Errorf("policy %s: line %d: %s", name, line, fmt.Sprintf(format, args...))
 	}
@@ -302,3 +319,57 @@ func (p *Policy) detectRule(v []byte) *MaskRule {
 
 // apply masks one value.
 func (p *Policy) apply(r *MaskRule, v []byte) []byte { return mask.Apply(r.Method, p.hashKey, v) }
+
+// maxRecordedParam: longer values are recorded by digest, so that events
+// stay within their size limit.
+const maxRecordedParam = 1024
+
+// Parameter recording modes.
+const (
+	paramsOmit   = "omit"
+	paramsHash   = "hash"
+	paramsRecord = "record"
+)
+
+func (p *Policy) paramMode() string {
+	if p == nil {
+		return paramsOmit
+	}
+	return p.Parameters
+}
+
+// recordParams turns bind parameters into what the ledger keeps: nothing
+// (omit); for hash, "hmac:<hex>" with the policy's hash key, or
+// "sha256:<hex>" without one; for record, text values as strings, masked
+// when a mask rule's detector matches, and binary ones and those over 1 KiB
+// as "sha256:<hex>".
+// NULL is null in every mode.
+func (p *Policy) recordParams(values [][]byte, formats []int16) []any {
+	mode := p.paramMode()
+	if mode == paramsOmit {
+		return nil
+	}
+	out := make([]any, len(values))
+	for i, v := range values {
+		if v == nil {
+			continue
+		}
+		binary := len(formats) == 1 && formats[0] == 1 || len(formats) > i && formats[i] == 1
+		switch {
+		case mode == paramsRecord && !binary && len(v) <= maxRecordedParam:
+			if r := p.detectRule(v); r != nil {
+				out[i] = string(p.apply(r, v))
+			} else {
+				out[i] = string(v)
+			}
+		case mode == paramsHash && len(p.hashKey) > 0:
+			m := hmac.New(sha256.New, p.hashKey)
+			m.Write(v)
+			out[i] = "hmac:" + hex.EncodeToString(m.Sum(nil))
+		default:
+			h := sha256.Sum256(v)
+			out[i] = "sha256:" + hex.EncodeToString(h[:])
+		}
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -62,9 +63,11 @@ func TestPolicyErrorsNameTheLine(t *testing.T) {
 	}
 }
 
-func startWithPolicy(t *testing.T) *fixture {
+func startWithPolicy(t *testing.T) *fixture { return startWithPolicyText(t, testPolicy) }
+
+func startWithPolicyText(t *testing.T, text string) *fixture {
 	t.Helper()
-	pol, err := pgproxy.ParsePolicy("test", []byte(testPolicy))
+	pol, err := pgproxy.ParsePolicy("test", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,5 +224,73 @@ func TestCopyOutDigestWithoutMasking(t *testing.T) {
 	}
 	if !found {
 		t.Error("no digest of the 5 copied rows")
+	}
+}
+
+func TestParameterRecording(t *testing.T) {
+	for _, c := range []struct {
+		mode string
+		want []any
+	}{
+		{"omit", nil},
+		// pgx sends the int4 in binary (recorded by digest), the text as text.
+		{"record", []any{"sha256:" + sha256Hex("\x00\x00\x00\x07"), "[REDACTED]", nil, "plain"}},
+		{"hash", []any{"sha256:" + sha256Hex("\x00\x00\x00\x07"), "sha256:" + sha256Hex("4111 1111 1111 1111"), nil, "sha256:" + sha256Hex("plain")}},
+	} {
+		t.Run(c.mode, func(t *testing.T) {
+			f := startWithPolicyText(t, strings.Replace(testPolicy, "version: 1\n", "version: 1\nparameters: "+c.mode+"\n", 1))
+			conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(context.Background())
+			var n int
+			if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM customers WHERE id <> $1 AND note <> $2 AND email IS DISTINCT FROM $3 AND note <> $4", 7, "4111 1111 1111 1111", nil, "plain").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			var params map[string]any
+			for _, r := range f.eventsOf(t) {
+				if r.ev.Type == events.CommandExecuted && strings.Contains(r.payload["statement"].(string), "$3") {
+					params = r.payload["parameters"].(map[string]any)
+				}
+				if strings.Contains(string(r.ev.Payload), "4111 1111 1111 1111") {
+					t.Errorf("a card number is in event %s", r.ev.Type)
+				}
+			}
+			if params["recorded"] != c.mode || params["count"].(float64) != 4 {
+				t.Fatalf("parameters %v", params)
+			}
+			got, _ := params["values"].([]any)
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("values %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func TestLongStatementRecordedByDigest(t *testing.T) {
+	f := start(t)
+	var b strings.Builder
+	b.WriteString("SELECT count(*) FROM (VALUES (0)")
+	for i := 1; b.Len() < 100<<10; i++ {
+		fmt.Fprintf(&b, ",(%d)", i)
+	}
+	b.WriteString(") v")
+	stmt := b.String()
+	out, err := psql(t, f.url("alice", "alice-secret"), stmt)
+	if err != nil {
+		t.Fatalf("a %d-byte statement: %v\n%s", len(stmt), err, out)
+	}
+	for _, r := range f.eventsOf(t) {
+		if r.ev.Type == events.CommandExecuted {
+			if r.payload["statement_sha256"] != sha256Hex(stmt) || r.payload["statement_truncated"] != true || r.payload["statement_bytes"].(float64) != float64(len(stmt)) {
+				t.Errorf("long statement recorded as %v", r.payload["statement_bytes"])
+			}
+		}
 	}
 }

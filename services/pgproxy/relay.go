@@ -7,6 +7,7 @@ import (
 	"errors"
 	"hash"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -131,9 +132,10 @@ func (s *session) relay(ctx context.Context, client net.Conn, up *pgconn.Hijacke
 }
 
 type portal struct {
-	sql    string
-	params int
-	stmt   string // the prepared statement it was bound from
+	sql     string
+	params  []any // as recorded, per the policy's parameters setting
+	nparams int
+	stmt    string // the prepared statement it was bound from
 }
 
 // fromClient records each statement durably, then forwards it.
@@ -171,7 +173,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 					break
 				}
 			}
-			id, stored, err := s.command(ctx, "simple", m.String, 0)
+			id, stored, err := s.command(ctx, "simple", m.String, 0, nil)
 			if err != nil {
 				return fatal(s.client, "58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
@@ -200,7 +202,8 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				}
 			}
 		case *pgproto3.Bind:
-			portals[m.DestinationPortal] = portal{sql: stmts[m.PreparedStatement], params: len(m.Parameters), stmt: m.PreparedStatement}
+			portals[m.DestinationPortal] = portal{sql: stmts[m.PreparedStatement], nparams: len(m.Parameters),
+				params: s.p.cfg.Policy.recordParams(m.Parameters, m.ParameterFormatCodes), stmt: m.PreparedStatement}
 		case *pgproto3.Describe:
 			// Remember what each RowDescription will describe, to mask
 			// the rows of later executions by column name.
@@ -210,7 +213,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if p.sql == blockedStatement {
 				break // the server skips it after the policy error
 			}
-			id, stored, err := s.command(ctx, "extended", p.sql, p.params)
+			id, stored, err := s.command(ctx, "extended", p.sql, p.nparams, p.params)
 			if err != nil {
 				return fatal(s.client, "58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
@@ -242,17 +245,35 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 	}
 }
 
+// maxRecordedStatement bounds the statement text kept in an event (whose
+// limit is 64 KiB); longer statements are kept by their start and digest.
+const maxRecordedStatement = 16 << 10
+
+// statementFields describes a statement in an event: its text (the start
+// of it, if long), digest over the whole text, and kind.
+func statementFields(sql string) map[string]any {
+	f := map[string]any{"statement": sql, "statement_sha256": sha256Hex(sql), "kind": statementKind(sql)}
+	if len(sql) > maxRecordedStatement {
+		f["statement"] = strings.ToValidUTF8(sql[:maxRecordedStatement], "")
+		f["statement_bytes"] = len(sql)
+		f["statement_truncated"] = true
+	}
+	return f
+}
+
 // command records one statement as command.executed and returns its id.
 // In before-forward mode the record is stored when it returns; in
 // before-response mode it is on its way, and stored reports the outcome.
-func (s *session) command(ctx context.Context, protocol, sql string, params int) (id string, stored <-chan error, err error) {
+func (s *session) command(ctx context.Context, protocol, sql string, nparams int, params []any) (id string, stored <-chan error, err error) {
 	s.cmds++
-	payload := map[string]any{
-		"protocol": protocol, "statement": sql, "statement_sha256": sha256Hex(sql),
-		"kind": statementKind(sql),
-	}
+	payload := statementFields(sql)
+	payload["protocol"] = protocol
 	if protocol == "extended" {
-		payload["parameters"] = map[string]any{"count": params, "recorded": "omitted"}
+		pp := map[string]any{"count": nparams, "recorded": s.p.cfg.Policy.paramMode()}
+		if params != nil {
+			pp["values"] = params
+		}
+		payload["parameters"] = pp
 	}
 	if s.p.cfg.Durability != BeforeResponse {
 		id, err = s.record(ctx, events.CommandExecuted, payload)
