@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 // proxyFlags are the flags both proxies share.
 type proxyFlags struct {
 	listen, natsURL, tenant, target, policy, spool *string
+	tlsCert, tlsKey                                *string
 	failOpen                                       *bool
 	auth                                           authFlags
 }
@@ -40,7 +42,24 @@ func addProxyFlags(fs *flag.FlagSet, listen string) proxyFlags {
 		policy:   fs.String("policy", "", "policy file: masking, deny and approval rules (docs/POLICY.md)"),
 		failOpen: fs.Bool("fail-open", false, "forward commands whose records can only be spooled (needs --spool); default: refuse them"),
 		spool:    fs.String("spool", "", "spool records here while NATS is unreachable"),
+		tlsCert:  fs.String("tls-cert", "", "certificate (PEM) for TLS from clients"),
+		tlsKey:   fs.String("tls-key", "", "private key (PEM) for --tls-cert"),
 	}
+}
+
+// tls loads the certificate for TLS from clients, if one is configured.
+func (f proxyFlags) tls(cmd string) (*tls.Config, error) {
+	if (*f.tlsCert == "") != (*f.tlsKey == "") {
+		return nil, fmt.Errorf("%s: --tls-cert and --tls-key go together", cmd)
+	}
+	if *f.tlsCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(*f.tlsCert, *f.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // producer is what a proxy records with: the bus, an emitter and the
@@ -97,7 +116,12 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 		"Runs the PostgreSQL wire proxy. Clients connect to ADDR with an OIDC access\ntoken as their password (the user name is recorded, not trusted); the proxy\nconnects to the target with the credentials in $AUDITLEDGER_PROXY_UPSTREAM (a\npostgres:// URL, kept out of the process list), records every statement on\nNATS before forwarding it (fail closed), and a digest of every result. The\npolicy masks result columns, refuses statements and holds others for an\napproval. --users is a development users file (YAML, user: password) whose\nidentities are marked dev_identity in the ledger.", stderr)
 	pf := addProxyFlags(fs, "127.0.0.1:6432")
 	durability := fs.String("durability", "before-forward", "before-forward: a statement runs only once its record is stored; before-response: it runs at once, and its result waits for the record")
+	requireTLS := fs.Bool("require-tls", false, "refuse clients that do not use TLS (needs --tls-cert)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	tlsCfg, err := pf.tls("proxy postgres")
+	if err != nil {
 		return err
 	}
 	upstream := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM")
@@ -106,7 +130,6 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	}
 	var pol *pgproxy.Policy
 	if *pf.policy != "" {
-		var err error
 		if pol, err = pgproxy.LoadPolicy(*pf.policy); err != nil {
 			return err
 		}
@@ -117,7 +140,8 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	}
 	defer pr.close()
 	p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: pr.auth, Emitter: pr.em, Tenant: *pf.tenant, Target: *pf.target,
-		Logger: pr.log, Policy: pol, Approvals: pr.broker, FailOpen: *pf.failOpen, Durability: pgproxy.Durability(*durability)})
+		Logger: pr.log, Policy: pol, Approvals: pr.broker, FailOpen: *pf.failOpen, Durability: pgproxy.Durability(*durability),
+		TLS: tlsCfg, RequireTLS: *requireTLS})
 	if err != nil {
 		return err
 	}
@@ -141,9 +165,12 @@ func proxyHTTP(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err := required(fs, "upstream"); err != nil {
 		return err
 	}
+	tlsCfg, err := pf.tls("proxy http")
+	if err != nil {
+		return err
+	}
 	var pol *httpproxy.Policy
 	if *pf.policy != "" {
-		var err error
 		if pol, err = httpproxy.LoadPolicy(*pf.policy); err != nil {
 			return err
 		}
@@ -168,7 +195,10 @@ func proxyHTTP(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	fmt.Fprintf(stdout, "auditledger proxy http on %s → %s (clients authenticate with %s); recording to %s\n",
 		ln.Addr(), *upstream, pr.authDesc, pr.nc.ConnectedUrlRedacted())
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -70,6 +71,11 @@ type Config struct {
 	// BeforeResponse at once, while its record is being stored, the client
 	// getting no result until it is, and a failed store ending the session.
 	Durability Durability
+	// TLS, when set, lets clients upgrade with SSLRequest (sslmode=require
+	// and up); RequireTLS refuses those that do not. TLS to the upstream
+	// follows the Upstream URL's sslmode.
+	TLS        *tls.Config
+	RequireTLS bool
 	Logger     *slog.Logger // nil means slog.Default()
 }
 
@@ -101,6 +107,9 @@ func New(cfg Config) (*Proxy, error) {
 	case BeforeForward, BeforeResponse:
 	default:
 		return nil, fmt.Errorf("pgproxy: durability %q, want %s or %s", cfg.Durability, BeforeForward, BeforeResponse)
+	}
+	if cfg.RequireTLS && cfg.TLS == nil {
+		return nil, errors.New("pgproxy: RequireTLS needs a TLS configuration")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -153,14 +162,35 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	be := pgproto3.NewBackend(conn, conn)
 	var startup *pgproto3.StartupMessage
+	var tlsState *tls.ConnectionState
 	for startup == nil {
 		msg, err := be.ReceiveStartupMessage()
 		if err != nil {
 			return err
 		}
 		switch m := msg.(type) {
-		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
-			if _, err := conn.Write([]byte("N")); err != nil { // TLS from clients comes later
+		case *pgproto3.SSLRequest:
+			if p.cfg.TLS == nil || tlsState != nil {
+				if _, err := conn.Write([]byte("N")); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := conn.Write([]byte("S")); err != nil {
+				return err
+			}
+			tc := tls.Server(conn, p.cfg.TLS)
+			hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := tc.HandshakeContext(hctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("TLS handshake: %w", err)
+			}
+			st := tc.ConnectionState()
+			tlsState, conn = &st, tc
+			be = pgproto3.NewBackend(conn, conn)
+		case *pgproto3.GSSEncRequest:
+			if _, err := conn.Write([]byte("N")); err != nil {
 				return err
 			}
 		case *pgproto3.CancelRequest:
@@ -168,6 +198,9 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		case *pgproto3.StartupMessage:
 			startup = m
 		}
+	}
+	if p.cfg.RequireTLS && tlsState == nil {
+		return fatal(be, "28000", "this proxy requires TLS: connect with sslmode=require (or stronger)")
 	}
 	user := startup.Parameters["user"]
 	db := startup.Parameters["database"]
@@ -219,7 +252,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	}
 	defer hj.Conn.Close()
 	if _, err := s.record(ctx, events.SessionStarted, map[string]any{
-		"client_addr": conn.RemoteAddr().String(), "user": user, "database": db, "tls": false,
+		"client_addr": conn.RemoteAddr().String(), "user": user, "database": db, "tls": tlsDescription(tlsState),
 		"application_name": startup.Parameters["application_name"],
 	}); err != nil {
 		return fatal(be, "58000", "the audit ledger is unavailable; the proxy fails closed")
@@ -306,4 +339,13 @@ func statementKind(sql string) string {
 func sha256Hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
+}
+
+// tlsDescription is the session's TLS in session.started: false, or the
+// protocol version and cipher suite.
+func tlsDescription(st *tls.ConnectionState) any {
+	if st == nil {
+		return false
+	}
+	return map[string]any{"version": tls.VersionName(st.Version), "cipher_suite": tls.CipherSuiteName(st.CipherSuite)}
 }
