@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -49,17 +48,11 @@ func addProxyFlags(fs *flag.FlagSet, listen string) proxyFlags {
 
 // tls loads the certificate for TLS from clients, if one is configured.
 func (f proxyFlags) tls(cmd string) (*tls.Config, error) {
-	if (*f.tlsCert == "") != (*f.tlsKey == "") {
-		return nil, fmt.Errorf("%s: --tls-cert and --tls-key go together", cmd)
-	}
-	if *f.tlsCert == "" {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(*f.tlsCert, *f.tlsKey)
+	c, err := loadTLS(*f.tlsCert, *f.tlsKey)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return c, nil
 }
 
 // producer is what a proxy records with: the bus, an emitter and the
@@ -195,18 +188,8 @@ func proxyHTTP(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	fmt.Fprintf(stdout, "auditledger proxy http on %s → %s (clients authenticate with %s); recording to %s\n",
 		ln.Addr(), *upstream, pr.authDesc, pr.nc.ConnectedUrlRedacted())
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveHTTP(ctx, ln, p)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,23 +11,23 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/auditledger/auditledger/ledger/ingest"
 	"github.com/auditledger/auditledger/ledger/service"
-	"github.com/auditledger/auditledger/ledger/storeurl"
 )
 
 // serveConfig is the file `serve --config` reads. deploy/auditledger.yaml
 // documents every field; the AUDITLEDGER_* variables in loadServeConfig
 // override the file.
 type serveConfig struct {
-	Roles []string `yaml:"roles"`
-	Log   struct {
+	Roles  []string `yaml:"roles"`
+	Tenant string   `yaml:"tenant"`
+	Log    struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
 	} `yaml:"log"`
@@ -39,6 +40,36 @@ type serveConfig struct {
 		Replicas   int      `yaml:"replicas"`
 		Duplicates duration `yaml:"duplicates"`
 	} `yaml:"nats"`
+	OIDC struct {
+		Issuer      string `yaml:"issuer"`
+		Audience    string `yaml:"audience"`
+		GroupsClaim string `yaml:"groups_claim"`
+	} `yaml:"oidc"`
+	API struct {
+		Listen string              `yaml:"listen"`
+		Roles  map[string][]string `yaml:"roles"`
+	} `yaml:"api"`
+	PostgresProxy struct {
+		Listen     string `yaml:"listen"`
+		Policy     string `yaml:"policy"`
+		Target     string `yaml:"target"`
+		Durability string `yaml:"durability"`
+		FailOpen   bool   `yaml:"fail_open"`
+		Spool      string `yaml:"spool"`
+		TLSCert    string `yaml:"tls_cert"`
+		TLSKey     string `yaml:"tls_key"`
+		RequireTLS bool   `yaml:"require_tls"`
+	} `yaml:"postgres_proxy"`
+	HTTPProxy struct {
+		Listen   string `yaml:"listen"`
+		Upstream string `yaml:"upstream"`
+		Policy   string `yaml:"policy"`
+		Target   string `yaml:"target"`
+		FailOpen bool   `yaml:"fail_open"`
+		Spool    string `yaml:"spool"`
+		TLSCert  string `yaml:"tls_cert"`
+		TLSKey   string `yaml:"tls_key"`
+	} `yaml:"http_proxy"`
 	Ledger struct {
 		Store    string   `yaml:"store"`
 		Key      string   `yaml:"key"`
@@ -65,6 +96,11 @@ func (d duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 func defaultServeConfig() serveConfig {
 	var c serveConfig
 	c.Roles = []string{"ledger"}
+	c.Tenant = "default"
+	c.OIDC.Audience, c.OIDC.GroupsClaim = "auditledger", "groups"
+	c.API.Listen = "127.0.0.1:8080"
+	c.PostgresProxy.Listen, c.PostgresProxy.Durability = "127.0.0.1:6432", "before-forward"
+	c.HTTPProxy.Listen = "127.0.0.1:8081"
 	c.Log.Format, c.Log.Level = "json", "info"
 	c.HTTP.Listen = "127.0.0.1:9090"
 	c.NATS.URL = nats.DefaultURL
@@ -97,6 +133,15 @@ func loadServeConfig(path string, env func(string) string) (serveConfig, error) 
 		set  func(string) error
 	}{
 		{"AUDITLEDGER_ROLES", func(v string) error { c.Roles = strings.Split(v, ","); return nil }},
+		{"AUDITLEDGER_TENANT", func(v string) error { c.Tenant = v; return nil }},
+		{"AUDITLEDGER_OIDC_ISSUER", func(v string) error { c.OIDC.Issuer = v; return nil }},
+		{"AUDITLEDGER_OIDC_AUDIENCE", func(v string) error { c.OIDC.Audience = v; return nil }},
+		{"AUDITLEDGER_API_LISTEN", func(v string) error { c.API.Listen = v; return nil }},
+		{"AUDITLEDGER_POSTGRES_PROXY_LISTEN", func(v string) error { c.PostgresProxy.Listen = v; return nil }},
+		{"AUDITLEDGER_POSTGRES_PROXY_POLICY", func(v string) error { c.PostgresProxy.Policy = v; return nil }},
+		{"AUDITLEDGER_HTTP_PROXY_LISTEN", func(v string) error { c.HTTPProxy.Listen = v; return nil }},
+		{"AUDITLEDGER_HTTP_PROXY_UPSTREAM", func(v string) error { c.HTTPProxy.Upstream = v; return nil }},
+		{"AUDITLEDGER_HTTP_PROXY_POLICY", func(v string) error { c.HTTPProxy.Policy = v; return nil }},
 		{"AUDITLEDGER_LOG_FORMAT", func(v string) error { c.Log.Format = v; return nil }},
 		{"AUDITLEDGER_LOG_LEVEL", func(v string) error { c.Log.Level = v; return nil }},
 		{"AUDITLEDGER_HTTP_LISTEN", func(v string) error { c.HTTP.Listen = v; return nil }},
@@ -121,6 +166,18 @@ func loadServeConfig(path string, env func(string) string) (serveConfig, error) 
 	return c, c.check()
 }
 
+// serveRoles are the roles serve can run.
+var serveRoles = []string{"ledger", "api", "postgres-proxy", "http-proxy"}
+
+func (c *serveConfig) has(roles ...string) bool {
+	for _, r := range roles {
+		if slices.Contains(c.Roles, r) {
+			return true
+		}
+	}
+	return false
+}
+
 func setDuration(d *duration, v string) error {
 	x, err := time.ParseDuration(v)
 	*d = duration(x)
@@ -129,11 +186,11 @@ func setDuration(d *duration, v string) error {
 
 func (c *serveConfig) check() error {
 	if len(c.Roles) == 0 {
-		return fmt.Errorf("roles: none given (available: ledger)")
+		return fmt.Errorf("roles: none given (available: %s)", strings.Join(serveRoles, ", "))
 	}
 	for _, r := range c.Roles {
-		if r != "ledger" {
-			return fmt.Errorf("roles: %q is not available in this version (available: ledger)", r)
+		if !slices.Contains(serveRoles, r) {
+			return fmt.Errorf("roles: %q is not available in this version (available: %s)", r, strings.Join(serveRoles, ", "))
 		}
 	}
 	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
@@ -141,6 +198,26 @@ func (c *serveConfig) check() error {
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		return fmt.Errorf("log.level: %q, want debug, info, warn or error", c.Log.Level)
+	}
+	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+		return fmt.Errorf("nats.replicas: %d, want 1 to 5", c.NATS.Replicas)
+	}
+	if c.has("api", "postgres-proxy", "http-proxy") && c.OIDC.Issuer == "" {
+		return fmt.Errorf("oidc.issuer: required by the api and proxy roles (the provider whose tokens clients present)")
+	}
+	if c.has("postgres-proxy") && (c.PostgresProxy.FailOpen && c.PostgresProxy.Spool == "") {
+		return fmt.Errorf("postgres_proxy.fail_open needs postgres_proxy.spool")
+	}
+	if c.has("http-proxy") {
+		switch {
+		case c.HTTPProxy.Upstream == "":
+			return fmt.Errorf("http_proxy.upstream: required by the http-proxy role")
+		case c.HTTPProxy.FailOpen && c.HTTPProxy.Spool == "":
+			return fmt.Errorf("http_proxy.fail_open needs http_proxy.spool")
+		}
+	}
+	if !c.has("ledger") {
+		return nil
 	}
 	switch {
 	case c.Ledger.Store == "":
@@ -181,15 +258,8 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	log := slog.New(h)
 
-	signer, err := loadSigner(cfg.Ledger.Key)
-	if err != nil {
-		return err
-	}
-	store, err := storeurl.Open(ctx, cfg.Ledger.Store)
-	if err != nil {
-		return err
-	}
-	nopts := []nats.Option{nats.Name("auditledger-ledger"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	nopts := []nats.Option{nats.Name("auditledger-serve"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(cfg.PostgresProxy.FailOpen || cfg.HTTPProxy.FailOpen)}
 	if cfg.NATS.Creds != "" {
 		nopts = append(nopts, nats.UserCredentials(cfg.NATS.Creds))
 	}
@@ -207,14 +277,28 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err != nil {
 		return fmt.Errorf("serve: http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	log.Info("auditledger serving", "roles", cfg.Roles, "nats", nc.ConnectedUrlRedacted(), "store", store.Store.String(),
-		"origin", signer.Name(), "http", addr.String())
-	err = service.Run(ctx, service.Config{
-		JetStream: js, Store: store.Store, Signer: signer, Retention: store.Retention,
-		Streams:  ingest.StreamOptions{Replicas: cfg.NATS.Replicas, Duplicates: time.Duration(cfg.NATS.Duplicates)},
-		Consumer: cfg.Ledger.Consumer, BatchSize: cfg.Ledger.Batch, MaxWait: time.Duration(cfg.Ledger.MaxWait),
-		LeaseTTL: time.Duration(cfg.Ledger.LeaseTTL), Logger: log, Metrics: metrics,
-	})
+	log.Info("auditledger serving", "roles", cfg.Roles, "nats", nc.ConnectedUrlRedacted(), "http", addr.String())
+
+	// Each role runs until ctx ends; the first to fail stops the others.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	errs := make([]error, len(cfg.Roles))
+	for i, role := range cfg.Roles {
+		run, err := serveRole(ctx, role, cfg, js, metrics, log)
+		if err != nil {
+			cancel(err)
+			wg.Wait()
+			return fmt.Errorf("serve: role %s: %w", role, err)
+		}
+		wg.Go(func() {
+			if errs[i] = run(); errs[i] != nil {
+				cancel(fmt.Errorf("role %s: %w", role, errs[i]))
+			}
+		})
+	}
+	wg.Wait()
+	err = errors.Join(errs...)
 	if werr := wait(); err == nil {
 		err = werr
 	}

@@ -40,6 +40,17 @@ func TestServeConfigErrorsAndOverrides(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"proxy" is not available`) {
 		t.Errorf("unknown role: %v", err)
 	}
+	_, err = loadServeConfig(write("roles: [ledger, api]\n"+base), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "oidc.issuer: required") {
+		t.Errorf("api without an issuer: %v", err)
+	}
+	_, err = loadServeConfig(write("roles: [http-proxy]\noidc: {issuer: http://idp}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "http_proxy.upstream: required") {
+		t.Errorf("http-proxy without an upstream: %v", err)
+	}
+	if _, err = loadServeConfig(write("roles: [api]\noidc: {issuer: http://idp}\n"), noEnv); err != nil {
+		t.Errorf("an api-only process needs no ledger settings: %v", err)
+	}
 	_, err = loadServeConfig(write("ledger:\n  key: /tmp/k\n"), noEnv)
 	if err == nil || !strings.Contains(err.Error(), "ledger.store: required") {
 		t.Errorf("missing store: %v", err)

@@ -3,8 +3,9 @@
 package natstest
 
 import (
+	"github.com/auditledger/auditledger/test/testnet"
+
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -85,7 +86,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
 	ports := make([]int, n)
 	for i := range ports {
-		ports[i] = freePort(t)
+		ports[i] = testnet.Port(t)
 	}
 	var routes []*url.URL
 	for _, p := range ports {
@@ -130,13 +131,4 @@ func (c *Cluster) URLs() string {
 		us = append(us, s.ClientURL())
 	}
 	return strings.Join(us, ",")
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -7,11 +7,12 @@
 package pgtest
 
 import (
+	"github.com/auditledger/auditledger/test/testnet"
+
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -100,7 +101,9 @@ func Start() (*Server, error) {
 		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
 	for try := 0; try < 5; try++ {
-		s.Port = freePort()
+		if s.Port, err = testnet.FreePort(); err != nil {
+			return nil, err
+		}
 		s.cmd = s.command("postgres", "-D", data, "-p", strconv.Itoa(s.Port), "-k", dir,
 			"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200")
 		logf, _ := os.Create(filepath.Join(dir, "server.log"))
@@ -178,13 +181,4 @@ func (s *Server) Stop() {
 		}
 	}
 	os.RemoveAll(s.dir)
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

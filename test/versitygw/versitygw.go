@@ -9,9 +9,10 @@
 package versitygw
 
 import (
+	"github.com/auditledger/auditledger/test/testnet"
+
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,7 +85,7 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	root, versions := t.TempDir(), t.TempDir()
-	endpoint := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	endpoint := fmt.Sprintf("127.0.0.1:%d", testnet.Port(t))
 	client, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), Secure: false})
 	if err != nil {
 		t.Fatal(err)
@@ -161,13 +162,4 @@ func (s *Server) PlainBucket(t testing.TB) string {
 		t.Fatalf("make bucket %s: %v", name, err)
 	}
 	return name
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

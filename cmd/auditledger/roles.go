@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/ledger/storeurl"
+	"github.com/auditledger/auditledger/services/api"
+	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/httpproxy"
+	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/pgproxy"
+)
+
+// serveRole prepares one role of serve and returns what runs it until ctx
+// ends. Preparation errors (a bad policy, an unreachable issuer) stop serve
+// before anything listens.
+func serveRole(ctx context.Context, role string, cfg serveConfig, js jetstream.JetStream, metrics *service.Metrics, log *slog.Logger) (func() error, error) {
+	log = log.With("role", role)
+	switch role {
+	case "ledger":
+		signer, err := loadSigner(cfg.Ledger.Key)
+		if err != nil {
+			return nil, err
+		}
+		store, err := storeurl.Open(ctx, cfg.Ledger.Store)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("ledger writer starting", "store", store.Store.String(), "origin", signer.Name())
+		return func() error {
+			return service.Run(ctx, service.Config{
+				JetStream: js, Store: store.Store, Signer: signer, Retention: store.Retention,
+				Streams:  ingest.StreamOptions{Replicas: cfg.NATS.Replicas, Duplicates: time.Duration(cfg.NATS.Duplicates)},
+				Consumer: cfg.Ledger.Consumer, BatchSize: cfg.Ledger.Batch, MaxWait: time.Duration(cfg.Ledger.MaxWait),
+				LeaseTTL: time.Duration(cfg.Ledger.LeaseTTL), Logger: log, Metrics: metrics,
+			})
+		}, nil
+	}
+
+	auth, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: cfg.OIDC.Issuer, Audience: cfg.OIDC.Audience, GroupsClaim: cfg.OIDC.GroupsClaim})
+	if err != nil {
+		return nil, err
+	}
+	spool := map[string]string{"postgres-proxy": cfg.PostgresProxy.Spool, "http-proxy": cfg.HTTPProxy.Spool}[role]
+	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spool, Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	broker, err := approvals.New(ctx, approvals.Config{JetStream: js, Emitter: em, Replicas: cfg.NATS.Replicas,
+		Source: events.Source{Kind: role, Instance: hostname()}, Logger: log})
+	if err != nil {
+		em.Close()
+		return nil, err
+	}
+	withEmitter := func(run func() error) func() error {
+		return func() error {
+			err := run()
+			if cerr := em.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}
+	}
+
+	switch role {
+	case "api":
+		roles := map[api.Role][]string{}
+		for r, groups := range cfg.API.Roles {
+			roles[api.Role(r)] = groups
+		}
+		if len(roles) == 0 {
+			roles = nil // each role held by the group of its name
+		}
+		h, err := api.New(api.Config{Auth: auth, Approvals: broker, Roles: roles, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		addr, wait, err := service.ListenAndServe(ctx, cfg.API.Listen, h)
+		if err != nil {
+			return nil, fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
+		}
+		log.Info("API listening", "addr", addr.String())
+		return withEmitter(wait), nil
+
+	case "postgres-proxy":
+		c := cfg.PostgresProxy
+		upstream := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM")
+		if upstream == "" {
+			return nil, errors.New("set AUDITLEDGER_PROXY_UPSTREAM to the target's postgres:// URL (with the credentials the proxy uses)")
+		}
+		var pol *pgproxy.Policy
+		if c.Policy != "" {
+			if pol, err = pgproxy.LoadPolicy(c.Policy); err != nil {
+				return nil, err
+			}
+		}
+		tlsCfg, err := loadTLS(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("postgres_proxy: %w", err)
+		}
+		p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: auth, Emitter: em, Tenant: cfg.Tenant, Instance: hostname(),
+			Target: c.Target, Policy: pol, Approvals: broker, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
+			TLS: tlsCfg, RequireTLS: c.RequireTLS, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", c.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("postgres_proxy.listen: %w", err)
+		}
+		log.Info("PostgreSQL proxy listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil)
+		return withEmitter(func() error { return p.Serve(ctx, ln) }), nil
+
+	case "http-proxy":
+		c := cfg.HTTPProxy
+		var pol *httpproxy.Policy
+		if c.Policy != "" {
+			if pol, err = httpproxy.LoadPolicy(c.Policy); err != nil {
+				return nil, err
+			}
+		}
+		headers := http.Header{}
+		if v := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION"); v != "" {
+			headers.Set("Authorization", v)
+		}
+		p, err := httpproxy.New(httpproxy.Config{Upstream: c.Upstream, UpstreamHeaders: headers, Auth: auth, Emitter: em,
+			Tenant: cfg.Tenant, Instance: hostname(), Target: c.Target, Policy: pol, Approvals: broker, FailOpen: c.FailOpen, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		tlsCfg, err := loadTLS(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("http_proxy: %w", err)
+		}
+		ln, err := net.Listen("tcp", c.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("http_proxy.listen: %w", err)
+		}
+		if tlsCfg != nil {
+			ln = tls.NewListener(ln, tlsCfg)
+		}
+		log.Info("HTTP proxy listening", "addr", ln.Addr().String(), "upstream", c.Upstream, "tls", tlsCfg != nil)
+		return withEmitter(func() error { return serveHTTP(ctx, ln, p) }), nil
+	}
+	em.Close()
+	return nil, fmt.Errorf("unknown role %q", role)
+}
+
+// serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// loadTLS loads a certificate for TLS from clients; none when both are
+// empty.
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("a TLS certificate and its key are given together")
+	}
+	if certFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "auditledger"
+	}
+	return h
+}

@@ -1,0 +1,171 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/oidcdev"
+	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/pgtest"
+	"github.com/auditledger/auditledger/test/testnet"
+)
+
+// TestServeAllRoles runs `serve` as production would, every role in one
+// process against an external NATS and an OIDC provider: psql through the
+// PostgreSQL proxy, curl through the HTTP proxy, an approval decided
+// through the API with the CLI, all in the verified ledger.
+func TestServeAllRoles(t *testing.T) {
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	db := pg.NewDatabase(t)
+	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
+		{Name: "dana", Secret: "d", Email: "dana@example.com", Groups: []string{"dba"}},
+		{Name: "erin", Secret: "e", Groups: []string{"change-board"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello from "+r.URL.Path+" as "+r.Header.Get("Authorization")+"\n")
+	}))
+	defer up.Close()
+
+	srv := natstest.Start(t)
+	keys, storeDir, dir := t.TempDir(), t.TempDir(), t.TempDir()
+	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
+	policy := filepath.Join(dir, "pg-policy.yaml")
+	os.WriteFile(policy, []byte("version: 1\napprove:\n  - id: ddl\n    kinds: [CREATE]\n    timeout: 2m\n"), 0o644)
+	pgAddr, httpAddr, apiAddr := testnet.Addr(t), testnet.Addr(t), testnet.Addr(t)
+	config := filepath.Join(dir, "auditledger.yaml")
+	os.WriteFile(config, []byte(fmt.Sprintf(`roles: [ledger, api, postgres-proxy, http-proxy]
+tenant: acme
+log: {format: text}
+http: {listen: "127.0.0.1:0"}
+nats: {url: %q}
+oidc: {issuer: %q, audience: auditledger}
+api:
+  listen: %q
+  roles: {approver: [change-board]}
+postgres_proxy: {listen: %q, policy: %q, target: orders}
+http_proxy: {listen: %q, upstream: %q, target: hello}
+ledger: {store: %q, key: %q, max_wait: 20ms, lease_ttl: 1s}
+`, srv.ClientURL(), idp.Issuer, apiAddr, pgAddr, policy, httpAddr, up.URL, storeDir, filepath.Join(keys, "ledger.key"))), 0o644)
+	serve := exec.Command(binary, "serve", "--config", config)
+	serve.Env = append(os.Environ(), "AUDITLEDGER_PROXY_UPSTREAM="+pg.DSN("postgres"), "AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION=Bearer service-secret")
+	var logs strings.Builder
+	serve.Stdout, serve.Stderr = &logs, &logs
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		serve.Process.Kill()
+		serve.Wait()
+		if t.Failed() {
+			t.Logf("serve log:\n%s", logs.String())
+		}
+	}()
+	tok := func(user, secret string) string {
+		s, err := identity.ClientCredentialsToken(t.Context(), idp.Issuer, user, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	dana, erin := tok("dana", "d"), tok("erin", "e")
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		for _, a := range []string{apiAddr, pgAddr, httpAddr} {
+			c, err := net.Dial("tcp", a)
+			if err != nil {
+				return err
+			}
+			c.Close()
+		}
+		return nil
+	})
+
+	curl := exec.Command("curl", "-sS", "--fail-with-body", "-H", "@-", "http://"+httpAddr+"/greet")
+	curl.Stdin = strings.NewReader("Authorization: Bearer " + dana + "\n")
+	if out, err := curl.Output(); err != nil || string(out) != "hello from /greet as Bearer service-secret\n" {
+		t.Fatalf("curl through the HTTP proxy: %v %q", err, out)
+	}
+
+	host, port, _ := strings.Cut(pgAddr, ":")
+	psql := exec.Command("psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "CREATE TABLE t (a int)", "-c", "INSERT INTO t VALUES (1)",
+		"host="+host+" port="+port+" user=dana dbname="+db+" sslmode=disable")
+	psql.Env = append(os.Environ(), "PGPASSWORD="+dana)
+	var psqlOut strings.Builder
+	psql.Stdout, psql.Stderr = &psqlOut, &psqlOut
+	if err := psql.Start(); err != nil {
+		t.Fatal(err)
+	}
+	erinEnv := []string{"AUDITLEDGER_TOKEN=" + erin}
+	var list []approvals.Request
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		r := mustRun(t, nil, erinEnv, "approvals", "list", "--api", "http://"+apiAddr, "--json")
+		list = nil
+		json.Unmarshal([]byte(r.stdout), &list)
+		if len(list) != 1 {
+			return fmt.Errorf("pending: %s", r.stdout)
+		}
+		return nil
+	})
+	mustRun(t, nil, erinEnv, "approvals", "approve", list[0].ID, "--api", "http://"+apiAddr)
+	if err := psql.Wait(); err != nil {
+		t.Fatalf("psql: %v\n%s", err, psqlOut.String())
+	}
+
+	nc, js := srv.Connect(t)
+	waitDrained(t, js, 30*time.Second)
+	nc.Close()
+	serve.Process.Signal(syscall.SIGTERM)
+	if err := serve.Wait(); err != nil {
+		t.Fatalf("serve did not stop cleanly: %v", err)
+	}
+	mustRun(t, nil, nil, "verify", "--store", storeDir, "--vkey", filepath.Join(keys, "ledger.vkey"))
+	st, _ := file.New(storeDir)
+	var story []string
+	ledger.ReadRecords(t.Context(), st, 0, func(_ uint64, rec []byte) error {
+		r, _ := ledger.ParseRecord(rec)
+		ev, err := events.Parse(r.Event)
+		if err != nil {
+			t.Errorf("sealed event invalid: %v", err)
+			return nil
+		}
+		if strings.Contains(string(r.Event), dana) || strings.Contains(string(r.Event), "service-secret") {
+			t.Errorf("a secret is in the ledger: %s", r.Event)
+		}
+		var p map[string]any
+		json.Unmarshal(ev.Payload, &p)
+		switch ev.Type {
+		case events.CommandExecuted:
+			story = append(story, ev.Source.Kind+" "+ev.Actor.Subject+" "+p["statement"].(string))
+		case events.ApprovalGranted:
+			story = append(story, "granted by "+ev.Actor.Subject)
+		}
+		return nil
+	})
+	want := "http-proxy dana GET /greet, granted by erin, postgres-proxy dana CREATE TABLE t (a int), postgres-proxy dana INSERT INTO t VALUES (1)"
+	if got := strings.Join(story, ", "); got != want {
+		t.Errorf("ledger:\n got %s\nwant %s", got, want)
+	}
+}
