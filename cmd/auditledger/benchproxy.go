@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -35,8 +36,20 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	scale := fs.Int("scale", 10, "pgbench scale factor")
 	syncMode := fs.String("sync", "interval", "JetStream fsync of the embedded NATS: always or interval")
 	durability := fs.String("durability", "before-forward", "when a statement's record must be stored: before-forward or before-response")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy and NATS (this process) to FILE")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if err := required(fs, "upstream"); err != nil {
 		return err
