@@ -30,7 +30,9 @@ type oidcFixture struct {
 	verify *identity.OIDC
 }
 
-func startOIDC(t *testing.T, policy string) *oidcFixture {
+func startOIDC(t *testing.T, policy string) *oidcFixture { return startOIDCTo(t, policy, "") }
+
+func startOIDCTo(t *testing.T, policy, upstream string) *oidcFixture {
 	t.Helper()
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
 		{Name: "alice", Secret: "a", Email: "alice@example.com", Groups: []string{"dba"}},
@@ -62,7 +64,7 @@ func startOIDC(t *testing.T, policy string) *oidcFixture {
 		}
 	}
 	f := &oidcFixture{issuer: idp.Issuer, broker: b, tokens: map[string]string{}, verify: v}
-	f.fixture = serve(t, srv, js, em, pgproxy.Config{Target: "orders", Auth: v, Policy: pol, Approvals: b})
+	f.fixture = serve(t, srv, js, em, pgproxy.Config{Target: "orders", Auth: v, Policy: pol, Approvals: b, Upstream: upstream})
 	for u, secret := range map[string]string{"alice": "a", "bob": "b", "etl-bot": "e"} {
 		tok, err := identity.ClientCredentialsToken(t.Context(), idp.Issuer, u, secret)
 		if err != nil {
@@ -88,7 +90,8 @@ func (f *oidcFixture) psqlAs(t *testing.T, user string, commands ...string) *exe
 }
 
 func TestOIDCTokenAsPassword(t *testing.T) {
-	f := startOIDC(t, "")
+	relay, upstreamConns := countingRelay(t)
+	f := startOIDCTo(t, "", relay)
 	out, err := f.psqlAs(t, "alice", "SELECT current_user = 'postgres'").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "t" {
 		t.Fatalf("psql with alice's token: %v\n%s", err, out)
@@ -108,6 +111,9 @@ func TestOIDCTokenAsPassword(t *testing.T) {
 	}
 	if strings.Contains(string(out), forged) {
 		t.Error("the error shows the token")
+	}
+	if n := upstreamConns(); n != 2 {
+		t.Errorf("%d connections reached the database, want 2 (the two valid tokens; the forged one none)", n)
 	}
 	subjects := map[string]events.Actor{}
 	failed := 0

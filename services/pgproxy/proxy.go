@@ -153,8 +153,11 @@ type session struct {
 	target  events.Target
 	started time.Time
 	cmds    int
-	descs   *describeQueue
-	shapes  *shapes
+	// Totals of the results, kept by the upstream side; read after the
+	// relay has ended.
+	rows, bytes, errors int64
+	descs               *describeQueue
+	shapes              *shapes
 }
 
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
@@ -269,6 +272,8 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	err = s.relay(ctx, conn, hj)
 	s.record(context.WithoutCancel(ctx), events.SessionEnded, map[string]any{
 		"duration_ms": time.Since(s.started).Milliseconds(), "commands": s.cmds,
+		"rows": s.rows, "bytes": s.bytes, "errors": s.errors,
+		"client_addr": conn.RemoteAddr().String(), "database": db, "tls": tlsDescription(tlsState),
 	})
 	return err
 }

@@ -3,11 +3,14 @@ package pgproxy_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,7 +71,10 @@ func serve(t *testing.T, srv *natstest.Server, js jetstream.JetStream, em *emitt
 		t.Fatal(err)
 	}
 	f := &fixture{js: js, nats: srv, db: pg.NewDatabase(t), users: identity.StaticUsers{"alice": "alice-secret"}}
-	cfg.Upstream, cfg.Emitter, cfg.Tenant = pg.DSN("postgres"), em, "acme"
+	cfg.Emitter, cfg.Tenant = em, "acme"
+	if cfg.Upstream == "" {
+		cfg.Upstream = pg.DSN("postgres")
+	}
 	if cfg.Auth == nil {
 		cfg.Auth = f.users
 	}
@@ -190,6 +196,19 @@ func TestPsqlRecordsEveryStatement(t *testing.T) {
 	}
 	if digest == nil || digest["rows"].(float64) != 2 || len(digest["sha256"].(string)) != 64 {
 		t.Fatalf("SELECT digest: %v", digest)
+	}
+	var ended map[string]any
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		for _, r := range f.eventsOf(t) {
+			if r.ev.Type == events.SessionEnded {
+				ended = r.payload
+				return nil
+			}
+		}
+		return errors.New("no session.ended yet")
+	})
+	if ended == nil || ended["commands"].(float64) != 3 || ended["rows"].(float64) != 2 || ended["errors"].(float64) != 0 || ended["database"] != f.db {
+		t.Errorf("session.ended totals: %v", ended)
 	}
 }
 
@@ -383,4 +402,37 @@ func TestBeforeResponse(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "the session ends") {
 		t.Fatalf("result with the bus down: %v, %v", one, err)
 	}
+}
+
+// countingRelay forwards TCP connections to PostgreSQL and counts them, so
+// a test can tell whether anything reached the database at all.
+func countingRelay(t *testing.T) (dsn string, count func() int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var n atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", fmt.Sprintf("%s:%d", pg.Host, pg.Port))
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%s/postgres?sslmode=disable", pg.User, pg.Password, port), n.Load
 }

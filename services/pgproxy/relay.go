@@ -408,6 +408,11 @@ func (s *session) digest(ctx context.Context, q *inflight, payload map[string]an
 	if n, b, sum, ok := c.copyIn.take(); ok {
 		payload["copy_in"] = map[string]any{"messages": n, "bytes": b, "sha256": sum}
 	}
+	s.rows += c.rows
+	s.bytes += c.bytes
+	if _, failed := payload["error_code"]; failed {
+		s.errors++
+	}
 	c.rows, c.bytes = 0, 0
 	c.sum.Reset()
 	ev, err := s.event(events.ResponseDigest, payload)
