@@ -1,16 +1,13 @@
 package httpproxy
 
 import (
-	"bytes"
-	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/auditledger/auditledger/services/policyfile"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/auditledger/auditledger/services/mask"
 )
 
 // Policy is what the HTTP proxy enforces. The file format is documented in
@@ -57,27 +54,21 @@ func LoadPolicy(file string) (*Policy, error) {
 // ParsePolicy parses policy text; name is used in errors.
 func ParsePolicy(name string, b []byte) (*Policy, error) {
 	var doc struct {
-		Version    int         `yaml:"version"`
-		Mask       []yaml.Node `yaml:"mask"`
-		Deny       []yaml.Node `yaml:"deny"`
-		Approve    []yaml.Node `yaml:"approve"`
-		HashKeyEnv string      `yaml:"hash_key_env"`
+		policyfile.Header `yaml:",inline"`
+		Mask              []yaml.Node `yaml:"mask"`
+		Deny              []yaml.Node `yaml:"deny"`
+		Approve           []yaml.Node `yaml:"approve"`
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("policy %s: %w", name, err)
-	}
-	if doc.Version != 1 {
-		return nil, fmt.Errorf("policy %s: version: %d, this proxy reads version 1", name, doc.Version)
+	if err := policyfile.Decode(name, b, &doc); err != nil {
+		return nil, err
 	}
 	bad := func(line int, format string, args ...any) error {
-		return fmt.Errorf("policy %s: line %d: %s", name, line, fmt.Sprintf(format, args...))
+		return policyfile.LineError(name, line, format, args...)
 	}
 	p := &Policy{Version: 1}
 	for _, n := range doc.Mask {
 		var r MaskRule
-		if err := decodeStrict(&n, &r); err != nil {
+		if err := policyfile.Strict(&n, &r); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
 		switch {
@@ -89,20 +80,12 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		if r.Version == 0 {
 			r.Version = 1
 		}
-		switch r.Method {
-		case mask.Redact, mask.Partial:
-		case mask.Hash:
-			if doc.HashKeyEnv == "" || os.Getenv(doc.HashKeyEnv) == "" {
-				return nil, bad(n.Line, "mask rule %s uses method hash: set hash_key_env to an environment variable holding the key", r.ID)
-			}
-			p.hashKey = []byte(os.Getenv(doc.HashKeyEnv))
-		default:
-			return nil, bad(n.Line, "mask rule %s: method %q, want redact, partial or hash", r.ID, r.Method)
+		key, err := doc.CheckMask(r.ID, r.Method, r.Detect)
+		if err != nil {
+			return nil, bad(n.Line, "%v", err)
 		}
-		for _, d := range r.Detect {
-			if !mask.Known(d) {
-				return nil, bad(n.Line, "mask rule %s: unknown detector %q (known: %s)", r.ID, d, mask.DetectorNames)
-			}
+		if key != nil {
+			p.hashKey = key
 		}
 		for _, f := range r.Fields {
 			if f == "" || strings.Contains(f, "..") {
@@ -116,7 +99,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		var out []Rule
 		for _, n := range nodes {
 			var r Rule
-			if err := decodeStrict(&n, &r); err != nil {
+			if err := policyfile.Strict(&n, &r); err != nil {
 				return nil, bad(n.Line, "%v", err)
 			}
 			if r.ID == "" {
@@ -157,16 +140,6 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		return nil, err
 	}
 	return p, nil
-}
-
-func decodeStrict(n *yaml.Node, v any) error {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	return dec.Decode(v)
 }
 
 func (r *Rule) matches(method, urlPath string) bool {

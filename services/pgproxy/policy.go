@@ -1,7 +1,6 @@
 package pgproxy
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/services/mask"
+	"github.com/auditledger/auditledger/services/policyfile"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -83,20 +83,14 @@ func LoadPolicy(file string) (*Policy, error) {
 // ParsePolicy parses policy text; name is used in errors.
 func ParsePolicy(name string, b []byte) (*Policy, error) {
 	var doc struct {
-		Version    int         `yaml:"version"`
-		Mask       []yaml.Node `yaml:"mask"`
-		Deny       []yaml.Node `yaml:"deny"`
-		Approve    []yaml.Node `yaml:"approve"`
-		Parameters string      `yaml:"parameters"`
-		HashKeyEnv string      `yaml:"hash_key_env"`
+		policyfile.Header `yaml:",inline"`
+		Mask              []yaml.Node `yaml:"mask"`
+		Deny              []yaml.Node `yaml:"deny"`
+		Approve           []yaml.Node `yaml:"approve"`
+		Parameters        string      `yaml:"parameters"`
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("policy %s: %w", name, err)
-	}
-	if doc.Version != 1 {
-		return nil, fmt.Errorf("policy %s: version: %d, this proxy reads version 1", name, doc.Version)
+	if err := policyfile.Decode(name, b, &doc); err != nil {
+		return nil, err
 	}
 	p := &Policy{Version: 1, Parameters: doc.Parameters}
 	switch doc.Parameters {
@@ -110,11 +104,11 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		p.hashKey = []byte(os.Getenv(doc.HashKeyEnv))
 	}
 	bad := func(line int, format string, args ...any) error {
-		return fmt.Errorf("policy %s: line %d: %s", name, line, fmt.Sprintf(format, args...))
+		return policyfile.LineError(name, line, format, args...)
 	}
 	for _, n := range doc.Mask {
 		var r MaskRule
-		if err := decodeStrict(&n, &r); err != nil {
+		if err := policyfile.Strict(&n, &r); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
 		r.line = n.Line
@@ -127,20 +121,12 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		if r.Version == 0 {
 			r.Version = 1
 		}
-		switch r.Method {
-		case "redact", "partial":
-		case "hash":
-			if doc.HashKeyEnv == "" || os.Getenv(doc.HashKeyEnv) == "" {
-				return nil, bad(n.Line, "mask rule %s uses method hash: set hash_key_env to an environment variable holding the key", r.ID)
-			}
-			p.hashKey = []byte(os.Getenv(doc.HashKeyEnv))
-		default:
-			return nil, bad(n.Line, "mask rule %s: method %q, want redact, partial or hash", r.ID, r.Method)
+		key, err := doc.CheckMask(r.ID, r.Method, r.Detect)
+		if err != nil {
+			return nil, bad(n.Line, "%v", err)
 		}
-		for _, d := range r.Detect {
-			if !mask.Known(d) {
-				return nil, bad(n.Line, "mask rule %s: unknown detector %q (known: %s)", r.ID, d, mask.DetectorNames)
-			}
+		if key != nil {
+			p.hashKey = key
 		}
 		for _, c := range r.Columns {
 			if _, err := path.Match(strings.ToLower(c), ""); err != nil {
@@ -151,7 +137,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	}
 	for _, n := range doc.Deny {
 		var r DenyRule
-		if err := decodeStrict(&n, &r); err != nil {
+		if err := policyfile.Strict(&n, &r); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
 		r.line = n.Line
@@ -184,7 +170,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	}
 	for _, n := range doc.Approve {
 		var r ApprovalRule
-		if err := decodeStrict(&n, &r); err != nil {
+		if err := policyfile.Strict(&n, &r); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
 		r.line = n.Line
@@ -213,16 +199,6 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		p.Approve = append(p.Approve, r)
 	}
 	return p, nil
-}
-
-func decodeStrict(n *yaml.Node, v any) error {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	return dec.Decode(v)
 }
 
 var whereRe = regexp.MustCompile(`(?i)\bWHERE\b`)

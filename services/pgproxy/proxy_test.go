@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -423,7 +424,7 @@ func countingRelay(t *testing.T) (dsn string, count func() int64) {
 			n.Add(1)
 			go func() {
 				defer c.Close()
-				up, err := net.Dial("tcp", fmt.Sprintf("%s:%d", pg.Host, pg.Port))
+				up, err := net.Dial("tcp", net.JoinHostPort(pg.Host, strconv.Itoa(pg.Port)))
 				if err != nil {
 					return
 				}

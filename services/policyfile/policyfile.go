@@ -1,0 +1,89 @@
+// Package policyfile holds what the proxies' YAML policy files share:
+// strict decoding with errors that name the file and line, the version
+// check, and the checks of a mask rule's method and detectors. The format
+// is documented in docs/POLICY.md.
+package policyfile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/auditledger/auditledger/services/mask"
+)
+
+// Read reads file and decodes it strictly (unknown keys are errors) into
+// doc, whose Version must be 1.
+func Read(file string, doc interface{ Ver() int }) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	return Decode(file, b, doc)
+}
+
+// Decode is Read on text; name is used in errors.
+func Decode(name string, b []byte, doc interface{ Ver() int }) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(doc); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("policy %s: %w", name, err)
+	}
+	if v := doc.Ver(); v != 1 {
+		return fmt.Errorf("policy %s: version: %d, this proxy reads version 1", name, v)
+	}
+	return nil
+}
+
+// Header is the top of every policy file; embed it inline.
+type Header struct {
+	Version    int    `yaml:"version"`
+	HashKeyEnv string `yaml:"hash_key_env"`
+}
+
+// Ver returns the version.
+func (h *Header) Ver() int { return h.Version }
+
+// Strict decodes one node of the file (a rule) into v, unknown keys
+// being errors.
+func Strict(n *yaml.Node, v any) error {
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(v)
+}
+
+// LineError names the file and line of a rule.
+func LineError(name string, line int, format string, args ...any) error {
+	return fmt.Errorf("policy %s: line %d: %s", name, line, fmt.Sprintf(format, args...))
+}
+
+// CheckMask checks a mask rule's method and detectors and returns the
+// key of method hash (read from the environment variable the header
+// names), or nil.
+func (h *Header) CheckMask(id, method string, detect []string) ([]byte, error) {
+	var key []byte
+	switch method {
+	case mask.Redact, mask.Partial:
+	case mask.Hash:
+		if h.HashKeyEnv == "" || os.Getenv(h.HashKeyEnv) == "" {
+			return nil, fmt.Errorf("mask rule %s uses method hash: set hash_key_env to an environment variable holding the key", id)
+		}
+		key = []byte(os.Getenv(h.HashKeyEnv))
+	default:
+		return nil, fmt.Errorf("mask rule %s: method %q, want redact, partial or hash", id, method)
+	}
+	for _, d := range detect {
+		if !mask.Known(d) {
+			return nil, fmt.Errorf("mask rule %s: unknown detector %q (known: %s)", id, d, mask.DetectorNames)
+		}
+	}
+	return key, nil
+}
