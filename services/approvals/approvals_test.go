@@ -55,25 +55,9 @@ func open(t *testing.T, b *approvals.Broker, stmt string, ttl time.Duration) *ap
 // decisions returns the approval decision events on AUDIT_EVENTS.
 func decisions(t *testing.T, js jetstream.JetStream) []events.Event {
 	t.Helper()
-	s, err := js.Stream(t.Context(), "AUDIT_EVENTS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []events.Event
-	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(t.Context(), seq)
-		if err != nil {
-			continue
-		}
-		var ev events.Event
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, ev)
+	for _, st := range natstest.Events(t, js, "") {
+		out = append(out, *st.Event)
 	}
 	return out
 }

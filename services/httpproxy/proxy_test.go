@@ -3,7 +3,6 @@ package httpproxy_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -172,24 +171,9 @@ type recorded struct {
 
 func (f *fixture) events(t *testing.T) []recorded {
 	t.Helper()
-	s, err := f.js.Stream(t.Context(), ingest.EventsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, _ := s.Info(t.Context())
 	var out []recorded
-	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(t.Context(), seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev, err := events.Parse(m.Data)
-		if err != nil {
-			t.Fatalf("stored event %d invalid: %v", seq, err)
-		}
-		var p map[string]any
-		json.Unmarshal(ev.Payload, &p)
-		out = append(out, recorded{ev, string(m.Data), p})
+	for _, st := range natstest.Events(t, f.js, "") {
+		out = append(out, recorded{st.Event, string(st.Raw), st.Payload})
 	}
 	return out
 }

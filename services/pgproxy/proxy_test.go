@@ -2,7 +2,6 @@ package pgproxy_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -109,24 +108,9 @@ type recorded struct {
 // eventsOf reads every event on AUDIT_EVENTS.
 func (f *fixture) eventsOf(t *testing.T) []recorded {
 	t.Helper()
-	s, err := f.js.Stream(t.Context(), ingest.EventsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, _ := s.Info(t.Context())
 	var out []recorded
-	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(t.Context(), seq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev, err := events.Parse(m.Data)
-		if err != nil {
-			t.Fatalf("stored event %d invalid: %v", seq, err)
-		}
-		var p map[string]any
-		json.Unmarshal(ev.Payload, &p)
-		out = append(out, recorded{ev, p})
+	for _, st := range natstest.Events(t, f.js, "") {
+		out = append(out, recorded{st.Event, st.Payload})
 	}
 	return out
 }

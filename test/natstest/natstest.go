@@ -3,6 +3,11 @@
 package natstest
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/test/testnet"
 
 	"fmt"
@@ -131,4 +136,46 @@ func (c *Cluster) URLs() string {
 		us = append(us, s.ClientURL())
 	}
 	return strings.Join(us, ",")
+}
+
+// Stored is one event as JetStream stored it.
+type Stored struct {
+	Event   *events.Event
+	Raw     []byte
+	Payload map[string]any
+}
+
+// Events reads every message of stream (AUDIT_EVENTS by default) and
+// parses it as an event; an invalid one fails the test.
+func Events(t testing.TB, js jetstream.JetStream, stream string) []Stored {
+	t.Helper()
+	if stream == "" {
+		stream = "AUDIT_EVENTS"
+	}
+	s, err := js.Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Stored
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(context.Background(), seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := events.Parse(m.Data)
+		if err != nil {
+			t.Fatalf("stored event %d invalid: %v", seq, err)
+		}
+		var p map[string]any
+		json.Unmarshal(ev.Payload, &p)
+		out = append(out, Stored{ev, m.Data, p})
+	}
+	return out
 }
