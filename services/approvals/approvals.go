@@ -383,12 +383,3 @@ func RequestedPayload(r *Request) map[string]any {
 	}
 	return p
 }
-
-// Describe is a one-line summary for logs and the CLI.
-func (r *Request) Describe() string {
-	s := strings.ReplaceAll(r.Statement, "\n", " ")
-	if len(s) > 80 {
-		s = s[:77] + "..."
-	}
-	return fmt.Sprintf("%s %s by %s: %s", r.ID, r.Status, r.Requester.Subject, s)
-}
