@@ -23,13 +23,9 @@ type Policy struct {
 // MaskRule masks string values in JSON responses by field path or by what
 // a value looks like.
 type MaskRule struct {
-	ID       string   `yaml:"id"`
-	Version  int      `yaml:"version"`
-	Fields   []string `yaml:"fields"` // dotted paths: name, *, ** (any depth)
-	Detect   []string `yaml:"detect"`
-	Method   string   `yaml:"method"`
-	InfoType string   `yaml:"info_type"`
-	fields   [][]string
+	policyfile.Mask `yaml:",inline"`
+	Fields          []string `yaml:"fields"` // dotted paths: name, *, ** (any depth)
+	fields          [][]string
 }
 
 // Rule matches requests by method and path, for deny and approve.
@@ -71,16 +67,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		if err := policyfile.Strict(&n, &r); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
-		switch {
-		case r.ID == "":
-			return nil, bad(n.Line, "mask rule needs an id")
-		case len(r.Fields) == 0 && len(r.Detect) == 0:
-			return nil, bad(n.Line, "mask rule %s needs fields or detect", r.ID)
-		}
-		if r.Version == 0 {
-			r.Version = 1
-		}
-		key, err := doc.CheckMask(r.ID, r.Method, r.Detect)
+		key, err := doc.CheckMask(&r.Mask, len(r.Fields), "fields")
 		if err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}

@@ -33,39 +33,63 @@ type Policy struct {
 
 // MaskRule masks result values by column name or by what a value looks like.
 type MaskRule struct {
-	ID       string   `yaml:"id"`
-	Version  int      `yaml:"version"`
-	Columns  []string `yaml:"columns"` // glob patterns on column names, case-insensitive
-	Detect   []string `yaml:"detect"`  // value detectors: email, credit_card
-	Method   string   `yaml:"method"`  // redact, partial, hash
-	InfoType string   `yaml:"info_type"`
-	line     int
+	policyfile.Mask `yaml:",inline"`
+	Columns         []string `yaml:"columns"` // glob patterns on column names, case-insensitive
+}
+
+// Match selects statements, for deny and approval rules.
+type Match struct {
+	Kinds        []string `yaml:"kinds"`         // first keyword: DROP, TRUNCATE, DELETE, ...
+	Pattern      string   `yaml:"pattern"`       // regular expression on the statement
+	RequireWhere bool     `yaml:"require_where"` // match only statements without WHERE
+	re           *regexp.Regexp
+}
+
+// compile checks and prepares m; what names the rule in errors.
+func (m *Match) compile(what string) error {
+	if len(m.Kinds) == 0 && m.Pattern == "" {
+		return fmt.Errorf("%s needs kinds or a pattern", what)
+	}
+	for i, k := range m.Kinds {
+		m.Kinds[i] = strings.ToUpper(k)
+	}
+	if m.Pattern != "" {
+		re, err := regexp.Compile(m.Pattern)
+		if err != nil {
+			return fmt.Errorf("%s: pattern: %v", what, err)
+		}
+		m.re = re
+	}
+	return nil
+}
+
+// matches reports whether sql, whose first keyword is kind, is selected.
+func (m *Match) matches(sql, kind string) bool {
+	if len(m.Kinds) > 0 && !contains(m.Kinds, kind) {
+		return false
+	}
+	if m.re != nil && !m.re.MatchString(sql) {
+		return false
+	}
+	return !m.RequireWhere || !whereRe.MatchString(sql)
 }
 
 // DenyRule blocks statements by kind or pattern.
 type DenyRule struct {
-	ID           string   `yaml:"id"`
-	Kinds        []string `yaml:"kinds"`         // first keyword: DROP, TRUNCATE, DELETE, ...
-	Pattern      string   `yaml:"pattern"`       // regular expression on the statement
-	RequireWhere bool     `yaml:"require_where"` // match only statements without WHERE
-	Reason       string   `yaml:"reason"`
-	re           *regexp.Regexp
-	line         int
+	ID     string `yaml:"id"`
+	Match  `yaml:",inline"`
+	Reason string `yaml:"reason"`
 }
 
 // ApprovalRule holds matching statements until an approver decides.
 type ApprovalRule struct {
-	ID           string   `yaml:"id"`
-	Kinds        []string `yaml:"kinds"`
-	Pattern      string   `yaml:"pattern"`
-	RequireWhere bool     `yaml:"require_where"`
+	ID    string `yaml:"id"`
+	Match `yaml:",inline"`
 	// Groups limits the rule to requesters in any of these groups; empty
 	// means everyone.
 	Groups  []string      `yaml:"groups"`
 	Timeout time.Duration `yaml:"timeout"` // default 5m
 	Reason  string        `yaml:"reason"`
-	re      *regexp.Regexp
-	line    int
 }
 
 // DefaultApprovalTimeout is how long a statement is held by default.
@@ -111,17 +135,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		if err := policyfile.Strict(&n, &r); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
-		r.line = n.Line
-		switch {
-		case r.ID == "":
-			return nil, bad(n.Line, "mask rule needs an id")
-		case len(r.Columns) == 0 && len(r.Detect) == 0:
-			return nil, bad(n.Line, "mask rule %s needs columns or detect", r.ID)
-		}
-		if r.Version == 0 {
-			r.Version = 1
-		}
-		key, err := doc.CheckMask(r.ID, r.Method, r.Detect)
+		key, err := doc.CheckMask(&r.Mask, len(r.Columns), "columns")
 		if err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
@@ -140,22 +154,11 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		if err := policyfile.Strict(&n, &r); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
-		r.line = n.Line
 		if r.ID == "" || r.Reason == "" {
 			return nil, bad(n.Line, "deny rule needs an id and a reason")
 		}
-		if len(r.Kinds) == 0 && r.Pattern == "" {
-			return nil, bad(n.Line, "deny rule %s needs kinds or a pattern", r.ID)
-		}
-		for i, k := range r.Kinds {
-			r.Kinds[i] = strings.ToUpper(k)
-		}
-		if r.Pattern != "" {
-			re, err := regexp.Compile(r.Pattern)
-			if err != nil {
-				return nil, bad(n.Line, "deny rule %s: pattern: %v", r.ID, err)
-			}
-			r.re = re
+		if err := r.compile("deny rule " + r.ID); err != nil {
+			return nil, bad(n.Line, "%v", err)
 		}
 		p.Deny = append(p.Deny, r)
 	}
@@ -163,32 +166,24 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		// COPY ... TO STDOUT sends rows as CopyData, which the proxy does
 		// not parse into columns: with masking on, such a COPY could
 		// carry unmasked values out, so it is refused.
-		p.Deny = append(p.Deny, DenyRule{ID: "builtin-copy-out-unmasked",
-			Kinds: []string{"COPY"}, Pattern: `(?is)\bTO\s+STDOUT\b`,
-			Reason: "COPY TO STDOUT is not masked, and this policy masks results; use SELECT",
-			re:     regexp.MustCompile(`(?is)\bTO\s+STDOUT\b`)})
+		r := DenyRule{ID: "builtin-copy-out-unmasked",
+			Match:  Match{Kinds: []string{"COPY"}, Pattern: `(?is)\bTO\s+STDOUT\b`},
+			Reason: "COPY TO STDOUT is not masked, and this policy masks results; use SELECT"}
+		if err := r.compile(r.ID); err != nil {
+			panic(err) // a constant pattern
+		}
+		p.Deny = append(p.Deny, r)
 	}
 	for _, n := range doc.Approve {
 		var r ApprovalRule
 		if err := policyfile.Strict(&n, &r); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
-		r.line = n.Line
 		if r.ID == "" {
 			return nil, bad(n.Line, "approval rule needs an id")
 		}
-		if len(r.Kinds) == 0 && r.Pattern == "" {
-			return nil, bad(n.Line, "approval rule %s needs kinds or a pattern", r.ID)
-		}
-		for i, k := range r.Kinds {
-			r.Kinds[i] = strings.ToUpper(k)
-		}
-		if r.Pattern != "" {
-			re, err := regexp.Compile(r.Pattern)
-			if err != nil {
-				return nil, bad(n.Line, "approval rule %s: pattern: %v", r.ID, err)
-			}
-			r.re = re
+		if err := r.compile("approval rule " + r.ID); err != nil {
+			return nil, bad(n.Line, "%v", err)
 		}
 		switch {
 		case r.Timeout < 0:
@@ -211,7 +206,7 @@ func (p *Policy) Denied(sql string) *DenyRule {
 	kind := statementKind(sql)
 	for i := range p.Deny {
 		r := &p.Deny[i]
-		if matches(sql, kind, r.Kinds, r.re, r.RequireWhere) {
+		if r.matches(sql, kind) {
 			return r
 		}
 	}
@@ -230,21 +225,11 @@ func (p *Policy) NeedsApproval(sql string, groups []string) *ApprovalRule {
 		if len(r.Groups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return contains(r.Groups, g) }) {
 			continue
 		}
-		if matches(sql, kind, r.Kinds, r.re, r.RequireWhere) {
+		if r.matches(sql, kind) {
 			return r
 		}
 	}
 	return nil
-}
-
-func matches(sql, kind string, kinds []string, re *regexp.Regexp, requireWhere bool) bool {
-	if len(kinds) > 0 && !contains(kinds, kind) {
-		return false
-	}
-	if re != nil && !re.MatchString(sql) {
-		return false
-	}
-	return !requireWhere || !whereRe.MatchString(sql)
 }
 
 func contains(list []string, s string) bool {

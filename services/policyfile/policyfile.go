@@ -65,24 +65,44 @@ func LineError(name string, line int, format string, args ...any) error {
 	return fmt.Errorf("policy %s: line %d: %s", name, line, fmt.Sprintf(format, args...))
 }
 
-// CheckMask checks a mask rule's method and detectors and returns the
-// key of method hash (read from the environment variable the header
-// names), or nil.
-func (h *Header) CheckMask(id, method string, detect []string) ([]byte, error) {
+// Mask is what every mask rule has, whatever it matches (columns,
+// fields); embed it inline.
+type Mask struct {
+	ID       string   `yaml:"id"`
+	Version  int      `yaml:"version"` // default 1
+	Detect   []string `yaml:"detect"`  // value detectors (mask.DetectorNames)
+	Method   string   `yaml:"method"`  // redact, partial, hash
+	InfoType string   `yaml:"info_type"`
+}
+
+// CheckMask checks a mask rule that matches targets by name (what names
+// them, "columns" or "fields", for errors) besides its detectors, sets its
+// default version, and returns the key of method hash (read from the
+// environment variable the header names), or nil.
+func (h *Header) CheckMask(m *Mask, targets int, what string) ([]byte, error) {
+	switch {
+	case m.ID == "":
+		return nil, errors.New("mask rule needs an id")
+	case targets == 0 && len(m.Detect) == 0:
+		return nil, fmt.Errorf("mask rule %s needs %s or detect", m.ID, what)
+	}
+	if m.Version == 0 {
+		m.Version = 1
+	}
 	var key []byte
-	switch method {
+	switch m.Method {
 	case mask.Redact, mask.Partial:
 	case mask.Hash:
 		if h.HashKeyEnv == "" || os.Getenv(h.HashKeyEnv) == "" {
-			return nil, fmt.Errorf("mask rule %s uses method hash: set hash_key_env to an environment variable holding the key", id)
+			return nil, fmt.Errorf("mask rule %s uses method hash: set hash_key_env to an environment variable holding the key", m.ID)
 		}
 		key = []byte(os.Getenv(h.HashKeyEnv))
 	default:
-		return nil, fmt.Errorf("mask rule %s: method %q, want redact, partial or hash", id, method)
+		return nil, fmt.Errorf("mask rule %s: method %q, want redact, partial or hash", m.ID, m.Method)
 	}
-	for _, d := range detect {
+	for _, d := range m.Detect {
 		if !mask.Known(d) {
-			return nil, fmt.Errorf("mask rule %s: unknown detector %q (known: %s)", id, d, mask.DetectorNames)
+			return nil, fmt.Errorf("mask rule %s: unknown detector %q (known: %s)", m.ID, d, mask.DetectorNames)
 		}
 	}
 	return key, nil
