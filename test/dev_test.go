@@ -17,8 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/ledger"
-	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
@@ -102,6 +100,22 @@ func (d *devRun) stop(t *testing.T) {
 	if err := d.cmd.Wait(); err != nil {
 		t.Fatalf("dev did not stop cleanly: %v\n%s", err, d.stderr.String())
 	}
+}
+
+// drainStopAndRead waits until the writer has sealed everything on the
+// bus, stops dev cleanly, and returns the sealed events of the verified
+// store.
+func (d *devRun) drainStopAndRead(t *testing.T) []natstest.Stored {
+	t.Helper()
+	nc, err := nats.Connect(d.nats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	waitDrained(t, js, 30*time.Second)
+	nc.Close()
+	d.stop(t)
+	return verifiedEvents(t, d.store(), d.vkey())
 }
 
 func (d *devRun) vkey() string  { return filepath.Join(d.data, "keys", "ledger.vkey") }
@@ -214,31 +228,10 @@ func TestDevProxyApprovalsPgbench(t *testing.T) {
 		t.Fatalf("psql after approval: %v\n%s", err, psqlOut.String())
 	}
 
-	nc, err := nats.Connect(d.nats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, _ := jetstream.New(nc)
-	waitDrained(t, js, 30*time.Second)
-	nc.Close()
-	d.stop(t)
-
-	mustRun(t, nil, nil, "verify", "--store", d.store(), "--vkey", d.vkey())
-	st, err := file.New(d.store())
-	if err != nil {
-		t.Fatal(err)
-	}
 	commands, digests := map[string]string{}, map[string]int{}
 	var story []string
-	ledger.ReadRecords(t.Context(), st, 0, func(_ uint64, rec []byte) error {
-		r, _ := ledger.ParseRecord(rec)
-		ev, err := events.Parse(r.Event)
-		if err != nil {
-			t.Errorf("sealed event invalid: %v", err)
-			return nil
-		}
-		var p map[string]any
-		json.Unmarshal(ev.Payload, &p)
+	for _, s := range d.drainStopAndRead(t) {
+		ev, p := s.Event, s.Payload
 		switch ev.Type {
 		case events.CommandExecuted:
 			commands[ev.ID] = p["statement"].(string)
@@ -255,8 +248,7 @@ func TestDevProxyApprovalsPgbench(t *testing.T) {
 				t.Errorf("approval.granted payload %v", p)
 			}
 		}
-		return nil
-	})
+	}
 	// select-only: 1 statement a transaction; TPC-B-like: 7; 2 clients ×
 	// 25 transactions; three runs.
 	tx := 0

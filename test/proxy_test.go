@@ -70,28 +70,17 @@ func TestProxyIntoVerifiedLedger(t *testing.T) {
 	serve.Process.Signal(syscall.SIGTERM)
 	serve.Wait()
 
-	mustRun(t, nil, nil, "verify", "--store", storeDir, "--vkey", filepath.Join(keys, "ledger.vkey"))
-	st, _ := file.New(storeDir)
 	commands, digests := map[string]string{}, map[string]int{}
 	types := map[events.Type]int{}
-	ledger.ReadRecords(t.Context(), st, 0, func(_ uint64, rec []byte) error {
-		r, _ := ledger.ParseRecord(rec)
-		ev, err := events.Parse(r.Event)
-		if err != nil {
-			t.Errorf("sealed event invalid: %v", err)
-			return nil
-		}
-		types[ev.Type]++
-		var p map[string]any
-		json.Unmarshal(ev.Payload, &p)
-		switch ev.Type {
+	for _, s := range verifiedEvents(t, storeDir, filepath.Join(keys, "ledger.vkey")) {
+		types[s.Event.Type]++
+		switch s.Event.Type {
 		case events.CommandExecuted:
-			commands[ev.ID] = p["statement"].(string)
+			commands[s.Event.ID] = s.Payload["statement"].(string)
 		case events.ResponseDigest:
-			digests[p["command_id"].(string)]++
+			digests[s.Payload["command_id"].(string)]++
 		}
-		return nil
-	})
+	}
 	if len(commands) != 3 || types[events.SessionStarted] != 1 || types[events.SessionEnded] != 1 {
 		t.Fatalf("sealed: %v, commands %q", types, commands)
 	}
@@ -100,4 +89,34 @@ func TestProxyIntoVerifiedLedger(t *testing.T) {
 			t.Errorf("statement %q has %d digests in the ledger", stmt, digests[id])
 		}
 	}
+}
+
+// verifiedEvents runs `auditledger verify` on a store, which must pass,
+// then returns every sealed event, parsed; an invalid one fails the test.
+func verifiedEvents(t *testing.T, storeDir, vkey string) []natstest.Stored {
+	t.Helper()
+	mustRun(t, nil, nil, "verify", "--store", storeDir, "--vkey", vkey)
+	st, err := file.New(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []natstest.Stored
+	err = ledger.ReadRecords(t.Context(), st, 0, func(i uint64, rec []byte) error {
+		r, err := ledger.ParseRecord(rec)
+		if err != nil {
+			return err
+		}
+		ev, err := events.Parse(r.Event)
+		if err != nil {
+			return fmt.Errorf("sealed event %d invalid: %w", i, err)
+		}
+		var p map[string]any
+		json.Unmarshal(ev.Payload, &p)
+		out = append(out, natstest.Stored{Event: ev, Raw: r.Event, Payload: p})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/ledger"
-	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/oidcdev"
@@ -141,29 +139,19 @@ ledger: {store: %q, key: %q, max_wait: 20ms, lease_ttl: 1s}
 	if err := serve.Wait(); err != nil {
 		t.Fatalf("serve did not stop cleanly: %v", err)
 	}
-	mustRun(t, nil, nil, "verify", "--store", storeDir, "--vkey", filepath.Join(keys, "ledger.vkey"))
-	st, _ := file.New(storeDir)
 	var story []string
-	ledger.ReadRecords(t.Context(), st, 0, func(_ uint64, rec []byte) error {
-		r, _ := ledger.ParseRecord(rec)
-		ev, err := events.Parse(r.Event)
-		if err != nil {
-			t.Errorf("sealed event invalid: %v", err)
-			return nil
+	for _, s := range verifiedEvents(t, storeDir, filepath.Join(keys, "ledger.vkey")) {
+		ev, p := s.Event, s.Payload
+		if strings.Contains(string(s.Raw), dana) || strings.Contains(string(s.Raw), "service-secret") {
+			t.Errorf("a secret is in the ledger: %s", s.Raw)
 		}
-		if strings.Contains(string(r.Event), dana) || strings.Contains(string(r.Event), "service-secret") {
-			t.Errorf("a secret is in the ledger: %s", r.Event)
-		}
-		var p map[string]any
-		json.Unmarshal(ev.Payload, &p)
 		switch ev.Type {
 		case events.CommandExecuted:
 			story = append(story, ev.Source.Kind+" "+ev.Actor.Subject+" "+p["statement"].(string))
 		case events.ApprovalGranted:
 			story = append(story, "granted by "+ev.Actor.Subject)
 		}
-		return nil
-	})
+	}
 	want := "http-proxy dana GET /greet, granted by erin, postgres-proxy dana CREATE TABLE t (a int), postgres-proxy dana INSERT INTO t VALUES (1)"
 	if got := strings.Join(story, ", "); got != want {
 		t.Errorf("ledger:\n got %s\nwant %s", got, want)
