@@ -166,6 +166,20 @@ type Result struct {
 	Err     error
 }
 
+// ErrOnlySpooled: the event is fsynced to this host's spool, and not yet
+// stored by the bus.
+var ErrOnlySpooled = errors.New("event spooled on this host, not stored by the bus")
+
+// Stored is the outcome for a caller that needs the bus to hold the event
+// (to fail closed): Err, or ErrOnlySpooled for a spooled event unless
+// spoolOK (fail open).
+func (r Result) Stored(spoolOK bool) error {
+	if r.Err == nil && r.Spooled && !spoolOK {
+		return ErrOnlySpooled
+	}
+	return r.Err
+}
+
 // EmitRaw publishes an encoded event after validating it, and calls done
 // (from another goroutine) once JetStream has stored it or every retry
 // failed. It blocks while MaxInFlight publishes are pending.

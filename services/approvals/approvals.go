@@ -321,11 +321,8 @@ func (b *Broker) record(ctx context.Context, r *Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := b.cfg.Emitter.Emit(ctx, ev)
-	if err == nil && res.Spooled {
-		err = errors.New("spooled on this host, not stored by the bus")
-	}
-	if err != nil {
+	res, _ := b.cfg.Emitter.Emit(ctx, ev)
+	if err := res.Stored(false); err != nil {
 		return fmt.Errorf("approval %s: recording %s: %w", r.ID, ev.Type, err)
 	}
 	return nil

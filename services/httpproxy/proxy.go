@@ -347,11 +347,8 @@ func (x *exchange) record(ctx context.Context, t events.Type, payload map[string
 	if err != nil {
 		return "", err
 	}
-	r, err := x.p.cfg.Emitter.Emit(ctx, ev)
-	if err == nil && r.Spooled && !x.p.cfg.FailOpen {
-		err = errors.New("event spooled, not stored by the bus")
-	}
-	return ev.ID, err
+	r, _ := x.p.cfg.Emitter.Emit(ctx, ev)
+	return ev.ID, r.Stored(x.p.cfg.FailOpen)
 }
 
 // async emits an event without waiting; failures are logged.

@@ -324,12 +324,8 @@ func (s *session) record(ctx context.Context, t events.Type, payload map[string]
 	if err != nil {
 		return "", err
 	}
-	r, err := s.p.cfg.Emitter.Emit(ctx, ev)
-	if err == nil && r.Spooled && !s.p.cfg.FailOpen {
-		// Spooled is durable on this host only; fail closed means the bus.
-		err = errors.New("event spooled, not stored by the bus")
-	}
-	return ev.ID, err
+	r, _ := s.p.cfg.Emitter.Emit(ctx, ev)
+	return ev.ID, r.Stored(s.p.cfg.FailOpen)
 }
 
 // statementKind is the first keyword of a statement, upper-cased.

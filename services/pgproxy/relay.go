@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"hash"
 	"net"
 	"strings"
@@ -285,10 +284,7 @@ func (s *session) command(ctx context.Context, protocol, sql string, nparams int
 	}
 	ch := make(chan error, 1)
 	err = s.p.cfg.Emitter.EmitAsync(ctx, ev, func(r emitter.Result) {
-		if r.Err == nil && r.Spooled && !s.p.cfg.FailOpen {
-			r.Err = errors.New("event spooled, not stored by the bus")
-		}
-		ch <- r.Err
+		ch <- r.Stored(s.p.cfg.FailOpen)
 	})
 	return ev.ID, ch, err
 }
