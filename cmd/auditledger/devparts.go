@@ -5,21 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/ledger/service"
-	"github.com/auditledger/auditledger/services/api"
-	"github.com/auditledger/auditledger/services/approvals"
-	"github.com/auditledger/auditledger/services/httpproxy"
-	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/oidcdev"
-	"github.com/auditledger/auditledger/services/pgproxy"
 )
 
 // devUsers are the identities of the development OpenID provider. Their
@@ -33,12 +24,11 @@ var devUsers = []oidcdev.User{
 }
 
 // devParts are the producers and the API that `dev` runs beside the
-// ledger writer.
+// ledger writer: serve's roles, configured for one machine.
 type devParts struct {
 	issuer, apiAddr, proxyAddr string
 	httpAddr, httpUpstream     string
 	waits                      []func() error
-	em                         *emitter.Emitter
 }
 
 type devPartsConfig struct {
@@ -54,72 +44,31 @@ func startDevParts(ctx context.Context, c devPartsConfig) (*devParts, error) {
 		return nil, fmt.Errorf("--oidc %s: %w", c.oidcAddr, err)
 	}
 	context.AfterFunc(ctx, func() { idp.Close() })
-	d := &devParts{issuer: idp.Issuer}
-	auth, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: idp.Issuer, Audience: "auditledger", Dev: true})
-	if err != nil {
-		return nil, err
-	}
-	if d.em, err = emitter.New(emitter.Config{JetStream: c.js}); err != nil {
-		return nil, err
-	}
-	broker, err := approvals.New(ctx, approvals.Config{JetStream: c.js, Emitter: d.em,
-		Source: events.Source{Kind: "api", Instance: "dev"}, Logger: c.log})
-	if err != nil {
-		return nil, err
-	}
-	h, err := api.New(api.Config{Auth: auth, Approvals: broker, Logger: c.log})
-	if err != nil {
-		return nil, err
-	}
-	addr, wait, err := service.ListenAndServe(ctx, c.apiAddr, h)
-	if err != nil {
-		return nil, fmt.Errorf("--api %s: %w", c.apiAddr, err)
-	}
-	d.apiAddr = addr.String()
-	d.waits = append(d.waits, wait)
+	d := &devParts{issuer: idp.Issuer, httpUpstream: c.httpUpstream}
 
+	cfg := defaultServeConfig()
+	cfg.devIssuer, cfg.instance = true, "dev"
+	cfg.OIDC.Issuer = idp.Issuer
+	cfg.API.Listen = c.apiAddr
+	cfg.PostgresProxy.Listen, cfg.PostgresProxy.Policy, cfg.PostgresProxy.Target = c.proxyAddr, c.policy, "dev"
+	cfg.HTTPProxy.Listen, cfg.HTTPProxy.Upstream, cfg.HTTPProxy.Policy, cfg.HTTPProxy.Target = c.httpAddr, c.httpUpstream, c.httpPolicy, "dev-http"
+	roles := map[string]*string{"api": &d.apiAddr}
 	if c.httpUpstream != "" {
-		var pol *httpproxy.Policy
-		if c.httpPolicy != "" {
-			if pol, err = httpproxy.LoadPolicy(c.httpPolicy); err != nil {
-				return nil, err
-			}
-		}
-		hp, err := httpproxy.New(httpproxy.Config{Upstream: c.httpUpstream, Auth: auth, Emitter: d.em, Tenant: "default",
-			Instance: "dev", Target: "dev-http", Policy: pol, Approvals: broker, Logger: c.log})
+		roles["http-proxy"] = &d.httpAddr
+	}
+	if os.Getenv("AUDITLEDGER_PROXY_UPSTREAM") != "" {
+		roles["postgres-proxy"] = &d.proxyAddr
+	}
+	for role, addr := range roles {
+		run, a, err := serveRole(ctx, role, cfg, c.js, nil, c.log)
 		if err != nil {
 			return nil, err
 		}
-		addr, wait, err := service.ListenAndServe(ctx, c.httpAddr, hp)
-		if err != nil {
-			return nil, fmt.Errorf("--proxy-http %s: %w", c.httpAddr, err)
-		}
-		d.httpAddr, d.httpUpstream = addr.String(), c.httpUpstream
-		d.waits = append(d.waits, wait)
+		*addr = a
+		errc := make(chan error, 1)
+		go func() { errc <- run() }()
+		d.waits = append(d.waits, func() error { return <-errc })
 	}
-	upstream := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM")
-	if upstream == "" {
-		return d, nil
-	}
-	var pol *pgproxy.Policy
-	if c.policy != "" {
-		if pol, err = pgproxy.LoadPolicy(c.policy); err != nil {
-			return nil, err
-		}
-	}
-	p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: auth, Emitter: d.em, Tenant: "default",
-		Instance: "dev", Target: "dev", Policy: pol, Approvals: broker, Logger: c.log})
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", c.proxyAddr)
-	if err != nil {
-		return nil, fmt.Errorf("--proxy %s: %w", c.proxyAddr, err)
-	}
-	d.proxyAddr = ln.Addr().String()
-	errc := make(chan error, 1)
-	go func() { errc <- p.Serve(ctx, ln) }()
-	d.waits = append(d.waits, func() error { return <-errc })
 	return d, nil
 }
 
@@ -130,9 +79,6 @@ func (d *devParts) wait() error {
 		if err := w(); err != nil && first == nil {
 			first = err
 		}
-	}
-	if err := d.em.Close(); err != nil && first == nil {
-		first = err
 	}
 	return first
 }

@@ -25,20 +25,29 @@ import (
 	"github.com/auditledger/auditledger/services/pgproxy"
 )
 
-// serveRole prepares one role of serve and returns what runs it until ctx
-// ends. Preparation errors (a bad policy, an unreachable issuer) stop serve
+// serveRole prepares one role of serve (and of dev) and returns what runs
+// it until ctx ends, and the address it listens on (none for the ledger).
+// Preparation errors (a bad policy, an unreachable issuer) stop serve
 // before anything listens.
-func serveRole(ctx context.Context, role string, cfg serveConfig, js jetstream.JetStream, metrics *service.Metrics, log *slog.Logger) (func() error, error) {
+func serveRole(ctx context.Context, role string, cfg serveConfig, js jetstream.JetStream, metrics *service.Metrics, log *slog.Logger) (run func() error, addr string, err error) {
+	run, addr, err = prepareRole(ctx, role, cfg, js, metrics, log)
+	if err != nil {
+		return nil, "", fmt.Errorf("role %s: %w", role, err)
+	}
+	return run, addr, nil
+}
+
+func prepareRole(ctx context.Context, role string, cfg serveConfig, js jetstream.JetStream, metrics *service.Metrics, log *slog.Logger) (func() error, string, error) {
 	log = log.With("role", role)
 	switch role {
 	case "ledger":
 		signer, err := loadSigner(cfg.Ledger.Key)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		store, err := storeurl.Open(ctx, cfg.Ledger.Store)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		log.Info("ledger writer starting", "store", store.Store.String(), "origin", signer.Name())
 		return func() error {
@@ -48,23 +57,23 @@ func serveRole(ctx context.Context, role string, cfg serveConfig, js jetstream.J
 				Consumer: cfg.Ledger.Consumer, BatchSize: cfg.Ledger.Batch, MaxWait: time.Duration(cfg.Ledger.MaxWait),
 				LeaseTTL: time.Duration(cfg.Ledger.LeaseTTL), Logger: log, Metrics: metrics,
 			})
-		}, nil
+		}, "", nil
 	}
 
-	auth, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: cfg.OIDC.Issuer, Audience: cfg.OIDC.Audience, GroupsClaim: cfg.OIDC.GroupsClaim})
+	auth, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: cfg.OIDC.Issuer, Audience: cfg.OIDC.Audience, GroupsClaim: cfg.OIDC.GroupsClaim, Dev: cfg.devIssuer})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	spool := map[string]string{"postgres-proxy": cfg.PostgresProxy.Spool, "http-proxy": cfg.HTTPProxy.Spool}[role]
 	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spool, Timeout: 2 * time.Second})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	broker, err := approvals.New(ctx, approvals.Config{JetStream: js, Emitter: em, Replicas: cfg.NATS.Replicas,
-		Source: events.Source{Kind: role, Instance: hostname()}, Logger: log})
+		Source: events.Source{Kind: role, Instance: cfg.instanceName()}, Logger: log})
 	if err != nil {
 		em.Close()
-		return nil, err
+		return nil, "", err
 	}
 	withEmitter := func(run func() error) func() error {
 		return func() error {
@@ -87,50 +96,50 @@ func serveRole(ctx context.Context, role string, cfg serveConfig, js jetstream.J
 		}
 		h, err := api.New(api.Config{Auth: auth, Approvals: broker, Roles: roles, Logger: log})
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		addr, wait, err := service.ListenAndServe(ctx, cfg.API.Listen, h)
 		if err != nil {
-			return nil, fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
+			return nil, "", fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
 		}
 		log.Info("API listening", "addr", addr.String())
-		return withEmitter(wait), nil
+		return withEmitter(wait), addr.String(), nil
 
 	case "postgres-proxy":
 		c := cfg.PostgresProxy
 		upstream := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM")
 		if upstream == "" {
-			return nil, errors.New("set AUDITLEDGER_PROXY_UPSTREAM to the target's postgres:// URL (with the credentials the proxy uses)")
+			return nil, "", errors.New("set AUDITLEDGER_PROXY_UPSTREAM to the target's postgres:// URL (with the credentials the proxy uses)")
 		}
 		var pol *pgproxy.Policy
 		if c.Policy != "" {
 			if pol, err = pgproxy.LoadPolicy(c.Policy); err != nil {
-				return nil, err
+				return nil, "", err
 			}
 		}
 		tlsCfg, err := loadTLS(c.TLSCert, c.TLSKey)
 		if err != nil {
-			return nil, fmt.Errorf("postgres_proxy: %w", err)
+			return nil, "", fmt.Errorf("postgres_proxy: %w", err)
 		}
-		p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: auth, Emitter: em, Tenant: cfg.Tenant, Instance: hostname(),
+		p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: auth, Emitter: em, Tenant: cfg.Tenant, Instance: cfg.instanceName(),
 			Target: c.Target, Policy: pol, Approvals: broker, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
 			TLS: tlsCfg, RequireTLS: c.RequireTLS, Logger: log})
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		ln, err := net.Listen("tcp", c.Listen)
 		if err != nil {
-			return nil, fmt.Errorf("postgres_proxy.listen: %w", err)
+			return nil, "", fmt.Errorf("postgres_proxy.listen: %w", err)
 		}
 		log.Info("PostgreSQL proxy listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil)
-		return withEmitter(func() error { return p.Serve(ctx, ln) }), nil
+		return withEmitter(func() error { return p.Serve(ctx, ln) }), ln.Addr().String(), nil
 
 	case "http-proxy":
 		c := cfg.HTTPProxy
 		var pol *httpproxy.Policy
 		if c.Policy != "" {
 			if pol, err = httpproxy.LoadPolicy(c.Policy); err != nil {
-				return nil, err
+				return nil, "", err
 			}
 		}
 		headers := http.Header{}
@@ -138,26 +147,26 @@ func serveRole(ctx context.Context, role string, cfg serveConfig, js jetstream.J
 			headers.Set("Authorization", v)
 		}
 		p, err := httpproxy.New(httpproxy.Config{Upstream: c.Upstream, UpstreamHeaders: headers, Auth: auth, Emitter: em,
-			Tenant: cfg.Tenant, Instance: hostname(), Target: c.Target, Policy: pol, Approvals: broker, FailOpen: c.FailOpen, Logger: log})
+			Tenant: cfg.Tenant, Instance: cfg.instanceName(), Target: c.Target, Policy: pol, Approvals: broker, FailOpen: c.FailOpen, Logger: log})
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		tlsCfg, err := loadTLS(c.TLSCert, c.TLSKey)
 		if err != nil {
-			return nil, fmt.Errorf("http_proxy: %w", err)
+			return nil, "", fmt.Errorf("http_proxy: %w", err)
 		}
 		ln, err := net.Listen("tcp", c.Listen)
 		if err != nil {
-			return nil, fmt.Errorf("http_proxy.listen: %w", err)
+			return nil, "", fmt.Errorf("http_proxy.listen: %w", err)
 		}
 		if tlsCfg != nil {
 			ln = tls.NewListener(ln, tlsCfg)
 		}
 		log.Info("HTTP proxy listening", "addr", ln.Addr().String(), "upstream", c.Upstream, "tls", tlsCfg != nil)
-		return withEmitter(func() error { return serveHTTP(ctx, ln, p) }), nil
+		return withEmitter(func() error { return serveHTTP(ctx, ln, p) }), ln.Addr().String(), nil
 	}
 	em.Close()
-	return nil, fmt.Errorf("unknown role %q", role)
+	return nil, "", fmt.Errorf("unknown role %q", role)
 }
 
 // serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
@@ -189,6 +198,14 @@ func loadTLS(certFile, keyFile string) (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// instanceName names this process in events: the host, or dev's "dev".
+func (c *serveConfig) instanceName() string {
+	if c.instance != "" {
+		return c.instance
+	}
+	return hostname()
 }
 
 func hostname() string {

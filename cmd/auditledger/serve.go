@@ -25,6 +25,11 @@ import (
 // documents every field; the AUDITLEDGER_* variables in loadServeConfig
 // override the file.
 type serveConfig struct {
+	// Set by dev, never by a file: identities from its development
+	// provider are marked as such, and events name the instance "dev".
+	devIssuer bool
+	instance  string
+
 	Roles  []string `yaml:"roles"`
 	Tenant string   `yaml:"tenant"`
 	Log    struct {
@@ -285,11 +290,11 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	var wg sync.WaitGroup
 	errs := make([]error, len(cfg.Roles))
 	for i, role := range cfg.Roles {
-		run, err := serveRole(ctx, role, cfg, js, metrics, log)
+		run, _, err := serveRole(ctx, role, cfg, js, metrics, log)
 		if err != nil {
 			cancel(err)
 			wg.Wait()
-			return fmt.Errorf("serve: role %s: %w", role, err)
+			return fmt.Errorf("serve: %w", err)
 		}
 		wg.Go(func() {
 			if errs[i] = run(); errs[i] != nil {
