@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/oidcdev"
 )
 
@@ -46,8 +47,12 @@ func startDevParts(ctx context.Context, c devPartsConfig) (*devParts, error) {
 	context.AfterFunc(ctx, func() { idp.Close() })
 	d := &devParts{issuer: idp.Issuer, httpUpstream: c.httpUpstream}
 
+	auth, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: idp.Issuer, Audience: "auditledger", Dev: true})
+	if err != nil {
+		return nil, err
+	}
 	cfg := defaultServeConfig()
-	cfg.devIssuer, cfg.instance = true, "dev"
+	cfg.auth, cfg.instance = auth, "dev"
 	cfg.OIDC.Issuer = idp.Issuer
 	cfg.API.Listen = c.apiAddr
 	cfg.PostgresProxy.Listen, cfg.PostgresProxy.Policy, cfg.PostgresProxy.Target = c.proxyAddr, c.policy, "dev"

@@ -2,25 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/services/approvals"
-	"github.com/auditledger/auditledger/services/httpproxy"
-	"github.com/auditledger/auditledger/services/identity"
-	"github.com/auditledger/auditledger/services/pgproxy"
 )
 
 // proxyFlags are the flags both proxies share.
@@ -46,62 +35,36 @@ func addProxyFlags(fs *flag.FlagSet, listen string) proxyFlags {
 	}
 }
 
-// tls loads the certificate for TLS from clients, if one is configured.
-func (f proxyFlags) tls(cmd string) (*tls.Config, error) {
-	c, err := loadTLS(*f.tlsCert, *f.tlsKey)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cmd, err)
-	}
-	return c, nil
-}
-
-// producer is what a proxy records with: the bus, an emitter and the
-// approvals broker.
-type producer struct {
-	nc       *nats.Conn
-	em       *emitter.Emitter
-	broker   *approvals.Broker
-	auth     identity.Authenticator
-	authDesc string
-	log      *slog.Logger
-}
-
-func (f proxyFlags) connect(ctx context.Context, cmd, kind string, stderr io.Writer) (*producer, error) {
+// run runs one proxy role of serve, configured from the flags by set,
+// and prints a banner naming the address it bound.
+func (f proxyFlags) run(ctx context.Context, cmd, role string, set func(*serveConfig), stdout, stderr io.Writer, banner string) error {
 	if *f.failOpen && *f.spool == "" {
-		return nil, fmt.Errorf("%s: --fail-open needs --spool DIR, where records wait for the bus", cmd)
+		return fmt.Errorf("%s: --fail-open needs --spool DIR, where records wait for the bus", cmd)
 	}
 	auth, desc, err := f.auth.authenticator(ctx, cmd)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	nc, err := nats.Connect(*f.natsURL, nats.Name("auditledger-"+kind), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(*f.failOpen))
+	cfg := defaultServeConfig()
+	cfg.auth, cfg.Tenant = auth, *f.tenant
+	cfg.instance = map[string]string{"postgres-proxy": "pgproxy", "http-proxy": "httpproxy"}[role] // as the packages name themselves
+	set(&cfg)
+	nc, err := nats.Connect(*f.natsURL, nats.Name("auditledger-"+role), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(*f.failOpen))
 	if err != nil {
-		return nil, fmt.Errorf("%s: connect %s: %w", cmd, *f.natsURL, err)
+		return fmt.Errorf("%s: connect %s: %w", cmd, *f.natsURL, err)
 	}
+	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		nc.Close()
-		return nil, err
+		return err
 	}
-	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: *f.spool, Timeout: 2 * time.Second})
+	run, addr, err := serveRole(ctx, role, cfg, js, nil, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
-		nc.Close()
-		return nil, err
+		return fmt.Errorf("%s: %w", cmd, err)
 	}
-	p := &producer{nc: nc, em: em, auth: auth, authDesc: desc, log: slog.New(slog.NewTextHandler(stderr, nil))}
-	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	p.broker, err = approvals.New(bctx, approvals.Config{JetStream: js, Emitter: em, Source: events.Source{Kind: kind, Instance: kind}, Logger: p.log})
-	if err != nil && !*f.failOpen {
-		p.close()
-		return nil, fmt.Errorf("%s: %w", cmd, err)
-	}
-	return p, nil
-}
-
-func (p *producer) close() {
-	p.em.Close()
-	p.nc.Close()
+	fmt.Fprintf(stdout, "auditledger %s on %s%s (clients authenticate with %s); recording to %s\n",
+		cmd, addr, banner, desc, nc.ConnectedUrlRedacted())
+	return run()
 }
 
 func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -113,42 +76,18 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	tlsCfg, err := pf.tls("proxy postgres")
-	if err != nil {
-		return err
-	}
-	upstream := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM")
-	if upstream == "" {
+	if os.Getenv("AUDITLEDGER_PROXY_UPSTREAM") == "" {
 		return fmt.Errorf("proxy postgres: set AUDITLEDGER_PROXY_UPSTREAM to the target's postgres:// URL (with the credentials the proxy uses)")
 	}
-	var pol *pgproxy.Policy
-	if *pf.policy != "" {
-		if pol, err = pgproxy.LoadPolicy(*pf.policy); err != nil {
-			return err
-		}
-	}
-	pr, err := pf.connect(ctx, "proxy postgres", "postgres-proxy", stderr)
-	if err != nil {
-		return err
-	}
-	defer pr.close()
-	p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: pr.auth, Emitter: pr.em, Tenant: *pf.tenant, Target: *pf.target,
-		Logger: pr.log, Policy: pol, Approvals: pr.broker, FailOpen: *pf.failOpen, Durability: pgproxy.Durability(*durability),
-		TLS: tlsCfg, RequireTLS: *requireTLS})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", *pf.listen)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "auditledger proxy postgres on %s (clients authenticate with %s); recording to %s\n",
-		ln.Addr(), pr.authDesc, pr.nc.ConnectedUrlRedacted())
-	return p.Serve(ctx, ln)
+	return pf.run(ctx, "proxy postgres", "postgres-proxy", func(c *serveConfig) {
+		pp := &c.PostgresProxy
+		pp.Listen, pp.Policy, pp.Target, pp.Durability = *pf.listen, *pf.policy, *pf.target, *durability
+		pp.FailOpen, pp.Spool, pp.TLSCert, pp.TLSKey, pp.RequireTLS = *pf.failOpen, *pf.spool, *pf.tlsCert, *pf.tlsKey, *requireTLS
+	}, stdout, stderr, "")
 }
 
 func proxyHTTP(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("proxy http --listen ADDR --upstream URL (--oidc-issuer URL | --users FILE) [--policy FILE]",
+	fs := newFlags("proxy http --listen ADDR --upstream URL --oidc-issuer URL [--policy FILE]",
 		"Runs the HTTP reverse proxy. Clients send an OIDC access token as\nAuthorization: Bearer; the proxy records each request (method, path, query,\nbody digest) on NATS before forwarding it (fail closed), forwards it with its\nown credentials — $AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION, if set, becomes\nthe upstream Authorization header; the client's is never forwarded —, masks\nJSON response fields, and records a digest of every response as the client\nreceived it. The policy masks fields, refuses requests and holds others for\nan approval.", stderr)
 	pf := addProxyFlags(fs, "127.0.0.1:8081")
 	upstream := fs.String("upstream", "", "base URL of the service behind the proxy (no credentials in it)")
@@ -158,38 +97,13 @@ func proxyHTTP(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err := required(fs, "upstream"); err != nil {
 		return err
 	}
-	tlsCfg, err := pf.tls("proxy http")
-	if err != nil {
-		return err
+	if *pf.auth.users != "" {
+		// Bearer tokens carry no user name to look a password up by.
+		return fmt.Errorf("proxy http: clients send bearer tokens; --users is for proxy postgres, use --oidc-issuer (dev runs a development issuer)")
 	}
-	var pol *httpproxy.Policy
-	if *pf.policy != "" {
-		if pol, err = httpproxy.LoadPolicy(*pf.policy); err != nil {
-			return err
-		}
-	}
-	pr, err := pf.connect(ctx, "proxy http", "http-proxy", stderr)
-	if err != nil {
-		return err
-	}
-	defer pr.close()
-	headers := http.Header{}
-	if v := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION"); v != "" {
-		headers.Set("Authorization", v)
-	}
-	p, err := httpproxy.New(httpproxy.Config{Upstream: *upstream, UpstreamHeaders: headers, Auth: pr.auth, Emitter: pr.em,
-		Tenant: *pf.tenant, Target: *pf.target, Policy: pol, Approvals: pr.broker, FailOpen: *pf.failOpen, Logger: pr.log})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", *pf.listen)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "auditledger proxy http on %s → %s (clients authenticate with %s); recording to %s\n",
-		ln.Addr(), *upstream, pr.authDesc, pr.nc.ConnectedUrlRedacted())
-	if tlsCfg != nil {
-		ln = tls.NewListener(ln, tlsCfg)
-	}
-	return serveHTTP(ctx, ln, p)
+	return pf.run(ctx, "proxy http", "http-proxy", func(c *serveConfig) {
+		hp := &c.HTTPProxy
+		hp.Listen, hp.Upstream, hp.Policy, hp.Target = *pf.listen, *upstream, *pf.policy, *pf.target
+		hp.FailOpen, hp.Spool, hp.TLSCert, hp.TLSKey = *pf.failOpen, *pf.spool, *pf.tlsCert, *pf.tlsKey
+	}, stdout, stderr, " → "+*upstream)
 }

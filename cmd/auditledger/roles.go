@@ -60,18 +60,31 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, js jetstream
 		}, "", nil
 	}
 
-	auth, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: cfg.OIDC.Issuer, Audience: cfg.OIDC.Audience, GroupsClaim: cfg.OIDC.GroupsClaim, Dev: cfg.devIssuer})
-	if err != nil {
-		return nil, "", err
+	auth := cfg.auth
+	if auth == nil {
+		v, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: cfg.OIDC.Issuer, Audience: cfg.OIDC.Audience, GroupsClaim: cfg.OIDC.GroupsClaim})
+		if err != nil {
+			return nil, "", err
+		}
+		auth = v
 	}
 	spool := map[string]string{"postgres-proxy": cfg.PostgresProxy.Spool, "http-proxy": cfg.HTTPProxy.Spool}[role]
+	failOpen := map[string]bool{"postgres-proxy": cfg.PostgresProxy.FailOpen, "http-proxy": cfg.HTTPProxy.FailOpen}[role]
 	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spool, Timeout: 2 * time.Second})
 	if err != nil {
 		return nil, "", err
 	}
-	broker, err := approvals.New(ctx, approvals.Config{JetStream: js, Emitter: em, Replicas: cfg.NATS.Replicas,
+	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	broker, err := approvals.New(bctx, approvals.Config{JetStream: js, Emitter: em, Replicas: cfg.NATS.Replicas,
 		Source: events.Source{Kind: role, Instance: cfg.instanceName()}, Logger: log})
-	if err != nil {
+	cancel()
+	switch {
+	case err != nil && failOpen:
+		// A proxy that fails open starts while the bus is down; without
+		// the bucket it refuses a policy with approval rules (New says so).
+		log.Warn("approvals unavailable", "err", err)
+		broker = nil
+	case err != nil:
 		em.Close()
 		return nil, "", err
 	}

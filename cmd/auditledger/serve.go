@@ -19,16 +19,18 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/services/identity"
 )
 
 // serveConfig is the file `serve --config` reads. deploy/auditledger.yaml
 // documents every field; the AUDITLEDGER_* variables in loadServeConfig
 // override the file.
 type serveConfig struct {
-	// Set by dev, never by a file: identities from its development
-	// provider are marked as such, and events name the instance "dev".
-	devIssuer bool
-	instance  string
+	// Set by the dev and proxy commands, never by a file: how clients
+	// authenticate (nil: OIDC as configured) and the instance name in
+	// events (empty: the host name).
+	auth     identity.Authenticator
+	instance string
 
 	Roles  []string `yaml:"roles"`
 	Tenant string   `yaml:"tenant"`
