@@ -16,17 +16,8 @@ import (
 	"github.com/auditledger/auditledger/services/mask"
 )
 
-// Read reads file and decodes it strictly (unknown keys are errors) into
-// doc, whose Version must be 1.
-func Read(file string, doc interface{ Ver() int }) error {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	return Decode(file, b, doc)
-}
-
-// Decode is Read on text; name is used in errors.
+// Decode decodes policy text strictly (unknown keys are errors) into doc,
+// whose version must be 1; name is used in errors.
 func Decode(name string, b []byte, doc interface{ Ver() int }) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
