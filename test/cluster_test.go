@@ -16,8 +16,8 @@ import (
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/ingest"
 	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/test/natstest"
 )
@@ -48,14 +48,14 @@ func TestClusterNodeLoss(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- service.Run(ctx, service.Config{
-			JetStream: wjs, Store: store, Signer: signer, Streams: ingest.StreamOptions{Replicas: 3},
+			JetStream: wjs, Store: store, Signer: signer, Streams: bus.StreamOptions{Replicas: 3},
 			BatchSize: 200, MaxWait: 20 * time.Millisecond, LeaseTTL: 2 * time.Second,
 			Logger: slog.New(slog.NewTextHandler(testLog{t}, nil)), Metrics: metrics,
 		})
 	}()
 	defer func() { stop(); <-done }()
 	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		_, err := pjs.Stream(t.Context(), ingest.EventsStream)
+		_, err := pjs.Stream(t.Context(), bus.EventsStream)
 		return err
 	})
 
@@ -82,7 +82,7 @@ func TestClusterNodeLoss(t *testing.T) {
 		return nil
 	})
 
-	s, _ := pjs.Stream(t.Context(), ingest.EventsStream)
+	s, _ := pjs.Stream(t.Context(), bus.EventsStream)
 	info, err := s.Info(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	leader := info.Cluster.Leader
 	for _, srv := range c.Servers {
 		if srv.Name() == leader {
-			t.Logf("shutting down %s, leader of %s, after %d events", leader, ingest.EventsStream, ackedCount())
+			t.Logf("shutting down %s, leader of %s, after %d events", leader, bus.EventsStream, ackedCount())
 			srv.Shutdown()
 		}
 	}

@@ -20,9 +20,8 @@ import (
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/ingest"
-	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
@@ -109,7 +108,7 @@ func TestCrashKill9(t *testing.T) {
 	keys, storeDir := t.TempDir(), t.TempDir()
 	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
 	config := serveConfig(t, srv.ClientURL(), storeDir, filepath.Join(keys, "ledger.key"))
-	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
+	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	em, _ := emitter.New(emitter.Config{JetStream: js})
@@ -124,7 +123,7 @@ func TestCrashKill9(t *testing.T) {
 	leases := func() jetstream.KeyValue {
 		var kv jetstream.KeyValue
 		natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() (err error) {
-			kv, err = js.KeyValue(t.Context(), service.LeaseBucket)
+			kv, err = js.KeyValue(t.Context(), bus.LeaseBucket)
 			return err
 		})
 		return kv
@@ -210,7 +209,7 @@ func TestTwoServeKillHandover(t *testing.T) {
 	a, b := startServe(t, config), startServe(t, config)
 	var kv jetstream.KeyValue
 	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() (err error) {
-		kv, err = js.KeyValue(t.Context(), service.LeaseBucket)
+		kv, err = js.KeyValue(t.Context(), bus.LeaseBucket)
 		return err
 	})
 	holder := func() string {
@@ -266,7 +265,7 @@ func TestTwoServeKillHandover(t *testing.T) {
 func waitDrained(t *testing.T, js jetstream.JetStream, d time.Duration) {
 	t.Helper()
 	natstest.CheckFor(t, d, 50*time.Millisecond, func() error {
-		cons, err := js.Consumer(t.Context(), ingest.EventsStream, "ledger")
+		cons, err := js.Consumer(t.Context(), bus.EventsStream, "ledger")
 		if err != nil {
 			return err
 		}

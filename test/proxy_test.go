@@ -13,8 +13,8 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/ingest"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
 )
@@ -36,7 +36,7 @@ func TestProxyIntoVerifiedLedger(t *testing.T) {
 	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
 	serve := startServe(t, serveConfig(t, srv.ClientURL(), storeDir, filepath.Join(keys, "ledger.key")))
 	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		_, err := js.Stream(t.Context(), ingest.EventsStream)
+		_, err := js.Stream(t.Context(), bus.EventsStream)
 		return err
 	})
 

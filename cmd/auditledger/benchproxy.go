@@ -22,7 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 )
@@ -89,7 +89,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	if err := ingest.EnsureStreams(ctx, js, ingest.StreamOptions{}); err != nil {
+	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
 		return err
 	}
 	em, _ := emitter.New(emitter.Config{JetStream: js})

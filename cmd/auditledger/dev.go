@@ -17,8 +17,8 @@ import (
 
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/ingest"
 	"github.com/auditledger/auditledger/ledger/service"
 )
 
@@ -77,7 +77,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err != nil {
 		return fmt.Errorf("dev: --http %s: %w", *httpAddr, err)
 	}
-	if err := ingest.EnsureStreams(ctx, js, ingest.StreamOptions{}); err != nil {
+	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
 		return err
 	}
 	pctx, stopParts := context.WithCancel(ctx)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/ledger/storeurl"
 	"github.com/auditledger/auditledger/services/api"
@@ -53,7 +53,7 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, js jetstream
 		return func() error {
 			return service.Run(ctx, service.Config{
 				JetStream: js, Store: store.Store, Signer: signer, Retention: store.Retention,
-				Streams:  ingest.StreamOptions{Replicas: cfg.NATS.Replicas, Duplicates: time.Duration(cfg.NATS.Duplicates)},
+				Streams:  bus.StreamOptions{Replicas: cfg.NATS.Replicas, Duplicates: time.Duration(cfg.NATS.Duplicates)},
 				Consumer: cfg.Ledger.Consumer, BatchSize: cfg.Ledger.Batch, MaxWait: time.Duration(cfg.Ledger.MaxWait),
 				LeaseTTL: time.Duration(cfg.Ledger.LeaseTTL), Logger: log, Metrics: metrics,
 			})

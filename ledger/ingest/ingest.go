@@ -26,68 +26,8 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
 )
-
-// Stream and subject names.
-const (
-	EventsStream   = "AUDIT_EVENTS"
-	EventsSubjects = "audit.events.>"
-	LedgerStream   = "AUDIT_LEDGER"
-	LedgerSubjects = "audit.ledger.>"
-	RejectStream   = "AUDIT_REJECTED"
-	RejectSubject  = "audit.rejected"
-)
-
-// Headers on AUDIT_LEDGER and AUDIT_REJECTED messages.
-const (
-	HeaderIndex         = "Auditledger-Index"
-	HeaderLeaf          = "Auditledger-Leaf"
-	HeaderReason        = "Auditledger-Reason"
-	HeaderSourceSeq     = "Auditledger-Source-Seq"
-	HeaderSourceSubject = "Auditledger-Source-Subject"
-)
-
-// StreamOptions configures the streams EnsureStreams creates.
-type StreamOptions struct {
-	// Replicas per stream; zero means 1. Production clusters use 3.
-	Replicas int
-	// Duplicates is the window in which JetStream drops a second publish
-	// with the same Nats-Msg-Id; zero means 10 minutes.
-	Duplicates time.Duration
-	// Memory selects memory storage (tests of the bus itself only).
-	Memory bool
-}
-
-// EnsureStreams creates the three streams, or updates their configuration
-// to the current one; it is safe to call at every start.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
-	if o.Replicas == 0 {
-		o.Replicas = 1
-	}
-	if o.Duplicates == 0 {
-		o.Duplicates = 10 * time.Minute
-	}
-	storage := jetstream.FileStorage
-	if o.Memory {
-		storage = jetstream.MemoryStorage
-	}
-	for _, cfg := range []jetstream.StreamConfig{
-		{Name: EventsStream, Subjects: []string{EventsSubjects}, Description: "audit events from producers, deduplicated by event id",
-			MaxMsgSize: events.MaxSize + 1024},
-		{Name: LedgerStream, Subjects: []string{LedgerSubjects}, Description: "sealed ledger records, for projections and SIEM consumers"},
-		{Name: RejectStream, Subjects: []string{RejectSubject}, Description: "events that failed validation, with the reason"},
-	} {
-		cfg.Storage = storage
-		cfg.Replicas = o.Replicas
-		cfg.Duplicates = o.Duplicates
-		cfg.Retention = jetstream.LimitsPolicy
-		cfg.Discard = jetstream.DiscardOld
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("ingest: stream %s: %w", cfg.Name, err)
-		}
-	}
-	return nil
-}
 
 // Config configures an Ingester.
 type Config struct {
@@ -137,11 +77,11 @@ func (in *Ingester) resetConsumer(ctx context.Context) error {
 	// A batch that failed after its seal (publishing its records, say)
 	// did not advance in.next; the log did.
 	in.next = max(in.next, in.cfg.Log.LastSource()+1)
-	err := in.cfg.JetStream.DeleteConsumer(ctx, EventsStream, in.cfg.Consumer)
+	err := in.cfg.JetStream.DeleteConsumer(ctx, bus.EventsStream, in.cfg.Consumer)
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("ingest: reset consumer %s: %w", in.cfg.Consumer, err)
 	}
-	in.cons, err = in.cfg.JetStream.CreateConsumer(ctx, EventsStream, jetstream.ConsumerConfig{
+	in.cons, err = in.cfg.JetStream.CreateConsumer(ctx, bus.EventsStream, jetstream.ConsumerConfig{
 		Durable:       in.cfg.Consumer,
 		Description:   "the ledger writer",
 		AckPolicy:     jetstream.AckAllPolicy,
@@ -190,24 +130,24 @@ func New(ctx context.Context, cfg Config) (*Ingester, error) {
 
 // publishedUpTo finds the index after the last record on AUDIT_LEDGER.
 func (in *Ingester) publishedUpTo(ctx context.Context) (uint64, error) {
-	s, err := in.cfg.JetStream.Stream(ctx, LedgerStream)
+	s, err := in.cfg.JetStream.Stream(ctx, bus.LedgerStream)
 	if err != nil {
-		return 0, fmt.Errorf("ingest: %s: %w", LedgerStream, err)
+		return 0, fmt.Errorf("ingest: %s: %w", bus.LedgerStream, err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("ingest: %s: %w", LedgerStream, err)
+		return 0, fmt.Errorf("ingest: %s: %w", bus.LedgerStream, err)
 	}
 	if info.State.Msgs == 0 {
 		return 0, nil
 	}
 	m, err := s.GetMsg(ctx, info.State.LastSeq)
 	if err != nil {
-		return 0, fmt.Errorf("ingest: last record on %s: %w", LedgerStream, err)
+		return 0, fmt.Errorf("ingest: last record on %s: %w", bus.LedgerStream, err)
 	}
-	idx, err := strconv.ParseUint(m.Header.Get(HeaderIndex), 10, 64)
+	idx, err := strconv.ParseUint(m.Header.Get(bus.HeaderIndex), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("ingest: last record on %s has no valid %s header", LedgerStream, HeaderIndex)
+		return 0, fmt.Errorf("ingest: last record on %s has no valid %s header", bus.LedgerStream, bus.HeaderIndex)
 	}
 	return idx + 1, nil
 }
@@ -428,9 +368,9 @@ func check(m jetstream.Msg) (*events.Event, error) {
 // exist in the stream (removed by limits or by an operator), logging each:
 // the records' source sequences make such gaps visible to auditors too.
 func (in *Ingester) skipDeleted(ctx context.Context, next, upTo uint64) (uint64, error) {
-	s, err := in.cfg.JetStream.Stream(ctx, EventsStream)
+	s, err := in.cfg.JetStream.Stream(ctx, bus.EventsStream)
 	if err != nil {
-		return next, fmt.Errorf("ingest: %s: %w", EventsStream, err)
+		return next, fmt.Errorf("ingest: %s: %w", bus.EventsStream, err)
 	}
 	for ; next < upTo; next++ {
 		_, err := s.GetMsg(ctx, next)
@@ -488,11 +428,11 @@ func (in *Ingester) seal(ctx context.Context, entries []ledger.Entry) (*ledger.S
 func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, reason error) error {
 	in.Stats.Rejected.Add(1)
 	in.cfg.Logger.Info("event rejected", "source_seq", seq, "subject", m.Subject(), "reason", reason.Error())
-	r := nats.NewMsg(RejectSubject)
+	r := nats.NewMsg(bus.RejectSubject)
 	r.Data = m.Data()
-	r.Header.Set(HeaderReason, reason.Error())
-	r.Header.Set(HeaderSourceSeq, strconv.FormatUint(seq, 10))
-	r.Header.Set(HeaderSourceSubject, m.Subject())
+	r.Header.Set(bus.HeaderReason, reason.Error())
+	r.Header.Set(bus.HeaderSourceSeq, strconv.FormatUint(seq, 10))
+	r.Header.Set(bus.HeaderSourceSubject, m.Subject())
 	r.Header.Set(nats.MsgIdHdr, "rejected-"+strconv.FormatUint(seq, 10))
 	if _, err := in.cfg.JetStream.PublishMsg(ctx, r); err != nil {
 		return fmt.Errorf("ingest: storing rejected event %d: %w", seq, err)
@@ -566,8 +506,8 @@ func (in *Ingester) publishFromStore(ctx context.Context, upTo uint64) error {
 func recordMsg(origin string, idx uint64, rec []byte, ev *events.Event) *nats.Msg {
 	m := nats.NewMsg("audit.ledger." + ev.Tenant + "." + string(ev.Type))
 	m.Data = rec
-	m.Header.Set(HeaderIndex, strconv.FormatUint(idx, 10))
-	m.Header.Set(HeaderLeaf, ledger.LeafHash(rec).Base64())
+	m.Header.Set(bus.HeaderIndex, strconv.FormatUint(idx, 10))
+	m.Header.Set(bus.HeaderLeaf, ledger.LeafHash(rec).Base64())
 	m.Header.Set(nats.MsgIdHdr, origin+"/"+strconv.FormatUint(idx, 10))
 	return m
 }
@@ -585,9 +525,9 @@ func waitAll(ctx context.Context, futures []jetstream.PubAckFuture) error {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return fmt.Errorf("ingest: publish on %s: %w", LedgerStream, err)
+			return fmt.Errorf("ingest: publish on %s: %w", bus.LedgerStream, err)
 		case <-timeout.C:
-			return fmt.Errorf("ingest: publish on %s: no acknowledgement after %v", LedgerStream, publishTimeout)
+			return fmt.Errorf("ingest: publish on %s: no acknowledgement after %v", bus.LedgerStream, publishTimeout)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

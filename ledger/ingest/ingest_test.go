@@ -17,6 +17,7 @@ import (
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/ingest"
 	"github.com/auditledger/auditledger/test/natstest"
@@ -37,11 +38,11 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	srv := natstest.Start(t)
 	_, js := srv.Connect(t)
-	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
+	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// Twice: creating the streams again must be harmless.
-	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
+	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	store, _ := file.New(t.TempDir())
@@ -139,7 +140,7 @@ func TestIngestSealsPublishesAndAcks(t *testing.T) {
 		return nil
 	})
 	// Everything gets acknowledged (acks are asynchronous: poll).
-	c, _ := h.js.Consumer(t.Context(), ingest.EventsStream, "ledger")
+	c, _ := h.js.Consumer(t.Context(), bus.EventsStream, "ledger")
 	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		ci, err := c.Info(t.Context())
 		if err != nil {
@@ -152,18 +153,18 @@ func TestIngestSealsPublishesAndAcks(t *testing.T) {
 	})
 	stop()
 	h.verifyOnce(250)
-	if got := h.streamMsgs(ingest.LedgerStream); got != 250 {
+	if got := h.streamMsgs(bus.LedgerStream); got != 250 {
 		t.Fatalf("AUDIT_LEDGER holds %d records, want 250", got)
 	}
 	// Every AUDIT_LEDGER message is the exact record with its index and leaf.
-	s, _ := h.js.Stream(t.Context(), ingest.LedgerStream)
+	s, _ := h.js.Stream(t.Context(), bus.LedgerStream)
 	m, err := s.GetMsg(t.Context(), 7)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, _ := strconv.ParseUint(m.Header.Get(ingest.HeaderIndex), 10, 64)
-	if m.Header.Get(ingest.HeaderLeaf) != ledger.LeafHash(m.Data).Base64() || idx != 6 {
-		t.Fatalf("record message 7: index %d leaf %s", idx, m.Header.Get(ingest.HeaderLeaf))
+	idx, _ := strconv.ParseUint(m.Header.Get(bus.HeaderIndex), 10, 64)
+	if m.Header.Get(bus.HeaderLeaf) != ledger.LeafHash(m.Data).Base64() || idx != 6 {
+		t.Fatalf("record message 7: index %d leaf %s", idx, m.Header.Get(bus.HeaderLeaf))
 	}
 	if m.Subject != "audit.ledger.acme.command.executed" {
 		t.Fatalf("record subject %q", m.Subject)
@@ -187,19 +188,19 @@ func TestRejectedEventsKeptWithReason(t *testing.T) {
 	}
 	h.emit(3, 2)
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if l.Size() != 5 || h.streamMsgs(ingest.RejectStream) != 3 {
-			return fmt.Errorf("sealed %d, rejected %d", l.Size(), h.streamMsgs(ingest.RejectStream))
+		if l.Size() != 5 || h.streamMsgs(bus.RejectStream) != 3 {
+			return fmt.Errorf("sealed %d, rejected %d", l.Size(), h.streamMsgs(bus.RejectStream))
 		}
 		return nil
 	})
-	s, _ := h.js.Stream(t.Context(), ingest.RejectStream)
+	s, _ := h.js.Stream(t.Context(), bus.RejectStream)
 	for i, b := range bad {
 		m, err := s.GetMsg(t.Context(), uint64(i+1))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(m.Data) != b.data || !strings.Contains(m.Header.Get(ingest.HeaderReason), b.reason) || m.Header.Get(ingest.HeaderSourceSubject) != b.subject {
-			t.Errorf("rejected %d: data %q reason %q subject %q", i, m.Data, m.Header.Get(ingest.HeaderReason), m.Header.Get(ingest.HeaderSourceSubject))
+		if string(m.Data) != b.data || !strings.Contains(m.Header.Get(bus.HeaderReason), b.reason) || m.Header.Get(bus.HeaderSourceSubject) != b.subject {
+			t.Errorf("rejected %d: data %q reason %q subject %q", i, m.Data, m.Header.Get(bus.HeaderReason), m.Header.Get(bus.HeaderSourceSubject))
 		}
 	}
 }
@@ -221,7 +222,7 @@ func TestRestartExactlyOnce(t *testing.T) {
 	// Simulate a writer that sealed everything and died before acking:
 	// seal directly from the stream, then never ack.
 	l, _ := ledger.Open(t.Context(), ledger.Config{Store: h.store, Signer: h.signer})
-	s, _ := h.js.Stream(t.Context(), ingest.EventsStream)
+	s, _ := h.js.Stream(t.Context(), bus.EventsStream)
 	var entries []ledger.Entry
 	for seq := uint64(1); seq <= 30; seq++ {
 		m, err := s.GetMsg(t.Context(), seq)
@@ -247,12 +248,12 @@ func TestRestartExactlyOnce(t *testing.T) {
 	}
 	h.verifyOnce(50)
 	// The 30 records sealed by the dead writer were published on start.
-	if got := h.streamMsgs(ingest.LedgerStream); got != 50 {
+	if got := h.streamMsgs(bus.LedgerStream); got != 50 {
 		t.Fatalf("AUDIT_LEDGER holds %d records, want 50", got)
 	}
 	// Re-emitting the same ids inside the duplicate window stores nothing new.
 	h.emit(0, 50)
-	if got := h.streamMsgs(ingest.EventsStream); got != 50 {
+	if got := h.streamMsgs(bus.EventsStream); got != 50 {
 		t.Fatalf("AUDIT_EVENTS holds %d events after re-emitting, want 50", got)
 	}
 }

@@ -25,27 +25,25 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/ingest"
 )
 
-// LeaseBucket is the KV bucket holding writer leases, one key per log.
-const LeaseBucket = "AUDIT_LEDGER_LEASES"
-
 // Config configures the ledger role.
 type Config struct {
-	JetStream jetstream.JetStream  // required
-	Store     ledger.SegmentStore  // required
-	Signer    *ledger.NoteSigner   // required
-	Retention time.Duration        // lock per sealed object; zero for a local store
-	Streams   ingest.StreamOptions // replicas and duplicate window
-	Consumer  string               // durable consumer and lease key; empty means "ledger"
-	BatchSize int                  // see ingest.Config
-	MaxWait   time.Duration        // see ingest.Config
-	LeaseTTL  time.Duration        // zero means 5s
-	Logger    *slog.Logger         // nil means slog.Default()
-	OnWriter  func(l *ledger.Log)  // called when this process becomes the writer (tests, dev banner)
-	Instance  string               // lease holder name; empty means hostname-pid-random
-	Metrics   *Metrics             // nil: a private one
+	JetStream jetstream.JetStream // required
+	Store     ledger.SegmentStore // required
+	Signer    *ledger.NoteSigner  // required
+	Retention time.Duration       // lock per sealed object; zero for a local store
+	Streams   bus.StreamOptions   // replicas and duplicate window
+	Consumer  string              // durable consumer and lease key; empty means "ledger"
+	BatchSize int                 // see ingest.Config
+	MaxWait   time.Duration       // see ingest.Config
+	LeaseTTL  time.Duration       // zero means 5s
+	Logger    *slog.Logger        // nil means slog.Default()
+	OnWriter  func(l *ledger.Log) // called when this process becomes the writer (tests, dev banner)
+	Instance  string              // lease holder name; empty means hostname-pid-random
+	Metrics   *Metrics            // nil: a private one
 }
 
 // Metrics are the ledger role's counters, exposed in Prometheus text form.
@@ -84,11 +82,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	m := cfg.Metrics
 	m.js, m.consumer = cfg.JetStream, cfg.Consumer
-	if err := ingest.EnsureStreams(ctx, cfg.JetStream, cfg.Streams); err != nil {
+	if err := bus.EnsureStreams(ctx, cfg.JetStream, cfg.Streams); err != nil {
 		return err
 	}
 	kv, err := cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: LeaseBucket, Description: "single-writer leases of ledger logs",
+		Bucket: bus.LeaseBucket, Description: "single-writer leases of ledger logs",
 		TTL: cfg.LeaseTTL, History: 1, Replicas: max(cfg.Streams.Replicas, 1),
 	})
 	if err != nil {
@@ -247,7 +245,7 @@ func (m *Metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if m.js != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if c, err := m.js.Consumer(ctx, ingest.EventsStream, m.consumer); err == nil {
+		if c, err := m.js.Consumer(ctx, bus.EventsStream, m.consumer); err == nil {
 			if info, err := c.Info(ctx); err == nil {
 				metric("auditledger_consumer_lag", "gauge", "events in AUDIT_EVENTS not yet delivered to the writer", float64(info.NumPending))
 				metric("auditledger_consumer_ack_pending", "gauge", "events delivered but not yet sealed and acknowledged", float64(info.NumAckPending))

@@ -16,8 +16,8 @@ import (
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/ingest"
 	"github.com/auditledger/auditledger/ledger/s3"
 	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/test/natstest"
@@ -178,7 +178,7 @@ func TestS3Outage(t *testing.T) {
 	gw.Stop()
 	emitRange(t, em, 100, 400) // the bus is up: producers carry on
 	// The writer retries; the events stay unacknowledged meanwhile.
-	cons, _ := js.Consumer(t.Context(), ingest.EventsStream, "ledger")
+	cons, _ := js.Consumer(t.Context(), bus.EventsStream, "ledger")
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		if metric(w, "auditledger_seal_retries_total") == "0" {
 			return fmt.Errorf("no seal retried yet")

@@ -11,7 +11,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
@@ -34,7 +34,7 @@ func TestApprovalsAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, js := natstest.Start(t).Connect(t)
-	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
+	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 2 * time.Second})
@@ -122,7 +122,7 @@ func TestSelfApprovalRefused(t *testing.T) {
 	defer idp.Close()
 	v, _ := identity.NewOIDC(t.Context(), identity.OIDCConfig{Issuer: idp.Issuer, Audience: "auditledger"})
 	_, js := natstest.Start(t).Connect(t)
-	ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{})
+	bus.EnsureStreams(t.Context(), js, bus.StreamOptions{})
 	em, _ := emitter.New(emitter.Config{JetStream: js})
 	defer em.Close()
 	b, _ := approvals.New(t.Context(), approvals.Config{JetStream: js, Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}})

@@ -25,11 +25,12 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/identity"
 )
 
 // Bucket is the key-value bucket holding approval requests.
-const Bucket = "AUDIT_APPROVALS"
+const Bucket = bus.ApprovalsBucket
 
 // Status is where a request stands.
 type Status string

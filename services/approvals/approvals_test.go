@@ -12,7 +12,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/test/natstest"
 )
@@ -26,7 +26,7 @@ func broker(t *testing.T) (*approvals.Broker, jetstream.JetStream) {
 	t.Helper()
 	srv := natstest.Start(t)
 	_, js := srv.Connect(t)
-	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
+	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 2 * time.Second})

@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/auditledger/auditledger/services/policyfile"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/auditledger/auditledger/services/policyfile"
 )
 
 // Policy is what the HTTP proxy enforces. The file format is documented in

@@ -19,7 +19,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/httpproxy"
 	"github.com/auditledger/auditledger/services/identity"
@@ -118,7 +118,7 @@ func start(t *testing.T) *fixture {
 	f := &fixture{up: startUpstream(t), verify: v, tokens: map[string]string{}}
 	f.nats = natstest.Start(t)
 	_, f.js = f.nats.Connect(t, nats.MaxReconnects(-1))
-	if err := ingest.EnsureStreams(t.Context(), f.js, ingest.StreamOptions{}); err != nil {
+	if err := bus.EnsureStreams(t.Context(), f.js, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	em, err := emitter.New(emitter.Config{JetStream: f.js, Timeout: time.Second, Retries: 1})

@@ -12,9 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/auditledger/auditledger/services/mask"
 	"github.com/auditledger/auditledger/services/policyfile"
-	"go.yaml.in/yaml/v3"
 )
 
 // Policy is what the proxy enforces on statements and results. The file

@@ -20,7 +20,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 	"github.com/auditledger/auditledger/test/natstest"
@@ -67,7 +67,7 @@ func startWith(t *testing.T, durability pgproxy.Durability) *fixture {
 // are filled in here.
 func serve(t *testing.T, srv *natstest.Server, js jetstream.JetStream, em *emitter.Emitter, cfg pgproxy.Config) *fixture {
 	t.Helper()
-	if err := ingest.EnsureStreams(t.Context(), js, ingest.StreamOptions{}); err != nil {
+	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	f := &fixture{js: js, nats: srv, db: pg.NewDatabase(t), users: identity.StaticUsers{"alice": "alice-secret"}}

@@ -1,0 +1,97 @@
+// Package bus is the contract every part of auditledger shares on NATS
+// JetStream: stream, bucket and subject names, message headers, the
+// streams' configuration, and which bus role may do what.
+//
+// Producers (proxies, emit), the ledger writer, the API and readers
+// (projectors, forwarders, SIEM consumers) all import it; none of them
+// imports another's implementation for these names.
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+)
+
+// Streams, subjects and key-value buckets.
+const (
+	EventsStream   = "AUDIT_EVENTS"
+	EventsSubjects = "audit.events.>"
+	LedgerStream   = "AUDIT_LEDGER"
+	LedgerSubjects = "audit.ledger.>"
+	RejectStream   = "AUDIT_REJECTED"
+	RejectSubject  = "audit.rejected"
+	// LeaseBucket holds the single-writer lease of each log.
+	LeaseBucket = "AUDIT_LEDGER_LEASES"
+	// ApprovalsBucket holds approval requests and their decisions.
+	ApprovalsBucket = "AUDIT_APPROVALS"
+)
+
+// Headers on AUDIT_LEDGER and AUDIT_REJECTED messages.
+const (
+	HeaderIndex         = "Auditledger-Index"
+	HeaderLeaf          = "Auditledger-Leaf"
+	HeaderReason        = "Auditledger-Reason"
+	HeaderSourceSeq     = "Auditledger-Source-Seq"
+	HeaderSourceSubject = "Auditledger-Source-Subject"
+)
+
+// StreamOptions configures the streams EnsureStreams creates.
+type StreamOptions struct {
+	// Replicas per stream; zero means 1. Production clusters use 3.
+	Replicas int
+	// Duplicates is the window in which JetStream drops a second publish
+	// with the same Nats-Msg-Id; zero means 10 minutes.
+	Duplicates time.Duration
+	// Memory selects memory storage (tests of the bus itself only).
+	Memory bool
+	// AllowDelete leaves message deletion and purging allowed on
+	// AUDIT_EVENTS. Only tests that show what the writer does when an
+	// event disappears set it: JetStream never lets a stream go back from
+	// deny to allow.
+	AllowDelete bool
+}
+
+// EnsureStreams creates the three streams, or updates their configuration
+// to the current one; it is safe to call at every start.
+//
+// None of them can be edited: deleting or purging messages is denied by
+// the streams themselves (JetStream's deny_delete and deny_purge, which no
+// later update can lift), not only by the roles' permissions. Nothing
+// expires by age or count, and a stream that reaches a limit an operator
+// set refuses new messages (discard new) rather than dropping old ones, so
+// the producer sees the refusal and no unsealed event vanishes quietly.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.Duplicates == 0 {
+		o.Duplicates = 10 * time.Minute
+	}
+	storage := jetstream.FileStorage
+	if o.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	for _, cfg := range []jetstream.StreamConfig{
+		{Name: EventsStream, Subjects: []string{EventsSubjects}, Description: "audit events from producers, deduplicated by event id",
+			MaxMsgSize: events.MaxSize + 1024, DenyDelete: !o.AllowDelete, DenyPurge: !o.AllowDelete},
+		{Name: LedgerStream, Subjects: []string{LedgerSubjects}, Description: "sealed ledger records, for projections and SIEM consumers",
+			DenyDelete: true, DenyPurge: true},
+		{Name: RejectStream, Subjects: []string{RejectSubject}, Description: "events that failed validation, with the reason",
+			DenyDelete: true, DenyPurge: true},
+	} {
+		cfg.Storage = storage
+		cfg.Replicas = o.Replicas
+		cfg.Duplicates = o.Duplicates
+		cfg.Retention = jetstream.LimitsPolicy
+		cfg.Discard = jetstream.DiscardNew
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}

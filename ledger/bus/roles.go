@@ -1,0 +1,142 @@
+package bus
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Role is a kind of bus client with its own credentials. Each may do only
+// its own work; nothing but Admin may delete or purge anything.
+type Role string
+
+// The bus roles.
+const (
+	// Admin is for operators: everything, including deletes and purges.
+	// No auditledger process uses it.
+	Admin Role = "admin"
+	// Ledger is the writer: it consumes AUDIT_EVENTS, publishes sealed
+	// records and rejections, and holds the lease.
+	Ledger Role = "ledger"
+	// API decides approvals and records its own events.
+	API Role = "api"
+	// Proxy is every producer (the proxies, auditledger emit, the emitter
+	// library): it publishes events and opens and awaits approvals.
+	Proxy Role = "proxy"
+	// Reader follows sealed records: projectors, forwarders, SIEM
+	// consumers, `nats sub`.
+	Reader Role = "reader"
+)
+
+// Roles lists every role.
+var Roles = []Role{Admin, Ledger, API, Proxy, Reader}
+
+// ParseRole checks a role name.
+func ParseRole(s string) (Role, error) {
+	r := Role(s)
+	if !slices.Contains(Roles, r) {
+		var names []string
+		for _, r := range Roles {
+			names = append(names, string(r))
+		}
+		return "", fmt.Errorf("bus role %q unknown (want one of %s)", s, strings.Join(names, ", "))
+	}
+	return r, nil
+}
+
+// InboxPrefix is the reply-subject prefix a role's connections use
+// (nats.CustomInboxPrefix). Each role may subscribe only below its own, so
+// no role reads the replies another role's requests get.
+func (r Role) InboxPrefix() string {
+	if r == Admin {
+		return "_INBOX"
+	}
+	return "_INBOX_" + string(r)
+}
+
+// Permissions are the subjects a role may publish and subscribe to, in
+// NATS subject syntax.
+type Permissions struct {
+	PublishAllow, PublishDeny     []string
+	SubscribeAllow, SubscribeDeny []string
+}
+
+// Edits that only Admin may make, denied explicitly to every other role
+// so that a wildcard added to an allow list later cannot grant them.
+var editDeny = []string{
+	"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>",
+	"$JS.API.STREAM.SNAPSHOT.>", "$JS.API.STREAM.RESTORE.>", "$JS.API.ACCOUNT.>",
+	"$JS.API.STREAM.PEER.>", "$JS.API.STREAM.LEADER.>", "$JS.API.META.>", "$JS.API.SERVER.>",
+}
+
+// js lists JetStream API subjects for stream s.
+func streamInfo(s string) string { return "$JS.API.STREAM.INFO." + s }
+
+// getMsg allows reading single messages of stream s, directly or not.
+func getMsg(s string) []string {
+	return []string{"$JS.API.STREAM.MSG.GET." + s, "$JS.API.DIRECT.GET." + s, "$JS.API.DIRECT.GET." + s + ".>"}
+}
+
+// manage allows creating and updating stream s.
+func manage(s string) []string {
+	return []string{"$JS.API.STREAM.CREATE." + s, "$JS.API.STREAM.UPDATE." + s, streamInfo(s)}
+}
+
+// consume allows creating, reading and removing consumers of stream s
+// and acknowledging its messages.
+func consume(s string) []string {
+	return []string{
+		"$JS.API.CONSUMER.CREATE." + s, "$JS.API.CONSUMER.CREATE." + s + ".>",
+		"$JS.API.CONSUMER.DURABLE.CREATE." + s + ".>",
+		"$JS.API.CONSUMER.INFO." + s + ".>", "$JS.API.CONSUMER.DELETE." + s + ".>",
+		"$JS.API.CONSUMER.MSG.NEXT." + s + ".>",
+		"$JS.API.CONSUMER.NAMES." + s, "$JS.API.CONSUMER.LIST." + s,
+		"$JS.ACK." + s + ".>", "$JS.FC." + s + ".>",
+	}
+}
+
+// kv allows reading and writing the keys of bucket b, watching it, and
+// looking it up.
+func kv(b string) []string {
+	s := "KV_" + b
+	return slices.Concat([]string{"$KV." + b + ".>", streamInfo(s)}, getMsg(s), consume(s))
+}
+
+// Permissions returns what r may do on the bus.
+func (r Role) Permissions() Permissions {
+	inbox := []string{r.InboxPrefix() + ".>"}
+	switch r {
+	case Admin:
+		return Permissions{PublishAllow: []string{">"}, SubscribeAllow: []string{">"}}
+	case Ledger:
+		return Permissions{
+			PublishAllow: slices.Concat(
+				[]string{"audit.ledger.>", RejectSubject},
+				manage(EventsStream), manage(LedgerStream), manage(RejectStream),
+				consume(EventsStream), getMsg(EventsStream), getMsg(LedgerStream),
+				manage("KV_"+LeaseBucket), kv(LeaseBucket),
+			),
+			PublishDeny:    editDeny,
+			SubscribeAllow: inbox,
+		}
+	case API:
+		return Permissions{
+			PublishAllow:   slices.Concat([]string{EventsSubjects}, manage("KV_"+ApprovalsBucket), kv(ApprovalsBucket)),
+			PublishDeny:    editDeny,
+			SubscribeAllow: inbox,
+		}
+	case Proxy:
+		return Permissions{
+			PublishAllow:   slices.Concat([]string{EventsSubjects}, kv(ApprovalsBucket)),
+			PublishDeny:    editDeny,
+			SubscribeAllow: inbox,
+		}
+	case Reader:
+		return Permissions{
+			PublishAllow:   slices.Concat([]string{streamInfo(LedgerStream)}, getMsg(LedgerStream), consume(LedgerStream)),
+			PublishDeny:    editDeny,
+			SubscribeAllow: slices.Concat(inbox, []string{LedgerSubjects}),
+		}
+	}
+	return Permissions{}
+}
