@@ -27,8 +27,9 @@ import (
 // acknowledged is lost, nothing is sealed twice, and ingestion continues.
 func TestClusterNodeLoss(t *testing.T) {
 	c := natstest.StartCluster(t, 3)
-	connect := func(name string) jetstream.JetStream {
-		nc, err := nats.Connect(c.URLs(), nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	connect := func(role bus.Role) jetstream.JetStream {
+		opts := append(natstest.RoleOptions(t, c.KeysDir, role), nats.Name(string(role)), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+		nc, err := nats.Connect(c.URLs(), opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +40,7 @@ func TestClusterNodeLoss(t *testing.T) {
 		}
 		return js
 	}
-	wjs, pjs := connect("writer"), connect("producer")
+	wjs, pjs := connect(bus.Ledger), connect(bus.Proxy)
 	store, _ := file.New(t.TempDir())
 	skey, _, _ := ledger.GenerateKey(nil, "cluster.test/log")
 	signer, _ := ledger.NewNoteSigner(skey)

@@ -25,21 +25,22 @@ import (
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
-// serveConfig writes a serve configuration for a local store.
-func serveConfig(t *testing.T, natsURL, store, key string) string {
+// serveConfig writes a serve configuration for a local store, connecting
+// to srv with the bus roles' seeds.
+func serveConfig(t *testing.T, srv *natstest.Server, store, key string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "auditledger.yaml")
 	cfg := fmt.Sprintf(`roles: [ledger]
 log: {format: text, level: info}
 http: {listen: "127.0.0.1:0"}
-nats: {url: %q}
+nats: {url: %q, nkeys: %q}
 ledger:
   store: %q
   key: %q
   batch: 500
   max_wait: 20ms
   lease_ttl: 1s
-`, natsURL, store, key)
+`, srv.ClientURL(), srv.KeysDir, store, key)
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -103,11 +104,11 @@ func TestCrashKill9(t *testing.T) {
 	if v := os.Getenv("AUDITLEDGER_CRASH_KILLS"); v != "" {
 		kills, _ = strconv.Atoi(v)
 	}
-	srv := natstest.Start(t)
+	srv := natstest.StartSecure(t)
 	_, js := srv.Connect(t)
 	keys, storeDir := t.TempDir(), t.TempDir()
 	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
-	config := serveConfig(t, srv.ClientURL(), storeDir, filepath.Join(keys, "ledger.key"))
+	config := serveConfig(t, srv, storeDir, filepath.Join(keys, "ledger.key"))
 	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -201,11 +202,11 @@ func TestCrashKill9(t *testing.T) {
 // lease holder writes; SIGKILL it, and the standby takes over within the
 // lease TTL and continues the same log, with no index written twice.
 func TestTwoServeKillHandover(t *testing.T) {
-	srv := natstest.Start(t)
+	srv := natstest.StartSecure(t)
 	_, js := srv.Connect(t)
 	keys, storeDir := t.TempDir(), t.TempDir()
 	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
-	config := serveConfig(t, srv.ClientURL(), storeDir, filepath.Join(keys, "ledger.key"))
+	config := serveConfig(t, srv, storeDir, filepath.Join(keys, "ledger.key"))
 	a, b := startServe(t, config), startServe(t, config)
 	var kv jetstream.KeyValue
 	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() (err error) {

@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
@@ -25,7 +28,7 @@ import (
 // devRun is a running `auditledger dev` and what its banner said.
 type devRun struct {
 	cmd                            *exec.Cmd
-	stderr                         *strings.Builder
+	stderr                         *lockedBuffer
 	data                           string
 	nats, issuer, api, proxy, http string
 }
@@ -42,7 +45,7 @@ var bannerRes = map[string]*regexp.Regexp{
 // and waits for the end of its banner.
 func startDev(t *testing.T, env []string, args ...string) *devRun {
 	t.Helper()
-	d := &devRun{data: t.TempDir(), stderr: &strings.Builder{}}
+	d := &devRun{data: t.TempDir(), stderr: &lockedBuffer{}}
 	args = append([]string{"dev", "--data", d.data, "--nats-port", "-1", "--http", "127.0.0.1:0",
 		"--api", "127.0.0.1:0", "--oidc", "127.0.0.1:0", "--proxy", "127.0.0.1:0", "--proxy-http", "127.0.0.1:0"}, args...)
 	d.cmd = exec.Command(binary, args...)
@@ -107,7 +110,7 @@ func (d *devRun) stop(t *testing.T) {
 // store.
 func (d *devRun) drainStopAndRead(t *testing.T) []natstest.Stored {
 	t.Helper()
-	nc, err := nats.Connect(d.nats)
+	nc, err := nats.Connect(d.nats, natstest.RoleOptions(t, filepath.Join(d.data, "nats-keys"), bus.Admin)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,10 +135,26 @@ func (d *devRun) token(t *testing.T, user string) string {
 // state, then emit the sample events and verify the log.
 func TestDevReadme(t *testing.T) {
 	d := startDev(t, nil)
-	r := mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats)
+	keys := filepath.Join(d.data, "nats-keys")
+	// The bus takes no anonymous client, and names why.
+	if r := run(t, mustReadSample(t), nil, "emit", "--nats", d.nats); r.code == 0 || !strings.Contains(r.stderr, "NATS refused the credentials") {
+		t.Fatalf("emit without credentials: exit %d\n%s", r.code, r.stderr)
+	}
+	r := mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(keys, "proxy.nk"))
 	if !strings.Contains(r.stderr, "emitted 12 events stored by JetStream") {
 		t.Fatalf("emit: %s", r.stderr)
 	}
+	// The stock nats CLI reads the sealed records with the reader's seed,
+	// as the banner shows.
+	natstest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
+		sub := exec.Command("nats", "--server", d.nats, "--nkey", filepath.Join(keys, "reader.nk"), "--inbox-prefix", "_INBOX_reader",
+			"sub", "audit.ledger.>", "--all", "--count", "12", "--raw", "--timeout", "5s")
+		out, err := sub.CombinedOutput()
+		if n := bytes.Count(out, []byte(`"version":1`)); err != nil || n != 12 {
+			return fmt.Errorf("nats sub: %v, %d records, want 12:\n%s", err, n, out)
+		}
+		return nil
+	})
 	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		v := run(t, nil, nil, "verify", "--store", d.store(), "--vkey", d.vkey())
 		if v.code != 0 || !strings.Contains(v.stdout, "records      12 in") {
@@ -270,4 +289,22 @@ func TestDevProxyApprovalsPgbench(t *testing.T) {
 	if got := strings.Join(story, ", "); got != "requested by alice, granted by bob, executed by alice" {
 		t.Errorf("approval story in the ledger: %s", got)
 	}
+}
+
+// lockedBuffer collects a child process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
@@ -30,11 +31,11 @@ func TestProxyIntoVerifiedLedger(t *testing.T) {
 	}
 	defer pg.Stop()
 	db := pg.NewDatabase(t)
-	srv := natstest.Start(t)
+	srv := natstest.StartSecure(t)
 	_, js := srv.Connect(t)
 	keys, storeDir := t.TempDir(), t.TempDir()
 	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
-	serve := startServe(t, serveConfig(t, srv.ClientURL(), storeDir, filepath.Join(keys, "ledger.key")))
+	serve := startServe(t, serveConfig(t, srv, storeDir, filepath.Join(keys, "ledger.key")))
 	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		_, err := js.Stream(t.Context(), bus.EventsStream)
 		return err
@@ -42,7 +43,7 @@ func TestProxyIntoVerifiedLedger(t *testing.T) {
 
 	users := filepath.Join(t.TempDir(), "users.yaml")
 	os.WriteFile(users, []byte("alice: alice-secret\n"), 0o600)
-	proxy := exec.Command(binary, "proxy", "postgres", "--listen", "127.0.0.1:0", "--users", users, "--nats", srv.ClientURL(), "--tenant", "acme")
+	proxy := exec.Command(binary, "proxy", "postgres", "--listen", "127.0.0.1:0", "--users", users, "--nats", srv.ClientURL(), "--nkey", nkeyauth.SeedFile(srv.KeysDir, bus.Proxy), "--tenant", "acme")
 	proxy.Env = append(os.Environ(), "AUDITLEDGER_PROXY_UPSTREAM="+pg.DSN("postgres"))
 	out, _ := proxy.StdoutPipe()
 	proxy.Stderr = os.Stderr

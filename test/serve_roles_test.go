@@ -48,7 +48,7 @@ func TestServeAllRoles(t *testing.T) {
 	}))
 	defer up.Close()
 
-	srv := natstest.Start(t)
+	srv := natstest.StartSecure(t)
 	keys, storeDir, dir := t.TempDir(), t.TempDir(), t.TempDir()
 	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
 	policy := filepath.Join(dir, "pg-policy.yaml")
@@ -59,7 +59,7 @@ func TestServeAllRoles(t *testing.T) {
 tenant: acme
 log: {format: text}
 http: {listen: "127.0.0.1:0"}
-nats: {url: %q}
+nats: {url: %q, nkeys: %q}
 oidc: {issuer: %q, audience: auditledger}
 api:
   listen: %q
@@ -67,7 +67,7 @@ api:
 postgres_proxy: {listen: %q, policy: %q, target: orders}
 http_proxy: {listen: %q, upstream: %q, target: hello}
 ledger: {store: %q, key: %q, max_wait: 20ms, lease_ttl: 1s}
-`, srv.ClientURL(), idp.Issuer, apiAddr, pgAddr, policy, httpAddr, up.URL, storeDir, filepath.Join(keys, "ledger.key"))), 0o644)
+`, srv.ClientURL(), srv.KeysDir, idp.Issuer, apiAddr, pgAddr, policy, httpAddr, up.URL, storeDir, filepath.Join(keys, "ledger.key"))), 0o644)
 	serve := exec.Command(binary, "serve", "--config", config)
 	serve.Env = append(os.Environ(), "AUDITLEDGER_PROXY_UPSTREAM="+pg.DSN("postgres"), "AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION=Bearer service-secret")
 	var logs strings.Builder

@@ -21,6 +21,7 @@ import (
 
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/service"
 )
@@ -65,17 +66,26 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ns, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), -1, syncAlways, true)
+	ns, dial, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
 	if err != nil {
 		return err
 	}
 	defer ns.Shutdown()
-	nc, err := nats.Connect(ns.ClientURL())
+	defer dial.close()
+	// Each part with its own bus role, as in production.
+	_, ledgerJS, err := dial.connect(bus.Ledger)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	nc, _, err := dial.connect(bus.Proxy)
+	if err != nil {
+		return err
+	}
 	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	readerNC, _, err := dial.connect(bus.Reader)
+	if err != nil {
+		return err
+	}
 	store, err := file.New(filepath.Join(dir, "store"))
 	if err != nil {
 		return err
@@ -89,7 +99,7 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 	allSealed := make(chan struct{})
 	// Sealed records appear on AUDIT_LEDGER; the event's own time is when
 	// the producer published it.
-	sub, err := nc.Subscribe("audit.ledger.>", func(m *nats.Msg) {
+	sub, err := readerNC.Subscribe("audit.ledger.>", func(m *nats.Msg) {
 		now := time.Now()
 		// The producer stamped the publish time into the event; read it
 		// without decoding the whole event, to keep the bench's own cost low.
@@ -118,7 +128,7 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 	done := make(chan error, 1)
 	metrics := &service.Metrics{}
 	go func() {
-		done <- service.Run(rctx, service.Config{JetStream: js, Store: store, Signer: signer, BatchSize: batch, MaxWait: maxWait,
+		done <- service.Run(rctx, service.Config{JetStream: ledgerJS, Store: store, Signer: signer, BatchSize: batch, MaxWait: maxWait,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics})
 	}()
 	defer func() { cancel(); <-done }()

@@ -18,9 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/identity"
@@ -78,18 +75,21 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ns, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), -1, *syncMode == "always", true)
+	ns, dial, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, *syncMode == "always", true)
 	if err != nil {
 		return err
 	}
 	defer ns.Shutdown()
-	nc, err := nats.Connect(ns.ClientURL())
+	defer dial.close()
+	_, ledgerJS, err := dial.connect(bus.Ledger)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
+	if err := bus.EnsureStreams(ctx, ledgerJS, bus.StreamOptions{}); err != nil {
+		return err
+	}
+	_, js, err := dial.connect(bus.Proxy)
+	if err != nil {
 		return err
 	}
 	em, _ := emitter.New(emitter.Config{JetStream: js})

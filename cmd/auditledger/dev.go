@@ -13,11 +13,11 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/service"
 )
@@ -54,17 +54,15 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return err
 	}
 
-	ns, err := startEmbeddedNATS("auditledger-dev", filepath.Join(abs, "nats"), *port, *syncMode == "always", false)
+	natsKeys := filepath.Join(abs, "nats-keys")
+	ns, dial, err := startEmbeddedNATS("auditledger-dev", filepath.Join(abs, "nats"), natsKeys, *port, *syncMode == "always", false)
 	if err != nil {
 		return fmt.Errorf("dev: %w (port in use? try --nats-port)", err)
 	}
 	defer ns.Shutdown()
-	nc, err := nats.Connect(ns.ClientURL(), nats.Name("auditledger-dev"))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	dial.log = log
+	defer dial.close()
+	_, js, err := dial.connect(bus.Ledger)
 	if err != nil {
 		return err
 	}
@@ -83,7 +81,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	pctx, stopParts := context.WithCancel(ctx)
 	defer stopParts()
 	parts, err := startDevParts(pctx, devPartsConfig{oidcAddr: *oidcAddr, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy,
-		httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, js: js, log: log})
+		httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, dial: dial, log: log})
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
@@ -96,13 +94,17 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 			last, sealedAtStart = l, l.Size()
 			fmt.Fprintf(stdout, `auditledger dev — development mode, not for production
   NATS (JetStream)  %s   streams AUDIT_EVENTS, AUDIT_LEDGER, AUDIT_REJECTED; fsync %s
+                    one nkey per bus role in %s (admin, ledger, api, proxy, reader)
   segment store     %s   (%d records sealed so far)
   verifier key      %s
   metrics, health   http://%s/metrics  /healthz  /readyz
   try:
-    auditledger emit --nats %s < ledger/testdata/sample.jsonl
+    auditledger emit --nats %s --nkey %s < ledger/testdata/sample.jsonl
     auditledger verify --store %s --vkey %s
-`, ns.ClientURL(), *syncMode, store, l.Size(), vkeyPath, addr, ns.ClientURL(), store.Dir(), vkeyPath)
+    nats --server %s --nkey %s --inbox-prefix %s sub 'audit.ledger.>' --all    # sealed records, with the stock nats CLI
+`, ns.ClientURL(), *syncMode, natsKeys, store, l.Size(), vkeyPath, addr,
+				ns.ClientURL(), nkeyauth.SeedFile(natsKeys, bus.Proxy), store.Dir(), vkeyPath,
+				ns.ClientURL(), nkeyauth.SeedFile(natsKeys, bus.Reader), bus.Reader.InboxPrefix())
 			parts.banner(stdout)
 		},
 	})
@@ -146,23 +148,18 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs := newFlags("emit [--nats URL] < events.jsonl",
 		"Publishes one event per line to AUDIT_EVENTS (subject audit.events.<tenant>.<type>,\nNats-Msg-Id = the event id) and waits until JetStream has stored each. Lines\nthat are not valid events are reported with their line number and reason and\nnot sent; the exit code is 1 if any line was rejected or not stored.", stderr)
 	url := fs.String("nats", nats.DefaultURL, "NATS server URL")
-	creds := fs.String("creds", "", "NATS credentials file (optional)")
+	nkey := fs.String("nkey", "", "NATS nkey seed file of the proxy bus role (auditledger keys nats; dev prints it)")
+	creds := fs.String("creds", "", "NATS JWT credentials file (decentralized auth), instead of --nkey")
 	spoolDir := fs.String("spool", "", "spool events to this directory while NATS is unreachable, and deliver them when it returns")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	opts := []nats.Option{nats.Name("auditledger-emit"), nats.RetryOnFailedConnect(*spoolDir != ""), nats.MaxReconnects(-1)}
-	if *creds != "" {
-		opts = append(opts, nats.UserCredentials(*creds))
-	}
-	nc, err := nats.Connect(*url, opts...)
+	dial := &busDialer{url: *url, name: "auditledger-emit", seedFile: *nkey, creds: *creds, retry: *spoolDir != "",
+		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	defer dial.close()
+	_, js, err := dial.connect(bus.Proxy)
 	if err != nil {
-		return fmt.Errorf("emit: connect %s: %w", *url, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
+		return fmt.Errorf("emit: %w", err)
 	}
 	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: *spoolDir})
 	if err != nil {
@@ -182,19 +179,26 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 }
 
 // startEmbeddedNATS runs a single JetStream server on loopback storing in
-// dir, and waits until it accepts connections.
-func startEmbeddedNATS(name, dir string, port int, syncAlways, quiet bool) (*server.Server, error) {
+// storeDir, with one nkey user per bus role whose seeds are in keysDir
+// (created on first start), and waits until it accepts connections. The
+// dialer connects each role with its own seed.
+func startEmbeddedNATS(name, storeDir, keysDir string, port int, syncAlways, quiet bool) (*server.Server, *busDialer, error) {
+	pubs, err := nkeyauth.Generate(keysDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats keys: %w", err)
+	}
 	ns, err := server.NewServer(&server.Options{
 		ServerName: name, Host: "127.0.0.1", Port: port,
-		JetStream: true, StoreDir: dir, SyncAlways: syncAlways, NoSigs: true, NoLog: quiet,
+		JetStream: true, StoreDir: storeDir, SyncAlways: syncAlways, NoSigs: true, NoLog: quiet,
+		Nkeys: nkeyauth.Users(pubs),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("nats server: %w", err)
+		return nil, nil, fmt.Errorf("nats server: %w", err)
 	}
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
-		return nil, fmt.Errorf("nats server not ready on 127.0.0.1:%d", port)
+		return nil, nil, fmt.Errorf("nats server not ready on 127.0.0.1:%d", port)
 	}
-	return ns, nil
+	return ns, &busDialer{url: ns.ClientURL(), name: name, keysDir: keysDir}, nil
 }

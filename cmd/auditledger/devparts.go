@@ -8,8 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/oidcdev"
 )
@@ -35,7 +33,7 @@ type devParts struct {
 type devPartsConfig struct {
 	oidcAddr, apiAddr, proxyAddr, policy string
 	httpAddr, httpUpstream, httpPolicy   string
-	js                                   jetstream.JetStream
+	dial                                 *busDialer
 	log                                  *slog.Logger
 }
 
@@ -57,15 +55,21 @@ func startDevParts(ctx context.Context, c devPartsConfig) (*devParts, error) {
 	cfg.API.Listen = c.apiAddr
 	cfg.PostgresProxy.Listen, cfg.PostgresProxy.Policy, cfg.PostgresProxy.Target = c.proxyAddr, c.policy, "dev"
 	cfg.HTTPProxy.Listen, cfg.HTTPProxy.Upstream, cfg.HTTPProxy.Policy, cfg.HTTPProxy.Target = c.httpAddr, c.httpUpstream, c.httpPolicy, "dev-http"
-	roles := map[string]*string{"api": &d.apiAddr}
+	// The api role first: it creates the approvals bucket the proxies use.
+	type part struct {
+		role string
+		addr *string
+	}
+	roles := []part{{"api", &d.apiAddr}}
 	if c.httpUpstream != "" {
-		roles["http-proxy"] = &d.httpAddr
+		roles = append(roles, part{"http-proxy", &d.httpAddr})
 	}
 	if os.Getenv("AUDITLEDGER_PROXY_UPSTREAM") != "" {
-		roles["postgres-proxy"] = &d.proxyAddr
+		roles = append(roles, part{"postgres-proxy", &d.proxyAddr})
 	}
-	for role, addr := range roles {
-		run, a, err := serveRole(ctx, role, cfg, c.js, nil, c.log)
+	for _, p := range roles {
+		role, addr := p.role, p.addr
+		run, a, err := serveRole(ctx, role, cfg, c.dial, nil, c.log)
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 )
 
 const (
@@ -99,4 +101,29 @@ func loadVerifier(arg string) (*ledger.NoteVerifier, error) {
 		return nil, fmt.Errorf("verifier key: %w", err)
 	}
 	return v, nil
+}
+
+func keysNATS(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("keys nats --out DIR",
+		"Creates one NATS nkey per bus role in DIR (admin.nk, ledger.nk, api.nk,\nproxy.nk, reader.nk: secret seeds, mode 0600; existing ones are kept) and\nwrites DIR/nats-auth.conf, the authorization block for nats-server with each\nrole's public key and permissions: include it from nats.conf\n(deploy/nats.conf does). Give each process only its roles' seeds: serve's\nnats.nkeys is DIR; proxy and emit take --nkey DIR/proxy.nk; the stock nats\nCLI takes --nkey DIR/reader.nk to follow sealed records.", stderr)
+	out := fs.String("out", "", "directory for the seeds and nats-auth.conf (created if missing)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := required(fs, "out"); err != nil {
+		return err
+	}
+	pubs, err := nkeyauth.Generate(*out)
+	if err != nil {
+		return fmt.Errorf("keys nats: %w", err)
+	}
+	conf := filepath.Join(*out, "nats-auth.conf")
+	if err := os.WriteFile(conf, []byte(nkeyauth.ServerConfig(pubs)), 0o644); err != nil {
+		return fmt.Errorf("keys nats: %w", err)
+	}
+	for _, r := range bus.Roles {
+		fmt.Fprintf(stdout, "%-7s %s  %s\n", r, pubs[r], nkeyauth.SeedFile(*out, r))
+	}
+	fmt.Fprintf(stdout, "server authorization: %s\n", conf)
+	return nil
 }

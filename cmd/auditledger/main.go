@@ -28,6 +28,7 @@ Commands:
   token             get an OIDC access token with the client-credentials grant
   emit              publish events (JSON lines on stdin) to AUDIT_EVENTS, durably
   keys generate     create a checkpoint signing key and its public verifier key
+  keys nats         create one NATS nkey per bus role and the server's authorization block
   append            validate events (JSON lines on stdin), seal them into segments, sign a checkpoint
   verify            check a whole store offline: records, chain, tree, checkpoints, signatures, locks
   checkpoint        print the latest signed checkpoint of a store
@@ -82,6 +83,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	commands := map[string]command{
 		"keys generate":     keysGenerate,
+		"keys nats":         keysNATS,
 		"append":            appendCmd,
 		"verify":            verifyCmd,
 		"checkpoint":        checkpointCmd,

@@ -9,15 +9,15 @@ import (
 	"os"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // proxyFlags are the flags both proxies share.
 type proxyFlags struct {
-	listen, natsURL, tenant, target, policy, spool *string
-	tlsCert, tlsKey                                *string
-	failOpen                                       *bool
-	auth                                           authFlags
+	listen, natsURL, nkey, tenant, target, policy *string
+	spool                                         *string
+	tlsCert, tlsKey                               *string
+	failOpen                                      *bool
+	auth                                          authFlags
 }
 
 func addProxyFlags(fs *flag.FlagSet, listen string) proxyFlags {
@@ -25,6 +25,7 @@ func addProxyFlags(fs *flag.FlagSet, listen string) proxyFlags {
 		listen:   fs.String("listen", listen, "address clients connect to"),
 		auth:     addAuthFlags(fs),
 		natsURL:  fs.String("nats", nats.DefaultURL, "NATS server URL"),
+		nkey:     fs.String("nkey", "", "NATS nkey seed file of the proxy bus role (auditledger keys nats; dev prints it)"),
 		tenant:   fs.String("tenant", "default", "tenant of the recorded events"),
 		target:   fs.String("target", "", "the target's name in events"),
 		policy:   fs.String("policy", "", "policy file: masking, deny and approval rules (docs/POLICY.md)"),
@@ -49,21 +50,14 @@ func (f proxyFlags) run(ctx context.Context, cmd, role string, set func(*serveCo
 	cfg.auth, cfg.Tenant = auth, *f.tenant
 	cfg.instance = map[string]string{"postgres-proxy": "pgproxy", "http-proxy": "httpproxy"}[role] // as the packages name themselves
 	set(&cfg)
-	nc, err := nats.Connect(*f.natsURL, nats.Name("auditledger-"+role), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(*f.failOpen))
-	if err != nil {
-		return fmt.Errorf("%s: connect %s: %w", cmd, *f.natsURL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	run, addr, err := serveRole(ctx, role, cfg, js, nil, slog.New(slog.NewTextHandler(stderr, nil)))
+	dial := &busDialer{url: *f.natsURL, name: "auditledger", seedFile: *f.nkey, retry: *f.failOpen, log: slog.New(slog.NewTextHandler(stderr, nil))}
+	defer dial.close()
+	run, addr, err := serveRole(ctx, role, cfg, dial, nil, dial.log)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	fmt.Fprintf(stdout, "auditledger %s on %s%s (clients authenticate with %s); recording to %s\n",
-		cmd, addr, banner, desc, nc.ConnectedUrlRedacted())
+		cmd, addr, banner, desc, *f.natsURL)
 	return run()
 }
 

@@ -11,8 +11,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger/bus"
@@ -29,16 +27,20 @@ import (
 // it until ctx ends, and the address it listens on (none for the ledger).
 // Preparation errors (a bad policy, an unreachable issuer) stop serve
 // before anything listens.
-func serveRole(ctx context.Context, role string, cfg serveConfig, js jetstream.JetStream, metrics *service.Metrics, log *slog.Logger) (run func() error, addr string, err error) {
-	run, addr, err = prepareRole(ctx, role, cfg, js, metrics, log)
+func serveRole(ctx context.Context, role string, cfg serveConfig, dial *busDialer, metrics *service.Metrics, log *slog.Logger) (run func() error, addr string, err error) {
+	run, addr, err = prepareRole(ctx, role, cfg, dial, metrics, log)
 	if err != nil {
 		return nil, "", fmt.Errorf("role %s: %w", role, err)
 	}
 	return run, addr, nil
 }
 
-func prepareRole(ctx context.Context, role string, cfg serveConfig, js jetstream.JetStream, metrics *service.Metrics, log *slog.Logger) (func() error, string, error) {
+func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDialer, metrics *service.Metrics, log *slog.Logger) (func() error, string, error) {
 	log = log.With("role", role)
+	_, js, err := dial.connect(busRole(role))
+	if err != nil {
+		return nil, "", err
+	}
 	switch role {
 	case "ledger":
 		signer, err := loadSigner(cfg.Ledger.Key)
@@ -75,10 +77,15 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, js jetstream
 		return nil, "", err
 	}
 	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	broker, err := approvals.New(bctx, approvals.Config{JetStream: js, Emitter: em, Replicas: cfg.NATS.Replicas,
+	broker, err := approvals.New(bctx, approvals.Config{JetStream: js, Emitter: em, Replicas: cfg.NATS.Replicas, Create: role == "api",
 		Source: events.Source{Kind: role, Instance: cfg.instanceName()}, Logger: log})
 	cancel()
 	switch {
+	case errors.Is(err, approvals.ErrNoBucket) && role != "api":
+		// Without the bucket a proxy refuses a policy with approval
+		// rules (New says so) and runs every other policy.
+		log.Warn("approvals unavailable until the api role has run once", "err", err)
+		broker = nil
 	case err != nil && failOpen:
 		// A proxy that fails open starts while the bus is down; without
 		// the bucket it refuses a policy with approval rules (New says so).

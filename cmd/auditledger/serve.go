@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/auditledger/auditledger/ledger/service"
@@ -43,6 +42,7 @@ type serveConfig struct {
 	} `yaml:"http"`
 	NATS struct {
 		URL        string   `yaml:"url"`
+		NKeys      string   `yaml:"nkeys"`
 		Creds      string   `yaml:"creds"`
 		Replicas   int      `yaml:"replicas"`
 		Duplicates duration `yaml:"duplicates"`
@@ -153,6 +153,7 @@ func loadServeConfig(path string, env func(string) string) (serveConfig, error) 
 		{"AUDITLEDGER_LOG_LEVEL", func(v string) error { c.Log.Level = v; return nil }},
 		{"AUDITLEDGER_HTTP_LISTEN", func(v string) error { c.HTTP.Listen = v; return nil }},
 		{"AUDITLEDGER_NATS_URL", func(v string) error { c.NATS.URL = v; return nil }},
+		{"AUDITLEDGER_NATS_NKEYS", func(v string) error { c.NATS.NKeys = v; return nil }},
 		{"AUDITLEDGER_NATS_CREDS", func(v string) error { c.NATS.Creds = v; return nil }},
 		{"AUDITLEDGER_NATS_REPLICAS", func(v string) (err error) { c.NATS.Replicas, err = strconv.Atoi(v); return }},
 		{"AUDITLEDGER_NATS_DUPLICATES", func(v string) error { return setDuration(&c.NATS.Duplicates, v) }},
@@ -209,6 +210,9 @@ func (c *serveConfig) check() error {
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
 		return fmt.Errorf("nats.replicas: %d, want 1 to 5", c.NATS.Replicas)
 	}
+	if c.NATS.NKeys != "" && c.NATS.Creds != "" {
+		return fmt.Errorf("nats: nkeys and creds given together; use one")
+	}
 	if c.has("api", "postgres-proxy", "http-proxy") && c.OIDC.Issuer == "" {
 		return fmt.Errorf("oidc.issuer: required by the api and proxy roles (the provider whose tokens clients present)")
 	}
@@ -231,8 +235,6 @@ func (c *serveConfig) check() error {
 		return fmt.Errorf("ledger.store: required (a directory or s3://bucket/prefix?endpoint=...)")
 	case c.Ledger.Key == "":
 		return fmt.Errorf("ledger.key: required (a key file from `auditledger keys generate`)")
-	case c.NATS.Replicas < 1 || c.NATS.Replicas > 5:
-		return fmt.Errorf("nats.replicas: %d, want 1 to 5", c.NATS.Replicas)
 	case c.Ledger.Batch < 1:
 		return fmt.Errorf("ledger.batch: must be positive")
 	case c.Ledger.MaxWait <= 0 || c.Ledger.LeaseTTL < duration(time.Second):
@@ -265,26 +267,15 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	log := slog.New(h)
 
-	nopts := []nats.Option{nats.Name("auditledger-serve"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
-		nats.RetryOnFailedConnect(cfg.PostgresProxy.FailOpen || cfg.HTTPProxy.FailOpen)}
-	if cfg.NATS.Creds != "" {
-		nopts = append(nopts, nats.UserCredentials(cfg.NATS.Creds))
-	}
-	nc, err := nats.Connect(cfg.NATS.URL, nopts...)
-	if err != nil {
-		return fmt.Errorf("serve: connect %s: %w", cfg.NATS.URL, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
+	dial := &busDialer{url: cfg.NATS.URL, name: "auditledger-serve", keysDir: cfg.NATS.NKeys, creds: cfg.NATS.Creds,
+		retry: cfg.PostgresProxy.FailOpen || cfg.HTTPProxy.FailOpen, log: log}
+	defer dial.close()
 	metrics := &service.Metrics{}
 	addr, wait, err := service.ListenAndServe(ctx, cfg.HTTP.Listen, metrics.Handler())
 	if err != nil {
 		return fmt.Errorf("serve: http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	log.Info("auditledger serving", "roles", cfg.Roles, "nats", nc.ConnectedUrlRedacted(), "http", addr.String())
+	log.Info("auditledger serving", "roles", cfg.Roles, "nats", cfg.NATS.URL, "http", addr.String())
 
 	// Each role runs until ctx ends; the first to fail stops the others.
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -292,7 +283,7 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	var wg sync.WaitGroup
 	errs := make([]error, len(cfg.Roles))
 	for i, role := range cfg.Roles {
-		run, _, err := serveRole(ctx, role, cfg, js, metrics, log)
+		run, _, err := serveRole(ctx, role, cfg, dial, metrics, log)
 		if err != nil {
 			cancel(err)
 			wg.Wait()

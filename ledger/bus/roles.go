@@ -69,7 +69,13 @@ var editDeny = []string{
 	"$JS.API.STREAM.PEER.>", "$JS.API.STREAM.LEADER.>", "$JS.API.META.>", "$JS.API.SERVER.>",
 }
 
-// js lists JetStream API subjects for stream s.
+// common is what every role may ask: JetStream's account information
+// (limits and usage; the key-value client asks it before creating a
+// bucket) and the names of the streams (the nats CLI looks a stream up by
+// subject).
+var common = []string{"$JS.API.INFO", "$JS.API.STREAM.NAMES"}
+
+// streamInfo allows looking up stream s.
 func streamInfo(s string) string { return "$JS.API.STREAM.INFO." + s }
 
 // getMsg allows reading single messages of stream s, directly or not.
@@ -110,7 +116,7 @@ func (r Role) Permissions() Permissions {
 		return Permissions{PublishAllow: []string{">"}, SubscribeAllow: []string{">"}}
 	case Ledger:
 		return Permissions{
-			PublishAllow: slices.Concat(
+			PublishAllow: slices.Concat(common,
 				[]string{"audit.ledger.>", RejectSubject},
 				manage(EventsStream), manage(LedgerStream), manage(RejectStream),
 				consume(EventsStream), getMsg(EventsStream), getMsg(LedgerStream),
@@ -121,19 +127,19 @@ func (r Role) Permissions() Permissions {
 		}
 	case API:
 		return Permissions{
-			PublishAllow:   slices.Concat([]string{EventsSubjects}, manage("KV_"+ApprovalsBucket), kv(ApprovalsBucket)),
+			PublishAllow:   slices.Concat(common, []string{EventsSubjects, streamInfo(EventsStream)}, manage("KV_"+ApprovalsBucket), kv(ApprovalsBucket)),
 			PublishDeny:    editDeny,
 			SubscribeAllow: inbox,
 		}
 	case Proxy:
 		return Permissions{
-			PublishAllow:   slices.Concat([]string{EventsSubjects}, kv(ApprovalsBucket)),
+			PublishAllow:   slices.Concat(common, []string{EventsSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket)),
 			PublishDeny:    editDeny,
 			SubscribeAllow: inbox,
 		}
 	case Reader:
 		return Permissions{
-			PublishAllow:   slices.Concat([]string{streamInfo(LedgerStream)}, getMsg(LedgerStream), consume(LedgerStream)),
+			PublishAllow:   slices.Concat(common, []string{streamInfo(LedgerStream)}, getMsg(LedgerStream), consume(LedgerStream)),
 			PublishDeny:    editDeny,
 			SubscribeAllow: slices.Concat(inbox, []string{LedgerSubjects}),
 		}

@@ -42,7 +42,7 @@ func TestApprovalsAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer em.Close()
-	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
+	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestSelfApprovalRefused(t *testing.T) {
 	bus.EnsureStreams(t.Context(), js, bus.StreamOptions{})
 	em, _ := emitter.New(emitter.Config{JetStream: js})
 	defer em.Close()
-	b, _ := approvals.New(t.Context(), approvals.Config{JetStream: js, Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}})
+	b, _ := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}})
 	h, _ := api.New(api.Config{Auth: v, Approvals: b})
 	srv := httptest.NewServer(h)
 	defer srv.Close()

@@ -45,6 +45,9 @@ const (
 
 var (
 	ErrNotFound = errors.New("no such approval request")
+	// ErrNoBucket: the approvals bucket does not exist yet; the api role
+	// creates it.
+	ErrNoBucket = errors.New("the approvals bucket " + Bucket + " does not exist yet: the api role creates it")
 	// ErrSelfApproval: the approver is the requester.
 	ErrSelfApproval = errors.New("the requester cannot decide their own request")
 	// ErrDecided: the request is no longer pending (see DecidedError).
@@ -102,7 +105,11 @@ type Config struct {
 	JetStream jetstream.JetStream // required
 	Emitter   *emitter.Emitter    // required: decisions are recorded with it
 	Source    events.Source       // who records decision events
-	// Replicas of the bucket; zero means 1.
+	// Create makes the bucket, or updates its configuration (the API
+	// role, whose bus credentials allow it). When false the bucket must
+	// exist already.
+	Create bool
+	// Replicas of the bucket, when creating it; zero means 1.
 	Replicas int
 	Logger   *slog.Logger // nil means slog.Default()
 }
@@ -123,6 +130,16 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if !cfg.Create {
+		kv, err := cfg.JetStream.KeyValue(ctx, Bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, fmt.Errorf("approvals: %w", ErrNoBucket)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("approvals: bucket %s: %w", Bucket, err)
+		}
+		return &Broker{cfg: cfg, kv: kv}, nil
 	}
 	kv, err := cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,

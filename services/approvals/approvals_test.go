@@ -34,7 +34,7 @@ func broker(t *testing.T) (*approvals.Broker, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { em.Close() })
-	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Emitter: em, Source: events.Source{Kind: "test", Instance: t.Name()}})
+	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Emitter: em, Source: events.Source{Kind: "test", Instance: t.Name()}})
 	if err != nil {
 		t.Fatal(err)
 	}

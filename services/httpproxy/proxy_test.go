@@ -126,7 +126,7 @@ func start(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { em.Close() })
-	if f.broker, err = approvals.New(t.Context(), approvals.Config{JetStream: f.js, Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}}); err != nil {
+	if f.broker, err = approvals.New(t.Context(), approvals.Config{JetStream: f.js, Create: true, Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}}); err != nil {
 		t.Fatal(err)
 	}
 	pol, err := httpproxy.ParsePolicy("policy.yaml", []byte(policy))

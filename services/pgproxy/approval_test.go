@@ -53,7 +53,7 @@ func startOIDCTo(t *testing.T, policy, upstream string) *oidcFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
+	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"errors"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/test/testnet"
 
 	"fmt"
@@ -25,6 +27,9 @@ import (
 type Server struct {
 	*server.Server
 	StoreDir string
+	// KeysDir holds one nkey seed per bus role when the server requires
+	// authentication (StartSecure); empty for an open server.
+	KeysDir string
 }
 
 // Start runs a single JetStream server with file storage.
@@ -37,9 +42,35 @@ func Start(t testing.TB) *Server {
 // test can stop it and start it again on the same state.
 func StartIn(t testing.TB, dir string, port int) *Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true,
-	})
+	return start(t, dir, port, "")
+}
+
+// StartSecure runs a server that requires each bus role's nkey and grants
+// each only its permissions, as dev and production do. Connect connects
+// as the admin role; ConnectAs as any other.
+func StartSecure(t testing.TB) *Server {
+	t.Helper()
+	return StartSecureIn(t, t.TempDir(), -1, t.TempDir())
+}
+
+// StartSecureIn is StartSecure storing in dir on port, with the seeds in
+// keysDir (created, or reused when a test restarts the server).
+func StartSecureIn(t testing.TB, dir string, port int, keysDir string) *Server {
+	t.Helper()
+	return start(t, dir, port, keysDir)
+}
+
+func start(t testing.TB, dir string, port int, keysDir string) *Server {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true}
+	if keysDir != "" {
+		pubs, err := nkeyauth.Generate(keysDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Nkeys = nkeyauth.Users(pubs)
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,13 +79,38 @@ func StartIn(t testing.TB, dir string, port int) *Server {
 		t.Fatal("nats server not ready")
 	}
 	t.Cleanup(s.Shutdown)
-	return &Server{Server: s, StoreDir: dir}
+	return &Server{Server: s, StoreDir: dir, KeysDir: keysDir}
 }
 
-// Connect returns a JetStream client for s, closed at the end of the test.
+// Connect returns a JetStream client for s, closed at the end of the test:
+// as the admin role if s requires authentication.
 func (s *Server) Connect(t testing.TB, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL(), opts...)
+	if s.KeysDir != "" {
+		return s.ConnectAs(t, bus.Admin, opts...)
+	}
+	return dial(t, s.ClientURL(), opts...)
+}
+
+// ConnectAs connects to a secure server with role's credentials.
+func (s *Server) ConnectAs(t testing.TB, role bus.Role, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	return dial(t, s.ClientURL(), append(RoleOptions(t, s.KeysDir, role), opts...)...)
+}
+
+// RoleOptions are the client options for role's seed in keysDir.
+func RoleOptions(t testing.TB, keysDir string, role bus.Role) []nats.Option {
+	t.Helper()
+	o, err := nkeyauth.Options(role, nkeyauth.SeedFile(keysDir, role))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func dial(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +139,7 @@ func CheckFor(t testing.TB, total, every time.Duration, f func() error) {
 // Cluster is a JetStream cluster of in-process servers.
 type Cluster struct {
 	Servers []*Server
+	KeysDir string // the bus roles' seeds; every node requires them
 }
 
 // StartCluster runs n clustered JetStream servers and waits for a
@@ -97,13 +154,18 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	for _, p := range ports {
 		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
 	}
-	c := &Cluster{}
+	c := &Cluster{KeysDir: t.TempDir()}
+	pubs, err := nkeyauth.Generate(c.KeysDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range n {
 		opts := &server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1,
 			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
 			Cluster: server.ClusterOpts{Name: "auditledger-test", Host: "127.0.0.1", Port: ports[i]},
 			Routes:  routes,
+			Nkeys:   nkeyauth.Users(pubs),
 		}
 		s, err := server.NewServer(opts)
 		if err != nil {
@@ -111,7 +173,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		}
 		s.Start()
 		t.Cleanup(s.Shutdown)
-		c.Servers = append(c.Servers, &Server{Server: s, StoreDir: opts.StoreDir})
+		c.Servers = append(c.Servers, &Server{Server: s, StoreDir: opts.StoreDir, KeysDir: c.KeysDir})
 	}
 	for _, s := range c.Servers {
 		if !s.ReadyForConnections(10 * time.Second) {

@@ -1,0 +1,55 @@
+package nkeyauth_test
+
+import (
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
+)
+
+// The authorization block written for nats-server's configuration file
+// grants exactly what the embedded server's users get, as nats-server's
+// own parser reads it.
+func TestServerConfigMatchesUsers(t *testing.T) {
+	dir := t.TempDir()
+	pubs, err := nkeyauth.Generate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := nkeyauth.Generate(dir)
+	if err != nil || !maps.Equal(pubs, again) {
+		t.Fatalf("a second Generate changed the keys: %v", err)
+	}
+	conf := filepath.Join(dir, "nats.conf")
+	os.WriteFile(filepath.Join(dir, "nats-auth.conf"), []byte(nkeyauth.ServerConfig(pubs)), 0o644)
+	os.WriteFile(conf, []byte("port: -1\ninclude nats-auth.conf\n"), 0o644)
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("nats-server rejects the generated configuration: %v", err)
+	}
+	want := nkeyauth.Users(pubs)
+	if len(opts.Nkeys) != len(bus.Roles) || len(want) != len(bus.Roles) {
+		t.Fatalf("users: %d in the file, %d embedded, want %d", len(opts.Nkeys), len(want), len(bus.Roles))
+	}
+	for i, u := range opts.Nkeys {
+		w := want[i]
+		if u.Nkey != w.Nkey ||
+			!slices.Equal(u.Permissions.Publish.Allow, w.Permissions.Publish.Allow) ||
+			!slices.Equal(u.Permissions.Publish.Deny, w.Permissions.Publish.Deny) ||
+			!slices.Equal(u.Permissions.Subscribe.Allow, w.Permissions.Subscribe.Allow) {
+			t.Errorf("user %d (%s): file %+v %+v, embedded %+v %+v", i, bus.Roles[i], u.Permissions.Publish, u.Permissions.Subscribe, w.Permissions.Publish, w.Permissions.Subscribe)
+		}
+	}
+	for _, r := range bus.Roles {
+		fi, err := os.Stat(nkeyauth.SeedFile(dir, r))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s seed: %v, mode %v; want 0600", r, err, fi.Mode().Perm())
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/events/eventstest"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+// violations collects the permission violations NATS reports to one
+// connection, so a refusal is known to be the server's authorization and
+// not some other failure.
+type violations struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (v *violations) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrPermissionViolation) {
+		v.mu.Lock()
+		v.errs = append(v.errs, err.Error())
+		v.mu.Unlock()
+	}
+}
+
+// saw waits briefly for a violation naming subject.
+func (v *violations) saw(subject string) bool {
+	for range 50 {
+		v.mu.Lock()
+		for _, e := range v.errs {
+			if strings.Contains(e, `"`+subject+`"`) {
+				v.mu.Unlock()
+				return true
+			}
+		}
+		v.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// TestBusLeastPrivilege: on a bus that requires each role's nkey, an
+// unauthenticated client is refused, and each role's credentials trying
+// every other role's work — deleting or purging AUDIT_EVENTS, taking the
+// writer lease, writing the approvals bucket, publishing a record on
+// AUDIT_LEDGER, consuming the events — are refused by the server, while
+// each role's own work goes on. The log is unchanged by all of it.
+func TestBusLeastPrivilege(t *testing.T) {
+	srv := natstest.StartSecure(t)
+	_, ljs := srv.ConnectAs(t, bus.Ledger)
+	store, _ := file.New(t.TempDir())
+	skey, vkey, _ := ledger.GenerateKey(nil, "bus.test/log")
+	signer, _ := ledger.NewNoteSigner(skey)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- service.Run(ctx, service.Config{JetStream: ljs, Store: store, Signer: signer,
+			BatchSize: 100, MaxWait: 10 * time.Millisecond, LeaseTTL: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))})
+	}()
+	defer func() { stop(); <-done }()
+	_, pjs := srv.ConnectAs(t, bus.Proxy)
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		_, err := pjs.Stream(t.Context(), bus.EventsStream)
+		return err
+	})
+	// The API creates the approvals bucket; proxies may only use it.
+	_, ajs := srv.ConnectAs(t, bus.API)
+	aem, _ := emitter.New(emitter.Config{JetStream: ajs})
+	defer aem.Close()
+	if _, err := approvals.New(t.Context(), approvals.Config{JetStream: ajs, Emitter: aem, Create: true, Source: events.Source{Kind: "api", Instance: "t"}}); err != nil {
+		t.Fatalf("api creates the approvals bucket: %v", err)
+	}
+
+	// Each role does its own work: a proxy publishes events, the writer
+	// seals them, a reader reads the sealed records.
+	em, _ := emitter.New(emitter.Config{JetStream: pjs})
+	defer em.Close()
+	for i := range 20 {
+		res, _ := em.Emit(t.Context(), eventstest.Command(fmt.Sprintf("bus-%d", i), ""))
+		if err := res.Stored(false); err != nil {
+			t.Fatalf("proxy role publishes an event: %v", err)
+		}
+	}
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if n := logSize(t, store); n != 20 {
+			return fmt.Errorf("sealed %d of 20", n)
+		}
+		return nil
+	})
+	_, rjs := srv.ConnectAs(t, bus.Reader)
+	if _, err := rjs.Stream(t.Context(), bus.LedgerStream); err != nil {
+		t.Fatalf("reader role looks up AUDIT_LEDGER: %v", err)
+	}
+	rcons, err := rjs.OrderedConsumer(t.Context(), bus.LedgerStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("reader role consumes AUDIT_LEDGER: %v", err)
+	}
+	if m, err := rcons.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil || m.Headers().Get(bus.HeaderIndex) != "0" {
+		t.Fatalf("reader role reads the first sealed record: %v", err)
+	}
+
+	// No credentials, or a key the server does not know: refused.
+	if nc, err := nats.Connect(srv.ClientURL()); !errors.Is(err, nats.ErrAuthorization) {
+		if nc != nil {
+			nc.Close()
+		}
+		t.Fatalf("anonymous connection: got %v, want an authorization violation", err)
+	}
+	stranger, _ := nkeys.CreateUser()
+	seed, _ := stranger.Seed()
+	strangerFile := filepath.Join(t.TempDir(), "stranger.nk")
+	if err := os.WriteFile(strangerFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opt, _ := nats.NkeyOptionFromSeed(strangerFile)
+	if nc, err := nats.Connect(srv.ClientURL(), opt); !errors.Is(err, nats.ErrAuthorization) {
+		if nc != nil {
+			nc.Close()
+		}
+		t.Fatalf("unknown nkey: got %v, want an authorization violation", err)
+	}
+
+	// What each role must not do, as the raw JetStream API requests an
+	// attacker would send.
+	type attempt struct {
+		name    string
+		subject string
+		data    string
+		skip    bus.Role // the one role this is its own work
+	}
+	attempts := []attempt{
+		{"delete AUDIT_EVENTS", "$JS.API.STREAM.DELETE.AUDIT_EVENTS", "", ""},
+		{"purge AUDIT_EVENTS", "$JS.API.STREAM.PURGE.AUDIT_EVENTS", "{}", ""},
+		{"delete an event", "$JS.API.STREAM.MSG.DELETE.AUDIT_EVENTS", `{"seq":1}`, ""},
+		{"delete AUDIT_LEDGER", "$JS.API.STREAM.DELETE.AUDIT_LEDGER", "", ""},
+		{"take the writer lease", "$KV.AUDIT_LEDGER_LEASES.ledger", "intruder", bus.Ledger},
+		{"publish a sealed record", "audit.ledger.acme.command.executed", `{"forged":true}`, bus.Ledger},
+		{"publish a rejection", bus.RejectSubject, `{}`, bus.Ledger},
+		{"consume the events", "$JS.API.CONSUMER.CREATE.AUDIT_EVENTS.x", `{"stream_name":"AUDIT_EVENTS","config":{"name":"x","ack_policy":"none"}}`, bus.Ledger},
+		{"change the events stream", "$JS.API.STREAM.UPDATE.AUDIT_EVENTS", `{"name":"AUDIT_EVENTS","subjects":["audit.events.>"],"max_msgs":1}`, bus.Ledger},
+		{"create the approvals bucket", "$JS.API.STREAM.CREATE.KV_AUDIT_APPROVALS", `{"name":"KV_AUDIT_APPROVALS"}`, bus.API},
+	}
+	roleOnly := map[bus.Role][]attempt{
+		bus.Reader: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
+			{"publish an event", "audit.events.acme.command.executed", `{}`, ""}},
+		bus.Ledger: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
+			{"publish an event", "audit.events.acme.command.executed", `{}`, ""}},
+	}
+	for _, role := range []bus.Role{bus.Ledger, bus.API, bus.Proxy, bus.Reader} {
+		var v violations
+		nc, _ := srv.ConnectAs(t, role, nats.ErrorHandler(v.handler))
+		for _, a := range append(attempts, roleOnly[role]...) {
+			if a.skip == role {
+				continue
+			}
+			t.Run(string(role)+"/"+a.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+				defer cancel()
+				msg, err := nc.RequestWithContext(ctx, a.subject, []byte(a.data))
+				if err == nil {
+					t.Fatalf("%s as %s: the server answered %q", a.name, role, msg.Data)
+				}
+				if !v.saw(a.subject) {
+					t.Fatalf("%s as %s failed (%v) without a permission violation for %s", a.name, role, err, a.subject)
+				}
+			})
+		}
+	}
+
+	// The streams themselves refuse edits, whatever the credentials.
+	_, admin := srv.Connect(t)
+	es, _ := admin.Stream(t.Context(), bus.EventsStream)
+	if err := es.DeleteMsg(t.Context(), 1); err == nil || !strings.Contains(err.Error(), "not permitted") {
+		t.Fatalf("admin deleting an event: %v, want the stream's refusal", err)
+	}
+	if err := es.Purge(t.Context()); err == nil || !strings.Contains(err.Error(), "not permitted") {
+		t.Fatalf("admin purging AUDIT_EVENTS: %v, want the stream's refusal", err)
+	}
+	cfg := es.CachedInfo().Config
+	cfg.DenyDelete = false
+	if _, err := admin.UpdateStream(t.Context(), cfg); err == nil {
+		t.Fatal("admin lifted deny_delete on AUDIT_EVENTS")
+	}
+	info, _ := es.Info(t.Context())
+	if info.State.Msgs != 20 {
+		t.Fatalf("AUDIT_EVENTS holds %d messages, want the 20 published", info.State.Msgs)
+	}
+
+	// Nothing reached the log but the 20 events.
+	rep, err := ledger.Verify(t.Context(), store, ledger.VerifyOptions{Verifier: mustVerifier(t, vkey)})
+	if err != nil || rep.Size != 20 {
+		t.Fatalf("log after the attempts: size %v, %v; want 20 records that verify", rep, err)
+	}
+}
+
+func logSize(t *testing.T, store ledger.SegmentStore) uint64 {
+	t.Helper()
+	rep, err := ledger.Verify(t.Context(), store, ledger.VerifyOptions{})
+	if err != nil {
+		return 0
+	}
+	return rep.Size
+}
+
+func mustVerifier(t *testing.T, vkey string) *ledger.NoteVerifier {
+	t.Helper()
+	v, err := ledger.NewNoteVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
