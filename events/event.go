@@ -11,6 +11,7 @@ package events
 
 import (
 	"embed"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -45,6 +46,12 @@ const (
 	AuditAccessed       Type = "audit.accessed"
 	EvidenceExported    Type = "evidence.exported"
 	LedgerSegmentSealed Type = "ledger.segment.sealed"
+	// LedgerGap records stream sequences that vanished from AUDIT_EVENTS
+	// before they were sealed.
+	LedgerGap Type = "ledger.gap"
+	// LedgerRejected records an event that failed validation: its digest
+	// and the reason; its bytes are kept in AUDIT_REJECTED.
+	LedgerRejected Type = "ledger.rejected"
 )
 
 // Catalog lists every known type in catalog order.
@@ -53,7 +60,7 @@ var Catalog = []Type{
 	ResponseDigest, MaskApplied, ApprovalRequested, ApprovalGranted,
 	ApprovalDenied, ApprovalExpired, AccessGranted, AccessRevoked,
 	AuthnSucceeded, AuthnFailed, AuditAccessed, EvidenceExported,
-	LedgerSegmentSealed,
+	LedgerSegmentSealed, LedgerGap, LedgerRejected,
 }
 
 var known = func() map[Type]bool {
@@ -66,6 +73,10 @@ var known = func() map[Type]bool {
 
 // Known reports whether t is in the catalog.
 func (t Type) Known() bool { return known[t] }
+
+// Ledger reports whether t is one of the types only the ledger writer
+// records (ledger.*); a producer's event of such a type is rejected.
+func (t Type) Ledger() bool { return strings.HasPrefix(string(t), "ledger.") }
 
 // Event is the version-1 envelope. Field order here is the order Marshal
 // writes; the ledger never re-encodes an accepted event, so order only

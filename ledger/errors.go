@@ -19,6 +19,9 @@ var (
 	// ErrFenced means another writer sealed the segment or checkpoint this
 	// writer was about to write: this writer must stop and reopen the log.
 	ErrFenced = errors.New("log is being written by another writer")
+	// ErrGaps means the log is intact but records stream sequences that
+	// vanished before they were sealed (see GapsError).
+	ErrGaps = errors.New("log records gaps")
 )
 
 // VerifyError is a verification failure with its evidence: where it was

@@ -27,7 +27,9 @@ type Config struct {
 type Entry struct {
 	Event []byte
 	// Source is the JetStream stream sequence the event came from, or 0
-	// for a direct append. Non-zero sources must increase strictly.
+	// for a direct append. Non-zero sources must be contiguous: each the
+	// one after the last, unless the entry is a gap record (GapEntry)
+	// covering the sequences in between.
 	Source uint64
 }
 
@@ -82,6 +84,9 @@ func (l *Log) Tree() *Tree { return l.st.tree }
 // Checkpoint is the latest signed checkpoint, nil for an empty log.
 func (l *Log) Checkpoint() *Checkpoint { return l.checkpoint.Load() }
 
+// Origin is the log's origin line: the signing key's name.
+func (l *Log) Origin() string { return l.cfg.Signer.Name() }
+
 // LastSource is the highest source stream sequence sealed so far.
 func (l *Log) LastSource() uint64 { return l.lastSource.Load() }
 
@@ -130,13 +135,17 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 		if len(e.Event) > MaxRecordSize-RecordHeaderSize {
 			return nil, fmt.Errorf("ledger: entry %d: event is %d bytes, the limit is %d", i, len(e.Event), MaxRecordSize-RecordHeaderSize)
 		}
+		recs[i] = Record{Index: first + uint64(i), Time: time.Unix(0, now), Source: e.Source, Event: e.Event}
 		if e.Source != 0 {
-			if e.Source <= lastSource {
-				return nil, fmt.Errorf("ledger: entry %d: source %d not above %d (already sealed or out of order)", i, e.Source, lastSource)
+			// The verifier's rule, applied before sealing: every source is
+			// the next stream sequence, a rejection of it, or a gap record
+			// covering the run from it.
+			scratch := logState{lastSource: lastSource}
+			if err := scratch.checkSource(SegmentName(first), recs[i].Index, recs[i]); err != nil {
+				return nil, fmt.Errorf("ledger: entry %d (source %d after %d): %w", i, e.Source, lastSource, err)
 			}
 			lastSource = e.Source
 		}
-		recs[i] = Record{Index: first + uint64(i), Time: time.Unix(0, now), Source: e.Source, Event: e.Event}
 	}
 	seg, buf := encodeRecords(first, l.st.chain, recs)
 	leaves := leafHashes(seg)

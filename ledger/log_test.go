@@ -222,3 +222,39 @@ func TestFencing(t *testing.T) {
 		t.Fatalf("verify: %v, size %v", err, rep)
 	}
 }
+
+// Sources are contiguous: a skipped stream sequence is refused unless a
+// gap record covers it, and the verifier reports the gap.
+func TestSourcesContiguous(t *testing.T) {
+	s := goldenKey(t)
+	l, st := newLog(t, t.TempDir(), s)
+	src := func(i int, source uint64) ledger.Entry { return ledger.Entry{Event: event(i), Source: source} }
+	if _, err := l.Append(t.Context(), []ledger.Entry{src(0, 1), src(1, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(t.Context(), []ledger.Entry{src(2, 5)}); err == nil || !strings.Contains(err.Error(), "3..4 skipped with no gap record") {
+		t.Fatalf("append skipping sequences 3..4: %v", err)
+	}
+	if _, err := l.Append(t.Context(), []ledger.Entry{src(2, 2)}); err == nil || !strings.Contains(err.Error(), "not increasing") {
+		t.Fatalf("append repeating sequence 2: %v", err)
+	}
+	gap, err := ledger.GapEntry(s.Name(), ledger.Gap{FirstSeq: 3, LastSeq: 4, NoticedAt: time.Unix(1, 0), Reason: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong, _ := ledger.GapEntry(s.Name(), ledger.Gap{FirstSeq: 4, LastSeq: 4, NoticedAt: time.Unix(1, 0), Reason: "test"})
+	if _, err := l.Append(t.Context(), []ledger.Entry{wrong}); err == nil {
+		t.Fatal("a gap record starting after the next sequence was accepted")
+	}
+	if _, err := l.Append(t.Context(), []ledger.Entry{gap, src(2, 5)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ledger.Verify(t.Context(), st, ledger.VerifyOptions{Verifier: s.Verifier()})
+	if !errors.Is(err, ledger.ErrGaps) {
+		t.Fatalf("verify: %v, want the gap reported", err)
+	}
+	rep, err := ledger.Verify(t.Context(), st, ledger.VerifyOptions{Verifier: s.Verifier(), AllowGaps: true})
+	if err != nil || len(rep.Gaps) != 1 || rep.Gaps[0].Index != 2 || rep.Gaps[0].Count != 2 {
+		t.Fatalf("verify --allow-gaps: %v %+v", err, rep)
+	}
+}

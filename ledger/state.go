@@ -16,6 +16,8 @@ type logState struct {
 	lastSource uint64
 	cr         compactRange
 	tree       *Tree // nil unless proofs are wanted
+	gaps       []Gap // the gap records seen
+	rejected   int   // the rejection records seen
 
 	// atSize, if set, is called when the log reaches size want.
 	want   uint64
@@ -63,9 +65,8 @@ func (st *logState) apply(name string, seg *Segment, leaves []Hash) error {
 				"at or after "+time.Unix(0, st.lastTime).UTC().Format(time.RFC3339Nano), r.Time.Format(time.RFC3339Nano))
 		}
 		if r.Source != 0 {
-			if r.Source <= st.lastSource {
-				return verr(name, int64(idx), "source stream sequence not increasing (duplicate or reordered event)",
-					fmt.Sprintf("greater than %d", st.lastSource), fmt.Sprint(r.Source))
+			if err := st.checkSource(name, idx, r); err != nil {
+				return err
 			}
 			st.lastSource = r.Source
 		}

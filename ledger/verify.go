@@ -23,6 +23,10 @@ type VerifyOptions struct {
 	// enforce on each segment (from its last record's time). Stores without
 	// an Inspector, or that report no lock, fail this check.
 	Retention time.Duration
+	// AllowGaps accepts gap records (stream sequences that vanished from
+	// AUDIT_EVENTS before they were sealed). Without it Verify checks
+	// everything and then fails with a *GapsError listing them.
+	AllowGaps bool
 	// KeepTree keeps the whole Merkle tree in the report, for proofs.
 	KeepTree bool
 	// Progress, if set, is called after each segment.
@@ -60,7 +64,30 @@ type Report struct {
 	LastSource uint64
 	// SignaturesChecked is false when no Verifier was given.
 	SignaturesChecked bool
+	// Gaps are the gap records in the log, in order; Rejected counts the
+	// records of events that failed validation.
+	Gaps     []Gap
+	Rejected int
 }
+
+// GapsError is Verify's result for a log that is intact but records
+// stream sequences that vanished before they were sealed. It unwraps to
+// ErrGaps.
+type GapsError struct {
+	Gaps []Gap
+}
+
+func (e *GapsError) Error() string {
+	var n uint64
+	for _, g := range e.Gaps {
+		n += g.LastSeq - g.FirstSeq + 1
+	}
+	first := e.Gaps[0]
+	return fmt.Sprintf("the log records %d gap(s), %d stream sequence(s) that vanished from AUDIT_EVENTS before they were sealed; the first: sequences %d..%d, record %d, noticed %s (%s)",
+		len(e.Gaps), n, first.FirstSeq, first.LastSeq, first.Index, first.NoticedAt.Format(time.RFC3339), first.Reason)
+}
+
+func (e *GapsError) Unwrap() error { return ErrGaps }
 
 // Verify checks a whole store: every segment's framing, every record's
 // index and leaf, the hash chain, the tree root in each trailer and in every
@@ -232,6 +259,10 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 	}
 	if rep.Latest != nil {
 		rep.Origin = rep.Latest.Origin
+	}
+	rep.Gaps, rep.Rejected = st.gaps, st.rejected
+	if len(rep.Gaps) > 0 && !opts.AllowGaps {
+		return rep, &GapsError{Gaps: rep.Gaps}
 	}
 	return rep, nil
 }

@@ -230,3 +230,54 @@ func mustVerifier(t *testing.T, vkey string) *ledger.NoteVerifier {
 	}
 	return v
 }
+
+// TestDeletedEventBecomesGapRecord: an operator with admin rights deletes
+// events that wait to be sealed (the streams deny it once the writer has
+// set them up; here they were made without the denial, as a stream of an
+// earlier release would be). The writer seals a gap record naming them,
+// `verify` fails listing the gap, and passes only with --allow-gaps.
+func TestDeletedEventBecomesGapRecord(t *testing.T) {
+	srv := natstest.StartSecure(t)
+	_, admin := srv.Connect(t)
+	if err := bus.EnsureStreams(t.Context(), admin, bus.StreamOptions{AllowDelete: true}); err != nil {
+		t.Fatal(err)
+	}
+	_, pjs := srv.ConnectAs(t, bus.Proxy)
+	em, _ := emitter.New(emitter.Config{JetStream: pjs})
+	defer em.Close()
+	for i := range 8 {
+		res, _ := em.Emit(t.Context(), eventstest.Command(fmt.Sprintf("gap-%d", i), ""))
+		if err := res.Stored(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, _ := admin.Stream(t.Context(), bus.EventsStream)
+	for _, seq := range []uint64{3, 4} {
+		if err := es.DeleteMsg(t.Context(), seq); err != nil {
+			t.Fatalf("admin deletes event %d before the writer runs: %v", seq, err)
+		}
+	}
+	keys, storeDir := t.TempDir(), t.TempDir()
+	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
+	startServe(t, serveConfig(t, srv, storeDir, filepath.Join(keys, "ledger.key")))
+	vkey := filepath.Join(keys, "ledger.vkey")
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		r := run(t, nil, nil, "verify", "--store", storeDir, "--vkey", vkey, "--allow-gaps")
+		if r.code != 0 || !strings.Contains(r.stdout, "records      7 in") {
+			return fmt.Errorf("verify --allow-gaps: exit %d\n%s", r.code, r.stdout)
+		}
+		return nil
+	})
+	r := run(t, nil, nil, "verify", "--store", storeDir, "--vkey", vkey)
+	if r.code != 1 || !strings.Contains(r.stdout, "stream sequences 3..4 (2) at record 2") {
+		t.Fatalf("verify without --allow-gaps: exit %d, want 1 listing the gap\n%s", r.code, r.stdout)
+	}
+	r = run(t, nil, nil, "verify", "--store", storeDir, "--vkey", vkey, "--allow-gaps")
+	if !strings.Contains(r.stdout, "1 gap(s), accepted by --allow-gaps") || !strings.Contains(r.stdout, "stream sequences 3..4") {
+		t.Fatalf("verify --allow-gaps does not list the gap:\n%s", r.stdout)
+	}
+	// The writer's set-up turned the denial on, for good.
+	if err := es.DeleteMsg(t.Context(), 5); err == nil {
+		t.Fatal("an event could still be deleted after the writer set up the streams")
+	}
+}

@@ -13,12 +13,13 @@ import (
 
 func verifyCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("verify --store URL --vkey KEY [--since CHECKPOINT_FILE]",
-		"Checks a whole store offline: every segment's framing, every record's index and\nleaf hash, the hash chain, the Merkle root in every segment trailer and every\ncheckpoint, each checkpoint's signature, that no record is missing, and on S3\nthat no segment is hidden or shadowed and each is locked in COMPLIANCE mode long\nenough. With --since, also that the log extends that earlier checkpoint, which\ncatches a rewritten or forked history even if it was re-signed with the right\nkey. Exit 0 with a summary; exit 1 naming the first failure.", stderr)
+		"Checks a whole store offline: every segment's framing, every record's index and\nleaf hash, the hash chain, the Merkle root in every segment trailer and every\ncheckpoint, each checkpoint's signature, that no record is missing, and on S3\nthat no segment is hidden or shadowed and each is locked in COMPLIANCE mode long\nenough. With --since, also that the log extends that earlier checkpoint, which\ncatches a rewritten or forked history even if it was re-signed with the right\nkey. Every stream sequence the writer consumed must be accounted for: sealed,\nrecorded as rejected, or inside a gap record; gaps are listed, and fail the\ncheck unless --allow-gaps. Exit 0 with a summary; exit 1 naming the first\nfailure.", stderr)
 	storeURL := fs.String("store", "", "segment store URL")
 	vkeyArg := fs.String("vkey", "", "verifier key (name+hash+base64) or a file holding it")
 	since := fs.String("since", "", "file holding an earlier signed checkpoint the log must extend")
 	retention := fs.String("retention", "", "minimum lock per segment (e.g. 7y, 30d); default: the store URL's retention on S3, none on a local store")
 	verbose := fs.Bool("v", false, "list every segment with its digest, version and lock")
+	allowGaps := fs.Bool("allow-gaps", false, "exit 0 when the log records gaps (stream sequences that vanished before they were sealed); they are listed either way")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -33,7 +34,7 @@ func verifyCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	opts := ledger.VerifyOptions{Verifier: v, Retention: store.Retention}
+	opts := ledger.VerifyOptions{Verifier: v, Retention: store.Retention, AllowGaps: true}
 	if *retention != "" {
 		if opts.Retention, err = storeurl.ParseRetention(*retention); err != nil {
 			return fmt.Errorf("verify: --retention: %w", err)
@@ -61,14 +62,36 @@ func verifyCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store.Store, err)
 		return &exitError{code: 1, err: fmt.Errorf("verification failed")}
 	}
+	if len(rep.Gaps) > 0 && !*allowGaps {
+		fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store.Store, &ledger.GapsError{Gaps: rep.Gaps})
+		printGaps(stdout, rep.Gaps)
+		fmt.Fprintf(stdout, "  everything else verified; --allow-gaps accepts a log whose gaps are explained\n")
+		return &exitError{code: 1, err: fmt.Errorf("the log records %d gap(s)", len(rep.Gaps))}
+	}
 	printReport(stdout, rep, opts, elapsed, *verbose)
 	return nil
+}
+
+func printGaps(w io.Writer, gaps []ledger.Gap) {
+	for _, g := range gaps {
+		fmt.Fprintf(w, "  gap          stream sequences %d..%d (%d) at record %d, noticed %s; stream then held %d..%d: %s\n",
+			g.FirstSeq, g.LastSeq, g.Count, g.Index, g.NoticedAt.Format(time.RFC3339), g.Stream.FirstSeq, g.Stream.LastSeq, g.Reason)
+	}
 }
 
 func printReport(w io.Writer, rep *ledger.Report, opts ledger.VerifyOptions, elapsed time.Duration, verbose bool) {
 	fmt.Fprintf(w, "OK    %s\n", rep.Store)
 	fmt.Fprintf(w, "  origin       %s\n", rep.Origin)
-	fmt.Fprintf(w, "  records      %d in %d segments, %d checkpoints, no gaps\n", rep.Size, len(rep.Segments), rep.Checkpoints)
+	gaps := "no gaps"
+	if len(rep.Gaps) > 0 {
+		gaps = fmt.Sprintf("%d gap(s), accepted by --allow-gaps", len(rep.Gaps))
+	}
+	fmt.Fprintf(w, "  records      %d in %d segments, %d checkpoints, %s", rep.Size, len(rep.Segments), rep.Checkpoints, gaps)
+	if rep.Rejected > 0 {
+		fmt.Fprintf(w, ", %d rejected event(s) recorded", rep.Rejected)
+	}
+	fmt.Fprintln(w)
+	printGaps(w, rep.Gaps)
 	if rep.Size > 0 {
 		fmt.Fprintf(w, "  time range   %s .. %s\n", rep.FirstTime.Format(time.RFC3339), rep.LastTime.Format(time.RFC3339))
 	}

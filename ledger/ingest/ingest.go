@@ -12,6 +12,8 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,8 +51,9 @@ type Config struct {
 // Stats are running totals, safe to read concurrently.
 type Stats struct {
 	Ingested, Sealed, Rejected, Skipped, Batches, Retries, Resets atomic.Uint64
-	LastBatch                                                     atomic.Int64 // records in the last sealed batch
-	LastSealNanos                                                 atomic.Int64 // duration of the last seal
+	Gaps                                                          atomic.Uint64 // stream sequences recorded as missing
+	LastBatch                                                     atomic.Int64  // records in the last sealed batch
+	LastSealNanos                                                 atomic.Int64  // duration of the last seal
 }
 
 // Ingester moves events from AUDIT_EVENTS into the log.
@@ -243,19 +246,24 @@ func (in *Ingester) consume(ctx context.Context) error {
 	return nil
 }
 
-type accepted struct {
-	msg   jetstream.Msg
-	event *events.Event
+// sealing is one entry of a batch: its message (none for a gap record)
+// and where its record is published on AUDIT_LEDGER.
+type sealing struct {
+	msg    jetstream.Msg
+	tenant string
+	typ    events.Type
 }
 
 // process seals one fetched batch. Messages are acknowledged only after
-// everything they led to is durable.
+// everything they led to is durable. Every stream sequence becomes a
+// record: the event, a rejection, or part of a gap.
 func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 	checked := validateAll(msgs)
-	var ok []accepted
+	var ok []sealing
 	var entries []ledger.Entry
 	var done []jetstream.Msg // to acknowledge at the end
 	var gap error
+	origin := in.cfg.Log.Origin()
 	next := in.next
 	for i, m := range msgs {
 		meta, err := m.Metadata()
@@ -269,8 +277,23 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 			continue
 		}
 		if seq > next {
-			if next, err = in.skipDeleted(ctx, next, seq); err != nil {
+			present, state, err := in.firstPresent(ctx, next, seq)
+			if err != nil {
 				return err
+			}
+			if present > next {
+				g := ledger.Gap{FirstSeq: next, LastSeq: present - 1, NoticedAt: time.Now().UTC(), Stream: state,
+					Reason: "missing from " + bus.EventsStream + " before it was sealed (deleted, expired or lost)"}
+				in.Stats.Gaps.Add(present - next)
+				in.cfg.Logger.Error("stream sequences missing from AUDIT_EVENTS before they were sealed: recording a gap",
+					"first_seq", g.FirstSeq, "last_seq", g.LastSeq, "stream_first_seq", state.FirstSeq, "stream_last_seq", state.LastSeq)
+				e, err := ledger.GapEntry(origin, g)
+				if err != nil {
+					return err
+				}
+				entries = append(entries, e)
+				ok = append(ok, sealing{tenant: ledger.SystemTenant, typ: events.LedgerGap})
+				next = present
 			}
 			if seq != next {
 				// Stop here: seal what came in order, then start the
@@ -282,13 +305,15 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 		next = seq + 1
 		ev, verr := checked[i].event, checked[i].err
 		if verr != nil {
-			if err := in.reject(ctx, m, seq, verr); err != nil {
+			e, err := in.reject(ctx, m, seq, verr)
+			if err != nil {
 				return err
 			}
-			done = append(done, m)
+			entries = append(entries, e)
+			ok = append(ok, sealing{msg: m, tenant: ledger.SystemTenant, typ: events.LedgerRejected})
 			continue
 		}
-		ok = append(ok, accepted{m, ev})
+		ok = append(ok, sealing{msg: m, tenant: ev.Tenant, typ: ev.Type})
 		entries = append(entries, ledger.Entry{Event: m.Data(), Source: seq})
 	}
 	if len(entries) > 0 {
@@ -302,7 +327,9 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 			}
 		}
 		for _, a := range ok {
-			done = append(done, a.msg)
+			if a.msg != nil {
+				done = append(done, a.msg)
+			}
 		}
 		in.Stats.Ingested.Add(uint64(len(entries)))
 	}
@@ -355,6 +382,9 @@ func check(m jetstream.Msg) (*events.Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ev.Type.Ledger() {
+		return nil, fmt.Errorf("type %s is recorded by the ledger itself, never by a producer", ev.Type)
+	}
 	if want := events.Subject(ev.Tenant, ev.Type); m.Subject() != want {
 		return nil, fmt.Errorf("published on %q, but tenant and type say %q", m.Subject(), want)
 	}
@@ -364,25 +394,30 @@ func check(m jetstream.Msg) (*events.Event, error) {
 	return ev, nil
 }
 
-// skipDeleted steps next over stream sequences below upTo that no longer
-// exist in the stream (removed by limits or by an operator), logging each:
-// the records' source sequences make such gaps visible to auditors too.
-func (in *Ingester) skipDeleted(ctx context.Context, next, upTo uint64) (uint64, error) {
+// firstPresent returns the first stream sequence in [next, upTo] that
+// still exists in AUDIT_EVENTS (upTo if none before it does), and what the
+// stream says about itself. Sequences below it vanished before they were
+// sealed; the caller records them as a gap, never skips them quietly.
+func (in *Ingester) firstPresent(ctx context.Context, next, upTo uint64) (uint64, ledger.StreamState, error) {
 	s, err := in.cfg.JetStream.Stream(ctx, bus.EventsStream)
 	if err != nil {
-		return next, fmt.Errorf("ingest: %s: %w", bus.EventsStream, err)
+		return next, ledger.StreamState{}, fmt.Errorf("ingest: %s: %w", bus.EventsStream, err)
 	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return next, ledger.StreamState{}, fmt.Errorf("ingest: %s: %w", bus.EventsStream, err)
+	}
+	state := ledger.StreamState{FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq, Msgs: info.State.Msgs, NumDeleted: info.State.NumDeleted}
 	for ; next < upTo; next++ {
 		_, err := s.GetMsg(ctx, next)
 		if err == nil {
-			return next, nil
+			return next, state, nil
 		}
 		if !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return next, fmt.Errorf("ingest: looking up stream sequence %d: %w", next, err)
+			return next, state, fmt.Errorf("ingest: looking up stream sequence %d: %w", next, err)
 		}
-		in.cfg.Logger.Warn("stream sequence missing from AUDIT_EVENTS (deleted before it was sealed)", "seq", next)
 	}
-	return next, nil
+	return next, state, nil
 }
 
 // seal appends entries, retrying with backoff while the store is
@@ -425,7 +460,10 @@ func (in *Ingester) seal(ctx context.Context, entries []ledger.Entry) (*ledger.S
 	}
 }
 
-func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, reason error) error {
+// reject stores a message that failed validation in AUDIT_REJECTED, with
+// the reason, and returns the record that accounts for its sequence in the
+// log.
+func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, reason error) (ledger.Entry, error) {
 	in.Stats.Rejected.Add(1)
 	in.cfg.Logger.Info("event rejected", "source_seq", seq, "subject", m.Subject(), "reason", reason.Error())
 	r := nats.NewMsg(bus.RejectSubject)
@@ -435,14 +473,16 @@ func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, rea
 	r.Header.Set(bus.HeaderSourceSubject, m.Subject())
 	r.Header.Set(nats.MsgIdHdr, "rejected-"+strconv.FormatUint(seq, 10))
 	if _, err := in.cfg.JetStream.PublishMsg(ctx, r); err != nil {
-		return fmt.Errorf("ingest: storing rejected event %d: %w", seq, err)
+		return ledger.Entry{}, fmt.Errorf("ingest: storing rejected event %d: %w", seq, err)
 	}
-	return nil
+	sum := sha256.Sum256(m.Data())
+	return ledger.RejectedEntry(in.cfg.Log.Origin(), ledger.Rejection{Seq: seq, Subject: m.Subject(), Reason: reason.Error(),
+		SHA256: hex.EncodeToString(sum[:]), Bytes: len(m.Data())}, time.Now())
 }
 
 // publishSeal publishes a batch's records on AUDIT_LEDGER and waits for
 // JetStream to store them all.
-func (in *Ingester) publishSeal(ctx context.Context, seal *ledger.Seal, ok []accepted) error {
+func (in *Ingester) publishSeal(ctx context.Context, seal *ledger.Seal, ok []sealing) error {
 	if in.published < seal.First {
 		if err := in.publishFromStore(ctx, seal.First); err != nil {
 			return err
@@ -450,8 +490,8 @@ func (in *Ingester) publishSeal(ctx context.Context, seal *ledger.Seal, ok []acc
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(seal.Records))
 	for i, rec := range seal.Records {
-		ev := ok[len(ok)-len(seal.Records)+i].event
-		f, err := in.cfg.JetStream.PublishMsgAsync(recordMsg(in.cfg.Log.Checkpoint().Origin, seal.First+uint64(i), rec, ev))
+		at := ok[len(ok)-len(seal.Records)+i]
+		f, err := in.cfg.JetStream.PublishMsgAsync(recordMsg(in.cfg.Log.Origin(), seal.First+uint64(i), rec, at.tenant, at.typ))
 		if err != nil {
 			return fmt.Errorf("ingest: publish record %d: %w", seal.First+uint64(i), err)
 		}
@@ -471,7 +511,7 @@ func (in *Ingester) publishFromStore(ctx context.Context, upTo uint64) error {
 		return nil
 	}
 	in.cfg.Logger.Info("republishing sealed records", "from", in.published, "to", upTo)
-	origin := in.cfg.Log.Checkpoint().Origin
+	origin := in.cfg.Log.Origin()
 	var futures []jetstream.PubAckFuture
 	errStop := errors.New("stop")
 	err := ledger.ReadRecords(ctx, in.cfg.Store, in.published, func(idx uint64, rec []byte) error {
@@ -486,7 +526,7 @@ func (in *Ingester) publishFromStore(ctx context.Context, upTo uint64) error {
 		if err != nil {
 			return fmt.Errorf("ingest: sealed record %d holds an invalid event: %w", idx, err)
 		}
-		f, err := in.cfg.JetStream.PublishMsgAsync(recordMsg(origin, idx, rec, ev))
+		f, err := in.cfg.JetStream.PublishMsgAsync(recordMsg(origin, idx, rec, ev.Tenant, ev.Type))
 		if err != nil {
 			return err
 		}
@@ -503,8 +543,8 @@ func (in *Ingester) publishFromStore(ctx context.Context, upTo uint64) error {
 	return nil
 }
 
-func recordMsg(origin string, idx uint64, rec []byte, ev *events.Event) *nats.Msg {
-	m := nats.NewMsg("audit.ledger." + ev.Tenant + "." + string(ev.Type))
+func recordMsg(origin string, idx uint64, rec []byte, tenant string, typ events.Type) *nats.Msg {
+	m := nats.NewMsg("audit.ledger." + tenant + "." + string(typ))
 	m.Data = rec
 	m.Header.Set(bus.HeaderIndex, strconv.FormatUint(idx, 10))
 	m.Header.Set(bus.HeaderLeaf, ledger.LeafHash(rec).Base64())

@@ -2,6 +2,9 @@ package ingest_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,13 +39,17 @@ type harness struct {
 }
 
 func newHarness(t *testing.T) *harness {
+	return newHarnessWith(t, bus.StreamOptions{})
+}
+
+func newHarnessWith(t *testing.T, o bus.StreamOptions) *harness {
 	srv := natstest.Start(t)
 	_, js := srv.Connect(t)
-	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
+	if err := bus.EnsureStreams(t.Context(), js, o); err != nil {
 		t.Fatal(err)
 	}
 	// Twice: creating the streams again must be harmless.
-	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
+	if err := bus.EnsureStreams(t.Context(), js, o); err != nil {
 		t.Fatal(err)
 	}
 	store, _ := file.New(t.TempDir())
@@ -176,10 +183,13 @@ func TestRejectedEventsKeptWithReason(t *testing.T) {
 	_, l, stop := h.start(50)
 	defer stop()
 	h.emit(0, 3)
+	forged := event(98)
+	forged.Type, forged.Tenant = events.LedgerGap, "_ledger"
 	bad := []struct{ subject, data, reason string }{
 		{"audit.events.acme.command.executed", `{"version":1,"id":"x"}`, "type: required"},
 		{"audit.events.acme.command.executed", `not json`, "invalid character"},
 		{"audit.events.other.command.executed", string(mustMarshal(t, event(99))), "published on"},
+		{"audit.events._ledger.ledger.gap", string(mustMarshal(t, forged)), "recorded by the ledger itself"},
 	}
 	for _, b := range bad {
 		if _, err := h.js.Publish(t.Context(), b.subject, []byte(b.data)); err != nil {
@@ -188,7 +198,8 @@ func TestRejectedEventsKeptWithReason(t *testing.T) {
 	}
 	h.emit(3, 2)
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if l.Size() != 5 || h.streamMsgs(bus.RejectStream) != 3 {
+		// Each rejection is a record too, so its sequence is accounted for.
+		if l.Size() != 9 || h.streamMsgs(bus.RejectStream) != 4 {
 			return fmt.Errorf("sealed %d, rejected %d", l.Size(), h.streamMsgs(bus.RejectStream))
 		}
 		return nil
@@ -202,6 +213,79 @@ func TestRejectedEventsKeptWithReason(t *testing.T) {
 		if string(m.Data) != b.data || !strings.Contains(m.Header.Get(bus.HeaderReason), b.reason) || m.Header.Get(bus.HeaderSourceSubject) != b.subject {
 			t.Errorf("rejected %d: data %q reason %q subject %q", i, m.Data, m.Header.Get(bus.HeaderReason), m.Header.Get(bus.HeaderSourceSubject))
 		}
+	}
+	rep, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: h.signer.Verifier()})
+	if err != nil || rep.Rejected != 4 || len(rep.Gaps) != 0 {
+		t.Fatalf("verify: %v; rejected %v", err, rep)
+	}
+	var rejected []ledger.Rejection
+	ledger.ReadRecords(t.Context(), h.store, 0, func(idx uint64, rec []byte) error {
+		r, _ := ledger.ParseRecord(rec)
+		ev, err := events.Parse(r.Event)
+		if err != nil {
+			t.Fatalf("record %d: %v", idx, err)
+		}
+		if ev.Type == events.LedgerRejected {
+			var rj ledger.Rejection
+			json.Unmarshal(ev.Payload, &rj)
+			if rj.Seq != r.Source {
+				t.Errorf("record %d: rejection of sequence %d in a record of source %d", idx, rj.Seq, r.Source)
+			}
+			rejected = append(rejected, rj)
+		}
+		return nil
+	})
+	for i, b := range bad {
+		sum := sha256.Sum256([]byte(b.data))
+		if i >= len(rejected) || rejected[i].SHA256 != hex.EncodeToString(sum[:]) || !strings.Contains(rejected[i].Reason, b.reason) {
+			t.Errorf("rejection record %d: %+v, want the digest of %q and %q", i, rejected, b.data, b.reason)
+		}
+	}
+}
+
+// TestGapRecorded: events deleted from AUDIT_EVENTS before the writer
+// reached them (possible only on a stream that allows deletes, or by
+// limits) become a gap record naming the sequences; verify then fails
+// with the gap unless gaps are allowed, and lists it.
+func TestGapRecorded(t *testing.T) {
+	h := newHarnessWith(t, bus.StreamOptions{AllowDelete: true})
+	h.emit(0, 10)
+	s, _ := h.js.Stream(t.Context(), bus.EventsStream)
+	for _, seq := range []uint64{4, 5, 6, 9} {
+		if err := s.DeleteMsg(t.Context(), seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, l, stop := h.start(50)
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if l.Size() != 8 { // 6 events and 2 gap records
+			return fmt.Errorf("log size %d, want 8", l.Size())
+		}
+		return nil
+	})
+	h.emit(10, 2)
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if l.Size() != 10 {
+			return fmt.Errorf("log size %d, want 10", l.Size())
+		}
+		return nil
+	})
+	stop()
+	v := h.signer.Verifier()
+	_, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: v})
+	var ge *ledger.GapsError
+	if !errors.As(err, &ge) || !errors.Is(err, ledger.ErrGaps) {
+		t.Fatalf("verify without AllowGaps: %v, want a GapsError", err)
+	}
+	rep, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: v, AllowGaps: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Gaps) != 2 || rep.Gaps[0].FirstSeq != 4 || rep.Gaps[0].LastSeq != 6 || rep.Gaps[1].FirstSeq != 9 || rep.Gaps[1].LastSeq != 9 {
+		t.Fatalf("gaps %+v, want 4..6 and 9..9", rep.Gaps)
+	}
+	if g := rep.Gaps[0]; g.Index != 3 || g.Stream.LastSeq < 10 || g.NoticedAt.IsZero() || g.Reason == "" {
+		t.Fatalf("first gap %+v: want record 3, the stream's state and when it was noticed", g)
 	}
 }
 
