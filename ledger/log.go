@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -111,7 +112,8 @@ type Seal struct {
 // must be discarded. On other errors nothing is assumed: the next Append
 // first recovers whatever reached the store, so a retry never appends
 // twice what was sealed once — but the caller must then check LastSource
-// (or Size) before retrying the same entries.
+// (or Size) before retrying the same entries, and call Sync before it
+// treats entries at or below LastSource as durable.
 func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 	if len(entries) == 0 {
 		return &Seal{Checkpoint: l.latest, First: l.st.size}, nil
@@ -161,13 +163,13 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 		retain = RetainUntil(time.Unix(0, now), l.cfg.Retention)
 	}
 	name := SegmentName(first)
-	if err := l.cfg.Store.Create(ctx, name, seg.appendTrailer(buf), retain); err != nil {
+	data := seg.appendTrailer(buf)
+	if err := l.cfg.Store.Create(ctx, name, data, retain); err != nil && !l.ownWrite(ctx, name, data, err) {
 		l.st.tree.truncate(first)
+		l.dirty = err
 		if errors.Is(err, ErrExist) {
-			l.dirty = err
 			return nil, fmt.Errorf("ledger: seal %s: %w (%w)", name, ErrFenced, err)
 		}
-		l.dirty = err
 		return nil, fmt.Errorf("ledger: seal %s: %w", name, err)
 	}
 	// The segment is sealed: adopt it, whatever happens to the checkpoint.
@@ -184,6 +186,32 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 		return nil, err
 	}
 	return &Seal{Checkpoint: l.latest, Segment: name, First: first, Records: seg.Records}, nil
+}
+
+// ownWrite reports whether a refused conditional create of name found
+// exactly data there: this writer's own earlier attempt, which landed
+// although its answer was lost (a client that resends a request that timed
+// out gets a refusal for the resend once the original lands). Only
+// different bytes mean another writer.
+func (l *Log) ownWrite(ctx context.Context, name string, data []byte, err error) bool {
+	if !errors.Is(err, ErrExist) {
+		return false
+	}
+	b, gerr := l.cfg.Store.Get(ctx, name)
+	return gerr == nil && bytes.Equal(b, data)
+}
+
+// Sync makes sure the store holds a signed checkpoint for every sealed
+// record. After an Append that failed once its segment was sealed (the
+// checkpoint write failed: disk full, S3 unavailable), the records are in
+// the log — LastSource says so — but not yet covered by a checkpoint; a
+// caller MUST call Sync, and see it succeed, before it acknowledges them.
+// It has nothing to do after a successful Append.
+func (l *Log) Sync(ctx context.Context) error {
+	if l.dirty == nil {
+		return nil
+	}
+	return l.recover(ctx)
 }
 
 func (l *Log) signCheckpoint(ctx context.Context, retain time.Time) error {

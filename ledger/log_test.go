@@ -258,3 +258,45 @@ func TestSourcesContiguous(t *testing.T) {
 		t.Fatalf("verify --allow-gaps: %v %+v", err, rep)
 	}
 }
+
+// resentPUT is a real store whose Create behaves as an S3 client that
+// resent a timed-out PUT: the delayed original lands, and the resend is
+// refused because the object now exists.
+type resentPUT struct{ ledger.SegmentStore }
+
+func (s resentPUT) Create(ctx context.Context, name string, data []byte, retain time.Time) error {
+	if err := s.SegmentStore.Create(ctx, name, data, retain); err != nil {
+		return err
+	}
+	return fmt.Errorf("precondition failed on resend: %w", ledger.ErrExist)
+}
+
+// A lone writer whose own delayed write refuses its resend is not fenced:
+// it reads the object back and finds its own bytes. Different bytes still
+// fence it.
+func TestResentWriteDoesNotFence(t *testing.T) {
+	s := goldenKey(t)
+	dir := t.TempDir()
+	st, _ := file.New(dir)
+	l, err := ledger.Open(t.Context(), ledger.Config{Store: resentPUT{st}, Signer: s, Now: fixedClock()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := l.Append(t.Context(), entries(2*i, 2)); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	rep, err := ledger.Verify(t.Context(), st, ledger.VerifyOptions{Verifier: s.Verifier()})
+	if err != nil || rep.Size != 6 {
+		t.Fatalf("verify: %v %v", err, rep)
+	}
+	other, _ := newLog(t, dir, s)
+	l2, _ := ledger.Open(t.Context(), ledger.Config{Store: resentPUT{st}, Signer: s, Now: fixedClock()})
+	if _, err := other.Append(t.Context(), entries(6, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l2.Append(t.Context(), entries(6, 2)); !errors.Is(err, ledger.ErrFenced) {
+		t.Fatalf("a writer finding other bytes at its segment: %v, want ErrFenced", err)
+	}
+}

@@ -430,12 +430,18 @@ func (in *Ingester) seal(ctx context.Context, entries []ledger.Entry) (*ledger.S
 		for i < len(entries) && entries[i].Source <= last {
 			i++
 		}
-		if i == len(entries) {
-			// A failed attempt sealed them all; publishFromStore covers them.
-			return nil, in.publishFromStore(ctx, in.cfg.Log.Size())
-		}
+		var seal *ledger.Seal
+		var err error
 		start := time.Now()
-		seal, err := in.cfg.Log.Append(ctx, entries[i:])
+		if i == len(entries) {
+			// A failed attempt sealed them all, but perhaps not its
+			// checkpoint: nothing is acknowledged until one covers them.
+			if err = in.cfg.Log.Sync(ctx); err == nil {
+				return nil, in.publishFromStore(ctx, in.cfg.Log.Size())
+			}
+		} else {
+			seal, err = in.cfg.Log.Append(ctx, entries[i:])
+		}
 		if err == nil {
 			in.Stats.Sealed.Add(uint64(len(entries) - i))
 			in.Stats.Batches.Add(1)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -377,4 +378,78 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// fullDisk is a real store whose checkpoint writes fail while full is set,
+// as a full disk or an S3 outage between the segment and its checkpoint
+// would make them.
+type fullDisk struct {
+	ledger.SegmentStore
+	full     atomic.Bool
+	refusals atomic.Int64
+}
+
+func (s *fullDisk) Create(ctx context.Context, name string, data []byte, retain time.Time) error {
+	if s.full.Load() && strings.HasPrefix(name, ledger.CheckpointPrefix) {
+		s.refusals.Add(1)
+		return fmt.Errorf("write %s: no space left on device", name)
+	}
+	return s.SegmentStore.Create(ctx, name, data, retain)
+}
+
+// TestNoAckBeforeCheckpoint: when the checkpoint cannot be written after
+// its segment was sealed, nothing is acknowledged; once the store
+// recovers the checkpoint is signed without any new event, the events are
+// acknowledged, and the log verifies.
+func TestNoAckBeforeCheckpoint(t *testing.T) {
+	h := newHarness(t)
+	fd := &fullDisk{SegmentStore: h.store}
+	h.emit(0, 5)
+	l, err := ledger.Open(t.Context(), ledger.Config{Store: fd, Signer: h.signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd.full.Store(true)
+	in, err := ingest.New(t.Context(), ingest.Config{JetStream: h.js, Log: l, Store: fd, BatchSize: 50, MaxWait: 10 * time.Millisecond, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { in.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	ackFloor := func() uint64 {
+		c, err := h.js.Consumer(t.Context(), bus.EventsStream, "ledger")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.AckFloor.Stream
+	}
+	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if fd.refusals.Load() < 3 || l.LastSource() != 5 {
+			return fmt.Errorf("%d checkpoint writes refused, last source %d", fd.refusals.Load(), l.LastSource())
+		}
+		return nil
+	})
+	if f := ackFloor(); f != 0 {
+		t.Fatalf("events acknowledged up to %d while no checkpoint covers them", f)
+	}
+	if _, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: h.signer.Verifier()}); err == nil {
+		t.Fatal("the store verified without a checkpoint for its segment")
+	}
+	fd.full.Store(false)
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if f := ackFloor(); f != 5 {
+			return fmt.Errorf("acknowledged up to %d", f)
+		}
+		return nil
+	})
+	rep, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: h.signer.Verifier()})
+	if err != nil || rep.Size != 5 {
+		t.Fatalf("after the store recovered: %v", err)
+	}
 }
