@@ -80,7 +80,7 @@ const maxReason = 1024
 func systemRecord(origin string, t events.Type, id string, at time.Time, payload any) ([]byte, error) {
 	b, err := json.Marshal(systemEvent{
 		Type: t, Version: events.Version, ID: id, Time: at.UTC().Format(time.RFC3339Nano), Tenant: SystemTenant,
-		Source: events.Source{Kind: "ledger", Instance: origin},
+		Source:  events.Source{Kind: "ledger", Instance: origin},
 		Actor:   events.Actor{Issuer: "auditledger", Subject: "ledger", Kind: events.Machine},
 		Payload: payload,
 	})
