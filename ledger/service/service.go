@@ -132,23 +132,9 @@ func runWriter(ctx context.Context, cfg Config, kv jetstream.KeyValue, rev *atom
 	defer wg.Wait()
 	defer cancel(nil)
 	wg.Go(func() {
-		t := time.NewTicker(cfg.LeaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			r, err := kv.Update(ctx, cfg.Consumer, []byte(cfg.Instance), rev.Load())
-			if err != nil {
-				if ctx.Err() == nil {
-					cfg.Logger.Error("lease lost: stopping the writer", "err", err)
-					cancel(fmt.Errorf("lease lost: %w", err))
-				}
-				return
-			}
-			rev.Store(r)
+		if err := holdLease(ctx, cfg, kv, rev); err != nil && ctx.Err() == nil {
+			cfg.Logger.Error("lease lost: stopping the writer", "err", err)
+			cancel(fmt.Errorf("lease lost: %w", err))
 		}
 	})
 	l, err := ledger.Open(ctx, ledger.Config{Store: cfg.Store, Signer: cfg.Signer, Retention: cfg.Retention})
@@ -173,6 +159,59 @@ func runWriter(ctx context.Context, cfg Config, kv jetstream.KeyValue, rev *atom
 		return cause
 	}
 	return err
+}
+
+// holdLease renews the lease every third of its TTL until ctx ends. A
+// renewal that fails is retried for as long as the lease surely has not
+// expired (a cluster node's loss costs a few failed requests, not the
+// lease); it is lost when that time runs out, or when the key holds
+// another writer's name.
+func holdLease(ctx context.Context, cfg Config, kv jetstream.KeyValue, rev *atomic.Uint64) error {
+	t := time.NewTicker(cfg.LeaseTTL / 3)
+	defer t.Stop()
+	// The lease surely lives until TTL after the last renewal was sent,
+	// less a margin for clock and transit.
+	valid := time.Now().Add(cfg.LeaseTTL * 3 / 4)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for {
+			sent := time.Now()
+			actx, cancel := context.WithTimeout(ctx, cfg.LeaseTTL/4)
+			r, err := kv.Update(actx, cfg.Consumer, []byte(cfg.Instance), rev.Load())
+			cancel()
+			if err == nil {
+				rev.Store(r)
+				valid = sent.Add(cfg.LeaseTTL * 3 / 4)
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				// A renewal whose answer was lost may have landed: the key
+				// then holds this writer's name at a newer revision.
+				gctx, cancel := context.WithTimeout(ctx, cfg.LeaseTTL/4)
+				e, gerr := kv.Get(gctx, cfg.Consumer)
+				cancel()
+				if gerr == nil && string(e.Value()) == cfg.Instance {
+					rev.Store(e.Revision())
+					continue
+				}
+				if gerr == nil {
+					return fmt.Errorf("held by %q now: %w", e.Value(), err)
+				}
+			}
+			if time.Now().After(valid) {
+				return err
+			}
+			cfg.Logger.Warn("lease renewal failed; retrying while the lease is surely valid", "err", err, "valid_for", time.Until(valid).Round(time.Millisecond))
+			sleep(ctx, min(100*time.Millisecond, time.Until(valid)))
+		}
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {
