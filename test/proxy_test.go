@@ -41,26 +41,8 @@ func TestProxyIntoVerifiedLedger(t *testing.T) {
 		return err
 	})
 
-	users := filepath.Join(t.TempDir(), "users.yaml")
-	os.WriteFile(users, []byte("alice: alice-secret\n"), 0o600)
-	proxy := exec.Command(binary, "proxy", "postgres", "--listen", "127.0.0.1:0", "--users", users, "--nats", srv.ClientURL(), "--nkey", nkeyauth.SeedFile(srv.KeysDir, bus.Proxy), "--tenant", "acme")
-	proxy.Env = append(os.Environ(), "AUDITLEDGER_PROXY_UPSTREAM="+pg.DSN("postgres"))
-	out, _ := proxy.StdoutPipe()
-	proxy.Stderr = os.Stderr
-	if err := proxy.Start(); err != nil {
-		t.Fatal(err)
-	}
+	proxy, addr := startProxyPostgres(t, srv, pg.DSN("postgres"))
 	defer func() { proxy.Process.Signal(syscall.SIGTERM); proxy.Wait() }()
-	banner := make([]byte, 512)
-	n, _ := out.Read(banner)
-	var addr string
-	// "auditledger proxy postgres on ADDR ..."
-	if f := strings.Fields(string(banner[:n])); len(f) > 4 && f[3] == "on" {
-		addr = f[4]
-	}
-	if addr == "" {
-		t.Fatalf("no address in the proxy banner %q", banner[:n])
-	}
 	url := fmt.Sprintf("postgres://alice:alice-secret@%s/%s?sslmode=disable", addr, db)
 	psqlOut, err := exec.Command("psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
 		"-c", "CREATE TABLE t (a int)", "-c", "INSERT INTO t SELECT generate_series(1, 10)", "-c", "SELECT sum(a) FROM t", url).CombinedOutput()
@@ -120,4 +102,31 @@ func verifiedEvents(t *testing.T, storeDir, vkey string) []natstest.Stored {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// startProxyPostgres runs `auditledger proxy postgres` in front of
+// upstream, recording to srv as the proxy bus role, with the development
+// user alice (password alice-secret) and tenant acme; it returns the
+// process and the address from its banner.
+func startProxyPostgres(t *testing.T, srv *natstest.Server, upstream string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	users := filepath.Join(t.TempDir(), "users.yaml")
+	os.WriteFile(users, []byte("alice: alice-secret\n"), 0o600)
+	proxy := exec.Command(binary, append([]string{"proxy", "postgres", "--listen", "127.0.0.1:0", "--users", users, "--nats", srv.ClientURL(),
+		"--nkey", nkeyauth.SeedFile(srv.KeysDir, bus.Proxy), "--tenant", "acme"}, args...)...)
+	proxy.Env = append(os.Environ(), "AUDITLEDGER_PROXY_UPSTREAM="+upstream)
+	out, _ := proxy.StdoutPipe()
+	proxy.Stderr = os.Stderr
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Process.Kill(); proxy.Wait() })
+	banner := make([]byte, 512)
+	n, _ := out.Read(banner)
+	// "auditledger proxy postgres on ADDR ..."
+	if f := strings.Fields(string(banner[:n])); len(f) > 4 && f[3] == "on" {
+		return proxy, f[4]
+	}
+	t.Fatalf("no address in the proxy banner %q", banner[:n])
+	return nil, ""
 }

@@ -36,13 +36,28 @@ type Config struct {
 	Timeout time.Duration
 	// SpoolDir, if set, is where events wait while the bus is unreachable.
 	SpoolDir string
+	// DrainTimeout bounds how long Close waits for accepted asynchronous
+	// publishes; zero means 10s. What is still unpublished then is spooled
+	// (with a SpoolDir) or reported failed to its callback — never
+	// dropped without a word.
+	DrainTimeout time.Duration
 }
+
+// ErrClosed: the Emitter is closed and takes no new events.
+var ErrClosed = errors.New("emitter: closed")
 
 // Emitter publishes events. It is safe for concurrent use.
 type Emitter struct {
 	cfg  Config
 	slot chan struct{}
-	wg   sync.WaitGroup
+	// life bounds asynchronous publishes: they run under the emitter's
+	// lifetime, not their callers', so a caller that goes away (a session
+	// ended by shutdown) cannot drop an accepted event. Close ends it.
+	life    context.Context
+	endLife context.CancelFunc
+	mu      sync.Mutex // guards closed against wg.Add
+	closed  bool
+	wg      sync.WaitGroup
 	// While the spool holds anything, new events go behind it. Events
 	// emitted concurrently have no order between them anyway; each
 	// session's events carry session_seq, so their order is always
@@ -67,7 +82,11 @@ func New(cfg Config) (*Emitter, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
 	e := &Emitter{cfg: cfg, slot: make(chan struct{}, cfg.MaxInFlight), wake: make(chan struct{}, 1)}
+	e.life, e.endLife = context.WithCancel(context.Background())
 	if cfg.SpoolDir != "" {
 		sp, err := openSpool(cfg.SpoolDir)
 		if err != nil {
@@ -84,15 +103,45 @@ func New(cfg Config) (*Emitter, error) {
 // Spooled reports whether events are waiting in the spool.
 func (e *Emitter) Spooled() bool { return e.spool != nil && !e.spool.empty() }
 
-// Close stops the drainer; spooled events stay on disk for the next start.
+// Close shuts the emitter down: it takes no new events (ErrClosed), waits
+// up to DrainTimeout for the asynchronous publishes it accepted, then ends
+// their wait — each is spooled if there is a spool, or reported failed to
+// its callback — and stops the drainer. Spooled events stay on disk for
+// the next start.
 func (e *Emitter) Close() error {
-	e.Wait()
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	drained := make(chan struct{})
+	go func() { e.wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(e.cfg.DrainTimeout):
+		e.endLife()
+		<-drained
+	}
+	e.endLife()
 	if e.spool == nil {
 		return nil
 	}
 	e.stop()
 	e.drained.Wait()
 	return e.spool.close()
+}
+
+// accept registers one publish unless the emitter is closed.
+func (e *Emitter) accept() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	e.wg.Add(1)
+	return nil
 }
 
 // drain delivers spooled events in order whenever there are any.
@@ -181,8 +230,11 @@ func (r Result) Stored(spoolOK bool) error {
 }
 
 // EmitRaw publishes an encoded event after validating it, and calls done
-// (from another goroutine) once JetStream has stored it or every retry
-// failed. It blocks while MaxInFlight publishes are pending.
+// (from another goroutine) once JetStream has stored it, it was spooled,
+// or every retry failed. It blocks while MaxInFlight publishes are
+// pending, until ctx ends; once it returns nil, done is called exactly
+// once whatever happens to ctx (the publish runs under the emitter's own
+// lifetime, which Close ends). After Close it returns ErrClosed.
 func (e *Emitter) EmitRaw(ctx context.Context, raw []byte, done func(Result)) error {
 	ev, err := events.Parse(raw)
 	if err != nil {
@@ -201,17 +253,27 @@ func (e *Emitter) EmitAsync(ctx context.Context, ev *events.Event, done func(Res
 	return e.emitAsync(ctx, ev, raw, done)
 }
 
+// emitAsync publishes under the emitter's lifetime; ctx bounds only the
+// wait for a free slot, so once it returns nil the event is stored,
+// spooled or reported failed to done, whatever happens to ctx.
 func (e *Emitter) emitAsync(ctx context.Context, ev *events.Event, raw []byte, done func(Result)) error {
+	if err := e.accept(); err != nil {
+		return err
+	}
 	select {
 	case e.slot <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	default:
+		select {
+		case e.slot <- struct{}{}:
+		case <-ctx.Done():
+			e.wg.Done()
+			return ctx.Err()
+		}
 	}
-	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		defer func() { <-e.slot }()
-		done(e.emit(ctx, ev, raw))
+		done(e.emit(e.life, ev, raw))
 	}()
 	return nil
 }
@@ -223,6 +285,10 @@ func (e *Emitter) Emit(ctx context.Context, ev *events.Event) (Result, error) {
 	if err != nil {
 		return Result{ID: ev.ID, Err: err}, err
 	}
+	if err := e.accept(); err != nil {
+		return Result{ID: ev.ID, Err: err}, err
+	}
+	defer e.wg.Done()
 	r := e.emit(ctx, ev, raw)
 	return r, r.Err
 }
@@ -236,12 +302,12 @@ func (e *Emitter) emit(ctx context.Context, ev *events.Event, raw []byte) Result
 		return e.toSpool(ev, raw)
 	}
 	// One try: the drainer does the retrying, without holding the caller.
+	// Whatever the reason the try failed — the bus, or a shutdown that
+	// ended the wait — the event goes to the spool: a publish whose answer
+	// was lost may be stored twice, and the event id makes that one event.
 	seq, err := e.publish(ctx, ev, raw, 0)
 	if err == nil {
 		return Result{ID: ev.ID, Seq: seq}
-	}
-	if ctx.Err() != nil {
-		return Result{ID: ev.ID, Err: ctx.Err()}
 	}
 	return e.toSpool(ev, raw)
 }
@@ -295,7 +361,7 @@ func (e *Emitter) publish(ctx context.Context, ev *events.Event, raw []byte, ret
 	return 0, fmt.Errorf("emitter: event %s not stored after %d tries: %w", ev.ID, retries+1, last)
 }
 
-// Wait blocks until every EmitRaw publish has finished.
+// Wait blocks until every publish accepted so far has finished.
 func (e *Emitter) Wait() { e.wg.Wait() }
 
 // Session numbers the events of one session from 1, so a gap in a

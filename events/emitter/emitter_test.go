@@ -1,10 +1,13 @@
 package emitter_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,4 +145,58 @@ func ExampleSession() {
 	s.Next(b)
 	fmt.Println(a.SessionID, a.SessionSeq, b.SessionSeq)
 	// Output: sess-1 1 2
+}
+
+// TestCloseFencesThenDrains: events accepted before Close are stored even
+// though their callers' contexts have ended; Close refuses new ones; with
+// the bus gone, what Close cannot deliver in time goes to the spool.
+func TestCloseFencesThenDrains(t *testing.T) {
+	natsDir, spoolDir := t.TempDir(), t.TempDir()
+	srv := natstest.StartIn(t, natsDir, -1)
+	_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	em, _ := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 200 * time.Millisecond, DrainTimeout: time.Second})
+	var mu sync.Mutex
+	results := map[string]emitter.Result{}
+	for i := range 50 {
+		ctx, cancel := context.WithCancel(t.Context())
+		if err := em.EmitAsync(ctx, event(i), func(r emitter.Result) { mu.Lock(); results[r.ID] = r; mu.Unlock() }); err != nil {
+			t.Fatal(err)
+		}
+		cancel() // the session that emitted it is gone
+	}
+	if err := em.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := em.EmitAsync(t.Context(), event(99), func(emitter.Result) {}); !errors.Is(err, emitter.ErrClosed) {
+		t.Fatalf("EmitAsync after Close: %v, want ErrClosed", err)
+	}
+	if _, err := em.Emit(t.Context(), event(98)); !errors.Is(err, emitter.ErrClosed) {
+		t.Fatalf("Emit after Close: %v, want ErrClosed", err)
+	}
+	for i := range 50 {
+		if r := results[event(i).ID]; r.Err != nil || r.Seq == 0 {
+			t.Fatalf("event %d: %+v, want stored", i, r)
+		}
+	}
+
+	// With the bus gone, Close's deadline sends the waiting events to the
+	// spool instead of dropping them.
+	em, _ = emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 5 * time.Second, DrainTimeout: 300 * time.Millisecond})
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	results = map[string]emitter.Result{}
+	for i := 100; i < 110; i++ {
+		em.EmitAsync(t.Context(), event(i), func(r emitter.Result) { mu.Lock(); results[r.ID] = r; mu.Unlock() })
+	}
+	if err := em.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 100; i < 110; i++ {
+		if r := results[event(i).ID]; r.Err != nil || !r.Spooled {
+			t.Fatalf("event %d at Close with the bus down: %+v, want spooled", i, r)
+		}
+	}
 }

@@ -127,6 +127,14 @@ func (s *session) relay(ctx context.Context, client net.Conn, up *pgconn.Hijacke
 	client.Close()
 	up.Conn.Close()
 	<-errc
+	// Statements that reached the server but whose results did not come
+	// back complete (the session or the proxy stopped) still get a digest
+	// of what was relayed, marked interrupted: every command.executed has
+	// its response.digest.
+	for c := q.head(); c != nil; c = q.head() {
+		c.simple = false // both goroutines are done: this one leaves the queue
+		s.digest(context.WithoutCancel(ctx), &q, map[string]any{"command_tag": "", "interrupted": "the session ended before the result was complete"})
+	}
 	return err
 }
 
@@ -416,9 +424,10 @@ func (s *session) digest(ctx context.Context, q *inflight, payload map[string]an
 		s.p.cfg.Logger.Error("response digest not recorded", "command", c.id, "err", err)
 		return
 	}
-	err = s.p.cfg.Emitter.EmitAsync(ctx, ev, func(r emitter.Result) {
+	// Not bounded by the session: a digest is owed for a statement that ran.
+	err = s.p.cfg.Emitter.EmitAsync(context.WithoutCancel(ctx), ev, func(r emitter.Result) {
 		if r.Err != nil {
-			s.p.cfg.Logger.Error("response digest not recorded", "event", r.ID, "err", r.Err)
+			s.p.cfg.Logger.Error("response digest not recorded", "event_id", r.ID, "err", r.Err)
 		}
 	})
 	if err != nil {
