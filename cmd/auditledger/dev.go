@@ -161,9 +161,17 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return fmt.Errorf("emit: %w", err)
 	}
-	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: *spoolDir})
+	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: *spoolDir, Logger: dial.log})
 	if err != nil {
 		return err
+	}
+	damage := em.SpoolDamage()
+	for _, d := range damage {
+		if d.Offset < 0 {
+			fmt.Fprintf(stderr, "emit: the spool's position was unreadable: delivering the whole spool again (the bus drops duplicates by event id)\n")
+			continue
+		}
+		fmt.Fprintf(stderr, "emit: spool damaged: %s; the intact events before and after it are delivered\n", d)
 	}
 	err = emitLines(ctx, em, stdin, stdout, stderr)
 	if em.Spooled() {
@@ -174,6 +182,9 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	if cerr := em.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && len(damage) > 0 {
+		err = &exitError{code: 1, err: fmt.Errorf("emit: the spool in %s was damaged (%d region(s) quarantined beside it): events may be lost", *spoolDir, len(damage))}
 	}
 	return err
 }

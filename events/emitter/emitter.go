@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -41,6 +42,8 @@ type Config struct {
 	// (with a SpoolDir) or reported failed to its callback — never
 	// dropped without a word.
 	DrainTimeout time.Duration
+	// Logger reports damage found in the spool; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // ErrClosed: the Emitter is closed and takes no new events.
@@ -85,6 +88,9 @@ func New(cfg Config) (*Emitter, error) {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	e := &Emitter{cfg: cfg, slot: make(chan struct{}, cfg.MaxInFlight), wake: make(chan struct{}, 1)}
 	e.life, e.endLife = context.WithCancel(context.Background())
 	if cfg.SpoolDir != "" {
@@ -92,12 +98,30 @@ func New(cfg Config) (*Emitter, error) {
 		if err != nil {
 			return nil, fmt.Errorf("emitter: spool %s: %w", cfg.SpoolDir, err)
 		}
+		for _, d := range sp.damage {
+			if d.Offset < 0 {
+				cfg.Logger.Error("spool position unreadable or not on an entry: delivering the whole spool again (the bus drops what it already stored, by event id)", "spool", cfg.SpoolDir)
+				continue
+			}
+			cfg.Logger.Error("spool damaged: intact entries kept, unreadable bytes quarantined", "spool", cfg.SpoolDir, "damage", d.String())
+		}
 		e.spool = sp
 		ctx, cancel := context.WithCancel(context.Background())
 		e.stop = cancel
 		e.drained.Go(func() { e.drain(ctx) })
 	}
 	return e, nil
+}
+
+// SpoolDamage lists what opening the spool could not read: each region
+// is quarantined in a file beside the spool, and entries after it were
+// kept. A non-empty list means events may be lost; callers must say so
+// (auditledger emit exits non-zero).
+func (e *Emitter) SpoolDamage() []SpoolDamage {
+	if e.spool == nil {
+		return nil
+	}
+	return e.spool.damage
 }
 
 // Spooled reports whether events are waiting in the spool.

@@ -2,8 +2,11 @@ package emitter_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -198,5 +201,103 @@ func TestCloseFencesThenDrains(t *testing.T) {
 		if r := results[event(i).ID]; r.Err != nil || !r.Spooled {
 			t.Fatalf("event %d at Close with the bus down: %+v, want spooled", i, r)
 		}
+	}
+}
+
+// TestSpoolDamage: a damaged spool gives up only the bytes it cannot
+// read. Every intact entry is delivered once, the damage is reported and
+// its bytes kept in a quarantine file, and nothing intact is cut off.
+func TestSpoolDamage(t *testing.T) {
+	entryOffsets := func(b []byte) []int {
+		var offs []int
+		for off := 0; off+8 <= len(b); {
+			offs = append(offs, off)
+			off += 8 + int(binary.BigEndian.Uint32(b[off:]))
+		}
+		return offs
+	}
+	cases := []struct {
+		name    string
+		damage  func(t *testing.T, dir string, log []byte, offs []int)
+		want    int // events delivered of 40
+		damaged bool
+	}{
+		{"flipped byte in entry 10", func(t *testing.T, dir string, log []byte, offs []int) {
+			log[offs[10]+20] ^= 0x40
+			os.WriteFile(filepath.Join(dir, "spool.log"), log, 0o600)
+		}, 39, true},
+		{"entry 10 cut short", func(t *testing.T, dir string, log []byte, offs []int) {
+			cut := append(append([]byte{}, log[:offs[10]+30]...), log[offs[11]:]...)
+			os.WriteFile(filepath.Join(dir, "spool.log"), cut, 0o600)
+		}, 39, true},
+		{"position inside an entry", func(t *testing.T, dir string, log []byte, offs []int) {
+			var p [8]byte
+			binary.BigEndian.PutUint64(p[:], uint64(offs[5]+3))
+			os.WriteFile(filepath.Join(dir, "spool.pos"), p[:], 0o600)
+		}, 40, true},
+		{"garbage appended", func(t *testing.T, dir string, log []byte, offs []int) {
+			os.WriteFile(filepath.Join(dir, "spool.log"), append(log, []byte("\x00\x00\x01\x00garbage that frames nothing")...), 0o600)
+		}, 40, true},
+		{"intact", func(*testing.T, string, []byte, []int) {}, 40, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			natsDir, spoolDir := t.TempDir(), t.TempDir()
+			srv := natstest.StartIn(t, natsDir, -1)
+			port := srv.Addr().(*net.TCPAddr).Port
+			_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+			js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>"}})
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			em, _ := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 100 * time.Millisecond})
+			for i := range 40 {
+				if r, _ := em.Emit(t.Context(), event(i)); !r.Spooled {
+					t.Fatalf("event %d not spooled", i)
+				}
+			}
+			em.Close()
+			log, _ := os.ReadFile(filepath.Join(spoolDir, "spool.log"))
+			offs := entryOffsets(log)
+			if len(offs) != 40 {
+				t.Fatalf("%d entries in the spool, want 40", len(offs))
+			}
+			c.damage(t, spoolDir, log, offs)
+
+			em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer em.Close()
+			if d := em.SpoolDamage(); (len(d) > 0) != c.damaged {
+				t.Fatalf("damage reported: %v, want %v", d, c.damaged)
+			}
+			for _, d := range em.SpoolDamage() {
+				if d.Offset >= 0 {
+					if b, err := os.ReadFile(d.Quarantine); err != nil || int64(len(b)) != d.Length {
+						t.Fatalf("quarantine %s: %v, %d bytes, want %d", d.Quarantine, err, len(b), d.Length)
+					}
+				}
+			}
+			natstest.StartIn(t, natsDir, port)
+			natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+				if em.Spooled() {
+					return fmt.Errorf("spool not drained")
+				}
+				return nil
+			})
+			stored := natstest.Events(t, js, "AUDIT_EVENTS")
+			ids := map[string]int{}
+			for _, s := range stored {
+				ids[s.Event.ID]++
+			}
+			if len(stored) != c.want || len(ids) != c.want {
+				t.Fatalf("delivered %d events (%d distinct), want %d", len(stored), len(ids), c.want)
+			}
+			for i := range 40 {
+				if i != 10 && ids[event(i).ID] != 1 {
+					t.Fatalf("intact event %d delivered %d times", i, ids[event(i).ID])
+				}
+			}
+		})
 	}
 }

@@ -8,54 +8,167 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // spool is an append-only file of events waiting for the bus, drained in
 // order. Each entry is length (u32) ‖ CRC-32C (u32) ‖ event bytes; the
 // offset of the first undelivered entry is kept in a second file. Both are
 // fsynced before anything is reported as spooled or delivered, so a crash
-// loses nothing; a torn last entry (crash mid-append, never reported as
-// spooled) is cut off on open.
+// loses nothing.
+//
+// Opening recovers from damage rather than trusting the file: it reads
+// every entry whose checksum holds, resynchronising past bytes that do not
+// frame an entry (a flipped bit, a cut, a torn append, garbage), so one bad
+// entry never costs the intact ones after it. Unreadable bytes are copied
+// to a quarantine file and reported (SpoolDamage), never silently cut. A
+// position that does not fall on an entry is distrusted: delivery starts
+// from the first entry, and the bus drops what it already stored by event
+// id (its duplicate window).
 type spool struct {
 	mu      sync.Mutex
 	f       *os.File
 	posPath string
 	pos     int64 // first undelivered entry
 	end     int64 // end of the last complete entry
+	damage  []SpoolDamage
+}
+
+// SpoolDamage is a region of the spool file that held no readable entry
+// when the spool was opened.
+type SpoolDamage struct {
+	Offset, Length int64
+	// Quarantine is the file the region's bytes were copied to.
+	Quarantine string
+	// Tail is set for a region at the end of the file: possibly an append
+	// cut short by a crash, which was then never reported as spooled.
+	Tail bool
+}
+
+func (d SpoolDamage) String() string {
+	what := "unreadable bytes"
+	if d.Tail {
+		what = "unreadable bytes at the end (an append cut short by a crash, or damage)"
+	}
+	return fmt.Sprintf("%s at offset %d, %d bytes, kept in %s", what, d.Offset, d.Length, d.Quarantine)
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// maxEntry bounds an entry; events are far smaller.
+const maxEntry = 1 << 20
+
+// frameAt reports the size of the intact entry at off in b, if there is one.
+func frameAt(b []byte, off int) (int, bool) {
+	if off+8 > len(b) {
+		return 0, false
+	}
+	n := int(binary.BigEndian.Uint32(b[off:]))
+	if n < 2 || n > maxEntry || off+8+n > len(b) || b[off+8] != '{' {
+		return 0, false
+	}
+	if crc32.Checksum(b[off+8:off+8+n], crcTable) != binary.BigEndian.Uint32(b[off+4:]) {
+		return 0, false
+	}
+	return 8 + n, true
+}
+
+type region struct{ off, n int }
+
+// scan finds the intact entries of b and the regions between them.
+func scan(b []byte) (frames, damaged []region) {
+	for off := 0; off < len(b); {
+		if n, ok := frameAt(b, off); ok {
+			frames = append(frames, region{off, n})
+			off += n
+			continue
+		}
+		start := off
+		for off++; off < len(b); off++ {
+			if _, ok := frameAt(b, off); ok {
+				break
+			}
+		}
+		damaged = append(damaged, region{start, off - start})
+	}
+	return frames, damaged
+}
 
 func openSpool(dir string) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "spool.log"), os.O_RDWR|os.O_CREATE, 0o600)
+	path := filepath.Join(dir, "spool.log")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	s := &spool{f: f, posPath: filepath.Join(dir, "spool.pos")}
-	if b, err := os.ReadFile(s.posPath); err == nil && len(b) == 8 {
-		s.pos = int64(binary.BigEndian.Uint64(b))
-	}
-	if fi, err := f.Stat(); err != nil {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		f.Close()
 		return nil, err
-	} else if s.pos > fi.Size() {
-		s.pos = 0 // a crash between emptying the file and zeroing the position
 	}
-	// Find the end of the last complete entry.
-	off := s.pos
-	for {
-		_, n, err := s.readAt(off)
-		if err != nil {
-			break
+	var pos int64
+	posOK := true
+	if p, err := os.ReadFile(s.posPath); err == nil && len(p) == 8 {
+		pos = int64(binary.BigEndian.Uint64(p))
+	} else if err == nil || !errors.Is(err, os.ErrNotExist) {
+		posOK = false // unreadable: deliver everything
+	}
+	frames, damaged := scan(b)
+	// The position must fall on an entry (or the end after a complete
+	// drain); otherwise it is damaged and nothing it says is trusted.
+	if posOK && pos != 0 && pos != int64(len(b)) {
+		posOK = false
+		for _, fr := range frames {
+			if int64(fr.off) == pos {
+				posOK = true
+				break
+			}
 		}
-		off += n
 	}
-	s.end = off
-	if err := f.Truncate(s.end); err != nil {
+	if pos > int64(len(b)) {
+		pos, posOK = 0, true // a crash between emptying the file and zeroing the position
+	}
+	if !posOK {
+		s.damage = append(s.damage, SpoolDamage{Offset: -1, Quarantine: s.posPath})
+		pos = 0
+	}
+	if len(damaged) == 0 && posOK {
+		s.pos, s.end = pos, int64(len(b))
+		return s, nil
+	}
+	// Keep what cannot be read, then rewrite the spool with the intact,
+	// undelivered entries only.
+	stamp := time.Now().UTC().Format("20060102T150405.000000000")
+	for i, d := range damaged {
+		q := filepath.Join(dir, fmt.Sprintf("spool.damaged.%s.%d", stamp, i))
+		if err := writeFileSync(q, b[d.off:d.off+d.n]); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("spool: quarantining %d unreadable bytes at offset %d: %w", d.n, d.off, err)
+		}
+		s.damage = append(s.damage, SpoolDamage{Offset: int64(d.off), Length: int64(d.n), Quarantine: q, Tail: d.off+d.n == len(b)})
+	}
+	var keep []byte
+	for _, fr := range frames {
+		if int64(fr.off) >= pos {
+			keep = append(keep, b[fr.off:fr.off+fr.n]...)
+		}
+	}
+	if err := writeFileSync(path, keep); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool: rewriting %s: %w", path, err)
+	}
+	if err := writeFileSync(s.posPath, make([]byte, 8)); err != nil {
+		f.Close()
 		return nil, err
 	}
+	f.Close()
+	if s.f, err = os.OpenFile(path, os.O_RDWR, 0o600); err != nil {
+		return nil, err
+	}
+	s.pos, s.end = 0, int64(len(keep))
 	return s, nil
 }
 
@@ -65,7 +178,7 @@ func (s *spool) readAt(off int64) ([]byte, int64, error) {
 		return nil, 0, err
 	}
 	n := binary.BigEndian.Uint32(h[:4])
-	if n > 1<<20 {
+	if n > maxEntry {
 		return nil, 0, errors.New("spool: entry length out of range")
 	}
 	data := make([]byte, n)
