@@ -51,6 +51,7 @@ func TestServeAllRoles(t *testing.T) {
 	srv := natstest.StartSecure(t)
 	keys, storeDir, dir := t.TempDir(), t.TempDir(), t.TempDir()
 	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
+	mustRun(t, nil, nil, "keys", "generate", "--out", keys, "--file", "approvals", "--name", "api.test/approvals")
 	policy := filepath.Join(dir, "pg-policy.yaml")
 	os.WriteFile(policy, []byte("version: 1\napprove:\n  - id: ddl\n    kinds: [CREATE]\n    timeout: 2m\n"), 0o644)
 	pgAddr, httpAddr, apiAddr := testnet.Addr(t), testnet.Addr(t), testnet.Addr(t)
@@ -64,10 +65,11 @@ oidc: {issuer: %q, audience: auditledger}
 api:
   listen: %q
   roles: {approver: [change-board]}
+approvals: {key: %q, vkey: %q}
 postgres_proxy: {listen: %q, policy: %q, target: orders}
 http_proxy: {listen: %q, upstream: %q, target: hello}
 ledger: {store: %q, key: %q, max_wait: 20ms, lease_ttl: 1s}
-`, srv.ClientURL(), srv.KeysDir, idp.Issuer, apiAddr, pgAddr, policy, httpAddr, up.URL, storeDir, filepath.Join(keys, "ledger.key"))), 0o644)
+`, srv.ClientURL(), srv.KeysDir, idp.Issuer, apiAddr, filepath.Join(keys, "approvals.key"), filepath.Join(keys, "approvals.vkey"), pgAddr, policy, httpAddr, up.URL, storeDir, filepath.Join(keys, "ledger.key"))), 0o644)
 	serve := exec.Command(binary, "serve", "--config", config)
 	serve.Env = append(os.Environ(), "AUDITLEDGER_PROXY_UPSTREAM="+pg.DSN("postgres"), "AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION=Bearer service-secret")
 	var logs strings.Builder

@@ -49,8 +49,13 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	signer, vkeyPath, err := devKey(filepath.Join(abs, "keys"), stdout)
+	signer, vkeyPath, err := devKey(filepath.Join(abs, "keys"), "ledger", "dev.auditledger.local/log", stdout)
 	if err != nil {
+		return err
+	}
+	// The API signs approval decisions with its own key; the proxies
+	// check them with its verifier key.
+	if _, _, err := devKey(filepath.Join(abs, "keys"), "approvals", "dev.auditledger.local/approvals", stdout); err != nil {
 		return err
 	}
 
@@ -81,7 +86,8 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	pctx, stopParts := context.WithCancel(ctx)
 	defer stopParts()
 	parts, err := startDevParts(pctx, devPartsConfig{oidcAddr: *oidcAddr, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy,
-		httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, dial: dial, log: log})
+		httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, dial: dial, log: log,
+		approvalsKey: filepath.Join(abs, "keys", "approvals.key"), approvalsVKey: filepath.Join(abs, "keys", "approvals.vkey")})
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
@@ -121,11 +127,12 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	return err
 }
 
-// devKey loads the dev signing key, creating it on first start.
-func devKey(dir string, stdout io.Writer) (*ledger.NoteSigner, string, error) {
-	sp, vp := filepath.Join(dir, signerFile), filepath.Join(dir, verifierFile)
+// devKey loads the dev signing key (DIR/STEM.key and .vkey, named name),
+// creating it on first start.
+func devKey(dir, stem, name string, stdout io.Writer) (*ledger.NoteSigner, string, error) {
+	sp, vp := filepath.Join(dir, stem+".key"), filepath.Join(dir, stem+".vkey")
 	if _, err := os.Stat(sp); errors.Is(err, fs.ErrNotExist) {
-		skey, vkey, err := ledger.GenerateKey(nil, "dev.auditledger.local/log")
+		skey, vkey, err := ledger.GenerateKey(nil, name)
 		if err != nil {
 			return nil, "", err
 		}

@@ -33,6 +33,7 @@ type devParts struct {
 type devPartsConfig struct {
 	oidcAddr, apiAddr, proxyAddr, policy string
 	httpAddr, httpUpstream, httpPolicy   string
+	approvalsKey, approvalsVKey          string
 	dial                                 *busDialer
 	log                                  *slog.Logger
 }
@@ -53,6 +54,7 @@ func startDevParts(ctx context.Context, c devPartsConfig) (*devParts, error) {
 	cfg.auth, cfg.instance = auth, "dev"
 	cfg.OIDC.Issuer = idp.Issuer
 	cfg.API.Listen = c.apiAddr
+	cfg.Approvals.Key, cfg.Approvals.VKey = c.approvalsKey, c.approvalsVKey
 	cfg.PostgresProxy.Listen, cfg.PostgresProxy.Policy, cfg.PostgresProxy.Target = c.proxyAddr, c.policy, "dev"
 	cfg.HTTPProxy.Listen, cfg.HTTPProxy.Upstream, cfg.HTTPProxy.Policy, cfg.HTTPProxy.Target = c.httpAddr, c.httpUpstream, c.httpPolicy, "dev-http"
 	// The api role first: it creates the approvals bucket the proxies use.

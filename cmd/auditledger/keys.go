@@ -15,17 +15,16 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 )
 
-const (
-	signerFile   = "ledger.key"
-	verifierFile = "ledger.vkey"
-)
-
 func keysGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("keys generate", "Creates DIR/ledger.key (the secret signing key, mode 0600) and DIR/ledger.vkey\n(the public verifier key, name+hash+base64, as Go's checksum database and\ntransparency-log witnesses use). The key name is the log's origin line in\nevery checkpoint. Existing keys are never overwritten.", stderr)
+	fs := newFlags("keys generate", "Creates DIR/ledger.key (the secret signing key, mode 0600) and DIR/ledger.vkey\n(the public verifier key, name+hash+base64, as Go's checksum database and\ntransparency-log witnesses use). The key name is the log's origin line in\nevery checkpoint. With --file approvals, the key the api role signs approval\ndecisions with (approvals.key) and the verifier key proxies check them with\n(approvals.vkey). Existing keys are never overwritten.", stderr)
 	out := fs.String("out", "", "directory to write the keys into (created if missing)")
 	name := fs.String("name", "auditledger.local/log", "key name and log origin: a schema-less URL without spaces or '+'")
+	file := fs.String("file", "ledger", "file name stem: DIR/STEM.key and DIR/STEM.vkey (\"approvals\" for the key the api role signs decisions with)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *file == "" || strings.ContainsAny(*file, `/\`) {
+		return fmt.Errorf("keys generate: --file %q: want a plain name", *file)
 	}
 	if err := required(fs, "out"); err != nil {
 		return err
@@ -37,7 +36,7 @@ func keysGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stder
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	sp, vp := filepath.Join(*out, signerFile), filepath.Join(*out, verifierFile)
+	sp, vp := filepath.Join(*out, *file+".key"), filepath.Join(*out, *file+".vkey")
 	for _, p := range []string{sp, vp} {
 		if _, err := os.Stat(p); err == nil {
 			return fmt.Errorf("keys generate: %s exists; refusing to overwrite a key", p)

@@ -14,7 +14,7 @@ import (
 // proxyFlags are the flags both proxies share.
 type proxyFlags struct {
 	listen, natsURL, nkey, tenant, target, policy *string
-	spool                                         *string
+	spool, approvalsVKey                          *string
 	tlsCert, tlsKey                               *string
 	failOpen                                      *bool
 	auth                                          authFlags
@@ -22,17 +22,18 @@ type proxyFlags struct {
 
 func addProxyFlags(fs *flag.FlagSet, listen string) proxyFlags {
 	return proxyFlags{
-		listen:   fs.String("listen", listen, "address clients connect to"),
-		auth:     addAuthFlags(fs),
-		natsURL:  fs.String("nats", nats.DefaultURL, "NATS server URL"),
-		nkey:     fs.String("nkey", "", "NATS nkey seed file of the proxy bus role (auditledger keys nats; dev prints it)"),
-		tenant:   fs.String("tenant", "default", "tenant of the recorded events"),
-		target:   fs.String("target", "", "the target's name in events"),
-		policy:   fs.String("policy", "", "policy file: masking, deny and approval rules (docs/POLICY.md)"),
-		failOpen: fs.Bool("fail-open", false, "forward commands whose records can only be spooled (needs --spool); default: refuse them"),
-		spool:    fs.String("spool", "", "spool records here while NATS is unreachable"),
-		tlsCert:  fs.String("tls-cert", "", "certificate (PEM) for TLS from clients"),
-		tlsKey:   fs.String("tls-key", "", "private key (PEM) for --tls-cert"),
+		listen:        fs.String("listen", listen, "address clients connect to"),
+		auth:          addAuthFlags(fs),
+		natsURL:       fs.String("nats", nats.DefaultURL, "NATS server URL"),
+		nkey:          fs.String("nkey", "", "NATS nkey seed file of the proxy bus role (auditledger keys nats; dev prints it)"),
+		tenant:        fs.String("tenant", "default", "tenant of the recorded events"),
+		target:        fs.String("target", "", "the target's name in events"),
+		policy:        fs.String("policy", "", "policy file: masking, deny and approval rules (docs/POLICY.md)"),
+		failOpen:      fs.Bool("fail-open", false, "forward commands whose records can only be spooled (needs --spool); default: refuse them"),
+		spool:         fs.String("spool", "", "spool records here while NATS is unreachable"),
+		approvalsVKey: fs.String("approvals-vkey", "", "the API's verifier key (approvals.vkey): approval rules act only on decisions it signed"),
+		tlsCert:       fs.String("tls-cert", "", "certificate (PEM) for TLS from clients"),
+		tlsKey:        fs.String("tls-key", "", "private key (PEM) for --tls-cert"),
 	}
 }
 
@@ -48,6 +49,7 @@ func (f proxyFlags) run(ctx context.Context, cmd, role string, set func(*serveCo
 	}
 	cfg := defaultServeConfig()
 	cfg.auth, cfg.Tenant = auth, *f.tenant
+	cfg.Approvals.VKey = *f.approvalsVKey
 	cfg.instance = map[string]string{"postgres-proxy": "pgproxy", "http-proxy": "httpproxy"}[role] // as the packages name themselves
 	set(&cfg)
 	dial := &busDialer{url: *f.natsURL, name: "auditledger", seedFile: *f.nkey, retry: *f.failOpen, log: slog.New(slog.NewTextHandler(stderr, nil))}

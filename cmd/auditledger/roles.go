@@ -13,6 +13,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/ledger/storeurl"
@@ -76,11 +77,31 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 	if err != nil {
 		return nil, "", err
 	}
+	// The API signs decisions; proxies act only on decisions its key signed.
+	var signer *ledger.NoteSigner
+	var verifier *ledger.NoteVerifier
+	if role == "api" {
+		if signer, err = loadSigner(cfg.Approvals.Key); err != nil {
+			em.Close()
+			return nil, "", fmt.Errorf("approvals.key: %w", err)
+		}
+	} else if cfg.Approvals.VKey != "" {
+		if verifier, err = loadVerifier(cfg.Approvals.VKey); err != nil {
+			em.Close()
+			return nil, "", fmt.Errorf("approvals.vkey: %w", err)
+		}
+	}
 	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	broker, err := approvals.New(bctx, approvals.Config{JetStream: js, Emitter: em, Replicas: cfg.NATS.Replicas, Create: role == "api",
+		Signer: signer, Verifier: verifier,
 		Source: events.Source{Kind: role, Instance: cfg.instanceName()}, Logger: log})
 	cancel()
 	switch {
+	case err == nil && role != "api" && verifier == nil:
+		// Without the API's verifier key no decision can be trusted: a
+		// proxy refuses a policy with approval rules (New says so).
+		log.Warn("approvals off: set approvals.vkey to the API's verifier key to hold statements for approval")
+		broker = nil
 	case errors.Is(err, approvals.ErrNoBucket) && role != "api":
 		// Without the bucket a proxy refuses a policy with approval
 		// rules (New says so) and runs every other policy.

@@ -56,6 +56,10 @@ type serveConfig struct {
 		Listen string              `yaml:"listen"`
 		Roles  map[string][]string `yaml:"roles"`
 	} `yaml:"api"`
+	Approvals struct {
+		Key  string `yaml:"key"`
+		VKey string `yaml:"vkey"`
+	} `yaml:"approvals"`
 	PostgresProxy struct {
 		Listen     string `yaml:"listen"`
 		Policy     string `yaml:"policy"`
@@ -144,6 +148,8 @@ func loadServeConfig(path string, env func(string) string) (serveConfig, error) 
 		{"AUDITLEDGER_OIDC_ISSUER", func(v string) error { c.OIDC.Issuer = v; return nil }},
 		{"AUDITLEDGER_OIDC_AUDIENCE", func(v string) error { c.OIDC.Audience = v; return nil }},
 		{"AUDITLEDGER_API_LISTEN", func(v string) error { c.API.Listen = v; return nil }},
+		{"AUDITLEDGER_APPROVALS_KEY", func(v string) error { c.Approvals.Key = v; return nil }},
+		{"AUDITLEDGER_APPROVALS_VKEY", func(v string) error { c.Approvals.VKey = v; return nil }},
 		{"AUDITLEDGER_POSTGRES_PROXY_LISTEN", func(v string) error { c.PostgresProxy.Listen = v; return nil }},
 		{"AUDITLEDGER_POSTGRES_PROXY_POLICY", func(v string) error { c.PostgresProxy.Policy = v; return nil }},
 		{"AUDITLEDGER_HTTP_PROXY_LISTEN", func(v string) error { c.HTTPProxy.Listen = v; return nil }},
@@ -215,6 +221,9 @@ func (c *serveConfig) check() error {
 	}
 	if c.has("api", "postgres-proxy", "http-proxy") && c.OIDC.Issuer == "" {
 		return fmt.Errorf("oidc.issuer: required by the api and proxy roles (the provider whose tokens clients present)")
+	}
+	if c.has("api") && c.Approvals.Key == "" {
+		return fmt.Errorf("approvals.key: required by the api role, which signs every approval decision (a key file from `auditledger keys generate --file approvals`)")
 	}
 	if c.has("postgres-proxy") && (c.PostgresProxy.FailOpen && c.PostgresProxy.Spool == "") {
 		return fmt.Errorf("postgres_proxy.fail_open needs postgres_proxy.spool")

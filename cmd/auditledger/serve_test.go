@@ -48,7 +48,11 @@ func TestServeConfigErrorsAndOverrides(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "http_proxy.upstream: required") {
 		t.Errorf("http-proxy without an upstream: %v", err)
 	}
-	if _, err = loadServeConfig(write("roles: [api]\noidc: {issuer: http://idp}\n"), noEnv); err != nil {
+	_, err = loadServeConfig(write("roles: [api]\noidc: {issuer: http://idp}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "approvals.key: required by the api role") {
+		t.Errorf("api without a key to sign decisions with: %v", err)
+	}
+	if _, err = loadServeConfig(write("roles: [api]\noidc: {issuer: http://idp}\napprovals: {key: /k}\n"), noEnv); err != nil {
 		t.Errorf("an api-only process needs no ledger settings: %v", err)
 	}
 	_, err = loadServeConfig(write("ledger:\n  key: /tmp/k\n"), noEnv)

@@ -6,9 +6,18 @@
 // AUDIT_APPROVALS, so any proxy or API instance on the bus sees them, and a
 // decision is a compare-and-swap on the request's revision: exactly one of
 // grant, deny and expire wins.
+//
+// The bucket is working state that anyone with producer credentials can
+// write, so a decision counts only if the API signed it: the API signs a
+// canonical statement of each grant or denial (a C2SP signed note, the
+// format of the ledger's checkpoints) with its own key, and a proxy opens
+// it with the API's verifier key against the request it opened itself
+// before it runs anything. A decision that does not verify is refused,
+// ends the request as denied, and is recorded.
 package approvals
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -25,6 +34,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/identity"
 )
@@ -52,6 +62,9 @@ var (
 	ErrSelfApproval = errors.New("the requester cannot decide their own request")
 	// ErrDecided: the request is no longer pending (see DecidedError).
 	ErrDecided = errors.New("the request is no longer pending")
+	// ErrNoKey: the broker has no key to sign (API) or check (proxy)
+	// decisions with.
+	ErrNoKey = errors.New("no approvals key configured")
 )
 
 // DecidedError says how an already-decided request ended.
@@ -84,6 +97,38 @@ type Request struct {
 	Decider         *events.Actor `json:"decider,omitempty"`
 	Reason          string        `json:"reason,omitempty"`
 	DecidedAt       time.Time     `json:"decided_at,omitzero"`
+	// Signature is the API's signed note over DecisionText, for a grant
+	// or a denial.
+	Signature string `json:"signature,omitempty"`
+}
+
+// DecisionText is the statement the API signs for a decision on r: the
+// request as the proxy opened it, and the decision. Canonical JSON (the
+// fields in this order, Go's encoding) and a newline.
+func DecisionText(r *Request) []byte {
+	type who struct {
+		Issuer  string `json:"issuer"`
+		Subject string `json:"subject"`
+	}
+	var decider who
+	if r.Decider != nil {
+		decider = who{r.Decider.Issuer, r.Decider.Subject}
+	}
+	b, _ := json.Marshal(struct {
+		Kind            string    `json:"kind"`
+		ID              string    `json:"id"`
+		Tenant          string    `json:"tenant"`
+		Rule            string    `json:"rule"`
+		Requester       who       `json:"requester"`
+		SessionID       string    `json:"session_id"`
+		StatementSHA256 string    `json:"statement_sha256"`
+		Status          Status    `json:"status"`
+		Decider         who       `json:"decider"`
+		Reason          string    `json:"reason"`
+		DecidedAt       time.Time `json:"decided_at"`
+	}{"auditledger approval decision v1", r.ID, r.Tenant, r.Rule, who{r.Requester.Issuer, r.Requester.Subject}, r.SessionID,
+		r.StatementSHA256, r.Status, decider, r.Reason, r.DecidedAt})
+	return append(b, '\n')
 }
 
 // Digest is the hex SHA-256 an approval is bound to.
@@ -105,6 +150,13 @@ type Config struct {
 	JetStream jetstream.JetStream // required
 	Emitter   *emitter.Emitter    // required: decisions are recorded with it
 	Source    events.Source       // who records decision events
+	// Signer signs decisions (the API role). Decide fails with ErrNoKey
+	// without it.
+	Signer *ledger.NoteSigner
+	// Verifier checks decisions before Await reports one (the proxies):
+	// the API's verifier key. Nil means Signer's, if set; Await fails
+	// with ErrNoKey without either.
+	Verifier *ledger.NoteVerifier
 	// Create makes the bucket, or updates its configuration (the API
 	// role, whose bus credentials allow it). When false the bucket must
 	// exist already.
@@ -130,6 +182,9 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Verifier == nil && cfg.Signer != nil {
+		cfg.Verifier = cfg.Signer.Verifier()
 	}
 	if !cfg.Create {
 		kv, err := cfg.JetStream.KeyValue(ctx, Bucket)
@@ -241,10 +296,18 @@ func (b *Broker) Decide(ctx context.Context, id string, decider events.Actor, gr
 	if now.After(r.ExpiresAt) {
 		return nil, &DecidedError{ID: id, Status: Expired}
 	}
+	if b.cfg.Signer == nil {
+		return nil, fmt.Errorf("approvals: deciding %s: %w (the api role signs decisions with approvals.key)", id, ErrNoKey)
+	}
 	r.Status, r.Decider, r.Reason, r.DecidedAt = Denied, &decider, reason, now
 	if grant {
 		r.Status = Granted
 	}
+	sig, err := b.cfg.Signer.SignNote(DecisionText(r))
+	if err != nil {
+		return nil, fmt.Errorf("approvals: signing the decision on %s: %w", id, err)
+	}
+	r.Signature = string(sig)
 	if err := b.swap(ctx, r, rev); err != nil {
 		return nil, err
 	}
@@ -269,11 +332,18 @@ func (b *Broker) swap(ctx context.Context, r *Request, rev uint64) error {
 	return nil
 }
 
-// Await waits until request id is decided or expires, makes sure the
-// outcome is recorded in the ledger, and returns it. If ctx ends first
-// (the requester went away) the request expires. Only a Granted result
-// allows the held statement to run.
-func (b *Broker) Await(ctx context.Context, id string) (*Request, error) {
+// Await waits until the request opened (the caller's own copy, as passed
+// to Open) is decided or expires, makes sure the outcome is recorded in the
+// ledger, and returns it. A grant or denial counts only if the API's
+// signature covers it and the request as opened: one that does not is
+// refused — the request ends denied, with the forgery recorded. If ctx
+// ends first (the requester went away) the request expires. Only a
+// Granted result allows the held statement to run.
+func (b *Broker) Await(ctx context.Context, opened *Request) (*Request, error) {
+	if b.cfg.Verifier == nil {
+		return nil, fmt.Errorf("approvals: awaiting %s: %w (proxies check decisions with approvals.vkey, the API's verifier key)", opened.ID, ErrNoKey)
+	}
+	id := opened.ID
 	w, err := b.kv.Watch(context.WithoutCancel(ctx), id)
 	if err != nil {
 		return nil, err
@@ -299,6 +369,11 @@ func (b *Broker) Await(ctx context.Context, id string) (*Request, error) {
 				return nil, fmt.Errorf("approval %s: %w", id, err)
 			}
 			cur, rev = &r, e.Revision()
+			if r.Status == Granted || r.Status == Denied {
+				if err := b.authentic(opened, cur); err != nil {
+					return b.refuseForged(context.WithoutCancel(ctx), opened, cur, rev, err)
+				}
+			}
 			if r.Status != Pending {
 				return cur, b.record(context.WithoutCancel(ctx), cur)
 			}
@@ -320,6 +395,44 @@ func (b *Broker) Await(ctx context.Context, id string) (*Request, error) {
 			return cur, b.record(context.WithoutCancel(ctx), cur)
 		}
 	}
+}
+
+// authentic checks that got's decision is signed by the API and covers the
+// request as opened.
+func (b *Broker) authentic(opened, got *Request) error {
+	text, err := b.cfg.Verifier.OpenNote([]byte(got.Signature))
+	if err != nil {
+		return fmt.Errorf("no valid signature by %s: %w", b.cfg.Verifier.Name(), err)
+	}
+	want := *opened
+	want.StatementSHA256 = Digest(opened.Statement)
+	want.Status, want.Decider, want.Reason, want.DecidedAt = got.Status, got.Decider, got.Reason, got.DecidedAt
+	if !bytes.Equal(text, DecisionText(&want)) {
+		return errors.New("the signed decision is for another request or says something else")
+	}
+	return nil
+}
+
+// refuseForged ends a request whose decision is not the API's: it is
+// denied in the bucket (best effort: a forger may write again) and in the
+// ledger, naming what was claimed, and the held command never runs.
+func (b *Broker) refuseForged(ctx context.Context, opened, got *Request, rev uint64, why error) (*Request, error) {
+	claimed := string(got.Status)
+	if got.Decider != nil {
+		claimed += " by " + got.Decider.Issuer + " " + got.Decider.Subject
+	}
+	b.cfg.Logger.Error("forged approval decision refused", "approval_id", opened.ID, "claimed", claimed, "err", why)
+	r := *opened
+	r.StatementSHA256 = Digest(opened.Statement)
+	r.Status, r.Decider, r.DecidedAt, r.Signature = Denied, &system, time.Now().UTC(), ""
+	r.Reason = fmt.Sprintf("refused a decision not signed by the API (claimed: %s): %v", claimed, why)
+	if len(r.Reason) > 256 {
+		r.Reason = r.Reason[:256]
+	}
+	if err := b.swap(ctx, &r, rev); err != nil {
+		b.cfg.Logger.Warn("could not mark the forged approval as denied in the bucket", "approval_id", r.ID, "err", err)
+	}
+	return &r, b.record(ctx, &r)
 }
 
 func (b *Broker) expire(ctx context.Context, r *Request, rev uint64, reason string) error {

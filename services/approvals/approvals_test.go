@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/test/natstest"
@@ -34,7 +35,7 @@ func broker(t *testing.T) (*approvals.Broker, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { em.Close() })
-	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Emitter: em, Source: events.Source{Kind: "test", Instance: t.Name()}})
+	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: testSigner(t), Emitter: em, Source: events.Source{Kind: "test", Instance: t.Name()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestGrantIsRecordedOnceAndBoundToTheStatement(t *testing.T) {
 
 	got := make(chan *approvals.Request, 1)
 	go func() {
-		d, err := b.Await(context.Background(), r.ID)
+		d, err := b.Await(context.Background(), r)
 		if err != nil {
 			t.Error(err)
 		}
@@ -108,13 +109,13 @@ func TestDenyAndExpiry(t *testing.T) {
 	if _, err := b.Decide(t.Context(), denied.ID, bob, false, "not in a change window"); err != nil {
 		t.Fatal(err)
 	}
-	d, err := b.Await(t.Context(), denied.ID)
+	d, err := b.Await(t.Context(), denied)
 	if err != nil || d.Status != approvals.Denied || d.Reason != "not in a change window" {
 		t.Fatalf("denied: %+v %v", d, err)
 	}
 
 	expiring := open(t, b, "VACUUM FULL orders", 300*time.Millisecond)
-	d, err = b.Await(t.Context(), expiring.ID)
+	d, err = b.Await(t.Context(), expiring)
 	if err != nil || d.Status != approvals.Expired {
 		t.Fatalf("expiry: %+v %v", d, err)
 	}
@@ -126,7 +127,7 @@ func TestDenyAndExpiry(t *testing.T) {
 	gone := open(t, b, "REINDEX TABLE orders", time.Minute)
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	d, err = b.Await(ctx, gone.ID)
+	d, err = b.Await(ctx, gone)
 	if err != nil || d.Status != approvals.Expired {
 		t.Fatalf("requester gone: %+v %v", d, err)
 	}
@@ -146,4 +147,17 @@ func TestDenyAndExpiry(t *testing.T) {
 	if len(all) != 3 {
 		t.Errorf("listed %d requests, want 3", len(all))
 	}
+}
+
+// testSigner is a fresh key for the API's decisions.
+func testSigner(t testing.TB) *ledger.NoteSigner {
+	skey, _, err := ledger.GenerateKey(nil, "api.test/approvals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ledger.NewNoteSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

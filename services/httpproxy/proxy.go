@@ -380,9 +380,9 @@ func (x *exchange) hold(ctx context.Context, statement string, rule *Rule) (ok b
 		return false, "", err
 	}
 	x.p.cfg.Logger.Info("request held for approval", "approval", r.ID, "rule", rule.ID, "requester", x.actor.Subject)
-	d, err := x.p.cfg.Approvals.Await(ctx, r.ID)
+	d, err := x.p.cfg.Approvals.Await(ctx, r)
 	if err != nil {
-		return false, "", fmt.Errorf("approval %s: %v", r.ID, err)
+		return false, "", fmt.Errorf("approval %s: %w", r.ID, err)
 	}
 	switch d.Status {
 	case approvals.Granted:

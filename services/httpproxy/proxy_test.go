@@ -19,6 +19,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/httpproxy"
@@ -126,7 +127,7 @@ func start(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { em.Close() })
-	if f.broker, err = approvals.New(t.Context(), approvals.Config{JetStream: f.js, Create: true, Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}}); err != nil {
+	if f.broker, err = approvals.New(t.Context(), approvals.Config{JetStream: f.js, Create: true, Signer: testSigner(t), Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}}); err != nil {
 		t.Fatal(err)
 	}
 	pol, err := httpproxy.ParsePolicy("policy.yaml", []byte(policy))
@@ -363,4 +364,17 @@ func TestApprovalBindsMethodPathAndBody(t *testing.T) {
 	if code, _ := f.do(t, "alice", "GET", "/api/deploy?env=prod", ""); code != 200 {
 		t.Errorf("GET: %d", code)
 	}
+}
+
+// testSigner is a fresh key for the API's decisions.
+func testSigner(t testing.TB) *ledger.NoteSigner {
+	skey, _, err := ledger.GenerateKey(nil, "api.test/approvals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ledger.NewNoteSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

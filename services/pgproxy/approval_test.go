@@ -2,6 +2,7 @@ package pgproxy_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os/exec"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/oidcdev"
@@ -53,7 +55,7 @@ func startOIDCTo(t *testing.T, policy, upstream string) *oidcFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
+	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: testSigner(t), Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,5 +287,83 @@ func TestApprovalHoldsUntilGrantedAndBindsTheText(t *testing.T) {
 		"approval.requested:" + d3, "approval.expired:" + d3}
 	if strings.Join(seq, " ") != strings.Join(want, " ") {
 		t.Errorf("events\n got %v\nwant %v", seq, want)
+	}
+}
+
+// testSigner is a fresh key for the API's decisions.
+func testSigner(t testing.TB) *ledger.NoteSigner {
+	skey, _, err := ledger.GenerateKey(nil, "api.test/approvals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ledger.NewNoteSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestForgedDecisionRunsNothing: someone with write access to the bus
+// writes a "granted" decision straight into the approvals bucket — unsigned,
+// or signed with a key that is not the API's. The held statement does not
+// run; the request ends denied, and the ledger records the refusal naming
+// what was claimed.
+func TestForgedDecisionRunsNothing(t *testing.T) {
+	f := startOIDC(t, approvalPolicy)
+	conn, err := pgx.Connect(t.Context(), pg.DSN(f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Exec(t.Context(), "CREATE TABLE orders (id int)")
+	conn.Close(t.Context())
+	kv, err := f.js.KeyValue(t.Context(), approvals.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attacker := testSigner(t)
+	for _, c := range []struct{ name, column string }{{"unsigned", "unsigned_grant"}, {"wrong key", "wrong_key_grant"}} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := f.psqlAs(t, "alice", "ALTER TABLE orders ADD COLUMN "+c.column+" text")
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			r := f.pending(t)
+			e, err := kv.Get(t.Context(), r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bob := f.actor(t, "bob")
+			r.Status, r.Decider, r.Reason, r.DecidedAt = approvals.Granted, &bob, "looks fine", time.Now().UTC()
+			if c.name == "wrong key" {
+				sig, _ := attacker.SignNote(approvals.DecisionText(r))
+				r.Signature = string(sig)
+			}
+			forged, _ := json.Marshal(r)
+			if _, err := kv.Update(t.Context(), r.ID, forged, e.Revision()); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err == nil || !strings.Contains(out.String(), "not signed by the API") {
+				t.Fatalf("psql after a forged grant: %v\n%s", err, out.String())
+			}
+			if columnExists(t, f.db, c.column) {
+				t.Fatal("a forged grant ran the held statement")
+			}
+			got, err := f.broker.Get(t.Context(), r.ID)
+			if err != nil || got.Status != approvals.Denied {
+				t.Fatalf("request after the forgery: %+v, %v; want denied", got, err)
+			}
+			var recorded *events.Event
+			for _, rec := range f.eventsOf(t) {
+				if rec.ev.ID == "approval/"+r.ID+"/decision" {
+					recorded = rec.ev
+				}
+			}
+			if recorded == nil || recorded.Type != events.ApprovalDenied || recorded.Actor.Subject == "bob" ||
+				!strings.Contains(string(recorded.Payload), "claimed: granted by "+bob.Issuer+" bob") {
+				t.Fatalf("the forgery is not recorded as a refusal: %+v", recorded)
+			}
+		})
 	}
 }

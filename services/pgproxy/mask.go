@@ -59,9 +59,9 @@ func (s *session) hold(ctx context.Context, sql string, rule *ApprovalRule) (ok 
 	if err != nil {
 		return false, "", err
 	}
-	d, err := s.p.cfg.Approvals.Await(ctx, r.ID)
+	d, err := s.p.cfg.Approvals.Await(ctx, r)
 	if err != nil {
-		return false, "", fmt.Errorf("approval %s: %v", r.ID, err)
+		return false, "", fmt.Errorf("approval %s: %w", r.ID, err)
 	}
 	switch d.Status {
 	case approvals.Granted:
