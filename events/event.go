@@ -11,8 +11,10 @@ package events
 
 import (
 	"embed"
+	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -147,4 +149,37 @@ func Schema() []byte {
 		panic(err) // embedded at build time
 	}
 	return b
+}
+
+// Clean makes s fit an envelope text field of at most max characters
+// (max ≤ 0 means 256): control characters and bytes that are not UTF-8
+// are written as \xNN escapes, and the text is cut at max characters,
+// ending in "…". Producers use it for values they do not control — a user
+// name a client sent, a path — so the event is recorded rather than
+// refused; keep the original's length or digest in the payload when the
+// difference matters.
+func Clean(s string, max int) string {
+	if max <= 0 {
+		max = maxNameLen
+	}
+	out := make([]rune, 0, min(len(s), max+1))
+	for len(s) > 0 && len(out) <= max {
+		r, size := utf8.DecodeRuneInString(s)
+		if (r == utf8.RuneError && size <= 1) || r < ' ' || r == 0x7f {
+			for _, c := range fmt.Sprintf(`\x%02x`, s[0]) {
+				out = append(out, c)
+			}
+			size = 1
+		} else {
+			out = append(out, r)
+		}
+		s = s[size:]
+	}
+	if len(out) > max || len(s) > 0 {
+		if len(out) >= max {
+			out = out[:max-1]
+		}
+		out = append(out, '…')
+	}
+	return string(out)
 }

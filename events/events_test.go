@@ -9,10 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/eventstest"
 )
 
 func compileSchema(t *testing.T) *jsonschema.Schema {
@@ -162,4 +164,20 @@ func ExampleValidate() {
 		`"source":{"kind":"postgres-proxy","instance":"p1"},"actor":{"issuer":"https://idp.example","subject":"alice","kind":"person"},"payload":{}}`))
 	fmt.Println(err)
 	// Output: actor.kind: "person" is not "human" or "machine"
+}
+
+func TestCleanFitsAnyTextField(t *testing.T) {
+	long := strings.Repeat("é\x00\n\x1b[31m", 2000) + "\xff"
+	got := events.Clean(long, 0)
+	ev := eventstest.Command("clean-1", "")
+	ev.Actor.Subject = got
+	if err := ev.Validate(); err != nil {
+		t.Fatalf("a cleaned 10 KiB name full of control characters: %v", err)
+	}
+	if n := utf8.RuneCountInString(got); n != 256 || !strings.HasSuffix(got, "…") {
+		t.Fatalf("cleaned to %d characters %q", n, got)
+	}
+	if events.Clean("alice", 0) != "alice" {
+		t.Fatal("a clean name changed")
+	}
 }

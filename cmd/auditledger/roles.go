@@ -135,7 +135,7 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 		if len(roles) == 0 {
 			roles = nil // each role held by the group of its name
 		}
-		h, err := api.New(api.Config{Auth: auth, Approvals: broker, Roles: roles, Logger: log})
+		h, err := api.New(api.Config{Auth: auth, Approvals: broker, Roles: roles, Emitter: em, Tenant: cfg.Tenant, Instance: cfg.instanceName(), Logger: log})
 		if err != nil {
 			return nil, "", err
 		}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -60,6 +61,7 @@ type Emitter struct {
 	endLife context.CancelFunc
 	mu      sync.Mutex // guards closed against wg.Add
 	closed  bool
+	failed  atomic.Uint64
 	wg      sync.WaitGroup
 	// While the spool holds anything, new events go behind it. Events
 	// emitted concurrently have no order between them anyway; each
@@ -317,7 +319,19 @@ func (e *Emitter) Emit(ctx context.Context, ev *events.Event) (Result, error) {
 	return r, r.Err
 }
 
+// Failed counts the events this emitter could neither store nor spool.
+// Every one was reported to its caller; the count is for metrics and alerts.
+func (e *Emitter) Failed() uint64 { return e.failed.Load() }
+
 func (e *Emitter) emit(ctx context.Context, ev *events.Event, raw []byte) Result {
+	r := e.emitOnce(ctx, ev, raw)
+	if r.Err != nil {
+		e.failed.Add(1)
+	}
+	return r
+}
+
+func (e *Emitter) emitOnce(ctx context.Context, ev *events.Event, raw []byte) Result {
 	if e.spool == nil {
 		seq, err := e.publish(ctx, ev, raw, e.cfg.Retries)
 		return Result{ID: ev.ID, Seq: seq, Err: err}

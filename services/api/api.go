@@ -3,21 +3,31 @@
 // the roles coming from the token's groups. This first part serves approval
 // decisions; queries, proofs and evidence bundles join it with the read
 // path.
+//
+// The API is audited like any other access: a call with no valid token is
+// recorded as authn.failed, a call refused for want of a role as
+// command.blocked, and every read of audit data as audit.accessed — stored
+// before the data is sent, or the read is refused.
 package api
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 )
@@ -40,13 +50,28 @@ type Config struct {
 	// role is held by the group of the same name.
 	Roles     map[Role][]string
 	Approvals *approvals.Broker // required
-	Logger    *slog.Logger      // nil means slog.Default()
+	// Emitter records the API's own events (required). Tenant is their
+	// tenant ("default" when empty); Instance names this process (the
+	// host name when empty).
+	Emitter  *emitter.Emitter
+	Tenant   string
+	Instance string
+	Logger   *slog.Logger // nil means slog.Default()
 }
 
 // New returns the API's handler.
 func New(cfg Config) (http.Handler, error) {
-	if cfg.Auth == nil || cfg.Approvals == nil {
-		return nil, errors.New("api: Auth and Approvals are required")
+	if cfg.Auth == nil || cfg.Approvals == nil || cfg.Emitter == nil {
+		return nil, errors.New("api: Auth, Approvals and Emitter are required")
+	}
+	if cfg.Tenant == "" {
+		cfg.Tenant = "default"
+	}
+	if cfg.Instance == "" {
+		cfg.Instance, _ = os.Hostname()
+		if cfg.Instance == "" {
+			cfg.Instance = "api"
+		}
 	}
 	if cfg.Roles == nil {
 		cfg.Roles = map[Role][]string{}
@@ -95,6 +120,8 @@ func status(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, approvals.ErrDecided):
 		return http.StatusConflict
+	case errors.Is(err, errNotAudited):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -126,13 +153,17 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok {
-			a.fail(w, r, fmt.Errorf("%w: send an OIDC token as Authorization: Bearer", errUnauthenticated))
-			return
+		var actor events.Actor
+		err := fmt.Errorf("%w: send an OIDC token as Authorization: Bearer", errUnauthenticated)
+		if ok {
+			if actor, err = a.cfg.Auth.Authenticate(r.Context(), "", tok); err != nil {
+				err = fmt.Errorf("%w: %v", errUnauthenticated, err)
+			}
 		}
-		actor, err := a.cfg.Auth.Authenticate(r.Context(), "", tok)
 		if err != nil {
-			a.fail(w, r, fmt.Errorf("%w: %v", errUnauthenticated, err))
+			a.recordAsync(r, events.AuthnFailed, events.Actor{Issuer: "auditledger-api", Subject: "unauthenticated", Kind: events.Human},
+				map[string]any{"reason": err.Error()})
+			a.fail(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, actor)))
@@ -152,7 +183,9 @@ func (a *api) require(roles ...Role) func(http.Handler) http.Handler {
 					}
 				}
 			}
-			a.fail(w, r, fmt.Errorf("%w: %s needs the role %s; %s has groups %v", errForbidden, r.URL.Path, roleNames(roles), actor.Subject, actor.Groups))
+			err := fmt.Errorf("%w: %s needs the role %s; %s has groups %v", errForbidden, r.URL.Path, roleNames(roles), actor.Subject, actor.Groups)
+			a.recordAsync(r, events.CommandBlocked, actor, map[string]any{"reason": err.Error()})
+			a.fail(w, r, err)
 		})
 	}
 }
@@ -181,6 +214,14 @@ func (a *api) listApprovals(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []*approvals.Request{}
 	}
+	ids := make([]string, len(list))
+	for i, q := range list {
+		ids[i] = q.ID
+	}
+	if err := a.accessed(r, map[string]any{"resource": "approvals", "status_filter": string(st), "count": len(list), "ids": ids}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, list)
 }
 
@@ -190,7 +231,64 @@ func (a *api) getApproval(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if err := a.accessed(r, map[string]any{"resource": "approval", "ids": []string{req.ID}, "count": 1}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, req)
+}
+
+// errNotAudited: the audit.accessed event of a read could not be stored,
+// so the read is refused.
+var errNotAudited = errors.New("this read could not be recorded in the audit ledger; refused")
+
+// event is one of the API's own events about request r.
+func (a *api) event(r *http.Request, t events.Type, actor events.Actor, payload map[string]any) (*events.Event, error) {
+	payload["method"] = events.Clean(r.Method, 32)
+	payload["path"] = events.Clean(r.URL.Path, 2048)
+	payload["client_addr"] = r.RemoteAddr
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	var id [12]byte
+	rand.Read(id[:])
+	return &events.Event{
+		Version: events.Version, ID: "api." + hex.EncodeToString(id[:]), Type: t, Time: time.Now().UTC(), Tenant: a.cfg.Tenant,
+		Source: events.Source{Kind: "api", Instance: a.cfg.Instance}, Actor: actor,
+		Target: &events.Target{Kind: "auditledger-api"}, Payload: body,
+	}, nil
+}
+
+// accessed records, before the data is sent, that the caller read audit
+// data; if the record cannot be stored the read is refused.
+func (a *api) accessed(r *http.Request, payload map[string]any) error {
+	ev, err := a.event(r, events.AuditAccessed, actorOf(r.Context()), payload)
+	if err != nil {
+		return err
+	}
+	res, _ := a.cfg.Emitter.Emit(r.Context(), ev)
+	if err := res.Stored(false); err != nil {
+		a.cfg.Logger.Error("audit.accessed not recorded: read refused", "event_id", ev.ID, "err", err)
+		return fmt.Errorf("%w: %v", errNotAudited, err)
+	}
+	return nil
+}
+
+// recordAsync records an event about a refused call without holding the
+// answer; a failure is logged loudly and counted by the emitter.
+func (a *api) recordAsync(r *http.Request, t events.Type, actor events.Actor, payload map[string]any) {
+	ev, err := a.event(r, t, actor, payload)
+	if err == nil {
+		err = a.cfg.Emitter.EmitAsync(context.WithoutCancel(r.Context()), ev, func(res emitter.Result) {
+			if res.Err != nil {
+				a.cfg.Logger.Error("event not recorded", "type", t, "event_id", res.ID, "err", res.Err)
+			}
+		})
+	}
+	if err != nil {
+		a.cfg.Logger.Error("event not recorded", "type", t, "err", err)
+	}
 }
 
 // Decision is the body of approve and deny.

@@ -47,7 +47,7 @@ func TestApprovalsAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(api.Config{Auth: v, Approvals: b, Roles: map[api.Role][]string{
+	h, err := api.New(api.Config{Auth: v, Approvals: b, Emitter: em, Roles: map[api.Role][]string{
 		api.Approver: {"approver"}, api.Auditor: {"auditors"},
 	}})
 	if err != nil {
@@ -109,6 +109,37 @@ func TestApprovalsAPI(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &got); err != nil || got.Decider == nil || got.Decider.Subject != "bob" || got.Reason != "ticket 42" {
 		t.Errorf("after approval: %s", body)
 	}
+
+	// The auditors are audited: every refused call and every read is an
+	// event, the forged token's refusal included.
+	em.Wait()
+	type seen struct {
+		typ     events.Type
+		subject string
+		path    string
+	}
+	var recorded []seen
+	for _, st := range natstest.Events(t, js, "") {
+		if st.Event.Source.Kind == "api" && st.Event.Type != events.ApprovalGranted {
+			recorded = append(recorded, seen{st.Event.Type, st.Event.Actor.Subject, st.Payload["path"].(string)})
+		}
+	}
+	want := map[seen]int{
+		{events.AuthnFailed, "unauthenticated", "/v1/approvals"}:               2, // no token, forged token
+		{events.CommandBlocked, "alice", "/v1/approvals"}:                      1,
+		{events.CommandBlocked, "carol", "/v1/approvals/" + r.ID + "/approve"}: 1,
+		{events.AuditAccessed, "carol", "/v1/approvals"}:                       1,
+		{events.AuditAccessed, "bob", "/v1/approvals/" + r.ID}:                 1,
+	}
+	counts := map[seen]int{}
+	for _, e := range recorded {
+		counts[e]++
+	}
+	for k, n := range want {
+		if counts[k] != n {
+			t.Errorf("%v recorded %d times, want %d (recorded: %v)", k, counts[k], n, recorded)
+		}
+	}
 }
 
 func TestSelfApprovalRefused(t *testing.T) {
@@ -127,7 +158,7 @@ func TestSelfApprovalRefused(t *testing.T) {
 	em, _ := emitter.New(emitter.Config{JetStream: js})
 	defer em.Close()
 	b, _ := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: testSigner(t), Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}})
-	h, _ := api.New(api.Config{Auth: v, Approvals: b})
+	h, _ := api.New(api.Config{Auth: v, Approvals: b, Emitter: em})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	tok, _ := identity.ClientCredentialsToken(t.Context(), idp.Issuer, "dave", "d")

@@ -141,7 +141,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		x.actor = events.Actor{Issuer: "httpproxy", Subject: "unauthenticated", Kind: events.Human}
-		x.record(ctx, events.AuthnFailed, map[string]any{"client_addr": r.RemoteAddr, "method": r.Method, "path": r.URL.Path, "reason": err.Error()})
+		if _, rerr := x.record(ctx, events.AuthnFailed, map[string]any{"client_addr": r.RemoteAddr, "method": events.Clean(r.Method, 32),
+			"path": events.Clean(r.URL.Path, 2048), "reason": err.Error()}); rerr != nil {
+			p.cfg.Logger.Error("event not recorded", "type", events.AuthnFailed, "err", rerr)
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="auditledger"`)
 		writeError(w, http.StatusUnauthorized, "authentication failed: "+err.Error())
 		return

@@ -179,3 +179,66 @@ func isSecret(v []byte) bool {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+
+// ScrubText masks sensitive values inside free text, such as a database
+// error message that quotes the value it could not convert: each quoted
+// substring ('…' or "…") and each token between separators is offered to
+// mask, which returns the replacement and true for a value to hide. It
+// returns the text with every such value replaced, and how many were.
+func ScrubText(text string, mask func(v []byte) ([]byte, bool)) (string, int) {
+	b := []byte(text)
+	var out []byte
+	n := 0
+	last := 0
+	replace := func(lo, hi int) bool {
+		if lo >= hi || lo < last {
+			return false
+		}
+		m, ok := mask(b[lo:hi])
+		if !ok {
+			return false
+		}
+		out = append(append(out, b[last:lo]...), m...)
+		last = hi
+		n++
+		return true
+	}
+	// Quoted values first: they may contain separators (a card number
+	// with spaces).
+	for i := 0; i < len(b); i++ {
+		if q := b[i]; q == '"' || q == '\'' {
+			if j := bytes.IndexByte(b[i+1:], q); j >= 0 {
+				replace(i+1, i+1+j)
+				i += j + 1
+			}
+		}
+	}
+	if n > 0 {
+		b, out, last = append(out, b[last:]...), nil, 0
+	}
+	start := -1
+	for i := 0; i <= len(b); i++ {
+		if i == len(b) || isSeparator(b[i]) {
+			if start >= 0 {
+				replace(start, i)
+				start = -1
+			}
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	if last == 0 && out == nil {
+		return string(b), n
+	}
+	return string(append(out, b[last:]...)), n
+}
+
+func isSeparator(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '"', '\'', ',', ';', '(', ')', '[', ']', '{', '}', '<', '>', '=', '`':
+		return true
+	}
+	return false
+}

@@ -59,3 +59,24 @@ func TestApply(t *testing.T) {
 		}
 	}
 }
+
+func TestScrubText(t *testing.T) {
+	email := func(v []byte) ([]byte, bool) {
+		for _, d := range []string{"email", "credit_card"} {
+			if Detect(d, v) {
+				return []byte("[REDACTED]"), true
+			}
+		}
+		return nil, false
+	}
+	for in, want := range map[string]string{
+		`invalid input syntax for type integer: "alice@example.com"`:   `invalid input syntax for type integer: "[REDACTED]"`,
+		`Key (email)=(bob@example.org) already exists.`:                `Key (email)=([REDACTED]) already exists.`,
+		`card "4111 1111 1111 1111" and mail carol@example.net, twice`: `card "[REDACTED]" and mail [REDACTED], twice`,
+		`nothing here: 42, "plain"`:                                    `nothing here: 42, "plain"`,
+	} {
+		if got, _ := ScrubText(in, email); got != want {
+			t.Errorf("ScrubText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgproto3"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/auditledger/auditledger/services/mask"
@@ -277,6 +278,33 @@ func (p *Policy) detectRule(v []byte) *MaskRule {
 		}
 	}
 	return nil
+}
+
+// scrubText masks what the policy's detectors find inside free text: the
+// server's error and notice texts, which quote the values they could not
+// use. Without detector rules it changes nothing.
+func (p *Policy) scrubText(text string) (string, int) {
+	if p == nil || text == "" {
+		return text, 0
+	}
+	return mask.ScrubText(text, func(v []byte) ([]byte, bool) {
+		if r := p.detectRule(v); r != nil {
+			return p.apply(r, v), true
+		}
+		return nil, false
+	})
+}
+
+// scrubError masks values in every free-text field of a server error or
+// notice; n counts them.
+func (p *Policy) scrubError(e pgproto3.ErrorResponse) (pgproto3.ErrorResponse, int) {
+	total := 0
+	for _, f := range []*string{&e.Message, &e.Detail, &e.Hint, &e.Where, &e.InternalQuery} {
+		var n int
+		*f, n = p.scrubText(*f)
+		total += n
+	}
+	return e, total
 }
 
 // apply masks one value.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
 
 	"github.com/auditledger/auditledger/events"
@@ -291,6 +293,58 @@ func TestLongStatementRecordedByDigest(t *testing.T) {
 			if r.payload["statement_sha256"] != sha256Hex(stmt) || r.payload["statement_truncated"] != true || r.payload["statement_bytes"].(float64) != float64(len(stmt)) {
 				t.Errorf("long statement recorded as %v", r.payload["statement_bytes"])
 			}
+		}
+	}
+}
+
+// TestErrorTextsMasked: a value the server quotes in an error or notice
+// (here an e-mail address it could not convert) is masked by the policy's
+// detectors before the client or the ledger sees it.
+func TestErrorTextsMasked(t *testing.T) {
+	f := startWithPolicyText(t, `version: 1
+mask:
+  - id: emails
+    detect: [email]
+    method: redact
+`)
+	const secret = "alice.smith@example.com"
+	// The address is in the database, put there directly; the client
+	// through the proxy never types it.
+	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := direct.Exec(t.Context(), "CREATE TABLE people (note text); INSERT INTO people VALUES ('"+secret+"')"); err != nil {
+		t.Fatal(err)
+	}
+	direct.Close(t.Context())
+	c, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(t.Context())
+	var n int
+	err = c.QueryRow(t.Context(), "SELECT note::int FROM people").Scan(&n)
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "[REDACTED]") {
+		t.Fatalf("the client got: %v", err)
+	}
+	var notices []string
+	ncfg, _ := pgx.ParseConfig(f.url("alice", "alice-secret"))
+	ncfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Message) }
+	nconn, err := pgx.ConnectConfig(t.Context(), ncfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nconn.Close(t.Context())
+	if _, err := nconn.Exec(t.Context(), "DO $$ BEGIN RAISE NOTICE 'mailing %', (SELECT note FROM people); END $$"); err != nil {
+		t.Fatal(err)
+	}
+	if len(notices) != 1 || strings.Contains(notices[0], secret) {
+		t.Fatalf("notices: %q", notices)
+	}
+	for _, r := range f.eventsOf(t) {
+		if b, _ := json.Marshal(r.ev); strings.Contains(string(b), secret) {
+			t.Fatalf("%s event holds the address unmasked: %s", r.ev.Type, b)
 		}
 	}
 }

@@ -16,10 +16,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -163,12 +165,27 @@ type session struct {
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	// Shutting down ends open sessions too, so Serve can return.
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
-	be := pgproto3.NewBackend(conn, conn)
+	var idb [8]byte
+	rand.Read(idb[:])
+	s := &session{p: p, id: hex.EncodeToString(idb[:]), started: time.Now(),
+		target: events.Target{Kind: "postgres", Name: p.cfg.Target, Host: p.upstream.Host}}
+	s.seq.ID = s.id
+	// A connection that never gets as far as a user name is a failed
+	// login too, recorded with what is known (a client that connects and
+	// closes at once, as health checks do, is not).
+	startupFailed := func(reason string) {
+		s.actor = events.Actor{Issuer: "pgproxy", Subject: "unauthenticated", Kind: events.Human}
+		s.recordOrLog(ctx, events.AuthnFailed, map[string]any{"client_addr": conn.RemoteAddr().String(), "reason": events.Clean(reason, 1024)})
+	}
+	var be *pgproto3.Backend
 	var startup *pgproto3.StartupMessage
 	var tlsState *tls.ConnectionState
 	for startup == nil {
-		msg, err := be.ReceiveStartupMessage()
+		msg, err := readStartup(conn)
 		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				startupFailed(err.Error())
+			}
 			return err
 		}
 		switch m := msg.(type) {
@@ -187,11 +204,11 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 			err := tc.HandshakeContext(hctx)
 			cancel()
 			if err != nil {
+				startupFailed("TLS handshake: " + err.Error())
 				return fmt.Errorf("TLS handshake: %w", err)
 			}
 			st := tc.ConnectionState()
 			tlsState, conn = &st, tc
-			be = pgproto3.NewBackend(conn, conn)
 		case *pgproto3.GSSEncRequest:
 			if _, err := conn.Write([]byte("N")); err != nil {
 				return err
@@ -202,6 +219,8 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 			startup = m
 		}
 	}
+	be = pgproto3.NewBackend(conn, conn)
+	s.client = be
 	if p.cfg.RequireTLS && tlsState == nil {
 		return fatal(be, "28000", "this proxy requires TLS: connect with sslmode=require (or stronger)")
 	}
@@ -225,15 +244,14 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	if !ok {
 		return fatal(be, "08P01", "expected a password message")
 	}
-	var idb [8]byte
-	rand.Read(idb[:])
-	s := &session{p: p, id: hex.EncodeToString(idb[:]), client: be, started: time.Now(),
-		target: events.Target{Kind: "postgres", Name: p.cfg.Target, Host: p.upstream.Host, Database: db}}
-	s.seq.ID = s.id
+	s.target.Database = events.Clean(db, 0)
 	actor, err := p.cfg.Auth.Authenticate(ctx, user, pw.Password)
 	if err != nil {
-		s.actor = events.Actor{Issuer: "pgproxy", Subject: "unauthenticated:" + user, Kind: events.Human}
-		s.record(ctx, events.AuthnFailed, map[string]any{"user": user, "client_addr": conn.RemoteAddr().String(), "reason": err.Error()})
+		// Whatever the client sent as its name is recorded, made safe:
+		// cleaned and cut to fit, with its length and digest.
+		s.actor = events.Actor{Issuer: "pgproxy", Subject: "unauthenticated", Kind: events.Human}
+		s.recordOrLog(ctx, events.AuthnFailed, map[string]any{"user": events.Clean(user, 0), "user_bytes": len(user), "user_sha256": sha256Hex(user),
+			"client_addr": conn.RemoteAddr().String(), "reason": err.Error()})
 		return fatal(be, "28P01", "authentication failed: "+err.Error())
 	}
 	s.actor = actor
@@ -270,10 +288,10 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		return err
 	}
 	err = s.relay(ctx, conn, hj)
-	s.record(context.WithoutCancel(ctx), events.SessionEnded, map[string]any{
+	s.recordOrLog(context.WithoutCancel(ctx), events.SessionEnded, map[string]any{
 		"duration_ms": time.Since(s.started).Milliseconds(), "commands": s.cmds,
 		"rows": s.rows, "bytes": s.bytes, "errors": s.errors,
-		"client_addr": conn.RemoteAddr().String(), "database": db, "tls": tlsDescription(tlsState),
+		"client_addr": conn.RemoteAddr().String(), "database": events.Clean(db, 0), "tls": tlsDescription(tlsState),
 	})
 	return err
 }
@@ -326,6 +344,65 @@ func (s *session) record(ctx context.Context, t events.Type, payload map[string]
 	}
 	r, _ := s.p.cfg.Emitter.Emit(ctx, ev)
 	return ev.ID, r.Stored(s.p.cfg.FailOpen)
+}
+
+// maxStartup bounds the startup packet. PostgreSQL refuses packets over
+// 10,000 bytes; the proxy reads up to this much so that the user name of
+// an oversized login can still be recorded.
+const maxStartup = 64 << 10
+
+// Startup request codes (PostgreSQL's protocol.h).
+const (
+	protocol3     = 3 << 16
+	protocol32    = 3<<16 | 2
+	sslRequest    = 80877103
+	cancelRequest = 80877102
+	gssEncRequest = 80877104
+)
+
+// readStartup reads one startup-phase message from r.
+func readStartup(r io.Reader) (pgproto3.FrontendMessage, error) {
+	var h [4]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return nil, err
+	}
+	size := int64(binary.BigEndian.Uint32(h[:])) - 4
+	if size < 4 || size > maxStartup {
+		return nil, fmt.Errorf("startup packet of %d bytes refused (at most %d)", size+4, maxStartup)
+	}
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, fmt.Errorf("startup packet cut short: %w", err)
+	}
+	var m interface {
+		pgproto3.FrontendMessage
+		Decode([]byte) error
+	}
+	switch code := binary.BigEndian.Uint32(buf); code {
+	case protocol3, protocol32:
+		m = &pgproto3.StartupMessage{}
+	case sslRequest:
+		m = &pgproto3.SSLRequest{}
+	case cancelRequest:
+		m = &pgproto3.CancelRequest{}
+	case gssEncRequest:
+		m = &pgproto3.GSSEncRequest{}
+	default:
+		return nil, fmt.Errorf("unknown startup request code %d", code)
+	}
+	if err := m.Decode(buf); err != nil {
+		return nil, fmt.Errorf("startup packet: %w", err)
+	}
+	return m, nil
+}
+
+// recordOrLog records an event whose loss cannot stop anything (the
+// session is over, or never began); a failure is logged loudly, and the
+// emitter counts it.
+func (s *session) recordOrLog(ctx context.Context, t events.Type, payload map[string]any) {
+	if id, err := s.record(ctx, t, payload); err != nil {
+		s.p.cfg.Logger.Error("event not recorded", "type", t, "event_id", id, "session_id", s.id, "err", err)
+	}
 }
 
 // statementKind is the first keyword of a statement, upper-cased.

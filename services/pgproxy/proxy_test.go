@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -420,4 +421,30 @@ func countingRelay(t *testing.T) (dsn string, count func() int64) {
 	}()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return fmt.Sprintf("postgres://%s:%s@127.0.0.1:%s/postgres?sslmode=disable", pg.User, pg.Password, port), n.Load
+}
+
+// TestAnyUserNameRecorded: a failed login is recorded whatever name the
+// client sent — here 10 KiB of control characters and escape sequences —
+// cleaned and cut to fit, with its length and digest.
+func TestAnyUserNameRecorded(t *testing.T) {
+	f := start(t)
+	name := strings.Repeat("\x1b[2J\x07\x01evil\r\n", 1024)[:10<<10]
+	cfg, err := pgconn.ParseConfig(fmt.Sprintf("postgres://%s/%s?sslmode=disable", f.addr, f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User, cfg.Password = name, "guess"
+	if c, err := pgconn.ConnectConfig(t.Context(), cfg); err == nil {
+		c.Close(t.Context())
+		t.Fatal("a login with a made-up name succeeded")
+	}
+	evs := f.eventsOf(t)
+	if len(evs) != 1 || evs[0].ev.Type != events.AuthnFailed {
+		t.Fatalf("want one authn.failed event, got %d", len(evs))
+	}
+	p := evs[0].payload
+	user, _ := p["user"].(string)
+	if p["user_bytes"] != float64(len(name)) || p["user_sha256"] != sha256Hex(name) || !strings.HasPrefix(user, `\x1b[2J\x07\x01evil\x0d\x0a`) {
+		t.Fatalf("authn.failed payload: %v", p)
+	}
 }

@@ -355,10 +355,24 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 		case *pgproto3.PortalSuspended:
 			s.digest(ctx, q, map[string]any{"command_tag": "", "suspended": true})
 		case *pgproto3.ErrorResponse:
+			// Error texts quote values ("invalid input syntax for type
+			// integer: \"alice@example.com\""): the detectors mask them
+			// before the client or the ledger sees them.
+			scrubbed, masked := s.p.cfg.Policy.scrubError(*m)
+			msg = &scrubbed
 			if c := q.head(); c != nil && c.refusal != "" {
 				msg = &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501", Message: c.refusal}
 			}
-			s.digest(ctx, q, map[string]any{"error_code": m.Code, "error_message": m.Message})
+			payload := map[string]any{"error_code": m.Code, "error_message": scrubbed.Message}
+			if masked > 0 {
+				payload["error_values_masked"] = masked
+			}
+			s.digest(ctx, q, payload)
+			flush = true
+		case *pgproto3.NoticeResponse:
+			scrubbed, _ := s.p.cfg.Policy.scrubError(pgproto3.ErrorResponse(*m))
+			notice := pgproto3.NoticeResponse(scrubbed)
+			msg = &notice
 			flush = true
 		case *pgproto3.ReadyForQuery:
 			// Describes skipped after an error get no answer.
@@ -374,7 +388,7 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			}
 			flush = true
 		case *pgproto3.CopyInResponse, *pgproto3.CopyOutResponse, *pgproto3.CopyBothResponse,
-			*pgproto3.NotificationResponse, *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
+			*pgproto3.NotificationResponse, *pgproto3.ParameterStatus:
 			flush = true
 		}
 		s.out.Lock()
