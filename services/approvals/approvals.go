@@ -131,6 +131,13 @@ func DecisionText(r *Request) []byte {
 	return append(b, '\n')
 }
 
+// MaxTimeout is the longest a request may wait for a decision. The bucket
+// keeps a request (with the statement it holds) only this long plus an
+// hour, then drops it: the ledger has the record, and the working state
+// should not keep statements — and what they may contain — for longer
+// than the decision needs.
+const MaxTimeout = 24 * time.Hour
+
 // Digest is the hex SHA-256 an approval is bound to.
 func Digest(statement string) string {
 	h := sha256.Sum256([]byte(statement))
@@ -202,7 +209,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		History:     4, // pending, then the decision
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
-		TTL:         30 * 24 * time.Hour,
+		TTL:         MaxTimeout + time.Hour,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("approvals: bucket %s: %w", Bucket, err)

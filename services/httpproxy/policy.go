@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/policyfile"
 )
 
@@ -113,6 +114,8 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 			switch {
 			case r.Timeout < 0:
 				return nil, bad(n.Line, "%s rule %s: timeout %s is negative", kind, r.ID, r.Timeout)
+			case r.Timeout > approvals.MaxTimeout:
+				return nil, bad(n.Line, "%s rule %s: timeout %s is longer than the %s a request is kept", kind, r.ID, r.Timeout, approvals.MaxTimeout)
 			case r.Timeout == 0:
 				r.Timeout = 5 * time.Minute
 			}

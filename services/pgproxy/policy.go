@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/mask"
 	"github.com/auditledger/auditledger/services/policyfile"
 )
@@ -190,6 +191,8 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		switch {
 		case r.Timeout < 0:
 			return nil, bad(n.Line, "approval rule %s: timeout %s is negative", r.ID, r.Timeout)
+		case r.Timeout > approvals.MaxTimeout:
+			return nil, bad(n.Line, "approval rule %s: timeout %s is longer than the %s a request is kept", r.ID, r.Timeout, approvals.MaxTimeout)
 		case r.Timeout == 0:
 			r.Timeout = DefaultApprovalTimeout
 		}
