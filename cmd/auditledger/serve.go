@@ -30,6 +30,7 @@ type serveConfig struct {
 	// events (empty: the host name).
 	auth     identity.Authenticator
 	instance string
+	newLog   bool // serve --new-log
 
 	Roles  []string `yaml:"roles"`
 	Tenant string   `yaml:"tenant"`
@@ -257,6 +258,7 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		"Runs the production roles against an external NATS JetStream, a segment store\n(S3 with Object Lock in production) and a key file. deploy/auditledger.yaml\ndocuments every setting; AUDITLEDGER_* environment variables override the\nfile. Serves /metrics, /healthz and /readyz on http.listen.", stderr)
 	path := fs.String("config", "", "YAML configuration file")
 	printCfg := fs.Bool("print-config", false, "print the effective configuration and exit")
+	newLog := fs.Bool("new-log", false, "let the ledger role start a new log in a store that holds less than the bus says was sealed (use a new key; the log begins with a gap record for what the earlier log holds)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -264,6 +266,7 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err != nil {
 		return err
 	}
+	cfg.newLog = *newLog
 	if *printCfg {
 		return yaml.NewEncoder(stdout).Encode(cfg)
 	}

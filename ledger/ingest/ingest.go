@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +47,17 @@ type Config struct {
 	MaxWait time.Duration
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
+	// NewLog lets a log start although the bus shows that events were
+	// sealed before — by another log, into a store this one does not
+	// see. Without it New refuses (ErrStoreBehind): pointing the writer at
+	// an empty or restored store by mistake must not start a second log.
+	// With it, the new log begins with a gap record for the sequences the
+	// earlier log holds.
+	NewLog bool
 }
+
+// ErrStoreBehind: the store holds less than the bus says was sealed.
+var ErrStoreBehind = errors.New("ingest: the store holds less than was sealed and acknowledged")
 
 // Stats are running totals, safe to read concurrently.
 type Stats struct {
@@ -121,6 +132,9 @@ func New(ctx context.Context, cfg Config) (*Ingester, error) {
 		cfg.Logger = slog.Default()
 	}
 	in := &Ingester{cfg: cfg, next: cfg.Log.LastSource() + 1}
+	if err := in.checkStore(ctx); err != nil {
+		return nil, err
+	}
 	if err := in.resetConsumer(ctx); err != nil {
 		return nil, err
 	}
@@ -129,6 +143,51 @@ func New(ctx context.Context, cfg Config) (*Ingester, error) {
 		return nil, err
 	}
 	return in, nil
+}
+
+// checkStore compares the log with what the bus says was sealed: the
+// writer's consumer acknowledged every sequence up to its ack floor only
+// after sealing it. A log behind that is another store (an empty one, a
+// restored backup) and must not quietly become a second log.
+func (in *Ingester) checkStore(ctx context.Context) error {
+	c, err := in.cfg.JetStream.Consumer(ctx, bus.EventsStream, in.cfg.Consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil // nothing was ever sealed from this stream
+	}
+	if err != nil {
+		return fmt.Errorf("ingest: consumer %s: %w", in.cfg.Consumer, err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("ingest: consumer %s: %w", in.cfg.Consumer, err)
+	}
+	sealed := info.AckFloor.Stream
+	last := in.cfg.Log.LastSource()
+	if last >= sealed {
+		return nil
+	}
+	if !in.cfg.NewLog {
+		return fmt.Errorf("%w: the bus acknowledged stream sequences up to %d as sealed, but this store (%s) holds them only up to %d; "+
+			"is it the right store? To start a new log here anyway, run with --new-log (the log then begins with a gap record for sequences %d..%d)",
+			ErrStoreBehind, sealed, in.cfg.Store, last, last+1, sealed)
+	}
+	state := ledger.StreamState{}
+	if s, err := in.cfg.JetStream.Stream(ctx, bus.EventsStream); err == nil {
+		if si, err := s.Info(ctx); err == nil {
+			state = ledger.StreamState{FirstSeq: si.State.FirstSeq, LastSeq: si.State.LastSeq, Msgs: si.State.Msgs, NumDeleted: si.State.NumDeleted}
+		}
+	}
+	g, err := ledger.GapEntry(in.cfg.Log.Origin(), ledger.Gap{FirstSeq: last + 1, LastSeq: sealed, NoticedAt: time.Now().UTC(), Stream: state,
+		Reason: "sealed before this log began (the writer was started with --new-log)"})
+	if err != nil {
+		return err
+	}
+	in.cfg.Logger.Warn("starting a new log after sequences sealed elsewhere: recording them as a gap", "first_seq", last+1, "last_seq", sealed)
+	if _, err := in.cfg.Log.Append(ctx, []ledger.Entry{g}); err != nil {
+		return fmt.Errorf("ingest: new log: %w", err)
+	}
+	in.next = sealed + 1
+	return nil
 }
 
 // publishedUpTo finds the index after the last record on AUDIT_LEDGER.
@@ -147,6 +206,9 @@ func (in *Ingester) publishedUpTo(ctx context.Context) (uint64, error) {
 	m, err := s.GetMsg(ctx, info.State.LastSeq)
 	if err != nil {
 		return 0, fmt.Errorf("ingest: last record on %s: %w", bus.LedgerStream, err)
+	}
+	if !strings.HasPrefix(m.Header.Get(nats.MsgIdHdr), in.cfg.Log.Origin()+"/") {
+		return 0, nil // another log's records: none of this log's are published
 	}
 	idx, err := strconv.ParseUint(m.Header.Get(bus.HeaderIndex), 10, 64)
 	if err != nil {

@@ -453,3 +453,55 @@ func TestNoAckBeforeCheckpoint(t *testing.T) {
 		t.Fatalf("after the store recovered: %v", err)
 	}
 }
+
+// TestEmptyStoreIsNotANewLog: a writer pointed at an empty store while
+// the bus shows that events were sealed refuses to start; with NewLog it
+// starts a new log that begins with a gap record for them, and seals only
+// what came after.
+func TestEmptyStoreIsNotANewLog(t *testing.T) {
+	h := newHarness(t)
+	_, l, stop := h.start(50)
+	h.emit(0, 5)
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if l.Size() != 5 {
+			return fmt.Errorf("log size %d", l.Size())
+		}
+		return nil
+	})
+	stop()
+	h.emit(5, 2)
+
+	empty, _ := file.New(t.TempDir())
+	skey, _, _ := ledger.GenerateKey(nil, "second.test/log")
+	signer, _ := ledger.NewNoteSigner(skey)
+	l2, err := ledger.Open(t.Context(), ledger.Config{Store: empty, Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ingest.New(t.Context(), ingest.Config{JetStream: h.js, Log: l2, Store: empty, Logger: testLogger(t)})
+	if !errors.Is(err, ingest.ErrStoreBehind) || !strings.Contains(err.Error(), "--new-log") {
+		t.Fatalf("writer on an empty store: %v, want ErrStoreBehind naming --new-log", err)
+	}
+	if l2.Size() != 0 {
+		t.Fatal("the refused writer wrote to the store")
+	}
+	in, err := ingest.New(t.Context(), ingest.Config{JetStream: h.js, Log: l2, Store: empty, Logger: testLogger(t), NewLog: true, MaxWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { in.Run(ctx) })
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if l2.Size() != 3 { // the gap record, then events 6 and 7
+			return fmt.Errorf("new log size %d, want 3", l2.Size())
+		}
+		return nil
+	})
+	cancel()
+	wg.Wait()
+	rep, err := ledger.Verify(t.Context(), empty, ledger.VerifyOptions{Verifier: signer.Verifier(), AllowGaps: true})
+	if err != nil || len(rep.Gaps) != 1 || rep.Gaps[0].FirstSeq != 1 || rep.Gaps[0].LastSeq != 5 || !strings.Contains(rep.Gaps[0].Reason, "--new-log") {
+		t.Fatalf("new log: %v %+v", err, rep)
+	}
+}

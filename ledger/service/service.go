@@ -44,6 +44,7 @@ type Config struct {
 	OnWriter  func(l *ledger.Log) // called when this process becomes the writer (tests, dev banner)
 	Instance  string              // lease holder name; empty means hostname-pid-random
 	Metrics   *Metrics            // nil: a private one
+	NewLog    bool                // see ingest.Config.NewLog
 }
 
 // Metrics are the ledger role's counters, exposed in Prometheus text form.
@@ -114,6 +115,11 @@ func Run(ctx context.Context, cfg Config) error {
 			kv.Delete(context.WithoutCancel(ctx), cfg.Consumer, jetstream.LastRevision(held.Load()))
 			return nil
 		}
+		if errors.Is(err, ingest.ErrStoreBehind) {
+			// Not something a retry fixes: the operator must look.
+			kv.Delete(context.WithoutCancel(ctx), cfg.Consumer, jetstream.LastRevision(held.Load()))
+			return err
+		}
 		if errors.Is(err, ledger.ErrFenced) {
 			cfg.Logger.Error("another writer sealed this log: standing by", "err", err)
 		} else if err != nil {
@@ -143,7 +149,7 @@ func runWriter(ctx context.Context, cfg Config, kv jetstream.KeyValue, rev *atom
 	}
 	in, err := ingest.New(ctx, ingest.Config{
 		JetStream: cfg.JetStream, Log: l, Store: cfg.Store, Consumer: cfg.Consumer,
-		BatchSize: cfg.BatchSize, MaxWait: cfg.MaxWait, Logger: cfg.Logger,
+		BatchSize: cfg.BatchSize, MaxWait: cfg.MaxWait, Logger: cfg.Logger, NewLog: cfg.NewLog,
 	})
 	if err != nil {
 		return err
