@@ -313,6 +313,16 @@ func (p *Proxy) cancel(ctx context.Context, m *pgproto3.CancelRequest) error {
 	return err
 }
 
+// fatal ends the session with an error to the client, holding the lock
+// on the client's writes: the relay's other goroutine may be writing too.
+func (s *session) fatal(code, msg string) error {
+	s.out.Lock()
+	defer s.out.Unlock()
+	return fatal(s.client, code, msg)
+}
+
+// fatal sends a FATAL error and flushes; only for the startup phase, when
+// one goroutine owns the connection.
 func fatal(be *pgproto3.Backend, code, msg string) error {
 	be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg})
 	be.Flush()

@@ -161,7 +161,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 		case *pgproto3.Query:
 			if rule := s.p.cfg.Policy.Denied(m.String); rule != nil {
 				if err := s.block(ctx, m.String, rule); err != nil {
-					return fatal(s.client, "58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
 				}
 				q.push(&command{simple: true, refusal: rule.refusal(), sum: sha256.New()})
 				msg = &pgproto3.Query{String: refusedSQL}
@@ -171,7 +171,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if rule := s.p.cfg.Policy.NeedsApproval(m.String, s.actor.Groups); rule != nil {
 				ok, why, err := s.hold(ctx, m.String, rule)
 				if err != nil {
-					return fatal(s.client, "58000", "statement not executed: "+err.Error()+"; the proxy fails closed")
+					return s.fatal("58000", "statement not executed: "+err.Error()+"; the proxy fails closed")
 				}
 				if !ok {
 					q.push(&command{simple: true, refusal: why, sum: sha256.New()})
@@ -182,7 +182,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			}
 			id, stored, err := s.command(ctx, "simple", m.String, 0, nil)
 			if err != nil {
-				return fatal(s.client, "58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
+				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
 			q.push(&command{id: id, simple: true, sum: sha256.New(), stored: stored})
 			flush = true
@@ -190,7 +190,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			stmts[m.Name] = m.Query
 			if rule := s.p.cfg.Policy.Denied(m.Query); rule != nil {
 				if err := s.block(ctx, m.Query, rule); err != nil {
-					return fatal(s.client, "58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
 				}
 				// The server answers the replacement with the policy
 				// error, in pipeline order, and skips the rest until Sync.
@@ -200,7 +200,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			} else if rule := s.p.cfg.Policy.NeedsApproval(m.Query, s.actor.Groups); rule != nil {
 				ok, why, err := s.hold(ctx, m.Query, rule)
 				if err != nil {
-					return fatal(s.client, "58000", "statement not executed: "+err.Error()+"; the proxy fails closed")
+					return s.fatal("58000", "statement not executed: "+err.Error()+"; the proxy fails closed")
 				}
 				if !ok {
 					q.push(&command{refusal: why, sum: sha256.New()})
@@ -222,7 +222,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			}
 			id, stored, err := s.command(ctx, "extended", p.sql, p.nparams, p.params)
 			if err != nil {
-				return fatal(s.client, "58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
+				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
 			q.push(&command{id: id, sum: sha256.New(), columns: shapes.get(p.stmt, m.Portal), stored: stored})
 		case *pgproto3.Close:
@@ -284,6 +284,12 @@ func (s *session) command(ctx context.Context, protocol, sql string, nparams int
 	}
 	if s.p.cfg.Durability != BeforeResponse {
 		id, err = s.record(ctx, events.CommandExecuted, payload)
+		if err != nil && id != "" {
+			// The record may have been stored although its answer never
+			// came (the proxy is stopping): its digest says the statement
+			// was not forwarded, so no command stands without one.
+			s.notExecuted(ctx, id, err)
+		}
 		return id, nil, err
 	}
 	ev, err := s.event(events.CommandExecuted, payload)
@@ -295,6 +301,23 @@ func (s *session) command(ctx context.Context, protocol, sql string, nparams int
 		ch <- r.Stored(s.p.cfg.FailOpen)
 	})
 	return ev.ID, ch, err
+}
+
+// notExecuted records the digest of a recorded statement that the proxy
+// did not forward.
+func (s *session) notExecuted(ctx context.Context, id string, why error) {
+	ev, err := s.event(events.ResponseDigest, map[string]any{"command_id": id, "rows": 0, "bytes": 0,
+		"not_executed": "the proxy did not forward the statement: " + why.Error()})
+	if err == nil {
+		err = s.p.cfg.Emitter.EmitAsync(context.WithoutCancel(ctx), ev, func(r emitter.Result) {
+			if r.Err != nil {
+				s.p.cfg.Logger.Error("response digest not recorded", "event_id", r.ID, "err", r.Err)
+			}
+		})
+	}
+	if err != nil {
+		s.p.cfg.Logger.Error("response digest not recorded", "command_id", id, "err", err)
+	}
 }
 
 // fromUpstream forwards results and digests each one.
@@ -314,7 +337,7 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			case err := <-c.stored:
 				c.stored = nil
 				if err != nil {
-					return fatal(s.client, "58000", "the record of a statement already sent to the database could not be stored ("+err.Error()+"); the session ends")
+					return s.fatal("58000", "the record of a statement already sent to the database could not be stored ("+err.Error()+"); the session ends")
 				}
 			case <-ctx.Done():
 				return ctx.Err()
