@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/auditledger/auditledger/events"
 )
 
 // Config configures a Log.
@@ -32,6 +34,9 @@ type Entry struct {
 	// one after the last, unless the entry is a gap record (GapEntry)
 	// covering the sequences in between.
 	Source uint64
+	// Producer, if set, is the producer's signature of Event; the record
+	// keeps it (version 2) so anyone can check it offline.
+	Producer *ProducerSig
 }
 
 // Log appends sealed segments to a store: one writer per store. It keeps
@@ -134,10 +139,10 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 	recs := make([]Record, len(entries))
 	lastSource := l.st.lastSource
 	for i, e := range entries {
-		if len(e.Event) > MaxRecordSize-RecordHeaderSize {
-			return nil, fmt.Errorf("ledger: entry %d: event is %d bytes, the limit is %d", i, len(e.Event), MaxRecordSize-RecordHeaderSize)
+		if len(e.Event) > events.MaxSize {
+			return nil, fmt.Errorf("ledger: entry %d: event is %d bytes, the limit is %d", i, len(e.Event), events.MaxSize)
 		}
-		recs[i] = Record{Index: first + uint64(i), Time: time.Unix(0, now), Source: e.Source, Event: e.Event}
+		recs[i] = Record{Index: first + uint64(i), Time: time.Unix(0, now), Source: e.Source, Producer: e.Producer, Event: e.Event}
 		if e.Source != 0 {
 			// The verifier's rule, applied before sealing: every source is
 			// the next stream sequence, a rejection of it, or a gap record

@@ -63,7 +63,7 @@ func (s *Segment) Encode() []byte {
 func encodeRecords(first uint64, prev Hash, recs []Record) (*Segment, []byte) {
 	n := segmentHeaderSize + segmentTrailerSize
 	for i := range recs {
-		n += 4 + RecordHeaderSize + len(recs[i].Event)
+		n += 4 + recs[i].size()
 	}
 	b := make([]byte, 0, n)
 	b = append(b, segmentMagic...)
@@ -72,7 +72,7 @@ func encodeRecords(first uint64, prev Hash, recs []Record) (*Segment, []byte) {
 	b = append(b, prev[:]...)
 	seg := &Segment{First: first, PrevChain: prev, Records: make([][]byte, len(recs))}
 	for i := range recs {
-		b = binary.BigEndian.AppendUint32(b, uint32(RecordHeaderSize+len(recs[i].Event)))
+		b = binary.BigEndian.AppendUint32(b, uint32(recs[i].size()))
 		start := len(b)
 		b = recs[i].AppendBinary(b)
 		seg.Records[i] = b[start:len(b):len(b)]

@@ -18,6 +18,10 @@ type logState struct {
 	tree       *Tree // nil unless proofs are wanted
 	gaps       []Gap // the gap records seen
 	rejected   int   // the rejection records seen
+	// producers, if set, checks every producer signature; signed counts
+	// the signed records.
+	producers *Producers
+	signed    int
 
 	// atSize, if set, is called when the log reaches size want.
 	want   uint64
@@ -69,6 +73,14 @@ func (st *logState) apply(name string, seg *Segment, leaves []Hash) error {
 				return err
 			}
 			st.lastSource = r.Source
+		}
+		if r.Producer != nil {
+			st.signed++
+			if st.producers != nil {
+				if err := st.producers.check(r); err != nil {
+					return verr(name, int64(idx), "producer signature (event forged or altered?)", "a signature by the producer the event names", err.Error())
+				}
+			}
 		}
 		st.lastTime = t
 		leaf := leaves[i]

@@ -23,6 +23,10 @@ type VerifyOptions struct {
 	// enforce on each segment (from its last record's time). Stores without
 	// an Inspector, or that report no lock, fail this check.
 	Retention time.Duration
+	// Producers, if set, is the registry of producer keys: every signed
+	// record's signature must verify with the key named after its event's
+	// source instance. Without it signatures are counted, not checked.
+	Producers *Producers
 	// AllowGaps accepts gap records (stream sequences that vanished from
 	// AUDIT_EVENTS before they were sealed). Without it Verify checks
 	// everything and then fails with a *GapsError listing them.
@@ -68,6 +72,9 @@ type Report struct {
 	// records of events that failed validation.
 	Gaps     []Gap
 	Rejected int
+	// Signed counts the records that carry a producer signature (checked
+	// when VerifyOptions.Producers was given).
+	Signed int
 }
 
 // GapsError is Verify's result for a log that is intact but records
@@ -122,7 +129,7 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 	}
 	rep.Checkpoints = len(sizes)
 
-	st := &logState{}
+	st := &logState{producers: opts.Producers}
 	if opts.KeepTree {
 		st.tree = NewTree()
 	}
@@ -260,7 +267,7 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 	if rep.Latest != nil {
 		rep.Origin = rep.Latest.Origin
 	}
-	rep.Gaps, rep.Rejected = st.gaps, st.rejected
+	rep.Gaps, rep.Rejected, rep.Signed = st.gaps, st.rejected, st.signed
 	if len(rep.Gaps) > 0 && !opts.AllowGaps {
 		return rep, &GapsError{Gaps: rep.Gaps}
 	}

@@ -58,6 +58,21 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if _, _, err := devKey(filepath.Join(abs, "keys"), "approvals", "dev.auditledger.local/approvals", stdout); err != nil {
 		return err
 	}
+	// dev's proxies and API sign their events as the producer "dev"; the
+	// writer checks those signatures against the registry (other events,
+	// such as emit's unsigned samples, are sealed unsigned).
+	_, producerVKey, err := devKey(filepath.Join(abs, "keys"), "producer", "dev", stdout)
+	if err != nil {
+		return err
+	}
+	pv, err := os.ReadFile(producerVKey)
+	if err != nil {
+		return err
+	}
+	producers, err := ledger.ParseProducers(string(pv))
+	if err != nil {
+		return err
+	}
 
 	natsKeys := filepath.Join(abs, "nats-keys")
 	ns, dial, err := startEmbeddedNATS("auditledger-dev", filepath.Join(abs, "nats"), natsKeys, *port, *syncMode == "always", false)
@@ -87,7 +102,8 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	defer stopParts()
 	parts, err := startDevParts(pctx, devPartsConfig{oidcAddr: *oidcAddr, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy,
 		httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, dial: dial, log: log,
-		approvalsKey: filepath.Join(abs, "keys", "approvals.key"), approvalsVKey: filepath.Join(abs, "keys", "approvals.vkey")})
+		approvalsKey: filepath.Join(abs, "keys", "approvals.key"), approvalsVKey: filepath.Join(abs, "keys", "approvals.vkey"),
+		producerKey: filepath.Join(abs, "keys", "producer.key")})
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
@@ -95,7 +111,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	var last *ledger.Log
 	err = service.Run(ctx, service.Config{
 		JetStream: js, Store: store, Signer: signer, BatchSize: *batch, MaxWait: *maxWait,
-		Logger: log, Metrics: metrics, LeaseTTL: 2 * time.Second,
+		Logger: log, Metrics: metrics, LeaseTTL: 2 * time.Second, Producers: producers,
 		OnWriter: func(l *ledger.Log) {
 			last, sealedAtStart = l, l.Size()
 			fmt.Fprintf(stdout, `auditledger dev — development mode, not for production
@@ -158,6 +174,7 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	nkey := fs.String("nkey", "", "NATS nkey seed file of the proxy bus role (auditledger keys nats; dev prints it)")
 	creds := fs.String("creds", "", "NATS JWT credentials file (decentralized auth), instead of --nkey")
 	spoolDir := fs.String("spool", "", "spool events to this directory while NATS is unreachable, and deliver them when it returns")
+	producerKey := fs.String("producer-key", "", "sign every event with this producer key (keys generate --file NAME); its name must be the events' source instance")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -168,7 +185,15 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return fmt.Errorf("emit: %w", err)
 	}
-	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: *spoolDir, Logger: dial.log})
+	ecfg := emitter.Config{JetStream: js, SpoolDir: *spoolDir, Logger: dial.log}
+	if *producerKey != "" {
+		psigner, err := loadSigner(*producerKey)
+		if err != nil {
+			return fmt.Errorf("emit: --producer-key: %w", err)
+		}
+		ecfg.Sign = func(b []byte) string { return ledger.SignEvent(psigner, b) }
+	}
+	em, err := emitter.New(ecfg)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,7 @@ type devPartsConfig struct {
 	oidcAddr, apiAddr, proxyAddr, policy string
 	httpAddr, httpUpstream, httpPolicy   string
 	approvalsKey, approvalsVKey          string
+	producerKey                          string
 	dial                                 *busDialer
 	log                                  *slog.Logger
 }
@@ -55,6 +56,7 @@ func startDevParts(ctx context.Context, c devPartsConfig) (*devParts, error) {
 	cfg.OIDC.Issuer = idp.Issuer
 	cfg.API.Listen = c.apiAddr
 	cfg.Approvals.Key, cfg.Approvals.VKey = c.approvalsKey, c.approvalsVKey
+	cfg.ProducerKey = c.producerKey
 	cfg.PostgresProxy.Listen, cfg.PostgresProxy.Policy, cfg.PostgresProxy.Target = c.proxyAddr, c.policy, "dev"
 	cfg.HTTPProxy.Listen, cfg.HTTPProxy.Upstream, cfg.HTTPProxy.Policy, cfg.HTTPProxy.Target = c.httpAddr, c.httpUpstream, c.httpPolicy, "dev-http"
 	// The api role first: it creates the approvals bucket the proxies use.

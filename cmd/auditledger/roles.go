@@ -52,13 +52,25 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 		if err != nil {
 			return nil, "", err
 		}
-		log.Info("ledger writer starting", "store", store.Store.String(), "origin", signer.Name())
+		var producers *ledger.Producers
+		if cfg.Ledger.Producers != "" {
+			b, err := os.ReadFile(cfg.Ledger.Producers)
+			if err != nil {
+				return nil, "", fmt.Errorf("ledger.producers: %w", err)
+			}
+			if producers, err = ledger.ParseProducers(string(b)); err != nil {
+				return nil, "", fmt.Errorf("ledger.producers %s: %w", cfg.Ledger.Producers, err)
+			}
+		}
+		log.Info("ledger writer starting", "store", store.Store.String(), "origin", signer.Name(),
+			"producers", producers.Len(), "require_signed", cfg.Ledger.RequireSigned)
 		return func() error {
 			return service.Run(ctx, service.Config{
 				JetStream: js, Store: store.Store, Signer: signer, Retention: store.Retention,
 				Streams:  bus.StreamOptions{Replicas: cfg.NATS.Replicas, Duplicates: time.Duration(cfg.NATS.Duplicates)},
 				Consumer: cfg.Ledger.Consumer, BatchSize: cfg.Ledger.Batch, MaxWait: time.Duration(cfg.Ledger.MaxWait),
 				LeaseTTL: time.Duration(cfg.Ledger.LeaseTTL), Logger: log, Metrics: metrics, NewLog: cfg.newLog,
+				Producers: producers, RequireSigned: cfg.Ledger.RequireSigned,
 			})
 		}, "", nil
 	}
@@ -73,7 +85,18 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 	}
 	spool := map[string]string{"postgres-proxy": cfg.PostgresProxy.Spool, "http-proxy": cfg.HTTPProxy.Spool}[role]
 	failOpen := map[string]bool{"postgres-proxy": cfg.PostgresProxy.FailOpen, "http-proxy": cfg.HTTPProxy.FailOpen}[role]
-	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spool, Timeout: 2 * time.Second})
+	ecfg := emitter.Config{JetStream: js, SpoolDir: spool, Timeout: 2 * time.Second, Logger: log}
+	if cfg.ProducerKey != "" {
+		// The key names the producer: its name is the source instance of
+		// every event this process records, and the writer checks both.
+		psigner, err := loadSigner(cfg.ProducerKey)
+		if err != nil {
+			return nil, "", fmt.Errorf("producer_key: %w", err)
+		}
+		cfg.instance = psigner.Name()
+		ecfg.Sign = func(b []byte) string { return ledger.SignEvent(psigner, b) }
+	}
+	em, err := emitter.New(ecfg)
 	if err != nil {
 		return nil, "", err
 	}

@@ -34,7 +34,10 @@ type serveConfig struct {
 
 	Roles  []string `yaml:"roles"`
 	Tenant string   `yaml:"tenant"`
-	Log    struct {
+	// ProducerKey signs every event this process's proxies and API
+	// publish; its name is their source instance.
+	ProducerKey string `yaml:"producer_key"`
+	Log         struct {
 		Format string `yaml:"format"`
 		Level  string `yaml:"level"`
 	} `yaml:"log"`
@@ -89,6 +92,10 @@ type serveConfig struct {
 		Batch    int      `yaml:"batch"`
 		MaxWait  duration `yaml:"max_wait"`
 		LeaseTTL duration `yaml:"lease_ttl"`
+		// Producers is the registry of producer verifier keys (one per
+		// line); RequireSigned rejects unsigned events.
+		Producers     string `yaml:"producers"`
+		RequireSigned bool   `yaml:"require_signed"`
 	} `yaml:"ledger"`
 }
 
@@ -146,6 +153,9 @@ func loadServeConfig(path string, env func(string) string) (serveConfig, error) 
 	}{
 		{"AUDITLEDGER_ROLES", func(v string) error { c.Roles = strings.Split(v, ","); return nil }},
 		{"AUDITLEDGER_TENANT", func(v string) error { c.Tenant = v; return nil }},
+		{"AUDITLEDGER_PRODUCER_KEY", func(v string) error { c.ProducerKey = v; return nil }},
+		{"AUDITLEDGER_LEDGER_PRODUCERS", func(v string) error { c.Ledger.Producers = v; return nil }},
+		{"AUDITLEDGER_LEDGER_REQUIRE_SIGNED", func(v string) (err error) { c.Ledger.RequireSigned, err = strconv.ParseBool(v); return }},
 		{"AUDITLEDGER_OIDC_ISSUER", func(v string) error { c.OIDC.Issuer = v; return nil }},
 		{"AUDITLEDGER_OIDC_AUDIENCE", func(v string) error { c.OIDC.Audience = v; return nil }},
 		{"AUDITLEDGER_API_LISTEN", func(v string) error { c.API.Listen = v; return nil }},
@@ -247,6 +257,8 @@ func (c *serveConfig) check() error {
 		return fmt.Errorf("ledger.key: required (a key file from `auditledger keys generate`)")
 	case c.Ledger.Batch < 1:
 		return fmt.Errorf("ledger.batch: must be positive")
+	case c.Ledger.RequireSigned && c.Ledger.Producers == "":
+		return fmt.Errorf("ledger.require_signed needs ledger.producers, the registry of producer keys")
 	case c.Ledger.MaxWait <= 0 || c.Ledger.LeaseTTL < duration(time.Second):
 		return fmt.Errorf("ledger.max_wait must be positive and ledger.lease_ttl at least 1s")
 	}

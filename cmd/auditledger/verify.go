@@ -19,6 +19,7 @@ func verifyCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	since := fs.String("since", "", "file holding an earlier signed checkpoint the log must extend")
 	retention := fs.String("retention", "", "minimum lock per segment (e.g. 7y, 30d); default: the store URL's retention on S3, none on a local store")
 	verbose := fs.Bool("v", false, "list every segment with its digest, version and lock")
+	producersFile := fs.String("producers", "", "registry of producer verifier keys (one per line): check every producer signature against the key named after its event's source instance")
 	allowGaps := fs.Bool("allow-gaps", false, "exit 0 when the log records gaps (stream sequences that vanished before they were sealed); they are listed either way")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -38,6 +39,15 @@ func verifyCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if *retention != "" {
 		if opts.Retention, err = storeurl.ParseRetention(*retention); err != nil {
 			return fmt.Errorf("verify: --retention: %w", err)
+		}
+	}
+	if *producersFile != "" {
+		b, err := os.ReadFile(*producersFile)
+		if err != nil {
+			return fmt.Errorf("verify: --producers: %w", err)
+		}
+		if opts.Producers, err = ledger.ParseProducers(string(b)); err != nil {
+			return fmt.Errorf("verify: --producers %s: %w", *producersFile, err)
 		}
 	}
 	if *since != "" {
@@ -92,6 +102,13 @@ func printReport(w io.Writer, rep *ledger.Report, opts ledger.VerifyOptions, ela
 	}
 	fmt.Fprintln(w)
 	printGaps(w, rep.Gaps)
+	switch {
+	case opts.Producers != nil:
+		fmt.Fprintf(w, "  producers    %d record(s) signed by their producer, every signature checked against %d registered key(s); %d unsigned\n",
+			rep.Signed, opts.Producers.Len(), unsigned(rep))
+	case rep.Signed > 0:
+		fmt.Fprintf(w, "  producers    %d record(s) carry a producer signature, not checked (give --producers)\n", rep.Signed)
+	}
 	if rep.Size > 0 {
 		fmt.Fprintf(w, "  time range   %s .. %s\n", rep.FirstTime.Format(time.RFC3339), rep.LastTime.Format(time.RFC3339))
 	}
@@ -162,4 +179,10 @@ func (p *progressBar) done() {
 	if p != nil {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
+}
+
+// unsigned counts the records that are neither signed nor the ledger's own.
+func unsigned(rep *ledger.Report) int {
+	n := int(rep.Size) - rep.Signed - rep.Rejected - len(rep.Gaps)
+	return max(n, 0)
 }

@@ -45,7 +45,15 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Logger reports damage found in the spool; nil means slog.Default().
 	Logger *slog.Logger
+	// Sign, if set, signs each encoded event as its producer; what it
+	// returns is sent in the SignatureHeader (the ledger's
+	// ledger.SignEvent with this producer's key).
+	Sign func(event []byte) string
 }
+
+// SignatureHeader carries a producer's signature of the event to the
+// ledger writer (see docs/FORMAT.md, "Producer signatures").
+const SignatureHeader = "Auditledger-Producer-Sig"
 
 // ErrClosed: the Emitter is closed and takes no new events.
 var ErrClosed = errors.New("emitter: closed")
@@ -204,7 +212,7 @@ func (e *Emitter) publishBatch(ctx context.Context, batch [][]byte) error {
 		if err != nil {
 			return err // cannot happen: only valid events are spooled
 		}
-		f, err := e.cfg.JetStream.PublishMsgAsync(message(ev, raw))
+		f, err := e.cfg.JetStream.PublishMsgAsync(e.message(ev, raw))
 		if err != nil {
 			return err
 		}
@@ -226,10 +234,13 @@ func (e *Emitter) publishBatch(ctx context.Context, batch [][]byte) error {
 	return nil
 }
 
-func message(ev *events.Event, raw []byte) *nats.Msg {
+func (e *Emitter) message(ev *events.Event, raw []byte) *nats.Msg {
 	msg := nats.NewMsg(events.Subject(ev.Tenant, ev.Type))
 	msg.Data = raw
 	msg.Header.Set(nats.MsgIdHdr, ev.ID)
+	if e.cfg.Sign != nil {
+		msg.Header.Set(SignatureHeader, e.cfg.Sign(raw))
+	}
 	return msg
 }
 
@@ -362,7 +373,7 @@ func (e *Emitter) toSpool(ev *events.Event, raw []byte) Result {
 }
 
 func (e *Emitter) publish(ctx context.Context, ev *events.Event, raw []byte, retries int) (uint64, error) {
-	msg := message(ev, raw)
+	msg := e.message(ev, raw)
 	wait := 50 * time.Millisecond
 	var last error
 	for try := 0; try <= retries; try++ {

@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 )
@@ -47,6 +48,13 @@ type Config struct {
 	MaxWait time.Duration
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Producers, if set, is the registry of producer keys: a signed event
+	// is sealed with its signature (a version-2 record) only if a
+	// registered key named after its source instance signed it, and is
+	// rejected otherwise. Without a registry signatures are not kept.
+	Producers *ledger.Producers
+	// RequireSigned rejects events that carry no producer signature.
+	RequireSigned bool
 	// NewLog lets a log start although the bus shows that events were
 	// sealed before — by another log, into a store this one does not
 	// see. Without it New refuses (ErrStoreBehind): pointing the writer at
@@ -118,6 +126,9 @@ func New(ctx context.Context, cfg Config) (*Ingester, error) {
 	}
 	if cfg.Consumer == "" {
 		cfg.Consumer = "ledger"
+	}
+	if cfg.RequireSigned && cfg.Producers == nil {
+		return nil, errors.New("ingest: RequireSigned needs a Producers registry")
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 5000
@@ -320,7 +331,7 @@ type sealing struct {
 // everything they led to is durable. Every stream sequence becomes a
 // record: the event, a rejection, or part of a gap.
 func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
-	checked := validateAll(msgs)
+	checked := in.validateAll(msgs)
 	var ok []sealing
 	var entries []ledger.Entry
 	var done []jetstream.Msg // to acknowledge at the end
@@ -376,7 +387,7 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 			continue
 		}
 		ok = append(ok, sealing{msg: m, tenant: ev.Tenant, typ: ev.Type})
-		entries = append(entries, ledger.Entry{Event: m.Data(), Source: seq})
+		entries = append(entries, ledger.Entry{Event: m.Data(), Source: seq, Producer: checked[i].sig})
 	}
 	if len(entries) > 0 {
 		seal, err := in.seal(ctx, entries)
@@ -416,11 +427,12 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 
 type checkedMsg struct {
 	event *events.Event
+	sig   *ledger.ProducerSig
 	err   error
 }
 
 // validateAll parses and checks a batch on every core.
-func validateAll(msgs []jetstream.Msg) []checkedMsg {
+func (in *Ingester) validateAll(msgs []jetstream.Msg) []checkedMsg {
 	out := make([]checkedMsg, len(msgs))
 	workers := runtime.GOMAXPROCS(0)
 	per := max(64, (len(msgs)+workers-1)/workers)
@@ -429,7 +441,7 @@ func validateAll(msgs []jetstream.Msg) []checkedMsg {
 		hi := min(lo+per, len(msgs))
 		wg.Go(func() {
 			for i := lo; i < hi; i++ {
-				out[i].event, out[i].err = check(msgs[i])
+				out[i].event, out[i].sig, out[i].err = in.check(msgs[i])
 			}
 		})
 	}
@@ -437,23 +449,34 @@ func validateAll(msgs []jetstream.Msg) []checkedMsg {
 	return out
 }
 
-// check validates one event and that its subject and message id agree
-// with its content.
-func check(m jetstream.Msg) (*events.Event, error) {
+// check validates one event, that its subject and message id agree with
+// its content, and its producer's signature.
+func (in *Ingester) check(m jetstream.Msg) (*events.Event, *ledger.ProducerSig, error) {
 	ev, err := events.Parse(m.Data())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if ev.Type.Ledger() {
-		return nil, fmt.Errorf("type %s is recorded by the ledger itself, never by a producer", ev.Type)
+		return nil, nil, fmt.Errorf("type %s is recorded by the ledger itself, never by a producer", ev.Type)
 	}
 	if want := events.Subject(ev.Tenant, ev.Type); m.Subject() != want {
-		return nil, fmt.Errorf("published on %q, but tenant and type say %q", m.Subject(), want)
+		return nil, nil, fmt.Errorf("published on %q, but tenant and type say %q", m.Subject(), want)
 	}
 	if hid := m.Headers().Get(nats.MsgIdHdr); hid != "" && hid != ev.ID {
-		return nil, fmt.Errorf("Nats-Msg-Id %q differs from the event id %q", hid, ev.ID)
+		return nil, nil, fmt.Errorf("Nats-Msg-Id %q differs from the event id %q", hid, ev.ID)
 	}
-	return ev, nil
+	h := m.Headers().Get(emitter.SignatureHeader)
+	switch {
+	case h != "" && in.cfg.Producers != nil:
+		sig, err := in.cfg.Producers.CheckHeader(h, m.Data(), ev.Source)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ev, sig, nil
+	case in.cfg.RequireSigned:
+		return nil, nil, fmt.Errorf("%w: none, and this ledger requires every event to be signed by its producer", ledger.ErrProducer)
+	}
+	return ev, nil, nil
 }
 
 // firstPresent returns the first stream sequence in [next, upTo] that

@@ -505,3 +505,68 @@ func TestEmptyStoreIsNotANewLog(t *testing.T) {
 		t.Fatalf("new log: %v %+v", err, rep)
 	}
 }
+
+// TestProducerSignatures: with a registry of producer keys, an event
+// signed by the producer it names is sealed with its signature and checks
+// offline; one signed by another registered producer that claims to be
+// this one, one with a broken signature, and (when signatures are
+// required) an unsigned one are rejected, never sealed.
+func TestProducerSignatures(t *testing.T) {
+	h := newHarness(t)
+	key := func(name string) (*ledger.NoteSigner, string) {
+		skey, vkey, _ := ledger.GenerateKey(nil, name)
+		s, _ := ledger.NewNoteSigner(skey)
+		return s, vkey
+	}
+	t1, t1v := key("t1") // eventstest events claim source instance t1
+	mallory, malloryv := key("mallory")
+	producers, err := ledger.ParseProducers("# producers\n" + t1v + "\n" + malloryv + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := ledger.Open(t.Context(), ledger.Config{Store: h.store, Signer: h.signer})
+	in, err := ingest.New(t.Context(), ingest.Config{JetStream: h.js, Log: l, Store: h.store, MaxWait: 10 * time.Millisecond,
+		Logger: testLogger(t), Producers: producers, RequireSigned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { in.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+
+	emitAs := func(sign func([]byte) string, i int) {
+		em, _ := emitter.New(emitter.Config{JetStream: h.js, Sign: sign})
+		defer em.Close()
+		if _, err := em.Emit(t.Context(), event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	emitAs(func(b []byte) string { return ledger.SignEvent(t1, b) }, 0)
+	emitAs(func(b []byte) string { return ledger.SignEvent(mallory, b) }, 1)                    // claims t1
+	emitAs(func(b []byte) string { return ledger.SignEvent(t1, append([]byte(" "), b...)) }, 2) // signs other bytes
+	emitAs(nil, 3)                                                                              // unsigned
+	emitAs(func(b []byte) string { return ledger.SignEvent(t1, b) }, 4)
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if l.Size() != 5 {
+			return fmt.Errorf("log size %d, want 5 (2 events, 3 rejections)", l.Size())
+		}
+		return nil
+	})
+	rep, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: h.signer.Verifier(), Producers: producers})
+	if err != nil || rep.Signed != 2 || rep.Rejected != 3 {
+		t.Fatalf("verify with the registry: %v; %+v", err, rep)
+	}
+	s, _ := h.js.Stream(t.Context(), bus.RejectStream)
+	for seq, want := range map[uint64]string{1: "producer mallory signed an event that claims source instance \"t1\"", 2: "does not verify", 3: "requires every event to be signed"} {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil || !strings.Contains(m.Header.Get(bus.HeaderReason), want) {
+			t.Errorf("rejection %d: %v %q, want %q", seq, err, m.Header.Get(bus.HeaderReason), want)
+		}
+	}
+	// Offline, a registry without t1's key does not vouch for its events.
+	other, _ := ledger.ParseProducers(malloryv)
+	if _, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: h.signer.Verifier(), Producers: other}); !errors.Is(err, ledger.ErrTampered) {
+		t.Fatalf("verify with a registry that lacks the producer: %v", err)
+	}
+}

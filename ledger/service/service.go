@@ -45,6 +45,9 @@ type Config struct {
 	Instance  string              // lease holder name; empty means hostname-pid-random
 	Metrics   *Metrics            // nil: a private one
 	NewLog    bool                // see ingest.Config.NewLog
+	// Producers and RequireSigned: see ingest.Config.
+	Producers     *ledger.Producers
+	RequireSigned bool
 }
 
 // Metrics are the ledger role's counters, exposed in Prometheus text form.
@@ -150,6 +153,7 @@ func runWriter(ctx context.Context, cfg Config, kv jetstream.KeyValue, rev *atom
 	in, err := ingest.New(ctx, ingest.Config{
 		JetStream: cfg.JetStream, Log: l, Store: cfg.Store, Consumer: cfg.Consumer,
 		BatchSize: cfg.BatchSize, MaxWait: cfg.MaxWait, Logger: cfg.Logger, NewLog: cfg.NewLog,
+		Producers: cfg.Producers, RequireSigned: cfg.RequireSigned,
 	})
 	if err != nil {
 		return err
