@@ -36,6 +36,7 @@ func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	maxWait := fs.Duration("max-wait", 20*time.Millisecond, "longest wait to fill a batch")
 	syncMode := fs.String("sync", "always", "JetStream fsync: always or interval")
 	rate := fs.Int("rate", 0, "total publish rate in events/s (0: as fast as the producers can)")
+	sign := fs.Bool("sign", false, "producers sign every event and the writer checks each signature against a registry (the cost of producer authenticity)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -47,12 +48,12 @@ func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		}
 		producers = append(producers, v)
 	}
-	fmt.Fprintf(stdout, "auditledger bench ingest: %d events of %d bytes per run, batch %d, max wait %v, JetStream fsync %s\n", *n, *size, *batch, *maxWait, *syncMode)
+	fmt.Fprintf(stdout, "auditledger bench ingest: %d events of %d bytes per run, batch %d, max wait %v, JetStream fsync %s, producer signatures %v\n", *n, *size, *batch, *maxWait, *syncMode, *sign)
 	fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), runtime.Version())
 	input := genEvents(*n, *size)
 	lines := strings.Split(strings.TrimSuffix(string(input), "\n"), "\n")
 	for _, p := range producers {
-		if err := ingestRun(ctx, stdout, lines, p, *rate, *batch, *maxWait, *syncMode == "always"); err != nil {
+		if err := ingestRun(ctx, stdout, lines, p, *rate, *batch, *maxWait, *syncMode == "always", *sign); err != nil {
 			return err
 		}
 	}
@@ -60,7 +61,7 @@ func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	return nil
 }
 
-func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers, rate, batch int, maxWait time.Duration, syncAlways bool) error {
+func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers, rate, batch int, maxWait time.Duration, syncAlways, sign bool) error {
 	dir, err := os.MkdirTemp("", "auditledger-bench-ingest-")
 	if err != nil {
 		return err
@@ -92,6 +93,15 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 	}
 	skey, _, _ := ledger.GenerateKey(nil, "bench.auditledger.local/log")
 	signer, _ := ledger.NewNoteSigner(skey)
+	// The generated events claim source instance bench-1.
+	var registry *ledger.Producers
+	ecfg := emitter.Config{JetStream: js, MaxInFlight: 8192}
+	if sign {
+		pskey, pvkey, _ := ledger.GenerateKey(nil, "bench-1")
+		psigner, _ := ledger.NewNoteSigner(pskey)
+		registry, _ = ledger.ParseProducers(pvkey)
+		ecfg.Sign = func(b []byte) string { return ledger.SignEvent(psigner, b) }
+	}
 
 	var sealed atomic.Int64
 	lat := make([]time.Duration, 0, len(lines))
@@ -129,6 +139,7 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 	metrics := &service.Metrics{}
 	go func() {
 		done <- service.Run(rctx, service.Config{JetStream: ledgerJS, Store: store, Signer: signer, BatchSize: batch, MaxWait: maxWait,
+			Producers: registry, RequireSigned: sign,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics})
 	}()
 	defer func() { cancel(); <-done }()
@@ -138,7 +149,7 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	em, err := emitter.New(emitter.Config{JetStream: js, MaxInFlight: 8192})
+	em, err := emitter.New(ecfg)
 	if err != nil {
 		return err
 	}

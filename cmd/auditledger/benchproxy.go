@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
@@ -33,6 +34,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	scale := fs.Int("scale", 10, "pgbench scale factor")
 	syncMode := fs.String("sync", "interval", "JetStream fsync of the embedded NATS: always or interval")
 	durability := fs.String("durability", "before-forward", "when a statement's record must be stored: before-forward or before-response")
+	sign := fs.Bool("sign", false, "the proxy signs every event as its producer (the cost of producer authenticity)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy and NATS (this process) to FILE")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -92,12 +94,18 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	em, _ := emitter.New(emitter.Config{JetStream: js})
+	ecfg := emitter.Config{JetStream: js}
+	if *sign {
+		pskey, _, _ := ledger.GenerateKey(nil, "pgproxy-bench")
+		psigner, _ := ledger.NewNoteSigner(pskey)
+		ecfg.Sign = func(b []byte) string { return ledger.SignEvent(psigner, b) }
+	}
+	em, _ := emitter.New(ecfg)
 	var pw [8]byte
 	rand.Read(pw[:])
 	secret := hex.EncodeToString(pw[:])
 	p, err := pgproxy.New(pgproxy.Config{Upstream: *upstream, Auth: identity.StaticUsers{"bench": secret}, Emitter: em,
-		Tenant: "bench", Durability: pgproxy.Durability(*durability), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Tenant: "bench", Instance: "pgproxy-bench", Durability: pgproxy.Durability(*durability), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
 	}
@@ -110,7 +118,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	go p.Serve(pctx, ln)
 	viaProxy := fmt.Sprintf("postgres://bench:%s@%s/%s?sslmode=disable", secret, ln.Addr(), db)
 
-	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, durability %s, JetStream fsync %s\n", *duration, *scale, *durability, *syncMode)
+	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, durability %s, JetStream fsync %s, producer signatures %v, bus authentication on\n", *duration, *scale, *durability, *syncMode, *sign)
 	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
 	fmt.Fprintf(stdout, "  %-8s %-12s %22s %22s %6s\n", "clients", "script", "direct TPS (latency)", "proxy TPS (latency)", "ratio")
 	for _, c := range clients {
