@@ -66,7 +66,7 @@ func (v *violations) saw(subject string) bool {
 // AUDIT_LEDGER, consuming the events — are refused by the server, while
 // each role's own work goes on. The log is unchanged by all of it.
 func TestBusLeastPrivilege(t *testing.T) {
-	srv := natstest.StartSecure(t)
+	srv := natstest.StartSecure(t, "t1", "pg-2")
 	_, ljs := srv.ConnectAs(t, bus.Ledger)
 	store, _ := file.New(t.TempDir())
 	skey, vkey, _ := ledger.GenerateKey(nil, "bus.test/log")
@@ -95,18 +95,42 @@ func TestBusLeastPrivilege(t *testing.T) {
 	// seals them, a reader reads the sealed records.
 	em, _ := emitter.New(emitter.Config{JetStream: pjs})
 	defer em.Close()
-	for i := range 20 {
+	for i := range 10 {
 		res, _ := em.Emit(t.Context(), eventstest.Command(fmt.Sprintf("bus-%d", i), ""))
 		if err := res.Stored(false); err != nil {
 			t.Fatalf("proxy role publishes an event: %v", err)
 		}
 	}
+	// The producer t1 (the source instance of these events) publishes
+	// with its own credentials.
+	_, t1js := srv.ConnectAs(t, bus.Producer("t1"))
+	t1em, _ := emitter.New(emitter.Config{JetStream: t1js})
+	defer t1em.Close()
+	for i := 10; i < 20; i++ {
+		res, _ := t1em.Emit(t.Context(), eventstest.Command(fmt.Sprintf("bus-%d", i), ""))
+		if err := res.Stored(false); err != nil {
+			t.Fatalf("producer t1 publishes its event: %v", err)
+		}
+	}
+	// On its own subject, an event whose body claims another producer is
+	// stored by the bus but rejected by the writer.
+	claim := eventstest.Command("claims-pg-2", "")
+	claim.Source.Instance = "pg-2"
+	claimRaw, _ := claim.Marshal()
+	if _, err := t1js.Publish(t.Context(), events.Subject(claim.Tenant, claim.Type, "t1"), claimRaw); err != nil {
+		t.Fatal(err)
+	}
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if n := logSize(t, store); n != 20 {
-			return fmt.Errorf("sealed %d of 20", n)
+		if n := logSize(t, store); n != 21 { // 20 events and the rejection
+			return fmt.Errorf("sealed %d of 21", n)
 		}
 		return nil
 	})
+	_, admin := srv.Connect(t)
+	rs, _ := admin.Stream(t.Context(), bus.RejectStream)
+	if m, err := rs.GetMsg(t.Context(), 1); err != nil || !strings.Contains(m.Header.Get(bus.HeaderReason), "source instance say") {
+		t.Fatalf("the writer did not reject t1's event claiming pg-2: %v", err)
+	}
 	_, rjs := srv.ConnectAs(t, bus.Reader)
 	if _, err := rjs.Stream(t.Context(), bus.LedgerStream); err != nil {
 		t.Fatalf("reader role looks up AUDIT_LEDGER: %v", err)
@@ -160,13 +184,22 @@ func TestBusLeastPrivilege(t *testing.T) {
 		{"change the events stream", "$JS.API.STREAM.UPDATE.AUDIT_EVENTS", `{"name":"AUDIT_EVENTS","subjects":["audit.events.>"],"max_msgs":1}`, bus.Ledger},
 		{"create the approvals bucket", "$JS.API.STREAM.CREATE.KV_AUDIT_APPROVALS", `{"name":"KV_AUDIT_APPROVALS"}`, bus.API},
 	}
+	// A producer publishes only as itself: an event claiming producer
+	// pg-2 goes to a subject the t1 credentials may not publish on.
+	forged := eventstest.Command("forged-1", "")
+	forged.Source.Instance = "pg-2"
+	forgedRaw, _ := forged.Marshal()
 	roleOnly := map[bus.Role][]attempt{
+		bus.Producer("t1"): {
+			{"publish an event as another producer", events.Subject(forged.Tenant, forged.Type, "pg-2"), string(forgedRaw), ""},
+			{"write the lease", "$KV.AUDIT_LEDGER_LEASES.ledger", "x", ""},
+		},
 		bus.Reader: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
 			{"publish an event", "audit.events.acme.command.executed", `{}`, ""}},
 		bus.Ledger: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
 			{"publish an event", "audit.events.acme.command.executed", `{}`, ""}},
 	}
-	for _, role := range []bus.Role{bus.Ledger, bus.API, bus.Proxy, bus.Reader} {
+	for _, role := range []bus.Role{bus.Ledger, bus.API, bus.Proxy, bus.Reader, bus.Producer("t1")} {
 		var v violations
 		nc, _ := srv.ConnectAs(t, role, nats.ErrorHandler(v.handler))
 		for _, a := range append(attempts, roleOnly[role]...) {
@@ -188,7 +221,6 @@ func TestBusLeastPrivilege(t *testing.T) {
 	}
 
 	// The streams themselves refuse edits, whatever the credentials.
-	_, admin := srv.Connect(t)
 	es, _ := admin.Stream(t.Context(), bus.EventsStream)
 	if err := es.DeleteMsg(t.Context(), 1); err == nil || !strings.Contains(err.Error(), "not permitted") {
 		t.Fatalf("admin deleting an event: %v, want the stream's refusal", err)
@@ -202,14 +234,14 @@ func TestBusLeastPrivilege(t *testing.T) {
 		t.Fatal("admin lifted deny_delete on AUDIT_EVENTS")
 	}
 	info, _ := es.Info(t.Context())
-	if info.State.Msgs != 20 {
-		t.Fatalf("AUDIT_EVENTS holds %d messages, want the 20 published", info.State.Msgs)
+	if info.State.Msgs != 21 {
+		t.Fatalf("AUDIT_EVENTS holds %d messages, want the 21 published", info.State.Msgs)
 	}
 
 	// Nothing reached the log but the 20 events.
 	rep, err := ledger.Verify(t.Context(), store, ledger.VerifyOptions{Verifier: mustVerifier(t, vkey)})
-	if err != nil || rep.Size != 20 {
-		t.Fatalf("log after the attempts: size %v, %v; want 20 records that verify", rep, err)
+	if err != nil || rep.Size != 21 || rep.Rejected != 1 {
+		t.Fatalf("log after the attempts: %+v, %v; want 20 events and a rejection, verified", rep, err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -77,6 +78,15 @@ func (d *busDialer) connect(role bus.Role) (*nats.Conn, jetstream.JetStream, err
 	d.conns = append(d.conns, nc)
 	d.mu.Unlock()
 	return nc, js, nil
+}
+
+// hasSeed reports whether the keys directory holds role's seed.
+func (d *busDialer) hasSeed(role bus.Role) bool {
+	if d.keysDir == "" {
+		return false
+	}
+	_, err := os.Stat(nkeyauth.SeedFile(d.keysDir, role))
+	return err == nil
 }
 
 // close closes every connection the dialer opened.

@@ -75,7 +75,8 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	}
 
 	natsKeys := filepath.Join(abs, "nats-keys")
-	ns, dial, err := startEmbeddedNATS("auditledger-dev", filepath.Join(abs, "nats"), natsKeys, *port, *syncMode == "always", false)
+	// dev's proxies publish as the producer "dev", with its own seed.
+	ns, dial, err := startEmbeddedNATS("auditledger-dev", filepath.Join(abs, "nats"), natsKeys, *port, *syncMode == "always", false, "dev")
 	if err != nil {
 		return fmt.Errorf("dev: %w (port in use? try --nats-port)", err)
 	}
@@ -116,7 +117,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 			last, sealedAtStart = l, l.Size()
 			fmt.Fprintf(stdout, `auditledger dev — development mode, not for production
   NATS (JetStream)  %s   streams AUDIT_EVENTS, AUDIT_LEDGER, AUDIT_REJECTED; fsync %s
-                    one nkey per bus role in %s (admin, ledger, api, proxy, reader)
+                    one nkey per bus role in %s (admin, ledger, api, proxy, reader, producer-dev)
   segment store     %s   (%d records sealed so far)
   verifier key      %s
   metrics, health   http://%s/metrics  /healthz  /readyz
@@ -225,8 +226,8 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 // storeDir, with one nkey user per bus role whose seeds are in keysDir
 // (created on first start), and waits until it accepts connections. The
 // dialer connects each role with its own seed.
-func startEmbeddedNATS(name, storeDir, keysDir string, port int, syncAlways, quiet bool) (*server.Server, *busDialer, error) {
-	pubs, err := nkeyauth.Generate(keysDir)
+func startEmbeddedNATS(name, storeDir, keysDir string, port int, syncAlways, quiet bool, producers ...string) (*server.Server, *busDialer, error) {
+	pubs, err := nkeyauth.Generate(keysDir, producers...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("nats keys: %w", err)
 	}

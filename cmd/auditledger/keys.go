@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
-	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 )
 
@@ -104,15 +106,25 @@ func loadVerifier(arg string) (*ledger.NoteVerifier, error) {
 
 func keysNATS(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("keys nats --out DIR",
-		"Creates one NATS nkey per bus role in DIR (admin.nk, ledger.nk, api.nk,\nproxy.nk, reader.nk: secret seeds, mode 0600; existing ones are kept) and\nwrites DIR/nats-auth.conf, the authorization block for nats-server with each\nrole's public key and permissions: include it from nats.conf\n(deploy/nats.conf does). Give each process only its roles' seeds: serve's\nnats.nkeys is DIR; proxy and emit take --nkey DIR/proxy.nk; the stock nats\nCLI takes --nkey DIR/reader.nk to follow sealed records.", stderr)
+		"Creates one NATS nkey per bus role in DIR (admin.nk, ledger.nk, api.nk,\nproxy.nk, reader.nk, and producer-NAME.nk for each --producers NAME: secret\nseeds, mode 0600; existing ones are kept) and\nwrites DIR/nats-auth.conf, the authorization block for nats-server with each\nrole's public key and permissions: include it from nats.conf\n(deploy/nats.conf does). Give each process only its roles' seeds: serve's\nnats.nkeys is DIR; proxy and emit take --nkey DIR/proxy.nk; the stock nats\nCLI takes --nkey DIR/reader.nk to follow sealed records.", stderr)
 	out := fs.String("out", "", "directory for the seeds and nats-auth.conf (created if missing)")
+	producersArg := fs.String("producers", "", "comma-separated producer instances (proxies' source instance, or their producer key names): one seed each, producer-NAME.nk, that may publish events only as that producer")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := required(fs, "out"); err != nil {
 		return err
 	}
-	pubs, err := nkeyauth.Generate(*out)
+	var producers []string
+	for _, p := range strings.Split(*producersArg, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			if tok := events.ProducerToken(p); tok != p {
+				return fmt.Errorf("keys nats: --producers: %q is not a plain name (letters, digits, - and _, at most 64): its events would go to subject token %s", p, tok)
+			}
+			producers = append(producers, p)
+		}
+	}
+	pubs, err := nkeyauth.Generate(*out, producers...)
 	if err != nil {
 		return fmt.Errorf("keys nats: %w", err)
 	}
@@ -120,8 +132,9 @@ func keysNATS(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := os.WriteFile(conf, []byte(nkeyauth.ServerConfig(pubs)), 0o644); err != nil {
 		return fmt.Errorf("keys nats: %w", err)
 	}
-	for _, r := range bus.Roles {
-		fmt.Fprintf(stdout, "%-7s %s  %s\n", r, pubs[r], nkeyauth.SeedFile(*out, r))
+	roles := slices.Sorted(maps.Keys(pubs))
+	for _, r := range roles {
+		fmt.Fprintf(stdout, "%-16s %s  %s\n", r, pubs[r], nkeyauth.SeedFile(*out, r))
 	}
 	fmt.Fprintf(stdout, "server authorization: %s\n", conf)
 	return nil

@@ -38,10 +38,28 @@ func serveRole(ctx context.Context, role string, cfg serveConfig, dial *busDiale
 
 func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDialer, metrics *service.Metrics, log *slog.Logger) (func() error, string, error) {
 	log = log.With("role", role)
-	_, js, err := dial.connect(busRole(role))
+	// A producer_key names this process as a producer: its name is the
+	// source instance of every event the proxies and the API record.
+	var psigner *ledger.NoteSigner
+	if role != "ledger" && cfg.ProducerKey != "" {
+		var err error
+		if psigner, err = loadSigner(cfg.ProducerKey); err != nil {
+			return nil, "", fmt.Errorf("producer_key: %w", err)
+		}
+		cfg.instance = psigner.Name()
+	}
+	// Proxies connect with their own producer credentials when the keys
+	// directory holds them, so the bus lets them publish only as
+	// themselves.
+	brole := busRole(role)
+	if brole == bus.Proxy && dial.hasSeed(bus.Producer(cfg.instanceName())) {
+		brole = bus.Producer(cfg.instanceName())
+	}
+	_, js, err := dial.connect(brole)
 	if err != nil {
 		return nil, "", err
 	}
+	log.Info("connected to the bus", "bus_role", brole)
 	switch role {
 	case "ledger":
 		signer, err := loadSigner(cfg.Ledger.Key)
@@ -86,14 +104,7 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 	spool := map[string]string{"postgres-proxy": cfg.PostgresProxy.Spool, "http-proxy": cfg.HTTPProxy.Spool}[role]
 	failOpen := map[string]bool{"postgres-proxy": cfg.PostgresProxy.FailOpen, "http-proxy": cfg.HTTPProxy.FailOpen}[role]
 	ecfg := emitter.Config{JetStream: js, SpoolDir: spool, Timeout: 2 * time.Second, Logger: log}
-	if cfg.ProducerKey != "" {
-		// The key names the producer: its name is the source instance of
-		// every event this process records, and the writer checks both.
-		psigner, err := loadSigner(cfg.ProducerKey)
-		if err != nil {
-			return nil, "", fmt.Errorf("producer_key: %w", err)
-		}
-		cfg.instance = psigner.Name()
+	if psigner != nil {
 		ecfg.Sign = func(b []byte) string { return ledger.SignEvent(psigner, b) }
 	}
 	em, err := emitter.New(ecfg)

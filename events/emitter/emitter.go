@@ -235,7 +235,7 @@ func (e *Emitter) publishBatch(ctx context.Context, batch [][]byte) error {
 }
 
 func (e *Emitter) message(ev *events.Event, raw []byte) *nats.Msg {
-	msg := nats.NewMsg(events.Subject(ev.Tenant, ev.Type))
+	msg := nats.NewMsg(events.Subject(ev.Tenant, ev.Type, ev.Source.Instance))
 	msg.Data = raw
 	msg.Header.Set(nats.MsgIdHdr, ev.ID)
 	if e.cfg.Sign != nil {

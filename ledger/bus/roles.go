@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/auditledger/auditledger/events"
 )
 
 // Role is a kind of bus client with its own credentials. Each may do only
@@ -28,12 +30,31 @@ const (
 	Reader Role = "reader"
 )
 
-// Roles lists every role.
+// Roles lists every fixed role; Producer makes one role per producer.
 var Roles = []Role{Admin, Ledger, API, Proxy, Reader}
+
+// producerPrefix begins the name of every per-producer role.
+const producerPrefix = "producer-"
+
+// Producer is the role of one producer instance: the Proxy role's work,
+// but publishing events only on subjects that end in its own token
+// (events.Subject), so the writer knows which credentials published an
+// event and refuses one that claims another producer. Proxy and API may
+// publish for any producer: give them to trusted importers only, and each
+// gateway its own Producer role.
+func Producer(instance string) Role { return Role(producerPrefix + events.ProducerToken(instance)) }
+
+// IsProducer reports whether r is a per-producer role, and whose.
+func (r Role) IsProducer() (token string, ok bool) {
+	return strings.CutPrefix(string(r), producerPrefix)
+}
 
 // ParseRole checks a role name.
 func ParseRole(s string) (Role, error) {
 	r := Role(s)
+	if _, ok := r.IsProducer(); ok && len(s) > len(producerPrefix) {
+		return r, nil
+	}
 	if !slices.Contains(Roles, r) {
 		var names []string
 		for _, r := range Roles {
@@ -134,6 +155,18 @@ func (r Role) Permissions() Permissions {
 	case Proxy:
 		return Permissions{
 			PublishAllow:   slices.Concat(common, []string{EventsSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket)),
+			PublishDeny:    editDeny,
+			SubscribeAllow: inbox,
+		}
+	default:
+		token, ok := r.IsProducer()
+		if !ok {
+			return Permissions{}
+		}
+		// tenant, then the two tokens of a producer's event type
+		// (ledger.* types, with three, are the writer's own).
+		return Permissions{
+			PublishAllow:   slices.Concat(common, []string{"audit.events.*.*.*." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket)),
 			PublishDeny:    editDeny,
 			SubscribeAllow: inbox,
 		}

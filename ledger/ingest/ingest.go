@@ -459,8 +459,8 @@ func (in *Ingester) check(m jetstream.Msg) (*events.Event, *ledger.ProducerSig, 
 	if ev.Type.Ledger() {
 		return nil, nil, fmt.Errorf("type %s is recorded by the ledger itself, never by a producer", ev.Type)
 	}
-	if want := events.Subject(ev.Tenant, ev.Type); m.Subject() != want {
-		return nil, nil, fmt.Errorf("published on %q, but tenant and type say %q", m.Subject(), want)
+	if want := events.Subject(ev.Tenant, ev.Type, ev.Source.Instance); m.Subject() != want {
+		return nil, nil, fmt.Errorf("published on %q, but tenant, type and source instance say %q", m.Subject(), want)
 	}
 	if hid := m.Headers().Get(nats.MsgIdHdr); hid != "" && hid != ev.ID {
 		return nil, nil, fmt.Errorf("Nats-Msg-Id %q differs from the event id %q", hid, ev.ID)

@@ -48,23 +48,24 @@ func StartIn(t testing.TB, dir string, port int) *Server {
 // StartSecure runs a server that requires each bus role's nkey and grants
 // each only its permissions, as dev and production do. Connect connects
 // as the admin role; ConnectAs as any other.
-func StartSecure(t testing.TB) *Server {
+func StartSecure(t testing.TB, producers ...string) *Server {
 	t.Helper()
-	return StartSecureIn(t, t.TempDir(), -1, t.TempDir())
+	return StartSecureIn(t, t.TempDir(), -1, t.TempDir(), producers...)
 }
 
 // StartSecureIn is StartSecure storing in dir on port, with the seeds in
-// keysDir (created, or reused when a test restarts the server).
-func StartSecureIn(t testing.TB, dir string, port int, keysDir string) *Server {
+// keysDir (created, or reused when a test restarts the server), and a
+// Producer role for each of producers.
+func StartSecureIn(t testing.TB, dir string, port int, keysDir string, producers ...string) *Server {
 	t.Helper()
-	return start(t, dir, port, keysDir)
+	return start(t, dir, port, keysDir, producers...)
 }
 
-func start(t testing.TB, dir string, port int, keysDir string) *Server {
+func start(t testing.TB, dir string, port int, keysDir string, producers ...string) *Server {
 	t.Helper()
 	opts := &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true}
 	if keysDir != "" {
-		pubs, err := nkeyauth.Generate(keysDir)
+		pubs, err := nkeyauth.Generate(keysDir, producers...)
 		if err != nil {
 			t.Fatal(err)
 		}

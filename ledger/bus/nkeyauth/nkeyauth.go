@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,12 +29,17 @@ func SeedFile(dir string, role bus.Role) string {
 }
 
 // Generate writes a new seed file (mode 0600) for every role that has none
-// in dir, and returns every role's public key.
-func Generate(dir string) (map[bus.Role]string, error) {
+// in dir — the fixed roles and one Producer role per name in producers —
+// and returns the public key of every role with a seed there.
+func Generate(dir string, producers ...string) (map[bus.Role]string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	for _, r := range bus.Roles {
+	roles := slices.Clone(bus.Roles)
+	for _, p := range producers {
+		roles = append(roles, bus.Producer(p))
+	}
+	for _, r := range roles {
 		p := SeedFile(dir, r)
 		if _, err := os.Stat(p); err == nil {
 			continue
@@ -66,7 +72,8 @@ func Generate(dir string) (map[bus.Role]string, error) {
 	return Load(dir)
 }
 
-// Load reads the public key of every role's seed in dir.
+// Load reads the public key of every fixed role's seed in dir, and of
+// every producer seed there.
 func Load(dir string) (map[bus.Role]string, error) {
 	pubs := map[bus.Role]string{}
 	for _, r := range bus.Roles {
@@ -76,7 +83,36 @@ func Load(dir string) (map[bus.Role]string, error) {
 		}
 		pubs[r] = pub
 	}
+	files, err := filepath.Glob(filepath.Join(dir, "producer-*.nk"))
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		r := bus.Role(strings.TrimSuffix(filepath.Base(f), ".nk"))
+		pub, err := PublicKey(f)
+		if err != nil {
+			return nil, err
+		}
+		pubs[r] = pub
+	}
 	return pubs, nil
+}
+
+// ordered lists the roles of pubs: the fixed ones, then producers by name.
+func ordered(pubs map[bus.Role]string) []bus.Role {
+	var out, producers []bus.Role
+	for _, r := range bus.Roles {
+		if _, ok := pubs[r]; ok {
+			out = append(out, r)
+		}
+	}
+	for r := range pubs {
+		if _, ok := r.IsProducer(); ok {
+			producers = append(producers, r)
+		}
+	}
+	slices.Sort(producers)
+	return append(out, producers...)
 }
 
 // PublicKey reads a seed file and returns its public key.
@@ -106,11 +142,8 @@ func Options(role bus.Role, seedFile string) ([]nats.Option, error) {
 // Users are the embedded server's users for the roles' public keys.
 func Users(pubs map[bus.Role]string) []*server.NkeyUser {
 	var users []*server.NkeyUser
-	for _, r := range bus.Roles {
-		pub, ok := pubs[r]
-		if !ok {
-			continue
-		}
+	for _, r := range ordered(pubs) {
+		pub := pubs[r]
 		p := r.Permissions()
 		users = append(users, &server.NkeyUser{Nkey: pub, Permissions: &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: p.PublishAllow, Deny: p.PublishDeny},
@@ -137,11 +170,8 @@ func ServerConfig(pubs map[bus.Role]string) string {
 		}
 		fmt.Fprintf(&b, "          %s: [%s]\n", name, strings.Join(q, ", "))
 	}
-	for _, r := range bus.Roles {
-		pub, ok := pubs[r]
-		if !ok {
-			continue
-		}
+	for _, r := range ordered(pubs) {
+		pub := pubs[r]
 		p := r.Permissions()
 		fmt.Fprintf(&b, "    # %s\n    { nkey: %s\n      permissions: {\n        publish: {\n", r, pub)
 		list("allow", p.PublishAllow)

@@ -18,7 +18,7 @@ import (
 // own parser reads it.
 func TestServerConfigMatchesUsers(t *testing.T) {
 	dir := t.TempDir()
-	pubs, err := nkeyauth.Generate(dir)
+	pubs, err := nkeyauth.Generate(dir, "pg-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +34,11 @@ func TestServerConfigMatchesUsers(t *testing.T) {
 		t.Fatalf("nats-server rejects the generated configuration: %v", err)
 	}
 	want := nkeyauth.Users(pubs)
-	if len(opts.Nkeys) != len(bus.Roles) || len(want) != len(bus.Roles) {
-		t.Fatalf("users: %d in the file, %d embedded, want %d", len(opts.Nkeys), len(want), len(bus.Roles))
+	if n := len(bus.Roles) + 1; len(opts.Nkeys) != n || len(want) != n {
+		t.Fatalf("users: %d in the file, %d embedded, want %d", len(opts.Nkeys), len(want), n)
+	}
+	if p := want[len(want)-1]; p.Nkey != pubs[bus.Producer("pg-1")] || !slices.Contains(p.Permissions.Publish.Allow, "audit.events.*.*.*.pg-1") {
+		t.Fatalf("producer pg-1: %+v", p.Permissions.Publish)
 	}
 	for i, u := range opts.Nkeys {
 		w := want[i]
@@ -43,7 +46,7 @@ func TestServerConfigMatchesUsers(t *testing.T) {
 			!slices.Equal(u.Permissions.Publish.Allow, w.Permissions.Publish.Allow) ||
 			!slices.Equal(u.Permissions.Publish.Deny, w.Permissions.Publish.Deny) ||
 			!slices.Equal(u.Permissions.Subscribe.Allow, w.Permissions.Subscribe.Allow) {
-			t.Errorf("user %d (%s): file %+v %+v, embedded %+v %+v", i, bus.Roles[i], u.Permissions.Publish, u.Permissions.Subscribe, w.Permissions.Publish, w.Permissions.Subscribe)
+			t.Errorf("user %d: file %+v %+v, embedded %+v %+v", i, u.Permissions.Publish, u.Permissions.Subscribe, w.Permissions.Publish, w.Permissions.Subscribe)
 		}
 	}
 	for _, r := range bus.Roles {
