@@ -147,7 +147,7 @@ func TestDevReadme(t *testing.T) {
 	// The stock nats CLI reads the sealed records with the reader's seed,
 	// as the banner shows.
 	natstest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
-		sub := exec.Command("nats", "--server", d.nats, "--nkey", filepath.Join(keys, "reader.nk"), "--inbox-prefix", "_INBOX_reader",
+		sub := exec.Command(natstest.CLI(t), "--server", d.nats, "--nkey", filepath.Join(keys, "reader.nk"), "--inbox-prefix", "_INBOX_reader",
 			"sub", "audit.ledger.>", "--all", "--count", "12", "--raw", "--timeout", "5s")
 		out, err := sub.CombinedOutput()
 		if n := bytes.Count(out, []byte(`"version":1`)); err != nil || n != 12 {

@@ -14,6 +14,7 @@ import (
 // proxyFlags are the flags both proxies share.
 type proxyFlags struct {
 	listen, natsURL, nkey, tenant, target, policy *string
+	instance                                      *string
 	spool, approvalsVKey                          *string
 	tlsCert, tlsKey                               *string
 	failOpen                                      *bool
@@ -51,6 +52,9 @@ func (f proxyFlags) run(ctx context.Context, cmd, role string, set func(*serveCo
 	cfg.auth, cfg.Tenant = auth, *f.tenant
 	cfg.Approvals.VKey = *f.approvalsVKey
 	cfg.instance = map[string]string{"postgres-proxy": "pgproxy", "http-proxy": "httpproxy"}[role] // as the packages name themselves
+	if *f.instance != "" {
+		cfg.instance = *f.instance
+	}
 	set(&cfg)
 	dial := &busDialer{url: *f.natsURL, name: "auditledger", seedFile: *f.nkey, retry: *f.failOpen, log: slog.New(slog.NewTextHandler(stderr, nil))}
 	defer dial.close()

@@ -6,6 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus"
@@ -241,4 +245,51 @@ func Events(t testing.TB, js jetstream.JetStream, stream string) []Stored {
 		out = append(out, Stored{ev, m.Data, p})
 	}
 	return out
+}
+
+// CLIVersion is the stock nats CLI the tests drive as users do.
+const CLIVersion = "v0.5.0"
+
+var cli struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// CLI returns the path of the stock nats CLI: $NATS_CLI, on $PATH, or in
+// $(go env GOPATH)/bin, installed there with go install when missing, so
+// "go test ./..." works on a fresh machine. A test that cannot get it
+// fails.
+func CLI(t testing.TB) string {
+	t.Helper()
+	cli.once.Do(func() {
+		if cli.path, cli.err = findCLI(); cli.err == nil {
+			return
+		}
+		out, err := exec.Command("go", "install", "github.com/nats-io/natscli/nats@"+CLIVersion).CombinedOutput()
+		if err != nil {
+			cli.err = fmt.Errorf("%v; installing it failed: %v\n%s", cli.err, err, out)
+			return
+		}
+		cli.path, cli.err = findCLI()
+	})
+	if cli.err != nil {
+		t.Fatal(cli.err)
+	}
+	return cli.path
+}
+
+func findCLI() (string, error) {
+	if p := os.Getenv("NATS_CLI"); p != "" {
+		return p, nil
+	}
+	if p, err := exec.LookPath("nats"); err == nil {
+		return p, nil
+	}
+	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+	p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "nats")
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("the nats CLI is not installed: go install github.com/nats-io/natscli/nats@%s (or set NATS_CLI)", CLIVersion)
 }
