@@ -284,6 +284,7 @@ func (m *Metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		s := &in.Stats
 		metric("auditledger_ingested_total", "counter", "events sealed by this process", float64(s.Ingested.Load()))
 		metric("auditledger_rejected_total", "counter", "events moved to AUDIT_REJECTED", float64(s.Rejected.Load()))
+		metric("auditledger_gap_sequences_total", "counter", "stream sequences recorded as missing (ledger.gap records)", float64(s.Gaps.Load()))
 		metric("auditledger_redelivered_skipped_total", "counter", "redelivered events already sealed", float64(s.Skipped.Load()))
 		metric("auditledger_consumer_resets_total", "counter", "times delivery was restarted at the log's position after a gap", float64(s.Resets.Load()))
 		metric("auditledger_batches_total", "counter", "segments sealed by this process", float64(s.Batches.Load()))

@@ -113,8 +113,9 @@ func emitRange(t *testing.T, em *emitter.Emitter, from, to int) {
 // holder writes; stopping it hands the log to the other, which continues
 // from what the store holds.
 func TestTwoWritersHandOver(t *testing.T) {
-	srv := natstest.Start(t)
-	_, js := srv.Connect(t)
+	srv := natstest.StartSecure(t)
+	_, js := srv.ConnectAs(t, bus.Ledger)
+	_, pjs := srv.ConnectAs(t, bus.Proxy)
 	store, _ := file.New(t.TempDir())
 	signer := newSigner(t)
 	a := startWriter(t, js, store, signer, 0)
@@ -125,7 +126,7 @@ func TestTwoWritersHandOver(t *testing.T) {
 		return nil
 	})
 	b := startWriter(t, js, store, signer, 0)
-	em, _ := emitter.New(emitter.Config{JetStream: js})
+	em, _ := emitter.New(emitter.Config{JetStream: pjs})
 	emitRange(t, em, 0, 300)
 	if b.isWriter() {
 		t.Fatal("two writers at once")
@@ -153,8 +154,9 @@ func TestTwoWritersHandOver(t *testing.T) {
 // acknowledges nothing it has not sealed; once S3 returns everything is
 // sealed exactly once and every segment is locked.
 func TestS3Outage(t *testing.T) {
-	srv := natstest.Start(t)
-	_, js := srv.Connect(t)
+	srv := natstest.StartSecure(t)
+	_, js := srv.ConnectAs(t, bus.Ledger)
+	_, pjs := srv.ConnectAs(t, bus.Proxy)
 	gw := versitygw.Start(t)
 	store, err := s3.New(t.Context(), s3.Config{
 		Endpoint: gw.Endpoint, Bucket: gw.Bucket(t), Prefix: "log", Insecure: true,
@@ -166,7 +168,7 @@ func TestS3Outage(t *testing.T) {
 	signer := newSigner(t)
 	const retention = time.Hour
 	w := startWriter(t, js, store, signer, retention)
-	em, _ := emitter.New(emitter.Config{JetStream: js})
+	em, _ := emitter.New(emitter.Config{JetStream: pjs})
 	emitRange(t, em, 0, 100)
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		if got := metric(w, "auditledger_log_size"); got != "100" {
