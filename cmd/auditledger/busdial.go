@@ -65,7 +65,7 @@ func (d *busDialer) connect(role bus.Role) (*nats.Conn, jetstream.JetStream, err
 	nc, err := nats.Connect(d.url, opts...)
 	if err != nil {
 		if errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
-			return nil, nil, fmt.Errorf("connect %s as bus role %s: NATS refused the credentials (%w); give each role its nkey seed: nats.nkeys = the directory `auditledger keys nats` wrote", d.url, role, err)
+			return nil, nil, fmt.Errorf("connect %s as bus role %s: NATS refused the credentials (%w); every client needs its role's nkey seed: --nkey DIR/%s.nk for emit and the proxies, nats.nkeys DIR for serve, where DIR is what `auditledger keys nats` wrote (dev prints its own)", d.url, role, err, role)
 		}
 		return nil, nil, fmt.Errorf("connect %s as bus role %s: %w", d.url, role, err)
 	}
