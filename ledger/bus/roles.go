@@ -158,18 +158,6 @@ func (r Role) Permissions() Permissions {
 			PublishDeny:    editDeny,
 			SubscribeAllow: inbox,
 		}
-	default:
-		token, ok := r.IsProducer()
-		if !ok {
-			return Permissions{}
-		}
-		// tenant, then the two tokens of a producer's event type
-		// (ledger.* types, with three, are the writer's own).
-		return Permissions{
-			PublishAllow:   slices.Concat(common, []string{"audit.events.*.*.*." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket)),
-			PublishDeny:    editDeny,
-			SubscribeAllow: inbox,
-		}
 	case Reader:
 		return Permissions{
 			PublishAllow:   slices.Concat(common, []string{streamInfo(LedgerStream)}, getMsg(LedgerStream), consume(LedgerStream)),
@@ -177,5 +165,15 @@ func (r Role) Permissions() Permissions {
 			SubscribeAllow: slices.Concat(inbox, []string{LedgerSubjects}),
 		}
 	}
-	return Permissions{}
+	token, ok := r.IsProducer()
+	if !ok {
+		return Permissions{}
+	}
+	// tenant, then the two tokens of a producer's event type (ledger.*
+	// types, with three, are the writer's own), then its own token.
+	return Permissions{
+		PublishAllow:   slices.Concat(common, []string{"audit.events.*.*.*." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket)),
+		PublishDeny:    editDeny,
+		SubscribeAllow: inbox,
+	}
 }
