@@ -56,6 +56,9 @@ const (
 	// LedgerRejected records an event that failed validation: its digest
 	// and the reason; its bytes are kept in AUDIT_REJECTED.
 	LedgerRejected Type = "ledger.rejected"
+	// ProducerAttested is a producer's signature over the digests of a
+	// batch of its events.
+	ProducerAttested Type = "producer.attested"
 )
 
 // Catalog lists every known type in catalog order.
@@ -64,7 +67,7 @@ var Catalog = []Type{
 	ResponseDigest, MaskApplied, ApprovalRequested, ApprovalGranted,
 	ApprovalDenied, ApprovalExpired, AccessGranted, AccessRevoked,
 	AuthnSucceeded, AuthnFailed, AuditAccessed, EvidenceExported,
-	LedgerSegmentSealed, LedgerGap, LedgerRejected,
+	LedgerSegmentSealed, LedgerGap, LedgerRejected, ProducerAttested,
 }
 
 var known = func() map[Type]bool {

@@ -22,6 +22,9 @@ var (
 	// ErrGaps means the log is intact but records stream sequences that
 	// vanished before they were sealed (see GapsError).
 	ErrGaps = errors.New("log records gaps")
+	// ErrUnattested means the log is intact but holds events no
+	// attestation of their producer covers (see UnattestedError).
+	ErrUnattested = errors.New("events not attested by their producer")
 )
 
 // VerifyError is a verification failure with its evidence: where it was

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -149,4 +150,84 @@ func (p *Producers) check(r Record) error {
 		}
 	}
 	return fmt.Errorf("%w: no registered producer key (hash %08x) verifies it", ErrProducer, r.Producer.KeyHash)
+}
+
+// Producer attestations sign events in batches: a producer keeps the
+// SHA-256 of each event it publishes and, every few hundred events or a
+// fraction of a second, publishes a producer.attested event whose payload
+// lists those digests and carries one signature over them. A verifier
+// with the registry checks every attestation's signature and that every
+// event claiming a registered producer is covered by one of its
+// attestations — one signature per batch instead of one per event.
+
+// Attestation is the payload of a producer.attested event.
+type Attestation struct {
+	Producer string `json:"producer"`
+	// Boot names one run of the producer; Seq counts its attestations.
+	Boot   string   `json:"boot"`
+	Seq    uint64   `json:"seq"`
+	Events []string `json:"events"` // base64 SHA-256 of each event, as published
+	// Signature is base64(key hash ‖ Ed25519 signature) over
+	// AttestationText.
+	Signature string `json:"signature"`
+}
+
+// attestationContext separates attestations from every other use of a
+// producer's key.
+const attestationContext = "auditledger producer attestation v1\n"
+
+// AttestationText is what a producer signs: the context line, then the
+// producer, boot and sequence, then one base64 digest per line.
+func AttestationText(a *Attestation) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s%s\n%s\n%d\n", attestationContext, a.Producer, a.Boot, a.Seq)
+	for _, d := range a.Events {
+		b.WriteString(d)
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
+
+// ProducerAttester signs attestations with a producer's key; it satisfies
+// the emitter's Attester.
+type ProducerAttester struct{ s *NoteSigner }
+
+// NewProducerAttester returns an attester for the producer named by the
+// key.
+func NewProducerAttester(s *NoteSigner) *ProducerAttester { return &ProducerAttester{s} }
+
+// Name is the producer's name: the key name.
+func (p *ProducerAttester) Name() string { return p.s.name }
+
+// Attest returns the payload of a producer.attested event.
+func (p *ProducerAttester) Attest(boot string, seq uint64, digests [][sha256.Size]byte) (json.RawMessage, error) {
+	a := &Attestation{Producer: p.s.name, Boot: boot, Seq: seq, Events: make([]string, len(digests))}
+	for i, d := range digests {
+		a.Events[i] = base64.StdEncoding.EncodeToString(d[:])
+	}
+	sig := ed25519.Sign(p.s.key, AttestationText(a))
+	var b [ProducerSigSize]byte
+	binary.BigEndian.PutUint32(b[:], p.s.hash)
+	copy(b[4:], sig)
+	a.Signature = base64.StdEncoding.EncodeToString(b[:])
+	return json.Marshal(a)
+}
+
+// checkAttestation verifies an attestation's signature with the
+// registered key named after its producer, which must be the event's
+// source instance.
+func (p *Producers) checkAttestation(a *Attestation, instance string) error {
+	if a.Producer != instance {
+		return fmt.Errorf("%w: attestation by %q in an event from source instance %q", ErrProducer, a.Producer, instance)
+	}
+	v := p.byName[a.Producer]
+	if v == nil {
+		return fmt.Errorf("%w: attestation by %q, which is not a registered producer", ErrProducer, a.Producer)
+	}
+	raw, err := base64.StdEncoding.DecodeString(a.Signature)
+	if err != nil || len(raw) != ProducerSigSize || binary.BigEndian.Uint32(raw) != v.hash ||
+		!ed25519.Verify(v.key, AttestationText(a), raw[4:]) {
+		return fmt.Errorf("%w: attestation %d of %s does not verify", ErrProducer, a.Seq, a.Producer)
+	}
+	return nil
 }

@@ -1,9 +1,15 @@
 package ledger
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/auditledger/auditledger/events"
 )
 
 // logState is what a reader of the log carries from one record to the
@@ -22,6 +28,10 @@ type logState struct {
 	// the signed records.
 	producers *Producers
 	signed    int
+	// With producers: the digests each verified attestation covers, and
+	// the events that need one.
+	attested map[[32]byte]string
+	claims   []claim
 
 	// atSize, if set, is called when the log reaches size want.
 	want   uint64
@@ -81,6 +91,10 @@ func (st *logState) apply(name string, seg *Segment, leaves []Hash) error {
 					return verr(name, int64(idx), "producer signature (event forged or altered?)", "a signature by the producer the event names", err.Error())
 				}
 			}
+		} else if st.producers != nil {
+			if err := st.noteProducer(name, idx, r); err != nil {
+				return err
+			}
 		}
 		st.lastTime = t
 		leaf := leaves[i]
@@ -122,4 +136,65 @@ func leafHashes(seg *Segment) []Hash {
 		leaves[i] = LeafHash(r)
 	}
 	return leaves
+}
+
+// claim is an event that must be covered by an attestation of the
+// producer it names.
+type claim struct {
+	index    uint64
+	instance string
+	digest   [32]byte
+}
+
+// noteProducer checks an attestation record, or notes an event that needs
+// one; the ledger's own records need none.
+func (st *logState) noteProducer(name string, idx uint64, r Record) error {
+	if bytes.HasPrefix(r.Event, []byte(SystemPrefix)) {
+		return nil
+	}
+	var ev struct {
+		Type   events.Type `json:"type"`
+		Source struct {
+			Instance string `json:"instance"`
+		} `json:"source"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if err := json.Unmarshal(r.Event, &ev); err != nil {
+		return verr(name, int64(idx), "event does not parse", "a JSON event", err.Error())
+	}
+	if ev.Type != events.ProducerAttested {
+		st.claims = append(st.claims, claim{idx, ev.Source.Instance, sha256.Sum256(r.Event)})
+		return nil
+	}
+	var a Attestation
+	if err := json.Unmarshal(ev.Payload, &a); err != nil {
+		return verr(name, int64(idx), "producer attestation payload", "producer, boot, seq, events, signature", err.Error())
+	}
+	if err := st.producers.checkAttestation(&a, ev.Source.Instance); err != nil {
+		return verr(name, int64(idx), "producer attestation (forged or altered?)", "a signature by the producer it names", err.Error())
+	}
+	if st.attested == nil {
+		st.attested = map[[32]byte]string{}
+	}
+	for _, d := range a.Events {
+		b, err := base64.StdEncoding.DecodeString(d)
+		if err != nil || len(b) != 32 {
+			return verr(name, int64(idx), "producer attestation digest", "base64 SHA-256", d)
+		}
+		st.attested[[32]byte(b)] = a.Producer
+	}
+	return nil
+}
+
+// unattested returns the events not covered by an attestation of the
+// producer they name.
+func (st *logState) unattested() (attested int, missing []Unattested) {
+	for _, c := range st.claims {
+		if st.attested[c.digest] == c.instance {
+			attested++
+			continue
+		}
+		missing = append(missing, Unattested{Index: c.index, Instance: c.instance})
+	}
+	return attested, missing
 }

@@ -25,8 +25,13 @@ type VerifyOptions struct {
 	Retention time.Duration
 	// Producers, if set, is the registry of producer keys: every signed
 	// record's signature must verify with the key named after its event's
-	// source instance. Without it signatures are counted, not checked.
-	Producers *Producers
+	// source instance, every producer.attested event must verify the same
+	// way, and every other event must be covered by an attestation of the
+	// producer it names — else Verify fails with an *UnattestedError after
+	// checking everything, unless AllowUnattested. Without a registry
+	// signatures are counted, not checked.
+	Producers       *Producers
+	AllowUnattested bool
 	// AllowGaps accepts gap records (stream sequences that vanished from
 	// AUDIT_EVENTS before they were sealed). Without it Verify checks
 	// everything and then fails with a *GapsError listing them.
@@ -75,7 +80,31 @@ type Report struct {
 	// Signed counts the records that carry a producer signature (checked
 	// when VerifyOptions.Producers was given).
 	Signed int
+	// With VerifyOptions.Producers: the events covered by an attestation
+	// of their producer, and those that are not.
+	Attested   int
+	Unattested []Unattested
 }
+
+// Unattested is an event no attestation of its producer covers: the
+// producer is not registered, or stopped before it attested the event
+// (a crash), or someone else published it.
+type Unattested struct {
+	Index    uint64
+	Instance string
+}
+
+// UnattestedError is Verify's result for an intact log some of whose
+// events no attestation of their producer covers. It unwraps to
+// ErrUnattested.
+type UnattestedError struct{ Events []Unattested }
+
+func (e *UnattestedError) Error() string {
+	first := e.Events[0]
+	return fmt.Sprintf("%d event(s) not attested by the producer they name; the first: record %d, source instance %q", len(e.Events), first.Index, first.Instance)
+}
+
+func (e *UnattestedError) Unwrap() error { return ErrUnattested }
 
 // GapsError is Verify's result for a log that is intact but records
 // stream sequences that vanished before they were sealed. It unwraps to
@@ -268,8 +297,14 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 		rep.Origin = rep.Latest.Origin
 	}
 	rep.Gaps, rep.Rejected, rep.Signed = st.gaps, st.rejected, st.signed
+	if opts.Producers != nil {
+		rep.Attested, rep.Unattested = st.unattested()
+	}
 	if len(rep.Gaps) > 0 && !opts.AllowGaps {
 		return rep, &GapsError{Gaps: rep.Gaps}
+	}
+	if len(rep.Unattested) > 0 && !opts.AllowUnattested {
+		return rep, &UnattestedError{Events: rep.Unattested}
 	}
 	return rep, nil
 }

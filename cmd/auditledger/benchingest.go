@@ -36,9 +36,12 @@ func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	maxWait := fs.Duration("max-wait", 20*time.Millisecond, "longest wait to fill a batch")
 	syncMode := fs.String("sync", "always", "JetStream fsync: always or interval")
 	rate := fs.Int("rate", 0, "total publish rate in events/s (0: as fast as the producers can)")
-	sign := fs.Bool("sign", false, "producers sign every event and the writer checks each signature against a registry (the cost of producer authenticity)")
+	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch of 256 events) or each (every event signed, every signature checked by the writer)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *sign != "none" && *sign != "attest" && *sign != "each" {
+		return fmt.Errorf("bench ingest: --producer-sig %q, want none, attest or each", *sign)
 	}
 	var producers []int
 	for _, p := range strings.Split(*producersArg, ",") {
@@ -48,7 +51,7 @@ func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		}
 		producers = append(producers, v)
 	}
-	fmt.Fprintf(stdout, "auditledger bench ingest: %d events of %d bytes per run, batch %d, max wait %v, JetStream fsync %s, producer signatures %v\n", *n, *size, *batch, *maxWait, *syncMode, *sign)
+	fmt.Fprintf(stdout, "auditledger bench ingest: %d events of %d bytes per run, batch %d, max wait %v, JetStream fsync %s, producer signatures %s\n", *n, *size, *batch, *maxWait, *syncMode, *sign)
 	fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), runtime.Version())
 	input := genEvents(*n, *size)
 	lines := strings.Split(strings.TrimSuffix(string(input), "\n"), "\n")
@@ -61,7 +64,7 @@ func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	return nil
 }
 
-func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers, rate, batch int, maxWait time.Duration, syncAlways, sign bool) error {
+func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers, rate, batch int, maxWait time.Duration, syncAlways bool, sign string) error {
 	dir, err := os.MkdirTemp("", "auditledger-bench-ingest-")
 	if err != nil {
 		return err
@@ -96,11 +99,14 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 	// The generated events claim source instance bench-1.
 	var registry *ledger.Producers
 	ecfg := emitter.Config{JetStream: js, MaxInFlight: 8192}
-	if sign {
-		pskey, pvkey, _ := ledger.GenerateKey(nil, "bench-1")
-		psigner, _ := ledger.NewNoteSigner(pskey)
+	pskey, pvkey, _ := ledger.GenerateKey(nil, "bench-1")
+	psigner, _ := ledger.NewNoteSigner(pskey)
+	switch sign {
+	case "each":
 		registry, _ = ledger.ParseProducers(pvkey)
 		ecfg.Sign = func(b []byte) string { return ledger.SignEvent(psigner, b) }
+	case "attest":
+		ecfg.Attester = ledger.NewProducerAttester(psigner)
 	}
 
 	var sealed atomic.Int64
@@ -139,7 +145,7 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 	metrics := &service.Metrics{}
 	go func() {
 		done <- service.Run(rctx, service.Config{JetStream: ledgerJS, Store: store, Signer: signer, BatchSize: batch, MaxWait: maxWait,
-			Producers: registry, RequireSigned: sign,
+			Producers: registry, RequireSigned: registry != nil,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics})
 	}()
 	defer func() { cancel(); <-done }()

@@ -34,7 +34,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	scale := fs.Int("scale", 10, "pgbench scale factor")
 	syncMode := fs.String("sync", "interval", "JetStream fsync of the embedded NATS: always or interval")
 	durability := fs.String("durability", "before-forward", "when a statement's record must be stored: before-forward or before-response")
-	sign := fs.Bool("sign", false, "the proxy signs every event as its producer (the cost of producer authenticity)")
+	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy and NATS (this process) to FILE")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -95,10 +95,16 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		return err
 	}
 	ecfg := emitter.Config{JetStream: js}
-	if *sign {
-		pskey, _, _ := ledger.GenerateKey(nil, "pgproxy-bench")
-		psigner, _ := ledger.NewNoteSigner(pskey)
+	pskey, _, _ := ledger.GenerateKey(nil, "pgproxy-bench")
+	psigner, _ := ledger.NewNoteSigner(pskey)
+	switch *sign {
+	case "each":
 		ecfg.Sign = func(b []byte) string { return ledger.SignEvent(psigner, b) }
+	case "attest":
+		ecfg.Attester = ledger.NewProducerAttester(psigner)
+	case "none":
+	default:
+		return fmt.Errorf("bench proxy: --producer-sig %q, want none, attest or each", *sign)
 	}
 	em, _ := emitter.New(ecfg)
 	var pw [8]byte
@@ -118,7 +124,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	go p.Serve(pctx, ln)
 	viaProxy := fmt.Sprintf("postgres://bench:%s@%s/%s?sslmode=disable", secret, ln.Addr(), db)
 
-	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, durability %s, JetStream fsync %s, producer signatures %v, bus authentication on\n", *duration, *scale, *durability, *syncMode, *sign)
+	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, durability %s, JetStream fsync %s, producer signatures %s, bus authentication on\n", *duration, *scale, *durability, *syncMode, *sign)
 	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
 	fmt.Fprintf(stdout, "  %-8s %-12s %22s %22s %6s\n", "clients", "script", "direct TPS (latency)", "proxy TPS (latency)", "ratio")
 	for _, c := range clients {

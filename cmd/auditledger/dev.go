@@ -58,9 +58,9 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if _, _, err := devKey(filepath.Join(abs, "keys"), "approvals", "dev.auditledger.local/approvals", stdout); err != nil {
 		return err
 	}
-	// dev's proxies and API sign their events as the producer "dev"; the
-	// writer checks those signatures against the registry (other events,
-	// such as emit's unsigned samples, are sealed unsigned).
+	// dev's proxies and API attest their events as the producer "dev"
+	// (verify --producers keys/producer.vkey checks them; emit's samples,
+	// from other producers, stay unattested).
 	_, producerVKey, err := devKey(filepath.Join(abs, "keys"), "producer", "dev", stdout)
 	if err != nil {
 		return err
@@ -175,7 +175,7 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	nkey := fs.String("nkey", "", "NATS nkey seed file of the proxy bus role (auditledger keys nats; dev prints it)")
 	creds := fs.String("creds", "", "NATS JWT credentials file (decentralized auth), instead of --nkey")
 	spoolDir := fs.String("spool", "", "spool events to this directory while NATS is unreachable, and deliver them when it returns")
-	producerKey := fs.String("producer-key", "", "sign every event with this producer key (keys generate --file NAME); its name must be the events' source instance")
+	producerKey := fs.String("producer-key", "", "attest the events with this producer key (keys generate --file NAME --name INSTANCE): one signature per batch; its name must be the events' source instance")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -192,7 +192,7 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if err != nil {
 			return fmt.Errorf("emit: --producer-key: %w", err)
 		}
-		ecfg.Sign = func(b []byte) string { return ledger.SignEvent(psigner, b) }
+		ecfg.Attester = ledger.NewProducerAttester(psigner)
 	}
 	em, err := emitter.New(ecfg)
 	if err != nil {

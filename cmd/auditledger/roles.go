@@ -105,7 +105,7 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 	failOpen := map[string]bool{"postgres-proxy": cfg.PostgresProxy.FailOpen, "http-proxy": cfg.HTTPProxy.FailOpen}[role]
 	ecfg := emitter.Config{JetStream: js, SpoolDir: spool, Timeout: 2 * time.Second, Logger: log}
 	if psigner != nil {
-		ecfg.Sign = func(b []byte) string { return ledger.SignEvent(psigner, b) }
+		ecfg.Attester = ledger.NewProducerAttester(psigner)
 	}
 	em, err := emitter.New(ecfg)
 	if err != nil {

@@ -45,6 +45,13 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Logger reports damage found in the spool; nil means slog.Default().
 	Logger *slog.Logger
+	// Attester, if set, signs the digests of this producer's events in
+	// batches: a producer.attested event after every AttestEvery events
+	// (zero: 256) or AttestInterval (zero: 250ms), whichever comes first,
+	// and at Close.
+	Attester       Attester
+	AttestEvery    int
+	AttestInterval time.Duration
 	// Sign, if set, signs each encoded event as its producer; what it
 	// returns is sent in the SignatureHeader (the ledger's
 	// ledger.SignEvent with this producer's key).
@@ -67,6 +74,7 @@ type Emitter struct {
 	// ended by shutdown) cannot drop an accepted event. Close ends it.
 	life    context.Context
 	endLife context.CancelFunc
+	attest  *attestation
 	mu      sync.Mutex // guards closed against wg.Add
 	closed  bool
 	failed  atomic.Uint64
@@ -103,6 +111,15 @@ func New(cfg Config) (*Emitter, error) {
 	}
 	e := &Emitter{cfg: cfg, slot: make(chan struct{}, cfg.MaxInFlight), wake: make(chan struct{}, 1)}
 	e.life, e.endLife = context.WithCancel(context.Background())
+	if cfg.Attester != nil {
+		if cfg.AttestEvery <= 0 {
+			cfg.AttestEvery = 256
+		}
+		if cfg.AttestInterval <= 0 {
+			cfg.AttestInterval = 250 * time.Millisecond
+		}
+		e.attest = newAttestation(e, cfg.Attester, cfg.AttestEvery, cfg.AttestInterval)
+	}
 	if cfg.SpoolDir != "" {
 		sp, err := openSpool(cfg.SpoolDir)
 		if err != nil {
@@ -143,6 +160,9 @@ func (e *Emitter) Spooled() bool { return e.spool != nil && !e.spool.empty() }
 // its callback — and stops the drainer. Spooled events stay on disk for
 // the next start.
 func (e *Emitter) Close() error {
+	if e.attest != nil {
+		e.attest.close() // the last batch's attestation, while still open
+	}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -297,6 +317,9 @@ func (e *Emitter) emitAsync(ctx context.Context, ev *events.Event, raw []byte, d
 	if err := e.accept(); err != nil {
 		return err
 	}
+	if e.attest != nil {
+		e.attest.add(ev, raw)
+	}
 	select {
 	case e.slot <- struct{}{}:
 	default:
@@ -326,6 +349,9 @@ func (e *Emitter) Emit(ctx context.Context, ev *events.Event) (Result, error) {
 		return Result{ID: ev.ID, Err: err}, err
 	}
 	defer e.wg.Done()
+	if e.attest != nil {
+		e.attest.add(ev, raw)
+	}
 	r := e.emit(ctx, ev, raw)
 	return r, r.Err
 }

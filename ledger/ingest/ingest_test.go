@@ -570,3 +570,46 @@ func TestProducerSignatures(t *testing.T) {
 		t.Fatalf("verify with a registry that lacks the producer: %v", err)
 	}
 }
+
+// TestProducerAttestations: a producer attests its events in batches (one
+// signature per batch); verify with the registry checks every attestation
+// and finds the one event that claims the producer but was published by
+// someone else, which no attestation covers.
+func TestProducerAttestations(t *testing.T) {
+	h := newHarness(t)
+	skey, vkey, _ := ledger.GenerateKey(nil, "t1") // eventstest events claim source instance t1
+	signer, _ := ledger.NewNoteSigner(skey)
+	producers, _ := ledger.ParseProducers(vkey)
+	_, l, stop := h.start(50)
+	em, _ := emitter.New(emitter.Config{JetStream: h.js, Attester: ledger.NewProducerAttester(signer), AttestEvery: 16, AttestInterval: time.Hour})
+	for i := range 40 {
+		if _, err := em.Emit(t.Context(), event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.emit(40, 1) // claims t1, published without t1's key
+	em.Close()    // attests the last 8
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if l.Size() != 44 { // 41 events, 3 attestations
+			return fmt.Errorf("log size %d, want 44", l.Size())
+		}
+		return nil
+	})
+	stop()
+	v := h.signer.Verifier()
+	_, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: v, Producers: producers})
+	var ue *ledger.UnattestedError
+	if !errors.As(err, &ue) || len(ue.Events) != 1 || ue.Events[0].Instance != "t1" {
+		t.Fatalf("verify: %v, want the one unattested event", err)
+	}
+	rep, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: v, Producers: producers, AllowUnattested: true})
+	if err != nil || rep.Attested != 40 || len(rep.Unattested) != 1 {
+		t.Fatalf("verify --allow-unattested: %v %+v", err, rep)
+	}
+	// A registry with another key of the same name does not vouch for them.
+	_, other, _ := ledger.GenerateKey(nil, "t1")
+	wrong, _ := ledger.ParseProducers(other)
+	if _, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: v, Producers: wrong, AllowUnattested: true}); !errors.Is(err, ledger.ErrTampered) {
+		t.Fatalf("verify with another t1 key: %v, want the attestation refused", err)
+	}
+}
