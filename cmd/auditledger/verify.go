@@ -19,7 +19,8 @@ func verifyCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	since := fs.String("since", "", "file holding an earlier signed checkpoint the log must extend")
 	retention := fs.String("retention", "", "minimum lock per segment (e.g. 7y, 30d); default: the store URL's retention on S3, none on a local store")
 	verbose := fs.Bool("v", false, "list every segment with its digest, version and lock")
-	producersFile := fs.String("producers", "", "registry of producer verifier keys (one per line): check every producer signature against the key named after its event's source instance")
+	producersFile := fs.String("producers", "", "registry of producer verifier keys (one per line): check every producer signature and attestation, and that every event is attested by the producer it names")
+	allowUnattested := fs.Bool("allow-unattested", false, "with --producers, exit 0 when some events are not attested by their producer; they are listed either way")
 	allowGaps := fs.Bool("allow-gaps", false, "exit 0 when the log records gaps (stream sequences that vanished before they were sealed); they are listed either way")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -35,7 +36,7 @@ func verifyCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	opts := ledger.VerifyOptions{Verifier: v, Retention: store.Retention, AllowGaps: true}
+	opts := ledger.VerifyOptions{Verifier: v, Retention: store.Retention, AllowGaps: true, AllowUnattested: true}
 	if *retention != "" {
 		if opts.Retention, err = storeurl.ParseRetention(*retention); err != nil {
 			return fmt.Errorf("verify: --retention: %w", err)
@@ -72,6 +73,12 @@ func verifyCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store.Store, err)
 		return &exitError{code: 1, err: fmt.Errorf("verification failed")}
 	}
+	if n := len(rep.Unattested); n > 0 && !*allowUnattested {
+		fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store.Store, &ledger.UnattestedError{Events: rep.Unattested})
+		printUnattested(stdout, rep.Unattested)
+		fmt.Fprintf(stdout, "  everything else verified; --allow-unattested accepts them\n")
+		return &exitError{code: 1, err: fmt.Errorf("%d event(s) not attested by their producer", n)}
+	}
 	if len(rep.Gaps) > 0 && !*allowGaps {
 		fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store.Store, &ledger.GapsError{Gaps: rep.Gaps})
 		printGaps(stdout, rep.Gaps)
@@ -104,8 +111,9 @@ func printReport(w io.Writer, rep *ledger.Report, opts ledger.VerifyOptions, ela
 	printGaps(w, rep.Gaps)
 	switch {
 	case opts.Producers != nil:
-		fmt.Fprintf(w, "  producers    %d record(s) signed by their producer, every signature checked against %d registered key(s); %d unsigned\n",
-			rep.Signed, opts.Producers.Len(), unsigned(rep))
+		fmt.Fprintf(w, "  producers    %d event(s) attested and %d signed by the producer they name, checked against %d registered key(s); %d not attested\n",
+			rep.Attested, rep.Signed, opts.Producers.Len(), len(rep.Unattested))
+		printUnattested(w, rep.Unattested)
 	case rep.Signed > 0:
 		fmt.Fprintf(w, "  producers    %d record(s) carry a producer signature, not checked (give --producers)\n", rep.Signed)
 	}
@@ -181,8 +189,23 @@ func (p *progressBar) done() {
 	}
 }
 
-// unsigned counts the records that are neither signed nor the ledger's own.
-func unsigned(rep *ledger.Report) int {
-	n := int(rep.Size) - rep.Signed - rep.Rejected - len(rep.Gaps)
-	return max(n, 0)
+// printUnattested lists unattested events, grouped by the producer they
+// name.
+func printUnattested(w io.Writer, events []ledger.Unattested) {
+	by := map[string][]uint64{}
+	var names []string
+	for _, u := range events {
+		if by[u.Instance] == nil {
+			names = append(names, u.Instance)
+		}
+		by[u.Instance] = append(by[u.Instance], u.Index)
+	}
+	for _, n := range names {
+		idx := by[n]
+		more := ""
+		if len(idx) > 5 {
+			idx, more = idx[:5], fmt.Sprintf(" and %d more", len(by[n])-5)
+		}
+		fmt.Fprintf(w, "  unattested   %d event(s) naming %q: records %v%s\n", len(by[n]), n, idx, more)
+	}
 }
