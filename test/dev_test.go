@@ -289,6 +289,12 @@ func TestDevProxyApprovalsPgbench(t *testing.T) {
 	if got := strings.Join(story, ", "); got != "requested by alice, granted by bob, executed by alice" {
 		t.Errorf("approval story in the ledger: %s", got)
 	}
+	// Everything dev's proxy and API recorded is attested by their
+	// producer key, and checks offline with the registry.
+	v := mustRun(t, nil, nil, "verify", "--store", d.store(), "--vkey", d.vkey(), "--producers", filepath.Join(d.data, "keys", "producer.vkey"))
+	if !strings.Contains(v.stdout, "0 not attested") || strings.Contains(v.stdout, " 0 event(s) attested") {
+		t.Errorf("verify --producers:\n%s", v.stdout)
+	}
 }
 
 // lockedBuffer collects a child process's output while the test reads it.
