@@ -98,7 +98,7 @@ approve:
 	if deploys.Load() != 0 {
 		t.Fatal("the deploy reached the service before approval")
 	}
-	if want := approvals.HTTPStatement("POST", "/api/deploy", []byte(`{"release":"v2"}`)); list[0].Statement != want {
+	if want := approvals.HTTPStatement("POST", "/api/deploy", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, []byte(`{"release":"v2"}`)); list[0].Statement != want {
 		t.Fatalf("held statement %q, want %q", list[0].Statement, want)
 	}
 	mustRun(t, nil, bobEnv, "approvals", "approve", list[0].ID, "--api", d.api)

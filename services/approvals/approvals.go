@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -144,12 +145,21 @@ func Digest(statement string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// HTTPStatement is the text an HTTP approval is bound to: method, request
-// target and the SHA-256 of the body, so a grant for one body does not
-// cover another.
-func HTTPStatement(method, target string, body []byte) string {
+// HTTPStatement is the text an HTTP approval is bound to: method,
+// canonical request target, the headers that change how the body is read
+// (Content-Type, Content-Encoding), and the SHA-256 of the body — so a
+// grant for one request does not cover another.
+func HTTPStatement(method, target string, header http.Header, body []byte) string {
 	h := sha256.Sum256(body)
-	return method + " " + target + "\nbody-sha256: " + hex.EncodeToString(h[:])
+	var b strings.Builder
+	b.WriteString(method + " " + target + "\n")
+	for _, name := range []string{"Content-Type", "Content-Encoding"} {
+		if v := header.Values(name); len(v) > 0 {
+			b.WriteString(strings.ToLower(name) + ": " + strings.Join(v, ", ") + "\n")
+		}
+	}
+	b.WriteString("body-sha256: " + hex.EncodeToString(h[:]))
+	return b.String()
 }
 
 // Config configures a Broker.

@@ -19,9 +19,10 @@ type maskKey struct {
 }
 
 // maskJSON rewrites a JSON document, masking string values that a rule
-// matches by field path or by detector, and keeping everything else —
-// member order, numbers, whitespace aside — as it was. A number, boolean
-// or null matched by field path becomes null. It fails on anything that
+// matches by field path or by detector, member names and numbers a
+// detector matches, and keeping everything else — member order,
+// whitespace aside — as it was. A number, boolean or null matched by field
+// path becomes null; a number a detector matches becomes its masked text. It fails on anything that
 // is not one valid JSON document, so the caller never forwards a body it
 // could not mask.
 func (p *Policy) maskJSON(body []byte) ([]byte, map[maskKey]int, error) {
@@ -44,7 +45,14 @@ func (p *Policy) maskJSON(body []byte) ([]byte, map[maskKey]int, error) {
 				isName = true
 			}
 		}
-		if !isName && kind != '{' && kind != '[' && kind != '}' && kind != ']' {
+		if isName {
+			// A member name can carry a value too ({"alice@example.com": …}).
+			if r := p.detectRule([]byte(tok.String())); r != nil {
+				segs := pathOf(dec.StackPointer())
+				tok = jsontext.String(string(mask.Apply(r.Method, p.hashKey, []byte(tok.String()))))
+				counts[maskKey{r, p.label(segs[:len(segs)-1]) + ".(name)"}]++
+			}
+		} else if kind != '{' && kind != '[' && kind != '}' && kind != ']' {
 			segs := pathOf(dec.StackPointer())
 			if r := p.fieldRule(segs); r != nil {
 				if kind == '"' {
@@ -52,11 +60,13 @@ func (p *Policy) maskJSON(body []byte) ([]byte, map[maskKey]int, error) {
 				} else {
 					tok = jsontext.Null
 				}
-				counts[maskKey{r, strings.Join(segs, ".")}]++
-			} else if kind == '"' {
-				if r := p.detectRule([]byte(tok.String())); r != nil {
-					tok = jsontext.String(string(mask.Apply(r.Method, p.hashKey, []byte(tok.String()))))
-					counts[maskKey{r, strings.Join(segs, ".")}]++
+				counts[maskKey{r, p.label(segs)}]++
+			} else if kind == '"' || kind == '0' {
+				// Detectors look at numbers too: a card number needs no quotes.
+				v := []byte(tok.String()) // a number's literal text
+				if r := p.detectRule(v); r != nil {
+					tok = jsontext.String(string(mask.Apply(r.Method, p.hashKey, v)))
+					counts[maskKey{r, p.label(segs)}]++
 				}
 			}
 		}
@@ -82,6 +92,19 @@ func pathOf(ptr jsontext.Pointer) []string {
 		segs = append(segs, t)
 	}
 	return segs
+}
+
+// label is a field path for mask.applied, with member names that are
+// themselves sensitive (a detector matches them) shown as (masked).
+func (p *Policy) label(segs []string) string {
+	out := make([]string, len(segs))
+	for i, s := range segs {
+		out[i] = s
+		if p.detectRule([]byte(s)) != nil {
+			out[i] = "(masked)"
+		}
+	}
+	return strings.Join(out, ".")
 }
 
 func (p *Policy) fieldRule(segs []string) *MaskRule {

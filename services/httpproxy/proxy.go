@@ -31,6 +31,7 @@ import (
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/mask"
 )
 
 // Config configures a Proxy.
@@ -160,14 +161,39 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.body = body
-	reqTarget := r.URL.RequestURI()
-	statement := approvals.HTTPStatement(r.Method, reqTarget, body)
 	bodySum := sha256.Sum256(body)
+	// Decide on the request the upstream will act on: its canonical
+	// form, which is also what is recorded and forwarded.
+	canon, cerr := canonicalPath(rawPath(r))
+	if cerr == nil {
+		cerr = checkRequest(r, body)
+	}
+	if cerr != nil {
+		if _, err := x.record(ctx, events.CommandBlocked, map[string]any{"protocol": "http", "method": events.Clean(r.Method, 32),
+			"path": events.Clean(r.URL.EscapedPath(), 2048), "query": events.Clean(r.URL.RawQuery, 2048), "reason": cerr.Error(),
+			"body_bytes": len(body), "body_sha256": hex.EncodeToString(bodySum[:]), "client_addr": r.RemoteAddr}); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger did not store its record; the proxy fails closed")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "request refused: "+cerr.Error())
+		return
+	}
+	r.URL.RawPath = canon
+	r.URL.Path, _ = url.PathUnescape(canon)
+	stripped := stripHeaders(r.Header)
+	reqTarget := r.URL.RequestURI()
+	statement := approvals.HTTPStatement(r.Method, reqTarget, r.Header, body)
 	command := map[string]any{
 		"protocol": "http", "method": r.Method, "path": r.URL.Path, "query": r.URL.RawQuery,
 		"statement": r.Method + " " + reqTarget, "statement_sha256": approvals.Digest(statement),
 		"body_bytes": len(body), "body_sha256": hex.EncodeToString(bodySum[:]),
 		"content_type": r.Header.Get("Content-Type"), "client_addr": r.RemoteAddr,
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" {
+		command["content_encoding"] = ce
+	}
+	if len(stripped) > 0 {
+		command["stripped_headers"] = stripped
 	}
 
 	if rule := p.cfg.Policy.Denied(r.Method, r.URL.Path); rule != nil {
@@ -227,7 +253,35 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x := resp.Request.Context().Value(ctxKey{}).(*exchange)
 	x.status = resp.StatusCode
 	var counts map[maskKey]int
-	if p.masking() && isJSON(resp.Header.Get("Content-Type")) {
+	ct := resp.Header.Get("Content-Type")
+	if p.masking() && !isJSON(ct) && !bodyless(resp) {
+		// Fail closed: what the masker cannot read could carry anything.
+		if !isPlainText(ct) {
+			return fmt.Errorf("%w: the policy masks responses, and content type %q cannot be inspected", errUnmaskable, ct)
+		}
+		if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
+			return fmt.Errorf("%w: text with Content-Encoding %s cannot be masked", errUnmaskable, enc)
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, p.cfg.MaxMaskedBody+1))
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if int64(len(b)) > p.cfg.MaxMaskedBody {
+			return fmt.Errorf("%w: text body larger than %d bytes", errUnmaskable, p.cfg.MaxMaskedBody)
+		}
+		text, _ := mask.ScrubText(string(b), func(v []byte) ([]byte, bool) {
+			if r := p.cfg.Policy.detectRule(v); r != nil {
+				counts = addCount(counts, maskKey{r, "(text)"})
+				return mask.Apply(r.Method, p.cfg.Policy.hashKey, v), true
+			}
+			return nil, false
+		})
+		resp.Body = io.NopCloser(strings.NewReader(text))
+		resp.ContentLength = int64(len(text))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(text)))
+	}
+	if p.masking() && isJSON(ct) {
 		if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
 			return fmt.Errorf("%w: JSON with Content-Encoding %s cannot be masked", errUnmaskable, enc)
 		}
@@ -248,10 +302,45 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		resp.ContentLength = int64(len(b))
 		resp.Header.Set("Content-Length", fmt.Sprint(len(b)))
 	}
+	// An endpoint that echoes requests would hand the proxy's own upstream
+	// credentials to the client: they never leave the proxy.
+	if secrets := secretsOf(p.cfg.UpstreamHeaders); len(secrets) > 0 {
+		for name, vs := range resp.Header {
+			for i, v := range vs {
+				for _, s := range secrets {
+					v = strings.ReplaceAll(v, string(s), string(redacted))
+				}
+				resp.Header[name][i] = v
+			}
+		}
+		resp.Body = newRedactor(resp.Body, secrets)
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
+	}
 	resp.Body = &digestBody{rc: resp.Body, sum: sha256.New(), done: func(n int64, sum []byte, readErr error) {
 		x.finish(context.WithoutCancel(resp.Request.Context()), n, sum, counts, resp.Header.Get("Content-Type"), readErr)
 	}}
 	return nil
+}
+
+// isPlainText: text/plain, which the detectors can scan as free text.
+func isPlainText(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "text/plain"
+}
+
+// bodyless reports a response that carries no body to mask.
+func bodyless(resp *http.Response) bool {
+	return resp.Request.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
+		resp.StatusCode == http.StatusNotModified || resp.ContentLength == 0
+}
+
+func addCount(m map[maskKey]int, k maskKey) map[maskKey]int {
+	if m == nil {
+		m = map[maskKey]int{}
+	}
+	m[k]++
+	return m
 }
 
 func isJSON(ct string) bool {

@@ -102,7 +102,10 @@ type fixture struct {
 	tokens map[string]string
 }
 
-func start(t *testing.T) *fixture {
+func start(t *testing.T) *fixture { return startFor(t, startUpstream(t), policy) }
+
+// startFor runs the proxy in front of up with the policy text.
+func startFor(t *testing.T, up *upstream, policyText string) *fixture {
 	t.Helper()
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
 		{Name: "alice", Secret: "a", Email: "alice@example.com", Groups: []string{"developers"}},
@@ -116,7 +119,7 @@ func start(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{up: startUpstream(t), verify: v, tokens: map[string]string{}}
+	f := &fixture{up: up, verify: v, tokens: map[string]string{}}
 	f.nats = natstest.Start(t)
 	_, f.js = f.nats.Connect(t, nats.MaxReconnects(-1))
 	if err := bus.EnsureStreams(t.Context(), f.js, bus.StreamOptions{}); err != nil {
@@ -130,7 +133,7 @@ func start(t *testing.T) *fixture {
 	if f.broker, err = approvals.New(t.Context(), approvals.Config{JetStream: f.js, Create: true, Signer: testSigner(t), Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}}); err != nil {
 		t.Fatal(err)
 	}
-	pol, err := httpproxy.ParsePolicy("policy.yaml", []byte(policy))
+	pol, err := httpproxy.ParsePolicy("policy.yaml", []byte(policyText))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +314,7 @@ func TestApprovalBindsMethodPathAndBody(t *testing.T) {
 		return ch
 	}
 	pendingFor := func(body string) *approvals.Request {
-		want := approvals.Digest(approvals.HTTPStatement("POST", "/api/deploy?env=prod", []byte(body)))
+		want := approvals.Digest(approvals.HTTPStatement("POST", "/api/deploy?env=prod", nil, []byte(body)))
 		var found *approvals.Request
 		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 			list, err := f.broker.List(t.Context(), approvals.Pending)

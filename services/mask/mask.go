@@ -229,7 +229,34 @@ func ScrubText(text string, mask func(v []byte) ([]byte, bool)) (string, int) {
 			start = i
 		}
 	}
-	if last == 0 && out == nil {
+	if n > 0 || out != nil {
+		b, out, last = append(out, b[last:]...), nil, 0
+	}
+	// Numbers written with spaces or dashes (card numbers, IBAN digits,
+	// phone numbers) span several tokens: offer each run of digits,
+	// spaces and dashes as a whole.
+	for i := 0; i < len(b); {
+		if !isDigit(b[i]) {
+			i++
+			continue
+		}
+		j, digits := i, 0
+		for j < len(b) && (isDigit(b[j]) || b[j] == ' ' || b[j] == '-') {
+			if isDigit(b[j]) {
+				digits++
+			}
+			j++
+		}
+		end := j
+		for end > i && !isDigit(b[end-1]) {
+			end--
+		}
+		if digits >= 8 {
+			replace(i, end)
+		}
+		i = j
+	}
+	if out == nil {
 		return string(b), n
 	}
 	return string(append(out, b[last:]...)), n
