@@ -511,8 +511,9 @@ func DecisionEvent(r *Request, src events.Source) (*events.Event, error) {
 	}, nil
 }
 
-// maxStatement bounds the statement text in an approval.requested event.
-const maxStatement = 16 << 10
+// maxStatement bounds the statement text in an approval.requested event
+// (the PostgreSQL proxy refuses longer statements anyway).
+const maxStatement = 32 << 10
 
 // RequestedPayload is the payload of approval.requested for r.
 func RequestedPayload(r *Request) map[string]any {

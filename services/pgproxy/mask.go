@@ -20,6 +20,14 @@ func (s *session) block(ctx context.Context, sql string, rule *DenyRule) error {
 	return err
 }
 
+// refuse records a statement the proxy refuses for a reason of its own.
+func (s *session) refuse(ctx context.Context, sql, why string) error {
+	payload := statementFields(sql)
+	payload["reason"] = why
+	_, err := s.record(ctx, events.CommandBlocked, payload)
+	return err
+}
+
 // refusedSQL is what the server gets in place of a refused statement: a
 // syntax error, so it fails at once — at Parse in the extended protocol,
 // before any parameter is looked at — and skips the rest of the pipeline

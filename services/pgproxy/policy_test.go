@@ -275,25 +275,53 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func TestLongStatementRecordedByDigest(t *testing.T) {
+// TestLongStatements: a statement up to the limit runs and is recorded
+// whole; a longer one (which could hide a trailing DROP past any cut) is
+// refused, and recorded as refused by its start and digest.
+func TestLongStatements(t *testing.T) {
 	f := start(t)
-	var b strings.Builder
-	b.WriteString("SELECT count(*) FROM (VALUES (0)")
-	for i := 1; b.Len() < 100<<10; i++ {
-		fmt.Fprintf(&b, ",(%d)", i)
+	long := func(n int, tail string) string {
+		var b strings.Builder
+		b.WriteString("SELECT count(*) FROM (VALUES (0)")
+		for i := 1; b.Len() < n; i++ {
+			fmt.Fprintf(&b, ",(%d)", i)
+		}
+		b.WriteString(") v" + tail)
+		return b.String()
 	}
-	b.WriteString(") v")
-	stmt := b.String()
-	out, err := psql(t, f.url("alice", "alice-secret"), stmt)
-	if err != nil {
-		t.Fatalf("a %d-byte statement: %v\n%s", len(stmt), err, out)
+	ok := long(pgproxy.MaxStatement-200, "")
+	if out, err := psql(t, f.url("alice", "alice-secret"), ok); err != nil {
+		t.Fatalf("a %d-byte statement: %v\n%s", len(ok), err, out)
 	}
+	tooLong := long(100<<10, "; CREATE TABLE smuggled (x int)")
+	out, err := psql(t, f.url("alice", "alice-secret"), tooLong)
+	if err == nil || !strings.Contains(out, "forwards statements of at most") {
+		t.Fatalf("a %d-byte statement: %v\n%s", len(tooLong), err, out)
+	}
+	direct, _ := pgx.Connect(t.Context(), pg.DSN(f.db))
+	defer direct.Close(t.Context())
+	var exists bool
+	direct.QueryRow(t.Context(), "SELECT to_regclass('smuggled') IS NOT NULL").Scan(&exists)
+	if exists {
+		t.Fatal("the statement past the limit ran")
+	}
+	var executed, blocked int
 	for _, r := range f.eventsOf(t) {
-		if r.ev.Type == events.CommandExecuted {
-			if r.payload["statement_sha256"] != sha256Hex(stmt) || r.payload["statement_truncated"] != true || r.payload["statement_bytes"].(float64) != float64(len(stmt)) {
-				t.Errorf("long statement recorded as %v", r.payload["statement_bytes"])
+		switch r.ev.Type {
+		case events.CommandExecuted:
+			executed++
+			if r.payload["statement"] != ok || r.payload["statement_truncated"] != nil {
+				t.Errorf("a statement that ran is not recorded whole (%v bytes)", r.payload["statement_bytes"])
+			}
+		case events.CommandBlocked:
+			blocked++
+			if r.payload["statement_sha256"] != sha256Hex(tooLong) || r.payload["statement_truncated"] != true {
+				t.Errorf("the refused statement is recorded as %v", r.payload)
 			}
 		}
+	}
+	if executed != 1 || blocked != 1 {
+		t.Fatalf("%d executed, %d refused; want 1 and 1", executed, blocked)
 	}
 }
 

@@ -160,6 +160,7 @@ type session struct {
 	rows, bytes, errors int64
 	descs               *describeQueue
 	shapes              *shapes
+	stmts               *stmtTable
 }
 
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -446,5 +447,121 @@ func TestAnyUserNameRecorded(t *testing.T) {
 	user, _ := p["user"].(string)
 	if p["user_bytes"] != float64(len(name)) || p["user_sha256"] != sha256Hex(name) || !strings.HasPrefix(user, `\x1b[2J\x07\x01evil\x0d\x0a`) {
 		t.Fatalf("authn.failed payload: %v", p)
+	}
+}
+
+// exchange sends msgs on a raw protocol connection and collects what
+// comes back up to ReadyForQuery.
+func exchange(t *testing.T, pc *pgconn.PgConn, msgs ...pgproto3.FrontendMessage) []pgproto3.BackendMessage {
+	t.Helper()
+	fe := pc.Frontend()
+	for _, m := range msgs {
+		fe.Send(m)
+	}
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var out []pgproto3.BackendMessage
+	for {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := m.(type) {
+		case *pgproto3.ErrorResponse:
+			c := *m
+			out = append(out, &c)
+		case *pgproto3.DataRow:
+			out = append(out, &pgproto3.DataRow{Values: [][]byte{append([]byte(nil), m.Values[0]...)}})
+		case *pgproto3.ReadyForQuery:
+			return out
+		default:
+			out = append(out, m)
+		}
+	}
+}
+
+// TestProtocolRecordsWhatRuns: protocol-level tricks that would run one
+// thing while the ledger records another, or nothing. A FunctionCall is
+// refused; a second Parse of an existing name (which the server refuses)
+// does not replace the text recorded for later Executes of that name; a
+// statement prepared in SQL cannot be executed through the protocol
+// unrecorded.
+func TestProtocolRecordsWhatRuns(t *testing.T) {
+	f := start(t)
+	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(t.Context())
+	if _, err := direct.PgConn().Exec(t.Context(), `CREATE TABLE hits (n int);
+		CREATE FUNCTION bump() RETURNS int LANGUAGE sql AS $$ INSERT INTO hits VALUES (1) RETURNING 1 $$`).ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	var oid uint32
+	if err := direct.QueryRow(t.Context(), "SELECT 'bump'::regproc::oid").Scan(&oid); err != nil {
+		t.Fatal(err)
+	}
+	hits := func() int {
+		var n int
+		direct.QueryRow(t.Context(), "SELECT count(*) FROM hits").Scan(&n)
+		return n
+	}
+	pc, err := pgconn.Connect(t.Context(), f.url("alice", "alice-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close(t.Context())
+
+	// FunctionCall.
+	got := exchange(t, pc, &pgproto3.FunctionCall{Function: oid, ResultFormatCode: 0})
+	if len(got) != 1 || !strings.Contains(fmt.Sprint(got[0]), "FunctionCall") || hits() != 0 {
+		t.Fatalf("FunctionCall: %v, %d hits; want refused, none", got, hits())
+	}
+
+	// A duplicate Parse, refused by the server, then an Execute of the name.
+	exchange(t, pc, &pgproto3.Parse{Name: "s1", Query: "SELECT 'first'"}, &pgproto3.Sync{})
+	got = exchange(t, pc, &pgproto3.Parse{Name: "s1", Query: "SELECT 'second'"}, &pgproto3.Sync{})
+	if len(got) != 1 || !strings.Contains(fmt.Sprint(got[0]), "already exists") {
+		t.Fatalf("second Parse of s1: %v", got)
+	}
+	got = exchange(t, pc, &pgproto3.Bind{PreparedStatement: "s1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	ran := ""
+	for _, m := range got {
+		if d, ok := m.(*pgproto3.DataRow); ok {
+			ran = string(d.Values[0])
+		}
+	}
+	if ran != "first" {
+		t.Fatalf("Execute of s1 returned %q", ran)
+	}
+
+	// SQL PREPARE, then protocol Bind/Execute of it.
+	exchange(t, pc, &pgproto3.Query{String: "PREPARE p1 AS INSERT INTO hits VALUES (2)"})
+	got = exchange(t, pc, &pgproto3.Bind{PreparedStatement: "p1"}, &pgproto3.Execute{}, &pgproto3.Sync{})
+	if len(got) != 1 || !strings.Contains(fmt.Sprint(got[0]), "has not seen the server confirm") || hits() != 0 {
+		t.Fatalf("Bind to a SQL-prepared statement: %v, %d hits; want refused, none", got, hits())
+	}
+
+	// What the ledger says ran: s1's Execute as the first text, nothing
+	// with an empty statement, and both refusals recorded.
+	blocked, firstRecorded := 0, false
+	for _, r := range f.eventsOf(t) {
+		switch r.ev.Type {
+		case events.CommandExecuted:
+			stmt, _ := r.payload["statement"].(string)
+			if stmt == "" {
+				t.Errorf("a command.executed with no statement: %v", r.payload)
+			}
+			if r.payload["protocol"] == "extended" && stmt == "SELECT 'second'" {
+				t.Errorf("the ledger records the refused second text for s1's Execute")
+			}
+			firstRecorded = firstRecorded || (r.payload["protocol"] == "extended" && stmt == "SELECT 'first'")
+		case events.CommandBlocked:
+			blocked++
+		}
+	}
+	if !firstRecorded || blocked != 2 {
+		t.Fatalf("s1's Execute recorded as SELECT 'first': %v; %d refusals recorded, want 2", firstRecorded, blocked)
 	}
 }

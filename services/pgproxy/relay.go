@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"hash"
 	"net"
 	"strings"
@@ -86,6 +87,82 @@ var textTypes = map[uint32]bool{25: true, 1043: true, 1042: true, 19: true, 705:
 
 const blockedStatement = "\x00blocked"
 
+// stmtTable tracks the session's prepared statements as the server
+// confirms them, so what is recorded for an Execute is the text the server
+// will run. A Parse is pending until its ParseComplete; a Parse the server
+// refused (a duplicate name, a syntax error) never becomes confirmed and
+// is forgotten at the next ReadyForQuery, so it cannot stand in for the
+// statement the server keeps under that name.
+type stmtTable struct {
+	mu        sync.Mutex
+	confirmed map[string]string
+	pending   []pendingParse
+}
+
+type pendingParse struct{ name, query string }
+
+func newStmtTable() *stmtTable { return &stmtTable{confirmed: map[string]string{}} }
+
+// parse notes a Parse sent to the server.
+func (t *stmtTable) parse(name, query string) {
+	t.mu.Lock()
+	t.pending = append(t.pending, pendingParse{name, query})
+	t.mu.Unlock()
+}
+
+// lookup returns the text a Bind of name will run: the latest pending
+// Parse of that name in this pipeline (if it fails, the server skips the
+// Bind too), else the confirmed one.
+func (t *stmtTable) lookup(name string) (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := len(t.pending) - 1; i >= 0; i-- {
+		if t.pending[i].name == name {
+			return t.pending[i].query, true
+		}
+	}
+	q, ok := t.confirmed[name]
+	return q, ok
+}
+
+// parseComplete confirms the oldest pending Parse.
+func (t *stmtTable) parseComplete() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.pending) > 0 {
+		p := t.pending[0]
+		t.pending = t.pending[1:]
+		t.confirmed[p.name] = p.query
+	}
+}
+
+// sync forgets Parses that got no ParseComplete before ReadyForQuery:
+// the server refused or skipped them.
+func (t *stmtTable) sync() {
+	t.mu.Lock()
+	t.pending = nil
+	t.mu.Unlock()
+}
+
+// forget drops name (Close), or every statement (DEALLOCATE, whose
+// target the proxy does not parse: later Binds to a statement it forgot
+// are refused, never recorded wrongly).
+func (t *stmtTable) forget(name string, all bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if all {
+		clear(t.confirmed)
+		return
+	}
+	delete(t.confirmed, name)
+}
+
+// unknownStatement is the name a refused Bind is sent with: no client
+// can prepare it (it holds a NUL-free but unusual prefix), so the server
+// answers "does not exist" and skips the pipeline, and the proxy replaces
+// that error with the refusal.
+const unknownStatement = "auditledger refused bind"
+
 // inflight is the queue of recorded statements whose results have not all
 // arrived, in the order the upstream answers them.
 type inflight struct {
@@ -120,6 +197,7 @@ func (s *session) relay(ctx context.Context, client net.Conn, up *pgconn.Hijacke
 	var q inflight
 	s.descs = &describeQueue{}
 	s.shapes = &shapes{byStmt: map[string][]column{}, byPortal: map[string][]column{}}
+	s.stmts = newStmtTable()
 	errc := make(chan error, 2)
 	go func() { errc <- s.fromClient(ctx, up, &q) }()
 	go func() { errc <- s.fromUpstream(ctx, up, &q) }()
@@ -149,7 +227,7 @@ type portal struct {
 func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *inflight) error {
 	fe := up.Frontend
 	descs, shapes := s.descs, s.shapes
-	stmts := map[string]string{}
+	stmts := s.stmts
 	portals := map[string]portal{}
 	for {
 		msg, err := s.client.Receive()
@@ -159,6 +237,15 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 		flush := false
 		switch m := msg.(type) {
 		case *pgproto3.Query:
+			if len(m.String) > MaxStatement {
+				if err := s.refuse(ctx, m.String, tooLong(m.String)); err != nil {
+					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+				}
+				q.push(&command{simple: true, refusal: tooLong(m.String), sum: sha256.New()})
+				msg = &pgproto3.Query{String: refusedSQL}
+				flush = true
+				break
+			}
 			if rule := s.p.cfg.Policy.Denied(m.String); rule != nil {
 				if err := s.block(ctx, m.String, rule); err != nil {
 					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
@@ -186,16 +273,34 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			}
 			q.push(&command{id: id, simple: true, sum: sha256.New(), stored: stored})
 			flush = true
+		case *pgproto3.FunctionCall:
+			// A function call by OID carries no SQL to police or to record
+			// as what ran: it is refused, and the refusal recorded.
+			const why = "function calls over the protocol (FunctionCall) are refused by the audit proxy: call the function in SQL"
+			payload := map[string]any{"protocol": "function-call", "function_oid": m.Function, "arguments": len(m.Arguments), "reason": why}
+			if _, err := s.record(ctx, events.CommandBlocked, payload); err != nil {
+				return s.fatal("58000", "function call not executed: the audit ledger did not store its record; the proxy fails closed")
+			}
+			q.push(&command{simple: true, refusal: why, sum: sha256.New()})
+			msg = &pgproto3.Query{String: refusedSQL}
+			flush = true
 		case *pgproto3.Parse:
-			stmts[m.Name] = m.Query
-			if rule := s.p.cfg.Policy.Denied(m.Query); rule != nil {
+			stmts.parse(m.Name, m.Query)
+			if len(m.Query) > MaxStatement {
+				if err := s.refuse(ctx, m.Query, tooLong(m.Query)); err != nil {
+					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+				}
+				q.push(&command{refusal: tooLong(m.Query), sum: sha256.New()})
+				stmts.parse(m.Name, blockedStatement)
+				msg = &pgproto3.Parse{Name: m.Name, Query: refusedSQL}
+			} else if rule := s.p.cfg.Policy.Denied(m.Query); rule != nil {
 				if err := s.block(ctx, m.Query, rule); err != nil {
 					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
 				}
 				// The server answers the replacement with the policy
 				// error, in pipeline order, and skips the rest until Sync.
 				q.push(&command{refusal: rule.refusal(), sum: sha256.New()})
-				stmts[m.Name] = blockedStatement
+				stmts.parse(m.Name, blockedStatement)
 				msg = &pgproto3.Parse{Name: m.Name, Query: refusedSQL}
 			} else if rule := s.p.cfg.Policy.NeedsApproval(m.Query, s.actor.Groups); rule != nil {
 				ok, why, err := s.hold(ctx, m.Query, rule)
@@ -204,12 +309,27 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				}
 				if !ok {
 					q.push(&command{refusal: why, sum: sha256.New()})
-					stmts[m.Name] = blockedStatement
+					stmts.parse(m.Name, blockedStatement)
 					msg = &pgproto3.Parse{Name: m.Name, Query: refusedSQL}
 				}
 			}
 		case *pgproto3.Bind:
-			portals[m.DestinationPortal] = portal{sql: stmts[m.PreparedStatement], nparams: len(m.Parameters),
+			sql, known := stmts.lookup(m.PreparedStatement)
+			if !known {
+				// Prepared where the proxy could not see its text (SQL
+				// PREPARE) or not at all: what would run is unknown, so it
+				// does not run.
+				why := fmt.Sprintf("bind to prepared statement %q refused: the audit proxy has not seen the server confirm its text (prepare it with the protocol's Parse, not SQL PREPARE)", m.PreparedStatement)
+				payload := map[string]any{"protocol": "extended", "prepared_statement": events.Clean(m.PreparedStatement, 0), "reason": why}
+				if _, err := s.record(ctx, events.CommandBlocked, payload); err != nil {
+					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+				}
+				q.push(&command{refusal: why, sum: sha256.New()})
+				portals[m.DestinationPortal] = portal{sql: blockedStatement}
+				msg = &pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: unknownStatement}
+				break
+			}
+			portals[m.DestinationPortal] = portal{sql: sql, nparams: len(m.Parameters),
 				params: s.p.cfg.Policy.recordParams(m.Parameters, m.ParameterFormatCodes), stmt: m.PreparedStatement}
 		case *pgproto3.Describe:
 			// Remember what each RowDescription will describe, to mask
@@ -227,7 +347,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			q.push(&command{id: id, sum: sha256.New(), columns: shapes.get(p.stmt, m.Portal), stored: stored})
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
-				delete(stmts, m.Name)
+				stmts.forget(m.Name, false)
 			} else {
 				delete(portals, m.Name)
 			}
@@ -252,16 +372,24 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 	}
 }
 
-// maxRecordedStatement bounds the statement text kept in an event (whose
-// limit is 64 KiB); longer statements are kept by their start and digest.
-const maxRecordedStatement = 16 << 10
+// MaxStatement is the longest statement the proxy forwards: every
+// statement that runs is recorded whole, and a record must fit in an event
+// (64 KiB) with its digest, parameters and envelope. Longer ones are
+// refused (and recorded as command.blocked by their start and digest).
+const MaxStatement = 32 << 10
 
-// statementFields describes a statement in an event: its text (the start
-// of it, if long), digest over the whole text, and kind.
+// tooLong is the refusal of a statement over MaxStatement.
+func tooLong(sql string) string {
+	return fmt.Sprintf("statement of %d bytes refused: the audit proxy forwards statements of at most %d bytes, so that each is recorded whole", len(sql), MaxStatement)
+}
+
+// statementFields describes a statement in an event: its text, digest and
+// kind. Only a refused statement can be over MaxStatement; its record
+// keeps the start of it, and says so.
 func statementFields(sql string) map[string]any {
 	f := map[string]any{"statement": sql, "statement_sha256": sha256Hex(sql), "kind": statementKind(sql)}
-	if len(sql) > maxRecordedStatement {
-		f["statement"] = strings.ToValidUTF8(sql[:maxRecordedStatement], "")
+	if len(sql) > MaxStatement {
+		f["statement"] = strings.ToValidUTF8(sql[:MaxStatement], "")
 		f["statement_bytes"] = len(sql)
 		f["statement_truncated"] = true
 	}
@@ -371,7 +499,12 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 				c.bytes += int64(len(buf))
 				c.sum.Write(buf)
 			}
+		case *pgproto3.ParseComplete:
+			s.stmts.parseComplete()
 		case *pgproto3.CommandComplete:
+			if tag := string(m.CommandTag); tag == "DEALLOCATE" || tag == "DEALLOCATE ALL" {
+				s.stmts.forget("", true)
+			}
 			s.digest(ctx, q, map[string]any{"command_tag": string(m.CommandTag)})
 		case *pgproto3.EmptyQueryResponse:
 			s.digest(ctx, q, map[string]any{"command_tag": ""})
@@ -398,8 +531,10 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			msg = &notice
 			flush = true
 		case *pgproto3.ReadyForQuery:
-			// Describes skipped after an error get no answer.
+			// Describes skipped after an error get no answer, and Parses
+			// that got no ParseComplete were refused.
 			s.descs.reset()
+			s.stmts.sync()
 			// A finished simple query leaves the queue here; statements
 			// skipped after an error in a pipeline are closed as such.
 			for c := q.head(); c != nil; c = q.head() {
