@@ -34,6 +34,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	scale := fs.Int("scale", 10, "pgbench scale factor")
 	syncMode := fs.String("sync", "interval", "JetStream fsync of the embedded NATS: always or interval")
 	durability := fs.String("durability", "before-forward", "when a statement's record must be stored: before-forward or before-response")
+	policyFile := fs.String("policy", "", "run the proxy with this policy (docs/POLICY.md): the cost of parsing and classifying every statement")
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy and NATS (this process) to FILE")
 	if err := parse(fs, args); err != nil {
@@ -110,7 +111,13 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	var pw [8]byte
 	rand.Read(pw[:])
 	secret := hex.EncodeToString(pw[:])
-	p, err := pgproxy.New(pgproxy.Config{Upstream: *upstream, Auth: identity.StaticUsers{"bench": secret}, Emitter: em,
+	var pol *pgproxy.Policy
+	if *policyFile != "" {
+		if pol, err = pgproxy.LoadPolicy(*policyFile); err != nil {
+			return err
+		}
+	}
+	p, err := pgproxy.New(pgproxy.Config{Policy: pol, Upstream: *upstream, Auth: identity.StaticUsers{"bench": secret}, Emitter: em,
 		Tenant: "bench", Instance: "pgproxy-bench", Durability: pgproxy.Durability(*durability), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
@@ -124,7 +131,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	go p.Serve(pctx, ln)
 	viaProxy := fmt.Sprintf("postgres://bench:%s@%s/%s?sslmode=disable", secret, ln.Addr(), db)
 
-	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, durability %s, JetStream fsync %s, producer signatures %s, bus authentication on\n", *duration, *scale, *durability, *syncMode, *sign)
+	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, durability %s, JetStream fsync %s, producer signatures %s, policy %q, bus authentication on\n", *duration, *scale, *durability, *syncMode, *sign, *policyFile)
 	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
 	fmt.Fprintf(stdout, "  %-8s %-12s %22s %22s %6s\n", "clients", "script", "direct TPS (latency)", "proxy TPS (latency)", "ratio")
 	for _, c := range clients {

@@ -40,11 +40,13 @@ type MaskRule struct {
 	Columns         []string `yaml:"columns"` // glob patterns on column names, case-insensitive
 }
 
-// Match selects statements, for deny and approval rules.
+// Match selects statements, for deny and approval rules. Kinds are
+// matched against every statement in a query string as PostgreSQL parses
+// it, nested ones included (see analysis).
 type Match struct {
-	Kinds        []string `yaml:"kinds"`         // first keyword: DROP, TRUNCATE, DELETE, ...
-	Pattern      string   `yaml:"pattern"`       // regular expression on the statement
-	RequireWhere bool     `yaml:"require_where"` // match only statements without WHERE
+	Kinds        []string `yaml:"kinds"`         // DROP, TRUNCATE, DELETE, DO, CREATE FUNCTION, COPY TO STDOUT, ...
+	Pattern      string   `yaml:"pattern"`       // regular expression on the statement text
+	RequireWhere bool     `yaml:"require_where"` // match only DELETE/UPDATE statements without a WHERE that refers to rows
 	re           *regexp.Regexp
 }
 
@@ -66,15 +68,22 @@ func (m *Match) compile(what string) error {
 	return nil
 }
 
-// matches reports whether sql, whose first keyword is kind, is selected.
-func (m *Match) matches(sql, kind string) bool {
-	if len(m.Kinds) > 0 && !contains(m.Kinds, kind) {
+// matches reports whether sql, analysed as a, is selected.
+func (m *Match) matches(sql string, a *analysis) bool {
+	if len(m.Kinds) > 0 && !slices.ContainsFunc(m.Kinds, a.has) {
 		return false
 	}
 	if m.re != nil && !m.re.MatchString(sql) {
 		return false
 	}
-	return !m.RequireWhere || !whereRe.MatchString(sql)
+	if !m.RequireWhere {
+		return true
+	}
+	kinds := m.Kinds
+	if len(kinds) == 0 {
+		kinds = []string{"DELETE", "UPDATE"}
+	}
+	return slices.ContainsFunc(kinds, func(k string) bool { return a.noWhere[k] })
 }
 
 // DenyRule blocks statements by kind or pattern.
@@ -170,7 +179,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		// not parse into columns: with masking on, such a COPY could
 		// carry unmasked values out, so it is refused.
 		r := DenyRule{ID: "builtin-copy-out-unmasked",
-			Match:  Match{Kinds: []string{"COPY"}, Pattern: `(?is)\bTO\s+STDOUT\b`},
+			Match:  Match{Kinds: []string{"COPY TO STDOUT"}},
 			Reason: "COPY TO STDOUT is not masked, and this policy masks results; use SELECT"}
 		if err := r.compile(r.ID); err != nil {
 			panic(err) // a constant pattern
@@ -201,17 +210,19 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	return p, nil
 }
 
-var whereRe = regexp.MustCompile(`(?i)\bWHERE\b`)
-
 // Denied returns the first deny rule the statement matches, or nil.
+// What the parser cannot parse is refused when any rule could apply.
 func (p *Policy) Denied(sql string) *DenyRule {
-	if p == nil {
+	if p == nil || len(p.Deny) == 0 && len(p.Approve) == 0 {
 		return nil
 	}
-	kind := statementKind(sql)
+	a := analyze(sql)
+	if a.err != nil {
+		return &DenyRule{ID: "builtin-unparsable", Reason: errUnparsable(a.err)}
+	}
 	for i := range p.Deny {
 		r := &p.Deny[i]
-		if r.matches(sql, kind) {
+		if r.matches(sql, a) {
 			return r
 		}
 	}
@@ -224,13 +235,16 @@ func (p *Policy) NeedsApproval(sql string, groups []string) *ApprovalRule {
 	if p == nil {
 		return nil
 	}
-	kind := statementKind(sql)
+	if len(p.Approve) == 0 {
+		return nil
+	}
+	a := analyze(sql)
 	for i := range p.Approve {
 		r := &p.Approve[i]
 		if len(r.Groups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return contains(r.Groups, g) }) {
 			continue
 		}
-		if r.matches(sql, kind) {
+		if r.matches(sql, a) {
 			return r
 		}
 	}

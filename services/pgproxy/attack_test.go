@@ -1,0 +1,139 @@
+package pgproxy_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/auditledger/auditledger/events"
+)
+
+const attackPolicy = `version: 1
+mask:
+  - id: emails
+    columns: [email]
+    method: redact
+deny:
+  - id: no-drop
+    kinds: [DROP, TRUNCATE]
+    reason: dropping data needs a change ticket
+  - id: delete-needs-where
+    kinds: [DELETE, UPDATE]
+    require_where: true
+    reason: every DELETE and UPDATE names its rows
+  - id: no-code
+    kinds: [DO, CREATE FUNCTION, CREATE PROCEDURE, CREATE RULE, CREATE TRIGGER, CALL]
+    reason: code runs only through reviewed migrations
+`
+
+// TestSQLAttacks: tricks that defeat keyword matching, each against a
+// real PostgreSQL. For every one, the forbidden effect does not happen,
+// the refusal is recorded, and nothing is recorded as executed that did
+// not run. Decisions come from PostgreSQL's own parse tree.
+func TestSQLAttacks(t *testing.T) {
+	f := startWithPolicyText(t, attackPolicy)
+	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(t.Context())
+	if _, err := direct.Exec(t.Context(), `CREATE TABLE victim (id int); INSERT INTO victim SELECT generate_series(1, 10); CREATE TABLE other (id int)`); err != nil {
+		t.Fatal(err)
+	}
+	intact := func() error {
+		var n int
+		if err := direct.QueryRow(t.Context(), "SELECT count(*) FROM victim").Scan(&n); err != nil {
+			return fmt.Errorf("victim: %v", err)
+		}
+		if n != 10 {
+			return fmt.Errorf("victim has %d rows, want 10", n)
+		}
+		var rules, funcs int
+		direct.QueryRow(t.Context(), "SELECT count(*) FROM pg_rules WHERE tablename = 'other'").Scan(&rules)
+		direct.QueryRow(t.Context(), "SELECT count(*) FROM pg_proc WHERE proname = 'wipe'").Scan(&funcs)
+		if rules+funcs > 0 {
+			return fmt.Errorf("%d rules, %d functions were created", rules, funcs)
+		}
+		return nil
+	}
+	attacks := []string{
+		"DROP TABLE victim",
+		"drop table victim",
+		"/**/DROP TABLE victim",
+		"DROP/**/TABLE victim",
+		"-- a comment\nDROP TABLE victim",
+		"/* nested /* comment */ */ DrOp TaBlE victim",
+		"SELECT 1; DROP TABLE victim",
+		"BEGIN; DROP TABLE victim; COMMIT",
+		"TRUNCATE victim",
+		"DELETE FROM victim",
+		"DELETE FROM victim WHERE true",
+		"DELETE FROM victim WHERE 1 = 1",
+		"DELETE FROM victim WHERE now() > '2000-01-01'",
+		"DELETE FROM victim -- WHERE id = 1",
+		"DELETE FROM victim /* WHERE id = 1 */",
+		"UPDATE victim SET id = 0",
+		"WITH d AS (DELETE FROM victim RETURNING *) SELECT count(*) FROM d",
+		"EXPLAIN ANALYZE DELETE FROM victim",
+		"PREPARE wipe_all AS DELETE FROM victim",
+		"SELECT 1; DELETE FROM victim",
+		"DO $$ BEGIN EXECUTE 'DROP TABLE victim'; END $$",
+		"CREATE FUNCTION wipe() RETURNS void LANGUAGE sql AS 'DELETE FROM victim'",
+		"CREATE OR REPLACE PROCEDURE wipe() LANGUAGE sql AS 'DELETE FROM victim'",
+		"CREATE RULE wipe AS ON INSERT TO other DO ALSO DELETE FROM victim",
+		"CREATE TABLE copy AS WITH d AS (DELETE FROM victim RETURNING *) SELECT * FROM d",
+		"COPY victim TO/**/STDOUT",
+		"SELEC id FROM victim; DROP TABLE victim", // unparsable: refused, not guessed at
+	}
+	for _, sql := range attacks {
+		out, err := psql(t, f.url("alice", "alice-secret"), sql)
+		if err == nil && !strings.Contains(out, "blocked by policy rule") {
+			t.Errorf("%q: not refused:\n%s", sql, out)
+		}
+		if err := intact(); err != nil {
+			t.Fatalf("after %q: %v", sql, err)
+		}
+	}
+	// Through the extended protocol too (pgx sends a parameterised
+	// statement with Parse/Bind/Execute).
+	if _, err := pgxExec(t, f, "DELETE FROM victim WHERE $1::bool", true); err == nil || intact() != nil {
+		t.Errorf("extended DELETE with a constant WHERE: %v, %v", err, intact())
+	}
+	// What the policy allows still runs.
+	for _, sql := range []string{"DELETE FROM victim WHERE id = -1", "UPDATE victim SET id = id WHERE id > 100", "SELECT count(*) FROM victim", "EXPLAIN SELECT * FROM victim"} {
+		if out, err := psql(t, f.url("alice", "alice-secret"), sql); err != nil {
+			t.Errorf("%q: %v\n%s", sql, err, out)
+		}
+	}
+
+	blocked := 0
+	for _, r := range f.eventsOf(t) {
+		switch r.ev.Type {
+		case events.CommandBlocked:
+			blocked++
+		case events.CommandExecuted:
+			stmt, _ := r.payload["statement"].(string)
+			for _, a := range attacks {
+				if stmt == a {
+					t.Errorf("a refused statement is recorded as executed: %q", stmt)
+				}
+			}
+		}
+	}
+	if blocked < len(attacks)+1 {
+		t.Errorf("%d refusals recorded, want at least %d", blocked, len(attacks)+1)
+	}
+}
+
+func pgxExec(t *testing.T, f *fixture, sql string, args ...any) (string, error) {
+	t.Helper()
+	c, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(t.Context())
+	tag, err := c.Exec(t.Context(), sql, args...)
+	return tag.String(), err
+}

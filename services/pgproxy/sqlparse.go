@@ -1,0 +1,213 @@
+package pgproxy
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"unicode"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Policy decisions are made on PostgreSQL's own parse tree (pg_query, the
+// server's parser as a library), never on keywords: comments, casing,
+// several statements in one string, statements nested in CTEs, EXPLAIN
+// ANALYZE, PREPARE, COPY, CREATE RULE or CREATE TABLE AS all show up as
+// the statements they are.
+
+// analysis is what the policy needs to know about a query string.
+type analysis struct {
+	// kinds holds the kind of every statement in the string, nested ones
+	// included: the first keyword (DELETE, DROP, CREATE, ...) and, for
+	// statements that run code or data out, a more specific kind too
+	// (CREATE FUNCTION, CREATE RULE, COPY TO STDOUT, ...).
+	kinds map[string]bool
+	// noWhere holds the kinds (DELETE, UPDATE) of statements without a
+	// WHERE clause that refers to a row: none, or a constant one such as
+	// WHERE true or WHERE 1 = 1.
+	noWhere map[string]bool
+	err     error // the parser's refusal
+}
+
+func (a *analysis) has(kind string) bool { return a.kinds[kind] }
+
+// kindNames maps parse-tree statement types to their kinds; types not
+// listed take the first word of their name (AlterTableStmt: ALTER).
+var kindNames = map[string][]string{
+	"SelectStmt":          {"SELECT"},
+	"InsertStmt":          {"INSERT"},
+	"UpdateStmt":          {"UPDATE"},
+	"DeleteStmt":          {"DELETE"},
+	"MergeStmt":           {"MERGE"},
+	"DoStmt":              {"DO"},
+	"CallStmt":            {"CALL"},
+	"RuleStmt":            {"CREATE", "CREATE RULE"},
+	"CreateTrigStmt":      {"CREATE", "CREATE TRIGGER"},
+	"CreateEventTrigStmt": {"CREATE", "CREATE EVENT TRIGGER"},
+	"IndexStmt":           {"CREATE", "CREATE INDEX"},
+	"ViewStmt":            {"CREATE", "CREATE VIEW"},
+	"CreateTableAsStmt":   {"CREATE", "CREATE TABLE AS"},
+	"RenameStmt":          {"ALTER"},
+	"VariableSetStmt":     {"SET"},
+	"VariableShowStmt":    {"SHOW"},
+	"TransactionStmt":     {"TRANSACTION"},
+	"GrantRoleStmt":       {"GRANT"},
+	"ExplainStmt":         {"EXPLAIN"},
+	"PrepareStmt":         {"PREPARE"},
+	"ExecuteStmt":         {"EXECUTE"},
+	"DeallocateStmt":      {"DEALLOCATE"},
+}
+
+// parseCache keeps analyses by statement text: clients repeat the same
+// statements (prepared, pooled, pgbench).
+var parseCache = struct {
+	sync.Mutex
+	m map[string]*analysis
+}{m: map[string]*analysis{}}
+
+const parseCacheSize = 4096
+
+// analyze parses sql and classifies every statement in it.
+func analyze(sql string) *analysis {
+	parseCache.Lock()
+	a, ok := parseCache.m[sql]
+	parseCache.Unlock()
+	if ok {
+		return a
+	}
+	a = &analysis{kinds: map[string]bool{}, noWhere: map[string]bool{}}
+	tree, err := pg.Parse(sql)
+	if err != nil {
+		a.err = err
+	} else {
+		for _, raw := range tree.Stmts {
+			if raw.Stmt != nil {
+				a.walk(raw.Stmt.ProtoReflect())
+			}
+		}
+		if len(tree.Stmts) == 0 {
+			a.kinds[""] = true // an empty query
+		}
+	}
+	parseCache.Lock()
+	if len(parseCache.m) >= parseCacheSize {
+		clear(parseCache.m) // simple and bounded; statements come back soon enough
+	}
+	parseCache.m[sql] = a
+	parseCache.Unlock()
+	return a
+}
+
+// walk visits every message in the tree and notes each statement.
+func (a *analysis) walk(m protoreflect.Message) {
+	name := string(m.Descriptor().Name())
+	if strings.HasSuffix(name, "Stmt") {
+		a.note(name, m.Interface())
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				a.walk(l.Get(i).Message())
+			}
+		case fd.Message() != nil && !fd.IsMap():
+			a.walk(v.Message())
+		}
+		return true
+	})
+}
+
+func (a *analysis) note(name string, msg any) {
+	kinds, ok := kindNames[name]
+	if !ok {
+		kinds = []string{firstWord(strings.TrimSuffix(name, "Stmt"))}
+	}
+	for _, k := range kinds {
+		a.kinds[k] = true
+	}
+	switch s := msg.(type) {
+	case *pg.DeleteStmt:
+		if !refersToRows(s.WhereClause) {
+			a.noWhere["DELETE"] = true
+		}
+	case *pg.UpdateStmt:
+		if !refersToRows(s.WhereClause) {
+			a.noWhere["UPDATE"] = true
+		}
+	case *pg.CreateFunctionStmt:
+		if s.IsProcedure {
+			a.kinds["CREATE PROCEDURE"] = true
+		} else {
+			a.kinds["CREATE FUNCTION"] = true
+		}
+	case *pg.CopyStmt:
+		if s.IsFrom {
+			a.kinds["COPY FROM"] = true
+		} else {
+			a.kinds["COPY TO"] = true
+			if s.Filename == "" && !s.IsProgram {
+				a.kinds["COPY TO STDOUT"] = true
+			}
+		}
+		if s.IsProgram {
+			a.kinds["COPY PROGRAM"] = true
+		}
+	case *pg.ExplainStmt:
+		for _, o := range s.Options {
+			if d := o.GetDefElem(); d != nil && d.Defname == "analyze" {
+				a.kinds["EXPLAIN ANALYZE"] = true
+			}
+		}
+	}
+}
+
+// refersToRows reports whether a WHERE clause depends on the row: it
+// mentions a column somewhere. WHERE true, WHERE 1 = 1 or WHERE now() >
+// '2000-01-01' do not, and count as no WHERE at all.
+func refersToRows(where *pg.Node) bool {
+	if where == nil {
+		return false
+	}
+	found := false
+	var visit func(m protoreflect.Message)
+	visit = func(m protoreflect.Message) {
+		if found {
+			return
+		}
+		if m.Descriptor().Name() == "ColumnRef" {
+			found = true
+			return
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.IsList() && fd.Message() != nil:
+				l := v.List()
+				for i := 0; i < l.Len(); i++ {
+					visit(l.Get(i).Message())
+				}
+			case fd.Message() != nil && !fd.IsMap():
+				visit(v.Message())
+			}
+			return !found
+		})
+	}
+	visit(where.ProtoReflect())
+	return found
+}
+
+// firstWord upper-cases the first word of a CamelCase name.
+func firstWord(s string) string {
+	for i, r := range s {
+		if i > 0 && unicode.IsUpper(r) {
+			return strings.ToUpper(s[:i])
+		}
+	}
+	return strings.ToUpper(s)
+}
+
+// errUnparsable wraps the parser's refusal for a refusal message.
+func errUnparsable(err error) string {
+	return fmt.Sprintf("the statement could not be parsed (%v); it is refused because this policy has rules that could apply to it", err)
+}
