@@ -59,43 +59,69 @@ var kindNames = map[string][]string{
 	"DeallocateStmt":      {"DEALLOCATE"},
 }
 
-// parseCache keeps analyses by statement text: clients repeat the same
-// statements (prepared, pooled, pgbench).
+// The analyses are cached twice: by statement text, and by the parse
+// tree's fingerprint (pg_query's hash of the tree without constant
+// values, comments or locations), which the server's parser computes in a
+// fifth of the time of a full parse to Go. Statements that differ only in
+// their literals — most of what applications send — share a fingerprint,
+// and what the policy looks at (statement types, whether a WHERE mentions
+// a column, COPY's target, EXPLAIN's options) is part of the tree the
+// fingerprint covers.
 var parseCache = struct {
 	sync.Mutex
-	m map[string]*analysis
-}{m: map[string]*analysis{}}
+	byText map[string]*analysis
+	byTree map[uint64]*analysis
+}{byText: map[string]*analysis{}, byTree: map[uint64]*analysis{}}
 
 const parseCacheSize = 4096
 
 // analyze parses sql and classifies every statement in it.
 func analyze(sql string) *analysis {
 	parseCache.Lock()
-	a, ok := parseCache.m[sql]
+	a, ok := parseCache.byText[sql]
 	parseCache.Unlock()
 	if ok {
 		return a
 	}
-	a = &analysis{kinds: map[string]bool{}, noWhere: map[string]bool{}}
+	fp, fperr := pg.FingerprintToUInt64(sql)
+	if fperr == nil {
+		parseCache.Lock()
+		a, ok = parseCache.byTree[fp]
+		parseCache.Unlock()
+	}
+	if !ok {
+		a = parse(sql)
+	}
+	parseCache.Lock()
+	if len(parseCache.byText) >= parseCacheSize {
+		clear(parseCache.byText) // simple and bounded; statements come back soon enough
+	}
+	parseCache.byText[sql] = a
+	if fperr == nil && a.err == nil {
+		if len(parseCache.byTree) >= parseCacheSize {
+			clear(parseCache.byTree)
+		}
+		parseCache.byTree[fp] = a
+	}
+	parseCache.Unlock()
+	return a
+}
+
+func parse(sql string) *analysis {
+	a := &analysis{kinds: map[string]bool{}, noWhere: map[string]bool{}}
 	tree, err := pg.Parse(sql)
 	if err != nil {
 		a.err = err
-	} else {
-		for _, raw := range tree.Stmts {
-			if raw.Stmt != nil {
-				a.walk(raw.Stmt.ProtoReflect())
-			}
-		}
-		if len(tree.Stmts) == 0 {
-			a.kinds[""] = true // an empty query
+		return a
+	}
+	for _, raw := range tree.Stmts {
+		if raw.Stmt != nil {
+			a.walk(raw.Stmt.ProtoReflect())
 		}
 	}
-	parseCache.Lock()
-	if len(parseCache.m) >= parseCacheSize {
-		clear(parseCache.m) // simple and bounded; statements come back soon enough
+	if len(tree.Stmts) == 0 {
+		a.kinds[""] = true // an empty query
 	}
-	parseCache.m[sql] = a
-	parseCache.Unlock()
 	return a
 }
 
