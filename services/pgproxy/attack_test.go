@@ -137,3 +137,81 @@ func pgxExec(t *testing.T, f *fixture, sql string, args ...any) (string, error) 
 	tag, err := c.Exec(t.Context(), sql, args...)
 	return tag.String(), err
 }
+
+const maskAttackPolicy = `version: 1
+mask:
+  - id: pii
+    columns: [email]
+    detect: [email, credit_card]
+    method: redact
+`
+
+// TestMaskingFailsClosed: wrappers and types that carried masked values
+// out in clear. A detector now finds a value inside longer text, and
+// values of types it cannot look into (bytea, json, xml, arrays, whole
+// rows) are withheld as NULL while the policy has detectors — over psql's
+// text format and pgx's binary one alike — and no event holds a value.
+func TestMaskingFailsClosed(t *testing.T) {
+	f := startWithPolicyText(t, maskAttackPolicy)
+	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(t.Context())
+	if _, err := direct.Exec(t.Context(), `CREATE TABLE people (email text, card bigint); INSERT INTO people VALUES ('carol@example.com', 4111111111111111)`); err != nil {
+		t.Fatal(err)
+	}
+	secrets := []string{"carol@example.com", "4111111111111111", "carol"}
+	queries := []string{
+		"SELECT card FROM people",
+		"SELECT email::bytea FROM people",
+		"SELECT row_to_json(p) FROM people p",
+		"SELECT p FROM people p",
+		"SELECT ARRAY[email] FROM people",
+		"SELECT to_jsonb(email) FROM people",
+		"SELECT query_to_xml('SELECT email FROM people', true, true, '')",
+		"SELECT email || ' ' FROM people",
+		"SELECT 'mail: ' || email || ', thanks' FROM people",
+		"SELECT string_agg(email, ',') FROM people",
+		"SELECT card::text FROM people",
+	}
+	for _, q := range queries {
+		out, err := psql(t, f.url("alice", "alice-secret"), q)
+		if err != nil {
+			t.Fatalf("%q: %v\n%s", q, err, out)
+		}
+		for _, s := range secrets[:2] {
+			if strings.Contains(out, s) || strings.Contains(out, `\x6361726f6c`) { // bytea hex of "carol"
+				t.Errorf("%q (text format) returned %q", q, out)
+			}
+		}
+		// pgx asks for binary results where it can.
+		c, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := c.Query(t.Context(), q)
+		if err != nil {
+			t.Fatalf("%q via pgx: %v", q, err)
+		}
+		for rows.Next() {
+			vals := rows.RawValues()
+			if q == "SELECT card FROM people" && vals[0] != nil {
+				t.Errorf("the card number as a binary bigint came through: %x", vals[0])
+			}
+			for _, v := range vals {
+				if strings.Contains(string(v), "carol") || strings.Contains(fmt.Sprint(v), "4111111111111111") {
+					t.Errorf("%q (pgx) returned %q", q, v)
+				}
+			}
+		}
+		rows.Close()
+		c.Close(t.Context())
+	}
+	for _, r := range f.eventsOf(t) {
+		raw := fmt.Sprint(r.payload)
+		if r.ev.Type != events.CommandExecuted && strings.Contains(raw, "carol@example.com") {
+			t.Errorf("%s event holds the address: %s", r.ev.Type, raw)
+		}
+	}
+}

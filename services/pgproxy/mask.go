@@ -2,7 +2,9 @@ package pgproxy
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/policyfile"
 )
 
 // block records a statement stopped by a deny rule.
@@ -88,7 +91,7 @@ func (s *session) columnsOf(m *pgproto3.RowDescription) []column {
 	names := make([]string, len(m.Fields))
 	for i, f := range m.Fields {
 		names[i] = string(f.Name)
-		cols[i] = column{name: names[i], text: textTypes[f.DataTypeOID]}
+		cols[i] = column{name: names[i], text: textTypes[f.DataTypeOID], oid: f.DataTypeOID, format: f.Format}
 	}
 	for i, r := range s.p.cfg.Policy.columnRules(names) {
 		cols[i].rule = r
@@ -116,8 +119,26 @@ func (s *session) mask(c *command, m *pgproto3.DataRow) {
 			col = column{name: fmt.Sprintf("column%d", i+1), text: true}
 		}
 		rule := col.rule
-		if rule == nil && col.text {
-			rule = pol.detectRule(v)
+		if rule == nil && pol.hasDetectors() {
+			switch {
+			case col.text:
+				// A value inside longer text counts too ('x' || email).
+				if masked, r := pol.scrubValue(v); r != nil {
+					m.Values[i] = masked
+					s.countMask(c, r, col.name)
+				}
+				continue
+			case numericTypes[col.oid]:
+				// Digits can be a card or phone number (a bigint column).
+				if d := numberText(v, col); d != nil {
+					rule = pol.detectRule(d)
+				}
+			case harmlessTypes[col.oid]:
+			default:
+				// bytea, json, xml, arrays, whole rows, unknown types: the
+				// detectors cannot look inside, so the value is withheld.
+				rule = &opaqueRule
+			}
 		}
 		if rule == nil {
 			continue
@@ -127,11 +148,44 @@ func (s *session) mask(c *command, m *pgproto3.DataRow) {
 		} else {
 			m.Values[i] = nil
 		}
-		if c.masked == nil {
-			c.masked = map[maskKey]int{}
-		}
-		c.masked[maskKey{rule, col.name}]++
+		s.countMask(c, rule, col.name)
 	}
+}
+
+func (s *session) countMask(c *command, rule *MaskRule, column string) {
+	if c.masked == nil {
+		c.masked = map[maskKey]int{}
+	}
+	c.masked[maskKey{rule, column}]++
+}
+
+// opaqueRule withholds (as NULL) values of types the detectors cannot
+// inspect, when the policy has detector rules.
+var opaqueRule = MaskRule{Mask: policyfile.Mask{ID: "builtin-uninspectable-type", Version: 1, Method: "null", InfoType: "UNINSPECTABLE_TYPE"}}
+
+// numericTypes are the OIDs whose values are digits (int2, int4, int8,
+// numeric, oid): the detectors read them as text.
+var numericTypes = map[uint32]bool{21: true, 23: true, 20: true, 1700: true, 26: true}
+
+// harmlessTypes are the OIDs whose values cannot hold what a detector
+// looks for: bool, float4, float8, date, time, timestamp, timestamptz,
+// interval, timetz, uuid.
+var harmlessTypes = map[uint32]bool{16: true, 700: true, 701: true, 1082: true, 1083: true, 1114: true, 1184: true, 1186: true, 1266: true, 2950: true}
+
+// numberText is the decimal text of a numeric value, in either format.
+func numberText(v []byte, col column) []byte {
+	if col.format == 0 {
+		return v
+	}
+	switch {
+	case col.oid == 20 && len(v) == 8:
+		return []byte(strconv.FormatInt(int64(binary.BigEndian.Uint64(v)), 10))
+	case (col.oid == 23 || col.oid == 26) && len(v) == 4:
+		return []byte(strconv.FormatInt(int64(int32(binary.BigEndian.Uint32(v))), 10))
+	case col.oid == 21 && len(v) == 2:
+		return []byte(strconv.FormatInt(int64(int16(binary.BigEndian.Uint16(v))), 10))
+	}
+	return nil // binary numeric: withheld below only if a column rule says so
 }
 
 // maskEvents records one mask.applied per rule and column for the result

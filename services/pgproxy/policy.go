@@ -282,6 +282,41 @@ func (p *Policy) columnRules(names []string) []*MaskRule {
 	return out
 }
 
+// hasDetectors reports whether any mask rule detects values.
+func (p *Policy) hasDetectors() bool {
+	if p == nil {
+		return false
+	}
+	for i := range p.Mask {
+		if len(p.Mask[i].Detect) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// scrubValue masks what the detectors find inside a text value, whole or
+// part of it; rule is the first rule applied, nil if none.
+func (p *Policy) scrubValue(v []byte) ([]byte, *MaskRule) {
+	if r := p.detectRule(v); r != nil {
+		return p.apply(r, v), r
+	}
+	var first *MaskRule
+	out, n := mask.ScrubText(string(v), func(part []byte) ([]byte, bool) {
+		if r := p.detectRule(part); r != nil {
+			if first == nil {
+				first = r
+			}
+			return p.apply(r, part), true
+		}
+		return nil, false
+	})
+	if n == 0 {
+		return v, nil
+	}
+	return []byte(out), first
+}
+
 // detectRule returns the first detector rule matching a value, or nil.
 func (p *Policy) detectRule(v []byte) *MaskRule {
 	if p == nil {

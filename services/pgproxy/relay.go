@@ -71,9 +71,11 @@ func (d *copyDigest) take() (n, bytes int64, sum string, ok bool) {
 
 // column is a result column and the mask rule its name matches.
 type column struct {
-	name string
-	text bool // a text-like type: masked values stay valid in either format
-	rule *MaskRule
+	name   string
+	text   bool // a text-like type: masked values stay valid in either format
+	oid    uint32
+	format int16 // 0 text, 1 binary
+	rule   *MaskRule
 }
 
 type maskKey struct {
