@@ -132,6 +132,8 @@ func (s *session) mask(c *command, m *pgproto3.DataRow) {
 				// Digits can be a card or phone number (a bigint column).
 				if d := numberText(v, col); d != nil {
 					rule = pol.detectRule(d)
+				} else {
+					rule = &opaqueRule // a binary numeric: not decoded here
 				}
 			case harmlessTypes[col.oid]:
 			default:
@@ -185,7 +187,7 @@ func numberText(v []byte, col column) []byte {
 	case col.oid == 21 && len(v) == 2:
 		return []byte(strconv.FormatInt(int64(int16(binary.BigEndian.Uint16(v))), 10))
 	}
-	return nil // binary numeric: withheld below only if a column rule says so
+	return nil // a binary numeric
 }
 
 // maskEvents records one mask.applied per rule and column for the result

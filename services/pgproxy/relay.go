@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 
@@ -88,6 +89,25 @@ type maskKey struct {
 var textTypes = map[uint32]bool{25: true, 1043: true, 1042: true, 19: true, 705: true}
 
 const blockedStatement = "\x00blocked"
+
+// withFormats sets the result format of each column from Bind's codes: a
+// statement's RowDescription says text for all, as formats are chosen at
+// Bind (none: all text; one: all that one; else one per column).
+func withFormats(cols []column, codes []int16) []column {
+	if len(codes) == 0 || cols == nil {
+		return cols
+	}
+	out := slices.Clone(cols)
+	for i := range out {
+		switch {
+		case len(codes) == 1:
+			out[i].format = codes[0]
+		case i < len(codes):
+			out[i].format = codes[i]
+		}
+	}
+	return out
+}
 
 // stmtTable tracks the session's prepared statements as the server
 // confirms them, so what is recorded for an Execute is the text the server
@@ -219,6 +239,7 @@ func (s *session) relay(ctx context.Context, client net.Conn, up *pgconn.Hijacke
 }
 
 type portal struct {
+	formats []int16 // result format codes from Bind
 	sql     string
 	params  []any // as recorded, per the policy's parameters setting
 	nparams int
@@ -331,7 +352,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				msg = &pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: unknownStatement}
 				break
 			}
-			portals[m.DestinationPortal] = portal{sql: sql, nparams: len(m.Parameters),
+			portals[m.DestinationPortal] = portal{sql: sql, nparams: len(m.Parameters), formats: slices.Clone(m.ResultFormatCodes),
 				params: s.p.cfg.Policy.recordParams(m.Parameters, m.ParameterFormatCodes), stmt: m.PreparedStatement}
 		case *pgproto3.Describe:
 			// Remember what each RowDescription will describe, to mask
@@ -346,7 +367,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, sum: sha256.New(), columns: shapes.get(p.stmt, m.Portal), stored: stored})
+			q.push(&command{id: id, sum: sha256.New(), columns: withFormats(shapes.get(p.stmt, m.Portal), p.formats), stored: stored})
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
 				stmts.forget(m.Name, false)
