@@ -281,7 +281,14 @@ func TestApprovalHoldsUntilGrantedAndBindsTheText(t *testing.T) {
 			}
 		}
 	}
-	d1, d2, d3 := approvals.Digest(stmt)[:8], r2.StatementSHA256[:8], approvals.Digest("UPDATE orders SET id = $1 WHERE id = 0")[:8]
+	// The UPDATE was held at its Execute, bound to its parameters.
+	d3 := "none"
+	for _, rec := range f.eventsOf(t) {
+		if s, _ := rec.payload["statement"].(string); rec.ev.Type == events.ApprovalRequested && strings.HasPrefix(s, "UPDATE orders SET id = $1 WHERE id = 0\n-- parameters: 1, sha256 ") {
+			d3 = rec.payload["statement_sha256"].(string)[:8]
+		}
+	}
+	d1, d2 := approvals.Digest(stmt)[:8], r2.StatementSHA256[:8]
 	want := []string{"approval.requested:" + d1, "approval.granted:" + d1, "executed:" + d1,
 		"approval.requested:" + d2, "approval.denied:" + d2,
 		"approval.requested:" + d3, "approval.expired:" + d3}
@@ -365,5 +372,61 @@ func TestForgedDecisionRunsNothing(t *testing.T) {
 				t.Fatalf("the forgery is not recorded as a refusal: %+v", recorded)
 			}
 		})
+	}
+}
+
+// TestGrantCoversOneExecution: a statement prepared once and executed
+// twice (pgx caches the prepared statement) is held at each Execute: the
+// grant of the first execution does not cover the second, which has other
+// parameters and is denied.
+func TestGrantCoversOneExecution(t *testing.T) {
+	f := startOIDC(t, "version: 1\napprove:\n  - id: inserts\n    kinds: [INSERT]\n    groups: [dba]\n    timeout: 1m\n")
+	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(t.Context())
+	direct.Exec(t.Context(), "CREATE TABLE orders (id int)")
+	c, err := pgx.Connect(t.Context(), "postgres://alice:"+f.tokens["alice"]+"@"+f.addr+"/"+f.db+"?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(t.Context())
+	run := func(id int) chan error {
+		done := make(chan error, 1)
+		go func() { _, err := c.Exec(t.Context(), "INSERT INTO orders VALUES ($1)", id); done <- err }()
+		return done
+	}
+	done := run(1)
+	r := f.pending(t)
+	if !strings.Contains(r.Statement, "-- parameters: 1, sha256 ") {
+		t.Fatalf("held statement %q does not bind its parameters", r.Statement)
+	}
+	if _, err := f.broker.Decide(t.Context(), r.ID, f.actor(t, "bob"), true, "one row"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("granted execution: %v", err)
+	}
+	done = run(2)
+	r2 := f.pending(t)
+	if r2.ID == r.ID || r2.Statement == r.Statement {
+		t.Fatal("the second execution rode on the first grant")
+	}
+	if _, err := f.broker.Decide(t.Context(), r2.ID, f.actor(t, "bob"), false, "one was enough"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "denied by bob") {
+		t.Fatalf("second execution: %v", err)
+	}
+	var ids []int
+	rows, _ := direct.Query(t.Context(), "SELECT id FROM orders ORDER BY id")
+	for rows.Next() {
+		var id int
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	if len(ids) != 1 || ids[0] != 1 {
+		t.Fatalf("orders holds %v, want [1]", ids)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"hash"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -89,6 +91,19 @@ type maskKey struct {
 var textTypes = map[uint32]bool{25: true, 1043: true, 1042: true, 19: true, 705: true}
 
 const blockedStatement = "\x00blocked"
+
+// heldText is what an approval of one execution of p is bound to: the
+// statement and the digest of its parameters (and their values, when the
+// policy records them), so a grant covers this execution only.
+func (p portal) heldText() string {
+	t := p.sql + "\n-- parameters: " + strconv.Itoa(p.nparams) + ", sha256 " + p.paramsSHA256
+	if p.params != nil {
+		if b, err := json.Marshal(p.params); err == nil {
+			t += "\n-- values: " + string(b)
+		}
+	}
+	return t
+}
 
 // withFormats sets the result format of each column from Bind's codes: a
 // statement's RowDescription says text for all, as formats are chosen at
@@ -239,11 +254,12 @@ func (s *session) relay(ctx context.Context, client net.Conn, up *pgconn.Hijacke
 }
 
 type portal struct {
-	formats []int16 // result format codes from Bind
-	sql     string
-	params  []any // as recorded, per the policy's parameters setting
-	nparams int
-	stmt    string // the prepared statement it was bound from
+	formats      []int16 // result format codes from Bind
+	paramsSHA256 string  // over the bound parameters' lengths and bytes
+	sql          string
+	params       []any // as recorded, per the policy's parameters setting
+	nparams      int
+	stmt         string // the prepared statement it was bound from
 }
 
 // fromClient records each statement durably, then forwards it.
@@ -325,17 +341,9 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				q.push(&command{refusal: rule.refusal(), sum: sha256.New()})
 				stmts.parse(m.Name, blockedStatement)
 				msg = &pgproto3.Parse{Name: m.Name, Query: refusedSQL}
-			} else if rule := s.p.cfg.Policy.NeedsApproval(m.Query, s.actor.Groups); rule != nil {
-				ok, why, err := s.hold(ctx, m.Query, rule)
-				if err != nil {
-					return s.fatal("58000", "statement not executed: "+err.Error()+"; the proxy fails closed")
-				}
-				if !ok {
-					q.push(&command{refusal: why, sum: sha256.New()})
-					stmts.parse(m.Name, blockedStatement)
-					msg = &pgproto3.Parse{Name: m.Name, Query: refusedSQL}
-				}
 			}
+			// An approval rule holds each Execute, not the Parse: a grant
+			// covers one execution with the parameters the approver saw.
 		case *pgproto3.Bind:
 			sql, known := stmts.lookup(m.PreparedStatement)
 			if !known {
@@ -352,8 +360,14 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				msg = &pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: unknownStatement}
 				break
 			}
+			ps := sha256.New()
+			for _, p := range m.Parameters {
+				fmt.Fprintf(ps, "%d:", len(p))
+				ps.Write(p)
+			}
 			portals[m.DestinationPortal] = portal{sql: sql, nparams: len(m.Parameters), formats: slices.Clone(m.ResultFormatCodes),
-				params: s.p.cfg.Policy.recordParams(m.Parameters, m.ParameterFormatCodes), stmt: m.PreparedStatement}
+				paramsSHA256: hex.EncodeToString(ps.Sum(nil)),
+				params:       s.p.cfg.Policy.recordParams(m.Parameters, m.ParameterFormatCodes), stmt: m.PreparedStatement}
 		case *pgproto3.Describe:
 			// Remember what each RowDescription will describe, to mask
 			// the rows of later executions by column name.
@@ -362,6 +376,20 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			p := portals[m.Portal]
 			if p.sql == blockedStatement {
 				break // the server skips it after the policy error
+			}
+			if rule := s.p.cfg.Policy.NeedsApproval(p.sql, s.actor.Groups); rule != nil {
+				ok, why, err := s.hold(ctx, p.heldText(), rule)
+				if err != nil {
+					return s.fatal("58000", "statement not executed: "+err.Error()+"; the proxy fails closed")
+				}
+				if !ok {
+					// Execute a portal that does not exist: the server
+					// refuses it in pipeline order, and the proxy puts the
+					// refusal in place of its error.
+					q.push(&command{refusal: why, sum: sha256.New()})
+					msg = &pgproto3.Execute{Portal: unknownStatement}
+					break
+				}
 			}
 			id, stored, err := s.command(ctx, "extended", p.sql, p.nparams, p.params)
 			if err != nil {
