@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/auditledger/auditledger/events"
 )
@@ -213,5 +214,60 @@ func TestMaskingFailsClosed(t *testing.T) {
 		if r.ev.Type != events.CommandExecuted && strings.Contains(raw, "carol@example.com") {
 			t.Errorf("%s event holds the address: %s", r.ev.Type, raw)
 		}
+	}
+}
+
+// TestPipelineMasksEachResultByItsOwnShape: in a pipeline (as libpq and
+// pgx send it: every statement before the first answer) each result is
+// masked by the columns its own Describe reported, not by the previous
+// statement's.
+func TestPipelineMasksEachResultByItsOwnShape(t *testing.T) {
+	f := startWithPolicy(t)
+	pc, err := pgconn.Connect(t.Context(), f.url("alice", "alice-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close(t.Context())
+	pl := pc.StartPipeline(t.Context())
+	pl.SendQueryParams("SELECT 1::int AS n", nil, nil, nil, nil)
+	pl.SendQueryParams("SELECT email FROM customers ORDER BY id", nil, nil, nil, nil)
+	pl.SendQueryParams("SELECT note, email FROM customers ORDER BY id", nil, nil, nil, nil)
+	if err := pl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		r, err := pl.GetResults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r == nil {
+			break
+		}
+		if rr, ok := r.(*pgconn.ResultReader); ok {
+			res := rr.Read()
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			for _, row := range res.Rows {
+				for _, v := range row {
+					got = append(got, string(v))
+				}
+			}
+		}
+		if _, ok := r.(*pgconn.PipelineSync); ok {
+			break
+		}
+	}
+	pl.Close()
+	for _, v := range got {
+		for _, s := range secrets {
+			if strings.Contains(v, s) {
+				t.Errorf("pipelined result holds %q: %q", s, got)
+			}
+		}
+	}
+	if len(got) != 1+2+4 {
+		t.Errorf("pipelined results: %q", got)
 	}
 }

@@ -116,7 +116,9 @@ func (s *session) mask(c *command, m *pgproto3.DataRow) {
 		if i < len(c.columns) {
 			col = c.columns[i]
 		} else {
-			col = column{name: fmt.Sprintf("column%d", i+1), text: true}
+			// No Describe told the proxy what this is: it cannot be masked
+			// by name or type, so it is withheld.
+			col = column{name: fmt.Sprintf("column%d", i+1), rule: &opaqueRule}
 		}
 		rule := col.rule
 		if rule == nil && pol.hasDetectors() {
@@ -268,6 +270,39 @@ func (s *shapes) put(k describeKey, cols []column) {
 	} else {
 		s.byStmt[k.name] = cols
 	}
+}
+
+// forget drops the shape of a statement (re-parsed) or portal (re-bound):
+// until a Describe of the new one is answered, it has none.
+func (s *shapes) forget(portal bool, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if portal {
+		delete(s.byPortal, name)
+	} else {
+		delete(s.byStmt, name)
+	}
+}
+
+// nameQueue holds the portal names of Binds awaiting BindComplete.
+type nameQueue struct {
+	mu sync.Mutex
+	q  []string
+}
+
+func (n *nameQueue) push(name string) { n.mu.Lock(); n.q = append(n.q, name); n.mu.Unlock() }
+
+func (n *nameQueue) reset() { n.mu.Lock(); n.q = n.q[:0]; n.mu.Unlock() }
+
+func (n *nameQueue) pop() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.q) == 0 {
+		return ""
+	}
+	name := n.q[0]
+	n.q = n.q[1:]
+	return name
 }
 
 func (s *shapes) get(stmt, portal string) []column {

@@ -161,6 +161,7 @@ type session struct {
 	descs               *describeQueue
 	shapes              *shapes
 	stmts               *stmtTable
+	binds               *nameQueue
 }
 
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {

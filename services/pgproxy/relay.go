@@ -38,6 +38,12 @@ type command struct {
 	// stored delivers the outcome of storing the command's record, in
 	// before-response mode; nil when it was stored before forwarding.
 	stored <-chan error
+	// An Execute's columns are looked up when its first row arrives: by
+	// then the server has answered every Describe sent before it, in a
+	// pipeline too, and not yet any sent after it.
+	lazy          bool
+	stmt, portal  string
+	resultFormats []int16
 }
 
 // copyDigest counts and hashes COPY FROM STDIN data; the client's side
@@ -163,14 +169,16 @@ func (t *stmtTable) lookup(name string) (string, bool) {
 }
 
 // parseComplete confirms the oldest pending Parse.
-func (t *stmtTable) parseComplete() {
+func (t *stmtTable) parseComplete() (name string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.pending) > 0 {
 		p := t.pending[0]
 		t.pending = t.pending[1:]
 		t.confirmed[p.name] = p.query
+		return p.name
 	}
+	return ""
 }
 
 // sync forgets Parses that got no ParseComplete before ReadyForQuery:
@@ -235,6 +243,7 @@ func (s *session) relay(ctx context.Context, client net.Conn, up *pgconn.Hijacke
 	s.descs = &describeQueue{}
 	s.shapes = &shapes{byStmt: map[string][]column{}, byPortal: map[string][]column{}}
 	s.stmts = newStmtTable()
+	s.binds = &nameQueue{}
 	errc := make(chan error, 2)
 	go func() { errc <- s.fromClient(ctx, up, &q) }()
 	go func() { errc <- s.fromUpstream(ctx, up, &q) }()
@@ -265,7 +274,7 @@ type portal struct {
 // fromClient records each statement durably, then forwards it.
 func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *inflight) error {
 	fe := up.Frontend
-	descs, shapes := s.descs, s.shapes
+	descs := s.descs
 	stmts := s.stmts
 	portals := map[string]portal{}
 	for {
@@ -365,6 +374,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				fmt.Fprintf(ps, "%d:", len(p))
 				ps.Write(p)
 			}
+			s.binds.push(m.DestinationPortal)
 			portals[m.DestinationPortal] = portal{sql: sql, nparams: len(m.Parameters), formats: slices.Clone(m.ResultFormatCodes),
 				paramsSHA256: hex.EncodeToString(ps.Sum(nil)),
 				params:       s.p.cfg.Policy.recordParams(m.Parameters, m.ParameterFormatCodes), stmt: m.PreparedStatement}
@@ -395,7 +405,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, sum: sha256.New(), columns: withFormats(shapes.get(p.stmt, m.Portal), p.formats), stored: stored})
+			q.push(&command{id: id, sum: sha256.New(), lazy: true, stmt: p.stmt, portal: m.Portal, resultFormats: p.formats, stored: stored})
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
 				stmts.forget(m.Name, false)
@@ -535,6 +545,9 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			s.descs.pop()
 		case *pgproto3.DataRow:
 			if c := q.head(); c != nil {
+				if c.lazy {
+					c.columns, c.lazy = withFormats(s.shapes.get(c.stmt, c.portal), c.resultFormats), false
+				}
 				s.mask(c, m)
 				buf, _ = m.Encode(buf[:0])
 				c.rows++
@@ -551,7 +564,10 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 				c.sum.Write(buf)
 			}
 		case *pgproto3.ParseComplete:
-			s.stmts.parseComplete()
+			// The statement's shape is what the next Describe of it says.
+			s.shapes.forget(false, s.stmts.parseComplete())
+		case *pgproto3.BindComplete:
+			s.shapes.forget(true, s.binds.pop())
 		case *pgproto3.CommandComplete:
 			if tag := string(m.CommandTag); tag == "DEALLOCATE" || tag == "DEALLOCATE ALL" {
 				s.stmts.forget("", true)
@@ -586,6 +602,7 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			// that got no ParseComplete were refused.
 			s.descs.reset()
 			s.stmts.sync()
+			s.binds.reset()
 			// A finished simple query leaves the queue here; statements
 			// skipped after an error in a pipeline are closed as such.
 			for c := q.head(); c != nil; c = q.head() {
