@@ -430,3 +430,55 @@ func TestGrantCoversOneExecution(t *testing.T) {
 		t.Fatalf("orders holds %v, want [1]", ids)
 	}
 }
+
+// TestSQLExecuteJudgedByWhatItRuns: a statement prepared in SQL and
+// approved once is held again at each EXECUTE, judged by the text that
+// prepared it; an EXECUTE of a name never prepared through the proxy is
+// refused.
+func TestSQLExecuteJudgedByWhatItRuns(t *testing.T) {
+	f := startOIDC(t, "version: 1\napprove:\n  - id: updates\n    kinds: [UPDATE]\n    groups: [dba]\n    timeout: 1m\n")
+	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(t.Context())
+	direct.Exec(t.Context(), "CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)")
+	cmd := f.psqlAs(t, "alice", "PREPARE bump AS UPDATE orders SET id = id + 1", "EXECUTE bump")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		if t.Failed() {
+			cmd.Process.Kill()
+			<-done
+			t.Logf("psql:\n%s", out.String())
+		}
+	}()
+	r := f.pending(t)
+	if !strings.HasPrefix(r.Statement, "PREPARE bump") {
+		t.Fatalf("first hold: %q", r.Statement)
+	}
+	if _, err := f.broker.Decide(t.Context(), r.ID, f.actor(t, "bob"), true, "prepare it"); err != nil {
+		t.Fatal(err)
+	}
+	r2 := f.pending(t)
+	if !strings.HasPrefix(r2.Statement, "EXECUTE bump\n-- bump prepared as: PREPARE bump AS UPDATE") {
+		t.Fatalf("the EXECUTE was not held as what it runs: %q", r2.Statement)
+	}
+	f.broker.Decide(t.Context(), r2.ID, f.actor(t, "bob"), false, "not today")
+	if err := <-done; err == nil || !strings.Contains(out.String(), "denied by bob") {
+		t.Fatalf("psql: %v\n%s", err, out.String())
+	}
+	var id int
+	direct.QueryRow(t.Context(), "SELECT id FROM orders").Scan(&id)
+	if id != 1 {
+		t.Fatalf("the denied EXECUTE ran: id %d", id)
+	}
+	if out, err := f.psqlAs(t, "alice", "EXECUTE never_prepared").CombinedOutput(); err == nil || !strings.Contains(string(out), "has not seen it prepared") {
+		t.Fatalf("EXECUTE of an unknown name: %v\n%s", err, out)
+	}
+}

@@ -282,6 +282,9 @@ func (p *Policy) columnRules(names []string) []*MaskRule {
 	return out
 }
 
+// rules reports whether the policy has deny or approval rules.
+func (p *Policy) rules() bool { return p != nil && (len(p.Deny) > 0 || len(p.Approve) > 0) }
+
 // hasDetectors reports whether any mask rule detects values.
 func (p *Policy) hasDetectors() bool {
 	if p == nil {

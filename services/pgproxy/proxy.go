@@ -162,6 +162,7 @@ type session struct {
 	shapes              *shapes
 	stmts               *stmtTable
 	binds               *nameQueue
+	sqlPrep             sqlPrepared
 }
 
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {

@@ -98,6 +98,73 @@ var textTypes = map[uint32]bool{25: true, 1043: true, 1042: true, 19: true, 705:
 
 const blockedStatement = "\x00blocked"
 
+// sqlPrepared tracks statements prepared in SQL (PREPARE name AS …) by
+// the text of the query that prepared them, so an EXECUTE is judged by
+// what it runs. Entries are made when the PREPARE passed the policy and
+// forgotten at DEALLOCATE; an EXECUTE of a name not here is refused.
+type sqlPrepared struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (p *sqlPrepared) note(sql string, a *analysis) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]string{}
+	}
+	if a.deallocAll {
+		clear(p.m)
+	}
+	for _, n := range a.deallocates {
+		delete(p.m, n)
+	}
+	for _, n := range a.prepares {
+		p.m[n] = sql
+	}
+}
+
+// effective returns what the policy judges sql by: sql itself and, for
+// each statement it EXECUTEs, the query that prepared it; the text an
+// approval of it is bound to; or why it is refused.
+func (p *sqlPrepared) effective(sql string) (judged []string, held, why string) {
+	a := analyze(sql)
+	if a.err != nil || len(a.executes) == 0 {
+		return []string{sql}, sql, ""
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	judged, held = []string{sql}, sql
+	for _, n := range a.executes {
+		prep, ok := p.m[n]
+		if !ok {
+			return nil, "", fmt.Sprintf("EXECUTE of %q refused: the audit proxy has not seen it prepared in this session", n)
+		}
+		judged = append(judged, prep)
+		held += "\n-- " + n + " prepared as: " + prep
+	}
+	return judged, held, ""
+}
+
+// denied and needsApproval apply the policy to every text in judged.
+func (s *session) denied(judged []string) *DenyRule {
+	for _, t := range judged {
+		if r := s.p.cfg.Policy.Denied(t); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+func (s *session) needsApproval(judged []string) *ApprovalRule {
+	for _, t := range judged {
+		if r := s.p.cfg.Policy.NeedsApproval(t, s.actor.Groups); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
 // heldText is what an approval of one execution of p is bound to: the
 // statement and the digest of its parameters (and their values, when the
 // policy records them), so a grant covers this execution only.
@@ -294,7 +361,20 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				flush = true
 				break
 			}
-			if rule := s.p.cfg.Policy.Denied(m.String); rule != nil {
+			judged, held, why := []string{m.String}, m.String, ""
+			if s.p.cfg.Policy.rules() {
+				judged, held, why = s.sqlPrep.effective(m.String)
+			}
+			if why != "" {
+				if err := s.refuse(ctx, m.String, why); err != nil {
+					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+				}
+				q.push(&command{simple: true, refusal: why, sum: sha256.New()})
+				msg = &pgproto3.Query{String: refusedSQL}
+				flush = true
+				break
+			}
+			if rule := s.denied(judged); rule != nil {
 				if err := s.block(ctx, m.String, rule); err != nil {
 					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
 				}
@@ -303,8 +383,8 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				flush = true
 				break
 			}
-			if rule := s.p.cfg.Policy.NeedsApproval(m.String, s.actor.Groups); rule != nil {
-				ok, why, err := s.hold(ctx, m.String, rule)
+			if rule := s.needsApproval(judged); rule != nil {
+				ok, why, err := s.hold(ctx, held, rule)
 				if err != nil {
 					return s.fatal("58000", "statement not executed: "+err.Error()+"; the proxy fails closed")
 				}
@@ -314,6 +394,9 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 					flush = true
 					break
 				}
+			}
+			if s.p.cfg.Policy.rules() {
+				s.sqlPrep.note(m.String, analyze(m.String))
 			}
 			id, stored, err := s.command(ctx, "simple", m.String, 0, nil)
 			if err != nil {
@@ -387,8 +470,28 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if p.sql == blockedStatement {
 				break // the server skips it after the policy error
 			}
-			if rule := s.p.cfg.Policy.NeedsApproval(p.sql, s.actor.Groups); rule != nil {
-				ok, why, err := s.hold(ctx, p.heldText(), rule)
+			judged, held, refusal := []string{p.sql}, p.sql, ""
+			if s.p.cfg.Policy.rules() {
+				judged, held, refusal = s.sqlPrep.effective(p.sql)
+			}
+			if refusal != "" {
+				if err := s.refuse(ctx, p.sql, refusal); err != nil {
+					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+				}
+				q.push(&command{refusal: refusal, sum: sha256.New()})
+				msg = &pgproto3.Execute{Portal: unknownStatement}
+				break
+			}
+			if rule := s.denied(judged[1:]); rule != nil {
+				if err := s.block(ctx, p.sql, rule); err != nil {
+					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+				}
+				q.push(&command{refusal: rule.refusal(), sum: sha256.New()})
+				msg = &pgproto3.Execute{Portal: unknownStatement}
+				break
+			}
+			if rule := s.needsApproval(judged); rule != nil {
+				ok, why, err := s.hold(ctx, p.heldText()+held[len(p.sql):], rule)
 				if err != nil {
 					return s.fatal("58000", "statement not executed: "+err.Error()+"; the proxy fails closed")
 				}
@@ -400,6 +503,9 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 					msg = &pgproto3.Execute{Portal: unknownStatement}
 					break
 				}
+			}
+			if s.p.cfg.Policy.rules() {
+				s.sqlPrep.note(p.sql, analyze(p.sql))
 			}
 			id, stored, err := s.command(ctx, "extended", p.sql, p.nparams, p.params)
 			if err != nil {

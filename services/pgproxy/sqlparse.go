@@ -28,6 +28,10 @@ type analysis struct {
 	// WHERE true or WHERE 1 = 1.
 	noWhere map[string]bool
 	err     error // the parser's refusal
+	// SQL-level prepared statements: names this string PREPAREs,
+	// EXECUTEs and DEALLOCATEs (deallocAll for DEALLOCATE ALL).
+	prepares, executes, deallocates []string
+	deallocAll                      bool
 }
 
 func (a *analysis) has(kind string) bool { return a.kinds[kind] }
@@ -97,7 +101,9 @@ func analyze(sql string) *analysis {
 		clear(parseCache.byText) // simple and bounded; statements come back soon enough
 	}
 	parseCache.byText[sql] = a
-	if fperr == nil && a.err == nil {
+	// Fingerprints ignore the names of prepared statements: analyses that
+	// hold names are cached by text only.
+	if fperr == nil && a.err == nil && len(a.prepares)+len(a.executes)+len(a.deallocates) == 0 && !a.deallocAll {
 		if len(parseCache.byTree) >= parseCacheSize {
 			clear(parseCache.byTree)
 		}
@@ -179,6 +185,16 @@ func (a *analysis) note(name string, msg any) {
 		}
 		if s.IsProgram {
 			a.kinds["COPY PROGRAM"] = true
+		}
+	case *pg.PrepareStmt:
+		a.prepares = append(a.prepares, s.Name)
+	case *pg.ExecuteStmt:
+		a.executes = append(a.executes, s.Name)
+	case *pg.DeallocateStmt:
+		if s.Name == "" {
+			a.deallocAll = true
+		} else {
+			a.deallocates = append(a.deallocates, s.Name)
 		}
 	case *pg.ExplainStmt:
 		for _, o := range s.Options {
