@@ -271,3 +271,34 @@ func TestPipelineMasksEachResultByItsOwnShape(t *testing.T) {
 		t.Errorf("pipelined results: %q", got)
 	}
 }
+
+// TestPgxQueryModes: every pgx query mode works through the proxy with a
+// masking policy, and each gets masked values.
+func TestPgxQueryModes(t *testing.T) {
+	f := startWithPolicy(t)
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
+		pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
+		t.Run(mode.String(), func(t *testing.T) {
+			cfg, err := pgx.ParseConfig(f.url("alice", "alice-secret"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.DefaultQueryExecMode = mode
+			c, err := pgx.ConnectConfig(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(t.Context())
+			for range 2 { // twice: the second run uses what the first cached
+				var email string
+				var age int
+				if err := c.QueryRow(t.Context(), "SELECT email, age FROM customers WHERE id = $1", 1).Scan(&email, &age); err != nil {
+					t.Fatal(err)
+				}
+				if email == "alice@example.com" || age != 31 {
+					t.Fatalf("email %q, age %d: want the email masked and the age intact", email, age)
+				}
+			}
+		})
+	}
+}
