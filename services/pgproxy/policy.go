@@ -30,6 +30,11 @@ type Policy struct {
 	// Parameters says how bind parameters of the extended protocol are
 	// recorded: omit (the default: only their count), hash, or record.
 	Parameters string `yaml:"parameters"`
+	// MaskedColumnsBare refuses statements whose results compute an
+	// expression over a column a mask rule names (email || ' ',
+	// reverse(ssn), row_to_json(t.email)…), as far as the parser can see:
+	// such columns may only be selected as they are, to be masked.
+	MaskedColumnsBare bool `yaml:"masked_columns_bare"`
 
 	hashKey []byte
 }
@@ -124,11 +129,12 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		Deny              []yaml.Node `yaml:"deny"`
 		Approve           []yaml.Node `yaml:"approve"`
 		Parameters        string      `yaml:"parameters"`
+		MaskedColumnsBare bool        `yaml:"masked_columns_bare"`
 	}
 	if err := policyfile.Decode(name, b, &doc); err != nil {
 		return nil, err
 	}
-	p := &Policy{Version: 1, Parameters: doc.Parameters}
+	p := &Policy{Version: 1, Parameters: doc.Parameters, MaskedColumnsBare: doc.MaskedColumnsBare}
 	switch doc.Parameters {
 	case "":
 		p.Parameters = paramsOmit
@@ -213,12 +219,20 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 // Denied returns the first deny rule the statement matches, or nil.
 // What the parser cannot parse is refused when any rule could apply.
 func (p *Policy) Denied(sql string) *DenyRule {
-	if p == nil || len(p.Deny) == 0 && len(p.Approve) == 0 {
+	if p == nil || len(p.Deny) == 0 && len(p.Approve) == 0 && !p.MaskedColumnsBare {
 		return nil
 	}
 	a := analyze(sql)
 	if a.err != nil {
 		return &DenyRule{ID: "builtin-unparsable", Reason: errUnparsable(a.err)}
+	}
+	if p.MaskedColumnsBare {
+		for _, col := range a.computed {
+			if r := p.columnRules([]string{col})[0]; r != nil {
+				return &DenyRule{ID: "builtin-masked-columns-bare",
+					Reason: fmt.Sprintf("the result computes an expression over column %s, which mask rule %s masks; select it as it is", col, r.ID)}
+			}
+		}
 	}
 	for i := range p.Deny {
 		r := &p.Deny[i]
@@ -283,7 +297,9 @@ func (p *Policy) columnRules(names []string) []*MaskRule {
 }
 
 // rules reports whether the policy has deny or approval rules.
-func (p *Policy) rules() bool { return p != nil && (len(p.Deny) > 0 || len(p.Approve) > 0) }
+func (p *Policy) rules() bool {
+	return p != nil && (len(p.Deny) > 0 || len(p.Approve) > 0 || p.MaskedColumnsBare)
+}
 
 // hasDetectors reports whether any mask rule detects values.
 func (p *Policy) hasDetectors() bool {

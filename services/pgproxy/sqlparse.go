@@ -32,6 +32,9 @@ type analysis struct {
 	// EXECUTEs and DEALLOCATEs (deallocAll for DEALLOCATE ALL).
 	prepares, executes, deallocates []string
 	deallocAll                      bool
+	// computed lists the columns that result expressions compute with —
+	// anything in a SELECT list other than a bare column reference.
+	computed []string
 }
 
 func (a *analysis) has(kind string) bool { return a.kinds[kind] }
@@ -101,9 +104,9 @@ func analyze(sql string) *analysis {
 		clear(parseCache.byText) // simple and bounded; statements come back soon enough
 	}
 	parseCache.byText[sql] = a
-	// Fingerprints ignore the names of prepared statements: analyses that
-	// hold names are cached by text only.
-	if fperr == nil && a.err == nil && len(a.prepares)+len(a.executes)+len(a.deallocates) == 0 && !a.deallocAll {
+	// Fingerprints ignore the names of prepared statements (and digits in
+	// names): analyses that hold names are cached by text only.
+	if fperr == nil && a.err == nil && len(a.prepares)+len(a.executes)+len(a.deallocates)+len(a.computed) == 0 && !a.deallocAll {
 		if len(parseCache.byTree) >= parseCacheSize {
 			clear(parseCache.byTree)
 		}
@@ -186,6 +189,14 @@ func (a *analysis) note(name string, msg any) {
 		if s.IsProgram {
 			a.kinds["COPY PROGRAM"] = true
 		}
+	case *pg.SelectStmt:
+		for _, t := range s.TargetList {
+			rt := t.GetResTarget()
+			if rt == nil || rt.Val == nil || rt.Val.GetColumnRef() != nil {
+				continue // a bare column: masked as it is
+			}
+			a.computed = append(a.computed, columnsIn(rt.Val.ProtoReflect())...)
+		}
 	case *pg.PrepareStmt:
 		a.prepares = append(a.prepares, s.Name)
 	case *pg.ExecuteStmt:
@@ -203,6 +214,31 @@ func (a *analysis) note(name string, msg any) {
 			}
 		}
 	}
+}
+
+// columnsIn lists the last name of every column referenced below m.
+func columnsIn(m protoreflect.Message) []string {
+	var out []string
+	if cr, ok := m.Interface().(*pg.ColumnRef); ok {
+		if n := len(cr.Fields); n > 0 {
+			if s := cr.Fields[n-1].GetString_(); s != nil {
+				out = append(out, s.Sval)
+			}
+		}
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				out = append(out, columnsIn(l.Get(i).Message())...)
+			}
+		case fd.Message() != nil && !fd.IsMap():
+			out = append(out, columnsIn(v.Message())...)
+		}
+		return true
+	})
+	return out
 }
 
 // refersToRows reports whether a WHERE clause depends on the row: it
