@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -480,5 +481,46 @@ func TestSQLExecuteJudgedByWhatItRuns(t *testing.T) {
 	}
 	if out, err := f.psqlAs(t, "alice", "EXECUTE never_prepared").CombinedOutput(); err == nil || !strings.Contains(string(out), "has not seen it prepared") {
 		t.Fatalf("EXECUTE of an unknown name: %v\n%s", err, out)
+	}
+}
+
+// TestApprovalTricks: comments, casing and multi-statement strings that
+// hid DDL from keyword matching are held for approval like plain DDL,
+// and do not run when denied.
+func TestApprovalTricks(t *testing.T) {
+	f := startOIDC(t, approvalPolicy)
+	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(t.Context())
+	direct.Exec(t.Context(), "CREATE TABLE orders (id int)")
+	for i, stmt := range []string{
+		"/**/ALTER TABLE orders ADD COLUMN c%d int",
+		"alter/**/table orders add column c%d int",
+		"-- harmless\nALTER TABLE orders ADD COLUMN c%d int",
+		"SELECT 1; ALTER TABLE orders ADD COLUMN c%d int",
+		"BEGIN; ALTER TABLE orders ADD COLUMN c%d int; COMMIT",
+	} {
+		sql := fmt.Sprintf(stmt, i)
+		cmd := f.psqlAs(t, "alice", sql)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := f.pending(t)
+		if r.Statement != sql {
+			t.Fatalf("held %q, want %q", r.Statement, sql)
+		}
+		if _, err := f.broker.Decide(t.Context(), r.ID, f.actor(t, "bob"), false, "no"); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err == nil {
+			t.Fatalf("%q ran after a denial:\n%s", sql, out.String())
+		}
+		if columnExists(t, f.db, fmt.Sprintf("c%d", i)) {
+			t.Fatalf("%q: the column exists", sql)
+		}
 	}
 }
