@@ -22,6 +22,7 @@ import (
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/test/natstest"
@@ -87,7 +88,7 @@ func TestBusLeastPrivilege(t *testing.T) {
 	_, ajs := srv.ConnectAs(t, bus.API)
 	aem, _ := emitter.New(emitter.Config{JetStream: ajs})
 	defer aem.Close()
-	if _, err := approvals.New(t.Context(), approvals.Config{JetStream: ajs, Emitter: aem, Create: true, Signer: testSigner(t), Source: events.Source{Kind: "api", Instance: "t"}}); err != nil {
+	if _, err := approvals.New(t.Context(), approvals.Config{JetStream: ajs, Emitter: aem, Create: true, Signer: ledgertest.Signer(t, "api.test/approvals"), Source: events.Source{Kind: "api", Instance: "t"}}); err != nil {
 		t.Fatalf("api creates the approvals bucket: %v", err)
 	}
 
@@ -312,17 +313,4 @@ func TestDeletedEventBecomesGapRecord(t *testing.T) {
 	if err := es.DeleteMsg(t.Context(), 5); err == nil {
 		t.Fatal("an event could still be deleted after the writer set up the streams")
 	}
-}
-
-// testSigner is a fresh key for the API's decisions.
-func testSigner(t testing.TB) *ledger.NoteSigner {
-	skey, _, err := ledger.GenerateKey(nil, "api.test/approvals")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ledger.NewNoteSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

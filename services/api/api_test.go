@@ -11,8 +11,8 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
@@ -43,7 +43,7 @@ func TestApprovalsAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer em.Close()
-	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: testSigner(t), Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
+	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: ledgertest.Signer(t, "api.test/approvals"), Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestSelfApprovalRefused(t *testing.T) {
 	bus.EnsureStreams(t.Context(), js, bus.StreamOptions{})
 	em, _ := emitter.New(emitter.Config{JetStream: js})
 	defer em.Close()
-	b, _ := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: testSigner(t), Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}})
+	b, _ := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: ledgertest.Signer(t, "api.test/approvals"), Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}})
 	h, _ := api.New(api.Config{Auth: v, Approvals: b, Emitter: em})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -177,17 +177,4 @@ func TestSelfApprovalRefused(t *testing.T) {
 	if resp.StatusCode != 403 || !strings.Contains(string(body), "cannot decide their own") {
 		t.Errorf("self-approval: %d %s", resp.StatusCode, body)
 	}
-}
-
-// testSigner is a fresh key for the API's decisions.
-func testSigner(t testing.TB) *ledger.NoteSigner {
-	skey, _, err := ledger.GenerateKey(nil, "api.test/approvals")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ledger.NewNoteSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

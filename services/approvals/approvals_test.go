@@ -12,8 +12,8 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/test/natstest"
 )
@@ -35,7 +35,7 @@ func broker(t *testing.T) (*approvals.Broker, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { em.Close() })
-	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: testSigner(t), Emitter: em, Source: events.Source{Kind: "test", Instance: t.Name()}})
+	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: ledgertest.Signer(t, "api.test/approvals"), Emitter: em, Source: events.Source{Kind: "test", Instance: t.Name()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,17 +147,4 @@ func TestDenyAndExpiry(t *testing.T) {
 	if len(all) != 3 {
 		t.Errorf("listed %d requests, want 3", len(all))
 	}
-}
-
-// testSigner is a fresh key for the API's decisions.
-func testSigner(t testing.TB) *ledger.NoteSigner {
-	skey, _, err := ledger.GenerateKey(nil, "api.test/approvals")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ledger.NewNoteSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

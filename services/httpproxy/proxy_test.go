@@ -19,8 +19,8 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/httpproxy"
 	"github.com/auditledger/auditledger/services/identity"
@@ -130,7 +130,7 @@ func startFor(t *testing.T, up *upstream, policyText string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { em.Close() })
-	if f.broker, err = approvals.New(t.Context(), approvals.Config{JetStream: f.js, Create: true, Signer: testSigner(t), Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}}); err != nil {
+	if f.broker, err = approvals.New(t.Context(), approvals.Config{JetStream: f.js, Create: true, Signer: ledgertest.Signer(t, "api.test/approvals"), Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}}); err != nil {
 		t.Fatal(err)
 	}
 	pol, err := httpproxy.ParsePolicy("policy.yaml", []byte(policyText))
@@ -367,17 +367,4 @@ func TestApprovalBindsMethodPathAndBody(t *testing.T) {
 	if code, _ := f.do(t, "alice", "GET", "/api/deploy?env=prod", ""); code != 200 {
 		t.Errorf("GET: %d", code)
 	}
-}
-
-// testSigner is a fresh key for the API's decisions.
-func testSigner(t testing.TB) *ledger.NoteSigner {
-	skey, _, err := ledger.GenerateKey(nil, "api.test/approvals")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ledger.NewNoteSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
-	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/oidcdev"
@@ -56,7 +56,7 @@ func startOIDCTo(t *testing.T, policy, upstream string) *oidcFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: testSigner(t), Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
+	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: ledgertest.Signer(t, "api.test/approvals"), Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,19 +298,6 @@ func TestApprovalHoldsUntilGrantedAndBindsTheText(t *testing.T) {
 	}
 }
 
-// testSigner is a fresh key for the API's decisions.
-func testSigner(t testing.TB) *ledger.NoteSigner {
-	skey, _, err := ledger.GenerateKey(nil, "api.test/approvals")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ledger.NewNoteSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // TestForgedDecisionRunsNothing: someone with write access to the bus
 // writes a "granted" decision straight into the approvals bucket — unsigned,
 // or signed with a key that is not the API's. The held statement does not
@@ -328,7 +315,7 @@ func TestForgedDecisionRunsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	attacker := testSigner(t)
+	attacker := ledgertest.Signer(t, "api.test/approvals")
 	for _, c := range []struct{ name, column string }{{"unsigned", "unsigned_grant"}, {"wrong key", "wrong_key_grant"}} {
 		t.Run(c.name, func(t *testing.T) {
 			cmd := f.psqlAs(t, "alice", "ALTER TABLE orders ADD COLUMN "+c.column+" text")
