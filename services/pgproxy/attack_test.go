@@ -327,3 +327,21 @@ func TestMaskedColumnsBare(t *testing.T) {
 		}
 	}
 }
+
+// TestMaskedColumnRenamed: a column masked by name stays masked when the
+// query renames it, directly or through a subquery: the rule follows the
+// table column PostgreSQL reports behind each result column.
+func TestMaskedColumnRenamed(t *testing.T) {
+	f := startWithPolicyText(t, "version: 1\nmask:\n  - id: pii\n    columns: [email]\n    method: redact\n")
+	for _, q := range []string{
+		"SELECT email AS e FROM customers",
+		`SELECT email AS "Contact" FROM customers`,
+		"SELECT x FROM (SELECT email AS x FROM customers) s",
+		"SELECT c.email AS note FROM customers c",
+	} {
+		out, err := psql(t, f.url("alice", "alice-secret"), q)
+		if err != nil || strings.Contains(out, "alice@example.com") || !strings.Contains(out, "[REDACTED]") {
+			t.Errorf("%q: %v\n%s", q, err, out)
+		}
+	}
+}

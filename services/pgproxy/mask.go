@@ -86,15 +86,31 @@ func (s *session) hold(ctx context.Context, sql string, rule *ApprovalRule) (ok 
 	return false, fmt.Sprintf("approval %s expired: %s", r.ID, d.Reason), nil
 }
 
-func (s *session) columnsOf(m *pgproto3.RowDescription) []column {
+func (s *session) columnsOf(ctx context.Context, m *pgproto3.RowDescription) []column {
 	cols := make([]column, len(m.Fields))
 	names := make([]string, len(m.Fields))
 	for i, f := range m.Fields {
 		names[i] = string(f.Name)
 		cols[i] = column{name: names[i], text: textTypes[f.DataTypeOID], oid: f.DataTypeOID, format: f.Format}
 	}
-	for i, r := range s.p.cfg.Policy.columnRules(names) {
+	pol := s.p.cfg.Policy
+	for i, r := range pol.columnRules(names) {
 		cols[i].rule = r
+		f := m.Fields[i]
+		if r != nil || f.TableOID == 0 || !pol.hasColumnRules() {
+			continue
+		}
+		// A column taken straight from a table: the rule for its table
+		// name applies, whatever the query renamed it to.
+		origin, err := s.p.catalog.name(ctx, s.db, f.TableOID, f.TableAttributeNumber)
+		if err != nil {
+			s.p.cfg.Logger.Error("cannot name a result column's table column: withholding it", "column", names[i], "err", err)
+			cols[i].rule = &opaqueRule
+			continue
+		}
+		if origin != names[i] {
+			cols[i].rule = pol.columnRules([]string{origin})[0]
+		}
 	}
 	return cols
 }

@@ -301,6 +301,19 @@ func (p *Policy) rules() bool {
 	return p != nil && (len(p.Deny) > 0 || len(p.Approve) > 0 || p.MaskedColumnsBare)
 }
 
+// hasColumnRules reports whether any mask rule names columns.
+func (p *Policy) hasColumnRules() bool {
+	if p == nil {
+		return false
+	}
+	for i := range p.Mask {
+		if len(p.Mask[i].Columns) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // hasDetectors reports whether any mask rule detects values.
 func (p *Policy) hasDetectors() bool {
 	if p == nil {

@@ -85,6 +85,7 @@ type Config struct {
 type Proxy struct {
 	cfg      Config
 	upstream *pgconn.Config
+	catalog  *catalog
 	wg       sync.WaitGroup
 }
 
@@ -116,7 +117,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Proxy{cfg: cfg, upstream: up}, nil
+	return &Proxy{cfg: cfg, upstream: up, catalog: newCatalog(up)}, nil
 }
 
 // Serve accepts connections on ln until ctx is cancelled, then waits for
@@ -124,6 +125,7 @@ func New(cfg Config) (*Proxy, error) {
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
+	defer p.catalog.close()
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -163,6 +165,7 @@ type session struct {
 	stmts               *stmtTable
 	binds               *nameQueue
 	sqlPrep             sqlPrepared
+	db                  string // the database the session uses
 }
 
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
@@ -232,6 +235,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	if db == "" {
 		db = user
 	}
+	s.db = db
 	be.Send(&pgproto3.AuthenticationCleartextPassword{})
 	if err := be.Flush(); err != nil {
 		return err

@@ -641,7 +641,7 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 		flush := false
 		switch m := msg.(type) {
 		case *pgproto3.RowDescription:
-			cols := s.columnsOf(m)
+			cols := s.columnsOf(ctx, m)
 			if d, ok := s.descs.pop(); ok {
 				s.shapes.put(d, cols) // an answer to Describe
 			} else if c := q.head(); c != nil {
