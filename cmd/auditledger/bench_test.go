@@ -42,3 +42,20 @@ func TestBenchLedgerRuns(t *testing.T) {
 		t.Fatalf("output:\n%s", out.String())
 	}
 }
+
+// TestBenchBusRuns runs every publish mode of the bus benchmark briefly;
+// each must get every event acknowledged.
+func TestBenchBusRuns(t *testing.T) {
+	var out bytes.Buffer
+	if err := benchBus(context.Background(), []string{"--n", "400", "--producers", "2", "--batch", "50", "--sync", "interval"}, nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"individual", "message", "atomic", "fast"} {
+		if !strings.Contains(out.String(), mode) || strings.Contains(out.String(), "failed") {
+			t.Fatalf("mode %s:\n%s", mode, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "(400 acknowledgements)") || !strings.Contains(out.String(), "(8 acknowledgements)") {
+		t.Fatalf("acknowledgements:\n%s", out.String())
+	}
+}

@@ -38,6 +38,7 @@ Commands:
   bench ledger      measure append+seal, verify and proof speed on a local store
   bench ingest      measure end-to-end ingestion (publish → sealed) on the embedded NATS server
   bench proxy       pgbench directly and through the PostgreSQL proxy, side by side
+  bench bus         compare ways of having events stored by JetStream (one each, batched, atomic, fast)
 
 Store URLs: a directory, file:///path, or
   s3://bucket/prefix?endpoint=host:port&region=R&insecure=1&retention=7y
@@ -93,6 +94,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"bench ledger":      benchLedger,
 		"bench ingest":      benchIngest,
 		"bench proxy":       benchProxy,
+		"bench bus":         benchBus,
 		"dev":               devCmd,
 		"emit":              emitCmd,
 		"serve":             serveCmd,
