@@ -203,7 +203,6 @@ func busProduce(ctx context.Context, js jetstream.JetStream, part []string, mode
 			var msgs []*nats.Msg
 			for j, l := range part[lo:min(lo+batch, len(part))] {
 				m := msg(lo+j, []byte(l))
-				m.Header.Del(nats.MsgIdHdr) // atomic batches carry no per-message id
 				msgs = append(msgs, m)
 			}
 			t := time.Now()
