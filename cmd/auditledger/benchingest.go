@@ -34,7 +34,7 @@ func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	producersArg := fs.String("producers", "1,4,16", "comma-separated producer concurrencies")
 	batch := fs.Int("batch", 5000, "events per sealed segment, at most")
 	maxWait := fs.Duration("max-wait", 20*time.Millisecond, "longest wait to fill a batch")
-	syncMode := fs.String("sync", "always", "JetStream fsync: always or interval")
+	syncMode := fs.String("sync", "always,interval", "JetStream fsync settings to run, comma-separated: always, interval")
 	rate := fs.Int("rate", 0, "total publish rate in events/s (0: as fast as the producers can)")
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch of 256 events) or each (every event signed, every signature checked by the writer)")
 	if err := parse(fs, args); err != nil {
@@ -55,9 +55,15 @@ func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), runtime.Version())
 	input := genEvents(*n, *size)
 	lines := strings.Split(strings.TrimSuffix(string(input), "\n"), "\n")
-	for _, p := range producers {
-		if err := ingestRun(ctx, stdout, lines, p, *rate, *batch, *maxWait, *syncMode == "always", *sign); err != nil {
-			return err
+	for _, sync := range strings.Split(*syncMode, ",") {
+		if sync != "always" && sync != "interval" {
+			return fmt.Errorf("bench ingest: --sync %q, want always or interval", sync)
+		}
+		for _, p := range producers {
+			fmt.Fprintf(stdout, "  fsync %-8s", sync)
+			if err := ingestRun(ctx, stdout, lines, p, *rate, *batch, *maxWait, sync == "always", *sign); err != nil {
+				return err
+			}
 		}
 	}
 	fmt.Fprintf(stdout, "  peak memory (max RSS) %d MiB\n", maxRSS()>>20)
@@ -207,7 +213,7 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 	if rate > 0 {
 		label = strconv.Itoa(rate) + "/s"
 	}
-	fmt.Fprintf(stdout, "  producers %-3d rate %-7s %8.0f events/s end to end (published in %v, all sealed in %v)  publish→sealed p50 %v  p99 %v  max %v",
+	fmt.Fprintf(stdout, " producers %-3d rate %-7s %8.0f events/s end to end (published in %v, all sealed in %v)  publish→sealed p50 %v  p99 %v  max %v",
 		producers, label, float64(len(lines))/total.Seconds(), published.Round(time.Millisecond), total.Round(time.Millisecond), pct(0.5), pct(0.99), lat[len(lat)-1].Round(time.Microsecond))
 	latMu.Unlock()
 	if f := failed.Load(); f > 0 {
