@@ -462,7 +462,12 @@ func (in *Ingester) check(m jetstream.Msg) (*events.Event, *ledger.ProducerSig, 
 	if want := events.Subject(ev.Tenant, ev.Type, ev.Source.Instance); m.Subject() != want {
 		return nil, nil, fmt.Errorf("published on %q, but tenant, type and source instance say %q", m.Subject(), want)
 	}
-	if hid := m.Headers().Get(nats.MsgIdHdr); hid != "" && hid != ev.ID {
+	// JetStream deduplicates by Nats-Msg-Id: an event published without
+	// it (or under another id) could be stored, and sealed, twice.
+	if hid := m.Headers().Get(nats.MsgIdHdr); hid != ev.ID {
+		if hid == "" {
+			return nil, nil, fmt.Errorf("published without a Nats-Msg-Id header: producers send the event id %q as Nats-Msg-Id, so a retry is stored once", ev.ID)
+		}
 		return nil, nil, fmt.Errorf("Nats-Msg-Id %q differs from the event id %q", hid, ev.ID)
 	}
 	h := m.Headers().Get(emitter.SignatureHeader)

@@ -191,6 +191,7 @@ func TestRejectedEventsKeptWithReason(t *testing.T) {
 		{"audit.events.acme.command.executed", `not json`, "invalid character"},
 		{"audit.events.other.command.executed", string(mustMarshal(t, event(99))), "published on"},
 		{"audit.events._ledger.ledger.gap", string(mustMarshal(t, forged)), "recorded by the ledger itself"},
+		{events.Subject("acme", events.CommandExecuted, "t1"), string(mustMarshal(t, event(97))), "without a Nats-Msg-Id"},
 	}
 	for _, b := range bad {
 		if _, err := h.js.Publish(t.Context(), b.subject, []byte(b.data)); err != nil {
@@ -200,7 +201,7 @@ func TestRejectedEventsKeptWithReason(t *testing.T) {
 	h.emit(3, 2)
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		// Each rejection is a record too, so its sequence is accounted for.
-		if l.Size() != 9 || h.streamMsgs(bus.RejectStream) != 4 {
+		if l.Size() != 10 || h.streamMsgs(bus.RejectStream) != 5 {
 			return fmt.Errorf("sealed %d, rejected %d", l.Size(), h.streamMsgs(bus.RejectStream))
 		}
 		return nil
@@ -216,7 +217,7 @@ func TestRejectedEventsKeptWithReason(t *testing.T) {
 		}
 	}
 	rep, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: h.signer.Verifier()})
-	if err != nil || rep.Rejected != 4 || len(rep.Gaps) != 0 {
+	if err != nil || rep.Rejected != 5 || len(rep.Gaps) != 0 {
 		t.Fatalf("verify: %v; rejected %v", err, rep)
 	}
 	var rejected []ledger.Rejection
