@@ -353,10 +353,9 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 		switch m := msg.(type) {
 		case *pgproto3.Query:
 			if len(m.String) > MaxStatement {
-				if err := s.refuse(ctx, m.String, tooLong(m.String)); err != nil {
-					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+				if err := s.refused(ctx, q, m.String, nil, tooLong(m.String), true); err != nil {
+					return err
 				}
-				q.push(&command{simple: true, refusal: tooLong(m.String), sum: sha256.New()})
 				msg = &pgproto3.Query{String: refusedSQL}
 				flush = true
 				break
@@ -366,19 +365,17 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				judged, held, why = s.sqlPrep.effective(m.String)
 			}
 			if why != "" {
-				if err := s.refuse(ctx, m.String, why); err != nil {
-					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+				if err := s.refused(ctx, q, m.String, nil, why, true); err != nil {
+					return err
 				}
-				q.push(&command{simple: true, refusal: why, sum: sha256.New()})
 				msg = &pgproto3.Query{String: refusedSQL}
 				flush = true
 				break
 			}
 			if rule := s.denied(judged); rule != nil {
-				if err := s.block(ctx, m.String, rule); err != nil {
-					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+				if err := s.refused(ctx, q, m.String, rule, "", true); err != nil {
+					return err
 				}
-				q.push(&command{simple: true, refusal: rule.refusal(), sum: sha256.New()})
 				msg = &pgproto3.Query{String: refusedSQL}
 				flush = true
 				break
@@ -416,24 +413,24 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			msg = &pgproto3.Query{String: refusedSQL}
 			flush = true
 		case *pgproto3.Parse:
-			stmts.parse(m.Name, m.Query)
+			var rule *DenyRule
+			why := ""
 			if len(m.Query) > MaxStatement {
-				if err := s.refuse(ctx, m.Query, tooLong(m.Query)); err != nil {
-					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
-				}
-				q.push(&command{refusal: tooLong(m.Query), sum: sha256.New()})
-				stmts.parse(m.Name, blockedStatement)
-				msg = &pgproto3.Parse{Name: m.Name, Query: refusedSQL}
-			} else if rule := s.p.cfg.Policy.Denied(m.Query); rule != nil {
-				if err := s.block(ctx, m.Query, rule); err != nil {
-					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
-				}
-				// The server answers the replacement with the policy
-				// error, in pipeline order, and skips the rest until Sync.
-				q.push(&command{refusal: rule.refusal(), sum: sha256.New()})
-				stmts.parse(m.Name, blockedStatement)
-				msg = &pgproto3.Parse{Name: m.Name, Query: refusedSQL}
+				why = tooLong(m.Query)
+			} else {
+				rule = s.p.cfg.Policy.Denied(m.Query)
 			}
+			if why == "" && rule == nil {
+				stmts.parse(m.Name, m.Query)
+				break
+			}
+			if err := s.refused(ctx, q, m.Query, rule, why, false); err != nil {
+				return err
+			}
+			// The server answers the replacement with a syntax error, in
+			// pipeline order, and skips the rest until Sync.
+			stmts.parse(m.Name, blockedStatement)
+			msg = &pgproto3.Parse{Name: m.Name, Query: refusedSQL}
 			// An approval rule holds each Execute, not the Parse: a grant
 			// covers one execution with the parameters the approver saw.
 		case *pgproto3.Bind:
@@ -475,18 +472,16 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				judged, held, refusal = s.sqlPrep.effective(p.sql)
 			}
 			if refusal != "" {
-				if err := s.refuse(ctx, p.sql, refusal); err != nil {
-					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+				if err := s.refused(ctx, q, p.sql, nil, refusal, false); err != nil {
+					return err
 				}
-				q.push(&command{refusal: refusal, sum: sha256.New()})
 				msg = &pgproto3.Execute{Portal: unknownStatement}
 				break
 			}
 			if rule := s.denied(judged[1:]); rule != nil {
-				if err := s.block(ctx, p.sql, rule); err != nil {
-					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+				if err := s.refused(ctx, q, p.sql, rule, "", false); err != nil {
+					return err
 				}
-				q.push(&command{refusal: rule.refusal(), sum: sha256.New()})
 				msg = &pgproto3.Execute{Portal: unknownStatement}
 				break
 			}
@@ -596,6 +591,25 @@ func (s *session) command(ctx context.Context, protocol, sql string, nparams int
 		ch <- r.Stored(s.p.cfg.FailOpen)
 	})
 	return ev.ID, ch, err
+}
+
+// refused records a statement the proxy will not forward — as refused by
+// rule, or for why — and queues the refusal that replaces the server's
+// answer to what is sent in its place (simple: a Query). The error, when
+// the record could not be stored, ends the session: the proxy fails
+// closed.
+func (s *session) refused(ctx context.Context, q *inflight, sql string, rule *DenyRule, why string, simple bool) error {
+	var err error
+	if rule != nil {
+		err, why = s.block(ctx, sql, rule), rule.refusal()
+	} else {
+		err = s.refuse(ctx, sql, why)
+	}
+	if err != nil {
+		return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+	}
+	q.push(&command{simple: simple, refusal: why, sum: sha256.New()})
+	return nil
 }
 
 // notExecuted records the digest of a recorded statement that the proxy
