@@ -134,21 +134,33 @@ func parse(sql string) *analysis {
 	return a
 }
 
-// walk visits every message in the tree and notes each statement.
-func (a *analysis) walk(m protoreflect.Message) {
-	name := string(m.Descriptor().Name())
-	if strings.HasSuffix(name, "Stmt") {
-		a.note(name, m.Interface())
+// visit calls f on m and every message below it, depth first, until f
+// returns false.
+func visit(m protoreflect.Message, f func(protoreflect.Message) bool) bool {
+	if !f(m) {
+		return false
 	}
+	more := true
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		switch {
 		case fd.IsList() && fd.Message() != nil:
 			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				a.walk(l.Get(i).Message())
+			for i := 0; i < l.Len() && more; i++ {
+				more = visit(l.Get(i).Message(), f)
 			}
 		case fd.Message() != nil && !fd.IsMap():
-			a.walk(v.Message())
+			more = visit(v.Message(), f)
+		}
+		return more
+	})
+	return more
+}
+
+// walk notes every statement in the tree below m.
+func (a *analysis) walk(m protoreflect.Message) {
+	visit(m, func(m protoreflect.Message) bool {
+		if name := string(m.Descriptor().Name()); strings.HasSuffix(name, "Stmt") {
+			a.note(name, m.Interface())
 		}
 		return true
 	})
@@ -219,22 +231,13 @@ func (a *analysis) note(name string, msg any) {
 // columnsIn lists the last name of every column referenced below m.
 func columnsIn(m protoreflect.Message) []string {
 	var out []string
-	if cr, ok := m.Interface().(*pg.ColumnRef); ok {
-		if n := len(cr.Fields); n > 0 {
-			if s := cr.Fields[n-1].GetString_(); s != nil {
-				out = append(out, s.Sval)
+	visit(m, func(m protoreflect.Message) bool {
+		if cr, ok := m.Interface().(*pg.ColumnRef); ok {
+			if n := len(cr.Fields); n > 0 {
+				if s := cr.Fields[n-1].GetString_(); s != nil {
+					out = append(out, s.Sval)
+				}
 			}
-		}
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				out = append(out, columnsIn(l.Get(i).Message())...)
-			}
-		case fd.Message() != nil && !fd.IsMap():
-			out = append(out, columnsIn(v.Message())...)
 		}
 		return true
 	})
@@ -249,29 +252,10 @@ func refersToRows(where *pg.Node) bool {
 		return false
 	}
 	found := false
-	var visit func(m protoreflect.Message)
-	visit = func(m protoreflect.Message) {
-		if found {
-			return
-		}
-		if m.Descriptor().Name() == "ColumnRef" {
-			found = true
-			return
-		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsList() && fd.Message() != nil:
-				l := v.List()
-				for i := 0; i < l.Len(); i++ {
-					visit(l.Get(i).Message())
-				}
-			case fd.Message() != nil && !fd.IsMap():
-				visit(v.Message())
-			}
-			return !found
-		})
-	}
-	visit(where.ProtoReflect())
+	visit(where.ProtoReflect(), func(m protoreflect.Message) bool {
+		found = m.Descriptor().Name() == "ColumnRef"
+		return !found
+	})
 	return found
 }
 
