@@ -56,11 +56,30 @@ func signedMessage(event []byte) []byte {
 // value of the header that carries it to the writer
 // (emitter.SignatureHeader): "<key name> <base64 of key hash ‖ signature>".
 func SignEvent(s *NoteSigner, event []byte) string {
-	sig := ed25519.Sign(s.key, signedMessage(event))
+	return s.name + " " + s.producerSig(signedMessage(event))
+}
+
+// producerSig signs msg and encodes key hash ‖ signature in base64: the
+// form both producer signatures and attestations carry.
+func (s *NoteSigner) producerSig(msg []byte) string {
 	var b [ProducerSigSize]byte
 	binary.BigEndian.PutUint32(b[:], s.hash)
-	copy(b[4:], sig)
-	return s.name + " " + base64.StdEncoding.EncodeToString(b[:])
+	copy(b[4:], ed25519.Sign(s.key, msg))
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// decodeProducerSig reverses producerSig's encoding.
+func decodeProducerSig(b64 string) (*ProducerSig, bool) {
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(raw) != ProducerSigSize {
+		return nil, false
+	}
+	return parseProducerSig(raw), true
+}
+
+// verifies reports whether sig is v's signature of msg.
+func (v *NoteVerifier) verifies(sig *ProducerSig, msg []byte) bool {
+	return sig.KeyHash == v.hash && ed25519.Verify(v.key, msg, sig.Sig[:])
 }
 
 // Producers is a registry of producer verifier keys.
@@ -110,17 +129,16 @@ var ErrProducer = errors.New("producer signature")
 // CheckHeader checks a SignEvent value against the registry and
 // the event's source, and returns the signature to keep in the record.
 func (p *Producers) CheckHeader(header string, event []byte, src events.Source) (*ProducerSig, error) {
-	name, b64, ok := strings.Cut(header, " ")
-	raw, err := base64.StdEncoding.DecodeString(b64)
-	if !ok || err != nil || len(raw) != ProducerSigSize {
+	name, b64, _ := strings.Cut(header, " ")
+	sig, ok := decodeProducerSig(b64)
+	if !ok {
 		return nil, fmt.Errorf("%w: the signature header does not parse", ErrProducer)
 	}
 	v := p.byName[name]
 	if v == nil {
 		return nil, fmt.Errorf("%w: key %q is not a registered producer", ErrProducer, name)
 	}
-	sig := parseProducerSig(raw)
-	if sig.KeyHash != v.hash || !ed25519.Verify(v.key, signedMessage(event), sig.Sig[:]) {
+	if !v.verifies(sig, signedMessage(event)) {
 		return nil, fmt.Errorf("%w: the signature by %s does not verify", ErrProducer, name)
 	}
 	if src.Instance != name {
@@ -142,7 +160,7 @@ func (p *Producers) check(r Record) error {
 	}
 	msg := signedMessage(r.Event)
 	for _, v := range p.byHash[r.Producer.KeyHash] {
-		if ed25519.Verify(v.key, msg, r.Producer.Sig[:]) {
+		if v.verifies(r.Producer, msg) {
 			if v.name != ev.Source.Instance {
 				return fmt.Errorf("%w: signed by producer %s, but the event claims source instance %q", ErrProducer, v.name, ev.Source.Instance)
 			}
@@ -205,11 +223,7 @@ func (p *ProducerAttester) Attest(boot string, seq uint64, digests [][sha256.Siz
 	for i, d := range digests {
 		a.Events[i] = base64.StdEncoding.EncodeToString(d[:])
 	}
-	sig := ed25519.Sign(p.s.key, AttestationText(a))
-	var b [ProducerSigSize]byte
-	binary.BigEndian.PutUint32(b[:], p.s.hash)
-	copy(b[4:], sig)
-	a.Signature = base64.StdEncoding.EncodeToString(b[:])
+	a.Signature = p.s.producerSig(AttestationText(a))
 	return json.Marshal(a)
 }
 
@@ -224,9 +238,7 @@ func (p *Producers) checkAttestation(a *Attestation, instance string) error {
 	if v == nil {
 		return fmt.Errorf("%w: attestation by %q, which is not a registered producer", ErrProducer, a.Producer)
 	}
-	raw, err := base64.StdEncoding.DecodeString(a.Signature)
-	if err != nil || len(raw) != ProducerSigSize || binary.BigEndian.Uint32(raw) != v.hash ||
-		!ed25519.Verify(v.key, AttestationText(a), raw[4:]) {
+	if sig, ok := decodeProducerSig(a.Signature); !ok || !v.verifies(sig, AttestationText(a)) {
 		return fmt.Errorf("%w: attestation %d of %s does not verify", ErrProducer, a.Seq, a.Producer)
 	}
 	return nil
