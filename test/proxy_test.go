@@ -18,6 +18,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestProxyIntoVerifiedLedger: psql → `auditledger proxy postgres` →
@@ -31,15 +32,8 @@ func TestProxyIntoVerifiedLedger(t *testing.T) {
 	}
 	defer pg.Stop()
 	db := pg.NewDatabase(t)
-	srv := natstest.StartSecure(t)
-	_, js := srv.Connect(t)
-	keys, storeDir := t.TempDir(), t.TempDir()
-	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
-	serve := startServe(t, serveConfig(t, srv, storeDir, filepath.Join(keys, "ledger.key")))
-	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		_, err := js.Stream(t.Context(), bus.EventsStream)
-		return err
-	})
+	l := startLedger(t)
+	srv, js, serve := l.srv, l.js, l.serve
 
 	proxy, addr := startProxyPostgres(t, srv, pg.DSN("postgres"))
 	defer func() { proxy.Process.Signal(syscall.SIGTERM); proxy.Wait() }()
@@ -55,7 +49,7 @@ func TestProxyIntoVerifiedLedger(t *testing.T) {
 
 	commands, digests := map[string]string{}, map[string]int{}
 	types := map[events.Type]int{}
-	for _, s := range verifiedEvents(t, storeDir, filepath.Join(keys, "ledger.vkey")) {
+	for _, s := range l.verifiedEvents(t) {
 		types[s.Event.Type]++
 		switch s.Event.Type {
 		case events.CommandExecuted:
@@ -129,4 +123,33 @@ func startProxyPostgres(t *testing.T, srv *natstest.Server, upstream string, arg
 	}
 	t.Fatalf("no address in the proxy banner %q", banner[:n])
 	return nil, ""
+}
+
+// ledgerRun is `auditledger serve` with the ledger role on an
+// authenticated in-process NATS server and a local store.
+type ledgerRun struct {
+	srv            *natstest.Server
+	js             jetstream.JetStream // admin
+	keys, storeDir string
+	serve          *exec.Cmd
+}
+
+// startLedger starts it and waits until the writer has set up the streams.
+func startLedger(t *testing.T) *ledgerRun {
+	t.Helper()
+	l := &ledgerRun{srv: natstest.StartSecure(t), keys: t.TempDir(), storeDir: t.TempDir()}
+	_, l.js = l.srv.Connect(t)
+	mustRun(t, nil, nil, "keys", "generate", "--out", l.keys)
+	l.serve = startServe(t, serveConfig(t, l.srv, l.storeDir, filepath.Join(l.keys, "ledger.key")))
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		_, err := l.js.Stream(t.Context(), bus.EventsStream)
+		return err
+	})
+	return l
+}
+
+// verifiedEvents verifies the store and returns its events.
+func (l *ledgerRun) verifiedEvents(t *testing.T) []natstest.Stored {
+	t.Helper()
+	return verifiedEvents(t, l.storeDir, filepath.Join(l.keys, "ledger.vkey"))
 }

@@ -3,7 +3,6 @@ package test
 import (
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
 )
@@ -33,16 +31,9 @@ func TestProxySIGTERMMidPgbench(t *testing.T) {
 	if out, err := exec.Command("pgbench", "-i", "-q", "-s", "1", pg.DSN(db)).CombinedOutput(); err != nil {
 		t.Fatalf("pgbench -i: %v\n%s", err, out)
 	}
-	srv := natstest.StartSecure(t)
-	_, js := srv.Connect(t)
-	keys, storeDir := t.TempDir(), t.TempDir()
-	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
-	startServe(t, serveConfig(t, srv, storeDir, filepath.Join(keys, "ledger.key")))
-	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		_, err := js.Stream(t.Context(), bus.EventsStream)
-		return err
-	})
-	proxy, addr := startProxyPostgres(t, srv, pg.DSN("postgres"))
+	l := startLedger(t)
+	js := l.js
+	proxy, addr := startProxyPostgres(t, l.srv, pg.DSN("postgres"))
 	host, port, _ := strings.Cut(addr, ":")
 	bench := exec.Command("pgbench", "-n", "-c", "4", "-T", "30", "-h", host, "-p", port, "-U", "alice", db)
 	bench.Env = append(bench.Environ(), "PGPASSWORD=alice-secret", "PGSSLMODE=disable")
@@ -79,7 +70,7 @@ func TestProxySIGTERMMidPgbench(t *testing.T) {
 
 	commands := map[string]string{}
 	digests := map[string]map[string]any{}
-	for _, s := range verifiedEvents(t, storeDir, filepath.Join(keys, "ledger.vkey")) {
+	for _, s := range l.verifiedEvents(t) {
 		switch s.Event.Type {
 		case events.CommandExecuted:
 			commands[s.Event.ID], _ = s.Payload["statement"].(string)
