@@ -139,14 +139,9 @@ func (h *harness) verifyOnce(want int) *ledger.Report {
 
 func TestIngestSealsPublishesAndAcks(t *testing.T) {
 	h := newHarness(t)
-	in, l, stop := h.start(100)
+	_, l, stop := h.start(100)
 	h.emit(0, 250)
-	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if l.Size() != 250 {
-			return fmt.Errorf("sealed %d of 250", in.Stats.Sealed.Load())
-		}
-		return nil
-	})
+	waitSize(t, l, 250)
 	// Everything gets acknowledged (acks are asynchronous: poll).
 	c, _ := h.js.Consumer(t.Context(), bus.EventsStream, "ledger")
 	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
@@ -259,19 +254,9 @@ func TestGapRecorded(t *testing.T) {
 		}
 	}
 	_, l, stop := h.start(50)
-	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if l.Size() != 8 { // 6 events and 2 gap records
-			return fmt.Errorf("log size %d, want 8", l.Size())
-		}
-		return nil
-	})
+	waitSize(t, l, 8) // 6 events and 2 gap records
 	h.emit(10, 2)
-	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if l.Size() != 10 {
-			return fmt.Errorf("log size %d, want 10", l.Size())
-		}
-		return nil
-	})
+	waitSize(t, l, 10)
 	stop()
 	v := h.signer.Verifier()
 	_, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: v})
@@ -322,12 +307,7 @@ func TestRestartExactlyOnce(t *testing.T) {
 	}
 	in, l2, stop := h.start(16)
 	h.emit(40, 10)
-	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if l2.Size() != 50 {
-			return fmt.Errorf("log size %d, want 50", l2.Size())
-		}
-		return nil
-	})
+	waitSize(t, l2, 50)
 	stop()
 	if got := in.Stats.Sealed.Load(); got > 20 {
 		t.Errorf("the new writer sealed %d events; only the 20 the dead one had not were left", got)
@@ -463,12 +443,7 @@ func TestEmptyStoreIsNotANewLog(t *testing.T) {
 	h := newHarness(t)
 	_, l, stop := h.start(50)
 	h.emit(0, 5)
-	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if l.Size() != 5 {
-			return fmt.Errorf("log size %d", l.Size())
-		}
-		return nil
-	})
+	waitSize(t, l, 5)
 	stop()
 	h.emit(5, 2)
 
@@ -493,12 +468,7 @@ func TestEmptyStoreIsNotANewLog(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { in.Run(ctx) })
-	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if l2.Size() != 3 { // the gap record, then events 6 and 7
-			return fmt.Errorf("new log size %d, want 3", l2.Size())
-		}
-		return nil
-	})
+	waitSize(t, l2, 3) // the gap record, then events 6 and 7
 	cancel()
 	wg.Wait()
 	rep, err := ledger.Verify(t.Context(), empty, ledger.VerifyOptions{Verifier: signer.Verifier(), AllowGaps: true})
@@ -548,12 +518,7 @@ func TestProducerSignatures(t *testing.T) {
 	emitAs(func(b []byte) string { return ledger.SignEvent(t1, append([]byte(" "), b...)) }, 2) // signs other bytes
 	emitAs(nil, 3)                                                                              // unsigned
 	emitAs(func(b []byte) string { return ledger.SignEvent(t1, b) }, 4)
-	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if l.Size() != 5 {
-			return fmt.Errorf("log size %d, want 5 (2 events, 3 rejections)", l.Size())
-		}
-		return nil
-	})
+	waitSize(t, l, 5)
 	rep, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: h.signer.Verifier(), Producers: producers})
 	if err != nil || rep.Signed != 2 || rep.Rejected != 3 {
 		t.Fatalf("verify with the registry: %v; %+v", err, rep)
@@ -588,14 +553,9 @@ func TestProducerAttestations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h.emit(40, 1) // claims t1, published without t1's key
-	em.Close()    // attests the last 8
-	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if l.Size() != 44 { // 41 events, 3 attestations
-			return fmt.Errorf("log size %d, want 44", l.Size())
-		}
-		return nil
-	})
+	h.emit(40, 1)      // claims t1, published without t1's key
+	em.Close()         // attests the last 8
+	waitSize(t, l, 44) // 41 events, 3 attestations
 	stop()
 	v := h.signer.Verifier()
 	_, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: v, Producers: producers})
@@ -613,4 +573,15 @@ func TestProducerAttestations(t *testing.T) {
 	if _, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: v, Producers: wrong, AllowUnattested: true}); !errors.Is(err, ledger.ErrTampered) {
 		t.Fatalf("verify with another t1 key: %v, want the attestation refused", err)
 	}
+}
+
+// waitSize waits until the log holds n records.
+func waitSize(t *testing.T, l *ledger.Log, n uint64) {
+	t.Helper()
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if got := l.Size(); got != n {
+			return fmt.Errorf("log size %d, want %d", got, n)
+		}
+		return nil
+	})
 }
