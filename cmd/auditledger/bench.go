@@ -143,6 +143,22 @@ func report(w io.Writer, phase string, n int, d time.Duration) {
 }
 
 // genEvents makes n distinct, valid command.executed events, one per line.
+// genLines is genEvents as one string per event.
+func genLines(n, size int) []string {
+	return strings.Split(strings.TrimSuffix(string(genEvents(n, size)), "\n"), "\n")
+}
+
+// fsyncSettings parses a --sync list of JetStream fsync settings.
+func fsyncSettings(cmd, arg string) ([]string, error) {
+	list := strings.Split(arg, ",")
+	for _, s := range list {
+		if s != "always" && s != "interval" {
+			return nil, fmt.Errorf("%s: --sync %q, want always or interval", cmd, s)
+		}
+	}
+	return list, nil
+}
+
 func genEvents(n, size int) []byte {
 	var b bytes.Buffer
 	base := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)

@@ -40,13 +40,14 @@ func benchBus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if *producers < 1 || *batch < 1 || *n < *producers {
 		return fmt.Errorf("bench bus: --producers and --batch must be positive, and --n at least --producers")
 	}
-	lines := strings.Split(strings.TrimSuffix(string(genEvents(*n, *size)), "\n"), "\n")
+	syncs, err := fsyncSettings("bench bus", *syncArg)
+	if err != nil {
+		return err
+	}
+	lines := genLines(*n, *size)
 	fmt.Fprintf(stdout, "auditledger bench bus: %d events of %d bytes, %d producers, batches of %d\n", *n, *size, *producers, *batch)
 	fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), runtime.Version())
-	for _, sync := range strings.Split(*syncArg, ",") {
-		if sync != "always" && sync != "interval" {
-			return fmt.Errorf("bench bus: --sync %q, want always or interval", sync)
-		}
+	for _, sync := range syncs {
 		for _, mode := range strings.Split(*modesArg, ",") {
 			res, err := busRun(ctx, lines, mode, *producers, *batch, sync == "always")
 			if err != nil {

@@ -53,12 +53,12 @@ func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	}
 	fmt.Fprintf(stdout, "auditledger bench ingest: %d events of %d bytes per run, batch %d, max wait %v, JetStream fsync %s, producer signatures %s\n", *n, *size, *batch, *maxWait, *syncMode, *sign)
 	fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), runtime.Version())
-	input := genEvents(*n, *size)
-	lines := strings.Split(strings.TrimSuffix(string(input), "\n"), "\n")
-	for _, sync := range strings.Split(*syncMode, ",") {
-		if sync != "always" && sync != "interval" {
-			return fmt.Errorf("bench ingest: --sync %q, want always or interval", sync)
-		}
+	syncs, err := fsyncSettings("bench ingest", *syncMode)
+	if err != nil {
+		return err
+	}
+	lines := genLines(*n, *size)
+	for _, sync := range syncs {
 		for _, p := range producers {
 			fmt.Fprintf(stdout, "  fsync %-8s", sync)
 			if err := ingestRun(ctx, stdout, lines, p, *rate, *batch, *maxWait, sync == "always", *sign); err != nil {
