@@ -105,20 +105,7 @@ func TestSpoolWhileBusDown(t *testing.T) {
 // entry, which was never reported as spooled; reopening cuts it off and
 // keeps everything before it.
 func TestSpoolTornEntry(t *testing.T) {
-	natsDir, spoolDir := t.TempDir(), t.TempDir()
-	srv := natstest.StartIn(t, natsDir, -1)
-	port := srv.Addr().(*net.TCPAddr).Port
-	_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>"}})
-	srv.Shutdown()
-	srv.WaitForShutdown()
-	em, _ := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 200 * time.Millisecond})
-	for i := range 3 {
-		if r, _ := em.Emit(t.Context(), event(i)); !r.Spooled {
-			t.Fatalf("event %d not spooled", i)
-		}
-	}
-	em.Close()
+	js, natsDir, port, spoolDir := spoolWhileDown(t, 3)
 	f, _ := os.OpenFile(filepath.Join(spoolDir, "spool.log"), os.O_WRONLY|os.O_APPEND, 0)
 	f.Write([]byte{0, 0, 1, 0, 9, 9}) // half a header
 	f.Close()
@@ -242,20 +229,7 @@ func TestSpoolDamage(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			natsDir, spoolDir := t.TempDir(), t.TempDir()
-			srv := natstest.StartIn(t, natsDir, -1)
-			port := srv.Addr().(*net.TCPAddr).Port
-			_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-			js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>"}})
-			srv.Shutdown()
-			srv.WaitForShutdown()
-			em, _ := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 100 * time.Millisecond})
-			for i := range 40 {
-				if r, _ := em.Emit(t.Context(), event(i)); !r.Spooled {
-					t.Fatalf("event %d not spooled", i)
-				}
-			}
-			em.Close()
+			js, natsDir, port, spoolDir := spoolWhileDown(t, 40)
 			log, _ := os.ReadFile(filepath.Join(spoolDir, "spool.log"))
 			offs := entryOffsets(log)
 			if len(offs) != 40 {
@@ -300,4 +274,25 @@ func TestSpoolDamage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// spoolWhileDown spools n events with the bus down and closes the
+// emitter; the server can be started again on natsDir and port.
+func spoolWhileDown(t *testing.T, n int) (js jetstream.JetStream, natsDir string, port int, spoolDir string) {
+	t.Helper()
+	natsDir, spoolDir = t.TempDir(), t.TempDir()
+	srv := natstest.StartIn(t, natsDir, -1)
+	port = srv.Addr().(*net.TCPAddr).Port
+	_, js = srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>"}})
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	em, _ := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 100 * time.Millisecond})
+	for i := range n {
+		if r, _ := em.Emit(t.Context(), event(i)); !r.Spooled {
+			t.Fatalf("event %d not spooled", i)
+		}
+	}
+	em.Close()
+	return js, natsDir, port, spoolDir
 }
