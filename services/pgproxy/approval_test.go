@@ -369,11 +369,7 @@ func TestForgedDecisionRunsNothing(t *testing.T) {
 // parameters and is denied.
 func TestGrantCoversOneExecution(t *testing.T) {
 	f := startOIDC(t, "version: 1\napprove:\n  - id: inserts\n    kinds: [INSERT]\n    groups: [dba]\n    timeout: 1m\n")
-	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close(t.Context())
+	direct := f.direct(t)
 	direct.Exec(t.Context(), "CREATE TABLE orders (id int)")
 	c, err := pgx.Connect(t.Context(), "postgres://alice:"+f.tokens["alice"]+"@"+f.addr+"/"+f.db+"?sslmode=disable")
 	if err != nil {
@@ -425,11 +421,7 @@ func TestGrantCoversOneExecution(t *testing.T) {
 // refused.
 func TestSQLExecuteJudgedByWhatItRuns(t *testing.T) {
 	f := startOIDC(t, "version: 1\napprove:\n  - id: updates\n    kinds: [UPDATE]\n    groups: [dba]\n    timeout: 1m\n")
-	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close(t.Context())
+	direct := f.direct(t)
 	direct.Exec(t.Context(), "CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)")
 	cmd := f.psqlAs(t, "alice", "PREPARE bump AS UPDATE orders SET id = id + 1", "EXECUTE bump")
 	var out strings.Builder
@@ -476,11 +468,7 @@ func TestSQLExecuteJudgedByWhatItRuns(t *testing.T) {
 // and do not run when denied.
 func TestApprovalTricks(t *testing.T) {
 	f := startOIDC(t, approvalPolicy)
-	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close(t.Context())
+	direct := f.direct(t)
 	direct.Exec(t.Context(), "CREATE TABLE orders (id int)")
 	for i, stmt := range []string{
 		"/**/ALTER TABLE orders ADD COLUMN c%d int",

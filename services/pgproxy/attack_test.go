@@ -35,11 +35,7 @@ deny:
 // not run. Decisions come from PostgreSQL's own parse tree.
 func TestSQLAttacks(t *testing.T) {
 	f := startWithPolicyText(t, attackPolicy)
-	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close(t.Context())
+	direct := f.direct(t)
 	if _, err := direct.Exec(t.Context(), `CREATE TABLE victim (id int); INSERT INTO victim SELECT generate_series(1, 10); CREATE TABLE other (id int)`); err != nil {
 		t.Fatal(err)
 	}
@@ -154,11 +150,7 @@ mask:
 // text format and pgx's binary one alike — and no event holds a value.
 func TestMaskingFailsClosed(t *testing.T) {
 	f := startWithPolicyText(t, maskAttackPolicy)
-	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close(t.Context())
+	direct := f.direct(t)
 	if _, err := direct.Exec(t.Context(), `CREATE TABLE people (email text, card bigint); INSERT INTO people VALUES ('carol@example.com', 4111111111111111)`); err != nil {
 		t.Fatal(err)
 	}

@@ -81,11 +81,7 @@ func startWithPolicyText(t *testing.T, text string) *fixture {
 	}
 	f := serve(t, srv, js, em, pgproxy.Config{Policy: pol})
 	// Data straight into the database, not through the proxy.
-	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close(context.Background())
+	direct := f.direct(t)
 	if _, err := direct.Exec(t.Context(), `CREATE TABLE customers (id int, email text, backup_email varchar(100), note text, age int);
 		INSERT INTO customers VALUES (1, 'alice@example.com', 'al@backup.example', '4111 1111 1111 1111', 31), (2, 'bob@example.com', NULL, 'no card', 44)`); err != nil {
 		t.Fatal(err)

@@ -102,6 +102,18 @@ func (f *fixture) url(user, password string) string {
 	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, password, f.addr, f.db)
 }
 
+// direct connects straight to the fixture's database (not through the
+// proxy), for set-up and for checking effects; closed at the end of t.
+func (f *fixture) direct(t *testing.T) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(t.Context(), pg.DSN(f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
 type recorded struct {
 	ev      *events.Event
 	payload map[string]any
@@ -297,11 +309,7 @@ func TestFailClosedWithoutTheBus(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "fails closed") {
 		t.Fatalf("statement with the bus down: %v", err)
 	}
-	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close(t.Context())
+	direct := f.direct(t)
 	var n int
 	direct.QueryRow(t.Context(), "SELECT count(*) FROM pg_tables WHERE tablename = 'must_not_exist'").Scan(&n)
 	if n != 0 {
@@ -489,11 +497,7 @@ func exchange(t *testing.T, pc *pgconn.PgConn, msgs ...pgproto3.FrontendMessage)
 // unrecorded.
 func TestProtocolRecordsWhatRuns(t *testing.T) {
 	f := start(t)
-	direct, err := pgx.Connect(t.Context(), pg.DSN(f.db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close(t.Context())
+	direct := f.direct(t)
 	if _, err := direct.PgConn().Exec(t.Context(), `CREATE TABLE hits (n int);
 		CREATE FUNCTION bump() RETURNS int LANGUAGE sql AS $$ INSERT INTO hits VALUES (1) RETURNING 1 $$`).ReadAll(); err != nil {
 		t.Fatal(err)
