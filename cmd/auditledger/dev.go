@@ -61,16 +61,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	// dev's proxies and API attest their events as the producer "dev"
 	// (verify --producers keys/producer.vkey checks them; emit's samples,
 	// from other producers, stay unattested).
-	_, producerVKey, err := devKey(filepath.Join(abs, "keys"), "producer", "dev", stdout)
-	if err != nil {
-		return err
-	}
-	pv, err := os.ReadFile(producerVKey)
-	if err != nil {
-		return err
-	}
-	producers, err := ledger.ParseProducers(string(pv))
-	if err != nil {
+	if _, _, err := devKey(filepath.Join(abs, "keys"), "producer", "dev", stdout); err != nil {
 		return err
 	}
 
@@ -112,7 +103,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	var last *ledger.Log
 	err = service.Run(ctx, service.Config{
 		JetStream: js, Store: store, Signer: signer, BatchSize: *batch, MaxWait: *maxWait,
-		Logger: log, Metrics: metrics, LeaseTTL: 2 * time.Second, Producers: producers,
+		Logger: log, Metrics: metrics, LeaseTTL: 2 * time.Second,
 		OnWriter: func(l *ledger.Log) {
 			last, sealedAtStart = l, l.Size()
 			fmt.Fprintf(stdout, `auditledger dev — development mode, not for production
