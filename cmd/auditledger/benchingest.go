@@ -37,9 +37,15 @@ func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	syncMode := fs.String("sync", "always,interval", "JetStream fsync settings to run, comma-separated: always, interval")
 	rate := fs.Int("rate", 0, "total publish rate in events/s (0: as fast as the producers can)")
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch of 256 events) or each (every event signed, every signature checked by the writer)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (producers, NATS and the writer) to FILE")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	stop, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	if *sign != "none" && *sign != "attest" && *sign != "each" {
 		return fmt.Errorf("bench ingest: --producer-sig %q, want none, attest or each", *sign)
 	}
@@ -218,6 +224,9 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 	latMu.Unlock()
 	if f := failed.Load(); f > 0 {
 		fmt.Fprintf(stdout, "  (%d publishes failed)", f)
+	}
+	if g := em.Stats.Groups.Load(); g > 0 {
+		fmt.Fprintf(stdout, "  groups of %.0f events on average, %d published alone", float64(em.Stats.GroupedEvents.Load())/float64(g), em.Stats.Singles.Load())
 	}
 	fmt.Fprintln(stdout)
 	return nil

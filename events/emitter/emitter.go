@@ -5,6 +5,17 @@
 // sent as Nats-Msg-Id, so a retry after a lost acknowledgement is stored
 // once.
 //
+// Group commit: events emitted from every goroutine (every proxied
+// session) queue together, and each group is published as one JetStream
+// atomic batch — one acknowledgement, and with sync_interval always one
+// fsync, for up to MaxBatch events, each still its own message with its
+// own subject and Nats-Msg-Id. No event waits on a timer: a group is
+// whatever queued while the previous ones were being stored (at most
+// Groups in flight), so a lone event goes at once and groups grow with the
+// load. A group the bus refuses, or whose acknowledgement is lost, is
+// published again event by event (the bus drops what it already stored,
+// by event id), so a group is never half-reported.
+//
 // With a spool directory, an event that cannot be stored (the bus is
 // unreachable) is appended to an fsynced local spool instead and reported
 // as spooled; while the spool holds anything, new events queue behind it,
@@ -22,6 +33,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/auditledger/auditledger/events"
 )
@@ -56,6 +68,12 @@ type Config struct {
 	// returns is sent in the SignatureHeader (the ledger's
 	// ledger.SignEvent with this producer's key).
 	Sign func(event []byte) string
+	// MaxBatch caps the events in one group; zero means 1000, JetStream's
+	// default limit on an atomic batch. One means no group commit: every
+	// event is published and acknowledged on its own.
+	MaxBatch int
+	// Groups bounds the groups being stored at once; zero means 4.
+	Groups int
 }
 
 // SignatureHeader carries a producer's signature of the event to the
@@ -87,6 +105,32 @@ type Emitter struct {
 	wake    chan struct{}
 	stop    context.CancelFunc
 	drained sync.WaitGroup
+	// The group-commit queue: events accepted and not yet handed to a
+	// group, and the groups being stored.
+	qmu       sync.Mutex
+	queue     []*pending
+	kick      chan struct{}
+	groups    chan struct{}
+	committed chan struct{} // closed when the committer has stopped
+	noBatch   atomic.Int64  // unix nanos until which atomic batches are not tried
+	Stats     Stats
+}
+
+// Stats are running totals, safe to read concurrently.
+type Stats struct {
+	// Groups stored as one atomic batch, and the events in them.
+	Groups, GroupedEvents atomic.Uint64
+	// Single publishes: lone events and the events of refused groups.
+	Singles atomic.Uint64
+	// GroupsRefused counts groups the bus did not take whole.
+	GroupsRefused atomic.Uint64
+}
+
+// pending is one accepted event waiting for its group.
+type pending struct {
+	ev   *events.Event
+	raw  []byte
+	done func(Result)
 }
 
 // New returns an Emitter.
@@ -109,8 +153,16 @@ func New(cfg Config) (*Emitter, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	e := &Emitter{cfg: cfg, slot: make(chan struct{}, cfg.MaxInFlight), wake: make(chan struct{}, 1)}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1000
+	}
+	if cfg.Groups <= 0 {
+		cfg.Groups = 4
+	}
+	e := &Emitter{cfg: cfg, slot: make(chan struct{}, cfg.MaxInFlight), wake: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1), groups: make(chan struct{}, cfg.Groups), committed: make(chan struct{})}
 	e.life, e.endLife = context.WithCancel(context.Background())
+	go e.commit()
 	if cfg.Attester != nil {
 		if cfg.AttestEvery <= 0 {
 			cfg.AttestEvery = 256
@@ -179,6 +231,8 @@ func (e *Emitter) Close() error {
 		<-drained
 	}
 	e.endLife()
+	e.kickCommitter()
+	<-e.committed
 	if e.spool == nil {
 		return nil
 	}
@@ -225,14 +279,25 @@ func (e *Emitter) drain(ctx context.Context) {
 	}
 }
 
+// publishBatch stores spooled events: one group if the bus takes it,
+// else one by one.
 func (e *Emitter) publishBatch(ctx context.Context, batch [][]byte) error {
-	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+	msgs := make([]*nats.Msg, 0, len(batch))
 	for _, raw := range batch {
 		ev, err := events.Parse(raw)
 		if err != nil {
 			return err // cannot happen: only valid events are spooled
 		}
-		f, err := e.cfg.JetStream.PublishMsgAsync(e.message(ev, raw))
+		msgs = append(msgs, e.message(ev, raw))
+	}
+	if _, err := e.publishGroup(ctx, msgs); err == nil {
+		return nil
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+	for i, raw := range batch {
+		ev, _ := events.Parse(raw)
+		msgs[i] = e.message(ev, raw) // fresh: the group's headers must go
+		f, err := e.cfg.JetStream.PublishMsgAsync(msgs[i])
 		if err != nil {
 			return err
 		}
@@ -310,15 +375,13 @@ func (e *Emitter) EmitAsync(ctx context.Context, ev *events.Event, done func(Res
 	return e.emitAsync(ctx, ev, raw, done)
 }
 
-// emitAsync publishes under the emitter's lifetime; ctx bounds only the
+// emitAsync queues the event for the next group; ctx bounds only the
 // wait for a free slot, so once it returns nil the event is stored,
-// spooled or reported failed to done, whatever happens to ctx.
+// spooled or reported failed to done, under the emitter's lifetime,
+// whatever happens to ctx.
 func (e *Emitter) emitAsync(ctx context.Context, ev *events.Event, raw []byte, done func(Result)) error {
 	if err := e.accept(); err != nil {
 		return err
-	}
-	if e.attest != nil {
-		e.attest.add(ev, raw)
 	}
 	select {
 	case e.slot <- struct{}{}:
@@ -330,43 +393,143 @@ func (e *Emitter) emitAsync(ctx context.Context, ev *events.Event, raw []byte, d
 			return ctx.Err()
 		}
 	}
-	go func() {
-		defer e.wg.Done()
-		defer func() { <-e.slot }()
-		done(e.emit(e.life, ev, raw))
-	}()
+	if e.attest != nil {
+		e.attest.add(ev, raw)
+	}
+	e.qmu.Lock()
+	e.queue = append(e.queue, &pending{ev: ev, raw: raw, done: done})
+	e.qmu.Unlock()
+	e.kickCommitter()
 	return nil
 }
 
 // Emit publishes ev and waits until JetStream has stored it or, with a
-// spool, until it is spooled (Result.Spooled).
+// spool, until it is spooled (Result.Spooled). If ctx ends first, Emit
+// returns ctx's error, and the event is still stored, spooled or counted
+// failed under the emitter's lifetime.
 func (e *Emitter) Emit(ctx context.Context, ev *events.Event) (Result, error) {
 	raw, err := ev.Marshal()
 	if err != nil {
 		return Result{ID: ev.ID, Err: err}, err
 	}
-	if err := e.accept(); err != nil {
+	ch := make(chan Result, 1)
+	if err := e.emitAsync(ctx, ev, raw, func(r Result) { ch <- r }); err != nil {
 		return Result{ID: ev.ID, Err: err}, err
 	}
-	defer e.wg.Done()
-	if e.attest != nil {
-		e.attest.add(ev, raw)
+	select {
+	case r := <-ch:
+		return r, r.Err
+	case <-ctx.Done():
+		return Result{ID: ev.ID, Err: ctx.Err()}, ctx.Err()
 	}
-	r := e.emit(ctx, ev, raw)
-	return r, r.Err
+}
+
+func (e *Emitter) kickCommitter() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// commit hands queued events to groups: whenever a group may start, it
+// takes what queued meanwhile, up to MaxBatch. It stops once the emitter
+// is closed and every accepted event has been handled.
+func (e *Emitter) commit() {
+	defer close(e.committed)
+	for {
+		e.qmu.Lock()
+		empty := len(e.queue) == 0
+		e.qmu.Unlock()
+		if empty {
+			e.mu.Lock()
+			closed := e.closed
+			e.mu.Unlock()
+			if closed && e.life.Err() != nil {
+				return
+			}
+			<-e.kick
+			continue
+		}
+		e.groups <- struct{}{}
+		e.qmu.Lock()
+		n := min(len(e.queue), e.cfg.MaxBatch)
+		group := make([]*pending, n)
+		copy(group, e.queue)
+		e.queue = append(e.queue[:0], e.queue[n:]...)
+		e.qmu.Unlock()
+		go func() {
+			defer func() { <-e.groups }()
+			e.store(group)
+		}()
+	}
+}
+
+// store publishes one group and reports each event's result.
+func (e *Emitter) store(group []*pending) {
+	finish := func(p *pending, r Result) {
+		if r.Err != nil {
+			e.failed.Add(1)
+		}
+		<-e.slot
+		p.done(r)
+		e.wg.Done()
+	}
+	if len(group) > 1 && (e.spool == nil || e.spool.empty()) && time.Now().UnixNano() >= e.noBatch.Load() {
+		msgs := make([]*nats.Msg, len(group))
+		for i, p := range group {
+			msgs[i] = e.message(p.ev, p.raw)
+		}
+		ctx, cancel := context.WithTimeout(e.life, e.cfg.Timeout)
+		last, err := e.publishGroup(ctx, msgs)
+		cancel()
+		if err == nil {
+			e.Stats.Groups.Add(1)
+			e.Stats.GroupedEvents.Add(uint64(len(group)))
+			for i, p := range group {
+				finish(p, Result{ID: p.ev.ID, Seq: last - uint64(len(group)-1-i)})
+			}
+			return
+		}
+		e.Stats.GroupsRefused.Add(1)
+		if errors.Is(err, jetstreamext.ErrBatchPublishNotEnabled) {
+			// A stream set up before group commit: single publishes
+			// for a while, then try again (the ledger updates it).
+			e.noBatch.Store(time.Now().Add(time.Minute).UnixNano())
+			e.cfg.Logger.Warn("the events stream does not take atomic batches: publishing events one by one for a minute", "err", err)
+		}
+	}
+	// One by one, each with its own retries (or spool): a group that
+	// was refused, or whose acknowledgement was lost, may be partly or
+	// wholly stored already, and the bus drops those by event id.
+	e.Stats.Singles.Add(uint64(len(group)))
+	if len(group) == 1 {
+		finish(group[0], e.emitOnce(e.life, group[0].ev, group[0].raw))
+		return
+	}
+	var wg sync.WaitGroup
+	for _, p := range group {
+		wg.Go(func() { finish(p, e.emitOnce(e.life, p.ev, p.raw)) })
+	}
+	wg.Wait()
+}
+
+// publishGroup stores msgs as one atomic batch and returns the stream
+// sequence of the last. The batch is committed whole or not at all.
+func (e *Emitter) publishGroup(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
+	if len(msgs) > 1000 {
+		return 0, jetstreamext.ErrBatchPublishExceedsLimit
+	}
+	ack, err := jetstreamext.PublishMsgBatch(ctx, e.cfg.JetStream, msgs,
+		jetstreamext.BatchFlowControl{AckTimeout: e.cfg.Timeout}) // no ack before the commit: one round trip
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }
 
 // Failed counts the events this emitter could neither store nor spool.
 // Every one was reported to its caller; the count is for metrics and alerts.
 func (e *Emitter) Failed() uint64 { return e.failed.Load() }
-
-func (e *Emitter) emit(ctx context.Context, ev *events.Event, raw []byte) Result {
-	r := e.emitOnce(ctx, ev, raw)
-	if r.Err != nil {
-		e.failed.Add(1)
-	}
-	return r
-}
 
 func (e *Emitter) emitOnce(ctx context.Context, ev *events.Event, raw []byte) Result {
 	if e.spool == nil {

@@ -296,3 +296,84 @@ func spoolWhileDown(t *testing.T, n int) (js jetstream.JetStream, natsDir string
 	em.Close()
 	return js, natsDir, port, spoolDir
 }
+
+// TestGroupCommit: events emitted from many goroutines are stored in
+// groups (atomic batches), each event once with its own message id and
+// the stream sequence reported to its caller. A group holding events the
+// bus already has is refused whole and published again one by one, and
+// a stream that takes no atomic batches gets single publishes: either
+// way every event is stored exactly once and reported stored.
+func TestGroupCommit(t *testing.T) {
+	for _, atomicOK := range []bool{true, false} {
+		t.Run(fmt.Sprintf("atomic=%v", atomicOK), func(t *testing.T) {
+			srv := natstest.StartIn(t, t.TempDir(), -1)
+			_, js := srv.Connect(t)
+			s, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>"},
+				AllowAtomicPublish: atomicOK, Duplicates: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			em, err := emitter.New(emitter.Config{JetStream: js, MaxBatch: 50, Groups: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer em.Close()
+			// Events 0..99 are stored first, one at a time.
+			for i := range 100 {
+				if _, err := em.Emit(t.Context(), event(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Then 1000 events, 100 of them again, from 20 goroutines.
+			const n = 1000
+			var mu sync.Mutex
+			seqOf := map[string]uint64{}
+			var wg sync.WaitGroup
+			for g := range 20 {
+				wg.Go(func() {
+					for i := g; i < n; i += 20 {
+						err := em.EmitAsync(t.Context(), event(i), func(r emitter.Result) {
+							mu.Lock()
+							defer mu.Unlock()
+							if r.Err != nil || r.Spooled || r.Seq == 0 {
+								t.Errorf("event %s: %+v", r.ID, r)
+							}
+							seqOf[r.ID] = r.Seq
+						})
+						if err != nil {
+							t.Error(err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			em.Wait()
+			info, err := s.Info(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.State.Msgs != n {
+				t.Fatalf("stream holds %d events, want %d (each once)", info.State.Msgs, n)
+			}
+			for id, seq := range seqOf {
+				m, err := s.GetMsg(t.Context(), seq)
+				if err != nil {
+					t.Fatalf("event %s reported at sequence %d: %v", id, seq, err)
+				}
+				if got := m.Header.Get(nats.MsgIdHdr); got != id {
+					t.Fatalf("event %s reported at sequence %d, which holds %s", id, seq, got)
+				}
+			}
+			grouped := em.Stats.GroupedEvents.Load()
+			switch {
+			case atomicOK && grouped == 0:
+				t.Fatal("no event was stored in a group")
+			case !atomicOK && grouped != 0:
+				t.Fatalf("%d events counted grouped on a stream that refuses atomic batches", grouped)
+			case em.Stats.GroupsRefused.Load() == 0:
+				t.Fatal("no group was refused, though events 0..99 were stored before")
+			}
+			t.Logf("%d groups of %d events, %d refused, %d single publishes", em.Stats.Groups.Load(), grouped, em.Stats.GroupsRefused.Load(), em.Stats.Singles.Load())
+		})
+	}
+}

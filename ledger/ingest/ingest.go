@@ -1,6 +1,9 @@
 // Package ingest is the ledger's writer on NATS JetStream: a durable pull
-// consumer on AUDIT_EVENTS whose batches are validated, sealed into the log,
-// republished as records on AUDIT_LEDGER, and only then acknowledged.
+// consumer on AUDIT_EVENTS whose batches are validated, sealed into the
+// log, and then acknowledged; a second goroutine publishes the sealed
+// records on AUDIT_LEDGER, in log order, while the next batch is sealed.
+// AUDIT_LEDGER is derived from the store: records a crash left unpublished
+// are published again from the store at the next start.
 //
 // Exactly once: every record carries the JetStream stream sequence of its
 // event, and sequences in the log strictly increase. A redelivered message
@@ -26,6 +29,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
@@ -77,11 +81,24 @@ type Stats struct {
 
 // Ingester moves events from AUDIT_EVENTS into the log.
 type Ingester struct {
-	cfg       Config
-	cons      jetstream.Consumer
-	next      uint64 // the stream sequence to seal or reject next
-	published uint64 // records below this index are on AUDIT_LEDGER
+	cfg  Config
+	cons jetstream.Consumer
+	next uint64 // the stream sequence to seal or reject next
+	// published: records below this index are on AUDIT_LEDGER. Only the
+	// publisher goroutine touches it once Run has started.
+	published uint64
+	// toPublish hands sealed batches to the publisher, in log order; its
+	// capacity bounds how far publishing may lag sealing.
+	toPublish chan publication
 	Stats     Stats
+}
+
+// publication is a sealed batch for the publisher: records [first, end),
+// with their messages when the sealer has them (nil: read them back from
+// the store).
+type publication struct {
+	first, end uint64
+	msgs       []*nats.Msg
 }
 
 // resetConsumer (re)creates the durable consumer to deliver from in.next.
@@ -231,17 +248,15 @@ func (in *Ingester) publishedUpTo(ctx context.Context) (uint64, error) {
 // Run ingests until ctx is cancelled or the log is fenced by another
 // writer. It returns nil on cancellation.
 func (in *Ingester) Run(ctx context.Context) error {
+	in.toPublish = make(chan publication, 8)
+	pctx, stopPublisher := context.WithCancel(ctx)
+	var publisher sync.WaitGroup
+	publisher.Go(func() { in.publish(pctx) })
+	defer publisher.Wait()
+	defer stopPublisher()
+	// Records a crash left unpublished go out before anything new.
+	in.toPublish <- publication{first: in.published, end: in.cfg.Log.Size()}
 	for ctx.Err() == nil {
-		// Records sealed by a batch that failed afterwards are published
-		// before anything new.
-		if err := in.publishFromStore(ctx, in.cfg.Log.Size()); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			in.cfg.Logger.Warn("publishing sealed records failed; retrying", "err", err)
-			sleep(ctx, time.Second)
-			continue
-		}
 		if err := in.consume(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -395,9 +410,7 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 			return err
 		}
 		if seal != nil {
-			if err := in.publishSeal(ctx, seal, ok); err != nil {
-				return err
-			}
+			in.queueSeal(ctx, seal, ok)
 		}
 		for _, a := range ok {
 			if a.msg != nil {
@@ -527,7 +540,8 @@ func (in *Ingester) seal(ctx context.Context, entries []ledger.Entry) (*ledger.S
 			// A failed attempt sealed them all, but perhaps not its
 			// checkpoint: nothing is acknowledged until one covers them.
 			if err = in.cfg.Log.Sync(ctx); err == nil {
-				return nil, in.publishFromStore(ctx, in.cfg.Log.Size())
+				in.queue(ctx, publication{end: in.cfg.Log.Size()})
+				return nil, nil
 			}
 		} else {
 			seal, err = in.cfg.Log.Append(ctx, entries[i:])
@@ -538,9 +552,8 @@ func (in *Ingester) seal(ctx context.Context, entries []ledger.Entry) (*ledger.S
 			in.Stats.LastBatch.Store(int64(len(entries) - i))
 			in.Stats.LastSealNanos.Store(int64(time.Since(start)))
 			if i > 0 {
-				if err := in.publishFromStore(ctx, seal.First); err != nil {
-					return nil, err
-				}
+				// What the failed attempt sealed, from the store.
+				in.queue(ctx, publication{end: seal.First})
 			}
 			return seal, nil
 		}
@@ -576,28 +589,108 @@ func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, rea
 		SHA256: hex.EncodeToString(sum[:]), Bytes: len(m.Data())}, time.Now())
 }
 
-// publishSeal publishes a batch's records on AUDIT_LEDGER and waits for
-// JetStream to store them all.
-func (in *Ingester) publishSeal(ctx context.Context, seal *ledger.Seal, ok []sealing) error {
-	if in.published < seal.First {
-		if err := in.publishFromStore(ctx, seal.First); err != nil {
+// queueSeal hands a sealed batch's records to the publisher.
+func (in *Ingester) queueSeal(ctx context.Context, seal *ledger.Seal, ok []sealing) {
+	msgs := make([]*nats.Msg, len(seal.Records))
+	for i, rec := range seal.Records {
+		at := ok[len(ok)-len(seal.Records)+i]
+		msgs[i] = recordMsg(in.cfg.Log.Origin(), seal.First+uint64(i), rec, at.tenant, at.typ)
+	}
+	in.queue(ctx, publication{first: seal.First, end: seal.First + uint64(len(msgs)), msgs: msgs})
+}
+
+// queue waits for room in the publisher's queue (or for ctx to end: the
+// records are published from the store at the next start).
+func (in *Ingester) queue(ctx context.Context, p publication) {
+	select {
+	case in.toPublish <- p:
+	case <-ctx.Done():
+	}
+}
+
+// publish puts sealed records on AUDIT_LEDGER in log order until ctx
+// ends, retrying from the store for as long as it takes: the sealer
+// does not wait for it (beyond the queue's capacity), and nothing sealed
+// is ever skipped.
+func (in *Ingester) publish(ctx context.Context) {
+	for {
+		var p publication
+		select {
+		case p = <-in.toPublish:
+		case <-ctx.Done():
+			return
+		}
+		backoff := 100 * time.Millisecond
+		for {
+			var err error
+			if in.published == p.first && p.msgs != nil {
+				if err = in.publishRecords(ctx, p.msgs); err == nil {
+					in.published = p.end
+				}
+			} else {
+				err = in.publishFromStore(ctx, p.end)
+			}
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			in.cfg.Logger.Warn("publishing sealed records on "+bus.LedgerStream+" failed; retrying from the store", "first", in.published, "end", p.end, "err", err)
+			if !sleep(ctx, backoff) {
+				return
+			}
+			p.msgs = nil // the batch's messages carry a refused batch's headers
+			backoff = min(2*backoff, 10*time.Second)
+		}
+	}
+}
+
+// publishRecords stores records on AUDIT_LEDGER in atomic batches of up
+// to maxGroup, one after the other — one acknowledgement, and with
+// sync_interval always one fsync, per batch, while every record stays its
+// own message for plain NATS consumers. In order, so the last record on
+// the stream tells where to go on after a crash. A batch the bus refuses
+// (one of its records was published before, say) is published again
+// record by record; the bus drops the records it holds already, by their
+// Nats-Msg-Id.
+func (in *Ingester) publishRecords(ctx context.Context, msgs []*nats.Msg) error {
+	for lo := 0; lo < len(msgs); lo += maxGroup {
+		if err := in.publishChunk(ctx, msgs[lo:min(lo+maxGroup, len(msgs))]); err != nil {
 			return err
 		}
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(seal.Records))
-	for i, rec := range seal.Records {
-		at := ok[len(ok)-len(seal.Records)+i]
-		f, err := in.cfg.JetStream.PublishMsgAsync(recordMsg(in.cfg.Log.Origin(), seal.First+uint64(i), rec, at.tenant, at.typ))
+	return nil
+}
+
+// maxGroup is JetStream's default limit on the messages of an atomic batch.
+const maxGroup = 1000
+
+func (in *Ingester) publishChunk(ctx context.Context, msgs []*nats.Msg) error {
+	if len(msgs) > 1 {
+		bctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		_, err := jetstreamext.PublishMsgBatch(bctx, in.cfg.JetStream, msgs, jetstreamext.BatchFlowControl{AckTimeout: publishTimeout})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in.cfg.Logger.Debug("batch of records refused; publishing them one by one", "records", len(msgs), "err", err)
+		for _, m := range msgs {
+			m.Header.Del(jetstreamext.BatchIDHeader)
+			m.Header.Del(jetstreamext.BatchSeqHeader)
+			m.Header.Del(jetstreamext.BatchCommitHeader)
+			m.Reply = ""
+		}
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	for _, m := range msgs {
+		f, err := in.cfg.JetStream.PublishMsgAsync(m)
 		if err != nil {
-			return fmt.Errorf("ingest: publish record %d: %w", seal.First+uint64(i), err)
+			return fmt.Errorf("ingest: publish record %s: %w", m.Header.Get(bus.HeaderIndex), err)
 		}
 		futures = append(futures, f)
 	}
-	if err := waitAll(ctx, futures); err != nil {
-		return err
-	}
-	in.published = seal.First + uint64(len(seal.Records))
-	return nil
+	return waitAll(ctx, futures)
 }
 
 // publishFromStore publishes sealed records [published, upTo) read back
@@ -608,7 +701,7 @@ func (in *Ingester) publishFromStore(ctx context.Context, upTo uint64) error {
 	}
 	in.cfg.Logger.Info("republishing sealed records", "from", in.published, "to", upTo)
 	origin := in.cfg.Log.Origin()
-	var futures []jetstream.PubAckFuture
+	var msgs []*nats.Msg
 	errStop := errors.New("stop")
 	err := ledger.ReadRecords(ctx, in.cfg.Store, in.published, func(idx uint64, rec []byte) error {
 		if idx >= upTo {
@@ -622,17 +715,20 @@ func (in *Ingester) publishFromStore(ctx context.Context, upTo uint64) error {
 		if err != nil {
 			return fmt.Errorf("ingest: sealed record %d holds an invalid event: %w", idx, err)
 		}
-		f, err := in.cfg.JetStream.PublishMsgAsync(recordMsg(origin, idx, rec, ev.Tenant, ev.Type))
-		if err != nil {
-			return err
+		msgs = append(msgs, recordMsg(origin, idx, rec, ev.Tenant, ev.Type))
+		if len(msgs) == 4*maxGroup {
+			if err := in.publishRecords(ctx, msgs); err != nil {
+				return err
+			}
+			in.published = idx + 1
+			msgs = msgs[:0]
 		}
-		futures = append(futures, f)
 		return nil
 	})
 	if err != nil && err != errStop {
 		return fmt.Errorf("ingest: republish: %w", err)
 	}
-	if err := waitAll(ctx, futures); err != nil {
+	if err := in.publishRecords(ctx, msgs); err != nil {
 		return err
 	}
 	in.published = upTo
