@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -299,4 +300,31 @@ func (ev *Event) Marshal() ([]byte, error) {
 		return nil, &FieldError{Reason: fmt.Sprintf("event is %d bytes, the limit is %d", len(b), MaxSize), Err: ErrTooLarge}
 	}
 	return b, nil
+}
+
+// PeekID returns the id of an encoded event that was validated before (a
+// sealed one) without decoding the rest: for indexes built from the log.
+func PeekID(b []byte) (string, error) {
+	d := jsontext.NewDecoder(bytes.NewReader(b))
+	if t, err := d.ReadToken(); err != nil || t.Kind() != '{' {
+		return "", fmt.Errorf("event is not a JSON object")
+	}
+	for d.PeekKind() == '"' {
+		name, err := d.ReadToken()
+		if err != nil {
+			return "", err
+		}
+		if name.String() != "id" {
+			if err := d.SkipValue(); err != nil {
+				return "", err
+			}
+			continue
+		}
+		v, err := d.ReadToken()
+		if err != nil || v.Kind() != '"' {
+			return "", fmt.Errorf("event id is not a string")
+		}
+		return v.String(), nil
+	}
+	return "", fmt.Errorf("event has no id")
 }

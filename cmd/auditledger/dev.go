@@ -102,7 +102,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	var sealedAtStart uint64
 	var last *ledger.Log
 	err = service.Run(ctx, service.Config{
-		JetStream: js, Store: store, Signer: signer, BatchSize: *batch, MaxWait: *maxWait,
+		JetStream: js, Store: store, Signer: signer, BatchSize: *batch, MaxWait: *maxWait, IndexDir: filepath.Join(abs, "ledger-index"),
 		Logger: log, Metrics: metrics, LeaseTTL: 2 * time.Second,
 		OnWriter: func(l *ledger.Log) {
 			last, sealedAtStart = l, l.Size()

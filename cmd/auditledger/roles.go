@@ -87,7 +87,7 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 				JetStream: js, Store: store.Store, Signer: signer, Retention: store.Retention,
 				Streams:  bus.StreamOptions{Replicas: cfg.NATS.Replicas, Duplicates: time.Duration(cfg.NATS.Duplicates)},
 				Consumer: cfg.Ledger.Consumer, BatchSize: cfg.Ledger.Batch, MaxWait: time.Duration(cfg.Ledger.MaxWait),
-				LeaseTTL: time.Duration(cfg.Ledger.LeaseTTL), Logger: log, Metrics: metrics, NewLog: cfg.newLog,
+				LeaseTTL: time.Duration(cfg.Ledger.LeaseTTL), Logger: log, Metrics: metrics, NewLog: cfg.newLog, IndexDir: cfg.Ledger.Index,
 				Producers: producers, RequireSigned: cfg.Ledger.RequireSigned,
 			})
 		}, "", nil

@@ -89,6 +89,7 @@ type serveConfig struct {
 		Store    string   `yaml:"store"`
 		Key      string   `yaml:"key"`
 		Consumer string   `yaml:"consumer"`
+		Index    string   `yaml:"index"`
 		Batch    int      `yaml:"batch"`
 		MaxWait  duration `yaml:"max_wait"`
 		LeaseTTL duration `yaml:"lease_ttl"`
@@ -179,6 +180,7 @@ func loadServeConfig(path string, env func(string) string) (serveConfig, error) 
 		{"AUDITLEDGER_LEDGER_CONSUMER", func(v string) error { c.Ledger.Consumer = v; return nil }},
 		{"AUDITLEDGER_LEDGER_BATCH", func(v string) (err error) { c.Ledger.Batch, err = strconv.Atoi(v); return }},
 		{"AUDITLEDGER_LEDGER_MAX_WAIT", func(v string) error { return setDuration(&c.Ledger.MaxWait, v) }},
+		{"AUDITLEDGER_LEDGER_INDEX", func(v string) error { c.Ledger.Index = v; return nil }},
 		{"AUDITLEDGER_LEDGER_LEASE_TTL", func(v string) error { return setDuration(&c.Ledger.LeaseTTL, v) }},
 	}
 	for _, o := range overrides {

@@ -66,6 +66,9 @@ type Config struct {
 	// With it, the new log begins with a gap record for the sequences the
 	// earlier log holds.
 	NewLog bool
+	// IndexDir keeps the index of sealed event ids (see seenIndex); empty
+	// keeps it in memory, built from the store at every start.
+	IndexDir string
 }
 
 // ErrStoreBehind: the store holds less than the bus says was sealed.
@@ -75,6 +78,7 @@ var ErrStoreBehind = errors.New("ingest: the store holds less than was sealed an
 type Stats struct {
 	Ingested, Sealed, Rejected, Skipped, Batches, Retries, Resets atomic.Uint64
 	Gaps                                                          atomic.Uint64 // stream sequences recorded as missing
+	Duplicates                                                    atomic.Uint64 // events whose id was sealed before
 	LastBatch                                                     atomic.Int64  // records in the last sealed batch
 	LastSealNanos                                                 atomic.Int64  // duration of the last seal
 }
@@ -90,6 +94,7 @@ type Ingester struct {
 	// toPublish hands sealed batches to the publisher, in log order; its
 	// capacity bounds how far publishing may lag sealing.
 	toPublish chan publication
+	seen      *seenIndex
 	Stats     Stats
 }
 
@@ -163,11 +168,16 @@ func New(ctx context.Context, cfg Config) (*Ingester, error) {
 	if err := in.checkStore(ctx); err != nil {
 		return nil, err
 	}
-	if err := in.resetConsumer(ctx); err != nil {
+	var err error
+	if in.seen, err = openSeen(ctx, cfg.IndexDir, cfg.Log, cfg.Store, cfg.Logger); err != nil {
 		return nil, err
 	}
-	var err error
+	if err := in.resetConsumer(ctx); err != nil {
+		in.seen.close()
+		return nil, err
+	}
 	if in.published, err = in.publishedUpTo(ctx); err != nil {
+		in.seen.close()
 		return nil, err
 	}
 	return in, nil
@@ -248,6 +258,7 @@ func (in *Ingester) publishedUpTo(ctx context.Context) (uint64, error) {
 // Run ingests until ctx is cancelled or the log is fenced by another
 // writer. It returns nil on cancellation.
 func (in *Ingester) Run(ctx context.Context) error {
+	defer in.seen.close()
 	in.toPublish = make(chan publication, 8)
 	pctx, stopPublisher := context.WithCancel(ctx)
 	var publisher sync.WaitGroup
@@ -347,9 +358,16 @@ type sealing struct {
 // record: the event, a rejection, or part of a gap.
 func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 	checked := in.validateAll(msgs)
+	for _, c := range checked {
+		if c.indexErr != nil {
+			return c.indexErr // the index's trouble, not the event's
+		}
+	}
 	var ok []sealing
 	var entries []ledger.Entry
-	var done []jetstream.Msg // to acknowledge at the end
+	var keys [][]byte               // event id keys of entries, for the index
+	batchIDs := map[string]uint64{} // id key → stream sequence, this batch
+	var done []jetstream.Msg        // to acknowledge at the end
 	var gap error
 	origin := in.cfg.Log.Origin()
 	next := in.next
@@ -380,6 +398,7 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 					return err
 				}
 				entries = append(entries, e)
+				keys = append(keys, nil)
 				ok = append(ok, sealing{tenant: ledger.SystemTenant, typ: events.LedgerGap})
 				next = present
 			}
@@ -392,17 +411,23 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		next = seq + 1
 		ev, verr := checked[i].event, checked[i].err
+		if verr == nil {
+			verr = in.duplicate(ev.ID, checked[i], batchIDs)
+		}
 		if verr != nil {
 			e, err := in.reject(ctx, m, seq, verr)
 			if err != nil {
 				return err
 			}
 			entries = append(entries, e)
+			keys = append(keys, nil)
 			ok = append(ok, sealing{msg: m, tenant: ledger.SystemTenant, typ: events.LedgerRejected})
 			continue
 		}
+		batchIDs[string(checked[i].key)] = seq
 		ok = append(ok, sealing{msg: m, tenant: ev.Tenant, typ: ev.Type})
 		entries = append(entries, ledger.Entry{Event: m.Data(), Source: seq, Producer: checked[i].sig})
+		keys = append(keys, checked[i].key)
 	}
 	if len(entries) > 0 {
 		seal, err := in.seal(ctx, entries)
@@ -410,6 +435,11 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 			return err
 		}
 		if seal != nil {
+			// The index may lag the log (a crash here): it catches up
+			// from the store at the next start.
+			if err := in.seen.add(ctx, keys[len(keys)-len(seal.Records):], seal.First); err != nil {
+				return err
+			}
 			in.queueSeal(ctx, seal, ok)
 		}
 		for _, a := range ok {
@@ -442,7 +472,30 @@ type checkedMsg struct {
 	event *events.Event
 	sig   *ledger.ProducerSig
 	err   error
+	// key is the event id's key in the index; sealedAt is where the id
+	// was sealed before, if seen.
+	key      []byte
+	sealedAt uint64
+	seen     bool
+	indexErr error
 }
+
+// duplicate reports an event whose id was sealed before, or appears
+// earlier in this batch: it is rejected, never sealed twice.
+func (in *Ingester) duplicate(id string, c checkedMsg, batch map[string]uint64) error {
+	if c.seen {
+		in.Stats.Duplicates.Add(1)
+		return fmt.Errorf("%w: event id %q was sealed before, at ledger index %d", ErrDuplicate, id, c.sealedAt)
+	}
+	if seq, ok := batch[string(c.key)]; ok {
+		in.Stats.Duplicates.Add(1)
+		return fmt.Errorf("%w: event id %q was published before, at stream sequence %d", ErrDuplicate, id, seq)
+	}
+	return nil
+}
+
+// ErrDuplicate: an event's id is in the log already.
+var ErrDuplicate = errors.New("duplicate event id")
 
 // validateAll parses and checks a batch on every core.
 func (in *Ingester) validateAll(msgs []jetstream.Msg) []checkedMsg {
@@ -454,7 +507,12 @@ func (in *Ingester) validateAll(msgs []jetstream.Msg) []checkedMsg {
 		hi := min(lo+per, len(msgs))
 		wg.Go(func() {
 			for i := lo; i < hi; i++ {
-				out[i].event, out[i].sig, out[i].err = in.check(msgs[i])
+				c := &out[i]
+				c.event, c.sig, c.err = in.check(msgs[i])
+				if c.err == nil {
+					c.key = idKey(c.event.ID)
+					c.sealedAt, c.seen, c.indexErr = in.seen.lookup(c.key)
+				}
 			}
 		})
 	}

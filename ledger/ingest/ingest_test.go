@@ -154,11 +154,16 @@ func TestIngestSealsPublishesAndAcks(t *testing.T) {
 		}
 		return nil
 	})
+	// Records are published on AUDIT_LEDGER after the seal, by the
+	// writer's publisher: wait for them.
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if got := h.streamMsgs(bus.LedgerStream); got != 250 {
+			return fmt.Errorf("AUDIT_LEDGER holds %d records, want 250", got)
+		}
+		return nil
+	})
 	stop()
 	h.verifyOnce(250)
-	if got := h.streamMsgs(bus.LedgerStream); got != 250 {
-		t.Fatalf("AUDIT_LEDGER holds %d records, want 250", got)
-	}
 	// Every AUDIT_LEDGER message is the exact record with its index and leaf.
 	s, _ := h.js.Stream(t.Context(), bus.LedgerStream)
 	m, err := s.GetMsg(t.Context(), 7)
@@ -584,4 +589,55 @@ func waitSize(t *testing.T, l *ledger.Log, n uint64) {
 		}
 		return nil
 	})
+}
+
+// TestDuplicateEventIDsNeverSealedTwice: an event id is sealed once,
+// whatever JetStream's duplicate window. An event published again after
+// the window — against a running writer, in the same batch as its first
+// copy, and after a restart whose index is rebuilt from the store — is
+// rejected naming where its id was sealed or published first, and its
+// bytes are kept in AUDIT_REJECTED.
+func TestDuplicateEventIDsNeverSealedTwice(t *testing.T) {
+	const window = 200 * time.Millisecond
+	h := newHarnessWith(t, bus.StreamOptions{Duplicates: window})
+	pastWindow := func() { time.Sleep(2 * window) }
+	_, l, stop := h.start(100)
+	h.emit(1, 3) // ev-1..ev-3 at indexes 0..2
+	waitSize(t, l, 3)
+	pastWindow()
+	h.emit(2, 1) // ev-2 again: JetStream stores it, the writer must not seal it
+	waitSize(t, l, 4)
+	stop()
+
+	// ev-5 twice in one batch: the writer is stopped while both arrive.
+	h.emit(5, 1)
+	pastWindow()
+	h.emit(5, 1)
+	_, l, stop = h.start(100) // a fresh in-memory index, built from the store
+	waitSize(t, l, 6)
+	pastWindow()
+	h.emit(1, 1) // ev-1 again, known only from the rebuilt index
+	waitSize(t, l, 7)
+	stop()
+
+	if got := h.streamMsgs(bus.EventsStream); got != 7 {
+		t.Fatalf("AUDIT_EVENTS holds %d messages, want 7 (the duplicate window let the copies in)", got)
+	}
+	rep := h.verifyOnce(4 + 3) // ev-1, ev-2, ev-3, ev-5 and three rejection records
+	if rep.Rejected != 3 {
+		t.Fatalf("verify: %d rejections, want 3", rep.Rejected)
+	}
+	s, _ := h.js.Stream(t.Context(), bus.RejectStream)
+	for i, want := range []string{`"ev-2" was sealed before, at ledger index 1`, `"ev-5" was published before, at stream sequence 5`, `"ev-1" was sealed before, at ledger index 0`} {
+		m, err := s.GetMsg(t.Context(), uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reason := m.Header.Get(bus.HeaderReason); !strings.Contains(reason, want) {
+			t.Errorf("rejection %d: reason %q, want it to say %q", i+1, reason, want)
+		}
+		if ev, err := events.Parse(m.Data); err != nil || !strings.HasPrefix(ev.ID, "ev-") {
+			t.Errorf("rejection %d: the duplicate's bytes are not kept: %q", i+1, m.Data)
+		}
+	}
 }

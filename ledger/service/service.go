@@ -45,6 +45,7 @@ type Config struct {
 	Instance  string              // lease holder name; empty means hostname-pid-random
 	Metrics   *Metrics            // nil: a private one
 	NewLog    bool                // see ingest.Config.NewLog
+	IndexDir  string              // see ingest.Config.IndexDir
 	// Producers and RequireSigned: see ingest.Config.
 	Producers     *ledger.Producers
 	RequireSigned bool
@@ -153,7 +154,7 @@ func runWriter(ctx context.Context, cfg Config, kv jetstream.KeyValue, rev *atom
 	in, err := ingest.New(ctx, ingest.Config{
 		JetStream: cfg.JetStream, Log: l, Store: cfg.Store, Consumer: cfg.Consumer,
 		BatchSize: cfg.BatchSize, MaxWait: cfg.MaxWait, Logger: cfg.Logger, NewLog: cfg.NewLog,
-		Producers: cfg.Producers, RequireSigned: cfg.RequireSigned,
+		Producers: cfg.Producers, RequireSigned: cfg.RequireSigned, IndexDir: cfg.IndexDir,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,207 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+)
+
+// seenIndex maps the id of every event in the log to its ledger index, so
+// an event id is sealed once, whatever JetStream's duplicate window or the
+// headers a producer sent. It is a cache of the log: keyed by the first 16
+// bytes of SHA-256(event id), kept in a Pebble LSM (in a directory, or in
+// memory), never fsynced, and brought up to date from the store when it
+// covers less than the log (a crash, a new node, a deleted directory).
+//
+// Cost: one point lookup per event (bloom filters make the usual miss
+// cheap) and about 25 bytes per event on disk, so 25 GB for a billion
+// events; memory is bounded by Pebble's cache, not by the log's size.
+type seenIndex struct {
+	db     *pebble.DB
+	origin string
+	store  ledger.SegmentStore
+	logger *slog.Logger
+	size   uint64 // the log size the index covers
+}
+
+// keys: 'i' + 16 bytes of SHA-256(id) → uvarint ledger index;
+// "covered" → origin '\n' uvarint log size the index covers.
+var coveredKey = []byte("covered")
+
+func idKey(id string) []byte {
+	sum := sha256.Sum256([]byte(id))
+	return append([]byte{'i'}, sum[:16]...)
+}
+
+// openSeen opens (or creates) the index in dir, or in memory if dir is
+// empty, and catches it up with the log.
+func openSeen(ctx context.Context, dir string, log *ledger.Log, store ledger.SegmentStore, logger *slog.Logger) (*seenIndex, error) {
+	// Keys are hashes: nothing to compress. Bloom filters on every level
+	// answer the usual lookup — an id never seen — without reading a
+	// block, and the cache keeps filters and indexes in memory.
+	opts := &pebble.Options{Logger: quietPebble{}, DisableWAL: true, CacheSize: 64 << 20}
+	opts.EnsureDefaults()
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+	}
+	if dir == "" {
+		opts.FS = vfs.NewMem()
+		dir = "seen"
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: event id index %s: %w", dir, err)
+	}
+	s := &seenIndex{db: db, origin: log.Origin(), store: store, logger: logger}
+	if s.size, err = s.covered(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.catchUp(ctx, log.Size()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// covered returns the log size the index covers; an index of another log
+// is emptied.
+func (s *seenIndex) covered() (uint64, error) {
+	v, closer, err := s.db.Get(coveredKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("ingest: event id index: %w", err)
+	}
+	origin, size, ok := bytes.Cut(v, []byte{'\n'})
+	n, k := binary.Uvarint(size)
+	same := ok && k > 0 && string(origin) == s.origin
+	closer.Close()
+	if !same {
+		if err := s.db.DeleteRange([]byte{0}, []byte{0xff}, pebble.NoSync); err != nil {
+			return 0, fmt.Errorf("ingest: event id index of another log: clearing it: %w", err)
+		}
+		return 0, nil
+	}
+	return n, nil
+}
+
+// catchUp indexes the records from s.size up to to, read from the store.
+func (s *seenIndex) catchUp(ctx context.Context, to uint64) error {
+	from := s.size
+	if from >= to {
+		return nil
+	}
+	s.logger.Info("indexing event ids from the store", "from", from, "to", to)
+	start := time.Now()
+	b := s.db.NewBatch()
+	errStop := errors.New("stop")
+	err := ledger.ReadRecords(ctx, s.store, from, func(idx uint64, rec []byte) error {
+		if idx >= to {
+			return errStop
+		}
+		r, err := ledger.ParseRecord(rec)
+		if err != nil {
+			return err
+		}
+		id, err := events.PeekID(r.Event)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", idx, err)
+		}
+		if err := b.Set(idKey(id), binary.AppendUvarint(nil, idx), nil); err != nil {
+			return err
+		}
+		if b.Count() >= 50_000 {
+			if err := s.commit(b, idx+1); err != nil {
+				return err
+			}
+			b = s.db.NewBatch()
+		}
+		return nil
+	})
+	if err != nil && err != errStop {
+		return fmt.Errorf("ingest: indexing event ids from the store: %w", err)
+	}
+	if err := s.commit(b, to); err != nil {
+		return err
+	}
+	s.logger.Info("event ids indexed", "records", to-from, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// commit writes b and marks the index as covering the log up to size.
+func (s *seenIndex) commit(b *pebble.Batch, size uint64) error {
+	v := append([]byte(s.origin+"\n"), binary.AppendUvarint(nil, size)...)
+	if err := b.Set(coveredKey, v, nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("ingest: event id index: %w", err)
+	}
+	s.size = size
+	return b.Close()
+}
+
+// lookup returns the ledger index at which id was sealed, if it was.
+func (s *seenIndex) lookup(key []byte) (uint64, bool, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("ingest: event id index: %w", err)
+	}
+	defer closer.Close()
+	idx, n := binary.Uvarint(v)
+	if n <= 0 {
+		return 0, false, fmt.Errorf("ingest: event id index: damaged entry")
+	}
+	return idx, true, nil
+}
+
+// add records sealed ids: keys[i] was sealed at first+i (nil keys are
+// records without an id to index). Records the index missed before first
+// (sealed by an attempt that failed afterwards) are read from the store.
+func (s *seenIndex) add(ctx context.Context, keys [][]byte, first uint64) error {
+	if err := s.catchUp(ctx, first); err != nil {
+		return err
+	}
+	size := first + uint64(len(keys))
+	b := s.db.NewBatch()
+	for i, k := range keys {
+		if k != nil && first+uint64(i) >= s.size {
+			if err := b.Set(k, binary.AppendUvarint(nil, first+uint64(i)), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return s.commit(b, size)
+}
+
+func (s *seenIndex) close() error { return s.db.Close() }
+
+// quietPebble keeps Pebble's informational chatter out of the logs.
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...any) {}
+func (quietPebble) Errorf(f string, a ...any) {
+	slog.Error("event id index: " + fmt.Sprintf(f, a...))
+}
+func (quietPebble) Fatalf(f string, a ...any) {
+	panic("event id index: " + fmt.Sprintf(f, a...))
+}
