@@ -17,25 +17,30 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 )
 
 func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("bench proxy --upstream URL [--clients 1,4,16] [--duration 8s] [--scale 10]",
-		"Runs pgbench against a PostgreSQL database directly and through the proxy (with\nan embedded NATS recording every statement), select-only and TPC-B-like, for\neach client count, and prints TPS, average latency and the ratio. pgbench must\nbe on PATH; the database is initialised with pgbench -i first.", stderr)
-	upstream := fs.String("upstream", "", "postgres:// URL of a database to benchmark (it is overwritten by pgbench -i)")
-	clientsArg := fs.String("clients", "1,4,16", "comma-separated client counts")
-	duration := fs.Duration("duration", 8*time.Second, "length of each pgbench run")
+	fs := newFlags("bench proxy --upstream URL [--clients 4,16] [--duration 10s] [--scale 10] [--sync always,interval] [--durability before-response,before-forward]",
+		"Runs pgbench, select-only and TPC-B-like, at each client count against one\nPostgreSQL database along every path a team might choose, and prints TPS,\naverage latency and each path's share of the direct and pgbouncer figures:\n\n  direct     straight to PostgreSQL\n  pgbouncer  through Debian's pgbouncer in session pooling (the cost of a bare hop)\n  pgaudit    direct, with pgaudit.log = 'all' (needs pgaudit in the server's\n             shared_preload_libraries; skipped otherwise)\n  proxy      through the auditledger proxy, the ledger writer sealing what it\n             records, on an embedded NATS — once per JetStream fsync setting\n             and durability mode\n\nEverything runs on this machine's cores. pgbench (and pgbouncer for its\nrow) must be on PATH; the database is initialised with pgbench -i first.", stderr)
+	upstream := fs.String("upstream", "", "postgres:// URL of a database to benchmark, as a superuser for the pgaudit row (it is overwritten by pgbench -i)")
+	clientsArg := fs.String("clients", "4,16", "comma-separated client counts")
+	duration := fs.Duration("duration", 10*time.Second, "length of each pgbench run")
 	scale := fs.Int("scale", 10, "pgbench scale factor")
-	syncMode := fs.String("sync", "interval", "JetStream fsync of the embedded NATS: always or interval")
-	durability := fs.String("durability", "before-forward", "when a statement's record must be stored: before-forward or before-response")
+	syncArg := fs.String("sync", "interval,always", "JetStream fsync settings to run the proxy with: interval, always")
+	durArg := fs.String("durability", "before-response,before-forward", "proxy durability modes to run: before-response, before-forward")
+	pathsArg := fs.String("paths", "direct,pgbouncer,pgaudit,proxy", "paths to measure")
 	policyFile := fs.String("policy", "", "run the proxy with this policy (docs/POLICY.md): the cost of parsing and classifying every statement")
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy and NATS (this process) to FILE")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy, NATS and the writer (this process) to FILE")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -51,27 +56,190 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if err != nil || u.Scheme != "postgres" && u.Scheme != "postgresql" {
 		return fmt.Errorf("bench proxy: --upstream must be a postgres:// URL")
 	}
-	db := strings.TrimPrefix(u.Path, "/")
 	var clients []string
 	for _, c := range strings.Split(*clientsArg, ",") {
 		if n, err := strconv.Atoi(strings.TrimSpace(c)); err != nil || n < 1 {
-			return fmt.Errorf("bench proxy: --clients: %q", c)
+			return fmt.Errorf("bench proxy: --clients: %q is not a positive number", c)
 		}
 		clients = append(clients, strings.TrimSpace(c))
 	}
-	if *durability != string(pgproxy.BeforeForward) && *durability != string(pgproxy.BeforeResponse) {
-		return fmt.Errorf("bench proxy: --durability %q, want before-forward or before-response", *durability)
+	syncs, err := fsyncSettings("bench proxy", *syncArg)
+	if err != nil {
+		return err
+	}
+	var durabilities []pgproxy.Durability
+	for _, d := range strings.Split(*durArg, ",") {
+		if d != string(pgproxy.BeforeForward) && d != string(pgproxy.BeforeResponse) {
+			return fmt.Errorf("bench proxy: --durability %q, want before-response or before-forward", d)
+		}
+		durabilities = append(durabilities, pgproxy.Durability(d))
+	}
+	paths := map[string]bool{}
+	for _, p := range strings.Split(*pathsArg, ",") {
+		if p != "direct" && p != "pgbouncer" && p != "pgaudit" && p != "proxy" {
+			return fmt.Errorf("bench proxy: --paths: %q unknown (direct, pgbouncer, pgaudit, proxy)", p)
+		}
+		paths[p] = true
+	}
+	if *sign != "none" && *sign != "attest" && *sign != "each" {
+		return fmt.Errorf("bench proxy: --producer-sig %q, want none, attest or each", *sign)
+	}
+	var pol *pgproxy.Policy
+	if *policyFile != "" {
+		if pol, err = pgproxy.LoadPolicy(*policyFile); err != nil {
+			return err
+		}
 	}
 	if out, err := exec.CommandContext(ctx, "pgbench", "-i", "-q", "-s", strconv.Itoa(*scale), *upstream).CombinedOutput(); err != nil {
 		return fmt.Errorf("bench proxy: pgbench -i: %v\n%s", err, out)
 	}
-
 	dir, err := os.MkdirTemp("", "auditledger-bench-proxy-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ns, dial, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, *syncMode == "always", true)
+
+	// Every path is a URL pgbench connects to, or the reason it is skipped.
+	type path struct {
+		name, url, skipped string
+		proxy              bool // run per fsync setting, below
+		before, after      func() error // around each run (pgaudit on, off)
+	}
+	var all []*path
+	if paths["direct"] {
+		all = append(all, &path{name: "direct", url: *upstream})
+	}
+	if paths["pgbouncer"] {
+		p := &path{name: "pgbouncer (session pooling)"}
+		if p.url, err = startPgbouncer(ctx, dir, u); err != nil {
+			p.skipped = err.Error()
+		}
+		defer stopPgbouncer(dir)
+		all = append(all, p)
+	}
+	if paths["pgaudit"] {
+		p := &path{name: "pgaudit (log = all)", url: *upstream}
+		db := strings.TrimPrefix(u.Path, "/")
+		if err := pgauditLoaded(ctx, *upstream); err != nil {
+			p.skipped = err.Error()
+		} else {
+			p.before = func() error { return execSQL(ctx, *upstream, fmt.Sprintf(`ALTER DATABASE %s SET pgaudit.log = 'all'`, pgx.Identifier{db}.Sanitize())) }
+			p.after = func() error { return execSQL(ctx, *upstream, fmt.Sprintf(`ALTER DATABASE %s RESET pgaudit.log`, pgx.Identifier{db}.Sanitize())) }
+		}
+		all = append(all, p)
+	}
+	proxies := map[string][]*path{} // by fsync setting
+	if paths["proxy"] {
+		for _, s := range syncs {
+			for _, d := range durabilities {
+				p := &path{name: fmt.Sprintf("proxy, fsync %s, %s", s, d), proxy: true}
+				proxies[s] = append(proxies[s], p)
+				all = append(all, p)
+			}
+		}
+	}
+
+	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, producer signatures %s, policy %q, bus authentication on, ledger writer running\n", *duration, *scale, *sign, *policyFile)
+	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
+	results := map[string]map[*path]pgbenchResult{} // by clients/script
+	key := func(c, script string) string { return c + "/" + script }
+	run := func(p *path) error {
+		if p.skipped != "" {
+			return nil
+		}
+		for _, c := range clients {
+			for _, script := range []string{"select-only", "tpcb-like"} {
+				if p.before != nil {
+					if err := p.before(); err != nil {
+						return fmt.Errorf("bench proxy: %s: %w", p.name, err)
+					}
+				}
+				r, err := pgbench(ctx, []string{"-n", "-T", strconv.Itoa(int(duration.Seconds())), "-c", c, "-j", "2", "-b", script, p.url})
+				if p.after != nil {
+					if aerr := p.after(); aerr != nil && err == nil {
+						err = aerr
+					}
+				}
+				if err != nil {
+					return fmt.Errorf("bench proxy: %s: %w", p.name, err)
+				}
+				if results[key(c, script)] == nil {
+					results[key(c, script)] = map[*path]pgbenchResult{}
+				}
+				results[key(c, script)][p] = r
+			}
+		}
+		return nil
+	}
+	for _, p := range all {
+		if p.proxy {
+			continue
+		}
+		if err := run(p); err != nil {
+			return err
+		}
+	}
+	for _, s := range syncs {
+		if len(proxies[s]) == 0 {
+			continue
+		}
+		err := withBenchLedger(ctx, filepath.Join(dir, "fsync-"+s), s == "always", *sign, func(em *emitter.Emitter) error {
+			for i, d := range durabilities {
+				url, stopProxy, err := startBenchProxy(ctx, em, pol, *upstream, d)
+				if err != nil {
+					return err
+				}
+				proxies[s][i].url = url
+				err = run(proxies[s][i])
+				stopProxy()
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9s %11s %9s %12s\n", "clients", "script", "path", "TPS", "latency", "of direct", "of pgbouncer")
+	for _, c := range clients {
+		for _, script := range []string{"select-only", "tpcb-like"} {
+			rs := results[key(c, script)]
+			var direct, bouncer float64
+			for p, r := range rs {
+				switch {
+				case p.name == "direct":
+					direct = r.tps
+				case strings.HasPrefix(p.name, "pgbouncer"):
+					bouncer = r.tps
+				}
+			}
+			for _, p := range all {
+				if p.skipped != "" {
+					fmt.Fprintf(stdout, "  %-7s %-11s %-40s skipped: %s\n", c, script, p.name, p.skipped)
+					continue
+				}
+				r := rs[p]
+				share := func(base float64) string {
+					if base == 0 {
+						return "-"
+					}
+					return fmt.Sprintf("%.0f%%", 100*r.tps/base)
+				}
+				fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9.0f %11s %9s %12s\n", c, script, p.name, r.tps, r.latency, share(direct), share(bouncer))
+			}
+		}
+	}
+	return nil
+}
+
+// withBenchLedger runs an embedded NATS (fsync always or interval), the
+// ledger writer on a local store, and an emitter with the proxy's bus
+// role, for the length of fn.
+func withBenchLedger(ctx context.Context, dir string, syncAlways bool, sign string, fn func(*emitter.Emitter) error) error {
+	ns, dial, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
 	if err != nil {
 		return err
 	}
@@ -84,6 +252,20 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if err := bus.EnsureStreams(ctx, ledgerJS, bus.StreamOptions{}); err != nil {
 		return err
 	}
+	store, err := file.New(filepath.Join(dir, "store"))
+	if err != nil {
+		return err
+	}
+	skey, _, _ := ledger.GenerateKey(nil, "bench.auditledger.local/log")
+	signer, _ := ledger.NewNoteSigner(skey)
+	wctx, stopWriter := context.WithCancel(ctx)
+	written := make(chan error, 1)
+	go func() {
+		written <- service.Run(wctx, service.Config{JetStream: ledgerJS, Store: store, Signer: signer,
+			IndexDir: filepath.Join(dir, "index"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}()
+	defer func() { stopWriter(); <-written }()
+
 	_, js, err := dial.connect(bus.Proxy)
 	if err != nil {
 		return err
@@ -91,60 +273,147 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	ecfg := emitter.Config{JetStream: js}
 	pskey, _, _ := ledger.GenerateKey(nil, "pgproxy-bench")
 	psigner, _ := ledger.NewNoteSigner(pskey)
-	switch *sign {
+	switch sign {
 	case "each":
 		ecfg.Sign = func(b []byte) string { return ledger.SignEvent(psigner, b) }
 	case "attest":
 		ecfg.Attester = ledger.NewProducerAttester(psigner)
-	case "none":
-	default:
-		return fmt.Errorf("bench proxy: --producer-sig %q, want none, attest or each", *sign)
 	}
-	em, _ := emitter.New(ecfg)
+	em, err := emitter.New(ecfg)
+	if err != nil {
+		return err
+	}
+	defer em.Close()
+	return fn(em)
+}
+
+// startBenchProxy serves the PostgreSQL proxy on a loopback port and
+// returns the URL pgbench connects with.
+func startBenchProxy(ctx context.Context, em *emitter.Emitter, pol *pgproxy.Policy, upstream string, d pgproxy.Durability) (string, func(), error) {
 	var pw [8]byte
 	rand.Read(pw[:])
 	secret := hex.EncodeToString(pw[:])
-	var pol *pgproxy.Policy
-	if *policyFile != "" {
-		if pol, err = pgproxy.LoadPolicy(*policyFile); err != nil {
-			return err
-		}
-	}
-	p, err := pgproxy.New(pgproxy.Config{Policy: pol, Upstream: *upstream, Auth: identity.StaticUsers{"bench": secret}, Emitter: em,
-		Tenant: "bench", Instance: "pgproxy-bench", Durability: pgproxy.Durability(*durability), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	p, err := pgproxy.New(pgproxy.Config{Policy: pol, Upstream: upstream, Auth: identity.StaticUsers{"bench": secret}, Emitter: em,
+		Tenant: "bench", Instance: "pgproxy-bench", Durability: d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	pctx, stop := context.WithCancel(ctx)
-	defer stop()
 	go p.Serve(pctx, ln)
-	viaProxy := fmt.Sprintf("postgres://bench:%s@%s/%s?sslmode=disable", secret, ln.Addr(), db)
+	u, _ := url.Parse(upstream)
+	return fmt.Sprintf("postgres://bench:%s@%s/%s?sslmode=disable", secret, ln.Addr(), strings.TrimPrefix(u.Path, "/")), stop, nil
+}
 
-	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, durability %s, JetStream fsync %s, producer signatures %s, policy %q, bus authentication on\n", *duration, *scale, *durability, *syncMode, *sign, *policyFile)
-	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
-	fmt.Fprintf(stdout, "  %-8s %-12s %22s %22s %6s\n", "clients", "script", "direct TPS (latency)", "proxy TPS (latency)", "ratio")
-	for _, c := range clients {
-		for _, script := range []struct{ name, flag string }{{"select-only", "-S"}, {"tpcb-like", "-b"}} {
-			flags := []string{"-n", "-T", strconv.Itoa(int(duration.Seconds())), "-c", c, "-j", "2", script.flag}
-			if script.flag == "-b" {
-				flags = append(flags, "tpcb-like")
-			}
-			d, err := pgbench(ctx, append(flags, *upstream))
-			if err != nil {
-				return err
-			}
-			x, err := pgbench(ctx, append(flags, viaProxy))
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "  %-8s %-12s %10.0f (%7s) %10.0f (%7s) %5.0f%%\n", c, script.name, d.tps, d.latency, x.tps, x.latency, 100*x.tps/d.tps)
+// startPgbouncer runs pgbouncer in session pooling in front of upstream
+// and returns the URL clients use. pgbouncer refuses to run as root: as
+// root it is started with -u postgres.
+func startPgbouncer(ctx context.Context, dir string, upstream *url.URL) (string, error) {
+	bin, err := exec.LookPath("pgbouncer")
+	if err != nil {
+		return "", fmt.Errorf("pgbouncer not on PATH (Debian: apt-get install pgbouncer)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	user := upstream.User.Username()
+	pass, _ := upstream.User.Password()
+	host, pgPort := upstream.Hostname(), upstream.Port()
+	if pgPort == "" {
+		pgPort = "5432"
+	}
+	db := strings.TrimPrefix(upstream.Path, "/")
+	conn := fmt.Sprintf("host=%s port=%s dbname=%s user=%s", host, pgPort, db, user)
+	if pass != "" {
+		conn += " password=" + pass
+	}
+	bdir := filepath.Join(dir, "pgbouncer")
+	if err := os.MkdirAll(bdir, 0o755); err != nil {
+		return "", err
+	}
+	os.Chmod(dir, 0o755)
+	ini := fmt.Sprintf(`[databases]
+%s = %s
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = %d
+unix_socket_dir =
+auth_type = trust
+auth_file = %s
+pool_mode = session
+max_client_conn = 500
+default_pool_size = 64
+pidfile = %s
+logfile = %s
+`, db, conn, port, filepath.Join(bdir, "users.txt"), filepath.Join(bdir, "pgbouncer.pid"), filepath.Join(bdir, "pgbouncer.log"))
+	if err := os.WriteFile(filepath.Join(bdir, "users.txt"), []byte(fmt.Sprintf("%q \"\"\n", user)), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(bdir, "pgbouncer.ini"), []byte(ini), 0o644); err != nil {
+		return "", err
+	}
+	args := []string{"-d", filepath.Join(bdir, "pgbouncer.ini")}
+	if os.Geteuid() == 0 {
+		args = append([]string{"-u", "postgres"}, args...)
+		exec.Command("chown", "-R", "postgres", bdir).Run()
+	}
+	if out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("pgbouncer did not start: %v %s", err, out)
+	}
+	bouncer := fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", url.PathEscape(user), port, db)
+	for range 50 {
+		if err := execSQL(ctx, bouncer, "SELECT 1"); err == nil {
+			return bouncer, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(filepath.Join(bdir, "pgbouncer.log"))
+	return "", fmt.Errorf("pgbouncer does not answer on port %d: %s", port, log)
+}
+
+func stopPgbouncer(dir string) {
+	pid, err := os.ReadFile(filepath.Join(dir, "pgbouncer", "pgbouncer.pid"))
+	if err != nil {
+		return
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(string(pid))); err == nil {
+		if p, err := os.FindProcess(n); err == nil {
+			p.Signal(os.Interrupt)
 		}
 	}
+}
+
+// pgauditLoaded reports why the pgaudit row cannot run, if it cannot.
+func pgauditLoaded(ctx context.Context, dsn string) error {
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	var libs string
+	if err := c.QueryRow(ctx, "SHOW shared_preload_libraries").Scan(&libs); err != nil {
+		return err
+	}
+	if !strings.Contains(libs, "pgaudit") {
+		return fmt.Errorf("pgaudit is not in the server's shared_preload_libraries (Debian: postgresql-NN-pgaudit, then shared_preload_libraries = 'pgaudit' and a restart)")
+	}
 	return nil
+}
+
+func execSQL(ctx context.Context, dsn, sql string) error {
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer c.Close(ctx)
+	_, err = c.Exec(ctx, sql)
+	return err
 }
 
 type pgbenchResult struct {

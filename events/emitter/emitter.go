@@ -6,15 +6,18 @@
 // once.
 //
 // Group commit: events emitted from every goroutine (every proxied
-// session) queue together, and each group is published as one JetStream
-// atomic batch — one acknowledgement, and with sync_interval always one
-// fsync, for up to MaxBatch events, each still its own message with its
-// own subject and Nats-Msg-Id. No event waits on a timer: a group is
-// whatever queued while the previous ones were being stored (at most
-// Groups in flight), so a lone event goes at once and groups grow with the
-// load. A group the bus refuses, or whose acknowledgement is lost, is
-// published again event by event (the bus drops what it already stored,
-// by event id), so a group is never half-reported.
+// session) queue together. No event waits on a timer: a group is whatever
+// queued while the previous ones were being stored (at most Groups in
+// flight), so a lone event goes at once and groups grow with the load. A
+// group of MinGroup events or more is published as one JetStream atomic
+// batch — one acknowledgement, and with sync_interval always one fsync,
+// for up to MaxBatch events, each still its own message with its own
+// subject and Nats-Msg-Id; smaller groups go as pipelined single
+// publishes, which cost JetStream less (an atomic batch is staged in a
+// store of its own before it is committed). A group the bus refuses, or
+// whose acknowledgement is lost, is published again event by event (the
+// bus drops what it already stored, by event id), so a group is never
+// half-reported.
 //
 // With a spool directory, an event that cannot be stored (the bus is
 // unreachable) is appended to an fsynced local spool instead and reported
@@ -72,6 +75,9 @@ type Config struct {
 	// default limit on an atomic batch. One means no group commit: every
 	// event is published and acknowledged on its own.
 	MaxBatch int
+	// MinGroup is the smallest group published as an atomic batch; zero
+	// means 64. See docs/FORMAT.md and the README's figures for why.
+	MinGroup int
 	// Groups bounds the groups being stored at once; zero means 4.
 	Groups int
 }
@@ -158,6 +164,9 @@ func New(cfg Config) (*Emitter, error) {
 	}
 	if cfg.Groups <= 0 {
 		cfg.Groups = 4
+	}
+	if cfg.MinGroup <= 0 {
+		cfg.MinGroup = 64
 	}
 	e := &Emitter{cfg: cfg, slot: make(chan struct{}, cfg.MaxInFlight), wake: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1), groups: make(chan struct{}, cfg.Groups), committed: make(chan struct{})}
@@ -474,7 +483,7 @@ func (e *Emitter) store(group []*pending) {
 		p.done(r)
 		e.wg.Done()
 	}
-	if len(group) > 1 && (e.spool == nil || e.spool.empty()) && time.Now().UnixNano() >= e.noBatch.Load() {
+	if len(group) >= max(2, e.cfg.MinGroup) && (e.spool == nil || e.spool.empty()) && time.Now().UnixNano() >= e.noBatch.Load() {
 		msgs := make([]*nats.Msg, len(group))
 		for i, p := range group {
 			msgs[i] = e.message(p.ev, p.raw)
@@ -498,9 +507,10 @@ func (e *Emitter) store(group []*pending) {
 			e.cfg.Logger.Warn("the events stream does not take atomic batches: publishing events one by one for a minute", "err", err)
 		}
 	}
-	// One by one, each with its own retries (or spool): a group that
-	// was refused, or whose acknowledgement was lost, may be partly or
-	// wholly stored already, and the bus drops those by event id.
+	// One by one, each with its own retries (or spool): a small group,
+	// or one that was refused or whose acknowledgement was lost (it may
+	// be partly or wholly stored already, and the bus drops those by
+	// event id).
 	e.Stats.Singles.Add(uint64(len(group)))
 	if len(group) == 1 {
 		finish(group[0], e.emitOnce(e.life, group[0].ev, group[0].raw))

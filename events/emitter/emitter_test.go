@@ -313,7 +313,7 @@ func TestGroupCommit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			em, err := emitter.New(emitter.Config{JetStream: js, MaxBatch: 50, Groups: 2})
+			em, err := emitter.New(emitter.Config{JetStream: js, MaxBatch: 50, MinGroup: 2, Groups: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
