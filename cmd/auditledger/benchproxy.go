@@ -102,7 +102,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	// Every path is a URL pgbench connects to, or the reason it is skipped.
 	type path struct {
 		name, url, skipped string
-		proxy              bool // run per fsync setting, below
+		proxy              bool         // run per fsync setting, below
 		before, after      func() error // around each run (pgaudit on, off)
 	}
 	var all []*path
@@ -123,8 +123,12 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		if err := pgauditLoaded(ctx, *upstream); err != nil {
 			p.skipped = err.Error()
 		} else {
-			p.before = func() error { return execSQL(ctx, *upstream, fmt.Sprintf(`ALTER DATABASE %s SET pgaudit.log = 'all'`, pgx.Identifier{db}.Sanitize())) }
-			p.after = func() error { return execSQL(ctx, *upstream, fmt.Sprintf(`ALTER DATABASE %s RESET pgaudit.log`, pgx.Identifier{db}.Sanitize())) }
+			p.before = func() error {
+				return execSQL(ctx, *upstream, fmt.Sprintf(`ALTER DATABASE %s SET pgaudit.log = 'all'`, pgx.Identifier{db}.Sanitize()))
+			}
+			p.after = func() error {
+				return execSQL(ctx, *upstream, fmt.Sprintf(`ALTER DATABASE %s RESET pgaudit.log`, pgx.Identifier{db}.Sanitize()))
+			}
 		}
 		all = append(all, p)
 	}
