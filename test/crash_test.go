@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -196,6 +197,117 @@ func TestCrashKill9(t *testing.T) {
 		}
 	}
 	t.Logf("%d kills; %d events acknowledged, %d sealed exactly once", kills, len(p.acked), len(count))
+}
+
+// TestCrashKillProducerMidGroup: `auditledger emit`, flooded with events
+// so that its emitter always has groups in flight, is killed with SIGKILL
+// at random moments; each restart sends again the last events the killed
+// one was given, acknowledged or not, as a gateway with a spool would.
+// Afterwards every event emit reported stored is in the log exactly once,
+// nothing is sealed twice, and the log verifies.
+// AUDITLEDGER_PRODUCER_KILLS sets the number of kills (default 8).
+func TestCrashKillProducerMidGroup(t *testing.T) {
+	kills := 8
+	if v := os.Getenv("AUDITLEDGER_PRODUCER_KILLS"); v != "" {
+		kills, _ = strconv.Atoi(v)
+	}
+	srv := natstest.StartSecure(t)
+	_, js := srv.Connect(t)
+	keys, storeDir := t.TempDir(), t.TempDir()
+	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
+	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	serve := startServe(t, serveConfig(t, srv, storeDir, filepath.Join(keys, "ledger.key")))
+
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 2))
+	t.Logf("kill-time seed %d", seed)
+	acked := map[string]bool{}
+	const resend = 3000 // events given again to the next producer
+	next := 0
+	for k := range kills {
+		cmd := exec.Command(binary, "emit", "--nats", srv.ClientURL(), "--nkey", filepath.Join(srv.KeysDir, "proxy.nk"), "--ids")
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		from := max(0, next-resend)
+		var fed sync.WaitGroup
+		fed.Go(func() {
+			w := bufio.NewWriterSize(stdin, 1<<16)
+			for i := from; ; i++ {
+				raw, _ := eventstest.Command("producer-"+strconv.Itoa(i), "SELECT "+strconv.Itoa(i)).Marshal()
+				w.Write(append(raw, '\n'))
+				if i%256 == 0 && w.Flush() != nil {
+					next = i // the producer is gone
+					return
+				}
+			}
+		})
+		var ids []string
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				ids = append(ids, sc.Text())
+			}
+		}()
+		time.Sleep(time.Duration(300+rng.IntN(700)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-read
+		cmd.Wait()
+		stdin.Close()
+		fed.Wait()
+		if len(ids) == 0 {
+			t.Fatalf("producer %d stored nothing before it was killed; stderr:\n%s", k, stderr.String())
+		}
+		for _, id := range ids {
+			if strings.HasPrefix(id, "spooled ") {
+				t.Fatalf("producer without a spool reported %q", id)
+			}
+			acked[id] = true
+		}
+		t.Logf("producer %d: fed from event %d, %d stored before SIGKILL", k, from, len(ids))
+	}
+	waitDrained(t, js, 120*time.Second)
+	serve.Process.Signal(syscall.SIGTERM)
+	serve.Wait()
+
+	r := mustRun(t, nil, nil, "verify", "--store", storeDir, "--vkey", filepath.Join(keys, "ledger.vkey"))
+	t.Logf("verify:\n%s", r.stdout)
+	st, _ := file.New(storeDir)
+	count := map[string]int{}
+	err := ledger.ReadRecords(t.Context(), st, 0, func(idx uint64, rec []byte) error {
+		rr, err := ledger.ParseRecord(rec)
+		if err != nil {
+			return err
+		}
+		ev, err := events.Parse(rr.Event)
+		if err != nil {
+			return err
+		}
+		count[ev.ID]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, n := range count {
+		if n != 1 {
+			t.Errorf("event %s sealed %d times", id, n)
+		}
+	}
+	for id := range acked {
+		if count[id] != 1 {
+			t.Errorf("event %s reported stored by a producer, missing from the log", id)
+		}
+	}
+	t.Logf("%d producer kills; %d events reported stored, %d records sealed", kills, len(acked), len(count))
 }
 
 // TestTwoServeKillHandover: two `serve` processes on one log. Only the

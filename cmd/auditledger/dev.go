@@ -167,6 +167,7 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	creds := fs.String("creds", "", "NATS JWT credentials file (decentralized auth), instead of --nkey")
 	spoolDir := fs.String("spool", "", "spool events to this directory while NATS is unreachable, and deliver them when it returns")
 	producerKey := fs.String("producer-key", "", "attest the events with this producer key (keys generate --file NAME --name INSTANCE): one signature per batch; its name must be the events' source instance")
+	ids := fs.Bool("ids", false, "print the id of each event on stdout as soon as JetStream has stored it (spooled ones: once spooled, prefixed \"spooled \")")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -197,7 +198,7 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		fmt.Fprintf(stderr, "emit: spool damaged: %s; the intact events before and after it are delivered\n", d)
 	}
-	err = emitLines(ctx, em, stdin, stdout, stderr)
+	err = emitLines(ctx, em, stdin, stdout, stderr, *ids)
 	if em.Spooled() {
 		fmt.Fprintf(stderr, "waiting for NATS to deliver the spool in %s (Ctrl-C leaves it for the next run)\n", *spoolDir)
 		for em.Spooled() && ctx.Err() == nil {

@@ -14,7 +14,10 @@ import (
 	"github.com/auditledger/auditledger/events/emitter"
 )
 
-func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout, stderr io.Writer) error {
+// emitLines publishes one event per line; with ids, the id of each event
+// is printed once it is stored (the line is flushed at once, so a
+// process reading it knows what is stored even if emit dies next).
+func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout, stderr io.Writer, ids bool) error {
 	br := bufio.NewReaderSize(stdin, events.MaxSize+2)
 	var mu sync.Mutex
 	var stored, spooled, failed, rejected, n int
@@ -42,8 +45,14 @@ func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout
 					fmt.Fprintf(stderr, "line %d: event %s not stored: %v\n", line, r.ID, r.Err)
 				case r.Spooled:
 					spooled++
+					if ids {
+						fmt.Fprintf(stdout, "spooled %s\n", r.ID)
+					}
 				default:
 					stored++
+					if ids {
+						fmt.Fprintf(stdout, "%s\n", r.ID)
+					}
 				}
 			})
 		}
