@@ -31,8 +31,9 @@ type Entry struct {
 	Event []byte
 	// Source is the JetStream stream sequence the event came from, or 0
 	// for a direct append. Non-zero sources must be contiguous: each the
-	// one after the last, unless the entry is a gap record (GapEntry)
-	// covering the sequences in between.
+	// one after the last, or the same for the next event of one batch
+	// message, unless the entry is a gap record (GapEntry) covering the
+	// sequences in between.
 	Source uint64
 	// Producer, if set, is the producer's signature of Event; the record
 	// keeps it (version 2) so anyone can check it offline.
@@ -137,7 +138,7 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 	}
 	first := l.st.size
 	recs := make([]Record, len(entries))
-	lastSource := l.st.lastSource
+	lastSource, lastSourceSeg := l.st.lastSource, ""
 	for i, e := range entries {
 		if len(e.Event) > events.MaxSize {
 			return nil, fmt.Errorf("ledger: entry %d: event is %d bytes, the limit is %d", i, len(e.Event), events.MaxSize)
@@ -147,11 +148,11 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 			// The verifier's rule, applied before sealing: every source is
 			// the next stream sequence, a rejection of it, or a gap record
 			// covering the run from it.
-			scratch := logState{lastSource: lastSource}
+			scratch := logState{lastSource: lastSource, lastSourceSeg: lastSourceSeg}
 			if err := scratch.checkSource(SegmentName(first), recs[i].Index, recs[i]); err != nil {
 				return nil, fmt.Errorf("ledger: entry %d (source %d after %d): %w", i, e.Source, lastSource, err)
 			}
-			lastSource = e.Source
+			lastSource, lastSourceSeg = e.Source, SegmentName(first)
 		}
 	}
 	seg, buf := encodeRecords(first, l.st.chain, recs)

@@ -257,6 +257,20 @@ func TestSourcesContiguous(t *testing.T) {
 	if err != nil || len(rep.Gaps) != 1 || rep.Gaps[0].Index != 2 || rep.Gaps[0].Count != 2 {
 		t.Fatalf("verify --allow-gaps: %v %+v", err, rep)
 	}
+	// The events of one batch message share its sequence, and are sealed
+	// together; a later segment may not repeat it.
+	if _, err := l.Append(t.Context(), []ledger.Entry{src(3, 6), src(4, 6), src(5, 6), src(6, 7)}); err != nil {
+		t.Fatalf("one batch message's events in one segment: %v", err)
+	}
+	if _, err := l.Append(t.Context(), []ledger.Entry{src(7, 7)}); err == nil || !strings.Contains(err.Error(), "not increasing") {
+		t.Fatalf("append repeating sequence 7 in a new segment: %v", err)
+	}
+	if _, err := l.Append(t.Context(), []ledger.Entry{src(7, 8), src(8, 7)}); err == nil || !strings.Contains(err.Error(), "not increasing") {
+		t.Fatalf("append going back to sequence 7: %v", err)
+	}
+	if rep, err = ledger.Verify(t.Context(), st, ledger.VerifyOptions{Verifier: s.Verifier(), AllowGaps: true}); err != nil || rep.LastSource != 7 || rep.Size != 8 {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
 }
 
 // resentPUT is a real store whose Create behaves as an S3 client that

@@ -20,6 +20,10 @@ type logState struct {
 	chain      Hash
 	lastTime   int64 // Unix nanoseconds
 	lastSource uint64
+	// lastSourceSeg names the segment of the record that set lastSource:
+	// the events of one batch message share a source, and are sealed in
+	// one segment.
+	lastSourceSeg string
 	cr         compactRange
 	tree       *Tree // nil unless proofs are wanted
 	gaps       []Gap // the gap records seen
@@ -82,7 +86,7 @@ func (st *logState) apply(name string, seg *Segment, leaves []Hash) error {
 			if err := st.checkSource(name, idx, r); err != nil {
 				return err
 			}
-			st.lastSource = r.Source
+			st.lastSource, st.lastSourceSeg = r.Source, name
 		}
 		if r.Producer != nil {
 			st.signed++

@@ -13,8 +13,9 @@ import (
 // sealed as its event, or as a ledger.rejected record (the event failed
 // validation), or is covered by a ledger.gap record (it was missing from
 // the stream when the writer reached it). So along the log the non-zero
-// sources are contiguous, and a verifier proves that nothing was skipped
-// without a record saying so.
+// sources are contiguous — each the previous one, for the events of one
+// batch message, or the next — and a verifier proves that nothing was
+// skipped without a record saying so.
 //
 // These system records hold version-1 events that the writer builds
 // itself, encoded with "type" as the first member, so a verifier
@@ -53,7 +54,10 @@ type StreamState struct {
 
 // Rejection is an event that failed validation.
 type Rejection struct {
-	Seq     uint64 `json:"seq"`
+	Seq uint64 `json:"seq"`
+	// Part is the event's line in a batch message, from 1; zero (and not
+	// encoded) for a message holding one event, or a batch rejected whole.
+	Part    int    `json:"part,omitempty"`
 	Subject string `json:"subject"`
 	Reason  string `json:"reason"`
 	// SHA256 (hex) and Bytes describe the rejected message exactly as
@@ -114,7 +118,11 @@ func RejectedEntry(origin string, r Rejection, at time.Time) (Entry, error) {
 	if len(r.Subject) > 256 {
 		r.Subject = r.Subject[:256]
 	}
-	b, err := systemRecord(origin, events.LedgerRejected, fmt.Sprintf("ledger/rejected/%d", r.Seq), at, r)
+	id := fmt.Sprintf("ledger/rejected/%d", r.Seq)
+	if r.Part > 0 {
+		id += fmt.Sprintf(".%d", r.Part)
+	}
+	b, err := systemRecord(origin, events.LedgerRejected, id, at, r)
 	if err != nil {
 		return Entry{}, err
 	}
@@ -138,7 +146,10 @@ func systemRecordOf(event []byte) (t events.Type, payload json.RawMessage, ok bo
 
 // checkSource applies the contiguity rule to one record with a non-zero
 // source: it must be the next stream sequence, a rejection of it, or a
-// gap record covering the run that starts there.
+// gap record covering the run that starts there — or, for an event or a
+// rejection, the same sequence as the record before it in the same
+// segment: the next event of one batch message, whose events are always
+// sealed together.
 func (st *logState) checkSource(name string, idx uint64, r Record) error {
 	want := st.lastSource + 1
 	t, payload, sys, err := systemRecordOf(r.Event)
@@ -164,6 +175,9 @@ func (st *logState) checkSource(name string, idx uint64, r Record) error {
 		return verr(name, int64(idx), "system record type", "ledger.gap or ledger.rejected", string(t))
 	}
 	if r.Source != want {
+		if r.Source == st.lastSource && st.lastSourceSeg == name {
+			return nil // the next event of the same batch message
+		}
 		if r.Source <= st.lastSource {
 			return verr(name, int64(idx), "source stream sequence not increasing (duplicate or reordered event)",
 				fmt.Sprintf("greater than %d", st.lastSource), fmt.Sprint(r.Source))

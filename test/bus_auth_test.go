@@ -121,9 +121,15 @@ func TestBusLeastPrivilege(t *testing.T) {
 	if _, err := t1js.Publish(t.Context(), events.Subject(claim.Tenant, claim.Type, "t1"), claimRaw); err != nil {
 		t.Fatal(err)
 	}
+	// In its own batch, likewise: the writer checks every event's producer.
+	ok := eventstest.Command("batched-t1", "")
+	okRaw, _ := ok.Marshal()
+	if _, err := t1js.Publish(t.Context(), events.BatchSubject("t1"), events.AppendBatch(events.AppendBatch(nil, okRaw), claimRaw)); err != nil {
+		t.Fatal(err)
+	}
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if n := logSize(t, store); n != 21 { // 20 events and the rejection
-			return fmt.Errorf("sealed %d of 21", n)
+		if n := logSize(t, store); n != 23 { // 20 events, a rejection, a batch of an event and a rejection
+			return fmt.Errorf("sealed %d of 23", n)
 		}
 		return nil
 	})
@@ -131,6 +137,9 @@ func TestBusLeastPrivilege(t *testing.T) {
 	rs, _ := admin.Stream(t.Context(), bus.RejectStream)
 	if m, err := rs.GetMsg(t.Context(), 1); err != nil || !strings.Contains(m.Header.Get(bus.HeaderReason), "source instance say") {
 		t.Fatalf("the writer did not reject t1's event claiming pg-2: %v", err)
+	}
+	if m, err := rs.GetMsg(t.Context(), 2); err != nil || !strings.Contains(m.Header.Get(bus.HeaderReason), `its source instance "pg-2"`) {
+		t.Fatalf("the writer did not reject t1's batched event claiming pg-2: %v", err)
 	}
 	_, rjs := srv.ConnectAs(t, bus.Reader)
 	if _, err := rjs.Stream(t.Context(), bus.LedgerStream); err != nil {
@@ -193,10 +202,12 @@ func TestBusLeastPrivilege(t *testing.T) {
 	roleOnly := map[bus.Role][]attempt{
 		bus.Producer("t1"): {
 			{"publish an event as another producer", events.Subject(forged.Tenant, forged.Type, "pg-2"), string(forgedRaw), ""},
+			{"publish a batch as another producer", events.BatchSubject("pg-2"), string(forgedRaw) + "\n", ""},
 			{"write the lease", "$KV.AUDIT_LEDGER_LEASES.ledger", "x", ""},
 		},
 		bus.Reader: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
-			{"publish an event", "audit.events.acme.command.executed", `{}`, ""}},
+			{"publish an event", "audit.events.acme.command.executed", `{}`, ""},
+			{"publish a batch", events.BatchSubject("t1"), "{}\n", ""}},
 		bus.Ledger: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
 			{"publish an event", "audit.events.acme.command.executed", `{}`, ""}},
 	}
@@ -235,14 +246,14 @@ func TestBusLeastPrivilege(t *testing.T) {
 		t.Fatal("admin lifted deny_delete on AUDIT_EVENTS")
 	}
 	info, _ := es.Info(t.Context())
-	if info.State.Msgs != 21 {
-		t.Fatalf("AUDIT_EVENTS holds %d messages, want the 21 published", info.State.Msgs)
+	if info.State.Msgs != 22 {
+		t.Fatalf("AUDIT_EVENTS holds %d messages, want the 22 published", info.State.Msgs)
 	}
 
-	// Nothing reached the log but the 20 events.
+	// Nothing reached the log but the 21 events and the 2 rejections.
 	rep, err := ledger.Verify(t.Context(), store, ledger.VerifyOptions{Verifier: mustVerifier(t, vkey)})
-	if err != nil || rep.Size != 21 || rep.Rejected != 1 {
-		t.Fatalf("log after the attempts: %+v, %v; want 20 events and a rejection, verified", rep, err)
+	if err != nil || rep.Size != 23 || rep.Rejected != 2 {
+		t.Fatalf("log after the attempts: %+v, %v; want 21 events and 2 rejections, verified", rep, err)
 	}
 }
 

@@ -41,6 +41,10 @@ func (d *busDialer) connect(role bus.Role) (*nats.Conn, jetstream.JetStream, err
 	}
 	opts := []nats.Option{nats.Name(d.name + "-" + string(role)), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(d.retry),
+		// No buffering while reconnecting: a publish either reaches the
+		// server now or fails, and the emitter retries or spools it. A
+		// buffered one could arrive later beside its spooled copy.
+		nats.ReconnectBufSize(-1),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrPermissionViolation) {
 				log.Error("NATS refused an operation this bus role may not do", "bus_role", role, "err", err)

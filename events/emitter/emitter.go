@@ -9,15 +9,15 @@
 // session) queue together. No event waits on a timer: a group is whatever
 // queued while the previous ones were being stored (at most Groups in
 // flight), so a lone event goes at once and groups grow with the load. A
-// group of MinGroup events or more is published as one JetStream atomic
-// batch — one acknowledgement, and with sync_interval always one fsync,
-// for up to MaxBatch events, each still its own message with its own
-// subject and Nats-Msg-Id; smaller groups go as pipelined single
-// publishes, which cost JetStream less (an atomic batch is staged in a
-// store of its own before it is committed). A group the bus refuses, or
-// whose acknowledgement is lost, is published again event by event (the
-// bus drops what it already stored, by event id), so a group is never
-// half-reported.
+// group is published as one batch message (events.BatchSubject: the
+// events as JSON lines) — one acknowledgement, and with sync_interval
+// always one fsync, for up to MaxBatch events; the ledger writer splits
+// it, and seals each event id once whatever arrives twice. A batch the bus
+// does not acknowledge is published again event by event (with a spool,
+// spooled): if the batch was stored after all, the writer records the
+// copies as rejected duplicates, never seals them twice. A bus that takes
+// no batches (a stream set up before them, credentials from before them)
+// gets single publishes for a minute at a time.
 //
 // With a spool directory, an event that cannot be stored (the bus is
 // unreachable) is appended to an fsynced local spool instead and reported
@@ -36,14 +36,18 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/auditledger/auditledger/events"
 )
 
 // Config configures an Emitter.
 type Config struct {
-	JetStream jetstream.JetStream // required
+	// JetStream is required. Its connection should not buffer while
+	// reconnecting (nats.ReconnectBufSize(-1)): a publish that timed out
+	// and was spooled could otherwise still reach the bus from the buffer,
+	// and again from the spool in a batch, which the ledger then records
+	// as a rejected duplicate.
+	JetStream jetstream.JetStream
 	// MaxInFlight bounds publishes awaiting acknowledgement; zero means 4096.
 	MaxInFlight int
 	// Retries per event before Emit gives up (or spools); zero means 5.
@@ -75,10 +79,11 @@ type Config struct {
 	// default limit on an atomic batch. One means no group commit: every
 	// event is published and acknowledged on its own.
 	MaxBatch int
-	// MinGroup is the smallest group published as an atomic batch; zero
-	// means 64. See docs/FORMAT.md and the README's figures for why.
-	MinGroup int
-	// Groups bounds the groups being stored at once; zero means 4.
+	// Groups bounds the groups being stored at once; zero means 1, the
+	// classic group commit: while one group is being stored the next one
+	// gathers. Measured here (README, Performance), more groups in flight
+	// only split the same events into more messages — each its own fsync
+	// under sync_interval always — for no gain under interval.
 	Groups int
 }
 
@@ -118,17 +123,18 @@ type Emitter struct {
 	kick      chan struct{}
 	groups    chan struct{}
 	committed chan struct{} // closed when the committer has stopped
-	noBatch   atomic.Int64  // unix nanos until which atomic batches are not tried
+	noBatch   atomic.Int64  // unix nanos until which no batch is tried
 	Stats     Stats
 }
 
 // Stats are running totals, safe to read concurrently.
 type Stats struct {
-	// Groups stored as one atomic batch, and the events in them.
+	// Groups stored as one batch message, and the events in them.
 	Groups, GroupedEvents atomic.Uint64
-	// Single publishes: lone events and the events of refused groups.
+	// Single publishes: lone events, signed ones, and the events of
+	// batches the bus did not acknowledge.
 	Singles atomic.Uint64
-	// GroupsRefused counts groups the bus did not take whole.
+	// GroupsRefused counts batch messages the bus did not acknowledge.
 	GroupsRefused atomic.Uint64
 }
 
@@ -163,10 +169,7 @@ func New(cfg Config) (*Emitter, error) {
 		cfg.MaxBatch = 1000
 	}
 	if cfg.Groups <= 0 {
-		cfg.Groups = 4
-	}
-	if cfg.MinGroup <= 0 {
-		cfg.MinGroup = 64
+		cfg.Groups = 1
 	}
 	e := &Emitter{cfg: cfg, slot: make(chan struct{}, cfg.MaxInFlight), wake: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1), groups: make(chan struct{}, cfg.Groups), committed: make(chan struct{})}
@@ -288,25 +291,32 @@ func (e *Emitter) drain(ctx context.Context) {
 	}
 }
 
-// publishBatch stores spooled events: one group if the bus takes it,
-// else one by one.
+// publishBatch stores spooled events: in batch messages if it can, else
+// one by one.
 func (e *Emitter) publishBatch(ctx context.Context, batch [][]byte) error {
-	msgs := make([]*nats.Msg, 0, len(batch))
+	group := make([]*pending, 0, len(batch))
 	for _, raw := range batch {
 		ev, err := events.Parse(raw)
 		if err != nil {
 			return err // cannot happen: only valid events are spooled
 		}
-		msgs = append(msgs, e.message(ev, raw))
+		group = append(group, &pending{ev: ev, raw: raw})
 	}
-	if _, err := e.publishGroup(ctx, msgs); err == nil {
-		return nil
+	rest := group
+	if e.batching() {
+		rest = nil
+		for _, b := range e.batches(group) {
+			if len(b) < 2 || !e.batching() {
+				rest = append(rest, b...)
+			} else if _, err := e.publishMsg(ctx, batchMsg(b), 0, "batch"); err != nil {
+				e.batchFailed(err)
+				rest = append(rest, b...)
+			}
+		}
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(batch))
-	for i, raw := range batch {
-		ev, _ := events.Parse(raw)
-		msgs[i] = e.message(ev, raw) // fresh: the group's headers must go
-		f, err := e.cfg.JetStream.PublishMsgAsync(msgs[i])
+	futures := make([]jetstream.PubAckFuture, 0, len(rest))
+	for _, p := range rest {
+		f, err := e.cfg.JetStream.PublishMsgAsync(e.message(p.ev, p.raw))
 		if err != nil {
 			return err
 		}
@@ -483,59 +493,104 @@ func (e *Emitter) store(group []*pending) {
 		p.done(r)
 		e.wg.Done()
 	}
-	if len(group) >= max(2, e.cfg.MinGroup) && (e.spool == nil || e.spool.empty()) && time.Now().UnixNano() >= e.noBatch.Load() {
-		msgs := make([]*nats.Msg, len(group))
-		for i, p := range group {
-			msgs[i] = e.message(p.ev, p.raw)
-		}
-		ctx, cancel := context.WithTimeout(e.life, e.cfg.Timeout)
-		last, err := e.publishGroup(ctx, msgs)
-		cancel()
-		if err == nil {
-			e.Stats.Groups.Add(1)
-			e.Stats.GroupedEvents.Add(uint64(len(group)))
-			for i, p := range group {
-				finish(p, Result{ID: p.ev.ID, Seq: last - uint64(len(group)-1-i)})
+	var singles []*pending
+	if len(group) > 1 && e.batching() && (e.spool == nil || e.spool.empty()) {
+		for _, b := range e.batches(group) {
+			if len(b) < 2 || !e.batching() {
+				singles = append(singles, b...)
+				continue
 			}
-			return
+			// One try: the single publishes that follow a failure retry
+			// (or spool) each event.
+			seq, err := e.publishMsg(e.life, batchMsg(b), 0, fmt.Sprintf("batch of %d events", len(b)))
+			if err != nil {
+				e.batchFailed(err)
+				singles = append(singles, b...)
+				continue
+			}
+			e.Stats.Groups.Add(1)
+			e.Stats.GroupedEvents.Add(uint64(len(b)))
+			for _, p := range b {
+				finish(p, Result{ID: p.ev.ID, Seq: seq})
+			}
 		}
-		e.Stats.GroupsRefused.Add(1)
-		if errors.Is(err, jetstreamext.ErrBatchPublishNotEnabled) {
-			// A stream set up before group commit: single publishes
-			// for a while, then try again (the ledger updates it).
-			e.noBatch.Store(time.Now().Add(time.Minute).UnixNano())
-			e.cfg.Logger.Warn("the events stream does not take atomic batches: publishing events one by one for a minute", "err", err)
-		}
+	} else {
+		singles = group
 	}
-	// One by one, each with its own retries (or spool): a small group,
-	// or one that was refused or whose acknowledgement was lost (it may
-	// be partly or wholly stored already, and the bus drops those by
-	// event id).
-	e.Stats.Singles.Add(uint64(len(group)))
-	if len(group) == 1 {
-		finish(group[0], e.emitOnce(e.life, group[0].ev, group[0].raw))
+	// One by one, each with its own retries (or spool).
+	e.Stats.Singles.Add(uint64(len(singles)))
+	if len(singles) == 1 {
+		finish(singles[0], e.emitOnce(e.life, singles[0].ev, singles[0].raw))
 		return
 	}
 	var wg sync.WaitGroup
-	for _, p := range group {
+	for _, p := range singles {
 		wg.Go(func() { finish(p, e.emitOnce(e.life, p.ev, p.raw)) })
 	}
 	wg.Wait()
 }
 
-// publishGroup stores msgs as one atomic batch and returns the stream
-// sequence of the last. The batch is committed whole or not at all.
-func (e *Emitter) publishGroup(ctx context.Context, msgs []*nats.Msg) (uint64, error) {
-	if len(msgs) > 1000 {
-		return 0, jetstreamext.ErrBatchPublishExceedsLimit
-	}
-	ack, err := jetstreamext.PublishMsgBatch(ctx, e.cfg.JetStream, msgs,
-		jetstreamext.BatchFlowControl{AckTimeout: e.cfg.Timeout}) // no ack before the commit: one round trip
-	if err != nil {
-		return 0, err
-	}
-	return ack.Sequence, nil
+// batching reports whether groups go in batch messages.
+func (e *Emitter) batching() bool {
+	return e.cfg.Sign == nil && e.cfg.MaxBatch > 1 && time.Now().UnixNano() >= e.noBatch.Load()
 }
+
+// batchFailed notes a batch the bus did not acknowledge. No stream for
+// batch subjects, or no answer at all (credentials without the batch
+// subject: the server drops the message), stops batching for a minute.
+func (e *Emitter) batchFailed(err error) {
+	e.Stats.GroupsRefused.Add(1)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, errAckTimeout) {
+		if e.noBatch.Swap(time.Now().Add(time.Minute).UnixNano()) < time.Now().UnixNano() {
+			e.cfg.Logger.Warn("the bus did not take a batch of events: publishing them one by one for a minute "+
+				"(is AUDIT_EVENTS set up by this version, and do this producer's credentials allow audit.batch.<producer>?)", "err", err)
+		}
+	}
+}
+
+// batches splits a group into batches by producer (each producer has its
+// own batch subject) and size; an event that cannot be batched is a
+// batch of its own.
+func (e *Emitter) batches(group []*pending) [][]*pending {
+	var out [][]*pending
+	open := map[string]int{} // producer token → index in out of its open batch
+	size := map[string]int{}
+	for _, p := range group {
+		if !events.Batchable(p.raw) {
+			out = append(out, []*pending{p})
+			continue
+		}
+		tok := events.ProducerToken(p.ev.Source.Instance)
+		i, ok := open[tok]
+		if !ok || len(out[i]) >= e.cfg.MaxBatch || size[tok]+len(p.raw)+1 > events.MaxBatchBytes {
+			out = append(out, nil)
+			i, open[tok], size[tok] = len(out)-1, len(out)-1, 0
+		}
+		out[i] = append(out[i], p)
+		size[tok] += len(p.raw) + 1
+	}
+	return out
+}
+
+// batchMsg is the batch message of b: its events as JSON lines, with a
+// Nats-Msg-Id derived from their ids.
+func batchMsg(b []*pending) *nats.Msg {
+	ids := make([]string, len(b))
+	n := 0
+	for i, p := range b {
+		ids[i] = p.ev.ID
+		n += len(p.raw) + 1
+	}
+	body := make([]byte, 0, n)
+	for _, p := range b {
+		body = events.AppendBatch(body, p.raw)
+	}
+	m := nats.NewMsg(events.BatchSubject(b[0].ev.Source.Instance))
+	m.Data = body
+	m.Header.Set(nats.MsgIdHdr, events.BatchID(ids))
+	return m
+}
+
 
 // Failed counts the events this emitter could neither store nor spool.
 // Every one was reported to its caller; the count is for metrics and alerts.
@@ -543,7 +598,7 @@ func (e *Emitter) Failed() uint64 { return e.failed.Load() }
 
 func (e *Emitter) emitOnce(ctx context.Context, ev *events.Event, raw []byte) Result {
 	if e.spool == nil {
-		seq, err := e.publish(ctx, ev, raw, e.cfg.Retries)
+		seq, err := e.publishMsg(ctx, e.message(ev, raw), e.cfg.Retries, "event "+ev.ID)
 		return Result{ID: ev.ID, Seq: seq, Err: err}
 	}
 	if !e.spool.empty() {
@@ -553,7 +608,7 @@ func (e *Emitter) emitOnce(ctx context.Context, ev *events.Event, raw []byte) Re
 	// Whatever the reason the try failed — the bus, or a shutdown that
 	// ended the wait — the event goes to the spool: a publish whose answer
 	// was lost may be stored twice, and the event id makes that one event.
-	seq, err := e.publish(ctx, ev, raw, 0)
+	seq, err := e.publishMsg(ctx, e.message(ev, raw), 0, "event "+ev.ID)
 	if err == nil {
 		return Result{ID: ev.ID, Seq: seq}
 	}
@@ -571,8 +626,9 @@ func (e *Emitter) toSpool(ev *events.Event, raw []byte) Result {
 	return Result{ID: ev.ID, Spooled: true}
 }
 
-func (e *Emitter) publish(ctx context.Context, ev *events.Event, raw []byte, retries int) (uint64, error) {
-	msg := e.message(ev, raw)
+// publishMsg publishes msg until JetStream acknowledges it, trying
+// retries times more with doubling waits; what names it in errors.
+func (e *Emitter) publishMsg(ctx context.Context, msg *nats.Msg, retries int, what string) (uint64, error) {
 	wait := 50 * time.Millisecond
 	var last error
 	for try := 0; try <= retries; try++ {
@@ -599,15 +655,17 @@ func (e *Emitter) publish(ctx context.Context, ev *events.Event, raw []byte, ret
 		case err := <-f.Err():
 			last = err
 		case <-t.C:
-			last = errors.New("acknowledgement timed out")
+			last = errAckTimeout
 		case <-ctx.Done():
 			t.Stop()
 			return 0, ctx.Err()
 		}
 		t.Stop()
 	}
-	return 0, fmt.Errorf("emitter: event %s not stored after %d tries: %w", ev.ID, retries+1, last)
+	return 0, fmt.Errorf("emitter: %s not stored after %d tries: %w", what, retries+1, last)
 }
+
+var errAckTimeout = errors.New("acknowledgement timed out")
 
 // Wait blocks until every publish accepted so far has finished.
 func (e *Emitter) Wait() { e.wg.Wait() }

@@ -28,7 +28,7 @@ func Example() {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	js.CreateStream(ctx, jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>"}})
+	js.CreateStream(ctx, jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", events.BatchSubjects}})
 
 	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: dir + "/spool"})
 	if err != nil {

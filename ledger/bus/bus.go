@@ -38,6 +38,8 @@ const (
 	HeaderReason        = "Auditledger-Reason"
 	HeaderSourceSeq     = "Auditledger-Source-Seq"
 	HeaderSourceSubject = "Auditledger-Source-Subject"
+	// HeaderSourcePart is the line of a rejected event in its batch.
+	HeaderSourcePart = "Auditledger-Source-Part"
 )
 
 // StreamOptions configures the streams EnsureStreams creates.
@@ -77,8 +79,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		storage = jetstream.MemoryStorage
 	}
 	for _, cfg := range []jetstream.StreamConfig{
-		{Name: EventsStream, Subjects: []string{EventsSubjects}, Description: "audit events from producers, deduplicated by event id",
-			MaxMsgSize: events.MaxSize + 1024, DenyDelete: !o.AllowDelete, DenyPurge: !o.AllowDelete},
+		{Name: EventsStream, Subjects: []string{EventsSubjects, events.BatchSubjects}, Description: "audit events from producers, one per message or in batches",
+			MaxMsgSize: events.MaxBatchBytes + 16<<10, DenyDelete: !o.AllowDelete, DenyPurge: !o.AllowDelete},
 		{Name: LedgerStream, Subjects: []string{LedgerSubjects}, Description: "sealed ledger records, for projections and SIEM consumers",
 			DenyDelete: true, DenyPurge: true},
 		{Name: RejectStream, Subjects: []string{RejectSubject}, Description: "events that failed validation, with the reason",

@@ -148,13 +148,13 @@ func (r Role) Permissions() Permissions {
 		}
 	case API:
 		return Permissions{
-			PublishAllow:   slices.Concat(common, []string{EventsSubjects, streamInfo(EventsStream)}, manage("KV_"+ApprovalsBucket), kv(ApprovalsBucket)),
+			PublishAllow:   slices.Concat(common, []string{EventsSubjects, events.BatchSubjects, streamInfo(EventsStream)}, manage("KV_"+ApprovalsBucket), kv(ApprovalsBucket)),
 			PublishDeny:    editDeny,
 			SubscribeAllow: inbox,
 		}
 	case Proxy:
 		return Permissions{
-			PublishAllow:   slices.Concat(common, []string{EventsSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket)),
+			PublishAllow:   slices.Concat(common, []string{EventsSubjects, events.BatchSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket)),
 			PublishDeny:    editDeny,
 			SubscribeAllow: inbox,
 		}
@@ -172,7 +172,7 @@ func (r Role) Permissions() Permissions {
 	// tenant, then the two tokens of a producer's event type (ledger.*
 	// types, with three, are the writer's own), then its own token.
 	return Permissions{
-		PublishAllow:   slices.Concat(common, []string{"audit.events.*.*.*." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket)),
+		PublishAllow:   slices.Concat(common, []string{"audit.events.*.*.*." + token, "audit.batch." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket)),
 		PublishDeny:    editDeny,
 		SubscribeAllow: inbox,
 	}

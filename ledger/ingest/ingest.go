@@ -14,6 +14,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -305,6 +306,7 @@ func (in *Ingester) consume(ctx context.Context) error {
 	defer context.AfterFunc(ctx, it.Stop)() // unblock Next on cancellation
 	var msgs []jetstream.Msg
 	var deadline time.Time
+	held := 0 // events in msgs: a batch message holds many
 	for ctx.Err() == nil {
 		wait := time.Second
 		if len(msgs) > 0 {
@@ -320,7 +322,8 @@ func (in *Ingester) consume(ctx context.Context) error {
 				deadline = time.Now().Add(in.cfg.MaxWait)
 			}
 			msgs = append(msgs, m)
-			if len(msgs) < in.cfg.BatchSize {
+			held += eventsIn(m)
+			if held < in.cfg.BatchSize {
 				continue
 			}
 		case ctx.Err() != nil:
@@ -339,10 +342,18 @@ func (in *Ingester) consume(ctx context.Context) error {
 			if err := in.process(ctx, msgs); err != nil {
 				return err
 			}
-			msgs = msgs[:0]
+			msgs, held = msgs[:0], 0
 		}
 	}
 	return nil
+}
+
+// eventsIn is about how many events m holds.
+func eventsIn(m jetstream.Msg) int {
+	if _, ok := events.BatchProducer(m.Subject()); ok {
+		return max(1, bytes.Count(m.Data(), []byte{'\n'}))
+	}
+	return 1
 }
 
 // sealing is one entry of a batch: its message (none for a gap record)
@@ -359,8 +370,10 @@ type sealing struct {
 func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 	checked := in.validateAll(msgs)
 	for _, c := range checked {
-		if c.indexErr != nil {
-			return c.indexErr // the index's trouble, not the event's
+		for _, p := range c {
+			if p.indexErr != nil {
+				return p.indexErr // the index's trouble, not the event's
+			}
 		}
 	}
 	var ok []sealing
@@ -410,24 +423,28 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 			}
 		}
 		next = seq + 1
-		ev, verr := checked[i].event, checked[i].err
-		if verr == nil {
-			verr = in.duplicate(ev.ID, checked[i], batchIDs)
-		}
-		if verr != nil {
-			e, err := in.reject(ctx, m, seq, verr)
-			if err != nil {
-				return err
+		// Each event of the message (a batch holds many) becomes a
+		// record with the message's stream sequence as its source.
+		for _, c := range checked[i] {
+			verr := c.err
+			if verr == nil {
+				verr = in.duplicate(c.event.ID, c, batchIDs)
 			}
-			entries = append(entries, e)
-			keys = append(keys, nil)
-			ok = append(ok, sealing{msg: m, tenant: ledger.SystemTenant, typ: events.LedgerRejected})
-			continue
+			if verr != nil {
+				e, err := in.reject(ctx, m, seq, c, verr)
+				if err != nil {
+					return err
+				}
+				entries = append(entries, e)
+				keys = append(keys, nil)
+				ok = append(ok, sealing{msg: m, tenant: ledger.SystemTenant, typ: events.LedgerRejected})
+				continue
+			}
+			batchIDs[string(c.key)] = seq
+			ok = append(ok, sealing{msg: m, tenant: c.event.Tenant, typ: c.event.Type})
+			entries = append(entries, ledger.Entry{Event: c.raw, Source: seq, Producer: c.sig})
+			keys = append(keys, c.key)
 		}
-		batchIDs[string(checked[i].key)] = seq
-		ok = append(ok, sealing{msg: m, tenant: ev.Tenant, typ: ev.Type})
-		entries = append(entries, ledger.Entry{Event: m.Data(), Source: seq, Producer: checked[i].sig})
-		keys = append(keys, checked[i].key)
 	}
 	if len(entries) > 0 {
 		seal, err := in.seal(ctx, entries)
@@ -468,7 +485,11 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 	return gap
 }
 
+// checkedMsg is one event of a message, checked: a message on an
+// events subject holds one, a batch message one per line.
 type checkedMsg struct {
+	raw   []byte // the event's bytes
+	part  int    // its line in a batch, from 1; 0 for a single message
 	event *events.Event
 	sig   *ledger.ProducerSig
 	err   error
@@ -498,26 +519,71 @@ func (in *Ingester) duplicate(id string, c checkedMsg, batch map[string]uint64) 
 var ErrDuplicate = errors.New("duplicate event id")
 
 // validateAll parses and checks a batch on every core.
-func (in *Ingester) validateAll(msgs []jetstream.Msg) []checkedMsg {
-	out := make([]checkedMsg, len(msgs))
+func (in *Ingester) validateAll(msgs []jetstream.Msg) [][]checkedMsg {
+	out := make([][]checkedMsg, len(msgs))
 	workers := runtime.GOMAXPROCS(0)
 	per := max(64, (len(msgs)+workers-1)/workers)
+	if len(msgs) < 64*workers {
+		per = max(1, (len(msgs)+workers-1)/workers) // batches hold many events each
+	}
 	var wg sync.WaitGroup
 	for lo := 0; lo < len(msgs); lo += per {
 		hi := min(lo+per, len(msgs))
 		wg.Go(func() {
 			for i := lo; i < hi; i++ {
-				c := &out[i]
-				c.event, c.sig, c.err = in.check(msgs[i])
-				if c.err == nil {
-					c.key = idKey(c.event.ID)
-					c.sealedAt, c.seen, c.indexErr = in.seen.lookup(c.key)
-				}
+				out[i] = in.checkMsg(msgs[i])
 			}
 		})
 	}
 	wg.Wait()
 	return out
+}
+
+// checkMsg checks the event, or each event of a batch, in m.
+func (in *Ingester) checkMsg(m jetstream.Msg) []checkedMsg {
+	var parts []checkedMsg
+	token, batch := events.BatchProducer(m.Subject())
+	if !batch {
+		c := checkedMsg{raw: m.Data()}
+		c.event, c.sig, c.err = in.check(m)
+		parts = []checkedMsg{c}
+	} else {
+		raws, err := events.SplitBatch(m.Data())
+		if err != nil {
+			return []checkedMsg{{raw: m.Data(), err: err}}
+		}
+		parts = make([]checkedMsg, len(raws))
+		for j, raw := range raws {
+			parts[j] = checkedMsg{raw: raw, part: j + 1}
+			parts[j].event, parts[j].err = in.checkBatched(raw, token)
+		}
+	}
+	for j := range parts {
+		c := &parts[j]
+		if c.err == nil {
+			c.key = idKey(c.event.ID)
+			c.sealedAt, c.seen, c.indexErr = in.seen.lookup(c.key)
+		}
+	}
+	return parts
+}
+
+// checkBatched validates one event of a batch published by producer token.
+func (in *Ingester) checkBatched(raw []byte, token string) (*events.Event, error) {
+	ev, err := events.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if ev.Type.Ledger() {
+		return nil, fmt.Errorf("type %s is recorded by the ledger itself, never by a producer", ev.Type)
+	}
+	if got := events.ProducerToken(ev.Source.Instance); got != token {
+		return nil, fmt.Errorf("in a batch published on %q, but its source instance %q is producer %q", events.BatchSubject(token), ev.Source.Instance, got)
+	}
+	if in.cfg.RequireSigned {
+		return nil, fmt.Errorf("%w: none (events in a batch carry none), and this ledger requires every event to be signed by its producer", ledger.ErrProducer)
+	}
+	return ev, nil
 }
 
 // check validates one event, that its subject and message id agree with
@@ -627,24 +693,29 @@ func (in *Ingester) seal(ctx context.Context, entries []ledger.Entry) (*ledger.S
 	}
 }
 
-// reject stores a message that failed validation in AUDIT_REJECTED, with
-// the reason, and returns the record that accounts for its sequence in the
-// log.
-func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, reason error) (ledger.Entry, error) {
+// reject stores an event that failed validation (or a batch that is not
+// one) in AUDIT_REJECTED, with the reason, and returns the record that
+// accounts for it in the log.
+func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, c checkedMsg, reason error) (ledger.Entry, error) {
 	in.Stats.Rejected.Add(1)
-	in.cfg.Logger.Info("event rejected", "source_seq", seq, "subject", m.Subject(), "reason", reason.Error())
+	in.cfg.Logger.Info("event rejected", "source_seq", seq, "part", c.part, "subject", m.Subject(), "reason", reason.Error())
 	r := nats.NewMsg(bus.RejectSubject)
-	r.Data = m.Data()
+	r.Data = c.raw
 	r.Header.Set(bus.HeaderReason, reason.Error())
 	r.Header.Set(bus.HeaderSourceSeq, strconv.FormatUint(seq, 10))
 	r.Header.Set(bus.HeaderSourceSubject, m.Subject())
-	r.Header.Set(nats.MsgIdHdr, "rejected-"+strconv.FormatUint(seq, 10))
+	id := "rejected-" + strconv.FormatUint(seq, 10)
+	if c.part > 0 {
+		r.Header.Set(bus.HeaderSourcePart, strconv.Itoa(c.part))
+		id += "." + strconv.Itoa(c.part)
+	}
+	r.Header.Set(nats.MsgIdHdr, id)
 	if _, err := in.cfg.JetStream.PublishMsg(ctx, r); err != nil {
 		return ledger.Entry{}, fmt.Errorf("ingest: storing rejected event %d: %w", seq, err)
 	}
-	sum := sha256.Sum256(m.Data())
-	return ledger.RejectedEntry(in.cfg.Log.Origin(), ledger.Rejection{Seq: seq, Subject: m.Subject(), Reason: reason.Error(),
-		SHA256: hex.EncodeToString(sum[:]), Bytes: len(m.Data())}, time.Now())
+	sum := sha256.Sum256(c.raw)
+	return ledger.RejectedEntry(in.cfg.Log.Origin(), ledger.Rejection{Seq: seq, Part: c.part, Subject: m.Subject(), Reason: reason.Error(),
+		SHA256: hex.EncodeToString(sum[:]), Bytes: len(c.raw)}, time.Now())
 }
 
 // queueSeal hands a sealed batch's records to the publisher.

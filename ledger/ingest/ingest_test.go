@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
@@ -639,5 +640,92 @@ func TestDuplicateEventIDsNeverSealedTwice(t *testing.T) {
 		if ev, err := events.Parse(m.Data); err != nil || !strings.HasPrefix(ev.ID, "ev-") {
 			t.Errorf("rejection %d: the duplicate's bytes are not kept: %q", i+1, m.Data)
 		}
+	}
+}
+
+// TestBatchMessages: a batch message (events as JSON lines on
+// audit.batch.<producer>) is sealed as one record per event, all with the
+// message's stream sequence as source; an invalid event, one naming
+// another producer, and a repeated id are each rejected on their own with
+// their line number, the rest of the batch sealed; a body that is not
+// JSON lines is rejected whole. The log verifies.
+func TestBatchMessages(t *testing.T) {
+	h := newHarness(t)
+	_, l, stop := h.start(100)
+	defer stop()
+	line := func(ev *events.Event) []byte {
+		b, err := ev.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	other := event(3)
+	other.Source.Instance = "someone-else"
+	var body []byte
+	for _, raw := range [][]byte{line(event(1)), line(event(2)), []byte(`{"not":"an event"}`), line(other), line(event(1)), line(event(4))} {
+		body = events.AppendBatch(body, raw)
+	}
+	publish := func(data []byte, id string) uint64 {
+		m := nats.NewMsg(events.BatchSubject(event(1).Source.Instance))
+		m.Data = data
+		m.Header.Set(nats.MsgIdHdr, id)
+		ack, err := h.js.PublishMsg(t.Context(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
+	}
+	seq := publish(body, "batch/a")
+	waitSize(t, l, 6)
+	bad := publish([]byte("no newline at the end"), "batch/b")
+	waitSize(t, l, 7)
+
+	want := []struct {
+		id     string
+		reason string
+		source uint64
+	}{
+		{"ev-1", "", seq}, {"ev-2", "", seq},
+		{fmt.Sprintf("ledger/rejected/%d.3", seq), "", seq},
+		{fmt.Sprintf("ledger/rejected/%d.4", seq), `its source instance "someone-else"`, seq},
+		{fmt.Sprintf("ledger/rejected/%d.5", seq), `"ev-1" was published before, at stream sequence`, seq},
+		{"ev-4", "", seq},
+		{fmt.Sprintf("ledger/rejected/%d", bad), "not events as JSON lines", bad},
+	}
+	i := 0
+	err := ledger.ReadRecords(t.Context(), h.store, 0, func(idx uint64, rec []byte) error {
+		r, err := ledger.ParseRecord(rec)
+		if err != nil {
+			return err
+		}
+		ev, err := events.Parse(r.Event)
+		if err != nil {
+			return err
+		}
+		w := want[i]
+		var rj ledger.Rejection
+		json.Unmarshal(ev.Payload, &rj)
+		if ev.ID != w.id || r.Source != w.source || w.reason != "" && !strings.Contains(rj.Reason, w.reason) {
+			t.Errorf("record %d: %s from source %d, payload %s; want %s from %d, saying %q", idx, ev.ID, r.Source, ev.Payload, w.id, w.source, w.reason)
+		}
+		i++
+		return nil
+	})
+	if err != nil || i != len(want) {
+		t.Fatalf("read %d records: %v", i, err)
+	}
+	rep := h.verifyOnce(len(want))
+	if rep.Rejected != 4 || rep.LastSource != bad {
+		t.Fatalf("verify: %d rejected, last source %d", rep.Rejected, rep.LastSource)
+	}
+	// AUDIT_REJECTED keeps each rejected event's own bytes and its line.
+	s, _ := h.js.Stream(t.Context(), bus.RejectStream)
+	m, err := s.GetMsg(t.Context(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get(bus.HeaderSourcePart) != "4" || !strings.Contains(string(m.Data), "someone-else") {
+		t.Fatalf("rejected 2: part %q, data %s", m.Header.Get(bus.HeaderSourcePart), m.Data)
 	}
 }

@@ -213,7 +213,8 @@ type Stored struct {
 }
 
 // Events reads every message of stream (AUDIT_EVENTS by default) and
-// parses it as an event; an invalid one fails the test.
+// parses it as an event, or as the events of a batch message, in stream
+// order; an invalid one fails the test.
 func Events(t testing.TB, js jetstream.JetStream, stream string) []Stored {
 	t.Helper()
 	if stream == "" {
@@ -236,13 +237,21 @@ func Events(t testing.TB, js jetstream.JetStream, stream string) []Stored {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev, err := events.Parse(m.Data)
-		if err != nil {
-			t.Fatalf("stored event %d invalid: %v", seq, err)
+		raws := [][]byte{m.Data}
+		if _, batch := events.BatchProducer(m.Subject); batch {
+			if raws, err = events.SplitBatch(m.Data); err != nil {
+				t.Fatalf("stored batch %d: %v", seq, err)
+			}
 		}
-		var p map[string]any
-		json.Unmarshal(ev.Payload, &p)
-		out = append(out, Stored{ev, m.Data, p})
+		for _, raw := range raws {
+			ev, err := events.Parse(raw)
+			if err != nil {
+				t.Fatalf("stored event %d invalid: %v", seq, err)
+			}
+			var p map[string]any
+			json.Unmarshal(ev.Payload, &p)
+			out = append(out, Stored{ev, raw, p})
+		}
 	}
 	return out
 }

@@ -1,0 +1,71 @@
+package events
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+)
+
+// Group commit on the bus: a producer stores many events with one
+// JetStream message — one acknowledgement and, with sync_interval always,
+// one fsync — on the subject BatchSubject(instance). Its body is the
+// events as JSON lines: each event's bytes, exactly as the producer
+// encoded them, followed by one newline (0x0A). An event whose encoding
+// contains a newline byte is never put in a batch (JSON needs none: a
+// newline inside a string is escaped). See docs/FORMAT.md §1.2.
+
+// BatchSubjects is the subject filter of every batch.
+const BatchSubjects = "audit.batch.>"
+
+// BatchSubject is where the producer named instance publishes batches.
+func BatchSubject(instance string) string { return "audit.batch." + ProducerToken(instance) }
+
+// BatchProducer returns the producer token of a batch subject.
+func BatchProducer(subject string) (token string, ok bool) {
+	token, ok = strings.CutPrefix(subject, "audit.batch.")
+	return token, ok && token != ""
+}
+
+// MaxBatchBytes bounds a batch's body, under NATS's default max_payload
+// of 1 MiB with room for headers.
+const MaxBatchBytes = 1000 << 10
+
+// Batchable reports whether an encoded event may go in a batch.
+func Batchable(raw []byte) bool { return bytes.IndexByte(raw, '\n') < 0 }
+
+// AppendBatch appends one batchable event to a batch body.
+func AppendBatch(body, raw []byte) []byte {
+	body = append(body, raw...)
+	return append(body, '\n')
+}
+
+// ErrBatchFraming: a batch body that is not JSON lines.
+var ErrBatchFraming = errors.New("batch is not events as JSON lines, each ending in a newline")
+
+// SplitBatch returns the events of a batch body, sharing its memory.
+func SplitBatch(body []byte) ([][]byte, error) {
+	if len(body) == 0 || body[len(body)-1] != '\n' {
+		return nil, ErrBatchFraming
+	}
+	parts := make([][]byte, 0, bytes.Count(body, []byte{'\n'}))
+	for len(body) > 0 {
+		i := bytes.IndexByte(body, '\n')
+		parts = append(parts, body[:i:i])
+		body = body[i+1:]
+	}
+	return parts, nil
+}
+
+// BatchID is the Nats-Msg-Id of a batch of the given event ids: the same
+// events in the same order make the same id, so a retried batch is stored
+// once within the stream's duplicate window.
+func BatchID(ids []string) string {
+	h := sha256.New()
+	for _, id := range ids {
+		h.Write([]byte(id))
+		h.Write([]byte{0})
+	}
+	return "batch/" + hex.EncodeToString(h.Sum(nil)[:16])
+}
