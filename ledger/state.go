@@ -24,10 +24,10 @@ type logState struct {
 	// the events of one batch message share a source, and are sealed in
 	// one segment.
 	lastSourceSeg string
-	cr         compactRange
-	tree       *Tree // nil unless proofs are wanted
-	gaps       []Gap // the gap records seen
-	rejected   int   // the rejection records seen
+	cr            compactRange
+	tree          *Tree // nil unless proofs are wanted
+	gaps          []Gap // the gap records seen
+	rejected      int   // the rejection records seen
 	// producers, if set, checks every producer signature; signed counts
 	// the signed records.
 	producers *Producers

@@ -591,7 +591,6 @@ func batchMsg(b []*pending) *nats.Msg {
 	return m
 }
 
-
 // Failed counts the events this emitter could neither store nor spool.
 // Every one was reported to its caller; the count is for metrics and alerts.
 func (e *Emitter) Failed() uint64 { return e.failed.Load() }
