@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -104,6 +105,9 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		name, url, skipped string
 		proxy              bool         // run per fsync setting, below
 		before, after      func() error // around each run (pgaudit on, off)
+		// cpu, if set, reads the CPU time the hop has used so far: the
+		// CPU it spends per transaction is what it costs.
+		cpu func() time.Duration
 	}
 	var all []*path
 	if paths["direct"] {
@@ -114,6 +118,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		if p.url, err = startPgbouncer(ctx, dir, u); err != nil {
 			p.skipped = err.Error()
 		}
+		p.cpu = func() time.Duration { return pgbouncerCPU(dir) }
 		defer stopPgbouncer(dir)
 		all = append(all, p)
 	}
@@ -136,7 +141,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if paths["proxy"] {
 		for _, s := range syncs {
 			for _, d := range durabilities {
-				p := &path{name: fmt.Sprintf("proxy, fsync %s, %s", s, d), proxy: true}
+				p := &path{name: fmt.Sprintf("proxy, fsync %s, %s", s, d), proxy: true, cpu: selfCPU}
 				proxies[s] = append(proxies[s], p)
 				all = append(all, p)
 			}
@@ -158,7 +163,14 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 						return fmt.Errorf("bench proxy: %s: %w", p.name, err)
 					}
 				}
+				var cpu0 time.Duration
+				if p.cpu != nil {
+					cpu0 = p.cpu()
+				}
 				r, err := pgbench(ctx, []string{"-n", "-T", strconv.Itoa(int(duration.Seconds())), "-c", c, "-j", "2", "-b", script, p.url})
+				if p.cpu != nil && err == nil {
+					r.cpu = p.cpu() - cpu0
+				}
 				if p.after != nil {
 					if aerr := p.after(); aerr != nil && err == nil {
 						err = aerr
@@ -207,7 +219,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		}
 	}
 
-	fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9s %11s %9s %12s\n", "clients", "script", "path", "TPS", "latency", "of direct", "of pgbouncer")
+	fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9s %11s %9s %12s %12s\n", "clients", "script", "path", "TPS", "latency", "of direct", "of pgbouncer", "hop CPU/tx")
 	for _, c := range clients {
 		for _, script := range []string{"select-only", "tpcb-like"} {
 			rs := results[key(c, script)]
@@ -232,7 +244,11 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 					}
 					return fmt.Sprintf("%.0f%%", 100*r.tps/base)
 				}
-				fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9.0f %11s %9s %12s\n", c, script, p.name, r.tps, r.latency, share(direct), share(bouncer))
+				perTx := "-"
+				if r.cpu > 0 {
+					perTx = fmt.Sprintf("%.0f µs", float64(r.cpu.Microseconds())/(r.tps*duration.Seconds()))
+				}
+				fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9.0f %11s %9s %12s %12s\n", c, script, p.name, r.tps, r.latency, share(direct), share(bouncer), perTx)
 			}
 		}
 	}
@@ -423,6 +439,35 @@ func execSQL(ctx context.Context, dsn, sql string) error {
 type pgbenchResult struct {
 	tps     float64
 	latency string
+	cpu     time.Duration // CPU the hop used during the run, if measured
+}
+
+// selfCPU is the CPU time this process (proxy, NATS and writer) has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pgbouncerCPU is the CPU time the pgbouncer of dir has used (Linux).
+func pgbouncerCPU(dir string) time.Duration {
+	pid, err := os.ReadFile(filepath.Join(dir, "pgbouncer", "pgbouncer.pid"))
+	if err != nil {
+		return 0
+	}
+	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which ends with ')'): utime and
+	// stime are the 12th and 13th, in clock ticks of 1/100 s.
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 var (
