@@ -729,3 +729,55 @@ func TestBatchMessages(t *testing.T) {
 		t.Fatalf("rejected 2: part %q, data %s", m.Header.Get(bus.HeaderSourcePart), m.Data)
 	}
 }
+
+// TestSeenIndexOnDisk: the index of sealed ids kept in a directory is
+// used again at the next start, and an index ahead of its log — the store
+// was replaced by an empty one of the same name — is rebuilt, so it
+// neither forgets a sealed id nor remembers one the log does not hold.
+func TestSeenIndexOnDisk(t *testing.T) {
+	const window = 200 * time.Millisecond
+	h := newHarnessWith(t, bus.StreamOptions{Duplicates: window})
+	indexDir := t.TempDir()
+	run := func(store *file.Store, newLog bool) (*ledger.Log, func()) {
+		t.Helper()
+		l, err := ledger.Open(t.Context(), ledger.Config{Store: store, Signer: h.signer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := ingest.New(t.Context(), ingest.Config{JetStream: h.js, Log: l, Store: store, IndexDir: indexDir, NewLog: newLog,
+			MaxWait: 10 * time.Millisecond, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Go(func() { in.Run(ctx) })
+		return l, func() { cancel(); wg.Wait() }
+	}
+	l, stop := run(h.store, false)
+	h.emit(0, 10)
+	waitSize(t, l, 10)
+	stop()
+
+	time.Sleep(2 * window)
+	h.emit(3, 1) // known from the index on disk
+	l, stop = run(h.store, false)
+	waitSize(t, l, 11)
+	stop()
+	rep := h.verifyOnce(11)
+	if rep.Rejected != 1 {
+		t.Fatalf("ev-3 again: %d rejections, want 1", rep.Rejected)
+	}
+
+	// Same log name, empty store: the index is ahead, and rebuilt.
+	empty, _ := file.New(t.TempDir())
+	time.Sleep(2 * window)
+	h.emit(3, 1)
+	l, stop = run(empty, true)
+	waitSize(t, l, 2) // the gap record, then ev-3, sealed in this log
+	stop()
+	rep, err := ledger.Verify(t.Context(), empty, ledger.VerifyOptions{Verifier: h.signer.Verifier(), AllowGaps: true})
+	if err != nil || rep.Rejected != 0 || rep.Size != 2 {
+		t.Fatalf("new log: %v, %d rejected of %d records; want ev-3 sealed", err, rep.Rejected, rep.Size)
+	}
+}

@@ -71,6 +71,15 @@ func openSeen(ctx context.Context, dir string, log *ledger.Log, store ledger.Seg
 		db.Close()
 		return nil, err
 	}
+	if s.size > log.Size() {
+		// Ahead of the log: it indexes another store of this log's name
+		// (emptied, or restored from an older backup). Start again.
+		logger.Warn("the event id index covers more than the log holds: rebuilding it from the store", "index", s.size, "log", log.Size())
+		if err := s.clear(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	if err := s.catchUp(ctx, log.Size()); err != nil {
 		db.Close()
 		return nil, err
@@ -93,12 +102,18 @@ func (s *seenIndex) covered() (uint64, error) {
 	same := ok && k > 0 && string(origin) == s.origin
 	closer.Close()
 	if !same {
-		if err := s.db.DeleteRange([]byte{0}, []byte{0xff}, pebble.NoSync); err != nil {
-			return 0, fmt.Errorf("ingest: event id index of another log: clearing it: %w", err)
-		}
-		return 0, nil
+		return 0, s.clear()
 	}
 	return n, nil
+}
+
+// clear empties the index.
+func (s *seenIndex) clear() error {
+	if err := s.db.DeleteRange([]byte{0}, []byte{0xff}, pebble.NoSync); err != nil {
+		return fmt.Errorf("ingest: clearing the event id index: %w", err)
+	}
+	s.size = 0
+	return nil
 }
 
 // catchUp indexes the records from s.size up to to, read from the store.
