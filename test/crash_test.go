@@ -389,6 +389,20 @@ func waitDrained(t *testing.T, js jetstream.JetStream, d time.Duration) {
 		if n := info.NumPending + uint64(info.NumAckPending); n > 0 {
 			return fmt.Errorf("%d events not yet sealed", n)
 		}
+		// Nothing pending is not enough: a consumer just created may not
+		// count yet what it will deliver. Every message acknowledged is.
+		s, err := js.Stream(t.Context(), bus.EventsStream)
+		if err != nil {
+			return err
+		}
+		si, err := s.Info(t.Context())
+		if err != nil {
+			return err
+		}
+		if info.AckFloor.Stream < si.State.LastSeq {
+			return fmt.Errorf("events acknowledged up to stream sequence %d of %d (consumer created at %v, delivered up to %d)",
+				info.AckFloor.Stream, si.State.LastSeq, info.Created.Format(time.RFC3339Nano), info.Delivered.Stream)
+		}
 		return nil
 	})
 }

@@ -2,7 +2,6 @@ package test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -136,6 +135,23 @@ func (d *devRun) token(t *testing.T, user string) string {
 func TestDevReadme(t *testing.T) {
 	d := startDev(t, nil)
 	keys := filepath.Join(d.data, "nats-keys")
+	// The stock nats CLI follows the records as they are sealed, with the
+	// reader's seed, as the banner shows: subscribed before anything is.
+	var subOut lockedBuffer
+	sub := exec.Command(natstest.CLI(t), "--server", d.nats, "--nkey", filepath.Join(keys, "reader.nk"), "--inbox-prefix", "_INBOX_reader",
+		"sub", "audit.live.>", "--count", "12")
+	sub.Stdout, sub.Stderr = &subOut, &subOut
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	subDone := make(chan error, 1)
+	go func() { subDone <- sub.Wait() }()
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(subOut.String(), "Subscribing on audit.live.>") {
+			return fmt.Errorf("nats sub not subscribed yet: %s", subOut.String())
+		}
+		return nil
+	})
 	// The bus takes no anonymous client, and names why.
 	if r := run(t, mustReadSample(t), nil, "emit", "--nats", d.nats); r.code == 0 || !strings.Contains(r.stderr, "NATS refused the credentials") {
 		t.Fatalf("emit without credentials: exit %d\n%s", r.code, r.stderr)
@@ -144,17 +160,15 @@ func TestDevReadme(t *testing.T) {
 	if !strings.Contains(r.stderr, "emitted 12 events stored by JetStream") {
 		t.Fatalf("emit: %s", r.stderr)
 	}
-	// The stock nats CLI reads the sealed records with the reader's seed,
-	// as the banner shows.
-	natstest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
-		sub := exec.Command(natstest.CLI(t), "--server", d.nats, "--nkey", filepath.Join(keys, "reader.nk"), "--inbox-prefix", "_INBOX_reader",
-			"sub", "audit.ledger.>", "--all", "--count", "12", "--raw", "--timeout", "5s")
-		out, err := sub.CombinedOutput()
-		if n := bytes.Count(out, []byte(`"version":1`)); err != nil || n != 12 {
-			return fmt.Errorf("nats sub: %v, %d records, want 12:\n%s", err, n, out)
+	select {
+	case err := <-subDone:
+		if n := strings.Count(subOut.String(), `"version":1`); err != nil || n != 12 {
+			t.Fatalf("nats sub: %v, %d records, want 12:\n%s", err, n, subOut.String())
 		}
-		return nil
-	})
+	case <-time.After(30 * time.Second):
+		sub.Process.Kill()
+		t.Fatalf("nats sub saw fewer than 12 records in 30s:\n%s", subOut.String())
+	}
 	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		v := run(t, nil, nil, "verify", "--store", d.store(), "--vkey", d.vkey())
 		if v.code != 0 || !strings.Contains(v.stdout, "records      12 in") {

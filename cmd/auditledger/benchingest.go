@@ -127,23 +127,30 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 	allSealed := make(chan struct{})
 	// Sealed records appear on AUDIT_LEDGER; the event's own time is when
 	// the producer published it.
-	sub, err := readerNC.Subscribe("audit.ledger.>", func(m *nats.Msg) {
+	sub, err := readerNC.Subscribe(bus.LedgerRecordsSubject, func(m *nats.Msg) {
 		now := time.Now()
-		// The producer stamped the publish time into the event; read it
-		// without decoding the whole event, to keep the bench's own cost low.
-		i := bytes.Index(m.Data, []byte(`"time":"`))
-		if i < 0 {
-			return
-		}
-		sent, err := time.Parse(time.RFC3339Nano, string(m.Data[i+8:i+8+30]))
+		recs, err := bus.SplitRecords(m.Data)
 		if err != nil {
 			return
 		}
-		latMu.Lock()
-		lat = append(lat, now.Sub(sent))
-		latMu.Unlock()
-		if sealed.Add(1) == int64(len(lines)) {
-			close(allSealed)
+		for _, rec := range recs {
+			// The producer stamped the publish time into the event; read
+			// it without decoding the whole event, to keep the bench's own
+			// cost low.
+			i := bytes.Index(rec, []byte(`"time":"`))
+			if i < 0 {
+				continue
+			}
+			sent, err := time.Parse(time.RFC3339Nano, string(rec[i+8:i+8+30]))
+			if err != nil {
+				continue
+			}
+			latMu.Lock()
+			lat = append(lat, now.Sub(sent))
+			latMu.Unlock()
+			if sealed.Add(1) == int64(len(lines)) {
+				close(allSealed)
+			}
 		}
 	})
 	if err != nil {

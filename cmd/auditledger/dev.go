@@ -115,7 +115,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
   try:
     auditledger emit --nats %s --nkey %s < ledger/testdata/sample.jsonl
     auditledger verify --store %s --vkey %s
-    nats --server %s --nkey %s --inbox-prefix %s sub 'audit.ledger.>' --all    # sealed records, with the stock nats CLI
+    nats --server %s --nkey %s --inbox-prefix %s sub 'audit.live.>'    # each record as it is sealed, with the stock nats CLI
 `, ns.ClientURL(), *syncMode, natsKeys, store, l.Size(), vkeyPath, addr,
 				ns.ClientURL(), nkeyauth.SeedFile(natsKeys, bus.Proxy), store.Dir(), vkeyPath,
 				ns.ClientURL(), nkeyauth.SeedFile(natsKeys, bus.Reader), bus.Reader.InboxPrefix())

@@ -9,6 +9,7 @@ package bus
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -23,8 +24,13 @@ const (
 	EventsSubjects = "audit.events.>"
 	LedgerStream   = "AUDIT_LEDGER"
 	LedgerSubjects = "audit.ledger.>"
-	RejectStream   = "AUDIT_REJECTED"
-	RejectSubject  = "audit.rejected"
+	// LedgerRecordsSubject carries sealed records in chunks (FORMAT.md §9).
+	LedgerRecordsSubject = "audit.ledger.records"
+	// LiveSubjects carry each sealed record as a plain NATS message,
+	// stored by no stream of ours (FORMAT.md §9).
+	LiveSubjects  = "audit.live.>"
+	RejectStream  = "AUDIT_REJECTED"
+	RejectSubject = "audit.rejected"
 	// LeaseBucket holds the single-writer lease of each log.
 	LeaseBucket = "AUDIT_LEDGER_LEASES"
 	// ApprovalsBucket holds approval requests and their decisions.
@@ -35,6 +41,7 @@ const (
 const (
 	HeaderIndex         = "Auditledger-Index"
 	HeaderLeaf          = "Auditledger-Leaf"
+	HeaderCount         = "Auditledger-Count"
 	HeaderReason        = "Auditledger-Reason"
 	HeaderSourceSeq     = "Auditledger-Source-Seq"
 	HeaderSourceSubject = "Auditledger-Source-Subject"
@@ -99,4 +106,35 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		}
 	}
 	return nil
+}
+
+// LiveSubject is where a sealed record of tenant and type goes live.
+func LiveSubject(tenant string, t events.Type) string {
+	return "audit.live." + tenant + "." + string(t)
+}
+
+// AppendRecords appends records to an AUDIT_LEDGER message body, each
+// framed as in a segment: its length as a big-endian uint32, then its
+// bytes.
+func AppendRecords(body []byte, recs [][]byte) []byte {
+	for _, r := range recs {
+		body = binary.BigEndian.AppendUint32(body, uint32(len(r)))
+		body = append(body, r...)
+	}
+	return body
+}
+
+// SplitRecords returns the records of an AUDIT_LEDGER message body,
+// sharing its memory; the first is at the message's Auditledger-Index.
+func SplitRecords(body []byte) ([][]byte, error) {
+	var recs [][]byte
+	for len(body) > 0 {
+		if len(body) < 4 || int(binary.BigEndian.Uint32(body)) > len(body)-4 {
+			return nil, fmt.Errorf("bus: %s message cut short after %d records", LedgerStream, len(recs))
+		}
+		n := int(binary.BigEndian.Uint32(body))
+		recs = append(recs, body[4:4+n:4+n])
+		body = body[4+n:]
+	}
+	return recs, nil
 }

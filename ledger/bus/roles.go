@@ -138,7 +138,7 @@ func (r Role) Permissions() Permissions {
 	case Ledger:
 		return Permissions{
 			PublishAllow: slices.Concat(common,
-				[]string{"audit.ledger.>", RejectSubject},
+				[]string{LedgerSubjects, LiveSubjects, RejectSubject},
 				manage(EventsStream), manage(LedgerStream), manage(RejectStream),
 				consume(EventsStream), getMsg(EventsStream), getMsg(LedgerStream),
 				manage("KV_"+LeaseBucket), kv(LeaseBucket),
@@ -162,7 +162,7 @@ func (r Role) Permissions() Permissions {
 		return Permissions{
 			PublishAllow:   slices.Concat(common, []string{streamInfo(LedgerStream)}, getMsg(LedgerStream), consume(LedgerStream)),
 			PublishDeny:    editDeny,
-			SubscribeAllow: slices.Concat(inbox, []string{LedgerSubjects}),
+			SubscribeAllow: slices.Concat(inbox, []string{LedgerSubjects, LiveSubjects}),
 		}
 	}
 	token, ok := r.IsProducer()

@@ -23,14 +23,12 @@ import (
 	"log/slog"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
@@ -97,14 +95,6 @@ type Ingester struct {
 	toPublish chan publication
 	seen      *seenIndex
 	Stats     Stats
-}
-
-// publication is a sealed batch for the publisher: records [first, end),
-// with their messages when the sealer has them (nil: read them back from
-// the store).
-type publication struct {
-	first, end uint64
-	msgs       []*nats.Msg
 }
 
 // resetConsumer (re)creates the durable consumer to deliver from in.next.
@@ -227,33 +217,6 @@ func (in *Ingester) checkStore(ctx context.Context) error {
 	}
 	in.next = sealed + 1
 	return nil
-}
-
-// publishedUpTo finds the index after the last record on AUDIT_LEDGER.
-func (in *Ingester) publishedUpTo(ctx context.Context) (uint64, error) {
-	s, err := in.cfg.JetStream.Stream(ctx, bus.LedgerStream)
-	if err != nil {
-		return 0, fmt.Errorf("ingest: %s: %w", bus.LedgerStream, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("ingest: %s: %w", bus.LedgerStream, err)
-	}
-	if info.State.Msgs == 0 {
-		return 0, nil
-	}
-	m, err := s.GetMsg(ctx, info.State.LastSeq)
-	if err != nil {
-		return 0, fmt.Errorf("ingest: last record on %s: %w", bus.LedgerStream, err)
-	}
-	if !strings.HasPrefix(m.Header.Get(nats.MsgIdHdr), in.cfg.Log.Origin()+"/") {
-		return 0, nil // another log's records: none of this log's are published
-	}
-	idx, err := strconv.ParseUint(m.Header.Get(bus.HeaderIndex), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("ingest: last record on %s has no valid %s header", bus.LedgerStream, bus.HeaderIndex)
-	}
-	return idx + 1, nil
 }
 
 // Run ingests until ctx is cancelled or the log is fenced by another
@@ -718,190 +681,11 @@ func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, c c
 		SHA256: hex.EncodeToString(sum[:]), Bytes: len(c.raw)}, time.Now())
 }
 
-// queueSeal hands a sealed batch's records to the publisher.
-func (in *Ingester) queueSeal(ctx context.Context, seal *ledger.Seal, ok []sealing) {
-	msgs := make([]*nats.Msg, len(seal.Records))
-	for i, rec := range seal.Records {
-		at := ok[len(ok)-len(seal.Records)+i]
-		msgs[i] = recordMsg(in.cfg.Log.Origin(), seal.First+uint64(i), rec, at.tenant, at.typ)
-	}
-	in.queue(ctx, publication{first: seal.First, end: seal.First + uint64(len(msgs)), msgs: msgs})
-}
-
-// queue waits for room in the publisher's queue (or for ctx to end: the
-// records are published from the store at the next start).
-func (in *Ingester) queue(ctx context.Context, p publication) {
-	select {
-	case in.toPublish <- p:
-	case <-ctx.Done():
-	}
-}
-
-// publish puts sealed records on AUDIT_LEDGER in log order until ctx
-// ends, retrying from the store for as long as it takes: the sealer
-// does not wait for it (beyond the queue's capacity), and nothing sealed
-// is ever skipped.
-func (in *Ingester) publish(ctx context.Context) {
-	for {
-		var p publication
-		select {
-		case p = <-in.toPublish:
-		case <-ctx.Done():
-			return
-		}
-		backoff := 100 * time.Millisecond
-		for {
-			var err error
-			if in.published == p.first && p.msgs != nil {
-				if err = in.publishRecords(ctx, p.msgs); err == nil {
-					in.published = p.end
-				}
-			} else {
-				err = in.publishFromStore(ctx, p.end)
-			}
-			if err == nil || ctx.Err() != nil {
-				break
-			}
-			in.cfg.Logger.Warn("publishing sealed records on "+bus.LedgerStream+" failed; retrying from the store", "first", in.published, "end", p.end, "err", err)
-			if !sleep(ctx, backoff) {
-				return
-			}
-			p.msgs = nil // the batch's messages carry a refused batch's headers
-			backoff = min(2*backoff, 10*time.Second)
-		}
-	}
-}
-
-// publishRecords stores records on AUDIT_LEDGER in atomic batches of up
-// to maxGroup, one after the other — one acknowledgement, and with
-// sync_interval always one fsync, per batch, while every record stays its
-// own message for plain NATS consumers. In order, so the last record on
-// the stream tells where to go on after a crash. A batch the bus refuses
-// (one of its records was published before, say) is published again
-// record by record; the bus drops the records it holds already, by their
-// Nats-Msg-Id.
-func (in *Ingester) publishRecords(ctx context.Context, msgs []*nats.Msg) error {
-	for lo := 0; lo < len(msgs); lo += maxGroup {
-		if err := in.publishChunk(ctx, msgs[lo:min(lo+maxGroup, len(msgs))]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// maxGroup is JetStream's default limit on the messages of an atomic batch.
-const maxGroup = 1000
-
-// minGroup is the smallest chunk of records published as an atomic
-// batch. JetStream stages an atomic batch in a store of its own before
-// committing it, which costs more than a few single publishes (measured:
-// README, Performance); a large chunk is worth it, most of all under
-// sync_interval always, where single publishes are fsynced one by one.
-const minGroup = 64
-
-func (in *Ingester) publishChunk(ctx context.Context, msgs []*nats.Msg) error {
-	if len(msgs) >= minGroup {
-		bctx, cancel := context.WithTimeout(ctx, publishTimeout)
-		_, err := jetstreamext.PublishMsgBatch(bctx, in.cfg.JetStream, msgs, jetstreamext.BatchFlowControl{AckTimeout: publishTimeout})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		in.cfg.Logger.Debug("batch of records refused; publishing them one by one", "records", len(msgs), "err", err)
-		for _, m := range msgs {
-			m.Header.Del(jetstreamext.BatchIDHeader)
-			m.Header.Del(jetstreamext.BatchSeqHeader)
-			m.Header.Del(jetstreamext.BatchCommitHeader)
-			m.Reply = ""
-		}
-	}
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	for _, m := range msgs {
-		f, err := in.cfg.JetStream.PublishMsgAsync(m)
-		if err != nil {
-			return fmt.Errorf("ingest: publish record %s: %w", m.Header.Get(bus.HeaderIndex), err)
-		}
-		futures = append(futures, f)
-	}
-	return waitAll(ctx, futures)
-}
-
-// publishFromStore publishes sealed records [published, upTo) read back
-// from the store: the ones a crash left unpublished.
-func (in *Ingester) publishFromStore(ctx context.Context, upTo uint64) error {
-	if in.published >= upTo {
-		return nil
-	}
-	in.cfg.Logger.Info("republishing sealed records", "from", in.published, "to", upTo)
-	origin := in.cfg.Log.Origin()
-	var msgs []*nats.Msg
-	errStop := errors.New("stop")
-	err := ledger.ReadRecords(ctx, in.cfg.Store, in.published, func(idx uint64, rec []byte) error {
-		if idx >= upTo {
-			return errStop
-		}
-		r, err := ledger.ParseRecord(rec)
-		if err != nil {
-			return err
-		}
-		ev, err := events.Parse(r.Event)
-		if err != nil {
-			return fmt.Errorf("ingest: sealed record %d holds an invalid event: %w", idx, err)
-		}
-		msgs = append(msgs, recordMsg(origin, idx, rec, ev.Tenant, ev.Type))
-		if len(msgs) == 4*maxGroup {
-			if err := in.publishRecords(ctx, msgs); err != nil {
-				return err
-			}
-			in.published = idx + 1
-			msgs = msgs[:0]
-		}
-		return nil
-	})
-	if err != nil && err != errStop {
-		return fmt.Errorf("ingest: republish: %w", err)
-	}
-	if err := in.publishRecords(ctx, msgs); err != nil {
-		return err
-	}
-	in.published = upTo
-	return nil
-}
-
-func recordMsg(origin string, idx uint64, rec []byte, tenant string, typ events.Type) *nats.Msg {
-	m := nats.NewMsg("audit.ledger." + tenant + "." + string(typ))
-	m.Data = rec
-	m.Header.Set(bus.HeaderIndex, strconv.FormatUint(idx, 10))
-	m.Header.Set(bus.HeaderLeaf, ledger.LeafHash(rec).Base64())
-	m.Header.Set(nats.MsgIdHdr, origin+"/"+strconv.FormatUint(idx, 10))
-	return m
-}
-
-// publishTimeout bounds the wait for JetStream to store published records.
-// An acknowledgement can be lost for good when a stream leader dies with
-// the publish in flight; the batch is then retried, and the records are
-// published again from the store (deduplicated by Nats-Msg-Id).
+// publishTimeout bounds the wait for JetStream to store a chunk of
+// records. An acknowledgement can be lost for good when a stream leader
+// dies with the publish in flight; the chunk is then published again from
+// the store (deduplicated by Nats-Msg-Id).
 const publishTimeout = 15 * time.Second
-
-func waitAll(ctx context.Context, futures []jetstream.PubAckFuture) error {
-	timeout := time.NewTimer(publishTimeout)
-	defer timeout.Stop()
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("ingest: publish on %s: %w", bus.LedgerStream, err)
-		case <-timeout.C:
-			return fmt.Errorf("ingest: publish on %s: no acknowledgement after %v", bus.LedgerStream, publishTimeout)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
 
 // sleep waits d or until ctx is done; it reports whether ctx is still live.
 func sleep(ctx context.Context, d time.Duration) bool {

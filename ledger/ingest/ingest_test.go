@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -138,8 +139,23 @@ func (h *harness) verifyOnce(want int) *ledger.Report {
 	return rep
 }
 
+// TestIngestSealsPublishesAndAcks: events are sealed, acknowledged, and
+// published — on AUDIT_LEDGER in chunks (every record once, in order,
+// exactly as sealed), and live, one plain NATS message per record with
+// its index and leaf hash.
 func TestIngestSealsPublishesAndAcks(t *testing.T) {
 	h := newHarness(t)
+	var live []*nats.Msg
+	var liveMu sync.Mutex
+	sub, err := h.js.Conn().Subscribe(bus.LiveSubjects, func(m *nats.Msg) {
+		liveMu.Lock()
+		live = append(live, m)
+		liveMu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
 	_, l, stop := h.start(100)
 	h.emit(0, 250)
 	waitSize(t, l, 250)
@@ -155,28 +171,42 @@ func TestIngestSealsPublishesAndAcks(t *testing.T) {
 		}
 		return nil
 	})
-	// Records are published on AUDIT_LEDGER after the seal, by the
-	// writer's publisher: wait for them.
+	// Records are published after the seal, by the writer's publisher:
+	// wait for them.
 	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if got := h.streamMsgs(bus.LedgerStream); got != 250 {
-			return fmt.Errorf("AUDIT_LEDGER holds %d records, want 250", got)
+		liveMu.Lock()
+		defer liveMu.Unlock()
+		if got := len(natstest.LedgerRecords(t, h.js)); got != 250 || len(live) != 250 {
+			return fmt.Errorf("AUDIT_LEDGER holds %d records, %d went live; want 250", got, len(live))
 		}
 		return nil
 	})
 	stop()
-	h.verifyOnce(250)
-	// Every AUDIT_LEDGER message is the exact record with its index and leaf.
-	s, _ := h.js.Stream(t.Context(), bus.LedgerStream)
-	m, err := s.GetMsg(t.Context(), 7)
+	rep := h.verifyOnce(250)
+	sealed := map[uint64][]byte{}
+	err = ledger.ReadRecords(t.Context(), h.store, 0, func(idx uint64, rec []byte) error {
+		sealed[idx] = rec
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, _ := strconv.ParseUint(m.Header.Get(bus.HeaderIndex), 10, 64)
-	if m.Header.Get(bus.HeaderLeaf) != ledger.LeafHash(m.Data).Base64() || idx != 6 {
-		t.Fatalf("record message 7: index %d leaf %s", idx, m.Header.Get(bus.HeaderLeaf))
+	for _, r := range natstest.LedgerRecords(t, h.js) {
+		if !bytes.Equal(r.Record, sealed[r.Index]) {
+			t.Fatalf("AUDIT_LEDGER record %d differs from the sealed one", r.Index)
+		}
 	}
-	if m.Subject != "audit.ledger.acme.command.executed" {
-		t.Fatalf("record subject %q", m.Subject)
+	if msgs := h.streamMsgs(bus.LedgerStream); msgs != uint64(len(rep.Segments)) {
+		t.Fatalf("AUDIT_LEDGER holds %d messages for %d segments of at most 100 records, want one each", msgs, len(rep.Segments))
+	}
+	for i, m := range live {
+		idx, _ := strconv.ParseUint(m.Header.Get(bus.HeaderIndex), 10, 64)
+		if idx != uint64(i) || m.Header.Get(bus.HeaderLeaf) != ledger.LeafHash(m.Data).Base64() || !bytes.Equal(m.Data, sealed[idx]) {
+			t.Fatalf("live record %d: index %d, leaf %s", i, idx, m.Header.Get(bus.HeaderLeaf))
+		}
+		if m.Subject != "audit.live.acme.command.executed" {
+			t.Fatalf("live record subject %q", m.Subject)
+		}
 	}
 }
 
@@ -320,9 +350,12 @@ func TestRestartExactlyOnce(t *testing.T) {
 	}
 	h.verifyOnce(50)
 	// The 30 records sealed by the dead writer were published on start.
-	if got := h.streamMsgs(bus.LedgerStream); got != 50 {
-		t.Fatalf("AUDIT_LEDGER holds %d records, want 50", got)
-	}
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if got := len(natstest.LedgerRecords(t, h.js)); got != 50 {
+			return fmt.Errorf("AUDIT_LEDGER holds %d records, want 50", got)
+		}
+		return nil
+	})
 	// Re-emitting the same ids inside the duplicate window stores nothing new.
 	h.emit(0, 50)
 	if got := h.streamMsgs(bus.EventsStream); got != 50 {

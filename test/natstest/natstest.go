@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 
 	"github.com/auditledger/auditledger/events"
@@ -301,4 +302,43 @@ func findCLI() (string, error) {
 		return p, nil
 	}
 	return "", fmt.Errorf("the nats CLI is not installed: go install github.com/nats-io/natscli/nats@%s (or set NATS_CLI)", CLIVersion)
+}
+
+// Sealed is one record read back from AUDIT_LEDGER.
+type Sealed struct {
+	Index  uint64
+	Record []byte
+}
+
+// LedgerRecords reads every record on AUDIT_LEDGER, in order, checking
+// that the chunks' indexes are contiguous from 0.
+func LedgerRecords(t testing.TB, js jetstream.JetStream) []Sealed {
+	t.Helper()
+	s, err := js.Stream(context.Background(), "AUDIT_LEDGER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Sealed
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := bus.SplitRecords(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := strconv.ParseUint(m.Header.Get(bus.HeaderIndex), 10, 64)
+		if first != uint64(len(out)) || m.Header.Get(bus.HeaderCount) != strconv.Itoa(len(recs)) {
+			t.Fatalf("AUDIT_LEDGER message %d: records %s.. (%s), want %d.. (%d)", seq, m.Header.Get(bus.HeaderIndex), m.Header.Get(bus.HeaderCount), len(out), len(recs))
+		}
+		for i, r := range recs {
+			out = append(out, Sealed{Index: first + uint64(i), Record: r})
+		}
+	}
+	return out
 }

@@ -1,0 +1,218 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
+)
+
+// The writer's publisher puts sealed records on the bus, in log order,
+// while the sealer goes on with the next batch (docs/FORMAT.md §9):
+//
+//   - on AUDIT_LEDGER, durably, in chunks: one message per up to
+//     maxChunk records (a segment of 5,000 is five messages), so the
+//     bus stores — and with sync_interval always fsyncs — a message per
+//     chunk, not per record;
+//   - on audit.live.<tenant>.<type>, one plain NATS message per record,
+//     stored nowhere unless an operator captures the subjects in a stream
+//     of their own: what `nats sub` and other plain NATS clients follow.
+//
+// AUDIT_LEDGER is derived from the store: records a crash left
+// unpublished are published again from the store at the next start.
+
+// publication is a sealed batch for the publisher: records [first, end),
+// with the records and where each goes live when the sealer has them
+// (nil: read them back from the store).
+type publication struct {
+	first, end uint64
+	recs       [][]byte
+	live       []sealing
+}
+
+// maxChunk and maxChunkBytes bound one AUDIT_LEDGER message.
+const (
+	maxChunk      = 1000
+	maxChunkBytes = 900 << 10
+)
+
+// queueSeal hands a sealed batch's records to the publisher.
+func (in *Ingester) queueSeal(ctx context.Context, seal *ledger.Seal, ok []sealing) {
+	in.queue(ctx, publication{first: seal.First, end: seal.First + uint64(len(seal.Records)), recs: seal.Records, live: ok[len(ok)-len(seal.Records):]})
+}
+
+// queue waits for room in the publisher's queue (or for ctx to end: the
+// records are published from the store at the next start).
+func (in *Ingester) queue(ctx context.Context, p publication) {
+	select {
+	case in.toPublish <- p:
+	case <-ctx.Done():
+	}
+}
+
+// publish puts sealed records on the bus in log order until ctx ends,
+// retrying from the store for as long as it takes: the sealer does not
+// wait for it (beyond the queue's capacity), and nothing sealed is ever
+// skipped.
+func (in *Ingester) publish(ctx context.Context) {
+	for {
+		var p publication
+		select {
+		case p = <-in.toPublish:
+		case <-ctx.Done():
+			return
+		}
+		backoff := 100 * time.Millisecond
+		for {
+			var err error
+			if in.published == p.first && p.recs != nil {
+				err = in.publishRecords(ctx, p.first, p.recs, p.live)
+			} else {
+				err = in.publishFromStore(ctx, p.end)
+			}
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			in.cfg.Logger.Warn("publishing sealed records on "+bus.LedgerStream+" failed; retrying from the store", "first", in.published, "end", p.end, "err", err)
+			if !sleep(ctx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, 10*time.Second)
+		}
+	}
+}
+
+// publishRecords publishes records first.. in chunks, each stored by
+// JetStream before the next is sent — so the last message on AUDIT_LEDGER
+// always tells where to go on — and each record live after its chunk.
+func (in *Ingester) publishRecords(ctx context.Context, first uint64, recs [][]byte, live []sealing) error {
+	origin := in.cfg.Log.Origin()
+	for lo := 0; lo < len(recs); {
+		hi, size := lo, 0
+		for hi < len(recs) && hi-lo < maxChunk && (hi == lo || size+4+len(recs[hi]) <= maxChunkBytes) {
+			size += 4 + len(recs[hi])
+			hi++
+		}
+		idx := first + uint64(lo)
+		if idx < in.published { // published before a failure
+			lo = hi
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		_, err := in.cfg.JetStream.PublishMsg(pctx, chunkMsg(origin, idx, recs[lo:hi]))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("ingest: publish records %d..%d on %s: %w", idx, first+uint64(hi)-1, bus.LedgerStream, err)
+		}
+		in.published = first + uint64(hi)
+		for i := lo; i < hi; i++ {
+			// Fire and forget: nothing stores these unless an operator
+			// asked for it, and a reader can tell a gap by the index.
+			in.cfg.JetStream.Conn().PublishMsg(liveMsg(first+uint64(i), recs[i], live[i].tenant, live[i].typ))
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// publishFromStore publishes sealed records [published, upTo) read back
+// from the store: the ones a crash or a failed publish left unpublished.
+func (in *Ingester) publishFromStore(ctx context.Context, upTo uint64) error {
+	if in.published >= upTo {
+		return nil
+	}
+	in.cfg.Logger.Info("publishing sealed records from the store", "from", in.published, "to", upTo)
+	var recs [][]byte
+	var live []sealing
+	first := in.published
+	flush := func() error {
+		err := in.publishRecords(ctx, first, recs, live)
+		first, recs, live = in.published, recs[:0], live[:0]
+		return err
+	}
+	errStop := errors.New("stop")
+	err := ledger.ReadRecords(ctx, in.cfg.Store, in.published, func(idx uint64, rec []byte) error {
+		if idx >= upTo {
+			return errStop
+		}
+		r, err := ledger.ParseRecord(rec)
+		if err != nil {
+			return err
+		}
+		ev, err := events.Parse(r.Event)
+		if err != nil {
+			return fmt.Errorf("ingest: sealed record %d holds an invalid event: %w", idx, err)
+		}
+		recs = append(recs, rec)
+		live = append(live, sealing{tenant: ev.Tenant, typ: ev.Type})
+		if len(recs) == 4*maxChunk {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil && err != errStop {
+		return fmt.Errorf("ingest: republish: %w", err)
+	}
+	return flush()
+}
+
+// publishedUpTo finds the index after the last record on AUDIT_LEDGER.
+func (in *Ingester) publishedUpTo(ctx context.Context) (uint64, error) {
+	s, err := in.cfg.JetStream.Stream(ctx, bus.LedgerStream)
+	if err != nil {
+		return 0, fmt.Errorf("ingest: %s: %w", bus.LedgerStream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("ingest: %s: %w", bus.LedgerStream, err)
+	}
+	if info.State.Msgs == 0 {
+		return 0, nil
+	}
+	m, err := s.GetMsg(ctx, info.State.LastSeq)
+	if err != nil {
+		return 0, fmt.Errorf("ingest: last message on %s: %w", bus.LedgerStream, err)
+	}
+	if !strings.HasPrefix(m.Header.Get(nats.MsgIdHdr), in.cfg.Log.Origin()+"/") {
+		return 0, nil // another log's records: none of this log's are published
+	}
+	idx, err := strconv.ParseUint(m.Header.Get(bus.HeaderIndex), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("ingest: last message on %s has no valid %s header", bus.LedgerStream, bus.HeaderIndex)
+	}
+	count := uint64(1) // a message of one record, before chunks
+	if c := m.Header.Get(bus.HeaderCount); c != "" {
+		if count, err = strconv.ParseUint(c, 10, 64); err != nil {
+			return 0, fmt.Errorf("ingest: last message on %s has no valid %s header", bus.LedgerStream, bus.HeaderCount)
+		}
+	}
+	return idx + count, nil
+}
+
+// chunkMsg is the AUDIT_LEDGER message of records first..: each record
+// framed as in a segment (u32 length, then the record).
+func chunkMsg(origin string, first uint64, recs [][]byte) *nats.Msg {
+	m := nats.NewMsg(bus.LedgerRecordsSubject)
+	m.Data = bus.AppendRecords(nil, recs)
+	m.Header.Set(bus.HeaderIndex, strconv.FormatUint(first, 10))
+	m.Header.Set(bus.HeaderCount, strconv.Itoa(len(recs)))
+	m.Header.Set(nats.MsgIdHdr, origin+"/"+strconv.FormatUint(first, 10))
+	return m
+}
+
+// liveMsg is the plain NATS message of one sealed record.
+func liveMsg(idx uint64, rec []byte, tenant string, typ events.Type) *nats.Msg {
+	m := nats.NewMsg(bus.LiveSubject(tenant, typ))
+	m.Data = rec
+	m.Header.Set(bus.HeaderIndex, strconv.FormatUint(idx, 10))
+	m.Header.Set(bus.HeaderLeaf, ledger.LeafHash(rec).Base64())
+	return m
+}
