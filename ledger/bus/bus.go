@@ -98,9 +98,6 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		cfg.Duplicates = o.Duplicates
 		cfg.Retention = jetstream.LimitsPolicy
 		cfg.Discard = jetstream.DiscardNew
-		// Group commit: producers and the writer store many messages
-		// with one acknowledgement (and one fsync) as atomic batches.
-		cfg.AllowAtomicPublish = true
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
 		}
