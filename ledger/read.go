@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -39,4 +40,27 @@ func ReadRecords(ctx context.Context, store SegmentStore, from uint64, fn func(i
 		}
 	}
 	return nil
+}
+
+// ReadRange calls fn with each record of indexes [from, to), parsed, in
+// order; it stops at to without reading further segments.
+func ReadRange(ctx context.Context, store SegmentStore, from, to uint64, fn func(index uint64, raw []byte, r Record) error) error {
+	if from >= to {
+		return nil
+	}
+	errStop := errors.New("stop")
+	err := ReadRecords(ctx, store, from, func(idx uint64, raw []byte) error {
+		if idx >= to {
+			return errStop
+		}
+		r, err := ParseRecord(raw)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", idx, err)
+		}
+		return fn(idx, raw, r)
+	})
+	if err == errStop {
+		return nil
+	}
+	return err
 }

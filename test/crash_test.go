@@ -167,35 +167,7 @@ func TestCrashKill9(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 
-	r := mustRun(t, nil, nil, "verify", "--store", storeDir, "--vkey", filepath.Join(keys, "ledger.vkey"))
-	t.Logf("verify:\n%s", r.stdout)
-	st, _ := file.New(storeDir)
-	count := map[string]int{}
-	err := ledger.ReadRecords(t.Context(), st, 0, func(idx uint64, rec []byte) error {
-		rr, err := ledger.ParseRecord(rec)
-		if err != nil {
-			return err
-		}
-		ev, err := events.Parse(rr.Event)
-		if err != nil {
-			return err
-		}
-		count[ev.ID]++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for id, n := range count {
-		if n != 1 {
-			t.Errorf("event %s sealed %d times", id, n)
-		}
-	}
-	for id := range p.acked {
-		if count[id] != 1 {
-			t.Errorf("acknowledged event %s missing from the log", id)
-		}
-	}
+	count := sealedOnce(t, storeDir, keys, p.acked)
 	t.Logf("%d kills; %d events acknowledged, %d sealed exactly once", kills, len(p.acked), len(count))
 }
 
@@ -278,6 +250,15 @@ func TestCrashKillProducerMidGroup(t *testing.T) {
 	serve.Process.Signal(syscall.SIGTERM)
 	serve.Wait()
 
+	count := sealedOnce(t, storeDir, keys, acked)
+	t.Logf("%d producer kills; %d events reported stored, %d records sealed", kills, len(acked), len(count))
+}
+
+// sealedOnce verifies the log in storeDir with the CLI, checks that no
+// event id in it is sealed twice and that every acknowledged one is there,
+// and returns how many times each id is sealed.
+func sealedOnce(t *testing.T, storeDir, keys string, acked map[string]bool) map[string]int {
+	t.Helper()
 	r := mustRun(t, nil, nil, "verify", "--store", storeDir, "--vkey", filepath.Join(keys, "ledger.vkey"))
 	t.Logf("verify:\n%s", r.stdout)
 	st, _ := file.New(storeDir)
@@ -304,10 +285,10 @@ func TestCrashKillProducerMidGroup(t *testing.T) {
 	}
 	for id := range acked {
 		if count[id] != 1 {
-			t.Errorf("event %s reported stored by a producer, missing from the log", id)
+			t.Errorf("acknowledged event %s missing from the log", id)
 		}
 	}
-	t.Logf("%d producer kills; %d events reported stored, %d records sealed", kills, len(acked), len(count))
+	return count
 }
 
 // TestTwoServeKillHandover: two `serve` processes on one log. Only the

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -138,15 +137,7 @@ func (in *Ingester) publishFromStore(ctx context.Context, upTo uint64) error {
 		first, recs, live = in.published, recs[:0], live[:0]
 		return err
 	}
-	errStop := errors.New("stop")
-	err := ledger.ReadRecords(ctx, in.cfg.Store, in.published, func(idx uint64, rec []byte) error {
-		if idx >= upTo {
-			return errStop
-		}
-		r, err := ledger.ParseRecord(rec)
-		if err != nil {
-			return err
-		}
+	err := ledger.ReadRange(ctx, in.cfg.Store, in.published, upTo, func(idx uint64, rec []byte, r ledger.Record) error {
 		ev, err := events.Parse(r.Event)
 		if err != nil {
 			return fmt.Errorf("ingest: sealed record %d holds an invalid event: %w", idx, err)
@@ -158,7 +149,7 @@ func (in *Ingester) publishFromStore(ctx context.Context, upTo uint64) error {
 		}
 		return nil
 	})
-	if err != nil && err != errStop {
+	if err != nil {
 		return fmt.Errorf("ingest: republish: %w", err)
 	}
 	return flush()

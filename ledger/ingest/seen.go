@@ -125,15 +125,7 @@ func (s *seenIndex) catchUp(ctx context.Context, to uint64) error {
 	s.logger.Info("indexing event ids from the store", "from", from, "to", to)
 	start := time.Now()
 	b := s.db.NewBatch()
-	errStop := errors.New("stop")
-	err := ledger.ReadRecords(ctx, s.store, from, func(idx uint64, rec []byte) error {
-		if idx >= to {
-			return errStop
-		}
-		r, err := ledger.ParseRecord(rec)
-		if err != nil {
-			return err
-		}
+	err := ledger.ReadRange(ctx, s.store, from, to, func(idx uint64, _ []byte, r ledger.Record) error {
 		id, err := events.PeekID(r.Event)
 		if err != nil {
 			return fmt.Errorf("record %d: %w", idx, err)
@@ -149,7 +141,7 @@ func (s *seenIndex) catchUp(ctx context.Context, to uint64) error {
 		}
 		return nil
 	})
-	if err != nil && err != errStop {
+	if err != nil {
 		return fmt.Errorf("ingest: indexing event ids from the store: %w", err)
 	}
 	if err := s.commit(b, to); err != nil {
