@@ -61,7 +61,10 @@ func (m *Match) compile(what string) error {
 		return fmt.Errorf("%s needs kinds or a pattern", what)
 	}
 	for i, k := range m.Kinds {
-		m.Kinds[i] = strings.ToUpper(k)
+		m.Kinds[i] = strings.Join(strings.Fields(strings.ToUpper(k)), " ")
+		if err := checkKind(m.Kinds[i]); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
 	}
 	if m.Pattern != "" {
 		re, err := regexp.Compile(m.Pattern)

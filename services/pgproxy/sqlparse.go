@@ -2,6 +2,8 @@ package pgproxy
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -64,6 +66,27 @@ var kindNames = map[string][]string{
 	"PrepareStmt":         {"PREPARE"},
 	"ExecuteStmt":         {"EXECUTE"},
 	"DeallocateStmt":      {"DEALLOCATE"},
+	"CreateStmt":          {"CREATE", "CREATE TABLE"},
+	"CreateRoleStmt":      {"CREATE", "CREATE ROLE"},
+	"AlterRoleStmt":       {"ALTER", "ALTER ROLE"},
+	"DropRoleStmt":        {"DROP", "DROP ROLE"},
+	"CreateSchemaStmt":    {"CREATE", "CREATE SCHEMA"},
+	"CreateExtensionStmt": {"CREATE", "CREATE EXTENSION"},
+	"AlterSystemStmt":     {"ALTER", "ALTER SYSTEM"},
+	"CreatedbStmt":        {"CREATE", "CREATE DATABASE"},
+	"DropdbStmt":          {"DROP", "DROP DATABASE"},
+	"CompositeTypeStmt":   {"CREATE", "CREATE TYPE"},
+	"CreateEnumStmt":      {"CREATE", "CREATE TYPE"},
+	"CreateRangeStmt":     {"CREATE", "CREATE TYPE"},
+	"DefineStmt":          {"CREATE"}, // CREATE AGGREGATE, OPERATOR, TYPE, COLLATION, TEXT SEARCH …
+	"ConstraintsSetStmt":  {"SET"},
+	"CheckPointStmt":      {"CHECKPOINT"},
+	"ReplicaIdentityStmt": {"ALTER"},
+	"SecLabelStmt":        {"SECURITY LABEL"},
+	// Not statements of their own: the wrapper of every top-level one,
+	// and PL/pgSQL's assignment.
+	"RawStmt":      nil,
+	"PLAssignStmt": nil,
 }
 
 // The analyses are cached twice: by statement text, and by the parse
@@ -219,6 +242,14 @@ func (a *analysis) note(name string, msg any) {
 		} else {
 			a.deallocates = append(a.deallocates, s.Name)
 		}
+	case *pg.GrantStmt:
+		if !s.IsGrant {
+			a.kinds["REVOKE"] = true
+		}
+	case *pg.GrantRoleStmt:
+		if !s.IsGrant {
+			a.kinds["REVOKE"] = true
+		}
 	case *pg.ExplainStmt:
 		for _, o := range s.Options {
 			if d := o.GetDefElem(); d != nil && d.Defname == "analyze" {
@@ -272,4 +303,76 @@ func firstWord(s string) string {
 // errUnparsable wraps the parser's refusal for a refusal message.
 func errUnparsable(err error) string {
 	return fmt.Sprintf("the statement could not be parsed (%v); it is refused because this policy has rules that could apply to it", err)
+}
+
+// Kinds lists every statement kind a rule can name: what the analysis
+// notes for some parse tree, derived from PostgreSQL's own statement
+// types, so a policy naming anything else is refused rather than left to
+// match nothing.
+func Kinds() []string {
+	kindsOnce.Do(func() {
+		set := map[string]bool{"CREATE PROCEDURE": true, "CREATE FUNCTION": true, "COPY FROM": true, "COPY TO": true,
+			"COPY TO STDOUT": true, "COPY PROGRAM": true, "EXPLAIN ANALYZE": true, "REVOKE": true}
+		msgs := pg.File_pg_query_proto.Messages()
+		for i := range msgs.Len() {
+			name := string(msgs.Get(i).Name())
+			if !strings.HasSuffix(name, "Stmt") {
+				continue
+			}
+			kinds, ok := kindNames[name]
+			if !ok {
+				kinds = []string{firstWord(strings.TrimSuffix(name, "Stmt"))}
+			}
+			for _, k := range kinds {
+				set[k] = true
+			}
+		}
+		delete(set, "") // no rule names the empty query
+		allKinds = slices.Sorted(maps.Keys(set))
+	})
+	return allKinds
+}
+
+var (
+	kindsOnce sync.Once
+	allKinds  []string
+)
+
+// checkKind refuses a kind no statement has, suggesting the nearest one.
+func checkKind(k string) error {
+	known := Kinds()
+	if slices.Contains(known, k) {
+		return nil
+	}
+	best, dist := "", len(k)/2+2
+	for _, c := range known {
+		if d := editDistance(k, c); d < dist {
+			best, dist = c, d
+		}
+	}
+	if best != "" {
+		return fmt.Errorf("statement kind %q unknown: did you mean %q? (known kinds: %s)", k, best, strings.Join(known, ", "))
+	}
+	return fmt.Errorf("statement kind %q unknown (known kinds: %s)", k, strings.Join(known, ", "))
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

@@ -16,13 +16,33 @@ func TestAnalyzeClassifies(t *testing.T) {
 		"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'": {"CREATE", "CREATE FUNCTION"},
 		"COPY t TO STDOUT":                                           {"COPY", "COPY TO", "COPY TO STDOUT"},
 		"ALTER TABLE t ADD c int":                                    {"ALTER"},
+		"CREATE TABLE t (a int)":                                     {"CREATE", "CREATE TABLE"},
+		"CREATE DATABASE d":                                          {"CREATE", "CREATE DATABASE"},
+		"DROP DATABASE d":                                            {"DROP", "DROP DATABASE"},
+		"CREATE EXTENSION e":                                         {"CREATE", "CREATE EXTENSION"},
+		"ALTER SYSTEM SET work_mem = '1GB'":                          {"ALTER", "ALTER SYSTEM"},
+		"CREATE ROLE r":                                              {"CREATE", "CREATE ROLE"},
+		"REVOKE SELECT ON t FROM u":                                  {"GRANT", "REVOKE"},
+		"REVOKE r FROM u":                                            {"GRANT", "REVOKE"},
+		"CREATE TYPE c AS (a int)":                                   {"CREATE", "CREATE TYPE"},
+		"CHECKPOINT":                                                 {"CHECKPOINT"},
 	} {
 		a := analyze(sql)
 		for _, k := range want {
 			if !a.has(k) {
 				t.Errorf("%q: kinds %v lack %s", sql, a.kinds, k)
 			}
+			// A rule may name every kind the analysis notes.
+			if !slices.Contains(Kinds(), k) {
+				t.Errorf("kind %s, noted for %q, is not among the kinds a policy may name", k, sql)
+			}
 		}
+		if a.has("RAW") {
+			t.Errorf("%q: the statement wrapper counted as a kind", sql)
+		}
+	}
+	if analyze("GRANT SELECT ON t TO u").has("REVOKE") {
+		t.Error("GRANT borrowed REVOKE's analysis")
 	}
 	// The tree cache must not let a statement borrow the analysis of one
 	// that differs where the policy looks.
