@@ -56,9 +56,9 @@ func TestPolicyErrorsNameTheLine(t *testing.T) {
 		"version: 1\napprove:\n  - id: a\n    kinds: [ALTER]\n    timeout: -1m\n":       "timeout -1m0s is negative",
 		// A kind no statement has would never match: refused, with the
 		// nearest kind it may have meant.
-		"version: 1\napprove:\n  - id: a\n    kinds: [ALTR]\n":                    `line 3: approval rule a: statement kind "ALTR" unknown: did you mean "ALTER"?`,
-		"version: 1\ndeny:\n  - id: d\n    reason: r\n    kinds: [drop tabel]\n":  `statement kind "DROP TABEL" unknown`,
-		"version: 1\ndeny:\n  - id: d\n    reason: r\n    kinds: [XYZZYQ]\n":      `statement kind "XYZZYQ" unknown (known kinds: ALTER,`,
+		"version: 1\napprove:\n  - id: a\n    kinds: [ALTR]\n":                   `line 3: approval rule a: statement kind "ALTR" unknown: did you mean "ALTER"?`,
+		"version: 1\ndeny:\n  - id: d\n    reason: r\n    kinds: [drop tabel]\n": `statement kind "DROP TABEL" unknown`,
+		"version: 1\ndeny:\n  - id: d\n    reason: r\n    kinds: [XYZZYQ]\n":     `statement kind "XYZZYQ" unknown (known kinds: ALTER,`,
 	}
 	for text, want := range cases {
 		if _, err := pgproxy.ParsePolicy("p.yaml", []byte(text)); err == nil || !strings.Contains(err.Error(), want) {
