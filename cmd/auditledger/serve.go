@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/policyfile"
 )
 
 // serveConfig is the file `serve --config` reads. deploy/auditledger.yaml
@@ -142,10 +142,14 @@ func loadServeConfig(path string, env func(string) string) (serveConfig, error) 
 		if err != nil {
 			return c, err
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c); err != nil && err != io.EOF {
+		var root yaml.Node
+		if err := yaml.Unmarshal(b, &root); err != nil {
 			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+		if len(root.Content) > 0 {
+			if err := policyfile.DecodeNode(&root, &c, "the configuration (deploy/auditledger.yaml documents every field)"); err != nil {
+				return c, fmt.Errorf("config %s: %w", path, err)
+			}
 		}
 	}
 	overrides := []struct {
@@ -186,11 +190,63 @@ func loadServeConfig(path string, env func(string) string) (serveConfig, error) 
 	for _, o := range overrides {
 		if v := env(o.name); v != "" {
 			if err := o.set(v); err != nil {
-				return c, fmt.Errorf("%s=%q: %w", o.name, v, err)
+				return c, fmt.Errorf("%s=%q: %w", o.name, v, plainly(err))
 			}
 		}
 	}
 	return c, c.check()
+}
+
+// serveEnv lists the AUDITLEDGER_* variables serve reads (loadServeConfig
+// holds what each sets).
+var serveEnv = []string{
+	"AUDITLEDGER_ROLES", "AUDITLEDGER_TENANT", "AUDITLEDGER_PRODUCER_KEY", "AUDITLEDGER_LEDGER_PRODUCERS",
+	"AUDITLEDGER_LEDGER_REQUIRE_SIGNED", "AUDITLEDGER_OIDC_ISSUER", "AUDITLEDGER_OIDC_AUDIENCE", "AUDITLEDGER_API_LISTEN",
+	"AUDITLEDGER_APPROVALS_KEY", "AUDITLEDGER_APPROVALS_VKEY", "AUDITLEDGER_POSTGRES_PROXY_LISTEN",
+	"AUDITLEDGER_POSTGRES_PROXY_POLICY", "AUDITLEDGER_HTTP_PROXY_LISTEN", "AUDITLEDGER_HTTP_PROXY_UPSTREAM",
+	"AUDITLEDGER_HTTP_PROXY_POLICY", "AUDITLEDGER_LOG_FORMAT", "AUDITLEDGER_LOG_LEVEL", "AUDITLEDGER_HTTP_LISTEN",
+	"AUDITLEDGER_NATS_URL", "AUDITLEDGER_NATS_NKEYS", "AUDITLEDGER_NATS_CREDS", "AUDITLEDGER_NATS_REPLICAS",
+	"AUDITLEDGER_NATS_DUPLICATES", "AUDITLEDGER_LEDGER_STORE", "AUDITLEDGER_LEDGER_KEY", "AUDITLEDGER_LEDGER_CONSUMER",
+	"AUDITLEDGER_LEDGER_BATCH", "AUDITLEDGER_LEDGER_MAX_WAIT", "AUDITLEDGER_LEDGER_INDEX", "AUDITLEDGER_LEDGER_LEASE_TTL",
+}
+
+// otherEnv are the AUDITLEDGER_* variables other commands, and the
+// project's tests, read.
+var otherEnv = []string{
+	"AUDITLEDGER_PROXY_UPSTREAM", "AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION", "AUDITLEDGER_TOKEN", "AUDITLEDGER_API",
+	"AUDITLEDGER_CLIENT_SECRET", "AUDITLEDGER_CRASH_KILLS", "AUDITLEDGER_PRODUCER_KILLS", "AUDITLEDGER_PG_BIN",
+	"AUDITLEDGER_TEST_NORACE",
+}
+
+// checkEnvNames refuses an AUDITLEDGER_* variable that nothing reads: a
+// misspelt setting must not be ignored in silence.
+func checkEnvNames(environ []string) error {
+	known := slices.Concat(serveEnv, otherEnv)
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "AUDITLEDGER_") || slices.Contains(known, name) {
+			continue
+		}
+		if near := policyfile.Nearest(name, known); near != "" {
+			return fmt.Errorf("%s is not a setting auditledger reads: did you mean %s?", name, near)
+		}
+		return fmt.Errorf("%s is not a setting auditledger reads (serve reads: %s)", name, strings.Join(serveEnv, ", "))
+	}
+	return nil
+}
+
+// plainly words the standard library's parse errors for a person.
+func plainly(err error) error {
+	var ne *strconv.NumError
+	switch {
+	case errors.As(err, &ne) && ne.Func == "ParseBool":
+		return errors.New("not true or false")
+	case errors.As(err, &ne):
+		return errors.New("not a whole number")
+	case strings.HasPrefix(err.Error(), "time: "):
+		return errors.New("not a duration (such as 30s, 5m or 1h)")
+	}
+	return err
 }
 
 // serveRoles are the roles serve can run.
@@ -274,6 +330,9 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	printCfg := fs.Bool("print-config", false, "print the effective configuration and exit")
 	newLog := fs.Bool("new-log", false, "let the ledger role start a new log in a store that holds less than the bus says was sealed (use a new key; the log begins with a gap record for what the earlier log holds)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := checkEnvNames(os.Environ()); err != nil {
 		return err
 	}
 	cfg, err := loadServeConfig(*path, os.Getenv)

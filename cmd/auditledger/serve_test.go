@@ -32,6 +32,14 @@ func TestServeConfigErrorsAndOverrides(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "line 4") || !strings.Contains(err.Error(), "batchsize") {
 		t.Errorf("unknown field: %v", err)
 	}
+	_, err = loadServeConfig(write(base+"  bacth: 3\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), `line 4: unknown field "bacth" in the configuration`) || !strings.Contains(err.Error(), `did you mean "batch"?`) {
+		t.Errorf("misspelt field: %v", err)
+	}
+	_, err = loadServeConfig(write("ledger: [a, b]\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "line 1") || strings.Contains(err.Error(), "main.") {
+		t.Errorf("a list where a mapping goes: %v", err)
+	}
 	_, err = loadServeConfig(write(base+"  max_wait: soon\n"), noEnv)
 	if err == nil || !strings.Contains(err.Error(), `"soon" is not a duration`) {
 		t.Errorf("bad duration: %v", err)
@@ -70,5 +78,31 @@ func TestServeConfigErrorsAndOverrides(t *testing.T) {
 	env["AUDITLEDGER_LEDGER_BATCH"] = "many"
 	if _, err := loadServeConfig(write(base), func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "AUDITLEDGER_LEDGER_BATCH") {
 		t.Errorf("bad env value: %v", err)
+	}
+}
+
+func TestServeEnvironmentErrors(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(base, []byte("ledger:\n  store: /tmp/s\n  key: /tmp/k\n"), 0o644)
+	for name, want := range map[string]string{
+		"AUDITLEDGER_LEDGER_BATCH":          `AUDITLEDGER_LEDGER_BATCH="abc": not a whole number`,
+		"AUDITLEDGER_LEDGER_REQUIRE_SIGNED": `AUDITLEDGER_LEDGER_REQUIRE_SIGNED="abc": not true or false`,
+		"AUDITLEDGER_LEDGER_MAX_WAIT":       `AUDITLEDGER_LEDGER_MAX_WAIT="abc": not a duration`,
+	} {
+		_, err := loadServeConfig(base, func(k string) string {
+			if k == name {
+				return "abc"
+			}
+			return ""
+		})
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "strconv") {
+			t.Errorf("%s=abc: %v, want %q", name, err, want)
+		}
+	}
+	if err := checkEnvNames([]string{"PATH=/bin", "AUDITLEDGER_LEDGER_BACH=10"}); err == nil || !strings.Contains(err.Error(), "did you mean AUDITLEDGER_LEDGER_BATCH?") {
+		t.Errorf("misspelt variable: %v", err)
+	}
+	if err := checkEnvNames([]string{"AUDITLEDGER_LEDGER_BATCH=10", "AUDITLEDGER_TOKEN=x", "HOME=/root"}); err != nil {
+		t.Errorf("known variables: %v", err)
 	}
 }

@@ -48,11 +48,14 @@ func TestPolicyErrorsNameTheLine(t *testing.T) {
 		"version: 1\nmask:\n  - id: x\n    method: blur\n    columns: [a]\n":            `line 3: mask rule x: method "blur"`,
 		"version: 1\ndeny:\n  - id: d\n    kinds: [DROP]\n":                             "line 3: deny rule needs an id and a reason",
 		"version: 1\ndeny:\n  - id: d\n    reason: r\n    pattern: \"(\"\n":             "line 3: deny rule d: pattern",
-		"version: 1\nmask:\n  - id: x\n    colums: [a]\n":                               "colums",
+		"version: 1\nmask:\n  - id: x\n    colums: [a]\n":                               `line 4: unknown field "colums" in a mask rule (did you mean "columns"?)`,
+		"version: 1\napprove:\n  - id: a\n    kind: [ALTER]\n":                          `line 4: unknown field "kind" in an approval rule (did you mean "kinds"?)`,
+		"version: 1\ndenny:\n  - id: d\n":                                               `line 2: unknown field "denny" in the policy (did you mean "deny"?)`,
+		"version: 1\ndeny:\n  - id: d\n    reason: r\n    require_where: maybe\n":       `line 5: "maybe" is not true or false`,
 		"version: 1\nmask:\n  - id: x\n    detect: [dna]\n    method: redact\n":         `unknown detector "dna"`,
 		"version: 1\napprove:\n  - kinds: [ALTER]\n":                                    "line 3: approval rule needs an id",
 		"version: 1\napprove:\n  - id: a\n":                                             "line 3: approval rule a needs kinds or a pattern",
-		"version: 1\napprove:\n  - id: a\n    kinds: [ALTER]\n    timeout: 5 minutes\n": "line 3: yaml: unmarshal errors:\n  line 3: cannot unmarshal !!str `5 minutes` into time.Duration",
+		"version: 1\napprove:\n  - id: a\n    kinds: [ALTER]\n    timeout: 5 minutes\n": `line 5: "5 minutes" is not a duration (such as 30s, 5m or 1h)`,
 		"version: 1\napprove:\n  - id: a\n    kinds: [ALTER]\n    timeout: -1m\n":       "timeout -1m0s is negative",
 		// A kind no statement has would never match: refused, with the
 		// nearest kind it may have meant.

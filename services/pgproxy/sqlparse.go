@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unicode"
 
+	"github.com/auditledger/auditledger/services/policyfile"
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -344,35 +345,8 @@ func checkKind(k string) error {
 	if slices.Contains(known, k) {
 		return nil
 	}
-	best, dist := "", len(k)/2+2
-	for _, c := range known {
-		if d := editDistance(k, c); d < dist {
-			best, dist = c, d
-		}
-	}
-	if best != "" {
-		return fmt.Errorf("statement kind %q unknown: did you mean %q? (known kinds: %s)", k, best, strings.Join(known, ", "))
+	if near := policyfile.Nearest(k, known); near != "" {
+		return fmt.Errorf("statement kind %q unknown: did you mean %q? (known kinds: %s)", k, near, strings.Join(known, ", "))
 	}
 	return fmt.Errorf("statement kind %q unknown (known kinds: %s)", k, strings.Join(known, ", "))
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }

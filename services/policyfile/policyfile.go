@@ -5,10 +5,8 @@
 package policyfile
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"go.yaml.in/yaml/v3"
@@ -16,13 +14,18 @@ import (
 	"github.com/auditledger/auditledger/services/mask"
 )
 
-// Decode decodes policy text strictly (unknown keys are errors) into doc,
-// whose version must be 1; name is used in errors.
+// Decode decodes policy text strictly (unknown keys are errors, at their
+// line, with the nearest known key) into doc, whose version must be 1;
+// name is used in errors.
 func Decode(name string, b []byte, doc interface{ Ver() int }) error {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(doc); err != nil && !errors.Is(err, io.EOF) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
 		return fmt.Errorf("policy %s: %w", name, err)
+	}
+	if len(root.Content) > 0 {
+		if err := DecodeNode(&root, doc, "the policy"); err != nil {
+			return fmt.Errorf("policy %s: %w", name, err)
+		}
 	}
 	if v := doc.Ver(); v != 1 {
 		return fmt.Errorf("policy %s: version: %d, this proxy reads version 1", name, v)
@@ -39,20 +42,18 @@ type Header struct {
 // Ver returns the version.
 func (h *Header) Ver() int { return h.Version }
 
-// Strict decodes one node of the file (a rule) into v, unknown keys
-// being errors.
-func Strict(n *yaml.Node, v any) error {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	return dec.Decode(v)
-}
+// Strict decodes one node of the file (a rule, named what) into v; see
+// DecodeNode.
+func Strict(n *yaml.Node, v any, what string) error { return DecodeNode(n, v, what) }
 
-// LineError names the file and line of a rule.
+// LineError names the file and line of a rule. A FieldError among args
+// names its own, more precise line, which is used instead.
 func LineError(name string, line int, format string, args ...any) error {
+	for _, a := range args {
+		if fe, ok := a.(*FieldError); ok {
+			return fmt.Errorf("policy %s: %w", name, fe)
+		}
+	}
 	return fmt.Errorf("policy %s: line %d: %s", name, line, fmt.Sprintf(format, args...))
 }
 
