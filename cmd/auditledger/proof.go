@@ -14,7 +14,7 @@ import (
 // loadLog reads and checks a store, keeping its tree for proofs. Signatures
 // are checked only when a verifier key is given.
 func loadLog(ctx context.Context, storeURL, vkeyArg string) (ledger.SegmentStore, *ledger.Report, error) {
-	store, err := storeurl.Open(ctx, storeURL)
+	store, err := storeurl.OpenExisting(ctx, storeURL)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -177,7 +177,7 @@ func checkpointCmd(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	if err := required(fs, "store"); err != nil {
 		return err
 	}
-	store, err := storeurl.Open(ctx, *storeURL)
+	store, err := storeurl.OpenExisting(ctx, *storeURL)
 	if err != nil {
 		return err
 	}

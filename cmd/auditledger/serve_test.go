@@ -1,11 +1,14 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/auditledger/auditledger/ledger"
 )
 
 func TestDeployConfigLoads(t *testing.T) {
@@ -104,5 +107,35 @@ func TestServeEnvironmentErrors(t *testing.T) {
 	}
 	if err := checkEnvNames([]string{"AUDITLEDGER_LEDGER_BATCH=10", "AUDITLEDGER_TOKEN=x", "HOME=/root"}); err != nil {
 		t.Errorf("known variables: %v", err)
+	}
+}
+
+// TestReadersDoNotCreateStores: verify, checkpoint and proof read a
+// store; pointed at a directory that does not exist, they say so and
+// leave nothing behind.
+func TestReadersDoNotCreateStores(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-store")
+	_, vkey, err := ledger.GenerateKey(nil, "test.auditledger.local/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cmd := range map[string]func() error{
+		"verify": func() error {
+			return verifyCmd(t.Context(), []string{"--store", missing, "--vkey", vkey}, nil, io.Discard, io.Discard)
+		},
+		"checkpoint": func() error {
+			return checkpointCmd(t.Context(), []string{"--store", missing}, nil, io.Discard, io.Discard)
+		},
+		"proof inclusion": func() error {
+			return proofInclusion(t.Context(), []string{"--store", missing, "--index", "0"}, nil, io.Discard, io.Discard)
+		},
+	} {
+		err := cmd()
+		if err == nil || !strings.Contains(err.Error(), "does not exist") {
+			t.Errorf("%s on a missing store: %v", name, err)
+		}
+		if _, err := os.Stat(missing); !os.IsNotExist(err) {
+			t.Fatalf("%s created the store it was asked to read", name)
+		}
 	}
 }

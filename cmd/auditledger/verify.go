@@ -32,7 +32,7 @@ func verifyCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	store, err := storeurl.Open(ctx, *storeURL)
+	store, err := storeurl.OpenExisting(ctx, *storeURL)
 	if err != nil {
 		return err
 	}

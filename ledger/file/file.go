@@ -48,6 +48,28 @@ func New(dir string) (*Store, error) {
 	return &Store{dir: abs}, nil
 }
 
+// Open opens the existing store rooted at dir, for reading: a reader must
+// not create the store it was asked to check.
+func Open(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("file store: empty directory")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("file store: %w", err)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("file store %s does not exist (is the path right?)", abs)
+	case err != nil:
+		return nil, fmt.Errorf("file store: %w", err)
+	case !fi.IsDir():
+		return nil, fmt.Errorf("file store %s is not a directory", abs)
+	}
+	return &Store{dir: abs}, nil
+}
+
 func (s *Store) String() string { return "file://" + filepath.ToSlash(s.dir) }
 
 // Dir is the store's root directory.

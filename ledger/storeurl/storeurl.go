@@ -35,13 +35,20 @@ type Store struct {
 	Retention time.Duration
 }
 
-// Open opens the store named by raw.
-func Open(ctx context.Context, raw string) (*Store, error) {
+// Open opens the store named by raw, creating a local directory if
+// needed: for the writer.
+func Open(ctx context.Context, raw string) (*Store, error) { return open(ctx, raw, file.New) }
+
+// OpenExisting opens the store named by raw for reading: a local
+// directory must exist already.
+func OpenExisting(ctx context.Context, raw string) (*Store, error) { return open(ctx, raw, file.Open) }
+
+func open(ctx context.Context, raw string, local func(string) (*file.Store, error)) (*Store, error) {
 	if raw == "" {
 		return nil, fmt.Errorf("store URL is empty: give a directory, file:///path or s3://bucket/prefix?endpoint=host:port")
 	}
 	if !strings.Contains(raw, "://") {
-		fs, err := file.New(raw)
+		fs, err := local(raw)
 		if err != nil {
 			return nil, err
 		}
@@ -56,7 +63,7 @@ func Open(ctx context.Context, raw string) (*Store, error) {
 		if u.Host != "" && u.Host != "localhost" {
 			return nil, fmt.Errorf("store URL %q: file URLs name a local path (file:///path)", raw)
 		}
-		fs, err := file.New(u.Path)
+		fs, err := local(u.Path)
 		if err != nil {
 			return nil, err
 		}
