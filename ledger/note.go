@@ -190,6 +190,7 @@ func (v *NoteVerifier) OpenNote(msg []byte) (text []byte, err error) {
 		return nil, fmt.Errorf("%w: signed note must end with a signature line and newline", ErrMalformed)
 	}
 	found := false
+	var others []string
 	for _, line := range strings.Split(string(sigs[:len(sigs)-1]), "\n") {
 		rest, ok := strings.CutPrefix(line, "— ")
 		if !ok {
@@ -204,6 +205,7 @@ func (v *NoteVerifier) OpenNote(msg []byte) (text []byte, err error) {
 			return nil, fmt.Errorf("%w: signature by %q: bad base64", ErrMalformed, name)
 		}
 		if name != v.name || binary.BigEndian.Uint32(sig) != v.hash {
+			others = append(others, fmt.Sprintf("%s+%08x", name, binary.BigEndian.Uint32(sig)))
 			continue // another key's signature: not ours to judge
 		}
 		if !ed25519.Verify(v.key, text, sig[4:]) {
@@ -212,7 +214,22 @@ func (v *NoteVerifier) OpenNote(msg []byte) (text []byte, err error) {
 		found = true
 	}
 	if !found {
-		return nil, fmt.Errorf("%w: no signature by %s+%08x", ErrBadSignature, v.name, v.hash)
+		return nil, &OtherSignersError{Want: fmt.Sprintf("%s+%08x", v.name, v.hash), Signers: others}
 	}
 	return text, nil
 }
+
+// OtherSignersError: a note carries no signature by the key asked for,
+// only signatures by other keys — most often the wrong verifier key was
+// given, not a forgery (a forger without the key cannot sign with its
+// name and hash either, and would be caught the same way).
+type OtherSignersError struct {
+	Want    string   // name+hash of the key asked for
+	Signers []string // name+hash of the keys that did sign
+}
+
+func (e *OtherSignersError) Error() string {
+	return fmt.Sprintf("%v: no signature by %s (signed by %s)", ErrBadSignature, e.Want, strings.Join(e.Signers, ", "))
+}
+
+func (e *OtherSignersError) Unwrap() error { return ErrBadSignature }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -334,7 +335,12 @@ func readCheckpoint(ctx context.Context, store SegmentStore, name string, v *Not
 		return cp, nil
 	}
 	cp, err := OpenCheckpoint(b, v)
-	if err != nil {
+	var other *OtherSignersError
+	switch {
+	case errors.As(err, &other):
+		return nil, verr(name, -1, fmt.Sprintf("checkpoint signed by %s, not by the key given (%s): is that this log's verifier key? "+
+			"(If it is, the checkpoint was replaced)", strings.Join(other.Signers, ", "), other.Want), "", "")
+	case err != nil:
 		return nil, verr(name, -1, "checkpoint signature (replaced or forged checkpoint?): "+err.Error(), "", "")
 	}
 	return cp, nil

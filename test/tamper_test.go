@@ -174,7 +174,7 @@ func TestTamper(t *testing.T) {
 			mustRun(t, eventLines(0, 4), nil, "append", "--store", forged, "--key", filepath.Join(other, "ledger.key"), "--segment-size", "4")
 			b, _ := os.ReadFile(cpPath(forged, 4))
 			rewrite(t, cpPath(f.store, 4), func([]byte) []byte { return b })
-		}, "no signature by", false},
+		}, "not by the key given (test.auditledger.dev/log+", false},
 		{"deleted checkpoint", func(t *testing.T, f fixture) {
 			os.Remove(cpPath(f.store, 8))
 		}, "no checkpoint at the segment's end", false},
