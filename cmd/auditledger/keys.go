@@ -75,12 +75,17 @@ func loadSigner(path string) (*ledger.NoteSigner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("signing key %s is readable by others (mode %04o); chmod 600 it", path, fi.Mode().Perm())
-	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	// A verifier key given where the signing key goes: say so, rather
+	// than ask for the public key's permissions to be tightened.
+	if _, verr := ledger.NewNoteVerifier(strings.TrimSpace(string(b))); verr == nil {
+		return nil, fmt.Errorf("%s holds a verifier (public) key; give the signing key here (the file beside it without .vkey, from auditledger keys generate)", path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("signing key %s is readable by others (mode %04o); chmod 600 it", path, fi.Mode().Perm())
 	}
 	s, err := ledger.NewNoteSigner(string(b))
 	if err != nil {

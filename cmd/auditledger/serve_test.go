@@ -139,3 +139,17 @@ func TestReadersDoNotCreateStores(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifierKeyGivenAsSigningKey: a .vkey where the signing key goes is
+// named as such, not met with advice about its file mode.
+func TestVerifierKeyGivenAsSigningKey(t *testing.T) {
+	_, vkey, err := ledger.GenerateKey(nil, "test.auditledger.local/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "ledger.vkey")
+	os.WriteFile(p, []byte(vkey+"\n"), 0o644)
+	if _, err := loadSigner(p); err == nil || !strings.Contains(err.Error(), "holds a verifier (public) key") || strings.Contains(err.Error(), "chmod") {
+		t.Fatalf("loadSigner(.vkey): %v", err)
+	}
+}
