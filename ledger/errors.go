@@ -19,6 +19,9 @@ var (
 	// ErrFenced means another writer sealed the segment or checkpoint this
 	// writer was about to write: this writer must stop and reopen the log.
 	ErrFenced = errors.New("log is being written by another writer")
+	// ErrWrongKey means the store's checkpoints are signed by another
+	// key than the writer's: the wrong signing key, or the wrong store.
+	ErrWrongKey = errors.New("the store's log is signed by another key")
 	// ErrGaps means the log is intact but records stream sequences that
 	// vanished before they were sealed (see GapsError).
 	ErrGaps = errors.New("log records gaps")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -235,6 +236,11 @@ func (l *Log) signCheckpoint(ctx context.Context, retain time.Time) error {
 			return fmt.Errorf("ledger: read %s: %w", name, gerr)
 		}
 		old, oerr := OpenCheckpoint(b, l.cfg.Signer.Verifier())
+		var other *OtherSignersError
+		if errors.As(oerr, &other) {
+			return fmt.Errorf("ledger: %s is signed by %s, and this writer's key is %s: is it the key of this log, and the store the right one? %w",
+				name, strings.Join(other.Signers, ", "), other.Want, ErrWrongKey)
+		}
 		if oerr != nil || old.Root != cp.Root || old.Size != cp.Size {
 			return fmt.Errorf("ledger: %s exists with other content: %w", name, ErrFenced)
 		}

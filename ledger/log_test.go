@@ -314,3 +314,21 @@ func TestResentWriteDoesNotFence(t *testing.T) {
 		t.Fatalf("a writer finding other bytes at its segment: %v, want ErrFenced", err)
 	}
 }
+
+// TestOpenWithAnotherKey: opening a store with a signing key that is not
+// its log's says so — which key signed it, which was given — rather than
+// that another writer is at work.
+func TestOpenWithAnotherKey(t *testing.T) {
+	s := goldenKey(t)
+	dir := t.TempDir()
+	l, st := newLog(t, dir, s)
+	if _, err := l.Append(t.Context(), entries(0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	skey, _, _ := ledger.GenerateKey(nil, "other.auditledger.dev/log")
+	other, _ := ledger.NewNoteSigner(skey)
+	_, err := ledger.Open(t.Context(), ledger.Config{Store: st, Signer: other})
+	if !errors.Is(err, ledger.ErrWrongKey) || errors.Is(err, ledger.ErrFenced) || !strings.Contains(err.Error(), "is signed by "+s.Name()) {
+		t.Fatalf("open with another key: %v", err)
+	}
+}
