@@ -270,9 +270,9 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	}
 	up, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		// The detail may name the upstream user: log it, do not show it.
 		p.cfg.Logger.Warn("upstream connection failed", "database", db, "err", err)
-		return fatal(be, "08006", "the proxy cannot reach the target database")
+		code, msg := upstreamRefusal(err, cfg.User)
+		return fatal(be, code, msg)
 	}
 	hj, err := up.Hijack()
 	if err != nil {
@@ -330,6 +330,30 @@ func (s *session) fatal(code, msg string) error {
 
 // fatal sends a FATAL error and flushes; only for the startup phase, when
 // one goroutine owns the connection.
+// upstreamRefusal is what a client is told when the proxy cannot open
+// its session on the target. The server's own answer is passed on when it
+// concerns what the client asked for (a database that does not exist,
+// too many connections, a server starting up or shutting down), with the
+// proxy's upstream user name taken out; a refusal of the proxy's own
+// login, or no answer at all, is the operator's to fix and says so.
+func upstreamRefusal(err error, upstreamUser string) (code, msg string) {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return "08006", "the proxy cannot reach the target database (the operator can see why in the proxy's log)"
+	}
+	switch {
+	case pe.Code == "28000" || pe.Code == "28P01":
+		return "08004", "the target database refused the proxy's own login (the operator can see why in the proxy's log)"
+	case pe.Code == "3D000" || strings.HasPrefix(pe.Code, "53") || strings.HasPrefix(pe.Code, "57P") || strings.HasPrefix(pe.Code, "08"):
+		m := pe.Message
+		if upstreamUser != "" {
+			m = strings.ReplaceAll(m, upstreamUser, "<proxy's user>")
+		}
+		return pe.Code, "the target database refused the session: " + m
+	}
+	return "08004", "the target database refused the session (SQLSTATE " + pe.Code + "; the operator can see why in the proxy's log)"
+}
+
 func fatal(be *pgproto3.Backend, code, msg string) error {
 	be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg})
 	be.Flush()

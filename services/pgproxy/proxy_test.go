@@ -229,6 +229,26 @@ func TestWrongPasswordNeverReachesUpstream(t *testing.T) {
 	}
 }
 
+// TestMissingDatabaseSaysSo: a database the target does not have is
+// named in the client's error with the server's own code, and the
+// proxy's upstream user is not.
+func TestMissingDatabaseSaysSo(t *testing.T) {
+	f := start(t)
+	url := strings.Replace(f.url("alice", "alice-secret"), "/"+f.db+"?", "/no_such_db?", 1)
+	out, err := psql(t, url, "SELECT 1")
+	if err == nil || !strings.Contains(out, `database "no_such_db" does not exist`) || strings.Contains(out, "postgres@") {
+		t.Fatalf("missing database: %v\n%s", err, out)
+	}
+	c, err := pgx.Connect(t.Context(), url)
+	var pe *pgconn.PgError
+	if err == nil || !errors.As(err, &pe) || pe.Code != "3D000" {
+		if c != nil {
+			c.Close(t.Context())
+		}
+		t.Fatalf("pgx to a missing database: %v, want SQLSTATE 3D000", err)
+	}
+}
+
 func TestPgxExtendedProtocol(t *testing.T) {
 	f := start(t)
 	conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
