@@ -11,7 +11,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
+
+	"github.com/auditledger/auditledger/services/policyfile"
 )
 
 const usage = `auditledger — tamper-evident audit ledger
@@ -39,6 +45,7 @@ Commands:
   bench ingest      measure end-to-end ingestion (publish → sealed) on the embedded NATS server
   bench proxy       pgbench directly and through the PostgreSQL proxy, side by side
   bench bus         compare ways of having events stored by JetStream (one each, batched, atomic, fast)
+  version           print the version, source revision and Go toolchain of this binary
 
 Store URLs: a directory, file:///path, or
   s3://bucket/prefix?endpoint=host:port&region=R&insecure=1&retention=7y
@@ -82,6 +89,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	commands := map[string]command{
 		"keys generate":     keysGenerate,
 		"keys nats":         keysNATS,
@@ -104,6 +114,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"approvals approve": approvalsApprove,
 		"approvals deny":    approvalsDeny,
 		"token":             tokenCmd,
+		"version":           versionCmd,
 	}
 	if c, ok := commands[args[0]]; ok {
 		return c(ctx, args[1:], stdin, stdout, stderr)
@@ -113,11 +124,64 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return c(ctx, args[2:], stdin, stdout, stderr)
 		}
 	}
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	if len(args) >= 2 && !strings.HasPrefix(args[1], "-") {
+		if near := policyfile.Nearest(args[0]+" "+args[1], names); near != "" && strings.Contains(near, " ") {
+			return fmt.Errorf("unknown command %q: did you mean %q? (see auditledger -h)", args[0]+" "+args[1], near)
+		}
+	}
 	switch args[0] {
 	case "keys", "proof", "bench", "proxy", "approvals":
-		return fmt.Errorf("%q needs a subcommand; see auditledger -h", args[0])
+		var subs []string
+		for _, n := range names {
+			if sub, ok := strings.CutPrefix(n, args[0]+" "); ok {
+				subs = append(subs, sub)
+			}
+		}
+		slices.Sort(subs)
+		return fmt.Errorf("%q needs a subcommand: %s (see auditledger -h)", args[0], strings.Join(subs, ", "))
 	}
-	return fmt.Errorf("unknown command %q; see auditledger -h", args[0])
+	asked := args[0]
+	if near := policyfile.Nearest(asked, names); near != "" {
+		return fmt.Errorf("unknown command %q: did you mean %q? (see auditledger -h)", asked, near)
+	}
+	return fmt.Errorf("unknown command %q; see auditledger -h", asked)
+}
+
+// versionCmd prints what this binary was built from.
+func versionCmd(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("version", "Prints the module version, the source revision and the Go toolchain this binary\nwas built from.", stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, versionString())
+	return nil
+}
+
+func versionString() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "auditledger (no build information)"
+	}
+	v := "auditledger " + bi.Main.Version
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = " (modified)"
+			}
+		}
+	}
+	if rev != "" {
+		v += " revision " + rev + modified
+	}
+	return v + " " + bi.GoVersion + " " + runtime.GOOS + "/" + runtime.GOARCH
 }
 
 // newFlags makes a FlagSet whose -h prints a synopsis and the flags.
@@ -131,21 +195,63 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses flags and rejects stray arguments.
+// parse parses flags and rejects stray arguments; an unknown flag is
+// named with the nearest known one, not answered with the whole usage.
 func parse(fs *flag.FlagSet, args []string) error {
+	if err := unknownFlag(fs, args); err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+		return fmt.Errorf("%s: unexpected argument %q (see -h)", commandName(fs), fs.Arg(0))
 	}
 	return nil
+}
+
+// unknownFlag walks args as the flag package will and reports the first
+// flag fs does not define.
+func unknownFlag(fs *flag.FlagSet, args []string) error {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || len(a) < 2 || a[0] != '-' {
+			return nil // the flags end here
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "h" || name == "help" {
+			return nil
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			var names []string
+			fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+			if near := policyfile.Nearest(name, names); near != "" {
+				return fmt.Errorf("%s: unknown flag --%s: did you mean --%s? (see -h)", commandName(fs), name, near)
+			}
+			return fmt.Errorf("%s: unknown flag --%s (see -h)", commandName(fs), name)
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+			i++ // its value
+		}
+	}
+	return nil
+}
+
+// commandName is the command of a flag set named by its synopsis
+// ("verify --store URL ...": verify).
+func commandName(fs *flag.FlagSet) string {
+	name := fs.Name()
+	if i := strings.IndexAny(name, "-[<"); i > 0 {
+		name = name[:i]
+	}
+	return strings.TrimSpace(name)
 }
 
 func required(fs *flag.FlagSet, names ...string) error {
 	for _, n := range names {
 		if fs.Lookup(n).Value.String() == "" {
-			return fmt.Errorf("%s: --%s is required (see -h)", fs.Name(), n)
+			return fmt.Errorf("%s: --%s is required (see -h)", commandName(fs), n)
 		}
 	}
 	return nil
