@@ -35,12 +35,13 @@ type devPartsConfig struct {
 	httpAddr, httpUpstream, httpPolicy   string
 	approvalsKey, approvalsVKey          string
 	producerKey                          string
+	oidcKey                              string // the dev provider's signing key, kept across restarts
 	dial                                 *busDialer
 	log                                  *slog.Logger
 }
 
 func startDevParts(ctx context.Context, c devPartsConfig) (*devParts, error) {
-	idp, err := oidcdev.Listen(c.oidcAddr, oidcdev.Config{Audience: "auditledger", Users: devUsers})
+	idp, err := oidcdev.Listen(c.oidcAddr, oidcdev.Config{Audience: "auditledger", Users: devUsers, KeyFile: c.oidcKey})
 	if err != nil {
 		return nil, fmt.Errorf("--oidc %s: %w", c.oidcAddr, err)
 	}

@@ -16,11 +16,15 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -52,6 +56,10 @@ type Config struct {
 	Users    []User
 	// TokenLifetime: zero means one hour.
 	TokenLifetime time.Duration
+	// KeyFile, if set, keeps the signing key (RSA, PEM) across restarts:
+	// read if it exists, else created (mode 0600). Without it every start
+	// has a new key, and tokens from before are refused.
+	KeyFile string
 }
 
 // humanClientID is the client ID in the tokens of people: a login
@@ -66,13 +74,14 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.TokenLifetime == 0 {
 		cfg.TokenLifetime = time.Hour
 	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	key, err := signingKeyFrom(cfg.KeyFile)
 	if err != nil {
 		return nil, err
 	}
-	kid := make([]byte, 8)
-	rand.Read(kid)
-	st := &storage{cfg: cfg, key: key, kid: hex.EncodeToString(kid), users: map[string]User{}}
+	// The key id is the key's own digest: the same key, the same id.
+	pub := x509.MarshalPKCS1PublicKey(&key.PublicKey)
+	kid := sha256.Sum256(pub)
+	st := &storage{cfg: cfg, key: key, kid: hex.EncodeToString(kid[:8]), users: map[string]User{}}
 	for _, u := range cfg.Users {
 		if u.Name == "" || u.Secret == "" {
 			return nil, errors.New("oidcdev: every user needs a name and a secret")
@@ -313,3 +322,36 @@ func Listen(addr string, cfg Config) (*Server, error) {
 
 // Close stops the server.
 func (s *Server) Close() error { return s.srv.Close() }
+
+// signingKeyFrom reads the provider's key from path, or creates it there;
+// with no path, a key for this run only.
+func signingKeyFrom(path string) (*rsa.PrivateKey, error) {
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			blk, _ := pem.Decode(b)
+			if blk == nil || blk.Type != "RSA PRIVATE KEY" {
+				return nil, fmt.Errorf("oidcdev: %s holds no RSA PRIVATE KEY block (delete it to have a new key made)", path)
+			}
+			k, err := x509.ParsePKCS1PrivateKey(blk.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("oidcdev: %s: %w", path, err)
+			}
+			return k, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("oidcdev: %w", err)
+		}
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	if path != "" {
+		b := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return nil, fmt.Errorf("oidcdev: keeping the signing key: %w", err)
+		}
+	}
+	return key, nil
+}
