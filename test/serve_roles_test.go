@@ -60,12 +60,12 @@ func TestServeAllRoles(t *testing.T) {
 	mustRun(t, nil, nil, "keys", "generate", "--out", keys, "--file", "approvals", "--name", "api.test/approvals")
 	policy := filepath.Join(dir, "pg-policy.yaml")
 	os.WriteFile(policy, []byte("version: 1\napprove:\n  - id: ddl\n    kinds: [CREATE]\n    timeout: 2m\n"), 0o644)
-	pgAddr, httpAddr, apiAddr := testnet.Addr(t), testnet.Addr(t), testnet.Addr(t)
+	pgAddr, httpAddr, apiAddr, healthAddr := testnet.Addr(t), testnet.Addr(t), testnet.Addr(t), testnet.Addr(t)
 	config := filepath.Join(dir, "auditledger.yaml")
 	os.WriteFile(config, []byte(fmt.Sprintf(`roles: [ledger, api, postgres-proxy, http-proxy]
 tenant: acme
 log: {format: text}
-http: {listen: "127.0.0.1:0"}
+http: {listen: %q}
 nats: {url: %q, nkeys: %q}
 oidc: {issuer: %q, audience: auditledger}
 api:
@@ -75,7 +75,7 @@ approvals: {key: %q, vkey: %q}
 postgres_proxy: {listen: %q, policy: %q, target: orders}
 http_proxy: {listen: %q, upstream: %q, target: hello}
 ledger: {store: %q, key: %q, max_wait: 20ms, lease_ttl: 1s}
-`, srv.ClientURL(), srv.KeysDir, idp.Issuer, apiAddr, filepath.Join(keys, "approvals.key"), filepath.Join(keys, "approvals.vkey"), pgAddr, policy, httpAddr, up.URL, storeDir, filepath.Join(keys, "ledger.key"))), 0o644)
+`, healthAddr, srv.ClientURL(), srv.KeysDir, idp.Issuer, apiAddr, filepath.Join(keys, "approvals.key"), filepath.Join(keys, "approvals.vkey"), pgAddr, policy, httpAddr, up.URL, storeDir, filepath.Join(keys, "ledger.key"))), 0o644)
 	serve := exec.Command(binary, "serve", "--config", config)
 	serve.Env = append(os.Environ(), "AUDITLEDGER_PROXY_UPSTREAM="+pg.DSN("postgres"), "AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION=Bearer service-secret")
 	var logs strings.Builder
@@ -108,6 +108,44 @@ ledger: {store: %q, key: %q, max_wait: 20ms, lease_ttl: 1s}
 		}
 		return nil
 	})
+
+	// /readyz speaks for every role the process runs.
+	readyz := func(addr string) (int, string) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		code, body := readyz(healthAddr)
+		for _, want := range []string{"ledger: ready: writer", "api: ready: listening on " + apiAddr, "postgres-proxy: ready: listening on " + pgAddr, "http-proxy: ready: listening on " + httpAddr} {
+			if code != http.StatusOK || !strings.Contains(body, want) {
+				return fmt.Errorf("/readyz %d:\n%s\nwant %q", code, body, want)
+			}
+		}
+		return nil
+	})
+	// A process running the API alone is ready too: it needs no streams
+	// of its own set up.
+	apiOnlyHealth := testnet.Addr(t)
+	apiOnly := exec.Command(binary, "serve", "--config", config)
+	apiOnly.Env = append(os.Environ(), "AUDITLEDGER_ROLES=api", "AUDITLEDGER_API_LISTEN="+testnet.Addr(t), "AUDITLEDGER_HTTP_LISTEN="+apiOnlyHealth)
+	var apiLogs strings.Builder
+	apiOnly.Stdout, apiOnly.Stderr = &apiLogs, &apiLogs
+	if err := apiOnly.Start(); err != nil {
+		t.Fatal(err)
+	}
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if code, body := readyz(apiOnlyHealth); code != http.StatusOK || !strings.Contains(body, "api: ready") || strings.Contains(body, "ledger") {
+			return fmt.Errorf("/readyz of an api-only process %d:\n%s\n%s", code, body, apiLogs.String())
+		}
+		return nil
+	})
+	apiOnly.Process.Signal(syscall.SIGTERM)
+	apiOnly.Wait()
 
 	curl := exec.Command("curl", "-sS", "--fail-with-body", "-H", "@-", "http://"+httpAddr+"/greet")
 	curl.Stdin = strings.NewReader("Authorization: Bearer " + dana + "\n")

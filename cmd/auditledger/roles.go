@@ -22,6 +22,8 @@ import (
 	"github.com/auditledger/auditledger/services/httpproxy"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // serveRole prepares one role of serve (and of dev) and returns what runs
@@ -178,6 +180,7 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 			return nil, "", fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
 		}
 		log.Info("API listening", "addr", addr.String())
+		addBusReadiness(metrics, role, addr.String(), js, false)
 		return withEmitter(wait), addr.String(), nil
 
 	case "postgres-proxy":
@@ -207,6 +210,7 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 			return nil, "", fmt.Errorf("postgres_proxy.listen: %w", err)
 		}
 		log.Info("PostgreSQL proxy listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil)
+		addBusReadiness(metrics, role, ln.Addr().String(), js, c.FailOpen)
 		return withEmitter(func() error { return p.Serve(ctx, ln) }), ln.Addr().String(), nil
 
 	case "http-proxy":
@@ -238,10 +242,24 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 			ln = tls.NewListener(ln, tlsCfg)
 		}
 		log.Info("HTTP proxy listening", "addr", ln.Addr().String(), "upstream", c.Upstream, "tls", tlsCfg != nil)
+		addBusReadiness(metrics, role, ln.Addr().String(), js, c.FailOpen)
 		return withEmitter(func() error { return serveHTTP(ctx, ln, p) }), ln.Addr().String(), nil
 	}
 	em.Close()
 	return nil, "", fmt.Errorf("unknown role %q", role)
+}
+
+// addBusReadiness registers the readiness of a role that records what it
+// does on the bus: ready while connected — or, failing open with a spool,
+// whenever it listens.
+func addBusReadiness(metrics *service.Metrics, role, addr string, js jetstream.JetStream, failOpen bool) {
+	nc := js.Conn()
+	metrics.AddReadiness(role, func() (string, error) {
+		if st := nc.Status(); st != nats.CONNECTED && !failOpen {
+			return "", fmt.Errorf("no bus connection (%s): nothing can be recorded, and the role fails closed", st)
+		}
+		return "listening on " + addr, nil
+	})
 }
 
 // serveHTTP serves h on ln until ctx ends, then shuts down gracefully.

@@ -14,10 +14,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +63,23 @@ type Metrics struct {
 	js        jetstream.JetStream
 	consumer  string
 	takeovers atomic.Uint64
+	// checks say, per role of the process, whether it can do its work.
+	checksMu sync.Mutex
+	checks   []readiness
+}
+
+type readiness struct {
+	role  string
+	check func() (state string, err error)
+}
+
+// AddReadiness registers a role's readiness check for /readyz: nil error
+// and a state to show ("writer", "listening on …"), or why it is not
+// ready. A process is ready when every role it runs is.
+func (m *Metrics) AddReadiness(role string, check func() (string, error)) {
+	m.checksMu.Lock()
+	defer m.checksMu.Unlock()
+	m.checks = append(m.checks, readiness{role, check})
 }
 
 // Run runs the ledger role until ctx is cancelled.
@@ -87,6 +107,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	m := cfg.Metrics
 	m.js, m.consumer = cfg.JetStream, cfg.Consumer
+	m.AddReadiness("ledger", func() (string, error) {
+		switch {
+		case !m.ready.Load():
+			return "", errors.New("streams and lease bucket not set up yet")
+		case m.writer.Load():
+			return "writer", nil
+		}
+		return "standby", nil
+	})
 	if err := bus.EnsureStreams(ctx, cfg.JetStream, cfg.Streams); err != nil {
 		return err
 	}
@@ -244,22 +273,37 @@ func (m *Metrics) LogSize() uint64 {
 }
 
 // Handler serves /metrics (Prometheus text format), /healthz (the process
-// is up) and /readyz (streams and lease bucket are set up).
+// is up) and /readyz (every role of the process can do its work: one line
+// per role; 503 if any cannot).
 func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !m.ready.Load() {
-			http.Error(w, "not ready: streams not set up", http.StatusServiceUnavailable)
+		m.checksMu.Lock()
+		checks := slices.Clone(m.checks)
+		m.checksMu.Unlock()
+		if len(checks) == 0 {
+			http.Error(w, "not ready: no role has started yet", http.StatusServiceUnavailable)
 			return
 		}
-		role := "standby"
-		if m.writer.Load() {
-			role = "writer"
+		var b strings.Builder
+		ready := true
+		for _, c := range checks {
+			state, err := c.check()
+			if err != nil {
+				ready = false
+				fmt.Fprintf(&b, "%s: not ready: %v\n", c.role, err)
+				continue
+			}
+			fmt.Fprintf(&b, "%s: ready: %s\n", c.role, state)
 		}
-		fmt.Fprintln(w, "ready:", role)
+		if !ready {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		io.WriteString(w, b.String())
 	})
 	mux.HandleFunc("GET /metrics", m.serveMetrics)
 	return mux
