@@ -345,7 +345,7 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Log.Level))
-	hopts := &slog.HandlerOptions{Level: level}
+	hopts := &slog.HandlerOptions{Level: level, ReplaceAttr: readableDurations}
 	var h slog.Handler = slog.NewJSONHandler(stderr, hopts)
 	if cfg.Log.Format == "text" {
 		h = slog.NewTextHandler(stderr, hopts)
@@ -385,5 +385,19 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if werr := wait(); err == nil {
 		err = werr
 	}
+	if err != nil {
+		log.Error("auditledger stopped", "roles", cfg.Roles, "err", err)
+	} else {
+		log.Info("auditledger stopped", "roles", cfg.Roles, "reason", context.Cause(ctx))
+	}
 	return err
+}
+
+// readableDurations logs durations as "100ms", not as integers of
+// nanoseconds (the JSON handler's default).
+func readableDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,5 +152,14 @@ func TestVerifierKeyGivenAsSigningKey(t *testing.T) {
 	os.WriteFile(p, []byte(vkey+"\n"), 0o644)
 	if _, err := loadSigner(p); err == nil || !strings.Contains(err.Error(), "holds a verifier (public) key") || strings.Contains(err.Error(), "chmod") {
 		t.Fatalf("loadSigner(.vkey): %v", err)
+	}
+}
+
+func TestLogDurationsReadable(t *testing.T) {
+	var b strings.Builder
+	log := slog.New(slog.NewJSONHandler(&b, &slog.HandlerOptions{ReplaceAttr: readableDurations}))
+	log.Info("x", "backoff", 100*time.Millisecond)
+	if !strings.Contains(b.String(), `"backoff":"100ms"`) {
+		t.Fatalf("log line: %s", b.String())
 	}
 }

@@ -328,8 +328,6 @@ func (s *session) fatal(code, msg string) error {
 	return fatal(s.client, code, msg)
 }
 
-// fatal sends a FATAL error and flushes; only for the startup phase, when
-// one goroutine owns the connection.
 // upstreamRefusal is what a client is told when the proxy cannot open
 // its session on the target. The server's own answer is passed on when it
 // concerns what the client asked for (a database that does not exist,
@@ -354,6 +352,8 @@ func upstreamRefusal(err error, upstreamUser string) (code, msg string) {
 	return "08004", "the target database refused the session (SQLSTATE " + pe.Code + "; the operator can see why in the proxy's log)"
 }
 
+// fatal sends a FATAL error and flushes; only for the startup phase, when
+// one goroutine owns the connection.
 func fatal(be *pgproto3.Backend, code, msg string) error {
 	be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg})
 	be.Flush()
