@@ -38,6 +38,7 @@ Commands:
   append            validate events (JSON lines on stdin), seal them into segments, sign a checkpoint
   verify            check a whole store offline: records, chain, tree, checkpoints, signatures, locks
   checkpoint        print the latest signed checkpoint of a store
+  log               print the sealed records of a store, as a table or JSON lines, filtered
   proof inclusion   print a C2SP tlog-proof that one record is in the log
   proof consistency print an RFC 9162 consistency proof between two tree sizes
   proof verify      check a tlog-proof against a record and a verifier key, offline
@@ -98,6 +99,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"append":            appendCmd,
 		"verify":            verifyCmd,
 		"checkpoint":        checkpointCmd,
+		"log":               logCmd,
 		"proof inclusion":   proofInclusion,
 		"proof consistency": proofConsistency,
 		"proof verify":      proofVerify,

@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/file"
 )
 
 // TestCommandLineMistakes: a misspelt command, subcommand or flag is
@@ -38,5 +43,53 @@ func TestVersion(t *testing.T) {
 		if err := run(context.Background(), args, nil, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "auditledger ") || !strings.Contains(out.String(), "go1.") {
 			t.Errorf("auditledger %v: %v, %q", args, err, out.String())
 		}
+	}
+}
+
+// TestLogReadsAStore: log prints what append sealed, from the store
+// alone: every record in the table, a type filter, and JSON lines whose
+// leaf hashes are the records' own.
+func TestLogReadsAStore(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	if err := keysGenerate(ctx, []string{"--out", dir + "/k"}, nil, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	sample, err := os.ReadFile("../../ledger/testdata/sample.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := appendCmd(ctx, []string{"--store", dir + "/s", "--key", dir + "/k/ledger.key"}, bytes.NewReader(sample), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	if err := logCmd(ctx, []string{"--store", dir + "/s"}, nil, &table, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(table.String()), "\n")
+	if len(lines) != 13 || !strings.HasPrefix(lines[0], "INDEX") || !strings.Contains(table.String(), "SELECT id, email FROM customers WHERE id = $1") {
+		t.Fatalf("log table (%d lines):\n%s", len(lines), table.String())
+	}
+	var js bytes.Buffer
+	if err := logCmd(ctx, []string{"--store", dir + "/s", "--json", "--type", "command.executed", "--from", "2"}, nil, &js, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := file.Open(dir + "/s")
+	leaves := map[uint64]string{}
+	ledger.ReadRecords(ctx, st, 0, func(i uint64, rec []byte) error { leaves[i] = ledger.LeafHash(rec).Base64(); return nil })
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(js.String()), "\n") {
+		var r struct {
+			Index uint64
+			Leaf  string
+			Event struct{ Type string }
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Event.Type != "command.executed" || r.Index < 2 || r.Leaf != leaves[r.Index] {
+			t.Fatalf("log --json line %q: %v", l, err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("log --json --type command.executed printed nothing")
 	}
 }
