@@ -22,6 +22,7 @@ import (
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
 	"github.com/auditledger/auditledger/test/testnet"
+	"github.com/prometheus/common/expfmt"
 )
 
 // TestServeAllRoles runs `serve` as production would, every role in one
@@ -181,6 +182,53 @@ ledger: {store: %q, key: %q, max_wait: 20ms, lease_ttl: 1s}
 	nc, js := srv.Connect(t)
 	waitDrained(t, js, 30*time.Second)
 	nc.Close()
+	// /metrics, parsed as Prometheus parses it, has every role's figures.
+	natstest.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		resp, err := http.Get("http://" + healthAddr + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		families, err := new(expfmt.TextParser).TextToMetricFamilies(resp.Body)
+		if err != nil {
+			return fmt.Errorf("/metrics does not parse: %v", err)
+		}
+		has := func(name, label, value string) error {
+			f := families[name]
+			if f == nil {
+				return fmt.Errorf("/metrics lacks %s", name)
+			}
+			for _, m := range f.Metric {
+				for _, l := range m.Label {
+					if label == "" || l.GetName() == label && l.GetValue() == value {
+						return nil
+					}
+				}
+				if label == "" {
+					return nil
+				}
+			}
+			return fmt.Errorf("/metrics has no %s{%s=%q}", name, label, value)
+		}
+		for _, c := range []struct{ name, label, value string }{
+			{"auditledger_log_size", "", ""},
+			{"auditledger_publish_to_sealed_seconds", "", ""},
+			{"auditledger_seal_seconds", "", ""},
+			{"auditledger_http_request_seconds", "role", "api"},
+			{"auditledger_proxy_record_seconds", "protocol", "postgres"},
+			{"auditledger_proxy_record_seconds", "protocol", "http"},
+			{"auditledger_proxy_events_total", "type", "command.executed"},
+			{"auditledger_emitter_single_publishes_total", "role", "postgres-proxy"},
+		} {
+			if err := has(c.name, c.label, c.value); err != nil {
+				return err
+			}
+		}
+		if n := families["auditledger_publish_to_sealed_seconds"].Metric[0].GetHistogram().GetSampleCount(); n == 0 {
+			return fmt.Errorf("no publish-to-sealed latency observed")
+		}
+		return nil
+	})
 	serve.Process.Signal(syscall.SIGTERM)
 	if err := serve.Wait(); err != nil {
 		t.Fatalf("serve did not stop cleanly: %v", err)

@@ -95,7 +95,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	parts, err := startDevParts(pctx, devPartsConfig{oidcAddr: *oidcAddr, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy,
 		httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, dial: dial, log: log,
 		approvalsKey: filepath.Join(abs, "keys", "approvals.key"), approvalsVKey: filepath.Join(abs, "keys", "approvals.vkey"),
-		oidcKey:     filepath.Join(abs, "keys", "oidc-dev.pem"),
+		oidcKey: filepath.Join(abs, "keys", "oidc-dev.pem"), metrics: metrics,
 		producerKey: filepath.Join(abs, "keys", "producer.key")})
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/oidcdev"
 )
@@ -36,6 +37,7 @@ type devPartsConfig struct {
 	approvalsKey, approvalsVKey          string
 	producerKey                          string
 	oidcKey                              string // the dev provider's signing key, kept across restarts
+	metrics                              *service.Metrics
 	dial                                 *busDialer
 	log                                  *slog.Logger
 }
@@ -74,7 +76,7 @@ func startDevParts(ctx context.Context, c devPartsConfig) (*devParts, error) {
 	}
 	for _, p := range roles {
 		role, addr := p.role, p.addr
-		run, a, err := serveRole(ctx, role, cfg, c.dial, nil, c.log)
+		run, a, err := serveRole(ctx, role, cfg, c.dial, c.metrics, c.log)
 		if err != nil {
 			return nil, err
 		}

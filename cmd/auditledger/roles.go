@@ -22,6 +22,7 @@ import (
 	"github.com/auditledger/auditledger/services/httpproxy"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
+	"github.com/auditledger/auditledger/services/telemetry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -113,6 +114,7 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 	if err != nil {
 		return nil, "", err
 	}
+	telemetry.Emitter(metrics.Registry(), role, em)
 	// The API signs decisions; proxies act only on decisions its key signed.
 	var signer *ledger.NoteSigner
 	var verifier *ledger.NoteVerifier
@@ -171,7 +173,8 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 		if len(roles) == 0 {
 			roles = nil // each role held by the group of its name
 		}
-		h, err := api.New(api.Config{Auth: auth, Approvals: broker, Roles: roles, Emitter: em, Tenant: cfg.Tenant, Instance: cfg.instanceName(), Logger: log})
+		h, err := api.New(api.Config{Auth: auth, Approvals: broker, Roles: roles, Emitter: em, Tenant: cfg.Tenant, Instance: cfg.instanceName(), Logger: log,
+			Metrics: telemetry.NewHTTP(metrics.Registry(), role)})
 		if err != nil {
 			return nil, "", err
 		}
@@ -201,7 +204,7 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 		}
 		p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: auth, Emitter: em, Tenant: cfg.Tenant, Instance: cfg.instanceName(),
 			Target: c.Target, Policy: pol, Approvals: broker, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
-			TLS: tlsCfg, RequireTLS: c.RequireTLS, Logger: log})
+			TLS: tlsCfg, RequireTLS: c.RequireTLS, Logger: log, Metrics: telemetry.NewProxy(metrics.Registry(), "postgres")})
 		if err != nil {
 			return nil, "", err
 		}
@@ -226,7 +229,8 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 			headers.Set("Authorization", v)
 		}
 		p, err := httpproxy.New(httpproxy.Config{Upstream: c.Upstream, UpstreamHeaders: headers, Auth: auth, Emitter: em,
-			Tenant: cfg.Tenant, Instance: cfg.instanceName(), Target: c.Target, Policy: pol, Approvals: broker, FailOpen: c.FailOpen, Logger: log})
+			Tenant: cfg.Tenant, Instance: cfg.instanceName(), Target: c.Target, Policy: pol, Approvals: broker, FailOpen: c.FailOpen, Logger: log,
+			Metrics: telemetry.NewProxy(metrics.Registry(), "http")})
 		if err != nil {
 			return nil, "", err
 		}

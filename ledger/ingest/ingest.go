@@ -68,6 +68,9 @@ type Config struct {
 	// IndexDir keeps the index of sealed event ids (see seenIndex); empty
 	// keeps it in memory, built from the store at every start.
 	IndexDir string
+	// OnSeal, if set, is told of every sealed batch: how long the seal
+	// took, and for each event how long after its own time it was sealed.
+	OnSeal func(took time.Duration, ages []time.Duration)
 }
 
 // ErrStoreBehind: the store holds less than the bus says was sealed.
@@ -325,6 +328,7 @@ type sealing struct {
 	msg    jetstream.Msg
 	tenant string
 	typ    events.Type
+	at     time.Time // the event's own time; zero for system records
 }
 
 // process seals one fetched batch. Messages are acknowledged only after
@@ -404,7 +408,7 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 				continue
 			}
 			batchIDs[string(c.key)] = seq
-			ok = append(ok, sealing{msg: m, tenant: c.event.Tenant, typ: c.event.Type})
+			ok = append(ok, sealing{msg: m, tenant: c.event.Tenant, typ: c.event.Type, at: c.event.Time})
 			entries = append(entries, ledger.Entry{Event: c.raw, Source: seq, Producer: c.sig})
 			keys = append(keys, c.key)
 		}
@@ -413,6 +417,16 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 		seal, err := in.seal(ctx, entries)
 		if err != nil {
 			return err
+		}
+		if seal != nil && in.cfg.OnSeal != nil {
+			now := time.Now()
+			ages := make([]time.Duration, 0, len(ok))
+			for _, a := range ok {
+				if !a.at.IsZero() {
+					ages = append(ages, now.Sub(a.at))
+				}
+			}
+			in.cfg.OnSeal(time.Duration(in.Stats.LastSealNanos.Load()), ages)
 		}
 		if seal != nil {
 			// The index may lag the log (a crash here): it catches up

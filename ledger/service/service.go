@@ -26,6 +26,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
@@ -54,7 +57,9 @@ type Config struct {
 	RequireSigned bool
 }
 
-// Metrics are the ledger role's counters, exposed in Prometheus text form.
+// Metrics is what a process serves about itself on /metrics and /readyz:
+// one Prometheus registry every role registers its collectors in, and one
+// readiness check per role. The zero value is ready to use.
 type Metrics struct {
 	writer    atomic.Bool
 	ready     atomic.Bool
@@ -66,6 +71,42 @@ type Metrics struct {
 	// checks say, per role of the process, whether it can do its work.
 	checksMu sync.Mutex
 	checks   []readiness
+	regOnce  sync.Once
+	reg      *prometheus.Registry
+	// The writer's histograms, registered when the ledger role starts.
+	writerOnce sync.Once
+	sealSec    prometheus.Histogram
+	sealedAge  prometheus.Histogram
+}
+
+// Registry is where roles register their collectors.
+func (m *Metrics) Registry() *prometheus.Registry {
+	m.regOnce.Do(func() {
+		m.reg = prometheus.NewRegistry()
+		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	})
+	return m.reg
+}
+
+// registerWriter registers the ledger role's metrics, once.
+func (m *Metrics) registerWriter() {
+	m.writerOnce.Do(func() {
+		m.sealSec = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "auditledger_seal_seconds",
+			Help:    "time to seal one batch: segment written, checkpoint signed and stored",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
+		m.sealedAge = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "auditledger_publish_to_sealed_seconds",
+			Help:    "from an event's own time (when its producer made it) to its seal",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)})
+		m.Registry().MustRegister(m.sealSec, m.sealedAge, writerCollector{m})
+	})
+}
+
+// observeSeal is the ingester's OnSeal hook.
+func (m *Metrics) observeSeal(took time.Duration, ages []time.Duration) {
+	m.sealSec.Observe(took.Seconds())
+	for _, a := range ages {
+		m.sealedAge.Observe(a.Seconds())
+	}
 }
 
 type readiness struct {
@@ -107,6 +148,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	m := cfg.Metrics
 	m.js, m.consumer = cfg.JetStream, cfg.Consumer
+	m.registerWriter()
 	m.AddReadiness("ledger", func() (string, error) {
 		switch {
 		case !m.ready.Load():
@@ -184,6 +226,7 @@ func runWriter(ctx context.Context, cfg Config, kv jetstream.KeyValue, rev *atom
 		JetStream: cfg.JetStream, Log: l, Store: cfg.Store, Consumer: cfg.Consumer,
 		BatchSize: cfg.BatchSize, MaxWait: cfg.MaxWait, Logger: cfg.Logger, NewLog: cfg.NewLog,
 		Producers: cfg.Producers, RequireSigned: cfg.RequireSigned, IndexDir: cfg.IndexDir,
+		OnSeal: cfg.Metrics.observeSeal,
 	})
 	if err != nil {
 		return err
@@ -305,45 +348,69 @@ func (m *Metrics) Handler() http.Handler {
 		}
 		io.WriteString(w, b.String())
 	})
-	mux.HandleFunc("GET /metrics", m.serveMetrics)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{}))
 	return mux
 }
 
-func (m *Metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	metric := func(name, typ, help string, v float64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %g\n", name, help, name, typ, name, v)
+// writerCollector reads the writer's running totals at each scrape.
+type writerCollector struct{ m *Metrics }
+
+var (
+	descWriter    = prometheus.NewDesc("auditledger_writer", "1 if this process holds the writer lease", nil, nil)
+	descTakeovers = prometheus.NewDesc("auditledger_lease_acquired_total", "times this process became the writer", nil, nil)
+	descLogSize   = prometheus.NewDesc("auditledger_log_size", "records sealed in the log", nil, nil)
+	descCounters  = map[string]*prometheus.Desc{
+		"ingested":    prometheus.NewDesc("auditledger_ingested_total", "records sealed by this process (events, rejections, gaps)", nil, nil),
+		"rejected":    prometheus.NewDesc("auditledger_rejected_total", "events moved to AUDIT_REJECTED", nil, nil),
+		"duplicates":  prometheus.NewDesc("auditledger_duplicate_events_total", "events rejected because their id was sealed before", nil, nil),
+		"gaps":        prometheus.NewDesc("auditledger_gap_sequences_total", "stream sequences recorded as missing (ledger.gap records)", nil, nil),
+		"skipped":     prometheus.NewDesc("auditledger_redelivered_skipped_total", "redelivered events already sealed", nil, nil),
+		"resets":      prometheus.NewDesc("auditledger_consumer_resets_total", "times delivery was restarted at the log's position after a gap", nil, nil),
+		"batches":     prometheus.NewDesc("auditledger_batches_total", "segments sealed by this process", nil, nil),
+		"sealRetries": prometheus.NewDesc("auditledger_seal_retries_total", "seal attempts that failed and were retried", nil, nil),
 	}
+	descBatch  = prometheus.NewDesc("auditledger_batch_size", "records in the last sealed segment", nil, nil)
+	descLag    = prometheus.NewDesc("auditledger_consumer_lag", "events in AUDIT_EVENTS not yet delivered to the writer", nil, nil)
+	descAckPen = prometheus.NewDesc("auditledger_consumer_ack_pending", "events delivered but not yet sealed and acknowledged", nil, nil)
+)
+
+func (c writerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descWriter, descTakeovers, descLogSize, descBatch, descLag, descAckPen} {
+		ch <- d
+	}
+	for _, d := range descCounters {
+		ch <- d
+	}
+}
+
+func (c writerCollector) Collect(ch chan<- prometheus.Metric) {
+	m := c.m
 	b2f := func(b bool) float64 {
 		if b {
 			return 1
 		}
 		return 0
 	}
-	metric("auditledger_writer", "gauge", "1 if this process holds the writer lease", b2f(m.writer.Load()))
-	metric("auditledger_lease_acquired_total", "counter", "times this process became the writer", float64(m.takeovers.Load()))
+	ch <- prometheus.MustNewConstMetric(descWriter, prometheus.GaugeValue, b2f(m.writer.Load()))
+	ch <- prometheus.MustNewConstMetric(descTakeovers, prometheus.CounterValue, float64(m.takeovers.Load()))
 	if l := m.log.Load(); l != nil {
-		metric("auditledger_log_size", "gauge", "records sealed in the log", float64(l.Size()))
+		ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(l.Size()))
 	}
 	if in := m.ingester.Load(); in != nil {
 		s := &in.Stats
-		metric("auditledger_ingested_total", "counter", "events sealed by this process", float64(s.Ingested.Load()))
-		metric("auditledger_rejected_total", "counter", "events moved to AUDIT_REJECTED", float64(s.Rejected.Load()))
-		metric("auditledger_gap_sequences_total", "counter", "stream sequences recorded as missing (ledger.gap records)", float64(s.Gaps.Load()))
-		metric("auditledger_redelivered_skipped_total", "counter", "redelivered events already sealed", float64(s.Skipped.Load()))
-		metric("auditledger_consumer_resets_total", "counter", "times delivery was restarted at the log's position after a gap", float64(s.Resets.Load()))
-		metric("auditledger_batches_total", "counter", "segments sealed by this process", float64(s.Batches.Load()))
-		metric("auditledger_seal_retries_total", "counter", "seal attempts that failed and were retried", float64(s.Retries.Load()))
-		metric("auditledger_batch_size", "gauge", "records in the last sealed segment", float64(s.LastBatch.Load()))
-		metric("auditledger_seal_seconds", "gauge", "duration of the last seal", time.Duration(s.LastSealNanos.Load()).Seconds())
+		for name, v := range map[string]uint64{"ingested": s.Ingested.Load(), "rejected": s.Rejected.Load(), "duplicates": s.Duplicates.Load(),
+			"gaps": s.Gaps.Load(), "skipped": s.Skipped.Load(), "resets": s.Resets.Load(), "batches": s.Batches.Load(), "sealRetries": s.Retries.Load()} {
+			ch <- prometheus.MustNewConstMetric(descCounters[name], prometheus.CounterValue, float64(v))
+		}
+		ch <- prometheus.MustNewConstMetric(descBatch, prometheus.GaugeValue, float64(s.LastBatch.Load()))
 	}
 	if m.js != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		if c, err := m.js.Consumer(ctx, bus.EventsStream, m.consumer); err == nil {
-			if info, err := c.Info(ctx); err == nil {
-				metric("auditledger_consumer_lag", "gauge", "events in AUDIT_EVENTS not yet delivered to the writer", float64(info.NumPending))
-				metric("auditledger_consumer_ack_pending", "gauge", "events delivered but not yet sealed and acknowledged", float64(info.NumAckPending))
+		if cons, err := m.js.Consumer(ctx, bus.EventsStream, m.consumer); err == nil {
+			if info, err := cons.Info(ctx); err == nil {
+				ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(info.NumPending))
+				ch <- prometheus.MustNewConstMetric(descAckPen, prometheus.GaugeValue, float64(info.NumAckPending))
 			}
 		}
 	}

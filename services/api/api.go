@@ -30,6 +30,7 @@ import (
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/telemetry"
 )
 
 // Role is what a caller may do.
@@ -57,6 +58,8 @@ type Config struct {
 	Tenant   string
 	Instance string
 	Logger   *slog.Logger // nil means slog.Default()
+	// Metrics, if set, measures every request (by route pattern).
+	Metrics *telemetry.HTTP
 }
 
 // New returns the API's handler.
@@ -92,7 +95,12 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(a.require(Approver)).Post("/approvals/{id}/approve", a.decide(true))
 		r.With(a.require(Approver)).Post("/approvals/{id}/deny", a.decide(false))
 	})
-	return r, nil
+	return cfg.Metrics.Wrap(r, func(r *http.Request) string {
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			return rc.RoutePattern()
+		}
+		return "unmatched"
+	}), nil
 }
 
 type api struct{ cfg Config }

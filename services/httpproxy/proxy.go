@@ -32,10 +32,14 @@ import (
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/mask"
+	"github.com/auditledger/auditledger/services/telemetry"
 )
 
 // Config configures a Proxy.
 type Config struct {
+	// Metrics, if set, counts what the proxy records and how long each
+	// record takes to be stored.
+	Metrics *telemetry.Proxy
 	// Upstream is the base URL requests are forwarded to. Required.
 	Upstream string
 	// UpstreamHeaders are set on every forwarded request: the credentials
@@ -439,8 +443,11 @@ func (x *exchange) record(ctx context.Context, t events.Type, payload map[string
 	if err != nil {
 		return "", err
 	}
+	start := time.Now()
 	r, _ := x.p.cfg.Emitter.Emit(ctx, ev)
-	return ev.ID, r.Stored(x.p.cfg.FailOpen)
+	err = r.Stored(x.p.cfg.FailOpen)
+	x.p.cfg.Metrics.Recorded(t, start, err)
+	return ev.ID, err
 }
 
 // async emits an event without waiting; failures are logged.

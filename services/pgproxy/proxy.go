@@ -35,6 +35,7 @@ import (
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/telemetry"
 )
 
 // Durability is when a statement's record must be stored.
@@ -48,6 +49,9 @@ const (
 
 // Config configures a Proxy.
 type Config struct {
+	// Metrics, if set, counts what the proxy records and how long each
+	// record takes to be stored.
+	Metrics *telemetry.Proxy
 	// Upstream is the target database as a connection URL with the
 	// credentials the proxy uses; the client's database name replaces the
 	// URL's. Required.
@@ -383,8 +387,11 @@ func (s *session) record(ctx context.Context, t events.Type, payload map[string]
 	if err != nil {
 		return "", err
 	}
+	start := time.Now()
 	r, _ := s.p.cfg.Emitter.Emit(ctx, ev)
-	return ev.ID, r.Stored(s.p.cfg.FailOpen)
+	err = r.Stored(s.p.cfg.FailOpen)
+	s.p.cfg.Metrics.Recorded(t, start, err)
+	return ev.ID, err
 }
 
 // maxStartup bounds the startup packet. PostgreSQL refuses packets over

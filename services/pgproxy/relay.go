@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -587,8 +588,11 @@ func (s *session) command(ctx context.Context, protocol, sql string, nparams int
 		return "", nil, err
 	}
 	ch := make(chan error, 1)
+	start := time.Now()
 	err = s.p.cfg.Emitter.EmitAsync(ctx, ev, func(r emitter.Result) {
-		ch <- r.Stored(s.p.cfg.FailOpen)
+		err := r.Stored(s.p.cfg.FailOpen)
+		s.p.cfg.Metrics.Recorded(ev.Type, start, err)
+		ch <- err
 	})
 	return ev.ID, ch, err
 }
