@@ -134,7 +134,7 @@ ledger: {store: %q, key: %q, max_wait: 20ms, lease_ttl: 1s}
 	apiOnlyHealth := testnet.Addr(t)
 	apiOnly := exec.Command(binary, "serve", "--config", config)
 	apiOnly.Env = append(os.Environ(), "AUDITLEDGER_ROLES=api", "AUDITLEDGER_API_LISTEN="+testnet.Addr(t), "AUDITLEDGER_HTTP_LISTEN="+apiOnlyHealth)
-	var apiLogs strings.Builder
+	var apiLogs lockedBuffer
 	apiOnly.Stdout, apiOnly.Stderr = &apiLogs, &apiLogs
 	if err := apiOnly.Start(); err != nil {
 		t.Fatal(err)

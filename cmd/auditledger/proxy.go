@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/nats-io/nats.go"
 )
 
@@ -59,7 +60,9 @@ func (f proxyFlags) run(ctx context.Context, cmd, role string, set func(*serveCo
 	set(&cfg)
 	dial := &busDialer{url: *f.natsURL, name: "auditledger", seedFile: *f.nkey, retry: *f.failOpen, log: slog.New(slog.NewTextHandler(stderr, nil))}
 	defer dial.close()
-	run, addr, err := serveRole(ctx, role, cfg, dial, nil, dial.log)
+	// A standalone proxy serves no /metrics (run it under serve for
+	// that); its roles still register their metrics and readiness.
+	run, addr, err := serveRole(ctx, role, cfg, dial, &service.Metrics{}, dial.log)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
