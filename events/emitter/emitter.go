@@ -140,9 +140,10 @@ type Stats struct {
 
 // pending is one accepted event waiting for its group.
 type pending struct {
-	ev   *events.Event
-	raw  []byte
-	done func(Result)
+	ev    *events.Event
+	raw   []byte
+	done  func(Result)
+	alone bool // never in a batch (EmitAlone)
 }
 
 // New returns an Emitter.
@@ -399,6 +400,12 @@ func (e *Emitter) EmitAsync(ctx context.Context, ev *events.Event, done func(Res
 // spooled or reported failed to done, under the emitter's lifetime,
 // whatever happens to ctx.
 func (e *Emitter) emitAsync(ctx context.Context, ev *events.Event, raw []byte, done func(Result)) error {
+	return e.enqueue(ctx, &pending{ev: ev, raw: raw, done: done})
+}
+
+// enqueue accepts p for the next group.
+func (e *Emitter) enqueue(ctx context.Context, p *pending) error {
+	ev, raw := p.ev, p.raw
 	if err := e.accept(); err != nil {
 		return err
 	}
@@ -416,7 +423,7 @@ func (e *Emitter) emitAsync(ctx context.Context, ev *events.Event, raw []byte, d
 		e.attest.add(ev, raw)
 	}
 	e.qmu.Lock()
-	e.queue = append(e.queue, &pending{ev: ev, raw: raw, done: done})
+	e.queue = append(e.queue, p)
 	e.qmu.Unlock()
 	e.kickCommitter()
 	return nil
@@ -427,12 +434,26 @@ func (e *Emitter) emitAsync(ctx context.Context, ev *events.Event, raw []byte, d
 // returns ctx's error, and the event is still stored, spooled or counted
 // failed under the emitter's lifetime.
 func (e *Emitter) Emit(ctx context.Context, ev *events.Event) (Result, error) {
+	return e.emitWait(ctx, ev, false)
+}
+
+// EmitAlone is Emit for an event that other producers may publish too,
+// under the same id (an approval decision, recorded by the API and again
+// by the proxy that acts on it): it goes in a message of its own, with
+// its id as Nats-Msg-Id, never in a batch, so JetStream keeps the first
+// copy and drops the others within its duplicate window — rather than
+// the ledger recording each later copy as a rejected duplicate.
+func (e *Emitter) EmitAlone(ctx context.Context, ev *events.Event) (Result, error) {
+	return e.emitWait(ctx, ev, true)
+}
+
+func (e *Emitter) emitWait(ctx context.Context, ev *events.Event, alone bool) (Result, error) {
 	raw, err := ev.Marshal()
 	if err != nil {
 		return Result{ID: ev.ID, Err: err}, err
 	}
 	ch := make(chan Result, 1)
-	if err := e.emitAsync(ctx, ev, raw, func(r Result) { ch <- r }); err != nil {
+	if err := e.enqueue(ctx, &pending{ev: ev, raw: raw, done: func(r Result) { ch <- r }, alone: alone}); err != nil {
 		return Result{ID: ev.ID, Err: err}, err
 	}
 	select {
@@ -495,7 +516,15 @@ func (e *Emitter) store(group []*pending) {
 	}
 	var singles []*pending
 	if len(group) > 1 && e.batching() && (e.spool == nil || e.spool.empty()) {
-		for _, b := range e.batches(group) {
+		var batchable []*pending
+		for _, p := range group {
+			if p.alone {
+				singles = append(singles, p)
+			} else {
+				batchable = append(batchable, p)
+			}
+		}
+		for _, b := range e.batches(batchable) {
 			if len(b) < 2 || !e.batching() {
 				singles = append(singles, b...)
 				continue

@@ -361,3 +361,46 @@ func TestGroupCommit(t *testing.T) {
 		})
 	}
 }
+
+// TestEmitAloneKeepsJetStreamDedup: an event emitted alone goes in a
+// message of its own with its id as Nats-Msg-Id even while groups are
+// being batched, so a second producer's copy of the same id is dropped by
+// the stream, not stored beside it.
+func TestEmitAloneKeepsJetStreamDedup(t *testing.T) {
+	srv := natstest.StartIn(t, t.TempDir(), -1)
+	_, js := srv.Connect(t)
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", events.BatchSubjects}}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := emitter.New(emitter.Config{JetStream: js})
+	b, _ := emitter.New(emitter.Config{JetStream: js})
+	defer a.Close()
+	defer b.Close()
+	var wg sync.WaitGroup
+	for i := range 400 {
+		wg.Go(func() { a.Emit(t.Context(), event(1000+i)) }) // batches form meanwhile
+		if i%50 == 0 {
+			wg.Go(func() {
+				if _, err := a.EmitAlone(t.Context(), event(i)); err != nil {
+					t.Error(err)
+				}
+				if _, err := b.EmitAlone(t.Context(), event(i)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	count := map[string]int{}
+	for _, st := range natstest.Events(t, js, "AUDIT_EVENTS") {
+		count[st.Event.ID]++
+	}
+	for i := 0; i < 400; i += 50 {
+		if n := count[event(i).ID]; n != 1 {
+			t.Errorf("event %s emitted alone by two producers is stored %d times", event(i).ID, n)
+		}
+	}
+	if a.Stats.Groups.Load() == 0 {
+		t.Fatal("no batch formed: the test did not run alone events beside batches")
+	}
+}

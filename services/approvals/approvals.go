@@ -469,7 +469,7 @@ func (b *Broker) record(ctx context.Context, r *Request) error {
 	if err != nil {
 		return err
 	}
-	res, _ := b.cfg.Emitter.Emit(ctx, ev)
+	res, _ := b.cfg.Emitter.EmitAlone(ctx, ev) // the other party's copy is dropped by id
 	if err := res.Stored(false); err != nil {
 		return fmt.Errorf("approval %s: recording %s: %w", r.ID, ev.Type, err)
 	}
