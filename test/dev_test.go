@@ -157,7 +157,7 @@ func TestDevReadme(t *testing.T) {
 		t.Fatalf("emit without credentials: exit %d\n%s", r.code, r.stderr)
 	}
 	r := mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(keys, "proxy.nk"))
-	if !strings.Contains(r.stderr, "emitted 12 events stored by JetStream") {
+	if !strings.Contains(r.stderr, "emitted 12 events stored by JetStream") || !strings.Contains(r.stderr, "0 of them it held already") {
 		t.Fatalf("emit: %s", r.stderr)
 	}
 	select {

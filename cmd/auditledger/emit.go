@@ -20,7 +20,7 @@ import (
 func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout, stderr io.Writer, ids bool) error {
 	br := bufio.NewReaderSize(stdin, events.MaxSize+2)
 	var mu sync.Mutex
-	var stored, spooled, failed, rejected, n int
+	var stored, dups, spooled, failed, rejected, n int
 	start := time.Now()
 	for {
 		raw, err := readLine(br)
@@ -50,6 +50,9 @@ func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout
 					}
 				default:
 					stored++
+					if r.Duplicate {
+						dups++
+					}
 					if ids {
 						fmt.Fprintf(stdout, "%s\n", r.ID)
 					}
@@ -65,8 +68,8 @@ func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout
 		}
 	}
 	em.Wait()
-	fmt.Fprintf(stderr, "emitted %d events stored by JetStream (%.0f events/s), %d spooled; %d lines rejected, %d not stored\n",
-		stored, float64(stored)/time.Since(start).Seconds(), spooled, rejected, failed)
+	fmt.Fprintf(stderr, "emitted %d events stored by JetStream (%.0f events/s; %d of them it held already, by id), %d spooled; %d lines rejected, %d not stored\n",
+		stored, float64(stored)/time.Since(start).Seconds(), dups, spooled, rejected, failed)
 	if rejected+failed > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("emit: %d lines rejected, %d not stored", rejected, failed)}
 	}

@@ -309,7 +309,7 @@ func (e *Emitter) publishBatch(ctx context.Context, batch [][]byte) error {
 		for _, b := range e.batches(group) {
 			if len(b) < 2 || !e.batching() {
 				rest = append(rest, b...)
-			} else if _, err := e.publishMsg(ctx, batchMsg(b), 0, "batch"); err != nil {
+			} else if _, _, err := e.publishMsg(ctx, batchMsg(b), 0, "batch"); err != nil {
 				e.batchFailed(err)
 				rest = append(rest, b...)
 			}
@@ -351,10 +351,13 @@ func (e *Emitter) message(ev *events.Event, raw []byte) *nats.Msg {
 
 // Result is the outcome of one asynchronous publish.
 type Result struct {
-	ID      string
-	Seq     uint64 // stream sequence, when stored
-	Spooled bool   // not stored yet, but fsynced to the spool for later delivery
-	Err     error
+	ID  string
+	Seq uint64 // stream sequence, when stored
+	// Duplicate: the bus had the event (or its batch) already, by id,
+	// within its duplicate window; it is stored once.
+	Duplicate bool
+	Spooled   bool // not stored yet, but fsynced to the spool for later delivery
+	Err       error
 }
 
 // ErrOnlySpooled: the event is fsynced to this host's spool, and not yet
@@ -531,7 +534,7 @@ func (e *Emitter) store(group []*pending) {
 			}
 			// One try: the single publishes that follow a failure retry
 			// (or spool) each event.
-			seq, err := e.publishMsg(e.life, batchMsg(b), 0, fmt.Sprintf("batch of %d events", len(b)))
+			seq, dup, err := e.publishMsg(e.life, batchMsg(b), 0, fmt.Sprintf("batch of %d events", len(b)))
 			if err != nil {
 				e.batchFailed(err)
 				singles = append(singles, b...)
@@ -540,7 +543,7 @@ func (e *Emitter) store(group []*pending) {
 			e.Stats.Groups.Add(1)
 			e.Stats.GroupedEvents.Add(uint64(len(b)))
 			for _, p := range b {
-				finish(p, Result{ID: p.ev.ID, Seq: seq})
+				finish(p, Result{ID: p.ev.ID, Seq: seq, Duplicate: dup})
 			}
 		}
 	} else {
@@ -626,8 +629,8 @@ func (e *Emitter) Failed() uint64 { return e.failed.Load() }
 
 func (e *Emitter) emitOnce(ctx context.Context, ev *events.Event, raw []byte) Result {
 	if e.spool == nil {
-		seq, err := e.publishMsg(ctx, e.message(ev, raw), e.cfg.Retries, "event "+ev.ID)
-		return Result{ID: ev.ID, Seq: seq, Err: err}
+		seq, dup, err := e.publishMsg(ctx, e.message(ev, raw), e.cfg.Retries, "event "+ev.ID)
+		return Result{ID: ev.ID, Seq: seq, Duplicate: dup, Err: err}
 	}
 	if !e.spool.empty() {
 		return e.toSpool(ev, raw)
@@ -636,9 +639,9 @@ func (e *Emitter) emitOnce(ctx context.Context, ev *events.Event, raw []byte) Re
 	// Whatever the reason the try failed — the bus, or a shutdown that
 	// ended the wait — the event goes to the spool: a publish whose answer
 	// was lost may be stored twice, and the event id makes that one event.
-	seq, err := e.publishMsg(ctx, e.message(ev, raw), 0, "event "+ev.ID)
+	seq, dup, err := e.publishMsg(ctx, e.message(ev, raw), 0, "event "+ev.ID)
 	if err == nil {
-		return Result{ID: ev.ID, Seq: seq}
+		return Result{ID: ev.ID, Seq: seq, Duplicate: dup}
 	}
 	return e.toSpool(ev, raw)
 }
@@ -656,7 +659,9 @@ func (e *Emitter) toSpool(ev *events.Event, raw []byte) Result {
 
 // publishMsg publishes msg until JetStream acknowledges it, trying
 // retries times more with doubling waits; what names it in errors.
-func (e *Emitter) publishMsg(ctx context.Context, msg *nats.Msg, retries int, what string) (uint64, error) {
+// It reports whether JetStream had the message already (by its
+// Nats-Msg-Id, within the duplicate window).
+func (e *Emitter) publishMsg(ctx context.Context, msg *nats.Msg, retries int, what string) (seq uint64, dup bool, err error) {
 	wait := 50 * time.Millisecond
 	var last error
 	for try := 0; try <= retries; try++ {
@@ -666,7 +671,7 @@ func (e *Emitter) publishMsg(ctx context.Context, msg *nats.Msg, retries int, wh
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return 0, ctx.Err()
+				return 0, false, ctx.Err()
 			}
 			wait *= 2
 		}
@@ -679,18 +684,18 @@ func (e *Emitter) publishMsg(ctx context.Context, msg *nats.Msg, retries int, wh
 		select {
 		case ack := <-f.Ok():
 			t.Stop()
-			return ack.Sequence, nil
+			return ack.Sequence, ack.Duplicate, nil
 		case err := <-f.Err():
 			last = err
 		case <-t.C:
 			last = errAckTimeout
 		case <-ctx.Done():
 			t.Stop()
-			return 0, ctx.Err()
+			return 0, false, ctx.Err()
 		}
 		t.Stop()
 	}
-	return 0, fmt.Errorf("emitter: %s not stored after %d tries: %w", what, retries+1, last)
+	return 0, false, fmt.Errorf("emitter: %s not stored after %d tries: %w", what, retries+1, last)
 }
 
 var errAckTimeout = errors.New("acknowledgement timed out")

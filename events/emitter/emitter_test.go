@@ -381,11 +381,17 @@ func TestEmitAloneKeepsJetStreamDedup(t *testing.T) {
 		wg.Go(func() { a.Emit(t.Context(), event(1000+i)) }) // batches form meanwhile
 		if i%50 == 0 {
 			wg.Go(func() {
-				if _, err := a.EmitAlone(t.Context(), event(i)); err != nil {
+				ra, err := a.EmitAlone(t.Context(), event(i))
+				if err != nil {
 					t.Error(err)
 				}
-				if _, err := b.EmitAlone(t.Context(), event(i)); err != nil {
+				rb, err := b.EmitAlone(t.Context(), event(i))
+				if err != nil {
 					t.Error(err)
+				}
+				// The second copy is reported as one the bus held already.
+				if ra.Duplicate || !rb.Duplicate || ra.Seq != rb.Seq {
+					t.Errorf("event %s twice: first %+v, second %+v", ra.ID, ra, rb)
 				}
 			})
 		}
