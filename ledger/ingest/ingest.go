@@ -81,6 +81,10 @@ type Stats struct {
 	Ingested, Sealed, Rejected, Skipped, Batches, Retries, Resets atomic.Uint64
 	Gaps                                                          atomic.Uint64 // stream sequences recorded as missing
 	Duplicates                                                    atomic.Uint64 // events whose id was sealed before
+	// SealFailure holds the error of the last seal attempt while seals
+	// fail (the store unwritable, full or unreachable), nil once one
+	// succeeds: readiness reports it.
+	SealFailure atomic.Pointer[error]
 	LastBatch                                                     atomic.Int64  // records in the last sealed batch
 	LastSealNanos                                                 atomic.Int64  // duration of the last seal
 }
@@ -648,6 +652,7 @@ func (in *Ingester) seal(ctx context.Context, entries []ledger.Entry) (*ledger.S
 			seal, err = in.cfg.Log.Append(ctx, entries[i:])
 		}
 		if err == nil {
+			in.Stats.SealFailure.Store(nil)
 			in.Stats.Sealed.Add(uint64(len(entries) - i))
 			in.Stats.Batches.Add(1)
 			in.Stats.LastBatch.Store(int64(len(entries) - i))
@@ -662,6 +667,7 @@ func (in *Ingester) seal(ctx context.Context, entries []ledger.Entry) (*ledger.S
 			return nil, fmt.Errorf("ingest: %w", err)
 		}
 		in.Stats.Retries.Add(1)
+		in.Stats.SealFailure.Store(&err)
 		in.cfg.Logger.Warn("seal failed; nothing acknowledged, retrying", "err", err, "backoff", backoff)
 		if !sleep(ctx, backoff) {
 			return nil, ctx.Err()

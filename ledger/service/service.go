@@ -154,6 +154,11 @@ func Run(ctx context.Context, cfg Config) error {
 		case !m.ready.Load():
 			return "", errors.New("streams and lease bucket not set up yet")
 		case m.writer.Load():
+			if in := m.ingester.Load(); in != nil {
+				if err := in.Stats.SealFailure.Load(); err != nil {
+					return "", fmt.Errorf("sealing fails (retrying; nothing is acknowledged meanwhile): %v", *err)
+				}
+			}
 			return "writer", nil
 		}
 		return "standby", nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -191,6 +192,10 @@ func TestS3Outage(t *testing.T) {
 	if acked := info.AckFloor.Stream; acked > 100 {
 		t.Fatalf("events up to %d acknowledged while S3 was down; only 100 were sealed", acked)
 	}
+	// Readiness tells the truth: a writer that cannot seal is not ready.
+	if code, body := readyz(w); code != http.StatusServiceUnavailable || !strings.Contains(body, "ledger: not ready: sealing fails") {
+		t.Fatalf("/readyz while S3 is down: %d %s", code, body)
+	}
 	if got := metric(w, "auditledger_log_size"); got != "100" {
 		t.Fatalf("log grew to %s while S3 was down", got)
 	}
@@ -202,8 +207,17 @@ func TestS3Outage(t *testing.T) {
 		}
 		return nil
 	})
+	if code, body := readyz(w); code != http.StatusOK || !strings.Contains(body, "ledger: ready: writer") {
+		t.Fatalf("/readyz once S3 is back: %d %s", code, body)
+	}
 	w.stop()
 	checkExactlyOnce(t, store, signer, 400, retention)
+}
+
+func readyz(w *writer) (int, string) {
+	rec := httptest.NewRecorder()
+	w.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	return rec.Code, rec.Body.String()
 }
 
 func metric(w *writer, name string) string {
