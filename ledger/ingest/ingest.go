@@ -84,9 +84,9 @@ type Stats struct {
 	// SealFailure holds the error of the last seal attempt while seals
 	// fail (the store unwritable, full or unreachable), nil once one
 	// succeeds: readiness reports it.
-	SealFailure atomic.Pointer[error]
-	LastBatch                                                     atomic.Int64  // records in the last sealed batch
-	LastSealNanos                                                 atomic.Int64  // duration of the last seal
+	SealFailure   atomic.Pointer[error]
+	LastBatch     atomic.Int64 // records in the last sealed batch
+	LastSealNanos atomic.Int64 // duration of the last seal
 }
 
 // Ingester moves events from AUDIT_EVENTS into the log.
