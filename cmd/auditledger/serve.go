@@ -152,10 +152,26 @@ func loadServeConfig(path string, env func(string) string) (serveConfig, error) 
 			}
 		}
 	}
-	overrides := []struct {
-		name string
-		set  func(string) error
-	}{
+	for _, o := range envOverrides(&c) {
+		if v := env(o.name); v != "" {
+			if err := o.set(v); err != nil {
+				return c, fmt.Errorf("%s=%q: %w", o.name, v, plainly(err))
+			}
+		}
+	}
+	return c, c.check()
+}
+
+// envOverride is an AUDITLEDGER_* variable serve reads, and what it sets.
+type envOverride struct {
+	name string
+	set  func(string) error
+}
+
+// envOverrides are the variables that override c's settings; the one
+// table loadServeConfig applies and checkEnvNames knows the names from.
+func envOverrides(c *serveConfig) []envOverride {
+	return []envOverride{
 		{"AUDITLEDGER_ROLES", func(v string) error { c.Roles = strings.Split(v, ","); return nil }},
 		{"AUDITLEDGER_TENANT", func(v string) error { c.Tenant = v; return nil }},
 		{"AUDITLEDGER_PRODUCER_KEY", func(v string) error { c.ProducerKey = v; return nil }},
@@ -187,27 +203,15 @@ func loadServeConfig(path string, env func(string) string) (serveConfig, error) 
 		{"AUDITLEDGER_LEDGER_INDEX", func(v string) error { c.Ledger.Index = v; return nil }},
 		{"AUDITLEDGER_LEDGER_LEASE_TTL", func(v string) error { return setDuration(&c.Ledger.LeaseTTL, v) }},
 	}
-	for _, o := range overrides {
-		if v := env(o.name); v != "" {
-			if err := o.set(v); err != nil {
-				return c, fmt.Errorf("%s=%q: %w", o.name, v, plainly(err))
-			}
-		}
-	}
-	return c, c.check()
 }
 
-// serveEnv lists the AUDITLEDGER_* variables serve reads (loadServeConfig
-// holds what each sets).
-var serveEnv = []string{
-	"AUDITLEDGER_ROLES", "AUDITLEDGER_TENANT", "AUDITLEDGER_PRODUCER_KEY", "AUDITLEDGER_LEDGER_PRODUCERS",
-	"AUDITLEDGER_LEDGER_REQUIRE_SIGNED", "AUDITLEDGER_OIDC_ISSUER", "AUDITLEDGER_OIDC_AUDIENCE", "AUDITLEDGER_API_LISTEN",
-	"AUDITLEDGER_APPROVALS_KEY", "AUDITLEDGER_APPROVALS_VKEY", "AUDITLEDGER_POSTGRES_PROXY_LISTEN",
-	"AUDITLEDGER_POSTGRES_PROXY_POLICY", "AUDITLEDGER_HTTP_PROXY_LISTEN", "AUDITLEDGER_HTTP_PROXY_UPSTREAM",
-	"AUDITLEDGER_HTTP_PROXY_POLICY", "AUDITLEDGER_LOG_FORMAT", "AUDITLEDGER_LOG_LEVEL", "AUDITLEDGER_HTTP_LISTEN",
-	"AUDITLEDGER_NATS_URL", "AUDITLEDGER_NATS_NKEYS", "AUDITLEDGER_NATS_CREDS", "AUDITLEDGER_NATS_REPLICAS",
-	"AUDITLEDGER_NATS_DUPLICATES", "AUDITLEDGER_LEDGER_STORE", "AUDITLEDGER_LEDGER_KEY", "AUDITLEDGER_LEDGER_CONSUMER",
-	"AUDITLEDGER_LEDGER_BATCH", "AUDITLEDGER_LEDGER_MAX_WAIT", "AUDITLEDGER_LEDGER_INDEX", "AUDITLEDGER_LEDGER_LEASE_TTL",
+// serveEnv lists the AUDITLEDGER_* variables serve reads.
+func serveEnv() []string {
+	var names []string
+	for _, o := range envOverrides(&serveConfig{}) {
+		names = append(names, o.name)
+	}
+	return names
 }
 
 // otherEnv are the AUDITLEDGER_* variables other commands, and the
@@ -221,7 +225,7 @@ var otherEnv = []string{
 // checkEnvNames refuses an AUDITLEDGER_* variable that nothing reads: a
 // misspelt setting must not be ignored in silence.
 func checkEnvNames(environ []string) error {
-	known := slices.Concat(serveEnv, otherEnv)
+	known := slices.Concat(serveEnv(), otherEnv)
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		if !strings.HasPrefix(name, "AUDITLEDGER_") || slices.Contains(known, name) {
@@ -230,7 +234,7 @@ func checkEnvNames(environ []string) error {
 		if near := policyfile.Nearest(name, known); near != "" {
 			return fmt.Errorf("%s is not a setting auditledger reads: did you mean %s?", name, near)
 		}
-		return fmt.Errorf("%s is not a setting auditledger reads (serve reads: %s)", name, strings.Join(serveEnv, ", "))
+		return fmt.Errorf("%s is not a setting auditledger reads (serve reads: %s)", name, strings.Join(serveEnv(), ", "))
 	}
 	return nil
 }
