@@ -35,12 +35,9 @@ type Store struct {
 
 // New opens (creating if needed) a store rooted at dir.
 func New(dir string) (*Store, error) {
-	if dir == "" {
-		return nil, errors.New("file store: empty directory")
-	}
-	abs, err := filepath.Abs(dir)
+	abs, err := absDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("file store: %w", err)
+		return nil, err
 	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("file store: %w", err)
@@ -51,12 +48,9 @@ func New(dir string) (*Store, error) {
 // Open opens the existing store rooted at dir, for reading: a reader must
 // not create the store it was asked to check.
 func Open(dir string) (*Store, error) {
-	if dir == "" {
-		return nil, errors.New("file store: empty directory")
-	}
-	abs, err := filepath.Abs(dir)
+	abs, err := absDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("file store: %w", err)
+		return nil, err
 	}
 	fi, err := os.Stat(abs)
 	switch {
@@ -68,6 +62,18 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("file store %s is not a directory", abs)
 	}
 	return &Store{dir: abs}, nil
+}
+
+// absDir is the absolute path of a store's directory.
+func absDir(dir string) (string, error) {
+	if dir == "" {
+		return "", errors.New("file store: empty directory")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("file store: %w", err)
+	}
+	return abs, nil
 }
 
 func (s *Store) String() string { return "file://" + filepath.ToSlash(s.dir) }

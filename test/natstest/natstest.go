@@ -221,23 +221,10 @@ func Events(t testing.TB, js jetstream.JetStream, stream string) []Stored {
 	if stream == "" {
 		stream = "AUDIT_EVENTS"
 	}
-	s, err := js.Stream(context.Background(), stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []Stored
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(context.Background(), seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachMsg(t, js, stream, func(m *jetstream.RawStreamMsg) {
+		seq := m.Sequence
+		var err error
 		raws := [][]byte{m.Data}
 		if _, batch := events.BatchProducer(m.Subject); batch {
 			if raws, err = events.SplitBatch(m.Data); err != nil {
@@ -253,7 +240,7 @@ func Events(t testing.TB, js jetstream.JetStream, stream string) []Stored {
 			json.Unmarshal(ev.Payload, &p)
 			out = append(out, Stored{ev, raw, p})
 		}
-	}
+	})
 	return out
 }
 
@@ -314,20 +301,9 @@ type Sealed struct {
 // that the chunks' indexes are contiguous from 0.
 func LedgerRecords(t testing.TB, js jetstream.JetStream) []Sealed {
 	t.Helper()
-	s, err := js.Stream(context.Background(), "AUDIT_LEDGER")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []Sealed
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(context.Background(), seq)
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachMsg(t, js, "AUDIT_LEDGER", func(m *jetstream.RawStreamMsg) {
+		seq := m.Sequence
 		recs, err := bus.SplitRecords(m.Data)
 		if err != nil {
 			t.Fatal(err)
@@ -339,6 +315,30 @@ func LedgerRecords(t testing.TB, js jetstream.JetStream) []Sealed {
 		for i, r := range recs {
 			out = append(out, Sealed{Index: first + uint64(i), Record: r})
 		}
-	}
+	})
 	return out
+}
+
+// eachMsg calls fn with every message of stream, in order (none deleted
+// in between: it skips what the stream no longer holds).
+func eachMsg(t testing.TB, js jetstream.JetStream, stream string, fn func(*jetstream.RawStreamMsg)) {
+	t.Helper()
+	s, err := js.Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(context.Background(), seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn(m)
+	}
 }
