@@ -111,6 +111,7 @@ type Seal struct {
 	Segment    string   // object name of the new segment
 	First      uint64   // index of Records[0]
 	Records    [][]byte // the sealed records, exactly as stored
+	Leaves     []Hash   // their leaf hashes
 }
 
 // Append seals entries as one new segment and signs a checkpoint for it.
@@ -192,7 +193,7 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 		l.dirty = err
 		return nil, err
 	}
-	return &Seal{Checkpoint: l.latest, Segment: name, First: first, Records: seg.Records}, nil
+	return &Seal{Checkpoint: l.latest, Segment: name, First: first, Records: seg.Records, Leaves: leaves}, nil
 }
 
 // ownWrite reports whether a refused conditional create of name found

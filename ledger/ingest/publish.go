@@ -34,6 +34,7 @@ import (
 type publication struct {
 	first, end uint64
 	recs       [][]byte
+	leaves     []ledger.Hash // the records' leaf hashes, computed by the seal
 	live       []sealing
 }
 
@@ -45,7 +46,8 @@ const (
 
 // queueSeal hands a sealed batch's records to the publisher.
 func (in *Ingester) queueSeal(ctx context.Context, seal *ledger.Seal, ok []sealing) {
-	in.queue(ctx, publication{first: seal.First, end: seal.First + uint64(len(seal.Records)), recs: seal.Records, live: ok[len(ok)-len(seal.Records):]})
+	in.queue(ctx, publication{first: seal.First, end: seal.First + uint64(len(seal.Records)), recs: seal.Records, leaves: seal.Leaves,
+		live: ok[len(ok)-len(seal.Records):]})
 }
 
 // queue waits for room in the publisher's queue (or for ctx to end: the
@@ -73,7 +75,7 @@ func (in *Ingester) publish(ctx context.Context) {
 		for {
 			var err error
 			if in.published == p.first && p.recs != nil {
-				err = in.publishRecords(ctx, p.first, p.recs, p.live)
+				err = in.publishRecords(ctx, p.first, p.recs, p.leaves, p.live)
 			} else {
 				err = in.publishFromStore(ctx, p.end)
 			}
@@ -92,7 +94,7 @@ func (in *Ingester) publish(ctx context.Context) {
 // publishRecords publishes records first.. in chunks, each stored by
 // JetStream before the next is sent — so the last message on AUDIT_LEDGER
 // always tells where to go on — and each record live after its chunk.
-func (in *Ingester) publishRecords(ctx context.Context, first uint64, recs [][]byte, live []sealing) error {
+func (in *Ingester) publishRecords(ctx context.Context, first uint64, recs [][]byte, leaves []ledger.Hash, live []sealing) error {
 	origin := in.cfg.Log.Origin()
 	for lo := 0; lo < len(recs); {
 		hi, size := lo, 0
@@ -115,7 +117,7 @@ func (in *Ingester) publishRecords(ctx context.Context, first uint64, recs [][]b
 		for i := lo; i < hi; i++ {
 			// Fire and forget: nothing stores these unless an operator
 			// asked for it, and a reader can tell a gap by the index.
-			in.cfg.JetStream.Conn().PublishMsg(liveMsg(first+uint64(i), recs[i], live[i].tenant, live[i].typ))
+			in.cfg.JetStream.Conn().PublishMsg(liveMsg(first+uint64(i), recs[i], leaves[i], live[i].tenant, live[i].typ))
 		}
 		lo = hi
 	}
@@ -130,11 +132,12 @@ func (in *Ingester) publishFromStore(ctx context.Context, upTo uint64) error {
 	}
 	in.cfg.Logger.Info("publishing sealed records from the store", "from", in.published, "to", upTo)
 	var recs [][]byte
+	var leaves []ledger.Hash
 	var live []sealing
 	first := in.published
 	flush := func() error {
-		err := in.publishRecords(ctx, first, recs, live)
-		first, recs, live = in.published, recs[:0], live[:0]
+		err := in.publishRecords(ctx, first, recs, leaves, live)
+		first, recs, leaves, live = in.published, recs[:0], leaves[:0], live[:0]
 		return err
 	}
 	err := ledger.ReadRange(ctx, in.cfg.Store, in.published, upTo, func(idx uint64, rec []byte, r ledger.Record) error {
@@ -143,6 +146,7 @@ func (in *Ingester) publishFromStore(ctx context.Context, upTo uint64) error {
 			return fmt.Errorf("ingest: sealed record %d holds an invalid event: %w", idx, err)
 		}
 		recs = append(recs, rec)
+		leaves = append(leaves, ledger.LeafHash(rec))
 		live = append(live, sealing{tenant: ev.Tenant, typ: ev.Type})
 		if len(recs) == 4*maxChunk {
 			return flush()
@@ -200,10 +204,10 @@ func chunkMsg(origin string, first uint64, recs [][]byte) *nats.Msg {
 }
 
 // liveMsg is the plain NATS message of one sealed record.
-func liveMsg(idx uint64, rec []byte, tenant string, typ events.Type) *nats.Msg {
+func liveMsg(idx uint64, rec []byte, leaf ledger.Hash, tenant string, typ events.Type) *nats.Msg {
 	m := nats.NewMsg(bus.LiveSubject(tenant, typ))
 	m.Data = rec
 	m.Header.Set(bus.HeaderIndex, strconv.FormatUint(idx, 10))
-	m.Header.Set(bus.HeaderLeaf, ledger.LeafHash(rec).Base64())
+	m.Header.Set(bus.HeaderLeaf, leaf.Base64())
 	return m
 }
