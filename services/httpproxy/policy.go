@@ -66,7 +66,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	p := &Policy{Version: 1}
 	for _, n := range doc.Mask {
 		var r MaskRule
-		if err := policyfile.Strict(&n, &r, "a mask rule"); err != nil {
+		if err := policyfile.DecodeNode(&n, &r, "a mask rule"); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
 		key, err := doc.CheckMask(&r.Mask, len(r.Fields), "fields")
@@ -88,7 +88,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		var out []Rule
 		for _, n := range nodes {
 			var r Rule
-			if err := policyfile.Strict(&n, &r, "a "+kind+" rule"); err != nil {
+			if err := policyfile.DecodeNode(&n, &r, "a "+kind+" rule"); err != nil {
 				return nil, bad(n.Line, "%v", err)
 			}
 			if r.ID == "" {

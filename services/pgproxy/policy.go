@@ -153,7 +153,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	}
 	for _, n := range doc.Mask {
 		var r MaskRule
-		if err := policyfile.Strict(&n, &r, "a mask rule"); err != nil {
+		if err := policyfile.DecodeNode(&n, &r, "a mask rule"); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
 		key, err := doc.CheckMask(&r.Mask, len(r.Columns), "columns")
@@ -172,7 +172,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	}
 	for _, n := range doc.Deny {
 		var r DenyRule
-		if err := policyfile.Strict(&n, &r, "a deny rule"); err != nil {
+		if err := policyfile.DecodeNode(&n, &r, "a deny rule"); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
 		if r.ID == "" || r.Reason == "" {
@@ -197,7 +197,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	}
 	for _, n := range doc.Approve {
 		var r ApprovalRule
-		if err := policyfile.Strict(&n, &r, "an approval rule"); err != nil {
+		if err := policyfile.DecodeNode(&n, &r, "an approval rule"); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
 		if r.ID == "" {

@@ -42,10 +42,6 @@ type Header struct {
 // Ver returns the version.
 func (h *Header) Ver() int { return h.Version }
 
-// Strict decodes one node of the file (a rule, named what) into v; see
-// DecodeNode.
-func Strict(n *yaml.Node, v any, what string) error { return DecodeNode(n, v, what) }
-
 // LineError names the file and line of a rule. A FieldError among args
 // names its own, more precise line, which is used instead.
 func LineError(name string, line int, format string, args ...any) error {
