@@ -399,7 +399,7 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 		for _, c := range checked[i] {
 			verr := c.err
 			if verr == nil {
-				verr = in.duplicate(c.event.ID, c, batchIDs)
+				verr = in.duplicate(c, batchIDs)
 			}
 			if verr != nil {
 				e, err := in.reject(ctx, m, seq, c, verr)
@@ -484,7 +484,8 @@ type checkedMsg struct {
 
 // duplicate reports an event whose id was sealed before, or appears
 // earlier in this batch: it is rejected, never sealed twice.
-func (in *Ingester) duplicate(id string, c checkedMsg, batch map[string]uint64) error {
+func (in *Ingester) duplicate(c checkedMsg, batch map[string]uint64) error {
+	id := c.event.ID
 	if c.seen {
 		in.Stats.Duplicates.Add(1)
 		return fmt.Errorf("%w: event id %q was sealed before, at ledger index %d", ErrDuplicate, id, c.sealedAt)
