@@ -100,21 +100,12 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	defer os.RemoveAll(dir)
 
-	// Every path is a URL pgbench connects to, or the reason it is skipped.
-	type path struct {
-		name, url, skipped string
-		proxy              bool         // run per fsync setting, below
-		before, after      func() error // around each run (pgaudit on, off)
-		// cpu, if set, reads the CPU time the hop has used so far: the
-		// CPU it spends per transaction is what it costs.
-		cpu func() time.Duration
-	}
-	var all []*path
+	var all []*benchPath
 	if paths["direct"] {
-		all = append(all, &path{name: "direct", url: *upstream})
+		all = append(all, &benchPath{name: "direct", url: *upstream})
 	}
 	if paths["pgbouncer"] {
-		p := &path{name: "pgbouncer (session pooling)"}
+		p := &benchPath{name: "pgbouncer (session pooling)"}
 		if p.url, err = startPgbouncer(ctx, dir, u); err != nil {
 			p.skipped = err.Error()
 		}
@@ -123,7 +114,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		all = append(all, p)
 	}
 	if paths["pgaudit"] {
-		p := &path{name: "pgaudit (log = all)", url: *upstream}
+		p := &benchPath{name: "pgaudit (log = all)", url: *upstream}
 		db := strings.TrimPrefix(u.Path, "/")
 		if err := pgauditLoaded(ctx, *upstream); err != nil {
 			p.skipped = err.Error()
@@ -137,11 +128,11 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		}
 		all = append(all, p)
 	}
-	proxies := map[string][]*path{} // by fsync setting
+	proxies := map[string][]*benchPath{} // by fsync setting
 	if paths["proxy"] {
 		for _, s := range syncs {
 			for _, d := range durabilities {
-				p := &path{name: fmt.Sprintf("proxy, fsync %s, %s", s, d), proxy: true, cpu: selfCPU}
+				p := &benchPath{name: fmt.Sprintf("proxy, fsync %s, %s", s, d), proxy: true, cpu: selfCPU}
 				proxies[s] = append(proxies[s], p)
 				all = append(all, p)
 			}
@@ -150,9 +141,9 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 
 	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, producer signatures %s, policy %q, bus authentication on, ledger writer running\n", *duration, *scale, *sign, *policyFile)
 	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
-	results := map[string]map[*path]pgbenchResult{} // by clients/script
+	results := map[string]map[*benchPath]pgbenchResult{} // by clients/script
 	key := func(c, script string) string { return c + "/" + script }
-	run := func(p *path) error {
+	run := func(p *benchPath) error {
 		if p.skipped != "" {
 			return nil
 		}
@@ -167,9 +158,20 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 				if p.cpu != nil {
 					cpu0 = p.cpu()
 				}
+				var ev0, msg0 uint64
+				if p.stored != nil {
+					ev0, msg0 = p.stored()
+				}
+				busy0, idle0 := machineCPU()
 				r, err := pgbench(ctx, []string{"-n", "-T", strconv.Itoa(int(duration.Seconds())), "-c", c, "-j", "2", "-b", script, p.url})
+				busy1, idle1 := machineCPU()
+				r.machine, r.idle = busy1-busy0, idle1-idle0
 				if p.cpu != nil && err == nil {
 					r.cpu = p.cpu() - cpu0
+				}
+				if p.stored != nil {
+					ev1, msg1 := p.stored()
+					r.events, r.messages = ev1-ev0, msg1-msg0
 				}
 				if p.after != nil {
 					if aerr := p.after(); aerr != nil && err == nil {
@@ -180,7 +182,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 					return fmt.Errorf("bench proxy: %s: %w", p.name, err)
 				}
 				if results[key(c, script)] == nil {
-					results[key(c, script)] = map[*path]pgbenchResult{}
+					results[key(c, script)] = map[*benchPath]pgbenchResult{}
 				}
 				results[key(c, script)][p] = r
 			}
@@ -201,6 +203,11 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		}
 		err := withBenchLedger(ctx, filepath.Join(dir, "fsync-"+s), s == "always", *sign, func(em *emitter.Emitter) error {
 			for i, d := range durabilities {
+				proxies[s][i].stored = func() (uint64, uint64) {
+					st := &em.Stats
+					grouped, singles := st.GroupedEvents.Load(), st.Singles.Load()
+					return grouped + singles, st.Groups.Load() + singles
+				}
 				url, stopProxy, err := startBenchProxy(ctx, em, pol, *upstream, d)
 				if err != nil {
 					return err
@@ -219,7 +226,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		}
 	}
 
-	fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9s %11s %9s %12s %12s\n", "clients", "script", "path", "TPS", "latency", "of direct", "of pgbouncer", "hop CPU/tx")
+	fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9s %11s %9s %12s %12s %14s %5s %10s\n", "clients", "script", "path", "TPS", "latency", "of direct", "of pgbouncer", "hop CPU/tx", "machine CPU/tx", "idle", "events/msg")
 	for _, c := range clients {
 		for _, script := range []string{"select-only", "tpcb-like"} {
 			rs := results[key(c, script)]
@@ -244,15 +251,62 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 					}
 					return fmt.Sprintf("%.0f%%", 100*r.tps/base)
 				}
-				perTx := "-"
+				txs := r.tps * duration.Seconds()
+				perTx, machine, idle, group := "-", "-", "-", "-"
 				if r.cpu > 0 {
-					perTx = fmt.Sprintf("%.0f µs", float64(r.cpu.Microseconds())/(r.tps*duration.Seconds()))
+					perTx = fmt.Sprintf("%.0f µs", float64(r.cpu.Microseconds())/txs)
 				}
-				fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9.0f %11s %9s %12s %12s\n", c, script, p.name, r.tps, r.latency, share(direct), share(bouncer), perTx)
+				if r.machine > 0 {
+					machine = fmt.Sprintf("%.0f µs", float64(r.machine.Microseconds())/txs)
+					idle = fmt.Sprintf("%.0f%%", 100*float64(r.idle)/float64(r.machine+r.idle))
+				}
+				if r.messages > 0 {
+					group = fmt.Sprintf("%.1f", float64(r.events)/float64(r.messages))
+				}
+				fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9.0f %11s %9s %12s %12s %14s %5s %10s\n", c, script, p.name, r.tps, r.latency, share(direct), share(bouncer), perTx, machine, idle, group)
 			}
 		}
 	}
+	printBudget(stdout, clients, *duration, all, func(c, script string, p *benchPath) (pgbenchResult, bool) {
+		r, ok := results[key(c, script)][p]
+		return r, ok
+	})
 	return nil
+}
+
+// printBudget says, for each proxy row, what share of pgbouncer's TPS the
+// cores could give it at most: with every core busy, TPS is the cores'
+// time over the machine's CPU per transaction, so reaching a share s of
+// pgbouncer's TPS needs the whole machine (pgbench, PostgreSQL, the hop,
+// NATS and the writer) at no more than pgbouncer's machine CPU/tx ÷ s.
+func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPath, result func(c, script string, p *benchPath) (pgbenchResult, bool)) {
+	perTx := func(r pgbenchResult) float64 { return float64(r.machine.Microseconds()) / (r.tps * d.Seconds()) }
+	header := false
+	for _, c := range clients {
+		for _, script := range []string{"select-only", "tpcb-like"} {
+			var bouncer pgbenchResult
+			for _, p := range all {
+				if r, ok := result(c, script, p); ok && strings.HasPrefix(p.name, "pgbouncer") {
+					bouncer = r
+				}
+			}
+			if bouncer.machine == 0 || bouncer.tps == 0 {
+				continue
+			}
+			for _, p := range all {
+				r, ok := result(c, script, p)
+				if !ok || !p.proxy || r.machine == 0 {
+					continue
+				}
+				if !header {
+					fmt.Fprintf(w, "\nCPU budget (every core busy: TPS = cores' time / machine CPU per transaction):\n")
+					header = true
+				}
+				fmt.Fprintf(w, "  %-3s %-11s %-40s machine %4.0f µs/tx; 80%% of pgbouncer needs ≤ %4.0f, 50%% ≤ %4.0f; the cores allow at most %3.0f%% at this cost\n",
+					c, script, p.name, perTx(r), perTx(bouncer)/0.8, perTx(bouncer)/0.5, 100*perTx(bouncer)/perTx(r))
+			}
+		}
+	}
 }
 
 // withBenchLedger runs an embedded NATS (fsync always or interval), the
@@ -436,10 +490,57 @@ func execSQL(ctx context.Context, dsn, sql string) error {
 	return err
 }
 
+// benchPath is one path of bench proxy: a URL pgbench connects to, or
+// the reason it is skipped.
+type benchPath struct {
+	name, url, skipped string
+	proxy              bool         // run per fsync setting, below
+	before, after      func() error // around each run (pgaudit on, off)
+	// cpu, if set, reads the CPU time the hop has used so far: the
+	// CPU it spends per transaction is what it costs.
+	cpu func() time.Duration
+	// stored, if set, reads how many events the hop has recorded
+	// and in how many bus messages (one fsync each under
+	// sync always).
+	stored func() (events, messages uint64)
+}
+
 type pgbenchResult struct {
 	tps     float64
 	latency string
 	cpu     time.Duration // CPU the hop used during the run, if measured
+	// machine and idle are the CPU time all processes used, and the
+	// time the cores stood idle, during the run: when idle is near
+	// zero, TPS is the cores' time divided by machine CPU per
+	// transaction, and a hop costs TPS in proportion to its CPU.
+	machine, idle time.Duration
+	// events recorded during the run, in messages stored on the bus.
+	events, messages uint64
+}
+
+// machineCPU reads the busy and idle time of all cores so far, from
+// /proc/stat (Linux; zero elsewhere). Ticks are 1/100 s.
+func machineCPU() (busy, idle time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, 0
+	}
+	// user nice system idle iowait irq softirq steal ...
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch {
+		case i == 3 || i == 4:
+			idle += time.Duration(n) * 10 * time.Millisecond
+		case i < 8:
+			busy += time.Duration(n) * 10 * time.Millisecond
+		}
+	}
+	return busy, idle
 }
 
 // selfCPU is the CPU time this process (proxy, NATS and writer) has used.
