@@ -32,9 +32,11 @@ Commands:
   proxy http        HTTP reverse proxy that records every request and response digest
   approvals list    approval requests that proxies hold (also: approvals approve ID, approvals deny ID)
   token             get an OIDC access token with the client-credentials grant
+  oidc-dev          serve dev's development OpenID provider on its own (to try a gateway)
   emit              publish events (JSON lines on stdin) to AUDIT_EVENTS, durably
   keys generate     create a checkpoint signing key and its public verifier key
   keys nats         create one NATS nkey per bus role and the server's authorization block
+  store init        create an S3 bucket with Object Lock (or check it), or a local store directory
   append            validate events (JSON lines on stdin), seal them into segments, sign a checkpoint
   verify            check a whole store offline: records, chain, tree, checkpoints, signatures, locks
   checkpoint        print the latest signed checkpoint of a store
@@ -116,6 +118,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"approvals approve": approvalsApprove,
 		"approvals deny":    approvalsDeny,
 		"token":             tokenCmd,
+		"store init":        storeInit,
+		"oidc-dev":          oidcDev,
 		"version":           versionCmd,
 	}
 	if c, ok := commands[args[0]]; ok {
@@ -136,7 +140,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	switch args[0] {
-	case "keys", "proof", "bench", "proxy", "approvals":
+	case "keys", "proof", "bench", "proxy", "approvals", "store":
 		var subs []string
 		for _, n := range names {
 			if sub, ok := strings.CutPrefix(n, args[0]+" "); ok {

@@ -98,7 +98,7 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 
 	auth := cfg.auth
 	if auth == nil {
-		v, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: cfg.OIDC.Issuer, Audience: cfg.OIDC.Audience, GroupsClaim: cfg.OIDC.GroupsClaim})
+		v, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: cfg.OIDC.Issuer, Audience: cfg.OIDC.Audience, GroupsClaim: cfg.OIDC.GroupsClaim, Dev: cfg.OIDC.DevIdentities})
 		if err != nil {
 			return nil, "", err
 		}

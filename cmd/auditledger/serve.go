@@ -55,6 +55,9 @@ type serveConfig struct {
 		Issuer      string `yaml:"issuer"`
 		Audience    string `yaml:"audience"`
 		GroupsClaim string `yaml:"groups_claim"`
+		// DevIdentities marks every identity from the issuer as a
+		// development identity in events (`auditledger oidc-dev`).
+		DevIdentities bool `yaml:"dev_identities"`
 	} `yaml:"oidc"`
 	API struct {
 		Listen string              `yaml:"listen"`
@@ -179,6 +182,7 @@ func envOverrides(c *serveConfig) []envOverride {
 		{"AUDITLEDGER_LEDGER_REQUIRE_SIGNED", func(v string) (err error) { c.Ledger.RequireSigned, err = strconv.ParseBool(v); return }},
 		{"AUDITLEDGER_OIDC_ISSUER", func(v string) error { c.OIDC.Issuer = v; return nil }},
 		{"AUDITLEDGER_OIDC_AUDIENCE", func(v string) error { c.OIDC.Audience = v; return nil }},
+		{"AUDITLEDGER_OIDC_DEV_IDENTITIES", func(v string) (err error) { c.OIDC.DevIdentities, err = strconv.ParseBool(v); return }},
 		{"AUDITLEDGER_API_LISTEN", func(v string) error { c.API.Listen = v; return nil }},
 		{"AUDITLEDGER_APPROVALS_KEY", func(v string) error { c.Approvals.Key = v; return nil }},
 		{"AUDITLEDGER_APPROVALS_VKEY", func(v string) error { c.Approvals.VKey = v; return nil }},

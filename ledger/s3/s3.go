@@ -62,6 +62,36 @@ type version struct {
 
 // New connects to the bucket and checks that Object Lock is enabled on it.
 func New(ctx context.Context, cfg Config) (*Store, error) {
+	s, err := connect(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s, s.checkLock(ctx)
+}
+
+// CreateBucket makes the bucket with Object Lock (and so versioning)
+// enabled, or checks that an existing one has it: what an operator runs
+// once before the first writer. It reports whether it made the bucket.
+func CreateBucket(ctx context.Context, cfg Config) (created bool, err error) {
+	s, err := connect(cfg)
+	if err != nil {
+		return false, err
+	}
+	exists, err := s.client.BucketExists(ctx, cfg.Bucket)
+	if err != nil {
+		return false, fmt.Errorf("s3 store: %s: %w", s, err)
+	}
+	if !exists {
+		err := s.client.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region, ObjectLocking: true})
+		if code := minio.ToErrorResponse(err).Code; err != nil && code != "BucketAlreadyOwnedByYou" && code != "BucketAlreadyExists" {
+			return false, fmt.Errorf("s3 store: %s: creating the bucket with Object Lock: %w", s, err)
+		}
+		created = err == nil
+	}
+	return created, s.checkLock(ctx)
+}
+
+func connect(cfg Config) (*Store, error) {
 	if cfg.Endpoint == "" || cfg.Bucket == "" {
 		return nil, errors.New("s3 store: endpoint and bucket are required")
 	}
@@ -78,15 +108,18 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 store: %w", err)
 	}
-	s := &Store{cfg: cfg, client: client, versions: map[string][]version{}}
-	lock, _, _, _, err := client.GetObjectLockConfig(ctx, cfg.Bucket)
+	return &Store{cfg: cfg, client: client, versions: map[string][]version{}}, nil
+}
+
+func (s *Store) checkLock(ctx context.Context) error {
+	lock, _, _, _, err := s.client.GetObjectLockConfig(ctx, s.cfg.Bucket)
 	if err != nil {
-		return nil, fmt.Errorf("s3 store: %s: reading the bucket's Object Lock configuration: %w", s, err)
+		return fmt.Errorf("s3 store: %s: reading the bucket's Object Lock configuration: %w", s, err)
 	}
 	if lock != "Enabled" {
-		return nil, fmt.Errorf("s3 store: %s: Object Lock is not enabled on the bucket (create it with object locking)", s)
+		return fmt.Errorf("s3 store: %s: Object Lock is not enabled on the bucket (create it with object locking: auditledger store init)", s)
 	}
-	return s, nil
+	return nil
 }
 
 func (s *Store) String() string {

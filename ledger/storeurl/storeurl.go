@@ -43,7 +43,31 @@ func Open(ctx context.Context, raw string) (*Store, error) { return open(ctx, ra
 // directory must exist already.
 func OpenExisting(ctx context.Context, raw string) (*Store, error) { return open(ctx, raw, file.Open) }
 
+// Init prepares the store named by raw for a first writer: a local
+// directory is created; an S3 bucket is created with Object Lock, or an
+// existing one is checked to have it. It describes what it did.
+func Init(ctx context.Context, raw string) (string, error) {
+	var did string
+	_, err := parse(ctx, raw, func(dir string) (*file.Store, error) {
+		st, err := file.New(dir)
+		did = "local directory " + dir + " ready"
+		return st, err
+	}, func(ctx context.Context, cfg s3.Config) (*s3.Store, error) {
+		created, err := s3.CreateBucket(ctx, cfg)
+		did = fmt.Sprintf("bucket %s has Object Lock enabled", cfg.Bucket)
+		if created {
+			did = fmt.Sprintf("bucket %s created with Object Lock", cfg.Bucket)
+		}
+		return nil, err
+	})
+	return did, err
+}
+
 func open(ctx context.Context, raw string, local func(string) (*file.Store, error)) (*Store, error) {
+	return parse(ctx, raw, local, s3.New)
+}
+
+func parse(ctx context.Context, raw string, local func(string) (*file.Store, error), remote func(context.Context, s3.Config) (*s3.Store, error)) (*Store, error) {
 	if raw == "" {
 		return nil, fmt.Errorf("store URL is empty: give a directory, file:///path or s3://bucket/prefix?endpoint=host:port")
 	}
@@ -99,7 +123,7 @@ func open(ctx context.Context, raw string, local func(string) (*file.Store, erro
 				return nil, fmt.Errorf("store URL: insecure=%q: want 1 or 0", v)
 			}
 		}
-		st, err := s3.New(ctx, s3.Config{
+		st, err := remote(ctx, s3.Config{
 			Endpoint: endpoint,
 			Region:   q.Get("region"),
 			Bucket:   u.Host,
