@@ -20,6 +20,8 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/oidcdev"
 )
 
 func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -49,7 +51,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	signer, vkeyPath, err := devKey(filepath.Join(abs, "keys"), "ledger", "dev.auditledger.local/log", stdout)
+	_, vkeyPath, err := devKey(filepath.Join(abs, "keys"), "ledger", "dev.auditledger.local/log", stdout)
 	if err != nil {
 		return err
 	}
@@ -90,24 +92,25 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
 		return err
 	}
-	pctx, stopParts := context.WithCancel(ctx)
-	defer stopParts()
-	parts, err := startDevParts(pctx, devPartsConfig{oidcAddr: *oidcAddr, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy,
-		httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, dial: dial, log: log,
-		approvalsKey: filepath.Join(abs, "keys", "approvals.key"), approvalsVKey: filepath.Join(abs, "keys", "approvals.vkey"),
-		oidcKey: filepath.Join(abs, "keys", "oidc-dev.pem"), metrics: metrics,
-		producerKey: filepath.Join(abs, "keys", "producer.key")})
+	// The development OpenID provider, its signing key kept in DATA/keys
+	// so that tokens survive a restart.
+	idp, err := oidcdev.Listen(*oidcAddr, oidcdev.Config{Audience: "auditledger", Users: devUsers, KeyFile: filepath.Join(abs, "keys", "oidc-dev.pem")})
+	if err != nil {
+		return fmt.Errorf("dev: --oidc %s: %w", *oidcAddr, err)
+	}
+	defer idp.Close()
+	auth, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: idp.Issuer, Audience: "auditledger", Dev: true})
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
+	cfg, roles := devConfig{data: abs, issuer: idp.Issuer, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy,
+		httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, batch: *batch, maxWait: *maxWait}.serveConfig(auth)
+	e := newEnv(cfg, dial, metrics, log)
 	var sealedAtStart uint64
 	var last *ledger.Log
-	err = service.Run(ctx, service.Config{
-		JetStream: js, Store: store, Signer: signer, BatchSize: *batch, MaxWait: *maxWait, IndexDir: filepath.Join(abs, "ledger-index"),
-		Logger: log, Metrics: metrics, LeaseTTL: 2 * time.Second,
-		OnWriter: func(l *ledger.Log) {
-			last, sealedAtStart = l, l.Size()
-			fmt.Fprintf(stdout, `auditledger dev — development mode, not for production
+	e.onWriter = func(l *ledger.Log) {
+		last, sealedAtStart = l, l.Size()
+		fmt.Fprintf(stdout, `auditledger dev — development mode, not for production
   NATS (JetStream)  %s   streams AUDIT_EVENTS, AUDIT_LEDGER, AUDIT_REJECTED; fsync %s
                     one nkey per bus role in %s (admin, ledger, api, proxy, reader, producer-dev)
   segment store     %s   (%d records sealed so far)
@@ -118,20 +121,20 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
     auditledger verify --store %s --vkey %s
     nats --server %s --nkey %s --inbox-prefix %s sub 'audit.live.>'    # each record as it is sealed, with the stock nats CLI
 `, ns.ClientURL(), *syncMode, natsKeys, store, l.Size(), vkeyPath, addr,
-				ns.ClientURL(), nkeyauth.SeedFile(natsKeys, bus.Proxy), store.Dir(), vkeyPath,
-				ns.ClientURL(), nkeyauth.SeedFile(natsKeys, bus.Reader), bus.Reader.InboxPrefix())
-			parts.banner(stdout)
-		},
-	})
+			ns.ClientURL(), nkeyauth.SeedFile(natsKeys, bus.Proxy), store.Dir(), vkeyPath,
+			ns.ClientURL(), nkeyauth.SeedFile(natsKeys, bus.Reader), bus.Reader.InboxPrefix())
+		devBanner(stdout, e, idp.Issuer)
+	}
+	// Every part runs under one supervisor: one that fails stops dev.
+	err = runRoles(ctx, e, roles)
 	if last != nil {
 		fmt.Fprintf(stdout, "auditledger dev: stopped; %d events sealed this run, log size %d\n", last.Size()-sealedAtStart, last.Size())
 	}
+	if err != nil {
+		err = fmt.Errorf("dev: %w", err)
+	}
 	if werr := wait(); err == nil {
 		err = werr
-	}
-	stopParts()
-	if perr := parts.wait(); err == nil {
-		err = perr
 	}
 	return err
 }

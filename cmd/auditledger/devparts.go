@@ -1,14 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
-	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/oidcdev"
 )
@@ -23,83 +22,47 @@ var devUsers = []oidcdev.User{
 	{Name: "agent", Secret: "agent-dev-secret", Groups: []string{"agents"}, Machine: true},
 }
 
-// devParts are the producers and the API that `dev` runs beside the
-// ledger writer: serve's roles, configured for one machine.
-type devParts struct {
-	issuer, apiAddr, proxyAddr string
-	httpAddr, httpUpstream     string
-	waits                      []func() error
+// devConfig is `dev`'s configuration of serve's roles, for one machine:
+// the API, the proxies that have somewhere to point, and the ledger
+// writer, all authenticating against the development provider.
+type devConfig struct {
+	data, issuer                       string
+	apiAddr, proxyAddr, policy         string
+	httpAddr, httpUpstream, httpPolicy string
+	batch                              int
+	maxWait                            time.Duration
 }
 
-type devPartsConfig struct {
-	oidcAddr, apiAddr, proxyAddr, policy string
-	httpAddr, httpUpstream, httpPolicy   string
-	approvalsKey, approvalsVKey          string
-	producerKey                          string
-	oidcKey                              string // the dev provider's signing key, kept across restarts
-	metrics                              *service.Metrics
-	dial                                 *busDialer
-	log                                  *slog.Logger
-}
-
-func startDevParts(ctx context.Context, c devPartsConfig) (*devParts, error) {
-	idp, err := oidcdev.Listen(c.oidcAddr, oidcdev.Config{Audience: "auditledger", Users: devUsers, KeyFile: c.oidcKey})
-	if err != nil {
-		return nil, fmt.Errorf("--oidc %s: %w", c.oidcAddr, err)
-	}
-	context.AfterFunc(ctx, func() { idp.Close() })
-	d := &devParts{issuer: idp.Issuer, httpUpstream: c.httpUpstream}
-
-	auth, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: idp.Issuer, Audience: "auditledger", Dev: true})
-	if err != nil {
-		return nil, err
-	}
+// serveConfig is dev as serve would run it, and the roles in the order
+// they start (the api first: it creates the approvals bucket the proxies
+// use).
+func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []string) {
+	keys := filepath.Join(d.data, "keys")
 	cfg := defaultServeConfig()
 	cfg.auth, cfg.instance = auth, "dev"
-	cfg.OIDC.Issuer = idp.Issuer
-	cfg.API.Listen = c.apiAddr
-	cfg.Approvals.Key, cfg.Approvals.VKey = c.approvalsKey, c.approvalsVKey
-	cfg.ProducerKey = c.producerKey
-	cfg.PostgresProxy.Listen, cfg.PostgresProxy.Policy, cfg.PostgresProxy.Target = c.proxyAddr, c.policy, "dev"
-	cfg.HTTPProxy.Listen, cfg.HTTPProxy.Upstream, cfg.HTTPProxy.Policy, cfg.HTTPProxy.Target = c.httpAddr, c.httpUpstream, c.httpPolicy, "dev-http"
-	// The api role first: it creates the approvals bucket the proxies use.
-	type part struct {
-		role string
-		addr *string
-	}
-	roles := []part{{"api", &d.apiAddr}}
-	if c.httpUpstream != "" {
-		roles = append(roles, part{"http-proxy", &d.httpAddr})
+	cfg.OIDC.Issuer = d.issuer
+	cfg.API.Listen = d.apiAddr
+	cfg.Approvals.Key, cfg.Approvals.VKey = filepath.Join(keys, "approvals.key"), filepath.Join(keys, "approvals.vkey")
+	cfg.ProducerKey = filepath.Join(keys, "producer.key")
+	cfg.PostgresProxy.Listen, cfg.PostgresProxy.Policy, cfg.PostgresProxy.Target = d.proxyAddr, d.policy, "dev"
+	cfg.HTTPProxy.Listen, cfg.HTTPProxy.Upstream, cfg.HTTPProxy.Policy, cfg.HTTPProxy.Target = d.httpAddr, d.httpUpstream, d.httpPolicy, "dev-http"
+	cfg.Ledger.Store, cfg.Ledger.Key = filepath.Join(d.data, "store"), filepath.Join(keys, "ledger.key")
+	cfg.Ledger.Index = filepath.Join(d.data, "ledger-index")
+	cfg.Ledger.Batch, cfg.Ledger.MaxWait, cfg.Ledger.LeaseTTL = d.batch, duration(d.maxWait), duration(2*time.Second)
+	roles := []string{"api"}
+	if d.httpUpstream != "" {
+		roles = append(roles, "http-proxy")
 	}
 	if os.Getenv("AUDITLEDGER_PROXY_UPSTREAM") != "" {
-		roles = append(roles, part{"postgres-proxy", &d.proxyAddr})
+		roles = append(roles, "postgres-proxy")
 	}
-	for _, p := range roles {
-		role, addr := p.role, p.addr
-		run, a, err := serveRole(ctx, role, cfg, c.dial, c.metrics, c.log)
-		if err != nil {
-			return nil, err
-		}
-		*addr = a
-		errc := make(chan error, 1)
-		go func() { errc <- run() }()
-		d.waits = append(d.waits, func() error { return <-errc })
-	}
-	return d, nil
+	cfg.Roles = append(roles, "ledger")
+	return &cfg, cfg.Roles
 }
 
-// wait waits for the parts to stop (after ctx ends).
-func (d *devParts) wait() error {
-	var first error
-	for _, w := range d.waits {
-		if err := w(); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
-
-func (d *devParts) banner(w io.Writer) {
+// devBanner prints where dev's identity provider, API and proxies are.
+func devBanner(w io.Writer, e *env, issuer string) {
+	apiAddr, proxyAddr, httpAddr := e.addr("api"), e.addr("postgres-proxy"), e.addr("http-proxy")
 	var names []string
 	for _, u := range devUsers {
 		kind := strings.Join(u.Groups, ",")
@@ -111,17 +74,17 @@ func (d *devParts) banner(w io.Writer) {
 	fmt.Fprintf(w, `  identity (dev)    %s   development OpenID provider; users %s;
                     each user's secret is NAME-dev-secret
   API               http://%s   approvals (needs a token)
-`, d.issuer, strings.Join(names, ", "), d.apiAddr)
-	if d.proxyAddr == "" {
+`, issuer, strings.Join(names, ", "), apiAddr)
+	if proxyAddr == "" {
 		fmt.Fprintf(w, "  postgres proxy    off: set AUDITLEDGER_PROXY_UPSTREAM=postgres://USER:PASSWORD@HOST/DB to run it\n")
 	} else {
-		fmt.Fprintf(w, "  postgres proxy    %s   clients use an OIDC token as their password\n", d.proxyAddr)
+		fmt.Fprintf(w, "  postgres proxy    %s   clients use an OIDC token as their password\n", proxyAddr)
 	}
-	if d.httpAddr != "" {
-		fmt.Fprintf(w, "  http proxy        http://%s → %s   clients send Authorization: Bearer TOKEN\n", d.httpAddr, d.httpUpstream)
+	if httpAddr != "" {
+		fmt.Fprintf(w, "  http proxy        http://%s → %s   clients send Authorization: Bearer TOKEN\n", httpAddr, e.cfg.HTTPProxy.Upstream)
 	}
 	fmt.Fprintf(w, `  get a token:
     export AUDITLEDGER_TOKEN=$(AUDITLEDGER_CLIENT_SECRET=bob-dev-secret auditledger token --issuer %s --client-id bob)
     auditledger approvals list --api http://%s
-`, d.issuer, d.apiAddr)
+`, issuer, apiAddr)
 }

@@ -62,13 +62,11 @@ func (f proxyFlags) run(ctx context.Context, cmd, role string, set func(*serveCo
 	defer dial.close()
 	// A standalone proxy serves no /metrics (run it under serve for
 	// that); its roles still register their metrics and readiness.
-	run, addr, err := serveRole(ctx, role, cfg, dial, &service.Metrics{}, dial.log)
-	if err != nil {
-		return fmt.Errorf("%s: %w", cmd, err)
-	}
-	fmt.Fprintf(stdout, "auditledger %s on %s%s (clients authenticate with %s); recording to %s\n",
-		cmd, addr, banner, desc, *f.natsURL)
-	return run()
+	e := newEnv(&cfg, dial, &service.Metrics{}, dial.log)
+	return runRoles(ctx, e, []string{role}, func() {
+		fmt.Fprintf(stdout, "auditledger %s on %s%s (clients authenticate with %s); recording to %s\n",
+			cmd, e.addr(role), banner, desc, *f.natsURL)
+	})
 }
 
 func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
@@ -27,106 +29,215 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// serveRole prepares one role of serve (and of dev) and returns what runs
-// it until ctx ends, and the address it listens on (none for the ledger).
-// Preparation errors (a bad policy, an unreachable issuer) stop serve
-// before anything listens.
-func serveRole(ctx context.Context, role string, cfg serveConfig, dial *busDialer, metrics *service.Metrics, log *slog.Logger) (run func() error, addr string, err error) {
-	run, addr, err = prepareRole(ctx, role, cfg, dial, metrics, log)
-	if err != nil {
-		return nil, "", fmt.Errorf("role %s: %w", role, err)
-	}
-	return run, addr, nil
+// role is one long-running part of the process: a section of the
+// configuration that checks and prepares itself. Adding a role is a
+// section type, one line in roles() and a documented block in
+// deploy/auditledger.yaml.
+type role interface {
+	// check reports configuration errors, before anything connects.
+	check(c *serveConfig) error
+	// prepare opens stores, parses policies and binds listeners, so that
+	// the process fails before any role runs; run blocks until ctx ends
+	// and then releases what prepare took.
+	prepare(ctx context.Context, e *env, log *slog.Logger) (run func(context.Context) error, err error)
 }
 
-func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDialer, metrics *service.Metrics, log *slog.Logger) (func() error, string, error) {
-	log = log.With("role", role)
-	// A producer_key names this process as a producer: its name is the
-	// source instance of every event the proxies and the API record.
-	var psigner *ledger.NoteSigner
-	if role != "ledger" && cfg.ProducerKey != "" {
-		var err error
-		if psigner, err = loadSigner(cfg.ProducerKey); err != nil {
-			return nil, "", fmt.Errorf("producer_key: %w", err)
+// roles maps each role name to its section.
+func (c *serveConfig) roles() map[string]role {
+	return map[string]role{"ledger": &c.Ledger, "api": &c.API, "postgres-proxy": &c.PostgresProxy, "http-proxy": &c.HTTPProxy}
+}
+
+// env is what every role of one process shares, built once.
+type env struct {
+	cfg     *serveConfig
+	dial    *busDialer
+	metrics *service.Metrics
+	log     *slog.Logger
+	// onWriter, if set, is called each time this process's ledger role
+	// becomes the writer (dev's banner).
+	onWriter func(*ledger.Log)
+	// sections replaces cfg.roles() (tests).
+	sections map[string]role
+
+	mu    sync.Mutex
+	auth  identity.Authenticator // built on first use, shared by the roles
+	addrs map[string]string      // role → the address it listens on
+}
+
+func newEnv(cfg *serveConfig, dial *busDialer, metrics *service.Metrics, log *slog.Logger) *env {
+	return &env{cfg: cfg, dial: dial, metrics: metrics, log: log, auth: cfg.auth, addrs: map[string]string{}}
+}
+
+// authenticator is the process's one OIDC verifier (or the dev or
+// proxy command's authenticator).
+func (e *env) authenticator(ctx context.Context) (identity.Authenticator, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.auth == nil {
+		c := e.cfg.OIDC
+		v, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: c.Issuer, Audience: c.Audience, GroupsClaim: c.GroupsClaim, Dev: c.DevIdentities})
+		if err != nil {
+			return nil, err
 		}
-		cfg.instance = psigner.Name()
+		e.auth = v
+	}
+	return e.auth, nil
+}
+
+// listening records the address a role bound.
+func (e *env) listening(role, addr string) {
+	e.mu.Lock()
+	e.addrs[role] = addr
+	e.mu.Unlock()
+}
+
+// addr is the address role listens on, once prepared.
+func (e *env) addr(role string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.addrs[role]
+}
+
+// stopsLast is implemented by roles that stop after the others: the
+// ledger writer, which then seals what the recording roles stored on the
+// bus while they stopped (their last events, their last attestations).
+type stopsLast interface{ stopsLast() }
+
+// runRoles prepares the named roles in order — all of them, closing what
+// was prepared if one fails — and then, after calling each of prepared
+// (banners), runs them together. When ctx ends or a role fails, the
+// roles are stopped and awaited, then those that stop last; it returns
+// once all have stopped, with every role's error.
+func runRoles(ctx context.Context, e *env, names []string, prepared ...func()) error {
+	first, stopFirst := context.WithCancelCause(ctx)
+	last, stopLast := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopFirst(nil)
+	defer stopLast(nil)
+	sections := e.sections
+	if sections == nil {
+		sections = e.cfg.roles()
+	}
+	type running struct {
+		name string
+		run  func(context.Context) error
+		last bool
+	}
+	var rs []running
+	var err error
+	for _, name := range names {
+		r, ok := sections[name]
+		if !ok {
+			err = fmt.Errorf("unknown role %q", name)
+			break
+		}
+		if err = r.check(e.cfg); err != nil {
+			break
+		}
+		run, perr := r.prepare(ctx, e, e.log.With("role", name))
+		if perr != nil {
+			err = fmt.Errorf("role %s: %w", name, perr)
+			break
+		}
+		_, l := r.(stopsLast)
+		rs = append(rs, running{name, run, l})
+	}
+	if err != nil {
+		// What was prepared releases itself when run on an ended context.
+		stopFirst(err)
+	} else {
+		for _, f := range prepared {
+			f()
+		}
+	}
+	var firsts, lasts sync.WaitGroup
+	errs := make([]error, len(rs))
+	for i, r := range rs {
+		wg, rctx := &firsts, first
+		if r.last {
+			wg, rctx = &lasts, last
+		}
+		wg.Go(func() {
+			if errs[i] = r.run(rctx); errs[i] != nil {
+				errs[i] = fmt.Errorf("role %s: %w", r.name, errs[i])
+				stopFirst(errs[i])
+				stopLast(errs[i])
+			}
+		})
+	}
+	// Stopping: the others, then those that stop last.
+	go func() {
+		<-first.Done()
+		firsts.Wait()
+		stopLast(context.Cause(first))
+	}()
+	firsts.Wait()
+	lasts.Wait()
+	if err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// producer is what a role that records events holds: its bus
+// connection, its emitter, and the approvals broker (nil when approvals
+// are off).
+type producer struct {
+	auth   identity.Authenticator
+	js     jetstream.JetStream
+	em     *emitter.Emitter
+	broker *approvals.Broker
+}
+
+// producer connects a recording role to the bus as itself and builds its
+// emitter and approvals broker. A producer_key names this process as a
+// producer: its name is the source instance of every event the role
+// records, and the role attests them with it.
+func (e *env) producer(ctx context.Context, role, spool string, failOpen bool, log *slog.Logger) (*producer, error) {
+	cfg := e.cfg
+	auth, err := e.authenticator(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var psigner *ledger.NoteSigner
+	if cfg.ProducerKey != "" {
+		if psigner, err = loadSigner(cfg.ProducerKey); err != nil {
+			return nil, fmt.Errorf("producer_key: %w", err)
+		}
+		cfg.instance = psigner.Name() // roles prepare one at a time
 	}
 	// Proxies connect with their own producer credentials when the keys
 	// directory holds them, so the bus lets them publish only as
 	// themselves.
 	brole := busRole(role)
-	if brole == bus.Proxy && dial.hasSeed(bus.Producer(cfg.instanceName())) {
+	if brole == bus.Proxy && e.dial.hasSeed(bus.Producer(cfg.instanceName())) {
 		brole = bus.Producer(cfg.instanceName())
 	}
-	_, js, err := dial.connect(brole)
+	_, js, err := e.dial.connect(brole)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	log.Info("connected to the bus", "bus_role", brole)
-	switch role {
-	case "ledger":
-		signer, err := loadSigner(cfg.Ledger.Key)
-		if err != nil {
-			return nil, "", err
-		}
-		store, err := storeurl.Open(ctx, cfg.Ledger.Store)
-		if err != nil {
-			return nil, "", err
-		}
-		var producers *ledger.Producers
-		if cfg.Ledger.Producers != "" {
-			b, err := os.ReadFile(cfg.Ledger.Producers)
-			if err != nil {
-				return nil, "", fmt.Errorf("ledger.producers: %w", err)
-			}
-			if producers, err = ledger.ParseProducers(string(b)); err != nil {
-				return nil, "", fmt.Errorf("ledger.producers %s: %w", cfg.Ledger.Producers, err)
-			}
-		}
-		log.Info("ledger writer starting", "store", store.Store.String(), "origin", signer.Name(),
-			"producers", producers.Len(), "require_signed", cfg.Ledger.RequireSigned)
-		return func() error {
-			return service.Run(ctx, service.Config{
-				JetStream: js, Store: store.Store, Signer: signer, Retention: store.Retention,
-				Streams:  bus.StreamOptions{Replicas: cfg.NATS.Replicas, Duplicates: time.Duration(cfg.NATS.Duplicates)},
-				Consumer: cfg.Ledger.Consumer, BatchSize: cfg.Ledger.Batch, MaxWait: time.Duration(cfg.Ledger.MaxWait),
-				LeaseTTL: time.Duration(cfg.Ledger.LeaseTTL), Logger: log, Metrics: metrics, NewLog: cfg.newLog, IndexDir: cfg.Ledger.Index,
-				Producers: producers, RequireSigned: cfg.Ledger.RequireSigned,
-			})
-		}, "", nil
-	}
-
-	auth := cfg.auth
-	if auth == nil {
-		v, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: cfg.OIDC.Issuer, Audience: cfg.OIDC.Audience, GroupsClaim: cfg.OIDC.GroupsClaim, Dev: cfg.OIDC.DevIdentities})
-		if err != nil {
-			return nil, "", err
-		}
-		auth = v
-	}
-	spool := map[string]string{"postgres-proxy": cfg.PostgresProxy.Spool, "http-proxy": cfg.HTTPProxy.Spool}[role]
-	failOpen := map[string]bool{"postgres-proxy": cfg.PostgresProxy.FailOpen, "http-proxy": cfg.HTTPProxy.FailOpen}[role]
 	ecfg := emitter.Config{JetStream: js, SpoolDir: spool, Timeout: 2 * time.Second, Logger: log}
 	if psigner != nil {
 		ecfg.Attester = ledger.NewProducerAttester(psigner)
 	}
 	em, err := emitter.New(ecfg)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	telemetry.Emitter(metrics.Registry(), role, em)
+	telemetry.Emitter(e.metrics.Registry(), role, em)
 	// The API signs decisions; proxies act only on decisions its key signed.
 	var signer *ledger.NoteSigner
 	var verifier *ledger.NoteVerifier
 	if role == "api" {
 		if signer, err = loadSigner(cfg.Approvals.Key); err != nil {
 			em.Close()
-			return nil, "", fmt.Errorf("approvals.key: %w", err)
+			return nil, fmt.Errorf("approvals.key: %w", err)
 		}
 	} else if cfg.Approvals.VKey != "" {
 		if verifier, err = loadVerifier(cfg.Approvals.VKey); err != nil {
 			em.Close()
-			return nil, "", fmt.Errorf("approvals.vkey: %w", err)
+			return nil, fmt.Errorf("approvals.vkey: %w", err)
 		}
 	}
 	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -152,105 +263,274 @@ func prepareRole(ctx context.Context, role string, cfg serveConfig, dial *busDia
 		broker = nil
 	case err != nil:
 		em.Close()
-		return nil, "", err
+		return nil, err
 	}
-	withEmitter := func(run func() error) func() error {
-		return func() error {
-			err := run()
-			if cerr := em.Close(); err == nil {
-				err = cerr
-			}
-			return err
+	return &producer{auth: auth, js: js, em: em, broker: broker}, nil
+}
+
+// listen binds a recording role's listener, and registers its address
+// and its readiness.
+func (e *env) listen(role, addr string, p *producer, failOpen bool) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		p.em.Close()
+		return nil, err
+	}
+	e.listening(role, ln.Addr().String())
+	addBusReadiness(e.metrics, role, ln.Addr().String(), p.js, failOpen)
+	return ln, nil
+}
+
+// closing runs serve and then closes the emitter: every record the role
+// made is stored (or spooled) before it returns.
+func (p *producer) closing(serve func() error) error {
+	err := serve()
+	if cerr := p.em.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (*ledgerRole) stopsLast() {}
+
+func (c *ledgerRole) check(*serveConfig) error {
+	switch {
+	case c.Store == "":
+		return fmt.Errorf("ledger.store: required (a directory or s3://bucket/prefix?endpoint=...)")
+	case c.Key == "":
+		return fmt.Errorf("ledger.key: required (a key file from `auditledger keys generate`)")
+	case c.Batch < 1:
+		return fmt.Errorf("ledger.batch: must be positive")
+	case c.RequireSigned && c.Producers == "":
+		return fmt.Errorf("ledger.require_signed needs ledger.producers, the registry of producer keys")
+	case c.MaxWait <= 0 || c.LeaseTTL < duration(time.Second):
+		return fmt.Errorf("ledger.max_wait must be positive and ledger.lease_ttl at least 1s")
+	}
+	return nil
+}
+
+func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
+	_, js, err := e.dial.connect(bus.Ledger)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("connected to the bus", "bus_role", bus.Ledger)
+	signer, err := loadSigner(c.Key)
+	if err != nil {
+		return nil, err
+	}
+	store, err := storeurl.Open(ctx, c.Store)
+	if err != nil {
+		return nil, err
+	}
+	var producers *ledger.Producers
+	if c.Producers != "" {
+		b, err := os.ReadFile(c.Producers)
+		if err != nil {
+			return nil, fmt.Errorf("ledger.producers: %w", err)
+		}
+		if producers, err = ledger.ParseProducers(string(b)); err != nil {
+			return nil, fmt.Errorf("ledger.producers %s: %w", c.Producers, err)
 		}
 	}
-
-	switch role {
-	case "api":
-		roles := map[api.Role][]string{}
-		for r, groups := range cfg.API.Roles {
-			roles[api.Role(r)] = groups
-		}
-		if len(roles) == 0 {
-			roles = nil // each role held by the group of its name
-		}
-		h, err := api.New(api.Config{Auth: auth, Approvals: broker, Roles: roles, Emitter: em, Tenant: cfg.Tenant, Instance: cfg.instanceName(), Logger: log,
-			Metrics: telemetry.NewHTTP(metrics.Registry(), role)})
-		if err != nil {
-			return nil, "", err
-		}
-		addr, wait, err := service.ListenAndServe(ctx, cfg.API.Listen, h)
-		if err != nil {
-			return nil, "", fmt.Errorf("api.listen %s: %w", cfg.API.Listen, err)
-		}
-		log.Info("API listening", "addr", addr.String())
-		addBusReadiness(metrics, role, addr.String(), js, false)
-		return withEmitter(wait), addr.String(), nil
-
-	case "postgres-proxy":
-		c := cfg.PostgresProxy
-		upstream := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM")
-		if upstream == "" {
-			return nil, "", errors.New("set AUDITLEDGER_PROXY_UPSTREAM to the target's postgres:// URL (with the credentials the proxy uses)")
-		}
-		var pol *pgproxy.Policy
-		if c.Policy != "" {
-			if pol, err = pgproxy.LoadPolicy(c.Policy); err != nil {
-				return nil, "", err
+	log.Info("ledger writer starting", "store", store.Store.String(), "origin", signer.Name(),
+		"producers", producers.Len(), "require_signed", c.RequireSigned)
+	nats := e.cfg.NATS
+	return func(ctx context.Context) error {
+		var writer atomic.Bool
+		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		defer stop()
+		// Stopping, the writer first seals what the bus holds already —
+		// the last events of the roles that stopped before it — for up
+		// to five seconds; a standby just stops.
+		context.AfterFunc(ctx, func() {
+			if writer.Load() {
+				drainConsumer(js, c.consumer(), 5*time.Second, log)
 			}
-		}
-		tlsCfg, err := loadTLS(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return nil, "", fmt.Errorf("postgres_proxy: %w", err)
-		}
-		p, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: auth, Emitter: em, Tenant: cfg.Tenant, Instance: cfg.instanceName(),
-			Target: c.Target, Policy: pol, Approvals: broker, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
-			TLS: tlsCfg, RequireTLS: c.RequireTLS, Logger: log, Metrics: telemetry.NewProxy(metrics.Registry(), "postgres")})
-		if err != nil {
-			return nil, "", err
-		}
-		ln, err := net.Listen("tcp", c.Listen)
-		if err != nil {
-			return nil, "", fmt.Errorf("postgres_proxy.listen: %w", err)
-		}
-		log.Info("PostgreSQL proxy listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil)
-		addBusReadiness(metrics, role, ln.Addr().String(), js, c.FailOpen)
-		return withEmitter(func() error { return p.Serve(ctx, ln) }), ln.Addr().String(), nil
+			stop()
+		})
+		return service.Run(wctx, service.Config{
+			JetStream: js, Store: store.Store, Signer: signer, Retention: store.Retention,
+			Streams:  bus.StreamOptions{Replicas: nats.Replicas, Duplicates: time.Duration(nats.Duplicates)},
+			Consumer: c.Consumer, BatchSize: c.Batch, MaxWait: time.Duration(c.MaxWait),
+			LeaseTTL: time.Duration(c.LeaseTTL), Logger: log, Metrics: e.metrics, NewLog: e.cfg.newLog, IndexDir: c.Index,
+			Producers: producers, RequireSigned: c.RequireSigned,
+			OnWriter: func(l *ledger.Log) {
+				writer.Store(true)
+				if e.onWriter != nil {
+					e.onWriter(l)
+				}
+			},
+		})
+	}, nil
+}
 
-	case "http-proxy":
-		c := cfg.HTTPProxy
-		var pol *httpproxy.Policy
-		if c.Policy != "" {
-			if pol, err = httpproxy.LoadPolicy(c.Policy); err != nil {
-				return nil, "", err
-			}
-		}
-		headers := http.Header{}
-		if v := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION"); v != "" {
-			headers.Set("Authorization", v)
-		}
-		p, err := httpproxy.New(httpproxy.Config{Upstream: c.Upstream, UpstreamHeaders: headers, Auth: auth, Emitter: em,
-			Tenant: cfg.Tenant, Instance: cfg.instanceName(), Target: c.Target, Policy: pol, Approvals: broker, FailOpen: c.FailOpen, Logger: log,
-			Metrics: telemetry.NewProxy(metrics.Registry(), "http")})
-		if err != nil {
-			return nil, "", err
-		}
-		tlsCfg, err := loadTLS(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return nil, "", fmt.Errorf("http_proxy: %w", err)
-		}
-		ln, err := net.Listen("tcp", c.Listen)
-		if err != nil {
-			return nil, "", fmt.Errorf("http_proxy.listen: %w", err)
-		}
-		if tlsCfg != nil {
-			ln = tls.NewListener(ln, tlsCfg)
-		}
-		log.Info("HTTP proxy listening", "addr", ln.Addr().String(), "upstream", c.Upstream, "tls", tlsCfg != nil)
-		addBusReadiness(metrics, role, ln.Addr().String(), js, c.FailOpen)
-		return withEmitter(func() error { return serveHTTP(ctx, ln, p) }), ln.Addr().String(), nil
+func (c *ledgerRole) consumer() string {
+	if c.Consumer == "" {
+		return "ledger"
 	}
-	em.Close()
-	return nil, "", fmt.Errorf("unknown role %q", role)
+	return c.Consumer
+}
+
+// drainConsumer waits until the writer's consumer has nothing pending or
+// unacknowledged on AUDIT_EVENTS, for at most d.
+func drainConsumer(js jetstream.JetStream, name string, d time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for {
+		cons, err := js.Consumer(ctx, bus.EventsStream, name)
+		if err == nil {
+			var info *jetstream.ConsumerInfo
+			if info, err = cons.Info(ctx); err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			log.Warn("stopping before the bus was drained: the rest is sealed at the next start", "waited", d, "err", err)
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (c *apiRole) check(cfg *serveConfig) error {
+	if cfg.OIDC.Issuer == "" && cfg.auth == nil {
+		return fmt.Errorf("oidc.issuer: required by the api role (the provider whose tokens callers send)")
+	}
+	if cfg.Approvals.Key == "" {
+		return fmt.Errorf("approvals.key: required by the api role, which signs every approval decision (a key file from `auditledger keys generate --file approvals`)")
+	}
+	return nil
+}
+
+func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
+	p, err := e.producer(ctx, "api", "", false, log)
+	if err != nil {
+		return nil, err
+	}
+	roles := map[api.Role][]string{}
+	for r, groups := range c.Roles {
+		roles[api.Role(r)] = groups
+	}
+	if len(roles) == 0 {
+		roles = nil // each role held by the group of its name
+	}
+	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Roles: roles, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
+		Metrics: telemetry.NewHTTP(e.metrics.Registry(), "api")})
+	if err != nil {
+		p.em.Close()
+		return nil, err
+	}
+	ln, err := e.listen("api", c.Listen, p, false)
+	if err != nil {
+		return nil, fmt.Errorf("api.listen: %w", err)
+	}
+	log.Info("API listening", "addr", ln.Addr().String())
+	return func(ctx context.Context) error {
+		return p.closing(func() error { return service.Serve(ctx, ln, h) })
+	}, nil
+}
+
+func (c *postgresProxyRole) check(cfg *serveConfig) error {
+	if cfg.OIDC.Issuer == "" && cfg.auth == nil {
+		return fmt.Errorf("oidc.issuer: required by the postgres-proxy role (the provider whose tokens clients present)")
+	}
+	if c.FailOpen && c.Spool == "" {
+		return fmt.Errorf("postgres_proxy.fail_open needs postgres_proxy.spool")
+	}
+	return nil
+}
+
+func (c *postgresProxyRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
+	upstream := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM")
+	if upstream == "" {
+		return nil, errors.New("set AUDITLEDGER_PROXY_UPSTREAM to the target's postgres:// URL (with the credentials the proxy uses)")
+	}
+	var pol *pgproxy.Policy
+	if c.Policy != "" {
+		var err error
+		if pol, err = pgproxy.LoadPolicy(c.Policy); err != nil {
+			return nil, err
+		}
+	}
+	tlsCfg, err := loadTLS(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("postgres_proxy: %w", err)
+	}
+	p, err := e.producer(ctx, "postgres-proxy", c.Spool, c.FailOpen, log)
+	if err != nil {
+		return nil, err
+	}
+	px, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: p.auth, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(),
+		Target: c.Target, Policy: pol, Approvals: p.broker, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
+		TLS: tlsCfg, RequireTLS: c.RequireTLS, Logger: log, Metrics: telemetry.NewProxy(e.metrics.Registry(), "postgres")})
+	if err != nil {
+		p.em.Close()
+		return nil, err
+	}
+	ln, err := e.listen("postgres-proxy", c.Listen, p, c.FailOpen)
+	if err != nil {
+		return nil, fmt.Errorf("postgres_proxy.listen: %w", err)
+	}
+	log.Info("PostgreSQL proxy listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil)
+	return func(ctx context.Context) error {
+		return p.closing(func() error { return px.Serve(ctx, ln) })
+	}, nil
+}
+
+func (c *httpProxyRole) check(cfg *serveConfig) error {
+	switch {
+	case cfg.OIDC.Issuer == "" && cfg.auth == nil:
+		return fmt.Errorf("oidc.issuer: required by the http-proxy role (the provider whose tokens clients present)")
+	case c.Upstream == "":
+		return fmt.Errorf("http_proxy.upstream: required by the http-proxy role")
+	case c.FailOpen && c.Spool == "":
+		return fmt.Errorf("http_proxy.fail_open needs http_proxy.spool")
+	}
+	return nil
+}
+
+func (c *httpProxyRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
+	var pol *httpproxy.Policy
+	if c.Policy != "" {
+		var err error
+		if pol, err = httpproxy.LoadPolicy(c.Policy); err != nil {
+			return nil, err
+		}
+	}
+	tlsCfg, err := loadTLS(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("http_proxy: %w", err)
+	}
+	headers := http.Header{}
+	if v := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION"); v != "" {
+		headers.Set("Authorization", v)
+	}
+	p, err := e.producer(ctx, "http-proxy", c.Spool, c.FailOpen, log)
+	if err != nil {
+		return nil, err
+	}
+	px, err := httpproxy.New(httpproxy.Config{Upstream: c.Upstream, UpstreamHeaders: headers, Auth: p.auth, Emitter: p.em,
+		Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Target: c.Target, Policy: pol, Approvals: p.broker, FailOpen: c.FailOpen, Logger: log,
+		Metrics: telemetry.NewProxy(e.metrics.Registry(), "http")})
+	if err != nil {
+		p.em.Close()
+		return nil, err
+	}
+	ln, err := e.listen("http-proxy", c.Listen, p, c.FailOpen)
+	if err != nil {
+		return nil, fmt.Errorf("http_proxy.listen: %w", err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	log.Info("HTTP proxy listening", "addr", ln.Addr().String(), "upstream", c.Upstream, "tls", tlsCfg != nil)
+	return func(ctx context.Context) error {
+		// Serve returns once every exchange has finished: the emitter
+		// closes after the last record.
+		return p.closing(func() error { return service.Serve(ctx, ln, px) })
+	}, nil
 }
 
 // addBusReadiness registers the readiness of a role that records what it
@@ -264,21 +544,6 @@ func addBusReadiness(metrics *service.Metrics, role, addr string, js jetstream.J
 		}
 		return "listening on " + addr, nil
 	})
-}
-
-// serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
 
 // loadTLS loads a certificate for TLS from clients; none when both are

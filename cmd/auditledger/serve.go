@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,15 +59,24 @@ type serveConfig struct {
 		// development identity in events (`auditledger oidc-dev`).
 		DevIdentities bool `yaml:"dev_identities"`
 	} `yaml:"oidc"`
-	API struct {
-		Listen string              `yaml:"listen"`
-		Roles  map[string][]string `yaml:"roles"`
-	} `yaml:"api"`
+	API       apiRole `yaml:"api"`
 	Approvals struct {
 		Key  string `yaml:"key"`
 		VKey string `yaml:"vkey"`
 	} `yaml:"approvals"`
-	PostgresProxy struct {
+	PostgresProxy postgresProxyRole `yaml:"postgres_proxy"`
+	HTTPProxy     httpProxyRole     `yaml:"http_proxy"`
+	Ledger        ledgerRole        `yaml:"ledger"`
+}
+
+// The role sections: each checks its settings and prepares itself
+// (roles.go).
+type (
+	apiRole struct {
+		Listen string              `yaml:"listen"`
+		Roles  map[string][]string `yaml:"roles"`
+	}
+	postgresProxyRole struct {
 		Listen     string `yaml:"listen"`
 		Policy     string `yaml:"policy"`
 		Target     string `yaml:"target"`
@@ -77,8 +86,8 @@ type serveConfig struct {
 		TLSCert    string `yaml:"tls_cert"`
 		TLSKey     string `yaml:"tls_key"`
 		RequireTLS bool   `yaml:"require_tls"`
-	} `yaml:"postgres_proxy"`
-	HTTPProxy struct {
+	}
+	httpProxyRole struct {
 		Listen   string `yaml:"listen"`
 		Upstream string `yaml:"upstream"`
 		Policy   string `yaml:"policy"`
@@ -87,8 +96,8 @@ type serveConfig struct {
 		Spool    string `yaml:"spool"`
 		TLSCert  string `yaml:"tls_cert"`
 		TLSKey   string `yaml:"tls_key"`
-	} `yaml:"http_proxy"`
-	Ledger struct {
+	}
+	ledgerRole struct {
 		Store    string   `yaml:"store"`
 		Key      string   `yaml:"key"`
 		Consumer string   `yaml:"consumer"`
@@ -100,8 +109,8 @@ type serveConfig struct {
 		// line); RequireSigned rejects unsigned events.
 		Producers     string `yaml:"producers"`
 		RequireSigned bool   `yaml:"require_signed"`
-	} `yaml:"ledger"`
-}
+	}
+)
 
 type duration time.Duration
 
@@ -257,9 +266,6 @@ func plainly(err error) error {
 	return err
 }
 
-// serveRoles are the roles serve can run.
-var serveRoles = []string{"ledger", "api", "postgres-proxy", "http-proxy"}
-
 func (c *serveConfig) has(roles ...string) bool {
 	for _, r := range roles {
 		if slices.Contains(c.Roles, r) {
@@ -276,12 +282,13 @@ func setDuration(d *duration, v string) error {
 }
 
 func (c *serveConfig) check() error {
+	available := slices.Sorted(maps.Keys(c.roles()))
 	if len(c.Roles) == 0 {
-		return fmt.Errorf("roles: none given (available: %s)", strings.Join(serveRoles, ", "))
+		return fmt.Errorf("roles: none given (available: %s)", strings.Join(available, ", "))
 	}
 	for _, r := range c.Roles {
-		if !slices.Contains(serveRoles, r) {
-			return fmt.Errorf("roles: %q is not available in this version (available: %s)", r, strings.Join(serveRoles, ", "))
+		if !slices.Contains(available, r) {
+			return fmt.Errorf("roles: %q is not available in this version (available: %s)", r, strings.Join(available, ", "))
 		}
 	}
 	if !slices.Contains([]string{"json", "text"}, c.Log.Format) {
@@ -296,37 +303,10 @@ func (c *serveConfig) check() error {
 	if c.NATS.NKeys != "" && c.NATS.Creds != "" {
 		return fmt.Errorf("nats: nkeys and creds given together; use one")
 	}
-	if c.has("api", "postgres-proxy", "http-proxy") && c.OIDC.Issuer == "" {
-		return fmt.Errorf("oidc.issuer: required by the api and proxy roles (the provider whose tokens clients present)")
-	}
-	if c.has("api") && c.Approvals.Key == "" {
-		return fmt.Errorf("approvals.key: required by the api role, which signs every approval decision (a key file from `auditledger keys generate --file approvals`)")
-	}
-	if c.has("postgres-proxy") && (c.PostgresProxy.FailOpen && c.PostgresProxy.Spool == "") {
-		return fmt.Errorf("postgres_proxy.fail_open needs postgres_proxy.spool")
-	}
-	if c.has("http-proxy") {
-		switch {
-		case c.HTTPProxy.Upstream == "":
-			return fmt.Errorf("http_proxy.upstream: required by the http-proxy role")
-		case c.HTTPProxy.FailOpen && c.HTTPProxy.Spool == "":
-			return fmt.Errorf("http_proxy.fail_open needs http_proxy.spool")
+	for _, r := range c.Roles {
+		if err := c.roles()[r].check(c); err != nil {
+			return err
 		}
-	}
-	if !c.has("ledger") {
-		return nil
-	}
-	switch {
-	case c.Ledger.Store == "":
-		return fmt.Errorf("ledger.store: required (a directory or s3://bucket/prefix?endpoint=...)")
-	case c.Ledger.Key == "":
-		return fmt.Errorf("ledger.key: required (a key file from `auditledger keys generate`)")
-	case c.Ledger.Batch < 1:
-		return fmt.Errorf("ledger.batch: must be positive")
-	case c.Ledger.RequireSigned && c.Ledger.Producers == "":
-		return fmt.Errorf("ledger.require_signed needs ledger.producers, the registry of producer keys")
-	case c.Ledger.MaxWait <= 0 || c.Ledger.LeaseTTL < duration(time.Second):
-		return fmt.Errorf("ledger.max_wait must be positive and ledger.lease_ttl at least 1s")
 	}
 	return nil
 }
@@ -369,36 +349,19 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return fmt.Errorf("serve: http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
 	log.Info("auditledger serving", "roles", cfg.Roles, "nats", cfg.NATS.URL, "http", addr.String())
-
-	// Each role runs until ctx ends; the first to fail stops the others.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var wg sync.WaitGroup
-	errs := make([]error, len(cfg.Roles))
-	for i, role := range cfg.Roles {
-		run, _, err := serveRole(ctx, role, cfg, dial, metrics, log)
-		if err != nil {
-			cancel(err)
-			wg.Wait()
-			return fmt.Errorf("serve: %w", err)
-		}
-		wg.Go(func() {
-			if errs[i] = run(); errs[i] != nil {
-				cancel(fmt.Errorf("role %s: %w", role, errs[i]))
-			}
-		})
-	}
-	wg.Wait()
-	err = errors.Join(errs...)
+	err = runRoles(ctx, newEnv(&cfg, dial, metrics, log), cfg.Roles)
+	cancel(err)
 	if werr := wait(); err == nil {
 		err = werr
 	}
 	if err != nil {
 		log.Error("auditledger stopped", "roles", cfg.Roles, "err", err)
-	} else {
-		log.Info("auditledger stopped", "roles", cfg.Roles, "reason", context.Cause(ctx))
+		return fmt.Errorf("serve: %w", err)
 	}
-	return err
+	log.Info("auditledger stopped", "roles", cfg.Roles, "reason", context.Cause(ctx))
+	return nil
 }
 
 // readableDurations logs durations as "100ms", not as integers of

@@ -427,19 +427,28 @@ func ListenAndServe(ctx context.Context, addr string, h http.Handler) (net.Addr,
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	go func() { errc <- Serve(ctx, ln, h) }()
+	return ln.Addr(), func() error { return <-errc }, nil
+}
+
+// Serve serves h on ln until ctx ends, then shuts down gracefully: it
+// returns once every request in progress has finished (or ten seconds
+// have passed), so what the handlers use can be closed after it.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	shut := make(chan error, 1)
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	return ln.Addr(), func() error {
-		if err := <-errc; err != http.ErrServerClosed {
-			return err
+		shut <- srv.Shutdown(sctx)
+	})
+	err := srv.Serve(ln)
+	if !errors.Is(err, http.ErrServerClosed) {
+		if stop() {
+			srv.Close()
 		}
-		return nil
-	}, nil
+		return err
+	}
+	return <-shut
 }

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeRole records what runRoles does with it.
+type fakeRole struct {
+	name       string
+	prepareErr error
+	runErr     error     // returned at once when run
+	last       bool      // stops after the others
+	events     *[]string // shared log of what happened, in order
+	mu         *sync.Mutex
+}
+
+func (f *fakeRole) check(*serveConfig) error { return nil }
+
+func (f *fakeRole) note(s string) {
+	f.mu.Lock()
+	*f.events = append(*f.events, f.name+" "+s)
+	f.mu.Unlock()
+}
+
+func (f *fakeRole) prepare(context.Context, *env, *slog.Logger) (func(context.Context) error, error) {
+	if f.prepareErr != nil {
+		f.note("refused")
+		return nil, f.prepareErr
+	}
+	f.note("prepared")
+	return func(ctx context.Context) error {
+		if f.runErr != nil {
+			f.note("failed")
+			return f.runErr
+		}
+		<-ctx.Done()
+		time.Sleep(20 * time.Millisecond) // stopping takes a moment
+		f.note("stopped")
+		return nil
+	}, nil
+}
+
+type lastRole struct{ *fakeRole }
+
+func (lastRole) stopsLast() {}
+
+func newRoles(specs ...*fakeRole) (*env, *[]string) {
+	var events []string
+	var mu sync.Mutex
+	e := &env{cfg: &serveConfig{}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), sections: map[string]role{}}
+	for _, f := range specs {
+		f.events, f.mu = &events, &mu
+		if f.last {
+			e.sections[f.name] = lastRole{f}
+		} else {
+			e.sections[f.name] = f
+		}
+	}
+	return e, &events
+}
+
+func TestRunRolesFirstFailureStopsTheRest(t *testing.T) {
+	boom := errors.New("boom")
+	e, events := newRoles(&fakeRole{name: "ledger", last: true}, &fakeRole{name: "api"}, &fakeRole{name: "proxy", runErr: boom})
+	done := make(chan error, 1)
+	go func() { done <- runRoles(context.Background(), e, []string{"api", "proxy", "ledger"}) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, boom) || !strings.Contains(err.Error(), "role proxy") {
+			t.Fatalf("runRoles = %v, want the proxy's failure named", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a failed role did not stop the others")
+	}
+	// The ledger stops after every other role has.
+	if got := *events; got[len(got)-1] != "ledger stopped" || !slices.Contains(got, "api stopped") {
+		t.Errorf("events %v: want the api stopped, and the ledger last", got)
+	}
+}
+
+func TestRunRolesPreparesAllBeforeRunningAndReleasesOnRefusal(t *testing.T) {
+	e, events := newRoles(&fakeRole{name: "api"}, &fakeRole{name: "proxy", prepareErr: errors.New("bad policy")}, &fakeRole{name: "ledger", last: true})
+	banner := false
+	err := runRoles(context.Background(), e, []string{"api", "proxy", "ledger"}, func() { banner = true })
+	if err == nil || !strings.Contains(err.Error(), "role proxy: bad policy") {
+		t.Fatalf("runRoles = %v, want the proxy's refusal", err)
+	}
+	if banner {
+		t.Error("the banner was printed although a role could not be prepared")
+	}
+	// The api, prepared before the refusal, was run on an ended context
+	// to release what it took; the ledger was never prepared.
+	if want := []string{"api prepared", "proxy refused", "api stopped"}; !slices.Equal(*events, want) {
+		t.Errorf("events %v, want %v", *events, want)
+	}
+}
+
+func TestRunRolesStopsTheLedgerLast(t *testing.T) {
+	e, events := newRoles(&fakeRole{name: "ledger", last: true}, &fakeRole{name: "api"}, &fakeRole{name: "proxy"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runRoles(ctx, e, []string{"ledger", "api", "proxy"}) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := *events
+	if len(got) != 6 || got[5] != "ledger stopped" {
+		t.Errorf("events %v: the ledger must stop after the roles that record", got)
+	}
+}
