@@ -73,6 +73,11 @@ func TestComposeStack(t *testing.T) {
 
 	// docker compose up -d --wait
 	c.up()
+	// The ledger read from NATS's monitoring port that deploy/nats.conf
+	// fsyncs every message: an acknowledged event survives a power loss.
+	if b, _ := os.ReadFile(c.state["ledger"].log); !bytes.Contains(b, []byte("fsyncs every message before acknowledging it")) {
+		t.Errorf("the ledger did not confirm that NATS fsyncs every message:\n%s", b)
+	}
 	// docker compose run --rm -T emit < ledger/testdata/sample.jsonl
 	sample, _ := os.ReadFile(filepath.Join(repo, "ledger", "testdata", "sample.jsonl"))
 	if out, err := c.run("emit", sample); err != nil {

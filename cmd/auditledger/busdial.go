@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -27,7 +29,10 @@ type busDialer struct {
 	// credentials file for decentralized auth. All empty: no credentials.
 	keysDir, seedFile, creds string
 	retry                    bool // connect in the background if NATS is down (fail-open proxies)
-	log                      *slog.Logger
+	// waitCtx, if set, makes connect wait for a NATS that does not answer
+	// yet (serve started before its bus), until it ends.
+	waitCtx context.Context
+	log     *slog.Logger
 
 	mu    sync.Mutex
 	conns []*nats.Conn
@@ -67,6 +72,15 @@ func (d *busDialer) connect(role bus.Role) (*nats.Conn, jetstream.JetStream, err
 		opts = append(opts, nats.UserCredentials(d.creds))
 	}
 	nc, err := nats.Connect(d.url, opts...)
+	for wait := 250 * time.Millisecond; err != nil && d.waitCtx != nil && unreachable(err); wait = min(2*wait, 5*time.Second) {
+		log.Warn("NATS does not answer yet; waiting for it", "url", d.url, "bus_role", role, "retry_in", wait, "err", err)
+		select {
+		case <-d.waitCtx.Done():
+			return nil, nil, fmt.Errorf("connect %s as bus role %s: stopped while waiting for NATS (%v)", d.url, role, err)
+		case <-time.After(wait):
+		}
+		nc, err = nats.Connect(d.url, opts...)
+	}
 	if err != nil {
 		if errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
 			return nil, nil, fmt.Errorf("connect %s as bus role %s: NATS refused the credentials (%w); every client needs its role's nkey seed: --nkey DIR/%s.nk for emit and the proxies, nats.nkeys DIR for serve, where DIR is what `auditledger keys nats` wrote (dev prints its own)", d.url, role, err, role)
@@ -82,6 +96,12 @@ func (d *busDialer) connect(role bus.Role) (*nats.Conn, jetstream.JetStream, err
 	d.conns = append(d.conns, nc)
 	d.mu.Unlock()
 	return nc, js, nil
+}
+
+// unreachable tells a NATS that is not there (yet) from one that refused.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.Is(err, nats.ErrNoServers) || errors.As(err, &ne)
 }
 
 // hasSeed reports whether the keys directory holds role's seed.

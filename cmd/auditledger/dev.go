@@ -84,6 +84,9 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
+	// A part that fails ends dev: its HTTP server too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	metrics := &service.Metrics{}
 	addr, wait, err := service.ListenAndServe(ctx, *httpAddr, metrics.Handler())
 	if err != nil {
@@ -127,6 +130,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	}
 	// Every part runs under one supervisor: one that fails stops dev.
 	err = runRoles(ctx, e, roles)
+	cancel()
 	if last != nil {
 		fmt.Fprintf(stdout, "auditledger dev: stopped; %d events sealed this run, log size %d\n", last.Size()-sealedAtStart, last.Size())
 	}

@@ -159,8 +159,7 @@ func runRoles(ctx context.Context, e *env, names []string, prepared ...func()) e
 		wg.Go(func() {
 			if errs[i] = r.run(rctx); errs[i] != nil {
 				errs[i] = fmt.Errorf("role %s: %w", r.name, errs[i])
-				stopFirst(errs[i])
-				stopLast(errs[i])
+				stopFirst(errs[i]) // and the roles that stop last after them
 			}
 		})
 	}
@@ -322,6 +321,14 @@ func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (fun
 	store, err := storeurl.Open(ctx, c.Store)
 	if err != nil {
 		return nil, err
+	}
+	// A local store is probed for writing now, not at the first seal. (An
+	// S3 store is not: a probe object would stay locked for the bucket's
+	// default retention; /readyz reports failing seals.)
+	if w, ok := store.Store.(interface{ CheckWritable() error }); ok {
+		if err := w.CheckWritable(); err != nil {
+			return nil, fmt.Errorf("ledger.store: %w", err)
+		}
 	}
 	var producers *ledger.Producers
 	if c.Producers != "" {

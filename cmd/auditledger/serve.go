@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"maps"
 	"os"
 	"slices"
@@ -50,6 +52,9 @@ type serveConfig struct {
 		Creds      string   `yaml:"creds"`
 		Replicas   int      `yaml:"replicas"`
 		Duplicates duration `yaml:"duplicates"`
+		// Monitor is the server's HTTP monitoring URL: serve reads from
+		// it whether the server fsyncs what it acknowledges.
+		Monitor string `yaml:"monitor"`
 	} `yaml:"nats"`
 	OIDC struct {
 		Issuer      string `yaml:"issuer"`
@@ -203,6 +208,7 @@ func envOverrides(c *serveConfig) []envOverride {
 		{"AUDITLEDGER_LOG_FORMAT", func(v string) error { c.Log.Format = v; return nil }},
 		{"AUDITLEDGER_LOG_LEVEL", func(v string) error { c.Log.Level = v; return nil }},
 		{"AUDITLEDGER_HTTP_LISTEN", func(v string) error { c.HTTP.Listen = v; return nil }},
+		{"AUDITLEDGER_NATS_MONITOR", func(v string) error { c.NATS.Monitor = v; return nil }},
 		{"AUDITLEDGER_NATS_URL", func(v string) error { c.NATS.URL = v; return nil }},
 		{"AUDITLEDGER_NATS_NKEYS", func(v string) error { c.NATS.NKeys = v; return nil }},
 		{"AUDITLEDGER_NATS_CREDS", func(v string) error { c.NATS.Creds = v; return nil }},
@@ -341,16 +347,20 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	log := slog.New(h)
 
 	dial := &busDialer{url: cfg.NATS.URL, name: "auditledger-serve", keysDir: cfg.NATS.NKeys, creds: cfg.NATS.Creds,
-		retry: cfg.PostgresProxy.FailOpen || cfg.HTTPProxy.FailOpen, log: log}
+		retry: cfg.PostgresProxy.FailOpen || cfg.HTTPProxy.FailOpen, waitCtx: ctx, log: log}
 	defer dial.close()
+	// The first role to fail ends the process: its HTTP server too.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	metrics := &service.Metrics{}
 	addr, wait, err := service.ListenAndServe(ctx, cfg.HTTP.Listen, metrics.Handler())
 	if err != nil {
 		return fmt.Errorf("serve: http.listen %s: %w", cfg.HTTP.Listen, err)
 	}
 	log.Info("auditledger serving", "roles", cfg.Roles, "nats", cfg.NATS.URL, "http", addr.String())
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	if cfg.NATS.Replicas == 1 {
+		warnUnlessFsync(ctx, cfg.NATS.Monitor, log)
+	}
 	err = runRoles(ctx, newEnv(&cfg, dial, metrics, log), cfg.Roles)
 	cancel(err)
 	if werr := wait(); err == nil {
@@ -362,6 +372,62 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	log.Info("auditledger stopped", "roles", cfg.Roles, "reason", context.Cause(ctx))
 	return nil
+}
+
+// warnUnlessFsync says, for single-replica streams, whether an
+// acknowledged event survives a power loss: only if the NATS server
+// fsyncs every message. The server tells its setting on its monitoring
+// port (nats.monitor); without one, serve says it cannot tell.
+func warnUnlessFsync(ctx context.Context, monitor string, log *slog.Logger) {
+	const fix = "set jetstream { sync_interval: always } on the server (deploy/nats.conf), or run 3 replicas (nats.replicas)"
+	if monitor == "" {
+		log.Warn("cannot tell whether the NATS server fsyncs what it acknowledges; with 1 replica an acknowledged event survives a power loss only if it does: set nats.monitor to the server's monitoring URL to have it checked", "fix", fix)
+		return
+	}
+	always, interval, err := busFsync(ctx, monitor)
+	switch {
+	case err != nil:
+		log.Warn("cannot tell whether the NATS server fsyncs what it acknowledges", "monitor", monitor, "err", err, "fix", fix)
+	case !always:
+		log.Warn("the NATS server acknowledges events before they are on disk: with 1 replica an acknowledged event survives a crash of NATS's process but not a power loss or kernel crash",
+			"sync_interval", interval, "fix", fix)
+	default:
+		log.Info("the NATS server fsyncs every message before acknowledging it", "monitor", monitor)
+	}
+}
+
+// busFsync reads the JetStream storage setting of the NATS server whose
+// monitoring endpoint is monitor (its /varz).
+func busFsync(ctx context.Context, monitor string) (always bool, interval time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimSuffix(monitor, "/")+"/varz", nil)
+	if err != nil {
+		return false, 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, 0, fmt.Errorf("%s/varz: %s", monitor, resp.Status)
+	}
+	var v struct {
+		JetStream struct {
+			Config *struct {
+				SyncInterval time.Duration `json:"sync_interval"`
+				SyncAlways   bool          `json:"sync_always"`
+			} `json:"config"`
+		} `json:"jetstream"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return false, 0, fmt.Errorf("%s/varz: %w", monitor, err)
+	}
+	if v.JetStream.Config == nil {
+		return false, 0, fmt.Errorf("%s/varz: no JetStream configuration (is JetStream enabled?)", monitor)
+	}
+	return v.JetStream.Config.SyncAlways, v.JetStream.Config.SyncInterval, nil
 }
 
 // readableDurations logs durations as "100ms", not as integers of

@@ -134,6 +134,29 @@ func (s *Store) Create(ctx context.Context, name string, data []byte, _ time.Tim
 	return syncDir(dir)
 }
 
+// CheckWritable writes, fsyncs and removes a 64 KiB probe file in the
+// store's directory: a writer checks at start that it can seal, rather
+// than finding out at its first seal (a read-only mount, a full disk, a
+// directory another user owns).
+func (s *Store) CheckWritable() error {
+	tmp, err := os.CreateTemp(s.dir, tmpPrefix+"probe-*")
+	if err != nil {
+		return fmt.Errorf("file store %s is not writable: %w", s.dir, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(make([]byte, 64<<10))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("file store %s is not writable: %w", s.dir, err)
+	}
+	return nil
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

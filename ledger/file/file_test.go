@@ -3,6 +3,7 @@ package file_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,4 +47,38 @@ func TestSealedFilesReadOnlyAndTempIgnored(t *testing.T) {
 	if err := s.Create(ctx, "../escape", []byte("x"), time.Time{}); err == nil || !strings.Contains(err.Error(), "invalid object name") {
 		t.Fatalf("escaping name: %v", err)
 	}
+}
+
+// CheckWritable finds a store the writer cannot seal to at start: here a
+// directory made read-only (immutable, for root, which ignores modes).
+func TestCheckWritable(t *testing.T) {
+	dir := t.TempDir()
+	s, err := file.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckWritable(); err != nil {
+		t.Fatalf("a fresh store: %v", err)
+	}
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Fatalf("the probe left %v behind", names)
+	}
+	readOnly(t, dir)
+	if err := s.CheckWritable(); err == nil || !strings.Contains(err.Error(), "is not writable") || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("a read-only store: %v, want it named as not writable", err)
+	}
+}
+
+// readOnly makes dir unwritable for this process until the test ends.
+func readOnly(t *testing.T, dir string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		os.Chmod(dir, 0o555)
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
+		return
+	}
+	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i (root ignores file modes; the immutable flag makes the directory read-only): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", dir).Run() })
 }

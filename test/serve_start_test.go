@@ -1,0 +1,85 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
+	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/testnet"
+)
+
+// serve started before its NATS waits for it, saying so, and becomes
+// ready once it answers — as it rides out an outage once connected —
+// instead of exiting.
+func TestServeWaitsForNATSAtStart(t *testing.T) {
+	keys, natsKeys := t.TempDir(), t.TempDir()
+	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
+	if _, err := nkeyauth.Generate(natsKeys); err != nil {
+		t.Fatal(err)
+	}
+	natsPort, httpPort := testnet.Port(t), testnet.Port(t)
+	cfg := filepath.Join(t.TempDir(), "auditledger.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`roles: [ledger]
+log: {format: text}
+http: {listen: "127.0.0.1:%d"}
+nats: {url: "nats://127.0.0.1:%d", nkeys: %q}
+ledger: {store: %q, key: %q, index: ""}
+`, httpPort, natsPort, natsKeys, filepath.Join(t.TempDir(), "store"), filepath.Join(keys, "ledger.key"))), 0o644)
+	cmd := startServe(t, cfg)
+	logPath := filepath.Join(filepath.Dir(cfg), "serve.log")
+	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		b, _ := os.ReadFile(logPath)
+		if !strings.Contains(string(b), "NATS does not answer yet; waiting for it") {
+			return fmt.Errorf("serve.log does not say it waits for NATS:\n%s", b)
+		}
+		return nil
+	})
+	if cmd.ProcessState != nil {
+		t.Fatalf("serve exited: %v", cmd.ProcessState)
+	}
+	natstest.StartSecureIn(t, t.TempDir(), natsPort, natsKeys)
+	natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "writer") {
+			return fmt.Errorf("/readyz %d: %s", resp.StatusCode, body)
+		}
+		return nil
+	})
+}
+
+// A store the writer cannot write to stops serve at start, named, rather
+// than at its first seal.
+func TestServeRefusesAnUnwritableStore(t *testing.T) {
+	srv := natstest.StartSecure(t)
+	keys := t.TempDir()
+	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
+	store := t.TempDir()
+	mustRun(t, nil, nil, "store", "init", "--store", store)
+	if out, err := exec.Command("chattr", "+i", store).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i (the tests run as root, which file modes do not stop): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", store).Run() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "serve", "--config", serveConfig(t, srv, store, filepath.Join(keys, "ledger.key"))).CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("serve with a read-only store: %v (want it to stop at start)\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "ledger.store: file store "+store+" is not writable") {
+		t.Errorf("serve's error does not name the unwritable store:\n%s", out)
+	}
+}
