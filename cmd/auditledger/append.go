@@ -66,7 +66,9 @@ func appendCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 	}
 	start := time.Now()
-	st, err := importEvents(ctx, stdin, log, *segSize, reject)
+	in, done := inputProgress(stdin, stderr, "appending")
+	st, err := importEvents(ctx, in, log, *segSize, reject)
+	done()
 	if err != nil {
 		return err
 	}
@@ -74,6 +76,8 @@ func appendCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		st.appended, st.segments, float64(st.appended)/time.Since(start).Seconds(), st.rejected, log.Size())
 	if cp := log.Checkpoint(); cp != nil {
 		stdout.Write(cp.Signed)
+	} else {
+		fmt.Fprintln(stderr, "the log is empty: no checkpoint is signed until it holds an event")
 	}
 	if st.rejected > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("append: %d of %d lines rejected", st.rejected, st.lines)}

@@ -206,7 +206,9 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		fmt.Fprintf(stderr, "emit: spool damaged: %s; the intact events before and after it are delivered\n", d)
 	}
-	err = emitLines(ctx, em, stdin, stdout, stderr, *ids)
+	in, done := inputProgress(stdin, stderr, "emitting")
+	err = emitLines(ctx, em, in, stdout, stderr, *ids)
+	done()
 	if em.Spooled() {
 		fmt.Fprintf(stderr, "waiting for NATS to deliver the spool in %s (Ctrl-C leaves it for the next run)\n", *spoolDir)
 		for em.Spooled() && ctx.Err() == nil {
