@@ -208,6 +208,12 @@ func (v *NoteVerifier) OpenNote(msg []byte) (text []byte, err error) {
 			others = append(others, fmt.Sprintf("%s+%08x", name, binary.BigEndian.Uint32(sig)))
 			continue // another key's signature: not ours to judge
 		}
+		if found {
+			// One signature per key: a second line by the same key would
+			// be checked here but skipped by golang.org/x/mod/sumdb/note,
+			// so two verifiers could disagree on one note.
+			return nil, fmt.Errorf("%w: more than one signature line by %s+%08x", ErrMalformed, v.name, v.hash)
+		}
 		if !ed25519.Verify(v.key, text, sig[4:]) {
 			return nil, fmt.Errorf("%w: signature by %s+%08x does not verify", ErrBadSignature, v.name, v.hash)
 		}

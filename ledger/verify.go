@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/auditledger/auditledger/events"
 )
 
 // VerifyOptions configures Verify.
@@ -143,6 +145,13 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 	if err != nil {
 		return nil, fmt.Errorf("list checkpoints: %w", err)
 	}
+	// Every object under the two prefixes must be named as one (§4); an
+	// object outside them is not part of the log, and is not read.
+	for _, n := range segNames {
+		if _, ok := parseObjectNumber(n, SegmentPrefix, segmentSuffix); !ok {
+			return nil, verr(n, -1, "unexpected object among segments", SegmentPrefix+"<20-digit first index>"+segmentSuffix, n)
+		}
+	}
 	var sizes []uint64
 	cpName := map[uint64]string{}
 	for _, n := range cpNames {
@@ -205,6 +214,12 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 	if len(checks) > 0 {
 		st.want = checks[0]
 		st.atSize = checkAt
+		// A checkpoint of the empty tree is checked before any record.
+		if checks[0] == 0 {
+			if err := checkAt(0); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	inspector, _ := store.(Inspector)
@@ -233,6 +248,11 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 		}
 		if err := st.apply(name, seg, r.leaves); err != nil {
 			return nil, err
+		}
+		// The bytes are the ones the chain and the signed roots commit to;
+		// they must still be events every reader can decode.
+		if r.badErr != nil {
+			return nil, verr(name, int64(seg.First)+int64(r.bad), "record body is not a valid event", "a version-1 event (docs/FORMAT.md §1)", r.badErr.Error())
 		}
 		if _, ok := cpName[seg.End()]; !ok {
 			return nil, verr(name, int64(seg.End())-1, fmt.Sprintf("no checkpoint at the segment's end (size %d): every seal signs one", seg.End()),
@@ -351,6 +371,10 @@ type fetched struct {
 	leaves []Hash
 	digest Hash
 	err    error
+	// bad is the first record whose event is not a valid version-1
+	// event (badErr says why), checked with the hashing.
+	bad    int
+	badErr error
 }
 
 // segmentFetcher reads, parses and hashes segments concurrently and hands
@@ -389,6 +413,7 @@ func fetchSegments(ctx context.Context, store SegmentStore, names []string, para
 				}
 				if err == nil {
 					r.leaves = leafHashes(r.seg)
+					r.bad, r.badErr = invalidEvent(r.seg)
 				}
 				r.err = err
 				f.results[i] <- r
@@ -396,6 +421,22 @@ func fetchSegments(ctx context.Context, store SegmentStore, names []string, para
 		}
 	}()
 	return f
+}
+
+// invalidEvent finds the first record of seg whose body is not a valid
+// version-1 event (§1): a record signed into the log must still be an
+// event every reader can decode.
+func invalidEvent(seg *Segment) (int, error) {
+	for i, raw := range seg.Records {
+		r, err := ParseRecord(raw)
+		if err != nil {
+			return -1, nil // reported in order by the state checks
+		}
+		if err := events.Validate(r.Event); err != nil {
+			return i, err
+		}
+	}
+	return -1, nil
 }
 
 // Next returns the next segment in order.

@@ -110,13 +110,29 @@ func proofConsistency(ctx context.Context, args []string, _ io.Reader, stdout, s
 	if err := required(fs, "store"); err != nil {
 		return err
 	}
-	_, rep, err := loadLog(ctx, *storeURL, *vkeyArg)
+	store, rep, err := loadLog(ctx, *storeURL, *vkeyArg)
 	if err != nil {
 		return err
 	}
 	n := *to
 	if n == 0 {
 		n = rep.Size
+	}
+	if *from > n {
+		return fmt.Errorf("proof consistency: --from %d is beyond --to %d", *from, n)
+	}
+	// A proof is checked against signed roots: both sizes must have a
+	// checkpoint, except 0 (the empty tree, which every tree extends:
+	// its proof is empty).
+	for _, size := range []uint64{*from, n} {
+		if size == 0 {
+			continue
+		}
+		if _, err := store.Get(ctx, ledger.CheckpointName(size)); errors.Is(err, ledger.ErrNotExist) {
+			return fmt.Errorf("proof consistency: no signed checkpoint at size %d to check the proof against; checkpoints are signed at segment ends (see verify -v)", size)
+		} else if err != nil {
+			return err
+		}
 	}
 	hashes, err := rep.Tree.ConsistencyProof(*from, n)
 	if err != nil {
