@@ -33,3 +33,21 @@ func TestAppendProgressOnATerminal(t *testing.T) {
 		t.Errorf("append to a pipe (exit %d) drew a progress bar:\n%s", r.code, r.stderr)
 	}
 }
+
+// append with nothing to add still prints the log's latest checkpoint —
+// the one to keep for verify --since — and says so on an empty log.
+func TestAppendEmptyInputPrintsTheCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
+	store := filepath.Join(dir, "store")
+	args := []string{"append", "--store", store, "--key", filepath.Join(keys, "ledger.key")}
+	if r := mustRun(t, nil, nil, args...); r.stdout != "" || !strings.Contains(r.stderr, "the log is empty: no checkpoint is signed until it holds an event") {
+		t.Errorf("empty input on an empty log: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	first := mustRun(t, eventLines(0, 5), nil, args...)
+	again := mustRun(t, nil, nil, args...)
+	if again.stdout == "" || again.stdout != first.stdout {
+		t.Errorf("empty input on a log of 5: printed %q, want the checkpoint %q", again.stdout, first.stdout)
+	}
+}

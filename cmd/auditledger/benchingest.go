@@ -161,11 +161,11 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	metrics := &service.Metrics{}
+	var writing atomic.Pointer[ledger.Log]
 	go func() {
 		done <- service.Run(rctx, service.Config{JetStream: ledgerJS, Store: store, Signer: signer, BatchSize: batch, MaxWait: maxWait,
 			Producers: registry, RequireSigned: registry != nil,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics})
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OnWriter: func(l *ledger.Log) { writing.Store(l) }})
 	}()
 	defer func() { cancel(); <-done }()
 	for {
@@ -213,7 +213,7 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 	case <-allSealed:
 	case <-time.After(2 * time.Minute):
 		return fmt.Errorf("bench ingest: only %d of %d sealed records seen after 2 minutes (%d publishes failed); log size %d",
-			sealed.Load(), len(lines), failed.Load(), metrics.LogSize())
+			sealed.Load(), len(lines), failed.Load(), logSizeOf(writing.Load()))
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -242,4 +242,11 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 	}
 	fmt.Fprintln(stdout)
 	return nil
+}
+
+func logSizeOf(l *ledger.Log) uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.Size()
 }

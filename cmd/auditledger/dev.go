@@ -19,7 +19,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/ledger/health"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/oidcdev"
 )
@@ -87,8 +87,8 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	// A part that fails ends dev: its HTTP server too.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	metrics := &service.Metrics{}
-	addr, wait, err := service.ListenAndServe(ctx, *httpAddr, metrics.Handler())
+	metrics := &health.Health{}
+	addr, wait, err := health.ListenAndServe(ctx, *httpAddr, metrics.Handler())
 	if err != nil {
 		return fmt.Errorf("dev: --http %s: %w", *httpAddr, err)
 	}

@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/ledger/health"
 	"github.com/nats-io/nats.go"
 )
 
@@ -62,7 +62,7 @@ func (f proxyFlags) run(ctx context.Context, cmd, role string, set func(*serveCo
 	defer dial.close()
 	// A standalone proxy serves no /metrics (run it under serve for
 	// that); its roles still register their metrics and readiness.
-	e := newEnv(&cfg, dial, &service.Metrics{}, dial.log)
+	e := newEnv(&cfg, dial, &health.Health{}, dial.log)
 	return runRoles(ctx, e, []string{role}, func() {
 		fmt.Fprintf(stdout, "auditledger %s on %s%s (clients authenticate with %s); recording to %s\n",
 			cmd, e.addr(role), banner, desc, *f.natsURL)

@@ -17,6 +17,7 @@ import (
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/health"
 	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/ledger/storeurl"
 	"github.com/auditledger/auditledger/services/api"
@@ -49,10 +50,10 @@ func (c *serveConfig) roles() map[string]role {
 
 // env is what every role of one process shares, built once.
 type env struct {
-	cfg     *serveConfig
-	dial    *busDialer
-	metrics *service.Metrics
-	log     *slog.Logger
+	cfg    *serveConfig
+	dial   *busDialer
+	health *health.Health
+	log    *slog.Logger
 	// onWriter, if set, is called each time this process's ledger role
 	// becomes the writer (dev's banner).
 	onWriter func(*ledger.Log)
@@ -64,8 +65,8 @@ type env struct {
 	addrs map[string]string      // role → the address it listens on
 }
 
-func newEnv(cfg *serveConfig, dial *busDialer, metrics *service.Metrics, log *slog.Logger) *env {
-	return &env{cfg: cfg, dial: dial, metrics: metrics, log: log, auth: cfg.auth, addrs: map[string]string{}}
+func newEnv(cfg *serveConfig, dial *busDialer, h *health.Health, log *slog.Logger) *env {
+	return &env{cfg: cfg, dial: dial, health: h, log: log, auth: cfg.auth, addrs: map[string]string{}}
 }
 
 // authenticator is the process's one OIDC verifier (or the dev or
@@ -224,7 +225,7 @@ func (e *env) producer(ctx context.Context, role, spool string, failOpen bool, l
 	if err != nil {
 		return nil, err
 	}
-	telemetry.Emitter(e.metrics.Registry(), role, em)
+	telemetry.Emitter(e.health.Registry(), role, em)
 	// The API signs decisions; proxies act only on decisions its key signed.
 	var signer *ledger.NoteSigner
 	var verifier *ledger.NoteVerifier
@@ -276,7 +277,7 @@ func (e *env) listen(role, addr string, p *producer, failOpen bool) (net.Listene
 		return nil, err
 	}
 	e.listening(role, ln.Addr().String())
-	addBusReadiness(e.metrics, role, ln.Addr().String(), p.js, failOpen)
+	addBusReadiness(e.health, role, ln.Addr().String(), p.js, failOpen)
 	return ln, nil
 }
 
@@ -360,7 +361,7 @@ func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (fun
 			JetStream: js, Store: store.Store, Signer: signer, Retention: store.Retention,
 			Streams:  bus.StreamOptions{Replicas: nats.Replicas, Duplicates: time.Duration(nats.Duplicates)},
 			Consumer: c.Consumer, BatchSize: c.Batch, MaxWait: time.Duration(c.MaxWait),
-			LeaseTTL: time.Duration(c.LeaseTTL), Logger: log, Metrics: e.metrics, NewLog: e.cfg.newLog, IndexDir: c.Index,
+			LeaseTTL: time.Duration(c.LeaseTTL), Logger: log, Health: e.health, NewLog: e.cfg.newLog, IndexDir: c.Index,
 			Producers: producers, RequireSigned: c.RequireSigned,
 			OnWriter: func(l *ledger.Log) {
 				writer.Store(true)
@@ -424,7 +425,7 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 		roles = nil // each role held by the group of its name
 	}
 	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Roles: roles, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
-		Metrics: telemetry.NewHTTP(e.metrics.Registry(), "api")})
+		Metrics: telemetry.NewHTTP(e.health.Registry(), "api")})
 	if err != nil {
 		p.em.Close()
 		return nil, err
@@ -435,7 +436,7 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 	}
 	log.Info("API listening", "addr", ln.Addr().String())
 	return func(ctx context.Context) error {
-		return p.closing(func() error { return service.Serve(ctx, ln, h) })
+		return p.closing(func() error { return health.Serve(ctx, ln, h) })
 	}, nil
 }
 
@@ -471,7 +472,7 @@ func (c *postgresProxyRole) prepare(ctx context.Context, e *env, log *slog.Logge
 	}
 	px, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: p.auth, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(),
 		Target: c.Target, Policy: pol, Approvals: p.broker, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
-		TLS: tlsCfg, RequireTLS: c.RequireTLS, Logger: log, Metrics: telemetry.NewProxy(e.metrics.Registry(), "postgres")})
+		TLS: tlsCfg, RequireTLS: c.RequireTLS, Logger: log, Metrics: telemetry.NewProxy(e.health.Registry(), "postgres")})
 	if err != nil {
 		p.em.Close()
 		return nil, err
@@ -520,7 +521,7 @@ func (c *httpProxyRole) prepare(ctx context.Context, e *env, log *slog.Logger) (
 	}
 	px, err := httpproxy.New(httpproxy.Config{Upstream: c.Upstream, UpstreamHeaders: headers, Auth: p.auth, Emitter: p.em,
 		Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Target: c.Target, Policy: pol, Approvals: p.broker, FailOpen: c.FailOpen, Logger: log,
-		Metrics: telemetry.NewProxy(e.metrics.Registry(), "http")})
+		Metrics: telemetry.NewProxy(e.health.Registry(), "http")})
 	if err != nil {
 		p.em.Close()
 		return nil, err
@@ -536,16 +537,16 @@ func (c *httpProxyRole) prepare(ctx context.Context, e *env, log *slog.Logger) (
 	return func(ctx context.Context) error {
 		// Serve returns once every exchange has finished: the emitter
 		// closes after the last record.
-		return p.closing(func() error { return service.Serve(ctx, ln, px) })
+		return p.closing(func() error { return health.Serve(ctx, ln, px) })
 	}, nil
 }
 
 // addBusReadiness registers the readiness of a role that records what it
 // does on the bus: ready while connected — or, failing open with a spool,
 // whenever it listens.
-func addBusReadiness(metrics *service.Metrics, role, addr string, js jetstream.JetStream, failOpen bool) {
+func addBusReadiness(h *health.Health, role, addr string, js jetstream.JetStream, failOpen bool) {
 	nc := js.Conn()
-	metrics.AddReadiness(role, func() (string, error) {
+	h.AddReadiness(role, func() (string, error) {
 		if st := nc.Status(); st != nats.CONNECTED && !failOpen {
 			return "", fmt.Errorf("no bus connection (%s): nothing can be recorded, and the role fails closed", st)
 		}

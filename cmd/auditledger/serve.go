@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/ledger/health"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/policyfile"
 )
@@ -352,8 +352,8 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	// The first role to fail ends the process: its HTTP server too.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	metrics := &service.Metrics{}
-	addr, wait, err := service.ListenAndServe(ctx, cfg.HTTP.Listen, metrics.Handler())
+	metrics := &health.Health{}
+	addr, wait, err := health.ListenAndServe(ctx, cfg.HTTP.Listen, metrics.Handler())
 	if err != nil {
 		return fmt.Errorf("serve: http.listen %s: %w", cfg.HTTP.Listen, err)
 	}

@@ -1,6 +1,7 @@
 // Package service runs the ledger role: it holds the single-writer lease
 // for a log in a NATS KV bucket, opens the log when it becomes the writer,
-// runs the ingester, and serves /metrics, /healthz and /readyz.
+// runs the ingester, and registers its metrics and readiness in the
+// process's health (ledger/health).
 //
 // Two writers can never fork a log: the lease makes one of them active and
 // a standby takes over within a lease TTL of the active writer's death; and
@@ -14,24 +15,18 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/health"
 	"github.com/auditledger/auditledger/ledger/ingest"
 )
 
@@ -49,78 +44,63 @@ type Config struct {
 	Logger    *slog.Logger        // nil means slog.Default()
 	OnWriter  func(l *ledger.Log) // called when this process becomes the writer (tests, dev banner)
 	Instance  string              // lease holder name; empty means hostname-pid-random
-	Metrics   *Metrics            // nil: a private one
+	Health    *health.Health      // where the role registers its metrics and readiness; nil: a private one
 	NewLog    bool                // see ingest.Config.NewLog
 	IndexDir  string              // see ingest.Config.IndexDir
 	// Producers and RequireSigned: see ingest.Config.
 	Producers     *ledger.Producers
 	RequireSigned bool
+
+	metrics *writerMetrics // set by Run
 }
 
-// Metrics is what a process serves about itself on /metrics and /readyz:
-// one Prometheus registry every role registers its collectors in, and one
-// readiness check per role. The zero value is ready to use.
-type Metrics struct {
+// writerMetrics is the ledger role's state and metrics in one process's
+// health (one per Health, so a role run again in the same process reuses
+// them).
+type writerMetrics struct {
 	writer    atomic.Bool
 	ready     atomic.Bool
 	ingester  atomic.Pointer[ingest.Ingester]
-	log       atomic.Pointer[ledger.Log]
 	js        jetstream.JetStream
 	consumer  string
+	log       atomic.Pointer[ledger.Log]
 	takeovers atomic.Uint64
-	// checks say, per role of the process, whether it can do its work.
-	checksMu sync.Mutex
-	checks   []readiness
-	regOnce  sync.Once
-	reg      *prometheus.Registry
-	// The writer's histograms, registered when the ledger role starts.
-	writerOnce sync.Once
-	sealSec    prometheus.Histogram
-	sealedAge  prometheus.Histogram
+	sealSec   prometheus.Histogram
+	sealedAge prometheus.Histogram
 }
 
-// Registry is where roles register their collectors.
-func (m *Metrics) Registry() *prometheus.Registry {
-	m.regOnce.Do(func() {
-		m.reg = prometheus.NewRegistry()
-		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	})
-	return m.reg
+var writerMetricsByHealth sync.Map // *health.Health → *writerMetrics
+
+// metricsFor returns the writer's metrics in h, registering them once.
+func metricsFor(h *health.Health) *writerMetrics {
+	if m, ok := writerMetricsByHealth.Load(h); ok {
+		return m.(*writerMetrics)
+	}
+	m := &writerMetrics{}
+	if prev, loaded := writerMetricsByHealth.LoadOrStore(h, m); loaded {
+		return prev.(*writerMetrics)
+	}
+	m.register(h.Registry())
+	return m
 }
 
-// registerWriter registers the ledger role's metrics, once.
-func (m *Metrics) registerWriter() {
-	m.writerOnce.Do(func() {
-		m.sealSec = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "auditledger_seal_seconds",
-			Help:    "time to seal one batch: segment written, checkpoint signed and stored",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
-		m.sealedAge = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "auditledger_publish_to_sealed_seconds",
-			Help:    "from an event's own time (when its producer made it) to its seal",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)})
-		m.Registry().MustRegister(m.sealSec, m.sealedAge, writerCollector{m})
-	})
+// register registers the ledger role's metrics.
+func (m *writerMetrics) register(reg *prometheus.Registry) {
+	m.sealSec = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "auditledger_seal_seconds",
+		Help:    "time to seal one batch: segment written, checkpoint signed and stored",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
+	m.sealedAge = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "auditledger_publish_to_sealed_seconds",
+		Help:    "from an event's own time (when its producer made it) to its seal",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)})
+	reg.MustRegister(m.sealSec, m.sealedAge, writerCollector{m})
 }
 
 // observeSeal is the ingester's OnSeal hook.
-func (m *Metrics) observeSeal(took time.Duration, ages []time.Duration) {
+func (m *writerMetrics) observeSeal(took time.Duration, ages []time.Duration) {
 	m.sealSec.Observe(took.Seconds())
 	for _, a := range ages {
 		m.sealedAge.Observe(a.Seconds())
 	}
-}
-
-type readiness struct {
-	role  string
-	check func() (state string, err error)
-}
-
-// AddReadiness registers a role's readiness check for /readyz: nil error
-// and a state to show ("writer", "listening on …"), or why it is not
-// ready. A process is ready when every role it runs is.
-func (m *Metrics) AddReadiness(role string, check func() (string, error)) {
-	m.checksMu.Lock()
-	defer m.checksMu.Unlock()
-	m.checks = append(m.checks, readiness{role, check})
 }
 
 // Run runs the ledger role until ctx is cancelled.
@@ -143,13 +123,13 @@ func Run(ctx context.Context, cfg Config) error {
 		rand.Read(b[:])
 		cfg.Instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = &Metrics{}
+	if cfg.Health == nil {
+		cfg.Health = &health.Health{}
 	}
-	m := cfg.Metrics
+	m := metricsFor(cfg.Health)
 	m.js, m.consumer = cfg.JetStream, cfg.Consumer
-	m.registerWriter()
-	m.AddReadiness("ledger", func() (string, error) {
+	cfg.metrics = m
+	cfg.Health.AddReadiness("ledger", func() (string, error) {
 		switch {
 		case !m.ready.Load():
 			return "", errors.New("streams and lease bucket not set up yet")
@@ -231,14 +211,14 @@ func runWriter(ctx context.Context, cfg Config, kv jetstream.KeyValue, rev *atom
 		JetStream: cfg.JetStream, Log: l, Store: cfg.Store, Consumer: cfg.Consumer,
 		BatchSize: cfg.BatchSize, MaxWait: cfg.MaxWait, Logger: cfg.Logger, NewLog: cfg.NewLog,
 		Producers: cfg.Producers, RequireSigned: cfg.RequireSigned, IndexDir: cfg.IndexDir,
-		OnSeal: cfg.Metrics.observeSeal,
+		OnSeal: cfg.metrics.observeSeal,
 	})
 	if err != nil {
 		return err
 	}
-	cfg.Metrics.log.Store(l)
-	cfg.Metrics.ingester.Store(in)
-	cfg.Metrics.writer.Store(true)
+	cfg.metrics.log.Store(l)
+	cfg.metrics.ingester.Store(in)
+	cfg.metrics.writer.Store(true)
 	if cfg.OnWriter != nil {
 		cfg.OnWriter(l)
 	}
@@ -311,54 +291,8 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// LogSize is the size of the log this process writes, 0 if it is not the
-// writer.
-func (m *Metrics) LogSize() uint64 {
-	if l := m.log.Load(); l != nil {
-		return l.Size()
-	}
-	return 0
-}
-
-// Handler serves /metrics (Prometheus text format), /healthz (the process
-// is up) and /readyz (every role of the process can do its work: one line
-// per role; 503 if any cannot).
-func (m *Metrics) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		m.checksMu.Lock()
-		checks := slices.Clone(m.checks)
-		m.checksMu.Unlock()
-		if len(checks) == 0 {
-			http.Error(w, "not ready: no role has started yet", http.StatusServiceUnavailable)
-			return
-		}
-		var b strings.Builder
-		ready := true
-		for _, c := range checks {
-			state, err := c.check()
-			if err != nil {
-				ready = false
-				fmt.Fprintf(&b, "%s: not ready: %v\n", c.role, err)
-				continue
-			}
-			fmt.Fprintf(&b, "%s: ready: %s\n", c.role, state)
-		}
-		if !ready {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		io.WriteString(w, b.String())
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{}))
-	return mux
-}
-
 // writerCollector reads the writer's running totals at each scrape.
-type writerCollector struct{ m *Metrics }
+type writerCollector struct{ m *writerMetrics }
 
 var (
 	descWriter    = prometheus.NewDesc("auditledger_writer", "1 if this process holds the writer lease", nil, nil)
@@ -419,36 +353,4 @@ func (c writerCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-}
-
-// ListenAndServe serves h on addr until ctx is cancelled.
-func ListenAndServe(ctx context.Context, addr string, h http.Handler) (net.Addr, func() error, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- Serve(ctx, ln, h) }()
-	return ln.Addr(), func() error { return <-errc }, nil
-}
-
-// Serve serves h on ln until ctx ends, then shuts down gracefully: it
-// returns once every request in progress has finished (or ten seconds
-// have passed), so what the handlers use can be closed after it.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	shut := make(chan error, 1)
-	stop := context.AfterFunc(ctx, func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		shut <- srv.Shutdown(sctx)
-	})
-	err := srv.Serve(ln)
-	if !errors.Is(err, http.ErrServerClosed) {
-		if stop() {
-			srv.Close()
-		}
-		return err
-	}
-	return <-shut
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/health"
 	"github.com/auditledger/auditledger/ledger/s3"
 	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/test/natstest"
@@ -32,17 +33,17 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 type writer struct {
 	cancel  context.CancelFunc
 	done    chan error
-	metrics *service.Metrics
+	metrics *health.Health
 }
 
 func startWriter(t *testing.T, js jetstream.JetStream, store ledger.SegmentStore, signer *ledger.NoteSigner, retention time.Duration) *writer {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &writer{cancel: cancel, done: make(chan error, 1), metrics: &service.Metrics{}}
+	w := &writer{cancel: cancel, done: make(chan error, 1), metrics: &health.Health{}}
 	go func() {
 		w.done <- service.Run(ctx, service.Config{
 			JetStream: js, Store: store, Signer: signer, Retention: retention,
 			BatchSize: 200, MaxWait: 20 * time.Millisecond, LeaseTTL: time.Second,
-			Logger: quiet, Metrics: w.metrics,
+			Logger: quiet, Health: w.metrics,
 		})
 	}()
 	t.Cleanup(w.stop)

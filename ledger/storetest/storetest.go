@@ -138,7 +138,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.SegmentStore, retain t
 		for seg := range 3 {
 			var es []ledger.Entry
 			for i := range 5 {
-				es = append(es, ledger.Entry{Event: fmt.Appendf(nil, `{"n":%d}`, seg*5+i)})
+				es = append(es, ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"st-%d","type":"session.started","time":"2026-11-26T12:00:00Z","tenant":"t","source":{"kind":"k","instance":"i"},"actor":{"issuer":"x","subject":"s","kind":"human"},"payload":{}}`, seg*5+i)})
 			}
 			if _, err := l.Append(ctx, es); err != nil {
 				t.Fatal(err)

@@ -1,6 +1,6 @@
 // Package telemetry holds the Prometheus metrics the proxies, the API and
 // the emitter of a process publish on its /metrics, registered by each
-// role in the process's one registry (ledger/service.Metrics.Registry).
+// role in the process's one registry (ledger/health.Health.Registry).
 package telemetry
 
 import (

@@ -1,4 +1,4 @@
-package service_test
+package health_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/ledger/health"
 )
 
 // Serve returns only once the requests in progress have finished, so what
@@ -27,7 +27,7 @@ func TestServeWaitsForRequestsInProgress(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- service.Serve(ctx, ln, h) }()
+	go func() { served <- health.Serve(ctx, ln, h) }()
 	go http.Get("http://" + ln.Addr().String())
 	<-inHandler
 	cancel()
