@@ -1,4 +1,9 @@
-// Package projections will build the read side from the AUDIT_LEDGER
-// stream: PostgreSQL views for queries and signed ISO 27001 evidence
-// bundles. It may import events, ledger and compliance, and nothing above.
+// Package projections builds the read side of a log in PostgreSQL: every
+// sealed record as a row of events (with its ledger index and leaf hash),
+// the segments it was read from, and views over them (commands with their
+// results, masks, blocks, approvals, sessions). The projector follows the
+// segment store itself, checking each segment as verify does before
+// applying it in one transaction with its cursor; a rebuild applies the
+// whole store again. It may import events, ledger and compliance, and
+// nothing above.
 package projections

@@ -41,6 +41,7 @@ Commands:
   verify            check a whole store offline: records, chain, tree, checkpoints, signatures, locks
   checkpoint        print the latest signed checkpoint of a store
   log               print the sealed records of a store, as a table or JSON lines, filtered
+  projections rebuild  rebuild the PostgreSQL projection of a log from its store alone
   proof inclusion   print a C2SP tlog-proof that one record is in the log
   proof consistency print an RFC 9162 consistency proof between two tree sizes
   proof verify      check a tlog-proof against a record and a verifier key, offline
@@ -96,31 +97,32 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		args = append([]string{"version"}, args[1:]...)
 	}
 	commands := map[string]command{
-		"keys generate":     keysGenerate,
-		"keys nats":         keysNATS,
-		"append":            appendCmd,
-		"verify":            verifyCmd,
-		"checkpoint":        checkpointCmd,
-		"log":               logCmd,
-		"proof inclusion":   proofInclusion,
-		"proof consistency": proofConsistency,
-		"proof verify":      proofVerify,
-		"bench ledger":      benchLedger,
-		"bench ingest":      benchIngest,
-		"bench proxy":       benchProxy,
-		"bench bus":         benchBus,
-		"dev":               devCmd,
-		"emit":              emitCmd,
-		"serve":             serveCmd,
-		"proxy postgres":    proxyPostgres,
-		"proxy http":        proxyHTTP,
-		"approvals list":    approvalsList,
-		"approvals approve": approvalsApprove,
-		"approvals deny":    approvalsDeny,
-		"token":             tokenCmd,
-		"store init":        storeInit,
-		"oidc-dev":          oidcDev,
-		"version":           versionCmd,
+		"keys generate":       keysGenerate,
+		"keys nats":           keysNATS,
+		"append":              appendCmd,
+		"verify":              verifyCmd,
+		"checkpoint":          checkpointCmd,
+		"log":                 logCmd,
+		"proof inclusion":     proofInclusion,
+		"proof consistency":   proofConsistency,
+		"proof verify":        proofVerify,
+		"bench ledger":        benchLedger,
+		"bench ingest":        benchIngest,
+		"bench proxy":         benchProxy,
+		"bench bus":           benchBus,
+		"dev":                 devCmd,
+		"emit":                emitCmd,
+		"serve":               serveCmd,
+		"proxy postgres":      proxyPostgres,
+		"proxy http":          proxyHTTP,
+		"approvals list":      approvalsList,
+		"approvals approve":   approvalsApprove,
+		"approvals deny":      approvalsDeny,
+		"token":               tokenCmd,
+		"store init":          storeInit,
+		"oidc-dev":            oidcDev,
+		"projections rebuild": projectionsRebuild,
+		"version":             versionCmd,
 	}
 	if c, ok := commands[args[0]]; ok {
 		return c(ctx, args[1:], stdin, stdout, stderr)
@@ -140,7 +142,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	switch args[0] {
-	case "keys", "proof", "bench", "proxy", "approvals", "store":
+	case "keys", "proof", "bench", "proxy", "approvals", "store", "projections":
 		var subs []string
 		for _, n := range names {
 			if sub, ok := strings.CutPrefix(n, args[0]+" "); ok {

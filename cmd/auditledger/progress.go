@@ -37,3 +37,23 @@ func inputProgress(r io.Reader, stderr io.Writer, desc string) (_ io.Reader, don
 	pr := progressbar.NewReader(r, bar)
 	return &pr, func() { bar.Finish() }
 }
+
+// countProgress draws a bar of done out of total records on stderr, when
+// stderr is a terminal; set moves it to done.
+func countProgress(stderr io.Writer, total int64, desc string) (set func(done int64), finish func()) {
+	f, ok := stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return func(int64) {}, func() {}
+	}
+	bar := progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(stderr),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("records"),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+	return func(done int64) { bar.Set64(done) }, func() { bar.Finish() }
+}

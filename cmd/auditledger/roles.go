@@ -20,12 +20,14 @@ import (
 	"github.com/auditledger/auditledger/ledger/health"
 	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/ledger/storeurl"
+	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/httpproxy"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 	"github.com/auditledger/auditledger/services/telemetry"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -45,7 +47,8 @@ type role interface {
 
 // roles maps each role name to its section.
 func (c *serveConfig) roles() map[string]role {
-	return map[string]role{"ledger": &c.Ledger, "api": &c.API, "postgres-proxy": &c.PostgresProxy, "http-proxy": &c.HTTPProxy}
+	return map[string]role{"ledger": &c.Ledger, "api": &c.API, "postgres-proxy": &c.PostgresProxy, "http-proxy": &c.HTTPProxy,
+		"projector": &c.Projector}
 }
 
 // env is what every role of one process shares, built once.
@@ -584,4 +587,52 @@ func hostname() string {
 		return "auditledger"
 	}
 	return h
+}
+
+func (c *projectorRole) check(cfg *serveConfig) error {
+	if c.VKey == "" {
+		return fmt.Errorf("projector.vkey: required (the log's verifier key: the projector checks every segment before applying it)")
+	}
+	if c.Store == "" && cfg.Ledger.Store == "" {
+		return fmt.Errorf("projector.store: required (or ledger.store)")
+	}
+	return nil
+}
+
+func (c *projectorRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
+	database := os.Getenv("AUDITLEDGER_PROJECTOR_DATABASE")
+	if database == "" {
+		return nil, errors.New("set AUDITLEDGER_PROJECTOR_DATABASE to the projection database's postgres:// URL")
+	}
+	v, err := loadVerifier(c.VKey)
+	if err != nil {
+		return nil, fmt.Errorf("projector.vkey: %w", err)
+	}
+	url := c.Store
+	if url == "" {
+		url = e.cfg.Ledger.Store
+	}
+	store, err := storeurl.Open(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("projector.store: %w", err)
+	}
+	db, err := pgxpool.New(ctx, database)
+	if err != nil {
+		return nil, fmt.Errorf("AUDITLEDGER_PROJECTOR_DATABASE: %w", err)
+	}
+	var applied atomic.Uint64
+	e.health.AddReadiness("projector", func() (string, error) {
+		pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := db.Ping(pctx); err != nil {
+			return "", fmt.Errorf("projection database unreachable: %v", err)
+		}
+		return fmt.Sprintf("applied %d records", applied.Load()), nil
+	})
+	log.Info("projector starting", "store", store.Store.String())
+	return func(ctx context.Context) error {
+		defer db.Close()
+		return projections.Run(ctx, projections.Config{DB: db, Store: store.Store, Verifier: v, Name: c.Name, Poll: time.Duration(c.Poll), Logger: log,
+			Applied: func(p ledger.Position) { applied.Store(p.Size) }})
+	}, nil
 }

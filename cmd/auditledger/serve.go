@@ -72,6 +72,7 @@ type serveConfig struct {
 	PostgresProxy postgresProxyRole `yaml:"postgres_proxy"`
 	HTTPProxy     httpProxyRole     `yaml:"http_proxy"`
 	Ledger        ledgerRole        `yaml:"ledger"`
+	Projector     projectorRole     `yaml:"projector"`
 }
 
 // The role sections: each checks its settings and prepares itself
@@ -101,6 +102,12 @@ type (
 		Spool    string `yaml:"spool"`
 		TLSCert  string `yaml:"tls_cert"`
 		TLSKey   string `yaml:"tls_key"`
+	}
+	projectorRole struct {
+		Store string   `yaml:"store"`
+		VKey  string   `yaml:"vkey"`
+		Name  string   `yaml:"name"`
+		Poll  duration `yaml:"poll"`
 	}
 	ledgerRole struct {
 		Store    string   `yaml:"store"`
@@ -146,6 +153,7 @@ func defaultServeConfig() serveConfig {
 	c.Ledger.Consumer = "ledger"
 	c.Ledger.Batch = 5000
 	c.Ledger.MaxWait = duration(50 * time.Millisecond)
+	c.Projector.Poll = duration(200 * time.Millisecond)
 	c.Ledger.LeaseTTL = duration(5 * time.Second)
 	return c
 }
@@ -205,6 +213,9 @@ func envOverrides(c *serveConfig) []envOverride {
 		{"AUDITLEDGER_HTTP_PROXY_LISTEN", func(v string) error { c.HTTPProxy.Listen = v; return nil }},
 		{"AUDITLEDGER_HTTP_PROXY_UPSTREAM", func(v string) error { c.HTTPProxy.Upstream = v; return nil }},
 		{"AUDITLEDGER_HTTP_PROXY_POLICY", func(v string) error { c.HTTPProxy.Policy = v; return nil }},
+		{"AUDITLEDGER_PROJECTOR_STORE", func(v string) error { c.Projector.Store = v; return nil }},
+		{"AUDITLEDGER_PROJECTOR_VKEY", func(v string) error { c.Projector.VKey = v; return nil }},
+		{"AUDITLEDGER_PROJECTOR_POLL", func(v string) error { return setDuration(&c.Projector.Poll, v) }},
 		{"AUDITLEDGER_LOG_FORMAT", func(v string) error { c.Log.Format = v; return nil }},
 		{"AUDITLEDGER_LOG_LEVEL", func(v string) error { c.Log.Level = v; return nil }},
 		{"AUDITLEDGER_HTTP_LISTEN", func(v string) error { c.HTTP.Listen = v; return nil }},
@@ -238,7 +249,7 @@ func serveEnv() []string {
 var otherEnv = []string{
 	"AUDITLEDGER_PROXY_UPSTREAM", "AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION", "AUDITLEDGER_TOKEN", "AUDITLEDGER_API",
 	"AUDITLEDGER_CLIENT_SECRET", "AUDITLEDGER_CRASH_KILLS", "AUDITLEDGER_PRODUCER_KILLS", "AUDITLEDGER_PG_BIN",
-	"AUDITLEDGER_TEST_NORACE",
+	"AUDITLEDGER_TEST_NORACE", "AUDITLEDGER_PROJECTOR_DATABASE", "AUDITLEDGER_COMPOSE_NS",
 }
 
 // checkEnvNames refuses an AUDITLEDGER_* variable that nothing reads: a

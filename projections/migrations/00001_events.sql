@@ -1,0 +1,92 @@
+-- The read side of one log: every sealed record as a row, the segments
+-- they were read from, and the projector's position (docs/FORMAT.md). All
+-- of it is rebuilt from the store by `auditledger projections rebuild`.
+
+-- +goose Up
+CREATE TABLE projection_cursor (
+    name       text PRIMARY KEY,
+    size       bigint NOT NULL,           -- records applied: the next index
+    position   bytea NOT NULL,            -- ledger.Position: chain, compact range, rules' state
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE events (
+    idx             bigint PRIMARY KEY,   -- ledger index
+    leaf            bytea NOT NULL,       -- RFC 6962 leaf hash of the record
+    sealed_at       timestamptz NOT NULL, -- the record's time (sequenced by the ledger)
+    source          bigint NOT NULL,      -- AUDIT_EVENTS stream sequence, 0 for a direct append
+    id              text NOT NULL,
+    type            text NOT NULL,
+    time            timestamptz NOT NULL, -- when the producer observed the action
+    tenant          text NOT NULL,
+    source_kind     text NOT NULL,
+    source_instance text NOT NULL,
+    actor_issuer    text NOT NULL,
+    actor_subject   text NOT NULL,
+    actor_email     text,
+    actor_kind      text NOT NULL,
+    dev_identity    boolean NOT NULL,
+    session_id      text,
+    session_seq     bigint,
+    target_kind     text,
+    target_name     text,
+    payload         jsonb,                -- NULL only when it holds \u0000, which jsonb cannot: see event
+    event           text NOT NULL         -- the event exactly as sealed
+);
+CREATE INDEX events_tenant_time ON events (tenant, time);
+CREATE INDEX events_type_time ON events (type, time);
+CREATE INDEX events_session ON events (session_id, session_seq) WHERE session_id IS NOT NULL;
+CREATE INDEX events_actor ON events (actor_subject);
+CREATE INDEX events_id ON events (id);
+
+CREATE TABLE segments (
+    first      bigint PRIMARY KEY,
+    size       bigint NOT NULL,           -- the tree size at its end
+    name       text NOT NULL,
+    sha256     bytea NOT NULL,            -- of the segment object
+    root       bytea NOT NULL,            -- the signed root at its end
+    checkpoint text NOT NULL              -- the signed checkpoint, verbatim
+);
+
+-- Commands with their results, and the other views the API reads.
+CREATE VIEW commands AS
+SELECT c.idx, c.id, c.time, c.tenant, c.actor_subject, c.actor_email, c.session_id, c.session_seq,
+       c.target_name, c.payload->>'statement' AS statement, c.payload->>'statement_sha256' AS statement_sha256,
+       c.payload->>'kind' AS kind, d.idx AS digest_idx, d.payload->>'command_tag' AS command_tag,
+       (d.payload->>'rows')::bigint AS rows, d.payload->>'sha256' AS result_sha256,
+       d.payload->>'error_code' AS error_code
+FROM events c
+LEFT JOIN events d ON d.type = 'response.digest' AND d.payload->>'command_id' = c.id AND d.tenant = c.tenant
+WHERE c.type = 'command.executed';
+
+CREATE VIEW masks AS
+SELECT idx, id, time, tenant, session_id, payload->>'command_id' AS command_id, payload->>'rule_id' AS rule_id,
+       (payload->>'rule_version')::int AS rule_version, payload
+FROM events WHERE type = 'mask.applied';
+
+CREATE VIEW blocks AS
+SELECT idx, id, time, tenant, actor_subject, session_id, payload->>'statement' AS statement, payload->>'rule' AS rule,
+       payload->>'reason' AS reason
+FROM events WHERE type = 'command.blocked';
+
+CREATE VIEW approvals AS
+SELECT idx, id, type, time, tenant, actor_subject, actor_email, payload->>'request_id' AS request_id,
+       payload->>'statement_sha256' AS statement_sha256, payload
+FROM events WHERE type LIKE 'approval.%';
+
+CREATE VIEW sessions AS
+SELECT tenant, session_id, min(time) AS started, max(time) AS last_seen, count(*) AS events,
+       max(session_seq) AS last_seq, count(*) <> max(session_seq) AS has_gaps,
+       min(actor_subject) AS actor_subject, min(target_name) AS target_name
+FROM events WHERE session_id IS NOT NULL
+GROUP BY tenant, session_id;
+
+-- +goose Down
+DROP VIEW sessions;
+DROP VIEW approvals;
+DROP VIEW blocks;
+DROP VIEW masks;
+DROP VIEW commands;
+DROP TABLE segments;
+DROP TABLE events;
+DROP TABLE projection_cursor;

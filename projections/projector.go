@@ -1,0 +1,288 @@
+package projections
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate brings the database's schema up to this version's, with the
+// migrations embedded in the binary (pressly/goose).
+func Migrate(ctx context.Context, db *pgxpool.Pool) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	sqlDB := stdlib.OpenDBFromPool(db)
+	defer sqlDB.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, sub)
+	if err != nil {
+		return fmt.Errorf("projections: migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("projections: migrating the schema: %w", err)
+	}
+	return nil
+}
+
+// Config configures a projector.
+type Config struct {
+	DB       *pgxpool.Pool         // required
+	Store    ledger.SegmentStore   // the log's store; required
+	Verifier *ledger.NoteVerifier  // the log's verifier key; required
+	Name     string                // the cursor's name; empty means "default"
+	Poll     time.Duration         // how often to look for a new segment; zero means 200ms
+	Logger   *slog.Logger          // nil means slog.Default()
+	Applied  func(ledger.Position) // called after each committed segment (tests, metrics)
+}
+
+func (c *Config) defaults() error {
+	if c.DB == nil || c.Store == nil || c.Verifier == nil {
+		return errors.New("projections: DB, Store and Verifier are required")
+	}
+	if c.Name == "" {
+		c.Name = "default"
+	}
+	if c.Poll <= 0 {
+		c.Poll = 200 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Run migrates the schema, then applies every sealed segment, in log
+// order, as it appears in the store, until ctx ends. Each segment is read
+// and checked as verify checks it, then applied in one transaction
+// together with the cursor, so a crash never applies a record twice or
+// skips one.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	if err := Migrate(ctx, cfg.DB); err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		applied, err := Step(ctx, cfg)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ve *ledger.VerifyError
+			if errors.As(err, &ve) {
+				// The store does not check out: nothing more is applied,
+				// and the operator must look.
+				return fmt.Errorf("projections: the log does not verify; stopped at it: %w", err)
+			}
+			cfg.Logger.Warn("projector: retrying", "err", err)
+		}
+		if !applied {
+			select {
+			case <-ctx.Done():
+			case <-time.After(cfg.Poll):
+			}
+		}
+	}
+	return nil
+}
+
+// Step applies the next sealed segment, if there is one.
+func Step(ctx context.Context, cfg Config) (applied bool, err error) {
+	if err := cfg.defaults(); err != nil {
+		return false, err
+	}
+	pos, err := cursor(ctx, cfg.DB, cfg.Name)
+	if err != nil {
+		return false, err
+	}
+	f, err := ledger.Follow(ctx, cfg.Store, cfg.Verifier, pos)
+	if err != nil || f == nil {
+		return false, err
+	}
+	if err := apply(ctx, cfg.DB, cfg.Name, pos, f); err != nil {
+		return false, err
+	}
+	if cfg.Applied != nil {
+		cfg.Applied(f.Next)
+	}
+	return true, nil
+}
+
+// cursor reads the projector's position: the zero position before the
+// first segment.
+func cursor(ctx context.Context, db *pgxpool.Pool, name string) (ledger.Position, error) {
+	var pos ledger.Position
+	var b []byte
+	err := db.QueryRow(ctx, `SELECT position FROM projection_cursor WHERE name = $1`, name).Scan(&b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return pos, nil
+	}
+	if err != nil {
+		return pos, fmt.Errorf("projections: reading the cursor: %w", err)
+	}
+	if err := pos.UnmarshalBinary(b); err != nil {
+		return pos, fmt.Errorf("projections: cursor %q: %w", name, err)
+	}
+	return pos, nil
+}
+
+// ErrMoved means the cursor moved while a segment was being applied: another
+// projector with the same name applied it. Nothing was written.
+var ErrMoved = errors.New("projections: the cursor moved (another projector of the same name?)")
+
+// apply writes one segment's rows and moves the cursor from pos to f.Next,
+// in one transaction; the move succeeds only from pos.
+func apply(ctx context.Context, db *pgxpool.Pool, name string, pos ledger.Position, f *ledger.Followed) error {
+	next, _ := f.Next.MarshalBinary()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var tag interface{ RowsAffected() int64 }
+	if pos.Size == 0 {
+		tag, err = tx.Exec(ctx, `INSERT INTO projection_cursor (name, size, position) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`,
+			name, int64(f.Next.Size), next)
+	} else {
+		tag, err = tx.Exec(ctx, `UPDATE projection_cursor SET size = $2, position = $3, updated_at = now() WHERE name = $1 AND size = $4`,
+			name, int64(f.Next.Size), next, int64(pos.Size))
+	}
+	if err != nil {
+		return fmt.Errorf("projections: moving the cursor: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return ErrMoved
+	}
+	rows := make([][]any, 0, len(f.Records))
+	for i, r := range f.Records {
+		row, err := eventRow(f.Segment.First+uint64(i), f.Leaves[i], r)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, row)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("projections: %s: writing events: %w", f.Name, err)
+	}
+	root := f.Checkpoint.Root
+	if _, err := tx.Exec(ctx, `INSERT INTO segments (first, size, name, sha256, root, checkpoint) VALUES ($1, $2, $3, $4, $5, $6)`,
+		int64(f.Segment.First), int64(f.Segment.End()), f.Name, f.SHA256[:], root[:], string(f.Checkpoint.Signed)); err != nil {
+		return fmt.Errorf("projections: %s: %w", f.Name, err)
+	}
+	return tx.Commit(ctx)
+}
+
+var eventColumns = []string{"idx", "leaf", "sealed_at", "source", "id", "type", "time", "tenant", "source_kind", "source_instance",
+	"actor_issuer", "actor_subject", "actor_email", "actor_kind", "dev_identity", "session_id", "session_seq", "target_kind", "target_name",
+	"payload", "event"}
+
+// eventRow is one record as a row of events.
+func eventRow(idx uint64, leaf ledger.Hash, r ledger.Record) ([]any, error) {
+	ev, err := events.Parse(r.Event)
+	if err != nil {
+		return nil, fmt.Errorf("projections: record %d: %w", idx, err) // Follow checked it: not reached
+	}
+	var payload any = json.RawMessage(ev.Payload)
+	if bytes.Contains(ev.Payload, []byte(`\u0000`)) {
+		payload = nil // jsonb cannot hold it; the event column keeps it
+	}
+	var sessionID, email, targetKind, targetName any
+	var sessionSeq any
+	if ev.SessionID != "" {
+		sessionID, sessionSeq = ev.SessionID, int64(ev.SessionSeq)
+	}
+	if ev.Actor.Email != "" {
+		email = ev.Actor.Email
+	}
+	if ev.Target != nil {
+		targetKind = ev.Target.Kind
+		if ev.Target.Name != "" {
+			targetName = ev.Target.Name
+		}
+	}
+	return []any{int64(idx), leaf[:], r.Time, int64(r.Source), ev.ID, string(ev.Type), ev.Time, ev.Tenant, ev.Source.Kind, ev.Source.Instance,
+		ev.Actor.Issuer, ev.Actor.Subject, email, string(ev.Actor.Kind), ev.Actor.DevIdentity, sessionID, sessionSeq, targetKind, targetName,
+		payload, string(r.Event)}, nil
+}
+
+// Rebuild empties the projection and applies the whole log again from the
+// store alone (no NATS), checking every segment as it reads it; progress,
+// if set, is called after each segment with the records applied and the
+// log's size when the rebuild began.
+func Rebuild(ctx context.Context, cfg Config, progress func(done, total uint64)) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	if err := Migrate(ctx, cfg.DB); err != nil {
+		return err
+	}
+	total, err := latestSize(ctx, cfg.Store)
+	if err != nil {
+		return err
+	}
+	tx, err := cfg.DB.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `TRUNCATE events, segments`); err != nil {
+		return fmt.Errorf("projections: emptying the tables: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM projection_cursor WHERE name = $1`, cfg.Name); err != nil {
+		return fmt.Errorf("projections: resetting the cursor: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	for {
+		applied, err := Step(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if !applied {
+			return nil
+		}
+		if progress != nil {
+			pos, err := cursor(ctx, cfg.DB, cfg.Name)
+			if err != nil {
+				return err
+			}
+			progress(pos.Size, max(total, pos.Size))
+		}
+	}
+}
+
+// latestSize is the size of the newest checkpoint in the store.
+func latestSize(ctx context.Context, store ledger.SegmentStore) (uint64, error) {
+	names, err := store.List(ctx, ledger.CheckpointPrefix)
+	if err != nil {
+		return 0, err
+	}
+	var size uint64
+	for _, n := range names {
+		var s uint64
+		if _, err := fmt.Sscanf(n, ledger.CheckpointPrefix+"%d", &s); err == nil && s > size {
+			size = s
+		}
+	}
+	return size, nil
+}
