@@ -183,6 +183,13 @@ func apply(ctx context.Context, db *pgxpool.Pool, name string, pos ledger.Positi
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("projections: %s: writing events: %w", f.Name, err)
 	}
+	first, blob, err := storedHashes(pos, f.Leaves)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO tree_hashes (first_stored, hashes) VALUES ($1, $2)`, first, blob); err != nil {
+		return fmt.Errorf("projections: %s: tree hashes: %w", f.Name, err)
+	}
 	root := f.Checkpoint.Root
 	if _, err := tx.Exec(ctx, `INSERT INTO segments (first, size, name, sha256, root, checkpoint) VALUES ($1, $2, $3, $4, $5, $6)`,
 		int64(f.Segment.First), int64(f.Segment.End()), f.Name, f.SHA256[:], root[:], string(f.Checkpoint.Signed)); err != nil {
@@ -244,7 +251,7 @@ func Rebuild(ctx context.Context, cfg Config, progress func(done, total uint64))
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, `TRUNCATE events, segments`); err != nil {
+	if _, err := tx.Exec(ctx, `TRUNCATE events, segments, tree_hashes`); err != nil {
 		return fmt.Errorf("projections: emptying the tables: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM projection_cursor WHERE name = $1`, cfg.Name); err != nil {

@@ -91,6 +91,7 @@ func rows(t *testing.T, db *pgxpool.Pool) []string {
 		        coalesce(target_kind, '-'), coalesce(target_name, '-'), coalesce(payload::text, '-'), event FROM events ORDER BY idx`,
 		`SELECT first, size, name, encode(sha256, 'hex'), encode(root, 'hex'), checkpoint FROM segments ORDER BY first`,
 		`SELECT name, size, encode(position, 'hex') FROM projection_cursor ORDER BY name`,
+		`SELECT first_stored, encode(hashes, 'hex') FROM tree_hashes ORDER BY first_stored`,
 	} {
 		rs, err := db.Query(t.Context(), q)
 		if err != nil {
@@ -145,8 +146,8 @@ func TestProjectorFollowsTheLogAndRebuildAgrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	live := rows(t, f.cfg.DB)
-	if len(live) != 12+3+1 {
-		t.Fatalf("%d rows, want 12 events, 3 segments and the cursor", len(live))
+	if len(live) != 12+3+1+3 {
+		t.Fatalf("%d rows, want 12 events, 3 segments, the cursor and 3 blobs of tree hashes", len(live))
 	}
 	// A \u0000 in a payload: the event keeps it, the jsonb column is NULL.
 	if !strings.Contains(live[0], " | orders | - | {") || strings.Contains(live[1], " | orders | - | {") {

@@ -126,6 +126,7 @@ func projectionRows(t *testing.T, db *pgxpool.Pool) []string {
 		`SELECT idx, leaf, sealed_at, source, event, payload::text FROM events ORDER BY idx`,
 		`SELECT first, size, name, sha256, root, checkpoint FROM segments ORDER BY first`,
 		`SELECT name, size, position FROM projection_cursor ORDER BY name`,
+		`SELECT first_stored, hashes FROM tree_hashes ORDER BY first_stored`,
 	} {
 		rs, err := db.Query(t.Context(), q)
 		if err != nil {
