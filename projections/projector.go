@@ -174,7 +174,8 @@ func apply(ctx context.Context, db *pgxpool.Pool, name string, pos ledger.Positi
 	}
 	rows := make([][]any, 0, len(f.Records))
 	for i, r := range f.Records {
-		row, err := eventRow(f.Segment.First+uint64(i), f.Leaves[i], r)
+		raw := f.Segment.Records[i]
+		row, err := eventRow(f.Segment.First+uint64(i), f.Leaves[i], raw[:len(raw)-len(r.Event)], r)
 		if err != nil {
 			return err
 		}
@@ -198,12 +199,12 @@ func apply(ctx context.Context, db *pgxpool.Pool, name string, pos ledger.Positi
 	return tx.Commit(ctx)
 }
 
-var eventColumns = []string{"idx", "leaf", "sealed_at", "source", "id", "type", "time", "tenant", "source_kind", "source_instance",
+var eventColumns = []string{"idx", "leaf", "header", "sealed_at", "source", "id", "type", "time", "tenant", "source_kind", "source_instance",
 	"actor_issuer", "actor_subject", "actor_email", "actor_kind", "dev_identity", "session_id", "session_seq", "target_kind", "target_name",
 	"payload", "event"}
 
 // eventRow is one record as a row of events.
-func eventRow(idx uint64, leaf ledger.Hash, r ledger.Record) ([]any, error) {
+func eventRow(idx uint64, leaf ledger.Hash, header []byte, r ledger.Record) ([]any, error) {
 	ev, err := events.Parse(r.Event)
 	if err != nil {
 		return nil, fmt.Errorf("projections: record %d: %w", idx, err) // Follow checked it: not reached
@@ -226,7 +227,7 @@ func eventRow(idx uint64, leaf ledger.Hash, r ledger.Record) ([]any, error) {
 			targetName = ev.Target.Name
 		}
 	}
-	return []any{int64(idx), leaf[:], r.Time, int64(r.Source), ev.ID, string(ev.Type), ev.Time, ev.Tenant, ev.Source.Kind, ev.Source.Instance,
+	return []any{int64(idx), leaf[:], header, r.Time, int64(r.Source), ev.ID, string(ev.Type), ev.Time, ev.Tenant, ev.Source.Kind, ev.Source.Instance,
 		ev.Actor.Issuer, ev.Actor.Subject, email, string(ev.Actor.Kind), ev.Actor.DevIdentity, sessionID, sessionSeq, targetKind, targetName,
 		payload, string(r.Event)}, nil
 }

@@ -56,6 +56,12 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 	if os.Getenv("AUDITLEDGER_PROXY_UPSTREAM") != "" {
 		roles = append(roles, "postgres-proxy")
 	}
+	// With a projection database, dev projects the log into it, and the
+	// API serves the read path from it.
+	if os.Getenv("AUDITLEDGER_PROJECTOR_DATABASE") != "" {
+		cfg.Projector.VKey, cfg.Projector.Store = filepath.Join(keys, "ledger.vkey"), cfg.Ledger.Store
+		roles = append(roles, "projector")
+	}
 	cfg.Roles = append(roles, "ledger")
 	return &cfg, cfg.Roles
 }
@@ -73,7 +79,7 @@ func devBanner(w io.Writer, e *env, issuer string) {
 	}
 	fmt.Fprintf(w, `  identity (dev)    %s   development OpenID provider; users %s;
                     each user's secret is NAME-dev-secret
-  API               http://%s   approvals (needs a token)
+  API               http://%s   approvals; events and proofs with AUDITLEDGER_PROJECTOR_DATABASE (needs a token)
 `, issuer, strings.Join(names, ", "), apiAddr)
 	if proxyAddr == "" {
 		fmt.Fprintf(w, "  postgres proxy    off: set AUDITLEDGER_PROXY_UPSTREAM=postgres://USER:PASSWORD@HOST/DB to run it\n")

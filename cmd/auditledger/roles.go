@@ -427,8 +427,18 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 	if len(roles) == 0 {
 		roles = nil // each role held by the group of its name
 	}
+	// The read path queries the projection, when there is one.
+	var db *pgxpool.Pool
+	if dsn := os.Getenv("AUDITLEDGER_PROJECTOR_DATABASE"); dsn != "" {
+		if db, err = pgxpool.New(ctx, dsn); err != nil {
+			p.em.Close()
+			return nil, fmt.Errorf("AUDITLEDGER_PROJECTOR_DATABASE: %w", err)
+		}
+	} else {
+		log.Info("read path off: set AUDITLEDGER_PROJECTOR_DATABASE to the projection database to serve /v1/events and proofs")
+	}
 	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Roles: roles, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
-		Metrics: telemetry.NewHTTP(e.health.Registry(), "api")})
+		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db})
 	if err != nil {
 		p.em.Close()
 		return nil, err
@@ -439,6 +449,9 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 	}
 	log.Info("API listening", "addr", ln.Addr().String())
 	return func(ctx context.Context) error {
+		if db != nil {
+			defer db.Close()
+		}
 		return p.closing(func() error { return health.Serve(ctx, ln, h) })
 	}, nil
 }

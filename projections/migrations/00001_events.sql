@@ -13,6 +13,7 @@ CREATE TABLE projection_cursor (
 CREATE TABLE events (
     idx             bigint PRIMARY KEY,   -- ledger index
     leaf            bytea NOT NULL,       -- RFC 6962 leaf hash of the record
+    header          bytea NOT NULL,       -- the record's bytes before the event: record = header ‖ event
     sealed_at       timestamptz NOT NULL, -- the record's time (sequenced by the ledger)
     source          bigint NOT NULL,      -- AUDIT_EVENTS stream sequence, 0 for a direct append
     id              text NOT NULL,

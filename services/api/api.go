@@ -1,8 +1,10 @@
 // Package api is auditledger's HTTP API. Every call carries an OIDC bearer
 // token and is authorised by role (auditor, security, approver, admin),
 // the roles coming from the token's groups. This first part serves approval
-// decisions; queries, proofs and evidence bundles join it with the read
-// path.
+// decisions, and the read path: events queried from the projection
+// (projections package), the latest checkpoint, and inclusion and
+// consistency proofs read in O(log n). Errors are RFC 9457 problem+json
+// documents; a bad query parameter is named in "param".
 //
 // The API is audited like any other access: a call with no valid token is
 // recorded as authn.failed, a call refused for want of a role as
@@ -25,9 +27,11 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/telemetry"
@@ -60,6 +64,9 @@ type Config struct {
 	Logger   *slog.Logger // nil means slog.Default()
 	// Metrics, if set, measures every request (by route pattern).
 	Metrics *telemetry.HTTP
+	// DB is the projection database the read path queries; nil answers
+	// its endpoints with 503, saying how to configure it.
+	DB *pgxpool.Pool
 }
 
 // New returns the API's handler.
@@ -94,6 +101,10 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(a.require(Approver, Security, Auditor)).Get("/approvals/{id}", a.getApproval)
 		r.With(a.require(Approver)).Post("/approvals/{id}/approve", a.decide(true))
 		r.With(a.require(Approver)).Post("/approvals/{id}/deny", a.decide(false))
+		r.With(a.require(Auditor, Security)).Get("/events", a.listEvents)
+		r.With(a.require(Auditor, Security)).Get("/checkpoints/latest", a.latestCheckpoint)
+		r.With(a.require(Auditor, Security)).Get("/proofs/inclusion", a.inclusionProof)
+		r.With(a.require(Auditor, Security)).Get("/proofs/consistency", a.consistencyProof)
 	})
 	return cfg.Metrics.Wrap(r, func(r *http.Request) string {
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
@@ -114,6 +125,7 @@ var (
 	errUnauthenticated = errors.New("unauthenticated")
 	errForbidden       = errors.New("forbidden")
 	errBadRequest      = errors.New("bad request")
+	errNotFound        = errors.New("not found")
 )
 
 func status(err error) int {
@@ -124,18 +136,32 @@ func status(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, approvals.ErrNotFound):
+	case errors.Is(err, approvals.ErrNotFound), errors.Is(err, errNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, projections.ErrNotProjected):
+		return http.StatusConflict
 	case errors.Is(err, approvals.ErrDecided):
 		return http.StatusConflict
-	case errors.Is(err, errNotAudited):
+	case errors.Is(err, errNotAudited), errors.Is(err, errNoReadPath):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
 
-// fail answers with {"error": "..."}; server errors are logged and not
-// detailed to the caller.
+// Problem is the body of every error: an RFC 9457 problem document, with
+// the offending query parameter in Param, and the detail repeated in
+// Error for clients of the first API version.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Param  string `json:"param,omitempty"`
+	Error  string `json:"error"`
+}
+
+// fail answers with a problem document; server errors are logged and
+// not detailed to the caller.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := status(err)
 	msg := err.Error()
@@ -146,14 +172,28 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="auditledger"`)
 	}
-	writeJSON(w, code, map[string]string{"error": msg})
+	p := Problem{Type: "about:blank", Title: http.StatusText(code), Status: code, Detail: msg, Error: msg}
+	var pe *paramError
+	if errors.As(err, &pe) {
+		p.Param = pe.param
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(code)
+	encodeJSON(w, p)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
+	encodeJSON(w, v)
+}
+
+// encodeJSON writes v indented, without HTML escaping: an event embedded
+// as json.RawMessage keeps its bytes (a statement's "<" stays "<").
+func encodeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	enc.Encode(v)
 }
 

@@ -1,0 +1,361 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/projections"
+)
+
+// The read path: queries over the projection (projections package) and
+// proofs from its stored tree hashes, each read recorded as
+// audit.accessed before its answer is sent.
+
+// paramError is a bad query parameter: 400, naming it.
+type paramError struct{ param, reason string }
+
+func (e *paramError) Error() string        { return "query parameter " + e.param + ": " + e.reason }
+func (e *paramError) Is(target error) bool { return target == errBadRequest }
+
+func badParam(param, format string, args ...any) error {
+	return &paramError{param, fmt.Sprintf(format, args...)}
+}
+
+// errNoReadPath: the API was started without the projection database.
+var errNoReadPath = errors.New("the read path is not configured: start the api role with AUDITLEDGER_PROJECTOR_DATABASE set to the projection database")
+
+// EventResult is one event of a query: where it is in the log, and the
+// exact record bytes its leaf hash covers (record = header ‖ event), so a
+// client can check its inclusion proof without trusting this API.
+type EventResult struct {
+	Index    uint64          `json:"index"`
+	Leaf     string          `json:"leaf"` // hex
+	SealedAt time.Time       `json:"sealed_at"`
+	Record   string          `json:"record"` // base64 of the exact record bytes
+	Event    json.RawMessage `json:"event"`
+}
+
+// EventPage is an answer of GET /v1/events. Next, when set, is the value
+// of after for the next page.
+type EventPage struct {
+	Events []EventResult `json:"events"`
+	Next   *uint64       `json:"next,omitempty"`
+}
+
+var (
+	tenantParam = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+	maxText     = 256
+)
+
+// listEvents answers GET /v1/events: filters type (comma-separated),
+// tenant, actor (subject or e-mail), session, target, since and until
+// (RFC 3339), q (text in the event, case-insensitive); keyset pagination
+// by ledger index (after, limit).
+func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.DB == nil {
+		a.fail(w, r, errNoReadPath)
+		return
+	}
+	q := r.URL.Query()
+	for k := range q {
+		switch k {
+		case "type", "tenant", "actor", "session", "target", "since", "until", "q", "after", "limit":
+		default:
+			a.fail(w, r, badParam(k, "unknown (known: type, tenant, actor, session, target, since, until, q, after, limit)"))
+			return
+		}
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	if v := q.Get("type"); v != "" {
+		var types []string
+		for _, t := range strings.Split(v, ",") {
+			if !events.Type(t).Known() {
+				a.fail(w, r, badParam("type", "%q is not an event type of the version-1 catalog", t))
+				return
+			}
+			types = append(types, t)
+		}
+		where = append(where, "type = ANY("+arg(types)+")")
+	}
+	if v := q.Get("tenant"); v != "" {
+		if !tenantParam.MatchString(v) {
+			a.fail(w, r, badParam("tenant", "want 1-64 characters of a-z, 0-9, _ and -"))
+			return
+		}
+		where = append(where, "tenant = "+arg(v))
+	}
+	for _, p := range []struct{ param, cond string }{
+		{"actor", "(actor_subject = %[1]s OR actor_email = %[1]s)"},
+		{"session", "session_id = %s"},
+		{"target", "target_name = %s"},
+	} {
+		if v := q.Get(p.param); v != "" {
+			if len(v) > maxText {
+				a.fail(w, r, badParam(p.param, "longer than %d characters", maxText))
+				return
+			}
+			where = append(where, fmt.Sprintf(p.cond, arg(v)))
+		}
+	}
+	for _, p := range []struct{ param, op string }{{"since", ">="}, {"until", "<"}} {
+		if v := q.Get(p.param); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				a.fail(w, r, badParam(p.param, "%q is not an RFC 3339 time (e.g. 2026-11-27T10:00:00Z)", v))
+				return
+			}
+			where = append(where, "time "+p.op+" "+arg(t))
+		}
+	}
+	if v := q.Get("q"); v != "" {
+		if len(v) > maxText {
+			a.fail(w, r, badParam("q", "longer than %d characters", maxText))
+			return
+		}
+		// A literal substring: LIKE's wildcards in it are escaped.
+		pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(v) + "%"
+		where = append(where, "event ILIKE "+arg(pattern))
+	}
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 63)
+		if err != nil {
+			a.fail(w, r, badParam("after", "%q is not a ledger index", v))
+			return
+		}
+		where = append(where, "idx > "+arg(int64(n)))
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			a.fail(w, r, badParam("limit", "%q: want 1 to 1000", v))
+			return
+		}
+		limit = n
+	}
+	sql := "SELECT idx, leaf, header, sealed_at, event FROM events"
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	sql += " ORDER BY idx LIMIT " + arg(limit+1)
+	rows, err := a.cfg.DB.Query(r.Context(), sql, args...)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	page := EventPage{Events: []EventResult{}}
+	for rows.Next() {
+		var idx int64
+		var leaf, header []byte
+		var sealed time.Time
+		var ev string
+		if err := rows.Scan(&idx, &leaf, &header, &sealed, &ev); err != nil {
+			rows.Close()
+			a.fail(w, r, err)
+			return
+		}
+		page.Events = append(page.Events, EventResult{Index: uint64(idx), Leaf: hex.EncodeToString(leaf), SealedAt: sealed.UTC(),
+			Record: base64.StdEncoding.EncodeToString(append(header, ev...)), Event: json.RawMessage(ev)})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if len(page.Events) > limit {
+		page.Events = page.Events[:limit]
+		next := page.Events[limit-1].Index
+		page.Next = &next
+	}
+	filters := map[string]string{}
+	for k := range q {
+		filters[k] = events.Clean(q.Get(k), 256)
+	}
+	audit := map[string]any{"resource": "events", "filters": filters, "count": len(page.Events)}
+	if n := len(page.Events); n > 0 {
+		audit["first_index"], audit["last_index"] = page.Events[0].Index, page.Events[n-1].Index
+	}
+	if err := a.accessed(r, audit); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// latestCheckpoint answers GET /v1/checkpoints/latest with the newest
+// signed checkpoint the projection holds, verbatim (C2SP tlog-checkpoint).
+func (a *api) latestCheckpoint(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.DB == nil {
+		a.fail(w, r, errNoReadPath)
+		return
+	}
+	var cp string
+	var size int64
+	err := a.cfg.DB.QueryRow(r.Context(), `SELECT size, checkpoint FROM segments ORDER BY size DESC LIMIT 1`).Scan(&size, &cp)
+	if errors.Is(err, pgx.ErrNoRows) {
+		a.fail(w, r, fmt.Errorf("%w: the projection holds no checkpoint yet", errNotFound))
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.accessed(r, map[string]any{"resource": "checkpoint", "size": size}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeText(w, cp)
+}
+
+// inclusionProof answers GET /v1/proofs/inclusion?index=N|event_id=ID
+// [&size=M] with a C2SP tlog-proof against the signed checkpoint at M
+// (default: the newest), read in O(log M).
+func (a *api) inclusionProof(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.DB == nil {
+		a.fail(w, r, errNoReadPath)
+		return
+	}
+	q := r.URL.Query()
+	var index uint64
+	switch id, idx := q.Get("event_id"), q.Get("index"); {
+	case (id == "") == (idx == ""):
+		a.fail(w, r, badParam("index", "give index or event_id, one of them"))
+		return
+	case idx != "":
+		n, err := strconv.ParseUint(idx, 10, 63)
+		if err != nil {
+			a.fail(w, r, badParam("index", "%q is not a ledger index", idx))
+			return
+		}
+		index = n
+	default:
+		if len(id) > 128 {
+			a.fail(w, r, badParam("event_id", "longer than 128 characters"))
+			return
+		}
+		var idxs []int64
+		rows, err := a.cfg.DB.Query(r.Context(), `SELECT idx FROM events WHERE id = $1 ORDER BY idx LIMIT 2`, id)
+		if err == nil {
+			idxs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		}
+		switch {
+		case err != nil:
+			a.fail(w, r, err)
+			return
+		case len(idxs) == 0:
+			a.fail(w, r, fmt.Errorf("%w: no sealed event has the id %q", errNotFound, id))
+			return
+		case len(idxs) > 1:
+			a.fail(w, r, badParam("event_id", "%q names events of more than one tenant: ask by index", id))
+			return
+		}
+		index = uint64(idxs[0])
+	}
+	cp, size, err := a.checkpointAt(r, q.Get("size"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if index >= size {
+		a.fail(w, r, badParam("index", "%d is not below the tree size %d", index, size))
+		return
+	}
+	hashes, err := projections.InclusionProof(r.Context(), a.cfg.DB, index, size)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.accessed(r, map[string]any{"resource": "inclusion proof", "index": index, "size": size}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeText(w, string((&ledger.InclusionProofText{Index: index, Hashes: hashes, Checkpoint: []byte(cp)}).Marshal()))
+}
+
+// consistencyProof answers GET /v1/proofs/consistency?from=A&to=B, both
+// sizes of signed checkpoints (or 0 for from), in the text form of
+// docs/FORMAT.md §6.
+func (a *api) consistencyProof(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.DB == nil {
+		a.fail(w, r, errNoReadPath)
+		return
+	}
+	q := r.URL.Query()
+	_, to, err := a.checkpointAt(r, q.Get("to"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	from, err := strconv.ParseUint(q.Get("from"), 10, 63)
+	if err != nil {
+		a.fail(w, r, badParam("from", "%q is not a tree size", q.Get("from")))
+		return
+	}
+	if from > to {
+		a.fail(w, r, badParam("from", "%d is beyond to (%d)", from, to))
+		return
+	}
+	if from > 0 {
+		if _, _, err := a.checkpointAt(r, strconv.FormatUint(from, 10)); err != nil {
+			var pe *paramError
+			if errors.As(err, &pe) {
+				pe.param = "from"
+			}
+			a.fail(w, r, err)
+			return
+		}
+	}
+	hashes, err := projections.ConsistencyProof(r.Context(), a.cfg.DB, from, to)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.accessed(r, map[string]any{"resource": "consistency proof", "from": from, "to": to}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeText(w, string((&ledger.ConsistencyProofText{Old: from, New: to, Hashes: hashes}).Marshal()))
+}
+
+// checkpointAt is the signed checkpoint at size (a query parameter's
+// value; empty: the newest) and its size.
+func (a *api) checkpointAt(r *http.Request, size string) (string, uint64, error) {
+	var cp string
+	var n int64
+	var err error
+	if size == "" {
+		err = a.cfg.DB.QueryRow(r.Context(), `SELECT size, checkpoint FROM segments ORDER BY size DESC LIMIT 1`).Scan(&n, &cp)
+	} else {
+		m, perr := strconv.ParseUint(size, 10, 63)
+		if perr != nil {
+			return "", 0, badParam("size", "%q is not a tree size", size)
+		}
+		err = a.cfg.DB.QueryRow(r.Context(), `SELECT size, checkpoint FROM segments WHERE size = $1`, int64(m)).Scan(&n, &cp)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return "", 0, badParam("size", "no signed checkpoint at size %d (checkpoints are signed at segment ends)", m)
+		}
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", 0, fmt.Errorf("%w: the projection holds no checkpoint yet", errNotFound)
+	}
+	return cp, uint64(n), err
+}
+
+func writeText(w http.ResponseWriter, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte(s))
+}
