@@ -62,6 +62,10 @@ func storedHashes(pos ledger.Position, leaves []ledger.Hash) (first int64, blob 
 	return first, blob, nil
 }
 
+// HashReader reads the log's stored hashes (x/mod/sumdb/tlog's layout)
+// from the projection: for tiles, proofs and roots.
+func HashReader(ctx context.Context, db *pgxpool.Pool) tlog.HashReader { return hashReader{ctx, db} }
+
 // hashReader reads stored hashes from tree_hashes.
 type hashReader struct {
 	ctx context.Context

@@ -105,6 +105,8 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(a.require(Auditor, Security)).Get("/checkpoints/latest", a.latestCheckpoint)
 		r.With(a.require(Auditor, Security)).Get("/proofs/inclusion", a.inclusionProof)
 		r.With(a.require(Auditor, Security)).Get("/proofs/consistency", a.consistencyProof)
+		r.With(a.require(Auditor, Security)).Get("/log/checkpoint", a.logCheckpoint)
+		r.With(a.require(Auditor, Security)).Get("/log/tile/*", a.tile)
 	})
 	return cfg.Metrics.Wrap(r, func(r *http.Request) string {
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {

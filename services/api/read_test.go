@@ -17,6 +17,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
@@ -275,5 +276,110 @@ func TestReadPath(t *testing.T) {
 	json.Unmarshal([]byte(body), &page)
 	if code != 200 || len(page.Events) != 1 || page.Events[0].Index != 17 {
 		t.Errorf("q: %d %s", code, body)
+	}
+}
+
+// httpTiles is golang.org/x/mod/sumdb/tlog's TileReader over the API's
+// C2SP tile paths: an independent client of the tiles.
+type httpTiles struct {
+	t     *testing.T
+	f     *readFixture
+	token string
+}
+
+func (h httpTiles) Height() int { return 8 }
+
+func (h httpTiles) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
+	out := make([][]byte, len(tiles))
+	for i, tile := range tiles {
+		// x/mod's path carries the height: tile/8/L/N → C2SP's tile/L/N.
+		p := strings.Replace(strings.TrimPrefix(tile.Path(), "tile/8/"), "data/", "entries/", 1)
+		code, _, body := h.f.get(h.t, "/v1/log/tile/"+p, h.token)
+		if code != 200 {
+			return nil, fmt.Errorf("GET tile/%s: %d %s", p, code, body)
+		}
+		out[i] = []byte(body)
+	}
+	return out, nil
+}
+
+func (httpTiles) SaveTiles([]tlog.Tile, [][]byte) {}
+
+// The log as C2SP tiles, read by x/mod/sumdb/tlog's tile client: it
+// checks every tile it reads against the signed root, then proves
+// inclusion and consistency with them; the entry bundle's records hash to
+// the leaves.
+func TestTiles(t *testing.T) {
+	f := newReadFixture(t)
+	carol := f.tokens["carol"]
+	code, _, body := f.get(t, "/v1/log/checkpoint", carol)
+	if code != 200 {
+		t.Fatalf("checkpoint: %d %s", code, body)
+	}
+	nv, _ := note.NewVerifier(f.vkey)
+	n, err := note.Open([]byte(body), note.VerifierList(nv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := ledger.ParseCheckpointBody([]byte(n.Text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := tlog.Tree{N: int64(cp.Size), Hash: tlog.Hash(cp.Root)}
+	thr := tlog.TileHashReader(tree, httpTiles{t, f, carol})
+	if h, err := tlog.TreeHash(tree.N, thr); err != nil || h != tree.Hash {
+		t.Fatalf("tree hash from tiles: %v %v", h, err)
+	}
+	for i := int64(0); i < tree.N; i++ {
+		p, err := tlog.ProveRecord(tree.N, i, thr)
+		if err != nil {
+			t.Fatalf("prove %d: %v", i, err)
+		}
+		leaf, err := thr.ReadHashes([]int64{tlog.StoredHashIndex(0, i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckRecord(p, tree.N, tree.Hash, i, leaf[0]); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	old, err := tlog.TreeHash(24, thr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := tlog.ProveTree(tree.N, 24, thr)
+	if err != nil || tlog.CheckTree(tp, tree.N, tree.Hash, 24, old) != nil {
+		t.Fatalf("consistency 24→%d from tiles: %v", tree.N, err)
+	}
+	// The entry bundle: 40 records, each hashing to its leaf.
+	code, _, bundle := f.get(t, "/v1/log/tile/entries/000.p/40", carol)
+	if code != 200 {
+		t.Fatalf("entries: %d %s", code, bundle)
+	}
+	b := []byte(bundle)
+	for i := int64(0); i < 40; i++ {
+		if len(b) < 2 {
+			t.Fatalf("entry bundle ends at entry %d", i)
+		}
+		l := int(b[0])<<8 | int(b[1])
+		rec := b[2 : 2+l]
+		b = b[2+l:]
+		leaf, _ := thr.ReadHashes([]int64{tlog.StoredHashIndex(0, i)})
+		if tlog.RecordHash(rec) != leaf[0] {
+			t.Fatalf("entry %d does not hash to its leaf", i)
+		}
+	}
+	if len(b) != 0 {
+		t.Fatal("bytes after the last entry")
+	}
+	// Beyond the signed tree, and a malformed path.
+	if code, _, _ := f.get(t, "/v1/log/tile/0/000.p/41", carol); code != 404 {
+		t.Errorf("a tile beyond the tree: %d, want 404", code)
+	}
+	if code, _, _ := f.get(t, "/v1/log/tile/0/12", carol); code != 400 {
+		t.Errorf("a malformed tile path: %d, want 400", code)
+	}
+	if code, _, _ := f.get(t, "/v1/log/tile/0/000.p/40", ""); code != 401 {
+		t.Errorf("a tile without a token: %d, want 401", code)
 	}
 }
