@@ -77,7 +77,7 @@ FROM events WHERE type LIKE 'approval.%';
 
 CREATE VIEW sessions AS
 SELECT tenant, session_id, min(time) AS started, max(time) AS last_seen, count(*) AS events,
-       max(session_seq) AS last_seq, count(*) <> max(session_seq) AS has_gaps,
+       max(session_seq) AS last_seq, count(DISTINCT session_seq) <> max(session_seq) AS has_gaps,
        min(actor_subject) AS actor_subject, min(target_name) AS target_name
 FROM events WHERE session_id IS NOT NULL
 GROUP BY tenant, session_id;

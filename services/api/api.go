@@ -105,6 +105,8 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(a.require(Auditor, Security)).Get("/checkpoints/latest", a.latestCheckpoint)
 		r.With(a.require(Auditor, Security)).Get("/proofs/inclusion", a.inclusionProof)
 		r.With(a.require(Auditor, Security)).Get("/proofs/consistency", a.consistencyProof)
+		r.With(a.require(Auditor, Security)).Get("/sessions", a.listSessions)
+		r.With(a.require(Auditor, Security)).Get("/sessions/{id}", a.sessionTimeline)
 		r.With(a.require(Auditor, Security)).Get("/log/checkpoint", a.logCheckpoint)
 		r.With(a.require(Auditor, Security)).Get("/log/tile/*", a.tile)
 	})

@@ -74,7 +74,11 @@ func newReadFixture(t *testing.T) *readFixture {
 			if n%4 == 3 {
 				actor = "dave"
 			}
-			es = append(es, ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"ev-%d","type":"command.executed","time":"2026-11-26T12:00:%02dZ","tenant":"acme","source":{"kind":"postgres-proxy","instance":"p1"},"actor":{"issuer":"https://idp.example","subject":"%s","kind":"human"},"session_id":"s%d","session_seq":%d,"target":{"kind":"postgres","name":"orders"},"payload":{"statement":"SELECT %d FROM t WHERE a < b"}}`, n, n, actor, n/10, n%10+1, n)})
+			seq := n%10 + 1
+			if n == 25 {
+				seq = 7 // session s2 lacks seq 6
+			}
+			es = append(es, ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"ev-%d","type":"command.executed","time":"2026-11-26T12:00:%02dZ","tenant":"acme","source":{"kind":"postgres-proxy","instance":"p1"},"actor":{"issuer":"https://idp.example","subject":"%s","kind":"human"},"session_id":"s%d","session_seq":%d,"target":{"kind":"postgres","name":"orders"},"payload":{"statement":"SELECT %d FROM t WHERE a < b"}}`, n, n, actor, n/10, seq, n)})
 			n++
 		}
 		if _, err := l.Append(t.Context(), es); err != nil {
@@ -381,5 +385,47 @@ func TestTiles(t *testing.T) {
 	}
 	if code, _, _ := f.get(t, "/v1/log/tile/0/000.p/40", ""); code != 401 {
 		t.Errorf("a tile without a token: %d, want 401", code)
+	}
+}
+
+// Sessions: the list says which have gaps in session_seq; a timeline
+// lists the events in sequence order and the missing numbers.
+func TestSessions(t *testing.T) {
+	f := newReadFixture(t)
+	carol := f.tokens["carol"]
+	code, _, body := f.get(t, "/v1/sessions?tenant=acme", carol)
+	var list []api.SessionSummary
+	if err := json.Unmarshal([]byte(body), &list); code != 200 || err != nil || len(list) != 4 {
+		t.Fatalf("sessions: %d %s", code, body)
+	}
+	for _, s := range list {
+		if s.HasGaps != (s.SessionID == "s2") || s.Events != 10 {
+			t.Errorf("session %s: %d events, has_gaps %v", s.SessionID, s.Events, s.HasGaps)
+		}
+	}
+	code, _, body = f.get(t, "/v1/sessions/s2?tenant=acme", carol)
+	var tl api.Timeline
+	if err := json.Unmarshal([]byte(body), &tl); code != 200 || err != nil {
+		t.Fatalf("timeline: %d %s", code, body)
+	}
+	if len(tl.Events) != 10 || len(tl.Gaps) != 1 || tl.Gaps[0] != (api.Gap{From: 6, To: 6}) {
+		t.Errorf("timeline of s2: %d events, gaps %v; want 10 and seq 6 missing", len(tl.Events), tl.Gaps)
+	}
+	for _, c := range []struct {
+		path  string
+		code  int
+		param string
+	}{
+		{"/v1/sessions/s2", 400, "tenant"},
+		{"/v1/sessions/nope?tenant=acme", 404, ""},
+		{"/v1/sessions?limit=5000", 400, "limit"},
+		{"/v1/sessions?actor=" + url.QueryEscape("x' OR '1'='1"), 200, ""},
+	} {
+		code, _, body := f.get(t, c.path, carol)
+		var p api.Problem
+		json.Unmarshal([]byte(body), &p)
+		if code != c.code || p.Param != c.param {
+			t.Errorf("%s: %d %s; want %d naming %q", c.path, code, body, c.code, c.param)
+		}
 	}
 }
