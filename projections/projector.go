@@ -267,6 +267,11 @@ func Rebuild(ctx context.Context, cfg Config, progress func(done, total uint64))
 			return err
 		}
 		if !applied {
+			// Fresh statistics, so the first queries after a rebuild are
+			// planned for the table as it is (autovacuum would take a while).
+			if _, err := cfg.DB.Exec(ctx, `ANALYZE events, segments, tree_hashes`); err != nil {
+				return fmt.Errorf("projections: analyze: %w", err)
+			}
 			return nil
 		}
 		if progress != nil {

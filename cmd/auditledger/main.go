@@ -49,6 +49,7 @@ Commands:
   bench ingest      measure end-to-end ingestion (publish → sealed) on the embedded NATS server
   bench proxy       pgbench directly and through the PostgreSQL proxy, side by side
   bench bus         compare ways of having events stored by JetStream (one each, batched, atomic, fast)
+  bench read        measure the read path: projection rebuild, projector lag, API latency
   version           print the version, source revision and Go toolchain of this binary
 
 Store URLs: a directory, file:///path, or
@@ -110,6 +111,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"bench ingest":        benchIngest,
 		"bench proxy":         benchProxy,
 		"bench bus":           benchBus,
+		"bench read":          benchRead,
 		"dev":                 devCmd,
 		"emit":                emitCmd,
 		"serve":               serveCmd,

@@ -34,11 +34,19 @@ CREATE TABLE events (
     payload         jsonb,                -- NULL only when it holds \u0000, which jsonb cannot: see event
     event           text NOT NULL         -- the event exactly as sealed
 );
-CREATE INDEX events_tenant_time ON events (tenant, time);
-CREATE INDEX events_type_time ON events (type, time);
-CREATE INDEX events_session ON events (session_id, session_seq) WHERE session_id IS NOT NULL;
-CREATE INDEX events_actor ON events (actor_subject);
+-- Queries page by ledger index (keyset): each filter's index ends in idx.
+CREATE INDEX events_tenant ON events (tenant, idx);
+CREATE INDEX events_type ON events (type, idx);
+CREATE INDEX events_actor ON events (actor_subject, idx);
+CREATE INDEX events_actor_type ON events (actor_subject, type, idx);  -- "what did X run", at once even when X ran none
+CREATE INDEX events_actor_email ON events (actor_email, idx) WHERE actor_email IS NOT NULL;
+CREATE INDEX events_target ON events (target_name, idx) WHERE target_name IS NOT NULL;
+CREATE INDEX events_time ON events (time);
+CREATE INDEX events_session ON events (tenant, session_id, session_seq) WHERE session_id IS NOT NULL;
 CREATE INDEX events_id ON events (id);
+-- Actors and types are not independent (an agent runs one kind of
+-- statement): tell the planner which pairs occur.
+CREATE STATISTICS events_actor_type_stats (mcv) ON actor_subject, type FROM events;
 
 CREATE TABLE segments (
     first      bigint PRIMARY KEY,

@@ -258,7 +258,7 @@ func TestReadPath(t *testing.T) {
 	}
 
 	// Injection attempts in every free-text filter are values, nothing more.
-	for _, param := range []string{"actor", "session", "target", "q"} {
+	for _, param := range []string{"actor", "email", "session", "target", "q"} {
 		// (A LIKE wildcard that were not escaped, % in q, would match all.
 		// Every event holds a literal "_", so it is left out for q.)
 		for _, attack := range []string{"x' OR '1'='1", "'; DROP TABLE events; --", `%`, `%_%`, `\`} {
