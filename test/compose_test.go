@@ -2,7 +2,10 @@ package test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -104,6 +107,37 @@ func TestComposeStack(t *testing.T) {
 		t.Fatalf("the gateway's policy (deploy/policy.yaml) should mask the address partially; psql printed %q", out)
 	}
 	c.verifiedAtLeast(15)
+	// The read path: the projector has the log in PostgreSQL, and the
+	// gateway's API serves it to an auditor.
+	tok := exec.Command(binary, "token", "--issuer", "http://idp:5556", "--client-id", "carol")
+	tok.Env = append(os.Environ(), "AUDITLEDGER_CLIENT_SECRET=carol-dev-secret")
+	carol, err := tok.Output()
+	if err != nil {
+		t.Fatalf("carol's token: %v", err)
+	}
+	var events struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		req, _ := http.NewRequest("GET", "http://127.0.0.1:8080/v1/events?limit=1000", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(carol)))
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			json.Unmarshal(body, &events)
+			if resp.StatusCode == 200 && len(events.Events) >= 15 {
+				break
+			}
+			err = fmt.Errorf("%d %d events: %.300s", resp.StatusCode, len(events.Events), body)
+		}
+		if time.Now().After(deadline) {
+			c.logs()
+			t.Fatalf("/v1/events through the gateway: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	// The statement is in the verified log, by alice from the development
 	// provider, masked.
 	logOut, err := c.hostTool("log", "--store", "s3://auditledger/log?endpoint=127.0.0.1:7070&insecure=1", "--json", "--type", "command.executed,mask.applied")
@@ -210,6 +244,9 @@ func newComposeRun(t *testing.T, repo string, cf *composeFile) *composeRun {
 		hosts += "127.0.0.1 " + name + "\n"
 	}
 	c.write("etc-hosts", hosts)
+	// The test's own clients (psql, the binary) resolve the service names
+	// too: this mount namespace is the test's alone.
+	c.bind(filepath.Join(c.dir, "etc-hosts"), "/etc/hosts", true)
 
 	bin := func(name string, args ...string) string {
 		out := filepath.Join(c.dir, "bin", name)
@@ -699,8 +736,8 @@ func interpolate(t *testing.T, s string) string {
 // pgImageInit does what the postgres image's entrypoint does on a first
 // start with an empty data volume: initdb with POSTGRES_USER and
 // POSTGRES_PASSWORD (password authentication from the network), then
-// POSTGRES_DB; the image's command then runs postgres listening on every
-// address.
+// POSTGRES_DB and the SQL files in /docker-entrypoint-initdb.d; the
+// image's command then runs postgres listening on every address.
 func pgImageInit(c *composeRun, name string, svc composeService) error {
 	data := "/var/lib/postgresql/data"
 	root := c.root(name, svc)
@@ -720,6 +757,9 @@ rm /tmp/pwfile
 echo "host all all all scram-sha-256" >> %[1]s/pg_hba.conf
 echo "listen_addresses = '*'" >> %[1]s/postgresql.conf
 echo 'CREATE DATABASE "%[2]s"' | postgres --single -D %[1]s -j postgres >/dev/null
+for f in /docker-entrypoint-initdb.d/*.sql; do
+	[ -e "$f" ] && postgres --single -D %[1]s -j postgres < "$f" >/dev/null
+done
 `, data, env["POSTGRES_DB"])
 	cmd := c.command(name, svc, []string{"/bin/sh", "-c", script})
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -11,21 +11,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
 )
 
 // dev with a projection database: the sample events, emitted as the README
 // shows, come back from the API's /v1/events with carol's (auditor) token,
-// and one of them is proven offline with `proof verify` from what the API
-// returned (its record bytes and a tlog-proof).
+// one of them is proven offline with `proof verify` from what the API
+// returned (its record bytes and a tlog-proof), and each read is in the
+// sealed log as audit.accessed.
 func TestDevReadPath(t *testing.T) {
 	pg, err := pgtest.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pg.Stop()
-	d := startDev(t, []string{"AUDITLEDGER_PROJECTOR_DATABASE=" + pg.DSN(pg.NewDatabase(t))})
+	d := startDev(t, []string{"AUDITLEDGER_DATABASE_URL=" + pg.DSN(pg.NewDatabase(t))})
 	mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
 	carol := d.token(t, "carol")
 	get := func(path string) (int, []byte) {
@@ -68,5 +70,15 @@ func TestDevReadPath(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "record"), record, 0o644)
 	os.WriteFile(filepath.Join(dir, "proof"), proof, 0o644)
 	mustRun(t, nil, nil, "proof", "verify", "--vkey", d.vkey(), "--record", filepath.Join(dir, "record"), "--proof", filepath.Join(dir, "proof"))
+	// Every read is in the sealed, verified log: who read what.
 	d.stop(t)
+	reads := map[string]int{}
+	for _, s := range verifiedEvents(t, d.store(), d.vkey()) {
+		if s.Event.Type == events.AuditAccessed && s.Event.Actor.Subject == "carol" {
+			reads[fmt.Sprint(s.Payload["resource"])]++
+		}
+	}
+	if reads["events"] < 1 || reads["inclusion proof"] != 1 {
+		t.Errorf("audit.accessed in the sealed log by resource: %v; want the events reads and the one proof", reads)
+	}
 }

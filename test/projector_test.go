@@ -56,7 +56,7 @@ projector: {store: %q, vkey: %q, poll: 20ms}
 		}
 		appended = next
 	})
-	env := []string{"AUDITLEDGER_PROJECTOR_DATABASE=" + live}
+	env := []string{"AUDITLEDGER_DATABASE_URL=" + live}
 	kills := 20
 	for range kills {
 		cmd := startServeEnv(t, cfg, env)
@@ -87,7 +87,7 @@ projector: {store: %q, vkey: %q, poll: 20ms}
 	cmd.Wait()
 
 	clean := pg.DSN(pg.NewDatabase(t))
-	r := mustRun(t, nil, []string{"AUDITLEDGER_PROJECTOR_DATABASE=" + clean}, "projections", "rebuild", "--store", store, "--vkey", filepath.Join(keys, "ledger.vkey"))
+	r := mustRun(t, nil, []string{"AUDITLEDGER_DATABASE_URL=" + clean}, "projections", "rebuild", "--store", store, "--vkey", filepath.Join(keys, "ledger.vkey"))
 	if !strings.Contains(r.stdout, fmt.Sprintf("rebuilt %d records", appended)) {
 		t.Errorf("rebuild: %s", r.stdout)
 	}

@@ -36,7 +36,7 @@ import (
 func benchRead(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("bench read --database URL [--n 1000000] [--rate 10000] [--requests 1000]",
 		"Measures the read path on this machine: builds a log of N events (segments of\n10,000) in a temporary local store, rebuilds the projection into the database\n(its tables are replaced), then seals events at RATE per second for ten\nseconds while the projector follows (lag: from a segment's seal to its rows\ncommitted), then times the API — a filtered events query, a session timeline\nand an inclusion proof — each answer recorded as audit.accessed on an\nembedded NATS, as in production.", stderr)
-	database := fs.String("database", os.Getenv("AUDITLEDGER_PROJECTOR_DATABASE"), "postgres:// URL of a database to use (default $AUDITLEDGER_PROJECTOR_DATABASE)")
+	database := fs.String("database", os.Getenv("AUDITLEDGER_DATABASE_URL"), "postgres:// URL of a database to use (default $AUDITLEDGER_DATABASE_URL)")
 	n := fs.Int("n", 1_000_000, "events in the log")
 	rate := fs.Int("rate", 10_000, "events per second sealed while the projector follows")
 	requests := fs.Int("requests", 1000, "API requests of each kind")
@@ -44,7 +44,7 @@ func benchRead(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return err
 	}
 	if *database == "" {
-		return fmt.Errorf("bench read: give --database or set AUDITLEDGER_PROJECTOR_DATABASE")
+		return fmt.Errorf("bench read: give --database or set AUDITLEDGER_DATABASE_URL")
 	}
 	dir, err := os.MkdirTemp("", "auditledger-bench-read-")
 	if err != nil {

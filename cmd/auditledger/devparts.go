@@ -58,7 +58,7 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 	}
 	// With a projection database, dev projects the log into it, and the
 	// API serves the read path from it.
-	if os.Getenv("AUDITLEDGER_PROJECTOR_DATABASE") != "" {
+	if os.Getenv("AUDITLEDGER_DATABASE_URL") != "" {
 		cfg.Projector.VKey, cfg.Projector.Store = filepath.Join(keys, "ledger.vkey"), cfg.Ledger.Store
 		roles = append(roles, "projector")
 	}
@@ -79,7 +79,7 @@ func devBanner(w io.Writer, e *env, issuer string) {
 	}
 	fmt.Fprintf(w, `  identity (dev)    %s   development OpenID provider; users %s;
                     each user's secret is NAME-dev-secret
-  API               http://%s   approvals; events and proofs with AUDITLEDGER_PROJECTOR_DATABASE (needs a token)
+  API               http://%s   approvals; events and proofs with AUDITLEDGER_DATABASE_URL (needs a token)
 `, issuer, strings.Join(names, ", "), apiAddr)
 	if proxyAddr == "" {
 		fmt.Fprintf(w, "  postgres proxy    off: set AUDITLEDGER_PROXY_UPSTREAM=postgres://USER:PASSWORD@HOST/DB to run it\n")

@@ -17,21 +17,21 @@ import (
 // log again from the store alone.
 func projectionsRebuild(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("projections rebuild --store URL --vkey KEY [--database URL]",
-		"Rebuilds the PostgreSQL projection of a log from its segment store alone (no\nNATS): empties the tables, then reads every segment in order, checking it as\nverify does (chain, roots, the signed checkpoint at its end, every event), and\napplies it in one transaction with the projector's cursor. It ends in the\nrows the live projector (serve role projector) would have. The schema is\nmigrated first. The database URL is read from $AUDITLEDGER_PROJECTOR_DATABASE\nwhen --database is not given, so that its password stays out of the\nprocess list.", stderr)
+		"Rebuilds the PostgreSQL projection of a log from its segment store alone (no\nNATS): empties the tables, then reads every segment in order, checking it as\nverify does (chain, roots, the signed checkpoint at its end, every event), and\napplies it in one transaction with the projector's cursor. It ends in the\nrows the live projector (serve role projector) would have. The schema is\nmigrated first. The database URL is read from $AUDITLEDGER_DATABASE_URL\nwhen --database is not given, so that its password stays out of the\nprocess list.", stderr)
 	storeURL := fs.String("store", "", "segment store URL")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file")
-	database := fs.String("database", "", "postgres:// URL of the projection database (default $AUDITLEDGER_PROJECTOR_DATABASE)")
+	database := fs.String("database", "", "postgres:// URL of the projection database (default $AUDITLEDGER_DATABASE_URL)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *database == "" {
-		*database = os.Getenv("AUDITLEDGER_PROJECTOR_DATABASE")
+		*database = os.Getenv("AUDITLEDGER_DATABASE_URL")
 	}
 	if err := required(fs, "store", "vkey"); err != nil {
 		return err
 	}
 	if *database == "" {
-		return fmt.Errorf("projections rebuild: give --database or set AUDITLEDGER_PROJECTOR_DATABASE")
+		return fmt.Errorf("projections rebuild: give --database or set AUDITLEDGER_DATABASE_URL")
 	}
 	v, err := loadVerifier(*vkeyArg)
 	if err != nil {

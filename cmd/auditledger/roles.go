@@ -429,13 +429,13 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 	}
 	// The read path queries the projection, when there is one.
 	var db *pgxpool.Pool
-	if dsn := os.Getenv("AUDITLEDGER_PROJECTOR_DATABASE"); dsn != "" {
+	if dsn := os.Getenv("AUDITLEDGER_DATABASE_URL"); dsn != "" {
 		if db, err = pgxpool.New(ctx, dsn); err != nil {
 			p.em.Close()
-			return nil, fmt.Errorf("AUDITLEDGER_PROJECTOR_DATABASE: %w", err)
+			return nil, fmt.Errorf("AUDITLEDGER_DATABASE_URL: %w", err)
 		}
 	} else {
-		log.Info("read path off: set AUDITLEDGER_PROJECTOR_DATABASE to the projection database to serve /v1/events and proofs")
+		log.Info("read path off: set AUDITLEDGER_DATABASE_URL to the projection database to serve /v1/events and proofs")
 	}
 	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Roles: roles, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
 		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db})
@@ -613,9 +613,9 @@ func (c *projectorRole) check(cfg *serveConfig) error {
 }
 
 func (c *projectorRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
-	database := os.Getenv("AUDITLEDGER_PROJECTOR_DATABASE")
+	database := os.Getenv("AUDITLEDGER_DATABASE_URL")
 	if database == "" {
-		return nil, errors.New("set AUDITLEDGER_PROJECTOR_DATABASE to the projection database's postgres:// URL")
+		return nil, errors.New("set AUDITLEDGER_DATABASE_URL to the projection database's postgres:// URL")
 	}
 	v, err := loadVerifier(c.VKey)
 	if err != nil {
@@ -631,7 +631,7 @@ func (c *projectorRole) prepare(ctx context.Context, e *env, log *slog.Logger) (
 	}
 	db, err := pgxpool.New(ctx, database)
 	if err != nil {
-		return nil, fmt.Errorf("AUDITLEDGER_PROJECTOR_DATABASE: %w", err)
+		return nil, fmt.Errorf("AUDITLEDGER_DATABASE_URL: %w", err)
 	}
 	var applied atomic.Uint64
 	e.health.AddReadiness("projector", func() (string, error) {

@@ -34,7 +34,7 @@ func badParam(param, format string, args ...any) error {
 }
 
 // errNoReadPath: the API was started without the projection database.
-var errNoReadPath = errors.New("the read path is not configured: start the api role with AUDITLEDGER_PROJECTOR_DATABASE set to the projection database")
+var errNoReadPath = errors.New("the read path is not configured: start the api role with AUDITLEDGER_DATABASE_URL set to the projection database")
 
 // EventResult is one event of a query: where it is in the log, and the
 // exact record bytes its leaf hash covers (record = header ‖ event), so a
