@@ -15,6 +15,7 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -93,6 +94,33 @@ func New(cfg Config) (http.Handler, error) {
 		cfg.Logger = slog.Default()
 	}
 	a := &api{cfg: cfg}
+	r := a.router()
+	return cfg.Metrics.Wrap(r, func(r *http.Request) string {
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			return rc.RoutePattern()
+		}
+		return "unmatched"
+	}), nil
+}
+
+//go:embed openapi.json
+var openAPI []byte
+
+// OpenAPI is the API's OpenAPI 3.1 document, served at /v1/openapi.json.
+func OpenAPI() []byte { return openAPI }
+
+// Routes lists the API's routes as "METHOD /path" (chi's patterns), for
+// checking the OpenAPI document against the router.
+func Routes() []string {
+	var out []string
+	chi.Walk((&api{}).router(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		out = append(out, method+" "+route)
+		return nil
+	})
+	return out
+}
+
+func (a *api) router() chi.Router {
 	r := chi.NewRouter()
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	r.Route("/v1", func(r chi.Router) {
@@ -109,13 +137,12 @@ func New(cfg Config) (http.Handler, error) {
 		r.With(a.require(Auditor, Security)).Get("/sessions/{id}", a.sessionTimeline)
 		r.With(a.require(Auditor, Security)).Get("/log/checkpoint", a.logCheckpoint)
 		r.With(a.require(Auditor, Security)).Get("/log/tile/*", a.tile)
+		r.Get("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(openAPI)
+		})
 	})
-	return cfg.Metrics.Wrap(r, func(r *http.Request) string {
-		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-			return rc.RoutePattern()
-		}
-		return "unmatched"
-	}), nil
+	return r
 }
 
 type api struct{ cfg Config }

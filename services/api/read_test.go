@@ -403,6 +403,12 @@ func TestSessions(t *testing.T) {
 			t.Errorf("session %s: %d events, has_gaps %v", s.SessionID, s.Events, s.HasGaps)
 		}
 	}
+	if code, ctype, body := f.get(t, "/v1/openapi.json", f.tokens["alice"]); code != 200 || ctype != "application/json" || !strings.Contains(body, `"openapi": "3.1.0"`) {
+		t.Errorf("openapi.json with any valid token: %d %s", code, ctype)
+	}
+	if code, _, _ := f.get(t, "/v1/openapi.json", ""); code != 401 {
+		t.Errorf("openapi.json without a token: %d, want 401", code)
+	}
 	code, _, body = f.get(t, "/v1/sessions/s2?tenant=acme", carol)
 	var tl api.Timeline
 	if err := json.Unmarshal([]byte(body), &tl); code != 200 || err != nil {
