@@ -51,6 +51,11 @@ type Config struct {
 	Poll     time.Duration         // how often to look for a new segment; zero means 200ms
 	Logger   *slog.Logger          // nil means slog.Default()
 	Applied  func(ledger.Position) // called after each committed segment (tests, metrics)
+	// VerifyEvery, if positive, makes Run verify the whole store at start
+	// and then this often, recording each result (GET /v1/verify/status);
+	// Retention is the lock each segment must carry then (0: none checked).
+	VerifyEvery time.Duration
+	Retention   time.Duration
 }
 
 func (c *Config) defaults() error {
@@ -80,6 +85,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if err := Migrate(ctx, cfg.DB); err != nil {
 		return err
+	}
+	if cfg.VerifyEvery > 0 {
+		vctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); verifyOnSchedule(vctx, cfg) }()
+		defer func() { stop(); <-done }()
 	}
 	for ctx.Err() == nil {
 		applied, err := Step(ctx, cfg)

@@ -122,6 +122,7 @@ func TestProjectorFollowsTheLogAndRebuildAgrees(t *testing.T) {
 	applied := make(chan ledger.Position, 100)
 	cfg := f.cfg
 	cfg.Applied = func(p ledger.Position) { applied <- p }
+	cfg.VerifyEvery = time.Hour // once, at start
 	go func() { done <- projections.Run(ctx, cfg) }()
 	waitFor := func(size uint64) {
 		t.Helper()
@@ -144,6 +145,10 @@ func TestProjectorFollowsTheLogAndRebuildAgrees(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	// The verification Run made at start is recorded.
+	if v, err := projections.LatestVerification(t.Context(), f.cfg.DB); err != nil || v == nil || !v.OK || v.Size < 8 {
+		t.Errorf("the verification at start: %+v %v", v, err)
 	}
 	live := rows(t, f.cfg.DB)
 	if len(live) != 12+3+1+3 {

@@ -646,6 +646,7 @@ func (c *projectorRole) prepare(ctx context.Context, e *env, log *slog.Logger) (
 	return func(ctx context.Context) error {
 		defer db.Close()
 		return projections.Run(ctx, projections.Config{DB: db, Store: store.Store, Verifier: v, Name: c.Name, Poll: time.Duration(c.Poll), Logger: log,
-			Applied: func(p ledger.Position) { applied.Store(p.Size) }})
+			Applied:     func(p ledger.Position) { applied.Store(p.Size) },
+			VerifyEvery: time.Duration(c.VerifyEvery), Retention: store.Retention})
 	}, nil
 }

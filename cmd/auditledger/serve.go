@@ -104,10 +104,11 @@ type (
 		TLSKey   string `yaml:"tls_key"`
 	}
 	projectorRole struct {
-		Store string   `yaml:"store"`
-		VKey  string   `yaml:"vkey"`
-		Name  string   `yaml:"name"`
-		Poll  duration `yaml:"poll"`
+		Store       string   `yaml:"store"`
+		VKey        string   `yaml:"vkey"`
+		Name        string   `yaml:"name"`
+		Poll        duration `yaml:"poll"`
+		VerifyEvery duration `yaml:"verify_every"`
 	}
 	ledgerRole struct {
 		Store    string   `yaml:"store"`
@@ -154,6 +155,7 @@ func defaultServeConfig() serveConfig {
 	c.Ledger.Batch = 5000
 	c.Ledger.MaxWait = duration(50 * time.Millisecond)
 	c.Projector.Poll = duration(200 * time.Millisecond)
+	c.Projector.VerifyEvery = duration(24 * time.Hour)
 	c.Ledger.LeaseTTL = duration(5 * time.Second)
 	return c
 }
@@ -216,6 +218,7 @@ func envOverrides(c *serveConfig) []envOverride {
 		{"AUDITLEDGER_PROJECTOR_STORE", func(v string) error { c.Projector.Store = v; return nil }},
 		{"AUDITLEDGER_PROJECTOR_VKEY", func(v string) error { c.Projector.VKey = v; return nil }},
 		{"AUDITLEDGER_PROJECTOR_POLL", func(v string) error { return setDuration(&c.Projector.Poll, v) }},
+		{"AUDITLEDGER_PROJECTOR_VERIFY_EVERY", func(v string) error { return setDuration(&c.Projector.VerifyEvery, v) }},
 		{"AUDITLEDGER_LOG_FORMAT", func(v string) error { c.Log.Format = v; return nil }},
 		{"AUDITLEDGER_LOG_LEVEL", func(v string) error { c.Log.Level = v; return nil }},
 		{"AUDITLEDGER_HTTP_LISTEN", func(v string) error { c.HTTP.Listen = v; return nil }},

@@ -135,6 +135,7 @@ func (a *api) router() chi.Router {
 		r.With(a.require(Auditor, Security)).Get("/proofs/consistency", a.consistencyProof)
 		r.With(a.require(Auditor, Security)).Get("/sessions", a.listSessions)
 		r.With(a.require(Auditor, Security)).Get("/sessions/{id}", a.sessionTimeline)
+		r.With(a.require(Auditor, Security)).Get("/verify/status", a.verifyStatus)
 		r.With(a.require(Auditor, Security)).Get("/log/checkpoint", a.logCheckpoint)
 		r.With(a.require(Auditor, Security)).Get("/log/tile/*", a.tile)
 		r.Get("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {

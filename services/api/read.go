@@ -364,3 +364,27 @@ func writeText(w http.ResponseWriter, s string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte(s))
 }
+
+// verifyStatus answers GET /v1/verify/status: the newest full
+// verification of the store the projector ran (at its start and on a
+// schedule).
+func (a *api) verifyStatus(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.DB == nil {
+		a.fail(w, r, errNoReadPath)
+		return
+	}
+	v, err := projections.LatestVerification(r.Context(), a.cfg.DB)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if v == nil {
+		a.fail(w, r, fmt.Errorf("%w: no verification has run yet (the projector runs one at start)", errNotFound))
+		return
+	}
+	if err := a.accessed(r, map[string]any{"resource": "verify status", "size": v.Size, "ok": v.OK}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}

@@ -42,6 +42,7 @@ type readFixture struct {
 	vkey     string
 	db       *pgxpool.Pool
 	stream   func() []natstest.Stored
+	cfg      projections.Config
 	otherTok string // from another issuer
 	audTok   string // for another audience
 	shortTok string // expires in a second
@@ -85,7 +86,8 @@ func newReadFixture(t *testing.T) *readFixture {
 			t.Fatal(err)
 		}
 	}
-	if err := projections.Rebuild(t.Context(), projections.Config{DB: db, Store: store, Verifier: signer.Verifier()}, nil); err != nil {
+	pcfg := projections.Config{DB: db, Store: store, Verifier: signer.Verifier()}
+	if err := projections.Rebuild(t.Context(), pcfg, nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -120,7 +122,7 @@ func newReadFixture(t *testing.T) *readFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &readFixture{srv: httptest.NewServer(h), tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db,
+	f := &readFixture{srv: httptest.NewServer(h), tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg,
 		stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) }}
 	t.Cleanup(f.srv.Close)
 	for _, u := range users {
@@ -402,6 +404,18 @@ func TestSessions(t *testing.T) {
 		if s.HasGaps != (s.SessionID == "s2") || s.Events != 10 {
 			t.Errorf("session %s: %d events, has_gaps %v", s.SessionID, s.Events, s.HasGaps)
 		}
+	}
+	// The verification status: none yet, then the projector's.
+	if code, _, _ := f.get(t, "/v1/verify/status", carol); code != 404 {
+		t.Errorf("verify status before any verification: %d, want 404", code)
+	}
+	if _, err := projections.VerifyNow(t.Context(), f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	code, _, body = f.get(t, "/v1/verify/status", carol)
+	var v projections.Verification
+	if err := json.Unmarshal([]byte(body), &v); code != 200 || err != nil || !v.OK || v.Size != 40 || v.Root == "" {
+		t.Errorf("verify status: %d %s", code, body)
 	}
 	if code, ctype, body := f.get(t, "/v1/openapi.json", f.tokens["alice"]); code != 200 || ctype != "application/json" || !strings.Contains(body, `"openapi": "3.1.0"`) {
 		t.Errorf("openapi.json with any valid token: %d %s", code, ctype)
