@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +71,19 @@ func TestDevReadPath(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "record"), record, 0o644)
 	os.WriteFile(filepath.Join(dir, "proof"), proof, 0o644)
 	mustRun(t, nil, nil, "proof", "verify", "--vkey", d.vkey(), "--record", filepath.Join(dir, "record"), "--proof", filepath.Join(dir, "proof"))
+	// The same through the CLI: a table by default, JSON lines with --json.
+	env := []string{"AUDITLEDGER_TOKEN=" + carol, "AUDITLEDGER_API=" + d.api}
+	r := mustRun(t, nil, env, "query", "events", "--tenant", "acme", "--type", "session.started")
+	if !strings.Contains(r.stdout, "INDEX") || !strings.Contains(r.stdout, "session.started") || strings.Contains(r.stdout, "command.executed") {
+		t.Errorf("query events:\n%s", r.stdout)
+	}
+	r = mustRun(t, nil, env, "query", "session", "sess-7f3a", "--tenant", "acme", "--json")
+	if n := strings.Count(r.stdout, `"index"`); n < 2 {
+		t.Errorf("query session --json printed %d events:\n%s", n, r.stdout)
+	}
+	if r := run(t, nil, []string{"AUDITLEDGER_API=" + d.api}, "query", "events"); r.code == 0 || !strings.Contains(r.stderr, "AUDITLEDGER_TOKEN") {
+		t.Errorf("query without a token: exit %d, %s", r.code, r.stderr)
+	}
 	// Every read is in the sealed, verified log: who read what.
 	d.stop(t)
 	reads := map[string]int{}

@@ -31,6 +31,7 @@ Commands:
   proxy postgres    PostgreSQL wire proxy that records every statement and result digest
   proxy http        HTTP reverse proxy that records every request and response digest
   approvals list    approval requests that proxies hold (also: approvals approve ID, approvals deny ID)
+  query events      sealed events from the API's read path, filtered (also: query session ID)
   token             get an OIDC access token with the client-credentials grant
   oidc-dev          serve dev's development OpenID provider on its own (to try a gateway)
   emit              publish events (JSON lines on stdin) to AUDIT_EVENTS, durably
@@ -112,6 +113,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"bench proxy":         benchProxy,
 		"bench bus":           benchBus,
 		"bench read":          benchRead,
+		"query events":        queryEvents,
+		"query session":       querySession,
 		"dev":                 devCmd,
 		"emit":                emitCmd,
 		"serve":               serveCmd,
@@ -144,7 +147,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	switch args[0] {
-	case "keys", "proof", "bench", "proxy", "approvals", "store", "projections":
+	case "keys", "proof", "bench", "proxy", "approvals", "store", "projections", "query":
 		var subs []string
 		for _, n := range names {
 			if sub, ok := strings.CutPrefix(n, args[0]+" "); ok {
