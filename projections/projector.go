@@ -129,7 +129,21 @@ func Step(ctx context.Context, cfg Config) (applied bool, err error) {
 	if err != nil || f == nil {
 		return false, err
 	}
-	if err := apply(ctx, cfg.DB, cfg.Name, pos, f); err != nil {
+	// The segment's protection as the store reports it (S3: version,
+	// Object Lock mode and retain-until), kept with it; tampering found
+	// here stops the projector as verify would.
+	var prot *ledger.Protection
+	if in, ok := cfg.Store.(ledger.Inspector); ok {
+		p, err := in.Inspect(ctx, f.Name)
+		if err != nil {
+			return false, fmt.Errorf("projections: inspect %s: %w", f.Name, err)
+		}
+		if len(p.Problems) > 0 {
+			return false, &ledger.VerifyError{Object: f.Name, Index: -1, Check: "segment object tampered with in the store: " + p.Problems[0]}
+		}
+		prot = &p
+	}
+	if err := apply(ctx, cfg.DB, cfg.Name, pos, f, prot); err != nil {
 		return false, err
 	}
 	if cfg.Applied != nil {
@@ -162,7 +176,7 @@ var ErrMoved = errors.New("projections: the cursor moved (another projector of t
 
 // apply writes one segment's rows and moves the cursor from pos to f.Next,
 // in one transaction; the move succeeds only from pos.
-func apply(ctx context.Context, db *pgxpool.Pool, name string, pos ledger.Position, f *ledger.Followed) error {
+func apply(ctx context.Context, db *pgxpool.Pool, name string, pos ledger.Position, f *ledger.Followed, prot *ledger.Protection) error {
 	next, _ := f.Next.MarshalBinary()
 	tx, err := db.Begin(ctx)
 	if err != nil {
@@ -203,8 +217,20 @@ func apply(ctx context.Context, db *pgxpool.Pool, name string, pos ledger.Positi
 		return fmt.Errorf("projections: %s: tree hashes: %w", f.Name, err)
 	}
 	root := f.Checkpoint.Root
-	if _, err := tx.Exec(ctx, `INSERT INTO segments (first, size, name, sha256, root, checkpoint) VALUES ($1, $2, $3, $4, $5, $6)`,
-		int64(f.Segment.First), int64(f.Segment.End()), f.Name, f.SHA256[:], root[:], string(f.Checkpoint.Signed)); err != nil {
+	var version, mode, until any
+	if prot != nil {
+		if prot.Version != "" {
+			version = prot.Version
+		}
+		if prot.Mode != "" {
+			mode = prot.Mode
+		}
+		if !prot.RetainUntil.IsZero() {
+			until = prot.RetainUntil
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO segments (first, size, name, sha256, root, checkpoint, version, lock_mode, retain_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		int64(f.Segment.First), int64(f.Segment.End()), f.Name, f.SHA256[:], root[:], string(f.Checkpoint.Signed), version, mode, until); err != nil {
 		return fmt.Errorf("projections: %s: %w", f.Name, err)
 	}
 	return tx.Commit(ctx)

@@ -208,3 +208,31 @@ func TestProjectorStopsAtAStoreThatDoesNotVerify(t *testing.T) {
 		t.Errorf("%d events applied, want the 2 before the forged segment", n)
 	}
 }
+
+// The approvals view pairs each request with its decision: requester,
+// approver, the statement's digest, and how long it waited.
+func TestApprovalsView(t *testing.T) {
+	f := newFixture(t)
+	ev := func(id, typ, actor, at, payload string) ledger.Entry {
+		return ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"%s","type":"%s","time":"%s","tenant":"acme","source":{"kind":"postgres-proxy","instance":"p1"},"actor":{"issuer":"https://idp.example","subject":"%s","kind":"human"},"payload":%s}`, id, typ, at, actor, payload)}
+	}
+	if _, err := f.log.Append(t.Context(), []ledger.Entry{
+		ev("r1", "approval.requested", "alice", "2026-11-27T10:00:00Z", `{"approval_id":"apr-1","rule":"ddl","statement":"DROP TABLE t","statement_sha256":"abc","expires_at":"2026-11-27T10:05:00Z"}`),
+		ev("r2", "approval.requested", "alice", "2026-11-27T10:01:00Z", `{"approval_id":"apr-2","rule":"ddl","statement":"DROP TABLE u","statement_sha256":"def","expires_at":"2026-11-27T10:06:00Z"}`),
+		ev("d1", "approval.granted", "bob", "2026-11-27T10:02:30Z", `{"approval_id":"apr-1","rule":"ddl","statement_sha256":"abc","reason":"CHG-1"}`),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := projections.Rebuild(t.Context(), f.cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	var requester, approver, decision, waited string
+	err := f.cfg.DB.QueryRow(t.Context(), `SELECT requester, approver, decision, waited::text FROM approvals WHERE approval_id = 'apr-1'`).Scan(&requester, &approver, &decision, &waited)
+	if err != nil || requester != "alice" || approver != "bob" || decision != "granted" || waited != "00:02:30" {
+		t.Errorf("apr-1: %s %s %s %s %v", requester, approver, decision, waited, err)
+	}
+	var pending bool
+	if err := f.cfg.DB.QueryRow(t.Context(), `SELECT decision IS NULL FROM approvals WHERE approval_id = 'apr-2'`).Scan(&pending); err != nil || !pending {
+		t.Errorf("apr-2 should be undecided: %v %v", pending, err)
+	}
+}

@@ -54,7 +54,10 @@ CREATE TABLE segments (
     name       text NOT NULL,
     sha256     bytea NOT NULL,            -- of the segment object
     root       bytea NOT NULL,            -- the signed root at its end
-    checkpoint text NOT NULL              -- the signed checkpoint, verbatim
+    checkpoint text NOT NULL,             -- the signed checkpoint, verbatim
+    version    text,                      -- the object version read (S3), as the store reported it
+    lock_mode  text,                      -- e.g. COMPLIANCE (S3 Object Lock), "read-only file" (local)
+    retain_until timestamptz              -- the lock's retain-until date, when locked
 );
 
 -- Commands with their results, and the other views the API reads.
@@ -78,10 +81,24 @@ SELECT idx, id, time, tenant, actor_subject, session_id, payload->>'statement' A
        payload->>'reason' AS reason
 FROM events WHERE type = 'command.blocked';
 
+-- One row per approval request: who asked, for which statement (its
+-- digest), who decided what and when, and how long the statement waited.
 CREATE VIEW approvals AS
-SELECT idx, id, type, time, tenant, actor_subject, actor_email, payload->>'request_id' AS request_id,
-       payload->>'statement_sha256' AS statement_sha256, payload
-FROM events WHERE type LIKE 'approval.%';
+SELECT q.idx, q.tenant, q.payload->>'approval_id' AS approval_id, q.payload->>'rule' AS rule,
+       q.actor_subject AS requester, q.actor_email AS requester_email, q.session_id,
+       q.payload->>'statement_sha256' AS statement_sha256, q.time AS requested_at,
+       (q.payload->>'expires_at')::timestamptz AS expires_at,
+       d.idx AS decision_idx, substr(d.type, 10) AS decision, d.actor_subject AS approver, d.actor_email AS approver_email,
+       d.time AS decided_at, d.payload->>'reason' AS reason, d.time - q.time AS waited,
+       d.actor_subject IS NOT NULL AND d.actor_subject = q.actor_subject AS self_approved
+FROM events q
+LEFT JOIN LATERAL (
+    SELECT * FROM events d
+    WHERE d.type IN ('approval.granted', 'approval.denied', 'approval.expired')
+      AND d.tenant = q.tenant AND d.payload->>'approval_id' = q.payload->>'approval_id'
+    ORDER BY d.idx LIMIT 1
+) d ON true
+WHERE q.type = 'approval.requested';
 
 CREATE VIEW sessions AS
 SELECT tenant, session_id, min(time) AS started, max(time) AS last_seen, count(*) AS events,
