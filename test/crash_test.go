@@ -59,14 +59,7 @@ ledger:
 
 func startServe(t *testing.T, config string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--config", config)
-	logf, _ := os.OpenFile(filepath.Join(filepath.Dir(config), "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
-	return cmd
+	return startServeEnv(t, config, nil)
 }
 
 // producer publishes events until stopped and remembers which ids

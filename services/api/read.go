@@ -54,6 +54,12 @@ type EventPage struct {
 	Next   *uint64       `json:"next,omitempty"`
 }
 
+// eventResult is one projected record as the API returns it.
+func eventResult(idx int64, leaf, header []byte, sealed time.Time, ev string) EventResult {
+	return EventResult{Index: uint64(idx), Leaf: hex.EncodeToString(leaf), SealedAt: sealed.UTC(),
+		Record: base64.StdEncoding.EncodeToString(append(header, ev...)), Event: json.RawMessage(ev)}
+}
+
 var (
 	tenantParam = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 	maxText     = 256
@@ -173,8 +179,7 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		}
-		page.Events = append(page.Events, EventResult{Index: uint64(idx), Leaf: hex.EncodeToString(leaf), SealedAt: sealed.UTC(),
-			Record: base64.StdEncoding.EncodeToString(append(header, ev...)), Event: json.RawMessage(ev)})
+		page.Events = append(page.Events, eventResult(idx, leaf, header, sealed, ev))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

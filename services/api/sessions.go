@@ -1,9 +1,6 @@
 package api
 
 import (
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -153,8 +150,7 @@ func (a *api) sessionTimeline(w http.ResponseWriter, r *http.Request) {
 			tl.Gaps = append(tl.Gaps, Gap{From: next, To: seq - 1})
 		}
 		next = max(next, seq+1)
-		tl.Events = append(tl.Events, EventResult{Index: uint64(idx), Leaf: hex.EncodeToString(leaf), SealedAt: sealed.UTC(),
-			Record: base64.StdEncoding.EncodeToString(append(header, ev...)), Event: json.RawMessage(ev)})
+		tl.Events = append(tl.Events, eventResult(idx, leaf, header, sealed, ev))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
