@@ -354,12 +354,12 @@ func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (fun
 		// Stopping, the writer first seals what the bus holds already —
 		// the last events of the roles that stopped before it — for up
 		// to five seconds; a standby just stops.
-		context.AfterFunc(ctx, func() {
+		defer context.AfterFunc(ctx, func() {
 			if writer.Load() {
 				drainConsumer(js, c.consumer(), 5*time.Second, log)
 			}
 			stop()
-		})
+		})()
 		return service.Run(wctx, service.Config{
 			JetStream: js, Store: store.Store, Signer: signer, Retention: store.Retention,
 			Streams:  bus.StreamOptions{Replicas: nats.Replicas, Duplicates: time.Duration(nats.Duplicates)},

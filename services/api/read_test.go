@@ -382,6 +382,9 @@ func TestTiles(t *testing.T) {
 	if code, _, _ := f.get(t, "/v1/log/tile/0/000.p/41", carol); code != 404 {
 		t.Errorf("a tile beyond the tree: %d, want 404", code)
 	}
+	if code, _, _ := f.get(t, "/v1/log/tile/63/x999/x999/x999/x999/x999/999", carol); code != 404 {
+		t.Errorf("a tile far beyond the tree: %d, want 404", code)
+	}
 	if code, _, _ := f.get(t, "/v1/log/tile/0/12", carol); code != 400 {
 		t.Errorf("a malformed tile path: %d, want 400", code)
 	}

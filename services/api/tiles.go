@@ -56,7 +56,8 @@ func (a *api) tile(w http.ResponseWriter, r *http.Request) {
 	}
 	// The tile's last hash (or entry) must be in the signed tree.
 	level := max(t.L, 0)
-	if end := uint64(t.N*(1<<tileHeight)+int64(t.W)) << (tileHeight * uint(level)); end > size {
+	beyond := level >= 8 || uint64(t.N) > size>>(tileHeight*uint(level)) // guards the arithmetic below
+	if end := uint64(t.N*(1<<tileHeight)+int64(t.W)) << (tileHeight * uint(level)); beyond || end > size {
 		a.fail(w, r, fmt.Errorf("%w: tile %s reaches beyond the signed tree (size %d)", errNotFound, rest, size))
 		return
 	}
