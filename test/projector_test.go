@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,9 +15,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
+	"github.com/auditledger/auditledger/test/testnet"
 )
 
 // The projector (serve role projector) is SIGKILLed at random moments while
@@ -33,11 +36,12 @@ func TestProjectorKill9(t *testing.T) {
 	mustRun(t, eventLines(0, 10), nil, "append", "--store", store, "--key", filepath.Join(keys, "ledger.key"))
 	live := pg.DSN(pg.NewDatabase(t))
 	cfg := filepath.Join(t.TempDir(), "projector.yaml")
+	httpPort := testnet.Port(t)
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`roles: [projector]
 log: {format: text}
-http: {listen: "127.0.0.1:0"}
+http: {listen: "127.0.0.1:%d"}
 projector: {store: %q, vkey: %q, poll: 20ms}
-`, store, filepath.Join(keys, "ledger.vkey"))), 0o644)
+`, httpPort, store, filepath.Join(keys, "ledger.vkey"))), 0o644)
 
 	// Segments keep coming: batches of 1 to 40 events, sealed by append.
 	ctx, stop := context.WithCancel(t.Context())
@@ -83,6 +87,19 @@ projector: {store: %q, vkey: %q, poll: 20ms}
 		}
 		return nil
 	})
+	// Its /metrics, parsed as Prometheus does, and /readyz say so.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	families, err := new(expfmt.TextParser).TextToMetricFamilies(resp.Body)
+	resp.Body.Close()
+	if err != nil || families["auditledger_projector_applied"] == nil || families["auditledger_projector_applied"].Metric[0].GetGauge().GetValue() != float64(appended) {
+		t.Errorf("projector metrics: %v %v", err, families["auditledger_projector_applied"])
+	}
+	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort)); err != nil || resp.StatusCode != 200 {
+		t.Errorf("projector /readyz: %v %v", resp, err)
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()
 

@@ -30,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // role is one long-running part of the process: a section of the
@@ -634,6 +635,9 @@ func (c *projectorRole) prepare(ctx context.Context, e *env, log *slog.Logger) (
 		return nil, fmt.Errorf("AUDITLEDGER_DATABASE_URL: %w", err)
 	}
 	var applied atomic.Uint64
+	segments := prometheus.NewCounter(prometheus.CounterOpts{Name: "auditledger_projector_segments_total", Help: "segments the projector applied"})
+	e.health.Registry().MustRegister(segments, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditledger_projector_applied",
+		Help: "records applied to the projection (its size)"}, func() float64 { return float64(applied.Load()) }))
 	e.health.AddReadiness("projector", func() (string, error) {
 		pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -646,7 +650,7 @@ func (c *projectorRole) prepare(ctx context.Context, e *env, log *slog.Logger) (
 	return func(ctx context.Context) error {
 		defer db.Close()
 		return projections.Run(ctx, projections.Config{DB: db, Store: store.Store, Verifier: v, Name: c.Name, Poll: time.Duration(c.Poll), Logger: log,
-			Applied:     func(p ledger.Position) { applied.Store(p.Size) },
+			Applied:     func(p ledger.Position) { applied.Store(p.Size); segments.Inc() },
 			VerifyEvery: time.Duration(c.VerifyEvery), Retention: store.Retention})
 	}, nil
 }
