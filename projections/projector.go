@@ -152,6 +152,20 @@ func Step(ctx context.Context, cfg Config) (applied bool, err error) {
 	return true, nil
 }
 
+// Cursor is the position of the projector named name: how far it has
+// applied the log (the zero position before the first segment, or before
+// the schema exists).
+func Cursor(ctx context.Context, db *pgxpool.Pool, name string) (ledger.Position, error) {
+	if name == "" {
+		name = "default"
+	}
+	var exists bool
+	if err := db.QueryRow(ctx, `SELECT to_regclass('projection_cursor') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return ledger.Position{}, err
+	}
+	return cursor(ctx, db, name)
+}
+
 // cursor reads the projector's position: the zero position before the
 // first segment.
 func cursor(ctx context.Context, db *pgxpool.Pool, name string) (ledger.Position, error) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,7 +20,6 @@ import (
 
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
-	"github.com/auditledger/auditledger/test/testnet"
 )
 
 // The projector (serve role projector) is SIGKILLed at random moments while
@@ -36,12 +36,11 @@ func TestProjectorKill9(t *testing.T) {
 	mustRun(t, eventLines(0, 10), nil, "append", "--store", store, "--key", filepath.Join(keys, "ledger.key"))
 	live := pg.DSN(pg.NewDatabase(t))
 	cfg := filepath.Join(t.TempDir(), "projector.yaml")
-	httpPort := testnet.Port(t)
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`roles: [projector]
 log: {format: text}
-http: {listen: "127.0.0.1:%d"}
+http: {listen: "127.0.0.1:0"}
 projector: {store: %q, vkey: %q, poll: 20ms}
-`, httpPort, store, filepath.Join(keys, "ledger.vkey"))), 0o644)
+`, store, filepath.Join(keys, "ledger.vkey"))), 0o644)
 
 	// Segments keep coming: batches of 1 to 40 events, sealed by append.
 	ctx, stop := context.WithCancel(t.Context())
@@ -71,6 +70,8 @@ projector: {store: %q, vkey: %q, poll: 20ms}
 	stop()
 	wg.Wait()
 	// A last run catches up with everything sealed.
+	logPath := filepath.Join(filepath.Dir(cfg), "serve.log")
+	before, _ := os.ReadFile(logPath)
 	cmd := startServeEnv(t, cfg, env)
 	db, err := pgxpool.New(t.Context(), live)
 	if err != nil {
@@ -87,8 +88,27 @@ projector: {store: %q, vkey: %q, poll: 20ms}
 		}
 		return nil
 	})
-	// Its /metrics, parsed as Prometheus does, and /readyz say so.
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort))
+	// Its /metrics, parsed as Prometheus does, and /readyz say so (at
+	// the address the last run logged).
+	var httpAddr string
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		logged, _ := os.ReadFile(logPath)
+		m := regexp.MustCompile(`msg="auditledger serving".* http=(\S+)`).FindSubmatch(logged[len(before):])
+		if m == nil {
+			return fmt.Errorf("the last run has not logged its address yet")
+		}
+		httpAddr = string(m[1])
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("/readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,9 +116,6 @@ projector: {store: %q, vkey: %q, poll: 20ms}
 	resp.Body.Close()
 	if err != nil || families["auditledger_projector_applied"] == nil || families["auditledger_projector_applied"].Metric[0].GetGauge().GetValue() != float64(appended) {
 		t.Errorf("projector metrics: %v %v", err, families["auditledger_projector_applied"])
-	}
-	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", httpPort)); err != nil || resp.StatusCode != 200 {
-		t.Errorf("projector /readyz: %v %v", resp, err)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	cmd.Wait()

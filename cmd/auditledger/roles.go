@@ -649,6 +649,9 @@ func (c *projectorRole) prepare(ctx context.Context, e *env, log *slog.Logger) (
 	log.Info("projector starting", "store", store.Store.String())
 	return func(ctx context.Context) error {
 		defer db.Close()
+		if pos, err := projections.Cursor(ctx, db, c.Name); err == nil {
+			applied.Store(pos.Size) // what earlier runs applied
+		}
 		return projections.Run(ctx, projections.Config{DB: db, Store: store.Store, Verifier: v, Name: c.Name, Poll: time.Duration(c.Poll), Logger: log,
 			Applied:     func(p ledger.Position) { applied.Store(p.Size); segments.Inc() },
 			VerifyEvery: time.Duration(c.VerifyEvery), Retention: store.Retention})
