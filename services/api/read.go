@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +56,49 @@ type EventPage struct {
 	Next   *uint64       `json:"next,omitempty"`
 }
 
+// needsReadPath answers the read path's routes with 503 when the API was
+// started without the projection database.
+func (a *api) needsReadPath(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.cfg.DB == nil {
+			a.fail(w, r, errNoReadPath)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// knownParams refuses a query parameter the route does not know.
+func knownParams(q url.Values, known ...string) error {
+	for k := range q {
+		if !slices.Contains(known, k) {
+			return badParam(k, "unknown (known: %s)", strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+// checkTenant checks a tenant given as a parameter.
+func checkTenant(v string) error {
+	if !tenantParam.MatchString(v) {
+		return badParam("tenant", "want 1-64 characters of a-z, 0-9, _ and -")
+	}
+	return nil
+}
+
+// pageLimit is the limit parameter: 1 to 1000, 100 when absent.
+func pageLimit(q url.Values) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, badParam("limit", "%q: want 1 to 1000", v)
+	}
+	return n, nil
+}
+
 // eventResult is one projected record as the API returns it.
 func eventResult(idx int64, leaf, header []byte, sealed time.Time, ev string) EventResult {
 	return EventResult{Index: uint64(idx), Leaf: hex.EncodeToString(leaf), SealedAt: sealed.UTC(),
@@ -70,18 +115,10 @@ var (
 // (RFC 3339), q (text in the event, case-insensitive); keyset pagination
 // by ledger index (after, limit).
 func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.DB == nil {
-		a.fail(w, r, errNoReadPath)
-		return
-	}
 	q := r.URL.Query()
-	for k := range q {
-		switch k {
-		case "type", "tenant", "actor", "email", "session", "target", "since", "until", "q", "after", "limit":
-		default:
-			a.fail(w, r, badParam(k, "unknown (known: type, tenant, actor, email, session, target, since, until, q, after, limit)"))
-			return
-		}
+	if err := knownParams(q, "type", "tenant", "actor", "email", "session", "target", "since", "until", "q", "after", "limit"); err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	var where []string
 	var args []any
@@ -102,8 +139,8 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if v := q.Get("tenant"); v != "" {
-		if !tenantParam.MatchString(v) {
-			a.fail(w, r, badParam("tenant", "want 1-64 characters of a-z, 0-9, _ and -"))
+		if err := checkTenant(v); err != nil {
+			a.fail(w, r, err)
 			return
 		}
 		where = append(where, "tenant = "+arg(v))
@@ -149,14 +186,10 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		where = append(where, "idx > "+arg(int64(n)))
 	}
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			a.fail(w, r, badParam("limit", "%q: want 1 to 1000", v))
-			return
-		}
-		limit = n
+	limit, err := pageLimit(q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	sql := "SELECT idx, leaf, header, sealed_at, event FROM events"
 	if len(where) > 0 {
@@ -209,17 +242,7 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 // latestCheckpoint answers GET /v1/checkpoints/latest with the newest
 // signed checkpoint the projection holds, verbatim (C2SP tlog-checkpoint).
 func (a *api) latestCheckpoint(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.DB == nil {
-		a.fail(w, r, errNoReadPath)
-		return
-	}
-	var cp string
-	var size int64
-	err := a.cfg.DB.QueryRow(r.Context(), `SELECT size, checkpoint FROM segments ORDER BY size DESC LIMIT 1`).Scan(&size, &cp)
-	if errors.Is(err, pgx.ErrNoRows) {
-		a.fail(w, r, fmt.Errorf("%w: the projection holds no checkpoint yet", errNotFound))
-		return
-	}
+	cp, size, err := a.checkpointAt(r, "")
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -235,10 +258,6 @@ func (a *api) latestCheckpoint(w http.ResponseWriter, r *http.Request) {
 // [&size=M] with a C2SP tlog-proof against the signed checkpoint at M
 // (default: the newest), read in O(log M).
 func (a *api) inclusionProof(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.DB == nil {
-		a.fail(w, r, errNoReadPath)
-		return
-	}
 	q := r.URL.Query()
 	var index uint64
 	switch id, idx := q.Get("event_id"), q.Get("index"); {
@@ -300,10 +319,6 @@ func (a *api) inclusionProof(w http.ResponseWriter, r *http.Request) {
 // sizes of signed checkpoints (or 0 for from), in the text form of
 // docs/FORMAT.md §6.
 func (a *api) consistencyProof(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.DB == nil {
-		a.fail(w, r, errNoReadPath)
-		return
-	}
 	q := r.URL.Query()
 	_, to, err := a.checkpointAt(r, q.Get("to"))
 	if err != nil {
@@ -374,10 +389,6 @@ func writeText(w http.ResponseWriter, s string) {
 // verification of the store the projector ran (at its start and on a
 // schedule).
 func (a *api) verifyStatus(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.DB == nil {
-		a.fail(w, r, errNoReadPath)
-		return
-	}
 	v, err := projections.LatestVerification(r.Context(), a.cfg.DB)
 	if err != nil {
 		a.fail(w, r, err)

@@ -40,25 +40,17 @@ type Timeline struct {
 // listSessions answers GET /v1/sessions?tenant=&actor=&after=&limit=,
 // sessions in id order.
 func (a *api) listSessions(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.DB == nil {
-		a.fail(w, r, errNoReadPath)
-		return
-	}
 	q := r.URL.Query()
-	for k := range q {
-		switch k {
-		case "tenant", "actor", "after", "limit":
-		default:
-			a.fail(w, r, badParam(k, "unknown (known: tenant, actor, after, limit)"))
-			return
-		}
+	if err := knownParams(q, "tenant", "actor", "after", "limit"); err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	sql := `SELECT tenant, session_id, started, last_seen, events, last_seq, has_gaps, actor_subject, coalesce(target_name, '') FROM sessions WHERE true`
 	var args []any
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
 	if v := q.Get("tenant"); v != "" {
-		if !tenantParam.MatchString(v) {
-			a.fail(w, r, badParam("tenant", "want 1-64 characters of a-z, 0-9, _ and -"))
+		if err := checkTenant(v); err != nil {
+			a.fail(w, r, err)
 			return
 		}
 		sql += " AND tenant = " + arg(v)
@@ -75,14 +67,10 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("after"); v != "" {
 		sql += " AND session_id > " + arg(v)
 	}
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			a.fail(w, r, badParam("limit", "%q: want 1 to 1000", v))
-			return
-		}
-		limit = n
+	limit, err := pageLimit(q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	sql += " ORDER BY session_id, tenant LIMIT " + arg(limit)
 	rows, err := a.cfg.DB.Query(r.Context(), sql, args...)
@@ -114,10 +102,6 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) {
 
 // sessionTimeline answers GET /v1/sessions/{id}?tenant=T.
 func (a *api) sessionTimeline(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.DB == nil {
-		a.fail(w, r, errNoReadPath)
-		return
-	}
 	id := chi.URLParam(r, "id")
 	tenant := r.URL.Query().Get("tenant")
 	if !tenantParam.MatchString(tenant) {

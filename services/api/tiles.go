@@ -39,10 +39,6 @@ func tilePath(rest string) (tlog.Tile, error) {
 }
 
 func (a *api) tile(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.DB == nil {
-		a.fail(w, r, errNoReadPath)
-		return
-	}
 	rest := chi.URLParam(r, "*")
 	t, err := tilePath(rest)
 	if err != nil {
@@ -111,5 +107,3 @@ func (a *api) entryBundle(r *http.Request, first uint64, n int) ([]byte, error) 
 	}
 	return out, nil
 }
-
-func (a *api) logCheckpoint(w http.ResponseWriter, r *http.Request) { a.latestCheckpoint(w, r) }
