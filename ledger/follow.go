@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/auditledger/auditledger/events"
 )
 
 // Position is how far a reader of the log has read and checked it: the
@@ -86,6 +88,7 @@ type Followed struct {
 	Name       string
 	Segment    *Segment
 	Records    []Record
+	Events     []*events.Event // each record's event, parsed and checked once
 	Leaves     []Hash
 	SHA256     Hash        // of the segment object
 	Checkpoint *Checkpoint // the signed checkpoint at the segment's end
@@ -116,8 +119,15 @@ func Follow(ctx context.Context, store SegmentStore, v *NoteVerifier, pos Positi
 	if err := st.apply(name, seg, leaves); err != nil {
 		return nil, err
 	}
-	if i, err := invalidEvent(seg); err != nil {
-		return nil, verr(name, int64(seg.First)+int64(i), "record body is not a valid event", "a version-1 event (docs/FORMAT.md §1)", err.Error())
+	// apply parsed every record; each event is parsed, and so checked,
+	// here once for the reader too.
+	recs := make([]Record, len(seg.Records))
+	evs := make([]*events.Event, len(seg.Records))
+	for i, raw := range seg.Records {
+		recs[i], _ = ParseRecord(raw)
+		if evs[i], err = events.Parse(recs[i].Event); err != nil {
+			return nil, verr(name, int64(seg.First)+int64(i), "record body is not a valid event", "a version-1 event (docs/FORMAT.md §1)", err.Error())
+		}
 	}
 	cpName := CheckpointName(seg.End())
 	signed, err := store.Get(ctx, cpName)
@@ -136,10 +146,6 @@ func Follow(ctx context.Context, store SegmentStore, v *NoteVerifier, pos Positi
 	if cp.Size != seg.End() || cp.Root != st.root() {
 		return nil, verr(cpName, int64(seg.End())-1, fmt.Sprintf("checkpoint root at size %d", seg.End()), st.root().Base64(), cp.Root.Base64())
 	}
-	recs := make([]Record, len(seg.Records))
-	for i, raw := range seg.Records {
-		recs[i], _ = ParseRecord(raw) // parsed by apply already
-	}
-	return &Followed{Name: name, Segment: seg, Records: recs, Leaves: leaves, SHA256: sha256.Sum256(data), Checkpoint: cp,
+	return &Followed{Name: name, Segment: seg, Records: recs, Events: evs, Leaves: leaves, SHA256: sha256.Sum256(data), Checkpoint: cp,
 		Next: Position{Size: st.size, Chain: st.chain, Range: st.cr.nodes, Time: st.lastTime, Source: st.lastSource, SourceSeg: st.lastSourceSeg}}, nil
 }

@@ -93,7 +93,8 @@ func Run(ctx context.Context, cfg Config) error {
 		defer func() { stop(); <-done }()
 	}
 	for ctx.Err() == nil {
-		applied, err := Step(ctx, cfg)
+		next, err := step(ctx, cfg)
+		applied := next != nil
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -121,13 +122,20 @@ func Step(ctx context.Context, cfg Config) (applied bool, err error) {
 	if err := cfg.defaults(); err != nil {
 		return false, err
 	}
+	next, err := step(ctx, cfg)
+	return next != nil, err
+}
+
+// step applies the next sealed segment, if there is one, and returns the
+// position after it.
+func step(ctx context.Context, cfg Config) (*ledger.Position, error) {
 	pos, err := cursor(ctx, cfg.DB, cfg.Name)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	f, err := ledger.Follow(ctx, cfg.Store, cfg.Verifier, pos)
 	if err != nil || f == nil {
-		return false, err
+		return nil, err
 	}
 	// The segment's protection as the store reports it (S3: version,
 	// Object Lock mode and retain-until), kept with it; tampering found
@@ -136,20 +144,20 @@ func Step(ctx context.Context, cfg Config) (applied bool, err error) {
 	if in, ok := cfg.Store.(ledger.Inspector); ok {
 		p, err := in.Inspect(ctx, f.Name)
 		if err != nil {
-			return false, fmt.Errorf("projections: inspect %s: %w", f.Name, err)
+			return nil, fmt.Errorf("projections: inspect %s: %w", f.Name, err)
 		}
 		if len(p.Problems) > 0 {
-			return false, &ledger.VerifyError{Object: f.Name, Index: -1, Check: "segment object tampered with in the store: " + p.Problems[0]}
+			return nil, &ledger.VerifyError{Object: f.Name, Index: -1, Check: "segment object tampered with in the store: " + p.Problems[0]}
 		}
 		prot = &p
 	}
 	if err := apply(ctx, cfg.DB, cfg.Name, pos, f, prot); err != nil {
-		return false, err
+		return nil, err
 	}
 	if cfg.Applied != nil {
 		cfg.Applied(f.Next)
 	}
-	return true, nil
+	return &f.Next, nil
 }
 
 // Cursor is the position of the projector named name: how far it has
@@ -214,11 +222,7 @@ func apply(ctx context.Context, db *pgxpool.Pool, name string, pos ledger.Positi
 	rows := make([][]any, 0, len(f.Records))
 	for i, r := range f.Records {
 		raw := f.Segment.Records[i]
-		row, err := eventRow(f.Segment.First+uint64(i), f.Leaves[i], raw[:len(raw)-len(r.Event)], r)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, row)
+		rows = append(rows, eventRow(f.Segment.First+uint64(i), f.Leaves[i], raw[:len(raw)-len(r.Event)], r, f.Events[i]))
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("projections: %s: writing events: %w", f.Name, err)
@@ -255,11 +259,7 @@ var eventColumns = []string{"idx", "leaf", "header", "sealed_at", "source", "id"
 	"payload", "event"}
 
 // eventRow is one record as a row of events.
-func eventRow(idx uint64, leaf ledger.Hash, header []byte, r ledger.Record) ([]any, error) {
-	ev, err := events.Parse(r.Event)
-	if err != nil {
-		return nil, fmt.Errorf("projections: record %d: %w", idx, err) // Follow checked it: not reached
-	}
+func eventRow(idx uint64, leaf ledger.Hash, header []byte, r ledger.Record, ev *events.Event) []any {
 	var payload any = json.RawMessage(ev.Payload)
 	if bytes.Contains(ev.Payload, []byte(`\u0000`)) {
 		payload = nil // jsonb cannot hold it; the event column keeps it
@@ -280,7 +280,7 @@ func eventRow(idx uint64, leaf ledger.Hash, header []byte, r ledger.Record) ([]a
 	}
 	return []any{int64(idx), leaf[:], header, r.Time, int64(r.Source), ev.ID, string(ev.Type), ev.Time, ev.Tenant, ev.Source.Kind, ev.Source.Instance,
 		ev.Actor.Issuer, ev.Actor.Subject, email, string(ev.Actor.Kind), ev.Actor.DevIdentity, sessionID, sessionSeq, targetKind, targetName,
-		payload, string(r.Event)}, nil
+		payload, string(r.Event)}
 }
 
 // Rebuild empties the projection and applies the whole log again from the
@@ -313,11 +313,11 @@ func Rebuild(ctx context.Context, cfg Config, progress func(done, total uint64))
 		return err
 	}
 	for {
-		applied, err := Step(ctx, cfg)
+		next, err := step(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		if !applied {
+		if next == nil {
 			// Fresh statistics, so the first queries after a rebuild are
 			// planned for the table as it is (autovacuum would take a while).
 			if _, err := cfg.DB.Exec(ctx, `ANALYZE events, segments, tree_hashes`); err != nil {
@@ -326,11 +326,7 @@ func Rebuild(ctx context.Context, cfg Config, progress func(done, total uint64))
 			return nil
 		}
 		if progress != nil {
-			pos, err := cursor(ctx, cfg.DB, cfg.Name)
-			if err != nil {
-				return err
-			}
-			progress(pos.Size, max(total, pos.Size))
+			progress(next.Size, max(total, next.Size))
 		}
 	}
 }
