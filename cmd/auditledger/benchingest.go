@@ -221,15 +221,12 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 	cpu := selfCPU() - cpu0
 	latMu.Lock()
 	slices.Sort(lat)
-	pct := func(q float64) time.Duration {
-		return lat[min(len(lat)-1, int(q*float64(len(lat))))].Round(time.Microsecond)
-	}
 	label := "max"
 	if rate > 0 {
 		label = strconv.Itoa(rate) + "/s"
 	}
 	fmt.Fprintf(stdout, " producers %-3d rate %-7s %8.0f events/s end to end (published in %v, all sealed in %v)  publish→sealed p50 %v  p99 %v  max %v",
-		producers, label, float64(len(lines))/total.Seconds(), published.Round(time.Millisecond), total.Round(time.Millisecond), pct(0.5), pct(0.99), lat[len(lat)-1].Round(time.Microsecond))
+		producers, label, float64(len(lines))/total.Seconds(), published.Round(time.Millisecond), total.Round(time.Millisecond), pct(lat, 0.5), pct(lat, 0.99), lat[len(lat)-1].Round(time.Microsecond))
 	latMu.Unlock()
 	if f := failed.Load(); f > 0 {
 		fmt.Fprintf(stdout, "  (%d publishes failed)", f)

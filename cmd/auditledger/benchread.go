@@ -233,6 +233,7 @@ func benchRead(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	return nil
 }
 
+// pct is the q-quantile of sorted latencies, to the microsecond.
 func pct(sorted []time.Duration, q float64) time.Duration {
 	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))].Round(time.Microsecond)
 }
