@@ -236,3 +236,29 @@ func TestApprovalsView(t *testing.T) {
 		t.Errorf("apr-2 should be undecided: %v %v", pending, err)
 	}
 }
+
+// An empty store is a log not yet begun while nothing has been projected
+// from it; once records have been, an empty store is a log that vanished.
+func TestVerificationOfAnEmptyStore(t *testing.T) {
+	f := newFixture(t)
+	if err := projections.Migrate(t.Context(), f.cfg.DB); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := projections.VerifyNow(t.Context(), f.cfg); err != nil || !v.OK || v.Size != 0 || v.Error != "" {
+		t.Fatalf("an empty log: %+v %v, want OK at size 0", v, err)
+	}
+	f.append(t, 3)
+	if _, err := projections.Step(t.Context(), f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	empty, err := file.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.cfg
+	cfg.Store = empty
+	v, err := projections.VerifyNow(t.Context(), cfg)
+	if err != nil || v.OK || !strings.Contains(v.Error, "holds no segments") {
+		t.Fatalf("a store emptied under a projection of 3 records: %+v %v, want not OK", v, err)
+	}
+}

@@ -39,6 +39,8 @@ func VerifyNow(ctx context.Context, cfg Config) (Verification, error) {
 	case errors.As(err, &gaps):
 		v.Gaps = len(gaps.Gaps)
 		v.Error = err.Error()
+	case errors.Is(err, ledger.ErrNotExist) && rep == nil && nothingApplied(ctx, cfg):
+		err = nil // an empty store and nothing projected from it: nothing sealed yet
 	case err != nil:
 		v.Error = err.Error()
 	}
@@ -55,6 +57,13 @@ func VerifyNow(ctx context.Context, cfg Config) (Verification, error) {
 		return v, fmt.Errorf("projections: recording the verification: %w", dberr)
 	}
 	return v, nil
+}
+
+// nothingApplied reports whether the projector has applied no record:
+// then an empty store is a log not yet begun, not one that vanished.
+func nothingApplied(ctx context.Context, cfg Config) bool {
+	pos, err := Cursor(ctx, cfg.DB, cfg.Name)
+	return err == nil && pos.Size == 0
 }
 
 // LatestVerification is the newest recorded verification, if any.

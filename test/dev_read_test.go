@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,34 +15,23 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/test/natstest"
-	"github.com/auditledger/auditledger/test/pgtest"
 )
 
-// dev with a projection database: the sample events, emitted as the README
-// shows, come back from the API's /v1/events with carol's (auditor) token,
-// one of them is proven offline with `proof verify` from what the API
-// returned (its record bytes and a tlog-proof), and each read is in the
-// sealed log as audit.accessed.
+// dev on its own PostgreSQL (no AUDITLEDGER_DATABASE_URL): the sample
+// events, emitted as the README shows, come back from the API's /v1/events
+// with carol's (auditor) token, one of them is proven offline with `proof
+// verify` from what the API returned (its record bytes and a tlog-proof),
+// and each read is in the sealed log as audit.accessed. dev stops its
+// server on exit, finds the same projection when started again, and a
+// killed dev leaves no server running (startDev's cleanup checks that).
 func TestDevReadPath(t *testing.T) {
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
+	d := startDev(t, nil)
+	if _, err := os.Stat(filepath.Join(d.data, "postgres", "data", "PG_VERSION")); err != nil {
+		t.Fatalf("dev's PostgreSQL cluster is not in its data directory: %v\n%s", err, d.stderr.String())
 	}
-	defer pg.Stop()
-	d := startDev(t, []string{"AUDITLEDGER_DATABASE_URL=" + pg.DSN(pg.NewDatabase(t))})
 	mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
 	carol := d.token(t, "carol")
-	get := func(path string) (int, []byte) {
-		req, _ := http.NewRequest("GET", d.api+path, nil)
-		req.Header.Set("Authorization", "Bearer "+carol)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
+	get := func(path string) (int, []byte) { return apiGet(t, d.api, carol, path) }
 	var page struct {
 		Events []struct {
 			Index  uint64 `json:"index"`
@@ -86,6 +76,9 @@ func TestDevReadPath(t *testing.T) {
 	}
 	// Every read is in the sealed, verified log: who read what.
 	d.stop(t)
+	if _, err := os.Stat(filepath.Join(d.data, "postgres", "data", "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dev's PostgreSQL still runs after dev stopped: %v", err)
+	}
 	reads := map[string]int{}
 	for _, s := range verifiedEvents(t, d.store(), d.vkey()) {
 		if s.Event.Type == events.AuditAccessed && s.Event.Actor.Subject == "carol" {
@@ -95,4 +88,28 @@ func TestDevReadPath(t *testing.T) {
 	if reads["events"] < 1 || reads["inclusion proof"] != 1 {
 		t.Errorf("audit.accessed in the sealed log by resource: %v; want the events reads and the one proof", reads)
 	}
+	// Started again, dev runs the same cluster: the projection is there
+	// before anything new is sealed.
+	again := startDevAt(t, d.data, nil)
+	code, body := apiGet(t, again.api, again.token(t, "carol"), "/v1/events?tenant=acme&limit=100")
+	if code != 200 || strings.Count(string(body), `"leaf"`) != 12 {
+		t.Errorf("after a restart, /v1/events?tenant=acme: %d, want the 12 sample events:\n%s", code, body)
+	}
+	if !strings.Contains(again.stderr.String(), "projection database up") || strings.Contains(again.stderr.String(), "created the projection database's cluster") {
+		t.Errorf("the second start did not reuse the cluster:\n%s", again.stderr.String())
+	}
+}
+
+// apiGet calls the API with a bearer token and returns the status and body.
+func apiGet(t *testing.T, api, token, path string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", api+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }

@@ -41,10 +41,24 @@ var bannerRes = map[string]*regexp.Regexp{
 }
 
 // startDev runs dev on fresh state with every port chosen by the system,
-// and waits for the end of its banner.
+// and waits for the end of its banner. Its data directory is one dev
+// creates, as a user's is, in a directory the postgres user may pass
+// through when the tests run as root.
 func startDev(t *testing.T, env []string, args ...string) *devRun {
 	t.Helper()
-	d := &devRun{data: t.TempDir(), stderr: &lockedBuffer{}}
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return startDevAt(t, filepath.Join(dir, "data"), env, args...)
+}
+
+// startDevAt runs dev on the data directory data.
+func startDevAt(t *testing.T, data string, env []string, args ...string) *devRun {
+	t.Helper()
+	d := &devRun{data: data, stderr: &lockedBuffer{}}
 	args = append([]string{"dev", "--data", d.data, "--nats-port", "-1", "--http", "127.0.0.1:0",
 		"--api", "127.0.0.1:0", "--oidc", "127.0.0.1:0", "--proxy", "127.0.0.1:0", "--proxy-http", "127.0.0.1:0"}, args...)
 	d.cmd = exec.Command(binary, args...)
@@ -57,7 +71,11 @@ func startDev(t *testing.T, env []string, args ...string) *devRun {
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
+	t.Cleanup(func() {
+		d.cmd.Process.Kill()
+		d.cmd.Wait()
+		d.waitPostgresGone(t)
+	})
 	lines := make(chan string, 100)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -118,6 +136,32 @@ func (d *devRun) drainStopAndRead(t *testing.T) []natstest.Stored {
 	nc.Close()
 	d.stop(t)
 	return verifiedEvents(t, d.store(), d.vkey())
+}
+
+// waitPostgresGone waits until the PostgreSQL server dev ran in its data
+// directory has exited (it follows dev when dev is killed), so that
+// nothing is left running and the directory can be removed.
+func (d *devRun) waitPostgresGone(t *testing.T) {
+	t.Helper()
+	pidfile := filepath.Join(d.data, "postgres", "data", "postmaster.pid")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(pidfile)
+		if err != nil {
+			return
+		}
+		var pid int
+		fmt.Sscan(string(b), &pid)
+		if pid <= 0 || syscall.Kill(pid, 0) != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGQUIT)
+			t.Errorf("dev's PostgreSQL (pid %d) still runs 60s after dev ended", pid)
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // polling for the server's exit, with a deadline
+	}
 }
 
 func (d *devRun) vkey() string  { return filepath.Join(d.data, "keys", "ledger.vkey") }

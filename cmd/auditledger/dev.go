@@ -20,13 +20,14 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/health"
+	"github.com/auditledger/auditledger/services/devpg"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/oidcdev"
 )
 
 func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("dev [--data DIR] [--nats-port N] [--policy FILE]",
-		"Runs the whole ledger in one process on embedded defaults: a NATS server with\nJetStream (file store in DIR/nats), the ledger writer consuming AUDIT_EVENTS, and\na local write-once segment store in DIR/store, signed with a key created in\nDIR/keys on first start; a development OpenID provider with four users\n(alice, bob, carol, agent; marked dev_identity in every event), the API\n(approvals), and, when $AUDITLEDGER_PROXY_UPSTREAM names a PostgreSQL\ndatabase, the PostgreSQL proxy in front of it; with --http-upstream, the HTTP\nproxy. Stop it with Ctrl-C; run it\nagain to continue.", stderr)
+	fs := newFlags("dev [--data DIR] [--nats-port N] [--policy FILE] [--http-upstream URL] [--projection=false]",
+		"Runs the whole ledger in one process on embedded defaults: a NATS server with\nJetStream (file store in DIR/nats), the ledger writer consuming AUDIT_EVENTS, and\na local write-once segment store in DIR/store, signed with a key created in\nDIR/keys on first start; a development OpenID provider with four users\n(alice, bob, carol, agent; marked dev_identity in every event), the API\n(approvals; events, sessions and proofs), the projector feeding it (into\n$AUDITLEDGER_DATABASE_URL, or a PostgreSQL server dev runs from the\ninstalled binaries in DIR/postgres, kept across restarts, stopped with dev;\nas root it runs as the postgres user), and, when $AUDITLEDGER_PROXY_UPSTREAM\nnames a PostgreSQL database, the PostgreSQL proxy in front of it; with\n--http-upstream, the HTTP proxy. Stop it with Ctrl-C; run it again to\ncontinue.", stderr)
 	dataDir := fs.String("data", "auditledger-data", "directory for all state (created if missing)")
 	port := fs.Int("nats-port", 4222, "NATS client port on 127.0.0.1 (-1 for any free port)")
 	batch := fs.Int("batch", 5000, "events per sealed segment, at most")
@@ -39,6 +40,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	httpUpstream := fs.String("http-upstream", "", "run the HTTP proxy in front of this URL")
 	proxyHTTPAddr := fs.String("proxy-http", "127.0.0.1:8081", "address of the HTTP proxy (runs with --http-upstream)")
 	httpPolicy := fs.String("http-policy", "", "the HTTP proxy's policy file (docs/POLICY.md)")
+	projection := fs.Bool("projection", true, "project the log into PostgreSQL and serve the read API (events, sessions, proofs): into $AUDITLEDGER_DATABASE_URL, or a server dev starts from the installed PostgreSQL binaries in DIR/postgres")
 	syncMode := fs.String("sync", "always", `JetStream fsync: "always" (an acknowledged event survives power loss) or "interval" (every 2 minutes: survives a process crash only)`)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -50,6 +52,19 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	abs, err := filepath.Abs(*dataDir)
 	if err != nil {
 		return err
+	}
+	// A new data directory is the user's alone; as root, others may pass
+	// through it (not list it), so that the postgres user reaches the
+	// projection database's cluster in DATA/postgres.
+	if _, err := os.Stat(abs); errors.Is(err, os.ErrNotExist) {
+		mode := os.FileMode(0o700)
+		if os.Geteuid() == 0 {
+			mode = 0o711
+		}
+		if err := os.MkdirAll(abs, mode); err != nil {
+			return fmt.Errorf("dev: --data: %w", err)
+		}
+		os.Chmod(abs, mode) // whatever the umask
 	}
 	_, vkeyPath, err := devKey(filepath.Join(abs, "keys"), "ledger", "dev.auditledger.local/log", stdout)
 	if err != nil {
@@ -65,6 +80,31 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	// from other producers, stay unattested).
 	if _, _, err := devKey(filepath.Join(abs, "keys"), "producer", "dev", stdout); err != nil {
 		return err
+	}
+
+	// The projection database: the one named, or a cluster of dev's own,
+	// kept in the data directory and stopped after everything else.
+	database, projectionLine := "", "off (--projection=false)"
+	if *projection {
+		database, projectionLine = os.Getenv("AUDITLEDGER_DATABASE_URL"), "AUDITLEDGER_DATABASE_URL"
+		if database == "" {
+			pg, err := startDevPostgres(ctx, abs, log)
+			switch {
+			case errors.Is(err, devpg.ErrNotInstalled):
+				log.Warn("read path off: "+err.Error(), "to turn it on", devpg.Install+", or set AUDITLEDGER_DATABASE_URL")
+				projectionLine = "off: no PostgreSQL server installed (" + devpg.Install + ")"
+			case err != nil:
+				return fmt.Errorf("dev: the projection database: %w\n(set AUDITLEDGER_DATABASE_URL to use a database of your own, or run with --projection=false)", err)
+			default:
+				defer func() {
+					if err := pg.Stop(); err != nil {
+						log.Warn("stopping the projection database", "err", err)
+					}
+				}()
+				database = pg.URL()
+				projectionLine = fmt.Sprintf("%s   PostgreSQL %s run by dev in %s (password in its file password)", pg.Redacted(), pg.Version, pg.Dir)
+			}
+		}
 	}
 
 	natsKeys := filepath.Join(abs, "nats-keys")
@@ -106,7 +146,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
-	cfg, roles := devConfig{data: abs, issuer: idp.Issuer, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy,
+	cfg, roles := devConfig{data: abs, issuer: idp.Issuer, database: database, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy,
 		httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, batch: *batch, maxWait: *maxWait}.serveConfig(auth)
 	e := newEnv(cfg, dial, metrics, log)
 	var sealedAtStart uint64
@@ -126,7 +166,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 `, ns.ClientURL(), *syncMode, natsKeys, store, l.Size(), vkeyPath, addr,
 			ns.ClientURL(), nkeyauth.SeedFile(natsKeys, bus.Proxy), store.Dir(), vkeyPath,
 			ns.ClientURL(), nkeyauth.SeedFile(natsKeys, bus.Reader), bus.Reader.InboxPrefix())
-		devBanner(stdout, e, idp.Issuer)
+		devBanner(stdout, e, idp.Issuer, projectionLine)
 	}
 	// Every part runs under one supervisor: one that fails stops dev.
 	err = runRoles(ctx, e, roles)
@@ -141,6 +181,34 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		err = werr
 	}
 	return err
+}
+
+// startDevPostgres starts dev's own PostgreSQL cluster for the data
+// directory (as the postgres user when root), creating it on first start.
+func startDevPostgres(ctx context.Context, data string, log *slog.Logger) (*devpg.Server, error) {
+	if _, err := devpg.BinDir(); err != nil {
+		return nil, err
+	}
+	as, err := devpg.Unprivileged()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := devpg.Location(data, as)
+	if err != nil {
+		return nil, err
+	}
+	if dir != filepath.Join(data, "postgres") {
+		log.Info("the postgres user cannot reach the data directory: dev's PostgreSQL cluster lives in its home instead", "cluster", dir)
+	}
+	pg, err := devpg.Start(ctx, devpg.Config{Dir: dir, As: as})
+	if err != nil {
+		return nil, err
+	}
+	if pg.Created {
+		log.Info("created the projection database's cluster", "dir", dir, "version", pg.Version)
+	}
+	log.Info("projection database up", "url", pg.Redacted())
+	return pg, nil
 }
 
 // devKey loads the dev signing key (DIR/STEM.key and .vkey, named name),

@@ -28,6 +28,7 @@ var devUsers = []oidcdev.User{
 // writer, all authenticating against the development provider.
 type devConfig struct {
 	data, issuer                       string
+	database                           string // the projection database; empty: none
 	apiAddr, proxyAddr, policy         string
 	httpAddr, httpUpstream, httpPolicy string
 	batch                              int
@@ -40,7 +41,7 @@ type devConfig struct {
 func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []string) {
 	keys := filepath.Join(d.data, "keys")
 	cfg := defaultServeConfig()
-	cfg.auth, cfg.instance = auth, "dev"
+	cfg.auth, cfg.instance, cfg.database = auth, "dev", d.database
 	cfg.OIDC.Issuer = d.issuer
 	cfg.API.Listen = d.apiAddr
 	cfg.Approvals.Key, cfg.Approvals.VKey = filepath.Join(keys, "approvals.key"), filepath.Join(keys, "approvals.vkey")
@@ -59,7 +60,7 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 	}
 	// With a projection database, dev projects the log into it, and the
 	// API serves the read path from it.
-	if os.Getenv("AUDITLEDGER_DATABASE_URL") != "" {
+	if d.database != "" {
 		cfg.Projector.VKey, cfg.Projector.Store = filepath.Join(keys, "ledger.vkey"), cfg.Ledger.Store
 		roles = append(roles, "projector")
 	}
@@ -67,8 +68,9 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 	return &cfg, cfg.Roles
 }
 
-// devBanner prints where dev's identity provider, API and proxies are.
-func devBanner(w io.Writer, e *env, issuer string) {
+// devBanner prints where dev's identity provider, API, projection
+// database and proxies are.
+func devBanner(w io.Writer, e *env, issuer, projection string) {
 	apiAddr, proxyAddr, httpAddr := e.addr("api"), e.addr("postgres-proxy"), e.addr("http-proxy")
 	var names []string
 	for _, u := range devUsers {
@@ -80,8 +82,9 @@ func devBanner(w io.Writer, e *env, issuer string) {
 	}
 	fmt.Fprintf(w, `  identity (dev)    %s   development OpenID provider; users %s;
                     each user's secret is NAME-dev-secret
-  API               http://%s   approvals; events and proofs with AUDITLEDGER_DATABASE_URL (needs a token)
-`, issuer, strings.Join(names, ", "), apiAddr)
+  API               http://%s   approvals, events, sessions, proofs (needs a token)
+  projection        %s
+`, issuer, strings.Join(names, ", "), apiAddr, projection)
 	if proxyAddr == "" {
 		fmt.Fprintf(w, "  postgres proxy    off: set AUDITLEDGER_PROXY_UPSTREAM=postgres://USER:PASSWORD@HOST/DB to run it\n")
 	} else {

@@ -430,7 +430,7 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 	}
 	// The read path queries the projection, when there is one.
 	var db *pgxpool.Pool
-	if dsn := os.Getenv("AUDITLEDGER_DATABASE_URL"); dsn != "" {
+	if dsn := e.cfg.databaseURL(); dsn != "" {
 		if db, err = pgxpool.New(ctx, dsn); err != nil {
 			p.em.Close()
 			return nil, fmt.Errorf("AUDITLEDGER_DATABASE_URL: %w", err)
@@ -588,6 +588,15 @@ func loadTLS(certFile, keyFile string) (*tls.Config, error) {
 }
 
 // instanceName names this process in events: the host, or dev's "dev".
+// databaseURL is the projection database: the one dev started, or
+// $AUDITLEDGER_DATABASE_URL.
+func (c *serveConfig) databaseURL() string {
+	if c.database != "" {
+		return c.database
+	}
+	return os.Getenv("AUDITLEDGER_DATABASE_URL")
+}
+
 func (c *serveConfig) instanceName() string {
 	if c.instance != "" {
 		return c.instance
@@ -614,7 +623,7 @@ func (c *projectorRole) check(cfg *serveConfig) error {
 }
 
 func (c *projectorRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
-	database := os.Getenv("AUDITLEDGER_DATABASE_URL")
+	database := e.cfg.databaseURL()
 	if database == "" {
 		return nil, errors.New("set AUDITLEDGER_DATABASE_URL to the projection database's postgres:// URL")
 	}

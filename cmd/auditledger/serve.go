@@ -33,6 +33,10 @@ type serveConfig struct {
 	auth     identity.Authenticator
 	instance string
 	newLog   bool // serve --new-log
+	// database is the projection database's URL when dev started one;
+	// otherwise $AUDITLEDGER_DATABASE_URL (kept out of files: it holds a
+	// password).
+	database string
 
 	Roles  []string `yaml:"roles"`
 	Tenant string   `yaml:"tenant"`

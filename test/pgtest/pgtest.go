@@ -1,12 +1,12 @@
 // Package pgtest runs a throwaway PostgreSQL server for tests, from the
-// installed server binaries (Debian: /usr/lib/postgresql/<v>/bin; or
-// $AUDITLEDGER_PG_BIN). As root it runs the server as the postgres user,
+// installed server binaries (found as dev finds them: devpg.BinDir). As root it runs the server as the postgres user,
 // since PostgreSQL refuses to run as root. TCP connections need the
 // password (scram-sha-256), so a test can tell a proxy that holds the
 // credentials from a client that does not.
 package pgtest
 
 import (
+	"github.com/auditledger/auditledger/services/devpg"
 	"github.com/auditledger/auditledger/test/testnet"
 
 	"context"
@@ -15,9 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -41,25 +39,8 @@ type Server struct {
 
 var dbSeq atomic.Int64
 
-// BinDir finds the PostgreSQL server binaries.
-func BinDir() (string, error) {
-	if d := os.Getenv("AUDITLEDGER_PG_BIN"); d != "" {
-		return d, nil
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
-	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
-			return d, nil
-		}
-	}
-	return "", fmt.Errorf("PostgreSQL server binaries not found (apt-get install -y postgresql, or set AUDITLEDGER_PG_BIN)")
-}
-
-func version(dir string) int {
-	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
-	return v
-}
+// BinDir finds the PostgreSQL server binaries, as dev does.
+func BinDir() (string, error) { return devpg.BinDir() }
 
 // Start runs a server until Stop. Use it from TestMain to share one server
 // per package; use NewDatabase for isolation between tests.
@@ -76,15 +57,13 @@ func Start() (*Server, error) {
 	var pw [12]byte
 	rand.Read(pw[:])
 	s.Password = hex.EncodeToString(pw[:])
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, fmt.Errorf("running as root needs a postgres user to run the server as: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		if err := os.Chown(dir, uid, gid); err != nil {
+	as, err := devpg.Unprivileged()
+	if err != nil {
+		return nil, err
+	}
+	if as != nil {
+		s.cred = &syscall.Credential{Uid: uint32(as.UID), Gid: uint32(as.GID)}
+		if err := os.Chown(dir, as.UID, as.GID); err != nil {
 			return nil, err
 		}
 	}
