@@ -163,6 +163,16 @@ func TestProjectorFollowsTheLogAndRebuildAgrees(t *testing.T) {
 		t.Errorf("commands view: %q %v", statement, err)
 	}
 
+	// The checkpoints: one per segment, the newest the store's own.
+	var n, size int
+	var note string
+	if err := f.cfg.DB.QueryRow(t.Context(), `SELECT count(*), max(size), (SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1) FROM checkpoints`).Scan(&n, &size, &note); err != nil {
+		t.Fatal(err)
+	}
+	if latest := f.log.Checkpoint(); n != 3 || size != 12 || note != string(latest.Signed) {
+		t.Errorf("checkpoints: %d up to size %d, newest\n%s\nwant 3 up to 12, newest\n%s", n, size, note, latest.Signed)
+	}
+
 	// Applying a segment again is refused: the cursor has moved on.
 	if applied, err := projections.Step(t.Context(), f.cfg); err != nil || applied {
 		t.Fatalf("a step with nothing new: applied %v, %v", applied, err)
