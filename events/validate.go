@@ -304,7 +304,14 @@ func (ev *Event) Marshal() ([]byte, error) {
 
 // PeekID returns the id of an encoded event that was validated before (a
 // sealed one) without decoding the rest: for indexes built from the log.
-func PeekID(b []byte) (string, error) {
+func PeekID(b []byte) (string, error) { return peekString(b, "id") }
+
+// PeekTenant returns the tenant of an encoded event without decoding the
+// rest (the ledger binds each record to it, §2.4).
+func PeekTenant(b []byte) (string, error) { return peekString(b, "tenant") }
+
+// peekString returns the top-level string member member of an encoded event.
+func peekString(b []byte, member string) (string, error) {
 	d := jsontext.NewDecoder(bytes.NewReader(b))
 	if t, err := d.ReadToken(); err != nil || t.Kind() != '{' {
 		return "", fmt.Errorf("event is not a JSON object")
@@ -314,7 +321,7 @@ func PeekID(b []byte) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if name.String() != "id" {
+		if name.String() != member {
 			if err := d.SkipValue(); err != nil {
 				return "", err
 			}
@@ -322,9 +329,9 @@ func PeekID(b []byte) (string, error) {
 		}
 		v, err := d.ReadToken()
 		if err != nil || v.Kind() != '"' {
-			return "", fmt.Errorf("event id is not a string")
+			return "", fmt.Errorf("event %s is not a string", member)
 		}
 		return v.String(), nil
 	}
-	return "", fmt.Errorf("event has no id")
+	return "", fmt.Errorf("event has no %s", member)
 }

@@ -34,11 +34,12 @@ func parseBase64Hash(s string) (Hash, error) {
 // EmptyRoot is the root of the empty tree, SHA-256 of the empty string (RFC 6962 §2.1).
 var EmptyRoot = Hash(sha256.Sum256(nil))
 
-// LeafHash is SHA-256(0x00 ‖ record), RFC 6962 §2.1.
+// LeafHash is SHA-256(0x00 ‖ record), RFC 6962 §2.1 — over the record's
+// LeafInput, which for a bound record stops before the event.
 func LeafHash(record []byte) Hash {
 	h := sha256.New()
 	h.Write([]byte{0})
-	h.Write(record)
+	h.Write(LeafInput(record))
 	var out Hash
 	h.Sum(out[:0])
 	return out

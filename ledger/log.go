@@ -37,8 +37,11 @@ type Entry struct {
 	// sequences in between.
 	Source uint64
 	// Producer, if set, is the producer's signature of Event; the record
-	// keeps it (version 2) so anyone can check it offline.
+	// keeps it so anyone can check it offline.
 	Producer *ProducerSig
+	// Tenant is the event's tenant, which its record is bound to (§2.4);
+	// when empty, Append reads it from the event.
+	Tenant string
 }
 
 // Log appends sealed segments to a store: one writer per store. It keeps
@@ -145,7 +148,12 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 		if len(e.Event) > events.MaxSize {
 			return nil, fmt.Errorf("ledger: entry %d: event is %d bytes, the limit is %d", i, len(e.Event), events.MaxSize)
 		}
-		recs[i] = Record{Index: first + uint64(i), Time: time.Unix(0, now), Source: e.Source, Producer: e.Producer, Event: e.Event}
+		tenant := e.Tenant
+		if tenant == "" {
+			tenant, _ = events.PeekTenant(e.Event) // none: bound to "", and verify names the event invalid
+		}
+		recs[i] = Record{Index: first + uint64(i), Time: time.Unix(0, now), Source: e.Source, Producer: e.Producer, Event: e.Event,
+			Bound: true, Tenant: TenantHash(tenant)}
 		if e.Source != 0 {
 			// The verifier's rule, applied before sealing: every source is
 			// the next stream sequence, a rejection of it, or a gap record

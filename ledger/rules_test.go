@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -63,6 +64,15 @@ func writeRuleVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A bound record (§2.4) whose tenant hash is another tenant's than
+	// its event's, chained, rooted and signed with the log key.
+	dir = filepath.Join(rulesDir, "store-bound-other-tenant")
+	os.RemoveAll(dir)
+	l, _ = newLog(t, dir, s)
+	if _, err := l.Append(ctx, []ledger.Entry{{Event: event(0)}, {Event: event(1), Tenant: "other"}}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Checkpoints at sizes that are not segment ends: 0 and 5.
 	l, st := golden("store-checkpoints-between-segments")
 	for _, size := range []uint64{0, 5} {
@@ -85,7 +95,7 @@ func writeRuleVectors(t *testing.T) {
 	write("store-stray-outside/notes/operator.txt", []byte("not part of the log\n"))
 
 	// Checkpoint encodings.
-	l, _ = golden("store-golden")
+	l, st = golden("store-golden")
 	root, _ := l.Tree().Root(7)
 	cp, _ := ledger.SignCheckpoint(s, 7, root)
 	b, sg, _ := strings.Cut(string(cp.Signed), "\n\n")
@@ -98,6 +108,18 @@ func writeRuleVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("checkpoint-noncanonical-root", signed)
+
+	// Record 4 of the golden log redacted: its leaf input alone.
+	seg, err := st.Get(ctx, ledger.SegmentName(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, _ := ledger.ParseSegment(seg)
+	redacted, err := ledger.Redact(parsed.Records[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("record4-redacted", redacted)
 
 	// Proofs: an inclusion proof with an extra line; consistency from
 	// the empty tree and between equal sizes.
@@ -155,6 +177,8 @@ func TestFormatRules(t *testing.T) {
 		{"store-stray-in-segments", "unexpected object among segments", 0},
 		{"store-stray-outside", "", 2},
 		{"store-golden", "", 2},
+		{"store-version1", "", 2},
+		{"store-bound-other-tenant", "record is bound to another tenant than its event's", 0},
 	}
 	for _, c := range stores {
 		t.Run(c.dir, func(t *testing.T) {
@@ -205,6 +229,18 @@ func TestFormatRules(t *testing.T) {
 	}
 	if _, err := ledger.VerifyInclusionProof(read("index4-size7-extra.tlog-proof"), seg.Records[1], v); err != nil {
 		t.Errorf("inclusion proof with an extra line: %v", err)
+	}
+	// A redacted bound record: the same leaf, so the same proof holds; its
+	// event is gone.
+	redacted := read("record4-redacted")
+	if r, err := ledger.ParseRecord(redacted); err != nil || !r.Redacted() || r.Index != 4 {
+		t.Errorf("record4-redacted: %+v %v, want record 4 without its event", r, err)
+	}
+	if _, err := ledger.VerifyInclusionProof(read("index4-size7-extra.tlog-proof"), redacted, v); err != nil {
+		t.Errorf("the redacted record 4 against the golden proof: %v", err)
+	}
+	if len(redacted) >= len(seg.Records[1]) || !bytes.HasPrefix(seg.Records[1], redacted) {
+		t.Errorf("record4-redacted is not the record's leaf input (%d of %d bytes)", len(redacted), len(seg.Records[1]))
 	}
 	// Consistency from the empty tree and between equal sizes: empty
 	// proofs, checked by our verifier and transparency-dev/merkle alike.

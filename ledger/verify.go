@@ -432,8 +432,15 @@ func invalidEvent(seg *Segment) (int, error) {
 		if err != nil {
 			return -1, nil // reported in order by the state checks
 		}
-		if err := events.Validate(r.Event); err != nil {
+		if r.Redacted() {
+			return i, errors.New("the record is redacted: its event is not in the store")
+		}
+		ev, err := events.Parse(r.Event)
+		if err != nil {
 			return i, err
+		}
+		if r.Bound && TenantHash(ev.Tenant) != r.Tenant {
+			return i, fmt.Errorf("the record is bound to another tenant than its event's (%q)", ev.Tenant)
 		}
 	}
 	return -1, nil

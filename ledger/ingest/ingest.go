@@ -413,7 +413,7 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 			}
 			batchIDs[string(c.key)] = seq
 			ok = append(ok, sealing{msg: m, tenant: c.event.Tenant, typ: c.event.Type, at: c.event.Time})
-			entries = append(entries, ledger.Entry{Event: c.raw, Source: seq, Producer: c.sig})
+			entries = append(entries, ledger.Entry{Event: c.raw, Source: seq, Producer: c.sig, Tenant: c.event.Tenant})
 			keys = append(keys, c.key)
 		}
 	}

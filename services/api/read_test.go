@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -194,9 +196,17 @@ func TestReadPath(t *testing.T) {
 	// the path with transparency-dev/merkle.
 	ev := got[5]
 	record, _ := base64.StdEncoding.DecodeString(ev.Record)
-	leaf := rfc6962.DefaultHasher.HashLeaf(record)
-	if hex.EncodeToString(leaf) != ev.Leaf || !strings.Contains(string(record), "WHERE a < b") {
-		t.Fatalf("record of index %d does not hash to its leaf, or lost its bytes", ev.Index)
+	// A bound record (FORMAT §2.4, version 3): the leaf covers the 25-byte
+	// header, the tenant hash and the event's digest; the event follows.
+	if record[0] != 3 || len(record) < 89 {
+		t.Fatalf("record of index %d: version %d, %d bytes; want a bound record", ev.Index, record[0], len(record))
+	}
+	leaf := rfc6962.DefaultHasher.HashLeaf(record[:89])
+	digest := sha256.Sum256(record[89:])
+	tenant := sha256.Sum256([]byte("auditledger tenant\x00acme"))
+	if hex.EncodeToString(leaf) != ev.Leaf || !bytes.Equal(digest[:], record[57:89]) || !bytes.Equal(tenant[:], record[25:57]) ||
+		!strings.Contains(string(record), "WHERE a < b") {
+		t.Fatalf("record of index %d does not hash to its leaf, is not bound to its event and tenant, or lost its bytes", ev.Index)
 	}
 	code, ctype, body := f.get(t, fmt.Sprintf("/v1/proofs/inclusion?event_id=ev-%d", ev.Index), carol)
 	if code != 200 || !strings.HasPrefix(ctype, "text/plain") {

@@ -9,6 +9,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/projections"
 )
 
@@ -76,7 +77,7 @@ func (a *api) tile(w http.ResponseWriter, r *http.Request) {
 }
 
 // entryBundle is the records first..first+n-1, each as a big-endian
-// 16-bit length and the exact record bytes.
+// 16-bit length and the record's leaf input (§11).
 func (a *api) entryBundle(r *http.Request, first uint64, n int) ([]byte, error) {
 	rows, err := a.cfg.DB.Query(r.Context(), `SELECT idx, header, event FROM events WHERE idx >= $1 AND idx < $2 ORDER BY idx`, int64(first), int64(first)+int64(n))
 	if err != nil {
@@ -92,11 +93,14 @@ func (a *api) entryBundle(r *http.Request, first uint64, n int) ([]byte, error) 
 		if err := rows.Scan(&idx, &header, &ev); err != nil {
 			return nil, err
 		}
-		if len(header)+len(ev) > 0xffff {
-			return nil, fmt.Errorf("record %d is %d bytes, more than an entry bundle's 16-bit length can say", idx, len(header)+len(ev))
+		// The entry is what the leaf hashes: a bound record's header
+		// alone (§2.4), an older record whole.
+		entry := ledger.LeafInput(append(header, ev...))
+		if len(entry) > 0xffff {
+			return nil, fmt.Errorf("record %d is %d bytes, more than an entry bundle's 16-bit length can say", idx, len(entry))
 		}
-		out = binary.BigEndian.AppendUint16(out, uint16(len(header)+len(ev)))
-		out = append(append(out, header...), ev...)
+		out = binary.BigEndian.AppendUint16(out, uint16(len(entry)))
+		out = append(out, entry...)
 		count++
 	}
 	if err := rows.Err(); err != nil {
