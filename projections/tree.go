@@ -163,3 +163,21 @@ func toLedger(p []tlog.Hash) []ledger.Hash {
 	}
 	return out
 }
+
+// PrefixHashes is the compact range of the projected tree's first size
+// leaves (ledger.CompactRangeIndexes), read from the stored hashes.
+func PrefixHashes(ctx context.Context, db *pgxpool.Pool, size uint64) ([]ledger.Hash, error) {
+	coords := ledger.CompactRangeIndexes(size)
+	if len(coords) == 0 {
+		return nil, nil
+	}
+	indexes := make([]int64, len(coords))
+	for i, c := range coords {
+		indexes[i] = tlog.StoredHashIndex(int(c[0]), int64(c[1]))
+	}
+	hs, err := HashReader(ctx, db).ReadHashes(indexes)
+	if err != nil {
+		return nil, err
+	}
+	return toLedger(hs), nil
+}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
@@ -102,9 +106,23 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 					}
 				}()
 				database = pg.URL()
-				projectionLine = fmt.Sprintf("%s   PostgreSQL %s run by dev in %s (password in its file password)", pg.Redacted(), pg.Version, pg.Dir)
+				// For the commands that read the projection directly
+				// (evidence build, projections rebuild): the URL with its
+				// password, readable by dev's user only.
+				urlFile := filepath.Join(abs, "projection.url")
+				os.Remove(urlFile)
+				if err := writeNew(urlFile, database+"\n", 0o600); err != nil {
+					return fmt.Errorf("dev: %w", err)
+				}
+				projectionLine = fmt.Sprintf("%s   PostgreSQL %s run by dev in %s; the URL with its password: %s", pg.Redacted(), pg.Version, pg.Dir, urlFile)
 			}
 		}
+	}
+
+	// The key evidence bundles are signed with (an SSH key, apart from
+	// the log's checkpoint key).
+	if err := devEvidenceKey(filepath.Join(abs, "keys", "evidence"), stdout); err != nil {
+		return err
 	}
 
 	natsKeys := filepath.Join(abs, "nats-keys")
@@ -209,6 +227,37 @@ func startDevPostgres(ctx context.Context, data string, log *slog.Logger) (*devp
 	}
 	log.Info("projection database up", "url", pg.Redacted())
 	return pg, nil
+}
+
+// devEvidenceKey creates dev's evidence signing key on first start: an
+// Ed25519 OpenSSH private key at path and its public key at path.pub.
+func devEvidenceKey(path string, stdout io.Writer) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "auditledger dev evidence key")
+	if err != nil {
+		return err
+	}
+	spub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	if err := writeNew(path, string(pem.EncodeToMemory(block)), 0o600); err != nil {
+		return err
+	}
+	if err := writeNew(path+".pub", string(ssh.MarshalAuthorizedKey(spub)), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created evidence signing key %s\n", path)
+	return nil
 }
 
 // devKey loads the dev signing key (DIR/STEM.key and .vkey, named name),

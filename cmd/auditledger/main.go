@@ -43,6 +43,8 @@ Commands:
   checkpoint        print the latest signed checkpoint of a store
   log               print the sealed records of a store, as a table or JSON lines, filtered
   projections rebuild  rebuild the PostgreSQL projection of a log from its store alone
+  evidence build    write a signed evidence bundle (tenant, framework, period) an auditor checks offline
+  evidence verify   check an evidence bundle offline: signature, files, checkpoints, proofs, completeness
   proof inclusion   print a C2SP tlog-proof that one record is in the log
   proof consistency print an RFC 9162 consistency proof between two tree sizes
   proof verify      check a tlog-proof against a record and a verifier key, offline
@@ -127,6 +129,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"store init":          storeInit,
 		"oidc-dev":            oidcDev,
 		"projections rebuild": projectionsRebuild,
+		"evidence build":      evidenceBuild,
+		"evidence verify":     evidenceVerify,
 		"version":             versionCmd,
 	}
 	if c, ok := commands[args[0]]; ok {
@@ -147,7 +151,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	switch args[0] {
-	case "keys", "proof", "bench", "proxy", "approvals", "store", "projections", "query":
+	case "keys", "proof", "bench", "proxy", "approvals", "store", "projections", "query", "evidence":
 		var subs []string
 		for _, n := range names {
 			if sub, ok := strings.CutPrefix(n, args[0]+" "); ok {

@@ -1,0 +1,492 @@
+package evidence
+
+import (
+	"archive/zip"
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/auditledger/auditledger/compliance"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/projections"
+)
+
+// Config says what to build.
+type Config struct {
+	// DB is the projection (projections.Run keeps it).
+	DB        *pgxpool.Pool
+	Framework *compliance.Framework
+	Tenant    string
+	From, To  time.Time
+	// Signer signs the manifest (an Ed25519 SSH key the operator holds,
+	// not the log's checkpoint key); Principal names it in
+	// keys/allowed_signers.
+	Signer    ssh.Signer
+	Principal string
+	// LogVKey is the log's checkpoint verifier key, shipped in keys/.
+	LogVKey string
+	// Generator names the program and version that built the bundle.
+	Generator string
+	// Progress, if set, is told the records written of the range's total.
+	Progress func(done, total uint64)
+	// SampleRows caps each control query's rows in its CSV (default 1000).
+	SampleRows int
+	Now        func() time.Time
+}
+
+// ErrNoLog is returned when the projection holds no sealed records yet.
+var ErrNoLog = errors.New("evidence: the projection holds no checkpoint yet: nothing is sealed, or the projector has not caught up")
+
+// Build writes the bundle for cfg to w as a zip stream and returns its
+// manifest. It holds one record at a time in memory (and one control
+// query's rows, up to SampleRows).
+func Build(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SampleRows == 0 {
+		cfg.SampleRows = 1000
+	}
+	if cfg.Tenant == "" || !cfg.From.Before(cfg.To) {
+		return nil, fmt.Errorf("evidence: want a tenant and a period whose start is before its end (got %q, %s to %s)", cfg.Tenant, cfg.From.Format(time.RFC3339), cfg.To.Format(time.RFC3339))
+	}
+	b := &builder{cfg: cfg, zw: zip.NewWriter(w)}
+	if err := b.build(ctx); err != nil {
+		return nil, err
+	}
+	return &b.m, nil
+}
+
+type builder struct {
+	cfg Config
+	zw  *zip.Writer
+	m   Manifest
+	// files supporting each control, as the manifest lists them
+	controlsOf map[string][]string
+}
+
+// add writes one file, hashing it as it goes.
+func (b *builder) add(path string, controls []string, write func(io.Writer) error) error {
+	zf, err := b.zw.CreateHeader(&zip.FileHeader{Name: path, Method: zip.Deflate, Modified: b.m.Created})
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	cw := &countingWriter{w: io.MultiWriter(zf, h)}
+	bw := bufio.NewWriterSize(cw, 64<<10)
+	if err := write(bw); err != nil {
+		return fmt.Errorf("evidence: writing %s: %w", path, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	b.m.Files = append(b.m.Files, File{Path: path, Size: cw.n, SHA256: hex.EncodeToString(h.Sum(nil)), Controls: controls})
+	return nil
+}
+
+func (b *builder) addBytes(path string, controls []string, data []byte) error {
+	return b.add(path, controls, func(w io.Writer) error { _, err := w.Write(data); return err })
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// The controls the log's own files support.
+var (
+	logControls    = []string{"8.15", "5.28", "5.33"}
+	eventsControls = []string{"8.15", "5.28"}
+)
+
+func (b *builder) build(ctx context.Context) error {
+	cfg := b.cfg
+	db := cfg.DB
+	var id [16]byte
+	rand.Read(id[:])
+	fw := cfg.Framework
+	b.m = Manifest{Format: Format, BundleID: hex.EncodeToString(id[:]), Tenant: cfg.Tenant,
+		Period:    Period{From: cfg.From.UTC(), To: cfg.To.UTC()},
+		Framework: Framework{ID: fw.Catalog.ID, Version: fw.Catalog.Version, MappingVersion: fw.Mapping.Version},
+		Generator: cfg.Generator, Created: cfg.Now().UTC().Truncate(time.Second)}
+
+	// The range: from the last checkpoint sealed before the period to the
+	// last sealed before its end.
+	var latest, first, end int64
+	var endNote, startNote, origin string
+	if err := db.QueryRow(ctx, `SELECT coalesce(max(size), 0) FROM checkpoints`).Scan(&latest); err != nil {
+		return fmt.Errorf("evidence: reading the checkpoints: %w", err)
+	}
+	if latest == 0 {
+		return ErrNoLog
+	}
+	if err := db.QueryRow(ctx, `SELECT coalesce(max(size), 0) FROM checkpoints WHERE sealed_at < $1`, cfg.From).Scan(&first); err != nil {
+		return err
+	}
+	// A segment's records share one sealing time, so the segments sealed
+	// before the period's end hold exactly its records and those before.
+	var after bool
+	if err := db.QueryRow(ctx, `SELECT coalesce(max(size), 0), EXISTS (SELECT 1 FROM checkpoints WHERE sealed_at >= $1) FROM checkpoints WHERE sealed_at < $1`, cfg.To).Scan(&end, &after); err != nil {
+		return err
+	}
+	b.m.Range.Open = !after
+	if end == 0 {
+		return fmt.Errorf("evidence: nothing was sealed before %s", cfg.To.Format(time.RFC3339))
+	}
+	a, z := uint64(first), uint64(end)
+	b.m.Range.First, b.m.Range.End = a, z
+	if err := db.QueryRow(ctx, `SELECT note, origin FROM checkpoints WHERE size = $1`, end).Scan(&endNote, &origin); err != nil {
+		return fmt.Errorf("evidence: the end checkpoint (size %d): %w", end, err)
+	}
+	if a > 0 {
+		if err := db.QueryRow(ctx, `SELECT note FROM checkpoints WHERE size = $1`, first).Scan(&startNote); err != nil {
+			return fmt.Errorf("evidence: the start checkpoint (size %d): %w", first, err)
+		}
+	}
+	if a < z {
+		var fs, ls time.Time
+		if err := db.QueryRow(ctx, `SELECT (SELECT sealed_at FROM events WHERE idx = $1), (SELECT sealed_at FROM events WHERE idx = $2)`, first, end-1).Scan(&fs, &ls); err != nil {
+			return err
+		}
+		fs, ls = fs.UTC(), ls.UTC()
+		b.m.Range.FirstSealed, b.m.Range.LastSealed = &fs, &ls
+	}
+	b.m.Log = LogInfo{Origin: origin, VKey: strings.TrimSpace(cfg.LogVKey)}
+	if cfg.Principal == "" {
+		cfg.Principal = "evidence@" + origin
+	}
+	b.m.Signer = cfg.Principal
+
+	// Keys: the log's verifier key and the bundle signer's, to compare
+	// with the copies the auditor got from the operator.
+	if err := b.addBytes(LogKeyFile, logControls, []byte(b.m.Log.VKey+"\n")); err != nil {
+		return err
+	}
+	if err := b.addBytes(SignersFile, []string{"5.28"}, AllowedSigners(cfg.Principal, cfg.Signer.PublicKey())); err != nil {
+		return err
+	}
+	// The two checkpoints, the consistency proof between them, and the
+	// compact range of the tree before the range.
+	if a > 0 {
+		if err := b.addBytes(StartCheckpoint, logControls, []byte(startNote)); err != nil {
+			return err
+		}
+	}
+	if err := b.addBytes(EndCheckpoint, logControls, []byte(endNote)); err != nil {
+		return err
+	}
+	cons, err := projections.ConsistencyProof(ctx, db, a, z)
+	if err != nil {
+		return fmt.Errorf("evidence: consistency proof %d→%d: %w", a, z, err)
+	}
+	if err := b.addBytes(ConsistencyFile, logControls, (&ledger.ConsistencyProofText{Old: a, New: z, Hashes: cons}).Marshal()); err != nil {
+		return err
+	}
+	prefix, err := projections.PrefixHashes(ctx, db, a)
+	if err != nil {
+		return fmt.Errorf("evidence: the tree before index %d: %w", a, err)
+	}
+	if err := b.addBytes(PrefixFile, logControls, marshalPrefix(a, prefix)); err != nil {
+		return err
+	}
+	if err := b.add(RecordsFile, logControls, func(w io.Writer) error { return b.records(ctx, w, a, z) }); err != nil {
+		return err
+	}
+	if err := b.add(EventsFile, eventsControls, func(w io.Writer) error { return b.events(ctx, w, a, z) }); err != nil {
+		return err
+	}
+	if err := b.add(SegmentsFile, []string{"5.33", "8.15"}, func(w io.Writer) error { return b.segments(ctx, w, a, z) }); err != nil {
+		return err
+	}
+	if err := b.controls(ctx, a, z); err != nil {
+		return err
+	}
+	if err := b.add(OSCALFile, nil, func(w io.Writer) error { return writeOSCAL(w, &b.m, fw) }); err != nil {
+		return err
+	}
+	if err := b.add(ReportFile, nil, func(w io.Writer) error { return writeReport(w, &b.m, fw) }); err != nil {
+		return err
+	}
+	if err := b.addBytes(VerifyFile, nil, verifyGuide(&b.m)); err != nil {
+		return err
+	}
+	// The manifest lists every file so far; SHA256SUMS lists them and the
+	// manifest; the signature covers the manifest.
+	manifest, err := json.MarshalIndent(&b.m, "", "  ")
+	if err != nil {
+		return err
+	}
+	manifest = append(manifest, '\n')
+	files := b.m.Files
+	if err := b.addBytes(ManifestFile, nil, manifest); err != nil {
+		return err
+	}
+	var sums strings.Builder
+	for _, f := range b.m.Files {
+		fmt.Fprintf(&sums, "%s  %s\n", f.SHA256, f.Path)
+	}
+	if err := b.addBytes(SumsFile, nil, []byte(sums.String())); err != nil {
+		return err
+	}
+	sig, err := SSHSign(cfg.Signer, Namespace, manifest)
+	if err != nil {
+		return fmt.Errorf("evidence: signing the manifest: %w", err)
+	}
+	if err := b.addBytes(SignatureFile, nil, sig); err != nil {
+		return err
+	}
+	b.m.Files = files
+	return b.zw.Close()
+}
+
+// marshalPrefix writes the compact range of the tree before the range:
+// "size N", then one base64 hash per line, largest subtree first.
+func marshalPrefix(size uint64, hashes []ledger.Hash) []byte {
+	out := fmt.Appendf(nil, "auditledger compact range v1\nsize %d\n", size)
+	for _, h := range hashes {
+		out = append(out, h.Base64()+"\n"...)
+	}
+	return out
+}
+
+// records writes every record of [a, z): the tenant's whole, the others'
+// redacted to their leaf input (§2.4), each framed by its u32 length.
+func (b *builder) records(ctx context.Context, w io.Writer, a, z uint64) error {
+	rows, err := b.cfg.DB.Query(ctx, `SELECT idx, header, event, tenant FROM events WHERE idx >= $1 AND idx < $2 ORDER BY idx`, int64(a), int64(z))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	next := a
+	var frame [4]byte
+	var rec []byte
+	for rows.Next() {
+		var idx int64
+		var header []byte
+		var ev, tenant string
+		if err := rows.Scan(&idx, &header, &ev, &tenant); err != nil {
+			return err
+		}
+		if uint64(idx) != next {
+			return fmt.Errorf("the projection lacks record %d (has %d next): rebuild it", next, idx)
+		}
+		rec = append(append(rec[:0], header...), ev...)
+		if tenant != b.cfg.Tenant {
+			if rec, err = ledger.Redact(rec); err != nil {
+				return fmt.Errorf("record %d cannot be shown without its event, so one tenant's completeness cannot be proven over a range holding it (records sealed before bound records, FORMAT §2.4): %w", idx, err)
+			}
+		} else {
+			b.m.Events++
+		}
+		binary.BigEndian.PutUint32(frame[:], uint32(len(rec)))
+		if _, err := w.Write(frame[:]); err != nil {
+			return err
+		}
+		if _, err := w.Write(rec); err != nil {
+			return err
+		}
+		next++
+		if b.cfg.Progress != nil && (next%4096 == 0 || next == z) {
+			b.cfg.Progress(next-a, z-a)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if next != z {
+		return fmt.Errorf("the projection holds records up to %d, the range ends at %d: let the projector catch up", next, z)
+	}
+	return nil
+}
+
+// events writes the tenant's events of [a, z) as JSON lines, each event's
+// bytes exactly as sealed.
+func (b *builder) events(ctx context.Context, w io.Writer, a, z uint64) error {
+	rows, err := b.cfg.DB.Query(ctx, `SELECT idx, leaf, header, event FROM events WHERE tenant = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`,
+		b.cfg.Tenant, int64(a), int64(z))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var rec []byte
+	for rows.Next() {
+		var idx int64
+		var leaf, header []byte
+		var ev string
+		if err := rows.Scan(&idx, &leaf, &header, &ev); err != nil {
+			return err
+		}
+		// The sealing time from the record itself: the column keeps
+		// microseconds, the record nanoseconds.
+		rec = append(append(rec[:0], header...), ev...)
+		r, err := ledger.ParseRecord(rec)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", idx, err)
+		}
+		if _, err := fmt.Fprintf(w, `{"index":%d,"leaf":"%x","sealed_at":"%s","event":%s}`+"\n", idx, leaf, r.Time.UTC().Format(time.RFC3339Nano), ev); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (b *builder) segments(ctx context.Context, w io.Writer, a, z uint64) error {
+	rows, err := b.cfg.DB.Query(ctx, `SELECT s.name, s.first, s.size, encode(s.sha256, 'hex'), coalesce(s.version, ''), coalesce(s.lock_mode, ''), s.retain_until, c.sealed_at
+		FROM segments s JOIN checkpoints c ON c.size = s.size WHERE s.size > $1 AND s.first < $2 ORDER BY s.first`, int64(a), int64(z))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var list []Segment
+	for rows.Next() {
+		var s Segment
+		var first, size int64
+		if err := rows.Scan(&s.Name, &first, &size, &s.SHA256, &s.Version, &s.LockMode, &s.RetainUntil, &s.Sealed); err != nil {
+			return err
+		}
+		s.First, s.Size, s.Sealed = uint64(first), uint64(size), s.Sealed.UTC()
+		if s.RetainUntil != nil {
+			t := s.RetainUntil.UTC()
+			s.RetainUntil = &t
+		}
+		list = append(list, s)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	out, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(out, '\n'))
+	return err
+}
+
+// controls runs each control's queries over [a, z) and writes its folder:
+// summary.md, and per query the SQL and its rows as CSV.
+func (b *builder) controls(ctx context.Context, a, z uint64) error {
+	fw := b.cfg.Framework
+	for _, ev := range fw.Mapping.Controls {
+		ctl, _ := fw.Catalog.Control(ev.Control)
+		c := Control{ID: ev.Control, Title: ctl.Title, Counts: map[string]int{}}
+		dir := "controls/" + ev.Control + "/"
+		type result struct {
+			q      compliance.Query
+			n      int
+			capped bool
+		}
+		var results []result
+		for _, q := range ev.Queries {
+			if err := b.addBytes(dir+q.Name+".sql", []string{ev.Control}, []byte(strings.TrimSpace(q.SQL)+"\n")); err != nil {
+				return err
+			}
+			var n int
+			var capped bool
+			err := b.add(dir+q.Name+".csv", []string{ev.Control}, func(w io.Writer) error {
+				var err error
+				n, capped, err = b.queryCSV(ctx, w, q.SQL, a, z)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("evidence: control %s, query %s: %w", ev.Control, q.Name, err)
+			}
+			c.Counts[q.Name] = n
+			c.Observed = c.Observed || n > 0
+			c.Files = append(c.Files, dir+q.Name+".sql", dir+q.Name+".csv")
+			results = append(results, result{q, n, capped})
+		}
+		var s strings.Builder
+		fmt.Fprintf(&s, "# %s %s\n\n", ev.Control, ctl.Title)
+		fmt.Fprintf(&s, "Tenant %s, %s to %s (ledger indexes %d to %d).\n\n", b.cfg.Tenant, b.m.Period.From.Format(time.RFC3339), b.m.Period.To.Format(time.RFC3339), a, z)
+		fmt.Fprintf(&s, "What the ledger observes for this control: %s\n\n", ev.Observes)
+		if from := fw.MappedFrom(ev.Control); len(from) > 0 {
+			fmt.Fprintf(&s, "Also maps from: %s.\n\n", strings.Join(from, "; "))
+		}
+		if !c.Observed {
+			s.WriteString("**No evidence was observed in the period**: every query below returned no rows.\n\n")
+		}
+		for _, r := range results {
+			fmt.Fprintf(&s, "- %s: %d rows in `%s.csv`", r.q.Summary, r.n, r.q.Name)
+			if r.capped {
+				fmt.Fprintf(&s, " (the first %d)", b.cfg.SampleRows)
+			}
+			fmt.Fprintf(&s, "; the query is `%s.sql` ($1 = tenant, $2 = %d, $3 = %d)\n", r.q.Name, a, z)
+		}
+		if err := b.addBytes(dir+"summary.md", []string{ev.Control}, []byte(s.String())); err != nil {
+			return err
+		}
+		c.Files = append(c.Files, dir+"summary.md")
+		b.m.Controls = append(b.m.Controls, c)
+	}
+	slices.SortStableFunc(b.m.Controls, func(x, y Control) int { return compareControlIDs(x.ID, y.ID) })
+	return nil
+}
+
+// queryCSV runs one query and writes its rows as CSV, a header first,
+// values in PostgreSQL's text form.
+func (b *builder) queryCSV(ctx context.Context, w io.Writer, sql string, a, z uint64) (n int, capped bool, err error) {
+	rows, err := b.cfg.DB.Query(ctx, sql, pgx.QueryExecModeSimpleProtocol, b.cfg.Tenant, int64(a), int64(z))
+	if err != nil {
+		return 0, false, err
+	}
+	defer rows.Close()
+	cw := csv.NewWriter(w)
+	var header []string
+	for _, f := range rows.FieldDescriptions() {
+		header = append(header, f.Name)
+	}
+	if err := cw.Write(header); err != nil {
+		return 0, false, err
+	}
+	rec := make([]string, len(header))
+	for rows.Next() {
+		if n == b.cfg.SampleRows {
+			capped = true
+			break
+		}
+		for i, v := range rows.RawValues() {
+			rec[i] = string(v)
+		}
+		if err := cw.Write(rec); err != nil {
+			return n, capped, err
+		}
+		n++
+	}
+	cw.Flush()
+	if err := rows.Err(); err != nil {
+		return n, capped, err
+	}
+	return n, capped, cw.Error()
+}
+
+// compareControlIDs orders "5.3" before "5.15" before "8.2".
+func compareControlIDs(x, y string) int {
+	var xa, xb, ya, yb int
+	fmt.Sscanf(x, "%d.%d", &xa, &xb)
+	fmt.Sscanf(y, "%d.%d", &ya, &yb)
+	if xa != ya {
+		return xa - ya
+	}
+	return xb - yb
+}

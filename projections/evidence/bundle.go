@@ -1,0 +1,131 @@
+// Package evidence builds and verifies evidence bundles: one zip file per
+// tenant, framework and period, signed with an SSH key, that an auditor
+// checks offline — with `auditledger evidence verify`, or with ssh-keygen
+// and sha256sum for the signature and the files' hashes. The layout and
+// every check are in docs/FORMAT.md §12.
+package evidence
+
+import (
+	"time"
+)
+
+// Format names the bundle layout; a verifier refuses others.
+const Format = "auditledger-evidence/1"
+
+// Files of a bundle with fixed names.
+const (
+	ManifestFile    = "manifest.json"
+	SignatureFile   = "manifest.json.sig"
+	SumsFile        = "SHA256SUMS"
+	SignersFile     = "keys/allowed_signers"
+	LogKeyFile      = "keys/log.vkey"
+	StartCheckpoint = "log/checkpoint-start"
+	EndCheckpoint   = "log/checkpoint-end"
+	ConsistencyFile = "log/consistency.txt"
+	PrefixFile      = "log/prefix.txt"
+	RecordsFile     = "log/records.bin"
+	SegmentsFile    = "log/segments.json"
+	EventsFile      = "events.jsonl"
+	OSCALFile       = "oscal/assessment-results.json"
+	ReportFile      = "index.html"
+	VerifyFile      = "VERIFY.md"
+)
+
+// Manifest describes a bundle; its signature covers every file through
+// their hashes.
+type Manifest struct {
+	Format    string    `json:"format"`
+	BundleID  string    `json:"bundle_id"`
+	Tenant    string    `json:"tenant"`
+	Period    Period    `json:"period"`
+	Range     Range     `json:"range"`
+	Framework Framework `json:"framework"`
+	Generator string    `json:"generator"`
+	Created   time.Time `json:"created"`
+	Log       LogInfo   `json:"log"`
+	// Signer is the principal keys/allowed_signers names for the key that
+	// signed the manifest.
+	Signer string `json:"signer"`
+	// Events is how many of the tenant's events the range holds.
+	Events   int       `json:"events"`
+	Controls []Control `json:"controls"`
+	Files    []File    `json:"files"`
+}
+
+// Period is what was asked for: [From, To).
+type Period struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+// Range is the ledger index range the bundle proves: [First, End), from
+// the start checkpoint's size to the end checkpoint's. It covers the
+// period whole, starting and ending on segment boundaries, so it may hold
+// a few records sealed just before or after it.
+type Range struct {
+	First uint64 `json:"first"`
+	End   uint64 `json:"end"`
+	// Sealing times of its first and last record.
+	FirstSealed *time.Time `json:"first_sealed,omitempty"`
+	LastSealed  *time.Time `json:"last_sealed,omitempty"`
+	// Open is set when the log had not yet been sealed past the period's
+	// end when the bundle was built: later records of the period may come.
+	Open bool `json:"open,omitempty"`
+}
+
+// Framework names the control data the bundle was built with.
+type Framework struct {
+	ID             string `json:"id"`
+	Version        string `json:"version"`
+	MappingVersion int    `json:"mapping_version"`
+}
+
+// LogInfo names the log and the key its checkpoints are signed with.
+type LogInfo struct {
+	Origin string `json:"origin"`
+	VKey   string `json:"vkey"`
+}
+
+// Control is one control's result in the bundle.
+type Control struct {
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	// Observed is false when no query found a row: the report then says
+	// plainly that nothing was observed in the period.
+	Observed bool           `json:"observed"`
+	Counts   map[string]int `json:"rows"` // rows per query
+	Files    []string       `json:"files"`
+}
+
+// File is one file of the bundle with its size, SHA-256 (hex) and the
+// controls it supports.
+type File struct {
+	Path     string   `json:"path"`
+	Size     int64    `json:"size"`
+	SHA256   string   `json:"sha256"`
+	Controls []string `json:"controls,omitempty"`
+}
+
+// Segment is one segment holding records of the range, with its lock as
+// the store reported it.
+type Segment struct {
+	Name        string     `json:"name"`
+	First       uint64     `json:"first"`
+	Size        uint64     `json:"size"` // tree size at its end
+	SHA256      string     `json:"sha256"`
+	Version     string     `json:"version,omitempty"`
+	LockMode    string     `json:"lock_mode,omitempty"`
+	RetainUntil *time.Time `json:"retain_until,omitempty"`
+	// Sealed is the sealing time of its last record.
+	Sealed time.Time `json:"sealed"`
+}
+
+// EventLine is one line of events.jsonl: one of the tenant's events in
+// the range, with its ledger index and leaf hash. Event is the event's
+// exact bytes, whose SHA-256 its record commits to.
+type EventLine struct {
+	Index  uint64    `json:"index"`
+	Leaf   string    `json:"leaf"`
+	Sealed time.Time `json:"sealed_at"`
+	Event  any       `json:"event"`
+}

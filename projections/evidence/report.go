@@ -1,0 +1,137 @@
+package evidence
+
+import (
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/auditledger/auditledger/compliance"
+)
+
+// The report: one self-contained page, no external assets.
+var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"time": func(t time.Time) string { return t.Format(time.RFC3339) },
+}).Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Evidence: {{.M.Tenant}}, {{.Title}}</title>
+<style>
+body{font:15px/1.5 system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#111}
+table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}.none{color:#8a4b00}.ok{color:#0a5d00}code{background:#f3f3f3;padding:0 .2em}
+</style></head><body>
+<h1>Evidence bundle</h1>
+<table>
+<tr><th>Tenant</th><td>{{.M.Tenant}}</td></tr>
+<tr><th>Framework</th><td>{{.Title}} ({{.M.Framework.ID}}, mapping v{{.M.Framework.MappingVersion}})</td></tr>
+<tr><th>Period</th><td>{{time .M.Period.From}} to {{time .M.Period.To}}{{if .M.Range.Open}} (the log was not yet sealed past its end when this was built){{end}}</td></tr>
+<tr><th>Ledger indexes</th><td>{{.M.Range.First}} to {{.M.Range.End}} (the end excluded), proven against the signed checkpoints in <code>log/</code></td></tr>
+<tr><th>The tenant's events</th><td>{{.M.Events}}, in <code>events.jsonl</code></td></tr>
+<tr><th>Log</th><td>{{.M.Log.Origin}}; verifier key <code>{{.M.Log.VKey}}</code></td></tr>
+<tr><th>Bundle</th><td>{{.M.BundleID}}, built {{time .M.Created}} by {{.M.Generator}}</td></tr>
+</table>
+<p>Check it before relying on it: <code>auditledger evidence verify</code> on this file, or by hand as <code>VERIFY.md</code> explains.</p>
+<h2>Controls</h2>
+<table><tr><th>Control</th><th>What the ledger observes</th><th>Rows</th><th>Files</th></tr>
+{{range .Rows}}<tr><td>{{.ID}} {{.Title}}</td><td>{{if .Observed}}{{.Observes}}{{else}}<span class="none">No evidence was observed in the period.</span>{{end}}</td>
+<td>{{.Counts}}</td><td>{{range .Files}}<a href="{{.}}">{{.}}</a><br>{{end}}</td></tr>
+{{end}}</table>
+</body></html>
+`))
+
+func writeReport(w io.Writer, m *Manifest, fw *compliance.Framework) error {
+	type row struct {
+		Control
+		Observes string
+		Counts   string
+	}
+	var rows []row
+	for _, c := range m.Controls {
+		ev, _ := fw.Evidence(c.ID)
+		var counts []string
+		for _, q := range ev.Queries {
+			counts = append(counts, fmt.Sprintf("%s %d", q.Name, c.Counts[q.Name]))
+		}
+		rows = append(rows, row{c, ev.Observes, strings.Join(counts, ", ")})
+	}
+	return reportTemplate.Execute(w, map[string]any{"M": m, "Title": fw.Catalog.Title, "Rows": rows})
+}
+
+// verifyGuide is VERIFY.md: each check a person can make by hand.
+func verifyGuide(m *Manifest) []byte {
+	var s strings.Builder
+	fmt.Fprintf(&s, `# Checking this evidence bundle
+
+Bundle %s: tenant %s, %s to %s, ledger indexes %d to %d (the end
+excluded). Every check below works offline. `+"`auditledger evidence verify FILE --vkey LOG.vkey --allowed-signers FILE`"+`
+makes all of them and names the first that fails; here is what it checks,
+and how to make the first two with stock tools.
+
+Get the two public keys from the operator by another channel than this
+bundle: the copies in `+"`keys/`"+` only say which keys the builder used.
+
+1. **The manifest is signed** by the evidence key (an Ed25519 SSH key the
+   operator holds; it is not the log's checkpoint key, so a machine that
+   builds bundles cannot sign the log):
+
+       ssh-keygen -Y verify -f keys/allowed_signers -I %s \
+         -n %s -s manifest.json.sig < manifest.json
+
+2. **Every file is the one the manifest lists**: SHA256SUMS lists each
+   file's SHA-256 (the manifest lists the same, and the signature covers
+   the manifest):
+
+       sha256sum -c SHA256SUMS
+
+   and no file is in the zip that neither lists.
+
+3. **The checkpoints are the log's**: `+"`log/checkpoint-start`"+` (tree size %d%s)
+   and `+"`log/checkpoint-end`"+` (size %d) are C2SP signed notes; their
+   signature checks with the log's verifier key `+"`keys/log.vkey`"+` (any
+   C2SP note verifier, e.g. golang.org/x/mod/sumdb/note).
+
+4. **The log did not change between them**: `+"`log/consistency.txt`"+` is an
+   RFC 9162 consistency proof from the start checkpoint's tree to the end
+   checkpoint's.
+
+5. **The records are the log's, and the tenant's are all there**:
+   `+"`log/records.bin`"+` holds every record from index %d to %d, each as a
+   4-byte big-endian length and the record (docs/FORMAT.md §2.4): this
+   tenant's whole, every other tenant's redacted to the part its leaf hash
+   covers. `+"`log/prefix.txt`"+` holds the hashes of the tree before index %d.
+   Starting from them and appending each record's leaf hash gives the
+   start and the end checkpoint's roots. A record whose tenant hash is
+   SHA-256("auditledger tenant" 0x00 "%s") is this tenant's and must be
+   whole; every other must be another tenant's. So no event of the tenant
+   in the range can be missing, and none of another tenant's is shown.
+
+6. **The events are those records**: each line of `+"`events.jsonl`"+` is one of
+   the tenant's records, in order, with its index, leaf hash and the event
+   exactly as sealed (its SHA-256 is the digest in the record).
+
+7. **The records were kept write-once**: `+"`log/segments.json`"+` lists the
+   segments holding the range, with the object version, Object Lock mode
+   and retain-until date the store reported; each should be locked in
+   COMPLIANCE mode until after your retention requirement.
+
+The folders under `+"`controls/`"+` hold, per control, what the ledger
+observed: the rows (CSV), the query that produced them over the ledger's
+projection (`+"`$1`"+` = tenant, `+"`$2`"+`, `+"`$3`"+` = the index range), counts, and a
+plain statement where nothing was observed. They are derived from the
+events above; `+"`oscal/assessment-results.json`"+` carries the same for GRC
+tools (OSCAL %s).
+`, m.BundleID, m.Tenant, m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339), m.Range.First, m.Range.End,
+		principalOf(m), Namespace, m.Range.First, startNote(m), m.Range.End, m.Range.First, m.Range.End, m.Range.First, m.Tenant, OSCALVersion)
+	return []byte(s.String())
+}
+
+func startNote(m *Manifest) string {
+	if m.Range.First == 0 {
+		return ": absent, the range starts at the empty tree"
+	}
+	return ""
+}
+
+// principalOf is the principal keys/allowed_signers names.
+func principalOf(m *Manifest) string { return m.Signer }

@@ -1,0 +1,461 @@
+package evidence
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+)
+
+// VerifyOptions says what to trust. Keys given here are the ones the
+// auditor got from the operator; without them the bundle's own copies are
+// used and the report says so.
+type VerifyOptions struct {
+	LogVerifier    *ledger.NoteVerifier
+	AllowedSigners []ssh.PublicKey
+	// AllowUnlocked accepts segments the store did not report locked in
+	// COMPLIANCE mode (a local development store), with a warning.
+	AllowUnlocked bool
+	// Retention, if set, is how long after its sealing each segment must
+	// stay locked.
+	Retention time.Duration
+	Now       func() time.Time
+}
+
+// Report is what a verification found.
+type Report struct {
+	Manifest *Manifest
+	Segments []Segment
+	Warnings []string
+}
+
+// VerifyError names the file, and the record where there is one, of the
+// first check that failed.
+type VerifyError struct {
+	File  string
+	Index *uint64
+	Err   error
+}
+
+func (e *VerifyError) Error() string {
+	if e.Index != nil {
+		return fmt.Sprintf("%s: index %d: %v", e.File, *e.Index, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.File, e.Err)
+}
+
+func (e *VerifyError) Unwrap() error { return e.Err }
+
+func failf(file string, format string, args ...any) error {
+	return &VerifyError{File: file, Err: fmt.Errorf(format, args...)}
+}
+
+func failAt(file string, idx uint64, format string, args ...any) error {
+	return &VerifyError{File: file, Index: &idx, Err: fmt.Errorf(format, args...)}
+}
+
+// Verify checks a bundle offline, in the order of docs/FORMAT.md §12, and
+// returns the first failure. It streams the records and events: memory
+// does not grow with the bundle.
+func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	zr, err := zip.NewReader(r, size)
+	if err != nil {
+		return nil, failf("bundle", "not a zip file: %v", err)
+	}
+	files := map[string]*zip.File{}
+	for _, f := range zr.File {
+		if files[f.Name] != nil {
+			return nil, failf(f.Name, "appears twice in the zip")
+		}
+		files[f.Name] = f
+	}
+	read := func(name string, max int64) ([]byte, error) {
+		f := files[name]
+		if f == nil {
+			return nil, failf(name, "missing from the bundle")
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return nil, failf(name, "%v", err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(io.LimitReader(rc, max+1))
+		if err != nil {
+			return nil, failf(name, "%v", err)
+		}
+		if int64(len(b)) > max {
+			return nil, failf(name, "larger than %d bytes", max)
+		}
+		return b, nil
+	}
+
+	// 1. The manifest and its signature.
+	manifest, err := read(ManifestFile, 64<<20)
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	dec := json.NewDecoder(bytes.NewReader(manifest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, failf(ManifestFile, "%v", err)
+	}
+	if m.Format != Format {
+		return nil, failf(ManifestFile, "format %q, want %q", m.Format, Format)
+	}
+	rep := &Report{Manifest: &m}
+	sig, err := read(SignatureFile, 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	signers := opts.AllowedSigners
+	if signers == nil {
+		b, err := read(SignersFile, 64<<10)
+		if err != nil {
+			return nil, err
+		}
+		if signers, err = ParseAllowedSigners(b); err != nil {
+			return nil, failf(SignersFile, "%v", err)
+		}
+		rep.Warnings = append(rep.Warnings, "the manifest's signer was checked against the bundle's own keys/allowed_signers: give --allowed-signers with the key the operator published")
+	}
+	key, err := SSHVerify(sig, manifest, Namespace)
+	if err != nil {
+		return nil, failf(SignatureFile, "%v", err)
+	}
+	trusted := false
+	for _, k := range signers {
+		trusted = trusted || bytes.Equal(k.Marshal(), key.Marshal())
+	}
+	if !trusted {
+		return nil, failf(SignatureFile, "signed by %s, which the allowed signers do not hold", ssh.FingerprintSHA256(key))
+	}
+
+	// 2. Every file is the one the manifest lists, SHA256SUMS agrees, and
+	// nothing else is in the zip.
+	listed := map[string]File{}
+	for _, f := range m.Files {
+		if _, dup := listed[f.Path]; dup {
+			return nil, failf(ManifestFile, "lists %s twice", f.Path)
+		}
+		listed[f.Path] = f
+	}
+	for name := range files {
+		switch name {
+		case ManifestFile, SignatureFile, SumsFile:
+			continue
+		}
+		if _, ok := listed[name]; !ok {
+			return nil, failf(name, "in the zip but not in the manifest")
+		}
+	}
+	for _, f := range m.Files {
+		zf := files[f.Path]
+		if zf == nil {
+			return nil, failf(f.Path, "listed in the manifest, missing from the zip")
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			return nil, failf(f.Path, "%v", err)
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, rc)
+		rc.Close()
+		if err != nil {
+			return nil, failf(f.Path, "%v", err)
+		}
+		if n != f.Size || hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
+			return nil, failf(f.Path, "does not match the manifest (%d bytes, SHA-256 %x; the manifest says %d bytes, %s): changed after signing", n, h.Sum(nil), f.Size, f.SHA256)
+		}
+	}
+	sums, err := read(SumsFile, 64<<20)
+	if err != nil {
+		return nil, err
+	}
+	mh := sha256.Sum256(manifest)
+	want := map[string]string{ManifestFile: hex.EncodeToString(mh[:])}
+	for _, f := range m.Files {
+		want[f.Path] = f.SHA256
+	}
+	for i, line := range strings.Split(strings.TrimSuffix(string(sums), "\n"), "\n") {
+		sum, path, ok := strings.Cut(line, "  ")
+		if !ok || want[path] != sum {
+			return nil, failf(SumsFile, "line %d does not match the manifest: %q", i+1, line)
+		}
+		delete(want, path)
+	}
+	for path := range want {
+		return nil, failf(SumsFile, "does not list %s", path)
+	}
+
+	// 3. The checkpoints.
+	v := opts.LogVerifier
+	if v == nil {
+		b, err := read(LogKeyFile, 4096)
+		if err != nil {
+			return nil, err
+		}
+		if v, err = ledger.NewNoteVerifier(strings.TrimSpace(string(b))); err != nil {
+			return nil, failf(LogKeyFile, "%v", err)
+		}
+		rep.Warnings = append(rep.Warnings, "the checkpoints were checked with the bundle's own keys/log.vkey: give --vkey with the log's verifier key the operator published")
+	}
+	open := func(name string, size uint64) (*ledger.Checkpoint, error) {
+		b, err := read(name, 64<<10)
+		if err != nil {
+			return nil, err
+		}
+		cp, err := ledger.OpenCheckpoint(b, v)
+		if err != nil {
+			return nil, failf(name, "%v", err)
+		}
+		if cp.Size != size {
+			return nil, failf(name, "a checkpoint of tree size %d, but the range says %d", cp.Size, size)
+		}
+		return cp, nil
+	}
+	end, err := open(EndCheckpoint, m.Range.End)
+	if err != nil {
+		return nil, err
+	}
+	startRoot := ledger.EmptyRoot
+	if m.Range.First > 0 {
+		start, err := open(StartCheckpoint, m.Range.First)
+		if err != nil {
+			return nil, err
+		}
+		startRoot = start.Root
+	} else if files[StartCheckpoint] != nil {
+		return nil, failf(StartCheckpoint, "present, but the range starts at the empty tree")
+	}
+
+	// 4. The consistency proof between them.
+	cb, err := read(ConsistencyFile, 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := ledger.ParseConsistencyProof(cb)
+	if err != nil {
+		return nil, failf(ConsistencyFile, "%v", err)
+	}
+	if cons.Old != m.Range.First || cons.New != m.Range.End {
+		return nil, failf(ConsistencyFile, "a proof from %d to %d, the range is %d to %d", cons.Old, cons.New, m.Range.First, m.Range.End)
+	}
+	if err := ledger.VerifyConsistency(cons.Old, cons.New, cons.Hashes, startRoot, end.Root); err != nil {
+		return nil, failf(ConsistencyFile, "does not prove the end checkpoint extends the start checkpoint: %v", err)
+	}
+
+	// 5. The compact range before the range: the start root.
+	pb, err := read(PrefixFile, 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	cr, err := parsePrefix(pb)
+	if err != nil {
+		return nil, failf(PrefixFile, "%v", err)
+	}
+	if cr.Size() != m.Range.First || cr.Root() != startRoot {
+		return nil, failf(PrefixFile, "does not give the start checkpoint's root at size %d", m.Range.First)
+	}
+
+	// 6. Every record of the range, the tenant's events beside them.
+	n, err := verifyRecords(files, &m, cr)
+	if err != nil {
+		return nil, err
+	}
+	if cr.Root() != end.Root {
+		return nil, failf(RecordsFile, "the records do not give the end checkpoint's root: a record was changed, removed or added")
+	}
+	if n != m.Events {
+		return nil, failf(ManifestFile, "says %d events, the records hold %d of the tenant's", m.Events, n)
+	}
+
+	// 7. The segments: they cover the range, locked write-once.
+	sb, err := read(SegmentsFile, 256<<20)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(sb, &rep.Segments); err != nil {
+		return nil, failf(SegmentsFile, "%v", err)
+	}
+	if err := checkSegments(rep, opts); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+func parsePrefix(b []byte) (*ledger.CompactRange, error) {
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) < 2 || lines[0] != "auditledger compact range v1" || !strings.HasPrefix(lines[1], "size ") {
+		return nil, errors.New("not a compact range (want \"auditledger compact range v1\", \"size N\", then the hashes)")
+	}
+	size, err := strconv.ParseUint(strings.TrimPrefix(lines[1], "size "), 10, 64)
+	if err != nil {
+		return nil, err
+	}
+	var hashes []ledger.Hash
+	for _, l := range lines[2:] {
+		raw, err := base64.StdEncoding.Strict().DecodeString(l)
+		if err != nil || len(raw) != ledger.HashSize {
+			return nil, fmt.Errorf("hash %q", l)
+		}
+		hashes = append(hashes, ledger.Hash(raw))
+	}
+	return ledger.NewCompactRange(size, hashes)
+}
+
+// verifyRecords reads log/records.bin and events.jsonl side by side: each
+// record of the range in order, its leaf appended to cr; the tenant's
+// whole, with the matching line of events.jsonl; the others redacted and
+// bound to another tenant. It returns how many of the tenant's it saw.
+func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange) (int, error) {
+	rf, ef := files[RecordsFile], files[EventsFile]
+	if rf == nil {
+		return 0, failf(RecordsFile, "missing from the bundle")
+	}
+	if ef == nil {
+		return 0, failf(EventsFile, "missing from the bundle")
+	}
+	rrc, err := rf.Open()
+	if err != nil {
+		return 0, failf(RecordsFile, "%v", err)
+	}
+	defer rrc.Close()
+	erc, err := ef.Open()
+	if err != nil {
+		return 0, failf(EventsFile, "%v", err)
+	}
+	defer erc.Close()
+	records := bufio.NewReaderSize(rrc, 256<<10)
+	lines := bufio.NewScanner(erc)
+	lines.Buffer(make([]byte, 0, 64<<10), ledger.MaxRecordSize*2)
+	tenant := ledger.TenantHash(m.Tenant)
+	var frame [4]byte
+	buf := make([]byte, 0, 4096)
+	count := 0
+	line := 0
+	for idx := m.Range.First; idx < m.Range.End; idx++ {
+		if _, err := io.ReadFull(records, frame[:]); err != nil {
+			return count, failAt(RecordsFile, idx, "missing: the file ends before the range does (%v)", err)
+		}
+		size := binary.BigEndian.Uint32(frame[:])
+		if size > ledger.MaxRecordSize {
+			return count, failAt(RecordsFile, idx, "a record of %d bytes", size)
+		}
+		buf = buf[:size]
+		if _, err := io.ReadFull(records, buf); err != nil {
+			return count, failAt(RecordsFile, idx, "cut short: %v", err)
+		}
+		r, err := ledger.ParseRecord(buf)
+		if err != nil {
+			return count, failAt(RecordsFile, idx, "%v", err)
+		}
+		if r.Index != idx {
+			return count, failAt(RecordsFile, idx, "holds record %d here: records removed, added or reordered", r.Index)
+		}
+		if !r.Bound {
+			return count, failAt(RecordsFile, idx, "version %#x records cannot prove one tenant's completeness (FORMAT §2.4)", buf[0])
+		}
+		leaf := ledger.LeafHash(buf)
+		cr.Append(leaf)
+		if r.Tenant != tenant {
+			if !r.Redacted() {
+				return count, failAt(RecordsFile, idx, "an event of another tenant is in the bundle: other tenants' records must be redacted")
+			}
+			continue
+		}
+		if r.Redacted() {
+			return count, failAt(RecordsFile, idx, "the tenant's record is redacted: its event was withheld")
+		}
+		if t, err := events.PeekTenant(r.Event); err != nil || t != m.Tenant {
+			return count, failAt(RecordsFile, idx, "the event's tenant is %q, not %q", t, m.Tenant)
+		}
+		count++
+		// Its line in events.jsonl.
+		line++
+		if !lines.Scan() {
+			return count, failAt(EventsFile, idx, "no line for the tenant's record (the file has %d lines): an event was removed", line-1)
+		}
+		var l struct {
+			Index  uint64          `json:"index"`
+			Leaf   string          `json:"leaf"`
+			Sealed time.Time       `json:"sealed_at"`
+			Event  json.RawMessage `json:"event"`
+		}
+		if err := json.Unmarshal(lines.Bytes(), &l); err != nil {
+			return count, failf(EventsFile, "line %d: %v", line, err)
+		}
+		switch {
+		case l.Index != idx:
+			return count, failf(EventsFile, "line %d is index %d, the tenant's next record is %d: an event was added or removed", line, l.Index, idx)
+		case l.Leaf != hex.EncodeToString(leaf[:]):
+			return count, failAt(EventsFile, idx, "line %d: leaf %s, the record's is %x", line, l.Leaf, leaf)
+		case !bytes.Equal(l.Event, r.Event):
+			return count, failAt(EventsFile, idx, "line %d: the event differs from the sealed record's", line)
+		case !l.Sealed.Equal(r.Time):
+			return count, failAt(EventsFile, idx, "line %d: sealed_at %s, the record says %s", line, l.Sealed.Format(time.RFC3339Nano), r.Time.Format(time.RFC3339Nano))
+		}
+	}
+	if extra, err := records.Peek(1); len(extra) > 0 || err == nil {
+		return count, failAt(RecordsFile, m.Range.End, "records after the range's end: added")
+	}
+	if lines.Scan() {
+		return count, failf(EventsFile, "line %d: more lines than the tenant has records in the range: an event was added (%.80s)", line+1, lines.Text())
+	}
+	if err := lines.Err(); err != nil {
+		return count, failf(EventsFile, "%v", err)
+	}
+	return count, nil
+}
+
+// checkSegments checks that the segments cover the range, each locked
+// write-once until after the retention.
+func checkSegments(rep *Report, opts VerifyOptions) error {
+	m := rep.Manifest
+	next := m.Range.First
+	now := opts.Now()
+	for _, s := range rep.Segments {
+		if s.First > next || s.Size <= next {
+			return failf(SegmentsFile, "%s covers %d to %d: the segments do not cover the range from %d", s.Name, s.First, s.Size, next)
+		}
+		next = s.Size
+		locked := s.LockMode == "COMPLIANCE" && s.RetainUntil != nil && s.RetainUntil.After(now)
+		if opts.Retention > 0 && locked && s.RetainUntil.Before(s.Sealed.Add(opts.Retention)) {
+			return failf(SegmentsFile, "%s is locked until %s, less than the retention (%s after its sealing, %s)", s.Name,
+				s.RetainUntil.Format(time.RFC3339), opts.Retention, s.Sealed.Add(opts.Retention).Format(time.RFC3339))
+		}
+		if !locked {
+			until := "none"
+			if s.RetainUntil != nil {
+				until = s.RetainUntil.Format(time.RFC3339)
+			}
+			msg := fmt.Sprintf("%s is not locked write-once in COMPLIANCE mode now (the store reported lock %q, retain-until %s)", s.Name, s.LockMode, until)
+			if !opts.AllowUnlocked {
+				return failf(SegmentsFile, "%s", msg)
+			}
+			rep.Warnings = append(rep.Warnings, msg)
+		}
+	}
+	if m.Range.First < m.Range.End && next < m.Range.End {
+		return failf(SegmentsFile, "the segments end at %d, the range at %d", next, m.Range.End)
+	}
+	return nil
+}
