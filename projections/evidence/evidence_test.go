@@ -26,9 +26,11 @@ import (
 	"github.com/auditledger/auditledger/compliance"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/s3"
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/projections/evidence"
 	"github.com/auditledger/auditledger/test/pgtest"
+	"github.com/auditledger/auditledger/test/versitygw"
 )
 
 var pg *pgtest.Server
@@ -71,16 +73,24 @@ func sampleEvents(t *testing.T) [][]byte {
 
 func newRun(t *testing.T) *run {
 	t.Helper()
-	ctx := t.Context()
-	skey, vkey, _ := ledger.GenerateKey(nil, "evidence.test/log")
-	signer, _ := ledger.NewNoteSigner(skey)
 	store, err := file.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t0 := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	r := newRunOn(t, store, time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), 0)
+	r.build(t, "acme", r.t0.Add(90*time.Minute), r.t0.Add(150*time.Minute))
+	return r
+}
+
+// newRunOn seals the log into store, its segments an hour apart from t0,
+// each locked for retention when the store locks.
+func newRunOn(t *testing.T, store ledger.SegmentStore, t0 time.Time, retention time.Duration) *run {
+	t.Helper()
+	ctx := t.Context()
+	skey, vkey, _ := ledger.GenerateKey(nil, "evidence.test/log")
+	signer, _ := ledger.NewNoteSigner(skey)
 	now := t0
-	l, err := ledger.Open(ctx, ledger.Config{Store: store, Signer: signer, Now: func() time.Time { return now }})
+	l, err := ledger.Open(ctx, ledger.Config{Store: store, Signer: signer, Retention: retention, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,9 +122,34 @@ func newRun(t *testing.T) *run {
 	}
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	ss, _ := ssh.NewSignerFromKey(priv)
-	r := &run{db: db, signer: ss, vkey: vkey, t0: t0, verifer: signer.Verifier()}
+	return &run{db: db, signer: ss, vkey: vkey, t0: t0, verifer: signer.Verifier()}
+}
+
+// On S3 with Object Lock the segments are locked in COMPLIANCE mode and
+// the bundle verifies without --allow-unlocked; a retention longer than
+// the locks is refused.
+func TestBundleOnObjectLock(t *testing.T) {
+	srv := versitygw.Start(t)
+	store, err := s3.New(t.Context(), s3.Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket(t), Prefix: "log", Insecure: true,
+		AccessKey: versitygw.AccessKey, SecretKey: versitygw.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	r := newRunOn(t, store, t0, 24*time.Hour)
 	r.build(t, "acme", t0.Add(90*time.Minute), t0.Add(150*time.Minute))
-	return r
+	opts := evidence.VerifyOptions{LogVerifier: r.verifer, AllowedSigners: []ssh.PublicKey{r.signer.PublicKey()}, Retention: 24 * time.Hour}
+	rep, err := evidence.Verify(bytes.NewReader(r.bundle), int64(len(r.bundle)), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Segments) != 1 || rep.Segments[0].LockMode != "COMPLIANCE" || rep.Segments[0].Version == "" || len(rep.Warnings) != 0 {
+		t.Fatalf("segments %+v, warnings %q: want one COMPLIANCE-locked version, no warning", rep.Segments, rep.Warnings)
+	}
+	opts.Retention = 48 * time.Hour
+	if _, err := evidence.Verify(bytes.NewReader(r.bundle), int64(len(r.bundle)), opts); err == nil || !strings.Contains(err.Error(), "less than the retention") {
+		t.Errorf("a retention longer than the locks: %v", err)
+	}
 }
 
 func (r *run) build(t *testing.T, tenant string, from, to time.Time) {
