@@ -44,6 +44,7 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 	cfg.auth, cfg.instance, cfg.database = auth, "dev", d.database
 	cfg.OIDC.Issuer = d.issuer
 	cfg.API.Listen = d.apiAddr
+	cfg.API.EvidenceKey, cfg.API.EvidenceDir, cfg.API.LogVKey = filepath.Join(keys, "evidence"), filepath.Join(d.data, "evidence"), filepath.Join(keys, "ledger.vkey")
 	cfg.Approvals.Key, cfg.Approvals.VKey = filepath.Join(keys, "approvals.key"), filepath.Join(keys, "approvals.vkey")
 	cfg.ProducerKey = filepath.Join(keys, "producer.key")
 	cfg.PostgresProxy.Listen, cfg.PostgresProxy.Policy, cfg.PostgresProxy.Target = d.proxyAddr, d.policy, "dev"

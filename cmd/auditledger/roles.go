@@ -413,7 +413,27 @@ func (c *apiRole) check(cfg *serveConfig) error {
 	if cfg.Approvals.Key == "" {
 		return fmt.Errorf("approvals.key: required by the api role, which signs every approval decision (a key file from `auditledger keys generate --file approvals`)")
 	}
+	if (c.EvidenceKey != "") != (c.LogVKey != "") || (c.EvidenceKey != "") != (c.EvidenceDir != "") {
+		return fmt.Errorf("api.evidence_key, api.evidence_dir and api.log_vkey: give all three to serve evidence bundles, or none")
+	}
 	return nil
+}
+
+// evidence loads what the API needs to build evidence bundles, if
+// configured.
+func (c *apiRole) evidence() (*api.EvidenceConfig, error) {
+	if c.EvidenceKey == "" {
+		return nil, nil
+	}
+	signer, err := loadEvidenceKey(c.EvidenceKey)
+	if err != nil {
+		return nil, fmt.Errorf("api.evidence_key: %w", err)
+	}
+	v, err := loadVerifier(c.LogVKey)
+	if err != nil {
+		return nil, fmt.Errorf("api.log_vkey: %w", err)
+	}
+	return &api.EvidenceConfig{Dir: c.EvidenceDir, Signer: signer, LogVKey: v.String(), Generator: versionString()}, nil
 }
 
 func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
@@ -438,8 +458,13 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 	} else {
 		log.Info("read path off: set AUDITLEDGER_DATABASE_URL to the projection database to serve /v1/events and proofs")
 	}
+	ev, err := c.evidence()
+	if err != nil {
+		p.em.Close()
+		return nil, err
+	}
 	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Roles: roles, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
-		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db})
+		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db, Evidence: ev})
 	if err != nil {
 		p.em.Close()
 		return nil, err

@@ -85,6 +85,11 @@ type (
 	apiRole struct {
 		Listen string              `yaml:"listen"`
 		Roles  map[string][]string `yaml:"roles"`
+		// Evidence bundles: the SSH key signing them, where they are
+		// kept, and the log's verifier key they ship.
+		EvidenceKey string `yaml:"evidence_key"`
+		EvidenceDir string `yaml:"evidence_dir"`
+		LogVKey     string `yaml:"log_vkey"`
 	}
 	postgresProxyRole struct {
 		Listen     string `yaml:"listen"`
@@ -212,6 +217,9 @@ func envOverrides(c *serveConfig) []envOverride {
 		{"AUDITLEDGER_OIDC_AUDIENCE", func(v string) error { c.OIDC.Audience = v; return nil }},
 		{"AUDITLEDGER_OIDC_DEV_IDENTITIES", func(v string) (err error) { c.OIDC.DevIdentities, err = strconv.ParseBool(v); return }},
 		{"AUDITLEDGER_API_LISTEN", func(v string) error { c.API.Listen = v; return nil }},
+		{"AUDITLEDGER_API_EVIDENCE_KEY", func(v string) error { c.API.EvidenceKey = v; return nil }},
+		{"AUDITLEDGER_API_EVIDENCE_DIR", func(v string) error { c.API.EvidenceDir = v; return nil }},
+		{"AUDITLEDGER_API_LOG_VKEY", func(v string) error { c.API.LogVKey = v; return nil }},
 		{"AUDITLEDGER_APPROVALS_KEY", func(v string) error { c.Approvals.Key = v; return nil }},
 		{"AUDITLEDGER_APPROVALS_VKEY", func(v string) error { c.Approvals.VKey = v; return nil }},
 		{"AUDITLEDGER_POSTGRES_PROXY_LISTEN", func(v string) error { c.PostgresProxy.Listen = v; return nil }},

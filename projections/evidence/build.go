@@ -42,6 +42,8 @@ type Config struct {
 	LogVKey string
 	// Generator names the program and version that built the bundle.
 	Generator string
+	// BundleID names the bundle: 32 hex digits; random when empty.
+	BundleID string
 	// Progress, if set, is told the records written of the range's total.
 	Progress func(done, total uint64)
 	// SampleRows caps each control query's rows in its CSV (default 1000).
@@ -123,10 +125,13 @@ var (
 func (b *builder) build(ctx context.Context) error {
 	cfg := b.cfg
 	db := cfg.DB
-	var id [16]byte
-	rand.Read(id[:])
+	if cfg.BundleID == "" {
+		var id [16]byte
+		rand.Read(id[:])
+		cfg.BundleID = hex.EncodeToString(id[:])
+	}
 	fw := cfg.Framework
-	b.m = Manifest{Format: Format, BundleID: hex.EncodeToString(id[:]), Tenant: cfg.Tenant,
+	b.m = Manifest{Format: Format, BundleID: cfg.BundleID, Tenant: cfg.Tenant,
 		Period:    Period{From: cfg.From.UTC(), To: cfg.To.UTC()},
 		Framework: Framework{ID: fw.Catalog.ID, Version: fw.Catalog.Version, MappingVersion: fw.Mapping.Version},
 		Generator: cfg.Generator, Created: cfg.Now().UTC().Truncate(time.Second)}

@@ -68,6 +68,9 @@ type Config struct {
 	// DB is the projection database the read path queries; nil answers
 	// its endpoints with 503, saying how to configure it.
 	DB *pgxpool.Pool
+	// Evidence, with DB, lets auditors build evidence bundles; nil
+	// answers those endpoints with 503.
+	Evidence *EvidenceConfig
 }
 
 // New returns the API's handler.
@@ -93,7 +96,7 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &api{cfg: cfg}
+	a := &api{cfg: cfg, jobs: &evidenceJobs{jobs: map[string]*EvidenceStatus{}, one: make(chan struct{}, 1)}}
 	r := a.router()
 	return cfg.Metrics.Wrap(r, func(r *http.Request) string {
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
@@ -142,6 +145,14 @@ func (a *api) router() chi.Router {
 			r.Get("/log/checkpoint", a.latestCheckpoint)
 			r.Get("/log/tile/*", a.tile)
 		})
+		// Evidence bundles: built in the background, each export and
+		// download recorded in the log.
+		r.Group(func(r chi.Router) {
+			r.Use(a.require(Auditor, Security), a.needsReadPath, a.needsEvidence)
+			r.Post("/evidence", a.requestEvidence)
+			r.Get("/evidence/{id}", a.evidenceStatus)
+			r.Get("/evidence/{id}/download", a.downloadEvidence)
+		})
 		r.Get("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(openAPI)
@@ -150,7 +161,10 @@ func (a *api) router() chi.Router {
 	return r
 }
 
-type api struct{ cfg Config }
+type api struct {
+	cfg  Config
+	jobs *evidenceJobs
+}
 
 type ctxKey struct{}
 
@@ -178,7 +192,9 @@ func status(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, approvals.ErrDecided):
 		return http.StatusConflict
-	case errors.Is(err, errNotAudited), errors.Is(err, errNoReadPath):
+	case errors.Is(err, errNotReady):
+		return http.StatusConflict
+	case errors.Is(err, errNotAudited), errors.Is(err, errNoReadPath), errors.Is(err, errNoEvidence):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

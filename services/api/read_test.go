@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -18,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -48,6 +51,8 @@ type readFixture struct {
 	otherTok string // from another issuer
 	audTok   string // for another audience
 	shortTok string // expires in a second
+	// evidenceKey checks the bundles' signatures.
+	evidenceKey ssh.PublicKey
 }
 
 func newReadFixture(t *testing.T) *readFixture {
@@ -120,11 +125,14 @@ func newReadFixture(t *testing.T) *readFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(api.Config{Auth: v, Approvals: b, Emitter: em, DB: db, Tenant: "acme"})
+	_, epriv, _ := ed25519.GenerateKey(rand.Reader)
+	esigner, _ := ssh.NewSignerFromKey(epriv)
+	h, err := api.New(api.Config{Auth: v, Approvals: b, Emitter: em, DB: db, Tenant: "acme",
+		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &readFixture{srv: httptest.NewServer(h), tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg,
+	f := &readFixture{srv: httptest.NewServer(h), tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg, evidenceKey: esigner.PublicKey(),
 		stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) }}
 	t.Cleanup(f.srv.Close)
 	for _, u := range users {

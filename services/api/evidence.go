@@ -1,0 +1,305 @@
+package api
+
+import (
+	"archive/zip"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/auditledger/auditledger/compliance"
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/projections/evidence"
+)
+
+// EvidenceConfig lets the API build evidence bundles.
+type EvidenceConfig struct {
+	// Dir keeps the bundles, one file per bundle id; a restart finds the
+	// finished ones there (builds under way when it stopped are lost, and
+	// asked for again).
+	Dir string
+	// Signer signs the manifests (an Ed25519 SSH key, not the log's
+	// checkpoint key); Principal names it in keys/allowed_signers.
+	Signer    ssh.Signer
+	Principal string
+	// LogVKey is the log's checkpoint verifier key, shipped in bundles.
+	LogVKey   string
+	Generator string
+}
+
+// errNoEvidence: the API was started without an evidence key.
+var errNoEvidence = errors.New("evidence bundles are not configured: give the api role an evidence key (api.evidence_key), a directory (api.evidence_dir) and the log's verifier key (api.log_vkey)")
+
+// EvidenceRequest is the body of POST /v1/evidence.
+type EvidenceRequest struct {
+	Tenant    string    `json:"tenant"`
+	Framework string    `json:"framework,omitempty"`
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to"`
+}
+
+// EvidenceStatus is the answer of POST /v1/evidence and GET /v1/evidence/{id}.
+type EvidenceStatus struct {
+	ID        string           `json:"id"`
+	Status    string           `json:"status"` // queued, building, ready, failed
+	Request   *EvidenceRequest `json:"request,omitempty"`
+	Done      uint64           `json:"done"`  // records written
+	Total     uint64           `json:"total"` // records in the range
+	Error     string           `json:"error,omitempty"`
+	Bytes     int64            `json:"bytes,omitempty"`
+	SHA256    string           `json:"sha256,omitempty"`
+	Range     *evidence.Range  `json:"range,omitempty"`
+	Events    int              `json:"events,omitempty"`
+	Observed  []string         `json:"controls_observed,omitempty"`
+	Download  string           `json:"download,omitempty"`
+	Requested time.Time        `json:"requested"`
+}
+
+// evidenceJobs are the builds this process knows: one runs at a time, the
+// others wait their turn.
+type evidenceJobs struct {
+	mu   sync.Mutex
+	jobs map[string]*EvidenceStatus
+	one  chan struct{}
+}
+
+var bundleID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+func (a *api) bundlePath(id string) string { return filepath.Join(a.cfg.Evidence.Dir, id+".zip") }
+
+// needsEvidence answers the evidence routes with 503 without an evidence
+// key or the projection.
+func (a *api) needsEvidence(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.cfg.Evidence == nil || a.cfg.Evidence.Signer == nil {
+			a.fail(w, r, errNoEvidence)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requestEvidence starts building a bundle and answers 202 with its id.
+func (a *api) requestEvidence(w http.ResponseWriter, r *http.Request) {
+	var req EvidenceRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		a.fail(w, r, fmt.Errorf("%w: body: %v (want {\"tenant\", \"from\", \"to\", \"framework\"}, times in RFC 3339)", errBadRequest, err))
+		return
+	}
+	if req.Framework == "" {
+		req.Framework = "iso27001-2022"
+	}
+	if err := checkTenant(req.Tenant); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	fw, err := compliance.Load(req.Framework)
+	if err != nil {
+		a.fail(w, r, badParam("framework", "%v", err))
+		return
+	}
+	switch {
+	case req.From.IsZero():
+		a.fail(w, r, badParam("from", "required: the period's start, RFC 3339"))
+		return
+	case req.To.IsZero() || !req.From.Before(req.To):
+		a.fail(w, r, badParam("to", "required: the period's end, RFC 3339, after from"))
+		return
+	}
+	var idb [16]byte
+	rand.Read(idb[:])
+	st := &EvidenceStatus{ID: hex.EncodeToString(idb[:]), Status: "queued", Request: &req, Requested: time.Now().UTC()}
+	a.jobs.mu.Lock()
+	a.jobs.jobs[st.ID] = st
+	a.jobs.mu.Unlock()
+	actor := actorOf(r.Context())
+	go a.buildEvidence(context.WithoutCancel(r.Context()), r, actor, st, fw)
+	w.Header().Set("Location", "/v1/evidence/"+st.ID)
+	writeJSON(w, http.StatusAccepted, a.snapshot(st))
+}
+
+func (a *api) snapshot(st *EvidenceStatus) EvidenceStatus {
+	a.jobs.mu.Lock()
+	defer a.jobs.mu.Unlock()
+	return *st
+}
+
+// buildEvidence builds one bundle, then records evidence.exported; a bundle
+// whose export cannot be recorded is removed.
+func (a *api) buildEvidence(ctx context.Context, r *http.Request, actor events.Actor, st *EvidenceStatus, fw *compliance.Framework) {
+	set := func(f func()) { a.jobs.mu.Lock(); f(); a.jobs.mu.Unlock() }
+	fail := func(err error) {
+		a.cfg.Logger.Error("evidence bundle failed", "id", st.ID, "err", err)
+		set(func() { st.Status, st.Error = "failed", err.Error() })
+	}
+	a.jobs.one <- struct{}{}
+	defer func() { <-a.jobs.one }()
+	set(func() { st.Status = "building" })
+	ev := a.cfg.Evidence
+	if err := os.MkdirAll(ev.Dir, 0o700); err != nil {
+		fail(err)
+		return
+	}
+	tmp, err := os.CreateTemp(ev.Dir, ".building-*.zip")
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(tmp, h)}
+	req := st.Request
+	m, err := evidence.Build(ctx, evidence.Config{DB: a.cfg.DB, Framework: fw, Tenant: req.Tenant, From: req.From, To: req.To,
+		BundleID: st.ID, Signer: ev.Signer, Principal: ev.Principal, LogVKey: ev.LogVKey, Generator: ev.Generator,
+		Progress: func(done, total uint64) { set(func() { st.Done, st.Total = done, total }) }}, cw)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	// The export is in the log before anyone can download it.
+	payload := map[string]any{"bundle_id": st.ID, "tenant": req.Tenant, "framework": fw.Catalog.ID, "mapping_version": fw.Mapping.Version,
+		"from": req.From.UTC().Format(time.RFC3339), "to": req.To.UTC().Format(time.RFC3339),
+		"first_index": m.Range.First, "end_index": m.Range.End, "events": m.Events, "sha256": sum, "bytes": cw.n}
+	e, err := a.event(r, events.EvidenceExported, actor, payload)
+	if err == nil {
+		res, _ := a.cfg.Emitter.Emit(ctx, e)
+		err = res.Stored(false)
+	}
+	if err != nil {
+		fail(fmt.Errorf("%w: %v", errNotAudited, err))
+		return
+	}
+	if err := os.Rename(tmp.Name(), a.bundlePath(st.ID)); err != nil {
+		fail(err)
+		return
+	}
+	var observed []string
+	for _, c := range m.Controls {
+		if c.Observed {
+			observed = append(observed, c.ID)
+		}
+	}
+	set(func() {
+		st.Status, st.Bytes, st.SHA256, st.Range, st.Events, st.Observed = "ready", cw.n, sum, &m.Range, m.Events, observed
+		st.Download = "/v1/evidence/" + st.ID + "/download"
+	})
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// evidenceStatus answers a build's state; a finished bundle from before a
+// restart is found on disk.
+func (a *api) evidenceStatus(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	a.jobs.mu.Lock()
+	st, ok := a.jobs.jobs[id]
+	a.jobs.mu.Unlock()
+	if ok {
+		writeJSON(w, http.StatusOK, a.snapshot(st))
+		return
+	}
+	st, err := a.bundleOnDisk(id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (a *api) bundleOnDisk(id string) (*EvidenceStatus, error) {
+	if !bundleID.MatchString(id) {
+		return nil, fmt.Errorf("%w: no evidence bundle %q", errNotFound, id)
+	}
+	f, err := os.Open(a.bundlePath(id))
+	if err != nil {
+		return nil, fmt.Errorf("%w: no evidence bundle %s", errNotFound, id)
+	}
+	defer f.Close()
+	info, _ := f.Stat()
+	h := sha256.New()
+	io.Copy(h, f)
+	zr, err := zip.NewReader(f, info.Size())
+	if err != nil {
+		return nil, err
+	}
+	var m evidence.Manifest
+	mf, err := zr.Open(evidence.ManifestFile)
+	if err != nil {
+		return nil, err
+	}
+	defer mf.Close()
+	if err := json.NewDecoder(mf).Decode(&m); err != nil {
+		return nil, err
+	}
+	st := &EvidenceStatus{ID: id, Status: "ready", Request: &EvidenceRequest{Tenant: m.Tenant, Framework: m.Framework.ID, From: m.Period.From, To: m.Period.To},
+		Done: m.Range.End - m.Range.First, Total: m.Range.End - m.Range.First, Bytes: info.Size(), SHA256: hex.EncodeToString(h.Sum(nil)),
+		Range: &m.Range, Events: m.Events, Download: "/v1/evidence/" + id + "/download", Requested: m.Created}
+	for _, c := range m.Controls {
+		if c.Observed {
+			st.Observed = append(st.Observed, c.ID)
+		}
+	}
+	return st, nil
+}
+
+// downloadEvidence sends a finished bundle, after recording the download.
+func (a *api) downloadEvidence(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	st, err := a.bundleOnDisk(id)
+	if err != nil {
+		a.jobs.mu.Lock()
+		job, ok := a.jobs.jobs[id]
+		a.jobs.mu.Unlock()
+		if ok {
+			s := a.snapshot(job)
+			err = fmt.Errorf("%w: bundle %s is %s", errNotReady, id, s.Status)
+		}
+		a.fail(w, r, err)
+		return
+	}
+	f, err := os.Open(a.bundlePath(id))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	defer f.Close()
+	if err := a.accessed(r, map[string]any{"resource": "evidence", "bundle_id": id, "tenant": st.Request.Tenant, "sha256": st.SHA256, "bytes": st.Bytes}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="evidence-%s-%s.zip"`, st.Request.Tenant, id))
+	http.ServeContent(w, r, "", st.Requested, f)
+}
+
+// errNotReady: the bundle is still being built, or failed.
+var errNotReady = errors.New("not ready")

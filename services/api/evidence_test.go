@@ -1,0 +1,110 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/projections/evidence"
+	"github.com/auditledger/auditledger/services/api"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+func (f *readFixture) post(t *testing.T, path, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", f.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.String()
+}
+
+// An auditor asks for a bundle, follows its build, downloads it and it
+// verifies; the export and the download are in the log; bad requests name
+// the parameter; a caller without the role is refused.
+func TestEvidenceAPI(t *testing.T) {
+	f := newReadFixture(t)
+	carol := f.tokens["carol"]
+	from, to := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+
+	for body, param := range map[string]string{
+		`{"tenant":"acme","from":"` + from + `"}`:                                           "to",
+		`{"tenant":"ACME!","from":"` + from + `","to":"` + to + `"}`:                        "tenant",
+		`{"tenant":"acme","from":"` + from + `","to":"` + to + `","framework":"soc2-2017"}`: "framework",
+		`{"tenant":"acme","to":"` + to + `"}`:                                               "from",
+	} {
+		code, out := f.post(t, "/v1/evidence", carol, body)
+		var p api.Problem
+		json.Unmarshal([]byte(out), &p)
+		if code != 400 || p.Param != param {
+			t.Errorf("POST %s: %d %s, want 400 naming %s", body, code, out, param)
+		}
+	}
+	if code, out := f.post(t, "/v1/evidence", f.tokens["alice"], `{"tenant":"acme","from":"`+from+`","to":"`+to+`"}`); code != 403 {
+		t.Errorf("alice (dba) asking for evidence: %d %s, want 403", code, out)
+	}
+
+	code, out := f.post(t, "/v1/evidence", carol, `{"tenant":"acme","from":"`+from+`","to":"`+to+`"}`)
+	var st api.EvidenceStatus
+	if err := json.Unmarshal([]byte(out), &st); code != 202 || err != nil || st.ID == "" {
+		t.Fatalf("POST /v1/evidence: %d %s", code, out)
+	}
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		code, _, body := f.get(t, "/v1/evidence/"+st.ID, carol)
+		if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
+			return fmt.Errorf("status: %d %s", code, body)
+		}
+		if st.Status == "failed" {
+			t.Fatalf("the build failed: %s", st.Error)
+		}
+		if st.Status != "ready" {
+			return fmt.Errorf("status %s, %d of %d", st.Status, st.Done, st.Total)
+		}
+		return nil
+	})
+	if st.Events != 40 || st.Done != st.Total || st.Total != 40 || st.Download == "" {
+		t.Errorf("ready: %+v, want 40 events of 40 records", st)
+	}
+	code, ctype, bundle := f.get(t, st.Download, carol)
+	if code != 200 || ctype != "application/zip" {
+		t.Fatalf("download: %d %s", code, ctype)
+	}
+	v, _ := ledger.NewNoteVerifier(f.vkey)
+	rep, err := evidence.Verify(strings.NewReader(bundle), int64(len(bundle)), evidence.VerifyOptions{LogVerifier: v,
+		AllowedSigners: []ssh.PublicKey{f.evidenceKey}, AllowUnlocked: true})
+	if err != nil {
+		t.Fatalf("the downloaded bundle: %v", err)
+	}
+	if rep.Manifest.BundleID != st.ID {
+		t.Errorf("bundle id %s, the build's %s", rep.Manifest.BundleID, st.ID)
+	}
+	if code, _, body := f.get(t, "/v1/evidence/0123456789abcdef0123456789abcdef", carol); code != 404 {
+		t.Errorf("an unknown bundle: %d %s", code, body)
+	}
+	// The export and the download, in the log.
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		exported, downloaded := false, false
+		for _, s := range f.stream() {
+			exported = exported || s.Event.Type == events.EvidenceExported && s.Payload["bundle_id"] == st.ID && s.Event.Actor.Subject == "carol"
+			downloaded = downloaded || s.Event.Type == events.AuditAccessed && s.Payload["bundle_id"] == st.ID && s.Payload["resource"] == "evidence"
+		}
+		if !exported || !downloaded {
+			return fmt.Errorf("evidence.exported %v, audit.accessed of the download %v", exported, downloaded)
+		}
+		return nil
+	})
+}
