@@ -1,0 +1,246 @@
+package test
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/projections/evidence"
+	"github.com/auditledger/auditledger/services/api"
+	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/pgtest"
+)
+
+// The acceptance run of evidence bundles: dev in front of a real
+// PostgreSQL (pgbench and psql through the proxy: a masked read, a
+// refused statement, a schema change approved by a second person) and an
+// HTTP service (a masked response), projected by dev into its own
+// PostgreSQL; an auditor asks the API for the ISO/IEC 27001:2022 bundle of
+// the tenant, downloads it, and it verifies with `auditledger evidence
+// verify` and, unzipped, with ssh-keygen -Y verify and sha256sum -c alone.
+func TestDevEvidenceEndToEnd(t *testing.T) {
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	db := pg.NewDatabase(t)
+	if out, err := exec.Command("pgbench", "-i", "-q", "-s", "1", pg.DSN(db)).CombinedOutput(); err != nil {
+		t.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("psql", "-X", "-v", "ON_ERROR_STOP=1", pg.DSN(db), "-c",
+		"CREATE TABLE customers (id int PRIMARY KEY, email text); INSERT INTO customers VALUES (1, 'alice@example.com'), (2, 'bob@example.org')").CombinedOutput(); err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(policy, []byte(`version: 1
+mask:
+  - id: pii-email
+    columns: [email]
+    method: partial
+    info_type: EMAIL_ADDRESS
+deny:
+  - id: no-drop
+    kinds: [DROP]
+    reason: tables are not dropped through the gateway
+approve:
+  - id: schema-change
+    kinds: [ALTER]
+    groups: [dba]
+    timeout: 2m
+`), 0o644)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"customers":[{"id":1,"email":"alice@example.com"}]}`)
+	}))
+	defer up.Close()
+	httpPolicy := filepath.Join(dir, "http-policy.yaml")
+	os.WriteFile(httpPolicy, []byte("version: 1\nmask:\n  - id: pii\n    fields: [\"customers.*.email\"]\n    method: redact\n    info_type: EMAIL_ADDRESS\n"), 0o644)
+	started := time.Now().UTC()
+	d := startDev(t, []string{"AUDITLEDGER_PROXY_UPSTREAM=" + pg.DSN("postgres")}, "--policy", policy, "--http-upstream", up.URL, "--http-policy", httpPolicy)
+	host, port, _ := strings.Cut(d.proxy, ":")
+	conninfo := func(user string) string {
+		return "host=" + host + " port=" + port + " user=" + user + " dbname=" + db + " sslmode=disable"
+	}
+	agent, alice, bob, carol := d.token(t, "agent"), d.token(t, "alice"), d.token(t, "bob"), d.token(t, "carol")
+	psql := func(token, user, sql string) (string, error) {
+		cmd := exec.Command("psql", "-X", "-A", "-t", "-c", sql, conninfo(user))
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+token)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	cmd := exec.Command("pgbench", "-n", "-c", "2", "-t", "20", "-S", conninfo("agent"))
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+agent)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pgbench: %v\n%s", err, out)
+	}
+	if out, err := psql(alice, "alice", "SELECT email FROM customers ORDER BY id"); err != nil || strings.Contains(out, "alice@example.com") {
+		t.Fatalf("a masked read: %v\n%s", err, out)
+	}
+	if out, err := psql(alice, "alice", "DROP TABLE customers"); err == nil || !strings.Contains(out, "no-drop") {
+		t.Fatalf("DROP through the proxy: %v\n%s", err, out)
+	}
+	alter := exec.Command("psql", "-X", "-c", "ALTER TABLE customers ADD COLUMN note text", conninfo("alice"))
+	alter.Env = append(os.Environ(), "PGPASSWORD="+alice)
+	alterDone := make(chan error, 1)
+	var alterOut bytes.Buffer
+	alter.Stdout, alter.Stderr = &alterOut, &alterOut
+	if err := alter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { alterDone <- alter.Wait() }()
+	bobEnv := []string{"AUDITLEDGER_TOKEN=" + bob}
+	var pending []approvals.Request
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		r := mustRun(t, nil, bobEnv, "approvals", "list", "--api", d.api, "--json")
+		pending = nil
+		json.Unmarshal([]byte(r.stdout), &pending)
+		if len(pending) != 1 {
+			return fmt.Errorf("pending: %s", r.stdout)
+		}
+		return nil
+	})
+	mustRun(t, nil, bobEnv, "approvals", "approve", pending[0].ID, "--api", d.api, "--reason", "CHG-7")
+	if err := <-alterDone; err != nil {
+		t.Fatalf("the approved ALTER: %v\n%s", err, alterOut.String())
+	}
+	req, _ := http.NewRequest("GET", d.http+"/customers", nil)
+	req.Header.Set("Authorization", "Bearer "+alice)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.Contains(string(body), "alice@example.com") {
+		t.Fatalf("HTTP through the proxy: %d %s", resp.StatusCode, body)
+	}
+
+	// Wait until the approval's execution is projected, then ask for the
+	// tenant's bundle.
+	var tenant string
+	natstest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
+		code, b := apiGet(t, d.api, carol, "/v1/events?type=approval.granted")
+		var page struct {
+			Events []struct {
+				Event struct {
+					Tenant string `json:"tenant"`
+				} `json:"event"`
+			} `json:"events"`
+		}
+		json.Unmarshal(b, &page)
+		if code != 200 || len(page.Events) != 1 {
+			return fmt.Errorf("approval.granted not projected yet: %d %s", code, b)
+		}
+		tenant = page.Events[0].Event.Tenant
+		return nil
+	})
+	natstest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
+		code, b := apiGet(t, d.api, carol, "/v1/events?type=mask.applied")
+		if code != 200 || strings.Count(string(b), `"leaf"`) < 2 {
+			return fmt.Errorf("both masks not projected yet: %d %s", code, b)
+		}
+		return nil
+	})
+	ask := fmt.Sprintf(`{"tenant":%q,"from":%q,"to":%q}`, tenant, started.Add(-time.Minute).Format(time.RFC3339), time.Now().UTC().Add(time.Hour).Format(time.RFC3339))
+	hreq, _ := http.NewRequest("POST", d.api+"/v1/evidence", strings.NewReader(ask))
+	hreq.Header.Set("Authorization", "Bearer "+carol)
+	resp, err = http.DefaultClient.Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st api.EvidenceStatus
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("POST /v1/evidence: %d %+v", resp.StatusCode, st)
+	}
+	natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		_, b := apiGet(t, d.api, carol, "/v1/evidence/"+st.ID)
+		json.Unmarshal(b, &st)
+		if st.Status == "failed" {
+			t.Fatalf("the build failed: %s", st.Error)
+		}
+		if st.Status != "ready" {
+			return fmt.Errorf("evidence %s", b)
+		}
+		return nil
+	})
+	code, bundle := apiGet(t, d.api, carol, st.Download)
+	if code != 200 {
+		t.Fatalf("download: %d", code)
+	}
+	file := filepath.Join(dir, "evidence.zip")
+	os.WriteFile(file, bundle, 0o644)
+
+	// The operator's published keys: the log's verifier key and the
+	// evidence key as an allowed_signers line.
+	pub, err := os.ReadFile(filepath.Join(d.data, "keys", "evidence.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers := filepath.Join(dir, "allowed_signers")
+	principal := "evidence@dev.auditledger.local/log"
+	os.WriteFile(signers, fmt.Appendf(nil, "%s namespaces=\"auditledger-evidence\" %s", principal, pub), 0o644)
+	r := mustRun(t, nil, nil, "evidence", "verify", file, "--vkey", d.vkey(), "--allowed-signers", signers, "--allow-unlocked")
+	for _, want := range []string{"OK ", "8.11   Data masking                                  evidence", "8.3    Information access restriction                evidence",
+		"5.3    Segregation of duties                         evidence", "8.2    Privileged access rights                      evidence",
+		"8.32   Change management                             evidence", "8.15   Logging                                       evidence"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("evidence verify: no %q in\n%s", want, r.stdout)
+		}
+	}
+	// Without --allow-unlocked, dev's local store is not WORM: refused.
+	if r := run(t, nil, nil, "evidence", "verify", file, "--vkey", d.vkey(), "--allowed-signers", signers); r.code != 1 || !strings.Contains(r.stdout, "not locked write-once") {
+		t.Errorf("verify without --allow-unlocked: exit %d\n%s", r.code, r.stdout)
+	}
+
+	// With stock tools only.
+	unzipped := filepath.Join(dir, "bundle")
+	zr, err := zip.OpenReader(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range zr.File {
+		p := filepath.Join(unzipped, filepath.FromSlash(f.Name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		rc, _ := f.Open()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		os.WriteFile(p, b, 0o644)
+	}
+	zr.Close()
+	manifest, _ := os.ReadFile(filepath.Join(unzipped, evidence.ManifestFile))
+	keygen := exec.Command("ssh-keygen", "-Y", "verify", "-f", signers, "-I", principal, "-n", "auditledger-evidence", "-s", filepath.Join(unzipped, "manifest.json.sig"))
+	keygen.Stdin = bytes.NewReader(manifest)
+	if out, err := keygen.CombinedOutput(); err != nil || !strings.Contains(string(out), "Good") {
+		t.Fatalf("ssh-keygen -Y verify: %v\n%s", err, out)
+	}
+	sums := exec.Command("sha256sum", "--strict", "-c", "SHA256SUMS")
+	sums.Dir = unzipped
+	if out, err := sums.CombinedOutput(); err != nil || strings.Contains(string(out), "FAILED") {
+		t.Fatalf("sha256sum -c: %v\n%s", err, out)
+	}
+	// The email never reached the bundle (masked before the ledger).
+	filepath.Walk(unzipped, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte("alice@example.com")) {
+				t.Errorf("%s holds the unmasked e-mail", p)
+			}
+		}
+		return nil
+	})
+}
