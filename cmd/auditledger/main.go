@@ -53,6 +53,7 @@ Commands:
   bench proxy       pgbench directly and through the PostgreSQL proxy, side by side
   bench bus         compare ways of having events stored by JetStream (one each, batched, atomic, fast)
   bench read        measure the read path: projection rebuild, projector lag, API latency
+  bench evidence    measure building and verifying an evidence bundle (time, peak memory)
   version           print the version, source revision and Go toolchain of this binary
 
 Store URLs: a directory, file:///path, or
@@ -115,6 +116,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"bench proxy":         benchProxy,
 		"bench bus":           benchBus,
 		"bench read":          benchRead,
+		"bench evidence":      benchEvidence,
 		"query events":        queryEvents,
 		"query session":       querySession,
 		"dev":                 devCmd,

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/projections"
+)
+
+// benchEvidence measures building and verifying an evidence bundle of
+// --n events of one tenant, each in its own process so that its time and
+// peak memory are its own.
+func benchEvidence(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("bench evidence --database URL [--n 1000000] [--others 10]",
+		"Measures evidence bundles on this machine: builds a log of N events of the\ntenant acme with one event of another tenant after every OTHERS (segments of\n10,000) in a temporary local store, rebuilds the projection into the\ndatabase (its tables are replaced), then runs `auditledger evidence build`\nfor acme over the whole log and `auditledger evidence verify` on the bundle,\neach as its own process, and prints their time and peak memory (max RSS).", stderr)
+	database := fs.String("database", os.Getenv("AUDITLEDGER_DATABASE_URL"), "postgres:// URL of a database to use (default $AUDITLEDGER_DATABASE_URL)")
+	n := fs.Int("n", 1_000_000, "events of the tenant in the bundle")
+	others := fs.Int("others", 10, "one event of another tenant after every OTHERS of the tenant's (0: none)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *database == "" {
+		return fmt.Errorf("bench evidence: give --database or set AUDITLEDGER_DATABASE_URL")
+	}
+	dir, err := os.MkdirTemp("", "auditledger-bench-evidence-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	db, err := pgxpool.New(ctx, *database)
+	if err != nil {
+		return fmt.Errorf("bench evidence: --database: %w", err)
+	}
+	defer db.Close()
+	skey, vkey, _ := ledger.GenerateKey(nil, "bench.auditledger.local/log")
+	signer, _ := ledger.NewNoteSigner(skey)
+	store, err := file.New(filepath.Join(dir, "store"))
+	if err != nil {
+		return err
+	}
+	l, err := ledger.Open(ctx, ledger.Config{Store: store, Signer: signer})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "auditledger bench evidence: %d events of the tenant, one of another after every %d\n", *n, *others)
+	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
+	start := time.Now()
+	var es []ledger.Entry
+	total := 0
+	for i := 0; i < *n; i++ {
+		es = append(es, ledger.Entry{Event: benchReadEvent(i)})
+		if *others > 0 && i%*others == *others-1 {
+			ev := bytes.Replace(benchReadEvent(i), []byte(`"tenant":"acme"`), []byte(`"tenant":"globex"`), 1)
+			es = append(es, ledger.Entry{Event: bytes.Replace(ev, []byte(`"id":"ev-`), []byte(`"id":"other-`), 1)})
+		}
+		if len(es) >= 10_000 || i == *n-1 {
+			if _, err := l.Append(ctx, es); err != nil {
+				return err
+			}
+			total += len(es)
+			es = es[:0]
+		}
+	}
+	fmt.Fprintf(stdout, "  log built     %d records in %v\n", total, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	if err := projections.Rebuild(ctx, projections.Config{DB: db, Store: store, Verifier: signer.Verifier(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "  projected     in %v\n", time.Since(start).Round(time.Millisecond))
+
+	// The keys, as files, for the two commands.
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, _ := ssh.MarshalPrivateKey(priv, "bench")
+	keyFile, vkeyFile, bundle := filepath.Join(dir, "evidence"), filepath.Join(dir, "log.vkey"), filepath.Join(dir, "bundle.zip")
+	os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600)
+	os.WriteFile(vkeyFile, []byte(vkey+"\n"), 0o644)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	// Peak memory through GNU time: a child forked from this process would
+	// report this process's resident set at fork as its own peak (Linux
+	// carries it across exec), GNU time's child starts small.
+	gnuTime, _ := exec.LookPath("/usr/bin/time")
+	rssFile := filepath.Join(dir, "rss")
+	timed := func(what string, args ...string) error {
+		cmd := exec.CommandContext(ctx, self, args...)
+		if gnuTime != "" {
+			cmd = exec.CommandContext(ctx, gnuTime, append([]string{"-f", "%M", "-o", rssFile, self}, args...)...)
+		}
+		cmd.Env = append(os.Environ(), "AUDITLEDGER_DATABASE_URL="+*database)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		began := time.Now()
+		err := cmd.Run()
+		took := time.Since(began)
+		if err != nil {
+			return fmt.Errorf("%s: %v\n%s", what, err, out.String())
+		}
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		peak := "unknown (install GNU time: /usr/bin/time)"
+		if b, err := os.ReadFile(rssFile); err == nil && gnuTime != "" {
+			var kib int64
+			fmt.Sscan(string(b), &kib)
+			peak = fmt.Sprintf("%d MiB", kib>>10)
+		}
+		fmt.Fprintf(stdout, "  %-13s %v, peak memory %s, CPU %v\n", what, took.Round(time.Millisecond), peak, cpu.Round(time.Millisecond))
+		if line, _, _ := strings.Cut(out.String(), "\n"); line != "" {
+			fmt.Fprintf(stdout, "                %s\n", line)
+		}
+		return nil
+	}
+	if err := timed("build", "evidence", "build", "--tenant", "acme", "--from", "2000-01-01", "--to", "2100-01-01",
+		"--out", bundle, "--key", keyFile, "--vkey", vkeyFile); err != nil {
+		return err
+	}
+	if err := timed("verify", "evidence", "verify", bundle, "--vkey", vkeyFile, "--allow-unlocked"); err != nil {
+		return err
+	}
+	return nil
+}
