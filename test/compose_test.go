@@ -138,6 +138,22 @@ func TestComposeStack(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// Evidence: carol asks the gateway's API for the tenant's bundle; it
+	// verifies with the keys the init job made (allowed_signers, the log's
+	// verifier key), its segments locked on versitygw: no --allow-unlocked.
+	var first struct {
+		Event struct {
+			Tenant string `json:"tenant"`
+		} `json:"event"`
+	}
+	json.Unmarshal(events.Events[0], &first)
+	bundle := c.evidence(strings.TrimSpace(string(carol)), first.Event.Tenant)
+	keys := filepath.Join(c.dir, "volumes", "keys")
+	if out, err := c.hostTool("evidence", "verify", bundle, "--vkey", filepath.Join(keys, "ledger.vkey"), "--allowed-signers", filepath.Join(keys, "allowed_signers")); err != nil ||
+		!strings.Contains(string(out), "OK ") || strings.Contains(string(out), "warning") {
+		t.Errorf("evidence verify of the gateway's bundle: %v\n%s", err, out)
+	}
+
 	// The statement is in the verified log, by alice from the development
 	// provider, masked.
 	logOut, err := c.hostTool("log", "--store", "s3://auditledger/log?endpoint=127.0.0.1:7070&insecure=1", "--json", "--type", "command.executed,mask.applied")
@@ -667,6 +683,45 @@ func (c *composeRun) verifiedAtLeast(n int) {
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// evidence asks the gateway's API for a bundle of tenant's last hour and
+// returns the file it downloaded.
+func (c *composeRun) evidence(token, tenant string) string {
+	t := c.t
+	call := func(method, path, body string) (int, []byte) {
+		req, _ := http.NewRequest(method, "http://127.0.0.1:8080"+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	now := time.Now().UTC()
+	code, b := call("POST", "/v1/evidence", fmt.Sprintf(`{"tenant":%q,"from":%q,"to":%q}`, tenant, now.Add(-time.Hour).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339)))
+	var st struct{ ID, Status, Error, Download string }
+	if json.Unmarshal(b, &st); code != 202 {
+		c.logs()
+		t.Fatalf("POST /v1/evidence: %d %s", code, b)
+	}
+	for deadline := time.Now().Add(time.Minute); st.Status != "ready"; time.Sleep(500 * time.Millisecond) {
+		if st.Status == "failed" || time.Now().After(deadline) {
+			c.logs()
+			t.Fatalf("evidence bundle %s: %s %s", st.ID, st.Status, st.Error)
+		}
+		_, b = call("GET", "/v1/evidence/"+st.ID, "")
+		json.Unmarshal(b, &st)
+	}
+	code, b = call("GET", st.Download, "")
+	if code != 200 {
+		t.Fatalf("download: %d %s", code, b)
+	}
+	file := filepath.Join(c.dir, "evidence.zip")
+	os.WriteFile(file, b, 0o644)
+	return file
 }
 
 // hostTool runs the auditledger binary on the test's side of the network,

@@ -187,14 +187,12 @@ approve:
 	os.WriteFile(file, bundle, 0o644)
 
 	// The operator's published keys: the log's verifier key and the
-	// evidence key as an allowed_signers line.
-	pub, err := os.ReadFile(filepath.Join(d.data, "keys", "evidence.pub"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	signers := filepath.Join(dir, "allowed_signers")
+	// allowed_signers file dev wrote beside the evidence key.
+	signers := filepath.Join(d.data, "keys", "allowed_signers")
 	principal := "evidence@dev.auditledger.local/log"
-	os.WriteFile(signers, fmt.Appendf(nil, "%s namespaces=\"auditledger-evidence\" %s", principal, pub), 0o644)
+	if b, err := os.ReadFile(signers); err != nil || !strings.HasPrefix(string(b), principal+" ") {
+		t.Fatalf("dev's allowed_signers: %v %q", err, b)
+	}
 	r := mustRun(t, nil, nil, "evidence", "verify", file, "--vkey", d.vkey(), "--allowed-signers", signers, "--allow-unlocked")
 	for _, want := range []string{"OK ", "8.11   Data masking                                  evidence", "8.3    Information access restriction                evidence",
 		"5.3    Segregation of duties                         evidence", "8.2    Privileged access rights                      evidence",

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
@@ -121,8 +117,11 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 
 	// The key evidence bundles are signed with (an SSH key, apart from
 	// the log's checkpoint key).
-	if err := devEvidenceKey(filepath.Join(abs, "keys", "evidence"), stdout); err != nil {
-		return err
+	if _, err := os.Stat(filepath.Join(abs, "keys", "evidence")); err != nil {
+		if err := writeEvidenceKey(filepath.Join(abs, "keys"), "dev.auditledger.local/log"); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created evidence signing key %s\n", filepath.Join(abs, "keys", "evidence"))
 	}
 
 	natsKeys := filepath.Join(abs, "nats-keys")
@@ -227,37 +226,6 @@ func startDevPostgres(ctx context.Context, data string, log *slog.Logger) (*devp
 	}
 	log.Info("projection database up", "url", pg.Redacted())
 	return pg, nil
-}
-
-// devEvidenceKey creates dev's evidence signing key on first start: an
-// Ed25519 OpenSSH private key at path and its public key at path.pub.
-func devEvidenceKey(path string, stdout io.Writer) error {
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "auditledger dev evidence key")
-	if err != nil {
-		return err
-	}
-	spub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	if err := writeNew(path, string(pem.EncodeToMemory(block)), 0o600); err != nil {
-		return err
-	}
-	if err := writeNew(path+".pub", string(ssh.MarshalAuthorizedKey(spub)), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "created evidence signing key %s\n", path)
-	return nil
 }
 
 // devKey loads the dev signing key (DIR/STEM.key and .vkey, named name),

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +18,8 @@ import (
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
+	"github.com/auditledger/auditledger/projections/evidence"
+	"golang.org/x/crypto/ssh"
 )
 
 func keysGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -143,4 +148,51 @@ func keysNATS(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	fmt.Fprintf(stdout, "server authorization: %s\n", conf)
 	return nil
+}
+
+// keysEvidence creates the key evidence bundles are signed with.
+func keysEvidence(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("keys evidence --out DIR --origin ORIGIN",
+		"Creates the Ed25519 SSH key evidence bundles are signed with (docs/FORMAT.md\n§12): DIR/evidence (OpenSSH private key, mode 0600; give it to `evidence\nbuild --key` or the api role's evidence_key), DIR/evidence.pub, and\nDIR/allowed_signers naming it evidence@ORIGIN for the namespace\nauditledger-evidence — the file to publish to auditors, who check bundles\nwith it (`evidence verify --allowed-signers`, or ssh-keygen -Y verify). It\nis not the log's checkpoint key. ssh-keygen -t ed25519 makes an equivalent\nkey. Existing keys are never overwritten.", stderr)
+	out := fs.String("out", "", "directory to write the keys into (created if missing)")
+	origin := fs.String("origin", "auditledger.local/log", "the log's origin: the signer is named evidence@ORIGIN, as bundles name it")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := required(fs, "out"); err != nil {
+		return err
+	}
+	if err := writeEvidenceKey(*out, *origin); err != nil {
+		return fmt.Errorf("keys evidence: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s, %s.pub and %s\n", filepath.Join(*out, "evidence"), filepath.Join(*out, "evidence"), filepath.Join(*out, "allowed_signers"))
+	return nil
+}
+
+// writeEvidenceKey writes DIR/evidence (an Ed25519 OpenSSH private key),
+// DIR/evidence.pub and DIR/allowed_signers (principal evidence@ORIGIN).
+func writeEvidenceKey(dir, origin string) error {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "auditledger evidence key for "+origin)
+	if err != nil {
+		return err
+	}
+	spub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "evidence")
+	if err := writeNew(path, string(pem.EncodeToMemory(block)), 0o600); err != nil {
+		return err
+	}
+	if err := writeNew(path+".pub", string(ssh.MarshalAuthorizedKey(spub)), 0o644); err != nil {
+		return err
+	}
+	return writeNew(filepath.Join(dir, "allowed_signers"), string(evidence.AllowedSigners("evidence@"+origin, spub)), 0o644)
 }

@@ -37,6 +37,7 @@ Commands:
   emit              publish events (JSON lines on stdin) to AUDIT_EVENTS, durably
   keys generate     create a checkpoint signing key and its public verifier key
   keys nats         create one NATS nkey per bus role and the server's authorization block
+  keys evidence     create the SSH key evidence bundles are signed with, and its allowed_signers
   store init        create an S3 bucket with Object Lock (or check it), or a local store directory
   append            validate events (JSON lines on stdin), seal them into segments, sign a checkpoint
   verify            check a whole store offline: records, chain, tree, checkpoints, signatures, locks
@@ -104,6 +105,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	commands := map[string]command{
 		"keys generate":       keysGenerate,
 		"keys nats":           keysNATS,
+		"keys evidence":       keysEvidence,
 		"append":              appendCmd,
 		"verify":              verifyCmd,
 		"checkpoint":          checkpointCmd,
