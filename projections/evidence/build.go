@@ -451,7 +451,7 @@ func (b *builder) controls(ctx context.Context, a, z uint64) error {
 // queryCSV runs one query and writes its rows as CSV, a header first,
 // values in PostgreSQL's text form.
 func (b *builder) queryCSV(ctx context.Context, w io.Writer, sql string, a, z uint64) (n int, capped bool, err error) {
-	rows, err := b.cfg.DB.Query(ctx, sql, pgx.QueryExecModeSimpleProtocol, b.cfg.Tenant, int64(a), int64(z))
+	rows, err := b.cfg.DB.Query(ctx, sql, pgx.QueryResultFormats{pgx.TextFormatCode}, b.cfg.Tenant, int64(a), int64(z))
 	if err != nil {
 		return 0, false, err
 	}
