@@ -1,0 +1,174 @@
+package siem
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+)
+
+// samples is one event of every type in the catalog: the sample log, and
+// the types it lacks, as the proxies, the API and the ledger write them
+// (docs/FORMAT.md §1.1).
+func samples(t *testing.T) []Sealed {
+	t.Helper()
+	f, err := os.Open("../../ledger/testdata/sample.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var raws [][]byte
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		raws = append(raws, bytes.Clone(sc.Bytes()))
+	}
+	env := func(id, typ, actor, payload string) []byte {
+		return fmt.Appendf(nil, `{"version":1,"id":%q,"type":%q,"time":"2026-11-27T10:00:00.5Z","tenant":"acme","source":{"kind":"http-proxy","instance":"gw-1"},"actor":{"issuer":"https://idp.example.com","subject":%q,"kind":"human","groups":["dba"]},"session_id":"h-1","session_seq":1,"target":{"kind":"http","name":"billing","host":"billing:8080"},"payload":%s}`, id, typ, actor, payload)
+	}
+	sys := func(id, typ, payload string) []byte {
+		return fmt.Appendf(nil, `{"type":%q,"version":1,"id":%q,"time":"2026-11-27T10:00:01Z","tenant":"_ledger","source":{"kind":"ledger","instance":"log.example/log"},"actor":{"issuer":"auditledger","subject":"ledger","kind":"machine"},"payload":%s}`, typ, id, payload)
+	}
+	raws = append(raws,
+		env("h-1", "command.executed", "u-7", `{"protocol":"http","method":"POST","path":"/invoices","query":"a=1","statement":"POST /invoices?a=1","statement_sha256":"ab","body_bytes":10,"body_sha256":"cd","content_type":"application/json","client_addr":"10.1.2.3:5555"}`),
+		env("h-2", "response.digest", "u-7", `{"command_id":"h-1","status":201,"bytes":40,"sha256":"ef","content_type":"application/json"}`),
+		env("h-3", "command.blocked", "u-7", `{"protocol":"http","method":"DELETE","path":"/admin/x","statement":"DELETE /admin/x","statement_sha256":"01","rule":"no-admin-deletes","reason":"needs a ticket","client_addr":"10.1.2.3:5556"}`),
+		env("h-4", "mask.applied", "u-7", `{"command_id":"h-1","rule_id":"pii","rule_version":1,"field":"customers.*.email","info_type":"EMAIL_ADDRESS","count":2,"method":"redact"}`),
+		env("a-1", "authn.failed", "unknown", `{"client_addr":"10.1.2.4:4000","reason":"token expired","method":"GET","path":"/x"}`),
+		env("a-2", "authn.succeeded", "u-7", `{"client_addr":"10.1.2.4:4001"}`),
+		env("p-1", "approval.denied", "u-9", `{"approval_id":"apr-2","rule":"schema-change","statement_sha256":"aa","requester":{"issuer":"https://idp.example.com","subject":"u-7"},"requested_at":"2026-11-27T09:59:00Z","reason":"not now","session_id":"h-1"}`),
+		env("p-2", "approval.expired", "approvals", `{"approval_id":"apr-3","rule":"schema-change","statement_sha256":"bb","requester":{"issuer":"https://idp.example.com","subject":"u-7"},"requested_at":"2026-11-27T09:49:00Z","reason":"","session_id":"h-1"}`),
+		env("g-1", "access.granted", "u-9", `{"group":"dba"}`),
+		env("g-2", "access.revoked", "u-9", `{"group":"dba"}`),
+		env("r-1", "audit.accessed", "carol", `{"resource":"events","method":"GET","path":"/v1/events","client_addr":"127.0.0.1:9999","returned":3}`),
+		env("r-2", "evidence.exported", "carol", `{"bundle_id":"0123","tenant":"acme","method":"POST","path":"/v1/evidence","client_addr":"127.0.0.1:9998"}`),
+		sys("ledger/gap/3-4", "ledger.gap", `{"first_seq":3,"last_seq":4,"count":2,"noticed_at":"2026-11-27T10:00:01Z","stream":{"first_seq":1,"last_seq":8,"msgs":6,"num_deleted":2},"reason":"missing"}`),
+		sys("ledger/rejected/9", "ledger.rejected", `{"seq":9,"subject":"audit.events.acme.x.p","reason":"bad","sha256":"00","bytes":3}`),
+		sys("ledger/sealed/1", "ledger.segment.sealed", `{"first":0,"count":10}`),
+		[]byte(`{"version":1,"id":"attest/gw/1/1","type":"producer.attested","time":"2026-11-27T10:00:02Z","tenant":"_producers","source":{"kind":"producer","instance":"gw-1"},"actor":{"issuer":"auditledger","subject":"gw-1","kind":"machine"},"payload":{"producer":"gw-1","boot":"0000000000000001","seq":1,"events":[],"signature":"AA=="}}`),
+	)
+	var out []Sealed
+	for i, raw := range raws {
+		ev, err := events.Parse(raw)
+		if err != nil {
+			t.Fatalf("sample %d: %v\n%s", i, err, raw)
+		}
+		rec := ledger.Record{Index: uint64(100 + i), Time: time.Date(2026, 11, 27, 10, 0, 3, 123456789, time.UTC), Bound: true, Tenant: ledger.TenantHash(ev.Tenant), Event: raw}
+		b := rec.AppendBinary(nil)
+		s, err := FromRecord(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	have := map[events.Type]bool{}
+	for _, s := range out {
+		have[s.Event.Type] = true
+	}
+	for _, typ := range events.Catalog {
+		if !have[typ] {
+			t.Fatalf("no sample of %s: every event type must be rendered and validated", typ)
+		}
+	}
+	return out
+}
+
+// Every event type renders to OCSF that validates against the OCSF 1.2.0
+// schema files, in the class docs/SIEM.md names; every rendering keeps the
+// ledger index, leaf and event id.
+func TestRenderings(t *testing.T) {
+	schema := loadOCSF(t, "testdata/ocsf-schema-1.2.0")
+	classes := map[events.Type]map[int]bool{}
+	for _, s := range samples(t) {
+		leaf := hex.EncodeToString(s.Leaf[:])
+		o, err := RenderOCSF(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.validateEvent(t, o); err != nil {
+			t.Errorf("%s (%s): %v\n%s", s.Event.Type, s.Event.ID, err, o)
+		}
+		var doc struct {
+			ClassUID int `json:"class_uid"`
+			Metadata struct {
+				UID string `json:"uid"`
+			} `json:"metadata"`
+			Unmapped struct {
+				Auditledger struct {
+					Index uint64 `json:"index"`
+					Leaf  string `json:"leaf"`
+				} `json:"auditledger"`
+			} `json:"unmapped"`
+		}
+		json.Unmarshal(o, &doc)
+		if doc.Metadata.UID != s.Event.ID || doc.Unmapped.Auditledger.Index != s.Index || doc.Unmapped.Auditledger.Leaf != leaf {
+			t.Errorf("%s: OCSF lost the ledger's coordinates: %s", s.Event.Type, o)
+		}
+		if classes[s.Event.Type] == nil {
+			classes[s.Event.Type] = map[int]bool{}
+		}
+		classes[s.Event.Type][doc.ClassUID] = true
+
+		c := string(RenderCEF(s))
+		if !strings.HasPrefix(c, "CEF:0|auditledger|auditledger|") || !strings.Contains(c, "cn1="+fmt.Sprint(s.Index)) ||
+			!strings.Contains(c, "cs1="+leaf) || !strings.Contains(c, "externalId="+cefValue(s.Event.ID)) || strings.ContainsAny(c, "\n\r") {
+			t.Errorf("%s: CEF %s", s.Event.Type, c)
+		}
+		if strings.Count(c, "|") < 7 {
+			t.Errorf("%s: CEF header: %s", s.Event.Type, c)
+		}
+
+		j := RenderJSON(s)
+		var native struct {
+			Index uint64          `json:"index"`
+			Leaf  string          `json:"leaf"`
+			Event json.RawMessage `json:"event"`
+		}
+		if err := json.Unmarshal(j, &native); err != nil || native.Index != s.Index || native.Leaf != leaf || !bytes.Equal(native.Event, s.Raw) {
+			t.Errorf("%s: native JSON %s (%v)", s.Event.Type, j, err)
+		}
+	}
+	// The classes docs/SIEM.md promises.
+	want := map[events.Type]int{events.SessionStarted: 3002, events.AuthnFailed: 3002, events.CommandExecuted: 6005, events.MaskApplied: 2006,
+		events.ApprovalGranted: 3005, events.AuditAccessed: 6003, events.LedgerGap: 6002}
+	for typ, class := range want {
+		if !classes[typ][class] {
+			t.Errorf("%s rendered as classes %v, want %d among them", typ, classes[typ], class)
+		}
+	}
+	if !classes[events.CommandExecuted][6003] || !classes[events.ResponseDigest][4002] {
+		t.Errorf("HTTP requests and responses: %v %v, want API Activity and HTTP Activity", classes[events.CommandExecuted], classes[events.ResponseDigest])
+	}
+}
+
+// The validator does refuse: an unknown attribute, a missing required
+// one, an enum value outside the enum.
+func TestOCSFValidatorRefuses(t *testing.T) {
+	schema := loadOCSF(t, "testdata/ocsf-schema-1.2.0")
+	s := samples(t)[1] // command.executed (postgres)
+	o, _ := RenderOCSF(s)
+	for name, change := range map[string]func(map[string]any){
+		"no such attribute":            func(m map[string]any) { m["ledger_index"] = 1 },
+		"required attribute actor":     func(m map[string]any) { delete(m, "actor") },
+		"is not in its enum":           func(m map[string]any) { m["severity_id"] = 42 },
+		"want a string":                func(m map[string]any) { m["message"] = 7 },
+		"profile security_control":     func(m map[string]any) { m["action_id"] = 2 },
+		"type_uid":                     func(m map[string]any) { m["type_uid"] = 600501 },
+		"actor.user.type_id: 9 is not": func(m map[string]any) { m["actor"].(map[string]any)["user"].(map[string]any)["type_id"] = 9 },
+	} {
+		var m map[string]any
+		json.Unmarshal(o, &m)
+		change(m)
+		b, _ := json.Marshal(m)
+		if err := schema.validateEvent(t, b); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
