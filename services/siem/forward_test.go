@@ -1,0 +1,196 @@
+package siem_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/ingest"
+	"github.com/auditledger/auditledger/services/siem"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+// writer runs the real ledger writer on an in-process NATS server: events
+// emitted are sealed and published on AUDIT_LEDGER, as in production.
+func writer(t *testing.T) (jetstream.JetStream, func(from, n int)) {
+	t.Helper()
+	ns := natstest.Start(t)
+	_, js := ns.Connect(t)
+	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	store, _ := file.New(t.TempDir())
+	skey, _, _ := ledger.GenerateKey(nil, "siem.test/log")
+	signer, _ := ledger.NewNoteSigner(skey)
+	l, err := ledger.Open(t.Context(), ledger.Config{Store: store, Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in, err := ingest.New(ctx, ingest.Config{JetStream: js, Log: l, Store: store, BatchSize: 50, MaxWait: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { in.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	em, _ := emitter.New(emitter.Config{JetStream: js})
+	t.Cleanup(func() { em.Close() })
+	return js, func(from, n int) {
+		for i := from; i < from+n; i++ {
+			tenant := "acme"
+			if i%5 == 4 {
+				tenant = "globex"
+			}
+			ev := &events.Event{Version: 1, ID: fmt.Sprintf("ev-%d", i), Type: events.CommandExecuted, Time: time.Now().UTC(), Tenant: tenant,
+				Source: events.Source{Kind: "postgres-proxy", Instance: "p1"}, Actor: events.Actor{Issuer: "https://idp", Subject: "alice", Kind: events.Human},
+				Payload: []byte(fmt.Sprintf(`{"statement":"SELECT %d","kind":"SELECT"}`, i))}
+			if _, err := em.Emit(t.Context(), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// receiver is a webhook endpoint that checks each request's signature,
+// can be told to fail for a while or to refuse one event, and keeps what
+// it accepted by event id.
+type receiver struct {
+	mu       sync.Mutex
+	got      map[string]int
+	down     bool
+	poison   string
+	badSigs  int
+	requests int
+	secret   []byte
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests++
+	if err := siem.CheckSignature(r.secret, req.Header.Get(siem.HeaderTimestamp), req.Header.Get(siem.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
+		r.badSigs++
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	if r.down {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return
+	}
+	var batch []struct {
+		Index uint64       `json:"index"`
+		Event events.Event `json:"event"`
+	}
+	if err := json.Unmarshal(body, &batch); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	for _, b := range batch {
+		if b.Event.ID == r.poison {
+			http.Error(w, "this receiver refuses "+r.poison, http.StatusBadRequest)
+			return
+		}
+	}
+	for _, b := range batch {
+		r.got[b.Event.ID]++
+	}
+}
+
+func (r *receiver) count() (distinct int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
+// The webhook forwarder delivers every sealed record of its tenant, signed,
+// across an outage of the receiver; an event the receiver refuses is
+// parked with its reason while the others go on.
+func TestWebhookForwarder(t *testing.T) {
+	js, emit := writer(t)
+	rcv := &receiver{got: map[string]int{}, secret: []byte("s3cret"), poison: "ev-7"}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	parked := t.TempDir() + "/parked.jsonl"
+	f, err := siem.New(siem.Config{Name: "hook", JetStream: js, Destination: &siem.Webhook{URL: srv.URL, Secret: rcv.secret},
+		Tenants: []string{"acme"}, Batch: 20, RetryLater: time.Second, Parked: parked, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	emit(0, 100)
+	// acme's 80 events, but the refused one.
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if n := rcv.count(); n != 79 {
+			return fmt.Errorf("%d of 79 events delivered", n)
+		}
+		return nil
+	})
+	rcv.mu.Lock()
+	rcv.down = true
+	rcv.mu.Unlock()
+	emit(100, 50)
+	time.Sleep(500 * time.Millisecond) // the forwarder meets the outage and retries
+	rcv.mu.Lock()
+	rcv.down = false
+	rcv.mu.Unlock()
+	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		if n := rcv.count(); n != 119 {
+			return fmt.Errorf("%d of 119 events delivered after the outage", n)
+		}
+		return nil
+	})
+	cancel()
+	<-done
+	if rcv.badSigs != 0 {
+		t.Errorf("%d requests with a bad signature", rcv.badSigs)
+	}
+	b, err := os.ReadFile(parked)
+	if err != nil || strings.Count(string(b), "\n") != 1 || !strings.Contains(string(b), `"event_id":"ev-7"`) || !strings.Contains(string(b), "refuses ev-7") {
+		t.Errorf("parked: %v\n%s", err, b)
+	}
+	for id := range rcv.got {
+		if strings.HasPrefix(id, "ev-") {
+			var n int
+			fmt.Sscanf(id, "ev-%d", &n)
+			if n%5 == 4 {
+				t.Errorf("%s of another tenant was forwarded", id)
+			}
+		}
+	}
+}
+
+// A signature over another body, or an old timestamp, is refused.
+func TestWebhookSignature(t *testing.T) {
+	secret, body := []byte("k"), []byte(`[{"index":1}]`)
+	now := time.Now()
+	sig := siem.Sign(secret, now.Unix(), body)
+	if err := siem.CheckSignature(secret, fmt.Sprint(now.Unix()), sig, body, now, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := siem.CheckSignature(secret, fmt.Sprint(now.Unix()), sig, []byte(`[{"index":2}]`), now, time.Minute); err == nil {
+		t.Error("another body verified")
+	}
+	if err := siem.CheckSignature(secret, fmt.Sprint(now.Unix()), sig, body, now.Add(10*time.Minute), 5*time.Minute); err == nil || !strings.Contains(err.Error(), "replay") {
+		t.Errorf("an old request: %v", err)
+	}
+}

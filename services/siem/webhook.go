@@ -1,0 +1,112 @@
+package siem
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Webhook signature headers (docs/SIEM.md, "Webhook").
+const (
+	HeaderTimestamp = "Auditledger-Timestamp"
+	HeaderSignature = "Auditledger-Signature"
+)
+
+// Webhook posts batches as JSON arrays of rendered records (or, for CEF,
+// lines of text) to an HTTPS endpoint, signed with HMAC-SHA256 over the
+// timestamp and the body.
+type Webhook struct {
+	URL    string
+	Secret []byte
+	Client *http.Client
+	Now    func() time.Time
+}
+
+func (w *Webhook) String() string { return "webhook " + w.URL }
+
+// Sign is the signature header's value for a body sent at ts:
+// "v1=" + hex(HMAC-SHA256(secret, decimal ts + "." + body)).
+func Sign(secret []byte, ts int64, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(strconv.FormatInt(ts, 10) + "."))
+	m.Write(body)
+	return "v1=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// CheckSignature is what a receiver does: the signature must match and
+// the timestamp be within tolerance of now (replays of an old request
+// fail; within the tolerance the event ids deduplicate).
+func CheckSignature(secret []byte, tsHeader, sigHeader string, body []byte, now time.Time, tolerance time.Duration) error {
+	ts, err := strconv.ParseInt(tsHeader, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%s %q: not a Unix time", HeaderTimestamp, tsHeader)
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
+		return fmt.Errorf("%s is %v from now, more than %v: a replay?", HeaderTimestamp, d.Round(time.Second), tolerance)
+	}
+	if !hmac.Equal([]byte(Sign(secret, ts, body)), []byte(sigHeader)) {
+		return errors.New("signature does not match")
+	}
+	return nil
+}
+
+// Send posts items; 2xx confirms them, 4xx (but 408 and 429) rejects the
+// batch, anything else fails it.
+func (w *Webhook) Send(ctx context.Context, items []Item) (map[int]error, error) {
+	var body bytes.Buffer
+	ctype := "application/json"
+	if len(items) > 0 && bytes.HasPrefix(items[0].Body, []byte("CEF:")) {
+		ctype = "text/plain; charset=utf-8"
+		for _, it := range items {
+			body.Write(it.Body)
+			body.WriteByte('\n')
+		}
+	} else {
+		body.WriteByte('[')
+		for i, it := range items {
+			if i > 0 {
+				body.WriteByte(',')
+			}
+			body.Write(it.Body)
+		}
+		body.WriteByte(']')
+	}
+	now := time.Now
+	if w.Now != nil {
+		now = w.Now
+	}
+	ts := now().Unix()
+	req, err := http.NewRequestWithContext(ctx, "POST", w.URL, bytes.NewReader(body.Bytes()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderSignature, Sign(w.Secret, ts, body.Bytes()))
+	req.Header.Set("Auditledger-Records", fmt.Sprintf("%d-%d", items[0].Index, items[len(items)-1].Index))
+	client := w.Client
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return nil, nil
+	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != 408 && resp.StatusCode != 429:
+		return nil, &Rejection{Reason: fmt.Sprintf("%s answered %s: %s", w.URL, resp.Status, bytes.TrimSpace(msg))}
+	}
+	return nil, fmt.Errorf("%s answered %s: %s", w.URL, resp.Status, bytes.TrimSpace(msg))
+}
