@@ -2,6 +2,7 @@ package siem_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +26,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/ingest"
 	"github.com/auditledger/auditledger/services/siem"
 	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/rsyslogtest"
 )
 
 // writer runs the real ledger writer on an in-process NATS server: events
@@ -331,5 +334,53 @@ func TestHECForwarder(t *testing.T) {
 	}
 	if rcv.got["ev-12"] != 0 {
 		t.Errorf("the refused event was indexed")
+	}
+}
+
+// The syslog forwarder delivers every event to Debian's rsyslogd over TLS
+// (RFC 5425 octet counting), across a stop and a start of rsyslogd; each
+// message carries the ledger's coordinates in its structured data.
+func TestSyslogForwarderToRsyslog(t *testing.T) {
+	js, emit := writer(t)
+	rs := rsyslogtest.Start(t)
+	f, err := siem.New(siem.Config{Name: "syslog", JetStream: js, Format: siem.CEF, Batch: 30, RetryLater: time.Second,
+		Destination: &siem.Syslog{Addr: rs.Addr, TLS: &tls.Config{RootCAs: rs.RootCAs}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	ids := func() map[string]int {
+		got := map[string]int{}
+		re := regexp.MustCompile(`\[auditledger@32473 index="\d+" leaf="[0-9a-f]{64}" id="([^"]+)" tenant="[a-z]+"\] CEF:0\|auditledger\|`)
+		for _, l := range rs.Lines() {
+			if m := re.FindStringSubmatch(l); m != nil {
+				got[m[1]]++
+			}
+		}
+		return got
+	}
+	emit(0, 50)
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if n := len(ids()); n != 50 {
+			return fmt.Errorf("rsyslogd wrote %d of 50 events", n)
+		}
+		return nil
+	})
+	rs.Stop()
+	emit(50, 50)
+	time.Sleep(500 * time.Millisecond) // the forwarder finds rsyslogd gone, and retries
+	rs.Start(t)
+	natstest.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		if n := len(ids()); n != 100 {
+			return fmt.Errorf("rsyslogd wrote %d of 100 events after its restart", n)
+		}
+		return nil
+	})
+	cancel()
+	<-done
+	if l := rs.Lines()[0]; !strings.HasPrefix(l, "command.executed [auditledger@32473 index=\"0\"") {
+		t.Errorf("first line: %s", l)
 	}
 }
