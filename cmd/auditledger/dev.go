@@ -40,6 +40,11 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	httpUpstream := fs.String("http-upstream", "", "run the HTTP proxy in front of this URL")
 	proxyHTTPAddr := fs.String("proxy-http", "127.0.0.1:8081", "address of the HTTP proxy (runs with --http-upstream)")
 	httpPolicy := fs.String("http-policy", "", "the HTTP proxy's policy file (docs/POLICY.md)")
+	syslogAddr := fs.String("forward-syslog", "", "forward every sealed record to this syslog receiver (host:port, RFC 5425 over TLS)")
+	syslogCA := fs.String("forward-syslog-ca", "", "CAs of the syslog receiver's certificate (PEM; default: the system's)")
+	hecURL := fs.String("forward-hec", "", "forward to this Splunk HTTP Event Collector (base URL; token in $AUDITLEDGER_HEC_TOKEN; indexer acknowledgement on)")
+	webhookURL := fs.String("forward-webhook", "", "forward to this HTTPS webhook (HMAC key in $AUDITLEDGER_WEBHOOK_SECRET)")
+	forwardFormat := fs.String("forward-format", "", "the forwarders' rendering: json, ocsf or cef (default: cef to syslog, ocsf to HEC, json to the webhook)")
 	projection := fs.Bool("projection", true, "project the log into PostgreSQL and serve the read API (events, sessions, proofs): into $AUDITLEDGER_DATABASE_URL, or a server dev starts from the installed PostgreSQL binaries in DIR/postgres")
 	syncMode := fs.String("sync", "always", `JetStream fsync: "always" (an acknowledged event survives power loss) or "interval" (every 2 minutes: survives a process crash only)`)
 	if err := parse(fs, args); err != nil {
@@ -164,7 +169,8 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return fmt.Errorf("dev: %w", err)
 	}
 	cfg, roles := devConfig{data: abs, issuer: idp.Issuer, database: database, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy,
-		httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, batch: *batch, maxWait: *maxWait}.serveConfig(auth)
+		httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, batch: *batch, maxWait: *maxWait,
+		syslogAddr: *syslogAddr, syslogCA: *syslogCA, hecURL: *hecURL, webhookURL: *webhookURL, forwardFormat: *forwardFormat}.serveConfig(auth)
 	e := newEnv(cfg, dial, metrics, log)
 	var sealedAtStart uint64
 	var last *ledger.Log

@@ -33,6 +33,8 @@ type devConfig struct {
 	httpAddr, httpUpstream, httpPolicy string
 	batch                              int
 	maxWait                            time.Duration
+	// SIEM forwarders, each run when its destination is given.
+	syslogAddr, syslogCA, hecURL, webhookURL, forwardFormat string
 }
 
 // serveConfig is dev as serve would run it, and the roles in the order
@@ -65,6 +67,23 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 		cfg.Projector.VKey, cfg.Projector.Store = filepath.Join(keys, "ledger.vkey"), cfg.Ledger.Store
 		roles = append(roles, "projector")
 	}
+	// SIEM forwarders, their parked records in DATA/parked.
+	common := forwardCommon{Format: d.forwardFormat}
+	if d.syslogAddr != "" {
+		cfg.SyslogForwarder = syslogForwarderRole{forwardCommon: common, Addr: d.syslogAddr, TLS: true, CAFile: d.syslogCA}
+		cfg.SyslogForwarder.Parked = filepath.Join(d.data, "parked", "syslog.jsonl")
+		roles = append(roles, "syslog-forwarder")
+	}
+	if d.hecURL != "" {
+		cfg.HECForwarder = hecForwarderRole{forwardCommon: common, URL: d.hecURL, Ack: true}
+		cfg.HECForwarder.Parked = filepath.Join(d.data, "parked", "hec.jsonl")
+		roles = append(roles, "hec-forwarder")
+	}
+	if d.webhookURL != "" {
+		cfg.WebhookForwarder = webhookForwarderRole{forwardCommon: common, URL: d.webhookURL}
+		cfg.WebhookForwarder.Parked = filepath.Join(d.data, "parked", "webhook.jsonl")
+		roles = append(roles, "webhook-forwarder")
+	}
 	cfg.Roles = append(roles, "ledger")
 	return &cfg, cfg.Roles
 }
@@ -93,6 +112,15 @@ func devBanner(w io.Writer, e *env, issuer, projection string) {
 	}
 	if httpAddr != "" {
 		fmt.Fprintf(w, "  http proxy        http://%s → %s   clients send Authorization: Bearer TOKEN\n", httpAddr, e.cfg.HTTPProxy.Upstream)
+	}
+	for _, f := range []struct{ name, dest, format string }{
+		{"syslog", e.cfg.SyslogForwarder.Addr, e.cfg.SyslogForwarder.Format},
+		{"hec", e.cfg.HECForwarder.URL, e.cfg.HECForwarder.Format},
+		{"webhook", e.cfg.WebhookForwarder.URL, e.cfg.WebhookForwarder.Format},
+	} {
+		if f.dest != "" {
+			fmt.Fprintf(w, "  forwarder         %s → %s (%s)   docs/SIEM.md\n", f.name, f.dest, f.format)
+		}
 	}
 	fmt.Fprintf(w, `  get a token:
     export AUDITLEDGER_TOKEN=$(AUDITLEDGER_CLIENT_SECRET=bob-dev-secret auditledger token --issuer %s --client-id bob)

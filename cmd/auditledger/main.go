@@ -43,6 +43,7 @@ Commands:
   verify            check a whole store offline: records, chain, tree, checkpoints, signatures, locks
   checkpoint        print the latest signed checkpoint of a store
   log               print the sealed records of a store, as a table or JSON lines, filtered
+  tail              follow the sealed records live from the bus: readable, or JSON, OCSF, CEF
   projections rebuild  rebuild the PostgreSQL projection of a log from its store alone
   evidence build    write a signed evidence bundle (tenant, framework, period) an auditor checks offline
   evidence verify   check an evidence bundle offline: signature, files, checkpoints, proofs, completeness
@@ -110,6 +111,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"verify":              verifyCmd,
 		"checkpoint":          checkpointCmd,
 		"log":                 logCmd,
+		"tail":                tailCmd,
 		"proof inclusion":     proofInclusion,
 		"proof consistency":   proofConsistency,
 		"proof verify":        proofVerify,

@@ -49,7 +49,7 @@ type role interface {
 // roles maps each role name to its section.
 func (c *serveConfig) roles() map[string]role {
 	return map[string]role{"ledger": &c.Ledger, "api": &c.API, "postgres-proxy": &c.PostgresProxy, "http-proxy": &c.HTTPProxy,
-		"projector": &c.Projector}
+		"projector": &c.Projector, "syslog-forwarder": &c.SyslogForwarder, "hec-forwarder": &c.HECForwarder, "webhook-forwarder": &c.WebhookForwarder}
 }
 
 // env is what every role of one process shares, built once.

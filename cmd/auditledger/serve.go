@@ -77,6 +77,10 @@ type serveConfig struct {
 	HTTPProxy     httpProxyRole     `yaml:"http_proxy"`
 	Ledger        ledgerRole        `yaml:"ledger"`
 	Projector     projectorRole     `yaml:"projector"`
+	// The SIEM forwarders (docs/SIEM.md).
+	SyslogForwarder  syslogForwarderRole  `yaml:"syslog_forwarder"`
+	HECForwarder     hecForwarderRole     `yaml:"hec_forwarder"`
+	WebhookForwarder webhookForwarderRole `yaml:"webhook_forwarder"`
 }
 
 // The role sections: each checks its settings and prepares itself
@@ -227,6 +231,9 @@ func envOverrides(c *serveConfig) []envOverride {
 		{"AUDITLEDGER_HTTP_PROXY_LISTEN", func(v string) error { c.HTTPProxy.Listen = v; return nil }},
 		{"AUDITLEDGER_HTTP_PROXY_UPSTREAM", func(v string) error { c.HTTPProxy.Upstream = v; return nil }},
 		{"AUDITLEDGER_HTTP_PROXY_POLICY", func(v string) error { c.HTTPProxy.Policy = v; return nil }},
+		{"AUDITLEDGER_SYSLOG_FORWARDER_ADDR", func(v string) error { c.SyslogForwarder.Addr = v; return nil }},
+		{"AUDITLEDGER_HEC_FORWARDER_URL", func(v string) error { c.HECForwarder.URL = v; return nil }},
+		{"AUDITLEDGER_WEBHOOK_FORWARDER_URL", func(v string) error { c.WebhookForwarder.URL = v; return nil }},
 		{"AUDITLEDGER_PROJECTOR_STORE", func(v string) error { c.Projector.Store = v; return nil }},
 		{"AUDITLEDGER_PROJECTOR_VKEY", func(v string) error { c.Projector.VKey = v; return nil }},
 		{"AUDITLEDGER_PROJECTOR_POLL", func(v string) error { return setDuration(&c.Projector.Poll, v) }},
@@ -264,7 +271,7 @@ func serveEnv() []string {
 var otherEnv = []string{
 	"AUDITLEDGER_PROXY_UPSTREAM", "AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION", "AUDITLEDGER_TOKEN", "AUDITLEDGER_API",
 	"AUDITLEDGER_CLIENT_SECRET", "AUDITLEDGER_CRASH_KILLS", "AUDITLEDGER_PRODUCER_KILLS", "AUDITLEDGER_PG_BIN",
-	"AUDITLEDGER_TEST_NORACE", "AUDITLEDGER_DATABASE_URL", "AUDITLEDGER_COMPOSE_NS",
+	"AUDITLEDGER_TEST_NORACE", "AUDITLEDGER_DATABASE_URL", "AUDITLEDGER_COMPOSE_NS", "AUDITLEDGER_HEC_TOKEN", "AUDITLEDGER_WEBHOOK_SECRET",
 }
 
 // checkEnvNames refuses an AUDITLEDGER_* variable that nothing reads: a

@@ -3,11 +3,9 @@ package siem_test
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
@@ -27,6 +25,7 @@ import (
 	"github.com/auditledger/auditledger/services/siem"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/rsyslogtest"
+	"github.com/auditledger/auditledger/test/siemtest"
 )
 
 // writer runs the real ledger writer on an in-process NATS server: events
@@ -71,68 +70,17 @@ func writer(t *testing.T) (jetstream.JetStream, func(from, n int)) {
 	}
 }
 
-// receiver is a webhook endpoint that checks each request's signature,
-// can be told to fail for a while or to refuse one event, and keeps what
-// it accepted by event id.
-type receiver struct {
-	mu       sync.Mutex
-	got      map[string]int
-	down     bool
-	poison   string
-	badSigs  int
-	requests int
-	secret   []byte
-}
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.requests++
-	if err := siem.CheckSignature(r.secret, req.Header.Get(siem.HeaderTimestamp), req.Header.Get(siem.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {
-		r.badSigs++
-		http.Error(w, err.Error(), http.StatusUnauthorized)
-		return
-	}
-	if r.down {
-		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
-		return
-	}
-	var batch []struct {
-		Index uint64       `json:"index"`
-		Event events.Event `json:"event"`
-	}
-	if err := json.Unmarshal(body, &batch); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	for _, b := range batch {
-		if b.Event.ID == r.poison {
-			http.Error(w, "this receiver refuses "+r.poison, http.StatusBadRequest)
-			return
-		}
-	}
-	for _, b := range batch {
-		r.got[b.Event.ID]++
-	}
-}
-
-func (r *receiver) count() (distinct int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.got)
-}
-
 // The webhook forwarder delivers every sealed record of its tenant, signed,
 // across an outage of the receiver; an event the receiver refuses is
 // parked with its reason while the others go on.
 func TestWebhookForwarder(t *testing.T) {
 	js, emit := writer(t)
-	rcv := &receiver{got: map[string]int{}, secret: []byte("s3cret"), poison: "ev-7"}
+	rcv := siemtest.NewWebhook([]byte("s3cret"))
+	rcv.Poison = "ev-7"
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
 	parked := t.TempDir() + "/parked.jsonl"
-	f, err := siem.New(siem.Config{Name: "hook", JetStream: js, Destination: &siem.Webhook{URL: srv.URL, Secret: rcv.secret},
+	f, err := siem.New(siem.Config{Name: "hook", JetStream: js, Destination: &siem.Webhook{URL: srv.URL, Secret: rcv.Secret},
 		Tenants: []string{"acme"}, Batch: 20, RetryLater: time.Second, Parked: parked, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -143,35 +91,31 @@ func TestWebhookForwarder(t *testing.T) {
 	emit(0, 100)
 	// acme's 80 events, but the refused one.
 	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		if n := rcv.count(); n != 79 {
+		if n := len(rcv.Got()); n != 79 {
 			return fmt.Errorf("%d of 79 events delivered", n)
 		}
 		return nil
 	})
-	rcv.mu.Lock()
-	rcv.down = true
-	rcv.mu.Unlock()
+	rcv.Down(true)
 	emit(100, 50)
 	time.Sleep(500 * time.Millisecond) // the forwarder meets the outage and retries
-	rcv.mu.Lock()
-	rcv.down = false
-	rcv.mu.Unlock()
+	rcv.Down(false)
 	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
-		if n := rcv.count(); n != 119 {
+		if n := len(rcv.Got()); n != 119 {
 			return fmt.Errorf("%d of 119 events delivered after the outage", n)
 		}
 		return nil
 	})
 	cancel()
 	<-done
-	if rcv.badSigs != 0 {
-		t.Errorf("%d requests with a bad signature", rcv.badSigs)
+	if rcv.BadSigs != 0 {
+		t.Errorf("%d requests with a bad signature", rcv.BadSigs)
 	}
 	b, err := os.ReadFile(parked)
 	if err != nil || strings.Count(string(b), "\n") != 1 || !strings.Contains(string(b), `"event_id":"ev-7"`) || !strings.Contains(string(b), "refuses ev-7") {
 		t.Errorf("parked: %v\n%s", err, b)
 	}
-	for id := range rcv.got {
+	for id := range rcv.Got() {
 		if strings.HasPrefix(id, "ev-") {
 			var n int
 			fmt.Sscanf(id, "ev-%d", &n)
@@ -198,108 +142,23 @@ func TestWebhookSignature(t *testing.T) {
 	}
 }
 
-// hecReceiver follows Splunk's documented HTTP Event Collector protocol:
-// "Authorization: Splunk TOKEN", batches of event objects on
-// /services/collector/event, an ackId per request when a channel is
-// given, indexing a moment later, and /services/collector/ack answering
-// which ackIds are indexed. It can be down (503, code 9) and refuses an
-// event with code 6 (invalid data format).
-type hecReceiver struct {
-	mu      sync.Mutex
-	token   string
-	got     map[string]int // indexed, by event id
-	pending map[int64][]string
-	nextAck int64
-	down    bool
-	poison  string
-	noAuth  int
-}
-
-func (h *hecReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	reply := func(code int, body string) { w.WriteHeader(code); io.WriteString(w, body) }
-	if r.Header.Get("Authorization") != "Splunk "+h.token {
-		h.noAuth++
-		reply(401, `{"text":"Token is required","code":2}`)
-		return
-	}
-	switch r.URL.Path {
-	case "/services/collector/ack":
-		var q struct{ Acks []int64 }
-		json.NewDecoder(r.Body).Decode(&q)
-		out := map[string]bool{}
-		for _, id := range q.Acks {
-			ids, waiting := h.pending[id]
-			if waiting { // indexed now: the next query says so
-				for _, e := range ids {
-					h.got[e]++
-				}
-				delete(h.pending, id)
-			}
-			out[fmt.Sprint(id)] = !waiting && id < h.nextAck
-		}
-		b, _ := json.Marshal(map[string]any{"acks": out})
-		reply(200, string(b))
-	case "/services/collector/event":
-		if h.down {
-			reply(503, `{"text":"Server is busy","code":9}`)
-			return
-		}
-		dec := json.NewDecoder(r.Body)
-		var ids []string
-		for dec.More() {
-			var e struct {
-				Event  json.RawMessage `json:"event"`
-				Fields map[string]any  `json:"fields"`
-				Time   float64         `json:"time"`
-			}
-			if err := dec.Decode(&e); err != nil || len(e.Event) == 0 {
-				reply(400, `{"text":"Invalid data format","code":6,"invalid-event-number":`+fmt.Sprint(len(ids))+`}`)
-				return
-			}
-			id, _ := e.Fields["event_id"].(string)
-			if id == h.poison {
-				reply(400, `{"text":"Invalid data format","code":6,"invalid-event-number":`+fmt.Sprint(len(ids))+`}`)
-				return
-			}
-			ids = append(ids, id)
-		}
-		if r.Header.Get("X-Splunk-Request-Channel") == "" {
-			for _, id := range ids {
-				h.got[id]++
-			}
-			reply(200, `{"text":"Success","code":0}`)
-			return
-		}
-		id := h.nextAck
-		h.nextAck++
-		h.pending[id] = ids
-		reply(200, fmt.Sprintf(`{"text":"Success","code":0,"ackId":%d}`, id))
-	default:
-		reply(404, `{"text":"The requested URL was not found on this server.","code":404}`)
-	}
-}
-
-func (h *hecReceiver) counts() (distinct, total int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, n := range h.got {
-		total += n
-	}
-	return len(h.got), total
-}
-
 // The HEC forwarder with indexer acknowledgement delivers every event
 // exactly once (no event indexed twice, without deduplication) across an
 // outage of the collector; an event the collector refuses is parked.
 func TestHECForwarder(t *testing.T) {
 	js, emit := writer(t)
-	rcv := &hecReceiver{token: "00000000-0000-0000-0000-000000000001", got: map[string]int{}, pending: map[int64][]string{}, poison: "ev-12"}
+	rcv := siemtest.NewHEC("00000000-0000-0000-0000-000000000001")
+	rcv.Poison = "ev-12"
+	count := func() (distinct, total int) {
+		for _, n := range rcv.Got() {
+			distinct, total = distinct+1, total+n
+		}
+		return
+	}
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
 	f, err := siem.New(siem.Config{Name: "hec", JetStream: js, Format: siem.OCSF, Batch: 25, RetryLater: time.Second,
-		Destination: &siem.HEC{URL: srv.URL, Token: rcv.token, Ack: true, SourceType: "ocsf"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Destination: &siem.HEC{URL: srv.URL, Token: rcv.Token, Ack: true, SourceType: "ocsf"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,31 +167,27 @@ func TestHECForwarder(t *testing.T) {
 	go func() { done <- f.Run(ctx) }()
 	emit(0, 60)
 	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		if n, _ := rcv.counts(); n != 59 {
+		if n, _ := count(); n != 59 {
 			return fmt.Errorf("%d of 59 events indexed", n)
 		}
 		return nil
 	})
-	rcv.mu.Lock()
-	rcv.down = true
-	rcv.mu.Unlock()
+	rcv.Down(true)
 	emit(60, 40)
 	time.Sleep(500 * time.Millisecond)
-	rcv.mu.Lock()
-	rcv.down = false
-	rcv.mu.Unlock()
+	rcv.Down(false)
 	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
-		if n, _ := rcv.counts(); n != 99 {
+		if n, _ := count(); n != 99 {
 			return fmt.Errorf("%d of 99 events indexed after the outage", n)
 		}
 		return nil
 	})
 	cancel()
 	<-done
-	if distinct, total := rcv.counts(); distinct != total || rcv.noAuth != 0 {
-		t.Errorf("%d events indexed %d times (%d requests without the token): want each exactly once", distinct, total, rcv.noAuth)
+	if distinct, total := count(); distinct != total || rcv.NoAuth != 0 {
+		t.Errorf("%d events indexed %d times (%d requests without the token): want each exactly once", distinct, total, rcv.NoAuth)
 	}
-	if rcv.got["ev-12"] != 0 {
+	if rcv.Got()["ev-12"] != 0 {
 		t.Errorf("the refused event was indexed")
 	}
 }

@@ -31,8 +31,9 @@ type Server struct {
 	// Out is the file each received message is written to, one per line:
 	// MSGID, the structured data and the message.
 	Out string
-	// RootCAs trusts the server's certificate.
+	// RootCAs trusts the server's certificate; CAFile holds the CA (PEM).
 	RootCAs *x509.CertPool
+	CAFile  string
 	dir     string
 	conf    string
 	cmd     *exec.Cmd
@@ -47,7 +48,7 @@ func Start(t testing.TB) *Server {
 	}
 	dir := t.TempDir()
 	s := &Server{dir: dir, Out: filepath.Join(dir, "received.log")}
-	s.RootCAs = writeCerts(t, dir)
+	s.RootCAs, s.CAFile = writeCerts(t, dir), filepath.Join(dir, "ca.pem")
 	port, err := testnet.FreePort()
 	if err != nil {
 		t.Fatal(err)
