@@ -141,7 +141,7 @@ func (f *Forwarder) Durable() string { return "forward-" + f.cfg.Name }
 func (f *Forwarder) Run(ctx context.Context) error {
 	cons, err := f.cfg.JetStream.CreateOrUpdateConsumer(ctx, bus.LedgerStream, jetstream.ConsumerConfig{
 		Durable: f.Durable(), FilterSubject: "audit.ledger.records", AckPolicy: jetstream.AckExplicitPolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy, MaxAckPending: 1, AckWait: time.Minute, MaxDeliver: -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy, MaxAckPending: 1, AckWait: ackWait, MaxDeliver: -1,
 		Description: "auditledger forwarder " + f.cfg.Name + " to " + f.cfg.Destination.String(),
 	})
 	if err != nil {
@@ -171,8 +171,27 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	return nil
 }
 
+// ackWait is how long a chunk stays with a forwarder that stopped
+// answering (killed) before JetStream gives it out again; a working
+// forwarder tells JetStream every ackWait/3 that it still works on it.
+const ackWait = 15 * time.Second
+
 // chunk delivers one AUDIT_LEDGER message's records and acknowledges it.
 func (f *Forwarder) chunk(ctx context.Context, msg jetstream.Msg) error {
+	working := make(chan struct{})
+	defer close(working)
+	go func() {
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-working:
+				return
+			case <-t.C:
+				msg.InProgress()
+			}
+		}
+	}()
 	first, _ := strconv.ParseUint(msg.Headers().Get(bus.HeaderIndex), 10, 64)
 	raws, err := bus.SplitRecords(msg.Data())
 	if err != nil {
@@ -245,7 +264,6 @@ func (f *Forwarder) send(ctx context.Context, msg jetstream.Msg, items []Item) e
 			return fmt.Errorf("%s: %d attempts: %w", f.cfg.Destination, attempt+1, err)
 		}
 		f.cfg.Logger.Warn("forwarder: destination failed, retrying", "forwarder", f.cfg.Name, "destination", f.cfg.Destination.String(), "err", err, "in", backoff)
-		msg.InProgress() // the chunk stays ours while we wait
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -22,6 +22,7 @@ type Webhook struct {
 	Secret []byte
 	// Poison is an event id the receiver refuses (400).
 	Poison   string
+	delay    time.Duration
 	mu       sync.Mutex
 	got      map[string]int
 	down     bool
@@ -35,8 +36,15 @@ func NewWebhook(secret []byte) *Webhook { return &Webhook{Secret: secret, got: m
 // Down makes the receiver answer 503 (true) or accept again (false).
 func (r *Webhook) Down(down bool) { r.mu.Lock(); r.down = down; r.mu.Unlock() }
 
+// Slow makes each request take d, as a busy receiver's would.
+func (r *Webhook) Slow(d time.Duration) { r.mu.Lock(); r.delay = d; r.mu.Unlock() }
+
 func (r *Webhook) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	delay := r.delay
+	r.mu.Unlock()
+	time.Sleep(delay)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.Requests++

@@ -1,0 +1,131 @@
+package test
+
+import (
+	"bytes"
+	"fmt"
+	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/rsyslogtest"
+	"github.com/auditledger/auditledger/test/siemtest"
+)
+
+// SIEM acceptance: dev forwards every sealed event to Debian's rsyslogd
+// over TLS, to a Splunk HTTP Event Collector with indexer acknowledgement
+// and to a signed webhook; dev is SIGKILLed while forwarding and started
+// again, then every receiver is down while more events are sealed, and
+// comes back. Every event arrives at every receiver (exactly once at the
+// collector, at least once elsewhere: the event id deduplicates), and the
+// stock nats CLI reads them all through a durable consumer.
+func TestDevForwardsToSIEMs(t *testing.T) {
+	rs := rsyslogtest.Start(t)
+	const token, secret = "11111111-2222-3333-4444-555555555555", "webhook-secret"
+	hec := siemtest.NewHEC(token)
+	hsrv := httptest.NewServer(hec)
+	defer hsrv.Close()
+	hook := siemtest.NewWebhook([]byte(secret))
+	hook.Slow(2 * time.Second) // busy: the kill lands while it forwards
+	wsrv := httptest.NewServer(hook)
+	defer wsrv.Close()
+	env := []string{"AUDITLEDGER_HEC_TOKEN=" + token, "AUDITLEDGER_WEBHOOK_SECRET=" + secret}
+	args := []string{"--projection=false", "--forward-syslog", rs.Addr, "--forward-syslog-ca", rs.CAFile, "--forward-hec", hsrv.URL, "--forward-webhook", wsrv.URL}
+	d := startDev(t, env, args...)
+
+	events := func(from, n int) []byte {
+		var b bytes.Buffer
+		for i := from; i < from+n; i++ {
+			fmt.Fprintf(&b, `{"version":1,"id":"siem-%d","type":"command.executed","time":"2026-11-27T10:00:00Z","tenant":"acme","source":{"kind":"postgres-proxy","instance":"pgproxy-1"},"actor":{"issuer":"https://idp.example.com","subject":"u-%d","kind":"human"},"target":{"kind":"postgres","name":"orders"},"payload":{"statement":"SELECT %d","kind":"select"}}`+"\n", i, i%7, i)
+		}
+		return b.Bytes()
+	}
+	syslogIDs := func() map[string]int {
+		got := map[string]int{}
+		re := regexp.MustCompile(` id="(siem-\d+)"`)
+		for _, l := range rs.Lines() {
+			if m := re.FindStringSubmatch(l); m != nil {
+				got[m[1]]++
+			}
+		}
+		return got
+	}
+	count := func(got map[string]int) int {
+		n := 0
+		for id := range got {
+			if strings.HasPrefix(id, "siem-") {
+				n++
+			}
+		}
+		return n
+	}
+	const first, second = 1500, 500
+	mustRun(t, events(0, first), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
+	// SIGKILL while the webhook forwarder is part way: its first batch
+	// taken, the next one in flight.
+	natstest.CheckFor(t, 60*time.Second, 10*time.Millisecond, func() error {
+		if n := count(hook.Got()); n == 0 {
+			return fmt.Errorf("webhook has %d events", n)
+		}
+		return nil
+	})
+	d.cmd.Process.Kill()
+	d.cmd.Wait()
+	if n := count(hook.Got()); n >= first {
+		t.Fatalf("the webhook had all %d events before the kill: the kill did not land mid-stream", n)
+	}
+	d.waitPostgresGone(t)
+	hook.Slow(0)
+	d = startDevAt(t, d.data, env, args...)
+
+	// Every receiver down while more is sealed, then back.
+	rs.Stop()
+	hec.Down(true)
+	hook.Down(true)
+	mustRun(t, events(first, second), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
+	time.Sleep(time.Second) // the forwarders meet the outage and retry
+	rs.Start(t)
+	hec.Down(false)
+	hook.Down(false)
+
+	natstest.CheckFor(t, 120*time.Second, 200*time.Millisecond, func() error {
+		s, h, w := count(syslogIDs()), count(hec.Got()), count(hook.Got())
+		if s != first+second || h != first+second || w != first+second {
+			return fmt.Errorf("of %d events: syslog %d, HEC %d, webhook %d", first+second, s, h, w)
+		}
+		return nil
+	})
+	for id, n := range hec.Got() {
+		if n != 1 {
+			t.Errorf("the collector indexed %s %d times, want exactly once", id, n)
+		}
+	}
+	if hook.BadSigs != 0 || hec.NoAuth != 0 {
+		t.Errorf("%d webhook requests with a bad signature, %d collector requests without the token", hook.BadSigs, hec.NoAuth)
+	}
+
+	// The stock nats CLI, as the reader role, with a durable consumer of
+	// its own on AUDIT_LEDGER: every event, from the first record.
+	nats := func(args ...string) string {
+		cmd := exec.Command(natstest.CLI(t), append([]string{"--server", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "reader.nk"), "--inbox-prefix", "_INBOX_reader"}, args...)...)
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
+	if out := nats("consumer", "add", "AUDIT_LEDGER", "siem-cli", "--pull", "--deliver", "all", "--ack", "explicit", "--filter", "audit.ledger.records", "--defaults"); !strings.Contains(out, "siem-cli") {
+		t.Fatalf("nats consumer add:\n%s", out)
+	}
+	seen := map[string]bool{}
+	re := regexp.MustCompile(`"id":"(siem-\d+)"`)
+	for try := 0; try < 20 && len(seen) < first+second; try++ {
+		for _, m := range re.FindAllStringSubmatch(nats("consumer", "next", "AUDIT_LEDGER", "siem-cli", "--count", "50", "--ack", "--timeout", "2s"), -1) {
+			seen[m[1]] = true
+		}
+	}
+	if len(seen) != first+second {
+		t.Errorf("the nats CLI's durable consumer read %d of %d events", len(seen), first+second)
+	}
+}
