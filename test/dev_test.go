@@ -30,14 +30,16 @@ type devRun struct {
 	stderr                         *lockedBuffer
 	data                           string
 	nats, issuer, api, proxy, http string
+	metrics                        string // http://ADDR, serving /metrics
 }
 
 var bannerRes = map[string]*regexp.Regexp{
-	"nats":   regexp.MustCompile(`NATS \(JetStream\)\s+(nats://\S+)`),
-	"issuer": regexp.MustCompile(`identity \(dev\)\s+(http://\S+)`),
-	"api":    regexp.MustCompile(`API\s+(http://\S+)`),
-	"proxy":  regexp.MustCompile(`postgres proxy\s+(\d\S+)`),
-	"http":   regexp.MustCompile(`http proxy\s+(http://\S+)`),
+	"nats":    regexp.MustCompile(`NATS \(JetStream\)\s+(nats://\S+)`),
+	"issuer":  regexp.MustCompile(`identity \(dev\)\s+(http://\S+)`),
+	"api":     regexp.MustCompile(`API\s+(http://\S+)`),
+	"proxy":   regexp.MustCompile(`postgres proxy\s+(\d\S+)`),
+	"http":    regexp.MustCompile(`http proxy\s+(http://\S+)`),
+	"metrics": regexp.MustCompile(`metrics, health\s+(http://\S+)/metrics`),
 }
 
 // startDev runs dev on fresh state with every port chosen by the system,
@@ -106,7 +108,7 @@ func startDevAt(t *testing.T, data string, env []string, args ...string) *devRun
 		for range lines {
 		}
 	}()
-	d.nats, d.issuer, d.api, d.proxy, d.http = found["nats"], found["issuer"], found["api"], found["proxy"], found["http"]
+	d.nats, d.issuer, d.api, d.proxy, d.http, d.metrics = found["nats"], found["issuer"], found["api"], found["proxy"], found["http"], found["metrics"]
 	if d.nats == "" || d.issuer == "" || d.api == "" {
 		t.Fatalf("banner incomplete: %v", found)
 	}

@@ -3,6 +3,8 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
@@ -106,6 +108,24 @@ func TestDevForwardsToSIEMs(t *testing.T) {
 	}
 	if hook.BadSigs != 0 || hec.NoAuth != 0 {
 		t.Errorf("%d webhook requests with a bad signature, %d collector requests without the token", hook.BadSigs, hec.NoAuth)
+	}
+
+	// Each forwarder's metrics on dev's /metrics.
+	resp, err := http.Get(d.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, f := range []string{"syslog", "hec", "webhook"} {
+		for _, m := range []string{"delivered_total", "failed_total", "retries_total", "parked_total", "lag_seconds", "delivery_seconds_bucket"} {
+			if !strings.Contains(string(metrics), "auditledger_forwarder_"+m+`{forwarder="`+f+`"`) {
+				t.Errorf("/metrics lacks auditledger_forwarder_%s for %s", m, f)
+			}
+		}
+	}
+	if !regexp.MustCompile(`auditledger_forwarder_failed_total\{forwarder="hec"\} [1-9]`).Match(metrics) {
+		t.Errorf("the collector's outage does not show in failed_total:\n%s", regexp.MustCompile(`(?m)^auditledger_forwarder_failed.*$`).FindAll(metrics, -1))
 	}
 
 	// The stock nats CLI, as the reader role, with a durable consumer of

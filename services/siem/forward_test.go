@@ -3,6 +3,7 @@ package siem_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
@@ -238,4 +240,78 @@ func TestSyslogForwarderToRsyslog(t *testing.T) {
 	if l := rs.Lines()[0]; !strings.HasPrefix(l, "command.executed [auditledger@32473 index=\"0\"") {
 		t.Errorf("first line: %s", l)
 	}
+}
+
+// A destination that fails (syslog with a certificate it cannot trust:
+// every TLS handshake fails) does not stall the forwarders beside it, and
+// its failures show in its metrics.
+func TestAFailingDestinationDoesNotStallTheOthers(t *testing.T) {
+	js, emit := writer(t)
+	rs := rsyslogtest.Start(t)
+	hec := siemtest.NewHEC("tok")
+	hsrv := httptest.NewServer(hec)
+	defer hsrv.Close()
+	reg := prometheus.NewRegistry()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bad, err := siem.New(siem.Config{Name: "syslog-untrusted", JetStream: js, Registry: reg, Logger: quiet, RetryLater: time.Second,
+		Destination: &siem.Syslog{Addr: rs.Addr, TLS: &tls.Config{RootCAs: x509.NewCertPool()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := siem.New(siem.Config{Name: "hec", JetStream: js, Registry: reg, Logger: quiet, Format: siem.OCSF,
+		Destination: &siem.HEC{URL: hsrv.URL, Token: "tok", Ack: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { bad.Run(ctx) })
+	wg.Go(func() { good.Run(ctx) })
+	emit(0, 40)
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if n := len(hec.Got()); n != 40 {
+			return fmt.Errorf("the collector has %d of 40", n)
+		}
+		return nil
+	})
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		failed := metric(t, reg, "auditledger_forwarder_failed_total", "syslog-untrusted")
+		if failed < 2 {
+			return fmt.Errorf("failed_total %v", failed)
+		}
+		return nil
+	})
+	cancel()
+	wg.Wait()
+	if d := metric(t, reg, "auditledger_forwarder_delivered_total", "syslog-untrusted"); d != 0 {
+		t.Errorf("the untrusted syslog delivered %v", d)
+	}
+	if d := metric(t, reg, "auditledger_forwarder_delivered_total", "hec"); d != 40 {
+		t.Errorf("hec delivered_total %v, want 40", d)
+	}
+	if rs.Lines()[0] != "" {
+		t.Errorf("rsyslogd received over a handshake that should have failed: %q", rs.Lines()[0])
+	}
+}
+
+// metric reads one forwarder's counter from a registry.
+func metric(t *testing.T, reg *prometheus.Registry, name, forwarder string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "forwarder" && l.GetValue() == forwarder {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }
