@@ -56,6 +56,7 @@ Commands:
   bench bus         compare ways of having events stored by JetStream (one each, batched, atomic, fast)
   bench read        measure the read path: projection rebuild, projector lag, API latency
   bench evidence    measure building and verifying an evidence bundle (time, peak memory)
+  bench forward     measure the SIEM forwarders: backlog events/s, sealed→received latency
   version           print the version, source revision and Go toolchain of this binary
 
 Store URLs: a directory, file:///path, or
@@ -121,6 +122,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"bench bus":           benchBus,
 		"bench read":          benchRead,
 		"bench evidence":      benchEvidence,
+		"bench forward":       benchForward,
 		"query events":        queryEvents,
 		"query session":       querySession,
 		"dev":                 devCmd,

@@ -20,7 +20,7 @@ func TestCommandLineMistakes(t *testing.T) {
 	for args, want := range map[string]string{
 		"verfy":                             `unknown command "verfy": did you mean "verify"?`,
 		"proof inclusoin":                   `unknown command "proof inclusoin": did you mean "proof inclusion"?`,
-		"bench":                             `"bench" needs a subcommand: bus, evidence, ingest, ledger, proxy`,
+		"bench":                             `"bench" needs a subcommand: bus, evidence, forward, ingest, ledger, proxy`,
 		"verify --stroe x":                  "verify: unknown flag --stroe: did you mean --store?",
 		"serve --confg x.yaml":              "serve: unknown flag --confg: did you mean --config?",
 		"checkpoint --store /nonexistent x": `checkpoint: unexpected argument "x"`,

@@ -31,13 +31,15 @@ func RenderCEF(s Sealed) []byte {
 	b.WriteByte('|')
 	b.WriteString(strconv.Itoa(sev))
 	b.WriteByte('|')
+	first := true
 	ext := func(k, v string) {
 		if v == "" {
 			return
 		}
-		if b.Len() > 0 && !strings.HasSuffix(b.String(), "|") {
+		if !first {
 			b.WriteByte(' ')
 		}
+		first = false
 		b.WriteString(k)
 		b.WriteByte('=')
 		b.WriteString(cefValue(v))
@@ -103,12 +105,13 @@ func RenderCEF(s Sealed) []byte {
 	return []byte(b.String())
 }
 
+var (
+	cefHeaderEscapes = strings.NewReplacer(`\`, `\\`, `|`, `\|`, "\n", " ", "\r", " ")
+	cefValueEscapes  = strings.NewReplacer(`\`, `\\`, `=`, `\=`, "\r\n", `\n`, "\n", `\n`, "\r", `\r`)
+)
+
 // cefHeader escapes a header field: backslash and pipe.
-func cefHeader(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `|`, `\|`, "\n", " ", "\r", " ").Replace(s)
-}
+func cefHeader(s string) string { return cefHeaderEscapes.Replace(s) }
 
 // cefValue escapes an extension value: backslash, equals and line breaks.
-func cefValue(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `=`, `\=`, "\r\n", `\n`, "\n", `\n`, "\r", `\r`).Replace(s)
-}
+func cefValue(s string) string { return cefValueEscapes.Replace(s) }

@@ -140,7 +140,7 @@ func (f *Forwarder) Durable() string { return "forward-" + f.cfg.Name }
 // Run delivers until ctx ends.
 func (f *Forwarder) Run(ctx context.Context) error {
 	cons, err := f.cfg.JetStream.CreateOrUpdateConsumer(ctx, bus.LedgerStream, jetstream.ConsumerConfig{
-		Durable: f.Durable(), FilterSubject: "audit.ledger.records", AckPolicy: jetstream.AckExplicitPolicy,
+		Durable: f.Durable(), FilterSubject: bus.LedgerRecordsSubject, AckPolicy: jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy, MaxAckPending: 1, AckWait: ackWait, MaxDeliver: -1,
 		Description: "auditledger forwarder " + f.cfg.Name + " to " + f.cfg.Destination.String(),
 	})

@@ -34,18 +34,6 @@ type HEC struct {
 
 func (h *HEC) String() string { return "splunk-hec " + h.URL }
 
-// hecEvent is one event of a batch (Splunk's /services/collector/event
-// format).
-type hecEvent struct {
-	Time       float64         `json:"time"`
-	Host       string          `json:"host,omitempty"`
-	Source     string          `json:"source"`
-	SourceType string          `json:"sourcetype"`
-	Index      string          `json:"index,omitempty"`
-	Event      json.RawMessage `json:"event"`
-	Fields     map[string]any  `json:"fields"`
-}
-
 // hecReply is the collector's answer.
 type hecReply struct {
 	Text               string `json:"text"`
@@ -95,22 +83,33 @@ func (h *HEC) post(ctx context.Context, path string, body []byte) (*http.Respons
 // invalid data format, event field missing or blank) rejects it, other
 // failures fail it.
 func (h *HEC) Send(ctx context.Context, items []Item) (map[int]error, error) {
+	// Written by hand around the rendering, which is JSON already (or, for
+	// CEF, a string): encoding/json would check and compact every event
+	// again.
 	var body bytes.Buffer
-	enc := json.NewEncoder(&body)
+	st := h.SourceType
+	if st == "" {
+		st = "auditledger"
+	}
+	head := []byte(`,"source":"auditledger","sourcetype":` + jsonString(st))
+	if h.Index != "" {
+		head = append(head, `,"index":`+jsonString(h.Index)...)
+	}
 	for _, it := range items {
-		ev := it.Body
-		if !json.Valid(ev) { // CEF: a string event
-			ev, _ = json.Marshal(string(it.Body))
+		ev := it.Event
+		body.WriteString(`{"time":`)
+		body.WriteString(strconv.FormatFloat(float64(ev.Time.UnixMilli())/1000, 'f', 3, 64))
+		body.WriteString(`,"host":`)
+		body.WriteString(jsonString(ev.Source.Instance))
+		body.Write(head)
+		body.WriteString(`,"event":`)
+		if len(it.Body) > 0 && (it.Body[0] == '{' || it.Body[0] == '[') {
+			body.Write(it.Body)
+		} else { // CEF: a string event
+			body.WriteString(jsonString(string(it.Body)))
 		}
-		st := h.SourceType
-		if st == "" {
-			st = "auditledger"
-		}
-		e := hecEvent{Time: float64(it.Event.Time.UnixMilli()) / 1000, Host: it.Event.Source.Instance, Source: "auditledger", SourceType: st,
-			Index: h.Index, Event: ev, Fields: map[string]any{"ledger_index": it.Index, "event_id": it.Event.ID, "tenant": it.Event.Tenant, "event_type": string(it.Event.Type)}}
-		if err := enc.Encode(e); err != nil {
-			return nil, err
-		}
+		fmt.Fprintf(&body, `,"fields":{"ledger_index":%d,"event_id":%s,"tenant":%s,"event_type":%s}}`+"\n",
+			it.Index, jsonString(ev.ID), jsonString(ev.Tenant), jsonString(string(ev.Type)))
 	}
 	resp, r, err := h.post(ctx, "/services/collector/event", body.Bytes())
 	if err != nil {
@@ -175,4 +174,10 @@ func (h *HEC) ackQuery(ctx context.Context, query []byte, into any) (bool, error
 		return false, nil
 	}
 	return true, json.NewDecoder(resp.Body).Decode(into)
+}
+
+// jsonString is s as a JSON string.
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

@@ -155,4 +155,6 @@ func printable(s string, max int) string {
 }
 
 // sdValue escapes a structured-data parameter value (RFC 5424 §6.3.3).
-func sdValue(s string) string { return strings.NewReplacer(`\`, `\\`, `"`, `\"`, `]`, `\]`).Replace(s) }
+func sdValue(s string) string { return sdEscapes.Replace(s) }
+
+var sdEscapes = strings.NewReplacer(`\`, `\\`, `"`, `\"`, `]`, `\]`)
