@@ -149,3 +149,52 @@ func TestDevForwardsToSIEMs(t *testing.T) {
 		t.Errorf("the nats CLI's durable consumer read %d of %d events", len(seen), first+second)
 	}
 }
+
+// tail follows the sealed records: readable lines by default, a rendering
+// with --format, filtered by tenant and type, from --from-index.
+func TestTail(t *testing.T) {
+	d := startDev(t, nil, "--projection=false")
+	mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
+	reader := filepath.Join(d.data, "nats-keys", "reader.nk")
+	tail := func(want int, args ...string) []string {
+		t.Helper()
+		cmd := exec.Command(binary, append([]string{"tail", "--nats", d.nats, "--nkey", reader}, args...)...)
+		var out lockedBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		var lines []string
+		natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+			lines = strings.Split(strings.TrimSpace(out.String()), "\n")
+			if len(lines) < want {
+				return fmt.Errorf("tail printed %d lines, want %d:\n%s", len(lines), want, out.String())
+			}
+			return nil
+		})
+		time.Sleep(300 * time.Millisecond) // nothing more should come
+		lines = strings.Split(strings.TrimSpace(out.String()), "\n")
+		if len(lines) != want {
+			t.Errorf("tail %v printed %d lines, want %d:\n%s", args, len(lines), want, out.String())
+		}
+		return lines
+	}
+	lines := tail(12, "--from-index", "0")
+	if !strings.HasPrefix(lines[0], "0 ") || !strings.Contains(lines[0], "session.started") || !strings.Contains(lines[1], "SELECT id, email FROM customers") {
+		t.Errorf("readable lines:\n%s", strings.Join(lines, "\n"))
+	}
+	lines = tail(3, "--from-index", "0", "--type", "command.executed", "--tenant", "acme", "--format", "ocsf")
+	for _, l := range lines {
+		if !strings.Contains(l, `"class_uid":6005`) || !strings.Contains(l, `"leaf":"`) {
+			t.Errorf("OCSF line: %s", l)
+		}
+	}
+	lines = tail(1, "--from-index", "8", "--type", "command.blocked", "--format", "cef")
+	if !strings.HasPrefix(lines[0], "CEF:0|auditledger|auditledger|") || !strings.Contains(lines[0], "cn1=8 ") {
+		t.Errorf("CEF line: %s", lines[0])
+	}
+	if r := run(t, nil, nil, "tail", "--nats", d.nats, "--nkey", reader, "--format", "xml"); r.code == 0 || !strings.Contains(r.stderr, "want text, json, ocsf or cef") {
+		t.Errorf("tail --format xml: exit %d %s", r.code, r.stderr)
+	}
+}
