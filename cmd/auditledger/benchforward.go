@@ -16,8 +16,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
@@ -27,12 +25,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
-	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/services/siem"
 )
@@ -101,36 +97,12 @@ func (r *benchReceiver) expect(n uint64) chan struct{} {
 }
 
 func forwardRun(ctx context.Context, stdout io.Writer, name, format string, n, rate, seconds int) error {
-	dir, err := os.MkdirTemp("", "auditledger-bench-forward-")
+	st, err := newBenchStack("auditledger-bench-forward-", false)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ns, dial, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, false, true)
-	if err != nil {
-		return err
-	}
-	defer ns.Shutdown()
-	defer dial.close()
-	_, ledgerJS, err := dial.connect(bus.Ledger)
-	if err != nil {
-		return err
-	}
-	nc, _, err := dial.connect(bus.Proxy)
-	if err != nil {
-		return err
-	}
-	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
-	readerNC, readerJS, err := dial.connect(bus.Reader)
-	if err != nil {
-		return err
-	}
-	store, err := file.New(filepath.Join(dir, "store"))
-	if err != nil {
-		return err
-	}
-	skey, _, _ := ledger.GenerateKey(nil, "bench.auditledger.local/log")
-	signer, _ := ledger.NewNoteSigner(skey)
+	defer st.close()
+	dir, ledgerJS, js, readerNC, readerJS, store, signer := st.dir, st.ledgerJS, st.proxyJS, st.readerNC, st.readerJS, st.store, st.signer
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	writerDone := make(chan error, 1)

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -77,37 +78,12 @@ func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 }
 
 func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers, rate, batch int, maxWait time.Duration, syncAlways bool, sign string) error {
-	dir, err := os.MkdirTemp("", "auditledger-bench-ingest-")
+	st, err := newBenchStack("auditledger-bench-ingest-", syncAlways)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ns, dial, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
-	if err != nil {
-		return err
-	}
-	defer ns.Shutdown()
-	defer dial.close()
-	// Each part with its own bus role, as in production.
-	_, ledgerJS, err := dial.connect(bus.Ledger)
-	if err != nil {
-		return err
-	}
-	nc, _, err := dial.connect(bus.Proxy)
-	if err != nil {
-		return err
-	}
-	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
-	readerNC, _, err := dial.connect(bus.Reader)
-	if err != nil {
-		return err
-	}
-	store, err := file.New(filepath.Join(dir, "store"))
-	if err != nil {
-		return err
-	}
-	skey, _, _ := ledger.GenerateKey(nil, "bench.auditledger.local/log")
-	signer, _ := ledger.NewNoteSigner(skey)
+	defer st.close()
+	ledgerJS, js, readerNC, store, signer := st.ledgerJS, st.proxyJS, st.readerNC, st.store, st.signer
 	// The generated events claim source instance bench-1.
 	var registry *ledger.Producers
 	ecfg := emitter.Config{JetStream: js, MaxInFlight: 8192}
@@ -246,4 +222,61 @@ func logSizeOf(l *ledger.Log) uint64 {
 		return 0
 	}
 	return l.Size()
+}
+
+// benchStack is a bench run's embedded NATS server (file storage,
+// authentication) in a temporary directory, a connection per bus role as
+// in production, and a local store with a signing key.
+type benchStack struct {
+	dir      string
+	ns       *server.Server
+	dial     *busDialer
+	ledgerJS jetstream.JetStream
+	proxyJS  jetstream.JetStream // asynchronous publishing for the emitter
+	readerNC *nats.Conn
+	readerJS jetstream.JetStream
+	store    *file.Store
+	signer   *ledger.NoteSigner
+}
+
+func newBenchStack(prefix string, syncAlways bool) (_ *benchStack, err error) {
+	st := &benchStack{}
+	if st.dir, err = os.MkdirTemp("", prefix); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
+	if st.ns, st.dial, err = startEmbeddedNATS("auditledger-bench", filepath.Join(st.dir, "nats"), filepath.Join(st.dir, "nats-keys"), -1, syncAlways, true); err != nil {
+		return nil, err
+	}
+	if _, st.ledgerJS, err = st.dial.connect(bus.Ledger); err != nil {
+		return nil, err
+	}
+	nc, _, err := st.dial.connect(bus.Proxy)
+	if err != nil {
+		return nil, err
+	}
+	st.proxyJS, _ = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if st.readerNC, st.readerJS, err = st.dial.connect(bus.Reader); err != nil {
+		return nil, err
+	}
+	if st.store, err = file.New(filepath.Join(st.dir, "store")); err != nil {
+		return nil, err
+	}
+	skey, _, _ := ledger.GenerateKey(nil, "bench.auditledger.local/log")
+	st.signer, _ = ledger.NewNoteSigner(skey)
+	return st, nil
+}
+
+func (st *benchStack) close() {
+	if st.dial != nil {
+		st.dial.close()
+	}
+	if st.ns != nil {
+		st.ns.Shutdown()
+	}
+	os.RemoveAll(st.dir)
 }
