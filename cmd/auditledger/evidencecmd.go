@@ -51,6 +51,9 @@ func evidenceBuild(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
+	if !start.Before(end) {
+		return fmt.Errorf("evidence build: --from %s is not before --to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
+	}
 	fw, err := compliance.Load(*framework)
 	if err != nil {
 		return fmt.Errorf("evidence build: --framework: %w", err)
