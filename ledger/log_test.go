@@ -332,3 +332,30 @@ func TestOpenWithAnotherKey(t *testing.T) {
 		t.Fatalf("open with another key: %v", err)
 	}
 }
+
+// A bound record's event is outside its leaf, so the tree does not catch
+// an event changed in the store; the digest the leaf covers does.
+func TestChangedEventOfABoundRecord(t *testing.T) {
+	ctx := context.Background()
+	s := goldenKey(t)
+	dir := t.TempDir()
+	l, st := newLog(t, dir, s)
+	if _, err := l.Append(ctx, entries(0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(dir, filepath.FromSlash(ledger.SegmentName(0)))
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte(`"id":"ev-1"`))
+	b[i+6] = 'X'
+	os.Chmod(name, 0o644)
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ledger.Verify(ctx, st, ledger.VerifyOptions{Verifier: s.Verifier()})
+	if err == nil || !strings.Contains(err.Error(), "index 1") || !strings.Contains(err.Error(), "does not match the digest") {
+		t.Fatalf("verify: %v, want record 1's event refused against its digest", err)
+	}
+}

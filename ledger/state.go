@@ -72,7 +72,7 @@ func (st *logState) apply(name string, seg *Segment, leaves []Hash) error {
 		idx := seg.First + uint64(i)
 		r, err := ParseRecord(raw)
 		if err != nil {
-			return verr(name, int64(idx), "record does not parse", "a version-1 record", err.Error())
+			return verr(name, int64(idx), "record does not parse", "a record of version 1 to 4 (FORMAT §2)", err.Error())
 		}
 		if r.Index != idx {
 			return verr(name, int64(idx), "record index (records reordered or moved?)", fmt.Sprint(idx), fmt.Sprint(r.Index))
