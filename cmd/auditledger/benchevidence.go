@@ -3,12 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,11 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"golang.org/x/crypto/ssh"
-
 	"github.com/auditledger/auditledger/ledger"
-	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/projections"
 )
 
@@ -36,29 +28,12 @@ func benchEvidence(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *database == "" {
-		return fmt.Errorf("bench evidence: give --database or set AUDITLEDGER_DATABASE_URL")
-	}
-	dir, err := os.MkdirTemp("", "auditledger-bench-evidence-")
+	bl, err := newBenchLog(ctx, "bench evidence", *database)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	db, err := pgxpool.New(ctx, *database)
-	if err != nil {
-		return fmt.Errorf("bench evidence: --database: %w", err)
-	}
-	defer db.Close()
-	skey, vkey, _ := ledger.GenerateKey(nil, "bench.auditledger.local/log")
-	signer, _ := ledger.NewNoteSigner(skey)
-	store, err := file.New(filepath.Join(dir, "store"))
-	if err != nil {
-		return err
-	}
-	l, err := ledger.Open(ctx, ledger.Config{Store: store, Signer: signer})
-	if err != nil {
-		return err
-	}
+	defer bl.close()
+	dir, l := bl.dir, bl.log
 	fmt.Fprintf(stdout, "auditledger bench evidence: %d events of the tenant, one of another after every %d\n", *n, *others)
 	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
 	start := time.Now()
@@ -80,17 +55,19 @@ func benchEvidence(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	}
 	fmt.Fprintf(stdout, "  log built     %d records in %v\n", total, time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	if err := projections.Rebuild(ctx, projections.Config{DB: db, Store: store, Verifier: signer.Verifier(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, nil); err != nil {
+	if err := projections.Rebuild(ctx, bl.projection(), nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "  projected     in %v\n", time.Since(start).Round(time.Millisecond))
 
 	// The keys, as files, for the two commands.
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	block, _ := ssh.MarshalPrivateKey(priv, "bench")
 	keyFile, vkeyFile, bundle := filepath.Join(dir, "evidence"), filepath.Join(dir, "log.vkey"), filepath.Join(dir, "bundle.zip")
-	os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600)
-	os.WriteFile(vkeyFile, []byte(vkey+"\n"), 0o644)
+	if err := writeEvidenceKey(dir, "bench.auditledger.local/log"); err != nil {
+		return err
+	}
+	if err := os.WriteFile(vkeyFile, []byte(bl.vkey+"\n"), 0o644); err != nil {
+		return err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err

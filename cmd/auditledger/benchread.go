@@ -43,29 +43,12 @@ func benchRead(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *database == "" {
-		return fmt.Errorf("bench read: give --database or set AUDITLEDGER_DATABASE_URL")
-	}
-	dir, err := os.MkdirTemp("", "auditledger-bench-read-")
+	bl, err := newBenchLog(ctx, "bench read", *database)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	db, err := pgxpool.New(ctx, *database)
-	if err != nil {
-		return fmt.Errorf("bench read: --database: %w", err)
-	}
-	defer db.Close()
-	skey, _, _ := ledger.GenerateKey(nil, "bench.auditledger.local/log")
-	signer, _ := ledger.NewNoteSigner(skey)
-	store, err := file.New(filepath.Join(dir, "store"))
-	if err != nil {
-		return err
-	}
-	l, err := ledger.Open(ctx, ledger.Config{Store: store, Signer: signer})
-	if err != nil {
-		return err
-	}
+	defer bl.close()
+	dir, db, signer, l := bl.dir, bl.db, bl.signer, bl.log
 	fmt.Fprintf(stdout, "auditledger bench read: %d events, then %d events/s for 10s, %d requests of each kind\n", *n, *rate, *requests)
 	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
 	seq := 0
@@ -85,7 +68,7 @@ func benchRead(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		}
 	}
 	fmt.Fprintf(stdout, "  log built                 %d events in %v\n", *n, time.Since(start).Round(time.Millisecond))
-	cfg := projections.Config{DB: db, Store: store, Verifier: signer.Verifier(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := bl.projection()
 	start = time.Now()
 	if err := projections.Rebuild(ctx, cfg, nil); err != nil {
 		return err
@@ -248,4 +231,57 @@ func benchReadEvent(i int) []byte {
 	}
 	return fmt.Appendf(nil, `{"version":1,"id":"ev-%d","type":"command.executed","time":"%s","tenant":"acme","source":{"kind":"postgres-proxy","instance":"p1"},"actor":{"issuer":"https://idp.example","subject":"u%d","email":"u%d@example.com","kind":"human"},"session_id":"s%d","session_seq":%d,"target":{"kind":"postgres","name":"orders"},"payload":{"statement":"SELECT * FROM orders WHERE id = %d","statement_sha256":"%064x","kind":"SELECT","protocol":"simple"}}`,
 		i, t, i%50, i%50, i/100, i%100+1, i, i)
+}
+
+// benchLog is a bench's log, in a temporary local store with a fresh key,
+// and the projection database it is rebuilt into.
+type benchLog struct {
+	dir    string
+	db     *pgxpool.Pool
+	store  *file.Store
+	signer *ledger.NoteSigner
+	vkey   string
+	log    *ledger.Log
+}
+
+// newBenchLog opens the database (required) and an empty log; cmd names
+// the bench in errors.
+func newBenchLog(ctx context.Context, cmd, database string) (_ *benchLog, err error) {
+	if database == "" {
+		return nil, fmt.Errorf("%s: give --database or set AUDITLEDGER_DATABASE_URL", cmd)
+	}
+	b := &benchLog{}
+	if b.dir, err = os.MkdirTemp("", "auditledger-"+strings.ReplaceAll(cmd, " ", "-")+"-"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	if b.db, err = pgxpool.New(ctx, database); err != nil {
+		return nil, fmt.Errorf("%s: --database: %w", cmd, err)
+	}
+	skey, vkey, _ := ledger.GenerateKey(nil, "bench.auditledger.local/log")
+	b.signer, _ = ledger.NewNoteSigner(skey)
+	b.vkey = vkey
+	if b.store, err = file.New(filepath.Join(b.dir, "store")); err != nil {
+		return nil, err
+	}
+	if b.log, err = ledger.Open(ctx, ledger.Config{Store: b.store, Signer: b.signer}); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// projection is the projector's configuration for the log, quiet.
+func (b *benchLog) projection() projections.Config {
+	return projections.Config{DB: b.db, Store: b.store, Verifier: b.signer.Verifier(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+func (b *benchLog) close() {
+	if b.db != nil {
+		b.db.Close()
+	}
+	os.RemoveAll(b.dir)
 }
