@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -28,13 +29,21 @@ const (
 )
 
 // signedData is what the key signs: the magic, the namespace, the hash
-// algorithm and the message's hash.
-func signedData(namespace string, msg []byte) []byte {
-	h := sha512.Sum512(msg)
+// algorithm ("sha512", or "sha256" from other signers) and the message's
+// hash.
+func signedData(namespace, hash string, msg []byte) []byte {
+	var digest []byte
+	if hash == "sha256" {
+		h := sha256.Sum256(msg)
+		digest = h[:]
+	} else {
+		h := sha512.Sum512(msg)
+		digest = h[:]
+	}
 	return append([]byte(sshsigMagic), ssh.Marshal(struct {
 		Namespace, Reserved, Hash string
 		Digest                    []byte
-	}{namespace, "", sshsigHash, h[:]})...)
+	}{namespace, "", hash, digest})...)
 }
 
 type sshsigBlob struct {
@@ -48,7 +57,7 @@ type sshsigBlob struct {
 
 // SSHSign signs msg in namespace and returns the armored signature.
 func SSHSign(s ssh.Signer, namespace string, msg []byte) ([]byte, error) {
-	sig, err := s.Sign(nil, signedData(namespace, msg))
+	sig, err := s.Sign(nil, signedData(namespace, sshsigHash, msg))
 	if err != nil {
 		return nil, err
 	}
@@ -106,22 +115,10 @@ func SSHVerify(armored, msg []byte, namespace string) (ssh.PublicKey, error) {
 	if err := ssh.Unmarshal(v.Signature, &sig); err != nil {
 		return nil, fmt.Errorf("SSH signature: %w", err)
 	}
-	data := signedData(namespace, msg)
-	if v.Hash == "sha256" {
-		data = signedData256(namespace, msg)
-	}
-	if err := pub.Verify(data, &sig); err != nil {
+	if err := pub.Verify(signedData(namespace, v.Hash, msg), &sig); err != nil {
 		return nil, fmt.Errorf("SSH signature does not verify: %w", err)
 	}
 	return pub, nil
-}
-
-func signedData256(namespace string, msg []byte) []byte {
-	h := sha256.Sum256(msg)
-	return append([]byte(sshsigMagic), ssh.Marshal(struct {
-		Namespace, Reserved, Hash string
-		Digest                    []byte
-	}{namespace, "", "sha256", h[:]})...)
 }
 
 // AllowedSigners is the allowed_signers line (ssh-keygen(1), ALLOWED
@@ -146,7 +143,7 @@ func ParseAllowedSigners(b []byte) ([]ssh.PublicKey, error) {
 		if !strings.HasPrefix(rest, "ssh-") && !strings.HasPrefix(rest, "ecdsa-") && !strings.HasPrefix(rest, "sk-") {
 			options, rest, _ = strings.Cut(rest, " ")
 		}
-		if ns, ok := optionValue(options, "namespaces"); ok && !contains(strings.Split(ns, ","), Namespace) {
+		if ns, ok := optionValue(options, "namespaces"); ok && !slices.Contains(strings.Split(ns, ","), Namespace) {
 			continue
 		}
 		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(rest))
@@ -173,13 +170,4 @@ func optionValue(options, name string) (string, bool) {
 	}
 	v, _, _ = strings.Cut(v, ",")
 	return v, true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
