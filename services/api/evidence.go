@@ -216,23 +216,34 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// evidenceStatus answers a build's state; a finished bundle from before a
-// restart is found on disk.
+// evidenceStatus answers a build's state.
 func (a *api) evidenceStatus(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
-	a.jobs.mu.Lock()
-	st, ok := a.jobs.jobs[id]
-	a.jobs.mu.Unlock()
-	if ok {
-		writeJSON(w, http.StatusOK, a.snapshot(st))
-		return
-	}
-	st, err := a.bundleOnDisk(id)
+	st, err := a.bundle(chi.URLParam(r, "id"))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// bundle is what this process knows of a bundle; a finished one from
+// before a restart is read from disk once (its whole file hashed), then
+// remembered.
+func (a *api) bundle(id string) (EvidenceStatus, error) {
+	a.jobs.mu.Lock()
+	st, ok := a.jobs.jobs[id]
+	a.jobs.mu.Unlock()
+	if ok {
+		return a.snapshot(st), nil
+	}
+	st, err := a.bundleOnDisk(id)
+	if err != nil {
+		return EvidenceStatus{}, err
+	}
+	a.jobs.mu.Lock()
+	a.jobs.jobs[id] = st
+	a.jobs.mu.Unlock()
+	return *st, nil
 }
 
 func (a *api) bundleOnDisk(id string) (*EvidenceStatus, error) {
@@ -274,15 +285,11 @@ func (a *api) bundleOnDisk(id string) (*EvidenceStatus, error) {
 // downloadEvidence sends a finished bundle, after recording the download.
 func (a *api) downloadEvidence(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	st, err := a.bundleOnDisk(id)
+	st, err := a.bundle(id)
+	if err == nil && st.Status != "ready" {
+		err = fmt.Errorf("%w: bundle %s is %s", errNotReady, id, st.Status)
+	}
 	if err != nil {
-		a.jobs.mu.Lock()
-		job, ok := a.jobs.jobs[id]
-		a.jobs.mu.Unlock()
-		if ok {
-			s := a.snapshot(job)
-			err = fmt.Errorf("%w: bundle %s is %s", errNotReady, id, s.Status)
-		}
 		a.fail(w, r, err)
 		return
 	}
