@@ -49,10 +49,12 @@ func (h *HEC) client() *http.Client {
 	return &http.Client{Timeout: 30 * time.Second}
 }
 
-func (h *HEC) post(ctx context.Context, path string, body []byte) (*http.Response, hecReply, error) {
+// post sends one request to the collector, with the token and, with
+// acknowledgement, the channel; it returns the status and the body.
+func (h *HEC) post(ctx context.Context, path string, body []byte) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(h.URL, "/")+path, bytes.NewReader(body))
 	if err != nil {
-		return nil, hecReply{}, err
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Splunk "+h.Token)
 	req.Header.Set("Content-Type", "application/json")
@@ -67,16 +69,11 @@ func (h *HEC) post(ctx context.Context, path string, body []byte) (*http.Respons
 	}
 	resp, err := h.client().Do(req)
 	if err != nil {
-		return nil, hecReply{}, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var r hecReply
-	json.Unmarshal(raw, &r)
-	if r.Text == "" {
-		r.Text = strings.TrimSpace(string(raw))
-	}
-	return resp, r, nil
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, raw, err
 }
 
 // Send posts items as one batch; 400 with codes 5, 6, 12 or 13 (no data,
@@ -111,15 +108,20 @@ func (h *HEC) Send(ctx context.Context, items []Item) (map[int]error, error) {
 		fmt.Fprintf(&body, `,"fields":{"ledger_index":%d,"event_id":%s,"tenant":%s,"event_type":%s}}`+"\n",
 			it.Index, jsonString(ev.ID), jsonString(ev.Tenant), jsonString(string(ev.Type)))
 	}
-	resp, r, err := h.post(ctx, "/services/collector/event", body.Bytes())
+	status, raw, err := h.post(ctx, "/services/collector/event", body.Bytes())
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode == http.StatusBadRequest && (r.Code == 5 || r.Code == 6 || r.Code == 12 || r.Code == 13) {
+	var r hecReply
+	json.Unmarshal(raw, &r)
+	if r.Text == "" {
+		r.Text = strings.TrimSpace(string(raw))
+	}
+	if status == http.StatusBadRequest && (r.Code == 5 || r.Code == 6 || r.Code == 12 || r.Code == 13) {
 		return nil, &Rejection{Reason: fmt.Sprintf("%s refused the batch: %s (code %d)", h, r.Text, r.Code)}
 	}
-	if resp.StatusCode != http.StatusOK || r.Code != 0 {
-		return nil, fmt.Errorf("%s: %s: %s (code %d)", h, resp.Status, r.Text, r.Code)
+	if status != http.StatusOK || r.Code != 0 {
+		return nil, fmt.Errorf("%s: %d %s: %s (code %d)", h, status, http.StatusText(status), r.Text, r.Code)
 	}
 	if !h.Ack {
 		return nil, nil
@@ -143,7 +145,8 @@ func (h *HEC) waitAck(ctx context.Context, id int64) error {
 		var acks struct {
 			Acks map[string]bool `json:"acks"`
 		}
-		if ok, err := h.ackQuery(ctx, query, &acks); err == nil && ok && acks.Acks[strconv.FormatInt(id, 10)] {
+		status, raw, err := h.post(ctx, "/services/collector/ack", query)
+		if err == nil && status == http.StatusOK && json.Unmarshal(raw, &acks) == nil && acks.Acks[strconv.FormatInt(id, 10)] {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -156,24 +159,6 @@ func (h *HEC) waitAck(ctx context.Context, id int64) error {
 		}
 		wait = min(2*wait, time.Second)
 	}
-}
-
-func (h *HEC) ackQuery(ctx context.Context, query []byte, into any) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(h.URL, "/")+"/services/collector/ack", bytes.NewReader(query))
-	if err != nil {
-		return false, err
-	}
-	req.Header.Set("Authorization", "Splunk "+h.Token)
-	req.Header.Set("X-Splunk-Request-Channel", h.channel)
-	resp, err := h.client().Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false, nil
-	}
-	return true, json.NewDecoder(resp.Body).Decode(into)
 }
 
 // jsonString is s as a JSON string.
