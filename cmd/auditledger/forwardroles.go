@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/siem"
 )
@@ -57,10 +56,8 @@ func (c *forwardCommon) check(section string, defaultFormat siem.Format) error {
 	if !slices.Contains(siem.Formats, siem.Format(c.Format)) {
 		return fmt.Errorf("%s.format %q: want json, ocsf or cef", section, c.Format)
 	}
-	for _, t := range c.Types {
-		if !events.Type(t).Known() {
-			return fmt.Errorf("%s.types: %q is not an event type (docs/FORMAT.md §1)", section, t)
-		}
+	if _, err := siem.ParseTypes(c.Types); err != nil {
+		return fmt.Errorf("%s.types: %w", section, err)
 	}
 	return nil
 }
@@ -71,11 +68,8 @@ func (c *forwardCommon) run(e *env, name string, dest siem.Destination, log *slo
 	if err != nil {
 		return nil, err
 	}
-	var types []events.Type
-	for _, t := range c.Types {
-		types = append(types, events.Type(t))
-	}
-	f, err := siem.New(siem.Config{Name: name, JetStream: js, Destination: dest, Format: siem.Format(c.Format), Tenants: c.Tenants, Types: types,
+	types, _ := siem.ParseTypes(c.Types) // checked by check
+	f, err := siem.New(siem.Config{Name: name, JetStream: js, Destination: dest, Format: siem.Format(c.Format), Filter: siem.Filter{Tenants: c.Tenants, Types: types},
 		Batch: c.Batch, Parked: c.Parked, Registry: e.health.Registry(), Logger: log})
 	if err != nil {
 		return nil, err

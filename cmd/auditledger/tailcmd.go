@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/siem"
 )
@@ -36,15 +35,13 @@ func tailCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if *format != "text" && !slices.Contains(siem.Formats, siem.Format(*format)) {
 		return fmt.Errorf("tail: --format %q: want text, json, ocsf or cef", *format)
 	}
-	var want []events.Type
-	for _, t := range strings.Split(*types, ",") {
-		if t = strings.TrimSpace(t); t == "" {
-			continue
-		}
-		if !events.Type(t).Known() {
-			return fmt.Errorf("tail: --type %q is not an event type", t)
-		}
-		want = append(want, events.Type(t))
+	want, err := siem.ParseTypes(strings.Split(*types, ","))
+	if err != nil {
+		return fmt.Errorf("tail: --type: %w", err)
+	}
+	filter := siem.Filter{Types: want}
+	if *tenant != "" {
+		filter.Tenants = []string{*tenant}
 	}
 	var start uint64
 	if *from != "" {
@@ -96,7 +93,7 @@ func tailCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 				fmt.Fprintf(stderr, "tail: record %d: %v\n", first+uint64(i), err)
 				continue
 			}
-			if *tenant != "" && s.Event.Tenant != *tenant || len(want) > 0 && !slices.Contains(want, s.Event.Type) {
+			if !filter.Keep(s.Event) {
 				continue
 			}
 			if *format == "text" {

@@ -368,11 +368,7 @@ func (s *Server) Stop() error {
 	s.proc.Signal(syscall.SIGINT)
 	select {
 	case err := <-s.exited:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && ee.ExitCode() == 0 {
-			return nil
-		}
-		return err
+		return err // nil when the server exited 0
 	case <-time.After(30 * time.Second):
 		s.proc.Kill()
 		<-s.exited

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,9 +55,8 @@ type Config struct {
 	JetStream   jetstream.JetStream
 	Destination Destination
 	Format      Format
-	// Tenants and Types, if set, keep only those records.
-	Tenants []string
-	Types   []events.Type
+	// Filter keeps only some records (its zero value: all).
+	Filter Filter
 	// Batch is the most items per Send (default 500).
 	Batch int
 	// Retries is how many times a failed batch is tried again, with
@@ -208,7 +208,7 @@ func (f *Forwarder) chunk(ctx context.Context, msg jetstream.Msg) error {
 			f.park(Item{Sealed: Sealed{Index: idx}}, fmt.Errorf("not a readable record: %w", err))
 			continue
 		}
-		if !f.keep(s.Event) {
+		if !f.cfg.Filter.Keep(s.Event) {
 			continue
 		}
 		body, err := Render(f.cfg.Format, s)
@@ -232,9 +232,33 @@ func (f *Forwarder) chunk(ctx context.Context, msg jetstream.Msg) error {
 	return nil
 }
 
-func (f *Forwarder) keep(ev *events.Event) bool {
-	return (len(f.cfg.Tenants) == 0 || slices.Contains(f.cfg.Tenants, ev.Tenant)) &&
-		(len(f.cfg.Types) == 0 || slices.Contains(f.cfg.Types, ev.Type))
+// Filter keeps the records of some tenants and event types; an empty
+// list keeps all.
+type Filter struct {
+	Tenants []string
+	Types   []events.Type
+}
+
+// Keep reports whether ev passes.
+func (f Filter) Keep(ev *events.Event) bool {
+	return (len(f.Tenants) == 0 || slices.Contains(f.Tenants, ev.Tenant)) &&
+		(len(f.Types) == 0 || slices.Contains(f.Types, ev.Type))
+}
+
+// ParseTypes reads event type names (blank ones skipped), refusing a name
+// that is not in the catalog.
+func ParseTypes(names []string) ([]events.Type, error) {
+	var out []events.Type
+	for _, n := range names {
+		if n = strings.TrimSpace(n); n == "" {
+			continue
+		}
+		if !events.Type(n).Known() {
+			return nil, fmt.Errorf("%q is not an event type (docs/FORMAT.md §1)", n)
+		}
+		out = append(out, events.Type(n))
+	}
+	return out, nil
 }
 
 // send delivers one batch, retrying with backoff; a batch the destination

@@ -83,7 +83,7 @@ func TestWebhookForwarder(t *testing.T) {
 	defer srv.Close()
 	parked := t.TempDir() + "/parked.jsonl"
 	f, err := siem.New(siem.Config{Name: "hook", JetStream: js, Destination: &siem.Webhook{URL: srv.URL, Secret: rcv.Secret},
-		Tenants: []string{"acme"}, Batch: 20, RetryLater: time.Second, Parked: parked, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Filter: siem.Filter{Tenants: []string{"acme"}}, Batch: 20, RetryLater: time.Second, Parked: parked, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
