@@ -163,23 +163,26 @@ func (a *api) buildEvidence(ctx context.Context, r *http.Request, actor events.A
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	h := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(tmp, h)}
 	req := st.Request
 	m, err := evidence.Build(ctx, evidence.Config{DB: a.cfg.DB, Framework: fw, Tenant: req.Tenant, From: req.From, To: req.To,
 		BundleID: st.ID, Signer: ev.Signer, Principal: ev.Principal, LogVKey: ev.LogVKey, Generator: ev.Generator,
-		Progress: func(done, total uint64) { set(func() { st.Done, st.Total = done, total }) }}, cw)
+		Progress: func(done, total uint64) { set(func() { st.Done, st.Total = done, total }) }}, io.MultiWriter(tmp, h))
 	if err == nil {
 		err = tmp.Sync()
+	}
+	var info os.FileInfo
+	if err == nil {
+		info, err = tmp.Stat()
 	}
 	if err != nil {
 		fail(err)
 		return
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
+	sum, size := hex.EncodeToString(h.Sum(nil)), info.Size()
 	// The export is in the log before anyone can download it.
 	payload := map[string]any{"bundle_id": st.ID, "tenant": req.Tenant, "framework": fw.Catalog.ID, "mapping_version": fw.Mapping.Version,
 		"from": req.From.UTC().Format(time.RFC3339), "to": req.To.UTC().Format(time.RFC3339),
-		"first_index": m.Range.First, "end_index": m.Range.End, "events": m.Events, "sha256": sum, "bytes": cw.n}
+		"first_index": m.Range.First, "end_index": m.Range.End, "events": m.Events, "sha256": sum, "bytes": size}
 	e, err := a.event(r, events.EvidenceExported, actor, payload)
 	if err == nil {
 		res, _ := a.cfg.Emitter.Emit(ctx, e)
@@ -193,27 +196,21 @@ func (a *api) buildEvidence(ctx context.Context, r *http.Request, actor events.A
 		fail(err)
 		return
 	}
-	var observed []string
-	for _, c := range m.Controls {
-		if c.Observed {
-			observed = append(observed, c.ID)
-		}
-	}
 	set(func() {
-		st.Status, st.Bytes, st.SHA256, st.Range, st.Events, st.Observed = "ready", cw.n, sum, &m.Range, m.Events, observed
+		st.Status, st.Bytes, st.SHA256, st.Range, st.Events, st.Observed = "ready", size, sum, &m.Range, m.Events, observedControls(m)
 		st.Download = "/v1/evidence/" + st.ID + "/download"
 	})
 }
 
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+// observedControls are the controls a bundle has evidence for.
+func observedControls(m *evidence.Manifest) []string {
+	var ids []string
+	for _, c := range m.Controls {
+		if c.Observed {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids
 }
 
 // evidenceStatus answers a build's state.
@@ -273,12 +270,7 @@ func (a *api) bundleOnDisk(id string) (*EvidenceStatus, error) {
 	}
 	st := &EvidenceStatus{ID: id, Status: "ready", Request: &EvidenceRequest{Tenant: m.Tenant, Framework: m.Framework.ID, From: m.Period.From, To: m.Period.To},
 		Done: m.Range.End - m.Range.First, Total: m.Range.End - m.Range.First, Bytes: info.Size(), SHA256: hex.EncodeToString(h.Sum(nil)),
-		Range: &m.Range, Events: m.Events, Download: "/v1/evidence/" + id + "/download", Requested: m.Created}
-	for _, c := range m.Controls {
-		if c.Observed {
-			st.Observed = append(st.Observed, c.ID)
-		}
-	}
+		Range: &m.Range, Events: m.Events, Observed: observedControls(&m), Download: "/v1/evidence/" + id + "/download", Requested: m.Created}
 	return st, nil
 }
 
