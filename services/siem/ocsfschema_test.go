@@ -27,6 +27,7 @@ type ocsfSchema struct {
 	classes    map[string]ocsfDef
 	objects    map[string]ocsfDef
 	categories map[string]int
+	byUID      map[int]string // class_uid → class name
 }
 
 type ocsfDef struct {
@@ -81,6 +82,12 @@ func loadOCSF(t *testing.T, dir string) *ocsfSchema {
 			into[d.Name] = d
 			return nil
 		})
+	}
+	s.byUID = map[int]string{}
+	for name, d := range s.classes {
+		if _, full := s.attrs(t, s.classes, name); d.UID != 0 {
+			s.byUID[s.categories[full.Category]*1000+d.UID] = name
+		}
 	}
 	return s
 }
@@ -171,14 +178,8 @@ func (s *ocsfSchema) validateEvent(t *testing.T, b []byte) error {
 		return err
 	}
 	classUID := int(ev["class_uid"].(float64))
-	var class string
-	for name, d := range s.classes {
-		_, full := s.attrs(t, s.classes, name)
-		if d.UID != 0 && s.categories[full.Category]*1000+d.UID == classUID {
-			class = name
-		}
-	}
-	if class == "" {
+	class, ok := s.byUID[classUID]
+	if !ok {
 		return fmt.Errorf("class_uid %d is no class of the schema", classUID)
 	}
 	attrs, d := s.attrs(t, s.classes, class)
