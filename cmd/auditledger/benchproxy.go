@@ -20,6 +20,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
@@ -31,14 +32,14 @@ import (
 
 func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("bench proxy --upstream URL [--clients 4,16] [--duration 10s] [--scale 10] [--sync always,interval] [--durability before-response,before-forward]",
-		"Runs pgbench, select-only and TPC-B-like, at each client count against one\nPostgreSQL database along every path a team might choose, and prints TPS,\naverage latency and each path's share of the direct and pgbouncer figures:\n\n  direct     straight to PostgreSQL\n  pgbouncer  through Debian's pgbouncer in session pooling (the cost of a bare hop)\n  pgaudit    direct, with pgaudit.log = 'all' (needs pgaudit in the server's\n             shared_preload_libraries; skipped otherwise)\n  proxy      through the auditledger proxy, the ledger writer sealing what it\n             records, on an embedded NATS — once per JetStream fsync setting\n             and durability mode\n\nEverything runs on this machine's cores. pgbench (and pgbouncer for its\nrow) must be on PATH; the database is initialised with pgbench -i first.", stderr)
+		"Runs pgbench, select-only and TPC-B-like, at each client count against one\nPostgreSQL database along every path a team might choose, and prints TPS,\naverage latency and each path's share of the direct and pgbouncer figures:\n\n  direct     straight to PostgreSQL\n  pgbouncer  through Debian's pgbouncer in session pooling (the cost of a bare hop)\n  pgaudit    direct, with pgaudit.log = 'all' (needs pgaudit in the server's\n             shared_preload_libraries; skipped otherwise)\n  relay      through the auditledger proxy with every event built and encoded,\n             then discarded: what the relay costs without storing anything,\n             a floor for the proxy rows (never a way to run the proxy)\n  proxy      through the auditledger proxy, the ledger writer sealing what it\n             records, on an embedded NATS — once per JetStream fsync setting\n             and durability mode\n\nEverything runs on this machine's cores. pgbench (and pgbouncer for its\nrow) must be on PATH; the database is initialised with pgbench -i first.", stderr)
 	upstream := fs.String("upstream", "", "postgres:// URL of a database to benchmark, as a superuser for the pgaudit row (it is overwritten by pgbench -i)")
 	clientsArg := fs.String("clients", "4,16", "comma-separated client counts")
 	duration := fs.Duration("duration", 10*time.Second, "length of each pgbench run")
 	scale := fs.Int("scale", 10, "pgbench scale factor")
 	syncArg := fs.String("sync", "interval,always", "JetStream fsync settings to run the proxy with: interval, always")
 	durArg := fs.String("durability", "before-response,before-forward", "proxy durability modes to run: before-response, before-forward")
-	pathsArg := fs.String("paths", "direct,pgbouncer,pgaudit,proxy", "paths to measure")
+	pathsArg := fs.String("paths", "direct,pgbouncer,pgaudit,relay,proxy", "paths to measure")
 	policyFile := fs.String("policy", "", "run the proxy with this policy (docs/POLICY.md): the cost of parsing and classifying every statement")
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy, NATS and the writer (this process) to FILE")
@@ -77,8 +78,8 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	paths := map[string]bool{}
 	for _, p := range strings.Split(*pathsArg, ",") {
-		if p != "direct" && p != "pgbouncer" && p != "pgaudit" && p != "proxy" {
-			return fmt.Errorf("bench proxy: --paths: %q unknown (direct, pgbouncer, pgaudit, proxy)", p)
+		if p != "direct" && p != "pgbouncer" && p != "pgaudit" && p != "relay" && p != "proxy" {
+			return fmt.Errorf("bench proxy: --paths: %q unknown (direct, pgbouncer, pgaudit, relay, proxy)", p)
 		}
 		paths[p] = true
 	}
@@ -126,6 +127,18 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 				return execSQL(ctx, *upstream, fmt.Sprintf(`ALTER DATABASE %s RESET pgaudit.log`, pgx.Identifier{db}.Sanitize()))
 			}
 		}
+		all = append(all, p)
+	}
+	if paths["relay"] {
+		// Before-response forwards at once and releases the result when
+		// the record is stored, which a discarding recorder reports at once.
+		p := &benchPath{name: "relay only, events discarded", cpu: selfCPU, relay: true}
+		url, stopRelay, err := startBenchProxy(ctx, discardRecorder{}, pol, *upstream, pgproxy.BeforeResponse)
+		if err != nil {
+			return err
+		}
+		defer stopRelay()
+		p.url = url
 		all = append(all, p)
 	}
 	proxies := map[string][]*benchPath{} // by fsync setting
@@ -279,15 +292,24 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 // time over the machine's CPU per transaction, so reaching a share s of
 // pgbouncer's TPS needs the whole machine (pgbench, PostgreSQL, the hop,
 // NATS and the writer) at no more than pgbouncer's machine CPU/tx ÷ s.
+// With a relay row it also splits each proxy row's cost: the relay's own
+// machine CPU/tx is the floor, and what the proxy row spends above it is
+// the audit path (storing, fsyncs, the writer, and the slower round trip
+// PostgreSQL and pgbench see), per event recorded.
 func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPath, result func(c, script string, p *benchPath) (pgbenchResult, bool)) {
 	perTx := func(r pgbenchResult) float64 { return float64(r.machine.Microseconds()) / (r.tps * d.Seconds()) }
 	header := false
 	for _, c := range clients {
 		for _, script := range []string{"select-only", "tpcb-like"} {
-			var bouncer pgbenchResult
+			var bouncer, relay pgbenchResult
 			for _, p := range all {
-				if r, ok := result(c, script, p); ok && strings.HasPrefix(p.name, "pgbouncer") {
+				r, ok := result(c, script, p)
+				switch {
+				case !ok:
+				case strings.HasPrefix(p.name, "pgbouncer"):
 					bouncer = r
+				case p.relay:
+					relay = r
 				}
 			}
 			if bouncer.machine == 0 || bouncer.tps == 0 {
@@ -295,7 +317,7 @@ func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPat
 			}
 			for _, p := range all {
 				r, ok := result(c, script, p)
-				if !ok || !p.proxy || r.machine == 0 {
+				if !ok || !p.proxy && !p.relay || r.machine == 0 {
 					continue
 				}
 				if !header {
@@ -304,6 +326,12 @@ func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPat
 				}
 				fmt.Fprintf(w, "  %-3s %-11s %-40s machine %4.0f µs/tx; 80%% of pgbouncer needs ≤ %4.0f, 50%% ≤ %4.0f; the cores allow at most %3.0f%% at this cost\n",
 					c, script, p.name, perTx(r), perTx(bouncer)/0.8, perTx(bouncer)/0.5, 100*perTx(bouncer)/perTx(r))
+				if p.proxy && relay.machine > 0 && r.events > 0 {
+					evPerTx := float64(r.events) / (r.tps * d.Seconds())
+					audit := perTx(r) - perTx(relay)
+					fmt.Fprintf(w, "  %-3s %-11s %-40s audit path %4.0f µs/tx over the relay = %4.1f µs per event (%.1f events/tx); for 50%% it may cost %4.0f µs/tx = %4.1f µs per event\n",
+						"", "", "", audit, audit/evPerTx, evPerTx, perTx(bouncer)/0.5-perTx(relay), (perTx(bouncer)/0.5-perTx(relay))/evPerTx)
+				}
 			}
 		}
 	}
@@ -363,7 +391,7 @@ func withBenchLedger(ctx context.Context, dir string, syncAlways bool, sign stri
 
 // startBenchProxy serves the PostgreSQL proxy on a loopback port and
 // returns the URL pgbench connects with.
-func startBenchProxy(ctx context.Context, em *emitter.Emitter, pol *pgproxy.Policy, upstream string, d pgproxy.Durability) (string, func(), error) {
+func startBenchProxy(ctx context.Context, em pgproxy.Recorder, pol *pgproxy.Policy, upstream string, d pgproxy.Durability) (string, func(), error) {
 	var pw [8]byte
 	rand.Read(pw[:])
 	secret := hex.EncodeToString(pw[:])
@@ -380,6 +408,27 @@ func startBenchProxy(ctx context.Context, em *emitter.Emitter, pol *pgproxy.Poli
 	go p.Serve(pctx, ln)
 	u, _ := url.Parse(upstream)
 	return fmt.Sprintf("postgres://bench:%s@%s/%s?sslmode=disable", secret, ln.Addr(), strings.TrimPrefix(u.Path, "/")), stop, nil
+}
+
+// discardRecorder encodes each event as the emitter would, then drops it
+// and reports it stored: the relay path of bench proxy, which measures
+// what the proxy costs before anything is stored.
+type discardRecorder struct{}
+
+func (discardRecorder) Emit(_ context.Context, ev *events.Event) (emitter.Result, error) {
+	if _, err := ev.Marshal(); err != nil {
+		return emitter.Result{}, err
+	}
+	return emitter.Result{ID: ev.ID}, nil
+}
+
+func (d discardRecorder) EmitAsync(ctx context.Context, ev *events.Event, done func(emitter.Result)) error {
+	r, err := d.Emit(ctx, ev)
+	if err != nil {
+		return err
+	}
+	done(r)
+	return nil
 }
 
 // startPgbouncer runs pgbouncer in session pooling in front of upstream
@@ -495,6 +544,7 @@ func execSQL(ctx context.Context, dsn, sql string) error {
 type benchPath struct {
 	name, url, skipped string
 	proxy              bool         // run per fsync setting, below
+	relay              bool         // the proxy storing nothing: the floor of the proxy rows
 	before, after      func() error // around each run (pgaudit on, off)
 	// cpu, if set, reads the CPU time the hop has used so far: the
 	// CPU it spends per transaction is what it costs.

@@ -47,6 +47,15 @@ const (
 	BeforeResponse Durability = "before-response"
 )
 
+// Recorder stores the proxy's events: an *emitter.Emitter. It is an
+// interface so that `auditledger bench proxy` can measure the relay alone,
+// with every event built and encoded but then discarded — a floor for the
+// benchmark, never a way to run the proxy.
+type Recorder interface {
+	Emit(ctx context.Context, ev *events.Event) (emitter.Result, error)
+	EmitAsync(ctx context.Context, ev *events.Event, done func(emitter.Result)) error
+}
+
 // Config configures a Proxy.
 type Config struct {
 	// Metrics, if set, counts what the proxy records and how long each
@@ -59,11 +68,11 @@ type Config struct {
 	// Auth verifies what the client sends as its password: an OIDC token
 	// (identity.OIDC) or, in development, a static password. Required.
 	Auth     identity.Authenticator
-	Emitter  *emitter.Emitter // required
-	Tenant   string           // required, as in events
-	Instance string           // this proxy's name in events; empty means "pgproxy"
-	Target   string           // the target's name in events
-	Policy   *Policy          // nil: record only, mask and block nothing
+	Emitter  Recorder // required: an *emitter.Emitter
+	Tenant   string   // required, as in events
+	Instance string   // this proxy's name in events; empty means "pgproxy"
+	Target   string   // the target's name in events
+	Policy   *Policy  // nil: record only, mask and block nothing
 	// Approvals holds statements that match the policy's approval rules
 	// until an approver decides. Required when the policy has such rules.
 	Approvals *approvals.Broker
