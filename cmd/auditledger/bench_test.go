@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -24,9 +25,16 @@ func TestBenchProxyRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"select-only", "tpcb-like", "%"} {
+	for _, want := range []string{"select-only", "tpcb-like", "%", "relay only, events discarded", "audit path", "record stored p50/p99"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	// Every proxy row times its statements' records.
+	stored := regexp.MustCompile(`\d+\.\d\d/\d+\.\d\d ms`)
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.Contains(line, "proxy, fsync") && strings.Contains(line, "%") && !strings.Contains(line, "machine") && !stored.MatchString(line) {
+			t.Fatalf("proxy row without record stored latency: %q\n%s", line, out.String())
 		}
 	}
 	t.Log(out.String())
