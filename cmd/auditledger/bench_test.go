@@ -25,7 +25,7 @@ func TestBenchProxyRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"select-only", "tpcb-like", "%", "relay only, events discarded", "audit path", "record stored p50/p99"} {
+	for _, want := range []string{"select-only", "tpcb-like", "%", "Go TCP relay, bytes copied", "relay only, events discarded", "audit path", "record stored p50/p99"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, out.String())
 		}

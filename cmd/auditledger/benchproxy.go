@@ -34,14 +34,14 @@ import (
 
 func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("bench proxy --upstream URL [--clients 4,16] [--duration 10s] [--scale 10] [--sync always,interval] [--durability before-response,before-forward]",
-		"Runs pgbench, select-only and TPC-B-like, at each client count against one\nPostgreSQL database along every path a team might choose, and prints TPS,\naverage latency and each path's share of the direct and pgbouncer figures:\n\n  direct     straight to PostgreSQL\n  pgbouncer  through Debian's pgbouncer in session pooling (the cost of a bare hop)\n  pgaudit    direct, with pgaudit.log = 'all' (needs pgaudit in the server's\n             shared_preload_libraries; skipped otherwise)\n  relay      through the auditledger proxy with every event built and encoded,\n             then discarded: what the relay costs without storing anything,\n             a floor for the proxy rows (never a way to run the proxy)\n  proxy      through the auditledger proxy, the ledger writer sealing what it\n             records, on an embedded NATS — once per JetStream fsync setting\n             and durability mode\n\nEverything runs on this machine's cores. pgbench (and pgbouncer for its\nrow) must be on PATH; the database is initialised with pgbench -i first.", stderr)
+		"Runs pgbench, select-only and TPC-B-like, at each client count against one\nPostgreSQL database along every path a team might choose, and prints TPS,\naverage latency and each path's share of the direct and pgbouncer figures:\n\n  direct     straight to PostgreSQL\n  pgbouncer  through Debian's pgbouncer in session pooling (the cost of a bare hop)\n  pgaudit    direct, with pgaudit.log = 'all' (needs pgaudit in the server's\n             shared_preload_libraries; skipped otherwise)\n  copy       through a bare Go TCP relay (io.Copy both ways, no protocol):\n             what any hop written in Go costs on these cores\n  relay      through the auditledger proxy with every event built and encoded,\n             then discarded: what the relay costs without storing anything,\n             a floor for the proxy rows (never a way to run the proxy)\n  proxy      through the auditledger proxy, the ledger writer sealing what it\n             records, on an embedded NATS — once per JetStream fsync setting\n             and durability mode\n\nEverything runs on this machine's cores. pgbench (and pgbouncer for its\nrow) must be on PATH; the database is initialised with pgbench -i first.", stderr)
 	upstream := fs.String("upstream", "", "postgres:// URL of a database to benchmark, as a superuser for the pgaudit row (it is overwritten by pgbench -i)")
 	clientsArg := fs.String("clients", "4,16", "comma-separated client counts")
 	duration := fs.Duration("duration", 10*time.Second, "length of each pgbench run")
 	scale := fs.Int("scale", 10, "pgbench scale factor")
 	syncArg := fs.String("sync", "interval,always", "JetStream fsync settings to run the proxy with: interval, always")
 	durArg := fs.String("durability", "before-response,before-forward", "proxy durability modes to run: before-response, before-forward")
-	pathsArg := fs.String("paths", "direct,pgbouncer,pgaudit,relay,proxy", "paths to measure")
+	pathsArg := fs.String("paths", "direct,pgbouncer,pgaudit,copy,relay,proxy", "paths to measure")
 	policyFile := fs.String("policy", "", "run the proxy with this policy (docs/POLICY.md): the cost of parsing and classifying every statement")
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy, NATS and the writer (this process) to FILE")
@@ -80,8 +80,8 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	paths := map[string]bool{}
 	for _, p := range strings.Split(*pathsArg, ",") {
-		if p != "direct" && p != "pgbouncer" && p != "pgaudit" && p != "relay" && p != "proxy" {
-			return fmt.Errorf("bench proxy: --paths: %q unknown (direct, pgbouncer, pgaudit, relay, proxy)", p)
+		if p != "direct" && p != "pgbouncer" && p != "pgaudit" && p != "copy" && p != "relay" && p != "proxy" {
+			return fmt.Errorf("bench proxy: --paths: %q unknown (direct, pgbouncer, pgaudit, copy, relay, proxy)", p)
 		}
 		paths[p] = true
 	}
@@ -128,6 +128,13 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 			p.after = func() error {
 				return execSQL(ctx, *upstream, fmt.Sprintf(`ALTER DATABASE %s RESET pgaudit.log`, pgx.Identifier{db}.Sanitize()))
 			}
+		}
+		all = append(all, p)
+	}
+	if paths["copy"] {
+		p := &benchPath{name: "Go TCP relay, bytes copied", cpu: selfCPU}
+		if p.url, err = startCopyRelay(ctx, u); err != nil {
+			return err
 		}
 		all = append(all, p)
 	}
@@ -433,6 +440,45 @@ func startBenchProxy(ctx context.Context, em pgproxy.Recorder, pol *pgproxy.Poli
 	go p.Serve(pctx, ln)
 	u, _ := url.Parse(upstream)
 	return fmt.Sprintf("postgres://bench:%s@%s/%s?sslmode=disable", secret, ln.Addr(), strings.TrimPrefix(u.Path, "/")), stop, nil
+}
+
+// startCopyRelay serves a relay that copies bytes both ways between each
+// client and a connection of its own to upstream, understanding nothing:
+// the least any hop written in Go can cost. It stops with ctx.
+func startCopyRelay(ctx context.Context, upstream *url.URL) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	context.AfterFunc(ctx, func() { ln.Close() })
+	target := upstream.Host
+	if upstream.Port() == "" {
+		target = net.JoinHostPort(upstream.Hostname(), "5432")
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() {
+					io.Copy(up, c)
+					up.Close()
+				}()
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	v := *upstream
+	v.Host = ln.Addr().String()
+	return v.String(), nil
 }
 
 // discardRecorder encodes each event as the emitter would, then drops it
