@@ -292,7 +292,7 @@ func (ev *Event) Marshal() ([]byte, error) {
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(ev)
+	b, err := ev.appendJSON(make([]byte, 0, ev.sizeHint()))
 	if err != nil {
 		return nil, fmt.Errorf("events: marshal: %w", err)
 	}
