@@ -81,11 +81,7 @@ func TestEncoderMatchesJSON(t *testing.T) {
 // FuzzEncoder: for every event Parse accepts, appendJSON writes what
 // json.Marshal writes.
 func FuzzEncoder(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "*", "*.json"))
-	for _, p := range files {
-		b, _ := os.ReadFile(p)
-		f.Add(b)
-	}
+	addCorpus(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ev, err := Parse(b)
 		if err != nil {

@@ -7,16 +7,27 @@ import (
 	"testing"
 )
 
-// FuzzParse: Parse never panics, and whatever it accepts survives
-// Marshal and Parse again unchanged.
-func FuzzParse(f *testing.F) {
+// addCorpus seeds f with every valid and invalid example event.
+func addCorpus(f *testing.F) {
 	for _, dir := range []string{"valid", "invalid"} {
 		files, _ := filepath.Glob(filepath.Join("testdata", dir, "*.json"))
+		if len(files) == 0 {
+			f.Fatalf("no example events in testdata/%s", dir)
+		}
 		for _, p := range files {
-			b, _ := os.ReadFile(p)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				f.Fatal(err)
+			}
 			f.Add(b)
 		}
 	}
+}
+
+// FuzzParse: Parse never panics, and whatever it accepts survives
+// Marshal and Parse again unchanged.
+func FuzzParse(f *testing.F) {
+	addCorpus(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ev, err := Parse(b)
 		if err != nil {

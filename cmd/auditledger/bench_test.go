@@ -67,3 +67,20 @@ func TestBenchBusRuns(t *testing.T) {
 		t.Fatalf("acknowledgements:\n%s", out.String())
 	}
 }
+
+// TestBenchForwardRuns drains a small backlog through every forwarder to
+// the benchmark's own receivers, then a second of live load; each must
+// report both phases.
+func TestBenchForwardRuns(t *testing.T) {
+	var out bytes.Buffer
+	if err := benchForward(context.Background(), []string{"--n", "2000", "--rate", "500", "--seconds", "1"}, nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, fw := range []string{"syslog", "hec", "webhook"} {
+		for _, phase := range []string{"backlog", "live"} {
+			if !regexp.MustCompile(fw + `\s+\S+\s+` + phase + `\s+\d+ events/s`).MatchString(out.String()) {
+				t.Fatalf("no %s %s figure:\n%s", fw, phase, out.String())
+			}
+		}
+	}
+}

@@ -243,36 +243,27 @@ func benchDestination(name, dir string, rcv *benchReceiver) (siem.Destination, f
 			return nil, nil, err
 		}
 		index := regexp.MustCompile(`index="(\d+)"`)
-		go func() {
+		go serveEach(ln, func(c net.Conn) {
+			r := bufio.NewReaderSize(c, 256<<10)
 			for {
-				c, err := ln.Accept()
+				lenText, err := r.ReadString(' ')
 				if err != nil {
 					return
 				}
-				go func() {
-					defer c.Close()
-					r := bufio.NewReaderSize(c, 256<<10)
-					for {
-						lenText, err := r.ReadString(' ')
-						if err != nil {
-							return
-						}
-						size, err := strconv.Atoi(strings.TrimSpace(lenText))
-						if err != nil {
-							return
-						}
-						msg := make([]byte, size)
-						if _, err := io.ReadFull(r, msg); err != nil {
-							return
-						}
-						if m := index.FindSubmatch(msg[:min(len(msg), 200)]); m != nil {
-							i, _ := strconv.ParseUint(string(m[1]), 10, 64)
-							rcv.received(i)
-						}
-					}
-				}()
+				size, err := strconv.Atoi(strings.TrimSpace(lenText))
+				if err != nil {
+					return
+				}
+				msg := make([]byte, size)
+				if _, err := io.ReadFull(r, msg); err != nil {
+					return
+				}
+				if m := index.FindSubmatch(msg[:min(len(msg), 200)]); m != nil {
+					i, _ := strconv.ParseUint(string(m[1]), 10, 64)
+					rcv.received(i)
+				}
 			}
-		}()
+		})
 		return &siem.Syslog{Addr: ln.Addr().String(), TLS: &tls.Config{RootCAs: pool}}, func() { ln.Close() }, nil
 	case "hec", "webhook":
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -455,30 +455,36 @@ func startCopyRelay(ctx context.Context, upstream *url.URL) (string, error) {
 	if upstream.Port() == "" {
 		target = net.JoinHostPort(upstream.Hostname(), "5432")
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go func() {
-					io.Copy(up, c)
-					up.Close()
-				}()
-				io.Copy(c, up)
-			}()
+	go serveEach(ln, func(c net.Conn) {
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			return
 		}
-	}()
+		defer up.Close()
+		go func() {
+			io.Copy(up, c)
+			up.Close()
+		}()
+		io.Copy(c, up)
+	})
 	v := *upstream
 	v.Host = ln.Addr().String()
 	return v.String(), nil
+}
+
+// serveEach runs handle on each connection ln accepts, each in its own
+// goroutine, and closes the connection after; it returns when ln closes.
+func serveEach(ln net.Listener, handle func(net.Conn)) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			handle(c)
+		}()
+	}
 }
 
 // discardRecorder encodes each event as the emitter would, then drops it
