@@ -45,6 +45,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	policyFile := fs.String("policy", "", "run the proxy with this policy (docs/POLICY.md): the cost of parsing and classifying every statement")
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy, NATS and the writer (this process) to FILE")
+	writer := fs.Bool("writer", true, "run the ledger writer in this process, sealing what the proxy records; false measures the proxy with the writer on another node (events are stored on the bus, not sealed here)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -167,7 +168,11 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		}
 	}
 
-	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, producer signatures %s, policy %q, bus authentication on, ledger writer running\n", *duration, *scale, *sign, *policyFile)
+	where := "running in this process"
+	if !*writer {
+		where = "not running (on another node: events are stored on the bus, not sealed here)"
+	}
+	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, producer signatures %s, policy %q, bus authentication on, ledger writer %s\n", *duration, *scale, *sign, *policyFile, where)
 	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
 	results := map[string]map[*benchPath]pgbenchResult{} // by clients/script
 	key := func(c, script string) string { return c + "/" + script }
@@ -235,7 +240,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		if len(proxies[s]) == 0 {
 			continue
 		}
-		err := withBenchLedger(ctx, filepath.Join(dir, "fsync-"+s), s == "always", *sign, func(em *emitter.Emitter) error {
+		err := withBenchLedger(ctx, filepath.Join(dir, "fsync-"+s), s == "always", *writer, *sign, func(em *emitter.Emitter) error {
 			for i, d := range durabilities {
 				proxies[s][i].stored = func() (uint64, uint64) {
 					st := &em.Stats
@@ -369,10 +374,10 @@ func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPat
 	}
 }
 
-// withBenchLedger runs an embedded NATS (fsync always or interval), the
-// ledger writer on a local store, and an emitter with the proxy's bus
-// role, for the length of fn.
-func withBenchLedger(ctx context.Context, dir string, syncAlways bool, sign string, fn func(*emitter.Emitter) error) error {
+// withBenchLedger runs an embedded NATS (fsync always or interval), with
+// writer the ledger writer on a local store, and an emitter with the
+// proxy's bus role, for the length of fn.
+func withBenchLedger(ctx context.Context, dir string, syncAlways, writer bool, sign string, fn func(*emitter.Emitter) error) error {
 	ns, dial, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
 	if err != nil {
 		return err
@@ -392,13 +397,15 @@ func withBenchLedger(ctx context.Context, dir string, syncAlways bool, sign stri
 	}
 	skey, _, _ := ledger.GenerateKey(nil, "bench.auditledger.local/log")
 	signer, _ := ledger.NewNoteSigner(skey)
-	wctx, stopWriter := context.WithCancel(ctx)
-	written := make(chan error, 1)
-	go func() {
-		written <- service.Run(wctx, service.Config{JetStream: ledgerJS, Store: store, Signer: signer,
-			IndexDir: filepath.Join(dir, "index"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	}()
-	defer func() { stopWriter(); <-written }()
+	if writer {
+		wctx, stopWriter := context.WithCancel(ctx)
+		written := make(chan error, 1)
+		go func() {
+			written <- service.Run(wctx, service.Config{JetStream: ledgerJS, Store: store, Signer: signer,
+				IndexDir: filepath.Join(dir, "index"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		}()
+		defer func() { stopWriter(); <-written }()
+	}
 
 	_, js, err := dial.connect(bus.Proxy)
 	if err != nil {
