@@ -38,6 +38,17 @@ func TestBenchProxyRuns(t *testing.T) {
 		}
 	}
 	t.Log(out.String())
+
+	// With the writer elsewhere, the proxy rows still store every record.
+	out.Reset()
+	err = benchProxy(context.Background(), []string{"--upstream", pg.DSN(pg.NewDatabase(t)), "--clients", "2", "--duration", "1s", "--scale", "1",
+		"--paths", "proxy", "--sync", "interval", "--durability", "before-response", "--writer=false"}, nil, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "ledger writer not running") || !stored.MatchString(out.String()) {
+		t.Fatalf("--writer=false:\n%s", out.String())
+	}
 }
 
 // TestBenchLedgerRuns runs the ledger benchmark on a small log.
