@@ -40,13 +40,16 @@ func TestBenchProxyRuns(t *testing.T) {
 	t.Log(out.String())
 
 	// With the writer elsewhere, the proxy rows still store every record.
+	// Two runs per row.
 	out.Reset()
 	err = benchProxy(context.Background(), []string{"--upstream", pg.DSN(pg.NewDatabase(t)), "--clients", "2", "--duration", "1s", "--scale", "1",
-		"--paths", "proxy", "--sync", "interval", "--durability", "before-response", "--writer=false"}, nil, &out, io.Discard)
+		"--paths", "proxy", "--sync", "interval", "--durability", "before-response", "--writer=false", "--runs", "2"}, nil, &out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "ledger writer not running") || !stored.MatchString(out.String()) {
+	// --runs 2: each row is one of two runs, with their range.
+	if !strings.Contains(out.String(), "ledger writer not running") || !stored.MatchString(out.String()) ||
+		!strings.Contains(out.String(), "TPS of 2 runs") || !regexp.MustCompile(`ms  \d+–\d+\n`).MatchString(out.String()) {
 		t.Fatalf("--writer=false:\n%s", out.String())
 	}
 }

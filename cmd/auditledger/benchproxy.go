@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -33,7 +34,7 @@ import (
 )
 
 func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("bench proxy --upstream URL [--clients 4,16] [--duration 10s] [--scale 10] [--sync always,interval] [--durability before-response,before-forward]",
+	fs := newFlags("bench proxy --upstream URL [--clients 4,16] [--duration 10s] [--runs N] [--scale 10] [--sync always,interval] [--durability before-response,before-forward] [--writer=false]",
 		"Runs pgbench, select-only and TPC-B-like, at each client count against one\nPostgreSQL database along every path a team might choose, and prints TPS,\naverage latency and each path's share of the direct and pgbouncer figures:\n\n  direct     straight to PostgreSQL\n  pgbouncer  through Debian's pgbouncer in session pooling (the cost of a bare hop)\n  pgaudit    direct, with pgaudit.log = 'all' (needs pgaudit in the server's\n             shared_preload_libraries; skipped otherwise)\n  copy       through a bare Go TCP relay (io.Copy both ways, no protocol):\n             what any hop written in Go costs on these cores\n  relay      through the auditledger proxy with every event built and encoded,\n             then discarded: what the relay costs without storing anything,\n             a floor for the proxy rows (never a way to run the proxy)\n  proxy      through the auditledger proxy, the ledger writer sealing what it\n             records, on an embedded NATS — once per JetStream fsync setting\n             and durability mode\n\nEverything runs on this machine's cores. pgbench (and pgbouncer for its\nrow) must be on PATH; the database is initialised with pgbench -i first.", stderr)
 	upstream := fs.String("upstream", "", "postgres:// URL of a database to benchmark, as a superuser for the pgaudit row (it is overwritten by pgbench -i)")
 	clientsArg := fs.String("clients", "4,16", "comma-separated client counts")
@@ -45,6 +46,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	policyFile := fs.String("policy", "", "run the proxy with this policy (docs/POLICY.md): the cost of parsing and classifying every statement")
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy, NATS and the writer (this process) to FILE")
+	runs := fs.Int("runs", 1, "pgbench runs per path, client count and script; with more than one, each row is the run of median TPS and shows the range")
 	writer := fs.Bool("writer", true, "run the ledger writer in this process, sealing what the proxy records; false measures the proxy with the writer on another node (events are stored on the bus, not sealed here)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -85,6 +87,9 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 			return fmt.Errorf("bench proxy: --paths: %q unknown (direct, pgbouncer, pgaudit, copy, relay, proxy)", p)
 		}
 		paths[p] = true
+	}
+	if *runs < 1 {
+		return fmt.Errorf("bench proxy: --runs %d, want 1 or more", *runs)
 	}
 	if *sign != "none" && *sign != "attest" && *sign != "each" {
 		return fmt.Errorf("bench proxy: --producer-sig %q, want none, attest or each", *sign)
@@ -176,50 +181,64 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
 	results := map[string]map[*benchPath]pgbenchResult{} // by clients/script
 	key := func(c, script string) string { return c + "/" + script }
+	// measure runs pgbench once on p and reads what the run cost.
+	measure := func(p *benchPath, c, script string) (pgbenchResult, error) {
+		if p.before != nil {
+			if err := p.before(); err != nil {
+				return pgbenchResult{}, err
+			}
+		}
+		var cpu0 time.Duration
+		if p.cpu != nil {
+			cpu0 = p.cpu()
+		}
+		var ev0, msg0 uint64
+		if p.stored != nil {
+			ev0, msg0 = p.stored()
+		}
+		if p.waits != nil {
+			p.waits.take()
+		}
+		busy0, idle0 := machineCPU()
+		r, err := pgbench(ctx, []string{"-n", "-T", strconv.Itoa(int(duration.Seconds())), "-c", c, "-j", "2", "-b", script, p.url})
+		busy1, idle1 := machineCPU()
+		r.machine, r.idle = busy1-busy0, idle1-idle0
+		if p.cpu != nil && err == nil {
+			r.cpu = p.cpu() - cpu0
+		}
+		if p.stored != nil {
+			ev1, msg1 := p.stored()
+			r.events, r.messages = ev1-ev0, msg1-msg0
+		}
+		if p.waits != nil {
+			r.waits = p.waits.take()
+		}
+		if p.after != nil {
+			if aerr := p.after(); aerr != nil && err == nil {
+				err = aerr
+			}
+		}
+		return r, err
+	}
+	// run measures p --runs times per client count and script and keeps
+	// the run of median TPS, with the lowest and highest TPS seen.
 	run := func(p *benchPath) error {
 		if p.skipped != "" {
 			return nil
 		}
 		for _, c := range clients {
 			for _, script := range []string{"select-only", "tpcb-like"} {
-				if p.before != nil {
-					if err := p.before(); err != nil {
+				var rs []pgbenchResult
+				for range *runs {
+					r, err := measure(p, c, script)
+					if err != nil {
 						return fmt.Errorf("bench proxy: %s: %w", p.name, err)
 					}
+					rs = append(rs, r)
 				}
-				var cpu0 time.Duration
-				if p.cpu != nil {
-					cpu0 = p.cpu()
-				}
-				var ev0, msg0 uint64
-				if p.stored != nil {
-					ev0, msg0 = p.stored()
-				}
-				if p.waits != nil {
-					p.waits.take()
-				}
-				busy0, idle0 := machineCPU()
-				r, err := pgbench(ctx, []string{"-n", "-T", strconv.Itoa(int(duration.Seconds())), "-c", c, "-j", "2", "-b", script, p.url})
-				busy1, idle1 := machineCPU()
-				r.machine, r.idle = busy1-busy0, idle1-idle0
-				if p.cpu != nil && err == nil {
-					r.cpu = p.cpu() - cpu0
-				}
-				if p.stored != nil {
-					ev1, msg1 := p.stored()
-					r.events, r.messages = ev1-ev0, msg1-msg0
-				}
-				if p.waits != nil {
-					r.waits = p.waits.take()
-				}
-				if p.after != nil {
-					if aerr := p.after(); aerr != nil && err == nil {
-						err = aerr
-					}
-				}
-				if err != nil {
-					return fmt.Errorf("bench proxy: %s: %w", p.name, err)
-				}
+				slices.SortFunc(rs, func(a, b pgbenchResult) int { return cmp.Compare(a.tps, b.tps) })
+				r := rs[len(rs)/2]
+				r.lo, r.hi = rs[0].tps, rs[len(rs)-1].tps
 				if results[key(c, script)] == nil {
 					results[key(c, script)] = map[*benchPath]pgbenchResult{}
 				}
@@ -267,7 +286,11 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		}
 	}
 
-	fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9s %11s %9s %12s %12s %14s %5s %10s %19s\n", "clients", "script", "path", "TPS", "latency", "of direct", "of pgbouncer", "hop CPU/tx", "machine CPU/tx", "idle", "events/msg", "record stored p50/p99")
+	spreadHeader := ""
+	if *runs > 1 {
+		spreadHeader = fmt.Sprintf("  TPS of %d runs", *runs)
+	}
+	fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9s %11s %9s %12s %12s %14s %5s %10s %19s%s\n", "clients", "script", "path", "TPS", "latency", "of direct", "of pgbouncer", "hop CPU/tx", "machine CPU/tx", "idle", "events/msg", "record stored p50/p99", spreadHeader)
 	for _, c := range clients {
 		for _, script := range []string{"select-only", "tpcb-like"} {
 			rs := results[key(c, script)]
@@ -308,7 +331,11 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 					ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 					waited = fmt.Sprintf("%.2f/%.2f ms", ms(r.waits[n/2]), ms(r.waits[n*99/100]))
 				}
-				fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9.0f %11s %9s %12s %12s %14s %5s %10s %19s\n", c, script, p.name, r.tps, r.latency, share(direct), share(bouncer), perTx, machine, idle, group, waited)
+				spread := ""
+				if *runs > 1 {
+					spread = fmt.Sprintf("  %.0f–%.0f", r.lo, r.hi)
+				}
+				fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9.0f %11s %9s %12s %12s %14s %5s %10s %19s%s\n", c, script, p.name, r.tps, r.latency, share(direct), share(bouncer), perTx, machine, idle, group, waited, spread)
 			}
 		}
 	}
@@ -689,6 +716,7 @@ type benchPath struct {
 
 type pgbenchResult struct {
 	tps     float64
+	lo, hi  float64 // lowest and highest TPS of the runs (--runs)
 	latency string
 	waits   []time.Duration // command.executed records, emit → stored, sorted
 	cpu     time.Duration   // CPU the hop used during the run, if measured
