@@ -104,6 +104,9 @@ type Proxy struct {
 
 // New checks cfg.
 func New(cfg Config) (*Proxy, error) {
+	if em, ok := cfg.Emitter.(*emitter.Emitter); ok && em == nil {
+		cfg.Emitter = nil // a nil *Emitter in the interface is no emitter
+	}
 	if cfg.Auth == nil || cfg.Emitter == nil || cfg.Tenant == "" {
 		return nil, errors.New("pgproxy: Auth, Emitter and Tenant are required")
 	}

@@ -589,3 +589,15 @@ func TestProtocolRecordsWhatRuns(t *testing.T) {
 		t.Fatalf("s1's Execute recorded as SELECT 'first': %v; %d refusals recorded, want 2", firstRecorded, blocked)
 	}
 }
+
+// TestNewRefusesNoEmitter: a proxy that could record nothing does not
+// start, whether the emitter is missing or a nil *emitter.Emitter.
+func TestNewRefusesNoEmitter(t *testing.T) {
+	var nilEmitter *emitter.Emitter
+	for _, em := range []pgproxy.Recorder{nil, nilEmitter} {
+		_, err := pgproxy.New(pgproxy.Config{Upstream: "postgres://u@127.0.0.1:5432/db", Auth: identity.StaticUsers{"a": "b"}, Emitter: em, Tenant: "t"})
+		if err == nil || !strings.Contains(err.Error(), "Emitter") {
+			t.Fatalf("emitter %#v: err %v, want one naming the Emitter", em, err)
+		}
+	}
+}
