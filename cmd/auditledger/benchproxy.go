@@ -139,7 +139,9 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	if paths["copy"] {
 		p := &benchPath{name: "Go TCP relay, bytes copied", cpu: selfCPU}
-		if p.url, err = startCopyRelay(ctx, u); err != nil {
+		cctx, stopCopy := context.WithCancel(ctx)
+		defer stopCopy()
+		if p.url, err = startCopyRelay(cctx, u); err != nil {
 			return err
 		}
 		all = append(all, p)
