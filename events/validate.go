@@ -47,14 +47,17 @@ func Parse(b []byte) (*Event, error) {
 	if len(b) > MaxSize {
 		return nil, &FieldError{Reason: fmt.Sprintf("event is %d bytes, the limit is %d", len(b), MaxSize), Err: ErrTooLarge}
 	}
-	var ev Event
-	if err := json.Unmarshal(b, &ev, json.RejectUnknownMembers(true)); err != nil {
-		return nil, decodeError(err)
+	ev, ok := decodeFast(b)
+	if !ok {
+		ev = new(Event)
+		if err := json.Unmarshal(b, ev, json.RejectUnknownMembers(true)); err != nil {
+			return nil, decodeError(err)
+		}
 	}
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}
-	return &ev, nil
+	return ev, nil
 }
 
 // Validate checks b without keeping the decoded event.

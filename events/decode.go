@@ -1,0 +1,327 @@
+package events
+
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// decodeFast decodes the usual event in one pass over its bytes, at less
+// than half json.Unmarshal's cost: the writer, every producer, verify and
+// the projector decode each event of the log. It takes only the plain
+// form Marshal writes — no whitespace inside the envelope, strings
+// without escapes, integers without fraction or exponent, no nulls, each
+// member known and once. For anything else it returns false and Parse
+// uses json.Unmarshal, which names what is wrong. When it returns true,
+// the event is what json.Unmarshal would have decoded (FuzzDecodeFast and
+// TestDecodeFastMatchesJSON hold it to that).
+func decodeFast(b []byte) (*Event, bool) {
+	s := scanner{b: b}
+	s.space()
+	ev := new(Event)
+	ok := s.object(func(name string) bool {
+		switch name {
+		case "version":
+			n, ok := s.int()
+			ev.Version = int(n)
+			return ok
+		case "id":
+			return s.str(&ev.ID)
+		case "type":
+			var v string
+			ok := s.str(&v)
+			ev.Type = Type(v)
+			return ok
+		case "time":
+			start := s.i
+			if _, ok := s.rawString(); !ok {
+				return false
+			}
+			// v2's own time parsing, so that what it accepts is the same.
+			return json.Unmarshal(b[start:s.i], &ev.Time) == nil
+		case "tenant":
+			return s.str(&ev.Tenant)
+		case "source":
+			return s.object(func(name string) bool {
+				switch name {
+				case "kind":
+					return s.str(&ev.Source.Kind)
+				case "instance":
+					return s.str(&ev.Source.Instance)
+				case "version":
+					return s.str(&ev.Source.Version)
+				}
+				return false
+			})
+		case "actor":
+			a := &ev.Actor
+			return s.object(func(name string) bool {
+				switch name {
+				case "issuer":
+					return s.str(&a.Issuer)
+				case "subject":
+					return s.str(&a.Subject)
+				case "email":
+					return s.str(&a.Email)
+				case "groups":
+					return s.strings(&a.Groups)
+				case "kind":
+					var v string
+					ok := s.str(&v)
+					a.Kind = ActorKind(v)
+					return ok
+				case "dev_identity":
+					return s.bool(&a.DevIdentity)
+				}
+				return false
+			})
+		case "session_id":
+			return s.str(&ev.SessionID)
+		case "session_seq":
+			n, ok := s.uint()
+			ev.SessionSeq = n
+			return ok
+		case "target":
+			t := new(Target)
+			ev.Target = t
+			return s.object(func(name string) bool {
+				switch name {
+				case "kind":
+					return s.str(&t.Kind)
+				case "name":
+					return s.str(&t.Name)
+				case "host":
+					return s.str(&t.Host)
+				case "database":
+					return s.str(&t.Database)
+				}
+				return false
+			})
+		case "payload":
+			v, ok := s.value()
+			// As json.Unmarshal keeps a jsontext.Value: checked (syntax,
+			// UTF-8, unique names), bytes as they came.
+			if !ok || v[0] != '{' || !jsontext.Value(v).IsValid() {
+				return false
+			}
+			ev.Payload = append(jsontext.Value(nil), v...)
+			return true
+		}
+		return false
+	})
+	s.space()
+	if !ok || s.i != len(b) {
+		return nil, false
+	}
+	return ev, true
+}
+
+// space skips JSON whitespace (before and after the event only).
+func (s *scanner) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// scanner reads the plain JSON decodeFast takes; every method reports
+// false at anything else.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) next(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// object reads {"name":value,...}, calling member after each name's colon
+// to read its value; a name seen twice fails.
+func (s *scanner) object(member func(name string) bool) bool {
+	if !s.next('{') {
+		return false
+	}
+	if s.next('}') {
+		return true
+	}
+	var seen [16]string
+	n := 0
+	for {
+		name, ok := s.rawString()
+		if !ok || !s.next(':') {
+			return false
+		}
+		for _, prev := range seen[:n] {
+			if prev == name {
+				return false
+			}
+		}
+		if n == len(seen) {
+			return false
+		}
+		seen[n] = name
+		n++
+		if !member(name) {
+			return false
+		}
+		if s.next('}') {
+			return true
+		}
+		if !s.next(',') {
+			return false
+		}
+	}
+}
+
+// rawString reads a string without escapes or control characters, in
+// valid UTF-8, and returns it without allocating (it aliases the input).
+func (s *scanner) rawString() (string, bool) {
+	if !s.next('"') {
+		return "", false
+	}
+	start := s.i
+	ascii := true
+	for ; s.i < len(s.b); s.i++ {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			v := s.b[start:s.i]
+			s.i++
+			if !ascii && !utf8.Valid(v) {
+				return "", false
+			}
+			return unsafeString(v), true
+		case c == '\\' || c < ' ':
+			return "", false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return "", false
+}
+
+// str reads a string into a copy of its own.
+func (s *scanner) str(out *string) bool {
+	v, ok := s.rawString()
+	if ok {
+		*out = strings.Clone(v)
+	}
+	return ok
+}
+
+func (s *scanner) strings(out *[]string) bool {
+	if !s.next('[') {
+		return false
+	}
+	list := []string{}
+	if !s.next(']') {
+		for {
+			var v string
+			if !s.str(&v) {
+				return false
+			}
+			list = append(list, v)
+			if s.next(']') {
+				break
+			}
+			if !s.next(',') {
+				return false
+			}
+		}
+	}
+	*out = list
+	return true
+}
+
+func (s *scanner) bool(out *bool) bool {
+	switch {
+	case hasPrefix(s.b[s.i:], "true"):
+		s.i += 4
+		*out = true
+	case hasPrefix(s.b[s.i:], "false"):
+		s.i += 5
+		*out = false
+	default:
+		return false
+	}
+	return true
+}
+
+func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
+
+// digits reads -?(0|[1-9][0-9]*).
+func (s *scanner) digits() (string, bool) {
+	start := s.i
+	s.next('-')
+	d := s.i
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+	}
+	if s.i == d || s.b[d] == '0' && s.i-d > 1 {
+		return "", false
+	}
+	if s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		return "", false
+	}
+	return unsafeString(s.b[start:s.i]), true
+}
+
+func (s *scanner) int() (int64, bool) {
+	v, ok := s.digits()
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 0)
+	return n, err == nil
+}
+
+func (s *scanner) uint() (uint64, bool) {
+	v, ok := s.digits()
+	if !ok || v[0] == '-' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	return n, err == nil
+}
+
+// value returns the bytes of the object or array that starts here: its
+// extent only (strings skipped with their escapes); the caller checks it.
+func (s *scanner) value() ([]byte, bool) {
+	start := s.i
+	depth := 0
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				s.i++
+				return s.b[start:s.i], true
+			}
+			if depth < 0 {
+				return nil, false
+			}
+		case '"':
+			for s.i++; s.i < len(s.b) && s.b[s.i] != '"'; s.i++ {
+				if s.b[s.i] == '\\' {
+					s.i++
+				}
+			}
+			if s.i >= len(s.b) {
+				return nil, false
+			}
+		default:
+			if depth == 0 {
+				return nil, false
+			}
+		}
+		s.i++
+	}
+	return nil, false
+}

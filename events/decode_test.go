@@ -1,0 +1,109 @@
+package events
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-json-experiment/json"
+)
+
+// slowParse is what Parse did before decodeFast: json.Unmarshal alone.
+func slowParse(b []byte) (*Event, error) {
+	var ev Event
+	if err := json.Unmarshal(b, &ev, json.RejectUnknownMembers(true)); err != nil {
+		return nil, decodeError(err)
+	}
+	return &ev, nil
+}
+
+// sameAsUnmarshal fails if decodeFast accepts b and decodes anything but
+// what json.Unmarshal decodes; it reports whether decodeFast took b.
+func sameAsUnmarshal(t *testing.T, b []byte) bool {
+	t.Helper()
+	fast, ok := decodeFast(b)
+	if !ok {
+		return false
+	}
+	slow, err := slowParse(b)
+	if err != nil {
+		t.Fatalf("decodeFast accepted what json.Unmarshal refuses (%v):\n%s", err, b)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("decodeFast decoded\n%#v\njson.Unmarshal\n%#v\nfrom %s", fast, slow, b)
+	}
+	return true
+}
+
+// TestDecodeFastMatchesJSON: on the corpus, on 2,000 generated events and
+// on every one-byte change of some of them, decodeFast either declines or
+// decodes exactly what json.Unmarshal does; and it takes what Marshal
+// writes, which is what makes it worth having.
+func TestDecodeFastMatchesJSON(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*", "*.json"))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameAsUnmarshal(t, b)
+		if strings.Contains(p, "valid/full") && !sameAsUnmarshal(t, b) {
+			t.Fatalf("%s: the plain form is not taken", p)
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	texts := []string{"plain", "é ü 日本 🙂", `with "quotes" \ and backslash`, "x", "<&>"}
+	payloads := []string{`{}`, `{"a":1,"b":[1,2,{"c":"d"}]}`, `{ "ws" : [ 1 , 2 ] }`, `{"s":"\u00e9\n\"","n":-1.5e10,"t":true,"z":null}`}
+	pick := func(s []string) string { return s[r.IntN(len(s))] }
+	mutations := 0
+	for i := range 2000 {
+		ev := &Event{Version: Version, ID: "id-" + pick([]string{"a", "b.7"}), Type: Catalog[r.IntN(len(Catalog))], Tenant: "acme",
+			Source: Source{Kind: pick(texts), Instance: pick(texts)}, Actor: Actor{Issuer: pick(texts), Subject: pick(texts), Kind: Machine},
+			Payload: []byte(pick(payloads))}
+		ev.Time = ev.Time.AddDate(2026, 0, r.IntN(365)).Add(timeNanos(r))
+		if i%2 == 0 {
+			ev.Source.Version, ev.Actor.Email, ev.Actor.DevIdentity = pick(texts), pick(texts), true
+			ev.SessionID, ev.SessionSeq = "s-1", r.Uint64N(1<<62)+1
+			ev.Actor.Groups = []string{pick(texts), pick(texts)}
+			ev.Target = &Target{Kind: "postgres", Name: pick(texts), Host: "db:5432", Database: pick(texts)}
+		}
+		b, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken := sameAsUnmarshal(t, b)
+		if !taken && !strings.Contains(string(b), `\`) {
+			t.Fatalf("an event in the plain form was not taken:\n%s", b)
+		}
+		if i%50 == 0 {
+			// Every one-byte change: duplicates, truncations, stray
+			// characters, broken numbers and strings.
+			for j := range b {
+				for _, c := range []byte{'"', ',', '}', '{', '1', 'x', ' ', '\\', 0x00, 0xff, ':', '-', '.', 'e'} {
+					m := append([]byte(nil), b...)
+					m[j] = c
+					sameAsUnmarshal(t, m)
+					mutations++
+				}
+			}
+		}
+	}
+	t.Logf("%d mutated events checked", mutations)
+}
+
+func timeNanos(r *rand.Rand) (d timeDuration) {
+	return timeDuration(r.Int64N(86400e9)) / timeDuration([]int64{1, 1000, 1e6, 1e9}[r.IntN(4)]) * timeDuration([]int64{1, 1000, 1e6, 1e9}[r.IntN(4)])
+}
+
+// FuzzDecodeFast: whatever decodeFast accepts, json.Unmarshal decodes the
+// same way.
+func FuzzDecodeFast(f *testing.F) {
+	addCorpus(f)
+	f.Fuzz(func(t *testing.T, b []byte) { sameAsUnmarshal(t, b) })
+}
+
+type timeDuration = time.Duration
