@@ -9,9 +9,9 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// decodeFast decodes the usual event in one pass over its bytes, at less
-// than half json.Unmarshal's cost: the writer, every producer, verify and
-// the projector decode each event of the log. It takes only the plain
+// decodeFast decodes the usual event in one pass over its bytes (Parse
+// then takes 2.0 µs instead of 3.0, BenchmarkParse): the writer, every
+// producer, verify and the projector decode each event of the log. It takes only the plain
 // form Marshal writes — no whitespace inside the envelope, strings
 // without escapes, integers without fraction or exponent, no nulls, each
 // member known and once. For anything else it returns false and Parse
