@@ -238,9 +238,7 @@ func TestDevProxyApprovalsPgbench(t *testing.T) {
 	}
 	defer pg.Stop()
 	db := pg.NewDatabase(t)
-	if out, err := exec.Command("pgbench", "-i", "-q", "-s", "1", pg.DSN(db)).CombinedOutput(); err != nil {
-		t.Fatalf("pgbench -i (direct): %v\n%s", err, out)
-	}
+	pg.InitPgbench(t, db)
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
 	os.WriteFile(policy, []byte("version: 1\napprove:\n  - id: schema-change\n    kinds: [ALTER]\n    groups: [dba]\n    timeout: 2m\n"), 0o644)
 	d := startDev(t, []string{"AUDITLEDGER_PROXY_UPSTREAM=" + pg.DSN("postgres")}, "--policy", policy)
@@ -274,19 +272,10 @@ func TestDevProxyApprovalsPgbench(t *testing.T) {
 	go func() { psqlDone <- psql.Wait() }()
 
 	bobEnv := []string{"AUDITLEDGER_TOKEN=" + bob}
-	var list []approvals.Request
-	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
-		r := mustRun(t, nil, bobEnv, "approvals", "list", "--api", d.api, "--json")
-		list = nil
-		json.Unmarshal([]byte(r.stdout), &list)
-		if len(list) != 1 {
-			return fmt.Errorf("pending: %s", r.stdout)
-		}
-		return nil
-	})
-	id := list[0].ID
-	if list[0].Statement != stmt || list[0].Requester.Subject != "alice" {
-		t.Fatalf("pending request %+v", list[0])
+	pending := onePending(t, d, bobEnv)
+	id := pending.ID
+	if pending.Statement != stmt || pending.Requester.Subject != "alice" {
+		t.Fatalf("pending request %+v", pending)
 	}
 	if r := mustRun(t, nil, bobEnv, "approvals", "list", "--api", d.api); !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "alice") {
 		t.Errorf("approvals list table:\n%s", r.stdout)
@@ -373,4 +362,21 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// onePending waits until the approvals API of d lists exactly one pending
+// request, asking through the CLI as the approver env names, and returns it.
+func onePending(t *testing.T, d *devRun, env []string) approvals.Request {
+	t.Helper()
+	var list []approvals.Request
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		r := mustRun(t, nil, env, "approvals", "list", "--api", d.api, "--json")
+		list = nil
+		json.Unmarshal([]byte(r.stdout), &list)
+		if len(list) != 1 {
+			return fmt.Errorf("pending: %s", r.stdout)
+		}
+		return nil
+	})
+	return list[0]
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/auditledger/auditledger/projections/evidence"
 	"github.com/auditledger/auditledger/services/api"
-	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
 )
@@ -36,9 +35,7 @@ func TestDevEvidenceEndToEnd(t *testing.T) {
 	}
 	defer pg.Stop()
 	db := pg.NewDatabase(t)
-	if out, err := exec.Command("pgbench", "-i", "-q", "-s", "1", pg.DSN(db)).CombinedOutput(); err != nil {
-		t.Fatalf("pgbench -i: %v\n%s", err, out)
-	}
+	pg.InitPgbench(t, db)
 	if out, err := exec.Command("psql", "-X", "-v", "ON_ERROR_STOP=1", pg.DSN(db), "-c",
 		"CREATE TABLE customers (id int PRIMARY KEY, email text); INSERT INTO customers VALUES (1, 'alice@example.com'), (2, 'bob@example.org')").CombinedOutput(); err != nil {
 		t.Fatalf("psql: %v\n%s", err, out)
@@ -103,17 +100,8 @@ approve:
 	}
 	go func() { alterDone <- alter.Wait() }()
 	bobEnv := []string{"AUDITLEDGER_TOKEN=" + bob}
-	var pending []approvals.Request
-	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
-		r := mustRun(t, nil, bobEnv, "approvals", "list", "--api", d.api, "--json")
-		pending = nil
-		json.Unmarshal([]byte(r.stdout), &pending)
-		if len(pending) != 1 {
-			return fmt.Errorf("pending: %s", r.stdout)
-		}
-		return nil
-	})
-	mustRun(t, nil, bobEnv, "approvals", "approve", pending[0].ID, "--api", d.api, "--reason", "CHG-7")
+	pending := onePending(t, d, bobEnv)
+	mustRun(t, nil, bobEnv, "approvals", "approve", pending.ID, "--api", d.api, "--reason", "CHG-7")
 	if err := <-alterDone; err != nil {
 		t.Fatalf("the approved ALTER: %v\n%s", err, alterOut.String())
 	}

@@ -3,8 +3,6 @@ package test
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,11 +12,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/approvals"
-	"github.com/auditledger/auditledger/test/natstest"
 )
 
 // TestDevHTTPProxyCurl drives dev's HTTP proxy with curl in front of a
@@ -85,23 +81,14 @@ approve:
 		t.Fatal(err)
 	}
 	bobEnv := []string{"AUDITLEDGER_TOKEN=" + bob}
-	var list []approvals.Request
-	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
-		r := mustRun(t, nil, bobEnv, "approvals", "list", "--api", d.api, "--json")
-		list = nil
-		json.Unmarshal([]byte(r.stdout), &list)
-		if len(list) != 1 {
-			return fmt.Errorf("pending: %s", r.stdout)
-		}
-		return nil
-	})
+	pending := onePending(t, d, bobEnv)
 	if deploys.Load() != 0 {
 		t.Fatal("the deploy reached the service before approval")
 	}
-	if want := approvals.HTTPStatement("POST", "/api/deploy", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, []byte(`{"release":"v2"}`)); list[0].Statement != want {
-		t.Fatalf("held statement %q, want %q", list[0].Statement, want)
+	if want := approvals.HTTPStatement("POST", "/api/deploy", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, []byte(`{"release":"v2"}`)); pending.Statement != want {
+		t.Fatalf("held statement %q, want %q", pending.Statement, want)
 	}
-	mustRun(t, nil, bobEnv, "approvals", "approve", list[0].ID, "--api", d.api)
+	mustRun(t, nil, bobEnv, "approvals", "approve", pending.ID, "--api", d.api)
 	if err := deploy.Wait(); err != nil || deployOut.String() != "deployed\n" || deploys.Load() != 1 {
 		t.Fatalf("approved deploy: %v %q (%d deploys)", err, deployOut.String(), deploys.Load())
 	}

@@ -28,9 +28,7 @@ func TestProxySIGTERMMidPgbench(t *testing.T) {
 	}
 	defer pg.Stop()
 	db := pg.NewDatabase(t)
-	if out, err := exec.Command("pgbench", "-i", "-q", "-s", "1", pg.DSN(db)).CombinedOutput(); err != nil {
-		t.Fatalf("pgbench -i: %v\n%s", err, out)
-	}
+	pg.InitPgbench(t, db)
 	l := startLedger(t)
 	js := l.js
 	proxy, addr := startProxyPostgres(t, l.srv, pg.DSN("postgres"))

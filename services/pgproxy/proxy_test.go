@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -31,17 +30,7 @@ import (
 
 var pg *pgtest.Server
 
-func TestMain(m *testing.M) {
-	var err error
-	pg, err = pgtest.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pgproxy tests need PostgreSQL:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	pg.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m, &pg) }
 
 type fixture struct {
 	js    jetstream.JetStream
@@ -284,9 +273,7 @@ func TestPgxExtendedProtocol(t *testing.T) {
 
 func TestPgbenchThroughProxy(t *testing.T) {
 	f := start(t)
-	if out, err := exec.Command("pgbench", "-i", "-q", "-s", "1", pg.DSN(f.db)).CombinedOutput(); err != nil {
-		t.Fatalf("pgbench -i (direct): %v\n%s", err, out)
-	}
+	pg.InitPgbench(t, f.db)
 	for _, mode := range []string{"simple", "extended", "prepared"} {
 		for _, script := range [][]string{{"-S"}, {}} {
 			args := append([]string{"-n", "-c", "2", "-t", "10", "-M", mode}, script...)
@@ -395,9 +382,7 @@ func TestShutdownEndsSessions(t *testing.T) {
 // stored the client gets no result: the session ends.
 func TestBeforeResponse(t *testing.T) {
 	f := startWith(t, pgproxy.BeforeResponse)
-	if out, err := exec.Command("pgbench", "-i", "-q", "-s", "1", pg.DSN(f.db)).CombinedOutput(); err != nil {
-		t.Fatalf("pgbench -i: %v\n%s", err, out)
-	}
+	pg.InitPgbench(t, f.db)
 	for _, mode := range []string{"simple", "extended"} {
 		if out, err := exec.Command("pgbench", "-n", "-c", "2", "-t", "10", "-M", mode, f.url("alice", "alice-secret")).CombinedOutput(); err != nil {
 			t.Fatalf("pgbench -M %s: %v\n%s", mode, err, out)

@@ -146,6 +146,30 @@ func (s *Server) NewDatabase(t testing.TB) string {
 	return name
 }
 
+// Main runs a package's tests (call it from TestMain) with one server
+// started for all of them and put in *srv, and exits with their code; a
+// server that cannot start fails the run, naming why.
+func Main(m *testing.M, srv **Server) {
+	s, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "these tests need PostgreSQL:", err)
+		os.Exit(1)
+	}
+	*srv = s
+	code := m.Run()
+	s.Stop()
+	os.Exit(code)
+}
+
+// InitPgbench fills db with pgbench's tables at scale 1 (pgbench -i),
+// straight to the server.
+func (s *Server) InitPgbench(t testing.TB, db string) {
+	t.Helper()
+	if out, err := exec.Command("pgbench", "-i", "-q", "-s", "1", s.DSN(db)).CombinedOutput(); err != nil {
+		t.Fatalf("pgbench -i (direct): %v\n%s", err, out)
+	}
+}
+
 // Stop shuts the server down and removes its files.
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
