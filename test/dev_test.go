@@ -232,11 +232,7 @@ func TestDevReadme(t *testing.T) {
 // ledger holds exactly one command.executed and one response.digest for
 // every statement pgbench ran, and the approval story in order.
 func TestDevProxyApprovalsPgbench(t *testing.T) {
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop()
+	pg := pgtest.StartT(t)
 	db := pg.NewDatabase(t)
 	pg.InitPgbench(t, db)
 	policy := filepath.Join(t.TempDir(), "policy.yaml")

@@ -29,11 +29,7 @@ import (
 // the tenant, downloads it, and it verifies with `auditledger evidence
 // verify` and, unzipped, with ssh-keygen -Y verify and sha256sum -c alone.
 func TestDevEvidenceEndToEnd(t *testing.T) {
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop()
+	pg := pgtest.StartT(t)
 	db := pg.NewDatabase(t)
 	pg.InitPgbench(t, db)
 	if out, err := exec.Command("psql", "-X", "-v", "ON_ERROR_STOP=1", pg.DSN(db), "-c",

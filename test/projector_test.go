@@ -26,11 +26,7 @@ import (
 // segments are sealed; afterwards its tables equal, row by row, those
 // `projections rebuild` makes from the store alone.
 func TestProjectorKill9(t *testing.T) {
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop()
+	pg := pgtest.StartT(t)
 	keys, store := t.TempDir(), filepath.Join(t.TempDir(), "store")
 	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
 	mustRun(t, eventLines(0, 10), nil, "append", "--store", store, "--key", filepath.Join(keys, "ledger.key"))

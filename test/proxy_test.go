@@ -26,11 +26,7 @@ import (
 // verified ledger holds one command.executed and one response.digest per
 // statement.
 func TestProxyIntoVerifiedLedger(t *testing.T) {
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop()
+	pg := pgtest.StartT(t)
 	db := pg.NewDatabase(t)
 	l := startLedger(t)
 	srv, js, serve := l.srv, l.js, l.serve

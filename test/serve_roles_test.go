@@ -30,11 +30,7 @@ import (
 // PostgreSQL proxy, curl through the HTTP proxy, an approval decided
 // through the API with the CLI, all in the verified ledger.
 func TestServeAllRoles(t *testing.T) {
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop()
+	pg := pgtest.StartT(t)
 	db := pg.NewDatabase(t)
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
 		{Name: "dana", Secret: "d", Email: "dana@example.com", Groups: []string{"dba"}},

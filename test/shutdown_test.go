@@ -22,11 +22,7 @@ import (
 // and the log holds at least as many completed history INSERTs, each with
 // its digest; no command is without one.
 func TestProxySIGTERMMidPgbench(t *testing.T) {
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop()
+	pg := pgtest.StartT(t)
 	db := pg.NewDatabase(t)
 	pg.InitPgbench(t, db)
 	l := startLedger(t)

@@ -15,13 +15,9 @@ import (
 // PostgreSQL: it must complete and print a row per client count and
 // script. It asserts nothing about speed.
 func TestBenchProxyRuns(t *testing.T) {
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop()
+	pg := pgtest.StartT(t)
 	var out bytes.Buffer
-	err = benchProxy(context.Background(), []string{"--upstream", pg.DSN(pg.NewDatabase(t)), "--clients", "2", "--duration", "1s", "--scale", "1"}, nil, &out, io.Discard)
+	err := benchProxy(context.Background(), []string{"--upstream", pg.DSN(pg.NewDatabase(t)), "--clients", "2", "--duration", "1s", "--scale", "1"}, nil, &out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

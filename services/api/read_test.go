@@ -57,11 +57,7 @@ type readFixture struct {
 
 func newReadFixture(t *testing.T) *readFixture {
 	t.Helper()
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Stop)
+	pg := pgtest.StartT(t)
 	db, err := pgxpool.New(t.Context(), pg.DSN(pg.NewDatabase(t)))
 	if err != nil {
 		t.Fatal(err)

@@ -146,6 +146,18 @@ func (s *Server) NewDatabase(t testing.TB) string {
 	return name
 }
 
+// StartT starts a server for one test and stops it when the test and its
+// cleanups are done; a server that cannot start fails the test.
+func StartT(t testing.TB) *Server {
+	t.Helper()
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // Main runs a package's tests (call it from TestMain) with one server
 // started for all of them and put in *srv, and exits with their code; a
 // server that cannot start fails the run, naming why.
