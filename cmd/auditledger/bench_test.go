@@ -3,11 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/test/pgtest"
 )
 
@@ -21,15 +29,17 @@ func TestBenchProxyRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"select-only", "tpcb-like", "%", "Go TCP relay, bytes copied", "relay only, events discarded", "audit path", "record stored p50/p99"} {
+	for _, want := range []string{"select-only", "tpcb-like", "%", "Go TCP relay, bytes copied", "relay only, events discarded", "relay + local fsync per group, no bus", "audit path", "record stored p50/p99",
+		"bus and writer over relay-fsync", "Go TCP relay + local fsync per group", "durable record over copy"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	// Every proxy row times its statements' records.
+	// Every proxy row, and the local-fsync floor, times its statements'
+	// records.
 	stored := regexp.MustCompile(`\d+\.\d\d/\d+\.\d\d ms`)
 	for _, line := range strings.Split(out.String(), "\n") {
-		if strings.Contains(line, "proxy, fsync") && strings.Contains(line, "%") && !strings.Contains(line, "machine") && !stored.MatchString(line) {
+		if (strings.Contains(line, "proxy, fsync") || strings.Contains(line, "local fsync per group")) && strings.Contains(line, "%") && !strings.Contains(line, "machine") && !stored.MatchString(line) {
 			t.Fatalf("proxy row without record stored latency: %q\n%s", line, out.String())
 		}
 	}
@@ -92,5 +102,75 @@ func TestBenchForwardRuns(t *testing.T) {
 				t.Fatalf("no %s %s figure:\n%s", fw, phase, out.String())
 			}
 		}
+	}
+}
+
+// TestFsyncRecorderStoresEveryEvent: the local-fsync floor of bench proxy
+// reports an event stored only once it is in its file, and Close stores
+// what is still queued — or the floor would measure less than it claims.
+func TestFsyncRecorderStoresEveryEvent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "floor.log")
+	r, err := newFsyncRecorder(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	var wg sync.WaitGroup
+	var stored atomic.Int64
+	for i := range n {
+		ev := eventstest.Command(fmt.Sprintf("ev-%04d", i), "SELECT 1")
+		if i%2 == 0 {
+			wg.Go(func() {
+				if _, err := r.Emit(context.Background(), ev); err != nil {
+					t.Error(err)
+				}
+				stored.Add(1)
+			})
+			continue
+		}
+		wg.Add(1)
+		if err := r.EmitAsync(context.Background(), ev, func(res emitter.Result) {
+			if res.Err != nil || res.ID != ev.ID {
+				t.Errorf("%s: %+v", ev.ID, res)
+			}
+			stored.Add(1)
+			wg.Done()
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	// copy-fsync stores bare records.
+	raw, err := eventstest.Command("bare", "SELECT 1").Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.store(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.EmitAsync(context.Background(), eventstest.Command("late", "SELECT 1"), func(emitter.Result) {}); err == nil {
+		t.Fatal("a closed floor took an event")
+	}
+	evs, syncs := r.stored()
+	if stored.Load() != n || evs != n+1 || syncs == 0 || syncs > n+1 {
+		t.Fatalf("reported %d stored, counted %d records in %d fsyncs, want %d and %d", stored.Load(), evs, syncs, n, n+1)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, line := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
+		ev, err := events.Parse(line)
+		if err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		seen[ev.ID] = true
+	}
+	if len(seen) != n+1 || !seen["bare"] {
+		t.Fatalf("file holds %d distinct events, want %d", len(seen), n+1)
 	}
 }

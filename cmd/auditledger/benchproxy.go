@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -35,14 +36,14 @@ import (
 
 func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("bench proxy --upstream URL [--clients 4,16] [--duration 10s] [--runs N] [--scale 10] [--sync always,interval] [--durability before-response,before-forward] [--writer=false]",
-		"Runs pgbench, select-only and TPC-B-like, at each client count against one\nPostgreSQL database along every path a team might choose, and prints TPS,\naverage latency and each path's share of the direct and pgbouncer figures:\n\n  direct     straight to PostgreSQL\n  pgbouncer  through Debian's pgbouncer in session pooling (the cost of a bare hop)\n  pgaudit    direct, with pgaudit.log = 'all' (needs pgaudit in the server's\n             shared_preload_libraries; skipped otherwise)\n  copy       through a bare Go TCP relay (io.Copy both ways, no protocol):\n             what any hop written in Go costs on these cores\n  relay      through the auditledger proxy with every event built and encoded,\n             then discarded: what the relay costs without storing anything,\n             a floor for the proxy rows (never a way to run the proxy)\n  proxy      through the auditledger proxy, the ledger writer sealing what it\n             records, on an embedded NATS — once per JetStream fsync setting\n             and durability mode\n\nEverything runs on this machine's cores. pgbench (and pgbouncer for its\nrow) must be on PATH; the database is initialised with pgbench -i first.", stderr)
+		"Runs pgbench, select-only and TPC-B-like, at each client count against one\nPostgreSQL database along every path a team might choose, and prints TPS,\naverage latency and each path's share of the direct and pgbouncer figures:\n\n  direct      straight to PostgreSQL\n  pgbouncer   through Debian's pgbouncer in session pooling (the cost of a bare hop)\n  pgaudit     direct, with pgaudit.log = 'all' (needs pgaudit in the server's\n              shared_preload_libraries; skipped otherwise)\n  copy        through a bare Go TCP relay (io.Copy both ways, no protocol):\n              what any hop written in Go costs on these cores\n  copy-fsync  the same relay, each response held until a 1.1 KB record of it\n              is appended to a local file and fsynced, in groups (what queued\n              while the last fsync ran): the least any hop can cost that makes\n              a record durable before it releases a result\n  relay       through the auditledger proxy with every event built and encoded,\n              then discarded: what the relay costs without storing anything,\n              a floor for the proxy rows\n  relay-fsync the proxy with every event appended to a local file and fsynced\n              in groups before its statement's result is released: the proxy\n              made durable before the response with no bus and no ledger,\n              a floor for the fsync-always proxy rows\n\n              (these four are yardsticks, never ways to run the proxy)\n  proxy       through the auditledger proxy, the ledger writer sealing what it\n              records, on an embedded NATS — once per JetStream fsync setting\n              and durability mode\n\nEverything runs on this machine's cores. pgbench (and pgbouncer for its\nrow) must be on PATH; the database is initialised with pgbench -i first.", stderr)
 	upstream := fs.String("upstream", "", "postgres:// URL of a database to benchmark, as a superuser for the pgaudit row (it is overwritten by pgbench -i)")
 	clientsArg := fs.String("clients", "4,16", "comma-separated client counts")
 	duration := fs.Duration("duration", 10*time.Second, "length of each pgbench run")
 	scale := fs.Int("scale", 10, "pgbench scale factor")
 	syncArg := fs.String("sync", "interval,always", "JetStream fsync settings to run the proxy with: interval, always")
 	durArg := fs.String("durability", "before-response,before-forward", "proxy durability modes to run: before-response, before-forward")
-	pathsArg := fs.String("paths", "direct,pgbouncer,pgaudit,copy,relay,proxy", "paths to measure")
+	pathsArg := fs.String("paths", "direct,pgbouncer,pgaudit,copy,copy-fsync,relay,relay-fsync,proxy", "paths to measure")
 	policyFile := fs.String("policy", "", "run the proxy with this policy (docs/POLICY.md): the cost of parsing and classifying every statement")
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy, NATS and the writer (this process) to FILE")
@@ -83,8 +84,8 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	paths := map[string]bool{}
 	for _, p := range strings.Split(*pathsArg, ",") {
-		if p != "direct" && p != "pgbouncer" && p != "pgaudit" && p != "copy" && p != "relay" && p != "proxy" {
-			return fmt.Errorf("bench proxy: --paths: %q unknown (direct, pgbouncer, pgaudit, copy, relay, proxy)", p)
+		if !slices.Contains([]string{"direct", "pgbouncer", "pgaudit", "copy", "copy-fsync", "relay", "relay-fsync", "proxy"}, p) {
+			return fmt.Errorf("bench proxy: --paths: %q unknown (direct, pgbouncer, pgaudit, copy, copy-fsync, relay, relay-fsync, proxy)", p)
 		}
 		paths[p] = true
 	}
@@ -138,10 +139,34 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		all = append(all, p)
 	}
 	if paths["copy"] {
-		p := &benchPath{name: "Go TCP relay, bytes copied", cpu: selfCPU}
+		p := &benchPath{name: "Go TCP relay, bytes copied", kind: "copy", cpu: selfCPU}
 		cctx, stopCopy := context.WithCancel(ctx)
 		defer stopCopy()
-		if p.url, err = startCopyRelay(cctx, u); err != nil {
+		if p.url, err = startCopyRelay(cctx, u, nil); err != nil {
+			return err
+		}
+		all = append(all, p)
+	}
+	if paths["copy-fsync"] {
+		// Each response waits for an fsync covering a record of the
+		// size the proxy writes per statement (two events): the least
+		// any hop can cost that makes a record durable before it
+		// releases a result, understanding nothing of what it relays.
+		fr, err := newFsyncRecorder(filepath.Join(dir, "copy-fsync.log"))
+		if err != nil {
+			return err
+		}
+		defer fr.close()
+		record := bytes.Repeat([]byte{'x'}, 1100)
+		waits := &timedRecorder{}
+		p := &benchPath{name: "Go TCP relay + local fsync per group", kind: "copy-fsync", cpu: selfCPU, target: 0.5, stored: fr.stored, waits: waits}
+		cctx, stopCopy := context.WithCancel(ctx)
+		defer stopCopy()
+		hold := func() error {
+			defer waits.since(time.Now())
+			return fr.store(record)
+		}
+		if p.url, err = startCopyRelay(cctx, u, hold); err != nil {
 			return err
 		}
 		all = append(all, p)
@@ -149,12 +174,28 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if paths["relay"] {
 		// Before-response forwards at once and releases the result when
 		// the record is stored, which a discarding recorder reports at once.
-		p := &benchPath{name: "relay only, events discarded", cpu: selfCPU, relay: true}
+		p := &benchPath{name: "relay only, events discarded", kind: "relay", cpu: selfCPU}
 		url, stopRelay, err := startBenchProxy(ctx, discardRecorder{}, pol, *upstream, pgproxy.BeforeResponse)
 		if err != nil {
 			return err
 		}
 		defer stopRelay()
+		p.url = url
+		all = append(all, p)
+	}
+	if paths["relay-fsync"] {
+		fr, err := newFsyncRecorder(filepath.Join(dir, "fsync-floor.log"))
+		if err != nil {
+			return err
+		}
+		defer fr.close()
+		waits := &timedRecorder{rec: fr}
+		p := &benchPath{name: "relay + local fsync per group, no bus", kind: "relay-fsync", cpu: selfCPU, target: 0.5, stored: fr.stored, waits: waits}
+		url, stopFloor, err := startBenchProxy(ctx, waits, pol, *upstream, pgproxy.BeforeResponse)
+		if err != nil {
+			return err
+		}
+		defer stopFloor()
 		p.url = url
 		all = append(all, p)
 	}
@@ -181,6 +222,11 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, producer signatures %s, policy %q, bus authentication on, ledger writer %s\n", *duration, *scale, *sign, *policyFile, where)
 	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
+	disk, err := diskFsync(dir, 1000, 4500)
+	if err != nil {
+		return fmt.Errorf("bench proxy: fsync probe in %s: %w", dir, err)
+	}
+	fmt.Fprintf(stdout, "disk under %s: %s\n", os.TempDir(), disk)
 	results := map[string]map[*benchPath]pgbenchResult{} // by clients/script
 	key := func(c, script string) string { return c + "/" + script }
 	// measure runs pgbench once on p and reads what the run cost.
@@ -268,7 +314,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 					grouped, singles := st.GroupedEvents.Load(), st.Singles.Load()
 					return grouped + singles, st.Groups.Load() + singles
 				}
-				waits := &timedRecorder{em: em}
+				waits := &timedRecorder{rec: em}
 				proxies[s][i].waits = waits
 				url, stopProxy, err := startBenchProxy(ctx, waits, pol, *upstream, d)
 				if err != nil {
@@ -348,29 +394,33 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	return nil
 }
 
-// printBudget says, for each proxy row, what share of pgbouncer's TPS the
-// cores could give it at most: with every core busy, TPS is the cores'
-// time over the machine's CPU per transaction, so reaching a share s of
-// pgbouncer's TPS needs the whole machine (pgbench, PostgreSQL, the hop,
-// NATS and the writer) at no more than pgbouncer's machine CPU/tx ÷ s.
-// With a relay row it also splits each proxy row's cost: the relay's own
-// machine CPU/tx is the floor, and what the proxy row spends above it is
-// the audit path (storing, fsyncs, the writer, and the slower round trip
-// PostgreSQL and pgbench see), per event recorded.
+// printBudget says, for each proxy and yardstick row, what share of
+// pgbouncer's TPS the cores could give it at most: with every core busy,
+// TPS is the cores' time over the machine's CPU per transaction, so
+// reaching a share s of pgbouncer's TPS needs the whole machine
+// (pgbench, PostgreSQL, the hop, NATS and the writer) at no more than
+// pgbouncer's machine CPU/tx ÷ s. It also splits each row's cost over the
+// row beneath it: the fsync yardsticks over their relays (what making a
+// record durable before the response costs, per record), each proxy row
+// over the relay (the audit path: storing, fsyncs, the writer, and the
+// slower round trip PostgreSQL and pgbench see, per event), and the
+// fsync-always proxy rows over relay-fsync (what the bus and the writer
+// add to a record fsynced before the response).
 func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPath, result func(c, script string, p *benchPath) (pgbenchResult, bool)) {
 	perTx := func(r pgbenchResult) float64 { return float64(r.machine.Microseconds()) / (r.tps * d.Seconds()) }
 	header := false
 	for _, c := range clients {
 		for _, script := range []string{"select-only", "tpcb-like"} {
-			var bouncer, relay pgbenchResult
+			var bouncer pgbenchResult
+			kinds := map[string]pgbenchResult{}
 			for _, p := range all {
 				r, ok := result(c, script, p)
 				switch {
 				case !ok:
 				case strings.HasPrefix(p.name, "pgbouncer"):
 					bouncer = r
-				case p.relay:
-					relay = r
+				case p.kind != "":
+					kinds[p.kind] = r
 				}
 			}
 			if bouncer.machine == 0 || bouncer.tps == 0 {
@@ -378,7 +428,7 @@ func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPat
 			}
 			for _, p := range all {
 				r, ok := result(c, script, p)
-				if !ok || !p.proxy && !p.relay || r.machine == 0 {
+				if !ok || !p.proxy && p.kind == "" || r.machine == 0 {
 					continue
 				}
 				if !header {
@@ -387,16 +437,34 @@ func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPat
 				}
 				fmt.Fprintf(w, "  %-3s %-11s %-40s machine %4.0f µs/tx; 80%% of pgbouncer needs ≤ %4.0f, 50%% ≤ %4.0f; the cores allow at most %3.0f%% at this cost\n",
 					c, script, p.name, perTx(r), perTx(bouncer)/0.8, perTx(bouncer)/0.5, 100*perTx(bouncer)/perTx(r))
-				if p.proxy && relay.machine > 0 && r.events > 0 {
-					evPerTx := float64(r.events) / (r.tps * d.Seconds())
-					audit := perTx(r) - perTx(relay)
-					room := perTx(bouncer)/p.target - perTx(relay)
-					allowed := fmt.Sprintf("for %.0f%% it may cost %4.0f µs/tx = %4.1f µs per event", 100*p.target, room, room/evPerTx)
-					if room <= 0 {
-						allowed = fmt.Sprintf("for %.0f%% nothing is left: the relay alone costs more", 100*p.target)
+				if r.events == 0 {
+					continue
+				}
+				perRecord := float64(r.events) / (r.tps * d.Seconds())
+				over := func(what string, base pgbenchResult, unit string) {
+					if base.machine == 0 {
+						return
 					}
-					fmt.Fprintf(w, "  %-3s %-11s %-40s audit path %4.0f µs/tx over the relay = %4.1f µs per event (%.1f events/tx); %s\n",
-						"", "", "", audit, audit/evPerTx, evPerTx, allowed)
+					cost := perTx(r) - perTx(base)
+					line := fmt.Sprintf("%s %4.0f µs/tx = %4.1f µs per %s (%.1f per tx)", what, cost, cost/perRecord, unit, perRecord)
+					if p.target > 0 && what != "bus and writer over relay-fsync" {
+						room := perTx(bouncer)/p.target - perTx(base)
+						if room <= 0 {
+							line += fmt.Sprintf("; for %.0f%% nothing is left: the row beneath costs more", 100*p.target)
+						} else {
+							line += fmt.Sprintf("; for %.0f%% it may cost %4.0f µs/tx = %4.1f µs per %s", 100*p.target, room, room/perRecord, unit)
+						}
+					}
+					fmt.Fprintf(w, "  %-3s %-11s %-40s %s\n", "", "", "", line)
+				}
+				switch {
+				case p.kind == "copy-fsync":
+					over("durable record over copy", kinds["copy"], "record")
+				case p.kind == "relay-fsync" || p.proxy:
+					over("audit path over the relay", kinds["relay"], "event")
+				}
+				if p.proxy && p.target == 0.5 {
+					over("bus and writer over relay-fsync", kinds["relay-fsync"], "event")
 				}
 			}
 		}
@@ -480,8 +548,10 @@ func startBenchProxy(ctx context.Context, em pgproxy.Recorder, pol *pgproxy.Poli
 
 // startCopyRelay serves a relay that copies bytes both ways between each
 // client and a connection of its own to upstream, understanding nothing:
-// the least any hop written in Go can cost. It stops with ctx.
-func startCopyRelay(ctx context.Context, upstream *url.URL) (string, error) {
+// the least any hop written in Go can cost. With hold, every read from
+// upstream waits for hold before it is passed on (copy-fsync: a record
+// fsynced first). It stops with ctx.
+func startCopyRelay(ctx context.Context, upstream *url.URL, hold func() error) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -501,7 +571,25 @@ func startCopyRelay(ctx context.Context, upstream *url.URL) (string, error) {
 			io.Copy(up, c)
 			up.Close()
 		}()
-		io.Copy(c, up)
+		if hold == nil {
+			io.Copy(c, up)
+			return
+		}
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := up.Read(buf)
+			if n > 0 {
+				if hold() != nil {
+					return
+				}
+				if _, werr := c.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
 	})
 	v := *upstream
 	v.Host = ln.Addr().String()
@@ -544,18 +632,23 @@ func (d discardRecorder) EmitAsync(ctx context.Context, ev *events.Event, done f
 	return nil
 }
 
-// timedRecorder stores through the emitter and times each statement's
-// record (command.executed) from emitting to stored.
+// timedRecorder stores through rec and times each statement's record
+// (command.executed) from emitting to stored. The copy-fsync row, which
+// has no events, notes its waits itself (since).
 type timedRecorder struct {
-	em    *emitter.Emitter
+	rec   pgproxy.Recorder
 	mu    sync.Mutex
 	waits []time.Duration
 }
 
 func (t *timedRecorder) note(ev *events.Event, start time.Time) {
-	if ev.Type != events.CommandExecuted {
-		return
+	if ev.Type == events.CommandExecuted {
+		t.since(start)
 	}
+}
+
+// since notes one wait, from start until now.
+func (t *timedRecorder) since(start time.Time) {
 	d := time.Since(start)
 	t.mu.Lock()
 	t.waits = append(t.waits, d)
@@ -564,14 +657,14 @@ func (t *timedRecorder) note(ev *events.Event, start time.Time) {
 
 func (t *timedRecorder) Emit(ctx context.Context, ev *events.Event) (emitter.Result, error) {
 	start := time.Now()
-	r, err := t.em.Emit(ctx, ev)
+	r, err := t.rec.Emit(ctx, ev)
 	t.note(ev, start)
 	return r, err
 }
 
 func (t *timedRecorder) EmitAsync(ctx context.Context, ev *events.Event, done func(emitter.Result)) error {
 	start := time.Now()
-	return t.em.EmitAsync(ctx, ev, func(r emitter.Result) {
+	return t.rec.EmitAsync(ctx, ev, func(r emitter.Result) {
 		t.note(ev, start)
 		done(r)
 	})
@@ -699,10 +792,13 @@ func execSQL(ctx context.Context, dsn, sql string) error {
 // the reason it is skipped.
 type benchPath struct {
 	name, url, skipped string
-	proxy              bool         // run per fsync setting, below
-	relay              bool         // the proxy storing nothing: the floor of the proxy rows
-	target             float64      // share of pgbouncer's TPS a proxy row aims at
-	before, after      func() error // around each run (pgaudit on, off)
+	proxy              bool // run per fsync setting, below
+	// kind names a yardstick row: copy, copy-fsync, relay (the proxy
+	// storing nothing: the floor of the proxy rows) or relay-fsync (the
+	// proxy fsyncing a local file: the floor of the fsync-always rows).
+	kind          string
+	target        float64      // share of pgbouncer's TPS a proxy row aims at
+	before, after func() error // around each run (pgaudit on, off)
 	// cpu, if set, reads the CPU time the hop has used so far: the
 	// CPU it spends per transaction is what it costs.
 	cpu func() time.Duration
