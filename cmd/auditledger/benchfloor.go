@@ -14,12 +14,13 @@ import (
 	"github.com/auditledger/auditledger/events/emitter"
 )
 
-// fsyncRecorder is the floor of bench proxy's fsync-always rows: it
-// appends each encoded event to one local file and reports it stored once
-// an fsync covers it, with the emitter's group commit (a group is what
+// fsyncRecorder is the store of bench proxy's fsync yardsticks
+// (relay-fsync, copy-fsync), the floor of its fsync-always rows: it
+// appends each record to one local file and reports it stored once an
+// fsync covers it, with the emitter's group commit (a group is what
 // queued while the previous fsync ran) and none of the rest — no bus, no
 // acknowledgement round trip, no ledger writer. What a proxy row costs
-// above this row is what the bus and the writer add to a record made
+// above relay-fsync is what the bus and the writer add to a record made
 // durable before its statement's result is released. It is a yardstick,
 // never a way to run the proxy: nothing reads the file.
 type fsyncRecorder struct {
