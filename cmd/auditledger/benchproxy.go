@@ -441,30 +441,32 @@ func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPat
 					continue
 				}
 				perRecord := float64(r.events) / (r.tps * d.Seconds())
-				over := func(what string, base pgbenchResult, unit string) {
+				// over prints what r costs above base; with room, also what
+				// r's target leaves above base.
+				over := func(what string, base pgbenchResult, unit string, room bool) {
 					if base.machine == 0 {
 						return
 					}
 					cost := perTx(r) - perTx(base)
 					line := fmt.Sprintf("%s %4.0f µs/tx = %4.1f µs per %s (%.1f per tx)", what, cost, cost/perRecord, unit, perRecord)
-					if p.target > 0 && what != "bus and writer over relay-fsync" {
-						room := perTx(bouncer)/p.target - perTx(base)
-						if room <= 0 {
+					if room && p.target > 0 {
+						left := perTx(bouncer)/p.target - perTx(base)
+						if left <= 0 {
 							line += fmt.Sprintf("; for %.0f%% nothing is left: the row beneath costs more", 100*p.target)
 						} else {
-							line += fmt.Sprintf("; for %.0f%% it may cost %4.0f µs/tx = %4.1f µs per %s", 100*p.target, room, room/perRecord, unit)
+							line += fmt.Sprintf("; for %.0f%% it may cost %4.0f µs/tx = %4.1f µs per %s", 100*p.target, left, left/perRecord, unit)
 						}
 					}
 					fmt.Fprintf(w, "  %-3s %-11s %-40s %s\n", "", "", "", line)
 				}
 				switch {
 				case p.kind == "copy-fsync":
-					over("durable record over copy", kinds["copy"], "record")
+					over("durable record over copy", kinds["copy"], "record", true)
 				case p.kind == "relay-fsync" || p.proxy:
-					over("audit path over the relay", kinds["relay"], "event")
+					over("audit path over the relay", kinds["relay"], "event", true)
 				}
 				if p.proxy && p.target == 0.5 {
-					over("bus and writer over relay-fsync", kinds["relay-fsync"], "event")
+					over("bus and writer over relay-fsync", kinds["relay-fsync"], "event", false)
 				}
 			}
 		}
