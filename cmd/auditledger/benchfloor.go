@@ -30,8 +30,8 @@ type fsyncRecorder struct {
 	kick   chan struct{}
 	done   chan struct{}
 	closed bool
-	events atomic.Uint64
-	syncs  atomic.Uint64
+	// records stored and the fsyncs that stored them
+	records, syncs atomic.Uint64
 }
 
 type fsyncPending struct {
@@ -119,17 +119,19 @@ func (r *fsyncRecorder) commit() {
 		if err == nil {
 			err = r.f.Sync()
 		}
-		r.syncs.Add(1)
-		r.events.Add(uint64(len(group)))
+		if err == nil {
+			r.syncs.Add(1)
+			r.records.Add(uint64(len(group)))
+		}
 		for _, p := range group {
 			p.done(emitter.Result{ID: p.id, Err: err})
 		}
 	}
 }
 
-// stored reads the events stored so far and the fsyncs that stored them.
-func (r *fsyncRecorder) stored() (events, fsyncs uint64) {
-	return r.events.Load(), r.syncs.Load()
+// stored reads the records stored so far and the fsyncs that stored them.
+func (r *fsyncRecorder) stored() (records, fsyncs uint64) {
+	return r.records.Load(), r.syncs.Load()
 }
 
 // close stores what is queued and closes the file.
