@@ -158,7 +158,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		}
 		defer fr.close()
 		record := bytes.Repeat([]byte{'x'}, 1100)
-		waits := &timedRecorder{}
+		waits := &waitTimes{}
 		p := &benchPath{name: "Go TCP relay + local fsync per group", kind: "copy-fsync", cpu: selfCPU, target: 0.5, stored: fr.stored, waits: waits}
 		cctx, stopCopy := context.WithCancel(ctx)
 		defer stopCopy()
@@ -190,7 +190,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		}
 		defer fr.close()
 		waits := &timedRecorder{rec: fr}
-		p := &benchPath{name: "relay + local fsync per group, no bus", kind: "relay-fsync", cpu: selfCPU, target: 0.5, stored: fr.stored, waits: waits}
+		p := &benchPath{name: "relay + local fsync per group, no bus", kind: "relay-fsync", cpu: selfCPU, target: 0.5, stored: fr.stored, waits: &waits.waitTimes}
 		url, stopFloor, err := startBenchProxy(ctx, waits, pol, *upstream, pgproxy.BeforeResponse)
 		if err != nil {
 			return err
@@ -315,7 +315,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 					return grouped + singles, st.Groups.Load() + singles
 				}
 				waits := &timedRecorder{rec: em}
-				proxies[s][i].waits = waits
+				proxies[s][i].waits = &waits.waitTimes
 				url, stopProxy, err := startBenchProxy(ctx, waits, pol, *upstream, d)
 				if err != nil {
 					return err
@@ -634,27 +634,41 @@ func (d discardRecorder) EmitAsync(ctx context.Context, ev *events.Event, done f
 	return nil
 }
 
-// timedRecorder stores through rec and times each statement's record
-// (command.executed) from emitting to stored. The copy-fsync row, which
-// has no events, notes its waits itself (since).
-type timedRecorder struct {
-	rec   pgproxy.Recorder
+// waitTimes collects how long records waited to be stored.
+type waitTimes struct {
 	mu    sync.Mutex
 	waits []time.Duration
+}
+
+// since notes one wait, from start until now.
+func (w *waitTimes) since(start time.Time) {
+	d := time.Since(start)
+	w.mu.Lock()
+	w.waits = append(w.waits, d)
+	w.mu.Unlock()
+}
+
+// take returns the waits noted since the last take, sorted.
+func (w *waitTimes) take() []time.Duration {
+	w.mu.Lock()
+	got := w.waits
+	w.waits = nil
+	w.mu.Unlock()
+	slices.Sort(got)
+	return got
+}
+
+// timedRecorder stores through rec and times each statement's record
+// (command.executed) from emitting to stored.
+type timedRecorder struct {
+	rec pgproxy.Recorder
+	waitTimes
 }
 
 func (t *timedRecorder) note(ev *events.Event, start time.Time) {
 	if ev.Type == events.CommandExecuted {
 		t.since(start)
 	}
-}
-
-// since notes one wait, from start until now.
-func (t *timedRecorder) since(start time.Time) {
-	d := time.Since(start)
-	t.mu.Lock()
-	t.waits = append(t.waits, d)
-	t.mu.Unlock()
 }
 
 func (t *timedRecorder) Emit(ctx context.Context, ev *events.Event) (emitter.Result, error) {
@@ -670,16 +684,6 @@ func (t *timedRecorder) EmitAsync(ctx context.Context, ev *events.Event, done fu
 		t.note(ev, start)
 		done(r)
 	})
-}
-
-// take returns the waits timed since the last take, sorted.
-func (t *timedRecorder) take() []time.Duration {
-	t.mu.Lock()
-	w := t.waits
-	t.waits = nil
-	t.mu.Unlock()
-	slices.Sort(w)
-	return w
 }
 
 // startPgbouncer runs pgbouncer in session pooling in front of upstream
@@ -811,7 +815,7 @@ type benchPath struct {
 	// waits, if set, times each statement's record from emitting to
 	// stored: what a statement waits for before its result (or, before
 	// forward, the statement itself) may go on.
-	waits *timedRecorder
+	waits *waitTimes
 }
 
 type pgbenchResult struct {
