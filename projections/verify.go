@@ -34,6 +34,11 @@ func VerifyNow(ctx context.Context, cfg Config) (Verification, error) {
 	v := Verification{Started: time.Now().UTC()}
 	rep, err := ledger.Verify(ctx, cfg.Store, ledger.VerifyOptions{Verifier: cfg.Verifier, Retention: cfg.Retention})
 	v.Finished = time.Now().UTC()
+	if ctx.Err() != nil {
+		// Stopped, not failed: a verification cut short says nothing
+		// about the store, so none is recorded.
+		return v, context.Cause(ctx)
+	}
 	var gaps *ledger.GapsError
 	switch {
 	case errors.As(err, &gaps):
