@@ -127,7 +127,7 @@ func (a *api) router() chi.Router {
 	r := chi.NewRouter()
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	r.Route("/v1", func(r chi.Router) {
-		r.Use(a.authenticate)
+		r.Use(a.authenticate, a.cleanInput)
 		r.With(a.require(Approver, Security, Auditor)).Get("/approvals", a.listApprovals)
 		r.With(a.require(Approver, Security, Auditor)).Get("/approvals/{id}", a.getApproval)
 		r.With(a.require(Approver)).Post("/approvals/{id}/approve", a.decide(true))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -67,6 +69,42 @@ func (a *api) needsReadPath(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// cleanInput is the one check of every route's input text: a query
+// parameter (its name or value), cursor or path segment must be valid
+// UTF-8 without NUL bytes, which PostgreSQL cannot store or compare (it
+// answers "invalid byte sequence"), and which no tenant, subject, id or
+// filter holds. A parameter is named as sent, percent-encoded if its name
+// is itself bad.
+func (a *api) cleanInput(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := checkInput(r); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func checkInput(r *http.Request) error {
+	if !cleanText(r.URL.Path) {
+		return badParam("path", "%q holds a NUL byte or invalid UTF-8", r.URL.EscapedPath())
+	}
+	q := r.URL.Query()
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if !cleanText(k) {
+			return badParam(url.QueryEscape(k), "the name holds a NUL byte or invalid UTF-8")
+		}
+		for _, v := range q[k] {
+			if !cleanText(v) {
+				return badParam(k, "%q holds a NUL byte or invalid UTF-8", v)
+			}
+		}
+	}
+	return nil
+}
+
+func cleanText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 // knownParams refuses a query parameter the route does not know.
 func knownParams(q url.Values, known ...string) error {

@@ -466,3 +466,32 @@ func TestSessions(t *testing.T) {
 		}
 	}
 }
+
+// A NUL byte or invalid UTF-8 in any query parameter, cursor or path
+// segment is a bad request naming the parameter, never a database error.
+func TestReadPathRefusesBytesPostgreSQLCannotStore(t *testing.T) {
+	f := newReadFixture(t)
+	carol := f.tokens["carol"]
+	for _, c := range []struct{ path, param string }{
+		{"/v1/events?actor=a%00b", "actor"},
+		{"/v1/events?q=%ff%fe", "q"},
+		{"/v1/events?session=s1%00", "session"},
+		{"/v1/events?target=%c3%28", "target"},
+		{"/v1/events?email=%00", "email"},
+		{"/v1/sessions?after=s%00", "after"},
+		{"/v1/sessions?actor=%ff", "actor"},
+		{"/v1/sessions/s1%00?tenant=acme", "path"},
+		{"/v1/sessions/%ff?tenant=acme", "path"},
+		{"/v1/proofs/inclusion?event_id=ev-1%00", "event_id"},
+		{"/v1/proofs/inclusion?event_id=%ff", "event_id"},
+		{"/v1/events?%ff=1", "%FF"},
+		{"/v1/approvals?status=%00", "status"},
+	} {
+		code, ctype, body := f.get(t, c.path, carol)
+		var p api.Problem
+		json.Unmarshal([]byte(body), &p)
+		if code != 400 || ctype != "application/problem+json" || p.Param != c.param {
+			t.Errorf("%s: %d %s; want 400 naming %q", c.path, code, body, c.param)
+		}
+	}
+}
