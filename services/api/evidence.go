@@ -213,10 +213,25 @@ func observedControls(m *evidence.Manifest) []string {
 	return ids
 }
 
-// evidenceStatus answers a build's state.
+// evidenceStatus answers a build's state. It says the bundle's tenant,
+// period, range and digest: audit data, so the read is recorded first.
 func (a *api) evidenceStatus(w http.ResponseWriter, r *http.Request) {
 	st, err := a.bundle(chi.URLParam(r, "id"))
 	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	audit := map[string]any{"resource": "evidence status", "bundle_id": st.ID, "status": st.Status}
+	if st.Request != nil {
+		audit["tenant"] = st.Request.Tenant
+	}
+	if st.Range != nil {
+		audit["first_index"], audit["end_index"] = st.Range.First, st.Range.End
+	}
+	if st.SHA256 != "" {
+		audit["sha256"] = st.SHA256
+	}
+	if err := a.accessed(r, audit); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/crypto/ssh"
@@ -53,6 +54,7 @@ type readFixture struct {
 	shortTok string // expires in a second
 	// evidenceKey checks the bundles' signatures.
 	evidenceKey ssh.PublicKey
+	js          jetstream.JetStream
 }
 
 func newReadFixture(t *testing.T) *readFixture {
@@ -128,7 +130,7 @@ func newReadFixture(t *testing.T) *readFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &readFixture{srv: httptest.NewServer(h), tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg, evidenceKey: esigner.PublicKey(),
+	f := &readFixture{srv: httptest.NewServer(h), tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg, evidenceKey: esigner.PublicKey(), js: js,
 		stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) }}
 	t.Cleanup(f.srv.Close)
 	for _, u := range users {
