@@ -108,6 +108,9 @@ func (a *api) requestEvidence(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if !a.checkTenantScope(w, r, req.Tenant) {
+		return
+	}
 	fw, err := compliance.Load(req.Framework)
 	if err != nil {
 		a.fail(w, r, badParam("framework", "%v", err))
@@ -221,6 +224,9 @@ func (a *api) evidenceStatus(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if !a.bundleInScope(w, r, st) {
+		return
+	}
 	audit := map[string]any{"resource": "evidence status", "bundle_id": st.ID, "status": st.Status}
 	if st.Request != nil {
 		audit["tenant"] = st.Request.Tenant
@@ -293,11 +299,15 @@ func (a *api) bundleOnDisk(id string) (*EvidenceStatus, error) {
 func (a *api) downloadEvidence(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	st, err := a.bundle(id)
-	if err == nil && st.Status != "ready" {
-		err = fmt.Errorf("%w: bundle %s is %s", errNotReady, id, st.Status)
-	}
 	if err != nil {
 		a.fail(w, r, err)
+		return
+	}
+	if !a.bundleInScope(w, r, st) {
+		return
+	}
+	if st.Status != "ready" {
+		a.fail(w, r, fmt.Errorf("%w: bundle %s is %s", errNotReady, id, st.Status))
 		return
 	}
 	f, err := os.Open(a.bundlePath(id))
@@ -313,6 +323,20 @@ func (a *api) downloadEvidence(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="evidence-%s-%s.zip"`, st.Request.Tenant, id))
 	http.ServeContent(w, r, "", st.Requested, f)
+}
+
+// bundleInScope refuses a bundle of a tenant the caller may not read,
+// whoever asked for it.
+func (a *api) bundleInScope(w http.ResponseWriter, r *http.Request, st EvidenceStatus) bool {
+	if st.Request == nil {
+		a.fail(w, r, fmt.Errorf("bundle %s names no tenant", st.ID))
+		return false
+	}
+	if s := a.scopeOf(r); !s.tenant(st.Request.Tenant) {
+		a.refuse(w, r, &scopeError{what: "evidence bundle " + st.ID, scope: s, tenant: st.Request.Tenant})
+		return false
+	}
+	return true
 }
 
 // errNotReady: the bundle is still being built, or failed.

@@ -181,7 +181,14 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		}
+		if !a.checkTenantScope(w, r, v) {
+			return
+		}
 		where = append(where, "tenant = "+arg(v))
+	} else if cond, ok := a.tenantCondition(w, r, arg); !ok {
+		return
+	} else if cond != "" {
+		where = append(where, cond)
 	}
 	for _, p := range []struct{ param, cond string }{
 		{"actor", "actor_subject = %s"},
@@ -314,17 +321,35 @@ func (a *api) inclusionProof(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, badParam("event_id", "longer than 128 characters"))
 			return
 		}
-		var idxs []int64
-		rows, err := a.cfg.DB.Query(r.Context(), `SELECT idx FROM events WHERE id = $1 ORDER BY idx LIMIT 2`, id)
-		if err == nil {
-			idxs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		// Ids are unique within a tenant: the caller's events are those
+		// of its tenants, and another tenant's event is unknown to it.
+		type hit struct {
+			Idx    int64
+			Tenant string
 		}
-		switch {
-		case err != nil:
+		rows, err := a.cfg.DB.Query(r.Context(), `SELECT idx, tenant FROM events WHERE id = $1 ORDER BY idx`, id)
+		var hits []hit
+		if err == nil {
+			hits, err = pgx.CollectRows(rows, pgx.RowToStructByPos[hit])
+		}
+		if err != nil {
 			a.fail(w, r, err)
 			return
+		}
+		sc := a.scopeOf(r)
+		var idxs []int64
+		for _, h := range hits {
+			if sc.tenant(h.Tenant) {
+				idxs = append(idxs, h.Idx)
+			}
+		}
+		notFound := fmt.Errorf("%w: no sealed event has the id %q", errNotFound, id)
+		switch {
+		case len(idxs) == 0 && len(hits) > 0:
+			a.refuse(w, r, &scopeError{what: notFound.Error(), scope: sc, hidden: true, tenant: hits[0].Tenant})
+			return
 		case len(idxs) == 0:
-			a.fail(w, r, fmt.Errorf("%w: no sealed event has the id %q", errNotFound, id))
+			a.fail(w, r, notFound)
 			return
 		case len(idxs) > 1:
 			a.fail(w, r, badParam("event_id", "%q names events of more than one tenant: ask by index", id))
@@ -340,6 +365,23 @@ func (a *api) inclusionProof(w http.ResponseWriter, r *http.Request) {
 	if index >= size {
 		a.fail(w, r, badParam("index", "%d is not below the tree size %d", index, size))
 		return
+	}
+	// A proof carries only hashes, but whether index is an event the
+	// caller may know of is the scope's to say.
+	if sc := a.scopeOf(r); !sc.allTenants {
+		var tenant string
+		err := a.cfg.DB.QueryRow(r.Context(), `SELECT tenant FROM events WHERE idx = $1`, int64(index)).Scan(&tenant)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = fmt.Errorf("%w: record %d is not projected yet", errNotFound, index)
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if !sc.tenant(tenant) {
+			a.refuse(w, r, &scopeError{what: fmt.Sprintf("no event of your tenants at index %d", index), scope: sc, hidden: true, tenant: tenant})
+			return
+		}
 	}
 	hashes, err := projections.InclusionProof(r.Context(), a.cfg.DB, index, size)
 	if err != nil {

@@ -57,7 +57,9 @@ type readFixture struct {
 	js          jetstream.JetStream
 }
 
-func newReadFixture(t *testing.T) *readFixture {
+// newReadFixture builds the fixture; more, if given, is sealed as one
+// more segment after the 40 events of tenant acme.
+func newReadFixture(t *testing.T, more ...ledger.Entry) *readFixture {
 	t.Helper()
 	pg := pgtest.StartT(t)
 	db, err := pgxpool.New(t.Context(), pg.DSN(pg.NewDatabase(t)))
@@ -91,12 +93,19 @@ func newReadFixture(t *testing.T) *readFixture {
 			t.Fatal(err)
 		}
 	}
+	if len(more) > 0 {
+		if _, err := l.Append(t.Context(), more); err != nil {
+			t.Fatal(err)
+		}
+	}
 	pcfg := projections.Config{DB: db, Store: store, Verifier: signer.Verifier()}
 	if err := projections.Rebuild(t.Context(), pcfg, nil); err != nil {
 		t.Fatal(err)
 	}
 
-	users := []oidcdev.User{{Name: "alice", Secret: "a", Groups: []string{"dba"}}, {Name: "carol", Secret: "c", Groups: []string{"auditor"}}}
+	users := []oidcdev.User{{Name: "alice", Secret: "a", Groups: []string{"dba", "tenant:acme"}}, {Name: "carol", Secret: "c", Groups: []string{"auditor", "tenant:acme"}},
+		// olga audits every tenant; uma holds the role but no tenant.
+		{Name: "olga", Secret: "o", Groups: []string{"auditor", "tenant:*"}}, {Name: "uma", Secret: "u", Groups: []string{"auditor"}}}
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: users})
 	if err != nil {
 		t.Fatal(err)
