@@ -1,6 +1,7 @@
 // Package api is auditledger's HTTP API. Every call carries an OIDC bearer
 // token and is authorised by role (auditor, security, approver, admin),
-// the roles coming from the token's groups. This first part serves approval
+// the roles coming from the token's groups, and scoped to tenants and
+// targets by groups too (scope.go). This first part serves approval
 // decisions, and the read path: events queried from the projection
 // (projections package), the latest checkpoint, and inclusion and
 // consistency proofs read in O(log n). Errors are RFC 9457 problem+json
