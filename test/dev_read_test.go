@@ -67,6 +67,13 @@ func TestDevReadPath(t *testing.T) {
 	if !strings.Contains(r.stdout, "INDEX") || !strings.Contains(r.stdout, "session.started") || strings.Contains(r.stdout, "command.executed") {
 		t.Errorf("query events:\n%s", r.stdout)
 	}
+	// The CLI is held to carol's scope (dev's tenants): another tenant is
+	// refused, saying why.
+	for _, args := range [][]string{{"query", "events", "--tenant", "globex"}, {"query", "session", "sess-7f3a", "--tenant", "globex"}} {
+		if r := run(t, nil, env, args...); r.code == 0 || !strings.Contains(r.stderr, "outside your scope") || !strings.Contains(r.stderr, "HTTP 403") {
+			t.Errorf("%v: exit %d, %s", args, r.code, r.stderr)
+		}
+	}
 	r = mustRun(t, nil, env, "query", "session", "sess-7f3a", "--tenant", "acme", "--json")
 	if n := strings.Count(r.stdout, `"index"`); n < 2 {
 		t.Errorf("query session --json printed %d events:\n%s", n, r.stdout)

@@ -34,7 +34,7 @@ func TestServeAllRoles(t *testing.T) {
 	db := pg.NewDatabase(t)
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
 		{Name: "dana", Secret: "d", Email: "dana@example.com", Groups: []string{"dba"}},
-		{Name: "erin", Secret: "e", Groups: []string{"change-board"}},
+		{Name: "erin", Secret: "e", Groups: []string{"change-board", "tenant:acme", "target:orders", "target:hello"}},
 	}})
 	if err != nil {
 		t.Fatal(err)

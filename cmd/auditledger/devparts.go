@@ -15,11 +15,13 @@ import (
 
 // devUsers are the identities of the development OpenID provider. Their
 // secrets are public on purpose: dev listens on loopback only, and every
-// event they cause is marked dev_identity.
+// event they cause is marked dev_identity. Their scopes (the API's
+// tenant:NAME and target:NAME groups) are dev's two tenants: its own
+// events' (default) and the README's sample events' (acme).
 var devUsers = []oidcdev.User{
-	{Name: "alice", Secret: "alice-dev-secret", Email: "alice@dev.auditledger.local", Groups: []string{"dba"}},
-	{Name: "bob", Secret: "bob-dev-secret", Email: "bob@dev.auditledger.local", Groups: []string{"approver"}},
-	{Name: "carol", Secret: "carol-dev-secret", Email: "carol@dev.auditledger.local", Groups: []string{"auditor"}},
+	{Name: "alice", Secret: "alice-dev-secret", Email: "alice@dev.auditledger.local", Groups: []string{"dba", "tenant:default", "tenant:acme"}},
+	{Name: "bob", Secret: "bob-dev-secret", Email: "bob@dev.auditledger.local", Groups: []string{"approver", "tenant:default", "tenant:acme", "target:*"}},
+	{Name: "carol", Secret: "carol-dev-secret", Email: "carol@dev.auditledger.local", Groups: []string{"auditor", "tenant:default", "tenant:acme", "target:*"}},
 	{Name: "agent", Secret: "agent-dev-secret", Groups: []string{"agents"}, Machine: true},
 }
 

@@ -416,7 +416,26 @@ func (c *apiRole) check(cfg *serveConfig) error {
 	if (c.EvidenceKey != "") != (c.LogVKey != "") || (c.EvidenceKey != "") != (c.EvidenceDir != "") {
 		return fmt.Errorf("api.evidence_key, api.evidence_dir and api.log_vkey: give all three to serve evidence bundles, or none")
 	}
+	if _, err := c.scope(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// scope is the API's reading of tenant and target scopes from groups.
+func (c *apiRole) scope() (api.ScopeConfig, error) {
+	s := api.ScopeConfig{TenantPrefix: c.Scope.TenantPrefix, TargetPrefix: c.Scope.TargetPrefix}
+	switch c.Scope.Unscoped {
+	case "", "none":
+	case "all":
+		s.UnscopedAll = true
+	default:
+		return s, fmt.Errorf("api.scope.unscoped: %q is not none or all (what a caller in no tenant:NAME or target:NAME group reaches)", c.Scope.Unscoped)
+	}
+	if s.TenantPrefix != "" && s.TenantPrefix == s.TargetPrefix {
+		return s, fmt.Errorf("api.scope: tenant_prefix and target_prefix are both %q: a group would name a tenant and a target at once", s.TenantPrefix)
+	}
+	return s, nil
 }
 
 // evidence loads what the API needs to build evidence bundles, if
@@ -463,7 +482,8 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 		p.em.Close()
 		return nil, err
 	}
-	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Roles: roles, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
+	scope, _ := c.scope() // checked by check
+	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Roles: roles, Scope: scope, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
 		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db, Evidence: ev})
 	if err != nil {
 		p.em.Close()

@@ -89,6 +89,15 @@ type (
 	apiRole struct {
 		Listen string              `yaml:"listen"`
 		Roles  map[string][]string `yaml:"roles"`
+		// Scope: which tenants and targets a caller's roles reach, from
+		// its groups (services/api scope.go).
+		Scope struct {
+			TenantPrefix string `yaml:"tenant_prefix"` // empty: "tenant:"
+			TargetPrefix string `yaml:"target_prefix"` // empty: "target:"
+			// Unscoped: what a caller in no tenant (target) group
+			// reaches: "none" (empty: the same) or "all".
+			Unscoped string `yaml:"unscoped"`
+		} `yaml:"scope"`
 		// Evidence bundles: the SSH key signing them, where they are
 		// kept, and the log's verifier key they ship.
 		EvidenceKey string `yaml:"evidence_key"`
@@ -224,6 +233,7 @@ func envOverrides(c *serveConfig) []envOverride {
 		{"AUDITLEDGER_API_EVIDENCE_KEY", func(v string) error { c.API.EvidenceKey = v; return nil }},
 		{"AUDITLEDGER_API_EVIDENCE_DIR", func(v string) error { c.API.EvidenceDir = v; return nil }},
 		{"AUDITLEDGER_API_LOG_VKEY", func(v string) error { c.API.LogVKey = v; return nil }},
+		{"AUDITLEDGER_API_SCOPE_UNSCOPED", func(v string) error { c.API.Scope.Unscoped = v; return nil }},
 		{"AUDITLEDGER_APPROVALS_KEY", func(v string) error { c.Approvals.Key = v; return nil }},
 		{"AUDITLEDGER_APPROVALS_VKEY", func(v string) error { c.Approvals.VKey = v; return nil }},
 		{"AUDITLEDGER_POSTGRES_PROXY_LISTEN", func(v string) error { c.PostgresProxy.Listen = v; return nil }},

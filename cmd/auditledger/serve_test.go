@@ -67,6 +67,14 @@ func TestServeConfigErrorsAndOverrides(t *testing.T) {
 	if _, err = loadServeConfig(write("roles: [api]\noidc: {issuer: http://idp}\napprovals: {key: /k}\n"), noEnv); err != nil {
 		t.Errorf("an api-only process needs no ledger settings: %v", err)
 	}
+	_, err = loadServeConfig(write("roles: [api]\noidc: {issuer: http://idp}\napprovals: {key: /k}\napi: {scope: {unscoped: everyone}}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), `api.scope.unscoped: "everyone" is not none or all`) {
+		t.Errorf("a bad api.scope.unscoped: %v", err)
+	}
+	_, err = loadServeConfig(write("roles: [api]\noidc: {issuer: http://idp}\napprovals: {key: /k}\napi: {scope: {tenant_prefix: \"x:\", target_prefix: \"x:\"}}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "api.scope: tenant_prefix and target_prefix are both") {
+		t.Errorf("one prefix for tenants and targets: %v", err)
+	}
 	_, err = loadServeConfig(write("ledger:\n  key: /tmp/k\n"), noEnv)
 	if err == nil || !strings.Contains(err.Error(), "ledger.store: required") {
 		t.Errorf("missing store: %v", err)

@@ -1,6 +1,7 @@
 // Package api is auditledger's HTTP API. Every call carries an OIDC bearer
 // token and is authorised by role (auditor, security, approver, admin),
-// the roles coming from the token's groups. This first part serves approval
+// the roles coming from the token's groups, and scoped to tenants and
+// targets by groups too (scope.go). This first part serves approval
 // decisions, and the read path: events queried from the projection
 // (projections package), the latest checkpoint, and inclusion and
 // consistency proofs read in O(log n). Errors are RFC 9457 problem+json
@@ -54,7 +55,11 @@ type Config struct {
 	Auth identity.Authenticator // required: verifies bearer tokens
 	// Roles maps each role to the groups that hold it. Nil means each
 	// role is held by the group of the same name.
-	Roles     map[Role][]string
+	Roles map[Role][]string
+	// Scope reads from the groups which tenants and targets a caller's
+	// roles reach (scope.go). The zero value: groups "tenant:NAME" and
+	// "target:NAME", and a caller in none reaches nothing.
+	Scope     ScopeConfig
 	Approvals *approvals.Broker // required
 	// Emitter records the API's own events (required). Tenant is their
 	// tenant ("default" when empty); Instance names this process (the
@@ -96,6 +101,15 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Scope.TenantPrefix == "" {
+		cfg.Scope.TenantPrefix = "tenant:"
+	}
+	if cfg.Scope.TargetPrefix == "" {
+		cfg.Scope.TargetPrefix = "target:"
+	}
+	if cfg.Scope.TenantPrefix == cfg.Scope.TargetPrefix {
+		return nil, fmt.Errorf("api: Scope.TenantPrefix and Scope.TargetPrefix are both %q: a group would name a tenant and a target at once", cfg.Scope.TenantPrefix)
+	}
 	a := &api{cfg: cfg, jobs: &evidenceJobs{jobs: map[string]*EvidenceStatus{}, one: make(chan struct{}, 1)}}
 	r := a.router()
 	return cfg.Metrics.Wrap(r, func(r *http.Request) string {
@@ -127,7 +141,7 @@ func (a *api) router() chi.Router {
 	r := chi.NewRouter()
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	r.Route("/v1", func(r chi.Router) {
-		r.Use(a.authenticate)
+		r.Use(a.authenticate, a.cleanInput)
 		r.With(a.require(Approver, Security, Auditor)).Get("/approvals", a.listApprovals)
 		r.With(a.require(Approver, Security, Auditor)).Get("/approvals/{id}", a.getApproval)
 		r.With(a.require(Approver)).Post("/approvals/{id}/approve", a.decide(true))
@@ -306,13 +320,18 @@ func (a *api) listApprovals(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, fmt.Errorf("%w: status %q is not pending, granted, denied or expired", errBadRequest, st))
 		return
 	}
-	list, err := a.cfg.Approvals.List(r.Context(), st)
+	all, err := a.cfg.Approvals.List(r.Context(), st)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if list == nil {
-		list = []*approvals.Request{}
+	// The approvals bucket has no query language: the scope filters here.
+	sc := a.scopeOf(r)
+	list := []*approvals.Request{}
+	for _, q := range all {
+		if sc.approval(q) {
+			list = append(list, q)
+		}
 	}
 	ids := make([]string, len(list))
 	for i, q := range list {
@@ -331,11 +350,24 @@ func (a *api) getApproval(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if !a.approvalInScope(w, r, req) {
+		return
+	}
 	if err := a.accessed(r, map[string]any{"resource": "approval", "ids": []string{req.ID}, "count": 1}); err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, req)
+}
+
+// approvalInScope refuses an approval whose tenant or target is outside
+// the caller's scope.
+func (a *api) approvalInScope(w http.ResponseWriter, r *http.Request, req *approvals.Request) bool {
+	if s := a.scopeOf(r); !s.approval(req) {
+		a.refuse(w, r, &scopeError{what: "approval " + req.ID, scope: s, tenant: req.Tenant})
+		return false
+	}
+	return true
 }
 
 // errNotAudited: the audit.accessed event of a read could not be stored,
@@ -411,13 +443,23 @@ func (a *api) decide(grant bool) http.HandlerFunc {
 			a.fail(w, r, fmt.Errorf("%w: a denial needs a reason", errBadRequest))
 			return
 		}
-		req, err := a.cfg.Approvals.Decide(r.Context(), chi.URLParam(r, "id"), actorOf(r.Context()), grant, d.Reason)
+		// The request's tenant and target never change: checked once,
+		// before the decision.
+		req, err := a.cfg.Approvals.Get(r.Context(), chi.URLParam(r, "id"))
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if !a.approvalInScope(w, r, req) {
+			return
+		}
+		req, err = a.cfg.Approvals.Decide(r.Context(), req.ID, actorOf(r.Context()), grant, d.Reason)
 		if err != nil && req == nil {
 			a.fail(w, r, err)
 			return
 		}
 		if err != nil { // decided, event not yet stored: the proxy records it
-			a.cfg.Logger.Warn("approval decided, event pending", "id", req.ID, "err", err)
+			a.cfg.Logger.Warn("approval decided, event pending", "approval_id", req.ID, "err", err)
 		}
 		writeJSON(w, http.StatusOK, req)
 	}

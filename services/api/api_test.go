@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,8 +24,8 @@ import (
 func TestApprovalsAPI(t *testing.T) {
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
 		{Name: "alice", Secret: "a", Groups: []string{"dba"}},
-		{Name: "bob", Secret: "b", Groups: []string{"approver"}},
-		{Name: "carol", Secret: "c", Groups: []string{"auditors"}},
+		{Name: "bob", Secret: "b", Groups: []string{"approver", "tenant:acme", "target:*"}},
+		{Name: "carol", Secret: "c", Groups: []string{"auditors", "tenant:acme", "target:*"}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +147,7 @@ func TestSelfApprovalRefused(t *testing.T) {
 	// The same person in the approver group cannot approve their own
 	// request, through the API.
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
-		{Name: "dave", Secret: "d", Groups: []string{"approver"}},
+		{Name: "dave", Secret: "d", Groups: []string{"approver", "tenant:*", "target:*"}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -177,4 +178,115 @@ func TestSelfApprovalRefused(t *testing.T) {
 	if resp.StatusCode != 403 || !strings.Contains(string(body), "cannot decide their own") {
 		t.Errorf("self-approval: %d %s", resp.StatusCode, body)
 	}
+}
+
+// Reviewers are scoped to tenants and targets: bob reviews target orders
+// of tenant acme; he sees and decides only those approvals, and each
+// refusal is recorded.
+func TestApprovalScope(t *testing.T) {
+	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
+		{Name: "alice", Secret: "a", Groups: []string{"dba"}},
+		{Name: "bob", Secret: "b", Groups: []string{"approver", "tenant:acme", "target:orders"}},
+		{Name: "vic", Secret: "v", Groups: []string{"approver"}}, // no scope
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	v, err := identity.NewOIDC(t.Context(), identity.OIDCConfig{Issuer: idp.Issuer, Audience: "auditledger"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, js := natstest.Start(t).Connect(t)
+	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: ledgertest.Signer(t, "api.test/approvals"), Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(api.Config{Auth: v, Approvals: b, Emitter: em})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	tok := func(u, s string) string {
+		tk, err := identity.ClientCredentialsToken(t.Context(), idp.Issuer, u, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	alice, bob, vic := tok("alice", "a"), tok("bob", "b"), tok("vic", "v")
+	aliceActor, _ := v.Authenticate(t.Context(), "", alice)
+	open := func(tenant, target string) *approvals.Request {
+		r := &approvals.Request{ID: approvals.NewID(), Tenant: tenant, Rule: "ddl", Requester: aliceActor, Target: events.Target{Kind: "postgres", Name: target},
+			Statement: "DROP TABLE t", RequestedAt: time.Now().UTC(), ExpiresAt: time.Now().Add(time.Hour).UTC()}
+		if err := b.Open(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	mine, payroll, globex := open("acme", "orders"), open("acme", "payroll"), open("globex", "orders")
+	call := func(method, path, token, body string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	var list []approvals.Request
+	code, body := call("GET", "/v1/approvals?status=pending", bob, "")
+	if err := json.Unmarshal([]byte(body), &list); code != 200 || err != nil || len(list) != 1 || list[0].ID != mine.ID {
+		t.Errorf("bob's list: %d %s; want only %s", code, body, mine.ID)
+	}
+	code, body = call("GET", "/v1/approvals", vic, "")
+	if err := json.Unmarshal([]byte(body), &list); code != 200 || err != nil || len(list) != 0 {
+		t.Errorf("vic's list (no scope): %d %s; want none", code, body)
+	}
+	var refused []string
+	for _, c := range []struct{ who, token, method, path, body string }{
+		{"bob", bob, "GET", "/v1/approvals/" + payroll.ID, ""},
+		{"bob", bob, "GET", "/v1/approvals/" + globex.ID, ""},
+		{"bob", bob, "POST", "/v1/approvals/" + payroll.ID + "/approve", `{"reason":"x"}`},
+		{"bob", bob, "POST", "/v1/approvals/" + globex.ID + "/deny", `{"reason":"x"}`},
+		{"vic", vic, "POST", "/v1/approvals/" + mine.ID + "/approve", `{"reason":"x"}`},
+	} {
+		if code, body := call(c.method, c.path, c.token, c.body); code != 403 || !strings.Contains(body, "outside your scope") {
+			t.Errorf("%s %s %s: %d %s; want 403", c.who, c.method, c.path, code, body)
+		}
+		refused = append(refused, c.who+" "+c.path)
+	}
+	for _, r := range []*approvals.Request{payroll, globex, mine} {
+		if got, _ := b.Get(t.Context(), r.ID); got.Status != approvals.Pending {
+			t.Errorf("%s is %s after refused decisions", r.ID, got.Status)
+		}
+	}
+	if code, body := call("POST", "/v1/approvals/"+mine.ID+"/approve", bob, `{"reason":"ticket 7"}`); code != 200 || !strings.Contains(body, `"status": "granted"`) {
+		t.Errorf("bob approves in his scope: %d %s", code, body)
+	}
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		blocked := map[string]bool{}
+		for _, st := range natstest.Events(t, js, "") {
+			if st.Event.Type == events.CommandBlocked && strings.HasPrefix(fmt.Sprint(st.Payload["reason"]), "out of scope") {
+				blocked[st.Event.Actor.Subject+" "+fmt.Sprint(st.Payload["path"])] = true
+			}
+		}
+		for _, r := range refused {
+			if !blocked[r] {
+				return fmt.Errorf("the refusal of %s is not recorded", r)
+			}
+		}
+		return nil
+	})
 }

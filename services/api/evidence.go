@@ -108,6 +108,9 @@ func (a *api) requestEvidence(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if !a.checkTenantScope(w, r, req.Tenant) {
+		return
+	}
 	fw, err := compliance.Load(req.Framework)
 	if err != nil {
 		a.fail(w, r, badParam("framework", "%v", err))
@@ -213,10 +216,28 @@ func observedControls(m *evidence.Manifest) []string {
 	return ids
 }
 
-// evidenceStatus answers a build's state.
+// evidenceStatus answers a build's state. It says the bundle's tenant,
+// period, range and digest: audit data, so the read is recorded first.
 func (a *api) evidenceStatus(w http.ResponseWriter, r *http.Request) {
 	st, err := a.bundle(chi.URLParam(r, "id"))
 	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if !a.bundleInScope(w, r, st) {
+		return
+	}
+	audit := map[string]any{"resource": "evidence status", "bundle_id": st.ID, "status": st.Status}
+	if st.Request != nil {
+		audit["tenant"] = st.Request.Tenant
+	}
+	if st.Range != nil {
+		audit["first_index"], audit["end_index"] = st.Range.First, st.Range.End
+	}
+	if st.SHA256 != "" {
+		audit["sha256"] = st.SHA256
+	}
+	if err := a.accessed(r, audit); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -278,11 +299,15 @@ func (a *api) bundleOnDisk(id string) (*EvidenceStatus, error) {
 func (a *api) downloadEvidence(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	st, err := a.bundle(id)
-	if err == nil && st.Status != "ready" {
-		err = fmt.Errorf("%w: bundle %s is %s", errNotReady, id, st.Status)
-	}
 	if err != nil {
 		a.fail(w, r, err)
+		return
+	}
+	if !a.bundleInScope(w, r, st) {
+		return
+	}
+	if st.Status != "ready" {
+		a.fail(w, r, fmt.Errorf("%w: bundle %s is %s", errNotReady, id, st.Status))
 		return
 	}
 	f, err := os.Open(a.bundlePath(id))
@@ -298,6 +323,20 @@ func (a *api) downloadEvidence(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="evidence-%s-%s.zip"`, st.Request.Tenant, id))
 	http.ServeContent(w, r, "", st.Requested, f)
+}
+
+// bundleInScope refuses a bundle of a tenant the caller may not read,
+// whoever asked for it.
+func (a *api) bundleInScope(w http.ResponseWriter, r *http.Request, st EvidenceStatus) bool {
+	if st.Request == nil {
+		a.fail(w, r, fmt.Errorf("bundle %s names no tenant", st.ID))
+		return false
+	}
+	if s := a.scopeOf(r); !s.tenant(st.Request.Tenant) {
+		a.refuse(w, r, &scopeError{what: "evidence bundle " + st.ID, scope: s, tenant: st.Request.Tenant})
+		return false
+	}
+	return true
 }
 
 // errNotReady: the bundle is still being built, or failed.

@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/projections/evidence"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/test/natstest"
@@ -107,4 +109,60 @@ func TestEvidenceAPI(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// refuseNewEvents makes the bus refuse every further event: the events
+// stream is full and discards new messages, so no audit record can be
+// stored.
+func (f *readFixture) refuseNewEvents(t *testing.T) {
+	t.Helper()
+	s, err := f.js.Stream(t.Context(), bus.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := info.Config
+	cfg.MaxMsgs, cfg.Discard = int64(info.State.Msgs), jetstream.DiscardNew
+	if _, err := f.js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A bundle's status (its tenant, digest and range) is audit data: reading
+// it is recorded as audit.accessed, and refused (503) like every other
+// read while no audit record can be stored.
+func TestEvidenceStatusIsAudited(t *testing.T) {
+	f := newReadFixture(t)
+	carol := f.tokens["carol"]
+	from, to := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	code, out := f.post(t, "/v1/evidence", carol, `{"tenant":"acme","from":"`+from+`","to":"`+to+`"}`)
+	var st api.EvidenceStatus
+	if err := json.Unmarshal([]byte(out), &st); code != 202 || err != nil || st.ID == "" {
+		t.Fatalf("POST /v1/evidence: %d %s", code, out)
+	}
+	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		code, _, body := f.get(t, "/v1/evidence/"+st.ID, carol)
+		if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil || st.Status != "ready" {
+			return fmt.Errorf("status: %d %s", code, body)
+		}
+		return nil
+	})
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		for _, s := range f.stream() {
+			if s.Event.Type == events.AuditAccessed && s.Payload["resource"] == "evidence status" && s.Payload["bundle_id"] == st.ID &&
+				s.Payload["tenant"] == "acme" && s.Payload["sha256"] == st.SHA256 && s.Event.Actor.Subject == "carol" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no audit.accessed of bundle %s's status", st.ID)
+	})
+	f.refuseNewEvents(t)
+	for _, path := range []string{"/v1/events?limit=1", "/v1/evidence/" + st.ID, "/v1/evidence/" + st.ID + "/download"} {
+		if code, _, body := f.get(t, path, carol); code != 503 || !strings.Contains(body, "could not be recorded") {
+			t.Errorf("%s while no audit record can be stored: %d %s, want 503", path, code, body)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -67,6 +69,42 @@ func (a *api) needsReadPath(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// cleanInput is the one check of every route's input text: a query
+// parameter (its name or value), cursor or path segment must be valid
+// UTF-8 without NUL bytes, which PostgreSQL cannot store or compare (it
+// answers "invalid byte sequence"), and which no tenant, subject, id or
+// filter holds. A parameter is named as sent, percent-encoded if its name
+// is itself bad.
+func (a *api) cleanInput(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := checkInput(r); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func checkInput(r *http.Request) error {
+	if !cleanText(r.URL.Path) {
+		return badParam("path", "%q holds a NUL byte or invalid UTF-8", r.URL.EscapedPath())
+	}
+	q := r.URL.Query()
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if !cleanText(k) {
+			return badParam(url.QueryEscape(k), "the name holds a NUL byte or invalid UTF-8")
+		}
+		for _, v := range q[k] {
+			if !cleanText(v) {
+				return badParam(k, "%q holds a NUL byte or invalid UTF-8", v)
+			}
+		}
+	}
+	return nil
+}
+
+func cleanText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 // knownParams refuses a query parameter the route does not know.
 func knownParams(q url.Values, known ...string) error {
@@ -143,7 +181,14 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		}
+		if !a.checkTenantScope(w, r, v) {
+			return
+		}
 		where = append(where, "tenant = "+arg(v))
+	} else if cond, ok := a.tenantCondition(w, r, arg); !ok {
+		return
+	} else if cond != "" {
+		where = append(where, cond)
 	}
 	for _, p := range []struct{ param, cond string }{
 		{"actor", "actor_subject = %s"},
@@ -276,17 +321,35 @@ func (a *api) inclusionProof(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, badParam("event_id", "longer than 128 characters"))
 			return
 		}
-		var idxs []int64
-		rows, err := a.cfg.DB.Query(r.Context(), `SELECT idx FROM events WHERE id = $1 ORDER BY idx LIMIT 2`, id)
-		if err == nil {
-			idxs, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		// Ids are unique within a tenant: the caller's events are those
+		// of its tenants, and another tenant's event is unknown to it.
+		type hit struct {
+			Idx    int64
+			Tenant string
 		}
-		switch {
-		case err != nil:
+		rows, err := a.cfg.DB.Query(r.Context(), `SELECT idx, tenant FROM events WHERE id = $1 ORDER BY idx`, id)
+		var hits []hit
+		if err == nil {
+			hits, err = pgx.CollectRows(rows, pgx.RowToStructByPos[hit])
+		}
+		if err != nil {
 			a.fail(w, r, err)
 			return
+		}
+		sc := a.scopeOf(r)
+		var idxs []int64
+		for _, h := range hits {
+			if sc.tenant(h.Tenant) {
+				idxs = append(idxs, h.Idx)
+			}
+		}
+		notFound := fmt.Errorf("%w: no sealed event has the id %q", errNotFound, id)
+		switch {
+		case len(idxs) == 0 && len(hits) > 0:
+			a.refuse(w, r, &scopeError{what: notFound.Error(), scope: sc, hidden: true, tenant: hits[0].Tenant})
+			return
 		case len(idxs) == 0:
-			a.fail(w, r, fmt.Errorf("%w: no sealed event has the id %q", errNotFound, id))
+			a.fail(w, r, notFound)
 			return
 		case len(idxs) > 1:
 			a.fail(w, r, badParam("event_id", "%q names events of more than one tenant: ask by index", id))
@@ -302,6 +365,23 @@ func (a *api) inclusionProof(w http.ResponseWriter, r *http.Request) {
 	if index >= size {
 		a.fail(w, r, badParam("index", "%d is not below the tree size %d", index, size))
 		return
+	}
+	// A proof carries only hashes, but whether index is an event the
+	// caller may know of is the scope's to say.
+	if sc := a.scopeOf(r); !sc.allTenants {
+		var tenant string
+		err := a.cfg.DB.QueryRow(r.Context(), `SELECT tenant FROM events WHERE idx = $1`, int64(index)).Scan(&tenant)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = fmt.Errorf("%w: record %d is not projected yet", errNotFound, index)
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if !sc.tenant(tenant) {
+			a.refuse(w, r, &scopeError{what: fmt.Sprintf("no event of your tenants at index %d", index), scope: sc, hidden: true, tenant: tenant})
+			return
+		}
 	}
 	hashes, err := projections.InclusionProof(r.Context(), a.cfg.DB, index, size)
 	if err != nil {

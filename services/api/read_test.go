@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/crypto/ssh"
@@ -53,9 +54,12 @@ type readFixture struct {
 	shortTok string // expires in a second
 	// evidenceKey checks the bundles' signatures.
 	evidenceKey ssh.PublicKey
+	js          jetstream.JetStream
 }
 
-func newReadFixture(t *testing.T) *readFixture {
+// newReadFixture builds the fixture; more, if given, is sealed as one
+// more segment after the 40 events of tenant acme.
+func newReadFixture(t *testing.T, more ...ledger.Entry) *readFixture {
 	t.Helper()
 	pg := pgtest.StartT(t)
 	db, err := pgxpool.New(t.Context(), pg.DSN(pg.NewDatabase(t)))
@@ -89,12 +93,19 @@ func newReadFixture(t *testing.T) *readFixture {
 			t.Fatal(err)
 		}
 	}
+	if len(more) > 0 {
+		if _, err := l.Append(t.Context(), more); err != nil {
+			t.Fatal(err)
+		}
+	}
 	pcfg := projections.Config{DB: db, Store: store, Verifier: signer.Verifier()}
 	if err := projections.Rebuild(t.Context(), pcfg, nil); err != nil {
 		t.Fatal(err)
 	}
 
-	users := []oidcdev.User{{Name: "alice", Secret: "a", Groups: []string{"dba"}}, {Name: "carol", Secret: "c", Groups: []string{"auditor"}}}
+	users := []oidcdev.User{{Name: "alice", Secret: "a", Groups: []string{"dba", "tenant:acme"}}, {Name: "carol", Secret: "c", Groups: []string{"auditor", "tenant:acme"}},
+		// olga audits every tenant; uma holds the role but no tenant.
+		{Name: "olga", Secret: "o", Groups: []string{"auditor", "tenant:*"}}, {Name: "uma", Secret: "u", Groups: []string{"auditor"}}}
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: users})
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +139,7 @@ func newReadFixture(t *testing.T) *readFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &readFixture{srv: httptest.NewServer(h), tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg, evidenceKey: esigner.PublicKey(),
+	f := &readFixture{srv: httptest.NewServer(h), tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg, evidenceKey: esigner.PublicKey(), js: js,
 		stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) }}
 	t.Cleanup(f.srv.Close)
 	for _, u := range users {
@@ -463,6 +474,35 @@ func TestSessions(t *testing.T) {
 		json.Unmarshal([]byte(body), &p)
 		if code != c.code || p.Param != c.param {
 			t.Errorf("%s: %d %s; want %d naming %q", c.path, code, body, c.code, c.param)
+		}
+	}
+}
+
+// A NUL byte or invalid UTF-8 in any query parameter, cursor or path
+// segment is a bad request naming the parameter, never a database error.
+func TestReadPathRefusesBytesPostgreSQLCannotStore(t *testing.T) {
+	f := newReadFixture(t)
+	carol := f.tokens["carol"]
+	for _, c := range []struct{ path, param string }{
+		{"/v1/events?actor=a%00b", "actor"},
+		{"/v1/events?q=%ff%fe", "q"},
+		{"/v1/events?session=s1%00", "session"},
+		{"/v1/events?target=%c3%28", "target"},
+		{"/v1/events?email=%00", "email"},
+		{"/v1/sessions?after=s%00", "after"},
+		{"/v1/sessions?actor=%ff", "actor"},
+		{"/v1/sessions/s1%00?tenant=acme", "path"},
+		{"/v1/sessions/%ff?tenant=acme", "path"},
+		{"/v1/proofs/inclusion?event_id=ev-1%00", "event_id"},
+		{"/v1/proofs/inclusion?event_id=%ff", "event_id"},
+		{"/v1/events?%ff=1", "%FF"},
+		{"/v1/approvals?status=%00", "status"},
+	} {
+		code, ctype, body := f.get(t, c.path, carol)
+		var p api.Problem
+		json.Unmarshal([]byte(body), &p)
+		if code != 400 || ctype != "application/problem+json" || p.Param != c.param {
+			t.Errorf("%s: %d %s; want 400 naming %q", c.path, code, body, c.param)
 		}
 	}
 }

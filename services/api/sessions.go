@@ -53,7 +53,14 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		}
+		if !a.checkTenantScope(w, r, v) {
+			return
+		}
 		sql += " AND tenant = " + arg(v)
+	} else if cond, ok := a.tenantCondition(w, r, arg); !ok {
+		return
+	} else if cond != "" {
+		sql += " AND " + cond
 	}
 	for _, p := range []string{"actor", "after"} {
 		if v := q.Get(p); len(v) > maxText {
@@ -110,6 +117,9 @@ func (a *api) sessionTimeline(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(id) > 128 {
 		a.fail(w, r, badParam("id", "longer than 128 characters"))
+		return
+	}
+	if !a.checkTenantScope(w, r, tenant) {
 		return
 	}
 	rows, err := a.cfg.DB.Query(r.Context(), `SELECT idx, leaf, header, sealed_at, event, session_seq FROM events

@@ -60,7 +60,12 @@ func (a *api) tile(w http.ResponseWriter, r *http.Request) {
 	}
 	var data []byte
 	if t.L == -1 {
-		data, err = a.entryBundle(r, uint64(t.N)*(1<<tileHeight), t.W)
+		var out *scopeError
+		data, out, err = a.entryBundle(r, uint64(t.N)*(1<<tileHeight), t.W)
+		if out != nil {
+			a.refuse(w, r, out)
+			return
+		}
 	} else {
 		data, err = tlog.ReadTileData(t, projections.HashReader(r.Context(), a.cfg.DB))
 	}
@@ -77,37 +82,45 @@ func (a *api) tile(w http.ResponseWriter, r *http.Request) {
 }
 
 // entryBundle is the records first..first+n-1, each as a big-endian
-// 16-bit length and the record's leaf input (§11).
-func (a *api) entryBundle(r *http.Request, first uint64, n int) ([]byte, error) {
-	rows, err := a.cfg.DB.Query(r.Context(), `SELECT idx, header, event FROM events WHERE idx >= $1 AND idx < $2 ORDER BY idx`, int64(first), int64(first)+int64(n))
+// 16-bit length and the record's leaf input (§11). An entry that would
+// show the event of a tenant outside the caller's scope (an older,
+// unbound record) refuses the bundle.
+func (a *api) entryBundle(r *http.Request, first uint64, n int) ([]byte, *scopeError, error) {
+	rows, err := a.cfg.DB.Query(r.Context(), `SELECT idx, tenant, header, event FROM events WHERE idx >= $1 AND idx < $2 ORDER BY idx`, int64(first), int64(first)+int64(n))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
+	sc := a.scopeOf(r)
 	var out []byte
 	count := 0
 	for rows.Next() {
 		var idx int64
+		var tenant, ev string
 		var header []byte
-		var ev string
-		if err := rows.Scan(&idx, &header, &ev); err != nil {
-			return nil, err
+		if err := rows.Scan(&idx, &tenant, &header, &ev); err != nil {
+			return nil, nil, err
 		}
 		// The entry is what the leaf hashes: a bound record's header
 		// alone (§2.4), an older record whole.
-		entry := ledger.LeafInput(append(header, ev...))
+		record := append(header, ev...)
+		entry := ledger.LeafInput(record)
+		if len(entry) == len(record) && !sc.tenant(tenant) {
+			return nil, &scopeError{what: fmt.Sprintf("entry %d: a record (version %d) whose leaf input holds its event, of a tenant", idx, record[0]),
+				scope: sc, tenant: tenant}, nil
+		}
 		if len(entry) > 0xffff {
-			return nil, fmt.Errorf("record %d is %d bytes, more than an entry bundle's 16-bit length can say", idx, len(entry))
+			return nil, nil, fmt.Errorf("record %d is %d bytes, more than an entry bundle's 16-bit length can say", idx, len(entry))
 		}
 		out = binary.BigEndian.AppendUint16(out, uint16(len(entry)))
 		out = append(out, entry...)
 		count++
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if count != n {
-		return nil, fmt.Errorf("%w: records %d..%d are not all projected", errNotFound, first, first+uint64(n)-1)
+		return nil, nil, fmt.Errorf("%w: records %d..%d are not all projected", errNotFound, first, first+uint64(n)-1)
 	}
-	return out, nil
+	return out, nil, nil
 }
