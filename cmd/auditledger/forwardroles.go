@@ -23,6 +23,9 @@ type (
 		Tenants []string `yaml:"tenants"`
 		Types   []string `yaml:"types"`
 		Batch   int      `yaml:"batch"`
+		// Inflight is how many batches may be at the destination at
+		// once (0: 4; syslog always 1).
+		Inflight int `yaml:"inflight"`
 		// Parked is the file records the destination refuses for good
 		// are appended to.
 		Parked string `yaml:"parked"`
@@ -56,6 +59,9 @@ func (c *forwardCommon) check(section string, defaultFormat siem.Format) error {
 	if !slices.Contains(siem.Formats, siem.Format(c.Format)) {
 		return fmt.Errorf("%s.format %q: want json, ocsf or cef", section, c.Format)
 	}
+	if c.Batch < 0 || c.Inflight < 0 {
+		return fmt.Errorf("%s: batch %d, inflight %d: want 0 (the default) or more", section, c.Batch, c.Inflight)
+	}
 	if _, err := siem.ParseTypes(c.Types); err != nil {
 		return fmt.Errorf("%s.types: %w", section, err)
 	}
@@ -70,7 +76,7 @@ func (c *forwardCommon) run(e *env, name string, dest siem.Destination, log *slo
 	}
 	types, _ := siem.ParseTypes(c.Types) // checked by check
 	f, err := siem.New(siem.Config{Name: name, JetStream: js, Destination: dest, Format: siem.Format(c.Format), Filter: siem.Filter{Tenants: c.Tenants, Types: types},
-		Batch: c.Batch, Parked: c.Parked, Registry: e.health.Registry(), Logger: log})
+		Batch: c.Batch, Inflight: c.Inflight, Parked: c.Parked, Registry: e.health.Registry(), Logger: log})
 	if err != nil {
 		return nil, err
 	}

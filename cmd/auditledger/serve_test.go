@@ -22,6 +22,24 @@ func TestDeployConfigLoads(t *testing.T) {
 	}
 }
 
+// A forwarder's inflight is read and passed on; a negative one is refused
+// by name.
+func TestForwarderInflightConfig(t *testing.T) {
+	t.Setenv("AUDITLEDGER_WEBHOOK_SECRET", "k")
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	load := func(inflight string) (serveConfig, error) {
+		os.WriteFile(p, []byte("roles: [webhook-forwarder]\nwebhook_forwarder:\n  url: https://siem.example/hook\n  inflight: "+inflight+"\n"), 0o644)
+		return loadServeConfig(p, func(string) string { return "" })
+	}
+	c, err := load("8")
+	if err != nil || c.WebhookForwarder.Inflight != 8 {
+		t.Errorf("inflight 8: %v, %d", err, c.WebhookForwarder.Inflight)
+	}
+	if _, err := load("-1"); err == nil || !strings.Contains(err.Error(), "webhook_forwarder: batch 0, inflight -1") {
+		t.Errorf("inflight -1: %v", err)
+	}
+}
+
 func TestServeConfigErrorsAndOverrides(t *testing.T) {
 	dir := t.TempDir()
 	write := func(body string) string {

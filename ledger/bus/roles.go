@@ -117,6 +117,7 @@ func consume(s string) []string {
 		"$JS.API.CONSUMER.DURABLE.CREATE." + s + ".>",
 		"$JS.API.CONSUMER.INFO." + s + ".>", "$JS.API.CONSUMER.DELETE." + s + ".>",
 		"$JS.API.CONSUMER.MSG.NEXT." + s + ".>",
+		"$JS.API.CONSUMER.RESET." + s + ".>", // a forwarder starting takes back what a killed one held
 		"$JS.API.CONSUMER.NAMES." + s, "$JS.API.CONSUMER.LIST." + s,
 		"$JS.ACK." + s + ".>", "$JS.FC." + s + ".>",
 	}

@@ -34,6 +34,13 @@ import (
 // emitted are sealed and published on AUDIT_LEDGER, as in production.
 func writer(t *testing.T) (jetstream.JetStream, func(from, n int)) {
 	t.Helper()
+	_, js, emit := writerOn(t)
+	return js, emit
+}
+
+// writerOn is writer, with the NATS server for more connections.
+func writerOn(t *testing.T) (*natstest.Server, jetstream.JetStream, func(from, n int)) {
+	t.Helper()
 	ns := natstest.Start(t)
 	_, js := ns.Connect(t)
 	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
@@ -56,7 +63,7 @@ func writer(t *testing.T) (jetstream.JetStream, func(from, n int)) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	em, _ := emitter.New(emitter.Config{JetStream: js})
 	t.Cleanup(func() { em.Close() })
-	return js, func(from, n int) {
+	return ns, js, func(from, n int) {
 		for i := from; i < from+n; i++ {
 			tenant := "acme"
 			if i%5 == 4 {

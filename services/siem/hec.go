@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -29,6 +30,7 @@ type HEC struct {
 	// deduplicate what was indexed meanwhile).
 	AckTimeout time.Duration
 	Client     *http.Client
+	chanOnce   sync.Once
 	channel    string
 }
 
@@ -59,12 +61,12 @@ func (h *HEC) post(ctx context.Context, path string, body []byte) (int, []byte, 
 	req.Header.Set("Authorization", "Splunk "+h.Token)
 	req.Header.Set("Content-Type", "application/json")
 	if h.Ack {
-		if h.channel == "" {
+		h.chanOnce.Do(func() { // one channel for every batch, concurrent ones too
 			var b [16]byte
 			rand.Read(b[:])
 			b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
 			h.channel = fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-		}
+		})
 		req.Header.Set("X-Splunk-Request-Channel", h.channel)
 	}
 	resp, err := h.client().Do(req)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -30,9 +31,15 @@ type Syslog struct {
 	Facility int
 	// Timeout bounds a connect and a batch's write (default 10 s).
 	Timeout time.Duration
+	mu      sync.Mutex // one batch at a time on the connection
 	conn    net.Conn
 	w       *bufio.Writer
 }
+
+var _ Sequential = (*Syslog)(nil)
+
+// Sequential: one connection carries the batches, in order.
+func (s *Syslog) Sequential() {}
 
 func (s *Syslog) String() string {
 	if s.TLS != nil {
@@ -89,6 +96,8 @@ func (s *Syslog) Close() error {
 
 // Send writes one message per item and flushes.
 func (s *Syslog) Send(ctx context.Context, items []Item) (map[int]error, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}

@@ -26,9 +26,15 @@ const (
 type Webhook struct {
 	URL    string
 	Secret []byte
+	// Client sends the requests (default: one with a 30 s timeout).
 	Client *http.Client
-	Now    func() time.Time
+	// Timeout bounds each exchange as a whole — connecting, sending, the
+	// answer and its body — whatever Client's own timeout (default 30 s).
+	Timeout time.Duration
+	Now     func() time.Time
 }
+
+var defaultClient = &http.Client{Timeout: 30 * time.Second}
 
 func (w *Webhook) String() string { return "webhook " + w.URL }
 
@@ -59,8 +65,14 @@ func CheckSignature(secret []byte, tsHeader, sigHeader string, body []byte, now 
 }
 
 // Send posts items; 2xx confirms them, 4xx (but 408 and 429) rejects the
-// batch, anything else fails it.
+// batch, anything else fails it. It is safe for concurrent use.
 func (w *Webhook) Send(ctx context.Context, items []Item) (map[int]error, error) {
+	timeout := w.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	var body bytes.Buffer
 	ctype := "application/json"
 	if len(items) > 0 && bytes.HasPrefix(items[0].Body, []byte("CEF:")) {
@@ -94,14 +106,18 @@ func (w *Webhook) Send(ctx context.Context, items []Item) (map[int]error, error)
 	req.Header.Set("Auditledger-Records", fmt.Sprintf("%d-%d", items[0].Index, items[len(items)-1].Index))
 	client := w.Client
 	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
+		client = defaultClient
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: records %s: %w", w.URL, req.Header.Get("Auditledger-Records"), err)
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	msg, err := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if err != nil && resp.StatusCode/100 != 4 {
+		return nil, fmt.Errorf("%s answered %s, then reading the answer: %w", w.URL, resp.Status, err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is reused
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return nil, nil

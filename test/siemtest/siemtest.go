@@ -78,6 +78,13 @@ func (r *Webhook) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
+// RequestCount is how many signed requests the receiver answered.
+func (r *Webhook) RequestCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.Requests
+}
+
 // Got returns how many times each event id was accepted.
 func (r *Webhook) Got() map[string]int {
 	r.mu.Lock()
