@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ type Webhook struct {
 	down     bool
 	BadSigs  int
 	Requests int
+	batches  [][]uint64 // the ledger indexes of each accepted request
 }
 
 // NewWebhook returns a receiver checking signatures made with secret.
@@ -73,9 +75,19 @@ func (r *Webhook) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
-	for _, b := range batch {
+	idx := make([]uint64, len(batch))
+	for i, b := range batch {
 		r.got[b.Event.ID]++
+		idx[i] = b.Index
 	}
+	r.batches = append(r.batches, idx)
+}
+
+// Batches returns the ledger indexes each accepted request carried.
+func (r *Webhook) Batches() [][]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.batches)
 }
 
 // RequestCount is how many signed requests the receiver answered.
