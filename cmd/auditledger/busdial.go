@@ -66,10 +66,10 @@ func (d *busDialer) connect(role bus.Role) (*nats.Conn, jetstream.JetStream, err
 		nats.ReconnectBufSize(-1),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrPermissionViolation) {
-				log.Error("NATS refused an operation this bus role may not do", "bus_role", role, "err", err)
+				log.Error("NATS refused an operation this bus role may not do", "bus_role", d.credential(role), "err", err)
 				return
 			}
-			log.Warn("NATS error", "bus_role", role, "err", err)
+			log.Warn("NATS error", "bus_role", d.credential(role), "err", err)
 		})}
 	switch {
 	case d.seedFile != "" || d.keysDir != "":
@@ -127,6 +127,23 @@ func (d *busDialer) role(want bus.Role) bus.Role {
 		return r
 	}
 	return want
+}
+
+// credential says which bus role a connection as role uses, and with
+// which seed or credentials file, for logs and errors.
+func (d *busDialer) credential(role bus.Role) string {
+	switch {
+	case d.seedFile != "":
+		if _, err := bus.ParseRole(strings.TrimSuffix(filepath.Base(d.seedFile), ".nk")); err != nil {
+			return fmt.Sprintf("%s (assumed: the seed %s is not named after a role)", role, d.seedFile)
+		}
+		return fmt.Sprintf("%s (seed %s)", role, d.seedFile)
+	case d.keysDir != "":
+		return fmt.Sprintf("%s (seed %s)", role, nkeyauth.SeedFile(d.keysDir, role))
+	case d.creds != "":
+		return fmt.Sprintf("%s (credentials %s)", role, d.creds)
+	}
+	return fmt.Sprintf("%s (no credentials)", role)
 }
 
 // unreachable tells a NATS that is not there (yet) from one that refused.
