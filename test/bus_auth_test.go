@@ -21,6 +21,7 @@ import (
 	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/ledger/service"
@@ -323,5 +324,176 @@ func TestDeletedEventBecomesGapRecord(t *testing.T) {
 	// The writer's set-up turned the denial on, for good.
 	if err := es.DeleteMsg(t.Context(), 5); err == nil {
 		t.Fatal("an event could still be deleted after the writer set up the streams")
+	}
+}
+
+// TestForwarderConsumersArePrivate: each forwarder has its own bus
+// principal with rights on its own durable consumer only. The reader's
+// credential — and another forwarder's — cannot delete, recreate, update,
+// pause, pull from or acknowledge a forwarder's consumer, by any form of
+// the JetStream API, while the forwarder goes on delivering every record
+// and the reader still follows AUDIT_LEDGER with consumers of its own.
+func TestForwarderConsumersArePrivate(t *testing.T) {
+	srv := natstest.StartSecure(t)
+	_, admin := srv.Connect(t)
+	if err := bus.EnsureStreams(t.Context(), admin, bus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, ljs := srv.ConnectAs(t, bus.Ledger)
+	publish := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			m := nats.NewMsg(bus.LedgerRecordsSubject)
+			m.Header.Set(bus.HeaderIndex, fmt.Sprint(i))
+			m.Data = bus.AppendRecords(nil, [][]byte{[]byte(fmt.Sprintf("record %d", i))})
+			if _, err := ljs.PublishMsg(t.Context(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(0, 4)
+
+	// The syslog forwarder's consumer, made as siem.Forwarder makes it.
+	durable := bus.ForwarderDurable("syslog")
+	_, fjs := srv.ConnectAs(t, bus.Forwarder("syslog"))
+	cfg := jetstream.ConsumerConfig{Durable: durable, FilterSubject: bus.LedgerRecordsSubject, AckPolicy: jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy, MaxAckPending: 1, AckWait: 15 * time.Second, MaxDeliver: -1}
+	cons, err := fjs.CreateOrUpdateConsumer(t.Context(), bus.LedgerStream, cfg)
+	if err != nil {
+		t.Fatalf("the syslog forwarder creates its consumer: %v", err)
+	}
+	// The forwarder holds record 0 unacknowledged: its ack subject is
+	// what an intruder would acknowledge it on.
+	held, err := cons.Fetch(1, jetstream.FetchMaxWait(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first jetstream.Msg
+	for m := range held.Messages() {
+		first = m
+	}
+	if first == nil || first.Headers().Get(bus.HeaderIndex) != "0" {
+		t.Fatalf("the forwarder did not get record 0: %v", held.Error())
+	}
+	before, err := admin.Consumer(t.Context(), bus.LedgerStream, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binfo, _ := before.Info(t.Context())
+
+	stream := bus.LedgerStream
+	cfgJSON := func(extra string) string {
+		return fmt.Sprintf(`{"stream_name":%q,"config":{"durable_name":%q,"name":%q,"deliver_policy":"new","ack_policy":"none","filter_subject":%q%s}}`,
+			stream, durable, durable, bus.LedgerRecordsSubject, extra)
+	}
+	attempts := []struct{ name, subject, data string }{
+		{"delete it", "$JS.API.CONSUMER.DELETE." + stream + "." + durable, ""},
+		{"recreate it", "$JS.API.CONSUMER.CREATE." + stream + "." + durable + "." + bus.LedgerRecordsSubject, cfgJSON("")},
+		{"recreate it without a filter in the subject", "$JS.API.CONSUMER.CREATE." + stream + "." + durable, cfgJSON("")},
+		{"recreate it (legacy durable)", "$JS.API.CONSUMER.DURABLE.CREATE." + stream + "." + durable, cfgJSON("")},
+		{"make it ephemeral, named in the body", "$JS.API.CONSUMER.CREATE." + stream,
+			fmt.Sprintf(`{"stream_name":%q,"config":{"name":%q,"deliver_policy":"all","ack_policy":"explicit","filter_subject":%q,"inactive_threshold":1000000000,"max_ack_pending":1,"ack_wait":15000000000,"max_deliver":-1}}`, stream, durable, bus.LedgerRecordsSubject)},
+		{"pause it", "$JS.API.CONSUMER.PAUSE." + stream + "." + durable, `{"pause_until":"2999-01-01T00:00:00Z"}`},
+		{"pull from it", "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + durable, `{"batch":1,"expires":1000000000}`},
+		{"read its state", "$JS.API.CONSUMER.INFO." + stream + "." + durable, ""},
+		{"acknowledge its record", first.Reply(), "+ACK"},
+	}
+	for _, role := range []bus.Role{bus.Reader, bus.Forwarder("hec")} {
+		var v violations
+		nc, _ := srv.ConnectAs(t, role, nats.ErrorHandler(v.handler))
+		for _, a := range attempts {
+			t.Run(string(role)+"/"+a.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+				defer cancel()
+				msg, err := nc.RequestWithContext(ctx, a.subject, []byte(a.data))
+				if err == nil {
+					t.Fatalf("%s as %s: the server answered %q", a.name, role, msg.Data)
+				}
+				if !v.saw(a.subject) {
+					t.Fatalf("%s as %s failed (%v) without a permission violation for %s", a.name, role, err, a.subject)
+				}
+			})
+		}
+	}
+
+	// The consumer is the one the forwarder made, where it was.
+	after, err := admin.Consumer(t.Context(), bus.LedgerStream, durable)
+	if err != nil {
+		t.Fatalf("the forwarder's consumer is gone: %v", err)
+	}
+	ainfo, _ := after.Info(t.Context())
+	if !ainfo.Created.Equal(binfo.Created) || ainfo.Config.InactiveThreshold != 0 || ainfo.Config.Durable != durable ||
+		ainfo.Config.DeliverPolicy != jetstream.DeliverAllPolicy || ainfo.Paused || ainfo.AckFloor.Stream != binfo.AckFloor.Stream || ainfo.Delivered.Stream != binfo.Delivered.Stream {
+		t.Fatalf("the forwarder's consumer changed:\nbefore %+v\nafter  %+v", binfo, ainfo)
+	}
+
+	// The forwarder delivers every record, those sealed meanwhile too.
+	if err := first.DoubleAck(t.Context()); err != nil {
+		t.Fatalf("the forwarder acknowledges its record: %v", err)
+	}
+	publish(4, 4)
+	for want := 1; want < 8; want++ {
+		b, err := cons.Fetch(1, jetstream.FetchMaxWait(20*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for m := range b.Messages() {
+			got = m.Headers().Get(bus.HeaderIndex)
+			if err := m.DoubleAck(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got != fmt.Sprint(want) {
+			t.Fatalf("the forwarder got record %q, want %d (%v)", got, want, b.Error())
+		}
+	}
+
+	// The reader follows AUDIT_LEDGER as tail does, and with a durable
+	// consumer of its own, as the nats CLI's does (docs/SIEM.md).
+	_, rjs := srv.ConnectAs(t, bus.Reader)
+	oc, err := rjs.OrderedConsumer(t.Context(), bus.LedgerStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.LedgerRecordsSubject}})
+	if err != nil {
+		t.Fatalf("the reader follows AUDIT_LEDGER: %v", err)
+	}
+	if m, err := oc.Next(jetstream.FetchMaxWait(20 * time.Second)); err != nil || m.Headers().Get(bus.HeaderIndex) != "0" {
+		t.Fatalf("the reader reads the first record: %v", err)
+	}
+	own, err := rjs.CreateOrUpdateConsumer(t.Context(), bus.LedgerStream, jetstream.ConsumerConfig{Durable: "siem-cli", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatalf("the reader makes a durable consumer of its own: %v", err)
+	}
+	if m, err := own.Next(jetstream.FetchMaxWait(20 * time.Second)); err != nil || m.Ack() != nil {
+		t.Fatalf("the reader reads and acknowledges with its own consumer: %v", err)
+	}
+}
+
+// TestEmitRefusedCredentialEndsAtOnce: emit given a credential that may
+// not publish the events — the reader's, or another producer's — ends at
+// once, without retrying, saying which bus role it used and which
+// publish right that role lacks; the proxy role's credential stores them.
+func TestEmitRefusedCredentialEndsAtOnce(t *testing.T) {
+	srv := natstest.StartSecure(t, "t1")
+	_, admin := srv.Connect(t)
+	if err := bus.EnsureStreams(t.Context(), admin, bus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lines := eventLines(0, 2) // from producer instance p1
+	for _, role := range []bus.Role{bus.Reader, bus.Producer("t1")} {
+		seed := nkeyauth.SeedFile(srv.KeysDir, role)
+		r := run(t, lines, nil, "emit", "--nats", srv.ClientURL(), "--nkey", seed)
+		if r.code != 1 {
+			t.Fatalf("emit as %s: exit %d, want 1\n%s", role, r.code, r.stderr)
+		}
+		want := fmt.Sprintf("NATS refused bus role %s (seed %s): the credential lacks publish rights on audit.", role, seed)
+		if !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "after 6 tries") {
+			t.Errorf("emit as %s: stderr lacks %q, or shows retries:\n%s", role, want, r.stderr)
+		}
+		if strings.Contains(r.stderr, "bus_role=proxy") || strings.Contains(r.stderr, `bus_role="proxy`) {
+			t.Errorf("emit as %s logs the proxy role:\n%s", role, r.stderr)
+		}
+	}
+	r := run(t, lines, nil, "emit", "--nats", srv.ClientURL(), "--nkey", nkeyauth.SeedFile(srv.KeysDir, bus.Proxy))
+	if r.code != 0 || !strings.Contains(r.stderr, "emitted 2 events stored") {
+		t.Fatalf("emit as proxy: exit %d\n%s", r.code, r.stderr)
 	}
 }

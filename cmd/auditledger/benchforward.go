@@ -115,7 +115,7 @@ func forwardRun(ctx context.Context, stdout io.Writer, name string, o forwardOpt
 		return err
 	}
 	defer st.close()
-	dir, ledgerJS, js, readerNC, readerJS, store, signer := st.dir, st.ledgerJS, st.proxyJS, st.readerNC, st.readerJS, st.store, st.signer
+	dir, ledgerJS, js, readerNC, store, signer := st.dir, st.ledgerJS, st.proxyJS, st.readerNC, st.store, st.signer
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	writerDone := make(chan error, 1)
@@ -195,7 +195,12 @@ func forwardRun(ctx context.Context, stdout io.Writer, name string, o forwardOpt
 	if format == "" {
 		format = map[string]string{"syslog": "cef", "hec": "ocsf", "webhook": "json"}[name]
 	}
-	f, err := siem.New(siem.Config{Name: name, JetStream: readerJS, Destination: dest, Format: siem.Format(format), Batch: o.batch, Inflight: o.inflight, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// The forwarder connects as its own bus role, as serve's do.
+	_, fjs, err := st.dial.connect(bus.Forwarder(name))
+	if err != nil {
+		return err
+	}
+	f, err := siem.New(siem.Config{Name: name, JetStream: fjs, Destination: dest, Format: siem.Format(format), Batch: o.batch, Inflight: o.inflight, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,8 +24,10 @@ import (
 // busDialer connects each role of the process to NATS with that role's
 // own credentials, so each connection may do only its own role's work.
 type busDialer struct {
-	url  string
-	name string // client name prefix, e.g. auditledger-serve
+	url string
+	// urlKey names the setting url came from in errors; empty means --nats.
+	urlKey string
+	name   string // client name prefix, e.g. auditledger-serve
 	// keysDir holds one nkey seed per bus role (auditledger keys nats);
 	// seedFile, if set instead, is the one seed every role of this
 	// process uses (a proxy process given --nkey); creds is a JWT
@@ -38,12 +43,21 @@ type busDialer struct {
 	conns []*nats.Conn
 }
 
-// connect opens a connection as role.
+// connect opens a connection as role. A NATS URL that cannot name a
+// server is refused at once, never waited for.
 func (d *busDialer) connect(role bus.Role) (*nats.Conn, jetstream.JetStream, error) {
 	log := d.log
 	if log == nil {
 		log = slog.Default()
 	}
+	key := d.urlKey
+	if key == "" {
+		key = "--nats"
+	}
+	if err := checkNATSURL(key, d.url); err != nil {
+		return nil, nil, err
+	}
+	role = d.role(role)
 	opts := []nats.Option{nats.Name(d.name + "-" + string(role)), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(d.retry),
 		// No buffering while reconnecting: a publish either reaches the
@@ -52,16 +66,19 @@ func (d *busDialer) connect(role bus.Role) (*nats.Conn, jetstream.JetStream, err
 		nats.ReconnectBufSize(-1),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrPermissionViolation) {
-				log.Error("NATS refused an operation this bus role may not do", "bus_role", role, "err", err)
+				log.Error("NATS refused an operation this bus role may not do", "bus_role", d.credential(role), "err", err)
 				return
 			}
-			log.Warn("NATS error", "bus_role", role, "err", err)
+			log.Warn("NATS error", "bus_role", d.credential(role), "err", err)
 		})}
 	switch {
 	case d.seedFile != "" || d.keysDir != "":
 		seed := d.seedFile
 		if seed == "" {
 			seed = nkeyauth.SeedFile(d.keysDir, role)
+			if _, err := os.Stat(seed); errors.Is(err, os.ErrNotExist) {
+				return nil, nil, fmt.Errorf("bus role %s has no seed in %s (%s): run `auditledger keys nats --out %s` again — it keeps the existing seeds, adds the missing ones and rewrites nats-auth.conf — and reload nats-server", role, d.keysDir, filepath.Base(seed), d.keysDir)
+			}
 		}
 		o, err := nkeyauth.Options(role, seed)
 		if err != nil {
@@ -98,10 +115,110 @@ func (d *busDialer) connect(role bus.Role) (*nats.Conn, jetstream.JetStream, err
 	return nc, js, nil
 }
 
+// role is the bus role a connection asked to be role really has: with a
+// single seed file named after a role (reader.nk, producer-pg-1.nk, as
+// auditledger keys nats writes them), that role, whose inbox prefix its
+// permissions allow and whose name the logs and errors must give.
+func (d *busDialer) role(want bus.Role) bus.Role {
+	if d.seedFile == "" {
+		return want
+	}
+	if r, err := bus.ParseRole(strings.TrimSuffix(filepath.Base(d.seedFile), ".nk")); err == nil {
+		return r
+	}
+	return want
+}
+
+// credential says which bus role a connection as role uses, and with
+// which seed or credentials file, for logs and errors.
+func (d *busDialer) credential(role bus.Role) string {
+	switch {
+	case d.seedFile != "":
+		if _, err := bus.ParseRole(strings.TrimSuffix(filepath.Base(d.seedFile), ".nk")); err != nil {
+			return fmt.Sprintf("%s (assumed: the seed %s is not named after a role)", role, d.seedFile)
+		}
+		return fmt.Sprintf("%s (seed %s)", role, d.seedFile)
+	case d.keysDir != "":
+		return fmt.Sprintf("%s (seed %s)", role, nkeyauth.SeedFile(d.keysDir, role))
+	case d.creds != "":
+		return fmt.Sprintf("%s (credentials %s)", role, d.creds)
+	}
+	return fmt.Sprintf("%s (no credentials)", role)
+}
+
 // unreachable tells a NATS that is not there (yet) from one that refused.
+// A URL that does not parse (*url.Error is a net.Error too) is not
+// unreachable: waiting would not make it parse.
 func unreachable(err error) bool {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Op == "parse" {
+		return false
+	}
 	var ne net.Error
 	return errors.Is(err, nats.ErrNoServers) || errors.As(err, &ne)
+}
+
+// checkNATSURL checks a comma-separated list of NATS server URLs as the
+// nats client reads them (nats:// assumed when no scheme is given): each
+// must have a scheme NATS speaks, a host and, if it has a port, a number
+// from 1 to 65535. The error names key (the setting) and never shows a
+// password in the URL.
+func checkNATSURL(key, list string) error {
+	if strings.TrimSpace(list) == "" {
+		return fmt.Errorf("%s: empty; want a NATS server URL such as nats://127.0.0.1:4222", key)
+	}
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		full := s
+		if !strings.Contains(s, "://") {
+			full = "nats://" + s
+		}
+		shown := redactURL(s)
+		u, err := url.Parse(full)
+		if err != nil {
+			_, rest, _ := strings.Cut(full, "://")
+			if _, hostport, ok := strings.Cut(rest, "@"); ok {
+				rest = hostport
+			}
+			host, _, _ := strings.Cut(rest, "/")
+			if i := strings.LastIndex(host, ":"); i >= 0 && !strings.HasSuffix(host, "]") {
+				if _, perr := strconv.Atoi(host[i+1:]); perr != nil {
+					return fmt.Errorf("%s %q: port %q is not a number from 1 to 65535", key, shown, host[i+1:])
+				}
+			}
+			return fmt.Errorf("%s %q: not a URL (want nats://HOST:PORT)", key, shown)
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("%s %q: scheme %q is not one NATS speaks (nats, tls, ws or wss)", key, shown, u.Scheme)
+		}
+		if u.Hostname() == "" {
+			return fmt.Errorf("%s %q: no host (want nats://HOST:PORT)", key, shown)
+		}
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return fmt.Errorf("%s %q: port %q is not a number from 1 to 65535", key, shown, p)
+			}
+		}
+	}
+	return nil
+}
+
+// redactURL hides the user information (a password, a token) of a URL.
+func redactURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		scheme, rest = "", s
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndex(host, "@"); i >= 0 {
+		rest = "***" + rest[i:]
+	}
+	if scheme == "" {
+		return rest
+	}
+	return scheme + "://" + rest
 }
 
 // hasSeed reports whether the keys directory holds role's seed.

@@ -277,6 +277,7 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return fmt.Errorf("emit: %w", err)
 	}
+	role := dial.role(bus.Proxy)
 	ecfg := emitter.Config{JetStream: js, SpoolDir: *spoolDir, Logger: dial.log}
 	if *producerKey != "" {
 		psigner, err := loadSigner(*producerKey)
@@ -298,7 +299,7 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintf(stderr, "emit: spool damaged: %s; the intact events before and after it are delivered\n", d)
 	}
 	in, done := inputProgress(stdin, stderr, "emitting")
-	err = emitLines(ctx, em, in, stdout, stderr, *ids)
+	err = emitLines(ctx, em, in, stdout, stderr, *ids, "bus role "+dial.credential(role))
 	done()
 	if em.Spooled() {
 		fmt.Fprintf(stderr, "waiting for NATS to deliver the spool in %s (Ctrl-C leaves it for the next run)\n", *spoolDir)

@@ -17,12 +17,21 @@ import (
 // emitLines publishes one event per line; with ids, the id of each event
 // is printed once it is stored (the line is flushed at once, so a
 // process reading it knows what is stored even if emit dies next).
-func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout, stderr io.Writer, ids bool) error {
+// A refusal by the bus's permissions is final: emitLines sends no more
+// lines and says which credential (who) lacks which publish right.
+func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout, stderr io.Writer, ids bool, who string) error {
 	br := bufio.NewReaderSize(stdin, events.MaxSize+2)
 	var mu sync.Mutex
 	var stored, dups, spooled, failed, rejected, n int
+	var refused *emitter.RefusedError
 	start := time.Now()
 	for {
+		mu.Lock()
+		stop := refused != nil
+		mu.Unlock()
+		if stop {
+			break
+		}
 		raw, err := readLine(br)
 		if err == io.EOF {
 			break
@@ -42,6 +51,10 @@ func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout
 				switch {
 				case r.Err != nil:
 					failed++
+					var re *emitter.RefusedError
+					if errors.As(r.Err, &re) && refused == nil {
+						refused = re
+					}
 					fmt.Fprintf(stderr, "line %d: event %s not stored: %v\n", line, r.ID, r.Err)
 				case r.Spooled:
 					spooled++
@@ -68,6 +81,22 @@ func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout
 		}
 	}
 	em.Wait()
+	if refused != nil {
+		var unread int
+		for {
+			if _, err := readLine(br); err == io.EOF {
+				break
+			}
+			unread++
+		}
+		what := "publish rights on " + refused.Subject
+		if refused.Inbox {
+			what = "the reply inbox " + refused.Subject + " (its inbox prefix is another role's)"
+		}
+		fmt.Fprintf(stderr, "emitted %d events stored by JetStream, %d not stored; %d lines not sent\n", stored, failed, unread)
+		return &exitError{code: 1, err: fmt.Errorf("emit: NATS refused %s: the credential lacks %s, and trying again cannot change that. "+
+			"Events need the proxy role's seed (--nkey DIR/proxy.nk) or producer-NAME.nk where NAME is the events' source instance (auditledger keys nats --producers NAME)", who, what)}
+	}
 	fmt.Fprintf(stderr, "emitted %d events stored by JetStream (%.0f events/s; %d of them it held already, by id), %d spooled; %d lines rejected, %d not stored\n",
 		stored, float64(stored)/time.Since(start).Seconds(), dups, spooled, rejected, failed)
 	if rejected+failed > 0 {

@@ -15,7 +15,8 @@ import (
 )
 
 // The SIEM forwarder roles: each follows AUDIT_LEDGER with its own
-// durable consumer, as the bus's reader role (docs/SIEM.md).
+// durable consumer, as its own bus role, bus.Forwarder(name), which may
+// use that consumer and no other (docs/SIEM.md).
 type (
 	// forwardCommon is what every forwarder section has.
 	forwardCommon struct {
@@ -68,9 +69,9 @@ func (c *forwardCommon) check(section string, defaultFormat siem.Format) error {
 	return nil
 }
 
-// run connects as the reader and runs a forwarder to dest.
+// run connects as forwarder name's bus role and runs a forwarder to dest.
 func (c *forwardCommon) run(e *env, name string, dest siem.Destination, log *slog.Logger) (func(context.Context) error, error) {
-	_, js, err := e.dial.connect(bus.Reader)
+	_, js, err := e.dial.connect(bus.Forwarder(name))
 	if err != nil {
 		return nil, err
 	}

@@ -116,7 +116,7 @@ func loadVerifier(arg string) (*ledger.NoteVerifier, error) {
 
 func keysNATS(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("keys nats --out DIR",
-		"Creates one NATS nkey per bus role in DIR (admin.nk, ledger.nk, api.nk,\nproxy.nk, reader.nk, and producer-NAME.nk for each --producers NAME: secret\nseeds, mode 0600; existing ones are kept) and\nwrites DIR/nats-auth.conf, the authorization block for nats-server with each\nrole's public key and permissions: include it from nats.conf\n(deploy/nats.conf does). Give each process only its roles' seeds: serve's\nnats.nkeys is DIR; proxy and emit take --nkey DIR/proxy.nk; the stock nats\nCLI takes --nkey DIR/reader.nk to follow sealed records.", stderr)
+		"Creates one NATS nkey per bus role in DIR (admin.nk, ledger.nk, api.nk,\nproxy.nk, reader.nk, forwarder-syslog.nk, forwarder-hec.nk,\nforwarder-webhook.nk, and producer-NAME.nk for each --producers NAME: secret\nseeds, mode 0600; existing ones are kept, so run it again after an upgrade) and\nwrites DIR/nats-auth.conf, the authorization block for nats-server with each\nrole's public key and permissions: include it from nats.conf\n(deploy/nats.conf does). Give each process only its roles' seeds: serve's\nnats.nkeys is DIR; proxy and emit take --nkey DIR/proxy.nk; the stock nats\nCLI takes --nkey DIR/reader.nk to follow sealed records.", stderr)
 	out := fs.String("out", "", "directory for the seeds and nats-auth.conf (created if missing)")
 	producersArg := fs.String("producers", "", "comma-separated producer instances (proxies' source instance, or their producer key names): one seed each, producer-NAME.nk, that may publish events only as that producer")
 	if err := parse(fs, args); err != nil {

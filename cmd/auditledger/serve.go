@@ -349,6 +349,9 @@ func (c *serveConfig) check() error {
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
 		return fmt.Errorf("nats.replicas: %d, want 1 to 5", c.NATS.Replicas)
 	}
+	if err := checkNATSURL("nats.url", c.NATS.URL); err != nil {
+		return err
+	}
 	if c.NATS.NKeys != "" && c.NATS.Creds != "" {
 		return fmt.Errorf("nats: nkeys and creds given together; use one")
 	}
@@ -389,7 +392,7 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	log := slog.New(h)
 
-	dial := &busDialer{url: cfg.NATS.URL, name: "auditledger-serve", keysDir: cfg.NATS.NKeys, creds: cfg.NATS.Creds,
+	dial := &busDialer{url: cfg.NATS.URL, urlKey: "nats.url", name: "auditledger-serve", keysDir: cfg.NATS.NKeys, creds: cfg.NATS.Creds,
 		retry: cfg.PostgresProxy.FailOpen || cfg.HTTPProxy.FailOpen, waitCtx: ctx, log: log}
 	defer dial.close()
 	// The first role to fail ends the process: its HTTP server too.

@@ -189,3 +189,37 @@ func TestLogDurationsReadable(t *testing.T) {
 		t.Fatalf("log line: %s", b.String())
 	}
 }
+
+// TestServeRefusesBadNATSURL: a NATS URL that cannot name a server is
+// refused when the configuration is checked, naming the setting and what
+// is wrong — serve used to wait for such a NATS forever — and a password
+// in it is not shown.
+func TestServeRefusesBadNATSURL(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(p, []byte("ledger:\n  store: /tmp/s\n  key: /tmp/k\n"), 0o644)
+	for url, want := range map[string]string{
+		"nats://host:notaport":          `nats.url "nats://host:notaport": port "notaport" is not a number from 1 to 65535`,
+		"nats://127.0.0.1:99999":        `nats.url "nats://127.0.0.1:99999": port "99999" is not a number from 1 to 65535`,
+		"nats://127.0.0.1:0":            `port "0" is not a number from 1 to 65535`,
+		"nats://a:4222,nats://b:x":      `nats.url "nats://b:x": port "x"`,
+		"http://127.0.0.1:4222":         `scheme "http" is not one NATS speaks`,
+		"nats://:4222":                  `nats.url "nats://:4222": no host`,
+		"nats://alice:s3cret@host:port": `nats.url "nats://***@host:port": port "port"`,
+		" ":                             `nats.url: empty`,
+	} {
+		_, err := loadServeConfig(p, func(k string) string {
+			if k == "AUDITLEDGER_NATS_URL" {
+				return url
+			}
+			return ""
+		})
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("nats.url %q: %v, want %q", url, err, want)
+		}
+	}
+	for _, url := range []string{"nats://127.0.0.1:4222", "127.0.0.1:4222", "tls://nats.example:4222,nats://[::1]:4222", "nats://nats", "wss://u:p@nats.example/ws"} {
+		if err := checkNATSURL("nats.url", url); err != nil {
+			t.Errorf("nats.url %q refused: %v", url, err)
+		}
+	}
+}

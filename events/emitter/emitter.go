@@ -124,6 +124,7 @@ type Emitter struct {
 	groups    chan struct{}
 	committed chan struct{} // closed when the committer has stopped
 	noBatch   atomic.Int64  // unix nanos until which no batch is tried
+	refused   refusals
 	Stats     Stats
 }
 
@@ -175,6 +176,7 @@ func New(cfg Config) (*Emitter, error) {
 	e := &Emitter{cfg: cfg, slot: make(chan struct{}, cfg.MaxInFlight), wake: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1), groups: make(chan struct{}, cfg.Groups), committed: make(chan struct{})}
 	e.life, e.endLife = context.WithCancel(context.Background())
+	e.refused.watch(cfg.JetStream.Conn())
 	go e.commit()
 	if cfg.Attester != nil {
 		if cfg.AttestEvery <= 0 {
@@ -572,7 +574,8 @@ func (e *Emitter) batching() bool {
 // subject: the server drops the message), stops batching for a minute.
 func (e *Emitter) batchFailed(err error) {
 	e.Stats.GroupsRefused.Add(1)
-	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, errAckTimeout) {
+	var refused *RefusedError
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, errAckTimeout) || errors.As(err, &refused) {
 		if e.noBatch.Swap(time.Now().Add(time.Minute).UnixNano()) < time.Now().UnixNano() {
 			e.cfg.Logger.Warn("the bus did not take a batch of events: publishing them one by one for a minute "+
 				"(is AUDIT_EVENTS set up by this version, and do this producer's credentials allow audit.batch.<producer>?)", "err", err)
@@ -639,9 +642,14 @@ func (e *Emitter) emitOnce(ctx context.Context, ev *events.Event, raw []byte) Re
 	// Whatever the reason the try failed — the bus, or a shutdown that
 	// ended the wait — the event goes to the spool: a publish whose answer
 	// was lost may be stored twice, and the event id makes that one event.
+	// A refusal is not spooled: the bus would refuse it again from the
+	// spool while the credentials stay what they are.
 	seq, dup, err := e.publishMsg(ctx, e.message(ev, raw), 0, "event "+ev.ID)
+	var refused *RefusedError
 	if err == nil {
 		return Result{ID: ev.ID, Seq: seq, Duplicate: dup}
+	} else if errors.As(err, &refused) {
+		return Result{ID: ev.ID, Err: err}
 	}
 	return e.toSpool(ev, raw)
 }
@@ -660,11 +668,16 @@ func (e *Emitter) toSpool(ev *events.Event, raw []byte) Result {
 // publishMsg publishes msg until JetStream acknowledges it, trying
 // retries times more with doubling waits; what names it in errors.
 // It reports whether JetStream had the message already (by its
-// Nats-Msg-Id, within the duplicate window).
+// Nats-Msg-Id, within the duplicate window). A refusal by the bus's
+// permissions (RefusedError) ends it at once: no retry can pass.
 func (e *Emitter) publishMsg(ctx context.Context, msg *nats.Msg, retries int, what string) (seq uint64, dup bool, err error) {
 	wait := 50 * time.Millisecond
 	var last error
 	for try := 0; try <= retries; try++ {
+		refused, changed := e.refused.of(msg.Subject)
+		if refused != nil {
+			return 0, false, fmt.Errorf("emitter: %s not stored: %w", what, refused)
+		}
 		if try > 0 {
 			t := time.NewTimer(wait)
 			select {
@@ -681,17 +694,27 @@ func (e *Emitter) publishMsg(ctx context.Context, msg *nats.Msg, retries int, wh
 			continue
 		}
 		t := time.NewTimer(e.cfg.Timeout)
-		select {
-		case ack := <-f.Ok():
-			t.Stop()
-			return ack.Sequence, ack.Duplicate, nil
-		case err := <-f.Err():
-			last = err
-		case <-t.C:
-			last = errAckTimeout
-		case <-ctx.Done():
-			t.Stop()
-			return 0, false, ctx.Err()
+	acked:
+		for {
+			select {
+			case ack := <-f.Ok():
+				t.Stop()
+				return ack.Sequence, ack.Duplicate, nil
+			case err := <-f.Err():
+				last = err
+			case <-t.C:
+				last = errAckTimeout
+			case <-changed:
+				if refused, changed = e.refused.of(msg.Subject); refused != nil {
+					t.Stop()
+					return 0, false, fmt.Errorf("emitter: %s not stored: %w", what, refused)
+				}
+				continue
+			case <-ctx.Done():
+				t.Stop()
+				return 0, false, ctx.Err()
+			}
+			break acked
 		}
 		t.Stop()
 	}

@@ -25,8 +25,8 @@ const (
 	// Proxy is every producer (the proxies, auditledger emit, the emitter
 	// library): it publishes events and opens and awaits approvals.
 	Proxy Role = "proxy"
-	// Reader follows sealed records: projectors, forwarders, SIEM
-	// consumers, `nats sub`.
+	// Reader follows sealed records: `auditledger tail`, SIEM
+	// consumers, `nats sub`. It has no rights on any forwarder's consumer.
 	Reader Role = "reader"
 )
 
@@ -49,10 +49,39 @@ func (r Role) IsProducer() (token string, ok bool) {
 	return strings.CutPrefix(string(r), producerPrefix)
 }
 
+// forwarderPrefix begins the name of every per-forwarder role.
+const forwarderPrefix = "forwarder-"
+
+// Forwarders are the forwarders serve runs (syslog-forwarder,
+// hec-forwarder, webhook-forwarder): nkeyauth.Generate makes a Forwarder
+// role for each in every keys directory, and the reader is denied their
+// consumers whatever else is configured.
+var Forwarders = []string{"syslog", "hec", "webhook"}
+
+// Forwarder is the role of one forwarder: it reads AUDIT_LEDGER only
+// through its own durable consumer, ForwarderDurable(name) — creating,
+// reading, pulling from and acknowledging it — and has no rights on any
+// other consumer. No other role but Admin has rights on that consumer, so
+// no other credential can delete or recreate it (records sealed in
+// between would never reach the destination) or take its messages.
+func Forwarder(name string) Role { return Role(forwarderPrefix + events.ProducerToken(name)) }
+
+// ForwarderDurable is the name of forwarder name's durable consumer on
+// AUDIT_LEDGER.
+func ForwarderDurable(name string) string { return "forward-" + events.ProducerToken(name) }
+
+// IsForwarder reports whether r is a per-forwarder role, and whose.
+func (r Role) IsForwarder() (name string, ok bool) {
+	return strings.CutPrefix(string(r), forwarderPrefix)
+}
+
 // ParseRole checks a role name.
 func ParseRole(s string) (Role, error) {
 	r := Role(s)
 	if _, ok := r.IsProducer(); ok && len(s) > len(producerPrefix) {
+		return r, nil
+	}
+	if name, ok := r.IsForwarder(); ok && name != "" && Forwarder(name) == r {
 		return r, nil
 	}
 	if !slices.Contains(Roles, r) {
@@ -60,7 +89,7 @@ func ParseRole(s string) (Role, error) {
 		for _, r := range Roles {
 			names = append(names, string(r))
 		}
-		return "", fmt.Errorf("bus role %q unknown (want one of %s)", s, strings.Join(names, ", "))
+		return "", fmt.Errorf("bus role %q unknown (want one of %s, producer-NAME or forwarder-NAME)", s, strings.Join(names, ", "))
 	}
 	return r, nil
 }
@@ -117,9 +146,51 @@ func consume(s string) []string {
 		"$JS.API.CONSUMER.DURABLE.CREATE." + s + ".>",
 		"$JS.API.CONSUMER.INFO." + s + ".>", "$JS.API.CONSUMER.DELETE." + s + ".>",
 		"$JS.API.CONSUMER.MSG.NEXT." + s + ".>",
-		"$JS.API.CONSUMER.RESET." + s + ".>", // a forwarder starting takes back what a killed one held
 		"$JS.API.CONSUMER.NAMES." + s, "$JS.API.CONSUMER.LIST." + s,
 		"$JS.ACK." + s + ".>", "$JS.FC." + s + ".>",
+	}
+}
+
+// readLedger allows creating, reading and removing consumers of
+// AUDIT_LEDGER whose name is in the request's subject. The legacy
+// ephemeral request ($JS.API.CONSUMER.CREATE.<stream>) is left out: it
+// takes the consumer's name from the request's body, where no subject
+// permission can see it, and would update a forwarder's durable consumer
+// of that name.
+func readLedger() []string {
+	s := LedgerStream
+	return []string{
+		"$JS.API.CONSUMER.CREATE." + s + ".>", "$JS.API.CONSUMER.DURABLE.CREATE." + s + ".>",
+		"$JS.API.CONSUMER.INFO." + s + ".>", "$JS.API.CONSUMER.DELETE." + s + ".>",
+		"$JS.API.CONSUMER.MSG.NEXT." + s + ".>",
+		"$JS.API.CONSUMER.NAMES." + s, "$JS.API.CONSUMER.LIST." + s,
+		"$JS.ACK." + s + ".>", "$JS.FC." + s + ".>",
+	}
+}
+
+// ownConsumer is what forwarder name may do with its durable consumer:
+// create or update it, read its state, pull from it, reset it to its
+// acknowledged floor and acknowledge.
+func ownConsumer(name string) []string {
+	s, c := LedgerStream, ForwarderDurable(name)
+	return []string{
+		"$JS.API.CONSUMER.CREATE." + s + "." + c, "$JS.API.CONSUMER.CREATE." + s + "." + c + ".>",
+		"$JS.API.CONSUMER.DURABLE.CREATE." + s + "." + c,
+		"$JS.API.CONSUMER.INFO." + s + "." + c, "$JS.API.CONSUMER.MSG.NEXT." + s + "." + c,
+		"$JS.API.CONSUMER.RESET." + s + "." + c, // a forwarder starting takes back what a killed one held
+		"$JS.ACK." + s + "." + c + ".>",
+	}
+}
+
+// othersConsumer is every request on forwarder name's durable consumer
+// (create, update, info, delete, pause, pull, leader step-down) and its
+// acknowledgements, denied to the reader.
+func othersConsumer(name string) []string {
+	s, c := LedgerStream, ForwarderDurable(name)
+	return []string{
+		"$JS.API.CONSUMER.*." + s + "." + c, "$JS.API.CONSUMER.*." + s + "." + c + ".>",
+		"$JS.API.CONSUMER.*.*." + s + "." + c, "$JS.API.CONSUMER.*.*." + s + "." + c + ".>",
+		"$JS.ACK." + s + "." + c + ".>", "$JS.FC." + s + "." + c + ".>",
 	}
 }
 
@@ -130,8 +201,10 @@ func kv(b string) []string {
 	return slices.Concat([]string{"$KV." + b + ".>", streamInfo(s)}, getMsg(s), consume(s))
 }
 
-// Permissions returns what r may do on the bus.
-func (r Role) Permissions() Permissions {
+// Permissions returns what r may do on a bus whose other roles are
+// others: the reader is denied the consumer of every forwarder among them
+// (and of each of Forwarders in any case).
+func (r Role) Permissions(others ...Role) Permissions {
 	inbox := []string{r.InboxPrefix() + ".>"}
 	switch r {
 	case Admin:
@@ -160,10 +233,27 @@ func (r Role) Permissions() Permissions {
 			SubscribeAllow: inbox,
 		}
 	case Reader:
+		deny := slices.Clone(editDeny)
+		names := slices.Clone(Forwarders)
+		for _, o := range others {
+			if name, ok := o.IsForwarder(); ok && !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+		}
+		for _, name := range names {
+			deny = append(deny, othersConsumer(name)...)
+		}
 		return Permissions{
-			PublishAllow:   slices.Concat(common, []string{streamInfo(LedgerStream)}, getMsg(LedgerStream), consume(LedgerStream)),
-			PublishDeny:    editDeny,
+			PublishAllow:   slices.Concat(common, []string{streamInfo(LedgerStream)}, getMsg(LedgerStream), readLedger()),
+			PublishDeny:    deny,
 			SubscribeAllow: slices.Concat(inbox, []string{LedgerSubjects, LiveSubjects}),
+		}
+	}
+	if name, ok := r.IsForwarder(); ok {
+		return Permissions{
+			PublishAllow:   slices.Concat(common, []string{streamInfo(LedgerStream)}, ownConsumer(name)),
+			PublishDeny:    editDeny,
+			SubscribeAllow: inbox,
 		}
 	}
 	token, ok := r.IsProducer()

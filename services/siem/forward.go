@@ -61,7 +61,9 @@ func (r *Rejection) Error() string { return r.Reason }
 // Config configures a forwarder.
 type Config struct {
 	// Name names the forwarder: its durable consumer on AUDIT_LEDGER
-	// ("forward-NAME"), its metrics label and its parked file.
+	// ("forward-NAME", bus.ForwarderDurable), its metrics label and its
+	// parked file. JetStream should be connected as bus.Forwarder(Name),
+	// the one role with rights on that consumer.
 	Name        string
 	JetStream   jetstream.JetStream
 	Destination Destination
@@ -182,8 +184,9 @@ func New(cfg Config) (*Forwarder, error) {
 	return f, nil
 }
 
-// Durable is the name of the forwarder's consumer on AUDIT_LEDGER.
-func (f *Forwarder) Durable() string { return "forward-" + f.cfg.Name }
+// Durable is the name of the forwarder's consumer on AUDIT_LEDGER, the
+// only consumer its bus role, bus.Forwarder(Name), may use.
+func (f *Forwarder) Durable() string { return bus.ForwarderDurable(f.cfg.Name) }
 
 // ackWait is how long JetStream waits for an acknowledgement before it
 // gives a message out again. A working forwarder tells JetStream every

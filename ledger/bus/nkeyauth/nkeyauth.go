@@ -29,13 +29,17 @@ func SeedFile(dir string, role bus.Role) string {
 }
 
 // Generate writes a new seed file (mode 0600) for every role that has none
-// in dir — the fixed roles and one Producer role per name in producers —
-// and returns the public key of every role with a seed there.
+// in dir — the fixed roles, a Forwarder role for each of bus.Forwarders
+// and one Producer role per name in producers — and returns the public
+// key of every role with a seed there.
 func Generate(dir string, producers ...string) (map[bus.Role]string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	roles := slices.Clone(bus.Roles)
+	for _, f := range bus.Forwarders {
+		roles = append(roles, bus.Forwarder(f))
+	}
 	for _, p := range producers {
 		roles = append(roles, bus.Producer(p))
 	}
@@ -73,7 +77,7 @@ func Generate(dir string, producers ...string) (map[bus.Role]string, error) {
 }
 
 // Load reads the public key of every fixed role's seed in dir, and of
-// every producer seed there.
+// every producer and forwarder seed there.
 func Load(dir string) (map[bus.Role]string, error) {
 	pubs := map[bus.Role]string{}
 	for _, r := range bus.Roles {
@@ -83,9 +87,13 @@ func Load(dir string) (map[bus.Role]string, error) {
 		}
 		pubs[r] = pub
 	}
-	files, err := filepath.Glob(filepath.Join(dir, "producer-*.nk"))
-	if err != nil {
-		return nil, err
+	var files []string
+	for _, pattern := range []string{"forwarder-*.nk", "producer-*.nk"} {
+		m, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, m...)
 	}
 	for _, f := range files {
 		r := bus.Role(strings.TrimSuffix(filepath.Base(f), ".nk"))
@@ -98,9 +106,10 @@ func Load(dir string) (map[bus.Role]string, error) {
 	return pubs, nil
 }
 
-// ordered lists the roles of pubs: the fixed ones, then producers by name.
+// ordered lists the roles of pubs: the fixed ones, then forwarders and
+// then producers by name.
 func ordered(pubs map[bus.Role]string) []bus.Role {
-	var out, producers []bus.Role
+	var out, forwarders, producers []bus.Role
 	for _, r := range bus.Roles {
 		if _, ok := pubs[r]; ok {
 			out = append(out, r)
@@ -109,10 +118,13 @@ func ordered(pubs map[bus.Role]string) []bus.Role {
 	for r := range pubs {
 		if _, ok := r.IsProducer(); ok {
 			producers = append(producers, r)
+		} else if _, ok := r.IsForwarder(); ok {
+			forwarders = append(forwarders, r)
 		}
 	}
+	slices.Sort(forwarders)
 	slices.Sort(producers)
-	return append(out, producers...)
+	return slices.Concat(out, forwarders, producers)
 }
 
 // PublicKey reads a seed file and returns its public key.
@@ -142,9 +154,10 @@ func Options(role bus.Role, seedFile string) ([]nats.Option, error) {
 // Users are the embedded server's users for the roles' public keys.
 func Users(pubs map[bus.Role]string) []*server.NkeyUser {
 	var users []*server.NkeyUser
-	for _, r := range ordered(pubs) {
+	roles := ordered(pubs)
+	for _, r := range roles {
 		pub := pubs[r]
-		p := r.Permissions()
+		p := r.Permissions(roles...)
 		users = append(users, &server.NkeyUser{Nkey: pub, Permissions: &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: p.PublishAllow, Deny: p.PublishDeny},
 			Subscribe: &server.SubjectPermission{Allow: p.SubscribeAllow, Deny: p.SubscribeDeny},
@@ -170,9 +183,10 @@ func ServerConfig(pubs map[bus.Role]string) string {
 		}
 		fmt.Fprintf(&b, "          %s: [%s]\n", name, strings.Join(q, ", "))
 	}
-	for _, r := range ordered(pubs) {
+	roles := ordered(pubs)
+	for _, r := range roles {
 		pub := pubs[r]
-		p := r.Permissions()
+		p := r.Permissions(roles...)
 		fmt.Fprintf(&b, "    # %s\n    { nkey: %s\n      permissions: {\n        publish: {\n", r, pub)
 		list("allow", p.PublishAllow)
 		list("deny", p.PublishDeny)

@@ -34,8 +34,19 @@ func TestServerConfigMatchesUsers(t *testing.T) {
 		t.Fatalf("nats-server rejects the generated configuration: %v", err)
 	}
 	want := nkeyauth.Users(pubs)
-	if n := len(bus.Roles) + 1; len(opts.Nkeys) != n || len(want) != n {
-		t.Fatalf("users: %d in the file, %d embedded, want %d", len(opts.Nkeys), len(want), n)
+	if n := len(bus.Roles) + len(bus.Forwarders) + 1; len(opts.Nkeys) != n || len(want) != n {
+		t.Fatalf("users: %d in the file, %d embedded, want %d (the fixed roles, a forwarder each, one producer)", len(opts.Nkeys), len(want), n)
+	}
+	// Each forwarder may use its own consumer; the reader is denied it.
+	for _, f := range bus.Forwarders {
+		u := want[slices.IndexFunc(want, func(u *server.NkeyUser) bool { return u.Nkey == pubs[bus.Forwarder(f)] })]
+		if !slices.Contains(u.Permissions.Publish.Allow, "$JS.API.CONSUMER.MSG.NEXT.AUDIT_LEDGER."+bus.ForwarderDurable(f)) {
+			t.Errorf("forwarder %s may not pull from its consumer: %+v", f, u.Permissions.Publish)
+		}
+		r := want[slices.IndexFunc(want, func(u *server.NkeyUser) bool { return u.Nkey == pubs[bus.Reader] })]
+		if !slices.Contains(r.Permissions.Publish.Deny, "$JS.API.CONSUMER.*.AUDIT_LEDGER."+bus.ForwarderDurable(f)) {
+			t.Errorf("the reader is not denied forwarder %s's consumer: %+v", f, r.Permissions.Publish.Deny)
+		}
 	}
 	if p := want[len(want)-1]; p.Nkey != pubs[bus.Producer("pg-1")] || !slices.Contains(p.Permissions.Publish.Allow, "audit.events.*.*.*.pg-1") {
 		t.Fatalf("producer pg-1: %+v", p.Permissions.Publish)
@@ -49,7 +60,7 @@ func TestServerConfigMatchesUsers(t *testing.T) {
 			t.Errorf("user %d: file %+v %+v, embedded %+v %+v", i, u.Permissions.Publish, u.Permissions.Subscribe, w.Permissions.Publish, w.Permissions.Subscribe)
 		}
 	}
-	for _, r := range bus.Roles {
+	for _, r := range append(slices.Clone(bus.Roles), bus.Forwarder("syslog"), bus.Producer("pg-1")) {
 		fi, err := os.Stat(nkeyauth.SeedFile(dir, r))
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s seed: %v, mode %v; want 0600", r, err, fi.Mode().Perm())
