@@ -159,22 +159,22 @@ func TestTail(t *testing.T) {
 	tail := func(want int, args ...string) []string {
 		t.Helper()
 		cmd := exec.Command(binary, append([]string{"tail", "--nats", d.nats, "--nkey", reader}, args...)...)
-		var out lockedBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		var out, stderr lockedBuffer
+		cmd.Stdout, cmd.Stderr = &out, &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		defer func() { cmd.Process.Kill(); cmd.Wait() }()
-		var lines []string
-		natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
-			lines = strings.Split(strings.TrimSpace(out.String()), "\n")
-			if len(lines) < want {
-				return fmt.Errorf("tail printed %d lines, want %d:\n%s", len(lines), want, out.String())
+		// Printed lines only: no output yet is no line, not one empty one.
+		printed := func() []string { return strings.FieldsFunc(out.String(), func(r rune) bool { return r == '\n' }) }
+		natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+			if n := len(printed()); n < want {
+				return fmt.Errorf("tail printed %d lines, want %d:\n%s\nstderr:\n%s", n, want, out.String(), stderr.String())
 			}
 			return nil
 		})
 		time.Sleep(300 * time.Millisecond) // nothing more should come
-		lines = strings.Split(strings.TrimSpace(out.String()), "\n")
+		lines := printed()
 		if len(lines) != want {
 			t.Errorf("tail %v printed %d lines, want %d:\n%s", args, len(lines), want, out.String())
 		}
