@@ -67,7 +67,8 @@ type Config struct {
 	// Attester, if set, signs the digests of this producer's events in
 	// batches: a producer.attested event after every AttestEvery events
 	// (zero: 256) or AttestInterval (zero: 250ms), whichever comes first,
-	// and at Close.
+	// and at Close. An attestation the bus does not store is sent again
+	// with backoff until Close, which tries for up to DrainTimeout more.
 	Attester       Attester
 	AttestEvery    int
 	AttestInterval time.Duration
@@ -140,6 +141,10 @@ type Stats struct {
 	// event, found when it was opened or while it was drained (each is
 	// in SpoolDamage and quarantined).
 	SpoolDamaged atomic.Uint64
+	// AttestationsLost counts producer attestations that could not be
+	// signed, or that the bus had not stored by Close's deadline: their
+	// events stay unattested.
+	AttestationsLost atomic.Uint64
 }
 
 // pending is one accepted event waiting for its group.
@@ -234,7 +239,7 @@ func (e *Emitter) Spooled() bool { return e.spool != nil && !e.spool.empty() }
 // the next start.
 func (e *Emitter) Close() error {
 	if e.attest != nil {
-		e.attest.close() // the last batch's attestation, while still open
+		e.attest.close(e.cfg.DrainTimeout) // the last batch's attestation, and any not stored yet, while still open
 	}
 	e.mu.Lock()
 	if e.closed {
