@@ -1,25 +1,38 @@
 package emitter
 
-import "fmt"
+import (
+	"fmt"
+	"runtime"
+	"sync/atomic"
+)
 
-// CrashAt makes the spool panic with Crash at the named step (as a
-// process killed there would stop), until it is called again; "" clears
-// it. Steps: see crashPoint's callers.
+// CrashAt stops the goroutine that reaches the named step of the spool
+// (runtime.Goexit), as a process killed there would stop, and records the
+// step for Crashed; "" clears it. Steps: see crashPoint's callers.
 func CrashAt(step string) {
 	if step == "" {
 		crashHook.Store(nil)
 		return
 	}
+	crashed.Store(nil)
 	f := func(s string) {
 		if s == step {
-			panic(Crash{Step: s})
+			crashed.Store(&s)
+			runtime.Goexit()
 		}
 	}
 	crashHook.Store(&f)
 }
 
-// Crash is what CrashAt panics with.
-type Crash struct{ Step string }
+var crashed atomic.Pointer[string]
+
+// Crashed is the step CrashAt stopped a goroutine at, or "".
+func Crashed() string {
+	if s := crashed.Load(); s != nil {
+		return *s
+	}
+	return ""
+}
 
 // SpoolEntries lists the offsets of the intact entries in dir's spool.
 func SpoolEntries(dir string) ([]int64, string, error) {
