@@ -222,6 +222,12 @@ func openSpool(dir string) (*spool, error) {
 		s.damage = append(s.damage, SpoolDamage{Offset: -1, Quarantine: s.posPath})
 		pos = int64(hdr)
 	}
+	if posOK {
+		// Bytes before the position held entries already delivered:
+		// whatever became of them loses nothing, and the log is emptied
+		// once drained.
+		damaged = slices.DeleteFunc(damaged, func(d region) bool { return int64(d.off+d.n) <= pos })
+	}
 	if len(damaged) == 0 && posOK && hdr > 0 {
 		s.gen, s.pos, s.end = logGen, pos, int64(len(b))
 		if !posCurrent || posGen != logGen || pos != stored {

@@ -299,3 +299,34 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestSpoolDamageBeforeThePosition: bytes that held entries already
+// delivered are not damage worth reporting (nothing can be lost); the
+// entries after the position are delivered as usual.
+func TestSpoolDamageBeforeThePosition(t *testing.T) {
+	js, natsDir, port, spoolDir := spoolWhileDown(t, 40)
+	offs, logPath, err := emitter.SpoolEntries(spoolDir)
+	if err != nil || len(offs) != 40 {
+		t.Fatalf("%d entries (%v), want 40", len(offs), err)
+	}
+	if err := emitter.SpoolDelivered(spoolDir, 20); err != nil {
+		t.Fatal(err)
+	}
+	flip(t, logPath, offs[5]+20)
+	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: time.Second, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	if d := em.SpoolDamage(); len(d) != 0 {
+		t.Fatalf("damage reported in delivered entries: %v", d)
+	}
+	natstest.StartIn(t, natsDir, port)
+	waitDrained(t, em)
+	ids := storedIDs(t, js)
+	for i := 20; i < 40; i++ {
+		if ids[event(i).ID] != 1 {
+			t.Errorf("event %d stored %d times", i, ids[event(i).ID])
+		}
+	}
+}
