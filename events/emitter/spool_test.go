@@ -164,7 +164,7 @@ func TestSpoolDamagedWhileDraining(t *testing.T) {
 			srv.Shutdown()
 			srv.WaitForShutdown()
 			var logs lockedBuffer
-			em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 200 * time.Millisecond,
+			em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 5 * time.Second,
 				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			if err != nil {
 				t.Fatal(err)
@@ -313,7 +313,7 @@ func TestSpoolDamageBeforeThePosition(t *testing.T) {
 		t.Fatal(err)
 	}
 	flip(t, logPath, offs[5]+20)
-	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: time.Second, Logger: quiet()})
+	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 5 * time.Second, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
