@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -327,6 +328,47 @@ func TestSpoolDamageBeforeThePosition(t *testing.T) {
 	for i := 20; i < 40; i++ {
 		if ids[event(i).ID] != 1 {
 			t.Errorf("event %d stored %d times", i, ids[event(i).ID])
+		}
+	}
+}
+
+// TestSpoolFromBeforeGenerations: a spool written by a version without
+// the log header (entries from offset 0, an 8-byte position) is read as
+// it stands: delivery resumes at its position, nothing reported damaged.
+func TestSpoolFromBeforeGenerations(t *testing.T) {
+	js, natsDir, port, _ := spoolWhileDown(t, 0)
+	spoolDir := t.TempDir()
+	var log []byte
+	var pos uint64
+	for i := range 40 {
+		if i == 15 {
+			pos = uint64(len(log))
+		}
+		raw, _ := event(i).Marshal()
+		log = binary.BigEndian.AppendUint32(log, uint32(len(raw)))
+		log = binary.BigEndian.AppendUint32(log, crc32.Checksum(raw, crc32.MakeTable(crc32.Castagnoli)))
+		log = append(log, raw...)
+	}
+	if err := os.WriteFile(filepath.Join(spoolDir, "spool.log"), log, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(spoolDir, "spool.pos"), binary.BigEndian.AppendUint64(nil, pos), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 5 * time.Second, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	if d := em.SpoolDamage(); len(d) != 0 {
+		t.Fatalf("damage reported in a spool from before generations: %v", d)
+	}
+	natstest.StartIn(t, natsDir, port)
+	waitDrained(t, em)
+	ids := storedIDs(t, js)
+	for i := range 40 {
+		if want := i >= 15; (ids[event(i).ID] == 1) != want || ids[event(i).ID] > 1 {
+			t.Errorf("event %d stored %d times (position at event 15)", i, ids[event(i).ID])
 		}
 	}
 }
