@@ -310,8 +310,14 @@ func emitCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if cerr := em.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && len(damage) > 0 {
-		err = &exitError{code: 1, err: fmt.Errorf("emit: the spool in %s was damaged (%d region(s) quarantined beside it): events may be lost", *spoolDir, len(damage))}
+	// Damage found while draining is reported too (the emitter has logged
+	// each region and skipped past it).
+	all := em.SpoolDamage()
+	for _, d := range all[len(damage):] {
+		fmt.Fprintf(stderr, "emit: spool damaged while draining: %s; the intact events after it were delivered\n", d)
+	}
+	if err == nil && len(all) > 0 {
+		err = &exitError{code: 1, err: fmt.Errorf("emit: the spool in %s was damaged (%d region(s) quarantined beside it): events may be lost", *spoolDir, len(all))}
 	}
 	return err
 }

@@ -29,7 +29,11 @@ type Attester interface {
 }
 
 // attestation collects the digests of the events emitted since the last
-// attestation and emits one producer.attested event per batch.
+// attestation and emits one producer.attested event per batch. An
+// attestation the bus does not store is sent again, with backoff, until
+// Close — which keeps trying up to its deadline, then counts and logs what
+// is left (Stats.AttestationsLost) — so a refusal that passes costs no
+// genuine event its attestation.
 type attestation struct {
 	e      *Emitter
 	a      Attester
@@ -42,12 +46,22 @@ type attestation struct {
 	done   chan struct{}
 	wg     sync.WaitGroup
 	once   sync.Once
+	// Attestations not stored yet: to send again from next on, and the
+	// ones awaiting their result. After Close's deadline (closing), a
+	// failure is counted lost instead.
+	failed   []*events.Event
+	inflight int
+	backoff  time.Duration
+	next     time.Time
+	closing  bool
+	changed  chan struct{}
 }
 
 func newAttestation(e *Emitter, a Attester, every int, interval time.Duration) *attestation {
 	var b [8]byte
 	rand.Read(b[:])
-	at := &attestation{e: e, a: a, every: every, boot: hex.EncodeToString(b[:]), ticker: time.NewTicker(interval), done: make(chan struct{})}
+	at := &attestation{e: e, a: a, every: every, boot: hex.EncodeToString(b[:]), ticker: time.NewTicker(interval),
+		done: make(chan struct{}), changed: make(chan struct{}, 1)}
 	at.wg.Go(func() {
 		for {
 			select {
@@ -55,6 +69,7 @@ func newAttestation(e *Emitter, a Attester, every int, interval time.Duration) *
 				return
 			case <-at.ticker.C:
 				at.flush()
+				at.retry(at.e.life)
 			}
 		}
 	})
@@ -88,32 +103,129 @@ func (at *attestation) flush() {
 	seq := at.seq
 	at.mu.Unlock()
 	payload, err := at.a.Attest(at.boot, seq, batch)
-	if err == nil {
-		ev := &events.Event{
-			Version: events.Version, ID: fmt.Sprintf("attest/%s/%s/%d", events.ProducerToken(at.a.Name()), at.boot, seq),
-			Type: events.ProducerAttested, Time: time.Now().UTC(), Tenant: AttestationTenant,
-			Source:  events.Source{Kind: "producer", Instance: at.a.Name()},
-			Actor:   events.Actor{Issuer: "auditledger", Subject: at.a.Name(), Kind: events.Machine},
-			Payload: jsontext.Value(payload),
-		}
-		err = at.e.EmitAsync(context.Background(), ev, func(r Result) {
-			if r.Err != nil {
-				at.e.cfg.Logger.Error("producer attestation not recorded: its events stay unattested", "event_id", r.ID, "events", len(batch), "err", r.Err)
-			}
-		})
-	}
 	if err != nil {
-		at.e.cfg.Logger.Error("producer attestation not recorded: its events stay unattested", "seq", seq, "events", len(batch), "err", err)
+		// Signing failed: nothing to send again.
+		at.e.Stats.AttestationsLost.Add(1)
+		at.e.cfg.Logger.Error("producer attestation not signed: its events stay unattested", "seq", seq, "events", len(batch), "err", err)
+		return
+	}
+	at.send(&events.Event{
+		Version: events.Version, ID: fmt.Sprintf("attest/%s/%s/%d", events.ProducerToken(at.a.Name()), at.boot, seq),
+		Type: events.ProducerAttested, Time: time.Now().UTC(), Tenant: AttestationTenant,
+		Source:  events.Source{Kind: "producer", Instance: at.a.Name()},
+		Actor:   events.Actor{Issuer: "auditledger", Subject: at.a.Name(), Kind: events.Machine},
+		Payload: jsontext.Value(payload),
+	})
+}
+
+// send emits one attestation, in the queue with the events.
+func (at *attestation) send(ev *events.Event) {
+	at.mu.Lock()
+	at.inflight++
+	at.mu.Unlock()
+	if err := at.e.EmitAsync(context.Background(), ev, func(r Result) { at.result(ev, r.Err, true) }); err != nil {
+		at.result(ev, err, true)
 	}
 }
 
-// close attests what is left and stops the timer.
-func (at *attestation) close() {
+// result notes how sending ev ended.
+func (at *attestation) result(ev *events.Event, err error, queued bool) {
+	at.mu.Lock()
+	if queued {
+		at.inflight--
+	}
+	switch {
+	case err == nil:
+		at.backoff = 0
+	case at.closing:
+		at.e.Stats.AttestationsLost.Add(1)
+		at.e.cfg.Logger.Error("producer attestation not recorded at close: its events stay unattested", "event_id", ev.ID, "err", err)
+	default:
+		if at.backoff == 0 {
+			at.e.cfg.Logger.Warn("producer attestation not stored yet: sending it again until the bus takes it", "event_id", ev.ID, "err", err)
+		}
+		at.backoff = min(max(2*at.backoff, 100*time.Millisecond), 5*time.Second)
+		at.next = time.Now().Add(at.backoff)
+		at.failed = append(at.failed, ev)
+	}
+	at.mu.Unlock()
+	select {
+	case at.changed <- struct{}{}:
+	default:
+	}
+}
+
+// retry sends the failed attestations again once their backoff is over,
+// one try each, outside the queue: a bus that keeps refusing them must
+// not hold up the events behind them. It stops at the first refusal.
+func (at *attestation) retry(ctx context.Context) {
+	at.mu.Lock()
+	if len(at.failed) == 0 || time.Now().Before(at.next) {
+		at.mu.Unlock()
+		return
+	}
+	again := at.failed
+	at.failed = nil
+	at.mu.Unlock()
+	for i, ev := range again {
+		raw, err := ev.Marshal()
+		if err == nil {
+			_, _, err = at.e.publishMsg(ctx, at.e.message(ev, raw), 0, "attestation "+ev.ID)
+		}
+		if err != nil {
+			at.result(ev, err, false)
+			at.mu.Lock()
+			at.failed = append(at.failed, again[i+1:]...)
+			at.mu.Unlock()
+			return
+		}
+		at.result(ev, nil, false)
+	}
+}
+
+// close attests what is left, stops the timer, and keeps sending what the
+// bus has not stored for up to wait; what is left then is counted lost.
+func (at *attestation) close(wait time.Duration) {
 	at.once.Do(func() {
 		at.ticker.Stop()
 		close(at.done)
 		at.wg.Wait()
 		at.flush()
+		deadline := time.NewTimer(wait)
+		defer deadline.Stop()
+		ctx, cancel := context.WithTimeout(at.e.life, wait)
+		defer cancel()
+		for {
+			at.retry(ctx)
+			at.mu.Lock()
+			pending := at.inflight + len(at.failed)
+			until := time.Until(at.next)
+			if len(at.failed) == 0 {
+				until = wait // only results to wait for
+			}
+			at.mu.Unlock()
+			if pending == 0 {
+				return
+			}
+			t := time.NewTimer(max(until, time.Millisecond))
+			select {
+			case <-at.changed:
+			case <-t.C:
+			case <-deadline.C:
+				t.Stop()
+				at.mu.Lock()
+				at.closing = true
+				lost := at.failed
+				at.failed = nil
+				at.mu.Unlock()
+				for _, ev := range lost {
+					at.e.Stats.AttestationsLost.Add(1)
+					at.e.cfg.Logger.Error("producer attestation not recorded at close: its events stay unattested", "event_id", ev.ID)
+				}
+				return
+			}
+			t.Stop()
+		}
 	})
 }
 

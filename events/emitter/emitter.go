@@ -67,7 +67,8 @@ type Config struct {
 	// Attester, if set, signs the digests of this producer's events in
 	// batches: a producer.attested event after every AttestEvery events
 	// (zero: 256) or AttestInterval (zero: 250ms), whichever comes first,
-	// and at Close.
+	// and at Close. An attestation the bus does not store is sent again
+	// with backoff until Close, which tries for up to DrainTimeout more.
 	Attester       Attester
 	AttestEvery    int
 	AttestInterval time.Duration
@@ -137,6 +138,14 @@ type Stats struct {
 	Singles atomic.Uint64
 	// GroupsRefused counts batch messages the bus did not acknowledge.
 	GroupsRefused atomic.Uint64
+	// SpoolDamaged counts regions of the spool that held no readable
+	// event, found when it was opened or while it was drained (each is
+	// in SpoolDamage and quarantined).
+	SpoolDamaged atomic.Uint64
+	// AttestationsLost counts producer attestations that could not be
+	// signed, or that the bus had not stored by Close's deadline: their
+	// events stay unattested.
+	AttestationsLost atomic.Uint64
 }
 
 // pending is one accepted event waiting for its group.
@@ -192,6 +201,10 @@ func New(cfg Config) (*Emitter, error) {
 		if err != nil {
 			return nil, fmt.Errorf("emitter: spool %s: %w", cfg.SpoolDir, err)
 		}
+		if sp.resumed {
+			cfg.Logger.Warn("the last rewrite of the spool was cut short (a crash): delivering it from its first entry; what it quarantined is beside it", "spool", cfg.SpoolDir)
+		}
+		e.Stats.SpoolDamaged.Add(uint64(len(sp.damage)))
 		for _, d := range sp.damage {
 			if d.Offset < 0 {
 				cfg.Logger.Error("spool position unreadable or not on an entry: delivering the whole spool again (the bus drops what it already stored, by event id)", "spool", cfg.SpoolDir)
@@ -207,15 +220,15 @@ func New(cfg Config) (*Emitter, error) {
 	return e, nil
 }
 
-// SpoolDamage lists what opening the spool could not read: each region
-// is quarantined in a file beside the spool, and entries after it were
-// kept. A non-empty list means events may be lost; callers must say so
+// SpoolDamage lists what the spool could not read, on opening it or
+// while draining it: each region is quarantined in a file beside the
+// spool, and entries after it were kept. A non-empty list means events may be lost; callers must say so
 // (auditledger emit exits non-zero).
 func (e *Emitter) SpoolDamage() []SpoolDamage {
 	if e.spool == nil {
 		return nil
 	}
-	return e.spool.damage
+	return e.spool.damaged()
 }
 
 // Spooled reports whether events are waiting in the spool.
@@ -228,7 +241,7 @@ func (e *Emitter) Spooled() bool { return e.spool != nil && !e.spool.empty() }
 // the next start.
 func (e *Emitter) Close() error {
 	if e.attest != nil {
-		e.attest.close() // the last batch's attestation, while still open
+		e.attest.close(e.cfg.DrainTimeout) // the last batch's attestation, and any not stored yet, while still open
 	}
 	e.mu.Lock()
 	if e.closed {
@@ -270,6 +283,7 @@ func (e *Emitter) accept() error {
 // drain delivers spooled events in order whenever there are any.
 func (e *Emitter) drain(ctx context.Context) {
 	backoff := 100 * time.Millisecond
+	var warned time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -278,14 +292,11 @@ func (e *Emitter) drain(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 		for !e.spool.empty() && ctx.Err() == nil {
-			batch, next, err := e.spool.peek(256)
-			if err == nil {
-				err = e.publishBatch(ctx, batch)
-			}
-			if err == nil {
-				err = e.spool.advance(next)
-			}
-			if err != nil {
+			if err := e.drainOnce(ctx); err != nil {
+				if ctx.Err() == nil && time.Since(warned) > time.Minute {
+					warned = time.Now() // once a minute: the bus may be down for long
+					e.cfg.Logger.Warn("spool not delivered yet: retrying", "spool", e.cfg.SpoolDir, "err", err)
+				}
 				backoff = min(2*backoff, 5*time.Second)
 				break
 			}
@@ -294,17 +305,49 @@ func (e *Emitter) drain(ctx context.Context) {
 	}
 }
 
+// drainOnce delivers the next spooled events. Bytes that hold no event
+// (unreadable, or an intact entry that does not parse as one) are damage:
+// quarantined, reported and skipped past, as when the spool is opened, so
+// one bad entry never stops the ones after it.
+func (e *Emitter) drainOnce(ctx context.Context) error {
+	entries, next, bad, err := e.spool.peek(256)
+	if err != nil {
+		return err
+	}
+	var badLen int64
+	group := make([]*pending, 0, len(entries))
+	for _, en := range entries {
+		ev, err := events.Parse(en.data)
+		if err != nil {
+			next, bad, badLen = en.off, en.off, 8+int64(len(en.data))
+			break
+		}
+		group = append(group, &pending{ev: ev, raw: en.data})
+	}
+	if len(group) > 0 {
+		if err := e.publishBatch(ctx, group); err != nil {
+			return err
+		}
+		if err := e.spool.advance(next); err != nil {
+			return err
+		}
+	}
+	if bad < 0 {
+		return nil
+	}
+	d, err := e.spool.skip(bad, badLen)
+	if err != nil {
+		return err
+	}
+	e.Stats.SpoolDamaged.Add(1)
+	e.cfg.Logger.Error("spool damaged while draining: unreadable bytes quarantined and skipped, the intact entries after them delivered",
+		"spool", e.cfg.SpoolDir, "offset", d.Offset, "bytes", d.Length, "damage", d.String())
+	return nil
+}
+
 // publishBatch stores spooled events: in batch messages if it can, else
 // one by one.
-func (e *Emitter) publishBatch(ctx context.Context, batch [][]byte) error {
-	group := make([]*pending, 0, len(batch))
-	for _, raw := range batch {
-		ev, err := events.Parse(raw)
-		if err != nil {
-			return err // cannot happen: only valid events are spooled
-		}
-		group = append(group, &pending{ev: ev, raw: raw})
-	}
+func (e *Emitter) publishBatch(ctx context.Context, group []*pending) error {
 	rest := group
 	if e.batching() {
 		rest = nil

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"net"
@@ -188,7 +189,11 @@ func TestCloseFencesThenDrains(t *testing.T) {
 func TestSpoolDamage(t *testing.T) {
 	entryOffsets := func(b []byte) []int {
 		var offs []int
-		for off := 0; off+8 <= len(b); {
+		off := 0
+		if bytes.HasPrefix(b, []byte("ALSPOOL1")) {
+			off = 20 // the header
+		}
+		for off+8 <= len(b) {
 			offs = append(offs, off)
 			off += 8 + int(binary.BigEndian.Uint32(b[off:]))
 		}
@@ -209,9 +214,10 @@ func TestSpoolDamage(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, "spool.log"), cut, 0o600)
 		}, 39, true},
 		{"position inside an entry", func(t *testing.T, dir string, log []byte, offs []int) {
-			var p [8]byte
-			binary.BigEndian.PutUint64(p[:], uint64(offs[5]+3))
-			os.WriteFile(filepath.Join(dir, "spool.pos"), p[:], 0o600)
+			// generation (the log's, from its header) ‖ offset ‖ CRC-32C
+			p := append(append([]byte{}, log[8:16]...), binary.BigEndian.AppendUint64(nil, uint64(offs[5]+3))...)
+			p = binary.BigEndian.AppendUint32(p, crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli)))
+			os.WriteFile(filepath.Join(dir, "spool.pos"), p, 0o600)
 		}, 40, true},
 		{"garbage appended", func(t *testing.T, dir string, log []byte, offs []int) {
 			os.WriteFile(filepath.Join(dir, "spool.log"), append(log, []byte("\x00\x00\x01\x00garbage that frames nothing")...), 0o600)

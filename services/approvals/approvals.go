@@ -354,7 +354,9 @@ func (b *Broker) swap(ctx context.Context, r *Request, rev uint64) error {
 // ledger, and returns it. A grant or denial counts only if the API's
 // signature covers it and the request as opened: one that does not is
 // refused — the request ends denied, with the forgery recorded. If ctx
-// ends first (the requester went away) the request expires. Only a
+// ends first (the requester went away) the request expires. A request
+// deleted or purged from the bucket before a decision ends denied, and is
+// recorded so (its end must be in the ledger whoever removed it). Only a
 // Granted result allows the held statement to run.
 func (b *Broker) Await(ctx context.Context, opened *Request) (*Request, error) {
 	if b.cfg.Verifier == nil {
@@ -379,7 +381,7 @@ func (b *Broker) Await(ctx context.Context, opened *Request) (*Request, error) {
 				continue // end of the initial values
 			}
 			if e.Operation() != jetstream.KeyValuePut {
-				return nil, fmt.Errorf("approval %s: %w", id, ErrNotFound)
+				return b.removed(context.WithoutCancel(ctx), opened, cur, e.Operation())
 			}
 			var r Request
 			if err := json.Unmarshal(e.Value(), &r); err != nil {
@@ -449,6 +451,28 @@ func (b *Broker) refuseForged(ctx context.Context, opened, got *Request, rev uin
 	if err := b.swap(ctx, &r, rev); err != nil {
 		b.cfg.Logger.Warn("could not mark the forged approval as denied in the bucket", "approval_id", r.ID, "err", err)
 	}
+	return &r, b.record(ctx, &r)
+}
+
+// removed ends a request deleted or purged from the bucket before a
+// decision: the held statement never runs, and the end is recorded as a
+// denial by the system, since nobody's decision can be checked. The
+// bucket does not say who removed it (anyone with producer credentials
+// may), so the reason says that too. The bucket is left as it is: writing
+// the request back would keep its statement in working state again.
+func (b *Broker) removed(ctx context.Context, opened, cur *Request, op jetstream.KeyValueOp) (*Request, error) {
+	r := *opened
+	if cur != nil {
+		r = *cur
+	}
+	r.StatementSHA256 = Digest(opened.Statement)
+	r.Status, r.Decider, r.DecidedAt, r.Signature = Denied, &system, time.Now().UTC(), ""
+	what := "deleted"
+	if op == jetstream.KeyValuePurge {
+		what = "purged"
+	}
+	r.Reason = "approval request removed from the bus (" + what + " from " + Bucket + ") before a decision; who removed it is not known"
+	b.cfg.Logger.Error("pending approval request removed from the bus before a decision: denying the held statement", "approval_id", r.ID, "operation", what)
 	return &r, b.record(ctx, &r)
 }
 

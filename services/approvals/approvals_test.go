@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +147,66 @@ func TestDenyAndExpiry(t *testing.T) {
 	all, _ := b.List(t.Context(), "")
 	if len(all) != 3 {
 		t.Errorf("listed %d requests, want 3", len(all))
+	}
+}
+
+// TestRemovedRequestIsRecorded: a pending request deleted or purged from
+// the bucket (by anyone holding producer credentials) ends the wait as a
+// denial by the system, recorded in the ledger with a reason that says
+// what happened and that who did it is not known; the held statement
+// never runs.
+func TestRemovedRequestIsRecorded(t *testing.T) {
+	b, js := broker(t)
+	kv, err := js.KeyValue(t.Context(), approvals.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range []string{"purge", "delete"} {
+		t.Run(how, func(t *testing.T) {
+			r := open(t, b, "DROP TABLE orders_"+how, time.Minute)
+			type outcome struct {
+				d   *approvals.Request
+				err error
+			}
+			got := make(chan outcome, 1)
+			go func() {
+				d, err := b.Await(context.Background(), r)
+				got <- outcome{d, err}
+			}()
+			// The watch delivers the removal whenever it happens, so
+			// removing at once is as good as removing later.
+			if how == "purge" {
+				err = kv.Purge(t.Context(), r.ID)
+			} else {
+				err = kv.Delete(t.Context(), r.ID)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var o outcome
+			select {
+			case o = <-got:
+			case <-time.After(30 * time.Second):
+				t.Fatal("Await did not end after the request was removed")
+			}
+			if o.err != nil || o.d == nil || o.d.Status != approvals.Denied {
+				t.Fatalf("Await after %s: %+v, %v; want a denial", how, o.d, o.err)
+			}
+			var ev *events.Event
+			for _, e := range decisions(t, js) {
+				if e.ID == "approval/"+r.ID+"/decision" {
+					ev = &e
+				}
+			}
+			if ev == nil || ev.Type != events.ApprovalDenied || ev.Actor.Subject != "approvals" {
+				t.Fatalf("decision event for %s: %+v, want approval.denied by the system", r.ID, ev)
+			}
+			var p map[string]any
+			json.Unmarshal(ev.Payload, &p)
+			reason, _ := p["reason"].(string)
+			if !strings.Contains(reason, "removed from the bus") || !strings.Contains(reason, "not known") {
+				t.Errorf("reason %q: want it to say the request was removed, and that who removed it is not known", reason)
+			}
+		})
 	}
 }

@@ -499,3 +499,57 @@ func TestApprovalTricks(t *testing.T) {
 		}
 	}
 }
+
+// TestRemovedRequestEndsRecorded: someone with the gateway's bus
+// credentials purges (or deletes) a pending request from the approvals
+// bucket. The held statement does not run, and the request's end is in the
+// ledger — a denial naming what happened — before the client is told.
+func TestRemovedRequestEndsRecorded(t *testing.T) {
+	f := startOIDC(t, approvalPolicy)
+	conn, err := pgx.Connect(t.Context(), pg.DSN(f.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Exec(t.Context(), "CREATE TABLE orders (id int)")
+	conn.Close(t.Context())
+	kv, err := f.js.KeyValue(t.Context(), approvals.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range []string{"purge", "delete"} {
+		t.Run(how, func(t *testing.T) {
+			column := how + "d_request"
+			cmd := f.psqlAs(t, "alice", "ALTER TABLE orders ADD COLUMN "+column+" text")
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			r := f.pending(t)
+			if how == "purge" {
+				err = kv.Purge(t.Context(), r.ID)
+			} else {
+				err = kv.Delete(t.Context(), r.ID)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err == nil || !strings.Contains(out.String(), "removed from the bus") {
+				t.Fatalf("psql after the request was removed: %v\n%s", err, out.String())
+			}
+			if columnExists(t, f.db, column) {
+				t.Fatal("the held statement ran after its request was removed")
+			}
+			var recorded *events.Event
+			for _, rec := range f.eventsOf(t) {
+				if rec.ev.ID == "approval/"+r.ID+"/decision" {
+					recorded = rec.ev
+				}
+			}
+			if recorded == nil || recorded.Type != events.ApprovalDenied ||
+				!strings.Contains(string(recorded.Payload), "removed from the bus") || !strings.Contains(string(recorded.Payload), "not known") {
+				t.Fatalf("the request's end is not recorded as a denial saying it was removed: %+v", recorded)
+			}
+		})
+	}
+}

@@ -67,6 +67,8 @@ func Emitter(reg prometheus.Registerer, role string, em *emitter.Emitter) {
 		counter("auditledger_emitter_single_publishes_total", "events published one by one", em.Stats.Singles.Load),
 		counter("auditledger_emitter_batches_not_taken_total", "batch messages the bus did not acknowledge (their events went one by one)", em.Stats.GroupsRefused.Load),
 		counter("auditledger_emitter_failed_total", "events neither stored nor spooled (each reported to its caller)", em.Failed),
+		counter("auditledger_emitter_spool_damaged_total", "regions of the spool that held no readable event, quarantined beside it and skipped", em.Stats.SpoolDamaged.Load),
+		counter("auditledger_emitter_attestations_lost_total", "producer attestations not signed, or not stored by the bus at close: their events stay unattested", em.Stats.AttestationsLost.Load),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditledger_emitter_spooled", Help: "1 while events wait in the local spool",
 			ConstLabels: labels}, func() float64 {
 			if em.Spooled() {
