@@ -72,9 +72,10 @@ type Config struct {
 	// "target:NAME", and a caller in none reaches nothing.
 	Scope     ScopeConfig
 	Approvals *approvals.Broker // required
-	// Emitter records the API's own events (required). Tenant is their
-	// tenant ("default" when empty); Instance names this process (the
-	// host name when empty).
+	// Emitter records the API's own events (required), each under the
+	// tenant whose data it concerns; Tenant is the tenant of those that
+	// concern none, such as authn.failed ("default" when empty). Instance
+	// names this process (the host name when empty).
 	Emitter  *emitter.Emitter
 	Tenant   string
 	Instance string
@@ -314,10 +315,12 @@ func (a *api) require(roles ...Role) func(http.Handler) http.Handler {
 			if checkTenant(tenant) != nil {
 				tenant = a.cfg.Tenant
 			}
+			refused := func(groups []string) error {
+				return fmt.Errorf("%w: %s needs the role %s; %s has groups %v", errForbidden, r.URL.Path, roleNames(roles), actor.Subject, groups)
+			}
 			shown := a.actorIn(actor, tenant)
-			err := fmt.Errorf("%w: %s needs the role %s; %s has groups %v", errForbidden, r.URL.Path, roleNames(roles), actor.Subject, shown.Groups)
-			a.recordAsync(r, events.CommandBlocked, shown, tenant, map[string]any{"reason": err.Error()})
-			a.fail(w, r, err)
+			a.recordAsync(r, events.CommandBlocked, shown, tenant, map[string]any{"reason": refused(shown.Groups).Error()})
+			a.fail(w, r, refused(actor.Groups))
 		})
 	}
 }
@@ -556,7 +559,13 @@ func (a *api) decide(grant bool) http.HandlerFunc {
 		}
 		// The decision is recorded under the request's tenant, with the
 		// decider as that tenant's auditors may see it.
-		req, err = a.cfg.Approvals.Decide(r.Context(), req.ID, a.actorIn(actorOf(r.Context()), req.Tenant), grant, d.Reason)
+		decider := a.actorIn(actorOf(r.Context()), req.Tenant)
+		tenant := req.Tenant
+		req, err = a.cfg.Approvals.Decide(r.Context(), req.ID, decider, grant, d.Reason)
+		if errors.Is(err, approvals.ErrSelfApproval) {
+			// A refusal like any other: sealed, under the request's tenant.
+			a.recordAsync(r, events.CommandBlocked, decider, tenant, map[string]any{"reason": err.Error()})
+		}
 		if err != nil && req == nil {
 			a.fail(w, r, err)
 			return
