@@ -11,6 +11,17 @@
 // recorded as authn.failed, a call refused for want of a role as
 // command.blocked, and every read of audit data as audit.accessed — stored
 // before the data is sent, or the read is refused.
+//
+// Each of these events is recorded under the tenant whose data it
+// concerns, so that a tenant's auditors, reading their tenant's events,
+// learn nothing of another: a read under the tenant read (a list spanning
+// tenants as one audit.accessed per tenant, each with that tenant's part,
+// all stored before the answer); a refusal under the tenant asked for; an
+// evidence export and its downloads under the bundle's tenant. What
+// concerns no tenant (a failed token, a refusal naming no tenant, a read
+// of hashes only: checkpoints, tiles, proofs of consistency) goes under
+// the API's own tenant (Config.Tenant). In every one the caller's groups
+// naming other tenants are left out (actorIn).
 package api
 
 import (
@@ -61,9 +72,10 @@ type Config struct {
 	// "target:NAME", and a caller in none reaches nothing.
 	Scope     ScopeConfig
 	Approvals *approvals.Broker // required
-	// Emitter records the API's own events (required). Tenant is their
-	// tenant ("default" when empty); Instance names this process (the
-	// host name when empty).
+	// Emitter records the API's own events (required), each under the
+	// tenant whose data it concerns; Tenant is the tenant of those that
+	// concern none, such as authn.failed ("default" when empty). Instance
+	// names this process (the host name when empty).
 	Emitter  *emitter.Emitter
 	Tenant   string
 	Instance string
@@ -276,7 +288,7 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 		}
 		if err != nil {
 			a.recordAsync(r, events.AuthnFailed, events.Actor{Issuer: "auditledger-api", Subject: "unauthenticated", Kind: events.Human},
-				map[string]any{"reason": err.Error()})
+				a.cfg.Tenant, map[string]any{"reason": err.Error()})
 			a.fail(w, r, err)
 			return
 		}
@@ -297,9 +309,18 @@ func (a *api) require(roles ...Role) func(http.Handler) http.Handler {
 					}
 				}
 			}
-			err := fmt.Errorf("%w: %s needs the role %s; %s has groups %v", errForbidden, r.URL.Path, roleNames(roles), actor.Subject, actor.Groups)
-			a.recordAsync(r, events.CommandBlocked, actor, map[string]any{"reason": err.Error()})
-			a.fail(w, r, err)
+			// Recorded under the tenant the call names, if it names a
+			// valid one: its auditors should see the attempt.
+			tenant := r.URL.Query().Get("tenant")
+			if checkTenant(tenant) != nil {
+				tenant = a.cfg.Tenant
+			}
+			refused := func(groups []string) error {
+				return fmt.Errorf("%w: %s needs the role %s; %s has groups %v", errForbidden, r.URL.Path, roleNames(roles), actor.Subject, groups)
+			}
+			shown := a.actorIn(actor, tenant)
+			a.recordAsync(r, events.CommandBlocked, shown, tenant, map[string]any{"reason": refused(shown.Groups).Error()})
+			a.fail(w, r, refused(actor.Groups))
 		})
 	}
 }
@@ -333,11 +354,22 @@ func (a *api) listApprovals(w http.ResponseWriter, r *http.Request) {
 			list = append(list, q)
 		}
 	}
-	ids := make([]string, len(list))
-	for i, q := range list {
-		ids[i] = q.ID
+	// One record per tenant listed, each with its own approvals.
+	var parts []part
+	byTenant := map[string]int{}
+	for _, q := range list {
+		i, ok := byTenant[q.Tenant]
+		if !ok {
+			i, byTenant[q.Tenant] = len(parts), len(parts)
+			parts = append(parts, part{q.Tenant, map[string]any{"resource": "approvals", "status_filter": string(st), "count": 0, "ids": []string{}}})
+		}
+		p := parts[i].payload
+		p["count"], p["ids"] = p["count"].(int)+1, append(p["ids"].([]string), q.ID)
 	}
-	if err := a.accessed(r, map[string]any{"resource": "approvals", "status_filter": string(st), "count": len(list), "ids": ids}); err != nil {
+	if len(parts) == 0 {
+		parts = []part{{a.readTenant(r, ""), map[string]any{"resource": "approvals", "status_filter": string(st), "count": 0, "ids": []string{}}}}
+	}
+	if err := a.accessedParts(r, parts); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -353,7 +385,7 @@ func (a *api) getApproval(w http.ResponseWriter, r *http.Request) {
 	if !a.approvalInScope(w, r, req) {
 		return
 	}
-	if err := a.accessed(r, map[string]any{"resource": "approval", "ids": []string{req.ID}, "count": 1}); err != nil {
+	if err := a.accessed(r, req.Tenant, map[string]any{"resource": "approval", "ids": []string{req.ID}, "count": 1}); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -364,7 +396,7 @@ func (a *api) getApproval(w http.ResponseWriter, r *http.Request) {
 // the caller's scope.
 func (a *api) approvalInScope(w http.ResponseWriter, r *http.Request, req *approvals.Request) bool {
 	if s := a.scopeOf(r); !s.approval(req) {
-		a.refuse(w, r, &scopeError{what: "approval " + req.ID, scope: s, tenant: req.Tenant})
+		a.refuse(w, r, &scopeError{what: "approval " + req.ID, scope: s, tenants: []string{req.Tenant}})
 		return false
 	}
 	return true
@@ -374,8 +406,9 @@ func (a *api) approvalInScope(w http.ResponseWriter, r *http.Request, req *appro
 // so the read is refused.
 var errNotAudited = errors.New("this read could not be recorded in the audit ledger; refused")
 
-// event is one of the API's own events about request r.
-func (a *api) event(r *http.Request, t events.Type, actor events.Actor, payload map[string]any) (*events.Event, error) {
+// event is one of the API's own events about request r, under tenant.
+// The caller passes the actor as tenant's auditors may see it (actorIn).
+func (a *api) event(r *http.Request, t events.Type, actor events.Actor, tenant string, payload map[string]any) (*events.Event, error) {
 	payload["method"] = events.Clean(r.Method, 32)
 	payload["path"] = events.Clean(r.URL.Path, 2048)
 	payload["client_addr"] = r.RemoteAddr
@@ -386,31 +419,102 @@ func (a *api) event(r *http.Request, t events.Type, actor events.Actor, payload 
 	var id [12]byte
 	rand.Read(id[:])
 	return &events.Event{
-		Version: events.Version, ID: "api." + hex.EncodeToString(id[:]), Type: t, Time: time.Now().UTC(), Tenant: a.cfg.Tenant,
+		Version: events.Version, ID: "api." + hex.EncodeToString(id[:]), Type: t, Time: time.Now().UTC(), Tenant: tenant,
 		Source: events.Source{Kind: "api", Instance: a.cfg.Instance}, Actor: actor,
 		Target: &events.Target{Kind: "auditledger-api"}, Payload: body,
 	}, nil
 }
 
-// accessed records, before the data is sent, that the caller read audit
-// data; if the record cannot be stored the read is refused.
-func (a *api) accessed(r *http.Request, payload map[string]any) error {
-	ev, err := a.event(r, events.AuditAccessed, actorOf(r.Context()), payload)
-	if err != nil {
-		return err
+// actorIn is actor as the auditors of tenant may see it: without the
+// groups naming other tenants (a group naming every tenant stays).
+func (a *api) actorIn(actor events.Actor, tenant string) events.Actor {
+	var groups []string
+	for _, g := range actor.Groups {
+		if t, ok := strings.CutPrefix(g, a.cfg.Scope.TenantPrefix); ok && t != "" && t != "*" && t != tenant {
+			continue
+		}
+		groups = append(groups, g)
 	}
-	res, _ := a.cfg.Emitter.Emit(r.Context(), ev)
-	if err := res.Stored(false); err != nil {
-		a.cfg.Logger.Error("audit.accessed not recorded: read refused", "event_id", ev.ID, "err", err)
-		return fmt.Errorf("%w: %v", errNotAudited, err)
+	actor.Groups = groups
+	return actor
+}
+
+// part is one tenant's share of a read: the audit.accessed recorded
+// under that tenant.
+type part struct {
+	tenant  string
+	payload map[string]any
+}
+
+// readTenant is the tenant a read concerns when its answer names none (it
+// holds no row): the tenant named, the caller's one tenant, or else the
+// API's own.
+func (a *api) readTenant(r *http.Request, named string) string {
+	if named != "" {
+		return named
+	}
+	if s := a.scopeOf(r); !s.allTenants && len(s.tenants) == 1 {
+		return s.tenants[0]
+	}
+	return a.cfg.Tenant
+}
+
+// accessed records, before the data is sent, that the caller read audit
+// data of tenant; if the record cannot be stored the read is refused.
+func (a *api) accessed(r *http.Request, tenant string, payload map[string]any) error {
+	return a.accessedParts(r, []part{{tenant, payload}})
+}
+
+// accessedParts records a read as one audit.accessed per tenant it
+// concerns, each with that tenant's part only. They are queued together
+// (so they share a group commit) and all must be stored before the data
+// is sent: if any is not, the read is refused.
+func (a *api) accessedParts(r *http.Request, parts []part) error {
+	evs := make([]*events.Event, len(parts))
+	for i, p := range parts {
+		ev, err := a.event(r, events.AuditAccessed, a.actorIn(actorOf(r.Context()), p.tenant), p.tenant, p.payload)
+		if err != nil {
+			return err
+		}
+		evs[i] = ev
+	}
+	results := make(chan emitter.Result, len(evs))
+	queued := 0
+	var failed error
+	var failedID string
+	for _, ev := range evs {
+		if err := a.cfg.Emitter.EmitAsync(r.Context(), ev, func(res emitter.Result) { results <- res }); err != nil {
+			failed, failedID = err, ev.ID
+			break
+		}
+		queued++
+	}
+wait:
+	for range queued {
+		select {
+		case res := <-results:
+			if err := res.Stored(false); err != nil && failed == nil {
+				failed, failedID = err, res.ID
+			}
+		case <-r.Context().Done():
+			if failed == nil {
+				failed, failedID = r.Context().Err(), evs[0].ID
+			}
+			break wait
+		}
+	}
+	if failed != nil {
+		a.cfg.Logger.Error("audit.accessed not recorded: read refused", "event_id", failedID, "err", failed)
+		return fmt.Errorf("%w: %v", errNotAudited, failed)
 	}
 	return nil
 }
 
-// recordAsync records an event about a refused call without holding the
-// answer; a failure is logged loudly and counted by the emitter.
-func (a *api) recordAsync(r *http.Request, t events.Type, actor events.Actor, payload map[string]any) {
-	ev, err := a.event(r, t, actor, payload)
+// recordAsync records an event about a refused call, under tenant,
+// without holding the answer; a failure is logged loudly and counted by
+// the emitter.
+func (a *api) recordAsync(r *http.Request, t events.Type, actor events.Actor, tenant string, payload map[string]any) {
+	ev, err := a.event(r, t, actor, tenant, payload)
 	if err == nil {
 		err = a.cfg.Emitter.EmitAsync(context.WithoutCancel(r.Context()), ev, func(res emitter.Result) {
 			if res.Err != nil {
@@ -453,7 +557,15 @@ func (a *api) decide(grant bool) http.HandlerFunc {
 		if !a.approvalInScope(w, r, req) {
 			return
 		}
-		req, err = a.cfg.Approvals.Decide(r.Context(), req.ID, actorOf(r.Context()), grant, d.Reason)
+		// The decision is recorded under the request's tenant, with the
+		// decider as that tenant's auditors may see it.
+		decider := a.actorIn(actorOf(r.Context()), req.Tenant)
+		tenant := req.Tenant
+		req, err = a.cfg.Approvals.Decide(r.Context(), req.ID, decider, grant, d.Reason)
+		if errors.Is(err, approvals.ErrSelfApproval) {
+			// A refusal like any other: sealed, under the request's tenant.
+			a.recordAsync(r, events.CommandBlocked, decider, tenant, map[string]any{"reason": err.Error()})
+		}
 		if err != nil && req == nil {
 			a.fail(w, r, err)
 			return

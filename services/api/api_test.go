@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -178,16 +179,28 @@ func TestSelfApprovalRefused(t *testing.T) {
 	if resp.StatusCode != 403 || !strings.Contains(string(body), "cannot decide their own") {
 		t.Errorf("self-approval: %d %s", resp.StatusCode, body)
 	}
+	// Refused, and the refusal sealed under the request's tenant.
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		for _, st := range natstest.Events(t, js, "") {
+			if st.Event.Type == events.CommandBlocked && st.Event.Tenant == "acme" && st.Event.Actor.Subject == "dave" &&
+				strings.Contains(fmt.Sprint(st.Payload["reason"]), "cannot decide their own") {
+				return nil
+			}
+		}
+		return fmt.Errorf("the refused self-approval is not recorded under tenant acme")
+	})
 }
 
 // Reviewers are scoped to tenants and targets: bob reviews target orders
 // of tenant acme; he sees and decides only those approvals, and each
-// refusal is recorded.
+// refusal is recorded, under the approval's tenant. A decision is
+// recorded under its tenant without the decider's groups naming others.
 func TestApprovalScope(t *testing.T) {
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
 		{Name: "alice", Secret: "a", Groups: []string{"dba"}},
 		{Name: "bob", Secret: "b", Groups: []string{"approver", "tenant:acme", "target:orders"}},
 		{Name: "vic", Secret: "v", Groups: []string{"approver"}}, // no scope
+		{Name: "max", Secret: "m", Groups: []string{"approver", "tenant:acme", "tenant:globex", "target:*"}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +236,7 @@ func TestApprovalScope(t *testing.T) {
 		}
 		return tk
 	}
-	alice, bob, vic := tok("alice", "a"), tok("bob", "b"), tok("vic", "v")
+	alice, bob, vic, max := tok("alice", "a"), tok("bob", "b"), tok("vic", "v"), tok("max", "m")
 	aliceActor, _ := v.Authenticate(t.Context(), "", alice)
 	open := func(tenant, target string) *approvals.Request {
 		r := &approvals.Request{ID: approvals.NewID(), Tenant: tenant, Rule: "ddl", Requester: aliceActor, Target: events.Target{Kind: "postgres", Name: target},
@@ -254,18 +267,18 @@ func TestApprovalScope(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &list); code != 200 || err != nil || len(list) != 0 {
 		t.Errorf("vic's list (no scope): %d %s; want none", code, body)
 	}
-	var refused []string
-	for _, c := range []struct{ who, token, method, path, body string }{
-		{"bob", bob, "GET", "/v1/approvals/" + payroll.ID, ""},
-		{"bob", bob, "GET", "/v1/approvals/" + globex.ID, ""},
-		{"bob", bob, "POST", "/v1/approvals/" + payroll.ID + "/approve", `{"reason":"x"}`},
-		{"bob", bob, "POST", "/v1/approvals/" + globex.ID + "/deny", `{"reason":"x"}`},
-		{"vic", vic, "POST", "/v1/approvals/" + mine.ID + "/approve", `{"reason":"x"}`},
+	refused := map[string]string{} // who and path → the tenant it is recorded under
+	for _, c := range []struct{ who, token, method, path, body, tenant string }{
+		{"bob", bob, "GET", "/v1/approvals/" + payroll.ID, "", "acme"},
+		{"bob", bob, "GET", "/v1/approvals/" + globex.ID, "", "globex"},
+		{"bob", bob, "POST", "/v1/approvals/" + payroll.ID + "/approve", `{"reason":"x"}`, "acme"},
+		{"bob", bob, "POST", "/v1/approvals/" + globex.ID + "/deny", `{"reason":"x"}`, "globex"},
+		{"vic", vic, "POST", "/v1/approvals/" + mine.ID + "/approve", `{"reason":"x"}`, "acme"},
 	} {
 		if code, body := call(c.method, c.path, c.token, c.body); code != 403 || !strings.Contains(body, "outside your scope") {
 			t.Errorf("%s %s %s: %d %s; want 403", c.who, c.method, c.path, code, body)
 		}
-		refused = append(refused, c.who+" "+c.path)
+		refused[c.who+" "+c.path] = c.tenant
 	}
 	for _, r := range []*approvals.Request{payroll, globex, mine} {
 		if got, _ := b.Get(t.Context(), r.ID); got.Status != approvals.Pending {
@@ -275,17 +288,27 @@ func TestApprovalScope(t *testing.T) {
 	if code, body := call("POST", "/v1/approvals/"+mine.ID+"/approve", bob, `{"reason":"ticket 7"}`); code != 200 || !strings.Contains(body, `"status": "granted"`) {
 		t.Errorf("bob approves in his scope: %d %s", code, body)
 	}
+	if code, body := call("POST", "/v1/approvals/"+globex.ID+"/deny", max, `{"reason":"not now"}`); code != 200 || strings.Contains(body, "tenant:acme") {
+		t.Errorf("max denies globex's request: %d %s; want 200 naming no other tenant", code, body)
+	}
 	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		blocked := map[string]bool{}
+		blocked := map[string]string{}
+		var denial *events.Event
 		for _, st := range natstest.Events(t, js, "") {
 			if st.Event.Type == events.CommandBlocked && strings.HasPrefix(fmt.Sprint(st.Payload["reason"]), "out of scope") {
-				blocked[st.Event.Actor.Subject+" "+fmt.Sprint(st.Payload["path"])] = true
+				blocked[st.Event.Actor.Subject+" "+fmt.Sprint(st.Payload["path"])] = st.Event.Tenant
+			}
+			if st.Event.Type == events.ApprovalDenied && st.Payload["approval_id"] == globex.ID {
+				denial = st.Event
 			}
 		}
-		for _, r := range refused {
-			if !blocked[r] {
-				return fmt.Errorf("the refusal of %s is not recorded", r)
+		for r, tenant := range refused {
+			if blocked[r] != tenant {
+				return fmt.Errorf("the refusal of %s is recorded under tenant %q, want %q", r, blocked[r], tenant)
 			}
+		}
+		if denial == nil || denial.Tenant != "globex" || slices.Contains(denial.Actor.Groups, "tenant:acme") {
+			return fmt.Errorf("max's denial of globex's request: %+v; want it under globex, his groups naming no other tenant", denial)
 		}
 		return nil
 	})

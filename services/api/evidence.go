@@ -182,11 +182,12 @@ func (a *api) buildEvidence(ctx context.Context, r *http.Request, actor events.A
 		return
 	}
 	sum, size := hex.EncodeToString(h.Sum(nil)), info.Size()
-	// The export is in the log before anyone can download it.
+	// The export is in the log, under the bundle's tenant, before anyone
+	// can download it.
 	payload := map[string]any{"bundle_id": st.ID, "tenant": req.Tenant, "framework": fw.Catalog.ID, "mapping_version": fw.Mapping.Version,
 		"from": req.From.UTC().Format(time.RFC3339), "to": req.To.UTC().Format(time.RFC3339),
 		"first_index": m.Range.First, "end_index": m.Range.End, "events": m.Events, "sha256": sum, "bytes": size}
-	e, err := a.event(r, events.EvidenceExported, actor, payload)
+	e, err := a.event(r, events.EvidenceExported, a.actorIn(actor, req.Tenant), req.Tenant, payload)
 	if err == nil {
 		res, _ := a.cfg.Emitter.Emit(ctx, e)
 		err = res.Stored(false)
@@ -227,17 +228,14 @@ func (a *api) evidenceStatus(w http.ResponseWriter, r *http.Request) {
 	if !a.bundleInScope(w, r, st) {
 		return
 	}
-	audit := map[string]any{"resource": "evidence status", "bundle_id": st.ID, "status": st.Status}
-	if st.Request != nil {
-		audit["tenant"] = st.Request.Tenant
-	}
+	audit := map[string]any{"resource": "evidence status", "bundle_id": st.ID, "status": st.Status, "tenant": st.Request.Tenant}
 	if st.Range != nil {
 		audit["first_index"], audit["end_index"] = st.Range.First, st.Range.End
 	}
 	if st.SHA256 != "" {
 		audit["sha256"] = st.SHA256
 	}
-	if err := a.accessed(r, audit); err != nil {
+	if err := a.accessed(r, st.Request.Tenant, audit); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -316,7 +314,7 @@ func (a *api) downloadEvidence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	if err := a.accessed(r, map[string]any{"resource": "evidence", "bundle_id": id, "tenant": st.Request.Tenant, "sha256": st.SHA256, "bytes": st.Bytes}); err != nil {
+	if err := a.accessed(r, st.Request.Tenant, map[string]any{"resource": "evidence", "bundle_id": id, "tenant": st.Request.Tenant, "sha256": st.SHA256, "bytes": st.Bytes}); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -333,7 +331,7 @@ func (a *api) bundleInScope(w http.ResponseWriter, r *http.Request, st EvidenceS
 		return false
 	}
 	if s := a.scopeOf(r); !s.tenant(st.Request.Tenant) {
-		a.refuse(w, r, &scopeError{what: "evidence bundle " + st.ID, scope: s, tenant: st.Request.Tenant})
+		a.refuse(w, r, &scopeError{what: "evidence bundle " + st.ID, scope: s, tenants: []string{st.Request.Tenant}})
 		return false
 	}
 	return true

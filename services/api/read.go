@@ -236,7 +236,7 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	sql := "SELECT idx, leaf, header, sealed_at, event FROM events"
+	sql := "SELECT idx, leaf, header, sealed_at, event, tenant FROM events"
 	if len(where) > 0 {
 		sql += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -247,17 +247,19 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page := EventPage{Events: []EventResult{}}
+	var tenants []string // of each event
 	for rows.Next() {
 		var idx int64
 		var leaf, header []byte
 		var sealed time.Time
-		var ev string
-		if err := rows.Scan(&idx, &leaf, &header, &sealed, &ev); err != nil {
+		var ev, tenant string
+		if err := rows.Scan(&idx, &leaf, &header, &sealed, &ev, &tenant); err != nil {
 			rows.Close()
 			a.fail(w, r, err)
 			return
 		}
 		page.Events = append(page.Events, eventResult(idx, leaf, header, sealed, ev))
+		tenants = append(tenants, tenant)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -273,11 +275,23 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 	for k := range q {
 		filters[k] = events.Clean(q.Get(k), 256)
 	}
-	audit := map[string]any{"resource": "events", "filters": filters, "count": len(page.Events)}
-	if n := len(page.Events); n > 0 {
-		audit["first_index"], audit["last_index"] = page.Events[0].Index, page.Events[n-1].Index
+	// One record per tenant on the page, each with its own count and
+	// range (the events are in index order).
+	var parts []part
+	byTenant := map[string]int{}
+	for i, e := range page.Events {
+		j, ok := byTenant[tenants[i]]
+		if !ok {
+			j, byTenant[tenants[i]] = len(parts), len(parts)
+			parts = append(parts, part{tenants[i], map[string]any{"resource": "events", "filters": filters, "count": 0, "first_index": e.Index}})
+		}
+		p := parts[j].payload
+		p["count"], p["last_index"] = p["count"].(int)+1, e.Index
 	}
-	if err := a.accessed(r, audit); err != nil {
+	if len(parts) == 0 {
+		parts = []part{{a.readTenant(r, q.Get("tenant")), map[string]any{"resource": "events", "filters": filters, "count": 0}}}
+	}
+	if err := a.accessedParts(r, parts); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -292,7 +306,7 @@ func (a *api) latestCheckpoint(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.accessed(r, map[string]any{"resource": "checkpoint", "size": size}); err != nil {
+	if err := a.accessed(r, a.cfg.Tenant, map[string]any{"resource": "checkpoint", "size": size}); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -346,7 +360,11 @@ func (a *api) inclusionProof(w http.ResponseWriter, r *http.Request) {
 		notFound := fmt.Errorf("%w: no sealed event has the id %q", errNotFound, id)
 		switch {
 		case len(idxs) == 0 && len(hits) > 0:
-			a.refuse(w, r, &scopeError{what: notFound.Error(), scope: sc, hidden: true, tenant: hits[0].Tenant})
+			out := &scopeError{what: notFound.Error(), scope: sc, hidden: true}
+			for _, h := range hits {
+				out.tenants = append(out.tenants, h.Tenant)
+			}
+			a.refuse(w, r, out)
 			return
 		case len(idxs) == 0:
 			a.fail(w, r, notFound)
@@ -367,28 +385,27 @@ func (a *api) inclusionProof(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A proof carries only hashes, but whether index is an event the
-	// caller may know of is the scope's to say.
-	if sc := a.scopeOf(r); !sc.allTenants {
-		var tenant string
-		err := a.cfg.DB.QueryRow(r.Context(), `SELECT tenant FROM events WHERE idx = $1`, int64(index)).Scan(&tenant)
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = fmt.Errorf("%w: record %d is not projected yet", errNotFound, index)
-		}
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		if !sc.tenant(tenant) {
-			a.refuse(w, r, &scopeError{what: fmt.Sprintf("no event of your tenants at index %d", index), scope: sc, hidden: true, tenant: tenant})
-			return
-		}
+	// caller may know of is the scope's to say, and the read is one of
+	// that event's tenant.
+	var tenant string
+	err = a.cfg.DB.QueryRow(r.Context(), `SELECT tenant FROM events WHERE idx = $1`, int64(index)).Scan(&tenant)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = fmt.Errorf("%w: record %d is not projected yet", errNotFound, index)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if sc := a.scopeOf(r); !sc.tenant(tenant) {
+		a.refuse(w, r, &scopeError{what: fmt.Sprintf("no event of your tenants at index %d", index), scope: sc, hidden: true, tenants: []string{tenant}})
+		return
 	}
 	hashes, err := projections.InclusionProof(r.Context(), a.cfg.DB, index, size)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.accessed(r, map[string]any{"resource": "inclusion proof", "index": index, "size": size}); err != nil {
+	if err := a.accessed(r, tenant, map[string]any{"resource": "inclusion proof", "index": index, "size": size}); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -429,7 +446,7 @@ func (a *api) consistencyProof(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.accessed(r, map[string]any{"resource": "consistency proof", "from": from, "to": to}); err != nil {
+	if err := a.accessed(r, a.cfg.Tenant, map[string]any{"resource": "consistency proof", "from": from, "to": to}); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -478,7 +495,7 @@ func (a *api) verifyStatus(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, fmt.Errorf("%w: no verification has run yet (the projector runs one at start)", errNotFound))
 		return
 	}
-	if err := a.accessed(r, map[string]any{"resource": "verify status", "size": v.Size, "ok": v.OK}); err != nil {
+	if err := a.accessed(r, a.cfg.Tenant, map[string]any{"resource": "verify status", "size": v.Size, "ok": v.OK}); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -55,6 +55,7 @@ type readFixture struct {
 	// evidenceKey checks the bundles' signatures.
 	evidenceKey ssh.PublicKey
 	js          jetstream.JetStream
+	approvals   *approvals.Broker
 }
 
 // newReadFixture builds the fixture; more, if given, is sealed as one
@@ -104,8 +105,11 @@ func newReadFixture(t *testing.T, more ...ledger.Entry) *readFixture {
 	}
 
 	users := []oidcdev.User{{Name: "alice", Secret: "a", Groups: []string{"dba", "tenant:acme"}}, {Name: "carol", Secret: "c", Groups: []string{"auditor", "tenant:acme"}},
-		// olga audits every tenant; uma holds the role but no tenant.
-		{Name: "olga", Secret: "o", Groups: []string{"auditor", "tenant:*"}}, {Name: "uma", Secret: "u", Groups: []string{"auditor"}}}
+		// olga audits every tenant; uma holds the role but no tenant; gina
+		// audits globex, milo acme and globex (and reviews their approvals).
+		{Name: "olga", Secret: "o", Groups: []string{"auditor", "tenant:*"}}, {Name: "uma", Secret: "u", Groups: []string{"auditor"}},
+		{Name: "gina", Secret: "g", Groups: []string{"auditor", "tenant:globex"}},
+		{Name: "milo", Secret: "m", Groups: []string{"auditor", "tenant:acme", "tenant:globex", "target:*"}}}
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: users})
 	if err != nil {
 		t.Fatal(err)
@@ -134,12 +138,12 @@ func newReadFixture(t *testing.T, more ...ledger.Entry) *readFixture {
 	}
 	_, epriv, _ := ed25519.GenerateKey(rand.Reader)
 	esigner, _ := ssh.NewSignerFromKey(epriv)
-	h, err := api.New(api.Config{Auth: v, Approvals: b, Emitter: em, DB: db, Tenant: "acme",
+	h, err := api.New(api.Config{Auth: v, Approvals: b, Emitter: em, DB: db, Tenant: "ops", // the API's own tenant: none of the data's
 		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &readFixture{srv: httptest.NewServer(h), tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg, evidenceKey: esigner.PublicKey(), js: js,
+	f := &readFixture{srv: httptest.NewServer(h), tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg, evidenceKey: esigner.PublicKey(), js: js, approvals: b,
 		stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) }}
 	t.Cleanup(f.srv.Close)
 	for _, u := range users {

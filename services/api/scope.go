@@ -20,9 +20,11 @@ import (
 //
 // Lists are filtered in their query (tenant = ANY(scope)); a request
 // naming a tenant, session, bundle or approval outside the scope is
-// refused (403) and the refusal recorded as command.blocked. An event
-// looked up by id or index outside the scope answers 404, as an unknown
-// one does (its existence is not told), and is recorded the same way.
+// refused (403) and the refusal recorded as command.blocked, under the
+// tenant asked for (whose auditors should see the attempt), naming none
+// of the caller's other tenants. An event looked up by id or index
+// outside the scope answers 404, as an unknown one does (its existence is
+// not told), and is recorded the same way, under the event's tenant.
 // Checkpoints, consistency proofs and hash tiles carry only hashes and
 // sizes, and any auditor or security caller may read them; an entry
 // bundle is refused if it would show the event of a record outside the
@@ -77,6 +79,26 @@ func (s scope) approval(r *approvals.Request) bool {
 	return s.tenant(r.Tenant) && s.target(r.Target.Name)
 }
 
+// in is the scope as the auditors of tenant may see it: the other
+// tenants it reaches are not named.
+func (s scope) in(tenant string) string {
+	var names []string
+	switch {
+	case s.allTenants:
+		names = []string{"*"}
+	case slices.Contains(s.tenants, tenant):
+		names = []string{tenant}
+	}
+	if !s.allTenants && len(s.tenants) > len(names) {
+		names = append(names, "others not named")
+	}
+	g := strings.Join(s.targets, ",")
+	if s.allTargets {
+		g = "*"
+	}
+	return fmt.Sprintf("tenants [%s], targets [%s]", strings.Join(names, ","), g)
+}
+
 func (s scope) String() string {
 	t, g := strings.Join(s.tenants, ","), strings.Join(s.targets, ",")
 	if s.allTenants {
@@ -100,7 +122,9 @@ type scopeError struct {
 	what   string
 	scope  scope
 	hidden bool
-	tenant string // the tenant asked for, if named
+	// tenants are those the refused request reaches into (the tenant
+	// named, or the tenants of the hidden events); none: the API's own.
+	tenants []string
 }
 
 func (e *scopeError) Error() string {
@@ -117,20 +141,27 @@ func (e *scopeError) Is(target error) bool {
 	return target == errForbidden || target == errOutOfScope
 }
 
-// refuse answers a refusal for scope, and records it.
+// refuse answers a refusal for scope, and records it under each tenant
+// the request reached into, or the API's own when it named none.
 func (a *api) refuse(w http.ResponseWriter, r *http.Request, e *scopeError) {
-	payload := map[string]any{"reason": "out of scope: " + e.what, "scope": e.scope.String()}
-	if e.tenant != "" {
-		payload["tenant"] = e.tenant
+	tenants := slices.Compact(slices.Sorted(slices.Values(e.tenants)))
+	if len(tenants) == 0 {
+		tenants = []string{a.cfg.Tenant}
 	}
-	a.recordAsync(r, events.CommandBlocked, actorOf(r.Context()), payload)
+	for _, t := range tenants {
+		payload := map[string]any{"reason": "out of scope: " + e.what, "scope": e.scope.in(t)}
+		if len(e.tenants) > 0 {
+			payload["tenant"] = t
+		}
+		a.recordAsync(r, events.CommandBlocked, a.actorIn(actorOf(r.Context()), t), t, payload)
+	}
 	a.fail(w, r, e)
 }
 
 // checkTenantScope refuses a tenant the caller names outside its scope.
 func (a *api) checkTenantScope(w http.ResponseWriter, r *http.Request, tenant string) bool {
 	if s := a.scopeOf(r); !s.tenant(tenant) {
-		a.refuse(w, r, &scopeError{what: fmt.Sprintf("tenant %q", tenant), scope: s, tenant: tenant})
+		a.refuse(w, r, &scopeError{what: fmt.Sprintf("tenant %q", tenant), scope: s, tenants: []string{tenant}})
 		return false
 	}
 	return true

@@ -100,7 +100,21 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.accessed(r, map[string]any{"resource": "sessions", "count": len(out)}); err != nil {
+	// One record per tenant listed, each with its own count.
+	var parts []part
+	byTenant := map[string]int{}
+	for _, s := range out {
+		i, ok := byTenant[s.Tenant]
+		if !ok {
+			i, byTenant[s.Tenant] = len(parts), len(parts)
+			parts = append(parts, part{s.Tenant, map[string]any{"resource": "sessions", "count": 0}})
+		}
+		parts[i].payload["count"] = parts[i].payload["count"].(int) + 1
+	}
+	if len(parts) == 0 {
+		parts = []part{{a.readTenant(r, q.Get("tenant")), map[string]any{"resource": "sessions", "count": 0}}}
+	}
+	if err := a.accessedParts(r, parts); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -155,7 +169,7 @@ func (a *api) sessionTimeline(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, fmt.Errorf("%w: no session %q in tenant %q", errNotFound, id, tenant))
 		return
 	}
-	if err := a.accessed(r, map[string]any{"resource": "session", "session_id": id, "count": len(tl.Events), "gaps": len(tl.Gaps)}); err != nil {
+	if err := a.accessed(r, tenant, map[string]any{"resource": "session", "session_id": id, "count": len(tl.Events), "gaps": len(tl.Gaps)}); err != nil {
 		a.fail(w, r, err)
 		return
 	}

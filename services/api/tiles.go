@@ -59,9 +59,10 @@ func (a *api) tile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var data []byte
+	var whole []wholeEntry
 	if t.L == -1 {
 		var out *scopeError
-		data, out, err = a.entryBundle(r, uint64(t.N)*(1<<tileHeight), t.W)
+		data, whole, out, err = a.entryBundle(r, uint64(t.N)*(1<<tileHeight), t.W)
 		if out != nil {
 			a.refuse(w, r, out)
 			return
@@ -73,7 +74,24 @@ func (a *api) tile(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.accessed(r, map[string]any{"resource": "tile", "tile": rest}); err != nil {
+	// Hashes, and bound records' headers, concern no tenant; an entry
+	// showing a whole event is a read of its tenant's: one record per
+	// such tenant, with its entries.
+	var parts []part
+	byTenant := map[string]int{}
+	for _, e := range whole {
+		i, ok := byTenant[e.tenant]
+		if !ok {
+			i, byTenant[e.tenant] = len(parts), len(parts)
+			parts = append(parts, part{e.tenant, map[string]any{"resource": "tile", "tile": rest, "count": 0, "first_index": e.idx}})
+		}
+		p := parts[i].payload
+		p["count"], p["last_index"] = p["count"].(int)+1, e.idx
+	}
+	if len(parts) == 0 {
+		parts = []part{{a.cfg.Tenant, map[string]any{"resource": "tile", "tile": rest}}}
+	}
+	if err := a.accessedParts(r, parts); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -81,46 +99,65 @@ func (a *api) tile(w http.ResponseWriter, r *http.Request) {
 	w.Write(data)
 }
 
+// wholeEntry is an entry of a bundle that shows its event whole.
+type wholeEntry struct {
+	idx    int64
+	tenant string
+}
+
 // entryBundle is the records first..first+n-1, each as a big-endian
-// 16-bit length and the record's leaf input (§11). An entry that would
-// show the event of a tenant outside the caller's scope (an older,
-// unbound record) refuses the bundle.
-func (a *api) entryBundle(r *http.Request, first uint64, n int) ([]byte, *scopeError, error) {
+// 16-bit length and the record's leaf input (§11), and the entries that
+// show their event whole (older, unbound records). An entry that would
+// show the event of a tenant outside the caller's scope refuses the
+// bundle, the refusal naming every such tenant.
+func (a *api) entryBundle(r *http.Request, first uint64, n int) ([]byte, []wholeEntry, *scopeError, error) {
 	rows, err := a.cfg.DB.Query(r.Context(), `SELECT idx, tenant, header, event FROM events WHERE idx >= $1 AND idx < $2 ORDER BY idx`, int64(first), int64(first)+int64(n))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer rows.Close()
 	sc := a.scopeOf(r)
 	var out []byte
+	var whole []wholeEntry
+	var refused *scopeError
 	count := 0
 	for rows.Next() {
 		var idx int64
 		var tenant, ev string
 		var header []byte
 		if err := rows.Scan(&idx, &tenant, &header, &ev); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		// The entry is what the leaf hashes: a bound record's header
 		// alone (§2.4), an older record whole.
 		record := append(header, ev...)
 		entry := ledger.LeafInput(record)
-		if len(entry) == len(record) && !sc.tenant(tenant) {
-			return nil, &scopeError{what: fmt.Sprintf("entry %d: a record (version %d) whose leaf input holds its event, of a tenant", idx, record[0]),
-				scope: sc, tenant: tenant}, nil
+		if len(entry) == len(record) {
+			if !sc.tenant(tenant) {
+				if refused == nil {
+					// Named without its index: the refusal is recorded
+					// under each tenant concerned.
+					refused = &scopeError{what: fmt.Sprintf("an entry: a record (version %d) whose leaf input holds its event, of a tenant", record[0]), scope: sc}
+				}
+				refused.tenants = append(refused.tenants, tenant)
+			}
+			whole = append(whole, wholeEntry{idx, tenant})
 		}
 		if len(entry) > 0xffff {
-			return nil, nil, fmt.Errorf("record %d is %d bytes, more than an entry bundle's 16-bit length can say", idx, len(entry))
+			return nil, nil, nil, fmt.Errorf("record %d is %d bytes, more than an entry bundle's 16-bit length can say", idx, len(entry))
 		}
 		out = binary.BigEndian.AppendUint16(out, uint16(len(entry)))
 		out = append(out, entry...)
 		count++
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	if refused != nil {
+		return nil, nil, refused, nil
 	}
 	if count != n {
-		return nil, nil, fmt.Errorf("%w: records %d..%d are not all projected", errNotFound, first, first+uint64(n)-1)
+		return nil, nil, nil, fmt.Errorf("%w: records %d..%d are not all projected", errNotFound, first, first+uint64(n)-1)
 	}
-	return out, nil, nil
+	return out, whole, nil, nil
 }
