@@ -237,7 +237,7 @@ func TestDevProxyApprovalsPgbench(t *testing.T) {
 	pg.InitPgbench(t, db)
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
 	os.WriteFile(policy, []byte("version: 1\napprove:\n  - id: schema-change\n    kinds: [ALTER]\n    groups: [dba]\n    timeout: 2m\n"), 0o644)
-	d := startDev(t, []string{"AUDITLEDGER_PROXY_UPSTREAM=" + pg.DSN("postgres")}, "--policy", policy)
+	d := startDev(t, []string{"AUDITLEDGER_PROXY_UPSTREAM=" + pg.DSN(db)}, "--policy", policy)
 	if d.proxy == "" {
 		t.Fatal("dev did not start the postgres proxy")
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/auditledger/auditledger/ledger/health"
 	"github.com/nats-io/nats.go"
@@ -75,6 +76,7 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	pf := addProxyFlags(fs, "127.0.0.1:6432")
 	durability := fs.String("durability", "before-forward", "before-forward: a statement runs only once its record is stored; before-response: it runs at once, and its result waits for the record")
 	requireTLS := fs.Bool("require-tls", false, "refuse clients that do not use TLS (needs --tls-cert)")
+	databases := fs.String("databases", "", "comma-separated databases clients may name; others are refused and recorded (default: the upstream URL's database only)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -85,6 +87,9 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 		pp := &c.PostgresProxy
 		pp.Listen, pp.Policy, pp.Target, pp.Durability = *pf.listen, *pf.policy, *pf.target, *durability
 		pp.FailOpen, pp.Spool, pp.TLSCert, pp.TLSKey, pp.RequireTLS = *pf.failOpen, *pf.spool, *pf.tlsCert, *pf.tlsKey, *requireTLS
+		if *databases != "" {
+			pp.Databases = strings.Split(*databases, ",")
+		}
 	}, stdout, stderr, "")
 }
 

@@ -105,6 +105,9 @@ type (
 		TLSCert    string `yaml:"tls_cert"`
 		TLSKey     string `yaml:"tls_key"`
 		RequireTLS bool   `yaml:"require_tls"`
+
+		// Databases clients may name; empty: the upstream URL's only.
+		Databases []string `yaml:"databases"`
 	}
 	httpProxyRole struct {
 		Listen   string `yaml:"listen"`
@@ -228,6 +231,7 @@ func envOverrides(c *serveConfig) []envOverride {
 		{"AUDITLEDGER_APPROVALS_VKEY", func(v string) error { c.Approvals.VKey = v; return nil }},
 		{"AUDITLEDGER_POSTGRES_PROXY_LISTEN", func(v string) error { c.PostgresProxy.Listen = v; return nil }},
 		{"AUDITLEDGER_POSTGRES_PROXY_POLICY", func(v string) error { c.PostgresProxy.Policy = v; return nil }},
+		{"AUDITLEDGER_POSTGRES_PROXY_DATABASES", func(v string) error { c.PostgresProxy.Databases = strings.Split(v, ","); return nil }},
 		{"AUDITLEDGER_HTTP_PROXY_LISTEN", func(v string) error { c.HTTPProxy.Listen = v; return nil }},
 		{"AUDITLEDGER_HTTP_PROXY_UPSTREAM", func(v string) error { c.HTTPProxy.Upstream = v; return nil }},
 		{"AUDITLEDGER_HTTP_PROXY_POLICY", func(v string) error { c.HTTPProxy.Policy = v; return nil }},
