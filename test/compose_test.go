@@ -95,7 +95,7 @@ func TestComposeStack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("token: %v\n%s", err, token)
 	}
-	psql := exec.Command("psql", "-X", "-A", "-t", "host=127.0.0.1 port=6432 user=alice dbname=auditledger sslmode=disable",
+	psql := exec.Command("psql", "-X", "-A", "-t", "host=127.0.0.1 port=7343 user=alice dbname=auditledger sslmode=disable",
 		"-c", "SELECT 'alice@example.com' AS email")
 	psql.Env = append(os.Environ(), "PGPASSWORD="+strings.TrimSpace(string(token)))
 	out, err := psql.CombinedOutput()
@@ -109,7 +109,7 @@ func TestComposeStack(t *testing.T) {
 	// The gateway holds no superuser login, and a client reaches the
 	// target database only: naming the projection is refused (and
 	// recorded), and the gateway's own login cannot open it either.
-	other := exec.Command("psql", "-X", "-A", "-t", "host=127.0.0.1 port=6432 user=alice dbname=projection sslmode=disable", "-c", "SELECT 1")
+	other := exec.Command("psql", "-X", "-A", "-t", "host=127.0.0.1 port=7343 user=alice dbname=projection sslmode=disable", "-c", "SELECT 1")
 	other.Env = psql.Env
 	if out, err := other.CombinedOutput(); err == nil || !strings.Contains(string(out), `database "projection" is not one this proxy serves (allowed: auditledger)`) {
 		t.Errorf("psql to the projection through the gateway: %v\n%s", err, out)
@@ -127,7 +127,7 @@ func TestComposeStack(t *testing.T) {
 	c.verifiedAtLeast(16)
 	// The read path: the projector has the log in PostgreSQL, and the
 	// gateway's API serves it to an auditor.
-	tok := exec.Command(binary, "token", "--issuer", "http://idp:5556", "--client-id", "carol")
+	tok := exec.Command(binary, "token", "--issuer", "http://idp:7342", "--client-id", "carol")
 	tok.Env = append(os.Environ(), "AUDITLEDGER_CLIENT_SECRET=carol-dev-secret")
 	carol, err := tok.Output()
 	if err != nil {
@@ -138,7 +138,7 @@ func TestComposeStack(t *testing.T) {
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		req, _ := http.NewRequest("GET", "http://127.0.0.1:8080/v1/events?limit=1000", nil)
+		req, _ := http.NewRequest("GET", "http://127.0.0.1:7341/v1/events?limit=1000", nil)
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(carol)))
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
@@ -708,7 +708,7 @@ func (c *composeRun) verifiedAtLeast(n int) {
 func (c *composeRun) evidence(token, tenant string) string {
 	t := c.t
 	call := func(method, path, body string) (int, []byte) {
-		req, _ := http.NewRequest(method, "http://127.0.0.1:8080"+path, strings.NewReader(body))
+		req, _ := http.NewRequest(method, "http://127.0.0.1:7341"+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

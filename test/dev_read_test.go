@@ -8,8 +8,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -112,4 +114,52 @@ func apiGet(t *testing.T, api, token, path string) (int, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
+}
+
+// TestDevSecondOnSameDataRefused: a second dev on a data directory in use
+// is refused at once, naming the directory and the first one's PID, and
+// touches nothing: the first keeps its projection database and serves
+// reads. (Before the lock, the second started a second NATS on the same
+// JetStream directory and its PostgreSQL launcher stopped the first's.)
+func TestDevSecondOnSameDataRefused(t *testing.T) {
+	d := startDev(t, nil)
+	second := exec.Command(binary, "dev", "--data", d.data, "--nats-port", "-1", "--http", "127.0.0.1:0", "--api", "127.0.0.1:0",
+		"--oidc", "127.0.0.1:0", "--proxy", "127.0.0.1:0", "--proxy-http", "127.0.0.1:0", "--postgres-port", "0")
+	var out lockedBuffer
+	second.Stdout, second.Stderr = &out, &out
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- second.Wait() }()
+	select {
+	case err := <-exited:
+		want := fmt.Sprintf("the data directory %s is in use by another auditledger (pid %d)", d.data, d.cmd.Process.Pid)
+		if err == nil || !strings.Contains(out.String(), want) {
+			t.Fatalf("second dev: %v\n%s\nwant the refusal %q", err, out.String(), want)
+		}
+	case <-time.After(60 * time.Second):
+		second.Process.Signal(syscall.SIGTERM)
+		<-exited
+		t.Fatalf("a second dev on %s still runs after 60s:\n%s", d.data, out.String())
+	}
+	// The first is untouched: ready, and its read path answers.
+	mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
+	carol := d.token(t, "carol")
+	natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		resp, err := http.Get(d.metrics + "/readyz")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("/readyz %d %s", resp.StatusCode, body)
+		}
+		if code, body := apiGet(t, d.api, carol, "/v1/events?tenant=acme"); code != 200 || strings.Count(string(body), `"index"`) != 12 {
+			return fmt.Errorf("/v1/events: %d %.300s", code, body)
+		}
+		return nil
+	})
+	d.stop(t)
 }

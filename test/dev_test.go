@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,7 +63,7 @@ func startDevAt(t *testing.T, data string, env []string, args ...string) *devRun
 	t.Helper()
 	d := &devRun{data: data, stderr: &lockedBuffer{}}
 	args = append([]string{"dev", "--data", d.data, "--nats-port", "-1", "--http", "127.0.0.1:0",
-		"--api", "127.0.0.1:0", "--oidc", "127.0.0.1:0", "--proxy", "127.0.0.1:0", "--proxy-http", "127.0.0.1:0"}, args...)
+		"--api", "127.0.0.1:0", "--oidc", "127.0.0.1:0", "--proxy", "127.0.0.1:0", "--proxy-http", "127.0.0.1:0", "--postgres-port", "0"}, args...)
 	d.cmd = exec.Command(binary, args...)
 	d.cmd.Env = append(os.Environ(), env...)
 	out, err := d.cmd.StdoutPipe()
@@ -375,4 +376,28 @@ func onePending(t *testing.T, d *devRun, env []string) approvals.Request {
 		return nil
 	})
 	return list[0]
+}
+
+// TestDevBusyPortNamed: a busy port stops dev before anything starts
+// (no NATS store, no PostgreSQL cluster), naming the port and the flag
+// that moves it.
+func TestDevBusyPortNamed(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, port, _ := net.SplitHostPort(busy.Addr().String())
+	data := filepath.Join(t.TempDir(), "data")
+	r := run(t, nil, nil, "dev", "--data", data, "--nats-port", "-1", "--http", "127.0.0.1:0", "--oidc", "127.0.0.1:0",
+		"--api", busy.Addr().String(), "--postgres-port", "0")
+	want := "port " + port + " is in use (flag --api, now " + busy.Addr().String() + "): choose another"
+	if r.code == 0 || !strings.Contains(r.stderr, want) {
+		t.Fatalf("dev with --api on a busy port: exit %d\nstderr: %s\nwant %q", r.code, r.stderr, want)
+	}
+	for _, d := range []string{"nats", "postgres", "store"} {
+		if _, err := os.Stat(filepath.Join(data, d)); err == nil {
+			t.Errorf("%s was created before the busy port was found", filepath.Join(data, d))
+		}
+	}
 }

@@ -159,11 +159,11 @@ func defaultServeConfig() serveConfig {
 	c.Roles = []string{"ledger"}
 	c.Tenant = "default"
 	c.OIDC.Audience, c.OIDC.GroupsClaim = "auditledger", "groups"
-	c.API.Listen = "127.0.0.1:8080"
-	c.PostgresProxy.Listen, c.PostgresProxy.Durability = "127.0.0.1:6432", "before-forward"
-	c.HTTPProxy.Listen = "127.0.0.1:8081"
+	c.API.Listen = defaultAPIAddr
+	c.PostgresProxy.Listen, c.PostgresProxy.Durability = defaultPGProxyAddr, "before-forward"
+	c.HTTPProxy.Listen = defaultHTTPProxyAddr
 	c.Log.Format, c.Log.Level = "json", "info"
-	c.HTTP.Listen = "127.0.0.1:9090"
+	c.HTTP.Listen = defaultHTTPAddr
 	c.NATS.URL = nats.DefaultURL
 	c.NATS.Replicas = 1
 	c.NATS.Duplicates = duration(10 * time.Minute)
