@@ -3,10 +3,12 @@ package test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -399,5 +401,57 @@ func TestDevBusyPortNamed(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(data, d)); err == nil {
 			t.Errorf("%s was created before the busy port was found", filepath.Join(data, d))
 		}
+	}
+}
+
+// TestDevPostgresClusterNotLeftBehind: as root, with a data directory the
+// postgres user cannot enter (below a 0700 directory), dev's projection
+// cluster is a temporary one, removed when dev stops, and nothing is
+// added to the postgres user's home (where clusters used to pile up, one
+// per data directory, never removed).
+func TestDevPostgresClusterNotLeftBehind(t *testing.T) {
+	if os.Geteuid() != 0 {
+		// Not root: the server runs as this user, in the data directory.
+		d := startDevAt(t, filepath.Join(t.TempDir(), "data"), nil)
+		if _, err := os.Stat(filepath.Join(d.data, "postgres", "data", "PG_VERSION")); err != nil {
+			t.Fatalf("not root, dev's cluster is not in its data directory: %v", err)
+		}
+		return
+	}
+	pgUser, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(pgUser.HomeDir, "auditledger-dev")
+	before, _ := os.ReadDir(legacy)
+	closed := t.TempDir() // 0700: the postgres user cannot pass through
+	d := startDevAt(t, filepath.Join(closed, "data"), nil)
+	m := regexp.MustCompile(`temporary cluster.*cluster=(\S+)`).FindStringSubmatch(d.stderr.String())
+	if m == nil {
+		t.Fatalf("dev did not say its projection cluster is temporary:\n%s", d.stderr.String())
+	}
+	cluster := m[1]
+	if !strings.HasPrefix(cluster, os.TempDir()) {
+		t.Errorf("the temporary cluster %s is not under %s", cluster, os.TempDir())
+	}
+	if _, err := os.Stat(filepath.Join(cluster, "data", "PG_VERSION")); err != nil {
+		t.Fatalf("no cluster in %s while dev runs: %v", cluster, err)
+	}
+	// The read path answers (the projector has migrated its schema: a stop
+	// during the migration ends dev with its error) before the stop.
+	mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
+	carol := d.token(t, "carol")
+	natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		if code, body := apiGet(t, d.api, carol, "/v1/events?tenant=acme"); code != 200 || strings.Count(string(body), `"index"`) != 12 {
+			return fmt.Errorf("/v1/events: %d %.300s", code, body)
+		}
+		return nil
+	})
+	d.stop(t)
+	if _, err := os.Stat(cluster); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the temporary cluster %s is still there after dev stopped: %v", cluster, err)
+	}
+	if after, _ := os.ReadDir(legacy); len(after) != len(before) {
+		t.Errorf("%s went from %d to %d entries", legacy, len(before), len(after))
 	}
 }
