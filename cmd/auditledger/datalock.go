@@ -24,7 +24,7 @@ func (e *DirInUseError) Error() string {
 	if e.PID > 0 {
 		who = "another auditledger (pid " + strconv.Itoa(e.PID) + ")"
 	}
-	return fmt.Sprintf("the data directory %s is in use by %s: two processes on one directory would run two NATS servers on one JetStream store and stop each other's PostgreSQL; stop that one, or give another directory", e.Dir, who)
+	return fmt.Sprintf("the data directory %s is in use by %s: stop that one, or give another directory", e.Dir, who)
 }
 
 // lockDir takes dir's exclusive lock (flock on DIR/auditledger.lock, which

@@ -75,9 +75,11 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		os.Chmod(abs, mode) // whatever the umask
 	}
 	// One dev per data directory, before anything in it is touched.
+	// Two on one directory would run two NATS servers on one JetStream
+	// store, and each would stop the other's PostgreSQL.
 	unlock, err := lockDir(abs)
 	if err != nil {
-		return fmt.Errorf("dev: %w", err)
+		return fmt.Errorf("dev: --data: %w", err)
 	}
 	defer unlock()
 	// A busy port is named with its flag before anything starts (the

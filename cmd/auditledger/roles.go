@@ -345,10 +345,22 @@ func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (fun
 			return nil, fmt.Errorf("ledger.producers %s: %w", c.Producers, err)
 		}
 	}
+	// The index is this process's alone while it runs: a second serve on
+	// it is refused naming the first, not left to the index's own lock.
+	unlock := func() {}
+	if c.Index != "" {
+		if err := os.MkdirAll(c.Index, 0o700); err != nil {
+			return nil, fmt.Errorf("ledger.index: %w", err)
+		}
+		if unlock, err = lockDir(c.Index); err != nil {
+			return nil, fmt.Errorf("ledger.index: %w", err)
+		}
+	}
 	log.Info("ledger writer starting", "store", store.Store.String(), "origin", signer.Name(),
 		"producers", producers.Len(), "require_signed", c.RequireSigned)
 	nats := e.cfg.NATS
 	return func(ctx context.Context) error {
+		defer unlock()
 		var writer atomic.Bool
 		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		defer stop()
