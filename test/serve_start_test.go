@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -129,5 +130,28 @@ ledger: {store: %q, key: %q, index: %q}
 	}
 	if err == nil || !strings.Contains(string(out), want) {
 		t.Fatalf("second serve: %v\n%s\nwant %q", err, out, want)
+	}
+}
+
+// TestServeBusyPortNamed: a busy listen address is answered with the port
+// and the setting that moves it, at once.
+func TestServeBusyPortNamed(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, port, _ := net.SplitHostPort(busy.Addr().String())
+	keys := t.TempDir()
+	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
+	cfg := filepath.Join(t.TempDir(), "auditledger.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`roles: [ledger]
+http: {listen: %q}
+nats: {url: "nats://127.0.0.1:%d"}
+ledger: {store: %q, key: %q, index: ""}
+`, busy.Addr().String(), testnet.Port(t), filepath.Join(t.TempDir(), "store"), filepath.Join(keys, "ledger.key"))), 0o644)
+	r := run(t, nil, nil, "serve", "--config", cfg)
+	if want := "serve: http.listen: port " + port + " is in use (" + busy.Addr().String() + "): choose another"; r.code == 0 || !strings.Contains(r.stderr, want) {
+		t.Fatalf("serve on a busy port: exit %d\n%s\nwant %q", r.code, r.stderr, want)
 	}
 }

@@ -47,3 +47,13 @@ func checkPorts(ps []portFlag) error {
 	}
 	return nil
 }
+
+// inUse words a busy port for a person: serve's listens are settings,
+// not flags, and the caller names the setting.
+func inUse(addr string, err error) error {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return fmt.Errorf("port %s is in use (%s): choose another: %w", port, addr, err)
+}

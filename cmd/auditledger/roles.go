@@ -278,7 +278,7 @@ func (e *env) listen(role, addr string, p *producer, failOpen bool) (net.Listene
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		p.em.Close()
-		return nil, err
+		return nil, inUse(addr, err)
 	}
 	e.listening(role, ln.Addr().String())
 	addBusReadiness(e.health, role, ln.Addr().String(), p.js, failOpen)

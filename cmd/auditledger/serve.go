@@ -392,7 +392,7 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	metrics := &health.Health{}
 	addr, wait, err := health.ListenAndServe(ctx, cfg.HTTP.Listen, metrics.Handler())
 	if err != nil {
-		return fmt.Errorf("serve: http.listen %s: %w", cfg.HTTP.Listen, err)
+		return fmt.Errorf("serve: http.listen: %w", inUse(cfg.HTTP.Listen, err))
 	}
 	log.Info("auditledger serving", "roles", cfg.Roles, "nats", cfg.NATS.URL, "http", addr.String())
 	if cfg.NATS.Replicas == 1 {
