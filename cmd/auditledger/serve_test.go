@@ -173,7 +173,9 @@ func TestServeConfigProxyDatabases(t *testing.T) {
 	if err != nil || strings.Join(c.PostgresProxy.Databases, "|") != "orders|reports" {
 		t.Fatalf("from the file: %q %v", c.PostgresProxy.Databases, err)
 	}
-	c, err = loadServeConfig(p, func(k string) string { return map[string]string{"AUDITLEDGER_POSTGRES_PROXY_DATABASES": "app,billing"}[k] })
+	c, err = loadServeConfig(p, func(k string) string {
+		return map[string]string{"AUDITLEDGER_POSTGRES_PROXY_DATABASES": "app,billing"}[k]
+	})
 	if err != nil || strings.Join(c.PostgresProxy.Databases, "|") != "app|billing" {
 		t.Fatalf("from the environment: %q %v", c.PostgresProxy.Databases, err)
 	}
