@@ -95,7 +95,7 @@ func TestComposeStack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("token: %v\n%s", err, token)
 	}
-	psql := exec.Command("psql", "-X", "-A", "-t", "host=127.0.0.1 port=6432 user=alice dbname=auditledger sslmode=disable",
+	psql := exec.Command("psql", "-X", "-A", "-t", "host=127.0.0.1 port=7343 user=alice dbname=auditledger sslmode=disable",
 		"-c", "SELECT 'alice@example.com' AS email")
 	psql.Env = append(os.Environ(), "PGPASSWORD="+strings.TrimSpace(string(token)))
 	out, err := psql.CombinedOutput()
@@ -106,10 +106,28 @@ func TestComposeStack(t *testing.T) {
 	if strings.Contains(string(out), "alice@example.com") || !strings.Contains(string(out), "@example.com") {
 		t.Fatalf("the gateway's policy (deploy/policy.yaml) should mask the address partially; psql printed %q", out)
 	}
-	c.verifiedAtLeast(15)
+	// The gateway holds no superuser login, and a client reaches the
+	// target database only: naming the projection is refused (and
+	// recorded), and the gateway's own login cannot open it either.
+	other := exec.Command("psql", "-X", "-A", "-t", "host=127.0.0.1 port=7343 user=alice dbname=projection sslmode=disable", "-c", "SELECT 1")
+	other.Env = psql.Env
+	if out, err := other.CombinedOutput(); err == nil || !strings.Contains(string(out), `database "projection" is not one this proxy serves (allowed: auditledger)`) {
+		t.Errorf("psql to the projection through the gateway: %v\n%s", err, out)
+	}
+	for _, login := range []struct{ url, want string }{
+		{"postgres://gateway:gateway-local@127.0.0.1:5432/projection?sslmode=disable", "permission denied for database"},
+		{"postgres://gateway:gateway-local@127.0.0.1:5432/auditledger?sslmode=disable", "f"}, // not a superuser
+		{"postgres://reader:reader-local@127.0.0.1:5432/auditledger?sslmode=disable", "permission denied for database"},
+	} {
+		out, _ := exec.Command("psql", "-X", "-A", "-t", login.url, "-c", "SELECT rolsuper FROM pg_roles WHERE rolname = current_user").CombinedOutput()
+		if got := strings.TrimSpace(string(out)); login.want == "f" && got != "f" || login.want != "f" && !strings.Contains(got, login.want) {
+			t.Errorf("psql %s: %s, want %q", login.url, out, login.want)
+		}
+	}
+	c.verifiedAtLeast(16)
 	// The read path: the projector has the log in PostgreSQL, and the
 	// gateway's API serves it to an auditor.
-	tok := exec.Command(binary, "token", "--issuer", "http://idp:5556", "--client-id", "carol")
+	tok := exec.Command(binary, "token", "--issuer", "http://idp:7342", "--client-id", "carol")
 	tok.Env = append(os.Environ(), "AUDITLEDGER_CLIENT_SECRET=carol-dev-secret")
 	carol, err := tok.Output()
 	if err != nil {
@@ -120,7 +138,7 @@ func TestComposeStack(t *testing.T) {
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		req, _ := http.NewRequest("GET", "http://127.0.0.1:8080/v1/events?limit=1000", nil)
+		req, _ := http.NewRequest("GET", "http://127.0.0.1:7341/v1/events?limit=1000", nil)
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(carol)))
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
@@ -690,7 +708,7 @@ func (c *composeRun) verifiedAtLeast(n int) {
 func (c *composeRun) evidence(token, tenant string) string {
 	t := c.t
 	call := func(method, path, body string) (int, []byte) {
-		req, _ := http.NewRequest(method, "http://127.0.0.1:8080"+path, strings.NewReader(body))
+		req, _ := http.NewRequest(method, "http://127.0.0.1:7341"+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -790,9 +808,11 @@ func interpolate(t *testing.T, s string) string {
 
 // pgImageInit does what the postgres image's entrypoint does on a first
 // start with an empty data volume: initdb with POSTGRES_USER and
-// POSTGRES_PASSWORD (password authentication from the network), then
-// POSTGRES_DB and the SQL files in /docker-entrypoint-initdb.d; the
-// image's command then runs postgres listening on every address.
+// POSTGRES_PASSWORD (password authentication from the network), then,
+// on a temporary server listening on a Unix socket only, POSTGRES_DB and
+// the SQL files in /docker-entrypoint-initdb.d run by psql as
+// POSTGRES_USER in POSTGRES_DB; the image's command then runs postgres
+// listening on every address.
 func pgImageInit(c *composeRun, name string, svc composeService) error {
 	data := "/var/lib/postgresql/data"
 	root := c.root(name, svc)
@@ -811,10 +831,12 @@ initdb -D %[1]s -U "$POSTGRES_USER" --pwfile=/tmp/pwfile --auth-local=trust --au
 rm /tmp/pwfile
 echo "host all all all scram-sha-256" >> %[1]s/pg_hba.conf
 echo "listen_addresses = '*'" >> %[1]s/postgresql.conf
-echo 'CREATE DATABASE "%[2]s"' | postgres --single -D %[1]s -j postgres >/dev/null
+pg_ctl -D %[1]s -o "-c listen_addresses='' -c unix_socket_directories=/tmp" -w start >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -h /tmp -U "$POSTGRES_USER" -d postgres -c 'CREATE DATABASE "%[2]s"'
 for f in /docker-entrypoint-initdb.d/*.sql; do
-	[ -e "$f" ] && postgres --single -D %[1]s -j postgres < "$f" >/dev/null
+	[ -e "$f" ] && psql -X -q -v ON_ERROR_STOP=1 -h /tmp -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f "$f"
 done
+pg_ctl -D %[1]s -m fast -w stop >/dev/null
 `, data, env["POSTGRES_DB"])
 	cmd := c.command(name, svc, []string{"/bin/sh", "-c", script})
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -8,8 +8,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,4 +123,95 @@ func apiGet(t *testing.T, api, token, path string) (int, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
+}
+
+// TestDevSecondOnSameDataRefused: a second dev on a data directory in use
+// is refused at once, naming the directory and the first one's PID, and
+// touches nothing: the first keeps its projection database and serves
+// reads. (Before the lock, the second started a second NATS on the same
+// JetStream directory and its PostgreSQL launcher stopped the first's.)
+func TestDevSecondOnSameDataRefused(t *testing.T) {
+	d := startDev(t, nil)
+	second := exec.Command(binary, "dev", "--data", d.data, "--nats-port", "-1", "--http", "127.0.0.1:0", "--api", "127.0.0.1:0",
+		"--oidc", "127.0.0.1:0", "--proxy", "127.0.0.1:0", "--proxy-http", "127.0.0.1:0", "--postgres-port", "0")
+	var out lockedBuffer
+	second.Stdout, second.Stderr = &out, &out
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- second.Wait() }()
+	select {
+	case err := <-exited:
+		want := fmt.Sprintf("the data directory %s is in use by another auditledger (pid %d)", d.data, d.cmd.Process.Pid)
+		if err == nil || !strings.Contains(out.String(), want) {
+			t.Fatalf("second dev: %v\n%s\nwant the refusal %q", err, out.String(), want)
+		}
+	case <-time.After(60 * time.Second):
+		second.Process.Signal(syscall.SIGTERM)
+		<-exited
+		t.Fatalf("a second dev on %s still runs after 60s:\n%s", d.data, out.String())
+	}
+	// The first is untouched: ready, and its read path answers.
+	mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
+	carol := d.token(t, "carol")
+	natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		resp, err := http.Get(d.metrics + "/readyz")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("/readyz %d %s", resp.StatusCode, body)
+		}
+		if code, body := apiGet(t, d.api, carol, "/v1/events?tenant=acme"); code != 200 || strings.Count(string(body), `"index"`) != 12 {
+			return fmt.Errorf("/v1/events: %d %.300s", code, body)
+		}
+		return nil
+	})
+	d.stop(t)
+}
+
+// TestDevEvidenceCheckCommandWorks: the "check it" command evidence build
+// prints is one that passes on the store it was built from — dev's,
+// which is not write-once, so with --allow-unlocked and a note why — and
+// verify then warns once for all the unlocked segments, not once each.
+func TestDevEvidenceCheckCommandWorks(t *testing.T) {
+	d := startDev(t, nil, "--batch", "3")
+	mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
+	carol := d.token(t, "carol")
+	natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		if code, body := apiGet(t, d.api, carol, "/v1/events?tenant=acme"); code != 200 || strings.Count(string(body), `"index"`) != 12 {
+			return fmt.Errorf("/v1/events: %d %.300s", code, body)
+		}
+		return nil
+	})
+	url, err := os.ReadFile(filepath.Join(d.data, "projection.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "acme.zip")
+	r := mustRun(t, nil, []string{"AUDITLEDGER_DATABASE_URL=" + strings.TrimSpace(string(url))}, "evidence", "build", "--tenant", "acme",
+		"--from", "2000-01-01", "--to", "2100-01-01", "--out", bundle, "--key", filepath.Join(d.data, "keys", "evidence"), "--vkey", d.vkey())
+	_, check, ok := strings.Cut(r.stdout, "check it: auditledger ")
+	if !ok {
+		t.Fatalf("evidence build printed no check command:\n%s", r.stdout)
+	}
+	check, note, _ := strings.Cut(check, "\n")
+	if !strings.Contains(check, "--allow-unlocked") || !strings.Contains(note, "not write-once-locked") {
+		t.Errorf("the check command %q (note %q) does not say --allow-unlocked for dev's store", check, note)
+	}
+	v := run(t, nil, nil, strings.Fields(check)...)
+	if v.code != 0 || !strings.HasPrefix(v.stdout, "OK ") {
+		t.Fatalf("the printed check command %q: exit %d\n%s%s", check, v.code, v.stdout, v.stderr)
+	}
+	segments := regexp.MustCompile(`segments\s+(\d+)`).FindStringSubmatch(v.stdout)
+	if segments == nil || segments[1] == "1" || segments[1] == "0" {
+		t.Fatalf("want several segments (dev --batch 3), verify says:\n%s", v.stdout)
+	}
+	warnings := regexp.MustCompile(`(?m)^\s*warning: .*write-once.*$`).FindAllString(v.stdout, -1)
+	if len(warnings) != 1 || !strings.Contains(warnings[0], segments[1]+" of "+segments[1]+" segments are not write-once-locked") {
+		t.Errorf("want one summary warning for the %s unlocked segments, got %d:\n%s", segments[1], len(warnings), v.stdout)
+	}
 }

@@ -3,9 +3,12 @@ package test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -62,7 +65,7 @@ func startDevAt(t *testing.T, data string, env []string, args ...string) *devRun
 	t.Helper()
 	d := &devRun{data: data, stderr: &lockedBuffer{}}
 	args = append([]string{"dev", "--data", d.data, "--nats-port", "-1", "--http", "127.0.0.1:0",
-		"--api", "127.0.0.1:0", "--oidc", "127.0.0.1:0", "--proxy", "127.0.0.1:0", "--proxy-http", "127.0.0.1:0"}, args...)
+		"--api", "127.0.0.1:0", "--oidc", "127.0.0.1:0", "--proxy", "127.0.0.1:0", "--proxy-http", "127.0.0.1:0", "--postgres-port", "0"}, args...)
 	d.cmd = exec.Command(binary, args...)
 	d.cmd.Env = append(os.Environ(), env...)
 	out, err := d.cmd.StdoutPipe()
@@ -237,7 +240,7 @@ func TestDevProxyApprovalsPgbench(t *testing.T) {
 	pg.InitPgbench(t, db)
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
 	os.WriteFile(policy, []byte("version: 1\napprove:\n  - id: schema-change\n    kinds: [ALTER]\n    groups: [dba]\n    timeout: 2m\n"), 0o644)
-	d := startDev(t, []string{"AUDITLEDGER_PROXY_UPSTREAM=" + pg.DSN("postgres")}, "--policy", policy)
+	d := startDev(t, []string{"AUDITLEDGER_PROXY_UPSTREAM=" + pg.DSN(db)}, "--policy", policy)
 	if d.proxy == "" {
 		t.Fatal("dev did not start the postgres proxy")
 	}
@@ -375,4 +378,80 @@ func onePending(t *testing.T, d *devRun, env []string) approvals.Request {
 		return nil
 	})
 	return list[0]
+}
+
+// TestDevBusyPortNamed: a busy port stops dev before anything starts
+// (no NATS store, no PostgreSQL cluster), naming the port and the flag
+// that moves it.
+func TestDevBusyPortNamed(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, port, _ := net.SplitHostPort(busy.Addr().String())
+	data := filepath.Join(t.TempDir(), "data")
+	r := run(t, nil, nil, "dev", "--data", data, "--nats-port", "-1", "--http", "127.0.0.1:0", "--oidc", "127.0.0.1:0",
+		"--api", busy.Addr().String(), "--postgres-port", "0")
+	want := "port " + port + " is in use (flag --api, now " + busy.Addr().String() + "): choose another"
+	if r.code == 0 || !strings.Contains(r.stderr, want) {
+		t.Fatalf("dev with --api on a busy port: exit %d\nstderr: %s\nwant %q", r.code, r.stderr, want)
+	}
+	for _, d := range []string{"nats", "postgres", "store"} {
+		if _, err := os.Stat(filepath.Join(data, d)); err == nil {
+			t.Errorf("%s was created before the busy port was found", filepath.Join(data, d))
+		}
+	}
+}
+
+// TestDevPostgresClusterNotLeftBehind: as root, with a data directory the
+// postgres user cannot enter (below a 0700 directory), dev's projection
+// cluster is a temporary one, removed when dev stops, and nothing is
+// added to the postgres user's home (where clusters used to pile up, one
+// per data directory, never removed).
+func TestDevPostgresClusterNotLeftBehind(t *testing.T) {
+	if os.Geteuid() != 0 {
+		// Not root: the server runs as this user, in the data directory.
+		d := startDevAt(t, filepath.Join(t.TempDir(), "data"), nil)
+		if _, err := os.Stat(filepath.Join(d.data, "postgres", "data", "PG_VERSION")); err != nil {
+			t.Fatalf("not root, dev's cluster is not in its data directory: %v", err)
+		}
+		return
+	}
+	pgUser, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(pgUser.HomeDir, "auditledger-dev")
+	before, _ := os.ReadDir(legacy)
+	closed := t.TempDir() // 0700: the postgres user cannot pass through
+	d := startDevAt(t, filepath.Join(closed, "data"), nil)
+	m := regexp.MustCompile(`temporary cluster.*cluster=(\S+)`).FindStringSubmatch(d.stderr.String())
+	if m == nil {
+		t.Fatalf("dev did not say its projection cluster is temporary:\n%s", d.stderr.String())
+	}
+	cluster := m[1]
+	if !strings.HasPrefix(cluster, os.TempDir()) {
+		t.Errorf("the temporary cluster %s is not under %s", cluster, os.TempDir())
+	}
+	if _, err := os.Stat(filepath.Join(cluster, "data", "PG_VERSION")); err != nil {
+		t.Fatalf("no cluster in %s while dev runs: %v", cluster, err)
+	}
+	// The read path answers (the projector has migrated its schema: a stop
+	// during the migration ends dev with its error) before the stop.
+	mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
+	carol := d.token(t, "carol")
+	natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		if code, body := apiGet(t, d.api, carol, "/v1/events?tenant=acme"); code != 200 || strings.Count(string(body), `"index"`) != 12 {
+			return fmt.Errorf("/v1/events: %d %.300s", code, body)
+		}
+		return nil
+	})
+	d.stop(t)
+	if _, err := os.Stat(cluster); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the temporary cluster %s is still there after dev stopped: %v", cluster, err)
+	}
+	if after, _ := os.ReadDir(legacy); len(after) != len(before) {
+		t.Errorf("%s went from %d to %d entries", legacy, len(before), len(after))
+	}
 }

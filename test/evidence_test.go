@@ -62,7 +62,7 @@ approve:
 	httpPolicy := filepath.Join(dir, "http-policy.yaml")
 	os.WriteFile(httpPolicy, []byte("version: 1\nmask:\n  - id: pii\n    fields: [\"customers.*.email\"]\n    method: redact\n    info_type: EMAIL_ADDRESS\n"), 0o644)
 	started := time.Now().UTC()
-	d := startDev(t, []string{"AUDITLEDGER_PROXY_UPSTREAM=" + pg.DSN("postgres")}, "--policy", policy, "--http-upstream", up.URL, "--http-policy", httpPolicy)
+	d := startDev(t, []string{"AUDITLEDGER_PROXY_UPSTREAM=" + pg.DSN(db)}, "--policy", policy, "--http-upstream", up.URL, "--http-policy", httpPolicy)
 	host, port, _ := strings.Cut(d.proxy, ":")
 	conninfo := func(user string) string {
 		return "host=" + host + " port=" + port + " user=" + user + " dbname=" + db + " sslmode=disable"

@@ -31,7 +31,7 @@ func TestProxyIntoVerifiedLedger(t *testing.T) {
 	l := startLedger(t)
 	srv, js, serve := l.srv, l.js, l.serve
 
-	proxy, addr := startProxyPostgres(t, srv, pg.DSN("postgres"))
+	proxy, addr := startProxyPostgres(t, srv, pg.DSN(db))
 	defer func() { proxy.Process.Signal(syscall.SIGTERM); proxy.Wait() }()
 	url := fmt.Sprintf("postgres://alice:alice-secret@%s/%s?sslmode=disable", addr, db)
 	psqlOut, err := exec.Command("psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",

@@ -74,7 +74,7 @@ http_proxy: {listen: %q, upstream: %q, target: hello}
 ledger: {store: %q, key: %q, max_wait: 20ms, lease_ttl: 1s}
 `, healthAddr, srv.ClientURL(), srv.KeysDir, idp.Issuer, apiAddr, filepath.Join(keys, "approvals.key"), filepath.Join(keys, "approvals.vkey"), pgAddr, policy, httpAddr, up.URL, storeDir, filepath.Join(keys, "ledger.key"))), 0o644)
 	serve := exec.Command(binary, "serve", "--config", config)
-	serve.Env = append(os.Environ(), "AUDITLEDGER_PROXY_UPSTREAM="+pg.DSN("postgres"), "AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION=Bearer service-secret")
+	serve.Env = append(os.Environ(), "AUDITLEDGER_PROXY_UPSTREAM="+pg.DSN(db), "AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION=Bearer service-secret")
 	var logs strings.Builder
 	serve.Stdout, serve.Stderr = &logs, &logs
 	if err := serve.Start(); err != nil {

@@ -27,7 +27,7 @@ func TestProxySIGTERMMidPgbench(t *testing.T) {
 	pg.InitPgbench(t, db)
 	l := startLedger(t)
 	js := l.js
-	proxy, addr := startProxyPostgres(t, l.srv, pg.DSN("postgres"))
+	proxy, addr := startProxyPostgres(t, l.srv, pg.DSN(db))
 	host, port, _ := strings.Cut(addr, ":")
 	bench := exec.Command("pgbench", "-n", "-c", "4", "-T", "30", "-h", host, "-p", port, "-U", "alice", db)
 	bench.Env = append(bench.Environ(), "PGPASSWORD=alice-secret", "PGSSLMODE=disable")

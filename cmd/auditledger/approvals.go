@@ -17,7 +17,7 @@ import (
 	"github.com/auditledger/auditledger/services/identity"
 )
 
-const defaultAPI = "http://127.0.0.1:8080"
+const defaultAPI = "http://" + defaultAPIAddr
 
 // apiFlags are the flags of commands that call the API.
 type apiFlags struct {

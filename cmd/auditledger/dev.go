@@ -7,8 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -26,19 +28,20 @@ import (
 )
 
 func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("dev [--data DIR] [--nats-port N] [--policy FILE] [--http-upstream URL] [--projection=false]",
-		"Runs the whole ledger in one process on embedded defaults: a NATS server with\nJetStream (file store in DIR/nats), the ledger writer consuming AUDIT_EVENTS, and\na local write-once segment store in DIR/store, signed with a key created in\nDIR/keys on first start; a development OpenID provider with four users\n(alice, bob, carol, agent; marked dev_identity in every event), the API\n(approvals; events, sessions and proofs), the projector feeding it (into\n$AUDITLEDGER_DATABASE_URL, or a PostgreSQL server dev runs from the\ninstalled binaries in DIR/postgres, kept across restarts, stopped with dev;\nas root it runs as the postgres user), and, when $AUDITLEDGER_PROXY_UPSTREAM\nnames a PostgreSQL database, the PostgreSQL proxy in front of it; with\n--http-upstream, the HTTP proxy. Stop it with Ctrl-C; run it again to\ncontinue.", stderr)
+	fs := newFlags("dev [--data DIR] [--nats-port N] [--postgres-port N] [--policy FILE] [--http-upstream URL] [--projection=false]",
+		"Runs the whole ledger in one process on embedded defaults: a NATS server with\nJetStream (file store in DIR/nats), the ledger writer consuming AUDIT_EVENTS, and\na local segment store in DIR/store (read-only files; no Object Lock),\nsigned with a key created in DIR/keys on first start; a development OpenID provider with four users\n(alice, bob, carol, agent; marked dev_identity in every event), the API\n(approvals; events, sessions and proofs), the projector feeding it (into\n$AUDITLEDGER_DATABASE_URL, or a PostgreSQL server dev runs from the\ninstalled binaries in DIR/postgres, kept across restarts, stopped with dev;\nas root it runs as the postgres user, in a temporary cluster removed with dev\nwhen that user cannot reach DIR), and, when $AUDITLEDGER_PROXY_UPSTREAM\nnames a PostgreSQL database, the PostgreSQL proxy in front of it; with\n--http-upstream, the HTTP proxy. One dev per DIR (DIR/auditledger.lock). Ports\nare 7340-7345 by default, NATS 4222. Stop it with Ctrl-C; run it again to\ncontinue.", stderr)
 	dataDir := fs.String("data", "auditledger-data", "directory for all state (created if missing)")
 	port := fs.Int("nats-port", 4222, "NATS client port on 127.0.0.1 (-1 for any free port)")
 	batch := fs.Int("batch", 5000, "events per sealed segment, at most")
 	maxWait := fs.Duration("max-wait", 50*time.Millisecond, "longest wait to fill a batch (group-commit latency)")
-	httpAddr := fs.String("http", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz")
-	oidcAddr := fs.String("oidc", "127.0.0.1:5556", "address of the development OpenID provider")
-	apiAddr := fs.String("api", "127.0.0.1:8080", "address of the API")
-	proxyAddr := fs.String("proxy", "127.0.0.1:6432", "address of the PostgreSQL proxy (runs when $AUDITLEDGER_PROXY_UPSTREAM is set)")
+	httpAddr := fs.String("http", defaultHTTPAddr, "address for /metrics, /healthz and /readyz")
+	oidcAddr := fs.String("oidc", defaultOIDCAddr, "address of the development OpenID provider")
+	apiAddr := fs.String("api", defaultAPIAddr, "address of the API")
+	proxyAddr := fs.String("proxy", defaultPGProxyAddr, "address of the PostgreSQL proxy (runs when $AUDITLEDGER_PROXY_UPSTREAM is set)")
+	pgPort := fs.Int("postgres-port", defaultDevPGPort, "port on 127.0.0.1 of the PostgreSQL server dev runs for the projection (0: any free port)")
 	policy := fs.String("policy", "", "the PostgreSQL proxy's policy file (docs/POLICY.md)")
 	httpUpstream := fs.String("http-upstream", "", "run the HTTP proxy in front of this URL")
-	proxyHTTPAddr := fs.String("proxy-http", "127.0.0.1:8081", "address of the HTTP proxy (runs with --http-upstream)")
+	proxyHTTPAddr := fs.String("proxy-http", defaultHTTPProxyAddr, "address of the HTTP proxy (runs with --http-upstream)")
 	httpPolicy := fs.String("http-policy", "", "the HTTP proxy's policy file (docs/POLICY.md)")
 	syslogAddr := fs.String("forward-syslog", "", "forward every sealed record to this syslog receiver (host:port, RFC 5425 over TLS)")
 	syslogCA := fs.String("forward-syslog-ca", "", "CAs of the syslog receiver's certificate (PEM; default: the system's)")
@@ -71,6 +74,29 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		}
 		os.Chmod(abs, mode) // whatever the umask
 	}
+	// One dev per data directory, before anything in it is touched.
+	// Two on one directory would run two NATS servers on one JetStream
+	// store, and each would stop the other's PostgreSQL.
+	unlock, err := lockDir(abs)
+	if err != nil {
+		return fmt.Errorf("dev: --data: %w", err)
+	}
+	defer unlock()
+	// A busy port is named with its flag before anything starts (the
+	// proxies' only when they will run).
+	ports := []portFlag{{"nats-port", net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))}, {"http", *httpAddr}, {"oidc", *oidcAddr}, {"api", *apiAddr}}
+	if *projection && os.Getenv("AUDITLEDGER_DATABASE_URL") == "" {
+		ports = append(ports, portFlag{"postgres-port", net.JoinHostPort("127.0.0.1", strconv.Itoa(*pgPort))})
+	}
+	if os.Getenv("AUDITLEDGER_PROXY_UPSTREAM") != "" {
+		ports = append(ports, portFlag{"proxy", *proxyAddr})
+	}
+	if *httpUpstream != "" {
+		ports = append(ports, portFlag{"proxy-http", *proxyHTTPAddr})
+	}
+	if err := checkPorts(ports); err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
 	_, vkeyPath, err := devKey(filepath.Join(abs, "keys"), "ledger", "dev.auditledger.local/log", stdout)
 	if err != nil {
 		return err
@@ -93,7 +119,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if *projection {
 		database, projectionLine = os.Getenv("AUDITLEDGER_DATABASE_URL"), "AUDITLEDGER_DATABASE_URL"
 		if database == "" {
-			pg, err := startDevPostgres(ctx, abs, log)
+			pg, removePG, err := startDevPostgres(ctx, abs, *pgPort, log)
 			switch {
 			case errors.Is(err, devpg.ErrNotInstalled):
 				log.Warn("read path off: "+err.Error(), "to turn it on", devpg.Install+", or set AUDITLEDGER_DATABASE_URL")
@@ -105,6 +131,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 					if err := pg.Stop(); err != nil {
 						log.Warn("stopping the projection database", "err", err)
 					}
+					removePG()
 				}()
 				database = pg.URL()
 				// For the commands that read the projection directly
@@ -133,7 +160,7 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	// dev's proxies publish as the producer "dev", with its own seed.
 	ns, dial, err := startEmbeddedNATS("auditledger-dev", filepath.Join(abs, "nats"), natsKeys, *port, *syncMode == "always", false, "dev")
 	if err != nil {
-		return fmt.Errorf("dev: %w (port in use? try --nats-port)", err)
+		return fmt.Errorf("dev: %w (port in use? choose another with --nats-port)", err)
 	}
 	defer ns.Shutdown()
 	dial.log = log
@@ -208,30 +235,39 @@ func devCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 
 // startDevPostgres starts dev's own PostgreSQL cluster for the data
 // directory (as the postgres user when root), creating it on first start.
-func startDevPostgres(ctx context.Context, data string, log *slog.Logger) (*devpg.Server, error) {
+// remove, called after the server has stopped, removes a temporary
+// cluster (devpg.Location); it does nothing to one in the data directory.
+func startDevPostgres(ctx context.Context, data string, port int, log *slog.Logger) (pg *devpg.Server, remove func(), err error) {
 	if _, err := devpg.BinDir(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	as, err := devpg.Unprivileged()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	dir, err := devpg.Location(data, as)
+	dir, ephemeral, err := devpg.Location(data, as)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if dir != filepath.Join(data, "postgres") {
-		log.Info("the postgres user cannot reach the data directory: dev's PostgreSQL cluster lives in its home instead", "cluster", dir)
+	remove = func() {}
+	if ephemeral {
+		log.Warn("the postgres user cannot reach the data directory (a directory above it is closed to other users): the projection database lives in a temporary cluster, removed when dev stops and rebuilt from the store at each start; to keep it, give --data a directory others may pass through (chmod o+x on each directory above it)", "cluster", dir)
+		remove = func() {
+			if err := os.RemoveAll(dir); err != nil {
+				log.Warn("removing the temporary projection cluster", "cluster", dir, "err", err)
+			}
+		}
 	}
-	pg, err := devpg.Start(ctx, devpg.Config{Dir: dir, As: as})
+	pg, err = devpg.Start(ctx, devpg.Config{Dir: dir, As: as, Port: port})
 	if err != nil {
-		return nil, err
+		remove()
+		return nil, nil, err
 	}
 	if pg.Created {
 		log.Info("created the projection database's cluster", "dir", dir, "version", pg.Version)
 	}
 	log.Info("projection database up", "url", pg.Redacted())
-	return pg, nil
+	return pg, remove, nil
 }
 
 // devKey loads the dev signing key (DIR/STEM.key and .vkey, named name),

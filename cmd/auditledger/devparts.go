@@ -136,7 +136,7 @@ func devBanner(w io.Writer, e *env, issuer, projection string) {
 func oidcDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("oidc-dev [--listen ADDR] [--issuer URL] [--key FILE]",
 		"Serves the development OpenID provider of `auditledger dev` on its own: the\nusers alice (group dba), bob (approver), carol (auditor) and agent (a\nmachine), each getting a token with `auditledger token --client-id NAME` and\nthe secret NAME-dev-secret. Their secrets are public: for trying a gateway,\nnever for production. Set serve's oidc.dev_identities (or\nAUDITLEDGER_OIDC_DEV_IDENTITIES=true) so that their events say so.", stderr)
-	listen := fs.String("listen", "127.0.0.1:5556", "address to serve on")
+	listen := fs.String("listen", defaultOIDCAddr, "address to serve on")
 	issuer := fs.String("issuer", "", "the issuer URL clients and verifiers use (default http://ADDR); behind a proxy or in a container network, the name they reach it by")
 	key := fs.String("key", "", "file keeping the signing key across restarts (created, mode 0600); without it tokens do not survive a restart")
 	if err := parse(fs, args); err != nil {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"archive/zip"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -116,8 +118,60 @@ func evidenceBuild(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	if m.Range.Open {
 		fmt.Fprintf(stdout, "note: nothing was sealed after %s yet, so events of the period may still come\n", end.Format(time.RFC3339))
 	}
-	fmt.Fprintf(stdout, "check it: auditledger evidence verify %s --vkey LOG.vkey --allowed-signers FILE\n", *out)
+	printCheckCommand(stdout, *out, *vkeyArg, *keyFile)
 	return nil
+}
+
+// printCheckCommand prints an `evidence verify` command that works on the
+// bundle just built: with the files given when they are files (the key's
+// allowed_signers beside it, as keys evidence and dev write it), and with
+// --allow-unlocked, and why, when the store did not lock the segments
+// write-once (a local store such as dev's).
+func printCheckCommand(w io.Writer, bundle, vkeyArg, keyFile string) {
+	vkey, signers := "LOG.vkey", "FILE"
+	if st, err := os.Stat(vkeyArg); err == nil && st.Mode().IsRegular() {
+		vkey = vkeyArg
+	}
+	if p := filepath.Join(filepath.Dir(keyFile), "allowed_signers"); keyFile != "" {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			signers = p
+		}
+	}
+	cmd := fmt.Sprintf("auditledger evidence verify %s --vkey %s --allowed-signers %s", bundle, vkey, signers)
+	unlocked, total, err := unlockedSegments(bundle)
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "check it: %s\n(could not read the bundle's segments to say whether --allow-unlocked is needed: %v)\n", cmd, err)
+	case unlocked > 0:
+		fmt.Fprintf(w, "check it: %s --allow-unlocked\n(--allow-unlocked because %d of the %d segments are not write-once-locked: the store has no Object Lock, as a local store such as dev's; on a locked store leave it out)\n", cmd, unlocked, total)
+	default:
+		fmt.Fprintf(w, "check it: %s\n", cmd)
+	}
+}
+
+// unlockedSegments counts the bundle's segments not locked write-once now.
+func unlockedSegments(bundle string) (unlocked, total int, err error) {
+	zr, err := zip.OpenReader(bundle)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer zr.Close()
+	f, err := zr.Open(evidence.SegmentsFile)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	var segs []evidence.Segment
+	if err := json.NewDecoder(f).Decode(&segs); err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", evidence.SegmentsFile, err)
+	}
+	now := time.Now()
+	for _, s := range segs {
+		if !s.Locked(now) {
+			unlocked++
+		}
+	}
+	return unlocked, len(segs), nil
 }
 
 // evidenceVerify checks a bundle offline.

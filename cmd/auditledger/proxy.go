@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/auditledger/auditledger/ledger/health"
 	"github.com/nats-io/nats.go"
@@ -72,9 +73,10 @@ func (f proxyFlags) run(ctx context.Context, cmd, role string, set func(*serveCo
 func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("proxy postgres --listen ADDR (--oidc-issuer URL | --users FILE) [--policy FILE] [--nats URL]",
 		"Runs the PostgreSQL wire proxy. Clients connect to ADDR with an OIDC access\ntoken as their password (the user name is recorded, not trusted); the proxy\nconnects to the target with the credentials in $AUDITLEDGER_PROXY_UPSTREAM (a\npostgres:// URL, kept out of the process list), records every statement on\nNATS before forwarding it (fail closed), and a digest of every result. The\npolicy masks result columns, refuses statements and holds others for an\napproval. --users is a development users file (YAML, user: password) whose\nidentities are marked dev_identity in the ledger.", stderr)
-	pf := addProxyFlags(fs, "127.0.0.1:6432")
+	pf := addProxyFlags(fs, defaultPGProxyAddr)
 	durability := fs.String("durability", "before-forward", "before-forward: a statement runs only once its record is stored; before-response: it runs at once, and its result waits for the record")
 	requireTLS := fs.Bool("require-tls", false, "refuse clients that do not use TLS (needs --tls-cert)")
+	databases := fs.String("databases", "", "comma-separated databases clients may name; others are refused and recorded (default: the upstream URL's database only)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -85,13 +87,16 @@ func proxyPostgres(ctx context.Context, args []string, _ io.Reader, stdout, stde
 		pp := &c.PostgresProxy
 		pp.Listen, pp.Policy, pp.Target, pp.Durability = *pf.listen, *pf.policy, *pf.target, *durability
 		pp.FailOpen, pp.Spool, pp.TLSCert, pp.TLSKey, pp.RequireTLS = *pf.failOpen, *pf.spool, *pf.tlsCert, *pf.tlsKey, *requireTLS
+		if *databases != "" {
+			pp.Databases = strings.Split(*databases, ",")
+		}
 	}, stdout, stderr, "")
 }
 
 func proxyHTTP(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("proxy http --listen ADDR --upstream URL --oidc-issuer URL [--policy FILE]",
 		"Runs the HTTP reverse proxy. Clients send an OIDC access token as\nAuthorization: Bearer; the proxy records each request (method, path, query,\nbody digest) on NATS before forwarding it (fail closed), forwards it with its\nown credentials — $AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION, if set, becomes\nthe upstream Authorization header; the client's is never forwarded —, masks\nJSON response fields, and records a digest of every response as the client\nreceived it. The policy masks fields, refuses requests and holds others for\nan approval.", stderr)
-	pf := addProxyFlags(fs, "127.0.0.1:8081")
+	pf := addProxyFlags(fs, defaultHTTPProxyAddr)
 	upstream := fs.String("upstream", "", "base URL of the service behind the proxy (no credentials in it)")
 	if err := parse(fs, args); err != nil {
 		return err

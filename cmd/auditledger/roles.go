@@ -278,7 +278,7 @@ func (e *env) listen(role, addr string, p *producer, failOpen bool) (net.Listene
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		p.em.Close()
-		return nil, err
+		return nil, inUse(addr, err)
 	}
 	e.listening(role, ln.Addr().String())
 	addBusReadiness(e.health, role, ln.Addr().String(), p.js, failOpen)
@@ -345,10 +345,22 @@ func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (fun
 			return nil, fmt.Errorf("ledger.producers %s: %w", c.Producers, err)
 		}
 	}
+	// The index is this process's alone while it runs: a second serve on
+	// it is refused naming the first, not left to the index's own lock.
+	unlock := func() {}
+	if c.Index != "" {
+		if err := os.MkdirAll(c.Index, 0o700); err != nil {
+			return nil, fmt.Errorf("ledger.index: %w", err)
+		}
+		if unlock, err = lockDir(c.Index); err != nil {
+			return nil, fmt.Errorf("ledger.index: %w", err)
+		}
+	}
 	log.Info("ledger writer starting", "store", store.Store.String(), "origin", signer.Name(),
 		"producers", producers.Len(), "require_signed", c.RequireSigned)
 	nats := e.cfg.NATS
 	return func(ctx context.Context) error {
+		defer unlock()
 		var writer atomic.Bool
 		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		defer stop()
@@ -533,7 +545,7 @@ func (c *postgresProxyRole) prepare(ctx context.Context, e *env, log *slog.Logge
 		return nil, err
 	}
 	px, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: p.auth, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(),
-		Target: c.Target, Policy: pol, Approvals: p.broker, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
+		Target: c.Target, Databases: c.Databases, Policy: pol, Approvals: p.broker, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
 		TLS: tlsCfg, RequireTLS: c.RequireTLS, Logger: log, Metrics: telemetry.NewProxy(e.health.Registry(), "postgres")})
 	if err != nil {
 		p.em.Close()

@@ -114,6 +114,9 @@ type (
 		TLSCert    string `yaml:"tls_cert"`
 		TLSKey     string `yaml:"tls_key"`
 		RequireTLS bool   `yaml:"require_tls"`
+
+		// Databases clients may name; empty: the upstream URL's only.
+		Databases []string `yaml:"databases"`
 	}
 	httpProxyRole struct {
 		Listen   string `yaml:"listen"`
@@ -165,11 +168,11 @@ func defaultServeConfig() serveConfig {
 	c.Roles = []string{"ledger"}
 	c.Tenant = "default"
 	c.OIDC.Audience, c.OIDC.GroupsClaim = "auditledger", "groups"
-	c.API.Listen = "127.0.0.1:8080"
-	c.PostgresProxy.Listen, c.PostgresProxy.Durability = "127.0.0.1:6432", "before-forward"
-	c.HTTPProxy.Listen = "127.0.0.1:8081"
+	c.API.Listen = defaultAPIAddr
+	c.PostgresProxy.Listen, c.PostgresProxy.Durability = defaultPGProxyAddr, "before-forward"
+	c.HTTPProxy.Listen = defaultHTTPProxyAddr
 	c.Log.Format, c.Log.Level = "json", "info"
-	c.HTTP.Listen = "127.0.0.1:9090"
+	c.HTTP.Listen = defaultHTTPAddr
 	c.NATS.URL = nats.DefaultURL
 	c.NATS.Replicas = 1
 	c.NATS.Duplicates = duration(10 * time.Minute)
@@ -238,6 +241,7 @@ func envOverrides(c *serveConfig) []envOverride {
 		{"AUDITLEDGER_APPROVALS_VKEY", func(v string) error { c.Approvals.VKey = v; return nil }},
 		{"AUDITLEDGER_POSTGRES_PROXY_LISTEN", func(v string) error { c.PostgresProxy.Listen = v; return nil }},
 		{"AUDITLEDGER_POSTGRES_PROXY_POLICY", func(v string) error { c.PostgresProxy.Policy = v; return nil }},
+		{"AUDITLEDGER_POSTGRES_PROXY_DATABASES", func(v string) error { c.PostgresProxy.Databases = strings.Split(v, ","); return nil }},
 		{"AUDITLEDGER_HTTP_PROXY_LISTEN", func(v string) error { c.HTTPProxy.Listen = v; return nil }},
 		{"AUDITLEDGER_HTTP_PROXY_UPSTREAM", func(v string) error { c.HTTPProxy.Upstream = v; return nil }},
 		{"AUDITLEDGER_HTTP_PROXY_POLICY", func(v string) error { c.HTTPProxy.Policy = v; return nil }},
@@ -401,7 +405,7 @@ func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	metrics := &health.Health{}
 	addr, wait, err := health.ListenAndServe(ctx, cfg.HTTP.Listen, metrics.Handler())
 	if err != nil {
-		return fmt.Errorf("serve: http.listen %s: %w", cfg.HTTP.Listen, err)
+		return fmt.Errorf("serve: http.listen: %w", inUse(cfg.HTTP.Listen, err))
 	}
 	log.Info("auditledger serving", "roles", cfg.Roles, "nats", cfg.NATS.URL, "http", addr.String())
 	if cfg.NATS.Replicas == 1 {

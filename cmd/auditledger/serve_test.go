@@ -223,3 +223,20 @@ func TestServeRefusesBadNATSURL(t *testing.T) {
 		}
 	}
 }
+
+// The postgres proxy's databases come from the file or, comma-separated,
+// from AUDITLEDGER_POSTGRES_PROXY_DATABASES, which wins.
+func TestServeConfigProxyDatabases(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(p, []byte("ledger: {store: /tmp/s, key: /tmp/k}\npostgres_proxy: {databases: [orders, reports]}\n"), 0o644)
+	c, err := loadServeConfig(p, func(string) string { return "" })
+	if err != nil || strings.Join(c.PostgresProxy.Databases, "|") != "orders|reports" {
+		t.Fatalf("from the file: %q %v", c.PostgresProxy.Databases, err)
+	}
+	c, err = loadServeConfig(p, func(k string) string {
+		return map[string]string{"AUDITLEDGER_POSTGRES_PROXY_DATABASES": "app,billing"}[k]
+	})
+	if err != nil || strings.Join(c.PostgresProxy.Databases, "|") != "app|billing" {
+		t.Fatalf("from the environment: %q %v", c.PostgresProxy.Databases, err)
+	}
+}

@@ -432,12 +432,13 @@ func checkSegments(rep *Report, opts VerifyOptions) error {
 	m := rep.Manifest
 	next := m.Range.First
 	now := opts.Now()
+	var unlocked []string
 	for _, s := range rep.Segments {
 		if s.First > next || s.Size <= next {
 			return failf(SegmentsFile, "%s covers %d to %d: the segments do not cover the range from %d", s.Name, s.First, s.Size, next)
 		}
 		next = s.Size
-		locked := s.LockMode == "COMPLIANCE" && s.RetainUntil != nil && s.RetainUntil.After(now)
+		locked := s.Locked(now)
 		if opts.Retention > 0 && locked && s.RetainUntil.Before(s.Sealed.Add(opts.Retention)) {
 			return failf(SegmentsFile, "%s is locked until %s, less than the retention (%s after its sealing, %s)", s.Name,
 				s.RetainUntil.Format(time.RFC3339), opts.Retention, s.Sealed.Add(opts.Retention).Format(time.RFC3339))
@@ -451,11 +452,27 @@ func checkSegments(rep *Report, opts VerifyOptions) error {
 			if !opts.AllowUnlocked {
 				return failf(SegmentsFile, "%s", msg)
 			}
-			rep.Warnings = append(rep.Warnings, msg)
+			unlocked = append(unlocked, msg)
 		}
 	}
 	if m.Range.First < m.Range.End && next < m.Range.End {
 		return failf(SegmentsFile, "the segments end at %d, the range at %d", next, m.Range.End)
 	}
+	// Accepted: one line for them all (a local store has hundreds), with
+	// the first as the example.
+	switch len(unlocked) {
+	case 0:
+	case 1:
+		rep.Warnings = append(rep.Warnings, "1 segment is not write-once-locked (accepted: allow-unlocked): "+unlocked[0])
+	default:
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d of %d segments are not write-once-locked (accepted: allow-unlocked; a local store such as dev's); the first: %s",
+			len(unlocked), len(rep.Segments), unlocked[0]))
+	}
 	return nil
+}
+
+// Locked reports whether the segment is locked write-once in COMPLIANCE
+// mode at now, as the store reported it when the bundle was built.
+func (s Segment) Locked(now time.Time) bool {
+	return s.LockMode == "COMPLIANCE" && s.RetainUntil != nil && s.RetainUntil.After(now)
 }

@@ -7,8 +7,10 @@
 // postgres user the distributions' packages create. That user must be
 // able to reach the cluster's directory; when the data directory lies
 // below one it cannot enter (root's home, a 0700 temporary directory), the
-// cluster lives in the postgres user's home instead, under a name derived
-// from the data directory, and Start says where.
+// cluster is ephemeral: a fresh directory under the system's temporary
+// directory, which its caller removes when the server stops (the
+// projection is rebuilt from the store at the next start). Nothing is
+// left in the postgres user's home to pile up.
 //
 // It listens on 127.0.0.1 only, with a password (scram-sha-256) kept in the
 // cluster directory, and no Unix socket (whose path would be limited to 107
@@ -18,7 +20,6 @@ package devpg
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -130,20 +131,23 @@ func (a *Account) CanReach(dir string) bool {
 	}
 }
 
-// Location chooses the cluster directory for a data directory: DATA/postgres,
-// or, when as is set and cannot reach it, a directory in as's home named
-// after the data directory's absolute path.
-func Location(data string, as *Account) (string, error) {
-	dir := filepath.Join(data, "postgres")
+// Location chooses the cluster directory for a data directory:
+// DATA/postgres, kept across restarts; or, when as is set and cannot
+// reach it, an ephemeral one (a new name under the system's temporary
+// directory, created by Start) that the caller must remove once the
+// server has stopped.
+func Location(data string, as *Account) (dir string, ephemeral bool, err error) {
+	dir = filepath.Join(data, "postgres")
 	if as == nil || as.CanReach(data) {
-		return dir, nil
+		return dir, false, nil
 	}
-	sum := sha256.Sum256([]byte(data))
-	alt := filepath.Join(as.Home, "auditledger-dev", hex.EncodeToString(sum[:8]))
-	if as.Home == "" || !as.CanReach(as.Home) {
-		return "", fmt.Errorf("the %s user cannot reach %s (a directory above it is closed to other users) nor has a home directory of its own: give dev a --data directory it can reach, or set AUDITLEDGER_DATABASE_URL", as.Name, data)
+	tmp := os.TempDir()
+	if !as.CanReach(tmp) {
+		return "", false, fmt.Errorf("the %s user cannot reach %s (a directory above it is closed to other users) nor %s: give dev a --data directory it can pass through (chmod o+x on each directory above it), or set AUDITLEDGER_DATABASE_URL", as.Name, data, tmp)
 	}
-	return alt, nil
+	var b [8]byte
+	rand.Read(b[:])
+	return filepath.Join(tmp, "auditledger-dev-postgres-"+hex.EncodeToString(b[:])), true, nil
 }
 
 // Config configures Start.

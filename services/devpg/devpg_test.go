@@ -153,8 +153,10 @@ func TestTheServerFollowsItsParent(t *testing.T) {
 	}
 }
 
-// As root, a data directory the postgres user cannot enter puts the
-// cluster in that user's home, under a name of its own per data directory.
+// As root, a data directory the postgres user cannot enter gets an
+// ephemeral cluster under the temporary directory, a new one each time
+// (the caller removes it), never one in that user's home, where they piled
+// up.
 func TestLocation(t *testing.T) {
 	base := reachableTempDir(t)
 	home := filepath.Join(base, "home")
@@ -166,23 +168,25 @@ func TestLocation(t *testing.T) {
 		os.Chmod(d, mode)
 	}
 	as := &Account{Name: "someone", Home: home, UID: 54321, GID: 54321}
-	if got, err := Location(open, as); err != nil || got != filepath.Join(open, "postgres") {
-		t.Errorf("reachable data directory: %q %v", got, err)
+	if got, eph, err := Location(open, as); err != nil || eph || got != filepath.Join(open, "postgres") {
+		t.Errorf("reachable data directory: %q ephemeral %v %v", got, eph, err)
 	}
-	got, err := Location(closed, as)
-	if err != nil || filepath.Dir(got) != filepath.Join(home, "auditledger-dev") {
-		t.Errorf("closed data directory: %q %v, want a directory in %s", got, err, home)
+	got, eph, err := Location(closed, as)
+	if err != nil || !eph || filepath.Dir(got) != filepath.Clean(os.TempDir()) || !strings.HasPrefix(filepath.Base(got), "auditledger-dev-postgres-") {
+		t.Errorf("closed data directory: %q ephemeral %v %v, want a new directory in %s", got, eph, err, os.TempDir())
 	}
-	other, _ := Location(closed+"2", as)
-	if other == got {
-		t.Errorf("two data directories share the cluster %s", got)
+	if again, _, _ := Location(closed, as); again == got {
+		t.Errorf("two starts share the ephemeral cluster %s", got)
 	}
-	as.Home = filepath.Join(base, "closed", "home")
-	if _, err := Location(closed, as); err == nil || !strings.Contains(err.Error(), "--data") {
+	if _, err := os.Stat(got); err == nil {
+		t.Errorf("Location created %s: Start creates it, owned by the account", got)
+	}
+	t.Setenv("TMPDIR", filepath.Join(base, "closed"))
+	if _, _, err := Location(closed, as); err == nil || !strings.Contains(err.Error(), "--data") {
 		t.Errorf("no reachable place: %v, want advice", err)
 	}
-	if got, err := Location(closed, nil); err != nil || got != filepath.Join(closed, "postgres") {
-		t.Errorf("not root: %q %v", got, err)
+	if got, eph, err := Location(closed, nil); err != nil || eph || got != filepath.Join(closed, "postgres") {
+		t.Errorf("not root: %q %v %v", got, eph, err)
 	}
 }
 

@@ -48,7 +48,7 @@ type User struct {
 // Config configures a Provider.
 type Config struct {
 	// Issuer is the URL the provider is served at, e.g.
-	// http://127.0.0.1:5556. Required; plain http is allowed, as this is a
+	// http://127.0.0.1:7342. Required; plain http is allowed, as this is a
 	// development provider.
 	Issuer string
 	// Audience goes into every token's aud claim. Required.

@@ -24,9 +24,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -62,9 +64,16 @@ type Config struct {
 	// record takes to be stored.
 	Metrics *telemetry.Proxy
 	// Upstream is the target database as a connection URL with the
-	// credentials the proxy uses; the client's database name replaces the
-	// URL's. Required.
+	// credentials the proxy uses; the client's database name (one of
+	// Databases) replaces the URL's. Required.
 	Upstream string
+	// Databases are the databases a client may name: a session naming
+	// another is refused with SQLSTATE 42501, naming the allowed ones, and
+	// recorded as authn.failed; a client naming none gets the first. Empty:
+	// the Upstream URL's database only (its user's name when the URL names
+	// none, as PostgreSQL does), so that the proxy's login never reaches a
+	// database nobody chose to expose.
+	Databases []string
 	// Auth verifies what the client sends as its password: an OIDC token
 	// (identity.OIDC) or, in development, a static password. Required.
 	Auth     identity.Authenticator
@@ -98,6 +107,7 @@ type Config struct {
 type Proxy struct {
 	cfg      Config
 	upstream *pgconn.Config
+	dbs      []string // the databases clients may name; never empty
 	catalog  *catalog
 	wg       sync.WaitGroup
 }
@@ -133,7 +143,39 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Proxy{cfg: cfg, upstream: up, catalog: newCatalog(up)}, nil
+	dbs, err := allowedDatabases(cfg.Databases, up)
+	if err != nil {
+		return nil, err
+	}
+	return &Proxy{cfg: cfg, upstream: up, dbs: dbs, catalog: newCatalog(up)}, nil
+}
+
+// allowedDatabases checks the configured databases, or defaults to the
+// upstream URL's own.
+func allowedDatabases(names []string, up *pgconn.Config) ([]string, error) {
+	if len(names) == 0 {
+		db := up.Database
+		if db == "" {
+			db = up.User
+		}
+		if db == "" {
+			return nil, errors.New("pgproxy: the upstream URL names no database and no user, and no Databases are configured: name the databases clients may reach")
+		}
+		return []string{db}, nil
+	}
+	var out []string
+	for i, n := range names {
+		switch {
+		case n == "" || strings.TrimSpace(n) != n:
+			return nil, fmt.Errorf("pgproxy: Databases[%d] %q: empty or padded with spaces", i, n)
+		case strings.ContainsRune(n, 0) || !utf8.ValidString(n):
+			return nil, fmt.Errorf("pgproxy: Databases[%d] %q: not a database name (NUL or invalid UTF-8)", i, n)
+		case slices.Contains(out, n):
+			return nil, fmt.Errorf("pgproxy: Databases[%d] %q: named twice", i, n)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // Serve accepts connections on ln until ctx is cancelled, then waits for
@@ -249,7 +291,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	user := startup.Parameters["user"]
 	db := startup.Parameters["database"]
 	if db == "" {
-		db = user
+		db = p.dbs[0]
 	}
 	s.db = db
 	be.Send(&pgproto3.AuthenticationCleartextPassword{})
@@ -278,6 +320,15 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		return fatal(be, "28P01", "authentication failed: "+err.Error())
 	}
 	s.actor = actor
+	// Only the databases the target exposes: the proxy's login may reach
+	// others (the projection, the cluster's own), and a client must not
+	// borrow it to get there. Compared byte for byte, as PostgreSQL does.
+	if !slices.Contains(p.dbs, db) {
+		reason := fmt.Sprintf("database %q is not one this proxy serves (allowed: %s)", events.Clean(db, 256), strings.Join(p.dbs, ", "))
+		s.recordOrLog(ctx, events.AuthnFailed, map[string]any{"user": events.Clean(user, 0), "database": events.Clean(db, 0),
+			"client_addr": conn.RemoteAddr().String(), "reason": reason})
+		return fatal(be, "42501", reason)
+	}
 
 	cfg := p.upstream.Copy()
 	cfg.Database = db

@@ -63,8 +63,11 @@ func serve(t *testing.T, srv *natstest.Server, js jetstream.JetStream, em *emitt
 	}
 	f := &fixture{js: js, nats: srv, db: pg.NewDatabase(t), users: identity.StaticUsers{"alice": "alice-secret"}}
 	cfg.Emitter, cfg.Tenant = em, "acme"
-	if cfg.Upstream == "" {
-		cfg.Upstream = pg.DSN("postgres")
+	switch {
+	case cfg.Upstream == "":
+		cfg.Upstream = pg.DSN(f.db) // the proxy's default: this database only
+	case cfg.Databases == nil:
+		cfg.Databases = []string{f.db} // an upstream of the test's own, for the test's database
 	}
 	if cfg.Auth == nil {
 		cfg.Auth = f.users
@@ -222,7 +225,13 @@ func TestWrongPasswordNeverReachesUpstream(t *testing.T) {
 // named in the client's error with the server's own code, and the
 // proxy's upstream user is not.
 func TestMissingDatabaseSaysSo(t *testing.T) {
-	f := start(t)
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t, nats.MaxReconnects(-1))
+	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: time.Second, Retries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := serve(t, srv, js, em, pgproxy.Config{Upstream: pg.DSN("postgres"), Databases: []string{"no_such_db"}})
 	url := strings.Replace(f.url("alice", "alice-secret"), "/"+f.db+"?", "/no_such_db?", 1)
 	out, err := psql(t, url, "SELECT 1")
 	if err == nil || !strings.Contains(out, `database "no_such_db" does not exist`) || strings.Contains(out, "postgres@") {
@@ -585,4 +594,89 @@ func TestNewRefusesNoEmitter(t *testing.T) {
 			t.Fatalf("emitter %#v: err %v, want one naming the Emitter", em, err)
 		}
 	}
+}
+
+// TestOtherDatabasesRefused: the proxy's login can reach every database
+// of the cluster, but a client reaches only those the target names (by
+// default the upstream URL's own); naming another is refused before any
+// upstream connection, with the allowed ones named, and recorded.
+func TestOtherDatabasesRefused(t *testing.T) {
+	f := start(t)
+	other := pg.NewDatabase(t)
+	for _, db := range []string{"postgres", other, strings.ToUpper(f.db), f.db + " "} {
+		url := fmt.Sprintf("host=127.0.0.1 port=%s user=alice password=alice-secret dbname='%s' sslmode=disable", portOf(f.addr), db)
+		out, err := psql(t, url, "SELECT current_database()")
+		want := fmt.Sprintf("database %q is not one this proxy serves (allowed: %s)", db, f.db)
+		if err == nil || !strings.Contains(out, want) {
+			t.Fatalf("psql to database %q through the proxy: %v\n%s\nwant the refusal %q", db, err, out, want)
+		}
+		c, err := pgx.Connect(t.Context(), url)
+		var pe *pgconn.PgError
+		if err == nil || !errors.As(err, &pe) || pe.Code != "42501" {
+			if c != nil {
+				c.Close(t.Context())
+			}
+			t.Fatalf("pgx to database %q: %v, want SQLSTATE 42501", db, err)
+		}
+	}
+	// The allowed one still works, and a client naming none gets it.
+	if out, err := psql(t, f.url("alice", "alice-secret"), "SELECT current_database()"); err != nil || strings.TrimSpace(out) != f.db {
+		t.Fatalf("psql to the allowed database: %v\n%s", err, out)
+	}
+	natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		refused, started := 0, 0
+		for _, r := range f.eventsOf(t) {
+			switch r.ev.Type {
+			case events.AuthnFailed:
+				if r.ev.Actor.Subject != "alice" || !strings.Contains(r.payload["reason"].(string), "is not one this proxy serves") || r.payload["database"] == f.db {
+					return fmt.Errorf("authn.failed %s: actor %+v payload %v", r.ev.ID, r.ev.Actor, r.payload)
+				}
+				refused++
+			case events.SessionStarted:
+				if r.payload["database"] != f.db {
+					return fmt.Errorf("a session started on database %v", r.payload["database"])
+				}
+				started++
+			}
+		}
+		if refused != 8 || started != 1 {
+			return fmt.Errorf("%d refusals recorded (want 8: four databases, psql and pgx), %d sessions (want 1)", refused, started)
+		}
+		return nil
+	})
+}
+
+// TestDatabasesAllowList: a target naming several databases serves each,
+// refuses the rest naming all, and a bad list is refused at New.
+func TestDatabasesAllowList(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t, nats.MaxReconnects(-1))
+	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: time.Second, Retries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := pg.NewDatabase(t)
+	f := serve(t, srv, js, em, pgproxy.Config{Upstream: pg.DSN("postgres"), Databases: []string{second, "postgres"}})
+	for _, db := range []string{second, "postgres"} {
+		url := fmt.Sprintf("postgres://alice:alice-secret@%s/%s?sslmode=disable", f.addr, db)
+		if out, err := psql(t, url, "SELECT current_database()"); err != nil || strings.TrimSpace(out) != db {
+			t.Fatalf("psql to allowed database %s: %v\n%s", db, err, out)
+		}
+	}
+	out, err := psql(t, f.url("alice", "alice-secret"), "SELECT 1")
+	if want := fmt.Sprintf("(allowed: %s, postgres)", second); err == nil || !strings.Contains(out, want) {
+		t.Fatalf("psql to %s, not in the list: %v\n%s\nwant %q", f.db, err, out, want)
+	}
+	users := identity.StaticUsers{"a": "b"}
+	for _, bad := range [][]string{{""}, {" orders"}, {"a\x00b"}, {"orders", "orders"}} {
+		_, err := pgproxy.New(pgproxy.Config{Upstream: "postgres://u@127.0.0.1:5432/db", Databases: bad, Auth: users, Emitter: em, Tenant: "t"})
+		if err == nil || !strings.Contains(err.Error(), "Databases[") {
+			t.Errorf("Databases %q: %v, want a refusal naming the entry", bad, err)
+		}
+	}
+}
+
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
 }
