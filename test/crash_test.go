@@ -215,14 +215,24 @@ func TestCrashKillProducerMidGroup(t *testing.T) {
 		})
 		var ids []string
 		read := make(chan struct{})
+		first := make(chan struct{})
 		go func() {
 			defer close(read)
 			sc := bufio.NewScanner(stdout)
 			for sc.Scan() {
-				ids = append(ids, sc.Text())
+				if ids = append(ids, sc.Text()); len(ids) == 1 {
+					close(first)
+				}
 			}
 		}()
-		time.Sleep(time.Duration(300+rng.IntN(700)) * time.Millisecond)
+		// Killed at a random moment once it is storing: how long emit
+		// takes to start depends on how busy the cores are.
+		select {
+		case <-first:
+		case <-read:
+		case <-time.After(60 * time.Second):
+		}
+		time.Sleep(time.Duration(rng.IntN(700)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		<-read
 		cmd.Wait()
