@@ -71,6 +71,18 @@ type Config struct {
 	// OnSeal, if set, is told of every sealed batch: how long the seal
 	// took, and for each event how long after its own time it was sealed.
 	OnSeal func(took time.Duration, ages []time.Duration)
+	// Lease, if set, is asked before every write to the store; nil means
+	// this ingester is surely the only writer.
+	Lease Lease
+}
+
+// Lease is the writer's hold on its log.
+type Lease interface {
+	// Wait MUST return nil at once while the lease surely holds; while it
+	// is in doubt (not renewed in time) it MUST block until it surely holds
+	// again, and it MUST return an error once the lease is lost or ctx
+	// ends.
+	Wait(ctx context.Context) error
 }
 
 // ErrStoreBehind: the store holds less than the bus says was sealed.
@@ -634,6 +646,11 @@ func (in *Ingester) firstPresent(ctx context.Context, next, upTo uint64) (uint64
 func (in *Ingester) seal(ctx context.Context, entries []ledger.Entry) (*ledger.Seal, error) {
 	backoff := 100 * time.Millisecond
 	for {
+		if in.cfg.Lease != nil {
+			if err := in.cfg.Lease.Wait(ctx); err != nil {
+				return nil, fmt.Errorf("ingest: not sealing: %w", err)
+			}
+		}
 		last := in.cfg.Log.LastSource()
 		i := 0
 		for i < len(entries) && entries[i].Source <= last {
