@@ -182,8 +182,9 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		c.Servers = append(c.Servers, &Server{Server: s, StoreDir: opts.StoreDir, KeysDir: c.KeysDir})
 	}
 	for _, s := range c.Servers {
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("cluster node not ready")
+		// Generous: three servers starting on busy CPUs.
+		if !s.ReadyForConnections(30 * time.Second) {
+			t.Fatalf("cluster node %s not ready after 30s", s.Name())
 		}
 	}
 	CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
