@@ -40,7 +40,7 @@ type Config struct {
 	Consumer  string              // durable consumer and lease key; empty means "ledger"
 	BatchSize int                 // see ingest.Config
 	MaxWait   time.Duration       // see ingest.Config
-	LeaseTTL  time.Duration       // zero means 5s
+	LeaseTTL  time.Duration       // zero means 5s; while renewals fail the writer pauses sealing at 4/5 of it (see lease)
 	Logger    *slog.Logger        // nil means slog.Default()
 	OnWriter  func(l *ledger.Log) // called when this process becomes the writer (tests, dev banner)
 	Instance  string              // lease holder name; empty means hostname-pid-random
