@@ -211,6 +211,34 @@ func TestLeaseOutlivesBusOutage(t *testing.T) {
 	checkExactlyOnce(t, store, signer, 200, 0)
 }
 
+// TestLeaseLostToAnotherWriter: a renewal that finds the key naming
+// another writer loses the lease at once; the writer stops.
+func TestLeaseLostToAnotherWriter(t *testing.T) {
+	srv := natstest.StartSecure(t)
+	_, js := srv.ConnectAs(t, bus.Ledger)
+	store, _ := file.New(t.TempDir())
+	w := startWriter(t, js, store, newSigner(t), 0)
+	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if !w.isWriter() {
+			return fmt.Errorf("not the writer yet")
+		}
+		return nil
+	})
+	kv, err := js.KeyValue(t.Context(), bus.LeaseBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), "ledger", []byte("another-writer")); err != nil {
+		t.Fatal(err)
+	}
+	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if lost := metric(w, "auditledger_lease_lost_total"); lost != "1" {
+			return fmt.Errorf("auditledger_lease_lost_total %q, want 1", lost)
+		}
+		return nil
+	})
+}
+
 // TestS3Outage: with the S3 server down, the writer backs off and
 // acknowledges nothing it has not sealed; once S3 returns everything is
 // sealed exactly once and every segment is locked.
