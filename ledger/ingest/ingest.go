@@ -104,8 +104,11 @@ type Stats struct {
 // Ingester moves events from AUDIT_EVENTS into the log.
 type Ingester struct {
 	cfg  Config
-	cons jetstream.Consumer
-	next uint64 // the stream sequence to seal or reject next
+	cons jetstream.Consumer // nil after a reset that deleted it but failed to create it
+	// consumed: the consumer was created before, so creating it again is
+	// a reset.
+	consumed bool
+	next     uint64 // the stream sequence to seal or reject next
 	// published: records below this index are on AUDIT_LEDGER. Only the
 	// publisher goroutine touches it once Run has started.
 	published uint64
@@ -125,9 +128,10 @@ type Ingester struct {
 // told from a duplicate. So the writer delivers strictly in stream order
 // and, on any gap, starts the consumer again right where the log stands.
 func (in *Ingester) resetConsumer(ctx context.Context) error {
-	if in.cons != nil {
+	if in.consumed {
 		in.Stats.Resets.Add(1)
 	}
+	in.consumed = true
 	// A batch that failed after its seal (publishing its records, say)
 	// did not advance in.next; the log did.
 	in.next = max(in.next, in.cfg.Log.LastSource()+1)
@@ -275,9 +279,16 @@ func (in *Ingester) Run(ctx context.Context) error {
 // started again where the log stands.
 var errGap = errors.New("ingest: delivery out of order")
 
+// errNoConsumer: the last reset deleted the consumer but could not create
+// it again.
+var errNoConsumer = errors.New("ingest: no consumer to pull from (its reset failed)")
+
 // consume pulls messages continuously and closes a batch when it is full or
 // MaxWait after its first message. It returns on error or cancellation.
 func (in *Ingester) consume(ctx context.Context) error {
+	if in.cons == nil {
+		return errNoConsumer // a reset deleted it and failed to create it
+	}
 	// Short pull expiries mean short heartbeats: a pull lost with a dead
 	// server is noticed in seconds, not half a minute.
 	it, err := in.cons.Messages(jetstream.PullMaxMessages(2*in.cfg.BatchSize), jetstream.PullExpiry(5*time.Second))
