@@ -1,5 +1,7 @@
 // Package natstest runs real in-process NATS servers with JetStream for
-// tests, on free ports with file storage in the test's temporary directory.
+// tests, on free ports with file storage in the test's temporary directory;
+// and clusters whose nodes are processes of the test binary, for tests
+// that kill a node as a crash would (proc.go).
 package natstest
 
 import (
