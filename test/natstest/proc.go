@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -68,7 +69,11 @@ func RunNodeIfAsked() {
 		os.Exit(2)
 	}
 	s.Start()
-	select {} // until killed
+	// Until killed, or until the test process is gone: it holds the other
+	// end of stdin, which the system closes when it dies (a panic runs
+	// no cleanup).
+	io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
 }
 
 // ProcessCluster is a JetStream cluster whose nodes are processes (this
@@ -106,12 +111,17 @@ func StartProcessCluster(t testing.TB, n int) *ProcessCluster {
 			t.Fatal(err)
 		}
 		cmd.Stdout, cmd.Stderr = logf, logf
+		alive, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
 			cmd.Process.Kill()
 			cmd.Wait()
+			alive.Close()
 			logf.Close()
 		})
 		c.nodes[nd.Name] = cmd
