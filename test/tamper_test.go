@@ -11,12 +11,14 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/versitygw"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
+	natstest.RunNodeIfAsked() // this binary as a node of a process cluster
 	dir, err := os.MkdirTemp("", "auditledger-test-")
 	if err != nil {
 		panic(err)

@@ -71,6 +71,18 @@ type Config struct {
 	// OnSeal, if set, is told of every sealed batch: how long the seal
 	// took, and for each event how long after its own time it was sealed.
 	OnSeal func(took time.Duration, ages []time.Duration)
+	// Lease, if set, is asked before every write to the store; nil means
+	// this ingester is surely the only writer.
+	Lease Lease
+}
+
+// Lease is the writer's hold on its log.
+type Lease interface {
+	// Wait MUST return nil at once while the lease surely holds; while it
+	// is in doubt (not renewed in time) it MUST block until it surely holds
+	// again, and it MUST return an error once the lease is lost or ctx
+	// ends.
+	Wait(ctx context.Context) error
 }
 
 // ErrStoreBehind: the store holds less than the bus says was sealed.
@@ -92,8 +104,11 @@ type Stats struct {
 // Ingester moves events from AUDIT_EVENTS into the log.
 type Ingester struct {
 	cfg  Config
-	cons jetstream.Consumer
-	next uint64 // the stream sequence to seal or reject next
+	cons jetstream.Consumer // nil after a reset that deleted it but failed to create it
+	// consumed: the consumer was created before, so creating it again is
+	// a reset.
+	consumed bool
+	next     uint64 // the stream sequence to seal or reject next
 	// published: records below this index are on AUDIT_LEDGER. Only the
 	// publisher goroutine touches it once Run has started.
 	published uint64
@@ -113,9 +128,10 @@ type Ingester struct {
 // told from a duplicate. So the writer delivers strictly in stream order
 // and, on any gap, starts the consumer again right where the log stands.
 func (in *Ingester) resetConsumer(ctx context.Context) error {
-	if in.cons != nil {
+	if in.consumed {
 		in.Stats.Resets.Add(1)
 	}
+	in.consumed = true
 	// A batch that failed after its seal (publishing its records, say)
 	// did not advance in.next; the log did.
 	in.next = max(in.next, in.cfg.Log.LastSource()+1)
@@ -263,9 +279,16 @@ func (in *Ingester) Run(ctx context.Context) error {
 // started again where the log stands.
 var errGap = errors.New("ingest: delivery out of order")
 
+// errNoConsumer: the last reset deleted the consumer but could not create
+// it again.
+var errNoConsumer = errors.New("ingest: no consumer to pull from (its reset failed)")
+
 // consume pulls messages continuously and closes a batch when it is full or
 // MaxWait after its first message. It returns on error or cancellation.
 func (in *Ingester) consume(ctx context.Context) error {
+	if in.cons == nil {
+		return errNoConsumer // a reset deleted it and failed to create it
+	}
 	// Short pull expiries mean short heartbeats: a pull lost with a dead
 	// server is noticed in seconds, not half a minute.
 	it, err := in.cons.Messages(jetstream.PullMaxMessages(2*in.cfg.BatchSize), jetstream.PullExpiry(5*time.Second))
@@ -634,6 +657,11 @@ func (in *Ingester) firstPresent(ctx context.Context, next, upTo uint64) (uint64
 func (in *Ingester) seal(ctx context.Context, entries []ledger.Entry) (*ledger.Seal, error) {
 	backoff := 100 * time.Millisecond
 	for {
+		if in.cfg.Lease != nil {
+			if err := in.cfg.Lease.Wait(ctx); err != nil {
+				return nil, fmt.Errorf("ingest: not sealing: %w", err)
+			}
+		}
 		last := in.cfg.Log.LastSource()
 		i := 0
 		for i < len(entries) && entries[i].Source <= last {
@@ -705,8 +733,10 @@ func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, c c
 // publishTimeout bounds the wait for JetStream to store a chunk of
 // records. An acknowledgement can be lost for good when a stream leader
 // dies with the publish in flight; the chunk is then published again from
-// the store (deduplicated by Nats-Msg-Id).
-const publishTimeout = 15 * time.Second
+// the store (deduplicated by Nats-Msg-Id). While the publisher waits, its
+// queue fills and sealing stops, so this is JetStream's own API timeout,
+// not more: at 15s a node's loss stalled sealing 14.7-14.9s (cluster test).
+const publishTimeout = 5 * time.Second
 
 // sleep waits d or until ctx is done; it reports whether ctx is still live.
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -40,7 +40,7 @@ type Config struct {
 	Consumer  string              // durable consumer and lease key; empty means "ledger"
 	BatchSize int                 // see ingest.Config
 	MaxWait   time.Duration       // see ingest.Config
-	LeaseTTL  time.Duration       // zero means 5s
+	LeaseTTL  time.Duration       // zero means 5s; while renewals fail the writer pauses sealing at 4/5 of it (see lease)
 	Logger    *slog.Logger        // nil means slog.Default()
 	OnWriter  func(l *ledger.Log) // called when this process becomes the writer (tests, dev banner)
 	Instance  string              // lease holder name; empty means hostname-pid-random
@@ -65,6 +65,8 @@ type writerMetrics struct {
 	consumer  string
 	log       atomic.Pointer[ledger.Log]
 	takeovers atomic.Uint64
+	lost      atomic.Uint64         // leases lost to another writer
+	lease     atomic.Pointer[lease] // while this process is the writer
 	sealSec   prometheus.Histogram
 	sealedAge prometheus.Histogram
 }
@@ -134,6 +136,11 @@ func Run(ctx context.Context, cfg Config) error {
 		case !m.ready.Load():
 			return "", errors.New("streams and lease bucket not set up yet")
 		case m.writer.Load():
+			if ls := m.lease.Load(); ls != nil {
+				if ok, until := ls.valid(); !ok {
+					return "", fmt.Errorf("the lease could not be renewed since %s: sealing paused until it is", until.Format(time.RFC3339))
+				}
+			}
 			if in := m.ingester.Load(); in != nil {
 				if err := in.Stats.SealFailure.Load(); err != nil {
 					return "", fmt.Errorf("sealing fails (retrying; nothing is acknowledged meanwhile): %v", *err)
@@ -156,6 +163,7 @@ func Run(ctx context.Context, cfg Config) error {
 	m.ready.Store(true)
 	defer m.ready.Store(false)
 	for ctx.Err() == nil {
+		sent := time.Now()
 		rev, err := kv.Create(ctx, cfg.Consumer, []byte(cfg.Instance))
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
@@ -166,18 +174,17 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		m.takeovers.Add(1)
 		cfg.Logger.Info("lease acquired: this process is the writer", "log", cfg.Consumer, "instance", cfg.Instance)
-		var held atomic.Uint64
-		held.Store(rev)
-		err = runWriter(ctx, cfg, kv, &held)
+		ls := newLease(cfg, kv, rev, sent)
+		err = runWriter(ctx, cfg, ls)
 		m.writer.Store(false)
 		if ctx.Err() != nil {
 			// Release so a standby need not wait for the TTL.
-			kv.Delete(context.WithoutCancel(ctx), cfg.Consumer, jetstream.LastRevision(held.Load()))
+			kv.Delete(context.WithoutCancel(ctx), cfg.Consumer, jetstream.LastRevision(ls.rev.Load()))
 			return nil
 		}
 		if errors.Is(err, ingest.ErrStoreBehind) {
 			// Not something a retry fixes: the operator must look.
-			kv.Delete(context.WithoutCancel(ctx), cfg.Consumer, jetstream.LastRevision(held.Load()))
+			kv.Delete(context.WithoutCancel(ctx), cfg.Consumer, jetstream.LastRevision(ls.rev.Load()))
 			return err
 		}
 		if errors.Is(err, ledger.ErrFenced) {
@@ -190,15 +197,18 @@ func Run(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// runWriter holds the lease (whose current revision is in rev) while it
-// opens the log and ingests; losing the lease cancels the ingester.
-func runWriter(ctx context.Context, cfg Config, kv jetstream.KeyValue, rev *atomic.Uint64) error {
+// runWriter holds the lease while it opens the log and ingests; losing
+// the lease cancels the ingester.
+func runWriter(ctx context.Context, cfg Config, ls *lease) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel(nil)
+	cfg.metrics.lease.Store(ls)
+	defer cfg.metrics.lease.Store(nil)
 	wg.Go(func() {
-		if err := holdLease(ctx, cfg, kv, rev); err != nil && ctx.Err() == nil {
+		if err := ls.hold(ctx); err != nil && ctx.Err() == nil {
+			cfg.metrics.lost.Add(1)
 			cfg.Logger.Error("lease lost: stopping the writer", "err", err)
 			cancel(fmt.Errorf("lease lost: %w", err))
 		}
@@ -211,7 +221,7 @@ func runWriter(ctx context.Context, cfg Config, kv jetstream.KeyValue, rev *atom
 		JetStream: cfg.JetStream, Log: l, Store: cfg.Store, Consumer: cfg.Consumer,
 		BatchSize: cfg.BatchSize, MaxWait: cfg.MaxWait, Logger: cfg.Logger, NewLog: cfg.NewLog,
 		Producers: cfg.Producers, RequireSigned: cfg.RequireSigned, IndexDir: cfg.IndexDir,
-		OnSeal: cfg.metrics.observeSeal,
+		OnSeal: cfg.metrics.observeSeal, Lease: ls,
 	})
 	if err != nil {
 		return err
@@ -229,57 +239,172 @@ func runWriter(ctx context.Context, cfg Config, kv jetstream.KeyValue, rev *atom
 	return err
 }
 
-// holdLease renews the lease every third of its TTL until ctx ends. A
-// renewal that fails is retried for as long as the lease surely has not
-// expired (a cluster node's loss costs a few failed requests, not the
-// lease); it is lost when that time runs out, or when the key holds
-// another writer's name.
-func holdLease(ctx context.Context, cfg Config, kv jetstream.KeyValue, rev *atomic.Uint64) error {
-	t := time.NewTicker(cfg.LeaseTTL / 3)
-	defer t.Stop()
-	// The lease surely lives until TTL after the last renewal was sent,
-	// less a margin for clock and transit.
-	valid := time.Now().Add(cfg.LeaseTTL * 3 / 4)
+// errLeaseLost: the lease key names another writer, at a revision newer
+// than this holder's.
+var errLeaseLost = errors.New("service: the lease is held by another writer")
+
+// lease is this process's hold on its log's key in the lease bucket.
+//
+// The key expires TTL after its last write, on every replica by its own
+// clock, whether or not the bucket has a leader. So the holder may write
+// until TTL less a margin (clock skew between the servers, a seal in
+// flight) after the start of its last successful renewal. A failed renewal
+// is retried, without end: while the bus cannot renew the lease, nobody
+// can take it either. Past the deadline sealing waits (Wait), and it
+// resumes when a renewal proves the key still this holder's, or when the
+// key expired and this holder creates it again (nobody else took it; one
+// who held it in between would have sealed, and the store then fences
+// this writer: ledger.ErrFenced). The lease is lost only when the key
+// names another writer.
+type lease struct {
+	kv       jetstream.KeyValue
+	key      string
+	instance string
+	ttl      time.Duration
+	log      *slog.Logger
+	rev      atomic.Uint64 // the key's revision this holder last wrote
+
+	mu      sync.Mutex
+	until   time.Time     // writes are safe before this
+	lost    error         // set once the key names another writer
+	changed chan struct{} // closed (and replaced) when until or lost changes
+}
+
+func newLease(cfg Config, kv jetstream.KeyValue, rev uint64, acquired time.Time) *lease {
+	ls := &lease{kv: kv, key: cfg.Consumer, instance: cfg.Instance, ttl: cfg.LeaseTTL, log: cfg.Logger, changed: make(chan struct{})}
+	ls.renewed(rev, acquired)
+	return ls
+}
+
+// safeFor is how long after a write's start the lease surely holds.
+func (ls *lease) safeFor() time.Duration { return ls.ttl - ls.ttl/5 }
+
+// renewed records a write of the key at rev that started at sent.
+func (ls *lease) renewed(rev uint64, sent time.Time) {
+	ls.rev.Store(rev)
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.until = sent.Add(ls.safeFor())
+	close(ls.changed)
+	ls.changed = make(chan struct{})
+}
+
+// lose records that the key names another writer.
+func (ls *lease) lose(err error) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.lost = err
+	close(ls.changed)
+	ls.changed = make(chan struct{})
+}
+
+// valid reports whether writes are safe now, and until when.
+func (ls *lease) valid() (bool, time.Time) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.lost == nil && time.Now().Before(ls.until), ls.until
+}
+
+// Wait returns nil at once while the lease surely holds; past its
+// deadline it waits until a renewal proves it held again. It returns an
+// error once the lease is lost or ctx ends (ingest.Lease).
+func (ls *lease) Wait(ctx context.Context) error {
 	for {
-		select {
-		case <-ctx.Done():
+		ls.mu.Lock()
+		lost, ok, changed := ls.lost, time.Now().Before(ls.until), ls.changed
+		ls.mu.Unlock()
+		switch {
+		case lost != nil:
+			return lost
+		case ok:
 			return nil
-		case <-t.C:
 		}
-		for {
-			sent := time.Now()
-			actx, cancel := context.WithTimeout(ctx, cfg.LeaseTTL/4)
-			r, err := kv.Update(actx, cfg.Consumer, []byte(cfg.Instance), rev.Load())
-			cancel()
-			if err == nil {
-				rev.Store(r)
-				valid = sent.Add(cfg.LeaseTTL * 3 / 4)
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, jetstream.ErrKeyExists) {
-				// A renewal whose answer was lost may have landed: the key
-				// then holds this writer's name at a newer revision.
-				gctx, cancel := context.WithTimeout(ctx, cfg.LeaseTTL/4)
-				e, gerr := kv.Get(gctx, cfg.Consumer)
-				cancel()
-				if gerr == nil && string(e.Value()) == cfg.Instance {
-					rev.Store(e.Revision())
-					continue
-				}
-				if gerr == nil {
-					return fmt.Errorf("held by %q now: %w", e.Value(), err)
-				}
-			}
-			if time.Now().After(valid) {
-				return err
-			}
-			cfg.Logger.Warn("lease renewal failed; retrying while the lease is surely valid", "err", err, "valid_for", time.Until(valid).Round(time.Millisecond))
-			sleep(ctx, min(100*time.Millisecond, time.Until(valid)))
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
 	}
+}
+
+// hold renews the lease every quarter of its TTL, and every 100ms while
+// renewals fail, until ctx ends (nil) or the lease is lost.
+func (ls *lease) hold(ctx context.Context) error {
+	wait := ls.ttl / 4
+	var failing time.Time // since when renewals fail; zero while they succeed
+	paused := false
+	for {
+		sleep(ctx, wait)
+		if ctx.Err() != nil {
+			return nil
+		}
+		sent := time.Now()
+		err := ls.renew(ctx, sent)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errLeaseLost):
+			ls.lose(err)
+			return err
+		case err == nil:
+			if !failing.IsZero() {
+				ls.log.Info("lease renewed after failed renewals", "failing_for", time.Since(failing).Round(time.Millisecond), "sealing_paused", paused)
+			}
+			failing, paused, wait = time.Time{}, false, ls.ttl/4
+			continue
+		}
+		wait = 100 * time.Millisecond
+		if failing.IsZero() {
+			failing = sent
+			ls.log.Warn("lease renewal failed; retrying (the lease holds until it names another writer)", "err", err)
+		}
+		if ok, until := ls.valid(); !ok && !paused {
+			paused = true
+			ls.log.Warn("lease not renewed in time: sealing paused until it is", "err", err, "since", until.Format(time.RFC3339Nano))
+		}
+	}
+}
+
+// renew writes the key again at the revision this holder last wrote. It
+// returns an error wrapping errLeaseLost when the key names another writer
+// at a newer revision; any other error leaves the lease in doubt.
+func (ls *lease) renew(ctx context.Context, sent time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, ls.ttl/4)
+	defer cancel()
+	rev := ls.rev.Load()
+	r, err := ls.kv.Update(ctx, ls.key, []byte(ls.instance), rev)
+	if err == nil {
+		ls.renewed(r, sent)
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return err
+	}
+	// The key is no longer at rev: a renewal whose answer was lost
+	// landed, it expired, or another writer holds it. Reads may come from
+	// a replica that lags (direct get), so only a newer revision counts.
+	e, gerr := ls.kv.Get(ctx, ls.key)
+	switch {
+	case gerr == nil && e.Revision() <= rev:
+		return fmt.Errorf("service: renew lease at revision %d: %w (read revision %d from a lagging replica)", rev, err, e.Revision())
+	case gerr == nil && string(e.Value()) == ls.instance:
+		ls.rev.Store(e.Revision()) // renew from there, next time
+		return fmt.Errorf("service: renew lease at revision %d: %w (an earlier renewal landed at %d)", rev, err, e.Revision())
+	case gerr == nil:
+		return fmt.Errorf("%w: %q at revision %d (this writer's was %d)", errLeaseLost, e.Value(), e.Revision(), rev)
+	case !errors.Is(gerr, jetstream.ErrKeyNotFound):
+		return fmt.Errorf("service: renew lease at revision %d: %w; reading it: %w", rev, err, gerr)
+	}
+	// Expired (or deleted): nobody holds it, and creating it is atomic.
+	r, cerr := ls.kv.Create(ctx, ls.key, []byte(ls.instance))
+	if cerr != nil {
+		// Another writer's create, or this one's whose answer was lost:
+		// the next read tells.
+		return fmt.Errorf("service: lease expired at revision %d; taking it again: %w", rev, cerr)
+	}
+	ls.log.Warn("lease expired while it could not be renewed; taken again", "revision", r)
+	ls.renewed(r, sent)
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -297,6 +422,7 @@ type writerCollector struct{ m *writerMetrics }
 var (
 	descWriter    = prometheus.NewDesc("auditledger_writer", "1 if this process holds the writer lease", nil, nil)
 	descTakeovers = prometheus.NewDesc("auditledger_lease_acquired_total", "times this process became the writer", nil, nil)
+	descLost      = prometheus.NewDesc("auditledger_lease_lost_total", "times this process lost the writer lease to another writer", nil, nil)
 	descLogSize   = prometheus.NewDesc("auditledger_log_size", "records sealed in the log", nil, nil)
 	descCounters  = map[string]*prometheus.Desc{
 		"ingested":    prometheus.NewDesc("auditledger_ingested_total", "records sealed by this process (events, rejections, gaps)", nil, nil),
@@ -314,7 +440,7 @@ var (
 )
 
 func (c writerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descWriter, descTakeovers, descLogSize, descBatch, descLag, descAckPen} {
+	for _, d := range []*prometheus.Desc{descWriter, descTakeovers, descLost, descLogSize, descBatch, descLag, descAckPen} {
 		ch <- d
 	}
 	for _, d := range descCounters {
@@ -332,6 +458,7 @@ func (c writerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descWriter, prometheus.GaugeValue, b2f(m.writer.Load()))
 	ch <- prometheus.MustNewConstMetric(descTakeovers, prometheus.CounterValue, float64(m.takeovers.Load()))
+	ch <- prometheus.MustNewConstMetric(descLost, prometheus.CounterValue, float64(m.lost.Load()))
 	if l := m.log.Load(); l != nil {
 		ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(l.Size()))
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
@@ -23,6 +24,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/s3"
 	"github.com/auditledger/auditledger/ledger/service"
 	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/testnet"
 	"github.com/auditledger/auditledger/test/versitygw"
 )
 
@@ -150,6 +152,91 @@ func TestTwoWritersHandOver(t *testing.T) {
 	})
 	b.stop()
 	checkExactlyOnce(t, store, signer, 600, 0)
+}
+
+// TestLeaseOutlivesBusOutage: the bus is down for longer than the lease
+// TTL, so the lease key expires meanwhile; but nobody can take it while
+// the bus is down, so the writer keeps it. It stops sealing once the lease
+// is no longer surely its own (/readyz says so) and, with the bus back,
+// takes the expired key again and seals on: one takeover, no loss.
+func TestLeaseOutlivesBusOutage(t *testing.T) {
+	dir, keys, port := t.TempDir(), t.TempDir(), testnet.Port(t)
+	srv := natstest.StartSecureIn(t, dir, port, keys)
+	_, js := srv.ConnectAs(t, bus.Ledger, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	store, _ := file.New(t.TempDir())
+	signer := newSigner(t)
+	w := startWriter(t, js, store, signer, 0)
+	logSize := func() (uint64, error) {
+		l, err := ledger.Open(t.Context(), ledger.Config{Store: store, Signer: signer})
+		if err != nil {
+			return 0, err
+		}
+		return l.Size(), nil
+	}
+	sealed := func(n uint64) func() error {
+		return func() error {
+			if size, err := logSize(); err != nil || size != n {
+				return fmt.Errorf("log size %d (%v), want %d", size, err, n)
+			}
+			return nil
+		}
+	}
+	_, pjs := srv.ConnectAs(t, bus.Proxy)
+	em, _ := emitter.New(emitter.Config{JetStream: pjs})
+	emitRange(t, em, 0, 100)
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, sealed(100))
+
+	srv.Shutdown()
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if code, body := readyz(w); code == http.StatusOK || !strings.Contains(body, "sealing paused") {
+			return fmt.Errorf("/readyz with the bus down: %d %s", code, body)
+		}
+		return nil
+	})
+	// The fault itself, not a wait for readiness: the bus stays down past
+	// the key's expiry (the lease TTL after its last renewal).
+	time.Sleep(time.Second)
+	srv = natstest.StartSecureIn(t, dir, port, keys)
+	_, pjs = srv.ConnectAs(t, bus.Proxy)
+	em, _ = emitter.New(emitter.Config{JetStream: pjs})
+	emitRange(t, em, 100, 200)
+	natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, sealed(200))
+	if code, body := readyz(w); code != http.StatusOK || !strings.Contains(body, "ledger: ready: writer") {
+		t.Errorf("/readyz with the bus back: %d %s", code, body)
+	}
+	if got, lost := metric(w, "auditledger_lease_acquired_total"), metric(w, "auditledger_lease_lost_total"); got != "1" || lost != "0" {
+		t.Errorf("lease acquired %s times and lost %s times, want once and never", got, lost)
+	}
+	w.stop()
+	checkExactlyOnce(t, store, signer, 200, 0)
+}
+
+// TestLeaseLostToAnotherWriter: a renewal that finds the key naming
+// another writer loses the lease at once; the writer stops.
+func TestLeaseLostToAnotherWriter(t *testing.T) {
+	srv := natstest.StartSecure(t)
+	_, js := srv.ConnectAs(t, bus.Ledger)
+	store, _ := file.New(t.TempDir())
+	w := startWriter(t, js, store, newSigner(t), 0)
+	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if !w.isWriter() {
+			return fmt.Errorf("not the writer yet")
+		}
+		return nil
+	})
+	kv, err := js.KeyValue(t.Context(), bus.LeaseBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), "ledger", []byte("another-writer")); err != nil {
+		t.Fatal(err)
+	}
+	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if lost := metric(w, "auditledger_lease_lost_total"); lost != "1" {
+			return fmt.Errorf("auditledger_lease_lost_total %q, want 1", lost)
+		}
+		return nil
+	})
 }
 
 // TestS3Outage: with the S3 server down, the writer backs off and

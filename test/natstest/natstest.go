@@ -1,5 +1,7 @@
 // Package natstest runs real in-process NATS servers with JetStream for
-// tests, on free ports with file storage in the test's temporary directory.
+// tests, on free ports with file storage in the test's temporary directory;
+// and clusters whose nodes are processes of the test binary, for tests
+// that kill a node as a crash would (proc.go).
 package natstest
 
 import (
@@ -182,8 +184,9 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		c.Servers = append(c.Servers, &Server{Server: s, StoreDir: opts.StoreDir, KeysDir: c.KeysDir})
 	}
 	for _, s := range c.Servers {
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("cluster node not ready")
+		// Generous: three servers starting on busy CPUs.
+		if !s.ReadyForConnections(30 * time.Second) {
+			t.Fatalf("cluster node %s not ready after 30s", s.Name())
 		}
 	}
 	CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
