@@ -283,15 +283,27 @@ var errGap = errors.New("ingest: delivery out of order")
 // it again.
 var errNoConsumer = errors.New("ingest: no consumer to pull from (its reset failed)")
 
+// The pull's heartbeat, and how long consume waits for a message when it
+// holds none: more than two heartbeats, so that a lost pull is noticed.
+const (
+	pullHeartbeat = time.Second
+	idleWait      = 3 * pullHeartbeat
+)
+
 // consume pulls messages continuously and closes a batch when it is full or
 // MaxWait after its first message. It returns on error or cancellation.
 func (in *Ingester) consume(ctx context.Context) error {
 	if in.cons == nil {
 		return errNoConsumer // a reset deleted it and failed to create it
 	}
-	// Short pull expiries mean short heartbeats: a pull lost with a dead
-	// server is noticed in seconds, not half a minute.
-	it, err := in.cons.Messages(jetstream.PullMaxMessages(2*in.cfg.BatchSize), jetstream.PullExpiry(5*time.Second))
+	// A pull request lost with a dead server (the consumer's leader killed
+	// while this connection stays up) gets no answer and no heartbeat, and
+	// the iterator, counting its messages as still to come, never asks
+	// again: sealing would stop for good. nats.go notices only missing
+	// heartbeats (two in a row) within a single Next call, so the idle wait
+	// below must be longer than two heartbeats; Next then reports
+	// ErrNoHeartbeat and the consumer is started again.
+	it, err := in.cons.Messages(jetstream.PullMaxMessages(2*in.cfg.BatchSize), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		return err
 	}
@@ -301,7 +313,7 @@ func (in *Ingester) consume(ctx context.Context) error {
 	var deadline time.Time
 	held := 0 // events in msgs: a batch message holds many
 	for ctx.Err() == nil {
-		wait := time.Second
+		wait := idleWait
 		if len(msgs) > 0 {
 			wait = time.Until(deadline)
 		}
