@@ -483,6 +483,22 @@ func TestEmptyStoreIsNotANewLog(t *testing.T) {
 	_, l, stop := h.start(50)
 	h.emit(0, 5)
 	waitSize(t, l, 5)
+	// The writer acknowledges after sealing: wait until the bus knows the
+	// five are sealed (busy cores can delay the acknowledgement past stop).
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		c, err := h.js.Consumer(t.Context(), bus.EventsStream, "ledger")
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(t.Context())
+		if err != nil {
+			return err
+		}
+		if info.AckFloor.Stream < 5 {
+			return fmt.Errorf("ack floor %d, want 5", info.AckFloor.Stream)
+		}
+		return nil
+	})
 	stop()
 	h.emit(5, 2)
 
