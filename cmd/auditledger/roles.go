@@ -701,6 +701,7 @@ func (c *projectorRole) prepare(ctx context.Context, e *env, log *slog.Logger) (
 		return nil, fmt.Errorf("AUDITLEDGER_DATABASE_URL: %w", err)
 	}
 	var applied atomic.Uint64
+	var started atomic.Bool // the cursor of earlier runs is read: applied is the projection's size
 	segments := prometheus.NewCounter(prometheus.CounterOpts{Name: "auditledger_projector_segments_total", Help: "segments the projector applied"})
 	e.health.Registry().MustRegister(segments, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditledger_projector_applied",
 		Help: "records applied to the projection (its size)"}, func() float64 { return float64(applied.Load()) }))
@@ -710,6 +711,9 @@ func (c *projectorRole) prepare(ctx context.Context, e *env, log *slog.Logger) (
 		if err := db.Ping(pctx); err != nil {
 			return "", fmt.Errorf("projection database unreachable: %v", err)
 		}
+		if !started.Load() {
+			return "", errors.New("reading the projection's cursor")
+		}
 		return fmt.Sprintf("applied %d records", applied.Load()), nil
 	})
 	log.Info("projector starting", "store", store.Store.String())
@@ -717,9 +721,10 @@ func (c *projectorRole) prepare(ctx context.Context, e *env, log *slog.Logger) (
 		defer db.Close()
 		if pos, err := projections.Cursor(ctx, db, c.Name); err == nil {
 			applied.Store(pos.Size) // what earlier runs applied
+			started.Store(true)
 		}
 		return projections.Run(ctx, projections.Config{DB: db, Store: store.Store, Verifier: v, Name: c.Name, Poll: time.Duration(c.Poll), Logger: log,
-			Applied:     func(p ledger.Position) { applied.Store(p.Size); segments.Inc() },
+			Applied:     func(p ledger.Position) { applied.Store(p.Size); started.Store(true); segments.Inc() },
 			VerifyEvery: time.Duration(c.VerifyEvery), Retention: store.Retention})
 	}, nil
 }
