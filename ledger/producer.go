@@ -54,7 +54,7 @@ func signedMessage(event []byte) []byte {
 
 // SignEvent signs an encoded event with a producer's key and returns the
 // value of the header that carries it to the writer
-// (emitter.SignatureHeader): "<key name> <base64 of key hash ‖ signature>".
+// (bus.HeaderSignature): "<key name> <base64 of key hash ‖ signature>".
 func SignEvent(s *NoteSigner, event []byte) string {
 	return s.name + " " + s.producerSig(signedMessage(event))
 }

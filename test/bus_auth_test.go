@@ -17,14 +17,14 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/ledgertest"
-	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/ledger/writer"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/test/natstest"
 )
@@ -76,7 +76,7 @@ func TestBusLeastPrivilege(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- service.Run(ctx, service.Config{JetStream: ljs, Store: store, Signer: signer,
+		done <- writer.Run(ctx, writer.Config{JetStream: ljs, Store: store, Signer: signer,
 			BatchSize: 100, MaxWait: 10 * time.Millisecond, LeaseTTL: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))})
 	}()
 	defer func() { stop(); <-done }()
@@ -119,13 +119,13 @@ func TestBusLeastPrivilege(t *testing.T) {
 	claim := eventstest.Command("claims-pg-2", "")
 	claim.Source.Instance = "pg-2"
 	claimRaw, _ := claim.Marshal()
-	if _, err := t1js.Publish(t.Context(), events.Subject(claim.Tenant, claim.Type, "t1"), claimRaw); err != nil {
+	if _, err := t1js.Publish(t.Context(), bus.Subject(claim.Tenant, claim.Type, "t1"), claimRaw); err != nil {
 		t.Fatal(err)
 	}
 	// In its own batch, likewise: the writer checks every event's producer.
 	ok := eventstest.Command("batched-t1", "")
 	okRaw, _ := ok.Marshal()
-	if _, err := t1js.Publish(t.Context(), events.BatchSubject("t1"), events.AppendBatch(events.AppendBatch(nil, okRaw), claimRaw)); err != nil {
+	if _, err := t1js.Publish(t.Context(), bus.BatchSubject("t1"), bus.AppendBatch(bus.AppendBatch(nil, okRaw), claimRaw)); err != nil {
 		t.Fatal(err)
 	}
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
@@ -181,7 +181,7 @@ func TestBusLeastPrivilege(t *testing.T) {
 		name    string
 		subject string
 		data    string
-		skip    bus.Role // the one role this is its own work
+		skip    bus.Principal // the one role this is its own work
 	}
 	attempts := []attempt{
 		{"delete AUDIT_EVENTS", "$JS.API.STREAM.DELETE.AUDIT_EVENTS", "", ""},
@@ -200,19 +200,19 @@ func TestBusLeastPrivilege(t *testing.T) {
 	forged := eventstest.Command("forged-1", "")
 	forged.Source.Instance = "pg-2"
 	forgedRaw, _ := forged.Marshal()
-	roleOnly := map[bus.Role][]attempt{
+	roleOnly := map[bus.Principal][]attempt{
 		bus.Producer("t1"): {
-			{"publish an event as another producer", events.Subject(forged.Tenant, forged.Type, "pg-2"), string(forgedRaw), ""},
-			{"publish a batch as another producer", events.BatchSubject("pg-2"), string(forgedRaw) + "\n", ""},
+			{"publish an event as another producer", bus.Subject(forged.Tenant, forged.Type, "pg-2"), string(forgedRaw), ""},
+			{"publish a batch as another producer", bus.BatchSubject("pg-2"), string(forgedRaw) + "\n", ""},
 			{"write the lease", "$KV.AUDIT_LEDGER_LEASES.ledger", "x", ""},
 		},
 		bus.Reader: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
 			{"publish an event", "audit.events.acme.command.executed", `{}`, ""},
-			{"publish a batch", events.BatchSubject("t1"), "{}\n", ""}},
+			{"publish a batch", bus.BatchSubject("t1"), "{}\n", ""}},
 		bus.Ledger: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
 			{"publish an event", "audit.events.acme.command.executed", `{}`, ""}},
 	}
-	for _, role := range []bus.Role{bus.Ledger, bus.API, bus.Proxy, bus.Reader, bus.Producer("t1")} {
+	for _, role := range []bus.Principal{bus.Ledger, bus.API, bus.Proxy, bus.Reader, bus.Producer("t1")} {
 		var v violations
 		nc, _ := srv.ConnectAs(t, role, nats.ErrorHandler(v.handler))
 		for _, a := range append(attempts, roleOnly[role]...) {
@@ -397,7 +397,7 @@ func TestForwarderConsumersArePrivate(t *testing.T) {
 		{"read its state", "$JS.API.CONSUMER.INFO." + stream + "." + durable, ""},
 		{"acknowledge its record", first.Reply(), "+ACK"},
 	}
-	for _, role := range []bus.Role{bus.Reader, bus.Forwarder("hec")} {
+	for _, role := range []bus.Principal{bus.Reader, bus.Forwarder("hec")} {
 		var v violations
 		nc, _ := srv.ConnectAs(t, role, nats.ErrorHandler(v.handler))
 		for _, a := range attempts {
@@ -478,7 +478,7 @@ func TestEmitRefusedCredentialEndsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := eventLines(0, 2) // from producer instance p1
-	for _, role := range []bus.Role{bus.Reader, bus.Producer("t1")} {
+	for _, role := range []bus.Principal{bus.Reader, bus.Producer("t1")} {
 		seed := nkeyauth.SeedFile(srv.KeysDir, role)
 		r := run(t, lines, nil, "emit", "--nats", srv.ClientURL(), "--nkey", seed)
 		if r.code != 1 {

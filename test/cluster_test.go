@@ -15,13 +15,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/events/eventstest"
+	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/health"
-	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/ledger/writer"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
@@ -59,7 +59,7 @@ func TestClusterNodeKilled(t *testing.T) {
 // node leading victim (a stream) with stopNode, and checks what the writer
 // sealed.
 func clusterNodeLoss(t *testing.T, victim, urls, keysDir, stopping string, stopNode func(name string)) {
-	connect := func(role bus.Role) jetstream.JetStream {
+	connect := func(role bus.Principal) jetstream.JetStream {
 		opts := append(natstest.RoleOptions(t, keysDir, role), nats.Name(string(role)), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 		nc, err := nats.Connect(urls, opts...)
 		if err != nil {
@@ -88,7 +88,7 @@ func clusterNodeLoss(t *testing.T, victim, urls, keysDir, stopping string, stopN
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- service.Run(ctx, service.Config{
+		done <- writer.Run(ctx, writer.Config{
 			JetStream: wjs, Store: store, Signer: signer, Streams: bus.StreamOptions{Replicas: 3},
 			BatchSize: 200, MaxWait: 20 * time.Millisecond, LeaseTTL: 2 * time.Second,
 			Logger: slog.New(slog.NewTextHandler(testLog{t}, nil)), Health: h,

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
@@ -18,7 +20,6 @@ import (
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestProxyIntoVerifiedLedger: psql → `auditledger proxy postgres` →

@@ -15,14 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
-	"github.com/auditledger/auditledger/services/oidcdev"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
 	"github.com/auditledger/auditledger/test/testnet"
-	"github.com/prometheus/common/expfmt"
 )
 
 // TestServeAllRoles runs `serve` as production would, every role in one

@@ -11,15 +11,19 @@ const module = "github.com/auditledger/auditledger"
 
 // May each top-level directory import from the others? Dependencies point
 // one way: events ← ledger ← projections ← services ← cmd, with compliance
-// (data and pure functions) beside events. Test-only imports don't count.
+// (data and pure functions) beside events, and internal (process plumbing
+// no other program should import: health, strict YAML, the development
+// PostgreSQL and OpenID provider) below all of them. Test-only imports
+// don't count.
 var allowed = map[string][]string{
-	"events":      {},
-	"compliance":  {"events"},
-	"ledger":      {"events"},
-	"projections": {"events", "ledger", "compliance"},
-	"services":    {"events", "ledger", "compliance", "projections"},
-	"cmd":         {"events", "ledger", "compliance", "projections", "services"},
-	"test":        {"events", "ledger", "compliance", "projections", "services"},
+	"internal":    {},
+	"events":      {"internal"},
+	"compliance":  {"events", "internal"},
+	"ledger":      {"events", "internal"},
+	"projections": {"events", "ledger", "compliance", "internal"},
+	"services":    {"events", "ledger", "compliance", "projections", "internal"},
+	"cmd":         {"events", "ledger", "compliance", "projections", "services", "internal"},
+	"test":        {"events", "ledger", "compliance", "projections", "services", "internal"},
 }
 
 type pkg struct {
@@ -84,5 +88,36 @@ func TestEveryPackageDocumented(t *testing.T) {
 		if strings.TrimSpace(p.Doc) == "" {
 			t.Errorf("%s has no package comment", p.ImportPath)
 		}
+	}
+}
+
+// The writer seals what producers publish; it shares their bus names
+// (ledger/bus) but never their library (ledger/bus/emitter), so nothing
+// in how producers batch, spool or sign can change what the writer accepts.
+func TestWriterDoesNotImportTheProducerLibrary(t *testing.T) {
+	producer := module + "/ledger/bus/emitter"
+	writers := []string{module + "/ledger/ingest", module + "/ledger/writer", module + "/ledger"}
+	deps := map[string][]string{}
+	for _, p := range listPackages(t) {
+		deps[p.ImportPath] = p.Imports
+	}
+	for _, w := range writers {
+		seen := map[string]bool{}
+		var walk func(string, []string)
+		walk = func(p string, path []string) {
+			if seen[p] {
+				return
+			}
+			seen[p] = true
+			for _, imp := range deps[p] {
+				if imp == producer {
+					t.Errorf("%s imports the producer library: %s", w, strings.Join(append(path, p, imp), " → "))
+				}
+				if strings.HasPrefix(imp, module+"/") {
+					walk(imp, append(path, p))
+				}
+			}
+		}
+		walk(w, nil)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 )
 
 // fsyncRecorder is the store of bench proxy's fsync yardsticks

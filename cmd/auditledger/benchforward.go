@@ -26,10 +26,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
-	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/writer"
 	"github.com/auditledger/auditledger/services/siem"
 )
 
@@ -120,7 +120,7 @@ func forwardRun(ctx context.Context, stdout io.Writer, name string, o forwardOpt
 	defer cancel()
 	writerDone := make(chan error, 1)
 	go func() {
-		writerDone <- service.Run(rctx, service.Config{JetStream: ledgerJS, Store: store, Signer: signer, BatchSize: 5000, MaxWait: 20 * time.Millisecond,
+		writerDone <- writer.Run(rctx, writer.Config{JetStream: ledgerJS, Store: store, Signer: signer, BatchSize: 5000, MaxWait: 20 * time.Millisecond,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	}()
 	defer func() { cancel(); <-writerDone }()

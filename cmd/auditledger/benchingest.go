@@ -20,11 +20,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/ledger/writer"
 )
 
 func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -139,7 +139,7 @@ func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers,
 	done := make(chan error, 1)
 	var writing atomic.Pointer[ledger.Log]
 	go func() {
-		done <- service.Run(rctx, service.Config{JetStream: ledgerJS, Store: store, Signer: signer, BatchSize: batch, MaxWait: maxWait,
+		done <- writer.Run(rctx, writer.Config{JetStream: ledgerJS, Store: store, Signer: signer, BatchSize: batch, MaxWait: maxWait,
 			Producers: registry, RequireSigned: registry != nil,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), OnWriter: func(l *ledger.Log) { writing.Store(l) }})
 	}()

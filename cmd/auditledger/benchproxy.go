@@ -25,11 +25,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/ledger/writer"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 )
@@ -48,7 +48,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy, NATS and the writer (this process) to FILE")
 	runs := fs.Int("runs", 1, "pgbench runs per path, client count and script; with more than one, each row is the run of median TPS and shows the range")
-	writer := fs.Bool("writer", true, "run the ledger writer in this process, sealing what the proxy records; false measures the proxy with the writer on another node (events are stored on the bus, not sealed here)")
+	withWriter := fs.Bool("writer", true, "run the ledger writer in this process, sealing what the proxy records; false measures the proxy with the writer on another node (events are stored on the bus, not sealed here)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -217,7 +217,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	}
 
 	where := "running in this process"
-	if !*writer {
+	if !*withWriter {
 		where = "not running (on another node: events are stored on the bus, not sealed here)"
 	}
 	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, producer signatures %s, policy %q, bus authentication on, ledger writer %s\n", *duration, *scale, *sign, *policyFile, where)
@@ -307,7 +307,7 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 		if len(proxies[s]) == 0 {
 			continue
 		}
-		err := withBenchLedger(ctx, filepath.Join(dir, "fsync-"+s), s == "always", *writer, *sign, func(em *emitter.Emitter) error {
+		err := withBenchLedger(ctx, filepath.Join(dir, "fsync-"+s), s == "always", *withWriter, *sign, func(em *emitter.Emitter) error {
 			for i, d := range durabilities {
 				proxies[s][i].stored = func() (uint64, uint64) {
 					st := &em.Stats
@@ -476,7 +476,7 @@ func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPat
 // withBenchLedger runs an embedded NATS (fsync always or interval), with
 // writer the ledger writer on a local store, and an emitter with the
 // proxy's bus role, for the length of fn.
-func withBenchLedger(ctx context.Context, dir string, syncAlways, writer bool, sign string, fn func(*emitter.Emitter) error) error {
+func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter bool, sign string, fn func(*emitter.Emitter) error) error {
 	ns, dial, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
 	if err != nil {
 		return err
@@ -496,11 +496,11 @@ func withBenchLedger(ctx context.Context, dir string, syncAlways, writer bool, s
 	}
 	skey, _, _ := ledger.GenerateKey(nil, "bench.auditledger.local/log")
 	signer, _ := ledger.NewNoteSigner(skey)
-	if writer {
+	if withWriter {
 		wctx, stopWriter := context.WithCancel(ctx)
 		written := make(chan error, 1)
 		go func() {
-			written <- service.Run(wctx, service.Config{JetStream: ledgerJS, Store: store, Signer: signer,
+			written <- writer.Run(wctx, writer.Config{JetStream: ledgerJS, Store: store, Signer: signer,
 				IndexDir: filepath.Join(dir, "index"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		}()
 		defer func() { stopWriter(); <-written }()

@@ -17,16 +17,16 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/internal/health"
+	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/health"
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
-	"github.com/auditledger/auditledger/services/oidcdev"
 )
 
 // benchRead measures the read path on a log of --n events: the rebuild,

@@ -45,7 +45,7 @@ type busDialer struct {
 
 // connect opens a connection as role. A NATS URL that cannot name a
 // server is refused at once, never waited for.
-func (d *busDialer) connect(role bus.Role) (*nats.Conn, jetstream.JetStream, error) {
+func (d *busDialer) connect(role bus.Principal) (*nats.Conn, jetstream.JetStream, error) {
 	log := d.log
 	if log == nil {
 		log = slog.Default()
@@ -119,11 +119,11 @@ func (d *busDialer) connect(role bus.Role) (*nats.Conn, jetstream.JetStream, err
 // single seed file named after a role (reader.nk, producer-pg-1.nk, as
 // auditledger keys nats writes them), that role, whose inbox prefix its
 // permissions allow and whose name the logs and errors must give.
-func (d *busDialer) role(want bus.Role) bus.Role {
+func (d *busDialer) role(want bus.Principal) bus.Principal {
 	if d.seedFile == "" {
 		return want
 	}
-	if r, err := bus.ParseRole(strings.TrimSuffix(filepath.Base(d.seedFile), ".nk")); err == nil {
+	if r, err := bus.ParsePrincipal(strings.TrimSuffix(filepath.Base(d.seedFile), ".nk")); err == nil {
 		return r
 	}
 	return want
@@ -131,10 +131,10 @@ func (d *busDialer) role(want bus.Role) bus.Role {
 
 // credential says which bus role a connection as role uses, and with
 // which seed or credentials file, for logs and errors.
-func (d *busDialer) credential(role bus.Role) string {
+func (d *busDialer) credential(role bus.Principal) string {
 	switch {
 	case d.seedFile != "":
-		if _, err := bus.ParseRole(strings.TrimSuffix(filepath.Base(d.seedFile), ".nk")); err != nil {
+		if _, err := bus.ParsePrincipal(strings.TrimSuffix(filepath.Base(d.seedFile), ".nk")); err != nil {
 			return fmt.Sprintf("%s (assumed: the seed %s is not named after a role)", role, d.seedFile)
 		}
 		return fmt.Sprintf("%s (seed %s)", role, d.seedFile)
@@ -222,7 +222,7 @@ func redactURL(s string) string {
 }
 
 // hasSeed reports whether the keys directory holds role's seed.
-func (d *busDialer) hasSeed(role bus.Role) bool {
+func (d *busDialer) hasSeed(role bus.Principal) bool {
 	if d.keysDir == "" {
 		return false
 	}
@@ -241,7 +241,7 @@ func (d *busDialer) close() {
 }
 
 // busRole is the bus role a serve role connects as.
-func busRole(role string) bus.Role {
+func busRole(role string) bus.Principal {
 	switch role {
 	case "ledger":
 		return bus.Ledger

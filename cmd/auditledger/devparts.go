@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/services/identity"
-	"github.com/auditledger/auditledger/services/oidcdev"
 )
 
 // devUsers are the identities of the development OpenID provider. Their

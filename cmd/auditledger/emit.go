@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 )
 
 // emitLines publishes one event per line; with ids, the id of each event

@@ -15,11 +15,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/auditledger/auditledger/events"
+	"golang.org/x/crypto/ssh"
+
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/projections/evidence"
-	"golang.org/x/crypto/ssh"
 )
 
 func keysGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -128,7 +129,7 @@ func keysNATS(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	var producers []string
 	for _, p := range strings.Split(*producersArg, ",") {
 		if p = strings.TrimSpace(p); p != "" {
-			if tok := events.ProducerToken(p); tok != p {
+			if tok := bus.ProducerToken(p); tok != p {
 				return fmt.Errorf("keys nats: --producers: %q is not a plain name (letters, digits, - and _, at most 64): its events would go to subject token %s", p, tok)
 			}
 			producers = append(producers, p)

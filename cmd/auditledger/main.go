@@ -17,7 +17,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/auditledger/auditledger/services/policyfile"
+	"github.com/auditledger/auditledger/internal/yamlstrict"
 )
 
 const usage = `auditledger — tamper-evident audit ledger
@@ -154,7 +154,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		names = append(names, n)
 	}
 	if len(args) >= 2 && !strings.HasPrefix(args[1], "-") {
-		if near := policyfile.Nearest(args[0]+" "+args[1], names); near != "" && strings.Contains(near, " ") {
+		if near := yamlstrict.Nearest(args[0]+" "+args[1], names); near != "" && strings.Contains(near, " ") {
 			return fmt.Errorf("unknown command %q: did you mean %q? (see auditledger -h)", args[0]+" "+args[1], near)
 		}
 	}
@@ -170,7 +170,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return fmt.Errorf("%q needs a subcommand: %s (see auditledger -h)", args[0], strings.Join(subs, ", "))
 	}
 	asked := args[0]
-	if near := policyfile.Nearest(asked, names); near != "" {
+	if near := yamlstrict.Nearest(asked, names); near != "" {
 		return fmt.Errorf("unknown command %q: did you mean %q? (see auditledger -h)", asked, near)
 	}
 	return fmt.Errorf("unknown command %q; see auditledger -h", asked)
@@ -251,7 +251,7 @@ func unknownFlag(fs *flag.FlagSet, args []string) error {
 		if f == nil {
 			var names []string
 			fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-			if near := policyfile.Nearest(name, names); near != "" {
+			if near := yamlstrict.Nearest(name, names); near != "" {
 				return fmt.Errorf("%s: unknown flag --%s: did you mean --%s? (see -h)", commandName(fs), name, near)
 			}
 			return fmt.Errorf("%s: unknown flag --%s (see -h)", commandName(fs), name)

@@ -9,8 +9,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/auditledger/auditledger/ledger/health"
 	"github.com/nats-io/nats.go"
+
+	"github.com/auditledger/auditledger/internal/health"
 )
 
 // proxyFlags are the flags both proxies share.

@@ -13,13 +13,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
-	"github.com/auditledger/auditledger/ledger/health"
-	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/storeurl"
+	"github.com/auditledger/auditledger/ledger/writer"
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
@@ -27,10 +32,6 @@ import (
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 	"github.com/auditledger/auditledger/services/telemetry"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // role is one long-running part of the process: a section of the
@@ -361,26 +362,26 @@ func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (fun
 	nats := e.cfg.NATS
 	return func(ctx context.Context) error {
 		defer unlock()
-		var writer atomic.Bool
+		var leading atomic.Bool
 		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		defer stop()
 		// Stopping, the writer first seals what the bus holds already —
 		// the last events of the roles that stopped before it — for up
 		// to five seconds; a standby just stops.
 		defer context.AfterFunc(ctx, func() {
-			if writer.Load() {
+			if leading.Load() {
 				drainConsumer(js, c.consumer(), 5*time.Second, log)
 			}
 			stop()
 		})()
-		return service.Run(wctx, service.Config{
+		return writer.Run(wctx, writer.Config{
 			JetStream: js, Store: store.Store, Signer: signer, Retention: store.Retention,
 			Streams:  bus.StreamOptions{Replicas: nats.Replicas, Duplicates: time.Duration(nats.Duplicates)},
 			Consumer: c.Consumer, BatchSize: c.Batch, MaxWait: time.Duration(c.MaxWait),
 			LeaseTTL: time.Duration(c.LeaseTTL), Logger: log, Health: e.health, NewLog: e.cfg.newLog, IndexDir: c.Index,
 			Producers: producers, RequireSigned: c.RequireSigned,
 			OnWriter: func(l *ledger.Log) {
-				writer.Store(true)
+				leading.Store(true)
 				if e.onWriter != nil {
 					e.onWriter(l)
 				}

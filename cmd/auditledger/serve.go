@@ -18,9 +18,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/auditledger/auditledger/ledger/health"
+	"github.com/auditledger/auditledger/internal/health"
+	"github.com/auditledger/auditledger/internal/yamlstrict"
 	"github.com/auditledger/auditledger/services/identity"
-	"github.com/auditledger/auditledger/services/policyfile"
 )
 
 // serveConfig is the file `serve --config` reads. deploy/auditledger.yaml
@@ -199,7 +199,7 @@ func loadServeConfig(path string, env func(string) string) (serveConfig, error) 
 			return c, fmt.Errorf("config %s: %w", path, err)
 		}
 		if len(root.Content) > 0 {
-			if err := policyfile.DecodeNode(&root, &c, "the configuration (deploy/auditledger.yaml documents every field)"); err != nil {
+			if err := yamlstrict.DecodeNode(&root, &c, "the configuration (deploy/auditledger.yaml documents every field)"); err != nil {
 				return c, fmt.Errorf("config %s: %w", path, err)
 			}
 		}
@@ -297,7 +297,7 @@ func checkEnvNames(environ []string) error {
 		if !strings.HasPrefix(name, "AUDITLEDGER_") || slices.Contains(known, name) {
 			continue
 		}
-		if near := policyfile.Nearest(name, known); near != "" {
+		if near := yamlstrict.Nearest(name, known); near != "" {
 			return fmt.Errorf("%s is not a setting auditledger reads: did you mean %s?", name, near)
 		}
 		return fmt.Errorf("%s is not a setting auditledger reads (serve reads: %s)", name, strings.Join(serveEnv(), ", "))

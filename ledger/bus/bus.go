@@ -37,8 +37,12 @@ const (
 	ApprovalsBucket = "AUDIT_APPROVALS"
 )
 
-// Headers on AUDIT_LEDGER and AUDIT_REJECTED messages.
+// Headers on AUDIT_LEDGER and AUDIT_REJECTED messages, and the producer's
+// signature on AUDIT_EVENTS messages.
 const (
+	// HeaderSignature carries a producer's signature of the event to the
+	// ledger writer (docs/FORMAT.md, "Producer signatures").
+	HeaderSignature     = "Auditledger-Producer-Sig"
 	HeaderIndex         = "Auditledger-Index"
 	HeaderLeaf          = "Auditledger-Leaf"
 	HeaderCount         = "Auditledger-Count"
@@ -86,8 +90,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		storage = jetstream.MemoryStorage
 	}
 	for _, cfg := range []jetstream.StreamConfig{
-		{Name: EventsStream, Subjects: []string{EventsSubjects, events.BatchSubjects}, Description: "audit events from producers, one per message or in batches",
-			MaxMsgSize: events.MaxBatchBytes + 16<<10, DenyDelete: !o.AllowDelete, DenyPurge: !o.AllowDelete},
+		{Name: EventsStream, Subjects: []string{EventsSubjects, BatchSubjects}, Description: "audit events from producers, one per message or in batches",
+			MaxMsgSize: MaxBatchBytes + 16<<10, DenyDelete: !o.AllowDelete, DenyPurge: !o.AllowDelete},
 		{Name: LedgerStream, Subjects: []string{LedgerSubjects}, Description: "sealed ledger records, for projections and SIEM consumers",
 			DenyDelete: true, DenyPurge: true},
 		{Name: RejectStream, Subjects: []string{RejectSubject}, Description: "events that failed validation, with the reason",

@@ -31,7 +31,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 )
@@ -355,7 +354,7 @@ func (in *Ingester) consume(ctx context.Context) error {
 
 // eventsIn is about how many events m holds.
 func eventsIn(m jetstream.Msg) int {
-	if _, ok := events.BatchProducer(m.Subject()); ok {
+	if _, ok := bus.BatchProducer(m.Subject()); ok {
 		return max(1, bytes.Count(m.Data(), []byte{'\n'}))
 	}
 	return 1
@@ -559,13 +558,13 @@ func (in *Ingester) validateAll(msgs []jetstream.Msg) [][]checkedMsg {
 // checkMsg checks the event, or each event of a batch, in m.
 func (in *Ingester) checkMsg(m jetstream.Msg) []checkedMsg {
 	var parts []checkedMsg
-	token, batch := events.BatchProducer(m.Subject())
+	token, batch := bus.BatchProducer(m.Subject())
 	if !batch {
 		c := checkedMsg{raw: m.Data()}
 		c.event, c.sig, c.err = in.check(m)
 		parts = []checkedMsg{c}
 	} else {
-		raws, err := events.SplitBatch(m.Data())
+		raws, err := bus.SplitBatch(m.Data())
 		if err != nil {
 			return []checkedMsg{{raw: m.Data(), err: err}}
 		}
@@ -594,8 +593,8 @@ func (in *Ingester) checkBatched(raw []byte, token string) (*events.Event, error
 	if ev.Type.Ledger() {
 		return nil, fmt.Errorf("type %s is recorded by the ledger itself, never by a producer", ev.Type)
 	}
-	if got := events.ProducerToken(ev.Source.Instance); got != token {
-		return nil, fmt.Errorf("in a batch published on %q, but its source instance %q is producer %q", events.BatchSubject(token), ev.Source.Instance, got)
+	if got := bus.ProducerToken(ev.Source.Instance); got != token {
+		return nil, fmt.Errorf("in a batch published on %q, but its source instance %q is producer %q", bus.BatchSubject(token), ev.Source.Instance, got)
 	}
 	if in.cfg.RequireSigned {
 		return nil, fmt.Errorf("%w: none (events in a batch carry none), and this ledger requires every event to be signed by its producer", ledger.ErrProducer)
@@ -613,7 +612,7 @@ func (in *Ingester) check(m jetstream.Msg) (*events.Event, *ledger.ProducerSig, 
 	if ev.Type.Ledger() {
 		return nil, nil, fmt.Errorf("type %s is recorded by the ledger itself, never by a producer", ev.Type)
 	}
-	if want := events.Subject(ev.Tenant, ev.Type, ev.Source.Instance); m.Subject() != want {
+	if want := bus.Subject(ev.Tenant, ev.Type, ev.Source.Instance); m.Subject() != want {
 		return nil, nil, fmt.Errorf("published on %q, but tenant, type and source instance say %q", m.Subject(), want)
 	}
 	// JetStream deduplicates by Nats-Msg-Id: an event published without
@@ -624,7 +623,7 @@ func (in *Ingester) check(m jetstream.Msg) (*events.Event, *ledger.ProducerSig, 
 		}
 		return nil, nil, fmt.Errorf("Nats-Msg-Id %q differs from the event id %q", hid, ev.ID)
 	}
-	h := m.Headers().Get(emitter.SignatureHeader)
+	h := m.Headers().Get(bus.HeaderSignature)
 	switch {
 	case h != "" && in.cfg.Producers != nil:
 		sig, err := in.cfg.Producers.CheckHeader(h, m.Data(), ev.Source)

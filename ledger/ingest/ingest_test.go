@@ -20,10 +20,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/ingest"
 	"github.com/auditledger/auditledger/test/natstest"
@@ -222,7 +222,7 @@ func TestRejectedEventsKeptWithReason(t *testing.T) {
 		{"audit.events.acme.command.executed", `not json`, "invalid character"},
 		{"audit.events.other.command.executed", string(mustMarshal(t, event(99))), "published on"},
 		{"audit.events._ledger.ledger.gap", string(mustMarshal(t, forged)), "recorded by the ledger itself"},
-		{events.Subject("acme", events.CommandExecuted, "t1"), string(mustMarshal(t, event(97))), "without a Nats-Msg-Id"},
+		{bus.Subject("acme", events.CommandExecuted, "t1"), string(mustMarshal(t, event(97))), "without a Nats-Msg-Id"},
 	}
 	for _, b := range bad {
 		if _, err := h.js.Publish(t.Context(), b.subject, []byte(b.data)); err != nil {
@@ -713,10 +713,10 @@ func TestBatchMessages(t *testing.T) {
 	other.Source.Instance = "someone-else"
 	var body []byte
 	for _, raw := range [][]byte{line(event(1)), line(event(2)), []byte(`{"not":"an event"}`), line(other), line(event(1)), line(event(4))} {
-		body = events.AppendBatch(body, raw)
+		body = bus.AppendBatch(body, raw)
 	}
 	publish := func(data []byte, id string) uint64 {
-		m := nats.NewMsg(events.BatchSubject(event(1).Source.Instance))
+		m := nats.NewMsg(bus.BatchSubject(event(1).Source.Instance))
 		m.Data = data
 		m.Header.Set(nats.MsgIdHdr, id)
 		ack, err := h.js.PublishMsg(t.Context(), m)

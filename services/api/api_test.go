@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
-	"github.com/auditledger/auditledger/services/oidcdev"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 

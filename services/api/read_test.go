@@ -26,16 +26,16 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
-	"github.com/auditledger/auditledger/services/oidcdev"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
 )

@@ -8,8 +8,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/auditledger/auditledger/internal/yamlstrict"
 	"github.com/auditledger/auditledger/services/approvals"
-	"github.com/auditledger/auditledger/services/policyfile"
+	"github.com/auditledger/auditledger/services/internal/policyfile"
 )
 
 // Policy is what the HTTP proxy enforces. The file format is documented in
@@ -66,7 +67,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	p := &Policy{Version: 1}
 	for _, n := range doc.Mask {
 		var r MaskRule
-		if err := policyfile.DecodeNode(&n, &r, "a mask rule"); err != nil {
+		if err := yamlstrict.DecodeNode(&n, &r, "a mask rule"); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
 		key, err := doc.CheckMask(&r.Mask, len(r.Fields), "fields")
@@ -88,7 +89,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		var out []Rule
 		for _, n := range nodes {
 			var r Rule
-			if err := policyfile.DecodeNode(&n, &r, "a "+kind+" rule"); err != nil {
+			if err := yamlstrict.DecodeNode(&n, &r, "a "+kind+" rule"); err != nil {
 				return nil, bad(n.Line, "%v", err)
 			}
 			if r.ID == "" {

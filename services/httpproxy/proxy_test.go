@@ -18,13 +18,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/httpproxy"
 	"github.com/auditledger/auditledger/services/identity"
-	"github.com/auditledger/auditledger/services/oidcdev"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 

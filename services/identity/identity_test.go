@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/services/identity"
-	"github.com/auditledger/auditledger/services/oidcdev"
 )
 
 var users = []oidcdev.User{

@@ -12,7 +12,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/approvals"
-	"github.com/auditledger/auditledger/services/policyfile"
+	"github.com/auditledger/auditledger/services/internal/policyfile"
 )
 
 // block records a statement stopped by a deny rule.

@@ -15,9 +15,10 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/auditledger/auditledger/internal/yamlstrict"
 	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/internal/policyfile"
 	"github.com/auditledger/auditledger/services/mask"
-	"github.com/auditledger/auditledger/services/policyfile"
 )
 
 // Policy is what the proxy enforces on statements and results. The file
@@ -153,7 +154,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	}
 	for _, n := range doc.Mask {
 		var r MaskRule
-		if err := policyfile.DecodeNode(&n, &r, "a mask rule"); err != nil {
+		if err := yamlstrict.DecodeNode(&n, &r, "a mask rule"); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
 		key, err := doc.CheckMask(&r.Mask, len(r.Columns), "columns")
@@ -172,7 +173,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	}
 	for _, n := range doc.Deny {
 		var r DenyRule
-		if err := policyfile.DecodeNode(&n, &r, "a deny rule"); err != nil {
+		if err := yamlstrict.DecodeNode(&n, &r, "a deny rule"); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
 		if r.ID == "" || r.Reason == "" {
@@ -197,7 +198,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	}
 	for _, n := range doc.Approve {
 		var r ApprovalRule
-		if err := policyfile.DecodeNode(&n, &r, "an approval rule"); err != nil {
+		if err := yamlstrict.DecodeNode(&n, &r, "an approval rule"); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
 		if r.ID == "" {

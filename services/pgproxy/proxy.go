@@ -34,7 +34,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/telemetry"

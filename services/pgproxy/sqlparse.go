@@ -8,7 +8,7 @@ import (
 	"sync"
 	"unicode"
 
-	"github.com/auditledger/auditledger/services/policyfile"
+	"github.com/auditledger/auditledger/internal/yamlstrict"
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -345,7 +345,7 @@ func checkKind(k string) error {
 	if slices.Contains(known, k) {
 		return nil
 	}
-	if near := policyfile.Nearest(k, known); near != "" {
+	if near := yamlstrict.Nearest(k, known); near != "" {
 		return fmt.Errorf("statement kind %q unknown: did you mean %q? (known kinds: %s)", k, near, strings.Join(known, ", "))
 	}
 	return fmt.Errorf("statement kind %q unknown (known kinds: %s)", k, strings.Join(known, ", "))

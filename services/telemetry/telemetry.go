@@ -1,6 +1,6 @@
 // Package telemetry holds the Prometheus metrics the proxies, the API and
 // the emitter of a process publish on its /metrics, registered by each
-// role in the process's one registry (ledger/health.Health.Registry).
+// role in the process's one registry (internal/health.Health.Registry).
 package telemetry
 
 import (
@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 )
 
 // Proxy counts what a proxy records and how long each record took to be

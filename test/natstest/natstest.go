@@ -101,13 +101,13 @@ func (s *Server) Connect(t testing.TB, opts ...nats.Option) (*nats.Conn, jetstre
 }
 
 // ConnectAs connects to a secure server with role's credentials.
-func (s *Server) ConnectAs(t testing.TB, role bus.Role, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+func (s *Server) ConnectAs(t testing.TB, role bus.Principal, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	return dial(t, s.ClientURL(), append(RoleOptions(t, s.KeysDir, role), opts...)...)
 }
 
 // RoleOptions are the client options for role's seed in keysDir.
-func RoleOptions(t testing.TB, keysDir string, role bus.Role) []nats.Option {
+func RoleOptions(t testing.TB, keysDir string, role bus.Principal) []nats.Option {
 	t.Helper()
 	o, err := nkeyauth.Options(role, nkeyauth.SeedFile(keysDir, role))
 	if err != nil {
@@ -229,8 +229,8 @@ func Events(t testing.TB, js jetstream.JetStream, stream string) []Stored {
 		seq := m.Sequence
 		var err error
 		raws := [][]byte{m.Data}
-		if _, batch := events.BatchProducer(m.Subject); batch {
-			if raws, err = events.SplitBatch(m.Data); err != nil {
+		if _, batch := bus.BatchProducer(m.Subject); batch {
+			if raws, err = bus.SplitBatch(m.Data); err != nil {
 				t.Fatalf("stored batch %d: %v", seq, err)
 			}
 		}

@@ -6,7 +6,7 @@
 package pgtest
 
 import (
-	"github.com/auditledger/auditledger/services/devpg"
+	"github.com/auditledger/auditledger/internal/devpg"
 	"github.com/auditledger/auditledger/test/testnet"
 
 	"context"

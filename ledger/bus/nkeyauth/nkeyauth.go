@@ -24,7 +24,7 @@ import (
 )
 
 // SeedFile is the file in a keys directory holding role's seed.
-func SeedFile(dir string, role bus.Role) string {
+func SeedFile(dir string, role bus.Principal) string {
 	return filepath.Join(dir, string(role)+".nk")
 }
 
@@ -32,11 +32,11 @@ func SeedFile(dir string, role bus.Role) string {
 // in dir — the fixed roles, a Forwarder role for each of bus.Forwarders
 // and one Producer role per name in producers — and returns the public
 // key of every role with a seed there.
-func Generate(dir string, producers ...string) (map[bus.Role]string, error) {
+func Generate(dir string, producers ...string) (map[bus.Principal]string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	roles := slices.Clone(bus.Roles)
+	roles := slices.Clone(bus.Principals)
 	for _, f := range bus.Forwarders {
 		roles = append(roles, bus.Forwarder(f))
 	}
@@ -78,9 +78,9 @@ func Generate(dir string, producers ...string) (map[bus.Role]string, error) {
 
 // Load reads the public key of every fixed role's seed in dir, and of
 // every producer and forwarder seed there.
-func Load(dir string) (map[bus.Role]string, error) {
-	pubs := map[bus.Role]string{}
-	for _, r := range bus.Roles {
+func Load(dir string) (map[bus.Principal]string, error) {
+	pubs := map[bus.Principal]string{}
+	for _, r := range bus.Principals {
 		pub, err := PublicKey(SeedFile(dir, r))
 		if err != nil {
 			return nil, err
@@ -96,7 +96,7 @@ func Load(dir string) (map[bus.Role]string, error) {
 		files = append(files, m...)
 	}
 	for _, f := range files {
-		r := bus.Role(strings.TrimSuffix(filepath.Base(f), ".nk"))
+		r := bus.Principal(strings.TrimSuffix(filepath.Base(f), ".nk"))
 		pub, err := PublicKey(f)
 		if err != nil {
 			return nil, err
@@ -108,9 +108,9 @@ func Load(dir string) (map[bus.Role]string, error) {
 
 // ordered lists the roles of pubs: the fixed ones, then forwarders and
 // then producers by name.
-func ordered(pubs map[bus.Role]string) []bus.Role {
-	var out, forwarders, producers []bus.Role
-	for _, r := range bus.Roles {
+func ordered(pubs map[bus.Principal]string) []bus.Principal {
+	var out, forwarders, producers []bus.Principal
+	for _, r := range bus.Principals {
 		if _, ok := pubs[r]; ok {
 			out = append(out, r)
 		}
@@ -143,7 +143,7 @@ func PublicKey(seedFile string) (string, error) {
 
 // Options are the client options for connecting as the role whose seed
 // is in seedFile: the nkey and the role's inbox prefix.
-func Options(role bus.Role, seedFile string) ([]nats.Option, error) {
+func Options(role bus.Principal, seedFile string) ([]nats.Option, error) {
 	o, err := nats.NkeyOptionFromSeed(seedFile)
 	if err != nil {
 		return nil, fmt.Errorf("nkeyauth: %s: %w", seedFile, err)
@@ -152,7 +152,7 @@ func Options(role bus.Role, seedFile string) ([]nats.Option, error) {
 }
 
 // Users are the embedded server's users for the roles' public keys.
-func Users(pubs map[bus.Role]string) []*server.NkeyUser {
+func Users(pubs map[bus.Principal]string) []*server.NkeyUser {
 	var users []*server.NkeyUser
 	roles := ordered(pubs)
 	for _, r := range roles {
@@ -168,7 +168,7 @@ func Users(pubs map[bus.Role]string) []*server.NkeyUser {
 
 // ServerConfig is an authorization block for nats-server's configuration
 // file (include it from nats.conf) with one user per role.
-func ServerConfig(pubs map[bus.Role]string) string {
+func ServerConfig(pubs map[bus.Principal]string) string {
 	var b strings.Builder
 	b.WriteString("# auditledger bus roles: one nkey user each (auditledger keys nats).\n")
 	b.WriteString("# Generated; the seeds stay with the roles, only public keys are here.\n")

@@ -34,7 +34,7 @@ func TestServerConfigMatchesUsers(t *testing.T) {
 		t.Fatalf("nats-server rejects the generated configuration: %v", err)
 	}
 	want := nkeyauth.Users(pubs)
-	if n := len(bus.Roles) + len(bus.Forwarders) + 1; len(opts.Nkeys) != n || len(want) != n {
+	if n := len(bus.Principals) + len(bus.Forwarders) + 1; len(opts.Nkeys) != n || len(want) != n {
 		t.Fatalf("users: %d in the file, %d embedded, want %d (the fixed roles, a forwarder each, one producer)", len(opts.Nkeys), len(want), n)
 	}
 	// Each forwarder may use its own consumer; the reader is denied it.
@@ -60,7 +60,7 @@ func TestServerConfigMatchesUsers(t *testing.T) {
 			t.Errorf("user %d: file %+v %+v, embedded %+v %+v", i, u.Permissions.Publish, u.Permissions.Subscribe, w.Permissions.Publish, w.Permissions.Subscribe)
 		}
 	}
-	for _, r := range append(slices.Clone(bus.Roles), bus.Forwarder("syslog"), bus.Producer("pg-1")) {
+	for _, r := range append(slices.Clone(bus.Principals), bus.Forwarder("syslog"), bus.Producer("pg-1")) {
 		fi, err := os.Stat(nkeyauth.SeedFile(dir, r))
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s seed: %v, mode %v; want 0600", r, err, fi.Mode().Perm())

@@ -13,6 +13,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/bus"
 )
 
 // Attester signs, as one producer, the digests of a batch of its events:
@@ -110,7 +111,7 @@ func (at *attestation) flush() {
 		return
 	}
 	at.send(&events.Event{
-		Version: events.Version, ID: fmt.Sprintf("attest/%s/%s/%d", events.ProducerToken(at.a.Name()), at.boot, seq),
+		Version: events.Version, ID: fmt.Sprintf("attest/%s/%s/%d", bus.ProducerToken(at.a.Name()), at.boot, seq),
 		Type: events.ProducerAttested, Time: time.Now().UTC(), Tenant: AttestationTenant,
 		Source:  events.Source{Kind: "producer", Instance: at.a.Name()},
 		Actor:   events.Actor{Issuer: "auditledger", Subject: at.a.Name(), Kind: events.Machine},

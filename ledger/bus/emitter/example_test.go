@@ -11,7 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 )
 
 // A proxy emits one event per statement and counts it as recorded only
@@ -28,7 +29,7 @@ func Example() {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	js.CreateStream(ctx, jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", events.BatchSubjects}})
+	js.CreateStream(ctx, jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", bus.BatchSubjects}})
 
 	em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: dir + "/spool"})
 	if err != nil {

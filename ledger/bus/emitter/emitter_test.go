@@ -20,8 +20,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/events/eventstest"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
@@ -35,7 +36,7 @@ func TestSpoolWhileBusDown(t *testing.T) {
 	srv := natstest.StartIn(t, natsDir, -1)
 	port := srv.Addr().(*net.TCPAddr).Port
 	_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
-	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", events.BatchSubjects}}); err != nil {
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", bus.BatchSubjects}}); err != nil {
 		t.Fatal(err)
 	}
 	newEmitter := func() *emitter.Emitter {
@@ -136,7 +137,7 @@ func TestCloseFencesThenDrains(t *testing.T) {
 	natsDir, spoolDir := t.TempDir(), t.TempDir()
 	srv := natstest.StartIn(t, natsDir, -1)
 	_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", events.BatchSubjects}}); err != nil {
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", bus.BatchSubjects}}); err != nil {
 		t.Fatal(err)
 	}
 	em, _ := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 200 * time.Millisecond, DrainTimeout: time.Second})
@@ -281,7 +282,7 @@ func spoolWhileDown(t *testing.T, n int) (js jetstream.JetStream, natsDir string
 	srv := natstest.StartIn(t, natsDir, -1)
 	port = srv.Addr().(*net.TCPAddr).Port
 	_, js = srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
-	js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", events.BatchSubjects}})
+	js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", bus.BatchSubjects}})
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	em, _ := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 100 * time.Millisecond})
@@ -306,7 +307,7 @@ func TestGroupCommit(t *testing.T) {
 			_, js := srv.Connect(t)
 			subjects := []string{"audit.events.>"}
 			if batches {
-				subjects = append(subjects, events.BatchSubjects)
+				subjects = append(subjects, bus.BatchSubjects)
 			}
 			s, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: subjects})
 			if err != nil {
@@ -375,7 +376,7 @@ func TestGroupCommit(t *testing.T) {
 func TestEmitAloneKeepsJetStreamDedup(t *testing.T) {
 	srv := natstest.StartIn(t, t.TempDir(), -1)
 	_, js := srv.Connect(t)
-	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", events.BatchSubjects}}); err != nil {
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", bus.BatchSubjects}}); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := emitter.New(emitter.Config{JetStream: js})

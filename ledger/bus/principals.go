@@ -4,48 +4,48 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/auditledger/auditledger/events"
 )
 
-// Role is a kind of bus client with its own credentials. Each may do only
+// Principal is who a bus client is: one set of credentials, one set of
+// permissions (principals.go). Each may do only
 // its own work; nothing but Admin may delete or purge anything.
-type Role string
+type Principal string
 
-// The bus roles.
+// The fixed principals.
 const (
 	// Admin is for operators: everything, including deletes and purges.
 	// No auditledger process uses it.
-	Admin Role = "admin"
+	Admin Principal = "admin"
 	// Ledger is the writer: it consumes AUDIT_EVENTS, publishes sealed
 	// records and rejections, and holds the lease.
-	Ledger Role = "ledger"
+	Ledger Principal = "ledger"
 	// API decides approvals and records its own events.
-	API Role = "api"
+	API Principal = "api"
 	// Proxy is every producer (the proxies, auditledger emit, the emitter
 	// library): it publishes events and opens and awaits approvals.
-	Proxy Role = "proxy"
+	Proxy Principal = "proxy"
 	// Reader follows sealed records: `auditledger tail`, SIEM
 	// consumers, `nats sub`. It has no rights on any forwarder's consumer.
-	Reader Role = "reader"
+	Reader Principal = "reader"
 )
 
-// Roles lists every fixed role; Producer makes one role per producer.
-var Roles = []Role{Admin, Ledger, API, Proxy, Reader}
+// Principals lists every fixed principal; Producer makes one per producer,
+// Forwarder one per SIEM forwarder.
+var Principals = []Principal{Admin, Ledger, API, Proxy, Reader}
 
 // producerPrefix begins the name of every per-producer role.
 const producerPrefix = "producer-"
 
 // Producer is the role of one producer instance: the Proxy role's work,
 // but publishing events only on subjects that end in its own token
-// (events.Subject), so the writer knows which credentials published an
+// (Subject), so the writer knows which credentials published an
 // event and refuses one that claims another producer. Proxy and API may
 // publish for any producer: give them to trusted importers only, and each
 // gateway its own Producer role.
-func Producer(instance string) Role { return Role(producerPrefix + events.ProducerToken(instance)) }
+func Producer(instance string) Principal { return Principal(producerPrefix + ProducerToken(instance)) }
 
 // IsProducer reports whether r is a per-producer role, and whose.
-func (r Role) IsProducer() (token string, ok bool) {
+func (r Principal) IsProducer() (token string, ok bool) {
 	return strings.CutPrefix(string(r), producerPrefix)
 }
 
@@ -64,29 +64,29 @@ var Forwarders = []string{"syslog", "hec", "webhook"}
 // other consumer. No other role but Admin has rights on that consumer, so
 // no other credential can delete or recreate it (records sealed in
 // between would never reach the destination) or take its messages.
-func Forwarder(name string) Role { return Role(forwarderPrefix + events.ProducerToken(name)) }
+func Forwarder(name string) Principal { return Principal(forwarderPrefix + ProducerToken(name)) }
 
 // ForwarderDurable is the name of forwarder name's durable consumer on
 // AUDIT_LEDGER.
-func ForwarderDurable(name string) string { return "forward-" + events.ProducerToken(name) }
+func ForwarderDurable(name string) string { return "forward-" + ProducerToken(name) }
 
 // IsForwarder reports whether r is a per-forwarder role, and whose.
-func (r Role) IsForwarder() (name string, ok bool) {
+func (r Principal) IsForwarder() (name string, ok bool) {
 	return strings.CutPrefix(string(r), forwarderPrefix)
 }
 
-// ParseRole checks a role name.
-func ParseRole(s string) (Role, error) {
-	r := Role(s)
+// ParsePrincipal checks a role name.
+func ParsePrincipal(s string) (Principal, error) {
+	r := Principal(s)
 	if _, ok := r.IsProducer(); ok && len(s) > len(producerPrefix) {
 		return r, nil
 	}
 	if name, ok := r.IsForwarder(); ok && name != "" && Forwarder(name) == r {
 		return r, nil
 	}
-	if !slices.Contains(Roles, r) {
+	if !slices.Contains(Principals, r) {
 		var names []string
-		for _, r := range Roles {
+		for _, r := range Principals {
 			names = append(names, string(r))
 		}
 		return "", fmt.Errorf("bus role %q unknown (want one of %s, producer-NAME or forwarder-NAME)", s, strings.Join(names, ", "))
@@ -97,7 +97,7 @@ func ParseRole(s string) (Role, error) {
 // InboxPrefix is the reply-subject prefix a role's connections use
 // (nats.CustomInboxPrefix). Each role may subscribe only below its own, so
 // no role reads the replies another role's requests get.
-func (r Role) InboxPrefix() string {
+func (r Principal) InboxPrefix() string {
 	if r == Admin {
 		return "_INBOX"
 	}
@@ -204,7 +204,7 @@ func kv(b string) []string {
 // Permissions returns what r may do on a bus whose other roles are
 // others: the reader is denied the consumer of every forwarder among them
 // (and of each of Forwarders in any case).
-func (r Role) Permissions(others ...Role) Permissions {
+func (r Principal) Permissions(others ...Principal) Permissions {
 	inbox := []string{r.InboxPrefix() + ".>"}
 	switch r {
 	case Admin:
@@ -222,13 +222,13 @@ func (r Role) Permissions(others ...Role) Permissions {
 		}
 	case API:
 		return Permissions{
-			PublishAllow:   slices.Concat(common, []string{EventsSubjects, events.BatchSubjects, streamInfo(EventsStream)}, manage("KV_"+ApprovalsBucket), kv(ApprovalsBucket)),
+			PublishAllow:   slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, manage("KV_"+ApprovalsBucket), kv(ApprovalsBucket)),
 			PublishDeny:    editDeny,
 			SubscribeAllow: inbox,
 		}
 	case Proxy:
 		return Permissions{
-			PublishAllow:   slices.Concat(common, []string{EventsSubjects, events.BatchSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket)),
+			PublishAllow:   slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket)),
 			PublishDeny:    editDeny,
 			SubscribeAllow: inbox,
 		}

@@ -1,4 +1,7 @@
-package policyfile
+// Package yamlstrict decodes YAML strictly: unknown keys and wrong types are
+// errors at their line, with the nearest known key named. The configuration
+// and the policy files both decode through it.
+package yamlstrict
 
 import (
 	"errors"

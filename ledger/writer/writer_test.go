@@ -1,4 +1,4 @@
-package service_test
+package writer_test
 
 import (
 	"context"
@@ -15,14 +15,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
 	"github.com/auditledger/auditledger/events/eventstest"
+	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/health"
 	"github.com/auditledger/auditledger/ledger/s3"
-	"github.com/auditledger/auditledger/ledger/service"
+	"github.com/auditledger/auditledger/ledger/writer"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/testnet"
 	"github.com/auditledger/auditledger/test/versitygw"
@@ -32,17 +32,17 @@ func event(i int) *events.Event { return eventstest.Command(fmt.Sprintf("ev-%d",
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-type writer struct {
+type runningWriter struct {
 	cancel  context.CancelFunc
 	done    chan error
 	metrics *health.Health
 }
 
-func startWriter(t *testing.T, js jetstream.JetStream, store ledger.SegmentStore, signer *ledger.NoteSigner, retention time.Duration) *writer {
+func startWriter(t *testing.T, js jetstream.JetStream, store ledger.SegmentStore, signer *ledger.NoteSigner, retention time.Duration) *runningWriter {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &writer{cancel: cancel, done: make(chan error, 1), metrics: &health.Health{}}
+	w := &runningWriter{cancel: cancel, done: make(chan error, 1), metrics: &health.Health{}}
 	go func() {
-		w.done <- service.Run(ctx, service.Config{
+		w.done <- writer.Run(ctx, writer.Config{
 			JetStream: js, Store: store, Signer: signer, Retention: retention,
 			BatchSize: 200, MaxWait: 20 * time.Millisecond, LeaseTTL: time.Second,
 			Logger: quiet, Health: w.metrics,
@@ -52,7 +52,7 @@ func startWriter(t *testing.T, js jetstream.JetStream, store ledger.SegmentStore
 	return w
 }
 
-func (w *writer) stop() {
+func (w *runningWriter) stop() {
 	if w.cancel != nil {
 		w.cancel()
 		<-w.done
@@ -60,7 +60,7 @@ func (w *writer) stop() {
 	}
 }
 
-func (w *writer) isWriter() bool {
+func (w *runningWriter) isWriter() bool {
 	rec := httptest.NewRecorder()
 	w.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	return strings.Contains(rec.Body.String(), "writer")
@@ -302,13 +302,13 @@ func TestS3Outage(t *testing.T) {
 	checkExactlyOnce(t, store, signer, 400, retention)
 }
 
-func readyz(w *writer) (int, string) {
+func readyz(w *runningWriter) (int, string) {
 	rec := httptest.NewRecorder()
 	w.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	return rec.Code, rec.Body.String()
 }
 
-func metric(w *writer, name string) string {
+func metric(w *runningWriter, name string) string {
 	rec := httptest.NewRecorder()
 	w.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, line := range strings.Split(rec.Body.String(), "\n") {

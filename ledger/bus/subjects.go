@@ -1,4 +1,4 @@
-package events
+package bus
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+
+	"github.com/auditledger/auditledger/events"
 )
 
 // Group commit on the bus: a producer stores many events with one
@@ -68,4 +70,30 @@ func BatchID(ids []string) string {
 		h.Write([]byte{0})
 	}
 	return "batch/" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Subject is the NATS subject an event is published on:
+// audit.events.<tenant>.<type>.<producer>, where producer is
+// ProducerToken of the event's source instance. Bus permissions let each
+// producer's credentials publish only under its own token, so the subject
+// — which the writer checks against the event — proves which producer
+// published it.
+func Subject(tenant string, t events.Type, instance string) string {
+	return "audit.events." + tenant + "." + string(t) + "." + ProducerToken(instance)
+}
+
+// ProducerToken is the subject token that names a producer: its source
+// instance when that is 1–64 letters, digits, '-' or '_', else "x-" and
+// the first 16 hex digits of the instance's SHA-256.
+func ProducerToken(instance string) string {
+	ok := len(instance) > 0 && len(instance) <= 64
+	for i := 0; ok && i < len(instance); i++ {
+		c := instance[i]
+		ok = c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+	}
+	if ok {
+		return instance
+	}
+	h := sha256.Sum256([]byte(instance))
+	return "x-" + hex.EncodeToString(h[:8])
 }

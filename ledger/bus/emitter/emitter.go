@@ -38,6 +38,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/bus"
 )
 
 // Config configures an Emitter.
@@ -73,7 +74,7 @@ type Config struct {
 	AttestEvery    int
 	AttestInterval time.Duration
 	// Sign, if set, signs each encoded event as its producer; what it
-	// returns is sent in the SignatureHeader (the ledger's
+	// returns is sent in the bus.HeaderSignature (the ledger's
 	// ledger.SignEvent with this producer's key).
 	Sign func(event []byte) string
 	// MaxBatch caps the events in one group; zero means 1000, JetStream's
@@ -87,10 +88,6 @@ type Config struct {
 	// under sync_interval always — for no gain under interval.
 	Groups int
 }
-
-// SignatureHeader carries a producer's signature of the event to the
-// ledger writer (see docs/FORMAT.md, "Producer signatures").
-const SignatureHeader = "Auditledger-Producer-Sig"
 
 // ErrClosed: the Emitter is closed and takes no new events.
 var ErrClosed = errors.New("emitter: closed")
@@ -385,11 +382,11 @@ func (e *Emitter) publishBatch(ctx context.Context, group []*pending) error {
 }
 
 func (e *Emitter) message(ev *events.Event, raw []byte) *nats.Msg {
-	msg := nats.NewMsg(events.Subject(ev.Tenant, ev.Type, ev.Source.Instance))
+	msg := nats.NewMsg(bus.Subject(ev.Tenant, ev.Type, ev.Source.Instance))
 	msg.Data = raw
 	msg.Header.Set(nats.MsgIdHdr, ev.ID)
 	if e.cfg.Sign != nil {
-		msg.Header.Set(SignatureHeader, e.cfg.Sign(raw))
+		msg.Header.Set(bus.HeaderSignature, e.cfg.Sign(raw))
 	}
 	return msg
 }
@@ -634,13 +631,13 @@ func (e *Emitter) batches(group []*pending) [][]*pending {
 	open := map[string]int{} // producer token → index in out of its open batch
 	size := map[string]int{}
 	for _, p := range group {
-		if !events.Batchable(p.raw) {
+		if !bus.Batchable(p.raw) {
 			out = append(out, []*pending{p})
 			continue
 		}
-		tok := events.ProducerToken(p.ev.Source.Instance)
+		tok := bus.ProducerToken(p.ev.Source.Instance)
 		i, ok := open[tok]
-		if !ok || len(out[i]) >= e.cfg.MaxBatch || size[tok]+len(p.raw)+1 > events.MaxBatchBytes {
+		if !ok || len(out[i]) >= e.cfg.MaxBatch || size[tok]+len(p.raw)+1 > bus.MaxBatchBytes {
 			out = append(out, nil)
 			i, open[tok], size[tok] = len(out)-1, len(out)-1, 0
 		}
@@ -661,11 +658,11 @@ func batchMsg(b []*pending) *nats.Msg {
 	}
 	body := make([]byte, 0, n)
 	for _, p := range b {
-		body = events.AppendBatch(body, p.raw)
+		body = bus.AppendBatch(body, p.raw)
 	}
-	m := nats.NewMsg(events.BatchSubject(b[0].ev.Source.Instance))
+	m := nats.NewMsg(bus.BatchSubject(b[0].ev.Source.Instance))
 	m.Data = body
-	m.Header.Set(nats.MsgIdHdr, events.BatchID(ids))
+	m.Header.Set(nats.MsgIdHdr, bus.BatchID(ids))
 	return m
 }
 

@@ -1,13 +1,13 @@
-// Package service runs the ledger role: it holds the single-writer lease
+// Package writer is the ledger writer: it holds the single-writer lease
 // for a log in a NATS KV bucket, opens the log when it becomes the writer,
 // runs the ingester, and registers its metrics and readiness in the
-// process's health (ledger/health).
+// process's health (internal/health).
 //
 // Two writers can never fork a log: the lease makes one of them active and
 // a standby takes over within a lease TTL of the active writer's death; and
 // should a stale writer still try to seal, the store's conditional create
 // refuses it (ledger.ErrFenced).
-package service
+package writer
 
 import (
 	"context"
@@ -24,9 +24,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
-	"github.com/auditledger/auditledger/ledger/health"
 	"github.com/auditledger/auditledger/ledger/ingest"
 )
 

@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/auditledger/auditledger/internal/yamlstrict"
 	"github.com/auditledger/auditledger/services/mask"
 )
 
@@ -23,7 +24,7 @@ func Decode(name string, b []byte, doc interface{ Ver() int }) error {
 		return fmt.Errorf("policy %s: %w", name, err)
 	}
 	if len(root.Content) > 0 {
-		if err := DecodeNode(&root, doc, "the policy"); err != nil {
+		if err := yamlstrict.DecodeNode(&root, doc, "the policy"); err != nil {
 			return fmt.Errorf("policy %s: %w", name, err)
 		}
 	}
@@ -46,7 +47,7 @@ func (h *Header) Ver() int { return h.Version }
 // names its own, more precise line, which is used instead.
 func LineError(name string, line int, format string, args ...any) error {
 	for _, a := range args {
-		if fe, ok := a.(*FieldError); ok {
+		if fe, ok := a.(*yamlstrict.FieldError); ok {
 			return fmt.Errorf("policy %s: %w", name, fe)
 		}
 	}

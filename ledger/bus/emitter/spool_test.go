@@ -20,7 +20,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/emitter"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
@@ -82,7 +83,7 @@ func TestSpoolRecoveryCrash(t *testing.T) {
 			natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
 				for i := range 10 {
 					raw, _ := event(i).Marshal()
-					msg := nats.NewMsg(events.Subject("acme", events.CommandExecuted, "t1"))
+					msg := nats.NewMsg(bus.Subject("acme", events.CommandExecuted, "t1"))
 					msg.Data = raw
 					msg.Header.Set(nats.MsgIdHdr, event(i).ID)
 					if _, err := js.PublishMsg(t.Context(), msg); err != nil {
@@ -159,7 +160,7 @@ func TestSpoolDamagedWhileDraining(t *testing.T) {
 			srv := natstest.StartIn(t, natsDir, -1)
 			port := srv.Addr().(*net.TCPAddr).Port
 			_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
-			if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", events.BatchSubjects}}); err != nil {
+			if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", bus.BatchSubjects}}); err != nil {
 				t.Fatal(err)
 			}
 			srv.Shutdown()
@@ -225,7 +226,7 @@ func TestSpoolDrainCrash(t *testing.T) {
 			srv := natstest.StartIn(t, natsDir, -1)
 			port := srv.Addr().(*net.TCPAddr).Port
 			_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
-			if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", events.BatchSubjects}}); err != nil {
+			if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", bus.BatchSubjects}}); err != nil {
 				t.Fatal(err)
 			}
 			down := func() {

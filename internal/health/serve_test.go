@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/auditledger/auditledger/ledger/health"
+	"github.com/auditledger/auditledger/internal/health"
 )
 
 // Serve returns only once the requests in progress have finished, so what
