@@ -23,7 +23,13 @@ import (
 
 // Policy is what the proxy enforces on statements and results. The file
 // format is documented in docs/POLICY.md.
+//
+// Every rule of a Policy applies to every requester; For returns the view
+// for one requester, without the rules they are exempt from. Using a
+// Policy without For therefore errs on the side of enforcing.
 type Policy struct {
+	policyfile.Loaded `yaml:"-"`
+
 	Version int            `yaml:"version"`
 	Mask    []MaskRule     `yaml:"mask"`
 	Deny    []DenyRule     `yaml:"deny"`
@@ -97,20 +103,19 @@ func (m *Match) matches(sql string, a *analysis) bool {
 
 // DenyRule blocks statements by kind or pattern.
 type DenyRule struct {
-	ID     string `yaml:"id"`
-	Match  `yaml:",inline"`
-	Reason string `yaml:"reason"`
+	policyfile.Scope `yaml:",inline"`
+	ID               string `yaml:"id"`
+	Match            `yaml:",inline"`
+	Reason           string `yaml:"reason"`
 }
 
 // ApprovalRule holds matching statements until an approver decides.
 type ApprovalRule struct {
-	ID    string `yaml:"id"`
-	Match `yaml:",inline"`
-	// Groups limits the rule to requesters in any of these groups; empty
-	// means everyone.
-	Groups  []string      `yaml:"groups"`
-	Timeout time.Duration `yaml:"timeout"` // default 5m
-	Reason  string        `yaml:"reason"`
+	policyfile.Scope `yaml:",inline"`
+	ID               string `yaml:"id"`
+	Match            `yaml:",inline"`
+	Timeout          time.Duration `yaml:"timeout"` // default 5m
+	Reason           string        `yaml:"reason"`
 }
 
 // DefaultApprovalTimeout is how long a statement is held by default.
@@ -138,7 +143,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	if err := policyfile.Decode(name, b, &doc); err != nil {
 		return nil, err
 	}
-	p := &Policy{Version: 1, Parameters: doc.Parameters, MaskedColumnsBare: doc.MaskedColumnsBare}
+	p := &Policy{Version: doc.Version, Parameters: doc.Parameters, MaskedColumnsBare: doc.MaskedColumnsBare}
 	switch doc.Parameters {
 	case "":
 		p.Parameters = paramsOmit
@@ -146,6 +151,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	default:
 		return nil, fmt.Errorf("policy %s: parameters: %q, want omit, hash or record", name, doc.Parameters)
 	}
+	p.Source = policyfile.NewSource(name, b, doc.Version)
 	if doc.HashKeyEnv != "" {
 		p.hashKey = []byte(os.Getenv(doc.HashKeyEnv))
 	}
@@ -159,6 +165,9 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		}
 		key, err := doc.CheckMask(&r.Mask, len(r.Columns), "columns")
 		if err != nil {
+			return nil, bad(n.Line, "%v", err)
+		}
+		if err := doc.Scope(&p.Loaded, policyfile.KindMask, r.ID, &r.Scope); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
 		if key != nil {
@@ -182,13 +191,16 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		if err := r.compile("deny rule " + r.ID); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
+		if err := doc.Scope(&p.Loaded, policyfile.KindDeny, r.ID, &r.Scope); err != nil {
+			return nil, bad(n.Line, "%v", err)
+		}
 		p.Deny = append(p.Deny, r)
 	}
 	if len(p.Mask) > 0 {
 		// COPY ... TO STDOUT sends rows as CopyData, which the proxy does
 		// not parse into columns: with masking on, such a COPY could
 		// carry unmasked values out, so it is refused.
-		r := DenyRule{ID: "builtin-copy-out-unmasked",
+		r := DenyRule{ID: builtinCopyOut,
 			Match:  Match{Kinds: []string{"COPY TO STDOUT"}},
 			Reason: "COPY TO STDOUT is not masked, and this policy masks results; use SELECT"}
 		if err := r.compile(r.ID); err != nil {
@@ -207,6 +219,9 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		if err := r.compile("approval rule " + r.ID); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
+		if err := doc.Scope(&p.Loaded, policyfile.KindApprove, r.ID, &r.Scope); err != nil {
+			return nil, bad(n.Line, "%v", err)
+		}
 		switch {
 		case r.Timeout < 0:
 			return nil, bad(n.Line, "approval rule %s: timeout %s is negative", r.ID, r.Timeout)
@@ -218,6 +233,27 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		p.Approve = append(p.Approve, r)
 	}
 	return p, nil
+}
+
+// builtinCopyOut refuses COPY TO STDOUT while mask rules apply.
+const builtinCopyOut = "builtin-copy-out-unmasked"
+
+// For returns the policy as it applies to user, a member of groups:
+// without the rules they are exempt from (and without the refusal of COPY
+// TO STDOUT when no mask rule is left). It returns p itself when no rule
+// exempts anyone.
+func (p *Policy) For(user string, groups []string) *Policy {
+	if p == nil || !policyfile.Exempting(p.Mask) && !policyfile.Exempting(p.Deny) && !policyfile.Exempting(p.Approve) {
+		return p
+	}
+	v := *p
+	v.Mask = policyfile.Applying(p.Mask, user, groups)
+	v.Deny = policyfile.Applying(p.Deny, user, groups)
+	v.Approve = policyfile.Applying(p.Approve, user, groups)
+	if len(v.Mask) == 0 {
+		v.Deny = slices.DeleteFunc(slices.Clone(v.Deny), func(r DenyRule) bool { return r.ID == builtinCopyOut })
+	}
+	return &v
 }
 
 // Denied returns the first deny rule the statement matches, or nil.
@@ -247,9 +283,9 @@ func (p *Policy) Denied(sql string) *DenyRule {
 	return nil
 }
 
-// NeedsApproval returns the first approval rule that applies to a
-// statement from actor, or nil.
-func (p *Policy) NeedsApproval(sql string, groups []string) *ApprovalRule {
+// NeedsApproval returns the first approval rule matching a statement, or
+// nil. Call it on the requester's view (For).
+func (p *Policy) NeedsApproval(sql string) *ApprovalRule {
 	if p == nil {
 		return nil
 	}
@@ -259,23 +295,11 @@ func (p *Policy) NeedsApproval(sql string, groups []string) *ApprovalRule {
 	a := analyze(sql)
 	for i := range p.Approve {
 		r := &p.Approve[i]
-		if len(r.Groups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return contains(r.Groups, g) }) {
-			continue
-		}
 		if r.matches(sql, a) {
 			return r
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // columnRules returns, for each column name, the mask rule matching it by

@@ -209,6 +209,7 @@ type session struct {
 	p       *Proxy
 	id      string
 	actor   events.Actor
+	pol     *Policy // the policy as it applies to actor (Policy.For)
 	seq     emitter.Session
 	client  *pgproto3.Backend
 	out     sync.Mutex // serialises messages to the client from both directions
@@ -231,7 +232,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	var idb [8]byte
 	rand.Read(idb[:])
-	s := &session{p: p, id: hex.EncodeToString(idb[:]), started: time.Now(),
+	s := &session{p: p, pol: p.cfg.Policy, id: hex.EncodeToString(idb[:]), started: time.Now(),
 		target: events.Target{Kind: "postgres", Name: p.cfg.Target, Host: p.upstream.Host}}
 	s.seq.ID = s.id
 	// A connection that never gets as far as a user name is a failed
@@ -320,6 +321,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		return fatal(be, "28P01", "authentication failed: "+err.Error())
 	}
 	s.actor = actor
+	s.pol = p.cfg.Policy.For(actor.Subject, actor.Groups)
 	// Only the databases the target exposes: the proxy's login may reach
 	// others (the projection, the cluster's own), and a client must not
 	// borrow it to get there. Compared byte for byte, as PostgreSQL does.

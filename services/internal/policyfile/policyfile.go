@@ -15,9 +15,16 @@ import (
 	"github.com/auditledger/auditledger/services/mask"
 )
 
+// Versions this package reads. Version 2 differs from 1 only in who a
+// rule applies to: everyone, unless exempt: says otherwise (see Scope).
+const (
+	V1 = 1
+	V2 = 2
+)
+
 // Decode decodes policy text strictly (unknown keys are errors, at their
-// line, with the nearest known key) into doc, whose version must be 1;
-// name is used in errors.
+// line, with the nearest known key) into doc, whose version must be 1 or
+// 2; name is used in errors.
 func Decode(name string, b []byte, doc interface{ Ver() int }) error {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
@@ -28,8 +35,8 @@ func Decode(name string, b []byte, doc interface{ Ver() int }) error {
 			return fmt.Errorf("policy %s: %w", name, err)
 		}
 	}
-	if v := doc.Ver(); v != 1 {
-		return fmt.Errorf("policy %s: version: %d, this proxy reads version 1", name, v)
+	if v := doc.Ver(); v != V1 && v != V2 {
+		return fmt.Errorf("policy %s: version: %d, this proxy reads versions 1 and 2", name, v)
 	}
 	return nil
 }
@@ -57,6 +64,7 @@ func LineError(name string, line int, format string, args ...any) error {
 // Mask is what every mask rule has, whatever it matches (columns,
 // fields); embed it inline.
 type Mask struct {
+	Scope    `yaml:",inline"`
 	ID       string   `yaml:"id"`
 	Version  int      `yaml:"version"` // default 1
 	Detect   []string `yaml:"detect"`  // value detectors (mask.DetectorNames)
