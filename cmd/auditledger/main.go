@@ -32,6 +32,8 @@ Commands:
   proxy http        HTTP reverse proxy that records every request and response digest
   approvals list    approval requests that proxies hold (also: approvals approve ID, approvals deny ID)
   query events      sealed events from the API's read path, filtered (also: query session ID)
+  policy migrate    rewrite a version-1 gateway policy as version 2 (exemptions stated, never by omission)
+  policy explain    print what a policy refuses, holds, masks and lets run unheld, per group or user
   token             get an OIDC access token with the client-credentials grant
   oidc-dev          serve dev's development OpenID provider on its own (to try a gateway)
   emit              publish events (JSON lines on stdin) to AUDIT_EVENTS, durably
@@ -133,6 +135,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"approvals list":      approvalsList,
 		"approvals approve":   approvalsApprove,
 		"approvals deny":      approvalsDeny,
+		"policy migrate":      policyMigrate,
+		"policy explain":      policyExplain,
 		"token":               tokenCmd,
 		"store init":          storeInit,
 		"oidc-dev":            oidcDev,

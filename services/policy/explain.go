@@ -107,10 +107,7 @@ func Print(w io.Writer, p *Policy, whos []Who) error {
 			pw.f("  masked   %s: %s (%s)\n", r.Name(), r.Match, r.Detail)
 		}
 		for _, r := range e.Exempt {
-			what := "unheld  "
-			if r.Kind == policyfile.KindMask {
-				what = "unmasked"
-			}
+			what := map[string]string{policyfile.KindDeny: "allowed ", policyfile.KindApprove: "unheld  ", policyfile.KindMask: "unmasked"}[r.Kind]
 			why := "built in: applies only while results are masked"
 			if r.Exempt != nil {
 				why = "exempt: " + r.Exempt.String() + byOmission(p, r)

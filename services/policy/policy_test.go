@@ -138,7 +138,7 @@ func TestExplain(t *testing.T) {
 group support:
   refused  deny rule no-drop: kinds: DROP (dropping needs a ticket)
   held     approval rule ddl: kinds: ALTER, CREATE (timeout 5m0s)
-  unheld   deny rule builtin-copy-out-unmasked: kinds: COPY TO STDOUT (built in: applies only while results are masked)
+  allowed  deny rule builtin-copy-out-unmasked: kinds: COPY TO STDOUT (built in: applies only while results are masked)
   unmasked mask rule email: columns: email (exempt: {groups: [support]})
   unheld   everything else
 
