@@ -6,6 +6,7 @@ import (
 
 	"github.com/auditledger/auditledger/services/internal/policyfile"
 	"github.com/auditledger/auditledger/services/pgproxy"
+	"github.com/auditledger/auditledger/services/policy"
 )
 
 // readmeV1 is the README's example: it means "hold DDL", and in version 1
@@ -112,5 +113,37 @@ func TestVersion2ErrorsNameTheLine(t *testing.T) {
 		if _, err := pgproxy.ParsePolicy("p.yaml", []byte(text)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("policy %q: %v, want %q", text, err, want)
 		}
+	}
+}
+
+// The README's example migrated to version 2 holds DDL from a requester
+// outside dba too, through the proxy and a real database: version 1 let
+// etl-bot's CREATE run unheld (TestApprovalHoldsUntilGrantedAndBindsTheText).
+func TestMigratedReadmePolicyHoldsDDLOutsideDBA(t *testing.T) {
+	v2, _, err := policy.Migrate("policy.yaml", []byte(readmeV1), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startOIDC(t, string(v2))
+	cmd := f.psqlAs(t, "etl-bot", "CREATE TABLE scratch (x int)")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	r := f.pending(t)
+	if r.Rule != "ddl" || r.Requester.Subject != "etl-bot" {
+		t.Fatalf("request %+v, want etl-bot's CREATE held by rule ddl", r)
+	}
+	if _, err := f.broker.Decide(t.Context(), r.ID, f.actor(t, "bob"), false, "not in a release"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil || !strings.Contains(out.String(), "denied by bob: not in a release") {
+		t.Fatalf("denied CREATE: %v\n%s", err, out.String())
+	}
+	if o, err := f.psqlAs(t, "alice", "SELECT to_regclass('scratch') IS NULL").CombinedOutput(); err != nil || strings.TrimSpace(string(o)) != "t" {
+		t.Fatalf("the denied CREATE ran: %v\n%s", err, o)
 	}
 }
