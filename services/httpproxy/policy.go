@@ -21,11 +21,9 @@ import (
 // Policy without For therefore errs on the side of enforcing.
 type Policy struct {
 	policyfile.Loaded
+	policyfile.Rules[MaskRule, Rule, Rule]
 
 	Version int
-	Mask    []MaskRule
-	Deny    []Rule
-	Approve []Rule
 	hashKey []byte
 }
 
@@ -168,14 +166,15 @@ func (r *Rule) matches(method, urlPath string) bool {
 // without the rules they are exempt from. It returns p itself when no rule
 // exempts anyone.
 func (p *Policy) For(user string, groups []string) *Policy {
-	if p == nil || !policyfile.Exempting(p.Mask) && !policyfile.Exempting(p.Deny) && !policyfile.Exempting(p.Approve) {
-		return p
+	if p == nil {
+		return nil
 	}
-	v := *p
-	v.Mask = policyfile.Applying(p.Mask, user, groups)
-	v.Deny = policyfile.Applying(p.Deny, user, groups)
-	v.Approve = policyfile.Applying(p.Approve, user, groups)
-	return &v
+	if rules, narrowed := p.Rules.For(user, groups); narrowed {
+		v := *p
+		v.Rules = rules
+		return &v
+	}
+	return p
 }
 
 // Denied returns the first deny rule matching the request, or nil.

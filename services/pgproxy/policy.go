@@ -28,12 +28,10 @@ import (
 // for one requester, without the rules they are exempt from. Using a
 // Policy without For therefore errs on the side of enforcing.
 type Policy struct {
-	policyfile.Loaded `yaml:"-"`
+	policyfile.Loaded
+	policyfile.Rules[MaskRule, DenyRule, ApprovalRule]
 
-	Version int            `yaml:"version"`
-	Mask    []MaskRule     `yaml:"mask"`
-	Deny    []DenyRule     `yaml:"deny"`
-	Approve []ApprovalRule `yaml:"approve"`
+	Version int
 	// Parameters says how bind parameters of the extended protocol are
 	// recorded: omit (the default: only their count), hash, or record.
 	Parameters string `yaml:"parameters"`
@@ -243,13 +241,15 @@ const builtinCopyOut = "builtin-copy-out-unmasked"
 // TO STDOUT when no mask rule is left). It returns p itself when no rule
 // exempts anyone.
 func (p *Policy) For(user string, groups []string) *Policy {
-	if p == nil || !policyfile.Exempting(p.Mask) && !policyfile.Exempting(p.Deny) && !policyfile.Exempting(p.Approve) {
+	if p == nil {
+		return nil
+	}
+	rules, narrowed := p.Rules.For(user, groups)
+	if !narrowed {
 		return p
 	}
 	v := *p
-	v.Mask = policyfile.Applying(p.Mask, user, groups)
-	v.Deny = policyfile.Applying(p.Deny, user, groups)
-	v.Approve = policyfile.Applying(p.Approve, user, groups)
+	v.Rules = rules
 	if len(v.Mask) == 0 {
 		v.Deny = slices.DeleteFunc(slices.Clone(v.Deny), func(r DenyRule) bool { return r.ID == builtinCopyOut })
 	}

@@ -55,26 +55,25 @@ type Scope struct {
 	Exempt *Exempt `yaml:"exempt"`
 }
 
-// ScopeOf returns the scope; rule types embedding Scope get it, so
-// Applying can filter any of them.
-func (s *Scope) ScopeOf() *Scope { return s }
-
 // Applies reports whether the rule applies to user, a member of groups.
-func (s *Scope) Applies(user string, groups []string) bool { return !s.Exempt.Exempts(user, groups) }
+func (s Scope) Applies(user string, groups []string) bool { return !s.Exempt.Exempts(user, groups) }
+
+// Exempting reports whether the rule exempts anyone.
+func (s Scope) Exempting() bool { return s.Exempt != nil }
 
 // Scoped is a rule that embeds Scope.
-type Scoped interface{ ScopeOf() *Scope }
+type Scoped interface {
+	Applies(user string, groups []string) bool
+	Exempting() bool
+}
 
 // Applying returns the rules that apply to user in groups, in their order.
 // It returns rules itself when all of them apply, so a view of a policy
 // without exemptions costs nothing.
-func Applying[R any, P interface {
-	*R
-	Scoped
-}](rules []R, user string, groups []string) []R {
+func Applying[R Scoped](rules []R, user string, groups []string) []R {
 	var out []R
 	for i := range rules {
-		if !P(&rules[i]).ScopeOf().Applies(user, groups) {
+		if !rules[i].Applies(user, groups) {
 			if out == nil {
 				out = append(make([]R, 0, len(rules)), rules[:i]...)
 			}
@@ -91,11 +90,24 @@ func Applying[R any, P interface {
 }
 
 // Exempting reports whether any of rules exempts anyone.
-func Exempting[R any, P interface {
-	*R
-	Scoped
-}](rules []R) bool {
-	return slices.ContainsFunc(rules, func(r R) bool { return P(&r).ScopeOf().Exempt != nil })
+func Exempting[R Scoped](rules []R) bool { return slices.ContainsFunc(rules, R.Exempting) }
+
+// Rules are a gateway's rules by kind, in file order; a gateway's policy
+// embeds them.
+type Rules[M, D, A Scoped] struct {
+	Mask    []M
+	Deny    []D
+	Approve []A
+}
+
+// For returns the rules that apply to user, a member of groups, and
+// whether any was left out (if not, r itself).
+func (r Rules[M, D, A]) For(user string, groups []string) (Rules[M, D, A], bool) {
+	if !Exempting(r.Mask) && !Exempting(r.Deny) && !Exempting(r.Approve) {
+		return r, false
+	}
+	return Rules[M, D, A]{Mask: Applying(r.Mask, user, groups), Deny: Applying(r.Deny, user, groups),
+		Approve: Applying(r.Approve, user, groups)}, true
 }
 
 // Rule kinds, as the sections of a policy file name them.

@@ -94,4 +94,11 @@ func TestApplying(t *testing.T) {
 	if !Exempting(rules) || Exempting(rules[:1]) {
 		t.Error("Exempting")
 	}
+	all := Rules[rule, rule, rule]{Mask: rules[:1], Deny: rules, Approve: rules[2:]}
+	if v, narrowed := all.For("ann", []string{"dba"}); !narrowed || ids(v.Deny) != "ac" || ids(v.Mask) != "a" || ids(v.Approve) != "c" {
+		t.Errorf("view for a dba: %v %v", v, narrowed)
+	}
+	if v, narrowed := (Rules[rule, rule, rule]{Deny: rules[:1]}).For("ann", []string{"dba"}); narrowed || len(v.Deny) != 1 {
+		t.Errorf("a view without exemptions: %v %v", v, narrowed)
+	}
 }
