@@ -75,29 +75,36 @@ func TestFrameworks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The frameworks whose data the repository has, oldest edition first;
+	// a framework added later may fall anywhere in the list.
 	var ids []string
-	for _, f := range all {
-		ids = append(ids, f.Catalog.ID)
+	for i, f := range all {
 		if f.Catalog.Publisher == "" || f.Catalog.Published == 0 {
 			t.Errorf("%s: no publisher or year", f.Catalog.ID)
+		}
+		if i > 0 && f.Catalog.Published < all[i-1].Catalog.Published {
+			t.Errorf("%s (%d) after %s (%d): want oldest edition first", f.Catalog.ID, f.Catalog.Published, all[i-1].Catalog.ID, all[i-1].Catalog.Published)
+		}
+		if slices.Contains([]string{"iso27001-2013", "soc2-2017", "nist-800-53r5", "iso27001-2022"}, f.Catalog.ID) {
+			ids = append(ids, f.Catalog.ID)
 		}
 	}
 	if want := []string{"iso27001-2013", "soc2-2017", "nist-800-53r5", "iso27001-2022"}; !slices.Equal(ids, want) {
 		t.Errorf("frameworks %v, want %v (oldest edition first)", ids, want)
 	}
-	if !slices.Equal(Frameworks, []string{Default}) {
-		t.Errorf("Frameworks %v, want only %s: the one with an evidence mapping", Frameworks, Default)
+	if !slices.Contains(Frameworks, Default) || slices.Contains(Frameworks, "soc2-2017") {
+		t.Errorf("Frameworks %v, want %s and no framework without an evidence mapping", Frameworks, Default)
 	}
 	if _, err := Load("iso27001-2013"); !errors.Is(err, ErrNoEvidence) || !strings.Contains(err.Error(), "iso27001-2022") {
 		t.Errorf("a bundle for a framework without an evidence mapping: %v", err)
 	}
-	if _, err := Load("iso27001-2005"); !errors.Is(err, ErrUnknownFramework) || !strings.Contains(err.Error(), "iso27001-2013, iso27001-2022, nist-800-53r5, soc2-2017") {
+	if _, err := Load("iso27001-2005"); !errors.Is(err, ErrUnknownFramework) || !strings.Contains(err.Error(), "iso27001-2013, iso27001-2022, nist-800-53r5") {
 		t.Errorf("unknown framework: %v", err)
 	}
 
 	// Adding a framework is adding a folder.
 	fsys := dataFS(t)
-	fsys["data/example-1/framework.yaml"] = file("id: example-1\ntitle: Example\nversion: \"1\"\npublisher: Example Org\npublished: 2024\nsource: made up for this test\n")
+	fsys["data/example-1/framework.yaml"] = file("id: example-1\ntitle: Example\nversion: \"1\"\npublisher: Example Org\npublished: 9999\nsource: made up for this test\n")
 	fsys["data/example-1/catalog.yaml"] = file("controls:\n  - {id: E.1, title: Event logging}\n")
 	fsys["data/example-1/crosswalk.yaml"] = file("source: made up for this test\ncontrols:\n  - {id: E.1, to: [\"8.15\"], relationship: equal}\n")
 	s, err := read(fsys)
@@ -105,13 +112,13 @@ func TestFrameworks(t *testing.T) {
 		t.Fatal(err)
 	}
 	if f := s.order[len(s.order)-1]; f.Catalog.ID != "example-1" {
-		t.Errorf("last framework %s, want example-1 (published 2024)", f.Catalog.ID)
+		t.Errorf("last framework %s, want example-1 (published 9999)", f.Catalog.ID)
 	}
 	if got := s.hub.MappedFrom("8.15"); got[len(got)-1] != "example-1 E.1 (equal)" {
 		t.Errorf("8.15 mapped from %v, want example-1 E.1 last", got)
 	}
 	fsys["data/example-1/evidence.yaml"] = fsys["data/iso27001-2022/evidence.yaml"]
-	if got := withEvidence(fsys); !slices.Equal(got, []string{"example-1", "iso27001-2022"}) {
+	if got := withEvidence(fsys); !slices.Contains(got, "example-1") || !slices.Contains(got, Default) {
 		t.Errorf("with an evidence mapping: %v", got)
 	}
 }
