@@ -150,7 +150,8 @@ type Mapping struct {
 }
 
 // Framework is one folder of compliance/data: the catalog, the crosswalk
-// to the hub and the evidence mapping a bundle is built from.
+// to the hub and the evidence mapping a bundle is built from. Load, Lookup
+// and All share one copy of each: callers must not modify it.
 type Framework struct {
 	Catalog Catalog
 	// Crosswalk maps the controls to the hub's; empty for the hub itself.
@@ -226,11 +227,13 @@ func Correspond(from, control, to string) ([]Correspondence, error) {
 	return x.correspond(control, y), nil
 }
 
-func (x *Framework) correspond(control string, y *Framework) []Correspondence {
+// correspond lists the controls of to that meet one of f's controls in a
+// hub control; see Correspond.
+func (f *Framework) correspond(control string, to *Framework) []Correspondence {
 	var out []Correspondence
-	for _, xh := range x.toHub(control) {
-		for _, c := range y.Catalog.Controls {
-			for _, yh := range y.toHub(c.ID) {
+	for _, xh := range f.toHub(control) {
+		for _, c := range to.Catalog.Controls {
+			for _, yh := range to.toHub(c.ID) {
 				if yh.Via == xh.Via {
 					out = append(out, Correspondence{Control: c, Via: xh.Via, Relationship: through(xh.Relationship, yh.Relationship)})
 				}

@@ -14,9 +14,8 @@ func (f *Framework) fault(file string, line int, format string, args ...any) err
 func (f *Framework) checkMetadata(folder string, line int) error {
 	m := f.Catalog.Metadata
 	if m.ID != folder {
-		// The id is read before this check, so name the folder it must match.
-		f.Catalog.ID = folder
-		return f.fault(frameworkFile, line, "id %q, but the folder is %q: they must be the same", m.ID, folder)
+		return &DataError{File: display(path.Join("data", folder, frameworkFile)), Line: line,
+			Msg: fmt.Sprintf("id %q, but the folder is %q: they must be the same", m.ID, folder)}
 	}
 	if m.Title == "" || m.Version == "" || m.Publisher == "" || m.Source == "" || m.Published <= 0 {
 		return f.fault(frameworkFile, line, "id, title, version, publisher, published (the year) and source are all required")
