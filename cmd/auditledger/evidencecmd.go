@@ -22,10 +22,10 @@ import (
 
 // evidenceBuild writes a signed evidence bundle from the projection.
 func evidenceBuild(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--framework iso27001-2022] [--database URL]",
+	fs := newFlags("evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--framework ID] [--database URL]",
 		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts, OSCAL\nassessment results, a report (index.html) and VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).", stderr)
 	tenant := fs.String("tenant", "", "the tenant")
-	framework := fs.String("framework", "iso27001-2022", "control framework: "+strings.Join(compliance.Frameworks, ", "))
+	framework := fs.String("framework", compliance.Default, "control framework: "+strings.Join(compliance.Frameworks, ", "))
 	from := fs.String("from", "", "start of the period (included)")
 	to := fs.String("to", "", "end of the period (excluded)")
 	out := fs.String("out", "", "the bundle file to write (.zip)")

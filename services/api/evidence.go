@@ -102,7 +102,7 @@ func (a *api) requestEvidence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Framework == "" {
-		req.Framework = "iso27001-2022"
+		req.Framework = compliance.Default
 	}
 	if err := checkTenant(req.Tenant); err != nil {
 		a.fail(w, r, err)
