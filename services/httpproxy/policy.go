@@ -72,18 +72,8 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	p.Source = policyfile.NewSource(name, b, doc.Version)
 	for _, n := range doc.Mask {
 		var r MaskRule
-		if err := yamlstrict.DecodeNode(&n, &r, "a mask rule"); err != nil {
+		if err := doc.DecodeMask(&p.Loaded, &p.hashKey, &n, &r, &r.Mask, func() int { return len(r.Fields) }, "fields"); err != nil {
 			return nil, bad(n.Line, "%v", err)
-		}
-		key, err := doc.CheckMask(&r.Mask, len(r.Fields), "fields")
-		if err != nil {
-			return nil, bad(n.Line, "%v", err)
-		}
-		if err := doc.Scope(&p.Loaded, policyfile.KindMask, r.ID, &r.Scope); err != nil {
-			return nil, bad(n.Line, "%v", err)
-		}
-		if key != nil {
-			p.hashKey = key
 		}
 		for _, f := range r.Fields {
 			if f == "" || strings.Contains(f, "..") {

@@ -158,18 +158,8 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	}
 	for _, n := range doc.Mask {
 		var r MaskRule
-		if err := yamlstrict.DecodeNode(&n, &r, "a mask rule"); err != nil {
+		if err := doc.DecodeMask(&p.Loaded, &p.hashKey, &n, &r, &r.Mask, func() int { return len(r.Columns) }, "columns"); err != nil {
 			return nil, bad(n.Line, "%v", err)
-		}
-		key, err := doc.CheckMask(&r.Mask, len(r.Columns), "columns")
-		if err != nil {
-			return nil, bad(n.Line, "%v", err)
-		}
-		if err := doc.Scope(&p.Loaded, policyfile.KindMask, r.ID, &r.Scope); err != nil {
-			return nil, bad(n.Line, "%v", err)
-		}
-		if key != nil {
-			p.hashKey = key
 		}
 		for _, c := range r.Columns {
 			if _, err := path.Match(strings.ToLower(c), ""); err != nil {

@@ -72,6 +72,29 @@ type Mask struct {
 	InfoType string   `yaml:"info_type"`
 }
 
+// DecodeMask decodes the mask rule n strictly into r, a rule type that
+// embeds m, checks it (CheckMask, then Scope, recording into l what a
+// version-1 file exempts by omission) and sets *key to the key of method
+// hash if it uses one. targets counts what r matches by name once
+// decoded; what names those ("columns", "fields") in errors. The caller
+// places errors at n's line (LineError).
+func (h *Header) DecodeMask(l *Loaded, key *[]byte, n *yaml.Node, r any, m *Mask, targets func() int, what string) error {
+	if err := yamlstrict.DecodeNode(n, r, "a mask rule"); err != nil {
+		return err
+	}
+	k, err := h.CheckMask(m, targets(), what)
+	if err != nil {
+		return err
+	}
+	if err := h.Scope(l, KindMask, m.ID, &m.Scope); err != nil {
+		return err
+	}
+	if k != nil {
+		*key = k
+	}
+	return nil
+}
+
 // CheckMask checks a mask rule that matches targets by name (what names
 // them, "columns" or "fields", for errors) besides its detectors, sets its
 // default version, and returns the key of method hash (read from the
