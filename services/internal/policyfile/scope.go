@@ -176,6 +176,10 @@ func (l *Loaded) Warn(log *slog.Logger) {
 	if l.Source.Version >= 2 {
 		return
 	}
+	omissions := make([]string, len(l.Omissions))
+	for i, o := range l.Omissions {
+		omissions[i] = fmt.Sprintf("%s rule %s exempts everyone outside %s", Noun(o.Kind), o.Rule, strings.Join(o.Groups, ", "))
+	}
 	log.Warn("policy file is version 1: a rule limited to groups exempts everyone outside them; version 2 states every exemption (auditledger policy migrate)",
-		"file", l.Source.File, "sha256", l.Source.SHA256, "omissions", l.Omissions)
+		"file", l.Source.File, "sha256", l.Source.SHA256, "omissions", omissions)
 }
