@@ -1,7 +1,11 @@
-// Package policyfile holds what the proxies' YAML policy files share:
+// Package policyfile holds what every gateway's YAML policy file shares:
 // strict decoding with errors that name the file and line, the version
-// check, and the checks of a mask rule's method and detectors. The format
-// is documented in docs/POLICY.md.
+// check (1 and 2), who a rule applies to (Scope, Exempt: in version 2
+// every rule applies to everyone unless exempt: names them, and a
+// version-1 groups: list is read as the exemption it makes by omission),
+// the view of a gateway's rules for one requester (Rules.For), the checks
+// of a mask rule, and what a loaded policy reports about itself (Loaded).
+// The format is documented in docs/POLICY.md.
 package policyfile
 
 import (
