@@ -79,11 +79,16 @@ func rewriteScope(rule *yaml.Node, keep bool) string {
 		}
 		exempt := policyfile.Exempt{OutsideGroups: groups}
 		if keep {
+			// The list keeps its style, and with it its comments:
+			// exempt: {outside_groups: [dba]}, or in block style
+			// exempt:\n  outside_groups:\n    - dba # the DBAs
 			k.Value = "exempt"
-			v.Style = yaml.FlowStyle
-			rule.Content[i+1] = &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle, LineComment: v.LineComment,
+			m := &yaml.Node{Kind: yaml.MappingNode, Style: v.Style & yaml.FlowStyle,
 				Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: "outside_groups"}, v}}
-			v.LineComment = ""
+			if m.Style == yaml.FlowStyle {
+				m.LineComment, v.LineComment = v.LineComment, ""
+			}
+			rule.Content[i+1] = m
 			return ""
 		}
 		list := strings.Join(groups, ", ")

@@ -173,3 +173,15 @@ func TestExplainVersion1ListsOmissions(t *testing.T) {
 		}
 	}
 }
+
+func TestMigrateBlockListKeepsItsComments(t *testing.T) {
+	const v1 = "version: 1\napprove:\n  - id: ddl\n    kinds: [ALTER]\n    groups:\n      - dba # the DBAs\n      - ops\n"
+	out, _, err := policy.Migrate("p.yaml", []byte(v1), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "version: 2\napprove:\n  - id: ddl\n    kinds: [ALTER]\n    exempt:\n      outside_groups:\n        - dba # the DBAs\n        - ops\n"
+	if string(out) != want {
+		t.Errorf("migrated:\n%s\nwant:\n%s", out, want)
+	}
+}
