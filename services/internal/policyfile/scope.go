@@ -100,8 +100,8 @@ type Rules[M, D, A Scoped] struct {
 	Approve []A
 }
 
-// For returns the rules that apply to user, a member of groups, and
-// whether any was left out (if not, r itself).
+// For returns the rules that apply to user, a member of groups; it
+// returns r itself and false when no rule exempts anyone.
 func (r Rules[M, D, A]) For(user string, groups []string) (Rules[M, D, A], bool) {
 	if !Exempting(r.Mask) && !Exempting(r.Deny) && !Exempting(r.Approve) {
 		return r, false
