@@ -185,3 +185,39 @@ func TestMigrateBlockListKeepsItsComments(t *testing.T) {
 		t.Errorf("migrated:\n%s\nwant:\n%s", out, want)
 	}
 }
+
+func TestExplainHTTPForEveryone(t *testing.T) {
+	p, err := policy.Read("h.yaml", []byte(`version: 2
+deny:
+  - {id: no-admin, paths: ["/admin/**"], reason: no, exempt: {users: [ops-bot]}}
+approve:
+  - {id: deploys, methods: [POST], paths: [/deploy], exempt: {groups: [sre]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := policy.Print(&b, p, policy.Everyone(p)); err != nil {
+		t.Fatal(err)
+	}
+	_, got, _ := strings.Cut(b.String(), "\n")
+	want := `
+group sre:
+  refused  deny rule no-admin: paths: /admin/** (no)
+  unheld   approval rule deploys: methods: POST; paths: /deploy (exempt: {groups: [sre]})
+  unheld   everything else
+
+user ops-bot (in none of the groups above):
+  held     approval rule deploys: methods: POST; paths: /deploy (timeout 5m0s)
+  allowed  deny rule no-admin: paths: /admin/** (exempt: {users: [ops-bot]})
+  unheld   everything else
+
+anyone in none of sre:
+  refused  deny rule no-admin: paths: /admin/** (no)
+  held     approval rule deploys: methods: POST; paths: /deploy (timeout 5m0s)
+  unheld   everything else
+`
+	if p.Gateway != policy.HTTP || got != want {
+		t.Errorf("%s gateway, explain:\n%s\nwant:\n%s", p.Gateway, got, want)
+	}
+}
