@@ -104,9 +104,6 @@ func (r hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-// ErrNotProjected means the projection has not reached the size asked for.
-var ErrNotProjected = errors.New("projections: not projected yet")
-
 // projected is the size the projection has applied.
 func projected(ctx context.Context, db *pgxpool.Pool) (uint64, error) {
 	var size int64

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/ssh"
 
@@ -28,7 +27,8 @@ import (
 
 // Config says what to build.
 type Config struct {
-	// DB is the projection (projections.Run keeps it).
+	// DB is the projection (projections.Run keeps it), read through a
+	// projections.Reader.
 	DB        *pgxpool.Pool
 	Framework *compliance.Framework
 	Tenant    string
@@ -67,7 +67,7 @@ func Build(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	if cfg.Tenant == "" || !cfg.From.Before(cfg.To) {
 		return nil, fmt.Errorf("evidence: want a tenant and a period whose start is before its end (got %q, %s to %s)", cfg.Tenant, cfg.From.Format(time.RFC3339), cfg.To.Format(time.RFC3339))
 	}
-	b := &builder{cfg: cfg, zw: zip.NewWriter(w)}
+	b := &builder{cfg: cfg, read: projections.NewReader(cfg.DB), zw: zip.NewWriter(w)}
 	if err := b.build(ctx); err != nil {
 		return nil, err
 	}
@@ -75,9 +75,10 @@ func Build(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 }
 
 type builder struct {
-	cfg Config
-	zw  *zip.Writer
-	m   Manifest
+	cfg  Config
+	read *projections.Reader
+	zw   *zip.Writer
+	m    Manifest
 	// files supporting each control, as the manifest lists them
 	controlsOf map[string][]string
 }
@@ -124,7 +125,6 @@ var (
 
 func (b *builder) build(ctx context.Context) error {
 	cfg := b.cfg
-	db := cfg.DB
 	if cfg.BundleID == "" {
 		var id [16]byte
 		rand.Read(id[:])
@@ -138,43 +138,22 @@ func (b *builder) build(ctx context.Context) error {
 
 	// The range: from the last checkpoint sealed before the period to the
 	// last sealed before its end.
-	var latest, first, end int64
-	var endNote, startNote, origin string
-	if err := db.QueryRow(ctx, `SELECT coalesce(max(size), 0) FROM checkpoints`).Scan(&latest); err != nil {
-		return fmt.Errorf("evidence: reading the checkpoints: %w", err)
+	sp, err := b.read.SpanOf(ctx, cfg.From, cfg.To)
+	if err != nil {
+		return fmt.Errorf("evidence: %w", err)
 	}
-	if latest == 0 {
+	if sp.Latest == 0 {
 		return ErrNoLog
 	}
-	if err := db.QueryRow(ctx, `SELECT coalesce(max(size), 0) FROM checkpoints WHERE sealed_at < $1`, cfg.From).Scan(&first); err != nil {
-		return err
-	}
-	// A segment's records share one sealing time, so the segments sealed
-	// before the period's end hold exactly its records and those before.
-	var after bool
-	if err := db.QueryRow(ctx, `SELECT coalesce(max(size), 0), EXISTS (SELECT 1 FROM checkpoints WHERE sealed_at >= $1) FROM checkpoints WHERE sealed_at < $1`, cfg.To).Scan(&end, &after); err != nil {
-		return err
-	}
-	b.m.Range.Open = !after
-	if end == 0 {
+	b.m.Range.Open = sp.Open
+	if sp.End.Size == 0 {
 		return fmt.Errorf("evidence: nothing was sealed before %s", cfg.To.Format(time.RFC3339))
 	}
-	a, z := uint64(first), uint64(end)
+	a, z := sp.Start.Size, sp.End.Size
 	b.m.Range.First, b.m.Range.End = a, z
-	if err := db.QueryRow(ctx, `SELECT note, origin FROM checkpoints WHERE size = $1`, end).Scan(&endNote, &origin); err != nil {
-		return fmt.Errorf("evidence: the end checkpoint (size %d): %w", end, err)
-	}
-	if a > 0 {
-		if err := db.QueryRow(ctx, `SELECT note FROM checkpoints WHERE size = $1`, first).Scan(&startNote); err != nil {
-			return fmt.Errorf("evidence: the start checkpoint (size %d): %w", first, err)
-		}
-	}
+	startNote, endNote, origin := sp.Start.Note, sp.End.Note, sp.Origin
 	if a < z {
-		var fs, ls time.Time
-		if err := db.QueryRow(ctx, `SELECT (SELECT sealed_at FROM events WHERE idx = $1), (SELECT sealed_at FROM events WHERE idx = $2)`, first, end-1).Scan(&fs, &ls); err != nil {
-			return err
-		}
-		fs, ls = fs.UTC(), ls.UTC()
+		fs, ls := sp.FirstSealed, sp.LastSealed
 		b.m.Range.FirstSealed, b.m.Range.LastSealed = &fs, &ls
 	}
 	b.m.Log = LogInfo{Origin: origin, VKey: strings.TrimSpace(cfg.LogVKey)}
@@ -201,14 +180,14 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.addBytes(EndCheckpoint, logControls, []byte(endNote)); err != nil {
 		return err
 	}
-	cons, err := projections.ConsistencyProof(ctx, db, a, z)
+	cons, err := b.read.ConsistencyProof(ctx, a, z)
 	if err != nil {
 		return fmt.Errorf("evidence: consistency proof %d→%d: %w", a, z, err)
 	}
 	if err := b.addBytes(ConsistencyFile, logControls, (&ledger.ConsistencyProofText{Old: a, New: z, Hashes: cons}).Marshal()); err != nil {
 		return err
 	}
-	prefix, err := projections.PrefixHashes(ctx, db, a)
+	prefix, err := b.read.PrefixHashes(ctx, a)
 	if err != nil {
 		return fmt.Errorf("evidence: the tree before index %d: %w", a, err)
 	}
@@ -278,28 +257,17 @@ func marshalPrefix(size uint64, hashes []ledger.Hash) []byte {
 // records writes every record of [a, z): the tenant's whole, the others'
 // redacted to their leaf input (§2.4), each framed by its u32 length.
 func (b *builder) records(ctx context.Context, w io.Writer, a, z uint64) error {
-	rows, err := b.cfg.DB.Query(ctx, `SELECT idx, header, event, tenant FROM events WHERE idx >= $1 AND idx < $2 ORDER BY idx`, int64(a), int64(z))
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
 	next := a
 	var frame [4]byte
-	var rec []byte
-	for rows.Next() {
-		var idx int64
-		var header []byte
-		var ev, tenant string
-		if err := rows.Scan(&idx, &header, &ev, &tenant); err != nil {
-			return err
+	err := b.read.Records(ctx, a, z, "", func(e *projections.Event) error {
+		if e.Index != next {
+			return fmt.Errorf("the projection lacks record %d (has %d next): rebuild it", next, e.Index)
 		}
-		if uint64(idx) != next {
-			return fmt.Errorf("the projection lacks record %d (has %d next): rebuild it", next, idx)
-		}
-		rec = append(append(rec[:0], header...), ev...)
-		if tenant != b.cfg.Tenant {
+		rec := e.Record()
+		if e.Tenant != b.cfg.Tenant {
+			var err error
 			if rec, err = ledger.Redact(rec); err != nil {
-				return fmt.Errorf("record %d cannot be shown without its event, so one tenant's completeness cannot be proven over a range holding it (records sealed before bound records, FORMAT §2.4): %w", idx, err)
+				return fmt.Errorf("record %d cannot be shown without its event, so one tenant's completeness cannot be proven over a range holding it (records sealed before bound records, FORMAT §2.4): %w", e.Index, err)
 			}
 		} else {
 			b.m.Events++
@@ -315,8 +283,9 @@ func (b *builder) records(ctx context.Context, w io.Writer, a, z uint64) error {
 		if b.cfg.Progress != nil && (next%4096 == 0 || next == z) {
 			b.cfg.Progress(next-a, z-a)
 		}
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if next != z {
@@ -328,57 +297,27 @@ func (b *builder) records(ctx context.Context, w io.Writer, a, z uint64) error {
 // events writes the tenant's events of [a, z) as JSON lines, each event's
 // bytes exactly as sealed.
 func (b *builder) events(ctx context.Context, w io.Writer, a, z uint64) error {
-	rows, err := b.cfg.DB.Query(ctx, `SELECT idx, leaf, header, event FROM events WHERE tenant = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`,
-		b.cfg.Tenant, int64(a), int64(z))
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var rec []byte
-	for rows.Next() {
-		var idx int64
-		var leaf, header []byte
-		var ev string
-		if err := rows.Scan(&idx, &leaf, &header, &ev); err != nil {
-			return err
-		}
+	return b.read.Records(ctx, a, z, b.cfg.Tenant, func(e *projections.Event) error {
 		// The sealing time from the record itself: the column keeps
 		// microseconds, the record nanoseconds.
-		rec = append(append(rec[:0], header...), ev...)
-		r, err := ledger.ParseRecord(rec)
+		r, err := ledger.ParseRecord(e.Record())
 		if err != nil {
-			return fmt.Errorf("record %d: %w", idx, err)
+			return fmt.Errorf("record %d: %w", e.Index, err)
 		}
-		if _, err := fmt.Fprintf(w, `{"index":%d,"leaf":"%x","sealed_at":"%s","event":%s}`+"\n", idx, leaf, r.Time.UTC().Format(time.RFC3339Nano), ev); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+		_, err = fmt.Fprintf(w, `{"index":%d,"leaf":"%x","sealed_at":"%s","event":%s}`+"\n", e.Index, e.Leaf[:], r.Time.UTC().Format(time.RFC3339Nano), e.Event)
+		return err
+	})
 }
 
 func (b *builder) segments(ctx context.Context, w io.Writer, a, z uint64) error {
-	rows, err := b.cfg.DB.Query(ctx, `SELECT s.name, s.first, s.size, encode(s.sha256, 'hex'), coalesce(s.version, ''), coalesce(s.lock_mode, ''), s.retain_until, c.sealed_at
-		FROM segments s JOIN checkpoints c ON c.size = s.size WHERE s.size > $1 AND s.first < $2 ORDER BY s.first`, int64(a), int64(z))
+	segs, err := b.read.Segments(ctx, a, z)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	var list []Segment
-	for rows.Next() {
-		var s Segment
-		var first, size int64
-		if err := rows.Scan(&s.Name, &first, &size, &s.SHA256, &s.Version, &s.LockMode, &s.RetainUntil, &s.Sealed); err != nil {
-			return err
-		}
-		s.First, s.Size, s.Sealed = uint64(first), uint64(size), s.Sealed.UTC()
-		if s.RetainUntil != nil {
-			t := s.RetainUntil.UTC()
-			s.RetainUntil = &t
-		}
-		list = append(list, s)
-	}
-	if err := rows.Err(); err != nil {
-		return err
+	list := make([]Segment, len(segs))
+	for i, s := range segs {
+		list[i] = Segment{Name: s.Name, First: s.First, Size: s.Size, SHA256: hex.EncodeToString(s.SHA256), Version: s.Version,
+			LockMode: s.LockMode, RetainUntil: s.RetainUntil, Sealed: s.Sealed}
 	}
 	out, err := json.MarshalIndent(list, "", "  ")
 	if err != nil {
@@ -451,38 +390,22 @@ func (b *builder) controls(ctx context.Context, a, z uint64) error {
 // queryCSV runs one query and writes its rows as CSV, a header first,
 // values in PostgreSQL's text form.
 func (b *builder) queryCSV(ctx context.Context, w io.Writer, sql string, a, z uint64) (n int, capped bool, err error) {
-	rows, err := b.cfg.DB.Query(ctx, sql, pgx.QueryResultFormats{pgx.TextFormatCode}, b.cfg.Tenant, int64(a), int64(z))
+	rows, err := b.read.ControlQuery(ctx, sql, b.cfg.Tenant, a, z, b.cfg.SampleRows)
 	if err != nil {
 		return 0, false, err
 	}
-	defer rows.Close()
 	cw := csv.NewWriter(w)
-	var header []string
-	for _, f := range rows.FieldDescriptions() {
-		header = append(header, f.Name)
-	}
-	if err := cw.Write(header); err != nil {
+	if err := cw.Write(rows.Columns); err != nil {
 		return 0, false, err
 	}
-	rec := make([]string, len(header))
-	for rows.Next() {
-		if n == b.cfg.SampleRows {
-			capped = true
-			break
-		}
-		for i, v := range rows.RawValues() {
-			rec[i] = string(v)
-		}
+	for _, rec := range rows.Values {
 		if err := cw.Write(rec); err != nil {
-			return n, capped, err
+			return n, rows.Capped, err
 		}
 		n++
 	}
 	cw.Flush()
-	if err := rows.Err(); err != nil {
-		return n, capped, err
-	}
-	return n, capped, cw.Error()
+	return n, rows.Capped, cw.Error()
 }
 
 // compareControlIDs orders "5.3" before "5.15" before "8.2".

@@ -122,7 +122,7 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Scope.TenantPrefix == cfg.Scope.TargetPrefix {
 		return nil, fmt.Errorf("api: Scope.TenantPrefix and Scope.TargetPrefix are both %q: a group would name a tenant and a target at once", cfg.Scope.TenantPrefix)
 	}
-	a := &api{cfg: cfg, jobs: &evidenceJobs{jobs: map[string]*EvidenceStatus{}, one: make(chan struct{}, 1)}}
+	a := &api{cfg: cfg, read: projections.NewReader(cfg.DB), jobs: &evidenceJobs{jobs: map[string]*EvidenceStatus{}, one: make(chan struct{}, 1)}}
 	r := a.router()
 	return cfg.Metrics.Wrap(r, func(r *http.Request) string {
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
@@ -189,6 +189,7 @@ func (a *api) router() chi.Router {
 
 type api struct {
 	cfg  Config
+	read *projections.Reader // the projection: every read of audit data
 	jobs *evidenceJobs
 }
 
@@ -210,9 +211,9 @@ func status(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, errForbidden), errors.Is(err, approvals.ErrSelfApproval):
 		return http.StatusForbidden
-	case errors.Is(err, errBadRequest):
+	case errors.Is(err, errBadRequest), errors.Is(err, projections.ErrBadFilter):
 		return http.StatusBadRequest
-	case errors.Is(err, approvals.ErrNotFound), errors.Is(err, errNotFound):
+	case errors.Is(err, approvals.ErrNotFound), errors.Is(err, errNotFound), errors.Is(err, projections.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, projections.ErrNotProjected):
 		return http.StatusConflict
@@ -220,7 +221,7 @@ func status(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, errNotReady):
 		return http.StatusConflict
-	case errors.Is(err, errNotAudited), errors.Is(err, errNoReadPath), errors.Is(err, errNoEvidence):
+	case errors.Is(err, errNotAudited), errors.Is(err, errNoReadPath), errors.Is(err, projections.ErrUnavailable), errors.Is(err, errNoEvidence):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
@@ -241,6 +242,10 @@ type Problem struct {
 // fail answers with a problem document; server errors are logged and
 // not detailed to the caller.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	// The reader names a bad filter as the query parameter does.
+	if fe := (*projections.FilterError)(nil); errors.As(err, &fe) {
+		err = &paramError{fe.Field, fe.Reason}
+	}
 	code := status(err)
 	msg := err.Error()
 	if code == http.StatusInternalServerError {

@@ -16,8 +16,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/projections"
@@ -62,7 +60,7 @@ type EventPage struct {
 // started without the projection database.
 func (a *api) needsReadPath(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.cfg.DB == nil {
+		if !a.read.Available() {
 			a.fail(w, r, errNoReadPath)
 			return
 		}
@@ -124,29 +122,27 @@ func checkTenant(v string) error {
 	return nil
 }
 
-// pageLimit is the limit parameter: 1 to 1000, 100 when absent.
+// pageLimit is the limit parameter: 1 to projections.MaxPage, 0 (the
+// reader's default) when absent.
 func pageLimit(q url.Values) (int, error) {
 	v := q.Get("limit")
 	if v == "" {
-		return 100, nil
+		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 1000 {
-		return 0, badParam("limit", "%q: want 1 to 1000", v)
+	if err != nil || n < 1 || n > projections.MaxPage {
+		return 0, badParam("limit", "%q: want 1 to %d", v, projections.MaxPage)
 	}
 	return n, nil
 }
 
 // eventResult is one projected record as the API returns it.
-func eventResult(idx int64, leaf, header []byte, sealed time.Time, ev string) EventResult {
-	return EventResult{Index: uint64(idx), Leaf: hex.EncodeToString(leaf), SealedAt: sealed.UTC(),
-		Record: base64.StdEncoding.EncodeToString(append(header, ev...)), Event: json.RawMessage(ev)}
+func eventResult(e *projections.Event) EventResult {
+	return EventResult{Index: e.Index, Leaf: hex.EncodeToString(e.Leaf[:]), SealedAt: e.SealedAt,
+		Record: base64.StdEncoding.EncodeToString(e.Record()), Event: json.RawMessage(e.Event)}
 }
 
-var (
-	tenantParam = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
-	maxText     = 256
-)
+var tenantParam = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
 // listEvents answers GET /v1/events: filters type (comma-separated),
 // tenant, actor (the subject), email, session, target, since and until
@@ -158,117 +154,46 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	var where []string
-	var args []any
-	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	f := projections.EventFilter{Actor: q.Get("actor"), Email: q.Get("email"), Session: q.Get("session"), Target: q.Get("target"),
+		Text: q.Get("q"), After: q.Get("after")}
 	if v := q.Get("type"); v != "" {
-		var types []string
 		for _, t := range strings.Split(v, ",") {
-			if !events.Type(t).Known() {
-				a.fail(w, r, badParam("type", "%q is not an event type of the version-1 catalog", t))
-				return
-			}
-			types = append(types, t)
-		}
-		if len(types) == 1 {
-			where = append(where, "type = "+arg(types[0])) // lets the planner use (actor, type, idx)
-		} else {
-			where = append(where, "type = ANY("+arg(types)+")")
+			f.Types = append(f.Types, events.Type(t))
 		}
 	}
-	if v := q.Get("tenant"); v != "" {
-		if err := checkTenant(v); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		if !a.checkTenantScope(w, r, v) {
-			return
-		}
-		where = append(where, "tenant = "+arg(v))
-	} else if cond, ok := a.tenantCondition(w, r, arg); !ok {
+	var ok bool
+	if f.Tenants, ok = a.tenantsOf(w, r, q.Get("tenant")); !ok {
 		return
-	} else if cond != "" {
-		where = append(where, cond)
 	}
-	for _, p := range []struct{ param, cond string }{
-		{"actor", "actor_subject = %s"},
-		{"email", "actor_email = %s"},
-		{"session", "session_id = %s"},
-		{"target", "target_name = %s"},
-	} {
-		if v := q.Get(p.param); v != "" {
-			if len(v) > maxText {
-				a.fail(w, r, badParam(p.param, "longer than %d characters", maxText))
-				return
-			}
-			where = append(where, fmt.Sprintf(p.cond, arg(v)))
-		}
-	}
-	for _, p := range []struct{ param, op string }{{"since", ">="}, {"until", "<"}} {
+	for _, p := range []struct {
+		param string
+		t     *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
 		if v := q.Get(p.param); v != "" {
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {
 				a.fail(w, r, badParam(p.param, "%q is not an RFC 3339 time (e.g. 2026-11-27T10:00:00Z)", v))
 				return
 			}
-			where = append(where, "time "+p.op+" "+arg(t))
+			*p.t = t
 		}
 	}
-	if v := q.Get("q"); v != "" {
-		if len(v) > maxText {
-			a.fail(w, r, badParam("q", "longer than %d characters", maxText))
-			return
-		}
-		// A literal substring: LIKE's wildcards in it are escaped.
-		pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(v) + "%"
-		where = append(where, "event ILIKE "+arg(pattern))
+	var err error
+	if f.Limit, err = pageLimit(q); err != nil {
+		a.fail(w, r, err)
+		return
 	}
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 63)
-		if err != nil {
-			a.fail(w, r, badParam("after", "%q is not a ledger index", v))
-			return
-		}
-		where = append(where, "idx > "+arg(int64(n)))
-	}
-	limit, err := pageLimit(q)
+	res, err := a.read.Events(r.Context(), f)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	sql := "SELECT idx, leaf, header, sealed_at, event, tenant FROM events"
-	if len(where) > 0 {
-		sql += " WHERE " + strings.Join(where, " AND ")
+	page := EventPage{Events: make([]EventResult, len(res.Events))}
+	for i := range res.Events {
+		page.Events[i] = eventResult(&res.Events[i])
 	}
-	sql += " ORDER BY idx LIMIT " + arg(limit+1)
-	rows, err := a.cfg.DB.Query(r.Context(), sql, args...)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	page := EventPage{Events: []EventResult{}}
-	var tenants []string // of each event
-	for rows.Next() {
-		var idx int64
-		var leaf, header []byte
-		var sealed time.Time
-		var ev, tenant string
-		if err := rows.Scan(&idx, &leaf, &header, &sealed, &ev, &tenant); err != nil {
-			rows.Close()
-			a.fail(w, r, err)
-			return
-		}
-		page.Events = append(page.Events, eventResult(idx, leaf, header, sealed, ev))
-		tenants = append(tenants, tenant)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if len(page.Events) > limit {
-		page.Events = page.Events[:limit]
-		next := page.Events[limit-1].Index
+	if res.Next != "" {
+		next := page.Events[len(page.Events)-1].Index
 		page.Next = &next
 	}
 	filters := map[string]string{}
@@ -279,11 +204,11 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 	// range (the events are in index order).
 	var parts []part
 	byTenant := map[string]int{}
-	for i, e := range page.Events {
-		j, ok := byTenant[tenants[i]]
+	for _, e := range res.Events {
+		j, ok := byTenant[e.Tenant]
 		if !ok {
-			j, byTenant[tenants[i]] = len(parts), len(parts)
-			parts = append(parts, part{tenants[i], map[string]any{"resource": "events", "filters": filters, "count": 0, "first_index": e.Index}})
+			j, byTenant[e.Tenant] = len(parts), len(parts)
+			parts = append(parts, part{e.Tenant, map[string]any{"resource": "events", "filters": filters, "count": 0, "first_index": e.Index}})
 		}
 		p := parts[j].payload
 		p["count"], p["last_index"] = p["count"].(int)+1, e.Index
@@ -331,30 +256,18 @@ func (a *api) inclusionProof(w http.ResponseWriter, r *http.Request) {
 		}
 		index = n
 	default:
-		if len(id) > 128 {
-			a.fail(w, r, badParam("event_id", "longer than 128 characters"))
-			return
-		}
 		// Ids are unique within a tenant: the caller's events are those
 		// of its tenants, and another tenant's event is unknown to it.
-		type hit struct {
-			Idx    int64
-			Tenant string
-		}
-		rows, err := a.cfg.DB.Query(r.Context(), `SELECT idx, tenant FROM events WHERE id = $1 ORDER BY idx`, id)
-		var hits []hit
-		if err == nil {
-			hits, err = pgx.CollectRows(rows, pgx.RowToStructByPos[hit])
-		}
+		hits, err := a.read.EventsWithID(r.Context(), id)
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
 		sc := a.scopeOf(r)
-		var idxs []int64
+		var idxs []uint64
 		for _, h := range hits {
 			if sc.tenant(h.Tenant) {
-				idxs = append(idxs, h.Idx)
+				idxs = append(idxs, h.Index)
 			}
 		}
 		notFound := fmt.Errorf("%w: no sealed event has the id %q", errNotFound, id)
@@ -373,7 +286,7 @@ func (a *api) inclusionProof(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, badParam("event_id", "%q names events of more than one tenant: ask by index", id))
 			return
 		}
-		index = uint64(idxs[0])
+		index = idxs[0]
 	}
 	cp, size, err := a.checkpointAt(r, q.Get("size"))
 	if err != nil {
@@ -387,11 +300,7 @@ func (a *api) inclusionProof(w http.ResponseWriter, r *http.Request) {
 	// A proof carries only hashes, but whether index is an event the
 	// caller may know of is the scope's to say, and the read is one of
 	// that event's tenant.
-	var tenant string
-	err = a.cfg.DB.QueryRow(r.Context(), `SELECT tenant FROM events WHERE idx = $1`, int64(index)).Scan(&tenant)
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = fmt.Errorf("%w: record %d is not projected yet", errNotFound, index)
-	}
+	tenant, err := a.read.TenantAt(r.Context(), index)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -400,7 +309,7 @@ func (a *api) inclusionProof(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, r, &scopeError{what: fmt.Sprintf("no event of your tenants at index %d", index), scope: sc, hidden: true, tenants: []string{tenant}})
 		return
 	}
-	hashes, err := projections.InclusionProof(r.Context(), a.cfg.DB, index, size)
+	hashes, err := a.read.InclusionProof(r.Context(), index, size)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -433,15 +342,15 @@ func (a *api) consistencyProof(w http.ResponseWriter, r *http.Request) {
 	}
 	if from > 0 {
 		if _, _, err := a.checkpointAt(r, strconv.FormatUint(from, 10)); err != nil {
-			var pe *paramError
-			if errors.As(err, &pe) {
-				pe.param = "from"
+			var fe *projections.FilterError
+			if errors.As(err, &fe) {
+				fe.Field = "from"
 			}
 			a.fail(w, r, err)
 			return
 		}
 	}
-	hashes, err := projections.ConsistencyProof(r.Context(), a.cfg.DB, from, to)
+	hashes, err := a.read.ConsistencyProof(r.Context(), from, to)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -456,25 +365,18 @@ func (a *api) consistencyProof(w http.ResponseWriter, r *http.Request) {
 // checkpointAt is the signed checkpoint at size (a query parameter's
 // value; empty: the newest) and its size.
 func (a *api) checkpointAt(r *http.Request, size string) (string, uint64, error) {
-	var cp string
-	var n int64
+	var cp projections.Checkpoint
 	var err error
 	if size == "" {
-		err = a.cfg.DB.QueryRow(r.Context(), `SELECT size, checkpoint FROM segments ORDER BY size DESC LIMIT 1`).Scan(&n, &cp)
+		cp, err = a.read.LatestCheckpoint(r.Context())
 	} else {
 		m, perr := strconv.ParseUint(size, 10, 63)
 		if perr != nil {
 			return "", 0, badParam("size", "%q is not a tree size", size)
 		}
-		err = a.cfg.DB.QueryRow(r.Context(), `SELECT size, checkpoint FROM segments WHERE size = $1`, int64(m)).Scan(&n, &cp)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return "", 0, badParam("size", "no signed checkpoint at size %d (checkpoints are signed at segment ends)", m)
-		}
+		cp, err = a.read.CheckpointAt(r.Context(), m)
 	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", 0, fmt.Errorf("%w: the projection holds no checkpoint yet", errNotFound)
-	}
-	return cp, uint64(n), err
+	return cp.Note, cp.Size, err
 }
 
 func writeText(w http.ResponseWriter, s string) {
@@ -486,7 +388,7 @@ func writeText(w http.ResponseWriter, s string) {
 // verification of the store the projector ran (at its start and on a
 // schedule).
 func (a *api) verifyStatus(w http.ResponseWriter, r *http.Request) {
-	v, err := projections.LatestVerification(r.Context(), a.cfg.DB)
+	v, err := a.read.LatestVerification(r.Context())
 	if err != nil {
 		a.fail(w, r, err)
 		return

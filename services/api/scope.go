@@ -18,7 +18,7 @@ import (
 // target orders; "tenant:*" and "target:*" reach every one. The admin
 // role is scoped like the others.
 //
-// Lists are filtered in their query (tenant = ANY(scope)); a request
+// Lists are filtered in their query (the reader's Tenants); a request
 // naming a tenant, session, bundle or approval outside the scope is
 // refused (403) and the refusal recorded as command.blocked, under the
 // tenant asked for (whose auditors should see the attempt), naming none
@@ -167,17 +167,28 @@ func (a *api) checkTenantScope(w http.ResponseWriter, r *http.Request, tenant st
 	return true
 }
 
-// tenantCondition is the SQL condition keeping a list to the caller's
-// tenants ("" for every tenant), with arg adding its parameter; a caller
-// without any tenant is refused.
-func (a *api) tenantCondition(w http.ResponseWriter, r *http.Request, arg func(any) string) (string, bool) {
+// tenantsOf is the tenants a list may show: the one the caller names
+// (checked, and refused outside its scope), else those of its scope (nil:
+// every tenant; a caller without any tenant is refused). False means
+// refused, the answer written.
+func (a *api) tenantsOf(w http.ResponseWriter, r *http.Request, named string) ([]string, bool) {
+	if named != "" {
+		if err := checkTenant(named); err != nil {
+			a.fail(w, r, err)
+			return nil, false
+		}
+		if !a.checkTenantScope(w, r, named) {
+			return nil, false
+		}
+		return []string{named}, true
+	}
 	s := a.scopeOf(r)
 	switch {
 	case s.allTenants:
-		return "", true
+		return nil, true
 	case len(s.tenants) == 0:
 		a.refuse(w, r, &scopeError{what: fmt.Sprintf("tenant data, for a caller in no group %sNAME", a.cfg.Scope.TenantPrefix), scope: s})
-		return "", false
+		return nil, false
 	}
-	return "tenant = ANY(" + arg(s.tenants) + ")", true
+	return s.tenants, true
 }

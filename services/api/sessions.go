@@ -1,12 +1,12 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/auditledger/auditledger/projections"
 )
 
 // SessionSummary is one session of GET /v1/sessions.
@@ -45,60 +45,24 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	sql := `SELECT tenant, session_id, started, last_seen, events, last_seq, has_gaps, actor_subject, coalesce(target_name, '') FROM sessions WHERE true`
-	var args []any
-	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
-	if v := q.Get("tenant"); v != "" {
-		if err := checkTenant(v); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		if !a.checkTenantScope(w, r, v) {
-			return
-		}
-		sql += " AND tenant = " + arg(v)
-	} else if cond, ok := a.tenantCondition(w, r, arg); !ok {
+	f := projections.SessionFilter{Actor: q.Get("actor"), After: q.Get("after")}
+	var ok bool
+	if f.Tenants, ok = a.tenantsOf(w, r, q.Get("tenant")); !ok {
 		return
-	} else if cond != "" {
-		sql += " AND " + cond
 	}
-	for _, p := range []string{"actor", "after"} {
-		if v := q.Get(p); len(v) > maxText {
-			a.fail(w, r, badParam(p, "longer than %d characters", maxText))
-			return
-		}
+	var err error
+	if f.Limit, err = pageLimit(q); err != nil {
+		a.fail(w, r, err)
+		return
 	}
-	if v := q.Get("actor"); v != "" {
-		sql += " AND actor_subject = " + arg(v)
-	}
-	if v := q.Get("after"); v != "" {
-		sql += " AND session_id > " + arg(v)
-	}
-	limit, err := pageLimit(q)
+	list, err := a.read.Sessions(r.Context(), f)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	sql += " ORDER BY session_id, tenant LIMIT " + arg(limit)
-	rows, err := a.cfg.DB.Query(r.Context(), sql, args...)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	out := []SessionSummary{}
-	for rows.Next() {
-		var s SessionSummary
-		if err := rows.Scan(&s.Tenant, &s.SessionID, &s.Started, &s.LastSeen, &s.Events, &s.LastSeq, &s.HasGaps, &s.ActorSubject, &s.Target); err != nil {
-			rows.Close()
-			a.fail(w, r, err)
-			return
-		}
-		out = append(out, s)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		a.fail(w, r, err)
-		return
+	out := make([]SessionSummary, len(list))
+	for i, s := range list {
+		out[i] = SessionSummary(s)
 	}
 	// One record per tenant listed, each with its own count.
 	var parts []part
@@ -129,45 +93,25 @@ func (a *api) sessionTimeline(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, badParam("tenant", "required: the session's tenant (1-64 characters of a-z, 0-9, _ and -)"))
 		return
 	}
-	if len(id) > 128 {
-		a.fail(w, r, badParam("id", "longer than 128 characters"))
+	if len(id) > projections.MaxID {
+		// Before the scope: a malformed request is refused as such.
+		a.fail(w, r, badParam("id", "longer than %d characters", projections.MaxID))
 		return
 	}
 	if !a.checkTenantScope(w, r, tenant) {
 		return
 	}
-	rows, err := a.cfg.DB.Query(r.Context(), `SELECT idx, leaf, header, sealed_at, event, session_seq FROM events
-		WHERE tenant = $1 AND session_id = $2 ORDER BY session_seq, idx`, tenant, id)
+	res, err := a.read.Timeline(r.Context(), tenant, id)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	tl := Timeline{Tenant: tenant, SessionID: id, Events: []EventResult{}, Gaps: []Gap{}}
-	next := int64(1)
-	for rows.Next() {
-		var idx, seq int64
-		var leaf, header []byte
-		var sealed time.Time
-		var ev string
-		if err := rows.Scan(&idx, &leaf, &header, &sealed, &ev, &seq); err != nil {
-			rows.Close()
-			a.fail(w, r, err)
-			return
-		}
-		if seq > next {
-			tl.Gaps = append(tl.Gaps, Gap{From: next, To: seq - 1})
-		}
-		next = max(next, seq+1)
-		tl.Events = append(tl.Events, eventResult(idx, leaf, header, sealed, ev))
+	tl := Timeline{Tenant: tenant, SessionID: id, Events: make([]EventResult, len(res.Events)), Gaps: make([]Gap, len(res.Gaps))}
+	for i := range res.Events {
+		tl.Events[i] = eventResult(&res.Events[i])
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if len(tl.Events) == 0 {
-		a.fail(w, r, fmt.Errorf("%w: no session %q in tenant %q", errNotFound, id, tenant))
-		return
+	for i, g := range res.Gaps {
+		tl.Gaps[i] = Gap(g)
 	}
 	if err := a.accessed(r, tenant, map[string]any{"resource": "session", "session_id": id, "count": len(tl.Events), "gaps": len(tl.Gaps)}); err != nil {
 		a.fail(w, r, err)

@@ -68,7 +68,10 @@ func (a *api) tile(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		data, err = tlog.ReadTileData(t, projections.HashReader(r.Context(), a.cfg.DB))
+		var hr tlog.HashReader
+		if hr, err = a.read.HashReader(r.Context()); err == nil {
+			data, err = tlog.ReadTileData(t, hr)
+		}
 	}
 	if err != nil {
 		a.fail(w, r, err)
@@ -111,46 +114,36 @@ type wholeEntry struct {
 // show the event of a tenant outside the caller's scope refuses the
 // bundle, the refusal naming every such tenant.
 func (a *api) entryBundle(r *http.Request, first uint64, n int) ([]byte, []wholeEntry, *scopeError, error) {
-	rows, err := a.cfg.DB.Query(r.Context(), `SELECT idx, tenant, header, event FROM events WHERE idx >= $1 AND idx < $2 ORDER BY idx`, int64(first), int64(first)+int64(n))
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	defer rows.Close()
 	sc := a.scopeOf(r)
 	var out []byte
 	var whole []wholeEntry
 	var refused *scopeError
 	count := 0
-	for rows.Next() {
-		var idx int64
-		var tenant, ev string
-		var header []byte
-		if err := rows.Scan(&idx, &tenant, &header, &ev); err != nil {
-			return nil, nil, nil, err
-		}
+	err := a.read.Records(r.Context(), first, first+uint64(n), "", func(e *projections.Event) error {
 		// The entry is what the leaf hashes: a bound record's header
 		// alone (§2.4), an older record whole.
-		record := append(header, ev...)
+		record := e.Record()
 		entry := ledger.LeafInput(record)
 		if len(entry) == len(record) {
-			if !sc.tenant(tenant) {
+			if !sc.tenant(e.Tenant) {
 				if refused == nil {
 					// Named without its index: the refusal is recorded
 					// under each tenant concerned.
 					refused = &scopeError{what: fmt.Sprintf("an entry: a record (version %d) whose leaf input holds its event, of a tenant", record[0]), scope: sc}
 				}
-				refused.tenants = append(refused.tenants, tenant)
+				refused.tenants = append(refused.tenants, e.Tenant)
 			}
-			whole = append(whole, wholeEntry{idx, tenant})
+			whole = append(whole, wholeEntry{int64(e.Index), e.Tenant})
 		}
 		if len(entry) > 0xffff {
-			return nil, nil, nil, fmt.Errorf("record %d is %d bytes, more than an entry bundle's 16-bit length can say", idx, len(entry))
+			return fmt.Errorf("record %d is %d bytes, more than an entry bundle's 16-bit length can say", e.Index, len(entry))
 		}
 		out = binary.BigEndian.AppendUint16(out, uint16(len(entry)))
 		out = append(out, entry...)
 		count++
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	if refused != nil {

@@ -1,0 +1,204 @@
+package projections_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/projections"
+)
+
+// readFixture projects a log of two tenants: acme's session s1 numbered
+// 1, 2, 5, 5, 7 (gaps 3-4 and 6), globex's session s1 and acme's s2, and
+// returns a reader over it.
+func readFixture(t *testing.T) (*projections.Reader, *fixture) {
+	t.Helper()
+	f := newFixture(t)
+	ev := func(i int, tenant, subject, session string, seq int, stmt string) ledger.Entry {
+		return ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"ev-%d","type":"command.executed","time":"2026-11-26T12:00:%02dZ","tenant":%q,"source":{"kind":"postgres-proxy","instance":"p1"},"actor":{"issuer":"https://idp.example","subject":%q,"kind":"human"},"session_id":%q,"session_seq":%d,"target":{"kind":"postgres","name":"orders"},"payload":{"statement":%q}}`,
+			i, i, tenant, subject, session, seq, stmt)}
+	}
+	segments := [][]ledger.Entry{
+		{ev(0, "acme", "alice", "s1", 1, "SELECT 1"), ev(1, "acme", "alice", "s1", 2, "SELECT 100%"), ev(2, "globex", "gus", "s1", 1, "SELECT g")},
+		{ev(3, "acme", "alice", "s1", 5, "SELECT a_b"), ev(4, "acme", "alice", "s1", 5, "SELECT 5 again"), ev(5, "acme", "bob", "s2", 1, "SELECT b")},
+		{ev(6, "acme", "alice", "s1", 7, "SELECT 7")},
+	}
+	for _, es := range segments {
+		if _, err := f.log.Append(t.Context(), es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := projections.Migrate(t.Context(), f.cfg.DB); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		applied, err := projections.Step(t.Context(), f.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !applied {
+			break
+		}
+	}
+	return projections.NewReader(f.cfg.DB), f
+}
+
+func indexes(evs []projections.Event) []uint64 {
+	var out []uint64
+	for _, e := range evs {
+		out = append(out, e.Index)
+	}
+	return out
+}
+
+// Pages follow each other by cursor until Next is empty, each filter
+// narrows, and Tenants is the scope: nil every tenant, empty none.
+func TestReaderEvents(t *testing.T) {
+	rd, _ := readFixture(t)
+	var all []uint64
+	f := projections.EventFilter{Limit: 3}
+	for pages := 0; ; pages++ {
+		p, err := rd.Events(t.Context(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, indexes(p.Events)...)
+		if p.Next == "" {
+			if pages != 2 {
+				t.Errorf("%d pages of 3 for 7 events; want 3", pages+1)
+			}
+			break
+		}
+		f.After = p.Next
+	}
+	if !slices.Equal(all, []uint64{0, 1, 2, 3, 4, 5, 6}) {
+		t.Errorf("paged: %v", all)
+	}
+	for _, c := range []struct {
+		name string
+		f    projections.EventFilter
+		want []uint64
+	}{
+		{"tenant", projections.EventFilter{Tenants: []string{"globex"}}, []uint64{2}},
+		{"tenants", projections.EventFilter{Tenants: []string{"globex", "acme"}}, []uint64{0, 1, 2, 3, 4, 5, 6}},
+		{"no tenant", projections.EventFilter{Tenants: []string{}}, nil},
+		{"actor", projections.EventFilter{Actor: "bob"}, []uint64{5}},
+		{"session", projections.EventFilter{Session: "s1", Tenants: []string{"acme"}}, []uint64{0, 1, 3, 4, 6}},
+		{"type", projections.EventFilter{Types: []events.Type{events.CommandExecuted, events.CommandBlocked}}, []uint64{0, 1, 2, 3, 4, 5, 6}},
+		{"other type", projections.EventFilter{Types: []events.Type{events.CommandBlocked}}, nil},
+		{"text, a literal %", projections.EventFilter{Text: "100%"}, []uint64{1}},
+		{"text, a literal _", projections.EventFilter{Text: "a_b"}, []uint64{3}},
+		{"text, any case", projections.EventFilter{Text: "AGAIN"}, []uint64{4}},
+		{"after", projections.EventFilter{After: "4"}, []uint64{5, 6}},
+	} {
+		p, err := rd.Events(t.Context(), c.f)
+		if err != nil || !slices.Equal(indexes(p.Events), c.want) || p.Next != "" {
+			t.Errorf("%s: %v, next %q, %v; want %v", c.name, indexes(p.Events), p.Next, err, c.want)
+		}
+	}
+	// Each event is its record: the leaf hash covers header ‖ event.
+	p, _ := rd.Events(t.Context(), projections.EventFilter{Limit: 1})
+	if e := p.Events[0]; ledger.LeafHash(e.Record()) != e.Leaf || e.Tenant != "acme" {
+		t.Errorf("event 0: leaf %x does not cover its record, or tenant %q", e.Leaf, e.Tenant)
+	}
+}
+
+// A filter the reader cannot run is refused before any query, naming it.
+func TestReaderRefusesBadFilters(t *testing.T) {
+	rd, _ := readFixture(t)
+	for _, c := range []struct {
+		f     projections.EventFilter
+		field string
+	}{
+		{projections.EventFilter{Types: []events.Type{"drop.table"}}, "type"},
+		{projections.EventFilter{After: "-1"}, "after"},
+		{projections.EventFilter{After: "x"}, "after"},
+		{projections.EventFilter{Limit: 1001}, "limit"},
+		{projections.EventFilter{Limit: -1}, "limit"},
+		{projections.EventFilter{Actor: "a\x00b"}, "actor"},
+		{projections.EventFilter{Target: "\xff"}, "target"},
+		{projections.EventFilter{Text: string(make([]byte, 257))}, "q"},
+	} {
+		_, err := rd.Events(t.Context(), c.f)
+		var fe *projections.FilterError
+		if !errors.As(err, &fe) || fe.Field != c.field || !errors.Is(err, projections.ErrBadFilter) {
+			t.Errorf("%+v: %v; want a FilterError naming %s", c.f, err, c.field)
+		}
+	}
+	if _, err := rd.Sessions(t.Context(), projections.SessionFilter{After: "\x00"}); err == nil {
+		t.Error("a session cursor holding NUL: no error")
+	}
+	if _, err := rd.CheckpointAt(t.Context(), 4); !errors.Is(err, projections.ErrBadFilter) {
+		t.Errorf("a checkpoint where no segment ends: %v; want a bad filter", err)
+	}
+}
+
+// A timeline is in sequence order with its gaps; sessions list by id.
+func TestReaderSessions(t *testing.T) {
+	rd, _ := readFixture(t)
+	tl, err := rd.Timeline(t.Context(), "acme", "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := indexes(tl.Events); !slices.Equal(got, []uint64{0, 1, 3, 4, 6}) {
+		t.Errorf("timeline: %v", got)
+	}
+	if want := []projections.Gap{{3, 4}, {6, 6}}; !slices.Equal(tl.Gaps, want) {
+		t.Errorf("gaps %v; want %v", tl.Gaps, want)
+	}
+	if _, err := rd.Timeline(t.Context(), "globex", "s2"); !errors.Is(err, projections.ErrNotFound) {
+		t.Errorf("another tenant's session: %v; want not found", err)
+	}
+	list, err := rd.Sessions(t.Context(), projections.SessionFilter{Tenants: []string{"acme"}})
+	if err != nil || len(list) != 2 || list[0].SessionID != "s1" || !list[0].HasGaps || list[0].Events != 5 || list[1].SessionID != "s2" || list[1].HasGaps {
+		t.Errorf("acme's sessions: %+v, %v", list, err)
+	}
+	list, err = rd.Sessions(t.Context(), projections.SessionFilter{After: "s1", Limit: 5})
+	if err != nil || len(list) != 1 || list[0].SessionID != "s2" {
+		t.Errorf("sessions after s1: %+v, %v", list, err)
+	}
+}
+
+// Checkpoints, records and spans of a period; a reader without a
+// database says so.
+func TestReaderCheckpointsAndRecords(t *testing.T) {
+	rd, _ := readFixture(t)
+	cp, err := rd.LatestCheckpoint(t.Context())
+	if err != nil || cp.Size != 7 {
+		t.Fatalf("latest checkpoint: size %d, %v", cp.Size, err)
+	}
+	if at, err := rd.CheckpointAt(t.Context(), 3); err != nil || at.Size != 3 || at.Note == "" {
+		t.Errorf("checkpoint at 3: %+v, %v", at, err)
+	}
+	var got []uint64
+	err = rd.Records(t.Context(), 1, 6, "acme", func(e *projections.Event) error { got = append(got, e.Index); return nil })
+	if err != nil || !slices.Equal(got, []uint64{1, 3, 4, 5}) {
+		t.Errorf("acme's records of [1, 6): %v, %v", got, err)
+	}
+	segs, err := rd.Segments(t.Context(), 2, 4)
+	if err != nil || len(segs) != 2 || segs[0].First != 0 || segs[1].Size != 6 {
+		t.Errorf("segments of [2, 4): %+v, %v", segs, err)
+	}
+	if _, err := projections.NewReader(nil).Events(t.Context(), projections.EventFilter{}); !errors.Is(err, projections.ErrUnavailable) {
+		t.Errorf("a reader without a database: %v", err)
+	}
+}
+
+// A compliance mapping's query reads the projection, capped, and cannot
+// change it.
+func TestReaderControlQuery(t *testing.T) {
+	rd, _ := readFixture(t)
+	rows, err := rd.ControlQuery(t.Context(), `SELECT idx, actor_subject FROM events WHERE tenant = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`, "acme", 0, 7, 3)
+	if err != nil || !slices.Equal(rows.Columns, []string{"idx", "actor_subject"}) || len(rows.Values) != 3 || !rows.Capped || rows.Values[2][0] != "3" {
+		t.Errorf("control query: %+v, %v", rows, err)
+	}
+	if _, err := rd.ControlQuery(t.Context(), `DELETE FROM events WHERE tenant = $1 AND idx >= $2 AND idx < $3`, "acme", 0, 7, 3); err == nil {
+		t.Error("a control query deleted events")
+	}
+	if p, _ := rd.Events(t.Context(), projections.EventFilter{}); len(p.Events) != 7 {
+		t.Errorf("%d events after a refused DELETE; want 7", len(p.Events))
+	}
+}
