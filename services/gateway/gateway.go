@@ -112,6 +112,8 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("%w: Name and Kind are required", ErrConfig)
 	case cfg.Emitter == nil || cfg.Tenant == "":
 		return nil, fmt.Errorf("%w: %s: Emitter and Tenant are required", ErrConfig, cfg.Name)
+	case cfg.Policy != nil && (cfg.Policy.Source.File == "" || len(cfg.Policy.Source.SHA256) != 64 || cfg.Policy.Source.Version < 1):
+		return nil, fmt.Errorf("%w: %s: the policy names no file, version and digest (load it with LoadPolicy)", ErrConfig, cfg.Name)
 	}
 	switch cfg.Durability {
 	case "":
@@ -157,6 +159,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 	defer g.startMu.Unlock()
 	if g.started.Load() {
 		return nil
+	}
+	if err := g.recordPolicyLoaded(ctx); err != nil {
+		return err
 	}
 	if g.journal != nil {
 		if err := g.recoverLost(ctx); err != nil {

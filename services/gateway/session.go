@@ -105,6 +105,9 @@ func (s *Session) Authenticated(id Identity) {
 // ("<session id>.<seq>") and, while a policy is in force, the policy's
 // reference in the payload (member "policy").
 func (s *Session) Event(t events.Type, payload map[string]any) (*events.Event, error) {
+	if p := s.g.cfg.Policy; p != nil {
+		payload["policy"] = p.Source.Ref()
+	}
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("%s payload: %w", t, err)

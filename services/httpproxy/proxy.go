@@ -29,6 +29,7 @@ import (
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/internal/policyfile"
 	"github.com/auditledger/auditledger/services/mask"
 	"github.com/auditledger/auditledger/services/telemetry"
 )
@@ -100,8 +101,14 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	// A policy parsed from text rather than loaded from its file (tests,
+	// benchmarks) has no file to name: nothing records it.
+	var info *policyfile.Loaded
+	if cfg.Policy != nil && cfg.Policy.Source.SHA256 != "" {
+		info = cfg.Policy.Info()
+	}
 	gw, err := gateway.New(gateway.Config{Name: "httpproxy", Kind: "http-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant,
-		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Metrics: cfg.Metrics, Logger: cfg.Logger})
+		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})
 	if err != nil {
 		return nil, err
 	}

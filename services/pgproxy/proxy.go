@@ -35,6 +35,7 @@ import (
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/internal/policyfile"
 	"github.com/auditledger/auditledger/services/telemetry"
 )
 
@@ -129,9 +130,15 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A policy parsed from text rather than loaded from its file (tests,
+	// benchmarks) has no file to name: nothing records it.
+	var info *policyfile.Loaded
+	if cfg.Policy != nil && cfg.Policy.Source.SHA256 != "" {
+		info = cfg.Policy.Info()
+	}
 	gw, err := gateway.New(gateway.Config{Name: "pgproxy", Kind: "postgres-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant,
 		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Durability: cfg.Durability, Approvals: cfg.Approvals,
-		Metrics: cfg.Metrics, Logger: cfg.Logger})
+		Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})
 	if err != nil {
 		return nil, err
 	}
@@ -172,12 +179,14 @@ func allowedDatabases(names []string, up *pgconn.Config) ([]string, error) {
 func (p *Proxy) Start(ctx context.Context) error { return p.gw.Start(ctx) }
 
 // Serve accepts connections on ln until ctx is cancelled, then waits for
-// the sessions to end. It serves nothing unless Start succeeds.
+// the sessions to end. It serves nothing unless Start succeeds: it then
+// closes ln and returns Start's error.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	defer p.catalog.close()
 	if err := p.Start(ctx); err != nil {
+		ln.Close()
 		return err
 	}
 	for {
