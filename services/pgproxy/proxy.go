@@ -6,9 +6,11 @@
 // and every result as a response.digest: command tag, row count, bytes and
 // the SHA-256 of the DataRow messages exactly as the client received them.
 //
-// This first version covers the simple and extended query protocols,
-// prepared statements and transactions; masking, deny and approval rules,
-// COPY recording, TLS from clients and OIDC come next (issue 4).
+// It covers the simple and extended query protocols, prepared statements,
+// transactions, COPY, TLS from clients, masking, and deny and approval
+// rules. What it records, how it holds a statement for approval and how
+// it fails closed is the gateway core's (services/gateway); this package
+// is the protocol.
 package pgproxy
 
 import (
@@ -76,7 +78,10 @@ type Config struct {
 	Tenant   string   // required, as in events
 	Instance string   // this proxy's name in events; empty means "pgproxy"
 	Target   string   // the target's name in events
-	Policy   *Policy  // nil: record only, mask and block nothing
+	// Policy is what the proxy enforces; nil: record only, mask and block
+	// nothing. Loaded with LoadPolicy, it is recorded (policy.loaded)
+	// before the proxy serves and named on every event.
+	Policy *Policy
 	// Approvals holds statements that match the policy's approval rules
 	// until an approver decides. Required when the policy has such rules.
 	Approvals *approvals.Broker
@@ -95,7 +100,11 @@ type Config struct {
 	// follows the Upstream URL's sslmode.
 	TLS        *tls.Config
 	RequireTLS bool
-	Logger     *slog.Logger // nil means slog.Default()
+	// StateDir keeps the journal of open sessions, so that the sessions a
+	// crash leaves open are recorded as ended, lost, when the proxy starts
+	// again. Empty: no journal.
+	StateDir string
+	Logger   *slog.Logger // nil means slog.Default()
 }
 
 // Proxy accepts client connections and relays them to the upstream.
@@ -138,7 +147,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	gw, err := gateway.New(gateway.Config{Name: "pgproxy", Kind: "postgres-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant,
 		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Durability: cfg.Durability, Approvals: cfg.Approvals,
-		Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})
+		StateDir: cfg.StateDir, Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})
 	if err != nil {
 		return nil, err
 	}
