@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
@@ -175,7 +176,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 // emit stores ev and waits: its error is nil only once the bus holds ev
 // (or this host's spool does, failing open).
 func (g *Gateway) emit(ctx context.Context, ev *events.Event) error {
-	start := timeNow()
+	start := time.Now()
 	r, _ := g.cfg.Emitter.Emit(ctx, ev)
 	err := r.Stored(g.cfg.FailOpen)
 	g.cfg.Metrics.Recorded(ev.Type, start, err)
@@ -187,7 +188,7 @@ func (g *Gateway) emit(ctx context.Context, ev *events.Event) error {
 // stored only failing open; otherwise (a record owed for what already
 // happened) the spool delivers it later and that is enough.
 func (g *Gateway) emitAsync(ctx context.Context, ev *events.Event, strict bool, done func(error)) error {
-	start := timeNow()
+	start := time.Now()
 	return g.cfg.Emitter.EmitAsync(ctx, ev, func(r emitter.Result) {
 		err := r.Err
 		if strict {

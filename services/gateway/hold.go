@@ -36,7 +36,7 @@ func (s *Session) Hold(ctx context.Context, h Hold) (ok bool, why string, err er
 	if b == nil {
 		return false, "", ErrNoApprovals
 	}
-	now := timeNow().UTC()
+	now := time.Now().UTC()
 	r := &approvals.Request{ID: approvals.NewID(), Tenant: s.tenant, Rule: h.Rule, Requester: s.who.Actor,
 		Target: s.target, SessionID: s.id, Statement: h.Statement, RequestedAt: now, ExpiresAt: now.Add(h.Timeout)}
 	payload := approvals.RequestedPayload(r)

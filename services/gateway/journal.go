@@ -169,7 +169,7 @@ func (g *Gateway) recoverLost(ctx context.Context) error {
 			return err
 		}
 		target := e.Target
-		ev := &events.Event{Version: events.Version, Type: events.SessionEnded, Time: timeNow().UTC(), Tenant: e.Tenant,
+		ev := &events.Event{Version: events.Version, Type: events.SessionEnded, Time: time.Now().UTC(), Tenant: e.Tenant,
 			Source: e.Source, Actor: e.Actor, Target: &target, Payload: body,
 			SessionID: e.ID, SessionSeq: e.last + 1}
 		ev.ID = fmt.Sprintf("%s.%d", e.ID, ev.SessionSeq)

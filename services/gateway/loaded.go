@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
@@ -34,7 +35,7 @@ func (g *Gateway) recordPolicyLoaded(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ev := &events.Event{Version: events.Version, Type: events.PolicyLoaded, Time: timeNow().UTC(), Tenant: g.cfg.Tenant,
+	ev := &events.Event{Version: events.Version, Type: events.PolicyLoaded, Time: time.Now().UTC(), Tenant: g.cfg.Tenant,
 		Source: g.source, Actor: events.Actor{Issuer: "auditledger", Subject: g.cfg.Instance, Kind: events.Machine}, Payload: body}
 	var id [8]byte
 	rand.Read(id[:])

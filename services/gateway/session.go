@@ -13,9 +13,6 @@ import (
 	"github.com/auditledger/auditledger/events"
 )
 
-// timeNow is time.Now; the core reads the clock only through it.
-var timeNow = time.Now
-
 // AuthMethod says how a gateway established an identity.
 type AuthMethod string
 
@@ -64,7 +61,7 @@ type Session struct {
 func (g *Gateway) Session(target events.Target) *Session {
 	var b [8]byte
 	rand.Read(b[:])
-	s := &Session{g: g, id: hex.EncodeToString(b[:]), target: target, tenant: g.cfg.Tenant, started: timeNow()}
+	s := &Session{g: g, id: hex.EncodeToString(b[:]), target: target, tenant: g.cfg.Tenant, started: time.Now()}
 	s.who.Actor = g.Unauthenticated()
 	return s
 }
@@ -101,10 +98,10 @@ func (s *Session) Authenticated(id Identity) {
 	}
 }
 
-// Event builds the session's next event: envelope, session sequence, id
+// event builds the session's next event: envelope, session sequence, id
 // ("<session id>.<seq>") and, while a policy is in force, the policy's
 // reference in the payload (member "policy").
-func (s *Session) Event(t events.Type, payload map[string]any) (*events.Event, error) {
+func (s *Session) event(t events.Type, payload map[string]any) (*events.Event, error) {
 	if p := s.g.cfg.Policy; p != nil {
 		payload["policy"] = p.Source.Ref()
 	}
@@ -114,7 +111,7 @@ func (s *Session) Event(t events.Type, payload map[string]any) (*events.Event, e
 	}
 	target := s.target
 	ev := &events.Event{
-		Version: events.Version, Type: t, Time: timeNow().UTC(), Tenant: s.tenant,
+		Version: events.Version, Type: t, Time: time.Now().UTC(), Tenant: s.tenant,
 		Source: s.g.source, Actor: s.who.Actor, Target: &target, Payload: body,
 	}
 	ev.SessionID, ev.SessionSeq = s.id, s.seq.Add(1)
@@ -130,7 +127,7 @@ func (s *Session) Event(t events.Type, payload map[string]any) (*events.Event, e
 // by refusing what the event describes (record or refuse); it wraps
 // ErrNotRecorded.
 func (s *Session) Record(ctx context.Context, t events.Type, payload map[string]any) (string, error) {
-	ev, err := s.Event(t, payload)
+	ev, err := s.event(t, payload)
 	if err != nil {
 		return "", err
 	}
@@ -153,7 +150,7 @@ func (s *Session) RecordOrLog(ctx context.Context, t events.Type, payload map[st
 // (a result, a mask) without waiting. It runs to the end whatever
 // happens to ctx's cancellation; a failure is logged and counted.
 func (s *Session) RecordAsync(ctx context.Context, t events.Type, payload map[string]any) {
-	ev, err := s.Event(t, payload)
+	ev, err := s.event(t, payload)
 	if err == nil {
 		err = s.g.emitAsync(context.WithoutCancel(ctx), ev, false, func(err error) {
 			if err != nil {
@@ -178,7 +175,7 @@ func (s *Session) Command(ctx context.Context, payload map[string]any) (id strin
 		id, err = s.Record(ctx, events.CommandExecuted, payload)
 		return id, nil, err
 	}
-	ev, err := s.Event(events.CommandExecuted, payload)
+	ev, err := s.event(events.CommandExecuted, payload)
 	if err != nil {
 		return "", nil, err
 	}
