@@ -43,7 +43,9 @@ type Rule struct {
 }
 
 // LoadPolicy reads and checks a policy file (the gateway core's
-// LoadPolicy with this proxy's parser). Errors name the line.
+// LoadPolicy with this proxy's parser), errors naming the line. The
+// policy it returns names its file, version and digest, so the proxy
+// records it (policy.loaded) before serving and names it on every event.
 func LoadPolicy(file string) (*Policy, error) { return gateway.LoadPolicy(file, ParsePolicy) }
 
 // ParsePolicy parses policy text; name is used in errors.

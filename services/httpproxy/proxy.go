@@ -50,10 +50,7 @@ type Config struct {
 	Tenant          string                 // required, as in events
 	Instance        string                 // this proxy's name in events; empty means "httpproxy"
 	Target          string                 // the target's name in events
-	// Policy is what the proxy enforces; nil: record only. Loaded with
-	// LoadPolicy, it is recorded (policy.loaded) before the proxy serves
-	// and named on every event.
-	Policy *Policy
+	Policy          *Policy                // nil: record only; see LoadPolicy
 	// Approvals is required when the policy has approval rules.
 	Approvals *approvals.Broker
 	// FailOpen forwards requests whose record could only be spooled on

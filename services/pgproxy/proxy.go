@@ -78,10 +78,7 @@ type Config struct {
 	Tenant   string   // required, as in events
 	Instance string   // this proxy's name in events; empty means "pgproxy"
 	Target   string   // the target's name in events
-	// Policy is what the proxy enforces; nil: record only, mask and block
-	// nothing. Loaded with LoadPolicy, it is recorded (policy.loaded)
-	// before the proxy serves and named on every event.
-	Policy *Policy
+	Policy   *Policy  // nil: record only, mask and block nothing; see LoadPolicy
 	// Approvals holds statements that match the policy's approval rules
 	// until an approver decides. Required when the policy has such rules.
 	Approvals *approvals.Broker
