@@ -1,7 +1,6 @@
 package httpproxy
 
 import (
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -10,17 +9,19 @@ import (
 
 	"github.com/auditledger/auditledger/internal/yamlstrict"
 	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
 )
 
 // Policy is what the HTTP proxy enforces. The file format is documented in
 // docs/POLICY.md.
 type Policy struct {
-	Version int
-	Mask    []MaskRule
-	Deny    []Rule
-	Approve []Rule
-	hashKey []byte
+	policyfile.Loaded // file, version, digest, exemptions by omission
+	Version           int
+	Mask              []MaskRule
+	Deny              []Rule
+	Approve           []Rule
+	hashKey           []byte
 }
 
 // MaskRule masks string values in JSON responses by field path or by what
@@ -41,14 +42,11 @@ type Rule struct {
 	Reason  string        `yaml:"reason"`
 }
 
-// LoadPolicy reads and checks a policy file. Errors name the line.
-func LoadPolicy(file string) (*Policy, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	return ParsePolicy(file, b)
-}
+// LoadPolicy reads and checks a policy file (the gateway core's
+// LoadPolicy with this proxy's parser), errors naming the line. The
+// policy it returns names its file, version and digest, so the proxy
+// records it (policy.loaded) before serving and names it on every event.
+func LoadPolicy(file string) (*Policy, error) { return gateway.LoadPolicy(file, ParsePolicy) }
 
 // ParsePolicy parses policy text; name is used in errors.
 func ParsePolicy(name string, b []byte) (*Policy, error) {
