@@ -57,6 +57,13 @@ const (
 	// ProducerAttested is a producer's signature over the digests of a
 	// batch of its events.
 	ProducerAttested Type = "producer.attested"
+	// PolicyLoaded records the policy file a gateway enforces, before it
+	// serves: file, version, digest and the exemptions it makes by
+	// omission.
+	PolicyLoaded Type = "policy.loaded"
+	// SessionOutput is one bounded chunk of a session's byte stream (a
+	// terminal's output, an exec's stdin).
+	SessionOutput Type = "session.output"
 )
 
 // Catalog lists every known type in catalog order.
@@ -66,6 +73,7 @@ var Catalog = []Type{
 	ApprovalDenied, ApprovalExpired, AccessGranted, AccessRevoked,
 	AuthnSucceeded, AuthnFailed, AuditAccessed, EvidenceExported,
 	LedgerSegmentSealed, LedgerGap, LedgerRejected, ProducerAttested,
+	PolicyLoaded, SessionOutput,
 }
 
 var known = func() map[Type]bool {

@@ -32,7 +32,7 @@ func TestDevForwardsToSIEMs(t *testing.T) {
 	hsrv := httptest.NewServer(hec)
 	defer hsrv.Close()
 	hook := siemtest.NewWebhook([]byte(secret))
-	hook.Slow(2 * time.Second) // busy: the kill lands while it forwards
+	hook.HoldAfter(1) // one batch accepted, the rest in flight: the kill lands while it forwards
 	wsrv := httptest.NewServer(hook)
 	defer wsrv.Close()
 	env := []string{"AUDITLEDGER_HEC_TOKEN=" + token, "AUDITLEDGER_WEBHOOK_SECRET=" + secret}
@@ -81,7 +81,7 @@ func TestDevForwardsToSIEMs(t *testing.T) {
 		t.Fatalf("the webhook had all %d events before the kill: the kill did not land mid-stream", n)
 	}
 	d.waitPostgresGone(t)
-	hook.Slow(0)
+	hook.Release()
 	d = startDevAt(t, d.data, env, args...)
 
 	// Every receiver down while more is sealed, then back.

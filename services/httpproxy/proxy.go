@@ -10,7 +10,6 @@ package httpproxy
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -25,12 +24,12 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/internal/policyfile"
 	"github.com/auditledger/auditledger/services/mask"
 	"github.com/auditledger/auditledger/services/telemetry"
 )
@@ -47,11 +46,11 @@ type Config struct {
 	// client's own Authorization header is never forwarded.
 	UpstreamHeaders http.Header
 	Auth            identity.Authenticator // required: verifies bearer tokens
-	Emitter         *emitter.Emitter       // required
+	Emitter         gateway.Recorder       // required: an *emitter.Emitter
 	Tenant          string                 // required, as in events
 	Instance        string                 // this proxy's name in events; empty means "httpproxy"
 	Target          string                 // the target's name in events
-	Policy          *Policy                // nil: record only
+	Policy          *Policy                // nil: record only; see LoadPolicy
 	// Approvals is required when the policy has approval rules.
 	Approvals *approvals.Broker
 	// FailOpen forwards requests whose record could only be spooled on
@@ -75,12 +74,13 @@ type Proxy struct {
 	cfg      Config
 	upstream *url.URL
 	rp       *httputil.ReverseProxy
+	gw       *gateway.Gateway
 }
 
 // New checks cfg.
 func New(cfg Config) (*Proxy, error) {
-	if cfg.Auth == nil || cfg.Emitter == nil || cfg.Tenant == "" {
-		return nil, errors.New("httpproxy: Auth, Emitter and Tenant are required")
+	if cfg.Auth == nil {
+		return nil, errors.New("httpproxy: Auth is required")
 	}
 	u, err := url.Parse(cfg.Upstream)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -92,9 +92,6 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Policy != nil && len(cfg.Policy.Approve) > 0 && cfg.Approvals == nil {
 		return nil, errors.New("httpproxy: the policy has approval rules but no approvals broker is configured")
 	}
-	if cfg.Instance == "" {
-		cfg.Instance = "httpproxy"
-	}
 	if cfg.MaxRequestBody == 0 {
 		cfg.MaxRequestBody = 10 << 20
 	}
@@ -104,7 +101,18 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Proxy{cfg: cfg, upstream: u}
+	// A policy parsed from text rather than loaded from its file (tests,
+	// benchmarks) has no file to name: nothing records it.
+	var info *policyfile.Loaded
+	if cfg.Policy != nil && cfg.Policy.Source.SHA256 != "" {
+		info = cfg.Policy.Info()
+	}
+	gw, err := gateway.New(gateway.Config{Name: "httpproxy", Kind: "http-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant,
+		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{cfg: cfg, upstream: u, gw: gw}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		ModifyResponse: p.modifyResponse,
@@ -118,11 +126,8 @@ func New(cfg Config) (*Proxy, error) {
 // exchange is one request and its events.
 type exchange struct {
 	p      *Proxy
-	id     string
-	seq    emitter.Session
-	actor  events.Actor
-	pol    *Policy // the policy as it applies to actor (Policy.For)
-	target events.Target
+	gs     *gateway.Session
+	pol    *Policy // the policy as it applies to the requester (Policy.For)
 	cmdID  string
 	body   []byte
 	status int
@@ -130,32 +135,37 @@ type exchange struct {
 
 type ctxKey struct{}
 
+// Start records what must be on record before the proxy serves (the
+// gateway core's Start: policy.loaded). ServeHTTP calls it before the
+// first request it serves; call it before listening to fail there.
+func (p *Proxy) Start(ctx context.Context) error { return p.gw.Start(ctx) }
+
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var idb [8]byte
-	rand.Read(idb[:])
-	x := &exchange{p: p, pol: p.cfg.Policy, id: hex.EncodeToString(idb[:]),
-		target: events.Target{Kind: "http", Name: p.cfg.Target, Host: p.upstream.Host}}
-	x.seq.ID = x.id
 	ctx := r.Context()
+	if err := p.Start(ctx); err != nil {
+		p.cfg.Logger.Error("not serving", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "the proxy is not serving: what it enforces is not on record; it fails closed")
+		return
+	}
+	x := &exchange{p: p, pol: p.cfg.Policy, gs: p.gw.Session(events.Target{Kind: "http", Name: p.cfg.Target, Host: p.upstream.Host})}
 
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	var err error
+	var actor events.Actor
 	if !ok {
 		err = errors.New("send an OIDC token as Authorization: Bearer")
 	} else {
-		x.actor, err = p.cfg.Auth.Authenticate(ctx, "", tok)
+		actor, err = p.cfg.Auth.Authenticate(ctx, "", tok)
 	}
 	if err != nil {
-		x.actor = events.Actor{Issuer: "httpproxy", Subject: "unauthenticated", Kind: events.Human}
-		if _, rerr := x.record(ctx, events.AuthnFailed, map[string]any{"client_addr": r.RemoteAddr, "method": events.Clean(r.Method, 32),
-			"path": events.Clean(r.URL.Path, 2048), "reason": err.Error()}); rerr != nil {
-			p.cfg.Logger.Error("event not recorded", "type", events.AuthnFailed, "err", rerr)
-		}
+		x.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"client_addr": r.RemoteAddr, "method": events.Clean(r.Method, 32),
+			"path": events.Clean(r.URL.Path, 2048), "reason": err.Error()})
 		w.Header().Set("WWW-Authenticate", `Bearer realm="auditledger"`)
 		writeError(w, http.StatusUnauthorized, "authentication failed: "+err.Error())
 		return
 	}
-	x.pol = p.cfg.Policy.For(x.actor.Subject, x.actor.Groups)
+	x.gs.Authenticated(gateway.Identity{Actor: actor})
+	x.pol = p.cfg.Policy.For(actor.Subject, actor.Groups)
 
 	body, err := io.ReadAll(io.LimitReader(r.Body, p.cfg.MaxRequestBody+1))
 	if err != nil {
@@ -175,7 +185,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cerr = checkRequest(r, body)
 	}
 	if cerr != nil {
-		if _, err := x.record(ctx, events.CommandBlocked, map[string]any{"protocol": "http", "method": events.Clean(r.Method, 32),
+		if _, err := x.gs.Record(ctx, events.CommandBlocked, map[string]any{"protocol": "http", "method": events.Clean(r.Method, 32),
 			"path": events.Clean(r.URL.EscapedPath(), 2048), "query": events.Clean(r.URL.RawQuery, 2048), "reason": cerr.Error(),
 			"body_bytes": len(body), "body_sha256": hex.EncodeToString(bodySum[:]), "client_addr": r.RemoteAddr}); err != nil {
 			writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger did not store its record; the proxy fails closed")
@@ -204,7 +214,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if rule := x.pol.Denied(r.Method, r.URL.Path); rule != nil {
 		command["rule"], command["reason"] = rule.ID, rule.Reason
-		if _, err := x.record(ctx, events.CommandBlocked, command); err != nil {
+		if _, err := x.gs.Record(ctx, events.CommandBlocked, command); err != nil {
 			writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger did not store its record; the proxy fails closed")
 			return
 		}
@@ -212,9 +222,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rule := x.pol.NeedsApproval(r.Method, r.URL.Path); rule != nil {
-		ok, why, err := x.hold(ctx, statement, rule)
+		ok, why, err := x.gs.Hold(ctx, gateway.Hold{Rule: rule.ID, Reason: rule.Reason, Timeout: rule.Timeout, Statement: statement})
 		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, "request not forwarded: "+err.Error())
+			writeError(w, http.StatusServiceUnavailable, "request not forwarded: "+err.Error()+"; the proxy fails closed")
 			return
 		}
 		if !ok {
@@ -222,7 +232,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	id, err := x.record(ctx, events.CommandExecuted, command)
+	id, err := x.gs.Record(ctx, events.CommandExecuted, command)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 		return
@@ -362,7 +372,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	if errors.Is(err, errUnmaskable) {
 		msg = "the response could not be masked, so it is withheld: " + strings.TrimPrefix(err.Error(), errUnmaskable.Error()+": ")
 	}
-	p.cfg.Logger.Warn("upstream exchange failed", "request", x.id, "err", err)
+	p.cfg.Logger.Warn("upstream exchange failed", "session_id", x.gs.ID(), "err", err)
 	x.status = code
 	body, _ := json.Marshal(map[string]string{"error": msg})
 	sum := sha256.Sum256(append(body, '\n'))
@@ -410,7 +420,7 @@ func (d *digestBody) Close() error {
 // finish records mask.applied and response.digest.
 func (x *exchange) finish(ctx context.Context, n int64, sum []byte, counts map[maskKey]int, contentType string, readErr error) {
 	for k, c := range counts {
-		x.async(ctx, events.MaskApplied, map[string]any{
+		x.gs.RecordAsync(ctx, events.MaskApplied, map[string]any{
 			"command_id": x.cmdID, "rule_id": k.rule.ID, "rule_version": k.rule.Version,
 			"field": k.field, "info_type": k.rule.InfoType, "count": c, "method": k.rule.Method,
 		})
@@ -420,76 +430,5 @@ func (x *exchange) finish(ctx context.Context, n int64, sum []byte, counts map[m
 	if readErr != nil {
 		payload["incomplete"] = readErr.Error()
 	}
-	x.async(ctx, events.ResponseDigest, payload)
-}
-
-// event builds this exchange's next event.
-func (x *exchange) event(t events.Type, payload map[string]any) (*events.Event, error) {
-	body, err := json.Marshal(payload)
-	if err != nil {
-		return nil, err
-	}
-	ev := &events.Event{
-		Version: events.Version, Type: t, Time: time.Now().UTC(), Tenant: x.p.cfg.Tenant,
-		Source: events.Source{Kind: "http-proxy", Instance: x.p.cfg.Instance},
-		Actor:  x.actor, Target: &x.target, Payload: body,
-	}
-	x.seq.Next(ev)
-	ev.ID = fmt.Sprintf("%s.%d", x.id, ev.SessionSeq)
-	return ev, nil
-}
-
-// record emits an event and waits until the bus has stored it.
-func (x *exchange) record(ctx context.Context, t events.Type, payload map[string]any) (string, error) {
-	ev, err := x.event(t, payload)
-	if err != nil {
-		return "", err
-	}
-	start := time.Now()
-	r, _ := x.p.cfg.Emitter.Emit(ctx, ev)
-	err = r.Stored(x.p.cfg.FailOpen)
-	x.p.cfg.Metrics.Recorded(t, start, err)
-	return ev.ID, err
-}
-
-// async emits an event without waiting; failures are logged.
-func (x *exchange) async(ctx context.Context, t events.Type, payload map[string]any) {
-	ev, err := x.event(t, payload)
-	if err == nil {
-		err = x.p.cfg.Emitter.EmitAsync(ctx, ev, func(r emitter.Result) {
-			if r.Err != nil {
-				x.p.cfg.Logger.Error("event not recorded", "type", t, "event", r.ID, "err", r.Err)
-			}
-		})
-	}
-	if err != nil {
-		x.p.cfg.Logger.Error("event not recorded", "type", t, "request", x.id, "err", err)
-	}
-}
-
-// hold asks for an approval of statement and waits for the decision.
-func (x *exchange) hold(ctx context.Context, statement string, rule *Rule) (ok bool, why string, err error) {
-	now := time.Now().UTC()
-	r := &approvals.Request{ID: approvals.NewID(), Tenant: x.p.cfg.Tenant, Rule: rule.ID, Requester: x.actor,
-		Target: x.target, SessionID: x.id, Statement: statement, RequestedAt: now, ExpiresAt: now.Add(rule.Timeout)}
-	payload := approvals.RequestedPayload(r)
-	payload["reason"] = rule.Reason
-	if _, err := x.record(ctx, events.ApprovalRequested, payload); err != nil {
-		return false, "", fmt.Errorf("the audit ledger did not store the approval request (%v); the proxy fails closed", err)
-	}
-	if err := x.p.cfg.Approvals.Open(ctx, r); err != nil {
-		return false, "", err
-	}
-	x.p.cfg.Logger.Info("request held for approval", "approval", r.ID, "rule", rule.ID, "requester", x.actor.Subject)
-	d, err := x.p.cfg.Approvals.Await(ctx, r)
-	if err != nil {
-		return false, "", fmt.Errorf("approval %s: %w", r.ID, err)
-	}
-	switch d.Status {
-	case approvals.Granted:
-		return d.StatementSHA256 == approvals.Digest(statement), "approval " + r.ID + " is bound to another request", nil
-	case approvals.Denied:
-		return false, fmt.Sprintf("approval %s denied by %s: %s", r.ID, d.Decider.Subject, d.Reason), nil
-	}
-	return false, fmt.Sprintf("approval %s expired: %s", r.ID, d.Reason), nil
+	x.gs.RecordAsync(ctx, events.ResponseDigest, payload)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
 )
 
@@ -19,7 +20,7 @@ import (
 func (s *session) block(ctx context.Context, sql string, rule *DenyRule) error {
 	payload := statementFields(sql)
 	payload["rule"], payload["reason"] = rule.ID, rule.Reason
-	_, err := s.record(ctx, events.CommandBlocked, payload)
+	_, err := s.gs.Record(ctx, events.CommandBlocked, payload)
 	return err
 }
 
@@ -27,7 +28,7 @@ func (s *session) block(ctx context.Context, sql string, rule *DenyRule) error {
 func (s *session) refuse(ctx context.Context, sql, why string) error {
 	payload := statementFields(sql)
 	payload["reason"] = why
-	_, err := s.record(ctx, events.CommandBlocked, payload)
+	_, err := s.gs.Record(ctx, events.CommandBlocked, payload)
 	return err
 }
 
@@ -47,43 +48,16 @@ func (r *DenyRule) refusal() string {
 // for the decision. ok means the approver granted exactly this text; why
 // says otherwise. err means the request could not be recorded.
 func (s *session) hold(ctx context.Context, sql string, rule *ApprovalRule) (ok bool, why string, err error) {
-	now := time.Now().UTC()
-	r := &approvals.Request{
-		ID: approvals.NewID(), Tenant: s.p.cfg.Tenant, Rule: rule.ID, Requester: s.actor,
-		Target: s.target, SessionID: s.id, Statement: sql, RequestedAt: now, ExpiresAt: now.Add(rule.Timeout),
-	}
-	payload := approvals.RequestedPayload(r)
-	payload["reason"] = rule.Reason
-	if _, err := s.record(ctx, events.ApprovalRequested, payload); err != nil {
-		return false, "", fmt.Errorf("the audit ledger did not store the approval request (%v)", err)
-	}
-	if err := s.p.cfg.Approvals.Open(ctx, r); err != nil {
-		return false, "", err
-	}
-	s.out.Lock()
-	s.client.Send(&pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "00000",
-		Message: fmt.Sprintf("statement held for approval %s (rule %s), until %s", r.ID, rule.ID, r.ExpiresAt.Format(time.RFC3339)),
-		Detail:  "statement sha256 " + r.StatementSHA256,
-		Hint:    "an approver runs: auditledger approvals approve " + r.ID})
-	err = s.client.Flush()
-	s.out.Unlock()
-	if err != nil {
-		return false, "", err
-	}
-	d, err := s.p.cfg.Approvals.Await(ctx, r)
-	if err != nil {
-		return false, "", fmt.Errorf("approval %s: %w", r.ID, err)
-	}
-	switch d.Status {
-	case approvals.Granted:
-		if d.StatementSHA256 != approvals.Digest(sql) { // cannot happen: the text is held here
-			return false, "approval " + r.ID + " is bound to another statement", nil
-		}
-		return true, "", nil
-	case approvals.Denied:
-		return false, fmt.Sprintf("approval %s denied by %s: %s", r.ID, d.Decider.Subject, d.Reason), nil
-	}
-	return false, fmt.Sprintf("approval %s expired: %s", r.ID, d.Reason), nil
+	return s.gs.Hold(ctx, gateway.Hold{Rule: rule.ID, Reason: rule.Reason, Timeout: rule.Timeout, Statement: sql,
+		Notify: func(r *approvals.Request) error {
+			s.out.Lock()
+			defer s.out.Unlock()
+			s.client.Send(&pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "00000",
+				Message: fmt.Sprintf("statement held for approval %s (rule %s), until %s", r.ID, rule.ID, r.ExpiresAt.Format(time.RFC3339)),
+				Detail:  "statement sha256 " + r.StatementSHA256,
+				Hint:    "an approver runs: auditledger approvals approve " + r.ID})
+			return s.client.Flush()
+		}})
 }
 
 func (s *session) columnsOf(ctx context.Context, m *pgproto3.RowDescription) []column {
@@ -216,12 +190,10 @@ func (s *session) maskEvents(ctx context.Context, c *command) {
 		if !s.isText(c, k.column) {
 			method = "null"
 		}
-		if _, err := s.record(ctx, events.MaskApplied, map[string]any{
+		s.gs.RecordOrLog(ctx, events.MaskApplied, map[string]any{
 			"command_id": c.id, "rule_id": k.rule.ID, "rule_version": k.rule.Version,
 			"column": k.column, "info_type": k.rule.InfoType, "count": n, "method": method,
-		}); err != nil {
-			s.p.cfg.Logger.Error("mask.applied not recorded", "command", c.id, "err", err)
-		}
+		})
 	}
 	c.masked = nil
 }

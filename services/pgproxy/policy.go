@@ -17,6 +17,7 @@ import (
 
 	"github.com/auditledger/auditledger/internal/yamlstrict"
 	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
 	"github.com/auditledger/auditledger/services/mask"
 )
@@ -119,14 +120,11 @@ type ApprovalRule struct {
 // DefaultApprovalTimeout is how long a statement is held by default.
 const DefaultApprovalTimeout = 5 * time.Minute
 
-// LoadPolicy reads and checks a policy file. Errors name the line.
-func LoadPolicy(file string) (*Policy, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	return ParsePolicy(file, b)
-}
+// LoadPolicy reads and checks a policy file (the gateway core's
+// LoadPolicy with this proxy's parser), errors naming the line. The
+// policy it returns names its file, version and digest, so the proxy
+// records it (policy.loaded) before serving and names it on every event.
+func LoadPolicy(file string) (*Policy, error) { return gateway.LoadPolicy(file, ParsePolicy) }
 
 // ParsePolicy parses policy text; name is used in errors.
 func ParsePolicy(name string, b []byte) (*Policy, error) {

@@ -6,19 +6,19 @@
 // and every result as a response.digest: command tag, row count, bytes and
 // the SHA-256 of the DataRow messages exactly as the client received them.
 //
-// This first version covers the simple and extended query protocols,
-// prepared statements and transactions; masking, deny and approval rules,
-// COPY recording, TLS from clients and OIDC come next (issue 4).
+// It covers the simple and extended query protocols, prepared statements,
+// transactions, COPY, TLS from clients, masking, and deny and approval
+// rules. What it records, how it holds a statement for approval and how
+// it fails closed is the gateway core's (services/gateway); this package
+// is the protocol.
 package pgproxy
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,29 +34,26 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/internal/policyfile"
 	"github.com/auditledger/auditledger/services/telemetry"
 )
 
-// Durability is when a statement's record must be stored.
-type Durability string
+// Durability is when a statement's record must be stored (the gateway
+// core's modes).
+type Durability = gateway.Durability
 
 // Durability modes.
 const (
-	BeforeForward  Durability = "before-forward"
-	BeforeResponse Durability = "before-response"
+	BeforeForward  = gateway.BeforeForward
+	BeforeResponse = gateway.BeforeResponse
 )
 
-// Recorder stores the proxy's events: an *emitter.Emitter. It is an
-// interface so that `auditledger bench proxy` can measure the relay alone,
-// with every event built and encoded but then discarded — a floor for the
-// benchmark, never a way to run the proxy.
-type Recorder interface {
-	Emit(ctx context.Context, ev *events.Event) (emitter.Result, error)
-	EmitAsync(ctx context.Context, ev *events.Event, done func(emitter.Result)) error
-}
+// Recorder stores the proxy's events: an *emitter.Emitter, or what
+// `auditledger bench proxy` measures the relay with (gateway.Recorder).
+type Recorder = gateway.Recorder
 
 // Config configures a Proxy.
 type Config struct {
@@ -81,7 +78,7 @@ type Config struct {
 	Tenant   string   // required, as in events
 	Instance string   // this proxy's name in events; empty means "pgproxy"
 	Target   string   // the target's name in events
-	Policy   *Policy  // nil: record only, mask and block nothing
+	Policy   *Policy  // nil: record only, mask and block nothing; see LoadPolicy
 	// Approvals holds statements that match the policy's approval rules
 	// until an approver decides. Required when the policy has such rules.
 	Approvals *approvals.Broker
@@ -100,7 +97,11 @@ type Config struct {
 	// follows the Upstream URL's sslmode.
 	TLS        *tls.Config
 	RequireTLS bool
-	Logger     *slog.Logger // nil means slog.Default()
+	// StateDir keeps the journal of open sessions, so that the sessions a
+	// crash leaves open are recorded as ended, lost, when the proxy starts
+	// again. Empty: no journal.
+	StateDir string
+	Logger   *slog.Logger // nil means slog.Default()
 }
 
 // Proxy accepts client connections and relays them to the upstream.
@@ -109,16 +110,14 @@ type Proxy struct {
 	upstream *pgconn.Config
 	dbs      []string // the databases clients may name; never empty
 	catalog  *catalog
+	gw       *gateway.Gateway
 	wg       sync.WaitGroup
 }
 
 // New checks cfg.
 func New(cfg Config) (*Proxy, error) {
-	if em, ok := cfg.Emitter.(*emitter.Emitter); ok && em == nil {
-		cfg.Emitter = nil // a nil *Emitter in the interface is no emitter
-	}
-	if cfg.Auth == nil || cfg.Emitter == nil || cfg.Tenant == "" {
-		return nil, errors.New("pgproxy: Auth, Emitter and Tenant are required")
+	if cfg.Auth == nil {
+		return nil, errors.New("pgproxy: Auth is required")
 	}
 	up, err := pgconn.ParseConfig(cfg.Upstream)
 	if err != nil {
@@ -126,16 +125,6 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.Policy != nil && len(cfg.Policy.Approve) > 0 && cfg.Approvals == nil {
 		return nil, errors.New("pgproxy: the policy has approval rules but no approvals broker is configured")
-	}
-	if cfg.Instance == "" {
-		cfg.Instance = "pgproxy"
-	}
-	switch cfg.Durability {
-	case "":
-		cfg.Durability = BeforeForward
-	case BeforeForward, BeforeResponse:
-	default:
-		return nil, fmt.Errorf("pgproxy: durability %q, want %s or %s", cfg.Durability, BeforeForward, BeforeResponse)
 	}
 	if cfg.RequireTLS && cfg.TLS == nil {
 		return nil, errors.New("pgproxy: RequireTLS needs a TLS configuration")
@@ -147,7 +136,19 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Proxy{cfg: cfg, upstream: up, dbs: dbs, catalog: newCatalog(up)}, nil
+	// A policy parsed from text rather than loaded from its file (tests,
+	// benchmarks) has no file to name: nothing records it.
+	var info *policyfile.Loaded
+	if cfg.Policy != nil && cfg.Policy.Source.SHA256 != "" {
+		info = cfg.Policy.Info()
+	}
+	gw, err := gateway.New(gateway.Config{Name: "pgproxy", Kind: "postgres-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant,
+		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Durability: cfg.Durability, Approvals: cfg.Approvals,
+		StateDir: cfg.StateDir, Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})
+	if err != nil {
+		return nil, err
+	}
+	return &Proxy{cfg: cfg, upstream: up, dbs: dbs, catalog: newCatalog(up), gw: gw}, nil
 }
 
 // allowedDatabases checks the configured databases, or defaults to the
@@ -178,12 +179,22 @@ func allowedDatabases(names []string, up *pgconn.Config) ([]string, error) {
 	return out, nil
 }
 
+// Start records what must be on record before the proxy serves (the
+// gateway core's Start: policy.loaded, sessions a crash left open). Serve
+// calls it; call it earlier to fail before listening.
+func (p *Proxy) Start(ctx context.Context) error { return p.gw.Start(ctx) }
+
 // Serve accepts connections on ln until ctx is cancelled, then waits for
-// the sessions to end.
+// the sessions to end. It serves nothing unless Start succeeds: it then
+// closes ln and returns Start's error.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	defer p.catalog.close()
+	if err := p.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -206,16 +217,12 @@ var errClosed = errors.New("connection closed")
 
 // session is one client connection.
 type session struct {
-	p       *Proxy
-	id      string
-	actor   events.Actor
-	pol     *Policy // the policy as it applies to actor (Policy.For)
-	seq     emitter.Session
-	client  *pgproto3.Backend
-	out     sync.Mutex // serialises messages to the client from both directions
-	target  events.Target
-	started time.Time
-	cmds    int
+	p      *Proxy
+	gs     *gateway.Session
+	pol    *Policy // the policy as it applies to the requester (Policy.For)
+	client *pgproto3.Backend
+	out    sync.Mutex // serialises messages to the client from both directions
+	cmds   int
 	// Totals of the results, kept by the upstream side; read after the
 	// relay has ended.
 	rows, bytes, errors int64
@@ -230,17 +237,12 @@ type session struct {
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	// Shutting down ends open sessions too, so Serve can return.
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
-	var idb [8]byte
-	rand.Read(idb[:])
-	s := &session{p: p, pol: p.cfg.Policy, id: hex.EncodeToString(idb[:]), started: time.Now(),
-		target: events.Target{Kind: "postgres", Name: p.cfg.Target, Host: p.upstream.Host}}
-	s.seq.ID = s.id
+	s := &session{p: p, pol: p.cfg.Policy, gs: p.gw.Session(events.Target{Kind: "postgres", Name: p.cfg.Target, Host: p.upstream.Host})}
 	// A connection that never gets as far as a user name is a failed
 	// login too, recorded with what is known (a client that connects and
 	// closes at once, as health checks do, is not).
 	startupFailed := func(reason string) {
-		s.actor = events.Actor{Issuer: "pgproxy", Subject: "unauthenticated", Kind: events.Human}
-		s.recordOrLog(ctx, events.AuthnFailed, map[string]any{"client_addr": conn.RemoteAddr().String(), "reason": events.Clean(reason, 1024)})
+		s.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"client_addr": conn.RemoteAddr().String(), "reason": events.Clean(reason, 1024)})
 	}
 	var be *pgproto3.Backend
 	var startup *pgproto3.StartupMessage
@@ -310,24 +312,25 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	if !ok {
 		return fatal(be, "08P01", "expected a password message")
 	}
-	s.target.Database = events.Clean(db, 0)
+	target := s.gs.Target()
+	target.Database = events.Clean(db, 0)
+	s.gs.SetTarget(target)
 	actor, err := p.cfg.Auth.Authenticate(ctx, user, pw.Password)
 	if err != nil {
 		// Whatever the client sent as its name is recorded, made safe:
 		// cleaned and cut to fit, with its length and digest.
-		s.actor = events.Actor{Issuer: "pgproxy", Subject: "unauthenticated", Kind: events.Human}
-		s.recordOrLog(ctx, events.AuthnFailed, map[string]any{"user": events.Clean(user, 0), "user_bytes": len(user), "user_sha256": sha256Hex(user),
+		s.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"user": events.Clean(user, 0), "user_bytes": len(user), "user_sha256": sha256Hex(user),
 			"client_addr": conn.RemoteAddr().String(), "reason": err.Error()})
 		return fatal(be, "28P01", "authentication failed: "+err.Error())
 	}
-	s.actor = actor
+	s.gs.Authenticated(gateway.Identity{Actor: actor})
 	s.pol = p.cfg.Policy.For(actor.Subject, actor.Groups)
 	// Only the databases the target exposes: the proxy's login may reach
 	// others (the projection, the cluster's own), and a client must not
 	// borrow it to get there. Compared byte for byte, as PostgreSQL does.
 	if !slices.Contains(p.dbs, db) {
 		reason := fmt.Sprintf("database %q is not one this proxy serves (allowed: %s)", events.Clean(db, 256), strings.Join(p.dbs, ", "))
-		s.recordOrLog(ctx, events.AuthnFailed, map[string]any{"user": events.Clean(user, 0), "database": events.Clean(db, 0),
+		s.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"user": events.Clean(user, 0), "database": events.Clean(db, 0),
 			"client_addr": conn.RemoteAddr().String(), "reason": reason})
 		return fatal(be, "42501", reason)
 	}
@@ -348,7 +351,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		return err
 	}
 	defer hj.Conn.Close()
-	if _, err := s.record(ctx, events.SessionStarted, map[string]any{
+	if err := s.gs.Start(ctx, map[string]any{
 		"client_addr": conn.RemoteAddr().String(), "user": user, "database": db, "tls": tlsDescription(tlsState),
 		"application_name": startup.Parameters["application_name"],
 	}); err != nil {
@@ -364,8 +367,8 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		return err
 	}
 	err = s.relay(ctx, conn, hj)
-	s.recordOrLog(context.WithoutCancel(ctx), events.SessionEnded, map[string]any{
-		"duration_ms": time.Since(s.started).Milliseconds(), "commands": s.cmds,
+	s.gs.End(ctx, map[string]any{
+		"duration_ms": time.Since(s.gs.Started()).Milliseconds(), "commands": s.cmds,
 		"rows": s.rows, "bytes": s.bytes, "errors": s.errors,
 		"client_addr": conn.RemoteAddr().String(), "database": events.Clean(db, 0), "tls": tlsDescription(tlsState),
 	})
@@ -429,36 +432,6 @@ func fatal(be *pgproto3.Backend, code, msg string) error {
 	return fmt.Errorf("%s: %s", code, msg)
 }
 
-// event builds this session's next event.
-func (s *session) event(t events.Type, payload map[string]any) (*events.Event, error) {
-	body, err := json.Marshal(payload)
-	if err != nil {
-		return nil, err
-	}
-	ev := &events.Event{
-		Version: events.Version, Type: t, Time: time.Now().UTC(), Tenant: s.p.cfg.Tenant,
-		Source: events.Source{Kind: "postgres-proxy", Instance: s.p.cfg.Instance},
-		Actor:  s.actor, Target: &s.target, Payload: body,
-	}
-	s.seq.Next(ev)
-	ev.ID = fmt.Sprintf("%s.%d", s.id, ev.SessionSeq)
-	return ev, nil
-}
-
-// record emits one event of this session, waits until the bus has stored
-// it, and returns its id.
-func (s *session) record(ctx context.Context, t events.Type, payload map[string]any) (string, error) {
-	ev, err := s.event(t, payload)
-	if err != nil {
-		return "", err
-	}
-	start := time.Now()
-	r, _ := s.p.cfg.Emitter.Emit(ctx, ev)
-	err = r.Stored(s.p.cfg.FailOpen)
-	s.p.cfg.Metrics.Recorded(t, start, err)
-	return ev.ID, err
-}
-
 // maxStartup bounds the startup packet. PostgreSQL refuses packets over
 // 10,000 bytes; the proxy reads up to this much so that the user name of
 // an oversized login can still be recorded.
@@ -507,15 +480,6 @@ func readStartup(r io.Reader) (pgproto3.FrontendMessage, error) {
 		return nil, fmt.Errorf("startup packet: %w", err)
 	}
 	return m, nil
-}
-
-// recordOrLog records an event whose loss cannot stop anything (the
-// session is over, or never began); a failure is logged loudly, and the
-// emitter counts it.
-func (s *session) recordOrLog(ctx context.Context, t events.Type, payload map[string]any) {
-	if id, err := s.record(ctx, t, payload); err != nil {
-		s.p.cfg.Logger.Error("event not recorded", "type", t, "event_id", id, "session_id", s.id, "err", err)
-	}
 }
 
 // statementKind is the first keyword of a statement, upper-cased.

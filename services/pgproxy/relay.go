@@ -12,13 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/ledger/bus/emitter"
 )
 
 // command is a recorded statement waiting for its result.
@@ -407,7 +405,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			// as what ran: it is refused, and the refusal recorded.
 			const why = "function calls over the protocol (FunctionCall) are refused by the audit proxy: call the function in SQL"
 			payload := map[string]any{"protocol": "function-call", "function_oid": m.Function, "arguments": len(m.Arguments), "reason": why}
-			if _, err := s.record(ctx, events.CommandBlocked, payload); err != nil {
+			if _, err := s.gs.Record(ctx, events.CommandBlocked, payload); err != nil {
 				return s.fatal("58000", "function call not executed: the audit ledger did not store its record; the proxy fails closed")
 			}
 			q.push(&command{simple: true, refusal: why, sum: sha256.New()})
@@ -442,7 +440,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				// does not run.
 				why := fmt.Sprintf("bind to prepared statement %q refused: the audit proxy has not seen the server confirm its text (prepare it with the protocol's Parse, not SQL PREPARE)", m.PreparedStatement)
 				payload := map[string]any{"protocol": "extended", "prepared_statement": events.Clean(m.PreparedStatement, 0), "reason": why}
-				if _, err := s.record(ctx, events.CommandBlocked, payload); err != nil {
+				if _, err := s.gs.Record(ctx, events.CommandBlocked, payload); err != nil {
 					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
 				}
 				q.push(&command{refusal: why, sum: sha256.New()})
@@ -573,28 +571,14 @@ func (s *session) command(ctx context.Context, protocol, sql string, nparams int
 		}
 		payload["parameters"] = pp
 	}
-	if s.p.cfg.Durability != BeforeResponse {
-		id, err = s.record(ctx, events.CommandExecuted, payload)
-		if err != nil && id != "" {
-			// The record may have been stored although its answer never
-			// came (the proxy is stopping): its digest says the statement
-			// was not forwarded, so no command stands without one.
-			s.notExecuted(ctx, id, err)
-		}
-		return id, nil, err
+	id, stored, err = s.gs.Command(ctx, payload)
+	if err != nil && stored == nil && id != "" {
+		// The record may have been stored although its answer never
+		// came (the proxy is stopping): its digest says the statement
+		// was not forwarded, so no command stands without one.
+		s.notExecuted(ctx, id, err)
 	}
-	ev, err := s.event(events.CommandExecuted, payload)
-	if err != nil {
-		return "", nil, err
-	}
-	ch := make(chan error, 1)
-	start := time.Now()
-	err = s.p.cfg.Emitter.EmitAsync(ctx, ev, func(r emitter.Result) {
-		err := r.Stored(s.p.cfg.FailOpen)
-		s.p.cfg.Metrics.Recorded(ev.Type, start, err)
-		ch <- err
-	})
-	return ev.ID, ch, err
+	return id, stored, err
 }
 
 // refused records a statement the proxy will not forward — as refused by
@@ -619,18 +603,8 @@ func (s *session) refused(ctx context.Context, q *inflight, sql string, rule *De
 // notExecuted records the digest of a recorded statement that the proxy
 // did not forward.
 func (s *session) notExecuted(ctx context.Context, id string, why error) {
-	ev, err := s.event(events.ResponseDigest, map[string]any{"command_id": id, "rows": 0, "bytes": 0,
+	s.gs.RecordAsync(ctx, events.ResponseDigest, map[string]any{"command_id": id, "rows": 0, "bytes": 0,
 		"not_executed": "the proxy did not forward the statement: " + why.Error()})
-	if err == nil {
-		err = s.p.cfg.Emitter.EmitAsync(context.WithoutCancel(ctx), ev, func(r emitter.Result) {
-			if r.Err != nil {
-				s.p.cfg.Logger.Error("response digest not recorded", "event_id", r.ID, "err", r.Err)
-			}
-		})
-	}
-	if err != nil {
-		s.p.cfg.Logger.Error("response digest not recorded", "command_id", id, "err", err)
-	}
 }
 
 // fromUpstream forwards results and digests each one.
@@ -783,18 +757,6 @@ func (s *session) digest(ctx context.Context, q *inflight, payload map[string]an
 	}
 	c.rows, c.bytes = 0, 0
 	c.sum.Reset()
-	ev, err := s.event(events.ResponseDigest, payload)
-	if err != nil {
-		s.p.cfg.Logger.Error("response digest not recorded", "command", c.id, "err", err)
-		return
-	}
 	// Not bounded by the session: a digest is owed for a statement that ran.
-	err = s.p.cfg.Emitter.EmitAsync(context.WithoutCancel(ctx), ev, func(r emitter.Result) {
-		if r.Err != nil {
-			s.p.cfg.Logger.Error("response digest not recorded", "event_id", r.ID, "err", r.Err)
-		}
-	})
-	if err != nil {
-		s.p.cfg.Logger.Error("response digest not recorded", "event", ev.ID, "err", err)
-	}
+	s.gs.RecordAsync(ctx, events.ResponseDigest, payload)
 }

@@ -75,6 +75,11 @@ func RenderCEF(s Sealed) []byte {
 	if st := statement(p); st != "" {
 		ext("request", short(oneLine(st), 1023))
 	}
+	if ref, ok := p["policy"].(map[string]any); ok {
+		// The policy that judged the event (docs/FORMAT.md §1.3).
+		ext("cs6Label", "policySha256")
+		ext("cs6", str(ref, "sha256"))
+	}
 	switch ev.Type {
 	case events.CommandBlocked:
 		ext("act", "blocked")

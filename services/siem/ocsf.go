@@ -73,6 +73,10 @@ func RenderOCSF(s Sealed) ([]byte, error) {
 		}},
 	}
 	meta := o["metadata"].(map[string]any)
+	if ref, ok := p["policy"].(map[string]any); ok {
+		// The policy that judged the event (docs/FORMAT.md §1.3).
+		o["unmapped"].(map[string]any)["auditledger"].(map[string]any)["policy"] = ref
+	}
 	if ev.SessionID == "" {
 		delete(meta, "correlation_uid")
 	}

@@ -15,6 +15,9 @@ import (
 	"github.com/auditledger/auditledger/ledger"
 )
 
+// policySum is a policy file's digest in the samples.
+const policySum = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
 // samples is one event of every type in the catalog: the sample log, and
 // the types it lacks, as the proxies, the API and the ledger write them
 // (docs/FORMAT.md §1.1).
@@ -52,6 +55,10 @@ func samples(t *testing.T) []Sealed {
 		sys("ledger/gap/3-4", "ledger.gap", `{"first_seq":3,"last_seq":4,"count":2,"noticed_at":"2026-11-27T10:00:01Z","stream":{"first_seq":1,"last_seq":8,"msgs":6,"num_deleted":2},"reason":"missing"}`),
 		sys("ledger/rejected/9", "ledger.rejected", `{"seq":9,"subject":"audit.events.acme.x.p","reason":"bad","sha256":"00","bytes":3}`),
 		sys("ledger/sealed/1", "ledger.segment.sealed", `{"first":0,"count":10}`),
+		env("h-5", "command.blocked", "u-7", `{"protocol":"http","method":"DELETE","path":"/admin/y","statement":"DELETE /admin/y","statement_sha256":"02","rule":"no-admin-deletes","reason":"needs a ticket","client_addr":"10.1.2.3:5557","policy":{"version":2,"sha256":"`+policySum+`"}}`),
+		env("s-1", "session.output", "u-7", `{"stream":"stdout","offset":0,"bytes":5,"data":"aGVsbG8=","policy":{"version":2,"sha256":"`+policySum+`"}}`),
+		env("s-2", "session.ended", "u-7", `{"reason":"lost","last_seq":7,"started_at":"2026-11-27T09:00:00Z","detail":"the gateway stopped without ending the session; recorded when it started again"}`),
+		[]byte(`{"version":1,"id":"policy-loaded/0123456789abcdef","type":"policy.loaded","time":"2026-11-27T09:00:00Z","tenant":"acme","source":{"kind":"postgres-proxy","instance":"gw-1"},"actor":{"issuer":"auditledger","subject":"gw-1","kind":"machine"},"payload":{"file":"/etc/auditledger/policy.yaml","version":1,"sha256":"`+policySum+`","exemptions_by_omission":[{"rule":"ddl","kind":"approve","groups":["dba"]}]}}`),
 		[]byte(`{"version":1,"id":"attest/gw/1/1","type":"producer.attested","time":"2026-11-27T10:00:02Z","tenant":"_producers","source":{"kind":"producer","instance":"gw-1"},"actor":{"issuer":"auditledger","subject":"gw-1","kind":"machine"},"payload":{"producer":"gw-1","boot":"0000000000000001","seq":1,"events":[],"signature":"AA=="}}`),
 	)
 	var out []Sealed
@@ -171,4 +178,37 @@ func TestOCSFValidatorRefuses(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// The policy reference a gateway puts on an event reaches every
+// rendering: OCSF's unmapped.auditledger.policy, CEF's cs6.
+func TestPolicyReferenceRendered(t *testing.T) {
+	for _, s := range samples(t) {
+		if s.Event.ID != "h-5" {
+			continue
+		}
+		o, err := RenderOCSF(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Unmapped struct {
+				Auditledger struct {
+					Policy struct {
+						Version int    `json:"version"`
+						SHA256  string `json:"sha256"`
+					} `json:"policy"`
+				} `json:"auditledger"`
+			} `json:"unmapped"`
+		}
+		json.Unmarshal(o, &doc)
+		if p := doc.Unmapped.Auditledger.Policy; p.Version != 2 || p.SHA256 != policySum {
+			t.Errorf("OCSF unmapped.auditledger.policy = %+v\n%s", p, o)
+		}
+		if c := string(RenderCEF(s)); !strings.Contains(c, "cs6Label=policySha256 cs6="+policySum) {
+			t.Errorf("CEF lacks the policy digest: %s", c)
+		}
+		return
+	}
+	t.Fatal("no sample h-5")
 }

@@ -30,6 +30,10 @@ type Webhook struct {
 	BadSigs  int
 	Requests int
 	batches  [][]uint64 // the ledger indexes of each accepted request
+	// hold, when set, is how many requests are accepted before the rest
+	// wait for Release (or for their client to go away).
+	hold     int
+	released chan struct{}
 }
 
 // NewWebhook returns a receiver checking signatures made with secret.
@@ -41,6 +45,27 @@ func (r *Webhook) Down(down bool) { r.mu.Lock(); r.down = down; r.mu.Unlock() }
 // Slow makes each request take d, as a busy receiver's would.
 func (r *Webhook) Slow(d time.Duration) { r.mu.Lock(); r.delay = d; r.mu.Unlock() }
 
+// HoldAfter accepts n requests and keeps every later one waiting until
+// Release, or until its client gives up (a killed forwarder): a test that
+// kills a forwarder part way then finds it part way however fast or slow
+// the machine is, where a delay alone can let every batch through first.
+func (r *Webhook) HoldAfter(n int) {
+	r.mu.Lock()
+	r.hold, r.released = n, make(chan struct{})
+	r.mu.Unlock()
+}
+
+// Release lets the requests HoldAfter keeps waiting go on, and stops
+// holding.
+func (r *Webhook) Release() {
+	r.mu.Lock()
+	if r.released != nil {
+		close(r.released)
+	}
+	r.hold, r.released = 0, nil
+	r.mu.Unlock()
+}
+
 func (r *Webhook) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
@@ -48,6 +73,16 @@ func (r *Webhook) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mu.Unlock()
 	time.Sleep(delay)
 	r.mu.Lock()
+	if r.released != nil && len(r.batches) >= r.hold {
+		released := r.released
+		r.mu.Unlock()
+		select {
+		case <-released:
+		case <-req.Context().Done():
+			return // the client is gone; nothing was accepted
+		}
+		r.mu.Lock()
+	}
 	defer r.mu.Unlock()
 	r.Requests++
 	if err := siem.CheckSignature(r.Secret, req.Header.Get(siem.HeaderTimestamp), req.Header.Get(siem.HeaderSignature), body, time.Now(), 5*time.Minute); err != nil {

@@ -83,9 +83,10 @@ type Config struct {
 	MaxBatch int
 	// Groups bounds the groups being stored at once; zero means 1, the
 	// classic group commit: while one group is being stored the next one
-	// gathers. Measured here (README, Performance), more groups in flight
-	// only split the same events into more messages — each its own fsync
-	// under sync_interval always — for no gain under interval.
+	// gathers. As measured (docs/PERFORMANCE.md, "Group commit"), more
+	// groups in flight only split the same events into more messages —
+	// each its own fsync under sync_interval always — for no gain under
+	// interval.
 	Groups int
 }
 

@@ -1,0 +1,219 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/auditledger/auditledger/events"
+)
+
+// AuthMethod says how a gateway established an identity.
+type AuthMethod string
+
+// Authentication methods. A gateway with another names its own.
+const (
+	OIDCToken AuthMethod = "oidc-token" // a bearer token or a password that is one
+	Password  AuthMethod = "password"   // a static development password
+	// SSHCertificate: an OpenSSH user certificate signed by the gateway's
+	// certificate authority.
+	SSHCertificate AuthMethod = "ssh-certificate"
+	// KubernetesExecToken: a token handed over by a kubectl
+	// exec-credential plugin.
+	KubernetesExecToken AuthMethod = "kubernetes-exec-credential"
+)
+
+// Identity is who a session acts as: user and groups (in the events'
+// actor), the tenant, and how it was established.
+type Identity struct {
+	events.Actor
+	// Tenant is the tenant of the session's events; empty means the
+	// gateway's.
+	Tenant string
+	// Method, when set, is recorded in session.started as auth_method.
+	Method AuthMethod
+}
+
+// Session is one client session of a gateway — a connection, an HTTP
+// exchange, an SSH channel — and numbers its events from 1 (session_seq),
+// so a gap shows. Record, RecordAsync and Hold are safe for concurrent
+// use (a relay's two directions); the identity is set before they start.
+type Session struct {
+	g       *Gateway
+	id      string
+	seq     atomic.Uint64 // the last session_seq used
+	who     Identity
+	tenant  string
+	target  events.Target
+	started time.Time
+
+	jmu     sync.Mutex
+	journal *journalEntry // open while the session is in the journal
+}
+
+// Session opens a session on target. Until Authenticated, its events'
+// actor is "unauthenticated", issued by the gateway's Name.
+func (g *Gateway) Session(target events.Target) *Session {
+	var b [8]byte
+	rand.Read(b[:])
+	s := &Session{g: g, id: hex.EncodeToString(b[:]), target: target, tenant: g.cfg.Tenant, started: time.Now()}
+	s.who.Actor = g.Unauthenticated()
+	return s
+}
+
+// Unauthenticated is the actor of events about a client that did not
+// (or could not) authenticate.
+func (g *Gateway) Unauthenticated() events.Actor {
+	return events.Actor{Issuer: g.cfg.Name, Subject: "unauthenticated", Kind: events.Human}
+}
+
+// ID is the session's id (session_id in its events).
+func (s *Session) ID() string { return s.id }
+
+// Identity is who the session acts as.
+func (s *Session) Identity() Identity { return s.who }
+
+// Target is what the session acts upon.
+func (s *Session) Target() events.Target { return s.target }
+
+// SetTarget changes the target of the events that follow (a PostgreSQL
+// session names its database after it opened).
+func (s *Session) SetTarget(t events.Target) { s.target = t }
+
+// Started is when the session was opened.
+func (s *Session) Started() time.Time { return s.started }
+
+// Authenticated sets who the session acts as, for every event after.
+func (s *Session) Authenticated(id Identity) {
+	s.who = id
+	if id.Tenant != "" {
+		s.tenant = id.Tenant
+	} else {
+		s.tenant = s.g.cfg.Tenant
+	}
+}
+
+// event builds the session's next event: envelope, session sequence, id
+// ("<session id>.<seq>") and, while a policy is in force, the policy's
+// reference in the payload (member "policy").
+func (s *Session) event(t events.Type, payload map[string]any) (*events.Event, error) {
+	if p := s.g.cfg.Policy; p != nil {
+		payload["policy"] = p.Source.Ref()
+	}
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%s payload: %w", t, err)
+	}
+	target := s.target
+	ev := &events.Event{
+		Version: events.Version, Type: t, Time: time.Now().UTC(), Tenant: s.tenant,
+		Source: s.g.source, Actor: s.who.Actor, Target: &target, Payload: body,
+	}
+	ev.SessionID, ev.SessionSeq = s.id, s.seq.Add(1)
+	ev.ID = fmt.Sprintf("%s.%d", s.id, ev.SessionSeq)
+	s.noteSeq(ev.SessionSeq)
+	return ev, nil
+}
+
+// Record records one event and waits until the bus has stored it (or,
+// failing open, this host's spool). It returns the event's id, set even
+// when the record failed once the event was built: the event may have
+// been stored although its answer never came. An error MUST be answered
+// by refusing what the event describes (record or refuse); it wraps
+// ErrNotRecorded.
+func (s *Session) Record(ctx context.Context, t events.Type, payload map[string]any) (string, error) {
+	ev, err := s.event(t, payload)
+	if err != nil {
+		return "", err
+	}
+	if err := s.g.emit(ctx, ev); err != nil {
+		return ev.ID, fmt.Errorf("%w: %w", ErrNotRecorded, err)
+	}
+	return ev.ID, nil
+}
+
+// RecordOrLog records an event whose loss cannot stop anything (the
+// session is over, or never began); a failure is logged loudly and
+// counted.
+func (s *Session) RecordOrLog(ctx context.Context, t events.Type, payload map[string]any) {
+	if id, err := s.Record(ctx, t, payload); err != nil {
+		s.g.cfg.Logger.Error("event not recorded", "type", t, "event_id", id, "session_id", s.id, "err", err)
+	}
+}
+
+// RecordAsync records an event owed for something that already happened
+// (a result, a mask) without waiting. It runs to the end whatever
+// happens to ctx's cancellation; a failure is logged and counted.
+func (s *Session) RecordAsync(ctx context.Context, t events.Type, payload map[string]any) {
+	ev, err := s.event(t, payload)
+	if err == nil {
+		err = s.g.emitAsync(context.WithoutCancel(ctx), ev, false, func(err error) {
+			if err != nil {
+				s.g.cfg.Logger.Error("event not recorded", "type", t, "event_id", ev.ID, "session_id", s.id, "err", err)
+			}
+		})
+	}
+	if err != nil {
+		s.g.cfg.Logger.Error("event not recorded", "type", t, "session_id", s.id, "err", err)
+	}
+}
+
+// Command records a command (command.executed) as the durability mode
+// says. BeforeForward: the record is stored when Command returns, and
+// stored is nil. BeforeResponse: the record is on its way, and stored
+// delivers the outcome; the command's answer MUST wait for it, and a
+// failure MUST end the session. err (wrapping ErrNotRecorded once the
+// event was built) means the command MUST NOT run; id may still be set,
+// as in Record.
+func (s *Session) Command(ctx context.Context, payload map[string]any) (id string, stored <-chan error, err error) {
+	if s.g.cfg.Durability != BeforeResponse {
+		id, err = s.Record(ctx, events.CommandExecuted, payload)
+		return id, nil, err
+	}
+	ev, err := s.event(events.CommandExecuted, payload)
+	if err != nil {
+		return "", nil, err
+	}
+	ch := make(chan error, 1)
+	err = s.g.emitAsync(ctx, ev, true, func(err error) {
+		if err != nil {
+			err = fmt.Errorf("%w: %w", ErrNotRecorded, err)
+		}
+		ch <- err
+	})
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrNotRecorded, err)
+	}
+	return ev.ID, ch, err
+}
+
+// Start records session.started, stored, and puts the session in the
+// journal (with a StateDir), so that a crash before End is recorded as
+// the session's end, lost. An error means the session MUST NOT begin.
+// The payload gets auth_method when the identity names one.
+func (s *Session) Start(ctx context.Context, payload map[string]any) error {
+	if s.who.Method != "" {
+		payload["auth_method"] = s.who.Method
+	}
+	if err := s.journalOpen(); err != nil {
+		return err
+	}
+	if _, err := s.Record(ctx, events.SessionStarted, payload); err != nil {
+		s.journalClose()
+		return err
+	}
+	return nil
+}
+
+// End records session.ended (a failure is logged: the session is over)
+// and takes the session out of the journal. It runs to the end whatever
+// happens to ctx's cancellation.
+func (s *Session) End(ctx context.Context, payload map[string]any) {
+	s.RecordOrLog(context.WithoutCancel(ctx), events.SessionEnded, payload)
+	s.journalClose()
+}
