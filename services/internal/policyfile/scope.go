@@ -2,7 +2,6 @@ package policyfile
 
 import (
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 )
@@ -167,19 +166,4 @@ func (e *Exempt) lists() []string {
 		return nil
 	}
 	return slices.Concat(e.Groups, e.Users, e.OutsideGroups)
-}
-
-// Warn logs, on log, that a version-1 file was loaded and each exemption
-// it makes by omission (rule ids and group names: nothing secret). It
-// logs nothing for a version-2 file.
-func (l *Loaded) Warn(log *slog.Logger) {
-	if l.Source.Version >= 2 {
-		return
-	}
-	omissions := make([]string, len(l.Omissions))
-	for i, o := range l.Omissions {
-		omissions[i] = fmt.Sprintf("%s rule %s exempts everyone outside %s", Noun(o.Kind), o.Rule, strings.Join(o.Groups, ", "))
-	}
-	log.Warn("policy file is version 1: a rule limited to groups exempts everyone outside them; version 2 states every exemption (auditledger policy migrate)",
-		"file", l.Source.File, "sha256", l.Source.SHA256, "omissions", omissions)
 }

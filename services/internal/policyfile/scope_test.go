@@ -1,7 +1,6 @@
 package policyfile
 
 import (
-	"log/slog"
 	"strings"
 	"testing"
 )
@@ -101,22 +100,5 @@ func TestApplying(t *testing.T) {
 	}
 	if v, narrowed := (Rules[rule, rule, rule]{Deny: rules[:1]}).For("ann", []string{"dba"}); narrowed || len(v.Deny) != 1 {
 		t.Errorf("a view without exemptions: %v %v", v, narrowed)
-	}
-}
-
-func TestWarnNamesTheOmissions(t *testing.T) {
-	var buf strings.Builder
-	log := slog.New(slog.NewTextHandler(&buf, nil))
-	v1 := Loaded{Source: NewSource("policy.yaml", []byte("x"), V1), Omissions: []Omission{{Rule: "ddl", Kind: KindApprove, Groups: []string{"dba"}}}}
-	v1.Warn(log)
-	for _, want := range []string{"level=WARN", "policy file is version 1", "file=policy.yaml", "approval rule ddl exempts everyone outside dba"} {
-		if !strings.Contains(buf.String(), want) {
-			t.Errorf("warning %q lacks %q", buf.String(), want)
-		}
-	}
-	buf.Reset()
-	(&Loaded{Source: NewSource("p", nil, V2)}).Warn(log)
-	if buf.Len() != 0 {
-		t.Errorf("a version-2 policy warned: %s", buf.String())
 	}
 }
