@@ -1,8 +1,11 @@
 package pgproxy_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/auditledger/auditledger/events"
 
 	"github.com/auditledger/auditledger/services/internal/policyfile"
 	"github.com/auditledger/auditledger/services/pgproxy"
@@ -145,5 +148,31 @@ func TestMigratedReadmePolicyHoldsDDLOutsideDBA(t *testing.T) {
 	}
 	if o, err := f.psqlAs(t, "alice", "SELECT to_regclass('scratch') IS NULL").CombinedOutput(); err != nil || strings.TrimSpace(string(o)) != "t" {
 		t.Fatalf("the denied CREATE ran: %v\n%s", err, o)
+	}
+}
+
+// The README's example loaded as version 1 is on record with the
+// exemption it makes by omission: the policy.loaded event the proxy
+// stores before it serves names rule ddl and group dba.
+func TestReadmePolicyOnRecordWithItsOmission(t *testing.T) {
+	f := startOIDC(t, readmeV1)
+	if out, err := f.psqlAs(t, "alice", "SELECT 1").CombinedOutput(); err != nil {
+		t.Fatalf("psql: %v\n%s", err, out)
+	}
+	var loaded []recorded
+	for _, r := range f.eventsOf(t) {
+		if r.ev.Type == events.PolicyLoaded {
+			loaded = append(loaded, r)
+		}
+	}
+	if len(loaded) != 1 {
+		t.Fatalf("%d policy.loaded events, want 1", len(loaded))
+	}
+	got, _ := json.Marshal(loaded[0].payload["exemptions_by_omission"])
+	if want := `[{"groups":["dba"],"kind":"approve","rule":"ddl"}]`; string(got) != want {
+		t.Errorf("exemptions_by_omission %s, want %s", got, want)
+	}
+	if loaded[0].payload["version"] != float64(1) {
+		t.Errorf("version %v, want 1", loaded[0].payload["version"])
 	}
 }
