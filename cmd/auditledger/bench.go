@@ -16,127 +16,128 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/file"
 )
 
-func benchLedger(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("bench ledger [--n N] [--size BYTES] [--segment-size N] [--dir DIR]",
-		"Generates N valid events of about BYTES bytes each, then measures on a local\nstore with durable (fsynced) sealing: validation alone, the append path\n(validate + sequence + hash + seal + sign, as \"append\" runs it), a full\nverify, and inclusion-proof generation latency on the loaded tree. Prints\nrecords/s per phase, proof latency percentiles and peak memory.", stderr)
+func benchLedger(c *cobra.Command) runFunc {
+	fs := describe(c, "bench ledger [--n N] [--size BYTES] [--segment-size N] [--dir DIR]",
+		"Generates N valid events of about BYTES bytes each, then measures on a local\nstore with durable (fsynced) sealing: validation alone, the append path\n(validate + sequence + hash + seal + sign, as \"append\" runs it), a full\nverify, and inclusion-proof generation latency on the loaded tree. Prints\nrecords/s per phase, proof latency percentiles and peak memory.")
 	n := fs.Int("n", 1_000_000, "events to append")
 	size := fs.Int("size", 512, "approximate encoded size of each event in bytes")
 	segSize := fs.Int("segment-size", 10000, "records per sealed segment")
 	dir := fs.String("dir", "", "store directory (default: a temporary directory, removed afterwards)")
 	proofs := fs.Int("proofs", 100_000, "inclusion proofs to generate for the latency figures")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *n < 1 || *size < 300 || *size > events.MaxSize {
-		return fmt.Errorf("bench ledger: need --n ≥ 1 and 300 ≤ --size ≤ %d", events.MaxSize)
-	}
-	if *dir == "" {
-		d, err := os.MkdirTemp("", "auditledger-bench-")
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if *n < 1 || *size < 300 || *size > events.MaxSize {
+			return fmt.Errorf("bench ledger: need --n ≥ 1 and 300 ≤ --size ≤ %d", events.MaxSize)
+		}
+		if *dir == "" {
+			d, err := os.MkdirTemp("", "auditledger-bench-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(d)
+			*dir = d
+		}
+		store, err := file.New(filepath.Join(*dir, "log"))
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(d)
-		*dir = d
-	}
-	store, err := file.New(filepath.Join(*dir, "log"))
-	if err != nil {
-		return err
-	}
-	skey, _, err := ledger.GenerateKey(nil, "bench.auditledger.local/log")
-	if err != nil {
-		return err
-	}
-	signer, _ := ledger.NewNoteSigner(skey)
-
-	fmt.Fprintf(stdout, "auditledger bench ledger: %d events of %d bytes, segments of %d, store %s\n", *n, *size, *segSize, store)
-	fmt.Fprintf(stdout, "machine: %s, %d CPUs (GOMAXPROCS %d), %s %s/%s\n", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-
-	input := genEvents(*n, *size)
-
-	start := time.Now()
-	if err := validateAll(input); err != nil {
-		return err
-	}
-	report(stdout, "validate only", *n, time.Since(start))
-
-	// Seal alone: pre-validated events into a second store, to show what
-	// the ledger costs without JSON decoding.
-	sealStore, err := file.New(filepath.Join(*dir, "seal-only"))
-	if err != nil {
-		return err
-	}
-	sealLog, err := ledger.Open(ctx, ledger.Config{Store: sealStore, Signer: signer})
-	if err != nil {
-		return err
-	}
-	lines := bytes.Split(bytes.TrimSuffix(input, []byte("\n")), []byte("\n"))
-	start = time.Now()
-	for i := 0; i < len(lines); i += *segSize {
-		batch := make([]ledger.Entry, 0, *segSize)
-		for _, l := range lines[i:min(i+*segSize, len(lines))] {
-			batch = append(batch, ledger.Entry{Event: l})
-		}
-		if _, err := sealLog.Append(ctx, batch); err != nil {
+		skey, _, err := ledger.GenerateKey(nil, "bench.auditledger.local/log")
+		if err != nil {
 			return err
 		}
-	}
-	report(stdout, "seal only (pre-validated; hash, fsync, sign)", *n, time.Since(start))
-	lines = nil
+		signer, _ := ledger.NewNoteSigner(skey)
 
-	log, err := ledger.Open(ctx, ledger.Config{Store: store, Signer: signer})
-	if err != nil {
-		return err
-	}
-	start = time.Now()
-	st, err := importEvents(ctx, bytes.NewReader(input), log, *segSize, func(line int, _ []byte, err error) {
-		fmt.Fprintf(stderr, "line %d rejected: %v\n", line, err)
-	})
-	if err != nil {
-		return err
-	}
-	if st.appended != *n {
-		return fmt.Errorf("bench ledger: appended %d of %d", st.appended, *n)
-	}
-	report(stdout, "append + seal (validate, hash, fsync, sign)", *n, time.Since(start))
+		fmt.Fprintf(stdout, "auditledger bench ledger: %d events of %d bytes, segments of %d, store %s\n", *n, *size, *segSize, store)
+		fmt.Fprintf(stdout, "machine: %s, %d CPUs (GOMAXPROCS %d), %s %s/%s\n", cpuModel(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 
-	runtime.GC()
-	start = time.Now()
-	rep, err := ledger.Verify(ctx, store, ledger.VerifyOptions{Verifier: signer.Verifier()})
-	if err != nil {
-		return err
-	}
-	el := time.Since(start)
-	report(stdout, "verify (full store, signatures)", int(rep.Size), el)
-	fmt.Fprintf(stdout, "  %-44s %12.0f records/s per core\n", "", float64(rep.Size)/el.Seconds()/float64(runtime.GOMAXPROCS(0)))
+		input := genEvents(*n, *size)
 
-	start = time.Now()
-	rep, err = ledger.Verify(ctx, store, ledger.VerifyOptions{Verifier: signer.Verifier(), KeepTree: true})
-	if err != nil {
-		return err
-	}
-	report(stdout, "load with full tree (for proofs)", int(rep.Size), time.Since(start))
-
-	lat := make([]time.Duration, *proofs)
-	total := rep.Size
-	for i := range lat {
-		idx := rand.Uint64N(total)
-		t := time.Now()
-		p, err := rep.Tree.InclusionProof(idx, total)
-		lat[i] = time.Since(t)
-		if err != nil || len(p) == 0 && total > 1 {
-			return fmt.Errorf("bench ledger: proof %d: %v", idx, err)
+		start := time.Now()
+		if err := validateAll(input); err != nil {
+			return err
 		}
+		report(stdout, "validate only", *n, time.Since(start))
+
+		// Seal alone: pre-validated events into a second store, to show what
+		// the ledger costs without JSON decoding.
+		sealStore, err := file.New(filepath.Join(*dir, "seal-only"))
+		if err != nil {
+			return err
+		}
+		sealLog, err := ledger.Open(ctx, ledger.Config{Store: sealStore, Signer: signer})
+		if err != nil {
+			return err
+		}
+		lines := bytes.Split(bytes.TrimSuffix(input, []byte("\n")), []byte("\n"))
+		start = time.Now()
+		for i := 0; i < len(lines); i += *segSize {
+			batch := make([]ledger.Entry, 0, *segSize)
+			for _, l := range lines[i:min(i+*segSize, len(lines))] {
+				batch = append(batch, ledger.Entry{Event: l})
+			}
+			if _, err := sealLog.Append(ctx, batch); err != nil {
+				return err
+			}
+		}
+		report(stdout, "seal only (pre-validated; hash, fsync, sign)", *n, time.Since(start))
+		lines = nil
+
+		log, err := ledger.Open(ctx, ledger.Config{Store: store, Signer: signer})
+		if err != nil {
+			return err
+		}
+		start = time.Now()
+		st, err := importEvents(ctx, bytes.NewReader(input), log, *segSize, func(line int, _ []byte, err error) {
+			fmt.Fprintf(stderr, "line %d rejected: %v\n", line, err)
+		})
+		if err != nil {
+			return err
+		}
+		if st.appended != *n {
+			return fmt.Errorf("bench ledger: appended %d of %d", st.appended, *n)
+		}
+		report(stdout, "append + seal (validate, hash, fsync, sign)", *n, time.Since(start))
+
+		runtime.GC()
+		start = time.Now()
+		rep, err := ledger.Verify(ctx, store, ledger.VerifyOptions{Verifier: signer.Verifier()})
+		if err != nil {
+			return err
+		}
+		el := time.Since(start)
+		report(stdout, "verify (full store, signatures)", int(rep.Size), el)
+		fmt.Fprintf(stdout, "  %-44s %12.0f records/s per core\n", "", float64(rep.Size)/el.Seconds()/float64(runtime.GOMAXPROCS(0)))
+
+		start = time.Now()
+		rep, err = ledger.Verify(ctx, store, ledger.VerifyOptions{Verifier: signer.Verifier(), KeepTree: true})
+		if err != nil {
+			return err
+		}
+		report(stdout, "load with full tree (for proofs)", int(rep.Size), time.Since(start))
+
+		lat := make([]time.Duration, *proofs)
+		total := rep.Size
+		for i := range lat {
+			idx := rand.Uint64N(total)
+			t := time.Now()
+			p, err := rep.Tree.InclusionProof(idx, total)
+			lat[i] = time.Since(t)
+			if err != nil || len(p) == 0 && total > 1 {
+				return fmt.Errorf("bench ledger: proof %d: %v", idx, err)
+			}
+		}
+		slices.Sort(lat)
+		pct := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+		fmt.Fprintf(stdout, "  %-44s p50 %v  p99 %v  max %v  (%d proofs, tree size %d)\n", "inclusion proof generation", pct(0.50), pct(0.99), lat[len(lat)-1], len(lat), total)
+		fmt.Fprintf(stdout, "  %-44s %d MiB\n", "peak memory (max RSS)", maxRSS()>>20)
+		return nil
 	}
-	slices.Sort(lat)
-	pct := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
-	fmt.Fprintf(stdout, "  %-44s p50 %v  p99 %v  max %v  (%d proofs, tree size %d)\n", "inclusion proof generation", pct(0.50), pct(0.99), lat[len(lat)-1], len(lat), total)
-	fmt.Fprintf(stdout, "  %-44s %d MiB\n", "peak memory (max RSS)", maxRSS()>>20)
-	return nil
 }
 
 func report(w io.Writer, phase string, n int, d time.Duration) {

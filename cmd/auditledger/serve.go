@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/internal/yamlstrict"
 	"github.com/auditledger/auditledger/services/identity"
@@ -367,61 +369,54 @@ func (c *serveConfig) check() error {
 	return nil
 }
 
-func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("serve --config FILE",
-		"Runs the production roles against an external NATS JetStream, a segment store\n(S3 with Object Lock in production) and a key file. deploy/auditledger.yaml\ndocuments every setting; AUDITLEDGER_* environment variables override the\nfile. Serves /metrics, /healthz and /readyz on http.listen.", stderr)
+func serveCmd(c *cobra.Command) runFunc {
+	fs := describe(c, "serve --config FILE",
+		"Runs the production roles against an external NATS JetStream, a segment store\n(S3 with Object Lock in production) and a key file. deploy/auditledger.yaml\ndocuments every setting; AUDITLEDGER_* environment variables override the\nfile. Serves /metrics, /healthz and /readyz on http.listen.")
 	path := fs.String("config", "", "YAML configuration file")
 	printCfg := fs.Bool("print-config", false, "print the effective configuration and exit")
 	newLog := fs.Bool("new-log", false, "let the ledger role start a new log in a store that holds less than the bus says was sealed (use a new key; the log begins with a gap record for what the earlier log holds)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkEnvNames(os.Environ()); err != nil {
-		return err
-	}
-	cfg, err := loadServeConfig(*path, os.Getenv)
-	if err != nil {
-		return err
-	}
-	cfg.newLog = *newLog
-	if *printCfg {
-		return yaml.NewEncoder(stdout).Encode(cfg)
-	}
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.Log.Level))
-	hopts := &slog.HandlerOptions{Level: level, ReplaceAttr: readableDurations}
-	var h slog.Handler = slog.NewJSONHandler(stderr, hopts)
-	if cfg.Log.Format == "text" {
-		h = slog.NewTextHandler(stderr, hopts)
-	}
-	log := slog.New(h)
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if err := checkEnvNames(os.Environ()); err != nil {
+			return err
+		}
+		cfg, err := loadServeConfig(*path, os.Getenv)
+		if err != nil {
+			return err
+		}
+		cfg.newLog = *newLog
+		if *printCfg {
+			return yaml.NewEncoder(stdout).Encode(cfg)
+		}
+		// --log-format and --log-level win over log.format and log.level.
+		log := cli.LogFlags(ctx).Over(cfg.Log.Format, cfg.Log.Level).Logger(stderr)
 
-	dial := &busDialer{url: cfg.NATS.URL, urlKey: "nats.url", name: "auditledger-serve", keysDir: cfg.NATS.NKeys, creds: cfg.NATS.Creds,
-		retry: cfg.PostgresProxy.FailOpen || cfg.HTTPProxy.FailOpen, waitCtx: ctx, log: log}
-	defer dial.close()
-	// The first role to fail ends the process: its HTTP server too.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	metrics := &health.Health{}
-	addr, wait, err := health.ListenAndServe(ctx, cfg.HTTP.Listen, metrics.Handler())
-	if err != nil {
-		return fmt.Errorf("serve: http.listen: %w", inUse(cfg.HTTP.Listen, err))
+		dial := &busDialer{url: cfg.NATS.URL, urlKey: "nats.url", name: "auditledger-serve", keysDir: cfg.NATS.NKeys, creds: cfg.NATS.Creds,
+			retry: cfg.PostgresProxy.FailOpen || cfg.HTTPProxy.FailOpen, waitCtx: ctx, log: log}
+		defer dial.close()
+		// The first role to fail ends the process: its HTTP server too.
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		metrics := &health.Health{}
+		addr, wait, err := health.ListenAndServe(ctx, cfg.HTTP.Listen, metrics.Handler())
+		if err != nil {
+			return fmt.Errorf("serve: http.listen: %w", inUse(cfg.HTTP.Listen, err))
+		}
+		log.Info("auditledger serving", "roles", cfg.Roles, "nats", cfg.NATS.URL, "http", addr.String())
+		if cfg.NATS.Replicas == 1 {
+			warnUnlessFsync(ctx, cfg.NATS.Monitor, log)
+		}
+		err = runRoles(ctx, newEnv(&cfg, dial, metrics, log), cfg.Roles)
+		cancel(err)
+		if werr := wait(); err == nil {
+			err = werr
+		}
+		if err != nil {
+			log.Error("auditledger stopped", "roles", cfg.Roles, "err", err)
+			return fmt.Errorf("serve: %w", err)
+		}
+		log.Info("auditledger stopped", "roles", cfg.Roles, "reason", context.Cause(ctx))
+		return nil
 	}
-	log.Info("auditledger serving", "roles", cfg.Roles, "nats", cfg.NATS.URL, "http", addr.String())
-	if cfg.NATS.Replicas == 1 {
-		warnUnlessFsync(ctx, cfg.NATS.Monitor, log)
-	}
-	err = runRoles(ctx, newEnv(&cfg, dial, metrics, log), cfg.Roles)
-	cancel(err)
-	if werr := wait(); err == nil {
-		err = werr
-	}
-	if err != nil {
-		log.Error("auditledger stopped", "roles", cfg.Roles, "err", err)
-		return fmt.Errorf("serve: %w", err)
-	}
-	log.Info("auditledger stopped", "roles", cfg.Roles, "reason", context.Cause(ctx))
-	return nil
 }
 
 // warnUnlessFsync says, for single-replica streams, whether an
@@ -478,13 +473,4 @@ func busFsync(ctx context.Context, monitor string) (always bool, interval time.D
 		return false, 0, fmt.Errorf("%s/varz: no JetStream configuration (is JetStream enabled?)", monitor)
 	}
 	return v.JetStream.Config.SyncAlways, v.JetStream.Config.SyncInterval, nil
-}
-
-// readableDurations logs durations as "100ms", not as integers of
-// nanoseconds (the JSON handler's default).
-func readableDurations(_ []string, a slog.Attr) slog.Attr {
-	if a.Value.Kind() == slog.KindDuration {
-		return slog.String(a.Key, a.Value.Duration().String())
-	}
-	return a
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger"
 )
 
@@ -148,13 +149,13 @@ func TestReadersDoNotCreateStores(t *testing.T) {
 	}
 	for name, cmd := range map[string]func() error{
 		"verify": func() error {
-			return verifyCmd(t.Context(), []string{"--store", missing, "--vkey", vkey}, nil, io.Discard, io.Discard)
+			return run(t.Context(), []string{"verify", "--store", missing, "--vkey", vkey}, nil, io.Discard, io.Discard)
 		},
 		"checkpoint": func() error {
-			return checkpointCmd(t.Context(), []string{"--store", missing}, nil, io.Discard, io.Discard)
+			return run(t.Context(), []string{"checkpoint", "--store", missing}, nil, io.Discard, io.Discard)
 		},
 		"proof inclusion": func() error {
-			return proofInclusion(t.Context(), []string{"--store", missing, "--index", "0"}, nil, io.Discard, io.Discard)
+			return run(t.Context(), []string{"proof", "inclusion", "--store", missing, "--index", "0"}, nil, io.Discard, io.Discard)
 		},
 	} {
 		err := cmd()
@@ -183,7 +184,7 @@ func TestVerifierKeyGivenAsSigningKey(t *testing.T) {
 
 func TestLogDurationsReadable(t *testing.T) {
 	var b strings.Builder
-	log := slog.New(slog.NewJSONHandler(&b, &slog.HandlerOptions{ReplaceAttr: readableDurations}))
+	log := slog.New(slog.NewJSONHandler(&b, &slog.HandlerOptions{ReplaceAttr: cli.ReadableDurations}))
 	log.Info("x", "backoff", 100*time.Millisecond)
 	if !strings.Contains(b.String(), `"backoff":"100ms"`) {
 		t.Fatalf("log line: %s", b.String())
