@@ -141,4 +141,3 @@ func TestReferenceUpToDate(t *testing.T) {
 		}
 	}
 }
-
