@@ -21,15 +21,15 @@ import (
 	"github.com/auditledger/auditledger/ledger/storeurl"
 )
 
-func appendCmd(c *cobra.Command) runFunc {
-	fs := describe(c, "append --store URL --key FILE [--segment-size N] < events.jsonl",
+func appendCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "append --store URL --key FILE [--segment-size N] < events.jsonl",
 		"Reads one JSON event per line from stdin, validates each against the version-1\nschema, appends the valid ones, seals them into segments of up to N records and\nsigns a checkpoint after each segment. Invalid lines are reported on stderr with\ntheir line number and reason (and kept in --rejected FILE if given), never\nappended; the exit code is 1 if any line was rejected. The final signed\ncheckpoint is printed on stdout: keep it, and pass it to verify --since later.")
 	storeURL := fs.String("store", "", "segment store URL (directory, file:///path or s3://bucket/prefix?endpoint=...)")
 	keyPath := fs.String("key", "", "checkpoint signing key file (from keys generate)")
 	segSize := fs.Int("segment-size", 10000, "records per sealed segment")
 	rejectedPath := fs.String("rejected", "", "write rejected lines with their reasons to this JSON-lines file")
 	return func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-		if err := required(fs, "store", "key"); err != nil {
+		if err := cli.Required(fs, "store", "key"); err != nil {
 			return err
 		}
 		if *segSize < 1 || *segSize > ledger.MaxSegmentRecords {

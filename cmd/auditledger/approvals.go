@@ -92,8 +92,8 @@ func (f apiFlags) call(ctx context.Context, method, path string, body, out any) 
 	return json.Unmarshal(b, out)
 }
 
-func approvalsList(c *cobra.Command) runFunc {
-	fs := describe(c, "approvals list [--status pending|granted|denied|expired|all] [--json]",
+func approvalsList(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "approvals list [--status pending|granted|denied|expired|all] [--json]",
 		"Lists approval requests: statements that proxies hold until an approver\ndecides. Needs a token with the approver, security or auditor role.")
 	af := addAPIFlags(fs)
 	st := fs.String("status", "pending", "which requests: pending, granted, denied, expired or all")
@@ -130,18 +130,18 @@ func approvalsList(c *cobra.Command) runFunc {
 	}
 }
 
-func approvalsApprove(c *cobra.Command) runFunc { return approvalsDecide(c, true) }
+func approvalsApprove(c *cobra.Command) cli.Run { return approvalsDecide(c, true) }
 
-func approvalsDeny(c *cobra.Command) runFunc { return approvalsDecide(c, false) }
+func approvalsDeny(c *cobra.Command) cli.Run { return approvalsDecide(c, false) }
 
-func approvalsDecide(c *cobra.Command, grant bool) runFunc {
+func approvalsDecide(c *cobra.Command, grant bool) cli.Run {
 	verb := map[bool]string{true: "approve", false: "deny"}[grant]
-	fs := describe(c, "approvals "+verb+" ID [--reason TEXT] [--sha256 PREFIX]",
+	fs := cli.Describe(c, "approvals "+verb+" ID [--reason TEXT] [--sha256 PREFIX]",
 		"Decides a pending approval request. The statement held for it runs only on\napprove, and only that exact statement (its SHA-256 is in the request and in\nthe decision event). You cannot decide your own request. A denial needs\n--reason. --sha256 makes the decision conditional on the statement's digest\nstarting with PREFIX, as shown by `approvals list`.")
 	af := addAPIFlags(fs)
 	reason := fs.String("reason", "", "why (required to deny)")
 	digest := fs.String("sha256", "", "only decide if the statement's SHA-256 starts with this")
-	c.Args = atMostOne
+	c.Args = cli.AtMostOne
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		var id string
 		if len(args) == 1 {
@@ -168,13 +168,13 @@ func approvalsDecide(c *cobra.Command, grant bool) runFunc {
 	}
 }
 
-func tokenCmd(c *cobra.Command) runFunc {
-	fs := describe(c, "token --issuer URL --client-id ID",
+func tokenCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "token --issuer URL --client-id ID",
 		"Prints an access token from an OIDC provider, obtained with the OAuth\nclient-credentials grant (how automated agents, and the users of\n`auditledger dev`'s development provider, get one). The secret is read from\n$AUDITLEDGER_CLIENT_SECRET so that it stays out of the process list. Use the\ntoken as the password of `proxy postgres`, as a bearer token for `proxy http`,\nor as $AUDITLEDGER_TOKEN for `approvals`.")
 	issuer := fs.String("issuer", os.Getenv("AUDITLEDGER_OIDC_ISSUER"), "OIDC issuer URL (default $AUDITLEDGER_OIDC_ISSUER)")
 	client := fs.String("client-id", "", "OAuth client ID (for the development provider: the user name)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		if err := required(fs, "issuer", "client-id"); err != nil {
+		if err := cli.Required(fs, "issuer", "client-id"); err != nil {
 			return err
 		}
 		secret := os.Getenv("AUDITLEDGER_CLIENT_SECRET")

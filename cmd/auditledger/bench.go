@@ -18,13 +18,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/file"
 )
 
-func benchLedger(c *cobra.Command) runFunc {
-	fs := describe(c, "bench ledger [--n N] [--size BYTES] [--segment-size N] [--dir DIR]",
+func benchLedger(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "bench ledger [--n N] [--size BYTES] [--segment-size N] [--dir DIR]",
 		"Generates N valid events of about BYTES bytes each, then measures on a local\nstore with durable (fsynced) sealing: validation alone, the append path\n(validate + sequence + hash + seal + sign, as \"append\" runs it), a full\nverify, and inclusion-proof generation latency on the loaded tree. Prints\nrecords/s per phase, proof latency percentiles and peak memory.")
 	n := fs.Int("n", 1_000_000, "events to append")
 	size := fs.Int("size", 512, "approximate encoded size of each event in bytes")

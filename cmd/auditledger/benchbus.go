@@ -19,6 +19,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger/bus"
 )
 
@@ -26,8 +28,8 @@ import (
 // the first hop of group commit — before the emitter chooses one: one
 // acknowledged publish per event, one message carrying a batch of events,
 // JetStream's atomic batch publish, and its fast-ingest batch publish.
-func benchBus(c *cobra.Command) runFunc {
-	fs := describe(c, "bench bus [--n N] [--size BYTES] [--producers P] [--batch B] [--sync always,interval] [--modes ...]",
+func benchBus(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "bench bus [--n N] [--size BYTES] [--producers P] [--batch B] [--sync always,interval] [--modes ...]",
 		"Measures the ways a producer can have events stored by JetStream, on the embedded\nserver with file storage: one acknowledged publish per event (individual), one\nmessage carrying B events (message), JetStream atomic batch publish of B\nmessages (atomic), and fast-ingest batch publish committed every B messages\n(fast). Prints events/s and the latency from publish to acknowledgement per\nmode and fsync setting; each run starts on fresh state.")
 	n := fs.Int("n", 100_000, "events per run")
 	size := fs.Int("size", 512, "approximate encoded event size in bytes")
@@ -73,13 +75,13 @@ func busRun(ctx context.Context, lines []string, mode string, producers, batch i
 		return busResult{}, err
 	}
 	defer os.RemoveAll(dir)
-	ns, dial, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
+	ns, dial, err := busdial.StartEmbedded("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
 	if err != nil {
 		return busResult{}, err
 	}
 	defer ns.Shutdown()
-	defer dial.close()
-	_, admin, err := dial.connect(bus.Admin)
+	defer dial.Close()
+	_, admin, err := dial.Connect(bus.Admin)
 	if err != nil {
 		return busResult{}, err
 	}
@@ -96,7 +98,7 @@ func busRun(ctx context.Context, lines []string, mode string, producers, batch i
 	var wg sync.WaitGroup
 	for p := range producers {
 		part := lines[min(p*per, len(lines)):min((p+1)*per, len(lines))]
-		nc, _, err := dial.connect(bus.Admin)
+		nc, _, err := dial.Connect(bus.Admin)
 		if err != nil {
 			return busResult{}, err
 		}

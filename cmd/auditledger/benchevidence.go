@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/projections"
 )
@@ -21,8 +22,8 @@ import (
 // benchEvidence measures building and verifying an evidence bundle of
 // --n events of one tenant, each in its own process so that its time and
 // peak memory are its own.
-func benchEvidence(c *cobra.Command) runFunc {
-	fs := describe(c, "bench evidence --database URL [--n 1000000] [--others 10]",
+func benchEvidence(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "bench evidence --database URL [--n 1000000] [--others 10]",
 		"Measures evidence bundles on this machine: builds a log of N events of the\ntenant acme with one event of another tenant after every OTHERS (segments of\n10,000) in a temporary local store, rebuilds the projection into the\ndatabase (its tables are replaced), then runs `auditledger evidence build`\nfor acme over the whole log and `auditledger evidence verify` on the bundle,\neach as its own process, and prints their time and peak memory (max RSS).")
 	database := fs.String("database", os.Getenv("AUDITLEDGER_DATABASE_URL"), "postgres:// URL of a database to use (default $AUDITLEDGER_DATABASE_URL)")
 	n := fs.Int("n", 1_000_000, "events of the tenant in the bundle")

@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
@@ -37,8 +38,8 @@ import (
 // benchForward measures each forwarder against a receiver on loopback:
 // how fast it drains a backlog, and the latency from a record's sealing to
 // its receipt while events are sealed at a steady rate.
-func benchForward(c *cobra.Command) runFunc {
-	fs := describe(c, "bench forward [--n 200000] [--rate 20000] [--seconds 10] [--forwarders syslog,hec,webhook] [--latency D] [--batch N] [--inflight N]",
+func benchForward(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "bench forward [--n 200000] [--rate 20000] [--seconds 10] [--forwarders syslog,hec,webhook] [--latency D] [--batch N] [--inflight N]",
 		"Measures the SIEM forwarders on this machine: the embedded NATS server and the\nledger writer seal N events, then each forwarder drains that backlog to a\nreceiver on loopback (syslog over TLS with octet counting, an HTTP Event\nCollector with indexer acknowledgement, a signed webhook), and then forwards\nwhile events are sealed at RATE per second for SECONDS, timing each record\nfrom its sealing to its receipt. The receivers are minimal Go servers, so\nthe figures are the forwarder's (with NATS and the writer on the same cores);\n--latency makes the HTTP receivers take D to answer each request, as a remote\nSIEM would.")
 	n := fs.Int("n", 200_000, "events in the backlog")
 	rate := fs.Int("rate", 20_000, "events per second sealed during the live phase")
@@ -196,7 +197,7 @@ func forwardRun(ctx context.Context, stdout io.Writer, name string, o forwardOpt
 		format = map[string]string{"syslog": "cef", "hec": "ocsf", "webhook": "json"}[name]
 	}
 	// The forwarder connects as its own bus role, as serve's do.
-	_, fjs, err := st.dial.connect(bus.Forwarder(name))
+	_, fjs, err := st.dial.Connect(bus.Forwarder(name))
 	if err != nil {
 		return err
 	}

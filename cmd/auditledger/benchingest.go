@@ -21,6 +21,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
@@ -28,8 +30,8 @@ import (
 	"github.com/auditledger/auditledger/ledger/writer"
 )
 
-func benchIngest(c *cobra.Command) runFunc {
-	fs := describe(c, "bench ingest [--n N] [--size BYTES] [--producers 1,4,16] [--sync always|interval]",
+func benchIngest(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "bench ingest [--n N] [--size BYTES] [--producers 1,4,16] [--sync always|interval]",
 		"Measures end-to-end ingestion on the embedded NATS server with file storage:\nproducers publish events asynchronously through the emitter library, the ledger\nwriter seals them, and the time from publish to the sealed record appearing on\nAUDIT_LEDGER is recorded. Prints events/s and latency percentiles for each\nproducer concurrency, each run on fresh state.")
 	n := fs.Int("n", 200_000, "events per run")
 	size := fs.Int("size", 512, "approximate encoded event size in bytes")
@@ -230,7 +232,7 @@ func logSizeOf(l *ledger.Log) uint64 {
 type benchStack struct {
 	dir      string
 	ns       *server.Server
-	dial     *busDialer
+	dial     *busdial.Dialer
 	ledgerJS jetstream.JetStream
 	proxyJS  jetstream.JetStream // asynchronous publishing for the emitter
 	readerNC *nats.Conn
@@ -249,18 +251,18 @@ func newBenchStack(prefix string, syncAlways bool) (_ *benchStack, err error) {
 			st.close()
 		}
 	}()
-	if st.ns, st.dial, err = startEmbeddedNATS("auditledger-bench", filepath.Join(st.dir, "nats"), filepath.Join(st.dir, "nats-keys"), -1, syncAlways, true); err != nil {
+	if st.ns, st.dial, err = busdial.StartEmbedded("auditledger-bench", filepath.Join(st.dir, "nats"), filepath.Join(st.dir, "nats-keys"), -1, syncAlways, true); err != nil {
 		return nil, err
 	}
-	if _, st.ledgerJS, err = st.dial.connect(bus.Ledger); err != nil {
+	if _, st.ledgerJS, err = st.dial.Connect(bus.Ledger); err != nil {
 		return nil, err
 	}
-	nc, _, err := st.dial.connect(bus.Proxy)
+	nc, _, err := st.dial.Connect(bus.Proxy)
 	if err != nil {
 		return nil, err
 	}
 	st.proxyJS, _ = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
-	if st.readerNC, st.readerJS, err = st.dial.connect(bus.Reader); err != nil {
+	if st.readerNC, st.readerJS, err = st.dial.Connect(bus.Reader); err != nil {
 		return nil, err
 	}
 	if st.store, err = file.New(filepath.Join(st.dir, "store")); err != nil {
@@ -273,7 +275,7 @@ func newBenchStack(prefix string, syncAlways bool) (_ *benchStack, err error) {
 
 func (st *benchStack) close() {
 	if st.dial != nil {
-		st.dial.close()
+		st.dial.Close()
 	}
 	if st.ns != nil {
 		st.ns.Shutdown()

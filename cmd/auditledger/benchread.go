@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/internal/oidcdev"
@@ -34,8 +36,8 @@ import (
 // the live projector's lag while events are sealed at --rate, and the
 // API's latency for a filtered query, a session timeline and an inclusion
 // proof.
-func benchRead(c *cobra.Command) runFunc {
-	fs := describe(c, "bench read --database URL [--n 1000000] [--rate 10000] [--requests 1000]",
+func benchRead(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "bench read --database URL [--n 1000000] [--rate 10000] [--requests 1000]",
 		"Measures the read path on this machine: builds a log of N events (segments of\n10,000) in a temporary local store, rebuilds the projection into the database\n(its tables are replaced), then seals events at RATE per second for ten\nseconds while the projector follows (lag: from a segment's seal to its rows\ncommitted), then times the API — a filtered events query, a session timeline\nand an inclusion proof — each answer recorded as audit.accessed on an\nembedded NATS, as in production.")
 	database := fs.String("database", os.Getenv("AUDITLEDGER_DATABASE_URL"), "postgres:// URL of a database to use (default $AUDITLEDGER_DATABASE_URL)")
 	n := fs.Int("n", 1_000_000, "events in the log")
@@ -129,20 +131,20 @@ func benchRead(c *cobra.Command) runFunc {
 		}
 
 		// The API, as the api role runs it.
-		ns, dial, err := startEmbeddedNATS("auditledger-bench-read", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, true, true)
+		ns, dial, err := busdial.StartEmbedded("auditledger-bench-read", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, true, true)
 		if err != nil {
 			return err
 		}
 		defer ns.Shutdown()
-		defer dial.close()
-		_, ljs, err := dial.connect(bus.Ledger)
+		defer dial.Close()
+		_, ljs, err := dial.Connect(bus.Ledger)
 		if err != nil {
 			return err
 		}
 		if err := bus.EnsureStreams(ctx, ljs, bus.StreamOptions{}); err != nil {
 			return err
 		}
-		_, js, err := dial.connect(bus.API)
+		_, js, err := dial.Connect(bus.API)
 		if err != nil {
 			return err
 		}

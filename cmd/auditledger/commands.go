@@ -16,10 +16,6 @@ import (
 	"github.com/auditledger/auditledger/internal/yamlstrict"
 )
 
-// runFunc runs a command once its flags are parsed; args are its
-// positional arguments.
-type runFunc func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
-
 // commandTable is the command tree, one row per command: its path, a one-line
 // summary, and the function that defines its flags (with describe) and
 // returns what runs. Adding a command is a file with that function and a
@@ -70,7 +66,7 @@ func commandTable() []command {
 type command struct {
 	path  string
 	short string
-	build func(*cobra.Command) runFunc
+	build cli.Build
 }
 
 // groups are the commands that only hold subcommands.
@@ -163,7 +159,7 @@ func newRoot() *cobra.Command {
 	}
 	for _, row := range commandTable() {
 		words := strings.Fields(row.path)
-		c := &cobra.Command{Use: words[len(words)-1], Short: row.short, Args: noArgs, Hidden: slices.Contains(hidden, row.path)}
+		c := &cobra.Command{Use: words[len(words)-1], Short: row.short, Args: cli.NoArgs, Hidden: slices.Contains(hidden, row.path)}
 		parent(row.path).AddCommand(c)
 		runc := row.build(c)
 		c.Flags().VisitAll(func(f *pflag.Flag) {
@@ -182,50 +178,6 @@ func newRoot() *cobra.Command {
 	return root
 }
 
-// describe sets a command's usage line (its path and flags, the required
-// ones unbracketed) and its description, and returns its flag set.
-func describe(c *cobra.Command, usage, long string) *pflag.FlagSet {
-	path := commandPath(c)
-	parentPath := strings.TrimSuffix(strings.TrimSuffix(path, c.Name()), " ")
-	c.Use = strings.TrimPrefix(strings.TrimPrefix(usage, parentPath), " ")
-	c.Long = long
-	// Errors name the command by its whole path ("proof verify: ...").
-	c.Flags().Init(path, pflag.ContinueOnError)
-	return c.Flags()
-}
-
-// commandPath is c's path below the root: "proof verify".
-func commandPath(c *cobra.Command) string {
-	return strings.TrimPrefix(strings.TrimPrefix(c.CommandPath(), "auditledger"), " ")
-}
-
-// required reports the first of the named flags that is empty.
-func required(fs *pflag.FlagSet, names ...string) error {
-	for _, n := range names {
-		if fs.Lookup(n).Value.String() == "" {
-			return cli.Usagef("%s: --%s is required (see -h)", fs.Name(), n)
-		}
-	}
-	return nil
-}
-
-// noArgs refuses positional arguments.
-func noArgs(c *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return cli.Usagef("%s: unexpected argument %q (see -h)", commandPath(c), args[0])
-	}
-	return nil
-}
-
-// atMostOne takes one positional argument, or none (the command says
-// what it needs).
-func atMostOne(c *cobra.Command, args []string) error {
-	if len(args) > 1 {
-		return cli.Usagef("%s: unexpected argument %q (see -h)", commandPath(c), args[1])
-	}
-	return nil
-}
-
 // unknownSub answers a command that does not exist below c with the
 // nearest one that does.
 func unknownSub(c *cobra.Command, args []string) error {
@@ -238,9 +190,9 @@ func unknownSub(c *cobra.Command, args []string) error {
 			names = append(names, s.Name())
 		}
 	}
-	asked := strings.TrimPrefix(commandPath(c)+" "+args[0], " ")
+	asked := strings.TrimPrefix(cli.Path(c)+" "+args[0], " ")
 	if near := yamlstrict.Nearest(args[0], names); near != "" {
-		return cli.Usagef("unknown command %q: did you mean %q? (see auditledger -h)", asked, strings.TrimPrefix(commandPath(c)+" "+near, " "))
+		return cli.Usagef("unknown command %q: did you mean %q? (see auditledger -h)", asked, strings.TrimPrefix(cli.Path(c)+" "+near, " "))
 	}
 	return cli.Usagef("unknown command %q; see auditledger -h", asked)
 }
@@ -248,7 +200,7 @@ func unknownSub(c *cobra.Command, args []string) error {
 // flagError names the flag a command line got wrong, and the nearest
 // one the command has.
 func flagError(c *cobra.Command, err error) error {
-	path := commandPath(c)
+	path := cli.Path(c)
 	if path == "" {
 		path = "auditledger"
 	}

@@ -13,10 +13,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/internal/devpg"
 	"github.com/auditledger/auditledger/internal/health"
@@ -29,8 +29,8 @@ import (
 	"github.com/auditledger/auditledger/services/identity"
 )
 
-func devCmd(c *cobra.Command) runFunc {
-	fs := describe(c, "dev [--data DIR] [--nats-port N] [--postgres-port N] [--policy FILE] [--http-upstream URL] [--projection=false]",
+func devCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "dev [--data DIR] [--nats-port N] [--postgres-port N] [--policy FILE] [--http-upstream URL] [--projection=false]",
 		"Runs the whole ledger in one process on embedded defaults: a NATS server with\nJetStream (file store in DIR/nats), the ledger writer consuming AUDIT_EVENTS, and\na local segment store in DIR/store (read-only files; no Object Lock),\nsigned with a key created in DIR/keys on first start; a development OpenID provider with four users\n(alice, bob, carol, agent; marked dev_identity in every event), the API\n(approvals; events, sessions and proofs), the projector feeding it (into\n$AUDITLEDGER_DATABASE_URL, or a PostgreSQL server dev runs from the\ninstalled binaries in DIR/postgres, kept across restarts, stopped with dev;\nas root it runs as the postgres user, in a temporary cluster removed with dev\nwhen that user cannot reach DIR), and, when $AUDITLEDGER_PROXY_UPSTREAM\nnames a PostgreSQL database, the PostgreSQL proxy in front of it; with\n--http-upstream, the HTTP proxy. One dev per DIR (DIR/auditledger.lock). Ports\nare 7340-7345 by default, NATS 4222. Stop it with Ctrl-C; run it again to\ncontinue.")
 	dataDir := fs.String("data", "auditledger-data", "directory for all state (created if missing)")
 	port := fs.Int("nats-port", 4222, "NATS client port on 127.0.0.1 (-1 for any free port)")
@@ -158,14 +158,14 @@ func devCmd(c *cobra.Command) runFunc {
 
 		natsKeys := filepath.Join(abs, "nats-keys")
 		// dev's proxies publish as the producer "dev", with its own seed.
-		ns, dial, err := startEmbeddedNATS("auditledger-dev", filepath.Join(abs, "nats"), natsKeys, *port, *syncMode == "always", false, "dev")
+		ns, dial, err := busdial.StartEmbedded("auditledger-dev", filepath.Join(abs, "nats"), natsKeys, *port, *syncMode == "always", false, "dev")
 		if err != nil {
 			return fmt.Errorf("dev: %w (port in use? choose another with --nats-port)", err)
 		}
 		defer ns.Shutdown()
-		dial.log = log
-		defer dial.close()
-		_, js, err := dial.connect(bus.Ledger)
+		dial.Log = log
+		defer dial.Close()
+		_, js, err := dial.Connect(bus.Ledger)
 		if err != nil {
 			return err
 		}
@@ -295,8 +295,8 @@ func devKey(dir, stem, name string, stdout io.Writer) (*ledger.NoteSigner, strin
 	return s, vp, err
 }
 
-func emitCmd(c *cobra.Command) runFunc {
-	fs := describe(c, "emit [--nats URL] < events.jsonl",
+func emitCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "emit [--nats URL] < events.jsonl",
 		"Publishes one event per line to AUDIT_EVENTS (subject audit.events.<tenant>.<type>,\nNats-Msg-Id = the event id) and waits until JetStream has stored each. Lines\nthat are not valid events are reported with their line number and reason and\nnot sent; the exit code is 1 if any line was rejected or not stored.")
 	url := fs.String("nats", nats.DefaultURL, "NATS server URL")
 	nkey := fs.String("nkey", "", "NATS nkey seed file of the proxy bus role (auditledger keys nats; dev prints it)")
@@ -305,15 +305,15 @@ func emitCmd(c *cobra.Command) runFunc {
 	producerKey := fs.String("producer-key", "", "attest the events with this producer key (keys generate --file NAME --name INSTANCE): one signature per batch; its name must be the events' source instance")
 	ids := fs.Bool("ids", false, "print the id of each event on stdout as soon as JetStream has stored it (spooled ones: once spooled, prefixed \"spooled \")")
 	return func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-		dial := &busDialer{url: *url, name: "auditledger-emit", seedFile: *nkey, creds: *creds, retry: *spoolDir != "",
-			log: cli.Logger(ctx, stderr, "text", "warn")}
-		defer dial.close()
-		_, js, err := dial.connect(bus.Proxy)
+		dial := &busdial.Dialer{URL: *url, Name: "auditledger-emit", SeedFile: *nkey, Creds: *creds, Retry: *spoolDir != "",
+			Log: cli.Logger(ctx, stderr, "text", "warn")}
+		defer dial.Close()
+		_, js, err := dial.Connect(bus.Proxy)
 		if err != nil {
 			return fmt.Errorf("emit: %w", err)
 		}
-		role := dial.role(bus.Proxy)
-		ecfg := emitter.Config{JetStream: js, SpoolDir: *spoolDir, Logger: dial.log}
+		role := dial.Principal(bus.Proxy)
+		ecfg := emitter.Config{JetStream: js, SpoolDir: *spoolDir, Logger: dial.Log}
 		if *producerKey != "" {
 			psigner, err := loadSigner(*producerKey)
 			if err != nil {
@@ -334,7 +334,7 @@ func emitCmd(c *cobra.Command) runFunc {
 			fmt.Fprintf(stderr, "emit: spool damaged: %s; the intact events before and after it are delivered\n", d)
 		}
 		in, done := inputProgress(stdin, stderr, "emitting")
-		err = emitLines(ctx, em, in, stdout, stderr, *ids, "bus role "+dial.credential(role))
+		err = emitLines(ctx, em, in, stdout, stderr, *ids, "bus role "+dial.Credential(role))
 		done()
 		if em.Spooled() {
 			fmt.Fprintf(stderr, "waiting for NATS to deliver the spool in %s (Ctrl-C leaves it for the next run)\n", *spoolDir)
@@ -356,29 +356,4 @@ func emitCmd(c *cobra.Command) runFunc {
 		}
 		return err
 	}
-}
-
-// startEmbeddedNATS runs a single JetStream server on loopback storing in
-// storeDir, with one nkey user per bus role whose seeds are in keysDir
-// (created on first start), and waits until it accepts connections. The
-// dialer connects each role with its own seed.
-func startEmbeddedNATS(name, storeDir, keysDir string, port int, syncAlways, quiet bool, producers ...string) (*server.Server, *busDialer, error) {
-	pubs, err := nkeyauth.Generate(keysDir, producers...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("nats keys: %w", err)
-	}
-	ns, err := server.NewServer(&server.Options{
-		ServerName: name, Host: "127.0.0.1", Port: port,
-		JetStream: true, StoreDir: storeDir, SyncAlways: syncAlways, NoSigs: true, NoLog: quiet,
-		Nkeys: nkeyauth.Users(pubs),
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("nats server: %w", err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, nil, fmt.Errorf("nats server not ready on 127.0.0.1:%d", port)
-	}
-	return ns, &busDialer{url: ns.ClientURL(), name: name, keysDir: keysDir}, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/services/identity"
 )
@@ -135,8 +136,8 @@ func devBanner(w io.Writer, e *env, issuer, projection string) {
 // oidcDev serves `dev`'s development OpenID provider on its own, for a
 // gateway run by `serve` (the compose stack's gateway profile) to be tried
 // without a real identity provider.
-func oidcDev(c *cobra.Command) runFunc {
-	fs := describe(c, "oidc-dev [--listen ADDR] [--issuer URL] [--key FILE]",
+func oidcDev(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "oidc-dev [--listen ADDR] [--issuer URL] [--key FILE]",
 		"Serves the development OpenID provider of `auditledger dev` on its own: the\nusers alice (group dba), bob (approver), carol (auditor) and agent (a\nmachine), each getting a token with `auditledger token --client-id NAME` and\nthe secret NAME-dev-secret. Their secrets are public: for trying a gateway,\nnever for production. Set serve's oidc.dev_identities (or\nAUDITLEDGER_OIDC_DEV_IDENTITIES=true) so that their events say so.")
 	listen := fs.String("listen", defaultOIDCAddr, "address to serve on")
 	issuer := fs.String("issuer", "", "the issuer URL clients and verifiers use (default http://ADDR); behind a proxy or in a container network, the name they reach it by")

@@ -23,8 +23,8 @@ import (
 )
 
 // evidenceBuild writes a signed evidence bundle from the projection.
-func evidenceBuild(c *cobra.Command) runFunc {
-	fs := describe(c, "evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--framework iso27001-2022] [--database URL]",
+func evidenceBuild(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--framework iso27001-2022] [--database URL]",
 		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts, OSCAL\nassessment results, a report (index.html) and VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).")
 	tenant := fs.String("tenant", "", "the tenant")
 	framework := fs.String("framework", "iso27001-2022", "control framework: "+strings.Join(compliance.Frameworks, ", "))
@@ -39,7 +39,7 @@ func evidenceBuild(c *cobra.Command) runFunc {
 		if *database == "" {
 			*database = os.Getenv("AUDITLEDGER_DATABASE_URL")
 		}
-		if err := required(fs, "tenant", "from", "to", "out", "key", "vkey"); err != nil {
+		if err := cli.Required(fs, "tenant", "from", "to", "out", "key", "vkey"); err != nil {
 			return err
 		}
 		if *database == "" {
@@ -176,15 +176,15 @@ func unlockedSegments(bundle string) (unlocked, total int, err error) {
 }
 
 // evidenceVerify checks a bundle offline.
-func evidenceVerify(c *cobra.Command) runFunc {
-	fs := describe(c, "evidence verify FILE [--vkey KEY] [--allowed-signers FILE] [--allow-unlocked] [--retention D]",
+func evidenceVerify(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "evidence verify FILE [--vkey KEY] [--allowed-signers FILE] [--allow-unlocked] [--retention D]",
 		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once. Prints each\ncontrol's result; exits 1 naming the first file or event that fails. Give\nthe keys the operator published: without --vkey and --allowed-signers the\nbundle's own copies are used, and the report says so.")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file")
 	signersFile := fs.String("allowed-signers", "", "an allowed_signers file (ssh-keygen(1)) holding the evidence signing key")
 	allowUnlocked := fs.Bool("allow-unlocked", false, "accept segments not locked in COMPLIANCE mode (a local development store), with a warning")
 	retention := fs.Duration("retention", 0, "require each segment locked at least this long after its sealing, e.g. 61320h (7 years)")
 	// The bundle comes before or after the flags.
-	c.Args = atMostOne
+	c.Args = cli.AtMostOne
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		var bundle string
 		if len(args) == 1 {

@@ -18,14 +18,15 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/projections/evidence"
 )
 
-func keysGenerate(c *cobra.Command) runFunc {
-	fs := describe(c, "keys generate", "Creates DIR/ledger.key (the secret signing key, mode 0600) and DIR/ledger.vkey\n(the public verifier key, name+hash+base64, as Go's checksum database and\ntransparency-log witnesses use). The key name is the log's origin line in\nevery checkpoint. With --file approvals, the key the api role signs approval\ndecisions with (approvals.key) and the verifier key proxies check them with\n(approvals.vkey). Existing keys are never overwritten.")
+func keysGenerate(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "keys generate", "Creates DIR/ledger.key (the secret signing key, mode 0600) and DIR/ledger.vkey\n(the public verifier key, name+hash+base64, as Go's checksum database and\ntransparency-log witnesses use). The key name is the log's origin line in\nevery checkpoint. With --file approvals, the key the api role signs approval\ndecisions with (approvals.key) and the verifier key proxies check them with\n(approvals.vkey). Existing keys are never overwritten.")
 	out := fs.String("out", "", "directory to write the keys into (created if missing)")
 	name := fs.String("name", "auditledger.local/log", "key name and log origin: a schema-less URL without spaces or '+'")
 	file := fs.String("file", "ledger", "file name stem: DIR/STEM.key and DIR/STEM.vkey (\"approvals\" for the key the api role signs decisions with)")
@@ -33,7 +34,7 @@ func keysGenerate(c *cobra.Command) runFunc {
 		if *file == "" || strings.ContainsAny(*file, `/\`) {
 			return fmt.Errorf("keys generate: --file %q: want a plain name", *file)
 		}
-		if err := required(fs, "out"); err != nil {
+		if err := cli.Required(fs, "out"); err != nil {
 			return err
 		}
 		skey, vkey, err := ledger.GenerateKey(nil, *name)
@@ -115,13 +116,13 @@ func loadVerifier(arg string) (*ledger.NoteVerifier, error) {
 	return v, nil
 }
 
-func keysNATS(c *cobra.Command) runFunc {
-	fs := describe(c, "keys nats --out DIR",
+func keysNATS(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "keys nats --out DIR",
 		"Creates one NATS nkey per bus role in DIR (admin.nk, ledger.nk, api.nk,\nproxy.nk, reader.nk, forwarder-syslog.nk, forwarder-hec.nk,\nforwarder-webhook.nk, and producer-NAME.nk for each --producers NAME: secret\nseeds, mode 0600; existing ones are kept, so run it again after an upgrade) and\nwrites DIR/nats-auth.conf, the authorization block for nats-server with each\nrole's public key and permissions: include it from nats.conf\n(deploy/nats.conf does). Give each process only its roles' seeds: serve's\nnats.nkeys is DIR; proxy and emit take --nkey DIR/proxy.nk; the stock nats\nCLI takes --nkey DIR/reader.nk to follow sealed records.")
 	out := fs.String("out", "", "directory for the seeds and nats-auth.conf (created if missing)")
 	producersArg := fs.String("producers", "", "comma-separated producer instances (proxies' source instance, or their producer key names): one seed each, producer-NAME.nk, that may publish events only as that producer")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		if err := required(fs, "out"); err != nil {
+		if err := cli.Required(fs, "out"); err != nil {
 			return err
 		}
 		var producers []string
@@ -151,13 +152,13 @@ func keysNATS(c *cobra.Command) runFunc {
 }
 
 // keysEvidence creates the key evidence bundles are signed with.
-func keysEvidence(c *cobra.Command) runFunc {
-	fs := describe(c, "keys evidence --out DIR --origin ORIGIN",
+func keysEvidence(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "keys evidence --out DIR --origin ORIGIN",
 		"Creates the Ed25519 SSH key evidence bundles are signed with (docs/FORMAT.md\n§12): DIR/evidence (OpenSSH private key, mode 0600; give it to `evidence\nbuild --key` or the api role's evidence_key), DIR/evidence.pub, and\nDIR/allowed_signers naming it evidence@ORIGIN for the namespace\nauditledger-evidence — the file to publish to auditors, who check bundles\nwith it (`evidence verify --allowed-signers`, or ssh-keygen -Y verify). It\nis not the log's checkpoint key. ssh-keygen -t ed25519 makes an equivalent\nkey. Existing keys are never overwritten.")
 	out := fs.String("out", "", "directory to write the keys into (created if missing)")
 	origin := fs.String("origin", "auditledger.local/log", "the log's origin: the signer is named evidence@ORIGIN, as bundles name it")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		if err := required(fs, "out"); err != nil {
+		if err := cli.Required(fs, "out"); err != nil {
 			return err
 		}
 		if err := writeEvidenceKey(*out, *origin); err != nil {

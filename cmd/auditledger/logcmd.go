@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/storeurl"
@@ -18,8 +19,8 @@ import (
 
 // logCmd prints sealed records from a store, offline: what the ledger
 // holds, readable, or as JSON lines for other tools.
-func logCmd(c *cobra.Command) runFunc {
-	fs := describe(c, "log --store URL [--from N] [--to M] [--type T,...] [--tenant T] [--session ID] [--json]",
+func logCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "log --store URL [--from N] [--to M] [--type T,...] [--tenant T] [--session ID] [--json]",
 		"Prints the sealed records of a store, read from the store alone (no NATS, no\nserver): a table (index, time sealed, type, tenant, actor, session and\nsequence, and what was done), or with --json one JSON object per line with the\nrecord's index, leaf hash, sealing time, source sequence and the event as\nsealed. It reads, it does not check: run verify for that.")
 	storeURL := fs.String("store", "", "store URL or directory")
 	from := fs.Uint64("from", 0, "first index to print")
@@ -29,7 +30,7 @@ func logCmd(c *cobra.Command) runFunc {
 	session := fs.String("session", "", "only this session id")
 	asJSON := fs.Bool("json", false, "JSON lines instead of a table")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		if err := required(fs, "store"); err != nil {
+		if err := cli.Required(fs, "store"); err != nil {
 			return err
 		}
 		store, err := storeurl.OpenExisting(ctx, *storeURL)

@@ -10,14 +10,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger/storeurl"
 	"github.com/auditledger/auditledger/projections"
 )
 
 // projectionsRebuild empties the projection tables and applies the whole
 // log again from the store alone.
-func projectionsRebuild(c *cobra.Command) runFunc {
-	fs := describe(c, "projections rebuild --store URL --vkey KEY [--database URL]",
+func projectionsRebuild(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "projections rebuild --store URL --vkey KEY [--database URL]",
 		"Rebuilds the PostgreSQL projection of a log from its segment store alone (no\nNATS): empties the tables, then reads every segment in order, checking it as\nverify does (chain, roots, the signed checkpoint at its end, every event), and\napplies it in one transaction with the projector's cursor. It ends in the\nrows the live projector (serve role projector) would have. The schema is\nmigrated first. The database URL is read from $AUDITLEDGER_DATABASE_URL\nwhen --database is not given, so that its password stays out of the\nprocess list.")
 	storeURL := fs.String("store", "", "segment store URL")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file")
@@ -26,7 +27,7 @@ func projectionsRebuild(c *cobra.Command) runFunc {
 		if *database == "" {
 			*database = os.Getenv("AUDITLEDGER_DATABASE_URL")
 		}
-		if err := required(fs, "store", "vkey"); err != nil {
+		if err := cli.Required(fs, "store", "vkey"); err != nil {
 			return err
 		}
 		if *database == "" {

@@ -34,8 +34,8 @@ func loadLog(ctx context.Context, storeURL, vkeyArg string) (ledger.SegmentStore
 	return store.Store, rep, nil
 }
 
-func proofInclusion(c *cobra.Command) runFunc {
-	fs := describe(c, "proof inclusion --store URL --index N [--size M] [--record FILE]",
+func proofInclusion(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "proof inclusion --store URL --index N [--size M] [--record FILE]",
 		"Prints a C2SP tlog-proof@v1 that record N is in the tree of size M, with the\nsigned checkpoint of size M (default: the latest). M must be a checkpointed size\n(the end of a segment). --record writes the record's exact bytes, which is what\nthe leaf hash covers, so \"proof verify\" can check the proof offline.")
 	storeURL := fs.String("store", "", "segment store URL")
 	index := fs.Uint64("index", 0, "log index of the record (from 0)")
@@ -43,7 +43,7 @@ func proofInclusion(c *cobra.Command) runFunc {
 	vkeyArg := fs.String("vkey", "", "verifier key or file: check every signature while loading (optional)")
 	recordPath := fs.String("record", "", "also write the record's bytes to this file")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		if err := required(fs, "store"); err != nil {
+		if err := cli.Required(fs, "store"); err != nil {
 			return err
 		}
 		store, rep, err := loadLog(ctx, *storeURL, *vkeyArg)
@@ -99,15 +99,15 @@ func readRecord(ctx context.Context, store ledger.SegmentStore, index uint64) ([
 	return nil, err
 }
 
-func proofConsistency(c *cobra.Command) runFunc {
-	fs := describe(c, "proof consistency --store URL --from A --to B",
+func proofConsistency(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "proof consistency --store URL --from A --to B",
 		"Prints the RFC 9162 consistency proof that the tree of size B extends the tree\nof size A, in the text form of docs/FORMAT.md. The roots to check it against are\nthose of the signed checkpoints at A and B.")
 	storeURL := fs.String("store", "", "segment store URL")
 	from := fs.Uint64("from", 0, "old tree size")
 	to := fs.Uint64("to", 0, "new tree size (default: the log's size)")
 	vkeyArg := fs.String("vkey", "", "verifier key or file: check every signature while loading (optional)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		if err := required(fs, "store"); err != nil {
+		if err := cli.Required(fs, "store"); err != nil {
 			return err
 		}
 		store, rep, err := loadLog(ctx, *storeURL, *vkeyArg)
@@ -144,14 +144,14 @@ func proofConsistency(c *cobra.Command) runFunc {
 	}
 }
 
-func proofVerify(c *cobra.Command) runFunc {
-	fs := describe(c, "proof verify --vkey KEY --record FILE [--proof FILE]",
+func proofVerify(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "proof verify --vkey KEY --record FILE [--proof FILE]",
 		"Checks a tlog-proof (from --proof or stdin) offline: the checkpoint's signature\nunder KEY, then the Merkle path from the record's leaf hash to the checkpoint's\nroot. Exit 0 if both hold, 1 otherwise.")
 	vkeyArg := fs.String("vkey", "", "verifier key or file")
 	recordPath := fs.String("record", "", "file with the record's exact bytes")
 	proofPath := fs.String("proof", "", "file with the tlog-proof (default: stdin)")
 	return func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-		if err := required(fs, "vkey", "record"); err != nil {
+		if err := cli.Required(fs, "vkey", "record"); err != nil {
 			return err
 		}
 		v, err := loadVerifier(*vkeyArg)
@@ -182,13 +182,13 @@ func proofVerify(c *cobra.Command) runFunc {
 	}
 }
 
-func checkpointCmd(c *cobra.Command) runFunc {
-	fs := describe(c, "checkpoint --store URL [--vkey KEY]",
+func checkpointCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "checkpoint --store URL [--vkey KEY]",
 		"Prints the latest signed checkpoint (C2SP tlog-checkpoint) in the store. With\n--vkey, its signature is checked first. Save it to pass to verify --since later.")
 	storeURL := fs.String("store", "", "segment store URL")
 	vkeyArg := fs.String("vkey", "", "verifier key or file (optional)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		if err := required(fs, "store"); err != nil {
+		if err := cli.Required(fs, "store"); err != nil {
 			return err
 		}
 		store, err := storeurl.OpenExisting(ctx, *storeURL)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/internal/health"
 )
@@ -61,19 +62,19 @@ func (f proxyFlags) run(ctx context.Context, cmd, role string, set func(*serveCo
 		cfg.instance = *f.instance
 	}
 	set(&cfg)
-	dial := &busDialer{url: *f.natsURL, name: "auditledger", seedFile: *f.nkey, retry: *f.failOpen, log: cli.Logger(ctx, stderr, "text", "info")}
-	defer dial.close()
+	dial := &busdial.Dialer{URL: *f.natsURL, Name: "auditledger", SeedFile: *f.nkey, Retry: *f.failOpen, Log: cli.Logger(ctx, stderr, "text", "info")}
+	defer dial.Close()
 	// A standalone proxy serves no /metrics (run it under serve for
 	// that); its roles still register their metrics and readiness.
-	e := newEnv(&cfg, dial, &health.Health{}, dial.log)
+	e := newEnv(&cfg, dial, &health.Health{}, dial.Log)
 	return runRoles(ctx, e, []string{role}, func() {
 		fmt.Fprintf(stdout, "auditledger %s on %s%s (clients authenticate with %s); recording to %s\n",
 			cmd, e.addr(role), banner, desc, *f.natsURL)
 	})
 }
 
-func proxyPostgres(c *cobra.Command) runFunc {
-	fs := describe(c, "proxy postgres --listen ADDR (--oidc-issuer URL | --users FILE) [--policy FILE] [--nats URL]",
+func proxyPostgres(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "proxy postgres --listen ADDR (--oidc-issuer URL | --users FILE) [--policy FILE] [--nats URL]",
 		"Runs the PostgreSQL wire proxy. Clients connect to ADDR with an OIDC access\ntoken as their password (the user name is recorded, not trusted); the proxy\nconnects to the target with the credentials in $AUDITLEDGER_PROXY_UPSTREAM (a\npostgres:// URL, kept out of the process list), records every statement on\nNATS before forwarding it (fail closed), and a digest of every result. The\npolicy masks result columns, refuses statements and holds others for an\napproval. --users is a development users file (YAML, user: password) whose\nidentities are marked dev_identity in the ledger.")
 	pf := addProxyFlags(fs, defaultPGProxyAddr)
 	durability := fs.String("durability", "before-forward", "before-forward: a statement runs only once its record is stored; before-response: it runs at once, and its result waits for the record")
@@ -94,13 +95,13 @@ func proxyPostgres(c *cobra.Command) runFunc {
 	}
 }
 
-func proxyHTTP(c *cobra.Command) runFunc {
-	fs := describe(c, "proxy http --listen ADDR --upstream URL --oidc-issuer URL [--policy FILE]",
+func proxyHTTP(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "proxy http --listen ADDR --upstream URL --oidc-issuer URL [--policy FILE]",
 		"Runs the HTTP reverse proxy. Clients send an OIDC access token as\nAuthorization: Bearer; the proxy records each request (method, path, query,\nbody digest) on NATS before forwarding it (fail closed), forwards it with its\nown credentials — $AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION, if set, becomes\nthe upstream Authorization header; the client's is never forwarded —, masks\nJSON response fields, and records a digest of every response as the client\nreceived it. The policy masks fields, refuses requests and holds others for\nan approval.")
 	pf := addProxyFlags(fs, defaultHTTPProxyAddr)
 	upstream := fs.String("upstream", "", "base URL of the service behind the proxy (no credentials in it)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		if err := required(fs, "upstream"); err != nil {
+		if err := cli.Required(fs, "upstream"); err != nil {
 			return err
 		}
 		if *pf.auth.users != "" {

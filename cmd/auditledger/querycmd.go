@@ -11,14 +11,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/api"
 )
 
 // queryEvents asks the API's read path for events: the common questions
 // without writing HTTP.
-func queryEvents(c *cobra.Command) runFunc {
-	fs := describe(c, "query events [--type T,...] [--tenant T] [--actor SUBJECT] [--email E] [--session ID] [--target NAME] [--since TIME] [--until TIME] [--q TEXT] [--limit N] [--all] [--json]",
+func queryEvents(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "query events [--type T,...] [--tenant T] [--actor SUBJECT] [--email E] [--session ID] [--target NAME] [--since TIME] [--until TIME] [--q TEXT] [--limit N] [--all] [--json]",
 		"Asks the API (GET /v1/events, role auditor or security) for sealed events in\nledger order and prints them as a table (index, time, type, actor, session\nand sequence, what was done), or as JSON lines with --json: each with its\nledger index, leaf hash and exact record bytes (for proof verify). --all\nfollows every page. The token comes from $AUDITLEDGER_TOKEN or --token-file.")
 	af := addAPIFlags(fs)
 	filters := map[string]*string{}
@@ -61,13 +62,13 @@ func queryEvents(c *cobra.Command) runFunc {
 
 // querySession prints one session's timeline and the sequence numbers
 // missing from it.
-func querySession(c *cobra.Command) runFunc {
-	fs := describe(c, "query session ID --tenant T [--json]",
+func querySession(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "query session ID --tenant T [--json]",
 		"Asks the API (GET /v1/sessions/{id}) for a session's timeline: its events in\nsequence order, as a table or JSON lines, then the sequence numbers missing\nfrom it — a gap is a record that never reached the ledger.")
 	af := addAPIFlags(fs)
 	tenant := fs.String("tenant", "", "the session's tenant")
 	asJSON := fs.Bool("json", false, "JSON lines instead of a table")
-	c.Args = atMostOne
+	c.Args = cli.AtMostOne
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		var id string
 		if len(args) == 1 {
@@ -76,7 +77,7 @@ func querySession(c *cobra.Command) runFunc {
 		if id == "" {
 			return fmt.Errorf("query session: give the session id first: auditledger query session ID --tenant T")
 		}
-		if err := required(fs, "tenant"); err != nil {
+		if err := cli.Required(fs, "tenant"); err != nil {
 			return err
 		}
 		var tl api.Timeline

@@ -14,16 +14,18 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 )
 
 // referenceCmd writes docs/cli: one Markdown page per command, from the
 // command tree, so the reference cannot drift from the binary.
-func referenceCmd(c *cobra.Command) runFunc {
-	fs := describe(c, "reference --dir DIR",
+func referenceCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "reference --dir DIR",
 		"Writes one Markdown page per command into DIR (the repository's docs/cli, by\n`go generate ./cmd/auditledger`). Flag defaults are shown as written in the\ncode, not as AUDITLEDGER_* variables of this environment set them.")
 	dir := fs.String("dir", "", "directory to write the pages into")
 	return func(_ context.Context, _ []string, _ io.Reader, _, _ io.Writer) error {
-		if err := required(fs, "dir"); err != nil {
+		if err := cli.Required(fs, "dir"); err != nil {
 			return err
 		}
 		pages, err := markdownPages(documentedRoot())
@@ -35,12 +37,12 @@ func referenceCmd(c *cobra.Command) runFunc {
 }
 
 // manCmd writes a roff man page per command.
-func manCmd(c *cobra.Command) runFunc {
-	fs := describe(c, "man --dir DIR",
+func manCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "man --dir DIR",
 		"Writes a man page (section 1) for every command into DIR: auditledger.1,\nauditledger-verify.1, auditledger-proof-verify.1 and so on. Read one with\n`man -l DIR/auditledger-verify.1`, or install them under a MANPATH.")
 	dir := fs.String("dir", "", "directory to write the pages into")
 	return func(_ context.Context, _ []string, _ io.Reader, stdout, _ io.Writer) error {
-		if err := required(fs, "dir"); err != nil {
+		if err := cli.Required(fs, "dir"); err != nil {
 			return err
 		}
 		pages := map[string][]byte{}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger"
 )
@@ -219,7 +220,7 @@ func TestServeRefusesBadNATSURL(t *testing.T) {
 		}
 	}
 	for _, url := range []string{"nats://127.0.0.1:4222", "127.0.0.1:4222", "tls://nats.example:4222,nats://[::1]:4222", "nats://nats", "wss://u:p@nats.example/ws"} {
-		if err := checkNATSURL("nats.url", url); err != nil {
+		if err := busdial.CheckURL("nats.url", url); err != nil {
 			t.Errorf("nats.url %q refused: %v", url, err)
 		}
 	}

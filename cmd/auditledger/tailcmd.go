@@ -14,14 +14,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/siem"
 )
 
 // tailCmd follows the sealed records on AUDIT_LEDGER.
-func tailCmd(c *cobra.Command) runFunc {
-	fs := describe(c, "tail [--nats URL --nkey SEED] [--tenant T] [--type T,...] [--format text|json|ocsf|cef] [--from-index N]",
+func tailCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "tail [--nats URL --nkey SEED] [--tenant T] [--type T,...] [--format text|json|ocsf|cef] [--from-index N]",
 		"Follows the sealed records as the ledger publishes them (AUDIT_LEDGER), as the\nbus's reader role: one line per record, a readable summary by default, or\nthe native JSON, OCSF or CEF rendering (docs/SIEM.md), each with its ledger\nindex, leaf hash and event id. Starts with the next record sealed, or with\n--from-index N at record N (as far back as the stream keeps). Ctrl-C stops.")
 	url := fs.String("nats", nats.DefaultURL, "NATS server URL")
 	nkey := fs.String("nkey", "", "NATS nkey seed file of the reader bus role (dev: DATA/nats-keys/reader.nk)")
@@ -50,10 +51,10 @@ func tailCmd(c *cobra.Command) runFunc {
 			}
 			start = n
 		}
-		dial := &busDialer{url: *url, name: "auditledger-tail", seedFile: *nkey, creds: *creds,
-			log: cli.Logger(ctx, stderr, "text", "warn")}
-		defer dial.close()
-		_, js, err := dial.connect(bus.Reader)
+		dial := &busdial.Dialer{URL: *url, Name: "auditledger-tail", SeedFile: *nkey, Creds: *creds,
+			Log: cli.Logger(ctx, stderr, "text", "warn")}
+		defer dial.Close()
+		_, js, err := dial.Connect(bus.Reader)
 		if err != nil {
 			return fmt.Errorf("tail: %w", err)
 		}

@@ -14,8 +14,8 @@ import (
 	"github.com/auditledger/auditledger/ledger/storeurl"
 )
 
-func verifyCmd(c *cobra.Command) runFunc {
-	fs := describe(c, "verify --store URL --vkey KEY [--since CHECKPOINT_FILE]",
+func verifyCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "verify --store URL --vkey KEY [--since CHECKPOINT_FILE]",
 		"Checks a whole store offline: every segment's framing, every record's index and\nleaf hash, the hash chain, the Merkle root in every segment trailer and every\ncheckpoint, each checkpoint's signature, that no record is missing, and on S3\nthat no segment is hidden or shadowed and each is locked in COMPLIANCE mode long\nenough. With --since, also that the log extends that earlier checkpoint, which\ncatches a rewritten or forked history even if it was re-signed with the right\nkey. Every stream sequence the writer consumed must be accounted for: sealed,\nrecorded as rejected, or inside a gap record; gaps are listed, and fail the\ncheck unless --allow-gaps. Exit 0 with a summary; exit 1 naming the first\nfailure.")
 	storeURL := fs.String("store", "", "segment store URL")
 	vkeyArg := fs.String("vkey", "", "verifier key (name+hash+base64) or a file holding it")
@@ -26,7 +26,7 @@ func verifyCmd(c *cobra.Command) runFunc {
 	allowUnattested := fs.Bool("allow-unattested", false, "with --producers, exit 0 when some events are not attested by their producer; they are listed either way")
 	allowGaps := fs.Bool("allow-gaps", false, "exit 0 when the log records gaps (stream sequences that vanished before they were sealed); they are listed either way")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		if err := required(fs, "store", "vkey"); err != nil {
+		if err := cli.Required(fs, "store", "vkey"); err != nil {
 			return err
 		}
 		v, err := loadVerifier(*vkeyArg)

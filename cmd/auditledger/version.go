@@ -8,11 +8,13 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 )
 
 // versionCmd prints what this binary was built from.
-func versionCmd(c *cobra.Command) runFunc {
-	describe(c, "version", "Prints the module version, the source revision and the Go toolchain this binary\nwas built from.")
+func versionCmd(c *cobra.Command) cli.Run {
+	cli.Describe(c, "version", "Prints the module version, the source revision and the Go toolchain this binary\nwas built from.")
 	return func(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, versionString())
 		return nil
