@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/bench"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/internal/yamlstrict"
 )
@@ -49,13 +50,13 @@ func commandTable() []command {
 		{"proof inclusion", "print a C2SP tlog-proof that one record is in the log", proofInclusion},
 		{"proof consistency", "print an RFC 9162 consistency proof between two tree sizes", proofConsistency},
 		{"proof verify", "check a tlog-proof against a record and a verifier key, offline", proofVerify},
-		{"bench ledger", "measure append+seal, verify and proof speed on a local store", benchLedger},
-		{"bench ingest", "measure end-to-end ingestion (publish → sealed) on the embedded NATS server", benchIngest},
-		{"bench proxy", "pgbench directly and through the PostgreSQL proxy, side by side", benchProxy},
-		{"bench bus", "compare ways of having events stored by JetStream (one each, batched, atomic, fast)", benchBus},
-		{"bench read", "measure the read path: projection rebuild, projector lag, API latency", benchRead},
-		{"bench evidence", "measure building and verifying an evidence bundle (time, peak memory)", benchEvidence},
-		{"bench forward", "measure the SIEM forwarders: backlog events/s, sealed→received latency", benchForward},
+		{"bench ledger", "measure append+seal, verify and proof speed on a local store", bench.Ledger},
+		{"bench ingest", "measure end-to-end ingestion (publish → sealed) on the embedded NATS server", bench.Ingest},
+		{"bench proxy", "pgbench directly and through the PostgreSQL proxy, side by side", bench.Proxy},
+		{"bench bus", "compare ways of having events stored by JetStream (one each, batched, atomic, fast)", bench.Bus},
+		{"bench read", "measure the read path: projection rebuild, projector lag, API latency", bench.Read},
+		{"bench evidence", "measure building and verifying an evidence bundle (time, peak memory)", bench.Evidence},
+		{"bench forward", "measure the SIEM forwarders: backlog events/s, sealed→received latency", bench.Forward},
 		{"version", "print the version, source revision and Go toolchain of this binary", versionCmd},
 		{"man", "write a man page for every command into a directory", manCmd},
 		{"reference", "write the Markdown command reference (docs/cli) into a directory", referenceCmd},

@@ -18,6 +18,7 @@ import (
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/keyfile"
 	"github.com/auditledger/auditledger/internal/devpg"
 	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/internal/oidcdev"
@@ -139,7 +140,7 @@ func devCmd(c *cobra.Command) cli.Run {
 					// password, readable by dev's user only.
 					urlFile := filepath.Join(abs, "projection.url")
 					os.Remove(urlFile)
-					if err := writeNew(urlFile, database+"\n", 0o600); err != nil {
+					if err := keyfile.WriteNew(urlFile, database+"\n", 0o600); err != nil {
 						return fmt.Errorf("dev: %w", err)
 					}
 					projectionLine = fmt.Sprintf("%s   PostgreSQL %s run by dev in %s; the URL with its password: %s", pg.Redacted(), pg.Version, pg.Dir, urlFile)
@@ -150,7 +151,7 @@ func devCmd(c *cobra.Command) cli.Run {
 		// The key evidence bundles are signed with (an SSH key, apart from
 		// the log's checkpoint key).
 		if _, err := os.Stat(filepath.Join(abs, "keys", "evidence")); err != nil {
-			if err := writeEvidenceKey(filepath.Join(abs, "keys"), "dev.auditledger.local/log"); err != nil {
+			if err := keyfile.WriteEvidenceKey(filepath.Join(abs, "keys"), "dev.auditledger.local/log"); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "created evidence signing key %s\n", filepath.Join(abs, "keys", "evidence"))
@@ -283,10 +284,10 @@ func devKey(dir, stem, name string, stdout io.Writer) (*ledger.NoteSigner, strin
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, "", err
 		}
-		if err := writeNew(sp, skey+"\n", 0o600); err != nil {
+		if err := keyfile.WriteNew(sp, skey+"\n", 0o600); err != nil {
 			return nil, "", err
 		}
-		if err := writeNew(vp, vkey+"\n", 0o644); err != nil {
+		if err := keyfile.WriteNew(vp, vkey+"\n", 0o644); err != nil {
 			return nil, "", err
 		}
 		fmt.Fprintf(stdout, "created signing key %s\n", sp)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/eventimport"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 )
@@ -33,7 +34,7 @@ func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout
 		if stop {
 			break
 		}
-		raw, err := readLine(br)
+		raw, err := eventimport.ReadLine(br)
 		if err == io.EOF {
 			break
 		}
@@ -85,7 +86,7 @@ func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout
 	if refused != nil {
 		var unread int
 		for {
-			if _, err := readLine(br); err == io.EOF {
+			if _, err := eventimport.ReadLine(br); err == io.EOF {
 				break
 			}
 			unread++

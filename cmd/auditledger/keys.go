@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -16,13 +13,12 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/keyfile"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
-	"github.com/auditledger/auditledger/projections/evidence"
 )
 
 func keysGenerate(c *cobra.Command) cli.Run {
@@ -50,31 +46,15 @@ func keysGenerate(c *cobra.Command) cli.Run {
 				return fmt.Errorf("keys generate: %s exists; refusing to overwrite a key", p)
 			}
 		}
-		if err := writeNew(sp, skey+"\n", 0o600); err != nil {
+		if err := keyfile.WriteNew(sp, skey+"\n", 0o600); err != nil {
 			return err
 		}
-		if err := writeNew(vp, vkey+"\n", 0o644); err != nil {
+		if err := keyfile.WriteNew(vp, vkey+"\n", 0o644); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "signing key:  %s (secret, mode 0600)\nverifier key: %s\n%s\n", sp, vp, vkey)
 		return nil
 	}
-}
-
-func writeNew(path, content string, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(content); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func loadSigner(path string) (*ledger.NoteSigner, error) {
@@ -161,38 +141,10 @@ func keysEvidence(c *cobra.Command) cli.Run {
 		if err := cli.Required(fs, "out"); err != nil {
 			return err
 		}
-		if err := writeEvidenceKey(*out, *origin); err != nil {
+		if err := keyfile.WriteEvidenceKey(*out, *origin); err != nil {
 			return fmt.Errorf("keys evidence: %w", err)
 		}
 		fmt.Fprintf(stdout, "wrote %s, %s.pub and %s\n", filepath.Join(*out, "evidence"), filepath.Join(*out, "evidence"), filepath.Join(*out, "allowed_signers"))
 		return nil
 	}
-}
-
-// writeEvidenceKey writes DIR/evidence (an Ed25519 OpenSSH private key),
-// DIR/evidence.pub and DIR/allowed_signers (principal evidence@ORIGIN).
-func writeEvidenceKey(dir, origin string) error {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "auditledger evidence key for "+origin)
-	if err != nil {
-		return err
-	}
-	spub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	path := filepath.Join(dir, "evidence")
-	if err := writeNew(path, string(pem.EncodeToMemory(block)), 0o600); err != nil {
-		return err
-	}
-	if err := writeNew(path+".pub", string(ssh.MarshalAuthorizedKey(spub)), 0o644); err != nil {
-		return err
-	}
-	return writeNew(filepath.Join(dir, "allowed_signers"), string(evidence.AllowedSigners("evidence@"+origin, spub)), 0o644)
 }

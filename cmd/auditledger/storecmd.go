@@ -18,7 +18,7 @@ import (
 // operator (or a compose job) runs before `serve`.
 func storeInit(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "store init --store URL [--wait DURATION]",
-		"Prepares a segment store for its first writer. An s3:// store's bucket is\ncreated with Object Lock (which turns versioning on), or an existing bucket\nis checked to have it: the writer refuses a bucket without. A local\ndirectory is created. Running it again changes nothing.\n\nS3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; the\nURL forms are those of every --store flag (README, \"Store URLs\").")
+		"Prepares a segment store for its first writer. An s3:// store's bucket is\ncreated with Object Lock (which turns versioning on), or an existing bucket\nis checked to have it: the writer refuses a bucket without. A local\ndirectory is created. Running it again changes nothing.\n\nS3 credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; the\nURL forms are those of every --store flag (docs/COMMANDS.md#store-urls).")
 	store := fs.String("store", "", "store URL")
 	wait := fs.Duration("wait", 0, "keep trying this long while the S3 endpoint does not answer (a server still starting)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -15,14 +15,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/keyfile"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/projections"
 )
 
-// benchEvidence measures building and verifying an evidence bundle of
+// Evidence measures building and verifying an evidence bundle of
 // --n events of one tenant, each in its own process so that its time and
 // peak memory are its own.
-func benchEvidence(c *cobra.Command) cli.Run {
+func Evidence(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "bench evidence --database URL [--n 1000000] [--others 10]",
 		"Measures evidence bundles on this machine: builds a log of N events of the\ntenant acme with one event of another tenant after every OTHERS (segments of\n10,000) in a temporary local store, rebuilds the projection into the\ndatabase (its tables are replaced), then runs `auditledger evidence build`\nfor acme over the whole log and `auditledger evidence verify` on the bundle,\neach as its own process, and prints their time and peak memory (max RSS).")
 	database := fs.String("database", os.Getenv("AUDITLEDGER_DATABASE_URL"), "postgres:// URL of a database to use (default $AUDITLEDGER_DATABASE_URL)")
@@ -63,7 +64,7 @@ func benchEvidence(c *cobra.Command) cli.Run {
 
 		// The keys, as files, for the two commands.
 		keyFile, vkeyFile, bundle := filepath.Join(dir, "evidence"), filepath.Join(dir, "log.vkey"), filepath.Join(dir, "bundle.zip")
-		if err := writeEvidenceKey(dir, "bench.auditledger.local/log"); err != nil {
+		if err := keyfile.WriteEvidenceKey(dir, "bench.auditledger.local/log"); err != nil {
 			return err
 		}
 		if err := os.WriteFile(vkeyFile, []byte(bl.vkey+"\n"), 0o644); err != nil {

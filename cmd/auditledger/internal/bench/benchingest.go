@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -30,7 +30,8 @@ import (
 	"github.com/auditledger/auditledger/ledger/writer"
 )
 
-func benchIngest(c *cobra.Command) cli.Run {
+// Ingest is `auditledger bench ingest`: it measures end-to-end ingestion (publish → sealed) on an embedded NATS server.
+func Ingest(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "bench ingest [--n N] [--size BYTES] [--producers 1,4,16] [--sync always|interval]",
 		"Measures end-to-end ingestion on the embedded NATS server with file storage:\nproducers publish events asynchronously through the emitter library, the ledger\nwriter seals them, and the time from publish to the sealed record appearing on\nAUDIT_LEDGER is recorded. Prints events/s and latency percentiles for each\nproducer concurrency, each run on fresh state.")
 	n := fs.Int("n", 200_000, "events per run")

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -35,10 +35,10 @@ import (
 	"github.com/auditledger/auditledger/services/siem"
 )
 
-// benchForward measures each forwarder against a receiver on loopback:
+// Forward measures each forwarder against a receiver on loopback:
 // how fast it drains a backlog, and the latency from a record's sealing to
 // its receipt while events are sealed at a steady rate.
-func benchForward(c *cobra.Command) cli.Run {
+func Forward(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "bench forward [--n 200000] [--rate 20000] [--seconds 10] [--forwarders syslog,hec,webhook] [--latency D] [--batch N] [--inflight N]",
 		"Measures the SIEM forwarders on this machine: the embedded NATS server and the\nledger writer seal N events, then each forwarder drains that backlog to a\nreceiver on loopback (syslog over TLS with octet counting, an HTTP Event\nCollector with indexer acknowledgement, a signed webhook), and then forwards\nwhile events are sealed at RATE per second for SECONDS, timing each record\nfrom its sealing to its receipt. The receivers are minimal Go servers, so\nthe figures are the forwarder's (with NATS and the writer on the same cores);\n--latency makes the HTTP receivers take D to answer each request, as a remote\nSIEM would.")
 	n := fs.Int("n", 200_000, "events in the backlog")

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/spf13/cobra"
+
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
@@ -173,4 +176,17 @@ func TestFsyncRecorderStoresEveryEvent(t *testing.T) {
 	if len(seen) != n+1 || !seen["bare"] {
 		t.Fatalf("file holds %d distinct events, want %d", len(seen), n+1)
 	}
+}
+
+// run runs `auditledger bench NAME ARGS...` as the command tree does.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	build := map[string]cli.Build{"ledger": Ledger, "ingest": Ingest, "proxy": Proxy, "bus": Bus, "read": Read, "evidence": Evidence, "forward": Forward}[args[1]]
+	root, group, c := &cobra.Command{Use: "auditledger"}, &cobra.Command{Use: "bench"}, &cobra.Command{Use: args[1]}
+	root.AddCommand(group)
+	group.AddCommand(c)
+	r := build(c)
+	c.RunE = func(c *cobra.Command, a []string) error { return r(c.Context(), a, stdin, stdout, stderr) }
+	root.SetArgs(args)
+	root.SilenceUsage = true
+	return root.ExecuteContext(ctx)
 }

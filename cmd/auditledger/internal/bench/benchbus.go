@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -24,11 +24,11 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus"
 )
 
-// benchBus measures how producers can get events stored by JetStream —
+// Bus measures how producers can get events stored by JetStream —
 // the first hop of group commit — before the emitter chooses one: one
 // acknowledged publish per event, one message carrying a batch of events,
 // JetStream's atomic batch publish, and its fast-ingest batch publish.
-func benchBus(c *cobra.Command) cli.Run {
+func Bus(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "bench bus [--n N] [--size BYTES] [--producers P] [--batch B] [--sync always,interval] [--modes ...]",
 		"Measures the ways a producer can have events stored by JetStream, on the embedded\nserver with file storage: one acknowledged publish per event (individual), one\nmessage carrying B events (message), JetStream atomic batch publish of B\nmessages (atomic), and fast-ingest batch publish committed every B messages\n(fast). Prints events/s and the latency from publish to acknowledgement per\nmode and fsync setting; each run starts on fresh state.")
 	n := fs.Int("n", 100_000, "events per run")

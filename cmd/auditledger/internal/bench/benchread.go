@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -32,11 +32,15 @@ import (
 	"github.com/auditledger/auditledger/services/identity"
 )
 
-// benchRead measures the read path on a log of --n events: the rebuild,
+// auditor is the identity the read benchmark calls the API as: an
+// auditor of every target of the benchmark's tenant, as dev's carol is.
+var auditor = oidcdev.User{Name: "carol", Secret: "carol-dev-secret", Email: "carol@dev.auditledger.local", Groups: []string{"auditor", "tenant:acme", "target:*"}}
+
+// Read measures the read path on a log of --n events: the rebuild,
 // the live projector's lag while events are sealed at --rate, and the
 // API's latency for a filtered query, a session timeline and an inclusion
 // proof.
-func benchRead(c *cobra.Command) cli.Run {
+func Read(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "bench read --database URL [--n 1000000] [--rate 10000] [--requests 1000]",
 		"Measures the read path on this machine: builds a log of N events (segments of\n10,000) in a temporary local store, rebuilds the projection into the database\n(its tables are replaced), then seals events at RATE per second for ten\nseconds while the projector follows (lag: from a segment's seal to its rows\ncommitted), then times the API — a filtered events query, a session timeline\nand an inclusion proof — each answer recorded as audit.accessed on an\nembedded NATS, as in production.")
 	database := fs.String("database", os.Getenv("AUDITLEDGER_DATABASE_URL"), "postgres:// URL of a database to use (default $AUDITLEDGER_DATABASE_URL)")
@@ -157,7 +161,7 @@ func benchRead(c *cobra.Command) cli.Run {
 		if err != nil {
 			return err
 		}
-		idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: devUsers})
+		idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{auditor}})
 		if err != nil {
 			return err
 		}
@@ -177,7 +181,7 @@ func benchRead(c *cobra.Command) cli.Run {
 		sctx, stopAPI := context.WithCancel(ctx)
 		defer stopAPI()
 		go health.Serve(sctx, ln, h)
-		token, err := identity.ClientCredentialsToken(ctx, idp.Issuer, "carol", "carol-dev-secret")
+		token, err := identity.ClientCredentialsToken(ctx, idp.Issuer, auditor.Name, auditor.Secret)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -19,12 +19,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/eventimport"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/file"
 )
 
-func benchLedger(c *cobra.Command) cli.Run {
+// Ledger is `auditledger bench ledger`: it measures append+seal, verify and proof speed on a local store.
+func Ledger(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "bench ledger [--n N] [--size BYTES] [--segment-size N] [--dir DIR]",
 		"Generates N valid events of about BYTES bytes each, then measures on a local\nstore with durable (fsynced) sealing: validation alone, the append path\n(validate + sequence + hash + seal + sign, as \"append\" runs it), a full\nverify, and inclusion-proof generation latency on the loaded tree. Prints\nrecords/s per phase, proof latency percentiles and peak memory.")
 	n := fs.Int("n", 1_000_000, "events to append")
@@ -94,14 +96,14 @@ func benchLedger(c *cobra.Command) cli.Run {
 			return err
 		}
 		start = time.Now()
-		st, err := importEvents(ctx, bytes.NewReader(input), log, *segSize, func(line int, _ []byte, err error) {
+		st, err := eventimport.Import(ctx, bytes.NewReader(input), log, *segSize, func(line int, _ []byte, err error) {
 			fmt.Fprintf(stderr, "line %d rejected: %v\n", line, err)
 		})
 		if err != nil {
 			return err
 		}
-		if st.appended != *n {
-			return fmt.Errorf("bench ledger: appended %d of %d", st.appended, *n)
+		if st.Appended != *n {
+			return fmt.Errorf("bench ledger: appended %d of %d", st.Appended, *n)
 		}
 		report(stdout, "append + seal (validate, hash, fsync, sign)", *n, time.Since(start))
 
