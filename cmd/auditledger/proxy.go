@@ -57,11 +57,10 @@ func (f proxyFlags) run(ctx context.Context, cmd, role string, set func(*serveCo
 	cfg := defaultServeConfig()
 	cfg.auth, cfg.Tenant = auth, *f.tenant
 	cfg.Approvals.VKey = *f.approvalsVKey
-	cfg.instance = map[string]string{"postgres-proxy": "pgproxy", "http-proxy": "httpproxy"}[role] // as the packages name themselves
+	set(&cfg)
 	if *f.instance != "" {
 		cfg.instance = *f.instance
 	}
-	set(&cfg)
 	dial := &busdial.Dialer{URL: *f.natsURL, Name: "auditledger", SeedFile: *f.nkey, Retry: *f.failOpen, Log: cli.Logger(ctx, stderr, "text", "info")}
 	defer dial.Close()
 	// A standalone proxy serves no /metrics (run it under serve for
@@ -85,6 +84,7 @@ func proxyPostgres(c *cobra.Command) cli.Run {
 			return fmt.Errorf("proxy postgres: set AUDITLEDGER_PROXY_UPSTREAM to the target's postgres:// URL (with the credentials the proxy uses)")
 		}
 		return pf.run(ctx, "proxy postgres", "postgres-proxy", func(c *serveConfig) {
+			c.instance = "pgproxy" // as the package names itself
 			pp := &c.PostgresProxy
 			pp.Listen, pp.Policy, pp.Target, pp.Durability = *pf.listen, *pf.policy, *pf.target, *durability
 			pp.FailOpen, pp.Spool, pp.TLSCert, pp.TLSKey, pp.RequireTLS = *pf.failOpen, *pf.spool, *pf.tlsCert, *pf.tlsKey, *requireTLS
@@ -109,6 +109,7 @@ func proxyHTTP(c *cobra.Command) cli.Run {
 			return fmt.Errorf("proxy http: clients send bearer tokens; --users is for proxy postgres, use --oidc-issuer (dev runs a development issuer)")
 		}
 		return pf.run(ctx, "proxy http", "http-proxy", func(c *serveConfig) {
+			c.instance = "httpproxy" // as the package names itself
 			hp := &c.HTTPProxy
 			hp.Listen, hp.Upstream, hp.Policy, hp.Target = *pf.listen, *upstream, *pf.policy, *pf.target
 			hp.FailOpen, hp.Spool, hp.TLSCert, hp.TLSKey = *pf.failOpen, *pf.spool, *pf.tlsCert, *pf.tlsKey
