@@ -97,7 +97,7 @@ docs/COMMANDS.md describes each command with examples.`
 // command line followed by the usage line of the command.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "-version" { // the flag package's spelling, kept
-		args[0] = "--version"
+		args = append([]string{"--version"}, args[1:]...)
 	}
 	root := newRoot()
 	root.SetArgs(args)
@@ -137,10 +137,10 @@ func newRoot() *cobra.Command {
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(flagError)
 	logFlags.AddFlags(root.PersistentFlags())
-	parents := map[string]*cobra.Command{"": root}
+	parents := map[string]*cobra.Command{}
 	parent := func(path string) *cobra.Command {
-		p, _, _ := strings.Cut(path, " ")
-		if !strings.Contains(path, " ") {
+		p, _, nested := strings.Cut(path, " ")
+		if !nested {
 			return root
 		}
 		if parents[p] == nil {

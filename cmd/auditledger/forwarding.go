@@ -10,10 +10,10 @@ import (
 	"github.com/auditledger/auditledger/services/siem"
 )
 
-// forwardCommon is what every forwarder section has.
-// What the SIEM forwarder roles share: each follows AUDIT_LEDGER with its
-// own durable consumer, as its own bus principal, bus.Forwarder(name),
-// which may use that consumer and no other (docs/SIEM.md).
+// forwardCommon is what every forwarder section has. forwardCommon is what
+// the SIEM forwarder roles share: each follows AUDIT_LEDGER with its own
+// durable consumer, as its own bus principal, bus.Forwarder(name), which may
+// use that consumer and no other (docs/SIEM.md).
 type forwardCommon struct {
 	Format  string   `yaml:"format"`
 	Tenants []string `yaml:"tenants"`

@@ -13,9 +13,9 @@ import (
 	"github.com/auditledger/auditledger/services/telemetry"
 )
 
-// The api role: the HTTP API (approvals, the read path, evidence bundles).
-// It connects to the bus as bus.API, creates the approvals bucket and
-// signs every approval decision.
+// apiRole is the api role: the HTTP API (approvals, the read path, evidence
+// bundles). It connects to the bus as bus.API, creates the approvals bucket
+// and signs every approval decision.
 type apiRole struct {
 	Listen string              `yaml:"listen"`
 	Roles  map[string][]string `yaml:"roles"`

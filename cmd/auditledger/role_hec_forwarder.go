@@ -9,8 +9,9 @@ import (
 	"github.com/auditledger/auditledger/services/siem"
 )
 
-// The hec-forwarder role: sealed records to a Splunk HTTP Event Collector,
-// as bus.Forwarder("hec"). The token is read from $AUDITLEDGER_HEC_TOKEN.
+// hecForwarderRole is the hec-forwarder role: sealed records to a Splunk
+// HTTP Event Collector, as bus.Forwarder("hec"). The token is read from
+// $AUDITLEDGER_HEC_TOKEN.
 type hecForwarderRole struct {
 	forwardCommon `yaml:",inline"`
 	URL           string `yaml:"url"` // the token: AUDITLEDGER_HEC_TOKEN

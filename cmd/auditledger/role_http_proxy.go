@@ -14,10 +14,11 @@ import (
 	"github.com/auditledger/auditledger/services/telemetry"
 )
 
-// The http-proxy role: the HTTP gateway (services/httpproxy). It connects
-// to the bus as bus.Proxy, or as its producer when the keys directory
-// holds that producer's seed. An Authorization header for the upstream is
-// read from $AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION.
+// httpProxyRole is the http-proxy role: the HTTP gateway
+// (services/httpproxy). It connects to the bus as bus.Proxy, or as its
+// producer when the keys directory holds that producer's seed. An
+// Authorization header for the upstream is read from
+// $AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION.
 type httpProxyRole struct {
 	Listen   string `yaml:"listen"`
 	Upstream string `yaml:"upstream"`

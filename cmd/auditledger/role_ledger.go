@@ -17,9 +17,9 @@ import (
 	"github.com/auditledger/auditledger/ledger/writer"
 )
 
-// The ledger role: the writer, which seals what the bus holds into
-// segments of the store and signs checkpoints. It connects to the bus as
-// bus.Ledger.
+// ledgerRole is the ledger role: the writer, which seals what the bus holds
+// into segments of the store and signs checkpoints. It connects to the bus
+// as bus.Ledger.
 type ledgerRole struct {
 	Store    string   `yaml:"store"`
 	Key      string   `yaml:"key"`

@@ -13,10 +13,11 @@ import (
 	"github.com/auditledger/auditledger/services/telemetry"
 )
 
-// The postgres-proxy role: the PostgreSQL gateway (services/pgproxy). It
-// connects to the bus as bus.Proxy, or as its producer when the keys
-// directory holds that producer's seed. The upstream URL, which holds the
-// proxy's credentials, is read from $AUDITLEDGER_PROXY_UPSTREAM.
+// postgresProxyRole is the postgres-proxy role: the PostgreSQL gateway
+// (services/pgproxy). It connects to the bus as bus.Proxy, or as its
+// producer when the keys directory holds that producer's seed. The upstream
+// URL, which holds the proxy's credentials, is read from
+// $AUDITLEDGER_PROXY_UPSTREAM.
 type postgresProxyRole struct {
 	Listen     string `yaml:"listen"`
 	Policy     string `yaml:"policy"`

@@ -16,9 +16,9 @@ import (
 	"github.com/auditledger/auditledger/projections"
 )
 
-// The projector role: applies each sealed segment, verified, to the
-// PostgreSQL projection ($AUDITLEDGER_DATABASE_URL). It reads the store,
-// not the bus.
+// projectorRole is the projector role: applies each sealed segment,
+// verified, to the PostgreSQL projection ($AUDITLEDGER_DATABASE_URL). It
+// reads the store, not the bus.
 type projectorRole struct {
 	Store       string   `yaml:"store"`
 	VKey        string   `yaml:"vkey"`

@@ -12,8 +12,8 @@ import (
 	"github.com/auditledger/auditledger/services/siem"
 )
 
-// The syslog-forwarder role: sealed records to a syslog receiver (RFC
-// 5424 over TCP or TLS), as bus.Forwarder("syslog").
+// syslogForwarderRole is the syslog-forwarder role: sealed records to a
+// syslog receiver (RFC 5424 over TCP or TLS), as bus.Forwarder("syslog").
 type syslogForwarderRole struct {
 	forwardCommon `yaml:",inline"`
 	Addr          string `yaml:"addr"`

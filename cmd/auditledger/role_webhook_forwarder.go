@@ -9,8 +9,9 @@ import (
 	"github.com/auditledger/auditledger/services/siem"
 )
 
-// The webhook-forwarder role: sealed records to an HTTPS endpoint, signed
-// with $AUDITLEDGER_WEBHOOK_SECRET, as bus.Forwarder("webhook").
+// webhookForwarderRole is the webhook-forwarder role: sealed records to an
+// HTTPS endpoint, signed with $AUDITLEDGER_WEBHOOK_SECRET, as
+// bus.Forwarder("webhook").
 type webhookForwarderRole struct {
 	forwardCommon `yaml:",inline"`
 	URL           string `yaml:"url"` // the secret: AUDITLEDGER_WEBHOOK_SECRET
