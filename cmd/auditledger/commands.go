@@ -111,7 +111,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fmt.Fprintln(stderr, "auditledger:", err)
 	var ue *cli.UsageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "Usage: %s\nRun '%s --help' for more.\n", c.UseLine(), c.CommandPath())
+		use := c.UseLine()
+		if c.HasAvailableSubCommands() {
+			use = c.CommandPath() + " COMMAND [flags]"
+		}
+		fmt.Fprintf(stderr, "Usage: %s\nRun '%s --help' for more.\n", use, c.CommandPath())
 	}
 	return err
 }

@@ -22,7 +22,7 @@ import (
 )
 
 func keysGenerate(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "keys generate", "Creates DIR/ledger.key (the secret signing key, mode 0600) and DIR/ledger.vkey\n(the public verifier key, name+hash+base64, as Go's checksum database and\ntransparency-log witnesses use). The key name is the log's origin line in\nevery checkpoint. With --file approvals, the key the api role signs approval\ndecisions with (approvals.key) and the verifier key proxies check them with\n(approvals.vkey). Existing keys are never overwritten.")
+	fs := cli.Describe(c, "keys generate --out DIR [--name ORIGIN] [--file STEM]", "Creates DIR/ledger.key (the secret signing key, mode 0600) and DIR/ledger.vkey\n(the public verifier key, name+hash+base64, as Go's checksum database and\ntransparency-log witnesses use). The key name is the log's origin line in\nevery checkpoint. With --file approvals, the key the api role signs approval\ndecisions with (approvals.key) and the verifier key proxies check them with\n(approvals.vkey). Existing keys are never overwritten.")
 	out := fs.String("out", "", "directory to write the keys into (created if missing)")
 	name := fs.String("name", "auditledger.local/log", "key name and log origin: a schema-less URL without spaces or '+'")
 	file := fs.String("file", "ledger", "file name stem: DIR/STEM.key and DIR/STEM.vkey (\"approvals\" for the key the api role signs decisions with)")
