@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -23,7 +23,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
@@ -34,9 +37,10 @@ import (
 	"github.com/auditledger/auditledger/services/pgproxy"
 )
 
-func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("bench proxy --upstream URL [--clients 4,16] [--duration 10s] [--runs N] [--scale 10] [--sync always,interval] [--durability before-response,before-forward] [--writer=false]",
-		"Runs pgbench, select-only and TPC-B-like, at each client count against one\nPostgreSQL database along every path a team might choose, and prints TPS,\naverage latency and each path's share of the direct and pgbouncer figures:\n\n  direct      straight to PostgreSQL\n  pgbouncer   through Debian's pgbouncer in session pooling (the cost of a bare hop)\n  pgaudit     direct, with pgaudit.log = 'all' (needs pgaudit in the server's\n              shared_preload_libraries; skipped otherwise)\n  copy        through a bare Go TCP relay (io.Copy both ways, no protocol):\n              what any hop written in Go costs on these cores\n  copy-fsync  the same relay, each response held until a 1.1 KB record of it\n              is appended to a local file and fsynced, in groups (what queued\n              while the last fsync ran): the least any hop can cost that makes\n              a record durable before it releases a result\n  relay       through the auditledger proxy with every event built and encoded,\n              then discarded: what the relay costs without storing anything,\n              a floor for the proxy rows\n  relay-fsync the proxy with every event appended to a local file and fsynced\n              in groups before its statement's result is released: the proxy\n              made durable before the response with no bus and no ledger,\n              a floor for the fsync-always proxy rows\n  proxy       through the auditledger proxy, the ledger writer sealing what it\n              records, on an embedded NATS — once per JetStream fsync setting\n              and durability mode\n\ncopy, copy-fsync, relay and relay-fsync are yardsticks, never ways to run\nthe proxy. The first lines say what an fsync costs on the disk the bench\nwrites to; under the table, each row's machine CPU per transaction is set\nagainst what 80 % and 50 % of pgbouncer's TPS allow.\n\nEverything runs on this machine's cores. pgbench (and pgbouncer for its\nrow) must be on PATH; the database is initialised with pgbench -i first.", stderr)
+// Proxy is `auditledger bench proxy`: it runs pgbench directly and through the PostgreSQL proxy, side by side.
+func Proxy(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "bench proxy --upstream URL [--clients 4,16] [--duration 10s] [--runs N] [--scale 10] [--sync always,interval] [--durability before-response,before-forward] [--writer=false]",
+		"Runs pgbench, select-only and TPC-B-like, at each client count against one\nPostgreSQL database along every path a team might choose, and prints TPS,\naverage latency and each path's share of the direct and pgbouncer figures:\n\n  direct      straight to PostgreSQL\n  pgbouncer   through Debian's pgbouncer in session pooling (the cost of a bare hop)\n  pgaudit     direct, with pgaudit.log = 'all' (needs pgaudit in the server's\n              shared_preload_libraries; skipped otherwise)\n  copy        through a bare Go TCP relay (io.Copy both ways, no protocol):\n              what any hop written in Go costs on these cores\n  copy-fsync  the same relay, each response held until a 1.1 KB record of it\n              is appended to a local file and fsynced, in groups (what queued\n              while the last fsync ran): the least any hop can cost that makes\n              a record durable before it releases a result\n  relay       through the auditledger proxy with every event built and encoded,\n              then discarded: what the relay costs without storing anything,\n              a floor for the proxy rows\n  relay-fsync the proxy with every event appended to a local file and fsynced\n              in groups before its statement's result is released: the proxy\n              made durable before the response with no bus and no ledger,\n              a floor for the fsync-always proxy rows\n  proxy       through the auditledger proxy, the ledger writer sealing what it\n              records, on an embedded NATS — once per JetStream fsync setting\n              and durability mode\n\ncopy, copy-fsync, relay and relay-fsync are yardsticks, never ways to run\nthe proxy. The first lines say what an fsync costs on the disk the bench\nwrites to; under the table, each row's machine CPU per transaction is set\nagainst what 80 % and 50 % of pgbouncer's TPS allow.\n\nEverything runs on this machine's cores. pgbench (and pgbouncer for its\nrow) must be on PATH; the database is initialised with pgbench -i first.")
 	upstream := fs.String("upstream", "", "postgres:// URL of a database to benchmark, as a superuser for the pgaudit row (it is overwritten by pgbench -i)")
 	clientsArg := fs.String("clients", "4,16", "comma-separated client counts")
 	duration := fs.Duration("duration", 10*time.Second, "length of each pgbench run")
@@ -49,349 +53,348 @@ func benchProxy(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy, NATS and the writer (this process) to FILE")
 	runs := fs.Int("runs", 1, "pgbench runs per path, client count and script; with more than one, each row is the run of median TPS and shows the range")
 	withWriter := fs.Bool("writer", true, "run the ledger writer in this process, sealing what the proxy records; false measures the proxy with the writer on another node (events are stored on the bus, not sealed here)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	stop, err := startCPUProfile(*cpuProfile)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	if err := required(fs, "upstream"); err != nil {
-		return err
-	}
-	u, err := url.Parse(*upstream)
-	if err != nil || u.Scheme != "postgres" && u.Scheme != "postgresql" {
-		return fmt.Errorf("bench proxy: --upstream must be a postgres:// URL")
-	}
-	var clients []string
-	for _, c := range strings.Split(*clientsArg, ",") {
-		if n, err := strconv.Atoi(strings.TrimSpace(c)); err != nil || n < 1 {
-			return fmt.Errorf("bench proxy: --clients: %q is not a positive number", c)
-		}
-		clients = append(clients, strings.TrimSpace(c))
-	}
-	syncs, err := fsyncSettings("bench proxy", *syncArg)
-	if err != nil {
-		return err
-	}
-	var durabilities []pgproxy.Durability
-	for _, d := range strings.Split(*durArg, ",") {
-		if d != string(pgproxy.BeforeForward) && d != string(pgproxy.BeforeResponse) {
-			return fmt.Errorf("bench proxy: --durability %q, want before-response or before-forward", d)
-		}
-		durabilities = append(durabilities, pgproxy.Durability(d))
-	}
-	paths := map[string]bool{}
-	for _, p := range strings.Split(*pathsArg, ",") {
-		if !slices.Contains([]string{"direct", "pgbouncer", "pgaudit", "copy", "copy-fsync", "relay", "relay-fsync", "proxy"}, p) {
-			return fmt.Errorf("bench proxy: --paths: %q unknown (direct, pgbouncer, pgaudit, copy, copy-fsync, relay, relay-fsync, proxy)", p)
-		}
-		paths[p] = true
-	}
-	if *runs < 1 {
-		return fmt.Errorf("bench proxy: --runs %d, want 1 or more", *runs)
-	}
-	if *sign != "none" && *sign != "attest" && *sign != "each" {
-		return fmt.Errorf("bench proxy: --producer-sig %q, want none, attest or each", *sign)
-	}
-	var pol *pgproxy.Policy
-	if *policyFile != "" {
-		if pol, err = pgproxy.LoadPolicy(*policyFile); err != nil {
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
 			return err
 		}
-	}
-	if out, err := exec.CommandContext(ctx, "pgbench", "-i", "-q", "-s", strconv.Itoa(*scale), *upstream).CombinedOutput(); err != nil {
-		return fmt.Errorf("bench proxy: pgbench -i: %v\n%s", err, out)
-	}
-	dir, err := os.MkdirTemp("", "auditledger-bench-proxy-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+		defer stop()
+		if err := cli.Required(fs, "upstream"); err != nil {
+			return err
+		}
+		u, err := url.Parse(*upstream)
+		if err != nil || u.Scheme != "postgres" && u.Scheme != "postgresql" {
+			return fmt.Errorf("bench proxy: --upstream must be a postgres:// URL")
+		}
+		var clients []string
+		for _, c := range strings.Split(*clientsArg, ",") {
+			if n, err := strconv.Atoi(strings.TrimSpace(c)); err != nil || n < 1 {
+				return fmt.Errorf("bench proxy: --clients: %q is not a positive number", c)
+			}
+			clients = append(clients, strings.TrimSpace(c))
+		}
+		syncs, err := fsyncSettings("bench proxy", *syncArg)
+		if err != nil {
+			return err
+		}
+		var durabilities []pgproxy.Durability
+		for _, d := range strings.Split(*durArg, ",") {
+			if d != string(pgproxy.BeforeForward) && d != string(pgproxy.BeforeResponse) {
+				return fmt.Errorf("bench proxy: --durability %q, want before-response or before-forward", d)
+			}
+			durabilities = append(durabilities, pgproxy.Durability(d))
+		}
+		paths := map[string]bool{}
+		for _, p := range strings.Split(*pathsArg, ",") {
+			if !slices.Contains([]string{"direct", "pgbouncer", "pgaudit", "copy", "copy-fsync", "relay", "relay-fsync", "proxy"}, p) {
+				return fmt.Errorf("bench proxy: --paths: %q unknown (direct, pgbouncer, pgaudit, copy, copy-fsync, relay, relay-fsync, proxy)", p)
+			}
+			paths[p] = true
+		}
+		if *runs < 1 {
+			return fmt.Errorf("bench proxy: --runs %d, want 1 or more", *runs)
+		}
+		if *sign != "none" && *sign != "attest" && *sign != "each" {
+			return fmt.Errorf("bench proxy: --producer-sig %q, want none, attest or each", *sign)
+		}
+		var pol *pgproxy.Policy
+		if *policyFile != "" {
+			if pol, err = pgproxy.LoadPolicy(*policyFile); err != nil {
+				return err
+			}
+		}
+		if out, err := exec.CommandContext(ctx, "pgbench", "-i", "-q", "-s", strconv.Itoa(*scale), *upstream).CombinedOutput(); err != nil {
+			return fmt.Errorf("bench proxy: pgbench -i: %v\n%s", err, out)
+		}
+		dir, err := os.MkdirTemp("", "auditledger-bench-proxy-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
 
-	var all []*benchPath
-	if paths["direct"] {
-		all = append(all, &benchPath{name: "direct", url: *upstream})
-	}
-	if paths["pgbouncer"] {
-		p := &benchPath{name: "pgbouncer (session pooling)"}
-		if p.url, err = startPgbouncer(ctx, dir, u); err != nil {
-			p.skipped = err.Error()
+		var all []*benchPath
+		if paths["direct"] {
+			all = append(all, &benchPath{name: "direct", url: *upstream})
 		}
-		p.cpu = func() time.Duration { return pgbouncerCPU(dir) }
-		defer stopPgbouncer(dir)
-		all = append(all, p)
-	}
-	if paths["pgaudit"] {
-		p := &benchPath{name: "pgaudit (log = all)", url: *upstream}
-		db := strings.TrimPrefix(u.Path, "/")
-		if err := pgauditLoaded(ctx, *upstream); err != nil {
-			p.skipped = err.Error()
-		} else {
-			p.before = func() error {
-				return execSQL(ctx, *upstream, fmt.Sprintf(`ALTER DATABASE %s SET pgaudit.log = 'all'`, pgx.Identifier{db}.Sanitize()))
+		if paths["pgbouncer"] {
+			p := &benchPath{name: "pgbouncer (session pooling)"}
+			if p.url, err = startPgbouncer(ctx, dir, u); err != nil {
+				p.skipped = err.Error()
 			}
-			p.after = func() error {
-				return execSQL(ctx, *upstream, fmt.Sprintf(`ALTER DATABASE %s RESET pgaudit.log`, pgx.Identifier{db}.Sanitize()))
-			}
+			p.cpu = func() time.Duration { return pgbouncerCPU(dir) }
+			defer stopPgbouncer(dir)
+			all = append(all, p)
 		}
-		all = append(all, p)
-	}
-	if paths["copy"] {
-		p := &benchPath{name: "Go TCP relay, bytes copied", kind: "copy", cpu: selfCPU}
-		cctx, stopCopy := context.WithCancel(ctx)
-		defer stopCopy()
-		if p.url, err = startCopyRelay(cctx, u, nil); err != nil {
-			return err
-		}
-		all = append(all, p)
-	}
-	if paths["copy-fsync"] {
-		// Each response waits for an fsync covering a record of the
-		// size the proxy writes per statement (two events): the least
-		// any hop can cost that makes a record durable before it
-		// releases a result, understanding nothing of what it relays.
-		fr, err := newFsyncRecorder(filepath.Join(dir, "copy-fsync.log"))
-		if err != nil {
-			return err
-		}
-		defer fr.close()
-		record := bytes.Repeat([]byte{'x'}, 1100)
-		waits := &waitTimes{}
-		p := &benchPath{name: "Go TCP relay + local fsync per group", kind: "copy-fsync", cpu: selfCPU, target: 0.5, stored: fr.stored, waits: waits}
-		cctx, stopCopy := context.WithCancel(ctx)
-		defer stopCopy()
-		hold := func() error {
-			defer waits.since(time.Now())
-			return fr.store(record)
-		}
-		if p.url, err = startCopyRelay(cctx, u, hold); err != nil {
-			return err
-		}
-		all = append(all, p)
-	}
-	if paths["relay"] {
-		// Before-response forwards at once and releases the result when
-		// the record is stored, which a discarding recorder reports at once.
-		p := &benchPath{name: "relay only, events discarded", kind: "relay", cpu: selfCPU}
-		url, stopRelay, err := startBenchProxy(ctx, discardRecorder{}, pol, *upstream, pgproxy.BeforeResponse)
-		if err != nil {
-			return err
-		}
-		defer stopRelay()
-		p.url = url
-		all = append(all, p)
-	}
-	if paths["relay-fsync"] {
-		fr, err := newFsyncRecorder(filepath.Join(dir, "fsync-floor.log"))
-		if err != nil {
-			return err
-		}
-		defer fr.close()
-		waits := &timedRecorder{rec: fr}
-		p := &benchPath{name: "relay + local fsync per group, no bus", kind: "relay-fsync", cpu: selfCPU, target: 0.5, stored: fr.stored, waits: &waits.waitTimes}
-		url, stopFloor, err := startBenchProxy(ctx, waits, pol, *upstream, pgproxy.BeforeResponse)
-		if err != nil {
-			return err
-		}
-		defer stopFloor()
-		p.url = url
-		all = append(all, p)
-	}
-	proxies := map[string][]*benchPath{} // by fsync setting
-	if paths["proxy"] {
-		for _, s := range syncs {
-			for _, d := range durabilities {
-				// The targets: 80% of pgbouncer's TPS with fsync interval,
-				// 50% with fsync always.
-				target := 0.8
-				if s == "always" {
-					target = 0.5
+		if paths["pgaudit"] {
+			p := &benchPath{name: "pgaudit (log = all)", url: *upstream}
+			db := strings.TrimPrefix(u.Path, "/")
+			if err := pgauditLoaded(ctx, *upstream); err != nil {
+				p.skipped = err.Error()
+			} else {
+				p.before = func() error {
+					return execSQL(ctx, *upstream, fmt.Sprintf(`ALTER DATABASE %s SET pgaudit.log = 'all'`, pgx.Identifier{db}.Sanitize()))
 				}
-				p := &benchPath{name: fmt.Sprintf("proxy, fsync %s, %s", s, d), proxy: true, cpu: selfCPU, target: target}
-				proxies[s] = append(proxies[s], p)
-				all = append(all, p)
+				p.after = func() error {
+					return execSQL(ctx, *upstream, fmt.Sprintf(`ALTER DATABASE %s RESET pgaudit.log`, pgx.Identifier{db}.Sanitize()))
+				}
+			}
+			all = append(all, p)
+		}
+		if paths["copy"] {
+			p := &benchPath{name: "Go TCP relay, bytes copied", kind: "copy", cpu: selfCPU}
+			cctx, stopCopy := context.WithCancel(ctx)
+			defer stopCopy()
+			if p.url, err = startCopyRelay(cctx, u, nil); err != nil {
+				return err
+			}
+			all = append(all, p)
+		}
+		if paths["copy-fsync"] {
+			// Each response waits for an fsync covering a record of the
+			// size the proxy writes per statement (two events): the least
+			// any hop can cost that makes a record durable before it
+			// releases a result, understanding nothing of what it relays.
+			fr, err := newFsyncRecorder(filepath.Join(dir, "copy-fsync.log"))
+			if err != nil {
+				return err
+			}
+			defer fr.close()
+			record := bytes.Repeat([]byte{'x'}, 1100)
+			waits := &waitTimes{}
+			p := &benchPath{name: "Go TCP relay + local fsync per group", kind: "copy-fsync", cpu: selfCPU, target: 0.5, stored: fr.stored, waits: waits}
+			cctx, stopCopy := context.WithCancel(ctx)
+			defer stopCopy()
+			hold := func() error {
+				defer waits.since(time.Now())
+				return fr.store(record)
+			}
+			if p.url, err = startCopyRelay(cctx, u, hold); err != nil {
+				return err
+			}
+			all = append(all, p)
+		}
+		if paths["relay"] {
+			// Before-response forwards at once and releases the result when
+			// the record is stored, which a discarding recorder reports at once.
+			p := &benchPath{name: "relay only, events discarded", kind: "relay", cpu: selfCPU}
+			url, stopRelay, err := startBenchProxy(ctx, discardRecorder{}, pol, *upstream, pgproxy.BeforeResponse)
+			if err != nil {
+				return err
+			}
+			defer stopRelay()
+			p.url = url
+			all = append(all, p)
+		}
+		if paths["relay-fsync"] {
+			fr, err := newFsyncRecorder(filepath.Join(dir, "fsync-floor.log"))
+			if err != nil {
+				return err
+			}
+			defer fr.close()
+			waits := &timedRecorder{rec: fr}
+			p := &benchPath{name: "relay + local fsync per group, no bus", kind: "relay-fsync", cpu: selfCPU, target: 0.5, stored: fr.stored, waits: &waits.waitTimes}
+			url, stopFloor, err := startBenchProxy(ctx, waits, pol, *upstream, pgproxy.BeforeResponse)
+			if err != nil {
+				return err
+			}
+			defer stopFloor()
+			p.url = url
+			all = append(all, p)
+		}
+		proxies := map[string][]*benchPath{} // by fsync setting
+		if paths["proxy"] {
+			for _, s := range syncs {
+				for _, d := range durabilities {
+					// The targets: 80% of pgbouncer's TPS with fsync interval,
+					// 50% with fsync always.
+					target := 0.8
+					if s == "always" {
+						target = 0.5
+					}
+					p := &benchPath{name: fmt.Sprintf("proxy, fsync %s, %s", s, d), proxy: true, cpu: selfCPU, target: target}
+					proxies[s] = append(proxies[s], p)
+					all = append(all, p)
+				}
 			}
 		}
-	}
 
-	where := "running in this process"
-	if !*withWriter {
-		where = "not running (on another node: events are stored on the bus, not sealed here)"
-	}
-	fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, producer signatures %s, policy %q, bus authentication on, ledger writer %s\n", *duration, *scale, *sign, *policyFile, where)
-	fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
-	disk, err := diskFsync(dir, 1000, 4500)
-	if err != nil {
-		return fmt.Errorf("bench proxy: fsync probe in %s: %w", dir, err)
-	}
-	fmt.Fprintf(stdout, "disk under %s: %s\n", os.TempDir(), disk)
-	results := map[string]map[*benchPath]pgbenchResult{} // by clients/script
-	key := func(c, script string) string { return c + "/" + script }
-	// measure runs pgbench once on p and reads what the run cost.
-	measure := func(p *benchPath, c, script string) (pgbenchResult, error) {
-		if p.before != nil {
-			if err := p.before(); err != nil {
-				return pgbenchResult{}, err
+		where := "running in this process"
+		if !*withWriter {
+			where = "not running (on another node: events are stored on the bus, not sealed here)"
+		}
+		fmt.Fprintf(stdout, "auditledger bench proxy: pgbench -T %v, scale %d, producer signatures %s, policy %q, bus authentication on, ledger writer %s\n", *duration, *scale, *sign, *policyFile, where)
+		fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
+		disk, err := diskFsync(dir, 1000, 4500)
+		if err != nil {
+			return fmt.Errorf("bench proxy: fsync probe in %s: %w", dir, err)
+		}
+		fmt.Fprintf(stdout, "disk under %s: %s\n", os.TempDir(), disk)
+		results := map[string]map[*benchPath]pgbenchResult{} // by clients/script
+		key := func(c, script string) string { return c + "/" + script }
+		// measure runs pgbench once on p and reads what the run cost.
+		measure := func(p *benchPath, c, script string) (pgbenchResult, error) {
+			if p.before != nil {
+				if err := p.before(); err != nil {
+					return pgbenchResult{}, err
+				}
 			}
-		}
-		var cpu0 time.Duration
-		if p.cpu != nil {
-			cpu0 = p.cpu()
-		}
-		var ev0, msg0 uint64
-		if p.stored != nil {
-			ev0, msg0 = p.stored()
-		}
-		if p.waits != nil {
-			p.waits.take()
-		}
-		busy0, idle0 := machineCPU()
-		r, err := pgbench(ctx, []string{"-n", "-T", strconv.Itoa(int(duration.Seconds())), "-c", c, "-j", "2", "-b", script, p.url})
-		busy1, idle1 := machineCPU()
-		r.machine, r.idle = busy1-busy0, idle1-idle0
-		if p.cpu != nil && err == nil {
-			r.cpu = p.cpu() - cpu0
-		}
-		if p.stored != nil {
-			ev1, msg1 := p.stored()
-			r.events, r.messages = ev1-ev0, msg1-msg0
-		}
-		if p.waits != nil {
-			r.waits = p.waits.take()
-		}
-		if p.after != nil {
-			if aerr := p.after(); aerr != nil && err == nil {
-				err = aerr
+			var cpu0 time.Duration
+			if p.cpu != nil {
+				cpu0 = p.cpu()
 			}
+			var ev0, msg0 uint64
+			if p.stored != nil {
+				ev0, msg0 = p.stored()
+			}
+			if p.waits != nil {
+				p.waits.take()
+			}
+			busy0, idle0 := machineCPU()
+			r, err := pgbench(ctx, []string{"-n", "-T", strconv.Itoa(int(duration.Seconds())), "-c", c, "-j", "2", "-b", script, p.url})
+			busy1, idle1 := machineCPU()
+			r.machine, r.idle = busy1-busy0, idle1-idle0
+			if p.cpu != nil && err == nil {
+				r.cpu = p.cpu() - cpu0
+			}
+			if p.stored != nil {
+				ev1, msg1 := p.stored()
+				r.events, r.messages = ev1-ev0, msg1-msg0
+			}
+			if p.waits != nil {
+				r.waits = p.waits.take()
+			}
+			if p.after != nil {
+				if aerr := p.after(); aerr != nil && err == nil {
+					err = aerr
+				}
+			}
+			return r, err
 		}
-		return r, err
-	}
-	// run measures p --runs times per client count and script and keeps
-	// the run of median TPS, with the lowest and highest TPS seen.
-	run := func(p *benchPath) error {
-		if p.skipped != "" {
+		// run measures p --runs times per client count and script and keeps
+		// the run of median TPS, with the lowest and highest TPS seen.
+		run := func(p *benchPath) error {
+			if p.skipped != "" {
+				return nil
+			}
+			for _, c := range clients {
+				for _, script := range []string{"select-only", "tpcb-like"} {
+					var rs []pgbenchResult
+					for range *runs {
+						r, err := measure(p, c, script)
+						if err != nil {
+							return fmt.Errorf("bench proxy: %s: %w", p.name, err)
+						}
+						rs = append(rs, r)
+					}
+					slices.SortFunc(rs, func(a, b pgbenchResult) int { return cmp.Compare(a.tps, b.tps) })
+					r := rs[len(rs)/2]
+					r.lo, r.hi = rs[0].tps, rs[len(rs)-1].tps
+					if results[key(c, script)] == nil {
+						results[key(c, script)] = map[*benchPath]pgbenchResult{}
+					}
+					results[key(c, script)][p] = r
+				}
+			}
 			return nil
 		}
+		for _, p := range all {
+			if p.proxy {
+				continue
+			}
+			if err := run(p); err != nil {
+				return err
+			}
+		}
+		for _, s := range syncs {
+			if len(proxies[s]) == 0 {
+				continue
+			}
+			err := withBenchLedger(ctx, filepath.Join(dir, "fsync-"+s), s == "always", *withWriter, *sign, func(em *emitter.Emitter) error {
+				for i, d := range durabilities {
+					proxies[s][i].stored = func() (uint64, uint64) {
+						st := &em.Stats
+						grouped, singles := st.GroupedEvents.Load(), st.Singles.Load()
+						return grouped + singles, st.Groups.Load() + singles
+					}
+					waits := &timedRecorder{rec: em}
+					proxies[s][i].waits = &waits.waitTimes
+					url, stopProxy, err := startBenchProxy(ctx, waits, pol, *upstream, d)
+					if err != nil {
+						return err
+					}
+					proxies[s][i].url = url
+					err = run(proxies[s][i])
+					stopProxy()
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+
+		spreadHeader := ""
+		if *runs > 1 {
+			spreadHeader = fmt.Sprintf("  TPS of %d runs", *runs)
+		}
+		fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9s %11s %9s %12s %12s %14s %5s %10s %19s%s\n", "clients", "script", "path", "TPS", "latency", "of direct", "of pgbouncer", "hop CPU/tx", "machine CPU/tx", "idle", "events/msg", "record stored p50/p99", spreadHeader)
 		for _, c := range clients {
 			for _, script := range []string{"select-only", "tpcb-like"} {
-				var rs []pgbenchResult
-				for range *runs {
-					r, err := measure(p, c, script)
-					if err != nil {
-						return fmt.Errorf("bench proxy: %s: %w", p.name, err)
+				rs := results[key(c, script)]
+				var direct, bouncer float64
+				for p, r := range rs {
+					switch {
+					case p.name == "direct":
+						direct = r.tps
+					case strings.HasPrefix(p.name, "pgbouncer"):
+						bouncer = r.tps
 					}
-					rs = append(rs, r)
 				}
-				slices.SortFunc(rs, func(a, b pgbenchResult) int { return cmp.Compare(a.tps, b.tps) })
-				r := rs[len(rs)/2]
-				r.lo, r.hi = rs[0].tps, rs[len(rs)-1].tps
-				if results[key(c, script)] == nil {
-					results[key(c, script)] = map[*benchPath]pgbenchResult{}
+				for _, p := range all {
+					if p.skipped != "" {
+						fmt.Fprintf(stdout, "  %-7s %-11s %-40s skipped: %s\n", c, script, p.name, p.skipped)
+						continue
+					}
+					r := rs[p]
+					share := func(base float64) string {
+						if base == 0 {
+							return "-"
+						}
+						return fmt.Sprintf("%.0f%%", 100*r.tps/base)
+					}
+					txs := r.tps * duration.Seconds()
+					perTx, machine, idle, group, waited := "-", "-", "-", "-", "-"
+					if r.cpu > 0 {
+						perTx = fmt.Sprintf("%.0f µs", float64(r.cpu.Microseconds())/txs)
+					}
+					if r.machine > 0 {
+						machine = fmt.Sprintf("%.0f µs", float64(r.machine.Microseconds())/txs)
+						idle = fmt.Sprintf("%.0f%%", 100*float64(r.idle)/float64(r.machine+r.idle))
+					}
+					if r.messages > 0 {
+						group = fmt.Sprintf("%.1f", float64(r.events)/float64(r.messages))
+					}
+					if n := len(r.waits); n > 0 {
+						ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+						waited = fmt.Sprintf("%.2f/%.2f ms", ms(r.waits[n/2]), ms(r.waits[n*99/100]))
+					}
+					spread := ""
+					if *runs > 1 {
+						spread = fmt.Sprintf("  %.0f–%.0f", r.lo, r.hi)
+					}
+					fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9.0f %11s %9s %12s %12s %14s %5s %10s %19s%s\n", c, script, p.name, r.tps, r.latency, share(direct), share(bouncer), perTx, machine, idle, group, waited, spread)
 				}
-				results[key(c, script)][p] = r
 			}
 		}
+		printBudget(stdout, clients, *duration, all, func(c, script string, p *benchPath) (pgbenchResult, bool) {
+			r, ok := results[key(c, script)][p]
+			return r, ok
+		})
 		return nil
 	}
-	for _, p := range all {
-		if p.proxy {
-			continue
-		}
-		if err := run(p); err != nil {
-			return err
-		}
-	}
-	for _, s := range syncs {
-		if len(proxies[s]) == 0 {
-			continue
-		}
-		err := withBenchLedger(ctx, filepath.Join(dir, "fsync-"+s), s == "always", *withWriter, *sign, func(em *emitter.Emitter) error {
-			for i, d := range durabilities {
-				proxies[s][i].stored = func() (uint64, uint64) {
-					st := &em.Stats
-					grouped, singles := st.GroupedEvents.Load(), st.Singles.Load()
-					return grouped + singles, st.Groups.Load() + singles
-				}
-				waits := &timedRecorder{rec: em}
-				proxies[s][i].waits = &waits.waitTimes
-				url, stopProxy, err := startBenchProxy(ctx, waits, pol, *upstream, d)
-				if err != nil {
-					return err
-				}
-				proxies[s][i].url = url
-				err = run(proxies[s][i])
-				stopProxy()
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-
-	spreadHeader := ""
-	if *runs > 1 {
-		spreadHeader = fmt.Sprintf("  TPS of %d runs", *runs)
-	}
-	fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9s %11s %9s %12s %12s %14s %5s %10s %19s%s\n", "clients", "script", "path", "TPS", "latency", "of direct", "of pgbouncer", "hop CPU/tx", "machine CPU/tx", "idle", "events/msg", "record stored p50/p99", spreadHeader)
-	for _, c := range clients {
-		for _, script := range []string{"select-only", "tpcb-like"} {
-			rs := results[key(c, script)]
-			var direct, bouncer float64
-			for p, r := range rs {
-				switch {
-				case p.name == "direct":
-					direct = r.tps
-				case strings.HasPrefix(p.name, "pgbouncer"):
-					bouncer = r.tps
-				}
-			}
-			for _, p := range all {
-				if p.skipped != "" {
-					fmt.Fprintf(stdout, "  %-7s %-11s %-40s skipped: %s\n", c, script, p.name, p.skipped)
-					continue
-				}
-				r := rs[p]
-				share := func(base float64) string {
-					if base == 0 {
-						return "-"
-					}
-					return fmt.Sprintf("%.0f%%", 100*r.tps/base)
-				}
-				txs := r.tps * duration.Seconds()
-				perTx, machine, idle, group, waited := "-", "-", "-", "-", "-"
-				if r.cpu > 0 {
-					perTx = fmt.Sprintf("%.0f µs", float64(r.cpu.Microseconds())/txs)
-				}
-				if r.machine > 0 {
-					machine = fmt.Sprintf("%.0f µs", float64(r.machine.Microseconds())/txs)
-					idle = fmt.Sprintf("%.0f%%", 100*float64(r.idle)/float64(r.machine+r.idle))
-				}
-				if r.messages > 0 {
-					group = fmt.Sprintf("%.1f", float64(r.events)/float64(r.messages))
-				}
-				if n := len(r.waits); n > 0 {
-					ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-					waited = fmt.Sprintf("%.2f/%.2f ms", ms(r.waits[n/2]), ms(r.waits[n*99/100]))
-				}
-				spread := ""
-				if *runs > 1 {
-					spread = fmt.Sprintf("  %.0f–%.0f", r.lo, r.hi)
-				}
-				fmt.Fprintf(stdout, "  %-7s %-11s %-40s %9.0f %11s %9s %12s %12s %14s %5s %10s %19s%s\n", c, script, p.name, r.tps, r.latency, share(direct), share(bouncer), perTx, machine, idle, group, waited, spread)
-			}
-		}
-	}
-	printBudget(stdout, clients, *duration, all, func(c, script string, p *benchPath) (pgbenchResult, bool) {
-		r, ok := results[key(c, script)][p]
-		return r, ok
-	})
-	return nil
 }
 
 // printBudget says, for each proxy and yardstick row, what share of
@@ -477,13 +480,13 @@ func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPat
 // writer the ledger writer on a local store, and an emitter with the
 // proxy's bus role, for the length of fn.
 func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter bool, sign string, fn func(*emitter.Emitter) error) error {
-	ns, dial, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
+	ns, dial, err := busdial.StartEmbedded("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
 	if err != nil {
 		return err
 	}
 	defer ns.Shutdown()
-	defer dial.close()
-	_, ledgerJS, err := dial.connect(bus.Ledger)
+	defer dial.Close()
+	_, ledgerJS, err := dial.Connect(bus.Ledger)
 	if err != nil {
 		return err
 	}
@@ -506,7 +509,7 @@ func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter boo
 		defer func() { stopWriter(); <-written }()
 	}
 
-	_, js, err := dial.connect(bus.Proxy)
+	_, js, err := dial.Connect(bus.Proxy)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -19,7 +19,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
@@ -27,9 +30,10 @@ import (
 	"github.com/auditledger/auditledger/ledger/writer"
 )
 
-func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("bench ingest [--n N] [--size BYTES] [--producers 1,4,16] [--sync always|interval]",
-		"Measures end-to-end ingestion on the embedded NATS server with file storage:\nproducers publish events asynchronously through the emitter library, the ledger\nwriter seals them, and the time from publish to the sealed record appearing on\nAUDIT_LEDGER is recorded. Prints events/s and latency percentiles for each\nproducer concurrency, each run on fresh state.", stderr)
+// Ingest is `auditledger bench ingest`: it measures end-to-end ingestion (publish → sealed) on an embedded NATS server.
+func Ingest(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "bench ingest [--n N] [--size BYTES] [--producers 1,4,16] [--sync always|interval]",
+		"Measures end-to-end ingestion on the embedded NATS server with file storage:\nproducers publish events asynchronously through the emitter library, the ledger\nwriter seals them, and the time from publish to the sealed record appearing on\nAUDIT_LEDGER is recorded. Prints events/s and latency percentiles for each\nproducer concurrency, each run on fresh state.")
 	n := fs.Int("n", 200_000, "events per run")
 	size := fs.Int("size", 512, "approximate encoded event size in bytes")
 	producersArg := fs.String("producers", "1,4,16", "comma-separated producer concurrencies")
@@ -39,42 +43,41 @@ func benchIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	rate := fs.Int("rate", 0, "total publish rate in events/s (0: as fast as the producers can)")
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch of 256 events) or each (every event signed, every signature checked by the writer)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (producers, NATS and the writer) to FILE")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	stop, err := startCPUProfile(*cpuProfile)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	if *sign != "none" && *sign != "attest" && *sign != "each" {
-		return fmt.Errorf("bench ingest: --producer-sig %q, want none, attest or each", *sign)
-	}
-	var producers []int
-	for _, p := range strings.Split(*producersArg, ",") {
-		v, err := strconv.Atoi(strings.TrimSpace(p))
-		if err != nil || v < 1 {
-			return fmt.Errorf("bench ingest: --producers: %q is not a positive number", p)
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
 		}
-		producers = append(producers, v)
-	}
-	fmt.Fprintf(stdout, "auditledger bench ingest: %d events of %d bytes per run, batch %d, max wait %v, JetStream fsync %s, producer signatures %s\n", *n, *size, *batch, *maxWait, *syncMode, *sign)
-	fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), runtime.Version())
-	syncs, err := fsyncSettings("bench ingest", *syncMode)
-	if err != nil {
-		return err
-	}
-	lines := genLines(*n, *size)
-	for _, sync := range syncs {
-		for _, p := range producers {
-			fmt.Fprintf(stdout, "  fsync %-8s", sync)
-			if err := ingestRun(ctx, stdout, lines, p, *rate, *batch, *maxWait, sync == "always", *sign); err != nil {
-				return err
+		defer stop()
+		if *sign != "none" && *sign != "attest" && *sign != "each" {
+			return fmt.Errorf("bench ingest: --producer-sig %q, want none, attest or each", *sign)
+		}
+		var producers []int
+		for _, p := range strings.Split(*producersArg, ",") {
+			v, err := strconv.Atoi(strings.TrimSpace(p))
+			if err != nil || v < 1 {
+				return fmt.Errorf("bench ingest: --producers: %q is not a positive number", p)
+			}
+			producers = append(producers, v)
+		}
+		fmt.Fprintf(stdout, "auditledger bench ingest: %d events of %d bytes per run, batch %d, max wait %v, JetStream fsync %s, producer signatures %s\n", *n, *size, *batch, *maxWait, *syncMode, *sign)
+		fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), runtime.Version())
+		syncs, err := fsyncSettings("bench ingest", *syncMode)
+		if err != nil {
+			return err
+		}
+		lines := genLines(*n, *size)
+		for _, sync := range syncs {
+			for _, p := range producers {
+				fmt.Fprintf(stdout, "  fsync %-8s", sync)
+				if err := ingestRun(ctx, stdout, lines, p, *rate, *batch, *maxWait, sync == "always", *sign); err != nil {
+					return err
+				}
 			}
 		}
+		fmt.Fprintf(stdout, "  peak memory (max RSS) %d MiB\n", maxRSS()>>20)
+		return nil
 	}
-	fmt.Fprintf(stdout, "  peak memory (max RSS) %d MiB\n", maxRSS()>>20)
-	return nil
 }
 
 func ingestRun(ctx context.Context, stdout io.Writer, lines []string, producers, rate, batch int, maxWait time.Duration, syncAlways bool, sign string) error {
@@ -230,7 +233,7 @@ func logSizeOf(l *ledger.Log) uint64 {
 type benchStack struct {
 	dir      string
 	ns       *server.Server
-	dial     *busDialer
+	dial     *busdial.Dialer
 	ledgerJS jetstream.JetStream
 	proxyJS  jetstream.JetStream // asynchronous publishing for the emitter
 	readerNC *nats.Conn
@@ -249,18 +252,18 @@ func newBenchStack(prefix string, syncAlways bool) (_ *benchStack, err error) {
 			st.close()
 		}
 	}()
-	if st.ns, st.dial, err = startEmbeddedNATS("auditledger-bench", filepath.Join(st.dir, "nats"), filepath.Join(st.dir, "nats-keys"), -1, syncAlways, true); err != nil {
+	if st.ns, st.dial, err = busdial.StartEmbedded("auditledger-bench", filepath.Join(st.dir, "nats"), filepath.Join(st.dir, "nats-keys"), -1, syncAlways, true); err != nil {
 		return nil, err
 	}
-	if _, st.ledgerJS, err = st.dial.connect(bus.Ledger); err != nil {
+	if _, st.ledgerJS, err = st.dial.Connect(bus.Ledger); err != nil {
 		return nil, err
 	}
-	nc, _, err := st.dial.connect(bus.Proxy)
+	nc, _, err := st.dial.Connect(bus.Proxy)
 	if err != nil {
 		return nil, err
 	}
 	st.proxyJS, _ = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
-	if st.readerNC, st.readerJS, err = st.dial.connect(bus.Reader); err != nil {
+	if st.readerNC, st.readerJS, err = st.dial.Connect(bus.Reader); err != nil {
 		return nil, err
 	}
 	if st.store, err = file.New(filepath.Join(st.dir, "store")); err != nil {
@@ -273,7 +276,7 @@ func newBenchStack(prefix string, syncAlways bool) (_ *benchStack, err error) {
 
 func (st *benchStack) close() {
 	if st.dial != nil {
-		st.dial.close()
+		st.dial.Close()
 	}
 	if st.ns != nil {
 		st.ns.Shutdown()

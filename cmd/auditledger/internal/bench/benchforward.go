@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -25,7 +25,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
@@ -33,12 +35,12 @@ import (
 	"github.com/auditledger/auditledger/services/siem"
 )
 
-// benchForward measures each forwarder against a receiver on loopback:
+// Forward measures each forwarder against a receiver on loopback:
 // how fast it drains a backlog, and the latency from a record's sealing to
 // its receipt while events are sealed at a steady rate.
-func benchForward(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("bench forward [--n 200000] [--rate 20000] [--seconds 10] [--forwarders syslog,hec,webhook] [--latency D] [--batch N] [--inflight N]",
-		"Measures the SIEM forwarders on this machine: the embedded NATS server and the\nledger writer seal N events, then each forwarder drains that backlog to a\nreceiver on loopback (syslog over TLS with octet counting, an HTTP Event\nCollector with indexer acknowledgement, a signed webhook), and then forwards\nwhile events are sealed at RATE per second for SECONDS, timing each record\nfrom its sealing to its receipt. The receivers are minimal Go servers, so\nthe figures are the forwarder's (with NATS and the writer on the same cores);\n--latency makes the HTTP receivers take D to answer each request, as a remote\nSIEM would.", stderr)
+func Forward(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "bench forward [--n 200000] [--rate 20000] [--seconds 10] [--forwarders syslog,hec,webhook] [--latency D] [--batch N] [--inflight N]",
+		"Measures the SIEM forwarders on this machine: the embedded NATS server and the\nledger writer seal N events, then each forwarder drains that backlog to a\nreceiver on loopback (syslog over TLS with octet counting, an HTTP Event\nCollector with indexer acknowledgement, a signed webhook), and then forwards\nwhile events are sealed at RATE per second for SECONDS, timing each record\nfrom its sealing to its receipt. The receivers are minimal Go servers, so\nthe figures are the forwarder's (with NATS and the writer on the same cores);\n--latency makes the HTTP receivers take D to answer each request, as a remote\nSIEM would.")
 	n := fs.Int("n", 200_000, "events in the backlog")
 	rate := fs.Int("rate", 20_000, "events per second sealed during the live phase")
 	seconds := fs.Int("seconds", 10, "length of the live phase")
@@ -48,22 +50,21 @@ func benchForward(ctx context.Context, args []string, _ io.Reader, stdout, stder
 	latency := fs.Duration("latency", 0, "time the HEC and webhook receivers take to answer each request")
 	batch := fs.Int("batch", 0, "the forwarders' batch (0: the default, 500)")
 	inflight := fs.Int("inflight", 0, "the forwarders' requests in flight (0: the default, 4)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	stop, err := startCPUProfile(*cpuProfile)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	fmt.Fprintf(stdout, "auditledger bench forward: backlog %d events, then %d events/s for %ds; receiver latency %v, batch %d, inflight %d (0: default)\nmachine: %s, %d CPUs, %s\n", *n, *rate, *seconds, *latency, *batch, *inflight, cpuModel(), runtime.NumCPU(), runtimeVersion())
-	for _, name := range strings.Split(*which, ",") {
-		o := forwardOpts{format: *format, n: *n, rate: *rate, seconds: *seconds, latency: *latency, batch: *batch, inflight: *inflight}
-		if err := forwardRun(ctx, stdout, strings.TrimSpace(name), o); err != nil {
-			return fmt.Errorf("bench forward: %s: %w", name, err)
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
 		}
+		defer stop()
+		fmt.Fprintf(stdout, "auditledger bench forward: backlog %d events, then %d events/s for %ds; receiver latency %v, batch %d, inflight %d (0: default)\nmachine: %s, %d CPUs, %s\n", *n, *rate, *seconds, *latency, *batch, *inflight, cpuModel(), runtime.NumCPU(), runtimeVersion())
+		for _, name := range strings.Split(*which, ",") {
+			o := forwardOpts{format: *format, n: *n, rate: *rate, seconds: *seconds, latency: *latency, batch: *batch, inflight: *inflight}
+			if err := forwardRun(ctx, stdout, strings.TrimSpace(name), o); err != nil {
+				return fmt.Errorf("bench forward: %s: %w", name, err)
+			}
+		}
+		return nil
 	}
-	return nil
 }
 
 // benchReceiver counts the records a receiver got, by ledger index, with
@@ -196,7 +197,7 @@ func forwardRun(ctx context.Context, stdout io.Writer, name string, o forwardOpt
 		format = map[string]string{"syslog": "cef", "hec": "ocsf", "webhook": "json"}[name]
 	}
 	// The forwarder connects as its own bus role, as serve's do.
-	_, fjs, err := st.dial.connect(bus.Forwarder(name))
+	_, fjs, err := st.dial.Connect(bus.Forwarder(name))
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/spf13/cobra"
+
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
@@ -25,7 +28,7 @@ import (
 func TestBenchProxyRuns(t *testing.T) {
 	pg := pgtest.StartT(t)
 	var out bytes.Buffer
-	err := benchProxy(context.Background(), []string{"--upstream", pg.DSN(pg.NewDatabase(t)), "--clients", "2", "--duration", "1s", "--scale", "1"}, nil, &out, io.Discard)
+	err := run(context.Background(), []string{"bench", "proxy", "--upstream", pg.DSN(pg.NewDatabase(t)), "--clients", "2", "--duration", "1s", "--scale", "1"}, nil, &out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +51,7 @@ func TestBenchProxyRuns(t *testing.T) {
 	// With the writer elsewhere, the proxy rows still store every record.
 	// Two runs per row.
 	out.Reset()
-	err = benchProxy(context.Background(), []string{"--upstream", pg.DSN(pg.NewDatabase(t)), "--clients", "2", "--duration", "1s", "--scale", "1",
+	err = run(context.Background(), []string{"bench", "proxy", "--upstream", pg.DSN(pg.NewDatabase(t)), "--clients", "2", "--duration", "1s", "--scale", "1",
 		"--paths", "proxy", "--sync", "interval", "--durability", "before-response", "--writer=false", "--runs", "2"}, nil, &out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +66,7 @@ func TestBenchProxyRuns(t *testing.T) {
 // TestBenchLedgerRuns runs the ledger benchmark on a small log.
 func TestBenchLedgerRuns(t *testing.T) {
 	var out bytes.Buffer
-	if err := benchLedger(context.Background(), []string{"--n", "3000", "--segment-size", "1000", "--proofs", "100"}, nil, &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"bench", "ledger", "--n", "3000", "--segment-size", "1000", "--proofs", "100"}, nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "verify (full store, signatures)") || !strings.Contains(out.String(), "p99") {
@@ -75,7 +78,7 @@ func TestBenchLedgerRuns(t *testing.T) {
 // each must get every event acknowledged.
 func TestBenchBusRuns(t *testing.T) {
 	var out bytes.Buffer
-	if err := benchBus(context.Background(), []string{"--n", "400", "--producers", "2", "--batch", "50", "--sync", "interval"}, nil, &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"bench", "bus", "--n", "400", "--producers", "2", "--batch", "50", "--sync", "interval"}, nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	for _, mode := range []string{"individual", "message", "atomic", "fast"} {
@@ -93,7 +96,7 @@ func TestBenchBusRuns(t *testing.T) {
 // report both phases.
 func TestBenchForwardRuns(t *testing.T) {
 	var out bytes.Buffer
-	if err := benchForward(context.Background(), []string{"--n", "2000", "--rate", "500", "--seconds", "1"}, nil, &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"bench", "forward", "--n", "2000", "--rate", "500", "--seconds", "1"}, nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	for _, fw := range []string{"syslog", "hec", "webhook"} {
@@ -173,4 +176,17 @@ func TestFsyncRecorderStoresEveryEvent(t *testing.T) {
 	if len(seen) != n+1 || !seen["bare"] {
 		t.Fatalf("file holds %d distinct events, want %d", len(seen), n+1)
 	}
+}
+
+// run runs `auditledger bench NAME ARGS...` as the command tree does.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	build := map[string]cli.Build{"ledger": Ledger, "ingest": Ingest, "proxy": Proxy, "bus": Bus, "read": Read, "evidence": Evidence, "forward": Forward}[args[1]]
+	root, group, c := &cobra.Command{Use: "auditledger"}, &cobra.Command{Use: "bench"}, &cobra.Command{Use: args[1]}
+	root.AddCommand(group)
+	group.AddCommand(c)
+	r := build(c)
+	c.RunE = func(c *cobra.Command, a []string) error { return r(c.Context(), a, stdin, stdout, stderr) }
+	root.SetArgs(args)
+	root.SilenceUsage = true
+	return root.ExecuteContext(ctx)
 }

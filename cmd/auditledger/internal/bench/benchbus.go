@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -16,49 +16,51 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger/bus"
 )
 
-// benchBus measures how producers can get events stored by JetStream —
+// Bus measures how producers can get events stored by JetStream —
 // the first hop of group commit — before the emitter chooses one: one
 // acknowledged publish per event, one message carrying a batch of events,
 // JetStream's atomic batch publish, and its fast-ingest batch publish.
-func benchBus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("bench bus [--n N] [--size BYTES] [--producers P] [--batch B] [--sync always,interval] [--modes ...]",
-		"Measures the ways a producer can have events stored by JetStream, on the embedded\nserver with file storage: one acknowledged publish per event (individual), one\nmessage carrying B events (message), JetStream atomic batch publish of B\nmessages (atomic), and fast-ingest batch publish committed every B messages\n(fast). Prints events/s and the latency from publish to acknowledgement per\nmode and fsync setting; each run starts on fresh state.", stderr)
+func Bus(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "bench bus [--n N] [--size BYTES] [--producers P] [--batch B] [--sync always,interval] [--modes ...]",
+		"Measures the ways a producer can have events stored by JetStream, on the embedded\nserver with file storage: one acknowledged publish per event (individual), one\nmessage carrying B events (message), JetStream atomic batch publish of B\nmessages (atomic), and fast-ingest batch publish committed every B messages\n(fast). Prints events/s and the latency from publish to acknowledgement per\nmode and fsync setting; each run starts on fresh state.")
 	n := fs.Int("n", 100_000, "events per run")
 	size := fs.Int("size", 512, "approximate encoded event size in bytes")
 	producers := fs.Int("producers", 4, "concurrent producers")
 	batch := fs.Int("batch", 100, "events per batch (message, atomic and fast modes)")
 	syncArg := fs.String("sync", "always,interval", "JetStream fsync settings to run: always, interval")
 	modesArg := fs.String("modes", "individual,message,atomic,fast", "publish modes to run")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *producers < 1 || *batch < 1 || *n < *producers {
-		return fmt.Errorf("bench bus: --producers and --batch must be positive, and --n at least --producers")
-	}
-	syncs, err := fsyncSettings("bench bus", *syncArg)
-	if err != nil {
-		return err
-	}
-	lines := genLines(*n, *size)
-	fmt.Fprintf(stdout, "auditledger bench bus: %d events of %d bytes, %d producers, batches of %d\n", *n, *size, *producers, *batch)
-	fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), runtime.Version())
-	for _, sync := range syncs {
-		for _, mode := range strings.Split(*modesArg, ",") {
-			res, err := busRun(ctx, lines, mode, *producers, *batch, sync == "always")
-			if err != nil {
-				fmt.Fprintf(stdout, "  fsync %-8s %-10s  failed: %v\n", sync, mode, err)
-				continue
-			}
-			fmt.Fprintf(stdout, "  fsync %-8s %-10s %8.0f events/s   ack latency p50 %v  p99 %v  (%d acknowledgements)\n",
-				sync, mode, res.rate, res.p50, res.p99, res.acks)
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if *producers < 1 || *batch < 1 || *n < *producers {
+			return fmt.Errorf("bench bus: --producers and --batch must be positive, and --n at least --producers")
 		}
+		syncs, err := fsyncSettings("bench bus", *syncArg)
+		if err != nil {
+			return err
+		}
+		lines := genLines(*n, *size)
+		fmt.Fprintf(stdout, "auditledger bench bus: %d events of %d bytes, %d producers, batches of %d\n", *n, *size, *producers, *batch)
+		fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s\n", cpuModel(), runtime.NumCPU(), runtime.Version())
+		for _, sync := range syncs {
+			for _, mode := range strings.Split(*modesArg, ",") {
+				res, err := busRun(ctx, lines, mode, *producers, *batch, sync == "always")
+				if err != nil {
+					fmt.Fprintf(stdout, "  fsync %-8s %-10s  failed: %v\n", sync, mode, err)
+					continue
+				}
+				fmt.Fprintf(stdout, "  fsync %-8s %-10s %8.0f events/s   ack latency p50 %v  p99 %v  (%d acknowledgements)\n",
+					sync, mode, res.rate, res.p50, res.p99, res.acks)
+			}
+		}
+		return nil
 	}
-	return nil
 }
 
 type busResult struct {
@@ -73,13 +75,13 @@ func busRun(ctx context.Context, lines []string, mode string, producers, batch i
 		return busResult{}, err
 	}
 	defer os.RemoveAll(dir)
-	ns, dial, err := startEmbeddedNATS("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
+	ns, dial, err := busdial.StartEmbedded("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
 	if err != nil {
 		return busResult{}, err
 	}
 	defer ns.Shutdown()
-	defer dial.close()
-	_, admin, err := dial.connect(bus.Admin)
+	defer dial.Close()
+	_, admin, err := dial.Connect(bus.Admin)
 	if err != nil {
 		return busResult{}, err
 	}
@@ -96,7 +98,7 @@ func busRun(ctx context.Context, lines []string, mode string, producers, batch i
 	var wg sync.WaitGroup
 	for p := range producers {
 		part := lines[min(p*per, len(lines)):min((p+1)*per, len(lines))]
-		nc, _, err := dial.connect(bus.Admin)
+		nc, _, err := dial.Connect(bus.Admin)
 		if err != nil {
 			return busResult{}, err
 		}
