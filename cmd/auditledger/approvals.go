@@ -13,6 +13,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 )
@@ -82,113 +85,107 @@ func (f apiFlags) call(ctx context.Context, method, path string, body, out any) 
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return &exitError{code: 1, err: fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode)}
+			return cli.Failed(fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode))
 		}
-		return &exitError{code: 1, err: fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))}
+		return cli.Failed(fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b))))
 	}
 	return json.Unmarshal(b, out)
 }
 
-func approvalsList(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("approvals list [--status pending|granted|denied|expired|all] [--json]",
-		"Lists approval requests: statements that proxies hold until an approver\ndecides. Needs a token with the approver, security or auditor role.", stderr)
+func approvalsList(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "approvals list [--status pending|granted|denied|expired|all] [--json]",
+		"Lists approval requests: statements that proxies hold until an approver\ndecides. Needs a token with the approver, security or auditor role.")
 	af := addAPIFlags(fs)
 	st := fs.String("status", "pending", "which requests: pending, granted, denied, expired or all")
 	asJSON := fs.Bool("json", false, "print the requests as JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	q := ""
-	if *st != "all" {
-		q = "?status=" + url.QueryEscape(*st)
-	}
-	var list []approvals.Request
-	if err := af.call(ctx, http.MethodGet, "/v1/approvals"+q, nil, &list); err != nil {
-		return err
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
-	}
-	if len(list) == 0 {
-		fmt.Fprintf(stdout, "no %s approval requests\n", *st)
-		return nil
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATUS\tREQUESTER\tTARGET\tEXPIRES\tSHA-256\tSTATEMENT")
-	for _, r := range list {
-		stmt := strings.ReplaceAll(r.Statement, "\n", " ")
-		if len(stmt) > 60 {
-			stmt = stmt[:57] + "..."
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		q := ""
+		if *st != "all" {
+			q = "?status=" + url.QueryEscape(*st)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Requester.Subject, r.Target.Kind, r.Target.Database,
-			r.ExpiresAt.Local().Format(time.TimeOnly), r.StatementSHA256[:12], stmt)
+		var list []approvals.Request
+		if err := af.call(ctx, http.MethodGet, "/v1/approvals"+q, nil, &list); err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(list)
+		}
+		if len(list) == 0 {
+			fmt.Fprintf(stdout, "no %s approval requests\n", *st)
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATUS\tREQUESTER\tTARGET\tEXPIRES\tSHA-256\tSTATEMENT")
+		for _, r := range list {
+			stmt := strings.ReplaceAll(r.Statement, "\n", " ")
+			if len(stmt) > 60 {
+				stmt = stmt[:57] + "..."
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Requester.Subject, r.Target.Kind, r.Target.Database,
+				r.ExpiresAt.Local().Format(time.TimeOnly), r.StatementSHA256[:12], stmt)
+		}
+		return tw.Flush()
 	}
-	return tw.Flush()
 }
 
-func approvalsApprove(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return approvalsDecide(ctx, true, args, stdout, stderr)
-}
+func approvalsApprove(c *cobra.Command) cli.Run { return approvalsDecide(c, true) }
 
-func approvalsDeny(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return approvalsDecide(ctx, false, args, stdout, stderr)
-}
+func approvalsDeny(c *cobra.Command) cli.Run { return approvalsDecide(c, false) }
 
-func approvalsDecide(ctx context.Context, grant bool, args []string, stdout, stderr io.Writer) error {
+func approvalsDecide(c *cobra.Command, grant bool) cli.Run {
 	verb := map[bool]string{true: "approve", false: "deny"}[grant]
-	fs := newFlags("approvals "+verb+" ID [--reason TEXT] [--sha256 PREFIX]",
-		"Decides a pending approval request. The statement held for it runs only on\napprove, and only that exact statement (its SHA-256 is in the request and in\nthe decision event). You cannot decide your own request. A denial needs\n--reason. --sha256 makes the decision conditional on the statement's digest\nstarting with PREFIX, as shown by `approvals list`.", stderr)
+	fs := cli.Describe(c, "approvals "+verb+" ID [--reason TEXT] [--sha256 PREFIX]",
+		"Decides a pending approval request. The statement held for it runs only on\napprove, and only that exact statement (its SHA-256 is in the request and in\nthe decision event). You cannot decide your own request. A denial needs\n--reason. --sha256 makes the decision conditional on the statement's digest\nstarting with PREFIX, as shown by `approvals list`.")
 	af := addAPIFlags(fs)
 	reason := fs.String("reason", "", "why (required to deny)")
 	digest := fs.String("sha256", "", "only decide if the statement's SHA-256 starts with this")
-	var id string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		id, args = args[0], args[1:]
-	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if id == "" {
-		return fmt.Errorf("approvals %s: name the request: approvals %s ID (see approvals list)", verb, verb)
-	}
-	if *digest != "" {
+	c.Args = cli.AtMostOne
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		var id string
+		if len(args) == 1 {
+			id = args[0]
+		}
+		if id == "" {
+			return fmt.Errorf("approvals %s: name the request: approvals %s ID (see approvals list)", verb, verb)
+		}
+		if *digest != "" {
+			var r approvals.Request
+			if err := af.call(ctx, http.MethodGet, "/v1/approvals/"+url.PathEscape(id), nil, &r); err != nil {
+				return err
+			}
+			if !strings.HasPrefix(r.StatementSHA256, strings.ToLower(*digest)) {
+				return cli.Failed(fmt.Errorf("approval %s is for a statement with SHA-256 %s, not %s…; nothing decided", id, r.StatementSHA256, *digest))
+			}
+		}
 		var r approvals.Request
-		if err := af.call(ctx, http.MethodGet, "/v1/approvals/"+url.PathEscape(id), nil, &r); err != nil {
+		if err := af.call(ctx, http.MethodPost, "/v1/approvals/"+url.PathEscape(id)+"/"+verb, map[string]string{"reason": *reason}, &r); err != nil {
 			return err
 		}
-		if !strings.HasPrefix(r.StatementSHA256, strings.ToLower(*digest)) {
-			return &exitError{code: 1, err: fmt.Errorf("approval %s is for a statement with SHA-256 %s, not %s…; nothing decided", id, r.StatementSHA256, *digest)}
-		}
+		fmt.Fprintf(stdout, "%s %s by %s (statement sha256 %s)\n", r.ID, r.Status, r.Decider.Subject, r.StatementSHA256)
+		return nil
 	}
-	var r approvals.Request
-	if err := af.call(ctx, http.MethodPost, "/v1/approvals/"+url.PathEscape(id)+"/"+verb, map[string]string{"reason": *reason}, &r); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%s %s by %s (statement sha256 %s)\n", r.ID, r.Status, r.Decider.Subject, r.StatementSHA256)
-	return nil
 }
 
-func tokenCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("token --issuer URL --client-id ID",
-		"Prints an access token from an OIDC provider, obtained with the OAuth\nclient-credentials grant (how automated agents, and the users of\n`auditledger dev`'s development provider, get one). The secret is read from\n$AUDITLEDGER_CLIENT_SECRET so that it stays out of the process list. Use the\ntoken as the password of `proxy postgres`, as a bearer token for `proxy http`,\nor as $AUDITLEDGER_TOKEN for `approvals`.", stderr)
+func tokenCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "token --issuer URL --client-id ID",
+		"Prints an access token from an OIDC provider, obtained with the OAuth\nclient-credentials grant (how automated agents, and the users of\n`auditledger dev`'s development provider, get one). The secret is read from\n$AUDITLEDGER_CLIENT_SECRET so that it stays out of the process list. Use the\ntoken as the password of `proxy postgres`, as a bearer token for `proxy http`,\nor as $AUDITLEDGER_TOKEN for `approvals`.")
 	issuer := fs.String("issuer", os.Getenv("AUDITLEDGER_OIDC_ISSUER"), "OIDC issuer URL (default $AUDITLEDGER_OIDC_ISSUER)")
 	client := fs.String("client-id", "", "OAuth client ID (for the development provider: the user name)")
-	if err := parse(fs, args); err != nil {
-		return err
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if err := cli.Required(fs, "issuer", "client-id"); err != nil {
+			return err
+		}
+		secret := os.Getenv("AUDITLEDGER_CLIENT_SECRET")
+		if secret == "" {
+			return fmt.Errorf("token: set AUDITLEDGER_CLIENT_SECRET to the client secret")
+		}
+		tok, err := identity.ClientCredentialsToken(ctx, *issuer, *client, secret)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, tok)
+		return nil
 	}
-	if err := required(fs, "issuer", "client-id"); err != nil {
-		return err
-	}
-	secret := os.Getenv("AUDITLEDGER_CLIENT_SECRET")
-	if secret == "" {
-		return fmt.Errorf("token: set AUDITLEDGER_CLIENT_SECRET to the client secret")
-	}
-	tok, err := identity.ClientCredentialsToken(ctx, *issuer, *client, secret)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, tok)
-	return nil
 }

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
 
+	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/auditledger/auditledger/services/identity"
@@ -19,7 +19,7 @@ type authFlags struct {
 	issuer, audience, groupsClaim, users *string
 }
 
-func addAuthFlags(fs *flag.FlagSet) authFlags {
+func addAuthFlags(fs *pflag.FlagSet) authFlags {
 	aud := os.Getenv("AUDITLEDGER_OIDC_AUDIENCE")
 	if aud == "" {
 		aud = "auditledger"

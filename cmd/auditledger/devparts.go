@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/services/identity"
 )
@@ -133,25 +136,24 @@ func devBanner(w io.Writer, e *env, issuer, projection string) {
 // oidcDev serves `dev`'s development OpenID provider on its own, for a
 // gateway run by `serve` (the compose stack's gateway profile) to be tried
 // without a real identity provider.
-func oidcDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("oidc-dev [--listen ADDR] [--issuer URL] [--key FILE]",
-		"Serves the development OpenID provider of `auditledger dev` on its own: the\nusers alice (group dba), bob (approver), carol (auditor) and agent (a\nmachine), each getting a token with `auditledger token --client-id NAME` and\nthe secret NAME-dev-secret. Their secrets are public: for trying a gateway,\nnever for production. Set serve's oidc.dev_identities (or\nAUDITLEDGER_OIDC_DEV_IDENTITIES=true) so that their events say so.", stderr)
+func oidcDev(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "oidc-dev [--listen ADDR] [--issuer URL] [--key FILE]",
+		"Serves the development OpenID provider of `auditledger dev` on its own: the\nusers alice (group dba), bob (approver), carol (auditor) and agent (a\nmachine), each getting a token with `auditledger token --client-id NAME` and\nthe secret NAME-dev-secret. Their secrets are public: for trying a gateway,\nnever for production. Set serve's oidc.dev_identities (or\nAUDITLEDGER_OIDC_DEV_IDENTITIES=true) so that their events say so.")
 	listen := fs.String("listen", defaultOIDCAddr, "address to serve on")
 	issuer := fs.String("issuer", "", "the issuer URL clients and verifiers use (default http://ADDR); behind a proxy or in a container network, the name they reach it by")
 	key := fs.String("key", "", "file keeping the signing key across restarts (created, mode 0600); without it tokens do not survive a restart")
-	if err := parse(fs, args); err != nil {
-		return err
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		srv, err := oidcdev.Listen(*listen, oidcdev.Config{Issuer: *issuer, Audience: "auditledger", Users: devUsers, KeyFile: *key})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		fmt.Fprintf(stdout, "development OpenID provider at %s (audience auditledger); users:", srv.Issuer)
+		for _, u := range devUsers {
+			fmt.Fprintf(stdout, " %s", u.Name)
+		}
+		fmt.Fprintln(stdout)
+		<-ctx.Done()
+		return nil
 	}
-	srv, err := oidcdev.Listen(*listen, oidcdev.Config{Issuer: *issuer, Audience: "auditledger", Users: devUsers, KeyFile: *key})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	fmt.Fprintf(stdout, "development OpenID provider at %s (audience auditledger); users:", srv.Issuer)
-	for _, u := range devUsers {
-		fmt.Fprintf(stdout, " %s", u.Name)
-	}
-	fmt.Fprintln(stdout)
-	<-ctx.Done()
-	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/eventimport"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 )
@@ -32,7 +34,7 @@ func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout
 		if stop {
 			break
 		}
-		raw, err := readLine(br)
+		raw, err := eventimport.ReadLine(br)
 		if err == io.EOF {
 			break
 		}
@@ -84,7 +86,7 @@ func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout
 	if refused != nil {
 		var unread int
 		for {
-			if _, err := readLine(br); err == io.EOF {
+			if _, err := eventimport.ReadLine(br); err == io.EOF {
 				break
 			}
 			unread++
@@ -94,13 +96,13 @@ func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout
 			what = "the reply inbox " + refused.Subject + " (its inbox prefix is another role's)"
 		}
 		fmt.Fprintf(stderr, "emitted %d events stored by JetStream, %d not stored; %d lines not sent\n", stored, failed, unread)
-		return &exitError{code: 1, err: fmt.Errorf("emit: NATS refused %s: the credential lacks %s, and trying again cannot change that. "+
-			"Events need the proxy role's seed (--nkey DIR/proxy.nk) or producer-NAME.nk where NAME is the events' source instance (auditledger keys nats --producers NAME)", who, what)}
+		return cli.Failed(fmt.Errorf("emit: NATS refused %s: the credential lacks %s, and trying again cannot change that. "+
+			"Events need the proxy role's seed (--nkey DIR/proxy.nk) or producer-NAME.nk where NAME is the events' source instance (auditledger keys nats --producers NAME)", who, what))
 	}
 	fmt.Fprintf(stderr, "emitted %d events stored by JetStream (%.0f events/s; %d of them it held already, by id), %d spooled; %d lines rejected, %d not stored\n",
 		stored, float64(stored)/time.Since(start).Seconds(), dups, spooled, rejected, failed)
 	if rejected+failed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("emit: %d lines rejected, %d not stored", rejected, failed)}
+		return cli.Failed(fmt.Errorf("emit: %d lines rejected, %d not stored", rejected, failed))
 	}
 	return nil
 }

@@ -14,16 +14,18 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/compliance"
 	"github.com/auditledger/auditledger/projections/evidence"
 )
 
 // evidenceBuild writes a signed evidence bundle from the projection.
-func evidenceBuild(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--framework ID] [--database URL]",
-		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts, OSCAL\nassessment results, a report (index.html) and VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).", stderr)
+func evidenceBuild(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--framework ID] [--database URL]",
+		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts, OSCAL\nassessment results, a report (index.html) and VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).")
 	tenant := fs.String("tenant", "", "the tenant")
 	framework := fs.String("framework", compliance.Default, "control framework: "+strings.Join(compliance.Frameworks, ", "))
 	from := fs.String("from", "", "start of the period (included)")
@@ -33,93 +35,92 @@ func evidenceBuild(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	principal := fs.String("principal", "", "the signer's name in keys/allowed_signers (default evidence@ORIGIN)")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file (shipped in keys/log.vkey)")
 	database := fs.String("database", "", "postgres:// URL of the projection database (default $AUDITLEDGER_DATABASE_URL)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *database == "" {
-		*database = os.Getenv("AUDITLEDGER_DATABASE_URL")
-	}
-	if err := required(fs, "tenant", "from", "to", "out", "key", "vkey"); err != nil {
-		return err
-	}
-	if *database == "" {
-		return errors.New("evidence build: give --database or set AUDITLEDGER_DATABASE_URL")
-	}
-	start, err := parseDate("from", *from)
-	if err != nil {
-		return err
-	}
-	end, err := parseDate("to", *to)
-	if err != nil {
-		return err
-	}
-	if !start.Before(end) {
-		return fmt.Errorf("evidence build: --from %s is not before --to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
-	}
-	fw, err := compliance.Load(*framework)
-	if err != nil {
-		return fmt.Errorf("evidence build: --framework: %w", err)
-	}
-	signer, err := loadEvidenceKey(*keyFile)
-	if err != nil {
-		return err
-	}
-	v, err := loadVerifier(*vkeyArg)
-	if err != nil {
-		return err
-	}
-	db, err := pgxpool.New(ctx, *database)
-	if err != nil {
-		return fmt.Errorf("evidence build: --database: %w", err)
-	}
-	defer db.Close()
-	// Written beside the target and renamed at the end: a failure leaves
-	// no half bundle under the name.
-	tmp, err := os.CreateTemp(filepath.Dir(*out), ".evidence-*.zip")
-	if err != nil {
-		return fmt.Errorf("evidence build: --out: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	began := time.Now()
-	set, finish := countProgress(stderr, 0, "building")
-	var total uint64
-	m, err := evidence.Build(ctx, evidence.Config{DB: db, Framework: fw, Tenant: *tenant, From: start, To: end,
-		Signer: signer, Principal: *principal, LogVKey: v.String(), Generator: versionString(),
-		Progress: func(done, all uint64) {
-			if total == 0 {
-				total = all
-				set, finish = countProgress(stderr, int64(all), "building")
-			}
-			set(int64(done))
-		}}, tmp)
-	finish()
-	if err != nil {
-		return fmt.Errorf("evidence build: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	info, _ := tmp.Stat()
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), *out); err != nil {
-		return err
-	}
-	observed := 0
-	for _, c := range m.Controls {
-		if c.Observed {
-			observed++
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if *database == "" {
+			*database = os.Getenv("AUDITLEDGER_DATABASE_URL")
 		}
+		if err := cli.Required(fs, "tenant", "from", "to", "out", "key", "vkey"); err != nil {
+			return err
+		}
+		if *database == "" {
+			return errors.New("evidence build: give --database or set AUDITLEDGER_DATABASE_URL")
+		}
+		start, err := parseDate("from", *from)
+		if err != nil {
+			return err
+		}
+		end, err := parseDate("to", *to)
+		if err != nil {
+			return err
+		}
+		if !start.Before(end) {
+			return fmt.Errorf("evidence build: --from %s is not before --to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
+		}
+		fw, err := compliance.Load(*framework)
+		if err != nil {
+			return fmt.Errorf("evidence build: --framework: %w", err)
+		}
+		signer, err := loadEvidenceKey(*keyFile)
+		if err != nil {
+			return err
+		}
+		v, err := loadVerifier(*vkeyArg)
+		if err != nil {
+			return err
+		}
+		db, err := pgxpool.New(ctx, *database)
+		if err != nil {
+			return fmt.Errorf("evidence build: --database: %w", err)
+		}
+		defer db.Close()
+		// Written beside the target and renamed at the end: a failure leaves
+		// no half bundle under the name.
+		tmp, err := os.CreateTemp(filepath.Dir(*out), ".evidence-*.zip")
+		if err != nil {
+			return fmt.Errorf("evidence build: --out: %w", err)
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		began := time.Now()
+		set, finish := countProgress(stderr, 0, "building")
+		var total uint64
+		m, err := evidence.Build(ctx, evidence.Config{DB: db, Framework: fw, Tenant: *tenant, From: start, To: end,
+			Signer: signer, Principal: *principal, LogVKey: v.String(), Generator: versionString(),
+			Progress: func(done, all uint64) {
+				if total == 0 {
+					total = all
+					set, finish = countProgress(stderr, int64(all), "building")
+				}
+				set(int64(done))
+			}}, tmp)
+		finish()
+		if err != nil {
+			return fmt.Errorf("evidence build: %w", err)
+		}
+		if err := tmp.Sync(); err != nil {
+			return err
+		}
+		info, _ := tmp.Stat()
+		if err := tmp.Close(); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp.Name(), *out); err != nil {
+			return err
+		}
+		observed := 0
+		for _, c := range m.Controls {
+			if c.Observed {
+				observed++
+			}
+		}
+		fmt.Fprintf(stdout, "wrote %s (%d bytes) in %v: bundle %s, tenant %s, ledger indexes %d to %d, %d events; %d of %d controls with evidence\n",
+			*out, info.Size(), time.Since(began).Round(time.Millisecond), m.BundleID, m.Tenant, m.Range.First, m.Range.End, m.Events, observed, len(m.Controls))
+		if m.Range.Open {
+			fmt.Fprintf(stdout, "note: nothing was sealed after %s yet, so events of the period may still come\n", end.Format(time.RFC3339))
+		}
+		printCheckCommand(stdout, *out, *vkeyArg, *keyFile)
+		return nil
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d bytes) in %v: bundle %s, tenant %s, ledger indexes %d to %d, %d events; %d of %d controls with evidence\n",
-		*out, info.Size(), time.Since(began).Round(time.Millisecond), m.BundleID, m.Tenant, m.Range.First, m.Range.End, m.Events, observed, len(m.Controls))
-	if m.Range.Open {
-		fmt.Fprintf(stdout, "note: nothing was sealed after %s yet, so events of the period may still come\n", end.Format(time.RFC3339))
-	}
-	printCheckCommand(stdout, *out, *vkeyArg, *keyFile)
-	return nil
 }
 
 // printCheckCommand prints an `evidence verify` command that works on the
@@ -175,73 +176,70 @@ func unlockedSegments(bundle string) (unlocked, total int, err error) {
 }
 
 // evidenceVerify checks a bundle offline.
-func evidenceVerify(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("evidence verify FILE [--vkey KEY] [--allowed-signers FILE] [--allow-unlocked] [--retention D]",
-		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once. Prints each\ncontrol's result; exits 1 naming the first file or event that fails. Give\nthe keys the operator published: without --vkey and --allowed-signers the\nbundle's own copies are used, and the report says so.", stderr)
+func evidenceVerify(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "evidence verify FILE [--vkey KEY] [--allowed-signers FILE] [--allow-unlocked] [--retention D]",
+		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once. Prints each\ncontrol's result; exits 1 naming the first file or event that fails. Give\nthe keys the operator published: without --vkey and --allowed-signers the\nbundle's own copies are used, and the report says so.")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file")
 	signersFile := fs.String("allowed-signers", "", "an allowed_signers file (ssh-keygen(1)) holding the evidence signing key")
 	allowUnlocked := fs.Bool("allow-unlocked", false, "accept segments not locked in COMPLIANCE mode (a local development store), with a warning")
 	retention := fs.Duration("retention", 0, "require each segment locked at least this long after its sealing, e.g. 61320h (7 years)")
-	// The bundle comes first or last.
-	var bundle string
-	switch {
-	case len(args) > 0 && !strings.HasPrefix(args[0], "-"):
-		bundle, args = args[0], args[1:]
-	case len(args) > 1 && !strings.HasPrefix(args[len(args)-1], "-"):
-		bundle, args = args[len(args)-1], args[:len(args)-1]
-	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if bundle == "" {
-		return errors.New("evidence verify: give the bundle file (see -h)")
-	}
-	opts := evidence.VerifyOptions{AllowUnlocked: *allowUnlocked, Retention: *retention}
-	if *vkeyArg != "" {
-		v, err := loadVerifier(*vkeyArg)
+	// The bundle comes before or after the flags.
+	c.Args = cli.AtMostOne
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		var bundle string
+		if len(args) == 1 {
+			bundle = args[0]
+		}
+		if bundle == "" {
+			return errors.New("evidence verify: give the bundle file (see -h)")
+		}
+		opts := evidence.VerifyOptions{AllowUnlocked: *allowUnlocked, Retention: *retention}
+		if *vkeyArg != "" {
+			v, err := loadVerifier(*vkeyArg)
+			if err != nil {
+				return err
+			}
+			opts.LogVerifier = v
+		}
+		if *signersFile != "" {
+			b, err := os.ReadFile(*signersFile)
+			if err != nil {
+				return fmt.Errorf("evidence verify: --allowed-signers: %w", err)
+			}
+			if opts.AllowedSigners, err = evidence.ParseAllowedSigners(b); err != nil {
+				return fmt.Errorf("evidence verify: --allowed-signers: %w", err)
+			}
+		}
+		f, err := os.Open(bundle)
 		if err != nil {
 			return err
 		}
-		opts.LogVerifier = v
-	}
-	if *signersFile != "" {
-		b, err := os.ReadFile(*signersFile)
+		defer f.Close()
+		info, err := f.Stat()
 		if err != nil {
-			return fmt.Errorf("evidence verify: --allowed-signers: %w", err)
+			return err
 		}
-		if opts.AllowedSigners, err = evidence.ParseAllowedSigners(b); err != nil {
-			return fmt.Errorf("evidence verify: --allowed-signers: %w", err)
+		rep, err := evidence.Verify(f, info.Size(), opts)
+		if err != nil {
+			fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", bundle, err)
+			return cli.Failed(fmt.Errorf("the bundle does not verify"))
 		}
-	}
-	f, err := os.Open(bundle)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	rep, err := evidence.Verify(f, info.Size(), opts)
-	if err != nil {
-		fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", bundle, err)
-		return &exitError{code: 1, err: fmt.Errorf("the bundle does not verify")}
-	}
-	m := rep.Manifest
-	fmt.Fprintf(stdout, "OK    %s\n  bundle     %s, built %s by %s\n  tenant     %s, %s to %s\n  framework  %s %s, mapping v%d\n  log        %s, indexes %d to %d (checkpoints, consistency proof and every record checked), %d of the tenant's events\n  segments   %d\n",
-		bundle, m.BundleID, m.Created.Format(time.RFC3339), m.Generator, m.Tenant, m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339),
-		m.Framework.ID, m.Framework.Version, m.Framework.MappingVersion, m.Log.Origin, m.Range.First, m.Range.End, m.Events, len(rep.Segments))
-	for _, c := range m.Controls {
-		state := "evidence"
-		if !c.Observed {
-			state = "nothing observed in the period"
+		m := rep.Manifest
+		fmt.Fprintf(stdout, "OK    %s\n  bundle     %s, built %s by %s\n  tenant     %s, %s to %s\n  framework  %s %s, mapping v%d\n  log        %s, indexes %d to %d (checkpoints, consistency proof and every record checked), %d of the tenant's events\n  segments   %d\n",
+			bundle, m.BundleID, m.Created.Format(time.RFC3339), m.Generator, m.Tenant, m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339),
+			m.Framework.ID, m.Framework.Version, m.Framework.MappingVersion, m.Log.Origin, m.Range.First, m.Range.End, m.Events, len(rep.Segments))
+		for _, c := range m.Controls {
+			state := "evidence"
+			if !c.Observed {
+				state = "nothing observed in the period"
+			}
+			fmt.Fprintf(stdout, "  %-6s %-45s %s\n", c.ID, c.Title, state)
 		}
-		fmt.Fprintf(stdout, "  %-6s %-45s %s\n", c.ID, c.Title, state)
+		for _, w := range rep.Warnings {
+			fmt.Fprintf(stdout, "  warning: %s\n", w)
+		}
+		return nil
 	}
-	for _, w := range rep.Warnings {
-		fmt.Fprintf(stdout, "  warning: %s\n", w)
-	}
-	return nil
 }
 
 // parseDate reads RFC 3339 or a day (midnight UTC).

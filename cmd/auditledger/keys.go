@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -15,65 +12,49 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/crypto/ssh"
+	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/keyfile"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
-	"github.com/auditledger/auditledger/projections/evidence"
 )
 
-func keysGenerate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("keys generate", "Creates DIR/ledger.key (the secret signing key, mode 0600) and DIR/ledger.vkey\n(the public verifier key, name+hash+base64, as Go's checksum database and\ntransparency-log witnesses use). The key name is the log's origin line in\nevery checkpoint. With --file approvals, the key the api role signs approval\ndecisions with (approvals.key) and the verifier key proxies check them with\n(approvals.vkey). Existing keys are never overwritten.", stderr)
+func keysGenerate(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "keys generate --out DIR [--name ORIGIN] [--file STEM]", "Creates DIR/ledger.key (the secret signing key, mode 0600) and DIR/ledger.vkey\n(the public verifier key, name+hash+base64, as Go's checksum database and\ntransparency-log witnesses use). The key name is the log's origin line in\nevery checkpoint. With --file approvals, the key the api role signs approval\ndecisions with (approvals.key) and the verifier key proxies check them with\n(approvals.vkey). Existing keys are never overwritten.")
 	out := fs.String("out", "", "directory to write the keys into (created if missing)")
 	name := fs.String("name", "auditledger.local/log", "key name and log origin: a schema-less URL without spaces or '+'")
 	file := fs.String("file", "ledger", "file name stem: DIR/STEM.key and DIR/STEM.vkey (\"approvals\" for the key the api role signs decisions with)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *file == "" || strings.ContainsAny(*file, `/\`) {
-		return fmt.Errorf("keys generate: --file %q: want a plain name", *file)
-	}
-	if err := required(fs, "out"); err != nil {
-		return err
-	}
-	skey, vkey, err := ledger.GenerateKey(nil, *name)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return err
-	}
-	sp, vp := filepath.Join(*out, *file+".key"), filepath.Join(*out, *file+".vkey")
-	for _, p := range []string{sp, vp} {
-		if _, err := os.Stat(p); err == nil {
-			return fmt.Errorf("keys generate: %s exists; refusing to overwrite a key", p)
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if *file == "" || strings.ContainsAny(*file, `/\`) {
+			return fmt.Errorf("keys generate: --file %q: want a plain name", *file)
 		}
+		if err := cli.Required(fs, "out"); err != nil {
+			return err
+		}
+		skey, vkey, err := ledger.GenerateKey(nil, *name)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+		sp, vp := filepath.Join(*out, *file+".key"), filepath.Join(*out, *file+".vkey")
+		for _, p := range []string{sp, vp} {
+			if _, err := os.Stat(p); err == nil {
+				return fmt.Errorf("keys generate: %s exists; refusing to overwrite a key", p)
+			}
+		}
+		if err := keyfile.WriteNew(sp, skey+"\n", 0o600); err != nil {
+			return err
+		}
+		if err := keyfile.WriteNew(vp, vkey+"\n", 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "signing key:  %s (secret, mode 0600)\nverifier key: %s\n%s\n", sp, vp, vkey)
+		return nil
 	}
-	if err := writeNew(sp, skey+"\n", 0o600); err != nil {
-		return err
-	}
-	if err := writeNew(vp, vkey+"\n", 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "signing key:  %s (secret, mode 0600)\nverifier key: %s\n%s\n", sp, vp, vkey)
-	return nil
-}
-
-func writeNew(path, content string, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(content); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func loadSigner(path string) (*ledger.NoteSigner, error) {
@@ -115,85 +96,55 @@ func loadVerifier(arg string) (*ledger.NoteVerifier, error) {
 	return v, nil
 }
 
-func keysNATS(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("keys nats --out DIR",
-		"Creates one NATS nkey per bus role in DIR (admin.nk, ledger.nk, api.nk,\nproxy.nk, reader.nk, forwarder-syslog.nk, forwarder-hec.nk,\nforwarder-webhook.nk, and producer-NAME.nk for each --producers NAME: secret\nseeds, mode 0600; existing ones are kept, so run it again after an upgrade) and\nwrites DIR/nats-auth.conf, the authorization block for nats-server with each\nrole's public key and permissions: include it from nats.conf\n(deploy/nats.conf does). Give each process only its roles' seeds: serve's\nnats.nkeys is DIR; proxy and emit take --nkey DIR/proxy.nk; the stock nats\nCLI takes --nkey DIR/reader.nk to follow sealed records.", stderr)
+func keysNATS(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "keys nats --out DIR",
+		"Creates one NATS nkey per bus role in DIR (admin.nk, ledger.nk, api.nk,\nproxy.nk, reader.nk, forwarder-syslog.nk, forwarder-hec.nk,\nforwarder-webhook.nk, and producer-NAME.nk for each --producers NAME: secret\nseeds, mode 0600; existing ones are kept, so run it again after an upgrade) and\nwrites DIR/nats-auth.conf, the authorization block for nats-server with each\nrole's public key and permissions: include it from nats.conf\n(deploy/nats.conf does). Give each process only its roles' seeds: serve's\nnats.nkeys is DIR; proxy and emit take --nkey DIR/proxy.nk; the stock nats\nCLI takes --nkey DIR/reader.nk to follow sealed records.")
 	out := fs.String("out", "", "directory for the seeds and nats-auth.conf (created if missing)")
 	producersArg := fs.String("producers", "", "comma-separated producer instances (proxies' source instance, or their producer key names): one seed each, producer-NAME.nk, that may publish events only as that producer")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := required(fs, "out"); err != nil {
-		return err
-	}
-	var producers []string
-	for _, p := range strings.Split(*producersArg, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			if tok := bus.ProducerToken(p); tok != p {
-				return fmt.Errorf("keys nats: --producers: %q is not a plain name (letters, digits, - and _, at most 64): its events would go to subject token %s", p, tok)
-			}
-			producers = append(producers, p)
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if err := cli.Required(fs, "out"); err != nil {
+			return err
 		}
+		var producers []string
+		for _, p := range strings.Split(*producersArg, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				if tok := bus.ProducerToken(p); tok != p {
+					return fmt.Errorf("keys nats: --producers: %q is not a plain name (letters, digits, - and _, at most 64): its events would go to subject token %s", p, tok)
+				}
+				producers = append(producers, p)
+			}
+		}
+		pubs, err := nkeyauth.Generate(*out, producers...)
+		if err != nil {
+			return fmt.Errorf("keys nats: %w", err)
+		}
+		conf := filepath.Join(*out, "nats-auth.conf")
+		if err := os.WriteFile(conf, []byte(nkeyauth.ServerConfig(pubs)), 0o644); err != nil {
+			return fmt.Errorf("keys nats: %w", err)
+		}
+		roles := slices.Sorted(maps.Keys(pubs))
+		for _, r := range roles {
+			fmt.Fprintf(stdout, "%-16s %s  %s\n", r, pubs[r], nkeyauth.SeedFile(*out, r))
+		}
+		fmt.Fprintf(stdout, "server authorization: %s\n", conf)
+		return nil
 	}
-	pubs, err := nkeyauth.Generate(*out, producers...)
-	if err != nil {
-		return fmt.Errorf("keys nats: %w", err)
-	}
-	conf := filepath.Join(*out, "nats-auth.conf")
-	if err := os.WriteFile(conf, []byte(nkeyauth.ServerConfig(pubs)), 0o644); err != nil {
-		return fmt.Errorf("keys nats: %w", err)
-	}
-	roles := slices.Sorted(maps.Keys(pubs))
-	for _, r := range roles {
-		fmt.Fprintf(stdout, "%-16s %s  %s\n", r, pubs[r], nkeyauth.SeedFile(*out, r))
-	}
-	fmt.Fprintf(stdout, "server authorization: %s\n", conf)
-	return nil
 }
 
 // keysEvidence creates the key evidence bundles are signed with.
-func keysEvidence(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("keys evidence --out DIR --origin ORIGIN",
-		"Creates the Ed25519 SSH key evidence bundles are signed with (docs/FORMAT.md\n§12): DIR/evidence (OpenSSH private key, mode 0600; give it to `evidence\nbuild --key` or the api role's evidence_key), DIR/evidence.pub, and\nDIR/allowed_signers naming it evidence@ORIGIN for the namespace\nauditledger-evidence — the file to publish to auditors, who check bundles\nwith it (`evidence verify --allowed-signers`, or ssh-keygen -Y verify). It\nis not the log's checkpoint key. ssh-keygen -t ed25519 makes an equivalent\nkey. Existing keys are never overwritten.", stderr)
+func keysEvidence(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "keys evidence --out DIR --origin ORIGIN",
+		"Creates the Ed25519 SSH key evidence bundles are signed with (docs/FORMAT.md\n§12): DIR/evidence (OpenSSH private key, mode 0600; give it to `evidence\nbuild --key` or the api role's evidence_key), DIR/evidence.pub, and\nDIR/allowed_signers naming it evidence@ORIGIN for the namespace\nauditledger-evidence — the file to publish to auditors, who check bundles\nwith it (`evidence verify --allowed-signers`, or ssh-keygen -Y verify). It\nis not the log's checkpoint key. ssh-keygen -t ed25519 makes an equivalent\nkey. Existing keys are never overwritten.")
 	out := fs.String("out", "", "directory to write the keys into (created if missing)")
 	origin := fs.String("origin", "auditledger.local/log", "the log's origin: the signer is named evidence@ORIGIN, as bundles name it")
-	if err := parse(fs, args); err != nil {
-		return err
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if err := cli.Required(fs, "out"); err != nil {
+			return err
+		}
+		if err := keyfile.WriteEvidenceKey(*out, *origin); err != nil {
+			return fmt.Errorf("keys evidence: %w", err)
+		}
+		fmt.Fprintf(stdout, "wrote %s, %s.pub and %s\n", filepath.Join(*out, "evidence"), filepath.Join(*out, "evidence"), filepath.Join(*out, "allowed_signers"))
+		return nil
 	}
-	if err := required(fs, "out"); err != nil {
-		return err
-	}
-	if err := writeEvidenceKey(*out, *origin); err != nil {
-		return fmt.Errorf("keys evidence: %w", err)
-	}
-	fmt.Fprintf(stdout, "wrote %s, %s.pub and %s\n", filepath.Join(*out, "evidence"), filepath.Join(*out, "evidence"), filepath.Join(*out, "allowed_signers"))
-	return nil
-}
-
-// writeEvidenceKey writes DIR/evidence (an Ed25519 OpenSSH private key),
-// DIR/evidence.pub and DIR/allowed_signers (principal evidence@ORIGIN).
-func writeEvidenceKey(dir, origin string) error {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "auditledger evidence key for "+origin)
-	if err != nil {
-		return err
-	}
-	spub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	path := filepath.Join(dir, "evidence")
-	if err := writeNew(path, string(pem.EncodeToMemory(block)), 0o600); err != nil {
-		return err
-	}
-	if err := writeNew(path+".pub", string(ssh.MarshalAuthorizedKey(spub)), 0o644); err != nil {
-		return err
-	}
-	return writeNew(filepath.Join(dir, "allowed_signers"), string(evidence.AllowedSigners("evidence@"+origin, spub)), 0o644)
 }

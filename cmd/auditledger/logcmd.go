@@ -9,6 +9,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/storeurl"
@@ -16,9 +19,9 @@ import (
 
 // logCmd prints sealed records from a store, offline: what the ledger
 // holds, readable, or as JSON lines for other tools.
-func logCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("log --store URL [--from N] [--to M] [--type T,...] [--tenant T] [--session ID] [--json]",
-		"Prints the sealed records of a store, read from the store alone (no NATS, no\nserver): a table (index, time sealed, type, tenant, actor, session and\nsequence, and what was done), or with --json one JSON object per line with the\nrecord's index, leaf hash, sealing time, source sequence and the event as\nsealed. It reads, it does not check: run verify for that.", stderr)
+func logCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "log --store URL [--from N] [--to M] [--type T,...] [--tenant T] [--session ID] [--json]",
+		"Prints the sealed records of a store, read from the store alone (no NATS, no\nserver): a table (index, time sealed, type, tenant, actor, session and\nsequence, and what was done), or with --json one JSON object per line with the\nrecord's index, leaf hash, sealing time, source sequence and the event as\nsealed. It reads, it does not check: run verify for that.")
 	storeURL := fs.String("store", "", "store URL or directory")
 	from := fs.Uint64("from", 0, "first index to print")
 	to := fs.Uint64("to", 0, "print indexes below this (0: to the end)")
@@ -26,67 +29,66 @@ func logCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	tenant := fs.String("tenant", "", "only this tenant")
 	session := fs.String("session", "", "only this session id")
 	asJSON := fs.Bool("json", false, "JSON lines instead of a table")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := required(fs, "store"); err != nil {
-		return err
-	}
-	store, err := storeurl.OpenExisting(ctx, *storeURL)
-	if err != nil {
-		return err
-	}
-	want := map[events.Type]bool{}
-	for _, t := range strings.Split(*types, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			want[events.Type(t)] = true
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if err := cli.Required(fs, "store"); err != nil {
+			return err
 		}
-	}
-	end := *to
-	if end == 0 {
-		end = ^uint64(0)
-	}
-	var tw *tabwriter.Writer
-	if !*asJSON {
-		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		defer tw.Flush()
-		fmt.Fprintln(tw, "INDEX\tSEALED\tTYPE\tTENANT\tACTOR\tSESSION\tWHAT")
-	}
-	enc := json.NewEncoder(stdout)
-	shown := 0
-	err = ledger.ReadRange(ctx, store.Store, *from, end, func(idx uint64, raw []byte, r ledger.Record) error {
-		var ev events.Event
-		if err := json.Unmarshal(r.Event, &ev); err != nil {
-			return fmt.Errorf("record %d: %w", idx, err)
+		store, err := storeurl.OpenExisting(ctx, *storeURL)
+		if err != nil {
+			return err
 		}
-		if len(want) > 0 && !want[ev.Type] || *tenant != "" && ev.Tenant != *tenant || *session != "" && ev.SessionID != *session {
+		want := map[events.Type]bool{}
+		for _, t := range strings.Split(*types, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				want[events.Type(t)] = true
+			}
+		}
+		end := *to
+		if end == 0 {
+			end = ^uint64(0)
+		}
+		var tw *tabwriter.Writer
+		if !*asJSON {
+			tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			defer tw.Flush()
+			fmt.Fprintln(tw, "INDEX\tSEALED\tTYPE\tTENANT\tACTOR\tSESSION\tWHAT")
+		}
+		enc := json.NewEncoder(stdout)
+		shown := 0
+		err = ledger.ReadRange(ctx, store.Store, *from, end, func(idx uint64, raw []byte, r ledger.Record) error {
+			var ev events.Event
+			if err := json.Unmarshal(r.Event, &ev); err != nil {
+				return fmt.Errorf("record %d: %w", idx, err)
+			}
+			if len(want) > 0 && !want[ev.Type] || *tenant != "" && ev.Tenant != *tenant || *session != "" && ev.SessionID != *session {
+				return nil
+			}
+			shown++
+			if *asJSON {
+				return enc.Encode(struct {
+					Index  uint64          `json:"index"`
+					Leaf   string          `json:"leaf"`
+					Sealed time.Time       `json:"sealed"`
+					Source uint64          `json:"source,omitempty"`
+					Event  json.RawMessage `json:"event"`
+				}{idx, ledger.LeafHash(raw).Base64(), r.Time.UTC(), r.Source, r.Event})
+			}
+			sess := ""
+			if ev.SessionID != "" {
+				sess = fmt.Sprintf("%s:%d", ev.SessionID, ev.SessionSeq)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", idx, r.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Type, ev.Tenant,
+				ev.Actor.Subject, sess, what(json.RawMessage(ev.Payload)))
 			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("log: %w", err)
 		}
-		shown++
-		if *asJSON {
-			return enc.Encode(struct {
-				Index  uint64          `json:"index"`
-				Leaf   string          `json:"leaf"`
-				Sealed time.Time       `json:"sealed"`
-				Source uint64          `json:"source,omitempty"`
-				Event  json.RawMessage `json:"event"`
-			}{idx, ledger.LeafHash(raw).Base64(), r.Time.UTC(), r.Source, r.Event})
+		if tw != nil && shown == 0 {
+			fmt.Fprintln(tw, "(no records match)")
 		}
-		sess := ""
-		if ev.SessionID != "" {
-			sess = fmt.Sprintf("%s:%d", ev.SessionID, ev.SessionSeq)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", idx, r.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Type, ev.Tenant,
-			ev.Actor.Subject, sess, what(json.RawMessage(ev.Payload)))
 		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("log: %w", err)
 	}
-	if tw != nil && shown == 0 {
-		fmt.Fprintln(tw, "(no records match)")
-	}
-	return nil
 }
 
 // what sums up a payload in one line: the statement or request when

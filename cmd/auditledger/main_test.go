@@ -52,18 +52,18 @@ func TestVersion(t *testing.T) {
 func TestLogReadsAStore(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	if err := keysGenerate(ctx, []string{"--out", dir + "/k"}, nil, io.Discard, io.Discard); err != nil {
+	if err := run(ctx, []string{"keys", "generate", "--out", dir + "/k"}, nil, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	sample, err := os.ReadFile("../../ledger/testdata/sample.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := appendCmd(ctx, []string{"--store", dir + "/s", "--key", dir + "/k/ledger.key"}, bytes.NewReader(sample), io.Discard, io.Discard); err != nil {
+	if err := run(ctx, []string{"append", "--store", dir + "/s", "--key", dir + "/k/ledger.key"}, bytes.NewReader(sample), io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	var table bytes.Buffer
-	if err := logCmd(ctx, []string{"--store", dir + "/s"}, nil, &table, io.Discard); err != nil {
+	if err := run(ctx, []string{"log", "--store", dir + "/s"}, nil, &table, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(table.String()), "\n")
@@ -71,7 +71,7 @@ func TestLogReadsAStore(t *testing.T) {
 		t.Fatalf("log table (%d lines):\n%s", len(lines), table.String())
 	}
 	var js bytes.Buffer
-	if err := logCmd(ctx, []string{"--store", dir + "/s", "--json", "--type", "command.executed", "--from", "2"}, nil, &js, io.Discard); err != nil {
+	if err := run(ctx, []string{"log", "--store", dir + "/s", "--json", "--type", "command.executed", "--from", "2"}, nil, &js, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := file.Open(dir + "/s")

@@ -9,15 +9,18 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/api"
 )
 
 // queryEvents asks the API's read path for events: the common questions
 // without writing HTTP.
-func queryEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("query events [--type T,...] [--tenant T] [--actor SUBJECT] [--email E] [--session ID] [--target NAME] [--since TIME] [--until TIME] [--q TEXT] [--limit N] [--all] [--json]",
-		"Asks the API (GET /v1/events, role auditor or security) for sealed events in\nledger order and prints them as a table (index, time, type, actor, session\nand sequence, what was done), or as JSON lines with --json: each with its\nledger index, leaf hash and exact record bytes (for proof verify). --all\nfollows every page. The token comes from $AUDITLEDGER_TOKEN or --token-file.", stderr)
+func queryEvents(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "query events [--type T,...] [--tenant T] [--actor SUBJECT] [--email E] [--session ID] [--target NAME] [--since TIME] [--until TIME] [--q TEXT] [--limit N] [--all] [--json]",
+		"Asks the API (GET /v1/events, role auditor or security) for sealed events in\nledger order and prints them as a table (index, time, type, actor, session\nand sequence, what was done), or as JSON lines with --json: each with its\nledger index, leaf hash and exact record bytes (for proof verify). --all\nfollows every page. The token comes from $AUDITLEDGER_TOKEN or --token-file.")
 	af := addAPIFlags(fs)
 	filters := map[string]*string{}
 	for _, f := range []struct{ name, usage string }{
@@ -30,78 +33,77 @@ func queryEvents(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	limit := fs.Int("limit", 100, "events per page (1 to 1000)")
 	all := fs.Bool("all", false, "follow every page")
 	asJSON := fs.Bool("json", false, "JSON lines instead of a table")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	v := url.Values{}
-	for k, p := range filters {
-		if *p != "" {
-			v.Set(k, *p)
-		}
-	}
-	v.Set("limit", strconv.Itoa(*limit))
-	out := newEventPrinter(stdout, *asJSON)
-	for {
-		var page api.EventPage
-		if err := af.call(ctx, "GET", "/v1/events?"+v.Encode(), nil, &page); err != nil {
-			return fmt.Errorf("query events: %w", err)
-		}
-		for _, e := range page.Events {
-			if err := out.print(e); err != nil {
-				return err
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		v := url.Values{}
+		for k, p := range filters {
+			if *p != "" {
+				v.Set(k, *p)
 			}
 		}
-		if !*all || page.Next == nil {
-			return out.done()
+		v.Set("limit", strconv.Itoa(*limit))
+		out := newEventPrinter(stdout, *asJSON)
+		for {
+			var page api.EventPage
+			if err := af.call(ctx, "GET", "/v1/events?"+v.Encode(), nil, &page); err != nil {
+				return fmt.Errorf("query events: %w", err)
+			}
+			for _, e := range page.Events {
+				if err := out.print(e); err != nil {
+					return err
+				}
+			}
+			if !*all || page.Next == nil {
+				return out.done()
+			}
+			v.Set("after", strconv.FormatUint(*page.Next, 10))
 		}
-		v.Set("after", strconv.FormatUint(*page.Next, 10))
 	}
 }
 
 // querySession prints one session's timeline and the sequence numbers
 // missing from it.
-func querySession(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("query session ID --tenant T [--json]",
-		"Asks the API (GET /v1/sessions/{id}) for a session's timeline: its events in\nsequence order, as a table or JSON lines, then the sequence numbers missing\nfrom it — a gap is a record that never reached the ledger.", stderr)
+func querySession(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "query session ID --tenant T [--json]",
+		"Asks the API (GET /v1/sessions/{id}) for a session's timeline: its events in\nsequence order, as a table or JSON lines, then the sequence numbers missing\nfrom it — a gap is a record that never reached the ledger.")
 	af := addAPIFlags(fs)
 	tenant := fs.String("tenant", "", "the session's tenant")
 	asJSON := fs.Bool("json", false, "JSON lines instead of a table")
-	var id string
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		id, args = args[0], args[1:]
-	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if id == "" {
-		return fmt.Errorf("query session: give the session id first: auditledger query session ID --tenant T")
-	}
-	if err := required(fs, "tenant"); err != nil {
-		return err
-	}
-	var tl api.Timeline
-	if err := af.call(ctx, "GET", "/v1/sessions/"+url.PathEscape(id)+"?tenant="+url.QueryEscape(*tenant), nil, &tl); err != nil {
-		return fmt.Errorf("query session: %w", err)
-	}
-	out := newEventPrinter(stdout, *asJSON)
-	for _, e := range tl.Events {
-		if err := out.print(e); err != nil {
+	c.Args = cli.AtMostOne
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		var id string
+		if len(args) == 1 {
+			id = args[0]
+		}
+		if id == "" {
+			return fmt.Errorf("query session: give the session id first: auditledger query session ID --tenant T")
+		}
+		if err := cli.Required(fs, "tenant"); err != nil {
 			return err
 		}
-	}
-	if err := out.done(); err != nil {
-		return err
-	}
-	for _, g := range tl.Gaps {
-		if *asJSON {
-			json.NewEncoder(stdout).Encode(map[string]any{"gap": g})
-		} else if g.From == g.To {
-			fmt.Fprintf(stdout, "missing: session_seq %d\n", g.From)
-		} else {
-			fmt.Fprintf(stdout, "missing: session_seq %d to %d\n", g.From, g.To)
+		var tl api.Timeline
+		if err := af.call(ctx, "GET", "/v1/sessions/"+url.PathEscape(id)+"?tenant="+url.QueryEscape(*tenant), nil, &tl); err != nil {
+			return fmt.Errorf("query session: %w", err)
 		}
+		out := newEventPrinter(stdout, *asJSON)
+		for _, e := range tl.Events {
+			if err := out.print(e); err != nil {
+				return err
+			}
+		}
+		if err := out.done(); err != nil {
+			return err
+		}
+		for _, g := range tl.Gaps {
+			if *asJSON {
+				json.NewEncoder(stdout).Encode(map[string]any{"gap": g})
+			} else if g.From == g.To {
+				fmt.Fprintf(stdout, "missing: session_seq %d\n", g.From)
+			} else {
+				fmt.Fprintf(stdout, "missing: session_seq %d to %d\n", g.From, g.To)
+			}
+		}
+		return nil
 	}
-	return nil
 }
 
 type eventPrinter struct {

@@ -7,30 +7,22 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
+	"reflect"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
-	"github.com/auditledger/auditledger/ledger/storeurl"
-	"github.com/auditledger/auditledger/ledger/writer"
-	"github.com/auditledger/auditledger/projections"
-	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
-	"github.com/auditledger/auditledger/services/httpproxy"
 	"github.com/auditledger/auditledger/services/identity"
-	"github.com/auditledger/auditledger/services/pgproxy"
 	"github.com/auditledger/auditledger/services/telemetry"
 )
 
@@ -47,16 +39,54 @@ type role interface {
 	prepare(ctx context.Context, e *env, log *slog.Logger) (run func(context.Context) error, err error)
 }
 
+// roleTable is every role serve runs, one row each: the section of the
+// configuration file that holds its settings (yaml), the name that
+// roles: lists it by (role), and its type, defined in its own file,
+// role_<name>.go, with its defaults (setDefaults), its AUDITLEDGER_*
+// variables (envOverrides), check and prepare, and the bus principal it
+// connects as. Adding a role is that file, a row here and a documented
+// block in deploy/auditledger.yaml.
+type roleTable struct {
+	Ledger        ledgerRole        `yaml:"ledger" role:"ledger"`
+	API           apiRole           `yaml:"api" role:"api"`
+	PostgresProxy postgresProxyRole `yaml:"postgres_proxy" role:"postgres-proxy"`
+	HTTPProxy     httpProxyRole     `yaml:"http_proxy" role:"http-proxy"`
+	Projector     projectorRole     `yaml:"projector" role:"projector"`
+	// The SIEM forwarders (docs/SIEM.md).
+	SyslogForwarder  syslogForwarderRole  `yaml:"syslog_forwarder" role:"syslog-forwarder"`
+	HECForwarder     hecForwarderRole     `yaml:"hec_forwarder" role:"hec-forwarder"`
+	WebhookForwarder webhookForwarderRole `yaml:"webhook_forwarder" role:"webhook-forwarder"`
+}
+
+// namedRole is a row of the roleTable: a role's name and its section.
+type namedRole struct {
+	name string
+	role role
+}
+
+// sections are the rows of t, in order, each pointing at its section.
+func (t *roleTable) sections() []namedRole {
+	v := reflect.ValueOf(t).Elem()
+	rs := make([]namedRole, v.NumField())
+	for i := range rs {
+		rs[i] = namedRole{v.Type().Field(i).Tag.Get("role"), v.Field(i).Addr().Interface().(role)}
+	}
+	return rs
+}
+
 // roles maps each role name to its section.
-func (c *serveConfig) roles() map[string]role {
-	return map[string]role{"ledger": &c.Ledger, "api": &c.API, "postgres-proxy": &c.PostgresProxy, "http-proxy": &c.HTTPProxy,
-		"projector": &c.Projector, "syslog-forwarder": &c.SyslogForwarder, "hec-forwarder": &c.HECForwarder, "webhook-forwarder": &c.WebhookForwarder}
+func (t *roleTable) roles() map[string]role {
+	m := map[string]role{}
+	for _, r := range t.sections() {
+		m[r.name] = r.role
+	}
+	return m
 }
 
 // env is what every role of one process shares, built once.
 type env struct {
 	cfg    *serveConfig
-	dial   *busDialer
+	dial   *busdial.Dialer
 	health *health.Health
 	log    *slog.Logger
 	// onWriter, if set, is called each time this process's ledger role
@@ -70,7 +100,7 @@ type env struct {
 	addrs map[string]string      // role → the address it listens on
 }
 
-func newEnv(cfg *serveConfig, dial *busDialer, h *health.Health, log *slog.Logger) *env {
+func newEnv(cfg *serveConfig, dial *busdial.Dialer, h *health.Health, log *slog.Logger) *env {
 	return &env{cfg: cfg, dial: dial, health: h, log: log, auth: cfg.auth, addrs: map[string]string{}}
 }
 
@@ -183,6 +213,22 @@ func runRoles(ctx context.Context, e *env, names []string, prepared ...func()) e
 	return errors.Join(errs...)
 }
 
+// recording is how a role records events.
+type recording struct {
+	role string // the role: the source kind of its events, its metrics' label
+	// principal is what it connects to the bus as. bus.Proxy is replaced
+	// by the process's producer when the keys directory holds its seed.
+	principal bus.Principal
+	// decides: the role signs approval decisions with approvals.key and
+	// creates the approvals bucket (the api); otherwise it acts only on
+	// decisions approvals.vkey verifies.
+	decides bool
+	// spool and failOpen: where events wait while the bus is down, and
+	// whether the role serves meanwhile.
+	spool    string
+	failOpen bool
+}
+
 // producer is what a role that records events holds: its bus
 // connection, its emitter, and the approvals broker (nil when approvals
 // are off).
@@ -197,8 +243,9 @@ type producer struct {
 // emitter and approvals broker. A producer_key names this process as a
 // producer: its name is the source instance of every event the role
 // records, and the role attests them with it.
-func (e *env) producer(ctx context.Context, role, spool string, failOpen bool, log *slog.Logger) (*producer, error) {
+func (e *env) producer(ctx context.Context, rec recording, log *slog.Logger) (*producer, error) {
 	cfg := e.cfg
+	role, spool, failOpen := rec.role, rec.spool, rec.failOpen
 	auth, err := e.authenticator(ctx)
 	if err != nil {
 		return nil, err
@@ -213,11 +260,11 @@ func (e *env) producer(ctx context.Context, role, spool string, failOpen bool, l
 	// Proxies connect with their own producer credentials when the keys
 	// directory holds them, so the bus lets them publish only as
 	// themselves.
-	brole := busRole(role)
-	if brole == bus.Proxy && e.dial.hasSeed(bus.Producer(cfg.instanceName())) {
+	brole := rec.principal
+	if brole == bus.Proxy && e.dial.HasSeed(bus.Producer(cfg.instanceName())) {
 		brole = bus.Producer(cfg.instanceName())
 	}
-	_, js, err := e.dial.connect(brole)
+	_, js, err := e.dial.Connect(brole)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +281,7 @@ func (e *env) producer(ctx context.Context, role, spool string, failOpen bool, l
 	// The API signs decisions; proxies act only on decisions its key signed.
 	var signer *ledger.NoteSigner
 	var verifier *ledger.NoteVerifier
-	if role == "api" {
+	if rec.decides {
 		if signer, err = loadSigner(cfg.Approvals.Key); err != nil {
 			em.Close()
 			return nil, fmt.Errorf("approvals.key: %w", err)
@@ -246,17 +293,17 @@ func (e *env) producer(ctx context.Context, role, spool string, failOpen bool, l
 		}
 	}
 	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	broker, err := approvals.New(bctx, approvals.Config{JetStream: js, Emitter: em, Replicas: cfg.NATS.Replicas, Create: role == "api",
+	broker, err := approvals.New(bctx, approvals.Config{JetStream: js, Emitter: em, Replicas: cfg.NATS.Replicas, Create: rec.decides,
 		Signer: signer, Verifier: verifier,
 		Source: events.Source{Kind: role, Instance: cfg.instanceName()}, Logger: log})
 	cancel()
 	switch {
-	case err == nil && role != "api" && verifier == nil:
+	case err == nil && !rec.decides && verifier == nil:
 		// Without the API's verifier key no decision can be trusted: a
 		// proxy refuses a policy with approval rules (New says so).
 		log.Warn("approvals off: set approvals.vkey to the API's verifier key to hold statements for approval")
 		broker = nil
-	case errors.Is(err, approvals.ErrNoBucket) && role != "api":
+	case errors.Is(err, approvals.ErrNoBucket) && !rec.decides:
 		// Without the bucket a proxy refuses a policy with approval
 		// rules (New says so) and runs every other policy.
 		log.Warn("approvals unavailable until the api role has run once", "err", err)
@@ -294,326 +341,6 @@ func (p *producer) closing(serve func() error) error {
 		err = cerr
 	}
 	return err
-}
-
-func (*ledgerRole) stopsLast() {}
-
-func (c *ledgerRole) check(*serveConfig) error {
-	switch {
-	case c.Store == "":
-		return fmt.Errorf("ledger.store: required (a directory or s3://bucket/prefix?endpoint=...)")
-	case c.Key == "":
-		return fmt.Errorf("ledger.key: required (a key file from `auditledger keys generate`)")
-	case c.Batch < 1:
-		return fmt.Errorf("ledger.batch: must be positive")
-	case c.RequireSigned && c.Producers == "":
-		return fmt.Errorf("ledger.require_signed needs ledger.producers, the registry of producer keys")
-	case c.MaxWait <= 0 || c.LeaseTTL < duration(time.Second):
-		return fmt.Errorf("ledger.max_wait must be positive and ledger.lease_ttl at least 1s")
-	}
-	return nil
-}
-
-func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
-	_, js, err := e.dial.connect(bus.Ledger)
-	if err != nil {
-		return nil, err
-	}
-	log.Info("connected to the bus", "bus_role", bus.Ledger)
-	signer, err := loadSigner(c.Key)
-	if err != nil {
-		return nil, err
-	}
-	store, err := storeurl.Open(ctx, c.Store)
-	if err != nil {
-		return nil, err
-	}
-	// A local store is probed for writing now, not at the first seal. (An
-	// S3 store is not: a probe object would stay locked for the bucket's
-	// default retention; /readyz reports failing seals.)
-	if w, ok := store.Store.(interface{ CheckWritable() error }); ok {
-		if err := w.CheckWritable(); err != nil {
-			return nil, fmt.Errorf("ledger.store: %w", err)
-		}
-	}
-	var producers *ledger.Producers
-	if c.Producers != "" {
-		b, err := os.ReadFile(c.Producers)
-		if err != nil {
-			return nil, fmt.Errorf("ledger.producers: %w", err)
-		}
-		if producers, err = ledger.ParseProducers(string(b)); err != nil {
-			return nil, fmt.Errorf("ledger.producers %s: %w", c.Producers, err)
-		}
-	}
-	// The index is this process's alone while it runs: a second serve on
-	// it is refused naming the first, not left to the index's own lock.
-	unlock := func() {}
-	if c.Index != "" {
-		if err := os.MkdirAll(c.Index, 0o700); err != nil {
-			return nil, fmt.Errorf("ledger.index: %w", err)
-		}
-		if unlock, err = lockDir(c.Index); err != nil {
-			return nil, fmt.Errorf("ledger.index: %w", err)
-		}
-	}
-	log.Info("ledger writer starting", "store", store.Store.String(), "origin", signer.Name(),
-		"producers", producers.Len(), "require_signed", c.RequireSigned)
-	nats := e.cfg.NATS
-	return func(ctx context.Context) error {
-		defer unlock()
-		var leading atomic.Bool
-		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		defer stop()
-		// Stopping, the writer first seals what the bus holds already —
-		// the last events of the roles that stopped before it — for up
-		// to five seconds; a standby just stops.
-		defer context.AfterFunc(ctx, func() {
-			if leading.Load() {
-				drainConsumer(js, c.consumer(), 5*time.Second, log)
-			}
-			stop()
-		})()
-		return writer.Run(wctx, writer.Config{
-			JetStream: js, Store: store.Store, Signer: signer, Retention: store.Retention,
-			Streams:  bus.StreamOptions{Replicas: nats.Replicas, Duplicates: time.Duration(nats.Duplicates)},
-			Consumer: c.Consumer, BatchSize: c.Batch, MaxWait: time.Duration(c.MaxWait),
-			LeaseTTL: time.Duration(c.LeaseTTL), Logger: log, Health: e.health, NewLog: e.cfg.newLog, IndexDir: c.Index,
-			Producers: producers, RequireSigned: c.RequireSigned,
-			OnWriter: func(l *ledger.Log) {
-				leading.Store(true)
-				if e.onWriter != nil {
-					e.onWriter(l)
-				}
-			},
-		})
-	}, nil
-}
-
-func (c *ledgerRole) consumer() string {
-	if c.Consumer == "" {
-		return "ledger"
-	}
-	return c.Consumer
-}
-
-// drainConsumer waits until the writer's consumer has nothing pending or
-// unacknowledged on AUDIT_EVENTS, for at most d.
-func drainConsumer(js jetstream.JetStream, name string, d time.Duration, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	for {
-		cons, err := js.Consumer(ctx, bus.EventsStream, name)
-		if err == nil {
-			var info *jetstream.ConsumerInfo
-			if info, err = cons.Info(ctx); err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			log.Warn("stopping before the bus was drained: the rest is sealed at the next start", "waited", d, "err", err)
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func (c *apiRole) check(cfg *serveConfig) error {
-	if cfg.OIDC.Issuer == "" && cfg.auth == nil {
-		return fmt.Errorf("oidc.issuer: required by the api role (the provider whose tokens callers send)")
-	}
-	if cfg.Approvals.Key == "" {
-		return fmt.Errorf("approvals.key: required by the api role, which signs every approval decision (a key file from `auditledger keys generate --file approvals`)")
-	}
-	if (c.EvidenceKey != "") != (c.LogVKey != "") || (c.EvidenceKey != "") != (c.EvidenceDir != "") {
-		return fmt.Errorf("api.evidence_key, api.evidence_dir and api.log_vkey: give all three to serve evidence bundles, or none")
-	}
-	if _, err := c.scope(); err != nil {
-		return err
-	}
-	return nil
-}
-
-// scope is the API's reading of tenant and target scopes from groups.
-func (c *apiRole) scope() (api.ScopeConfig, error) {
-	s := api.ScopeConfig{TenantPrefix: c.Scope.TenantPrefix, TargetPrefix: c.Scope.TargetPrefix}
-	switch c.Scope.Unscoped {
-	case "", "none":
-	case "all":
-		s.UnscopedAll = true
-	default:
-		return s, fmt.Errorf("api.scope.unscoped: %q is not none or all (what a caller in no tenant:NAME or target:NAME group reaches)", c.Scope.Unscoped)
-	}
-	if s.TenantPrefix != "" && s.TenantPrefix == s.TargetPrefix {
-		return s, fmt.Errorf("api.scope: tenant_prefix and target_prefix are both %q: a group would name a tenant and a target at once", s.TenantPrefix)
-	}
-	return s, nil
-}
-
-// evidence loads what the API needs to build evidence bundles, if
-// configured.
-func (c *apiRole) evidence() (*api.EvidenceConfig, error) {
-	if c.EvidenceKey == "" {
-		return nil, nil
-	}
-	signer, err := loadEvidenceKey(c.EvidenceKey)
-	if err != nil {
-		return nil, fmt.Errorf("api.evidence_key: %w", err)
-	}
-	v, err := loadVerifier(c.LogVKey)
-	if err != nil {
-		return nil, fmt.Errorf("api.log_vkey: %w", err)
-	}
-	return &api.EvidenceConfig{Dir: c.EvidenceDir, Signer: signer, LogVKey: v.String(), Generator: versionString()}, nil
-}
-
-func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
-	p, err := e.producer(ctx, "api", "", false, log)
-	if err != nil {
-		return nil, err
-	}
-	roles := map[api.Role][]string{}
-	for r, groups := range c.Roles {
-		roles[api.Role(r)] = groups
-	}
-	if len(roles) == 0 {
-		roles = nil // each role held by the group of its name
-	}
-	// The read path queries the projection, when there is one.
-	var db *pgxpool.Pool
-	if dsn := e.cfg.databaseURL(); dsn != "" {
-		if db, err = pgxpool.New(ctx, dsn); err != nil {
-			p.em.Close()
-			return nil, fmt.Errorf("AUDITLEDGER_DATABASE_URL: %w", err)
-		}
-	} else {
-		log.Info("read path off: set AUDITLEDGER_DATABASE_URL to the projection database to serve /v1/events and proofs")
-	}
-	ev, err := c.evidence()
-	if err != nil {
-		p.em.Close()
-		return nil, err
-	}
-	scope, _ := c.scope() // checked by check
-	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Roles: roles, Scope: scope, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
-		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db, Evidence: ev})
-	if err != nil {
-		p.em.Close()
-		return nil, err
-	}
-	ln, err := e.listen("api", c.Listen, p, false)
-	if err != nil {
-		return nil, fmt.Errorf("api.listen: %w", err)
-	}
-	log.Info("API listening", "addr", ln.Addr().String())
-	return func(ctx context.Context) error {
-		if db != nil {
-			defer db.Close()
-		}
-		return p.closing(func() error { return health.Serve(ctx, ln, h) })
-	}, nil
-}
-
-func (c *postgresProxyRole) check(cfg *serveConfig) error {
-	if cfg.OIDC.Issuer == "" && cfg.auth == nil {
-		return fmt.Errorf("oidc.issuer: required by the postgres-proxy role (the provider whose tokens clients present)")
-	}
-	if c.FailOpen && c.Spool == "" {
-		return fmt.Errorf("postgres_proxy.fail_open needs postgres_proxy.spool")
-	}
-	return nil
-}
-
-func (c *postgresProxyRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
-	upstream := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM")
-	if upstream == "" {
-		return nil, errors.New("set AUDITLEDGER_PROXY_UPSTREAM to the target's postgres:// URL (with the credentials the proxy uses)")
-	}
-	var pol *pgproxy.Policy
-	if c.Policy != "" {
-		var err error
-		if pol, err = pgproxy.LoadPolicy(c.Policy); err != nil {
-			return nil, err
-		}
-	}
-	tlsCfg, err := loadTLS(c.TLSCert, c.TLSKey)
-	if err != nil {
-		return nil, fmt.Errorf("postgres_proxy: %w", err)
-	}
-	p, err := e.producer(ctx, "postgres-proxy", c.Spool, c.FailOpen, log)
-	if err != nil {
-		return nil, err
-	}
-	px, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: p.auth, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(),
-		Target: c.Target, Databases: c.Databases, Policy: pol, Approvals: p.broker, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
-		TLS: tlsCfg, RequireTLS: c.RequireTLS, Logger: log, Metrics: telemetry.NewProxy(e.health.Registry(), "postgres")})
-	if err != nil {
-		p.em.Close()
-		return nil, err
-	}
-	ln, err := e.listen("postgres-proxy", c.Listen, p, c.FailOpen)
-	if err != nil {
-		return nil, fmt.Errorf("postgres_proxy.listen: %w", err)
-	}
-	log.Info("PostgreSQL proxy listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil)
-	return func(ctx context.Context) error {
-		return p.closing(func() error { return px.Serve(ctx, ln) })
-	}, nil
-}
-
-func (c *httpProxyRole) check(cfg *serveConfig) error {
-	switch {
-	case cfg.OIDC.Issuer == "" && cfg.auth == nil:
-		return fmt.Errorf("oidc.issuer: required by the http-proxy role (the provider whose tokens clients present)")
-	case c.Upstream == "":
-		return fmt.Errorf("http_proxy.upstream: required by the http-proxy role")
-	case c.FailOpen && c.Spool == "":
-		return fmt.Errorf("http_proxy.fail_open needs http_proxy.spool")
-	}
-	return nil
-}
-
-func (c *httpProxyRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
-	var pol *httpproxy.Policy
-	if c.Policy != "" {
-		var err error
-		if pol, err = httpproxy.LoadPolicy(c.Policy); err != nil {
-			return nil, err
-		}
-	}
-	tlsCfg, err := loadTLS(c.TLSCert, c.TLSKey)
-	if err != nil {
-		return nil, fmt.Errorf("http_proxy: %w", err)
-	}
-	headers := http.Header{}
-	if v := os.Getenv("AUDITLEDGER_PROXY_UPSTREAM_AUTHORIZATION"); v != "" {
-		headers.Set("Authorization", v)
-	}
-	p, err := e.producer(ctx, "http-proxy", c.Spool, c.FailOpen, log)
-	if err != nil {
-		return nil, err
-	}
-	px, err := httpproxy.New(httpproxy.Config{Upstream: c.Upstream, UpstreamHeaders: headers, Auth: p.auth, Emitter: p.em,
-		Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Target: c.Target, Policy: pol, Approvals: p.broker, FailOpen: c.FailOpen, Logger: log,
-		Metrics: telemetry.NewProxy(e.health.Registry(), "http")})
-	if err != nil {
-		p.em.Close()
-		return nil, err
-	}
-	ln, err := e.listen("http-proxy", c.Listen, p, c.FailOpen)
-	if err != nil {
-		return nil, fmt.Errorf("http_proxy.listen: %w", err)
-	}
-	if tlsCfg != nil {
-		ln = tls.NewListener(ln, tlsCfg)
-	}
-	log.Info("HTTP proxy listening", "addr", ln.Addr().String(), "upstream", c.Upstream, "tls", tlsCfg != nil)
-	return func(ctx context.Context) error {
-		// Serve returns once every exchange has finished: the emitter
-		// closes after the last record.
-		return p.closing(func() error { return health.Serve(ctx, ln, px) })
-	}, nil
 }
 
 // addBusReadiness registers the readiness of a role that records what it
@@ -668,64 +395,4 @@ func hostname() string {
 		return "auditledger"
 	}
 	return h
-}
-
-func (c *projectorRole) check(cfg *serveConfig) error {
-	if c.VKey == "" {
-		return fmt.Errorf("projector.vkey: required (the log's verifier key: the projector checks every segment before applying it)")
-	}
-	if c.Store == "" && cfg.Ledger.Store == "" {
-		return fmt.Errorf("projector.store: required (or ledger.store)")
-	}
-	return nil
-}
-
-func (c *projectorRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
-	database := e.cfg.databaseURL()
-	if database == "" {
-		return nil, errors.New("set AUDITLEDGER_DATABASE_URL to the projection database's postgres:// URL")
-	}
-	v, err := loadVerifier(c.VKey)
-	if err != nil {
-		return nil, fmt.Errorf("projector.vkey: %w", err)
-	}
-	url := c.Store
-	if url == "" {
-		url = e.cfg.Ledger.Store
-	}
-	store, err := storeurl.Open(ctx, url)
-	if err != nil {
-		return nil, fmt.Errorf("projector.store: %w", err)
-	}
-	db, err := pgxpool.New(ctx, database)
-	if err != nil {
-		return nil, fmt.Errorf("AUDITLEDGER_DATABASE_URL: %w", err)
-	}
-	var applied atomic.Uint64
-	var started atomic.Bool // the cursor of earlier runs is read: applied is the projection's size
-	segments := prometheus.NewCounter(prometheus.CounterOpts{Name: "auditledger_projector_segments_total", Help: "segments the projector applied"})
-	e.health.Registry().MustRegister(segments, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditledger_projector_applied",
-		Help: "records applied to the projection (its size)"}, func() float64 { return float64(applied.Load()) }))
-	e.health.AddReadiness("projector", func() (string, error) {
-		pctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := db.Ping(pctx); err != nil {
-			return "", fmt.Errorf("projection database unreachable: %v", err)
-		}
-		if !started.Load() {
-			return "", errors.New("reading the projection's cursor")
-		}
-		return fmt.Sprintf("applied %d records", applied.Load()), nil
-	})
-	log.Info("projector starting", "store", store.Store.String())
-	return func(ctx context.Context) error {
-		defer db.Close()
-		if pos, err := projections.Cursor(ctx, db, c.Name); err == nil {
-			applied.Store(pos.Size) // what earlier runs applied
-			started.Store(true)
-		}
-		return projections.Run(ctx, projections.Config{DB: db, Store: store.Store, Verifier: v, Name: c.Name, Poll: time.Duration(c.Poll), Logger: log,
-			Applied:     func(p ledger.Position) { applied.Store(p.Size); started.Store(true); segments.Inc() },
-			VerifyEvery: time.Duration(c.VerifyEvery), Retention: store.Retention})
-	}, nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -116,5 +118,40 @@ func TestRunRolesStopsTheLedgerLast(t *testing.T) {
 	got := *events
 	if len(got) != 6 || got[5] != "ledger stopped" {
 		t.Errorf("events %v: the ledger must stop after the roles that record", got)
+	}
+}
+
+// TestRoleTable: every row of the roleTable names its role and its
+// section, and deploy/auditledger.yaml documents the section; its
+// AUDITLEDGER_* variables are named after the section.
+func TestRoleTable(t *testing.T) {
+	deploy, err := os.ReadFile("../../deploy/auditledger.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c serveConfig
+	typ := reflect.TypeOf(c.roleTable)
+	seen := map[string]bool{}
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name, section := f.Tag.Get("role"), f.Tag.Get("yaml")
+		if name == "" || section == "" || seen[name] {
+			t.Errorf("roleTable.%s: role %q, yaml %q: each row needs a role name of its own and a section", f.Name, name, section)
+		}
+		seen[name] = true
+		if !strings.Contains(string(deploy), "\n"+section+":") {
+			t.Errorf("deploy/auditledger.yaml documents no %s: section (role %s)", section, name)
+		}
+	}
+	for _, r := range c.sections() {
+		e, ok := r.role.(interface{ envOverrides() []envOverride })
+		if !ok {
+			continue
+		}
+		for _, o := range e.envOverrides() {
+			if want := "AUDITLEDGER_" + strings.ToUpper(strings.ReplaceAll(r.name, "-", "_")) + "_"; !strings.HasPrefix(o.name, want) {
+				t.Errorf("role %s reads %s: its variables begin %s", r.name, o.name, want)
+			}
+		}
 	}
 }

@@ -16,8 +16,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/internal/yamlstrict"
 	"github.com/auditledger/auditledger/services/identity"
@@ -68,87 +71,13 @@ type serveConfig struct {
 		// development identity in events (`auditledger oidc-dev`).
 		DevIdentities bool `yaml:"dev_identities"`
 	} `yaml:"oidc"`
-	API       apiRole `yaml:"api"`
 	Approvals struct {
 		Key  string `yaml:"key"`
 		VKey string `yaml:"vkey"`
 	} `yaml:"approvals"`
-	PostgresProxy postgresProxyRole `yaml:"postgres_proxy"`
-	HTTPProxy     httpProxyRole     `yaml:"http_proxy"`
-	Ledger        ledgerRole        `yaml:"ledger"`
-	Projector     projectorRole     `yaml:"projector"`
-	// The SIEM forwarders (docs/SIEM.md).
-	SyslogForwarder  syslogForwarderRole  `yaml:"syslog_forwarder"`
-	HECForwarder     hecForwarderRole     `yaml:"hec_forwarder"`
-	WebhookForwarder webhookForwarderRole `yaml:"webhook_forwarder"`
+	// The sections of the roles (roles.go).
+	roleTable `yaml:",inline"`
 }
-
-// The role sections: each checks its settings and prepares itself
-// (roles.go).
-type (
-	apiRole struct {
-		Listen string              `yaml:"listen"`
-		Roles  map[string][]string `yaml:"roles"`
-		// Scope: which tenants and targets a caller's roles reach, from
-		// its groups (services/api scope.go).
-		Scope struct {
-			TenantPrefix string `yaml:"tenant_prefix"` // empty: "tenant:"
-			TargetPrefix string `yaml:"target_prefix"` // empty: "target:"
-			// Unscoped: what a caller in no tenant (target) group
-			// reaches: "none" (empty: the same) or "all".
-			Unscoped string `yaml:"unscoped"`
-		} `yaml:"scope"`
-		// Evidence bundles: the SSH key signing them, where they are
-		// kept, and the log's verifier key they ship.
-		EvidenceKey string `yaml:"evidence_key"`
-		EvidenceDir string `yaml:"evidence_dir"`
-		LogVKey     string `yaml:"log_vkey"`
-	}
-	postgresProxyRole struct {
-		Listen     string `yaml:"listen"`
-		Policy     string `yaml:"policy"`
-		Target     string `yaml:"target"`
-		Durability string `yaml:"durability"`
-		FailOpen   bool   `yaml:"fail_open"`
-		Spool      string `yaml:"spool"`
-		TLSCert    string `yaml:"tls_cert"`
-		TLSKey     string `yaml:"tls_key"`
-		RequireTLS bool   `yaml:"require_tls"`
-
-		// Databases clients may name; empty: the upstream URL's only.
-		Databases []string `yaml:"databases"`
-	}
-	httpProxyRole struct {
-		Listen   string `yaml:"listen"`
-		Upstream string `yaml:"upstream"`
-		Policy   string `yaml:"policy"`
-		Target   string `yaml:"target"`
-		FailOpen bool   `yaml:"fail_open"`
-		Spool    string `yaml:"spool"`
-		TLSCert  string `yaml:"tls_cert"`
-		TLSKey   string `yaml:"tls_key"`
-	}
-	projectorRole struct {
-		Store       string   `yaml:"store"`
-		VKey        string   `yaml:"vkey"`
-		Name        string   `yaml:"name"`
-		Poll        duration `yaml:"poll"`
-		VerifyEvery duration `yaml:"verify_every"`
-	}
-	ledgerRole struct {
-		Store    string   `yaml:"store"`
-		Key      string   `yaml:"key"`
-		Consumer string   `yaml:"consumer"`
-		Index    string   `yaml:"index"`
-		Batch    int      `yaml:"batch"`
-		MaxWait  duration `yaml:"max_wait"`
-		LeaseTTL duration `yaml:"lease_ttl"`
-		// Producers is the registry of producer verifier keys (one per
-		// line); RequireSigned rejects unsigned events.
-		Producers     string `yaml:"producers"`
-		RequireSigned bool   `yaml:"require_signed"`
-	}
-)
 
 type duration time.Duration
 
@@ -168,20 +97,16 @@ func defaultServeConfig() serveConfig {
 	c.Roles = []string{"ledger"}
 	c.Tenant = "default"
 	c.OIDC.Audience, c.OIDC.GroupsClaim = "auditledger", "groups"
-	c.API.Listen = defaultAPIAddr
-	c.PostgresProxy.Listen, c.PostgresProxy.Durability = defaultPGProxyAddr, "before-forward"
-	c.HTTPProxy.Listen = defaultHTTPProxyAddr
 	c.Log.Format, c.Log.Level = "json", "info"
 	c.HTTP.Listen = defaultHTTPAddr
 	c.NATS.URL = nats.DefaultURL
 	c.NATS.Replicas = 1
 	c.NATS.Duplicates = duration(10 * time.Minute)
-	c.Ledger.Consumer = "ledger"
-	c.Ledger.Batch = 5000
-	c.Ledger.MaxWait = duration(50 * time.Millisecond)
-	c.Projector.Poll = duration(200 * time.Millisecond)
-	c.Projector.VerifyEvery = duration(24 * time.Hour)
-	c.Ledger.LeaseTTL = duration(5 * time.Second)
+	for _, r := range c.sections() {
+		if d, ok := r.role.(interface{ setDefaults() }); ok {
+			d.setDefaults()
+		}
+	}
 	return c
 }
 
@@ -220,38 +145,19 @@ type envOverride struct {
 	set  func(string) error
 }
 
-// envOverrides are the variables that override c's settings; the one
-// table loadServeConfig applies and checkEnvNames knows the names from.
+// envOverrides are the variables that override c's settings, the
+// roles' own after the common ones: the one table loadServeConfig applies
+// and checkEnvNames knows the names from.
 func envOverrides(c *serveConfig) []envOverride {
-	return []envOverride{
+	common := []envOverride{
 		{"AUDITLEDGER_ROLES", func(v string) error { c.Roles = strings.Split(v, ","); return nil }},
 		{"AUDITLEDGER_TENANT", func(v string) error { c.Tenant = v; return nil }},
 		{"AUDITLEDGER_PRODUCER_KEY", func(v string) error { c.ProducerKey = v; return nil }},
-		{"AUDITLEDGER_LEDGER_PRODUCERS", func(v string) error { c.Ledger.Producers = v; return nil }},
-		{"AUDITLEDGER_LEDGER_REQUIRE_SIGNED", func(v string) (err error) { c.Ledger.RequireSigned, err = strconv.ParseBool(v); return }},
 		{"AUDITLEDGER_OIDC_ISSUER", func(v string) error { c.OIDC.Issuer = v; return nil }},
 		{"AUDITLEDGER_OIDC_AUDIENCE", func(v string) error { c.OIDC.Audience = v; return nil }},
 		{"AUDITLEDGER_OIDC_DEV_IDENTITIES", func(v string) (err error) { c.OIDC.DevIdentities, err = strconv.ParseBool(v); return }},
-		{"AUDITLEDGER_API_LISTEN", func(v string) error { c.API.Listen = v; return nil }},
-		{"AUDITLEDGER_API_EVIDENCE_KEY", func(v string) error { c.API.EvidenceKey = v; return nil }},
-		{"AUDITLEDGER_API_EVIDENCE_DIR", func(v string) error { c.API.EvidenceDir = v; return nil }},
-		{"AUDITLEDGER_API_LOG_VKEY", func(v string) error { c.API.LogVKey = v; return nil }},
-		{"AUDITLEDGER_API_SCOPE_UNSCOPED", func(v string) error { c.API.Scope.Unscoped = v; return nil }},
 		{"AUDITLEDGER_APPROVALS_KEY", func(v string) error { c.Approvals.Key = v; return nil }},
 		{"AUDITLEDGER_APPROVALS_VKEY", func(v string) error { c.Approvals.VKey = v; return nil }},
-		{"AUDITLEDGER_POSTGRES_PROXY_LISTEN", func(v string) error { c.PostgresProxy.Listen = v; return nil }},
-		{"AUDITLEDGER_POSTGRES_PROXY_POLICY", func(v string) error { c.PostgresProxy.Policy = v; return nil }},
-		{"AUDITLEDGER_POSTGRES_PROXY_DATABASES", func(v string) error { c.PostgresProxy.Databases = strings.Split(v, ","); return nil }},
-		{"AUDITLEDGER_HTTP_PROXY_LISTEN", func(v string) error { c.HTTPProxy.Listen = v; return nil }},
-		{"AUDITLEDGER_HTTP_PROXY_UPSTREAM", func(v string) error { c.HTTPProxy.Upstream = v; return nil }},
-		{"AUDITLEDGER_HTTP_PROXY_POLICY", func(v string) error { c.HTTPProxy.Policy = v; return nil }},
-		{"AUDITLEDGER_SYSLOG_FORWARDER_ADDR", func(v string) error { c.SyslogForwarder.Addr = v; return nil }},
-		{"AUDITLEDGER_HEC_FORWARDER_URL", func(v string) error { c.HECForwarder.URL = v; return nil }},
-		{"AUDITLEDGER_WEBHOOK_FORWARDER_URL", func(v string) error { c.WebhookForwarder.URL = v; return nil }},
-		{"AUDITLEDGER_PROJECTOR_STORE", func(v string) error { c.Projector.Store = v; return nil }},
-		{"AUDITLEDGER_PROJECTOR_VKEY", func(v string) error { c.Projector.VKey = v; return nil }},
-		{"AUDITLEDGER_PROJECTOR_POLL", func(v string) error { return setDuration(&c.Projector.Poll, v) }},
-		{"AUDITLEDGER_PROJECTOR_VERIFY_EVERY", func(v string) error { return setDuration(&c.Projector.VerifyEvery, v) }},
 		{"AUDITLEDGER_LOG_FORMAT", func(v string) error { c.Log.Format = v; return nil }},
 		{"AUDITLEDGER_LOG_LEVEL", func(v string) error { c.Log.Level = v; return nil }},
 		{"AUDITLEDGER_HTTP_LISTEN", func(v string) error { c.HTTP.Listen = v; return nil }},
@@ -261,14 +167,13 @@ func envOverrides(c *serveConfig) []envOverride {
 		{"AUDITLEDGER_NATS_CREDS", func(v string) error { c.NATS.Creds = v; return nil }},
 		{"AUDITLEDGER_NATS_REPLICAS", func(v string) (err error) { c.NATS.Replicas, err = strconv.Atoi(v); return }},
 		{"AUDITLEDGER_NATS_DUPLICATES", func(v string) error { return setDuration(&c.NATS.Duplicates, v) }},
-		{"AUDITLEDGER_LEDGER_STORE", func(v string) error { c.Ledger.Store = v; return nil }},
-		{"AUDITLEDGER_LEDGER_KEY", func(v string) error { c.Ledger.Key = v; return nil }},
-		{"AUDITLEDGER_LEDGER_CONSUMER", func(v string) error { c.Ledger.Consumer = v; return nil }},
-		{"AUDITLEDGER_LEDGER_BATCH", func(v string) (err error) { c.Ledger.Batch, err = strconv.Atoi(v); return }},
-		{"AUDITLEDGER_LEDGER_MAX_WAIT", func(v string) error { return setDuration(&c.Ledger.MaxWait, v) }},
-		{"AUDITLEDGER_LEDGER_INDEX", func(v string) error { c.Ledger.Index = v; return nil }},
-		{"AUDITLEDGER_LEDGER_LEASE_TTL", func(v string) error { return setDuration(&c.Ledger.LeaseTTL, v) }},
 	}
+	for _, r := range c.sections() {
+		if e, ok := r.role.(interface{ envOverrides() []envOverride }); ok {
+			common = append(common, e.envOverrides()...)
+		}
+	}
+	return common
 }
 
 // serveEnv lists the AUDITLEDGER_* variables serve reads.
@@ -319,6 +224,18 @@ func plainly(err error) error {
 	return err
 }
 
+// failsOpen reports whether a role to run serves while the bus is down:
+// then the process starts without a bus, and dials it until it answers.
+func (c *serveConfig) failsOpen() bool {
+	roles := c.roles()
+	for _, name := range c.Roles {
+		if f, ok := roles[name].(interface{ failsOpen() bool }); ok && f.failsOpen() {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *serveConfig) has(roles ...string) bool {
 	for _, r := range roles {
 		if slices.Contains(c.Roles, r) {
@@ -353,7 +270,7 @@ func (c *serveConfig) check() error {
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
 		return fmt.Errorf("nats.replicas: %d, want 1 to 5", c.NATS.Replicas)
 	}
-	if err := checkNATSURL("nats.url", c.NATS.URL); err != nil {
+	if err := busdial.CheckURL("nats.url", c.NATS.URL); err != nil {
 		return err
 	}
 	if c.NATS.NKeys != "" && c.NATS.Creds != "" {
@@ -367,61 +284,54 @@ func (c *serveConfig) check() error {
 	return nil
 }
 
-func serveCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("serve --config FILE",
-		"Runs the production roles against an external NATS JetStream, a segment store\n(S3 with Object Lock in production) and a key file. deploy/auditledger.yaml\ndocuments every setting; AUDITLEDGER_* environment variables override the\nfile. Serves /metrics, /healthz and /readyz on http.listen.", stderr)
+func serveCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "serve --config FILE",
+		"Runs the production roles against an external NATS JetStream, a segment store\n(S3 with Object Lock in production) and a key file. deploy/auditledger.yaml\ndocuments every setting; AUDITLEDGER_* environment variables override the\nfile. Serves /metrics, /healthz and /readyz on http.listen.")
 	path := fs.String("config", "", "YAML configuration file")
 	printCfg := fs.Bool("print-config", false, "print the effective configuration and exit")
 	newLog := fs.Bool("new-log", false, "let the ledger role start a new log in a store that holds less than the bus says was sealed (use a new key; the log begins with a gap record for what the earlier log holds)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := checkEnvNames(os.Environ()); err != nil {
-		return err
-	}
-	cfg, err := loadServeConfig(*path, os.Getenv)
-	if err != nil {
-		return err
-	}
-	cfg.newLog = *newLog
-	if *printCfg {
-		return yaml.NewEncoder(stdout).Encode(cfg)
-	}
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.Log.Level))
-	hopts := &slog.HandlerOptions{Level: level, ReplaceAttr: readableDurations}
-	var h slog.Handler = slog.NewJSONHandler(stderr, hopts)
-	if cfg.Log.Format == "text" {
-		h = slog.NewTextHandler(stderr, hopts)
-	}
-	log := slog.New(h)
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if err := checkEnvNames(os.Environ()); err != nil {
+			return err
+		}
+		cfg, err := loadServeConfig(*path, os.Getenv)
+		if err != nil {
+			return err
+		}
+		cfg.newLog = *newLog
+		if *printCfg {
+			return yaml.NewEncoder(stdout).Encode(cfg)
+		}
+		// --log-format and --log-level win over log.format and log.level.
+		log := cli.LogFlags(ctx).Over(cfg.Log.Format, cfg.Log.Level).Logger(stderr)
 
-	dial := &busDialer{url: cfg.NATS.URL, urlKey: "nats.url", name: "auditledger-serve", keysDir: cfg.NATS.NKeys, creds: cfg.NATS.Creds,
-		retry: cfg.PostgresProxy.FailOpen || cfg.HTTPProxy.FailOpen, waitCtx: ctx, log: log}
-	defer dial.close()
-	// The first role to fail ends the process: its HTTP server too.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	metrics := &health.Health{}
-	addr, wait, err := health.ListenAndServe(ctx, cfg.HTTP.Listen, metrics.Handler())
-	if err != nil {
-		return fmt.Errorf("serve: http.listen: %w", inUse(cfg.HTTP.Listen, err))
+		dial := &busdial.Dialer{URL: cfg.NATS.URL, URLKey: "nats.url", Name: "auditledger-serve", KeysDir: cfg.NATS.NKeys, Creds: cfg.NATS.Creds,
+			Retry: cfg.failsOpen(), WaitCtx: ctx, Log: log}
+		defer dial.Close()
+		// The first role to fail ends the process: its HTTP server too.
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		metrics := &health.Health{}
+		addr, wait, err := health.ListenAndServe(ctx, cfg.HTTP.Listen, metrics.Handler())
+		if err != nil {
+			return fmt.Errorf("serve: http.listen: %w", inUse(cfg.HTTP.Listen, err))
+		}
+		log.Info("auditledger serving", "roles", cfg.Roles, "nats", cfg.NATS.URL, "http", addr.String())
+		if cfg.NATS.Replicas == 1 {
+			warnUnlessFsync(ctx, cfg.NATS.Monitor, log)
+		}
+		err = runRoles(ctx, newEnv(&cfg, dial, metrics, log), cfg.Roles)
+		cancel(err)
+		if werr := wait(); err == nil {
+			err = werr
+		}
+		if err != nil {
+			log.Error("auditledger stopped", "roles", cfg.Roles, "err", err)
+			return fmt.Errorf("serve: %w", err)
+		}
+		log.Info("auditledger stopped", "roles", cfg.Roles, "reason", context.Cause(ctx))
+		return nil
 	}
-	log.Info("auditledger serving", "roles", cfg.Roles, "nats", cfg.NATS.URL, "http", addr.String())
-	if cfg.NATS.Replicas == 1 {
-		warnUnlessFsync(ctx, cfg.NATS.Monitor, log)
-	}
-	err = runRoles(ctx, newEnv(&cfg, dial, metrics, log), cfg.Roles)
-	cancel(err)
-	if werr := wait(); err == nil {
-		err = werr
-	}
-	if err != nil {
-		log.Error("auditledger stopped", "roles", cfg.Roles, "err", err)
-		return fmt.Errorf("serve: %w", err)
-	}
-	log.Info("auditledger stopped", "roles", cfg.Roles, "reason", context.Cause(ctx))
-	return nil
 }
 
 // warnUnlessFsync says, for single-replica streams, whether an
@@ -478,13 +388,4 @@ func busFsync(ctx context.Context, monitor string) (always bool, interval time.D
 		return false, 0, fmt.Errorf("%s/varz: no JetStream configuration (is JetStream enabled?)", monitor)
 	}
 	return v.JetStream.Config.SyncAlways, v.JetStream.Config.SyncInterval, nil
-}
-
-// readableDurations logs durations as "100ms", not as integers of
-// nanoseconds (the JSON handler's default).
-func readableDurations(_ []string, a slog.Attr) slog.Attr {
-	if a.Value.Kind() == slog.KindDuration {
-		return slog.String(a.Key, a.Value.Duration().String())
-	}
-	return a
 }

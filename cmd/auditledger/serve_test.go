@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger"
 )
 
@@ -148,13 +150,13 @@ func TestReadersDoNotCreateStores(t *testing.T) {
 	}
 	for name, cmd := range map[string]func() error{
 		"verify": func() error {
-			return verifyCmd(t.Context(), []string{"--store", missing, "--vkey", vkey}, nil, io.Discard, io.Discard)
+			return run(t.Context(), []string{"verify", "--store", missing, "--vkey", vkey}, nil, io.Discard, io.Discard)
 		},
 		"checkpoint": func() error {
-			return checkpointCmd(t.Context(), []string{"--store", missing}, nil, io.Discard, io.Discard)
+			return run(t.Context(), []string{"checkpoint", "--store", missing}, nil, io.Discard, io.Discard)
 		},
 		"proof inclusion": func() error {
-			return proofInclusion(t.Context(), []string{"--store", missing, "--index", "0"}, nil, io.Discard, io.Discard)
+			return run(t.Context(), []string{"proof", "inclusion", "--store", missing, "--index", "0"}, nil, io.Discard, io.Discard)
 		},
 	} {
 		err := cmd()
@@ -183,7 +185,7 @@ func TestVerifierKeyGivenAsSigningKey(t *testing.T) {
 
 func TestLogDurationsReadable(t *testing.T) {
 	var b strings.Builder
-	log := slog.New(slog.NewJSONHandler(&b, &slog.HandlerOptions{ReplaceAttr: readableDurations}))
+	log := slog.New(slog.NewJSONHandler(&b, &slog.HandlerOptions{ReplaceAttr: cli.ReadableDurations}))
 	log.Info("x", "backoff", 100*time.Millisecond)
 	if !strings.Contains(b.String(), `"backoff":"100ms"`) {
 		t.Fatalf("log line: %s", b.String())
@@ -218,7 +220,7 @@ func TestServeRefusesBadNATSURL(t *testing.T) {
 		}
 	}
 	for _, url := range []string{"nats://127.0.0.1:4222", "127.0.0.1:4222", "tls://nats.example:4222,nats://[::1]:4222", "nats://nats", "wss://u:p@nats.example/ws"} {
-		if err := checkNATSURL("nats.url", url); err != nil {
+		if err := busdial.CheckURL("nats.url", url); err != nil {
 			t.Errorf("nats.url %q refused: %v", url, err)
 		}
 	}

@@ -7,13 +7,16 @@ import (
 	"os"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/storeurl"
 )
 
-func verifyCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlags("verify --store URL --vkey KEY [--since CHECKPOINT_FILE]",
-		"Checks a whole store offline: every segment's framing, every record's index and\nleaf hash, the hash chain, the Merkle root in every segment trailer and every\ncheckpoint, each checkpoint's signature, that no record is missing, and on S3\nthat no segment is hidden or shadowed and each is locked in COMPLIANCE mode long\nenough. With --since, also that the log extends that earlier checkpoint, which\ncatches a rewritten or forked history even if it was re-signed with the right\nkey. Every stream sequence the writer consumed must be accounted for: sealed,\nrecorded as rejected, or inside a gap record; gaps are listed, and fail the\ncheck unless --allow-gaps. Exit 0 with a summary; exit 1 naming the first\nfailure.", stderr)
+func verifyCmd(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "verify --store URL --vkey KEY [--since CHECKPOINT_FILE]",
+		"Checks a whole store offline: every segment's framing, every record's index and\nleaf hash, the hash chain, the Merkle root in every segment trailer and every\ncheckpoint, each checkpoint's signature, that no record is missing, and on S3\nthat no segment is hidden or shadowed and each is locked in COMPLIANCE mode long\nenough. With --since, also that the log extends that earlier checkpoint, which\ncatches a rewritten or forked history even if it was re-signed with the right\nkey. Every stream sequence the writer consumed must be accounted for: sealed,\nrecorded as rejected, or inside a gap record; gaps are listed, and fail the\ncheck unless --allow-gaps. Exit 0 with a summary; exit 1 naming the first\nfailure.")
 	storeURL := fs.String("store", "", "segment store URL")
 	vkeyArg := fs.String("vkey", "", "verifier key (name+hash+base64) or a file holding it")
 	since := fs.String("since", "", "file holding an earlier signed checkpoint the log must extend")
@@ -22,71 +25,70 @@ func verifyCmd(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	producersFile := fs.String("producers", "", "registry of producer verifier keys (one per line): check every producer signature and attestation, and that every event is attested by the producer it names")
 	allowUnattested := fs.Bool("allow-unattested", false, "with --producers, exit 0 when some events are not attested by their producer; they are listed either way")
 	allowGaps := fs.Bool("allow-gaps", false, "exit 0 when the log records gaps (stream sequences that vanished before they were sealed); they are listed either way")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := required(fs, "store", "vkey"); err != nil {
-		return err
-	}
-	v, err := loadVerifier(*vkeyArg)
-	if err != nil {
-		return err
-	}
-	store, err := storeurl.OpenExisting(ctx, *storeURL)
-	if err != nil {
-		return err
-	}
-	opts := ledger.VerifyOptions{Verifier: v, Retention: store.Retention, AllowGaps: true, AllowUnattested: true}
-	if *retention != "" {
-		if opts.Retention, err = storeurl.ParseRetention(*retention); err != nil {
-			return fmt.Errorf("verify: --retention: %w", err)
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if err := cli.Required(fs, "store", "vkey"); err != nil {
+			return err
 		}
-	}
-	if *producersFile != "" {
-		b, err := os.ReadFile(*producersFile)
+		v, err := loadVerifier(*vkeyArg)
 		if err != nil {
-			return fmt.Errorf("verify: --producers: %w", err)
+			return err
 		}
-		if opts.Producers, err = ledger.ParseProducers(string(b)); err != nil {
-			return fmt.Errorf("verify: --producers %s: %w", *producersFile, err)
-		}
-	}
-	if *since != "" {
-		b, err := os.ReadFile(*since)
+		store, err := storeurl.OpenExisting(ctx, *storeURL)
 		if err != nil {
-			return fmt.Errorf("verify: --since: %w", err)
+			return err
 		}
-		if opts.Since, err = ledger.OpenCheckpoint(b, v); err != nil {
-			return fmt.Errorf("verify: --since %s: %w", *since, err)
+		opts := ledger.VerifyOptions{Verifier: v, Retention: store.Retention, AllowGaps: true, AllowUnattested: true}
+		if *retention != "" {
+			if opts.Retention, err = storeurl.ParseRetention(*retention); err != nil {
+				return fmt.Errorf("verify: --retention: %w", err)
+			}
 		}
+		if *producersFile != "" {
+			b, err := os.ReadFile(*producersFile)
+			if err != nil {
+				return fmt.Errorf("verify: --producers: %w", err)
+			}
+			if opts.Producers, err = ledger.ParseProducers(string(b)); err != nil {
+				return fmt.Errorf("verify: --producers %s: %w", *producersFile, err)
+			}
+		}
+		if *since != "" {
+			b, err := os.ReadFile(*since)
+			if err != nil {
+				return fmt.Errorf("verify: --since: %w", err)
+			}
+			if opts.Since, err = ledger.OpenCheckpoint(b, v); err != nil {
+				return fmt.Errorf("verify: --since %s: %w", *since, err)
+			}
+		}
+		var bar *progressBar
+		if isTerminal(stderr) {
+			bar = &progressBar{w: stderr, label: "verifying segments", start: time.Now()}
+			opts.Progress = bar.update
+		}
+		start := time.Now()
+		rep, err := ledger.Verify(ctx, store.Store, opts)
+		bar.done()
+		elapsed := time.Since(start)
+		if err != nil {
+			fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store.Store, err)
+			return cli.Failed(fmt.Errorf("verification failed"))
+		}
+		if n := len(rep.Unattested); n > 0 && !*allowUnattested {
+			fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store.Store, &ledger.UnattestedError{Events: rep.Unattested})
+			printUnattested(stdout, rep.Unattested)
+			fmt.Fprintf(stdout, "  everything else verified; --allow-unattested accepts them\n")
+			return cli.Failed(fmt.Errorf("%d event(s) not attested by their producer", n))
+		}
+		if len(rep.Gaps) > 0 && !*allowGaps {
+			fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store.Store, &ledger.GapsError{Gaps: rep.Gaps})
+			printGaps(stdout, rep.Gaps)
+			fmt.Fprintf(stdout, "  everything else verified; --allow-gaps accepts a log whose gaps are explained\n")
+			return cli.Failed(fmt.Errorf("the log records %d gap(s)", len(rep.Gaps)))
+		}
+		printReport(stdout, rep, opts, elapsed, *verbose)
+		return nil
 	}
-	var bar *progressBar
-	if isTerminal(stderr) {
-		bar = &progressBar{w: stderr, label: "verifying segments", start: time.Now()}
-		opts.Progress = bar.update
-	}
-	start := time.Now()
-	rep, err := ledger.Verify(ctx, store.Store, opts)
-	bar.done()
-	elapsed := time.Since(start)
-	if err != nil {
-		fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store.Store, err)
-		return &exitError{code: 1, err: fmt.Errorf("verification failed")}
-	}
-	if n := len(rep.Unattested); n > 0 && !*allowUnattested {
-		fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store.Store, &ledger.UnattestedError{Events: rep.Unattested})
-		printUnattested(stdout, rep.Unattested)
-		fmt.Fprintf(stdout, "  everything else verified; --allow-unattested accepts them\n")
-		return &exitError{code: 1, err: fmt.Errorf("%d event(s) not attested by their producer", n)}
-	}
-	if len(rep.Gaps) > 0 && !*allowGaps {
-		fmt.Fprintf(stdout, "FAIL  %s\n  %v\n", store.Store, &ledger.GapsError{Gaps: rep.Gaps})
-		printGaps(stdout, rep.Gaps)
-		fmt.Fprintf(stdout, "  everything else verified; --allow-gaps accepts a log whose gaps are explained\n")
-		return &exitError{code: 1, err: fmt.Errorf("the log records %d gap(s)", len(rep.Gaps))}
-	}
-	printReport(stdout, rep, opts, elapsed, *verbose)
-	return nil
 }
 
 func printGaps(w io.Writer, gaps []ledger.Gap) {

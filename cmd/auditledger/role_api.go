@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/auditledger/auditledger/internal/health"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/services/api"
+	"github.com/auditledger/auditledger/services/telemetry"
+)
+
+// apiRole is the api role: the HTTP API (approvals, the read path, evidence
+// bundles). It connects to the bus as bus.API, creates the approvals bucket
+// and signs every approval decision.
+type apiRole struct {
+	Listen string              `yaml:"listen"`
+	Roles  map[string][]string `yaml:"roles"`
+	// Scope: which tenants and targets a caller's roles reach, from
+	// its groups (services/api scope.go).
+	Scope struct {
+		TenantPrefix string `yaml:"tenant_prefix"` // empty: "tenant:"
+		TargetPrefix string `yaml:"target_prefix"` // empty: "target:"
+		// Unscoped: what a caller in no tenant (target) group
+		// reaches: "none" (empty: the same) or "all".
+		Unscoped string `yaml:"unscoped"`
+	} `yaml:"scope"`
+	// Evidence bundles: the SSH key signing them, where they are
+	// kept, and the log's verifier key they ship.
+	EvidenceKey string `yaml:"evidence_key"`
+	EvidenceDir string `yaml:"evidence_dir"`
+	LogVKey     string `yaml:"log_vkey"`
+}
+
+func (c *apiRole) setDefaults() { c.Listen = defaultAPIAddr }
+
+func (c *apiRole) envOverrides() []envOverride {
+	return []envOverride{
+		{"AUDITLEDGER_API_LISTEN", func(v string) error { c.Listen = v; return nil }},
+		{"AUDITLEDGER_API_EVIDENCE_KEY", func(v string) error { c.EvidenceKey = v; return nil }},
+		{"AUDITLEDGER_API_EVIDENCE_DIR", func(v string) error { c.EvidenceDir = v; return nil }},
+		{"AUDITLEDGER_API_LOG_VKEY", func(v string) error { c.LogVKey = v; return nil }},
+		{"AUDITLEDGER_API_SCOPE_UNSCOPED", func(v string) error { c.Scope.Unscoped = v; return nil }},
+	}
+}
+
+func (c *apiRole) check(cfg *serveConfig) error {
+	if cfg.OIDC.Issuer == "" && cfg.auth == nil {
+		return fmt.Errorf("oidc.issuer: required by the api role (the provider whose tokens callers send)")
+	}
+	if cfg.Approvals.Key == "" {
+		return fmt.Errorf("approvals.key: required by the api role, which signs every approval decision (a key file from `auditledger keys generate --file approvals`)")
+	}
+	if (c.EvidenceKey != "") != (c.LogVKey != "") || (c.EvidenceKey != "") != (c.EvidenceDir != "") {
+		return fmt.Errorf("api.evidence_key, api.evidence_dir and api.log_vkey: give all three to serve evidence bundles, or none")
+	}
+	if _, err := c.scope(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// scope is the API's reading of tenant and target scopes from groups.
+func (c *apiRole) scope() (api.ScopeConfig, error) {
+	s := api.ScopeConfig{TenantPrefix: c.Scope.TenantPrefix, TargetPrefix: c.Scope.TargetPrefix}
+	switch c.Scope.Unscoped {
+	case "", "none":
+	case "all":
+		s.UnscopedAll = true
+	default:
+		return s, fmt.Errorf("api.scope.unscoped: %q is not none or all (what a caller in no tenant:NAME or target:NAME group reaches)", c.Scope.Unscoped)
+	}
+	if s.TenantPrefix != "" && s.TenantPrefix == s.TargetPrefix {
+		return s, fmt.Errorf("api.scope: tenant_prefix and target_prefix are both %q: a group would name a tenant and a target at once", s.TenantPrefix)
+	}
+	return s, nil
+}
+
+// evidence loads what the API needs to build evidence bundles, if
+// configured.
+func (c *apiRole) evidence() (*api.EvidenceConfig, error) {
+	if c.EvidenceKey == "" {
+		return nil, nil
+	}
+	signer, err := loadEvidenceKey(c.EvidenceKey)
+	if err != nil {
+		return nil, fmt.Errorf("api.evidence_key: %w", err)
+	}
+	v, err := loadVerifier(c.LogVKey)
+	if err != nil {
+		return nil, fmt.Errorf("api.log_vkey: %w", err)
+	}
+	return &api.EvidenceConfig{Dir: c.EvidenceDir, Signer: signer, LogVKey: v.String(), Generator: versionString()}, nil
+}
+
+func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
+	p, err := e.producer(ctx, recording{role: "api", principal: bus.API, decides: true}, log)
+	if err != nil {
+		return nil, err
+	}
+	roles := map[api.Role][]string{}
+	for r, groups := range c.Roles {
+		roles[api.Role(r)] = groups
+	}
+	if len(roles) == 0 {
+		roles = nil // each role held by the group of its name
+	}
+	// The read path queries the projection, when there is one.
+	var db *pgxpool.Pool
+	if dsn := e.cfg.databaseURL(); dsn != "" {
+		if db, err = pgxpool.New(ctx, dsn); err != nil {
+			p.em.Close()
+			return nil, fmt.Errorf("AUDITLEDGER_DATABASE_URL: %w", err)
+		}
+	} else {
+		log.Info("read path off: set AUDITLEDGER_DATABASE_URL to the projection database to serve /v1/events and proofs")
+	}
+	ev, err := c.evidence()
+	if err != nil {
+		p.em.Close()
+		return nil, err
+	}
+	scope, _ := c.scope() // checked by check
+	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Roles: roles, Scope: scope, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
+		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db, Evidence: ev})
+	if err != nil {
+		p.em.Close()
+		return nil, err
+	}
+	ln, err := e.listen("api", c.Listen, p, false)
+	if err != nil {
+		return nil, fmt.Errorf("api.listen: %w", err)
+	}
+	log.Info("API listening", "addr", ln.Addr().String())
+	return func(ctx context.Context) error {
+		if db != nil {
+			defer db.Close()
+		}
+		return p.closing(func() error { return health.Serve(ctx, ln, h) })
+	}, nil
+}

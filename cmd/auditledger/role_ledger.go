@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/storeurl"
+	"github.com/auditledger/auditledger/ledger/writer"
+)
+
+// ledgerRole is the ledger role: the writer, which seals what the bus holds
+// into segments of the store and signs checkpoints. It connects to the bus
+// as bus.Ledger.
+type ledgerRole struct {
+	Store    string   `yaml:"store"`
+	Key      string   `yaml:"key"`
+	Consumer string   `yaml:"consumer"`
+	Index    string   `yaml:"index"`
+	Batch    int      `yaml:"batch"`
+	MaxWait  duration `yaml:"max_wait"`
+	LeaseTTL duration `yaml:"lease_ttl"`
+	// Producers is the registry of producer verifier keys (one per
+	// line); RequireSigned rejects unsigned events.
+	Producers     string `yaml:"producers"`
+	RequireSigned bool   `yaml:"require_signed"`
+}
+
+func (c *ledgerRole) setDefaults() {
+	c.Consumer = "ledger"
+	c.Batch = 5000
+	c.MaxWait = duration(50 * time.Millisecond)
+	c.LeaseTTL = duration(5 * time.Second)
+}
+
+func (c *ledgerRole) envOverrides() []envOverride {
+	return []envOverride{
+		{"AUDITLEDGER_LEDGER_PRODUCERS", func(v string) error { c.Producers = v; return nil }},
+		{"AUDITLEDGER_LEDGER_REQUIRE_SIGNED", func(v string) (err error) { c.RequireSigned, err = strconv.ParseBool(v); return }},
+		{"AUDITLEDGER_LEDGER_STORE", func(v string) error { c.Store = v; return nil }},
+		{"AUDITLEDGER_LEDGER_KEY", func(v string) error { c.Key = v; return nil }},
+		{"AUDITLEDGER_LEDGER_CONSUMER", func(v string) error { c.Consumer = v; return nil }},
+		{"AUDITLEDGER_LEDGER_BATCH", func(v string) (err error) { c.Batch, err = strconv.Atoi(v); return }},
+		{"AUDITLEDGER_LEDGER_MAX_WAIT", func(v string) error { return setDuration(&c.MaxWait, v) }},
+		{"AUDITLEDGER_LEDGER_INDEX", func(v string) error { c.Index = v; return nil }},
+		{"AUDITLEDGER_LEDGER_LEASE_TTL", func(v string) error { return setDuration(&c.LeaseTTL, v) }},
+	}
+}
+
+func (*ledgerRole) stopsLast() {}
+
+func (c *ledgerRole) check(*serveConfig) error {
+	switch {
+	case c.Store == "":
+		return fmt.Errorf("ledger.store: required (a directory or s3://bucket/prefix?endpoint=...)")
+	case c.Key == "":
+		return fmt.Errorf("ledger.key: required (a key file from `auditledger keys generate`)")
+	case c.Batch < 1:
+		return fmt.Errorf("ledger.batch: must be positive")
+	case c.RequireSigned && c.Producers == "":
+		return fmt.Errorf("ledger.require_signed needs ledger.producers, the registry of producer keys")
+	case c.MaxWait <= 0 || c.LeaseTTL < duration(time.Second):
+		return fmt.Errorf("ledger.max_wait must be positive and ledger.lease_ttl at least 1s")
+	}
+	return nil
+}
+
+func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
+	_, js, err := e.dial.Connect(bus.Ledger)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("connected to the bus", "bus_role", bus.Ledger)
+	signer, err := loadSigner(c.Key)
+	if err != nil {
+		return nil, err
+	}
+	store, err := storeurl.Open(ctx, c.Store)
+	if err != nil {
+		return nil, err
+	}
+	// A local store is probed for writing now, not at the first seal. (An
+	// S3 store is not: a probe object would stay locked for the bucket's
+	// default retention; /readyz reports failing seals.)
+	if w, ok := store.Store.(interface{ CheckWritable() error }); ok {
+		if err := w.CheckWritable(); err != nil {
+			return nil, fmt.Errorf("ledger.store: %w", err)
+		}
+	}
+	var producers *ledger.Producers
+	if c.Producers != "" {
+		b, err := os.ReadFile(c.Producers)
+		if err != nil {
+			return nil, fmt.Errorf("ledger.producers: %w", err)
+		}
+		if producers, err = ledger.ParseProducers(string(b)); err != nil {
+			return nil, fmt.Errorf("ledger.producers %s: %w", c.Producers, err)
+		}
+	}
+	// The index is this process's alone while it runs: a second serve on
+	// it is refused naming the first, not left to the index's own lock.
+	unlock := func() {}
+	if c.Index != "" {
+		if err := os.MkdirAll(c.Index, 0o700); err != nil {
+			return nil, fmt.Errorf("ledger.index: %w", err)
+		}
+		if unlock, err = lockDir(c.Index); err != nil {
+			return nil, fmt.Errorf("ledger.index: %w", err)
+		}
+	}
+	log.Info("ledger writer starting", "store", store.Store.String(), "origin", signer.Name(),
+		"producers", producers.Len(), "require_signed", c.RequireSigned)
+	nats := e.cfg.NATS
+	return func(ctx context.Context) error {
+		defer unlock()
+		var leading atomic.Bool
+		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		defer stop()
+		// Stopping, the writer first seals what the bus holds already —
+		// the last events of the roles that stopped before it — for up
+		// to five seconds; a standby just stops.
+		defer context.AfterFunc(ctx, func() {
+			if leading.Load() {
+				drainConsumer(js, c.consumer(), 5*time.Second, log)
+			}
+			stop()
+		})()
+		return writer.Run(wctx, writer.Config{
+			JetStream: js, Store: store.Store, Signer: signer, Retention: store.Retention,
+			Streams:  bus.StreamOptions{Replicas: nats.Replicas, Duplicates: time.Duration(nats.Duplicates)},
+			Consumer: c.Consumer, BatchSize: c.Batch, MaxWait: time.Duration(c.MaxWait),
+			LeaseTTL: time.Duration(c.LeaseTTL), Logger: log, Health: e.health, NewLog: e.cfg.newLog, IndexDir: c.Index,
+			Producers: producers, RequireSigned: c.RequireSigned,
+			OnWriter: func(l *ledger.Log) {
+				leading.Store(true)
+				if e.onWriter != nil {
+					e.onWriter(l)
+				}
+			},
+		})
+	}, nil
+}
+
+func (c *ledgerRole) consumer() string {
+	if c.Consumer == "" {
+		return "ledger"
+	}
+	return c.Consumer
+}
+
+// drainConsumer waits until the writer's consumer has nothing pending or
+// unacknowledged on AUDIT_EVENTS, for at most d.
+func drainConsumer(js jetstream.JetStream, name string, d time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for {
+		cons, err := js.Consumer(ctx, bus.EventsStream, name)
+		if err == nil {
+			var info *jetstream.ConsumerInfo
+			if info, err = cons.Info(ctx); err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			log.Warn("stopping before the bus was drained: the rest is sealed at the next start", "waited", d, "err", err)
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
