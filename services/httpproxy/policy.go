@@ -54,10 +54,8 @@ func LoadPolicy(file string) (*Policy, error) { return gateway.LoadPolicy(file, 
 // ParsePolicy parses policy text; name is used in errors.
 func ParsePolicy(name string, b []byte) (*Policy, error) {
 	var doc struct {
-		policyfile.Header `yaml:",inline"`
-		Mask              []yaml.Node `yaml:"mask"`
-		Deny              []yaml.Node `yaml:"deny"`
-		Approve           []yaml.Node `yaml:"approve"`
+		policyfile.Header   `yaml:",inline"`
+		policyfile.Sections `yaml:",inline"`
 	}
 	if err := policyfile.Decode(name, b, &doc); err != nil {
 		return nil, err

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/auditledger/auditledger/internal/yamlstrict"
 	"github.com/auditledger/auditledger/services/approvals"
@@ -129,12 +128,10 @@ func LoadPolicy(file string) (*Policy, error) { return gateway.LoadPolicy(file, 
 // ParsePolicy parses policy text; name is used in errors.
 func ParsePolicy(name string, b []byte) (*Policy, error) {
 	var doc struct {
-		policyfile.Header `yaml:",inline"`
-		Mask              []yaml.Node `yaml:"mask"`
-		Deny              []yaml.Node `yaml:"deny"`
-		Approve           []yaml.Node `yaml:"approve"`
-		Parameters        string      `yaml:"parameters"`
-		MaskedColumnsBare bool        `yaml:"masked_columns_bare"`
+		policyfile.Header   `yaml:",inline"`
+		policyfile.Sections `yaml:",inline"`
+		Parameters          string `yaml:"parameters"`
+		MaskedColumnsBare   bool   `yaml:"masked_columns_bare"`
 	}
 	if err := policyfile.Decode(name, b, &doc); err != nil {
 		return nil, err

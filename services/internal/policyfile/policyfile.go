@@ -51,6 +51,14 @@ type Header struct {
 	HashKeyEnv string `yaml:"hash_key_env"`
 }
 
+// Sections are the rule lists of every policy file, each rule undecoded
+// (yaml.Node keeps its line for errors); embed them inline beside Header.
+type Sections struct {
+	Mask    []yaml.Node `yaml:"mask"`
+	Deny    []yaml.Node `yaml:"deny"`
+	Approve []yaml.Node `yaml:"approve"`
+}
+
 // Ver returns the version.
 func (h *Header) Ver() int { return h.Version }
 
