@@ -20,7 +20,7 @@ import (
 // commandTable is the command tree, one row per command: its path, a one-line
 // summary, and the function that defines its flags (with describe) and
 // returns what runs. Adding a command is a file with that function and a
-// row here (docs/arch/cmd.md).
+// row here (docs/ARCHITECTURE.md, "Add a command").
 func commandTable() []command {
 	return []command{
 		{"dev", "run the whole ledger on embedded defaults (NATS JetStream, local store, dev key)", devCmd},

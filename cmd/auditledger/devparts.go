@@ -55,6 +55,7 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 	cfg.Approvals.Key, cfg.Approvals.VKey = filepath.Join(keys, "approvals.key"), filepath.Join(keys, "approvals.vkey")
 	cfg.ProducerKey = filepath.Join(keys, "producer.key")
 	cfg.PostgresProxy.Listen, cfg.PostgresProxy.Policy, cfg.PostgresProxy.Target = d.proxyAddr, d.policy, "dev"
+	cfg.PostgresProxy.StateDir = filepath.Join(d.data, "postgres-proxy")
 	cfg.HTTPProxy.Listen, cfg.HTTPProxy.Upstream, cfg.HTTPProxy.Policy, cfg.HTTPProxy.Target = d.httpAddr, d.httpUpstream, d.httpPolicy, "dev-http"
 	cfg.Ledger.Store, cfg.Ledger.Key = filepath.Join(d.data, "store"), filepath.Join(keys, "ledger.key")
 	cfg.Ledger.Index = filepath.Join(d.data, "ledger-index")

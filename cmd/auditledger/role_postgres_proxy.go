@@ -31,6 +31,11 @@ type postgresProxyRole struct {
 
 	// Databases clients may name; empty: the upstream URL's only.
 	Databases []string `yaml:"databases"`
+
+	// StateDir holds the journal of open sessions, so that sessions a
+	// crash left open are recorded as ended, lost, at the next start;
+	// empty: no journal.
+	StateDir string `yaml:"state_dir"`
 }
 
 func (c *postgresProxyRole) setDefaults() {
@@ -42,6 +47,7 @@ func (c *postgresProxyRole) envOverrides() []envOverride {
 		{"AUDITLEDGER_POSTGRES_PROXY_LISTEN", func(v string) error { c.Listen = v; return nil }},
 		{"AUDITLEDGER_POSTGRES_PROXY_POLICY", func(v string) error { c.Policy = v; return nil }},
 		{"AUDITLEDGER_POSTGRES_PROXY_DATABASES", func(v string) error { c.Databases = strings.Split(v, ","); return nil }},
+		{"AUDITLEDGER_POSTGRES_PROXY_STATE_DIR", func(v string) error { c.StateDir = v; return nil }},
 	}
 }
 
@@ -79,7 +85,7 @@ func (c *postgresProxyRole) prepare(ctx context.Context, e *env, log *slog.Logge
 	}
 	px, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: p.auth, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(),
 		Target: c.Target, Databases: c.Databases, Policy: pol, Approvals: p.broker, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
-		TLS: tlsCfg, RequireTLS: c.RequireTLS, Logger: log, Metrics: telemetry.NewProxy(e.health.Registry(), "postgres")})
+		TLS: tlsCfg, RequireTLS: c.RequireTLS, StateDir: c.StateDir, Logger: log, Metrics: telemetry.NewProxy(e.health.Registry(), "postgres")})
 	if err != nil {
 		p.em.Close()
 		return nil, err

@@ -143,6 +143,18 @@ func New(cfg Config) (*Gateway, error) {
 // Durability is the configured durability mode.
 func (g *Gateway) Durability() Durability { return g.cfg.Durability }
 
+// Close releases what New took: the state directory's lock. Sessions
+// still open stay in the journal, to be recorded as lost by the next
+// gateway on the directory.
+func (g *Gateway) Close() error {
+	if g.journal == nil || g.journal.lock == nil {
+		return nil
+	}
+	err := g.journal.lock.Close()
+	g.journal.lock = nil
+	return err
+}
+
 // Logger is the gateway's logger.
 func (g *Gateway) Logger() *slog.Logger { return g.cfg.Logger }
 

@@ -75,6 +75,7 @@ func newGateway(t *testing.T, em gateway.Recorder, mod func(*gateway.Config)) *g
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { g.Close() })
 	return g
 }
 

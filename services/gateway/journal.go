@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
@@ -41,15 +42,44 @@ type journalEntry struct {
 	Policy  *policyfile.Ref `json:"policy,omitempty"`
 }
 
-type journal struct{ dir string }
+type journal struct {
+	dir  string
+	lock *os.File // holds the flock on <StateDir>/sessions.lock
+}
 
+// openJournal opens the journal under stateDir and takes its exclusive
+// lock for as long as the gateway lives: a second gateway on the same
+// directory would take the first one's live sessions for lost ones and
+// record their end. The kernel drops the lock when the process dies, so a
+// crash leaves nothing stale.
 func openJournal(stateDir string) (*journal, error) {
 	dir := filepath.Join(stateDir, "sessions")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("session journal: %w", err)
 	}
-	return &journal{dir: dir}, nil
+	path := filepath.Join(stateDir, "sessions.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("session journal: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s is in use by another gateway (pid %s): give each gateway a state directory of its own",
+				ErrStateDirInUse, stateDir, strings.TrimSpace(string(b[:n])))
+		}
+		return nil, fmt.Errorf("session journal: locking %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return &journal{dir: dir, lock: f}, nil
 }
+
+// ErrStateDirInUse: another gateway holds the state directory's journal.
+var ErrStateDirInUse = errors.New("state directory in use")
 
 func (j *journal) path(id string) string { return filepath.Join(j.dir, id+".session") }
 

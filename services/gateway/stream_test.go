@@ -125,6 +125,12 @@ func TestLostSessionRecovered(t *testing.T) {
 		t.Fatalf("journal holds %v, want the one open session", files)
 	}
 
+	// A second gateway cannot take the directory while the first holds it:
+	// it would record the first one's live session as lost.
+	if _, err := gateway.New(gateway.Config{Name: "second", Kind: "test-gateway", Tenant: "acme", Emitter: b.em, StateDir: state}); !errors.Is(err, gateway.ErrStateDirInUse) {
+		t.Fatalf("a second gateway on %s: %v, want ErrStateDirInUse", state, err)
+	}
+	g.Close() // the process dies; the kernel drops its lock
 	again := newGateway(t, b.em, withState)
 	if err := again.Start(t.Context()); err != nil {
 		t.Fatal(err)
