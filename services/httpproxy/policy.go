@@ -15,13 +15,16 @@ import (
 
 // Policy is what the HTTP proxy enforces. The file format is documented in
 // docs/POLICY.md.
+//
+// Every rule of a Policy applies to every requester; For returns the view
+// for one requester, without the rules they are exempt from. Using a
+// Policy without For therefore errs on the side of enforcing.
 type Policy struct {
-	policyfile.Loaded // file, version, digest, exemptions by omission
-	Version           int
-	Mask              []MaskRule
-	Deny              []Rule
-	Approve           []Rule
-	hashKey           []byte
+	policyfile.Loaded
+	policyfile.Rules[MaskRule, Rule, Rule]
+
+	Version int
+	hashKey []byte
 }
 
 // MaskRule masks string values in JSON responses by field path or by what
@@ -34,12 +37,12 @@ type MaskRule struct {
 
 // Rule matches requests by method and path, for deny and approve.
 type Rule struct {
-	ID      string        `yaml:"id"`
-	Methods []string      `yaml:"methods"` // empty: any
-	Paths   []string      `yaml:"paths"`   // /-separated globs; ** spans segments; empty: any
-	Groups  []string      `yaml:"groups"`  // approve only: requesters in these groups; empty: everyone
-	Timeout time.Duration `yaml:"timeout"` // approve only; default 5m
-	Reason  string        `yaml:"reason"`
+	policyfile.Scope `yaml:",inline"`
+	ID               string        `yaml:"id"`
+	Methods          []string      `yaml:"methods"` // empty: any
+	Paths            []string      `yaml:"paths"`   // /-separated globs; ** spans segments; empty: any
+	Timeout          time.Duration `yaml:"timeout"` // approve only; default 5m
+	Reason           string        `yaml:"reason"`
 }
 
 // LoadPolicy reads and checks a policy file (the gateway core's
@@ -51,10 +54,8 @@ func LoadPolicy(file string) (*Policy, error) { return gateway.LoadPolicy(file, 
 // ParsePolicy parses policy text; name is used in errors.
 func ParsePolicy(name string, b []byte) (*Policy, error) {
 	var doc struct {
-		policyfile.Header `yaml:",inline"`
-		Mask              []yaml.Node `yaml:"mask"`
-		Deny              []yaml.Node `yaml:"deny"`
-		Approve           []yaml.Node `yaml:"approve"`
+		policyfile.Header   `yaml:",inline"`
+		policyfile.Sections `yaml:",inline"`
 	}
 	if err := policyfile.Decode(name, b, &doc); err != nil {
 		return nil, err
@@ -62,18 +63,12 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	bad := func(line int, format string, args ...any) error {
 		return policyfile.LineError(name, line, format, args...)
 	}
-	p := &Policy{Version: 1}
+	p := &Policy{Version: doc.Version}
+	p.Source = policyfile.NewSource(name, b, doc.Version)
 	for _, n := range doc.Mask {
 		var r MaskRule
-		if err := yamlstrict.DecodeNode(&n, &r, "a mask rule"); err != nil {
+		if err := doc.DecodeMask(&p.Loaded, &p.hashKey, &n, &r, &r.Mask, func() int { return len(r.Fields) }, "fields"); err != nil {
 			return nil, bad(n.Line, "%v", err)
-		}
-		key, err := doc.CheckMask(&r.Mask, len(r.Fields), "fields")
-		if err != nil {
-			return nil, bad(n.Line, "%v", err)
-		}
-		if key != nil {
-			p.hashKey = key
 		}
 		for _, f := range r.Fields {
 			if f == "" || strings.Contains(f, "..") {
@@ -85,36 +80,40 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	}
 	rules := func(nodes []yaml.Node, kind string) ([]Rule, error) {
 		var out []Rule
+		what := policyfile.Noun(kind)
 		for _, n := range nodes {
 			var r Rule
-			if err := yamlstrict.DecodeNode(&n, &r, "a "+kind+" rule"); err != nil {
+			if err := yamlstrict.DecodeNode(&n, &r, "a "+what+" rule"); err != nil {
 				return nil, bad(n.Line, "%v", err)
 			}
 			if r.ID == "" {
-				return nil, bad(n.Line, "%s rule needs an id", kind)
+				return nil, bad(n.Line, "%s rule needs an id", what)
 			}
 			if len(r.Methods) == 0 && len(r.Paths) == 0 {
-				return nil, bad(n.Line, "%s rule %s needs methods or paths", kind, r.ID)
+				return nil, bad(n.Line, "%s rule %s needs methods or paths", what, r.ID)
 			}
-			if kind == "deny" && r.Reason == "" {
+			if kind == policyfile.KindDeny && r.Reason == "" {
 				return nil, bad(n.Line, "deny rule %s needs a reason", r.ID)
 			}
-			if kind == "deny" && (len(r.Groups) > 0 || r.Timeout != 0) {
+			if kind == policyfile.KindDeny && (doc.Version == policyfile.V1 && len(r.Groups) > 0 || r.Timeout != 0) {
 				return nil, bad(n.Line, "deny rule %s: groups and timeout belong to approve rules", r.ID)
+			}
+			if err := doc.Scope(&p.Loaded, kind, r.ID, &r.Scope); err != nil {
+				return nil, bad(n.Line, "%v", err)
 			}
 			for i, m := range r.Methods {
 				r.Methods[i] = strings.ToUpper(m)
 			}
 			for _, pat := range r.Paths {
 				if !strings.HasPrefix(pat, "/") {
-					return nil, bad(n.Line, "%s rule %s: path %q must start with /", kind, r.ID, pat)
+					return nil, bad(n.Line, "%s rule %s: path %q must start with /", what, r.ID, pat)
 				}
 			}
 			switch {
 			case r.Timeout < 0:
-				return nil, bad(n.Line, "%s rule %s: timeout %s is negative", kind, r.ID, r.Timeout)
+				return nil, bad(n.Line, "%s rule %s: timeout %s is negative", what, r.ID, r.Timeout)
 			case r.Timeout > approvals.MaxTimeout:
-				return nil, bad(n.Line, "%s rule %s: timeout %s is longer than the %s a request is kept", kind, r.ID, r.Timeout, approvals.MaxTimeout)
+				return nil, bad(n.Line, "%s rule %s: timeout %s is longer than the %s a request is kept", what, r.ID, r.Timeout, approvals.MaxTimeout)
 			case r.Timeout == 0:
 				r.Timeout = 5 * time.Minute
 			}
@@ -123,10 +122,10 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		return out, nil
 	}
 	var err error
-	if p.Deny, err = rules(doc.Deny, "deny"); err != nil {
+	if p.Deny, err = rules(doc.Deny, policyfile.KindDeny); err != nil {
 		return nil, err
 	}
-	if p.Approve, err = rules(doc.Approve, "approval"); err != nil {
+	if p.Approve, err = rules(doc.Approve, policyfile.KindApprove); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -148,6 +147,21 @@ func (r *Rule) matches(method, urlPath string) bool {
 	return false
 }
 
+// For returns the policy as it applies to user, a member of groups:
+// without the rules they are exempt from. It returns p itself when no rule
+// exempts anyone.
+func (p *Policy) For(user string, groups []string) *Policy {
+	if p == nil {
+		return nil
+	}
+	if rules, narrowed := p.Rules.For(user, groups); narrowed {
+		v := *p
+		v.Rules = rules
+		return &v
+	}
+	return p
+}
+
 // Denied returns the first deny rule matching the request, or nil.
 func (p *Policy) Denied(method, urlPath string) *Rule {
 	if p == nil {
@@ -161,17 +175,14 @@ func (p *Policy) Denied(method, urlPath string) *Rule {
 	return nil
 }
 
-// NeedsApproval returns the first approval rule applying to the request
-// from a requester in groups, or nil.
-func (p *Policy) NeedsApproval(method, urlPath string, groups []string) *Rule {
+// NeedsApproval returns the first approval rule matching the request, or
+// nil. Call it on the requester's view (For).
+func (p *Policy) NeedsApproval(method, urlPath string) *Rule {
 	if p == nil {
 		return nil
 	}
 	for i := range p.Approve {
 		r := &p.Approve[i]
-		if len(r.Groups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(r.Groups, g) }) {
-			continue
-		}
 		if r.matches(method, urlPath) {
 			return r
 		}

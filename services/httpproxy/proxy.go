@@ -127,6 +127,7 @@ func New(cfg Config) (*Proxy, error) {
 type exchange struct {
 	p      *Proxy
 	gs     *gateway.Session
+	pol    *Policy // the policy as it applies to the requester (Policy.For)
 	cmdID  string
 	body   []byte
 	status int
@@ -146,7 +147,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "the proxy is not serving: what it enforces is not on record; it fails closed")
 		return
 	}
-	x := &exchange{p: p, gs: p.gw.Session(events.Target{Kind: "http", Name: p.cfg.Target, Host: p.upstream.Host})}
+	x := &exchange{p: p, pol: p.cfg.Policy, gs: p.gw.Session(events.Target{Kind: "http", Name: p.cfg.Target, Host: p.upstream.Host})}
 
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	var err error
@@ -164,6 +165,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.gs.Authenticated(gateway.Identity{Actor: actor})
+	x.pol = p.cfg.Policy.For(actor.Subject, actor.Groups)
 
 	body, err := io.ReadAll(io.LimitReader(r.Body, p.cfg.MaxRequestBody+1))
 	if err != nil {
@@ -210,7 +212,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		command["stripped_headers"] = stripped
 	}
 
-	if rule := p.cfg.Policy.Denied(r.Method, r.URL.Path); rule != nil {
+	if rule := x.pol.Denied(r.Method, r.URL.Path); rule != nil {
 		command["rule"], command["reason"] = rule.ID, rule.Reason
 		if _, err := x.gs.Record(ctx, events.CommandBlocked, command); err != nil {
 			writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger did not store its record; the proxy fails closed")
@@ -219,7 +221,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, fmt.Sprintf("blocked by policy rule %s: %s", rule.ID, rule.Reason))
 		return
 	}
-	if rule := p.cfg.Policy.NeedsApproval(r.Method, r.URL.Path, actor.Groups); rule != nil {
+	if rule := x.pol.NeedsApproval(r.Method, r.URL.Path); rule != nil {
 		ok, why, err := x.gs.Hold(ctx, gateway.Hold{Rule: rule.ID, Reason: rule.Reason, Timeout: rule.Timeout, Statement: statement})
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, "request not forwarded: "+err.Error()+"; the proxy fails closed")
@@ -248,7 +250,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	for k, v := range p.cfg.UpstreamHeaders {
 		pr.Out.Header[k] = v
 	}
-	if p.masking() {
+	if x.masking() {
 		// Masking reads the body as JSON: ask for it uncompressed.
 		pr.Out.Header.Del("Accept-Encoding")
 	}
@@ -257,7 +259,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(x.body)), nil }
 }
 
-func (p *Proxy) masking() bool { return p.cfg.Policy != nil && len(p.cfg.Policy.Mask) > 0 }
+func (x *exchange) masking() bool { return x.pol != nil && len(x.pol.Mask) > 0 }
 
 var errUnmaskable = errors.New("unmaskable response")
 
@@ -268,7 +270,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x.status = resp.StatusCode
 	var counts map[maskKey]int
 	ct := resp.Header.Get("Content-Type")
-	if p.masking() && !isJSON(ct) && !bodyless(resp) {
+	if x.masking() && !isJSON(ct) && !bodyless(resp) {
 		// Fail closed: what the masker cannot read could carry anything.
 		if !isPlainText(ct) {
 			return fmt.Errorf("%w: the policy masks responses, and content type %q cannot be inspected", errUnmaskable, ct)
@@ -285,9 +287,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 			return fmt.Errorf("%w: text body larger than %d bytes", errUnmaskable, p.cfg.MaxMaskedBody)
 		}
 		text, _ := mask.ScrubText(string(b), func(v []byte) ([]byte, bool) {
-			if r := p.cfg.Policy.detectRule(v); r != nil {
+			if r := x.pol.detectRule(v); r != nil {
 				counts = addCount(counts, maskKey{r, "(text)"})
-				return mask.Apply(r.Method, p.cfg.Policy.hashKey, v), true
+				return mask.Apply(r.Method, x.pol.hashKey, v), true
 			}
 			return nil, false
 		})
@@ -295,7 +297,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		resp.ContentLength = int64(len(text))
 		resp.Header.Set("Content-Length", fmt.Sprint(len(text)))
 	}
-	if p.masking() && isJSON(ct) {
+	if x.masking() && isJSON(ct) {
 		if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
 			return fmt.Errorf("%w: JSON with Content-Encoding %s cannot be masked", errUnmaskable, enc)
 		}
@@ -308,7 +310,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 			return fmt.Errorf("%w: JSON body larger than %d bytes", errUnmaskable, p.cfg.MaxMaskedBody)
 		}
 		if len(bytes.TrimSpace(b)) > 0 {
-			if b, counts, err = p.cfg.Policy.maskJSON(b); err != nil {
+			if b, counts, err = x.pol.maskJSON(b); err != nil {
 				return fmt.Errorf("%w: %v", errUnmaskable, err)
 			}
 		}

@@ -67,7 +67,7 @@ func (s *session) columnsOf(ctx context.Context, m *pgproto3.RowDescription) []c
 		names[i] = string(f.Name)
 		cols[i] = column{name: names[i], text: textTypes[f.DataTypeOID], oid: f.DataTypeOID, format: f.Format}
 	}
-	pol := s.p.cfg.Policy
+	pol := s.pol
 	for i, r := range pol.columnRules(names) {
 		cols[i].rule = r
 		f := m.Fields[i]
@@ -94,7 +94,7 @@ func (s *session) columnsOf(ctx context.Context, m *pgproto3.RowDescription) []c
 // matched value of a type that is not text becomes NULL, the one value
 // valid for every type in both formats.
 func (s *session) mask(c *command, m *pgproto3.DataRow) {
-	pol := s.p.cfg.Policy
+	pol := s.pol
 	if pol == nil || len(pol.Mask) == 0 {
 		return
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/auditledger/auditledger/internal/yamlstrict"
 	"github.com/auditledger/auditledger/services/approvals"
@@ -24,12 +23,15 @@ import (
 
 // Policy is what the proxy enforces on statements and results. The file
 // format is documented in docs/POLICY.md.
+//
+// Every rule of a Policy applies to every requester; For returns the view
+// for one requester, without the rules they are exempt from. Using a
+// Policy without For therefore errs on the side of enforcing.
 type Policy struct {
-	policyfile.Loaded `yaml:"-"`     // file, version, digest, exemptions by omission
-	Version           int            `yaml:"version"`
-	Mask              []MaskRule     `yaml:"mask"`
-	Deny              []DenyRule     `yaml:"deny"`
-	Approve           []ApprovalRule `yaml:"approve"`
+	policyfile.Loaded
+	policyfile.Rules[MaskRule, DenyRule, ApprovalRule]
+
+	Version int
 	// Parameters says how bind parameters of the extended protocol are
 	// recorded: omit (the default: only their count), hash, or record.
 	Parameters string `yaml:"parameters"`
@@ -99,20 +101,19 @@ func (m *Match) matches(sql string, a *analysis) bool {
 
 // DenyRule blocks statements by kind or pattern.
 type DenyRule struct {
-	ID     string `yaml:"id"`
-	Match  `yaml:",inline"`
-	Reason string `yaml:"reason"`
+	policyfile.Scope `yaml:",inline"`
+	ID               string `yaml:"id"`
+	Match            `yaml:",inline"`
+	Reason           string `yaml:"reason"`
 }
 
 // ApprovalRule holds matching statements until an approver decides.
 type ApprovalRule struct {
-	ID    string `yaml:"id"`
-	Match `yaml:",inline"`
-	// Groups limits the rule to requesters in any of these groups; empty
-	// means everyone.
-	Groups  []string      `yaml:"groups"`
-	Timeout time.Duration `yaml:"timeout"` // default 5m
-	Reason  string        `yaml:"reason"`
+	policyfile.Scope `yaml:",inline"`
+	ID               string `yaml:"id"`
+	Match            `yaml:",inline"`
+	Timeout          time.Duration `yaml:"timeout"` // default 5m
+	Reason           string        `yaml:"reason"`
 }
 
 // DefaultApprovalTimeout is how long a statement is held by default.
@@ -127,17 +128,15 @@ func LoadPolicy(file string) (*Policy, error) { return gateway.LoadPolicy(file, 
 // ParsePolicy parses policy text; name is used in errors.
 func ParsePolicy(name string, b []byte) (*Policy, error) {
 	var doc struct {
-		policyfile.Header `yaml:",inline"`
-		Mask              []yaml.Node `yaml:"mask"`
-		Deny              []yaml.Node `yaml:"deny"`
-		Approve           []yaml.Node `yaml:"approve"`
-		Parameters        string      `yaml:"parameters"`
-		MaskedColumnsBare bool        `yaml:"masked_columns_bare"`
+		policyfile.Header   `yaml:",inline"`
+		policyfile.Sections `yaml:",inline"`
+		Parameters          string `yaml:"parameters"`
+		MaskedColumnsBare   bool   `yaml:"masked_columns_bare"`
 	}
 	if err := policyfile.Decode(name, b, &doc); err != nil {
 		return nil, err
 	}
-	p := &Policy{Version: 1, Parameters: doc.Parameters, MaskedColumnsBare: doc.MaskedColumnsBare}
+	p := &Policy{Version: doc.Version, Parameters: doc.Parameters, MaskedColumnsBare: doc.MaskedColumnsBare}
 	switch doc.Parameters {
 	case "":
 		p.Parameters = paramsOmit
@@ -145,6 +144,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	default:
 		return nil, fmt.Errorf("policy %s: parameters: %q, want omit, hash or record", name, doc.Parameters)
 	}
+	p.Source = policyfile.NewSource(name, b, doc.Version)
 	if doc.HashKeyEnv != "" {
 		p.hashKey = []byte(os.Getenv(doc.HashKeyEnv))
 	}
@@ -153,15 +153,8 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	}
 	for _, n := range doc.Mask {
 		var r MaskRule
-		if err := yamlstrict.DecodeNode(&n, &r, "a mask rule"); err != nil {
+		if err := doc.DecodeMask(&p.Loaded, &p.hashKey, &n, &r, &r.Mask, func() int { return len(r.Columns) }, "columns"); err != nil {
 			return nil, bad(n.Line, "%v", err)
-		}
-		key, err := doc.CheckMask(&r.Mask, len(r.Columns), "columns")
-		if err != nil {
-			return nil, bad(n.Line, "%v", err)
-		}
-		if key != nil {
-			p.hashKey = key
 		}
 		for _, c := range r.Columns {
 			if _, err := path.Match(strings.ToLower(c), ""); err != nil {
@@ -181,13 +174,16 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		if err := r.compile("deny rule " + r.ID); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
+		if err := doc.Scope(&p.Loaded, policyfile.KindDeny, r.ID, &r.Scope); err != nil {
+			return nil, bad(n.Line, "%v", err)
+		}
 		p.Deny = append(p.Deny, r)
 	}
 	if len(p.Mask) > 0 {
 		// COPY ... TO STDOUT sends rows as CopyData, which the proxy does
 		// not parse into columns: with masking on, such a COPY could
 		// carry unmasked values out, so it is refused.
-		r := DenyRule{ID: "builtin-copy-out-unmasked",
+		r := DenyRule{ID: builtinCopyOut,
 			Match:  Match{Kinds: []string{"COPY TO STDOUT"}},
 			Reason: "COPY TO STDOUT is not masked, and this policy masks results; use SELECT"}
 		if err := r.compile(r.ID); err != nil {
@@ -206,6 +202,9 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		if err := r.compile("approval rule " + r.ID); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
+		if err := doc.Scope(&p.Loaded, policyfile.KindApprove, r.ID, &r.Scope); err != nil {
+			return nil, bad(n.Line, "%v", err)
+		}
 		switch {
 		case r.Timeout < 0:
 			return nil, bad(n.Line, "approval rule %s: timeout %s is negative", r.ID, r.Timeout)
@@ -217,6 +216,29 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		p.Approve = append(p.Approve, r)
 	}
 	return p, nil
+}
+
+// builtinCopyOut refuses COPY TO STDOUT while mask rules apply.
+const builtinCopyOut = "builtin-copy-out-unmasked"
+
+// For returns the policy as it applies to user, a member of groups:
+// without the rules they are exempt from (and without the refusal of COPY
+// TO STDOUT when no mask rule is left). It returns p itself when no rule
+// exempts anyone.
+func (p *Policy) For(user string, groups []string) *Policy {
+	if p == nil {
+		return nil
+	}
+	rules, narrowed := p.Rules.For(user, groups)
+	if !narrowed {
+		return p
+	}
+	v := *p
+	v.Rules = rules
+	if len(v.Mask) == 0 {
+		v.Deny = slices.DeleteFunc(slices.Clone(v.Deny), func(r DenyRule) bool { return r.ID == builtinCopyOut })
+	}
+	return &v
 }
 
 // Denied returns the first deny rule the statement matches, or nil.
@@ -246,9 +268,9 @@ func (p *Policy) Denied(sql string) *DenyRule {
 	return nil
 }
 
-// NeedsApproval returns the first approval rule that applies to a
-// statement from actor, or nil.
-func (p *Policy) NeedsApproval(sql string, groups []string) *ApprovalRule {
+// NeedsApproval returns the first approval rule matching a statement, or
+// nil. Call it on the requester's view (For).
+func (p *Policy) NeedsApproval(sql string) *ApprovalRule {
 	if p == nil {
 		return nil
 	}
@@ -258,23 +280,11 @@ func (p *Policy) NeedsApproval(sql string, groups []string) *ApprovalRule {
 	a := analyze(sql)
 	for i := range p.Approve {
 		r := &p.Approve[i]
-		if len(r.Groups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return contains(r.Groups, g) }) {
-			continue
-		}
 		if r.matches(sql, a) {
 			return r
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // columnRules returns, for each column name, the mask rule matching it by

@@ -44,7 +44,7 @@ deny:
 
 func TestPolicyErrorsNameTheLine(t *testing.T) {
 	cases := map[string]string{
-		"version: 2\n": "version: 2",
+		"version: 3\n": "version: 3",
 		"version: 1\nmask:\n  - id: x\n    method: blur\n    columns: [a]\n":            `line 3: mask rule x: method "blur"`,
 		"version: 1\ndeny:\n  - id: d\n    kinds: [DROP]\n":                             "line 3: deny rule needs an id and a reason",
 		"version: 1\ndeny:\n  - id: d\n    reason: r\n    pattern: \"(\"\n":             "line 3: deny rule d: pattern",

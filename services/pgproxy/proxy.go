@@ -219,6 +219,7 @@ var errClosed = errors.New("connection closed")
 type session struct {
 	p      *Proxy
 	gs     *gateway.Session
+	pol    *Policy // the policy as it applies to the requester (Policy.For)
 	client *pgproto3.Backend
 	out    sync.Mutex // serialises messages to the client from both directions
 	cmds   int
@@ -236,7 +237,7 @@ type session struct {
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	// Shutting down ends open sessions too, so Serve can return.
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
-	s := &session{p: p, gs: p.gw.Session(events.Target{Kind: "postgres", Name: p.cfg.Target, Host: p.upstream.Host})}
+	s := &session{p: p, pol: p.cfg.Policy, gs: p.gw.Session(events.Target{Kind: "postgres", Name: p.cfg.Target, Host: p.upstream.Host})}
 	// A connection that never gets as far as a user name is a failed
 	// login too, recorded with what is known (a client that connects and
 	// closes at once, as health checks do, is not).
@@ -323,6 +324,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		return fatal(be, "28P01", "authentication failed: "+err.Error())
 	}
 	s.gs.Authenticated(gateway.Identity{Actor: actor})
+	s.pol = p.cfg.Policy.For(actor.Subject, actor.Groups)
 	// Only the databases the target exposes: the proxy's login may reach
 	// others (the projection, the cluster's own), and a client must not
 	// borrow it to get there. Compared byte for byte, as PostgreSQL does.

@@ -148,7 +148,7 @@ func (p *sqlPrepared) effective(sql string) (judged []string, held, why string) 
 // denied and needsApproval apply the policy to every text in judged.
 func (s *session) denied(judged []string) *DenyRule {
 	for _, t := range judged {
-		if r := s.p.cfg.Policy.Denied(t); r != nil {
+		if r := s.pol.Denied(t); r != nil {
 			return r
 		}
 	}
@@ -157,7 +157,7 @@ func (s *session) denied(judged []string) *DenyRule {
 
 func (s *session) needsApproval(judged []string) *ApprovalRule {
 	for _, t := range judged {
-		if r := s.p.cfg.Policy.NeedsApproval(t, s.gs.Identity().Groups); r != nil {
+		if r := s.pol.NeedsApproval(t); r != nil {
 			return r
 		}
 	}
@@ -360,7 +360,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				break
 			}
 			judged, held, why := []string{m.String}, m.String, ""
-			if s.p.cfg.Policy.rules() {
+			if s.pol.rules() {
 				judged, held, why = s.sqlPrep.effective(m.String)
 			}
 			if why != "" {
@@ -391,7 +391,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 					break
 				}
 			}
-			if s.p.cfg.Policy.rules() {
+			if s.pol.rules() {
 				s.sqlPrep.note(m.String, analyze(m.String))
 			}
 			id, stored, err := s.command(ctx, "simple", m.String, 0, nil)
@@ -417,7 +417,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if len(m.Query) > MaxStatement {
 				why = tooLong(m.Query)
 			} else {
-				rule = s.p.cfg.Policy.Denied(m.Query)
+				rule = s.pol.Denied(m.Query)
 			}
 			if why == "" && rule == nil {
 				stmts.parse(m.Name, m.Query)
@@ -456,7 +456,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			s.binds.push(m.DestinationPortal)
 			portals[m.DestinationPortal] = portal{sql: sql, nparams: len(m.Parameters), formats: slices.Clone(m.ResultFormatCodes),
 				paramsSHA256: hex.EncodeToString(ps.Sum(nil)),
-				params:       s.p.cfg.Policy.recordParams(m.Parameters, m.ParameterFormatCodes), stmt: m.PreparedStatement}
+				params:       s.pol.recordParams(m.Parameters, m.ParameterFormatCodes), stmt: m.PreparedStatement}
 		case *pgproto3.Describe:
 			// Remember what each RowDescription will describe, to mask
 			// the rows of later executions by column name.
@@ -467,7 +467,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				break // the server skips it after the policy error
 			}
 			judged, held, refusal := []string{p.sql}, p.sql, ""
-			if s.p.cfg.Policy.rules() {
+			if s.pol.rules() {
 				judged, held, refusal = s.sqlPrep.effective(p.sql)
 			}
 			if refusal != "" {
@@ -498,7 +498,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 					break
 				}
 			}
-			if s.p.cfg.Policy.rules() {
+			if s.pol.rules() {
 				s.sqlPrep.note(p.sql, analyze(p.sql))
 			}
 			id, stored, err := s.command(ctx, "extended", p.sql, p.nparams, p.params)
@@ -565,7 +565,7 @@ func (s *session) command(ctx context.Context, protocol, sql string, nparams int
 	payload := statementFields(sql)
 	payload["protocol"] = protocol
 	if protocol == "extended" {
-		pp := map[string]any{"count": nparams, "recorded": s.p.cfg.Policy.paramMode()}
+		pp := map[string]any{"count": nparams, "recorded": s.pol.paramMode()}
 		if params != nil {
 			pp["values"] = params
 		}
@@ -679,7 +679,7 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			// Error texts quote values ("invalid input syntax for type
 			// integer: \"alice@example.com\""): the detectors mask them
 			// before the client or the ledger sees them.
-			scrubbed, masked := s.p.cfg.Policy.scrubError(*m)
+			scrubbed, masked := s.pol.scrubError(*m)
 			msg = &scrubbed
 			if c := q.head(); c != nil && c.refusal != "" {
 				msg = &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501", Message: c.refusal}
@@ -691,7 +691,7 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			s.digest(ctx, q, payload)
 			flush = true
 		case *pgproto3.NoticeResponse:
-			scrubbed, _ := s.p.cfg.Policy.scrubError(pgproto3.ErrorResponse(*m))
+			scrubbed, _ := s.pol.scrubError(pgproto3.ErrorResponse(*m))
 			notice := pgproto3.NoticeResponse(scrubbed)
 			msg = &notice
 			flush = true

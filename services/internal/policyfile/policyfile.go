@@ -1,7 +1,11 @@
-// Package policyfile holds what the proxies' YAML policy files share:
+// Package policyfile holds what every gateway's YAML policy file shares:
 // strict decoding with errors that name the file and line, the version
-// check, and the checks of a mask rule's method and detectors. The format
-// is documented in docs/POLICY.md.
+// check (1 and 2), who a rule applies to (Scope, Exempt: in version 2
+// every rule applies to everyone unless exempt: names them, and a
+// version-1 groups: list is read as the exemption it makes by omission),
+// the view of a gateway's rules for one requester (Rules.For), the checks
+// of a mask rule, and what a loaded policy reports about itself (Loaded).
+// The format is documented in docs/POLICY.md.
 package policyfile
 
 import (
@@ -15,9 +19,16 @@ import (
 	"github.com/auditledger/auditledger/services/mask"
 )
 
+// Versions this package reads. Version 2 differs from 1 only in who a
+// rule applies to: everyone, unless exempt: says otherwise (see Scope).
+const (
+	V1 = 1
+	V2 = 2
+)
+
 // Decode decodes policy text strictly (unknown keys are errors, at their
-// line, with the nearest known key) into doc, whose version must be 1;
-// name is used in errors.
+// line, with the nearest known key) into doc, whose version must be 1 or
+// 2; name is used in errors.
 func Decode(name string, b []byte, doc interface{ Ver() int }) error {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
@@ -28,8 +39,8 @@ func Decode(name string, b []byte, doc interface{ Ver() int }) error {
 			return fmt.Errorf("policy %s: %w", name, err)
 		}
 	}
-	if v := doc.Ver(); v != 1 {
-		return fmt.Errorf("policy %s: version: %d, this proxy reads version 1", name, v)
+	if v := doc.Ver(); v != V1 && v != V2 {
+		return fmt.Errorf("policy %s: version: %d, this proxy reads versions 1 and 2", name, v)
 	}
 	return nil
 }
@@ -38,6 +49,14 @@ func Decode(name string, b []byte, doc interface{ Ver() int }) error {
 type Header struct {
 	Version    int    `yaml:"version"`
 	HashKeyEnv string `yaml:"hash_key_env"`
+}
+
+// Sections are the rule lists of every policy file, each rule undecoded
+// (yaml.Node keeps its line for errors); embed them inline beside Header.
+type Sections struct {
+	Mask    []yaml.Node `yaml:"mask"`
+	Deny    []yaml.Node `yaml:"deny"`
+	Approve []yaml.Node `yaml:"approve"`
 }
 
 // Ver returns the version.
@@ -57,11 +76,35 @@ func LineError(name string, line int, format string, args ...any) error {
 // Mask is what every mask rule has, whatever it matches (columns,
 // fields); embed it inline.
 type Mask struct {
+	Scope    `yaml:",inline"`
 	ID       string   `yaml:"id"`
 	Version  int      `yaml:"version"` // default 1
 	Detect   []string `yaml:"detect"`  // value detectors (mask.DetectorNames)
 	Method   string   `yaml:"method"`  // redact, partial, hash
 	InfoType string   `yaml:"info_type"`
+}
+
+// DecodeMask decodes the mask rule n strictly into r, a rule type that
+// embeds m, checks it (CheckMask, then Scope, recording into l what a
+// version-1 file exempts by omission) and sets *key to the key of method
+// hash if it uses one. targets counts what r matches by name once
+// decoded; what names those ("columns", "fields") in errors. The caller
+// places errors at n's line (LineError).
+func (h *Header) DecodeMask(l *Loaded, key *[]byte, n *yaml.Node, r any, m *Mask, targets func() int, what string) error {
+	if err := yamlstrict.DecodeNode(n, r, "a mask rule"); err != nil {
+		return err
+	}
+	k, err := h.CheckMask(m, targets(), what)
+	if err != nil {
+		return err
+	}
+	if err := h.Scope(l, KindMask, m.ID, &m.Scope); err != nil {
+		return err
+	}
+	if k != nil {
+		*key = k
+	}
+	return nil
 }
 
 // CheckMask checks a mask rule that matches targets by name (what names
