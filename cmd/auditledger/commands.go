@@ -170,13 +170,7 @@ func newRoot() *cobra.Command {
 		c := &cobra.Command{Use: words[len(words)-1], Short: row.short, Args: cli.NoArgs, Hidden: slices.Contains(hidden, row.path)}
 		parent(row.path).AddCommand(c)
 		runc := row.build(c)
-		c.Flags().VisitAll(func(f *pflag.Flag) {
-			// -n 5 as the flag package took it: one-letter flags keep
-			// their single dash.
-			if len(f.Name) == 1 && f.Name != "h" && f.Shorthand == "" {
-				f.Shorthand = f.Name
-			}
-		})
+		shortForms(c)
 		c.RunE = func(c *cobra.Command, args []string) error {
 			return runc(c.Context(), args, c.InOrStdin(), c.OutOrStdout(), c.ErrOrStderr())
 		}
@@ -240,4 +234,28 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// shortForms gives every one-letter flag of c its single-dash form (-n 5,
+// -v), as the flag package took them. pflag registers a shorthand only as
+// a flag is added, so the flags move to a fresh set with theirs filled in;
+// they are the same *pflag.Flag values, so what the command holds of its
+// own set (values, Lookup, Changed) stays true.
+func shortForms(c *cobra.Command) {
+	old := c.Flags()
+	short := false
+	old.VisitAll(func(f *pflag.Flag) {
+		if len(f.Name) == 1 && f.Name != "h" && f.Shorthand == "" {
+			f.Shorthand, short = f.Name, true
+		}
+	})
+	if !short {
+		return
+	}
+	persistent := c.PersistentFlags()
+	c.ResetFlags()
+	c.Flags().Init(old.Name(), pflag.ContinueOnError)
+	c.Flags().SortFlags = old.SortFlags
+	c.Flags().AddFlagSet(old)
+	c.PersistentFlags().AddFlagSet(persistent)
 }

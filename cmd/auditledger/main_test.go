@@ -24,6 +24,10 @@ func TestCommandLineMistakes(t *testing.T) {
 		"verify --stroe x":                  "verify: unknown flag --stroe: did you mean --store?",
 		"serve --confg x.yaml":              "serve: unknown flag --confg: did you mean --config?",
 		"checkpoint --store /nonexistent x": `checkpoint: unexpected argument "x"`,
+		// One-letter flags keep their single dash: -v is verify's, and
+		// the missing --store is what is wrong.
+		"verify -v":      "verify: --store is required",
+		"verify -v=true": "verify: --store is required",
 	} {
 		err := run(context.Background(), strings.Fields(args), nil, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), want) {
