@@ -1,14 +1,17 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -191,9 +194,15 @@ func TestPolicyLoadedAndReferenced(t *testing.T) {
 	if src := pol.Source; src.File != file || src.Version != 1 || src.SHA256 != sum {
 		t.Fatalf("LoadPolicy filled in %+v, want %s, version 1, %s", src, file, sum)
 	}
-	g := newGateway(t, b.em, func(c *gateway.Config) { c.Policy = pol.Info() })
+	var logged bytes.Buffer
+	g := newGateway(t, b.em, func(c *gateway.Config) {
+		c.Policy, c.Logger = pol.Info(), slog.New(slog.NewTextHandler(&logged, nil))
+	})
 	if err := g.Start(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), "policy migrate") {
+		t.Errorf("a version-1 policy loaded without a warning to migrate it: %q", logged.String())
 	}
 	s := g.Session(events.Target{Kind: "postgres"})
 	s.Authenticated(alice)

@@ -43,9 +43,13 @@ func (g *Gateway) recordPolicyLoaded(ctx context.Context) error {
 	if err := g.emit(ctx, ev); err != nil {
 		return fmt.Errorf("%s: policy.loaded for %s: %w: %w; the gateway does not start", g.cfg.Name, l.Source.File, ErrNotRecorded, err)
 	}
-	if len(l.Omissions) > 0 {
+	switch {
+	case len(l.Omissions) > 0:
 		g.cfg.Logger.Warn("the policy exempts groups by omission (version 1): migrate it to version 2 with auditledger policy migrate",
 			"file", l.Source.File, "exemptions", len(l.Omissions))
+	case l.Source.Version == 1:
+		g.cfg.Logger.Warn("the policy is version 1, where a rule limited to groups exempts everyone else: migrate it to version 2 with auditledger policy migrate",
+			"file", l.Source.File)
 	}
 	return nil
 }
