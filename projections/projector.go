@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
@@ -32,7 +33,15 @@ func Migrate(ctx context.Context, db *pgxpool.Pool) error {
 	}
 	sqlDB := stdlib.OpenDBFromPool(db)
 	defer sqlDB.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, sub)
+	// Processes that start together (dev's projector and a rebuild, two
+	// projectors of one deployment) migrate one after the other under
+	// PostgreSQL's session advisory lock: unlocked, both ran the same
+	// migration and one failed with "partial migration".
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("projections: migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, sub, goose.WithSessionLocker(locker))
 	if err != nil {
 		return fmt.Errorf("projections: migrations: %w", err)
 	}

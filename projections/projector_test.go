@@ -328,3 +328,29 @@ func TestEvidenceQueriesRun(t *testing.T) {
 		}
 	}
 }
+
+// Processes that start together migrate one fresh database one after the
+// other: each Migrate here has a pool of its own, as separate processes
+// would, and every one succeeds (unlocked, two ran the same migration and
+// one failed with "partial migration").
+func TestConcurrentMigrations(t *testing.T) {
+	dsn := pg.DSN(pg.NewDatabase(t))
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			p, err := pgxpool.New(t.Context(), dsn)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer p.Close()
+			errs <- projections.Migrate(t.Context(), p)
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
