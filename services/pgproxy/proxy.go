@@ -185,12 +185,13 @@ func allowedDatabases(names []string, up *pgconn.Config) ([]string, error) {
 func (p *Proxy) Start(ctx context.Context) error { return p.gw.Start(ctx) }
 
 // Serve accepts connections on ln until ctx is cancelled, then waits for
-// the sessions to end. It serves nothing unless Start succeeds: it then
+// the sessions to end and releases the state directory. It serves nothing unless Start succeeds: it then
 // closes ln and returns Start's error.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	defer p.catalog.close()
+	defer p.gw.Close() // after the sessions: the state directory is free again
 	if err := p.Start(ctx); err != nil {
 		ln.Close()
 		return err
