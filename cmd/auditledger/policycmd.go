@@ -15,7 +15,7 @@ import (
 
 func policyMigrate(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "policy migrate FILE [--keep-exemptions] [-o OUT]",
-		"Rewrites a version-1 gateway policy file as version 2, keeping comments and\nkey order. Version 1 limits a rule with groups: to members of those groups,\nexempting everyone else without saying so; version 2 applies every rule to\neveryone and names exemptions with exempt:. By default the migrated rule\napplies to everyone, with the old exemption written as a comment above it,\nand each dropped exemption is named on stderr; --keep-exemptions writes it as\nexempt: {outside_groups: [...]}, the same effect as version 1.")
+		"Rewrites a version-1 gateway policy file as version 2, keeping comments and\nkey order. Version 1 limits a rule with groups: to members of those groups,\nexempting everyone else without saying so; version 2 applies every rule to\neveryone and names exemptions with exempt:. By default the migrated rule\napplies to everyone, with the old exemption written as a comment in the rule,\nand each dropped exemption is named on stderr; --keep-exemptions writes it as\nexempt: {outside_groups: [...]}, the same effect as version 1.")
 	keep := fs.Bool("keep-exemptions", false, "write version 1's exemptions by omission as exempt: {outside_groups: [...]} (same effect as version 1)")
 	out := fs.StringP("out", "o", "", "file to write the version-2 policy to (default: stdout)")
 	c.Args = cli.AtMostOne

@@ -28,8 +28,8 @@ import (
 
 // role is one long-running part of the process: a section of the
 // configuration that checks and prepares itself. Adding a role is a
-// section type, one line in roles() and a documented block in
-// deploy/auditledger.yaml.
+// section type in role_<name>.go, one row in roleTable and a documented
+// block in deploy/auditledger.yaml.
 type role interface {
 	// check reports configuration errors, before anything connects.
 	check(c *serveConfig) error

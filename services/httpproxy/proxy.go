@@ -101,11 +101,9 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	// A policy parsed from text rather than loaded from its file (tests,
-	// benchmarks) has no file to name: nothing records it.
 	var info *policyfile.Loaded
-	if cfg.Policy != nil && cfg.Policy.Source.SHA256 != "" {
-		info = cfg.Policy.Info()
+	if cfg.Policy != nil {
+		info = cfg.Policy.Info() // ParsePolicy and LoadPolicy fill in its Source
 	}
 	gw, err := gateway.New(gateway.Config{Name: "httpproxy", Kind: "http-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant,
 		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})

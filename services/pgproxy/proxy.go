@@ -136,11 +136,9 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A policy parsed from text rather than loaded from its file (tests,
-	// benchmarks) has no file to name: nothing records it.
 	var info *policyfile.Loaded
-	if cfg.Policy != nil && cfg.Policy.Source.SHA256 != "" {
-		info = cfg.Policy.Info()
+	if cfg.Policy != nil {
+		info = cfg.Policy.Info() // ParsePolicy and LoadPolicy fill in its Source
 	}
 	gw, err := gateway.New(gateway.Config{Name: "pgproxy", Kind: "postgres-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant,
 		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Durability: cfg.Durability, Approvals: cfg.Approvals,

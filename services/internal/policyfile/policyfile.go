@@ -49,6 +49,8 @@ func Decode(name string, b []byte, doc interface{ Ver() int }) error {
 type Header struct {
 	Version    int    `yaml:"version"`
 	HashKeyEnv string `yaml:"hash_key_env"`
+
+	ids map[string]bool // kind and id of each rule Scope has seen
 }
 
 // Sections are the rule lists of every policy file, each rule undecoded

@@ -129,6 +129,16 @@ func Noun(kind string) string {
 // (KindDeny, KindApprove, KindMask) and id its id; errors say what to
 // write instead, and are placed at the rule's line by the caller.
 func (h *Header) Scope(l *Loaded, kind, id string, s *Scope) error {
+	// Events, approvals and policy explain name a rule by its id: two
+	// rules of one kind with one id would make each of them ambiguous
+	// (explain could show one's exemption as the other's).
+	if h.ids[kind+"\x00"+id] {
+		return fmt.Errorf("%s rule %s: a second %s rule with this id; give each rule an id of its own", Noun(kind), id, Noun(kind))
+	}
+	if h.ids == nil {
+		h.ids = map[string]bool{}
+	}
+	h.ids[kind+"\x00"+id] = true
 	for _, list := range [][]string{s.Groups, s.Exempt.lists()} {
 		if slices.Contains(list, "") {
 			return fmt.Errorf("%s rule %s: an empty group or user name", Noun(kind), id)

@@ -102,3 +102,20 @@ func TestApplying(t *testing.T) {
 		t.Errorf("a view without exemptions: %v %v", v, narrowed)
 	}
 }
+
+// Two rules of one kind may not share an id: events, approvals and policy
+// explain name rules by it. The same id in two kinds is two rules.
+func TestDuplicateRuleIDs(t *testing.T) {
+	h := Header{Version: V2}
+	var l Loaded
+	if err := h.Scope(&l, KindApprove, "ddl", &Scope{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Scope(&l, KindDeny, "ddl", &Scope{}); err != nil {
+		t.Errorf("a deny rule with an approve rule's id: %v", err)
+	}
+	err := h.Scope(&l, KindApprove, "ddl", &Scope{Exempt: &Exempt{Groups: []string{"dba"}}})
+	if err == nil || !strings.Contains(err.Error(), "a second approval rule with this id") {
+		t.Errorf("a second approve rule ddl: %v, want it refused", err)
+	}
+}
