@@ -19,6 +19,7 @@ import (
 func TestCommandLineMistakes(t *testing.T) {
 	for args, want := range map[string]string{
 		"verfy":                             `unknown command "verfy": did you mean "verify"?`,
+		"nosuch":                            `unknown command "nosuch"; see`, // no guess four edits away
 		"proof inclusoin":                   `unknown command "proof inclusoin": did you mean "proof inclusion"?`,
 		"bench":                             `"bench" needs a subcommand: bus, evidence, forward, ingest, ledger, proxy`,
 		"verify --stroe x":                  "verify: unknown flag --stroe: did you mean --store?",

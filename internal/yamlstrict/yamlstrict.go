@@ -163,7 +163,7 @@ func wanted(goType string) string {
 // Nearest returns the option closest to word (case-insensitively), if
 // one is close enough to be a likely typo, else "".
 func Nearest(word string, options []string) string {
-	best, dist := "", len(word)/2+2
+	best, dist := "", len(word)/3+2
 	w := strings.ToLower(word)
 	for _, o := range options {
 		if d := editDistance(w, strings.ToLower(o)); d < dist || d == dist && o < best {
