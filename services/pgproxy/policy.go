@@ -171,6 +171,9 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		if r.ID == "" || r.Reason == "" {
 			return nil, bad(n.Line, "deny rule needs an id and a reason")
 		}
+		if strings.HasPrefix(r.ID, builtinPrefix) {
+			return nil, bad(n.Line, "deny rule %s: ids starting %q name the proxy's built-in rules", r.ID, builtinPrefix)
+		}
 		if err := r.compile("deny rule " + r.ID); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
@@ -199,6 +202,9 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		if r.ID == "" {
 			return nil, bad(n.Line, "approval rule needs an id")
 		}
+		if strings.HasPrefix(r.ID, builtinPrefix) {
+			return nil, bad(n.Line, "approval rule %s: ids starting %q name the proxy's built-in rules", r.ID, builtinPrefix)
+		}
 		if err := r.compile("approval rule " + r.ID); err != nil {
 			return nil, bad(n.Line, "%v", err)
 		}
@@ -215,16 +221,23 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		}
 		p.Approve = append(p.Approve, r)
 	}
+	p.Deny = withUnjudgeable(p.Deny, p.Approve)
 	return p, nil
 }
+
+// builtinPrefix starts the id of every built-in rule; a policy's own
+// deny and approval rules may not use it, so that events name one rule by
+// one id and no rule of the file is taken for a built-in one.
+const builtinPrefix = "builtin-"
 
 // builtinCopyOut refuses COPY TO STDOUT while mask rules apply.
 const builtinCopyOut = "builtin-copy-out-unmasked"
 
 // For returns the policy as it applies to user, a member of groups:
 // without the rules they are exempt from (and without the refusal of COPY
-// TO STDOUT when no mask rule is left). It returns p itself when no rule
-// exempts anyone.
+// TO STDOUT when no mask rule is left, and of statements the proxy cannot
+// judge when no deny or approval rule is). It returns p itself when no
+// rule exempts anyone.
 func (p *Policy) For(user string, groups []string) *Policy {
 	if p == nil {
 		return nil
@@ -238,7 +251,100 @@ func (p *Policy) For(user string, groups []string) *Policy {
 	if len(v.Mask) == 0 {
 		v.Deny = slices.DeleteFunc(slices.Clone(v.Deny), func(r DenyRule) bool { return r.ID == builtinCopyOut })
 	}
+	v.Deny = withUnjudgeable(v.Deny, v.Approve)
 	return &v
+}
+
+// builtinUnjudgeable refuses statements whose effect the proxy cannot
+// see while deny or approval rules apply to the requester.
+const builtinUnjudgeable = "builtin-unjudgeable"
+
+// unjudgeableKinds are the statements whose effect the parse tree does
+// not show: a DO block runs code built at run time (EXECUTE 'DROP …'),
+// and a function, procedure, trigger, event trigger or rule runs its body
+// later, when called or fired, where the proxy sees only the call or the
+// statement that fires it. ALTER FUNCTION changes how an existing body
+// runs (SECURITY DEFINER, SET search_path). Bodies the server already
+// holds are not here: calling them is the database's privileges to govern.
+var unjudgeableKinds = []string{"DO", "CREATE FUNCTION", "CREATE PROCEDURE", "ALTER FUNCTION",
+	"CREATE TRIGGER", "CREATE EVENT TRIGGER", "CREATE RULE"}
+
+// withUnjudgeable returns deny with the built-in refusal of
+// unjudgeableKinds when any deny or approval rule of the requester's own
+// applies, and without it otherwise: a requester nothing is judged for
+// loses nothing by code the proxy cannot judge.
+func withUnjudgeable(deny []DenyRule, approve []ApprovalRule) []DenyRule {
+	deny = slices.DeleteFunc(slices.Clone(deny), func(r DenyRule) bool { return r.ID == builtinUnjudgeable })
+	judged := len(approve) > 0 || slices.ContainsFunc(deny, func(r DenyRule) bool { return r.ID != builtinCopyOut })
+	if !judged {
+		return deny
+	}
+	// The rule's kinds are what it refuses outright, for policy explain;
+	// kinds an approval rule names are held where that rule matches
+	// (Denied asks unjudged, which looks at every kind).
+	var refused, held []string
+	for _, k := range unjudgeableKinds {
+		names := kindNamesFor(k)
+		if slices.ContainsFunc(approve, func(r ApprovalRule) bool {
+			return slices.ContainsFunc(names, func(n string) bool { return slices.Contains(r.Kinds, n) })
+		}) {
+			held = append(held, k)
+		} else {
+			refused = append(refused, k)
+		}
+	}
+	reason := "code whose effect the gateway cannot see; refused unless an approval rule naming its kind holds it"
+	if len(held) > 0 {
+		reason += "; " + strings.Join(held, ", ") + " held instead where such a rule matches"
+	}
+	if len(refused) == 0 {
+		refused = held
+	}
+	r := DenyRule{ID: builtinUnjudgeable, Match: Match{Kinds: refused}, Reason: reason}
+	if err := r.compile(r.ID); err != nil {
+		panic(err) // constant kinds
+	}
+	return append(deny, r)
+}
+
+// unjudged returns the kind of the first statement in sql (analysed as
+// a) whose effect the proxy cannot see and that no approval rule of p
+// holds, or "". An approval rule holds such a statement when it matches
+// it and its kinds name the statement's kind — the specific one (DO,
+// CREATE FUNCTION) or its first word (CREATE, ALTER): the approver reads
+// the whole text, body included, so that is an explicit allowance with a
+// second person. A DO has no other kind: only a rule naming DO holds it.
+func (p *Policy) unjudged(sql string, a *analysis) string {
+	for _, k := range unjudgeableKinds {
+		if !a.has(k) {
+			continue
+		}
+		names := kindNamesFor(k)
+		if !slices.ContainsFunc(p.Approve, func(r ApprovalRule) bool {
+			return slices.ContainsFunc(names, func(n string) bool { return slices.Contains(r.Kinds, n) }) && r.matches(sql, a)
+		}) {
+			return k
+		}
+	}
+	return ""
+}
+
+// kindNamesFor lists the kinds a rule may name to cover statements of
+// kind k: k and its first word.
+func kindNamesFor(k string) []string {
+	if w, _, ok := strings.Cut(k, " "); ok {
+		return []string{k, w}
+	}
+	return []string{k}
+}
+
+// unjudgeableRefusal is the refusal of a statement of kind, saying why
+// and how it could be allowed.
+func unjudgeableRefusal(kind string) *DenyRule {
+	return &DenyRule{ID: builtinUnjudgeable, Match: Match{Kinds: []string{kind}},
+		Reason: fmt.Sprintf("%s runs code whose effect the audit proxy cannot see (built at run time, or run later when called or fired), "+
+			"so the deny and approval rules that apply to you cannot judge it; to allow it, the policy holds it for an approver with an approval rule "+
+			"naming kind %s, or exempts you from every deny and approval rule", kind, strings.Join(kindNamesFor(kind), " or "))}
 }
 
 // Denied returns the first deny rule the statement matches, or nil.
@@ -261,6 +367,12 @@ func (p *Policy) Denied(sql string) *DenyRule {
 	}
 	for i := range p.Deny {
 		r := &p.Deny[i]
+		if r.ID == builtinUnjudgeable {
+			if k := p.unjudged(sql, a); k != "" {
+				return unjudgeableRefusal(k)
+			}
+			continue
+		}
 		if r.matches(sql, a) {
 			return r
 		}

@@ -59,6 +59,7 @@ var kindNames = map[string][]string{
 	"ViewStmt":            {"CREATE", "CREATE VIEW"},
 	"CreateTableAsStmt":   {"CREATE", "CREATE TABLE AS"},
 	"RenameStmt":          {"ALTER"},
+	"AlterFunctionStmt":   {"ALTER", "ALTER FUNCTION"}, // procedures and routines too
 	"VariableSetStmt":     {"SET"},
 	"VariableShowStmt":    {"SHOW"},
 	"TransactionStmt":     {"TRANSACTION"},

@@ -108,7 +108,7 @@ func Print(w io.Writer, p *Policy, whos []Who) error {
 		}
 		for _, r := range e.Exempt {
 			what := map[string]string{policyfile.KindDeny: "allowed ", policyfile.KindApprove: "unheld  ", policyfile.KindMask: "unmasked"}[r.Kind]
-			why := "built in: applies only while results are masked"
+			why := builtinWhen[r.ID]
 			if r.Exempt != nil {
 				why = "exempt: " + r.Exempt.String() + byOmission(p, r)
 			}
@@ -117,6 +117,15 @@ func Print(w io.Writer, p *Policy, whos []Who) error {
 		pw.f("  unheld   everything else\n")
 	}
 	return pw.err
+}
+
+// builtinWhen says when each built-in rule of the PostgreSQL gateway
+// applies, for a requester it does not apply to. The gateway adds and
+// drops these rules in each requester's view (pgproxy.Policy.For);
+// Explain lists them from that view like any other rule.
+var builtinWhen = map[string]string{
+	"builtin-copy-out-unmasked": "built in: applies only while results are masked",
+	"builtin-unjudgeable":       "built in: applies only while a deny or approval rule applies",
 }
 
 // byOmission notes an exemption a version-1 file made without saying so.

@@ -137,6 +137,7 @@ func TestExplain(t *testing.T) {
 	want := `
 group support:
   refused  deny rule no-drop: kinds: DROP (dropping needs a ticket)
+  refused  deny rule builtin-unjudgeable: kinds: DO (code whose effect the gateway cannot see; refused unless an approval rule naming its kind holds it; CREATE FUNCTION, CREATE PROCEDURE, ALTER FUNCTION, CREATE TRIGGER, CREATE EVENT TRIGGER, CREATE RULE held instead where such a rule matches)
   held     approval rule ddl: kinds: ALTER, CREATE (timeout 5m0s)
   allowed  deny rule builtin-copy-out-unmasked: kinds: COPY TO STDOUT (built in: applies only while results are masked)
   unmasked mask rule email: columns: email (exempt: {groups: [support]})
@@ -145,6 +146,7 @@ group support:
 user migrator:
   refused  deny rule no-drop: kinds: DROP (dropping needs a ticket)
   refused  deny rule builtin-copy-out-unmasked: kinds: COPY TO STDOUT (COPY TO STDOUT is not masked, and this policy masks results; use SELECT)
+  refused  deny rule builtin-unjudgeable: kinds: DO, CREATE FUNCTION, CREATE PROCEDURE, ALTER FUNCTION, CREATE TRIGGER, CREATE EVENT TRIGGER, CREATE RULE (code whose effect the gateway cannot see; refused unless an approval rule naming its kind holds it)
   masked   mask rule email: columns: email (method partial)
   unheld   approval rule ddl: kinds: ALTER, CREATE (exempt: {users: [migrator]})
   unheld   everything else
@@ -153,6 +155,14 @@ user migrator:
 		t.Errorf("explain:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// The PostgreSQL gateway's built-in refusal of statements whose effect it
+// cannot see, as explain lists it where an approval rule names CREATE and
+// ALTER: only DO is refused outright.
+const (
+	unjudgeable        = "deny rule builtin-unjudgeable: kinds: DO"
+	refusedUnjudgeable = "  refused  deny rule builtin-unjudgeable: kinds: DO (code whose effect the gateway cannot see; refused unless an approval rule naming its kind holds it; CREATE FUNCTION, CREATE PROCEDURE, ALTER FUNCTION, CREATE TRIGGER, CREATE EVENT TRIGGER, CREATE RULE held instead where such a rule matches)\n"
+)
 
 func TestExplainVersion1ListsOmissions(t *testing.T) {
 	p, err := policy.Read("policy.yaml", []byte(readme))
@@ -165,8 +175,10 @@ func TestExplainVersion1ListsOmissions(t *testing.T) {
 	}
 	for _, want := range []string{
 		"exemption by omission: approval rule ddl applies only to members of dba; everyone else is exempt\n",
-		"\ngroup dba:\n  held     approval rule ddl: kinds: ALTER, CREATE, DROP (timeout 10m0s)\n  unheld   everything else\n",
-		"\nanyone in none of dba:\n  unheld   approval rule ddl: kinds: ALTER, CREATE, DROP (exempt: {outside_groups: [dba]}, by omission in version 1)\n",
+		"\ngroup dba:\n" + refusedUnjudgeable + "  held     approval rule ddl: kinds: ALTER, CREATE, DROP (timeout 10m0s)\n  unheld   everything else\n",
+		// No rule applies: neither does the refusal of what rules cannot judge.
+		"\nanyone in none of dba:\n  allowed  " + unjudgeable + " (built in: applies only while a deny or approval rule applies)\n" +
+			"  unheld   approval rule ddl: kinds: ALTER, CREATE, DROP (exempt: {outside_groups: [dba]}, by omission in version 1)\n",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("explain:\n%s\nwant it to contain:\n%s", b.String(), want)
