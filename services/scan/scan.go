@@ -327,43 +327,55 @@ func (w *walker) record(decoded string, key bool, counts, already []int) {
 // count returns how many values each of the scanner's detectors finds
 // in v, by the detectors' order.
 func (w *walker) count(v string) []int {
-	counts := make([]int, len(w.s.detectors))
 	if !mayMatch(v) {
-		return counts
+		return make([]int, len(w.s.detectors))
 	}
+	_, counts := w.find(v)
+	return counts
+}
+
+// wider are separators in URLs and paths that ScrubText keeps inside
+// tokens; no detector's value holds one.
+const wider = "&?/:|#!*\\"
+
+// find replaces what the detectors find in v by placeholders naming
+// them, and counts the replacements by detector: v as a whole, else the
+// values inside it as the gateways find them in error texts (quoted
+// values, tokens between separators, runs of digits), v split first
+// where URLs and paths join values.
+func (w *walker) find(v string) (string, []int) {
+	counts := make([]int, len(w.s.detectors))
 	if i := w.detect([]byte(v)); i >= 0 {
 		counts[i]++
-		return counts
+		return string(placeholder(w.s.detectors[i])), counts
 	}
-	// Values inside longer text, as the gateways find them in error
-	// texts: quoted values, tokens between separators, runs of digits.
-	by := func(v string) []int {
-		c := make([]int, len(w.s.detectors))
-		mask.ScrubText(v, func(part []byte) ([]byte, bool) {
+	scrub := func(v string) string {
+		out, _ := mask.ScrubText(v, func(part []byte) ([]byte, bool) {
 			if i := w.detect(part); i >= 0 {
-				c[i]++
+				counts[i]++
 				return placeholder(w.s.detectors[i]), true
 			}
 			return nil, false
 		})
-		return c
+		return out
 	}
-	counts = by(v)
-	// URLs, paths and query strings join values with characters
-	// ScrubText does not split at: split there too, and keep the larger
-	// count of the two readings.
-	if strings.ContainsAny(v, wider) {
-		b := []byte(v)
-		for i, c := range b {
-			if strings.IndexByte(wider, c) >= 0 {
-				b[i] = ' '
-			}
-		}
-		for i, n := range by(string(b)) {
-			counts[i] = max(counts[i], n)
-		}
+	if !strings.ContainsAny(v, wider) {
+		return scrub(v), counts
 	}
-	return counts
+	var sb strings.Builder
+	for len(v) > 0 {
+		j := strings.IndexAny(v, wider)
+		if j < 0 {
+			j = len(v)
+		}
+		sb.WriteString(scrub(v[:j]))
+		if j < len(v) {
+			sb.WriteByte(v[j])
+			j++
+		}
+		v = v[j:]
+	}
+	return sb.String(), counts
 }
 
 // mayMatch is false for text no built-in detector can match anywhere in
@@ -385,10 +397,6 @@ func mayMatch(v string) bool {
 	return false
 }
 
-// wider are separators in URLs and paths that ScrubText keeps inside
-// tokens.
-const wider = "&?/:|#!*\\"
-
 // detect returns the position of the first of the scanner's detectors
 // that matches v as a whole, or -1.
 func (w *walker) detect(v []byte) int {
@@ -403,21 +411,15 @@ func (w *walker) detect(v []byte) int {
 // scrub replaces what the detectors find in v by placeholders naming
 // them; n counts the replacements.
 func (w *walker) scrub(v string) (string, int) {
-	if len(v) < shortest {
+	if len(v) < shortest || !mayMatch(v) {
 		return v, 0
 	}
-	if !mayMatch(v) {
-		return v, 0
+	out, counts := w.find(v)
+	n := 0
+	for _, c := range counts {
+		n += c
 	}
-	if i := w.detect([]byte(v)); i >= 0 {
-		return string(placeholder(w.s.detectors[i])), 1
-	}
-	return mask.ScrubText(v, func(part []byte) ([]byte, bool) {
-		if i := w.detect(part); i >= 0 {
-			return placeholder(w.s.detectors[i]), true
-		}
-		return nil, false
-	})
+	return out, n
 }
 
 func placeholder(detector string) []byte { return []byte("[REDACTED:" + detector + "]") }
@@ -444,4 +446,13 @@ func decodeBase64(v string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Scrub returns v with what the scanner's detectors find in it replaced
+// by placeholders naming them ([REDACTED:email]), for showing a text
+// that locates a finding (an event id) without the value.
+func (s *Scanner) Scrub(v string) string {
+	w := walker{s: s}
+	out, _ := w.scrub(v)
+	return out
 }

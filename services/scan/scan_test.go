@@ -142,3 +142,17 @@ func FuzzEvent(f *testing.F) {
 		}
 	})
 }
+
+func TestScrub(t *testing.T) {
+	s, _ := scan.New()
+	for in, want := range map[string]string{
+		"ev-1":                           "ev-1",
+		email:                            "[REDACTED:email]",
+		"login/" + email + "/3":          "login/[REDACTED:email]/3",
+		"card " + card + " and " + card2: "card [REDACTED:credit_card] and [REDACTED:credit_card]",
+	} {
+		if got := s.Scrub(in); got != want {
+			t.Errorf("Scrub(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
