@@ -25,7 +25,7 @@ import (
 // what was sealed. It prints where and which detector, never the value.
 func scanCmd(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "scan --store URL [--vkey KEY] [--detect D,...] [--from N] [--to M] [--json]",
-		"Reads every sealed event of a store, offline, and runs the value detectors\n(the ones the gateways mask with: all of them, or those --detect names) over\nevery string of each event, envelope and payload, member names too, at any\ndepth, as sealed and once decoded when it is URL-escaped or base64 text. Each\nfinding is printed as the record's index, the event's type, tenant and id, the\nJSON path of the string and the detector; never the value, nor any part of it\n(an id or member name that holds a match is shown scrubbed). Records that are\nnot events (gap and rejection records, erased records) are skipped and counted.\nWith --vkey, the latest checkpoint's signature is checked and the scan stops at\nits size; the records themselves are read, not verified (run verify for that).\nA summary ends the output: records scanned, records/s, findings per detector\n(on stderr with --json). Exit 0 when nothing is found, 1 when something is.")
+		"Reads every sealed event of a store, offline, and runs the value detectors\n(the ones the gateways mask with: all of them, or those --detect names) over\nevery string of each event, envelope and payload, member names too, at any\ndepth, as sealed and once decoded when it is URL-escaped or base64 text. Each\nfinding is printed as the record's index, the event's type, tenant and id, the\nJSON path of the string and the detector; never the value, nor any part of it\n(an id or member name that holds a match is shown scrubbed). The writer's gap\nand rejection records are scanned too (a rejection's reason may quote what a\nproducer sent) and counted apart; erased records, which hold no event, are\ncounted and skipped.\nWith --vkey, the latest checkpoint's signature is checked and the scan stops at\nits size; the records themselves are read, not verified (run verify for that).\nA summary ends the output: records scanned, records/s, findings per detector\n(on stderr with --json). Exit 0 when nothing is found, 1 when something is.")
 	storeURL := fs.String("store", "", "store URL or directory")
 	vkeyArg := fs.String("vkey", "", "verifier key or file: check the latest checkpoint's signature and scan up to its size")
 	detect := fs.String("detect", "", "detectors to run, comma-separated (default: all; known: "+strings.Join(scan.All(), ", ")+")")
@@ -70,15 +70,19 @@ func scanCmd(c *cobra.Command) cli.Run {
 		}
 		set, finish := countProgress(stderr, total, "scanning")
 		out := newScanOutput(stdout, *asJSON)
-		sum := scanSummary{perDetector: map[string]int{}, skipped: map[string]int{}}
+		sum := scanSummary{perDetector: map[string]int{}, kinds: map[string]int{}}
 		start := time.Now()
 		err = ledger.ReadRange(ctx, store.Store, *from, end, func(idx uint64, _ []byte, r ledger.Record) error {
 			sum.records++
 			if sum.records%4096 == 0 {
 				set(int64(sum.records))
 			}
-			if kind := notAnEvent(r); kind != "" {
-				sum.skipped[kind]++
+			// The writer's own records are scanned too: a rejection's
+			// reason may quote what the producer sent (its type, a
+			// member name). An erased record has nothing left to scan.
+			kind := notAnEvent(r)
+			sum.kinds[kind]++
+			if kind == "erased" {
 				return nil
 			}
 			found, err := sc.Event(r.Event)
@@ -226,22 +230,26 @@ func (o *scanOutput) finding(idx uint64, id string, typ events.Type, tenant stri
 // scanSummary counts what a scan read and found.
 type scanSummary struct {
 	records, events, findings int
-	perDetector, skipped      map[string]int
+	perDetector               map[string]int
+	kinds                     map[string]int // records by notAnEvent
 	took                      time.Duration
 }
 
 func (s *scanSummary) print(w io.Writer, sc *scan.Scanner) {
-	var skipped []string
-	for k, n := range s.skipped {
-		skipped = append(skipped, fmt.Sprintf("%d %s", n, k))
+	kinds := []string{fmt.Sprintf("%d events", s.kinds[""])}
+	var other []string
+	for k, n := range s.kinds {
+		switch k {
+		case "":
+		case "erased":
+			other = append(other, fmt.Sprintf("%d erased (no event left, skipped)", n))
+		default:
+			other = append(other, fmt.Sprintf("%d %s (the writer's)", n, k))
+		}
 	}
-	sort.Strings(skipped)
-	skip := ""
-	if len(skipped) > 0 {
-		skip = "; skipped, not events: " + strings.Join(skipped, ", ")
-	}
+	sort.Strings(other)
 	rate := float64(s.records) / max(s.took.Seconds(), 1e-9)
-	fmt.Fprintf(w, "scanned     %d records in %s (%.0f records/s)%s\n", s.records, s.took.Round(time.Millisecond), rate, skip)
+	fmt.Fprintf(w, "scanned     %d records in %s (%.0f records/s): %s\n", s.records, s.took.Round(time.Millisecond), rate, strings.Join(append(kinds, other...), ", "))
 	var per []string
 	for _, d := range sc.Detectors() {
 		per = append(per, fmt.Sprintf("%s %d", d, s.perDetector[d]))
