@@ -351,6 +351,9 @@ func (w *walker) find(v string) (string, []int) {
 	}
 	scrub := func(v string) string {
 		out, _ := mask.ScrubText(v, func(part []byte) ([]byte, bool) {
+			if digitRun(part) && !standsAlone(v, string(part)) {
+				return nil, false
+			}
 			if i := w.detect(part); i >= 0 {
 				counts[i]++
 				return placeholder(w.s.detectors[i]), true
@@ -376,6 +379,39 @@ func (w *walker) find(v string) (string, []int) {
 		v = v[j:]
 	}
 	return sb.String(), counts
+}
+
+// digitRun reports whether part holds only digits, spaces and dashes:
+// what ScrubText offers from a run of digits.
+func digitRun(part []byte) bool {
+	for _, c := range part {
+		if !(c >= '0' && c <= '9' || c == ' ' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// standsAlone reports whether part occurs in v with neither a letter nor
+// a digit right before or after it. Digits inside a longer word are part
+// of an identifier: in a hex SHA-256 digest, one in two hundred holds a
+// run of 13 or more decimal digits that passes the card-number check.
+func standsAlone(v, part string) bool {
+	for from := 0; ; {
+		i := strings.Index(v[from:], part)
+		if i < 0 {
+			return false
+		}
+		lo, hi := from+i, from+i+len(part)
+		if (lo == 0 || !isAlnum(v[lo-1])) && (hi == len(v) || !isAlnum(v[hi])) {
+			return true
+		}
+		from = lo + 1
+	}
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // mayMatch is false for text no built-in detector can match anywhere in

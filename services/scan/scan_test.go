@@ -69,6 +69,26 @@ func TestEventClean(t *testing.T) {
 	}
 }
 
+// Digits inside a longer word (a hex digest) are no card number, even
+// when a run of them passes the card-number check; the same digits on
+// their own are.
+func TestDigitsInsideAWord(t *testing.T) {
+	s, _ := scan.New()
+	run := "4111111111111111"
+	for in, want := range map[string]int{
+		"ab" + run + "cd":          0,
+		"e3b0c442" + run + "98fc1": 0,
+		"id " + run + " x":         1,
+		"ab" + run + "cd " + run:   1,
+		"tx_" + run:                1,
+	} {
+		got, err := s.Event([]byte(`{"v":"` + in + `"}`))
+		if err != nil || len(got) != want {
+			t.Errorf("%q: %+v, %v; want %d finding(s)", in, got, err, want)
+		}
+	}
+}
+
 func TestChosenDetectors(t *testing.T) {
 	s, err := scan.New("email", "email")
 	if err != nil {
