@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
-	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/storeurl"
 	"github.com/auditledger/auditledger/services/scan"
@@ -69,40 +68,26 @@ func scanCmd(c *cobra.Command) cli.Run {
 			total = int64(min(end, size) - min(*from, end, size))
 		}
 		set, finish := countProgress(stderr, total, "scanning")
-		out := newScanOutput(stdout, *asJSON)
+		// Findings may be many (an e-mail in every event's actor): one
+		// write per line would cost more than the scan.
+		buf := bufio.NewWriterSize(stdout, 64<<10)
+		defer buf.Flush()
+		out := newScanOutput(buf, *asJSON)
 		sum := scanSummary{perDetector: map[string]int{}, kinds: map[string]int{}}
 		start := time.Now()
-		err = ledger.ReadRange(ctx, store.Store, *from, end, func(idx uint64, _ []byte, r ledger.Record) error {
+		err = sc.Store(ctx, store.Store, scan.StoreOptions{From: *from, To: end}, func(r scan.Record) error {
 			sum.records++
 			if sum.records%4096 == 0 {
 				set(int64(sum.records))
 			}
-			// The writer's own records are scanned too: a rejection's
-			// reason may quote what the producer sent (its type, a
-			// member name). An erased record has nothing left to scan.
-			kind := notAnEvent(r)
-			sum.kinds[kind]++
-			if kind == "erased" {
-				return nil
+			sum.kinds[r.Kind]++
+			if len(r.Findings) > 0 {
+				sum.events++
 			}
-			found, err := sc.Event(r.Event)
-			if err != nil {
-				return fmt.Errorf("record %d: %w", idx, err)
-			}
-			if len(found) == 0 {
-				return nil
-			}
-			var ev struct {
-				ID     string      `json:"id"`
-				Type   events.Type `json:"type"`
-				Tenant string      `json:"tenant"`
-			}
-			json.Unmarshal(r.Event, &ev)
-			sum.events++
-			for _, f := range found {
+			for _, f := range r.Findings {
 				sum.findings++
 				sum.perDetector[f.Detector]++
-				if err := out.finding(idx, sc.Scrub(ev.ID), ev.Type, sc.Scrub(ev.Tenant), f); err != nil {
+				if err := out.finding(r, f); err != nil {
 					return err
 				}
 			}
@@ -111,6 +96,9 @@ func scanCmd(c *cobra.Command) cli.Run {
 		set(int64(sum.records))
 		finish()
 		if err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		if err := buf.Flush(); err != nil {
 			return fmt.Errorf("scan: %w", err)
 		}
 		sum.took = time.Since(start)
@@ -167,23 +155,6 @@ func checkpointedSize(ctx context.Context, store ledger.SegmentStore, vkeyArg st
 	return size, nil
 }
 
-// notAnEvent names the kind of a record that holds no producer's event:
-// a writer's gap or rejection record, or an erased record. It is "" for
-// an event.
-func notAnEvent(r ledger.Record) string {
-	switch {
-	case r.Redacted():
-		return "erased"
-	case bytes.HasPrefix(r.Event, []byte(ledger.SystemPrefix)):
-		var ev struct {
-			Type string `json:"type"`
-		}
-		json.Unmarshal(r.Event, &ev)
-		return strings.TrimPrefix(ev.Type, "ledger.")
-	}
-	return ""
-}
-
 // scanOutput prints findings as a table or JSON lines.
 type scanOutput struct {
 	w      io.Writer
@@ -199,15 +170,15 @@ func newScanOutput(w io.Writer, asJSON bool) *scanOutput {
 	return o
 }
 
-func (o *scanOutput) finding(idx uint64, id string, typ events.Type, tenant string, f scan.Finding) error {
+func (o *scanOutput) finding(r scan.Record, f scan.Finding) error {
 	if o.enc != nil {
 		return o.enc.Encode(struct {
-			Index  uint64      `json:"index"`
-			ID     string      `json:"id"`
-			Type   events.Type `json:"type"`
-			Tenant string      `json:"tenant"`
+			Index  uint64 `json:"index"`
+			ID     string `json:"id"`
+			Type   string `json:"type"`
+			Tenant string `json:"tenant"`
 			scan.Finding
-		}{idx, id, typ, tenant, f})
+		}{r.Index, r.ID, r.Type, r.Tenant, f})
 	}
 	if !o.header {
 		o.header = true
@@ -223,7 +194,7 @@ func (o *scanOutput) finding(idx uint64, id string, typ events.Type, tenant stri
 	if f.Decoded != "" {
 		detail += " (" + f.Decoded + "-decoded)"
 	}
-	_, err := fmt.Fprintf(o.w, "%d  %s  %s  %s  %s  %s\n", idx, typ, tenant, id, f.Path, detail)
+	_, err := fmt.Fprintf(o.w, "%d  %s  %s  %s  %s  %s\n", r.Index, r.Type, r.Tenant, r.ID, f.Path, detail)
 	return err
 }
 
@@ -231,7 +202,7 @@ func (o *scanOutput) finding(idx uint64, id string, typ events.Type, tenant stri
 type scanSummary struct {
 	records, events, findings int
 	perDetector               map[string]int
-	kinds                     map[string]int // records by notAnEvent
+	kinds                     map[string]int // records by scan.Record.Kind
 	took                      time.Duration
 }
 
