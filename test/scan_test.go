@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -162,4 +163,26 @@ func TestScanWriterRecords(t *testing.T) {
 		t.Errorf("scan of a store with a gap and a rejection: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	noValue(t, r.stdout+r.stderr, "ops.rejected.canary@example.org")
+}
+
+// scan draws its progress on stderr when stderr is a terminal (here a
+// pseudo-terminal made by script(1)), and nothing of the kind on a pipe.
+func TestScanProgressOnATerminal(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
+	store := filepath.Join(dir, "store")
+	mustRun(t, eventLines(0, 20000), nil, "append", "--store", store, "--key", filepath.Join(keys, "ledger.key"))
+	typescript := filepath.Join(dir, "typescript")
+	cmd := exec.Command("script", "-q", "-e", "-c", fmt.Sprintf("%s scan --store %s > /dev/null", binary, store), typescript)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("script(1) running scan: %v\n%s", err, out)
+	}
+	screen, _ := os.ReadFile(typescript)
+	if !strings.Contains(string(screen), "scanning") || !strings.Contains(string(screen), "/20000") {
+		t.Errorf("no progress bar on the terminal:\n%q", screen)
+	}
+	if r := mustRun(t, nil, nil, "scan", "--store", store); strings.Contains(r.stderr, "scanning") || !strings.Contains(r.stdout, "scanned     20000 records") {
+		t.Errorf("scan to a pipe drew a progress bar, or no summary:\nstdout %s\nstderr %s", r.stdout, r.stderr)
+	}
 }
