@@ -45,6 +45,7 @@ func commandTable() []command {
 		{"verify", "check a whole store offline: records, chain, tree, checkpoints, signatures, locks", verifyCmd},
 		{"checkpoint", "print the latest signed checkpoint of a store", checkpointCmd},
 		{"log", "print the sealed records of a store, as a table or JSON lines, filtered", logCmd},
+		{"scan", "report sealed text a value detector matches (card numbers, e-mails, …), never the value", scanCmd},
 		{"tail", "follow the sealed records live from the bus: readable, or JSON, OCSF, CEF", tailCmd},
 		{"projections rebuild", "rebuild the PostgreSQL projection of a log from its store alone", projectionsRebuild},
 		{"evidence build", "write a signed evidence bundle (tenant, framework, period) an auditor checks offline", evidenceBuild},
