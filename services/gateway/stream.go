@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/mask"
 )
 
 // Stream bounds, the defaults of StreamConfig.
@@ -101,11 +102,17 @@ func (st *Stream) flushLocked() {
 	if len(st.buf) == 0 {
 		return
 	}
-	sum := sha256.Sum256(st.buf)
-	st.s.RecordAsync(context.Background(), events.SessionOutput, map[string]any{
+	// The chunk passes the detectors before it is encoded: in base64 the
+	// payload's own scrub could not see into it. The digest is over the
+	// data as recorded, so it cannot be used to guess what was replaced.
+	data, counts := mask.Scrub(string(st.buf))
+	sum := sha256.Sum256([]byte(data))
+	payload := map[string]any{
 		"stream": st.name, "offset": st.offset, "bytes": len(st.buf),
-		"data": base64.StdEncoding.EncodeToString(st.buf), "sha256": hex.EncodeToString(sum[:]),
-	})
+		"data": base64.StdEncoding.EncodeToString([]byte(data)), "sha256": hex.EncodeToString(sum[:]),
+	}
+	AddRedactions(payload, Redactions("/data", counts)...)
+	st.s.RecordAsync(context.Background(), events.SessionOutput, payload)
 	st.offset += int64(len(st.buf))
 	st.buf = st.buf[:0]
 }

@@ -1,0 +1,36 @@
+package mask
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestScrub(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"4111 1111 1111 1111", "[REDACTED:credit_card]"},
+		{"card 4111-1111-1111-1111, thanks", "card [REDACTED:credit_card], thanks"},
+		{"/users?e=jane@example.com&card=4111111111111111&x=1", "/users?e=[REDACTED:email]&card=[REDACTED:credit_card]&x=1"},
+		{"mailto:jane@example.com", "mailto:[REDACTED:email]"},
+		{"ssn 123-45-6789 and iban DE89 3704 0044 0532 0130 00", "ssn [REDACTED:us_ssn] and iban [REDACTED:iban]"},
+		{"nothing here, order 12345", "nothing here, order 12345"},
+	} {
+		got, counts := Scrub(c.in)
+		if got != c.want {
+			t.Errorf("Scrub(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if n := strings.Count(c.want, "[REDACTED:"); sum(counts) != n {
+			t.Errorf("Scrub(%q) counts %v, want %d in all", c.in, counts, n)
+		}
+	}
+	if !IsDigest("ab4111111111111111" + strings.Repeat("cd", 23)) || !IsDigest("hmac:0123456789abcdef") || IsDigest("4111111111111111") {
+		t.Error("IsDigest")
+	}
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
