@@ -22,7 +22,7 @@ func TestScrub(t *testing.T) {
 			t.Errorf("Scrub(%q) counts %v, want %d in all", c.in, counts, n)
 		}
 	}
-	if !IsDigest("ab4111111111111111" + strings.Repeat("cd", 23)) || !IsDigest("hmac:0123456789abcdef") || IsDigest("4111111111111111") {
+	if !IsDigest("ab4111111111111111"+strings.Repeat("cd", 23)) || !IsDigest("hmac:0123456789abcdef") || IsDigest("4111111111111111") {
 		t.Error("IsDigest")
 	}
 }
