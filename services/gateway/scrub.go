@@ -57,7 +57,15 @@ func AddRedactions(payload map[string]any, rs ...Redaction) {
 // encodePayload encodes payload for an event, every string scrubbed.
 func encodePayload(payload map[string]any) ([]byte, error) {
 	given, _ := payload[RedactedKey].([]Redaction)
-	delete(payload, RedactedKey)
+	if given != nil { // the caller's map stays as it was
+		p := make(map[string]any, len(payload))
+		for k, v := range payload {
+			if k != RedactedKey {
+				p[k] = v
+			}
+		}
+		payload = p
+	}
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return nil, err
