@@ -35,7 +35,7 @@ var emailIn = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}
 // has, per detector, how many values were replaced; nil when none were.
 // Text with nothing found is returned as it is.
 func Scrub(text string) (out string, counts map[string]int) {
-	if text == "" {
+	if !mayHold(text) {
 		return text, nil
 	}
 	note := func(d string) {
@@ -83,6 +83,46 @@ func scrubIBANs(text string, note func(string)) string {
 		}
 		return v
 	})
+}
+
+// secretPrefixes start every shape isSecret knows.
+var secretPrefixes = []string{"eyJ", "AKIA", "ASIA", "gh", "xox", "sk_", "rk_", "-----BEGIN"}
+
+// mayHold is a cheap test that text cannot hold anything a built-in
+// detector finds, so that most recorded strings skip the full scan: an
+// e-mail address has an @, every numeric detector needs a run of at
+// least 8 digits broken only by spaces, dashes, dots or parentheses
+// (phone 8, SSN 9, card 13, and every IBAN's account number), and a
+// secret has one of secretPrefixes. A new detector MUST be reflected
+// here.
+func mayHold(text string) bool { return MayHold(text) }
+
+// MayHold reports whether text may hold a value a built-in detector
+// finds (a cheap test; false is certain).
+func MayHold(text string) bool {
+	if len(text) < 6 { // a@b.cc
+		return false
+	}
+	run := 0
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
+		case c == '@':
+			return true
+		case isDigit(c):
+			if run++; run >= 8 {
+				return true
+			}
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
+		default:
+			run = 0
+		}
+	}
+	for _, p := range secretPrefixes {
+		if strings.Contains(text, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // IsDigest reports whether s is a digest the ledger itself writes:

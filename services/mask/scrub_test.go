@@ -34,3 +34,20 @@ func sum(m map[string]int) int {
 	}
 	return n
 }
+
+// MayHold's false must be certain: every value a detector matches passes
+// it, alone and inside text.
+func TestMayHoldKeepsEveryMatch(t *testing.T) {
+	for _, v := range []string{"a@b.cc", "4111 1111 1111 1111", "+1 (415) 555-0132", "123-45-6789", "NL91ABNA0417164300",
+		"NO9386011117947", "GB82WEST12345698765432", "AKIAIOSFODNN7EXAMPLE", "xoxb-0123456789-abcdefgh", "-----BEGIN RSA PRIVATE KEY-----\nMIIE"} {
+		if Find([]byte(v)) == "" {
+			t.Errorf("%q: no detector matches it", v)
+		}
+		if !MayHold(v) || !MayHold("x="+v+"&y") {
+			t.Errorf("MayHold(%q) = false", v)
+		}
+	}
+	if MayHold("UPDATE pgbench_accounts SET abalance = abalance + -4273 WHERE aid = 81234;") {
+		t.Error("a pgbench statement is a candidate")
+	}
+}
