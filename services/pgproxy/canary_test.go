@@ -6,15 +6,10 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go"
 
-	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
-	"github.com/auditledger/auditledger/services/pgproxy"
-	"github.com/auditledger/auditledger/test/natstest"
 )
 
 // Card numbers and e-mails sent through the proxy — in a WHERE clause, a
@@ -25,17 +20,7 @@ import (
 func TestCanaryValuesNeverReachTheBus(t *testing.T) {
 	card, card2, card3 := gatewaytest.Card(t), gatewaytest.Card(t), gatewaytest.Card(t)
 	email, email2 := gatewaytest.Email(t, "canary"), gatewaytest.Email(t, "other")
-	pol, err := pgproxy.ParsePolicy("canary", []byte("version: 1\nparameters: record\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := natstest.Start(t)
-	_, js := srv.Connect(t, nats.MaxReconnects(-1))
-	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := serve(t, srv, js, em, pgproxy.Config{Policy: pol})
+	f := startWithPolicyText(t, "version: 1\nparameters: record\n")
 	if _, err := f.direct(t).Exec(t.Context(), `CREATE TABLE people (email text, card text)`); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +51,7 @@ func TestCanaryValuesNeverReachTheBus(t *testing.T) {
 		t.Fatal("a card number cast to int did not fail")
 	}
 	f.checkPairs(t)
-	stored := gatewaytest.BusBytes(t, js)
+	stored := gatewaytest.BusBytes(t, f.js)
 	if !bytes.Contains(stored, []byte("[REDACTED:credit_card]")) || !bytes.Contains(stored, []byte("[REDACTED:email]")) {
 		t.Fatalf("no placeholder on the bus: the statements were not recorded?\n%s", stored)
 	}
