@@ -81,3 +81,30 @@ func TestRecordedTextIsScrubbed(t *testing.T) {
 		}
 	}
 }
+
+// A value written in pieces (a card number typed key by key, each piece
+// flushed) is recorded whole, so the detectors see it: a flush holds
+// back a trailing word or number while it grows.
+func TestStreamKeepsAValueInOneChunk(t *testing.T) {
+	b := startBus(t, true)
+	g := newGateway(t, b.em, nil)
+	s := g.Session(events.Target{Kind: "ssh"})
+	st := s.Stream("stdin", gateway.StreamConfig{FlushAfter: time.Hour})
+	for _, piece := range []string{"pay ", "4556 73", "75 8689", " 9855", "\r\n$ "} {
+		st.Write([]byte(piece))
+		st.Flush()
+	}
+	st.Flush() // the prompt, silent since the last flush, is recorded
+	st.Close()
+	var joined []byte
+	for _, c := range outputs(b.stored(t, 2)) {
+		data, _ := base64.StdEncoding.DecodeString(c.Payload["data"].(string))
+		if int(c.Payload["offset"].(float64)) > 0 && len(joined) == 0 {
+			t.Errorf("chunk at offset %v first", c.Payload["offset"])
+		}
+		joined = append(joined, data...)
+	}
+	if want := "pay [REDACTED:credit_card]\r\n$ "; string(joined) != want {
+		t.Errorf("recorded %q, want %q", joined, want)
+	}
+}
