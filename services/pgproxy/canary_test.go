@@ -57,3 +57,40 @@ func TestCanaryValuesNeverReachTheBus(t *testing.T) {
 	}
 	gatewaytest.CheckAbsent(t, stored, card, card2, card3, email, email2)
 }
+
+// A statement held for approval is requested, decided and recorded by
+// its scrubbed text — in the approvals bucket too — and on a grant the
+// very statement the client sent runs, its values intact.
+func TestCanaryHeldStatement(t *testing.T) {
+	f := startOIDC(t, approvalPolicy)
+	card, email := gatewaytest.Card(t), gatewaytest.Email(t, "held")
+	direct := f.direct(t)
+	if _, err := direct.Exec(t.Context(), "CREATE TABLE orders (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	stmt := fmt.Sprintf("ALTER TABLE orders ADD COLUMN card text DEFAULT '%s' -- asked by %s", card, email)
+	cmd := f.psqlAs(t, "alice", stmt)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	r := f.pending(t)
+	if want := "ALTER TABLE orders ADD COLUMN card text DEFAULT '[REDACTED:credit_card]' -- asked by [REDACTED:email]"; r.Statement != want {
+		t.Errorf("held statement %q, want %q", r.Statement, want)
+	}
+	if _, err := f.broker.Decide(t.Context(), r.ID, f.actor(t, "bob"), true, "reviewed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("psql after approval: %v\n%s", err, out.String())
+	}
+	var def string
+	if err := direct.QueryRow(t.Context(), "INSERT INTO orders (id) VALUES (1) RETURNING card").Scan(&def); err != nil || def != card {
+		t.Fatalf("the statement that ran set the default %q (%v), want the card number as sent", def, err)
+	}
+	f.checkPairs(t)
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), card, email)
+}
