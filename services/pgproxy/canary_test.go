@@ -14,11 +14,12 @@ import (
 
 // Card numbers and e-mails sent through the proxy — in a WHERE clause, a
 // bind parameter (recorded, by the policy), an IN list, a dollar-quoted
-// string, comments and a failing cast whose error quotes the value —
+// string, comments, two literals joined by || and a failing cast whose
+// error quotes the value —
 // reach none of the bus's streams, as typed or as digits only, although
 // the policy names no detector: the recording rule is always on.
 func TestCanaryValuesNeverReachTheBus(t *testing.T) {
-	card, card2, card3 := gatewaytest.Card(t), gatewaytest.Card(t), gatewaytest.Card(t)
+	card, card2, card3, card4 := gatewaytest.Card(t), gatewaytest.Card(t), gatewaytest.Card(t), gatewaytest.Card(t)
 	email, email2 := gatewaytest.Email(t, "canary"), gatewaytest.Email(t, "other")
 	f := startWithPolicyText(t, "version: 1\nparameters: record\n")
 	if _, err := f.direct(t).Exec(t.Context(), `CREATE TABLE people (email text, card text)`); err != nil {
@@ -40,6 +41,8 @@ func TestCanaryValuesNeverReachTheBus(t *testing.T) {
 		{fmt.Sprintf("SELECT count(*) FROM people WHERE card = $q$%s$q$", strings.ReplaceAll(card3, " ", "-")), nil},
 		{fmt.Sprintf("SELECT count(*) FROM people -- asked by %s\n WHERE card <> /* %s */ 'x'", email, card3), []any{simple}},
 		{fmt.Sprintf("SELECT count(*) FROM people WHERE card = %s::text", strings.ReplaceAll(card, " ", "")), []any{simple}},
+		// Split across two literals: neither half is a card number.
+		{fmt.Sprintf("SELECT count(*) FROM people WHERE card = '%s' || '%s'", card4[:9], card4[9:]), []any{simple}},
 	} {
 		var n int
 		if err := conn.QueryRow(t.Context(), q.sql, q.args...).Scan(&n); err != nil {
@@ -55,7 +58,7 @@ func TestCanaryValuesNeverReachTheBus(t *testing.T) {
 	if !bytes.Contains(stored, []byte("[REDACTED:credit_card]")) || !bytes.Contains(stored, []byte("[REDACTED:email]")) {
 		t.Fatalf("no placeholder on the bus: the statements were not recorded?\n%s", stored)
 	}
-	gatewaytest.CheckAbsent(t, stored, card, card2, card3, email, email2)
+	gatewaytest.CheckAbsent(t, stored, card, card2, card3, card4, card4[:9], card4[10:], email, email2)
 }
 
 // A statement held for approval is requested, decided and recorded by

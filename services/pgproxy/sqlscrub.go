@@ -15,13 +15,16 @@ import (
 // included, numeric constants, comments): the value inside a literal
 // becomes mask.Placeholder(detector), so the text keeps its SQL shape
 // ('[REDACTED:credit_card]'); a numeric constant that is one becomes the
-// quoted placeholder. The redactions name path "/statement". Text the
-// scanner cannot read is scrubbed as free text (mask.Scrub).
+// quoted placeholder. String literals joined by || are also judged as
+// the one string they make ('4111 1111' || '1111 1111'): when that finds
+// a value, each of them becomes the placeholder. The redactions name path
+// "/statement". Text the scanner cannot read is scrubbed as free text
+// (mask.Scrub).
 //
-// A statement in which the detectors find nothing even as free text — the
+// A statement that cannot hold a value (mask.MayHold, and no ||) — the
 // common case — is returned as it is without scanning.
 func redactSQL(sql string) (string, []gateway.Redaction) {
-	if _, counts := mask.Scrub(sql); counts == nil {
+	if !mask.MayHold(sql) && !strings.Contains(sql, "||") {
 		return sql, nil
 	}
 	toks, err := pg_query.Scan(sql)
@@ -29,41 +32,80 @@ func redactSQL(sql string) (string, []gateway.Redaction) {
 		out, counts := mask.Scrub(sql)
 		return out, gateway.Redactions("/statement", counts)
 	}
-	var b strings.Builder
 	all := map[string]int{}
-	last := 0
-	for _, t := range toks.Tokens {
-		lo, hi := int(t.Start), int(t.End)
-		if lo < last || hi > len(sql) || lo >= hi {
-			continue
-		}
-		var out string
-		var counts map[string]int
-		switch t.Token {
-		case pg_query.Token_SCONST, pg_query.Token_USCONST:
-			pre, inner, post := splitLiteral(sql[lo:hi])
-			if inner, counts = mask.Scrub(inner); counts != nil {
-				out = pre + inner + post
-			}
-		case pg_query.Token_SQL_COMMENT, pg_query.Token_C_COMMENT:
-			out, counts = mask.Scrub(sql[lo:hi])
-		case pg_query.Token_ICONST, pg_query.Token_FCONST:
-			if d := mask.Find([]byte(sql[lo:hi])); d != "" {
-				out, counts = "'"+mask.Placeholder(d)+"'", map[string]int{d: 1}
-			}
-		}
-		if counts == nil {
-			continue
-		}
-		b.WriteString(sql[last:lo])
-		b.WriteString(out)
-		last = hi
+	note := func(counts map[string]int) {
 		for d, n := range counts {
 			all[d] += n
 		}
 	}
-	if last == 0 {
+	repl := map[int]string{} // token index → its recorded text
+	var run []int            // string literals joined by ||
+	var joined strings.Builder
+	endRun := func() {
+		if len(run) > 1 {
+			// The placeholders of what each literal held stay as they
+			// are; anything found now is a value only the whole makes.
+			if _, counts := mask.Scrub(joined.String()); counts != nil {
+				note(counts)
+				d := gateway.Redactions("", counts)[0].Detector
+				for _, k := range run {
+					t := toks.Tokens[k]
+					pre, _, post := splitLiteral(sql[t.Start:t.End])
+					repl[k] = pre + mask.Placeholder(d) + post
+				}
+			}
+		}
+		run = run[:0]
+		joined.Reset()
+	}
+	for k, t := range toks.Tokens {
+		lo, hi := int(t.Start), int(t.End)
+		if hi > len(sql) || lo >= hi {
+			continue
+		}
+		switch t.Token {
+		case pg_query.Token_SCONST, pg_query.Token_USCONST:
+			pre, inner, post := splitLiteral(sql[lo:hi])
+			scrubbed, counts := mask.Scrub(inner)
+			if counts != nil {
+				note(counts)
+				repl[k] = pre + scrubbed + post
+			}
+			// Joined by || or, as PostgreSQL does, by a line break.
+			run = append(run, k)
+			joined.WriteString(scrubbed)
+			continue
+		case pg_query.Token_Op:
+			if sql[lo:hi] == "||" && len(run) > 0 && run[len(run)-1] == k-1 {
+				continue
+			}
+		case pg_query.Token_SQL_COMMENT, pg_query.Token_C_COMMENT:
+			if out, counts := mask.Scrub(sql[lo:hi]); counts != nil {
+				note(counts)
+				repl[k] = out
+			}
+		case pg_query.Token_ICONST, pg_query.Token_FCONST:
+			if d := mask.Find([]byte(sql[lo:hi])); d != "" {
+				note(map[string]int{d: 1})
+				repl[k] = "'" + mask.Placeholder(d) + "'"
+			}
+		}
+		endRun()
+	}
+	endRun()
+	if len(repl) == 0 {
 		return sql, nil
+	}
+	var b strings.Builder
+	last := 0
+	for k, t := range toks.Tokens {
+		out, ok := repl[k]
+		if !ok || int(t.Start) < last {
+			continue
+		}
+		b.WriteString(sql[last:t.Start])
+		b.WriteString(out)
+		last = int(t.End)
 	}
 	b.WriteString(sql[last:])
 	return b.String(), gateway.Redactions("/statement", all)

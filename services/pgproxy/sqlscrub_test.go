@@ -17,6 +17,9 @@ func TestRedactSQL(t *testing.T) {
 		{"SELECT * FROM t WHERE n = 4111111111111111", "SELECT * FROM t WHERE n = '[REDACTED:credit_card]'"},
 		{"SELECT 'note: call jane@example.com today'", "SELECT 'note: call [REDACTED:email] today'"},
 		{"SELECT 42, 'nothing'", "SELECT 42, 'nothing'"},
+		{"SELECT '4111 1111' || '1111 1111', 'a' || 'b'", "SELECT '[REDACTED:credit_card]' || '[REDACTED:credit_card]', 'a' || 'b'"},
+		{"SELECT 'jane' || '@example.com' AS e, name || 'x'", "SELECT '[REDACTED:email]' || '[REDACTED:email]' AS e, name || 'x'"},
+		{"SELECT '4111 1111 1111 1111' || 'x'", "SELECT '[REDACTED:credit_card]' || 'x'"},
 	} {
 		got, red := redactSQL(c.in)
 		if got != c.want {
