@@ -56,6 +56,15 @@ func Scrub(text string) (out string, counts map[string]int) {
 		return nil, false
 	})
 	out = scrubIBANs(out, note)
+	if strings.IndexByte(out, '+') >= 0 {
+		out = phoneIn.ReplaceAllStringFunc(out, func(v string) string {
+			if !isPhone([]byte(v)) {
+				return v
+			}
+			note("phone")
+			return Placeholder("phone")
+		})
+	}
 	if strings.IndexByte(out, '@') >= 0 {
 		out = emailIn.ReplaceAllStringFunc(out, func(v string) string {
 			if !isEmail([]byte(v)) {
@@ -67,6 +76,11 @@ func Scrub(text string) (out string, counts map[string]int) {
 	}
 	return out, counts
 }
+
+// phoneIn finds what may be an international phone number inside longer
+// text, where the token pass splits it at its parentheses and the digit
+// pass leaves out its +.
+var phoneIn = regexp.MustCompile(`\+[0-9][0-9 ().-]{6,21}[0-9]`)
 
 // ibanIn finds what may be an IBAN written in groups inside longer text
 // (the token pass sees only its groups).

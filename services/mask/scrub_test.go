@@ -13,6 +13,7 @@ func TestScrub(t *testing.T) {
 		{"mailto:jane@example.com", "mailto:[REDACTED:email]"},
 		{"ssn 123-45-6789 and iban DE89 3704 0044 0532 0130 00", "ssn [REDACTED:us_ssn] and iban [REDACTED:iban]"},
 		{"nothing here, order 12345", "nothing here, order 12345"},
+		{"call +1 (415) 555-0132 or +44 20 7946 0958.", "call [REDACTED:phone] or [REDACTED:phone]."},
 	} {
 		got, counts := Scrub(c.in)
 		if got != c.want {
