@@ -56,6 +56,10 @@ func Scrub(text string) (out string, counts map[string]int) {
 		return nil, false
 	})
 	out = scrubIBANs(out, note)
+	out = secretIn.ReplaceAllStringFunc(out, func(v string) string {
+		note("secret")
+		return Placeholder("secret")
+	})
 	if strings.IndexByte(out, '+') >= 0 {
 		out = phoneIn.ReplaceAllStringFunc(out, func(v string) string {
 			if !isPhone([]byte(v)) {
@@ -76,6 +80,11 @@ func Scrub(text string) (out string, counts map[string]int) {
 	}
 	return out, counts
 }
+
+// secretIn finds the shapes isSecret knows inside longer text (a token
+// in a query string, a key in a config file), a PEM private key through
+// its END line, so the key's body goes with its header.
+var secretIn = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|(?:AKIA|ASIA)[A-Z0-9]{16}|gh[pousr]_[A-Za-z0-9]{36,}|xox[abprs]-[A-Za-z0-9-]{10,}|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY-----|$)`)
 
 // phoneIn finds what may be an international phone number inside longer
 // text, where the token pass splits it at its parentheses and the digit

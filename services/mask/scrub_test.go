@@ -14,6 +14,8 @@ func TestScrub(t *testing.T) {
 		{"ssn 123-45-6789 and iban DE89 3704 0044 0532 0130 00", "ssn [REDACTED:us_ssn] and iban [REDACTED:iban]"},
 		{"nothing here, order 12345", "nothing here, order 12345"},
 		{"call +1 (415) 555-0132 or +44 20 7946 0958.", "call [REDACTED:phone] or [REDACTED:phone]."},
+		{"/cb?token=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVz&k=AKIAIOSFODNN7EXAMPLE", "/cb?token=[REDACTED:secret]&k=[REDACTED:secret]"},
+		{"key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----\nok", "key:\n[REDACTED:secret]\nok"},
 	} {
 		got, counts := Scrub(c.in)
 		if got != c.want {
