@@ -9,6 +9,10 @@
 //     exec-credential token);
 //   - the event envelope, the session's sequence (session_seq from 1, so
 //     a gap shows) and event ids (<session id>.<seq>);
+//   - the recording rule: every string of every payload passes the
+//     built-in detectors before it leaves the gateway, whatever the
+//     policy says, and what they find is replaced by [REDACTED:<detector>]
+//     and counted in the payload's "redacted" member (scrub.go);
 //   - record or refuse: Record returns only once the bus has stored the
 //     event, and its error means the command does not run; Command
 //     applies the durability mode (before-forward, before-response);

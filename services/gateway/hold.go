@@ -8,15 +8,24 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/mask"
 )
 
 // Hold is a command held for an approval: the rule that holds it, and the
 // exact text an approver decides on.
 type Hold struct {
-	Rule      string        // the policy rule's id
-	Reason    string        // the rule's reason, recorded with the request
-	Timeout   time.Duration // how long the command waits for a decision
-	Statement string        // the text bound to the decision (approvals.Digest)
+	Rule    string        // the policy rule's id
+	Reason  string        // the rule's reason, recorded with the request
+	Timeout time.Duration // how long the command waits for a decision
+	// Statement is the text held. What the detectors find in it is
+	// replaced (mask.Scrub) before it leaves the gateway: the approver
+	// decides on, and the decision is bound to, the scrubbed text, while
+	// the gateway runs the exact command it held in memory.
+	Statement string
+	// Redacted lists what the gateway replaced in Statement itself (SQL
+	// literals found by its parser), so the record counts it; paths are
+	// "/statement".
+	Redacted []Redaction
 	// Notify, if set, tells the client that its command is held (a
 	// PostgreSQL notice), once the request is open and before waiting.
 	Notify func(r *approvals.Request) error
@@ -37,10 +46,13 @@ func (s *Session) Hold(ctx context.Context, h Hold) (ok bool, why string, err er
 		return false, "", ErrNoApprovals
 	}
 	now := time.Now().UTC()
+	held, counts := mask.Scrub(h.Statement)
 	r := &approvals.Request{ID: approvals.NewID(), Tenant: s.tenant, Rule: h.Rule, Requester: s.who.Actor,
-		Target: s.target, SessionID: s.id, Statement: h.Statement, RequestedAt: now, ExpiresAt: now.Add(h.Timeout)}
+		Target: s.target, SessionID: s.id, Statement: held, RequestedAt: now, ExpiresAt: now.Add(h.Timeout)}
 	payload := approvals.RequestedPayload(r)
 	payload["reason"] = h.Reason
+	AddRedactions(payload, h.Redacted...)
+	AddRedactions(payload, Redactions("/statement", counts)...)
 	if _, err := s.Record(ctx, events.ApprovalRequested, payload); err != nil {
 		return false, "", fmt.Errorf("approval request: %w", err)
 	}
@@ -59,7 +71,7 @@ func (s *Session) Hold(ctx context.Context, h Hold) (ok bool, why string, err er
 	}
 	switch d.Status {
 	case approvals.Granted:
-		if d.StatementSHA256 != approvals.Digest(h.Statement) { // the broker checks it too
+		if d.StatementSHA256 != approvals.Digest(held) { // the broker checks it too
 			return false, "approval " + r.ID + " is bound to another command", nil
 		}
 		return true, "", nil

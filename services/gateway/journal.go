@@ -194,7 +194,7 @@ func (g *Gateway) recoverLost(ctx context.Context) error {
 		if e.Policy != nil {
 			payload["policy"] = *e.Policy
 		}
-		body, err := json.Marshal(payload)
+		body, err := encodePayload(payload)
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -31,7 +30,7 @@ func (g *Gateway) recordPolicyLoaded(ctx context.Context) error {
 	if l == nil {
 		return nil
 	}
-	body, err := json.Marshal(PolicyLoaded(l))
+	body, err := encodePayload(PolicyLoaded(l))
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -100,12 +99,13 @@ func (s *Session) Authenticated(id Identity) {
 
 // event builds the session's next event: envelope, session sequence, id
 // ("<session id>.<seq>") and, while a policy is in force, the policy's
-// reference in the payload (member "policy").
+// reference in the payload (member "policy"). Every string of the
+// payload passes the detectors (encodePayload).
 func (s *Session) event(t events.Type, payload map[string]any) (*events.Event, error) {
 	if p := s.g.cfg.Policy; p != nil {
 		payload["policy"] = p.Source.Ref()
 	}
-	body, err := json.Marshal(payload)
+	body, err := encodePayload(payload)
 	if err != nil {
 		return nil, fmt.Errorf("%s payload: %w", t, err)
 	}

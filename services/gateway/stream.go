@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/mask"
 )
 
 // Stream bounds, the defaults of StreamConfig.
@@ -24,9 +26,13 @@ type StreamConfig struct {
 	// means DefaultMaxChunk. At most 32 KiB, so that a chunk, in base64,
 	// fits an event.
 	MaxChunk int
-	// FlushAfter is the longest a byte waits before it is recorded: a
-	// chunk is recorded once full, or this long after its first byte,
-	// whichever comes first. Zero means DefaultFlushAfter.
+	// FlushAfter is how long a byte waits before it is recorded: a chunk
+	// is recorded once full, or this long after its first byte,
+	// whichever comes first. A trailing word or number of at most 64
+	// bytes still growing is held back for the next chunk, so a value is
+	// never split where no detector would see it whole; it waits one more
+	// FlushAfter once nothing is added to it. Zero means
+	// DefaultFlushAfter.
 	FlushAfter time.Duration
 }
 
@@ -49,6 +55,7 @@ type Stream struct {
 	buf    []byte
 	offset int64 // bytes of the stream recorded before buf
 	timer  *time.Timer
+	held   int // bytes held back by the last flush (see flushLocked)
 	closed bool
 }
 
@@ -80,20 +87,49 @@ func (st *Stream) Write(p []byte) (int, error) {
 		st.buf = append(st.buf, p[:k]...)
 		p = p[k:]
 		if len(st.buf) == st.max {
-			st.flushLocked()
+			st.flushLocked(false)
 		}
 	}
 	return n, nil
 }
 
-// Flush records what is buffered now.
+// Flush records what is buffered now, but for a last word or number
+// still growing (see flushLocked).
 func (st *Stream) Flush() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.flushLocked()
+	st.flushLocked(false)
 }
 
-func (st *Stream) flushLocked() {
+// maxHeld bounds the tail a flush holds back.
+const maxHeld = 64
+
+// heldTail is how many bytes at the end of b may be the start of a value
+// a detector would find once the rest arrives (a card number being
+// typed, an address echoed key by key): the trailing run of letters,
+// digits and the characters that join them in numbers and addresses.
+// Zero when the run is longer than maxHeld.
+func heldTail(b []byte) int {
+	n := 0
+	for i := len(b) - 1; i >= 0 && n <= maxHeld; i-- {
+		c := b[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || strings.IndexByte("._%+@- ()", c) >= 0) {
+			break
+		}
+		n++
+	}
+	if n > maxHeld {
+		return 0
+	}
+	return n
+}
+
+// flushLocked records the buffer, scrubbed. Unless final, it holds back
+// a tail that may be the start of a value (heldTail) so that a value is
+// never split between two chunks, where no detector would see it whole;
+// a tail that has not grown since the last flush is recorded, so a byte
+// waits at most one more FlushAfter once its stream falls silent.
+func (st *Stream) flushLocked(final bool) {
 	if st.timer != nil {
 		st.timer.Stop()
 		st.timer = nil
@@ -101,20 +137,44 @@ func (st *Stream) flushLocked() {
 	if len(st.buf) == 0 {
 		return
 	}
-	sum := sha256.Sum256(st.buf)
-	st.s.RecordAsync(context.Background(), events.SessionOutput, map[string]any{
+	keep := 0
+	if !final {
+		keep = heldTail(st.buf)
+		if keep == len(st.buf) && keep <= st.held {
+			keep = 0 // silent since the last flush: record it
+		}
+	}
+	st.held = keep
+	rest := st.buf[len(st.buf)-keep:]
+	st.buf = st.buf[:len(st.buf)-keep]
+	defer func() {
+		st.buf = append(st.buf[:0], rest...)
+		if len(st.buf) > 0 && !final {
+			st.timer = time.AfterFunc(st.wait, st.Flush)
+		}
+	}()
+	if len(st.buf) == 0 {
+		return
+	}
+	// The chunk passes the detectors before it is encoded: in base64 the
+	// payload's own scrub could not see into it. The digest is over the
+	// data as recorded, so it cannot be used to guess what was replaced.
+	data, counts := mask.Scrub(string(st.buf))
+	sum := sha256.Sum256([]byte(data))
+	payload := map[string]any{
 		"stream": st.name, "offset": st.offset, "bytes": len(st.buf),
-		"data": base64.StdEncoding.EncodeToString(st.buf), "sha256": hex.EncodeToString(sum[:]),
-	})
+		"data": base64.StdEncoding.EncodeToString([]byte(data)), "sha256": hex.EncodeToString(sum[:]),
+	}
+	AddRedactions(payload, Redactions("/data", counts)...)
+	st.s.RecordAsync(context.Background(), events.SessionOutput, payload)
 	st.offset += int64(len(st.buf))
-	st.buf = st.buf[:0]
 }
 
 // Close records what is left; later writes fail.
 func (st *Stream) Close() error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.flushLocked()
+	st.flushLocked(true)
 	st.closed = true
 	return nil
 }

@@ -175,7 +175,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.body = body
-	bodySum := sha256.Sum256(body)
 	// Decide on the request the upstream will act on: its canonical
 	// form, which is also what is recorded and forwarded.
 	canon, cerr := canonicalPath(rawPath(r))
@@ -183,9 +182,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cerr = checkRequest(r, body)
 	}
 	if cerr != nil {
-		if _, err := x.gs.Record(ctx, events.CommandBlocked, map[string]any{"protocol": "http", "method": events.Clean(r.Method, 32),
-			"path": events.Clean(r.URL.EscapedPath(), 2048), "query": events.Clean(r.URL.RawQuery, 2048), "reason": cerr.Error(),
-			"body_bytes": len(body), "body_sha256": hex.EncodeToString(bodySum[:]), "client_addr": r.RemoteAddr}); err != nil {
+		rec := redactRequest(r.URL, body)
+		bodySum := sha256.Sum256(rec.body)
+		path := r.URL.EscapedPath()
+		if rec.path != r.URL.Path {
+			path = rec.path
+		}
+		blocked := map[string]any{"protocol": "http", "method": events.Clean(r.Method, 32),
+			"path": events.Clean(path, 2048), "query": events.Clean(rec.query, 2048), "reason": cerr.Error(),
+			"body_bytes": len(body), "body_sha256": hex.EncodeToString(bodySum[:]), "client_addr": r.RemoteAddr}
+		gateway.AddRedactions(blocked, rec.redactions...)
+		if _, err := x.gs.Record(ctx, events.CommandBlocked, blocked); err != nil {
 			writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger did not store its record; the proxy fails closed")
 			return
 		}
@@ -195,14 +202,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.URL.RawPath = canon
 	r.URL.Path, _ = url.PathUnescape(canon)
 	stripped := stripHeaders(r.Header)
-	reqTarget := r.URL.RequestURI()
-	statement := approvals.HTTPStatement(r.Method, reqTarget, r.Header, body)
+	// What is recorded, and what an approval is bound to, is the request
+	// with detector matches replaced (redactRequest); on a grant the proxy
+	// forwards the very request it held.
+	rec := redactRequest(r.URL, body)
+	bodySum := sha256.Sum256(rec.body)
+	statement := approvals.HTTPStatement(r.Method, rec.target, r.Header, rec.body)
 	command := map[string]any{
-		"protocol": "http", "method": r.Method, "path": r.URL.Path, "query": r.URL.RawQuery,
-		"statement": r.Method + " " + reqTarget, "statement_sha256": approvals.Digest(statement),
+		"protocol": "http", "method": r.Method, "path": rec.path, "query": rec.query,
+		"statement": r.Method + " " + rec.target, "statement_sha256": approvals.Digest(statement),
 		"body_bytes": len(body), "body_sha256": hex.EncodeToString(bodySum[:]),
 		"content_type": r.Header.Get("Content-Type"), "client_addr": r.RemoteAddr,
 	}
+	gateway.AddRedactions(command, rec.redactions...)
 	if ce := r.Header.Get("Content-Encoding"); ce != "" {
 		command["content_encoding"] = ce
 	}

@@ -45,10 +45,13 @@ func (r *DenyRule) refusal() string {
 }
 
 // hold records an approval request for sql, tells the client, and waits
-// for the decision. ok means the approver granted exactly this text; why
-// says otherwise. err means the request could not be recorded.
+// for the decision. ok means the approver granted this text, as recorded
+// (detector matches replaced: redactSQL); why says otherwise. err means
+// the request could not be recorded. What runs on a grant is the exact
+// statement held in this session, never a text read back from the bus.
 func (s *session) hold(ctx context.Context, sql string, rule *ApprovalRule) (ok bool, why string, err error) {
-	return s.gs.Hold(ctx, gateway.Hold{Rule: rule.ID, Reason: rule.Reason, Timeout: rule.Timeout, Statement: sql,
+	sql, red := redactSQL(sql)
+	return s.gs.Hold(ctx, gateway.Hold{Rule: rule.ID, Reason: rule.Reason, Timeout: rule.Timeout, Statement: sql, Redacted: red,
 		Notify: func(r *approvals.Request) error {
 			s.out.Lock()
 			defer s.out.Unlock()

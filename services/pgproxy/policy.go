@@ -541,8 +541,10 @@ func (p *Policy) paramMode() string {
 // (omit); for hash, "hmac:<hex>" with the policy's hash key, or
 // "sha256:<hex>" without one; for record, text values as strings, masked
 // when a mask rule's detector matches, and binary ones and those over 1 KiB
-// as "sha256:<hex>".
-// NULL is null in every mode.
+// as "sha256:<hex>" — or, when a detector finds a value in one, the
+// detector's placeholder, as an unkeyed digest could be guessed back.
+// Recorded strings pass the gateway's detectors like every payload
+// string. NULL is null in every mode.
 func (p *Policy) recordParams(values [][]byte, formats []int16) []any {
 	mode := p.paramMode()
 	if mode == paramsOmit {
@@ -566,6 +568,17 @@ func (p *Policy) recordParams(values [][]byte, formats []int16) []any {
 			m.Write(v)
 			out[i] = "hmac:" + hex.EncodeToString(m.Sum(nil))
 		default:
+			// An unkeyed digest of a value a detector finds would let
+			// anyone guess the value back (a card number is ~10⁹ tries
+			// from its known parts): the placeholder is recorded instead.
+			if d := mask.Find(v); d != "" {
+				out[i] = mask.Placeholder(d)
+				break
+			}
+			if _, counts := mask.Scrub(string(v)); counts != nil {
+				out[i] = mask.Placeholder(gateway.Redactions("", counts)[0].Detector)
+				break
+			}
 			h := sha256.Sum256(v)
 			out[i] = "sha256:" + hex.EncodeToString(h[:])
 		}

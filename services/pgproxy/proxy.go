@@ -38,6 +38,7 @@ import (
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
+	"github.com/auditledger/auditledger/services/mask"
 	"github.com/auditledger/auditledger/services/telemetry"
 )
 
@@ -317,8 +318,11 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	actor, err := p.cfg.Auth.Authenticate(ctx, user, pw.Password)
 	if err != nil {
 		// Whatever the client sent as its name is recorded, made safe:
-		// cleaned and cut to fit, with its length and digest.
-		s.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"user": events.Clean(user, 0), "user_bytes": len(user), "user_sha256": sha256Hex(user),
+		// cleaned and cut to fit, with its length and digest — the digest
+		// over the name with detector matches replaced, as the recorded
+		// name is, so an e-mail address cannot be guessed back from it.
+		scrubbed, _ := mask.Scrub(user)
+		s.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"user": events.Clean(user, 0), "user_bytes": len(user), "user_sha256": sha256Hex(scrubbed),
 			"client_addr": conn.RemoteAddr().String(), "reason": err.Error()})
 		return fatal(be, "28P01", "authentication failed: "+err.Error())
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/gateway"
+	"github.com/auditledger/auditledger/services/mask"
 )
 
 // command is a recorded statement waiting for its result.
@@ -448,10 +450,15 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				msg = &pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: unknownStatement}
 				break
 			}
+			// The digest an approval of this execution is bound to is over
+			// the parameters with detector matches replaced: it is recorded
+			// with the held text, and must not let a value be guessed back.
+			// The grant runs these very parameters, held in this session.
 			ps := sha256.New()
 			for _, p := range m.Parameters {
-				fmt.Fprintf(ps, "%d:", len(p))
-				ps.Write(p)
+				v, _ := mask.Scrub(string(p))
+				fmt.Fprintf(ps, "%d:", len(v))
+				ps.Write([]byte(v))
 			}
 			s.binds.push(m.DestinationPortal)
 			portals[m.DestinationPortal] = portal{sql: sql, nparams: len(m.Parameters), formats: slices.Clone(m.ResultFormatCodes),
@@ -545,10 +552,14 @@ func tooLong(sql string) string {
 }
 
 // statementFields describes a statement in an event: its text, digest and
-// kind. Only a refused statement can be over MaxStatement; its record
-// keeps the start of it, and says so.
+// kind. What the detectors find in its literals and comments is replaced
+// first (redactSQL), and the digest is over the text as recorded, so it
+// cannot be used to guess a replaced value. Only a refused statement can
+// be over MaxStatement; its record keeps the start of it, and says so.
 func statementFields(sql string) map[string]any {
+	sql, red := redactSQL(sql)
 	f := map[string]any{"statement": sql, "statement_sha256": sha256Hex(sql), "kind": statementKind(sql)}
+	gateway.AddRedactions(f, red...)
 	if len(sql) > MaxStatement {
 		f["statement"] = strings.ToValidUTF8(sql[:MaxStatement], "")
 		f["statement_bytes"] = len(sql)

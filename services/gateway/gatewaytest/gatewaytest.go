@@ -1,0 +1,104 @@
+// Package gatewaytest helps test the recording rule of every gateway:
+// canary values unique to one test (Luhn-valid card numbers, e-mail
+// addresses) and a byte search of everything the bus stores, in every
+// stream (the approvals bucket's included), so a test can show that a
+// value sent through a gateway reached no copy in any written form.
+package gatewaytest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"math/big"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Card is a Luhn-valid card number unique to one test, written in groups
+// of four ("4xxx xxxx xxxx xxxx").
+func Card(t testing.TB) string {
+	t.Helper()
+	d := make([]int, 15)
+	d[0] = 4
+	for i := 1; i < 15; i++ {
+		n, err := rand.Int(rand.Reader, big.NewInt(10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d[i] = int(n.Int64())
+	}
+	sum := 0
+	for i := range d { // from the right, the check digit's neighbour doubles
+		v := d[14-i]
+		if i%2 == 0 {
+			if v *= 2; v > 9 {
+				v -= 9
+			}
+		}
+		sum += v
+	}
+	d = append(d, (10-sum%10)%10)
+	var b strings.Builder
+	for i, v := range d {
+		if i > 0 && i%4 == 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprint(&b, v)
+	}
+	return b.String()
+}
+
+// Email is an e-mail address unique to one test.
+func Email(t testing.TB, name string) string {
+	var b [6]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%s.%x@example.org", name, b)
+}
+
+// Forms are the written forms a value is searched in: as typed, digits
+// only (no spaces), and with dashes for spaces.
+func Forms(v string) []string {
+	return []string{v, strings.ReplaceAll(v, " ", ""), strings.ReplaceAll(v, " ", "-")}
+}
+
+// BusBytes is every message of every stream the bus holds, raw.
+func BusBytes(t testing.TB, js jetstream.JetStream) []byte {
+	t.Helper()
+	var all []byte
+	names := js.StreamNames(t.Context())
+	for name := range names.Name() {
+		s, err := js.Stream(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+			m, err := s.GetMsg(t.Context(), seq)
+			if err != nil {
+				continue // deleted
+			}
+			all = append(append(all, m.Data...), '\n')
+		}
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+// CheckAbsent fails t for each form of each value found in stored.
+func CheckAbsent(t testing.TB, stored []byte, values ...string) {
+	t.Helper()
+	for _, v := range values {
+		for _, form := range Forms(v) {
+			if i := bytes.Index(stored, []byte(form)); i >= 0 {
+				t.Errorf("the bus stores %q: …%s…", form, stored[max(0, i-200):min(len(stored), i+100)])
+			}
+		}
+	}
+}

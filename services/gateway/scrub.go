@@ -1,0 +1,184 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/auditledger/auditledger/services/mask"
+)
+
+// The recording rule: nothing a detector finds leaves a gateway in clear.
+// Every string of every payload the core records — member names too, at
+// any depth — passes the built-in detectors (mask.Builtin) before the
+// event is encoded for the bus, whatever the policy says, and each value
+// found is replaced in place by mask.Placeholder(detector). What was
+// replaced is listed in the payload's "redacted" member, by place and
+// detector, never by value (docs/FORMAT.md §1.6).
+
+// RedactedKey is the payload member that lists what was replaced.
+const RedactedKey = "redacted"
+
+// Redaction is one entry of a payload's "redacted" member: where (a JSON
+// Pointer into the payload, RFC 6901), which detector, and how many
+// values it found there.
+type Redaction struct {
+	Path     string `json:"path"`
+	Detector string `json:"detector"`
+	Count    int    `json:"count"`
+}
+
+// Redactions turns the counts mask.Scrub returns for the text at path
+// into entries of the "redacted" member, in detector order.
+func Redactions(path string, counts map[string]int) []Redaction {
+	var out []Redaction
+	for _, d := range mask.Builtin {
+		if n := counts[d]; n > 0 {
+			out = append(out, Redaction{Path: path, Detector: d, Count: n})
+		}
+	}
+	return out
+}
+
+// AddRedactions adds rs to payload's "redacted" member: what a gateway
+// replaced itself before handing the payload to the core (SQL literals,
+// found by the gateway's own parser), so the count is kept.
+func AddRedactions(payload map[string]any, rs ...Redaction) {
+	if len(rs) == 0 {
+		return
+	}
+	have, _ := payload[RedactedKey].([]Redaction)
+	payload[RedactedKey] = append(have, rs...)
+}
+
+// encodePayload encodes payload for an event, every string scrubbed.
+func encodePayload(payload map[string]any) ([]byte, error) {
+	given, _ := payload[RedactedKey].([]Redaction)
+	if given != nil { // the caller's map stays as it was
+		p := make(map[string]any, len(payload))
+		for k, v := range payload {
+			if k != RedactedKey {
+				p[k] = v
+			}
+		}
+		payload = p
+	}
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	if len(given) == 0 && !anyCandidate(body) {
+		return body, nil
+	}
+	// Walk the payload as JSON: its members are of any Go type, and the
+	// encoded form is exactly what would leave the gateway.
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, fmt.Errorf("scrub: %w", err)
+	}
+	var found []Redaction
+	v = scrubValue(v, "", &found)
+	if len(given)+len(found) == 0 {
+		return body, nil
+	}
+	all := mergeRedactions(append(given, found...))
+	m, _ := v.(map[string]any)
+	if m == nil {
+		return nil, fmt.Errorf("scrub: the payload is not an object")
+	}
+	m[RedactedKey] = all
+	return json.Marshal(m)
+}
+
+// scrubValue returns v with every string scrubbed, noting what it
+// replaced under path.
+func scrubValue(v any, path string, found *[]Redaction) any {
+	switch x := v.(type) {
+	case string:
+		if mask.IsDigest(x) {
+			return x
+		}
+		out, counts := mask.Scrub(x)
+		*found = append(*found, Redactions(path, counts)...)
+		return out
+	case []any:
+		for i := range x {
+			x[i] = scrubValue(x[i], path+"/"+strconv.Itoa(i), found)
+		}
+		return x
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys) // a stable order for the redacted list
+		for _, k := range keys {
+			val := x[k]
+			name, counts := mask.Scrub(k)
+			if counts != nil {
+				delete(x, k)
+				for _, taken := x[name]; taken; _, taken = x[name] { // two keys scrubbed alike stay apart
+					name += "_"
+				}
+				*found = append(*found, Redactions(path+"/"+pointerEscape(name), counts)...)
+			}
+			x[name] = scrubValue(val, path+"/"+pointerEscape(name), found)
+		}
+		return x
+	}
+	return v
+}
+
+// anyCandidate reports whether a string of the encoded payload (member
+// names included) may hold what a detector finds, so that most payloads
+// are encoded once and never decoded. json.Marshal escapes none of the
+// characters the test looks at (@, digits, letters, _ and -).
+func anyCandidate(body []byte) bool {
+	for i := 0; i < len(body); i++ {
+		if body[i] != '"' {
+			continue
+		}
+		j := i + 1
+		for j < len(body) && body[j] != '"' {
+			if body[j] == '\\' {
+				j++
+			}
+			j++
+		}
+		if j > len(body) {
+			j = len(body)
+		}
+		s := string(body[i+1 : j])
+		if !mask.IsDigest(s) && mask.MayHold(s) {
+			return true
+		}
+		i = j
+	}
+	return false
+}
+
+func pointerEscape(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+// mergeRedactions adds up entries of the same path and detector, keeping
+// the first one's place.
+func mergeRedactions(rs []Redaction) []Redaction {
+	var out []Redaction
+	at := map[[2]string]int{}
+	for _, r := range rs {
+		k := [2]string{r.Path, r.Detector}
+		if i, ok := at[k]; ok {
+			out[i].Count += r.Count
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, r)
+	}
+	return out
+}

@@ -1,0 +1,28 @@
+package gateway
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func benchPayload() map[string]any {
+	return map[string]any{"statement": "UPDATE pgbench_accounts SET abalance = abalance + -4273 WHERE aid = 81234;",
+		"statement_sha256": "9f2c4e7d1a0b3c5e8f6a2d4b7c9e1f3a5b7d9c2e4f6a8b0d2c4e6f8a0b2c4d6e", "kind": "UPDATE", "protocol": "simple",
+		"policy": map[string]any{"version": 2, "sha256": "0f2c4e7d1a0b3c5e8f6a2d4b7c9e1f3a5b7d9c2e4f6a8b0d2c4e6f8a0b2c4d6e"}}
+}
+
+func BenchmarkEncodePayload(b *testing.B) {
+	for b.Loop() {
+		if _, err := encodePayload(benchPayload()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMarshalOnly(b *testing.B) {
+	for b.Loop() {
+		if _, err := json.Marshal(benchPayload()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

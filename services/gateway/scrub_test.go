@@ -1,0 +1,110 @@
+package gateway_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/gateway"
+)
+
+// Every string of a recorded payload passes the built-in detectors,
+// whatever the policy says: values, member names, nested values and a
+// stream's chunks. The bus stores no raw value, and the payload says
+// where and by which detector a value was replaced, never the value.
+func TestRecordedTextIsScrubbed(t *testing.T) {
+	b := startBus(t, true)
+	g := newGateway(t, b.em, nil)
+	if err := g.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const card, email = "4556 7375 8689 9855", "canary.gw@example.org"
+	// A digest with a card-like run of digits inside stays as it is.
+	digest := "ab4111111111111111" + strings.Repeat("cd", 23)
+	s := g.Session(events.Target{Kind: "ssh", Name: "bastion"})
+	s.Authenticated(alice)
+	if _, err := s.Record(t.Context(), events.CommandExecuted, map[string]any{
+		"statement":        "grep " + email + " cards.txt; echo card=" + card + "&x=1",
+		"statement_sha256": digest,
+		"headers":          map[string][]string{"X-Card": {card}, email: {"1"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+	st.Write([]byte("name: Jane\ncard: " + card + "\nmail: <" + email + ">\n"))
+	st.Close()
+	got := b.stored(t, 2)
+	for _, e := range got {
+		raw := e.Raw
+		if e.Event.Type == events.SessionOutput {
+			data, _ := base64.StdEncoding.DecodeString(e.Payload["data"].(string))
+			raw = append(raw, data...)
+		}
+		for _, v := range []string{card, strings.ReplaceAll(card, " ", ""), email} {
+			if bytes.Contains(raw, []byte(v)) {
+				t.Errorf("%s: the bus stored %q in clear", e.Event.Type, v)
+			}
+		}
+		var red []gateway.Redaction
+		rb, _ := json.Marshal(e.Payload[gateway.RedactedKey])
+		json.Unmarshal(rb, &red)
+		if len(red) == 0 {
+			t.Errorf("%s: no redacted member: %s", e.Event.Type, e.Raw)
+		}
+		switch e.Event.Type {
+		case events.CommandExecuted:
+			if e.Payload["statement_sha256"] != digest {
+				t.Errorf("a digest was scrubbed: %v", e.Payload["statement_sha256"])
+			}
+			if want := "grep [REDACTED:email] cards.txt; echo card=[REDACTED:credit_card]&x=1"; e.Payload["statement"] != want {
+				t.Errorf("statement %q, want %q", e.Payload["statement"], want)
+			}
+			want := map[string]int{"/statement credit_card": 1, "/statement email": 1, "/headers/X-Card/0 credit_card": 1, "/headers/[REDACTED:email] email": 1}
+			for _, r := range red {
+				if want[r.Path+" "+r.Detector] != r.Count {
+					t.Errorf("redacted %+v not expected", r)
+				}
+				delete(want, r.Path+" "+r.Detector)
+			}
+			if len(want) > 0 {
+				t.Errorf("redacted lacks %v", want)
+			}
+		case events.SessionOutput:
+			data, _ := base64.StdEncoding.DecodeString(e.Payload["data"].(string))
+			if want := "name: Jane\ncard: [REDACTED:credit_card]\nmail: <[REDACTED:email]>\n"; string(data) != want {
+				t.Errorf("chunk %q, want %q", data, want)
+			}
+		}
+	}
+}
+
+// A value written in pieces (a card number typed key by key, each piece
+// flushed) is recorded whole, so the detectors see it: a flush holds
+// back a trailing word or number while it grows.
+func TestStreamKeepsAValueInOneChunk(t *testing.T) {
+	b := startBus(t, true)
+	g := newGateway(t, b.em, nil)
+	s := g.Session(events.Target{Kind: "ssh"})
+	st := s.Stream("stdin", gateway.StreamConfig{FlushAfter: time.Hour})
+	for _, piece := range []string{"pay ", "4556 73", "75 8689", " 9855", "\r\n$ "} {
+		st.Write([]byte(piece))
+		st.Flush()
+	}
+	st.Flush() // the prompt, silent since the last flush, is recorded
+	st.Close()
+	var joined []byte
+	for _, c := range outputs(b.stored(t, 2)) {
+		data, _ := base64.StdEncoding.DecodeString(c.Payload["data"].(string))
+		if int(c.Payload["offset"].(float64)) > 0 && len(joined) == 0 {
+			t.Errorf("chunk at offset %v first", c.Payload["offset"])
+		}
+		joined = append(joined, data...)
+	}
+	if want := "pay [REDACTED:credit_card]\r\n$ "; string(joined) != want {
+		t.Errorf("recorded %q, want %q", joined, want)
+	}
+}

@@ -1,0 +1,56 @@
+package mask
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestScrub(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"4111 1111 1111 1111", "[REDACTED:credit_card]"},
+		{"card 4111-1111-1111-1111, thanks", "card [REDACTED:credit_card], thanks"},
+		{"/users?e=jane@example.com&card=4111111111111111&x=1", "/users?e=[REDACTED:email]&card=[REDACTED:credit_card]&x=1"},
+		{"mailto:jane@example.com", "mailto:[REDACTED:email]"},
+		{"ssn 123-45-6789 and iban DE89 3704 0044 0532 0130 00", "ssn [REDACTED:us_ssn] and iban [REDACTED:iban]"},
+		{"nothing here, order 12345", "nothing here, order 12345"},
+		{"call +1 (415) 555-0132 or +44 20 7946 0958.", "call [REDACTED:phone] or [REDACTED:phone]."},
+		{"/cb?token=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVz&k=AKIAIOSFODNN7EXAMPLE", "/cb?token=[REDACTED:secret]&k=[REDACTED:secret]"},
+		{"key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----\nok", "key:\n[REDACTED:secret]\nok"},
+	} {
+		got, counts := Scrub(c.in)
+		if got != c.want {
+			t.Errorf("Scrub(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if n := strings.Count(c.want, "[REDACTED:"); sum(counts) != n {
+			t.Errorf("Scrub(%q) counts %v, want %d in all", c.in, counts, n)
+		}
+	}
+	if !IsDigest("ab4111111111111111"+strings.Repeat("cd", 23)) || !IsDigest("hmac:0123456789abcdef") || IsDigest("4111111111111111") {
+		t.Error("IsDigest")
+	}
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// MayHold's false must be certain: every value a detector matches passes
+// it, alone and inside text.
+func TestMayHoldKeepsEveryMatch(t *testing.T) {
+	for _, v := range []string{"a@b.cc", "4111 1111 1111 1111", "+1 (415) 555-0132", "123-45-6789", "NL91ABNA0417164300",
+		"NO9386011117947", "GB82WEST12345698765432", "AKIAIOSFODNN7EXAMPLE", "xoxb-0123456789-abcdefgh", "-----BEGIN RSA PRIVATE KEY-----\nMIIE"} {
+		if Find([]byte(v)) == "" {
+			t.Errorf("%q: no detector matches it", v)
+		}
+		if !MayHold(v) || !MayHold("x="+v+"&y") {
+			t.Errorf("MayHold(%q) = false", v)
+		}
+	}
+	if MayHold("UPDATE pgbench_accounts SET abalance = abalance + -4273 WHERE aid = 81234;") {
+		t.Error("a pgbench statement is a candidate")
+	}
+}

@@ -1,0 +1,36 @@
+package pgproxy
+
+import "testing"
+
+// Values the detectors find in literals and comments are replaced in the
+// recorded text, which keeps its SQL shape; the rest stays byte for byte.
+func TestRedactSQL(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"SELECT * FROM cards WHERE number = '4111 1111 1111 1111' AND id = 7",
+			"SELECT * FROM cards WHERE number = '[REDACTED:credit_card]' AND id = 7"},
+		{"SELECT 1 FROM u WHERE email IN ('a.b@example.com', E'c@example.org', 'plain')",
+			"SELECT 1 FROM u WHERE email IN ('[REDACTED:email]', E'[REDACTED:email]', 'plain')"},
+		{"DO $f$ BEGIN PERFORM 'x' || '4111-1111-1111-1111'; END $f$",
+			"DO $f$ BEGIN PERFORM 'x' || '[REDACTED:credit_card]'; END $f$"},
+		{"SELECT 1 -- for jane@example.com\n/* card 4111111111111111 */",
+			"SELECT 1 -- for [REDACTED:email]\n/* card [REDACTED:credit_card] */"},
+		{"SELECT * FROM t WHERE n = 4111111111111111", "SELECT * FROM t WHERE n = '[REDACTED:credit_card]'"},
+		{"SELECT 'note: call jane@example.com today'", "SELECT 'note: call [REDACTED:email] today'"},
+		{"SELECT 42, 'nothing'", "SELECT 42, 'nothing'"},
+		{"SELECT '4111 1111' || '1111 1111', 'a' || 'b'", "SELECT '[REDACTED:credit_card]' || '[REDACTED:credit_card]', 'a' || 'b'"},
+		{"SELECT 'jane' || '@example.com' AS e, name || 'x'", "SELECT '[REDACTED:email]' || '[REDACTED:email]' AS e, name || 'x'"},
+		{"SELECT '4111 1111 1111 1111' || 'x'", "SELECT '[REDACTED:credit_card]' || 'x'"},
+	} {
+		got, red := redactSQL(c.in)
+		if got != c.want {
+			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
+		}
+		if (got != c.in) != (len(red) > 0) {
+			t.Errorf("redactSQL(%q): redactions %+v", c.in, red)
+		}
+	}
+	f := statementFields("SELECT 1 WHERE c = '4111 1111 1111 1111'")
+	if f["statement_sha256"] != sha256Hex("SELECT 1 WHERE c = '[REDACTED:credit_card]'") {
+		t.Errorf("the digest is not over the recorded text: %v", f)
+	}
+}
