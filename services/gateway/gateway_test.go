@@ -274,3 +274,16 @@ func TestPolicyWithoutSourceRefused(t *testing.T) {
 		t.Fatalf("New: %v, want ErrConfig", err)
 	}
 }
+
+// The target's names can come from the client (the database a PostgreSQL
+// client names before it authenticates): they pass the detectors too.
+func TestTargetNamesScrubbed(t *testing.T) {
+	b := startBus(t, true)
+	g := newGateway(t, b.em, nil)
+	s := g.Session(events.Target{Kind: "postgres", Name: "orders", Database: "jane@example.com"})
+	s.RecordOrLog(t.Context(), events.AuthnFailed, map[string]any{"reason": "no such database"})
+	got := b.stored(t, 1)
+	if tg := got[0].Event.Target; tg == nil || tg.Database != "[REDACTED:email]" || tg.Name != "orders" {
+		t.Errorf("recorded target %+v, want the database name scrubbed", got[0].Event.Target)
+	}
+}

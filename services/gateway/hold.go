@@ -48,7 +48,7 @@ func (s *Session) Hold(ctx context.Context, h Hold) (ok bool, why string, err er
 	now := time.Now().UTC()
 	held, counts := mask.Scrub(h.Statement)
 	r := &approvals.Request{ID: approvals.NewID(), Tenant: s.tenant, Rule: h.Rule, Requester: s.who.Actor,
-		Target: s.target, SessionID: s.id, Statement: held, RequestedAt: now, ExpiresAt: now.Add(h.Timeout)}
+		Target: scrubTarget(s.target), SessionID: s.id, Statement: held, RequestedAt: now, ExpiresAt: now.Add(h.Timeout)}
 	payload := approvals.RequestedPayload(r)
 	payload["reason"] = h.Reason
 	AddRedactions(payload, h.Redacted...)

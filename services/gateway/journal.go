@@ -89,7 +89,7 @@ func (s *Session) journalOpen() error {
 	if j == nil {
 		return nil
 	}
-	e := &journalEntry{ID: s.id, Tenant: s.tenant, Source: s.g.source, Actor: s.who.Actor, Target: s.target, Started: s.started.UTC()}
+	e := &journalEntry{ID: s.id, Tenant: s.tenant, Source: s.g.source, Actor: s.who.Actor, Target: scrubTarget(s.target), Started: s.started.UTC()}
 	if p := s.g.cfg.Policy; p != nil {
 		ref := p.Source.Ref()
 		e.Policy = &ref

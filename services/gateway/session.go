@@ -109,7 +109,10 @@ func (s *Session) event(t events.Type, payload map[string]any) (*events.Event, e
 	if err != nil {
 		return nil, fmt.Errorf("%s payload: %w", t, err)
 	}
-	target := s.target
+	// The target's names can come from the client (the database a
+	// PostgreSQL client names, before it has authenticated): they pass
+	// the detectors as the payload does.
+	target := scrubTarget(s.target)
 	ev := &events.Event{
 		Version: events.Version, Type: t, Time: time.Now().UTC(), Tenant: s.tenant,
 		Source: s.g.source, Actor: s.who.Actor, Target: &target, Payload: body,

@@ -558,6 +558,12 @@ func tooLong(sql string) string {
 // be over MaxStatement; its record keeps the start of it, and says so.
 func statementFields(sql string) map[string]any {
 	sql, red := redactSQL(sql)
+	// What the literal pass leaves (an identifier, a token it does not
+	// delimit) passes the detectors over the whole text too, here rather
+	// than in the core, so that the digest is over the text as recorded.
+	if whole, counts := mask.Scrub(sql); counts != nil {
+		sql, red = whole, append(red, gateway.Redactions("/statement", counts)...)
+	}
 	f := map[string]any{"statement": sql, "statement_sha256": sha256Hex(sql), "kind": statementKind(sql)}
 	gateway.AddRedactions(f, red...)
 	if len(sql) > MaxStatement {

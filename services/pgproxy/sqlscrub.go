@@ -1,6 +1,8 @@
 package pgproxy
 
 import (
+	"math/big"
+	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -24,7 +26,7 @@ import (
 // A statement that cannot hold a value (mask.MayHold, and no ||) — the
 // common case — is returned as it is without scanning.
 func redactSQL(sql string) (string, []gateway.Redaction) {
-	if !mask.MayHold(sql) && !strings.Contains(sql, "||") {
+	if !mask.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) {
 		return sql, nil
 	}
 	toks, err := pg_query.Scan(sql)
@@ -70,6 +72,15 @@ func redactSQL(sql string) (string, []gateway.Redaction) {
 			if counts != nil {
 				note(counts)
 				repl[k] = pre + scrubbed + post
+			} else if dec, ok := decodeLiteral(pre, inner); ok {
+				// Escapes (E'jane\x40example.com', U&'\0034\0031…') are
+				// judged as the value PostgreSQL reads; a match replaces
+				// the whole literal, whose escapes cannot be kept apart.
+				if d := mask.Find([]byte(dec)); d != "" {
+					note(map[string]int{d: 1})
+					scrubbed = mask.Placeholder(d)
+					repl[k] = "'" + scrubbed + "'"
+				}
 			}
 			// Joined by || or, as PostgreSQL does, by a line break.
 			run = append(run, k)
@@ -85,7 +96,9 @@ func redactSQL(sql string) (string, []gateway.Redaction) {
 				repl[k] = out
 			}
 		case pg_query.Token_ICONST, pg_query.Token_FCONST:
-			if d := mask.Find([]byte(sql[lo:hi])); d != "" {
+			// 4111_1111_1111_1111 and 4.111111111111111e15 are judged
+			// as the number they write.
+			if d := mask.Find([]byte(numberDigits(sql[lo:hi]))); d != "" {
 				note(map[string]int{d: 1})
 				repl[k] = "'" + mask.Placeholder(d) + "'"
 			}
@@ -130,3 +143,153 @@ func splitLiteral(tok string) (pre, inner, post string) {
 	}
 	return tok[:i+1], tok[i+1 : len(tok)-1], "'"
 }
+
+// encoded reports whether sql may write a value in a form the detectors do
+// not read as typed: escapes in E” or U&” strings, digits grouped by
+// underscores, or a numeric constant with an exponent.
+func encoded(sql string) bool {
+	if strings.Contains(sql, "\\") {
+		return true
+	}
+	for i := 1; i+1 < len(sql); i++ {
+		c := sql[i]
+		if (c == '_' || c == 'e' || c == 'E') && isDigit(sql[i-1]) && (isDigit(sql[i+1]) || sql[i+1] == '+') {
+			return true
+		}
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// numberDigits returns the integer a numeric constant writes, when it has
+// one worth judging: underscores dropped, an exponent applied
+// (4.111111111111111e15 → 4111111111111111); otherwise tok itself.
+func numberDigits(tok string) string {
+	t := strings.ReplaceAll(tok, "_", "")
+	if !strings.ContainsAny(t, "eE") {
+		return t
+	}
+	f, ok := new(big.Float).SetPrec(256).SetString(t)
+	if !ok || !f.IsInt() || f.Sign() < 0 {
+		return t
+	}
+	i, _ := f.Int(nil)
+	return i.String()
+}
+
+// decodeLiteral returns the value PostgreSQL reads from a string literal
+// with escapes: E'…' (\xHH, \ooo, \uXXXX, \UXXXXXXXX, \n and the like)
+// or U&'…' (\XXXX, \+XXXXXX; the default escape character). ok is false
+// for a literal without escapes.
+func decodeLiteral(pre, inner string) (string, bool) {
+	if !strings.Contains(inner, "\\") {
+		return "", false
+	}
+	switch p := strings.ToUpper(strings.TrimSuffix(pre, "'")); p {
+	case "E":
+		return decodeE(inner), true
+	case "U&":
+		return decodeU(inner), true
+	}
+	return "", false
+}
+
+func decodeE(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		switch c := s[i]; {
+		case c == 'x':
+			j := i + 1
+			for j < len(s) && j < i+3 && isHex(s[j]) {
+				j++
+			}
+			if v, err := strconv.ParseUint(s[i+1:j], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i = j - 1
+			} else {
+				b.WriteByte(c)
+			}
+		case '0' <= c && c <= '7':
+			j := i
+			for j < len(s) && j < i+3 && '0' <= s[j] && s[j] <= '7' {
+				j++
+			}
+			v, _ := strconv.ParseUint(s[i:j], 8, 16)
+			b.WriteByte(byte(v))
+			i = j - 1
+		case c == 'u' || c == 'U':
+			n := 4
+			if c == 'U' {
+				n = 8
+			}
+			if i+n < len(s) {
+				if v, err := strconv.ParseUint(s[i+1:i+1+n], 16, 32); err == nil {
+					b.WriteRune(rune(v))
+					i += n
+					continue
+				}
+			}
+			b.WriteByte(c)
+		default:
+			b.WriteByte(unescape(c))
+		}
+	}
+	return b.String()
+}
+
+// unescape is what a backslash before c writes in an E” string.
+func unescape(c byte) byte {
+	switch c {
+	case 'b':
+		return '\b'
+	case 'f':
+		return '\f'
+	case 'n':
+		return '\n'
+	case 'r':
+		return '\r'
+	case 't':
+		return '\t'
+	}
+	return c
+}
+
+func decodeU(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch {
+		case s[i+1] == '\\':
+			b.WriteByte('\\')
+			i++
+		case s[i+1] == '+' && i+8 <= len(s):
+			if v, err := strconv.ParseUint(s[i+2:i+8], 16, 32); err == nil {
+				b.WriteRune(rune(v))
+				i += 7
+				continue
+			}
+			b.WriteByte(s[i])
+		case i+5 <= len(s):
+			if v, err := strconv.ParseUint(s[i+1:i+5], 16, 32); err == nil {
+				b.WriteRune(rune(v))
+				i += 4
+				continue
+			}
+			b.WriteByte(s[i])
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }

@@ -34,3 +34,27 @@ func TestRedactSQL(t *testing.T) {
 		t.Errorf("the digest is not over the recorded text: %v", f)
 	}
 }
+
+// Values written in forms the detectors do not read as typed are judged as
+// PostgreSQL reads them: escapes in E'' and U&'' strings, digits grouped
+// by underscores, a numeric constant with an exponent.
+func TestRedactSQLEncodedForms(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`SELECT E'jane\x40example.com'`, `SELECT '[REDACTED:email]'`},
+		{`SELECT U&'\0034\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031'`, `SELECT '[REDACTED:credit_card]'`},
+		{`SELECT E'\064\061\061\061 1111 1111 1111'`, `SELECT '[REDACTED:credit_card]'`},
+		{`SELECT 4111_1111_1111_1111`, `SELECT '[REDACTED:credit_card]'`},
+		{`SELECT 4.111111111111111e15`, `SELECT '[REDACTED:credit_card]'`},
+		{`SELECT E'tab\there', 1e3, 1_000`, `SELECT E'tab\there', 1e3, 1_000`},
+	} {
+		if got, _ := redactSQL(c.in); got != c.want {
+			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
+		}
+	}
+	// What the literal pass does not delimit (a quoted identifier) passes
+	// the detectors over the whole text, and the digest is over the result.
+	f := statementFields(`SELECT 1 AS "4111111111111111"`)
+	if f["statement"] != `SELECT 1 AS "[REDACTED:credit_card]"` || f["statement_sha256"] != sha256Hex(`SELECT 1 AS "[REDACTED:credit_card]"`) {
+		t.Errorf("an identifier holding a card number: %v", f)
+	}
+}
