@@ -36,7 +36,7 @@ func TestRedactSQL(t *testing.T) {
 }
 
 // Values written in forms the detectors do not read as typed are judged as
-// PostgreSQL reads them: escapes in E” and U&” strings, digits grouped
+// PostgreSQL reads them: escapes in E and U& string constants, digits grouped
 // by underscores, a numeric constant with an exponent.
 func TestRedactSQLEncodedForms(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
