@@ -13,7 +13,7 @@ import (
 
 // redactSQL replaces, in a statement's recorded text, each value the
 // built-in detectors find in a literal or a comment, as PostgreSQL's own
-// scanner delimits them (string constants, dollar-quoted and E” strings
+// scanner delimits them (string constants, dollar-quoted and E'…' strings
 // included, numeric constants, comments): the value inside a literal
 // becomes mask.Placeholder(detector), so the text keeps its SQL shape
 // ('[REDACTED:credit_card]'); a numeric constant that is one becomes the
@@ -145,7 +145,7 @@ func splitLiteral(tok string) (pre, inner, post string) {
 }
 
 // encoded reports whether sql may write a value in a form the detectors do
-// not read as typed: escapes in E” or U&” strings, digits grouped by
+// not read as typed: escapes in E'…' or U&'…' strings, digits grouped by
 // underscores, or a numeric constant with an exponent.
 func encoded(sql string) bool {
 	if strings.Contains(sql, "\\") {
@@ -243,7 +243,7 @@ func decodeE(s string) string {
 	return b.String()
 }
 
-// unescape is what a backslash before c writes in an E” string.
+// unescape is what a backslash before c writes in an E'…' string.
 func unescape(c byte) byte {
 	switch c {
 	case 'b':
