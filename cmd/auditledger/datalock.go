@@ -3,11 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
+
+	"github.com/auditledger/auditledger/internal/dirlock"
 )
 
 // lockFile is the name of a data directory's lock file.
@@ -33,23 +32,13 @@ func (e *DirInUseError) Error() string {
 // killed dev leaves no stale lock behind: only the file, which the next
 // one reuses.
 func lockDir(dir string) (release func(), err error) {
-	path := filepath.Join(dir, lockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("locking the data directory: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		b := make([]byte, 32)
-		n, _ := f.ReadAt(b, 0)
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			pid, _ := strconv.Atoi(strings.TrimSpace(string(b[:n])))
-			return nil, &DirInUseError{Dir: dir, PID: pid}
-		}
+	release, err = dirlock.Lock(filepath.Join(dir, lockFile))
+	var inUse *dirlock.InUseError
+	switch {
+	case errors.As(err, &inUse):
+		return nil, &DirInUseError{Dir: dir, PID: inUse.PID}
+	case err != nil:
 		return nil, fmt.Errorf("locking the data directory %s: %w", dir, err)
 	}
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	return func() { f.Close() }, nil
+	return release, nil
 }

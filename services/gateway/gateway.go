@@ -147,12 +147,12 @@ func (g *Gateway) Durability() Durability { return g.cfg.Durability }
 // still open stay in the journal, to be recorded as lost by the next
 // gateway on the directory.
 func (g *Gateway) Close() error {
-	if g.journal == nil || g.journal.lock == nil {
+	if g.journal == nil || g.journal.unlock == nil {
 		return nil
 	}
-	err := g.journal.lock.Close()
-	g.journal.lock = nil
-	return err
+	g.journal.unlock()
+	g.journal.unlock = nil
+	return nil
 }
 
 // Logger is the gateway's logger.

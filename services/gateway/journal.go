@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/internal/dirlock"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
 )
 
@@ -43,8 +43,8 @@ type journalEntry struct {
 }
 
 type journal struct {
-	dir  string
-	lock *os.File // holds the flock on <StateDir>/sessions.lock
+	dir    string
+	unlock func() // gives up the lock on <StateDir>/sessions.lock; nil once given up
 }
 
 // openJournal opens the journal under stateDir and takes its exclusive
@@ -57,25 +57,16 @@ func openJournal(stateDir string) (*journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("session journal: %w", err)
 	}
-	path := filepath.Join(stateDir, "sessions.lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
+	release, err := dirlock.Lock(filepath.Join(stateDir, "sessions.lock"))
+	var inUse *dirlock.InUseError
+	switch {
+	case errors.As(err, &inUse):
+		return nil, fmt.Errorf("%w: %s is in use by another gateway (pid %d): give each gateway a state directory of its own",
+			ErrStateDirInUse, stateDir, inUse.PID)
+	case err != nil:
 		return nil, fmt.Errorf("session journal: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		b := make([]byte, 32)
-		n, _ := f.ReadAt(b, 0)
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s is in use by another gateway (pid %s): give each gateway a state directory of its own",
-				ErrStateDirInUse, stateDir, strings.TrimSpace(string(b[:n])))
-		}
-		return nil, fmt.Errorf("session journal: locking %s: %w", path, err)
-	}
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	return &journal{dir: dir, lock: f}, nil
+	return &journal{dir: dir, unlock: release}, nil
 }
 
 // ErrStateDirInUse: another gateway holds the state directory's journal.
