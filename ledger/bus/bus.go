@@ -35,6 +35,11 @@ const (
 	LeaseBucket = "AUDIT_LEDGER_LEASES"
 	// ApprovalsBucket holds approval requests and their decisions.
 	ApprovalsBucket = "AUDIT_APPROVALS"
+	// PIIKeysBucket holds the keys that keep personal data out of the
+	// log: each tenant's search-digest key and each data subject's field
+	// key (ledger/piikeys). It is never sealed; erasing a subject erases
+	// its key here.
+	PIIKeysBucket = "AUDIT_PII_KEYS"
 )
 
 // Headers on AUDIT_LEDGER and AUDIT_REJECTED messages, and the producer's

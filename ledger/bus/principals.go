@@ -138,6 +138,13 @@ func manage(s string) []string {
 	return []string{"$JS.API.STREAM.CREATE." + s, "$JS.API.STREAM.UPDATE." + s, streamInfo(s)}
 }
 
+// createStream allows creating stream s, not changing it: a role that
+// may make the personal-data keys bucket must not be able to turn off its
+// erasure (ledger/piikeys).
+func createStream(s string) []string {
+	return []string{"$JS.API.STREAM.CREATE." + s, streamInfo(s)}
+}
+
 // consume allows creating, reading and removing consumers of stream s
 // and acknowledging its messages.
 func consume(s string) []string {
@@ -216,19 +223,22 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 				manage(EventsStream), manage(LedgerStream), manage(RejectStream),
 				consume(EventsStream), getMsg(EventsStream), getMsg(LedgerStream),
 				manage("KV_"+LeaseBucket), kv(LeaseBucket),
+				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket),
 			),
 			PublishDeny:    editDeny,
 			SubscribeAllow: inbox,
 		}
 	case API:
 		return Permissions{
-			PublishAllow:   slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, manage("KV_"+ApprovalsBucket), kv(ApprovalsBucket)),
+			PublishAllow: slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, manage("KV_"+ApprovalsBucket), kv(ApprovalsBucket),
+				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket)),
 			PublishDeny:    editDeny,
 			SubscribeAllow: inbox,
 		}
 	case Proxy:
 		return Permissions{
-			PublishAllow:   slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket)),
+			PublishAllow: slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket),
+				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket)),
 			PublishDeny:    editDeny,
 			SubscribeAllow: inbox,
 		}
