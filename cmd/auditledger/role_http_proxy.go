@@ -75,7 +75,7 @@ func (c *httpProxyRole) prepare(ctx context.Context, e *env, log *slog.Logger) (
 		return nil, err
 	}
 	px, err := httpproxy.New(httpproxy.Config{Upstream: c.Upstream, UpstreamHeaders: headers, Auth: p.auth, Emitter: p.em,
-		Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Target: c.Target, Policy: pol, Approvals: p.broker, FailOpen: c.FailOpen, Logger: log,
+		Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Target: c.Target, Policy: pol, Approvals: p.broker, Keys: p.keys, FailOpen: c.FailOpen, Logger: log,
 		Metrics: telemetry.NewProxy(e.health.Registry(), "http")})
 	if err != nil {
 		p.em.Close()

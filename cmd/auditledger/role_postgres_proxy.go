@@ -84,7 +84,7 @@ func (c *postgresProxyRole) prepare(ctx context.Context, e *env, log *slog.Logge
 		return nil, err
 	}
 	px, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: p.auth, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(),
-		Target: c.Target, Databases: c.Databases, Policy: pol, Approvals: p.broker, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
+		Target: c.Target, Databases: c.Databases, Policy: pol, Approvals: p.broker, Keys: p.keys, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
 		TLS: tlsCfg, RequireTLS: c.RequireTLS, StateDir: c.StateDir, Logger: log, Metrics: telemetry.NewProxy(e.health.Registry(), "postgres")})
 	if err != nil {
 		p.em.Close()

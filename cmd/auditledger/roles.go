@@ -21,6 +21,7 @@ import (
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/telemetry"
@@ -237,6 +238,9 @@ type producer struct {
 	js     jetstream.JetStream
 	em     *emitter.Emitter
 	broker *approvals.Broker
+	// keys holds the personal-data keys (search digests, sealed fields);
+	// nil only for a role that fails open while the bus is down.
+	keys *piikeys.Store
 }
 
 // producer connects a recording role to the bus as itself and builds its
@@ -317,7 +321,19 @@ func (e *env) producer(ctx context.Context, rec recording, log *slog.Logger) (*p
 		em.Close()
 		return nil, err
 	}
-	return &producer{auth: auth, js: js, em: em, broker: broker}, nil
+	kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	keys, err := piikeys.Open(kctx, js, cfg.NATS.Replicas)
+	cancel()
+	if err != nil && failOpen {
+		// Without the keys values are still replaced, but recorded without
+		// their search digest, and fields tied to a person are left out.
+		log.Warn("personal-data keys unavailable: replaced values are recorded without search digests", "err", err)
+		keys = nil
+	} else if err != nil {
+		em.Close()
+		return nil, err
+	}
+	return &producer{auth: auth, js: js, em: em, broker: broker, keys: keys}, nil
 }
 
 // listen binds a recording role's listener, and registers its address

@@ -11,6 +11,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
 	"github.com/auditledger/auditledger/services/telemetry"
@@ -75,6 +76,11 @@ type Config struct {
 	// Approvals decides held commands (Hold). Required when the policy
 	// has approval rules; nil otherwise refuses every Hold.
 	Approvals *approvals.Broker
+	// Keys holds the personal-data keys (ledger/piikeys): each value the
+	// recording rule replaces is recorded with its keyed search digest,
+	// and fields tied to a person are sealed under their key. Nil: values
+	// are replaced without digests, and such fields are left out.
+	Keys *piikeys.Store
 	// Policy describes the policy the gateway enforces, as LoadPolicy
 	// filled it in: Start records it as policy.loaded, and every event of
 	// a session carries its reference (payload member "policy"). Nil: the

@@ -26,6 +26,7 @@ import (
 	"sync"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
@@ -53,6 +54,11 @@ type Config struct {
 	Policy          *Policy                // nil: record only; see LoadPolicy
 	// Approvals is required when the policy has approval rules.
 	Approvals *approvals.Broker
+	// Keys holds the personal-data keys: each value the recording rule
+	// replaces is recorded with its keyed search digest, and the actor's
+	// e-mail sealed under the person's key. Nil: values are replaced
+	// without digests and e-mails left out.
+	Keys *piikeys.Store
 	// FailOpen forwards requests whose record could only be spooled on
 	// this host; the default refuses them (503).
 	FailOpen bool
@@ -106,7 +112,7 @@ func New(cfg Config) (*Proxy, error) {
 		info = cfg.Policy.Info() // ParsePolicy and LoadPolicy fill in its Source
 	}
 	gw, err := gateway.New(gateway.Config{Name: "httpproxy", Kind: "http-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant,
-		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})
+		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Keys: cfg.Keys, Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})
 	if err != nil {
 		return nil, err
 	}

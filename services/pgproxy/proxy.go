@@ -34,6 +34,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
@@ -83,6 +84,11 @@ type Config struct {
 	// Approvals holds statements that match the policy's approval rules
 	// until an approver decides. Required when the policy has such rules.
 	Approvals *approvals.Broker
+	// Keys holds the personal-data keys: each value the recording rule
+	// replaces is recorded with its keyed search digest, and the actor's
+	// e-mail sealed under the person's key. Nil: values are replaced
+	// without digests and e-mails left out.
+	Keys *piikeys.Store
 	// FailOpen lets statements run when their record could only be
 	// spooled on this host (the Emitter needs a SpoolDir); the spool is
 	// delivered when the bus returns. The default, fail closed, refuses
@@ -142,7 +148,7 @@ func New(cfg Config) (*Proxy, error) {
 		info = cfg.Policy.Info() // ParsePolicy and LoadPolicy fill in its Source
 	}
 	gw, err := gateway.New(gateway.Config{Name: "pgproxy", Kind: "postgres-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant,
-		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Durability: cfg.Durability, Approvals: cfg.Approvals,
+		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Durability: cfg.Durability, Approvals: cfg.Approvals, Keys: cfg.Keys,
 		StateDir: cfg.StateDir, Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})
 	if err != nil {
 		return nil, err
