@@ -20,6 +20,7 @@ import (
 	"github.com/auditledger/auditledger/events/eventstest"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/ledger/file"
@@ -91,6 +92,21 @@ func TestBusLeastPrivilege(t *testing.T) {
 	defer aem.Close()
 	if _, err := approvals.New(t.Context(), approvals.Config{JetStream: ajs, Emitter: aem, Create: true, Signer: ledgertest.Signer(t, "api.test/approvals"), Source: events.Source{Kind: "api", Instance: "t"}}); err != nil {
 		t.Fatalf("api creates the approvals bucket: %v", err)
+	}
+
+	// A proxy may make the personal-data keys bucket and a tenant's key;
+	// the API and the ledger open it.
+	pkeys, err := piikeys.Open(t.Context(), pjs, 1)
+	if err != nil {
+		t.Fatalf("proxy opens the personal-data keys bucket: %v", err)
+	}
+	if _, err := pkeys.TenantKey(t.Context(), "acme"); err != nil {
+		t.Fatalf("proxy makes a tenant's search key: %v", err)
+	}
+	for _, js := range []jetstream.JetStream{ajs, ljs} {
+		if _, err := piikeys.Open(t.Context(), js, 1); err != nil {
+			t.Fatalf("opening the personal-data keys bucket: %v", err)
+		}
 	}
 
 	// Each role does its own work: a proxy publishes events, the writer
@@ -194,6 +210,14 @@ func TestBusLeastPrivilege(t *testing.T) {
 		{"consume the events", "$JS.API.CONSUMER.CREATE.AUDIT_EVENTS.x", `{"stream_name":"AUDIT_EVENTS","config":{"name":"x","ack_policy":"none"}}`, bus.Ledger},
 		{"change the events stream", "$JS.API.STREAM.UPDATE.AUDIT_EVENTS", `{"name":"AUDIT_EVENTS","subjects":["audit.events.>"],"max_msgs":1}`, bus.Ledger},
 		{"create the approvals bucket", "$JS.API.STREAM.CREATE.KV_AUDIT_APPROVALS", `{"name":"KV_AUDIT_APPROVALS"}`, bus.API},
+		// The personal-data keys: nobody but an operator erases one, and
+		// nobody turns the bucket's erasure off.
+		{"erase a personal-data key", "$JS.API.STREAM.MSG.DELETE.KV_" + bus.PIIKeysBucket, `{"seq":1}`, ""},
+		{"change the personal-data keys bucket", "$JS.API.STREAM.UPDATE.KV_" + bus.PIIKeysBucket, `{"name":"KV_AUDIT_PII_KEYS","deny_delete":true}`, ""},
+	}
+	readKeys := []attempt{
+		{"read a personal-data key", "$JS.API.DIRECT.GET.KV_" + bus.PIIKeysBucket, `{"last_by_subj":"$KV.AUDIT_PII_KEYS.tenant.x"}`, ""},
+		{"write a personal-data key", "$KV." + bus.PIIKeysBucket + ".tenant.x", `{}`, ""},
 	}
 	// A producer publishes only as itself: an event claiming producer
 	// pg-2 goes to a subject the t1 credentials may not publish on.
@@ -205,10 +229,12 @@ func TestBusLeastPrivilege(t *testing.T) {
 			{"publish an event as another producer", bus.Subject(forged.Tenant, forged.Type, "pg-2"), string(forgedRaw), ""},
 			{"publish a batch as another producer", bus.BatchSubject("pg-2"), string(forgedRaw) + "\n", ""},
 			{"write the lease", "$KV.AUDIT_LEDGER_LEASES.ledger", "x", ""},
+			readKeys[0], readKeys[1],
 		},
 		bus.Reader: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
 			{"publish an event", "audit.events.acme.command.executed", `{}`, ""},
-			{"publish a batch", bus.BatchSubject("t1"), "{}\n", ""}},
+			{"publish a batch", bus.BatchSubject("t1"), "{}\n", ""},
+			readKeys[0], readKeys[1]},
 		bus.Ledger: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
 			{"publish an event", "audit.events.acme.command.executed", `{}`, ""}},
 	}
