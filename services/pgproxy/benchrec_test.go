@@ -1,3 +1,3 @@
 package pgproxy
 
-func benchRecord(_ *Policy, sql string) { statementFields(sql) }
+func benchRecord(p *Policy, sql string) { statementFields(sql, p) }

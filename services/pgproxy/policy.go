@@ -35,10 +35,10 @@ type Policy struct {
 	// Parameters says how bind parameters of the extended protocol are
 	// recorded: omit (the default: only their count), hash, or record.
 	Parameters string `yaml:"parameters"`
-	// MaskedColumnsBare refuses statements whose results compute an
-	// expression over a column a mask rule names (email || ' ',
-	// reverse(ssn), row_to_json(t.email)…), as far as the parser can see:
-	// such columns may only be selected as they are, to be masked.
+	// MaskedColumnsBare is accepted from files written when the refusal
+	// of computed reads of masked columns (builtin-masked-columns-bare)
+	// had to be asked for; it is now always on while a mask rule names
+	// columns, and this field changes nothing.
 	MaskedColumnsBare bool `yaml:"masked_columns_bare"`
 
 	hashKey []byte
@@ -221,7 +221,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		}
 		p.Approve = append(p.Approve, r)
 	}
-	p.Deny = withUnjudgeable(p.Deny, p.Approve)
+	p.Deny = withUnjudgeable(p.Deny, p.Approve, p.Mask)
 	return p, nil
 }
 
@@ -251,12 +251,14 @@ func (p *Policy) For(user string, groups []string) *Policy {
 	if len(v.Mask) == 0 {
 		v.Deny = slices.DeleteFunc(slices.Clone(v.Deny), func(r DenyRule) bool { return r.ID == builtinCopyOut })
 	}
-	v.Deny = withUnjudgeable(v.Deny, v.Approve)
+	v.Deny = withUnjudgeable(v.Deny, v.Approve, v.Mask)
 	return &v
 }
 
 // builtinUnjudgeable refuses statements whose effect the proxy cannot
-// see while deny or approval rules apply to the requester.
+// see while deny, approval or mask rules apply to the requester: a body
+// can drop what a deny rule protects, and can read a masked column and
+// return it transformed, past what the proxy sees of the call.
 const builtinUnjudgeable = "builtin-unjudgeable"
 
 // unjudgeableKinds are the statements whose effect the parse tree does
@@ -270,12 +272,12 @@ var unjudgeableKinds = []string{"DO", "CREATE FUNCTION", "CREATE PROCEDURE", "AL
 	"CREATE TRIGGER", "CREATE EVENT TRIGGER", "CREATE RULE"}
 
 // withUnjudgeable returns deny with the built-in refusal of
-// unjudgeableKinds when any deny or approval rule of the requester's own
-// applies, and without it otherwise: a requester nothing is judged for
-// loses nothing by code the proxy cannot judge.
-func withUnjudgeable(deny []DenyRule, approve []ApprovalRule) []DenyRule {
+// unjudgeableKinds when any deny, approval or mask rule of the
+// requester's own applies, and without it otherwise: a requester nothing
+// is judged or masked for loses nothing by code the proxy cannot judge.
+func withUnjudgeable(deny []DenyRule, approve []ApprovalRule, masks []MaskRule) []DenyRule {
 	deny = slices.DeleteFunc(slices.Clone(deny), func(r DenyRule) bool { return r.ID == builtinUnjudgeable })
-	judged := len(approve) > 0 || slices.ContainsFunc(deny, func(r DenyRule) bool { return r.ID != builtinCopyOut })
+	judged := len(approve) > 0 || len(masks) > 0 || slices.ContainsFunc(deny, func(r DenyRule) bool { return r.ID != builtinCopyOut })
 	if !judged {
 		return deny
 	}
@@ -343,27 +345,60 @@ func kindNamesFor(k string) []string {
 func unjudgeableRefusal(kind string) *DenyRule {
 	return &DenyRule{ID: builtinUnjudgeable, Match: Match{Kinds: []string{kind}},
 		Reason: fmt.Sprintf("%s runs code whose effect the audit proxy cannot see (built at run time, or run later when called or fired), "+
-			"so the deny and approval rules that apply to you cannot judge it; to allow it, the policy holds it for an approver with an approval rule "+
-			"naming kind %s, or exempts you from every deny and approval rule", kind, strings.Join(kindNamesFor(kind), " or "))}
+			"so the deny, approval and mask rules that apply to you cannot judge it (a body can read a masked column and return it transformed); "+
+			"to allow it, the policy holds it for an approver with an approval rule naming kind %s, or exempts you from every deny, approval and mask rule", kind, strings.Join(kindNamesFor(kind), " or "))}
+}
+
+// builtinMaskedColumnsBare refuses a statement whose results read a
+// column a mask rule names other than as the bare column.
+const builtinMaskedColumnsBare = "builtin-masked-columns-bare"
+
+// maskedRead refuses what masking by column cannot follow (outputReads):
+// a result computed from a column a mask rule names — reverse(card),
+// substring(card, 9), card::text, string_agg(card, ','), a subquery, a
+// CTE or a UNION branch that computes it — is a value no rule masks, and
+// a whole row holds every column, masked ones included. Masking is kept
+// for the one form it can follow: the column itself, as the server
+// reports its origin.
+func (p *Policy) maskedRead(a *analysis) *DenyRule {
+	if len(a.reads) == 0 || !p.hasColumnRules() {
+		return nil
+	}
+	for _, rd := range a.reads {
+		if rd.whole {
+			continue
+		}
+		if r := p.columnRules([]string{rd.col})[0]; r != nil {
+			return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("the result reads column %s, which mask rule %s masks, through an expression, "+
+				"a set operation or a copy into a table, where its values would not be masked; select %s as it is, and it is masked", rd.col, r.ID, rd.col)}
+		}
+	}
+	for _, rd := range a.reads {
+		if !rd.whole {
+			continue
+		}
+		for i := range p.Mask {
+			if r := &p.Mask[i]; len(r.Columns) > 0 {
+				return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("the result reads whole rows of %s (a row value, row_to_json, to_jsonb, or * in a set operation "+
+					"or a copy into a table), which can hold the columns mask rule %s masks (%s) unmasked; select the columns by name", rd.col, r.ID, strings.Join(r.Columns, ", "))}
+			}
+		}
+	}
+	return nil
 }
 
 // Denied returns the first deny rule the statement matches, or nil.
 // What the parser cannot parse is refused when any rule could apply.
 func (p *Policy) Denied(sql string) *DenyRule {
-	if p == nil || len(p.Deny) == 0 && len(p.Approve) == 0 && !p.MaskedColumnsBare {
+	if p == nil || len(p.Deny) == 0 && len(p.Approve) == 0 && !p.hasColumnRules() {
 		return nil
 	}
 	a := analyze(sql)
 	if a.err != nil {
 		return &DenyRule{ID: "builtin-unparsable", Reason: errUnparsable(a.err)}
 	}
-	if p.MaskedColumnsBare {
-		for _, col := range a.computed {
-			if r := p.columnRules([]string{col})[0]; r != nil {
-				return &DenyRule{ID: "builtin-masked-columns-bare",
-					Reason: fmt.Sprintf("the result computes an expression over column %s, which mask rule %s masks; select it as it is", col, r.ID)}
-			}
-		}
+	if r := p.maskedRead(a); r != nil {
+		return r
 	}
 	for i := range p.Deny {
 		r := &p.Deny[i]
@@ -423,7 +458,7 @@ func (p *Policy) columnRules(names []string) []*MaskRule {
 
 // rules reports whether the policy has deny or approval rules.
 func (p *Policy) rules() bool {
-	return p != nil && (len(p.Deny) > 0 || len(p.Approve) > 0 || p.MaskedColumnsBare)
+	return p != nil && (len(p.Deny) > 0 || len(p.Approve) > 0 || p.hasColumnRules())
 }
 
 // hasColumnRules reports whether any mask rule names columns.

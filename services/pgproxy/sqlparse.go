@@ -35,9 +35,13 @@ type analysis struct {
 	// EXECUTEs and DEALLOCATEs (deallocAll for DEALLOCATE ALL).
 	prepares, executes, deallocates []string
 	deallocAll                      bool
-	// computed lists the columns that result expressions compute with —
-	// anything in a SELECT list other than a bare column reference.
-	computed []string
+	// reads lists what the results read other than as a bare column
+	// (outputReads): the columns computed with, and whole rows.
+	reads []outRead
+	// compared lists the columns compared with, or assigned, constants
+	// (valuePairs): the recording replaces those constants when a mask
+	// rule names the column.
+	compared []string
 }
 
 func (a *analysis) has(kind string) bool { return a.kinds[kind] }
@@ -131,7 +135,7 @@ func analyze(sql string) *analysis {
 	parseCache.byText[sql] = a
 	// Fingerprints ignore the names of prepared statements (and digits in
 	// names): analyses that hold names are cached by text only.
-	if fperr == nil && a.err == nil && len(a.prepares)+len(a.executes)+len(a.deallocates)+len(a.computed) == 0 && !a.deallocAll {
+	if fperr == nil && a.err == nil && len(a.prepares)+len(a.executes)+len(a.deallocates)+len(a.reads)+len(a.compared) == 0 && !a.deallocAll {
 		if len(parseCache.byTree) >= parseCacheSize {
 			clear(parseCache.byTree)
 		}
@@ -152,6 +156,10 @@ func parse(sql string) *analysis {
 		if raw.Stmt != nil {
 			a.walk(raw.Stmt.ProtoReflect())
 		}
+	}
+	a.reads = outputReads(tree)
+	for _, vp := range valuePairs(tree) {
+		a.compared = append(a.compared, vp.cols...)
 	}
 	if len(tree.Stmts) == 0 {
 		a.kinds[""] = true // an empty query
@@ -226,14 +234,6 @@ func (a *analysis) note(name string, msg any) {
 		if s.IsProgram {
 			a.kinds["COPY PROGRAM"] = true
 		}
-	case *pg.SelectStmt:
-		for _, t := range s.TargetList {
-			rt := t.GetResTarget()
-			if rt == nil || rt.Val == nil || rt.Val.GetColumnRef() != nil {
-				continue // a bare column: masked as it is
-			}
-			a.computed = append(a.computed, columnsIn(rt.Val.ProtoReflect())...)
-		}
 	case *pg.PrepareStmt:
 		a.prepares = append(a.prepares, s.Name)
 	case *pg.ExecuteStmt:
@@ -263,6 +263,9 @@ func (a *analysis) note(name string, msg any) {
 
 // columnsIn lists the last name of every column referenced below m.
 func columnsIn(m protoreflect.Message) []string {
+	if m == nil {
+		return nil
+	}
 	var out []string
 	visit(m, func(m protoreflect.Message) bool {
 		if cr, ok := m.Interface().(*pg.ColumnRef); ok {
@@ -350,4 +353,386 @@ func checkKind(k string) error {
 		return fmt.Errorf("statement kind %q unknown: did you mean %q? (known kinds: %s)", k, near, strings.Join(known, ", "))
 	}
 	return fmt.Errorf("statement kind %q unknown (known kinds: %s)", k, strings.Join(known, ", "))
+}
+
+// outRead is something a statement's results read other than as a bare
+// column the server reports the origin of: a column computed with (col),
+// or a whole row (whole, naming the relation, or "*").
+type outRead struct {
+	col   string
+	whole bool
+}
+
+// outputReads lists what the results of the statements in tree read in
+// a form that masking by column cannot follow: every column inside an
+// expression of an output position (a SELECT list, RETURNING, VALUES, a
+// function in FROM), whole-row references (row_to_json(t), t.*, SELECT t),
+// and — in a set operation or a statement whose rows go into a table or
+// view, where the server reports no origin — bare columns and * too.
+// Output positions are those of the top-level statements and of what
+// feeds them: subqueries in FROM, CTEs, set operations, the query of a
+// cursor, PREPARE, EXPLAIN, CREATE TABLE AS and CREATE VIEW. WHERE, JOIN
+// ON, GROUP BY, HAVING, ORDER BY and window definitions are not walked:
+// reading a column there does not put its value in a result. Inside an
+// output expression everything is walked, subqueries' WHERE clauses too:
+// what cannot be told apart is counted.
+func outputReads(tree *pg.ParseResult) []outRead {
+	w := &outWalker{rels: map[string]bool{}}
+	for _, raw := range tree.Stmts {
+		if raw.Stmt != nil {
+			visit(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
+				switch n := m.Interface().(type) {
+				case *pg.RangeVar:
+					w.rels[strings.ToLower(n.Relname)] = true
+				case *pg.Alias:
+					w.rels[strings.ToLower(n.Aliasname)] = true
+				case *pg.CommonTableExpr:
+					w.rels[strings.ToLower(n.Ctename)] = true
+				}
+				return true
+			})
+		}
+	}
+	for _, raw := range tree.Stmts {
+		if raw.Stmt != nil {
+			w.stmt(raw.Stmt, true)
+		}
+	}
+	return w.reads
+}
+
+type outWalker struct {
+	rels  map[string]bool // every relation, alias and CTE name in the text
+	reads []outRead
+}
+
+// stmt walks a statement whose rows reach a result. bare says whether a
+// bare column there keeps its origin (the server reports the table column
+// behind it, so it is masked by that column's rule).
+func (w *outWalker) stmt(n *pg.Node, bare bool) {
+	if n == nil {
+		return
+	}
+	switch x := n.Node.(type) {
+	case *pg.Node_SelectStmt:
+		w.sel(x.SelectStmt, bare)
+	case *pg.Node_InsertStmt:
+		w.with(x.InsertStmt.WithClause, bare)
+		w.stmt(x.InsertStmt.SelectStmt, false) // rows go into a table
+		w.targets(x.InsertStmt.ReturningList, bare)
+	case *pg.Node_UpdateStmt:
+		w.with(x.UpdateStmt.WithClause, bare)
+		w.from(x.UpdateStmt.FromClause, bare)
+		w.targets(x.UpdateStmt.ReturningList, bare)
+	case *pg.Node_DeleteStmt:
+		w.with(x.DeleteStmt.WithClause, bare)
+		w.from(x.DeleteStmt.UsingClause, bare)
+		w.targets(x.DeleteStmt.ReturningList, bare)
+	case *pg.Node_MergeStmt:
+		w.with(x.MergeStmt.WithClause, bare)
+		w.from([]*pg.Node{x.MergeStmt.SourceRelation}, bare)
+		w.targets(x.MergeStmt.ReturningList, bare)
+	case *pg.Node_CreateTableAsStmt:
+		w.stmt(x.CreateTableAsStmt.Query, false)
+	case *pg.Node_ViewStmt:
+		w.stmt(x.ViewStmt.Query, false)
+	default:
+		// Any other statement (EXPLAIN, DECLARE CURSOR, PREPARE, COPY,
+		// CREATE RULE, CREATE SCHEMA …): the statements inside it are
+		// walked as if their rows reached a result.
+		prune(n.ProtoReflect(), func(m protoreflect.Message) bool {
+			if m.Interface() == n {
+				return true
+			}
+			switch m.Interface().(type) {
+			case *pg.SelectStmt, *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.MergeStmt, *pg.CreateTableAsStmt, *pg.ViewStmt:
+				w.stmt(wrap(m.Interface()), bare)
+				return false
+			}
+			return true
+		})
+	}
+}
+
+// wrap turns a statement message back into a Node.
+func wrap(msg any) *pg.Node {
+	switch x := msg.(type) {
+	case *pg.SelectStmt:
+		return &pg.Node{Node: &pg.Node_SelectStmt{SelectStmt: x}}
+	case *pg.InsertStmt:
+		return &pg.Node{Node: &pg.Node_InsertStmt{InsertStmt: x}}
+	case *pg.UpdateStmt:
+		return &pg.Node{Node: &pg.Node_UpdateStmt{UpdateStmt: x}}
+	case *pg.DeleteStmt:
+		return &pg.Node{Node: &pg.Node_DeleteStmt{DeleteStmt: x}}
+	case *pg.MergeStmt:
+		return &pg.Node{Node: &pg.Node_MergeStmt{MergeStmt: x}}
+	case *pg.CreateTableAsStmt:
+		return &pg.Node{Node: &pg.Node_CreateTableAsStmt{CreateTableAsStmt: x}}
+	case *pg.ViewStmt:
+		return &pg.Node{Node: &pg.Node_ViewStmt{ViewStmt: x}}
+	}
+	return nil
+}
+
+func (w *outWalker) sel(s *pg.SelectStmt, bare bool) {
+	if s == nil {
+		return
+	}
+	w.with(s.WithClause, bare)
+	if s.Op > pg.SetOperation_SETOP_NONE {
+		// A set operation's columns have no origin: its branches' bare
+		// columns are not masked by theirs.
+		w.sel(s.Larg, false)
+		w.sel(s.Rarg, false)
+		return
+	}
+	if s.IntoClause != nil {
+		bare = false // SELECT … INTO: rows go into a table
+	}
+	for _, row := range s.ValuesLists {
+		w.expr(row)
+	}
+	w.from(s.FromClause, bare)
+	w.targets(s.TargetList, bare)
+}
+
+func (w *outWalker) with(c *pg.WithClause, bare bool) {
+	if c == nil {
+		return
+	}
+	for _, n := range c.Ctes {
+		if cte := n.GetCommonTableExpr(); cte != nil {
+			w.stmt(cte.Ctequery, bare)
+		}
+	}
+}
+
+// from walks FROM items: subqueries feed the result, a join's ON does not;
+// a function's arguments are computed into its rows.
+func (w *outWalker) from(items []*pg.Node, bare bool) {
+	for _, n := range items {
+		if n == nil {
+			continue
+		}
+		switch x := n.Node.(type) {
+		case *pg.Node_RangeVar:
+		case *pg.Node_RangeSubselect:
+			w.stmt(x.RangeSubselect.Subquery, bare)
+		case *pg.Node_JoinExpr:
+			w.from([]*pg.Node{x.JoinExpr.Larg, x.JoinExpr.Rarg}, bare)
+		case *pg.Node_RangeTableSample:
+			w.from([]*pg.Node{x.RangeTableSample.Relation}, bare)
+		default: // functions, XMLTABLE, JSON_TABLE …
+			w.expr(n)
+		}
+	}
+}
+
+// targets walks a SELECT or RETURNING list.
+func (w *outWalker) targets(list []*pg.Node, bare bool) {
+	for _, t := range list {
+		rt := t.GetResTarget()
+		if rt == nil || rt.Val == nil {
+			continue
+		}
+		if cr := rt.Val.GetColumnRef(); cr != nil {
+			w.column(cr, bare)
+			continue
+		}
+		if fc := rt.Val.GetFuncCall(); fc != nil && fc.Over == nil && funcName(fc) == "count" {
+			continue // a count reveals no value of what it counts
+		}
+		w.expr(rt.Val)
+	}
+}
+
+// column notes a column reference standing alone in an output list.
+func (w *outWalker) column(cr *pg.ColumnRef, bare bool) {
+	n := len(cr.Fields)
+	if n == 0 {
+		return
+	}
+	last := cr.Fields[n-1]
+	switch {
+	case last.GetAStar() != nil:
+		// * and t.* are expanded into the table's columns, each masked
+		// by its own rule — where they keep their origin.
+		if !bare {
+			w.reads = append(w.reads, outRead{col: starName(cr), whole: true})
+		}
+	case n == 1 && w.rels[strings.ToLower(last.GetString_().GetSval())]:
+		// SELECT t FROM t: the whole row, as one composite value.
+		w.reads = append(w.reads, outRead{col: last.GetString_().GetSval(), whole: true})
+	case !bare:
+		w.reads = append(w.reads, outRead{col: last.GetString_().GetSval()})
+	}
+}
+
+// expr notes every column and whole row read inside an expression.
+func (w *outWalker) expr(n *pg.Node) {
+	if n == nil {
+		return
+	}
+	visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		cr, ok := m.Interface().(*pg.ColumnRef)
+		if !ok || len(cr.Fields) == 0 {
+			return true
+		}
+		last := cr.Fields[len(cr.Fields)-1]
+		switch name := last.GetString_().GetSval(); {
+		case last.GetAStar() != nil:
+			w.reads = append(w.reads, outRead{col: starName(cr), whole: true})
+		case len(cr.Fields) == 1 && w.rels[strings.ToLower(name)]:
+			w.reads = append(w.reads, outRead{col: name, whole: true})
+			w.reads = append(w.reads, outRead{col: name}) // or a column of that name
+		default:
+			w.reads = append(w.reads, outRead{col: name})
+		}
+		return true
+	})
+}
+
+// starName names what * or t.* expands: the relation, or "*".
+func starName(cr *pg.ColumnRef) string {
+	if len(cr.Fields) > 1 {
+		if s := cr.Fields[len(cr.Fields)-2].GetString_(); s != nil {
+			return s.Sval + ".*"
+		}
+	}
+	return "*"
+}
+
+// funcName is the last part of a function's name, lower case.
+func funcName(fc *pg.FuncCall) string {
+	if n := len(fc.Funcname); n > 0 {
+		return strings.ToLower(fc.Funcname[n-1].GetString_().GetSval())
+	}
+	return ""
+}
+
+// prune calls f on m and the messages below it, depth first, skipping
+// the messages below any for which f returns false.
+func prune(m protoreflect.Message, f func(protoreflect.Message) bool) {
+	if !f(m) {
+		return
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				prune(l.Get(i).Message(), f)
+			}
+		case fd.Message() != nil && !fd.IsMap():
+			prune(v.Message(), f)
+		}
+		return true
+	})
+}
+
+// valuePair is a constant written against columns: compared with them
+// (email = 'x', card IN (…), card LIKE '4111%', CASE card WHEN …, a
+// function of the column and a string), or assigned to one (UPDATE SET,
+// INSERT (cols) VALUES, ON CONFLICT DO UPDATE SET). locs are the
+// constants' offsets in the text.
+type valuePair struct {
+	cols []string
+	locs []int32
+}
+
+// valuePairs lists every valuePair in the tree.
+func valuePairs(tree *pg.ParseResult) []valuePair {
+	var out []valuePair
+	add := func(cols []string, locs []int32) {
+		if len(cols) > 0 && len(locs) > 0 {
+			out = append(out, valuePair{cols, locs})
+		}
+	}
+	assign := func(targets []*pg.Node) {
+		for _, t := range targets {
+			if rt := t.GetResTarget(); rt != nil && rt.Name != "" {
+				add([]string{rt.Name}, constsIn(rt.Val, false))
+			}
+		}
+	}
+	for _, raw := range tree.Stmts {
+		if raw.Stmt == nil {
+			continue
+		}
+		visit(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
+			switch x := m.Interface().(type) {
+			case *pg.A_Expr:
+				add(columnsIn(nodeMsg(x.Lexpr)), constsIn(x.Rexpr, false))
+				add(columnsIn(nodeMsg(x.Rexpr)), constsIn(x.Lexpr, false))
+			case *pg.SubLink:
+				add(columnsIn(nodeMsg(x.Testexpr)), constsIn(x.Subselect, false))
+			case *pg.CaseExpr:
+				if cols := columnsIn(nodeMsg(x.Arg)); len(cols) > 0 {
+					for _, cw := range x.Args {
+						if w := cw.GetCaseWhen(); w != nil {
+							add(cols, constsIn(w.Expr, false))
+						}
+					}
+				}
+			case *pg.FuncCall:
+				var cols []string
+				var locs []int32
+				for _, a := range x.Args {
+					if c := columnsIn(nodeMsg(a)); len(c) > 0 {
+						cols = append(cols, c...)
+					} else {
+						locs = append(locs, constsIn(a, true)...)
+					}
+				}
+				add(cols, locs)
+			case *pg.UpdateStmt:
+				assign(x.TargetList)
+			case *pg.OnConflictClause:
+				assign(x.TargetList)
+			case *pg.InsertStmt:
+				sel := x.SelectStmt.GetSelectStmt()
+				if sel == nil {
+					break
+				}
+				for _, row := range sel.ValuesLists {
+					items := row.GetList().GetItems()
+					for i, c := range x.Cols {
+						if rt := c.GetResTarget(); rt != nil && i < len(items) {
+							add([]string{rt.Name}, constsIn(items[i], false))
+						}
+					}
+				}
+			}
+			return true
+		})
+	}
+	return out
+}
+
+func nodeMsg(n *pg.Node) protoreflect.Message {
+	if n == nil {
+		return nil
+	}
+	return n.ProtoReflect()
+}
+
+// constsIn returns the offsets of the constants below n (strings only,
+// when stringsOnly), NULL and booleans left out.
+func constsIn(n *pg.Node, stringsOnly bool) []int32 {
+	if n == nil {
+		return nil
+	}
+	var out []int32
+	visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		c, ok := m.Interface().(*pg.A_Const)
+		if !ok || c.Isnull || c.GetBoolval() != nil {
+			return true
+		}
+		if c.GetSval() != nil || c.GetBsval() != nil || !stringsOnly {
+			out = append(out, c.Location)
+		}
+		return true
+	})
+	return out
 }

@@ -21,7 +21,7 @@ func TestRedactSQL(t *testing.T) {
 		{"SELECT 'jane' || '@example.com' AS e, name || 'x'", "SELECT '[REDACTED:email]' || '[REDACTED:email]' AS e, name || 'x'"},
 		{"SELECT '4111 1111 1111 1111' || 'x'", "SELECT '[REDACTED:credit_card]' || 'x'"},
 	} {
-		got, red := redactSQL(c.in)
+		got, red := redactSQL(c.in, nil)
 		if got != c.want {
 			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
 		}
@@ -29,7 +29,7 @@ func TestRedactSQL(t *testing.T) {
 			t.Errorf("redactSQL(%q): redactions %+v", c.in, red)
 		}
 	}
-	f := statementFields("SELECT 1 WHERE c = '4111 1111 1111 1111'")
+	f := statementFields("SELECT 1 WHERE c = '4111 1111 1111 1111'", nil)
 	if f["statement_sha256"] != sha256Hex("SELECT 1 WHERE c = '[REDACTED:credit_card]'") {
 		t.Errorf("the digest is not over the recorded text: %v", f)
 	}
@@ -47,13 +47,13 @@ func TestRedactSQLEncodedForms(t *testing.T) {
 		{`SELECT 4.111111111111111e15`, `SELECT '[REDACTED:credit_card]'`},
 		{`SELECT E'tab\there', 1e3, 1_000`, `SELECT E'tab\there', 1e3, 1_000`},
 	} {
-		if got, _ := redactSQL(c.in); got != c.want {
+		if got, _ := redactSQL(c.in, nil); got != c.want {
 			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
 		}
 	}
 	// What the literal pass does not delimit (a quoted identifier) passes
 	// the detectors over the whole text, and the digest is over the result.
-	f := statementFields(`SELECT 1 AS "4111111111111111"`)
+	f := statementFields(`SELECT 1 AS "4111111111111111"`, nil)
 	if f["statement"] != `SELECT 1 AS "[REDACTED:credit_card]"` || f["statement_sha256"] != sha256Hex(`SELECT 1 AS "[REDACTED:credit_card]"`) {
 		t.Errorf("an identifier holding a card number: %v", f)
 	}

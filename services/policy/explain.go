@@ -125,7 +125,7 @@ func Print(w io.Writer, p *Policy, whos []Who) error {
 // Explain lists them from that view like any other rule.
 var builtinWhen = map[string]string{
 	"builtin-copy-out-unmasked": "built in: applies only while results are masked",
-	"builtin-unjudgeable":       "built in: applies only while a deny or approval rule applies",
+	"builtin-unjudgeable":       "built in: applies only while a deny, approval or mask rule applies",
 }
 
 // byOmission notes an exemption a version-1 file made without saying so.

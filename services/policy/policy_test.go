@@ -177,7 +177,7 @@ func TestExplainVersion1ListsOmissions(t *testing.T) {
 		"exemption by omission: approval rule ddl applies only to members of dba; everyone else is exempt\n",
 		"\ngroup dba:\n" + refusedUnjudgeable + "  held     approval rule ddl: kinds: ALTER, CREATE, DROP (timeout 10m0s)\n  unheld   everything else\n",
 		// No rule applies: neither does the refusal of what rules cannot judge.
-		"\nanyone in none of dba:\n  allowed  " + unjudgeable + " (built in: applies only while a deny or approval rule applies)\n" +
+		"\nanyone in none of dba:\n  allowed  " + unjudgeable + " (built in: applies only while a deny, approval or mask rule applies)\n" +
 			"  unheld   approval rule ddl: kinds: ALTER, CREATE, DROP (exempt: {outside_groups: [dba]}, by omission in version 1)\n",
 	} {
 		if !strings.Contains(b.String(), want) {
