@@ -50,7 +50,9 @@ func leaked(out string) string {
 // operator, cast or CASE, in a subquery, CTE, FROM function, UNION branch
 // or VALUES, aggregated, windowed, through a cursor, in RETURNING — and
 // every whole-row reference (row_to_json(t), to_jsonb(t), t.*, SELECT t,
-// hstore(t), * in a set operation) is refused, against a real PostgreSQL
+// hstore(t), * in a set operation), and every function that runs a query
+// given as text or returns whole tables (query_to_xml, table_to_xml), is
+// refused, against a real PostgreSQL
 // through psql (and pgx's extended protocol), with an error naming the
 // column and the rule; each refusal is recorded as command.blocked and
 // none as executed. Reading the columns bare (masked), or only in WHERE,
@@ -90,6 +92,8 @@ func TestMaskedColumnReadsRefused(t *testing.T) {
 		{"SELECT hstore(t) FROM cards t", "whole rows of t"},
 		{"SELECT (t).card AS x FROM cards t", "whole rows of t"},
 		{"SELECT id, note, note, note, note FROM cards WHERE false UNION ALL SELECT * FROM cards", "whole rows of *"},
+		{"SELECT query_to_xml('SELECT card FROM cards', true, true, '')", "query_to_xml runs a query given as text"},
+		{"SELECT table_to_xml('cards', true, true, '')", "table_to_xml runs a query given as text, or reads whole tables"},
 	}
 	for _, a := range attacks {
 		out, err := psql(t, f.url("alice", "alice-secret"), a.sql)

@@ -361,8 +361,16 @@ const builtinMaskedColumnsBare = "builtin-masked-columns-bare"
 // for the one form it can follow: the column itself, as the server
 // reports its origin.
 func (p *Policy) maskedRead(a *analysis) *DenyRule {
-	if len(a.reads) == 0 || !p.hasColumnRules() {
+	if len(a.reads)+len(a.textSQL) == 0 || !p.hasColumnRules() {
 		return nil
+	}
+	for _, f := range a.textSQL {
+		for i := range p.Mask {
+			if r := &p.Mask[i]; len(r.Columns) > 0 {
+				return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("%s runs a query given as text, or reads whole tables, which the gateway cannot judge, "+
+					"and its result can hold the columns mask rule %s masks (%s) unmasked; run the query itself", f, r.ID, strings.Join(r.Columns, ", "))}
+			}
+		}
 	}
 	for _, rd := range a.reads {
 		if rd.whole {

@@ -42,9 +42,38 @@ type analysis struct {
 	// (valuePairs): the recording replaces those constants when a mask
 	// rule names the column.
 	compared []string
+	// textSQL lists the calls of functions that run a query given as
+	// text or read whole tables (textSQLFuncs).
+	textSQL []string
+}
+
+// textSQLFuncs run SQL given as a string, or return whole tables, schemas
+// or databases, in a result the parse tree does not show the columns of.
+var textSQLFuncs = map[string]bool{
+	"query_to_xml": true, "query_to_xmlschema": true, "query_to_xml_and_xmlschema": true,
+	"table_to_xml": true, "table_to_xmlschema": true, "table_to_xml_and_xmlschema": true,
+	"schema_to_xml": true, "schema_to_xmlschema": true, "schema_to_xml_and_xmlschema": true,
+	"database_to_xml": true, "database_to_xmlschema": true, "database_to_xml_and_xmlschema": true,
+	"cursor_to_xml": true, "cursor_to_xmlschema": true,
+	"dblink": true, "dblink_exec": true, "dblink_send_query": true, "dblink_get_result": true, "dblink_open": true, "dblink_fetch": true,
 }
 
 func (a *analysis) has(kind string) bool { return a.kinds[kind] }
+
+// digitNames reports whether a column name the analysis holds has a digit.
+func (a *analysis) digitNames() bool {
+	for _, r := range a.reads {
+		if strings.ContainsAny(r.col, "0123456789") {
+			return true
+		}
+	}
+	for _, c := range a.compared {
+		if strings.ContainsAny(c, "0123456789") {
+			return true
+		}
+	}
+	return false
+}
 
 // kindNames maps parse-tree statement types to their kinds; types not
 // listed take the first word of their name (AlterTableStmt: ALTER).
@@ -134,8 +163,9 @@ func analyze(sql string) *analysis {
 	}
 	parseCache.byText[sql] = a
 	// Fingerprints ignore the names of prepared statements (and digits in
-	// names): analyses that hold names are cached by text only.
-	if fperr == nil && a.err == nil && len(a.prepares)+len(a.executes)+len(a.deallocates)+len(a.reads)+len(a.compared) == 0 && !a.deallocAll {
+	// some names): analyses that hold those names, or column names with
+	// digits, are cached by text only.
+	if fperr == nil && a.err == nil && len(a.prepares)+len(a.executes)+len(a.deallocates) == 0 && !a.deallocAll && !a.digitNames() {
 		if len(parseCache.byTree) >= parseCacheSize {
 			clear(parseCache.byTree)
 		}
@@ -158,6 +188,12 @@ func parse(sql string) *analysis {
 		}
 	}
 	a.reads = outputReads(tree)
+	visit(tree.ProtoReflect(), func(m protoreflect.Message) bool {
+		if fc, ok := m.Interface().(*pg.FuncCall); ok && textSQLFuncs[funcName(fc)] {
+			a.textSQL = append(a.textSQL, funcName(fc))
+		}
+		return true
+	})
 	for _, vp := range valuePairs(tree) {
 		a.compared = append(a.compared, vp.cols...)
 	}

@@ -425,6 +425,8 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 		case name == "replace" && len(args) == 3:
 			if args[1].val == "" {
 				f.val = args[0].val
+			} else if n := strings.Count(args[0].val, args[1].val); len(args[0].val)+n*(len(args[2].val)-len(args[1].val)) > maxFolded {
+				return folded{}, false
 			} else {
 				f.val = strings.ReplaceAll(args[0].val, args[1].val, args[2].val)
 			}
@@ -490,6 +492,9 @@ func pgFormat(spec string, args []folded) string {
 			}
 		}
 		next = arg + 1
+		if b.Len() > maxFolded {
+			break
+		}
 		if arg < len(args) {
 			b.WriteString(args[arg].val)
 		}

@@ -58,3 +58,32 @@ func TestRedactSQLEncodedForms(t *testing.T) {
 		t.Errorf("an identifier holding a card number: %v", f)
 	}
 }
+
+// Constants written against a masked column are recorded by the
+// placeholder of the masked column rule; constant string expressions are
+// judged as the string they make.
+func TestRedactSQLTree(t *testing.T) {
+	pol, err := ParsePolicy("p", []byte("version: 1\nmask:\n  - id: m\n    columns: [name, card2]\n    method: redact\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ in, want string }{
+		{"SELECT id FROM t WHERE name = 'Zelda' AND note = 'kept'", "SELECT id FROM t WHERE name = '[REDACTED:masked_column]' AND note = 'kept'"},
+		{"SELECT id FROM t WHERE t.name IN ('a', E'b') OR name LIKE 'Ze%'", "SELECT id FROM t WHERE t.name IN ('[REDACTED:masked_column]', E'[REDACTED:masked_column]') OR name LIKE '[REDACTED:masked_column]'"},
+		{"SELECT id FROM t WHERE card2 = -42 OR card1 = 42", "SELECT id FROM t WHERE card2 = -'[REDACTED:masked_column]' OR card1 = 42"},
+		{"UPDATE t SET name = 'Zelda', note = 'kept' WHERE id = 1", "UPDATE t SET name = '[REDACTED:masked_column]', note = 'kept' WHERE id = 1"},
+		{"INSERT INTO t (id, name) VALUES (1, 'Zelda'), (2, 'Yorick')", "INSERT INTO t (id, name) VALUES (1, '[REDACTED:masked_column]'), (2, '[REDACTED:masked_column]')"},
+		{"SELECT concat('4111 1111', ' 1111 1111'), concat('a', 'b')", "SELECT concat('[REDACTED:credit_card]', '[REDACTED:credit_card]'), concat('a', 'b')"},
+		{"SELECT chr(52)||chr(49)||chr(49)||chr(49)||'1111'||'11111111'", "SELECT chr('[REDACTED:credit_card]')||chr('[REDACTED:credit_card]')||chr('[REDACTED:credit_card]')||chr('[REDACTED:credit_card]')||'[REDACTED:credit_card]'||'[REDACTED:credit_card]'"},
+		{"SELECT format('%s@%s', 'jane', 'example.com')", "SELECT format('[REDACTED:email]', '[REDACTED:email]', '[REDACTED:email]')"},
+		{"SELECT lpad('1', 10, 'x'), replace('abc', 'b', 'c')", "SELECT lpad('1', 10, 'x'), replace('abc', 'b', 'c')"},
+	} {
+		if got, _ := redactSQL(c.in, pol); got != c.want {
+			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
+		}
+	}
+	_, red := redactSQL("SELECT 1 FROM t WHERE name = 'Zelda'", pol)
+	if len(red) != 1 || red[0].Detector != "masked_column" || red[0].Count != 1 {
+		t.Errorf("redactions %+v", red)
+	}
+}
