@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
 )

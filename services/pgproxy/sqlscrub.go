@@ -63,7 +63,7 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 			forcedTok[k] = d
 		}
 	}
-	var run []int            // string literals joined by ||
+	var run []int // string literals joined by ||
 	var joined strings.Builder
 	endRun := func() {
 		if len(run) > 1 {
