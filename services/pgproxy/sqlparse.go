@@ -182,20 +182,46 @@ func parse(sql string) *analysis {
 		a.err = err
 		return a
 	}
+	// One walk notes the statements, and what the result and recording
+	// analyses need to know first: names of relations, functions that
+	// run text as SQL, whether any column or constant is there at all.
+	rels := map[string]bool{}
+	var columns, consts bool
 	for _, raw := range tree.Stmts {
-		if raw.Stmt != nil {
-			a.walk(raw.Stmt.ProtoReflect())
+		if raw.Stmt == nil {
+			continue
 		}
+		visit(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
+			switch n := m.Interface().(type) {
+			case *pg.ColumnRef:
+				columns = true
+			case *pg.A_Const:
+				consts = true
+			case *pg.RangeVar:
+				rels[strings.ToLower(n.Relname)] = true
+			case *pg.Alias:
+				rels[strings.ToLower(n.Aliasname)] = true
+			case *pg.CommonTableExpr:
+				rels[strings.ToLower(n.Ctename)] = true
+			case *pg.FuncCall:
+				if textSQLFuncs[funcName(n)] {
+					a.textSQL = append(a.textSQL, funcName(n))
+				}
+			default:
+				if name := string(m.Descriptor().Name()); strings.HasSuffix(name, "Stmt") {
+					a.note(name, n)
+				}
+			}
+			return true
+		})
 	}
-	a.reads = outputReads(tree)
-	visit(tree.ProtoReflect(), func(m protoreflect.Message) bool {
-		if fc, ok := m.Interface().(*pg.FuncCall); ok && textSQLFuncs[funcName(fc)] {
-			a.textSQL = append(a.textSQL, funcName(fc))
+	if columns {
+		a.reads = outputReads(tree, rels)
+	}
+	if consts {
+		for _, vp := range valuePairs(tree) {
+			a.compared = append(a.compared, vp.cols...)
 		}
-		return true
-	})
-	for _, vp := range valuePairs(tree) {
-		a.compared = append(a.compared, vp.cols...)
 	}
 	if len(tree.Stmts) == 0 {
 		a.kinds[""] = true // an empty query
@@ -223,16 +249,6 @@ func visit(m protoreflect.Message, f func(protoreflect.Message) bool) bool {
 		return more
 	})
 	return more
-}
-
-// walk notes every statement in the tree below m.
-func (a *analysis) walk(m protoreflect.Message) {
-	visit(m, func(m protoreflect.Message) bool {
-		if name := string(m.Descriptor().Name()); strings.HasSuffix(name, "Stmt") {
-			a.note(name, m.Interface())
-		}
-		return true
-	})
 }
 
 func (a *analysis) note(name string, msg any) {
@@ -412,23 +428,8 @@ type outRead struct {
 // reading a column there does not put its value in a result. Inside an
 // output expression everything is walked, subqueries' WHERE clauses too:
 // what cannot be told apart is counted.
-func outputReads(tree *pg.ParseResult) []outRead {
-	w := &outWalker{rels: map[string]bool{}}
-	for _, raw := range tree.Stmts {
-		if raw.Stmt != nil {
-			visit(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
-				switch n := m.Interface().(type) {
-				case *pg.RangeVar:
-					w.rels[strings.ToLower(n.Relname)] = true
-				case *pg.Alias:
-					w.rels[strings.ToLower(n.Aliasname)] = true
-				case *pg.CommonTableExpr:
-					w.rels[strings.ToLower(n.Ctename)] = true
-				}
-				return true
-			})
-		}
-	}
+func outputReads(tree *pg.ParseResult, rels map[string]bool) []outRead {
+	w := &outWalker{rels: rels}
 	for _, raw := range tree.Stmts {
 		if raw.Stmt != nil {
 			w.stmt(raw.Stmt, true)
@@ -438,7 +439,7 @@ func outputReads(tree *pg.ParseResult) []outRead {
 }
 
 type outWalker struct {
-	rels  map[string]bool // every relation, alias and CTE name in the text
+	rels  map[string]bool // every relation, alias and CTE name in the text, lower case
 	reads []outRead
 }
 

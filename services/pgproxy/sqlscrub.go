@@ -213,31 +213,65 @@ func treeRedactions(sql string, pol *Policy) map[int32]string {
 	return out
 }
 
-// foldWords are the operators and functions foldConst evaluates: a text
-// without any of them has no constant string expression to judge.
-var foldWords = []string{"||", "chr", "concat", "format", "lower", "upper", "replace", "translate", "reverse", "ascii", "lpad", "rpad"}
+// foldFuncs are the functions foldConst evaluates: a text that calls
+// none of them and joins nothing with || has no constant string
+// expression to judge.
+var foldFuncs = map[string]bool{"chr": true, "concat": true, "concat_ws": true, "format": true, "lower": true, "upper": true,
+	"replace": true, "translate": true, "reverse": true, "ascii": true, "lpad": true, "rpad": true}
 
+// foldHint reports whether sql may call one of foldFuncs or join with
+// ||: it holds || or one of their names, letter case ignored, anywhere
+// (so comments between a name and its parenthesis do not hide it), or a
+// quoted identifier with Unicode escapes (U&"…"), which can spell one.
+// The parse tree decides; this only skips texts that cannot have one.
 func foldHint(sql string) bool {
-	for _, w := range foldWords {
-		if containsFold(sql, w) {
-			return true
+	for i := 0; i < len(sql); i++ {
+		switch c := sql[i] | 0x20; c {
+		case '|':
+			if sql[i] == '|' && i+1 < len(sql) && sql[i+1] == '|' {
+				return true
+			}
+		case 'u':
+			if i+2 < len(sql) && sql[i+1] == '&' && sql[i+2] == '"' {
+				return true
+			}
+			fallthrough
+		case 'a', 'c', 'f', 'l', 'r', 't':
+			for _, w := range foldNames[c] {
+				if hasPrefixFold(sql[i:], w) {
+					return true
+				}
+			}
 		}
 	}
 	return false
 }
 
-// containsFold reports whether s holds w, ASCII case ignored; w is lower case.
-func containsFold(s, w string) bool {
-	for i := 0; i+len(w) <= len(s); i++ {
-		j := 0
-		for j < len(w) && s[i+j]|0x20 == w[j]|0x20 {
-			j++
+// foldNames are the names of foldFuncs by their first letter.
+var foldNames = func() map[byte][]string {
+	m := map[byte][]string{}
+	for f := range foldFuncs {
+		m[f[0]] = append(m[f[0]], f)
+	}
+	return m
+}()
+
+// hasPrefixFold reports whether s starts with w, ASCII letter case
+// ignored; w is lower case.
+func hasPrefixFold(s, w string) bool {
+	if len(s) < len(w) {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
 		}
-		if j == len(w) {
-			return true
+		if c != w[i] {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 // foldRedactions evaluates every constant string expression of the tree

@@ -87,3 +87,20 @@ func TestRedactSQLTree(t *testing.T) {
 		t.Errorf("redactions %+v", red)
 	}
 }
+
+// foldHint misses no text that can call a folding function.
+func TestFoldHint(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SELECT id FROM t WHERE id = 1":        false,
+		"SELECT CHR/**/(52)":                   true,
+		`SELECT U&"\0063hr"(52)`:               true,
+		"SELECT pg_catalog.Concat_WS('', 'a')": true,
+		"SELECT 'a' || 'b'":                    true,
+		"SELECT upper(x) FROM t":               true,
+		"SELECT a | b FROM t":                  false,
+	} {
+		if foldHint(sql) != want {
+			t.Errorf("foldHint(%q) = %v", sql, !want)
+		}
+	}
+}
