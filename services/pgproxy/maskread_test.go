@@ -124,6 +124,9 @@ func TestMaskedColumnReadsRefused(t *testing.T) {
 		"SELECT count(*), count(email) FROM cards",
 		"SELECT id FROM cards WHERE id IN (SELECT id FROM cards WHERE reverse(card) LIKE '2%')",
 		"UPDATE cards SET note = 'n' WHERE card = '4242424242424242' RETURNING email, note",
+		"UPDATE cards SET note = 'n' WHERE id = 1 RETURNING email AS e, card AS c, *",
+		"BEGIN; DECLARE k CURSOR FOR SELECT email AS e FROM cards; FETCH ALL k; COMMIT",
+		"TABLE cards",
 	} {
 		out, err := psql(t, f.url("alice", "alice-secret"), q)
 		if err != nil {
