@@ -249,3 +249,36 @@ func TestSplitValuesRecordedByPlaceholder(t *testing.T) {
 	stored := gatewaytest.BusBytes(t, f.js)
 	gatewaytest.CheckAbsent(t, stored, card, card[:9], card[10:], digits[:8], digits[8:], user, domain)
 }
+
+// TestMaskedColumnParametersRecordedByPlaceholder: with parameters:
+// record, a bind parameter compared with or assigned to a masked column is
+// recorded as the masked column placeholder, as a constant there would
+// be; the others as sent.
+func TestMaskedColumnParametersRecordedByPlaceholder(t *testing.T) {
+	f := startWithPolicyText(t, strings.Replace(maskReadPolicy, "version: 1\n", "version: 1\nparameters: record\n", 1))
+	if _, err := f.direct(t).Exec(t.Context(), `CREATE TABLE cards (id int, card text, email text, name text, note text)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		sql  string
+		args []any
+		want string
+	}{
+		{"SELECT count(*) FROM cards WHERE note = $2 OR name = $1", []any{"Yorick Blumenfeld", "plain-note"}, "[[REDACTED:masked_column] plain-note]"},
+		{"UPDATE cards SET name = $1, note = $2 WHERE id = 1", []any{"Octavia Lindqvist", "other-note"}, "[[REDACTED:masked_column] other-note]"},
+	} {
+		if _, err := pgxExec(t, f, q.sql, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+		var got any
+		for _, r := range f.eventsOf(t) {
+			if r.ev.Type == events.CommandExecuted && r.payload["statement"] == q.sql {
+				got = r.payload["parameters"].(map[string]any)["values"]
+			}
+		}
+		if fmt.Sprint(got) != q.want {
+			t.Errorf("%s: recorded parameters %v, want %s", q.sql, got, q.want)
+		}
+	}
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), "Blumenfeld", "Octavia")
+}

@@ -587,15 +587,23 @@ func (p *Policy) paramMode() string {
 // as "sha256:<hex>" — or, when a detector finds a value in one, the
 // detector's placeholder, as an unkeyed digest could be guessed back.
 // Recorded strings pass the gateway's detectors like every payload
-// string. NULL is null in every mode.
-func (p *Policy) recordParams(values [][]byte, formats []int16) []any {
+// string. A parameter of sql compared with or assigned to a column a
+// mask rule names (maskedParams) is recorded as [REDACTED:masked_column]
+// in record mode and without a hash key, as a constant there would be.
+// NULL is null in every mode.
+func (p *Policy) recordParams(sql string, values [][]byte, formats []int16) []any {
 	mode := p.paramMode()
 	if mode == paramsOmit {
 		return nil
 	}
+	masked := maskedParams(sql, p)
 	out := make([]any, len(values))
 	for i, v := range values {
 		if v == nil {
+			continue
+		}
+		if masked[int32(i+1)] && (mode == paramsRecord || len(p.hashKey) == 0) {
+			out[i] = mask.Placeholder(maskedColumn)
 			continue
 		}
 		binary := len(formats) == 1 && formats[0] == 1 || len(formats) > i && formats[i] == 1

@@ -463,7 +463,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			s.binds.push(m.DestinationPortal)
 			portals[m.DestinationPortal] = portal{sql: sql, nparams: len(m.Parameters), formats: slices.Clone(m.ResultFormatCodes),
 				paramsSHA256: hex.EncodeToString(ps.Sum(nil)),
-				params:       s.pol.recordParams(m.Parameters, m.ParameterFormatCodes), stmt: m.PreparedStatement}
+				params:       s.p.cfg.Policy.recordParams(sql, m.Parameters, m.ParameterFormatCodes), stmt: m.PreparedStatement}
 		case *pgproto3.Describe:
 			// Remember what each RowDescription will describe, to mask
 			// the rows of later executions by column name.

@@ -42,6 +42,9 @@ type analysis struct {
 	// (valuePairs): the recording replaces those constants when a mask
 	// rule names the column.
 	compared []string
+	// paramCols maps bind parameters ($n) to the columns they are
+	// compared with or assigned to; those columns are in compared too.
+	paramCols map[int32][]string
 	// textSQL lists the calls of functions that run a query given as
 	// text or read whole tables (textSQLFuncs).
 	textSQL []string
@@ -163,9 +166,10 @@ func analyze(sql string) *analysis {
 	}
 	parseCache.byText[sql] = a
 	// Fingerprints ignore the names of prepared statements (and digits in
-	// some names): analyses that hold those names, or column names with
-	// digits, are cached by text only.
-	if fperr == nil && a.err == nil && len(a.prepares)+len(a.executes)+len(a.deallocates) == 0 && !a.deallocAll && !a.digitNames() {
+	// some names) and may not tell $1 from $2: analyses that hold those
+	// names, column names with digits or parameter numbers are cached by
+	// text only.
+	if fperr == nil && a.err == nil && len(a.prepares)+len(a.executes)+len(a.deallocates)+len(a.paramCols) == 0 && !a.deallocAll && !a.digitNames() {
 		if len(parseCache.byTree) >= parseCacheSize {
 			clear(parseCache.byTree)
 		}
@@ -195,7 +199,7 @@ func parse(sql string) *analysis {
 			switch n := m.Interface().(type) {
 			case *pg.ColumnRef:
 				columns = true
-			case *pg.A_Const:
+			case *pg.A_Const, *pg.ParamRef:
 				consts = true
 			case *pg.RangeVar:
 				rels[strings.ToLower(n.Relname)] = true
@@ -221,6 +225,12 @@ func parse(sql string) *analysis {
 	if consts {
 		for _, vp := range valuePairs(tree) {
 			a.compared = append(a.compared, vp.cols...)
+			for _, n := range vp.params {
+				if a.paramCols == nil {
+					a.paramCols = map[int32][]string{}
+				}
+				a.paramCols[n] = append(a.paramCols[n], vp.cols...)
+			}
 		}
 	}
 	if len(tree.Stmts) == 0 {
@@ -674,22 +684,23 @@ func prune(m protoreflect.Message, f func(protoreflect.Message) bool) {
 // INSERT (cols) VALUES, ON CONFLICT DO UPDATE SET). locs are the
 // constants' offsets in the text.
 type valuePair struct {
-	cols []string
-	locs []int32
+	cols   []string
+	locs   []int32
+	params []int32 // bind parameters ($n) in the constants' place
 }
 
 // valuePairs lists every valuePair in the tree.
 func valuePairs(tree *pg.ParseResult) []valuePair {
 	var out []valuePair
-	add := func(cols []string, locs []int32) {
-		if len(cols) > 0 && len(locs) > 0 {
-			out = append(out, valuePair{cols, locs})
+	add := func(cols []string, locs []int32, params []int32) {
+		if len(cols) > 0 && len(locs)+len(params) > 0 {
+			out = append(out, valuePair{cols, locs, params})
 		}
 	}
 	assign := func(targets []*pg.Node) {
 		for _, t := range targets {
 			if rt := t.GetResTarget(); rt != nil && rt.Name != "" {
-				add([]string{rt.Name}, constsIn(rt.Val, false))
+				add([]string{rt.Name}, constsIn(rt.Val, false), paramsIn(rt.Val))
 			}
 		}
 	}
@@ -700,29 +711,30 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 		visit(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
 			switch x := m.Interface().(type) {
 			case *pg.A_Expr:
-				add(columnsIn(nodeMsg(x.Lexpr)), constsIn(x.Rexpr, false))
-				add(columnsIn(nodeMsg(x.Rexpr)), constsIn(x.Lexpr, false))
+				add(columnsIn(nodeMsg(x.Lexpr)), constsIn(x.Rexpr, false), paramsIn(x.Rexpr))
+				add(columnsIn(nodeMsg(x.Rexpr)), constsIn(x.Lexpr, false), paramsIn(x.Lexpr))
 			case *pg.SubLink:
-				add(columnsIn(nodeMsg(x.Testexpr)), constsIn(x.Subselect, false))
+				add(columnsIn(nodeMsg(x.Testexpr)), constsIn(x.Subselect, false), paramsIn(x.Subselect))
 			case *pg.CaseExpr:
 				if cols := columnsIn(nodeMsg(x.Arg)); len(cols) > 0 {
 					for _, cw := range x.Args {
 						if w := cw.GetCaseWhen(); w != nil {
-							add(cols, constsIn(w.Expr, false))
+							add(cols, constsIn(w.Expr, false), paramsIn(w.Expr))
 						}
 					}
 				}
 			case *pg.FuncCall:
 				var cols []string
-				var locs []int32
+				var locs, params []int32
 				for _, a := range x.Args {
 					if c := columnsIn(nodeMsg(a)); len(c) > 0 {
 						cols = append(cols, c...)
 					} else {
 						locs = append(locs, constsIn(a, true)...)
+						params = append(params, paramsIn(a)...)
 					}
 				}
-				add(cols, locs)
+				add(cols, locs, params)
 			case *pg.UpdateStmt:
 				assign(x.TargetList)
 			case *pg.OnConflictClause:
@@ -736,7 +748,7 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 					items := row.GetList().GetItems()
 					for i, c := range x.Cols {
 						if rt := c.GetResTarget(); rt != nil && i < len(items) {
-							add([]string{rt.Name}, constsIn(items[i], false))
+							add([]string{rt.Name}, constsIn(items[i], false), paramsIn(items[i]))
 						}
 					}
 				}
@@ -752,6 +764,21 @@ func nodeMsg(n *pg.Node) protoreflect.Message {
 		return nil
 	}
 	return n.ProtoReflect()
+}
+
+// paramsIn returns the numbers of the bind parameters below n.
+func paramsIn(n *pg.Node) []int32 {
+	if n == nil {
+		return nil
+	}
+	var out []int32
+	visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		if p, ok := m.Interface().(*pg.ParamRef); ok {
+			out = append(out, p.Number)
+		}
+		return true
+	})
+	return out
 }
 
 // constsIn returns the offsets of the constants below n (strings only,

@@ -213,6 +213,26 @@ func treeRedactions(sql string, pol *Policy) map[int32]string {
 	return out
 }
 
+// maskedParams returns the numbers of sql's bind parameters ($n) that
+// are compared with or assigned to a column a mask rule of pol names, as
+// constants are in treeRedactions: their values are recorded as the
+// masked column placeholder.
+func maskedParams(sql string, pol *Policy) map[int32]bool {
+	if !pol.hasColumnRules() || !strings.Contains(sql, "$") {
+		return nil
+	}
+	var out map[int32]bool
+	for n, cols := range analyze(sql).paramCols {
+		if slices.ContainsFunc(cols, func(c string) bool { return pol.columnRules([]string{c})[0] != nil }) {
+			if out == nil {
+				out = map[int32]bool{}
+			}
+			out[n] = true
+		}
+	}
+	return out
+}
+
 // foldFuncs are the functions foldConst evaluates: a text that calls
 // none of them and joins nothing with || has no constant string
 // expression to judge.
