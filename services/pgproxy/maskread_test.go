@@ -47,7 +47,8 @@ func leaked(out string) string {
 // TestMaskedColumnReadsRefused: every way a result can read a masked
 // column other than as the bare column — transformed by a function,
 // operator, cast or CASE, in a subquery, CTE, FROM function, UNION branch
-// or VALUES, aggregated, windowed, through a cursor, in RETURNING — and
+// or VALUES, aggregated, windowed, through a cursor, in RETURNING, copied
+// by UPDATE SET or INSERT … SELECT into a column no rule masks — and
 // every whole-row reference (row_to_json(t), to_jsonb(t), t.*, SELECT t,
 // hstore(t), * in a set operation), and every function that runs a query
 // given as text or returns whole tables (query_to_xml, table_to_xml), is
@@ -91,6 +92,8 @@ func TestMaskedColumnReadsRefused(t *testing.T) {
 		{"SELECT hstore(t) FROM cards t", "whole rows of t"},
 		{"SELECT (t).card AS x FROM cards t", "whole rows of t"},
 		{"SELECT id, note, note, note, note FROM cards WHERE false UNION ALL SELECT * FROM cards", "whole rows of *"},
+		{"UPDATE cards SET note = card WHERE id = 1", "column card"},
+		{"INSERT INTO cards (id, note) SELECT id, reverse(name) FROM cards", "column name"},
 		{"SELECT query_to_xml('SELECT card FROM cards', true, true, '')", "query_to_xml runs a query given as text"},
 		{"SELECT table_to_xml('cards', true, true, '')", "table_to_xml runs a query given as text, or reads whole tables"},
 	}
@@ -127,6 +130,7 @@ func TestMaskedColumnReadsRefused(t *testing.T) {
 		"UPDATE cards SET note = 'n' WHERE id = 1 RETURNING email AS e, card AS c, *",
 		"BEGIN; DECLARE k CURSOR FOR SELECT email AS e FROM cards; FETCH ALL k; COMMIT",
 		"TABLE cards",
+		"UPDATE cards SET email = lower(email) WHERE id = 1", // stays in a masked column
 	} {
 		out, err := psql(t, f.url("alice", "alice-secret"), q)
 		if err != nil {

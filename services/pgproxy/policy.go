@@ -376,13 +376,16 @@ func (p *Policy) maskedRead(a *analysis) *DenyRule {
 		if rd.whole {
 			continue
 		}
+		if rd.into != "" && p.columnRules([]string{rd.into})[0] != nil {
+			continue // written into a column masked too: UPDATE t SET email = lower(email)
+		}
 		if r := p.columnRules([]string{rd.col})[0]; r != nil {
 			return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("the result reads column %s, which mask rule %s masks, through an expression, "+
 				"a set operation or a copy into a table, where its values would not be masked; select %s as it is, and it is masked", rd.col, r.ID, rd.col)}
 		}
 	}
 	for _, rd := range a.reads {
-		if !rd.whole {
+		if !rd.whole || rd.into != "" && p.columnRules([]string{rd.into})[0] != nil {
 			continue
 		}
 		for i := range p.Mask {

@@ -423,6 +423,7 @@ func checkKind(k string) error {
 type outRead struct {
 	col   string
 	whole bool
+	into  string // the column an UPDATE SET or MERGE writes it into
 }
 
 // outputReads lists what the results of the statements in tree read in
@@ -466,10 +467,14 @@ func (w *outWalker) stmt(n *pg.Node, bare bool) {
 	case *pg.Node_InsertStmt:
 		w.with(x.InsertStmt.WithClause, bare)
 		w.stmt(x.InsertStmt.SelectStmt, false) // rows go into a table
+		if oc := x.InsertStmt.OnConflictClause; oc != nil {
+			w.set(oc.TargetList)
+		}
 		w.targets(x.InsertStmt.ReturningList, bare)
 	case *pg.Node_UpdateStmt:
 		w.with(x.UpdateStmt.WithClause, bare)
 		w.from(x.UpdateStmt.FromClause, bare)
+		w.set(x.UpdateStmt.TargetList)
 		w.targets(x.UpdateStmt.ReturningList, bare)
 	case *pg.Node_DeleteStmt:
 		w.with(x.DeleteStmt.WithClause, bare)
@@ -478,6 +483,23 @@ func (w *outWalker) stmt(n *pg.Node, bare bool) {
 	case *pg.Node_MergeStmt:
 		w.with(x.MergeStmt.WithClause, bare)
 		w.from([]*pg.Node{x.MergeStmt.SourceRelation}, bare)
+		for _, n := range x.MergeStmt.MergeWhenClauses {
+			c := n.GetMergeWhenClause()
+			if c == nil {
+				continue
+			}
+			if len(c.Values) == 0 {
+				w.set(c.TargetList) // UPDATE SET
+				continue
+			}
+			for i, v := range c.Values { // INSERT (cols) VALUES
+				into := ""
+				if i < len(c.TargetList) {
+					into = c.TargetList[i].GetResTarget().GetName()
+				}
+				w.exprInto(v, into)
+			}
+		}
 		w.targets(x.MergeStmt.ReturningList, bare)
 	case *pg.Node_CreateTableAsStmt:
 		w.stmt(x.CreateTableAsStmt.Query, false)
@@ -613,6 +635,26 @@ func (w *outWalker) column(cr *pg.ColumnRef, bare bool) {
 		w.reads = append(w.reads, outRead{col: last.GetString_().GetSval(), whole: true})
 	case !bare:
 		w.reads = append(w.reads, outRead{col: last.GetString_().GetSval()})
+	}
+}
+
+// set notes what UPDATE SET (or ON CONFLICT DO UPDATE SET) writes into
+// each column: a masked value copied into a column no rule names would be
+// read back unmasked.
+func (w *outWalker) set(targets []*pg.Node) {
+	for _, t := range targets {
+		if rt := t.GetResTarget(); rt != nil {
+			w.exprInto(rt.Val, rt.Name)
+		}
+	}
+}
+
+// exprInto notes what an expression written into column into reads.
+func (w *outWalker) exprInto(n *pg.Node, into string) {
+	from := len(w.reads)
+	w.expr(n)
+	for i := from; i < len(w.reads); i++ {
+		w.reads[i].into = into
 	}
 }
 
