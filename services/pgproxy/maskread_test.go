@@ -93,6 +93,8 @@ func TestMaskedColumnReadsRefused(t *testing.T) {
 		{"SELECT (t).card AS x FROM cards t", "whole rows of t"},
 		{"SELECT id, note, note, note, note FROM cards WHERE false UNION ALL SELECT * FROM cards", "whole rows of *"},
 		{"UPDATE cards SET note = card WHERE id = 1", "column card"},
+		{"SELECT lower(e) FROM (SELECT email AS e FROM cards) s", "column e (an alias of email)"},
+		{"SELECT reverse(x) FROM cards AS t(i, x)", "column x (a column alias, which can name any column)"},
 		{"INSERT INTO cards (id, note) SELECT id, reverse(name) FROM cards", "column name"},
 		{"SELECT query_to_xml('SELECT card FROM cards', true, true, '')", "query_to_xml runs a query given as text"},
 		{"SELECT table_to_xml('cards', true, true, '')", "table_to_xml runs a query given as text, or reads whole tables"},

@@ -372,6 +372,7 @@ func (p *Policy) maskedRead(a *analysis) *DenyRule {
 			}
 		}
 	}
+	masked := p.maskedNames(a)
 	for _, rd := range a.reads {
 		if rd.whole {
 			continue
@@ -379,9 +380,13 @@ func (p *Policy) maskedRead(a *analysis) *DenyRule {
 		if rd.into != "" && p.columnRules([]string{rd.into})[0] != nil {
 			continue // written into a column masked too: UPDATE t SET email = lower(email)
 		}
-		if r := p.columnRules([]string{rd.col})[0]; r != nil {
+		if r := masked[strings.ToLower(rd.col)]; r != nil {
+			col := rd.col
+			if r.as != "" {
+				col = fmt.Sprintf("%s (%s)", rd.col, r.as)
+			}
 			return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("the result reads column %s, which mask rule %s masks, through an expression, "+
-				"a set operation or a copy into a table, where its values would not be masked; select %s as it is, and it is masked", rd.col, r.ID, rd.col)}
+				"a set operation or a copy into a table, where its values would not be masked; select %s as it is, and it is masked", col, r.rule.ID, rd.col)}
 		}
 	}
 	for _, rd := range a.reads {
@@ -396,6 +401,54 @@ func (p *Policy) maskedRead(a *analysis) *DenyRule {
 		}
 	}
 	return nil
+}
+
+// maskedAs is the rule that masks a name, and the masked column it
+// stands for when it is a rename ("" for the column itself).
+type maskedAs struct {
+	rule *MaskRule
+	as   string
+}
+
+// maskedNames returns the names the analysis reads that a column rule
+// masks: the masked columns, and the names they take on the way to a
+// result (renames, followed until nothing changes). A positional alias
+// (cards AS t(a, b, e)) may rename any column, so its names count as
+// masked by the first column rule.
+func (p *Policy) maskedNames(a *analysis) map[string]*maskedAs {
+	out := map[string]*maskedAs{}
+	for _, rd := range a.reads {
+		if r := p.columnRules([]string{rd.col})[0]; r != nil {
+			out[strings.ToLower(rd.col)] = &maskedAs{rule: r}
+		}
+	}
+	var first *MaskRule
+	for i := range p.Mask {
+		if len(p.Mask[i].Columns) > 0 {
+			first = &p.Mask[i]
+			break
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, rn := range a.renames {
+			if out[rn.to] != nil {
+				continue
+			}
+			switch r := p.columnRules([]string{rn.from})[0]; {
+			case rn.from == "*":
+				out[rn.to] = &maskedAs{rule: first, as: "a column alias, which can name any column"}
+			case r != nil:
+				out[rn.to] = &maskedAs{rule: r, as: "an alias of " + rn.from}
+			case out[rn.from] != nil:
+				out[rn.to] = &maskedAs{rule: out[rn.from].rule, as: "an alias of " + rn.from}
+			default:
+				continue
+			}
+			changed = true
+		}
+	}
+	return out
 }
 
 // Denied returns the first deny rule the statement matches, or nil.

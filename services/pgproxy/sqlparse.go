@@ -38,6 +38,10 @@ type analysis struct {
 	// reads lists what the results read other than as a bare column
 	// (outputReads): the columns computed with, and whole rows.
 	reads []outRead
+	// renames lists the names a column takes on its way to a result
+	// (SELECT email AS e in a subquery, cards t(a, b, e)): a computed read
+	// of e is a read of email.
+	renames []rename
 	// compared lists the columns compared with, or assigned, constants
 	// (valuePairs): the recording replaces those constants when a mask
 	// rule names the column.
@@ -66,7 +70,12 @@ func (a *analysis) has(kind string) bool { return a.kinds[kind] }
 // digitNames reports whether a column name the analysis holds has a digit.
 func (a *analysis) digitNames() bool {
 	for _, r := range a.reads {
-		if strings.ContainsAny(r.col, "0123456789") {
+		if strings.ContainsAny(r.col+r.into, "0123456789") {
+			return true
+		}
+	}
+	for _, r := range a.renames {
+		if strings.ContainsAny(r.from+r.to, "0123456789") {
 			return true
 		}
 	}
@@ -220,7 +229,7 @@ func parse(sql string) *analysis {
 		})
 	}
 	if columns {
-		a.reads = outputReads(tree, rels)
+		a.reads, a.renames = outputReads(tree, rels)
 	}
 	if consts {
 		for _, vp := range valuePairs(tree) {
@@ -439,20 +448,25 @@ type outRead struct {
 // reading a column there does not put its value in a result. Inside an
 // output expression everything is walked, subqueries' WHERE clauses too:
 // what cannot be told apart is counted.
-func outputReads(tree *pg.ParseResult, rels map[string]bool) []outRead {
+func outputReads(tree *pg.ParseResult, rels map[string]bool) ([]outRead, []rename) {
 	w := &outWalker{rels: rels}
 	for _, raw := range tree.Stmts {
 		if raw.Stmt != nil {
 			w.stmt(raw.Stmt, true)
 		}
 	}
-	return w.reads
+	return w.reads, w.renames
 }
 
 type outWalker struct {
-	rels  map[string]bool // every relation, alias and CTE name in the text, lower case
-	reads []outRead
+	rels    map[string]bool // every relation, alias and CTE name in the text, lower case
+	reads   []outRead
+	renames []rename
 }
+
+// rename says a column named from is read under the name to; from "*"
+// means any column (a positional alias list: cards AS t(a, b, e)).
+type rename struct{ from, to string }
 
 // stmt walks a statement whose rows reach a result. bare says whether a
 // bare column there keeps its origin (the server reports the table column
@@ -573,6 +587,7 @@ func (w *outWalker) with(c *pg.WithClause, bare bool) {
 	for _, n := range c.Ctes {
 		if cte := n.GetCommonTableExpr(); cte != nil {
 			w.stmt(cte.Ctequery, bare)
+			w.aliases(cte.Aliascolnames)
 		}
 	}
 }
@@ -584,6 +599,13 @@ func (w *outWalker) from(items []*pg.Node, bare bool) {
 		if n == nil {
 			continue
 		}
+		// Column aliases of a FROM item rename its columns by position.
+		visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+			if al, ok := m.Interface().(*pg.Alias); ok {
+				w.aliases(al.Colnames)
+			}
+			return true
+		})
 		switch x := n.Node.(type) {
 		case *pg.Node_RangeVar:
 		case *pg.Node_RangeSubselect:
@@ -607,12 +629,24 @@ func (w *outWalker) targets(list []*pg.Node, bare bool) {
 		}
 		if cr := rt.Val.GetColumnRef(); cr != nil {
 			w.column(cr, bare)
+			if col := cr.Fields[len(cr.Fields)-1].GetString_().GetSval(); rt.Name != "" && col != "" && !strings.EqualFold(rt.Name, col) {
+				w.renames = append(w.renames, rename{strings.ToLower(col), strings.ToLower(rt.Name)})
+			}
 			continue
 		}
 		if fc := rt.Val.GetFuncCall(); fc != nil && fc.Over == nil && funcName(fc) == "count" {
 			continue // a count reveals no value of what it counts
 		}
 		w.expr(rt.Val)
+	}
+}
+
+// aliases notes positional column names: any column may take them.
+func (w *outWalker) aliases(names []*pg.Node) {
+	for _, n := range names {
+		if s := n.GetString_(); s != nil {
+			w.renames = append(w.renames, rename{"*", strings.ToLower(s.Sval)})
+		}
 	}
 }
 

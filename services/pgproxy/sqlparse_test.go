@@ -153,6 +153,14 @@ func TestMaskedReads(t *testing.T) {
 		"MERGE INTO d USING c ON d.id = c.id WHEN MATCHED THEN UPDATE SET note = c.email":                     true,
 		"MERGE INTO d USING c ON d.id = c.id WHEN NOT MATCHED THEN INSERT (id, note) VALUES (c.id, c.email)":  true,
 		"MERGE INTO d USING c ON d.id = c.id WHEN NOT MATCHED THEN INSERT (id, email) VALUES (c.id, c.email)": false,
+		"SELECT lower(e) FROM (SELECT email AS e FROM c) s":                                                   true,
+		"SELECT lower(x.f) FROM (SELECT e AS f FROM (SELECT email AS e FROM c) s) x":                          true,
+		"WITH x AS (SELECT email AS e FROM c) SELECT reverse(e) FROM x":                                       true,
+		"WITH x(e) AS (SELECT email FROM c) SELECT reverse(e) FROM x":                                         true,
+		"SELECT reverse(e) FROM c AS t(i, e)":                                                                 true,
+		"SELECT reverse(s.e) FROM (SELECT email FROM c) s(e)":                                                 true,
+		"SELECT lower(n) FROM (SELECT note AS n FROM c) s":                                                    false,
+		"SELECT e FROM (SELECT email AS e FROM c) s":                                                          false,
 		"SELECT cursor_to_xml('k', 1, false, false, '')":                                                      true,
 	} {
 		r := pol.Denied(sql)
