@@ -288,3 +288,30 @@ func TestMaskedColumnParametersRecordedByPlaceholder(t *testing.T) {
 	}
 	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), "Blumenfeld", "Octavia")
 }
+
+// TestMaskedColumnValuesWithheldFromErrors: a masked column read only in
+// WHERE, cast to a type its values are not, makes the server quote them in
+// its error; the client and the ledger get the placeholder instead.
+func TestMaskedColumnValuesWithheldFromErrors(t *testing.T) {
+	f := startCards(t)
+	if _, err := f.direct(t).Exec(t.Context(), "CREATE TABLE uniq (id int, name text UNIQUE); INSERT INTO uniq VALUES (1, 'Zelda Quartermain'), (2, 'other')"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"SELECT id FROM cards WHERE name::int = 1",
+		"SELECT id FROM cards WHERE email::date > now()",
+		"SELECT id FROM cards WHERE card::json IS NOT NULL AND name::json IS NOT NULL",
+		"SELECT id FROM cards WHERE name::int[] IS NOT NULL",
+		"UPDATE uniq SET name = (SELECT u.name FROM uniq u WHERE u.id = 1) WHERE id = 2",
+	} {
+		out, err := psql(t, f.url("alice", "alice-secret"), q)
+		if err == nil {
+			t.Errorf("%q: no error:\n%s", q, out)
+		}
+		if s := leaked(out); s != "" {
+			t.Errorf("%q: the error holds %q:\n%s", q, s, out)
+		}
+	}
+	f.checkPairs(t)
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), "Zelda Quartermain", "zelda@example.com", "4242424242424242")
+}

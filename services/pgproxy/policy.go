@@ -604,15 +604,51 @@ func (p *Policy) scrubText(text string) (string, int) {
 }
 
 // scrubError masks values in every free-text field of a server error or
-// notice; n counts them.
+// notice; n counts them. While a column rule applies, the values the
+// server quotes from rows are withheld too (quotedValues): a WHERE clause
+// may cast a masked column (WHERE name::int = 1), and the error would
+// carry its value past the masking of results.
 func (p *Policy) scrubError(e pgproto3.ErrorResponse) (pgproto3.ErrorResponse, int) {
 	total := 0
 	for _, f := range []*string{&e.Message, &e.Detail, &e.Hint, &e.Where, &e.InternalQuery} {
 		var n int
 		*f, n = p.scrubText(*f)
 		total += n
+		if p.hasColumnRules() {
+			*f, n = quotedValues(*f)
+			total += n
+		}
 	}
 	return e, total
+}
+
+// valueQuotes find where PostgreSQL's messages quote a value they read:
+// "invalid input syntax for type integer: "…"", "malformed array
+// literal: "…"", "value "…" is out of range", "invalid value "…" for",
+// "Token "…" is invalid", "Key (email)=(…)", "Failing row contains (…)",
+// "JSON data, line 1: …". Group 2 is the value.
+var valueQuotes = []*regexp.Regexp{
+	regexp.MustCompile(`(: ")((?:[^"]|"")*)("\s*$)`),
+	regexp.MustCompile(`((?:value|Token|string|literal|number) ")((?:[^"]|"")*)(")`),
+	regexp.MustCompile(`(\)=\()(.*)(\)( already exists| is not present| is still referenced| conflicts)?)`),
+	regexp.MustCompile(`(contains \()(.*)(\))`),
+	regexp.MustCompile(`(data, line \d+: )(.*)()$`),
+}
+
+// quotedValues withholds the values a server text quotes (valueQuotes).
+func quotedValues(text string) (string, int) {
+	n := 0
+	for _, re := range valueQuotes {
+		text = re.ReplaceAllStringFunc(text, func(m string) string {
+			g := re.FindStringSubmatch(m)
+			if g[2] == "" || g[2] == mask.Placeholder(maskedColumn) {
+				return m
+			}
+			n++
+			return g[1] + mask.Placeholder(maskedColumn) + g[3]
+		})
+	}
+	return text, n
 }
 
 // apply masks one value.

@@ -577,6 +577,11 @@ func (w *outWalker) sel(s *pg.SelectStmt, bare bool) {
 		w.expr(row)
 	}
 	w.from(s.FromClause, bare)
+	if fullMerge(s.FromClause) {
+		// The merged column of a FULL JOIN USING (or NATURAL) is a
+		// COALESCE: the server reports no origin for it.
+		bare = false
+	}
 	w.targets(s.TargetList, bare)
 }
 
@@ -639,6 +644,19 @@ func (w *outWalker) targets(list []*pg.Node, bare bool) {
 		}
 		w.expr(rt.Val)
 	}
+}
+
+// fullMerge reports whether a FROM list has a FULL JOIN with USING or
+// NATURAL, at any depth of its joins.
+func fullMerge(items []*pg.Node) bool {
+	for _, n := range items {
+		if j := n.GetJoinExpr(); j != nil {
+			if j.Jointype == pg.JoinType_JOIN_FULL && (len(j.UsingClause) > 0 || j.IsNatural) || fullMerge([]*pg.Node{j.Larg, j.Rarg}) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // aliases notes positional column names: any column may take them.

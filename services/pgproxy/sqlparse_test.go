@@ -161,6 +161,8 @@ func TestMaskedReads(t *testing.T) {
 		"SELECT reverse(s.e) FROM (SELECT email FROM c) s(e)":                                                 true,
 		"SELECT lower(n) FROM (SELECT note AS n FROM c) s":                                                    false,
 		"SELECT e FROM (SELECT email AS e FROM c) s":                                                          false,
+		"SELECT email AS e FROM c FULL JOIN d USING (email)":                                                  true,
+		"SELECT email AS e FROM c JOIN d USING (email)":                                                       false,
 		"SELECT cursor_to_xml('k', 1, false, false, '')":                                                      true,
 	} {
 		r := pol.Denied(sql)
