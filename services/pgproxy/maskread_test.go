@@ -210,7 +210,8 @@ func TestMaskedColumnConstantsRecordedByPlaceholder(t *testing.T) {
 // TestSplitValuesRecordedByPlaceholder: a card number or address built
 // from pieces no detector recognises alone — arguments of concat,
 // concat_ws and format, characters from chr() (joined by ||, or one per
-// result column), literals joined by || with casts between, replace —
+// result column), literals joined by || with casts between, replace,
+// array_to_string of an ARRAY of pieces, decode of the hex digits —
 // is judged as the string PostgreSQL would make, and every piece is
 // recorded as the placeholder, although the policy names no detector.
 func TestSplitValuesRecordedByPlaceholder(t *testing.T) {
@@ -236,6 +237,8 @@ func TestSplitValuesRecordedByPlaceholder(t *testing.T) {
 		fmt.Sprintf("SELECT concat('%s', chr(64), '%s')", user, domain),
 		fmt.Sprintf("SELECT replace('%s', 'z', '')", strings.Join(strings.Split(digits, ""), "z")),
 		fmt.Sprintf("SELECT chr(%d + 0) || '%s'", digits[0], digits[1:6]+" "+digits[6:]),
+		fmt.Sprintf("SELECT array_to_string(ARRAY['%s', '%s'], '')", digits[:8], digits[8:]),
+		fmt.Sprintf("SELECT convert_from(decode('%x', 'hex'), 'UTF8')", digits),
 	}
 	for _, q := range stmts {
 		if out, err := psql(t, f.url("alice", "alice-secret"), q); err != nil {

@@ -1,6 +1,8 @@
 package pgproxy
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"math/big"
 	"slices"
 	"strconv"
@@ -237,7 +239,8 @@ func maskedParams(sql string, pol *Policy) map[int32]bool {
 // none of them and joins nothing with || has no constant string
 // expression to judge.
 var foldFuncs = map[string]bool{"chr": true, "concat": true, "concat_ws": true, "format": true, "lower": true, "upper": true,
-	"replace": true, "translate": true, "reverse": true, "ascii": true, "lpad": true, "rpad": true}
+	"replace": true, "translate": true, "reverse": true, "ascii": true, "lpad": true, "rpad": true,
+	"array_to_string": true, "decode": true, "convert_from": true, "unistr": true}
 
 // foldHint reports whether sql may call one of foldFuncs or join with
 // ||: it holds || or one of their names, letter case ignored, anywhere
@@ -256,7 +259,7 @@ func foldHint(sql string) bool {
 				return true
 			}
 			fallthrough
-		case 'a', 'c', 'f', 'l', 'r', 't':
+		case 'a', 'c', 'd', 'f', 'l', 'r', 't':
 			for _, w := range foldNames[c] {
 				if hasPrefixFold(sql[i:], w) {
 					return true
@@ -400,6 +403,17 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 		return folded{}, false
 	case *pg_query.Node_TypeCast:
 		return foldConst(x.TypeCast.Arg)
+	case *pg_query.Node_AArrayExpr:
+		// ARRAY['4111', '1111', …]: its elements, joined.
+		f := folded{composite: true}
+		known := false
+		for _, e := range x.AArrayExpr.Elements {
+			v, ok := foldConst(e)
+			known = known || ok
+			f.val += v.val
+			f.locs = append(f.locs, v.locs...)
+		}
+		return f, known && len(f.val) <= maxFolded
 	case *pg_query.Node_AExpr:
 		e := x.AExpr
 		if e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) != 1 {
@@ -447,6 +461,13 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 			for _, a := range args {
 				f.val += a.val
 			}
+		case name == "array_to_string" && len(args) >= 2 && oks[0] && oks[1] && fc.Args[0].GetAArrayExpr() != nil:
+			var parts []string
+			for _, e := range fc.Args[0].GetAArrayExpr().Elements {
+				v, _ := foldConst(e)
+				parts = append(parts, v.val)
+			}
+			f.val = strings.Join(parts, args[1].val)
 		case name == "concat_ws" && len(args) > 0 && oks[0]:
 			var parts []string
 			for _, a := range args[1:] {
@@ -463,6 +484,28 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 				return folded{}, false
 			}
 			f.val = string(rune(c))
+		case name == "decode" && len(args) == 2:
+			// hex and base64 text of the value; escape as E'…' reads.
+			var b []byte
+			var err error
+			switch strings.ToLower(args[1].val) {
+			case "hex":
+				b, err = hex.DecodeString(args[0].val)
+			case "base64":
+				b, err = base64.StdEncoding.DecodeString(strings.Join(strings.Fields(args[0].val), ""))
+			case "escape":
+				b = []byte(decodeE(args[0].val))
+			default:
+				return folded{}, false
+			}
+			if err != nil {
+				return folded{}, false
+			}
+			f.val = string(b)
+		case name == "convert_from" && len(args) == 2:
+			f.val = args[0].val
+		case name == "unistr" && len(args) == 1:
+			f.val = decodeE(decodeU(args[0].val))
 		case name == "ascii" && len(args) == 1:
 			for _, r := range args[0].val {
 				f.val = strconv.Itoa(int(r))

@@ -77,6 +77,9 @@ func TestRedactSQLTree(t *testing.T) {
 		{"SELECT chr(52)||chr(49)||chr(49)||chr(49)||'1111'||'11111111'", "SELECT chr('[REDACTED:credit_card]')||chr('[REDACTED:credit_card]')||chr('[REDACTED:credit_card]')||chr('[REDACTED:credit_card]')||'[REDACTED:credit_card]'||'[REDACTED:credit_card]'"},
 		{"SELECT format('%s@%s', 'jane', 'example.com')", "SELECT format('[REDACTED:email]', '[REDACTED:email]', '[REDACTED:email]')"},
 		{"SELECT lpad('1', 10, 'x'), replace('abc', 'b', 'c')", "SELECT lpad('1', 10, 'x'), replace('abc', 'b', 'c')"},
+		{"SELECT array_to_string(ARRAY['4111', '1111', '1111', '1111'], ' ')", "SELECT array_to_string(ARRAY['[REDACTED:credit_card]', '[REDACTED:credit_card]', '[REDACTED:credit_card]', '[REDACTED:credit_card]'], '[REDACTED:credit_card]')"},
+		{"SELECT convert_from(decode('34313131313131313131313131313131', 'hex'), 'UTF8')", "SELECT convert_from(decode('[REDACTED:credit_card]', '[REDACTED:credit_card]'), '[REDACTED:credit_card]')"},
+		{"SELECT convert_from(decode('amFuZUBleGFtcGxlLmNvbQ==', 'base64'), 'UTF8')", "SELECT convert_from(decode('[REDACTED:email]', '[REDACTED:email]'), '[REDACTED:email]')"},
 	} {
 		if got, _ := redactSQL(c.in, pol); got != c.want {
 			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
