@@ -236,7 +236,7 @@ const builtinCopyOut = "builtin-copy-out-unmasked"
 // For returns the policy as it applies to user, a member of groups:
 // without the rules they are exempt from (and without the refusal of COPY
 // TO STDOUT when no mask rule is left, and of statements the proxy cannot
-// judge when no deny or approval rule is). It returns p itself when no
+// judge when no deny, approval or mask rule is). It returns p itself when no
 // rule exempts anyone.
 func (p *Policy) For(user string, groups []string) *Policy {
 	if p == nil {
