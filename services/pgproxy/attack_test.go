@@ -148,6 +148,8 @@ mask:
 // values of types it cannot look into (bytea, json, xml, arrays, whole
 // rows) are withheld as NULL while the policy has detectors — over psql's
 // text format and pgx's binary one alike — and no event holds a value.
+// What computes with the column the rule names (email) is refused
+// outright (builtin-masked-columns-bare); the rest reaches the detectors.
 func TestMaskingFailsClosed(t *testing.T) {
 	f := startWithPolicyText(t, maskAttackPolicy)
 	direct := f.direct(t)
@@ -170,6 +172,9 @@ func TestMaskingFailsClosed(t *testing.T) {
 	}
 	for _, q := range queries {
 		out, err := psql(t, f.url("alice", "alice-secret"), q)
+		if err != nil && strings.Contains(out, "builtin-masked-columns-bare") && !strings.Contains(out, secrets[0]) {
+			continue
+		}
 		if err != nil {
 			t.Fatalf("%q: %v\n%s", q, err, out)
 		}

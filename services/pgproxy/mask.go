@@ -18,7 +18,7 @@ import (
 
 // block records a statement stopped by a deny rule.
 func (s *session) block(ctx context.Context, sql string, rule *DenyRule) error {
-	payload := statementFields(sql)
+	payload := statementFields(sql, s.p.cfg.Policy)
 	payload["rule"], payload["reason"] = rule.ID, rule.Reason
 	_, err := s.gs.Record(ctx, events.CommandBlocked, payload)
 	return err
@@ -26,7 +26,7 @@ func (s *session) block(ctx context.Context, sql string, rule *DenyRule) error {
 
 // refuse records a statement the proxy refuses for a reason of its own.
 func (s *session) refuse(ctx context.Context, sql, why string) error {
-	payload := statementFields(sql)
+	payload := statementFields(sql, s.p.cfg.Policy)
 	payload["reason"] = why
 	_, err := s.gs.Record(ctx, events.CommandBlocked, payload)
 	return err
@@ -50,7 +50,7 @@ func (r *DenyRule) refusal() string {
 // the request could not be recorded. What runs on a grant is the exact
 // statement held in this session, never a text read back from the bus.
 func (s *session) hold(ctx context.Context, sql string, rule *ApprovalRule) (ok bool, why string, err error) {
-	sql, red := redactSQL(sql)
+	sql, red := redactSQL(sql, s.p.cfg.Policy)
 	return s.gs.Hold(ctx, gateway.Hold{Rule: rule.ID, Reason: rule.Reason, Timeout: rule.Timeout, Statement: sql, Redacted: red,
 		Notify: func(r *approvals.Request) error {
 			s.out.Lock()

@@ -35,10 +35,10 @@ type Policy struct {
 	// Parameters says how bind parameters of the extended protocol are
 	// recorded: omit (the default: only their count), hash, or record.
 	Parameters string `yaml:"parameters"`
-	// MaskedColumnsBare refuses statements whose results compute an
-	// expression over a column a mask rule names (email || ' ',
-	// reverse(ssn), row_to_json(t.email)…), as far as the parser can see:
-	// such columns may only be selected as they are, to be masked.
+	// MaskedColumnsBare is accepted from files written when the refusal
+	// of computed reads of masked columns (builtin-masked-columns-bare)
+	// had to be asked for; it is now always on while a mask rule names
+	// columns, and this field changes nothing.
 	MaskedColumnsBare bool `yaml:"masked_columns_bare"`
 
 	hashKey []byte
@@ -221,7 +221,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		}
 		p.Approve = append(p.Approve, r)
 	}
-	p.Deny = withUnjudgeable(p.Deny, p.Approve)
+	p.Deny = withUnjudgeable(p.Deny, p.Approve, p.Mask)
 	return p, nil
 }
 
@@ -236,7 +236,7 @@ const builtinCopyOut = "builtin-copy-out-unmasked"
 // For returns the policy as it applies to user, a member of groups:
 // without the rules they are exempt from (and without the refusal of COPY
 // TO STDOUT when no mask rule is left, and of statements the proxy cannot
-// judge when no deny or approval rule is). It returns p itself when no
+// judge when no deny, approval or mask rule is). It returns p itself when no
 // rule exempts anyone.
 func (p *Policy) For(user string, groups []string) *Policy {
 	if p == nil {
@@ -251,12 +251,14 @@ func (p *Policy) For(user string, groups []string) *Policy {
 	if len(v.Mask) == 0 {
 		v.Deny = slices.DeleteFunc(slices.Clone(v.Deny), func(r DenyRule) bool { return r.ID == builtinCopyOut })
 	}
-	v.Deny = withUnjudgeable(v.Deny, v.Approve)
+	v.Deny = withUnjudgeable(v.Deny, v.Approve, v.Mask)
 	return &v
 }
 
 // builtinUnjudgeable refuses statements whose effect the proxy cannot
-// see while deny or approval rules apply to the requester.
+// see while deny, approval or mask rules apply to the requester: a body
+// can drop what a deny rule protects, and can read a masked column and
+// return it transformed, past what the proxy sees of the call.
 const builtinUnjudgeable = "builtin-unjudgeable"
 
 // unjudgeableKinds are the statements whose effect the parse tree does
@@ -270,12 +272,12 @@ var unjudgeableKinds = []string{"DO", "CREATE FUNCTION", "CREATE PROCEDURE", "AL
 	"CREATE TRIGGER", "CREATE EVENT TRIGGER", "CREATE RULE"}
 
 // withUnjudgeable returns deny with the built-in refusal of
-// unjudgeableKinds when any deny or approval rule of the requester's own
-// applies, and without it otherwise: a requester nothing is judged for
-// loses nothing by code the proxy cannot judge.
-func withUnjudgeable(deny []DenyRule, approve []ApprovalRule) []DenyRule {
+// unjudgeableKinds when any deny, approval or mask rule of the
+// requester's own applies, and without it otherwise: a requester nothing
+// is judged or masked for loses nothing by code the proxy cannot judge.
+func withUnjudgeable(deny []DenyRule, approve []ApprovalRule, masks []MaskRule) []DenyRule {
 	deny = slices.DeleteFunc(slices.Clone(deny), func(r DenyRule) bool { return r.ID == builtinUnjudgeable })
-	judged := len(approve) > 0 || slices.ContainsFunc(deny, func(r DenyRule) bool { return r.ID != builtinCopyOut })
+	judged := len(approve) > 0 || len(masks) > 0 || slices.ContainsFunc(deny, func(r DenyRule) bool { return r.ID != builtinCopyOut })
 	if !judged {
 		return deny
 	}
@@ -343,27 +345,124 @@ func kindNamesFor(k string) []string {
 func unjudgeableRefusal(kind string) *DenyRule {
 	return &DenyRule{ID: builtinUnjudgeable, Match: Match{Kinds: []string{kind}},
 		Reason: fmt.Sprintf("%s runs code whose effect the audit proxy cannot see (built at run time, or run later when called or fired), "+
-			"so the deny and approval rules that apply to you cannot judge it; to allow it, the policy holds it for an approver with an approval rule "+
-			"naming kind %s, or exempts you from every deny and approval rule", kind, strings.Join(kindNamesFor(kind), " or "))}
+			"so the deny, approval and mask rules that apply to you cannot judge it (a body can read a masked column and return it transformed); "+
+			"to allow it, the policy holds it for an approver with an approval rule naming kind %s, or exempts you from every deny, approval and mask rule", kind, strings.Join(kindNamesFor(kind), " or "))}
+}
+
+// builtinMaskedColumnsBare refuses a statement whose results read a
+// column a mask rule names other than as the bare column.
+const builtinMaskedColumnsBare = "builtin-masked-columns-bare"
+
+// maskedRead refuses what masking by column cannot follow (outputReads):
+// a result computed from a column a mask rule names — reverse(card),
+// substring(card, 9), card::text, string_agg(card, ','), a subquery, a
+// CTE or a UNION branch that computes it — is a value no rule masks, and
+// a whole row holds every column, masked ones included. Masking is kept
+// for the one form it can follow: the column itself, as the server
+// reports its origin.
+func (p *Policy) maskedRead(a *analysis) *DenyRule {
+	if len(a.reads)+len(a.textSQL) == 0 || !p.hasColumnRules() {
+		return nil
+	}
+	for _, f := range a.textSQL {
+		for i := range p.Mask {
+			if r := &p.Mask[i]; len(r.Columns) > 0 {
+				return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("%s runs a query given as text, or reads whole tables, which the gateway cannot judge, "+
+					"and its result can hold the columns mask rule %s masks (%s) unmasked; run the query itself", f, r.ID, strings.Join(r.Columns, ", "))}
+			}
+		}
+	}
+	masked := p.maskedNames(a)
+	for _, rd := range a.reads {
+		if rd.whole {
+			continue
+		}
+		if rd.into != "" && p.columnRules([]string{rd.into})[0] != nil {
+			continue // written into a column masked too: UPDATE t SET email = lower(email)
+		}
+		if r := masked[strings.ToLower(rd.col)]; r != nil {
+			col := rd.col
+			if r.as != "" {
+				col = fmt.Sprintf("%s (%s)", rd.col, r.as)
+			}
+			return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("the result reads column %s, which mask rule %s masks, through an expression, "+
+				"a set operation or a copy into a table, where its values would not be masked; select %s as it is, and it is masked", col, r.rule.ID, rd.col)}
+		}
+	}
+	for _, rd := range a.reads {
+		if !rd.whole || rd.into != "" && p.columnRules([]string{rd.into})[0] != nil {
+			continue
+		}
+		for i := range p.Mask {
+			if r := &p.Mask[i]; len(r.Columns) > 0 {
+				return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("the result reads whole rows of %s (a row value, row_to_json, to_jsonb, or * in a set operation "+
+					"or a copy into a table), which can hold the columns mask rule %s masks (%s) unmasked; select the columns by name", rd.col, r.ID, strings.Join(r.Columns, ", "))}
+			}
+		}
+	}
+	return nil
+}
+
+// maskedAs is the rule that masks a name, and the masked column it
+// stands for when it is a rename ("" for the column itself).
+type maskedAs struct {
+	rule *MaskRule
+	as   string
+}
+
+// maskedNames returns the names the analysis reads that a column rule
+// masks: the masked columns, and the names they take on the way to a
+// result (renames, followed until nothing changes). A positional alias
+// (cards AS t(a, b, e)) may rename any column, so its names count as
+// masked by the first column rule.
+func (p *Policy) maskedNames(a *analysis) map[string]*maskedAs {
+	out := map[string]*maskedAs{}
+	for _, rd := range a.reads {
+		if r := p.columnRules([]string{rd.col})[0]; r != nil {
+			out[strings.ToLower(rd.col)] = &maskedAs{rule: r}
+		}
+	}
+	var first *MaskRule
+	for i := range p.Mask {
+		if len(p.Mask[i].Columns) > 0 {
+			first = &p.Mask[i]
+			break
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, rn := range a.renames {
+			if out[rn.to] != nil {
+				continue
+			}
+			switch r := p.columnRules([]string{rn.from})[0]; {
+			case rn.from == "*":
+				out[rn.to] = &maskedAs{rule: first, as: "a column alias, which can name any column"}
+			case r != nil:
+				out[rn.to] = &maskedAs{rule: r, as: "an alias of " + rn.from}
+			case out[rn.from] != nil:
+				out[rn.to] = &maskedAs{rule: out[rn.from].rule, as: "an alias of " + rn.from}
+			default:
+				continue
+			}
+			changed = true
+		}
+	}
+	return out
 }
 
 // Denied returns the first deny rule the statement matches, or nil.
 // What the parser cannot parse is refused when any rule could apply.
 func (p *Policy) Denied(sql string) *DenyRule {
-	if p == nil || len(p.Deny) == 0 && len(p.Approve) == 0 && !p.MaskedColumnsBare {
+	if p == nil || len(p.Deny) == 0 && len(p.Approve) == 0 && !p.hasColumnRules() {
 		return nil
 	}
 	a := analyze(sql)
 	if a.err != nil {
 		return &DenyRule{ID: "builtin-unparsable", Reason: errUnparsable(a.err)}
 	}
-	if p.MaskedColumnsBare {
-		for _, col := range a.computed {
-			if r := p.columnRules([]string{col})[0]; r != nil {
-				return &DenyRule{ID: "builtin-masked-columns-bare",
-					Reason: fmt.Sprintf("the result computes an expression over column %s, which mask rule %s masks; select it as it is", col, r.ID)}
-			}
-		}
+	if r := p.maskedRead(a); r != nil {
+		return r
 	}
 	for i := range p.Deny {
 		r := &p.Deny[i]
@@ -423,7 +522,7 @@ func (p *Policy) columnRules(names []string) []*MaskRule {
 
 // rules reports whether the policy has deny or approval rules.
 func (p *Policy) rules() bool {
-	return p != nil && (len(p.Deny) > 0 || len(p.Approve) > 0 || p.MaskedColumnsBare)
+	return p != nil && (len(p.Deny) > 0 || len(p.Approve) > 0 || p.hasColumnRules())
 }
 
 // hasColumnRules reports whether any mask rule names columns.
@@ -505,15 +604,51 @@ func (p *Policy) scrubText(text string) (string, int) {
 }
 
 // scrubError masks values in every free-text field of a server error or
-// notice; n counts them.
+// notice; n counts them. While a column rule applies, the values the
+// server quotes from rows are withheld too (quotedValues): a WHERE clause
+// may cast a masked column (WHERE name::int = 1), and the error would
+// carry its value past the masking of results.
 func (p *Policy) scrubError(e pgproto3.ErrorResponse) (pgproto3.ErrorResponse, int) {
 	total := 0
 	for _, f := range []*string{&e.Message, &e.Detail, &e.Hint, &e.Where, &e.InternalQuery} {
 		var n int
 		*f, n = p.scrubText(*f)
 		total += n
+		if p.hasColumnRules() {
+			*f, n = quotedValues(*f)
+			total += n
+		}
 	}
 	return e, total
+}
+
+// valueQuotes find where PostgreSQL's messages quote a value they read:
+// "invalid input syntax for type integer: "…"", "malformed array
+// literal: "…"", "value "…" is out of range", "invalid value "…" for",
+// "Token "…" is invalid", "Key (email)=(…)", "Failing row contains (…)",
+// "JSON data, line 1: …". Group 2 is the value.
+var valueQuotes = []*regexp.Regexp{
+	regexp.MustCompile(`(: ")((?:[^"]|"")*)("\s*$)`),
+	regexp.MustCompile(`((?:value|Token|string|literal|number) ")((?:[^"]|"")*)(")`),
+	regexp.MustCompile(`(\)=\()(.*)(\)( already exists| is not present| is still referenced| conflicts)?)`),
+	regexp.MustCompile(`(contains \()(.*)(\))`),
+	regexp.MustCompile(`(data, line \d+: )(.*)()$`),
+}
+
+// quotedValues withholds the values a server text quotes (valueQuotes).
+func quotedValues(text string) (string, int) {
+	n := 0
+	for _, re := range valueQuotes {
+		text = re.ReplaceAllStringFunc(text, func(m string) string {
+			g := re.FindStringSubmatch(m)
+			if g[2] == "" || g[2] == mask.Placeholder(maskedColumn) {
+				return m
+			}
+			n++
+			return g[1] + mask.Placeholder(maskedColumn) + g[3]
+		})
+	}
+	return text, n
 }
 
 // apply masks one value.
@@ -544,15 +679,23 @@ func (p *Policy) paramMode() string {
 // as "sha256:<hex>" — or, when a detector finds a value in one, the
 // detector's placeholder, as an unkeyed digest could be guessed back.
 // Recorded strings pass the gateway's detectors like every payload
-// string. NULL is null in every mode.
-func (p *Policy) recordParams(values [][]byte, formats []int16) []any {
+// string. A parameter of sql compared with or assigned to a column a
+// mask rule names (maskedParams) is recorded as [REDACTED:masked_column]
+// in record mode and without a hash key, as a constant there would be.
+// NULL is null in every mode.
+func (p *Policy) recordParams(sql string, values [][]byte, formats []int16) []any {
 	mode := p.paramMode()
 	if mode == paramsOmit {
 		return nil
 	}
+	masked := maskedParams(sql, p)
 	out := make([]any, len(values))
 	for i, v := range values {
 		if v == nil {
+			continue
+		}
+		if masked[int32(i+1)] && (mode == paramsRecord || len(p.hashKey) == 0) {
+			out[i] = mask.Placeholder(maskedColumn)
 			continue
 		}
 		binary := len(formats) == 1 && formats[0] == 1 || len(formats) > i && formats[i] == 1

@@ -463,7 +463,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			s.binds.push(m.DestinationPortal)
 			portals[m.DestinationPortal] = portal{sql: sql, nparams: len(m.Parameters), formats: slices.Clone(m.ResultFormatCodes),
 				paramsSHA256: hex.EncodeToString(ps.Sum(nil)),
-				params:       s.pol.recordParams(m.Parameters, m.ParameterFormatCodes), stmt: m.PreparedStatement}
+				params:       s.p.cfg.Policy.recordParams(sql, m.Parameters, m.ParameterFormatCodes), stmt: m.PreparedStatement}
 		case *pgproto3.Describe:
 			// Remember what each RowDescription will describe, to mask
 			// the rows of later executions by column name.
@@ -556,8 +556,8 @@ func tooLong(sql string) string {
 // first (redactSQL), and the digest is over the text as recorded, so it
 // cannot be used to guess a replaced value. Only a refused statement can
 // be over MaxStatement; its record keeps the start of it, and says so.
-func statementFields(sql string) map[string]any {
-	sql, red := redactSQL(sql)
+func statementFields(sql string, pol *Policy) map[string]any {
+	sql, red := redactSQL(sql, pol)
 	// What the literal pass leaves (an identifier, a token it does not
 	// delimit) passes the detectors over the whole text too, here rather
 	// than in the core, so that the digest is over the text as recorded.
@@ -579,7 +579,7 @@ func statementFields(sql string) map[string]any {
 // before-response mode it is on its way, and stored reports the outcome.
 func (s *session) command(ctx context.Context, protocol, sql string, nparams int, params []any) (id string, stored <-chan error, err error) {
 	s.cmds++
-	payload := statementFields(sql)
+	payload := statementFields(sql, s.p.cfg.Policy)
 	payload["protocol"] = protocol
 	if protocol == "extended" {
 		pp := map[string]any{"count": nparams, "recorded": s.pol.paramMode()}

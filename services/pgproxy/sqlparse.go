@@ -35,12 +35,57 @@ type analysis struct {
 	// EXECUTEs and DEALLOCATEs (deallocAll for DEALLOCATE ALL).
 	prepares, executes, deallocates []string
 	deallocAll                      bool
-	// computed lists the columns that result expressions compute with —
-	// anything in a SELECT list other than a bare column reference.
-	computed []string
+	// reads lists what the results read other than as a bare column
+	// (outputReads): the columns computed with, and whole rows.
+	reads []outRead
+	// renames lists the names a column takes on its way to a result
+	// (SELECT email AS e in a subquery, cards t(a, b, e)): a computed read
+	// of e is a read of email.
+	renames []rename
+	// compared lists the columns compared with, or assigned, constants
+	// (valuePairs): the recording replaces those constants when a mask
+	// rule names the column.
+	compared []string
+	// paramCols maps bind parameters ($n) to the columns they are
+	// compared with or assigned to; those columns are in compared too.
+	paramCols map[int32][]string
+	// textSQL lists the calls of functions that run a query given as
+	// text or read whole tables (textSQLFuncs).
+	textSQL []string
+}
+
+// textSQLFuncs run SQL given as a string, or return whole tables, schemas
+// or databases, in a result the parse tree does not show the columns of.
+var textSQLFuncs = map[string]bool{
+	"query_to_xml": true, "query_to_xmlschema": true, "query_to_xml_and_xmlschema": true,
+	"table_to_xml": true, "table_to_xmlschema": true, "table_to_xml_and_xmlschema": true,
+	"schema_to_xml": true, "schema_to_xmlschema": true, "schema_to_xml_and_xmlschema": true,
+	"database_to_xml": true, "database_to_xmlschema": true, "database_to_xml_and_xmlschema": true,
+	"cursor_to_xml": true, "cursor_to_xmlschema": true,
+	"dblink": true, "dblink_exec": true, "dblink_send_query": true, "dblink_get_result": true, "dblink_open": true, "dblink_fetch": true,
 }
 
 func (a *analysis) has(kind string) bool { return a.kinds[kind] }
+
+// digitNames reports whether a column name the analysis holds has a digit.
+func (a *analysis) digitNames() bool {
+	for _, r := range a.reads {
+		if strings.ContainsAny(r.col+r.into, "0123456789") {
+			return true
+		}
+	}
+	for _, r := range a.renames {
+		if strings.ContainsAny(r.from+r.to, "0123456789") {
+			return true
+		}
+	}
+	for _, c := range a.compared {
+		if strings.ContainsAny(c, "0123456789") {
+			return true
+		}
+	}
+	return false
+}
 
 // kindNames maps parse-tree statement types to their kinds; types not
 // listed take the first word of their name (AlterTableStmt: ALTER).
@@ -130,8 +175,10 @@ func analyze(sql string) *analysis {
 	}
 	parseCache.byText[sql] = a
 	// Fingerprints ignore the names of prepared statements (and digits in
-	// names): analyses that hold names are cached by text only.
-	if fperr == nil && a.err == nil && len(a.prepares)+len(a.executes)+len(a.deallocates)+len(a.computed) == 0 && !a.deallocAll {
+	// some names) and may not tell $1 from $2: analyses that hold those
+	// names, column names with digits or parameter numbers are cached by
+	// text only.
+	if fperr == nil && a.err == nil && len(a.prepares)+len(a.executes)+len(a.deallocates)+len(a.paramCols) == 0 && !a.deallocAll && !a.digitNames() {
 		if len(parseCache.byTree) >= parseCacheSize {
 			clear(parseCache.byTree)
 		}
@@ -148,9 +195,51 @@ func parse(sql string) *analysis {
 		a.err = err
 		return a
 	}
+	// One walk notes the statements, and what the result and recording
+	// analyses need to know first: names of relations, functions that
+	// run text as SQL, whether any column or constant is there at all.
+	rels := map[string]bool{}
+	var columns, consts bool
 	for _, raw := range tree.Stmts {
-		if raw.Stmt != nil {
-			a.walk(raw.Stmt.ProtoReflect())
+		if raw.Stmt == nil {
+			continue
+		}
+		visit(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
+			switch n := m.Interface().(type) {
+			case *pg.ColumnRef:
+				columns = true
+			case *pg.A_Const, *pg.ParamRef:
+				consts = true
+			case *pg.RangeVar:
+				rels[strings.ToLower(n.Relname)] = true
+			case *pg.Alias:
+				rels[strings.ToLower(n.Aliasname)] = true
+			case *pg.CommonTableExpr:
+				rels[strings.ToLower(n.Ctename)] = true
+			case *pg.FuncCall:
+				if textSQLFuncs[funcName(n)] {
+					a.textSQL = append(a.textSQL, funcName(n))
+				}
+			default:
+				if name := string(m.Descriptor().Name()); strings.HasSuffix(name, "Stmt") {
+					a.note(name, n)
+				}
+			}
+			return true
+		})
+	}
+	if columns {
+		a.reads, a.renames = outputReads(tree, rels)
+	}
+	if consts {
+		for _, vp := range valuePairs(tree) {
+			a.compared = append(a.compared, vp.cols...)
+			for _, n := range vp.params {
+				if a.paramCols == nil {
+					a.paramCols = map[int32][]string{}
+				}
+				a.paramCols[n] = append(a.paramCols[n], vp.cols...)
+			}
 		}
 	}
 	if len(tree.Stmts) == 0 {
@@ -179,16 +268,6 @@ func visit(m protoreflect.Message, f func(protoreflect.Message) bool) bool {
 		return more
 	})
 	return more
-}
-
-// walk notes every statement in the tree below m.
-func (a *analysis) walk(m protoreflect.Message) {
-	visit(m, func(m protoreflect.Message) bool {
-		if name := string(m.Descriptor().Name()); strings.HasSuffix(name, "Stmt") {
-			a.note(name, m.Interface())
-		}
-		return true
-	})
 }
 
 func (a *analysis) note(name string, msg any) {
@@ -226,14 +305,6 @@ func (a *analysis) note(name string, msg any) {
 		if s.IsProgram {
 			a.kinds["COPY PROGRAM"] = true
 		}
-	case *pg.SelectStmt:
-		for _, t := range s.TargetList {
-			rt := t.GetResTarget()
-			if rt == nil || rt.Val == nil || rt.Val.GetColumnRef() != nil {
-				continue // a bare column: masked as it is
-			}
-			a.computed = append(a.computed, columnsIn(rt.Val.ProtoReflect())...)
-		}
 	case *pg.PrepareStmt:
 		a.prepares = append(a.prepares, s.Name)
 	case *pg.ExecuteStmt:
@@ -263,6 +334,9 @@ func (a *analysis) note(name string, msg any) {
 
 // columnsIn lists the last name of every column referenced below m.
 func columnsIn(m protoreflect.Message) []string {
+	if m == nil {
+		return nil
+	}
 	var out []string
 	visit(m, func(m protoreflect.Message) bool {
 		if cr, ok := m.Interface().(*pg.ColumnRef); ok {
@@ -350,4 +424,473 @@ func checkKind(k string) error {
 		return fmt.Errorf("statement kind %q unknown: did you mean %q? (known kinds: %s)", k, near, strings.Join(known, ", "))
 	}
 	return fmt.Errorf("statement kind %q unknown (known kinds: %s)", k, strings.Join(known, ", "))
+}
+
+// outRead is something a statement's results read other than as a bare
+// column the server reports the origin of: a column computed with (col),
+// or a whole row (whole, naming the relation, or "*").
+type outRead struct {
+	col   string
+	whole bool
+	into  string // the column an UPDATE SET or MERGE writes it into
+}
+
+// outputReads lists what the results of the statements in tree read in
+// a form that masking by column cannot follow: every column inside an
+// expression of an output position (a SELECT list, RETURNING, VALUES, a
+// function in FROM), whole-row references (row_to_json(t), t.*, SELECT t),
+// and — in a set operation or a statement whose rows go into a table or
+// view, where the server reports no origin — bare columns and * too.
+// Output positions are those of the top-level statements and of what
+// feeds them: subqueries in FROM, CTEs, set operations, the query of a
+// cursor, PREPARE, EXPLAIN, CREATE TABLE AS and CREATE VIEW. WHERE, JOIN
+// ON, GROUP BY, HAVING, ORDER BY and window definitions are not walked:
+// reading a column there does not put its value in a result. Inside an
+// output expression everything is walked, subqueries' WHERE clauses too:
+// what cannot be told apart is counted.
+func outputReads(tree *pg.ParseResult, rels map[string]bool) ([]outRead, []rename) {
+	w := &outWalker{rels: rels}
+	for _, raw := range tree.Stmts {
+		if raw.Stmt != nil {
+			w.stmt(raw.Stmt, true)
+		}
+	}
+	return w.reads, w.renames
+}
+
+type outWalker struct {
+	rels    map[string]bool // every relation, alias and CTE name in the text, lower case
+	reads   []outRead
+	renames []rename
+}
+
+// rename says a column named from is read under the name to; from "*"
+// means any column (a positional alias list: cards AS t(a, b, e)).
+type rename struct{ from, to string }
+
+// stmt walks a statement whose rows reach a result. bare says whether a
+// bare column there keeps its origin (the server reports the table column
+// behind it, so it is masked by that column's rule).
+func (w *outWalker) stmt(n *pg.Node, bare bool) {
+	if n == nil {
+		return
+	}
+	switch x := n.Node.(type) {
+	case *pg.Node_SelectStmt:
+		w.sel(x.SelectStmt, bare)
+	case *pg.Node_InsertStmt:
+		w.with(x.InsertStmt.WithClause, bare)
+		w.stmt(x.InsertStmt.SelectStmt, false) // rows go into a table
+		if oc := x.InsertStmt.OnConflictClause; oc != nil {
+			w.set(oc.TargetList)
+		}
+		w.targets(x.InsertStmt.ReturningList, bare)
+	case *pg.Node_UpdateStmt:
+		w.with(x.UpdateStmt.WithClause, bare)
+		w.from(x.UpdateStmt.FromClause, bare)
+		w.set(x.UpdateStmt.TargetList)
+		w.targets(x.UpdateStmt.ReturningList, bare)
+	case *pg.Node_DeleteStmt:
+		w.with(x.DeleteStmt.WithClause, bare)
+		w.from(x.DeleteStmt.UsingClause, bare)
+		w.targets(x.DeleteStmt.ReturningList, bare)
+	case *pg.Node_MergeStmt:
+		w.with(x.MergeStmt.WithClause, bare)
+		w.from([]*pg.Node{x.MergeStmt.SourceRelation}, bare)
+		for _, n := range x.MergeStmt.MergeWhenClauses {
+			c := n.GetMergeWhenClause()
+			if c == nil {
+				continue
+			}
+			if len(c.Values) == 0 {
+				w.set(c.TargetList) // UPDATE SET
+				continue
+			}
+			for i, v := range c.Values { // INSERT (cols) VALUES
+				into := ""
+				if i < len(c.TargetList) {
+					into = c.TargetList[i].GetResTarget().GetName()
+				}
+				w.exprInto(v, into)
+			}
+		}
+		w.targets(x.MergeStmt.ReturningList, bare)
+	case *pg.Node_CreateTableAsStmt:
+		w.stmt(x.CreateTableAsStmt.Query, false)
+	case *pg.Node_ViewStmt:
+		w.stmt(x.ViewStmt.Query, false)
+	default:
+		// Any other statement (EXPLAIN, DECLARE CURSOR, PREPARE, COPY,
+		// CREATE RULE, CREATE SCHEMA …): the statements inside it are
+		// walked as if their rows reached a result.
+		prune(n.ProtoReflect(), func(m protoreflect.Message) bool {
+			if m.Interface() == n {
+				return true
+			}
+			switch m.Interface().(type) {
+			case *pg.SelectStmt, *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.MergeStmt, *pg.CreateTableAsStmt, *pg.ViewStmt:
+				w.stmt(wrap(m.Interface()), bare)
+				return false
+			}
+			return true
+		})
+	}
+}
+
+// wrap turns a statement message back into a Node.
+func wrap(msg any) *pg.Node {
+	switch x := msg.(type) {
+	case *pg.SelectStmt:
+		return &pg.Node{Node: &pg.Node_SelectStmt{SelectStmt: x}}
+	case *pg.InsertStmt:
+		return &pg.Node{Node: &pg.Node_InsertStmt{InsertStmt: x}}
+	case *pg.UpdateStmt:
+		return &pg.Node{Node: &pg.Node_UpdateStmt{UpdateStmt: x}}
+	case *pg.DeleteStmt:
+		return &pg.Node{Node: &pg.Node_DeleteStmt{DeleteStmt: x}}
+	case *pg.MergeStmt:
+		return &pg.Node{Node: &pg.Node_MergeStmt{MergeStmt: x}}
+	case *pg.CreateTableAsStmt:
+		return &pg.Node{Node: &pg.Node_CreateTableAsStmt{CreateTableAsStmt: x}}
+	case *pg.ViewStmt:
+		return &pg.Node{Node: &pg.Node_ViewStmt{ViewStmt: x}}
+	}
+	return nil
+}
+
+func (w *outWalker) sel(s *pg.SelectStmt, bare bool) {
+	if s == nil {
+		return
+	}
+	w.with(s.WithClause, bare)
+	if s.Op > pg.SetOperation_SETOP_NONE {
+		// A set operation's columns have no origin: its branches' bare
+		// columns are not masked by theirs.
+		w.sel(s.Larg, false)
+		w.sel(s.Rarg, false)
+		return
+	}
+	if s.IntoClause != nil {
+		bare = false // SELECT … INTO: rows go into a table
+	}
+	for _, row := range s.ValuesLists {
+		w.expr(row)
+	}
+	w.from(s.FromClause, bare)
+	if fullMerge(s.FromClause) {
+		// The merged column of a FULL JOIN USING (or NATURAL) is a
+		// COALESCE: the server reports no origin for it.
+		bare = false
+	}
+	w.targets(s.TargetList, bare)
+}
+
+func (w *outWalker) with(c *pg.WithClause, bare bool) {
+	if c == nil {
+		return
+	}
+	for _, n := range c.Ctes {
+		if cte := n.GetCommonTableExpr(); cte != nil {
+			w.stmt(cte.Ctequery, bare)
+			w.aliases(cte.Aliascolnames)
+		}
+	}
+}
+
+// from walks FROM items: subqueries feed the result, a join's ON does not;
+// a function's arguments are computed into its rows.
+func (w *outWalker) from(items []*pg.Node, bare bool) {
+	for _, n := range items {
+		if n == nil {
+			continue
+		}
+		// Column aliases of a FROM item rename its columns by position.
+		visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+			if al, ok := m.Interface().(*pg.Alias); ok {
+				w.aliases(al.Colnames)
+			}
+			return true
+		})
+		switch x := n.Node.(type) {
+		case *pg.Node_RangeVar:
+		case *pg.Node_RangeSubselect:
+			w.stmt(x.RangeSubselect.Subquery, bare)
+		case *pg.Node_JoinExpr:
+			w.from([]*pg.Node{x.JoinExpr.Larg, x.JoinExpr.Rarg}, bare)
+		case *pg.Node_RangeTableSample:
+			w.from([]*pg.Node{x.RangeTableSample.Relation}, bare)
+		default: // functions, XMLTABLE, JSON_TABLE …
+			w.expr(n)
+		}
+	}
+}
+
+// targets walks a SELECT or RETURNING list.
+func (w *outWalker) targets(list []*pg.Node, bare bool) {
+	for _, t := range list {
+		rt := t.GetResTarget()
+		if rt == nil || rt.Val == nil {
+			continue
+		}
+		if cr := rt.Val.GetColumnRef(); cr != nil {
+			w.column(cr, bare)
+			if col := cr.Fields[len(cr.Fields)-1].GetString_().GetSval(); rt.Name != "" && col != "" && !strings.EqualFold(rt.Name, col) {
+				w.renames = append(w.renames, rename{strings.ToLower(col), strings.ToLower(rt.Name)})
+			}
+			continue
+		}
+		if fc := rt.Val.GetFuncCall(); fc != nil && fc.Over == nil && funcName(fc) == "count" {
+			continue // a count reveals no value of what it counts
+		}
+		w.expr(rt.Val)
+	}
+}
+
+// fullMerge reports whether a FROM list has a FULL JOIN with USING or
+// NATURAL, at any depth of its joins.
+func fullMerge(items []*pg.Node) bool {
+	for _, n := range items {
+		if j := n.GetJoinExpr(); j != nil {
+			if j.Jointype == pg.JoinType_JOIN_FULL && (len(j.UsingClause) > 0 || j.IsNatural) || fullMerge([]*pg.Node{j.Larg, j.Rarg}) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// aliases notes positional column names: any column may take them.
+func (w *outWalker) aliases(names []*pg.Node) {
+	for _, n := range names {
+		if s := n.GetString_(); s != nil {
+			w.renames = append(w.renames, rename{"*", strings.ToLower(s.Sval)})
+		}
+	}
+}
+
+// column notes a column reference standing alone in an output list.
+func (w *outWalker) column(cr *pg.ColumnRef, bare bool) {
+	n := len(cr.Fields)
+	if n == 0 {
+		return
+	}
+	last := cr.Fields[n-1]
+	switch {
+	case last.GetAStar() != nil:
+		// * and t.* are expanded into the table's columns, each masked
+		// by its own rule — where they keep their origin.
+		if !bare {
+			w.reads = append(w.reads, outRead{col: starName(cr), whole: true})
+		}
+	case n == 1 && w.rels[strings.ToLower(last.GetString_().GetSval())]:
+		// SELECT t FROM t: the whole row, as one composite value.
+		w.reads = append(w.reads, outRead{col: last.GetString_().GetSval(), whole: true})
+	case !bare:
+		w.reads = append(w.reads, outRead{col: last.GetString_().GetSval()})
+	}
+}
+
+// set notes what UPDATE SET (or ON CONFLICT DO UPDATE SET) writes into
+// each column: a masked value copied into a column no rule names would be
+// read back unmasked.
+func (w *outWalker) set(targets []*pg.Node) {
+	for _, t := range targets {
+		if rt := t.GetResTarget(); rt != nil {
+			w.exprInto(rt.Val, rt.Name)
+		}
+	}
+}
+
+// exprInto notes what an expression written into column into reads.
+func (w *outWalker) exprInto(n *pg.Node, into string) {
+	from := len(w.reads)
+	w.expr(n)
+	for i := from; i < len(w.reads); i++ {
+		w.reads[i].into = into
+	}
+}
+
+// expr notes every column and whole row read inside an expression.
+func (w *outWalker) expr(n *pg.Node) {
+	if n == nil {
+		return
+	}
+	visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		cr, ok := m.Interface().(*pg.ColumnRef)
+		if !ok || len(cr.Fields) == 0 {
+			return true
+		}
+		last := cr.Fields[len(cr.Fields)-1]
+		switch name := last.GetString_().GetSval(); {
+		case last.GetAStar() != nil:
+			w.reads = append(w.reads, outRead{col: starName(cr), whole: true})
+		case len(cr.Fields) == 1 && w.rels[strings.ToLower(name)]:
+			w.reads = append(w.reads, outRead{col: name, whole: true})
+			w.reads = append(w.reads, outRead{col: name}) // or a column of that name
+		default:
+			w.reads = append(w.reads, outRead{col: name})
+		}
+		return true
+	})
+}
+
+// starName names what * or t.* expands: the relation, or "*".
+func starName(cr *pg.ColumnRef) string {
+	if len(cr.Fields) > 1 {
+		if s := cr.Fields[len(cr.Fields)-2].GetString_(); s != nil {
+			return s.Sval + ".*"
+		}
+	}
+	return "*"
+}
+
+// funcName is the last part of a function's name, lower case.
+func funcName(fc *pg.FuncCall) string {
+	if n := len(fc.Funcname); n > 0 {
+		return strings.ToLower(fc.Funcname[n-1].GetString_().GetSval())
+	}
+	return ""
+}
+
+// prune calls f on m and the messages below it, depth first, skipping
+// the messages below any for which f returns false.
+func prune(m protoreflect.Message, f func(protoreflect.Message) bool) {
+	if !f(m) {
+		return
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				prune(l.Get(i).Message(), f)
+			}
+		case fd.Message() != nil && !fd.IsMap():
+			prune(v.Message(), f)
+		}
+		return true
+	})
+}
+
+// valuePair is a constant written against columns: compared with them
+// (email = 'x', card IN (…), card LIKE '4111%', CASE card WHEN …, a
+// function of the column and a string), or assigned to one (UPDATE SET,
+// INSERT (cols) VALUES, ON CONFLICT DO UPDATE SET). locs are the
+// constants' offsets in the text.
+type valuePair struct {
+	cols   []string
+	locs   []int32
+	params []int32 // bind parameters ($n) in the constants' place
+}
+
+// valuePairs lists every valuePair in the tree.
+func valuePairs(tree *pg.ParseResult) []valuePair {
+	var out []valuePair
+	add := func(cols []string, locs []int32, params []int32) {
+		if len(cols) > 0 && len(locs)+len(params) > 0 {
+			out = append(out, valuePair{cols, locs, params})
+		}
+	}
+	assign := func(targets []*pg.Node) {
+		for _, t := range targets {
+			if rt := t.GetResTarget(); rt != nil && rt.Name != "" {
+				add([]string{rt.Name}, constsIn(rt.Val, false), paramsIn(rt.Val))
+			}
+		}
+	}
+	for _, raw := range tree.Stmts {
+		if raw.Stmt == nil {
+			continue
+		}
+		visit(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
+			switch x := m.Interface().(type) {
+			case *pg.A_Expr:
+				add(columnsIn(nodeMsg(x.Lexpr)), constsIn(x.Rexpr, false), paramsIn(x.Rexpr))
+				add(columnsIn(nodeMsg(x.Rexpr)), constsIn(x.Lexpr, false), paramsIn(x.Lexpr))
+			case *pg.SubLink:
+				add(columnsIn(nodeMsg(x.Testexpr)), constsIn(x.Subselect, false), paramsIn(x.Subselect))
+			case *pg.CaseExpr:
+				if cols := columnsIn(nodeMsg(x.Arg)); len(cols) > 0 {
+					for _, cw := range x.Args {
+						if w := cw.GetCaseWhen(); w != nil {
+							add(cols, constsIn(w.Expr, false), paramsIn(w.Expr))
+						}
+					}
+				}
+			case *pg.FuncCall:
+				var cols []string
+				var locs, params []int32
+				for _, a := range x.Args {
+					if c := columnsIn(nodeMsg(a)); len(c) > 0 {
+						cols = append(cols, c...)
+					} else {
+						locs = append(locs, constsIn(a, true)...)
+						params = append(params, paramsIn(a)...)
+					}
+				}
+				add(cols, locs, params)
+			case *pg.UpdateStmt:
+				assign(x.TargetList)
+			case *pg.OnConflictClause:
+				assign(x.TargetList)
+			case *pg.InsertStmt:
+				sel := x.SelectStmt.GetSelectStmt()
+				if sel == nil {
+					break
+				}
+				for _, row := range sel.ValuesLists {
+					items := row.GetList().GetItems()
+					for i, c := range x.Cols {
+						if rt := c.GetResTarget(); rt != nil && i < len(items) {
+							add([]string{rt.Name}, constsIn(items[i], false), paramsIn(items[i]))
+						}
+					}
+				}
+			}
+			return true
+		})
+	}
+	return out
+}
+
+func nodeMsg(n *pg.Node) protoreflect.Message {
+	if n == nil {
+		return nil
+	}
+	return n.ProtoReflect()
+}
+
+// paramsIn returns the numbers of the bind parameters below n.
+func paramsIn(n *pg.Node) []int32 {
+	if n == nil {
+		return nil
+	}
+	var out []int32
+	visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		if p, ok := m.Interface().(*pg.ParamRef); ok {
+			out = append(out, p.Number)
+		}
+		return true
+	})
+	return out
+}
+
+// constsIn returns the offsets of the constants below n (strings only,
+// when stringsOnly), NULL and booleans left out.
+func constsIn(n *pg.Node, stringsOnly bool) []int32 {
+	if n == nil {
+		return nil
+	}
+	var out []int32
+	visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		c, ok := m.Interface().(*pg.A_Const)
+		if !ok || c.Isnull || c.GetBoolval() != nil {
+			return true
+		}
+		if c.GetSval() != nil || c.GetBsval() != nil || !stringsOnly {
+			out = append(out, c.Location)
+		}
+		return true
+	})
+	return out
 }

@@ -1,11 +1,15 @@
 package pgproxy
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/mask"
@@ -23,10 +27,21 @@ import (
 // "/statement". Text the scanner cannot read is scrubbed as free text
 // (mask.Scrub).
 //
-// A statement that cannot hold a value (mask.MayHold, and no ||) — the
-// common case — is returned as it is without scanning.
-func redactSQL(sql string) (string, []gateway.Redaction) {
-	if !mask.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) {
+// Two more kinds of literal are replaced whole, found on the parse tree
+// (treeRedactions): one compared with or assigned to a column a mask rule
+// of pol names (email = 'x', card IN (…), name LIKE 'Jo%', UPDATE SET,
+// INSERT VALUES) becomes [REDACTED:masked_column], whatever it holds; and
+// the literals of a constant string expression — concat, concat_ws,
+// format, chr, || with casts between, lower, upper, replace, translate,
+// reverse, lpad, rpad — whose value the detectors find become that
+// detector's placeholder.
+//
+// A statement that cannot hold a value (mask.MayHold, no ||, nothing
+// found on the tree) — the common case — is returned as it is without
+// scanning.
+func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
+	forced := treeRedactions(sql, pol)
+	if len(forced) == 0 && !mask.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) {
 		return sql, nil
 	}
 	toks, err := pg_query.Scan(sql)
@@ -41,7 +56,16 @@ func redactSQL(sql string) (string, []gateway.Redaction) {
 		}
 	}
 	repl := map[int]string{} // token index → its recorded text
-	var run []int            // string literals joined by ||
+	forcedTok := map[int]string{}
+	for k, t := range toks.Tokens {
+		if d, ok := forced[t.Start]; ok {
+			if t.Token == pg_query.Token_Op || t.Token == pg_query.Token_ASCII_45 || t.Token == pg_query.Token_ASCII_43 {
+				k++ // a sign: the constant follows
+			}
+			forcedTok[k] = d
+		}
+	}
+	var run []int // string literals joined by ||
 	var joined strings.Builder
 	endRun := func() {
 		if len(run) > 1 {
@@ -63,6 +87,21 @@ func redactSQL(sql string) (string, []gateway.Redaction) {
 	for k, t := range toks.Tokens {
 		lo, hi := int(t.Start), int(t.End)
 		if hi > len(sql) || lo >= hi {
+			continue
+		}
+		if d, ok := forcedTok[k]; ok {
+			note(map[string]int{d: 1})
+			switch t.Token {
+			case pg_query.Token_SCONST, pg_query.Token_USCONST, pg_query.Token_BCONST, pg_query.Token_XCONST:
+				pre, _, post := splitLiteral(sql[lo:hi])
+				repl[k] = pre + mask.Placeholder(d) + post
+				run = append(run, k)
+				joined.WriteString(mask.Placeholder(d))
+				continue
+			default:
+				repl[k] = "'" + mask.Placeholder(d) + "'"
+			}
+			endRun()
 			continue
 		}
 		switch t.Token {
@@ -121,7 +160,474 @@ func redactSQL(sql string) (string, []gateway.Redaction) {
 		last = int(t.End)
 	}
 	b.WriteString(sql[last:])
-	return b.String(), gateway.Redactions("/statement", all)
+	red := gateway.Redactions("/statement", all)
+	if n := all[maskedColumn]; n > 0 {
+		red = append(red, gateway.Redaction{Path: "/statement", Detector: maskedColumn, Count: n})
+	}
+	return b.String(), red
+}
+
+// maskedColumn names, in a placeholder, a constant replaced because it is
+// compared with or assigned to a column a mask rule names.
+const maskedColumn = "masked_column"
+
+// treeRedactions returns the offsets of the constants to replace whole
+// in sql's recorded text, each with the name its placeholder takes: those
+// written against a masked column of pol (valuePairs), and those of a
+// constant string expression the detectors find a value in
+// (foldRedactions). The text is parsed only when the cached analysis
+// names a masked column compared with a constant, or when the text calls
+// something that joins or transforms strings.
+func treeRedactions(sql string, pol *Policy) map[int32]string {
+	needMask := false
+	if pol.hasColumnRules() {
+		for _, c := range analyze(sql).compared {
+			// The analysis may come from the cache of a tree whose
+			// names differ in digits only: such names are looked at in
+			// this text's own tree.
+			if pol.columnRules([]string{c})[0] != nil || strings.ContainsAny(c, "0123456789") {
+				needMask = true
+				break
+			}
+		}
+	}
+	needFold := foldHint(sql)
+	if !needMask && !needFold {
+		return nil
+	}
+	tree, err := pg_query.Parse(sql)
+	if err != nil {
+		return nil // the scanner still judges every literal
+	}
+	out := map[int32]string{}
+	if needMask {
+		for _, vp := range valuePairs(tree) {
+			if slices.ContainsFunc(vp.cols, func(c string) bool { return pol.columnRules([]string{c})[0] != nil }) {
+				for _, l := range vp.locs {
+					out[l] = maskedColumn
+				}
+			}
+		}
+	}
+	if needFold {
+		foldRedactions(tree, out)
+	}
+	return out
+}
+
+// maskedParams returns the numbers of sql's bind parameters ($n) that
+// are compared with or assigned to a column a mask rule of pol names, as
+// constants are in treeRedactions: their values are recorded as the
+// masked column placeholder.
+func maskedParams(sql string, pol *Policy) map[int32]bool {
+	if !pol.hasColumnRules() || !strings.Contains(sql, "$") {
+		return nil
+	}
+	var out map[int32]bool
+	for n, cols := range analyze(sql).paramCols {
+		if slices.ContainsFunc(cols, func(c string) bool { return pol.columnRules([]string{c})[0] != nil }) {
+			if out == nil {
+				out = map[int32]bool{}
+			}
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// foldFuncs are the functions foldConst evaluates: a text that calls
+// none of them and joins nothing with || has no constant string
+// expression to judge.
+var foldFuncs = map[string]bool{"chr": true, "concat": true, "concat_ws": true, "format": true, "lower": true, "upper": true,
+	"replace": true, "translate": true, "reverse": true, "ascii": true, "lpad": true, "rpad": true,
+	"array_to_string": true, "decode": true, "convert_from": true, "unistr": true}
+
+// foldHint reports whether sql may call one of foldFuncs or join with
+// ||: it holds || or one of their names, letter case ignored, anywhere
+// (so comments between a name and its parenthesis do not hide it), or a
+// quoted identifier with Unicode escapes (U&"…"), which can spell one.
+// The parse tree decides; this only skips texts that cannot have one.
+func foldHint(sql string) bool {
+	for i := 0; i < len(sql); i++ {
+		switch c := sql[i] | 0x20; c {
+		case '|':
+			if sql[i] == '|' && i+1 < len(sql) && sql[i+1] == '|' {
+				return true
+			}
+		case 'u':
+			if i+2 < len(sql) && sql[i+1] == '&' && sql[i+2] == '"' {
+				return true
+			}
+			fallthrough
+		case 'a', 'c', 'd', 'f', 'l', 'r', 't':
+			for _, w := range foldNames[c] {
+				if hasPrefixFold(sql[i:], w) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// foldNames are the names of foldFuncs by their first letter.
+var foldNames = func() map[byte][]string {
+	m := map[byte][]string{}
+	for f := range foldFuncs {
+		m[f[0]] = append(m[f[0]], f)
+	}
+	return m
+}()
+
+// hasPrefixFold reports whether s starts with w, ASCII letter case
+// ignored; w is lower case.
+func hasPrefixFold(s, w string) bool {
+	if len(s) < len(w) {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != w[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// foldRedactions evaluates every constant string expression of the tree
+// (foldConst) that joins or transforms constants, and judges the string
+// it makes: when the detectors find a value in it, every constant that
+// went into it is added to out with that detector. The characters all
+// chr() calls with constant arguments make, in order, are judged joined
+// too (chr(52), chr(49), … spelling a number across a SELECT list).
+func foldRedactions(tree *pg_query.ParseResult, out map[int32]string) {
+	var chars strings.Builder
+	var charLocs []int32
+	judge := func(v string, locs []int32) bool {
+		d := mask.Find([]byte(v))
+		if d == "" {
+			_, counts := mask.Scrub(v)
+			if counts == nil {
+				return false
+			}
+			d = gateway.Redactions("", counts)[0].Detector
+		}
+		for _, l := range locs {
+			if _, ok := out[l]; !ok {
+				out[l] = d
+			}
+		}
+		return true
+	}
+	for _, raw := range tree.Stmts {
+		if raw.Stmt == nil {
+			continue
+		}
+		prune(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
+			var n *pg_query.Node
+			switch x := m.Interface().(type) {
+			case *pg_query.FuncCall:
+				n = &pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: x}}
+			case *pg_query.A_Expr:
+				n = &pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: x}}
+			case *pg_query.TypeCast:
+				n = &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: x}}
+			default:
+				return true
+			}
+			f, ok := foldConst(n)
+			if !ok || !f.composite {
+				return true
+			}
+			if judge(f.val, f.locs) {
+				return false
+			}
+			if fc := n.GetFuncCall(); fc != nil && funcName(fc) == "chr" {
+				chars.WriteString(f.val)
+				charLocs = append(charLocs, f.locs...)
+			}
+			return true
+		})
+	}
+	if len(charLocs) > 1 {
+		judge(chars.String(), charLocs)
+	}
+}
+
+// folded is the value of a constant expression and the offsets of the
+// constants that make it; composite when more than one constant, or a
+// function, went into it.
+type folded struct {
+	val       string
+	locs      []int32
+	composite bool
+}
+
+// maxFolded bounds what folding builds (lpad, format): longer values are
+// not judged.
+const maxFolded = 4096
+
+// foldConst evaluates n when it is a string expression of constants, as
+// PostgreSQL would: string and numeric constants (each as the recording
+// reads it, so a value one constant holds alone is not found again),
+// casts, ||, +, - and * on integers, and the functions of foldWords.
+// Arguments that are not constant count as empty strings in the joining
+// functions (concat, concat_ws, format, ||), so constants around a column
+// are still judged together; any other function or operator is not
+// folded.
+func foldConst(n *pg_query.Node) (folded, bool) {
+	if n == nil {
+		return folded{}, false
+	}
+	switch x := n.Node.(type) {
+	case *pg_query.Node_AConst:
+		c := x.AConst
+		switch {
+		case c.Isnull:
+			return folded{}, true
+		case c.GetSval() != nil:
+			v, _ := mask.Scrub(c.GetSval().Sval)
+			return folded{val: v, locs: []int32{c.Location}}, true
+		case c.GetIval() != nil:
+			return folded{val: strconv.Itoa(int(c.GetIval().Ival)), locs: []int32{c.Location}}, true
+		case c.GetFval() != nil:
+			v := c.GetFval().Fval
+			if mask.Find([]byte(numberDigits(v))) != "" {
+				v = mask.Placeholder("x")
+			}
+			return folded{val: v, locs: []int32{c.Location}}, true
+		}
+		return folded{}, false
+	case *pg_query.Node_TypeCast:
+		return foldConst(x.TypeCast.Arg)
+	case *pg_query.Node_AArrayExpr:
+		// ARRAY['4111', '1111', …]: its elements, joined.
+		f := folded{composite: true}
+		known := false
+		for _, e := range x.AArrayExpr.Elements {
+			v, ok := foldConst(e)
+			known = known || ok
+			f.val += v.val
+			f.locs = append(f.locs, v.locs...)
+		}
+		return f, known && len(f.val) <= maxFolded
+	case *pg_query.Node_AExpr:
+		e := x.AExpr
+		if e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) != 1 {
+			return folded{}, false
+		}
+		l, lok := foldConst(e.Lexpr)
+		r, rok := foldConst(e.Rexpr)
+		switch op := e.Name[0].GetString_().GetSval(); op {
+		case "||":
+			if !lok && !rok {
+				return folded{}, false
+			}
+			return join(l, r), len(l.val)+len(r.val) <= maxFolded
+		case "+", "-", "*":
+			if !rok || (!lok && e.Lexpr != nil) {
+				return folded{}, false
+			}
+			a, err1 := strconv.ParseInt(orZero(l.val), 10, 64)
+			b, err2 := strconv.ParseInt(r.val, 10, 64)
+			if err1 != nil || err2 != nil {
+				return folded{}, false
+			}
+			v := map[string]int64{"+": a + b, "-": a - b, "*": a * b}[op]
+			f := join(l, r)
+			f.val = strconv.FormatInt(v, 10)
+			return f, true
+		}
+		return folded{}, false
+	case *pg_query.Node_FuncCall:
+		fc := x.FuncCall
+		args := make([]folded, len(fc.Args))
+		oks := make([]bool, len(fc.Args))
+		anyOK := false
+		for i, a := range fc.Args {
+			args[i], oks[i] = foldConst(a)
+			anyOK = anyOK || oks[i]
+		}
+		all := !slices.Contains(oks, false)
+		f := folded{composite: true}
+		for _, a := range args {
+			f.locs = append(f.locs, a.locs...)
+		}
+		switch name := funcName(fc); {
+		case name == "concat" && anyOK:
+			for _, a := range args {
+				f.val += a.val
+			}
+		case name == "array_to_string" && len(args) >= 2 && oks[0] && oks[1] && fc.Args[0].GetAArrayExpr() != nil:
+			var parts []string
+			for _, e := range fc.Args[0].GetAArrayExpr().Elements {
+				v, _ := foldConst(e)
+				parts = append(parts, v.val)
+			}
+			f.val = strings.Join(parts, args[1].val)
+		case name == "concat_ws" && len(args) > 0 && oks[0]:
+			var parts []string
+			for _, a := range args[1:] {
+				parts = append(parts, a.val)
+			}
+			f.val = strings.Join(parts, args[0].val)
+		case name == "format" && len(args) > 0 && oks[0]:
+			f.val = pgFormat(args[0].val, args[1:])
+		case !all || len(args) == 0:
+			return folded{}, false
+		case name == "chr" && len(args) == 1:
+			c, err := strconv.ParseInt(args[0].val, 10, 32)
+			if err != nil || c <= 0 || c > 0x10FFFF {
+				return folded{}, false
+			}
+			f.val = string(rune(c))
+		case name == "decode" && len(args) == 2:
+			// hex and base64 text of the value; escape as E'…' reads.
+			var b []byte
+			var err error
+			switch strings.ToLower(args[1].val) {
+			case "hex":
+				b, err = hex.DecodeString(args[0].val)
+			case "base64":
+				b, err = base64.StdEncoding.DecodeString(strings.Join(strings.Fields(args[0].val), ""))
+			case "escape":
+				b = []byte(decodeE(args[0].val))
+			default:
+				return folded{}, false
+			}
+			if err != nil {
+				return folded{}, false
+			}
+			f.val = string(b)
+		case name == "convert_from" && len(args) == 2:
+			f.val = args[0].val
+		case name == "unistr" && len(args) == 1:
+			f.val = decodeE(decodeU(args[0].val))
+		case name == "ascii" && len(args) == 1:
+			for _, r := range args[0].val {
+				f.val = strconv.Itoa(int(r))
+				break
+			}
+		case name == "lower" && len(args) == 1:
+			f.val = strings.ToLower(args[0].val)
+		case name == "upper" && len(args) == 1:
+			f.val = strings.ToUpper(args[0].val)
+		case name == "reverse" && len(args) == 1:
+			r := []rune(args[0].val)
+			slices.Reverse(r)
+			f.val = string(r)
+		case name == "replace" && len(args) == 3:
+			if args[1].val == "" {
+				f.val = args[0].val
+			} else if n := strings.Count(args[0].val, args[1].val); len(args[0].val)+n*(len(args[2].val)-len(args[1].val)) > maxFolded {
+				return folded{}, false
+			} else {
+				f.val = strings.ReplaceAll(args[0].val, args[1].val, args[2].val)
+			}
+		case name == "translate" && len(args) == 3:
+			f.val = translate(args[0].val, args[1].val, args[2].val)
+		case (name == "lpad" || name == "rpad") && (len(args) == 2 || len(args) == 3):
+			fill := " "
+			if len(args) == 3 {
+				fill = args[2].val
+			}
+			n, err := strconv.Atoi(args[1].val)
+			if err != nil || n < 0 || n > maxFolded {
+				return folded{}, false
+			}
+			f.val = pad(args[0].val, n, fill, name == "lpad")
+		default:
+			return folded{}, false
+		}
+		return f, len(f.val) <= maxFolded
+	}
+	return folded{}, false
+}
+
+func orZero(s string) string {
+	if s == "" {
+		return "0" // unary minus
+	}
+	return s
+}
+
+func join(l, r folded) folded {
+	return folded{val: l.val + r.val, locs: append(slices.Clone(l.locs), r.locs...), composite: true}
+}
+
+// pgFormat applies format()'s %s, %I and %L (with n$ positions and
+// widths) and %%; what cannot be read is kept as written.
+func pgFormat(spec string, args []folded) string {
+	var b strings.Builder
+	next := 0
+	for i := 0; i < len(spec); i++ {
+		if spec[i] != '%' || i+1 == len(spec) {
+			b.WriteByte(spec[i])
+			continue
+		}
+		j := i + 1
+		if spec[j] == '%' {
+			b.WriteByte('%')
+			i = j
+			continue
+		}
+		k := j
+		for k < len(spec) && (isDigit(spec[k]) || spec[k] == '$' || spec[k] == '-' || spec[k] == '*') {
+			k++
+		}
+		if k == len(spec) || !strings.ContainsRune("sIL", rune(spec[k])) {
+			b.WriteByte(spec[i])
+			continue
+		}
+		arg := next
+		if d := strings.IndexByte(spec[j:k], '$'); d >= 0 {
+			if p, err := strconv.Atoi(spec[j : j+d]); err == nil && p > 0 {
+				arg = p - 1
+			}
+		}
+		next = arg + 1
+		if b.Len() > maxFolded {
+			break
+		}
+		if arg < len(args) {
+			b.WriteString(args[arg].val)
+		}
+		i = k
+	}
+	return b.String()
+}
+
+func translate(s, from, to string) string {
+	f, t := []rune(from), []rune(to)
+	var b strings.Builder
+	for _, r := range s {
+		if i := slices.Index(f, r); i >= 0 {
+			if i < len(t) {
+				b.WriteRune(t[i])
+			}
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func pad(s string, n int, fill string, left bool) string {
+	r := []rune(s)
+	if len(r) >= n || fill == "" {
+		return string(r[:min(len(r), n)])
+	}
+	var p []rune
+	for f := []rune(fill); len(p) < n-len(r); {
+		p = append(p, f[len(p)%len(f)])
+	}
+	if left {
+		return string(p) + s
+	}
+	return s + string(p)
 }
 
 // splitLiteral splits a string constant's token into its opening

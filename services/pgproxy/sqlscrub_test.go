@@ -21,7 +21,7 @@ func TestRedactSQL(t *testing.T) {
 		{"SELECT 'jane' || '@example.com' AS e, name || 'x'", "SELECT '[REDACTED:email]' || '[REDACTED:email]' AS e, name || 'x'"},
 		{"SELECT '4111 1111 1111 1111' || 'x'", "SELECT '[REDACTED:credit_card]' || 'x'"},
 	} {
-		got, red := redactSQL(c.in)
+		got, red := redactSQL(c.in, nil)
 		if got != c.want {
 			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
 		}
@@ -29,7 +29,7 @@ func TestRedactSQL(t *testing.T) {
 			t.Errorf("redactSQL(%q): redactions %+v", c.in, red)
 		}
 	}
-	f := statementFields("SELECT 1 WHERE c = '4111 1111 1111 1111'")
+	f := statementFields("SELECT 1 WHERE c = '4111 1111 1111 1111'", nil)
 	if f["statement_sha256"] != sha256Hex("SELECT 1 WHERE c = '[REDACTED:credit_card]'") {
 		t.Errorf("the digest is not over the recorded text: %v", f)
 	}
@@ -47,14 +47,63 @@ func TestRedactSQLEncodedForms(t *testing.T) {
 		{`SELECT 4.111111111111111e15`, `SELECT '[REDACTED:credit_card]'`},
 		{`SELECT E'tab\there', 1e3, 1_000`, `SELECT E'tab\there', 1e3, 1_000`},
 	} {
-		if got, _ := redactSQL(c.in); got != c.want {
+		if got, _ := redactSQL(c.in, nil); got != c.want {
 			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
 		}
 	}
 	// What the literal pass does not delimit (a quoted identifier) passes
 	// the detectors over the whole text, and the digest is over the result.
-	f := statementFields(`SELECT 1 AS "4111111111111111"`)
+	f := statementFields(`SELECT 1 AS "4111111111111111"`, nil)
 	if f["statement"] != `SELECT 1 AS "[REDACTED:credit_card]"` || f["statement_sha256"] != sha256Hex(`SELECT 1 AS "[REDACTED:credit_card]"`) {
 		t.Errorf("an identifier holding a card number: %v", f)
+	}
+}
+
+// Constants written against a masked column are recorded by the
+// placeholder of the masked column rule; constant string expressions are
+// judged as the string they make.
+func TestRedactSQLTree(t *testing.T) {
+	pol, err := ParsePolicy("p", []byte("version: 1\nmask:\n  - id: m\n    columns: [name, card2]\n    method: redact\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ in, want string }{
+		{"SELECT id FROM t WHERE name = 'Zelda' AND note = 'kept'", "SELECT id FROM t WHERE name = '[REDACTED:masked_column]' AND note = 'kept'"},
+		{"SELECT id FROM t WHERE t.name IN ('a', E'b') OR name LIKE 'Ze%'", "SELECT id FROM t WHERE t.name IN ('[REDACTED:masked_column]', E'[REDACTED:masked_column]') OR name LIKE '[REDACTED:masked_column]'"},
+		{"SELECT id FROM t WHERE card2 = -42 OR card1 = 42", "SELECT id FROM t WHERE card2 = -'[REDACTED:masked_column]' OR card1 = 42"},
+		{"UPDATE t SET name = 'Zelda', note = 'kept' WHERE id = 1", "UPDATE t SET name = '[REDACTED:masked_column]', note = 'kept' WHERE id = 1"},
+		{"INSERT INTO t (id, name) VALUES (1, 'Zelda'), (2, 'Yorick')", "INSERT INTO t (id, name) VALUES (1, '[REDACTED:masked_column]'), (2, '[REDACTED:masked_column]')"},
+		{"SELECT concat('4111 1111', ' 1111 1111'), concat('a', 'b')", "SELECT concat('[REDACTED:credit_card]', '[REDACTED:credit_card]'), concat('a', 'b')"},
+		{"SELECT chr(52)||chr(49)||chr(49)||chr(49)||'1111'||'11111111'", "SELECT chr('[REDACTED:credit_card]')||chr('[REDACTED:credit_card]')||chr('[REDACTED:credit_card]')||chr('[REDACTED:credit_card]')||'[REDACTED:credit_card]'||'[REDACTED:credit_card]'"},
+		{"SELECT format('%s@%s', 'jane', 'example.com')", "SELECT format('[REDACTED:email]', '[REDACTED:email]', '[REDACTED:email]')"},
+		{"SELECT lpad('1', 10, 'x'), replace('abc', 'b', 'c')", "SELECT lpad('1', 10, 'x'), replace('abc', 'b', 'c')"},
+		{"SELECT array_to_string(ARRAY['4111', '1111', '1111', '1111'], ' ')", "SELECT array_to_string(ARRAY['[REDACTED:credit_card]', '[REDACTED:credit_card]', '[REDACTED:credit_card]', '[REDACTED:credit_card]'], '[REDACTED:credit_card]')"},
+		{"SELECT convert_from(decode('34313131313131313131313131313131', 'hex'), 'UTF8')", "SELECT convert_from(decode('[REDACTED:credit_card]', '[REDACTED:credit_card]'), '[REDACTED:credit_card]')"},
+		{"SELECT convert_from(decode('amFuZUBleGFtcGxlLmNvbQ==', 'base64'), 'UTF8')", "SELECT convert_from(decode('[REDACTED:email]', '[REDACTED:email]'), '[REDACTED:email]')"},
+	} {
+		if got, _ := redactSQL(c.in, pol); got != c.want {
+			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
+		}
+	}
+	_, red := redactSQL("SELECT 1 FROM t WHERE name = 'Zelda'", pol)
+	if len(red) != 1 || red[0].Detector != "masked_column" || red[0].Count != 1 {
+		t.Errorf("redactions %+v", red)
+	}
+}
+
+// foldHint misses no text that can call a folding function.
+func TestFoldHint(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SELECT id FROM t WHERE id = 1":        false,
+		"SELECT CHR/**/(52)":                   true,
+		`SELECT U&"\0063hr"(52)`:               true,
+		"SELECT pg_catalog.Concat_WS('', 'a')": true,
+		"SELECT 'a' || 'b'":                    true,
+		"SELECT upper(x) FROM t":               true,
+		"SELECT a | b FROM t":                  false,
+	} {
+		if foldHint(sql) != want {
+			t.Errorf("foldHint(%q) = %v", sql, !want)
+		}
 	}
 }

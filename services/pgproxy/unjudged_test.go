@@ -91,7 +91,7 @@ func TestUnjudgeableJudgedByPolicyView(t *testing.T) {
 	}
 	r := p.For("alice", nil).Denied(doDrop)
 	if msg := r.Reason; !strings.Contains(msg, "DO runs code whose effect the audit proxy cannot see") ||
-		!strings.Contains(msg, "approval rule naming kind DO,") || !strings.Contains(msg, "exempts you from every deny and approval rule") {
+		!strings.Contains(msg, "approval rule naming kind DO,") || !strings.Contains(msg, "exempts you from every deny, approval and mask rule") {
 		t.Errorf("refusal %q does not say why and how to allow it", msg)
 	}
 	// An approval rule naming the kind holds only what it matches.
@@ -110,15 +110,33 @@ func TestUnjudgeableJudgedByPolicyView(t *testing.T) {
 		!strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), "built-in") {
 		t.Errorf("a deny rule with a built-in id: %v", err)
 	}
-	// Without deny or approval rules nothing changes.
-	for _, text := range []string{"version: 2\nmask:\n  - id: e\n    columns: [email]\n    method: redact\n", "version: 2\n"} {
+	// A mask rule alone is enough: a body could read a masked column and
+	// return it transformed.
+	for _, text := range []string{"version: 2\nmask:\n  - id: e\n    columns: [email]\n    method: redact\n",
+		"version: 2\nmask:\n  - id: d\n    detect: [email]\n    method: redact\n"} {
 		q, err := pgproxy.ParsePolicy("p.yaml", []byte(text))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r := q.Denied(doDrop); r != nil {
-			t.Errorf("%q: DO refused by %s", text, r.ID)
+		if r := q.Denied(doDrop); r == nil || r.ID != "builtin-unjudgeable" {
+			t.Errorf("%q: DO refused by %v, want builtin-unjudgeable", text, r)
 		}
+		// Exempt from the mask rule, and judged by nothing else: runs.
+		ex, err := pgproxy.ParsePolicy("p.yaml", []byte(strings.Replace(text, "method: redact\n", "method: redact\n    exempt: {users: [etl-bot]}\n", 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := ex.For("etl-bot", nil).Denied(doDrop); r != nil {
+			t.Errorf("%q: DO refused by %s for a requester exempt from every rule", text, r.ID)
+		}
+	}
+	// Without deny, approval or mask rules nothing changes.
+	q, err := pgproxy.ParsePolicy("p.yaml", []byte("version: 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := q.Denied(doDrop); r != nil {
+		t.Errorf("a policy without rules: DO refused by %s", r.ID)
 	}
 }
 
@@ -225,10 +243,10 @@ func TestUnjudgeableRefusedOnPostgres(t *testing.T) {
 	}
 }
 
-// TestUnjudgeableRunWithoutDenyOrApprovalRules: a policy that only masks
-// judges no statement, so code runs as before.
+// TestUnjudgeableRunWithoutDenyOrApprovalRules: a policy without deny,
+// approval or mask rules judges no statement, so code runs as before.
 func TestUnjudgeableRunWithoutDenyOrApprovalRules(t *testing.T) {
-	f := startWithPolicyText(t, "version: 2\nmask:\n  - id: e\n    columns: [email]\n    method: redact\n")
+	f := startWithPolicyText(t, "version: 2\nparameters: hash\n")
 	if out, err := psql(t, f.url("alice", "alice-secret"), "CREATE TABLE victim (id int)", doAlter, createFn, callFn, doDrop); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -236,5 +254,38 @@ func TestUnjudgeableRunWithoutDenyOrApprovalRules(t *testing.T) {
 	f.direct(t).QueryRow(t.Context(), "SELECT count(*) FROM pg_tables WHERE tablename = 'victim'").Scan(&n)
 	if n != 0 {
 		t.Error("the DO did not drop the table")
+	}
+}
+
+// TestUnjudgeableRefusedWhileMasking: under a policy that only masks, a
+// function whose body returns a masked column transformed cannot be
+// created, nor a DO run, through psql against a real PostgreSQL; each
+// refusal is recorded as command.blocked by builtin-unjudgeable, and no
+// such function exists afterwards.
+func TestUnjudgeableRefusedWhileMasking(t *testing.T) {
+	f := startWithPolicyText(t, "version: 2\nmask:\n  - id: e\n    columns: [email]\n    method: redact\n")
+	attacks := []string{
+		"CREATE FUNCTION leak() RETURNS SETOF text LANGUAGE sql AS 'SELECT reverse(email) FROM customers'",
+		"CREATE FUNCTION leak() RETURNS SETOF text LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT reverse(email) FROM customers; END $$",
+		"DO $$ BEGIN RAISE NOTICE '%', (SELECT string_agg(reverse(email), ',') FROM customers); END $$",
+	}
+	for _, sql := range attacks {
+		out, err := psql(t, f.url("alice", "alice-secret"), sql)
+		if err == nil || !strings.Contains(out, "blocked by policy rule builtin-unjudgeable") || strings.Contains(out, "moc.elpmaxe") {
+			t.Errorf("%q: %v\n%s", sql, err, out)
+		}
+	}
+	var n int
+	if err := f.direct(t).QueryRow(t.Context(), "SELECT count(*) FROM pg_proc WHERE proname = 'leak'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("function leak: %d (%v), want none", n, err)
+	}
+	blocked := 0
+	for _, r := range f.eventsOf(t) {
+		if r.ev.Type == events.CommandBlocked && r.payload["rule"] == "builtin-unjudgeable" {
+			blocked++
+		}
+	}
+	if blocked != len(attacks) {
+		t.Errorf("%d refusals by builtin-unjudgeable recorded, want %d", blocked, len(attacks))
 	}
 }

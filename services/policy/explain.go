@@ -124,8 +124,9 @@ func Print(w io.Writer, p *Policy, whos []Who) error {
 // drops these rules in each requester's view (pgproxy.Policy.For);
 // Explain lists them from that view like any other rule.
 var builtinWhen = map[string]string{
-	"builtin-copy-out-unmasked": "built in: applies only while results are masked",
-	"builtin-unjudgeable":       "built in: applies only while a deny or approval rule applies",
+	"builtin-copy-out-unmasked":   "built in: applies only while results are masked",
+	"builtin-unjudgeable":         "built in: applies only while a deny, approval or mask rule applies",
+	"builtin-masked-columns-bare": "built in: applies only while a mask rule with columns applies",
 }
 
 // byOmission notes an exemption a version-1 file made without saying so.

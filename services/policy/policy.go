@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -125,6 +126,13 @@ func pgRules(p *pgproxy.Policy) []Rule {
 	for _, r := range p.Deny {
 		out = append(out, Rule{Kind: policyfile.KindDeny, ID: r.ID, Exempt: r.Exempt, Detail: r.Reason,
 			Match: describe("kinds", r.Kinds, "pattern", r.Pattern, "require_where", r.RequireWhere)})
+	}
+	if slices.ContainsFunc(p.Mask, func(r pgproxy.MaskRule) bool { return len(r.Columns) > 0 }) {
+		// Not a rule of the list the gateway matches kinds against: it
+		// judges what a statement's results read (pgproxy.Policy.Denied).
+		out = append(out, Rule{Kind: policyfile.KindDeny, ID: "builtin-masked-columns-bare",
+			Match:  "results that read a masked column other than bare, whole rows, query_to_xml and the like",
+			Detail: "a computed value is not masked; select the column as it is"})
 	}
 	for _, r := range p.Approve {
 		out = append(out, Rule{Kind: policyfile.KindApprove, ID: r.ID, Exempt: r.Exempt, Detail: "timeout " + r.Timeout.String(),

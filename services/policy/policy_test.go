@@ -140,6 +140,7 @@ group support:
   refused  deny rule builtin-unjudgeable: kinds: DO (code whose effect the gateway cannot see; refused unless an approval rule naming its kind holds it; CREATE FUNCTION, CREATE PROCEDURE, ALTER FUNCTION, CREATE TRIGGER, CREATE EVENT TRIGGER, CREATE RULE held instead where such a rule matches)
   held     approval rule ddl: kinds: ALTER, CREATE (timeout 5m0s)
   allowed  deny rule builtin-copy-out-unmasked: kinds: COPY TO STDOUT (built in: applies only while results are masked)
+  allowed  deny rule builtin-masked-columns-bare: results that read a masked column other than bare, whole rows, query_to_xml and the like (built in: applies only while a mask rule with columns applies)
   unmasked mask rule email: columns: email (exempt: {groups: [support]})
   unheld   everything else
 
@@ -147,6 +148,7 @@ user migrator:
   refused  deny rule no-drop: kinds: DROP (dropping needs a ticket)
   refused  deny rule builtin-copy-out-unmasked: kinds: COPY TO STDOUT (COPY TO STDOUT is not masked, and this policy masks results; use SELECT)
   refused  deny rule builtin-unjudgeable: kinds: DO, CREATE FUNCTION, CREATE PROCEDURE, ALTER FUNCTION, CREATE TRIGGER, CREATE EVENT TRIGGER, CREATE RULE (code whose effect the gateway cannot see; refused unless an approval rule naming its kind holds it)
+  refused  deny rule builtin-masked-columns-bare: results that read a masked column other than bare, whole rows, query_to_xml and the like (a computed value is not masked; select the column as it is)
   masked   mask rule email: columns: email (method partial)
   unheld   approval rule ddl: kinds: ALTER, CREATE (exempt: {users: [migrator]})
   unheld   everything else
@@ -177,7 +179,7 @@ func TestExplainVersion1ListsOmissions(t *testing.T) {
 		"exemption by omission: approval rule ddl applies only to members of dba; everyone else is exempt\n",
 		"\ngroup dba:\n" + refusedUnjudgeable + "  held     approval rule ddl: kinds: ALTER, CREATE, DROP (timeout 10m0s)\n  unheld   everything else\n",
 		// No rule applies: neither does the refusal of what rules cannot judge.
-		"\nanyone in none of dba:\n  allowed  " + unjudgeable + " (built in: applies only while a deny or approval rule applies)\n" +
+		"\nanyone in none of dba:\n  allowed  " + unjudgeable + " (built in: applies only while a deny, approval or mask rule applies)\n" +
 			"  unheld   approval rule ddl: kinds: ALTER, CREATE, DROP (exempt: {outside_groups: [dba]}, by omission in version 1)\n",
 	} {
 		if !strings.Contains(b.String(), want) {

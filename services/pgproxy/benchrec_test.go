@@ -1,0 +1,3 @@
+package pgproxy
+
+func benchRecord(p *Policy, sql string) { statementFields(sql, p) }
