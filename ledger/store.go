@@ -51,9 +51,9 @@ type Protection struct {
 	// LegalHold is true while the object is under legal hold (LegalHolder):
 	// not deletable whatever its retain-until date.
 	LegalHold bool
-	Version     string    // the version Get reads, where the store has versions
-	Problems    []string  // tampering found; empty when intact
-	Warnings    []string  // worth a look, not proof of tampering
+	Version   string   // the version Get reads, where the store has versions
+	Problems  []string // tampering found; empty when intact
+	Warnings  []string // worth a look, not proof of tampering
 }
 
 // LegalHolder is implemented by stores that can put an object under legal
