@@ -220,14 +220,23 @@ func (s *Store) SetLegalHold(ctx context.Context, name string, on bool) error {
 	return nil
 }
 
-// Delete removes the original version of name for good. S3 refuses while
-// the version is under legal hold or before its retain-until date; the
-// refusal wraps ledger.ErrProtected.
+// Delete removes the original version of name for good. It refuses, with
+// an error wrapping ledger.ErrProtected, while the version is under legal
+// hold or before its retain-until date. S3 refuses those deletes itself;
+// the store checks first as well, because not every server does: versitygw
+// v1.8.0 lets a held version go once its retention has ended.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	orig, err := s.original(ctx, name)
+	p, err := s.Inspect(ctx, name)
 	if err != nil {
 		return err
 	}
+	switch {
+	case p.LegalHold:
+		return fmt.Errorf("s3 store: delete %s version %s: %w: under legal hold", name, p.Version, ledger.ErrProtected)
+	case p.Locked && time.Now().Before(p.RetainUntil):
+		return fmt.Errorf("s3 store: delete %s version %s: %w: locked %s until %s", name, p.Version, ledger.ErrProtected, p.Mode, p.RetainUntil.Format(time.RFC3339))
+	}
+	orig := version{id: p.Version}
 	err = s.client.RemoveObject(ctx, s.cfg.Bucket, s.Key(name), minio.RemoveObjectOptions{VersionID: orig.id})
 	s.mu.Lock()
 	delete(s.versions, name) // listed again at the next read
