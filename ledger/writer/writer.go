@@ -45,17 +45,17 @@ type Config struct {
 	// records (e.g. "ledger.retention in /etc/auditledger.yaml"); empty:
 	// "the writer's configuration".
 	RetentionSource string
-	Streams   bus.StreamOptions   // replicas and duplicate window
-	Consumer  string              // durable consumer and lease key; empty means "ledger"
-	BatchSize int                 // see ingest.Config
-	MaxWait   time.Duration       // see ingest.Config
-	LeaseTTL  time.Duration       // zero means 5s; while renewals fail the writer pauses sealing at 4/5 of it (see lease)
-	Logger    *slog.Logger        // nil means slog.Default()
-	OnWriter  func(l *ledger.Log) // called when this process becomes the writer (tests, dev banner)
-	Instance  string              // lease holder name; empty means hostname-pid-random
-	Health    *health.Health      // where the role registers its metrics and readiness; nil: a private one
-	NewLog    bool                // see ingest.Config.NewLog
-	IndexDir  string              // see ingest.Config.IndexDir
+	Streams         bus.StreamOptions   // replicas and duplicate window
+	Consumer        string              // durable consumer and lease key; empty means "ledger"
+	BatchSize       int                 // see ingest.Config
+	MaxWait         time.Duration       // see ingest.Config
+	LeaseTTL        time.Duration       // zero means 5s; while renewals fail the writer pauses sealing at 4/5 of it (see lease)
+	Logger          *slog.Logger        // nil means slog.Default()
+	OnWriter        func(l *ledger.Log) // called when this process becomes the writer (tests, dev banner)
+	Instance        string              // lease holder name; empty means hostname-pid-random
+	Health          *health.Health      // where the role registers its metrics and readiness; nil: a private one
+	NewLog          bool                // see ingest.Config.NewLog
+	IndexDir        string              // see ingest.Config.IndexDir
 	// Producers and RequireSigned: see ingest.Config.
 	Producers     *ledger.Producers
 	RequireSigned bool
