@@ -14,7 +14,7 @@ import (
 
 // Retention is how long sealed objects stay locked, per tenant. A segment
 // holds several tenants' records, so its lock runs for the longest
-// retention among the tenants it holds (For, Longest).
+// retention among the tenants it holds.
 type Retention struct {
 	// Default applies to every tenant not in Tenants, and to the ledger's
 	// own records (tenant _ledger). Zero: no lock.
@@ -32,19 +32,6 @@ func (r Retention) For(tenant string) time.Duration {
 		return d
 	}
 	return r.Default
-}
-
-// Longest is the retention a segment holding the given tenants' records
-// needs: the longest of theirs.
-func (r Retention) Longest(tenants []string) time.Duration {
-	var d time.Duration
-	for _, t := range tenants {
-		d = max(d, r.For(t))
-	}
-	if len(tenants) == 0 {
-		d = r.Default
-	}
-	return d
 }
 
 // Max is the longest retention r gives any tenant.
