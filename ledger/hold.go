@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/auditledger/auditledger/events"
 )
@@ -30,14 +31,14 @@ type Span struct {
 	First, End uint64 // records First..End-1
 }
 
+// ToEnd, as Spans' to, means through the log's last record.
+const ToEnd = math.MaxUint64
+
 // Spans lists the segments holding records from..to (inclusive), each
 // with its checkpoint, from the object names alone: a segment ends where
 // the next begins, and the last where the latest checkpoint is. It fails
 // when the range is empty or goes beyond the log.
 func Spans(ctx context.Context, store SegmentStore, from, to uint64) ([]Span, error) {
-	if to < from {
-		return nil, fmt.Errorf("ledger: range %d..%d is empty (--to before --from)", from, to)
-	}
 	segs, err := store.List(ctx, SegmentPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: list segments: %w", err)
@@ -51,6 +52,15 @@ func Spans(ctx context.Context, store SegmentStore, from, to uint64) ([]Span, er
 		if s, ok := parseObjectNumber(n, CheckpointPrefix, ""); ok {
 			size = max(size, s)
 		}
+	}
+	if size == 0 {
+		return nil, fmt.Errorf("ledger: %w: %s has no checkpoint covering a record: not a log, or an empty one", ErrNotExist, store)
+	}
+	if to == ToEnd {
+		to = size - 1
+	}
+	if to < from {
+		return nil, fmt.Errorf("ledger: range %d..%d is empty (--to before --from)", from, to)
 	}
 	if to >= size {
 		return nil, fmt.Errorf("ledger: %w: record %d is beyond the log, whose latest checkpoint in %s covers records 0..%d", ErrOutOfRange, to, store, int64(size)-1)

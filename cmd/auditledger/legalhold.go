@@ -245,15 +245,11 @@ func legalHoldStatus(c *cobra.Command) cli.Run {
 		if !ok {
 			return fmt.Errorf("legal-hold status: %s cannot report protection", store.Store)
 		}
-		last := uint64(1<<63 - 1)
+		last := uint64(ledger.ToEnd)
 		if *to != "" {
 			if last, err = strconv.ParseUint(*to, 10, 64); err != nil {
 				return cli.Usagef("legal-hold status: --to %q: want a record index", *to)
 			}
-		} else if cp, err := latestCheckpointSize(ctx, store.Store); err != nil {
-			return fmt.Errorf("legal-hold status: %w", err)
-		} else {
-			last = cp - 1
 		}
 		spans, err := ledger.Spans(ctx, store.Store, *from, last)
 		if err != nil {
@@ -290,20 +286,4 @@ func describeProtection(p ledger.Protection) string {
 		return s + ", legal hold ON"
 	}
 	return s + ", legal hold off"
-}
-
-// latestCheckpointSize is the size of the store's latest checkpoint.
-func latestCheckpointSize(ctx context.Context, store ledger.SegmentStore) (uint64, error) {
-	names, err := store.List(ctx, ledger.CheckpointPrefix)
-	if err != nil {
-		return 0, err
-	}
-	if len(names) == 0 {
-		return 0, fmt.Errorf("%s holds no checkpoint: not a log, or an empty one", store)
-	}
-	n, err := strconv.ParseUint(strings.TrimPrefix(names[len(names)-1], ledger.CheckpointPrefix), 10, 64)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("%s: the latest checkpoint %s covers no record", store, names[len(names)-1])
-	}
-	return n, nil
 }
