@@ -170,16 +170,21 @@ func printRetention(w io.Writer, rep *ledger.Report, opts ledger.VerifyOptions) 
 		}
 	}
 	if checked > 0 {
-		how := fmt.Sprintf("at least %s after its last record", opts.Retention)
+		which := "every segment"
+		if checked < len(rep.Segments) {
+			which = fmt.Sprintf("%d of %d segments", checked, len(rep.Segments))
+		}
+		how := fmt.Sprintf("for at least %s after its last record", opts.Retention)
 		if rep.Retention != nil {
 			how = fmt.Sprintf("for the longest retention recorded for its tenants (%d change(s) recorded; now: default %s, %d tenant(s) listed)",
 				rep.RetentionChanges, rep.Retention.Default, len(rep.Retention.Tenants))
-			if opts.Retention > 0 {
+			if opts.RetentionFloor {
 				how += fmt.Sprintf(", and at least %s", opts.Retention)
+			} else if opts.Retention > 0 {
+				how += fmt.Sprintf("; before the first change, at least %s", opts.Retention)
 			}
 		}
-		fmt.Fprintf(w, "  retention    %d of %d segment(s) locked COMPLIANCE %s; earliest unlock %s\n",
-			checked, len(rep.Segments), how, earliest.Format(time.RFC3339))
+		fmt.Fprintf(w, "  retention    %s locked COMPLIANCE %s; earliest unlock %s\n", which, how, earliest.Format(time.RFC3339))
 	}
 	for _, h := range rep.Holds {
 		by := "no legal_hold.set event records it"
