@@ -1,6 +1,7 @@
 package writer_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -358,6 +359,7 @@ func TestRetentionChangesRecorded(t *testing.T) {
 		}
 		return out
 	}
+	_, admin := srv.Connect(t)
 	run := func(tenants map[string]time.Duration, from, to int) {
 		t.Helper()
 		ctx, cancel := context.WithCancel(t.Context())
@@ -371,16 +373,20 @@ func TestRetentionChangesRecorded(t *testing.T) {
 		defer func() { cancel(); <-done }()
 		emitRange(t, em, from, to)
 		natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-			n := 0
+			n, total := 0, 0
 			err := ledger.ReadRecords(t.Context(), store, 0, func(_ uint64, rec []byte) error {
 				r, _ := ledger.ParseRecord(rec)
 				if id, _ := events.PeekID(r.Event); strings.HasPrefix(id, "ev-") {
 					n++
 				}
+				total++
 				return nil
 			})
 			if err == nil && n != to {
 				err = fmt.Errorf("%d events sealed, want %d", n, to)
+			}
+			if size := len(natstest.LedgerRecords(t, admin)); err == nil && size != total {
+				err = fmt.Errorf("%d records on %s, want all %d sealed", size, bus.LedgerStream, total)
 			}
 			return err
 		})
@@ -391,6 +397,17 @@ func TestRetentionChangesRecorded(t *testing.T) {
 	if len(got) != 2 || got[0].Tenant != "*" || got[0].NewSeconds != 3600 || got[1].Tenant != "acme" || got[1].NewSeconds != 7200 || got[1].OldSeconds != 0 ||
 		!strings.Contains(got[1].By, "the test") {
 		t.Fatalf("first start recorded %+v, want the default (1h) and acme (2h)", got)
+	}
+	// Sealed like the ledger's other records, they are on AUDIT_LEDGER too.
+	onBus := 0
+	for _, r := range natstest.LedgerRecords(t, admin) {
+		rec, _ := ledger.ParseRecord(r.Record)
+		if bytes.HasPrefix(rec.Event, []byte(`{"type":"ledger.retention.changed"`)) {
+			onBus++
+		}
+	}
+	if onBus != 2 {
+		t.Fatalf("%d retention records on %s, want 2", onBus, bus.LedgerStream)
 	}
 	run(map[string]time.Duration{"acme": 2 * time.Hour}, 10, 20)
 	if n := len(changes()); n != 2 {
