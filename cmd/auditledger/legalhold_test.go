@@ -13,10 +13,12 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/eventstest"
+	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/storeurl"
 	"github.com/auditledger/auditledger/ledger/writer"
+	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/testnet"
 	"github.com/auditledger/auditledger/test/versitygw"
@@ -51,6 +53,7 @@ func TestLegalHoldOnS3(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", versitygw.SecretKey)
 	t.Setenv("AWS_SESSION_TOKEN", "")
 	t.Setenv("AUDITLEDGER_OPERATOR", "")
+	t.Setenv("AUDITLEDGER_TOKEN", "")
 	storeURL := fmt.Sprintf("s3://%s/log?endpoint=%s&insecure=1&retention=2s", gw.Bucket(t), gw.Endpoint)
 	store, err := storeurl.Open(ctx, storeURL)
 	if err != nil {
@@ -142,7 +145,25 @@ func TestLegalHoldOnS3(t *testing.T) {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, errs)
 	}
 
-	out, errs, code = runCLI(t, "legal-hold", "release", "--store", storeURL, "--from", "0", "--to", "0", "--reason", "case 7 closed", "--operator", "alice", "--nats", srv.ClientURL())
+	// The release is by a person with an OIDC token: a wrong one changes
+	// nothing, the right one is recorded under its subject.
+	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{{Name: "carol", Secret: "carol-secret"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	token, err := identity.ClientCredentialsToken(ctx, idp.Issuer, "carol", "carol-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code = runCLI(t, "legal-hold", "release", "--store", storeURL, "--from", "0", "--to", "0", "--reason", "case 7 closed", "--token", token+"x", "--oidc-issuer", idp.Issuer, "--nats", srv.ClientURL())
+	if code == 0 || !strings.Contains(errs, "--token") {
+		t.Fatalf("legal-hold release with a forged token: exit %d\n%s%s", code, out, errs)
+	}
+	if p, err := inspector.Inspect(ctx, seg); err != nil || !p.LegalHold {
+		t.Fatalf("after a refused release: %+v, %v", p, err)
+	}
+	out, errs, code = runCLI(t, "legal-hold", "release", "--store", storeURL, "--from", "0", "--to", "0", "--reason", "case 7 closed", "--token", token, "--oidc-issuer", idp.Issuer, "--nats", srv.ClientURL())
 	if code != 0 || !strings.Contains(out, "recorded legal_hold.released") {
 		t.Fatalf("legal-hold release: exit %d\n%s%s", code, out, errs)
 	}
@@ -158,7 +179,7 @@ func TestLegalHoldOnS3(t *testing.T) {
 	if err := json.Unmarshal(released[0].Payload, &hold); err != nil {
 		t.Fatal(err)
 	}
-	if released[0].Actor.Subject != "alice" || hold.Reason != "case 7 closed" || hold.From != 0 || hold.To != 0 ||
+	if released[0].Actor.Subject != "carol" || released[0].Actor.Issuer != idp.Issuer || hold.Reason != "case 7 closed" || hold.From != 0 || hold.To != 0 ||
 		len(hold.Objects) != 2 || hold.Objects[0] != seg || hold.Objects[1] != spans[0].Checkpoint {
 		t.Fatalf("sealed release: actor %+v, payload %+v", released[0].Actor, hold)
 	}
