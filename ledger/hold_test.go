@@ -40,7 +40,7 @@ func TestVerifyReportsLegalHolds(t *testing.T) {
 	}
 	hold, _ := json.Marshal(ledger.LegalHold{From: 0, To: 3, Reason: "matter 17", Store: st.String(),
 		Objects: []string{spans[0].Segment, spans[0].Checkpoint, spans[1].Segment, spans[1].Checkpoint}})
-	if _, err := l.Append(ctx, []ledger.Entry{ev("h1", "legal_hold.set", "_ledger", string(hold))}); err != nil {
+	if _, err := l.Append(ctx, []ledger.Entry{ev("h1", "legal_hold.set", "_ledger", string(hold)), ev("h2", "legal_hold.released", "_ledger", `{"from":"zero"}`)}); err != nil {
 		t.Fatal(err)
 	}
 	// Segment 0 held as recorded; segment 2's recorded hold not applied;
@@ -62,12 +62,13 @@ func TestVerifyReportsLegalHolds(t *testing.T) {
 	for _, want := range []string{
 		spans[1].Segment + ": the legal_hold.set event at record 6 names it, but the store reports no legal hold",
 		ledger.SegmentName(4) + ": under legal hold, but no legal_hold.set event in the log records it",
+		"record 7: legal_hold.released payload does not parse",
 	} {
 		if !strings.Contains(warnings, want) {
 			t.Errorf("warnings lack %q:\n%s", want, warnings)
 		}
 	}
-	if _, err := ledger.Spans(ctx, st, 0, 7); err == nil || !strings.Contains(err.Error(), "beyond the log") {
+	if _, err := ledger.Spans(ctx, st, 0, 8); err == nil || !strings.Contains(err.Error(), "beyond the log") {
 		t.Errorf("Spans beyond the log: %v", err)
 	}
 }

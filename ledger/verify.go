@@ -292,6 +292,7 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 			}
 		}
 		holdNotes = append(holdNotes, r.holds...)
+		rep.Warnings = append(rep.Warnings, r.warnings...)
 		rep.RetentionChanges += r.retentionChanges
 		if st.retention == nil || opts.RetentionFloor {
 			sr.Required = opts.Retention
@@ -419,6 +420,7 @@ type fetched struct {
 	tenants          []string
 	holds            []holdNote
 	retentionChanges int
+	warnings         []string
 }
 
 // segmentFetcher reads, parses and hashes segments concurrently and hands
@@ -492,9 +494,12 @@ func (f *fetched) scanEvents() (int, error) {
 		}
 		switch ev.Type {
 		case events.LegalHoldSet, events.LegalHoldReleased:
+			// Any producer may publish one: a payload that does not parse is
+			// worth a warning, and must not make an intact log unverifiable.
 			var h LegalHold
 			if err := json.Unmarshal(ev.Payload, &h); err != nil {
-				return i, fmt.Errorf("%s payload: %w", ev.Type, err)
+				f.warnings = append(f.warnings, fmt.Sprintf("record %d: %s payload does not parse, so it names no segment: %v", r.Index, ev.Type, err))
+				continue
 			}
 			f.holds = append(f.holds, holdNote{index: r.Index, set: ev.Type == events.LegalHoldSet, hold: h})
 		case events.LedgerRetentionChanged:
