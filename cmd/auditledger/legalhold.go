@@ -184,7 +184,7 @@ func addWhoFlags(fs *pflag.FlagSet) whoFlags {
 		aud = "auditledger"
 	}
 	return whoFlags{
-		operator: fs.String("operator", os.Getenv("AUDITLEDGER_OPERATOR"), "the local operator making the change, by name (default $AUDITLEDGER_OPERATOR); recorded as the event's actor"),
+		operator: fs.String("operator", "", "the local operator making the change, by name (default $AUDITLEDGER_OPERATOR); recorded as the event's actor"),
 		token:    fs.String("token", "", "an OIDC access token of the person making the change (default $AUDITLEDGER_TOKEN; auditledger token gets one); its subject is recorded as the event's actor"),
 		issuer:   fs.String("oidc-issuer", os.Getenv("AUDITLEDGER_OIDC_ISSUER"), "with --token: the OIDC issuer that signed it (default $AUDITLEDGER_OIDC_ISSUER)"),
 		audience: fs.String("oidc-audience", aud, "with --token: the audience it must be issued for (default $AUDITLEDGER_OIDC_AUDIENCE or auditledger)"),
@@ -193,8 +193,9 @@ func addWhoFlags(fs *pflag.FlagSet) whoFlags {
 
 // actor checks the token, or takes the operator's name.
 func (w whoFlags) actor(ctx context.Context) (events.Actor, error) {
-	if *w.token == "" {
-		*w.token = os.Getenv("AUDITLEDGER_TOKEN") // not a flag default: -h would show it
+	// Read here, not as flag defaults: -h (and docs/cli) would show them.
+	if *w.token == "" && *w.operator == "" {
+		*w.token, *w.operator = os.Getenv("AUDITLEDGER_TOKEN"), os.Getenv("AUDITLEDGER_OPERATOR")
 	}
 	switch {
 	case *w.token != "" && *w.operator != "":
