@@ -112,11 +112,17 @@ func RetentionEntries(origin string, first uint64, changes []RetentionChange, at
 		if len(c.By) > maxReason {
 			c.By = c.By[:maxReason]
 		}
-		b, err := systemRecord(origin, events.LedgerRetentionChanged, fmt.Sprintf("ledger/retention/%d", first+uint64(i)), at, c)
+		// The record belongs to the tenant it concerns, so that tenant's
+		// readers and evidence see it; the default's to the log.
+		tenant := c.Tenant
+		if tenant == DefaultTenant {
+			tenant = SystemTenant
+		}
+		b, err := systemRecordFor(origin, tenant, events.LedgerRetentionChanged, fmt.Sprintf("ledger/retention/%d", first+uint64(i)), at, c)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Entry{Event: b, Tenant: SystemTenant})
+		out = append(out, Entry{Event: b, Tenant: tenant})
 	}
 	return out, nil
 }
