@@ -64,6 +64,14 @@ const (
 	// SessionOutput is one bounded chunk of a session's byte stream (a
 	// terminal's output, an exec's stdin).
 	SessionOutput Type = "session.output"
+	// LedgerRetentionChanged records a change of the writer's retention
+	// for one tenant (or the default), sealed by the writer itself before
+	// the first segment the new retention applies to.
+	LedgerRetentionChanged Type = "ledger.retention.changed"
+	// LegalHoldSet and LegalHoldReleased record an operator putting a
+	// range of the log's segments under legal hold, and releasing it.
+	LegalHoldSet      Type = "legal_hold.set"
+	LegalHoldReleased Type = "legal_hold.released"
 )
 
 // Catalog lists every known type in catalog order.
@@ -73,7 +81,8 @@ var Catalog = []Type{
 	ApprovalDenied, ApprovalExpired, AccessGranted, AccessRevoked,
 	AuthnSucceeded, AuthnFailed, AuditAccessed, EvidenceExported,
 	LedgerSegmentSealed, LedgerGap, LedgerRejected, ProducerAttested,
-	PolicyLoaded, SessionOutput,
+	PolicyLoaded, SessionOutput, LedgerRetentionChanged, LegalHoldSet,
+	LegalHoldReleased,
 }
 
 var known = func() map[Type]bool {

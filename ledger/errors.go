@@ -28,6 +28,9 @@ var (
 	// ErrUnattested means the log is intact but holds events no
 	// attestation of their producer covers (see UnattestedError).
 	ErrUnattested = errors.New("events not attested by their producer")
+	// ErrProtected means a store refused to delete an object that is under
+	// legal hold or within its retention.
+	ErrProtected = errors.New("object is protected (legal hold or retention)")
 )
 
 // VerifyError is a verification failure with its evidence: where it was

@@ -21,8 +21,13 @@ type Config struct {
 	Signer *NoteSigner
 	// Retention is how long each sealed object must stay undeletable,
 	// counted from its seal time. Zero sets no retain-until date (the
-	// local store cannot enforce one anyway).
+	// local store cannot enforce one anyway). With TenantRetention it is
+	// the default, for tenants not listed there.
 	Retention time.Duration
+	// TenantRetention overrides Retention per tenant: a segment's objects
+	// are locked for the longest retention among the tenants whose records
+	// it holds. Nil: Retention for every tenant.
+	TenantRetention map[string]time.Duration
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 }
@@ -75,6 +80,11 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	if cfg.Retention < 0 {
 		return nil, fmt.Errorf("ledger: negative retention %v", cfg.Retention)
+	}
+	for t, d := range cfg.TenantRetention {
+		if d <= 0 {
+			return nil, fmt.Errorf("ledger: retention %v for tenant %q: must be positive", d, t)
+		}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -143,6 +153,8 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 	}
 	first := l.st.size
 	recs := make([]Record, len(entries))
+	retention := l.retention()
+	var keep time.Duration // the longest retention of the segment's tenants
 	lastSource, lastSourceSeg := l.st.lastSource, ""
 	for i, e := range entries {
 		if len(e.Event) > events.MaxSize {
@@ -152,6 +164,7 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 		if tenant == "" {
 			tenant, _ = events.PeekTenant(e.Event) // none: bound to "", and verify names the event invalid
 		}
+		keep = max(keep, retention.For(tenant))
 		recs[i] = Record{Index: first + uint64(i), Time: time.Unix(0, now), Source: e.Source, Producer: e.Producer, Event: e.Event,
 			Bound: true, Tenant: TenantHash(tenant)}
 		if e.Source != 0 {
@@ -175,8 +188,8 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 	seg.Chain = chain
 	seg.Root, _ = l.st.tree.Root(first + uint64(len(entries)))
 	retain := time.Time{}
-	if l.cfg.Retention > 0 {
-		retain = RetainUntil(time.Unix(0, now), l.cfg.Retention)
+	if keep > 0 {
+		retain = RetainUntil(time.Unix(0, now), keep)
 	}
 	name := SegmentName(first)
 	data := seg.appendTrailer(buf)
@@ -202,6 +215,11 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 		return nil, err
 	}
 	return &Seal{Checkpoint: l.latest, Segment: name, First: first, Records: seg.Records, Leaves: leaves}, nil
+}
+
+// retention is the configured retention per tenant.
+func (l *Log) retention() Retention {
+	return Retention{Default: l.cfg.Retention, Tenants: l.cfg.TenantRetention}
 }
 
 // ownWrite reports whether a refused conditional create of name found
@@ -289,9 +307,11 @@ func (l *Log) recover(ctx context.Context) error {
 		}
 	}
 	if l.st.size > 0 && (l.latest == nil || l.latest.Size != l.st.size) {
+		// Which tenants the last segment holds is not kept: its
+		// checkpoint gets the longest retention of all.
 		retain := time.Time{}
-		if l.cfg.Retention > 0 {
-			retain = RetainUntil(time.Unix(0, l.st.lastTime), l.cfg.Retention)
+		if keep := l.retention().Max(); keep > 0 {
+			retain = RetainUntil(time.Unix(0, l.st.lastTime), keep)
 		}
 		if err := l.signCheckpoint(ctx, retain); err != nil {
 			return err

@@ -28,6 +28,9 @@ type logState struct {
 	tree          *Tree // nil unless proofs are wanted
 	gaps          []Gap // the gap records seen
 	rejected      int   // the rejection records seen
+	// retention is the retention the records seen so far recorded (the
+	// writer's ledger.retention.changed records, folded); nil: none.
+	retention *Retention
 	// producers, if set, checks every producer signature; signed counts
 	// the signed records.
 	producers *Producers
@@ -87,6 +90,8 @@ func (st *logState) apply(name string, seg *Segment, leaves []Hash) error {
 				return err
 			}
 			st.lastSource, st.lastSourceSeg = r.Source, name
+		} else if err := st.noteRetention(name, idx, r); err != nil {
+			return err
 		}
 		if r.Producer != nil {
 			st.signed++

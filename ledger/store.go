@@ -48,7 +48,32 @@ type Protection struct {
 	// such as "read-only file".
 	Mode        string
 	RetainUntil time.Time // zero when not Locked
-	Version     string    // the version Get reads, where the store has versions
-	Problems    []string  // tampering found; empty when intact
-	Warnings    []string  // worth a look, not proof of tampering
+	// LegalHold is true while the object is under legal hold (LegalHolder):
+	// not deletable whatever its retain-until date.
+	LegalHold bool
+	Version   string   // the version Get reads, where the store has versions
+	Problems  []string // tampering found; empty when intact
+	Warnings  []string // worth a look, not proof of tampering
+}
+
+// LegalHolder is implemented by stores that can put an object under legal
+// hold: S3 Object Lock's legal hold, or a local store's hold marker.
+type LegalHolder interface {
+	// SetLegalHold puts name under legal hold (on) or releases it (off).
+	// While held, the store MUST refuse to delete the object, even after
+	// its retain-until date. Setting a hold that is set, or releasing one
+	// that is not, succeeds. If name does not exist it returns an error
+	// wrapping ErrNotExist and changes nothing. When it returns nil the
+	// change is durable and Inspect reports it.
+	SetLegalHold(ctx context.Context, name string, on bool) error
+}
+
+// Deleter is implemented by stores that can destroy an object: what an
+// operator does once a segment's retention has ended.
+type Deleter interface {
+	// Delete destroys name's sealed version. It MUST refuse, with an error
+	// wrapping ErrProtected, while name is under legal hold, and while its
+	// retain-until date is in the future where the store enforces one.
+	// If name does not exist it returns an error wrapping ErrNotExist.
+	Delete(ctx context.Context, name string) error
 }

@@ -82,8 +82,13 @@ type systemEvent struct {
 const maxReason = 1024
 
 func systemRecord(origin string, t events.Type, id string, at time.Time, payload any) ([]byte, error) {
+	return systemRecordFor(origin, SystemTenant, t, id, at, payload)
+}
+
+// systemRecordFor is systemRecord for a record that concerns one tenant.
+func systemRecordFor(origin, tenant string, t events.Type, id string, at time.Time, payload any) ([]byte, error) {
 	b, err := json.Marshal(systemEvent{
-		Type: t, Version: events.Version, ID: id, Time: at.UTC().Format(time.RFC3339Nano), Tenant: SystemTenant,
+		Type: t, Version: events.Version, ID: id, Time: at.UTC().Format(time.RFC3339Nano), Tenant: tenant,
 		Source:  events.Source{Kind: "ledger", Instance: origin},
 		Actor:   events.Actor{Issuer: "auditledger", Subject: "ledger", Kind: events.Machine},
 		Payload: payload,

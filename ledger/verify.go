@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -23,9 +24,14 @@ type VerifyOptions struct {
 	// forked history even when it was signed with the right key.
 	Since *Checkpoint
 	// Retention, if positive, is the minimum retention the store must
-	// enforce on each segment (from its last record's time). Stores without
-	// an Inspector, or that report no lock, fail this check.
-	Retention time.Duration
+	// enforce on each segment (from its last record's time) sealed before
+	// the log records a retention (ledger.retention.changed); from there
+	// on, each segment must be locked for the longest recorded retention
+	// among the tenants it holds. With RetentionFloor, Retention is a
+	// minimum for every segment as well. Stores without an Inspector, or
+	// that report no lock, fail this check.
+	Retention      time.Duration
+	RetentionFloor bool
 	// Producers, if set, is the registry of producer keys: every signed
 	// record's signature must verify with the key named after its event's
 	// source instance, every producer.attested event must verify the same
@@ -55,6 +61,10 @@ type SegmentReport struct {
 	SHA256      Hash
 	Protection  *Protection // nil if the store has no Inspector
 	RequiredTil time.Time   // zero unless a retention was required
+	// Required is the retention the segment needed, and RequiredBy the
+	// tenant it is for ("" for VerifyOptions.Retention).
+	Required   time.Duration
+	RequiredBy string
 }
 
 // Report is the result of a successful Verify.
@@ -87,6 +97,14 @@ type Report struct {
 	// of their producer, and those that are not.
 	Attested   int
 	Unattested []Unattested
+	// Retention is the retention the log's records last recorded (nil:
+	// none), RetentionChanges how many ledger.retention.changed records
+	// it holds.
+	Retention        *Retention
+	RetentionChanges int
+	// Holds are the segments the store reports under legal hold, with
+	// the event recording each hold (warnings name any mismatch).
+	Holds []HeldSegment
 }
 
 // Unattested is an event no attestation of its producer covers: the
@@ -223,6 +241,7 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 	}
 
 	inspector, _ := store.(Inspector)
+	var holdNotes []holdNote
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the fetchers on an early return
 	fetcher := fetchSegments(ctx, store, segNames, opts.Parallelism)
@@ -272,15 +291,35 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 				rep.Warnings = append(rep.Warnings, name+": "+w)
 			}
 		}
-		if opts.Retention > 0 {
-			sr.RequiredTil = RetainUntil(time.Unix(0, st.lastTime), opts.Retention)
+		holdNotes = append(holdNotes, r.holds...)
+		rep.Warnings = append(rep.Warnings, r.warnings...)
+		rep.RetentionChanges += r.retentionChanges
+		if st.retention == nil || opts.RetentionFloor {
+			sr.Required = opts.Retention
+		}
+		if st.retention != nil {
+			// The retention in force when the segment was sealed: the
+			// writer records a change before the first segment it
+			// applies to, and never within one.
+			for _, t := range r.tenants {
+				if d := st.retention.For(t); d > sr.Required {
+					sr.Required, sr.RequiredBy = d, t
+				}
+			}
+		}
+		if sr.Required > 0 {
+			sr.RequiredTil = RetainUntil(time.Unix(0, st.lastTime), sr.Required)
 			switch {
 			case sr.Protection == nil || !sr.Protection.Locked:
 				return nil, verr(name, -1, "retention lock", fmt.Sprintf("locked until at least %s", sr.RequiredTil.Format(time.RFC3339)), "no lock (this store cannot enforce retention)")
 			case sr.Protection.Mode != "COMPLIANCE":
 				return nil, verr(name, -1, "object lock mode", "COMPLIANCE", sr.Protection.Mode)
 			case sr.Protection.RetainUntil.Before(sr.RequiredTil):
-				return nil, verr(name, -1, "object lock retain-until date", "at least "+sr.RequiredTil.Format(time.RFC3339), sr.Protection.RetainUntil.Format(time.RFC3339))
+				check := "object lock retain-until date"
+				if sr.RequiredBy != "" {
+					check += fmt.Sprintf(" (the retention recorded for tenant %q, the longest among the segment's tenants, is %s from its last record)", sr.RequiredBy, sr.Required)
+				}
+				return nil, verr(name, -1, check, "at least "+sr.RequiredTil.Format(time.RFC3339), sr.Protection.RetainUntil.Format(time.RFC3339))
 			}
 		}
 		rep.Segments = append(rep.Segments, sr)
@@ -317,7 +356,8 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 	if rep.Latest != nil {
 		rep.Origin = rep.Latest.Origin
 	}
-	rep.Gaps, rep.Rejected, rep.Signed = st.gaps, st.rejected, st.signed
+	rep.Gaps, rep.Rejected, rep.Signed, rep.Retention = st.gaps, st.rejected, st.signed, st.retention
+	checkHolds(rep, holdNotes)
 	if opts.Producers != nil {
 		rep.Attested, rep.Unattested = st.unattested()
 	}
@@ -375,6 +415,12 @@ type fetched struct {
 	// event (badErr says why), checked with the hashing.
 	bad    int
 	badErr error
+	// tenants are the tenants of the segment's events, each once; holds
+	// its legal hold events; retentionChanges its retention records.
+	tenants          []string
+	holds            []holdNote
+	retentionChanges int
+	warnings         []string
 }
 
 // segmentFetcher reads, parses and hashes segments concurrently and hands
@@ -413,7 +459,7 @@ func fetchSegments(ctx context.Context, store SegmentStore, names []string, para
 				}
 				if err == nil {
 					r.leaves = leafHashes(r.seg)
-					r.bad, r.badErr = invalidEvent(r.seg)
+					r.bad, r.badErr = r.scanEvents()
 				}
 				r.err = err
 				f.results[i] <- r
@@ -423,11 +469,12 @@ func fetchSegments(ctx context.Context, store SegmentStore, names []string, para
 	return f
 }
 
-// invalidEvent finds the first record of seg whose body is not a valid
-// version-1 event (§1): a record signed into the log must still be an
-// event every reader can decode.
-func invalidEvent(seg *Segment) (int, error) {
-	for i, raw := range seg.Records {
+// scanEvents finds the first record of the segment whose body is not a
+// valid version-1 event (§1): a record signed into the log must still be
+// an event every reader can decode. On the way it notes the tenants, the
+// legal hold events and the retention records.
+func (f *fetched) scanEvents() (int, error) {
+	for i, raw := range f.seg.Records {
 		r, err := ParseRecord(raw)
 		if err != nil {
 			return -1, nil // reported in order by the state checks
@@ -441,6 +488,22 @@ func invalidEvent(seg *Segment) (int, error) {
 		}
 		if r.Bound && TenantHash(ev.Tenant) != r.Tenant {
 			return i, fmt.Errorf("the record is bound to another tenant than its event's (%q)", ev.Tenant)
+		}
+		if !slices.Contains(f.tenants, ev.Tenant) {
+			f.tenants = append(f.tenants, ev.Tenant)
+		}
+		switch ev.Type {
+		case events.LegalHoldSet, events.LegalHoldReleased:
+			// Any producer may publish one: a payload that does not parse is
+			// worth a warning, and must not make an intact log unverifiable.
+			var h LegalHold
+			if err := json.Unmarshal(ev.Payload, &h); err != nil {
+				f.warnings = append(f.warnings, fmt.Sprintf("record %d: %s payload does not parse, so it names no segment: %v", r.Index, ev.Type, err))
+				continue
+			}
+			f.holds = append(f.holds, holdNote{index: r.Index, set: ev.Type == events.LegalHoldSet, hold: h})
+		case events.LedgerRetentionChanged:
+			f.retentionChanges++
 		}
 	}
 	return -1, nil

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +34,27 @@ type ledgerRole struct {
 	// line); RequireSigned rejects unsigned events.
 	Producers     string `yaml:"producers"`
 	RequireSigned bool   `yaml:"require_signed"`
+	// TenantRetention is how long each listed tenant's records stay
+	// locked (7y, 30d, 36h); tenants not listed get the store URL's
+	// retention. A segment is locked for the longest among its tenants.
+	TenantRetention map[string]string `yaml:"tenant_retention"`
+}
+
+// tenantName is the tenant alphabet of docs/FORMAT.md §1.
+var tenantName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+
+// parseTenantRetention reads AUDITLEDGER_LEDGER_TENANT_RETENTION:
+// tenant=retention pairs separated by commas.
+func parseTenantRetention(v string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, kv := range strings.Split(v, ",") {
+		t, d, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || t == "" || d == "" {
+			return nil, fmt.Errorf("%q: want tenant=retention pairs separated by commas (acme=7y,beta=30d)", kv)
+		}
+		m[t] = d
+	}
+	return m, nil
 }
 
 func (c *ledgerRole) setDefaults() {
@@ -52,6 +75,7 @@ func (c *ledgerRole) envOverrides() []envOverride {
 		{"AUDITLEDGER_LEDGER_MAX_WAIT", func(v string) error { return setDuration(&c.MaxWait, v) }},
 		{"AUDITLEDGER_LEDGER_INDEX", func(v string) error { c.Index = v; return nil }},
 		{"AUDITLEDGER_LEDGER_LEASE_TTL", func(v string) error { return setDuration(&c.LeaseTTL, v) }},
+		{"AUDITLEDGER_LEDGER_TENANT_RETENTION", func(v string) (err error) { c.TenantRetention, err = parseTenantRetention(v); return }},
 	}
 }
 
@@ -69,8 +93,30 @@ func (c *ledgerRole) check(*serveConfig) error {
 		return fmt.Errorf("ledger.require_signed needs ledger.producers, the registry of producer keys")
 	case c.MaxWait <= 0 || c.LeaseTTL < duration(time.Second):
 		return fmt.Errorf("ledger.max_wait must be positive and ledger.lease_ttl at least 1s")
+	case len(c.TenantRetention) > 0 && !strings.HasPrefix(c.Store, "s3://"):
+		return fmt.Errorf("ledger.tenant_retention: the store %s is a local directory, which cannot enforce a retention; per-tenant retention needs an s3:// store with Object Lock", c.Store)
 	}
-	return nil
+	_, err := c.tenantRetention()
+	return err
+}
+
+// tenantRetention parses ledger.tenant_retention.
+func (c *ledgerRole) tenantRetention() (map[string]time.Duration, error) {
+	var out map[string]time.Duration
+	for t, v := range c.TenantRetention {
+		if !tenantName.MatchString(t) {
+			return nil, fmt.Errorf("ledger.tenant_retention: %q is not a tenant (lower-case letters, digits, - and _, at most 64)", t)
+		}
+		d, err := storeurl.ParseRetention(v)
+		if err != nil {
+			return nil, fmt.Errorf("ledger.tenant_retention.%s: %w", t, err)
+		}
+		if out == nil {
+			out = map[string]time.Duration{}
+		}
+		out[t] = d
+	}
+	return out, nil
 }
 
 func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
@@ -116,8 +162,16 @@ func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (fun
 			return nil, fmt.Errorf("ledger.index: %w", err)
 		}
 	}
+	tenantRetention, err := c.tenantRetention()
+	if err != nil {
+		return nil, err
+	}
 	log.Info("ledger writer starting", "store", store.Store.String(), "origin", signer.Name(),
-		"producers", producers.Len(), "require_signed", c.RequireSigned)
+		"producers", producers.Len(), "require_signed", c.RequireSigned, "retention", store.Retention, "tenant_retention", len(tenantRetention))
+	source := "ledger.tenant_retention and the store URL's retention"
+	if e.cfg.path != "" {
+		source += " in " + e.cfg.path
+	}
 	nats := e.cfg.NATS
 	return func(ctx context.Context) error {
 		defer unlock()
@@ -135,6 +189,7 @@ func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (fun
 		})()
 		return writer.Run(wctx, writer.Config{
 			JetStream: js, Store: store.Store, Signer: signer, Retention: store.Retention,
+			TenantRetention: tenantRetention, RetentionSource: source,
 			Streams:  bus.StreamOptions{Replicas: nats.Replicas, Duplicates: time.Duration(nats.Duplicates)},
 			Consumer: c.Consumer, BatchSize: c.Batch, MaxWait: time.Duration(c.MaxWait),
 			LeaseTTL: time.Duration(c.LeaseTTL), Logger: log, Health: e.health, NewLog: e.cfg.newLog, IndexDir: c.Index,

@@ -35,7 +35,8 @@ type serveConfig struct {
 	// events (empty: the host name).
 	auth     identity.Authenticator
 	instance string
-	newLog   bool // serve --new-log
+	newLog   bool   // serve --new-log
+	path     string // the configuration file, if any
 	// database is the projection database's URL when dev started one;
 	// otherwise $AUDITLEDGER_DATABASE_URL (kept out of files: it holds a
 	// password).
@@ -114,6 +115,7 @@ func defaultServeConfig() serveConfig {
 // environment overrides, then checks the result.
 func loadServeConfig(path string, env func(string) string) (serveConfig, error) {
 	c := defaultServeConfig()
+	c.path = path
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {

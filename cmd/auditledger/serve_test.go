@@ -99,8 +99,27 @@ func TestServeConfigErrorsAndOverrides(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ledger.store: required") {
 		t.Errorf("missing store: %v", err)
 	}
+	_, err = loadServeConfig(write(base+"  tenant_retention: {acme: 7y}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "ledger.tenant_retention: the store /tmp/s is a local directory") {
+		t.Errorf("per-tenant retention on a local store: %v", err)
+	}
+	s3base := "ledger:\n  store: s3://b/p?endpoint=h:1\n  key: /tmp/k\n"
+	_, err = loadServeConfig(write(s3base+"  tenant_retention: {acme: forever}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "ledger.tenant_retention.acme:") {
+		t.Errorf("a bad tenant retention: %v", err)
+	}
+	_, err = loadServeConfig(write(s3base+"  tenant_retention: {Acme: 7y}\n"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), `"Acme" is not a tenant`) {
+		t.Errorf("a bad tenant name: %v", err)
+	}
+	c, err := loadServeConfig(write(s3base), func(k string) string {
+		return map[string]string{"AUDITLEDGER_LEDGER_TENANT_RETENTION": "acme=7y, beta=30d"}[k]
+	})
+	if r, _ := c.Ledger.tenantRetention(); err != nil || len(r) != 2 || r["acme"] != 7*365*24*time.Hour || r["beta"] != 30*24*time.Hour {
+		t.Errorf("AUDITLEDGER_LEDGER_TENANT_RETENTION: %v, %v", r, err)
+	}
 	env := map[string]string{"AUDITLEDGER_NATS_URL": "nats://a:1,nats://b:1", "AUDITLEDGER_LEDGER_BATCH": "7", "AUDITLEDGER_LEDGER_STORE": "/env/store"}
-	c, err := loadServeConfig(write(base), func(k string) string { return env[k] })
+	c, err = loadServeConfig(write(base), func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}

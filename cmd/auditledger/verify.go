@@ -16,11 +16,11 @@ import (
 
 func verifyCmd(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "verify --store URL --vkey KEY [--since CHECKPOINT_FILE]",
-		"Checks a whole store offline: every segment's framing, every record's index and\nleaf hash, the hash chain, the Merkle root in every segment trailer and every\ncheckpoint, each checkpoint's signature, that no record is missing, and on S3\nthat no segment is hidden or shadowed and each is locked in COMPLIANCE mode long\nenough. With --since, also that the log extends that earlier checkpoint, which\ncatches a rewritten or forked history even if it was re-signed with the right\nkey. Every stream sequence the writer consumed must be accounted for: sealed,\nrecorded as rejected, or inside a gap record; gaps are listed, and fail the\ncheck unless --allow-gaps. Exit 0 with a summary; exit 1 naming the first\nfailure.")
+		"Checks a whole store offline: every segment's framing, every record's index and\nleaf hash, the hash chain, the Merkle root in every segment trailer and every\ncheckpoint, each checkpoint's signature, that no record is missing, and on S3\nthat no segment is hidden or shadowed and each is locked in COMPLIANCE mode long\nenough: for the longest retention recorded for the tenants it holds (the\nwriter's ledger.retention.changed records), or --retention before any is\nrecorded. Segments under legal hold are listed, and any hold the log has no\nlegal_hold event for (or an event the store shows no hold for) is a warning. With --since, also that the log extends that earlier checkpoint, which\ncatches a rewritten or forked history even if it was re-signed with the right\nkey. Every stream sequence the writer consumed must be accounted for: sealed,\nrecorded as rejected, or inside a gap record; gaps are listed, and fail the\ncheck unless --allow-gaps. Exit 0 with a summary; exit 1 naming the first\nfailure.")
 	storeURL := fs.String("store", "", "segment store URL")
 	vkeyArg := fs.String("vkey", "", "verifier key (name+hash+base64) or a file holding it")
 	since := fs.String("since", "", "file holding an earlier signed checkpoint the log must extend")
-	retention := fs.String("retention", "", "minimum lock per segment (e.g. 7y, 30d); default: the store URL's retention on S3, none on a local store")
+	retention := fs.String("retention", "", "minimum lock of every segment (e.g. 7y, 30d), on top of the retention the log records per tenant; default: the store URL's retention (none on a local store) for segments sealed before the log recorded one")
 	verbose := fs.Bool("v", false, "list every segment with its digest, version and lock")
 	producersFile := fs.String("producers", "", "registry of producer verifier keys (one per line): check every producer signature and attestation, and that every event is attested by the producer it names")
 	allowUnattested := fs.Bool("allow-unattested", false, "with --producers, exit 0 when some events are not attested by their producer; they are listed either way")
@@ -42,6 +42,7 @@ func verifyCmd(c *cobra.Command) cli.Run {
 			if opts.Retention, err = storeurl.ParseRetention(*retention); err != nil {
 				return fmt.Errorf("verify: --retention: %w", err)
 			}
+			opts.RetentionFloor = true
 		}
 		if *producersFile != "" {
 			b, err := os.ReadFile(*producersFile)
@@ -127,16 +128,7 @@ func printReport(w io.Writer, rep *ledger.Report, opts ledger.VerifyOptions, ela
 	if opts.Since != nil {
 		fmt.Fprintf(w, "  consistent   with the --since checkpoint at size %d\n", opts.Since.Size)
 	}
-	if opts.Retention > 0 && len(rep.Segments) > 0 {
-		earliest := rep.Segments[0].Protection.RetainUntil
-		for _, s := range rep.Segments {
-			if s.Protection.RetainUntil.Before(earliest) {
-				earliest = s.Protection.RetainUntil
-			}
-		}
-		fmt.Fprintf(w, "  retention    every segment locked COMPLIANCE for at least %s after its last record; earliest unlock %s\n",
-			opts.Retention, earliest.Format(time.RFC3339))
-	}
+	printRetention(w, rep, opts)
 	for _, warn := range rep.Warnings {
 		fmt.Fprintf(w, "  warning      %s\n", warn)
 	}
@@ -149,6 +141,9 @@ func printReport(w io.Writer, rep *ledger.Report, opts ledger.VerifyOptions, ela
 				if p.Locked {
 					lock += " until " + p.RetainUntil.Format(time.RFC3339)
 				}
+				if p.LegalHold {
+					lock += " legal hold"
+				}
 				if p.Version != "" {
 					lock += " version " + p.Version
 				}
@@ -158,6 +153,46 @@ func printReport(w io.Writer, rep *ledger.Report, opts ledger.VerifyOptions, ela
 	}
 	rate := float64(rep.Size) / elapsed.Seconds()
 	fmt.Fprintf(w, "  verified in  %s (%.0f records/s)\n", elapsed.Round(time.Millisecond), rate)
+}
+
+// printRetention says what lock every segment was checked for, and which
+// are under legal hold.
+func printRetention(w io.Writer, rep *ledger.Report, opts ledger.VerifyOptions) {
+	var earliest time.Time
+	checked := 0
+	for _, s := range rep.Segments {
+		if s.Required == 0 {
+			continue
+		}
+		checked++
+		if u := s.Protection.RetainUntil; earliest.IsZero() || u.Before(earliest) {
+			earliest = u
+		}
+	}
+	if checked > 0 {
+		which := "every segment"
+		if checked < len(rep.Segments) {
+			which = fmt.Sprintf("%d of %d segments", checked, len(rep.Segments))
+		}
+		how := fmt.Sprintf("for at least %s after its last record", opts.Retention)
+		if rep.Retention != nil {
+			how = fmt.Sprintf("for the longest retention recorded for its tenants (%d change(s) recorded; now: default %s, %d tenant(s) listed)",
+				rep.RetentionChanges, rep.Retention.Default, len(rep.Retention.Tenants))
+			if opts.RetentionFloor {
+				how += fmt.Sprintf(", and at least %s", opts.Retention)
+			} else if opts.Retention > 0 {
+				how += fmt.Sprintf("; before the first change, at least %s", opts.Retention)
+			}
+		}
+		fmt.Fprintf(w, "  retention    %s locked COMPLIANCE %s; earliest unlock %s\n", which, how, earliest.Format(time.RFC3339))
+	}
+	for _, h := range rep.Holds {
+		by := "no legal_hold.set event records it"
+		if h.SetAt >= 0 {
+			by = fmt.Sprintf("legal_hold.set at record %d: %s", h.SetAt, h.Reason)
+		}
+		fmt.Fprintf(w, "  legal hold   %s  records %d..%d  (%s)\n", h.Name, h.First, h.End-1, by)
+	}
 }
 
 // progressBar draws one updating line on a terminal.

@@ -4,6 +4,9 @@
 //
 // It cannot enforce retention: anyone with write access to the directory can
 // delete files. The verifier detects that; S3 with Object Lock prevents it.
+//
+// A legal hold is a marker file under .legal-hold/ (the object's name
+// below it), which the store's own Delete honours; Inspect reports it.
 package file
 
 import (
@@ -24,9 +27,15 @@ import (
 var (
 	_ ledger.SegmentStore = (*Store)(nil)
 	_ ledger.Inspector    = (*Store)(nil)
+	_ ledger.LegalHolder  = (*Store)(nil)
+	_ ledger.Deleter      = (*Store)(nil)
 )
 
-const tmpPrefix = ".tmp-"
+const (
+	tmpPrefix = ".tmp-"
+	// holdDir holds one empty marker file per object under legal hold.
+	holdDir = ".legal-hold"
+)
 
 // Store is a segment store in a local directory.
 type Store struct {
@@ -87,6 +96,9 @@ func (s *Store) path(name string) (string, error) {
 	}
 	if strings.HasPrefix(path.Base(name), tmpPrefix) {
 		return "", fmt.Errorf("file store: object name %q uses the reserved prefix %q", name, tmpPrefix)
+	}
+	if name == holdDir || strings.HasPrefix(name, holdDir+"/") {
+		return "", fmt.Errorf("file store: object name %q is in the reserved directory %q", name, holdDir)
 	}
 	return filepath.Join(s.dir, filepath.FromSlash(name)), nil
 }
@@ -202,6 +214,9 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 		rel, _ := filepath.Rel(s.dir, p)
 		rel = filepath.ToSlash(rel)
 		if d.IsDir() {
+			if rel == holdDir {
+				return filepath.SkipDir // hold markers are not objects
+			}
 			// Descend only into directories that can hold matches.
 			if rel != "." && !strings.HasPrefix(rel+"/", prefix) && !strings.HasPrefix(prefix, rel+"/") {
 				return filepath.SkipDir
@@ -232,10 +247,97 @@ func (s *Store) Inspect(ctx context.Context, name string) (ledger.Protection, er
 	if err != nil {
 		return ledger.Protection{}, fmt.Errorf("file store: %w", err)
 	}
-	prot := ledger.Protection{Mode: "read-only file"}
+	held, err := s.held(name)
+	if err != nil {
+		return ledger.Protection{}, err
+	}
+	prot := ledger.Protection{Mode: "read-only file", LegalHold: held}
 	if fi.Mode().Perm()&0o222 != 0 {
 		prot.Mode = "writable file"
 		prot.Warnings = append(prot.Warnings, fmt.Sprintf("file is writable (mode %04o); sealed files are created read-only", fi.Mode().Perm()))
 	}
 	return prot, nil
+}
+
+// holdPath is the marker file of name's legal hold.
+func (s *Store) holdPath(name string) string {
+	return filepath.Join(s.dir, holdDir, filepath.FromSlash(name))
+}
+
+func (s *Store) held(name string) (bool, error) {
+	_, err := os.Stat(s.holdPath(name))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("file store: legal hold of %s: %w", name, err)
+}
+
+// SetLegalHold creates (on) or removes (off) name's hold marker, durably.
+func (s *Store) SetLegalHold(ctx context.Context, name string, on bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("file store: legal hold on %s: %w", name, ledger.ErrNotExist)
+	} else if err != nil {
+		return fmt.Errorf("file store: %w", err)
+	}
+	marker := s.holdPath(name)
+	dir := filepath.Dir(marker)
+	if !on {
+		if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("file store: release legal hold on %s: %w", name, err)
+		}
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return syncDir(dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("file store: legal hold on %s: %w", name, err)
+	}
+	f, err := os.OpenFile(marker, os.O_CREATE|os.O_WRONLY, 0o444)
+	if err == nil {
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("file store: legal hold on %s: %w", name, err)
+	}
+	return syncDir(dir)
+}
+
+// Delete removes name unless a legal hold marker protects it. (The store
+// cannot enforce retention; anyone with write access to the directory can
+// remove files without it, which verify then reports.)
+func (s *Store) Delete(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	held, err := s.held(name)
+	if err != nil {
+		return err
+	}
+	if held {
+		return fmt.Errorf("file store: delete %s: %w: under legal hold (%s)", name, ledger.ErrProtected, filepath.ToSlash(filepath.Join(holdDir, name)))
+	}
+	if err := os.Remove(p); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("file store: delete %s: %w", name, ledger.ErrNotExist)
+	} else if err != nil {
+		return fmt.Errorf("file store: delete %s: %w", name, err)
+	}
+	return syncDir(filepath.Dir(p))
 }

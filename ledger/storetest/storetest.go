@@ -152,4 +152,54 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.SegmentStore, retain t
 			t.Fatalf("verified %d records in %d segments, want 15 in 3", rep.Size, len(rep.Segments))
 		}
 	})
+
+	t.Run("LegalHold", func(t *testing.T) {
+		s := newStore(t)
+		h, ok := s.(ledger.LegalHolder)
+		d, okd := s.(ledger.Deleter)
+		if !ok || !okd {
+			t.Fatalf("%T: every store keeps legal holds and deletes honouring them (ledger.LegalHolder, ledger.Deleter)", s)
+		}
+		if err := h.SetLegalHold(ctx, "segments/missing", true); !errors.Is(err, ledger.ErrNotExist) {
+			t.Fatalf("hold on a missing object: %v, want ErrNotExist", err)
+		}
+		if err := s.Create(ctx, "segments/held", []byte("held"), until()); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // setting a hold that is set succeeds
+			if err := h.SetLegalHold(ctx, "segments/held", true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Delete(ctx, "segments/held"); !errors.Is(err, ledger.ErrProtected) {
+			t.Fatalf("Delete of a held object: %v, want ErrProtected", err)
+		}
+		if got, err := s.Get(ctx, "segments/held"); err != nil || string(got) != "held" {
+			t.Fatalf("after a refused Delete: Get = %q, %v", got, err)
+		}
+		if in, ok := s.(ledger.Inspector); ok {
+			if p, err := in.Inspect(ctx, "segments/held"); err != nil || !p.LegalHold {
+				t.Fatalf("Inspect of a held object: %+v, %v; want LegalHold", p, err)
+			}
+		}
+		if names, _ := s.List(ctx, ""); !slices.Equal(names, []string{"segments/held"}) {
+			t.Fatalf("List after a hold: %q; a hold is not an object", names)
+		}
+		if err := h.SetLegalHold(ctx, "segments/held", false); err != nil {
+			t.Fatal(err)
+		}
+		if in, ok := s.(ledger.Inspector); ok {
+			if p, err := in.Inspect(ctx, "segments/held"); err != nil || p.LegalHold {
+				t.Fatalf("Inspect after release: %+v, %v; want no LegalHold", p, err)
+			}
+		}
+		if retain == 0 { // nothing else protects it
+			if err := d.Delete(ctx, "segments/held"); err != nil {
+				t.Fatalf("Delete after release: %v", err)
+			}
+			if _, err := s.Get(ctx, "segments/held"); !errors.Is(err, ledger.ErrNotExist) {
+				t.Fatalf("Get after Delete: %v, want ErrNotExist", err)
+			}
+		}
+	})
 }

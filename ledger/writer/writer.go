@@ -35,18 +35,27 @@ type Config struct {
 	JetStream jetstream.JetStream // required
 	Store     ledger.SegmentStore // required
 	Signer    *ledger.NoteSigner  // required
-	Retention time.Duration       // lock per sealed object; zero for a local store
-	Streams   bus.StreamOptions   // replicas and duplicate window
-	Consumer  string              // durable consumer and lease key; empty means "ledger"
-	BatchSize int                 // see ingest.Config
-	MaxWait   time.Duration       // see ingest.Config
-	LeaseTTL  time.Duration       // zero means 5s; while renewals fail the writer pauses sealing at 4/5 of it (see lease)
-	Logger    *slog.Logger        // nil means slog.Default()
-	OnWriter  func(l *ledger.Log) // called when this process becomes the writer (tests, dev banner)
-	Instance  string              // lease holder name; empty means hostname-pid-random
-	Health    *health.Health      // where the role registers its metrics and readiness; nil: a private one
-	NewLog    bool                // see ingest.Config.NewLog
-	IndexDir  string              // see ingest.Config.IndexDir
+	Retention time.Duration       // lock per sealed object; zero for a local store. With TenantRetention, the default
+	// TenantRetention overrides Retention per tenant (ledger.Config). When
+	// the writer takes the log, any difference from the retention its
+	// records last recorded is sealed first, as ledger.retention.changed
+	// records; with neither recorded nor per-tenant retention, nothing is.
+	TenantRetention map[string]time.Duration
+	// RetentionSource says where the retention was configured, for those
+	// records (e.g. "ledger.retention in /etc/auditledger.yaml"); empty:
+	// "the writer's configuration".
+	RetentionSource string
+	Streams         bus.StreamOptions   // replicas and duplicate window
+	Consumer        string              // durable consumer and lease key; empty means "ledger"
+	BatchSize       int                 // see ingest.Config
+	MaxWait         time.Duration       // see ingest.Config
+	LeaseTTL        time.Duration       // zero means 5s; while renewals fail the writer pauses sealing at 4/5 of it (see lease)
+	Logger          *slog.Logger        // nil means slog.Default()
+	OnWriter        func(l *ledger.Log) // called when this process becomes the writer (tests, dev banner)
+	Instance        string              // lease holder name; empty means hostname-pid-random
+	Health          *health.Health      // where the role registers its metrics and readiness; nil: a private one
+	NewLog          bool                // see ingest.Config.NewLog
+	IndexDir        string              // see ingest.Config.IndexDir
 	// Producers and RequireSigned: see ingest.Config.
 	Producers     *ledger.Producers
 	RequireSigned bool
@@ -213,7 +222,7 @@ func runWriter(ctx context.Context, cfg Config, ls *lease) error {
 			cancel(fmt.Errorf("lease lost: %w", err))
 		}
 	})
-	l, err := ledger.Open(ctx, ledger.Config{Store: cfg.Store, Signer: cfg.Signer, Retention: cfg.Retention})
+	l, err := ledger.Open(ctx, ledger.Config{Store: cfg.Store, Signer: cfg.Signer, Retention: cfg.Retention, TenantRetention: cfg.TenantRetention})
 	if err != nil {
 		return err
 	}
@@ -224,6 +233,11 @@ func runWriter(ctx context.Context, cfg Config, ls *lease) error {
 		OnSeal: cfg.metrics.observeSeal, Lease: ls,
 	})
 	if err != nil {
+		return err
+	}
+	// After ingest.New, which refuses a store that is behind the bus, and
+	// before the first seal: Run publishes these records with the rest.
+	if err := recordRetention(ctx, cfg, l); err != nil {
 		return err
 	}
 	cfg.metrics.log.Store(l)
@@ -237,6 +251,38 @@ func runWriter(ctx context.Context, cfg Config, ls *lease) error {
 		return cause
 	}
 	return err
+}
+
+// recordRetention seals the differences between the configured retention
+// and the one the log last recorded, before any segment the new one
+// applies to. A log that records none and a configuration without
+// per-tenant retention need no record: verify then checks the one
+// retention it is given.
+func recordRetention(ctx context.Context, cfg Config, l *ledger.Log) error {
+	want := ledger.Retention{Default: cfg.Retention, Tenants: cfg.TenantRetention}
+	had, recorded := l.RecordedRetention()
+	if !recorded && len(want.Tenants) == 0 {
+		return nil
+	}
+	source := cfg.RetentionSource
+	if source == "" {
+		source = "the writer's configuration"
+	}
+	changes := want.Changes(had, fmt.Sprintf("%s, recorded by writer %s", source, cfg.Instance))
+	if len(changes) == 0 {
+		return nil
+	}
+	entries, err := ledger.RetentionEntries(l.Origin(), l.Size(), changes, time.Now())
+	if err != nil {
+		return err
+	}
+	if _, err := l.Append(ctx, entries); err != nil {
+		return fmt.Errorf("service: recording the retention change: %w", err)
+	}
+	for _, c := range changes {
+		cfg.Logger.Info("retention change recorded", "tenant", c.Tenant, "old", c.Old, "new", c.New)
+	}
+	return nil
 }
 
 // errLeaseLost: the lease key names another writer, at a revision newer

@@ -1,7 +1,9 @@
 package writer_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -317,4 +319,111 @@ func metric(w *runningWriter, name string) string {
 		}
 	}
 	return ""
+}
+
+// TestRetentionChangesRecorded: the writer seals the difference between
+// its configured retention and the one the log last recorded when it takes
+// the log, before any event it seals under the new one; with nothing
+// changed it records nothing. Verify then checks each segment against what
+// was recorded.
+func TestRetentionChangesRecorded(t *testing.T) {
+	srv := natstest.StartSecure(t)
+	_, js := srv.ConnectAs(t, bus.Ledger)
+	_, pjs := srv.ConnectAs(t, bus.Proxy)
+	gw := versitygw.Start(t)
+	store, err := s3.New(t.Context(), s3.Config{
+		Endpoint: gw.Endpoint, Bucket: gw.Bucket(t), Prefix: "log", Insecure: true,
+		AccessKey: versitygw.AccessKey, SecretKey: versitygw.SecretKey,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := newSigner(t)
+	em, _ := emitter.New(emitter.Config{JetStream: pjs})
+	defer em.Close()
+	changes := func() []ledger.RetentionChange {
+		t.Helper()
+		var out []ledger.RetentionChange
+		err := ledger.ReadRecords(t.Context(), store, 0, func(_ uint64, rec []byte) error {
+			r, _ := ledger.ParseRecord(rec)
+			ev, err := events.Parse(r.Event)
+			if err == nil && ev.Type == events.LedgerRetentionChanged {
+				var c ledger.RetentionChange
+				err = json.Unmarshal(ev.Payload, &c)
+				out = append(out, c)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	_, admin := srv.Connect(t)
+	run := func(tenants map[string]time.Duration, from, to int) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			done <- writer.Run(ctx, writer.Config{
+				JetStream: js, Store: store, Signer: signer, Retention: time.Hour, TenantRetention: tenants,
+				RetentionSource: "the test", BatchSize: 200, MaxWait: 20 * time.Millisecond, LeaseTTL: time.Second, Logger: quiet,
+			})
+		}()
+		defer func() { cancel(); <-done }()
+		emitRange(t, em, from, to)
+		natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+			n, total := 0, 0
+			err := ledger.ReadRecords(t.Context(), store, 0, func(_ uint64, rec []byte) error {
+				r, _ := ledger.ParseRecord(rec)
+				if id, _ := events.PeekID(r.Event); strings.HasPrefix(id, "ev-") {
+					n++
+				}
+				total++
+				return nil
+			})
+			if err == nil && n != to {
+				err = fmt.Errorf("%d events sealed, want %d", n, to)
+			}
+			if size := len(natstest.LedgerRecords(t, admin)); err == nil && size != total {
+				err = fmt.Errorf("%d records on %s, want all %d sealed", size, bus.LedgerStream, total)
+			}
+			return err
+		})
+	}
+
+	run(map[string]time.Duration{"acme": 2 * time.Hour}, 0, 10)
+	got := changes()
+	if len(got) != 2 || got[0].Tenant != "*" || got[0].NewSeconds != 3600 || got[1].Tenant != "acme" || got[1].NewSeconds != 7200 || got[1].OldSeconds != 0 ||
+		!strings.Contains(got[1].By, "the test") {
+		t.Fatalf("first start recorded %+v, want the default (1h) and acme (2h)", got)
+	}
+	// Sealed like the ledger's other records, they are on AUDIT_LEDGER too.
+	onBus := 0
+	for _, r := range natstest.LedgerRecords(t, admin) {
+		rec, _ := ledger.ParseRecord(r.Record)
+		if bytes.HasPrefix(rec.Event, []byte(`{"type":"ledger.retention.changed"`)) {
+			onBus++
+		}
+	}
+	if onBus != 2 {
+		t.Fatalf("%d retention records on %s, want 2", onBus, bus.LedgerStream)
+	}
+	run(map[string]time.Duration{"acme": 2 * time.Hour}, 10, 20)
+	if n := len(changes()); n != 2 {
+		t.Fatalf("a restart with the same retention recorded %d changes in all, want the first 2", n)
+	}
+	run(map[string]time.Duration{"acme": 3 * time.Hour}, 20, 30)
+	got = changes()
+	if len(got) != 3 || got[2].Tenant != "acme" || got[2].OldSeconds != 7200 || got[2].NewSeconds != 3*3600 || got[2].Old != "2h0m0s" {
+		t.Fatalf("a restart with acme at 3h recorded %+v", got)
+	}
+	rep, err := ledger.Verify(t.Context(), store, ledger.VerifyOptions{Verifier: signer.Verifier()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := rep.Segments[len(rep.Segments)-1]
+	if rep.RetentionChanges != 3 || last.Required != 3*time.Hour || last.RequiredBy != "acme" {
+		t.Fatalf("verify: %d changes; the last segment checked for %s (tenant %q), want 3h (acme)", rep.RetentionChanges, last.Required, last.RequiredBy)
+	}
 }
