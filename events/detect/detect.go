@@ -26,14 +26,21 @@ const DetectorNames = "email, credit_card, iban, phone, us_ssn, secret"
 // Known reports whether a detector exists.
 func Known(detector string) bool { return detectors[detector] != nil }
 
-// Detect reports whether v, as a whole, is what the detector looks for.
+// Detect reports whether v, as a whole, is what the detector looks for,
+// v read folded (see fold).
 // An unknown detector matches nothing.
 func Detect(detector string, v []byte) bool {
 	f := detectors[detector]
-	return f != nil && f(v)
+	return f != nil && f(foldBytes(v))
 }
 
-var emailRe = regexp.MustCompile(`^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$`)
+// emailPattern is an e-mail address: a local part and a domain with a
+// top-level domain of letters. Letters and digits of any script are
+// allowed in both (internationalised addresses, RFC 6531, and IDN
+// domains, RFC 5890), and so is a punycode top-level domain (xn--p1ai).
+const emailPattern = `[\p{L}\p{N}._%+-]+@[\p{L}\p{N}.-]+\.(?:xn--[A-Za-z0-9-]{2,}|\p{L}{2,})`
+
+var emailRe = regexp.MustCompile(`^(?:` + emailPattern + `)$`)
 
 func isEmail(v []byte) bool { return len(v) < 255 && bytes.IndexByte(v, '@') > 0 && emailRe.Match(v) }
 
