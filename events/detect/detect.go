@@ -124,6 +124,9 @@ var ssnRe = regexp.MustCompile(`^(\d{3})-(\d{2})-(\d{4})$`)
 // ranges the SSA never issues excluded (area 000, 666, 9xx; group 00;
 // serial 0000).
 func isSSN(v []byte) bool {
+	if len(v) != 11 || v[3] != '-' || v[6] != '-' {
+		return false
+	}
 	m := ssnRe.FindSubmatch(v)
 	if m == nil {
 		return false
@@ -145,7 +148,7 @@ var secretRes = []*regexp.Regexp{
 }
 
 func isSecret(v []byte) bool {
-	if len(v) < 20 {
+	if len(v) < 20 || !hasSecretPrefix(unsafeString(v)) {
 		return false
 	}
 	for _, re := range secretRes {

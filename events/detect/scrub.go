@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"regexp"
 	"strings"
+	"unsafe"
 )
 
 // Builtin lists every built-in detector, in the order they are tried.
@@ -196,7 +197,7 @@ func (s *scrubber) run() {
 		}
 		i = j
 	}
-	for _, m := range ibanIn.FindAllIndex(b, -1) {
+	for _, m := range ibanCandidates(b) {
 		for end := m[1]; end >= m[0]+15; end-- {
 			if b[end-1] != ' ' && isIBAN(b[m[0]:end]) {
 				s.claim(m[0], end, "iban")
@@ -204,8 +205,10 @@ func (s *scrubber) run() {
 			}
 		}
 	}
-	for _, m := range secretIn.FindAllIndex(b, -1) {
-		s.claim(m[0], m[1], "secret")
+	if hasSecretPrefix(unsafeString(b)) {
+		for _, m := range secretIn.FindAllIndex(b, -1) {
+			s.claim(m[0], m[1], "secret")
+		}
 	}
 	if bytes.IndexByte(b, '+') >= 0 {
 		for _, m := range phoneIn.FindAllIndex(b, -1) {
@@ -237,42 +240,29 @@ var phoneIn = regexp.MustCompile(`\+[0-9][0-9 ().-]{6,21}[0-9]`)
 // (the token pass sees only its groups).
 var ibanIn = regexp.MustCompile(`[A-Z]{2}[0-9]{2}[A-Z0-9 ]{11,40}`)
 
-// secretPrefixes start every shape isSecret knows.
-var secretPrefixes = []string{"eyJ", "AKIA", "ASIA", "gh", "xox", "sk_", "rk_", "-----BEGIN"}
-
 // MayHold reports whether text may hold a value a built-in detector
 // finds, a cheap test so that most recorded strings skip the full scan;
-// false is certain. An e-mail address has an @, every numeric detector
-// needs a run of at least 8 digits broken only by spaces, dashes, dots
-// or parentheses (phone 8, SSN 9, card 13, and every IBAN's account
-// number), and a secret has one of secretPrefixes. A new detector MUST
-// be reflected here. Text with characters beyond ASCII is read folded.
+// false is certain. An e-mail address has an @; every numeric detector
+// needs a run of at least 8 digits broken only by spaces or dashes
+// (SSN 9, card 13, and every IBAN's account number), or also by dots or
+// parentheses after a + (a phone number, 8); and a secret starts with a
+// prefix hasSecretPrefix looks for. A new detector MUST be reflected
+// here. Text with characters beyond ASCII is read folded.
 func MayHold(text string) bool {
 	if len(text) < 6 { // a@b.cc
 		return false
 	}
-	run := 0
 	for i := 0; i < len(text); i++ {
-		switch c := text[i]; {
-		case c >= 0x80:
+		if text[i] >= 0x80 {
 			return mayHoldASCII(string(newView(text).b))
-		case c == '@':
-			return true
-		case isDigit(c):
-			if run++; run >= 8 {
-				return true
-			}
-		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
-		default:
-			run = 0
 		}
 	}
-	return hasSecretPrefix(text)
+	return mayHoldASCII(text)
 }
 
 // mayHoldASCII is MayHold on folded text.
 func mayHoldASCII(text string) bool {
-	run := 0
+	run, plus := 0, false
 	for i := 0; i < len(text); i++ {
 		switch c := text[i]; {
 		case c == '@':
@@ -281,7 +271,10 @@ func mayHoldASCII(text string) bool {
 			if run++; run >= 8 {
 				return true
 			}
-		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
+		case c == '+':
+			plus = true
+		case c == ' ' || c == '-':
+		case plus && (c == '.' || c == '(' || c == ')'):
 		default:
 			run = 0
 		}
@@ -289,10 +282,37 @@ func mayHoldASCII(text string) bool {
 	return hasSecretPrefix(text)
 }
 
+// hasSecretPrefix reports whether text holds the start of a shape
+// isSecret knows: eyJ, AKIA, ASIA, gh[pousr]_, xox[abprs]-, sk_, rk_,
+// -----BEGIN.
 func hasSecretPrefix(text string) bool {
-	for _, p := range secretPrefixes {
-		if strings.Contains(text, p) {
-			return true
+	for i := 0; i+3 <= len(text); i++ {
+		t := text[i:]
+		switch t[0] {
+		case 'e':
+			if t[1] == 'y' && t[2] == 'J' {
+				return true
+			}
+		case 'A':
+			if strings.HasPrefix(t, "AKIA") || strings.HasPrefix(t, "ASIA") {
+				return true
+			}
+		case 'g':
+			if len(t) >= 4 && t[1] == 'h' && strings.IndexByte("pousr", t[2]) >= 0 && t[3] == '_' {
+				return true
+			}
+		case 'x':
+			if len(t) >= 5 && t[1] == 'o' && t[2] == 'x' && strings.IndexByte("abprs", t[3]) >= 0 && t[4] == '-' {
+				return true
+			}
+		case 's', 'r':
+			if t[1] == 'k' && t[2] == '_' {
+				return true
+			}
+		case '-':
+			if strings.HasPrefix(t, "-----BEGIN") {
+				return true
+			}
 		}
 	}
 	return false
@@ -320,3 +340,22 @@ func IsDigest(s string) bool {
 	}
 	return true
 }
+
+// ibanCandidates is ibanIn's matches in b, looked for only when b holds
+// what every IBAN starts with: two capital letters and two digits.
+func ibanCandidates(b []byte) [][]int {
+	for i := 0; i+4 <= len(b); i++ {
+		if isUpper(b[i]) && isUpper(b[i+1]) && isDigit(b[i+2]) && isDigit(b[i+3]) {
+			ms := ibanIn.FindAllIndex(b[i:], -1)
+			for _, m := range ms {
+				m[0], m[1] = m[0]+i, m[1]+i
+			}
+			return ms
+		}
+	}
+	return nil
+}
+
+// unsafeString views b as a string without copying, for tests that do
+// not keep it; b must not change while it is in use.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
