@@ -315,3 +315,60 @@ func isTimestamp(s string) bool {
 	}
 	return false
 }
+
+// ErrFound marks an event refused because a built-in detector matches a
+// value in it.
+var ErrFound = errors.New("a detector matches a value in it")
+
+// FoundError names the event that holds a detector match, where and which
+// detector, never the value.
+type FoundError struct {
+	// Event is the event's id with what the detectors find in it
+	// replaced; empty when the bytes hold no id.
+	Event string
+	Match
+}
+
+func (e *FoundError) Error() string {
+	who := "the event"
+	if e.Event != "" {
+		who = "event " + strconv.Quote(e.Event)
+	}
+	where := ""
+	if e.Path != "" {
+		path := e.Path
+		if len(path) > 200 {
+			path = path[:200] + "…"
+		}
+		where = " at " + path
+	}
+	return fmt.Sprintf("%s holds a value the %s detector finds%s; events must carry none (the gateways record such values as [REDACTED:%s])", who, e.Detector, where, e.Detector)
+}
+
+func (e *FoundError) Unwrap() error { return ErrFound }
+
+// CheckEvent returns a *FoundError when a built-in detector matches in
+// event (InEvent), and nil otherwise. Bytes that are not JSON are judged
+// as one text.
+func CheckEvent(event []byte) error {
+	m, ok, err := InEvent(event)
+	if err != nil {
+		_, counts := Scrub(string(event))
+		for _, d := range Builtin {
+			if counts[d] > 0 {
+				return &FoundError{Match: Match{Detector: d}}
+			}
+		}
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	var head struct {
+		ID any `json:"id"`
+	}
+	json.Unmarshal(event, &head)
+	id, _ := head.ID.(string)
+	id, _ = Scrub(id)
+	return &FoundError{Event: id, Match: m}
+}

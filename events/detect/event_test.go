@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -54,5 +55,22 @@ func BenchmarkInEventClean(b *testing.B) {
 		if _, ok, err := InEvent(ev); ok || err != nil {
 			b.Fatal(ok, err)
 		}
+	}
+}
+
+func TestCheckEvent(t *testing.T) {
+	err := CheckEvent([]byte(`{"id":"ev-jane@example.org","payload":{"x":"card 4111111111111111"}}`))
+	var fe *FoundError
+	if !errors.As(err, &fe) || !errors.Is(err, ErrFound) || fe.Event != "[REDACTED:email]" || fe.Detector != "email" || fe.Path != "id" {
+		t.Fatalf("CheckEvent: %v (%+v)", err, fe)
+	}
+	if strings.Contains(err.Error(), "jane") || strings.Contains(err.Error(), "4111") {
+		t.Errorf("the error holds the value: %v", err)
+	}
+	if err := CheckEvent([]byte(`not json, mail jane@example.org`)); !errors.Is(err, ErrFound) {
+		t.Errorf("text: %v", err)
+	}
+	if err := CheckEvent([]byte(`{"id":"ok","payload":{}}`)); err != nil {
+		t.Errorf("clean: %v", err)
 	}
 }
