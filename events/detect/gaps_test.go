@@ -100,3 +100,29 @@ func TestCardFalsePositives(t *testing.T) {
 		}
 	}
 }
+
+// MayHold's false is certain: on random text built of what the detectors
+// read (digits, separators, capitals, @, +, secret prefixes), whenever
+// the scrub finds something MayHold said it might.
+func TestMayHoldIsCertain(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	pieces := []string{"0", "1", "4", "5", "9", "41", "4111", "1111", " ", "-", ".", "(", ")", "+", "@", "a", "x.com", "DE", "GB82", "WEST", "NL91ABNA", "AKIA", "IOSFODNN7EXAMPLE", "eyJ", "\u00a0", "\u2010", "４", "＠"}
+	found := 0
+	for range 20000 {
+		var b strings.Builder
+		for range 4 + r.IntN(24) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		s := b.String()
+		sc := scrubber{b: newView(s).b} // Scrub without its MayHold test
+		if sc.run(); len(sc.found) > 0 {
+			found++
+			if !MayHold(s) {
+				t.Fatalf("MayHold(%q) = false, but the scrub finds %v", s, sc.all)
+			}
+		}
+	}
+	if found < 100 {
+		t.Fatalf("only %d random texts hold a value: the test proves little", found)
+	}
+}
