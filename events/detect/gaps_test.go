@@ -34,6 +34,10 @@ func TestScrubFindsValuesInside(t *testing.T) {
 		{"from jane@example.xn--p1ai ok", "from [REDACTED:email] ok"},
 		{"from jürgen@müller.de", "from [REDACTED:email]"},
 		{"ünïcödé text, order 12345, ok", "ünïcödé text, order 12345, ok"},
+		// Digits inside a hexadecimal word are part of an identifier.
+		{"id ab4111111111111111cd, digest e3b0c4424111111111111111198fc1", "id ab4111111111111111cd, digest e3b0c4424111111111111111198fc1"},
+		{"req 0f1e4111111111111111-a2b3", "req 0f1e4111111111111111-a2b3"},
+		{"card4111111111111111 and D4111111111111111 a4111111111111111", "card[REDACTED:credit_card] and D[REDACTED:credit_card] a[REDACTED:credit_card]"},
 	} {
 		got, counts := Scrub(c.in)
 		if got != c.want {

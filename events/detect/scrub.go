@@ -187,6 +187,10 @@ func (s *scrubber) run() {
 		for end > i && !isDigit(b[end-1]) {
 			end--
 		}
+		if inHexWord(b, i, end) {
+			i = j
+			continue
+		}
 		if digits >= 8 {
 			s.offer(i, end)
 		}
@@ -381,3 +385,44 @@ func ibanCandidates(b []byte) [][]int {
 // unsafeString views b as a string without copying, for tests that do
 // not keep it; b must not change while it is in use.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// inHexWord reports whether the digits at b[lo:hi] are part of a longer
+// hexadecimal word — 16 characters or more of digits and one case of the
+// letters a–f, at least two of them letters, dashes allowed (a UUID) —
+// such as an identifier or a digest shorter than IsDigest's: about one in
+// a thousand random 16-digit hex identifiers holds a run of 13 decimal
+// digits that passes Luhn. A card number stands apart from letters or
+// next to letters beyond f ("card:4111111111111111x").
+func inHexWord(b []byte, lo, hi int) bool {
+	if bytes.IndexByte(b[lo:hi], ' ') >= 0 {
+		return false
+	}
+	for _, upper := range []bool{false, true} {
+		hex := func(c byte) bool {
+			if upper {
+				return isDigit(c) || c == '-' || c >= 'A' && c <= 'F'
+			}
+			return isDigit(c) || c == '-' || c >= 'a' && c <= 'f'
+		}
+		start, end := lo, hi
+		for start > 0 && hex(b[start-1]) {
+			start--
+		}
+		for end < len(b) && hex(b[end]) {
+			end++
+		}
+		letters := 0
+		for _, c := range b[start:end] {
+			if isLetter(c) {
+				letters++
+			}
+		}
+		if end-start >= 16 && letters >= 2 && (start == 0 || !isAlnum(b[start-1])) && (end == len(b) || !isAlnum(b[end])) {
+			return true
+		}
+	}
+	return false
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isAlnum(c byte) bool  { return isDigit(c) || isLetter(c) }
