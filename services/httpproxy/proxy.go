@@ -26,6 +26,7 @@ import (
 	"sync"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
@@ -188,15 +189,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cerr = checkRequest(r, body)
 	}
 	if cerr != nil {
-		rec := redactRequest(r.URL, body)
-		bodySum := sha256.Sum256(rec.body)
+		rec := redactRequest(r.URL, r.Header, body, p.cfg.MaxRequestBody)
 		path := r.URL.EscapedPath()
 		if rec.path != r.URL.Path {
 			path = rec.path
 		}
 		blocked := map[string]any{"protocol": "http", "method": events.Clean(r.Method, 32),
 			"path": events.Clean(path, 2048), "query": events.Clean(rec.query, 2048), "reason": cerr.Error(),
-			"body_bytes": len(body), "body_sha256": hex.EncodeToString(bodySum[:]), "client_addr": r.RemoteAddr}
+			"client_addr": r.RemoteAddr}
+		rec.describeBody(blocked, len(body))
 		gateway.AddRedactions(blocked, rec.redactions...)
 		if _, err := x.gs.Record(ctx, events.CommandBlocked, blocked); err != nil {
 			writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger did not store its record; the proxy fails closed")
@@ -211,17 +212,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// What is recorded, and what an approval is bound to, is the request
 	// with detector matches replaced (redactRequest); on a grant the proxy
 	// forwards the very request it held.
-	rec := redactRequest(r.URL, body)
-	bodySum := sha256.Sum256(rec.body)
-	statement := approvals.HTTPStatement(r.Method, rec.target, r.Header, rec.body)
+	rec := redactRequest(r.URL, r.Header, body, p.cfg.MaxRequestBody)
+	statement := approvals.HTTPStatement(r.Method, rec.target, rec.header, rec.body)
 	command := map[string]any{
 		"protocol": "http", "method": r.Method, "path": rec.path, "query": rec.query,
 		"statement": r.Method + " " + rec.target, "statement_sha256": approvals.Digest(statement),
-		"body_bytes": len(body), "body_sha256": hex.EncodeToString(bodySum[:]),
-		"content_type": r.Header.Get("Content-Type"), "client_addr": r.RemoteAddr,
+		"content_type": rec.header.Get("Content-Type"), "client_addr": r.RemoteAddr,
 	}
+	rec.describeBody(command, len(body))
 	gateway.AddRedactions(command, rec.redactions...)
-	if ce := r.Header.Get("Content-Encoding"); ce != "" {
+	if ce := rec.header.Get("Content-Encoding"); ce != "" {
 		command["content_encoding"] = ce
 	}
 	if len(stripped) > 0 {
@@ -302,7 +302,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		if int64(len(b)) > p.cfg.MaxMaskedBody {
 			return fmt.Errorf("%w: text body larger than %d bytes", errUnmaskable, p.cfg.MaxMaskedBody)
 		}
-		text, _ := mask.ScrubText(string(b), func(v []byte) ([]byte, bool) {
+		text, _ := detect.ScrubText(string(b), func(v []byte) ([]byte, bool) {
 			if r := x.pol.detectRule(v); r != nil {
 				counts = addCount(counts, maskKey{r, "(text)"})
 				return mask.Apply(r.Method, x.pol.hashKey, v), true

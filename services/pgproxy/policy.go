@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/internal/yamlstrict"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
@@ -558,7 +559,7 @@ func (p *Policy) scrubValue(v []byte) ([]byte, *MaskRule) {
 		return p.apply(r, v), r
 	}
 	var first *MaskRule
-	out, n := mask.ScrubText(string(v), func(part []byte) ([]byte, bool) {
+	out, n := detect.ScrubText(string(v), func(part []byte) ([]byte, bool) {
 		if r := p.detectRule(part); r != nil {
 			if first == nil {
 				first = r
@@ -580,7 +581,7 @@ func (p *Policy) detectRule(v []byte) *MaskRule {
 	}
 	for i := range p.Mask {
 		for _, d := range p.Mask[i].Detect {
-			if mask.Detect(d, v) {
+			if detect.Detect(d, v) {
 				return &p.Mask[i]
 			}
 		}
@@ -595,7 +596,7 @@ func (p *Policy) scrubText(text string) (string, int) {
 	if p == nil || text == "" {
 		return text, 0
 	}
-	return mask.ScrubText(text, func(v []byte) ([]byte, bool) {
+	return detect.ScrubText(text, func(v []byte) ([]byte, bool) {
 		if r := p.detectRule(v); r != nil {
 			return p.apply(r, v), true
 		}
@@ -641,11 +642,11 @@ func quotedValues(text string) (string, int) {
 	for _, re := range valueQuotes {
 		text = re.ReplaceAllStringFunc(text, func(m string) string {
 			g := re.FindStringSubmatch(m)
-			if g[2] == "" || g[2] == mask.Placeholder(maskedColumn) {
+			if g[2] == "" || g[2] == detect.Placeholder(maskedColumn) {
 				return m
 			}
 			n++
-			return g[1] + mask.Placeholder(maskedColumn) + g[3]
+			return g[1] + detect.Placeholder(maskedColumn) + g[3]
 		})
 	}
 	return text, n
@@ -695,7 +696,7 @@ func (p *Policy) recordParams(sql string, values [][]byte, formats []int16) []an
 			continue
 		}
 		if masked[int32(i+1)] && (mode == paramsRecord || len(p.hashKey) == 0) {
-			out[i] = mask.Placeholder(maskedColumn)
+			out[i] = detect.Placeholder(maskedColumn)
 			continue
 		}
 		binary := len(formats) == 1 && formats[0] == 1 || len(formats) > i && formats[i] == 1
@@ -714,12 +715,12 @@ func (p *Policy) recordParams(sql string, values [][]byte, formats []int16) []an
 			// An unkeyed digest of a value a detector finds would let
 			// anyone guess the value back (a card number is ~10⁹ tries
 			// from its known parts): the placeholder is recorded instead.
-			if d := mask.Find(v); d != "" {
-				out[i] = mask.Placeholder(d)
+			if d := detect.Find(v); d != "" {
+				out[i] = detect.Placeholder(d)
 				break
 			}
-			if _, counts := mask.Scrub(string(v)); counts != nil {
-				out[i] = mask.Placeholder(gateway.Redactions("", counts)[0].Detector)
+			if _, counts := detect.Scrub(string(v)); counts != nil {
+				out[i] = detect.Placeholder(gateway.Redactions("", counts)[0].Detector)
 				break
 			}
 			h := sha256.Sum256(v)

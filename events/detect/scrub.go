@@ -1,0 +1,428 @@
+package detect
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"unsafe"
+)
+
+// Builtin lists every built-in detector, in the order they are tried.
+// Recorded text always passes all of them: nothing a detector finds is
+// sealed in clear, whatever a policy says.
+var Builtin = []string{"email", "credit_card", "iban", "phone", "us_ssn", "secret"}
+
+// Placeholder is what a value found by detector is replaced with in
+// recorded text. It contains no quote or backslash, so it can stand
+// inside any SQL or JSON string literal, and no detector matches it.
+func Placeholder(detector string) string { return "[REDACTED:" + detector + "]" }
+
+// Find returns the first built-in detector that matches v as a whole, or
+// "" when none does. v is read folded (see fold).
+func Find(v []byte) string {
+	v = foldBytes(v)
+	for _, d := range Builtin {
+		if detectors[d](v) {
+			return d
+		}
+	}
+	return ""
+}
+
+// find is Find on a folded value.
+func find(v []byte) string {
+	for _, d := range Builtin {
+		if detectors[d](v) {
+			return d
+		}
+	}
+	return ""
+}
+
+// emailIn finds e-mail addresses inside longer text, where separators
+// the token pass does not know (&, /, :) join them to their neighbours.
+var emailIn = regexp.MustCompile(emailPattern)
+
+// Scrub replaces every value a built-in detector finds in text, the whole
+// of it or inside it, with Placeholder(detector). counts has, per
+// detector, how many values were replaced; nil when none were. Text with
+// nothing found is returned as it is.
+//
+// The detectors read text folded (see fold: full-width forms, Unicode
+// spaces and dashes), and what they find is replaced over the characters
+// as written. Inside text, values are looked for as ScrubText offers them
+// (quoted values, tokens between separators, runs of digits), then card
+// numbers inside longer runs of digits (cardsIn), then IBANs, credentials,
+// phone numbers and e-mail addresses wherever they stand.
+func Scrub(text string) (out string, counts map[string]int) {
+	if !MayHold(text) {
+		return text, nil
+	}
+	v := newView(text)
+	s := scrubber{b: v.b}
+	s.run()
+	if len(s.found) == 0 {
+		return text, nil
+	}
+	counts = map[string]int{}
+	var sb strings.Builder
+	last := 0
+	for _, f := range s.found {
+		lo, hi := v.span(text, f.lo, f.hi)
+		sb.WriteString(text[last:lo])
+		sb.WriteString(Placeholder(f.detector))
+		last = hi
+	}
+	sb.WriteString(text[last:])
+	for _, d := range s.all {
+		counts[d]++
+	}
+	return sb.String(), counts
+}
+
+// scrubber finds values in a folded text b. A value found is blanked in
+// b as [, NULs and ], which no detector matches and which separates what
+// is on either side as a placeholder would, so that later passes read
+// around it and the offsets stay those of the text.
+type scrubber struct {
+	b     []byte
+	found []match  // by offset, apart
+	all   []string // the detector of every value found, in order found
+}
+
+type match struct {
+	lo, hi   int
+	detector string
+}
+
+// claim records the value at [lo, hi) found by detector; a value that
+// covers values found before replaces them (a private key's body).
+func (s *scrubber) claim(lo, hi int, detector string) {
+	s.all = append(s.all, detector)
+	kept := s.found[:0]
+	at := -1
+	for _, f := range s.found {
+		if f.hi <= lo || f.lo >= hi {
+			if f.lo < lo {
+				at = len(kept)
+			}
+			kept = append(kept, f)
+		} else {
+			lo, hi = min(lo, f.lo), max(hi, f.hi)
+		}
+	}
+	s.found = append(kept[:at+1], append([]match{{lo, hi, detector}}, kept[at+1:]...)...)
+	s.b[lo] = '['
+	for i := lo + 1; i < hi-1; i++ {
+		s.b[i] = 0
+	}
+	s.b[hi-1] = ']'
+}
+
+// free reports whether nothing in [lo, hi) was found yet.
+func (s *scrubber) free(lo, hi int) bool {
+	for _, f := range s.found {
+		if f.lo < hi && lo < f.hi {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *scrubber) offer(lo, hi int) {
+	if lo >= hi || !s.free(lo, hi) {
+		return
+	}
+	if d := find(s.b[lo:hi]); d != "" {
+		s.claim(lo, hi, d)
+	}
+}
+
+func (s *scrubber) run() {
+	b := s.b
+	if d := find(b); d != "" {
+		s.claim(0, len(b), d)
+		return
+	}
+	// Quoted values first: they may contain separators (a card number
+	// with spaces).
+	for i := 0; i < len(b); i++ {
+		if q := b[i]; q == '"' || q == '\'' {
+			if j := bytes.IndexByte(b[i+1:], q); j >= 0 {
+				s.offer(i+1, i+1+j)
+				i += j + 1
+			}
+		}
+	}
+	start := -1
+	for i := 0; i <= len(b); i++ {
+		if i == len(b) || isSeparator(b[i]) {
+			if start >= 0 {
+				s.offer(start, i)
+				start = -1
+			}
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	// Numbers written with spaces or dashes (card numbers, IBAN digits,
+	// phone numbers) span several tokens: offer each run of digits,
+	// spaces and dashes as a whole, then look for card numbers inside
+	// it.
+	for i := 0; i < len(b); {
+		if !isDigit(b[i]) {
+			i++
+			continue
+		}
+		j, digits := i, 0
+		for j < len(b) && (isDigit(b[j]) || b[j] == ' ' || b[j] == '-') {
+			if isDigit(b[j]) {
+				digits++
+			}
+			j++
+		}
+		end := j
+		for end > i && !isDigit(b[end-1]) {
+			end--
+		}
+		if inHexWord(b, i, end) {
+			i = j
+			continue
+		}
+		if digits >= 8 {
+			s.offer(i, end)
+		}
+		if digits >= 13 && s.free(i, end) {
+			for _, w := range cardsIn(b[i:end]) {
+				s.claim(i+w[0], i+w[1], "credit_card")
+			}
+		}
+		i = j
+	}
+	for _, m := range ibanCandidates(b) {
+		for end := m[1]; end >= m[0]+15; end-- {
+			if b[end-1] != ' ' && isIBAN(b[m[0]:end]) {
+				s.claim(m[0], end, "iban")
+				break
+			}
+		}
+	}
+	if hasSecretPrefix(unsafeString(b)) {
+		for _, m := range secretIn.FindAllIndex(b, -1) {
+			s.claim(m[0], m[1], "secret")
+		}
+	}
+	if bytes.IndexByte(b, '+') >= 0 {
+		for _, m := range phoneIn.FindAllIndex(b, -1) {
+			if s.free(m[0], m[1]) && isPhone(b[m[0]:m[1]]) {
+				s.claim(m[0], m[1], "phone")
+			}
+		}
+	}
+	if bytes.IndexByte(b, '@') >= 0 {
+		for _, m := range emailIn.FindAllIndex(b, -1) {
+			if s.free(m[0], m[1]) && isEmail(b[m[0]:m[1]]) {
+				s.claim(m[0], m[1], "email")
+			}
+		}
+	}
+}
+
+// secretIn finds the shapes isSecret knows inside longer text (a token
+// in a query string, a key in a config file), a PEM private key through
+// its END line, so the key's body goes with its header.
+var secretIn = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|(?:AKIA|ASIA)[A-Z0-9]{16}|gh[pousr]_[A-Za-z0-9]{36,}|xox[abprs]-[A-Za-z0-9-]{10,}|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY-----|$)`)
+
+// phoneIn finds what may be an international phone number inside longer
+// text, where the token pass splits it at its parentheses and the digit
+// pass leaves out its +.
+var phoneIn = regexp.MustCompile(`\+[0-9][0-9 ().-]{6,21}[0-9]`)
+
+// ibanIn finds what may be an IBAN written in groups inside longer text
+// (the token pass sees only its groups).
+var ibanIn = regexp.MustCompile(`[A-Z]{2}[0-9]{2}[A-Z0-9 ]{11,40}`)
+
+// MayHold reports whether text may hold a value a built-in detector
+// finds, a cheap test so that most recorded strings skip the full scan;
+// false is certain. An e-mail address has an @; a card number a run of 13
+// digits or more broken only by spaces or dashes; an SSN such a run of 9
+// with dashes in it; a phone number a + and then a run of 8 that may also
+// be broken by dots and parentheses; an IBAN two capital letters and two
+// digits, and a run of 8 or more (its account number); and a secret
+// starts with a prefix hasSecretPrefix looks for. A new detector MUST be
+// reflected here. Text with characters beyond ASCII is read folded.
+func MayHold(text string) bool {
+	if len(text) < 6 { // a@b.cc
+		return false
+	}
+	for i := 0; i < len(text); i++ {
+		if text[i] >= 0x80 {
+			return mayHoldASCII(string(newView(text).b))
+		}
+	}
+	return mayHoldASCII(text)
+}
+
+// mayHoldASCII is MayHold on folded text: one pass, the secret prefixes
+// looked for at the characters that start them.
+func mayHoldASCII(text string) bool {
+	run, plus, dash, eight := 0, false, false, false
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
+		case c == '@':
+			return true
+		case isDigit(c):
+			if run++; run >= 13 || run >= 8 && (plus || dash) {
+				return true
+			}
+			eight = eight || run >= 8
+		case c == ' ':
+		case c == '-':
+			if run > 0 {
+				dash = true
+			} else if secretAt(text[i:]) {
+				return true
+			}
+		case c == '+':
+			plus, run, dash = true, 0, false
+		case plus && (c == '.' || c == '(' || c == ')'):
+		default:
+			run, dash = 0, false
+			if (c == 'e' || c == 'A' || c == 'g' || c == 'x' || c == 's' || c == 'r') && secretAt(text[i:]) {
+				return true
+			}
+		}
+	}
+	return eight && ibanStart(text)
+}
+
+// ibanStart reports whether text holds two capital letters followed by
+// two digits, as every IBAN starts.
+func ibanStart(text string) bool {
+	for i := 0; i+4 <= len(text); i++ {
+		if isUpper(text[i]) && isUpper(text[i+1]) && isDigit(text[i+2]) && isDigit(text[i+3]) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasSecretPrefix reports whether text holds the start of a shape
+// isSecret knows: eyJ, AKIA, ASIA, gh[pousr]_, xox[abprs]-, sk_, rk_,
+// -----BEGIN.
+func hasSecretPrefix(text string) bool {
+	for i := 0; i+3 <= len(text); i++ {
+		if secretAt(text[i:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// secretAt reports whether t starts with a prefix hasSecretPrefix looks
+// for.
+func secretAt(t string) bool {
+	if len(t) < 3 {
+		return false
+	}
+	switch t[0] {
+	case 'e':
+		return t[1] == 'y' && t[2] == 'J'
+	case 'A':
+		return strings.HasPrefix(t, "AKIA") || strings.HasPrefix(t, "ASIA")
+	case 'g':
+		return len(t) >= 4 && t[1] == 'h' && strings.IndexByte("pousr", t[2]) >= 0 && t[3] == '_'
+	case 'x':
+		return len(t) >= 5 && t[1] == 'o' && t[2] == 'x' && strings.IndexByte("abprs", t[3]) >= 0 && t[4] == '-'
+	case 's', 'r':
+		return t[1] == 'k' && t[2] == '_'
+	case '-':
+		return strings.HasPrefix(t, "-----BEGIN")
+	}
+	return false
+}
+
+// IsDigest reports whether s is a digest the ledger itself writes:
+// lower-case hex of 32 characters or more, or of 16 or more after
+// "sha256:" or "hmac:" (Apply's Hash). Such values are not personal data,
+// and a run of decimal digits inside one may pass a card-number check by
+// chance.
+func IsDigest(s string) bool {
+	min := 32
+	for _, p := range []string{"sha256:", "hmac:"} {
+		if t, ok := strings.CutPrefix(s, p); ok {
+			s, min = t, 16
+		}
+	}
+	if len(s) < min {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isDigit(c) && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ibanCandidates is ibanIn's matches in b, looked for only when b holds
+// what every IBAN starts with: two capital letters and two digits.
+func ibanCandidates(b []byte) [][]int {
+	for i := 0; i+4 <= len(b); i++ {
+		if isUpper(b[i]) && isUpper(b[i+1]) && isDigit(b[i+2]) && isDigit(b[i+3]) {
+			ms := ibanIn.FindAllIndex(b[i:], -1)
+			for _, m := range ms {
+				m[0], m[1] = m[0]+i, m[1]+i
+			}
+			return ms
+		}
+	}
+	return nil
+}
+
+// unsafeString views b as a string without copying, for tests that do
+// not keep it; b must not change while it is in use.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// inHexWord reports whether the digits at b[lo:hi] are part of a longer
+// hexadecimal word — 16 characters or more of digits and one case of the
+// letters a–f, at least two of them letters, dashes allowed (a UUID) —
+// such as an identifier or a digest shorter than IsDigest's: about one in
+// a thousand random 16-digit hex identifiers holds a run of 13 decimal
+// digits that passes Luhn. A card number stands apart from letters or
+// next to letters beyond f ("card:4111111111111111x").
+func inHexWord(b []byte, lo, hi int) bool {
+	if bytes.IndexByte(b[lo:hi], ' ') >= 0 {
+		return false
+	}
+	for _, upper := range []bool{false, true} {
+		hex := func(c byte) bool {
+			if upper {
+				return isDigit(c) || c == '-' || c >= 'A' && c <= 'F'
+			}
+			return isDigit(c) || c == '-' || c >= 'a' && c <= 'f'
+		}
+		start, end := lo, hi
+		for start > 0 && hex(b[start-1]) {
+			start--
+		}
+		for end < len(b) && hex(b[end]) {
+			end++
+		}
+		letters := 0
+		for _, c := range b[start:end] {
+			if isLetter(c) {
+				letters++
+			}
+		}
+		if end-start >= 16 && letters >= 2 && (start == 0 || !isAlnum(b[start-1])) && (end == len(b) || !isAlnum(b[end])) {
+			return true
+		}
+	}
+	return false
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isAlnum(c byte) bool  { return isDigit(c) || isLetter(c) }
