@@ -64,6 +64,16 @@ const (
 	// SessionOutput is one bounded chunk of a session's byte stream (a
 	// terminal's output, an exec's stdin).
 	SessionOutput Type = "session.output"
+	// ErasureRequested, ErasurePerformed and ErasureRefused record the
+	// erasure of a data subject's sealed fields (their key destroyed),
+	// naming the subject's pseudonym only (docs/FORMAT.md §2.4).
+	ErasureRequested Type = "erasure.requested"
+	ErasurePerformed Type = "erasure.performed"
+	ErasureRefused   Type = "erasure.refused"
+	// SubjectHoldSet and SubjectHoldReleased record a data subject's
+	// legal hold, which refuses their erasure (pseudonym only).
+	SubjectHoldSet      Type = "subject_hold.set"
+	SubjectHoldReleased Type = "subject_hold.released"
 )
 
 // Catalog lists every known type in catalog order.
@@ -74,6 +84,7 @@ var Catalog = []Type{
 	AuthnSucceeded, AuthnFailed, AuditAccessed, EvidenceExported,
 	LedgerSegmentSealed, LedgerGap, LedgerRejected, ProducerAttested,
 	PolicyLoaded, SessionOutput,
+	ErasureRequested, ErasurePerformed, ErasureRefused, SubjectHoldSet, SubjectHoldReleased,
 }
 
 var known = func() map[Type]bool {
@@ -128,6 +139,10 @@ const (
 type Actor struct {
 	Issuer  string    `json:"issuer"`
 	Subject string    `json:"subject"`
+	// Email is the actor's e-mail sealed under their key (a token
+	// "pii1.<pseudonym>.<sealed bytes>", docs/FORMAT.md §1.6), so that
+	// erasing them leaves no readable address in the log; plain text is
+	// still accepted from producers that seal nothing.
 	Email   string    `json:"email,omitempty"`
 	Groups  []string  `json:"groups,omitempty"`
 	Kind    ActorKind `json:"kind"`
