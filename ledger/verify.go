@@ -87,6 +87,9 @@ type Report struct {
 	// of their producer, and those that are not.
 	Attested   int
 	Unattested []Unattested
+	// Erasure reports the sealed fields and the erasures of data
+	// subjects the log records (ledger/erasure.go).
+	Erasure ErasureReport
 }
 
 // Unattested is an event no attestation of its producer covers: the
@@ -222,6 +225,7 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 		}
 	}
 
+	var erasures erasureState
 	inspector, _ := store.(Inspector)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the fetchers on an early return
@@ -249,6 +253,7 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 		if err := st.apply(name, seg, r.leaves); err != nil {
 			return nil, err
 		}
+		erasures.noteSegment(seg)
 		// The bytes are the ones the chain and the signed roots commit to;
 		// they must still be events every reader can decode.
 		if r.badErr != nil {
@@ -318,6 +323,7 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 		rep.Origin = rep.Latest.Origin
 	}
 	rep.Gaps, rep.Rejected, rep.Signed = st.gaps, st.rejected, st.signed
+	rep.Erasure = erasures.report()
 	if opts.Producers != nil {
 		rep.Attested, rep.Unattested = st.unattested()
 	}
