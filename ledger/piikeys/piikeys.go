@@ -285,6 +285,23 @@ func (s *Store) Pseudonym(ctx context.Context, tenant, issuer, subject string) (
 	return p, err
 }
 
+// PseudonymOf returns the subject's pseudonym without making a key:
+// ErrNoSubject when none was made, or it was erased.
+func (s *Store) PseudonymOf(ctx context.Context, tenant, issuer, subject string) (string, error) {
+	lk, err := s.lookup(ctx, tenant, issuer, subject)
+	if err != nil {
+		return "", err
+	}
+	e, err := s.get(ctx, "subject."+lk)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", ErrNoSubject
+	}
+	if err != nil {
+		return "", fmt.Errorf("piikeys: subject entry: %w", err)
+	}
+	return e.Pseudonym, nil
+}
+
 func (s *Store) subjectKey(ctx context.Context, tenant, issuer, subject string) ([]byte, string, error) {
 	lk, err := s.lookup(ctx, tenant, issuer, subject)
 	if err != nil {
