@@ -163,10 +163,11 @@ func TestErasureEndToEnd(t *testing.T) {
 		if code != 200 || strings.Count(string(b), `"leaf"`) != 4 {
 			return fmt.Errorf("erasure events not all projected: %d %s", code, b)
 		}
-		if !strings.Contains(string(b), `\"pseudonym\":\"`+pseudonym) && !strings.Contains(string(b), `"pseudonym":"`+pseudonym) {
+		if strings.Count(string(b), `"`+pseudonym+`"`) < 2 { // requested and performed
+
 			return fmt.Errorf("no event names pseudonym %s: %s", pseudonym, b)
 		}
-		if strings.Contains(string(b), `"subject":"alice"`) || strings.Contains(string(b), `"subject":"bob"`) {
+		if strings.Contains(string(b), `"alice"`) || strings.Contains(string(b), `"bob"`) || strings.Contains(string(b), "@dev.auditledger.local") {
 			t.Fatalf("an erasure event names the subject: %s", b)
 		}
 		return nil
@@ -226,8 +227,10 @@ func TestErasureEndToEnd(t *testing.T) {
 		rc, _ := f.Open()
 		b, _ := io.ReadAll(rc)
 		rc.Close()
-		if bytes.Contains(b, []byte("@dev.auditledger.local")) {
-			t.Errorf("bundle file %s holds an e-mail", f.Name)
+		for _, user := range []string{"alice", "bob", "carol"} { // dev's users' e-mails
+			if bytes.Contains(b, []byte(user+"@dev.auditledger.local")) {
+				t.Errorf("bundle file %s holds %s's e-mail", f.Name, user)
+			}
 		}
 		if f.Name == evidence.ManifestFile {
 			json.Unmarshal(b, &m)
