@@ -270,7 +270,7 @@ const TokenPrefix = "pii1."
 // Seal returns value sealed for field under the subject's key (made on
 // first use): "pii1." ‖ pseudonym ‖ "." ‖ base64url(nonce ‖ AES-256-GCM
 // ciphertext), additional data "auditledger pii v1\n" ‖ tenant ‖ "\n" ‖
-// field (docs/FORMAT.md §1.5).
+// field (docs/FORMAT.md §1.6).
 func (s *Store) Seal(ctx context.Context, tenant, issuer, subject, field, value string) (string, error) {
 	key, pseudonym, err := s.subjectKey(ctx, tenant, issuer, subject)
 	if err != nil {
