@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -30,6 +29,20 @@ type Erasure struct {
 	Fields    []string
 }
 
+// MaxErasedIndexes bounds the indexes ErasedFields lists, so that
+// verifying a log of any size holds a bounded report per data subject.
+const MaxErasedIndexes = 100
+
+// ErasedFields are the sealed fields of one field name under one erased
+// pseudonym.
+type ErasedFields struct {
+	Pseudonym string
+	Field     string
+	Count     int
+	// Indexes are the ledger indexes of the first MaxErasedIndexes.
+	Indexes []uint64
+}
+
 // ErasureReport is what Verify found of sealed fields and erasures.
 type ErasureReport struct {
 	// Sealed counts the sealed fields in the log.
@@ -42,67 +55,73 @@ type ErasureReport struct {
 	// completes the record.
 	Incomplete []Erasure
 	// Erased are the sealed fields whose pseudonym an erasure.performed
-	// names: no key opens them. A field sealed after the erasure under
-	// the destroyed key (a gateway's cached key) is among them.
-	Erased []SealedField
+	// names, by pseudonym and field: no key opens them. A field sealed
+	// after the erasure under the destroyed key (a gateway's cached key)
+	// is among them.
+	Erased []ErasedFields
 }
 
-// erasureState collects sealed fields and erasure events while Verify
-// reads the log.
-type erasureState struct {
-	rep    ErasureReport
-	fields []SealedField
-}
-
-var (
-	sealedMarker  = []byte(`"` + events.SealedPrefix)
-	erasureMarker = []byte(`"erasure.`)
-)
-
-// noteSegment notes the sealed fields and erasures of a verified
-// segment's records.
-func (es *erasureState) noteSegment(seg *Segment) {
-	for i, raw := range seg.Records {
-		if !bytes.Contains(raw, sealedMarker) && !bytes.Contains(raw, erasureMarker) {
-			continue
-		}
-		if r, err := ParseRecord(raw); err == nil {
-			es.note(seg.First+uint64(i), r.Event)
-		}
+// ErasedCount is how many sealed fields are erased.
+func (r *ErasureReport) ErasedCount() int {
+	n := 0
+	for _, e := range r.Erased {
+		n += e.Count
 	}
+	return n
 }
 
-// note reads one record's event; only events that hold a sealed field or
-// an erasure are decoded.
-func (es *erasureState) note(idx uint64, event []byte) {
-	sealed, erasure := bytes.Contains(event, sealedMarker), bytes.Contains(event, erasureMarker)
-	if !sealed && !erasure {
+// segmentNotes are the sealed fields and erasure events of one segment,
+// noted while its events are validated (in parallel, by the fetchers).
+type segmentNotes struct {
+	sealed   []SealedField
+	erasures []Erasure
+}
+
+// note notes what ev, at ledger index idx, holds.
+func (n *segmentNotes) note(idx uint64, ev *events.Event) {
+	if p, ok := SealedPseudonym(ev.Actor.Email); ok {
+		n.sealed = append(n.sealed, SealedField{Index: idx, Field: "actor.email", Pseudonym: p})
+	}
+	if ev.Type != events.ErasureRequested && ev.Type != events.ErasurePerformed {
 		return
 	}
-	var ev struct {
-		Type  events.Type `json:"type"`
-		Actor struct {
-			Email string `json:"email"`
-		} `json:"actor"`
-		Payload struct {
-			Pseudonym string   `json:"pseudonym"`
-			Fields    []string `json:"fields"`
-		} `json:"payload"`
+	var pl struct {
+		Pseudonym string   `json:"pseudonym"`
+		Fields    []string `json:"fields"`
 	}
-	if json.Unmarshal(event, &ev) != nil {
-		return // Verify has checked every event decodes; a system record is not one of these
+	if json.Unmarshal(ev.Payload, &pl) == nil && pl.Pseudonym != "" {
+		n.erasures = append(n.erasures, Erasure{Index: idx, Type: ev.Type, Pseudonym: pl.Pseudonym, Fields: pl.Fields})
 	}
-	if p, ok := SealedPseudonym(ev.Actor.Email); ok {
+}
+
+// erasureState gathers the segments' notes, in log order, keeping per
+// pseudonym and field a count and the first indexes.
+type erasureState struct {
+	rep    ErasureReport
+	fields map[[2]string]*ErasedFields
+	order  [][2]string
+}
+
+func (es *erasureState) add(n segmentNotes) {
+	if es.fields == nil {
+		es.fields = map[[2]string]*ErasedFields{}
+	}
+	for _, f := range n.sealed {
 		es.rep.Sealed++
-		es.fields = append(es.fields, SealedField{Index: idx, Field: "actor.email", Pseudonym: p})
-	}
-	switch ev.Type {
-	case events.ErasureRequested, events.ErasurePerformed:
-		if ev.Payload.Pseudonym == "" {
-			return
+		k := [2]string{f.Pseudonym, f.Field}
+		e := es.fields[k]
+		if e == nil {
+			e = &ErasedFields{Pseudonym: f.Pseudonym, Field: f.Field}
+			es.fields[k] = e
+			es.order = append(es.order, k)
 		}
-		e := Erasure{Index: idx, Type: ev.Type, Pseudonym: ev.Payload.Pseudonym, Fields: ev.Payload.Fields}
-		if ev.Type == events.ErasurePerformed {
+		e.Count++
+		if len(e.Indexes) < MaxErasedIndexes {
+			e.Indexes = append(e.Indexes, f.Index)
+		}
+	}
+	for _, e := range n.erasures {
+		if e.Type == events.ErasurePerformed {
 			es.rep.Performed = append(es.rep.Performed, e)
 		} else {
 			es.rep.Incomplete = append(es.rep.Incomplete, e)
@@ -120,9 +139,9 @@ func (es *erasureState) report() ErasureReport {
 		at, ok := done[e.Pseudonym]
 		return ok && at > e.Index
 	})
-	for _, f := range es.fields {
-		if _, ok := done[f.Pseudonym]; ok {
-			es.rep.Erased = append(es.rep.Erased, f)
+	for _, k := range es.order {
+		if _, ok := done[k[0]]; ok {
+			es.rep.Erased = append(es.rep.Erased, *es.fields[k])
 		}
 	}
 	return es.rep

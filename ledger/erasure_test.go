@@ -54,8 +54,8 @@ func TestVerifyReportsErasedFields(t *testing.T) {
 	// Index 0 (before the erasure) and 5 (sealed after it under the
 	// destroyed key) are erased; p2's field is not, p3's erasure is
 	// incomplete.
-	want := []ledger.SealedField{{Index: 0, Field: "actor.email", Pseudonym: p1}, {Index: 5, Field: "actor.email", Pseudonym: p1}}
-	if !slices.Equal(er.Erased, want) {
+	want := []ledger.ErasedFields{{Pseudonym: p1, Field: "actor.email", Count: 2, Indexes: []uint64{0, 5}}}
+	if len(er.Erased) != 1 || er.Erased[0].Pseudonym != p1 || er.Erased[0].Count != 2 || !slices.Equal(er.Erased[0].Indexes, want[0].Indexes) || er.ErasedCount() != 2 {
 		t.Errorf("erased %+v, want %+v", er.Erased, want)
 	}
 	if len(er.Incomplete) != 1 || er.Incomplete[0].Pseudonym != p3 || er.Incomplete[0].Index != 6 {

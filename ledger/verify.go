@@ -253,7 +253,7 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 		if err := st.apply(name, seg, r.leaves); err != nil {
 			return nil, err
 		}
-		erasures.noteSegment(seg)
+		erasures.add(r.notes)
 		// The bytes are the ones the chain and the signed roots commit to;
 		// they must still be events every reader can decode.
 		if r.badErr != nil {
@@ -381,6 +381,8 @@ type fetched struct {
 	// event (badErr says why), checked with the hashing.
 	bad    int
 	badErr error
+	// notes are its sealed fields and erasures (erasure.go).
+	notes segmentNotes
 }
 
 // segmentFetcher reads, parses and hashes segments concurrently and hands
@@ -419,7 +421,7 @@ func fetchSegments(ctx context.Context, store SegmentStore, names []string, para
 				}
 				if err == nil {
 					r.leaves = leafHashes(r.seg)
-					r.bad, r.badErr = invalidEvent(r.seg)
+					r.bad, r.badErr = invalidEvent(r.seg, &r.notes)
 				}
 				r.err = err
 				f.results[i] <- r
@@ -432,7 +434,8 @@ func fetchSegments(ctx context.Context, store SegmentStore, names []string, para
 // invalidEvent finds the first record of seg whose body is not a valid
 // version-1 event (§1): a record signed into the log must still be an
 // event every reader can decode.
-func invalidEvent(seg *Segment) (int, error) {
+// It notes each event's sealed fields and erasures in notes.
+func invalidEvent(seg *Segment, notes *segmentNotes) (int, error) {
 	for i, raw := range seg.Records {
 		r, err := ParseRecord(raw)
 		if err != nil {
@@ -448,6 +451,7 @@ func invalidEvent(seg *Segment) (int, error) {
 		if r.Bound && TenantHash(ev.Tenant) != r.Tenant {
 			return i, fmt.Errorf("the record is bound to another tenant than its event's (%q)", ev.Tenant)
 		}
+		notes.note(seg.First+uint64(i), ev)
 	}
 	return -1, nil
 }

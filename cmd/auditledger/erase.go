@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/user"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -202,25 +201,24 @@ func printErasure(w io.Writer, r ledger.ErasureReport) {
 		return
 	}
 	fmt.Fprintf(w, "  sealed       %d sealed field(s); %d erasure(s) performed, %d field(s) erased (no key opens them; the records are unchanged)\n",
-		r.Sealed, len(r.Performed), len(r.Erased))
+		r.Sealed, len(r.Performed), r.ErasedCount())
 	for _, e := range r.Performed {
-		var at []string
 		for _, f := range r.Erased {
-			if f.Pseudonym == e.Pseudonym {
-				at = append(at, fmt.Sprintf("%d %s", f.Index, f.Field))
+			if f.Pseudonym != e.Pseudonym {
+				continue
 			}
+			idx := f.Indexes
+			more := ""
+			if len(idx) > 10 {
+				idx = idx[:10]
+			}
+			if f.Count > len(idx) {
+				more = fmt.Sprintf(" and %d more", f.Count-len(idx))
+			}
+			fmt.Fprintf(w, "  erased       pseudonym %s by erasure.performed at record %d: %d %s field(s), records %v%s\n", e.Pseudonym, e.Index, f.Count, f.Field, idx, more)
 		}
-		more := ""
-		if len(at) > 10 {
-			at, more = at[:10], fmt.Sprintf(" and %d more", len(at)-10)
-		}
-		fmt.Fprintf(w, "  erased       pseudonym %s by erasure.performed at record %d: %d field(s) %v%s\n", e.Pseudonym, e.Index, countOf(r.Erased, e.Pseudonym), at, more)
 	}
 	for _, e := range r.Incomplete {
 		fmt.Fprintf(w, "  warning      erasure of pseudonym %s requested at record %d, never recorded as performed (run erase again)\n", e.Pseudonym, e.Index)
 	}
-}
-
-func countOf(fs []ledger.SealedField, p string) int {
-	return len(slices.DeleteFunc(slices.Clone(fs), func(f ledger.SealedField) bool { return f.Pseudonym != p }))
 }
