@@ -93,6 +93,21 @@ func TestErasureEndToEnd(t *testing.T) {
 	if !ok || got[0].ActorEmail != aliceMail {
 		t.Fatalf("alice's command.executed: actor.email %q (want a sealed field), the API shows %q (want %s)", token, got[0].ActorEmail, aliceMail)
 	}
+	// The API's own events carry the caller's e-mail sealed too.
+	natstest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
+		code, b := apiGet(t, d.api, carol, "/v1/events?actor=carol&type=audit.accessed&limit=1")
+		var page struct{ Events []api.EventResult }
+		json.Unmarshal(b, &page)
+		if code != 200 || len(page.Events) == 0 {
+			return fmt.Errorf("carol's reads not projected yet: %d %s", code, b)
+		}
+		var ev struct{ Actor struct{ Email string } }
+		json.Unmarshal(page.Events[0].Event, &ev)
+		if _, _, ok := piikeys.ParseToken(ev.Actor.Email); !ok || page.Events[0].ActorEmail != "carol@dev.auditledger.local" {
+			t.Fatalf("the API's audit.accessed: actor.email %q, shown as %q", ev.Actor.Email, page.Events[0].ActorEmail)
+		}
+		return nil
+	})
 	if holds := storeHolds(t, d.store(), []byte("@dev.auditledger.local")); holds != "" {
 		t.Fatalf("the sealed segments hold an e-mail in clear: %s", holds)
 	}
