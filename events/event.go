@@ -135,17 +135,17 @@ const (
 	Machine ActorKind = "machine"
 )
 
-// Actor is the identity behind an event, as established by OIDC.
+// Actor is the identity behind an event, as established by OIDC. Its
+// Email is sealed under the actor's key by gateways and the API
+// ("pii1.<pseudonym>.<sealed bytes>", docs/FORMAT.md §1.6), so that
+// erasing them leaves no readable address in the log; plain text is still
+// accepted from producers that seal nothing.
 type Actor struct {
-	Issuer  string `json:"issuer"`
-	Subject string `json:"subject"`
-	// Email is the actor's e-mail sealed under their key (a token
-	// "pii1.<pseudonym>.<sealed bytes>", docs/FORMAT.md §1.6), so that
-	// erasing them leaves no readable address in the log; plain text is
-	// still accepted from producers that seal nothing.
-	Email  string    `json:"email,omitempty"`
-	Groups []string  `json:"groups,omitempty"`
-	Kind   ActorKind `json:"kind"`
+	Issuer  string    `json:"issuer"`
+	Subject string    `json:"subject"`
+	Email   string    `json:"email,omitempty"`
+	Groups  []string  `json:"groups,omitempty"`
+	Kind    ActorKind `json:"kind"`
 	// DevIdentity marks identities from a development users file or the
 	// built-in development issuer, never from a production provider.
 	DevIdentity bool `json:"dev_identity,omitempty"`
