@@ -47,12 +47,12 @@ type Manifest struct {
 	// signed the manifest.
 	Signer string `json:"signer"`
 	// Events is how many of the tenant's events the range holds.
-	Events int `json:"events"`
+	Events   int       `json:"events"`
+	Controls []Control `json:"controls"`
+	Files    []File    `json:"files"`
 	// SealedFields, when the tenant's events hold sealed fields, counts
 	// them and names those erased (sealed.go).
 	SealedFields *SealedFields `json:"sealed_fields,omitempty"`
-	Controls     []Control     `json:"controls"`
-	Files        []File        `json:"files"`
 }
 
 // Period is what was asked for: [From, To).
