@@ -77,13 +77,8 @@ type Config struct {
 	// tenant whose data it concerns; Tenant is the tenant of those that
 	// concern none, such as authn.failed ("default" when empty). Instance
 	// names this process (the host name when empty).
-	Emitter *emitter.Emitter
-	Tenant  string
-	// Keys seals the e-mail of the actor of the API's own events and
-	// opens the sealed e-mails of the events it returns (actor_email;
-	// docs/FORMAT.md §1.6). Nil: its events leave the e-mail out, and
-	// readers see "(sealed)".
-	Keys     *piikeys.Store
+	Emitter  *emitter.Emitter
+	Tenant   string
 	Instance string
 	Logger   *slog.Logger // nil means slog.Default()
 	// Metrics, if set, measures every request (by route pattern).
@@ -94,6 +89,11 @@ type Config struct {
 	// Evidence, with DB, lets auditors build evidence bundles; nil
 	// answers those endpoints with 503.
 	Evidence *EvidenceConfig
+	// Keys seals the e-mail of the actor of the API's own events and
+	// opens the sealed e-mails of the events it returns (actor_email;
+	// docs/FORMAT.md §1.6). Nil: its events leave the e-mail out, and
+	// readers see "(sealed)".
+	Keys *piikeys.Store
 }
 
 // New returns the API's handler.
