@@ -72,6 +72,16 @@ const (
 	// range of the log's segments under legal hold, and releasing it.
 	LegalHoldSet      Type = "legal_hold.set"
 	LegalHoldReleased Type = "legal_hold.released"
+	// ErasureRequested, ErasurePerformed and ErasureRefused record the
+	// erasure of a data subject's sealed fields (their key destroyed),
+	// naming the subject's pseudonym only (docs/FORMAT.md §2.4).
+	ErasureRequested Type = "erasure.requested"
+	ErasurePerformed Type = "erasure.performed"
+	ErasureRefused   Type = "erasure.refused"
+	// SubjectHoldSet and SubjectHoldReleased record a data subject's
+	// legal hold, which refuses their erasure (pseudonym only).
+	SubjectHoldSet      Type = "subject_hold.set"
+	SubjectHoldReleased Type = "subject_hold.released"
 )
 
 // Catalog lists every known type in catalog order.
@@ -83,6 +93,7 @@ var Catalog = []Type{
 	LedgerSegmentSealed, LedgerGap, LedgerRejected, ProducerAttested,
 	PolicyLoaded, SessionOutput, LedgerRetentionChanged, LegalHoldSet,
 	LegalHoldReleased,
+	ErasureRequested, ErasurePerformed, ErasureRefused, SubjectHoldSet, SubjectHoldReleased,
 }
 
 var known = func() map[Type]bool {
@@ -133,7 +144,11 @@ const (
 	Machine ActorKind = "machine"
 )
 
-// Actor is the identity behind an event, as established by OIDC.
+// Actor is the identity behind an event, as established by OIDC. Its
+// Email is sealed under the actor's key by gateways and the API
+// ("pii1.<pseudonym>.<sealed bytes>", docs/FORMAT.md §1.6), so that
+// erasing them leaves no readable address in the log; plain text is still
+// accepted from producers that seal nothing.
 type Actor struct {
 	Issuer  string    `json:"issuer"`
 	Subject string    `json:"subject"`

@@ -38,6 +38,9 @@ func compileSchema(t *testing.T) *jsonschema.Schema {
 // The field each invalid example must be blamed on.
 var wantField = map[string]string{
 	"actor-kind":               "actor.kind",
+	"sealed-bad-pseudonym":     "actor.email",
+	"sealed-padded":            "actor.email",
+	"sealed-too-long":          "actor.email",
 	"control-char":             "actor.subject",
 	"envelope-string-too-long": "source.instance",
 	"id-not-ascii":             "id",

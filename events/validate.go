@@ -229,7 +229,7 @@ func (a *Actor) validate() error {
 	if err := text("actor.subject", a.Subject, maxNameLen, true); err != nil {
 		return err
 	}
-	if err := text("actor.email", a.Email, maxNameLen, false); err != nil {
+	if err := email(a.Email); err != nil {
 		return err
 	}
 	switch a.Kind {
@@ -246,6 +246,35 @@ func (a *Actor) validate() error {
 		if err := text(fmt.Sprintf("actor.groups.%d", i), g, maxGroupLen, true); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// SealedPrefix begins a sealed field (docs/FORMAT.md §1.6).
+const SealedPrefix = "pii1."
+
+// maxSealedLen is the longest sealed field: the prefix, a 32-character
+// pseudonym, a dot, and the base64url (unpadded) of a 12-byte nonce, the
+// ciphertext of up to 256 characters of 4 bytes each and a 16-byte tag.
+const maxSealedLen = len(SealedPrefix) + 32 + 1 + (12+4*maxNameLen+16+2)/3*4 - 1
+
+// email checks actor.email: a sealed field, or plain text. Plain text
+// cannot begin like a sealed field, so a reader never mistakes one for
+// the other.
+func email(s string) error {
+	rest, sealed := strings.CutPrefix(s, SealedPrefix)
+	if !sealed {
+		return text("actor.email", s, maxNameLen, false)
+	}
+	if len(s) > maxSealedLen {
+		return invalid("actor.email", "sealed field of %d bytes, the limit is %d", len(s), maxSealedLen)
+	}
+	p, ct, ok := strings.Cut(rest, ".")
+	if !ok || len(p) != 32 || strings.Trim(p, "0123456789abcdef") != "" {
+		return invalid("actor.email", "begins like a sealed field (%q) but has no 32-character lower-case hex pseudonym", SealedPrefix)
+	}
+	if len(ct) < 38 || strings.Trim(ct, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		return invalid("actor.email", "sealed field: the sealed bytes are not base64url of at least 28 bytes")
 	}
 	return nil
 }

@@ -105,6 +105,9 @@ type Report struct {
 	// Holds are the segments the store reports under legal hold, with
 	// the event recording each hold (warnings name any mismatch).
 	Holds []HeldSegment
+	// Erasure reports the sealed fields and the erasures of data
+	// subjects the log records (ledger/erasure.go).
+	Erasure ErasureReport
 }
 
 // Unattested is an event no attestation of its producer covers: the
@@ -240,6 +243,7 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 		}
 	}
 
+	var erasures erasureState
 	inspector, _ := store.(Inspector)
 	var holdNotes []holdNote
 	ctx, cancel := context.WithCancel(ctx)
@@ -268,6 +272,7 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 		if err := st.apply(name, seg, r.leaves); err != nil {
 			return nil, err
 		}
+		erasures.add(r.notes)
 		// The bytes are the ones the chain and the signed roots commit to;
 		// they must still be events every reader can decode.
 		if r.badErr != nil {
@@ -358,6 +363,7 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 	}
 	rep.Gaps, rep.Rejected, rep.Signed, rep.Retention = st.gaps, st.rejected, st.signed, st.retention
 	checkHolds(rep, holdNotes)
+	rep.Erasure = erasures.report()
 	if opts.Producers != nil {
 		rep.Attested, rep.Unattested = st.unattested()
 	}
@@ -421,6 +427,8 @@ type fetched struct {
 	holds            []holdNote
 	retentionChanges int
 	warnings         []string
+	// notes are its sealed fields and erasures (erasure.go).
+	notes segmentNotes
 }
 
 // segmentFetcher reads, parses and hashes segments concurrently and hands
@@ -472,7 +480,8 @@ func fetchSegments(ctx context.Context, store SegmentStore, names []string, para
 // scanEvents finds the first record of the segment whose body is not a
 // valid version-1 event (§1): a record signed into the log must still be
 // an event every reader can decode. On the way it notes the tenants, the
-// legal hold events and the retention records.
+// legal hold events and the retention records, and each event's sealed
+// fields and erasures (erasure.go).
 func (f *fetched) scanEvents() (int, error) {
 	for i, raw := range f.seg.Records {
 		r, err := ParseRecord(raw)
@@ -492,6 +501,7 @@ func (f *fetched) scanEvents() (int, error) {
 		if !slices.Contains(f.tenants, ev.Tenant) {
 			f.tenants = append(f.tenants, ev.Tenant)
 		}
+		f.notes.note(f.seg.First+uint64(i), ev)
 		switch ev.Type {
 		case events.LegalHoldSet, events.LegalHoldReleased:
 			// Any producer may publish one: a payload that does not parse is

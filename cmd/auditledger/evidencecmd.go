@@ -228,6 +228,9 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 		fmt.Fprintf(stdout, "OK    %s\n  bundle     %s, built %s by %s\n  tenant     %s, %s to %s\n  framework  %s %s, mapping v%d\n  log        %s, indexes %d to %d (checkpoints, consistency proof and every record checked), %d of the tenant's events\n  segments   %d\n",
 			bundle, m.BundleID, m.Created.Format(time.RFC3339), m.Generator, m.Tenant, m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339),
 			m.Framework.ID, m.Framework.Version, m.Framework.MappingVersion, m.Log.Origin, m.Range.First, m.Range.End, m.Events, len(rep.Segments))
+		if rep.Sealed > 0 {
+			fmt.Fprintf(stdout, "  sealed     %d sealed field(s) (never opened in the bundle), %d erased: no key opens them\n", rep.Sealed, rep.Erased)
+		}
 		for _, c := range m.Controls {
 			state := "evidence"
 			if !c.Observed {

@@ -134,8 +134,12 @@ func (p *eventPrinter) print(e api.EventResult) error {
 	if ev.SessionID != "" {
 		sess = fmt.Sprintf("%s:%d", ev.SessionID, ev.SessionSeq)
 	}
+	actor := ev.Actor.Subject
+	if e.ActorEmail != "" { // opened by the API from the sealed field
+		actor += " <" + e.ActorEmail + ">"
+	}
 	fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Index, ev.Time.UTC().Format("2006-01-02T15:04:05Z"), ev.Type, ev.Tenant,
-		ev.Actor.Subject, sess, what(json.RawMessage(ev.Payload)))
+		actor, sess, what(json.RawMessage(ev.Payload)))
 	return nil
 }
 

@@ -120,6 +120,7 @@ func printReport(w io.Writer, rep *ledger.Report, opts ledger.VerifyOptions, ela
 	case rep.Signed > 0:
 		fmt.Fprintf(w, "  producers    %d record(s) carry a producer signature, not checked (give --producers)\n", rep.Signed)
 	}
+	printErasure(w, rep.Erasure)
 	if rep.Size > 0 {
 		fmt.Fprintf(w, "  time range   %s .. %s\n", rep.FirstTime.Format(time.RFC3339), rep.LastTime.Format(time.RFC3339))
 	}

@@ -270,7 +270,7 @@ const TokenPrefix = "pii1."
 // Seal returns value sealed for field under the subject's key (made on
 // first use): "pii1." ‖ pseudonym ‖ "." ‖ base64url(nonce ‖ AES-256-GCM
 // ciphertext), additional data "auditledger pii v1\n" ‖ tenant ‖ "\n" ‖
-// field (docs/FORMAT.md §1.5).
+// field (docs/FORMAT.md §1.6).
 func (s *Store) Seal(ctx context.Context, tenant, issuer, subject, field, value string) (string, error) {
 	key, pseudonym, err := s.subjectKey(ctx, tenant, issuer, subject)
 	if err != nil {
@@ -283,6 +283,23 @@ func (s *Store) Seal(ctx context.Context, tenant, issuer, subject, field, value 
 func (s *Store) Pseudonym(ctx context.Context, tenant, issuer, subject string) (string, error) {
 	_, p, err := s.subjectKey(ctx, tenant, issuer, subject)
 	return p, err
+}
+
+// PseudonymOf returns the subject's pseudonym without making a key:
+// ErrNoSubject when none was made, or it was erased.
+func (s *Store) PseudonymOf(ctx context.Context, tenant, issuer, subject string) (string, error) {
+	lk, err := s.lookup(ctx, tenant, issuer, subject)
+	if err != nil {
+		return "", err
+	}
+	e, err := s.get(ctx, "subject."+lk)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", ErrNoSubject
+	}
+	if err != nil {
+		return "", fmt.Errorf("piikeys: subject entry: %w", err)
+	}
+	return e.Pseudonym, nil
 }
 
 func (s *Store) subjectKey(ctx context.Context, tenant, issuer, subject string) ([]byte, string, error) {

@@ -81,6 +81,10 @@ type builder struct {
 	m    Manifest
 	// files supporting each control, as the manifest lists them
 	controlsOf map[string][]string
+	// erased: the tenant's erased pseudonyms, each with the index of its
+	// erasure.performed event
+	erased map[string]uint64
+	sealed SealedFields
 }
 
 // add writes one file, hashing it as it goes.
@@ -197,8 +201,20 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.add(RecordsFile, logControls, func(w io.Writer) error { return b.records(ctx, w, a, z) }); err != nil {
 		return err
 	}
+	erasures, err := b.read.Erasures(ctx, cfg.Tenant, sp.Latest)
+	if err != nil {
+		return fmt.Errorf("evidence: %w", err)
+	}
+	b.erased = map[string]uint64{}
+	for _, e := range erasures {
+		b.erased[e.Pseudonym] = e.Index
+	}
+	b.sealed.ErasuresAsOf = sp.Latest
 	if err := b.add(EventsFile, eventsControls, func(w io.Writer) error { return b.events(ctx, w, a, z) }); err != nil {
 		return err
+	}
+	if b.sealed.Count > 0 {
+		b.m.SealedFields = &b.sealed
 	}
 	if err := b.add(SegmentsFile, []string{"5.33", "8.15"}, func(w io.Writer) error { return b.segments(ctx, w, a, z) }); err != nil {
 		return err
@@ -304,6 +320,12 @@ func (b *builder) events(ctx context.Context, w io.Writer, a, z uint64) error {
 		if err != nil {
 			return fmt.Errorf("record %d: %w", e.Index, err)
 		}
+		for _, f := range sealedIn(e.Index, e.Event) {
+			b.sealed.Count++
+			if by, ok := b.erased[f.Pseudonym]; ok {
+				b.sealed.Erased = append(b.sealed.Erased, ErasedField{Index: f.Index, Field: f.Field, Pseudonym: f.Pseudonym, ErasedBy: by})
+			}
+		}
 		_, err = fmt.Fprintf(w, `{"index":%d,"leaf":"%x","sealed_at":"%s","event":%s}`+"\n", e.Index, e.Leaf[:], r.Time.UTC().Format(time.RFC3339Nano), e.Event)
 		return err
 	})
@@ -399,6 +421,9 @@ func (b *builder) queryCSV(ctx context.Context, w io.Writer, sql string, a, z ui
 		return 0, false, err
 	}
 	for _, rec := range rows.Values {
+		for i := range rec {
+			rec[i] = b.cell(rec[i])
+		}
 		if err := cw.Write(rec); err != nil {
 			return n, rows.Capped, err
 		}

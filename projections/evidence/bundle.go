@@ -50,6 +50,9 @@ type Manifest struct {
 	Events   int       `json:"events"`
 	Controls []Control `json:"controls"`
 	Files    []File    `json:"files"`
+	// SealedFields, when the tenant's events hold sealed fields, counts
+	// them and names those erased (sealed.go).
+	SealedFields *SealedFields `json:"sealed_fields,omitempty"`
 }
 
 // Period is what was asked for: [From, To).

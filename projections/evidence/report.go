@@ -28,6 +28,7 @@ th{background:#f3f3f3}.none{color:#8a4b00}.ok{color:#0a5d00}code{background:#f3f
 <tr><th>Period</th><td>{{time .M.Period.From}} to {{time .M.Period.To}}{{if .M.Range.Open}} (the log was not yet sealed past its end when this was built){{end}}</td></tr>
 <tr><th>Ledger indexes</th><td>{{.M.Range.First}} to {{.M.Range.End}} (the end excluded), proven against the signed checkpoints in <code>log/</code></td></tr>
 <tr><th>The tenant's events</th><td>{{.M.Events}}, in <code>events.jsonl</code></td></tr>
+{{with .M.SealedFields}}<tr><th>Sealed fields</th><td>{{.Count}} (the actor's e-mail, sealed under the person's key: shown as <code>(sealed)</code>, never opened in this bundle){{if .Erased}}; <strong>{{len .Erased}} erased</strong>: the person was erased and no key opens them (indexes{{range .Erased}} {{.Index}}{{end}}){{end}}; erasures looked for up to ledger size {{.ErasuresAsOf}}</td></tr>{{end}}
 <tr><th>Log</th><td>{{.M.Log.Origin}}; verifier key <code>{{.M.Log.VKey}}</code></td></tr>
 <tr><th>Bundle</th><td>{{.M.BundleID}}, built {{time .M.Created}} by {{.M.Generator}}</td></tr>
 </table>

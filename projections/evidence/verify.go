@@ -42,6 +42,9 @@ type Report struct {
 	Manifest *Manifest
 	Segments []Segment
 	Warnings []string
+	// Sealed and Erased count the sealed fields of the tenant's events,
+	// and those the manifest names erased (checked against the events).
+	Sealed, Erased int
 }
 
 // VerifyError names the file, and the record where there is one, of the
@@ -277,10 +280,15 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	}
 
 	// 6. Every record of the range, the tenant's events beside them.
-	n, err := verifyRecords(files, &m, cr)
+	sealed := newSealedCheck(&m)
+	n, err := verifyRecords(files, &m, cr, sealed)
 	if err != nil {
 		return nil, err
 	}
+	if err := sealed.done(); err != nil {
+		return nil, err
+	}
+	rep.Sealed, rep.Erased = sealed.count, sealed.erased
 	if cr.Root() != end.Root {
 		return nil, failf(RecordsFile, "the records do not give the end checkpoint's root: a record was changed, removed or added")
 	}
@@ -326,7 +334,7 @@ func parsePrefix(b []byte) (*ledger.CompactRange, error) {
 // record of the range in order, its leaf appended to cr; the tenant's
 // whole, with the matching line of events.jsonl; the others redacted and
 // bound to another tenant. It returns how many of the tenant's it saw.
-func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange) (int, error) {
+func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange, sealed *sealedCheck) (int, error) {
 	rf, ef := files[RecordsFile], files[EventsFile]
 	if rf == nil {
 		return 0, failf(RecordsFile, "missing from the bundle")
@@ -413,6 +421,7 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 		case !l.Sealed.Equal(r.Time):
 			return count, failAt(EventsFile, idx, "line %d: sealed_at %s, the record says %s", line, l.Sealed.Format(time.RFC3339Nano), r.Time.Format(time.RFC3339Nano))
 		}
+		sealed.note(idx, r.Event)
 	}
 	if extra, err := records.Peek(1); len(extra) > 0 || err == nil {
 		return count, failAt(RecordsFile, m.Range.End, "records after the range's end: added")

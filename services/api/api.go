@@ -44,6 +44,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
@@ -88,6 +89,11 @@ type Config struct {
 	// Evidence, with DB, lets auditors build evidence bundles; nil
 	// answers those endpoints with 503.
 	Evidence *EvidenceConfig
+	// Keys seals the e-mail of the actor of the API's own events and
+	// opens the sealed e-mails of the events it returns (actor_email;
+	// docs/FORMAT.md §1.6). Nil: its events leave the e-mail out, and
+	// readers see "(sealed)".
+	Keys *piikeys.Store
 }
 
 // New returns the API's handler.
@@ -425,7 +431,7 @@ func (a *api) event(r *http.Request, t events.Type, actor events.Actor, tenant s
 	rand.Read(id[:])
 	return &events.Event{
 		Version: events.Version, ID: "api." + hex.EncodeToString(id[:]), Type: t, Time: time.Now().UTC(), Tenant: tenant,
-		Source: events.Source{Kind: "api", Instance: a.cfg.Instance}, Actor: actor,
+		Source: events.Source{Kind: "api", Instance: a.cfg.Instance}, Actor: a.sealActor(r.Context(), actor, tenant),
 		Target: &events.Target{Kind: "auditledger-api"}, Payload: body,
 	}, nil
 }
@@ -564,7 +570,9 @@ func (a *api) decide(grant bool) http.HandlerFunc {
 		}
 		// The decision is recorded under the request's tenant, with the
 		// decider as that tenant's auditors may see it.
-		decider := a.actorIn(actorOf(r.Context()), req.Tenant)
+		// Sealed once here, so that the API's and the proxy's copies of
+		// the decision event are the same bytes.
+		decider := a.sealActor(r.Context(), a.actorIn(actorOf(r.Context()), req.Tenant), req.Tenant)
 		tenant := req.Tenant
 		req, err = a.cfg.Approvals.Decide(r.Context(), req.ID, decider, grant, d.Reason)
 		if errors.Is(err, approvals.ErrSelfApproval) {

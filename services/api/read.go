@@ -47,6 +47,10 @@ type EventResult struct {
 	SealedAt time.Time       `json:"sealed_at"`
 	Record   string          `json:"record"` // base64 of the exact record bytes
 	Event    json.RawMessage `json:"event"`
+	// ActorEmail is the event's actor.email as a reader sees it: opened
+	// when sealed (docs/FORMAT.md §1.6), "(erased)" once the subject was
+	// erased; Event keeps the sealed field.
+	ActorEmail string `json:"actor_email,omitempty"`
 }
 
 // EventPage is an answer of GET /v1/events. Next, when set, is the value
@@ -137,9 +141,10 @@ func pageLimit(q url.Values) (int, error) {
 }
 
 // eventResult is one projected record as the API returns it.
-func eventResult(e *projections.Event) EventResult {
+func eventResult(o *opener, e *projections.Event) EventResult {
 	return EventResult{Index: e.Index, Leaf: hex.EncodeToString(e.Leaf[:]), SealedAt: e.SealedAt,
-		Record: base64.StdEncoding.EncodeToString(e.Record()), Event: json.RawMessage(e.Event)}
+		Record: base64.StdEncoding.EncodeToString(e.Record()), Event: json.RawMessage(e.Event),
+		ActorEmail: o.actorEmail(e.Tenant, e.Event)}
 }
 
 var tenantParam = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
@@ -189,8 +194,9 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page := EventPage{Events: make([]EventResult, len(res.Events))}
+	o := a.opener(r.Context())
 	for i := range res.Events {
-		page.Events[i] = eventResult(&res.Events[i])
+		page.Events[i] = eventResult(o, &res.Events[i])
 	}
 	if res.Next != "" {
 		next := page.Events[len(page.Events)-1].Index

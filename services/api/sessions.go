@@ -107,8 +107,9 @@ func (a *api) sessionTimeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tl := Timeline{Tenant: tenant, SessionID: id, Events: make([]EventResult, len(res.Events)), Gaps: make([]Gap, len(res.Gaps))}
+	o := a.opener(r.Context())
 	for i := range res.Events {
-		tl.Events[i] = eventResult(&res.Events[i])
+		tl.Events[i] = eventResult(o, &res.Events[i])
 	}
 	for i, g := range res.Gaps {
 		tl.Gaps[i] = Gap(g)

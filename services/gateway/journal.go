@@ -74,13 +74,14 @@ var ErrStateDirInUse = errors.New("state directory in use")
 
 func (j *journal) path(id string) string { return filepath.Join(j.dir, id+".session") }
 
-// journalOpen puts the session in the journal.
-func (s *Session) journalOpen() error {
+// journalOpen puts the session in the journal, with its actor as its
+// events carry it (the e-mail sealed or left out).
+func (s *Session) journalOpen(actor events.Actor) error {
 	j := s.g.journal
 	if j == nil {
 		return nil
 	}
-	e := &journalEntry{ID: s.id, Tenant: s.tenant, Source: s.g.source, Actor: s.who.Actor, Target: scrubTarget(s.target), Started: s.started.UTC()}
+	e := &journalEntry{ID: s.id, Tenant: s.tenant, Source: s.g.source, Actor: actor, Target: scrubTarget(s.target), Started: s.started.UTC()}
 	if p := s.g.cfg.Policy; p != nil {
 		ref := p.Source.Ref()
 		e.Policy = &ref

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,9 @@ type Session struct {
 
 	jmu     sync.Mutex
 	journal *journalEntry // open while the session is in the journal
+
+	amu    sync.Mutex
+	sealed *events.Actor // who.Actor as events carry it, once sealed
 }
 
 // Session opens a session on target. Until Authenticated, its events'
@@ -90,6 +94,9 @@ func (s *Session) Started() time.Time { return s.started }
 // Authenticated sets who the session acts as, for every event after.
 func (s *Session) Authenticated(id Identity) {
 	s.who = id
+	s.amu.Lock()
+	s.sealed = nil
+	s.amu.Unlock()
 	if id.Tenant != "" {
 		s.tenant = id.Tenant
 	} else {
@@ -101,7 +108,7 @@ func (s *Session) Authenticated(id Identity) {
 // ("<session id>.<seq>") and, while a policy is in force, the policy's
 // reference in the payload (member "policy"). Every string of the
 // payload passes the detectors (encodePayload).
-func (s *Session) event(t events.Type, payload map[string]any) (*events.Event, error) {
+func (s *Session) event(ctx context.Context, t events.Type, payload map[string]any) (*events.Event, error) {
 	if p := s.g.cfg.Policy; p != nil {
 		payload["policy"] = p.Source.Ref()
 	}
@@ -115,12 +122,44 @@ func (s *Session) event(t events.Type, payload map[string]any) (*events.Event, e
 	target := scrubTarget(s.target)
 	ev := &events.Event{
 		Version: events.Version, Type: t, Time: time.Now().UTC(), Tenant: s.tenant,
-		Source: s.g.source, Actor: s.who.Actor, Target: &target, Payload: body,
+		Source: s.g.source, Actor: s.actor(ctx), Target: &target, Payload: body,
 	}
 	ev.SessionID, ev.SessionSeq = s.id, s.seq.Add(1)
 	ev.ID = fmt.Sprintf("%s.%d", s.id, ev.SessionSeq)
 	s.noteSeq(ev.SessionSeq)
 	return ev, nil
+}
+
+// FieldActorEmail names the sealed actor e-mail (the additional data of
+// its sealing, docs/FORMAT.md §1.6).
+const FieldActorEmail = "actor.email"
+
+// actor is the session's actor as its events carry it: the e-mail sealed
+// under the subject's key (Config.Keys), or left out when there is no key
+// store or the key cannot be had — never in clear. It is sealed once per
+// identity; a failed sealing is tried again at the next event.
+func (s *Session) actor(ctx context.Context) events.Actor {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	if s.sealed != nil {
+		return *s.sealed
+	}
+	a := s.who.Actor
+	switch {
+	case a.Email == "" || strings.HasPrefix(a.Email, events.SealedPrefix):
+	case s.g.cfg.Keys == nil:
+		a.Email = ""
+	default:
+		tok, err := s.g.cfg.Keys.Seal(ctx, s.tenant, a.Issuer, a.Subject, FieldActorEmail, a.Email)
+		if err != nil {
+			s.g.cfg.Logger.Warn("actor e-mail not sealed: recorded without it", "session_id", s.id, "err", err)
+			a.Email = ""
+			return a
+		}
+		a.Email = tok
+	}
+	s.sealed = &a
+	return a
 }
 
 // Record records one event and waits until the bus has stored it (or,
@@ -130,7 +169,7 @@ func (s *Session) event(t events.Type, payload map[string]any) (*events.Event, e
 // by refusing what the event describes (record or refuse); it wraps
 // ErrNotRecorded.
 func (s *Session) Record(ctx context.Context, t events.Type, payload map[string]any) (string, error) {
-	ev, err := s.event(t, payload)
+	ev, err := s.event(ctx, t, payload)
 	if err != nil {
 		return "", err
 	}
@@ -153,7 +192,7 @@ func (s *Session) RecordOrLog(ctx context.Context, t events.Type, payload map[st
 // (a result, a mask) without waiting. It runs to the end whatever
 // happens to ctx's cancellation; a failure is logged and counted.
 func (s *Session) RecordAsync(ctx context.Context, t events.Type, payload map[string]any) {
-	ev, err := s.event(t, payload)
+	ev, err := s.event(ctx, t, payload)
 	if err == nil {
 		err = s.g.emitAsync(context.WithoutCancel(ctx), ev, false, func(err error) {
 			if err != nil {
@@ -178,7 +217,7 @@ func (s *Session) Command(ctx context.Context, payload map[string]any) (id strin
 		id, err = s.Record(ctx, events.CommandExecuted, payload)
 		return id, nil, err
 	}
-	ev, err := s.event(events.CommandExecuted, payload)
+	ev, err := s.event(ctx, events.CommandExecuted, payload)
 	if err != nil {
 		return "", nil, err
 	}
@@ -203,7 +242,7 @@ func (s *Session) Start(ctx context.Context, payload map[string]any) error {
 	if s.who.Method != "" {
 		payload["auth_method"] = s.who.Method
 	}
-	if err := s.journalOpen(); err != nil {
+	if err := s.journalOpen(s.actor(ctx)); err != nil {
 		return err
 	}
 	if _, err := s.Record(ctx, events.SessionStarted, payload); err != nil {

@@ -39,6 +39,9 @@ func samples(t *testing.T) []Sealed {
 	sys := func(id, typ, payload string) []byte {
 		return fmt.Appendf(nil, `{"type":%q,"version":1,"id":%q,"time":"2026-11-27T10:00:01Z","tenant":"_ledger","source":{"kind":"ledger","instance":"log.example/log"},"actor":{"issuer":"auditledger","subject":"ledger","kind":"machine"},"payload":%s}`, typ, id, payload)
 	}
+	adm := func(id, typ, payload string) []byte {
+		return fmt.Appendf(nil, `{"version":1,"id":%q,"type":%q,"time":"2026-11-27T10:00:03Z","tenant":"acme","source":{"kind":"cli","instance":"auditledger-admin"},"actor":{"issuer":"auditledger-cli","subject":"ops@host-1","kind":"human"},"target":{"kind":"auditledger-pii-keys"},"payload":%s}`, id, typ, payload)
+	}
 	raws = append(raws,
 		env("h-1", "command.executed", "u-7", `{"protocol":"http","method":"POST","path":"/invoices","query":"a=1","statement":"POST /invoices?a=1","statement_sha256":"ab","body_bytes":10,"body_sha256":"cd","content_type":"application/json","client_addr":"10.1.2.3:5555"}`),
 		env("h-2", "response.digest", "u-7", `{"command_id":"h-1","status":201,"bytes":40,"sha256":"ef","content_type":"application/json"}`),
@@ -62,6 +65,11 @@ func samples(t *testing.T) []Sealed {
 		env("s-1", "session.output", "u-7", `{"stream":"stdout","offset":0,"bytes":5,"data":"aGVsbG8=","policy":{"version":2,"sha256":"`+policySum+`"}}`),
 		env("s-2", "session.ended", "u-7", `{"reason":"lost","last_seq":7,"started_at":"2026-11-27T09:00:00Z","detail":"the gateway stopped without ending the session; recorded when it started again"}`),
 		[]byte(`{"version":1,"id":"policy-loaded/0123456789abcdef","type":"policy.loaded","time":"2026-11-27T09:00:00Z","tenant":"acme","source":{"kind":"postgres-proxy","instance":"gw-1"},"actor":{"issuer":"auditledger","subject":"gw-1","kind":"machine"},"payload":{"file":"/etc/auditledger/policy.yaml","version":1,"sha256":"`+policySum+`","exemptions_by_omission":[{"rule":"ddl","kind":"approve","groups":["dba"]}]}}`),
+		adm("erasure/1/requested", "erasure.requested", `{"pseudonym":"0123456789abcdef0123456789abcdef","fields":["actor.email"],"reason":"art. 17 request 42","by":"ops"}`),
+		adm("erasure/1/performed", "erasure.performed", `{"pseudonym":"0123456789abcdef0123456789abcdef","fields":["actor.email"],"reason":"art. 17 request 42","by":"ops","requested":"erasure/1/requested"}`),
+		adm("erasure/2/refused", "erasure.refused", `{"pseudonym":"0123456789abcdef0123456789abcdef","fields":["actor.email"],"reason":"the data subject is under legal hold (case 7)","by":"ops"}`),
+		adm("subject-hold/1", "subject_hold.set", `{"pseudonym":"0123456789abcdef0123456789abcdef","reason":"case 7","by":"ops"}`),
+		adm("subject-hold/2", "subject_hold.released", `{"pseudonym":"0123456789abcdef0123456789abcdef","reason":"case 7 closed","by":"ops"}`),
 		[]byte(`{"version":1,"id":"attest/gw/1/1","type":"producer.attested","time":"2026-11-27T10:00:02Z","tenant":"_producers","source":{"kind":"producer","instance":"gw-1"},"actor":{"issuer":"auditledger","subject":"gw-1","kind":"machine"},"payload":{"producer":"gw-1","boot":"0000000000000001","seq":1,"events":[],"signature":"AA=="}}`),
 	)
 	var out []Sealed
