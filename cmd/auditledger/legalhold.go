@@ -212,6 +212,8 @@ func (w whoFlags) actor(ctx context.Context) (events.Actor, error) {
 		if err != nil {
 			return events.Actor{}, fmt.Errorf("--token: %w", err)
 		}
+		// The writer refuses an e-mail in clear; the subject names them.
+		a.Email = ""
 		return a, nil
 	case *w.operator != "":
 		if len(*w.operator) > 256 || strings.ContainsFunc(*w.operator, func(r rune) bool { return r < 0x20 || r == 0x7f }) {

@@ -25,7 +25,8 @@ var ErrNotJSON = errors.New("detect: not JSON")
 // text, JSON escapes decoded, and so is every number written with 13
 // digits or more; not judged are digests (IsDigest) and the members of
 // the envelope's top-level "actor", the identity that acted, which an
-// audit record exists to name (docs/FORMAT.md §1.4).
+// audit record exists to name (docs/FORMAT.md §1.4) — except its "email",
+// which is recorded sealed (§1.6) or not at all.
 //
 // It is cheap for an event with nothing to find: one pass over the
 // bytes, which allocates only for a string with escapes or one that
@@ -148,7 +149,7 @@ func (w *eventWalker) value(depth int) error {
 		}
 	case c == '"':
 		s, escaped, err := w.str()
-		if err == nil && !w.actor {
+		if err == nil && (!w.actor || w.actorEmail()) {
 			w.judge(s, escaped, false)
 		}
 		return err
@@ -173,6 +174,11 @@ func (w *eventWalker) value(depth int) error {
 		}
 		return nil
 	}
+}
+
+// actorEmail reports whether the walk is at the envelope's actor.email.
+func (w *eventWalker) actorEmail() bool {
+	return len(w.at) == 2 && string(w.at[0].name) == "actor" && string(w.at[1].name) == "email"
 }
 
 // str reads a JSON string, w.i at its opening quote, and returns its

@@ -8,7 +8,7 @@ import (
 
 func TestInEvent(t *testing.T) {
 	const envelope = `{"version":1,"id":"cmd-1","type":"command.executed","tenant":"acme","source":{"kind":"http-proxy","instance":"p1"},` +
-		`"actor":{"issuer":"https://idp","subject":"jane@example.com","email":"jane@example.com","kind":"human"},`
+		`"actor":{"issuer":"https://idp","subject":"jane@example.com","email":"pii1.0123456789abcdef0123456789abcdef.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUm","kind":"human"},`
 	for _, c := range []struct {
 		payload string
 		want    Match
@@ -39,6 +39,10 @@ func TestInEvent(t *testing.T) {
 	if _, _, err := InEvent([]byte(`{"a":`)); err == nil {
 		t.Error("no error for truncated JSON")
 	}
+	// The actor's e-mail in clear: it is recorded sealed or not at all.
+	if m, ok, _ := InEvent([]byte(`{"id":"x","actor":{"subject":"jane@example.org","email":"jane@example.org"}}`)); !ok || m.Path != "actor.email" {
+		t.Errorf("an e-mail in clear in actor.email: %+v %v", m, ok)
+	}
 	// The id itself.
 	if m, ok, _ := InEvent([]byte(`{"id":"jane@example.org","actor":{"email":"a@b.example"}}`)); !ok || m.Path != "id" {
 		t.Errorf("a match in the id: %+v %v", m, ok)
@@ -47,7 +51,7 @@ func TestInEvent(t *testing.T) {
 
 func BenchmarkInEventClean(b *testing.B) {
 	ev := []byte(`{"version":1,"id":"0193a7c2-55b1-7cc1-9e11-3f2a1e2b4c5d","type":"command.executed","time":"2026-12-06T19:41:13.123456789Z","tenant":"acme",` +
-		`"source":{"kind":"postgres-proxy","instance":"pg-1"},"actor":{"issuer":"https://idp.example","subject":"u-1","email":"jane@example.com","kind":"human"},` +
+		`"source":{"kind":"postgres-proxy","instance":"pg-1"},"actor":{"issuer":"https://idp.example","subject":"u-1","email":"pii1.0123456789abcdef0123456789abcdef.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUm","kind":"human"},` +
 		`"session_id":"s-0193a7c2","session_seq":17,"target":{"kind":"postgres","name":"orders","host":"db:5432","database":"orders"},` +
 		`"payload":{"statement":"UPDATE pgbench_accounts SET abalance = abalance + -4273 WHERE aid = 81234;","statement_sha256":"` + strings.Repeat("ab", 32) + `","rows":1,"duration_ms":0.42}}`)
 	b.SetBytes(int64(len(ev)))

@@ -67,19 +67,25 @@ type StreamOptions struct {
 	Duplicates time.Duration
 	// Memory selects memory storage (tests of the bus itself only).
 	Memory bool
-	// AllowDelete leaves message deletion and purging allowed on
-	// AUDIT_EVENTS. Only tests that show what the writer does when an
-	// event disappears set it: JetStream never lets a stream go back from
-	// deny to allow.
+	// AllowDelete leaves purging allowed on AUDIT_EVENTS. Only tests that
+	// show what the writer does when events disappear set it: JetStream
+	// never lets a stream go back from deny to allow.
 	AllowDelete bool
 }
 
 // EnsureStreams creates the three streams, or updates their configuration
 // to the current one; it is safe to call at every start.
 //
-// None of them can be edited: deleting or purging messages is denied by
-// the streams themselves (JetStream's deny_delete and deny_purge, which no
-// later update can lift), not only by the roles' permissions. Nothing
+// None of them can be purged, and AUDIT_LEDGER and AUDIT_REJECTED cannot
+// have a message deleted: the streams themselves deny it (JetStream's
+// deny_delete and deny_purge, which no later update can lift), not only
+// the roles' permissions. AUDIT_EVENTS allows deleting one message, for
+// one reason: the writer erases an event that holds a value a detector
+// finds once it has sealed its rejection (docs/FORMAT.md §2.1), so that
+// no copy keeps it; only the ledger role may ask, and a message deleted
+// before it is sealed becomes a gap record that verify reports. A stream
+// made before this rule keeps denying deletes (no update can lift it):
+// the writer then reports each erasure it could not make. Nothing
 // expires by age or count, and a stream that reaches a limit an operator
 // set refuses new messages (discard new) rather than dropping old ones, so
 // the producer sees the refusal and no unsealed event vanishes quietly.
@@ -94,9 +100,13 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	if o.Memory {
 		storage = jetstream.MemoryStorage
 	}
+	denyEventDeletes := false
+	if st, err := js.Stream(ctx, EventsStream); err == nil && st.CachedInfo().Config.DenyDelete {
+		denyEventDeletes = true // made before the erasure rule; it cannot change
+	}
 	for _, cfg := range []jetstream.StreamConfig{
 		{Name: EventsStream, Subjects: []string{EventsSubjects, BatchSubjects}, Description: "audit events from producers, one per message or in batches",
-			MaxMsgSize: MaxBatchBytes + 16<<10, DenyDelete: !o.AllowDelete, DenyPurge: !o.AllowDelete},
+			MaxMsgSize: MaxBatchBytes + 16<<10, DenyDelete: denyEventDeletes, DenyPurge: !o.AllowDelete},
 		{Name: LedgerStream, Subjects: []string{LedgerSubjects}, Description: "sealed ledger records, for projections and SIEM consumers",
 			DenyDelete: true, DenyPurge: true},
 		{Name: RejectStream, Subjects: []string{RejectSubject}, Description: "events that failed validation, with the reason",

@@ -119,6 +119,11 @@ var editDeny = []string{
 	"$JS.API.STREAM.PEER.>", "$JS.API.STREAM.LEADER.>", "$JS.API.META.>", "$JS.API.SERVER.>",
 }
 
+// ledgerDeny is editDeny but for deleting one message of AUDIT_EVENTS.
+var ledgerDeny = slices.Concat(slices.DeleteFunc(slices.Clone(editDeny), func(s string) bool { return s == "$JS.API.STREAM.MSG.DELETE.>" }),
+	[]string{"$JS.API.STREAM.MSG.DELETE." + LedgerStream, "$JS.API.STREAM.MSG.DELETE." + RejectStream,
+		"$JS.API.STREAM.MSG.DELETE.KV_" + LeaseBucket, "$JS.API.STREAM.MSG.DELETE.KV_" + ApprovalsBucket, "$JS.API.STREAM.MSG.DELETE.KV_" + PIIKeysBucket})
+
 // common is what every role may ask: JetStream's account information
 // (limits and usage; the key-value client asks it before creating a
 // bucket) and the names of the streams (the nats CLI looks a stream up by
@@ -219,13 +224,15 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 	case Ledger:
 		return Permissions{
 			PublishAllow: slices.Concat(common,
-				[]string{LedgerSubjects, LiveSubjects, RejectSubject},
+				// Erasing an event that holds a detector's match, once its
+				// rejection is sealed (ledger/ingest).
+				[]string{LedgerSubjects, LiveSubjects, RejectSubject, "$JS.API.STREAM.MSG.DELETE." + EventsStream},
 				manage(EventsStream), manage(LedgerStream), manage(RejectStream),
 				consume(EventsStream), getMsg(EventsStream), getMsg(LedgerStream),
 				manage("KV_"+LeaseBucket), kv(LeaseBucket),
 				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket),
 			),
-			PublishDeny:    editDeny,
+			PublishDeny:    ledgerDeny,
 			SubscribeAllow: inbox,
 		}
 	case API:
