@@ -125,7 +125,7 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 	}
 	scope, _ := c.scope() // checked by check
 	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Roles: roles, Scope: scope, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
-		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db, Evidence: ev})
+		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db, Evidence: ev, Keys: p.keys})
 	if err != nil {
 		p.em.Close()
 		return nil, err

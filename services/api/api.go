@@ -44,6 +44,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
@@ -88,6 +89,10 @@ type Config struct {
 	// Evidence, with DB, lets auditors build evidence bundles; nil
 	// answers those endpoints with 503.
 	Evidence *EvidenceConfig
+	// Keys, with DB, lets auditors search events by a value the
+	// recording rule replaced (POST /v1/events/match), through each
+	// tenant's search key; nil answers that endpoint with 503.
+	Keys *piikeys.Store
 }
 
 // New returns the API's handler.
@@ -162,6 +167,7 @@ func (a *api) router() chi.Router {
 		r.Group(func(r chi.Router) {
 			r.Use(a.require(Auditor, Security), a.needsReadPath)
 			r.Get("/events", a.listEvents)
+			r.Post("/events/match", a.matchEvents)
 			r.Get("/checkpoints/latest", a.latestCheckpoint)
 			r.Get("/proofs/inclusion", a.inclusionProof)
 			r.Get("/proofs/consistency", a.consistencyProof)
@@ -221,7 +227,8 @@ func status(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, errNotReady):
 		return http.StatusConflict
-	case errors.Is(err, errNotAudited), errors.Is(err, errNoReadPath), errors.Is(err, projections.ErrUnavailable), errors.Is(err, errNoEvidence):
+	case errors.Is(err, errNotAudited), errors.Is(err, errNoReadPath), errors.Is(err, projections.ErrUnavailable), errors.Is(err, errNoEvidence),
+		errors.Is(err, errNoKeys), errors.Is(err, errKeysUnavailable):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
