@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/services/approvals"
-	"github.com/auditledger/auditledger/services/mask"
 )
 
 // Hold is a command held for an approval: the rule that holds it, and the
@@ -18,7 +18,7 @@ type Hold struct {
 	Reason  string        // the rule's reason, recorded with the request
 	Timeout time.Duration // how long the command waits for a decision
 	// Statement is the text held. What the detectors find in it is
-	// replaced (mask.Scrub) before it leaves the gateway: the approver
+	// replaced (detect.Scrub) before it leaves the gateway: the approver
 	// decides on, and the decision is bound to, the scrubbed text, while
 	// the gateway runs the exact command it held in memory.
 	Statement string
@@ -46,7 +46,7 @@ func (s *Session) Hold(ctx context.Context, h Hold) (ok bool, why string, err er
 		return false, "", ErrNoApprovals
 	}
 	now := time.Now().UTC()
-	held, counts := mask.Scrub(h.Statement)
+	held, counts := detect.Scrub(h.Statement)
 	r := &approvals.Request{ID: approvals.NewID(), Tenant: s.tenant, Rule: h.Rule, Requester: s.who.Actor,
 		Target: scrubTarget(s.target), SessionID: s.id, Statement: held, RequestedAt: now, ExpiresAt: now.Add(h.Timeout)}
 	payload := approvals.RequestedPayload(r)

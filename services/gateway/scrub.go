@@ -9,14 +9,14 @@ import (
 	"strings"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/services/mask"
+	"github.com/auditledger/auditledger/events/detect"
 )
 
 // The recording rule: nothing a detector finds leaves a gateway in clear.
 // Every string of every payload the core records — member names too, at
-// any depth — passes the built-in detectors (mask.Builtin) before the
+// any depth — passes the built-in detectors (detect.Builtin) before the
 // event is encoded for the bus, whatever the policy says, and each value
-// found is replaced in place by mask.Placeholder(detector). What was
+// found is replaced in place by detect.Placeholder(detector). What was
 // replaced is listed in the payload's "redacted" member, by place and
 // detector, never by value (docs/FORMAT.md §1.6).
 
@@ -32,11 +32,11 @@ type Redaction struct {
 	Count    int    `json:"count"`
 }
 
-// Redactions turns the counts mask.Scrub returns for the text at path
+// Redactions turns the counts detect.Scrub returns for the text at path
 // into entries of the "redacted" member, in detector order.
 func Redactions(path string, counts map[string]int) []Redaction {
 	var out []Redaction
-	for _, d := range mask.Builtin {
+	for _, d := range detect.Builtin {
 		if n := counts[d]; n > 0 {
 			out = append(out, Redaction{Path: path, Detector: d, Count: n})
 		}
@@ -101,10 +101,10 @@ func encodePayload(payload map[string]any) ([]byte, error) {
 func scrubValue(v any, path string, found *[]Redaction) any {
 	switch x := v.(type) {
 	case string:
-		if mask.IsDigest(x) {
+		if detect.IsDigest(x) {
 			return x
 		}
-		out, counts := mask.Scrub(x)
+		out, counts := detect.Scrub(x)
 		*found = append(*found, Redactions(path, counts)...)
 		return out
 	case []any:
@@ -120,7 +120,7 @@ func scrubValue(v any, path string, found *[]Redaction) any {
 		sort.Strings(keys) // a stable order for the redacted list
 		for _, k := range keys {
 			val := x[k]
-			name, counts := mask.Scrub(k)
+			name, counts := detect.Scrub(k)
 			if counts != nil {
 				delete(x, k)
 				for _, taken := x[name]; taken; _, taken = x[name] { // two keys scrubbed alike stay apart
@@ -155,7 +155,7 @@ func anyCandidate(body []byte) bool {
 			j = len(body)
 		}
 		s := string(body[i+1 : j])
-		if !mask.IsDigest(s) && mask.MayHold(s) {
+		if !detect.IsDigest(s) && detect.MayHold(s) {
 			return true
 		}
 		i = j
@@ -194,9 +194,9 @@ func scrubTarget(t events.Target) events.Target {
 
 // scrubName is s with what the detectors find replaced.
 func scrubName(s string) string {
-	if s == "" || !mask.MayHold(s) {
+	if s == "" || !detect.MayHold(s) {
 		return s
 	}
-	out, _ := mask.Scrub(s)
+	out, _ := detect.Scrub(s)
 	return out
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/services/mask"
+	"github.com/auditledger/auditledger/events/detect"
 )
 
 // Stream bounds, the defaults of StreamConfig.
@@ -159,7 +159,7 @@ func (st *Stream) flushLocked(final bool) {
 	// The chunk passes the detectors before it is encoded: in base64 the
 	// payload's own scrub could not see into it. The digest is over the
 	// data as recorded, so it cannot be used to guess what was replaced.
-	data, counts := mask.Scrub(string(st.buf))
+	data, counts := detect.Scrub(string(st.buf))
 	sum := sha256.Sum256([]byte(data))
 	payload := map[string]any{
 		"stream": st.name, "offset": st.offset, "bytes": len(st.buf),

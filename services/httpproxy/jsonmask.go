@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/services/mask"
 )
 
@@ -121,7 +122,7 @@ func (p *Policy) fieldRule(segs []string) *MaskRule {
 func (p *Policy) detectRule(v []byte) *MaskRule {
 	for i := range p.Mask {
 		for _, d := range p.Mask[i].Detect {
-			if mask.Detect(d, v) {
+			if detect.Detect(d, v) {
 				return &p.Mask[i]
 			}
 		}

@@ -26,6 +26,7 @@ import (
 	"sync"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
@@ -302,7 +303,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		if int64(len(b)) > p.cfg.MaxMaskedBody {
 			return fmt.Errorf("%w: text body larger than %d bytes", errUnmaskable, p.cfg.MaxMaskedBody)
 		}
-		text, _ := mask.ScrubText(string(b), func(v []byte) ([]byte, bool) {
+		text, _ := detect.ScrubText(string(b), func(v []byte) ([]byte, bool) {
 			if r := x.pol.detectRule(v); r != nil {
 				counts = addCount(counts, maskKey{r, "(text)"})
 				return mask.Apply(r.Method, x.pol.hashKey, v), true

@@ -4,8 +4,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/services/gateway"
-	"github.com/auditledger/auditledger/services/mask"
 )
 
 // recorded is what the proxy records of a request's path, query and body,
@@ -29,7 +29,7 @@ func redactRequest(u *url.URL, body []byte) recorded {
 			total[d] += n
 		}
 	}
-	p, pc := mask.Scrub(u.Path)
+	p, pc := detect.Scrub(u.Path)
 	q, qc := redactQuery(u.RawQuery)
 	if pc != nil || qc != nil {
 		rec.path, rec.query = p, q
@@ -45,7 +45,7 @@ func redactRequest(u *url.URL, body []byte) recorded {
 		add(pc)
 		add(qc)
 	}
-	if b, bc := mask.Scrub(string(body)); bc != nil {
+	if b, bc := detect.Scrub(string(body)); bc != nil {
 		rec.body = []byte(b)
 		rec.redactions = append(rec.redactions, gateway.Redactions("/body_sha256", bc)...)
 	}
@@ -88,5 +88,5 @@ func scrubQueryText(s string) (string, map[string]int) {
 	if d, err := url.QueryUnescape(s); err == nil {
 		s = d
 	}
-	return mask.Scrub(s)
+	return detect.Scrub(s)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/internal/yamlstrict"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
@@ -459,7 +460,7 @@ func (p *Policy) scrubValue(v []byte) ([]byte, *MaskRule) {
 		return p.apply(r, v), r
 	}
 	var first *MaskRule
-	out, n := mask.ScrubText(string(v), func(part []byte) ([]byte, bool) {
+	out, n := detect.ScrubText(string(v), func(part []byte) ([]byte, bool) {
 		if r := p.detectRule(part); r != nil {
 			if first == nil {
 				first = r
@@ -481,7 +482,7 @@ func (p *Policy) detectRule(v []byte) *MaskRule {
 	}
 	for i := range p.Mask {
 		for _, d := range p.Mask[i].Detect {
-			if mask.Detect(d, v) {
+			if detect.Detect(d, v) {
 				return &p.Mask[i]
 			}
 		}
@@ -496,7 +497,7 @@ func (p *Policy) scrubText(text string) (string, int) {
 	if p == nil || text == "" {
 		return text, 0
 	}
-	return mask.ScrubText(text, func(v []byte) ([]byte, bool) {
+	return detect.ScrubText(text, func(v []byte) ([]byte, bool) {
 		if r := p.detectRule(v); r != nil {
 			return p.apply(r, v), true
 		}
@@ -571,12 +572,12 @@ func (p *Policy) recordParams(values [][]byte, formats []int16) []any {
 			// An unkeyed digest of a value a detector finds would let
 			// anyone guess the value back (a card number is ~10⁹ tries
 			// from its known parts): the placeholder is recorded instead.
-			if d := mask.Find(v); d != "" {
-				out[i] = mask.Placeholder(d)
+			if d := detect.Find(v); d != "" {
+				out[i] = detect.Placeholder(d)
 				break
 			}
-			if _, counts := mask.Scrub(string(v)); counts != nil {
-				out[i] = mask.Placeholder(gateway.Redactions("", counts)[0].Detector)
+			if _, counts := detect.Scrub(string(v)); counts != nil {
+				out[i] = detect.Placeholder(gateway.Redactions("", counts)[0].Detector)
 				break
 			}
 			h := sha256.Sum256(v)

@@ -34,12 +34,12 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
-	"github.com/auditledger/auditledger/services/mask"
 	"github.com/auditledger/auditledger/services/telemetry"
 )
 
@@ -327,7 +327,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		// cleaned and cut to fit, with its length and digest — the digest
 		// over the name with detector matches replaced, as the recorded
 		// name is, so an e-mail address cannot be guessed back from it.
-		scrubbed, _ := mask.Scrub(user)
+		scrubbed, _ := detect.Scrub(user)
 		s.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"user": events.Clean(user, 0), "user_bytes": len(user), "user_sha256": sha256Hex(scrubbed),
 			"client_addr": conn.RemoteAddr().String(), "reason": err.Error()})
 		return fatal(be, "28P01", "authentication failed: "+err.Error())

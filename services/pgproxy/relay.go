@@ -17,8 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/services/gateway"
-	"github.com/auditledger/auditledger/services/mask"
 )
 
 // command is a recorded statement waiting for its result.
@@ -456,7 +456,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			// The grant runs these very parameters, held in this session.
 			ps := sha256.New()
 			for _, p := range m.Parameters {
-				v, _ := mask.Scrub(string(p))
+				v, _ := detect.Scrub(string(p))
 				fmt.Fprintf(ps, "%d:", len(v))
 				ps.Write([]byte(v))
 			}
@@ -561,7 +561,7 @@ func statementFields(sql string) map[string]any {
 	// What the literal pass leaves (an identifier, a token it does not
 	// delimit) passes the detectors over the whole text too, here rather
 	// than in the core, so that the digest is over the text as recorded.
-	if whole, counts := mask.Scrub(sql); counts != nil {
+	if whole, counts := detect.Scrub(sql); counts != nil {
 		sql, red = whole, append(red, gateway.Redactions("/statement", counts)...)
 	}
 	f := map[string]any{"statement": sql, "statement_sha256": sha256Hex(sql), "kind": statementKind(sql)}

@@ -7,31 +7,31 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/services/gateway"
-	"github.com/auditledger/auditledger/services/mask"
 )
 
 // redactSQL replaces, in a statement's recorded text, each value the
 // built-in detectors find in a literal or a comment, as PostgreSQL's own
 // scanner delimits them (string constants, dollar-quoted and E'…' strings
 // included, numeric constants, comments): the value inside a literal
-// becomes mask.Placeholder(detector), so the text keeps its SQL shape
+// becomes detect.Placeholder(detector), so the text keeps its SQL shape
 // ('[REDACTED:credit_card]'); a numeric constant that is one becomes the
 // quoted placeholder. String literals joined by || are also judged as
 // the one string they make ('4111 1111' || '1111 1111'): when that finds
 // a value, each of them becomes the placeholder. The redactions name path
 // "/statement". Text the scanner cannot read is scrubbed as free text
-// (mask.Scrub).
+// (detect.Scrub).
 //
-// A statement that cannot hold a value (mask.MayHold, and no ||) — the
+// A statement that cannot hold a value (detect.MayHold, and no ||) — the
 // common case — is returned as it is without scanning.
 func redactSQL(sql string) (string, []gateway.Redaction) {
-	if !mask.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) {
+	if !detect.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) {
 		return sql, nil
 	}
 	toks, err := pg_query.Scan(sql)
 	if err != nil {
-		out, counts := mask.Scrub(sql)
+		out, counts := detect.Scrub(sql)
 		return out, gateway.Redactions("/statement", counts)
 	}
 	all := map[string]int{}
@@ -47,13 +47,13 @@ func redactSQL(sql string) (string, []gateway.Redaction) {
 		if len(run) > 1 {
 			// The placeholders of what each literal held stay as they
 			// are; anything found now is a value only the whole makes.
-			if _, counts := mask.Scrub(joined.String()); counts != nil {
+			if _, counts := detect.Scrub(joined.String()); counts != nil {
 				note(counts)
 				d := gateway.Redactions("", counts)[0].Detector
 				for _, k := range run {
 					t := toks.Tokens[k]
 					pre, _, post := splitLiteral(sql[t.Start:t.End])
-					repl[k] = pre + mask.Placeholder(d) + post
+					repl[k] = pre + detect.Placeholder(d) + post
 				}
 			}
 		}
@@ -68,7 +68,7 @@ func redactSQL(sql string) (string, []gateway.Redaction) {
 		switch t.Token {
 		case pg_query.Token_SCONST, pg_query.Token_USCONST:
 			pre, inner, post := splitLiteral(sql[lo:hi])
-			scrubbed, counts := mask.Scrub(inner)
+			scrubbed, counts := detect.Scrub(inner)
 			if counts != nil {
 				note(counts)
 				repl[k] = pre + scrubbed + post
@@ -76,9 +76,9 @@ func redactSQL(sql string) (string, []gateway.Redaction) {
 				// Escapes (E'jane\x40example.com', U&'\0034\0031…') are
 				// judged as the value PostgreSQL reads; a match replaces
 				// the whole literal, whose escapes cannot be kept apart.
-				if d := mask.Find([]byte(dec)); d != "" {
+				if d := detect.Find([]byte(dec)); d != "" {
 					note(map[string]int{d: 1})
-					scrubbed = mask.Placeholder(d)
+					scrubbed = detect.Placeholder(d)
 					repl[k] = "'" + scrubbed + "'"
 				}
 			}
@@ -91,16 +91,16 @@ func redactSQL(sql string) (string, []gateway.Redaction) {
 				continue
 			}
 		case pg_query.Token_SQL_COMMENT, pg_query.Token_C_COMMENT:
-			if out, counts := mask.Scrub(sql[lo:hi]); counts != nil {
+			if out, counts := detect.Scrub(sql[lo:hi]); counts != nil {
 				note(counts)
 				repl[k] = out
 			}
 		case pg_query.Token_ICONST, pg_query.Token_FCONST:
 			// 4111_1111_1111_1111 and 4.111111111111111e15 are judged
 			// as the number they write.
-			if d := mask.Find([]byte(numberDigits(sql[lo:hi]))); d != "" {
+			if d := detect.Find([]byte(numberDigits(sql[lo:hi]))); d != "" {
 				note(map[string]int{d: 1})
-				repl[k] = "'" + mask.Placeholder(d) + "'"
+				repl[k] = "'" + detect.Placeholder(d) + "'"
 			}
 		}
 		endRun()

@@ -1,5 +1,5 @@
 // Package scan finds text in sealed events that a value detector of
-// services/mask matches: the check that nothing personal was sealed in
+// events/detect matches: the check that nothing personal was sealed in
 // clear, and a way to audit logs sealed before the gateways scrubbed what
 // they record. It walks an event's JSON (envelope and payload, member
 // names too) and reports where a detector matched and which one, never
@@ -18,7 +18,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/auditledger/auditledger/services/mask"
+	"github.com/auditledger/auditledger/events/detect"
 )
 
 // Finding is one place in an event where a detector matched. It holds no
@@ -28,7 +28,7 @@ type Finding struct {
 	// payload.parameters.values[1]. A member name that itself holds a
 	// match appears with the match replaced by [REDACTED:detector].
 	Path string `json:"path"`
-	// Detector is the detector that matched (mask.DetectorNames).
+	// Detector is the detector that matched (detect.DetectorNames).
 	Detector string `json:"detector"`
 	// Key is true when the match is in the member name at Path, not in
 	// its value.
@@ -47,7 +47,7 @@ type Scanner struct {
 }
 
 // All lists every built-in detector, in the order a Scanner tries them.
-func All() []string { return strings.Split(mask.DetectorNames, ", ") }
+func All() []string { return strings.Split(detect.DetectorNames, ", ") }
 
 // New returns a Scanner running the named detectors; none names every
 // built-in one. An unknown name is an error that lists the known ones.
@@ -58,8 +58,8 @@ func New(detectors ...string) (*Scanner, error) {
 	seen := map[string]bool{}
 	var ds []string
 	for _, d := range detectors {
-		if !mask.Known(d) {
-			return nil, fmt.Errorf("scan: unknown detector %q (known: %s)", d, mask.DetectorNames)
+		if !detect.Known(d) {
+			return nil, fmt.Errorf("scan: unknown detector %q (known: %s)", d, detect.DetectorNames)
 		}
 		if !seen[d] {
 			seen[d] = true
@@ -295,7 +295,7 @@ const shortest = 6
 // text records the detectors' matches in one string: as sealed, and once
 // decoded when it is URL-escaped or base64 text.
 func (w *walker) text(v string, key bool) {
-	if len(v) < shortest {
+	if len(v) < shortest || detect.IsDigest(v) {
 		return
 	}
 	plain := w.count(v)
@@ -350,7 +350,7 @@ func (w *walker) find(v string) (string, []int) {
 		return string(placeholder(w.s.detectors[i])), counts
 	}
 	scrub := func(v string) string {
-		out, _ := mask.ScrubText(v, func(part []byte) ([]byte, bool) {
+		out, _ := detect.ScrubText(v, func(part []byte) ([]byte, bool) {
 			if digitRun(part) && !standsAlone(v, string(part)) {
 				return nil, false
 			}
@@ -395,7 +395,9 @@ func digitRun(part []byte) bool {
 // standsAlone reports whether part occurs in v with neither a letter nor
 // a digit right before or after it. Digits inside a longer word are part
 // of an identifier: in a hex SHA-256 digest, one in two hundred holds a
-// run of 13 or more decimal digits that passes the card-number check.
+// run of 13 or more decimal digits that passes the card-number check. A
+// string that is a digest as a whole (detect.IsDigest, the rule the
+// gateways and the writer apply) is not looked at at all.
 func standsAlone(v, part string) bool {
 	for from := 0; ; {
 		i := strings.Index(v[from:], part)
@@ -437,7 +439,7 @@ func mayMatch(v string) bool {
 // that matches v as a whole, or -1.
 func (w *walker) detect(v []byte) int {
 	for i, d := range w.s.detectors {
-		if mask.Detect(d, v) {
+		if detect.Detect(d, v) {
 			return i
 		}
 	}

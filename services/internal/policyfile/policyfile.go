@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/internal/yamlstrict"
 	"github.com/auditledger/auditledger/services/mask"
 )
@@ -81,7 +82,7 @@ type Mask struct {
 	Scope    `yaml:",inline"`
 	ID       string   `yaml:"id"`
 	Version  int      `yaml:"version"` // default 1
-	Detect   []string `yaml:"detect"`  // value detectors (mask.DetectorNames)
+	Detect   []string `yaml:"detect"`  // value detectors (detect.DetectorNames)
 	Method   string   `yaml:"method"`  // redact, partial, hash
 	InfoType string   `yaml:"info_type"`
 }
@@ -135,8 +136,8 @@ func (h *Header) CheckMask(m *Mask, targets int, what string) ([]byte, error) {
 		return nil, fmt.Errorf("mask rule %s: method %q, want redact, partial or hash", m.ID, m.Method)
 	}
 	for _, d := range m.Detect {
-		if !mask.Known(d) {
-			return nil, fmt.Errorf("mask rule %s: unknown detector %q (known: %s)", m.ID, d, mask.DetectorNames)
+		if !detect.Known(d) {
+			return nil, fmt.Errorf("mask rule %s: unknown detector %q (known: %s)", m.ID, d, detect.DetectorNames)
 		}
 	}
 	return key, nil

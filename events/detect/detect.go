@@ -1,0 +1,243 @@
+// Package detect holds the built-in value detectors (e-mail, card
+// numbers, IBAN, phone, US SSN, credentials) and the scrub that replaces
+// what they find in text by a placeholder naming the detector. The
+// gateways scrub what they record with it, and the ledger's writer
+// refuses an event that still holds a match (docs/FORMAT.md §1.4), so
+// both sides of the bus apply one rule.
+package detect
+
+import (
+	"bytes"
+	"regexp"
+)
+
+var detectors = map[string]func([]byte) bool{
+	"email":       isEmail,
+	"credit_card": isCardNumber,
+	"iban":        isIBAN,
+	"phone":       isPhone,
+	"us_ssn":      isSSN,
+	"secret":      isSecret,
+}
+
+// DetectorNames lists the detectors, for error messages.
+const DetectorNames = "email, credit_card, iban, phone, us_ssn, secret"
+
+// Known reports whether a detector exists.
+func Known(detector string) bool { return detectors[detector] != nil }
+
+// Detect reports whether v, as a whole, is what the detector looks for.
+// An unknown detector matches nothing.
+func Detect(detector string, v []byte) bool {
+	f := detectors[detector]
+	return f != nil && f(v)
+}
+
+var emailRe = regexp.MustCompile(`^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$`)
+
+func isEmail(v []byte) bool { return len(v) < 255 && bytes.IndexByte(v, '@') > 0 && emailRe.Match(v) }
+
+// isCardNumber: 13–19 digits (spaces or dashes allowed) passing Luhn.
+func isCardNumber(v []byte) bool {
+	var digits []byte
+	for _, c := range v {
+		switch {
+		case c >= '0' && c <= '9':
+			digits = append(digits, c-'0')
+		case c == ' ' || c == '-':
+		default:
+			return false
+		}
+	}
+	if len(digits) < 13 || len(digits) > 19 {
+		return false
+	}
+	sum := 0
+	for i := range digits {
+		d := int(digits[len(digits)-1-i])
+		if i%2 == 1 {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return sum%10 == 0
+}
+
+// isIBAN: 15–34 characters (spaces allowed), country code, check digits,
+// and the ISO 13616 mod-97 check.
+func isIBAN(v []byte) bool {
+	var b []byte
+	for _, c := range v {
+		if c != ' ' {
+			b = append(b, c)
+		}
+	}
+	if len(b) < 15 || len(b) > 34 || !isUpper(b[0]) || !isUpper(b[1]) || !isDigit(b[2]) || !isDigit(b[3]) {
+		return false
+	}
+	rem := 0
+	for _, c := range append(b[4:], b[:4]...) {
+		switch {
+		case isDigit(c):
+			rem = (rem*10 + int(c-'0')) % 97
+		case isUpper(c):
+			rem = (rem*100 + int(c-'A'+10)) % 97
+		default:
+			return false
+		}
+	}
+	return rem == 1
+}
+
+// isPhone: an international number, + then 8–15 digits, with spaces,
+// dashes, dots or parentheses between them (E.164 when written plainly).
+func isPhone(v []byte) bool {
+	if len(v) < 9 || len(v) > 24 || v[0] != '+' {
+		return false
+	}
+	n := 0
+	for _, c := range v[1:] {
+		switch {
+		case isDigit(c):
+			n++
+		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
+		default:
+			return false
+		}
+	}
+	return n >= 8 && n <= 15
+}
+
+var ssnRe = regexp.MustCompile(`^(\d{3})-(\d{2})-(\d{4})$`)
+
+// isSSN: a US social security number written AAA-GG-SSSS, with the
+// ranges the SSA never issues excluded (area 000, 666, 9xx; group 00;
+// serial 0000).
+func isSSN(v []byte) bool {
+	m := ssnRe.FindSubmatch(v)
+	if m == nil {
+		return false
+	}
+	area := string(m[1])
+	return area != "000" && area != "666" && area[0] != '9' && string(m[2]) != "00" && string(m[3]) != "0000"
+}
+
+// secretRes are shapes of credentials: JWTs, and API keys with a
+// well-known prefix (AWS access key ids, GitHub, Slack and Stripe tokens,
+// PEM private keys).
+var secretRes = []*regexp.Regexp{
+	regexp.MustCompile(`^eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}$`),
+	regexp.MustCompile(`^(AKIA|ASIA)[A-Z0-9]{16}$`),
+	regexp.MustCompile(`^gh[pousr]_[A-Za-z0-9]{36,}$`),
+	regexp.MustCompile(`^xox[abprs]-[A-Za-z0-9-]{10,}$`),
+	regexp.MustCompile(`^(sk|rk)_(live|test)_[A-Za-z0-9]{16,}$`),
+	regexp.MustCompile(`^-----BEGIN [A-Z ]*PRIVATE KEY-----`),
+}
+
+func isSecret(v []byte) bool {
+	if len(v) < 20 {
+		return false
+	}
+	for _, re := range secretRes {
+		if re.Match(v) {
+			return true
+		}
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+
+// ScrubText masks sensitive values inside free text, such as a database
+// error message that quotes the value it could not convert: each quoted
+// substring ('…' or "…") and each token between separators is offered to
+// mask, which returns the replacement and true for a value to hide. It
+// returns the text with every such value replaced, and how many were.
+func ScrubText(text string, mask func(v []byte) ([]byte, bool)) (string, int) {
+	b := []byte(text)
+	var out []byte
+	n := 0
+	last := 0
+	replace := func(lo, hi int) bool {
+		if lo >= hi || lo < last {
+			return false
+		}
+		m, ok := mask(b[lo:hi])
+		if !ok {
+			return false
+		}
+		out = append(append(out, b[last:lo]...), m...)
+		last = hi
+		n++
+		return true
+	}
+	// Quoted values first: they may contain separators (a card number
+	// with spaces).
+	for i := 0; i < len(b); i++ {
+		if q := b[i]; q == '"' || q == '\'' {
+			if j := bytes.IndexByte(b[i+1:], q); j >= 0 {
+				replace(i+1, i+1+j)
+				i += j + 1
+			}
+		}
+	}
+	if n > 0 {
+		b, out, last = append(out, b[last:]...), nil, 0
+	}
+	start := -1
+	for i := 0; i <= len(b); i++ {
+		if i == len(b) || isSeparator(b[i]) {
+			if start >= 0 {
+				replace(start, i)
+				start = -1
+			}
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	if n > 0 || out != nil {
+		b, out, last = append(out, b[last:]...), nil, 0
+	}
+	// Numbers written with spaces or dashes (card numbers, IBAN digits,
+	// phone numbers) span several tokens: offer each run of digits,
+	// spaces and dashes as a whole.
+	for i := 0; i < len(b); {
+		if !isDigit(b[i]) {
+			i++
+			continue
+		}
+		j, digits := i, 0
+		for j < len(b) && (isDigit(b[j]) || b[j] == ' ' || b[j] == '-') {
+			if isDigit(b[j]) {
+				digits++
+			}
+			j++
+		}
+		end := j
+		for end > i && !isDigit(b[end-1]) {
+			end--
+		}
+		if digits >= 8 {
+			replace(i, end)
+		}
+		i = j
+	}
+	if out == nil {
+		return string(b), n
+	}
+	return string(append(out, b[last:]...)), n
+}
+
+func isSeparator(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '"', '\'', ',', ';', '(', ')', '[', ']', '{', '}', '<', '>', '=', '`':
+		return true
+	}
+	return false
+}
