@@ -34,30 +34,40 @@ var emailIn = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}
 // of it or inside it (see ScrubText), with Placeholder(detector). counts
 // has, per detector, how many values were replaced; nil when none were.
 // Text with nothing found is returned as it is.
-func Scrub(text string) (out string, counts map[string]int) {
+func Scrub(text string) (out string, counts map[string]int) { return ScrubEach(text, nil) }
+
+// ScrubEach is Scrub, and calls found (when not nil) with each value it
+// replaces, as it was in text, and the detector that found it, in the
+// order they are replaced: so that a gateway records the value's keyed
+// search digest (docs/FORMAT.md §1.5). found MUST NOT keep the value
+// longer than it takes to digest it.
+func ScrubEach(text string, found func(detector, value string)) (out string, counts map[string]int) {
 	if !mayHold(text) {
 		return text, nil
 	}
-	note := func(d string) {
+	note := func(d, v string) {
 		if counts == nil {
 			counts = map[string]int{}
 		}
 		counts[d]++
+		if found != nil {
+			found(d, v)
+		}
 	}
 	if d := Find([]byte(text)); d != "" {
-		note(d)
+		note(d, text)
 		return Placeholder(d), counts
 	}
 	out, _ = ScrubText(text, func(v []byte) ([]byte, bool) {
 		if d := Find(v); d != "" {
-			note(d)
+			note(d, string(v))
 			return []byte(Placeholder(d)), true
 		}
 		return nil, false
 	})
 	out = scrubIBANs(out, note)
 	out = secretIn.ReplaceAllStringFunc(out, func(v string) string {
-		note("secret")
+		note("secret", v)
 		return Placeholder("secret")
 	})
 	if strings.IndexByte(out, '+') >= 0 {
@@ -65,7 +75,7 @@ func Scrub(text string) (out string, counts map[string]int) {
 			if !isPhone([]byte(v)) {
 				return v
 			}
-			note("phone")
+			note("phone", v)
 			return Placeholder("phone")
 		})
 	}
@@ -74,7 +84,7 @@ func Scrub(text string) (out string, counts map[string]int) {
 			if !isEmail([]byte(v)) {
 				return v
 			}
-			note("email")
+			note("email", v)
 			return Placeholder("email")
 		})
 	}
@@ -96,11 +106,11 @@ var phoneIn = regexp.MustCompile(`\+[0-9][0-9 ().-]{6,21}[0-9]`)
 var ibanIn = regexp.MustCompile(`[A-Z]{2}[0-9]{2}[A-Z0-9 ]{11,40}`)
 
 // scrubIBANs replaces the longest valid IBAN starting at each candidate.
-func scrubIBANs(text string, note func(string)) string {
+func scrubIBANs(text string, note func(detector, value string)) string {
 	return ibanIn.ReplaceAllStringFunc(text, func(v string) string {
 		for end := len(v); end >= 15; end-- {
 			if v[end-1] != ' ' && isIBAN([]byte(v[:end])) {
-				note("iban")
+				note("iban", v[:end])
 				return Placeholder("iban") + v[end:]
 			}
 		}
