@@ -100,14 +100,26 @@ func (s *Session) Authenticated(id Identity) {
 // event builds the session's next event: envelope, session sequence, id
 // ("<session id>.<seq>") and, while a policy is in force, the policy's
 // reference in the payload (member "policy"). Every string of the
-// payload passes the detectors (encodePayload).
-func (s *Session) event(t events.Type, payload map[string]any) (*events.Event, error) {
+// payload passes the detectors (encodePayload), and each value replaced
+// is recorded as its keyed digest under the tenant's search key. A key
+// that cannot be read fails the event (wrapping ErrNotRecorded): the
+// record would lack what finds it; failing open, it is recorded without
+// the digests, and that is logged.
+func (s *Session) event(ctx context.Context, t events.Type, payload map[string]any) (*events.Event, error) {
 	if p := s.g.cfg.Policy; p != nil {
 		payload["policy"] = p.Source.Ref()
 	}
-	body, err := encodePayload(payload)
+	key := s.g.searchKey(ctx, s.tenant)
+	body, err := encodePayload(payload, key.digester())
 	if err != nil {
 		return nil, fmt.Errorf("%s payload: %w", t, err)
+	}
+	if err := key.failed(); err != nil {
+		if !s.g.cfg.FailOpen {
+			return nil, fmt.Errorf("%w: %s: the search digests of its replaced values: %w", ErrNotRecorded, t, err)
+		}
+		s.g.cfg.Logger.Warn("recorded without the search digests of its replaced values: the tenant's search key is unavailable",
+			"type", t, "session_id", s.id, "tenant", s.tenant, "err", err)
 	}
 	// The target's names can come from the client (the database a
 	// PostgreSQL client names, before it has authenticated): they pass
@@ -130,7 +142,7 @@ func (s *Session) event(t events.Type, payload map[string]any) (*events.Event, e
 // by refusing what the event describes (record or refuse); it wraps
 // ErrNotRecorded.
 func (s *Session) Record(ctx context.Context, t events.Type, payload map[string]any) (string, error) {
-	ev, err := s.event(t, payload)
+	ev, err := s.event(ctx, t, payload)
 	if err != nil {
 		return "", err
 	}
@@ -153,7 +165,7 @@ func (s *Session) RecordOrLog(ctx context.Context, t events.Type, payload map[st
 // (a result, a mask) without waiting. It runs to the end whatever
 // happens to ctx's cancellation; a failure is logged and counted.
 func (s *Session) RecordAsync(ctx context.Context, t events.Type, payload map[string]any) {
-	ev, err := s.event(t, payload)
+	ev, err := s.event(ctx, t, payload)
 	if err == nil {
 		err = s.g.emitAsync(context.WithoutCancel(ctx), ev, false, func(err error) {
 			if err != nil {
@@ -178,7 +190,7 @@ func (s *Session) Command(ctx context.Context, payload map[string]any) (id strin
 		id, err = s.Record(ctx, events.CommandExecuted, payload)
 		return id, nil, err
 	}
-	ev, err := s.event(events.CommandExecuted, payload)
+	ev, err := s.event(ctx, events.CommandExecuted, payload)
 	if err != nil {
 		return "", nil, err
 	}
