@@ -182,6 +182,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.body = body
+	// The body is recorded by its keyed digest only, over the bytes as
+	// received (docs/FORMAT.md §1.5): a compressed or multipart body
+	// cannot be scrubbed, and an unkeyed digest of it could be reversed by
+	// guessing. Without the key no digest is recorded; a key that cannot
+	// be read refuses the request unless the proxy fails open.
+	keyed, kerr := x.gs.Keyed(ctx)
+	if kerr != nil && !p.cfg.FailOpen {
+		p.cfg.Logger.Error("request refused: the tenant's search key is unavailable", "session_id", x.gs.ID(), "err", kerr)
+		writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger's key store did not answer; the proxy fails closed")
+		return
+	}
+	bodyHMAC := ""
+	if keyed != nil {
+		bodyHMAC = keyed(gateway.BodyLabel, body)
+	}
 	// Decide on the request the upstream will act on: its canonical
 	// form, which is also what is recorded and forwarded.
 	canon, cerr := canonicalPath(rawPath(r))
@@ -190,14 +205,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if cerr != nil {
 		rec := redactRequest(r.URL, body)
-		bodySum := sha256.Sum256(rec.body)
 		path := r.URL.EscapedPath()
 		if rec.path != r.URL.Path {
 			path = rec.path
 		}
 		blocked := map[string]any{"protocol": "http", "method": events.Clean(r.Method, 32),
 			"path": events.Clean(path, 2048), "query": events.Clean(rec.query, 2048), "reason": cerr.Error(),
-			"body_bytes": len(body), "body_sha256": hex.EncodeToString(bodySum[:]), "client_addr": r.RemoteAddr}
+			"body_bytes": len(body), "client_addr": r.RemoteAddr}
+		if bodyHMAC != "" {
+			blocked["body_hmac"] = bodyHMAC
+		}
 		gateway.AddRedactions(blocked, rec.redactions...)
 		if _, err := x.gs.Record(ctx, events.CommandBlocked, blocked); err != nil {
 			writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger did not store its record; the proxy fails closed")
@@ -213,13 +230,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// with detector matches replaced (redactRequest); on a grant the proxy
 	// forwards the very request it held.
 	rec := redactRequest(r.URL, body)
-	bodySum := sha256.Sum256(rec.body)
-	statement := approvals.HTTPStatement(r.Method, rec.target, r.Header, rec.body)
+	statement := approvals.HTTPStatement(r.Method, rec.target, r.Header, bodyHMAC)
 	command := map[string]any{
 		"protocol": "http", "method": r.Method, "path": rec.path, "query": rec.query,
 		"statement": r.Method + " " + rec.target, "statement_sha256": approvals.Digest(statement),
-		"body_bytes": len(body), "body_sha256": hex.EncodeToString(bodySum[:]),
-		"content_type": r.Header.Get("Content-Type"), "client_addr": r.RemoteAddr,
+		"body_bytes": len(body), "content_type": r.Header.Get("Content-Type"), "client_addr": r.RemoteAddr,
+	}
+	if bodyHMAC != "" {
+		command["body_hmac"] = bodyHMAC
 	}
 	gateway.AddRedactions(command, rec.redactions...)
 	if ce := r.Header.Get("Content-Encoding"); ce != "" {
