@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,13 +13,14 @@ import (
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/eventimport"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/storeurl"
 )
 
 func appendCmd(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "append --store URL --key FILE [--segment-size N] < events.jsonl",
-		"Reads one JSON event per line from stdin, validates each against the version-1\nschema, appends the valid ones, seals them into segments of up to N records and\nsigns a checkpoint after each segment. Invalid lines are reported on stderr with\ntheir line number and reason (and kept in --rejected FILE if given), never\nappended; the exit code is 1 if any line was rejected. The final signed\ncheckpoint is printed on stdout: keep it, and pass it to verify --since later.")
+		"Reads one JSON event per line from stdin, validates each against the version-1\nschema, appends the valid ones, seals them into segments of up to N records and\nsigns a checkpoint after each segment. Invalid lines are reported on stderr with\ntheir line number and reason (and kept in --rejected FILE if given; a line that\nholds a value a built-in detector finds is reported without it), never\nappended; the exit code is 1 if any line was rejected. The final signed\ncheckpoint is printed on stdout: keep it, and pass it to verify --since later.")
 	storeURL := fs.String("store", "", "segment store URL (directory, file:///path or s3://bucket/prefix?endpoint=...)")
 	keyPath := fs.String("key", "", "checkpoint signing key file (from keys generate)")
 	segSize := fs.Int("segment-size", 10000, "records per sealed segment")
@@ -54,10 +56,13 @@ func appendCmd(c *cobra.Command) cli.Run {
 		reject := func(line int, raw []byte, err error) {
 			fmt.Fprintf(stderr, "line %d: rejected: %v\n", line, err)
 			if rejected != nil {
+				if errors.Is(err, detect.ErrFound) {
+					raw = nil // the value is kept nowhere
+				}
 				rejected.Encode(struct {
 					Line  int    `json:"line"`
 					Error string `json:"error"`
-					Raw   string `json:"raw"`
+					Raw   string `json:"raw,omitempty"`
 				}{line, err.Error(), string(raw)})
 			}
 		}

@@ -298,7 +298,7 @@ func devKey(dir, stem, name string, stdout io.Writer) (*ledger.NoteSigner, strin
 
 func emitCmd(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "emit [--nats URL] < events.jsonl",
-		"Publishes one event per line to AUDIT_EVENTS (subject audit.events.<tenant>.<type>,\nNats-Msg-Id = the event id) and waits until JetStream has stored each. Lines\nthat are not valid events are reported with their line number and reason and\nnot sent; the exit code is 1 if any line was rejected or not stored.")
+		"Publishes one event per line to AUDIT_EVENTS (subject audit.events.<tenant>.<type>,\nNats-Msg-Id = the event id) and waits until JetStream has stored each. Lines\nthat are not valid events, or that hold a value a built-in detector finds\n(reported by event and detector, never by value), are reported with their line\nnumber and reason and not sent; the exit code is 1 if any line was rejected or not stored.")
 	url := fs.String("nats", nats.DefaultURL, "NATS server URL")
 	nkey := fs.String("nkey", "", "NATS nkey seed file of the proxy bus role (auditledger keys nats; dev prints it)")
 	creds := fs.String("creds", "", "NATS JWT credentials file (decentralized auth), instead of --nkey")

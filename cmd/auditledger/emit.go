@@ -13,10 +13,12 @@ import (
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/eventimport"
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 )
 
-// emitLines publishes one event per line; with ids, the id of each event
+// emitLines publishes one event per line; a line that holds a value a
+// built-in detector finds is rejected and not sent. With ids, the id of each event
 // is printed once it is stored (the line is flushed at once, so a
 // process reading it knows what is stored even if emit dies next).
 // A refusal by the bus's permissions is final: emitLines sends no more
@@ -44,6 +46,11 @@ func emitLines(ctx context.Context, em *emitter.Emitter, stdin io.Reader, stdout
 		}
 		if err == nil && len(bytes.TrimSpace(raw)) == 0 {
 			continue
+		}
+		if err == nil {
+			// Judged before it leaves: the writer would reject it, and
+			// erase it from the bus, but the bus would have held it.
+			err = detect.CheckEvent(raw)
 		}
 		if err == nil {
 			line := n

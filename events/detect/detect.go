@@ -26,14 +26,21 @@ const DetectorNames = "email, credit_card, iban, phone, us_ssn, secret"
 // Known reports whether a detector exists.
 func Known(detector string) bool { return detectors[detector] != nil }
 
-// Detect reports whether v, as a whole, is what the detector looks for.
+// Detect reports whether v, as a whole, is what the detector looks for,
+// v read folded (see fold).
 // An unknown detector matches nothing.
 func Detect(detector string, v []byte) bool {
 	f := detectors[detector]
-	return f != nil && f(v)
+	return f != nil && f(foldBytes(v))
 }
 
-var emailRe = regexp.MustCompile(`^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$`)
+// emailPattern is an e-mail address: a local part and a domain with a
+// top-level domain of letters. Letters and digits of any script are
+// allowed in both (internationalised addresses, RFC 6531, and IDN
+// domains, RFC 5890), and so is a punycode top-level domain (xn--p1ai).
+const emailPattern = `[\p{L}\p{N}._%+-]+@[\p{L}\p{N}.-]+\.(?:xn--[A-Za-z0-9-]{2,}|\p{L}{2,})`
+
+var emailRe = regexp.MustCompile(`^(?:` + emailPattern + `)$`)
 
 func isEmail(v []byte) bool { return len(v) < 255 && bytes.IndexByte(v, '@') > 0 && emailRe.Match(v) }
 
@@ -117,6 +124,9 @@ var ssnRe = regexp.MustCompile(`^(\d{3})-(\d{2})-(\d{4})$`)
 // ranges the SSA never issues excluded (area 000, 666, 9xx; group 00;
 // serial 0000).
 func isSSN(v []byte) bool {
+	if len(v) != 11 || v[3] != '-' || v[6] != '-' {
+		return false
+	}
 	m := ssnRe.FindSubmatch(v)
 	if m == nil {
 		return false
@@ -138,7 +148,7 @@ var secretRes = []*regexp.Regexp{
 }
 
 func isSecret(v []byte) bool {
-	if len(v) < 20 {
+	if len(v) < 20 || !hasSecretPrefix(unsafeString(v)) {
 		return false
 	}
 	for _, re := range secretRes {

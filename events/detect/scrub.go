@@ -1,8 +1,10 @@
 package detect
 
 import (
+	"bytes"
 	"regexp"
 	"strings"
+	"unsafe"
 )
 
 // Builtin lists every built-in detector, in the order they are tried.
@@ -16,8 +18,19 @@ var Builtin = []string{"email", "credit_card", "iban", "phone", "us_ssn", "secre
 func Placeholder(detector string) string { return "[REDACTED:" + detector + "]" }
 
 // Find returns the first built-in detector that matches v as a whole, or
-// "" when none does.
+// "" when none does. v is read folded (see fold).
 func Find(v []byte) string {
+	v = foldBytes(v)
+	for _, d := range Builtin {
+		if detectors[d](v) {
+			return d
+		}
+	}
+	return ""
+}
+
+// find is Find on a folded value.
+func find(v []byte) string {
 	for _, d := range Builtin {
 		if detectors[d](v) {
 			return d
@@ -28,67 +41,199 @@ func Find(v []byte) string {
 
 // emailIn finds e-mail addresses inside longer text, where separators
 // the token pass does not know (&, /, :) join them to their neighbours.
-var emailIn = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`)
+var emailIn = regexp.MustCompile(emailPattern)
 
 // Scrub replaces every value a built-in detector finds in text, the whole
-// of it or inside it (see ScrubText), with Placeholder(detector). counts
-// has, per detector, how many values were replaced; nil when none were.
-// Text with nothing found is returned as it is.
+// of it or inside it, with Placeholder(detector). counts has, per
+// detector, how many values were replaced; nil when none were. Text with
+// nothing found is returned as it is.
+//
+// The detectors read text folded (see fold: full-width forms, Unicode
+// spaces and dashes), and what they find is replaced over the characters
+// as written. Inside text, values are looked for as ScrubText offers them
+// (quoted values, tokens between separators, runs of digits), then card
+// numbers inside longer runs of digits (cardsIn), then IBANs, credentials,
+// phone numbers and e-mail addresses wherever they stand.
 func Scrub(text string) (out string, counts map[string]int) { return ScrubEach(text, nil) }
 
 // ScrubEach is Scrub, and calls found (when not nil) with each value it
-// replaces, as it was in text, and the detector that found it, in the
-// order they are replaced: so that a gateway records the value's keyed
-// search digest (docs/FORMAT.md §1.5). found MUST NOT keep the value
-// longer than it takes to digest it.
+// replaces, as written in text, and the detector that found it, in the
+// order they stand: so that a gateway records the value's keyed search
+// digest (docs/FORMAT.md §1.5). found MUST NOT keep the value longer than
+// it takes to digest it.
 func ScrubEach(text string, found func(detector, value string)) (out string, counts map[string]int) {
-	if !mayHold(text) {
+	if !MayHold(text) {
 		return text, nil
 	}
-	note := func(d, v string) {
-		if counts == nil {
-			counts = map[string]int{}
-		}
-		counts[d]++
+	v := newView(text)
+	s := scrubber{b: v.b}
+	s.run()
+	if len(s.found) == 0 {
+		return text, nil
+	}
+	counts = map[string]int{}
+	var sb strings.Builder
+	last := 0
+	for _, f := range s.found {
+		lo, hi := v.span(text, f.lo, f.hi)
 		if found != nil {
-			found(d, v)
+			found(f.detector, text[lo:hi])
+		}
+		sb.WriteString(text[last:lo])
+		sb.WriteString(Placeholder(f.detector))
+		last = hi
+	}
+	sb.WriteString(text[last:])
+	for _, d := range s.all {
+		counts[d]++
+	}
+	return sb.String(), counts
+}
+
+// scrubber finds values in a folded text b. A value found is blanked in
+// b as [, NULs and ], which no detector matches and which separates what
+// is on either side as a placeholder would, so that later passes read
+// around it and the offsets stay those of the text.
+type scrubber struct {
+	b     []byte
+	found []match  // by offset, apart
+	all   []string // the detector of every value found, in order found
+}
+
+type match struct {
+	lo, hi   int
+	detector string
+}
+
+// claim records the value at [lo, hi) found by detector; a value that
+// covers values found before replaces them (a private key's body).
+func (s *scrubber) claim(lo, hi int, detector string) {
+	s.all = append(s.all, detector)
+	kept := s.found[:0]
+	at := -1
+	for _, f := range s.found {
+		if f.hi <= lo || f.lo >= hi {
+			if f.lo < lo {
+				at = len(kept)
+			}
+			kept = append(kept, f)
+		} else {
+			lo, hi = min(lo, f.lo), max(hi, f.hi)
 		}
 	}
-	if d := Find([]byte(text)); d != "" {
-		note(d, text)
-		return Placeholder(d), counts
+	s.found = append(kept[:at+1], append([]match{{lo, hi, detector}}, kept[at+1:]...)...)
+	s.b[lo] = '['
+	for i := lo + 1; i < hi-1; i++ {
+		s.b[i] = 0
 	}
-	out, _ = ScrubText(text, func(v []byte) ([]byte, bool) {
-		if d := Find(v); d != "" {
-			note(d, string(v))
-			return []byte(Placeholder(d)), true
+	s.b[hi-1] = ']'
+}
+
+// free reports whether nothing in [lo, hi) was found yet.
+func (s *scrubber) free(lo, hi int) bool {
+	for _, f := range s.found {
+		if f.lo < hi && lo < f.hi {
+			return false
 		}
-		return nil, false
-	})
-	out = scrubIBANs(out, note)
-	out = secretIn.ReplaceAllStringFunc(out, func(v string) string {
-		note("secret", v)
-		return Placeholder("secret")
-	})
-	if strings.IndexByte(out, '+') >= 0 {
-		out = phoneIn.ReplaceAllStringFunc(out, func(v string) string {
-			if !isPhone([]byte(v)) {
-				return v
-			}
-			note("phone", v)
-			return Placeholder("phone")
-		})
 	}
-	if strings.IndexByte(out, '@') >= 0 {
-		out = emailIn.ReplaceAllStringFunc(out, func(v string) string {
-			if !isEmail([]byte(v)) {
-				return v
-			}
-			note("email", v)
-			return Placeholder("email")
-		})
+	return true
+}
+
+func (s *scrubber) offer(lo, hi int) {
+	if lo >= hi || !s.free(lo, hi) {
+		return
 	}
-	return out, counts
+	if d := find(s.b[lo:hi]); d != "" {
+		s.claim(lo, hi, d)
+	}
+}
+
+func (s *scrubber) run() {
+	b := s.b
+	if d := find(b); d != "" {
+		s.claim(0, len(b), d)
+		return
+	}
+	// Quoted values first: they may contain separators (a card number
+	// with spaces).
+	for i := 0; i < len(b); i++ {
+		if q := b[i]; q == '"' || q == '\'' {
+			if j := bytes.IndexByte(b[i+1:], q); j >= 0 {
+				s.offer(i+1, i+1+j)
+				i += j + 1
+			}
+		}
+	}
+	start := -1
+	for i := 0; i <= len(b); i++ {
+		if i == len(b) || isSeparator(b[i]) {
+			if start >= 0 {
+				s.offer(start, i)
+				start = -1
+			}
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	// Numbers written with spaces or dashes (card numbers, IBAN digits,
+	// phone numbers) span several tokens: offer each run of digits,
+	// spaces and dashes as a whole, then look for card numbers inside
+	// it.
+	for i := 0; i < len(b); {
+		if !isDigit(b[i]) {
+			i++
+			continue
+		}
+		j, digits := i, 0
+		for j < len(b) && (isDigit(b[j]) || b[j] == ' ' || b[j] == '-') {
+			if isDigit(b[j]) {
+				digits++
+			}
+			j++
+		}
+		end := j
+		for end > i && !isDigit(b[end-1]) {
+			end--
+		}
+		if digits >= 8 {
+			s.offer(i, end)
+		}
+		if digits >= 13 && s.free(i, end) {
+			for _, w := range cardsIn(b[i:end]) {
+				s.claim(i+w[0], i+w[1], "credit_card")
+			}
+		}
+		i = j
+	}
+	for _, m := range ibanCandidates(b) {
+		for end := m[1]; end >= m[0]+15; end-- {
+			if b[end-1] != ' ' && isIBAN(b[m[0]:end]) {
+				s.claim(m[0], end, "iban")
+				break
+			}
+		}
+	}
+	if hasSecretPrefix(unsafeString(b)) {
+		for _, m := range secretIn.FindAllIndex(b, -1) {
+			s.claim(m[0], m[1], "secret")
+		}
+	}
+	if bytes.IndexByte(b, '+') >= 0 {
+		for _, m := range phoneIn.FindAllIndex(b, -1) {
+			if s.free(m[0], m[1]) && isPhone(b[m[0]:m[1]]) {
+				s.claim(m[0], m[1], "phone")
+			}
+		}
+	}
+	if bytes.IndexByte(b, '@') >= 0 {
+		for _, m := range emailIn.FindAllIndex(b, -1) {
+			if s.free(m[0], m[1]) && isEmail(b[m[0]:m[1]]) {
+				s.claim(m[0], m[1], "email")
+			}
+		}
+	}
 }
 
 // secretIn finds the shapes isSecret knows inside longer text (a token
@@ -105,38 +250,29 @@ var phoneIn = regexp.MustCompile(`\+[0-9][0-9 ().-]{6,21}[0-9]`)
 // (the token pass sees only its groups).
 var ibanIn = regexp.MustCompile(`[A-Z]{2}[0-9]{2}[A-Z0-9 ]{11,40}`)
 
-// scrubIBANs replaces the longest valid IBAN starting at each candidate.
-func scrubIBANs(text string, note func(detector, value string)) string {
-	return ibanIn.ReplaceAllStringFunc(text, func(v string) string {
-		for end := len(v); end >= 15; end-- {
-			if v[end-1] != ' ' && isIBAN([]byte(v[:end])) {
-				note("iban", v[:end])
-				return Placeholder("iban") + v[end:]
-			}
-		}
-		return v
-	})
-}
-
-// secretPrefixes start every shape isSecret knows.
-var secretPrefixes = []string{"eyJ", "AKIA", "ASIA", "gh", "xox", "sk_", "rk_", "-----BEGIN"}
-
-// mayHold is a cheap test that text cannot hold anything a built-in
-// detector finds, so that most recorded strings skip the full scan: an
-// e-mail address has an @, every numeric detector needs a run of at
-// least 8 digits broken only by spaces, dashes, dots or parentheses
-// (phone 8, SSN 9, card 13, and every IBAN's account number), and a
-// secret has one of secretPrefixes. A new detector MUST be reflected
-// here.
-func mayHold(text string) bool { return MayHold(text) }
-
 // MayHold reports whether text may hold a value a built-in detector
-// finds (a cheap test; false is certain).
+// finds, a cheap test so that most recorded strings skip the full scan;
+// false is certain. An e-mail address has an @; every numeric detector
+// needs a run of at least 8 digits broken only by spaces or dashes
+// (SSN 9, card 13, and every IBAN's account number), or also by dots or
+// parentheses after a + (a phone number, 8); and a secret starts with a
+// prefix hasSecretPrefix looks for. A new detector MUST be reflected
+// here. Text with characters beyond ASCII is read folded.
 func MayHold(text string) bool {
 	if len(text) < 6 { // a@b.cc
 		return false
 	}
-	run := 0
+	for i := 0; i < len(text); i++ {
+		if text[i] >= 0x80 {
+			return mayHoldASCII(string(newView(text).b))
+		}
+	}
+	return mayHoldASCII(text)
+}
+
+// mayHoldASCII is MayHold on folded text.
+func mayHoldASCII(text string) bool {
+	run, plus := 0, false
 	for i := 0; i < len(text); i++ {
 		switch c := text[i]; {
 		case c == '@':
@@ -145,14 +281,48 @@ func MayHold(text string) bool {
 			if run++; run >= 8 {
 				return true
 			}
-		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
+		case c == '+':
+			plus = true
+		case c == ' ' || c == '-':
+		case plus && (c == '.' || c == '(' || c == ')'):
 		default:
 			run = 0
 		}
 	}
-	for _, p := range secretPrefixes {
-		if strings.Contains(text, p) {
-			return true
+	return hasSecretPrefix(text)
+}
+
+// hasSecretPrefix reports whether text holds the start of a shape
+// isSecret knows: eyJ, AKIA, ASIA, gh[pousr]_, xox[abprs]-, sk_, rk_,
+// -----BEGIN.
+func hasSecretPrefix(text string) bool {
+	for i := 0; i+3 <= len(text); i++ {
+		t := text[i:]
+		switch t[0] {
+		case 'e':
+			if t[1] == 'y' && t[2] == 'J' {
+				return true
+			}
+		case 'A':
+			if strings.HasPrefix(t, "AKIA") || strings.HasPrefix(t, "ASIA") {
+				return true
+			}
+		case 'g':
+			if len(t) >= 4 && t[1] == 'h' && strings.IndexByte("pousr", t[2]) >= 0 && t[3] == '_' {
+				return true
+			}
+		case 'x':
+			if len(t) >= 5 && t[1] == 'o' && t[2] == 'x' && strings.IndexByte("abprs", t[3]) >= 0 && t[4] == '-' {
+				return true
+			}
+		case 's', 'r':
+			if t[1] == 'k' && t[2] == '_' {
+				return true
+			}
+		case '-':
+			if strings.HasPrefix(t, "-----BEGIN") {
+				return true
+			}
 		}
 	}
 	return false
@@ -180,3 +350,22 @@ func IsDigest(s string) bool {
 	}
 	return true
 }
+
+// ibanCandidates is ibanIn's matches in b, looked for only when b holds
+// what every IBAN starts with: two capital letters and two digits.
+func ibanCandidates(b []byte) [][]int {
+	for i := 0; i+4 <= len(b); i++ {
+		if isUpper(b[i]) && isUpper(b[i+1]) && isDigit(b[i+2]) && isDigit(b[i+3]) {
+			ms := ibanIn.FindAllIndex(b[i:], -1)
+			for _, m := range ms {
+				m[0], m[1] = m[0]+i, m[1]+i
+			}
+			return ms
+		}
+	}
+	return nil
+}
+
+// unsafeString views b as a string without copying, for tests that do
+// not keep it; b must not change while it is in use.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

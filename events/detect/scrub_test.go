@@ -56,16 +56,16 @@ func TestMayHoldKeepsEveryMatch(t *testing.T) {
 }
 
 // ScrubEach hands back each value it replaces, as written, with its
-// detector, in the order replaced; the text and counts are Scrub's.
+// detector, in the order they stand; the text and counts are Scrub's.
 func TestScrubEach(t *testing.T) {
 	for _, c := range []struct {
 		in   string
 		want []string // detector=value
 	}{
 		{"4111 1111 1111 1111", []string{"credit_card=4111 1111 1111 1111"}},
-		{"card 4111-1111-1111-1111, mail 'jane@example.com'", []string{"email=jane@example.com", "credit_card=4111-1111-1111-1111"}},
+		{"card 4111-1111-1111-1111, mail 'jane@example.com'", []string{"credit_card=4111-1111-1111-1111", "email=jane@example.com"}},
 		{"iban DE89 3704 0044 0532 0130 00 and +44 20 7946 0958", []string{"iban=DE89 3704 0044 0532 0130 00", "phone=+44 20 7946 0958"}},
-		{"/cb?k=AKIAIOSFODNN7EXAMPLE&to=jane@example.com", []string{"email=jane@example.com", "secret=AKIAIOSFODNN7EXAMPLE"}},
+		{"/cb?k=AKIAIOSFODNN7EXAMPLE&to=jane@example.com", []string{"secret=AKIAIOSFODNN7EXAMPLE", "email=jane@example.com"}},
 		{"nothing here, order 12345", nil},
 	} {
 		var got []string

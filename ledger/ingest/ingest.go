@@ -11,6 +11,13 @@
 // crash that kept it from being acknowledged: it is acknowledged and skipped.
 // Events that fail validation go to AUDIT_REJECTED with the reason, and are
 // acknowledged only once that stream has stored them.
+//
+// An event that holds a value a built-in detector finds (events/detect:
+// an e-mail address, a card number, a credential…) is rejected too, from
+// whoever published it, but its bytes are kept nowhere: the rejection
+// record holds their digest and size, AUDIT_REJECTED the reason alone,
+// and once the record is sealed the message is erased from AUDIT_EVENTS
+// (docs/FORMAT.md §2.1).
 package ingest
 
 import (
@@ -31,6 +38,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 )
@@ -92,6 +100,11 @@ type Stats struct {
 	Ingested, Sealed, Rejected, Skipped, Batches, Retries, Resets atomic.Uint64
 	Gaps                                                          atomic.Uint64 // stream sequences recorded as missing
 	Duplicates                                                    atomic.Uint64 // events whose id was sealed before
+	// Detected counts events rejected because a detector matched in
+	// them; Erased the AUDIT_EVENTS messages erased for them, and
+	// EraseFailures the erasures the stream refused or that failed (each
+	// logged as an error): the bytes are then still in AUDIT_EVENTS.
+	Detected, Erased, EraseFailures atomic.Uint64
 	// SealFailure holds the error of the last seal attempt while seals
 	// fail (the store unwritable, full or unreachable), nil once one
 	// succeeds: readiness reports it.
@@ -386,6 +399,7 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 	var keys [][]byte               // event id keys of entries, for the index
 	batchIDs := map[string]uint64{} // id key → stream sequence, this batch
 	var done []jetstream.Msg        // to acknowledge at the end
+	var erase []uint64              // AUDIT_EVENTS messages to erase once sealed
 	var gap error
 	origin := in.cfg.Log.Origin()
 	next := in.next
@@ -398,6 +412,9 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 		if seq < next {
 			in.Stats.Skipped.Add(1) // a redelivery of something sealed or rejected
 			done = append(done, m)
+			if holdsDetected(checked[i]) {
+				erase = append(erase, seq) // its erasure may not have happened
+			}
 			continue
 		}
 		if seq > next {
@@ -430,6 +447,9 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 		next = seq + 1
 		// Each event of the message (a batch holds many) becomes a
 		// record with the message's stream sequence as its source.
+		if holdsDetected(checked[i]) {
+			erase = append(erase, seq)
+		}
 		for _, c := range checked[i] {
 			verr := c.err
 			if verr == nil {
@@ -481,6 +501,9 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		in.Stats.Ingested.Add(uint64(len(entries)))
 	}
+	// Only now that their rejection records are sealed: a message is
+	// erased once the log accounts for its sequence.
+	in.erase(ctx, erase)
 	in.next = next
 	// The consumer acknowledges cumulatively (AckAll): acknowledging the
 	// highest handled delivery covers everything before it. A lost ack is
@@ -508,6 +531,9 @@ type checkedMsg struct {
 	event *events.Event
 	sig   *ledger.ProducerSig
 	err   error
+	// detected: a built-in detector matches in raw (err says where and
+	// which, never the value).
+	detected bool
 	// key is the event id's key in the index; sealedAt is where the id
 	// was sealed before, if seen.
 	key      []byte
@@ -576,6 +602,13 @@ func (in *Ingester) checkMsg(m jetstream.Msg) []checkedMsg {
 	}
 	for j := range parts {
 		c := &parts[j]
+		// Judged before anything else, valid or not: the bytes of an
+		// event that holds a match are kept nowhere, and a validation
+		// error could quote the value.
+		if err := detect.CheckEvent(c.raw); err != nil {
+			c.err, c.detected = err, true
+			continue
+		}
 		if c.err == nil {
 			c.key = idKey(c.event.ID)
 			c.sealedAt, c.seen, c.indexErr = in.seen.lookup(c.key)
@@ -721,12 +754,24 @@ func (in *Ingester) seal(ctx context.Context, entries []ledger.Entry) (*ledger.S
 // accounts for it in the log.
 func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, c checkedMsg, reason error) (ledger.Entry, error) {
 	in.Stats.Rejected.Add(1)
-	in.cfg.Logger.Info("event rejected", "source_seq", seq, "part", c.part, "subject", m.Subject(), "reason", reason.Error())
+	if !c.detected {
+		in.cfg.Logger.Info("event rejected", "source_seq", seq, "part", c.part, "subject", m.Subject(), "reason", reason.Error())
+	} else {
+		in.cfg.Logger.Warn("event rejected: a detector matches a value in it; its bytes are not kept", "source_seq", seq, "part", c.part, "reason", reason.Error())
+	}
+	subject := m.Subject()
 	r := nats.NewMsg(bus.RejectSubject)
 	r.Data = c.raw
+	if c.detected {
+		// The reason alone: the bytes hold what a detector finds, and
+		// so may the subject (tenant and source instance are in it).
+		in.Stats.Detected.Add(1)
+		r.Data = nil
+		subject, _ = detect.Scrub(subject)
+	}
 	r.Header.Set(bus.HeaderReason, reason.Error())
 	r.Header.Set(bus.HeaderSourceSeq, strconv.FormatUint(seq, 10))
-	r.Header.Set(bus.HeaderSourceSubject, m.Subject())
+	r.Header.Set(bus.HeaderSourceSubject, subject)
 	id := "rejected-" + strconv.FormatUint(seq, 10)
 	if c.part > 0 {
 		r.Header.Set(bus.HeaderSourcePart, strconv.Itoa(c.part))
@@ -737,8 +782,52 @@ func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, c c
 		return ledger.Entry{}, fmt.Errorf("ingest: storing rejected event %d: %w", seq, err)
 	}
 	sum := sha256.Sum256(c.raw)
-	return ledger.RejectedEntry(in.cfg.Log.Origin(), ledger.Rejection{Seq: seq, Part: c.part, Subject: m.Subject(), Reason: reason.Error(),
+	return ledger.RejectedEntry(in.cfg.Log.Origin(), ledger.Rejection{Seq: seq, Part: c.part, Subject: subject, Reason: reason.Error(),
 		SHA256: hex.EncodeToString(sum[:]), Bytes: len(c.raw)}, time.Now())
+}
+
+// holdsDetected reports whether an event of a message holds a detector
+// match: the message is then erased from AUDIT_EVENTS once sealed.
+func holdsDetected(parts []checkedMsg) bool {
+	for _, c := range parts {
+		if c.detected {
+			return true
+		}
+	}
+	return false
+}
+
+// erase erases messages from AUDIT_EVENTS whose rejection records are
+// sealed: JetStream overwrites an erased message's bytes in its store
+// (SecureDeleteMsg), on every replica. A failure is logged and counted,
+// not fatal: the record accounts for the sequence either way, and
+// stopping the writer would stop every other event too. A stream that
+// denies deletes (deny_delete) refuses every erasure.
+func (in *Ingester) erase(ctx context.Context, seqs []uint64) {
+	if len(seqs) == 0 {
+		return
+	}
+	s, err := in.cfg.JetStream.Stream(ctx, bus.EventsStream)
+	for i, seq := range seqs {
+		if i > 0 && seq == seqs[i-1] {
+			continue
+		}
+		derr := err
+		if derr == nil {
+			if derr = s.SecureDeleteMsg(ctx, seq); derr != nil {
+				if _, gerr := s.GetMsg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+					derr = nil // erased before (a redelivery)
+				}
+			}
+		}
+		if derr != nil {
+			in.Stats.EraseFailures.Add(1)
+			in.cfg.Logger.Error("an event holding a value a detector finds was rejected, but erasing it from "+bus.EventsStream+" failed: its bytes are still there",
+				"source_seq", seq, "err", derr)
+			continue
+		}
+		in.Stats.Erased.Add(1)
+	}
 }
 
 // publishTimeout bounds the wait for JetStream to store a chunk of

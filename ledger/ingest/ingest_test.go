@@ -35,6 +35,7 @@ func event(i int) *events.Event {
 
 type harness struct {
 	t      *testing.T
+	srv    *natstest.Server
 	js     jetstream.JetStream
 	store  *file.Store
 	signer *ledger.NoteSigner
@@ -62,7 +63,7 @@ func newHarnessWith(t *testing.T, o bus.StreamOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, js: js, store: store, signer: signer, em: em}
+	return &harness{t: t, srv: srv, js: js, store: store, signer: signer, em: em}
 }
 
 // start runs an ingester until the returned stop is called.

@@ -204,17 +204,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cerr = checkRequest(r, body)
 	}
 	if cerr != nil {
-		rec := redactRequest(r.URL, body)
+		rec := redactRequest(r.URL, r.Header, body, p.cfg.MaxRequestBody)
 		path := r.URL.EscapedPath()
 		if rec.path != r.URL.Path {
 			path = rec.path
 		}
 		blocked := map[string]any{"protocol": "http", "method": events.Clean(r.Method, 32),
 			"path": events.Clean(path, 2048), "query": events.Clean(rec.query, 2048), "reason": cerr.Error(),
-			"body_bytes": len(body), "client_addr": r.RemoteAddr}
-		if bodyHMAC != "" {
-			blocked["body_hmac"] = bodyHMAC
-		}
+			"client_addr": r.RemoteAddr}
+		rec.describeBody(blocked, len(body), bodyHMAC)
 		gateway.AddRedactions(blocked, rec.redactions...)
 		if _, err := x.gs.Record(ctx, events.CommandBlocked, blocked); err != nil {
 			writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger did not store its record; the proxy fails closed")
@@ -229,18 +227,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// What is recorded, and what an approval is bound to, is the request
 	// with detector matches replaced (redactRequest); on a grant the proxy
 	// forwards the very request it held.
-	rec := redactRequest(r.URL, body)
-	statement := approvals.HTTPStatement(r.Method, rec.target, r.Header, bodyHMAC)
+	rec := redactRequest(r.URL, r.Header, body, p.cfg.MaxRequestBody)
+	statement := approvals.HTTPStatement(r.Method, rec.target, rec.header, bodyHMAC)
 	command := map[string]any{
 		"protocol": "http", "method": r.Method, "path": rec.path, "query": rec.query,
 		"statement": r.Method + " " + rec.target, "statement_sha256": approvals.Digest(statement),
-		"body_bytes": len(body), "content_type": r.Header.Get("Content-Type"), "client_addr": r.RemoteAddr,
+		"content_type": rec.header.Get("Content-Type"), "client_addr": r.RemoteAddr,
 	}
-	if bodyHMAC != "" {
-		command["body_hmac"] = bodyHMAC
-	}
+	rec.describeBody(command, len(body), bodyHMAC)
 	gateway.AddRedactions(command, rec.redactions...)
-	if ce := r.Header.Get("Content-Encoding"); ce != "" {
+	if ce := rec.header.Get("Content-Encoding"); ce != "" {
 		command["content_encoding"] = ce
 	}
 	if len(stripped) > 0 {

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger"
 )
 
@@ -23,7 +24,8 @@ type Stats struct {
 }
 
 // Import reads JSON lines, validates them in parallel a segment's
-// worth at a time, and appends the valid ones in input order. Reading and
+// worth at a time (a line that holds a value a built-in detector finds is
+// rejected with a *detect.FoundError, never appended), and appends the valid ones in input order. Reading and
 // validating the next batch overlaps with sealing the current one.
 func Import(ctx context.Context, r io.Reader, log *ledger.Log, segSize int, reject func(int, []byte, error)) (Stats, error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -98,7 +100,11 @@ func readBatches(ctx context.Context, r io.Reader, segSize int, out chan<- []lin
 			wg.Go(func() {
 				for i := range part {
 					if part[i].err == nil {
-						part[i].err = events.Validate(part[i].raw)
+						// Detectors first: a validation error
+						// could quote the value.
+						if part[i].err = detect.CheckEvent(part[i].raw); part[i].err == nil {
+							part[i].err = events.Validate(part[i].raw)
+						}
 					}
 				}
 			})

@@ -1,0 +1,76 @@
+package detect
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestInEvent(t *testing.T) {
+	const envelope = `{"version":1,"id":"cmd-1","type":"command.executed","tenant":"acme","source":{"kind":"http-proxy","instance":"p1"},` +
+		`"actor":{"issuer":"https://idp","subject":"jane@example.com","email":"jane@example.com","kind":"human"},`
+	for _, c := range []struct {
+		payload string
+		want    Match
+	}{
+		{`{"statement":"SELECT 1","statement_sha256":"` + strings.Repeat("4111111111111111", 4) + `","n":12345678901234}`, Match{}},
+		{`{"statement":"SELECT '[REDACTED:credit_card]'","redacted":[{"path":"/statement","detector":"credit_card","count":1}]}`, Match{}},
+		{`{"note":"pay 4111 1111 1111 1111 now"}`, Match{"payload.note", "credit_card"}},
+		{`{"note":"\u0034\u0031\u0031\u0031111111111111"}`, Match{"payload.note", "credit_card"}},
+		{`{"values":["x",{"deep":"jane@example.org"}]}`, Match{"payload.values[1].deep", "email"}},
+		{`{"headers":{"jane@example.org":"v"}}`, Match{`payload.headers["[REDACTED:email]"]`, "email"}},
+		{`{"amount":4111111111111111}`, Match{"payload.amount", "credit_card"}},
+		{`{"who":"ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ"}`, Match{"payload.who", "email"}},
+	} {
+		got, ok, err := InEvent([]byte(envelope + `"payload":` + c.payload + `}`))
+		if err != nil {
+			t.Fatalf("%s: %v", c.payload, err)
+		}
+		if ok != (c.want != Match{}) || got != c.want {
+			t.Errorf("InEvent(%s) = %+v, %v; want %+v", c.payload, got, ok, c.want)
+		}
+	}
+	for ts, want := range map[string]bool{"2026-12-06T19:41:13.123456789Z": true, "2026-12-06T19:41:13+01:00": true, "2026-12-06T19:41:13Z": true,
+		"2026-12-06T19:41:13.4111111111111111Z": false, "2026-12-06 19:41:13Z": false} {
+		if isTimestamp(ts) != want {
+			t.Errorf("isTimestamp(%q) = %v", ts, !want)
+		}
+	}
+	if _, _, err := InEvent([]byte(`{"a":`)); err == nil {
+		t.Error("no error for truncated JSON")
+	}
+	// The id itself.
+	if m, ok, _ := InEvent([]byte(`{"id":"jane@example.org","actor":{"email":"a@b.example"}}`)); !ok || m.Path != "id" {
+		t.Errorf("a match in the id: %+v %v", m, ok)
+	}
+}
+
+func BenchmarkInEventClean(b *testing.B) {
+	ev := []byte(`{"version":1,"id":"0193a7c2-55b1-7cc1-9e11-3f2a1e2b4c5d","type":"command.executed","time":"2026-12-06T19:41:13.123456789Z","tenant":"acme",` +
+		`"source":{"kind":"postgres-proxy","instance":"pg-1"},"actor":{"issuer":"https://idp.example","subject":"u-1","email":"jane@example.com","kind":"human"},` +
+		`"session_id":"s-0193a7c2","session_seq":17,"target":{"kind":"postgres","name":"orders","host":"db:5432","database":"orders"},` +
+		`"payload":{"statement":"UPDATE pgbench_accounts SET abalance = abalance + -4273 WHERE aid = 81234;","statement_sha256":"` + strings.Repeat("ab", 32) + `","rows":1,"duration_ms":0.42}}`)
+	b.SetBytes(int64(len(ev)))
+	for b.Loop() {
+		if _, ok, err := InEvent(ev); ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+func TestCheckEvent(t *testing.T) {
+	err := CheckEvent([]byte(`{"id":"ev-jane@example.org","payload":{"x":"card 4111111111111111"}}`))
+	var fe *FoundError
+	if !errors.As(err, &fe) || !errors.Is(err, ErrFound) || fe.Event != "[REDACTED:email]" || fe.Detector != "email" || fe.Path != "id" {
+		t.Fatalf("CheckEvent: %v (%+v)", err, fe)
+	}
+	if strings.Contains(err.Error(), "jane") || strings.Contains(err.Error(), "4111") {
+		t.Errorf("the error holds the value: %v", err)
+	}
+	if err := CheckEvent([]byte(`not json, mail jane@example.org`)); !errors.Is(err, ErrFound) {
+		t.Errorf("text: %v", err)
+	}
+	if err := CheckEvent([]byte(`{"id":"ok","payload":{}}`)); err != nil {
+		t.Errorf("clean: %v", err)
+	}
+}

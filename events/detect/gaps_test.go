@@ -1,0 +1,102 @@
+package detect
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// Values the detectors missed: cards inside longer digit runs, values
+// inside longer strings, Unicode forms. Each is replaced over the
+// characters as written, and the rest of the text stays as it was.
+func TestScrubFindsValuesInside(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"411111111111111112345", "[REDACTED:credit_card]12345"},
+		{"12345" + "4111111111111111", "12345[REDACTED:credit_card]"},
+		{"card:4111111111111111x", "card:[REDACTED:credit_card]x"},
+		{"ref 12 4111 1111 1111 1111 99", "ref 12 [REDACTED:credit_card] 99"},
+		{"amex 1 3782 822463 10005 7", "amex 1 [REDACTED:credit_card] 7"},
+		{`{"note":"pay with 4111111111111111 now","by":"jane@example.com"}`, `{"note":"pay with [REDACTED:credit_card] now","by":"[REDACTED:email]"}`},
+		{`{"note":"mail jane@example.com, card 5555-5555-5555-4444."}`, `{"note":"mail [REDACTED:email], card [REDACTED:credit_card]."}`},
+		{"https://shop.example/u/4111111111111111/pay?to=jane@example.com#x", "https://shop.example/u/[REDACTED:credit_card]/pay?to=[REDACTED:email]#x"},
+		{"４１１１ １１１１ １１１１ １１１１", "[REDACTED:credit_card]"},
+		{"card ４１１１１１１１１１１１１１１１ ok", "card [REDACTED:credit_card] ok"},
+		{"ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "[REDACTED:email]"},
+		{"to: ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ; cc", "to: [REDACTED:email]; cc"},
+		{"4111\u20101111\u20111111\u20131111", "[REDACTED:credit_card]"},
+		{"a 4111\u00a01111\u00a01111\u00a01111 b", "a [REDACTED:credit_card] b"},
+		{"a 4111\u20091111\u202f1111\u20071111 b", "a [REDACTED:credit_card] b"},
+		{"a 4111\u200b1111\u200b1111\u200b1111 b", "a [REDACTED:credit_card] b"},
+		{"ssn 123\u2012 45\u201245\u2014 6789", "ssn 123\u2012 45\u201245\u2014 6789"}, // not an SSN's shape
+		{"ssn 123\u201245\u20126789!", "ssn [REDACTED:us_ssn]!"},
+		{"from jane@exämple.com.", "from [REDACTED:email]."},
+		{"from jane@xn--exmple-cua.com", "from [REDACTED:email]"},
+		{"from jane@example.xn--p1ai ok", "from [REDACTED:email] ok"},
+		{"from jürgen@müller.de", "from [REDACTED:email]"},
+		{"ünïcödé text, order 12345, ok", "ünïcödé text, order 12345, ok"},
+	} {
+		got, counts := Scrub(c.in)
+		if got != c.want {
+			t.Errorf("Scrub(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if n := strings.Count(c.want, "[REDACTED:"); sum(counts) != n {
+			t.Errorf("Scrub(%q) counts %v, want %d in all", c.in, counts, n)
+		}
+		if strings.Contains(c.want, "[REDACTED:") && !MayHold(c.in) {
+			t.Errorf("MayHold(%q) = false", c.in)
+		}
+	}
+	for _, v := range []string{"４１１１ １１１１ １１１１ １１１１", "ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "jane@exämple.com"} {
+		if Find([]byte(v)) == "" {
+			t.Errorf("Find(%q) = none", v)
+		}
+	}
+}
+
+// The placeholder is never matched, alone, repeated or inside text.
+func TestPlaceholderNeverMatches(t *testing.T) {
+	for _, d := range Builtin {
+		p := Placeholder(d)
+		for _, in := range []string{p, p + p, "x " + p + " y", `{"a":"` + p + `"}`, "4111 " + p + " 1111", p + "@example.com"} {
+			if Find([]byte(p)) != "" {
+				t.Errorf("Find(%q) matches", p)
+			}
+			out, counts := Scrub(in)
+			if strings.HasSuffix(in, "@example.com") {
+				continue // the address after it is not the placeholder
+			}
+			if out != in || counts != nil {
+				t.Errorf("Scrub(%q) = %q, %v", in, out, counts)
+			}
+		}
+	}
+}
+
+// TestCardFalsePositives measures how often a random numeric id of n
+// digits (first digit 1–9) is taken for a card number, against bounds
+// docs/FORMAT.md §1.4 states. Runs of 28 digits or more never are.
+func TestCardFalsePositives(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const N = 5000
+	for _, c := range []struct {
+		n   int
+		max float64 // percent
+	}{{13, 11}, {16, 15}, {19, 23}, {20, 16}, {24, 12}, {28, 0}, {40, 0}} {
+		hit := 0
+		b := make([]byte, c.n)
+		for k := 0; k < N; k++ {
+			b[0] = byte('1' + r.IntN(9))
+			for i := 1; i < c.n; i++ {
+				b[i] = byte('0' + r.IntN(10))
+			}
+			if _, counts := Scrub(string(b)); counts != nil {
+				hit++
+			}
+		}
+		rate := 100 * float64(hit) / N
+		t.Logf("%d digits: %.1f%% taken for a card number", c.n, rate)
+		if rate > c.max {
+			t.Errorf("%d digits: %.1f%% taken for a card number, more than %.0f%%", c.n, rate, c.max)
+		}
+	}
+}
