@@ -273,7 +273,8 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 	// tenant, then the two tokens of a producer's event type (ledger.*
 	// types, with three, are the writer's own), then its own token.
 	return Permissions{
-		PublishAllow:   slices.Concat(common, []string{"audit.events.*.*.*." + token, "audit.batch." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket)),
+		PublishAllow: slices.Concat(common, []string{"audit.events.*.*.*." + token, "audit.batch." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket),
+			createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket)),
 		PublishDeny:    editDeny,
 		SubscribeAllow: inbox,
 	}
