@@ -18,9 +18,10 @@ type TenantKeyInfo struct {
 	Created time.Time
 }
 
-// TenantKeyList lists the tenants that have a search key, by tenant.
+// TenantKeyList lists the tenants that have a search key, by tenant. It
+// reads the tenants' entries only, not the data subjects'.
 func (s *Store) TenantKeyList(ctx context.Context) ([]TenantKeyInfo, error) {
-	keys, err := s.kv.ListKeys(ctx, jetstream.MetaOnly())
+	keys, err := s.kv.ListKeysFiltered(ctx, "tenant.*")
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
 		return nil, nil
 	}

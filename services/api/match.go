@@ -102,10 +102,14 @@ func (a *api) matchEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	// Only tenants with a key were ever recorded with digests; asking
 	// the store lists them without making keys for the others.
-	keyed, err := a.cfg.Keys.Tenants(r.Context())
+	list, err := a.cfg.Keys.TenantKeyList(r.Context())
 	if err != nil {
 		a.fail(w, r, fmt.Errorf("%w: listing the tenants' search keys: %v", errKeysUnavailable, err))
 		return
+	}
+	var keyed []string
+	for _, k := range list {
+		keyed = append(keyed, k.Tenant)
 	}
 	if tenants == nil { // every tenant
 		tenants = keyed
