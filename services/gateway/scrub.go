@@ -172,17 +172,6 @@ func (r *Redaction) digest(digest digester) {
 	r.values = nil
 }
 
-// hasValues reports whether payload's "redacted" member hands values.
-func hasValues(payload map[string]any) bool {
-	given, _ := payload[RedactedKey].([]Redaction)
-	for _, r := range given {
-		if len(r.values) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // scrubValue returns v with every string scrubbed, noting what it
 // replaced under path, with the values.
 func scrubValue(v any, path string, found *[]Redaction) any {
