@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,5 +125,23 @@ func TestUnreadableSearchKey(t *testing.T) {
 	got := b.stored(t, 3)
 	if red := redactedOf(t, got[2]); len(red) != 1 || red[0].Count != 1 || red[0].Matches != nil {
 		t.Errorf("failing open: redacted %+v; want the count without matches", red)
+	}
+}
+
+// The digests of docs/FORMAT.md §1.5 under the key of 32 bytes 0x07, as
+// the document lists them; each was computed independently with
+// Python's hmac module.
+func TestKeyedDigestVectors(t *testing.T) {
+	k := bytes.Repeat([]byte{7}, 32)
+	for _, c := range []struct{ got, want string }{
+		{piikeys.MatchDigest(k, "4111 1111 1111 1111"), "hmac:11ced3e756f6471f5c1c0f7fa4ca58789cffffb1573aa3e87d6add8b9fd1a2fa"},
+		{piikeys.MatchDigest(k, "4111-1111-1111-1111"), "hmac:11ced3e756f6471f5c1c0f7fa4ca58789cffffb1573aa3e87d6add8b9fd1a2fa"},
+		{piikeys.MatchDigest(k, "Jane@Example.com"), "hmac:494ed9895d5d7f0bef132e4a591019d685e262710a049541fbfda7117f7bb7b6"},
+		{gateway.KeyedDigest(k, gateway.ParamLabel, []byte("\x00\x00\x00\x07")), "hmac:e6818d781b6b88534a87a9eb5aa6fd60a1de1699b489f6ac9b5c2aff7615c7bb"},
+		{gateway.KeyedDigest(k, gateway.BodyLabel, []byte(`{"card":"4111 1111 1111 1111"}`)), "hmac:3a677961e621fb2d858a62f78b453589cc833754ed7829e1126d0684bd183c95"},
+	} {
+		if c.got != c.want {
+			t.Errorf("digest %s, want %s", c.got, c.want)
+		}
 	}
 }
