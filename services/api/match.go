@@ -92,6 +92,10 @@ func (a *api) matchEvents(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, badParam("value", "holds a NUL byte or invalid UTF-8"))
 		return
 	}
+	if req.Limit < 0 || req.Limit > projections.MaxPage {
+		a.fail(w, r, badParam("limit", "%d: want 1 to %d", req.Limit, projections.MaxPage))
+		return
+	}
 	if req.Tenant != "" && !cleanText(req.Tenant) {
 		a.fail(w, r, badParam("tenant", "holds a NUL byte or invalid UTF-8"))
 		return
@@ -137,10 +141,6 @@ func (a *api) matchEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.After != nil {
 		f.After = strconv.FormatUint(*req.After, 10)
-	}
-	if req.Limit < 0 || req.Limit > projections.MaxPage {
-		a.fail(w, r, badParam("limit", "%d: want 1 to %d", req.Limit, projections.MaxPage))
-		return
 	}
 	res, err := a.read.Events(r.Context(), f)
 	if err != nil {
