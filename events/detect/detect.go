@@ -74,7 +74,9 @@ func isCardNumber(v []byte) bool {
 }
 
 // isIBAN: 15–34 characters (spaces allowed), country code, check digits,
-// and the ISO 13616 mod-97 check.
+// an account part with a run of 8 digits or more (as every country's
+// format has), and the ISO 13616 mod-97 check. The run keeps one in 97
+// random capitals-and-digits words from passing, and MayHold certain.
 func isIBAN(v []byte) bool {
 	var b []byte
 	for _, c := range v {
@@ -82,7 +84,7 @@ func isIBAN(v []byte) bool {
 			b = append(b, c)
 		}
 	}
-	if len(b) < 15 || len(b) > 34 || !isUpper(b[0]) || !isUpper(b[1]) || !isDigit(b[2]) || !isDigit(b[3]) {
+	if len(b) < 15 || len(b) > 34 || !isUpper(b[0]) || !isUpper(b[1]) || !isDigit(b[2]) || !isDigit(b[3]) || !digitRun(b[4:], 8) {
 		return false
 	}
 	rem := 0
@@ -160,6 +162,19 @@ func isSecret(v []byte) bool {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// digitRun reports whether b holds n digits in a row.
+func digitRun(b []byte, n int) bool {
+	run := 0
+	for _, c := range b {
+		if !isDigit(c) {
+			run = 0
+		} else if run++; run >= n {
+			return true
+		}
+	}
+	return false
+}
 func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 
 // ScrubText masks sensitive values inside free text, such as a database

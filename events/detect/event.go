@@ -31,7 +31,8 @@ var ErrNotJSON = errors.New("detect: not JSON")
 // bytes, which allocates only for a string with escapes or one that
 // MayHold.
 func InEvent(event []byte) (Match, bool, error) {
-	w := eventWalker{b: event}
+	var steps [16]pathStep
+	w := eventWalker{b: event, at: steps[:0]}
 	err := w.value(0)
 	if err == nil {
 		if w.space(); w.i < len(w.b) && !w.found {

@@ -34,6 +34,10 @@ func TestScrubFindsValuesInside(t *testing.T) {
 		{"from jane@example.xn--p1ai ok", "from [REDACTED:email] ok"},
 		{"from jürgen@müller.de", "from [REDACTED:email]"},
 		{"ünïcödé text, order 12345, ok", "ünïcödé text, order 12345, ok"},
+		// Digits inside a hexadecimal word are part of an identifier.
+		{"id ab4111111111111111cd, digest e3b0c4424111111111111111198fc1", "id ab4111111111111111cd, digest e3b0c4424111111111111111198fc1"},
+		{"req 0f1e4111111111111111-a2b3", "req 0f1e4111111111111111-a2b3"},
+		{"card4111111111111111 and D4111111111111111 a4111111111111111", "card[REDACTED:credit_card] and D[REDACTED:credit_card] a[REDACTED:credit_card]"},
 	} {
 		got, counts := Scrub(c.in)
 		if got != c.want {
@@ -98,5 +102,31 @@ func TestCardFalsePositives(t *testing.T) {
 		if rate > c.max {
 			t.Errorf("%d digits: %.1f%% taken for a card number, more than %.0f%%", c.n, rate, c.max)
 		}
+	}
+}
+
+// MayHold's false is certain: on random text built of what the detectors
+// read (digits, separators, capitals, @, +, secret prefixes), whenever
+// the scrub finds something MayHold said it might.
+func TestMayHoldIsCertain(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	pieces := []string{"0", "1", "4", "5", "9", "41", "4111", "1111", " ", "-", ".", "(", ")", "+", "@", "a", "x.com", "DE", "GB82", "WEST", "NL91ABNA", "AKIA", "IOSFODNN7EXAMPLE", "eyJ", "\u00a0", "\u2010", "４", "＠"}
+	found := 0
+	for range 20000 {
+		var b strings.Builder
+		for range 4 + r.IntN(24) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		s := b.String()
+		sc := scrubber{b: newView(s).b} // Scrub without its MayHold test
+		if sc.run(); len(sc.found) > 0 {
+			found++
+			if !MayHold(s) {
+				t.Fatalf("MayHold(%q) = false, but the scrub finds %v", s, sc.all)
+			}
+		}
+	}
+	if found < 100 {
+		t.Fatalf("only %d random texts hold a value: the test proves little", found)
 	}
 }

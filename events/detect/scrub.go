@@ -197,6 +197,10 @@ func (s *scrubber) run() {
 		for end > i && !isDigit(b[end-1]) {
 			end--
 		}
+		if inHexWord(b, i, end) {
+			i = j
+			continue
+		}
 		if digits >= 8 {
 			s.offer(i, end)
 		}
@@ -252,12 +256,13 @@ var ibanIn = regexp.MustCompile(`[A-Z]{2}[0-9]{2}[A-Z0-9 ]{11,40}`)
 
 // MayHold reports whether text may hold a value a built-in detector
 // finds, a cheap test so that most recorded strings skip the full scan;
-// false is certain. An e-mail address has an @; every numeric detector
-// needs a run of at least 8 digits broken only by spaces or dashes
-// (SSN 9, card 13, and every IBAN's account number), or also by dots or
-// parentheses after a + (a phone number, 8); and a secret starts with a
-// prefix hasSecretPrefix looks for. A new detector MUST be reflected
-// here. Text with characters beyond ASCII is read folded.
+// false is certain. An e-mail address has an @; a card number a run of 13
+// digits or more broken only by spaces or dashes; an SSN such a run of 9
+// with dashes in it; a phone number a + and then a run of 8 that may also
+// be broken by dots and parentheses; an IBAN two capital letters and two
+// digits, and a run of 8 or more (its account number); and a secret
+// starts with a prefix hasSecretPrefix looks for. A new detector MUST be
+// reflected here. Text with characters beyond ASCII is read folded.
 func MayHold(text string) bool {
 	if len(text) < 6 { // a@b.cc
 		return false
@@ -270,26 +275,48 @@ func MayHold(text string) bool {
 	return mayHoldASCII(text)
 }
 
-// mayHoldASCII is MayHold on folded text.
+// mayHoldASCII is MayHold on folded text: one pass, the secret prefixes
+// looked for at the characters that start them.
 func mayHoldASCII(text string) bool {
-	run, plus := 0, false
+	run, plus, dash, eight := 0, false, false, false
 	for i := 0; i < len(text); i++ {
 		switch c := text[i]; {
 		case c == '@':
 			return true
 		case isDigit(c):
-			if run++; run >= 8 {
+			if run++; run >= 13 || run >= 8 && (plus || dash) {
+				return true
+			}
+			eight = eight || run >= 8
+		case c == ' ':
+		case c == '-':
+			if run > 0 {
+				dash = true
+			} else if secretAt(text[i:]) {
 				return true
 			}
 		case c == '+':
-			plus = true
-		case c == ' ' || c == '-':
+			plus, run, dash = true, 0, false
 		case plus && (c == '.' || c == '(' || c == ')'):
 		default:
-			run = 0
+			run, dash = 0, false
+			if (c == 'e' || c == 'A' || c == 'g' || c == 'x' || c == 's' || c == 'r') && secretAt(text[i:]) {
+				return true
+			}
 		}
 	}
-	return hasSecretPrefix(text)
+	return eight && ibanStart(text)
+}
+
+// ibanStart reports whether text holds two capital letters followed by
+// two digits, as every IBAN starts.
+func ibanStart(text string) bool {
+	for i := 0; i+4 <= len(text); i++ {
+		if isUpper(text[i]) && isUpper(text[i+1]) && isDigit(text[i+2]) && isDigit(text[i+3]) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasSecretPrefix reports whether text holds the start of a shape
@@ -297,33 +324,32 @@ func mayHoldASCII(text string) bool {
 // -----BEGIN.
 func hasSecretPrefix(text string) bool {
 	for i := 0; i+3 <= len(text); i++ {
-		t := text[i:]
-		switch t[0] {
-		case 'e':
-			if t[1] == 'y' && t[2] == 'J' {
-				return true
-			}
-		case 'A':
-			if strings.HasPrefix(t, "AKIA") || strings.HasPrefix(t, "ASIA") {
-				return true
-			}
-		case 'g':
-			if len(t) >= 4 && t[1] == 'h' && strings.IndexByte("pousr", t[2]) >= 0 && t[3] == '_' {
-				return true
-			}
-		case 'x':
-			if len(t) >= 5 && t[1] == 'o' && t[2] == 'x' && strings.IndexByte("abprs", t[3]) >= 0 && t[4] == '-' {
-				return true
-			}
-		case 's', 'r':
-			if t[1] == 'k' && t[2] == '_' {
-				return true
-			}
-		case '-':
-			if strings.HasPrefix(t, "-----BEGIN") {
-				return true
-			}
+		if secretAt(text[i:]) {
+			return true
 		}
+	}
+	return false
+}
+
+// secretAt reports whether t starts with a prefix hasSecretPrefix looks
+// for.
+func secretAt(t string) bool {
+	if len(t) < 3 {
+		return false
+	}
+	switch t[0] {
+	case 'e':
+		return t[1] == 'y' && t[2] == 'J'
+	case 'A':
+		return strings.HasPrefix(t, "AKIA") || strings.HasPrefix(t, "ASIA")
+	case 'g':
+		return len(t) >= 4 && t[1] == 'h' && strings.IndexByte("pousr", t[2]) >= 0 && t[3] == '_'
+	case 'x':
+		return len(t) >= 5 && t[1] == 'o' && t[2] == 'x' && strings.IndexByte("abprs", t[3]) >= 0 && t[4] == '-'
+	case 's', 'r':
+		return t[1] == 'k' && t[2] == '_'
+	case '-':
+		return strings.HasPrefix(t, "-----BEGIN")
 	}
 	return false
 }
@@ -369,3 +395,44 @@ func ibanCandidates(b []byte) [][]int {
 // unsafeString views b as a string without copying, for tests that do
 // not keep it; b must not change while it is in use.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// inHexWord reports whether the digits at b[lo:hi] are part of a longer
+// hexadecimal word — 16 characters or more of digits and one case of the
+// letters a–f, at least two of them letters, dashes allowed (a UUID) —
+// such as an identifier or a digest shorter than IsDigest's: about one in
+// a thousand random 16-digit hex identifiers holds a run of 13 decimal
+// digits that passes Luhn. A card number stands apart from letters or
+// next to letters beyond f ("card:4111111111111111x").
+func inHexWord(b []byte, lo, hi int) bool {
+	if bytes.IndexByte(b[lo:hi], ' ') >= 0 {
+		return false
+	}
+	for _, upper := range []bool{false, true} {
+		hex := func(c byte) bool {
+			if upper {
+				return isDigit(c) || c == '-' || c >= 'A' && c <= 'F'
+			}
+			return isDigit(c) || c == '-' || c >= 'a' && c <= 'f'
+		}
+		start, end := lo, hi
+		for start > 0 && hex(b[start-1]) {
+			start--
+		}
+		for end < len(b) && hex(b[end]) {
+			end++
+		}
+		letters := 0
+		for _, c := range b[start:end] {
+			if isLetter(c) {
+				letters++
+			}
+		}
+		if end-start >= 16 && letters >= 2 && (start == 0 || !isAlnum(b[start-1])) && (end == len(b) || !isAlnum(b[end])) {
+			return true
+		}
+	}
+	return false
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isAlnum(c byte) bool  { return isDigit(c) || isLetter(c) }

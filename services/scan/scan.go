@@ -260,11 +260,7 @@ func (w *walker) path() string {
 // identifier.
 func (w *walker) member(key string) string {
 	shown, n := w.scrub(key)
-	name := key
-	if n > 0 {
-		name = shown
-	}
-	name = pathName(name)
+	name := pathName(shown)
 	if n > 0 {
 		w.at = append(w.at, step{name: name})
 		w.text(key, true)
@@ -325,142 +321,34 @@ func (w *walker) record(decoded string, key bool, counts, already []int) {
 }
 
 // count returns how many values each of the scanner's detectors finds
-// in v, by the detectors' order.
+// in v, by the detectors' order: what detect.Scrub replaces, the rule the
+// gateways and the writer apply.
 func (w *walker) count(v string) []int {
-	if !mayMatch(v) {
-		return make([]int, len(w.s.detectors))
+	counts := make([]int, len(w.s.detectors))
+	if !detect.MayHold(v) {
+		return counts
 	}
-	_, counts := w.find(v)
+	_, all := detect.Scrub(v)
+	for i, d := range w.s.detectors {
+		counts[i] = all[d]
+	}
 	return counts
 }
 
-// wider are separators in URLs and paths that ScrubText keeps inside
-// tokens; no detector's value holds one.
-const wider = "&?/:|#!*\\"
-
-// find replaces what the detectors find in v by placeholders naming
-// them, and counts the replacements by detector: v as a whole, else the
-// values inside it as the gateways find them in error texts (quoted
-// values, tokens between separators, runs of digits), v split first
-// where URLs and paths join values.
-func (w *walker) find(v string) (string, []int) {
-	counts := make([]int, len(w.s.detectors))
-	if i := w.detect([]byte(v)); i >= 0 {
-		counts[i]++
-		return string(placeholder(w.s.detectors[i])), counts
-	}
-	scrub := func(v string) string {
-		out, _ := detect.ScrubText(v, func(part []byte) ([]byte, bool) {
-			if digitRun(part) && !standsAlone(v, string(part)) {
-				return nil, false
-			}
-			if i := w.detect(part); i >= 0 {
-				counts[i]++
-				return placeholder(w.s.detectors[i]), true
-			}
-			return nil, false
-		})
-		return out
-	}
-	if !strings.ContainsAny(v, wider) {
-		return scrub(v), counts
-	}
-	var sb strings.Builder
-	for len(v) > 0 {
-		j := strings.IndexAny(v, wider)
-		if j < 0 {
-			j = len(v)
-		}
-		sb.WriteString(scrub(v[:j]))
-		if j < len(v) {
-			sb.WriteByte(v[j])
-			j++
-		}
-		v = v[j:]
-	}
-	return sb.String(), counts
-}
-
-// digitRun reports whether part holds only digits, spaces and dashes:
-// what ScrubText offers from a run of digits.
-func digitRun(part []byte) bool {
-	for _, c := range part {
-		if !(c >= '0' && c <= '9' || c == ' ' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// standsAlone reports whether part occurs in v with neither a letter nor
-// a digit right before or after it. Digits inside a longer word are part
-// of an identifier: in a hex SHA-256 digest, one in two hundred holds a
-// run of 13 or more decimal digits that passes the card-number check. A
-// string that is a digest as a whole (detect.IsDigest, the rule the
-// gateways and the writer apply) is not looked at at all.
-func standsAlone(v, part string) bool {
-	for from := 0; ; {
-		i := strings.Index(v[from:], part)
-		if i < 0 {
-			return false
-		}
-		lo, hi := from+i, from+i+len(part)
-		if (lo == 0 || !isAlnum(v[lo-1])) && (hi == len(v) || !isAlnum(v[hi])) {
-			return true
-		}
-		from = lo + 1
-	}
-}
-
-func isAlnum(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-}
-
-// mayMatch is false for text no built-in detector can match anywhere in
-// it, which is most of an event's strings: an e-mail needs an @; card
-// numbers, IBANs, phone numbers and SSNs need two digits or more (an
-// IBAN's check digits); a credential is 20 characters or more.
-func mayMatch(v string) bool {
-	if len(v) >= 20 || strings.IndexByte(v, '@') >= 0 {
-		return true
-	}
-	digits := 0
-	for i := 0; i < len(v); i++ {
-		if v[i] >= '0' && v[i] <= '9' {
-			if digits++; digits == 2 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// detect returns the position of the first of the scanner's detectors
-// that matches v as a whole, or -1.
-func (w *walker) detect(v []byte) int {
-	for i, d := range w.s.detectors {
-		if detect.Detect(d, v) {
-			return i
-		}
-	}
-	return -1
-}
-
-// scrub replaces what the detectors find in v by placeholders naming
-// them; n counts the replacements.
+// scrub returns v with what every built-in detector finds replaced by
+// placeholders naming them, for showing (a path's member name, an event
+// id); n counts the replacements of the scanner's own detectors.
 func (w *walker) scrub(v string) (string, int) {
-	if len(v) < shortest || !mayMatch(v) {
+	if len(v) < shortest || !detect.MayHold(v) {
 		return v, 0
 	}
-	out, counts := w.find(v)
+	out, all := detect.Scrub(v)
 	n := 0
-	for _, c := range counts {
-		n += c
+	for _, d := range w.s.detectors {
+		n += all[d]
 	}
 	return out, n
 }
-
-func placeholder(detector string) []byte { return []byte("[REDACTED:" + detector + "]") }
 
 // decodeBase64 decodes v when it is standard or URL-safe base64 of at
 // least 12 bytes of UTF-8 text (a recorded terminal chunk, a header
