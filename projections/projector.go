@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -229,12 +230,20 @@ func apply(ctx context.Context, db *pgxpool.Pool, name string, pos ledger.Positi
 		return ErrMoved
 	}
 	rows := make([][]any, 0, len(f.Records))
+	var matches [][]any
 	for i, r := range f.Records {
 		raw := f.Segment.Records[i]
-		rows = append(rows, eventRow(f.Segment.First+uint64(i), f.Leaves[i], raw[:len(raw)-len(r.Event)], r, f.Events[i]))
+		idx := f.Segment.First + uint64(i)
+		rows = append(rows, eventRow(idx, f.Leaves[i], raw[:len(raw)-len(r.Event)], r, f.Events[i]))
+		matches = append(matches, matchRows(idx, f.Events[i])...)
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("projections: %s: writing events: %w", f.Name, err)
+	}
+	if len(matches) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_matches"}, matchColumns, pgx.CopyFromRows(matches)); err != nil {
+			return fmt.Errorf("projections: %s: writing search digests: %w", f.Name, err)
+		}
 	}
 	first, blob, err := storedHashes(pos, f.Leaves)
 	if err != nil {
@@ -292,6 +301,57 @@ func eventRow(idx uint64, leaf ledger.Hash, header []byte, r ledger.Record, ev *
 		payload, string(r.Event)}
 }
 
+var matchColumns = []string{"tenant", "digest", "idx", "path", "detector"}
+
+// matchRows are the keyed search digests an event recorded (its payload's
+// "redacted" entries' "matches", docs/FORMAT.md §1.5), one row per digest
+// and place. A payload without them, or whose member has another shape
+// (the payload is open: any producer may write one), gives none: the
+// event is projected all the same and found by the other filters.
+func matchRows(idx uint64, ev *events.Event) [][]any {
+	if !bytes.Contains(ev.Payload, []byte(`"matches"`)) {
+		return nil
+	}
+	var p struct {
+		Redacted []struct {
+			Path     string   `json:"path"`
+			Detector string   `json:"detector"`
+			Matches  []string `json:"matches"`
+		} `json:"redacted"`
+	}
+	if json.Unmarshal(ev.Payload, &p) != nil {
+		return nil
+	}
+	var out [][]any
+	seen := map[[3]string]bool{}
+	for _, r := range p.Redacted {
+		for _, d := range r.Matches {
+			k := [3]string{r.Path, r.Detector, d}
+			if !IsMatchDigest(d) || seen[k] {
+				continue
+			}
+			seen[k] = true
+			out = append(out, []any{ev.Tenant, d, int64(idx), r.Path, r.Detector})
+		}
+	}
+	return out
+}
+
+// IsMatchDigest reports whether d has the form of a keyed search digest:
+// "hmac:" and 64 lower-case hex digits.
+func IsMatchDigest(d string) bool {
+	h, ok := strings.CutPrefix(d, "hmac:")
+	if !ok || len(h) != 64 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // Rebuild empties the projection and applies the whole log again from the
 // store alone (no NATS), checking every segment as it reads it; progress,
 // if set, is called after each segment with the records applied and the
@@ -312,7 +372,7 @@ func Rebuild(ctx context.Context, cfg Config, progress func(done, total uint64))
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, `TRUNCATE events, segments, tree_hashes`); err != nil {
+	if _, err := tx.Exec(ctx, `TRUNCATE events, event_matches, segments, tree_hashes`); err != nil {
 		return fmt.Errorf("projections: emptying the tables: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM projection_cursor WHERE name = $1`, cfg.Name); err != nil {
@@ -329,7 +389,7 @@ func Rebuild(ctx context.Context, cfg Config, progress func(done, total uint64))
 		if next == nil {
 			// Fresh statistics, so the first queries after a rebuild are
 			// planned for the table as it is (autovacuum would take a while).
-			if _, err := cfg.DB.Exec(ctx, `ANALYZE events, segments, tree_hashes`); err != nil {
+			if _, err := cfg.DB.Exec(ctx, `ANALYZE events, event_matches, segments, tree_hashes`); err != nil {
 				return fmt.Errorf("projections: analyze: %w", err)
 			}
 			return nil

@@ -84,6 +84,7 @@ func rows(t *testing.T, db *pgxpool.Pool) []string {
 		`SELECT first, size, name, encode(sha256, 'hex'), encode(root, 'hex'), checkpoint FROM segments ORDER BY first`,
 		`SELECT name, size, encode(position, 'hex') FROM projection_cursor ORDER BY name`,
 		`SELECT first_stored, encode(hashes, 'hex') FROM tree_hashes ORDER BY first_stored`,
+		`SELECT idx, tenant, digest, path, detector FROM event_matches ORDER BY idx, path, detector, digest`,
 	} {
 		rs, err := db.Query(t.Context(), q)
 		if err != nil {

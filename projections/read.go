@@ -53,6 +53,21 @@ type Event struct {
 	Tenant   string
 	// SessionSeq is the event's place in its session (Timeline only).
 	SessionSeq int64
+	// Matched is where the event recorded a searched digest (Events with
+	// Matches only), in path order.
+	Matched []MatchPlace
+}
+
+// Match is a keyed search digest of one tenant (docs/FORMAT.md §1.5):
+// the digest of the value searched for under that tenant's key.
+type Match struct {
+	Tenant, Digest string
+}
+
+// MatchPlace is where an event recorded a searched value: the payload's
+// JSON Pointer and the detector that found it.
+type MatchPlace struct {
+	Path, Detector string
 }
 
 // Record is the exact record bytes the leaf hash covers.
@@ -86,6 +101,12 @@ type EventFilter struct {
 	Since, Until time.Time
 	// Text ("q"): a literal substring of the event, case-insensitive.
 	Text string
+	// Matches ("match_value"): nil means no such filter; otherwise only
+	// events of these tenants that recorded the digest given for their
+	// tenant (an empty, non-nil list matches nothing). The caller computes
+	// each digest with its tenant's key and keeps Matches within the
+	// caller's scope, as Tenants.
+	Matches []Match
 	// After ("after") is the cursor: a ledger index, as EventPage.Next
 	// gives it; only events after it. Empty: from the log's start.
 	After string
@@ -153,6 +174,19 @@ func (r *Reader) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 		pattern := "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f.Text) + "%"
 		where = append(where, "event ILIKE "+arg(pattern))
 	}
+	var matchTenants, matchDigests []string
+	if f.Matches != nil {
+		for _, m := range f.Matches {
+			if !IsMatchDigest(m.Digest) {
+				return EventPage{}, &FilterError{"match_value", fmt.Sprintf("digest %q for tenant %q is not hmac: and 64 hex digits", m.Digest, m.Tenant)}
+			}
+			matchTenants, matchDigests = append(matchTenants, m.Tenant), append(matchDigests, m.Digest)
+		}
+		// The digests' index, (tenant, digest, idx), finds the few
+		// events; the outer filters then apply to them alone.
+		where = append(where, "idx IN (SELECT m.idx FROM event_matches m JOIN unnest("+arg(matchTenants)+"::text[], "+arg(matchDigests)+
+			"::text[]) AS q(tenant, digest) ON m.tenant = q.tenant AND m.digest = q.digest)")
+	}
 	if f.After != "" {
 		n, err := strconv.ParseUint(f.After, 10, 63)
 		if err != nil {
@@ -185,7 +219,40 @@ func (r *Reader) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 		page.Events = evs[:limit]
 		page.Next = strconv.FormatUint(page.Events[limit-1].Index, 10)
 	}
+	if len(matchDigests) > 0 && len(page.Events) > 0 {
+		if err := matchedPlaces(ctx, db, page.Events, matchTenants, matchDigests); err != nil {
+			return EventPage{}, err
+		}
+	}
 	return page, nil
+}
+
+// matchedPlaces fills in where each event recorded one of the digests.
+func matchedPlaces(ctx context.Context, db *pgxpool.Pool, evs []Event, tenants, digests []string) error {
+	idxs := make([]int64, len(evs))
+	at := make(map[int64]int, len(evs))
+	for i, e := range evs {
+		idxs[i], at[int64(e.Index)] = int64(e.Index), i
+	}
+	rows, err := db.Query(ctx, `SELECT m.idx, m.path, m.detector FROM event_matches m
+		JOIN unnest($2::text[], $3::text[]) AS q(tenant, digest) ON m.tenant = q.tenant AND m.digest = q.digest
+		WHERE m.idx = ANY($1) ORDER BY m.idx, m.path, m.detector`, idxs, tenants, digests)
+	if err != nil {
+		return fmt.Errorf("projections: reading where digests were recorded: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var idx int64
+		var p MatchPlace
+		if err := rows.Scan(&idx, &p.Path, &p.Detector); err != nil {
+			return fmt.Errorf("projections: reading where digests were recorded: %w", err)
+		}
+		e := &evs[at[idx]]
+		if n := len(e.Matched); n == 0 || e.Matched[n-1] != p {
+			e.Matched = append(e.Matched, p)
+		}
+	}
+	return rows.Err()
 }
 
 // scanEvent scans idx, leaf, header, sealed_at, event and then extra.

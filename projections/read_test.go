@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/auditledger/auditledger/events"
@@ -200,5 +201,83 @@ func TestReaderControlQuery(t *testing.T) {
 	}
 	if p, _ := rd.Events(t.Context(), projections.EventFilter{}); len(p.Events) != 7 {
 		t.Errorf("%d events after a refused DELETE; want 7", len(p.Events))
+	}
+}
+
+// The search digests an event recorded are kept with their place and
+// found by tenant and digest, the other filters still applying; a digest
+// under another tenant finds nothing of this one; a rebuild keeps them.
+func TestReaderMatches(t *testing.T) {
+	f := newFixture(t)
+	d1 := "hmac:" + strings.Repeat("1a", 32)
+	d2 := "hmac:" + strings.Repeat("2b", 32)
+	ev := func(i int, tenant, redacted string) ledger.Entry {
+		return ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"m-%d","type":"command.executed","time":"2026-11-26T12:00:%02dZ","tenant":%q,"source":{"kind":"postgres-proxy","instance":"p1"},"actor":{"issuer":"https://idp.example","subject":"alice","kind":"human"},"target":{"kind":"postgres","name":"orders"},"payload":{"statement":"SELECT '[REDACTED:credit_card]'","redacted":%s}}`,
+			i, i, tenant, redacted)}
+	}
+	es := []ledger.Entry{
+		ev(0, "acme", `[{"path":"/statement","detector":"credit_card","count":1,"matches":["`+d1+`"]}]`),
+		ev(1, "acme", `[{"path":"/statement","detector":"credit_card","count":2,"matches":["`+d2+`","`+d1+`"]},{"path":"/parameters/values/0","detector":"credit_card","count":1,"matches":["`+d1+`"]}]`),
+		ev(2, "globex", `[{"path":"/statement","detector":"credit_card","count":1,"matches":["`+d1+`"]}]`),
+		ev(3, "acme", `[{"path":"/statement","detector":"credit_card","count":1}]`),
+		ev(4, "acme", `[{"path":"/statement","detector":"credit_card","count":1,"matches":["sha256:`+strings.Repeat("1a", 32)+`"]}]`),
+	}
+	if _, err := f.log.Append(t.Context(), es); err != nil {
+		t.Fatal(err)
+	}
+	if err := projections.Migrate(t.Context(), f.cfg.DB); err != nil {
+		t.Fatal(err)
+	}
+	step := func() {
+		for {
+			applied, err := projections.Step(t.Context(), f.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !applied {
+				return
+			}
+		}
+	}
+	step()
+	rd := projections.NewReader(f.cfg.DB)
+	check := func(when string) {
+		for _, c := range []struct {
+			name string
+			f    projections.EventFilter
+			want []uint64
+		}{
+			{"acme d1", projections.EventFilter{Matches: []projections.Match{{"acme", d1}}}, []uint64{0, 1}},
+			{"acme d2", projections.EventFilter{Matches: []projections.Match{{"acme", d2}}}, []uint64{1}},
+			{"globex d1", projections.EventFilter{Matches: []projections.Match{{"globex", d1}}}, []uint64{2}},
+			{"globex d2", projections.EventFilter{Matches: []projections.Match{{"globex", d2}}}, nil},
+			{"both", projections.EventFilter{Matches: []projections.Match{{"acme", d2}, {"globex", d1}}}, []uint64{1, 2}},
+			{"none", projections.EventFilter{Matches: []projections.Match{}}, nil},
+			{"scoped", projections.EventFilter{Matches: []projections.Match{{"acme", d1}, {"globex", d1}}, Tenants: []string{"globex"}}, []uint64{2}},
+			{"after", projections.EventFilter{Matches: []projections.Match{{"acme", d1}}, After: "0"}, []uint64{1}},
+		} {
+			p, err := rd.Events(t.Context(), c.f)
+			if err != nil || !slices.Equal(indexes(p.Events), c.want) {
+				t.Errorf("%s: %s: %v, %v; want %v", when, c.name, indexes(p.Events), err, c.want)
+			}
+		}
+		p, err := rd.Events(t.Context(), projections.EventFilter{Matches: []projections.Match{{"acme", d1}}})
+		if err != nil || len(p.Events) != 2 {
+			t.Fatalf("%s: %v", when, err)
+		}
+		want := []projections.MatchPlace{{"/parameters/values/0", "credit_card"}, {"/statement", "credit_card"}}
+		if got := p.Events[1].Matched; !slices.Equal(got, want) {
+			t.Errorf("%s: event 1 matched at %v; want %v", when, got, want)
+		}
+	}
+	check("projected")
+	if err := projections.Rebuild(t.Context(), f.cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("rebuilt")
+	_, err := rd.Events(t.Context(), projections.EventFilter{Matches: []projections.Match{{"acme", "sha256:00"}}})
+	var fe *projections.FilterError
+	if !errors.As(err, &fe) || fe.Field != "match_value" {
+		t.Errorf("a malformed digest: %v; want a FilterError naming match_value", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -85,8 +86,12 @@ approve:
 	if deploys.Load() != 0 {
 		t.Fatal("the deploy reached the service before approval")
 	}
-	if want := approvals.HTTPStatement("POST", "/api/deploy", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, []byte(`{"release":"v2"}`)); pending.Statement != want {
-		t.Fatalf("held statement %q, want %q", pending.Statement, want)
+	// The body is bound by its keyed digest under the tenant's search key
+	// (docs/FORMAT.md §1.5), which only the bus holds.
+	head, body, _ := strings.Cut(pending.Statement, "\nbody-hmac: ")
+	if want := approvals.HTTPStatement("POST", "/api/deploy", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, ""); head != want ||
+		!regexp.MustCompile(`^hmac:[0-9a-f]{64}$`).MatchString(body) {
+		t.Fatalf("held statement %q, want %q and the body's keyed digest", pending.Statement, want)
 	}
 	mustRun(t, nil, bobEnv, "approvals", "approve", pending.ID, "--api", d.api)
 	if err := deploy.Wait(); err != nil || deployOut.String() != "deployed\n" || deploys.Load() != 1 {

@@ -11,14 +11,19 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"text/tabwriter"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/keyfile"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 )
 
 func keysGenerate(c *cobra.Command) cli.Run {
@@ -145,6 +150,60 @@ func keysEvidence(c *cobra.Command) cli.Run {
 			return fmt.Errorf("keys evidence: %w", err)
 		}
 		fmt.Fprintf(stdout, "wrote %s, %s.pub and %s\n", filepath.Join(*out, "evidence"), filepath.Join(*out, "evidence"), filepath.Join(*out, "allowed_signers"))
+		return nil
+	}
+}
+
+// keysPII creates the personal-data keys bucket and tenants' search keys,
+// and lists the tenants that have one: never a key.
+func keysPII(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "keys pii --nats URL [--nkey SEED | --creds FILE] [--tenant T ...] [--replicas N]",
+		"Creates the personal-data keys bucket (AUDIT_PII_KEYS on the bus) if it does not\nexist, and a search key for each --tenant that has none, then lists the tenants\nthat have a search key and when it was made. Never prints a key. Gateways make\na tenant's key on its first event anyway; making it here first lets the bucket\nbe backed up before any record depends on it.\n\nEach value the detectors replace is recorded as its keyed digest under its\ntenant's search key (docs/FORMAT.md §1.5): losing a tenant's key ends\nsearching that tenant's older records by value, for good. Back the bucket up\n(as the admin principal: nats stream backup KV_AUDIT_PII_KEYS DIR, restored\nwith nats stream restore), and keep the backups away from the log. The bucket\nholds data subjects' field keys too, so a backup must expire before the\nerasure deadline: take them often and keep each for less than that\n(docs/FORMAT.md §1.5, \"Who holds the keys\").")
+	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URL")
+	nkey := fs.String("nkey", "", "NATS nkey seed file of the admin bus principal (dev: DATA/nats-keys/admin.nk)")
+	creds := fs.String("creds", "", "NATS JWT credentials file, instead of --nkey")
+	tenants := fs.StringArray("tenant", nil, "make this tenant's search key if it has none (repeat for several)")
+	replicas := fs.Int("replicas", 1, "replicas of the bucket, when creating it (as the streams': 3 in a cluster)")
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		for _, t := range *tenants {
+			if !tenantName.MatchString(t) {
+				return cli.Usagef("keys pii: --tenant %q: want 1-64 characters of a-z, 0-9, _ and -", t)
+			}
+		}
+		dial := &busdial.Dialer{URL: *natsURL, Name: "auditledger-keys", SeedFile: *nkey, Creds: *creds,
+			Log: cli.Logger(ctx, stderr, "text", "warn")}
+		defer dial.Close()
+		_, js, err := dial.Connect(bus.Admin)
+		if err != nil {
+			return fmt.Errorf("keys pii: %w", err)
+		}
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		st, err := piikeys.Open(octx, js, *replicas)
+		if err != nil {
+			return fmt.Errorf("keys pii: %w", err)
+		}
+		for _, t := range *tenants {
+			if _, err := st.TenantKey(octx, t); err != nil {
+				return fmt.Errorf("keys pii: %w", err)
+			}
+		}
+		list, err := st.TenantKeyList(octx)
+		if err != nil {
+			return fmt.Errorf("keys pii: %w", err)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "TENANT\tSEARCH KEY CREATED")
+		for _, k := range list {
+			fmt.Fprintf(tw, "%s\t%s\n", k.Tenant, k.Created.UTC().Format(time.RFC3339))
+		}
+		if len(list) == 0 {
+			fmt.Fprintln(tw, "(no tenant has a search key yet)")
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "bucket %s: back it up (nats stream backup KV_%s DIR); a lost tenant key ends searching that tenant's records by value\n", piikeys.Bucket, piikeys.Bucket)
 		return nil
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,8 +21,8 @@ import (
 // queryEvents asks the API's read path for events: the common questions
 // without writing HTTP.
 func queryEvents(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "query events [--type T,...] [--tenant T] [--actor SUBJECT] [--email E] [--session ID] [--target NAME] [--since TIME] [--until TIME] [--q TEXT] [--limit N] [--all] [--json]",
-		"Asks the API (GET /v1/events, role auditor or security) for sealed events in\nledger order and prints them as a table (index, time, type, actor, session\nand sequence, what was done), or as JSON lines with --json: each with its\nledger index, leaf hash and exact record bytes (for proof verify). --all\nfollows every page. The token comes from $AUDITLEDGER_TOKEN or --token-file.")
+	fs := cli.Describe(c, "query events [--type T,...] [--tenant T] [--actor SUBJECT] [--email E] [--session ID] [--target NAME] [--since TIME] [--until TIME] [--q TEXT] [--match-value VALUE] [--limit N] [--all] [--json]",
+		"Asks the API (GET /v1/events, role auditor or security) for sealed events in\nledger order and prints them as a table (index, time, type, actor, session\nand sequence, what was done), or as JSON lines with --json: each with its\nledger index, leaf hash and exact record bytes (for proof verify). --all\nfollows every page. The token comes from $AUDITLEDGER_TOKEN or --token-file.\n\n--match-value VALUE finds the events that recorded VALUE although the log\nholds only its keyed digest (a card number, an e-mail address the detectors\nreplaced; docs/FORMAT.md §1.5): the API (POST /v1/events/match) digests it\nunder each tenant's search key within your scope, with spaces, dashes and\ncase as the digest ignores them, and prints who, when, on what target and\nwhere in the event. It combines with --tenant, --type, --since, --until,\n--limit and --all. The value goes in the request body, not the URL; the\nsearch is recorded with its digest.")
 	af := addAPIFlags(fs)
 	filters := map[string]*string{}
 	for _, f := range []struct{ name, usage string }{
@@ -30,10 +32,19 @@ func queryEvents(c *cobra.Command) cli.Run {
 	} {
 		filters[f.name] = fs.String(f.name, "", f.usage)
 	}
+	match := fs.String("match-value", "", "events that recorded this value (replaced by a detector), by its keyed digest")
 	limit := fs.Int("limit", 100, "events per page (1 to 1000)")
 	all := fs.Bool("all", false, "follow every page")
 	asJSON := fs.Bool("json", false, "JSON lines instead of a table")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if *match != "" {
+			for _, k := range []string{"actor", "email", "session", "target", "q"} {
+				if *filters[k] != "" {
+					return cli.Usagef("query events: --match-value combines with --tenant, --type, --since, --until, --limit and --all, not --%s", k)
+				}
+			}
+			return matchEvents(ctx, af, *match, filters, *limit, *all, *asJSON, stdout)
+		}
 		v := url.Values{}
 		for k, p := range filters {
 			if *p != "" {
@@ -58,6 +69,74 @@ func queryEvents(c *cobra.Command) cli.Run {
 			v.Set("after", strconv.FormatUint(*page.Next, 10))
 		}
 	}
+}
+
+// matchEvents is query events --match-value: the events that recorded a
+// value, with who, when, on what target and where in the event.
+func matchEvents(ctx context.Context, af apiFlags, value string, filters map[string]*string, limit int, all, asJSON bool, stdout io.Writer) error {
+	req := api.MatchRequest{Value: value, Tenant: *filters["tenant"], Type: *filters["type"], Limit: limit}
+	for _, p := range []struct {
+		flag string
+		t    **time.Time
+	}{{"since", &req.Since}, {"until", &req.Until}} {
+		if v := *filters[p.flag]; v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return cli.Usagef("query events: --%s %q is not an RFC 3339 time (e.g. 2026-11-27T10:00:00Z)", p.flag, v)
+			}
+			*p.t = &t
+		}
+	}
+	var tw *tabwriter.Writer
+	enc := json.NewEncoder(stdout)
+	if !asJSON {
+		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "INDEX\tTIME\tTYPE\tTENANT\tACTOR\tTARGET\tSESSION\tFOUND AT\tWHAT")
+	}
+	shown := 0
+	for {
+		var page api.MatchPage
+		if err := af.call(ctx, "POST", "/v1/events/match", req, &page); err != nil {
+			return fmt.Errorf("query events: %w", err)
+		}
+		for _, m := range page.Events {
+			shown++
+			if asJSON {
+				if err := enc.Encode(m); err != nil {
+					return err
+				}
+				continue
+			}
+			var ev events.Event
+			if err := json.Unmarshal(m.Event, &ev); err != nil {
+				return fmt.Errorf("event %d: %w", m.Index, err)
+			}
+			sess, target := "", ""
+			if ev.SessionID != "" {
+				sess = fmt.Sprintf("%s:%d", ev.SessionID, ev.SessionSeq)
+			}
+			if ev.Target != nil {
+				target = strings.Trim(ev.Target.Kind+":"+ev.Target.Name, ":")
+			}
+			var at []string
+			for _, p := range m.Matched {
+				at = append(at, p.Path+" ("+p.Detector+")")
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Index, ev.Time.UTC().Format("2006-01-02T15:04:05Z"), ev.Type, ev.Tenant,
+				ev.Actor.Subject, target, sess, strings.Join(at, ", "), what(json.RawMessage(ev.Payload)))
+		}
+		if !all || page.Next == nil {
+			break
+		}
+		req.After = page.Next
+	}
+	if tw == nil {
+		return nil
+	}
+	if shown == 0 {
+		fmt.Fprintln(tw, "(no event recorded this value)")
+	}
+	return tw.Flush()
 }
 
 // querySession prints one session's timeline and the sequence numbers

@@ -54,7 +54,14 @@ var emailIn = regexp.MustCompile(emailPattern)
 // (quoted values, tokens between separators, runs of digits), then card
 // numbers inside longer runs of digits (cardsIn), then IBANs, credentials,
 // phone numbers and e-mail addresses wherever they stand.
-func Scrub(text string) (out string, counts map[string]int) {
+func Scrub(text string) (out string, counts map[string]int) { return ScrubEach(text, nil) }
+
+// ScrubEach is Scrub, and calls found (when not nil) with each value it
+// replaces, as written in text, and the detector that found it, in the
+// order they stand: so that a gateway records the value's keyed search
+// digest (docs/FORMAT.md §1.5). found MUST NOT keep the value longer than
+// it takes to digest it.
+func ScrubEach(text string, found func(detector, value string)) (out string, counts map[string]int) {
 	if !MayHold(text) {
 		return text, nil
 	}
@@ -69,6 +76,9 @@ func Scrub(text string) (out string, counts map[string]int) {
 	last := 0
 	for _, f := range s.found {
 		lo, hi := v.span(text, f.lo, f.hi)
+		if found != nil {
+			found(f.detector, text[lo:hi])
+		}
 		sb.WriteString(text[last:lo])
 		sb.WriteString(Placeholder(f.detector))
 		last = hi

@@ -54,3 +54,28 @@ func TestMayHoldKeepsEveryMatch(t *testing.T) {
 		t.Error("a pgbench statement is a candidate")
 	}
 }
+
+// ScrubEach hands back each value it replaces, as written, with its
+// detector, in the order they stand; the text and counts are Scrub's.
+func TestScrubEach(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []string // detector=value
+	}{
+		{"4111 1111 1111 1111", []string{"credit_card=4111 1111 1111 1111"}},
+		{"card 4111-1111-1111-1111, mail 'jane@example.com'", []string{"credit_card=4111-1111-1111-1111", "email=jane@example.com"}},
+		{"iban DE89 3704 0044 0532 0130 00 and +44 20 7946 0958", []string{"iban=DE89 3704 0044 0532 0130 00", "phone=+44 20 7946 0958"}},
+		{"/cb?k=AKIAIOSFODNN7EXAMPLE&to=jane@example.com", []string{"secret=AKIAIOSFODNN7EXAMPLE", "email=jane@example.com"}},
+		{"nothing here, order 12345", nil},
+	} {
+		var got []string
+		out, counts := ScrubEach(c.in, func(d, v string) { got = append(got, d+"="+v) })
+		wantOut, wantCounts := Scrub(c.in)
+		if out != wantOut || sum(counts) != sum(wantCounts) || sum(counts) != len(got) {
+			t.Errorf("ScrubEach(%q) = %q, %v; Scrub gives %q, %v", c.in, out, counts, wantOut, wantCounts)
+		}
+		if strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("ScrubEach(%q) found %q, want %q", c.in, got, c.want)
+		}
+	}
+}

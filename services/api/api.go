@@ -93,6 +93,9 @@ type Config struct {
 	// opens the sealed e-mails of the events it returns (actor_email;
 	// docs/FORMAT.md §1.6). Nil: its events leave the e-mail out, and
 	// readers see "(sealed)".
+	// With DB, it lets auditors search events by a value the
+	// recording rule replaced (POST /v1/events/match), through each
+	// tenant's search key; nil answers that endpoint with 503.
 	Keys *piikeys.Store
 }
 
@@ -168,6 +171,7 @@ func (a *api) router() chi.Router {
 		r.Group(func(r chi.Router) {
 			r.Use(a.require(Auditor, Security), a.needsReadPath)
 			r.Get("/events", a.listEvents)
+			r.Post("/events/match", a.matchEvents)
 			r.Get("/checkpoints/latest", a.latestCheckpoint)
 			r.Get("/proofs/inclusion", a.inclusionProof)
 			r.Get("/proofs/consistency", a.consistencyProof)
@@ -227,7 +231,8 @@ func status(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, errNotReady):
 		return http.StatusConflict
-	case errors.Is(err, errNotAudited), errors.Is(err, errNoReadPath), errors.Is(err, projections.ErrUnavailable), errors.Is(err, errNoEvidence):
+	case errors.Is(err, errNotAudited), errors.Is(err, errNoReadPath), errors.Is(err, projections.ErrUnavailable), errors.Is(err, errNoEvidence),
+		errors.Is(err, errNoKeys), errors.Is(err, errKeysUnavailable):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

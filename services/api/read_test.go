@@ -32,6 +32,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/ledgertest"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
@@ -56,6 +57,10 @@ type readFixture struct {
 	evidenceKey ssh.PublicKey
 	js          jetstream.JetStream
 	approvals   *approvals.Broker
+	// log appends more records (project them with projections.Step);
+	// keys is the API's personal-data key store.
+	log  *ledger.Log
+	keys *piikeys.Store
 }
 
 // newReadFixture builds the fixture; more, if given, is sealed as one
@@ -138,12 +143,17 @@ func newReadFixture(t *testing.T, more ...ledger.Entry) *readFixture {
 	}
 	_, epriv, _ := ed25519.GenerateKey(rand.Reader)
 	esigner, _ := ssh.NewSignerFromKey(epriv)
+	keys, err := piikeys.Open(t.Context(), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h, err := api.New(api.Config{Auth: v, Approvals: b, Emitter: em, DB: db, Tenant: "ops", // the API's own tenant: none of the data's
-		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "test"}})
+		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "test"}, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &readFixture{srv: httptest.NewServer(h), tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg, evidenceKey: esigner.PublicKey(), js: js, approvals: b,
+		log: l, keys: keys,
 		stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) }}
 	t.Cleanup(f.srv.Close)
 	for _, u := range users {

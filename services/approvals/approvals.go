@@ -147,10 +147,12 @@ func Digest(statement string) string {
 
 // HTTPStatement is the text an HTTP approval is bound to: method,
 // canonical request target, the headers that change how the body is read
-// (Content-Type, Content-Encoding), and the SHA-256 of the body — so a
-// grant for one request does not cover another.
-func HTTPStatement(method, target string, header http.Header, body []byte) string {
-	h := sha256.Sum256(body)
+// (Content-Type, Content-Encoding), and bodyHMAC, the body's keyed digest
+// under the tenant's search key (docs/FORMAT.md §1.5) — so a grant for
+// one request does not cover another, and the text, which is recorded,
+// does not let the body be guessed back. An empty bodyHMAC (a gateway
+// without the key) leaves the line out.
+func HTTPStatement(method, target string, header http.Header, bodyHMAC string) string {
 	var b strings.Builder
 	b.WriteString(method + " " + target + "\n")
 	for _, name := range []string{"Content-Type", "Content-Encoding"} {
@@ -158,8 +160,10 @@ func HTTPStatement(method, target string, header http.Header, body []byte) strin
 			b.WriteString(strings.ToLower(name) + ": " + strings.Join(v, ", ") + "\n")
 		}
 	}
-	b.WriteString("body-sha256: " + hex.EncodeToString(h[:]))
-	return b.String()
+	if bodyHMAC != "" {
+		b.WriteString("body-hmac: " + bodyHMAC)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // Config configures a Broker.

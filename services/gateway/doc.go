@@ -12,7 +12,8 @@
 //   - the recording rule: every string of every payload passes the
 //     built-in detectors before it leaves the gateway, whatever the
 //     policy says, and what they find is replaced by [REDACTED:<detector>]
-//     and counted in the payload's "redacted" member (scrub.go);
+//     and counted in the payload's "redacted" member, each value by its
+//     keyed search digest under the tenant's key (scrub.go, keys.go);
 //   - record or refuse: Record returns only once the bus has stored the
 //     event, and its error means the command does not run; Command
 //     applies the durability mode (before-forward, before-response);

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/services/approvals"
 )
 
@@ -46,13 +45,14 @@ func (s *Session) Hold(ctx context.Context, h Hold) (ok bool, why string, err er
 		return false, "", ErrNoApprovals
 	}
 	now := time.Now().UTC()
-	held, counts := detect.Scrub(h.Statement)
+	var found []Finding
+	held, _ := ScrubFound(h.Statement, &found)
 	r := &approvals.Request{ID: approvals.NewID(), Tenant: s.tenant, Rule: h.Rule, Requester: s.who.Actor,
 		Target: scrubTarget(s.target), SessionID: s.id, Statement: held, RequestedAt: now, ExpiresAt: now.Add(h.Timeout)}
 	payload := approvals.RequestedPayload(r)
 	payload["reason"] = h.Reason
 	AddRedactions(payload, h.Redacted...)
-	AddRedactions(payload, Redactions("/statement", counts)...)
+	AddRedactions(payload, Found("/statement", found)...)
 	if _, err := s.Record(ctx, events.ApprovalRequested, payload); err != nil {
 		return false, "", fmt.Errorf("approval request: %w", err)
 	}

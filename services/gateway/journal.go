@@ -186,7 +186,7 @@ func (g *Gateway) recoverLost(ctx context.Context) error {
 		if e.Policy != nil {
 			payload["policy"] = *e.Policy
 		}
-		body, err := encodePayload(payload)
+		body, err := encodePayload(payload, nil)
 		if err != nil {
 			return err
 		}

@@ -30,7 +30,7 @@ func (g *Gateway) recordPolicyLoaded(ctx context.Context) error {
 	if l == nil {
 		return nil
 	}
-	body, err := encodePayload(PolicyLoaded(l))
+	body, err := encodePayload(PolicyLoaded(l), nil)
 	if err != nil {
 		return err
 	}

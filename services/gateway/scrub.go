@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,18 +19,70 @@ import (
 // event is encoded for the bus, whatever the policy says, and each value
 // found is replaced in place by detect.Placeholder(detector). What was
 // replaced is listed in the payload's "redacted" member, by place and
-// detector, never by value (docs/FORMAT.md §1.6).
+// detector, never by value (docs/FORMAT.md §1.4), and, with the key store
+// (Config.Keys), by each value's keyed search digest under the session
+// tenant's key (§1.5): the values themselves go no further than the
+// encoding of the event.
 
 // RedactedKey is the payload member that lists what was replaced.
 const RedactedKey = "redacted"
 
 // Redaction is one entry of a payload's "redacted" member: where (a JSON
-// Pointer into the payload, RFC 6901), which detector, and how many
-// values it found there.
+// Pointer into the payload, RFC 6901), which detector, how many values it
+// found there, and each value's keyed search digest (docs/FORMAT.md §1.5),
+// in order, each once.
 type Redaction struct {
-	Path     string `json:"path"`
-	Detector string `json:"detector"`
-	Count    int    `json:"count"`
+	Path     string   `json:"path"`
+	Detector string   `json:"detector"`
+	Count    int      `json:"count"`
+	Matches  []string `json:"matches,omitempty"`
+	// values are the values replaced, handed by a gateway (Found) to the
+	// core, which turns them into Matches when it encodes the event and
+	// drops them. Never encoded.
+	values []string
+}
+
+// Finding is a value a detector found and a gateway replaced, handed to
+// the core so that the event records its keyed search digest.
+type Finding struct {
+	Detector string
+	Value    string
+}
+
+// Found turns the values replaced in the text at path into entries of
+// the "redacted" member, in detector order (the built-in detectors, then
+// others a gateway names, such as pgproxy's masked_column, in the order
+// first found), each carrying its values to the core (encodePayload),
+// which records their digests and drops them.
+func Found(path string, found []Finding) []Redaction {
+	var out []Redaction
+	order := slices.Clone(detect.Builtin)
+	for _, f := range found {
+		if !slices.Contains(order, f.Detector) {
+			order = append(order, f.Detector)
+		}
+	}
+	for _, d := range order {
+		var r *Redaction
+		for _, f := range found {
+			if f.Detector != d {
+				continue
+			}
+			if r == nil {
+				out = append(out, Redaction{Path: path, Detector: d})
+				r = &out[len(out)-1]
+			}
+			r.Count++
+			r.values = append(r.values, f.Value)
+		}
+	}
+	return out
+}
+
+// ScrubFound is detect.ScrubEach, with each value replaced appended to
+// *found.
+func ScrubFound(text string, found *[]Finding) (string, map[string]int) {
+	return detect.ScrubEach(text, func(d, v string) { *found = append(*found, Finding{d, v}) })
 }
 
 // Redactions turns the counts detect.Scrub returns for the text at path
@@ -55,10 +108,25 @@ func AddRedactions(payload map[string]any, rs ...Redaction) {
 	payload[RedactedKey] = append(have, rs...)
 }
 
-// encodePayload encodes payload for an event, every string scrubbed.
-func encodePayload(payload map[string]any) ([]byte, error) {
+// digester makes the keyed search digest of a value, or "" when it cannot;
+// nil: the event records no digests.
+type digester func(value string) string
+
+// encodePayload encodes payload for an event, every string scrubbed; with
+// digest, each value replaced is recorded in its "redacted" entry as its
+// digest. The values the caller handed in the payload's "redacted"
+// member (Found) are dropped from it: their digests take their place.
+func encodePayload(payload map[string]any, digest digester) ([]byte, error) {
 	given, _ := payload[RedactedKey].([]Redaction)
-	if given != nil { // the caller's map stays as it was
+	if given != nil {
+		// The caller's map keeps its members, but its entries' values
+		// give way to their digests: no value it handed outlives the
+		// encoding, and encoding it again records the same digests.
+		given = slices.Clone(given)
+		for i := range given {
+			given[i].digest(digest)
+		}
+		payload[RedactedKey] = slices.Clip(given)
 		p := make(map[string]any, len(payload))
 		for k, v := range payload {
 			if k != RedactedKey {
@@ -87,6 +155,9 @@ func encodePayload(payload map[string]any) ([]byte, error) {
 	if len(given)+len(found) == 0 {
 		return body, nil
 	}
+	for i := range found {
+		found[i].digest(digest)
+	}
 	all := mergeRedactions(append(given, found...))
 	m, _ := v.(map[string]any)
 	if m == nil {
@@ -96,16 +167,30 @@ func encodePayload(payload map[string]any) ([]byte, error) {
 	return json.Marshal(m)
 }
 
+// digest turns r's values into Matches (each once, in order) and drops
+// them.
+func (r *Redaction) digest(digest digester) {
+	if digest != nil {
+		for _, v := range r.values {
+			if m := digest(v); m != "" && !slices.Contains(r.Matches, m) {
+				r.Matches = append(r.Matches, m)
+			}
+		}
+	}
+	r.values = nil
+}
+
 // scrubValue returns v with every string scrubbed, noting what it
-// replaced under path.
+// replaced under path, with the values.
 func scrubValue(v any, path string, found *[]Redaction) any {
 	switch x := v.(type) {
 	case string:
 		if detect.IsDigest(x) {
 			return x
 		}
-		out, counts := detect.Scrub(x)
-		*found = append(*found, Redactions(path, counts)...)
+		var fs []Finding
+		out, _ := ScrubFound(x, &fs)
+		*found = append(*found, Found(path, fs)...)
 		return out
 	case []any:
 		for i := range x {
@@ -120,13 +205,14 @@ func scrubValue(v any, path string, found *[]Redaction) any {
 		sort.Strings(keys) // a stable order for the redacted list
 		for _, k := range keys {
 			val := x[k]
-			name, counts := detect.Scrub(k)
+			var fs []Finding
+			name, counts := ScrubFound(k, &fs)
 			if counts != nil {
 				delete(x, k)
 				for _, taken := x[name]; taken; _, taken = x[name] { // two keys scrubbed alike stay apart
 					name += "_"
 				}
-				*found = append(*found, Redactions(path+"/"+pointerEscape(name), counts)...)
+				*found = append(*found, Found(path+"/"+pointerEscape(name), fs)...)
 			}
 			x[name] = scrubValue(val, path+"/"+pointerEscape(name), found)
 		}
@@ -168,14 +254,20 @@ func pointerEscape(s string) string {
 }
 
 // mergeRedactions adds up entries of the same path and detector, keeping
-// the first one's place.
+// the first one's place, and their digests, each once.
 func mergeRedactions(rs []Redaction) []Redaction {
 	var out []Redaction
 	at := map[[2]string]int{}
 	for _, r := range rs {
 		k := [2]string{r.Path, r.Detector}
+		r.Matches = slices.Clip(r.Matches) // appending below copies, never writes into a caller's array
 		if i, ok := at[k]; ok {
 			out[i].Count += r.Count
+			for _, m := range r.Matches {
+				if !slices.Contains(out[i].Matches, m) {
+					out[i].Matches = append(out[i].Matches, m)
+				}
+			}
 			continue
 		}
 		at[k] = len(out)

@@ -3,6 +3,8 @@ package gateway
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/auditledger/auditledger/ledger/piikeys"
 )
 
 func benchPayload() map[string]any {
@@ -13,7 +15,7 @@ func benchPayload() map[string]any {
 
 func BenchmarkEncodePayload(b *testing.B) {
 	for b.Loop() {
-		if _, err := encodePayload(benchPayload()); err != nil {
+		if _, err := encodePayload(benchPayload(), nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -22,6 +24,56 @@ func BenchmarkEncodePayload(b *testing.B) {
 func BenchmarkMarshalOnly(b *testing.B) {
 	for b.Loop() {
 		if _, err := json.Marshal(benchPayload()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchCardPayload is a statement whose literals hold a card number and
+// an e-mail address: what the recording rule replaces.
+func benchCardPayload() map[string]any {
+	p := benchPayload()
+	p["statement"] = "UPDATE customers SET card = '4111 1111 1111 1111', email = 'jane.doe@example.com' WHERE id = 81234;"
+	return p
+}
+
+// BenchmarkScrubClean: a payload with nothing to replace (the common case).
+func BenchmarkScrubClean(b *testing.B) {
+	for b.Loop() {
+		if _, err := encodePayload(benchPayload(), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScrubCard: a payload with two values to replace.
+func BenchmarkScrubCard(b *testing.B) {
+	for b.Loop() {
+		if _, err := encodePayload(benchCardPayload(), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScrubCardKeyed: the same, each value recorded as its keyed
+// digest (the key as the store caches it).
+func BenchmarkScrubCardKeyed(b *testing.B) {
+	key := make([]byte, 32)
+	digest := func(v string) string { return piikeys.MatchDigest(key, v) }
+	for b.Loop() {
+		if _, err := encodePayload(benchCardPayload(), digest); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScrubCleanKeyed: a clean payload with a key store: no digest
+// is made, and the key is not read.
+func BenchmarkScrubCleanKeyed(b *testing.B) {
+	key := make([]byte, 32)
+	digest := func(v string) string { return piikeys.MatchDigest(key, v) }
+	for b.Loop() {
+		if _, err := encodePayload(benchPayload(), digest); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -107,14 +107,26 @@ func (s *Session) Authenticated(id Identity) {
 // event builds the session's next event: envelope, session sequence, id
 // ("<session id>.<seq>") and, while a policy is in force, the policy's
 // reference in the payload (member "policy"). Every string of the
-// payload passes the detectors (encodePayload).
+// payload passes the detectors (encodePayload), and each value replaced
+// is recorded as its keyed digest under the tenant's search key. A key
+// that cannot be read fails the event (wrapping ErrNotRecorded): the
+// record would lack what finds it; failing open, it is recorded without
+// the digests, and that is logged.
 func (s *Session) event(ctx context.Context, t events.Type, payload map[string]any) (*events.Event, error) {
 	if p := s.g.cfg.Policy; p != nil {
 		payload["policy"] = p.Source.Ref()
 	}
-	body, err := encodePayload(payload)
+	key := s.g.searchKey(ctx, s.tenant)
+	body, err := encodePayload(payload, key.digester())
 	if err != nil {
 		return nil, fmt.Errorf("%s payload: %w", t, err)
+	}
+	if err := key.failed(); err != nil {
+		if !s.g.cfg.FailOpen {
+			return nil, fmt.Errorf("%w: %s: the search digests of its replaced values: %w", ErrNotRecorded, t, err)
+		}
+		s.g.cfg.Logger.Warn("recorded without the search digests of its replaced values: the tenant's search key is unavailable",
+			"type", t, "session_id", s.id, "tenant", s.tenant, "err", err)
 	}
 	// The target's names can come from the client (the database a
 	// PostgreSQL client names, before it has authenticated): they pass

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/detect"
 )
 
 // Stream bounds, the defaults of StreamConfig.
@@ -159,13 +158,14 @@ func (st *Stream) flushLocked(final bool) {
 	// The chunk passes the detectors before it is encoded: in base64 the
 	// payload's own scrub could not see into it. The digest is over the
 	// data as recorded, so it cannot be used to guess what was replaced.
-	data, counts := detect.Scrub(string(st.buf))
+	var found []Finding
+	data, _ := ScrubFound(string(st.buf), &found)
 	sum := sha256.Sum256([]byte(data))
 	payload := map[string]any{
 		"stream": st.name, "offset": st.offset, "bytes": len(st.buf),
 		"data": base64.StdEncoding.EncodeToString([]byte(data)), "sha256": hex.EncodeToString(sum[:]),
 	}
-	AddRedactions(payload, Redactions("/data", counts)...)
+	AddRedactions(payload, Found("/data", found)...)
 	st.s.RecordAsync(context.Background(), events.SessionOutput, payload)
 	st.offset += int64(len(st.buf))
 }

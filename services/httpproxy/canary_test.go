@@ -2,13 +2,20 @@ package httpproxy_test
 
 import (
 	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
 	"github.com/auditledger/auditledger/test/natstest"
@@ -77,4 +84,61 @@ func TestCanaryValuesNeverReachTheBus(t *testing.T) {
 		t.Fatalf("no placeholder on the bus:\n%s", stored)
 	}
 	gatewaytest.CheckAbsent(t, stored, card, card2, card3, email, email2, url.QueryEscape(email), url.PathEscape(email2))
+}
+
+// A request body is recorded by its keyed digest over the bytes as
+// received — a gzip-compressed one too, which the detectors cannot read
+// — never by an unkeyed digest that could be guessed back; a card number
+// the detectors find in a plain body is recorded as its search digest.
+func TestBodyRecordedByKeyedDigest(t *testing.T) {
+	f := start(t)
+	card := gatewaytest.Card(t)
+	plain := `{"card":"` + card + `"}`
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(plain))
+	zw.Close()
+	send := func(body []byte, encoding string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", f.proxy.URL+"/api/orders", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+f.tokens["alice"])
+		req.Header.Set("Content-Type", "application/json")
+		if encoding != "" {
+			req.Header.Set("Content-Encoding", encoding)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST: %d", resp.StatusCode)
+		}
+	}
+	send([]byte(plain), "")
+	send(gz.Bytes(), "gzip")
+	cmds := f.waitFor(t, "command.executed", 2)
+	key, err := f.keys.TenantKey(t.Context(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, body := range [][]byte{[]byte(plain), gz.Bytes()} {
+		p := cmds[i].payload
+		if p["body_hmac"] != f.bodyHMAC(t, string(body)) || p["body_sha256"] != nil {
+			t.Errorf("request %d: body_hmac %v, body_sha256 %v; want the keyed digest of the body as received, alone", i, p["body_hmac"], p["body_sha256"])
+		}
+	}
+	red, _ := cmds[0].payload["redacted"].([]any)
+	if want := fmt.Sprintf("[map[count:1 detector:credit_card matches:[%s] path:/body_hmac]]", piikeys.MatchDigest(key, card)); fmt.Sprint(red) != want {
+		t.Errorf("plain body: redacted %v, want %s", red, want)
+	}
+	stored := gatewaytest.BusBytes(t, f.js)
+	for _, body := range [][]byte{[]byte(plain), gz.Bytes()} {
+		sum := sha256.Sum256(body)
+		if bytes.Contains(stored, []byte(hex.EncodeToString(sum[:]))) {
+			t.Errorf("an unkeyed digest of a body is on the bus")
+		}
+	}
+	gatewaytest.CheckAbsent(t, stored, card)
 }

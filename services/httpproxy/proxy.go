@@ -182,6 +182,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.body = body
+	// The body is recorded by its keyed digest only, over the bytes as
+	// received (docs/FORMAT.md §1.5): a compressed or multipart body
+	// cannot be scrubbed, and an unkeyed digest of it could be reversed by
+	// guessing. Without the key no digest is recorded; a key that cannot
+	// be read refuses the request unless the proxy fails open.
+	keyed, kerr := x.gs.Keyed(ctx)
+	if kerr != nil && !p.cfg.FailOpen {
+		p.cfg.Logger.Error("request refused: the tenant's search key is unavailable", "session_id", x.gs.ID(), "err", kerr)
+		writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger's key store did not answer; the proxy fails closed")
+		return
+	}
+	bodyHMAC := ""
+	if keyed != nil {
+		bodyHMAC = keyed(gateway.BodyLabel, body)
+	}
 	// Decide on the request the upstream will act on: its canonical
 	// form, which is also what is recorded and forwarded.
 	canon, cerr := canonicalPath(rawPath(r))
@@ -197,7 +212,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		blocked := map[string]any{"protocol": "http", "method": events.Clean(r.Method, 32),
 			"path": events.Clean(path, 2048), "query": events.Clean(rec.query, 2048), "reason": cerr.Error(),
 			"client_addr": r.RemoteAddr}
-		rec.describeBody(blocked, len(body))
+		rec.describeBody(blocked, len(body), bodyHMAC)
 		gateway.AddRedactions(blocked, rec.redactions...)
 		if _, err := x.gs.Record(ctx, events.CommandBlocked, blocked); err != nil {
 			writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger did not store its record; the proxy fails closed")
@@ -213,13 +228,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// with detector matches replaced (redactRequest); on a grant the proxy
 	// forwards the very request it held.
 	rec := redactRequest(r.URL, r.Header, body, p.cfg.MaxRequestBody)
-	statement := approvals.HTTPStatement(r.Method, rec.target, rec.header, rec.body)
+	statement := approvals.HTTPStatement(r.Method, rec.target, rec.header, bodyHMAC)
 	command := map[string]any{
 		"protocol": "http", "method": r.Method, "path": rec.path, "query": rec.query,
 		"statement": r.Method + " " + rec.target, "statement_sha256": approvals.Digest(statement),
 		"content_type": rec.header.Get("Content-Type"), "client_addr": r.RemoteAddr,
 	}
-	rec.describeBody(command, len(body))
+	rec.describeBody(command, len(body), bodyHMAC)
 	gateway.AddRedactions(command, rec.redactions...)
 	if ce := rec.header.Get("Content-Encoding"); ce != "" {
 		command["content_encoding"] = ce

@@ -22,7 +22,9 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/ledgertest"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/httpproxy"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/test/natstest"
@@ -100,6 +102,17 @@ type fixture struct {
 	broker *approvals.Broker
 	verify *identity.OIDC
 	tokens map[string]string
+	keys   *piikeys.Store // the proxy's personal-data keys
+}
+
+// bodyHMAC is a body's keyed digest under tenant acme's search key.
+func (f *fixture) bodyHMAC(t *testing.T, body string) string {
+	t.Helper()
+	key, err := f.keys.TenantKey(t.Context(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gateway.KeyedDigest(key, gateway.BodyLabel, []byte(body))
 }
 
 func start(t *testing.T) *fixture { return startFor(t, startUpstream(t), policy) }
@@ -137,8 +150,11 @@ func startFor(t *testing.T, up *upstream, policyText string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if f.keys, err = piikeys.Open(t.Context(), f.js, 1); err != nil {
+		t.Fatal(err)
+	}
 	p, err := httpproxy.New(httpproxy.Config{Upstream: f.up.srv.URL, UpstreamHeaders: http.Header{"Authorization": {"Bearer upstream-service-token"}},
-		Auth: v, Emitter: em, Tenant: "acme", Target: "orders-api", Policy: pol, Approvals: f.broker})
+		Auth: v, Emitter: em, Tenant: "acme", Target: "orders-api", Policy: pol, Approvals: f.broker, Keys: f.keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +332,7 @@ func TestApprovalBindsMethodPathAndBody(t *testing.T) {
 		return ch
 	}
 	pendingFor := func(body string) *approvals.Request {
-		want := approvals.Digest(approvals.HTTPStatement("POST", "/api/deploy?env=prod", nil, []byte(body)))
+		want := approvals.Digest(approvals.HTTPStatement("POST", "/api/deploy?env=prod", nil, f.bodyHMAC(t, body)))
 		var found *approvals.Request
 		natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 			list, err := f.broker.List(t.Context(), approvals.Pending)

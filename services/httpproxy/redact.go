@@ -5,9 +5,7 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,24 +30,21 @@ import (
 // changes (jane%2540example.com is an address too); the body after its
 // Content-Encoding (gzip, deflate) and in its media type's encoding
 // (form fields, JSON strings with \u escapes, multipart parts). The body
-// is never recorded, only its digest, which is over the scrubbed body so
-// that it cannot be used to guess a replaced value back. A body the proxy
-// cannot decode within its limits is not judged, and of it only its size
-// and the placeholder bodyUndecoded are recorded.
+// is never recorded, only its keyed digest (body_hmac, under the tenant's
+// search key, over the bytes as received: docs/FORMAT.md §1.5), so that it
+// cannot be used to guess the body back, whether or not the detectors
+// could read it; what they find in it is listed under "/body_hmac", with
+// the values for the core to record their search digests. A body the
+// proxy cannot decode within its limits is not judged, and the record
+// says why (body_undecoded).
 type recorded struct {
 	path, query string // decoded path; query as sent, each scrubbed part decoded
 	target      string // the request target as recorded: path and query
 	header      http.Header
-	body        []byte // the body with detector matches replaced
-	// undecoded says why the body could not be judged; body is then
-	// bodyUndecoded.
+	// undecoded says why the body could not be judged.
 	undecoded  string
 	redactions []gateway.Redaction
 }
-
-// bodyUndecoded stands for a body the detectors could not judge, in the
-// body digest and in approval statements.
-var bodyUndecoded = detect.Placeholder("undecodable")
 
 // maxDecodeRounds bounds repeated percent-decoding: a value encoded more
 // often than that stays encoded in the record.
@@ -62,15 +57,10 @@ var recordedHeaders = []string{"Content-Type", "Content-Encoding"}
 // redactRequest scrubs what is recorded of the request with URL u,
 // header h and body; limit bounds a decoded body.
 func redactRequest(u *url.URL, h http.Header, body []byte, limit int64) recorded {
-	rec := recorded{path: u.Path, query: u.RawQuery, target: u.RequestURI(), body: body, header: h}
-	total := map[string]int{}
-	add := func(counts map[string]int) {
-		for d, n := range counts {
-			total[d] += n
-		}
-	}
-	p, pc := detect.Scrub(unescapeAll(u.Path, false))
-	q, qc := redactQuery(u.RawQuery)
+	rec := recorded{path: u.Path, query: u.RawQuery, target: u.RequestURI(), header: h}
+	var pf, qf, bf []gateway.Finding
+	p, pc := gateway.ScrubFound(unescapeAll(u.Path, false), &pf)
+	q, qc := redactQuery(u.RawQuery, &qf)
 	if pc != nil || qc != nil {
 		rec.path, rec.query = p, q
 		rec.target = p
@@ -80,10 +70,8 @@ func redactRequest(u *url.URL, h http.Header, body []byte, limit int64) recorded
 		if q != "" {
 			rec.target += "?" + q
 		}
-		rec.redactions = append(rec.redactions, gateway.Redactions("/path", pc)...)
-		rec.redactions = append(rec.redactions, gateway.Redactions("/query", qc)...)
-		add(pc)
-		add(qc)
+		rec.redactions = append(rec.redactions, gateway.Found("/path", pf)...)
+		rec.redactions = append(rec.redactions, gateway.Found("/query", qf)...)
 	}
 	cloned := false
 	for _, name := range recordedHeaders {
@@ -91,11 +79,12 @@ func redactRequest(u *url.URL, h http.Header, body []byte, limit int64) recorded
 		var scrubbed []string
 		var found bool
 		for _, v := range vs {
-			s, c := detect.Scrub(unescapeAll(v, false))
+			var hf []gateway.Finding
+			s, c := gateway.ScrubFound(unescapeAll(v, false), &hf)
 			if c != nil {
 				found = true
 				v = s
-				rec.redactions = append(rec.redactions, gateway.Redactions("/"+strings.ReplaceAll(strings.ToLower(name), "-", "_"), c)...)
+				rec.redactions = append(rec.redactions, gateway.Found("/"+strings.ReplaceAll(strings.ToLower(name), "-", "_"), hf)...)
 			}
 			scrubbed = append(scrubbed, v)
 		}
@@ -106,33 +95,25 @@ func redactRequest(u *url.URL, h http.Header, body []byte, limit int64) recorded
 			rec.header[name] = scrubbed
 		}
 	}
-	b, bc, why := scrubBody(h.Get("Content-Type"), h.Values("Content-Encoding"), body, limit, 0)
-	switch {
-	case why != "":
-		rec.body, rec.undecoded = []byte(bodyUndecoded), why
-	case bc != nil:
-		rec.body = b
-		rec.redactions = append(rec.redactions, gateway.Redactions("/body_sha256", bc)...)
+	_, _, why := scrubBody(h.Get("Content-Type"), h.Values("Content-Encoding"), body, limit, 0, &bf)
+	if why != "" {
+		rec.undecoded = why
 	}
-	rec.redactions = append(rec.redactions, gateway.Redactions("/statement", total)...)
+	// What the detectors found in the body is listed under the body's
+	// digest, with the values for their search digests.
+	rec.redactions = append(rec.redactions, gateway.Found("/body_hmac", bf)...)
+	rec.redactions = append(rec.redactions, gateway.Found("/statement", append(pf, qf...))...)
 	return rec
 }
 
-// bodyDigest is what is recorded as body_sha256: the digest of the
-// scrubbed body, or bodyUndecoded for a body the detectors could not
-// judge.
-func (rec recorded) bodyDigest() string {
-	if rec.undecoded != "" {
-		return bodyUndecoded
-	}
-	sum := sha256.Sum256(rec.body)
-	return hex.EncodeToString(sum[:])
-}
-
 // describeBody adds to payload what is recorded of the body: its size,
-// its digest, and why it was not judged.
-func (rec recorded) describeBody(payload map[string]any, size int) {
-	payload["body_bytes"], payload["body_sha256"] = size, rec.bodyDigest()
+// its keyed digest (bodyHMAC; none without the tenant's key), and why it
+// was not judged.
+func (rec recorded) describeBody(payload map[string]any, size int, bodyHMAC string) {
+	payload["body_bytes"] = size
+	if bodyHMAC != "" {
+		payload["body_hmac"] = bodyHMAC
+	}
 	if rec.undecoded != "" {
 		payload["body_undecoded"] = rec.undecoded
 	}
@@ -164,7 +145,7 @@ func unescapeAll(s string, query bool) string {
 
 // redactQuery scrubs each name and value of a query string (or a form
 // body), decoded; a part with nothing found stays as it was sent.
-func redactQuery(raw string) (string, map[string]int) {
+func redactQuery(raw string, found *[]gateway.Finding) (string, map[string]int) {
 	if raw == "" {
 		return raw, nil
 	}
@@ -172,8 +153,8 @@ func redactQuery(raw string) (string, map[string]int) {
 	parts := strings.Split(raw, "&")
 	for i, part := range parts {
 		k, v, eq := strings.Cut(part, "=")
-		ks, kc := scrubQueryText(k)
-		vs, vc := scrubQueryText(v)
+		ks, kc := scrubQueryText(k, found)
+		vs, vc := scrubQueryText(v, found)
 		if kc == nil && vc == nil {
 			continue
 		}
@@ -190,8 +171,8 @@ func redactQuery(raw string) (string, map[string]int) {
 	return strings.Join(parts, "&"), all
 }
 
-func scrubQueryText(s string) (string, map[string]int) {
-	return detect.Scrub(unescapeAll(s, true))
+func scrubQueryText(s string, found *[]gateway.Finding) (string, map[string]int) {
+	return gateway.ScrubFound(unescapeAll(s, true), found)
 }
 
 func addCounts(to, from map[string]int) {
@@ -211,7 +192,7 @@ const maxBodyDepth = 2
 // not be decoded within limit bytes (an unknown coding, a corrupt or too
 // large stream, a malformed multipart body): the detectors could not
 // judge it.
-func scrubBody(ctype string, encodings []string, body []byte, limit int64, depth int) (out []byte, counts map[string]int, why string) {
+func scrubBody(ctype string, encodings []string, body []byte, limit int64, depth int, found *[]gateway.Finding) (out []byte, counts map[string]int, why string) {
 	if len(body) == 0 {
 		return body, nil, ""
 	}
@@ -231,23 +212,23 @@ func scrubBody(ctype string, encodings []string, body []byte, limit int64, depth
 			return nil, nil, "multipart body nested too deep"
 		}
 		var c map[string]int
-		if s, c, why = scrubMultipart(params["boundary"], d, limit, depth); why != "" {
+		if s, c, why = scrubMultipart(params["boundary"], d, limit, depth, found); why != "" {
 			return nil, nil, why
 		}
 		addCounts(counts, c)
 	case media == "application/x-www-form-urlencoded":
-		q, c := redactQuery(string(d))
+		q, c := redactQuery(string(d), found)
 		s = []byte(q)
 		addCounts(counts, c)
 	case (media == "application/json" || strings.HasSuffix(media, "+json") || media == "" && json.Valid(d)) && bytes.IndexByte(d, '\\') >= 0:
 		// Escapes (\u0034) hide what the text pass reads; without any,
 		// a JSON text holds its strings as written.
-		if j, c, ok := scrubJSON(d); ok {
+		if j, c, ok := scrubJSON(d, found); ok {
 			s = j
 			addCounts(counts, c)
 		}
 	}
-	t, c := detect.Scrub(string(s))
+	t, c := gateway.ScrubFound(string(s), found)
 	addCounts(counts, c)
 	if len(counts) == 0 {
 		return body, nil, ""
@@ -296,7 +277,7 @@ func decodeContent(encodings []string, body []byte, limit int64) ([]byte, string
 
 // scrubJSON scrubs every string, member name and number of a JSON text
 // as decoded; ok is false when it is not one JSON value.
-func scrubJSON(b []byte) ([]byte, map[string]int, bool) {
+func scrubJSON(b []byte, found *[]gateway.Finding) ([]byte, map[string]int, bool) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
@@ -304,7 +285,7 @@ func scrubJSON(b []byte) ([]byte, map[string]int, bool) {
 		return nil, nil, false
 	}
 	counts := map[string]int{}
-	v = scrubJSONValue(v, counts)
+	v = scrubJSONValue(v, counts, found)
 	if len(counts) == 0 {
 		return b, nil, true
 	}
@@ -315,24 +296,24 @@ func scrubJSON(b []byte) ([]byte, map[string]int, bool) {
 	return out, counts, true
 }
 
-func scrubJSONValue(v any, counts map[string]int) any {
+func scrubJSONValue(v any, counts map[string]int, found *[]gateway.Finding) any {
 	switch x := v.(type) {
 	case string:
 		if detect.IsDigest(x) {
 			return x
 		}
-		s, c := detect.Scrub(x)
+		s, c := gateway.ScrubFound(x, found)
 		addCounts(counts, c)
 		return s
 	case json.Number:
-		if s, c := detect.Scrub(string(x)); c != nil {
+		if s, c := gateway.ScrubFound(string(x), found); c != nil {
 			addCounts(counts, c)
 			return s
 		}
 		return x
 	case []any:
 		for i := range x {
-			x[i] = scrubJSONValue(x[i], counts)
+			x[i] = scrubJSONValue(x[i], counts, found)
 		}
 		return x
 	case map[string]any:
@@ -343,12 +324,12 @@ func scrubJSONValue(v any, counts map[string]int) any {
 		sort.Strings(keys)
 		out := make(map[string]any, len(x))
 		for _, k := range keys {
-			name, c := detect.Scrub(k)
+			name, c := gateway.ScrubFound(k, found)
 			addCounts(counts, c)
 			for _, taken := out[name]; taken; _, taken = out[name] {
 				name += "_"
 			}
-			out[name] = scrubJSONValue(x[k], counts)
+			out[name] = scrubJSONValue(x[k], counts, found)
 		}
 		return out
 	}
@@ -359,7 +340,7 @@ func scrubJSONValue(v any, counts map[string]int) any {
 // (a file name), and its content as its own media type and transfer
 // encoding read it. The result is the body written again with the same
 // boundary, parts decoded.
-func scrubMultipart(boundary string, body []byte, limit int64, depth int) ([]byte, map[string]int, string) {
+func scrubMultipart(boundary string, body []byte, limit int64, depth int, found *[]gateway.Finding) ([]byte, map[string]int, string) {
 	if boundary == "" {
 		return nil, nil, "multipart body without a boundary"
 	}
@@ -385,7 +366,7 @@ func scrubMultipart(boundary string, body []byte, limit int64, depth int) ([]byt
 		h := textproto.MIMEHeader{}
 		for name, vs := range p.Header {
 			for _, v := range vs {
-				s, c := detect.Scrub(unescapeAll(v, false))
+				s, c := gateway.ScrubFound(unescapeAll(v, false), found)
 				addCounts(counts, c)
 				if c == nil {
 					s = v
@@ -409,7 +390,7 @@ func scrubMultipart(boundary string, body []byte, limit int64, depth int) ([]byt
 			content = d
 			h.Del("Content-Transfer-Encoding")
 		}
-		s, c, why := scrubBody(p.Header.Get("Content-Type"), p.Header.Values("Content-Encoding"), content, limit, depth+1)
+		s, c, why := scrubBody(p.Header.Get("Content-Type"), p.Header.Values("Content-Encoding"), content, limit, depth+1, found)
 		if why != "" {
 			return nil, nil, why
 		}

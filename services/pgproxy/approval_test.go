@@ -285,7 +285,7 @@ func TestApprovalHoldsUntilGrantedAndBindsTheText(t *testing.T) {
 	// The UPDATE was held at its Execute, bound to its parameters.
 	d3 := "none"
 	for _, rec := range f.eventsOf(t) {
-		if s, _ := rec.payload["statement"].(string); rec.ev.Type == events.ApprovalRequested && strings.HasPrefix(s, "UPDATE orders SET id = $1 WHERE id = 0\n-- parameters: 1, sha256 ") {
+		if s, _ := rec.payload["statement"].(string); rec.ev.Type == events.ApprovalRequested && strings.HasPrefix(s, "UPDATE orders SET id = $1 WHERE id = 0\n-- parameters: 1, hmac:") {
 			d3 = rec.payload["statement_sha256"].(string)[:8]
 		}
 	}
@@ -383,7 +383,7 @@ func TestGrantCoversOneExecution(t *testing.T) {
 	}
 	done := run(1)
 	r := f.pending(t)
-	if !strings.Contains(r.Statement, "-- parameters: 1, sha256 ") {
+	if !strings.Contains(r.Statement, "-- parameters: 1, hmac:") {
 		t.Fatalf("held statement %q does not bind its parameters", r.Statement)
 	}
 	if _, err := f.broker.Decide(t.Context(), r.ID, f.actor(t, "bob"), true, "one row"); err != nil {

@@ -1,14 +1,12 @@
 package pgproxy
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -673,48 +671,60 @@ func (p *Policy) paramMode() string {
 	return p.Parameters
 }
 
+// noKey is what stands for a parameter that would be recorded by its
+// keyed digest when the gateway has no tenant search key: an unkeyed
+// digest could be reversed by guessing (docs/FORMAT.md §1.5).
+const noKey = "[NO KEY]"
+
 // recordParams turns bind parameters into what the ledger keeps: nothing
-// (omit); for hash, "hmac:<hex>" with the policy's hash key, or
-// "sha256:<hex>" without one; for record, text values as strings, masked
-// when a mask rule's detector matches, and binary ones and those over 1 KiB
-// as "sha256:<hex>" — or, when a detector finds a value in one, the
-// detector's placeholder, as an unkeyed digest could be guessed back.
-// Recorded strings pass the gateway's detectors like every payload
-// string. A parameter of sql compared with or assigned to a column a
-// mask rule names (maskedParams) is recorded as [REDACTED:masked_column]
-// in record mode and without a hash key, as a constant there would be.
-// NULL is null in every mode.
-func (p *Policy) recordParams(sql string, values [][]byte, formats []int16) []any {
+// (omit); for hash, each value's keyed digest under the session tenant's
+// search key (keyed, gateway.ParamLabel: "hmac:<hex>"); for record, text
+// values as strings, masked when a mask rule's detector matches, and
+// binary ones and those over 1 KiB by keyed digest. Without a key (keyed
+// nil) a value to digest is recorded as its detector's placeholder when
+// a detector finds one in it, else as noKey. Recorded strings pass the
+// gateway's detectors like every payload string. NULL is null in every
+// mode. A parameter of sql compared with or assigned to a column a mask
+// rule names (maskedParams) is recorded as [REDACTED:masked_column] in
+// record mode and without a key, as a constant there would be.
+//
+// found lists each value a detector finds whole that is not recorded as
+// a string (digested, or masked by a rule), at "/parameters/values/<i>",
+// so that the event records its search digest too: the card number bound
+// as a parameter is found like the one written in the text.
+func (p *Policy) recordParams(sql string, values [][]byte, formats []int16, keyed func(label string, b []byte) string) (out []any, found []gateway.Redaction) {
 	mode := p.paramMode()
 	if mode == paramsOmit {
-		return nil
+		return nil, nil
 	}
 	masked := maskedParams(sql, p)
-	out := make([]any, len(values))
+	out = make([]any, len(values))
 	for i, v := range values {
 		if v == nil {
 			continue
 		}
-		if masked[int32(i+1)] && (mode == paramsRecord || len(p.hashKey) == 0) {
+		if masked[int32(i+1)] && (mode == paramsRecord || keyed == nil) {
 			out[i] = detect.Placeholder(maskedColumn)
+			found = append(found, gateway.Found("/parameters/values/"+strconv.Itoa(i), []gateway.Finding{{Detector: maskedColumn, Value: string(v)}})...)
 			continue
 		}
 		binary := len(formats) == 1 && formats[0] == 1 || len(formats) > i && formats[i] == 1
+		asText := mode == paramsRecord && !binary && len(v) <= maxRecordedParam
+		if !asText || p.detectRule(v) != nil {
+			var fs []gateway.Finding
+			gateway.ScrubFound(string(v), &fs)
+			found = append(found, gateway.Found("/parameters/values/"+strconv.Itoa(i), fs)...)
+		}
 		switch {
-		case mode == paramsRecord && !binary && len(v) <= maxRecordedParam:
+		case asText:
 			if r := p.detectRule(v); r != nil {
 				out[i] = string(p.apply(r, v))
 			} else {
 				out[i] = string(v)
 			}
-		case mode == paramsHash && len(p.hashKey) > 0:
-			m := hmac.New(sha256.New, p.hashKey)
-			m.Write(v)
-			out[i] = "hmac:" + hex.EncodeToString(m.Sum(nil))
+		case keyed != nil:
+			out[i] = keyed(gateway.ParamLabel, v)
 		default:
-			// An unkeyed digest of a value a detector finds would let
-			// anyone guess the value back (a card number is ~10⁹ tries
-			// from its known parts): the placeholder is recorded instead.
 			if d := detect.Find(v); d != "" {
 				out[i] = detect.Placeholder(d)
 				break
@@ -723,9 +733,8 @@ func (p *Policy) recordParams(sql string, values [][]byte, formats []int16) []an
 				out[i] = detect.Placeholder(gateway.Redactions("", counts)[0].Detector)
 				break
 			}
-			h := sha256.Sum256(v)
-			out[i] = "sha256:" + hex.EncodeToString(h[:])
+			out[i] = noKey
 		}
 	}
-	return out
+	return out, found
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/pgproxy"
 	"github.com/auditledger/auditledger/test/natstest"
 )
@@ -234,16 +236,22 @@ func TestCopyOutDigestWithoutMasking(t *testing.T) {
 }
 
 func TestParameterRecording(t *testing.T) {
+	const card = "4111 1111 1111 1111"
+	// param is a parameter's keyed digest under tenant acme's key.
+	param := func(key []byte, v string) string { return gateway.KeyedDigest(key, gateway.ParamLabel, []byte(v)) }
 	for _, c := range []struct {
 		mode string
-		want []any
+		want func(key []byte) []any
 	}{
-		{"omit", nil},
-		// pgx sends the int4 in binary (recorded by digest), the text as text.
-		{"record", []any{"sha256:" + sha256Hex("\x00\x00\x00\x07"), "[REDACTED]", nil, "plain"}},
-		// Without a hash key, a card number's unkeyed digest could be
-		// guessed back: the detector's placeholder stands in its place.
-		{"hash", []any{"sha256:" + sha256Hex("\x00\x00\x00\x07"), "[REDACTED:credit_card]", nil, "sha256:" + sha256Hex("plain")}},
+		{"omit", func([]byte) []any { return nil }},
+		// pgx sends the int4 in binary (recorded by keyed digest), the
+		// text as text, the card masked by the policy's rule.
+		{"record", func(k []byte) []any { return []any{param(k, "\x00\x00\x00\x07"), "[REDACTED]", nil, "plain"} }},
+		// Every value by its keyed digest: an unkeyed one of a card
+		// number could be guessed back.
+		{"hash", func(k []byte) []any {
+			return []any{param(k, "\x00\x00\x00\x07"), param(k, card), nil, param(k, "plain")}
+		}},
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			f := startWithPolicyText(t, strings.Replace(testPolicy, "version: 1\n", "version: 1\nparameters: "+c.mode+"\n", 1))
@@ -253,24 +261,39 @@ func TestParameterRecording(t *testing.T) {
 			}
 			defer conn.Close(context.Background())
 			var n int
-			if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM customers WHERE id <> $1 AND note <> $2 AND email IS DISTINCT FROM $3 AND note <> $4", 7, "4111 1111 1111 1111", nil, "plain").Scan(&n); err != nil {
+			if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM customers WHERE id <> $1 AND note <> $2 AND email IS DISTINCT FROM $3 AND note <> $4", 7, card, nil, "plain").Scan(&n); err != nil {
 				t.Fatal(err)
 			}
 			var params map[string]any
+			var red []any
 			for _, r := range f.eventsOf(t) {
 				if r.ev.Type == events.CommandExecuted && strings.Contains(r.payload["statement"].(string), "$3") {
 					params = r.payload["parameters"].(map[string]any)
+					red, _ = r.payload["redacted"].([]any)
 				}
-				if strings.Contains(string(r.ev.Payload), "4111 1111 1111 1111") {
-					t.Errorf("a card number is in event %s", r.ev.Type)
+				if strings.Contains(string(r.ev.Payload), card) || strings.Contains(string(r.ev.Payload), "sha256:") {
+					t.Errorf("a card number or an unkeyed digest is in event %s: %s", r.ev.Type, r.ev.Payload)
 				}
 			}
 			if params["recorded"] != c.mode || params["count"].(float64) != 4 {
 				t.Fatalf("parameters %v", params)
 			}
+			key, err := f.keys.TenantKey(t.Context(), "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
 			got, _ := params["values"].([]any)
-			if fmt.Sprint(got) != fmt.Sprint(c.want) {
-				t.Errorf("values %v, want %v", got, c.want)
+			if fmt.Sprint(got) != fmt.Sprint(c.want(key)) {
+				t.Errorf("values %v, want %v", got, c.want(key))
+			}
+			// The card number bound, digested or masked, is found by its
+			// search digest all the same.
+			wantRed := "[]"
+			if c.mode != "omit" {
+				wantRed = fmt.Sprintf("[map[count:1 detector:credit_card matches:[%s] path:/parameters/values/1]]", piikeys.MatchDigest(key, card))
+			}
+			if fmt.Sprint(red) != wantRed && !(c.mode == "omit" && red == nil) {
+				t.Errorf("redacted %v, want %s", red, wantRed)
 			}
 		})
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 	"github.com/auditledger/auditledger/test/natstest"
@@ -38,6 +39,9 @@ type fixture struct {
 	addr  string
 	db    string
 	users identity.StaticUsers
+	// keys is the proxy's personal-data key store, as the roles open it
+	// on the bus (cfg.Keys, unless the test set its own).
+	keys *piikeys.Store
 }
 
 func start(t *testing.T) *fixture { return startWith(t, pgproxy.BeforeForward) }
@@ -72,6 +76,14 @@ func serve(t *testing.T, srv *natstest.Server, js jetstream.JetStream, em *emitt
 	if cfg.Auth == nil {
 		cfg.Auth = f.users
 	}
+	if cfg.Keys == nil {
+		keys, err := piikeys.Open(t.Context(), js, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Keys = keys
+	}
+	f.keys = cfg.Keys
 	p, err := pgproxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)

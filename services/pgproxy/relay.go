@@ -170,7 +170,7 @@ func (s *session) needsApproval(judged []string) *ApprovalRule {
 // statement and the digest of its parameters (and their values, when the
 // policy records them), so a grant covers this execution only.
 func (p portal) heldText() string {
-	t := p.sql + "\n-- parameters: " + strconv.Itoa(p.nparams) + ", sha256 " + p.paramsSHA256
+	t := p.sql + "\n-- parameters: " + strconv.Itoa(p.nparams) + ", " + p.paramsDigest
 	if p.params != nil {
 		if b, err := json.Marshal(p.params); err == nil {
 			t += "\n-- values: " + string(b)
@@ -332,11 +332,38 @@ func (s *session) relay(ctx context.Context, client net.Conn, up *pgconn.Hijacke
 
 type portal struct {
 	formats      []int16 // result format codes from Bind
-	paramsSHA256 string  // over the bound parameters' lengths and bytes
+	paramsDigest string  // over the bound parameters' lengths and bytes (paramsDigest)
 	sql          string
-	params       []any // as recorded, per the policy's parameters setting
+	params       []any               // as recorded, per the policy's parameters setting
+	paramsFound  []gateway.Redaction // what the detectors found in them, as search digests
 	nparams      int
 	stmt         string // the prepared statement it was bound from
+}
+
+// ParamsLabel is the label of the keyed digest of one execution's
+// parameters that its approval is bound to (gateway.KeyedDigest).
+const ParamsLabel = "auditledger params v1\n"
+
+// paramsDigest is what an approval of one execution is bound to, over
+// the parameters' lengths and bytes: "hmac:<hex>", keyed under the
+// tenant's search key, so that it cannot be used to guess a value back;
+// without the key, "sha256 <hex>" over the parameters with what the
+// detectors find replaced. The grant runs the very parameters held in
+// the session.
+func paramsDigest(params [][]byte, keyed func(label string, b []byte) string) string {
+	var b []byte
+	for _, p := range params {
+		if keyed == nil {
+			v, _ := detect.Scrub(string(p))
+			p = []byte(v)
+		}
+		b = append(strconv.AppendInt(b, int64(len(p)), 10), ':')
+		b = append(b, p...)
+	}
+	if keyed != nil {
+		return keyed(ParamsLabel, b)
+	}
+	return "sha256 " + sha256Hex(string(b))
 }
 
 // fromClient records each statement durably, then forwards it.
@@ -396,7 +423,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if s.pol.rules() {
 				s.sqlPrep.note(m.String, analyze(m.String))
 			}
-			id, stored, err := s.command(ctx, "simple", m.String, 0, nil)
+			id, stored, err := s.command(ctx, "simple", m.String, 0, nil, nil)
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
@@ -450,20 +477,26 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				msg = &pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: unknownStatement}
 				break
 			}
-			// The digest an approval of this execution is bound to is over
-			// the parameters with detector matches replaced: it is recorded
-			// with the held text, and must not let a value be guessed back.
-			// The grant runs these very parameters, held in this session.
-			ps := sha256.New()
-			for _, p := range m.Parameters {
-				v, _ := detect.Scrub(string(p))
-				fmt.Fprintf(ps, "%d:", len(v))
-				ps.Write([]byte(v))
+			// Parameters are recorded by keyed digest (docs/FORMAT.md
+			// §1.5): an unkeyed one of a card number in a binary int8, or
+			// split across two parameters, could be guessed back. Without
+			// the key they are recorded without digests, and that is said.
+			keyed, kerr := s.gs.Keyed(ctx)
+			if kerr != nil {
+				s.p.cfg.Logger.Warn("bind parameters recorded without digests: the tenant's search key is unavailable", "session_id", s.gs.ID(), "err", kerr)
+			}
+			// The whole policy: a requester exempt from a mask rule still does
+			// not put the value into the ledger.
+			params, found := s.p.cfg.Policy.recordParams(sql, m.Parameters, m.ParameterFormatCodes, keyed)
+			// The values found become their search digests now: the
+			// portal may wait a while before it runs.
+			found, ferr := s.gs.Digest(ctx, found)
+			if ferr != nil {
+				s.p.cfg.Logger.Warn("bind parameters recorded without search digests: the tenant's search key is unavailable", "session_id", s.gs.ID(), "err", ferr)
 			}
 			s.binds.push(m.DestinationPortal)
 			portals[m.DestinationPortal] = portal{sql: sql, nparams: len(m.Parameters), formats: slices.Clone(m.ResultFormatCodes),
-				paramsSHA256: hex.EncodeToString(ps.Sum(nil)),
-				params:       s.p.cfg.Policy.recordParams(sql, m.Parameters, m.ParameterFormatCodes), stmt: m.PreparedStatement}
+				paramsDigest: paramsDigest(m.Parameters, keyed), params: params, paramsFound: found, stmt: m.PreparedStatement}
 		case *pgproto3.Describe:
 			// Remember what each RowDescription will describe, to mask
 			// the rows of later executions by column name.
@@ -508,7 +541,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if s.pol.rules() {
 				s.sqlPrep.note(p.sql, analyze(p.sql))
 			}
-			id, stored, err := s.command(ctx, "extended", p.sql, p.nparams, p.params)
+			id, stored, err := s.command(ctx, "extended", p.sql, p.nparams, p.params, p.paramsFound)
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
@@ -561,8 +594,9 @@ func statementFields(sql string, pol *Policy) map[string]any {
 	// What the literal pass leaves (an identifier, a token it does not
 	// delimit) passes the detectors over the whole text too, here rather
 	// than in the core, so that the digest is over the text as recorded.
-	if whole, counts := detect.Scrub(sql); counts != nil {
-		sql, red = whole, append(red, gateway.Redactions("/statement", counts)...)
+	var found []gateway.Finding
+	if whole, counts := gateway.ScrubFound(sql, &found); counts != nil {
+		sql, red = whole, append(red, gateway.Found("/statement", found)...)
 	}
 	f := map[string]any{"statement": sql, "statement_sha256": sha256Hex(sql), "kind": statementKind(sql)}
 	gateway.AddRedactions(f, red...)
@@ -577,7 +611,7 @@ func statementFields(sql string, pol *Policy) map[string]any {
 // command records one statement as command.executed and returns its id.
 // In before-forward mode the record is stored when it returns; in
 // before-response mode it is on its way, and stored reports the outcome.
-func (s *session) command(ctx context.Context, protocol, sql string, nparams int, params []any) (id string, stored <-chan error, err error) {
+func (s *session) command(ctx context.Context, protocol, sql string, nparams int, params []any, found []gateway.Redaction) (id string, stored <-chan error, err error) {
 	s.cmds++
 	payload := statementFields(sql, s.p.cfg.Policy)
 	payload["protocol"] = protocol
@@ -587,6 +621,7 @@ func (s *session) command(ctx context.Context, protocol, sql string, nparams int
 			pp["values"] = params
 		}
 		payload["parameters"] = pp
+		gateway.AddRedactions(payload, found...)
 	}
 	id, stored, err = s.gs.Command(ctx, payload)
 	if err != nil && stored == nil && id != "" {

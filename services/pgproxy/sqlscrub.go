@@ -24,8 +24,9 @@ import (
 // quoted placeholder. String literals joined by || are also judged as
 // the one string they make ('4111 1111' || '1111 1111'): when that finds
 // a value, each of them becomes the placeholder. The redactions name path
-// "/statement". Text the scanner cannot read is scrubbed as free text
-// (detect.Scrub).
+// "/statement" and carry the values replaced (as PostgreSQL reads them),
+// for the gateway core to record their keyed digests. Text the scanner
+// cannot read is scrubbed as free text (detect.Scrub).
 //
 // Two more kinds of literal are replaced whole, found on the parse tree
 // (treeRedactions): one compared with or assigned to a column a mask rule
@@ -46,15 +47,11 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 	}
 	toks, err := pg_query.Scan(sql)
 	if err != nil {
-		out, counts := detect.Scrub(sql)
-		return out, gateway.Redactions("/statement", counts)
+		var found []gateway.Finding
+		out, _ := gateway.ScrubFound(sql, &found)
+		return out, gateway.Found("/statement", found)
 	}
-	all := map[string]int{}
-	note := func(counts map[string]int) {
-		for d, n := range counts {
-			all[d] += n
-		}
-	}
+	var all []gateway.Finding
 	repl := map[int]string{} // token index → its recorded text
 	forcedTok := map[int]string{}
 	for k, t := range toks.Tokens {
@@ -71,9 +68,10 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 		if len(run) > 1 {
 			// The placeholders of what each literal held stay as they
 			// are; anything found now is a value only the whole makes.
-			if _, counts := detect.Scrub(joined.String()); counts != nil {
-				note(counts)
-				d := gateway.Redactions("", counts)[0].Detector
+			var found []gateway.Finding
+			if gateway.ScrubFound(joined.String(), &found); len(found) > 0 {
+				all = append(all, found...)
+				d := found[0].Detector
 				for _, k := range run {
 					t := toks.Tokens[k]
 					pre, _, post := splitLiteral(sql[t.Start:t.End])
@@ -90,15 +88,16 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 			continue
 		}
 		if d, ok := forcedTok[k]; ok {
-			note(map[string]int{d: 1})
 			switch t.Token {
 			case pg_query.Token_SCONST, pg_query.Token_USCONST, pg_query.Token_BCONST, pg_query.Token_XCONST:
-				pre, _, post := splitLiteral(sql[lo:hi])
+				pre, inner, post := splitLiteral(sql[lo:hi])
+				all = append(all, gateway.Finding{Detector: d, Value: inner})
 				repl[k] = pre + detect.Placeholder(d) + post
 				run = append(run, k)
 				joined.WriteString(detect.Placeholder(d))
 				continue
 			default:
+				all = append(all, gateway.Finding{Detector: d, Value: sql[lo:hi]})
 				repl[k] = "'" + detect.Placeholder(d) + "'"
 			}
 			endRun()
@@ -107,16 +106,15 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 		switch t.Token {
 		case pg_query.Token_SCONST, pg_query.Token_USCONST:
 			pre, inner, post := splitLiteral(sql[lo:hi])
-			scrubbed, counts := detect.Scrub(inner)
+			scrubbed, counts := gateway.ScrubFound(inner, &all)
 			if counts != nil {
-				note(counts)
 				repl[k] = pre + scrubbed + post
 			} else if dec, ok := decodeLiteral(pre, inner); ok {
 				// Escapes (E'jane\x40example.com', U&'\0034\0031…') are
 				// judged as the value PostgreSQL reads; a match replaces
 				// the whole literal, whose escapes cannot be kept apart.
 				if d := detect.Find([]byte(dec)); d != "" {
-					note(map[string]int{d: 1})
+					all = append(all, gateway.Finding{Detector: d, Value: dec})
 					scrubbed = detect.Placeholder(d)
 					repl[k] = "'" + scrubbed + "'"
 				}
@@ -130,15 +128,15 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 				continue
 			}
 		case pg_query.Token_SQL_COMMENT, pg_query.Token_C_COMMENT:
-			if out, counts := detect.Scrub(sql[lo:hi]); counts != nil {
-				note(counts)
+			if out, counts := gateway.ScrubFound(sql[lo:hi], &all); counts != nil {
 				repl[k] = out
 			}
 		case pg_query.Token_ICONST, pg_query.Token_FCONST:
 			// 4111_1111_1111_1111 and 4.111111111111111e15 are judged
 			// as the number they write.
-			if d := detect.Find([]byte(numberDigits(sql[lo:hi]))); d != "" {
-				note(map[string]int{d: 1})
+			n := numberDigits(sql[lo:hi])
+			if d := detect.Find([]byte(n)); d != "" {
+				all = append(all, gateway.Finding{Detector: d, Value: n})
 				repl[k] = "'" + detect.Placeholder(d) + "'"
 			}
 		}
@@ -160,11 +158,7 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 		last = int(t.End)
 	}
 	b.WriteString(sql[last:])
-	red := gateway.Redactions("/statement", all)
-	if n := all[maskedColumn]; n > 0 {
-		red = append(red, gateway.Redaction{Path: "/statement", Detector: maskedColumn, Count: n})
-	}
-	return b.String(), red
+	return b.String(), gateway.Found("/statement", all)
 }
 
 // maskedColumn names, in a placeholder, a constant replaced because it is
