@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,8 +63,13 @@ func TestCanaryNothingPersonalSealed(t *testing.T) {
 		 CREATE TABLE canary_hold (card text, email text, note text)`).CombinedOutput(); err != nil {
 		t.Fatalf("psql on the target: %v\n%s", err, out)
 	}
+	var upMu sync.Mutex
+	var upGot []byte // what the service received: the canaries did leave the client
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		b, _ := io.ReadAll(r.Body)
+		upMu.Lock()
+		upGot = append(append(append(upGot, r.Method+" "+r.RequestURI+"\n"...), b...), '\n')
+		upMu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"ok":true}`)
 	}))
@@ -104,6 +110,19 @@ approve:
 	for _, c := range cases {
 		c.send(g, c)
 	}
+	upMu.Lock()
+	for _, c := range cases {
+		if !strings.HasPrefix(c.name, "http-") {
+			continue
+		}
+		// The e-mail's domain may come percent-encoded, and one case
+		// writes its values as JSON escapes: the marker says it arrived.
+		local, _, _ := strings.Cut(c.email, "@")
+		if !bytes.Contains(upGot, []byte(c.marker)) || c.name != "http-json-unicode-escapes" && (!bytes.Contains(upGot, []byte(c.card)) || !bytes.Contains(upGot, []byte(local))) {
+			t.Errorf("case %s: the HTTP service did not receive its card %s and e-mail %s:\n%s", c.name, c.card, c.email, upGot)
+		}
+	}
+	upMu.Unlock()
 
 	// Everything sealed, forwarded and projected.
 	nc, err := nats.Connect(d.nats, natstest.RoleOptions(t, filepath.Join(d.data, "nats-keys"), bus.Admin)...)
@@ -164,6 +183,13 @@ approve:
 	for _, b := range all {
 		byStore[b.store] = append(byStore[b.store], b)
 	}
+	for _, s := range allStores {
+		n := 0
+		for _, b := range byStore[s] {
+			n += len(b.data)
+		}
+		t.Logf("%-24s %4d objects, %8d bytes searched", s, len(byStore[s]), n)
+	}
 	var summary []string
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -178,7 +204,7 @@ approve:
 					}
 					for _, f := range findCanaries(blobs, c) {
 						t.Errorf("%s", f)
-						summary = append(summary, fmt.Sprintf("%-16s %-22s %s / %s", s, c.name, f.canary, f.form))
+						summary = append(summary, fmt.Sprintf("%-24s %-26s %s / %s", s, c.name, f.canary, f.form))
 					}
 				})
 			}
@@ -438,13 +464,54 @@ func canaryCases(run string) []*canaryCase {
 	})
 	add("http-json-body", "5500", false, same, func(g *gateways, c *canaryCase) {
 		body, _ := json.Marshal(map[string]string{"card": c.card, "email": c.email})
+		c.bodyDigest(body)
 		g.http(c, "POST", "/api/"+c.marker, "application/json", body)
 	})
 	add("http-held", "4111", true, same, func(g *gateways, c *canaryCase) {
 		body, _ := json.Marshal(map[string]string{"email": c.email})
+		c.bodyDigest(body)
 		g.http(c, "POST", "/api/hold/"+c.marker+"?card="+c.card, "application/json", body)
 	})
+	add("http-form-body", "5500", false, same, func(g *gateways, c *canaryCase) {
+		body := []byte(url.Values{"card": {c.card}, "email": {c.email}}.Encode())
+		c.bodyDigest(body)
+		g.http(c, "POST", "/api/"+c.marker, "application/x-www-form-urlencoded", body)
+	})
+	add("http-json-unicode-escapes", "4111", false, same, func(g *gateways, c *canaryCase) {
+		// The same JSON value, every character written as \uXXXX.
+		esc := func(s string) string {
+			var b strings.Builder
+			for _, r := range s {
+				fmt.Fprintf(&b, "\\u%04x", r)
+			}
+			return b.String()
+		}
+		body := []byte(`{"card":"` + esc(c.card) + `","email":"` + esc(c.email) + `"}`)
+		c.bodyDigest(body)
+		g.http(c, "POST", "/api/"+c.marker, "application/json", body)
+	})
+	// Values inside longer strings, and joined by a function.
+	add("pg-inside-longer-string", "5500", false, same, psql(func(c *canaryCase) string {
+		return fmt.Sprintf("SELECT 'order:%s;mail:%s;end' AS %s", c.card, c.email, c.marker)
+	}))
+	c = add("pg-concat-function", "4111", false, same, psql(func(c *canaryCase) string {
+		local, domain, _ := strings.Cut(c.email, "@")
+		return fmt.Sprintf("SELECT concat('%s', '%s') AS %s, concat('%s', '@%s') AS e", c.card[:8], c.card[8:], c.marker, local, domain)
+	}))
+	local, _, _ = strings.Cut(c.email, "@")
+	c.cards[0].forms = append(c.cards[0].forms, form{"first half of the concat() split", []byte(c.card[:8])}, form{"second half of the concat() split", []byte(c.card[8:])})
+	c.emails[0].forms = append(c.emails[0].forms, form{"local part of the concat() split", []byte(local)})
+	add("pg-application-name", "5500", false, same, func(g *gateways, c *canaryCase) {
+		g.psqlEnv(c, "SELECT 1 AS "+c.marker, "PGAPPNAME="+c.card+" "+c.email)
+	})
 	return cases
+}
+
+// bodyDigest adds the unkeyed SHA-256 of the request body as the client
+// sent it to the forms searched: a body digest over the unscrubbed body
+// is reversed by guessing the card number in it.
+func (c *canaryCase) bodyDigest(body []byte) {
+	c.cards[0].forms = append(c.cards[0].forms, digestForms("the request body as sent", body)...)
 }
 
 // gateways drives dev's two gateways as alice, approving what is held as
@@ -491,10 +558,13 @@ func (g *gateways) whileHeld(c *canaryCase, do func() error) {
 	}
 }
 
-func (g *gateways) psql(c *canaryCase, sql string) {
+func (g *gateways) psql(c *canaryCase, sql string) { g.psqlEnv(c, sql) }
+
+// psqlEnv runs psql with env added to its environment.
+func (g *gateways) psqlEnv(c *canaryCase, sql string, env ...string) {
 	g.whileHeld(c, func() error {
 		cmd := exec.Command("psql", "-X", "-A", "-t", "-c", sql, g.conninfo())
-		cmd.Env = append(os.Environ(), "PGPASSWORD="+g.alice)
+		cmd.Env = append(append(os.Environ(), "PGPASSWORD="+g.alice), env...)
 		out, err := cmd.CombinedOutput()
 		if c.name == "pg-error-message" { // the error is the point
 			if !strings.Contains(string(out), "ERROR") {
@@ -574,7 +644,7 @@ type find struct {
 }
 
 func (f find) String() string {
-	return fmt.Sprintf("%s: %s in %s at byte %d, as %q (form: %s): …%q…", f.store, f.canary, f.object, f.offset, f.form, f.form, f.context)
+	return fmt.Sprintf("%s: %s found in %s at byte %d, form %q, in: …%q…", f.store, f.canary, f.object, f.offset, f.form, f.context)
 }
 
 // findCanaries searches every object for every form of the case's
