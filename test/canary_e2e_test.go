@@ -212,19 +212,19 @@ approve:
 	}
 	if len(summary) > 0 {
 		sort.Strings(summary)
-		t.Errorf("canaries found (store, case, canary / form), %d finds:\n%s", len(summary), strings.Join(dedupe(summary), "\n"))
+		summary = dedupe(summary)
+		t.Errorf("canaries found in %d (store, case, form):\n%s", len(summary), strings.Join(summary, "\n"))
 	}
-	_ = canaryMatchValue // wired in once the command exists
 }
 
 // Stores, as the failures name them.
 const (
 	storeSegments   = "store"               // the sealed segments, and every other file of the store
-	storeEvents     = "nats/AUDIT_EVENTS"   // the JetStream file store of each stream
-	storeLedger     = "nats/AUDIT_LEDGER"   //
-	storeRejected   = "nats/AUDIT_REJECTED" //
-	storeApprovalsF = "nats/KV_AUDIT_APPROVALS"
-	storeNATSOther  = "nats/other" // the rest of the JetStream directory (meta, other streams)
+	storeEvents     = "nats:AUDIT_EVENTS"   // the JetStream file store of each stream
+	storeLedger     = "nats:AUDIT_LEDGER"   //
+	storeRejected   = "nats:AUDIT_REJECTED" //
+	storeApprovalsF = "nats:KV_AUDIT_APPROVALS"
+	storeNATSOther  = "nats:other" // the rest of the JetStream directory (meta, other streams)
 	storeApprovalsK = "approvals-kv"
 	storeProjection = "projection"
 	storeSIEM       = "siem-webhook"
@@ -748,7 +748,7 @@ func natsFiles(t *testing.T, dir string) []blob {
 			if part == "streams" && i+1 < len(parts) {
 				switch s := parts[i+1]; s {
 				case bus.EventsStream, bus.LedgerStream, bus.RejectStream, "KV_" + bus.ApprovalsBucket:
-					store, found[s] = "nats/"+s, true
+					store, found[s] = "nats:"+s, true
 				}
 				break
 			}
