@@ -725,11 +725,24 @@ func decodeSegment(b []byte) ([]byte, error) {
 }
 
 // natsFiles reads every file of the JetStream store directory, each
-// stream's under its own name. Message blocks that the file store
-// compressed (S2, behind a "cmp" header) are decompressed with the
-// server's own code; both the bytes as stored and decompressed are
-// searched.
+// stream's under its own name, and fails the test unless the files of
+// every stream the system keeps were among them.
 func natsFiles(t *testing.T, dir string) []blob {
+	t.Helper()
+	out, found := readJetStreamDir(t, dir)
+	for _, s := range []string{bus.EventsStream, bus.LedgerStream, bus.RejectStream, "KV_" + bus.ApprovalsBucket} {
+		if !found[s] {
+			t.Fatalf("no file of stream %s under %s", s, dir)
+		}
+	}
+	return out
+}
+
+// readJetStreamDir reads every file under dir. Message blocks that the
+// file store compressed (S2, behind a "cmp" header) are decompressed with
+// the server's own code: a value S2 wrote partly as a back reference is
+// not in the bytes as stored. Both are searched.
+func readJetStreamDir(t *testing.T, dir string) ([]blob, map[string]bool) {
 	t.Helper()
 	var out []blob
 	found := map[string]bool{}
@@ -757,6 +770,9 @@ func natsFiles(t *testing.T, dir string) []blob {
 		if strings.HasSuffix(p, ".key") {
 			t.Errorf("%s: the JetStream store is encrypted; this test cannot search it", rel)
 		}
+		if !strings.HasSuffix(p, ".blk") {
+			return nil
+		}
 		var ci server.CompressionInfo
 		if n, err := ci.UnmarshalMetadata(b); err != nil {
 			t.Errorf("%s: compression header: %v", rel, err)
@@ -772,12 +788,7 @@ func natsFiles(t *testing.T, dir string) []blob {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{bus.EventsStream, bus.LedgerStream, bus.RejectStream, "KV_" + bus.ApprovalsBucket} {
-		if !found[s] {
-			t.Fatalf("no file of stream %s under %s", s, dir)
-		}
-	}
-	return out
+	return out, found
 }
 
 // approvalsValues reads every revision of every key of the approvals
@@ -937,6 +948,55 @@ func unpack(t *testing.T, store, name string, b []byte) []blob {
 func canaryMatchValue(t *testing.T, d *devRun, value string) []string {
 	t.Helper()
 	return nil
+}
+
+// TestCanaryReaderDecompressesJetStream: the reader of the JetStream
+// store finds a card number in a block the file store compressed, where
+// S2 wrote it as two back references to earlier halves, so that it is not
+// in the bytes as stored.
+func TestCanaryReaderDecompressesJetStream(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t)
+	// MaxBytes this small makes 32 kB blocks: the first ones are full,
+	// and compressed, when the server stops.
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: bus.EventsStream, Subjects: []string{"canary.>"},
+		Storage: jetstream.FileStorage, Compression: jetstream.S2Compression, MaxBytes: 120_000}); err != nil {
+		t.Fatal(err)
+	}
+	card := newCard("4111")
+	filler := strings.Repeat("SELECT count(*) FROM canary_cards WHERE card = 'x' ", 20)
+	for i := 0; i < 80; i++ {
+		msg := fmt.Sprintf("%d %s", i, filler)
+		switch i {
+		case 1:
+			msg += " (" + card[:8] + ") [" + card[8:] + "]"
+		case 3:
+			msg += " '" + card + "'"
+		}
+		if _, err := js.Publish(t.Context(), "canary.x", []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	blobs, found := readJetStreamDir(t, srv.StoreDir)
+	if !found[bus.EventsStream] {
+		t.Fatalf("no file of %s under %s", bus.EventsStream, srv.StoreDir)
+	}
+	var raw, plain []string
+	for _, b := range blobs {
+		if !bytes.Contains(b.data, []byte(card)) {
+			continue
+		}
+		if strings.HasSuffix(b.name, " (decompressed)") {
+			plain = append(plain, b.name)
+		} else {
+			raw = append(raw, b.name)
+		}
+	}
+	if len(plain) == 0 || len(raw) > 0 {
+		t.Fatalf("the card is in the decompressed blocks %v and, as stored, in %v: want one decompressed block and none as stored", plain, raw)
+	}
 }
 
 func slicesContains(s []string, v string) bool {
