@@ -377,6 +377,22 @@ func digestForms(of string, v []byte) []form {
 		{"unkeyed SHA-256 base64 of " + of, []byte(base64.StdEncoding.EncodeToString(h[:]))}}
 }
 
+// escapedVariants: a form with a backslash or a double quote is written
+// differently inside a JSON string (every event, the webhook's bodies),
+// and again in pg_dump's COPY text, which doubles backslashes.
+func escapedVariants(fs []form) []form {
+	var out []form
+	for _, f := range fs {
+		if !bytes.ContainsAny(f.b, `\"`) {
+			continue
+		}
+		j := jsonEscaped(string(f.b))
+		out = append(out, form{f.name + ", JSON-escaped", j},
+			form{f.name + ", JSON-escaped, in COPY text", bytes.ReplaceAll(j, []byte(`\`), []byte(`\\`))})
+	}
+	return out
+}
+
 func dedupeForms(fs []form) []form {
 	seen := map[string]bool{}
 	var out []form
@@ -501,10 +517,31 @@ func canaryCases(run string) []*canaryCase {
 	local, _, _ = strings.Cut(c.email, "@")
 	c.cards[0].forms = append(c.cards[0].forms, form{"first half of the concat() split", []byte(c.card[:8])}, form{"second half of the concat() split", []byte(c.card[8:])})
 	c.emails[0].forms = append(c.emails[0].forms, form{"local part of the concat() split", []byte(local)})
+	// Values PostgreSQL reads out of escapes: E'\x34…' and U&'\0034…',
+	// searched for as typed too.
+	escaped := func(format, s string) string {
+		var b strings.Builder
+		for _, r := range s {
+			fmt.Fprintf(&b, format, r)
+		}
+		return b.String()
+	}
+	c = add("pg-escaped-literals", "4111", false, same, psql(func(c *canaryCase) string {
+		return fmt.Sprintf("SELECT E'%s' AS %s, U&'%s' AS e", escaped(`\x%02x`, c.card), c.marker, escaped(`\%04x`, c.email))
+	}))
+	c.cards[0].forms = append(c.cards[0].forms, form{"as typed, in E'' escapes", []byte(escaped(`\x%02x`, c.card))})
+	c.emails[0].forms = append(c.emails[0].forms, form{"as typed, in U&'' escapes", []byte(escaped(`\%04x`, c.email))})
 	add("pg-application-name", "5500", false, same, func(g *gateways, c *canaryCase) {
 		// The marker only in the name: its finding shows the name recorded.
 		g.psqlEnv(c, "SELECT 1", "PGAPPNAME="+c.marker+" "+c.card+" "+c.email)
 	})
+	for _, c := range cases {
+		for _, cns := range [][]canary{c.cards, c.emails} {
+			for i := range cns {
+				cns[i].forms = dedupeForms(append(cns[i].forms, escapedVariants(cns[i].forms)...))
+			}
+		}
+	}
 	return cases
 }
 
