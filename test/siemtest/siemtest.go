@@ -30,6 +30,7 @@ type Webhook struct {
 	BadSigs  int
 	Requests int
 	batches  [][]uint64 // the ledger indexes of each accepted request
+	bodies   [][]byte   // the bytes of each accepted request, as received
 	// hold, when set, is how many requests are accepted before the rest
 	// wait for Release (or for their client to go away).
 	hold     int
@@ -116,6 +117,15 @@ func (r *Webhook) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		idx[i] = b.Index
 	}
 	r.batches = append(r.batches, idx)
+	r.bodies = append(r.bodies, body)
+}
+
+// Bodies returns the body of each accepted request, byte for byte as it
+// arrived.
+func (r *Webhook) Bodies() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.bodies)
 }
 
 // Batches returns the ledger indexes each accepted request carried.
