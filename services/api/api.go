@@ -47,6 +47,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/telemetry"
 )
@@ -428,7 +429,18 @@ func (a *api) event(r *http.Request, t events.Type, actor events.Actor, tenant s
 	payload["method"] = events.Clean(r.Method, 32)
 	payload["path"] = events.Clean(r.URL.Path, 2048)
 	payload["client_addr"] = r.RemoteAddr
-	body, err := json.Marshal(payload)
+	// The recording rule every gateway applies: a value a detector finds
+	// (a card number searched for with q=) is replaced, and recorded by
+	// its keyed digest when the tenant's key can be read.
+	var key []byte
+	if a.cfg.Keys != nil {
+		if k, err := a.cfg.Keys.TenantKey(r.Context(), tenant); err == nil {
+			key = k
+		} else {
+			a.cfg.Logger.Warn("search key unavailable: values the API's record replaces are recorded without digests", "tenant", tenant, "err", err)
+		}
+	}
+	body, err := gateway.EncodePayload(payload, key)
 	if err != nil {
 		return nil, err
 	}

@@ -322,6 +322,20 @@ func TestReadPath(t *testing.T) {
 	if code != 200 || len(page.Events) != 1 || page.Events[0].Index != 17 {
 		t.Errorf("q: %d %s", code, body)
 	}
+	// A search for a card number is recorded, with the number replaced:
+	// the writer would refuse a record holding it.
+	if code, _, body := f.get(t, "/v1/events?q="+url.QueryEscape("4111 1111 1111 1111"), carol); code != 200 {
+		t.Fatalf("q with a card number: %d %s", code, body)
+	}
+	var rec []byte
+	for _, s := range f.stream() {
+		if s.Event.Type == events.AuditAccessed && bytes.Contains(s.Event.Payload, []byte("REDACTED:credit_card")) {
+			rec = s.Event.Payload
+		}
+	}
+	if rec == nil || bytes.Contains(rec, []byte("4111")) {
+		t.Errorf("the search for a card number is recorded as %s; want it recorded with the number replaced", rec)
+	}
 }
 
 // httpTiles is golang.org/x/mod/sumdb/tlog's TileReader over the API's

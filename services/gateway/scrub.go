@@ -11,6 +11,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 )
 
 // The recording rule: nothing a detector finds leaves a gateway in clear.
@@ -291,4 +292,18 @@ func scrubName(s string) string {
 	}
 	out, _ := detect.Scrub(s)
 	return out
+}
+
+// EncodePayload applies the recording rule for a producer that records
+// outside a gateway session (the API's own events): payload encoded with
+// every string scrubbed, each value replaced recorded by its keyed search
+// digest under key (a tenant's, piikeys.Store.TenantKey; nil records no
+// digests). The writer refuses an event holding a value a detector finds,
+// so a producer that skipped this would lose its record.
+func EncodePayload(payload map[string]any, key []byte) ([]byte, error) {
+	var d digester
+	if key != nil {
+		d = func(v string) string { return piikeys.MatchDigest(key, v) }
+	}
+	return encodePayload(payload, d)
 }
