@@ -209,12 +209,18 @@ func (s *Store) getOrCreate(ctx context.Context, name string, make func() entry)
 
 // Canonical is the form of v that Match digests: Unicode NFKC, spaces at
 // either end trimmed; a value holding "@" lower-cased; a value of digits
-// and separators (space, "-", ".", "/", "(", ")", "+") only, its digits.
-// So "4111 1111 1111 1111" and "4111-1111-1111-1111" match alike.
+// and separators (space, "-", ".", "/", "(", ")", "+") only, its digits;
+// an IBAN (two letters, two digits, then letters, digits and spaces
+// only) upper-cased without its spaces. So "4111 1111 1111 1111" and
+// "4111-1111-1111-1111" match alike, as do "DE89 3704 0044 0532 0130 00"
+// and "de89370400440532013000".
 func Canonical(v string) string {
 	v = strings.TrimSpace(norm.NFKC.String(v))
 	if strings.Contains(v, "@") {
 		return strings.ToLower(v)
+	}
+	if iban, ok := ibanForm(v); ok {
+		return iban
 	}
 	digits := make([]byte, 0, len(v))
 	for _, r := range v {
@@ -231,6 +237,33 @@ func Canonical(v string) string {
 	}
 	return string(digits)
 }
+
+// ibanForm is v upper-cased without white space when v is written as an
+// IBAN is: two letters, two digits, then letters and digits, in groups
+// or not.
+func ibanForm(v string) (string, bool) {
+	var b strings.Builder
+	for _, r := range v {
+		switch {
+		case unicode.IsSpace(r):
+			continue
+		case r >= 'a' && r <= 'z':
+			r -= 'a' - 'A'
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		default:
+			return "", false
+		}
+		b.WriteRune(r)
+	}
+	c := b.String()
+	if len(c) < 15 || len(c) > 34 || !isLetter(c[0]) || !isLetter(c[1]) || !isDigit(c[2]) || !isDigit(c[3]) {
+		return "", false
+	}
+	return c, true
+}
+
+func isLetter(c byte) bool { return c >= 'A' && c <= 'Z' }
+func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
 
 // MatchDigest is the keyed digest of v under a tenant's search key:
 // "hmac:" and the lower-case hex of HMAC-SHA-256(key,

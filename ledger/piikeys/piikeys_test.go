@@ -132,6 +132,7 @@ func TestMatchCanonical(t *testing.T) {
 	same := [][]string{
 		{"4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111", "４１１１ １１１１ １１１１ １１１１"},
 		{"Jane@Example.com", "jane@example.com", " jane@example.com "},
+		{"DE89 3704 0044 0532 0130 00", "de89370400440532013000", "DE89370400440532013000"},
 	}
 	for _, g := range same {
 		for _, v := range g[1:] {
@@ -139,6 +140,9 @@ func TestMatchCanonical(t *testing.T) {
 				t.Errorf("%q and %q digest differently", v, g[0])
 			}
 		}
+	}
+	if piikeys.Canonical("Jane Doe") != "Jane Doe" || piikeys.Canonical("secret_ABCdef") != "secret_ABCdef" {
+		t.Error("a value of no known form changed its case or spacing")
 	}
 	if piikeys.MatchDigest(k, "4111111111111111") == piikeys.MatchDigest(bytes.Repeat([]byte{8}, 32), "4111111111111111") {
 		t.Error("the digest does not depend on the key")
