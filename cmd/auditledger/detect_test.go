@@ -25,7 +25,7 @@ const (
 func detectLines() string {
 	ev := func(id, payload string) string {
 		return `{"version":1,"id":"` + id + `","type":"command.executed","time":"2026-12-06T12:00:00Z","tenant":"acme","source":{"kind":"postgres-proxy","instance":"p1"},` +
-			`"actor":{"issuer":"https://idp.example","subject":"alice","email":"alice@example.com","kind":"human"},"payload":` + payload + `}`
+			`"actor":{"issuer":"https://idp.example","subject":"alice","kind":"human"},"payload":` + payload + `}`
 	}
 	return strings.Join([]string{
 		ev("ok-1", `{"statement":"SELECT 1"}`),
