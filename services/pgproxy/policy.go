@@ -713,6 +713,13 @@ func (p *Policy) recordParams(sql string, values [][]byte, formats []int16, keye
 		if !asText || p.detectRule(v) != nil {
 			var fs []gateway.Finding
 			gateway.ScrubFound(string(v), &fs)
+			if n, ok := binaryInt(v, binary); ok {
+				// A card number bound as a binary int8 is judged as the
+				// number it is, as a numeric constant in the text is.
+				if d := detect.Find([]byte(n)); d != "" {
+					fs = append(fs, gateway.Finding{Detector: d, Value: n})
+				}
+			}
 			found = append(found, gateway.Found("/parameters/values/"+strconv.Itoa(i), fs)...)
 		}
 		switch {
@@ -729,6 +736,10 @@ func (p *Policy) recordParams(sql string, values [][]byte, formats []int16, keye
 				out[i] = detect.Placeholder(d)
 				break
 			}
+			if n, ok := binaryInt(v, binary); ok && detect.Find([]byte(n)) != "" {
+				out[i] = detect.Placeholder(detect.Find([]byte(n)))
+				break
+			}
 			if _, counts := detect.Scrub(string(v)); counts != nil {
 				out[i] = detect.Placeholder(gateway.Redactions("", counts)[0].Detector)
 				break
@@ -738,3 +749,25 @@ func (p *Policy) recordParams(sql string, values [][]byte, formats []int16, keye
 	}
 	return out, found
 }
+
+// binaryInt is the decimal text of a parameter bound in binary format
+// that is as long as an int2, int4 or int8 (big-endian, signed, as
+// PostgreSQL sends them): what a detector judges of a number bound so.
+func binaryInt(v []byte, binary bool) (string, bool) {
+	if !binary {
+		return "", false
+	}
+	switch len(v) {
+	case 2:
+		return strconv.FormatInt(int64(int16(binary16(v))), 10), true
+	case 4:
+		return strconv.FormatInt(int64(int32(binary32(v))), 10), true
+	case 8:
+		return strconv.FormatInt(int64(binary64(v)), 10), true
+	}
+	return "", false
+}
+
+func binary16(b []byte) uint16 { return uint16(b[0])<<8 | uint16(b[1]) }
+func binary32(b []byte) uint32 { return uint32(binary16(b[:2]))<<16 | uint32(binary16(b[2:])) }
+func binary64(b []byte) uint64 { return uint64(binary32(b[:4]))<<32 | uint64(binary32(b[4:])) }

@@ -299,6 +299,36 @@ func TestParameterRecording(t *testing.T) {
 	}
 }
 
+// TestBinaryIntParameterFound: a card number bound as a binary int8 is
+// recorded by keyed digest, and found by its search digest as the number
+// it is, like a numeric constant in the text.
+func TestBinaryIntParameterFound(t *testing.T) {
+	f := startWithPolicyText(t, strings.Replace(testPolicy, "version: 1\n", "version: 1\nparameters: record\n", 1))
+	conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM customers WHERE id::bigint <> $1::bigint", int64(4111111111111111)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	key, err := f.keys.TenantKey(t.Context(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("[map[count:1 detector:credit_card matches:[%s] path:/parameters/values/0]]", piikeys.MatchDigest(key, "4111111111111111"))
+	for _, r := range f.eventsOf(t) {
+		if r.ev.Type == events.CommandExecuted && strings.Contains(r.payload["statement"].(string), "$1::bigint") {
+			if red, _ := r.payload["redacted"].([]any); fmt.Sprint(red) != want {
+				t.Fatalf("redacted %v, want %s", red, want)
+			}
+			return
+		}
+	}
+	t.Fatal("no command.executed for the statement")
+}
+
 func sha256Hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])

@@ -41,7 +41,7 @@ import (
 // found on the tree) — the common case — is returned as it is without
 // scanning.
 func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
-	forced := treeRedactions(sql, pol)
+	forced, whole := treeRedactions(sql, pol)
 	if len(forced) == 0 && !detect.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) {
 		return sql, nil
 	}
@@ -51,7 +51,9 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 		out, _ := gateway.ScrubFound(sql, &found)
 		return out, gateway.Found("/statement", found)
 	}
-	var all []gateway.Finding
+	// A value a constant string expression makes is recorded (its search
+	// digest) as the whole it makes, not as the pieces.
+	all := slices.Clone(whole)
 	repl := map[int]string{} // token index → its recorded text
 	forcedTok := map[int]string{}
 	for k, t := range toks.Tokens {
@@ -91,13 +93,17 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 			switch t.Token {
 			case pg_query.Token_SCONST, pg_query.Token_USCONST, pg_query.Token_BCONST, pg_query.Token_XCONST:
 				pre, inner, post := splitLiteral(sql[lo:hi])
-				all = append(all, gateway.Finding{Detector: d, Value: inner})
+				if d == maskedColumn {
+					all = append(all, gateway.Finding{Detector: d, Value: inner})
+				}
 				repl[k] = pre + detect.Placeholder(d) + post
 				run = append(run, k)
 				joined.WriteString(detect.Placeholder(d))
 				continue
 			default:
-				all = append(all, gateway.Finding{Detector: d, Value: sql[lo:hi]})
+				if d == maskedColumn {
+					all = append(all, gateway.Finding{Detector: d, Value: sql[lo:hi]})
+				}
 				repl[k] = "'" + detect.Placeholder(d) + "'"
 			}
 			endRun()
@@ -172,7 +178,10 @@ const maskedColumn = "masked_column"
 // (foldRedactions). The text is parsed only when the cached analysis
 // names a masked column compared with a constant, or when the text calls
 // something that joins or transforms strings.
-func treeRedactions(sql string, pol *Policy) map[int32]string {
+//
+// whole lists the values the constant string expressions make that the
+// detectors found, for their search digests.
+func treeRedactions(sql string, pol *Policy) (forced map[int32]string, whole []gateway.Finding) {
 	needMask := false
 	if pol.hasColumnRules() {
 		for _, c := range analyze(sql).compared {
@@ -187,11 +196,11 @@ func treeRedactions(sql string, pol *Policy) map[int32]string {
 	}
 	needFold := foldHint(sql)
 	if !needMask && !needFold {
-		return nil
+		return nil, nil
 	}
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
-		return nil // the scanner still judges every literal
+		return nil, nil // the scanner still judges every literal
 	}
 	out := map[int32]string{}
 	if needMask {
@@ -204,9 +213,9 @@ func treeRedactions(sql string, pol *Policy) map[int32]string {
 		}
 	}
 	if needFold {
-		foldRedactions(tree, out)
+		whole = foldRedactions(tree, out)
 	}
-	return out
+	return out, whole
 }
 
 // maskedParams returns the numbers of sql's bind parameters ($n) that
@@ -296,18 +305,22 @@ func hasPrefixFold(s, w string) bool {
 // it makes: when the detectors find a value in it, every constant that
 // went into it is added to out with that detector. The characters all
 // chr() calls with constant arguments make, in order, are judged joined
-// too (chr(52), chr(49), … spelling a number across a SELECT list).
-func foldRedactions(tree *pg_query.ParseResult, out map[int32]string) {
+// too (chr(52), chr(49), … spelling a number across a SELECT list). It
+// returns the values found, as the expressions make them.
+func foldRedactions(tree *pg_query.ParseResult, out map[int32]string) (found []gateway.Finding) {
 	var chars strings.Builder
 	var charLocs []int32
 	judge := func(v string, locs []int32) bool {
 		d := detect.Find([]byte(v))
-		if d == "" {
-			_, counts := detect.Scrub(v)
-			if counts == nil {
+		if d != "" {
+			found = append(found, gateway.Finding{Detector: d, Value: v})
+		} else {
+			n := len(found)
+			gateway.ScrubFound(v, &found)
+			if len(found) == n {
 				return false
 			}
-			d = gateway.Redactions("", counts)[0].Detector
+			d = found[n].Detector
 		}
 		for _, l := range locs {
 			if _, ok := out[l]; !ok {
@@ -349,6 +362,7 @@ func foldRedactions(tree *pg_query.ParseResult, out map[int32]string) {
 	if len(charLocs) > 1 {
 		judge(chars.String(), charLocs)
 	}
+	return found
 }
 
 // folded is the value of a constant expression and the offsets of the
