@@ -171,6 +171,15 @@ approve:
 		}
 		return nil
 	})
+	// From the inside, each value is found by its keyed search digest —
+	// typed as a person would, with other spacing and letter case.
+	for _, c := range cases {
+		for _, v := range []string{group4(c.card, " "), strings.ToUpper(c.email)} {
+			if ids := canaryMatchValue(t, d, v); len(ids) == 0 {
+				t.Errorf("case %s: query events --match-value %q found no event", c.name, v)
+			}
+		}
+	}
 	approvalsKV := approvalsValues(t, js)
 	evidence := buildEvidence(t, d, projectionURL, tenantsOf(t, siem), started)
 	nc.Close()
@@ -978,14 +987,36 @@ func unpack(t *testing.T, store, name string, b []byte) []blob {
 	return out
 }
 
-// canaryMatchValue will ask `auditledger query events --match-value
-// VALUE` (keyed digests of the values the gateways replaced) which events
-// held the value, so each case can also be checked from the inside: the
-// canary must match the events of its case. Not called yet: the command
-// does not exist.
+// canaryMatchValue asks `auditledger query events --match-value VALUE`
+// (the keyed digests of the values the gateways replaced) as an auditor,
+// until the projection answers, and returns the ids of the events that
+// recorded the value.
 func canaryMatchValue(t *testing.T, d *devRun, value string) []string {
 	t.Helper()
-	return nil
+	env := []string{"AUDITLEDGER_TOKEN=" + d.token(t, "carol"), "AUDITLEDGER_API=" + d.api}
+	var ids []string
+	natstest.CheckFor(t, 60*time.Second, 300*time.Millisecond, func() error {
+		r := run(t, nil, env, "query", "events", "--match-value", value, "--json")
+		if r.code != 0 {
+			return fmt.Errorf("query events --match-value: exit %d %s", r.code, r.stderr)
+		}
+		ids = ids[:0]
+		for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+			var m struct {
+				Event struct {
+					ID string `json:"id"`
+				} `json:"event"`
+			}
+			if line != "" && json.Unmarshal([]byte(line), &m) == nil && m.Event.ID != "" {
+				ids = append(ids, m.Event.ID)
+			}
+		}
+		if len(ids) == 0 {
+			return errors.New("no event found")
+		}
+		return nil
+	})
+	return ids
 }
 
 // TestCanaryReaderDecompressesJetStream: the reader of the JetStream
