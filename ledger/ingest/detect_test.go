@@ -201,7 +201,7 @@ func storeHolds(t *testing.T, dir, v string) bool {
 // is erased from AUDIT_EVENTS: its bytes are found nowhere in the NATS
 // store directory, where those of a clean event are.
 func TestDetectedEventsErased(t *testing.T) {
-	h := newHarnessWith(t, bus.StreamOptions{AllowDelete: true})
+	h := newHarness(t) // the streams as EnsureStreams makes them
 	f := publishDetected(t, h)
 	f.check(t)
 	es, _ := h.js.Stream(t.Context(), bus.EventsStream)
@@ -228,7 +228,14 @@ func TestDetectedEventsErased(t *testing.T) {
 // without its bytes anywhere the writer writes; the refused erasure is
 // counted and logged, and the writer goes on.
 func TestDetectedEventsOnAStreamThatDeniesDeletes(t *testing.T) {
-	h := newHarness(t)
+	// AUDIT_EVENTS as releases before the erasure rule made it: denying
+	// deletes, which no update lifts.
+	h := newHarnessOn(t, bus.StreamOptions{}, func(js jetstream.JetStream) {
+		if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: bus.EventsStream, Subjects: []string{bus.EventsSubjects, bus.BatchSubjects},
+			MaxMsgSize: bus.MaxBatchBytes + 16<<10, DenyDelete: true, DenyPurge: true, Discard: jetstream.DiscardNew}); err != nil {
+			t.Fatal(err)
+		}
+	})
 	f := publishDetected(t, h)
 	f.check(t)
 	es, _ := h.js.Stream(t.Context(), bus.EventsStream)

@@ -47,8 +47,17 @@ func newHarness(t *testing.T) *harness {
 }
 
 func newHarnessWith(t *testing.T, o bus.StreamOptions) *harness {
+	return newHarnessOn(t, o, nil)
+}
+
+// newHarnessOn is newHarnessWith with before run on the bus first (to
+// make a stream as an earlier release did).
+func newHarnessOn(t *testing.T, o bus.StreamOptions, before func(jetstream.JetStream)) *harness {
 	srv := natstest.Start(t)
 	_, js := srv.Connect(t)
+	if before != nil {
+		before(js)
+	}
 	if err := bus.EnsureStreams(t.Context(), js, o); err != nil {
 		t.Fatal(err)
 	}

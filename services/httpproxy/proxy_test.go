@@ -258,8 +258,12 @@ func TestRecordingAndMaskingWithCurl(t *testing.T) {
 		}
 		// Every event of the exchange is alice's; policy.loaded is the
 		// proxy's own, before it served anyone.
-		if r.ev.Type != events.PolicyLoaded && (r.ev.Actor.Subject != "alice" || r.ev.Actor.Email != "alice@example.com") {
-			t.Errorf("event %s actor %+v", r.ev.Type, r.ev.Actor)
+		// Her e-mail is sealed under her key (FORMAT §1.6), never in clear.
+		if r.ev.Type != events.PolicyLoaded {
+			email, err := f.keys.Unseal(t.Context(), "acme", "actor.email", r.ev.Actor.Email)
+			if r.ev.Actor.Subject != "alice" || err != nil || email != "alice@example.com" {
+				t.Errorf("event %s actor %+v: e-mail %q, %v", r.ev.Type, r.ev.Actor, email, err)
+			}
 		}
 	}
 	cmd := f.waitFor(t, events.CommandExecuted, 1)[0].payload

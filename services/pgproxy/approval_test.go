@@ -131,7 +131,11 @@ func TestOIDCTokenAsPassword(t *testing.T) {
 		subjects[r.ev.Actor.Subject] = r.ev.Actor
 	}
 	a, bot := subjects["alice"], subjects["etl-bot"]
-	if a.Email != "alice@example.com" || a.Kind != events.Human || len(a.Groups) != 1 || a.Issuer != f.issuer || !a.DevIdentity {
+	// Her e-mail is sealed under her key (FORMAT §1.6), never in clear.
+	if email, err := f.keys.Unseal(t.Context(), "acme", "actor.email", a.Email); err != nil || email != "alice@example.com" {
+		t.Errorf("alice's e-mail in events: %q opens to %q, %v", a.Email, email, err)
+	}
+	if a.Kind != events.Human || len(a.Groups) != 1 || a.Issuer != f.issuer || !a.DevIdentity {
 		t.Errorf("alice in events: %+v", a)
 	}
 	if bot.Kind != events.Machine {
