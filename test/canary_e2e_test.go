@@ -199,6 +199,18 @@ approve:
 		}
 		t.Logf("%-24s %4d objects, %8d bytes searched", s, len(byStore[s]), n)
 	}
+	// The people who acted: their e-mails are sealed under their keys in
+	// every record, and in the approvals bucket's requests.
+	t.Run("actor-emails", func(t *testing.T) {
+		for _, who := range []string{"alice", "bob", "carol"} {
+			email := []byte(who + "@dev.auditledger.local")
+			for _, b := range all {
+				if bytes.Contains(b.data, email) || bytes.Contains(bytes.ToLower(b.data), email) {
+					t.Errorf("%s's e-mail in clear in %s %s", who, b.store, b.name)
+				}
+			}
+		}
+	})
 	var summary []string
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
