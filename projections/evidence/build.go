@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/csv"
 	"encoding/hex"
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/compliance"
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/projections"
 )
@@ -198,6 +200,9 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.addBytes(PrefixFile, logControls, marshalPrefix(a, prefix)); err != nil {
 		return err
 	}
+	if err := b.add(RetentionFile, []string{"5.33", "8.15"}, func(w io.Writer) error { return b.retention(ctx, w, a) }); err != nil {
+		return err
+	}
 	if err := b.add(RecordsFile, logControls, func(w io.Writer) error { return b.records(ctx, w, a, z) }); err != nil {
 		return err
 	}
@@ -280,7 +285,7 @@ func (b *builder) records(ctx context.Context, w io.Writer, a, z uint64) error {
 			return fmt.Errorf("the projection lacks record %d (has %d next): rebuild it", next, e.Index)
 		}
 		rec := e.Record()
-		if e.Tenant != b.cfg.Tenant {
+		if e.Tenant != b.cfg.Tenant && !isDefaultRetention(e) {
 			var err error
 			if rec, err = ledger.Redact(rec); err != nil {
 				return fmt.Errorf("record %d cannot be shown without its event, so one tenant's completeness cannot be proven over a range holding it (records sealed before bound records, FORMAT §2.4): %w", e.Index, err)
@@ -308,6 +313,64 @@ func (b *builder) records(ctx context.Context, w io.Writer, a, z uint64) error {
 		return fmt.Errorf("the projection holds records up to %d, the range ends at %d: let the projector catch up", next, z)
 	}
 	return nil
+}
+
+// isDefaultRetention reports whether e is a retention record of the
+// default, which a bundle shows whole: the tenant's retention may be it.
+func isDefaultRetention(e *projections.Event) bool {
+	if e.Tenant != ledger.SystemTenant {
+		return false
+	}
+	c, err := retentionFor(e.Event, "")
+	return err == nil && c != nil && c.Tenant == ledger.DefaultTenant
+}
+
+// retention writes log/retention.jsonl: the tenant's and the default's
+// retention records sealed before a, each with its inclusion proof at
+// tree size a.
+func (b *builder) retention(ctx context.Context, w io.Writer, a uint64) error {
+	if a == 0 {
+		return nil
+	}
+	f := projections.EventFilter{Types: []events.Type{events.LedgerRetentionChanged}, Tenants: []string{b.cfg.Tenant, ledger.SystemTenant}, Limit: projections.MaxPage}
+	for {
+		page, err := b.read.Events(ctx, f)
+		if err != nil {
+			return fmt.Errorf("the retention records: %w", err)
+		}
+		for i := range page.Events {
+			e := &page.Events[i]
+			if e.Index >= a {
+				return nil
+			}
+			c, err := retentionFor(e.Event, b.cfg.Tenant)
+			if err != nil {
+				return fmt.Errorf("record %d: %w", e.Index, err)
+			}
+			if c == nil {
+				continue
+			}
+			proof, err := b.read.InclusionProof(ctx, e.Index, a)
+			if err != nil {
+				return fmt.Errorf("record %d: inclusion proof at size %d: %w", e.Index, a, err)
+			}
+			l := RetentionLine{Index: e.Index, Record: base64.StdEncoding.EncodeToString(e.Record()), Proof: make([]string, len(proof))}
+			for j, h := range proof {
+				l.Proof[j] = h.Base64()
+			}
+			line, err := json.Marshal(&l)
+			if err != nil {
+				return err
+			}
+			if _, err := w.Write(append(line, '\n')); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		f.After = page.Next
+	}
 }
 
 // events writes the tenant's events of [a, z) as JSON lines, each event's

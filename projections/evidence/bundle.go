@@ -25,6 +25,7 @@ const (
 	PrefixFile      = "log/prefix.txt"
 	RecordsFile     = "log/records.bin"
 	SegmentsFile    = "log/segments.json"
+	RetentionFile   = "log/retention.jsonl"
 	EventsFile      = "events.jsonl"
 	OSCALFile       = "oscal/assessment-results.json"
 	ReportFile      = "index.html"

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +33,9 @@ type VerifyOptions struct {
 	// COMPLIANCE mode (a local development store), with a warning.
 	AllowUnlocked bool
 	// Retention, if set, is how long after its sealing each segment must
-	// stay locked.
+	// stay locked, whatever the log records: a minimum the auditor
+	// demands. The tenant's own retention, as the bundle's retention
+	// records give it, is checked in any case.
 	Retention time.Duration
 	Now       func() time.Time
 }
@@ -45,6 +48,22 @@ type Report struct {
 	// Sealed and Erased count the sealed fields of the tenant's events,
 	// and those the manifest names erased (checked against the events).
 	Sealed, Erased int
+	// Retention lists the retention records folded for the tenant, in
+	// log order: its own and the default's, before and in the range.
+	Retention []RetentionSeen
+	// Required is, per segment of Segments, the retention the tenant's
+	// records in it required (0: none recorded, or none of its records).
+	Required []time.Duration
+}
+
+// RetentionSeen is one retention record the verifier folded.
+type RetentionSeen struct {
+	Index uint64
+	// Tenant is the bundle's tenant, or "*" for the default.
+	Tenant string
+	New    string // as the record says it: "2555d", "default", "none"
+	// InForce is the tenant's retention from this record on.
+	InForce time.Duration
 }
 
 // VerifyError names the file, and the record where there is one, of the
@@ -279,9 +298,64 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 		return nil, failf(PrefixFile, "does not give the start checkpoint's root at size %d", m.Range.First)
 	}
 
-	// 6. Every record of the range, the tenant's events beside them.
+	// The segments are read now, so the records can note which hold the
+	// tenant's; they are checked last (step 8).
+	sb, err := read(SegmentsFile, 256<<20)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(sb, &rep.Segments); err != nil {
+		return nil, failf(SegmentsFile, "%v", err)
+	}
+
+	// 6. The tenant's and the default's retention records before the
+	// range, each proven in the start tree.
+	fold := &retentionFold{}
+	rb, err := read(RetentionFile, 64<<20)
+	if err != nil {
+		return nil, err
+	}
+	if len(rb) > 0 {
+		for i, line := range bytes.Split(bytes.TrimSuffix(rb, []byte("\n")), []byte("\n")) {
+			idx, r, err := parseRetentionLine(line, m.Range.First, startRoot)
+			if err == nil {
+				err = checkRetentionBinding(r)
+			}
+			var c *ledger.RetentionChange
+			if err == nil {
+				c, err = retentionFor(r.Event, m.Tenant)
+				if err == nil && c == nil {
+					err = fmt.Errorf("not a retention record of tenant %q or of the default", m.Tenant)
+				}
+			}
+			if err == nil {
+				err = fold.note(idx, c)
+			}
+			if err != nil {
+				return nil, failf(RetentionFile, "line %d (index %d): %v", i+1, idx, err)
+			}
+			rep.Retention = append(rep.Retention, fold.seen(idx, c))
+		}
+	}
+
+	// 7. Every record of the range, the tenant's events beside them.
 	sealed := newSealedCheck(&m)
-	n, err := verifyRecords(files, &m, cr, sealed)
+	holds := make([]bool, len(rep.Segments))
+	n, err := verifyRecords(files, &m, cr, sealed, func(idx uint64, c *ledger.RetentionChange) error {
+		if c == nil {
+			// One of the tenant's records: mark the segment holding it.
+			i := sort.Search(len(rep.Segments), func(i int) bool { return rep.Segments[i].Size > idx })
+			if i < len(holds) {
+				holds[i] = true
+			}
+			return nil
+		}
+		if err := fold.note(idx, c); err != nil {
+			return err
+		}
+		rep.Retention = append(rep.Retention, fold.seen(idx, c))
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -296,19 +370,16 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 		return nil, failf(ManifestFile, "says %d events, the records hold %d of the tenant's", m.Events, n)
 	}
 
-	// 7. The segments: they cover the range, locked write-once.
-	sb, err := read(SegmentsFile, 256<<20)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(sb, &rep.Segments); err != nil {
-		return nil, failf(SegmentsFile, "%v", err)
-	}
-	if err := checkSegments(rep, opts); err != nil {
+	// 8. The segments: they cover the range, locked write-once, each
+	// holding the tenant's records for the tenant's retention.
+	if err := checkSegments(rep, opts, fold, holds); err != nil {
 		return nil, err
 	}
 	return rep, nil
 }
+
+// ledgerTenant is the tenant hash of the log's own records.
+var ledgerTenant = ledger.TenantHash(ledger.SystemTenant)
 
 func parsePrefix(b []byte) (*ledger.CompactRange, error) {
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
@@ -334,7 +405,11 @@ func parsePrefix(b []byte) (*ledger.CompactRange, error) {
 // record of the range in order, its leaf appended to cr; the tenant's
 // whole, with the matching line of events.jsonl; the others redacted and
 // bound to another tenant. It returns how many of the tenant's it saw.
-func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange, sealed *sealedCheck) (int, error) {
+//
+// note is told each of the tenant's records (c nil) and each retention
+// record of the tenant or the default (c set), in index order. The
+// default's are the only records of another tenant shown whole.
+func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange, sealed *sealedCheck, note func(idx uint64, c *ledger.RetentionChange) error) (int, error) {
 	rf, ef := files[RecordsFile], files[EventsFile]
 	if rf == nil {
 		return 0, failf(RecordsFile, "missing from the bundle")
@@ -385,10 +460,23 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 		leaf := ledger.LeafHash(buf)
 		cr.Append(leaf)
 		if r.Tenant != tenant {
-			if !r.Redacted() {
-				return count, failAt(RecordsFile, idx, "an event of another tenant is in the bundle: other tenants' records must be redacted")
+			if r.Redacted() {
+				continue
 			}
-			continue
+			// The default's retention records (tenant _ledger) are
+			// shown whole: the tenant's retention may be the default.
+			if r.Tenant == ledgerTenant {
+				if c, err := retentionFor(r.Event, m.Tenant); err == nil && c != nil && c.Tenant == ledger.DefaultTenant {
+					if err := checkRetentionBinding(r); err != nil {
+						return count, failAt(RecordsFile, idx, "%v", err)
+					}
+					if err := note(idx, c); err != nil {
+						return count, failAt(RecordsFile, idx, "%v", err)
+					}
+					continue
+				}
+			}
+			return count, failAt(RecordsFile, idx, "an event of another tenant is in the bundle: other tenants' records must be redacted (but the default's retention records)")
 		}
 		if r.Redacted() {
 			return count, failAt(RecordsFile, idx, "the tenant's record is redacted: its event was withheld")
@@ -422,6 +510,16 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 			return count, failAt(EventsFile, idx, "line %d: sealed_at %s, the record says %s", line, l.Sealed.Format(time.RFC3339Nano), r.Time.Format(time.RFC3339Nano))
 		}
 		sealed.note(idx, r.Event)
+		if err := note(idx, nil); err != nil {
+			return count, failAt(RecordsFile, idx, "%v", err)
+		}
+		c, err := retentionFor(r.Event, m.Tenant)
+		if err == nil && c != nil {
+			err = note(idx, c)
+		}
+		if err != nil {
+			return count, failAt(RecordsFile, idx, "%v", err)
+		}
 	}
 	if extra, err := records.Peek(1); len(extra) > 0 || err == nil {
 		return count, failAt(RecordsFile, m.Range.End, "records after the range's end: added")
@@ -436,13 +534,16 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 }
 
 // checkSegments checks that the segments cover the range, each locked
-// write-once until after the retention.
-func checkSegments(rep *Report, opts VerifyOptions) error {
+// write-once until after the retention: --retention for every segment,
+// and the tenant's retention in force when it was sealed for each segment
+// holding the tenant's records (holds).
+func checkSegments(rep *Report, opts VerifyOptions, fold *retentionFold, holds []bool) error {
 	m := rep.Manifest
 	next := m.Range.First
 	now := opts.Now()
 	var unlocked []string
-	for _, s := range rep.Segments {
+	rep.Required = make([]time.Duration, len(rep.Segments))
+	for i, s := range rep.Segments {
 		if s.First > next || s.Size <= next {
 			return failf(SegmentsFile, "%s covers %d to %d: the segments do not cover the range from %d", s.Name, s.First, s.Size, next)
 		}
@@ -451,6 +552,14 @@ func checkSegments(rep *Report, opts VerifyOptions) error {
 		if opts.Retention > 0 && locked && s.RetainUntil.Before(s.Sealed.Add(opts.Retention)) {
 			return failf(SegmentsFile, "%s is locked until %s, less than the retention (%s after its sealing, %s)", s.Name,
 				s.RetainUntil.Format(time.RFC3339), opts.Retention, s.Sealed.Add(opts.Retention).Format(time.RFC3339))
+		}
+		if d, at, ok := fold.at(s.Size); ok && holds[i] && d > 0 {
+			rep.Required[i] = d
+			until := ledger.RetainUntil(s.Sealed, d)
+			if locked && s.RetainUntil.Before(until) {
+				return failf(SegmentsFile, "%s is locked until %s, less than tenant %s's retention in force when it was sealed (%s, retention record %d): it holds the tenant's records and must be locked until at least %s",
+					s.Name, s.RetainUntil.Format(time.RFC3339), m.Tenant, d, at, until.Format(time.RFC3339))
+			}
 		}
 		if !locked {
 			until := "none"
