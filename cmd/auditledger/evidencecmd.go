@@ -178,11 +178,11 @@ func unlockedSegments(bundle string) (unlocked, total int, err error) {
 // evidenceVerify checks a bundle offline.
 func evidenceVerify(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "evidence verify FILE [--vkey KEY] [--allowed-signers FILE] [--allow-unlocked] [--retention D]",
-		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once. Prints each\ncontrol's result; exits 1 naming the first file or event that fails. Give\nthe keys the operator published: without --vkey and --allowed-signers the\nbundle's own copies are used, and the report says so.")
+		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once. The\ntenant's retention is taken from the log itself: the bundle carries the\ntenant's and the default's ledger.retention.changed records (those before\nthe range with inclusion proofs), and each segment holding the tenant's\nrecords must be locked until its sealing plus the tenant's retention in\nforce then; a failure names the segment and the retention expected.\n--retention adds a minimum for every segment. Prints each control's\nresult; exits 1 naming the first file or event that fails. Give the keys\nthe operator published: without --vkey and --allowed-signers the bundle's\nown copies are used, and the report says so. Legal holds are not in the\nbundle: auditledger verify --store reports them.")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file")
 	signersFile := fs.String("allowed-signers", "", "an allowed_signers file (ssh-keygen(1)) holding the evidence signing key")
 	allowUnlocked := fs.Bool("allow-unlocked", false, "accept segments not locked in COMPLIANCE mode (a local development store), with a warning")
-	retention := fs.Duration("retention", 0, "require each segment locked at least this long after its sealing, e.g. 61320h (7 years)")
+	retention := fs.Duration("retention", 0, "also require each segment locked at least this long after its sealing, whatever the log records, e.g. 61320h (7 years)")
 	// The bundle comes before or after the flags.
 	c.Args = cli.AtMostOne
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -230,6 +230,22 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 			m.Framework.ID, m.Framework.Version, m.Framework.MappingVersion, m.Log.Origin, m.Range.First, m.Range.End, m.Events, len(rep.Segments))
 		if rep.Sealed > 0 {
 			fmt.Fprintf(stdout, "  sealed     %d sealed field(s) (never opened in the bundle), %d erased: no key opens them\n", rep.Sealed, rep.Erased)
+		}
+		for _, r := range rep.Retention {
+			who := "tenant " + m.Tenant
+			if r.Tenant == "*" {
+				who = "the default"
+			}
+			fmt.Fprintf(stdout, "  retention  record %d sets %s to %s: %s for the tenant from then on\n", r.Index, who, r.New, r.InForce)
+		}
+		var required int
+		for _, d := range rep.Required {
+			if d > 0 {
+				required++
+			}
+		}
+		if required > 0 {
+			fmt.Fprintf(stdout, "  locks      %d segment(s) holding the tenant's records locked for its retention in force when sealed\n", required)
 		}
 		for _, c := range m.Controls {
 			state := "evidence"

@@ -100,7 +100,7 @@ bundle: the copies in `+"`keys/`"+` only say which keys the builder used.
    `+"`log/records.bin`"+` holds every record from index %d to %d, each as a
    4-byte big-endian length and the record (docs/FORMAT.md §2.4): this
    tenant's whole, every other tenant's redacted to the part its leaf hash
-   covers. `+"`log/prefix.txt`"+` holds the hashes of the tree before index %d.
+   covers (but the default retention's records, whole). `+"`log/prefix.txt`"+` holds the hashes of the tree before index %d.
    Starting from them and appending each record's leaf hash gives the
    start and the end checkpoint's roots. A record whose tenant hash is
    SHA-256("auditledger tenant" 0x00 "%s") is this tenant's and must be
@@ -114,7 +114,14 @@ bundle: the copies in `+"`keys/`"+` only say which keys the builder used.
 7. **The records were kept write-once**: `+"`log/segments.json`"+` lists the
    segments holding the range, with the object version, Object Lock mode
    and retain-until date the store reported; each should be locked in
-   COMPLIANCE mode until after your retention requirement.
+   COMPLIANCE mode until after your retention requirement. The tenant's
+   retention is in the log: its `+"`ledger.retention.changed`"+` records
+   and the default's, those before the range in `+"`log/retention.jsonl`"+`
+   (each with its inclusion proof at the start checkpoint), those in it
+   in `+"`log/records.bin`"+`. Each segment holding the tenant's records
+   must be locked until its sealing time plus the tenant's retention in
+   force then (its own, else the default's, as the last of those records
+   sealed before the segment's end sets it).
 
 The folders under `+"`controls/`"+` hold, per control, what the ledger
 observed: the rows (CSV), the query that produced them over the ledger's
