@@ -141,6 +141,9 @@ func TestBundleTenantRetention(t *testing.T) {
 	if got := fmt.Sprint(rep.Required); got != "[0s 72h0m0s 72h0m0s]" {
 		t.Errorf("retention required per segment: %s, want none before the change, then acme's 72h", got)
 	}
+	if len(rep.Warnings) != 1 || !strings.HasPrefix(rep.Warnings[0], "1 segment(s) holding the tenant's records were sealed before the log recorded any retention") {
+		t.Errorf("warnings %q: want one, for the segment sealed before any retention record", rep.Warnings)
+	}
 
 	// The change before the range: carried in log/retention.jsonl.
 	r.build(t, "acme", r.t0.Add(150*time.Minute), r.t0.Add(270*time.Minute))
@@ -152,8 +155,8 @@ func TestBundleTenantRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(rep.Required); got != "[72h0m0s 72h0m0s]" {
-		t.Errorf("retention required per segment: %s", got)
+	if got := fmt.Sprint(rep.Required); got != "[72h0m0s 72h0m0s]" || len(rep.Warnings) != 0 {
+		t.Errorf("retention required per segment: %s, warnings %q", got, rep.Warnings)
 	}
 	// --retention stays a minimum the auditor can demand beyond it.
 	if _, err := r.verifyLocked(r.bundle, 96*time.Hour); err == nil || !strings.Contains(err.Error(), "less than the retention (96h0m0s") {

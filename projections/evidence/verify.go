@@ -542,6 +542,7 @@ func checkSegments(rep *Report, opts VerifyOptions, fold *retentionFold, holds [
 	next := m.Range.First
 	now := opts.Now()
 	var unlocked []string
+	unchecked := 0
 	rep.Required = make([]time.Duration, len(rep.Segments))
 	for i, s := range rep.Segments {
 		if s.First > next || s.Size <= next {
@@ -553,7 +554,11 @@ func checkSegments(rep *Report, opts VerifyOptions, fold *retentionFold, holds [
 			return failf(SegmentsFile, "%s is locked until %s, less than the retention (%s after its sealing, %s)", s.Name,
 				s.RetainUntil.Format(time.RFC3339), opts.Retention, s.Sealed.Add(opts.Retention).Format(time.RFC3339))
 		}
-		if d, at, ok := fold.at(s.Size); ok && holds[i] && d > 0 {
+		d, at, ok := fold.at(s.Size)
+		if holds[i] && !ok && opts.Retention == 0 && locked {
+			unchecked++
+		}
+		if ok && holds[i] && d > 0 {
 			rep.Required[i] = d
 			until := ledger.RetainUntil(s.Sealed, d)
 			if locked && s.RetainUntil.Before(until) {
@@ -575,6 +580,9 @@ func checkSegments(rep *Report, opts VerifyOptions, fold *retentionFold, holds [
 	}
 	if m.Range.First < m.Range.End && next < m.Range.End {
 		return failf(SegmentsFile, "the segments end at %d, the range at %d", next, m.Range.End)
+	}
+	if unchecked > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d segment(s) holding the tenant's records were sealed before the log recorded any retention for it, and no --retention was given: how long they are locked was not checked (give the retention required, e.g. --retention 61320h)", unchecked))
 	}
 	// Accepted: one line for them all (a local store has hundreds), with
 	// the first as the example.
