@@ -145,6 +145,19 @@ func TestBundleTenantRetention(t *testing.T) {
 		t.Errorf("warnings %q: want one, for the segment sealed before any retention record", rep.Warnings)
 	}
 
+	// The retention records' own segment recorded as locked for the
+	// default's 24h only: acme's record in it requires 72h.
+	f := zipFiles(t, r.bundle)
+	s := segs(r.bundle)
+	short := s[1].Sealed.Add(24 * time.Hour).Truncate(time.Second).Add(time.Second)
+	s[1].RetainUntil = &short
+	f["log/segments.json"] = must(json.MarshalIndent(s, "", "  "))
+	resign(t, f, r.signer)
+	if _, err := r.verifyLocked(rezip(t, f), 0); err == nil || !strings.Contains(err.Error(), s[1].Name+" is locked until") ||
+		!strings.Contains(err.Error(), "tenant acme's retention in force when it was sealed (72h0m0s, retention record 33)") {
+		t.Errorf("the retention records' segment locked for 24h: %v", err)
+	}
+
 	// The change before the range: carried in log/retention.jsonl.
 	r.build(t, "acme", r.t0.Add(150*time.Minute), r.t0.Add(270*time.Minute))
 	files := zipFiles(t, r.bundle)
