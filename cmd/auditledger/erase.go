@@ -2,11 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/auditledger/auditledger/events/detect"
 	"io"
 	"os"
 	"os/user"
@@ -118,9 +117,7 @@ func (k *keyAdmin) record(ctx context.Context, t events.Type, id string, payload
 }
 
 func eventID(kind, pseudonym string) string {
-	var b [8]byte
-	rand.Read(b[:])
-	return kind + "/" + pseudonym + "/" + hex.EncodeToString(b[:])
+	return kind + "/" + pseudonym + "/" + detect.RandomHex(8)
 }
 
 func eraseCmd(c *cobra.Command) cli.Run {

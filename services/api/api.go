@@ -26,12 +26,11 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/auditledger/auditledger/events/detect"
 	"log/slog"
 	"net/http"
 	"os"
@@ -444,10 +443,8 @@ func (a *api) event(r *http.Request, t events.Type, actor events.Actor, tenant s
 	if err != nil {
 		return nil, err
 	}
-	var id [12]byte
-	rand.Read(id[:])
 	return &events.Event{
-		Version: events.Version, ID: "api." + hex.EncodeToString(id[:]), Type: t, Time: time.Now().UTC(), Tenant: tenant,
+		Version: events.Version, ID: "api." + detect.RandomHex(12), Type: t, Time: time.Now().UTC(), Tenant: tenant,
 		Source: events.Source{Kind: "api", Instance: a.cfg.Instance}, Actor: a.sealActor(r.Context(), actor, tenant),
 		Target: &events.Target{Kind: "auditledger-api"}, Payload: body,
 	}, nil

@@ -19,12 +19,12 @@ package approvals
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/auditledger/auditledger/events/detect"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -233,9 +233,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 
 // NewID returns a fresh request id, short enough to type.
 func NewID() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return "apr-" + hex.EncodeToString(b[:])
+	return "apr-" + detect.RandomHex(6)
 }
 
 // Open stores r as pending. The caller MUST have recorded

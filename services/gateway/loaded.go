@@ -2,9 +2,8 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
+	"github.com/auditledger/auditledger/events/detect"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
@@ -36,9 +35,7 @@ func (g *Gateway) recordPolicyLoaded(ctx context.Context) error {
 	}
 	ev := &events.Event{Version: events.Version, Type: events.PolicyLoaded, Time: time.Now().UTC(), Tenant: g.cfg.Tenant,
 		Source: g.source, Actor: events.Actor{Issuer: "auditledger", Subject: g.cfg.Instance, Kind: events.Machine}, Payload: body}
-	var id [8]byte
-	rand.Read(id[:])
-	ev.ID = "policy-loaded/" + hex.EncodeToString(id[:])
+	ev.ID = "policy-loaded/" + detect.RandomHex(8)
 	if err := g.emit(ctx, ev); err != nil {
 		return fmt.Errorf("%s: policy.loaded for %s: %w: %w; the gateway does not start", g.cfg.Name, l.Source.File, ErrNotRecorded, err)
 	}

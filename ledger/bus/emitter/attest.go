@@ -2,11 +2,10 @@ package emitter
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/auditledger/auditledger/events/detect"
 	"sync"
 	"time"
 
@@ -59,9 +58,7 @@ type attestation struct {
 }
 
 func newAttestation(e *Emitter, a Attester, every int, interval time.Duration) *attestation {
-	var b [8]byte
-	rand.Read(b[:])
-	at := &attestation{e: e, a: a, every: every, boot: hex.EncodeToString(b[:]), ticker: time.NewTicker(interval),
+	at := &attestation{e: e, a: a, every: every, boot: detect.RandomHex(8), ticker: time.NewTicker(interval),
 		done: make(chan struct{}), changed: make(chan struct{}, 1)}
 	at.wg.Go(func() {
 		for {
