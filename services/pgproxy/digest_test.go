@@ -1,19 +1,24 @@
 package pgproxy_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/gateway"
+	"github.com/auditledger/auditledger/test/natstest"
 )
 
 // TestDigestIsOverTheWireRows checks the response.digest contract of
-// docs/FORMAT.md from the client's side: a raw protocol client hashes the
-// DataRow messages it receives and finds the same SHA-256 in the ledger.
+// docs/FORMAT.md from the client's side: a raw protocol client digests
+// the DataRow messages it receives under the tenant's search key and
+// finds the same HMAC in the ledger.
 func TestDigestIsOverTheWireRows(t *testing.T) {
 	f := start(t)
 	conn, err := net.Dial("tcp", f.addr)
@@ -53,25 +58,72 @@ func TestDigestIsOverTheWireRows(t *testing.T) {
 	fe.Send(&pgproto3.Query{String: "SELECT g, 'row ' || g, NULL::text FROM generate_series(1, 50) g"})
 	fe.Flush()
 	rows := receiveUntil(isReady)
-	h := sha256.New()
-	n := 0
-	for _, r := range rows {
-		b := r.(*pgproto3.CopyData).Data
-		h.Write(b)
-		n += len(b)
+	key, err := f.keys.TenantKey(t.Context(), "acme")
+	if err != nil {
+		t.Fatal(err)
 	}
-	want := hex.EncodeToString(h.Sum(nil))
+	var all []byte
+	for _, r := range rows {
+		all = append(all, r.(*pgproto3.CopyData).Data...)
+	}
+	n, want := len(all), gateway.KeyedDigest(key, gateway.ResponseLabel, all)
 	fe.Send(&pgproto3.Terminate{})
 	fe.Flush()
 
 	f.checkPairs(t)
 	for _, r := range f.eventsOf(t) {
 		if r.ev.Type == events.ResponseDigest && r.payload["command_tag"] == "SELECT 50" {
-			if r.payload["sha256"] != want || r.payload["bytes"].(float64) != float64(n) || r.payload["rows"].(float64) != 50 {
+			if r.payload["hmac"] != want || r.payload["sha256"] != nil || r.payload["bytes"].(float64) != float64(n) || r.payload["rows"].(float64) != 50 {
 				t.Fatalf("digest %v; the client computed %s over %d bytes", r.payload, want, n)
 			}
 			return
 		}
 	}
 	t.Fatal("no digest for the SELECT")
+}
+
+// TestOneRowResultHasNoUnkeyedDigest: a result of one row holding a card
+// number is a dictionary away from an unkeyed digest of it (an issuer
+// prefix and the Luhn digit leave about 10⁹ candidates). Neither the
+// SHA-256 of the DataRow message the client received nor that of the
+// value may appear in any recorded event; the keyed digest does.
+func TestOneRowResultHasNoUnkeyedDigest(t *testing.T) {
+	f := start(t)
+	const card = "4012888888881881"
+	db := f.direct(t)
+	if _, err := db.Exec(t.Context(), "CREATE TABLE cards (pan text); INSERT INTO cards VALUES ('"+card+"')"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := psql(t, f.url("alice", "alice-secret"), "SELECT pan FROM cards"); err != nil || strings.TrimSpace(out) != card {
+		t.Fatalf("psql through the proxy: %v\n%s", err, out)
+	}
+	f.checkPairs(t)
+	row, _ := (&pgproto3.DataRow{Values: [][]byte{[]byte(card)}}).Encode(nil)
+	key, err := f.keys.TenantKey(t.Context(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unkeyed := map[string]string{"the DataRow message": sum(row), "the value": sum([]byte(card))}
+	found := false
+	for _, st := range natstest.Events(t, f.js, "") {
+		for what, s := range unkeyed {
+			if bytes.Contains(bytes.ToLower(st.Raw), []byte(s)) {
+				t.Errorf("event %s holds the unkeyed SHA-256 of %s: %s", st.Event.ID, what, st.Raw)
+			}
+		}
+		if st.Event.Type == events.ResponseDigest && st.Payload["command_tag"] == "SELECT 1" {
+			found = true
+			if want := gateway.KeyedDigest(key, gateway.ResponseLabel, row); st.Payload["hmac"] != want || len(st.Payload) != 5 {
+				t.Errorf("digest %v, want hmac %s and no other digest", st.Payload, want)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no digest for the SELECT")
+	}
+}
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

@@ -2,11 +2,8 @@ package pgproxy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"net"
 	"slices"
 	"strconv"
@@ -31,7 +28,9 @@ type command struct {
 	refusal string
 	rows    int64
 	bytes   int64
-	sum     hash.Hash
+	// sum is the keyed digest of the result (gateway.ResponseLabel); nil
+	// without the tenant's key, or for a refused command.
+	sum     *gateway.KeyedSum
 	columns []column        // of the current result
 	masked  map[maskKey]int // values masked in the current result
 	// copyIn digests the COPY data a client sends for this statement.
@@ -47,19 +46,23 @@ type command struct {
 	resultFormats []int16
 }
 
-// copyDigest counts and hashes COPY FROM STDIN data; the client's side
-// writes it, the upstream's side reads it when the COPY completes.
+// copyDigest counts and digests COPY FROM STDIN data; the client's side
+// writes it, the upstream's side reads it when the COPY completes. The
+// digest is keyed (gateway.CopyLabel), as the data may hold personal
+// data: none without the tenant's key.
 type copyDigest struct {
-	mu    sync.Mutex
-	n     int64
-	bytes int64
-	sum   hash.Hash
+	mu      sync.Mutex
+	started bool
+	n       int64
+	bytes   int64
+	sum     *gateway.KeyedSum
 }
 
-func (d *copyDigest) add(b []byte) {
+// add counts b; newSum starts the digest at the first message.
+func (d *copyDigest) add(b []byte, newSum func() *gateway.KeyedSum) {
 	d.mu.Lock()
-	if d.sum == nil {
-		d.sum = sha256.New()
+	if !d.started {
+		d.started, d.sum = true, newSum()
 	}
 	d.n++
 	d.bytes += int64(len(b))
@@ -67,15 +70,16 @@ func (d *copyDigest) add(b []byte) {
 	d.mu.Unlock()
 }
 
-// take returns what was counted and resets it; ok is false if nothing was.
+// take returns what was counted and resets it; ok is false if nothing
+// was. sum is empty without the key.
 func (d *copyDigest) take() (n, bytes int64, sum string, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.sum == nil {
+	if !d.started {
 		return 0, 0, "", false
 	}
-	n, bytes, sum = d.n, d.bytes, hex.EncodeToString(d.sum.Sum(nil))
-	d.n, d.bytes, d.sum = 0, 0, nil
+	n, bytes, sum = d.n, d.bytes, d.sum.Digest()
+	d.n, d.bytes, d.sum, d.started = 0, 0, nil, false
 	return n, bytes, sum, true
 }
 
@@ -414,7 +418,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 					return s.fatal("58000", "statement not executed: "+err.Error()+"; the proxy fails closed")
 				}
 				if !ok {
-					q.push(&command{simple: true, refusal: why, sum: sha256.New()})
+					q.push(&command{simple: true, refusal: why})
 					msg = &pgproto3.Query{String: refusedSQL}
 					flush = true
 					break
@@ -427,7 +431,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, simple: true, sum: sha256.New(), stored: stored})
+			q.push(&command{id: id, simple: true, sum: s.keyedSum(ctx, gateway.ResponseLabel), stored: stored})
 			flush = true
 		case *pgproto3.FunctionCall:
 			// A function call by OID carries no SQL to police or to record
@@ -437,7 +441,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if _, err := s.gs.Record(ctx, events.CommandBlocked, payload); err != nil {
 				return s.fatal("58000", "function call not executed: the audit ledger did not store its record; the proxy fails closed")
 			}
-			q.push(&command{simple: true, refusal: why, sum: sha256.New()})
+			q.push(&command{simple: true, refusal: why})
 			msg = &pgproto3.Query{String: refusedSQL}
 			flush = true
 		case *pgproto3.Parse:
@@ -472,7 +476,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				if _, err := s.gs.Record(ctx, events.CommandBlocked, payload); err != nil {
 					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
 				}
-				q.push(&command{refusal: why, sum: sha256.New()})
+				q.push(&command{refusal: why})
 				portals[m.DestinationPortal] = portal{sql: blockedStatement}
 				msg = &pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: unknownStatement}
 				break
@@ -533,7 +537,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 					// Execute a portal that does not exist: the server
 					// refuses it in pipeline order, and the proxy puts the
 					// refusal in place of its error.
-					q.push(&command{refusal: why, sum: sha256.New()})
+					q.push(&command{refusal: why})
 					msg = &pgproto3.Execute{Portal: unknownStatement}
 					break
 				}
@@ -545,7 +549,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, sum: sha256.New(), lazy: true, stmt: p.stmt, portal: m.Portal, resultFormats: p.formats, stored: stored})
+			q.push(&command{id: id, sum: s.keyedSum(ctx, gateway.ResponseLabel), lazy: true, stmt: p.stmt, portal: m.Portal, resultFormats: p.formats, stored: stored})
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
 				stmts.forget(m.Name, false)
@@ -554,7 +558,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			}
 		case *pgproto3.CopyData:
 			if c := q.head(); c != nil {
-				c.copyIn.add(m.Data)
+				c.copyIn.add(m.Data, func() *gateway.KeyedSum { return s.keyedSum(ctx, gateway.CopyLabel) })
 			}
 			flush = true
 		case *pgproto3.Terminate:
@@ -648,7 +652,7 @@ func (s *session) refused(ctx context.Context, q *inflight, sql string, rule *De
 	if err != nil {
 		return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
 	}
-	q.push(&command{simple: simple, refusal: why, sum: sha256.New()})
+	q.push(&command{simple: simple, refusal: why})
 	return nil
 }
 
@@ -780,6 +784,18 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 	}
 }
 
+// keyedSum starts a keyed digest of content under the session tenant's
+// search key (docs/FORMAT.md §1.5); nil without one. A key that cannot
+// be read leaves the content without a digest, and that is logged: the
+// statement's record is already stored, and a digest is never unkeyed.
+func (s *session) keyedSum(ctx context.Context, label string) *gateway.KeyedSum {
+	sum, err := s.gs.KeyedSum(ctx, label)
+	if err != nil {
+		s.p.cfg.Logger.Warn("result recorded without its digest: the tenant's search key is unavailable", "session_id", s.gs.ID(), "label", strings.TrimSpace(label), "err", err)
+	}
+	return sum
+}
+
 // digest records the result of the statement at the head of the queue.
 // An extended-protocol statement has one result and leaves the queue; a
 // simple query stays until ReadyForQuery, as it may hold several.
@@ -798,9 +814,15 @@ func (s *session) digest(ctx context.Context, q *inflight, payload map[string]an
 	payload["command_id"] = c.id
 	payload["rows"] = c.rows
 	payload["bytes"] = c.bytes
-	payload["sha256"] = hex.EncodeToString(c.sum.Sum(nil))
+	if sum := c.sum.Digest(); sum != "" {
+		payload["hmac"] = sum
+	}
 	if n, b, sum, ok := c.copyIn.take(); ok {
-		payload["copy_in"] = map[string]any{"messages": n, "bytes": b, "sha256": sum}
+		in := map[string]any{"messages": n, "bytes": b}
+		if sum != "" {
+			in["hmac"] = sum
+		}
+		payload["copy_in"] = in
 	}
 	s.rows += c.rows
 	s.bytes += c.bytes
