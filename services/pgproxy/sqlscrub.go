@@ -115,14 +115,35 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 			scrubbed, counts := gateway.ScrubFound(inner, &all)
 			if counts != nil {
 				repl[k] = pre + scrubbed + post
-			} else if dec, ok := decodeLiteral(pre, inner); ok {
-				// Escapes (E'jane\x40example.com', U&'\0034\0031…') are
+			} else {
+				// Escapes (E'jane\x40example.com', U&'\0034\0031…' with
+				// or without UESCAPE), strings continued on the next line
+				// and the bytea and JSON texts a string may be read as are
 				// judged as the value PostgreSQL reads; a match replaces
 				// the whole literal, whose escapes cannot be kept apart.
-				if d := detect.Find([]byte(dec)); d != "" {
-					all = append(all, gateway.Finding{Detector: d, Value: dec})
-					scrubbed = detect.Placeholder(d)
-					repl[k] = "'" + scrubbed + "'"
+				esc, uescape := byte('\\'), false
+				if t.Token == pg_query.Token_USCONST && k+2 < len(toks.Tokens) && toks.Tokens[k+1].Token == pg_query.Token_UESCAPE {
+					if e := toks.Tokens[k+2]; e.Token == pg_query.Token_SCONST && int(e.End) <= len(sql) {
+						if _, c, _ := splitLiteral(sql[e.Start:e.End]); len(c) == 1 {
+							esc, uescape = c[0], true
+						}
+					}
+				}
+				readings := literalReadings(pre, inner, esc)
+				for _, dec := range readings {
+					if d := findIn(dec, &all); d != "" {
+						scrubbed = detect.Placeholder(d)
+						if uescape {
+							// U&'…' UESCAPE '!' stays valid SQL.
+							repl[k] = pre + scrubbed + post
+						} else {
+							repl[k] = "'" + scrubbed + "'"
+						}
+						break
+					}
+				}
+				if _, ok := repl[k]; !ok && len(readings) > 0 {
+					scrubbed = readings[0] // joined by || as PostgreSQL reads it
 				}
 			}
 			// Joined by || or, as PostgreSQL does, by a line break.
@@ -513,7 +534,7 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 		case name == "convert_from" && len(args) == 2:
 			f.val = args[0].val
 		case name == "unistr" && len(args) == 1:
-			f.val = decodeE(decodeU(args[0].val))
+			f.val = decodeE(decodeU(args[0].val, '\\'))
 		case name == "ascii" && len(args) == 1:
 			for _, r := range args[0].val {
 				f.val = strconv.Itoa(int(r))
@@ -659,10 +680,11 @@ func splitLiteral(tok string) (pre, inner, post string) {
 }
 
 // encoded reports whether sql may write a value in a form the detectors do
-// not read as typed: escapes in E'…' or U&'…' strings, digits grouped by
-// underscores, or a numeric constant with an exponent.
+// not read as typed: escapes in E'…' or U&'…' strings (UESCAPE too), a
+// string continued on the next line, digits grouped by underscores, or a
+// numeric constant with an exponent.
 func encoded(sql string) bool {
-	if strings.Contains(sql, "\\") {
+	if strings.Contains(sql, "\\") || continuedString(sql) || strings.Contains(strings.ToLower(sql), "uescape") {
 		return true
 	}
 	for i := 1; i+1 < len(sql); i++ {
@@ -675,6 +697,27 @@ func encoded(sql string) bool {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// continuedString reports whether sql may continue a string constant on
+// the next line: a quote, white space with a line break, a quote.
+func continuedString(sql string) bool {
+	for i := strings.IndexByte(sql, '\''); i >= 0 && i+1 < len(sql); {
+		j, nl := i+1, false
+		for j < len(sql) && strings.IndexByte(" \t\n\r\f\v", sql[j]) >= 0 {
+			nl = nl || sql[j] == '\n' || sql[j] == '\r'
+			j++
+		}
+		if nl && j < len(sql) && sql[j] == '\'' {
+			return true
+		}
+		n := strings.IndexByte(sql[i+1:], '\'')
+		if n < 0 {
+			return false
+		}
+		i += 1 + n
+	}
+	return false
+}
 
 // numberDigits returns the integer a numeric constant writes, when it has
 // one worth judging: underscores dropped, an exponent applied
@@ -692,21 +735,104 @@ func numberDigits(tok string) string {
 	return i.String()
 }
 
-// decodeLiteral returns the value PostgreSQL reads from a string literal
-// with escapes: E'…' (\xHH, \ooo, \uXXXX, \UXXXXXXXX, \n and the like)
-// or U&'…' (\XXXX, \+XXXXXX; the default escape character). ok is false
-// for a literal without escapes.
-func decodeLiteral(pre, inner string) (string, bool) {
-	if !strings.Contains(inner, "\\") {
-		return "", false
+// findIn judges v: the detector of a value it is, or else of the first
+// it holds ({"e":"jane@example.com"}), with the values added to found;
+// empty when it holds none.
+func findIn(v string, found *[]gateway.Finding) string {
+	if d := detect.Find([]byte(v)); d != "" {
+		*found = append(*found, gateway.Finding{Detector: d, Value: v})
+		return d
 	}
-	switch p := strings.ToUpper(strings.TrimSuffix(pre, "'")); p {
+	n := len(*found)
+	if gateway.ScrubFound(v, found); len(*found) > n {
+		return (*found)[n].Detector
+	}
+	return ""
+}
+
+// literalReadings returns the values a string literal's content (inner,
+// between pre and its closing quote) may stand for, when PostgreSQL reads
+// it otherwise than as written: the value itself, with escapes of E'…'
+// or U&'…' (esc, the UESCAPE character, else a backslash) decoded, doubled
+// quotes read as one, and strings continued on the next line ('jane@'
+// NEWLINE 'example.com', which the scanner delimits as one token)
+// joined; then, for a value holding a backslash, what it is as bytea
+// ('\x6a61…' hex, '\152\141…' escape) and as JSON ("\u0040"). None
+// for a literal written as it reads.
+func literalReadings(pre, inner string, esc byte) []string {
+	v, continued := joinContinued(inner)
+	p := strings.ToUpper(strings.TrimSuffix(pre, "'"))
+	if !continued && !strings.ContainsRune(inner, rune(esc)) && !strings.Contains(inner, "''") {
+		return nil
+	}
+	switch p {
 	case "E":
-		return decodeE(inner), true
+		v = decodeE(strings.ReplaceAll(v, "''", "'"))
 	case "U&":
-		return decodeU(inner), true
+		v = decodeU(strings.ReplaceAll(v, "''", "'"), esc)
+	case "":
+		v = strings.ReplaceAll(v, "''", "'")
+	default:
+		return nil // N'…' and the like: as written
 	}
-	return "", false
+	out := []string{v}
+	if strings.Contains(v, "\\") {
+		if b, ok := byteaHex(v); ok {
+			out = append(out, string(b))
+		}
+		out = append(out, decodeE(v))
+	}
+	return out
+}
+
+// joinContinued joins the parts of a string constant continued on the
+// next line: a quote, white space holding a line break, and a quote are
+// dropped, as PostgreSQL reads them. A doubled quote stays as it is.
+func joinContinued(inner string) (string, bool) {
+	if !strings.Contains(inner, "'") {
+		return inner, false
+	}
+	var b strings.Builder
+	continued := false
+	for i := 0; i < len(inner); i++ {
+		if inner[i] != '\'' {
+			b.WriteByte(inner[i])
+			continue
+		}
+		if i+1 < len(inner) && inner[i+1] == '\'' {
+			b.WriteString("''")
+			i++
+			continue
+		}
+		j, nl := i+1, false
+		for j < len(inner) && strings.IndexByte(" \t\n\r\f\v", inner[j]) >= 0 {
+			nl = nl || inner[j] == '\n' || inner[j] == '\r'
+			j++
+		}
+		if nl && j < len(inner) && inner[j] == '\'' {
+			continued = true
+			i = j
+			continue
+		}
+		b.WriteByte(inner[i])
+	}
+	return b.String(), continued
+}
+
+// byteaHex decodes bytea's hex format: \x and pairs of hex digits, white
+// space between pairs allowed.
+func byteaHex(v string) ([]byte, bool) {
+	if len(v) < 4 || v[0] != '\\' || v[1]|0x20 != 'x' {
+		return nil, false
+	}
+	h := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
+			return -1
+		}
+		return r
+	}, v[2:])
+	b, err := hex.DecodeString(h)
+	return b, err == nil
 }
 
 func decodeE(s string) string {
@@ -774,16 +900,18 @@ func unescape(c byte) byte {
 	return c
 }
 
-func decodeU(s string) string {
+// decodeU reads a U&'…' string's escapes under the escape character esc
+// (a backslash, or the one UESCAPE names).
+func decodeU(s string, esc byte) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' || i+1 == len(s) {
+		if s[i] != esc || i+1 == len(s) {
 			b.WriteByte(s[i])
 			continue
 		}
 		switch {
-		case s[i+1] == '\\':
-			b.WriteByte('\\')
+		case s[i+1] == esc:
+			b.WriteByte(esc)
 			i++
 		case s[i+1] == '+' && i+8 <= len(s):
 			if v, err := strconv.ParseUint(s[i+2:i+8], 16, 32); err == nil {

@@ -46,6 +46,19 @@ func TestRedactSQLEncodedForms(t *testing.T) {
 		{`SELECT 4111_1111_1111_1111`, `SELECT '[REDACTED:credit_card]'`},
 		{`SELECT 4.111111111111111e15`, `SELECT '[REDACTED:credit_card]'`},
 		{`SELECT E'tab\there', 1e3, 1_000`, `SELECT E'tab\there', 1e3, 1_000`},
+		// A string continued on the next line is one constant, the
+		// parts joined; the scanner delimits it as one token.
+		{"SELECT 'jane@'\n'example.com'", `SELECT '[REDACTED:email]'`},
+		{"SELECT 'x', '4111 1111' \n\t '1111 1111'", `SELECT 'x', '[REDACTED:credit_card]'`},
+		{"SELECT 'it''s'\n'fine'", "SELECT 'it''s'\n'fine'"},
+		// U& with another escape character.
+		{`SELECT U&'!0034!0031!0031!0031!0031!0031!0031!0031!0031!0031!0031!0031!0031!0031!0031!0031' UESCAPE '!'`, `SELECT U&'[REDACTED:credit_card]' UESCAPE '!'`},
+		// bytea in hex, as a plain or an E'…' string.
+		{`SELECT convert_from('\x6a616e65406578616d706c652e636f6d'::bytea, 'UTF8')`, `SELECT convert_from('[REDACTED:email]'::bytea, 'UTF8')`},
+		{`SELECT E'\\x34313131313131313131313131313131'::bytea`, `SELECT '[REDACTED:credit_card]'::bytea`},
+		{`SELECT '\x00ff'::bytea`, `SELECT '\x00ff'::bytea`},
+		// JSON escapes in a string read as json.
+		{`SELECT '{"e":"jane\u0040example.com"}'::jsonb`, `SELECT '[REDACTED:email]'::jsonb`},
 	} {
 		if got, _ := redactSQL(c.in, nil); got != c.want {
 			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
