@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -33,8 +34,11 @@ import (
 // of pol names (email = 'x', card IN (…), name LIKE 'Jo%', UPDATE SET,
 // INSERT VALUES) becomes [REDACTED:masked_column], whatever it holds; and
 // the literals of a constant string expression — concat, concat_ws,
-// format, chr, || with casts between, lower, upper, replace, translate,
-// reverse, lpad, rpad — whose value the detectors find become that
+// format, chr, || (OPERATOR(pg_catalog.||) too) with casts between,
+// textcat, lower, upper, initcap, replace, translate, reverse, lpad,
+// rpad, overlay, quote_literal, decode, convert_from and encode of a
+// bytea, array_to_string of an ARRAY or an array literal, an ARRAY's
+// elements joined — whose value the detectors find become that
 // detector's placeholder.
 //
 // A statement that cannot hold a value (detect.MayHold, no ||, nothing
@@ -264,7 +268,8 @@ func maskedParams(sql string, pol *Policy) map[int32]bool {
 // expression to judge.
 var foldFuncs = map[string]bool{"chr": true, "concat": true, "concat_ws": true, "format": true, "lower": true, "upper": true,
 	"replace": true, "translate": true, "reverse": true, "ascii": true, "lpad": true, "rpad": true,
-	"array_to_string": true, "decode": true, "convert_from": true, "unistr": true}
+	"array_to_string": true, "decode": true, "convert_from": true, "unistr": true,
+	"textcat": true, "quote_literal": true, "quote_nullable": true, "initcap": true, "overlay": true, "encode": true}
 
 // foldHint reports whether sql may call one of foldFuncs or join with
 // ||: it holds || or one of their names, letter case ignored, anywhere
@@ -283,7 +288,7 @@ func foldHint(sql string) bool {
 				return true
 			}
 			fallthrough
-		case 'a', 'c', 'd', 'f', 'l', 'r', 't':
+		default:
 			for _, w := range foldNames[c] {
 				if hasPrefixFold(sql[i:], w) {
 					return true
@@ -294,9 +299,10 @@ func foldHint(sql string) bool {
 	return false
 }
 
-// foldNames are the names of foldFuncs by their first letter.
+// foldNames are the names of foldFuncs by their first letter, and
+// "array" (ARRAY[4,1,1,…], its elements joined).
 var foldNames = func() map[byte][]string {
-	m := map[byte][]string{}
+	m := map[byte][]string{'a': {"array"}}
 	for f := range foldFuncs {
 		m[f[0]] = append(m[f[0]], f)
 	}
@@ -363,6 +369,9 @@ func foldRedactions(tree *pg_query.ParseResult, out map[int32]string) (found []g
 				n = &pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: x}}
 			case *pg_query.TypeCast:
 				n = &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: x}}
+			case *pg_query.A_ArrayExpr:
+				// ARRAY[4,1,1,…]: its elements, joined.
+				n = &pg_query.Node{Node: &pg_query.Node_AArrayExpr{AArrayExpr: x}}
 			default:
 				return true
 			}
@@ -445,12 +454,14 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 		return f, known && len(f.val) <= maxFolded
 	case *pg_query.Node_AExpr:
 		e := x.AExpr
-		if e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) != 1 {
+		// OPERATOR(pg_catalog.||) is the operator || names.
+		if e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) == 0 || len(e.Name) > 2 ||
+			len(e.Name) == 2 && !strings.EqualFold(e.Name[0].GetString_().GetSval(), "pg_catalog") {
 			return folded{}, false
 		}
 		l, lok := foldConst(e.Lexpr)
 		r, rok := foldConst(e.Rexpr)
-		switch op := e.Name[0].GetString_().GetSval(); op {
+		switch op := e.Name[len(e.Name)-1].GetString_().GetSval(); op {
 		case "||":
 			if !lok && !rok {
 				return folded{}, false
@@ -486,7 +497,7 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 			f.locs = append(f.locs, a.locs...)
 		}
 		switch name := funcName(fc); {
-		case name == "concat" && anyOK:
+		case (name == "concat" || name == "textcat") && anyOK:
 			for _, a := range args {
 				f.val += a.val
 			}
@@ -495,6 +506,13 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 			for _, e := range fc.Args[0].GetAArrayExpr().Elements {
 				v, _ := foldConst(e)
 				parts = append(parts, v.val)
+			}
+			f.val = strings.Join(parts, args[1].val)
+		case name == "array_to_string" && len(args) >= 2 && oks[0] && oks[1]:
+			// An array literal: '{4111,1111,1111,1111}'::int[].
+			parts, ok := arrayLiteral(args[0].val)
+			if !ok {
+				return folded{}, false
 			}
 			f.val = strings.Join(parts, args[1].val)
 		case name == "concat_ws" && len(args) > 0 && oks[0]:
@@ -533,6 +551,25 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 			f.val = string(b)
 		case name == "convert_from" && len(args) == 2:
 			f.val = args[0].val
+			if b, ok := byteaHex(f.val); ok {
+				f.val = string(b) // '\x6a61…', a bytea in hex
+			}
+		case name == "encode" && len(args) == 2 && strings.EqualFold(args[1].val, "escape"):
+			f.val = args[0].val
+			if b, ok := byteaHex(f.val); ok {
+				f.val = string(b)
+			}
+		case (name == "quote_literal" || name == "quote_nullable") && len(args) == 1:
+			f.val = "'" + strings.ReplaceAll(args[0].val, "'", "''") + "'"
+		case name == "initcap" && len(args) == 1:
+			f.val = initcap(args[0].val)
+		case name == "overlay" && (len(args) == 3 || len(args) == 4):
+			// overlay(s PLACING r FROM n [FOR m])
+			v, ok := overlay(args)
+			if !ok {
+				return folded{}, false
+			}
+			f.val = v
 		case name == "unistr" && len(args) == 1:
 			f.val = decodeE(decodeU(args[0].val, '\\'))
 		case name == "ascii" && len(args) == 1:
@@ -574,6 +611,67 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 		return f, len(f.val) <= maxFolded
 	}
 	return folded{}, false
+}
+
+// arrayLiteral reads a one-dimensional array literal's elements
+// ({4111,1111} or {"a","b"}); ok is false for anything else.
+func arrayLiteral(s string) ([]string, bool) {
+	s = strings.TrimSpace(s)
+	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' || strings.ContainsAny(s[1:len(s)-1], "{}\\") {
+		return nil, false
+	}
+	var parts []string
+	for _, e := range strings.Split(s[1:len(s)-1], ",") {
+		e = strings.TrimSpace(e)
+		if len(e) >= 2 && e[0] == '"' && e[len(e)-1] == '"' {
+			e = e[1 : len(e)-1]
+		}
+		parts = append(parts, e)
+	}
+	return parts, true
+}
+
+// initcap upper-cases the first letter of each run of letters and
+// digits and lower-cases the rest, as PostgreSQL's initcap does.
+func initcap(s string) string {
+	var b strings.Builder
+	inWord := false
+	for _, r := range s {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			if inWord {
+				r = unicode.ToLower(r)
+			} else {
+				r = unicode.ToUpper(r)
+			}
+			inWord = true
+		} else {
+			inWord = false
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// overlay is overlay(s PLACING r FROM n [FOR m]): s's characters before
+// n, r, then s's from n+m on (m defaults to r's length).
+func overlay(args []folded) (string, bool) {
+	s, r := []rune(args[0].val), []rune(args[1].val)
+	n, err := strconv.Atoi(args[2].val)
+	if err != nil || n < 1 {
+		return "", false
+	}
+	m := len(r)
+	if len(args) == 4 {
+		if m, err = strconv.Atoi(args[3].val); err != nil || m < 0 {
+			return "", false
+		}
+	}
+	head := s[:min(n-1, len(s))]
+	var tail []rune
+	if n-1+m < len(s) {
+		tail = s[n-1+m:]
+	}
+	return string(head) + string(r) + string(tail), true
 }
 
 func orZero(s string) string {
