@@ -301,8 +301,9 @@ func foldHint(sql string) bool {
 
 // foldNames are the names of foldFuncs by their first letter, and
 // "array" (ARRAY[4,1,1,…], its elements joined).
-var foldNames = func() map[byte][]string {
-	m := map[byte][]string{'a': {"array"}}
+// An array, not a map: foldHint looks up every byte of a statement.
+var foldNames = func() (m [256][]string) {
+	m['a'] = []string{"array"}
 	for f := range foldFuncs {
 		m[f[0]] = append(m[f[0]], f)
 	}
@@ -782,7 +783,7 @@ func splitLiteral(tok string) (pre, inner, post string) {
 // string continued on the next line, digits grouped by underscores, or a
 // numeric constant with an exponent.
 func encoded(sql string) bool {
-	if strings.Contains(sql, "\\") || continuedString(sql) || strings.Contains(strings.ToLower(sql), "uescape") {
+	if strings.Contains(sql, "\\") || continuedString(sql) || containsFold(sql, "uescape") {
 		return true
 	}
 	for i := 1; i+1 < len(sql); i++ {
@@ -795,6 +796,17 @@ func encoded(sql string) bool {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// containsFold reports whether s holds w, ASCII letter case ignored; w
+// is lower case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if s[i]|0x20 == w[0] && hasPrefixFold(s[i:], w) {
+			return true
+		}
+	}
+	return false
+}
 
 // continuedString reports whether sql may continue a string constant on
 // the next line: a quote, white space with a line break, a quote.
