@@ -133,6 +133,10 @@ type exchange struct {
 	cmdID  string
 	body   []byte
 	status int
+	// noKey: the tenant's search key could not be read for the request
+	// (the proxy fails open), so the response is not digested either,
+	// rather than waiting on the key store a second time.
+	noKey bool
 }
 
 type ctxKey struct{}
@@ -185,6 +189,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// guessing. Without the key no digest is recorded; a key that cannot
 	// be read refuses the request unless the proxy fails open.
 	keyed, kerr := x.gs.Keyed(ctx)
+	x.noKey = kerr != nil
 	if kerr != nil && !p.cfg.FailOpen {
 		p.cfg.Logger.Error("request refused: the tenant's search key is unavailable", "session_id", x.gs.ID(), "err", kerr)
 		writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger's key store did not answer; the proxy fails closed")
@@ -422,6 +427,10 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 // away from it. Nil without the key; a key that cannot be read is
 // logged and the response is recorded without a digest.
 func (x *exchange) keyedSum(ctx context.Context, log *slog.Logger) *gateway.KeyedSum {
+	if x.noKey {
+		log.Warn("response recorded without its digest: the tenant's search key was unavailable for the request", "session_id", x.gs.ID())
+		return nil
+	}
 	sum, err := x.gs.KeyedSum(ctx, gateway.ResponseLabel)
 	if err != nil {
 		log.Warn("response recorded without its digest: the tenant's search key is unavailable", "session_id", x.gs.ID(), "err", err)

@@ -7,11 +7,16 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/nats-io/nats.go"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/gateway"
+	"github.com/auditledger/auditledger/services/pgproxy"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
@@ -126,4 +131,47 @@ func TestOneRowResultHasNoUnkeyedDigest(t *testing.T) {
 func sum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// A key store that does not answer leaves results without a digest — an
+// unkeyed one never stands in — and the statements run and are recorded.
+func TestResultWithoutKeyHasNoDigest(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t, nats.MaxReconnects(-1))
+	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: time.Second, Retries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := natstest.Start(t) // the key store's bus, stopped below
+	_, kjs := other.Connect(t)
+	keys, err := piikeys.Open(t.Context(), kjs, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Shutdown()
+	f := serve(t, srv, js, em, pgproxy.Config{Target: "orders", Keys: keys})
+	const card = "4012888888881881"
+	if _, err := f.direct(t).Exec(t.Context(), "CREATE TABLE cards (pan text); INSERT INTO cards VALUES ('"+card+"')"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := psql(t, f.url("alice", "alice-secret"), "SELECT pan FROM cards", "SELECT 2"); err != nil || strings.Fields(out)[0] != card {
+		t.Fatalf("psql through the proxy: %v\n%s", err, out)
+	}
+	f.checkPairs(t)
+	row, _ := (&pgproto3.DataRow{Values: [][]byte{[]byte(card)}}).Encode(nil)
+	digests := 0
+	for _, st := range natstest.Events(t, f.js, "") {
+		if bytes.Contains(st.Raw, []byte(sum(row))) || bytes.Contains(st.Raw, []byte(sum([]byte(card)))) {
+			t.Errorf("event %s holds an unkeyed digest of the result: %s", st.Event.ID, st.Raw)
+		}
+		if st.Event.Type == events.ResponseDigest {
+			digests++
+			if st.Payload["hmac"] != nil || st.Payload["sha256"] != nil {
+				t.Errorf("digest without the key: %v", st.Payload)
+			}
+		}
+	}
+	if digests != 2 {
+		t.Errorf("%d response.digest events, want 2", digests)
+	}
 }

@@ -9,11 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/gateway"
 )
 
@@ -788,9 +790,17 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 // search key (docs/FORMAT.md §1.5); nil without one. A key that cannot
 // be read leaves the content without a digest, and that is logged: the
 // statement's record is already stored, and a digest is never unkeyed.
+// After a failure the session does not ask again for piikeys.CacheFor,
+// so that a key store that does not answer (a proxy failing open while
+// the bus is down) does not hold up every statement. Called from the
+// client's side only.
 func (s *session) keyedSum(ctx context.Context, label string) *gateway.KeyedSum {
+	if !s.keyFailed.IsZero() && time.Since(s.keyFailed) < piikeys.CacheFor {
+		return nil
+	}
 	sum, err := s.gs.KeyedSum(ctx, label)
 	if err != nil {
+		s.keyFailed = time.Now()
 		s.p.cfg.Logger.Warn("result recorded without its digest: the tenant's search key is unavailable", "session_id", s.gs.ID(), "label", strings.TrimSpace(label), "err", err)
 	}
 	return sum
