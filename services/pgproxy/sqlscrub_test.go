@@ -57,6 +57,8 @@ func TestRedactSQLEncodedForms(t *testing.T) {
 		{`SELECT '\x6a616e65406578616d706c652e636f6d'::bytea`, `SELECT '[REDACTED:email]'::bytea`},
 		{`SELECT E'\\x34313131313131313131313131313131'::bytea`, `SELECT '[REDACTED:credit_card]'::bytea`},
 		{`SELECT '\x00ff'::bytea`, `SELECT '\x00ff'::bytea`},
+		{`SELECT 'jane\100example.com'::bytea`, `SELECT '[REDACTED:email]'::bytea`},
+		{"SELECT E'jane\\x40'\n'example.com'", `SELECT '[REDACTED:email]'`},
 		// JSON escapes in a string read as json.
 		{`SELECT '{"e":"jane\u0040example.com"}'::jsonb`, `SELECT '[REDACTED:email]'::jsonb`},
 	} {
