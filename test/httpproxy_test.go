@@ -101,10 +101,14 @@ approve:
 	var story []string
 	var usersDigest string
 	commands := map[string]string{}
+	unkeyed := sha256.Sum256(users)
 	for _, s := range d.drainStopAndRead(t) {
 		ev, p := s.Event, s.Payload
 		if strings.Contains(string(s.Raw), "ann@example.com") || strings.Contains(string(s.Raw), "0532 0130") {
 			t.Errorf("unmasked value in the ledger: %s", s.Raw)
+		}
+		if strings.Contains(string(s.Raw), hex.EncodeToString(unkeyed[:])) {
+			t.Errorf("the unkeyed SHA-256 of a response in the ledger: %s", s.Raw)
 		}
 		switch ev.Type {
 		case events.CommandExecuted:
@@ -112,7 +116,7 @@ approve:
 			story = append(story, "executed "+p["statement"].(string))
 		case events.ResponseDigest:
 			if commands[p["command_id"].(string)] == "GET /api/users" {
-				usersDigest = p["sha256"].(string)
+				usersDigest, _ = p["hmac"].(string)
 			}
 		case events.CommandBlocked:
 			story = append(story, "blocked "+p["statement"].(string))
@@ -120,9 +124,10 @@ approve:
 			story = append(story, string(ev.Type)+" "+ev.Actor.Subject)
 		}
 	}
-	sum := sha256.Sum256(users)
-	if usersDigest != hex.EncodeToString(sum[:]) {
-		t.Errorf("digest in the ledger %s, curl received %x", usersDigest, sum)
+	// Keyed under the tenant's search key, which only the bus holds
+	// (docs/FORMAT.md §1.5).
+	if !regexp.MustCompile(`^hmac:[0-9a-f]{64}$`).MatchString(usersDigest) {
+		t.Errorf("digest of the response in the ledger %q, want a keyed one", usersDigest)
 	}
 	want := "executed GET /api/users, blocked DELETE /api/users/1, approval.requested alice, approval.granted bob, executed POST /api/deploy"
 	if got := strings.Join(story, ", "); got != want {

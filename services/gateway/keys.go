@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"slices"
 
 	"github.com/auditledger/auditledger/ledger/piikeys"
@@ -60,8 +61,10 @@ func (k *searchKey) failed() error {
 // kind of content is digested under its own label, so that a digest of
 // one kind cannot stand for another.
 const (
-	ParamLabel = "auditledger param v1\n" // a bind parameter's bytes
-	BodyLabel  = "auditledger body v1\n"  // an HTTP request body, as received
+	ParamLabel    = "auditledger param v1\n"    // a bind parameter's bytes
+	BodyLabel     = "auditledger body v1\n"     // an HTTP request body, as received
+	ResponseLabel = "auditledger response v1\n" // a result as the client received it
+	CopyLabel     = "auditledger copy v1\n"     // COPY FROM STDIN data a client sent
 )
 
 // KeyedDigest is "hmac:" and the lower-case hex of HMAC-SHA-256(key,
@@ -89,6 +92,61 @@ func (s *Session) Keyed(ctx context.Context) (func(label string, b []byte) strin
 		return nil, err
 	}
 	return func(label string, b []byte) string { return KeyedDigest(key, label, b) }, nil
+}
+
+// KeyedSum is a running keyed digest (KeyedDigest) of content that
+// arrives in pieces: a result, a response body, COPY data. A nil
+// *KeyedSum — no key — digests nothing, and its Digest is empty.
+type KeyedSum struct {
+	h     hash.Hash
+	label string
+}
+
+// NewKeyedSum starts KeyedDigest(key, label, …) over what is written.
+func NewKeyedSum(key []byte, label string) *KeyedSum {
+	s := &KeyedSum{h: hmac.New(sha256.New, key), label: label}
+	s.h.Write([]byte(label))
+	return s
+}
+
+func (s *KeyedSum) Write(b []byte) {
+	if s != nil {
+		s.h.Write(b)
+	}
+}
+
+// Digest is "hmac:" and the hex of the digest of what was written since
+// the start or the last Reset; empty for a nil s.
+func (s *KeyedSum) Digest() string {
+	if s == nil {
+		return ""
+	}
+	return "hmac:" + hex.EncodeToString(s.h.Sum(nil))
+}
+
+// Reset starts over, under the same key and label.
+func (s *KeyedSum) Reset() {
+	if s != nil {
+		s.h.Reset()
+		s.h.Write([]byte(s.label))
+	}
+}
+
+// KeyedSum starts a keyed digest under the session tenant's search key,
+// for content that may hold personal data and arrives in pieces (a
+// result, a response body): an unkeyed digest of a one-row result holding
+// a card number is a dictionary away from it. It returns nil without a
+// key store, and nil and the error when the key cannot be read: the
+// gateway then records no digest of that content.
+func (s *Session) KeyedSum(ctx context.Context, label string) (*KeyedSum, error) {
+	if s.g.cfg.Keys == nil {
+		return nil, nil
+	}
+	key, err := s.g.cfg.Keys.TenantKey(ctx, s.tenant)
+	if err != nil {
+		return nil, err
+	}
+	return NewKeyedSum(key, label), nil
 }
 
 // Digest turns the values rs carry (Found) into their keyed search

@@ -139,9 +139,21 @@ func TestKeyedDigestVectors(t *testing.T) {
 		{piikeys.MatchDigest(k, "Jane@Example.com"), "hmac:494ed9895d5d7f0bef132e4a591019d685e262710a049541fbfda7117f7bb7b6"},
 		{gateway.KeyedDigest(k, gateway.ParamLabel, []byte("\x00\x00\x00\x07")), "hmac:e6818d781b6b88534a87a9eb5aa6fd60a1de1699b489f6ac9b5c2aff7615c7bb"},
 		{gateway.KeyedDigest(k, gateway.BodyLabel, []byte(`{"card":"4111 1111 1111 1111"}`)), "hmac:3a677961e621fb2d858a62f78b453589cc833754ed7829e1126d0684bd183c95"},
+		{gateway.KeyedDigest(k, gateway.ResponseLabel, []byte("D\x00\x00\x00\x1a\x00\x01\x00\x00\x00\x104012888888881881")), "hmac:0adf591af8c023b09f2755929de6b2b3d1e1560bb07c4d0425c6e1f602dff5e9"},
+		{sum(k, gateway.CopyLabel, "1\tann@", "example.com\n"), "hmac:774c1cda56f1891be0e686ef32cf6e4d6d5fb3ef45b997e6952bd0a429023020"},
 	} {
 		if c.got != c.want {
 			t.Errorf("digest %s, want %s", c.got, c.want)
 		}
 	}
+}
+
+// sum digests parts through a KeyedSum, as a gateway digests content
+// that arrives in pieces.
+func sum(key []byte, label string, parts ...string) string {
+	s := gateway.NewKeyedSum(key, label)
+	for _, p := range parts {
+		s.Write([]byte(p))
+	}
+	return s.Digest()
 }

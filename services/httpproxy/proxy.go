@@ -10,12 +10,9 @@ package httpproxy
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"mime"
@@ -136,6 +133,10 @@ type exchange struct {
 	cmdID  string
 	body   []byte
 	status int
+	// noKey: the tenant's search key could not be read for the request
+	// (the proxy fails open), so the response is not digested either,
+	// rather than waiting on the key store a second time.
+	noKey bool
 }
 
 type ctxKey struct{}
@@ -188,6 +189,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// guessing. Without the key no digest is recorded; a key that cannot
 	// be read refuses the request unless the proxy fails open.
 	keyed, kerr := x.gs.Keyed(ctx)
+	x.noKey = kerr != nil
 	if kerr != nil && !p.cfg.FailOpen {
 		p.cfg.Logger.Error("request refused: the tenant's search key is unavailable", "session_id", x.gs.ID(), "err", kerr)
 		writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger's key store did not answer; the proxy fails closed")
@@ -364,7 +366,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		resp.ContentLength = -1
 		resp.Header.Del("Content-Length")
 	}
-	resp.Body = &digestBody{rc: resp.Body, sum: sha256.New(), done: func(n int64, sum []byte, readErr error) {
+	resp.Body = &digestBody{rc: resp.Body, sum: x.keyedSum(resp.Request.Context(), p.cfg.Logger), done: func(n int64, sum string, readErr error) {
 		x.finish(context.WithoutCancel(resp.Request.Context()), n, sum, counts, resp.Header.Get("Content-Type"), readErr)
 	}}
 	return nil
@@ -406,8 +408,9 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	p.cfg.Logger.Warn("upstream exchange failed", "session_id", x.gs.ID(), "err", err)
 	x.status = code
 	body, _ := json.Marshal(map[string]string{"error": msg})
-	sum := sha256.Sum256(append(body, '\n'))
-	x.finish(context.WithoutCancel(r.Context()), int64(len(body)+1), sum[:], nil, "application/json", nil)
+	sum := x.keyedSum(r.Context(), p.cfg.Logger)
+	sum.Write(append(body, '\n'))
+	x.finish(context.WithoutCancel(r.Context()), int64(len(body)+1), sum.Digest(), nil, "application/json", nil)
 	writeError(w, code, msg)
 }
 
@@ -418,14 +421,31 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	w.Write(append(b, '\n'))
 }
 
-// digestBody hashes what is read through it and reports once, at EOF or
-// close.
+// keyedSum starts the keyed digest of the response body under the
+// session tenant's search key (docs/FORMAT.md §1.5): a body may hold
+// personal data, and an unkeyed digest of a short one is a dictionary
+// away from it. Nil without the key; a key that cannot be read is
+// logged and the response is recorded without a digest.
+func (x *exchange) keyedSum(ctx context.Context, log *slog.Logger) *gateway.KeyedSum {
+	if x.noKey {
+		log.Warn("response recorded without its digest: the tenant's search key was unavailable for the request", "session_id", x.gs.ID())
+		return nil
+	}
+	sum, err := x.gs.KeyedSum(ctx, gateway.ResponseLabel)
+	if err != nil {
+		log.Warn("response recorded without its digest: the tenant's search key is unavailable", "session_id", x.gs.ID(), "err", err)
+	}
+	return sum
+}
+
+// digestBody digests what is read through it and reports once, at EOF
+// or close.
 type digestBody struct {
 	rc   io.ReadCloser
-	sum  hash.Hash
+	sum  *gateway.KeyedSum
 	n    int64
 	once sync.Once
-	done func(n int64, sum []byte, err error)
+	done func(n int64, sum string, err error)
 }
 
 func (d *digestBody) Read(b []byte) (int, error) {
@@ -437,27 +457,29 @@ func (d *digestBody) Read(b []byte) (int, error) {
 		if err != io.EOF {
 			rerr = err
 		}
-		d.once.Do(func() { d.done(d.n, d.sum.Sum(nil), rerr) })
+		d.once.Do(func() { d.done(d.n, d.sum.Digest(), rerr) })
 	}
 	return n, err
 }
 
 func (d *digestBody) Close() error {
 	err := d.rc.Close()
-	d.once.Do(func() { d.done(d.n, d.sum.Sum(nil), errors.New("closed before the end of the body")) })
+	d.once.Do(func() { d.done(d.n, d.sum.Digest(), errors.New("closed before the end of the body")) })
 	return err
 }
 
 // finish records mask.applied and response.digest.
-func (x *exchange) finish(ctx context.Context, n int64, sum []byte, counts map[maskKey]int, contentType string, readErr error) {
+func (x *exchange) finish(ctx context.Context, n int64, sum string, counts map[maskKey]int, contentType string, readErr error) {
 	for k, c := range counts {
 		x.gs.RecordAsync(ctx, events.MaskApplied, map[string]any{
 			"command_id": x.cmdID, "rule_id": k.rule.ID, "rule_version": k.rule.Version,
 			"field": k.field, "info_type": k.rule.InfoType, "count": c, "method": k.rule.Method,
 		})
 	}
-	payload := map[string]any{"command_id": x.cmdID, "status": x.status, "bytes": n,
-		"sha256": hex.EncodeToString(sum), "content_type": contentType}
+	payload := map[string]any{"command_id": x.cmdID, "status": x.status, "bytes": n, "content_type": contentType}
+	if sum != "" {
+		payload["hmac"] = sum
+	}
 	if readErr != nil {
 		payload["incomplete"] = readErr.Error()
 	}

@@ -108,11 +108,17 @@ type fixture struct {
 // bodyHMAC is a body's keyed digest under tenant acme's search key.
 func (f *fixture) bodyHMAC(t *testing.T, body string) string {
 	t.Helper()
+	return f.keyed(t, gateway.BodyLabel, body)
+}
+
+// keyed is KeyedDigest under tenant acme's search key.
+func (f *fixture) keyed(t *testing.T, label, content string) string {
+	t.Helper()
 	key, err := f.keys.TenantKey(t.Context(), "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return gateway.KeyedDigest(key, gateway.BodyLabel, []byte(body))
+	return gateway.KeyedDigest(key, label, []byte(content))
 }
 
 func start(t *testing.T) *fixture { return startFor(t, startUpstream(t), policy) }
@@ -239,9 +245,17 @@ func TestRecordingAndMaskingWithCurl(t *testing.T) {
 	}
 
 	digest := f.waitFor(t, events.ResponseDigest, 1)[0]
-	sum := sha256.Sum256(out)
-	if digest.payload["sha256"] != hex.EncodeToString(sum[:]) || digest.payload["bytes"].(float64) != float64(len(out)) || digest.payload["status"].(float64) != 200 {
-		t.Errorf("response.digest %v does not describe what curl received (%d bytes, %x)", digest.payload, len(out), sum)
+	// Keyed (docs/FORMAT.md §1.5): a response may hold personal data,
+	// and an unkeyed digest of a short one can be guessed back.
+	wantSum := f.keyed(t, gateway.ResponseLabel, string(out))
+	if digest.payload["hmac"] != wantSum || digest.payload["sha256"] != nil || digest.payload["bytes"].(float64) != float64(len(out)) || digest.payload["status"].(float64) != 200 {
+		t.Errorf("response.digest %v does not describe what curl received (%d bytes, %s)", digest.payload, len(out), wantSum)
+	}
+	unkeyed := sha256.Sum256(out)
+	for _, r := range f.events(t) {
+		if strings.Contains(r.raw, hex.EncodeToString(unkeyed[:])) {
+			t.Errorf("event %s holds the unkeyed SHA-256 of the response", r.ev.ID)
+		}
 	}
 	masks := map[string]float64{}
 	for _, r := range f.waitFor(t, events.MaskApplied, 3) {

@@ -210,9 +210,20 @@ func TestCopyRecordedAndCopyOutRefusedWhenMasking(t *testing.T) {
 		}
 	}
 	data := "1\tann@example.com\n2\tben@example.com\n"
-	want := sha256.Sum256([]byte(data))
-	if copyIn == nil || copyIn["bytes"].(float64) != float64(len(data)) || copyIn["sha256"] != hex.EncodeToString(want[:]) {
-		t.Errorf("COPY FROM digest: %v (want %d bytes, sha256 %x)", copyIn, len(data), want)
+	key, err := f.keys.TenantKey(t.Context(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keyed (docs/FORMAT.md §1.5): the data may hold personal data.
+	want := gateway.KeyedDigest(key, gateway.CopyLabel, []byte(data))
+	if copyIn == nil || copyIn["bytes"].(float64) != float64(len(data)) || copyIn["hmac"] != want || copyIn["sha256"] != nil {
+		t.Errorf("COPY FROM digest: %v (want %d bytes, hmac %s)", copyIn, len(data), want)
+	}
+	unkeyed := sha256.Sum256([]byte(data))
+	for _, st := range natstest.Events(t, f.js, "") {
+		if strings.Contains(string(st.Raw), hex.EncodeToString(unkeyed[:])) {
+			t.Errorf("event %s holds the unkeyed SHA-256 of the COPY data", st.Event.ID)
+		}
 	}
 }
 

@@ -238,6 +238,9 @@ type session struct {
 	binds               *nameQueue
 	sqlPrep             sqlPrepared
 	db                  string // the database the session uses
+	// keyFailed is when the tenant's search key last could not be read
+	// for a result's digest (keyedSum).
+	keyFailed time.Time
 }
 
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {

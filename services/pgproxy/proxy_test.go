@@ -197,7 +197,7 @@ func TestPsqlRecordsEveryStatement(t *testing.T) {
 			t.Errorf("event %s: actor %+v session %q", r.ev.ID, r.ev.Actor, r.ev.SessionID)
 		}
 	}
-	if digest == nil || digest["rows"].(float64) != 2 || len(digest["sha256"].(string)) != 64 {
+	if digest == nil || digest["rows"].(float64) != 2 || !strings.HasPrefix(fmt.Sprint(digest["hmac"]), "hmac:") || len(digest["hmac"].(string)) != 69 {
 		t.Fatalf("SELECT digest: %v", digest)
 	}
 	var ended map[string]any

@@ -2,22 +2,20 @@ package pgproxy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/events/detect"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/gateway"
 )
 
@@ -31,7 +29,9 @@ type command struct {
 	refusal string
 	rows    int64
 	bytes   int64
-	sum     hash.Hash
+	// sum is the keyed digest of the result (gateway.ResponseLabel); nil
+	// without the tenant's key, or for a refused command.
+	sum     *gateway.KeyedSum
 	columns []column        // of the current result
 	masked  map[maskKey]int // values masked in the current result
 	// copyIn digests the COPY data a client sends for this statement.
@@ -47,19 +47,23 @@ type command struct {
 	resultFormats []int16
 }
 
-// copyDigest counts and hashes COPY FROM STDIN data; the client's side
-// writes it, the upstream's side reads it when the COPY completes.
+// copyDigest counts and digests COPY FROM STDIN data; the client's side
+// writes it, the upstream's side reads it when the COPY completes. The
+// digest is keyed (gateway.CopyLabel), as the data may hold personal
+// data: none without the tenant's key.
 type copyDigest struct {
-	mu    sync.Mutex
-	n     int64
-	bytes int64
-	sum   hash.Hash
+	mu      sync.Mutex
+	started bool
+	n       int64
+	bytes   int64
+	sum     *gateway.KeyedSum
 }
 
-func (d *copyDigest) add(b []byte) {
+// add counts b; newSum starts the digest at the first message.
+func (d *copyDigest) add(b []byte, newSum func() *gateway.KeyedSum) {
 	d.mu.Lock()
-	if d.sum == nil {
-		d.sum = sha256.New()
+	if !d.started {
+		d.started, d.sum = true, newSum()
 	}
 	d.n++
 	d.bytes += int64(len(b))
@@ -67,15 +71,16 @@ func (d *copyDigest) add(b []byte) {
 	d.mu.Unlock()
 }
 
-// take returns what was counted and resets it; ok is false if nothing was.
+// take returns what was counted and resets it; ok is false if nothing
+// was. sum is empty without the key.
 func (d *copyDigest) take() (n, bytes int64, sum string, ok bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.sum == nil {
+	if !d.started {
 		return 0, 0, "", false
 	}
-	n, bytes, sum = d.n, d.bytes, hex.EncodeToString(d.sum.Sum(nil))
-	d.n, d.bytes, d.sum = 0, 0, nil
+	n, bytes, sum = d.n, d.bytes, d.sum.Digest()
+	d.n, d.bytes, d.sum, d.started = 0, 0, nil, false
 	return n, bytes, sum, true
 }
 
@@ -346,25 +351,26 @@ const ParamsLabel = "auditledger params v1\n"
 
 // paramsDigest is what an approval of one execution is bound to, over
 // the parameters' lengths and bytes: "hmac:<hex>", keyed under the
-// tenant's search key, so that it cannot be used to guess a value back;
-// without the key, "sha256 <hex>" over the parameters with what the
-// detectors find replaced. The grant runs the very parameters held in
-// the session.
+// tenant's search key, so that it cannot be used to guess a value back.
+// Without the key there is no digest: an unkeyed one of a card number
+// bound as a binary int8, or split across two parameters, which no
+// detector sees, could be guessed back. The grant runs the very
+// parameters held in the session, so the binding holds without it.
 func paramsDigest(params [][]byte, keyed func(label string, b []byte) string) string {
+	if keyed == nil {
+		return NoKeyParams
+	}
 	var b []byte
 	for _, p := range params {
-		if keyed == nil {
-			v, _ := detect.Scrub(string(p))
-			p = []byte(v)
-		}
 		b = append(strconv.AppendInt(b, int64(len(p)), 10), ':')
 		b = append(b, p...)
 	}
-	if keyed != nil {
-		return keyed(ParamsLabel, b)
-	}
-	return "sha256 " + sha256Hex(string(b))
+	return keyed(ParamsLabel, b)
 }
+
+// NoKeyParams stands for the parameters' digest in an approval text
+// made without the tenant's search key.
+const NoKeyParams = "not digested (no key)"
 
 // fromClient records each statement durably, then forwards it.
 func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *inflight) error {
@@ -414,7 +420,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 					return s.fatal("58000", "statement not executed: "+err.Error()+"; the proxy fails closed")
 				}
 				if !ok {
-					q.push(&command{simple: true, refusal: why, sum: sha256.New()})
+					q.push(&command{simple: true, refusal: why})
 					msg = &pgproto3.Query{String: refusedSQL}
 					flush = true
 					break
@@ -427,7 +433,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, simple: true, sum: sha256.New(), stored: stored})
+			q.push(&command{id: id, simple: true, sum: s.keyedSum(ctx, gateway.ResponseLabel), stored: stored})
 			flush = true
 		case *pgproto3.FunctionCall:
 			// A function call by OID carries no SQL to police or to record
@@ -437,7 +443,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if _, err := s.gs.Record(ctx, events.CommandBlocked, payload); err != nil {
 				return s.fatal("58000", "function call not executed: the audit ledger did not store its record; the proxy fails closed")
 			}
-			q.push(&command{simple: true, refusal: why, sum: sha256.New()})
+			q.push(&command{simple: true, refusal: why})
 			msg = &pgproto3.Query{String: refusedSQL}
 			flush = true
 		case *pgproto3.Parse:
@@ -472,7 +478,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				if _, err := s.gs.Record(ctx, events.CommandBlocked, payload); err != nil {
 					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
 				}
-				q.push(&command{refusal: why, sum: sha256.New()})
+				q.push(&command{refusal: why})
 				portals[m.DestinationPortal] = portal{sql: blockedStatement}
 				msg = &pgproto3.Bind{DestinationPortal: m.DestinationPortal, PreparedStatement: unknownStatement}
 				break
@@ -533,7 +539,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 					// Execute a portal that does not exist: the server
 					// refuses it in pipeline order, and the proxy puts the
 					// refusal in place of its error.
-					q.push(&command{refusal: why, sum: sha256.New()})
+					q.push(&command{refusal: why})
 					msg = &pgproto3.Execute{Portal: unknownStatement}
 					break
 				}
@@ -545,7 +551,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, sum: sha256.New(), lazy: true, stmt: p.stmt, portal: m.Portal, resultFormats: p.formats, stored: stored})
+			q.push(&command{id: id, sum: s.keyedSum(ctx, gateway.ResponseLabel), lazy: true, stmt: p.stmt, portal: m.Portal, resultFormats: p.formats, stored: stored})
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
 				stmts.forget(m.Name, false)
@@ -554,7 +560,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			}
 		case *pgproto3.CopyData:
 			if c := q.head(); c != nil {
-				c.copyIn.add(m.Data)
+				c.copyIn.add(m.Data, func() *gateway.KeyedSum { return s.keyedSum(ctx, gateway.CopyLabel) })
 			}
 			flush = true
 		case *pgproto3.Terminate:
@@ -648,7 +654,7 @@ func (s *session) refused(ctx context.Context, q *inflight, sql string, rule *De
 	if err != nil {
 		return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
 	}
-	q.push(&command{simple: simple, refusal: why, sum: sha256.New()})
+	q.push(&command{simple: simple, refusal: why})
 	return nil
 }
 
@@ -780,6 +786,26 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 	}
 }
 
+// keyedSum starts a keyed digest of content under the session tenant's
+// search key (docs/FORMAT.md §1.5); nil without one. A key that cannot
+// be read leaves the content without a digest, and that is logged: the
+// statement's record is already stored, and a digest is never unkeyed.
+// After a failure the session does not ask again for piikeys.CacheFor,
+// so that a key store that does not answer (a proxy failing open while
+// the bus is down) does not hold up every statement. Called from the
+// client's side only.
+func (s *session) keyedSum(ctx context.Context, label string) *gateway.KeyedSum {
+	if !s.keyFailed.IsZero() && time.Since(s.keyFailed) < piikeys.CacheFor {
+		return nil
+	}
+	sum, err := s.gs.KeyedSum(ctx, label)
+	if err != nil {
+		s.keyFailed = time.Now()
+		s.p.cfg.Logger.Warn("result recorded without its digest: the tenant's search key is unavailable", "session_id", s.gs.ID(), "label", strings.TrimSpace(label), "err", err)
+	}
+	return sum
+}
+
 // digest records the result of the statement at the head of the queue.
 // An extended-protocol statement has one result and leaves the queue; a
 // simple query stays until ReadyForQuery, as it may hold several.
@@ -798,9 +824,15 @@ func (s *session) digest(ctx context.Context, q *inflight, payload map[string]an
 	payload["command_id"] = c.id
 	payload["rows"] = c.rows
 	payload["bytes"] = c.bytes
-	payload["sha256"] = hex.EncodeToString(c.sum.Sum(nil))
+	if sum := c.sum.Digest(); sum != "" {
+		payload["hmac"] = sum
+	}
 	if n, b, sum, ok := c.copyIn.take(); ok {
-		payload["copy_in"] = map[string]any{"messages": n, "bytes": b, "sha256": sum}
+		in := map[string]any{"messages": n, "bytes": b}
+		if sum != "" {
+			in["hmac"] = sum
+		}
+		payload["copy_in"] = in
 	}
 	s.rows += c.rows
 	s.bytes += c.bytes

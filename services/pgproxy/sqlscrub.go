@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -33,8 +34,11 @@ import (
 // of pol names (email = 'x', card IN (…), name LIKE 'Jo%', UPDATE SET,
 // INSERT VALUES) becomes [REDACTED:masked_column], whatever it holds; and
 // the literals of a constant string expression — concat, concat_ws,
-// format, chr, || with casts between, lower, upper, replace, translate,
-// reverse, lpad, rpad — whose value the detectors find become that
+// format, chr, || (OPERATOR(pg_catalog.||) too) with casts between,
+// textcat, lower, upper, initcap, replace, translate, reverse, lpad,
+// rpad, overlay, quote_literal, decode, convert_from and encode of a
+// bytea, array_to_string of an ARRAY or an array literal, an ARRAY's
+// elements joined — whose value the detectors find become that
 // detector's placeholder.
 //
 // A statement that cannot hold a value (detect.MayHold, no ||, nothing
@@ -115,14 +119,35 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 			scrubbed, counts := gateway.ScrubFound(inner, &all)
 			if counts != nil {
 				repl[k] = pre + scrubbed + post
-			} else if dec, ok := decodeLiteral(pre, inner); ok {
-				// Escapes (E'jane\x40example.com', U&'\0034\0031…') are
+			} else {
+				// Escapes (E'jane\x40example.com', U&'\0034\0031…' with
+				// or without UESCAPE), strings continued on the next line
+				// and the bytea and JSON texts a string may be read as are
 				// judged as the value PostgreSQL reads; a match replaces
 				// the whole literal, whose escapes cannot be kept apart.
-				if d := detect.Find([]byte(dec)); d != "" {
-					all = append(all, gateway.Finding{Detector: d, Value: dec})
-					scrubbed = detect.Placeholder(d)
-					repl[k] = "'" + scrubbed + "'"
+				esc, uescape := byte('\\'), false
+				if t.Token == pg_query.Token_USCONST && k+2 < len(toks.Tokens) && toks.Tokens[k+1].Token == pg_query.Token_UESCAPE {
+					if e := toks.Tokens[k+2]; e.Token == pg_query.Token_SCONST && int(e.End) <= len(sql) {
+						if _, c, _ := splitLiteral(sql[e.Start:e.End]); len(c) == 1 {
+							esc, uescape = c[0], true
+						}
+					}
+				}
+				readings := literalReadings(pre, inner, esc)
+				for _, dec := range readings {
+					if d := findIn(dec, &all); d != "" {
+						scrubbed = detect.Placeholder(d)
+						if uescape {
+							// U&'…' UESCAPE '!' stays valid SQL.
+							repl[k] = pre + scrubbed + post
+						} else {
+							repl[k] = "'" + scrubbed + "'"
+						}
+						break
+					}
+				}
+				if _, ok := repl[k]; !ok && len(readings) > 0 {
+					scrubbed = readings[0] // joined by || as PostgreSQL reads it
 				}
 			}
 			// Joined by || or, as PostgreSQL does, by a line break.
@@ -243,7 +268,8 @@ func maskedParams(sql string, pol *Policy) map[int32]bool {
 // expression to judge.
 var foldFuncs = map[string]bool{"chr": true, "concat": true, "concat_ws": true, "format": true, "lower": true, "upper": true,
 	"replace": true, "translate": true, "reverse": true, "ascii": true, "lpad": true, "rpad": true,
-	"array_to_string": true, "decode": true, "convert_from": true, "unistr": true}
+	"array_to_string": true, "decode": true, "convert_from": true, "unistr": true,
+	"textcat": true, "quote_literal": true, "quote_nullable": true, "initcap": true, "overlay": true, "encode": true}
 
 // foldHint reports whether sql may call one of foldFuncs or join with
 // ||: it holds || or one of their names, letter case ignored, anywhere
@@ -262,7 +288,7 @@ func foldHint(sql string) bool {
 				return true
 			}
 			fallthrough
-		case 'a', 'c', 'd', 'f', 'l', 'r', 't':
+		default:
 			for _, w := range foldNames[c] {
 				if hasPrefixFold(sql[i:], w) {
 					return true
@@ -273,9 +299,11 @@ func foldHint(sql string) bool {
 	return false
 }
 
-// foldNames are the names of foldFuncs by their first letter.
-var foldNames = func() map[byte][]string {
-	m := map[byte][]string{}
+// foldNames are the names of foldFuncs by their first letter, and
+// "array" (ARRAY[4,1,1,…], its elements joined).
+// An array, not a map: foldHint looks up every byte of a statement.
+var foldNames = func() (m [256][]string) {
+	m['a'] = []string{"array"}
 	for f := range foldFuncs {
 		m[f[0]] = append(m[f[0]], f)
 	}
@@ -342,6 +370,9 @@ func foldRedactions(tree *pg_query.ParseResult, out map[int32]string) (found []g
 				n = &pg_query.Node{Node: &pg_query.Node_AExpr{AExpr: x}}
 			case *pg_query.TypeCast:
 				n = &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: x}}
+			case *pg_query.A_ArrayExpr:
+				// ARRAY[4,1,1,…]: its elements, joined.
+				n = &pg_query.Node{Node: &pg_query.Node_AArrayExpr{AArrayExpr: x}}
 			default:
 				return true
 			}
@@ -424,12 +455,14 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 		return f, known && len(f.val) <= maxFolded
 	case *pg_query.Node_AExpr:
 		e := x.AExpr
-		if e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) != 1 {
+		// OPERATOR(pg_catalog.||) is the operator || names.
+		if e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) == 0 || len(e.Name) > 2 ||
+			len(e.Name) == 2 && !strings.EqualFold(e.Name[0].GetString_().GetSval(), "pg_catalog") {
 			return folded{}, false
 		}
 		l, lok := foldConst(e.Lexpr)
 		r, rok := foldConst(e.Rexpr)
-		switch op := e.Name[0].GetString_().GetSval(); op {
+		switch op := e.Name[len(e.Name)-1].GetString_().GetSval(); op {
 		case "||":
 			if !lok && !rok {
 				return folded{}, false
@@ -465,7 +498,7 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 			f.locs = append(f.locs, a.locs...)
 		}
 		switch name := funcName(fc); {
-		case name == "concat" && anyOK:
+		case (name == "concat" || name == "textcat") && anyOK:
 			for _, a := range args {
 				f.val += a.val
 			}
@@ -474,6 +507,13 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 			for _, e := range fc.Args[0].GetAArrayExpr().Elements {
 				v, _ := foldConst(e)
 				parts = append(parts, v.val)
+			}
+			f.val = strings.Join(parts, args[1].val)
+		case name == "array_to_string" && len(args) >= 2 && oks[0] && oks[1]:
+			// An array literal: '{4111,1111,1111,1111}'::int[].
+			parts, ok := arrayLiteral(args[0].val)
+			if !ok {
+				return folded{}, false
 			}
 			f.val = strings.Join(parts, args[1].val)
 		case name == "concat_ws" && len(args) > 0 && oks[0]:
@@ -512,8 +552,27 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 			f.val = string(b)
 		case name == "convert_from" && len(args) == 2:
 			f.val = args[0].val
+			if b, ok := byteaHex(f.val); ok {
+				f.val = string(b) // '\x6a61…', a bytea in hex
+			}
+		case name == "encode" && len(args) == 2 && strings.EqualFold(args[1].val, "escape"):
+			f.val = args[0].val
+			if b, ok := byteaHex(f.val); ok {
+				f.val = string(b)
+			}
+		case (name == "quote_literal" || name == "quote_nullable") && len(args) == 1:
+			f.val = "'" + strings.ReplaceAll(args[0].val, "'", "''") + "'"
+		case name == "initcap" && len(args) == 1:
+			f.val = initcap(args[0].val)
+		case name == "overlay" && (len(args) == 3 || len(args) == 4):
+			// overlay(s PLACING r FROM n [FOR m])
+			v, ok := overlay(args)
+			if !ok {
+				return folded{}, false
+			}
+			f.val = v
 		case name == "unistr" && len(args) == 1:
-			f.val = decodeE(decodeU(args[0].val))
+			f.val = decodeE(decodeU(args[0].val, '\\'))
 		case name == "ascii" && len(args) == 1:
 			for _, r := range args[0].val {
 				f.val = strconv.Itoa(int(r))
@@ -553,6 +612,67 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 		return f, len(f.val) <= maxFolded
 	}
 	return folded{}, false
+}
+
+// arrayLiteral reads a one-dimensional array literal's elements
+// ({4111,1111} or {"a","b"}); ok is false for anything else.
+func arrayLiteral(s string) ([]string, bool) {
+	s = strings.TrimSpace(s)
+	if len(s) < 2 || s[0] != '{' || s[len(s)-1] != '}' || strings.ContainsAny(s[1:len(s)-1], "{}\\") {
+		return nil, false
+	}
+	var parts []string
+	for _, e := range strings.Split(s[1:len(s)-1], ",") {
+		e = strings.TrimSpace(e)
+		if len(e) >= 2 && e[0] == '"' && e[len(e)-1] == '"' {
+			e = e[1 : len(e)-1]
+		}
+		parts = append(parts, e)
+	}
+	return parts, true
+}
+
+// initcap upper-cases the first letter of each run of letters and
+// digits and lower-cases the rest, as PostgreSQL's initcap does.
+func initcap(s string) string {
+	var b strings.Builder
+	inWord := false
+	for _, r := range s {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			if inWord {
+				r = unicode.ToLower(r)
+			} else {
+				r = unicode.ToUpper(r)
+			}
+			inWord = true
+		} else {
+			inWord = false
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// overlay is overlay(s PLACING r FROM n [FOR m]): s's characters before
+// n, r, then s's from n+m on (m defaults to r's length).
+func overlay(args []folded) (string, bool) {
+	s, r := []rune(args[0].val), []rune(args[1].val)
+	n, err := strconv.Atoi(args[2].val)
+	if err != nil || n < 1 {
+		return "", false
+	}
+	m := len(r)
+	if len(args) == 4 {
+		if m, err = strconv.Atoi(args[3].val); err != nil || m < 0 {
+			return "", false
+		}
+	}
+	head := s[:min(n-1, len(s))]
+	var tail []rune
+	if n-1+m < len(s) {
+		tail = s[n-1+m:]
+	}
+	return string(head) + string(r) + string(tail), true
 }
 
 func orZero(s string) string {
@@ -659,10 +779,11 @@ func splitLiteral(tok string) (pre, inner, post string) {
 }
 
 // encoded reports whether sql may write a value in a form the detectors do
-// not read as typed: escapes in E'…' or U&'…' strings, digits grouped by
-// underscores, or a numeric constant with an exponent.
+// not read as typed: escapes in E'…' or U&'…' strings (UESCAPE too), a
+// string continued on the next line, digits grouped by underscores, or a
+// numeric constant with an exponent.
 func encoded(sql string) bool {
-	if strings.Contains(sql, "\\") {
+	if strings.Contains(sql, "\\") || continuedString(sql) || containsFold(sql, "uescape") {
 		return true
 	}
 	for i := 1; i+1 < len(sql); i++ {
@@ -675,6 +796,38 @@ func encoded(sql string) bool {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// containsFold reports whether s holds w, ASCII letter case ignored; w
+// is lower case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if s[i]|0x20 == w[0] && hasPrefixFold(s[i:], w) {
+			return true
+		}
+	}
+	return false
+}
+
+// continuedString reports whether sql may continue a string constant on
+// the next line: a quote, white space with a line break, a quote.
+func continuedString(sql string) bool {
+	for i := strings.IndexByte(sql, '\''); i >= 0 && i+1 < len(sql); {
+		j, nl := i+1, false
+		for j < len(sql) && strings.IndexByte(" \t\n\r\f\v", sql[j]) >= 0 {
+			nl = nl || sql[j] == '\n' || sql[j] == '\r'
+			j++
+		}
+		if nl && j < len(sql) && sql[j] == '\'' {
+			return true
+		}
+		n := strings.IndexByte(sql[i+1:], '\'')
+		if n < 0 {
+			return false
+		}
+		i += 1 + n
+	}
+	return false
+}
 
 // numberDigits returns the integer a numeric constant writes, when it has
 // one worth judging: underscores dropped, an exponent applied
@@ -692,21 +845,104 @@ func numberDigits(tok string) string {
 	return i.String()
 }
 
-// decodeLiteral returns the value PostgreSQL reads from a string literal
-// with escapes: E'…' (\xHH, \ooo, \uXXXX, \UXXXXXXXX, \n and the like)
-// or U&'…' (\XXXX, \+XXXXXX; the default escape character). ok is false
-// for a literal without escapes.
-func decodeLiteral(pre, inner string) (string, bool) {
-	if !strings.Contains(inner, "\\") {
-		return "", false
+// findIn judges v: the detector of a value it is, or else of the first
+// it holds ({"e":"jane@example.com"}), with the values added to found;
+// empty when it holds none.
+func findIn(v string, found *[]gateway.Finding) string {
+	if d := detect.Find([]byte(v)); d != "" {
+		*found = append(*found, gateway.Finding{Detector: d, Value: v})
+		return d
 	}
-	switch p := strings.ToUpper(strings.TrimSuffix(pre, "'")); p {
+	n := len(*found)
+	if gateway.ScrubFound(v, found); len(*found) > n {
+		return (*found)[n].Detector
+	}
+	return ""
+}
+
+// literalReadings returns the values a string literal's content (inner,
+// between pre and its closing quote) may stand for, when PostgreSQL reads
+// it otherwise than as written: the value itself, with escapes of E'…'
+// or U&'…' (esc, the UESCAPE character, else a backslash) decoded, doubled
+// quotes read as one, and strings continued on the next line ('jane@'
+// NEWLINE 'example.com', which the scanner delimits as one token)
+// joined; then, for a value holding a backslash, what it is as bytea
+// ('\x6a61…' hex, '\152\141…' escape) and as JSON ("\u0040"). None
+// for a literal written as it reads.
+func literalReadings(pre, inner string, esc byte) []string {
+	v, continued := joinContinued(inner)
+	p := strings.ToUpper(strings.TrimSuffix(pre, "'"))
+	if !continued && !strings.ContainsRune(inner, rune(esc)) && !strings.Contains(inner, "''") {
+		return nil
+	}
+	switch p {
 	case "E":
-		return decodeE(inner), true
+		v = decodeE(strings.ReplaceAll(v, "''", "'"))
 	case "U&":
-		return decodeU(inner), true
+		v = decodeU(strings.ReplaceAll(v, "''", "'"), esc)
+	case "":
+		v = strings.ReplaceAll(v, "''", "'")
+	default:
+		return nil // N'…' and the like: as written
 	}
-	return "", false
+	out := []string{v}
+	if strings.Contains(v, "\\") {
+		if b, ok := byteaHex(v); ok {
+			out = append(out, string(b))
+		}
+		out = append(out, decodeE(v))
+	}
+	return out
+}
+
+// joinContinued joins the parts of a string constant continued on the
+// next line: a quote, white space holding a line break, and a quote are
+// dropped, as PostgreSQL reads them. A doubled quote stays as it is.
+func joinContinued(inner string) (string, bool) {
+	if !strings.Contains(inner, "'") {
+		return inner, false
+	}
+	var b strings.Builder
+	continued := false
+	for i := 0; i < len(inner); i++ {
+		if inner[i] != '\'' {
+			b.WriteByte(inner[i])
+			continue
+		}
+		if i+1 < len(inner) && inner[i+1] == '\'' {
+			b.WriteString("''")
+			i++
+			continue
+		}
+		j, nl := i+1, false
+		for j < len(inner) && strings.IndexByte(" \t\n\r\f\v", inner[j]) >= 0 {
+			nl = nl || inner[j] == '\n' || inner[j] == '\r'
+			j++
+		}
+		if nl && j < len(inner) && inner[j] == '\'' {
+			continued = true
+			i = j
+			continue
+		}
+		b.WriteByte(inner[i])
+	}
+	return b.String(), continued
+}
+
+// byteaHex decodes bytea's hex format: \x and pairs of hex digits, white
+// space between pairs allowed.
+func byteaHex(v string) ([]byte, bool) {
+	if len(v) < 4 || v[0] != '\\' || v[1]|0x20 != 'x' {
+		return nil, false
+	}
+	h := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\n' || r == '\r' {
+			return -1
+		}
+		return r
+	}, v[2:])
+	b, err := hex.DecodeString(h)
+	return b, err == nil
 }
 
 func decodeE(s string) string {
@@ -774,16 +1010,18 @@ func unescape(c byte) byte {
 	return c
 }
 
-func decodeU(s string) string {
+// decodeU reads a U&'…' string's escapes under the escape character esc
+// (a backslash, or the one UESCAPE names).
+func decodeU(s string, esc byte) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' || i+1 == len(s) {
+		if s[i] != esc || i+1 == len(s) {
 			b.WriteByte(s[i])
 			continue
 		}
 		switch {
-		case s[i+1] == '\\':
-			b.WriteByte('\\')
+		case s[i+1] == esc:
+			b.WriteByte(esc)
 			i++
 		case s[i+1] == '+' && i+8 <= len(s):
 			if v, err := strconv.ParseUint(s[i+2:i+8], 16, 32); err == nil {

@@ -46,6 +46,21 @@ func TestRedactSQLEncodedForms(t *testing.T) {
 		{`SELECT 4111_1111_1111_1111`, `SELECT '[REDACTED:credit_card]'`},
 		{`SELECT 4.111111111111111e15`, `SELECT '[REDACTED:credit_card]'`},
 		{`SELECT E'tab\there', 1e3, 1_000`, `SELECT E'tab\there', 1e3, 1_000`},
+		// A string continued on the next line is one constant, the
+		// parts joined; the scanner delimits it as one token.
+		{"SELECT 'jane@'\n'example.com'", `SELECT '[REDACTED:email]'`},
+		{"SELECT 'x', '4111 1111' \n\t '1111 1111'", `SELECT 'x', '[REDACTED:credit_card]'`},
+		{"SELECT 'it''s'\n'fine'", "SELECT 'it''s'\n'fine'"},
+		// U& with another escape character.
+		{`SELECT U&'!0034!0031!0031!0031!0031!0031!0031!0031!0031!0031!0031!0031!0031!0031!0031!0031' UESCAPE '!'`, `SELECT U&'[REDACTED:credit_card]' UESCAPE '!'`},
+		// bytea in hex, as a plain or an E'…' string.
+		{`SELECT '\x6a616e65406578616d706c652e636f6d'::bytea`, `SELECT '[REDACTED:email]'::bytea`},
+		{`SELECT E'\\x34313131313131313131313131313131'::bytea`, `SELECT '[REDACTED:credit_card]'::bytea`},
+		{`SELECT '\x00ff'::bytea`, `SELECT '\x00ff'::bytea`},
+		{`SELECT 'jane\100example.com'::bytea`, `SELECT '[REDACTED:email]'::bytea`},
+		{"SELECT E'jane\\x40'\n'example.com'", `SELECT '[REDACTED:email]'`},
+		// JSON escapes in a string read as json.
+		{`SELECT '{"e":"jane\u0040example.com"}'::jsonb`, `SELECT '[REDACTED:email]'::jsonb`},
 	} {
 		if got, _ := redactSQL(c.in, nil); got != c.want {
 			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
@@ -80,6 +95,17 @@ func TestRedactSQLTree(t *testing.T) {
 		{"SELECT array_to_string(ARRAY['4111', '1111', '1111', '1111'], ' ')", "SELECT array_to_string(ARRAY['[REDACTED:credit_card]', '[REDACTED:credit_card]', '[REDACTED:credit_card]', '[REDACTED:credit_card]'], '[REDACTED:credit_card]')"},
 		{"SELECT convert_from(decode('34313131313131313131313131313131', 'hex'), 'UTF8')", "SELECT convert_from(decode('[REDACTED:credit_card]', '[REDACTED:credit_card]'), '[REDACTED:credit_card]')"},
 		{"SELECT convert_from(decode('amFuZUBleGFtcGxlLmNvbQ==', 'base64'), 'UTF8')", "SELECT convert_from(decode('[REDACTED:email]', '[REDACTED:email]'), '[REDACTED:email]')"},
+		{`SELECT convert_from('\x6a616e65406578616d706c652e636f6d'::bytea, 'UTF8')`, `SELECT convert_from('[REDACTED:email]'::bytea, '[REDACTED:email]')`},
+		{"SELECT textcat('jane@', 'example.com')", "SELECT textcat('[REDACTED:email]', '[REDACTED:email]')"},
+		{"SELECT 'jane@' operator(pg_catalog.||) 'example.com'", "SELECT '[REDACTED:email]' operator(pg_catalog.||) '[REDACTED:email]'"},
+		{"SELECT 'jane@' operator(other.||) 'example.com'", "SELECT 'jane@' operator(other.||) 'example.com'"},
+		{"SELECT initcap('jane') || '@example.com'", "SELECT initcap('[REDACTED:email]') || '[REDACTED:email]'"},
+		{"SELECT overlay('4xxx111111111111' placing '111' from 2)", "SELECT overlay('[REDACTED:credit_card]' placing '[REDACTED:credit_card]' from '[REDACTED:credit_card]')"},
+		{"SELECT overlay('4111xxxx11111111' placing '1111' from 5 for 4)", "SELECT overlay('[REDACTED:credit_card]' placing '[REDACTED:credit_card]' from '[REDACTED:credit_card]' for '[REDACTED:credit_card]')"},
+		{"SELECT array_to_string('{4111,1111,1111,1111}'::int[], '')", "SELECT array_to_string('[REDACTED:credit_card]'::int[], '[REDACTED:credit_card]')"},
+		{"SELECT ARRAY[4,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]", "SELECT ARRAY['[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]']"},
+		{"SELECT translate(quote_literal('4111x1111'), '''x', '') || '11111111'", "SELECT translate(quote_literal('[REDACTED:credit_card]'), '[REDACTED:credit_card]', '[REDACTED:credit_card]') || '[REDACTED:credit_card]'"},
+		{"SELECT ARRAY[1,2,3], initcap('ann lee')", "SELECT ARRAY[1,2,3], initcap('ann lee')"},
 	} {
 		if got, _ := redactSQL(c.in, pol); got != c.want {
 			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
@@ -101,6 +127,9 @@ func TestFoldHint(t *testing.T) {
 		"SELECT 'a' || 'b'":                    true,
 		"SELECT upper(x) FROM t":               true,
 		"SELECT a | b FROM t":                  false,
+		"SELECT TEXTCAT(a, b)":                 true,
+		"SELECT Initcap(a)":                    true,
+		"SELECT ARRAY[4, 1]":                   true,
 	} {
 		if foldHint(sql) != want {
 			t.Errorf("foldHint(%q) = %v", sql, !want)

@@ -167,7 +167,15 @@ func RenderOCSF(s Sealed) ([]byte, error) {
 				o["query_info"] = map[string]any{"query_string": short(st, 4096), "uid": ev.ID}
 			}
 			if rows, ok := num(p, "rows"); ok {
-				o["query_info"] = map[string]any{"query_string": "(result of " + str(p, "command_id") + ")", "uid": str(p, "command_id"), "data": map[string]any{"rows": rows, "sha256": str(p, "sha256"), "command_tag": str(p, "command_tag")}}
+				data := map[string]any{"rows": rows, "command_tag": str(p, "command_tag")}
+				// The result's keyed digest (docs/FORMAT.md §1.5); records
+				// written before digests were keyed carry "sha256".
+				for _, k := range []string{"hmac", "sha256"} {
+					if v := str(p, k); v != "" {
+						data[k] = v
+					}
+				}
+				o["query_info"] = map[string]any{"query_string": "(result of " + str(p, "command_id") + ")", "uid": str(p, "command_id"), "data": data}
 			}
 		}
 	case events.MaskApplied:

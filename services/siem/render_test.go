@@ -44,7 +44,7 @@ func samples(t *testing.T) []Sealed {
 	}
 	raws = append(raws,
 		env("h-1", "command.executed", "u-7", `{"protocol":"http","method":"POST","path":"/invoices","query":"a=1","statement":"POST /invoices?a=1","statement_sha256":"ab","body_bytes":10,"body_sha256":"cd","content_type":"application/json","client_addr":"10.1.2.3:5555"}`),
-		env("h-2", "response.digest", "u-7", `{"command_id":"h-1","status":201,"bytes":40,"sha256":"ef","content_type":"application/json"}`),
+		env("h-2", "response.digest", "u-7", `{"command_id":"h-1","status":201,"bytes":40,"hmac":"hmac:ef","content_type":"application/json"}`),
 		env("h-3", "command.blocked", "u-7", `{"protocol":"http","method":"DELETE","path":"/admin/x","statement":"DELETE /admin/x","statement_sha256":"01","rule":"no-admin-deletes","reason":"needs a ticket","client_addr":"10.1.2.3:5556"}`),
 		env("h-4", "mask.applied", "u-7", `{"command_id":"h-1","rule_id":"pii","rule_version":1,"field":"customers.*.email","info_type":"EMAIL_ADDRESS","count":2,"method":"redact"}`),
 		env("a-1", "authn.failed", "unknown", `{"client_addr":"10.1.2.4:4000","reason":"token expired","method":"GET","path":"/x"}`),

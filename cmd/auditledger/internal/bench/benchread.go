@@ -232,7 +232,7 @@ func pct(sorted []time.Duration, q float64) time.Duration {
 func benchReadEvent(i int) []byte {
 	t := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano)
 	if i%2 == 1 {
-		return fmt.Appendf(nil, `{"version":1,"id":"ev-%d","type":"response.digest","time":"%s","tenant":"acme","source":{"kind":"postgres-proxy","instance":"p1"},"actor":{"issuer":"https://idp.example","subject":"u%d","kind":"human"},"session_id":"s%d","session_seq":%d,"target":{"kind":"postgres","name":"orders"},"payload":{"command_id":"ev-%d","rows":1,"bytes":120,"sha256":"%064x"}}`,
+		return fmt.Appendf(nil, `{"version":1,"id":"ev-%d","type":"response.digest","time":"%s","tenant":"acme","source":{"kind":"postgres-proxy","instance":"p1"},"actor":{"issuer":"https://idp.example","subject":"u%d","kind":"human"},"session_id":"s%d","session_seq":%d,"target":{"kind":"postgres","name":"orders"},"payload":{"command_id":"ev-%d","rows":1,"bytes":120,"hmac":"hmac:%064x"}}`,
 			i, t, i%50, i/100, i%100+1, i-1, i)
 	}
 	return fmt.Appendf(nil, `{"version":1,"id":"ev-%d","type":"command.executed","time":"%s","tenant":"acme","source":{"kind":"postgres-proxy","instance":"p1"},"actor":{"issuer":"https://idp.example","subject":"u%d","email":"`+sealedEmail+`","kind":"human"},"session_id":"s%d","session_seq":%d,"target":{"kind":"postgres","name":"orders"},"payload":{"statement":"SELECT * FROM orders WHERE id = %d","statement_sha256":"%064x","kind":"SELECT","protocol":"simple"}}`,
