@@ -168,8 +168,8 @@ func TestComposeStack(t *testing.T) {
 	bundle := c.evidence(strings.TrimSpace(string(carol)), first.Event.Tenant)
 	keys := filepath.Join(c.dir, "volumes", "keys")
 	if out, err := c.hostTool("evidence", "verify", bundle, "--vkey", filepath.Join(keys, "ledger.vkey"), "--allowed-signers", filepath.Join(keys, "allowed_signers"),
-		"--retention", "720h") // the store URL's retention=30d: the log records no tenant retention; err != nil ||
-		!strings.Contains(string(out), "OK ") || strings.Contains(string(out), "warning") {
+		"--retention", "720h"); // the store URL's retention=30d: the log records no tenant retention; err != nil ||
+	!strings.Contains(string(out), "OK ") || strings.Contains(string(out), "warning") {
 		t.Errorf("evidence verify of the gateway's bundle: %v\n%s", err, out)
 	}
 
