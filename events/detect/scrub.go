@@ -280,33 +280,72 @@ func MayHold(text string) bool {
 func mayHoldASCII(text string) bool {
 	run, plus, dash, eight := 0, false, false, false
 	for i := 0; i < len(text); i++ {
-		switch c := text[i]; {
-		case c == '@':
+		switch holdClass[text[i]] {
+		case clOther:
+			run, dash = 0, false
+		case clAt:
 			return true
-		case isDigit(c):
+		case clDigit:
 			if run++; run >= 13 || run >= 8 && (plus || dash) {
 				return true
 			}
 			eight = eight || run >= 8
-		case c == '-':
+		case clDash:
 			if run > 0 {
 				dash = true
 			} else if secretAt(text[i:]) {
 				return true
 			}
-		case isCardSep(c):
-		case c == '+':
+		case clSep:
+		case clPlus:
 			plus, run, dash = true, 0, false
-		case plus && (c == '(' || c == ')'):
-		default:
+		case clParen:
+			if !plus {
+				run, dash = 0, false
+			}
+		case clSecret:
 			run, dash = 0, false
-			if (c == 'e' || c == 'A' || c == 'g' || c == 'x' || c == 's' || c == 'r') && secretAt(text[i:]) {
+			if secretAt(text[i:]) {
 				return true
 			}
 		}
 	}
 	return eight && ibanStart(text)
 }
+
+// Classes of bytes for mayHoldASCII, one table lookup a byte.
+const (
+	clOther  = iota
+	clAt     // @
+	clDigit  // 0–9
+	clDash   // -
+	clSep    // isCardSep but -
+	clPlus   // +
+	clParen  // ( ), part of a phone number after a +
+	clSecret // a letter a secret prefix starts with (secretAt)
+)
+
+var holdClass = func() (t [256]byte) {
+	for c := range 256 {
+		switch b := byte(c); {
+		case b == '@':
+			t[c] = clAt
+		case isDigit(b):
+			t[c] = clDigit
+		case b == '-':
+			t[c] = clDash
+		case isCardSep(b):
+			t[c] = clSep
+		case b == '+':
+			t[c] = clPlus
+		case b == '(' || b == ')':
+			t[c] = clParen
+		case strings.IndexByte("eAgxsr", b) >= 0:
+			t[c] = clSecret
+		}
+	}
+	return t
+}()
 
 // ibanStart reports whether text holds two capital letters followed by
 // two digits, as every IBAN starts.
