@@ -202,3 +202,30 @@ func TestDigitRuns(t *testing.T) {
 		t.Fatalf("%d decimal digits: not whole runs of ten", n)
 	}
 }
+
+// Random UUIDs are never taken for a card number: the decimal groups
+// next to their hex letters across a dash (…-1234-123456789012) are not
+// grouped as cards are, though a card so written next to a hex word
+// (4111-1111-1111-1111-ab) is found.
+func TestUUIDsAreNotCards(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	const hex = "0123456789abcdef"
+	gen := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = hex[r.IntN(16)]
+		}
+		return string(b)
+	}
+	hit := 0
+	for range 100000 {
+		u := gen(8) + "-" + gen(4) + "-" + gen(4) + "-" + gen(4) + "-" + gen(12)
+		if _, counts := Scrub("/orders/" + u); counts != nil {
+			hit++
+			if hit < 5 {
+				t.Errorf("UUID %s taken for %v", u, counts)
+			}
+		}
+	}
+	t.Logf("%d of 100000 random UUIDs taken for a card number", hit)
+}

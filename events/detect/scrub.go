@@ -194,15 +194,20 @@ func (s *scrubber) run() {
 		for end > i && !isDigit(b[end-1]) {
 			end--
 		}
-		lo, hi := hexTrim(b, i, end)
+		lo, hi, word := hexTrim(b, i, end)
 		digits := 0
 		for _, c := range b[lo:hi] {
 			if isDigit(c) {
 				digits++
 			}
 		}
-		if digits >= 8 {
-			s.offer(lo, hi)
+		if digits >= 8 && s.free(lo, hi) {
+			// Next to a hex word, a card number is one written as cards
+			// are, in groups of 3 to 6 digits: the decimal groups of a
+			// UUID (…-1234-123456789012) are not one.
+			if d := find(b[lo:hi]); d != "" && (!word || d != "credit_card" || cardGrouped(b[lo:hi])) {
+				s.claim(lo, hi, d)
+			}
 		}
 		if digits >= 13 && s.free(lo, hi) {
 			for _, w := range cardsIn(b[lo:hi]) {
@@ -438,7 +443,8 @@ func ibanCandidates(b []byte) [][]int {
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // hexTrim returns the part of the run of digits b[lo:hi] (separators
-// between them) that is not part of a longer hexadecimal word — 16
+// between them) that is not part of a longer hexadecimal word, and
+// whether the run stands in one — 16
 // characters or more of digits and one case of the letters a–f, at least
 // two of them letters, dashes allowed (a UUID) — such as an identifier or
 // a digest shorter than IsDigest's: about one in a thousand random
@@ -449,10 +455,10 @@ func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), l
 // card number written apart from letters by a dash
 // (4111-1111-1111-1111-ab, fe-4111111111111111), or next to letters
 // beyond f (card:4111111111111111x), is judged.
-func hexTrim(b []byte, lo, hi int) (int, int) {
+func hexTrim(b []byte, lo, hi int) (int, int, bool) {
 	for k := lo; k < hi; k++ {
 		if c := b[k]; c != '-' && !isDigit(c) {
-			return lo, hi // other separators: not a hex word
+			return lo, hi, false // other separators: not a hex word
 		}
 	}
 	for _, upper := range []bool{false, true} {
@@ -496,9 +502,26 @@ func hexTrim(b []byte, lo, hi int) (int, int) {
 				h--
 			}
 		}
-		return l, h
+		return l, h, true
 	}
-	return lo, hi
+	return lo, hi, false
+}
+
+// cardGrouped reports whether every group of digits in v, a run of
+// digits and separators, has 3 to 6 digits.
+func cardGrouped(v []byte) bool {
+	group := 0
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) && isDigit(v[i]) {
+			group++
+			continue
+		}
+		if group > 0 && (group < 3 || group > 6) {
+			return false
+		}
+		group = 0
+	}
+	return true
 }
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
