@@ -14,23 +14,26 @@ import (
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
-// detectLines are events for append and emit: two clean ones around two
-// that hold values a detector finds, a card number in a statement and an
-// e-mail address in a member name.
+// detectLines are events for append and emit: two clean ones around
+// three that hold values a detector finds, a card number in a statement,
+// an e-mail address in a member name, and the actor's e-mail in clear
+// under an escaped member name.
 const (
 	detectCard  = "4539 1488 0343 6467"
 	detectEmail = "emit.canary.5c1e@example.org"
 )
 
 func detectLines() string {
-	ev := func(id, payload string) string {
+	evAs := func(id, actor, payload string) string {
 		return `{"version":1,"id":"` + id + `","type":"command.executed","time":"2026-12-06T12:00:00Z","tenant":"acme","source":{"kind":"postgres-proxy","instance":"p1"},` +
-			`"actor":{"issuer":"https://idp.example","subject":"alice","kind":"human"},"payload":` + payload + `}`
+			`"actor":{"issuer":"https://idp.example","subject":"alice",` + actor + `"kind":"human"},"payload":` + payload + `}`
 	}
+	ev := func(id, payload string) string { return evAs(id, "", payload) }
 	return strings.Join([]string{
 		ev("ok-1", `{"statement":"SELECT 1"}`),
 		ev("pii-1", `{"statement":"SELECT * FROM cards WHERE number = '`+detectCard+`'"}`),
 		ev("pii-2", `{"headers":{"`+detectEmail+`":"v"}}`),
+		evAs("pii-3", `"em\u0061il":"`+strings.Replace(detectEmail, "@", ".actor@", 1)+`",`, `{"statement":"SELECT 3"}`),
 		ev("ok-2", `{"statement":"SELECT 2"}`),
 	}, "\n") + "\n"
 }
@@ -38,6 +41,7 @@ func detectLines() string {
 var detectReasons = []string{
 	`line 2: rejected: event "pii-1" holds a value the credit_card detector finds at payload.statement`,
 	`line 3: rejected: event "pii-2" holds a value the email detector finds at payload.headers["[REDACTED:email]"]`,
+	`line 4: rejected: event "pii-3" holds a value the email detector finds at actor.email`,
 }
 
 func noDetectedValue(t *testing.T, what string, b []byte) {
@@ -61,7 +65,7 @@ func TestAppendRejectsDetectedValues(t *testing.T) {
 	var stderr bytes.Buffer
 	rejectedFile := filepath.Join(dir, "rejected.jsonl")
 	err := run(ctx, []string{"append", "--store", dir + "/s", "--key", dir + "/k/ledger.key", "--rejected", rejectedFile}, strings.NewReader(detectLines()), &bytes.Buffer{}, &stderr)
-	if err == nil || !strings.Contains(err.Error(), "2 of 4 lines rejected") {
+	if err == nil || !strings.Contains(err.Error(), "3 of 5 lines rejected") {
 		t.Fatalf("append: %v\n%s", err, stderr.String())
 	}
 	for _, want := range detectReasons {
@@ -71,7 +75,7 @@ func TestAppendRejectsDetectedValues(t *testing.T) {
 	}
 	noDetectedValue(t, "stderr", stderr.Bytes())
 	kept, err := os.ReadFile(rejectedFile)
-	if err != nil || strings.Count(string(kept), "\n") != 2 || strings.Contains(string(kept), `"raw"`) {
+	if err != nil || strings.Count(string(kept), "\n") != 3 || strings.Contains(string(kept), `"raw"`) {
 		t.Errorf("--rejected file (%v):\n%s", err, kept)
 	}
 	noDetectedValue(t, "the --rejected file", kept)
@@ -96,7 +100,7 @@ func TestEmitRejectsDetectedValues(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	err := run(t.Context(), []string{"emit", "--nats", srv.ClientURL(), "--ids"}, strings.NewReader(detectLines()), &stdout, &stderr)
-	if err == nil || !strings.Contains(err.Error(), "2 lines rejected") {
+	if err == nil || !strings.Contains(err.Error(), "3 lines rejected") {
 		t.Fatalf("emit: %v\n%s", err, stderr.String())
 	}
 	for _, want := range detectReasons {

@@ -35,26 +35,45 @@ func Detect(detector string, v []byte) bool {
 }
 
 // emailPattern is an e-mail address: a local part and a domain with a
-// top-level domain of letters. Letters and digits of any script are
-// allowed in both (internationalised addresses, RFC 6531, and IDN
-// domains, RFC 5890), and so is a punycode top-level domain (xn--p1ai).
-const emailPattern = `[\p{L}\p{N}._%+-]+@[\p{L}\p{N}.-]+\.(?:xn--[A-Za-z0-9-]{2,}|\p{L}{2,})`
+// top-level domain of letters. Letters, digits and combining marks of
+// any script are allowed in both (internationalised addresses, RFC 6531,
+// and IDN domains, RFC 5890), and so is a punycode top-level domain
+// (xn--p1ai). The local part may be quoted ("jane.doe"@example.com) and
+// the domain an address literal (jane@[10.0.0.1], RFC 5321).
+const emailPattern = `(?:[\p{L}\p{N}\p{M}._%+-]+|"[^"\\\x00-\x1f]{1,64}")@(?:[\p{L}\p{N}\p{M}.-]+\.(?:xn--[A-Za-z0-9-]{2,}|\p{L}[\p{L}\p{M}]+)|\[(?:IPv6:)?[0-9A-Fa-f.:]{2,45}\])`
 
 var emailRe = regexp.MustCompile(`^(?:` + emailPattern + `)$`)
 
 func isEmail(v []byte) bool { return len(v) < 255 && bytes.IndexByte(v, '@') > 0 && emailRe.Match(v) }
 
-// isCardNumber: 13–19 digits (spaces or dashes allowed) passing Luhn.
+// isCardNumber: 13–19 digits passing Luhn, written plainly or with
+// separators (isCardSep). A number written with dots, underscores or
+// slashes is a card number only in groups of 3 to 6 digits, as cards are
+// written (4111.1111.1111.1111): a decimal fraction or a date is not.
 func isCardNumber(v []byte) bool {
 	var digits []byte
+	group, grouped, odd := 0, false, false
 	for _, c := range v {
 		switch {
 		case c >= '0' && c <= '9':
 			digits = append(digits, c-'0')
-		case c == ' ' || c == '-':
-		default:
+			group++
+			continue
+		case c == '.' || c == '_' || c == '/':
+			grouped = true
+		case !isCardSep(c):
 			return false
 		}
+		if group > 0 && (group < 3 || group > 6) {
+			odd = true
+		}
+		group = 0
+	}
+	if group > 0 && (group < 3 || group > 6) {
+		odd = true
+	}
+	if grouped && (odd || !isDigit(v[0]) || !isDigit(v[len(v)-1])) {
+		return false
 	}
 	if len(digits) < 13 || len(digits) > 19 {
 		return false
@@ -229,16 +248,16 @@ func ScrubText(text string, mask func(v []byte) ([]byte, bool)) (string, int) {
 	if n > 0 || out != nil {
 		b, out, last = append(out, b[last:]...), nil, 0
 	}
-	// Numbers written with spaces or dashes (card numbers, IBAN digits,
-	// phone numbers) span several tokens: offer each run of digits,
-	// spaces and dashes as a whole.
+	// Numbers written with separators (card numbers, IBAN digits, phone
+	// numbers) span several tokens: offer each run of digits and
+	// separators (isCardSep) as a whole.
 	for i := 0; i < len(b); {
 		if !isDigit(b[i]) {
 			i++
 			continue
 		}
 		j, digits := i, 0
-		for j < len(b) && (isDigit(b[j]) || b[j] == ' ' || b[j] == '-') {
+		for j < len(b) && (isDigit(b[j]) || isCardSep(b[j])) {
 			if isDigit(b[j]) {
 				digits++
 			}
@@ -257,6 +276,16 @@ func ScrubText(text string, mask func(v []byte) ([]byte, bool)) (string, int) {
 		return string(b), n
 	}
 	return string(append(out, b[last:]...)), n
+}
+
+// isCardSep reports whether c may stand between the digits of a card
+// number: white space, dash, dot, underscore, slash.
+func isCardSep(c byte) bool {
+	switch c {
+	case ' ', '-', '.', '_', '/', '\t', '\n', '\r', '\v', '\f':
+		return true
+	}
+	return false
 }
 
 func isSeparator(c byte) bool {

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,7 +57,7 @@ type eventWalker struct {
 }
 
 type pathStep struct {
-	name  []byte // raw member name as written (escapes kept); nil for an index
+	name  []byte // member name, JSON escapes decoded; nil for an index
 	index int
 }
 
@@ -91,15 +92,25 @@ func (w *eventWalker) value(depth int) error {
 			if err != nil {
 				return err
 			}
-			isActor := depth == 0 && string(key) == "actor"
-			if !w.actor && w.judge(key, escaped, true) {
+			// Names are compared as the decoder reads them:
+			// "em\u0061il" is email.
+			name := key
+			if escaped {
+				u, ok := unescape(key)
+				if !ok {
+					return w.fail("invalid escape in a member name")
+				}
+				name = []byte(u)
+			}
+			isActor := depth == 0 && string(name) == "actor"
+			if !w.actor && w.judge(key, escaped, name) {
 				return nil
 			}
 			if w.space(); w.i >= len(w.b) || w.b[w.i] != ':' {
 				return w.fail("missing colon")
 			}
 			w.i++
-			w.at = append(w.at, pathStep{name: key})
+			w.at = append(w.at, pathStep{name: name})
 			w.actor = isActor || w.actor
 			err = w.value(depth + 1)
 			if isActor {
@@ -149,10 +160,15 @@ func (w *eventWalker) value(depth int) error {
 		}
 	case c == '"':
 		s, escaped, err := w.str()
-		if err == nil && (!w.actor || w.actorEmail()) {
-			w.judge(s, escaped, false)
+		if err != nil {
+			return err
 		}
-		return err
+		if !w.actor {
+			w.judge(s, escaped, nil)
+		} else if w.actorEmail() && !w.judge(s, escaped, nil) {
+			w.plainEmail(s, escaped)
+		}
+		return nil
 	case c == 't' || c == 'f' || c == 'n':
 		for _, lit := range []string{"true", "false", "null"} {
 			if strings.HasPrefix(string(w.b[w.i:min(len(w.b), w.i+5)]), lit) {
@@ -169,11 +185,72 @@ func (w *eventWalker) value(depth int) error {
 		if w.i == start {
 			return w.fail(fmt.Sprintf("unexpected %q", c))
 		}
-		if w.i-start >= 13 && !w.actor { // a card number written as a number
-			w.judge(w.b[start:w.i], false, false)
+		if !w.actor { // a card number written as a number
+			for _, n := range numberDigits(w.b[start:w.i]) {
+				if w.judge(n, false, nil) {
+					break
+				}
+			}
 		}
 		return nil
 	}
+}
+
+// plainEmail records a match for an actor.email that is not a sealed
+// field (docs/FORMAT.md §1.6) and holds an @ as read folded: an address
+// in clear, whether or not it has a shape the email detector knows
+// (jane@localhost).
+func (w *eventWalker) plainEmail(raw []byte, escaped bool) {
+	s := unsafeString(raw)
+	if escaped {
+		var ok bool
+		if s, ok = unescape(raw); !ok {
+			return
+		}
+	}
+	if !strings.HasPrefix(s, sealedPrefix) && bytes.IndexByte(foldBytes([]byte(s)), '@') >= 0 {
+		w.found, w.match = true, Match{Path: w.path(), Detector: "email"}
+	}
+}
+
+// sealedPrefix starts a sealed field (events.SealedPrefix).
+const sealedPrefix = "pii1."
+
+// numberDigits returns the runs of digits a JSON number n stands for that
+// may be a card number: its digits as written when it has 13 or more
+// (4111111111111111, 411111111111111.1), and the integer it denotes when
+// it has an exponent (4.111111111111111e15); nil for a shorter number.
+func numberDigits(n []byte) [][]byte {
+	mant, exp, hasExp := n, 0, false
+	if k := bytes.IndexAny(n, "eE"); k >= 0 {
+		e, err := strconv.Atoi(strings.TrimPrefix(string(n[k+1:]), "+"))
+		if err != nil || e < -40 || e > 40 {
+			return nil // not JSON, or not an integer of a card's size
+		}
+		mant, exp, hasExp = n[:k], e, true
+	}
+	mant = bytes.TrimPrefix(mant, []byte{'-'})
+	point := bytes.IndexByte(mant, '.')
+	digits := mant
+	if point >= 0 {
+		digits = append(append([]byte(nil), mant[:point]...), mant[point+1:]...)
+	} else {
+		point = len(mant)
+	}
+	var out [][]byte
+	if len(digits) >= 13 {
+		out = append(out, digits)
+	}
+	if hasExp {
+		intLen := point + exp
+		switch {
+		case intLen >= len(digits):
+			out = append(out, append(append([]byte(nil), digits...), bytes.Repeat([]byte{'0'}, intLen-len(digits))...))
+		case intLen >= 13:
+			out = append(out, digits[:intLen])
+		}
+	}
+	return out
 }
 
 // actorEmail reports whether the walk is at the envelope's actor.email.
@@ -213,9 +290,9 @@ func unescape(raw []byte) (string, bool) {
 }
 
 // judge offers one string (raw, as written) to the detectors and records
-// the first match; key says it is a member name, whose place is the
-// member it names.
-func (w *eventWalker) judge(raw []byte, escaped, key bool) bool {
+// the first match; name, not nil for a member name, is the name decoded,
+// whose place is the member it names.
+func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 	s := unsafeString(raw) // not kept: Scrub copies what it keeps
 	if escaped {
 		var ok bool
@@ -229,8 +306,8 @@ func (w *eventWalker) judge(raw []byte, escaped, key bool) bool {
 	_, counts := Scrub(s)
 	for _, d := range Builtin {
 		if counts[d] > 0 {
-			if key {
-				w.at = append(w.at, pathStep{name: raw})
+			if name != nil {
+				w.at = append(w.at, pathStep{name: name})
 			}
 			w.found, w.match = true, Match{Path: w.path(), Detector: d}
 			return true
@@ -247,11 +324,7 @@ func (w *eventWalker) path() string {
 			sb.WriteString("[" + strconv.Itoa(s.index) + "]")
 			continue
 		}
-		name := string(s.name)
-		if u, ok := unescape(s.name); ok {
-			name = u
-		}
-		name, _ = Scrub(name)
+		name, _ := Scrub(string(s.name))
 		if plainName(name) {
 			if sb.Len() > 0 {
 				sb.WriteByte('.')

@@ -78,3 +78,42 @@ func TestCheckEvent(t *testing.T) {
 		t.Errorf("clean: %v", err)
 	}
 }
+
+// Member names are compared as the decoder reads them, and the actor's
+// e-mail is sealed or refused however its name is written; numbers are
+// judged as the integer they denote.
+func TestInEventCanonical(t *testing.T) {
+	const sealed = `"pii1.0123456789abcdef0123456789abcdef.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUm"`
+	for _, c := range []struct {
+		event string
+		want  Match
+	}{
+		{`{"id":"x","actor":{"subject":"alice","em\u0061il":"jane.rv@example.com"}}`, Match{"actor.email", "email"}},
+		{`{"id":"x","actor":{"subject":"alice","\u0065\u006d\u0061\u0069\u006c":"jane@example.com"}}`, Match{"actor.email", "email"}},
+		{`{"id":"x","actor":{"subject":"alice","email":"jane@localhost"}}`, Match{"actor.email", "email"}},
+		{`{"id":"x","actor":{"subject":"alice","email":"jane\u0040localhost"}}`, Match{"actor.email", "email"}},
+		{`{"id":"x","actor":{"subject":"alice","email":"jane＠localhost"}}`, Match{"actor.email", "email"}},
+		{`{"id":"x","actor":{"subject":"alice","email":` + sealed + `}}`, Match{}},
+		{`{"id":"x","\u0061ctor":{"subject":"jane@example.com","email":` + sealed + `}}`, Match{}},
+		{`{"id":"x","\u0061ctor":{"subject":"alice","em\u0061il":"jane@example.com"}}`, Match{"actor.email", "email"}},
+		{`{"id":"x","payload":{"n\u0061me":"jane@example.com"}}`, Match{"payload.name", "email"}},
+		{`{"id":"x","payload":{"x":4.111111111111111e15}}`, Match{"payload.x", "credit_card"}},
+		{`{"id":"x","payload":{"x":411111111111111.1e0}}`, Match{"payload.x", "credit_card"}},
+		{`{"id":"x","payload":{"x":-4111111111111111}}`, Match{"payload.x", "credit_card"}},
+		{`{"id":"x","payload":{"x":41111111111111.11E+2}}`, Match{"payload.x", "credit_card"}},
+		{`{"id":"x","payload":{"x":1.5e3,"y":12345678901234.5e-3}}`, Match{}},
+		{`{"id":"x","payload":{"x":"hmac:4111111111111111"}}`, Match{"payload.x", "credit_card"}},
+		{`{"id":"x","payload":{"x":"4111\t1111\t1111\t1111"}}`, Match{"payload.x", "credit_card"}},
+		{`{"id":"x","payload":{"x":"\"jane\"@example.com"}}`, Match{"payload.x", "email"}},
+		{`{"id":"x","payload":{"x":"4111\u2062111111111111"}}`, Match{"payload.x", "credit_card"}},
+		{`{"id":"x","payload":{"body_hmac":"hmac:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}}`, Match{}},
+	} {
+		got, ok, err := InEvent([]byte(c.event))
+		if err != nil {
+			t.Fatalf("%s: %v", c.event, err)
+		}
+		if ok != (c.want != Match{}) || got != c.want {
+			t.Errorf("InEvent(%s) = %+v, %v; want %+v", c.event, got, ok, c.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -63,11 +64,17 @@ func isASCII(s string) bool {
 //   - compatibility forms by NFKC: full-width digits, letters, @ and dots
 //     (４１１１, ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ), mathematical digits,
 //     superscripts;
-//   - every Unicode space (no-break, thin, figure, ideographic) as a space
-//     and every dash (U+2010–U+2015, minus sign) as a hyphen-minus, the
-//     separators a number is written with;
-//   - zero-width characters (zero-width space and joiners, word joiner,
-//     BOM, soft hyphen) as nothing, so they cannot split a value.
+//   - every Unicode space (no-break, thin, figure, ideographic, line and
+//     paragraph separators) as a space and every dash (U+2010–U+2015,
+//     minus sign) as a hyphen-minus, the separators a number is written
+//     with; every full stop (ideographic 。, halfwidth ｡) as a dot;
+//   - characters that render as nothing (Default_Ignorable_Code_Point and
+//     format characters: zero-width space and joiners, word joiner,
+//     invisible operators U+2061–U+2064, BOM, soft hyphen, U+034F,
+//     U+180E, variation selectors) as nothing, so they cannot split a
+//     value;
+//   - a decimal digit of any script (Arabic-Indic ٤, Devanagari ४, …) as
+//     its ASCII digit.
 //
 // Other characters (letters of any script, for IDN e-mail addresses)
 // stay as they are.
@@ -75,16 +82,47 @@ func fold(dst []byte, r rune, raw string) []byte {
 	switch {
 	case r < utf8.RuneSelf:
 		return append(dst, byte(r))
-	case r == 0x200B || r == 0x200C || r == 0x200D || r == 0x2060 || r == 0xFEFF || r == 0x00AD:
-		return dst
-	case r >= 0x2010 && r <= 0x2015 || r == 0x2212 || r == 0xFE58 || r == 0xFE63:
-		return append(dst, '-')
-	case r == 0x00A0 || r >= 0x2000 && r <= 0x200A || r == 0x202F || r == 0x205F || r == 0x3000:
-		return append(dst, ' ')
 	case r == utf8.RuneError:
 		return append(dst, raw...)
+	case r >= 0x2010 && r <= 0x2015 || r == 0x2212 || r == 0xFE58 || r == 0xFE63:
+		return append(dst, '-')
+	case unicode.IsSpace(r):
+		return append(dst, ' ')
+	case r == 0x3002 || r == 0xFF61 || r == 0xFE52 || r == 0xFF0E || r == 0x2024:
+		return append(dst, '.') // ideographic, halfwidth, small, full-width full stops; one dot leader
+	case ignorable(r):
+		return dst
+	case unicode.Is(unicode.Nd, r):
+		return append(dst, byte('0'+digitValue(r)))
 	}
 	return norm.NFKC.AppendString(dst, raw)
+}
+
+// ignorable reports whether r is a character that renders as nothing,
+// or changes only how its neighbours render: Unicode's
+// Default_Ignorable_Code_Point (format characters, variation selectors,
+// fillers, U+034F, U+180B–U+180F, tags) and every other format
+// character (category Cf: U+2061–U+2064, bidirectional marks).
+func ignorable(r rune) bool {
+	return unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) || unicode.Is(unicode.Variation_Selector, r) ||
+		r == 0x115F || r == 0x1160 || r == 0x3164 || r == 0xFFA0 // Hangul fillers (Lo)
+}
+
+// digitValue is the value of r, a decimal digit (category Nd) of any
+// script: Unicode encodes each script's digits 0 to 9 as a contiguous
+// run, and every range of unicode.Nd is whole runs (TestDigitRuns).
+func digitValue(r rune) int {
+	for _, g := range unicode.Nd.R16 {
+		if rune(g.Lo) <= r && r <= rune(g.Hi) {
+			return int(r-rune(g.Lo)) % 10
+		}
+	}
+	for _, g := range unicode.Nd.R32 {
+		if rune(g.Lo) <= r && r <= rune(g.Hi) {
+			return int(r-rune(g.Lo)) % 10
+		}
+	}
+	return 0
 }
 
 // foldBytes is v folded, or v itself when it is ASCII.

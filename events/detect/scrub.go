@@ -177,36 +177,41 @@ func (s *scrubber) run() {
 			start = i
 		}
 	}
-	// Numbers written with spaces or dashes (card numbers, IBAN digits,
-	// phone numbers) span several tokens: offer each run of digits,
-	// spaces and dashes as a whole, then look for card numbers inside
-	// it.
+	// Numbers written with separators (card numbers, IBAN digits, phone
+	// numbers) span several tokens: offer each run of digits and
+	// separators (isCardSep) as a whole, then look for card numbers
+	// inside it.
 	for i := 0; i < len(b); {
 		if !isDigit(b[i]) {
 			i++
 			continue
 		}
-		j, digits := i, 0
-		for j < len(b) && (isDigit(b[j]) || b[j] == ' ' || b[j] == '-') {
-			if isDigit(b[j]) {
-				digits++
-			}
+		j := i
+		for j < len(b) && (isDigit(b[j]) || isCardSep(b[j])) {
 			j++
 		}
 		end := j
 		for end > i && !isDigit(b[end-1]) {
 			end--
 		}
-		if inHexWord(b, i, end) {
-			i = j
-			continue
+		lo, hi, word := hexTrim(b, i, end)
+		digits := 0
+		for _, c := range b[lo:hi] {
+			if isDigit(c) {
+				digits++
+			}
 		}
-		if digits >= 8 {
-			s.offer(i, end)
+		if digits >= 8 && s.free(lo, hi) {
+			// Next to a hex word, a card number is one written as cards
+			// are, in groups of 3 to 6 digits: the decimal groups of a
+			// UUID (…-1234-123456789012) are not one.
+			if d := find(b[lo:hi]); d != "" && (!word || d != "credit_card" || cardGrouped(b[lo:hi])) {
+				s.claim(lo, hi, d)
+			}
 		}
-		if digits >= 13 && s.free(i, end) {
-			for _, w := range cardsIn(b[i:end]) {
-				s.claim(i+w[0], i+w[1], "credit_card")
+		if digits >= 13 && s.free(lo, hi) {
+			for _, w := range cardsIn(b[lo:hi]) {
+				s.claim(lo+w[0], lo+w[1], "credit_card")
 			}
 		}
 		i = j
@@ -257,7 +262,7 @@ var ibanIn = regexp.MustCompile(`[A-Z]{2}[0-9]{2}[A-Z0-9 ]{11,40}`)
 // MayHold reports whether text may hold a value a built-in detector
 // finds, a cheap test so that most recorded strings skip the full scan;
 // false is certain. An e-mail address has an @; a card number a run of 13
-// digits or more broken only by spaces or dashes; an SSN such a run of 9
+// digits or more broken only by separators (isCardSep); an SSN such a run of 9
 // with dashes in it; a phone number a + and then a run of 8 that may also
 // be broken by dots and parentheses; an IBAN two capital letters and two
 // digits, and a run of 8 or more (its account number); and a secret
@@ -280,33 +285,72 @@ func MayHold(text string) bool {
 func mayHoldASCII(text string) bool {
 	run, plus, dash, eight := 0, false, false, false
 	for i := 0; i < len(text); i++ {
-		switch c := text[i]; {
-		case c == '@':
+		switch holdClass[text[i]] {
+		case clOther:
+			run, dash = 0, false
+		case clAt:
 			return true
-		case isDigit(c):
+		case clDigit:
 			if run++; run >= 13 || run >= 8 && (plus || dash) {
 				return true
 			}
 			eight = eight || run >= 8
-		case c == ' ':
-		case c == '-':
+		case clDash:
 			if run > 0 {
 				dash = true
 			} else if secretAt(text[i:]) {
 				return true
 			}
-		case c == '+':
+		case clSep:
+		case clPlus:
 			plus, run, dash = true, 0, false
-		case plus && (c == '.' || c == '(' || c == ')'):
-		default:
+		case clParen:
+			if !plus {
+				run, dash = 0, false
+			}
+		case clSecret:
 			run, dash = 0, false
-			if (c == 'e' || c == 'A' || c == 'g' || c == 'x' || c == 's' || c == 'r') && secretAt(text[i:]) {
+			if secretAt(text[i:]) {
 				return true
 			}
 		}
 	}
 	return eight && ibanStart(text)
 }
+
+// Classes of bytes for mayHoldASCII, one table lookup a byte.
+const (
+	clOther  = iota
+	clAt     // @
+	clDigit  // 0–9
+	clDash   // -
+	clSep    // isCardSep but -
+	clPlus   // +
+	clParen  // ( ), part of a phone number after a +
+	clSecret // a letter a secret prefix starts with (secretAt)
+)
+
+var holdClass = func() (t [256]byte) {
+	for c := range 256 {
+		switch b := byte(c); {
+		case b == '@':
+			t[c] = clAt
+		case isDigit(b):
+			t[c] = clDigit
+		case b == '-':
+			t[c] = clDash
+		case isCardSep(b):
+			t[c] = clSep
+		case b == '+':
+			t[c] = clPlus
+		case b == '(' || b == ')':
+			t[c] = clParen
+		case strings.IndexByte("eAgxsr", b) >= 0:
+			t[c] = clSecret
+		}
+	}
+	return t
+}()
 
 // ibanStart reports whether text holds two capital letters followed by
 // two digits, as every IBAN starts.
@@ -354,27 +398,29 @@ func secretAt(t string) bool {
 	return false
 }
 
-// IsDigest reports whether s is a digest the ledger itself writes:
-// lower-case hex of 32 characters or more, or of 16 or more after
-// "sha256:" or "hmac:" (Apply's Hash). Such values are not personal data,
-// and a run of decimal digits inside one may pass a card-number check by
-// chance.
+// IsDigest reports whether s has the shape of a digest the ledger and
+// the gateways write, and nothing else: 64 lower-case hex digits (SHA-256:
+// statement_sha256, payload and record sha256, leaf hashes), 32 (a sealed
+// field's pseudonym), or "hmac:" and 64 (keyed digests: body_hmac, search
+// digests). Such values are not personal data, and a run of decimal
+// digits inside one may pass a card-number check by chance. At least two
+// of its hex digits must be letters a–f, as all but one in 10¹¹ SHA-256
+// digests have: a run of decimal digits (16 digits four times) is judged.
 func IsDigest(s string) bool {
-	min := 32
-	for _, p := range []string{"sha256:", "hmac:"} {
-		if t, ok := strings.CutPrefix(s, p); ok {
-			s, min = t, 16
-		}
-	}
-	if len(s) < min {
+	s, keyed := strings.CutPrefix(s, "hmac:")
+	if len(s) != 64 && (keyed || len(s) != 32) {
 		return false
 	}
+	letters := 0
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; !isDigit(c) && (c < 'a' || c > 'f') {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'f':
+			letters++
+		case !isDigit(c):
 			return false
 		}
 	}
-	return true
+	return letters >= 2
 }
 
 // ibanCandidates is ibanIn's matches in b, looked for only when b holds
@@ -396,24 +442,33 @@ func ibanCandidates(b []byte) [][]int {
 // not keep it; b must not change while it is in use.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// inHexWord reports whether the digits at b[lo:hi] are part of a longer
-// hexadecimal word — 16 characters or more of digits and one case of the
-// letters a–f, at least two of them letters, dashes allowed (a UUID) —
-// such as an identifier or a digest shorter than IsDigest's: about one in
-// a thousand random 16-digit hex identifiers holds a run of 13 decimal
-// digits that passes Luhn. A card number stands apart from letters or
-// next to letters beyond f ("card:4111111111111111x").
-func inHexWord(b []byte, lo, hi int) bool {
-	if bytes.IndexByte(b[lo:hi], ' ') >= 0 {
-		return false
+// hexTrim returns the part of the run of digits b[lo:hi] (separators
+// between them) that is not part of a longer hexadecimal word, and
+// whether the run stands in one — 16
+// characters or more of digits and one case of the letters a–f, at least
+// two of them letters, dashes allowed (a UUID) — such as an identifier or
+// a digest shorter than IsDigest's: about one in a thousand random
+// 16-digit hex identifiers holds a run of 13 decimal digits that passes
+// Luhn. Only the digits joined to a letter with nothing between are the
+// word's: the group of the run next to the letter
+// (0f1e4111111111111111-a2b3, a456-426614174000 leaves 426614174000). A
+// card number written apart from letters by a dash
+// (4111-1111-1111-1111-ab, fe-4111111111111111), or next to letters
+// beyond f (card:4111111111111111x), is judged.
+func hexTrim(b []byte, lo, hi int) (int, int, bool) {
+	for k := lo; k < hi; k++ {
+		if c := b[k]; c != '-' && !isDigit(c) {
+			return lo, hi, false // other separators: not a hex word
+		}
 	}
 	for _, upper := range []bool{false, true} {
-		hex := func(c byte) bool {
+		hexLetter := func(c byte) bool {
 			if upper {
-				return isDigit(c) || c == '-' || c >= 'A' && c <= 'F'
+				return c >= 'A' && c <= 'F'
 			}
-			return isDigit(c) || c == '-' || c >= 'a' && c <= 'f'
+			return c >= 'a' && c <= 'f'
 		}
+		hex := func(c byte) bool { return isDigit(c) || c == '-' || hexLetter(c) }
 		start, end := lo, hi
 		for start > 0 && hex(b[start-1]) {
 			start--
@@ -427,11 +482,46 @@ func inHexWord(b []byte, lo, hi int) bool {
 				letters++
 			}
 		}
-		if end-start >= 16 && letters >= 2 && (start == 0 || !isAlnum(b[start-1])) && (end == len(b) || !isAlnum(b[end])) {
-			return true
+		if end-start < 16 || letters < 2 || start > 0 && isAlnum(b[start-1]) || end < len(b) && isAlnum(b[end]) {
+			continue
 		}
+		l, h := lo, hi
+		if l > 0 && hexLetter(b[l-1]) {
+			for l < h && isDigit(b[l]) {
+				l++
+			}
+			for l < h && !isDigit(b[l]) {
+				l++
+			}
+		}
+		if h < len(b) && hexLetter(b[h]) {
+			for h > l && isDigit(b[h-1]) {
+				h--
+			}
+			for h > l && !isDigit(b[h-1]) {
+				h--
+			}
+		}
+		return l, h, true
 	}
-	return false
+	return lo, hi, false
+}
+
+// cardGrouped reports whether every group of digits in v, a run of
+// digits and separators, has 3 to 6 digits.
+func cardGrouped(v []byte) bool {
+	group := 0
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) && isDigit(v[i]) {
+			group++
+			continue
+		}
+		if group > 0 && (group < 3 || group > 6) {
+			return false
+		}
+		group = 0
+	}
+	return true
 }
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }

@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"testing"
@@ -19,8 +20,8 @@ func BenchmarkEventChecks(b *testing.B) {
 	base := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	evs := make([][]byte, 1024)
 	for i := range evs {
-		s := fmt.Sprintf(`{"version":1,"id":"bench-%012d","type":"command.executed","time":"%s","tenant":"bench","source":{"kind":"postgres-proxy","instance":"bench-1","version":"0"},"actor":{"issuer":"https://idp.example","subject":"user-%d","email":"user%d@example.com","groups":["dba"],"kind":"human"},"session_id":"s-%d","session_seq":%d,"target":{"kind":"postgres","name":"orders","database":"orders"},"payload":{"statement":"SELECT * FROM orders WHERE id = $1","pad":"`,
-			i, base.Add(time.Duration(i)*time.Microsecond).Format(time.RFC3339Nano), i%97, i%97, i/100, i%100+1)
+		s := fmt.Sprintf(`{"version":1,"id":"bench-%012d","type":"command.executed","time":"%s","tenant":"bench","source":{"kind":"postgres-proxy","instance":"bench-1","version":"0"},"actor":{"issuer":"https://idp.example","subject":"user-%d","email":"pii1.%x.%s","groups":["dba"],"kind":"human"},"session_id":"s-%d","session_seq":%d,"target":{"kind":"postgres","name":"orders","database":"orders"},"payload":{"statement":"SELECT * FROM orders WHERE id = $1","pad":"`,
+			i, base.Add(time.Duration(i)*time.Microsecond).Format(time.RFC3339Nano), i%97, pseudonym(i%97), strings.Repeat("q8Zt-", 8), i/100, i%100+1)
 		evs[i] = []byte(s + strings.Repeat("x", max(0, 512-len(s)-4)) + `"}}`)
 	}
 	b.Run("parse", func(b *testing.B) {
@@ -41,4 +42,10 @@ func BenchmarkEventChecks(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// pseudonym is a sealed field's pseudonym: 32 lower-case hex digits.
+func pseudonym(i int) []byte {
+	sum := sha256.Sum256([]byte{byte(i)})
+	return sum[:16]
 }

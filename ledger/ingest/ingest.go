@@ -517,7 +517,8 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 	}
 	if last != nil {
 		if err := last.Ack(); err != nil {
-			in.cfg.Logger.Warn("ack failed", "subject", last.Subject(), "err", err)
+			subject, _ := detect.Scrub(last.Subject())
+			in.cfg.Logger.Warn("ack failed", "subject", subject, "err", err)
 		}
 	}
 	return gap
@@ -582,6 +583,12 @@ func (in *Ingester) validateAll(msgs []jetstream.Msg) [][]checkedMsg {
 }
 
 // checkMsg checks the event, or each event of a batch, in m.
+//
+// Every path ends in the detectors, so that what a message holds is
+// judged however it fails: its subject, each event's bytes (a batch
+// that does not split is judged as one text), and the reason it is
+// refused for (a header it quotes). A part they find something in is
+// detected: its bytes are kept nowhere and the message is erased.
 func (in *Ingester) checkMsg(m jetstream.Msg) []checkedMsg {
 	var parts []checkedMsg
 	token, batch := bus.BatchProducer(m.Subject())
@@ -589,32 +596,55 @@ func (in *Ingester) checkMsg(m jetstream.Msg) []checkedMsg {
 		c := checkedMsg{raw: m.Data()}
 		c.event, c.sig, c.err = in.check(m)
 		parts = []checkedMsg{c}
+	} else if raws, err := bus.SplitBatch(m.Data()); err != nil {
+		parts = []checkedMsg{{raw: m.Data(), err: err}}
 	} else {
-		raws, err := bus.SplitBatch(m.Data())
-		if err != nil {
-			return []checkedMsg{{raw: m.Data(), err: err}}
-		}
 		parts = make([]checkedMsg, len(raws))
 		for j, raw := range raws {
 			parts[j] = checkedMsg{raw: raw, part: j + 1}
 			parts[j].event, parts[j].err = in.checkBatched(raw, token)
 		}
 	}
+	subjectErr := subjectHolds(m.Subject())
 	for j := range parts {
 		c := &parts[j]
 		// Judged before anything else, valid or not: the bytes of an
 		// event that holds a match are kept nowhere, and a validation
 		// error could quote the value.
+		if subjectErr != nil {
+			c.err, c.detected = subjectErr, true
+			continue
+		}
 		if err := detect.CheckEvent(c.raw); err != nil {
 			c.err, c.detected = err, true
 			continue
 		}
-		if c.err == nil {
-			c.key = idKey(c.event.ID)
-			c.sealedAt, c.seen, c.indexErr = in.seen.lookup(c.key)
+		if c.err != nil {
+			if why, counts := detect.Scrub(c.err.Error()); counts != nil {
+				c.err, c.detected = fmt.Errorf("%w: the reason it is refused for holds one: %s", detect.ErrFound, why), true
+			}
+			continue
 		}
+		c.key = idKey(c.event.ID)
+		c.sealedAt, c.seen, c.indexErr = in.seen.lookup(c.key)
 	}
 	return parts
+}
+
+// subjectHolds returns an error when a built-in detector finds a value
+// in subject (its tenant or source instance), naming the detector and
+// the subject with the value replaced.
+func subjectHolds(subject string) error {
+	if !detect.MayHold(subject) {
+		return nil
+	}
+	scrubbed, counts := detect.Scrub(subject)
+	for _, d := range detect.Builtin {
+		if counts[d] > 0 {
+			return fmt.Errorf("%w: the subject it was published on, %q, holds a value the %s detector finds; subjects must carry none", detect.ErrFound, scrubbed, d)
+		}
+	}
+	return nil
 }
 
 // checkBatched validates one event of a batch published by producer token.
@@ -754,22 +784,23 @@ func (in *Ingester) seal(ctx context.Context, entries []ledger.Entry) (*ledger.S
 // accounts for it in the log.
 func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, c checkedMsg, reason error) (ledger.Entry, error) {
 	in.Stats.Rejected.Add(1)
+	// Subject and reason scrubbed whatever the rejection: what a
+	// detector finds is kept nowhere, checkMsg's judgement or not.
+	subject, _ := detect.Scrub(m.Subject())
+	why, _ := detect.Scrub(reason.Error())
 	if !c.detected {
-		in.cfg.Logger.Info("event rejected", "source_seq", seq, "part", c.part, "subject", m.Subject(), "reason", reason.Error())
+		in.cfg.Logger.Info("event rejected", "source_seq", seq, "part", c.part, "subject", subject, "reason", why)
 	} else {
-		in.cfg.Logger.Warn("event rejected: a detector matches a value in it; its bytes are not kept", "source_seq", seq, "part", c.part, "reason", reason.Error())
+		in.cfg.Logger.Warn("event rejected: a detector matches a value in it; its bytes are not kept", "source_seq", seq, "part", c.part, "subject", subject, "reason", why)
 	}
-	subject := m.Subject()
 	r := nats.NewMsg(bus.RejectSubject)
 	r.Data = c.raw
 	if c.detected {
-		// The reason alone: the bytes hold what a detector finds, and
-		// so may the subject (tenant and source instance are in it).
+		// The reason alone: the bytes hold what a detector finds.
 		in.Stats.Detected.Add(1)
 		r.Data = nil
-		subject, _ = detect.Scrub(subject)
 	}
-	r.Header.Set(bus.HeaderReason, reason.Error())
+	r.Header.Set(bus.HeaderReason, why)
 	r.Header.Set(bus.HeaderSourceSeq, strconv.FormatUint(seq, 10))
 	r.Header.Set(bus.HeaderSourceSubject, subject)
 	id := "rejected-" + strconv.FormatUint(seq, 10)
@@ -782,7 +813,7 @@ func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, c c
 		return ledger.Entry{}, fmt.Errorf("ingest: storing rejected event %d: %w", seq, err)
 	}
 	sum := sha256.Sum256(c.raw)
-	return ledger.RejectedEntry(in.cfg.Log.Origin(), ledger.Rejection{Seq: seq, Part: c.part, Subject: subject, Reason: reason.Error(),
+	return ledger.RejectedEntry(in.cfg.Log.Origin(), ledger.Rejection{Seq: seq, Part: c.part, Subject: subject, Reason: why,
 		SHA256: hex.EncodeToString(sum[:]), Bytes: len(c.raw)}, time.Now())
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -140,5 +141,57 @@ func TestEncodedValuesAreJudgedDecoded(t *testing.T) {
 	defer f.up.mu.Unlock()
 	if n := len(f.up.seen); n != 8 { // all but the blocked path
 		t.Errorf("the upstream saw %d requests, want 8", n)
+	}
+}
+
+// A value percent-encoded any number of times is judged decoded: in the
+// path of a request whose login fails (recorded before anything else is
+// read), and in a query encoded more often than a server would decode
+// it. No event on the bus holds it in any written form: each event's
+// text, percent-decoded until that changes nothing, holds none of them.
+func TestEncodedManyTimesAreJudgedDecoded(t *testing.T) {
+	f := start(t)
+	// enc percent-encodes every byte of s, then that n-1 times more.
+	enc := func(s string, n int) string {
+		var b strings.Builder
+		for i := range len(s) {
+			fmt.Fprintf(&b, "%%%02X", s[i])
+		}
+		s = b.String()
+		for range n - 1 {
+			s = url.PathEscape(s)
+		}
+		return s
+	}
+	e1, e2, c1, c2 := gatewaytest.Email(t, "login"), gatewaytest.Email(t, "many"), gatewaytest.Card(t), gatewaytest.Card(t)
+	curl := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("curl", append([]string{"-sS", "-o", "/dev/null"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl %v: %v\n%s", args, err, out)
+		}
+	}
+	// No token: authn.failed records the path.
+	curl(f.proxy.URL + "/u/" + enc(e1, 2))
+	curl(f.proxy.URL + "/u/" + enc(c1, 7))
+	// Authenticated, a query encoded 6 and 40 times.
+	curl("-H", "Authorization: Bearer "+f.tokens["alice"], f.proxy.URL+"/api/search?q="+enc(e2, 6)+"&c="+enc(c2, 40))
+	f.waitFor(t, events.AuthnFailed, 2)
+	f.waitFor(t, events.CommandExecuted, 1)
+	pct := regexp.MustCompile(`%[0-9A-Fa-f]{2}`)
+	for _, r := range f.events(t) {
+		text := r.raw
+		for range 100 {
+			d := pct.ReplaceAllStringFunc(text, func(m string) string { v, _ := url.PathUnescape(m); return v })
+			if d == text {
+				break
+			}
+			text = d
+		}
+		for _, v := range []string{e1, e2, c1, c2} {
+			if strings.Contains(text, v) {
+				t.Errorf("%s event holds %q, percent-encoded: %s", r.ev.Type, v, r.raw)
+			}
+		}
 	}
 }

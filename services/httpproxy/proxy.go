@@ -165,7 +165,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		x.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"client_addr": r.RemoteAddr, "method": events.Clean(r.Method, 32),
-			"path": events.Clean(r.URL.Path, 2048), "reason": err.Error()})
+			"path": events.Clean(recordedPath(r.URL), 2048), "reason": err.Error()})
 		w.Header().Set("WWW-Authenticate", `Bearer realm="auditledger"`)
 		writeError(w, http.StatusUnauthorized, "authentication failed: "+err.Error())
 		return

@@ -46,9 +46,14 @@ type recorded struct {
 	redactions []gateway.Redaction
 }
 
-// maxDecodeRounds bounds repeated percent-decoding: a value encoded more
-// often than that stays encoded in the record.
-const maxDecodeRounds = 4
+// maxDecodeRounds bounds repeated percent-decoding (each round costs a
+// pass over the value): a value still encoded after that many rounds is
+// not judged, so it is recorded as overEncoded, none of it kept.
+const maxDecodeRounds = 32
+
+// overEncoded is what is recorded of a value percent-encoded more than
+// maxDecodeRounds times.
+const overEncoded = "[REDACTED:over_encoded]"
 
 // recordedHeaders are the request headers the proxy records (as
 // content_type, content_encoding) and binds into approval statements.
@@ -59,7 +64,7 @@ var recordedHeaders = []string{"Content-Type", "Content-Encoding"}
 func redactRequest(u *url.URL, h http.Header, body []byte, limit int64) recorded {
 	rec := recorded{path: u.Path, query: u.RawQuery, target: u.RequestURI(), header: h}
 	var pf, qf, bf []gateway.Finding
-	p, pc := gateway.ScrubFound(unescapeAll(u.Path, false), &pf)
+	p, pc := scrubDecoded(u.Path, false, &pf)
 	q, qc := redactQuery(u.RawQuery, &qf)
 	if pc != nil || qc != nil {
 		rec.path, rec.query = p, q
@@ -80,7 +85,7 @@ func redactRequest(u *url.URL, h http.Header, body []byte, limit int64) recorded
 		var found bool
 		for _, v := range vs {
 			var hf []gateway.Finding
-			s, c := gateway.ScrubFound(unescapeAll(v, false), &hf)
+			s, c := scrubDecoded(v, false, &hf)
 			if c != nil {
 				found = true
 				v = s
@@ -119,14 +124,14 @@ func (rec recorded) describeBody(payload map[string]any, size int, bodyHMAC stri
 	}
 }
 
-// unescapeAll percent-decodes s while that changes it, at most
-// maxDecodeRounds times; query decoding reads + as a space (in every
-// round). A malformed
-// escape ends the decoding there.
-func unescapeAll(s string, query bool) string {
+// unescapeAll percent-decodes s while that changes it; query decoding
+// reads + as a space (in every round). A malformed escape ends the
+// decoding there. It reports false for a value still changing after
+// maxDecodeRounds rounds.
+func unescapeAll(s string, query bool) (string, bool) {
 	for range maxDecodeRounds {
 		if !strings.Contains(s, "%") && !(query && strings.Contains(s, "+")) {
-			return s
+			return s, true
 		}
 		var d string
 		var err error
@@ -136,11 +141,34 @@ func unescapeAll(s string, query bool) string {
 			d, err = url.PathUnescape(s)
 		}
 		if err != nil || d == s {
-			return s
+			return s, true
 		}
 		s = d // a + decoded from %2B reads as a space too, as a server decoding twice reads it
 	}
-	return s
+	return s, false
+}
+
+// scrubDecoded is s percent-decoded (unescapeAll) with what the
+// detectors find replaced; its counts are nil when nothing was. A value
+// encoded beyond maxDecodeRounds is replaced whole by overEncoded
+// (counted as over_encoded, which no detector is).
+func scrubDecoded(s string, query bool, found *[]gateway.Finding) (string, map[string]int) {
+	d, ok := unescapeAll(s, query)
+	if !ok {
+		return overEncoded, map[string]int{"over_encoded": 1}
+	}
+	return gateway.ScrubFound(d, found)
+}
+
+// recordedPath is what is recorded of the path of u when nothing else of
+// the request is: decoded and scrubbed as redactRequest records it, or
+// as Go decoded it when nothing was found.
+func recordedPath(u *url.URL) string {
+	var found []gateway.Finding
+	if p, c := scrubDecoded(u.Path, false, &found); c != nil {
+		return p
+	}
+	return u.Path
 }
 
 // redactQuery scrubs each name and value of a query string (or a form
@@ -172,7 +200,7 @@ func redactQuery(raw string, found *[]gateway.Finding) (string, map[string]int) 
 }
 
 func scrubQueryText(s string, found *[]gateway.Finding) (string, map[string]int) {
-	return gateway.ScrubFound(unescapeAll(s, true), found)
+	return scrubDecoded(s, true, found)
 }
 
 func addCounts(to, from map[string]int) {
@@ -366,7 +394,7 @@ func scrubMultipart(boundary string, body []byte, limit int64, depth int, found 
 		h := textproto.MIMEHeader{}
 		for name, vs := range p.Header {
 			for _, v := range vs {
-				s, c := gateway.ScrubFound(unescapeAll(v, false), found)
+				s, c := scrubDecoded(v, false, found)
 				addCounts(counts, c)
 				if c == nil {
 					s = v
