@@ -9,8 +9,8 @@ import (
 // detector finds anything — alone, or followed by "." and a sequence
 // number, as gateways name their events. Producers name events and
 // sessions with it so that an id never makes the writer refuse the events
-// that carry it: about one 16-digit hex string in 3,600 reads as a card
-// number.
+// that carry it: a few 16-digit hex strings in ten thousand read as a
+// card number.
 func RandomHex(n int) string {
 	b := make([]byte, n)
 	for {
