@@ -52,6 +52,16 @@ type analysis struct {
 	// textSQL lists the calls of functions that run a query given as
 	// text or read whole tables (textSQLFuncs).
 	textSQL []string
+	// renamed lists what ALTER … RENAME renames: columns and attributes
+	// (ALTER TABLE t RENAME COLUMN a TO b, ALTER TYPE … RENAME
+	// ATTRIBUTE) by their old name, and relations (ALTER TABLE, VIEW,
+	// MATERIALIZED VIEW or FOREIGN TABLE … RENAME TO) with column "".
+	renamed []renamedObj
+}
+
+// renamedObj is one object an ALTER … RENAME renames.
+type renamedObj struct {
+	rel, column string
 }
 
 // textSQLFuncs run SQL given as a string, or return whole tables, schemas
@@ -76,6 +86,11 @@ func (a *analysis) digitNames() bool {
 	}
 	for _, r := range a.renames {
 		if strings.ContainsAny(r.from+r.to, "0123456789") {
+			return true
+		}
+	}
+	for _, r := range a.renamed {
+		if strings.ContainsAny(r.rel+r.column, "0123456789") {
 			return true
 		}
 	}
@@ -279,6 +294,14 @@ func (a *analysis) note(name string, msg any) {
 		a.kinds[k] = true
 	}
 	switch s := msg.(type) {
+	case *pg.RenameStmt:
+		rel := s.GetRelation().GetRelname()
+		switch s.RenameType {
+		case pg.ObjectType_OBJECT_COLUMN, pg.ObjectType_OBJECT_ATTRIBUTE:
+			a.renamed = append(a.renamed, renamedObj{rel: rel, column: s.Subname})
+		case pg.ObjectType_OBJECT_TABLE, pg.ObjectType_OBJECT_VIEW, pg.ObjectType_OBJECT_MATVIEW, pg.ObjectType_OBJECT_FOREIGN_TABLE:
+			a.renamed = append(a.renamed, renamedObj{rel: rel})
+		}
 	case *pg.DeleteStmt:
 		if !refersToRows(s.WhereClause) {
 			a.noWhere["DELETE"] = true
