@@ -456,3 +456,50 @@ func TestNonDecimalCardRecordedByPlaceholder(t *testing.T) {
 	}
 	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), append(lits, digits)...)
 }
+
+// TestMaskedColumnStoredCopiesRefused: a masked column read only in
+// WHERE or in DDL can be kept where a later statement reads it back
+// under no masked name — a generated column, ALTER COLUMN … TYPE …
+// USING, a setting (set_config, then current_setting), a sequence
+// (setval), a large object (lo_from_bytea): each is refused naming the
+// column and the rule, and recorded as blocked; the same over columns no
+// rule names still runs.
+func TestMaskedColumnStoredCopiesRefused(t *testing.T) {
+	f := startCards(t)
+	attacks := []struct{ sql, names string }{
+		{"ALTER TABLE cards ADD COLUMN nm text GENERATED ALWAYS AS (name) STORED; SELECT reverse(nm) FROM cards", "column name"},
+		{"ALTER TABLE cards ALTER COLUMN note TYPE text USING reverse(email)", "column email"},
+		{"ALTER TABLE cards ALTER COLUMN note TYPE text USING cards::text", "whole rows of cards"},
+		{"SELECT 1 FROM cards WHERE set_config('my.x', name, false) IS NOT NULL; SELECT current_setting('my.x')", "set_config is given column name"},
+		{"SELECT id FROM cards WHERE setval('s', card::bigint) > 0", "setval is given column card"},
+		{"SELECT id FROM cards WHERE lo_from_bytea(0, convert_to(email, 'UTF8')) > 0", "lo_from_bytea is given column email"},
+	}
+	for _, a := range attacks {
+		out, err := psql(t, f.url("alice", "alice-secret"), a.sql)
+		if err == nil || !strings.Contains(out, "blocked by policy rule builtin-masked-columns-bare") ||
+			!strings.Contains(out, a.names) || !strings.Contains(out, "cardholder") {
+			t.Errorf("%q: not refused naming %s and rule cardholder (%v):\n%s", a.sql, a.names, err, out)
+		}
+		if s := leaked(out); s != "" {
+			t.Errorf("%q: the output holds %q:\n%s", a.sql, s, out)
+		}
+	}
+	for _, q := range []string{
+		"ALTER TABLE cards ALTER COLUMN note TYPE varchar USING note || 'x'",
+		"ALTER TABLE cards ADD COLUMN n2 text GENERATED ALWAYS AS (upper(note)) STORED",
+		"SELECT 1 FROM cards WHERE set_config('my.y', note, false) IS NOT NULL",
+	} {
+		if out, err := psql(t, f.url("alice", "alice-secret"), q); err != nil {
+			t.Errorf("%q: %v\n%s", q, err, out)
+		}
+	}
+	blocked := 0
+	for _, r := range f.eventsOf(t) {
+		if r.ev.Type == events.CommandBlocked && r.payload["rule"] == "builtin-masked-columns-bare" {
+			blocked++
+		}
+	}
+	if blocked != len(attacks) {
+		t.Errorf("%d refusals by builtin-masked-columns-bare recorded, want %d", blocked, len(attacks))
+	}
+}

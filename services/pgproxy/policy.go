@@ -384,6 +384,10 @@ func (p *Policy) maskedRead(a *analysis) *DenyRule {
 			if r.as != "" {
 				col = fmt.Sprintf("%s (%s)", rd.col, r.as)
 			}
+			if rd.via != "" {
+				return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("%s is given column %s, which mask rule %s masks, and keeps its value where a later statement "+
+					"reads it back unmasked; call %s without the column", rd.via, col, r.rule.ID, rd.via)}
+			}
 			return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("the result reads column %s, which mask rule %s masks, through an expression, "+
 				"a set operation or a copy into a table, where its values would not be masked; select %s as it is, and it is masked", col, r.rule.ID, rd.col)}
 		}
