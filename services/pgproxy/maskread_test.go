@@ -3,6 +3,7 @@ package pgproxy_test
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -317,4 +318,188 @@ func TestMaskedColumnValuesWithheldFromErrors(t *testing.T) {
 	}
 	f.checkPairs(t)
 	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), "Zelda Quartermain", "zelda@example.com", "4242424242424242")
+}
+
+// TestMaskedColumnQuotesWithheldFromErrors: a masked column read only in
+// WHERE can reach an error as a name the server quotes — a type
+// (name::regtype), a setting (current_setting(name)), a relation
+// (name::regclass) — not only as a value it could not use. While column
+// rules apply, every quoted part of an error is withheld from the client
+// and the recorded error_message, and DETAIL, HINT and WHERE are
+// withheld whole; the SQLSTATE and the message around the quotes stay.
+func TestMaskedColumnQuotesWithheldFromErrors(t *testing.T) {
+	f := startCards(t)
+	for _, q := range []struct{ sql, want, code string }{
+		{"SELECT 1 FROM cards WHERE name::regtype IS NOT NULL", `syntax error at or near "[REDACTED:masked_column]"`, "42601"},
+		{"SELECT 1 FROM cards WHERE current_setting(name) IS NOT NULL", `unrecognized configuration parameter "[REDACTED:masked_column]"`, "42704"},
+		{"SELECT 1 FROM cards WHERE email::regclass IS NOT NULL", `schema "[REDACTED:masked_column]" does not exist`, "3F000"},
+		{"SELECT 1 FROM cards WHERE to_regtype(note) IS NULL AND (card || 'x')::jsonb IS NULL", `invalid input syntax for type json`, "22P02"},
+	} {
+		out, err := psql(t, f.url("alice", "alice-secret"), q.sql)
+		if err == nil || !strings.Contains(out, q.want) {
+			t.Errorf("%q: want an error with %q (%v):\n%s", q.sql, q.want, err, out)
+		}
+		if s := leaked(out); s != "" {
+			t.Errorf("%q: the error holds %q:\n%s", q.sql, s, out)
+		}
+		var recorded bool
+		for _, r := range f.eventsOf(t) {
+			if r.ev.Type == events.ResponseDigest && r.payload["error_code"] == q.code {
+				recorded = true
+				if msg := fmt.Sprint(r.payload["error_message"]); leaked(msg) != "" || !strings.Contains(msg, "[REDACTED:masked_column]") && q.code != "22P02" {
+					t.Errorf("%q: recorded error_message %q", q.sql, msg)
+				}
+			}
+		}
+		if !recorded {
+			t.Errorf("%q: no response.digest with error_code %s", q.sql, q.code)
+		}
+	}
+	f.checkPairs(t)
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), "Zelda Quartermain", "Quartermain", "zelda@example.com", "4242424242424242")
+}
+
+// TestMaskedColumnNotificationWithheld: pg_notify can carry a masked
+// column read in WHERE to a listening client; while column rules apply
+// the payload of every notification is withheld, the channel kept.
+func TestMaskedColumnNotificationWithheld(t *testing.T) {
+	f := startCards(t)
+	out, err := psql(t, f.url("alice", "alice-secret"), "LISTEN ch", "SELECT 1 FROM cards WHERE pg_notify('ch', name) IS NULL", "SELECT 2")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, `Asynchronous notification "ch" with payload "[REDACTED:masked_column]"`) {
+		t.Errorf("no notification with the payload withheld:\n%s", out)
+	}
+	if s := leaked(out); s != "" {
+		t.Errorf("the notification holds %q:\n%s", s, out)
+	}
+	f.checkPairs(t)
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), "Zelda Quartermain")
+}
+
+// TestMaskedColumnRenameRefused: rules match columns by name, so
+// renaming a masked column (or, as the gateway cannot tell what a
+// relation holds, a relation) would unmask it; while column rules apply
+// it is refused naming the rule, recorded as blocked, and the column
+// keeps its name. Renaming a column no rule names still runs.
+func TestMaskedColumnRenameRefused(t *testing.T) {
+	f := startCards(t)
+	attacks := []struct{ sql, names string }{
+		{"ALTER TABLE cards RENAME COLUMN name TO nm; SELECT reverse(nm) FROM cards", "renaming column name of cards"},
+		{"ALTER TABLE cards RENAME email TO e", "renaming column email of cards"},
+		{"ALTER TABLE IF EXISTS cards RENAME COLUMN CARD TO c", "renaming column card of cards"},
+		{"ALTER TABLE cards RENAME TO plain", "renaming relation cards"},
+	}
+	for _, a := range attacks {
+		out, err := psql(t, f.url("alice", "alice-secret"), a.sql)
+		if err == nil || !strings.Contains(out, "blocked by policy rule builtin-masked-rename") ||
+			!strings.Contains(out, a.names) || !strings.Contains(out, "cardholder") {
+			t.Errorf("%q: not refused naming %s and rule cardholder (%v):\n%s", a.sql, a.names, err, out)
+		}
+		if s := leaked(out); s != "" {
+			t.Errorf("%q: the output holds %q:\n%s", a.sql, s, out)
+		}
+	}
+	if out, err := psql(t, f.url("alice", "alice-secret"), "ALTER TABLE cards RENAME COLUMN note TO remark"); err != nil {
+		t.Errorf("renaming an unmasked column: %v\n%s", err, out)
+	}
+	var n int
+	if err := f.direct(t).QueryRow(t.Context(), "SELECT count(*) FROM information_schema.columns WHERE table_name = 'cards' AND column_name IN ('card', 'email', 'name', 'remark')").Scan(&n); err != nil || n != 4 {
+		t.Errorf("columns of cards after the refusals: %d of 4 (%v)", n, err)
+	}
+	blocked := 0
+	for _, r := range f.eventsOf(t) {
+		switch r.ev.Type {
+		case events.CommandBlocked:
+			if r.payload["rule"] == "builtin-masked-rename" {
+				blocked++
+			}
+		case events.CommandExecuted:
+			for _, a := range attacks {
+				if r.payload["statement"] == a.sql {
+					t.Errorf("a refused statement is recorded as executed: %q", a.sql)
+				}
+			}
+		}
+	}
+	if blocked != len(attacks) {
+		t.Errorf("%d refusals by builtin-masked-rename recorded, want %d", blocked, len(attacks))
+	}
+}
+
+// TestNonDecimalCardRecordedByPlaceholder: a card number written as a
+// hexadecimal, octal or binary integer is judged as the number it
+// denotes and recorded as the placeholder.
+func TestNonDecimalCardRecordedByPlaceholder(t *testing.T) {
+	f := startCards(t)
+	digits := strings.ReplaceAll(gatewaytest.Card(t), " ", "")
+	v, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lits := []string{"0x" + strconv.FormatInt(v, 16), "0o" + strconv.FormatInt(v, 8), "0B" + strconv.FormatInt(v, 2)}
+	for _, l := range lits {
+		psql(t, f.url("alice", "alice-secret"), "SELECT id FROM cards WHERE id = "+l) // PostgreSQL 15 refuses these literals; they are recorded all the same
+	}
+	recorded := f.checkPairs(t)
+	for _, l := range lits {
+		found := false
+		for _, s := range recorded {
+			if strings.HasPrefix(s, "SELECT id FROM cards WHERE id = ") {
+				found = found || strings.Contains(s, "[REDACTED:")
+			}
+		}
+		if !found {
+			t.Errorf("%s: not recorded by placeholder: %q", l, recorded)
+		}
+	}
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), append(lits, digits)...)
+}
+
+// TestMaskedColumnStoredCopiesRefused: a masked column read only in
+// WHERE or in DDL can be kept where a later statement reads it back
+// under no masked name — a generated column, ALTER COLUMN … TYPE …
+// USING, a setting (set_config, then current_setting), a sequence
+// (setval), a large object (lo_from_bytea): each is refused naming the
+// column and the rule, and recorded as blocked; the same over columns no
+// rule names still runs.
+func TestMaskedColumnStoredCopiesRefused(t *testing.T) {
+	f := startCards(t)
+	attacks := []struct{ sql, names string }{
+		{"ALTER TABLE cards ADD COLUMN nm text GENERATED ALWAYS AS (name) STORED; SELECT reverse(nm) FROM cards", "column name"},
+		{"ALTER TABLE cards ALTER COLUMN note TYPE text USING reverse(email)", "column email"},
+		{"ALTER TABLE cards ALTER COLUMN note TYPE text USING cards::text", "whole rows of cards"},
+		{"SELECT 1 FROM cards WHERE set_config('my.x', name, false) IS NOT NULL; SELECT current_setting('my.x')", "set_config is given column name"},
+		{"SELECT id FROM cards WHERE setval('s', card::bigint) > 0", "setval is given column card"},
+		{"SELECT id FROM cards WHERE lo_from_bytea(0, convert_to(email, 'UTF8')) > 0", "lo_from_bytea is given column email"},
+	}
+	for _, a := range attacks {
+		out, err := psql(t, f.url("alice", "alice-secret"), a.sql)
+		if err == nil || !strings.Contains(out, "blocked by policy rule builtin-masked-columns-bare") ||
+			!strings.Contains(out, a.names) || !strings.Contains(out, "cardholder") {
+			t.Errorf("%q: not refused naming %s and rule cardholder (%v):\n%s", a.sql, a.names, err, out)
+		}
+		if s := leaked(out); s != "" {
+			t.Errorf("%q: the output holds %q:\n%s", a.sql, s, out)
+		}
+	}
+	for _, q := range []string{
+		"ALTER TABLE cards ALTER COLUMN note TYPE varchar USING note || 'x'",
+		"ALTER TABLE cards ADD COLUMN n2 text GENERATED ALWAYS AS (upper(note)) STORED",
+		"SELECT 1 FROM cards WHERE set_config('my.y', note, false) IS NOT NULL",
+	} {
+		if out, err := psql(t, f.url("alice", "alice-secret"), q); err != nil {
+			t.Errorf("%q: %v\n%s", q, err, out)
+		}
+	}
+	blocked := 0
+	for _, r := range f.eventsOf(t) {
+		if r.ev.Type == events.CommandBlocked && r.payload["rule"] == "builtin-masked-columns-bare" {
+			blocked++
+		}
+	}
+	if blocked != len(attacks) {
+		t.Errorf("%d refusals by builtin-masked-columns-bare recorded, want %d", blocked, len(attacks))
+	}
 }

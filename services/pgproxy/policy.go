@@ -384,6 +384,10 @@ func (p *Policy) maskedRead(a *analysis) *DenyRule {
 			if r.as != "" {
 				col = fmt.Sprintf("%s (%s)", rd.col, r.as)
 			}
+			if rd.via != "" {
+				return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("%s is given column %s, which mask rule %s masks, and keeps its value where a later statement "+
+					"reads it back unmasked; call %s without the column", rd.via, col, r.rule.ID, rd.via)}
+			}
 			return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("the result reads column %s, which mask rule %s masks, through an expression, "+
 				"a set operation or a copy into a table, where its values would not be masked; select %s as it is, and it is masked", col, r.rule.ID, rd.col)}
 		}
@@ -397,6 +401,40 @@ func (p *Policy) maskedRead(a *analysis) *DenyRule {
 				return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("the result reads whole rows of %s (a row value, row_to_json, to_jsonb, or * in a set operation "+
 					"or a copy into a table), which can hold the columns mask rule %s masks (%s) unmasked; select the columns by name", rd.col, r.ID, strings.Join(r.Columns, ", "))}
 			}
+		}
+	}
+	return nil
+}
+
+// builtinMaskedRename refuses renaming what a column rule protects.
+const builtinMaskedRename = "builtin-masked-rename"
+
+// maskedRename refuses, while column rules apply, an ALTER … RENAME of a
+// column a mask rule names (ALTER TABLE cards RENAME COLUMN name TO nm):
+// rules match columns by name, so the renamed column would be read and
+// returned unmasked. A relation renamed (ALTER TABLE … RENAME TO) is
+// refused too, whatever its columns: the gateway does not read the
+// catalog before a statement runs, so it cannot tell whether the relation
+// holds a masked column, and refuses rather than guess.
+func (p *Policy) maskedRename(a *analysis) *DenyRule {
+	if len(a.renamed) == 0 || !p.hasColumnRules() {
+		return nil
+	}
+	var first *MaskRule
+	for i := range p.Mask {
+		if len(p.Mask[i].Columns) > 0 {
+			first = &p.Mask[i]
+			break
+		}
+	}
+	for _, rn := range a.renamed {
+		if rn.column == "" {
+			return &DenyRule{ID: builtinMaskedRename, Reason: fmt.Sprintf("renaming relation %s is refused while mask rules name columns (mask rule %s masks %s): "+
+				"the gateway cannot tell whether it holds a masked column; an administrator can rename it outside the gateway", rn.rel, first.ID, strings.Join(first.Columns, ", "))}
+		}
+		if r := p.columnRules([]string{rn.column})[0]; r != nil {
+			return &DenyRule{ID: builtinMaskedRename, Reason: fmt.Sprintf("renaming column %s of %s is refused: mask rule %s masks columns by name (%s), "+
+				"and under another name its values would not be masked", rn.column, rn.rel, r.ID, strings.Join(r.Columns, ", "))}
 		}
 	}
 	return nil
@@ -461,6 +499,9 @@ func (p *Policy) Denied(sql string) *DenyRule {
 		return &DenyRule{ID: "builtin-unparsable", Reason: errUnparsable(a.err)}
 	}
 	if r := p.maskedRead(a); r != nil {
+		return r
+	}
+	if r := p.maskedRename(a); r != nil {
 		return r
 	}
 	for i := range p.Deny {
@@ -607,18 +648,85 @@ func (p *Policy) scrubText(text string) (string, int) {
 // server quotes from rows are withheld too (quotedValues): a WHERE clause
 // may cast a masked column (WHERE name::int = 1), and the error would
 // carry its value past the masking of results.
+//
+// The server quotes more than the values it could not use: an identifier
+// or a type name taken from a row (name::regtype, current_setting(name))
+// comes back as 'syntax error at or near "…"' or 'unrecognized
+// configuration parameter "…"'. So while a column rule applies, every
+// quoted part of the message ('…' and "…") is withheld, and the fields
+// that carry context (DETAIL, HINT, WHERE, the internal query, fields
+// this version does not know) are replaced whole; the severity, the
+// SQLSTATE and the message around the quotes are kept.
 func (p *Policy) scrubError(e pgproto3.ErrorResponse) (pgproto3.ErrorResponse, int) {
 	total := 0
 	for _, f := range []*string{&e.Message, &e.Detail, &e.Hint, &e.Where, &e.InternalQuery} {
 		var n int
 		*f, n = p.scrubText(*f)
 		total += n
-		if p.hasColumnRules() {
-			*f, n = quotedValues(*f)
-			total += n
+	}
+	if !p.hasColumnRules() {
+		return e, total
+	}
+	var n int
+	e.Message, n = withholdQuoted(e.Message)
+	total += n
+	e.Message, n = quotedValues(e.Message)
+	total += n
+	withheld := detect.Placeholder(maskedColumn)
+	for _, f := range []*string{&e.Detail, &e.Hint, &e.Where, &e.InternalQuery} {
+		if *f != "" && *f != withheld {
+			*f = withheld
+			total++
 		}
 	}
+	if len(e.UnknownFields) > 0 {
+		total += len(e.UnknownFields)
+		e.UnknownFields = nil
+	}
 	return e, total
+}
+
+// withholdQuoted replaces what text quotes, between single or double
+// quotes (a doubled quote inside stands for itself), with the masked
+// column placeholder. A quote left open withholds the rest of the text.
+func withholdQuoted(text string) (string, int) {
+	withheld := detect.Placeholder(maskedColumn)
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(text); {
+		q := text[i]
+		if q != '"' && q != '\'' {
+			b.WriteByte(q)
+			i++
+			continue
+		}
+		j := i + 1
+		closed := false
+		for j < len(text) {
+			if text[j] == q {
+				if j+1 < len(text) && text[j+1] == q {
+					j += 2
+					continue
+				}
+				closed = true
+				break
+			}
+			j++
+		}
+		inner := text[i+1 : j]
+		b.WriteByte(q)
+		if inner != "" && inner != withheld {
+			inner = withheld
+			n++
+		}
+		b.WriteString(inner)
+		if closed {
+			b.WriteByte(q)
+			j++
+		}
+		i = j
+	}
+	return b.String(), n
 }
 
 // valueQuotes find where PostgreSQL's messages quote a value they read:

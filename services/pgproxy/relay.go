@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/gateway"
 )
@@ -769,8 +770,18 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 				s.digest(ctx, q, map[string]any{"skipped": "an earlier statement in the pipeline failed"})
 			}
 			flush = true
+		case *pgproto3.NotificationResponse:
+			// A payload is any text a statement chose, such as a masked
+			// column read in WHERE (pg_notify('ch', name)), by this
+			// session or any other, or by a trigger: while column rules
+			// apply it is withheld. The channel is one the client listens
+			// on, so it knows it already.
+			if m.Payload != "" && s.pol.hasColumnRules() {
+				msg = &pgproto3.NotificationResponse{PID: m.PID, Channel: m.Channel, Payload: detect.Placeholder(maskedColumn)}
+			}
+			flush = true
 		case *pgproto3.CopyInResponse, *pgproto3.CopyOutResponse, *pgproto3.CopyBothResponse,
-			*pgproto3.NotificationResponse, *pgproto3.ParameterStatus:
+			*pgproto3.ParameterStatus:
 			flush = true
 		}
 		s.out.Lock()

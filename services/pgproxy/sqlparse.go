@@ -52,6 +52,16 @@ type analysis struct {
 	// textSQL lists the calls of functions that run a query given as
 	// text or read whole tables (textSQLFuncs).
 	textSQL []string
+	// renamed lists what ALTER … RENAME renames: columns and attributes
+	// (ALTER TABLE t RENAME COLUMN a TO b, ALTER TYPE … RENAME
+	// ATTRIBUTE) by their old name, and relations (ALTER TABLE, VIEW,
+	// MATERIALIZED VIEW or FOREIGN TABLE … RENAME TO) with column "".
+	renamed []renamedObj
+}
+
+// renamedObj is one object an ALTER … RENAME renames.
+type renamedObj struct {
+	rel, column string
 }
 
 // textSQLFuncs run SQL given as a string, or return whole tables, schemas
@@ -76,6 +86,11 @@ func (a *analysis) digitNames() bool {
 	}
 	for _, r := range a.renames {
 		if strings.ContainsAny(r.from+r.to, "0123456789") {
+			return true
+		}
+	}
+	for _, r := range a.renamed {
+		if strings.ContainsAny(r.rel+r.column, "0123456789") {
 			return true
 		}
 	}
@@ -200,6 +215,7 @@ func parse(sql string) *analysis {
 	// run text as SQL, whether any column or constant is there at all.
 	rels := map[string]bool{}
 	var columns, consts bool
+	var stored []outRead // columns a stored expression or a side channel reads
 	for _, raw := range tree.Stmts {
 		if raw.Stmt == nil {
 			continue
@@ -220,6 +236,24 @@ func parse(sql string) *analysis {
 				if textSQLFuncs[funcName(n)] {
 					a.textSQL = append(a.textSQL, funcName(n))
 				}
+				if sideChannelFuncs[funcName(n)] {
+					for _, arg := range n.Args {
+						stored = append(stored, exprColumns(arg, "", funcName(n))...)
+					}
+				}
+			case *pg.ColumnDef:
+				for _, c := range n.Constraints {
+					if g := c.GetConstraint(); g != nil && g.Contype == pg.ConstrType_CONSTR_GENERATED {
+						stored = append(stored, exprColumns(g.RawExpr, n.Colname, "")...)
+					}
+				}
+			case *pg.AlterTableCmd:
+				switch n.Subtype {
+				case pg.AlterTableType_AT_SetExpression:
+					stored = append(stored, exprColumns(n.Def, n.Name, "")...)
+				case pg.AlterTableType_AT_AlterColumnType:
+					stored = append(stored, exprColumns(n.Def.GetColumnDef().GetRawDefault(), n.Name, "")...)
+				}
 			default:
 				if name := string(m.Descriptor().Name()); strings.HasSuffix(name, "Stmt") {
 					a.note(name, n)
@@ -230,6 +264,10 @@ func parse(sql string) *analysis {
 	}
 	if columns {
 		a.reads, a.renames = outputReads(tree, rels)
+	}
+	for _, rd := range stored {
+		rd.whole = rd.whole || rels[strings.ToLower(rd.col)]
+		a.reads = append(a.reads, rd)
 	}
 	if consts {
 		for _, vp := range valuePairs(tree) {
@@ -279,6 +317,14 @@ func (a *analysis) note(name string, msg any) {
 		a.kinds[k] = true
 	}
 	switch s := msg.(type) {
+	case *pg.RenameStmt:
+		rel := s.GetRelation().GetRelname()
+		switch s.RenameType {
+		case pg.ObjectType_OBJECT_COLUMN, pg.ObjectType_OBJECT_ATTRIBUTE:
+			a.renamed = append(a.renamed, renamedObj{rel: rel, column: s.Subname})
+		case pg.ObjectType_OBJECT_TABLE, pg.ObjectType_OBJECT_VIEW, pg.ObjectType_OBJECT_MATVIEW, pg.ObjectType_OBJECT_FOREIGN_TABLE:
+			a.renamed = append(a.renamed, renamedObj{rel: rel})
+		}
 	case *pg.DeleteStmt:
 		if !refersToRows(s.WhereClause) {
 			a.noWhere["DELETE"] = true
@@ -433,6 +479,41 @@ type outRead struct {
 	col   string
 	whole bool
 	into  string // the column an UPDATE SET or MERGE writes it into
+	// via names the function with a side channel (set_config) whose
+	// argument reads the column.
+	via string
+}
+
+// sideChannelFuncs keep or send what their arguments hold where a later
+// statement, or the session's parameters, can read it back unmasked:
+// set_config and current_setting, a sequence's value, a large object, a
+// logical decoding message.
+var sideChannelFuncs = map[string]bool{
+	"set_config": true, "setval": true,
+	"lo_from_bytea": true, "lo_put": true,
+	"pg_logical_emit_message": true,
+}
+
+// exprColumns lists the columns expr refers to as reads written into
+// column into (empty: none) or passed to function via; a reference that
+// ends in * is a whole row.
+func exprColumns(expr *pg.Node, into, via string) []outRead {
+	if expr == nil {
+		return nil
+	}
+	var out []outRead
+	visit(expr.ProtoReflect(), func(m protoreflect.Message) bool {
+		if c, ok := m.Interface().(*pg.ColumnRef); ok && len(c.Fields) > 0 {
+			last := c.Fields[len(c.Fields)-1]
+			if last.GetAStar() != nil {
+				out = append(out, outRead{col: "*", whole: true, into: into, via: via})
+			} else {
+				out = append(out, outRead{col: last.GetString_().GetSval(), into: into, via: via})
+			}
+		}
+		return true
+	})
+	return out
 }
 
 // outputReads lists what the results of the statements in tree read in

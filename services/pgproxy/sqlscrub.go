@@ -46,7 +46,7 @@ import (
 // scanning.
 func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 	forced, whole := treeRedactions(sql, pol)
-	if len(forced) == 0 && !detect.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) {
+	if len(forced) == 0 && !detect.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) && !nonDecimal(sql) {
 		return sql, nil
 	}
 	toks, err := pg_query.Scan(sql)
@@ -829,11 +829,41 @@ func continuedString(sql string) bool {
 	return false
 }
 
+// nonDecimal reports whether sql may hold a hexadecimal, octal or binary
+// integer (0x…, 0o…, 0b…), whose digits the detectors' quick look
+// (detect.MayHold) does not read as a number.
+func nonDecimal(sql string) bool {
+	for i := 0; i+2 < len(sql); i++ {
+		if sql[i] != '0' || i > 0 && (isDigit(sql[i-1]) || sql[i-1] == '_' || sql[i-1] == '.' || isLetter(sql[i-1])) {
+			continue
+		}
+		switch sql[i+1] {
+		case 'x', 'X', 'o', 'O', 'b', 'B':
+			return true
+		}
+	}
+	return false
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c >= 0x80 }
+
 // numberDigits returns the integer a numeric constant writes, when it has
 // one worth judging: underscores dropped, an exponent applied
-// (4.111111111111111e15 → 4111111111111111); otherwise tok itself.
+// (4.111111111111111e15 → 4111111111111111), a hexadecimal, octal or
+// binary integer (0x…, 0o…, 0b…, PostgreSQL 16) read as the number it
+// denotes; otherwise tok itself.
 func numberDigits(tok string) string {
 	t := strings.ReplaceAll(tok, "_", "")
+	if len(t) > 2 && t[0] == '0' {
+		base := map[byte]int{'x': 16, 'X': 16, 'o': 8, 'O': 8, 'b': 2, 'B': 2}[t[1]]
+		if base == 0 {
+			return t
+		}
+		if i, ok := new(big.Int).SetString(t[2:], base); ok {
+			return i.String()
+		}
+		return t
+	}
 	if !strings.ContainsAny(t, "eE") {
 		return t
 	}

@@ -136,3 +136,46 @@ func TestFoldHint(t *testing.T) {
 		}
 	}
 }
+
+// TestNumberDigits: an integer written in another base is read as the
+// number it denotes; what is not one is returned as written.
+func TestNumberDigits(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"0x10", "16"},
+		{"0XFF_FF", "65535"},
+		{"0o17", "15"},
+		{"0B1010", "10"},
+		{"0x1E", "30"},
+		{"4111_1111", "41111111"},
+		{"4.2e3", "4200"},
+		{"0xZZ", "0xZZ"},
+		{"0", "0"},
+		{"01", "01"},
+	} {
+		if got := numberDigits(c.in); got != c.want {
+			t.Errorf("numberDigits(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestWithholdQuoted: every quoted part is withheld, a doubled quote
+// stays inside its part, and an open quote withholds the rest.
+func TestWithholdQuoted(t *testing.T) {
+	const w = "[REDACTED:masked_column]"
+	for _, c := range []struct {
+		in, want string
+		n        int
+	}{
+		{`syntax error at or near "Quartermain"`, `syntax error at or near "` + w + `"`, 1},
+		{`column "a" of relation "b" does not exist`, `column "` + w + `" of relation "` + w + `" does not exist`, 2},
+		{`invalid value 'it''s "x"' here`, `invalid value '` + w + `' here`, 1},
+		{`near "Zelda "" Q`, `near "` + w, 1},
+		{`empty "" stays`, `empty "" stays`, 0},
+		{`no quotes`, `no quotes`, 0},
+	} {
+		got, n := withholdQuoted(c.in)
+		if got != c.want || n != c.n {
+			t.Errorf("withholdQuoted(%q) = %q, %d; want %q, %d", c.in, got, n, c.want, c.n)
+		}
+	}
+}
