@@ -68,6 +68,9 @@ var (
 	ErrNoKey = errors.New("no approvals key configured")
 )
 
+// redactedPrefix begins a placeholder (detect.Placeholder).
+var redactedPrefix = strings.TrimSuffix(detect.Placeholder(""), "]")
+
 // DecidedError says how an already-decided request ended.
 type DecidedError struct {
 	ID     string
@@ -307,6 +310,18 @@ func (b *Broker) Decide(ctx context.Context, id string, decider events.Actor, gr
 	}
 	if identity.Same(decider, r.Requester) {
 		return nil, fmt.Errorf("approval %s: %w", id, ErrSelfApproval)
+	}
+	// A personal subject recorded as a placeholder (no key store, or it
+	// failed) stands for anyone whose subject a detector matches: the
+	// decider cannot be told apart from the requester, so fail closed.
+	for _, who := range []struct {
+		role  string
+		actor events.Actor
+	}{{"requester", r.Requester}, {"decider", decider}} {
+		if strings.HasPrefix(who.actor.Subject, redactedPrefix) {
+			return nil, fmt.Errorf("approval %s: %w: the %s's subject is recorded as %s, not by pseudonym (no key store, or it failed), so requester and decider cannot be compared",
+				id, ErrSelfApproval, who.role, who.actor.Subject)
+		}
 	}
 	if r.Status != Pending {
 		return nil, &DecidedError{ID: id, Status: r.Status}
