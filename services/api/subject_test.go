@@ -252,8 +252,17 @@ func TestPersonalSubjectRecordedByPseudonym(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !applied {
-				return
+				break
 			}
+		}
+		// The writer took every event (none refused for what it holds).
+		var ids []string
+		for _, st := range natstest.Events(t, js, "") {
+			ids = append(ids, st.Event.ID)
+		}
+		var n int
+		if err := db.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE id = ANY($1)`, ids).Scan(&n); err != nil || n != len(ids) {
+			t.Fatalf("the projection holds %d of the %d events on the bus (%v)", n, len(ids), err)
 		}
 	}
 	project()
