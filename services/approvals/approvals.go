@@ -301,8 +301,10 @@ func (b *Broker) List(ctx context.Context, status Status) ([]*Request, error) {
 }
 
 // Decide grants or denies a pending request on behalf of decider, and
-// records the decision in the ledger. It fails with ErrSelfApproval,
-// ErrNotFound or a DecidedError (also when the request has expired).
+// records the decision in the ledger. It fails with ErrSelfApproval
+// (also when the requester's or the decider's subject is recorded only as
+// a placeholder, docs/FORMAT.md §1.6), ErrNotFound or a DecidedError
+// (also when the request has expired).
 func (b *Broker) Decide(ctx context.Context, id string, decider events.Actor, grant bool, reason string) (*Request, error) {
 	r, rev, err := b.get(ctx, id)
 	if err != nil {
