@@ -18,7 +18,9 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/projections"
+	"github.com/auditledger/auditledger/services/gateway"
 )
 
 // The read path: queries over the projection (projections package) and
@@ -140,6 +142,43 @@ func pageLimit(q url.Values) (int, error) {
 	return n, nil
 }
 
+// actorFilter is the actor subject a query names as events record it
+// (gateway.RecordedActor): a personal one — an OIDC sub that is an
+// e-mail address — by its pseudonym under the one tenant queried and
+// the issuer the query names. A subject without a key (never recorded,
+// or erased: its old events keep a pseudonym nothing leads to) matches
+// nothing. ok is false when the query was answered with an error.
+func (a *api) actorFilter(w http.ResponseWriter, r *http.Request, actor, issuer string, tenants []string) (string, bool) {
+	d := gateway.Personal(actor)
+	if d == "" {
+		return actor, true
+	}
+	// The value is not echoed: it is personal.
+	var err error
+	switch {
+	case a.cfg.Keys == nil:
+		err = badParam("actor", "the subject named holds what the %s detector finds, so events record it by pseudonym, and this API has no key store to find it", d)
+	case len(tenants) != 1:
+		err = badParam("tenant", "required with an actor subject the %s detector finds something in: it is recorded by a pseudonym of each tenant", d)
+	case issuer == "":
+		err = badParam("issuer", "required with an actor subject the %s detector finds something in: it is recorded by a pseudonym of issuer and subject", d)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return "", false
+	}
+	p, err := a.cfg.Keys.PseudonymOf(r.Context(), tenants[0], issuer, actor)
+	switch {
+	case errors.Is(err, piikeys.ErrNoSubject):
+		// PseudonymPrefix alone is no recorded subject.
+		return gateway.PseudonymPrefix, true
+	case err != nil:
+		a.fail(w, r, fmt.Errorf("the pseudonym of the actor named: %w", err))
+		return "", false
+	}
+	return gateway.PseudonymPrefix + p, true
+}
+
 // eventResult is one projected record as the API returns it.
 func eventResult(o *opener, e *projections.Event) EventResult {
 	return EventResult{Index: e.Index, Leaf: hex.EncodeToString(e.Leaf[:]), SealedAt: e.SealedAt,
@@ -150,12 +189,13 @@ func eventResult(o *opener, e *projections.Event) EventResult {
 var tenantParam = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
 // listEvents answers GET /v1/events: filters type (comma-separated),
-// tenant, actor (the subject), email, session, target, since and until
+// tenant, actor (the subject; with issuer when personal, actorFilter),
+// email, session, target, since and until
 // (RFC 3339), q (text in the event, case-insensitive); keyset pagination
 // by ledger index (after, limit).
 func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := knownParams(q, "type", "tenant", "actor", "email", "session", "target", "since", "until", "q", "after", "limit"); err != nil {
+	if err := knownParams(q, "type", "tenant", "actor", "issuer", "email", "session", "target", "since", "until", "q", "after", "limit"); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -168,6 +208,9 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	var ok bool
 	if f.Tenants, ok = a.tenantsOf(w, r, q.Get("tenant")); !ok {
+		return
+	}
+	if f.Actor, ok = a.actorFilter(w, r, f.Actor, q.Get("issuer"), f.Tenants); !ok {
 		return
 	}
 	for _, p := range []struct {

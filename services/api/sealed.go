@@ -9,6 +9,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/gateway"
 )
 
 // Sealed fields (docs/FORMAT.md §1.6): the API seals the e-mail of the
@@ -32,24 +33,29 @@ const (
 
 // sealActor is actor as the API's events carry it: the e-mail sealed
 // under the subject's key, or left out without a key store or when the
-// key cannot be had — never in clear.
+// key cannot be had — never in clear; then a personal subject or group
+// as the gateways record it (gateway.RecordedActor), so that the API's
+// decider and a gateway's requester compare alike.
 func (a *api) sealActor(ctx context.Context, actor events.Actor, tenant string) events.Actor {
-	if actor.Email == "" || strings.HasPrefix(actor.Email, events.SealedPrefix) {
-		return actor
-	}
-	if a.cfg.Keys == nil {
-		actor.Email = ""
-		return actor
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	tok, err := a.cfg.Keys.Seal(ctx, tenant, actor.Issuer, actor.Subject, fieldActorEmail, actor.Email)
-	if err != nil {
-		a.cfg.Logger.Warn("actor e-mail not sealed: recorded without it", "err", err)
+	switch {
+	case actor.Email == "" || strings.HasPrefix(actor.Email, events.SealedPrefix):
+	case a.cfg.Keys == nil:
 		actor.Email = ""
-		return actor
+	default:
+		// Sealed under the raw subject, which erasure names.
+		tok, err := a.cfg.Keys.Seal(ctx, tenant, actor.Issuer, actor.Subject, fieldActorEmail, actor.Email)
+		if err != nil {
+			a.cfg.Logger.Warn("actor e-mail not sealed: recorded without it", "err", err)
+			tok = ""
+		}
+		actor.Email = tok
 	}
-	actor.Email = tok
+	actor, err := gateway.RecordedActor(ctx, a.cfg.Keys, tenant, actor)
+	if err != nil {
+		a.cfg.Logger.Warn("actor subject recorded as a placeholder", "tenant", tenant, "err", err)
+	}
 	return actor
 }
 

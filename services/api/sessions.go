@@ -37,17 +37,20 @@ type Timeline struct {
 	Gaps      []Gap         `json:"gaps"`
 }
 
-// listSessions answers GET /v1/sessions?tenant=&actor=&after=&limit=,
-// sessions in id order.
+// listSessions answers GET /v1/sessions?tenant=&actor=&issuer=&after=&limit=,
+// sessions in id order (issuer: with a personal actor, actorFilter).
 func (a *api) listSessions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := knownParams(q, "tenant", "actor", "after", "limit"); err != nil {
+	if err := knownParams(q, "tenant", "actor", "issuer", "after", "limit"); err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	f := projections.SessionFilter{Actor: q.Get("actor"), After: q.Get("after")}
 	var ok bool
 	if f.Tenants, ok = a.tenantsOf(w, r, q.Get("tenant")); !ok {
+		return
+	}
+	if f.Actor, ok = a.actorFilter(w, r, f.Actor, q.Get("issuer"), f.Tenants); !ok {
 		return
 	}
 	var err error

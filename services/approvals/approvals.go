@@ -68,6 +68,9 @@ var (
 	ErrNoKey = errors.New("no approvals key configured")
 )
 
+// redactedPrefix begins a placeholder (detect.Placeholder).
+var redactedPrefix = strings.TrimSuffix(detect.Placeholder(""), "]")
+
 // DecidedError says how an already-decided request ended.
 type DecidedError struct {
 	ID     string
@@ -298,8 +301,10 @@ func (b *Broker) List(ctx context.Context, status Status) ([]*Request, error) {
 }
 
 // Decide grants or denies a pending request on behalf of decider, and
-// records the decision in the ledger. It fails with ErrSelfApproval,
-// ErrNotFound or a DecidedError (also when the request has expired).
+// records the decision in the ledger. It fails with ErrSelfApproval
+// (also when the requester's or the decider's subject is recorded only as
+// a placeholder, docs/FORMAT.md §1.6), ErrNotFound or a DecidedError
+// (also when the request has expired).
 func (b *Broker) Decide(ctx context.Context, id string, decider events.Actor, grant bool, reason string) (*Request, error) {
 	r, rev, err := b.get(ctx, id)
 	if err != nil {
@@ -307,6 +312,18 @@ func (b *Broker) Decide(ctx context.Context, id string, decider events.Actor, gr
 	}
 	if identity.Same(decider, r.Requester) {
 		return nil, fmt.Errorf("approval %s: %w", id, ErrSelfApproval)
+	}
+	// A personal subject recorded as a placeholder (no key store, or it
+	// failed) stands for anyone whose subject a detector matches: the
+	// decider cannot be told apart from the requester, so fail closed.
+	for _, who := range []struct {
+		role  string
+		actor events.Actor
+	}{{"requester", r.Requester}, {"decider", decider}} {
+		if strings.HasPrefix(who.actor.Subject, redactedPrefix) {
+			return nil, fmt.Errorf("approval %s: %w: the %s's subject is recorded as %s, not by pseudonym (no key store, or it failed), so requester and decider cannot be compared",
+				id, ErrSelfApproval, who.role, who.actor.Subject)
+		}
 	}
 	if r.Status != Pending {
 		return nil, &DecidedError{ID: id, Status: r.Status}

@@ -210,3 +210,30 @@ func TestRemovedRequestIsRecorded(t *testing.T) {
 		})
 	}
 }
+
+// A subject recorded only as a placeholder (a personal subject without a
+// key store) stands for anyone a detector matches: a request from one, or
+// a decision by one, is refused rather than compared.
+func TestPlaceholderSubjectsCannotDecide(t *testing.T) {
+	b, _ := broker(t)
+	placeholder := events.Actor{Issuer: "https://idp.example", Subject: "[REDACTED:email]", Kind: events.Human}
+	r := &approvals.Request{ID: approvals.NewID(), Tenant: "acme", Rule: "ddl", Requester: placeholder, Statement: "DROP TABLE t",
+		RequestedAt: time.Now().UTC(), ExpiresAt: time.Now().Add(time.Minute).UTC()}
+	if err := b.Open(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	other := placeholder
+	other.Issuer = "https://other.example"
+	for _, who := range []events.Actor{bob, other} {
+		if _, err := b.Decide(t.Context(), r.ID, who, true, "ok"); !errors.Is(err, approvals.ErrSelfApproval) || !strings.Contains(err.Error(), "requester's subject") {
+			t.Errorf("deciding a placeholder's request as %s: %v, want refused", who.Subject, err)
+		}
+	}
+	r2 := open(t, b, "DROP TABLE u", time.Minute)
+	if _, err := b.Decide(t.Context(), r2.ID, placeholder, true, "ok"); !errors.Is(err, approvals.ErrSelfApproval) || !strings.Contains(err.Error(), "decider's subject") {
+		t.Errorf("a placeholder deciding: %v, want refused", err)
+	}
+	if _, err := b.Decide(t.Context(), r2.ID, bob, true, "ok"); err != nil {
+		t.Errorf("bob deciding alice's request: %v", err)
+	}
+}

@@ -59,7 +59,7 @@ func (s *Session) Hold(ctx context.Context, h Hold) (ok bool, why string, err er
 	if err := b.Open(ctx, r); err != nil {
 		return false, "", fmt.Errorf("approval %s: %w", r.ID, err)
 	}
-	s.g.cfg.Logger.Info("command held for approval", "approval_id", r.ID, "rule", h.Rule, "session_id", s.id, "requester", s.who.Subject)
+	s.g.cfg.Logger.Info("command held for approval", "approval_id", r.ID, "rule", h.Rule, "session_id", s.id, "requester", r.Requester.Subject)
 	if h.Notify != nil {
 		if err := h.Notify(r); err != nil {
 			return false, "", err

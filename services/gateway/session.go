@@ -147,8 +147,10 @@ const FieldActorEmail = "actor.email"
 
 // actor is the session's actor as its events carry it: the e-mail sealed
 // under the subject's key (Config.Keys), or left out when there is no key
-// store or the key cannot be had — never in clear. It is sealed once per
-// identity; a failed sealing is tried again at the next event.
+// store or the key cannot be had — never in clear; then a personal
+// subject or group as RecordedActor records it. It is made once per
+// identity; a failed sealing or pseudonym is tried again at the next
+// event.
 func (s *Session) actor(ctx context.Context) events.Actor {
 	s.amu.Lock()
 	defer s.amu.Unlock()
@@ -156,20 +158,28 @@ func (s *Session) actor(ctx context.Context) events.Actor {
 		return *s.sealed
 	}
 	a := s.who.Actor
+	done := true
 	switch {
 	case a.Email == "" || strings.HasPrefix(a.Email, events.SealedPrefix):
 	case s.g.cfg.Keys == nil:
 		a.Email = ""
 	default:
+		// Sealed under the raw subject, which erasure names.
 		tok, err := s.g.cfg.Keys.Seal(ctx, s.tenant, a.Issuer, a.Subject, FieldActorEmail, a.Email)
 		if err != nil {
 			s.g.cfg.Logger.Warn("actor e-mail not sealed: recorded without it", "session_id", s.id, "err", err)
-			a.Email = ""
-			return a
+			tok, done = "", false
 		}
 		a.Email = tok
 	}
-	s.sealed = &a
+	a, err := RecordedActor(ctx, s.g.cfg.Keys, s.tenant, a)
+	if err != nil {
+		s.g.cfg.Logger.Warn("actor subject recorded as a placeholder", "session_id", s.id, "err", err)
+		done = false
+	}
+	if done {
+		s.sealed = &a
+	}
 	return a
 }
 

@@ -1,0 +1,69 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
+	"github.com/auditledger/auditledger/ledger/piikeys"
+)
+
+// PseudonymPrefix begins an actor subject recorded by its pseudonym
+// (docs/FORMAT.md §1.6): "pseudonym:" and 32 lower-case hex digits.
+const PseudonymPrefix = "pseudonym:"
+
+// Personal returns the first built-in detector that finds something in
+// v, the whole of it or inside it, or "" when none does.
+func Personal(v string) string {
+	if d := detect.Find([]byte(v)); d != "" {
+		return d
+	}
+	_, counts := detect.Scrub(v)
+	for _, d := range detect.Builtin {
+		if counts[d] > 0 {
+			return d
+		}
+	}
+	return ""
+}
+
+// RecordedActor is a as events record it, its e-mail aside (sealed
+// under the raw subject's key, before this): a subject a detector finds
+// something in — an OIDC sub that is an e-mail address, a static user
+// named by address — becomes PseudonymPrefix and the subject's
+// pseudonym under tenant (keys.Pseudonym, which makes the subject's key
+// on first use, so erasing the raw subject destroys it), and a group a
+// detector finds something in becomes detect.Placeholder. Without a key
+// store such a subject is recorded as the placeholder; when the store
+// fails, too, and the error says why. Never in clear.
+//
+// The gateways and the API both record actors with it, so a requester
+// as the approvals bucket holds it and a decider compare alike
+// (identity.Same).
+func RecordedActor(ctx context.Context, keys *piikeys.Store, tenant string, a events.Actor) (events.Actor, error) {
+	var err error
+	if d := Personal(a.Subject); d != "" {
+		raw := a.Subject
+		a.Subject = detect.Placeholder(d)
+		if keys != nil {
+			var p string
+			if p, err = keys.Pseudonym(ctx, tenant, a.Issuer, raw); err == nil {
+				a.Subject = PseudonymPrefix + p
+			} else {
+				err = fmt.Errorf("the pseudonym of a personal actor subject (recorded as %s): %w", a.Subject, err)
+			}
+		}
+	}
+	cloned := false // the caller's groups are left as they are
+	for i, g := range a.Groups {
+		if d := Personal(g); d != "" {
+			if !cloned {
+				a.Groups, cloned = slices.Clone(a.Groups), true
+			}
+			a.Groups[i] = detect.Placeholder(d)
+		}
+	}
+	return a, err
+}
