@@ -21,12 +21,13 @@ import (
 // queryEvents asks the API's read path for events: the common questions
 // without writing HTTP.
 func queryEvents(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "query events [--type T,...] [--tenant T] [--actor SUBJECT] [--email E] [--session ID] [--target NAME] [--since TIME] [--until TIME] [--q TEXT] [--match-value VALUE] [--limit N] [--all] [--json]",
+	fs := cli.Describe(c, "query events [--type T,...] [--tenant T] [--actor SUBJECT [--issuer URL]] [--email E] [--session ID] [--target NAME] [--since TIME] [--until TIME] [--q TEXT] [--match-value VALUE] [--limit N] [--all] [--json]",
 		"Asks the API (GET /v1/events, role auditor or security) for sealed events in\nledger order and prints them as a table (index, time, type, actor, session\nand sequence, what was done), or as JSON lines with --json: each with its\nledger index, leaf hash and exact record bytes (for proof verify). --all\nfollows every page. The token comes from $AUDITLEDGER_TOKEN or --token-file.\n\n--match-value VALUE finds the events that recorded VALUE although the log\nholds only its keyed digest (a card number, an e-mail address the detectors\nreplaced; docs/FORMAT.md §1.5): the API (POST /v1/events/match) digests it\nunder each tenant's search key within your scope, with spaces, dashes and\ncase as the digest ignores them, and prints who, when, on what target and\nwhere in the event. It combines with --tenant, --type, --since, --until,\n--limit and --all. The value goes in the request body, not the URL; the\nsearch is recorded with its digest.")
 	af := addAPIFlags(fs)
 	filters := map[string]*string{}
 	for _, f := range []struct{ name, usage string }{
 		{"type", "event types, comma-separated"}, {"tenant", "tenant"}, {"actor", "actor subject"}, {"email", "actor e-mail"},
+		{"issuer", "the actor's issuer, with --actor and one --tenant when the subject is personal (an e-mail address: events record it by pseudonym)"},
 		{"session", "session id"}, {"target", "target name"}, {"since", "from this time (RFC 3339)"}, {"until", "before this time (RFC 3339)"},
 		{"q", "a literal text in the event, case-insensitive"},
 	} {
@@ -38,7 +39,7 @@ func queryEvents(c *cobra.Command) cli.Run {
 	asJSON := fs.Bool("json", false, "JSON lines instead of a table")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if *match != "" {
-			for _, k := range []string{"actor", "email", "session", "target", "q"} {
+			for _, k := range []string{"actor", "issuer", "email", "session", "target", "q"} {
 				if *filters[k] != "" {
 					return cli.Usagef("query events: --match-value combines with --tenant, --type, --since, --until, --limit and --all, not --%s", k)
 				}
