@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -20,13 +21,24 @@ type view struct {
 
 // newView folds text for the detectors. Folding is for detection only:
 // what a detector finds is replaced over the original characters.
+//
+// A control character or invalid byte that events.Clean wrote as the
+// text \xHH is read as the separator it stood for (a space): a card
+// number whose groups a client split with tabs stays a card number after
+// an event names it.
 func newView(text string) view {
-	if isASCII(text) {
+	if isASCII(text) && !strings.Contains(text, `\x`) {
 		return view{b: []byte(text)}
 	}
 	v := view{b: make([]byte, 0, len(text)), at: make([]int, 0, len(text)+1)}
 	var buf [utf8.UTFMax * 4]byte
 	for i := 0; i < len(text); {
+		if cleanedControl(text[i:]) {
+			v.at = append(v.at, i)
+			v.b = append(v.b, ' ')
+			i += 4
+			continue
+		}
 		r, n := utf8.DecodeRuneInString(text[i:])
 		f := fold(buf[:0], r, text[i:i+n])
 		for range f {
@@ -48,6 +60,32 @@ func (v view) span(text string, lo, hi int) (int, int) {
 	last := v.at[hi-1]
 	_, n := utf8.DecodeRuneInString(text[last:])
 	return v.at[lo], last + n
+}
+
+// cleanedControl reports whether s starts with \xHH naming a control
+// character or a byte of invalid UTF-8, as events.Clean writes them.
+func cleanedControl(s string) bool {
+	if len(s) < 4 || s[0] != '\\' || s[1] != 'x' {
+		return false
+	}
+	hi, lo := hexValue(s[2]), hexValue(s[3])
+	if hi < 0 || lo < 0 {
+		return false
+	}
+	c := hi<<4 | lo
+	return c < 0x20 || c == 0x7f || c >= 0x80
+}
+
+func hexValue(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
 }
 
 func isASCII(s string) bool {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -34,5 +35,20 @@ func TestRandomHexNeverMatches(t *testing.T) {
 		if _, c := Scrub(id + "." + strconv.Itoa(i%500+1)); c != nil {
 			t.Fatalf("RandomHex(8) = %q: %v", id, c)
 		}
+	}
+}
+
+// TestCleanedControlsAreSeparators: a card number split by tabs, as
+// events.Clean writes them (\x09), is found, and replaced over the text
+// as written.
+func TestCleanedControlsAreSeparators(t *testing.T) {
+	for _, in := range []string{`4111\x091111\x091111\x091111`, `db 4111\x0a1111\x0a1111\x0a1111 x`, `4111\x001111\x7f1111\xff1111`} {
+		out, c := Scrub(in)
+		if c["credit_card"] != 1 || strings.Contains(out, "1111") {
+			t.Errorf("Scrub(%q) = %q, %v; want the card replaced", in, out, c)
+		}
+	}
+	if out, c := Scrub(`C:\x41\x42`); c != nil {
+		t.Errorf("Scrub of escapes of letters = %q, %v", out, c)
 	}
 }

@@ -273,7 +273,7 @@ func MayHold(text string) bool {
 		return false
 	}
 	for i := 0; i < len(text); i++ {
-		if text[i] >= 0x80 {
+		if text[i] >= 0x80 || text[i] == '\\' && cleanedControl(text[i:]) {
 			return mayHoldASCII(string(newView(text).b))
 		}
 	}

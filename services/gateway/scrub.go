@@ -225,7 +225,9 @@ func scrubValue(v any, path string, found *[]Redaction) any {
 // anyCandidate reports whether a string of the encoded payload (member
 // names included) may hold what a detector finds, so that most payloads
 // are encoded once and never decoded. json.Marshal escapes none of the
-// characters the test looks at (@, digits, letters, _ and -).
+// characters the test looks at (@, digits, letters, _ and -), but it does
+// escape separators a value can be written with (tab, line breaks, U+2028):
+// a string holding an escape is always decoded and judged.
 func anyCandidate(body []byte) bool {
 	for i := 0; i < len(body); i++ {
 		if body[i] != '"' {
@@ -241,8 +243,14 @@ func anyCandidate(body []byte) bool {
 		if j > len(body) {
 			j = len(body)
 		}
-		s := string(body[i+1 : j])
-		if !detect.IsDigest(s) && detect.MayHold(s) {
+		s := body[i+1 : j]
+		// An escape stands for a character the test cannot see as
+		// written (a tab or a line separator between the groups of a
+		// card number): such a string is decoded and judged.
+		if bytes.IndexByte(s, '\\') >= 0 {
+			return true
+		}
+		if str := string(s); !detect.IsDigest(str) && detect.MayHold(str) {
 			return true
 		}
 		i = j

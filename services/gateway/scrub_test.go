@@ -108,3 +108,33 @@ func TestStreamKeepsAValueInOneChunk(t *testing.T) {
 		t.Errorf("recorded %q, want %q", joined, want)
 	}
 }
+
+// TestEscapedSeparatorsAreJudged: a card number whose groups are split by
+// characters JSON escapes (tab, line feed, U+2028) is found: the cheap
+// test that lets most payloads through unscrubbed sees the escapes, not
+// the characters.
+func TestEscapedSeparatorsAreJudged(t *testing.T) {
+	b := startBus(t, true)
+	g := newGateway(t, b.em, nil)
+	if err := g.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s := g.Session(events.Target{Kind: "postgres", Name: "orders"})
+	s.Authenticated(alice)
+	values := []string{"4111\t1111\t1111\t1111", "4111\n1111\n1111\n1111", "4111\u20281111\u20281111\u20281111"}
+	if _, err := s.Record(t.Context(), events.SessionStarted, map[string]any{"a": values[0], "b": values[1], "c": values[2]}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range b.stored(t, 1) {
+		if e.Event.Type != events.SessionStarted {
+			continue
+		}
+		for _, k := range []string{"a", "b", "c"} {
+			if v, _ := e.Payload[k].(string); v != "[REDACTED:credit_card]" {
+				t.Errorf("%s recorded as %q, want the placeholder", k, v)
+			}
+		}
+		return
+	}
+	t.Fatal("no session.started stored")
+}
