@@ -435,6 +435,16 @@ func (s *Store) Unseal(ctx context.Context, tenant, field, token string) (string
 	return string(pt), nil
 }
 
+// Live reports whether the key of pseudonym still exists: false once its
+// subject was erased (or for a pseudonym never made).
+func (s *Store) Live(ctx context.Context, pseudonym string) (bool, error) {
+	_, err := s.kv.Get(ctx, "key."+pseudonym)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // Hold places a subject under legal hold: Erase refuses them until
 // Release.
 func (s *Store) Hold(ctx context.Context, tenant, issuer, subject, reason, by string) error {

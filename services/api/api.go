@@ -450,6 +450,28 @@ func (a *api) event(r *http.Request, t events.Type, actor events.Actor, tenant s
 	}, nil
 }
 
+// requesterKnown refuses to grant a request whose requester is recorded
+// by the pseudonym of an erased subject: the requester, back with a new
+// key, has a new pseudonym, and could approve their own request
+// (ErrSelfApproval). Fails closed when the key store cannot say.
+func (a *api) requesterKnown(ctx context.Context, requester events.Actor) error {
+	p, ok := strings.CutPrefix(requester.Subject, gateway.PseudonymPrefix)
+	if !ok {
+		return nil
+	}
+	if a.cfg.Keys == nil {
+		return fmt.Errorf("%w: the requester is recorded by pseudonym and this API has no key store to tell them apart from the decider", approvals.ErrSelfApproval)
+	}
+	live, err := a.cfg.Keys.Live(ctx, p)
+	if err != nil {
+		return fmt.Errorf("%w: the key store could not say whether the requester was erased: %v", approvals.ErrSelfApproval, err)
+	}
+	if !live {
+		return fmt.Errorf("%w: the requester was erased, so no decider can be told apart from them", approvals.ErrSelfApproval)
+	}
+	return nil
+}
+
 // actorIn is actor as the auditors of tenant may see it: without the
 // groups naming other tenants (a group naming every tenant stays).
 func (a *api) actorIn(actor events.Actor, tenant string) events.Actor {
@@ -588,6 +610,13 @@ func (a *api) decide(grant bool) http.HandlerFunc {
 		// the decision event are the same bytes.
 		decider := a.sealActor(r.Context(), a.actorIn(actorOf(r.Context()), req.Tenant), req.Tenant)
 		tenant := req.Tenant
+		if grant {
+			if err := a.requesterKnown(r.Context(), req.Requester); err != nil {
+				a.recordAsync(r, events.CommandBlocked, decider, tenant, map[string]any{"reason": err.Error()})
+				a.fail(w, r, err)
+				return
+			}
+		}
 		req, err = a.cfg.Approvals.Decide(r.Context(), req.ID, decider, grant, d.Reason)
 		if errors.Is(err, approvals.ErrSelfApproval) {
 			// A refusal like any other: sealed, under the request's tenant.

@@ -300,10 +300,38 @@ func TestPersonalSubjectRecordedByPseudonym(t *testing.T) {
 		}
 	}
 
+	// A request of Ann's still pending when she is erased.
+	s3 := session()
+	res3 := make(chan held, 1)
+	go func() {
+		ok, why, err := s3.Hold(t.Context(), gateway.Hold{Rule: "ddl", Reason: "schema change", Timeout: time.Minute, Statement: "DROP TABLE u"})
+		res3 <- held{ok, why, err}
+	}()
+	var r3 *approvals.Request
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		list, err := apiBroker.List(t.Context(), approvals.Pending)
+		if err != nil || len(list) != 1 {
+			return fmt.Errorf("pending: %d, %v", len(list), err)
+		}
+		r3 = list[0]
+		return nil
+	})
+
 	// erase takes the raw subject and finds the key the pseudonym names.
 	erased, err := gwKeys.Erase(t.Context(), "acme", idp.Issuer, ann)
 	if err != nil || erased != p {
 		t.Fatalf("Erase(raw subject) = %q, %v; want the pseudonym %s", erased, err, p)
+	}
+	// Ann, back with a new key and so a new pseudonym, cannot approve her
+	// own request through it: an erased requester is refused.
+	if code, body := call("POST", "/v1/approvals/"+r3.ID+"/approve", tok[ann], `{"reason":"mine again"}`); code != 403 || !strings.Contains(body, "erased") {
+		t.Errorf("approval of an erased requester's request: %d %s; want 403", code, body)
+	}
+	if code, body := call("POST", "/v1/approvals/"+r3.ID+"/deny", tok[ben], `{"reason":"requester erased"}`); code != 200 {
+		t.Errorf("denial of an erased requester's request: %d %s", code, body)
+	}
+	if h := <-res3; h.ok || h.err != nil {
+		t.Errorf("the erased requester's held command: ok %v, %v", h.ok, h.err)
 	}
 	if got := page(q); len(got.Events) != 0 {
 		t.Errorf("after erasure the raw subject still finds %d events", len(got.Events))
