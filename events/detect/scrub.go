@@ -217,6 +217,9 @@ func (s *scrubber) run() {
 		i = j
 	}
 	for _, m := range ibanCandidates(b) {
+		if m[0] > 0 && isAlnum(b[m[0]-1]) {
+			continue // inside a longer word: a digest, an identifier
+		}
 		for end := m[1]; end >= m[0]+15; end-- {
 			if b[end-1] != ' ' && isIBAN(b[m[0]:end]) {
 				s.claim(m[0], end, "iban")
@@ -231,7 +234,9 @@ func (s *scrubber) run() {
 	}
 	if bytes.IndexByte(b, '+') >= 0 {
 		for _, m := range phoneIn.FindAllIndex(b, -1) {
-			if s.free(m[0], m[1]) && isPhone(b[m[0]:m[1]]) {
+			// x+12345678 is arithmetic, 1.2.3+44440713 a version: a phone
+			// number's + does not follow a letter or a digit.
+			if (m[0] == 0 || !isAlnum(b[m[0]-1])) && s.free(m[0], m[1]) && isPhone(b[m[0]:m[1]]) {
 				s.claim(m[0], m[1], "phone")
 			}
 		}
