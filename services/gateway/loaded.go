@@ -3,10 +3,10 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"github.com/auditledger/auditledger/events/detect"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
 )
 

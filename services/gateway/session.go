@@ -3,13 +3,13 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"github.com/auditledger/auditledger/events/detect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 )
 
 // AuthMethod says how a gateway established an identity.
