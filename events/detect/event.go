@@ -120,17 +120,8 @@ func (w *eventWalker) value(depth int) error {
 				return err
 			}
 			w.at = w.at[:len(w.at)-1]
-			if w.space(); w.i >= len(w.b) {
-				return w.fail("unexpected end")
-			}
-			switch w.b[w.i] {
-			case ',':
-				w.i++
-			case '}':
-				w.i++
-				return nil
-			default:
-				return w.fail("missing comma")
+			if done, err := w.next('}'); done || err != nil {
+				return err
 			}
 		}
 	case c == '[':
@@ -145,17 +136,8 @@ func (w *eventWalker) value(depth int) error {
 				return err
 			}
 			w.at = w.at[:len(w.at)-1]
-			if w.space(); w.i >= len(w.b) {
-				return w.fail("unexpected end")
-			}
-			switch w.b[w.i] {
-			case ',':
-				w.i++
-			case ']':
-				w.i++
-				return nil
-			default:
-				return w.fail("missing comma")
+			if done, err := w.next(']'); done || err != nil {
+				return err
 			}
 		}
 	case c == '"':
@@ -251,6 +233,23 @@ func numberDigits(n []byte) [][]byte {
 		}
 	}
 	return out
+}
+
+// next reads what follows a member or an element: a comma, or close,
+// which ends the object or array (done).
+func (w *eventWalker) next(close byte) (done bool, err error) {
+	if w.space(); w.i >= len(w.b) {
+		return false, w.fail("unexpected end")
+	}
+	switch w.b[w.i] {
+	case ',':
+		w.i++
+		return false, nil
+	case close:
+		w.i++
+		return true, nil
+	}
+	return false, w.fail("missing comma")
 }
 
 // actorEmail reports whether the walk is at the envelope's actor.email.
