@@ -17,8 +17,18 @@ import (
 
 var binary string
 
+// builtEnv names the auditledger binary to a test binary run again by a
+// test, so that it does not build its own.
+const builtEnv = "AUDITLEDGER_TEST_BUILT_BINARY"
+
 func TestMain(m *testing.M) {
 	natstest.RunNodeIfAsked() // this binary as a node of a process cluster
+	// A test that runs this test binary again (TestComposeStack, inside
+	// its namespaces) hands it the auditledger binary already built.
+	if b := os.Getenv(builtEnv); b != "" {
+		binary = b
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "auditledger-test-")
 	if err != nil {
 		panic(err)
