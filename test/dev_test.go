@@ -442,7 +442,7 @@ func TestDevPostgresClusterNotLeftBehind(t *testing.T) {
 	mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
 	carol := d.token(t, "carol")
 	natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
-		if code, body := apiGet(t, d.api, carol, "/v1/events?tenant=acme"); code != 200 || strings.Count(string(body), `"index"`) != 12 {
+		if code, body := apiGet(t, d.api, carol, "/v1/events?tenant=acme"); code != 200 || sampleEvents(body) != 12 {
 			return fmt.Errorf("/v1/events: %d %.300s", code, body)
 		}
 		return nil
