@@ -56,7 +56,7 @@ func TestCanaryNothingPersonalSealed(t *testing.T) {
 	cases := canaryCases(run)
 
 	// The target database and the HTTP service behind the gateways.
-	pg := pgtest.StartT(t)
+	pg := targetPostgres(t)
 	db := pg.NewDatabase(t)
 	if out, err := exec.Command("psql", "-X", "-v", "ON_ERROR_STOP=1", pg.DSN(db), "-c",
 		`CREATE TABLE canary_cards (id serial PRIMARY KEY, card text, email text, num bigint, email_b bytea, note text);

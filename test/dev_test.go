@@ -24,7 +24,6 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/test/natstest"
-	"github.com/auditledger/auditledger/test/pgtest"
 )
 
 // devRun is a running `auditledger dev` and what its banner said.
@@ -235,7 +234,7 @@ func TestDevReadme(t *testing.T) {
 // ledger holds exactly one command.executed and one response.digest for
 // every statement pgbench ran, and the approval story in order.
 func TestDevProxyApprovalsPgbench(t *testing.T) {
-	pg := pgtest.StartT(t)
+	pg := targetPostgres(t)
 	db := pg.NewDatabase(t)
 	pg.InitPgbench(t, db)
 	policy := filepath.Join(t.TempDir(), "policy.yaml")

@@ -27,7 +27,9 @@ func TestMain(m *testing.M) {
 	// its namespaces) hands it the auditledger binary already built.
 	if b := os.Getenv(builtEnv); b != "" {
 		binary = b
-		os.Exit(m.Run())
+		code := m.Run()
+		stopTargetPostgres()
+		os.Exit(code)
 	}
 	dir, err := os.MkdirTemp("", "auditledger-test-")
 	if err != nil {
@@ -48,6 +50,7 @@ func TestMain(m *testing.M) {
 	// status 66: the runtime waits for reports in progress either way.
 	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	code := m.Run()
+	stopTargetPostgres()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
