@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"regexp"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -65,29 +66,118 @@ func ScrubEach(text string, found func(detector, value string)) (out string, cou
 	if !MayHold(text) {
 		return text, nil
 	}
-	v := newView(text)
-	s := scrubber{b: v.b}
-	s.run()
-	if len(s.found) == 0 {
+	spans, all := scan(text, 0)
+	if len(spans) == 0 {
 		return text, nil
 	}
 	counts = map[string]int{}
 	var sb strings.Builder
 	last := 0
-	for _, f := range s.found {
-		lo, hi := v.span(text, f.lo, f.hi)
+	for _, f := range spans {
 		if found != nil {
-			found(f.detector, text[lo:hi])
+			found(f.detector, text[f.lo:f.hi])
 		}
-		sb.WriteString(text[last:lo])
+		sb.WriteString(text[last:f.lo])
 		sb.WriteString(Placeholder(f.detector))
-		last = hi
+		last = f.hi
 	}
 	sb.WriteString(text[last:])
-	for _, d := range s.all {
+	for _, d := range all {
 		counts[d]++
 	}
 	return sb.String(), counts
+}
+
+// maxPercentRounds bounds how many times scan percent-decodes text.
+const maxPercentRounds = 4
+
+// scan returns the values the detectors find in text, as offsets into
+// it, in order and apart, and the detector of each value found (all, in
+// the order found, as scrubber.all). Text holding percent-encoding
+// (%40, %2C) is also read decoded, as whatever reads it next may decode
+// it (jane%40example.com, 4111%201111%20…), up to maxPercentRounds times
+// (jane%2540…): what either reading finds is replaced, over the
+// characters as written.
+func scan(text string, round int) ([]match, []string) {
+	v := newView(text)
+	s := scrubber{b: v.b}
+	s.run()
+	spans := make([]match, 0, len(s.found))
+	for _, f := range s.found {
+		lo, hi := v.span(text, f.lo, f.hi)
+		spans = append(spans, match{lo, hi, f.detector})
+	}
+	all := s.all
+	if round >= maxPercentRounds || !hasPercent(text) {
+		return spans, all
+	}
+	d, from, to := percentDecode(text)
+	sub, _ := scan(d, round+1)
+	for _, f := range sub {
+		m := match{from[f.lo], to[f.hi-1], f.detector}
+		merged := false
+		for i := range spans {
+			if spans[i].lo < m.hi && m.lo < spans[i].hi {
+				spans[i].lo, spans[i].hi = min(spans[i].lo, m.lo), max(spans[i].hi, m.hi)
+				merged = true
+			}
+		}
+		if !merged {
+			all = append(all, m.detector)
+		}
+		spans = append(spans, m)
+	}
+	return mergeSpans(spans), all
+}
+
+// mergeSpans sorts spans and joins those that overlap, each keeping the
+// detector of the first.
+func mergeSpans(spans []match) []match {
+	slices.SortFunc(spans, func(a, b match) int { return a.lo - b.lo })
+	out := spans[:0]
+	for _, m := range spans {
+		if n := len(out); n > 0 && m.lo < out[n-1].hi {
+			out[n-1].hi = max(out[n-1].hi, m.hi)
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// hasPercent reports whether text holds a percent-encoded byte (%XX).
+func hasPercent(text string) bool {
+	for i := strings.IndexByte(text, '%'); i >= 0 && i+2 < len(text); {
+		if hexValue(text[i+1]) >= 0 && hexValue(text[i+2]) >= 0 {
+			return true
+		}
+		j := strings.IndexByte(text[i+1:], '%')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// percentDecode decodes every %XX in text; from[i] and to[i] are where
+// the text that byte i of the result comes from starts and ends.
+func percentDecode(text string) (string, []int, []int) {
+	b := make([]byte, 0, len(text))
+	from := make([]int, 0, len(text))
+	to := make([]int, 0, len(text))
+	for i := 0; i < len(text); {
+		if text[i] == '%' && i+2 < len(text) && hexValue(text[i+1]) >= 0 && hexValue(text[i+2]) >= 0 {
+			b = append(b, byte(hexValue(text[i+1])<<4|hexValue(text[i+2])))
+			from, to = append(from, i), append(to, i+3)
+			i += 3
+			continue
+		}
+		b = append(b, text[i])
+		from, to = append(from, i), append(to, i+1)
+		i++
+	}
+	return string(b), from, to
 }
 
 // scrubber finds values in a folded text b. A value found is blanked in
@@ -154,7 +244,17 @@ func (s *scrubber) run() {
 		s.claim(0, len(b), d)
 		return
 	}
-	// Quoted values first: they may contain separators (a card number
+	// E-mail addresses first: their local part may hold quotes and other
+	// characters the passes below split tokens at (o'brien@…).
+	if bytes.IndexByte(b, '@') >= 0 {
+		for _, m := range emailIn.FindAllIndex(b, -1) {
+			lo := emailLocal(b, m[0], m[1])
+			if s.free(lo, m[1]) && isEmail(b[lo:m[1]]) {
+				s.claim(lo, m[1], "email")
+			}
+		}
+	}
+	// Quoted values next: they may contain separators (a card number
 	// with spaces).
 	for i := 0; i < len(b); i++ {
 		if q := b[i]; q == '"' || q == '\'' {
@@ -220,8 +320,14 @@ func (s *scrubber) run() {
 		if m[0] > 0 && isAlnum(b[m[0]-1]) {
 			continue // inside a longer word: a digest, an identifier
 		}
+		lower := !isUpper(b[m[0]])
 		for end := m[1]; end >= m[0]+15; end-- {
-			if b[end-1] != ' ' && isIBAN(b[m[0]:end]) {
+			// Lower-case, it ends a word too: a lower-case hex word
+			// starts as one (de89…) more often than capitals do.
+			if lower && end < len(b) && isAlnum(b[end]) {
+				continue
+			}
+			if b[end-1] != ' ' && b[end-1] != '-' && isIBAN(b[m[0]:end]) {
 				s.claim(m[0], end, "iban")
 				break
 			}
@@ -241,13 +347,28 @@ func (s *scrubber) run() {
 			}
 		}
 	}
-	if bytes.IndexByte(b, '@') >= 0 {
-		for _, m := range emailIn.FindAllIndex(b, -1) {
-			if s.free(m[0], m[1]) && isEmail(b[m[0]:m[1]]) {
-				s.claim(m[0], m[1], "email")
-			}
+}
+
+// emailLocal returns where the address emailIn found at b[lo:hi] starts.
+// Inside text, the local part is cut after the last =, ?, & or / (URL
+// syntax: ?to=jane@…, /u/jane@…) unless that leaves it empty (ab=@…),
+// and a quote that opens it (SQL 'jane@…', text `jane@…`) is not part
+// of it, while one inside it is (o'brien@…).
+func emailLocal(b []byte, lo, hi int) int {
+	if b[lo] == '"' {
+		return lo // a quoted local part
+	}
+	at := lo + bytes.IndexByte(b[lo:hi], '@')
+	for i := at - 2; i >= lo; i-- {
+		if c := b[i]; c == '=' || c == '?' || c == '&' || c == '/' {
+			lo = i + 1
+			break
 		}
 	}
+	for lo < at-1 && (b[lo] == '\'' || b[lo] == '`') {
+		lo++
+	}
+	return lo
 }
 
 // secretIn finds the shapes isSecret knows inside longer text (a token
@@ -262,7 +383,7 @@ var phoneIn = regexp.MustCompile(`\+[0-9][0-9 ().-]{6,21}[0-9]`)
 
 // ibanIn finds what may be an IBAN written in groups inside longer text
 // (the token pass sees only its groups).
-var ibanIn = regexp.MustCompile(`[A-Z]{2}[0-9]{2}[A-Z0-9 ]{11,40}`)
+var ibanIn = regexp.MustCompile(`[A-Za-z]{2}[0-9]{2}[A-Za-z0-9 -]{11,40}`)
 
 // MayHold reports whether text may hold a value a built-in detector
 // finds, a cheap test so that most recorded strings skip the full scan;
@@ -276,6 +397,11 @@ var ibanIn = regexp.MustCompile(`[A-Z]{2}[0-9]{2}[A-Z0-9 ]{11,40}`)
 func MayHold(text string) bool {
 	if len(text) < 6 { // a@b.cc
 		return false
+	}
+	if hasPercent(text) {
+		if d, _, _ := percentDecode(text); MayHold(d) {
+			return true
+		}
 	}
 	for i := 0; i < len(text); i++ {
 		if text[i] >= 0x80 || text[i] == '\\' && cleanedControl(text[i:]) {
@@ -308,7 +434,9 @@ func mayHoldASCII(text string) bool {
 			}
 		case clSep:
 		case clPlus:
-			plus, run, dash = true, 0, false
+			// A + starts a phone number, or separates groups of a
+			// card number (4111+1111+…): the run goes on.
+			plus = true
 		case clParen:
 			if !plus {
 				run, dash = 0, false
@@ -344,10 +472,10 @@ var holdClass = func() (t [256]byte) {
 			t[c] = clDigit
 		case b == '-':
 			t[c] = clDash
-		case isCardSep(b):
-			t[c] = clSep
 		case b == '+':
 			t[c] = clPlus
+		case isCardSep(b):
+			t[c] = clSep
 		case b == '(' || b == ')':
 			t[c] = clParen
 		case strings.IndexByte("eAgxsr", b) >= 0:
@@ -357,11 +485,11 @@ var holdClass = func() (t [256]byte) {
 	return t
 }()
 
-// ibanStart reports whether text holds two capital letters followed by
-// two digits, as every IBAN starts.
+// ibanStart reports whether text holds two letters followed by two
+// digits, as every IBAN starts.
 func ibanStart(text string) bool {
 	for i := 0; i+4 <= len(text); i++ {
-		if isUpper(text[i]) && isUpper(text[i+1]) && isDigit(text[i+2]) && isDigit(text[i+3]) {
+		if isLetter(text[i]) && isLetter(text[i+1]) && isDigit(text[i+2]) && isDigit(text[i+3]) {
 			return true
 		}
 	}
@@ -429,10 +557,10 @@ func IsDigest(s string) bool {
 }
 
 // ibanCandidates is ibanIn's matches in b, looked for only when b holds
-// what every IBAN starts with: two capital letters and two digits.
+// what every IBAN starts with: two letters and two digits.
 func ibanCandidates(b []byte) [][]int {
 	for i := 0; i+4 <= len(b); i++ {
-		if isUpper(b[i]) && isUpper(b[i+1]) && isDigit(b[i+2]) && isDigit(b[i+3]) {
+		if isLetter(b[i]) && isLetter(b[i+1]) && isDigit(b[i+2]) && isDigit(b[i+3]) {
 			ms := ibanIn.FindAllIndex(b[i:], -1)
 			for _, m := range ms {
 				m[0], m[1] = m[0]+i, m[1]+i
