@@ -27,6 +27,47 @@ type maskKey struct {
 // is not one valid JSON document, so the caller never forwards a body it
 // could not mask.
 func (p *Policy) maskJSON(body []byte) ([]byte, map[maskKey]int, error) {
+	return p.maskJSONAt(body, 0)
+}
+
+// maxJSONInString bounds how deep maskInside reads JSON documents held in
+// strings of JSON documents.
+const maxJSONInString = 4
+
+// maskInside masks the values a rule's detectors find inside s, a string
+// of a JSON document that no rule matches as a whole ("contact
+// jane@example.com today"), as a text/plain body is masked; a string that
+// is itself a JSON document ("{\"email\":\"jane@…\"}") is masked as one,
+// up to maxJSONInString deep. counted is called with the rule of each
+// value masked. ok is false when nothing was.
+func (p *Policy) maskInside(s string, depth int, counted func(*MaskRule)) (string, bool) {
+	if !detect.MayHold(s) && !strings.ContainsAny(s, "{[") {
+		return s, false
+	}
+	if t := strings.TrimSpace(s); depth < maxJSONInString && len(t) > 1 && (t[0] == '{' || t[0] == '[') {
+		if out, inner, err := p.maskJSONAt([]byte(s), depth+1); err == nil {
+			for k, n := range inner {
+				for range n {
+					counted(k.rule)
+				}
+			}
+			return string(out), len(inner) > 0
+		}
+	}
+	n := 0
+	out, _ := detect.ScrubText(s, func(v []byte) ([]byte, bool) {
+		if r := p.detectRule(v); r != nil {
+			counted(r)
+			n++
+			return mask.Apply(r.Method, p.hashKey, v), true
+		}
+		return nil, false
+	})
+	return out, n > 0
+}
+
+// maskJSONAt is maskJSON of a document held in strings depth deep.
+func (p *Policy) maskJSONAt(body []byte, depth int) ([]byte, map[maskKey]int, error) {
 	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(false))
 	var out bytes.Buffer
 	enc := jsontext.NewEncoder(&out, jsontext.AllowDuplicateNames(true))
@@ -52,6 +93,11 @@ func (p *Policy) maskJSON(body []byte) ([]byte, map[maskKey]int, error) {
 				segs := pathOf(dec.StackPointer())
 				tok = jsontext.String(string(mask.Apply(r.Method, p.hashKey, []byte(tok.String()))))
 				counts[maskKey{r, p.label(segs[:len(segs)-1]) + ".(name)"}]++
+			} else if m, ok := p.maskInside(tok.String(), depth, func(r *MaskRule) {
+				segs := pathOf(dec.StackPointer())
+				counts[maskKey{r, p.label(segs[:len(segs)-1]) + ".(name)"}]++
+			}); ok {
+				tok = jsontext.String(m)
 			}
 		} else if kind != '{' && kind != '[' && kind != '}' && kind != ']' {
 			segs := pathOf(dec.StackPointer())
@@ -68,6 +114,10 @@ func (p *Policy) maskJSON(body []byte) ([]byte, map[maskKey]int, error) {
 				if r := p.detectRule(v); r != nil {
 					tok = jsontext.String(string(mask.Apply(r.Method, p.hashKey, v)))
 					counts[maskKey{r, p.label(segs)}]++
+				} else if kind == '"' {
+					if m, ok := p.maskInside(string(v), depth, func(r *MaskRule) { counts[maskKey{r, p.label(segs)}]++ }); ok {
+						tok = jsontext.String(m)
+					}
 				}
 			}
 		}
