@@ -1,6 +1,9 @@
 package detect
 
 import (
+	"encoding/base64"
+	"encoding/hex"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -61,6 +64,59 @@ func TestScrubFindsSeparatorsMarksAndEncodings(t *testing.T) {
 	for _, v := range []string{"4539:5787:6362:1486", "ab!@example.com", "o'brien@example.com", "de89370400440532013000", "9792131886430293", marked} {
 		if Find([]byte(v)) == "" {
 			t.Errorf("Find(%q) = none", v)
+		}
+	}
+}
+
+// A value written in hex or base64 inside text is found, the token
+// replaced whole; random ids, digests and secrets of those alphabets
+// are not taken for one.
+func TestScrubFindsEncodedValues(t *testing.T) {
+	const (
+		card  = "4539578763621486"
+		email = "jane.roe@example.com"
+	)
+	enc := func(f func([]byte) string, v string) string { return f([]byte(v)) }
+	for _, c := range []struct{ in, want string }{
+		{"x " + enc(hex.EncodeToString, card) + " y", "x [REDACTED:credit_card] y"},
+		{"x " + strings.ToUpper(enc(hex.EncodeToString, email)) + " y", "x [REDACTED:email] y"},
+		{"v=" + enc(base64.StdEncoding.EncodeToString, card), "v=[REDACTED:credit_card]"},
+		{"v=" + enc(base64.StdEncoding.EncodeToString, "card "+card+" ok"), "v=[REDACTED:credit_card]"},
+		{"/u/" + enc(base64.RawURLEncoding.EncodeToString, email) + "/x", "/u/[REDACTED:email]/x"},
+		{"data:text/plain;base64," + enc(base64.StdEncoding.EncodeToString, "mail "+email), "data:text/plain;base64,[REDACTED:email]"},
+		{enc(base64.StdEncoding.EncodeToString, enc(hex.EncodeToString, card)), "[REDACTED:credit_card]"},
+		// Not values: text, ids and digests.
+		{"pgbench_accounts abalance_and_more", "pgbench_accounts abalance_and_more"},
+		{enc(base64.StdEncoding.EncodeToString, "hello world, nothing"), enc(base64.StdEncoding.EncodeToString, "hello world, nothing")},
+	} {
+		got, counts := Scrub(c.in)
+		if got != c.want {
+			t.Errorf("Scrub(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if n := strings.Count(c.want, "[REDACTED:"); sum(counts) != n || n > 0 && !MayHold(c.in) {
+			t.Errorf("Scrub(%q) counts %v, want %d; MayHold %v", c.in, counts, n, MayHold(c.in))
+		}
+	}
+	// The false-positive rate on random tokens of those alphabets.
+	r := rand.New(rand.NewPCG(5, 6))
+	alphabets := map[string]string{"hex": "0123456789abcdef", "base64": "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"}
+	for name, a := range alphabets {
+		for _, n := range []int{16, 24, 32, 44, 64} {
+			hit := 0
+			const N = 20000
+			b := make([]byte, n)
+			for range N {
+				for i := range b {
+					b[i] = a[r.IntN(len(a))]
+				}
+				if _, c := Scrub("id " + string(b)); c != nil {
+					hit++
+				}
+			}
+			t.Logf("random %s tokens of %d characters: %d of %d taken for a value", name, n, hit, N)
+			if hit > N/1000 {
+				t.Errorf("random %s tokens of %d characters: %d of %d taken for a value", name, n, hit, N)
+			}
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -186,6 +188,7 @@ func percentDecode(text string) (string, []int, []int) {
 // around it and the offsets stay those of the text.
 type scrubber struct {
 	b     []byte
+	depth int      // how many times b was decoded from hex or base64
 	found []match  // by offset, apart
 	all   []string // the detector of every value found, in order found
 }
@@ -347,6 +350,188 @@ func (s *scrubber) run() {
 			}
 		}
 	}
+	if s.depth < maxEncodedDepth {
+		for _, t := range encodedTokens(b) {
+			if !s.free(t.lo, t.hi) {
+				continue
+			}
+			sub := scrubber{b: []byte(t.text), depth: s.depth + 1}
+			if sub.run(); len(sub.all) > 0 {
+				s.claim(t.lo, t.hi, sub.all[0])
+			}
+		}
+	}
+}
+
+// maxEncodedDepth bounds how many times a value's text is decoded from
+// hex or base64 inside text (base64 of hex of a card number is read;
+// deeper is not).
+const maxEncodedDepth = 2
+
+// maxEncodedToken is the longest token encodedTokens decodes: a longer
+// one (a file, a session's output chunk) is data, not a value.
+const maxEncodedToken = 4096
+
+// encoded is a token of text b[lo:hi] written in hex or base64, and the
+// text it decodes to.
+type encoded struct {
+	lo, hi int
+	text   string
+}
+
+// encodedTokens returns the tokens of b that are text written in hex (an
+// even number, 12 or more, of hex digits: 6a616e65406578…, 3431313131…)
+// or in base64, standard or URL-safe, padded or not (16 or more
+// characters: NDExMTEx…, amFuZUBleGFtcGxlLmNvbQ==), read from the token's
+// start, whose decoded bytes are all printable text (valid UTF-8 with no
+// control character but tab and line breaks) and may hold a value
+// (MayHold). Random identifiers, digests and words almost never decode to
+// printable text: a byte is printable one time in three. Not decoded: a
+// token that does not start where the encoded value starts (base64 glued
+// to other letters), one longer than maxEncodedToken, reversed text.
+func encodedTokens(b []byte) []encoded {
+	var out []encoded
+	for i := 0; i < len(b); {
+		if !isBase64Char(b[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(b) && isBase64Char(b[j]) {
+			j++
+		}
+		end := j
+		for end < len(b) && end-j < 2 && b[end] == '=' {
+			end++
+		}
+		if e, ok := decodeToken(b, i, j, end); ok {
+			out = append(out, e)
+		} else if bytes.IndexByte(b[i:j], '/') >= 0 {
+			// Slashes separate a path's segments; URL-safe base64 has
+			// none.
+			for k := i; k < j; {
+				l := k
+				for l < j && b[l] != '/' {
+					l++
+				}
+				if e, ok := decodeToken(b, k, l, l); ok {
+					out = append(out, e)
+				}
+				k = l + 1
+			}
+		}
+		i = end
+	}
+	return out
+}
+
+// decodeToken decodes b[i:j] (end: after its padding) as hex or base64
+// text that may hold a value.
+func decodeToken(b []byte, i, j, end int) (encoded, bool) {
+	tok := b[i:j]
+	if n := len(tok); n < 12 || n > maxEncodedToken {
+		return encoded{}, false
+	}
+	if d, ok := hexText(tok); ok && MayHold(d) {
+		return encoded{i, j, d}, true
+	}
+	if d, ok := base64Text(tok); ok && MayHold(d) {
+		return encoded{i, end, d}, true
+	}
+	return encoded{}, false
+}
+
+func isBase64Char(c byte) bool {
+	return isAlnum(c) || c == '+' || c == '/' || c == '-' || c == '_'
+}
+
+// hexText decodes tok, hex digits of one case, when it is printable text.
+func hexText(tok []byte) (string, bool) {
+	if len(tok)%2 != 0 {
+		return "", false
+	}
+	d := make([]byte, len(tok)/2)
+	lower, upper := false, false
+	for k := 0; k < len(tok); k += 2 {
+		hi, lo := hexValue(tok[k]), hexValue(tok[k+1])
+		if hi < 0 || lo < 0 {
+			return "", false
+		}
+		for _, c := range tok[k : k+2] {
+			lower, upper = lower || c >= 'a' && c <= 'f', upper || c >= 'A' && c <= 'F'
+		}
+		d[k/2] = byte(hi<<4 | lo)
+		if k < 8 && !printable(d[:k/2+1]) {
+			return "", false // most tokens stop here
+		}
+	}
+	if lower && upper || !printable(d) {
+		return "", false
+	}
+	return string(d), true
+}
+
+// base64Text decodes tok, base64 of either alphabet without its padding,
+// when it is printable text of 16 characters or more.
+func base64Text(tok []byte) (string, bool) {
+	if len(tok) < 16 || len(tok)%4 == 1 {
+		return "", false
+	}
+	d := make([]byte, 0, len(tok)*3/4)
+	var acc uint32
+	bits := 0
+	for k, c := range tok {
+		var v int
+		switch {
+		case c >= 'A' && c <= 'Z':
+			v = int(c - 'A')
+		case c >= 'a' && c <= 'z':
+			v = int(c-'a') + 26
+		case isDigit(c):
+			v = int(c-'0') + 52
+		case c == '+' || c == '-':
+			v = 62
+		default: // '/' or '_'
+			v = 63
+		}
+		acc, bits = acc<<6|uint32(v), bits+6
+		if bits >= 8 {
+			bits -= 8
+			d = append(d, byte(acc>>bits))
+			if k < 8 && !printable(d) {
+				return "", false // most tokens stop here
+			}
+		}
+	}
+	if !printable(d) {
+		return "", false
+	}
+	return string(d), true
+}
+
+// printable reports whether d is valid UTF-8 text with no control
+// character but tab and line breaks. A multi-byte character cut at the
+// end of d counts as printable.
+func printable(d []byte) bool {
+	for k := 0; k < len(d); {
+		c := d[k]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+				return false
+			}
+			k++
+			continue
+		}
+		r, n := utf8.DecodeRune(d[k:])
+		if r == utf8.RuneError && n <= 1 {
+			return !utf8.FullRune(d[k:]) // cut at the end
+		}
+		if unicode.IsControl(r) {
+			return false
+		}
+		k += n
+	}
+	return true
 }
 
 // emailLocal returns where the address emailIn found at b[lo:hi] starts.
@@ -390,19 +575,29 @@ var ibanIn = regexp.MustCompile(`[A-Za-z]{2}[0-9]{2}[A-Za-z0-9 -]{11,40}`)
 // false is certain. An e-mail address has an @; a card number a run of 13
 // digits or more broken only by separators (isCardSep); an SSN such a run of 9
 // with dashes in it; a phone number a + and then a run of 8 that may also
-// be broken by dots and parentheses; an IBAN two capital letters and two
+// be broken by dots and parentheses; an IBAN two letters and two
 // digits, and a run of 8 or more (its account number); and a secret
 // starts with a prefix hasSecretPrefix looks for. A new detector MUST be
-// reflected here. Text with characters beyond ASCII is read folded.
+// reflected here. Text with characters beyond ASCII is read folded, text
+// with percent-encoding decoded too (as scan reads it), and a token
+// written in hex or base64 as the text it decodes to (encodedTokens).
 func MayHold(text string) bool {
 	if len(text) < 6 { // a@b.cc
 		return false
+	}
+	if mayHoldAsWritten(text) {
+		return true
 	}
 	if hasPercent(text) {
 		if d, _, _ := percentDecode(text); MayHold(d) {
 			return true
 		}
 	}
+	return len(encodedTokens(unsafeBytes(text))) > 0
+}
+
+// mayHoldAsWritten is MayHold without reading text decoded.
+func mayHoldAsWritten(text string) bool {
 	for i := 0; i < len(text); i++ {
 		if text[i] >= 0x80 || text[i] == '\\' && cleanedControl(text[i:]) {
 			return mayHoldASCII(string(newView(text).b))
@@ -570,6 +765,10 @@ func ibanCandidates(b []byte) [][]int {
 	}
 	return nil
 }
+
+// unsafeBytes views s as bytes without copying; they MUST NOT be
+// written.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // unsafeString views b as a string without copying, for tests that do
 // not keep it; b must not change while it is in use.
