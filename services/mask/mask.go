@@ -8,6 +8,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"unicode/utf8"
 )
 
 // Methods.
@@ -22,11 +23,19 @@ const (
 func Apply(method string, key, v []byte) []byte {
 	switch method {
 	case Partial:
-		if at := bytes.IndexByte(v, '@'); at > 0 {
-			return append(append([]byte{v[0]}, "***"...), v[at:]...)
+		// By characters, not bytes: a value found in full-width or
+		// another script's digits keeps whole characters.
+		_, first := utf8.DecodeRune(v)
+		if at := atSign(v); at > 0 {
+			return append(append(append([]byte{}, v[:first]...), "***"...), v[at:]...)
 		}
-		if len(v) > 4 {
-			return append(bytes.Repeat([]byte("*"), len(v)-4), v[len(v)-4:]...)
+		if n := utf8.RuneCount(v); n > 4 {
+			tail := len(v)
+			for range 4 {
+				_, k := utf8.DecodeLastRune(v[:tail])
+				tail -= k
+			}
+			return append(bytes.Repeat([]byte("*"), n-4), v[tail:]...)
 		}
 		return []byte("****")
 	case Hash:
@@ -35,4 +44,14 @@ func Apply(method string, key, v []byte) []byte {
 		return []byte("hmac:" + hex.EncodeToString(m.Sum(nil))[:16])
 	}
 	return []byte("[REDACTED]")
+}
+
+// atSign is the offset of the @ of an e-mail address in v, written as
+// @ or full-width ＠, or -1.
+func atSign(v []byte) int {
+	at := bytes.IndexByte(v, '@')
+	if w := bytes.Index(v, []byte("＠")); w >= 0 && (at < 0 || w < at) {
+		return w
+	}
+	return at
 }

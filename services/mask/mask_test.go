@@ -8,6 +8,10 @@ func TestApply(t *testing.T) {
 		{Partial, "alice@example.com", "a***@example.com"},
 		{Partial, "4111111111111111", "************1111"},
 		{Partial, "abc", "****"},
+		{Partial, "４１１１ １１１１ １１１１ １１１１", "***************１１１１"},
+		{Partial, "ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "ｊ***＠ｅｘａｍｐｌｅ．ｃｏｍ"},
+		{Partial, "jürgen@müller.de", "j***@müller.de"},
+		{Partial, "ébé@x.fr", "é***@x.fr"},
 		{Hash, "alice@example.com", "hmac:"},
 	} {
 		got := string(Apply(c.method, []byte("k"), []byte(c.in)))
