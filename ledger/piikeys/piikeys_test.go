@@ -19,6 +19,20 @@ import (
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
+// openStore opens the key store on a JetStream server of its own, with a
+// context that ends with the test or two minutes.
+func openStore(t *testing.T) (context.Context, jetstream.JetStream, *piikeys.Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	_, js := natstest.Start(t).Connect(t)
+	st, err := piikeys.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, js, st
+}
+
 func TestSealUnsealErase(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -159,14 +173,7 @@ func jsonString(b []byte) string {
 // its canonical forms, within one tenant; an erased subject is not found,
 // and erasure leaves no entry of theirs.
 func TestSealers(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	srv := natstest.Start(t)
-	_, js := srv.Connect(t)
-	st, err := piikeys.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, js, st := openStore(t)
 	seal := func(tenant, subject, email string) string {
 		tok, err := st.Seal(ctx, tenant, "https://idp", subject, "actor.email", email)
 		if err != nil {

@@ -141,8 +141,17 @@ func newPIIRig(t *testing.T, users []oidcdev.User) *piiRig {
 // call sends one request to the API as the holder of token.
 func (x *piiRig) call(t *testing.T, method, path, token, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, x.srv.URL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
+	return callAPI(t, x.srv.URL, method, path, token, body)
+}
+
+// callAPI sends one request to the API at base, as the holder of token
+// when there is one, and returns the status and body.
+func callAPI(t *testing.T, base, method, path, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
