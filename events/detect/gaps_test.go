@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"encoding/binary"
+	"math/big"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -232,4 +234,64 @@ func TestUUIDsAreNotCards(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 100000 random UUIDs taken for a card number", hit)
+}
+
+// TestNumericIDFalsePositives measures how often a random numeric id of
+// 16 to 24 digits (an order id, a ticket number) is taken for a card
+// number, alone and inside text, for ids whose first digit is any of 1–9
+// and for ids starting with 1 (timestamps, Snowflake-style ids: no card
+// scheme issues numbers starting with 1, so only a shorter window at the
+// end of the run can be taken), and a random UUID written as its 128-bit
+// decimal number. docs/POLICY.md states the figures: run with
+// -v to see them.
+func TestNumericIDFalsePositives(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const N = 20000
+	id := func(n int, first byte) string {
+		b := make([]byte, n)
+		b[0] = first
+		if first == 0 {
+			b[0] = byte('1' + r.IntN(9))
+		}
+		for i := 1; i < n; i++ {
+			b[i] = byte('0' + r.IntN(10))
+		}
+		return string(b)
+	}
+	taken := func(s string) bool { _, c := Scrub(s); return c != nil }
+	for n := 16; n <= 24; n++ {
+		var any, inText, one int
+		for range N {
+			v := id(n, 0)
+			if taken(v) {
+				any++
+			}
+			if taken("order " + v + " shipped") {
+				inText++
+			}
+			if taken(id(n, '1')) {
+				one++
+			}
+		}
+		pct := func(k int) float64 { return 100 * float64(k) / N }
+		t.Logf("%d digits: %.1f%% taken (%.1f%% inside text); starting with 1: %.2f%%", n, pct(any), pct(inText), pct(one))
+		if pct(any) > 16 || any != inText {
+			t.Errorf("%d digits: %.1f%% alone, %.1f%% inside text: want at most 16%%, and the same", n, pct(any), pct(inText))
+		}
+		if pct(one) > 9 {
+			t.Errorf("%d digits starting with 1: %.1f%% taken, want at most 9%% (only windows at the end can be)", n, pct(one))
+		}
+	}
+	uuids := 0
+	for range N {
+		var u big.Int
+		u.SetBytes(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, r.Uint64()), r.Uint64()))
+		if taken("id " + u.String()) {
+			uuids++
+		}
+	}
+	t.Logf("UUIDs as decimal numbers: %d of %d taken", uuids, N)
+	if uuids != 0 {
+		t.Errorf("%d UUIDs written as decimal numbers taken for a card number", uuids)
+	}
 }
