@@ -47,6 +47,12 @@ type run struct {
 	m       *evidence.Manifest
 	t0      time.Time
 	verifer *ledger.NoteVerifier
+	// The log as sealed, its clock and the projection's config, for
+	// tests that seal more; buildStore, when set, is read by build.
+	log        *ledger.Log
+	now        *time.Time
+	pcfg       projections.Config
+	buildStore ledger.SegmentStore
 }
 
 func sampleEvents(t *testing.T) [][]byte {
@@ -113,7 +119,7 @@ func newRunOn(t *testing.T, store ledger.SegmentStore, t0 time.Time, retention t
 	}
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	ss, _ := ssh.NewSignerFromKey(priv)
-	return &run{db: db, signer: ss, vkey: vkey, t0: t0, verifer: signer.Verifier()}
+	return &run{db: db, signer: ss, vkey: vkey, t0: t0, verifer: signer.Verifier(), log: l, now: &now, pcfg: cfg}
 }
 
 // On S3 with Object Lock the segments are locked in COMPLIANCE mode and
@@ -152,7 +158,7 @@ func (r *run) build(t *testing.T, tenant string, from, to time.Time) {
 	var buf bytes.Buffer
 	var last [2]uint64
 	r.m, err = evidence.Build(t.Context(), evidence.Config{DB: r.db, Framework: fw, Tenant: tenant, From: from, To: to,
-		Signer: r.signer, LogVKey: r.vkey, Generator: "auditledger test", Progress: func(d, n uint64) { last = [2]uint64{d, n} }}, &buf)
+		Signer: r.signer, LogVKey: r.vkey, Generator: "auditledger test", Progress: func(d, n uint64) { last = [2]uint64{d, n} }, Store: r.buildStore}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
