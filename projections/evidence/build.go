@@ -379,19 +379,7 @@ func (b *builder) retention(ctx context.Context, w io.Writer, a uint64) error {
 			if c == nil {
 				continue
 			}
-			proof, err := b.read.InclusionProof(ctx, e.Index, a)
-			if err != nil {
-				return fmt.Errorf("record %d: inclusion proof at size %d: %w", e.Index, a, err)
-			}
-			l := RetentionLine{Index: e.Index, Record: base64.StdEncoding.EncodeToString(e.Record()), Proof: make([]string, len(proof))}
-			for j, h := range proof {
-				l.Proof[j] = h.Base64()
-			}
-			line, err := json.Marshal(&l)
-			if err != nil {
-				return err
-			}
-			if _, err := w.Write(append(line, '\n')); err != nil {
+			if err := b.provenLine(ctx, w, e, a); err != nil {
 				return err
 			}
 		}
@@ -400,6 +388,25 @@ func (b *builder) retention(ctx context.Context, w io.Writer, a uint64) error {
 		}
 		f.After = page.Next
 	}
+}
+
+// provenLine writes e's record whole as a line of retention.jsonl or
+// legal-holds.jsonl (RetentionLine), with its inclusion proof at size.
+func (b *builder) provenLine(ctx context.Context, w io.Writer, e *projections.Event, size uint64) error {
+	proof, err := b.read.InclusionProof(ctx, e.Index, size)
+	if err != nil {
+		return fmt.Errorf("record %d: inclusion proof at size %d: %w", e.Index, size, err)
+	}
+	l := RetentionLine{Index: e.Index, Record: base64.StdEncoding.EncodeToString(e.Record()), Proof: make([]string, len(proof))}
+	for j, h := range proof {
+		l.Proof[j] = h.Base64()
+	}
+	line, err := json.Marshal(&l)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(line, '\n'))
+	return err
 }
 
 // events writes the tenant's events of [a, z) as JSON lines, each event's

@@ -126,12 +126,7 @@ func newRunOn(t *testing.T, store ledger.SegmentStore, t0 time.Time, retention t
 // the bundle verifies without --allow-unlocked; a retention longer than
 // the locks is refused.
 func TestBundleOnObjectLock(t *testing.T) {
-	srv := versitygw.Start(t)
-	store, err := s3.New(t.Context(), s3.Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket(t), Prefix: "log", Insecure: true,
-		AccessKey: versitygw.AccessKey, SecretKey: versitygw.SecretKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := lockedStore(t)
 	t0 := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
 	r := newRunOn(t, store, t0, 24*time.Hour)
 	r.build(t, "acme", t0.Add(90*time.Minute), t0.Add(150*time.Minute))
@@ -147,6 +142,18 @@ func TestBundleOnObjectLock(t *testing.T) {
 	if _, err := evidence.Verify(bytes.NewReader(r.bundle), int64(len(r.bundle)), opts); err == nil || !strings.Contains(err.Error(), "less than the retention") {
 		t.Errorf("a retention longer than the locks: %v", err)
 	}
+}
+
+// lockedStore is an S3 store with Object Lock on a versitygw of its own.
+func lockedStore(t *testing.T) *s3.Store {
+	t.Helper()
+	srv := versitygw.Start(t)
+	store, err := s3.New(t.Context(), s3.Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket(t), Prefix: "log", Insecure: true,
+		AccessKey: versitygw.AccessKey, SecretKey: versitygw.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
 
 func (r *run) build(t *testing.T, tenant string, from, to time.Time) {

@@ -3,7 +3,6 @@ package evidence
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,19 +123,7 @@ func (b *builder) legalHolds(ctx context.Context, w io.Writer, a, z, asOf uint64
 			if !ok || h.From >= z || h.To < a {
 				continue
 			}
-			proof, err := b.read.InclusionProof(ctx, e.Index, asOf)
-			if err != nil {
-				return fmt.Errorf("record %d: inclusion proof at size %d: %w", e.Index, asOf, err)
-			}
-			l := LegalHoldLine{Index: e.Index, Record: base64.StdEncoding.EncodeToString(e.Record()), Proof: make([]string, len(proof))}
-			for j, p := range proof {
-				l.Proof[j] = p.Base64()
-			}
-			line, err := json.Marshal(&l)
-			if err != nil {
-				return err
-			}
-			if _, err := w.Write(append(line, '\n')); err != nil {
+			if err := b.provenLine(ctx, w, e, asOf); err != nil {
 				return err
 			}
 			fold.holds = append(fold.holds, holdPoint{index: e.Index, set: typ == events.LegalHoldSet, from: h.From, to: h.To})

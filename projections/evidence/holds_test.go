@@ -13,10 +13,8 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
-	"github.com/auditledger/auditledger/ledger/s3"
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/projections/evidence"
-	"github.com/auditledger/auditledger/test/versitygw"
 )
 
 // Legal holds on versitygw: a hold set after the period on segments of
@@ -27,12 +25,7 @@ import (
 // records, fails; a recorded release verifies with nothing held.
 func TestBundleLegalHolds(t *testing.T) {
 	ctx := t.Context()
-	srv := versitygw.Start(t)
-	store, err := s3.New(ctx, s3.Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket(t), Prefix: "log", Insecure: true,
-		AccessKey: versitygw.AccessKey, SecretKey: versitygw.SecretKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := lockedStore(t)
 	t0 := time.Now().Add(-5 * time.Hour).Truncate(time.Second)
 	r := newRunOn(t, store, t0, 24*time.Hour)
 	spans, err := ledger.Spans(ctx, store, 0, ledger.ToEnd)
