@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -146,6 +147,22 @@ func TestErasureEndToEnd(t *testing.T) {
 	if out := logged(true); !strings.Contains(out, "alice <"+aliceMail+">") || !strings.Contains(out, "bob <bob@dev.auditledger.local>") {
 		t.Errorf("log --open does not show the e-mails:\n%s", out)
 	}
+	// tail --open, on the live records, likewise.
+	tail := exec.Command(binary, "tail", "--nats", d.nats, "--nkey", filepath.Join(keysDir, "reader.nk"), "--from-index", "0", "--type", "command.executed", "--open")
+	tail.Env = append(os.Environ(), carolEnv...)
+	var tailOut, tailErr lockedBuffer
+	tail.Stdout, tail.Stderr = &tailOut, &tailErr
+	if err := tail.Start(); err != nil {
+		t.Fatal(err)
+	}
+	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		if !strings.Contains(tailOut.String(), "alice <"+aliceMail+">") {
+			return fmt.Errorf("tail --open shows:\n%s\nstderr:\n%s", tailOut.String(), tailErr.String())
+		}
+		return nil
+	})
+	tail.Process.Kill()
+	tail.Wait()
 
 	// The key's bytes are in the bus's store before the erasure.
 	nc, err := nats.Connect(d.nats, natstest.RoleOptions(t, keysDir, bus.Admin)...)
