@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,8 +18,9 @@ import (
 // TestResponseMaskingReadsFolded: values a mask rule's detectors find in
 // a response, written in full-width digits, another script's digits or
 // split by Unicode spaces and dashes, inside longer text, are masked by
-// both gateways as the plain values are: a PostgreSQL result value and
-// an HTTP plain-text body, read by psql and curl.
+// both gateways as the plain values are: a PostgreSQL result value, an
+// HTTP plain-text body and a string inside a JSON body, read by psql and
+// curl.
 func TestResponseMaskingReadsFolded(t *testing.T) {
 	values := []string{
 		"４１１１ １１１１ １１１１ １１１１",                // full-width digits, ASCII spaces
@@ -29,6 +31,12 @@ func TestResponseMaskingReadsFolded(t *testing.T) {
 	}
 	text := "note: pay with " + strings.Join(values, " then ") + " now"
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/note.json" {
+			w.Header().Set("Content-Type", "application/json")
+			b, _ := json.Marshal(map[string]string{"note": text})
+			w.Write(b)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, text)
 	}))
@@ -59,14 +67,22 @@ func TestResponseMaskingReadsFolded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("psql: %v\n%s", err, pgOut)
 	}
-	curl := exec.Command("curl", "-sS", "--fail-with-body", "-H", "@-", d.http+"/note")
-	curl.Stdin = strings.NewReader("Authorization: Bearer " + alice + "\n")
-	httpOut, err := curl.Output()
-	if err != nil {
-		t.Fatalf("curl: %v\n%s", err, httpOut)
+	curl := func(path string) string {
+		t.Helper()
+		c := exec.Command("curl", "-sS", "--fail-with-body", "-H", "@-", d.http+path)
+		c.Stdin = strings.NewReader("Authorization: Bearer " + alice + "\n")
+		out, err := c.Output()
+		if err != nil {
+			t.Fatalf("curl %s: %v\n%s", path, err, out)
+		}
+		return string(out)
+	}
+	var js struct{ Note string }
+	if err := json.Unmarshal([]byte(curl("/note.json")), &js); err != nil {
+		t.Fatal(err)
 	}
 	want := "note: pay with " + strings.TrimSuffix(strings.Repeat("[REDACTED] then ", len(values)), " then ") + " now"
-	for name, got := range map[string]string{"postgres proxy": strings.TrimSpace(string(pgOut)), "http proxy": string(httpOut)} {
+	for name, got := range map[string]string{"postgres proxy": strings.TrimSpace(string(pgOut)), "http proxy, text": curl("/note"), "http proxy, a JSON string": js.Note} {
 		if got != want {
 			t.Errorf("%s response:\n got %q\nwant %q", name, got, want)
 		}

@@ -1,6 +1,7 @@
 // Package mask holds the mask methods (redact, partial, keyed hash) both
-// proxies apply to values in responses that a policy names. The value
-// detectors that find such values live in events/detect.
+// proxies apply to values in responses that a policy names, and Scrub,
+// which applies them to what a policy's detectors find. The value
+// detectors live in events/detect.
 package mask
 
 import (
@@ -9,6 +10,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"unicode/utf8"
+
+	"github.com/auditledger/auditledger/events/detect"
 )
 
 // Methods.
@@ -54,4 +57,33 @@ func atSign(v []byte) int {
 		return w
 	}
 	return at
+}
+
+// Scrub masks what a policy's detectors find in v: v as a whole, else
+// each value inside it that events/detect finds (detect.ScrubText: a card
+// number in a longer text, in full-width digits, split by Unicode
+// spaces). rule says which of the policy's rules, if any, detects a value
+// (ok false: none), and the method that rule masks with; key is the
+// HMAC key of Hash. It returns v masked, the first rule applied, and
+// whether any was; v itself when none was.
+func Scrub[R any](v, key []byte, rule func(v []byte) (r R, method string, ok bool)) ([]byte, R, bool) {
+	if r, method, ok := rule(v); ok {
+		return Apply(method, key, v), r, true
+	}
+	var first R
+	found := false
+	out, n := detect.ScrubText(string(v), func(part []byte) ([]byte, bool) {
+		r, method, ok := rule(part)
+		if !ok {
+			return nil, false
+		}
+		if !found {
+			first, found = r, true
+		}
+		return Apply(method, key, part), true
+	})
+	if n == 0 {
+		return v, first, false
+	}
+	return []byte(out), first, true
 }
