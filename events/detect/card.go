@@ -63,11 +63,15 @@ func issued(d []byte) bool {
 		return n == 16
 	case p4 == 5041 || p4 == 5066 || p4 == 5067 || p3 == 509 || p4 == 6362 || p4 == 6363: // Elo
 		return n == 16
-	case d[0] == '1': // UATP
-		return n == 15
 	}
 	return false
 }
+
+// uatp reports whether the digits d (ASCII) are a UATP number's length
+// and prefix: 15 digits starting with 1. It is judged for a whole value
+// only, never as a window of a longer run: timestamps in microseconds
+// and nanoseconds and Snowflake-style ids start with 1 too.
+func uatp(d []byte) bool { return len(d) == 15 && d[0] == '1' }
 
 // luhn reports whether the digits d (ASCII) pass the Luhn check.
 func luhn(d []byte) bool {

@@ -428,7 +428,7 @@ func sealedField(s string) bool {
 // would (cardsIn). Text reads the digits inside such a word as part of an
 // identifier; a whole string of that shape outside the places digests
 // are written (digestAt) is a value someone chose, and its digits are
-// read. About 0.2 % of random 64-digit hex strings hold one
+// read. About 0.12 % of random 64-digit hex strings hold one
 // (TestEventFalsePositives): such a string in a free member is refused.
 func hexWordCard(s string) bool {
 	if len(s) < 32 || len(s) > 256 {

@@ -107,7 +107,7 @@ func scan(text string, round int) ([]match, []string) {
 	spans := make([]match, 0, len(s.found))
 	for _, f := range s.found {
 		lo, hi := v.span(text, f.lo, f.hi)
-		spans = append(spans, match{lo, hi, f.detector})
+		spans = append(spans, match{lo: lo, hi: hi, detector: f.detector})
 	}
 	all := s.all
 	if round >= maxPercentRounds || !hasPercent(text) {
@@ -116,7 +116,7 @@ func scan(text string, round int) ([]match, []string) {
 	d, from, to := percentDecode(text)
 	sub, _ := scan(d, round+1)
 	for _, f := range sub {
-		m := match{from[f.lo], to[f.hi-1], f.detector}
+		m := match{lo: from[f.lo], hi: to[f.hi-1], detector: f.detector}
 		merged := false
 		for i := range spans {
 			if spans[i].lo < m.hi && m.lo < spans[i].hi {
@@ -191,16 +191,35 @@ type scrubber struct {
 	depth int      // how many times b was decoded from hex or base64
 	found []match  // by offset, apart
 	all   []string // the detector of every value found, in order found
+	// accept, when not nil, decides each value found, given where it
+	// stands in b (covering any value found before that it overlaps): it
+	// returns the value's replacement and true to take it, or false to
+	// leave it, so that later passes may still find values inside it.
+	accept func(lo, hi int) ([]byte, bool)
 }
 
 type match struct {
 	lo, hi   int
 	detector string
+	repl     []byte // accept's replacement; nil without accept
 }
 
 // claim records the value at [lo, hi) found by detector; a value that
-// covers values found before replaces them (a private key's body).
-func (s *scrubber) claim(lo, hi int, detector string) {
+// covers values found before replaces them (a private key's body). It
+// reports whether the value was taken (see accept).
+func (s *scrubber) claim(lo, hi int, detector string) bool {
+	for _, f := range s.found {
+		if f.lo < hi && lo < f.hi {
+			lo, hi = min(lo, f.lo), max(hi, f.hi)
+		}
+	}
+	var repl []byte
+	if s.accept != nil {
+		var ok bool
+		if repl, ok = s.accept(lo, hi); !ok {
+			return false
+		}
+	}
 	s.all = append(s.all, detector)
 	kept := s.found[:0]
 	at := -1
@@ -210,16 +229,15 @@ func (s *scrubber) claim(lo, hi int, detector string) {
 				at = len(kept)
 			}
 			kept = append(kept, f)
-		} else {
-			lo, hi = min(lo, f.lo), max(hi, f.hi)
 		}
 	}
-	s.found = append(kept[:at+1], append([]match{{lo, hi, detector}}, kept[at+1:]...)...)
+	s.found = append(kept[:at+1], append([]match{{lo, hi, detector, repl}}, kept[at+1:]...)...)
 	s.b[lo] = '['
 	for i := lo + 1; i < hi-1; i++ {
 		s.b[i] = 0
 	}
 	s.b[hi-1] = ']'
+	return true
 }
 
 // free reports whether nothing in [lo, hi) was found yet.
@@ -243,8 +261,7 @@ func (s *scrubber) offer(lo, hi int) {
 
 func (s *scrubber) run() {
 	b := s.b
-	if d := find(b); d != "" {
-		s.claim(0, len(b), d)
+	if d := find(b); d != "" && s.claim(0, len(b), d) {
 		return
 	}
 	// E-mail addresses first: their local part may hold quotes and other
@@ -439,6 +456,22 @@ func decodeToken(b []byte, i, j, end int) (encoded, bool) {
 		return encoded{i, end, d}, true
 	}
 	return encoded{}, false
+}
+
+// encodedWhole is the text v decodes to when v is one token of hex or
+// base64 (encodedTokens) that may hold a value.
+func encodedWhole(v []byte) (string, bool) {
+	j := len(v)
+	for j > 0 && len(v)-j < 2 && v[j-1] == '=' {
+		j--
+	}
+	for _, c := range v[:j] {
+		if !isBase64Char(c) {
+			return "", false
+		}
+	}
+	e, ok := decodeToken(v, 0, j, len(v))
+	return e.text, ok && e.hi == len(v)
 }
 
 func isBase64Char(c byte) bool {

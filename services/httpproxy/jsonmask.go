@@ -27,47 +27,6 @@ type maskKey struct {
 // is not one valid JSON document, so the caller never forwards a body it
 // could not mask.
 func (p *Policy) maskJSON(body []byte) ([]byte, map[maskKey]int, error) {
-	return p.maskJSONAt(body, 0)
-}
-
-// maxJSONInString bounds how deep maskInside reads JSON documents held in
-// strings of JSON documents.
-const maxJSONInString = 4
-
-// maskInside masks the values a rule's detectors find inside s, a string
-// of a JSON document that no rule matches as a whole ("contact
-// jane@example.com today"), as a text/plain body is masked; a string that
-// is itself a JSON document ("{\"email\":\"jane@…\"}") is masked as one,
-// up to maxJSONInString deep. counted is called with the rule of each
-// value masked. ok is false when nothing was.
-func (p *Policy) maskInside(s string, depth int, counted func(*MaskRule)) (string, bool) {
-	if !detect.MayHold(s) && !strings.ContainsAny(s, "{[") {
-		return s, false
-	}
-	if t := strings.TrimSpace(s); depth < maxJSONInString && len(t) > 1 && (t[0] == '{' || t[0] == '[') {
-		if out, inner, err := p.maskJSONAt([]byte(s), depth+1); err == nil {
-			for k, n := range inner {
-				for range n {
-					counted(k.rule)
-				}
-			}
-			return string(out), len(inner) > 0
-		}
-	}
-	n := 0
-	out, _ := detect.ScrubText(s, func(v []byte) ([]byte, bool) {
-		if r := p.detectRule(v); r != nil {
-			counted(r)
-			n++
-			return mask.Apply(r.Method, p.hashKey, v), true
-		}
-		return nil, false
-	})
-	return out, n > 0
-}
-
-// maskJSONAt is maskJSON of a document held in strings depth deep.
-func (p *Policy) maskJSONAt(body []byte, depth int) ([]byte, map[maskKey]int, error) {
 	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(false))
 	var out bytes.Buffer
 	enc := jsontext.NewEncoder(&out, jsontext.AllowDuplicateNames(true))
@@ -89,15 +48,10 @@ func (p *Policy) maskJSONAt(body []byte, depth int) ([]byte, map[maskKey]int, er
 		}
 		if isName {
 			// A member name can carry a value too ({"alice@example.com": …}).
-			if r := p.detectRule([]byte(tok.String())); r != nil {
+			if v, r, ok := p.scrub([]byte(tok.String())); ok {
 				segs := pathOf(dec.StackPointer())
-				tok = jsontext.String(string(mask.Apply(r.Method, p.hashKey, []byte(tok.String()))))
+				tok = jsontext.String(string(v))
 				counts[maskKey{r, p.label(segs[:len(segs)-1]) + ".(name)"}]++
-			} else if m, ok := p.maskInside(tok.String(), depth, func(r *MaskRule) {
-				segs := pathOf(dec.StackPointer())
-				counts[maskKey{r, p.label(segs[:len(segs)-1]) + ".(name)"}]++
-			}); ok {
-				tok = jsontext.String(m)
 			}
 		} else if kind != '{' && kind != '[' && kind != '}' && kind != ']' {
 			segs := pathOf(dec.StackPointer())
@@ -109,15 +63,11 @@ func (p *Policy) maskJSONAt(body []byte, depth int) ([]byte, map[maskKey]int, er
 				}
 				counts[maskKey{r, p.label(segs)}]++
 			} else if kind == '"' || kind == '0' {
-				// Detectors look at numbers too: a card number needs no quotes.
-				v := []byte(tok.String()) // a number's literal text
-				if r := p.detectRule(v); r != nil {
-					tok = jsontext.String(string(mask.Apply(r.Method, p.hashKey, v)))
+				// Detectors look at numbers too: a card number needs no
+				// quotes; and inside a longer string.
+				if v, r, ok := p.scrub([]byte(tok.String())); ok { // a number's literal text
+					tok = jsontext.String(string(v))
 					counts[maskKey{r, p.label(segs)}]++
-				} else if kind == '"' {
-					if m, ok := p.maskInside(string(v), depth, func(r *MaskRule) { counts[maskKey{r, p.label(segs)}]++ }); ok {
-						tok = jsontext.String(m)
-					}
 				}
 			}
 		}
@@ -167,6 +117,17 @@ func (p *Policy) fieldRule(segs []string) *MaskRule {
 		}
 	}
 	return nil
+}
+
+// scrub masks what the policy's detectors find in v, the whole of it or
+// inside it (mask.Scrub); r is the first rule applied.
+func (p *Policy) scrub(v []byte) ([]byte, *MaskRule, bool) {
+	return mask.Scrub(v, p.hashKey, func(v []byte) (*MaskRule, string, bool) {
+		if r := p.detectRule(v); r != nil {
+			return r, r.Method, true
+		}
+		return nil, "", false
+	})
 }
 
 func (p *Policy) detectRule(v []byte) *MaskRule {
