@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -42,6 +43,7 @@ func TestInEventFailsClosed(t *testing.T) {
 		{actor(`"subject":"u1","email":"pii1.4111111111111111"`), Match{"actor.email", "credit_card"}},
 		{actor(`"subject":"u1","email":"pii1.jane@example.com"`), Match{"actor.email", "email"}},
 		{actor(`"subject":"u1","email":"` + sealed + `@x"`), Match{"actor.email", "email"}},
+		{actor(`"subject":"u1","email":"pii1.` + pseudonym + `.` + base64.RawURLEncoding.EncodeToString([]byte("jane.roe@example.com, of the accounts team")) + `"`), Match{"actor.email", "email"}},
 		{actor(`"subject":"u1","4111111111111111":"x"`), Match{`actor["[REDACTED:credit_card]"]`, "credit_card"}},
 		// Digests: exempt where they are written, in their exact form.
 		{payload(`{"note":"` + d + `"}`), Match{"payload.note", "credit_card"}},

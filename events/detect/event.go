@@ -407,8 +407,8 @@ func lowerHex(s string, n int) bool {
 
 // sealedField reports whether s is a sealed field in its exact form
 // (docs/FORMAT.md §1.6): "pii1.", a pseudonym of 32 lower-case hex
-// digits, ".", and base64url without padding of at least 28 bytes, at
-// most 1,441 characters in all.
+// digits, ".", and base64url without padding of at least 28 bytes that
+// are not printable text, at most 1,441 characters in all.
 func sealedField(s string) bool {
 	rest, ok := strings.CutPrefix(s, sealedPrefix)
 	if !ok || len(s) > 1441 || len(rest) < 33+38 || rest[32] != '.' || !lowerHex(rest[:32], 32) {
@@ -419,7 +419,10 @@ func sealedField(s string) bool {
 			return false
 		}
 	}
-	return len(rest[33:])%4 != 1 // no base64 text has that length
+	// Ciphertext is random bytes: one that decodes to text is text
+	// written in the sealed form (pii1.….<base64 of an address>).
+	_, text := base64Text([]byte(rest[33:]))
+	return len(rest[33:])%4 != 1 && !text // no base64 text has that length
 }
 
 // hexWordCard reports whether s is a hex word of a digest's size or more

@@ -96,8 +96,9 @@ const maxPercentRounds = 4
 // scan returns the values the detectors find in text, as offsets into
 // it, in order and apart, and the detector of each value found (all, in
 // the order found, as scrubber.all). Text holding percent-encoding
-// (%40, %2C) is also read decoded, as whatever reads it next may decode
-// it (jane%40example.com, 4111%201111%20…), up to maxPercentRounds times
+// (%40, %2C) or string escapes (\u0040, \x40) is also read decoded, as
+// whatever reads it next may decode it (jane%40example.com,
+// 4111%201111%20…, jane\u0040example.com), up to maxPercentRounds times
 // (jane%2540…): what either reading finds is replaced, over the
 // characters as written.
 func scan(text string, round int) ([]match, []string) {
@@ -147,33 +148,68 @@ func mergeSpans(spans []match) []match {
 	return out
 }
 
-// hasPercent reports whether text holds a percent-encoded byte (%XX).
+// hasPercent reports whether text holds an escape percentDecode decodes.
 func hasPercent(text string) bool {
-	for i := strings.IndexByte(text, '%'); i >= 0 && i+2 < len(text); {
-		if hexValue(text[i+1]) >= 0 && hexValue(text[i+2]) >= 0 {
-			return true
+	for i := 0; i < len(text); i++ {
+		if c := text[i]; c == '%' || c == '\\' {
+			if _, n := escapeAt(text[i:]); n > 0 {
+				return true
+			}
 		}
-		j := strings.IndexByte(text[i+1:], '%')
-		if j < 0 {
-			return false
-		}
-		i += 1 + j
 	}
 	return false
 }
 
-// percentDecode decodes every %XX in text; from[i] and to[i] are where
-// the text that byte i of the result comes from starts and ends.
+// escapeAt decodes the escape text starts with, and returns its length:
+// %XX (percent-encoding, RFC 3986), \uXXXX (JSON, JavaScript, Java and
+// Python strings; not a surrogate half) or \xHH (C, Python, PostgreSQL
+// escape strings); n is 0 when text does not start with one.
+func escapeAt(text string) ([]byte, int) {
+	hex := func(s string) (int, bool) {
+		v := 0
+		for i := 0; i < len(s); i++ {
+			d := hexValue(s[i])
+			if d < 0 {
+				return 0, false
+			}
+			v = v<<4 | d
+		}
+		return v, true
+	}
+	switch {
+	case len(text) >= 3 && text[0] == '%':
+		if v, ok := hex(text[1:3]); ok {
+			return []byte{byte(v)}, 3
+		}
+	case len(text) >= 6 && text[0] == '\\' && text[1] == 'u':
+		if v, ok := hex(text[2:6]); ok && (v < 0xd800 || v > 0xdfff) {
+			return utf8.AppendRune(nil, rune(v)), 6
+		}
+	case len(text) >= 4 && text[0] == '\\' && text[1] == 'x':
+		if v, ok := hex(text[2:4]); ok {
+			return []byte{byte(v)}, 4
+		}
+	}
+	return nil, 0
+}
+
+// percentDecode decodes every escape escapeAt reads in text; from[i] and
+// to[i] are where the text that byte i of the result comes from starts
+// and ends.
 func percentDecode(text string) (string, []int, []int) {
 	b := make([]byte, 0, len(text))
 	from := make([]int, 0, len(text))
 	to := make([]int, 0, len(text))
 	for i := 0; i < len(text); {
-		if text[i] == '%' && i+2 < len(text) && hexValue(text[i+1]) >= 0 && hexValue(text[i+2]) >= 0 {
-			b = append(b, byte(hexValue(text[i+1])<<4|hexValue(text[i+2])))
-			from, to = append(from, i), append(to, i+3)
-			i += 3
-			continue
+		if c := text[i]; c == '%' || c == '\\' {
+			if d, n := escapeAt(text[i:]); n > 0 {
+				for _, c := range d {
+					b = append(b, c)
+					from, to = append(from, i), append(to, i+n)
+				}
+				i += n
+				continue
+			}
 		}
 		b = append(b, text[i])
 		from, to = append(from, i), append(to, i+1)
@@ -483,7 +519,12 @@ func hexText(tok []byte) (string, bool) {
 	if len(tok)%2 != 0 {
 		return "", false
 	}
-	d := make([]byte, len(tok)/2)
+	var buf [128]byte // most tokens stop within it, on the stack
+	d := buf[:0]
+	if len(tok)/2 > len(buf) {
+		d = make([]byte, 0, len(tok)/2)
+	}
+	d = d[:len(tok)/2]
 	lower, upper := false, false
 	for k := 0; k < len(tok); k += 2 {
 		hi, lo := hexValue(tok[k]), hexValue(tok[k+1])
@@ -510,7 +551,8 @@ func base64Text(tok []byte) (string, bool) {
 	if len(tok) < 16 || len(tok)%4 == 1 {
 		return "", false
 	}
-	d := make([]byte, 0, len(tok)*3/4)
+	var buf [128]byte // most tokens stop within it, on the stack
+	d := buf[:0]
 	var acc uint32
 	bits := 0
 	for k, c := range tok {
