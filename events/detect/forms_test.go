@@ -100,6 +100,11 @@ func TestScrubFindsEncodedValues(t *testing.T) {
 			t.Errorf("Scrub(%q) counts %v, want %d; MayHold %v", c.in, counts, n, MayHold(c.in))
 		}
 	}
+	// As a whole value, for a mask rule's detector.
+	if !Detect("email", []byte(enc(base64.StdEncoding.EncodeToString, email))) || !Detect("credit_card", []byte(enc(hex.EncodeToString, card))) ||
+		Detect("credit_card", []byte(enc(base64.StdEncoding.EncodeToString, email))) || Detect("email", []byte(enc(base64.StdEncoding.EncodeToString, "hello world, nothing"))) {
+		t.Error("Detect does not read a whole encoded token as its text")
+	}
 	// The false-positive rate on random tokens of those alphabets.
 	r := rand.New(rand.NewPCG(5, 6))
 	alphabets := map[string]string{"hex": "0123456789abcdef", "base64": "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"}

@@ -1,6 +1,7 @@
 package httpproxy_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -23,9 +24,9 @@ mask:
 
 // TestJSONResponseMaskedInsideStrings: a response's JSON strings are
 // masked where a detector finds a value inside them (a sentence holding
-// an address, a card number after a word), and a JSON document held in a
-// string is masked as one, as a text/plain body is; curl receives none
-// of the values.
+// an address, a card number after a word, a JSON document held in a
+// string), and an address written in base64 is masked as the address;
+// curl receives none of the values.
 func TestJSONResponseMaskedInsideStrings(t *testing.T) {
 	card := strings.ReplaceAll(gatewaytest.Card(t), " ", "")
 	email := gatewaytest.Email(t, "jane")
@@ -33,6 +34,7 @@ func TestJSONResponseMaskedInsideStrings(t *testing.T) {
 	doc, _ := json.Marshal(map[string]any{
 		"a": "contact " + email + " today", "b": "card " + card, "e": string(inner),
 		"f": email, "g": []string{"x " + card + " y"}, "h": "nothing here",
+		"i": base64.StdEncoding.EncodeToString([]byte(email)),
 	})
 	up := &upstream{}
 	up.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -55,7 +57,7 @@ func TestJSONResponseMaskedInsideStrings(t *testing.T) {
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("not JSON: %s", out)
 	}
-	if got["a"] != "contact [REDACTED] today" || got["b"] != "card [REDACTED]" || got["f"] != "[REDACTED]" || got["h"] != "nothing here" {
+	if got["a"] != "contact [REDACTED] today" || got["b"] != "card [REDACTED]" || got["f"] != "[REDACTED]" || got["h"] != "nothing here" || got["i"] != "[REDACTED]" {
 		t.Errorf("masked: %s", out)
 	}
 	var in map[string]string
