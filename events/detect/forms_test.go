@@ -128,3 +128,22 @@ func TestScrubFindsEncodedValues(t *testing.T) {
 		}
 	}
 }
+
+// A value found in a decoded reading is handed to ScrubEach's callback
+// decoded, so that its search digest is the one a search for the value
+// computes.
+func TestScrubEachHandsDecodedValues(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"mail jane%40example.com now", "email=jane@example.com"},
+		{`mail jane\u0040example.com now`, "email=jane@example.com"},
+		{"v=" + base64.StdEncoding.EncodeToString([]byte("card 4539578763621486 ok")), "credit_card=4539578763621486"},
+		{"x " + hex.EncodeToString([]byte("jane@example.com")), "email=jane@example.com"},
+		{"plain jane@example.com", "email=jane@example.com"},
+	} {
+		var got []string
+		ScrubEach(c.in, func(d, v string) { got = append(got, d+"="+v) })
+		if strings.Join(got, "|") != c.want {
+			t.Errorf("ScrubEach(%q) found %q, want %q", c.in, got, c.want)
+		}
+	}
+}

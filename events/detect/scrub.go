@@ -60,8 +60,9 @@ var emailIn = regexp.MustCompile(emailPattern)
 func Scrub(text string) (out string, counts map[string]int) { return ScrubEach(text, nil) }
 
 // ScrubEach is Scrub, and calls found (when not nil) with each value it
-// replaces, as written in text, and the detector that found it, in the
-// order they stand: so that a gateway records the value's keyed search
+// replaces, as written in text (decoded, when it was found in a decoded
+// reading: jane%40example.com is jane@example.com), and the detector
+// that found it, in the order they stand: so that a gateway records the value's keyed search
 // digest (docs/FORMAT.md §1.5). found MUST NOT keep the value longer than
 // it takes to digest it.
 func ScrubEach(text string, found func(detector, value string)) (out string, counts map[string]int) {
@@ -77,7 +78,11 @@ func ScrubEach(text string, found func(detector, value string)) (out string, cou
 	last := 0
 	for _, f := range spans {
 		if found != nil {
-			found(f.detector, text[f.lo:f.hi])
+			v := text[f.lo:f.hi]
+			if f.value != "" {
+				v = f.value // as a reader decodes it, so a search finds it
+			}
+			found(f.detector, v)
 		}
 		sb.WriteString(text[last:f.lo])
 		sb.WriteString(Placeholder(f.detector))
@@ -108,7 +113,7 @@ func scan(text string, round int) ([]match, []string) {
 	spans := make([]match, 0, len(s.found))
 	for _, f := range s.found {
 		lo, hi := v.span(text, f.lo, f.hi)
-		spans = append(spans, match{lo: lo, hi: hi, detector: f.detector})
+		spans = append(spans, match{lo: lo, hi: hi, detector: f.detector, value: f.value})
 	}
 	all := s.all
 	if round >= maxPercentRounds || !hasPercent(text) {
@@ -117,7 +122,10 @@ func scan(text string, round int) ([]match, []string) {
 	d, from, to := percentDecode(text)
 	sub, _ := scan(d, round+1)
 	for _, f := range sub {
-		m := match{lo: from[f.lo], hi: to[f.hi-1], detector: f.detector}
+		m := match{lo: from[f.lo], hi: to[f.hi-1], detector: f.detector, value: f.value}
+		if m.value == "" {
+			m.value = d[f.lo:f.hi]
+		}
 		merged := false
 		for i := range spans {
 			if spans[i].lo < m.hi && m.lo < spans[i].hi {
@@ -238,6 +246,10 @@ type match struct {
 	lo, hi   int
 	detector string
 	repl     []byte // accept's replacement; nil without accept
+	// value is the value as a reader decodes it when it was found in a
+	// decoded reading of the text (percent-encoding, escapes, hex,
+	// base64), for its search digest; empty when found as written.
+	value string
 }
 
 // claim records the value at [lo, hi) found by detector; a value that
@@ -267,7 +279,7 @@ func (s *scrubber) claim(lo, hi int, detector string) bool {
 			kept = append(kept, f)
 		}
 	}
-	s.found = append(kept[:at+1], append([]match{{lo, hi, detector, repl}}, kept[at+1:]...)...)
+	s.found = append(kept[:at+1], append([]match{{lo: lo, hi: hi, detector: detector, repl: repl}}, kept[at+1:]...)...)
 	s.b[lo] = '['
 	for i := lo + 1; i < hi-1; i++ {
 		s.b[i] = 0
@@ -408,9 +420,21 @@ func (s *scrubber) run() {
 			if !s.free(t.lo, t.hi) {
 				continue
 			}
-			sub := scrubber{b: []byte(t.text), depth: s.depth + 1}
-			if sub.run(); len(sub.all) > 0 {
-				s.claim(t.lo, t.hi, sub.all[0])
+			sv := newView(t.text)
+			sub := scrubber{b: sv.b, depth: s.depth + 1}
+			if sub.run(); len(sub.all) == 0 || !s.claim(t.lo, t.hi, sub.all[0]) {
+				continue
+			}
+			f := sub.found[0]
+			lo, hi := sv.span(t.text, f.lo, f.hi)
+			v := t.text[lo:hi]
+			if f.value != "" {
+				v = f.value
+			}
+			for i := range s.found {
+				if s.found[i].lo <= t.lo && t.hi <= s.found[i].hi && s.found[i].value == "" {
+					s.found[i].value = v
+				}
 			}
 		}
 	}
