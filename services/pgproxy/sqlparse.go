@@ -49,6 +49,10 @@ type analysis struct {
 	// paramCols maps bind parameters ($n) to the columns they are
 	// compared with or assigned to; those columns are in compared too.
 	paramCols map[int32][]string
+	// pairs are the valuePairs without their offsets, for maskedParams
+	// (which follows the names linked to a masked column); their names
+	// are in compared too.
+	pairs []valuePair
 	// textSQL lists the calls of functions that run a query given as
 	// text or read whole tables (textSQLFuncs).
 	textSQL []string
@@ -176,7 +180,10 @@ func analyze(sql string) *analysis {
 		return a
 	}
 	fp, fperr := pg.FingerprintToUInt64(sql)
-	if fperr == nil {
+	// A fingerprint does not tell a bind parameter from a constant
+	// (name = $1, name = 'x'): a text that may hold one is not looked
+	// up by its tree, whose analysis would lack its parameters.
+	if fperr == nil && !strings.Contains(sql, "$") {
 		parseCache.Lock()
 		a, ok = parseCache.byTree[fp]
 		parseCache.Unlock()
@@ -272,6 +279,8 @@ func parse(sql string) *analysis {
 	if consts {
 		for _, vp := range valuePairs(tree) {
 			a.compared = append(a.compared, vp.cols...)
+			a.compared = append(a.compared, vp.peers...)
+			a.pairs = append(a.pairs, valuePair{cols: vp.cols, params: vp.params, peers: vp.peers})
 			for _, n := range vp.params {
 				if a.paramCols == nil {
 					a.paramCols = map[int32][]string{}
@@ -856,26 +865,57 @@ func prune(m protoreflect.Message, f func(protoreflect.Message) bool) {
 // valuePair is a constant written against columns: compared with them
 // (email = 'x', card IN (…), card LIKE '4111%', CASE card WHEN …, a
 // function of the column and a string), or assigned to one (UPDATE SET,
-// INSERT (cols) VALUES, ON CONFLICT DO UPDATE SET). locs are the
-// constants' offsets in the text.
+// INSERT (cols) VALUES, ON CONFLICT DO UPDATE SET, a SELECT list item's
+// alias, a column of a VALUES list or subquery named by an alias list).
+// locs are the constants' offsets in the text; peers are the names on
+// the constants' side (name = x): a constant written against a peer of
+// a masked column counts as written against the column (linkedMasked).
 type valuePair struct {
 	cols   []string
 	locs   []int32
 	params []int32 // bind parameters ($n) in the constants' place
+	peers  []string
 }
 
 // valuePairs lists every valuePair in the tree.
 func valuePairs(tree *pg.ParseResult) []valuePair {
 	var out []valuePair
-	add := func(cols []string, locs []int32, params []int32) {
-		if len(cols) > 0 && len(locs)+len(params) > 0 {
-			out = append(out, valuePair{cols, locs, params})
+	add := func(cols []string, val *pg.Node, stringsOnly bool) {
+		locs, params, peers := constsIn(val, stringsOnly), paramsIn(val), columnsIn(nodeMsg(val))
+		if len(cols) > 0 && len(locs)+len(params)+len(peers) > 0 {
+			out = append(out, valuePair{cols, locs, params, peers})
 		}
 	}
 	assign := func(targets []*pg.Node) {
 		for _, t := range targets {
 			if rt := t.GetResTarget(); rt != nil && rt.Name != "" {
-				add([]string{rt.Name}, constsIn(rt.Val, false), paramsIn(rt.Val))
+				add([]string{rt.Name}, rt.Val, false)
+			}
+		}
+	}
+	// positional names the columns of a row source by an alias list:
+	// (VALUES ('Zelda')) v(x), (SELECT 'Zelda') v(x), WITH v(x) AS ….
+	positional := func(q *pg.Node, names []*pg.Node) {
+		sel := q.GetSelectStmt()
+		if sel == nil || len(names) == 0 {
+			return
+		}
+		at := func(i int) []string {
+			if i < len(names) {
+				if s := names[i].GetString_(); s != nil {
+					return []string{s.Sval}
+				}
+			}
+			return nil
+		}
+		for _, row := range sel.ValuesLists {
+			for i, item := range row.GetList().GetItems() {
+				add(at(i), item, false)
+			}
+		}
+		for i, t := range sel.TargetList {
+			if rt := t.GetResTarget(); rt != nil {
+				add(at(i), rt.Val, false)
 			}
 		}
 	}
@@ -886,15 +926,15 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 		visit(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
 			switch x := m.Interface().(type) {
 			case *pg.A_Expr:
-				add(columnsIn(nodeMsg(x.Lexpr)), constsIn(x.Rexpr, false), paramsIn(x.Rexpr))
-				add(columnsIn(nodeMsg(x.Rexpr)), constsIn(x.Lexpr, false), paramsIn(x.Lexpr))
+				add(columnsIn(nodeMsg(x.Lexpr)), x.Rexpr, false)
+				add(columnsIn(nodeMsg(x.Rexpr)), x.Lexpr, false)
 			case *pg.SubLink:
-				add(columnsIn(nodeMsg(x.Testexpr)), constsIn(x.Subselect, false), paramsIn(x.Subselect))
+				add(columnsIn(nodeMsg(x.Testexpr)), x.Subselect, false)
 			case *pg.CaseExpr:
 				if cols := columnsIn(nodeMsg(x.Arg)); len(cols) > 0 {
 					for _, cw := range x.Args {
 						if w := cw.GetCaseWhen(); w != nil {
-							add(cols, constsIn(w.Expr, false), paramsIn(w.Expr))
+							add(cols, w.Expr, false)
 						}
 					}
 				}
@@ -909,7 +949,20 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 						params = append(params, paramsIn(a)...)
 					}
 				}
-				add(cols, locs, params)
+				if len(cols) > 0 && len(locs)+len(params) > 0 {
+					out = append(out, valuePair{cols: cols, locs: locs, params: params})
+				}
+				if len(cols) > 1 {
+					out = append(out, valuePair{cols: cols[:1], peers: cols[1:]})
+				}
+			case *pg.SelectStmt:
+				assign(x.TargetList)
+			case *pg.RangeSubselect:
+				if x.Alias != nil {
+					positional(x.Subquery, x.Alias.Colnames)
+				}
+			case *pg.CommonTableExpr:
+				positional(x.Ctequery, x.Aliascolnames)
 			case *pg.UpdateStmt:
 				assign(x.TargetList)
 			case *pg.OnConflictClause:
@@ -919,17 +972,76 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 				if sel == nil {
 					break
 				}
-				for _, row := range sel.ValuesLists {
+				rows := sel.ValuesLists
+				for _, row := range rows {
 					items := row.GetList().GetItems()
 					for i, c := range x.Cols {
 						if rt := c.GetResTarget(); rt != nil && i < len(items) {
-							add([]string{rt.Name}, constsIn(items[i], false), paramsIn(items[i]))
+							add([]string{rt.Name}, items[i], false)
+						}
+					}
+				}
+				if len(rows) == 0 {
+					// INSERT (cols) SELECT …: the list's items by position.
+					for i, c := range x.Cols {
+						if rt := c.GetResTarget(); rt != nil && i < len(sel.TargetList) {
+							add([]string{rt.Name}, sel.TargetList[i].GetResTarget().GetVal(), false)
 						}
 					}
 				}
 			}
 			return true
 		})
+	}
+	return out
+}
+
+// linkedMasked reports, for each pair, whether its constants are written
+// against a column a mask rule of pol names: directly, or through names
+// compared or assigned together with one (x in name = x AND x =
+// 'Zelda', a VALUES column or an alias compared with one, a PL/pgSQL
+// variable). Names are matched by their last part, letter case ignored:
+// two columns of one name in different tables count as one, which errs
+// towards replacing.
+//
+// extra names count as masked too.
+func linkedMasked(pairs []valuePair, pol *Policy, extra ...string) []bool {
+	parent := map[string]string{}
+	var find func(string) string
+	find = func(n string) string {
+		p, ok := parent[n]
+		if !ok || p == n {
+			return n
+		}
+		r := find(p)
+		parent[n] = r
+		return r
+	}
+	union := func(a, b string) {
+		if ra, rb := find(a), find(b); ra != rb {
+			parent[ra] = rb
+		}
+	}
+	for _, vp := range pairs {
+		names := append(slices.Clone(vp.cols), vp.peers...)
+		for _, n := range names[1:] {
+			union(strings.ToLower(names[0]), strings.ToLower(n))
+		}
+	}
+	masked := map[string]bool{}
+	for _, n := range extra {
+		masked[find(strings.ToLower(n))] = true
+	}
+	for _, vp := range pairs {
+		for _, n := range append(slices.Clone(vp.cols), vp.peers...) {
+			if pol.columnRules([]string{n})[0] != nil {
+				masked[find(strings.ToLower(n))] = true
+			}
+		}
+	}
+	out := make([]bool, len(pairs))
+	for i, vp := range pairs {
+		out[i] = slices.ContainsFunc(vp.cols, func(c string) bool { return masked[find(strings.ToLower(c))] })
 	}
 	return out
 }

@@ -1,0 +1,109 @@
+package pgproxy
+
+import (
+	"strings"
+	"testing"
+)
+
+// Literals inside code — DO and function bodies, EXECUTE strings, a
+// query given to query_to_xml — are judged as the code reads them: a
+// constant written against a masked column is replaced as at top level,
+// and where the code cannot be judged every literal is.
+func TestRedactSQLBodies(t *testing.T) {
+	pol, err := ParsePolicy("p", []byte("version: 1\nmask:\n  - id: m\n    columns: [email, name]\n    method: redact\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const m, u = "[REDACTED:masked_column]", "[REDACTED:unjudged_literal]"
+	for _, c := range []struct{ in, want string }{
+		{"DO $$ BEGIN PERFORM 1 FROM users WHERE email = 'jane@x.org'; END $$",
+			"DO $$ BEGIN PERFORM 1 FROM users WHERE email = '" + m + "'; END $$"},
+		{"DO $$ BEGIN PERFORM 1 FROM users WHERE name = 'Zelda' AND note = 'kept'; END $$",
+			"DO $$ BEGIN PERFORM 1 FROM users WHERE name = '" + m + "' AND note = 'kept'; END $$"},
+		// Through a variable: assigned, declared with a default, SELECT INTO.
+		{"DO $$ DECLARE v text := 'Zelda'; w text; BEGIN w := 'Yorick'; SELECT 'Quinn' INTO w; PERFORM 1 FROM users WHERE name IN (v, w); RAISE NOTICE 'kept'; END $$",
+			"DO $$ DECLARE v text := '" + m + "'; w text; BEGIN w := '" + m + "'; SELECT '" + m + "' INTO w; PERFORM 1 FROM users WHERE name IN (v, w); RAISE NOTICE 'kept'; END $$"},
+		{"DO $$ BEGIN IF (SELECT name FROM users LIMIT 1) = 'Zelda' THEN NULL; END IF; END $$",
+			"DO $$ BEGIN IF (SELECT name FROM users LIMIT 1) = '" + m + "' THEN NULL; END IF; END $$"},
+		// Nested dollar quotes and a quoted EXECUTE string.
+		{"DO $a$ BEGIN EXECUTE $b$SELECT 1 FROM users WHERE name = 'Zelda'$b$; EXECUTE 'SELECT 1 FROM users WHERE email = ''jane@x.org'' AND note = ''kept'''; END $a$",
+			"DO $a$ BEGIN EXECUTE $b$SELECT 1 FROM users WHERE name = '" + m + "'$b$; EXECUTE 'SELECT 1 FROM users WHERE email = ''" + m + "'' AND note = ''kept'''; END $a$"},
+		// EXECUTE … USING binds the value to the masked column.
+		{"DO $$ BEGIN EXECUTE 'SELECT 1 FROM users WHERE name = $1' USING 'Zelda'; END $$",
+			"DO $$ BEGIN EXECUTE 'SELECT 1 FROM users WHERE name = $1' USING '" + m + "'; END $$"},
+		// Built at run time: every literal.
+		{"DO $$ BEGIN EXECUTE 'SELECT 1 FROM users WHERE name = ' || quote_literal('Zelda'); END $$",
+			"DO $$ BEGIN EXECUTE '" + u + "' || quote_literal('" + u + "'); END $$"},
+		// Does not parse: every literal.
+		{"DO $$ BEGIN PERFORM 1 FROM users WHERE name = 'Zelda' garbage; END $$",
+			"DO $$ BEGIN PERFORM '" + u + "' FROM users WHERE name = '" + u + "' garbage; END $$"},
+		// SQL and PL/pgSQL function bodies, quoted or dollar-quoted.
+		{"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT count(*)::int FROM users WHERE name = ''Zelda'''",
+			"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT count(*)::int FROM users WHERE name = ''" + m + "'''"},
+		{"CREATE FUNCTION f(p int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN RETURN (SELECT count(*) FROM users WHERE email = 'jane@x.org' AND p > 1); END $f$",
+			"CREATE FUNCTION f(p int) RETURNS int LANGUAGE plpgsql AS $f$ BEGIN RETURN (SELECT count(*) FROM users WHERE email = '" + m + "' AND p > 1); END $f$"},
+		{"CREATE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN UPDATE users SET name = 'Zelda' WHERE id = 1; END $$",
+			"CREATE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN UPDATE users SET name = '" + m + "' WHERE id = 1; END $$"},
+		// A body in a language the gateway does not read is withheld.
+		{"DO LANGUAGE plpython3u $$ plpy.execute(\"SELECT 1 FROM users WHERE name = 'Zelda'\") $$",
+			"DO LANGUAGE plpython3u $$" + u + "$$"},
+		// SQL given as text.
+		{"SELECT query_to_xml('SELECT 1 FROM users WHERE name = ''Zelda''', true, true, '')",
+			"SELECT query_to_xml('SELECT 1 FROM users WHERE name = ''" + m + "''', true, true, '')"},
+		// Through a row source at top level.
+		{"SELECT 1 FROM users u JOIN (VALUES ('Zelda'), ('Yorick')) v(x) ON u.name = v.x WHERE u.id = 3",
+			"SELECT 1 FROM users u JOIN (VALUES ('" + m + "'), ('" + m + "')) v(x) ON u.name = v.x WHERE u.id = 3"},
+		{"WITH c AS (SELECT 'Zelda' AS n) SELECT 1 FROM users, c WHERE name = c.n",
+			"WITH c AS (SELECT '" + m + "' AS n) SELECT 1 FROM users, c WHERE name = c.n"},
+		// Not unparsable at top level: every literal.
+		{"SELECT 1 FROM users WHERE name = 'Zelda' garbage", "SELECT '" + u + "' FROM users WHERE name = '" + u + "' garbage"},
+	} {
+		got, red := redactSQL(c.in, pol)
+		if got != c.want {
+			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
+		}
+		for _, v := range []string{"Zelda", "jane@x.org", "Yorick", "Quinn"} {
+			if strings.Contains(got, v) {
+				t.Errorf("redactSQL(%q) kept %q", c.in, v)
+			}
+		}
+		if got != c.in && len(red) == 0 {
+			t.Errorf("redactSQL(%q): no redactions", c.in)
+		}
+	}
+	// Without column rules, bodies keep their literals, and what the
+	// detectors find in them is replaced.
+	for _, c := range []struct{ in, want string }{
+		{"DO $$ BEGIN EXECUTE 'DROP ' || 'TABLE victim'; END $$", "DO $$ BEGIN EXECUTE 'DROP ' || 'TABLE victim'; END $$"},
+		{"DO $$ BEGIN PERFORM concat('4111 1111', ' 1111 1111'); END $$", "DO $$ BEGIN PERFORM concat('[REDACTED:credit_card]', '[REDACTED:credit_card]'); END $$"},
+		{"DO $$ BEGIN EXECUTE 'SELECT format(''%s@%s'', ''jane'', ''example.com'')'; END $$",
+			"DO $$ BEGIN EXECUTE 'SELECT format(''[REDACTED:email]'', ''[REDACTED:email]'', ''[REDACTED:email]'')'; END $$"},
+	} {
+		if got, _ := redactSQL(c.in, nil); got != c.want {
+			t.Errorf("redactSQL(%q, no policy)\n = %q\nwant %q", c.in, got, c.want)
+		}
+	}
+}
+
+// A bind parameter compared with a masked column is known as such
+// whatever the proxy saw before: the analysis of the same statement with
+// a constant in its place, which shares its fingerprint, is not taken
+// for its own.
+func TestMaskedParamsAfterConstant(t *testing.T) {
+	pol, err := ParsePolicy("p", []byte("version: 1\nparameters: record\nmask:\n  - id: m\n    columns: [name]\n    method: redact\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	analyze("SELECT 1 FROM people_fp WHERE name = 'Zelda'")
+	if got := maskedParams("SELECT 1 FROM people_fp WHERE name = $1", pol); !got[1] {
+		t.Errorf("maskedParams = %v, want $1", got)
+	}
+	// Linked through a row source.
+	if got := maskedParams("SELECT 1 FROM people_fp p, (VALUES ($1::text)) v(x) WHERE p.name = v.x", pol); !got[1] {
+		t.Errorf("maskedParams through VALUES = %v, want $1", got)
+	}
+	out, _ := pol.recordParams("SELECT 1 FROM people_fp WHERE name = $1", [][]byte{[]byte("Zelda")}, nil, nil)
+	if out[0] != "[REDACTED:masked_column]" {
+		t.Errorf("recorded %v", out)
+	}
+}
