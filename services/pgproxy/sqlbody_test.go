@@ -1,6 +1,7 @@
 package pgproxy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -105,5 +106,68 @@ func TestMaskedParamsAfterConstant(t *testing.T) {
 	out, _ := pol.recordParams("SELECT 1 FROM people_fp WHERE name = $1", [][]byte{[]byte("Zelda")}, nil, nil)
 	if out[0] != "[REDACTED:masked_column]" {
 		t.Errorf("recorded %v", out)
+	}
+}
+
+// Whole-row reads and relation renames are refused by what the relation
+// holds: a masked column, or columns the catalog cannot tell (a name not
+// found, a function's rows); names resolve through aliases, subqueries
+// and CTEs. The cache of analyses keeps names apart that a parse tree's
+// fingerprint would not (aliases, SELECT-list names).
+func TestWholeRowsJudgedByRelation(t *testing.T) {
+	base, err := ParsePolicy("p", []byte("version: 1\nmask:\n  - id: m\n    columns: [email]\n    method: redact\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := map[string][]string{"cards": {"id", "email"}, "plain": {"id", "note"}, "other.plain": {"id", "note"}, "public.cards": {"id", "email"}}
+	pol := base.withRelations(func(r relRef) ([]string, error) {
+		if cols, ok := tables[r.String()]; ok {
+			return cols, nil
+		}
+		return nil, fmt.Errorf("no relation %s", r)
+	})
+	for sql, refused := range map[string]bool{
+		"SELECT row_to_json(p) FROM plain p":                                                  false,
+		"SELECT to_jsonb(plain) FROM plain":                                                   false,
+		"SELECT p FROM plain p":                                                               false,
+		"SELECT row_to_json(p) FROM other.plain p JOIN cards c ON c.id = p.id":                false,
+		"SELECT * FROM plain UNION SELECT * FROM other.plain":                                 false,
+		"WITH w AS (SELECT * FROM plain) SELECT row_to_json(w) FROM w":                        false,
+		"ALTER TABLE plain RENAME TO plain2":                                                  false,
+		"SELECT row_to_json(c) FROM cards c":                                                  true,
+		"SELECT row_to_json(c) FROM public.cards c":                                           true,
+		"SELECT c FROM cards c":                                                               true,
+		"SELECT row_to_json(x) FROM (SELECT * FROM cards) x":                                  true,
+		"WITH w AS (SELECT * FROM cards) SELECT to_jsonb(w) FROM w":                           true,
+		"SELECT row_to_json(j) FROM (plain p JOIN cards c ON true) j":                         true,
+		"SELECT * FROM plain UNION SELECT * FROM cards":                                       true,
+		"SELECT row_to_json(f) FROM generate_series(1, 2) f":                                  true,
+		"SELECT row_to_json(n) FROM nowhere n":                                                true,
+		"ALTER TABLE cards RENAME TO c2":                                                      true,
+		"ALTER TABLE nowhere RENAME TO c2":                                                    true,
+		"SELECT set_config('x', row_to_json(p)::text, false) FROM plain p":                    false,
+		"SELECT 1 FROM cards c WHERE set_config('x', row_to_json(c)::text, true) IS NOT NULL": true,
+	} {
+		if got := pol.Denied(sql) != nil; got != refused {
+			t.Errorf("Denied(%q) = %v, want %v", sql, pol.Denied(sql), refused)
+		}
+	}
+	// Without the catalog, every whole row and relation rename is refused.
+	for _, sql := range []string{"SELECT row_to_json(p) FROM plain p", "ALTER TABLE plain RENAME TO plain2"} {
+		if base.Denied(sql) == nil {
+			t.Errorf("without a catalog, %q is not refused", sql)
+		}
+	}
+	// Same shape to a fingerprint, other names: each judged by its own.
+	for _, c := range []struct{ first, second string }{
+		{"SELECT x FROM plain y", "SELECT x FROM cards x"},
+		{"SELECT lower(e) FROM (SELECT note AS e, email AS x FROM cards) s", "SELECT lower(e) FROM (SELECT note AS x, email AS e FROM cards) s"},
+	} {
+		if r := pol.Denied(c.first); r != nil {
+			t.Errorf("Denied(%q) = %s", c.first, r.Reason)
+		}
+		if pol.Denied(c.second) == nil {
+			t.Errorf("%q is not refused after %q", c.second, c.first)
+		}
 	}
 }

@@ -65,7 +65,7 @@ type analysis struct {
 
 // renamedObj is one object an ALTER … RENAME renames.
 type renamedObj struct {
-	rel, column string
+	schema, rel, column string
 }
 
 // textSQLFuncs run SQL given as a string, or return whole tables, schemas
@@ -80,31 +80,6 @@ var textSQLFuncs = map[string]bool{
 }
 
 func (a *analysis) has(kind string) bool { return a.kinds[kind] }
-
-// digitNames reports whether a column name the analysis holds has a digit.
-func (a *analysis) digitNames() bool {
-	for _, r := range a.reads {
-		if strings.ContainsAny(r.col+r.into, "0123456789") {
-			return true
-		}
-	}
-	for _, r := range a.renames {
-		if strings.ContainsAny(r.from+r.to, "0123456789") {
-			return true
-		}
-	}
-	for _, r := range a.renamed {
-		if strings.ContainsAny(r.rel+r.column, "0123456789") {
-			return true
-		}
-	}
-	for _, c := range a.compared {
-		if strings.ContainsAny(c, "0123456789") {
-			return true
-		}
-	}
-	return false
-}
 
 // kindNames maps parse-tree statement types to their kinds; types not
 // listed take the first word of their name (AlterTableStmt: ALTER).
@@ -155,19 +130,22 @@ var kindNames = map[string][]string{
 	"PLAssignStmt": nil,
 }
 
-// The analyses are cached twice: by statement text, and by the parse
-// tree's fingerprint (pg_query's hash of the tree without constant
-// values, comments or locations), which the server's parser computes in a
-// fifth of the time of a full parse to Go. Statements that differ only in
-// their literals — most of what applications send — share a fingerprint,
-// and what the policy looks at (statement types, whether a WHERE mentions
-// a column, COPY's target, EXPLAIN's options) is part of the tree the
-// fingerprint covers.
+// The analyses are cached twice: by statement text, and by its shape:
+// the text with its constants replaced by $1, $2, … (pg_query's
+// normalization), which the server's parser computes in a twentieth of
+// the time of a full parse to Go. Statements that differ only in their
+// literals — most of what applications send — share a shape, and what
+// the policy looks at (statement types, whether a WHERE mentions a
+// column, names of columns, relations and aliases, COPY's target,
+// EXPLAIN's options) is part of it. (Not the tree's fingerprint: it
+// ignores aliases and the names a SELECT list gives its columns, so
+// SELECT x FROM t x and SELECT x FROM t y, or two subqueries that swap
+// the names of a masked and an unmasked column, would share an analysis.)
 var parseCache = struct {
 	sync.Mutex
-	byText map[string]*analysis
-	byTree map[uint64]*analysis
-}{byText: map[string]*analysis{}, byTree: map[uint64]*analysis{}}
+	byText  map[string]*analysis
+	byShape map[string]*analysis
+}{byText: map[string]*analysis{}, byShape: map[string]*analysis{}}
 
 const parseCacheSize = 4096
 
@@ -179,13 +157,17 @@ func analyze(sql string) *analysis {
 	if ok {
 		return a
 	}
-	fp, fperr := pg.FingerprintToUInt64(sql)
-	// A fingerprint does not tell a bind parameter from a constant
-	// (name = $1, name = 'x'): a text that may hold one is not looked
-	// up by its tree, whose analysis would lack its parameters.
-	if fperr == nil && !strings.Contains(sql, "$") {
+	// A shape does not tell a bind parameter from a constant (name = $1,
+	// name = 'x' both read name = $1): a text that may hold one is
+	// neither looked up nor kept by its shape, as its analysis has to
+	// know its parameters.
+	shape, err := "", error(nil)
+	if !strings.Contains(sql, "$") {
+		shape, err = pg.Normalize(sql)
+	}
+	if shape != "" && err == nil {
 		parseCache.Lock()
-		a, ok = parseCache.byTree[fp]
+		a, ok = parseCache.byShape[shape]
 		parseCache.Unlock()
 	}
 	if !ok {
@@ -196,15 +178,11 @@ func analyze(sql string) *analysis {
 		clear(parseCache.byText) // simple and bounded; statements come back soon enough
 	}
 	parseCache.byText[sql] = a
-	// Fingerprints ignore the names of prepared statements (and digits in
-	// some names) and may not tell $1 from $2: analyses that hold those
-	// names, column names with digits or parameter numbers are cached by
-	// text only.
-	if fperr == nil && a.err == nil && len(a.prepares)+len(a.executes)+len(a.deallocates)+len(a.paramCols) == 0 && !a.deallocAll && !a.digitNames() {
-		if len(parseCache.byTree) >= parseCacheSize {
-			clear(parseCache.byTree)
+	if shape != "" && err == nil && a.err == nil {
+		if len(parseCache.byShape) >= parseCacheSize {
+			clear(parseCache.byShape)
 		}
-		parseCache.byTree[fp] = a
+		parseCache.byShape[shape] = a
 	}
 	parseCache.Unlock()
 	return a
@@ -276,6 +254,15 @@ func parse(sql string) *analysis {
 		rd.whole = rd.whole || rels[strings.ToLower(rd.col)]
 		a.reads = append(a.reads, rd)
 	}
+	var src *rowSources
+	for i := range a.reads {
+		if rd := &a.reads[i]; rd.whole {
+			if src == nil {
+				src = newRowSources(tree)
+			}
+			rd.rels, rd.opaque = src.resolve(rd.col)
+		}
+	}
 	if consts {
 		for _, vp := range valuePairs(tree) {
 			a.compared = append(a.compared, vp.cols...)
@@ -332,7 +319,7 @@ func (a *analysis) note(name string, msg any) {
 		case pg.ObjectType_OBJECT_COLUMN, pg.ObjectType_OBJECT_ATTRIBUTE:
 			a.renamed = append(a.renamed, renamedObj{rel: rel, column: s.Subname})
 		case pg.ObjectType_OBJECT_TABLE, pg.ObjectType_OBJECT_VIEW, pg.ObjectType_OBJECT_MATVIEW, pg.ObjectType_OBJECT_FOREIGN_TABLE:
-			a.renamed = append(a.renamed, renamedObj{rel: rel})
+			a.renamed = append(a.renamed, renamedObj{schema: s.GetRelation().GetSchemaname(), rel: rel})
 		}
 	case *pg.DeleteStmt:
 		if !refersToRows(s.WhereClause) {
@@ -491,6 +478,11 @@ type outRead struct {
 	// via names the function with a side channel (set_config) whose
 	// argument reads the column.
 	via string
+	// For a whole row: the relations whose rows it may hold (rowSources),
+	// and whether it may hold rows of something else (a function's, or a
+	// name not found), which cannot be looked up.
+	rels   []relRef
+	opaque bool
 }
 
 // sideChannelFuncs keep or send what their arguments hold where a later

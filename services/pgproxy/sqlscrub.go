@@ -282,10 +282,7 @@ func treeRedactions(sql string, pol *Policy) (forced map[int32]string, whole []g
 	needMask := false
 	if pol.hasColumnRules() {
 		for _, c := range analyze(sql).compared {
-			// The analysis may come from the cache of a tree whose
-			// names differ in digits only: such names are looked at in
-			// this text's own tree.
-			if pol.columnRules([]string{c})[0] != nil || strings.ContainsAny(c, "0123456789") {
+			if pol.columnRules([]string{c})[0] != nil {
 				needMask = true
 				break
 			}
