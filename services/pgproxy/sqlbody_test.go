@@ -171,3 +171,37 @@ func TestWholeRowsJudgedByRelation(t *testing.T) {
 		}
 	}
 }
+
+// Constants that reach a masked column other than by a comparison with
+// its name are recorded by the placeholder too: through a field of a
+// whole row or the row itself, an INSERT or MERGE without a column list,
+// MERGE's UPDATE SET and INSERT (cols), a column default, the arguments
+// of EXECUTE of a prepared statement.
+func TestRedactSQLOtherWaysToAMaskedColumn(t *testing.T) {
+	pol, err := ParsePolicy("p", []byte("version: 1\nmask:\n  - id: m\n    columns: [name]\n    method: redact\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const m = "[REDACTED:masked_column]"
+	for _, c := range []struct{ in, want string }{
+		{"SELECT 1 FROM people c WHERE (c).name = 'Zelda'", "SELECT 1 FROM people c WHERE (c).name = '" + m + "'"},
+		{"SELECT 1 FROM people c WHERE to_jsonb(c)->>'name' = 'Zelda'", "SELECT 1 FROM people c WHERE to_jsonb(c)->>'" + m + "' = '" + m + "'"},
+		{"SELECT 1 FROM people c WHERE c::text LIKE '%Zelda%'", "SELECT 1 FROM people c WHERE c::text LIKE '" + m + "'"},
+		{"INSERT INTO people VALUES (1, 'Zelda')", "INSERT INTO people VALUES ('" + m + "', '" + m + "')"},
+		{"INSERT INTO people (id, note) VALUES (1, 'kept')", "INSERT INTO people (id, note) VALUES (1, 'kept')"},
+		{"MERGE INTO people p USING (SELECT 1 AS id) s ON p.id = s.id WHEN MATCHED THEN UPDATE SET name = 'Zelda' WHEN NOT MATCHED THEN INSERT (id, name) VALUES (2, 'Yorick')",
+			"MERGE INTO people p USING (SELECT 1 AS id) s ON p.id = s.id WHEN MATCHED THEN UPDATE SET name = '" + m + "' WHEN NOT MATCHED THEN INSERT (id, name) VALUES (2, '" + m + "')"},
+		{"MERGE INTO people p USING (SELECT 1 AS id) s ON p.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (2, 'Yorick')",
+			"MERGE INTO people p USING (SELECT 1 AS id) s ON p.id = s.id WHEN NOT MATCHED THEN INSERT VALUES ('" + m + "', '" + m + "')"},
+		{"ALTER TABLE people ALTER COLUMN name SET DEFAULT 'Zelda'", "ALTER TABLE people ALTER COLUMN name SET DEFAULT '" + m + "'"},
+		{"CREATE TABLE p2 (id int DEFAULT 7, name text DEFAULT 'Zelda')", "CREATE TABLE p2 (id int DEFAULT 7, name text DEFAULT '" + m + "')"},
+		{"EXECUTE q('Zelda', 3)", "EXECUTE q('" + m + "', '" + m + "')"},
+		{"UPDATE people SET note = 'kept' FROM (VALUES ('Zelda')) v(x) WHERE people.name = v.x",
+			"UPDATE people SET note = 'kept' FROM (VALUES ('" + m + "')) v(x) WHERE people.name = v.x"},
+	} {
+		got, _ := redactSQL(c.in, pol)
+		if got != c.want {
+			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
+		}
+	}
+}

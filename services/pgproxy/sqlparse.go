@@ -374,17 +374,30 @@ func (a *analysis) note(name string, msg any) {
 	}
 }
 
-// columnsIn lists the last name of every column referenced below m.
+// columnsIn lists the last name of every column referenced below m, the
+// fields taken from a row ((c).name: name), and "*" for a whole row
+// (t.*).
 func columnsIn(m protoreflect.Message) []string {
 	if m == nil {
 		return nil
 	}
 	var out []string
 	visit(m, func(m protoreflect.Message) bool {
-		if cr, ok := m.Interface().(*pg.ColumnRef); ok {
-			if n := len(cr.Fields); n > 0 {
-				if s := cr.Fields[n-1].GetString_(); s != nil {
+		switch x := m.Interface().(type) {
+		case *pg.ColumnRef:
+			if n := len(x.Fields); n > 0 {
+				if s := x.Fields[n-1].GetString_(); s != nil {
 					out = append(out, s.Sval)
+				} else if x.Fields[n-1].GetAStar() != nil {
+					out = append(out, anyColumn)
+				}
+			}
+		case *pg.A_Indirection:
+			for _, f := range x.Indirection {
+				if s := f.GetString_(); s != nil {
+					out = append(out, s.Sval)
+				} else if f.GetAStar() != nil {
+					out = append(out, anyColumn)
 				}
 			}
 		}
@@ -392,6 +405,13 @@ func columnsIn(m protoreflect.Message) []string {
 	})
 	return out
 }
+
+// anyColumn stands, among the columns a constant is written against, for
+// any column of a row: a whole row compared with it (c = ROW(…),
+// to_jsonb(c)->>'name' = …), an INSERT or MERGE without a column list, the
+// arguments of EXECUTE of a prepared statement. It counts as masked
+// while a mask rule names columns.
+const anyColumn = "*"
 
 // refersToRows reports whether a WHERE clause depends on the row: it
 // mentions a column somewhere. WHERE true, WHERE 1 = 1 or WHERE now() >
@@ -488,11 +508,16 @@ type outRead struct {
 // sideChannelFuncs keep or send what their arguments hold where a later
 // statement, or the session's parameters, can read it back unmasked:
 // set_config and current_setting, a sequence's value, a large object, a
-// logical decoding message.
+// logical decoding message, an advisory lock's key (pg_locks shows it to
+// every session), a restore point's, replication slot's or origin's name.
 var sideChannelFuncs = map[string]bool{
 	"set_config": true, "setval": true,
-	"lo_from_bytea": true, "lo_put": true,
+	"lo_from_bytea": true, "lo_put": true, "lowrite": true,
 	"pg_logical_emit_message": true,
+	"pg_advisory_lock":        true, "pg_advisory_lock_shared": true, "pg_advisory_xact_lock": true, "pg_advisory_xact_lock_shared": true,
+	"pg_try_advisory_lock": true, "pg_try_advisory_lock_shared": true, "pg_try_advisory_xact_lock": true, "pg_try_advisory_xact_lock_shared": true,
+	"pg_create_restore_point": true, "pg_replication_origin_create": true,
+	"pg_create_logical_replication_slot": true, "pg_create_physical_replication_slot": true,
 }
 
 // exprColumns lists the columns expr refers to as reads written into
@@ -871,12 +896,44 @@ type valuePair struct {
 
 // valuePairs lists every valuePair in the tree.
 func valuePairs(tree *pg.ParseResult) []valuePair {
+	// A name of a relation, alias or CTE standing alone is a whole row.
+	rels := map[string]bool{}
+	for _, raw := range tree.Stmts {
+		if raw.Stmt == nil {
+			continue
+		}
+		visit(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
+			switch n := m.Interface().(type) {
+			case *pg.RangeVar:
+				rels[strings.ToLower(n.Relname)] = true
+			case *pg.Alias:
+				rels[strings.ToLower(n.Aliasname)] = true
+			case *pg.CommonTableExpr:
+				rels[strings.ToLower(n.Ctename)] = true
+			}
+			return true
+		})
+	}
+	columnsIn := func(m protoreflect.Message) []string {
+		cols := columnsIn(m)
+		for _, c := range cols {
+			if rels[strings.ToLower(c)] {
+				return append(cols, anyColumn)
+			}
+		}
+		return cols
+	}
 	var out []valuePair
 	add := func(cols []string, val *pg.Node, stringsOnly bool) {
 		locs, params, peers := constsIn(val, stringsOnly), paramsIn(val), columnsIn(nodeMsg(val))
 		if len(cols) > 0 && len(locs)+len(params)+len(peers) > 0 {
 			out = append(out, valuePair{cols, locs, params, peers})
 		}
+	}
+	// everything: every constant below n counts as written against any
+	// column.
+	everything := func(n *pg.Node) {
+		add([]string{anyColumn}, n, false)
 	}
 	assign := func(targets []*pg.Node) {
 		for _, t := range targets {
@@ -955,12 +1012,51 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 				}
 			case *pg.CommonTableExpr:
 				positional(x.Ctequery, x.Aliascolnames)
+			case *pg.MergeWhenClause:
+				switch {
+				case len(x.Values) == 0:
+					assign(x.TargetList) // UPDATE SET
+				case len(x.TargetList) == 0:
+					for _, v := range x.Values {
+						everything(v) // INSERT VALUES without a column list
+					}
+				default:
+					for i, v := range x.Values {
+						if i < len(x.TargetList) {
+							add([]string{x.TargetList[i].GetResTarget().GetName()}, v, false)
+						}
+					}
+				}
+			case *pg.ExecuteStmt:
+				// EXECUTE p('…'): the prepared statement's text is not
+				// this one's.
+				for _, p := range x.Params {
+					everything(p)
+				}
+			case *pg.ColumnDef:
+				// A column's default: DEFAULT 'Zelda' on a masked column.
+				for _, c := range x.Constraints {
+					if k := c.GetConstraint(); k != nil && k.Contype == pg.ConstrType_CONSTR_DEFAULT {
+						add([]string{x.Colname}, k.RawExpr, false)
+					}
+				}
+				add([]string{x.Colname}, x.RawDefault, false)
+			case *pg.AlterTableCmd:
+				if x.Subtype == pg.AlterTableType_AT_ColumnDefault {
+					add([]string{x.Name}, x.Def, false)
+				}
 			case *pg.UpdateStmt:
 				assign(x.TargetList)
 			case *pg.OnConflictClause:
 				assign(x.TargetList)
 			case *pg.InsertStmt:
 				sel := x.SelectStmt.GetSelectStmt()
+				if len(x.Cols) == 0 {
+					// No column list: the values go into the table's
+					// columns by position, which the text does not name.
+					everything(x.SelectStmt)
+					break
+				}
 				if sel == nil {
 					break
 				}
@@ -1026,7 +1122,7 @@ func linkedMasked(pairs []valuePair, pol *Policy, extra ...string) []bool {
 	}
 	for _, vp := range pairs {
 		for _, n := range append(slices.Clone(vp.cols), vp.peers...) {
-			if pol.columnRules([]string{n})[0] != nil {
+			if n == anyColumn && pol.hasColumnRules() || pol.columnRules([]string{n})[0] != nil {
 				masked[find(strings.ToLower(n))] = true
 			}
 		}

@@ -282,7 +282,7 @@ func treeRedactions(sql string, pol *Policy) (forced map[int32]string, whole []g
 	needMask := false
 	if pol.hasColumnRules() {
 		for _, c := range analyze(sql).compared {
-			if pol.columnRules([]string{c})[0] != nil {
+			if c == anyColumn || pol.columnRules([]string{c})[0] != nil {
 				needMask = true
 				break
 			}

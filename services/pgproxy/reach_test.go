@@ -1,0 +1,54 @@
+package pgproxy_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
+)
+
+// TestOtherWaysToAMaskedColumn, against a real PostgreSQL through psql:
+// values written into or compared with a masked column other than by
+// its name — a field of a whole row, an INSERT or MERGE without a
+// column list, MERGE UPDATE SET, a column default, EXECUTE of a
+// prepared statement — are recorded as the placeholder; a masked column
+// given to an advisory lock or lowrite, which other sessions can read
+// back, is refused.
+func TestOtherWaysToAMaskedColumn(t *testing.T) {
+	f := startCards(t)
+	url := f.url("alice", "alice-secret")
+	const (
+		n1, n2, n3 = "Perpetua Hollingsworth", "Evander Castellanos", "Rosalind Achterberg"
+		n4, n5, n6 = "Cornelius Vandermeer", "Leocadia Brightwater", "Octavian Pemberton"
+	)
+	for _, q := range []string{
+		"SELECT count(*) FROM cards c WHERE (c).name = '" + n1 + "'",
+		"INSERT INTO cards VALUES (5, '4000', 'x', '" + n2 + "', 'n')",
+		"MERGE INTO cards c USING (SELECT 5 AS id) s ON c.id = s.id WHEN MATCHED THEN UPDATE SET name = '" + n3 + "'",
+		"MERGE INTO cards c USING (SELECT 6 AS id) s ON c.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (6, '4000', 'y', '" + n4 + "', 'n')",
+		"ALTER TABLE cards ALTER COLUMN name SET DEFAULT '" + n5 + "'",
+	} {
+		if out, err := psql(t, url, q); err != nil {
+			t.Errorf("%q: %v\n%s", q, err, out)
+		}
+	}
+	if out, err := psql(t, url, "PREPARE byname(text) AS SELECT count(*) FROM cards WHERE name = $1", "EXECUTE byname('"+n6+"')"); err != nil {
+		t.Errorf("EXECUTE: %v\n%s", err, out)
+	}
+	for _, q := range []string{
+		"SELECT count(*) FROM cards WHERE pg_advisory_lock(length(name)) IS NOT NULL",
+		"SELECT count(*) FROM cards WHERE pg_try_advisory_xact_lock(card::bigint)",
+		"SELECT lowrite(lo_open(lo_create(0), 131072), convert_to(email, 'UTF8')) FROM cards",
+	} {
+		out, err := psql(t, url, q)
+		if err == nil || !strings.Contains(out, "builtin-masked-columns-bare") {
+			t.Errorf("%q: not refused (%v):\n%s", q, err, out)
+		}
+	}
+	var held int
+	if err := f.direct(t).QueryRow(t.Context(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").Scan(&held); err != nil || held != 0 {
+		t.Errorf("advisory locks held: %d (%v)", held, err)
+	}
+	f.checkPairs(t)
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), n1, n2, n3, n4, n5, n6)
+}
