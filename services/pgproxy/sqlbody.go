@@ -304,8 +304,10 @@ func (j *plJudge) targets(kind string, m plNode) []string {
 		}
 		return out
 	}
-	if v, ok := m["varno"].(float64); ok {
-		out = append(out, j.datumNames(int(v))...)
+	for _, k := range []string{"varno", "t_varno"} { // t_varno: CASE's value
+		if v, ok := m[k].(float64); ok {
+			out = append(out, j.datumNames(int(v))...)
+		}
 	}
 	for _, f := range []string{"target", "var", "row"} {
 		var names func(any)
@@ -460,13 +462,21 @@ func (j *plJudge) expr(q string, mode int, stmt, field string, targets []string)
 		j.raws = append(j.raws, raw(vp.locs))
 	}
 	if len(targets) > 0 {
-		// Assigned to variables (:=, DEFAULT, INTO, FOR … IN): every
-		// constant and name of it is linked to them.
+		// Assigned to variables (:=, DEFAULT, CASE's value): every
+		// constant and name of the expression is linked to them; by a
+		// statement (SELECT … INTO, FOR … IN, RETURNING … INTO), those of
+		// the items it returns.
 		var locs []int32
 		var cols []string
 		for _, s := range tree.Stmts {
-			locs = append(locs, constsIn(s.Stmt, false)...)
-			cols = append(cols, columnsIn(s.Stmt.ProtoReflect())...)
+			out := []*pg_query.Node{s.Stmt}
+			if mode == plStatement {
+				out = returned(s.Stmt)
+			}
+			for _, n := range out {
+				locs = append(locs, constsIn(n, false)...)
+				cols = append(cols, columnsIn(nodeMsg(n))...)
+			}
 		}
 		j.pairs = append(j.pairs, valuePair{cols: targets, peers: cols})
 		j.raws = append(j.raws, raw(locs))
@@ -485,4 +495,39 @@ func (j *plJudge) expr(q string, mode int, stmt, field string, targets []string)
 			j.r.codeRaw[s] = l
 		}
 	}
+}
+
+// returned lists what a statement returns into variables: a SELECT's
+// list (each branch of a set operation, VALUES rows), a RETURNING list;
+// for any other statement, the statement.
+func returned(n *pg_query.Node) []*pg_query.Node {
+	var out []*pg_query.Node
+	var sel func(s *pg_query.SelectStmt)
+	sel = func(s *pg_query.SelectStmt) {
+		if s == nil {
+			return
+		}
+		if s.Op != pg_query.SetOperation_SETOP_NONE {
+			sel(s.Larg)
+			sel(s.Rarg)
+			return
+		}
+		out = append(out, s.TargetList...)
+		out = append(out, s.ValuesLists...)
+	}
+	switch x := n.Node.(type) {
+	case *pg_query.Node_SelectStmt:
+		sel(x.SelectStmt)
+	case *pg_query.Node_InsertStmt:
+		out = x.InsertStmt.ReturningList
+	case *pg_query.Node_UpdateStmt:
+		out = x.UpdateStmt.ReturningList
+	case *pg_query.Node_DeleteStmt:
+		out = x.DeleteStmt.ReturningList
+	case *pg_query.Node_MergeStmt:
+		out = x.MergeStmt.ReturningList
+	default:
+		out = []*pg_query.Node{n}
+	}
+	return out
 }

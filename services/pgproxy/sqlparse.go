@@ -1027,6 +1027,10 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 						}
 					}
 				}
+			case *pg.FunctionParameter:
+				// A parameter's default: the body compares the parameter,
+				// which the statement's tree does not link to it.
+				everything(x.Defexpr)
 			case *pg.ExecuteStmt:
 				// EXECUTE p('…'): the prepared statement's text is not
 				// this one's.
