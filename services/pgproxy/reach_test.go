@@ -11,7 +11,8 @@ import (
 // values written into or compared with a masked column other than by
 // its name — a field of a whole row, an INSERT or MERGE without a
 // column list, MERGE UPDATE SET, a column default, EXECUTE of a
-// prepared statement — are recorded as the placeholder; a masked column
+// prepared statement, a value in double quotes — are recorded as the
+// placeholder; a masked column
 // given to an advisory lock or lowrite, which other sessions can read
 // back, is refused.
 func TestOtherWaysToAMaskedColumn(t *testing.T) {
@@ -20,6 +21,7 @@ func TestOtherWaysToAMaskedColumn(t *testing.T) {
 	const (
 		n1, n2, n3 = "Perpetua Hollingsworth", "Evander Castellanos", "Rosalind Achterberg"
 		n4, n5, n6 = "Cornelius Vandermeer", "Leocadia Brightwater", "Octavian Pemberton"
+		n7         = "Wilhelmina Strathearn"
 	)
 	for _, q := range []string{
 		"SELECT count(*) FROM cards c WHERE (c).name = '" + n1 + "'",
@@ -45,10 +47,15 @@ func TestOtherWaysToAMaskedColumn(t *testing.T) {
 			t.Errorf("%q: not refused (%v):\n%s", q, err, out)
 		}
 	}
+	// A value in double quotes is a name to PostgreSQL, which fails; the
+	// recording replaces it as the value it was meant to be.
+	if out, err := psql(t, url, `SELECT count(*) FROM cards WHERE name = "`+n7+`"`); err == nil || strings.Contains(out, n7) {
+		t.Errorf("a quoted name compared with a masked column: %v\n%s", err, out)
+	}
 	var held int
 	if err := f.direct(t).QueryRow(t.Context(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").Scan(&held); err != nil || held != 0 {
 		t.Errorf("advisory locks held: %d (%v)", held, err)
 	}
 	f.checkPairs(t)
-	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), n1, n2, n3, n4, n5, n6)
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), n1, n2, n3, n4, n5, n6, n7)
 }

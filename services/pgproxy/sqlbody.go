@@ -66,6 +66,17 @@ func isConst(tok pg_query.Token) bool {
 	return false
 }
 
+// isSign reports whether a token may be the sign of a numeric constant.
+func isSign(tok pg_query.Token) bool {
+	return tok == pg_query.Token_Op || tok == pg_query.Token_ASCII_45 || tok == pg_query.Token_ASCII_43
+}
+
+// quotedName reports whether token t of sql is a quoted identifier
+// ("Jane Roe", not U&"…", whose escapes the recording does not decode).
+func quotedName(sql string, t *pg_query.ScanToken) bool {
+	return t.Token == pg_query.Token_IDENT && int(t.End) <= len(sql) && t.End-t.Start >= 2 && sql[t.Start] == '"' && sql[t.End-1] == '"'
+}
+
 // literalValue is the string a string constant's token stands for, as
 // PostgreSQL reads it (a U&'…' string with its default escape); ok is
 // false for a form it does not read.
@@ -405,8 +416,11 @@ func (j *plJudge) expr(q string, mode int, stmt, field string, targets []string)
 			if !slices.Contains(locs, t.Start) {
 				continue
 			}
-			if !isConst(t.Token) && k+1 < len(toks.Tokens) {
+			if isSign(t.Token) && k+1 < len(toks.Tokens) {
 				t = toks.Tokens[k+1] // a sign: the constant follows
+			}
+			if !isConst(t.Token) && !quotedName(text, t) {
+				continue // a column's name
 			}
 			if int(t.End) <= len(text) {
 				out = append(out, text[t.Start:t.End])

@@ -203,6 +203,8 @@ func TestRedactSQLOtherWaysToAMaskedColumn(t *testing.T) {
 			"MERGE INTO people p USING (SELECT 1 AS id) s ON p.id = s.id WHEN NOT MATCHED THEN INSERT VALUES ('" + m + "', '" + m + "')"},
 		{"ALTER TABLE people ALTER COLUMN name SET DEFAULT 'Zelda'", "ALTER TABLE people ALTER COLUMN name SET DEFAULT '" + m + "'"},
 		{"CREATE TABLE p2 (id int DEFAULT 7, name text DEFAULT 'Zelda')", "CREATE TABLE p2 (id int DEFAULT 7, name text DEFAULT '" + m + "')"},
+		{`SELECT 1 FROM people WHERE name = "Zelda" OR name = other_name`, `SELECT 1 FROM people WHERE name = "` + m + `" OR name = other_name`},
+		{`DO $$ BEGIN PERFORM 1 FROM people WHERE name IN ("Zelda", note); END $$`, `DO $$ BEGIN PERFORM 1 FROM people WHERE name IN ("` + m + `", note); END $$`},
 		{"EXECUTE q('Zelda', 3)", "EXECUTE q('" + m + "', '" + m + "')"},
 		{"UPDATE people SET note = 'kept' FROM (VALUES ('Zelda')) v(x) WHERE people.name = v.x",
 			"UPDATE people SET note = 'kept' FROM (VALUES ('" + m + "')) v(x) WHERE people.name = v.x"},

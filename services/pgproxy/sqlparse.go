@@ -263,7 +263,7 @@ func parse(sql string) *analysis {
 			rd.rels, rd.opaque = src.resolve(rd.col)
 		}
 	}
-	if consts {
+	if consts || columns { // columns: a name may stand where a value is expected
 		for _, vp := range valuePairs(tree) {
 			a.compared = append(a.compared, vp.cols...)
 			a.compared = append(a.compared, vp.peers...)
@@ -926,6 +926,10 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 	var out []valuePair
 	add := func(cols []string, val *pg.Node, stringsOnly bool) {
 		locs, params, peers := constsIn(val, stringsOnly), paramsIn(val), columnsIn(nodeMsg(val))
+		// A name standing alone is in locs too: a quoted one there is
+		// likely a value in the wrong quotes (name = "Jane Roe"), which
+		// the recording replaces as a constant (scrubTokens).
+		locs = append(locs, namesIn(val)...)
 		if len(cols) > 0 && len(locs)+len(params)+len(peers) > 0 {
 			out = append(out, valuePair{cols, locs, params, peers})
 		}
@@ -1143,6 +1147,21 @@ func nodeMsg(n *pg.Node) protoreflect.Message {
 		return nil
 	}
 	return n.ProtoReflect()
+}
+
+// namesIn returns the offsets of the one-part column references below n.
+func namesIn(n *pg.Node) []int32 {
+	if n == nil {
+		return nil
+	}
+	var out []int32
+	visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		if c, ok := m.Interface().(*pg.ColumnRef); ok && len(c.Fields) == 1 && c.Fields[0].GetString_() != nil {
+			out = append(out, c.Location)
+		}
+		return true
+	})
+	return out
 }
 
 // paramsIn returns the numbers of the bind parameters below n.

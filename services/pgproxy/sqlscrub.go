@@ -110,13 +110,13 @@ func scrubTokens(sql string, pol *Policy, depth int, r tokenRules) (string, []ga
 			continue
 		}
 		if d, ok := r.forced[t.Start]; ok {
-			if t.Token == pg_query.Token_Op || t.Token == pg_query.Token_ASCII_45 || t.Token == pg_query.Token_ASCII_43 {
+			if isSign(t.Token) {
 				k++ // a sign: the constant follows
 			}
 			forcedTok[k] = d
 			continue
 		}
-		if isConst(t.Token) {
+		if isConst(t.Token) || quotedName(sql, t) {
 			if d, ok := r.forcedRaw[sql[t.Start:t.End]]; ok {
 				forcedTok[k] = d
 			} else if r.all && !r.isCode(sql, t) {
@@ -163,6 +163,17 @@ func scrubTokens(sql string, pol *Policy, depth int, r tokenRules) (string, []ga
 					}
 				}
 			}
+		}
+		if d, ok := forcedTok[k]; ok && !isConst(t.Token) {
+			// A name where a value of a masked column is expected: a
+			// quoted one is recorded as the placeholder, a bare one (a
+			// column) as written.
+			if quotedName(sql, t) {
+				all = append(all, gateway.Finding{Detector: d, Value: strings.ReplaceAll(sql[lo+1:hi-1], `""`, `"`)})
+				repl[k] = `"` + detect.Placeholder(d) + `"`
+			}
+			endRun()
+			continue
 		}
 		if d, ok := forcedTok[k]; ok {
 			switch t.Token {
