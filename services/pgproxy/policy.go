@@ -729,7 +729,8 @@ func (p *Policy) scrubText(text string) (string, int) {
 // quoted part of the message ('…' and "…") is withheld, and the fields
 // that carry context (DETAIL, HINT, WHERE, the internal query, fields
 // this version does not know) are replaced whole; the severity, the
-// SQLSTATE and the message around the quotes are kept.
+// SQLSTATE and the message around the quotes are kept. Words of the
+// message holding a digit are withheld too (withholdNumbers).
 func (p *Policy) scrubError(e pgproto3.ErrorResponse) (pgproto3.ErrorResponse, int) {
 	total := 0
 	for _, f := range []*string{&e.Message, &e.Detail, &e.Hint, &e.Where, &e.InternalQuery} {
@@ -745,6 +746,8 @@ func (p *Policy) scrubError(e pgproto3.ErrorResponse) (pgproto3.ErrorResponse, i
 	total += n
 	e.Message, n = quotedValues(e.Message)
 	total += n
+	e.Message, n = withholdNumbers(e.Message)
+	total += n
 	withheld := detect.Placeholder(maskedColumn)
 	for _, f := range []*string{&e.Detail, &e.Hint, &e.Where, &e.InternalQuery} {
 		if *f != "" && *f != withheld {
@@ -757,6 +760,37 @@ func (p *Policy) scrubError(e pgproto3.ErrorResponse) (pgproto3.ErrorResponse, i
 		e.UnknownFields = nil
 	}
 	return e, total
+}
+
+// numberWords are the words of a message that hold a digit: 90-13-01,
+// 0x5a, varchar(10)'s 10.
+var numberWords = regexp.MustCompile(`[0-9A-Za-z_]*[0-9][0-9A-Za-z_]*`)
+
+// withholdNumbers replaces every word of text that holds a digit with
+// the masked column placeholder. The server writes numbers it computed
+// without quotes (make_date(ascii(name), 13, 1) fails with *date field
+// value out of range: 90-13-01*; setseed, chr, make_time, an invalid
+// byte sequence's 0x5a likewise), and a number computed from a masked
+// column is that column's value, a character at a time.
+func withholdNumbers(text string) (string, int) {
+	withheld := detect.Placeholder(maskedColumn)
+	n := 0
+	var b strings.Builder
+	for len(text) > 0 {
+		// Placeholders already there are kept as they are.
+		i := strings.Index(text, withheld)
+		head := text
+		if i >= 0 {
+			head = text[:i]
+		}
+		b.WriteString(numberWords.ReplaceAllStringFunc(head, func(string) string { n++; return withheld }))
+		if i < 0 {
+			break
+		}
+		b.WriteString(withheld)
+		text = text[i+len(withheld):]
+	}
+	return b.String(), n
 }
 
 // withholdQuoted replaces what text quotes, between single or double

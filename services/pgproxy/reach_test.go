@@ -52,6 +52,24 @@ func TestOtherWaysToAMaskedColumn(t *testing.T) {
 	if out, err := psql(t, url, `SELECT count(*) FROM cards WHERE name = "`+n7+`"`); err == nil || strings.Contains(out, n7) {
 		t.Errorf("a quoted name compared with a masked column: %v\n%s", err, out)
 	}
+	// A number computed from a masked column reaches an error message
+	// unquoted.
+	for _, q := range []string{
+		"SELECT 1 FROM cards WHERE make_date(ascii(name), 13, 1) IS NULL",
+		"SELECT 1 FROM cards WHERE make_time(ascii(substr(name, 2, 1)), 0, 0) IS NULL",
+		"SELECT 1 FROM cards WHERE setseed(ascii(name)) IS NULL",
+		"SELECT 1 FROM cards WHERE convert_from(set_byte(convert_to(name, 'UTF8'), 0, 255), 'UTF8') IS NULL",
+	} {
+		out, err := psql(t, url, q)
+		if err == nil || !strings.Contains(out, "[REDACTED:masked_column]") {
+			t.Errorf("%q: want an error with the numbers withheld (%v):\n%s", q, err, out)
+		}
+		for _, code := range []string{"90", "122", "0x5a", "0x65"} { // Z, z, e of Zelda
+			if strings.Contains(out, code) {
+				t.Errorf("%q: the error holds %s:\n%s", q, code, out)
+			}
+		}
+	}
 	var held int
 	if err := f.direct(t).QueryRow(t.Context(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").Scan(&held); err != nil || held != 0 {
 		t.Errorf("advisory locks held: %d (%v)", held, err)
