@@ -948,29 +948,21 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 	}
 	// positional names the columns of a row source by an alias list:
 	// (VALUES ('Zelda')) v(x), (SELECT 'Zelda') v(x), WITH v(x) AS ….
-	positional := func(q *pg.Node, names []*pg.Node) {
-		sel := q.GetSelectStmt()
-		if sel == nil || len(names) == 0 {
-			return
-		}
-		at := func(i int) []string {
-			if i < len(names) {
-				if s := names[i].GetString_(); s != nil {
-					return []string{s.Sval}
+	positional := func(q *pg.Node, names []string) {
+		for _, row := range rowItems(q.GetSelectStmt()) {
+			for i, item := range row {
+				if i < len(names) {
+					add([]string{names[i]}, item, false)
 				}
 			}
-			return nil
 		}
-		for _, row := range sel.ValuesLists {
-			for i, item := range row.GetList().GetItems() {
-				add(at(i), item, false)
-			}
+	}
+	strs := func(ns []*pg.Node) []string {
+		var out []string
+		for _, n := range ns {
+			out = append(out, n.GetString_().GetSval())
 		}
-		for i, t := range sel.TargetList {
-			if rt := t.GetResTarget(); rt != nil {
-				add(at(i), rt.Val, false)
-			}
-		}
+		return out
 	}
 	for _, raw := range tree.Stmts {
 		if raw.Stmt == nil {
@@ -1012,10 +1004,10 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 				assign(x.TargetList)
 			case *pg.RangeSubselect:
 				if x.Alias != nil {
-					positional(x.Subquery, x.Alias.Colnames)
+					positional(x.Subquery, strs(x.Alias.Colnames))
 				}
 			case *pg.CommonTableExpr:
-				positional(x.Ctequery, x.Aliascolnames)
+				positional(x.Ctequery, strs(x.Aliascolnames))
 			case *pg.MergeWhenClause:
 				switch {
 				case len(x.Values) == 0:
@@ -1058,36 +1050,44 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 			case *pg.OnConflictClause:
 				assign(x.TargetList)
 			case *pg.InsertStmt:
-				sel := x.SelectStmt.GetSelectStmt()
 				if len(x.Cols) == 0 {
 					// No column list: the values go into the table's
 					// columns by position, which the text does not name.
 					everything(x.SelectStmt)
 					break
 				}
-				if sel == nil {
-					break
+				var cols []string
+				for _, c := range x.Cols {
+					cols = append(cols, c.GetResTarget().GetName())
 				}
-				rows := sel.ValuesLists
-				for _, row := range rows {
-					items := row.GetList().GetItems()
-					for i, c := range x.Cols {
-						if rt := c.GetResTarget(); rt != nil && i < len(items) {
-							add([]string{rt.Name}, items[i], false)
-						}
-					}
-				}
-				if len(rows) == 0 {
-					// INSERT (cols) SELECT …: the list's items by position.
-					for i, c := range x.Cols {
-						if rt := c.GetResTarget(); rt != nil && i < len(sel.TargetList) {
-							add([]string{rt.Name}, sel.TargetList[i].GetResTarget().GetVal(), false)
-						}
-					}
-				}
+				positional(x.SelectStmt, cols)
 			}
 			return true
 		})
+	}
+	return out
+}
+
+// rowItems lists, row by row, the items a SELECT returns by position:
+// each VALUES row, the SELECT list, and those of every branch of a set
+// operation.
+func rowItems(sel *pg.SelectStmt) [][]*pg.Node {
+	if sel == nil {
+		return nil
+	}
+	if sel.Op != pg.SetOperation_SETOP_NONE {
+		return append(rowItems(sel.Larg), rowItems(sel.Rarg)...)
+	}
+	var out [][]*pg.Node
+	for _, row := range sel.ValuesLists {
+		out = append(out, row.GetList().GetItems())
+	}
+	if len(sel.TargetList) > 0 {
+		var items []*pg.Node
+		for _, t := range sel.TargetList {
+			items = append(items, t.GetResTarget().GetVal())
+		}
+		out = append(out, items)
 	}
 	return out
 }

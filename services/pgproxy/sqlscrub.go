@@ -60,7 +60,7 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 func redactText(sql string, pol *Policy, depth int) (string, []gateway.Finding) {
 	forced, whole := treeRedactions(sql, pol)
 	r := tokenRules{forced: forced, whole: whole}
-	if pol.hasColumnRules() || depth > 0 || strings.Contains(sql, "$") || strings.Contains(sql, "'") {
+	if pol.hasColumnRules() || depth > 0 || strings.ContainsAny(sql, "$'") && mayHoldCode(sql) {
 		a := analyze(sql)
 		r.all = a.err != nil && pol.hasColumnRules()
 		if a.err == nil && (a.has("DO") || a.has("CREATE FUNCTION") || a.has("CREATE PROCEDURE") || len(a.textSQL) > 0) {
@@ -68,6 +68,19 @@ func redactText(sql string, pol *Policy, depth int) (string, []gateway.Finding) 
 		}
 	}
 	return scrubTokens(sql, pol, depth, r)
+}
+
+// mayHoldCode reports whether sql may hold code in a string: a DO, a
+// CREATE FUNCTION or PROCEDURE, a call of one of textSQLFuncs, or a name
+// spelled with Unicode escapes (U&"…"), letter case ignored. The parse
+// tree decides; this only skips texts that cannot.
+func mayHoldCode(sql string) bool {
+	for _, w := range []string{"do", "function", "procedure", "_xml", "dblink", `u&"`} {
+		if containsFold(sql, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // tokenRules say what scrubTokens replaces besides what the detectors
@@ -149,7 +162,7 @@ func scrubTokens(sql string, pol *Policy, depth int, r tokenRules) (string, []ga
 		if hi > len(sql) || lo >= hi {
 			continue
 		}
-		if lang, ok := r.code(sql, t); ok && depth < maxCodeDepth {
+		if lang, ok := r.code(sql, t); ok {
 			// A string that holds code (a function body, an EXECUTE or
 			// dblink string) is judged as that code, and written back
 			// as the same kind of literal.
