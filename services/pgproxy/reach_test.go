@@ -9,7 +9,8 @@ import (
 
 // TestOtherWaysToAMaskedColumn, against a real PostgreSQL through psql:
 // values written into or compared with a masked column other than by
-// its name — a field of a whole row, an INSERT or MERGE without a
+// its name — through a VALUES list or a function's rows joined to it, a
+// field of a whole row, an INSERT or MERGE without a
 // column list, MERGE UPDATE SET, a column default, EXECUTE of a
 // prepared statement, a value in double quotes — are recorded as the
 // placeholder; a masked column
@@ -21,7 +22,7 @@ func TestOtherWaysToAMaskedColumn(t *testing.T) {
 	const (
 		n1, n2, n3 = "Perpetua Hollingsworth", "Evander Castellanos", "Rosalind Achterberg"
 		n4, n5, n6 = "Cornelius Vandermeer", "Leocadia Brightwater", "Octavian Pemberton"
-		n7         = "Wilhelmina Strathearn"
+		n7, n8, n9 = "Wilhelmina Strathearn", "Barnaby Ottoline", "Gwendolyn Pryce-Harrow"
 	)
 	for _, q := range []string{
 		"SELECT count(*) FROM cards c WHERE (c).name = '" + n1 + "'",
@@ -29,6 +30,8 @@ func TestOtherWaysToAMaskedColumn(t *testing.T) {
 		"MERGE INTO cards c USING (SELECT 5 AS id) s ON c.id = s.id WHEN MATCHED THEN UPDATE SET name = '" + n3 + "'",
 		"MERGE INTO cards c USING (SELECT 6 AS id) s ON c.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (6, '4000', 'y', '" + n4 + "', 'n')",
 		"ALTER TABLE cards ALTER COLUMN name SET DEFAULT '" + n5 + "'",
+		"SELECT count(*) FROM cards c, unnest(ARRAY['" + n8 + "']) u(n) WHERE c.name = u.n",
+		"SELECT count(*) FROM cards c JOIN (VALUES ('" + n9 + "')) v(x) ON c.name = v.x",
 	} {
 		if out, err := psql(t, url, q); err != nil {
 			t.Errorf("%q: %v\n%s", q, err, out)
@@ -75,5 +78,5 @@ func TestOtherWaysToAMaskedColumn(t *testing.T) {
 		t.Errorf("advisory locks held: %d (%v)", held, err)
 	}
 	f.checkPairs(t)
-	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), n1, n2, n3, n4, n5, n6, n7)
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), n1, n2, n3, n4, n5, n6, n7, n8, n9)
 }

@@ -1008,6 +1008,13 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 				}
 			case *pg.CommonTableExpr:
 				positional(x.Ctequery, strs(x.Aliascolnames))
+			case *pg.RangeFunction, *pg.RangeTableFunc, *pg.JsonTable:
+				// A function's rows in FROM: its constants are linked to
+				// every name its columns take (unnest(ARRAY['…']) u(n),
+				// json_to_recordset('…') x(n text), XMLTABLE, JSON_TABLE).
+				if names := fromFuncNames(m); len(names) > 0 {
+					add(names, wrapFrom(m.Interface()), false)
+				}
 			case *pg.MergeWhenClause:
 				switch {
 				case len(x.Values) == 0:
@@ -1066,6 +1073,68 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 		})
 	}
 	return out
+}
+
+// fromFuncNames lists the names the columns of a function in FROM take:
+// its alias, the alias's column names, a column definition list's, the
+// COLUMNS of XMLTABLE and JSON_TABLE, and without an alias, the
+// function's own name.
+func fromFuncNames(m protoreflect.Message) []string {
+	var out []string
+	alias := func(a *pg.Alias) {
+		if a != nil {
+			out = append(out, a.Aliasname)
+			for _, c := range a.Colnames {
+				out = append(out, c.GetString_().GetSval())
+			}
+		}
+	}
+	coldefs := func(ns []*pg.Node) {
+		for _, n := range ns {
+			if d := n.GetColumnDef(); d != nil {
+				out = append(out, d.Colname)
+			}
+			if d := n.GetRangeTableFuncCol(); d != nil {
+				out = append(out, d.Colname)
+			}
+			if d := n.GetJsonTableColumn(); d != nil {
+				out = append(out, d.Name)
+			}
+		}
+	}
+	switch x := m.Interface().(type) {
+	case *pg.RangeFunction:
+		alias(x.Alias)
+		coldefs(x.Coldeflist)
+		if x.Alias == nil {
+			visit(m, func(m protoreflect.Message) bool {
+				if fc, ok := m.Interface().(*pg.FuncCall); ok {
+					out = append(out, funcName(fc))
+				}
+				return true
+			})
+		}
+	case *pg.RangeTableFunc:
+		alias(x.Alias)
+		coldefs(x.Columns)
+	case *pg.JsonTable:
+		alias(x.Alias)
+		coldefs(x.Columns)
+	}
+	return out
+}
+
+// wrapFrom turns a FROM item's message back into a Node.
+func wrapFrom(msg any) *pg.Node {
+	switch x := msg.(type) {
+	case *pg.RangeFunction:
+		return &pg.Node{Node: &pg.Node_RangeFunction{RangeFunction: x}}
+	case *pg.RangeTableFunc:
+		return &pg.Node{Node: &pg.Node_RangeTableFunc{RangeTableFunc: x}}
+	case *pg.JsonTable:
+		return &pg.Node{Node: &pg.Node_JsonTable{JsonTable: x}}
+	}
+	return nil
 }
 
 // rowItems lists, row by row, the items a SELECT returns by position:
