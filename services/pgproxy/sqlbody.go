@@ -320,6 +320,14 @@ func (j *plJudge) targets(kind string, m plNode) []string {
 			out = append(out, j.datumNames(int(v))...)
 		}
 	}
+	if v, ok := m["curvar"].(float64); ok && int(v) >= 0 && int(v) < len(j.datums) {
+		// OPEN c(args): the arguments go to the cursor's parameters.
+		d, _ := j.datums[int(v)].(plNode)
+		c, _ := d["PLpgSQL_var"].(plNode)
+		if row, ok := c["cursor_explicit_argrow"].(float64); ok {
+			out = append(out, j.datumNames(int(row))...)
+		}
+	}
 	for _, f := range []string{"target", "var", "row"} {
 		var names func(any)
 		names = func(n any) {
@@ -354,6 +362,9 @@ func (j *plJudge) datumNames(n int) []string {
 		m, _ := v.(plNode)
 		if s, ok := m["refname"].(string); ok {
 			out = append(out, s)
+		}
+		if s, ok := m["fieldname"].(string); ok {
+			out = append(out, s) // NEW.name: a field of a record
 		}
 		fs, _ := m["fields"].([]any)
 		for _, f := range fs {

@@ -34,6 +34,10 @@ func TestRedactSQLBodies(t *testing.T) {
 			"CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.name = '" + m + "' THEN RETURN NULL; END IF; RETURN NEW; END $$"},
 		{"CREATE FUNCTION tb() RETURNS TABLE(n text) LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY EXECUTE 'SELECT name FROM users WHERE email = ''jane@x.org'''; END $$",
 			"CREATE FUNCTION tb() RETURNS TABLE(n text) LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY EXECUTE 'SELECT name FROM users WHERE email = ''" + m + "'''; END $$"},
+		{"CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.name := 'Zelda'; NEW.note := 'kept'; RETURN NEW; END $$",
+			"CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.name := '" + m + "'; NEW.note := 'kept'; RETURN NEW; END $$"},
+		{"DO $$ DECLARE c CURSOR (p text) FOR SELECT 1 FROM users WHERE name = p; BEGIN OPEN c('Zelda'); END $$",
+			"DO $$ DECLARE c CURSOR (p text) FOR SELECT 1 FROM users WHERE name = p; BEGIN OPEN c('" + m + "'); END $$"},
 		// Nested dollar quotes and a quoted EXECUTE string.
 		{"DO $a$ BEGIN EXECUTE $b$SELECT 1 FROM users WHERE name = 'Zelda'$b$; EXECUTE 'SELECT 1 FROM users WHERE email = ''jane@x.org'' AND note = ''kept'''; END $a$",
 			"DO $a$ BEGIN EXECUTE $b$SELECT 1 FROM users WHERE name = '" + m + "'$b$; EXECUTE 'SELECT 1 FROM users WHERE email = ''" + m + "'' AND note = ''kept'''; END $a$"},
