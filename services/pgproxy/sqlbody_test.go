@@ -63,6 +63,11 @@ func TestRedactSQLBodies(t *testing.T) {
 		// SQL given as text.
 		{"SELECT query_to_xml('SELECT 1 FROM users WHERE name = ''Zelda''', true, true, '')",
 			"SELECT query_to_xml('SELECT 1 FROM users WHERE name = ''" + m + "''', true, true, '')"},
+		{"SELECT query_to_xml(format('SELECT 1 FROM users WHERE name = %L', 'Zelda'), true, true, '')",
+			"SELECT query_to_xml(format('" + m + "', '" + m + "'), true, true, '')"},
+		// E'…' strings are written back escaped as they were read.
+		{`DO $$ BEGIN EXECUTE E'SELECT 1 FROM users WHERE name = \'Zelda\' AND note = \'a\\b\''; END $$`,
+			`DO $$ BEGIN EXECUTE E'SELECT 1 FROM users WHERE name = ''` + m + `'' AND note = ''a\\b'''; END $$`},
 		// Through a row source at top level.
 		{"SELECT 1 FROM users u JOIN (VALUES ('Zelda'), ('Yorick')) v(x) ON u.name = v.x WHERE u.id = 3",
 			"SELECT 1 FROM users u JOIN (VALUES ('" + m + "'), ('" + m + "')) v(x) ON u.name = v.x WHERE u.id = 3"},

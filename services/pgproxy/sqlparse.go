@@ -984,6 +984,15 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 					}
 				}
 			case *pg.FuncCall:
+				if textSQLFuncs[funcName(x)] {
+					// A query built from pieces (query_to_xml(format(…),
+					// …)): what it compares cannot be told.
+					for _, a := range x.Args {
+						if a.GetAConst() == nil {
+							everything(a)
+						}
+					}
+				}
 				var cols []string
 				var locs, params []int32
 				for _, a := range x.Args {
