@@ -86,7 +86,10 @@ func (c *catalog) conn(ctx context.Context, db string) (*pgconn.PgConn, error) {
 // tell: no relation of that name (one created in a transaction still
 // open, a function's rows), or a relation being altered (an exclusive
 // lock held) in a transaction still open, whose columns are not yet
-// those the catalog shows.
+// those the catalog shows; and for a name not qualified, a relation
+// created in a transaction still open (an exclusive lock on a relation
+// the catalog does not show yet), which may take that name first in its
+// session's search_path (a temporary table does).
 const relationColumns = `WITH RECURSIVE rels(oid) AS (
 	SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 	WHERE c.relname = $1 AND ($2 = '' OR n.nspname = $2)
@@ -101,7 +104,12 @@ UNION ALL
 SELECT 'missing', '' WHERE NOT EXISTS (SELECT 1 FROM rels)
 UNION ALL
 SELECT 'altered', l.pid::text FROM rels JOIN pg_catalog.pg_locks l ON l.relation = rels.oid AND l.mode = 'AccessExclusiveLock'
-	AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())`
+	AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+UNION ALL
+SELECT 'uncommitted', l.pid::text FROM pg_catalog.pg_locks l
+WHERE $2 = '' AND l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+	AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+	AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = l.relation)`
 
 // columns returns the columns of relation rel in database db
 // (relationColumns), or why it cannot tell. Asked at every statement that
@@ -126,6 +134,8 @@ func (c *catalog) columns(ctx context.Context, db string, rel relRef) ([]string,
 			return nil, fmt.Errorf("no relation %s in the catalog", rel)
 		case "altered":
 			return nil, fmt.Errorf("relation %s is being altered in a transaction still open", rel)
+		case "uncommitted":
+			return nil, fmt.Errorf("a relation is being created in a transaction still open, and could be the %s a search_path finds first", rel)
 		}
 		cols = append(cols, string(row[1]))
 	}
