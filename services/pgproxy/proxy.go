@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -238,6 +239,9 @@ type session struct {
 	binds               *nameQueue
 	sqlPrep             sqlPrepared
 	db                  string // the database the session uses
+	// scsOff is the server's standard_conforming_strings being off, as
+	// it last reported it (scs.go).
+	scsOff atomic.Bool
 	// keyFailed is when the tenant's search key last could not be read
 	// for a result's digest (keyedSum).
 	keyFailed time.Time
@@ -247,6 +251,8 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	// Shutting down ends open sessions too, so Serve can return.
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	s := &session{p: p, pol: p.cfg.Policy, gs: p.gw.Session(events.Target{Kind: "postgres", Name: p.cfg.Target, Host: p.upstream.Host})}
+	// Until the server reports standard_conforming_strings, it may be off.
+	s.scsOff.Store(true)
 	// A connection that never gets as far as a user name is a failed
 	// login too, recorded with what is known (a client that connects and
 	// closes at once, as health checks do, is not).
@@ -371,6 +377,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	}
 	be.Send(&pgproto3.AuthenticationOk{})
 	for k, v := range hj.ParameterStatuses {
+		s.setting(k, v)
 		be.Send(&pgproto3.ParameterStatus{Name: k, Value: v})
 	}
 	be.Send(&pgproto3.BackendKeyData{ProcessID: hj.PID, SecretKey: hj.SecretKey})

@@ -291,6 +291,8 @@ type inflight struct {
 
 func (f *inflight) push(c *command) { f.mu.Lock(); f.q = append(f.q, c); f.mu.Unlock() }
 
+func (f *inflight) empty() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.q) == 0 }
+
 func (f *inflight) head() *command {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -387,6 +389,15 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 		flush := false
 		switch m := msg.(type) {
 		case *pgproto3.Query:
+			sql, unread := s.reading(m.String, q)
+			if unread != "" && len(m.String) <= MaxStatement {
+				if err := s.refused(ctx, q, m.String, nil, unread, true); err != nil {
+					return err
+				}
+				msg = &pgproto3.Query{String: refusedSQL}
+				flush = true
+				break
+			}
 			if len(m.String) > MaxStatement {
 				if err := s.refused(ctx, q, m.String, nil, tooLong(m.String), true); err != nil {
 					return err
@@ -395,12 +406,12 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				flush = true
 				break
 			}
-			judged, held, why := []string{m.String}, m.String, ""
+			judged, held, why := []string{sql}, sql, ""
 			if s.pol.rules() {
-				judged, held, why = s.sqlPrep.effective(m.String)
+				judged, held, why = s.sqlPrep.effective(sql)
 			}
 			if why != "" {
-				if err := s.refused(ctx, q, m.String, nil, why, true); err != nil {
+				if err := s.refused(ctx, q, sql, nil, why, true); err != nil {
 					return err
 				}
 				msg = &pgproto3.Query{String: refusedSQL}
@@ -408,7 +419,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				break
 			}
 			if rule := s.denied(judged); rule != nil {
-				if err := s.refused(ctx, q, m.String, rule, "", true); err != nil {
+				if err := s.refused(ctx, q, sql, rule, "", true); err != nil {
 					return err
 				}
 				msg = &pgproto3.Query{String: refusedSQL}
@@ -428,9 +439,9 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				}
 			}
 			if s.pol.rules() {
-				s.sqlPrep.note(m.String, analyze(m.String))
+				s.sqlPrep.note(sql, analyze(sql))
 			}
-			id, stored, err := s.command(ctx, "simple", m.String, 0, nil, nil)
+			id, stored, err := s.command(ctx, "simple", sql, 0, nil, nil)
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
@@ -449,17 +460,20 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			flush = true
 		case *pgproto3.Parse:
 			var rule *DenyRule
-			why := ""
+			sql, why := s.reading(m.Query, q)
 			if len(m.Query) > MaxStatement {
-				why = tooLong(m.Query)
-			} else {
-				rule = s.pol.Denied(m.Query)
+				sql, why = m.Query, tooLong(m.Query)
+			} else if why == "" {
+				rule = s.pol.Denied(sql)
 			}
 			if why == "" && rule == nil {
-				stmts.parse(m.Name, m.Query)
+				stmts.parse(m.Name, sql) // as the server reads it
 				break
 			}
-			if err := s.refused(ctx, q, m.Query, rule, why, false); err != nil {
+			if why != "" && sql == "" {
+				sql = m.Query
+			}
+			if err := s.refused(ctx, q, sql, rule, why, false); err != nil {
 				return err
 			}
 			// The server answers the replacement with a syntax error, in
@@ -780,8 +794,10 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 				msg = &pgproto3.NotificationResponse{PID: m.PID, Channel: m.Channel, Payload: detect.Placeholder(maskedColumn)}
 			}
 			flush = true
-		case *pgproto3.CopyInResponse, *pgproto3.CopyOutResponse, *pgproto3.CopyBothResponse,
-			*pgproto3.ParameterStatus:
+		case *pgproto3.ParameterStatus:
+			s.setting(m.Name, m.Value)
+			flush = true
+		case *pgproto3.CopyInResponse, *pgproto3.CopyOutResponse, *pgproto3.CopyBothResponse:
 			flush = true
 		}
 		s.out.Lock()
