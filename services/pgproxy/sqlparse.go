@@ -333,6 +333,46 @@ func (a *analysis) note(name string, msg any) {
 		if !refersToRows(s.WhereClause) {
 			a.noWhere["UPDATE"] = true
 		}
+	case *pg.SelectStmt:
+		// SELECT … INTO creates a table, as CREATE TABLE AS does.
+		if s.IntoClause != nil {
+			a.kinds["CREATE"], a.kinds["CREATE TABLE AS"] = true, true
+		}
+	case *pg.InsertStmt:
+		// ON CONFLICT DO UPDATE updates the rows the inserted ones
+		// conflict with: a VALUES list names them one by one, a query
+		// may name every row of the table.
+		if oc := s.OnConflictClause; oc != nil && oc.Action == pg.OnConflictAction_ONCONFLICT_UPDATE {
+			a.kinds["UPDATE"] = true
+			values := s.SelectStmt == nil || len(s.SelectStmt.GetSelectStmt().GetValuesLists()) > 0
+			if !values && !refersToRows(oc.WhereClause) {
+				a.noWhere["UPDATE"] = true
+			}
+		}
+	case *pg.MergeStmt:
+		// Each action is judged as the statement it performs, on the
+		// rows the join and its own condition select.
+		for _, n := range s.MergeWhenClauses {
+			c := n.GetMergeWhenClause()
+			if c == nil {
+				continue
+			}
+			kind := ""
+			switch c.CommandType {
+			case pg.CmdType_CMD_DELETE:
+				kind = "DELETE"
+			case pg.CmdType_CMD_UPDATE:
+				kind = "UPDATE"
+			case pg.CmdType_CMD_INSERT:
+				kind = "INSERT"
+			default:
+				continue
+			}
+			a.kinds[kind] = true
+			if kind != "INSERT" && !refersToRows(s.JoinCondition) && !refersToRows(c.Condition) {
+				a.noWhere[kind] = true
+			}
+		}
 	case *pg.CreateFunctionStmt:
 		if s.IsProcedure {
 			a.kinds["CREATE PROCEDURE"] = true
