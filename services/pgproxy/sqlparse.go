@@ -1015,3 +1015,41 @@ func constsIn(n *pg.Node, stringsOnly bool) []int32 {
 	})
 	return out
 }
+
+// canonicalCache holds canonicalText's answers by statement text.
+var canonicalCache = struct {
+	sync.Mutex
+	m map[string]string
+}{m: map[string]string{}}
+
+// canonicalText is sql as the server's parser reads it, written back
+// (pg_query's deparser): identifiers unquoted where they need no quotes
+// and with their escapes decoded (U&"pg\005fsleep" is pg_sleep),
+// comments left out, keywords and spacing made uniform, string constants
+// written plainly. ok is false when the text parses but cannot be
+// written back: a pattern rule then matches, failing closed. Text that
+// does not parse has no canonical form (ok, ""): such statements are
+// refused before any rule is looked at.
+func canonicalText(sql string) (string, bool) {
+	canonicalCache.Lock()
+	c, hit := canonicalCache.m[sql]
+	canonicalCache.Unlock()
+	if hit {
+		return c, true
+	}
+	tree, err := pg.Parse(sql)
+	if err != nil {
+		return "", true
+	}
+	c, err = pg.Deparse(tree)
+	if err != nil {
+		return "", false
+	}
+	canonicalCache.Lock()
+	if len(canonicalCache.m) >= parseCacheSize {
+		clear(canonicalCache.m)
+	}
+	canonicalCache.m[sql] = c
+	canonicalCache.Unlock()
+	return c, true
+}
