@@ -37,6 +37,9 @@ type command struct {
 	masked  map[maskKey]int // values masked in the current result
 	// copyIn digests the COPY data a client sends for this statement.
 	copyIn copyDigest
+	// maskRef is the mask rule of a column the statement refers to
+	// anywhere (withhold.go); nil when it refers to none.
+	maskRef *MaskRule
 	// stored delivers the outcome of storing the command's record, in
 	// before-response mode; nil when it was stored before forwarding.
 	stored <-chan error
@@ -445,7 +448,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, simple: true, sum: s.keyedSum(ctx, gateway.ResponseLabel), stored: stored})
+			q.push(&command{id: id, simple: true, sum: s.keyedSum(ctx, gateway.ResponseLabel), stored: stored, maskRef: s.pol.maskedReference(sql)})
 			flush = true
 		case *pgproto3.FunctionCall:
 			// A function call by OID carries no SQL to police or to record
@@ -566,7 +569,8 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, sum: s.keyedSum(ctx, gateway.ResponseLabel), lazy: true, stmt: p.stmt, portal: m.Portal, resultFormats: p.formats, stored: stored})
+			q.push(&command{id: id, sum: s.keyedSum(ctx, gateway.ResponseLabel), lazy: true, stmt: p.stmt, portal: m.Portal, resultFormats: p.formats, stored: stored,
+				maskRef: s.pol.maskedReference(p.sql)})
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
 				stmts.forget(m.Name, false)
@@ -753,6 +757,7 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			// integer: \"alice@example.com\""): the detectors mask them
 			// before the client or the ledger sees them.
 			scrubbed, masked := s.pol.scrubError(*m)
+			masked += withholdFromMasked(q.head(), &scrubbed)
 			msg = &scrubbed
 			if c := q.head(); c != nil && c.refusal != "" {
 				msg = &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501", Message: c.refusal}
@@ -765,6 +770,7 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			flush = true
 		case *pgproto3.NoticeResponse:
 			scrubbed, _ := s.pol.scrubError(pgproto3.ErrorResponse(*m))
+			withholdFromMasked(q.head(), &scrubbed)
 			notice := pgproto3.NoticeResponse(scrubbed)
 			msg = &notice
 			flush = true

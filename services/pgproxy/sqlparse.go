@@ -52,6 +52,10 @@ type analysis struct {
 	// textSQL lists the calls of functions that run a query given as
 	// text or read whole tables (textSQLFuncs).
 	textSQL []string
+	// refs lists, lower case, the last name of every column reference
+	// anywhere in the text; "*" stands for t.*, * and a whole row (a
+	// relation's name used as a value).
+	refs []string
 	// renamed lists what ALTER … RENAME renames: columns and attributes
 	// (ALTER TABLE t RENAME COLUMN a TO b, ALTER TYPE … RENAME
 	// ATTRIBUTE) by their old name, and relations (ALTER TABLE, VIEW,
@@ -94,7 +98,7 @@ func (a *analysis) digitNames() bool {
 			return true
 		}
 	}
-	for _, c := range a.compared {
+	for _, c := range slices.Concat(a.compared, a.refs) {
 		if strings.ContainsAny(c, "0123456789") {
 			return true
 		}
@@ -215,6 +219,7 @@ func parse(sql string) *analysis {
 	// run text as SQL, whether any column or constant is there at all.
 	rels := map[string]bool{}
 	var columns, consts bool
+	var single []string // one-name column references: a column, or a whole row
 	var stored []outRead // columns a stored expression or a side channel reads
 	for _, raw := range tree.Stmts {
 		if raw.Stmt == nil {
@@ -224,6 +229,16 @@ func parse(sql string) *analysis {
 			switch n := m.Interface().(type) {
 			case *pg.ColumnRef:
 				columns = true
+				if k := len(n.Fields); k > 0 {
+					switch last := n.Fields[k-1]; {
+					case last.GetAStar() != nil:
+						a.refs = append(a.refs, "*")
+					case k == 1:
+						single = append(single, strings.ToLower(last.GetString_().GetSval()))
+					default:
+						a.refs = append(a.refs, strings.ToLower(last.GetString_().GetSval()))
+					}
+				}
 			case *pg.A_Const, *pg.ParamRef:
 				consts = true
 			case *pg.RangeVar:
@@ -261,6 +276,12 @@ func parse(sql string) *analysis {
 			}
 			return true
 		})
+	}
+	for _, n := range single {
+		if rels[n] {
+			a.refs = append(a.refs, "*")
+		}
+		a.refs = append(a.refs, n)
 	}
 	if columns {
 		a.reads, a.renames = outputReads(tree, rels)
