@@ -219,7 +219,7 @@ func parse(sql string) *analysis {
 	// run text as SQL, whether any column or constant is there at all.
 	rels := map[string]bool{}
 	var columns, consts bool
-	var single []string // one-name column references: a column, or a whole row
+	var single []string  // one-name column references: a column, or a whole row
 	var stored []outRead // columns a stored expression or a side channel reads
 	for _, raw := range tree.Stmts {
 		if raw.Stmt == nil {
