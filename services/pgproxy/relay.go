@@ -162,6 +162,9 @@ func (s *session) denied(judged []string) *DenyRule {
 		if r := s.pol.Denied(t); r != nil {
 			return r
 		}
+		if r := s.sideEffects(t); r != nil {
+			return r
+		}
 	}
 	return nil
 }
@@ -467,7 +470,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if len(m.Query) > MaxStatement {
 				sql, why = m.Query, tooLong(m.Query)
 			} else if why == "" {
-				rule = s.pol.Denied(sql)
+				rule = s.denied([]string{sql})
 			}
 			if why == "" && rule == nil {
 				stmts.parse(m.Name, sql) // as the server reads it

@@ -52,6 +52,9 @@ type analysis struct {
 	// textSQL lists the calls of functions that run a query given as
 	// text or read whole tables (textSQLFuncs).
 	textSQL []string
+	// argCalls lists, lower case and without duplicates, the functions
+	// called with a column reference or a subquery among their arguments.
+	argCalls []string
 	// refs lists, lower case, the last name of every column reference
 	// anywhere in the text; "*" stands for t.*, * and a whole row (a
 	// relation's name used as a value).
@@ -250,6 +253,9 @@ func parse(sql string) *analysis {
 			case *pg.FuncCall:
 				if textSQLFuncs[funcName(n)] {
 					a.textSQL = append(a.textSQL, funcName(n))
+				}
+				if name := funcName(n); !slices.Contains(a.argCalls, name) && slices.ContainsFunc(n.Args, readsRows) {
+					a.argCalls = append(a.argCalls, name)
 				}
 				if sideChannelFuncs[funcName(n)] {
 					for _, arg := range n.Args {
@@ -1073,4 +1079,21 @@ func canonicalText(sql string) (string, bool) {
 	canonicalCache.m[sql] = c
 	canonicalCache.Unlock()
 	return c, true
+}
+
+// readsRows reports whether an expression holds a column reference or a
+// subquery.
+func readsRows(n *pg.Node) bool {
+	if n == nil {
+		return false
+	}
+	found := false
+	visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		switch m.Interface().(type) {
+		case *pg.ColumnRef, *pg.SubLink:
+			found = true
+		}
+		return !found
+	})
+	return found
 }
