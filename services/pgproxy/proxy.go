@@ -242,6 +242,9 @@ type session struct {
 	// scsOff is the server's standard_conforming_strings being off, as
 	// it last reported it (scs.go).
 	scsOff atomic.Bool
+	// clientEnc is the session's client_encoding, as the server last
+	// reported it (encoding.go).
+	clientEnc atomic.Value
 	// keyFailed is when the tenant's search key last could not be read
 	// for a result's digest (keyedSum).
 	keyFailed time.Time

@@ -514,7 +514,8 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			}
 			// The whole policy: a requester exempt from a mask rule still does
 			// not put the value into the ledger.
-			params, found := s.p.cfg.Policy.recordParams(sql, m.Parameters, m.ParameterFormatCodes, keyed)
+			values, formats := s.paramsRead(m.Parameters, m.ParameterFormatCodes, q)
+			params, found := s.p.cfg.Policy.recordParams(sql, values, formats, keyed)
 			// The values found become their search digests now: the
 			// portal may wait a while before it runs.
 			found, ferr := s.gs.Digest(ctx, found)
@@ -759,6 +760,7 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			// Error texts quote values ("invalid input syntax for type
 			// integer: \"alice@example.com\""): the detectors mask them
 			// before the client or the ledger sees them.
+			s.errorRead(m)
 			scrubbed, masked := s.pol.scrubError(*m)
 			masked += withholdFromMasked(q.head(), &scrubbed)
 			msg = &scrubbed
@@ -769,11 +771,17 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			if masked > 0 {
 				payload["error_values_masked"] = masked
 			}
+			if e, ok := msg.(*pgproto3.ErrorResponse); ok {
+				s.errorWrite(e)
+			}
 			s.digest(ctx, q, payload)
 			flush = true
 		case *pgproto3.NoticeResponse:
-			scrubbed, _ := s.pol.scrubError(pgproto3.ErrorResponse(*m))
+			e := pgproto3.ErrorResponse(*m)
+			s.errorRead(&e)
+			scrubbed, _ := s.pol.scrubError(e)
 			withholdFromMasked(q.head(), &scrubbed)
+			s.errorWrite(&scrubbed)
 			notice := pgproto3.NoticeResponse(scrubbed)
 			msg = &notice
 			flush = true

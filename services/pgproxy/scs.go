@@ -1,7 +1,10 @@
 package pgproxy
 
 import (
+	"fmt"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
@@ -242,7 +245,89 @@ func (s *session) reading(sql string, q *inflight) (text, why string) {
 		return sql, ""
 	}
 	certain := q.empty()
+	enc := s.encoding()
+	if !isASCII(sql) {
+		if !certain {
+			return "", "the statement is not ASCII, and a statement still running may change client_encoding: the audit proxy cannot tell how the server " +
+				"will read it, so it is refused; send it once the statements before it have completed"
+		}
+		dec, ok := fromClient(enc, sql)
+		if !ok {
+			return "", fmt.Sprintf("client_encoding %s is not one the audit proxy can read (or the statement is not valid in it), so it cannot judge or record the statement; "+
+				"set client_encoding to UTF8", enc)
+		}
+		sql = dec
+	}
+	if !isUTF8Encoding(enc) && s.pol.hasDetectors() && !settingOnly(sql) {
+		return "", fmt.Sprintf("client_encoding is %s, and this policy masks values it detects in results, which it reads as UTF-8; set client_encoding to UTF8", enc)
+	}
 	return serverReading(sql, s.scsOff.Load(), certain)
+}
+
+// encoding is the session's client_encoding, as the server last
+// reported it ("" before it has).
+func (s *session) encoding() string {
+	if e, ok := s.clientEnc.Load().(string); ok {
+		return e
+	}
+	return ""
+}
+
+// paramsRead returns bind parameters as the policy judges and records
+// them: text ones decoded from the client encoding. One the proxy cannot
+// decode for sure (an encoding it cannot read, or a statement that may
+// change it still running) is marked binary, so it is recorded by its
+// digest, never as text.
+func (s *session) paramsRead(values [][]byte, formats []int16, q *inflight) ([][]byte, []int16) {
+	enc, certain := s.encoding(), q.empty()
+	if isUTF8Encoding(enc) && certain {
+		return values, formats
+	}
+	outV, outF := make([][]byte, len(values)), make([]int16, len(values))
+	for i, v := range values {
+		outV[i] = v
+		if len(formats) == 1 && formats[0] == 1 || i < len(formats) && formats[i] == 1 {
+			outF[i] = 1
+			continue
+		}
+		if v == nil || isASCII(string(v)) {
+			continue
+		}
+		if dec, ok := fromClient(enc, string(v)); ok && certain {
+			outV[i] = []byte(dec)
+		} else {
+			outF[i] = 1
+		}
+	}
+	return outV, outF
+}
+
+// errorRead decodes the texts of a server error or notice from the
+// client encoding, for the detectors and the ledger.
+func (s *session) errorRead(e *pgproto3.ErrorResponse) {
+	enc := s.encoding()
+	if isUTF8Encoding(enc) {
+		return
+	}
+	for _, f := range []*string{&e.Message, &e.Detail, &e.Hint, &e.Where, &e.InternalQuery} {
+		if dec, ok := fromClient(enc, *f); ok {
+			*f = dec
+		} else {
+			*f = strings.ToValidUTF8(*f, "?")
+		}
+	}
+}
+
+// errorWrite encodes the texts of an error or notice errorRead decoded
+// back into the client encoding.
+func (s *session) errorWrite(e *pgproto3.ErrorResponse) {
+	enc := s.encoding()
+	if isUTF8Encoding(enc) {
+		return
+	}
+	for _, f := range []*string{&e.Message, &e.Detail, &e.Hint, &e.Where, &e.InternalQuery} {
+		*f = toClient(enc, *f)
+	}
 }
 
 // setting notes a run-time parameter the server reports (at the start
@@ -251,5 +336,23 @@ func (s *session) setting(name, value string) {
 	switch name {
 	case "standard_conforming_strings":
 		s.scsOff.Store(value != "on")
+	case "client_encoding":
+		s.clientEnc.Store(value)
 	}
+}
+
+// settingOnly reports whether sql only sets parameters or controls the
+// transaction: statements that return no values (SET client_encoding TO
+// UTF8 among them).
+func settingOnly(sql string) bool {
+	a := analyze(sql)
+	if a.err != nil || len(a.kinds) == 0 {
+		return false
+	}
+	for k := range a.kinds {
+		if k != "SET" && k != "TRANSACTION" {
+			return false
+		}
+	}
+	return true
 }
