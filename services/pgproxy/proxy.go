@@ -214,7 +214,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		p.wg.Go(func() {
 			defer conn.Close()
 			if err := p.session(ctx, conn); err != nil && !errors.Is(err, errClosed) {
-				p.cfg.Logger.Info("session ended with an error", "client", conn.RemoteAddr().String(), "err", err)
+				p.cfg.Logger.Info("session ended with an error", "client", conn.RemoteAddr().String(), "err", logSafe(err.Error()))
 			}
 		})
 	}
@@ -363,7 +363,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	}
 	up, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		p.cfg.Logger.Warn("upstream connection failed", "database", db, "err", err)
+		p.cfg.Logger.Warn("upstream connection failed", "database", logSafe(db), "err", logSafe(err.Error()))
 		code, msg := upstreamRefusal(err, cfg.User)
 		return fatal(be, code, msg)
 	}
@@ -511,6 +511,14 @@ func statementKind(sql string) string {
 		return ""
 	}
 	return strings.ToUpper(strings.TrimRight(f[0], ";"))
+}
+
+// logSafe is text a client chose (a database or user name, an error
+// quoting one) as the process log may carry it: what the detectors find
+// replaced, as in events.
+func logSafe(s string) string {
+	out, _ := detect.Scrub(s)
+	return out
 }
 
 func sha256Hex(s string) string {
