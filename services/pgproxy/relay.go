@@ -451,7 +451,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, simple: true, sum: s.keyedSum(ctx, gateway.ResponseLabel), stored: stored, maskRef: s.pol.maskedReference(sql)})
+			q.push(&command{id: id, simple: true, sum: s.keyedSum(ctx, gateway.ResponseLabel), stored: stored, maskRef: s.pol.maskedReference(judged...)})
 			flush = true
 		case *pgproto3.FunctionCall:
 			// A function call by OID carries no SQL to police or to record
@@ -574,7 +574,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
 			q.push(&command{id: id, sum: s.keyedSum(ctx, gateway.ResponseLabel), lazy: true, stmt: p.stmt, portal: m.Portal, resultFormats: p.formats, stored: stored,
-				maskRef: s.pol.maskedReference(p.sql)})
+				maskRef: s.pol.maskedReference(judged...)})
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
 				stmts.forget(m.Name, false)

@@ -24,14 +24,23 @@ import (
 // names withheld), resources (53) and operator intervention (57).
 var safeErrorClasses = map[string]bool{"08": true, "23": true, "25": true, "40": true, "42": true, "53": true, "57": true}
 
-// maskedReference returns the first mask rule naming a column sql
-// refers to anywhere, or the first column rule when sql refers to a
-// whole row or *; nil when none does.
-func (p *Policy) maskedReference(sql string) *MaskRule {
+// maskedReference returns the first mask rule naming a column one of
+// texts (a statement, and what its EXECUTEs run) refers to anywhere, or
+// the first column rule when it refers to a whole row or *; nil when
+// none does.
+func (p *Policy) maskedReference(texts ...string) *MaskRule {
 	if !p.hasColumnRules() {
 		return nil
 	}
-	a := analyze(sql)
+	for _, sql := range texts {
+		if r := p.maskedRef(analyze(sql)); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+func (p *Policy) maskedRef(a *analysis) *MaskRule {
 	if a.err != nil {
 		return nil
 	}
