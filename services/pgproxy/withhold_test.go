@@ -37,6 +37,11 @@ func TestMaskedColumnNumbersWithheldFromErrors(t *testing.T) {
 			}
 		}
 	}
+	// Prepared in SQL: judged by what EXECUTE runs.
+	out, err := psql(t, f.url("alice", "alice-secret"), `PREPARE leak AS SELECT 1 FROM cards WHERE set_bit('\x00'::bytea, reverse(card)::bigint, 0) IS NULL`, "EXECUTE leak")
+	if err == nil || !strings.Contains(out, "is withheld") || strings.Contains(out, secrets[0]) {
+		t.Errorf("EXECUTE: want the withheld message (%v):\n%s", err, out)
+	}
 	// Naming objects, not values: kept.
 	if out, err := psql(t, f.url("alice", "alice-secret"), "SELECT card FROM nosuch"); err == nil || !strings.Contains(out, "does not exist") {
 		t.Errorf("an undefined table: %v\n%s", err, out)
@@ -52,8 +57,8 @@ func TestMaskedColumnNumbersWithheldFromErrors(t *testing.T) {
 			withheld++
 		}
 	}
-	if withheld != 4 {
-		t.Errorf("%d recorded errors withheld, want 4", withheld)
+	if withheld != 5 {
+		t.Errorf("%d recorded errors withheld, want 5", withheld)
 	}
 	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), secrets...)
 }
