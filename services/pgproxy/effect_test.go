@@ -81,4 +81,16 @@ func TestStatementsJudgedByEffect(t *testing.T) {
 	if r := p.NeedsApproval("SELECT 1 AS a INTO newt"); r == nil {
 		t.Error("SELECT … INTO not held by an approval rule on CREATE")
 	}
+	// WHEN NOT MATCHED BY SOURCE (PostgreSQL 17) deletes the rows the
+	// join does not select: its ON names no rows it acts on.
+	q, err := pgproxy.ParsePolicy("p.yaml", []byte(effectPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := q.Denied("MERGE INTO orders o USING (SELECT -1 AS id) s ON o.id = s.id WHEN NOT MATCHED BY SOURCE THEN DELETE"); r == nil || r.ID != "delete-needs-where" {
+		t.Errorf("WHEN NOT MATCHED BY SOURCE THEN DELETE: refused by %v", r)
+	}
+	if r := q.Denied("MERGE INTO orders o USING (SELECT -1 AS id) s ON o.id = s.id WHEN NOT MATCHED BY SOURCE AND o.status = 'x' THEN DELETE"); r != nil {
+		t.Errorf("WHEN NOT MATCHED BY SOURCE AND … THEN DELETE: refused by %s", r.ID)
+	}
 }

@@ -392,7 +392,13 @@ func (a *analysis) note(name string, msg any) {
 				continue
 			}
 			a.kinds[kind] = true
-			if kind != "INSERT" && !refersToRows(s.JoinCondition) && !refersToRows(c.Condition) {
+			// WHEN NOT MATCHED BY SOURCE acts on the target rows the join
+			// does not select: only its own condition names rows.
+			join := s.JoinCondition
+			if c.MatchKind == pg.MergeMatchKind_MERGE_WHEN_NOT_MATCHED_BY_SOURCE {
+				join = nil
+			}
+			if kind != "INSERT" && !refersToRows(join) && !refersToRows(c.Condition) {
 				a.noWhere[kind] = true
 			}
 		}
