@@ -75,7 +75,7 @@ func serverReading(sql string, off, certain bool) (text, why string) {
 // constant holding a backslash gets the E prefix. ok says the rewrite
 // parses (setting on) into offTree, the server's own reading.
 func standardEquivalent(sql string, offTree *pg.ParseResult) (string, bool) {
-	var b strings.Builder
+	var b []byte
 	identCont := func(c byte) bool {
 		return c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
 	}
@@ -88,7 +88,7 @@ func standardEquivalent(sql string, offTree *pg.ParseResult) (string, bool) {
 			if j < 0 {
 				j = n - i
 			}
-			b.WriteString(sql[i : i+j])
+			b = append(b, sql[i : i+j]...)
 			i += j
 		case c == '/' && i+1 < n && sql[i+1] == '*':
 			depth, j := 1, i+2
@@ -104,7 +104,7 @@ func standardEquivalent(sql string, offTree *pg.ParseResult) (string, bool) {
 					j++
 				}
 			}
-			b.WriteString(sql[i:j])
+			b = append(b, sql[i:j]...)
 			i = j
 		case c == '"':
 			j := i + 1
@@ -119,7 +119,7 @@ func standardEquivalent(sql string, offTree *pg.ParseResult) (string, bool) {
 				}
 				j++
 			}
-			b.WriteString(sql[i:j])
+			b = append(b, sql[i:j]...)
 			i = j
 		case c == '$' && (i == 0 || !identCont(sql[i-1])):
 			// A dollar quote $tag$…$tag$, or a parameter $1.
@@ -131,21 +131,21 @@ func standardEquivalent(sql string, offTree *pg.ParseResult) (string, bool) {
 				tag := sql[i : j+1]
 				end := strings.Index(sql[j+1:], tag)
 				if end < 0 {
-					b.WriteString(sql[i:])
+					b = append(b, sql[i:]...)
 					i = n
 					break
 				}
 				stop := j + 1 + end + len(tag)
-				b.WriteString(sql[i:stop])
+				b = append(b, sql[i:stop]...)
 				i = stop
 				break
 			}
-			b.WriteString(sql[i:j])
+			b = append(b, sql[i:j]...)
 			i = j
 		case c == '\'':
 			// A string constant: its prefix (E, B, X, N, U&) is what comes
 			// right before the quote when it starts the token.
-			escapes, plain := true, true
+			escapes, plain, national := true, true, false
 			if i > 0 {
 				p := sql[i-1]
 				startsToken := i < 2 || !identCont(sql[i-2])
@@ -156,6 +156,8 @@ func standardEquivalent(sql string, offTree *pg.ParseResult) (string, bool) {
 					escapes, plain = false, false
 				case p == '&' && i >= 2 && (sql[i-2] == 'u' || sql[i-2] == 'U') && (i < 3 || !identCont(sql[i-3])):
 					escapes, plain = false, false
+				case (p == 'n' || p == 'N') && startsToken:
+					national = true // N'…' is NCHAR '…'
 				}
 			}
 			j := scanQuoted(sql, i, escapes)
@@ -174,16 +176,23 @@ func standardEquivalent(sql string, offTree *pg.ParseResult) (string, bool) {
 			}
 			lit := sql[i:j]
 			if plain && strings.Contains(lit, `\`) {
-				b.WriteByte('E')
+				switch {
+				case national:
+					b = append(b[:len(b)-1], "NCHAR E"...)
+				case i > 0 && identCont(sql[i-1]):
+					b = append(b, " E"...) // a type name before it: int'1'
+				default:
+					b = append(b, 'E')
+				}
 			}
-			b.WriteString(lit)
+			b = append(b, lit...)
 			i = j
 		default:
-			b.WriteByte(c)
+			b = append(b, c)
 			i++
 		}
 	}
-	std := b.String()
+	std := string(b)
 	tree, err := pg.Parse(std)
 	if err != nil {
 		return "", false
