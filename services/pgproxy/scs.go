@@ -88,7 +88,7 @@ func standardEquivalent(sql string, offTree *pg.ParseResult) (string, bool) {
 			if j < 0 {
 				j = n - i
 			}
-			b = append(b, sql[i : i+j]...)
+			b = append(b, sql[i:i+j]...)
 			i += j
 		case c == '/' && i+1 < n && sql[i+1] == '*':
 			depth, j := 1, i+2
