@@ -85,8 +85,10 @@ func (c *catalog) conn(ctx context.Context, db string) (*pgconn.PgConn, error) {
 // judged by: the columns of every relation of the name (in any schema
 // when the name is not qualified, so the session's search_path does not
 // matter), and for a view or materialized view, those of the relations
-// its query reads, followed through views. Error rows say why it cannot
-// tell: no relation of that name (one created in a transaction still
+// its query reads, followed through views; the attributes of
+// composite-typed columns (and of arrays of them) count as its columns
+// too. Error rows say why it cannot tell: no relation of that name (one
+// created in a transaction still
 // open, a function's rows), or a relation being altered (an exclusive
 // lock held) in a transaction still open, whose columns are not yet
 // those the catalog shows; and for a name not qualified, a relation
@@ -97,10 +99,17 @@ const relationColumns = `WITH RECURSIVE rels(oid) AS (
 	SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 	WHERE c.relname = $1 AND ($2 = '' OR n.nspname = $2)
 	UNION
-	SELECT d.refobjid FROM rels
-	JOIN pg_catalog.pg_rewrite w ON w.ev_class = rels.oid
-	JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = w.oid
-		AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> rels.oid
+	SELECT next.oid FROM rels, LATERAL (
+		SELECT d.refobjid FROM pg_catalog.pg_rewrite w
+		JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.objid = w.oid
+			AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid <> rels.oid
+		WHERE w.ev_class = rels.oid
+		UNION ALL
+		SELECT coalesce(nullif(t.typrelid, 0), e.typrelid) FROM pg_catalog.pg_attribute a
+		JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem
+		WHERE a.attrelid = rels.oid AND a.attnum > 0 AND NOT a.attisdropped AND (t.typrelid <> 0 OR e.typrelid <> 0)
+	) next(oid)
 )
 SELECT 'column', a.attname::text FROM rels JOIN pg_catalog.pg_attribute a ON a.attrelid = rels.oid AND a.attnum > 0 AND NOT a.attisdropped
 UNION ALL

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // Literals inside code — DO and function bodies, EXECUTE strings, a
@@ -87,6 +89,12 @@ func TestRedactSQLBodies(t *testing.T) {
 		}
 		if got != c.in && len(red) == 0 {
 			t.Errorf("redactSQL(%q): no redactions", c.in)
+		}
+		// The recorded text keeps its SQL shape: what parsed still does.
+		if _, err := pg_query.Parse(c.in); err == nil {
+			if _, err := pg_query.Parse(got); err != nil {
+				t.Errorf("redactSQL(%q) = %q, which does not parse: %v", c.in, got, err)
+			}
 		}
 	}
 	// Without column rules, bodies keep their literals, and what the

@@ -896,6 +896,16 @@ func (w *outWalker) expr(n *pg.Node) {
 		return
 	}
 	visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		if ind, ok := m.Interface().(*pg.A_Indirection); ok {
+			// (comp).email: a field of a composite value is read as a
+			// column of its name.
+			for _, f := range ind.Indirection {
+				if s := f.GetString_(); s != nil {
+					w.reads = append(w.reads, outRead{col: s.Sval})
+				}
+			}
+			return true
+		}
 		cr, ok := m.Interface().(*pg.ColumnRef)
 		if !ok || len(cr.Fields) == 0 {
 			return true

@@ -25,6 +25,8 @@ func TestWholeRowsByCatalog(t *testing.T) {
 		INSERT INTO other.things VALUES (1, 'other-thing-label');
 		CREATE TABLE other.cards (id int, note text);
 		CREATE VIEW v_cards AS SELECT id, email AS contact FROM cards;
+		CREATE TYPE person AS (label text, email text);
+		CREATE TABLE holders (id int, who person[]);
 		GRANT ALL ON ALL TABLES IN SCHEMA public, other TO PUBLIC; GRANT ALL ON SCHEMA other TO PUBLIC`); err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +53,9 @@ func TestWholeRowsByCatalog(t *testing.T) {
 		"SELECT row_to_json(v) FROM v_cards v",
 		"SELECT p.* FROM plain p UNION ALL SELECT c.id, c.note FROM cards c UNION ALL SELECT * FROM v_cards",
 		"SELECT row_to_json(f) FROM generate_series(1, 2) f",
+		// A composite-typed column with an attribute a rule masks.
+		"SELECT to_jsonb(h) FROM holders h",
+		"SELECT (h.who[1]).email AS x FROM holders h",
 		// other.cards has no masked column, but the name is not
 		// qualified: the cards of any schema count.
 		"SELECT row_to_json(cards) FROM cards",
