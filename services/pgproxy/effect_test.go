@@ -78,8 +78,10 @@ func TestStatementsJudgedByEffect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := p.NeedsApproval("SELECT 1 AS a INTO newt"); r == nil {
-		t.Error("SELECT … INTO not held by an approval rule on CREATE")
+	for _, sql := range []string{"SELECT 1 AS a INTO newt", "IMPORT FOREIGN SCHEMA s FROM SERVER srv INTO public"} {
+		if r := p.NeedsApproval(sql); r == nil {
+			t.Errorf("%q not held by an approval rule on CREATE", sql)
+		}
 	}
 	// WHEN NOT MATCHED BY SOURCE (PostgreSQL 17) deletes the rows the
 	// join does not select: its ON names no rows it acts on.
