@@ -94,6 +94,10 @@ type Config struct {
 	// Metrics, if set, counts what the gateway records and how long each
 	// record takes to be stored.
 	Metrics *telemetry.Proxy
+	// Stages, if set, adds up where each command's time goes (Command
+	// times the core's stages; the gateway times its protocol's). Nil
+	// times nothing.
+	Stages *Stages
 	// Logger gets what could not be recorded; nil means slog.Default().
 	Logger *slog.Logger
 }

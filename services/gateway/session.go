@@ -234,25 +234,37 @@ func (s *Session) RecordAsync(ctx context.Context, t events.Type, payload map[st
 // event was built) means the command MUST NOT run; id may still be set,
 // as in Record.
 func (s *Session) Command(ctx context.Context, payload map[string]any) (id string, stored <-chan error, err error) {
-	if s.g.cfg.Durability != BeforeResponse {
-		id, err = s.Record(ctx, events.CommandExecuted, payload)
-		return id, nil, err
-	}
+	st := s.g.cfg.Stages
+	t := st.Now()
 	ev, err := s.event(ctx, events.CommandExecuted, payload)
 	if err != nil {
 		return "", nil, err
 	}
+	t = st.Since(StageEvent, t)
 	ch := make(chan error, 1)
 	err = s.g.emitAsync(ctx, ev, true, func(err error) {
+		st.Since(StageStored, t)
 		if err != nil {
 			err = fmt.Errorf("%w: %w", ErrNotRecorded, err)
 		}
 		ch <- err
 	})
+	st.Since(StageEncode, t)
 	if err != nil {
-		err = fmt.Errorf("%w: %w", ErrNotRecorded, err)
+		return ev.ID, nil, fmt.Errorf("%w: %w", ErrNotRecorded, err)
 	}
-	return ev.ID, ch, err
+	if s.g.cfg.Durability == BeforeResponse {
+		return ev.ID, ch, nil
+	}
+	// Before forwarding: stored when Command returns, or not at all as
+	// far as the caller knows (the event may still be stored, under the
+	// emitter's lifetime, and its id says which).
+	select {
+	case err = <-ch:
+	case <-ctx.Done():
+		err = fmt.Errorf("%w: %w", ErrNotRecorded, ctx.Err())
+	}
+	return ev.ID, nil, err
 }
 
 // Start records session.started, stored, and puts the session in the

@@ -144,6 +144,10 @@ type Stats struct {
 	// signed, or that the bus had not stored by Close's deadline: their
 	// events stay unattested.
 	AttestationsLost atomic.Uint64
+	// Queued and Publishing add up, over the events finished, how long
+	// each waited for its group to start (behind the groups in flight)
+	// and how long its group then took to be stored, in nanoseconds.
+	Queued, Publishing atomic.Uint64
 }
 
 // pending is one accepted event waiting for its group.
@@ -151,7 +155,8 @@ type pending struct {
 	ev    *events.Event
 	raw   []byte
 	done  func(Result)
-	alone bool // never in a batch (EmitAlone)
+	alone bool      // never in a batch (EmitAlone)
+	at    time.Time // when it was accepted
 }
 
 // New returns an Emitter.
@@ -468,6 +473,7 @@ func (e *Emitter) enqueue(ctx context.Context, p *pending) error {
 	if e.attest != nil {
 		e.attest.add(ev, raw)
 	}
+	p.at = time.Now()
 	e.qmu.Lock()
 	e.queue = append(e.queue, p)
 	e.qmu.Unlock()
@@ -552,9 +558,14 @@ func (e *Emitter) commit() {
 
 // store publishes one group and reports each event's result.
 func (e *Emitter) store(group []*pending) {
+	start := time.Now()
 	finish := func(p *pending, r Result) {
 		if r.Err != nil {
 			e.failed.Add(1)
+		}
+		if !p.at.IsZero() {
+			e.Stats.Queued.Add(uint64(start.Sub(p.at)))
+			e.Stats.Publishing.Add(uint64(time.Since(start)))
 		}
 		<-e.slot
 		p.done(r)

@@ -33,6 +33,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/writer"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 )
@@ -176,8 +177,8 @@ func Proxy(c *cobra.Command) cli.Run {
 		if paths["relay"] {
 			// Before-response forwards at once and releases the result when
 			// the record is stored, which a discarding recorder reports at once.
-			p := &benchPath{name: "relay only, events discarded", kind: "relay", cpu: selfCPU}
-			url, stopRelay, err := startBenchProxy(ctx, discardRecorder{}, pol, *upstream, pgproxy.BeforeResponse)
+			p := &benchPath{name: "relay only, events discarded", kind: "relay", cpu: selfCPU, stages: &gateway.Stages{}}
+			url, stopRelay, err := startBenchProxy(ctx, discardRecorder{}, pol, *upstream, pgproxy.BeforeResponse, p.stages)
 			if err != nil {
 				return err
 			}
@@ -193,7 +194,7 @@ func Proxy(c *cobra.Command) cli.Run {
 			defer fr.close()
 			waits := &timedRecorder{rec: fr}
 			p := &benchPath{name: "relay + local fsync per group, no bus", kind: "relay-fsync", cpu: selfCPU, target: 0.5, stored: fr.stored, waits: &waits.waitTimes}
-			url, stopFloor, err := startBenchProxy(ctx, waits, pol, *upstream, pgproxy.BeforeResponse)
+			url, stopFloor, err := startBenchProxy(ctx, waits, pol, *upstream, pgproxy.BeforeResponse, nil)
 			if err != nil {
 				return err
 			}
@@ -211,7 +212,7 @@ func Proxy(c *cobra.Command) cli.Run {
 					if s == "always" {
 						target = 0.5
 					}
-					p := &benchPath{name: fmt.Sprintf("proxy, fsync %s, %s", s, d), proxy: true, cpu: selfCPU, target: target}
+					p := &benchPath{name: fmt.Sprintf("proxy, fsync %s, %s", s, d), proxy: true, cpu: selfCPU, target: target, stages: &gateway.Stages{}}
 					proxies[s] = append(proxies[s], p)
 					all = append(all, p)
 				}
@@ -249,6 +250,11 @@ func Proxy(c *cobra.Command) cli.Run {
 			if p.waits != nil {
 				p.waits.take()
 			}
+			p.stages.Take()
+			var q0, pub0 uint64
+			if p.bus != nil {
+				q0, pub0 = p.bus()
+			}
 			busy0, idle0 := machineCPU()
 			r, err := pgbench(ctx, []string{"-n", "-T", strconv.Itoa(int(duration.Seconds())), "-c", c, "-j", "2", "-b", script, p.url})
 			busy1, idle1 := machineCPU()
@@ -262,6 +268,11 @@ func Proxy(c *cobra.Command) cli.Run {
 			}
 			if p.waits != nil {
 				r.waits = p.waits.take()
+			}
+			r.stages = p.stages.Take()
+			if p.bus != nil {
+				q1, pub1 := p.bus()
+				r.queued, r.publishing = time.Duration(q1-q0), time.Duration(pub1-pub0)
 			}
 			if p.after != nil {
 				if aerr := p.after(); aerr != nil && err == nil {
@@ -316,9 +327,10 @@ func Proxy(c *cobra.Command) cli.Run {
 						grouped, singles := st.GroupedEvents.Load(), st.Singles.Load()
 						return grouped + singles, st.Groups.Load() + singles
 					}
+					proxies[s][i].bus = func() (uint64, uint64) { return em.Stats.Queued.Load(), em.Stats.Publishing.Load() }
 					waits := &timedRecorder{rec: em}
 					proxies[s][i].waits = &waits.waitTimes
-					url, stopProxy, err := startBenchProxy(ctx, waits, pol, *upstream, d)
+					url, stopProxy, err := startBenchProxy(ctx, waits, pol, *upstream, d, proxies[s][i].stages)
 					if err != nil {
 						return err
 					}
@@ -390,6 +402,10 @@ func Proxy(c *cobra.Command) cli.Run {
 			}
 		}
 		printBudget(stdout, clients, *duration, all, func(c, script string, p *benchPath) (pgbenchResult, bool) {
+			r, ok := results[key(c, script)][p]
+			return r, ok
+		})
+		printStages(stdout, clients, all, func(c, script string, p *benchPath) (pgbenchResult, bool) {
 			r, ok := results[key(c, script)][p]
 			return r, ok
 		})
@@ -532,12 +548,12 @@ func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter boo
 
 // startBenchProxy serves the PostgreSQL proxy on a loopback port and
 // returns the URL pgbench connects with.
-func startBenchProxy(ctx context.Context, em pgproxy.Recorder, pol *pgproxy.Policy, upstream string, d pgproxy.Durability) (string, func(), error) {
+func startBenchProxy(ctx context.Context, em pgproxy.Recorder, pol *pgproxy.Policy, upstream string, d pgproxy.Durability, stages *gateway.Stages) (string, func(), error) {
 	var pw [8]byte
 	rand.Read(pw[:])
 	secret := hex.EncodeToString(pw[:])
 	p, err := pgproxy.New(pgproxy.Config{Policy: pol, Upstream: upstream, Auth: identity.StaticUsers{"bench": secret}, Emitter: em,
-		Tenant: "bench", Instance: "pgproxy-bench", Durability: d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Tenant: "bench", Instance: "pgproxy-bench", Durability: d, Stages: stages, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return "", nil, err
 	}
@@ -681,6 +697,22 @@ func (t *timedRecorder) Emit(ctx context.Context, ev *events.Event) (emitter.Res
 	return r, err
 }
 
+// EmitLater holds ev for the next group, as the emitter does for what
+// nothing waits on.
+func (t *timedRecorder) EmitLater(ctx context.Context, ev *events.Event, done func(emitter.Result)) error {
+	l, ok := t.rec.(interface {
+		EmitLater(context.Context, *events.Event, func(emitter.Result)) error
+	})
+	if !ok {
+		return t.EmitAsync(ctx, ev, done)
+	}
+	start := time.Now()
+	return l.EmitLater(ctx, ev, func(r emitter.Result) {
+		t.note(ev, start)
+		done(r)
+	})
+}
+
 func (t *timedRecorder) EmitAsync(ctx context.Context, ev *events.Event, done func(emitter.Result)) error {
 	start := time.Now()
 	return t.rec.EmitAsync(ctx, ev, func(r emitter.Result) {
@@ -819,6 +851,11 @@ type benchPath struct {
 	// stored: what a statement waits for before its result (or, before
 	// forward, the statement itself) may go on.
 	waits *waitTimes
+	// stages, if set, times each statement's stages in the proxy.
+	stages *gateway.Stages
+	// bus, if set, reads the emitter's running totals of how long events
+	// waited for their group and how long groups took to be stored.
+	bus func() (queued, publishing uint64)
 }
 
 type pgbenchResult struct {
@@ -834,6 +871,10 @@ type pgbenchResult struct {
 	machine, idle time.Duration
 	// events recorded during the run, in messages stored on the bus.
 	events, messages uint64
+	stages           []gateway.StageTotal // where statements' time went
+	// queued and publishing: the emitter's totals over the run's events
+	// (waiting for their group; the group being stored).
+	queued, publishing time.Duration
 }
 
 // machineCPU reads the busy and idle time of all cores so far, from
@@ -902,4 +943,58 @@ func pgbench(ctx context.Context, args []string) (pgbenchResult, error) {
 	}
 	tps, _ := strconv.ParseFloat(string(t[1]), 64)
 	return pgbenchResult{tps: tps, latency: string(l[1])}, nil
+}
+
+// printStages prints, for each row whose statements were timed (the
+// relay and proxy rows), where one statement's time went: the mean of
+// each stage per statement (services/gateway.Stage), in the order a
+// statement passes them, with the emitter's split of the wait for the
+// bus (queued behind the group in flight, then the group's publish and
+// acknowledgement) and the hop's CPU per statement beside them.
+func printStages(w io.Writer, clients []string, all []*benchPath, result func(c, script string, p *benchPath) (pgbenchResult, bool)) {
+	header := false
+	for _, c := range clients {
+		for _, script := range []string{"select-only", "tpcb-like"} {
+			for _, p := range all {
+				r, ok := result(c, script, p)
+				if !ok || len(r.stages) == 0 {
+					continue
+				}
+				stmts := r.stages[gateway.StageEncode].Count
+				if stmts == 0 {
+					continue
+				}
+				if !header {
+					fmt.Fprintf(w, "\nWhere a statement's time goes (mean µs per statement; stored overlaps forward, target and hold before the response):\n")
+					fmt.Fprintf(w, "  %-3s %-11s %-40s", "", "", "")
+					for _, st := range r.stages {
+						fmt.Fprintf(w, " %8s", st.Stage)
+					}
+					fmt.Fprintf(w, " %8s %8s %8s %10s\n", "queued", "publish", "events", "hop CPU")
+					header = true
+				}
+				fmt.Fprintf(w, "  %-3s %-11s %-40s", c, script, p.name)
+				per := func(x time.Duration) float64 { return float64(x.Nanoseconds()) / 1000 / float64(stmts) }
+				for _, st := range r.stages {
+					fmt.Fprintf(w, " %8.1f", per(st.Total))
+				}
+				queued, publish, evs := "-", "-", "-"
+				if r.events > 0 {
+					// The bus's totals are over every event: scale them
+					// to the statement.
+					perEv := func(x time.Duration) float64 { return float64(x.Nanoseconds()) / 1000 / float64(r.events) }
+					queued, publish = fmt.Sprintf("%.1f", perEv(r.queued)), fmt.Sprintf("%.1f", perEv(r.publishing))
+					evs = fmt.Sprintf("%.2f", float64(r.events)/float64(stmts))
+				}
+				cpu := "-"
+				if r.cpu > 0 {
+					cpu = fmt.Sprintf("%.1f", float64(r.cpu.Nanoseconds())/1000/float64(stmts))
+				}
+				fmt.Fprintf(w, " %8s %8s %8s %10s\n", queued, publish, evs, cpu)
+			}
+		}
+	}
+	if header {
+		fmt.Fprintf(w, "  (queued and publish are per event, events per statement; hop CPU is the proxy process's, NATS and the writer included)\n")
+	}
 }
