@@ -211,7 +211,11 @@ func (s *Session) RecordOrLog(ctx context.Context, t events.Type, payload map[st
 
 // RecordAsync records an event owed for something that already happened
 // (a result, a mask) without waiting. It runs to the end whatever
-// happens to ctx's cancellation; a failure is logged and counted.
+// happens to ctx's cancellation; a failure is logged and counted. With
+// an emitter that can (emitter.Emitter.EmitLater), the event starts no
+// bus round trip of its own: it goes with the next record the gateway
+// waits for (most often the session's next command) or, with none,
+// after a few milliseconds.
 func (s *Session) RecordAsync(ctx context.Context, t events.Type, payload map[string]any) {
 	ev, err := s.event(ctx, t, payload)
 	if err == nil {
