@@ -148,10 +148,11 @@ type Stats struct {
 	// signed, or that the bus had not stored by Close's deadline: their
 	// events stay unattested.
 	AttestationsLost atomic.Uint64
-	// Queued and Publishing add up, over the events finished, how long
-	// each waited for its group to start (behind the groups in flight)
-	// and how long its group then took to be stored, in nanoseconds.
-	Queued, Publishing atomic.Uint64
+	// Queued and Publishing add up, over the Timed events finished that
+	// someone waits on (not EmitLater's), how long each waited for its
+	// group to start (behind the groups in flight) and how long its
+	// group then took to be stored, in nanoseconds.
+	Queued, Publishing, Timed atomic.Uint64
 }
 
 // pending is one accepted event waiting for its group.
@@ -621,9 +622,10 @@ func (e *Emitter) store(group []*pending) {
 		if r.Err != nil {
 			e.failed.Add(1)
 		}
-		if !p.at.IsZero() {
+		if !p.at.IsZero() && !p.later {
 			e.Stats.Queued.Add(uint64(start.Sub(p.at)))
 			e.Stats.Publishing.Add(uint64(time.Since(start)))
+			e.Stats.Timed.Add(1)
 		}
 		<-e.slot
 		p.done(r)

@@ -251,9 +251,9 @@ func Proxy(c *cobra.Command) cli.Run {
 				p.waits.take()
 			}
 			p.stages.Take()
-			var q0, pub0 uint64
+			var q0, pub0, n0 uint64
 			if p.bus != nil {
-				q0, pub0 = p.bus()
+				q0, pub0, n0 = p.bus()
 			}
 			busy0, idle0 := machineCPU()
 			r, err := pgbench(ctx, []string{"-n", "-T", strconv.Itoa(int(duration.Seconds())), "-c", c, "-j", "2", "-b", script, p.url})
@@ -271,8 +271,8 @@ func Proxy(c *cobra.Command) cli.Run {
 			}
 			r.stages = p.stages.Take()
 			if p.bus != nil {
-				q1, pub1 := p.bus()
-				r.queued, r.publishing = time.Duration(q1-q0), time.Duration(pub1-pub0)
+				q1, pub1, n1 := p.bus()
+				r.queued, r.publishing, r.timed = time.Duration(q1-q0), time.Duration(pub1-pub0), n1-n0
 			}
 			if p.after != nil {
 				if aerr := p.after(); aerr != nil && err == nil {
@@ -327,7 +327,9 @@ func Proxy(c *cobra.Command) cli.Run {
 						grouped, singles := st.GroupedEvents.Load(), st.Singles.Load()
 						return grouped + singles, st.Groups.Load() + singles
 					}
-					proxies[s][i].bus = func() (uint64, uint64) { return em.Stats.Queued.Load(), em.Stats.Publishing.Load() }
+					proxies[s][i].bus = func() (uint64, uint64, uint64) {
+						return em.Stats.Queued.Load(), em.Stats.Publishing.Load(), em.Stats.Timed.Load()
+					}
 					waits := &timedRecorder{rec: em}
 					proxies[s][i].waits = &waits.waitTimes
 					url, stopProxy, err := startBenchProxy(ctx, waits, pol, *upstream, d, proxies[s][i].stages)
@@ -854,8 +856,9 @@ type benchPath struct {
 	// stages, if set, times each statement's stages in the proxy.
 	stages *gateway.Stages
 	// bus, if set, reads the emitter's running totals of how long events
-	// waited for their group and how long groups took to be stored.
-	bus func() (queued, publishing uint64)
+	// waited on waited for their group and how long groups took to be
+	// stored, and over how many events.
+	bus func() (queued, publishing, events uint64)
 }
 
 type pgbenchResult struct {
@@ -872,9 +875,11 @@ type pgbenchResult struct {
 	// events recorded during the run, in messages stored on the bus.
 	events, messages uint64
 	stages           []gateway.StageTotal // where statements' time went
-	// queued and publishing: the emitter's totals over the run's events
-	// (waiting for their group; the group being stored).
+	// queued and publishing: the emitter's totals over the run's timed
+	// events, those waited on (waiting for their group; the group being
+	// stored).
 	queued, publishing time.Duration
+	timed              uint64
 }
 
 // machineCPU reads the busy and idle time of all cores so far, from
@@ -979,11 +984,11 @@ func printStages(w io.Writer, clients []string, all []*benchPath, result func(c,
 					fmt.Fprintf(w, " %8.1f", per(st.Total))
 				}
 				queued, publish, evs := "-", "-", "-"
-				if r.events > 0 {
-					// The bus's totals are over every event: scale them
-					// to the statement.
-					perEv := func(x time.Duration) float64 { return float64(x.Nanoseconds()) / 1000 / float64(r.events) }
+				if r.timed > 0 {
+					perEv := func(x time.Duration) float64 { return float64(x.Nanoseconds()) / 1000 / float64(r.timed) }
 					queued, publish = fmt.Sprintf("%.1f", perEv(r.queued)), fmt.Sprintf("%.1f", perEv(r.publishing))
+				}
+				if r.events > 0 {
 					evs = fmt.Sprintf("%.2f", float64(r.events)/float64(stmts))
 				}
 				cpu := "-"
@@ -995,6 +1000,6 @@ func printStages(w io.Writer, clients []string, all []*benchPath, result func(c,
 		}
 	}
 	if header {
-		fmt.Fprintf(w, "  (queued and publish are per event, events per statement; hop CPU is the proxy process's, NATS and the writer included)\n")
+		fmt.Fprintf(w, "  (queued and publish: the mean over the events waited on, the commands; events: stored per statement; hop CPU: the proxy process's per statement, NATS and the writer included)\n")
 	}
 }
