@@ -53,6 +53,7 @@ func Proxy(c *cobra.Command) cli.Run {
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy, NATS and the writer (this process) to FILE")
 	runs := fs.Int("runs", 1, "pgbench runs per path, client count and script; with more than one, each row is the run of median TPS and shows the range")
+	writerWait := fs.Duration("writer-max-wait", 50*time.Millisecond, "the ledger writer's longest wait to fill a segment (serve's ledger.max_wait): at a low rate, how often it seals")
 	withWriter := fs.Bool("writer", true, "run the ledger writer in this process, sealing what the proxy records; false measures the proxy with the writer on another node (events are stored on the bus, not sealed here)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		stop, err := startCPUProfile(*cpuProfile)
@@ -219,7 +220,7 @@ func Proxy(c *cobra.Command) cli.Run {
 			}
 		}
 
-		where := "running in this process"
+		where := fmt.Sprintf("running in this process, sealing at least every %v", *writerWait)
 		if !*withWriter {
 			where = "not running (on another node: events are stored on the bus, not sealed here)"
 		}
@@ -320,7 +321,7 @@ func Proxy(c *cobra.Command) cli.Run {
 			if len(proxies[s]) == 0 {
 				continue
 			}
-			err := withBenchLedger(ctx, filepath.Join(dir, "fsync-"+s), s == "always", *withWriter, *sign, func(em *emitter.Emitter) error {
+			err := withBenchLedger(ctx, filepath.Join(dir, "fsync-"+s), s == "always", *withWriter, *writerWait, *sign, func(em *emitter.Emitter) error {
 				for i, d := range durabilities {
 					proxies[s][i].stored = func() (uint64, uint64) {
 						st := &em.Stats
@@ -497,7 +498,7 @@ func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPat
 // withBenchLedger runs an embedded NATS (fsync always or interval), with
 // writer the ledger writer on a local store, and an emitter with the
 // proxy's bus role, for the length of fn.
-func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter bool, sign string, fn func(*emitter.Emitter) error) error {
+func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter bool, maxWait time.Duration, sign string, fn func(*emitter.Emitter) error) error {
 	ns, dial, err := busdial.StartEmbedded("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
 	if err != nil {
 		return err
@@ -521,7 +522,7 @@ func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter boo
 		wctx, stopWriter := context.WithCancel(ctx)
 		written := make(chan error, 1)
 		go func() {
-			written <- writer.Run(wctx, writer.Config{JetStream: ledgerJS, Store: store, Signer: signer,
+			written <- writer.Run(wctx, writer.Config{JetStream: ledgerJS, Store: store, Signer: signer, MaxWait: maxWait,
 				IndexDir: filepath.Join(dir, "index"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		}()
 		defer func() { stopWriter(); <-written }()
