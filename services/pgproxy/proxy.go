@@ -248,6 +248,9 @@ type session struct {
 	// released is when the last answer was released to the client
 	// (unix nanoseconds), while Config.Stages times statements.
 	released atomic.Int64
+	// owed holds the payloads of response digests not yet recorded: the
+	// upstream side records them once the answer is flushed.
+	owed []map[string]any
 }
 
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {

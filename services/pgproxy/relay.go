@@ -338,6 +338,7 @@ func (s *session) relay(ctx context.Context, client net.Conn, up *pgconn.Hijacke
 		c.simple = false // both goroutines are done: this one leaves the queue
 		s.digest(context.WithoutCancel(ctx), &q, map[string]any{"command_tag": "", "interrupted": "the session ended before the result was complete"})
 	}
+	s.recordOwed(ctx)
 	return err
 }
 
@@ -840,8 +841,13 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 				s.out.Unlock()
 				return err
 			}
+			flush = true
 		}
 		s.out.Unlock()
+		if flush {
+			// Built once the answer is on its way, not before.
+			s.recordOwed(ctx)
+		}
 		if _, ready := msg.(*pgproto3.ReadyForQuery); ready && !respondFrom.IsZero() {
 			s.released.Store(st.Since(gateway.StageRespond, respondFrom).UnixNano())
 			respondFrom = time.Time{}
@@ -904,6 +910,18 @@ func (s *session) digest(ctx context.Context, q *inflight, payload map[string]an
 	}
 	c.rows, c.bytes = 0, 0
 	c.sum.Reset()
-	// Not bounded by the session: a digest is owed for a statement that ran.
-	s.gs.RecordAsync(ctx, events.ResponseDigest, payload)
+	// Recorded once what the client is owed is flushed to it (or the
+	// relay ends), so that building it does not delay the answer.
+	s.owed = append(s.owed, payload)
+}
+
+// recordOwed records the response digests owed so far. Not bounded by
+// the session: a digest is owed for a statement that ran. Called from the
+// upstream side, or once the relay has stopped.
+func (s *session) recordOwed(ctx context.Context) {
+	for _, payload := range s.owed {
+		s.gs.RecordAsync(ctx, events.ResponseDigest, payload)
+	}
+	clear(s.owed)
+	s.owed = s.owed[:0]
 }
