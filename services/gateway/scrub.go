@@ -136,7 +136,7 @@ func encodePayload(payload map[string]any, digest digester) ([]byte, error) {
 		}
 		payload = p
 	}
-	body, err := json.Marshal(payload)
+	body, err := marshalPayload(payload)
 	if err != nil {
 		return nil, err
 	}
