@@ -38,6 +38,9 @@ type command struct {
 	masked  map[maskKey]int // values masked in the current result
 	// copyIn digests the COPY data a client sends for this statement.
 	copyIn copyDigest
+	// maskRef is the mask rule of a column the statement refers to
+	// anywhere (withhold.go); nil when it refers to none.
+	maskRef *MaskRule
 	// stored delivers the outcome of storing the command's record, in
 	// before-response mode; nil when it was stored before forwarding.
 	stored <-chan error
@@ -162,6 +165,9 @@ func (p *sqlPrepared) effective(sql string) (judged []string, held, why string) 
 func (s *session) denied(judged []string) *DenyRule {
 	for _, t := range judged {
 		if r := s.pol.Denied(t); r != nil {
+			return r
+		}
+		if r := s.sideEffects(t); r != nil {
 			return r
 		}
 	}
@@ -296,6 +302,8 @@ type inflight struct {
 
 func (f *inflight) push(c *command) { f.mu.Lock(); f.q = append(f.q, c); f.mu.Unlock() }
 
+func (f *inflight) empty() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.q) == 0 }
+
 func (f *inflight) head() *command {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -398,6 +406,15 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 		switch m := msg.(type) {
 		case *pgproto3.Query:
 			s.clientTurn(t0)
+			sql, unread := s.reading(m.String, q)
+			if unread != "" && len(m.String) <= MaxStatement {
+				if err := s.refused(ctx, q, m.String, nil, unread, true); err != nil {
+					return err
+				}
+				msg = &pgproto3.Query{String: refusedSQL}
+				flush = true
+				break
+			}
 			if len(m.String) > MaxStatement {
 				if err := s.refused(ctx, q, m.String, nil, tooLong(m.String), true); err != nil {
 					return err
@@ -406,12 +423,12 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				flush = true
 				break
 			}
-			judged, held, why := []string{m.String}, m.String, ""
+			judged, held, why := []string{sql}, sql, ""
 			if s.pol.rules() {
-				judged, held, why = s.sqlPrep.effective(m.String)
+				judged, held, why = s.sqlPrep.effective(sql)
 			}
 			if why != "" {
-				if err := s.refused(ctx, q, m.String, nil, why, true); err != nil {
+				if err := s.refused(ctx, q, sql, nil, why, true); err != nil {
 					return err
 				}
 				msg = &pgproto3.Query{String: refusedSQL}
@@ -419,7 +436,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				break
 			}
 			if rule := s.denied(judged); rule != nil {
-				if err := s.refused(ctx, q, m.String, rule, "", true); err != nil {
+				if err := s.refused(ctx, q, sql, rule, "", true); err != nil {
 					return err
 				}
 				msg = &pgproto3.Query{String: refusedSQL}
@@ -439,14 +456,14 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				}
 			}
 			if s.pol.rules() {
-				s.sqlPrep.note(m.String, analyze(m.String))
+				s.sqlPrep.note(sql, analyze(sql))
 			}
 			st.Since(gateway.StageJudge, t0)
-			id, stored, err := s.command(ctx, "simple", m.String, 0, nil, nil)
+			id, stored, err := s.command(ctx, "simple", sql, 0, nil, nil)
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			c := &command{id: id, simple: true, sum: s.keyedSum(ctx, gateway.ResponseLabel), stored: stored}
+			c := &command{id: id, simple: true, sum: s.keyedSum(ctx, gateway.ResponseLabel), stored: stored, maskRef: s.pol.maskedReference(judged...)}
 			if st != nil {
 				fwd, fwdFrom = c, time.Now()
 			}
@@ -465,17 +482,20 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			flush = true
 		case *pgproto3.Parse:
 			var rule *DenyRule
-			why := ""
+			sql, why := s.reading(m.Query, q)
 			if len(m.Query) > MaxStatement {
-				why = tooLong(m.Query)
-			} else {
-				rule = s.pol.Denied(m.Query)
+				sql, why = m.Query, tooLong(m.Query)
+			} else if why == "" {
+				rule = s.denied([]string{sql})
 			}
 			if why == "" && rule == nil {
-				stmts.parse(m.Name, m.Query)
+				stmts.parse(m.Name, sql) // as the server reads it
 				break
 			}
-			if err := s.refused(ctx, q, m.Query, rule, why, false); err != nil {
+			if why != "" && sql == "" {
+				sql = m.Query
+			}
+			if err := s.refused(ctx, q, sql, rule, why, false); err != nil {
 				return err
 			}
 			// The server answers the replacement with a syntax error, in
@@ -510,7 +530,8 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			}
 			// The whole policy: a requester exempt from a mask rule still does
 			// not put the value into the ledger.
-			params, found := s.p.cfg.Policy.recordParams(sql, m.Parameters, m.ParameterFormatCodes, keyed)
+			values, formats := s.paramsRead(m.Parameters, m.ParameterFormatCodes, q)
+			params, found := s.p.cfg.Policy.recordParams(sql, values, formats, keyed)
 			// The values found become their search digests now: the
 			// portal may wait a while before it runs.
 			found, ferr := s.gs.Digest(ctx, found)
@@ -570,7 +591,8 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			c := &command{id: id, sum: s.keyedSum(ctx, gateway.ResponseLabel), lazy: true, stmt: p.stmt, portal: m.Portal, resultFormats: p.formats, stored: stored}
+			c := &command{id: id, sum: s.keyedSum(ctx, gateway.ResponseLabel), lazy: true, stmt: p.stmt, portal: m.Portal, resultFormats: p.formats, stored: stored,
+				maskRef: s.pol.maskedReference(judged...)}
 			if st != nil {
 				fwd, fwdFrom = c, time.Now()
 			}
@@ -787,7 +809,9 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			// Error texts quote values ("invalid input syntax for type
 			// integer: \"alice@example.com\""): the detectors mask them
 			// before the client or the ledger sees them.
+			s.errorRead(m)
 			scrubbed, masked := s.pol.scrubError(*m)
+			masked += withholdFromMasked(q.head(), &scrubbed)
 			msg = &scrubbed
 			if c := q.head(); c != nil && c.refusal != "" {
 				msg = &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501", Message: c.refusal}
@@ -796,10 +820,17 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			if masked > 0 {
 				payload["error_values_masked"] = masked
 			}
+			if e, ok := msg.(*pgproto3.ErrorResponse); ok {
+				s.errorWrite(e)
+			}
 			s.digest(ctx, q, payload)
 			flush = true
 		case *pgproto3.NoticeResponse:
-			scrubbed, _ := s.pol.scrubError(pgproto3.ErrorResponse(*m))
+			e := pgproto3.ErrorResponse(*m)
+			s.errorRead(&e)
+			scrubbed, _ := s.pol.scrubError(e)
+			withholdFromMasked(q.head(), &scrubbed)
+			s.errorWrite(&scrubbed)
 			notice := pgproto3.NoticeResponse(scrubbed)
 			msg = &notice
 			flush = true
@@ -829,8 +860,10 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 				msg = &pgproto3.NotificationResponse{PID: m.PID, Channel: m.Channel, Payload: detect.Placeholder(maskedColumn)}
 			}
 			flush = true
-		case *pgproto3.CopyInResponse, *pgproto3.CopyOutResponse, *pgproto3.CopyBothResponse,
-			*pgproto3.ParameterStatus:
+		case *pgproto3.ParameterStatus:
+			s.setting(m.Name, m.Value)
+			flush = true
+		case *pgproto3.CopyInResponse, *pgproto3.CopyOutResponse, *pgproto3.CopyBothResponse:
 			flush = true
 		}
 		s.out.Lock()
