@@ -145,7 +145,7 @@ func encodeScrubbed(payload map[string]any, digest digester) ([]byte, error) {
 		}
 		payload = p
 	}
-	body, err := json.Marshal(payload)
+	body, err := marshalPayload(payload)
 	if err != nil {
 		return nil, err
 	}
