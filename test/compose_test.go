@@ -179,7 +179,7 @@ func TestComposeStack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("log: %v\n%s", err, logOut)
 	}
-	for _, want := range []string{`"type":"command.executed"`, `SELECT '[REDACTED:email]' AS email`, `"dev_identity":true`, `"type":"mask.applied"`, `"rule_id":"pii-email"`} {
+	for _, want := range []string{`"type":"command.executed"`, `SELECT '[REDACTED:masked_column]' AS email`, `"dev_identity":true`, `"type":"mask.applied"`, `"rule_id":"pii-email"`} {
 		if !strings.Contains(string(logOut), want) {
 			t.Errorf("the sealed log lacks %s:\n%s", want, logOut)
 		}
