@@ -63,6 +63,9 @@ type Config struct {
 	// Metrics, if set, counts what the proxy records and how long each
 	// record takes to be stored.
 	Metrics *telemetry.Proxy
+	// Stages, if set, adds up where each statement's time goes
+	// (`auditledger bench proxy`); nil times nothing.
+	Stages *gateway.Stages
 	// Upstream is the target database as a connection URL with the
 	// credentials the proxy uses; the client's database name (one of
 	// Databases) replaces the URL's. Required.
@@ -150,7 +153,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	gw, err := gateway.New(gateway.Config{Name: "pgproxy", Kind: "postgres-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant,
 		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Durability: cfg.Durability, Approvals: cfg.Approvals, Keys: cfg.Keys,
-		StateDir: cfg.StateDir, Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})
+		StateDir: cfg.StateDir, Metrics: cfg.Metrics, Stages: cfg.Stages, Logger: cfg.Logger, Policy: info})
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +251,12 @@ type session struct {
 	// keyFailed is when the tenant's search key last could not be read
 	// for a result's digest (keyedSum).
 	keyFailed time.Time
+	// released is when the last answer was released to the client
+	// (unix nanoseconds), while Config.Stages times statements.
+	released atomic.Int64
+	// owed holds the payloads of response digests not yet recorded: the
+	// upstream side records them once the answer is flushed.
+	owed []map[string]any
 }
 
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
