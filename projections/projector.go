@@ -98,6 +98,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.defaults(); err != nil {
 		return err
 	}
+	cfg.Logger.Info("projector: bringing the schema up to date")
 	if err := Migrate(ctx, cfg.DB); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while migrating, as at any other moment
