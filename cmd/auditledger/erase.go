@@ -114,7 +114,7 @@ func (k *keyAdmin) record(ctx context.Context, t events.Type, id string, payload
 		return err
 	}
 	ev := &events.Event{Version: events.Version, ID: id, Type: t, Time: time.Now().UTC(), Tenant: *k.f.tenant,
-		Source: events.Source{Kind: "cli", Instance: "auditledger-admin"},
+		Source: events.Source{Kind: "cli", Instance: bus.AdminInstance},
 		Actor:  events.Actor{Issuer: "auditledger-admin", Subject: k.operator, Kind: events.Human},
 		Target: &events.Target{Kind: "auditledger-pii-keys", Name: piikeys.Bucket}, Payload: body}
 	return k.busRecorder.record(ctx, ev, time.Minute)

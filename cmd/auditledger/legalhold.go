@@ -26,7 +26,7 @@ import (
 
 // legalHoldInstance is the source instance of legal hold events: the
 // producer they are published as.
-const legalHoldInstance = "auditledger-legal-hold"
+const legalHoldInstance = bus.LegalHoldInstance
 
 const legalHoldLong = `Puts the segments holding records --from..--to (inclusive) under legal hold,
 or releases them: on S3, an Object Lock legal hold (PutObjectLegalHold) on the
@@ -103,7 +103,7 @@ func legalHoldChange(c *cobra.Command, on bool) cli.Run {
 		if err != nil {
 			return fmt.Errorf("legal-hold %s: %w", verb, err)
 		}
-		rec, err := dialRecorder(ctx, stderr, "auditledger-legal-hold", *url, *nkey, *creds, bus.Proxy)
+		rec, err := dialRecorder(ctx, stderr, legalHoldInstance, *url, *nkey, *creds, bus.Admin)
 		if err != nil {
 			return fmt.Errorf("legal-hold %s: the bus is unreachable, so the change cannot be recorded; nothing was applied: %w", verb, err)
 		}

@@ -239,14 +239,14 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 		return Permissions{
 			PublishAllow: slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, manage("KV_"+ApprovalsBucket), kv(ApprovalsBucket),
 				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket)),
-			PublishDeny:    editDeny,
+			PublishDeny:    slices.Concat(editDeny, ReservedDeny),
 			SubscribeAllow: inbox,
 		}
 	case Proxy:
 		return Permissions{
 			PublishAllow: slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket),
 				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket)),
-			PublishDeny:    editDeny,
+			PublishDeny:    slices.Concat(editDeny, ReservedDeny),
 			SubscribeAllow: inbox,
 		}
 	case Reader:
@@ -282,7 +282,7 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 	return Permissions{
 		PublishAllow: slices.Concat(common, []string{"audit.events.*.*.*." + token, "audit.batch." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket),
 			createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket)),
-		PublishDeny:    editDeny,
+		PublishDeny:    slices.Concat(editDeny, ReservedDeny),
 		SubscribeAllow: inbox,
 	}
 }

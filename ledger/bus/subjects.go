@@ -97,3 +97,36 @@ func ProducerToken(instance string) string {
 	h := sha256.Sum256([]byte(instance))
 	return "x-" + hex.EncodeToString(h[:8])
 }
+
+// AdminInstance and LegalHoldInstance are the source instances of the
+// admin's own commands: erase and subject hold|release record as
+// AdminInstance, legal-hold set|release as LegalHoldInstance. Only the
+// admin principal may publish under their producer tokens (every other
+// principal is denied them, ReservedDeny), and the writer refuses the
+// types they record from any other instance (RecordedOnlyBy): a gateway
+// or API credential cannot make verify or an evidence bundle report a
+// field erased, a subject held or a segment under legal hold.
+const (
+	AdminInstance     = "auditledger-admin"
+	LegalHoldInstance = "auditledger-legal-hold"
+)
+
+// RecordedOnlyBy returns the one source instance that may record events
+// of type t, when there is one.
+func RecordedOnlyBy(t events.Type) (string, bool) {
+	switch t {
+	case events.ErasureRequested, events.ErasurePerformed, events.ErasureRefused,
+		events.SubjectHoldSet, events.SubjectHoldReleased:
+		return AdminInstance, true
+	case events.LegalHoldSet, events.LegalHoldReleased:
+		return LegalHoldInstance, true
+	}
+	return "", false
+}
+
+// ReservedDeny is the subjects of the admin's own producer tokens, denied
+// to every principal but the admin.
+var ReservedDeny = []string{
+	"audit.events.*.*.*." + AdminInstance, "audit.batch." + AdminInstance,
+	"audit.events.*.*.*." + LegalHoldInstance, "audit.batch." + LegalHoldInstance,
+}

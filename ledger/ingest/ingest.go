@@ -666,6 +666,9 @@ func (in *Ingester) checkBatched(raw []byte, token string) (*events.Event, error
 	if ev.Type.Ledger() {
 		return nil, fmt.Errorf("type %s is recorded by the ledger itself, never by a producer", ev.Type)
 	}
+	if err := recordedBy(ev); err != nil {
+		return nil, err
+	}
 	if got := bus.ProducerToken(ev.Source.Instance); got != token {
 		return nil, fmt.Errorf("in a batch published on %q, but its source instance %q is producer %q", bus.BatchSubject(token), ev.Source.Instance, got)
 	}
@@ -673,6 +676,15 @@ func (in *Ingester) checkBatched(raw []byte, token string) (*events.Event, error
 		return nil, fmt.Errorf("%w: none (events in a batch carry none), and this ledger requires every event to be signed by its producer", ledger.ErrProducer)
 	}
 	return ev, nil
+}
+
+// recordedBy refuses an event of a type only the admin's commands record
+// (bus.RecordedOnlyBy) from any other source instance.
+func recordedBy(ev *events.Event) error {
+	if inst, ok := bus.RecordedOnlyBy(ev.Type); ok && ev.Source.Instance != inst {
+		return fmt.Errorf("type %s is recorded only by the admin's own command (source instance %q, published with the admin bus credential), not by %q", ev.Type, inst, ev.Source.Instance)
+	}
+	return nil
 }
 
 // check validates one event, that its subject and message id agree with
@@ -684,6 +696,9 @@ func (in *Ingester) check(m jetstream.Msg) (*events.Event, *ledger.ProducerSig, 
 	}
 	if ev.Type.Ledger() {
 		return nil, nil, fmt.Errorf("type %s is recorded by the ledger itself, never by a producer", ev.Type)
+	}
+	if err := recordedBy(ev); err != nil {
+		return nil, nil, err
 	}
 	if want := bus.Subject(ev.Tenant, ev.Type, ev.Source.Instance); m.Subject() != want {
 		return nil, nil, fmt.Errorf("published on %q, but tenant, type and source instance say %q", m.Subject(), want)
