@@ -262,6 +262,11 @@ func TestBusLeastPrivilege(t *testing.T) {
 		// nobody turns the bucket's erasure off.
 		{"erase a personal-data key", "$JS.API.STREAM.MSG.DELETE.KV_" + bus.PIIKeysBucket, `{"seq":1}`, ""},
 		{"change the personal-data keys bucket", "$JS.API.STREAM.UPDATE.KV_" + bus.PIIKeysBucket, `{"name":"KV_AUDIT_PII_KEYS","deny_delete":true}`, ""},
+		// Erasures, subject holds and legal holds are the admin's own
+		// records: no other credential publishes as their producers.
+		{"publish as the admin's erase command", bus.Subject("acme", events.ErasurePerformed, bus.AdminInstance), `{}`, ""},
+		{"publish a batch as the admin's erase command", bus.BatchSubject(bus.AdminInstance), "{}\n", ""},
+		{"publish as the admin's legal-hold command", bus.Subject(ledger.SystemTenant, events.LegalHoldSet, bus.LegalHoldInstance), `{}`, ""},
 	}
 	readKeys := []attempt{
 		{"read a personal-data key", "$JS.API.DIRECT.GET.KV_" + bus.PIIKeysBucket, `{"last_by_subj":"$KV.AUDIT_PII_KEYS.tenant.x"}`, ""},

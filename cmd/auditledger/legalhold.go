@@ -66,7 +66,7 @@ func legalHoldChange(c *cobra.Command, on bool) cli.Run {
 	reason := fs.String("reason", "", "why (a case or matter reference): recorded in the event")
 	who := addWhoFlags(fs)
 	url := fs.String("nats", nats.DefaultURL, "NATS server URL")
-	nkey := fs.String("nkey", "", "NATS nkey seed file of the proxy bus role (auditledger keys nats)")
+	nkey := fs.String("nkey", "", "NATS nkey seed file of the admin bus role (auditledger keys nats: admin.nk; dev: auditledger-data/nats-keys/admin.nk)")
 	creds := fs.String("creds", "", "NATS JWT credentials file (decentralized auth), instead of --nkey")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the bus to store the event")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {

@@ -227,7 +227,12 @@ func TestRejectedEventsKeptWithReason(t *testing.T) {
 	h.emit(0, 3)
 	forged := event(98)
 	forged.Type, forged.Tenant = events.LedgerGap, "_ledger"
+	// An erasure recorded by a gateway's credential, not the admin's
+	// command: verify would report the fields erased.
+	erasure := event(96)
+	erasure.Type = events.ErasurePerformed
 	bad := []struct{ subject, data, reason string }{
+		{bus.Subject("acme", events.ErasurePerformed, erasure.Source.Instance), string(mustMarshal(t, erasure)), "recorded only by the admin's own command"},
 		{"audit.events.acme.command.executed", `{"version":1,"id":"x"}`, "type: required"},
 		{"audit.events.acme.command.executed", `not json`, "invalid character"},
 		{"audit.events.other.command.executed", string(mustMarshal(t, event(99))), "published on"},
@@ -242,7 +247,7 @@ func TestRejectedEventsKeptWithReason(t *testing.T) {
 	h.emit(3, 2)
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		// Each rejection is a record too, so its sequence is accounted for.
-		if l.Size() != 10 || h.streamMsgs(bus.RejectStream) != 5 {
+		if l.Size() != 11 || h.streamMsgs(bus.RejectStream) != 6 {
 			return fmt.Errorf("sealed %d, rejected %d", l.Size(), h.streamMsgs(bus.RejectStream))
 		}
 		return nil
@@ -258,7 +263,7 @@ func TestRejectedEventsKeptWithReason(t *testing.T) {
 		}
 	}
 	rep, err := ledger.Verify(t.Context(), h.store, ledger.VerifyOptions{Verifier: h.signer.Verifier()})
-	if err != nil || rep.Rejected != 5 || len(rep.Gaps) != 0 {
+	if err != nil || rep.Rejected != 6 || len(rep.Gaps) != 0 {
 		t.Fatalf("verify: %v; rejected %v", err, rep)
 	}
 	var rejected []ledger.Rejection
