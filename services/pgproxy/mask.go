@@ -189,17 +189,19 @@ const (
 
 // denotedRule judges a float or a UUID by the numbers and text it
 // denotes. A float is read as its plain decimal (4111111111111111) and as
-// its significant digits (0.4111111111111111 → 4111111111111111); one with
-// more significant digits than its type keeps exactly (15 for float8, 6
-// for float4) may be a longer number rounded, whose lost digits a check
-// digit could restore, and is withheld unless a detector names it. A UUID
+// its significant digits (0.4111111111111111 → 4111111111111111). A
+// float8 of 12 significant digits or more may be a card number of 13 or
+// more rounded (a client that lowers extra_float_digits gets as few as
+// it likes), whose lost last digit the check digit restores; it is
+// withheld unless a detector names it, as is a float4 of more than the
+// 6 digits it keeps exactly. A UUID
 // is read as its text, its 32 hex digits as decimal digits where they all
 // are, the number they spell, and its 16 bytes as text.
 func denotedRule(pol *Policy, v []byte, col column) *MaskRule {
 	var forms [][]byte
 	switch col.oid {
 	case oidFloat4, oidFloat8:
-		bits, keeps := 64, 15
+		bits, keeps := 64, 11
 		if col.oid == oidFloat4 {
 			bits, keeps = 32, 6
 		}

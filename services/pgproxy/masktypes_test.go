@@ -58,9 +58,25 @@ func TestDetectorsJudgeWhatFloatsAndUUIDsDenote(t *testing.T) {
 			}
 		}
 	}
+	// A client that lowers extra_float_digits gets the card rounded: 12
+	// digits of a 13-digit card, the 13th restored by its check digit.
+	for _, q := range [][]string{
+		{"SET extra_float_digits = 0", "SELECT digits::float8 FROM pans"},
+		{"SET extra_float_digits = -3", "SELECT '4222222222222'::float8"},
+		{"SET extra_float_digits = 0", "SELECT '4222222222222'::float8 / 1000"},
+	} {
+		out, err := psql(t, f.url("alice", "alice-secret"), q...)
+		if err != nil {
+			t.Fatalf("%q: %v\n%s", q, err, out)
+		}
+		if strings.TrimSpace(out) != "SET" {
+			t.Errorf("%q returned %q, want NULL", q, out)
+		}
+	}
 	passed := map[string]string{
-		"SELECT 0.25::float8, 1e300::float8, 'NaN'::float8": "0.25|1e+300|NaN",
-		"SELECT 3.5::float4": "3.5",
+		"SELECT 12345678.5::float8":                           "12345678.5",
+		"SELECT 0.25::float8, 1e300::float8, 'NaN'::float8":   "0.25|1e+300|NaN",
+		"SELECT 3.5::float4":                                  "3.5",
 		"SELECT '7d444840-9dc0-11d1-b245-5ffdce74fad2'::uuid": "7d444840-9dc0-11d1-b245-5ffdce74fad2",
 		"SELECT '00000000-0000-0000-0000-000000000042'::uuid": "00000000-0000-0000-0000-000000000042",
 		"SELECT 1234.5::numeric":                              "1234.5",
