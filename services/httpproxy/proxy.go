@@ -302,11 +302,17 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	x := resp.Request.Context().Value(ctxKey{}).(*exchange)
 	x.status = resp.StatusCode
 	var counts map[maskKey]int
+	// The body is judged by the type the server gave it, before a
+	// parameter of that type is masked.
 	ct := resp.Header.Get("Content-Type")
+	if x.masking() {
+		x.pol.maskHeaders(resp.Header, &counts)
+	}
 	if x.masking() && !isJSON(ct) && !bodyless(resp) {
 		// Fail closed: what the masker cannot read could carry anything.
 		if !isPlainText(ct) {
-			return fmt.Errorf("%w: the policy masks responses, and content type %q cannot be inspected", errUnmaskable, ct)
+			// Quoted as masked: the type's parameters are the server's text.
+			return fmt.Errorf("%w: the policy masks responses, and content type %q cannot be inspected", errUnmaskable, resp.Header.Get("Content-Type"))
 		}
 		if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
 			return fmt.Errorf("%w: text with Content-Encoding %s cannot be masked", errUnmaskable, enc)
@@ -367,9 +373,64 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		resp.Header.Del("Content-Length")
 	}
 	resp.Body = &digestBody{rc: resp.Body, sum: x.keyedSum(resp.Request.Context(), p.cfg.Logger), done: func(n int64, sum string, readErr error) {
+		if x.masking() {
+			// Trailers arrive with the end of the body, before the
+			// reverse proxy copies them to the client.
+			x.pol.maskHeaders(resp.Trailer, &counts)
+		}
 		x.finish(context.WithoutCancel(resp.Request.Context()), n, sum, counts, resp.Header.Get("Content-Type"), readErr)
 	}}
 	return nil
+}
+
+// framingHeaders carry how a response is framed and delivered, not what
+// it says: they are not masked (a masked Content-Length would break the
+// response).
+var framingHeaders = map[string]bool{"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Content-Length": true}
+
+// maskHeaders masks what the detectors find in header values (Location,
+// Content-Disposition, Link, Set-Cookie, X-…, Content-Type parameters),
+// as written and percent-decoded; what is found is counted under the
+// field "(header Name)".
+func (p *Policy) maskHeaders(h http.Header, counts *map[maskKey]int) {
+	for name, vs := range h {
+		if framingHeaders[http.CanonicalHeaderKey(name)] {
+			continue
+		}
+		for i, v := range vs {
+			if out, r := p.scrubHeader(v); r != nil {
+				vs[i] = out
+				*counts = addCount(*counts, maskKey{r, "(header " + http.CanonicalHeaderKey(name) + ")"})
+			}
+		}
+	}
+}
+
+// scrubHeader is v with what the detectors find masked, judged as
+// written and then percent-decoded (a Location's query, a
+// Content-Disposition filename*); when only the decoded form holds a
+// value, the decoded form, masked, replaces v.
+func (p *Policy) scrubHeader(v string) (string, *MaskRule) {
+	if b, r, ok := p.scrub([]byte(v)); ok {
+		return string(b), r
+	}
+	d, ok := unescapeAll(v, true)
+	if !ok {
+		// Encoded past what is decoded: judged by the first rule with
+		// detectors, as it cannot be judged by them.
+		for i := range p.Mask {
+			if len(p.Mask[i].Detect) > 0 {
+				return overEncoded, &p.Mask[i]
+			}
+		}
+		return v, nil
+	}
+	if d != v {
+		if b, r, ok := p.scrub([]byte(d)); ok {
+			return string(b), r
+		}
+	}
+	return v, nil
 }
 
 // isPlainText: text/plain, which the detectors can scan as free text.

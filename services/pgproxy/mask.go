@@ -3,8 +3,13 @@ package pgproxy
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,10 +131,16 @@ func (s *session) mask(c *command, m *pgproto3.DataRow) {
 			case numericTypes[col.oid]:
 				// Digits can be a card or phone number (a bigint column).
 				if d := numberText(v, col); d != nil {
-					rule = pol.detectRule(d)
+					// A numeric can shift the digits (card / 1000).
+					rule = firstRule(pol, [][]byte{d, []byte(significant(string(d)))})
 				} else {
-					rule = &opaqueRule // a binary numeric: not decoded here
+					rule = &opaqueRule // malformed: not judged
 				}
+			case col.oid == oidFloat4 || col.oid == oidFloat8 || col.oid == oidUUID:
+				// A float or a UUID can denote a card number in another
+				// notation (4.111111111111111e+15, hex groups): judged by
+				// what it denotes, or withheld.
+				rule = denotedRule(pol, v, col)
 			case harmlessTypes[col.oid]:
 			default:
 				// bytea, json, xml, arrays, whole rows, unknown types: the
@@ -164,10 +175,128 @@ var opaqueRule = MaskRule{Mask: policyfile.Mask{ID: "builtin-uninspectable-type"
 // numeric, oid): the detectors read them as text.
 var numericTypes = map[uint32]bool{21: true, 23: true, 20: true, 1700: true, 26: true}
 
-// harmlessTypes are the OIDs whose values cannot hold what a detector
-// looks for: bool, float4, float8, date, time, timestamp, timestamptz,
-// interval, timetz, uuid.
-var harmlessTypes = map[uint32]bool{16: true, 700: true, 701: true, 1082: true, 1083: true, 1114: true, 1184: true, 1186: true, 1266: true, 2950: true}
+// harmlessTypes are the OIDs the detectors pass unread: bool, date, time,
+// timestamp, timestamptz, interval, timetz. Their text is no notation of
+// a card, phone number or address; a value computed to hide one in them
+// is beyond what detectors promise (docs/POLICY.md).
+var harmlessTypes = map[uint32]bool{16: true, 1082: true, 1083: true, 1114: true, 1184: true, 1186: true, 1266: true}
+
+const (
+	oidFloat4 = 700
+	oidFloat8 = 701
+	oidUUID   = 2950
+)
+
+// denotedRule judges a float or a UUID by the numbers and text it
+// denotes. A float is read as its plain decimal (4111111111111111) and as
+// its significant digits (0.4111111111111111 → 4111111111111111). A
+// float8 of 12 significant digits or more may be a card number of 13 or
+// more rounded (a client that lowers extra_float_digits gets as few as
+// it likes), whose lost last digit the check digit restores; it is
+// withheld unless a detector names it, as is a float4 of more than the
+// 6 digits it keeps exactly. A UUID
+// is read as its text, its 32 hex digits as decimal digits where they all
+// are, the number they spell, and its 16 bytes as text.
+func denotedRule(pol *Policy, v []byte, col column) *MaskRule {
+	var forms [][]byte
+	switch col.oid {
+	case oidFloat4, oidFloat8:
+		bits, keeps := 64, 11
+		if col.oid == oidFloat4 {
+			bits, keeps = 32, 6
+		}
+		f, ok := floatValue(v, col, bits)
+		if !ok {
+			return &opaqueRule
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil
+		}
+		plain := strconv.FormatFloat(math.Abs(f), 'f', -1, bits)
+		sig := significant(strconv.FormatFloat(math.Abs(f), 'e', -1, bits))
+		forms = [][]byte{v, []byte(plain), []byte(sig)}
+		if r := firstRule(pol, forms); r != nil {
+			return r
+		}
+		if len(sig) > keeps {
+			return &opaqueRule
+		}
+		return nil
+	case oidUUID:
+		raw, ok := uuidBytes(v, col)
+		if !ok {
+			return &opaqueRule
+		}
+		hexDigits := hex.EncodeToString(raw)
+		n := new(big.Int).SetBytes(raw)
+		forms = [][]byte{v, []byte(hex.EncodeToString(raw[:4]) + "-" + hex.EncodeToString(raw[4:6]) + "-" + hex.EncodeToString(raw[6:8]) + "-" + hex.EncodeToString(raw[8:10]) + "-" + hex.EncodeToString(raw[10:])), []byte(n.String()), raw}
+		if strings.Trim(hexDigits, "0123456789") == "" {
+			forms = append(forms, []byte(strings.TrimLeft(hexDigits, "0")), []byte(significant(hexDigits)))
+		}
+		if r := firstRule(pol, forms); r != nil {
+			return r
+		}
+		// A card number inside a longer form (digits beside it).
+		for _, f := range forms {
+			if _, r := pol.scrubValue(f); r != nil {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+func firstRule(pol *Policy, forms [][]byte) *MaskRule {
+	for _, f := range forms {
+		if len(f) == 0 {
+			continue
+		}
+		if r := pol.detectRule(f); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// floatValue decodes a float4 or float8 in either format.
+func floatValue(v []byte, col column, bits int) (float64, bool) {
+	if col.format == 0 {
+		f, err := strconv.ParseFloat(strings.TrimSpace(string(v)), bits)
+		return f, err == nil || errors.Is(err, strconv.ErrRange)
+	}
+	switch {
+	case bits == 64 && len(v) == 8:
+		return math.Float64frombits(binary.BigEndian.Uint64(v)), true
+	case bits == 32 && len(v) == 4:
+		return float64(math.Float32frombits(binary.BigEndian.Uint32(v))), true
+	}
+	return 0, false
+}
+
+// uuidBytes decodes a UUID in either format.
+func uuidBytes(v []byte, col column) ([]byte, bool) {
+	if col.format != 0 {
+		return v, len(v) == 16
+	}
+	h := strings.NewReplacer("-", "", "{", "", "}", "").Replace(string(v))
+	b, err := hex.DecodeString(h)
+	return b, err == nil && len(b) == 16
+}
+
+// significant is the significant digits of a number's text: its digits,
+// exponent and sign dropped, without leading or trailing zeros.
+func significant(s string) string {
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		s = s[:i]
+	}
+	var b strings.Builder
+	for _, c := range s {
+		if c >= '0' && c <= '9' {
+			b.WriteRune(c)
+		}
+	}
+	return strings.Trim(b.String(), "0")
+}
 
 // numberText is the decimal text of a numeric value, in either format.
 func numberText(v []byte, col column) []byte {
@@ -181,8 +310,55 @@ func numberText(v []byte, col column) []byte {
 		return []byte(strconv.FormatInt(int64(int32(binary.BigEndian.Uint32(v))), 10))
 	case col.oid == 21 && len(v) == 2:
 		return []byte(strconv.FormatInt(int64(int16(binary.BigEndian.Uint16(v))), 10))
+	case col.oid == 1700:
+		return numericText(v)
 	}
-	return nil // a binary numeric
+	return nil
+}
+
+// numericText is the decimal text of a binary numeric (base-10000 digits
+// with a weight and a scale), nil if it is malformed or not a number.
+func numericText(v []byte) []byte {
+	if len(v) < 8 {
+		return nil
+	}
+	n := int(binary.BigEndian.Uint16(v))
+	weight := int(int16(binary.BigEndian.Uint16(v[2:])))
+	sign := binary.BigEndian.Uint16(v[4:])
+	scale := int(binary.BigEndian.Uint16(v[6:]))
+	if len(v) != 8+2*n || (sign != 0 && sign != 0x4000) || n > 1000 || weight < -1000 || weight > 1000 {
+		return nil
+	}
+	var b strings.Builder
+	if sign == 0x4000 {
+		b.WriteByte('-')
+	}
+	digit := func(i int) int { // the base-10000 digit of weight i
+		k := weight - i
+		if k < 0 || k >= n {
+			return 0
+		}
+		return int(binary.BigEndian.Uint16(v[8+2*k:]))
+	}
+	if weight < 0 {
+		b.WriteByte('0')
+	}
+	for i := weight; i >= 0; i-- {
+		if i == weight {
+			b.WriteString(strconv.Itoa(digit(i)))
+		} else {
+			fmt.Fprintf(&b, "%04d", digit(i))
+		}
+	}
+	if scale > 0 {
+		b.WriteByte('.')
+		var frac strings.Builder
+		for i := -1; frac.Len() < scale; i-- {
+			fmt.Fprintf(&frac, "%04d", digit(i))
+		}
+		b.WriteString(frac.String()[:scale])
+	}
+	return []byte(b.String())
 }
 
 // maskEvents records one mask.applied per rule and column for the result
