@@ -301,9 +301,16 @@ func (s *Store) lookup(ctx context.Context, tenant, issuer, subject string) (str
 	if err != nil {
 		return "", err
 	}
-	m := hmac.New(sha256.New, k)
+	return SubjectLookup(k, issuer, subject), nil
+}
+
+// SubjectLookup is the name of a subject's entries under a tenant's key
+// (docs/FORMAT.md §1.6): the lower-case hex of the first 16 bytes of
+// HMAC-SHA-256(key, "auditledger subject v1\n" ‖ issuer ‖ "\n" ‖ subject).
+func SubjectLookup(key []byte, issuer, subject string) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte("auditledger subject v1\n" + issuer + "\n" + subject))
-	return hex.EncodeToString(m.Sum(nil)[:16]), nil
+	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 // TokenPrefix begins every sealed field.

@@ -68,3 +68,12 @@ func TestCanonicalFormsDetectorsFind(t *testing.T) {
 		t.Errorf("composed %q, decomposed %q", a, b)
 	}
 }
+
+// TestSubjectLookupVector pins the name of a subject's entries in the key
+// store, as docs/FORMAT.md §1.6 gives it.
+func TestSubjectLookupVector(t *testing.T) {
+	k := bytes.Repeat([]byte{7}, 32)
+	if got, want := piikeys.SubjectLookup(k, "https://idp.example", "alice"), "b2fa6e32277aebee6b8b69b781f0f30c"; got != want {
+		t.Errorf("SubjectLookup = %s, want %s", got, want)
+	}
+}
