@@ -24,7 +24,7 @@ import (
 // what was sealed. It prints where and which detector, never the value.
 func scanCmd(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "scan --store URL [--vkey KEY] [--detect D,...] [--from N] [--to M] [--json]",
-		"Reads every sealed event of a store, offline, and runs the value detectors\n(the ones the gateways mask with: all of them, or those --detect names) over\nevery string of each event, envelope and payload, member names too, at any\ndepth, as sealed and once decoded when it is URL-escaped or base64 text. Each\nfinding is printed as the record's index, the event's type, tenant and id, the\nJSON path of the string and the detector; never the value, nor any part of it\n(an id or member name that holds a match is shown scrubbed). The writer's gap\nand rejection records are scanned too (a rejection's reason may quote what a\nproducer sent) and counted apart; erased records, which hold no event, are\ncounted and skipped.\nWith --vkey, the latest checkpoint's signature is checked and the scan stops at\nits size; the records themselves are read, not verified (run verify for that).\nA summary ends the output: records scanned, records/s, findings per detector\n(on stderr with --json). Exit 0 when nothing is found, 1 when something is.")
+		"Reads every sealed event of a store, offline, and runs the value detectors\n(the ones the gateways mask with: all of them, or those --detect names) over\nevery string of each event, envelope and payload, member names too, at any\ndepth, as sealed and once decoded when it is URL-escaped or base64 text. Each\nfinding is printed as the record's index, the event's type, tenant and id, the\nJSON path of the string and the detector; never the value, nor any part of it\n(an id or member name that holds a match is shown scrubbed). The writer's gap\nand rejection records are scanned too (a rejection's reason may quote what a\nproducer sent) and counted apart; redacted records, which hold no event, are\ncounted and skipped. Each event is also judged by the writer's own check, whose\nfirst match is reported when the walk missed it: with every detector, each event\nthe writer would refuse has a finding.\nWith --vkey, the latest checkpoint's signature is checked and the scan stops at\nits size; the records themselves are read, not verified (run verify for that).\nA summary ends the output: records scanned, records/s, findings per detector\n(on stderr with --json). Exit 0 when nothing is found, 1 when something is or\nthe checkpoint does not check, 2 for a wrong command line or an unreadable store.")
 	storeURL := fs.String("store", "", "store URL or directory")
 	vkeyArg := fs.String("vkey", "", "verifier key or file: check the latest checkpoint's signature and scan up to its size")
 	detect := fs.String("detect", "", "detectors to run, comma-separated (default: all; known: "+strings.Join(scan.All(), ", ")+")")
@@ -212,8 +212,8 @@ func (s *scanSummary) print(w io.Writer, sc *scan.Scanner) {
 	for k, n := range s.kinds {
 		switch k {
 		case "":
-		case "erased":
-			other = append(other, fmt.Sprintf("%d erased (no event left, skipped)", n))
+		case "redacted":
+			other = append(other, fmt.Sprintf("%d redacted (no event left, skipped)", n))
 		default:
 			other = append(other, fmt.Sprintf("%d %s (the writer's)", n, k))
 		}

@@ -86,7 +86,35 @@ func (s *Scanner) Event(event []byte) ([]Finding, error) {
 	if w.space(); w.i < len(w.b) {
 		return nil, w.fail("data after the value")
 	}
+	// The writer refuses an event detect.InEvent matches (docs/FORMAT.md
+	// §1.4), and InEvent reads what the walker leaves out (short scalars
+	// of one array read together, a digest's shape out of its place). Its
+	// first match is reported too when the walker missed it, so every
+	// event the writer would refuse has a finding.
+	if m, found, _ := detect.InEvent(event); found && s.runs(m.Detector) && !reported(w.found, m) {
+		w.found = append(w.found, Finding{Path: m.Path, Detector: m.Detector, Count: 1})
+	}
 	return w.found, nil
+}
+
+// runs reports whether s runs detector d.
+func (s *Scanner) runs(d string) bool {
+	for _, x := range s.detectors {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+// reported reports whether a finding already names m's place and detector.
+func reported(found []Finding, m detect.Match) bool {
+	for _, f := range found {
+		if f.Path == m.Path && f.Detector == m.Detector {
+			return true
+		}
+	}
+	return false
 }
 
 // Text returns the findings in one free text, reported at path.

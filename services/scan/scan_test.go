@@ -178,3 +178,32 @@ func TestScrub(t *testing.T) {
 		}
 	}
 }
+
+// A scan is as strict as the writer: what detect.InEvent, the writer's
+// judge, refuses has a finding, even where the walker reads nothing (short
+// scalars of one array that make a card number together, a card number
+// inside a digest's shape out of a digest's place).
+func TestWriterJudge(t *testing.T) {
+	s, _ := scan.New()
+	for ev, path := range map[string]string{
+		`{"payload":{"values":["4111","1111","1111","1111"]}}`:                    "payload.values",
+		`{"payload":{"values":[4111,1111,1111,1111]}}`:                            "payload.values",
+		`{"payload":{"x":"4111111111111111` + strings.Repeat("abcdef", 8) + `"}}`: "payload.x",
+	} {
+		got, err := s.Event([]byte(ev))
+		want := []scan.Finding{{Path: path, Detector: "credit_card", Count: 1}}
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %+v, %v; want %+v", ev, got, err, want)
+		}
+	}
+	// Only the detectors the scan runs.
+	s, _ = scan.New("email")
+	if got, _ := s.Event([]byte(`{"payload":{"values":["4111","1111","1111","1111"]}}`)); len(got) != 0 {
+		t.Errorf("email only: %+v", got)
+	}
+	// A match the walker reported is not reported twice.
+	s, _ = scan.New()
+	if got, _ := s.Event([]byte(`{"payload":{"a":"` + email + `"}}`)); len(got) != 1 {
+		t.Errorf("reported twice: %+v", got)
+	}
+}

@@ -20,8 +20,8 @@ type Record struct {
 	// Kind is "" for a producer's event, the writer's record type
 	// without "ledger." for its own records ("gap", "rejected"), which
 	// are scanned too (a rejection's reason may quote what a producer
-	// sent), or "erased" for a record whose event was erased (nothing
-	// to scan).
+	// sent), or "redacted" for a redacted record, which holds no event
+	// (nothing to scan; docs/FORMAT.md §2.4).
 	Kind string
 	// ID, Type and Tenant are the event's, set when Findings is not
 	// empty, and scrubbed of what the detectors find in them.
@@ -137,7 +137,7 @@ func (s *Scanner) Store(ctx context.Context, store ledger.SegmentStore, opts Sto
 // record scans one record.
 func (s *Scanner) record(idx uint64, r ledger.Record) (Record, error) {
 	out := Record{Index: idx, Kind: kind(r)}
-	if out.Kind == "erased" {
+	if out.Kind == "redacted" {
 		return out, nil
 	}
 	found, err := s.Event(r.Event)
@@ -157,12 +157,12 @@ func (s *Scanner) record(idx uint64, r ledger.Record) (Record, error) {
 	return out, nil
 }
 
-// kind tells erased records and the writer's own records apart from
+// kind tells redacted records and the writer's own records apart from
 // events, without decoding events.
 func kind(r ledger.Record) string {
 	switch {
 	case r.Redacted():
-		return "erased"
+		return "redacted"
 	case bytes.HasPrefix(r.Event, []byte(ledger.SystemPrefix)):
 		var ev struct {
 			Type string `json:"type"`
