@@ -26,7 +26,8 @@ import (
 // MatchRequest is the body of POST /v1/events/match.
 type MatchRequest struct {
 	// Value is what to look for, as typed: it is put in canonical form
-	// (spaces and dashes of a number, case of an address) before its
+	// (piikeys.Canonical: folded as the detectors read it, separators
+	// between digit groups dropped, an address lower-cased) before its
 	// digest is made. Required; at most 256 bytes.
 	Value string `json:"value"`
 	// Tenant: only this one (within the caller's scope); empty: every
