@@ -2,8 +2,10 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,7 +73,8 @@ type Sealer struct {
 }
 
 // MatchPlace is where an event recorded a searched value: the payload's
-// JSON Pointer and the detector that found it.
+// JSON Pointer and the detector that found it; or SealedActorEmail and
+// "email" when the event's actor e-mail, sealed, is the value.
 type MatchPlace struct {
 	Path, Detector string
 }
@@ -118,6 +121,12 @@ type EventFilter struct {
 	// each digest with its tenant's key and keeps Matches within the
 	// caller's scope, as Tenants.
 	Matches []Match
+	// MatchSealers, with Matches: events whose actor e-mail is sealed
+	// under one of these subjects' keys (docs/FORMAT.md §1.6) match too,
+	// with MatchPlace{SealedActorEmail, "email"}: the subjects who sealed
+	// the searched value as their e-mail (piikeys Sealers), kept within
+	// the caller's scope, as Matches.
+	MatchSealers []Sealer
 	// After ("after") is the cursor: a ledger index, as EventPage.Next
 	// gives it; only events after it. Empty: from the log's start.
 	After string
@@ -209,8 +218,17 @@ func (r *Reader) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 		}
 		// The digests' index, (tenant, digest, idx), finds the few
 		// events; the outer filters then apply to them alone.
-		where = append(where, "idx IN (SELECT m.idx FROM event_matches m JOIN unnest("+arg(matchTenants)+"::text[], "+arg(matchDigests)+
-			"::text[]) AS q(tenant, digest) ON m.tenant = q.tenant AND m.digest = q.digest)")
+		cond := "idx IN (SELECT m.idx FROM event_matches m JOIN unnest(" + arg(matchTenants) + "::text[], " + arg(matchDigests) +
+			"::text[]) AS q(tenant, digest) ON m.tenant = q.tenant AND m.digest = q.digest)"
+		if len(f.MatchSealers) > 0 {
+			var ts, ps []string
+			for _, s := range f.MatchSealers {
+				ts, ps = append(ts, s.Tenant), append(ps, s.Pseudonym)
+			}
+			cond = "(" + cond + " OR actor_email LIKE 'pii1.%' AND (tenant, split_part(actor_email, '.', 2)) IN (SELECT * FROM unnest(" +
+				arg(ts) + "::text[], " + arg(ps) + "::text[])))"
+		}
+		where = append(where, cond)
 	}
 	if f.After != "" {
 		n, err := strconv.ParseUint(f.After, 10, 63)
@@ -249,6 +267,9 @@ func (r *Reader) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 			return EventPage{}, err
 		}
 	}
+	if len(f.MatchSealers) > 0 {
+		sealedPlaces(page.Events, f.MatchSealers)
+	}
 	return page, nil
 }
 
@@ -278,6 +299,31 @@ func matchedPlaces(ctx context.Context, db *pgxpool.Pool, evs []Event, tenants, 
 		}
 	}
 	return rows.Err()
+}
+
+// SealedActorEmail is the MatchPlace path of an event found because its
+// actor e-mail, sealed, is the searched value: the sealed field's name
+// (docs/FORMAT.md §1.6), not a JSON Pointer into the payload.
+const SealedActorEmail = "actor.email"
+
+// sealedPlaces notes, in each event whose actor e-mail is sealed by one
+// of sealers, that the e-mail matched.
+func sealedPlaces(evs []Event, sealers []Sealer) {
+	for i := range evs {
+		e := &evs[i]
+		var ev struct {
+			Actor struct {
+				Email string `json:"email"`
+			} `json:"actor"`
+		}
+		if json.Unmarshal(e.Event, &ev) != nil || !strings.HasPrefix(ev.Actor.Email, "pii1.") {
+			continue
+		}
+		p, _, _ := strings.Cut(strings.TrimPrefix(ev.Actor.Email, "pii1."), ".")
+		if slices.Contains(sealers, Sealer{Tenant: e.Tenant, Pseudonym: p}) {
+			e.Matched = append(e.Matched, MatchPlace{Path: SealedActorEmail, Detector: "email"})
+		}
+	}
 }
 
 // scanEvent scans idx, leaf, header, sealed_at, event and then extra.

@@ -110,8 +110,9 @@ func TestKeyedSearchThroughTheProxy(t *testing.T) {
 	if where(found[0]) != "/parameters/values/0 credit_card" || found[0].Index != search(inWhere, 2)[1].Index {
 		t.Errorf("the bound number found at %q in event %d", where(found[0]), found[0].Index)
 	}
-	// The table names who, when, what target and where.
-	r := mustRun(t, nil, carol, "query", "events", "--match-value", bound)
+	// The table names who, when, what target and where; the value read
+	// from stdin, as the help recommends, is found alike.
+	r := mustRun(t, []byte(bound+"\n"), carol, "query", "events", "--match-value", "-")
 	if !strings.Contains(r.stdout, "FOUND AT") || !strings.Contains(r.stdout, "alice") || !strings.Contains(r.stdout, "/parameters/values/0 (credit_card)") {
 		t.Errorf("query events --match-value table:\n%s", r.stdout)
 	}

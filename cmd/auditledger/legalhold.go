@@ -28,11 +28,14 @@ import (
 // producer they are published as.
 const legalHoldInstance = bus.LegalHoldInstance
 
-const legalHoldLong = `Puts the segments holding records --from..--to (inclusive) under legal hold,
-or releases them: on S3, an Object Lock legal hold (PutObjectLegalHold) on the
-sealed version of each segment and of the checkpoint signed at its end, which
-S3 then refuses to delete even after its retain-until date; on a local store,
-a marker file under .legal-hold/ that the store's own delete honours.
+const legalHoldLong = `Puts the segments holding records --from through --to, both included, under
+legal hold, or releases them. --from and --to are required; --to is the last
+record held (--from 0 --to 41 is records 0 to 41), unlike the --to of log and
+scan, which is the first index left out. On S3, an Object Lock legal hold
+(PutObjectLegalHold) on the sealed version of each segment and of the
+checkpoint signed at its end, which S3 then refuses to delete even after its
+retain-until date; on a local store, a marker file under .legal-hold/ that the
+store's own delete honours.
 
 The change is recorded first: a %s event (range, reason, store, every
 object) is published to AUDIT_EVENTS and stored by JetStream, and is sealed
@@ -58,11 +61,11 @@ func legalHoldChange(c *cobra.Command, on bool) cli.Run {
 	if !on {
 		verb, typ = "release", events.LegalHoldReleased
 	}
-	fs := cli.Describe(c, "legal-hold "+verb+" --store URL --from INDEX --to INDEX --reason TEXT (--operator NAME | --token TOKEN --oidc-issuer URL) [--nats URL --nkey FILE]",
+	fs := cli.Describe(c, "legal-hold "+verb+" --store URL --from FIRST --to LAST(included) --reason TEXT (--operator NAME | --token TOKEN --oidc-issuer URL) [--nats URL --nkey FILE]",
 		fmt.Sprintf(legalHoldLong, typ))
 	storeURL := fs.String("store", "", "segment store URL")
-	from := fs.Uint64("from", 0, "first record index of the range")
-	to := fs.String("to", "", "last record index of the range (inclusive)")
+	from := fs.String("from", "", "first record index of the range (required: no default, a hold names its range)")
+	to := fs.String("to", "", "last record index of the range, included (not the first left out, as log's and scan's --to)")
 	reason := fs.String("reason", "", "why (a case or matter reference): recorded in the event")
 	who := addWhoFlags(fs)
 	url := fs.String("nats", nats.DefaultURL, "NATS server URL")
@@ -70,12 +73,19 @@ func legalHoldChange(c *cobra.Command, on bool) cli.Run {
 	creds := fs.String("creds", "", "NATS JWT credentials file (decentralized auth), instead of --nkey")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the bus to store the event")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		if err := cli.Required(fs, "store", "to", "reason"); err != nil {
+		if err := cli.Required(fs, "store", "from", "to", "reason"); err != nil {
 			return err
+		}
+		first, err := strconv.ParseUint(*from, 10, 64)
+		if err != nil {
+			return cli.Usagef("legal-hold %s: --from %q: want a record index", verb, *from)
 		}
 		last, err := strconv.ParseUint(*to, 10, 64)
 		if err != nil {
-			return cli.Usagef("legal-hold %s: --to %q: want a record index", verb, *to)
+			return cli.Usagef("legal-hold %s: --to %q: want a record index (the last one held, included)", verb, *to)
+		}
+		if last < first {
+			return cli.Usagef("legal-hold %s: --to %d is before --from %d: --to is the last record of the range, included", verb, last, first)
 		}
 		actor, err := who.actor(ctx)
 		if err != nil {
@@ -89,11 +99,11 @@ func legalHoldChange(c *cobra.Command, on bool) cli.Run {
 		if !ok {
 			return fmt.Errorf("legal-hold %s: %s keeps no legal holds", verb, store.Store)
 		}
-		spans, err := ledger.Spans(ctx, store.Store, *from, last)
+		spans, err := ledger.Spans(ctx, store.Store, first, last)
 		if err != nil {
 			return fmt.Errorf("legal-hold %s: %w", verb, err)
 		}
-		hold := ledger.LegalHold{From: *from, To: last, Reason: *reason, Store: store.Store.String()}
+		hold := ledger.LegalHold{From: first, To: last, Reason: *reason, Store: store.Store.String()}
 		for _, s := range spans {
 			hold.Objects = append(hold.Objects, s.Segment, s.Checkpoint)
 		}

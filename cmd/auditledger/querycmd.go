@@ -21,8 +21,8 @@ import (
 // queryEvents asks the API's read path for events: the common questions
 // without writing HTTP.
 func queryEvents(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "query events [--type T,...] [--tenant T] [--actor SUBJECT [--issuer URL]] [--email E] [--session ID] [--target NAME] [--since TIME] [--until TIME] [--q TEXT] [--match-value VALUE] [--limit N] [--all] [--json]",
-		"Asks the API (GET /v1/events, role auditor or security) for sealed events in\nledger order and prints them as a table (index, time, type, actor, session\nand sequence, what was done), or as JSON lines with --json: each with its\nledger index, leaf hash and exact record bytes (for proof verify). --all\nfollows every page. The token comes from $AUDITLEDGER_TOKEN or --token-file.\n\n--match-value VALUE finds the events that recorded VALUE although the log\nholds only its keyed digest (a card number, an e-mail address the detectors\nreplaced; docs/FORMAT.md §1.5): the API (POST /v1/events/match) digests it\nunder each tenant's search key within your scope, with spaces, dashes and\ncase as the digest ignores them, and prints who, when, on what target and\nwhere in the event. It combines with --tenant, --type, --since, --until,\n--limit and --all. The value goes in the request body, not the URL; the\nsearch is recorded with its digest.")
+	fs := cli.Describe(c, "query events [--type T,...] [--tenant T] [--actor SUBJECT [--issuer URL]] [--email E] [--session ID] [--target NAME] [--since TIME] [--until TIME] [--q TEXT] [--match-value VALUE|-] [--limit N] [--all] [--json]",
+		"Asks the API (GET /v1/events, role auditor or security) for sealed events in\nledger order and prints them as a table (index, time, type, actor, session\nand sequence, what was done), or as JSON lines with --json: each with its\nledger index, leaf hash and exact record bytes (for proof verify). --all\nfollows every page. The token comes from $AUDITLEDGER_TOKEN or --token-file.\n\n--match-value VALUE finds the events that recorded VALUE although the log\nholds only its keyed digest (a card number, an e-mail address the detectors\nreplaced; docs/FORMAT.md §1.5): the API (POST /v1/events/match) digests it\nunder each tenant's search key within your scope, in the canonical form the\ndigest takes (separators between digit groups, digits of other scripts,\nfull-width and invisible characters, an address's letter case all fold\naway), and prints who, when, on what target and\nwhere in the event. It combines with --tenant, --type, --since, --until,\n--limit and --all. --match-value - reads the value from stdin (one line),\nthe recommended form: a value on the command line stays in shell history\nand is shown by ps. The value goes in the request body, not the URL; the\nsearch is recorded with its digest.")
 	af := addAPIFlags(fs)
 	filters := map[string]*string{}
 	for _, f := range []struct{ name, usage string }{
@@ -33,18 +33,25 @@ func queryEvents(c *cobra.Command) cli.Run {
 	} {
 		filters[f.name] = fs.String(f.name, "", f.usage)
 	}
-	match := fs.String("match-value", "", "events that recorded this value (replaced by a detector), by its keyed digest")
+	match := fs.String("match-value", "", "events that recorded this value (replaced by a detector), by its keyed digest; - reads the value from stdin (recommended: a value on the command line stays in shell history and ps)")
 	limit := fs.Int("limit", 100, "events per page (1 to 1000)")
 	all := fs.Bool("all", false, "follow every page")
 	asJSON := fs.Bool("json", false, "JSON lines instead of a table")
-	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	return func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		if *match != "" {
+			value := *match
+			if value == "-" {
+				var err error
+				if value, err = readValue(stdin); err != nil {
+					return err
+				}
+			}
 			for _, k := range []string{"actor", "issuer", "email", "session", "target", "q"} {
 				if *filters[k] != "" {
 					return cli.Usagef("query events: --match-value combines with --tenant, --type, --since, --until, --limit and --all, not --%s", k)
 				}
 			}
-			return matchEvents(ctx, af, *match, filters, *limit, *all, *asJSON, stdout)
+			return matchEvents(ctx, af, value, filters, *limit, *all, *asJSON, stdout)
 		}
 		v := url.Values{}
 		for k, p := range filters {
@@ -70,6 +77,28 @@ func queryEvents(c *cobra.Command) cli.Run {
 			v.Set("after", strconv.FormatUint(*page.Next, 10))
 		}
 	}
+}
+
+// readValue is the value of --match-value -: one line of stdin, its
+// line feed (or CR LF) dropped. The value is never quoted in an error.
+func readValue(stdin io.Reader) (string, error) {
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	b, err := io.ReadAll(io.LimitReader(stdin, api.MaxMatchValue+3))
+	if err != nil {
+		return "", fmt.Errorf("query events: reading --match-value from stdin: %w", err)
+	}
+	v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	switch {
+	case len(b) > api.MaxMatchValue+2:
+		return "", cli.Usagef("query events: --match-value -: the value on stdin is longer than %d bytes", api.MaxMatchValue)
+	case strings.ContainsAny(v, "\r\n"):
+		return "", cli.Usagef("query events: --match-value -: stdin holds more than one line; give one value, on one line")
+	case strings.TrimSpace(v) == "":
+		return "", cli.Usagef("query events: --match-value -: stdin holds no value (echo VALUE | auditledger query events --match-value -)")
+	}
+	return v, nil
 }
 
 // matchEvents is query events --match-value: the events that recorded a

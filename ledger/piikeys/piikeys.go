@@ -39,6 +39,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger/bus"
 )
 
@@ -209,15 +210,21 @@ func (s *Store) getOrCreate(ctx context.Context, name string, make func() entry)
 	return e, nil
 }
 
-// Canonical is the form of v that Match digests: Unicode NFKC, spaces at
-// either end trimmed; a value holding "@" lower-cased; a value of digits
-// and separators (space, "-", ".", "/", "(", ")", "+") only, its digits;
-// an IBAN (two letters, two digits, then letters, digits and spaces
-// only) upper-cased without its spaces. So "4111 1111 1111 1111" and
-// "4111-1111-1111-1111" match alike, as do "DE89 3704 0044 0532 0130 00"
-// and "de89370400440532013000".
+// Canonical is the form of v that Match digests, so that a value finds
+// what was recorded whatever form either was written in: Unicode NFKC,
+// then folded as the detectors read it (detect.Fold: digits of any
+// script as ASCII digits, Unicode spaces and dashes as space and "-",
+// zero-width characters and combining marks dropped), spaces at either
+// end trimmed; then a value holding "@" lower-cased; an IBAN (two
+// letters, two digits, then letters and digits, with spaces or dashes
+// between them) upper-cased without its separators; a value of digits
+// and the separators the detectors accept between digit groups (white
+// space, "-", ".", "_", "/", ":", ",", "+", "(", ")") only, its digits.
+// So "4111 1111 1111 1111", "4111:1111:1111:1111" and "٤١١١١١١١١١١١١١١١"
+// match alike, as do "DE89-3704-0044-0532-0130-00" and
+// "de89370400440532013000".
 func Canonical(v string) string {
-	v = strings.TrimSpace(norm.NFKC.String(v))
+	v = strings.TrimSpace(detect.Fold(norm.NFKC.String(v)))
 	if strings.Contains(v, "@") {
 		return strings.ToLower(v)
 	}
@@ -225,11 +232,11 @@ func Canonical(v string) string {
 		return iban
 	}
 	digits := make([]byte, 0, len(v))
-	for _, r := range v {
-		switch {
-		case r >= '0' && r <= '9':
-			digits = append(digits, byte(r))
-		case unicode.IsSpace(r) || strings.ContainsRune("-./()+", r):
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= '0' && c <= '9':
+			digits = append(digits, c)
+		case detect.NumberSeparator(c):
 		default:
 			return v
 		}
@@ -240,14 +247,14 @@ func Canonical(v string) string {
 	return string(digits)
 }
 
-// ibanForm is v upper-cased without white space when v is written as an
+// ibanForm is v upper-cased without separators when v is written as an
 // IBAN is: two letters, two digits, then letters and digits, in groups
 // or not.
 func ibanForm(v string) (string, bool) {
 	var b strings.Builder
 	for _, r := range v {
 		switch {
-		case unicode.IsSpace(r):
+		case unicode.IsSpace(r) || r < 0x80 && detect.IBANSeparator(byte(r)):
 			continue
 		case r >= 'a' && r <= 'z':
 			r -= 'a' - 'A'
@@ -294,9 +301,16 @@ func (s *Store) lookup(ctx context.Context, tenant, issuer, subject string) (str
 	if err != nil {
 		return "", err
 	}
-	m := hmac.New(sha256.New, k)
+	return SubjectLookup(k, issuer, subject), nil
+}
+
+// SubjectLookup is the name of a subject's entries under a tenant's key
+// (docs/FORMAT.md §1.6): the lower-case hex of the first 16 bytes of
+// HMAC-SHA-256(key, "auditledger subject v1\n" ‖ issuer ‖ "\n" ‖ subject).
+func SubjectLookup(key []byte, issuer, subject string) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte("auditledger subject v1\n" + issuer + "\n" + subject))
-	return hex.EncodeToString(m.Sum(nil)[:16]), nil
+	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 // TokenPrefix begins every sealed field.

@@ -19,12 +19,15 @@ import (
 // never in the URL (which access logs and proxies keep); the API turns it
 // into each tenant's keyed digest at once, searches the projection by
 // digest, and records the search (audit.accessed) with the digest, never
-// the value.
+// the value. An actor e-mail is sealed rather than digested: the subjects
+// who sealed the value as their e-mail (the key store's lookup) find
+// their events too.
 
 // MatchRequest is the body of POST /v1/events/match.
 type MatchRequest struct {
 	// Value is what to look for, as typed: it is put in canonical form
-	// (spaces and dashes of a number, case of an address) before its
+	// (piikeys.Canonical: folded as the detectors read it, separators
+	// between digit groups dropped, an address lower-cased) before its
 	// digest is made. Required; at most 256 bytes.
 	Value string `json:"value"`
 	// Tenant: only this one (within the caller's scope); empty: every
@@ -46,7 +49,9 @@ type MatchResult struct {
 }
 
 // MatchPlace is where an event recorded the value: the payload's JSON
-// Pointer and the detector that found it.
+// Pointer and the detector that found it; or path "actor.email",
+// detector "email", when the event's actor e-mail is the value, sealed
+// (docs/FORMAT.md §1.6).
 type MatchPlace struct {
 	Path     string `json:"path"`
 	Detector string `json:"detector"`
@@ -130,6 +135,15 @@ func (a *api) matchEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Matches = append(f.Matches, projections.Match{Tenant: t, Digest: d})
 		f.Tenants = append(f.Tenants, t)
+	}
+	// An actor e-mail is sealed, not digested (docs/FORMAT.md §1.6): the
+	// subjects who sealed the value as theirs find those events, as the
+	// e-mail filter of GET /v1/events does.
+	if len(f.Tenants) > 0 && strings.Contains(req.Value, "@") {
+		if f.MatchSealers, err = a.emailSealers(r, f.Tenants, req.Value); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 	}
 	if f.Tenants == nil {
 		f.Tenants = []string{}

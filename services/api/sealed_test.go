@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,26 @@ func TestSealedEmailsOpenedForAuditors(t *testing.T) {
 	}
 	if len(page.Events) != len(danas) || sealed != len(danas) {
 		t.Errorf("the address finds %d events (%d sealed), want the session's %d", len(page.Events), sealed, len(danas))
+	}
+
+	// The search by value finds them too, by the sealed actor e-mail.
+	mb, _ := json.Marshal(api.MatchRequest{Value: " " + strings.ToUpper(dana), Tenant: "acme"})
+	code, body := x.call(t, "POST", "/v1/events/match", x.tok["carol"], string(mb))
+	var mp api.MatchPage
+	if code != 200 || json.Unmarshal([]byte(body), &mp) != nil {
+		t.Fatalf("match as carol: %d %s", code, body)
+	}
+	if len(mp.Events) != len(danas) {
+		t.Errorf("the value finds %d events, want the session's %d: %s", len(mp.Events), len(danas), body)
+	}
+	for _, e := range mp.Events {
+		if !slices.Contains(e.Matched, api.MatchPlace{Path: "actor.email", Detector: "email"}) {
+			t.Errorf("event %d found by value, matched at %v; want the sealed actor e-mail", e.Index, e.Matched)
+		}
+	}
+	mb, _ = json.Marshal(api.MatchRequest{Value: dana, Tenant: "acme"})
+	if code, body := x.call(t, "POST", "/v1/events/match", x.tok["olga"], string(mb)); code == 200 && strings.Contains(body, `"index"`) {
+		t.Errorf("an auditor of another tenant finds the events by value: %s", body)
 	}
 
 	// Opening what a tool read from the records.
