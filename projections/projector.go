@@ -47,6 +47,11 @@ func Migrate(ctx context.Context, db *pgxpool.Pool) error {
 		return fmt.Errorf("projections: migrations: %w", err)
 	}
 	if _, err := p.Up(ctx); err != nil {
+		if ctx.Err() != nil {
+			// Stopped: each migration runs in its own transaction, so the
+			// one under way is rolled back and the next start applies it.
+			return fmt.Errorf("projections: migrating the schema: stopped (%w): %v", ctx.Err(), err)
+		}
 		return fmt.Errorf("projections: migrating the schema: %w", err)
 	}
 	return nil
@@ -93,7 +98,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.defaults(); err != nil {
 		return err
 	}
+	cfg.Logger.Info("projector: bringing the schema up to date")
 	if err := Migrate(ctx, cfg.DB); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while migrating, as at any other moment
+		}
 		return err
 	}
 	if cfg.VerifyEvery > 0 {

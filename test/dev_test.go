@@ -24,7 +24,6 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/test/natstest"
-	"github.com/auditledger/auditledger/test/pgtest"
 )
 
 // devRun is a running `auditledger dev` and what its banner said.
@@ -235,7 +234,7 @@ func TestDevReadme(t *testing.T) {
 // ledger holds exactly one command.executed and one response.digest for
 // every statement pgbench ran, and the approval story in order.
 func TestDevProxyApprovalsPgbench(t *testing.T) {
-	pg := pgtest.StartT(t)
+	pg := targetPostgres(t)
 	db := pg.NewDatabase(t)
 	pg.InitPgbench(t, db)
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
@@ -442,7 +441,7 @@ func TestDevPostgresClusterNotLeftBehind(t *testing.T) {
 	mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
 	carol := d.token(t, "carol")
 	natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
-		if code, body := apiGet(t, d.api, carol, "/v1/events?tenant=acme"); code != 200 || strings.Count(string(body), `"index"`) != 12 {
+		if code, body := apiGet(t, d.api, carol, "/v1/events?tenant=acme"); code != 200 || sampleEvents(body) != 12 {
 			return fmt.Errorf("/v1/events: %d %.300s", code, body)
 		}
 		return nil
@@ -453,5 +452,101 @@ func TestDevPostgresClusterNotLeftBehind(t *testing.T) {
 	}
 	if after, _ := os.ReadDir(legacy); len(after) != len(before) {
 		t.Errorf("%s went from %d to %d entries", legacy, len(before), len(after))
+	}
+}
+
+// TestDevStopDuringStartup stops dev (SIGTERM, as Ctrl-C or a service
+// manager does) at several moments of its start-up, each found by the line
+// dev prints there: a stop is a clean exit at any moment, and the next dev
+// on the same data directory starts, brings the projection's schema up to
+// date and seals a log that verifies.
+func TestDevStopDuringStartup(t *testing.T) {
+	for _, at := range []struct{ name, line string }{
+		{"first line", "created signing key"},                                 // keys made; PostgreSQL not started yet
+		{"postgres up", "projection database up"},                             // before NATS and the roles
+		{"roles preparing", "connected to the bus"},                           // the first role's prepare
+		{"projection migrating", "projector: bringing the schema up to date"}, // goose under way
+		{"writer running", "lease acquired: this process is the writer"},      // the banner follows
+	} {
+		t.Run(strings.ReplaceAll(at.name, " ", "-"), func(t *testing.T) {
+			dir := t.TempDir()
+			for _, d := range []string{filepath.Dir(dir), dir} {
+				if err := os.Chmod(d, 0o711); err != nil {
+					t.Fatal(err)
+				}
+			}
+			data := filepath.Join(dir, "data")
+			stopDevAtLine(t, data, at.line)
+			d := startDevAt(t, data, nil)
+			waitStderr(t, d, "projector: the store verifies")
+			mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
+			if got := d.drainStopAndRead(t); len(got) == 0 {
+				t.Fatal("the restarted dev sealed nothing")
+			}
+		})
+	}
+}
+
+// stopDevAtLine starts dev on data, sends it SIGTERM as soon as it prints
+// a line holding line (stdout or stderr), and expects a clean exit.
+func stopDevAtLine(t *testing.T, data, line string) {
+	t.Helper()
+	cmd := exec.Command(binary, "dev", "--data", data, "--nats-port", "-1", "--http", "127.0.0.1:0",
+		"--api", "127.0.0.1:0", "--oidc", "127.0.0.1:0", "--proxy", "127.0.0.1:0", "--proxy-http", "127.0.0.1:0", "--postgres-port", "0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errp, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var all lockedBuffer
+	lines := make(chan string, 100)
+	var readers sync.WaitGroup
+	for _, r := range []interface{ Read([]byte) (int, error) }{out, errp} {
+		readers.Go(func() {
+			sc := bufio.NewScanner(r)
+			for sc.Scan() {
+				all.Write([]byte(sc.Text() + "\n"))
+				select {
+				case lines <- sc.Text():
+				default: // past the hook nobody reads them
+				}
+			}
+		})
+	}
+	timeout := time.After(90 * time.Second)
+	for seen := false; !seen; {
+		select {
+		case l := <-lines:
+			seen = strings.Contains(l, line)
+		case <-timeout:
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("dev printed no line with %q within 90s:\n%s", line, all.String())
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	readers.Wait()
+	err = cmd.Wait()
+	(&devRun{data: data}).waitPostgresGone(t)
+	if err != nil {
+		t.Fatalf("dev stopped at %q: %v, want a clean exit:\n%s", line, err, all.String())
+	}
+}
+
+// waitStderr waits until dev has logged a line holding s.
+func waitStderr(t *testing.T, d *devRun, s string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(d.stderr.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dev did not log %q within 60s:\n%s", s, d.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond) // polling dev's log, with a deadline
 	}
 }

@@ -53,7 +53,7 @@ func devCmd(c *cobra.Command) cli.Run {
 	forwardFormat := fs.String("forward-format", "", "the forwarders' rendering: json, ocsf or cef (default: cef to syslog, ocsf to HEC, json to the webhook)")
 	projection := fs.Bool("projection", true, "project the log into PostgreSQL and serve the read API (events, sessions, proofs): into $AUDITLEDGER_DATABASE_URL, or a server dev starts from the installed PostgreSQL binaries in DIR/postgres")
 	syncMode := fs.String("sync", "always", `JetStream fsync: "always" (an acknowledged event survives power loss) or "interval" (every 2 minutes: survives a process crash only)`)
-	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	return stopClean(func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if *syncMode != "always" && *syncMode != "interval" {
 			return fmt.Errorf("dev: --sync must be always or interval")
 		}
@@ -232,7 +232,7 @@ func devCmd(c *cobra.Command) cli.Run {
 			err = werr
 		}
 		return err
-	}
+	})
 }
 
 // startDevPostgres starts dev's own PostgreSQL cluster for the data

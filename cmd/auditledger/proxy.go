@@ -46,7 +46,12 @@ func addProxyFlags(fs *pflag.FlagSet, listen string) proxyFlags {
 
 // run runs one proxy role of serve, configured from the flags by set,
 // and prints a banner naming the address it bound.
-func (f proxyFlags) run(ctx context.Context, cmd, role string, set func(*serveConfig), stdout, stderr io.Writer, banner string) error {
+func (f proxyFlags) run(ctx context.Context, cmd, role string, set func(*serveConfig), stdout, stderr io.Writer, banner string) (err error) {
+	defer func() {
+		if stopped(ctx, err) {
+			err = nil // stopped while starting: a clean exit
+		}
+	}()
 	if *f.failOpen && *f.spool == "" {
 		return fmt.Errorf("%s: --fail-open needs --spool DIR, where records wait for the bus", cmd)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/ledger"
@@ -161,6 +163,7 @@ func runRoles(ctx context.Context, e *env, names []string, prepared ...func()) e
 	}
 	var rs []running
 	var err error
+	stopping := false
 	for _, name := range names {
 		r, ok := sections[name]
 		if !ok {
@@ -171,6 +174,11 @@ func runRoles(ctx context.Context, e *env, names []string, prepared ...func()) e
 			break
 		}
 		run, perr := r.prepare(ctx, e, e.log.With("role", name))
+		if stopped(ctx, perr) {
+			// Asked to stop while preparing: not a failure.
+			stopping = true
+			break
+		}
 		if perr != nil {
 			err = fmt.Errorf("role %s: %w", name, perr)
 			break
@@ -178,7 +186,7 @@ func runRoles(ctx context.Context, e *env, names []string, prepared ...func()) e
 		_, l := r.(stopsLast)
 		rs = append(rs, running{name, run, l})
 	}
-	if err != nil {
+	if err != nil || stopping {
 		// What was prepared releases itself when run on an ended context.
 		stopFirst(err)
 	} else {
@@ -194,7 +202,11 @@ func runRoles(ctx context.Context, e *env, names []string, prepared ...func()) e
 			wg, rctx = &lasts, last
 		}
 		wg.Go(func() {
-			if errs[i] = r.run(rctx); errs[i] != nil {
+			// A role that returns its context's cancellation has stopped
+			// as asked (or because another failed, whose error says so).
+			if errs[i] = r.run(rctx); stopped(rctx, errs[i]) {
+				errs[i] = nil
+			} else if errs[i] != nil {
 				errs[i] = fmt.Errorf("role %s: %w", r.name, errs[i])
 				stopFirst(errs[i]) // and the roles that stop last after them
 			}
@@ -212,6 +224,26 @@ func runRoles(ctx context.Context, e *env, names []string, prepared ...func()) e
 		return err
 	}
 	return errors.Join(errs...)
+}
+
+// stopped reports whether err is only the consequence of a requested
+// stop: ctx has ended and err is its cancellation. Every start-up step
+// and role returns such an error when it is stopped, and a stop is no
+// failure: the process then exits 0.
+func stopped(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled)
+}
+
+// stopClean makes a stop at any moment of a command's start-up a clean
+// exit: an error that is only the stop's is no failure.
+func stopClean(run cli.Run) cli.Run {
+	return func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+		err := run(ctx, args, stdin, stdout, stderr)
+		if stopped(ctx, err) {
+			return nil
+		}
+		return err
+	}
 }
 
 // recording is how a role records events.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -22,6 +23,11 @@ type fakeRole struct {
 	last       bool      // stops after the others
 	events     *[]string // shared log of what happened, in order
 	mu         *sync.Mutex
+	// stopMidPrepare, if set, is called in prepare (a stop arriving
+	// then), which then returns its context's cancellation.
+	stopMidPrepare func()
+	// cancelled: run returns its context's cancellation when stopped.
+	cancelled bool
 }
 
 func (f *fakeRole) check(*serveConfig) error { return nil }
@@ -32,7 +38,12 @@ func (f *fakeRole) note(s string) {
 	f.mu.Unlock()
 }
 
-func (f *fakeRole) prepare(context.Context, *env, *slog.Logger) (func(context.Context) error, error) {
+func (f *fakeRole) prepare(ctx context.Context, _ *env, _ *slog.Logger) (func(context.Context) error, error) {
+	if f.stopMidPrepare != nil {
+		f.stopMidPrepare()
+		f.note("stopped preparing")
+		return nil, fmt.Errorf("dialing: %w", ctx.Err())
+	}
 	if f.prepareErr != nil {
 		f.note("refused")
 		return nil, f.prepareErr
@@ -46,6 +57,9 @@ func (f *fakeRole) prepare(context.Context, *env, *slog.Logger) (func(context.Co
 		<-ctx.Done()
 		time.Sleep(20 * time.Millisecond) // stopping takes a moment
 		f.note("stopped")
+		if f.cancelled {
+			return fmt.Errorf("migrating: %w", ctx.Err())
+		}
 		return nil
 	}, nil
 }
@@ -119,6 +133,46 @@ func TestRunRolesStopsTheLedgerLast(t *testing.T) {
 	if len(got) != 6 || got[5] != "ledger stopped" {
 		t.Errorf("events %v: the ledger must stop after the roles that record", got)
 	}
+}
+
+// TestRunRolesStopIsNoFailure: a stop that reaches a role while it is
+// prepared, or while it runs, makes it return its context's cancellation;
+// runRoles takes that for the stop it is, and still reports a real failure
+// beside it.
+func TestRunRolesStopIsNoFailure(t *testing.T) {
+	t.Run("while preparing", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		e, events := newRoles(&fakeRole{name: "api", cancelled: true}, &fakeRole{name: "projector", stopMidPrepare: cancel}, &fakeRole{name: "ledger", last: true})
+		banner := false
+		if err := runRoles(ctx, e, []string{"api", "projector", "ledger"}, func() { banner = true }); err != nil {
+			t.Fatalf("runRoles = %v, want nil: a stop is no failure", err)
+		}
+		if banner {
+			t.Error("the banner was printed although dev was stopped before it ran")
+		}
+		if want := []string{"api prepared", "projector stopped preparing", "api stopped"}; !slices.Equal(*events, want) {
+			t.Errorf("events %v, want %v", *events, want)
+		}
+	})
+	t.Run("while running", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		e, _ := newRoles(&fakeRole{name: "projector", cancelled: true}, &fakeRole{name: "ledger", last: true, cancelled: true})
+		done := make(chan error, 1)
+		go func() { done <- runRoles(ctx, e, []string{"projector", "ledger"}) }()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("runRoles = %v, want nil: a stop is no failure", err)
+		}
+	})
+	t.Run("beside a failure", func(t *testing.T) {
+		boom := errors.New("boom")
+		e, _ := newRoles(&fakeRole{name: "projector", cancelled: true}, &fakeRole{name: "proxy", runErr: boom})
+		err := runRoles(context.Background(), e, []string{"projector", "proxy"})
+		if !errors.Is(err, boom) || strings.Contains(err.Error(), "projector") {
+			t.Fatalf("runRoles = %v, want the proxy's failure alone", err)
+		}
+	})
 }
 
 // TestRoleTable: every row of the roleTable names its role and its

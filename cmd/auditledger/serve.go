@@ -292,7 +292,7 @@ func serveCmd(c *cobra.Command) cli.Run {
 	path := fs.String("config", "", "YAML configuration file")
 	printCfg := fs.Bool("print-config", false, "print the effective configuration and exit")
 	newLog := fs.Bool("new-log", false, "let the ledger role start a new log in a store that holds less than the bus says was sealed (use a new key; the log begins with a gap record for what the earlier log holds)")
-	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	return stopClean(func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if err := checkEnvNames(os.Environ()); err != nil {
 			return err
 		}
@@ -333,7 +333,7 @@ func serveCmd(c *cobra.Command) cli.Run {
 		}
 		log.Info("auditledger stopped", "roles", cfg.Roles, "reason", context.Cause(ctx))
 		return nil
-	}
+	})
 }
 
 // warnUnlessFsync says, for single-replica streams, whether an

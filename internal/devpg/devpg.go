@@ -218,6 +218,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if _, err := os.Stat(filepath.Join(data, "postmaster.pid")); err == nil {
 		s.command("pg_ctl", "stop", "-D", data, "-m", "fast", "-w", "-t", "30").Run()
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: stopped while starting: %w", err)
+	}
 	s.Port = cfg.Port
 	for try := 0; ; try++ {
 		if cfg.Port == 0 {
@@ -235,6 +238,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if err := s.ensureDatabase(ctx); err != nil {
 		s.Stop()
+		if ctx.Err() != nil {
+			err = fmt.Errorf("postgres: stopped while starting: %w", ctx.Err())
+		}
 		return nil, err
 	}
 	return s, nil
@@ -314,7 +320,13 @@ func (s *Server) start(ctx context.Context, data string) error {
 			return fmt.Errorf("postgres exited (%v); its log, %s:\n%s", werr, logPath, tail(logPath, 20))
 		default:
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			// Stopped while starting: a fast shutdown, as Stop does.
+			s.proc.Signal(syscall.SIGINT)
+			<-exited
+			return fmt.Errorf("postgres: stopped while starting: %w", ctx.Err())
+		}
+		if time.Now().After(deadline) {
 			s.proc.Signal(syscall.SIGQUIT)
 			<-exited
 			return fmt.Errorf("postgres did not accept connections within 60s (%v); its log, %s:\n%s", err, logPath, tail(logPath, 20))

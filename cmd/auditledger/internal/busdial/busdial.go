@@ -97,7 +97,7 @@ func (d *Dialer) Connect(role bus.Principal) (*nats.Conn, jetstream.JetStream, e
 		log.Warn("NATS does not answer yet; waiting for it", "url", d.URL, "bus_role", role, "retry_in", wait, "err", err)
 		select {
 		case <-d.WaitCtx.Done():
-			return nil, nil, fmt.Errorf("connect %s as bus role %s: stopped while waiting for NATS (%v)", d.URL, role, err)
+			return nil, nil, fmt.Errorf("connect %s as bus role %s: stopped while waiting for NATS (%v): %w", d.URL, role, err, d.WaitCtx.Err())
 		case <-time.After(wait):
 		}
 		nc, err = nats.Connect(d.URL, opts...)
