@@ -19,7 +19,9 @@ import (
 // the event is what json.Unmarshal would have decoded (FuzzDecodeFast and
 // TestDecodeFastMatchesJSON hold it to that).
 func decodeFast(b []byte) (*Event, bool) {
-	s := scanner{b: b}
+	// One copy of the event's bytes holds every string and the payload
+	// the event keeps, rather than an allocation for each.
+	s := scanner{b: b, arena: make([]byte, 0, len(b))}
 	s.space()
 	ev := new(Event)
 	ok := s.object(func(name string) bool {
@@ -107,7 +109,7 @@ func decodeFast(b []byte) (*Event, bool) {
 			if !ok || v[0] != '{' || !jsontext.Value(v).IsValid() {
 				return false
 			}
-			ev.Payload = append(jsontext.Value(nil), v...)
+			ev.Payload = s.keepBytes(v)
 			return true
 		}
 		return false
@@ -131,6 +133,34 @@ func (s *scanner) space() {
 type scanner struct {
 	b []byte
 	i int
+	// arena holds the copies of what the event keeps, side by side:
+	// each is written once, then only read (a string views its bytes,
+	// the payload's capacity ends where its bytes do).
+	arena []byte
+}
+
+// keep returns a copy of v that does not alias the input.
+func (s *scanner) keep(v string) string {
+	if v == "" {
+		return ""
+	}
+	if len(s.arena)+len(v) > cap(s.arena) {
+		return strings.Clone(v) // not reached: the arena is the input's size
+	}
+	start := len(s.arena)
+	s.arena = append(s.arena, v...)
+	return unsafeString(s.arena[start:])
+}
+
+// keepBytes returns a copy of v that does not alias the input; appending
+// to it copies it elsewhere.
+func (s *scanner) keepBytes(v []byte) []byte {
+	if len(s.arena)+len(v) > cap(s.arena) {
+		return append([]byte(nil), v...)
+	}
+	start := len(s.arena)
+	s.arena = append(s.arena, v...)
+	return s.arena[start:len(s.arena):len(s.arena)]
 }
 
 func (s *scanner) next(c byte) bool {
@@ -209,7 +239,7 @@ func (s *scanner) rawString() (string, bool) {
 func (s *scanner) str(out *string) bool {
 	v, ok := s.rawString()
 	if ok {
-		*out = strings.Clone(v)
+		*out = s.keep(v)
 	}
 	return ok
 }

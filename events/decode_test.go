@@ -99,3 +99,32 @@ func FuzzDecodeFast(f *testing.F) {
 	addCorpus(f)
 	f.Fuzz(func(t *testing.T, b []byte) { sameAsUnmarshal(t, b) })
 }
+
+// TestDecodeFastOwnsItsBytes: the event decodeFast returns shares no
+// byte with its input, and its payload grown in place leaves its
+// strings as they were (they share one copy of the input's bytes).
+func TestDecodeFastOwnsItsBytes(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "valid", "full.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, ok := decodeFast(b)
+	if !ok {
+		t.Fatal("the plain form is not taken")
+	}
+	want, err := unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] = 'X'
+	}
+	if !reflect.DeepEqual(ev, want) {
+		t.Fatalf("changing the input changed the event:\n%#v\nwant\n%#v", ev, want)
+	}
+	ev.Payload = append(ev.Payload, "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"...)
+	ev.Payload = want.Payload
+	if !reflect.DeepEqual(ev, want) {
+		t.Fatalf("appending to the payload changed the event:\n%#v\nwant\n%#v", ev, want)
+	}
+}

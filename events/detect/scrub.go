@@ -158,6 +158,11 @@ func mergeSpans(spans []match) []match {
 
 // hasPercent reports whether text holds an escape percentDecode decodes.
 func hasPercent(text string) bool {
+	// Most text holds neither byte: two vectorised searches find that
+	// sooner than a loop over every byte.
+	if strings.IndexByte(text, '%') < 0 && strings.IndexByte(text, '\\') < 0 {
+		return false
+	}
 	for i := 0; i < len(text); i++ {
 		if c := text[i]; c == '%' || c == '\\' {
 			if _, n := escapeAt(text[i:]); n > 0 {
@@ -723,7 +728,7 @@ func mayHoldASCII(text string) bool {
 		case clDash:
 			if run > 0 {
 				dash = true
-			} else if secretAt(text[i:]) {
+			} else if i+2 < len(text) && text[i+1] == '-' && secretAt(text[i:]) {
 				return true
 			}
 		case clSep:
@@ -737,7 +742,9 @@ func mayHoldASCII(text string) bool {
 			}
 		case clSecret:
 			run, dash = 0, false
-			if secretAt(text[i:]) {
+			// Most letters that start a prefix are not followed by its
+			// second letter: a table read spares the call.
+			if i+2 < len(text) && secretNext[text[i]]&secretBit(text[i+1]) != 0 && secretAt(text[i:]) {
 				return true
 			}
 		}
@@ -778,6 +785,35 @@ var holdClass = func() (t [256]byte) {
 	}
 	return t
 }()
+
+// secretNext holds, for each letter a secret prefix starts with, the
+// letters that come second in one (secretAt): e-y, A-K, A-S, g-h, x-o,
+// s-k, r-k, as bits of secretBit.
+var secretNext = func() (t [256]uint8) {
+	for _, p := range []string{"ey", "AK", "AS", "gh", "xo", "sk", "rk"} {
+		t[p[0]] |= secretBit(p[1])
+	}
+	return t
+}()
+
+// secretBit is c's bit in secretNext: one of the second letters, or none.
+func secretBit(c byte) uint8 {
+	switch c {
+	case 'y':
+		return 1
+	case 'K':
+		return 2
+	case 'S':
+		return 4
+	case 'h':
+		return 8
+	case 'o':
+		return 16
+	case 'k':
+		return 32
+	}
+	return 0
+}
 
 // ibanStart reports whether text holds two letters followed by two
 // digits, as every IBAN starts.

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -583,8 +584,21 @@ func (in *Ingester) validateAll(msgs []jetstream.Msg) [][]checkedMsg {
 				return
 			}
 			defer r.close()
+			var look []*checkedMsg
 			for i := lo; i < hi; i++ {
-				out[i] = in.checkMsg(msgs[i], r)
+				out[i] = in.checkMsg(msgs[i])
+				for j := range out[i] {
+					if out[i][j].key != nil {
+						look = append(look, &out[i][j])
+					}
+				}
+			}
+			// In key order: each seek then starts near the last one,
+			// in memory already, which halves a lookup's cost
+			// (BenchmarkSeenLookupOrder).
+			slices.SortFunc(look, func(a, b *checkedMsg) int { return bytes.Compare(a.key, b.key) })
+			for _, c := range look {
+				c.sealedAt, c.seen, c.indexErr = r.lookup(c.key)
 			}
 		})
 	}
@@ -599,7 +613,9 @@ func (in *Ingester) validateAll(msgs []jetstream.Msg) [][]checkedMsg {
 // that does not split is judged as one text), and the reason it is
 // refused for (a header it quotes). A part they find something in is
 // detected: its bytes are kept nowhere and the message is erased.
-func (in *Ingester) checkMsg(m jetstream.Msg, seen *seenReader) []checkedMsg {
+//
+// The id key of a part that passes is set, for its caller to look up.
+func (in *Ingester) checkMsg(m jetstream.Msg) []checkedMsg {
 	var parts []checkedMsg
 	token, batch := bus.BatchProducer(m.Subject())
 	if !batch {
@@ -636,7 +652,6 @@ func (in *Ingester) checkMsg(m jetstream.Msg, seen *seenReader) []checkedMsg {
 			continue
 		}
 		c.key = idKey(c.event.ID)
-		c.sealedAt, c.seen, c.indexErr = seen.lookup(c.key)
 	}
 	return parts
 }

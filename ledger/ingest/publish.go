@@ -196,7 +196,13 @@ func (in *Ingester) publishedUpTo(ctx context.Context) (uint64, error) {
 // framed as in a segment (u32 length, then the record).
 func chunkMsg(origin string, first uint64, recs [][]byte) *nats.Msg {
 	m := nats.NewMsg(bus.LedgerRecordsSubject)
-	m.Data = bus.AppendRecords(nil, recs)
+	n := 0
+	for _, r := range recs {
+		n += 4 + len(r)
+	}
+	// Sized once: grown by append, a chunk of 1,000 records was copied
+	// about twenty times over.
+	m.Data = bus.AppendRecords(make([]byte, 0, n), recs)
 	m.Header.Set(bus.HeaderIndex, strconv.FormatUint(first, 10))
 	m.Header.Set(bus.HeaderCount, strconv.Itoa(len(recs)))
 	m.Header.Set(nats.MsgIdHdr, origin+"/"+strconv.FormatUint(first, 10))

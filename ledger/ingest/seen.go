@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -172,12 +173,27 @@ func (s *seenIndex) add(ctx context.Context, keys [][]byte, first uint64) error 
 		return err
 	}
 	size := first + uint64(len(keys))
-	b := s.db.NewBatch()
+	// Inserted in key order, as they are looked up (seenReader): each
+	// insert's search of the memtable starts near the last one's. Keys
+	// are distinct (a batch's duplicates are rejected), so the order
+	// changes nothing else.
+	type entry struct {
+		key []byte
+		idx uint64
+	}
+	add := make([]entry, 0, len(keys))
 	for i, k := range keys {
 		if k != nil && first+uint64(i) >= s.size {
-			if err := b.Set(k, binary.AppendUvarint(nil, first+uint64(i)), nil); err != nil {
-				return err
-			}
+			add = append(add, entry{k, first + uint64(i)})
+		}
+	}
+	slices.SortFunc(add, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
+	b := s.db.NewBatch()
+	var v []byte // Set copies it
+	for _, e := range add {
+		v = binary.AppendUvarint(v[:0], e.idx)
+		if err := b.Set(e.key, v, nil); err != nil {
+			return err
 		}
 	}
 	return s.commit(b, size)
