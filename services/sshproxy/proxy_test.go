@@ -1,0 +1,369 @@
+package sshproxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/crypto/ssh"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/internal/oidcdev"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/ledgertest"
+	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/sshproxy"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+// sshd is a real OpenSSH server started for one test on loopback, with
+// its own host key, trusting the gateway's target CA.
+type sshd struct {
+	addr    string
+	hostKey string // its public host key, authorized_keys format
+	log     *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// sshdPath is Debian's sshd; .ci/run installs openssh-server.
+func sshdPath(t *testing.T) string {
+	for _, p := range []string{"/usr/sbin/sshd", "/usr/bin/sshd"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Fatal("sshd not found: install openssh-server (.ci/run does)")
+	return ""
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startSSHD runs sshd trusting caPub for user certificates. Run as root
+// (CI), it needs its privilege-separation directory; run as anyone else
+// it can only log in as that user, which is the login the tests use.
+func startSSHD(t *testing.T, caPub []byte) *sshd {
+	t.Helper()
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	if os.Geteuid() == 0 {
+		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := filepath.Join(dir, "host_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, err := os.ReadFile(key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "target_ca.pub"), caPub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	host, port, _ := net.SplitHostPort(addr)
+	conf := fmt.Sprintf(`Port %s
+ListenAddress %s
+HostKey %s
+PidFile %s/sshd.pid
+TrustedUserCAKeys %s/target_ca.pub
+AuthorizedKeysFile none
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+AllowTcpForwarding yes
+AcceptEnv LANG LC_*
+Subsystem sftp internal-sftp
+LogLevel VERBOSE
+`, port, host, key, dir, dir)
+	cfg := filepath.Join(dir, "sshd_config")
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &sshd{addr: addr, hostKey: strings.TrimSpace(string(pub)), log: &syncBuffer{}}
+	cmd := exec.Command(sshdPath(t), "-D", "-e", "-f", cfg)
+	cmd.Stdout, cmd.Stderr = s.log, s.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "SSH-2.0-OpenSSH") {
+			return fmt.Errorf("banner %q: %v; sshd log:\n%s", line, err, s.log)
+		}
+		return nil
+	})
+	return s
+}
+
+type fixture struct {
+	js      jetstream.JetStream
+	target  *sshd
+	keys    *sshproxy.Keys
+	proxy   *sshproxy.Proxy
+	addr    string // the gateway's SSH address
+	certURL string
+	issuer  string
+	login   string // the account on the target
+	pii     *piikeys.Store
+	marker  string // a file denied commands would create
+}
+
+type options struct {
+	policy   string
+	hostKeys []string // pinned instead of the target's own
+}
+
+func start(t *testing.T, o options) *fixture {
+	t.Helper()
+	f := &fixture{}
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.login = u.Username
+	f.marker = filepath.Join(t.TempDir(), "marker")
+	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger-ssh", Users: []oidcdev.User{
+		{Name: "alice", Secret: "a", Email: "alice@example.com", Groups: []string{"developers"}},
+		{Name: "bob", Secret: "b", Groups: []string{"approver"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	f.issuer = idp.Issuer
+	auth, err := identity.NewOIDC(t.Context(), identity.OIDCConfig{Issuer: idp.Issuer, Audience: "auditledger-ssh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := natstest.Start(t)
+	_, f.js = ns.Connect(t, nats.MaxReconnects(-1))
+	if err := bus.EnsureStreams(t.Context(), f.js, bus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	em, err := emitter.New(emitter.Config{JetStream: f.js, Timeout: 5 * time.Second, Retries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { em.Close() })
+	broker, err := approvals.New(t.Context(), approvals.Config{JetStream: f.js, Create: true, Signer: ledgertest.Signer(t, "api.test/approvals"),
+		Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.pii, err = piikeys.Open(t.Context(), f.js, 1); err != nil {
+		t.Fatal(err)
+	}
+	if f.keys, err = sshproxy.OpenKeys(t.TempDir(), []string{"127.0.0.1", "localhost"}); err != nil {
+		t.Fatal(err)
+	}
+	f.target = startSSHD(t, ssh.MarshalAuthorizedKey(f.keys.TargetCA.PublicKey()))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addr = ln.Addr().String()
+	var pol *sshproxy.Policy
+	if o.policy != "" {
+		file := filepath.Join(t.TempDir(), "policy.yaml")
+		os.WriteFile(file, []byte(o.policy), 0o644)
+		if pol, err = sshproxy.LoadPolicy(file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pinned := o.hostKeys
+	if pinned == nil {
+		pinned = []string{f.target.hostKey}
+	}
+	f.proxy, err = sshproxy.New(sshproxy.Config{Addr: f.addr, Keys: f.keys, Auth: auth, Emitter: em, Tenant: "acme", Approvals: broker, PII: f.pii,
+		Policy: pol, StateDir: t.TempDir(),
+		Targets: []sshproxy.Target{{Name: "web", Addr: f.target.addr, HostKeys: pinned}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- f.proxy.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	hs := httptest.NewServer(f.proxy.CertHandler())
+	t.Cleanup(hs.Close)
+	f.certURL = hs.URL
+	return f
+}
+
+
+// client is a user's ssh setup after `auditledger login ssh`.
+type client struct {
+	config string // the ssh_config file
+	files  *sshproxy.ClientFiles
+}
+
+// loginAs gets user a certificate the way `auditledger login ssh` does:
+// a key pair made by ssh-keygen, a token from the provider, the files and
+// the ssh_config snippet.
+func (f *fixture) loginAs(t *testing.T, name, secret string) *client {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	pub, _ := os.ReadFile(key + ".pub")
+	tok, err := identity.ClientCredentialsToken(t.Context(), f.issuer, name, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := sshproxy.Login(t.Context(), nil, f.certURL, tok, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(f.addr)
+	files, err := sshproxy.WriteClientFiles(dir, key, "gw", host, port, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{config: filepath.Join(dir, "ssh_config"), files: files}
+	os.WriteFile(c.config, []byte(files.Config+"  BatchMode yes\n  ConnectTimeout 30\n  LogLevel ERROR\n"), 0o644)
+	return c
+}
+
+// ssh runs the stock ssh client through the gateway.
+func (f *fixture) ssh(t *testing.T, c *client, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	return f.run(t, stdin, "ssh", append([]string{"-F", c.config}, args...)...)
+}
+
+func (f *fixture) run(t *testing.T, stdin string, prog string, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Stdin = strings.NewReader(stdin)
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func (f *fixture) user(target string) string { return f.login + "+" + target + "@gw" }
+
+// events returns the stored events, in stream order.
+func (f *fixture) events(t *testing.T) []natstest.Stored { return natstest.Events(t, f.js, "") }
+
+// waitFor polls until the bus holds an event ok accepts, n of them.
+func (f *fixture) waitFor(t *testing.T, n int, ok func(natstest.Stored) bool) []natstest.Stored {
+	t.Helper()
+	var got []natstest.Stored
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		got = nil
+		for _, e := range f.events(t) {
+			if ok(e) {
+				got = append(got, e)
+			}
+		}
+		if len(got) < n {
+			return fmt.Errorf("%d of %d events", len(got), n)
+		}
+		return nil
+	})
+	return got
+}
+
+func ofType(ty events.Type) func(natstest.Stored) bool {
+	return func(e natstest.Stored) bool { return e.Event.Type == ty }
+}
+
+// sessionEvents are one session's events, by session_seq.
+func (f *fixture) sessionEvents(t *testing.T, id string) []natstest.Stored {
+	var out []natstest.Stored
+	for _, e := range f.events(t) {
+		if e.Event.SessionID == id {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b natstest.Stored) int { return int(a.Event.SessionSeq) - int(b.Event.SessionSeq) })
+	return out
+}
+
+// stream joins a session's recorded chunks of one stream.
+func stream(t *testing.T, evs []natstest.Stored, name string) string {
+	t.Helper()
+	var chunks []natstest.Stored
+	for _, e := range evs {
+		if e.Event.Type == events.SessionOutput && e.Payload["stream"] == name {
+			chunks = append(chunks, e)
+		}
+	}
+	slices.SortFunc(chunks, func(a, b natstest.Stored) int {
+		return int(a.Payload["offset"].(float64) - b.Payload["offset"].(float64))
+	})
+	var b strings.Builder
+	for _, c := range chunks {
+		if int(c.Payload["offset"].(float64)) != b.Len() {
+			t.Fatalf("stream %s: a chunk at %v after %d bytes", name, c.Payload["offset"], b.Len())
+		}
+		raw, err := base64.StdEncoding.DecodeString(c.Payload["data"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(raw)
+	}
+	return b.String()
+}
