@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"golang.org/x/crypto/ssh"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/oidcdev"
@@ -247,7 +247,6 @@ func start(t *testing.T, o options) *fixture {
 	f.certURL = hs.URL
 	return f
 }
-
 
 // client is a user's ssh setup after `auditledger login ssh`.
 type client struct {
