@@ -158,6 +158,7 @@ type fixture struct {
 	issuer  string
 	login   string // the account on the target
 	pii     *piikeys.Store
+	broker  *approvals.Broker
 	marker  string // a file denied commands would create
 }
 
@@ -198,7 +199,7 @@ func start(t *testing.T, o options) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { em.Close() })
-	broker, err := approvals.New(t.Context(), approvals.Config{JetStream: f.js, Create: true, Signer: ledgertest.Signer(t, "api.test/approvals"),
+	f.broker, err = approvals.New(t.Context(), approvals.Config{JetStream: f.js, Create: true, Signer: ledgertest.Signer(t, "api.test/approvals"),
 		Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}})
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +228,7 @@ func start(t *testing.T, o options) *fixture {
 	if pinned == nil {
 		pinned = []string{f.target.hostKey}
 	}
-	f.proxy, err = sshproxy.New(sshproxy.Config{Addr: f.addr, Keys: f.keys, Auth: auth, Emitter: em, Tenant: "acme", Approvals: broker, PII: f.pii,
+	f.proxy, err = sshproxy.New(sshproxy.Config{Addr: f.addr, Keys: f.keys, Auth: auth, Emitter: em, Tenant: "acme", Approvals: f.broker, PII: f.pii,
 		Policy: pol, StateDir: t.TempDir(),
 		Targets: []sshproxy.Target{{Name: "web", Addr: f.target.addr, HostKeys: pinned}}})
 	if err != nil {
