@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/approvals"
@@ -34,18 +35,24 @@ type sftpFS struct {
 	cl  *sftp.Client
 	v   view
 	ops atomic.Int64
-	in  atomic.Int64 // bytes uploaded
-	out atomic.Int64 // bytes downloaded
+
+	mu      sync.Mutex
+	pending map[string]*upload // uploads staged, not yet on the target
+	in      atomic.Int64       // bytes uploaded
+	out     atomic.Int64       // bytes downloaded
 }
 
 func (ch *channel) sftp(ctx context.Context, began time.Time) {
 	defer close(ch.relayDone)
 	s := ch.s
 	end := map[string]any{}
+	status := uint32(1)
 	defer func() {
-		end["duration_ms"] = time.Since(began).Milliseconds()
-		s.End(ctx, end)
+		// The gateway is the client's SFTP server: the exit status is its own.
+		ch.cch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{status}))
 		ch.cch.Close()
+		end["duration_ms"], end["exit_status"] = time.Since(began).Milliseconds(), status
+		s.End(ctx, end)
 	}()
 	cl, err := sftp.NewClientPipe(ch.tch, ch.tch)
 	if err != nil {
@@ -62,10 +69,11 @@ func (ch *channel) sftp(ctx context.Context, began time.Time) {
 	h := sftp.Handlers{FileGet: fs, FilePut: fs, FileCmd: fs, FileList: fs}
 	srv := sftp.NewRequestServer(ch.cch, h, sftp.WithStartDirectory(home))
 	err = srv.Serve()
-	srv.Close()
 	end["operations"], end["bytes_in"], end["bytes_out"] = fs.ops.Load(), fs.in.Load(), fs.out.Load()
 	if err != nil && !errors.Is(err, io.EOF) {
 		end["detail"] = err.Error()
+	} else {
+		status = 0
 	}
 }
 
@@ -84,7 +92,7 @@ func (f *sftpFS) judge(op, path string, payload map[string]any) error {
 			payload["rule"] = rule
 		}
 		s.RecordOrLog(f.ctx, events.CommandBlocked, payload)
-		return fmt.Errorf("auditledger: refused: %s", reason)
+		return fmt.Errorf("auditledger: refused: %s: %w", reason, sftp.ErrSSHFxPermissionDenied)
 	}
 	for i := range f.v.deny {
 		if f.v.deny[i].matches(c) {
@@ -126,6 +134,9 @@ func staged() (*os.File, error) {
 // Fileread fetches the file whole, digests it, records the read and
 // serves it.
 func (f *sftpFS) Fileread(r *sftp.Request) (io.ReaderAt, error) {
+	if err := f.denied("read", r.Filepath); err != nil {
+		return nil, err
+	}
 	src, err := f.cl.Open(r.Filepath)
 	if err != nil {
 		return nil, err
@@ -162,12 +173,30 @@ type upload struct {
 	tmp   *os.File
 	once  sync.Once
 	err   error
+
+	mu    sync.Mutex
+	attrs []*sftp.Request // set-stat requests made before it reached the target
 }
 
 func (u *upload) WriteAt(b []byte, off int64) (int, error) { return u.tmp.WriteAt(b, off) }
 
 func (u *upload) Close() error {
-	u.once.Do(func() { u.err = u.send() })
+	u.once.Do(func() {
+		u.err = u.send()
+		u.f.mu.Lock()
+		if u.f.pending[u.path] == u {
+			delete(u.f.pending, u.path)
+		}
+		u.f.mu.Unlock()
+		u.mu.Lock()
+		attrs := u.attrs
+		u.mu.Unlock()
+		for _, r := range attrs {
+			if u.err == nil {
+				u.err = u.f.setstat(r)
+			}
+		}
+	})
 	return u.err
 }
 
@@ -201,8 +230,27 @@ func (u *upload) send() error {
 	return dst.Close()
 }
 
+// denied refuses, and records, an operation a deny rule matches by its
+// path alone, before anything is staged.
+func (f *sftpFS) denied(op, path string) error {
+	name := "sftp-" + op
+	c := call{name: name, args: []string{path}, text: name + " " + path}
+	for i := range f.v.deny {
+		if f.v.deny[i].matches(c) {
+			f.ops.Add(1)
+			f.ch.s.RecordOrLog(f.ctx, events.CommandBlocked, map[string]any{"protocol": "sftp", "kind": name, "operation": op, "path": path,
+				"statement": c.text, "rule": f.v.deny[i].ID, "reason": f.v.deny[i].Reason})
+			return fmt.Errorf("auditledger: refused: %s: %w", f.v.deny[i].Reason, sftp.ErrSSHFxPermissionDenied)
+		}
+	}
+	return nil
+}
+
 // Filewrite stages an upload.
 func (f *sftpFS) Filewrite(r *sftp.Request) (io.WriterAt, error) {
+	if err := f.denied("write", r.Filepath); err != nil {
+		return nil, err
+	}
 	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 	pf := r.Pflags()
 	if pf.Append {
@@ -215,30 +263,58 @@ func (f *sftpFS) Filewrite(r *sftp.Request) (io.WriterAt, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &upload{f: f, path: r.Filepath, flags: flags, tmp: tmp}, nil
+	u := &upload{f: f, path: r.Filepath, flags: flags, tmp: tmp}
+	f.mu.Lock()
+	if f.pending == nil {
+		f.pending = map[string]*upload{}
+	}
+	f.pending[u.path] = u
+	f.mu.Unlock()
+	return u, nil
 }
 
 // Filecmd judges, records and performs a change to the target's files.
 func (f *sftpFS) Filecmd(r *sftp.Request) error {
 	switch r.Method {
 	case "Setstat":
-		// Timestamps and modes scp and sftp set after a transfer.
-		attrs := r.Attributes()
-		fl := r.AttrFlags()
-		if fl.Permissions {
-			if err := f.cl.Chmod(r.Filepath, attrs.FileMode()); err != nil {
-				return err
-			}
+		// A file being uploaded is on the target only once closed.
+		f.mu.Lock()
+		u := f.pending[r.Filepath]
+		f.mu.Unlock()
+		if u != nil {
+			u.mu.Lock()
+			u.attrs = append(u.attrs, r)
+			u.mu.Unlock()
+			return nil
 		}
-		if fl.Acmodtime {
-			if err := f.cl.Chtimes(r.Filepath, attrs.AccessTime(), attrs.ModTime()); err != nil {
-				return err
-			}
+		return f.setstat(r)
+	}
+	return f.filecmd(r)
+}
+
+// setstat sets the modes and times scp and sftp set after a transfer.
+func (f *sftpFS) setstat(r *sftp.Request) error {
+	attrs := r.Attributes()
+	fl := r.AttrFlags()
+	if fl.Permissions {
+		if err := f.cl.Chmod(r.Filepath, attrs.FileMode()); err != nil {
+			return err
 		}
-		if fl.Size {
-			return f.cl.Truncate(r.Filepath, int64(attrs.Size))
+	}
+	if fl.Acmodtime {
+		if err := f.cl.Chtimes(r.Filepath, attrs.AccessTime(), attrs.ModTime()); err != nil {
+			return err
 		}
-		return nil
+	}
+	if fl.Size {
+		return f.cl.Truncate(r.Filepath, int64(attrs.Size))
+	}
+	return nil
+}
+
+// filecmd judges, records and performs a change to the target's files.
+func (f *sftpFS) filecmd(r *sftp.Request) error {
+	switch r.Method {
 	case "Rename":
 		if err := f.judge("rename", r.Filepath, map[string]any{"to": r.Target}); err != nil {
 			return err
