@@ -280,7 +280,7 @@ func (f *fixture) loginAs(t *testing.T, name, secret string) *client {
 		t.Fatal(err)
 	}
 	c := &client{config: filepath.Join(dir, "ssh_config"), files: files}
-	os.WriteFile(c.config, []byte(files.Config+"  BatchMode yes\n  ConnectTimeout 30\n  LogLevel ERROR\n"), 0o644)
+	os.WriteFile(c.config, []byte(files.Config+"  BatchMode yes\n  ConnectTimeout 30\n"), 0o644)
 	return c
 }
 
@@ -292,14 +292,31 @@ func (f *fixture) ssh(t *testing.T, c *client, stdin string, args ...string) (st
 
 func (f *fixture) run(t *testing.T, stdin string, prog string, args ...string) (string, string, error) {
 	t.Helper()
+	return f.runEnv(t, nil, stdin, prog, args...)
+}
+
+// runEnv runs prog with env added to the test's environment.
+func (f *fixture) runEnv(t *testing.T, env []string, stdin string, prog string, args ...string) (string, string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = append(os.Environ(), env...)
 	err := cmd.Run()
 	return out.String(), errb.String(), err
+}
+
+// sshKey runs ssh with only the given key and certificate (none: "none").
+func (f *fixture) sshKey(t *testing.T, c *client, key, cert string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(f.addr)
+	opts := []string{"-F", "/dev/null", "-p", port, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=" + key,
+		"-o", "CertificateFile=" + cert, "-o", "UserKnownHostsFile=" + c.files.KnownHosts, "-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "StrictHostKeyChecking=yes", "-l", f.login + "+web", host}
+	return f.run(t, "", "ssh", append(opts, args...)...)
 }
 
 func (f *fixture) user(target string) string { return f.login + "+" + target + "@gw" }

@@ -1,0 +1,153 @@
+package sshproxy_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/sshproxy"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+// An interactive session through a pty: the recorded stdout chunks are
+// exactly what the client's terminal received, byte for byte, and the
+// session names its terminal and size.
+func TestInteractiveSessionRecorded(t *testing.T) {
+	f := start(t, options{})
+	c := f.loginAs(t, "alice", "a")
+	out, errOut, err := f.ssh(t, c, "echo hi-$((6*7))\nexit 3\n", "-tt", "-o", "SetEnv=LANG=C.UTF-8", f.user("web"))
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Fatalf("ssh -tt: %v, want exit status 3\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "hi-42") {
+		t.Fatalf("the terminal showed %q", out)
+	}
+	ended := f.waitFor(t, 1, ofType(events.SessionEnded))[0]
+	evs := f.sessionEvents(t, ended.Event.SessionID)
+	if got := stream(t, evs, "stdout"); got != out {
+		t.Errorf("recorded stdout differs from what the terminal received:\n%q\n%q", got, out)
+	}
+	if in := stream(t, evs, "stdin"); in != "echo hi-$((6*7))\nexit 3\n" {
+		t.Errorf("recorded stdin %q", in)
+	}
+	st := evs[0].Payload
+	pty, _ := st["pty"].(map[string]any)
+	if st["request"] != "shell" || pty["term"] == nil || st["env"].(map[string]any)["LANG"] != "C.UTF-8" {
+		t.Errorf("session.started %v", st)
+	}
+	if ended.Payload["exit_status"] != 3.0 {
+		t.Errorf("session.ended %v", ended.Payload)
+	}
+}
+
+// Each refusal before a session gets a clear message on the client's
+// side and an event: an unknown target, a plain key, a certificate from
+// another CA, an expired or revoked certificate.
+func TestRefusedLogins(t *testing.T) {
+	f := start(t, options{})
+	c := f.loginAs(t, "alice", "a")
+	check := func(why string, errOut string, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(errOut, why) {
+			t.Errorf("%s: err %v, stderr %q", why, err, errOut)
+		}
+	}
+	refused := func(why string, args ...string) {
+		t.Helper()
+		_, errOut, err := f.ssh(t, c, "", append(args, "true")...)
+		check(why, errOut, err)
+	}
+	withKey := func(why, key, cert string) {
+		t.Helper()
+		_, errOut, err := f.sshKey(t, c, key, cert, "true")
+		check(why, errOut, err)
+	}
+	refused(`unknown target "nope"`, f.login+"+nope@gw")
+	refused("name the login and the target", f.login+"@gw")
+	withKey("plain keys are refused", c.files.Key, "none")
+
+	dir := t.TempDir()
+	keygen := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ssh-keygen", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen %v: %v\n%s", args, err, out)
+		}
+	}
+	// A certificate from a CA the gateway does not know.
+	keygen("-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, "other_ca"))
+	key := filepath.Join(dir, "id")
+	keygen("-q", "-t", "ed25519", "-N", "", "-f", key)
+	keygen("-q", "-s", filepath.Join(dir, "other_ca"), "-I", "alice", "-n", "alice", "-V", "-5m:+1h", key+".pub")
+	withKey("does not trust", key, key+"-cert.pub")
+	// Signed by the gateway's own user CA, but expired.
+	keygen("-q", "-s", filepath.Join(f.keys.Dir, sshproxy.UserCAFile), "-I", "alice", "-n", "alice", "-V", "20200101:20200102", key+".pub")
+	withKey("expired", key, key+"-cert.pub")
+	// Revoked by its serial.
+	serial := f.waitFor(t, 1, ofType(events.AccessGranted))[0].Payload["serial"].(string)
+	os.WriteFile(filepath.Join(f.keys.Dir, sshproxy.RevokedFile), []byte("# revoked after a laptop was lost\nserial "+serial+"\n"), 0o644)
+	refused("revoked", f.user("web"))
+	failed := f.waitFor(t, 6, ofType(events.AuthnFailed))
+	for _, e := range failed {
+		if e.Payload["reason"] == "" || e.Payload["client_addr"] == nil {
+			t.Errorf("authn.failed %v", e.Payload)
+		}
+	}
+}
+
+// A target whose host key is not the pinned one is refused, and the
+// refusal recorded; the client is told why.
+func TestChangedTargetHostKeyRefused(t *testing.T) {
+	f := start(t, options{hostKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"}})
+	c := f.loginAs(t, "alice", "a")
+	_, errOut, err := f.ssh(t, c, "", f.user("web"), "touch "+f.marker)
+	if err == nil || !strings.Contains(errOut, "host key is not the one pinned") {
+		t.Fatalf("err %v, stderr %q", err, errOut)
+	}
+	if _, err := os.Stat(f.marker); err == nil {
+		t.Fatal("the command ran")
+	}
+	ended := f.waitFor(t, 1, ofType(events.SessionEnded))[0]
+	if ended.Payload["reason"] != "refused" || !strings.Contains(ended.Payload["detail"].(string), "pinned") {
+		t.Errorf("session.ended %v", ended.Payload)
+	}
+}
+
+// Port forwarding (ssh -W, which ssh -J uses; ssh -R), agent and X11
+// forwarding are refused unless an allow rule names them, and each
+// attempt is recorded.
+func TestForwardingRefused(t *testing.T) {
+	f := start(t, options{})
+	c := f.loginAs(t, "alice", "a")
+	_, errOut, err := f.ssh(t, c, "", "-W", f.target.addr, f.user("web"))
+	if err == nil || !strings.Contains(errOut, "not allowed") {
+		t.Errorf("ssh -W: %v %q", err, errOut)
+	}
+	_, errOut, err = f.ssh(t, c, "", "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:1", f.user("web"), "true")
+	if err == nil {
+		t.Errorf("ssh -R: %v %q", err, errOut)
+	}
+	// An agent, so that ssh -A asks to forward it.
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error { _, err := os.Stat(sock); return err })
+	out, errOut, err := f.runEnv(t, []string{"SSH_AUTH_SOCK=" + sock}, "", "ssh", "-F", c.config, "-A", f.user("web"), "echo ${SSH_AUTH_SOCK:-none}")
+	if err != nil || out != "none\n" {
+		t.Errorf("ssh -A: %q %v %s", out, err, errOut)
+	}
+	blocked := f.waitFor(t, 3, ofType(events.CommandBlocked))
+	kinds := map[string]bool{}
+	for _, b := range blocked {
+		kinds[strings.Fields(b.Payload["kind"].(string))[1]] = true
+	}
+	if !kinds["local"] || !kinds["remote"] || !kinds["agent"] {
+		t.Errorf("recorded refusals %v", kinds)
+	}
+}
