@@ -34,6 +34,7 @@ func commandTable() []command {
 		{"query session", "one session's timeline from the API's read path, and its gaps", querySession},
 		{"policy migrate", "rewrite a version-1 gateway policy as version 2 (exemptions stated, never by omission)", policyMigrate},
 		{"policy explain", "print what a policy refuses, holds, masks and lets run unheld, per group or user", policyExplain},
+		{"login ssh", "get a short-lived SSH user certificate from the SSH gateway for an OIDC token, and the ssh_config to use it", loginSSH},
 		{"token", "get an OIDC access token with the client-credentials grant", tokenCmd},
 		{"oidc-dev", "serve dev's development OpenID provider on its own (to try a gateway)", oidcDev},
 		{"emit", "publish events (JSON lines on stdin) to AUDIT_EVENTS, durably", emitCmd},
@@ -84,6 +85,7 @@ type command struct {
 // groups are the commands that only hold subcommands.
 var groups = map[string]string{
 	"proxy":       "run a gateway on its own: PostgreSQL or HTTP",
+	"login":       "get credentials from a gateway (login ssh: an SSH user certificate)",
 	"approvals":   "list and decide the approval requests that gateways hold",
 	"query":       "read sealed events and sessions through the API",
 	"policy":      "rewrite and explain gateway policy files",
