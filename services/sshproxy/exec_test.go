@@ -17,13 +17,13 @@ func TestExecThroughGateway(t *testing.T) {
 	c := f.loginAs(t, "alice", "a")
 	out, errOut, err := f.ssh(t, c, "", f.user("web"), "echo hello from $(hostname -s) >/dev/null; echo hello; id -un")
 	if err != nil {
-		t.Fatalf("ssh: %v\n%s\nsshd:\n%s", err, errOut, f.target.log)
+		t.Fatalf("ssh: %v\n%s\nsshd:\n%s", err, errOut, f.target.Log())
 	}
 	if out != "hello\n"+f.login+"\n" {
 		t.Fatalf("ssh printed %q", out)
 	}
-	if !strings.Contains(f.target.log.String(), "ID alice (serial") {
-		t.Errorf("the target's log does not name alice as the certificate's key id:\n%s", f.target.log)
+	if !strings.Contains(f.target.Log(), "ID alice (serial") {
+		t.Errorf("the target's log does not name alice as the certificate's key id:\n%s", f.target.Log())
 	}
 	granted := f.waitFor(t, 1, ofType(events.AccessGranted))[0]
 	if granted.Event.Actor.Subject != "alice" || granted.Payload["key_id"] != "alice" {

@@ -122,7 +122,7 @@ func TestChangedTargetHostKeyRefused(t *testing.T) {
 func TestForwardingRefused(t *testing.T) {
 	f := start(t, options{})
 	c := f.loginAs(t, "alice", "a")
-	_, errOut, err := f.ssh(t, c, "", "-W", f.target.addr, f.user("web"))
+	_, errOut, err := f.ssh(t, c, "", "-W", f.target.Addr, f.user("web"))
 	if err == nil || !strings.Contains(errOut, "not allowed") {
 		t.Errorf("ssh -W: %v %q", err, errOut)
 	}

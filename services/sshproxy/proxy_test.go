@@ -1,7 +1,6 @@
 package sshproxy_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -10,11 +9,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,125 +29,12 @@ import (
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/sshproxy"
 	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/sshdtest"
 )
-
-// sshd is a real OpenSSH server started for one test on loopback, with
-// its own host key, trusting the gateway's target CA.
-type sshd struct {
-	addr    string
-	hostKey string // its public host key, authorized_keys format
-	log     *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// sshdPath is Debian's sshd; .ci/run installs openssh-server.
-func sshdPath(t *testing.T) string {
-	for _, p := range []string{"/usr/sbin/sshd", "/usr/bin/sshd"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatal("sshd not found: install openssh-server (.ci/run does)")
-	return ""
-}
-
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// startSSHD runs sshd trusting caPub for user certificates. Run as root
-// (CI), it needs its privilege-separation directory; run as anyone else
-// it can only log in as that user, which is the login the tests use.
-func startSSHD(t *testing.T, caPub []byte) *sshd {
-	t.Helper()
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	if os.Geteuid() == 0 {
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	key := filepath.Join(dir, "host_ed25519")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v\n%s", err, out)
-	}
-	pub, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "target_ca.pub"), caPub, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := freePort(t)
-	host, port, _ := net.SplitHostPort(addr)
-	conf := fmt.Sprintf(`Port %s
-ListenAddress %s
-HostKey %s
-PidFile %s/sshd.pid
-TrustedUserCAKeys %s/target_ca.pub
-AuthorizedKeysFile none
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-AllowTcpForwarding yes
-AcceptEnv LANG LC_*
-Subsystem sftp internal-sftp
-LogLevel VERBOSE
-`, port, host, key, dir, dir)
-	cfg := filepath.Join(dir, "sshd_config")
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := &sshd{addr: addr, hostKey: strings.TrimSpace(string(pub)), log: &syncBuffer{}}
-	cmd := exec.Command(sshdPath(t), "-D", "-e", "-f", cfg)
-	cmd.Stdout, cmd.Stderr = s.log, s.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		line, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil || !strings.HasPrefix(line, "SSH-2.0-OpenSSH") {
-			return fmt.Errorf("banner %q: %v; sshd log:\n%s", line, err, s.log)
-		}
-		return nil
-	})
-	return s
-}
 
 type fixture struct {
 	js      jetstream.JetStream
-	target  *sshd
+	target  *sshdtest.Server
 	keys    *sshproxy.Keys
 	proxy   *sshproxy.Proxy
 	addr    string // the gateway's SSH address
@@ -170,11 +54,7 @@ type options struct {
 func start(t *testing.T, o options) *fixture {
 	t.Helper()
 	f := &fixture{}
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.login = u.Username
+	f.login = sshdtest.Login(t)
 	f.marker = filepath.Join(t.TempDir(), "marker")
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger-ssh", Users: []oidcdev.User{
 		{Name: "alice", Secret: "a", Email: "alice@example.com", Groups: []string{"developers"}},
@@ -210,7 +90,7 @@ func start(t *testing.T, o options) *fixture {
 	if f.keys, err = sshproxy.OpenKeys(t.TempDir(), []string{"127.0.0.1", "localhost"}); err != nil {
 		t.Fatal(err)
 	}
-	f.target = startSSHD(t, ssh.MarshalAuthorizedKey(f.keys.TargetCA.PublicKey()))
+	f.target = sshdtest.Start(t, ssh.MarshalAuthorizedKey(f.keys.TargetCA.PublicKey()))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -226,11 +106,11 @@ func start(t *testing.T, o options) *fixture {
 	}
 	pinned := o.hostKeys
 	if pinned == nil {
-		pinned = []string{f.target.hostKey}
+		pinned = []string{f.target.HostKey}
 	}
 	f.proxy, err = sshproxy.New(sshproxy.Config{Addr: f.addr, Keys: f.keys, Auth: auth, Emitter: em, Tenant: "acme", Approvals: f.broker, PII: f.pii,
 		Policy: pol, StateDir: t.TempDir(),
-		Targets: []sshproxy.Target{{Name: "web", Addr: f.target.addr, HostKeys: pinned}}})
+		Targets: []sshproxy.Target{{Name: "web", Addr: f.target.Addr, HostKeys: pinned}}})
 	if err != nil {
 		t.Fatal(err)
 	}
