@@ -166,6 +166,18 @@ ssh_proxy:
 	if !strings.HasPrefix(saw, sealed.String()) || !strings.Contains(sealed.String(), "marker-42") {
 		t.Fatalf("the sealed stream is not a prefix of what the terminal received:\nsealed %q\nsaw    %q", sealed.String(), saw)
 	}
+
+	// Replayed from the store, and exported as a cast asciinema plays:
+	// the sealed output, byte for byte.
+	if r := mustRun(t, nil, nil, "replay", "--store", l.storeDir, "--session", sid, "--speed", "0"); r.stdout != sealed.String() {
+		t.Errorf("replay printed\n%q\nsealed\n%q", r.stdout, sealed.String())
+	}
+	cast := filepath.Join(dir, "session.cast")
+	mustRun(t, nil, nil, "export", "cast", "--store", l.storeDir, "--session", sid, "--out", cast)
+	played, err := exec.Command("script", "-q", "-e", "-c", "stty raw -echo; asciinema cat "+cast, "/dev/null").Output()
+	if err != nil || string(played) != sealed.String() {
+		t.Errorf("asciinema cat: %v\n%q\nsealed\n%q", err, played, sealed.String())
+	}
 }
 
 // waitListening waits until each address accepts connections.

@@ -52,6 +52,8 @@ func commandTable() []command {
 		{"legal-hold set", "record (as a legal_hold.set event), then put a range of segments under legal hold", legalHoldSet},
 		{"legal-hold release", "record (as a legal_hold.released event), then release a range of segments' legal hold", legalHoldRelease},
 		{"legal-hold status", "list a range of segments with their lock and legal hold as the store reports them", legalHoldStatus},
+		{"replay", "play a terminal session the SSH gateway recorded, from a store, in this terminal", replayCmd},
+		{"export cast", "write a terminal session the SSH gateway recorded, from a store, as an asciicast v2 file", exportCast},
 		{"checkpoint", "print the latest signed checkpoint of a store", checkpointCmd},
 		{"log", "print the sealed records of a store, as a table or JSON lines, filtered", logCmd},
 		{"scan", "report sealed text a value detector matches (card numbers, e-mails, …), never the value", scanCmd},
@@ -85,6 +87,7 @@ type command struct {
 // groups are the commands that only hold subcommands.
 var groups = map[string]string{
 	"proxy":       "run a gateway on its own: PostgreSQL or HTTP",
+	"export":      "write recorded sessions in formats other tools play (export cast: asciicast v2)",
 	"login":       "get credentials from a gateway (login ssh: an SSH user certificate)",
 	"approvals":   "list and decide the approval requests that gateways hold",
 	"query":       "read sealed events and sessions through the API",

@@ -42,6 +42,30 @@ func TestInteractiveSessionRecorded(t *testing.T) {
 	if ended.Payload["exit_status"] != 3.0 {
 		t.Errorf("session.ended %v", ended.Payload)
 	}
+
+	// Exported as asciicast v2, Debian's asciinema plays it back: the
+	// output, byte for byte.
+	var all []*events.Event
+	for _, e := range f.events(t) {
+		all = append(all, e.Event)
+	}
+	cast, err := sshproxy.CastOf(all, ended.Event.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "session.cast")
+	fh, _ := os.Create(file)
+	cast.WriteTo(fh)
+	fh.Close()
+	// asciinema wants a terminal: script gives it one, raw, so the bytes
+	// pass unchanged.
+	played, errOut, err := f.run(t, "", "script", "-q", "-e", "-c", "stty raw -echo; asciinema cat "+file, "/dev/null")
+	if err != nil {
+		t.Fatalf("asciinema cat: %v %s", err, errOut)
+	}
+	if played != out {
+		t.Errorf("asciinema played\n%q\nthe terminal received\n%q", played, out)
+	}
 }
 
 // Each refusal before a session gets a clear message on the client's
