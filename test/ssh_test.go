@@ -154,7 +154,9 @@ ssh_proxy:
 			chunks = append(chunks, e)
 		}
 	}
-	slices.SortFunc(chunks, func(a, b natstest.Stored) int { return int(a.Payload["offset"].(float64) - b.Payload["offset"].(float64)) })
+	slices.SortFunc(chunks, func(a, b natstest.Stored) int {
+		return int(a.Payload["offset"].(float64) - b.Payload["offset"].(float64))
+	})
 	var sealed strings.Builder
 	for _, c := range chunks {
 		if int(c.Payload["offset"].(float64)) != sealed.Len() {
@@ -194,4 +196,3 @@ func waitListening(t *testing.T, addrs ...string) {
 		return nil
 	})
 }
-
