@@ -1,14 +1,19 @@
 package sshproxy_test
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/gateway"
+	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
 	"github.com/auditledger/auditledger/services/sshproxy"
 	"github.com/auditledger/auditledger/test/natstest"
 )
@@ -174,4 +179,65 @@ func TestForwardingRefused(t *testing.T) {
 	if !kinds["local"] || !kinds["remote"] || !kinds["agent"] {
 		t.Errorf("recorded refusals %v", kinds)
 	}
+}
+
+// What is typed after a password prompt is recorded as its keyed digest
+// only: the secret reaches the target, never the bus.
+func TestSecretAfterPasswordPromptMasked(t *testing.T) {
+	f := start(t, options{})
+	c := f.loginAs(t, "alice", "a")
+	cmd := exec.Command("ssh", "-F", c.config, "-tt", f.user("web"))
+	stdin, _ := cmd.StdinPipe()
+	var seen lockedBuffer
+	cmd.Stdout, cmd.Stderr = &seen, &seen
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	io.WriteString(stdin, "read -s -p '[sudo] password for alice: ' x; echo; echo got-${#x}\n")
+	natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+		if !strings.HasSuffix(strings.TrimRight(seen.String(), " "), "password for alice:") {
+			return fmt.Errorf("no prompt yet: %q", seen.String())
+		}
+		return nil
+	})
+	const secret = "hunter2-correct-horse"
+	io.WriteString(stdin, secret+"\r")
+	natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(seen.String(), fmt.Sprintf("got-%d", len(secret))) {
+			return fmt.Errorf("the target did not get the secret: %q", seen.String())
+		}
+		return nil
+	})
+	io.WriteString(stdin, "exit\n")
+	cmd.Wait()
+	ended := f.waitFor(t, 1, ofType(events.SessionEnded))[0]
+	in := stream(t, f.sessionEvents(t, ended.Event.SessionID), "stdin")
+	key, err := f.pii.TenantKey(t.Context(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[MASKED:" + gateway.KeyedDigest(key, sshproxy.SecretLabel, []byte(secret)) + "]\r"
+	if !strings.Contains(in, want) || ended.Payload["masked_inputs"] != 1.0 {
+		t.Errorf("recorded stdin %q, want %q in it; session.ended %v", in, want, ended.Payload)
+	}
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), secret)
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b = append(l.b, p...)
+	return len(p), nil
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b)
 }

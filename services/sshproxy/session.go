@@ -340,14 +340,32 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 		sum.Write(b)
 		mu.Unlock()
 	}
+	// In a terminal, what is typed after a password prompt is recorded
+	// as its keyed digest only (secret.go).
+	var mask *secretMask
+	stdinRec := io.Writer(stdin)
+	if ch.pty != nil {
+		mask = newSecretMask(ctx, s)
+		stdinRec = writerFunc(func(b []byte) {
+			if r := mask.input(b); len(r) > 0 {
+				stdin.Write(r)
+			}
+		})
+	}
 	var in, out, errOut int64
 	var input, output sync.WaitGroup
 	input.Go(func() {
-		in, _ = io.Copy(ch.tch, io.TeeReader(ch.cch, stdin))
+		in, _ = io.Copy(ch.tch, io.TeeReader(ch.cch, stdinRec))
 		ch.tch.CloseWrite()
 	})
 	output.Go(func() {
-		out, _ = io.Copy(ch.cch, io.TeeReader(ch.tch, writerFunc(func(b []byte) { stdout.Write(b); summed(b) })))
+		out, _ = io.Copy(ch.cch, io.TeeReader(ch.tch, writerFunc(func(b []byte) {
+			if mask != nil {
+				mask.output(b)
+			}
+			stdout.Write(b)
+			summed(b)
+		})))
 	})
 	output.Go(func() {
 		errOut, _ = io.Copy(ch.cch.Stderr(), io.TeeReader(ch.tch.Stderr(), writerFunc(func(b []byte) { stderr.Write(b); summed(b) })))
@@ -357,6 +375,11 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 	ch.cch.CloseWrite()
 	ch.cch.Close()
 	input.Wait()
+	if mask != nil {
+		if r := mask.flush(); len(r) > 0 {
+			stdin.Write(r)
+		}
+	}
 	stdin.Close()
 	stdout.Close()
 	stderr.Close()
@@ -372,6 +395,9 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 	}
 	if d := sum.Digest(); d != "" {
 		end["output_hmac"] = d
+	}
+	if mask != nil && mask.masked > 0 {
+		end["masked_inputs"] = mask.masked
 	}
 	s.End(ctx, end)
 }
