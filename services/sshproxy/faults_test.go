@@ -241,3 +241,46 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return string(l.b)
 }
+
+// Limits: a user over max_sessions is refused with a clear message and
+// the refusal recorded; a session idle past idle_timeout is closed and
+// its end says why.
+func TestLimits(t *testing.T) {
+	f := start(t, options{policy: `version: 2
+limits:
+  - id: one-at-a-time
+    max_sessions: 1
+    exempt: {users: [bob]}
+  - id: idle
+    idle_timeout: 1s
+    exempt: {users: [alice]}
+allow:
+  - id: files
+    subsystems: [sftp]
+`})
+	alice := f.loginAs(t, "alice", "a")
+	first := exec.Command("ssh", "-F", alice.config, f.user("web"), "sleep 600")
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { first.Process.Kill(); first.Wait() }()
+	f.waitFor(t, 1, ofType(events.SessionStarted))
+	_, errOut, err := f.ssh(t, alice, "", f.user("web"), "true")
+	if err == nil || !strings.Contains(errOut, "sessions open, the most allowed (limit rule one-at-a-time)") {
+		t.Errorf("a second session: %v %q", err, errOut)
+	}
+	first.Process.Kill()
+	first.Wait()
+
+	bob := f.loginAs(t, "bob", "b")
+	_, errOut, err = f.ssh(t, bob, "", f.user("web"), "sleep 600")
+	if err == nil {
+		t.Errorf("an idle session was not closed: %q", errOut)
+	}
+	ended := f.waitFor(t, 1, func(e natstest.Stored) bool {
+		return e.Event.Type == events.SessionEnded && e.Event.Actor.Subject == "bob"
+	})[0]
+	if r, _ := ended.Payload["reason"].(string); !strings.HasPrefix(r, "idle_timeout 1s") {
+		t.Errorf("session.ended %v", ended.Payload)
+	}
+}

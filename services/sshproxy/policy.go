@@ -25,6 +25,18 @@ type Policy struct {
 	Deny    []Rule
 	Approve []Rule
 	Allow   []AllowRule
+	Limits  []LimitRule
+}
+
+// LimitRule bounds the sessions of those it applies to on its targets.
+// Where several apply, the smallest bound of each kind holds.
+type LimitRule struct {
+	policyfile.Scope `yaml:",inline"`
+	ID               string        `yaml:"id"`
+	Targets          []string      `yaml:"targets"`
+	MaxDuration      time.Duration `yaml:"max_duration"` // a connection is closed this long after it began; zero: no bound
+	IdleTimeout      time.Duration `yaml:"idle_timeout"` // a connection with no bytes either way this long is closed; zero: no bound
+	MaxSessions      int           `yaml:"max_sessions"` // connections one user may have open at once, on any target; zero: no bound
 }
 
 // Rule matches what a session runs: the simple commands of an exec
@@ -80,6 +92,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		policyfile.Header   `yaml:",inline"`
 		policyfile.Sections `yaml:",inline"`
 		Allow               []yaml.Node `yaml:"allow"`
+		Limits              []yaml.Node `yaml:"limits"`
 	}
 	if err := policyfile.Decode(name, b, &doc); err != nil {
 		return nil, err
@@ -162,6 +175,27 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		}
 		p.Allow = append(p.Allow, r)
 	}
+	for _, n := range doc.Limits {
+		var r LimitRule
+		if err := yamlstrict.DecodeNode(&n, &r, "a limit rule"); err != nil {
+			return nil, bad(n.Line, "%v", err)
+		}
+		switch {
+		case r.ID == "":
+			return nil, bad(n.Line, "limit rule needs an id")
+		case r.MaxDuration < 0 || r.IdleTimeout < 0 || r.MaxSessions < 0:
+			return nil, bad(n.Line, "limit rule %s: a negative bound", r.ID)
+		case r.MaxDuration == 0 && r.IdleTimeout == 0 && r.MaxSessions == 0:
+			return nil, bad(n.Line, "limit rule %s needs max_duration, idle_timeout or max_sessions", r.ID)
+		}
+		if err := checkGlobs(r.Targets); err != nil {
+			return nil, bad(n.Line, "limit rule %s: %v", r.ID, err)
+		}
+		if err := doc.Scope(&p.Loaded, "limit", r.ID, &r.Scope); err != nil {
+			return nil, bad(n.Line, "%v", err)
+		}
+		p.Limits = append(p.Limits, r)
+	}
 	return p, nil
 }
 
@@ -203,6 +237,15 @@ func (r *Rule) matches(c call) bool {
 type view struct {
 	deny, approve []Rule
 	allow         []AllowRule
+	limits        limits
+}
+
+// limits are the bounds that hold for one requester on one target; zero:
+// none.
+type limits struct {
+	maxDuration, idle time.Duration
+	maxSessions       int
+	rule              string // the id of the rule of the last bound set, for messages
 }
 
 // For returns the rules that apply to user, a member of groups, on
@@ -222,6 +265,22 @@ func (p *Policy) For(user string, groups []string, target string) view {
 	for _, r := range p.Allow {
 		if r.Applies(user, groups) && onTarget(r.Targets, target) {
 			v.allow = append(v.allow, r)
+		}
+	}
+	least := func(cur, b time.Duration) time.Duration {
+		if b > 0 && (cur == 0 || b < cur) {
+			return b
+		}
+		return cur
+	}
+	for _, r := range p.Limits {
+		if r.Applies(user, groups) && onTarget(r.Targets, target) {
+			v.limits.maxDuration = least(v.limits.maxDuration, r.MaxDuration)
+			v.limits.idle = least(v.limits.idle, r.IdleTimeout)
+			if r.MaxSessions > 0 && (v.limits.maxSessions == 0 || r.MaxSessions < v.limits.maxSessions) {
+				v.limits.maxSessions = r.MaxSessions
+			}
+			v.limits.rule = r.ID
 		}
 	}
 	return v

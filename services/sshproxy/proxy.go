@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -101,9 +102,10 @@ type Proxy struct {
 	server  *ssh.ServerConfig
 	log     *slog.Logger
 
-	mu    sync.Mutex
-	conns map[*ssh.ServerConn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[*ssh.ServerConn]struct{}
+	active map[string]int // open connections per user (issuer and subject)
+	wg     sync.WaitGroup
 }
 
 // New checks cfg.
@@ -127,7 +129,7 @@ func New(cfg Config) (*Proxy, error) {
 	if len(pol.Approve) > 0 && cfg.Approvals == nil {
 		return nil, fmt.Errorf("%w: the policy has approve rules, and no approvals broker is configured", ErrConfig)
 	}
-	p := &Proxy{cfg: cfg, keys: cfg.Keys, pol: pol, targets: map[string]*Target{}, log: cfg.Logger, conns: map[*ssh.ServerConn]struct{}{}}
+	p := &Proxy{cfg: cfg, keys: cfg.Keys, pol: pol, targets: map[string]*Target{}, log: cfg.Logger, conns: map[*ssh.ServerConn]struct{}{}, active: map[string]int{}}
 	for i := range cfg.Targets {
 		t := cfg.Targets[i]
 		if t.Name == "" || t.Addr == "" || strings.Contains(t.Name, "+") {
@@ -289,6 +291,28 @@ type conn struct {
 	target  *Target
 	tc      *ssh.Client // nil when dialErr is set
 	dialErr error
+	// refuse, when set, refuses every channel: a limit was reached.
+	refuse string
+	// closing is why the gateway closed the connection (a limit, the
+	// certificate's expiry), recorded in each session's end.
+	closing    atomic.Value // string
+	lastActive atomic.Int64 // unix nanoseconds of the last byte either way
+}
+
+// touch notes activity, for the idle timeout.
+func (c *conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
+
+// closeWith closes the connection for a reason its sessions record.
+func (c *conn) closeWith(reason string) {
+	c.closing.CompareAndSwap(nil, reason)
+	c.p.log.Info("closing an SSH connection", "reason", reason, "subject", c.id.Subject, "target", c.target.Name)
+	c.sc.Close()
+}
+
+// closeReason is why the gateway closed the connection, or "".
+func (c *conn) closeReason() string {
+	r, _ := c.closing.Load().(string)
+	return r
 }
 
 func (p *Proxy) serveConn(ctx context.Context, nc net.Conn) {
@@ -312,17 +336,42 @@ func (p *Proxy) serveConn(ctx context.Context, nc net.Conn) {
 	cert := sc.Permissions.ExtraData[permIdentity].(*ssh.Certificate)
 	login, tname, _ := userName(sc.User())
 	c := &conn{p: p, sc: sc, id: identityOf(cert), cert: cert, login: login, target: p.targets[tname]}
-	c.tc, c.dialErr = p.dial(ctx, c)
-	if c.tc != nil {
-		defer c.tc.Close()
+	c.touch()
+	lim := p.pol.For(c.id.Subject, c.id.Groups, c.target.Name).limits
+	who := c.id.Issuer + "\x00" + c.id.Subject
+	p.mu.Lock()
+	if lim.maxSessions > 0 && p.active[who] >= lim.maxSessions {
+		c.refuse = fmt.Sprintf("%s has %d sessions open, the most allowed (limit rule %s)", c.id.Subject, p.active[who], lim.rule)
+	} else {
+		p.active[who]++
+		defer func() {
+			p.mu.Lock()
+			if p.active[who]--; p.active[who] == 0 {
+				delete(p.active, who)
+			}
+			p.mu.Unlock()
+		}()
+	}
+	p.mu.Unlock()
+	if c.refuse == "" {
+		c.tc, c.dialErr = p.dial(ctx, c)
+		if c.tc != nil {
+			defer c.tc.Close()
+		}
 	}
 	// A certificate that expires mid-session ends the session.
 	expiry := time.Until(time.Unix(int64(min(cert.ValidBefore, uint64(1<<62))), 0))
-	timer := time.AfterFunc(expiry, func() {
-		p.log.Info("user certificate expired: closing the connection", "subject", cert.KeyId)
-		sc.Close()
-	})
+	timer := time.AfterFunc(expiry, func() { c.closeWith("certificate expired") })
 	defer timer.Stop()
+	if lim.maxDuration > 0 {
+		t := time.AfterFunc(lim.maxDuration, func() { c.closeWith("max_duration " + lim.maxDuration.String() + " (limit rule " + lim.rule + ")") })
+		defer t.Stop()
+	}
+	if lim.idle > 0 {
+		done := make(chan struct{})
+		defer close(done)
+		go c.idleWatch(lim.idle, lim.rule, done)
+	}
 	go c.globalRequests(ctx, reqs)
 	var wg sync.WaitGroup
 	for nch := range chans {
@@ -336,7 +385,29 @@ func (p *Proxy) serveConn(ctx context.Context, nc net.Conn) {
 			nch.Reject(ssh.UnknownChannelType, "auditledger: "+nch.ChannelType()+" channels are not relayed")
 		}
 	}
+	// The client is gone: so is its connection to the target, which ends
+	// what still runs there (sshd would wait for it otherwise).
+	if c.tc != nil {
+		c.tc.Close()
+	}
 	wg.Wait()
+}
+
+// idleWatch closes the connection once no byte has passed for idle.
+func (c *conn) idleWatch(idle time.Duration, rule string, done <-chan struct{}) {
+	t := time.NewTicker(min(idle/4, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if time.Since(time.Unix(0, c.lastActive.Load())) >= idle {
+				c.closeWith("idle_timeout " + idle.String() + " (limit rule " + rule + ")")
+				return
+			}
+		}
+	}
 }
 
 // dial logs in to the target as the session's login, with a certificate

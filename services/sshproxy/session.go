@@ -69,6 +69,11 @@ type channel struct {
 func (c *conn) session(ctx context.Context, nch ssh.NewChannel) {
 	s := c.p.g.Session(c.events())
 	s.Authenticated(c.id)
+	if c.refuse != "" {
+		c.refused(ctx, "session", "", c.refuse)
+		nch.Reject(ssh.Prohibited, "auditledger: "+c.refuse)
+		return
+	}
 	if c.tc == nil {
 		if err := s.Start(ctx, c.startPayload("open", nil)); err == nil {
 			s.End(ctx, map[string]any{"reason": "refused", "detail": c.dialErr.Error()})
@@ -99,7 +104,15 @@ func (c *conn) session(ctx context.Context, nch ssh.NewChannel) {
 		}
 	}
 	// The client closed the channel (after the relay closed it, or
-	// vanishing), or its program was refused: the target's side goes too.
+	// vanishing), or its program was refused: the target's side goes too,
+	// and what still runs there is told to hang up.
+	if ch.relayDone != nil {
+		select {
+		case <-ch.relayDone:
+		default:
+			tch.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{"HUP"}))
+		}
+	}
 	tch.Close()
 	if ch.relayDone != nil {
 		<-ch.relayDone
@@ -355,11 +368,12 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 	var in, out, errOut int64
 	var input, output sync.WaitGroup
 	input.Go(func() {
-		in, _ = io.Copy(ch.tch, io.TeeReader(ch.cch, stdinRec))
+		in, _ = io.Copy(ch.tch, io.TeeReader(ch.cch, writerFunc(func(b []byte) { ch.c.touch(); stdinRec.Write(b) })))
 		ch.tch.CloseWrite()
 	})
 	output.Go(func() {
 		out, _ = io.Copy(ch.cch, io.TeeReader(ch.tch, writerFunc(func(b []byte) {
+			ch.c.touch()
 			if mask != nil {
 				mask.output(b)
 			}
@@ -398,6 +412,9 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 	}
 	if mask != nil && mask.masked > 0 {
 		end["masked_inputs"] = mask.masked
+	}
+	if r := ch.c.closeReason(); r != "" {
+		end["reason"] = r
 	}
 	s.End(ctx, end)
 }

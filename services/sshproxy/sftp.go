@@ -52,6 +52,9 @@ func (ch *channel) sftp(ctx context.Context, began time.Time) {
 		ch.cch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{status}))
 		ch.cch.Close()
 		end["duration_ms"], end["exit_status"] = time.Since(began).Milliseconds(), status
+		if r := ch.c.closeReason(); r != "" {
+			end["reason"] = r
+		}
 		s.End(ctx, end)
 	}()
 	cl, err := sftp.NewClientPipe(ch.tch, ch.tch)
@@ -81,6 +84,7 @@ func (ch *channel) sftp(ctx context.Context, began time.Time) {
 // (its text reaches the client).
 func (f *sftpFS) judge(op, path string, payload map[string]any) error {
 	s := f.ch.s
+	f.ch.c.touch()
 	name := "sftp-" + op
 	c := call{name: name, args: []string{path}, text: name + " " + path}
 	payload["protocol"], payload["kind"], payload["operation"], payload["path"] = "sftp", name, op, path
@@ -178,7 +182,10 @@ type upload struct {
 	attrs []*sftp.Request // set-stat requests made before it reached the target
 }
 
-func (u *upload) WriteAt(b []byte, off int64) (int, error) { return u.tmp.WriteAt(b, off) }
+func (u *upload) WriteAt(b []byte, off int64) (int, error) {
+	u.f.ch.c.touch()
+	return u.tmp.WriteAt(b, off)
+}
 
 func (u *upload) Close() error {
 	u.once.Do(func() {
