@@ -64,6 +64,12 @@ type Match struct {
 	Tenant, Digest string
 }
 
+// Sealer is a data subject of a tenant, by the pseudonym their sealed
+// fields name.
+type Sealer struct {
+	Tenant, Pseudonym string
+}
+
 // MatchPlace is where an event recorded a searched value: the payload's
 // JSON Pointer and the detector that found it.
 type MatchPlace struct {
@@ -96,6 +102,11 @@ type EventFilter struct {
 	// Actor ("actor", the subject), Email ("email"), Session ("session")
 	// and Target ("target"): exact matches when set, MaxText at most.
 	Actor, Email, Session, Target string
+	// EmailSealers, with Email: events whose actor e-mail is sealed
+	// under one of these subjects' keys (docs/FORMAT.md §1.6) match too.
+	// The caller looks them up in the key store (piikeys Sealers) and
+	// keeps them within the caller's scope, as Tenants.
+	EmailSealers []Sealer
 	// Since ("since") and Until ("until") bound the event's time: Since ≤
 	// time < Until; zero means unbounded.
 	Since, Until time.Time
@@ -146,6 +157,20 @@ func (r *Reader) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 	}
 	if f.Tenants != nil {
 		where = append(where, tenantIn(f.Tenants, arg))
+	}
+	if f.Email != "" && len(f.EmailSealers) > 0 {
+		if err := checkText("email", f.Email, MaxText); err != nil {
+			return EventPage{}, err
+		}
+		var ts, ps []string
+		for _, s := range f.EmailSealers {
+			ts, ps = append(ts, s.Tenant), append(ps, s.Pseudonym)
+		}
+		// As recorded in clear (before sealing), or sealed by one of the
+		// subjects (events_actor_email_pseudonym).
+		where = append(where, "(actor_email = "+arg(f.Email)+" OR actor_email LIKE 'pii1.%' AND (tenant, split_part(actor_email, '.', 2)) IN (SELECT * FROM unnest("+
+			arg(ts)+"::text[], "+arg(ps)+"::text[])))")
+		f.Email = ""
 	}
 	for _, p := range []struct{ field, value, cond string }{
 		{"actor", f.Actor, "actor_subject = %s"},

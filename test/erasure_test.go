@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -115,6 +116,53 @@ func TestErasureEndToEnd(t *testing.T) {
 	if !strings.Contains(r.stdout, "alice <"+aliceMail+">") {
 		t.Errorf("query events does not show the e-mail:\n%s", r.stdout)
 	}
+	// The address finds her sealed events (in any case), and log opens
+	// the e-mails it reads from the store through the API, for carol.
+	carolEnv := []string{"AUDITLEDGER_TOKEN=" + carol, "AUDITLEDGER_API=" + d.api}
+	byEmail := func() string {
+		t.Helper()
+		return mustRun(t, nil, carolEnv, "query", "events", "--email", strings.ToUpper(aliceMail), "--type", "command.executed").stdout
+	}
+	if out := byEmail(); strings.Count(out, "alice <"+aliceMail+">") != len(got) {
+		t.Errorf("query events --email finds:\n%s\nwant alice's %d commands", out, len(got))
+	}
+	logged := func(open bool) string {
+		t.Helper()
+		args := []string{"log", "--store", d.store(), "--type", "command.executed"}
+		if open {
+			args = append(args, "--open")
+		}
+		var out string
+		natstest.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
+			if out = mustRun(t, nil, carolEnv, args...).stdout; !strings.Contains(out, "alice") {
+				return fmt.Errorf("alice's command not in a sealed segment yet:\n%s", out)
+			}
+			return nil
+		})
+		return out
+	}
+	if out := logged(false); strings.Contains(out, "@") {
+		t.Errorf("log without --open shows an e-mail:\n%s", out)
+	}
+	if out := logged(true); !strings.Contains(out, "alice <"+aliceMail+">") || !strings.Contains(out, "bob <bob@dev.auditledger.local>") {
+		t.Errorf("log --open does not show the e-mails:\n%s", out)
+	}
+	// tail --open, on the live records, likewise.
+	tail := exec.Command(binary, "tail", "--nats", d.nats, "--nkey", filepath.Join(keysDir, "reader.nk"), "--from-index", "0", "--type", "command.executed", "--open")
+	tail.Env = append(os.Environ(), carolEnv...)
+	var tailOut, tailErr lockedBuffer
+	tail.Stdout, tail.Stderr = &tailOut, &tailErr
+	if err := tail.Start(); err != nil {
+		t.Fatal(err)
+	}
+	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		if !strings.Contains(tailOut.String(), "alice <"+aliceMail+">") {
+			return fmt.Errorf("tail --open shows:\n%s\nstderr:\n%s", tailOut.String(), tailErr.String())
+		}
+		return nil
+	})
+	tail.Process.Kill()
+	tail.Wait()
 
 	// The key's bytes are in the bus's store before the erasure.
 	nc, err := nats.Connect(d.nats, natstest.RoleOptions(t, keysDir, bus.Admin)...)
@@ -160,6 +208,12 @@ func TestErasureEndToEnd(t *testing.T) {
 	}
 	if got := aliceEvents(); got[0].ActorEmail != api.ErasedEmail {
 		t.Errorf("after erasure the API shows %q, want %s", got[0].ActorEmail, api.ErasedEmail)
+	}
+	if out := byEmail(); !strings.Contains(out, "(no events match)") {
+		t.Errorf("after erasure query events --email still finds:\n%s", out)
+	}
+	if out := logged(true); !strings.Contains(out, "alice <"+api.ErasedEmail+">") || strings.Contains(out, aliceMail) {
+		t.Errorf("after erasure log --open shows:\n%s", out)
 	}
 
 	// Legal hold: bob's erasure is refused, and the refusal recorded.

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
+	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 )
@@ -94,7 +95,7 @@ func (f apiFlags) call(ctx context.Context, method, path string, body, out any) 
 
 func approvalsList(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "approvals list [--status pending|granted|denied|expired|all] [--json]",
-		"Lists approval requests: statements that proxies hold until an approver\ndecides. Needs a token with the approver, security or auditor role.")
+		"Lists approval requests: statements that proxies hold until an approver\ndecides. Needs a token with the approver, security or auditor role. The\nrequester's e-mail, sealed in the request (docs/FORMAT.md §1.6), is shown\nopened beside their subject to the auditor and security roles only\n(\"(erased)\" once the subject was erased); an approver sees the subject.")
 	af := addAPIFlags(fs)
 	st := fs.String("status", "pending", "which requests: pending, granted, denied, expired or all")
 	asJSON := fs.Bool("json", false, "print the requests as JSON")
@@ -103,7 +104,7 @@ func approvalsList(c *cobra.Command) cli.Run {
 		if *st != "all" {
 			q = "?status=" + url.QueryEscape(*st)
 		}
-		var list []approvals.Request
+		var list []api.ApprovalResult
 		if err := af.call(ctx, http.MethodGet, "/v1/approvals"+q, nil, &list); err != nil {
 			return err
 		}
@@ -123,7 +124,13 @@ func approvalsList(c *cobra.Command) cli.Run {
 			if len(stmt) > 60 {
 				stmt = stmt[:57] + "..."
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Requester.Subject, r.Target.Kind, r.Target.Database,
+			// The e-mail, sealed in the request, as the API opened it for
+			// an auditor or security caller; an approver sees the subject.
+			requester := r.Requester.Subject
+			if r.RequesterEmail != "" {
+				requester += " <" + r.RequesterEmail + ">"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\n", r.ID, r.Status, requester, r.Target.Kind, r.Target.Database,
 				r.ExpiresAt.Local().Format(time.TimeOnly), r.StatementSHA256[:12], stmt)
 		}
 		return tw.Flush()

@@ -14,13 +14,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
-	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/piikeys"
 )
 
@@ -50,14 +48,13 @@ func addSubjectFlags(fs *pflag.FlagSet) subjectFlags {
 	}
 }
 
-// keyAdmin is an open key store with an emitter to record on, as the
-// admin bus principal.
+// keyAdmin is an open key store with a recorder, as the admin bus
+// principal.
 type keyAdmin struct {
+	*busRecorder
 	keys     *piikeys.Store
-	em       *emitter.Emitter
 	operator string
 	f        subjectFlags
-	close    func()
 }
 
 func (f subjectFlags) open(ctx context.Context, stderr io.Writer) (*keyAdmin, error) {
@@ -70,26 +67,41 @@ func (f subjectFlags) open(ctx context.Context, stderr io.Writer) (*keyAdmin, er
 		host, _ := os.Hostname()
 		op = name + "@" + host
 	}
-	dial := &busdial.Dialer{URL: *f.nats, Name: "auditledger-admin", SeedFile: *f.nkey, Creds: *f.creds,
-		Log: cli.Logger(ctx, stderr, "text", "warn")}
-	_, js, err := dial.Connect(bus.Admin)
+	rec, err := dialRecorder(ctx, stderr, "auditledger-admin", *f.nats, *f.nkey, *f.creds, bus.Admin)
 	if err != nil {
-		dial.Close()
 		return nil, err
 	}
 	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	keys, err := piikeys.Open(kctx, js, 1)
+	keys, err := piikeys.Open(kctx, rec.js, 1)
 	cancel()
 	if err != nil {
-		dial.Close()
+		rec.close()
 		return nil, err
 	}
-	em, err := emitter.New(emitter.Config{JetStream: js, Logger: dial.Log})
-	if err != nil {
-		dial.Close()
-		return nil, err
+	return &keyAdmin{busRecorder: rec, keys: keys, operator: op, f: f}, nil
+}
+
+// subjectCommand is a command about one data subject: it checks the
+// flags (reason among them when needsReason), opens the key store, runs
+// do and closes the store.
+func subjectCommand(c *cobra.Command, name, usage, long string, needsReason bool, do func(ctx context.Context, k *keyAdmin, f subjectFlags, stdout io.Writer) error) cli.Run {
+	fs := cli.Describe(c, usage, long)
+	f := addSubjectFlags(fs)
+	required := []string{"subject", "issuer", "tenant"}
+	if needsReason {
+		required = append(required, "reason")
 	}
-	return &keyAdmin{keys: keys, em: em, operator: op, f: f, close: func() { em.Close(); dial.Close() }}, nil
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if err := cli.Required(fs, required...); err != nil {
+			return err
+		}
+		k, err := f.open(ctx, stderr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		defer k.close()
+		return do(ctx, k, f, stdout)
+	}
 }
 
 // record stores one event about the subject and waits until the bus holds
@@ -104,16 +116,7 @@ func (k *keyAdmin) record(ctx context.Context, t events.Type, id string, payload
 		Source: events.Source{Kind: "cli", Instance: "auditledger-admin"},
 		Actor:  events.Actor{Issuer: "auditledger-admin", Subject: k.operator, Kind: events.Human},
 		Target: &events.Target{Kind: "auditledger-pii-keys", Name: piikeys.Bucket}, Payload: body}
-	rctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	res, err := k.em.Emit(rctx, ev)
-	if err == nil {
-		err = res.Stored(false)
-	}
-	if err != nil {
-		return fmt.Errorf("recording %s %s: %w", t, id, err)
-	}
-	return nil
+	return k.busRecorder.record(ctx, ev, time.Minute)
 }
 
 func eventID(kind, pseudonym string) string {
@@ -121,75 +124,66 @@ func eventID(kind, pseudonym string) string {
 }
 
 func eraseCmd(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "erase --subject SUBJECT --issuer ISSUER --tenant T --reason TEXT [--nats URL] [--nkey FILE | --creds FILE] [--operator NAME]",
-		"Erases a data subject: destroys their key in the bus's AUDIT_PII_KEYS bucket, so\nthat no field sealed under it (actor.email, docs/FORMAT.md §1.6) decrypts any\nmore; the log does not change, and verify still passes and names the erased\nfields. In order: erasure.requested is recorded, the key is destroyed (overwritten\nin JetStream's store), erasure.performed is recorded — so no erasure is ever\nunrecorded, and one that stopped half-way shows as requested only. The events\nname the subject's pseudonym, the fields, the reason and the operator, never the\nsubject. A subject under legal hold (auditledger subject hold) is refused: the\nrefusal is recorded (erasure.refused) and the exit code is 1. Backups of\nAUDIT_PII_KEYS taken before the erasure still hold the key (docs/FORMAT.md §2.4).")
-	f := addSubjectFlags(fs)
-	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		if err := cli.Required(fs, "subject", "issuer", "tenant", "reason"); err != nil {
-			return err
-		}
-		k, err := f.open(ctx, stderr)
-		if err != nil {
-			return fmt.Errorf("erase: %w", err)
-		}
-		defer k.close()
-		tenant, issuer, subject, reason := *f.tenant, *f.issuer, *f.subject, *f.reason
-		refuse := func(p, why string) error {
-			id := eventID("erasure", p) + "/refused"
-			if err := k.record(ctx, events.ErasureRefused, id, map[string]any{"pseudonym": p, "fields": sealedFields,
-				"reason": why, "request_reason": reason}); err != nil {
-				return fmt.Errorf("erase: refused (%s), and the refusal could not be recorded: %w", why, err)
+	return subjectCommand(c, "erase", "erase --subject SUBJECT --issuer ISSUER --tenant T --reason TEXT [--nats URL] [--nkey FILE | --creds FILE] [--operator NAME]",
+		"Erases a data subject: destroys their key in the bus's AUDIT_PII_KEYS bucket, so\nthat no field sealed under it (actor.email, docs/FORMAT.md §1.6) decrypts any\nmore; the log does not change, and verify still passes and names the erased\nfields. In order: erasure.requested is recorded, the key is destroyed (overwritten\nin JetStream's store), erasure.performed is recorded — so no erasure is ever\nunrecorded, and one that stopped half-way shows as requested only. The events\nname the subject's pseudonym, the fields, the reason and the operator, never the\nsubject. A subject under legal hold (auditledger subject hold) is refused: the\nrefusal is recorded (erasure.refused) and the exit code is 1. Backups of\nAUDIT_PII_KEYS taken before the erasure still hold the key (docs/FORMAT.md §2.4).",
+		true, func(ctx context.Context, k *keyAdmin, f subjectFlags, stdout io.Writer) error {
+			tenant, issuer, subject, reason := *f.tenant, *f.issuer, *f.subject, *f.reason
+			refuse := func(p, why string) error {
+				id := eventID("erasure", p) + "/refused"
+				if err := k.record(ctx, events.ErasureRefused, id, map[string]any{"pseudonym": p, "fields": sealedFields,
+					"reason": why, "request_reason": reason}); err != nil {
+					return fmt.Errorf("erase: refused (%s), and the refusal could not be recorded: %w", why, err)
+				}
+				fmt.Fprintf(stdout, "refused: %s\n  pseudonym  %s\n  recorded   erasure.refused %s\n", why, p, id)
+				return cli.Failed(fmt.Errorf("erase: refused: %s; release the hold first (auditledger subject release)", why))
 			}
-			fmt.Fprintf(stdout, "refused: %s\n  pseudonym  %s\n  recorded   erasure.refused %s\n", why, p, id)
-			return cli.Failed(fmt.Errorf("erase: refused: %s; release the hold first (auditledger subject release)", why))
-		}
-		held, why, err := k.keys.Held(ctx, tenant, issuer, subject)
-		if err != nil {
-			return fmt.Errorf("erase: reading the legal hold: %w", err)
-		}
-		if held {
-			// A held subject is named by their pseudonym, made if they
-			// have none yet.
-			p, err := k.keys.Pseudonym(ctx, tenant, issuer, subject)
+			held, why, err := k.keys.Held(ctx, tenant, issuer, subject)
 			if err != nil {
-				return fmt.Errorf("erase: refused (under legal hold), and the subject's pseudonym could not be had: %w", err)
+				return fmt.Errorf("erase: reading the legal hold: %w", err)
 			}
-			return refuse(p, fmt.Sprintf("%v (%s)", piikeys.ErrHeld, why))
-		}
-		p, err := k.keys.PseudonymOf(ctx, tenant, issuer, subject)
-		if errors.Is(err, piikeys.ErrNoSubject) {
-			return cli.Failed(fmt.Errorf("erase: nothing to erase: tenant %s has no key for subject %q of issuer %s (nothing of theirs was sealed, or they were erased already); nothing recorded", tenant, subject, issuer))
-		}
-		if err != nil {
-			return fmt.Errorf("erase: %w", err)
-		}
-		base := eventID("erasure", p)
-		payload := func() map[string]any {
-			return map[string]any{"pseudonym": p, "fields": sealedFields, "reason": reason}
-		}
-		// Recorded before the key is touched: if it cannot be, nothing is
-		// destroyed.
-		if err := k.record(ctx, events.ErasureRequested, base+"/requested", payload()); err != nil {
-			return fmt.Errorf("erase: nothing erased: %w", err)
-		}
-		_, err = k.keys.Erase(ctx, tenant, issuer, subject)
-		switch {
-		case errors.Is(err, piikeys.ErrHeld):
-			return refuse(p, err.Error()) // held since the check
-		case errors.Is(err, piikeys.ErrNoSubject):
-			// Erased by someone else since the lookup: the key is gone
-			// all the same.
-		case err != nil:
-			return fmt.Errorf("erase: erasure.requested %s/requested is recorded, but destroying the key failed (it may be partly erased; run erase again): %w", base, err)
-		}
-		pl := payload()
-		pl["requested"] = base + "/requested"
-		if err := k.record(ctx, events.ErasurePerformed, base+"/performed", pl); err != nil {
-			return fmt.Errorf("erase: the key of pseudonym %s is destroyed and erasure.requested %s/requested is recorded, but erasure.performed is not (verify reports the erasure as incomplete): %w", p, base, err)
-		}
-		fmt.Fprintf(stdout, "erased: the subject's key is destroyed; no field sealed under it decrypts\n  pseudonym  %s\n  fields     %v\n  recorded   erasure.requested %s/requested, erasure.performed %s/performed\n", p, sealedFields, base, base)
-		return nil
-	}
+			if held {
+				// A held subject is named by their pseudonym, made if they
+				// have none yet.
+				p, err := k.keys.Pseudonym(ctx, tenant, issuer, subject)
+				if err != nil {
+					return fmt.Errorf("erase: refused (under legal hold), and the subject's pseudonym could not be had: %w", err)
+				}
+				return refuse(p, fmt.Sprintf("%v (%s)", piikeys.ErrHeld, why))
+			}
+			p, err := k.keys.PseudonymOf(ctx, tenant, issuer, subject)
+			if errors.Is(err, piikeys.ErrNoSubject) {
+				return cli.Failed(fmt.Errorf("erase: nothing to erase: tenant %s has no key for subject %q of issuer %s (nothing of theirs was sealed, or they were erased already); nothing recorded", tenant, subject, issuer))
+			}
+			if err != nil {
+				return fmt.Errorf("erase: %w", err)
+			}
+			base := eventID("erasure", p)
+			payload := func() map[string]any {
+				return map[string]any{"pseudonym": p, "fields": sealedFields, "reason": reason}
+			}
+			// Recorded before the key is touched: if it cannot be, nothing is
+			// destroyed.
+			if err := k.record(ctx, events.ErasureRequested, base+"/requested", payload()); err != nil {
+				return fmt.Errorf("erase: nothing erased: %w", err)
+			}
+			_, err = k.keys.Erase(ctx, tenant, issuer, subject)
+			switch {
+			case errors.Is(err, piikeys.ErrHeld):
+				return refuse(p, err.Error()) // held since the check
+			case errors.Is(err, piikeys.ErrNoSubject):
+				// Erased by someone else since the lookup: the key is gone
+				// all the same.
+			case err != nil:
+				return fmt.Errorf("erase: erasure.requested %s/requested is recorded, but destroying the key failed (it may be partly erased; run erase again): %w", base, err)
+			}
+			pl := payload()
+			pl["requested"] = base + "/requested"
+			if err := k.record(ctx, events.ErasurePerformed, base+"/performed", pl); err != nil {
+				return fmt.Errorf("erase: the key of pseudonym %s is destroyed and erasure.requested %s/requested is recorded, but erasure.performed is not (verify reports the erasure as incomplete): %w", p, base, err)
+			}
+			fmt.Fprintf(stdout, "erased: the subject's key is destroyed; no field sealed under it decrypts\n  pseudonym  %s\n  fields     %v\n  recorded   erasure.requested %s/requested, erasure.performed %s/performed\n", p, sealedFields, base, base)
+			return nil
+		})
 }
 
 // printErasure is verify's report of sealed fields and erasures.

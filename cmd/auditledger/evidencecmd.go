@@ -19,13 +19,15 @@ import (
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/compliance"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/storeurl"
 	"github.com/auditledger/auditledger/projections/evidence"
 )
 
 // evidenceBuild writes a signed evidence bundle from the projection.
 func evidenceBuild(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--framework ID] [--database URL]",
-		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts, OSCAL\nassessment results, a report (index.html) and VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).")
+	fs := cli.Describe(c, "evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--framework ID] [--database URL] [--store URL]",
+		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts, OSCAL\nassessment results, a report (index.html) and VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).\n\nLegal holds: the legal_hold.set and legal_hold.released records of the range\n(also those sealed after the period, up to the newest checkpoint, proven in it)\nand which segments they leave held; with --store, also each segment's legal\nhold and the lock and legal hold of the checkpoint signed at its end, as the\nstore reports them now.")
 	tenant := fs.String("tenant", "", "the tenant")
 	framework := fs.String("framework", compliance.Default, "control framework: "+strings.Join(compliance.Frameworks, ", "))
 	from := fs.String("from", "", "start of the period (included)")
@@ -35,6 +37,7 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 	principal := fs.String("principal", "", "the signer's name in keys/allowed_signers (default evidence@ORIGIN)")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file (shipped in keys/log.vkey)")
 	database := fs.String("database", "", "postgres:// URL of the projection database (default $AUDITLEDGER_DATABASE_URL)")
+	storeURL := fs.String("store", "", "the segment store, read for the legal holds and locks of the segments and their checkpoints (optional)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if *database == "" {
 			*database = os.Getenv("AUDITLEDGER_DATABASE_URL")
@@ -73,6 +76,14 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 			return fmt.Errorf("evidence build: --database: %w", err)
 		}
 		defer db.Close()
+		var store ledger.SegmentStore
+		if *storeURL != "" {
+			st, err := storeurl.OpenExisting(ctx, *storeURL)
+			if err != nil {
+				return fmt.Errorf("evidence build: --store: %w", err)
+			}
+			store = st.Store
+		}
 		// Written beside the target and renamed at the end: a failure leaves
 		// no half bundle under the name.
 		tmp, err := os.CreateTemp(filepath.Dir(*out), ".evidence-*.zip")
@@ -85,7 +96,7 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		set, finish := countProgress(stderr, 0, "building")
 		var total uint64
 		m, err := evidence.Build(ctx, evidence.Config{DB: db, Framework: fw, Tenant: *tenant, From: start, To: end,
-			Signer: signer, Principal: *principal, LogVKey: v.String(), Generator: versionString(),
+			Signer: signer, Principal: *principal, LogVKey: v.String(), Generator: versionString(), Store: store,
 			Progress: func(done, all uint64) {
 				if total == 0 {
 					total = all
@@ -178,7 +189,7 @@ func unlockedSegments(bundle string) (unlocked, total int, err error) {
 // evidenceVerify checks a bundle offline.
 func evidenceVerify(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "evidence verify FILE [--vkey KEY] [--allowed-signers FILE] [--allow-unlocked] [--retention D]",
-		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once. The\ntenant's retention is taken from the log itself: the bundle carries the\ntenant's and the default's ledger.retention.changed records (those before\nthe range with inclusion proofs), and each segment holding the tenant's\nrecords must be locked until its sealing plus the tenant's retention in\nforce then; a failure names the segment and the retention expected.\n--retention adds a minimum for every segment. Prints each control's\nresult; exits 1 naming the first file or event that fails. Give the keys\nthe operator published: without --vkey and --allowed-signers the bundle's\nown copies are used, and the report says so. Legal holds are not in the\nbundle: auditledger verify --store reports them.")
+		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once. The\ntenant's retention is taken from the log itself: the bundle carries the\ntenant's and the default's ledger.retention.changed records (those before\nthe range with inclusion proofs), and each segment holding the tenant's\nrecords must be locked until its sealing plus the tenant's retention in\nforce then; a failure names the segment and the retention expected.\n--retention adds a minimum for every segment. Prints each control's\nresult; exits 1 naming the first file or event that fails. Give the keys\nthe operator published: without --vkey and --allowed-signers the bundle's\nown copies are used, and the report says so. Legal holds: the bundle's\nlegal_hold.set and legal_hold.released records are proven in its newest\ncheckpoint, which must extend the end checkpoint; each segment's legal hold\nmust be what they leave, and, when the bundle was built with the store, the\nstore must have reported every held segment and its checkpoint under legal\nhold, each checkpoint locked as its segment is.")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file")
 	signersFile := fs.String("allowed-signers", "", "an allowed_signers file (ssh-keygen(1)) holding the evidence signing key")
 	allowUnlocked := fs.Bool("allow-unlocked", false, "accept segments not locked in COMPLIANCE mode (a local development store), with a warning")
@@ -246,6 +257,16 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 		}
 		if required > 0 {
 			fmt.Fprintf(stdout, "  locks      %d segment(s) holding the tenant's records locked for its retention in force when sealed\n", required)
+		}
+		if lh := m.LegalHolds; lh != nil {
+			store := "the store was not read"
+			if lh.Store != "" {
+				store = "the store (" + lh.Store + ") agrees, checkpoints' locks checked"
+			}
+			fmt.Fprintf(stdout, "  holds      %d legal-hold record(s) up to index %d; %d segment(s) held; %s\n", lh.Records, lh.AsOf, len(rep.Held), store)
+			for _, name := range rep.Held {
+				fmt.Fprintf(stdout, "  held       %s\n", name)
+			}
 		}
 		for _, c := range m.Controls {
 			state := "evidence"

@@ -15,13 +15,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
-	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/storeurl"
 	"github.com/auditledger/auditledger/services/identity"
 )
@@ -105,20 +103,12 @@ func legalHoldChange(c *cobra.Command, on bool) cli.Run {
 		if err != nil {
 			return fmt.Errorf("legal-hold %s: %w", verb, err)
 		}
-		dial := &busdial.Dialer{URL: *url, Name: "auditledger-legal-hold", SeedFile: *nkey, Creds: *creds, Log: cli.Logger(ctx, stderr, "text", "warn")}
-		defer dial.Close()
-		_, js, err := dial.Connect(bus.Proxy)
+		rec, err := dialRecorder(ctx, stderr, "auditledger-legal-hold", *url, *nkey, *creds, bus.Proxy)
 		if err != nil {
 			return fmt.Errorf("legal-hold %s: the bus is unreachable, so the change cannot be recorded; nothing was applied: %w", verb, err)
 		}
-		em, err := emitter.New(emitter.Config{JetStream: js, Logger: dial.Log})
-		if err != nil {
-			return err
-		}
-		ectx, cancel := context.WithTimeout(ctx, *timeout)
-		_, err = em.EmitAlone(ectx, ev)
-		cancel()
-		if cerr := em.Close(); err == nil {
+		err = rec.record(ctx, ev, *timeout)
+		if cerr := rec.close(); err == nil {
 			err = cerr
 		}
 		if err != nil {

@@ -16,14 +16,15 @@ import (
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/siem"
 )
 
 // tailCmd follows the sealed records on AUDIT_LEDGER.
 func tailCmd(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "tail [--nats URL --nkey SEED] [--tenant T] [--type T,...] [--format text|json|ocsf|cef] [--from-index N]",
-		"Follows the sealed records as the ledger publishes them (AUDIT_LEDGER), as the\nbus's reader role: one line per record, a readable summary by default, or\nthe native JSON, OCSF or CEF rendering (docs/SIEM.md), each with its ledger\nindex, leaf hash and event id. Starts with the next record sealed, or with\n--from-index N at record N (as far back as the stream keeps). Ctrl-C stops.")
+	fs := cli.Describe(c, "tail [--nats URL --nkey SEED] [--tenant T] [--type T,...] [--format text|json|ocsf|cef] [--from-index N] [--open [--api URL]]",
+		"Follows the sealed records as the ledger publishes them (AUDIT_LEDGER), as the\nbus's reader role: one line per record, a readable summary by default, or\nthe native JSON, OCSF or CEF rendering (docs/SIEM.md), each with its ledger\nindex, leaf hash and event id. Starts with the next record sealed, or with\n--from-index N at record N (as far back as the stream keeps). Ctrl-C stops.\n\nSealed actor e-mails (docs/FORMAT.md §1.6) stay sealed unless --open (text\nformat): then the API opens them for your token (role auditor or security,\nyour tenants; each opening is recorded), shown beside the actor.")
 	url := fs.String("nats", nats.DefaultURL, "NATS server URL")
 	nkey := fs.String("nkey", "", "NATS nkey seed file of the reader bus role (dev: DATA/nats-keys/reader.nk)")
 	creds := fs.String("creds", "", "NATS JWT credentials file, instead of --nkey")
@@ -31,9 +32,14 @@ func tailCmd(c *cobra.Command) cli.Run {
 	types := fs.String("type", "", "only these event types, comma-separated")
 	format := fs.String("format", "text", "text (readable), json, ocsf or cef")
 	from := fs.String("from-index", "", "start at this ledger index instead of the next record")
+	opener := addOpenFlags(fs)
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if *format != "text" && !slices.Contains(siem.Formats, siem.Format(*format)) {
 			return fmt.Errorf("tail: --format %q: want text, json, ocsf or cef", *format)
+		}
+		o := opener()
+		if o != nil && *format != "text" {
+			return cli.Usagef("tail: --open shows e-mails in the text format only; --format %s renders records as sealed", *format)
 		}
 		want, err := siem.ParseTypes(strings.Split(*types, ","))
 		if err != nil {
@@ -84,6 +90,7 @@ func tailCmd(c *cobra.Command) cli.Run {
 			if err != nil {
 				return err
 			}
+			var kept []siem.Sealed
 			for i, raw := range raws {
 				if first+uint64(i) < start {
 					continue
@@ -93,11 +100,21 @@ func tailCmd(c *cobra.Command) cli.Run {
 					fmt.Fprintf(stderr, "tail: record %d: %v\n", first+uint64(i), err)
 					continue
 				}
-				if !filter.Keep(s.Event) {
-					continue
+				if filter.Keep(s.Event) {
+					kept = append(kept, s)
 				}
+			}
+			// One request a message opens the e-mails of its records.
+			evs := make([]*events.Event, len(kept))
+			for i := range kept {
+				evs[i] = kept[i].Event
+			}
+			if err := o.open(ctx, evs); err != nil {
+				return fmt.Errorf("tail: %w", err)
+			}
+			for _, s := range kept {
 				if *format == "text" {
-					fmt.Fprintln(stdout, tailLine(s))
+					fmt.Fprintln(stdout, tailLine(s, o))
 					continue
 				}
 				b, err := siem.Render(siem.Format(*format), s)
@@ -111,13 +128,14 @@ func tailCmd(c *cobra.Command) cli.Run {
 }
 
 // tailLine is a record in one readable line: index, sealing time, type,
-// tenant, actor, session, what happened, and the leaf's first bytes.
-func tailLine(s siem.Sealed) string {
+// tenant, actor (with its e-mail when o opened it), session, what
+// happened, and the leaf's first bytes.
+func tailLine(s siem.Sealed, o *sealedOpener) string {
 	ev := s.Event
 	session := ev.SessionID
 	if session != "" {
 		session += ":" + strconv.FormatUint(ev.SessionSeq, 10)
 	}
 	return fmt.Sprintf("%-8d %s  %-18s %-8s %-10s %-14s %s  leaf %x", s.Index, s.SealedAt.UTC().Format(time.RFC3339), ev.Type, ev.Tenant,
-		ev.Actor.Subject, session, what(json.RawMessage(ev.Payload)), s.Leaf[:4])
+		o.actor(ev), session, what(json.RawMessage(ev.Payload)), s.Leaf[:4])
 }

@@ -9,6 +9,7 @@ package detect
 import (
 	"bytes"
 	"regexp"
+	"strings"
 )
 
 var detectors = map[string]func([]byte) bool{
@@ -212,85 +213,38 @@ func digitRun(b []byte, n int) bool {
 func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 
 // ScrubText masks sensitive values inside free text, such as a database
-// error message that quotes the value it could not convert: each quoted
-// substring ('…' or "…") and each token between separators is offered to
-// mask, which returns the replacement and true for a value to hide. It
-// returns the text with every such value replaced, and how many were.
+// error message that quotes the value it could not convert, or a
+// response body. It finds values as Scrub does — with the same passes
+// over the same folded text, so a card number in full-width digits or
+// split by Unicode spaces is found in a response as it is in recorded
+// text — and offers each, as written in text, to mask, which returns the
+// replacement and true for a value to hide, or false to leave it (a
+// policy that masks e-mail addresses only leaves card numbers). A value
+// left may still hold a smaller one mask takes. It returns the text with
+// every value mask took replaced, and how many were.
 func ScrubText(text string, mask func(v []byte) ([]byte, bool)) (string, int) {
-	b := []byte(text)
-	var out []byte
-	n := 0
+	if !MayHold(text) {
+		return text, 0
+	}
+	v := newView(text)
+	s := scrubber{b: v.b, accept: func(lo, hi int) ([]byte, bool) {
+		lo, hi = v.span(text, lo, hi)
+		return mask([]byte(text[lo:hi]))
+	}}
+	s.run()
+	if len(s.found) == 0 {
+		return text, 0
+	}
+	var sb strings.Builder
 	last := 0
-	replace := func(lo, hi int) bool {
-		if lo >= hi || lo < last {
-			return false
-		}
-		m, ok := mask(b[lo:hi])
-		if !ok {
-			return false
-		}
-		out = append(append(out, b[last:lo]...), m...)
+	for _, f := range s.found {
+		lo, hi := v.span(text, f.lo, f.hi)
+		sb.WriteString(text[last:lo])
+		sb.Write(f.repl)
 		last = hi
-		n++
-		return true
 	}
-	// Quoted values first: they may contain separators (a card number
-	// with spaces).
-	for i := 0; i < len(b); i++ {
-		if q := b[i]; q == '"' || q == '\'' {
-			if j := bytes.IndexByte(b[i+1:], q); j >= 0 {
-				replace(i+1, i+1+j)
-				i += j + 1
-			}
-		}
-	}
-	if n > 0 {
-		b, out, last = append(out, b[last:]...), nil, 0
-	}
-	start := -1
-	for i := 0; i <= len(b); i++ {
-		if i == len(b) || isSeparator(b[i]) {
-			if start >= 0 {
-				replace(start, i)
-				start = -1
-			}
-			continue
-		}
-		if start < 0 {
-			start = i
-		}
-	}
-	if n > 0 || out != nil {
-		b, out, last = append(out, b[last:]...), nil, 0
-	}
-	// Numbers written with separators (card numbers, IBAN digits, phone
-	// numbers) span several tokens: offer each run of digits and
-	// separators (isCardSep) as a whole.
-	for i := 0; i < len(b); {
-		if !isDigit(b[i]) {
-			i++
-			continue
-		}
-		j, digits := i, 0
-		for j < len(b) && (isDigit(b[j]) || isCardSep(b[j])) {
-			if isDigit(b[j]) {
-				digits++
-			}
-			j++
-		}
-		end := j
-		for end > i && !isDigit(b[end-1]) {
-			end--
-		}
-		if digits >= 8 {
-			replace(i, end)
-		}
-		i = j
-	}
-	if out == nil {
-		return string(b), n
-	}
-	return string(append(out, b[last:]...)), n
+	sb.WriteString(text[last:])
+	return sb.String(), len(s.all)
 }
 
 // isCardSep reports whether c may stand between the digits of a card

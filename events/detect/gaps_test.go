@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"encoding/binary"
+	"math/big"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -11,35 +13,7 @@ import (
 // inside longer strings, Unicode forms. Each is replaced over the
 // characters as written, and the rest of the text stays as it was.
 func TestScrubFindsValuesInside(t *testing.T) {
-	for _, c := range []struct{ in, want string }{
-		{"411111111111111112345", "[REDACTED:credit_card]12345"},
-		{"12345" + "4111111111111111", "12345[REDACTED:credit_card]"},
-		{"card:4111111111111111x", "card:[REDACTED:credit_card]x"},
-		{"ref 12 4111 1111 1111 1111 99", "ref 12 [REDACTED:credit_card] 99"},
-		{"amex 1 3782 822463 10005 7", "amex 1 [REDACTED:credit_card] 7"},
-		{`{"note":"pay with 4111111111111111 now","by":"jane@example.com"}`, `{"note":"pay with [REDACTED:credit_card] now","by":"[REDACTED:email]"}`},
-		{`{"note":"mail jane@example.com, card 5555-5555-5555-4444."}`, `{"note":"mail [REDACTED:email], card [REDACTED:credit_card]."}`},
-		{"https://shop.example/u/4111111111111111/pay?to=jane@example.com#x", "https://shop.example/u/[REDACTED:credit_card]/pay?to=[REDACTED:email]#x"},
-		{"４１１１ １１１１ １１１１ １１１１", "[REDACTED:credit_card]"},
-		{"card ４１１１１１１１１１１１１１１１ ok", "card [REDACTED:credit_card] ok"},
-		{"ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "[REDACTED:email]"},
-		{"to: ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ; cc", "to: [REDACTED:email]; cc"},
-		{"4111\u20101111\u20111111\u20131111", "[REDACTED:credit_card]"},
-		{"a 4111\u00a01111\u00a01111\u00a01111 b", "a [REDACTED:credit_card] b"},
-		{"a 4111\u20091111\u202f1111\u20071111 b", "a [REDACTED:credit_card] b"},
-		{"a 4111\u200b1111\u200b1111\u200b1111 b", "a [REDACTED:credit_card] b"},
-		{"ssn 123\u2012 45\u201245\u2014 6789", "ssn 123\u2012 45\u201245\u2014 6789"}, // not an SSN's shape
-		{"ssn 123\u201245\u20126789!", "ssn [REDACTED:us_ssn]!"},
-		{"from jane@exämple.com.", "from [REDACTED:email]."},
-		{"from jane@xn--exmple-cua.com", "from [REDACTED:email]"},
-		{"from jane@example.xn--p1ai ok", "from [REDACTED:email] ok"},
-		{"from jürgen@müller.de", "from [REDACTED:email]"},
-		{"ünïcödé text, order 12345, ok", "ünïcödé text, order 12345, ok"},
-		// Digits inside a hexadecimal word are part of an identifier.
-		{"id ab4111111111111111cd, digest e3b0c4424111111111111111198fc1", "id ab4111111111111111cd, digest e3b0c4424111111111111111198fc1"},
-		{"req 0f1e4111111111111111-a2b3", "req 0f1e4111111111111111-a2b3"},
-		{"card4111111111111111 and D4111111111111111 a4111111111111111", "card[REDACTED:credit_card] and D[REDACTED:credit_card] a[REDACTED:credit_card]"},
-	} {
+	for _, c := range valuesInside {
 		got, counts := Scrub(c.in)
 		if got != c.want {
 			t.Errorf("Scrub(%q) = %q, want %q", c.in, got, c.want)
@@ -56,6 +30,36 @@ func TestScrubFindsValuesInside(t *testing.T) {
 			t.Errorf("Find(%q) = none", v)
 		}
 	}
+}
+
+var valuesInside = []struct{ in, want string }{
+	{"411111111111111112345", "[REDACTED:credit_card]12345"},
+	{"12345" + "4111111111111111", "12345[REDACTED:credit_card]"},
+	{"card:4111111111111111x", "card:[REDACTED:credit_card]x"},
+	{"ref 12 4111 1111 1111 1111 99", "ref 12 [REDACTED:credit_card] 99"},
+	{"amex 1 3782 822463 10005 7", "amex 1 [REDACTED:credit_card] 7"},
+	{`{"note":"pay with 4111111111111111 now","by":"jane@example.com"}`, `{"note":"pay with [REDACTED:credit_card] now","by":"[REDACTED:email]"}`},
+	{`{"note":"mail jane@example.com, card 5555-5555-5555-4444."}`, `{"note":"mail [REDACTED:email], card [REDACTED:credit_card]."}`},
+	{"https://shop.example/u/4111111111111111/pay?to=jane@example.com#x", "https://shop.example/u/[REDACTED:credit_card]/pay?to=[REDACTED:email]#x"},
+	{"４１１１ １１１１ １１１１ １１１１", "[REDACTED:credit_card]"},
+	{"card ４１１１１１１１１１１１１１１１ ok", "card [REDACTED:credit_card] ok"},
+	{"ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "[REDACTED:email]"},
+	{"to: ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ; cc", "to: [REDACTED:email]; cc"},
+	{"4111\u20101111\u20111111\u20131111", "[REDACTED:credit_card]"},
+	{"a 4111\u00a01111\u00a01111\u00a01111 b", "a [REDACTED:credit_card] b"},
+	{"a 4111\u20091111\u202f1111\u20071111 b", "a [REDACTED:credit_card] b"},
+	{"a 4111\u200b1111\u200b1111\u200b1111 b", "a [REDACTED:credit_card] b"},
+	{"ssn 123\u2012 45\u201245\u2014 6789", "ssn 123\u2012 45\u201245\u2014 6789"}, // not an SSN's shape
+	{"ssn 123\u201245\u20126789!", "ssn [REDACTED:us_ssn]!"},
+	{"from jane@exämple.com.", "from [REDACTED:email]."},
+	{"from jane@xn--exmple-cua.com", "from [REDACTED:email]"},
+	{"from jane@example.xn--p1ai ok", "from [REDACTED:email] ok"},
+	{"from jürgen@müller.de", "from [REDACTED:email]"},
+	{"ünïcödé text, order 12345, ok", "ünïcödé text, order 12345, ok"},
+	// Digits inside a hexadecimal word are part of an identifier.
+	{"id ab4111111111111111cd, digest e3b0c4424111111111111111198fc1", "id ab4111111111111111cd, digest e3b0c4424111111111111111198fc1"},
+	{"req 0f1e4111111111111111-a2b3", "req 0f1e4111111111111111-a2b3"},
+	{"card4111111111111111 and D4111111111111111 a4111111111111111", "card[REDACTED:credit_card] and D[REDACTED:credit_card] a[REDACTED:credit_card]"},
 }
 
 // The placeholder is never matched, alone, repeated or inside text.
@@ -138,37 +142,7 @@ func TestMayHoldIsCertain(t *testing.T) {
 // with a quoted local part, an address literal, ideographic dots or
 // combining marks.
 func TestScrubFindsOtherForms(t *testing.T) {
-	for _, c := range []struct{ in, want string }{
-		{"4111.1111.1111.1111", "[REDACTED:credit_card]"},
-		{"4111/1111/1111/1111", "[REDACTED:credit_card]"},
-		{"4111_1111_1111_1111", "[REDACTED:credit_card]"},
-		{"4111\t1111\t1111\t1111", "[REDACTED:credit_card]"},
-		{"a 4111\n1111\r\n1111\n1111 b", "a [REDACTED:credit_card] b"},
-		{"card 4111.1111.1111.1111.", "card [REDACTED:credit_card]."},
-		{"4111-1111-1111-1111-ab", "[REDACTED:credit_card]-ab"},
-		{"fe-4111111111111111", "fe-[REDACTED:credit_card]"},
-		{"id 4111111111111111-ab", "id [REDACTED:credit_card]-ab"},
-		{"4111\u2062111111111111", "[REDACTED:credit_card]"},
-		{"4111\u034f111111111111", "[REDACTED:credit_card]"},
-		{"4111\u180e1111 1111 1111", "[REDACTED:credit_card]"},
-		{"4111\ufe0f111111111111", "[REDACTED:credit_card]"},
-		{"4111\U000E0020111111111111", "[REDACTED:credit_card]"},
-		{"x ٤١١١١١١١١١١١١١١١ y", "x [REDACTED:credit_card] y"},
-		{"४१११ ११११ ११११ ११११", "[REDACTED:credit_card]"},
-		{"hmac:4111111111111111", "hmac:[REDACTED:credit_card]"},
-		{`"jane.doe"@example.com`, "[REDACTED:email]"},
-		{"to jane@[10.0.0.1] now", "to [REDACTED:email] now"},
-		{"jane@example\u3002com", "[REDACTED:email]"},
-		{"jane@example\uff61com", "[REDACTED:email]"},
-		{"jane@ex\u0301ample.com", "[REDACTED:email]"},
-		{"jane@हिन्दी.भारत", "[REDACTED:email]"},
-		// Still identifiers and numbers, not card numbers.
-		{"req 0f1e4111111111111111-a2b3", "req 0f1e4111111111111111-a2b3"},
-		{"123e4567-e89b-12d3-a456-426614174000", "123e4567-e89b-12d3-a456-426614174000"},
-		{"pi 3.14159265358979", "pi 3.14159265358979"},
-		{"at 06.12.2026 19.41.13", "at 06.12.2026 19.41.13"},
-		{"hosts 10.0.0.1 10.0.0.2 10.0.0.3", "hosts 10.0.0.1 10.0.0.2 10.0.0.3"},
-	} {
+	for _, c := range otherForms {
 		got, counts := Scrub(c.in)
 		if got != c.want {
 			t.Errorf("Scrub(%q) = %q, want %q", c.in, got, c.want)
@@ -180,6 +154,38 @@ func TestScrubFindsOtherForms(t *testing.T) {
 			t.Errorf("MayHold(%q) = false", c.in)
 		}
 	}
+}
+
+var otherForms = []struct{ in, want string }{
+	{"4111.1111.1111.1111", "[REDACTED:credit_card]"},
+	{"4111/1111/1111/1111", "[REDACTED:credit_card]"},
+	{"4111_1111_1111_1111", "[REDACTED:credit_card]"},
+	{"4111\t1111\t1111\t1111", "[REDACTED:credit_card]"},
+	{"a 4111\n1111\r\n1111\n1111 b", "a [REDACTED:credit_card] b"},
+	{"card 4111.1111.1111.1111.", "card [REDACTED:credit_card]."},
+	{"4111-1111-1111-1111-ab", "[REDACTED:credit_card]-ab"},
+	{"fe-4111111111111111", "fe-[REDACTED:credit_card]"},
+	{"id 4111111111111111-ab", "id [REDACTED:credit_card]-ab"},
+	{"4111\u2062111111111111", "[REDACTED:credit_card]"},
+	{"4111\u034f111111111111", "[REDACTED:credit_card]"},
+	{"4111\u180e1111 1111 1111", "[REDACTED:credit_card]"},
+	{"4111\ufe0f111111111111", "[REDACTED:credit_card]"},
+	{"4111\U000E0020111111111111", "[REDACTED:credit_card]"},
+	{"x ٤١١١١١١١١١١١١١١١ y", "x [REDACTED:credit_card] y"},
+	{"४१११ ११११ ११११ ११११", "[REDACTED:credit_card]"},
+	{"hmac:4111111111111111", "hmac:[REDACTED:credit_card]"},
+	{`"jane.doe"@example.com`, "[REDACTED:email]"},
+	{"to jane@[10.0.0.1] now", "to [REDACTED:email] now"},
+	{"jane@example\u3002com", "[REDACTED:email]"},
+	{"jane@example\uff61com", "[REDACTED:email]"},
+	{"jane@ex\u0301ample.com", "[REDACTED:email]"},
+	{"jane@हिन्दी.भारत", "[REDACTED:email]"},
+	// Still identifiers and numbers, not card numbers.
+	{"req 0f1e4111111111111111-a2b3", "req 0f1e4111111111111111-a2b3"},
+	{"123e4567-e89b-12d3-a456-426614174000", "123e4567-e89b-12d3-a456-426614174000"},
+	{"pi 3.14159265358979", "pi 3.14159265358979"},
+	{"at 06.12.2026 19.41.13", "at 06.12.2026 19.41.13"},
+	{"hosts 10.0.0.1 10.0.0.2 10.0.0.3", "hosts 10.0.0.1 10.0.0.2 10.0.0.3"},
 }
 
 // digitValue relies on every range of unicode.Nd being whole runs of
@@ -228,4 +234,64 @@ func TestUUIDsAreNotCards(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 100000 random UUIDs taken for a card number", hit)
+}
+
+// TestNumericIDFalsePositives measures how often a random numeric id of
+// 16 to 24 digits (an order id, a ticket number) is taken for a card
+// number, alone and inside text, for ids whose first digit is any of 1–9
+// and for ids starting with 1 (timestamps, Snowflake-style ids: no card
+// scheme issues numbers starting with 1, so only a shorter window at the
+// end of the run can be taken), and a random UUID written as its 128-bit
+// decimal number. docs/POLICY.md states the figures: run with
+// -v to see them.
+func TestNumericIDFalsePositives(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const N = 20000
+	id := func(n int, first byte) string {
+		b := make([]byte, n)
+		b[0] = first
+		if first == 0 {
+			b[0] = byte('1' + r.IntN(9))
+		}
+		for i := 1; i < n; i++ {
+			b[i] = byte('0' + r.IntN(10))
+		}
+		return string(b)
+	}
+	taken := func(s string) bool { _, c := Scrub(s); return c != nil }
+	for n := 16; n <= 24; n++ {
+		var any, inText, one int
+		for range N {
+			v := id(n, 0)
+			if taken(v) {
+				any++
+			}
+			if taken("order " + v + " shipped") {
+				inText++
+			}
+			if taken(id(n, '1')) {
+				one++
+			}
+		}
+		pct := func(k int) float64 { return 100 * float64(k) / N }
+		t.Logf("%d digits: %.1f%% taken (%.1f%% inside text); starting with 1: %.2f%%", n, pct(any), pct(inText), pct(one))
+		if pct(any) > 16 || any != inText {
+			t.Errorf("%d digits: %.1f%% alone, %.1f%% inside text: want at most 16%%, and the same", n, pct(any), pct(inText))
+		}
+		if pct(one) > 9 {
+			t.Errorf("%d digits starting with 1: %.1f%% taken, want at most 9%% (only windows at the end can be)", n, pct(one))
+		}
+	}
+	uuids := 0
+	for range N {
+		var u big.Int
+		u.SetBytes(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, r.Uint64()), r.Uint64()))
+		if taken("id " + u.String()) {
+			uuids++
+		}
+	}
+	t.Logf("UUIDs as decimal numbers: %d of %d taken", uuids, N)
+	if uuids != 0 {
+		t.Errorf("%d UUIDs written as decimal numbers taken for a card number", uuids)
+	}
 }

@@ -98,16 +98,35 @@ type scrubber struct {
 	b     []byte
 	found []match  // by offset, apart
 	all   []string // the detector of every value found, in order found
+	// accept, when not nil, decides each value found, given where it
+	// stands in b (covering any value found before that it overlaps): it
+	// returns the value's replacement and true to take it, or false to
+	// leave it, so that later passes may still find values inside it.
+	accept func(lo, hi int) ([]byte, bool)
 }
 
 type match struct {
 	lo, hi   int
 	detector string
+	repl     []byte // accept's replacement; nil without accept
 }
 
 // claim records the value at [lo, hi) found by detector; a value that
-// covers values found before replaces them (a private key's body).
-func (s *scrubber) claim(lo, hi int, detector string) {
+// covers values found before replaces them (a private key's body). It
+// reports whether the value was taken (see accept).
+func (s *scrubber) claim(lo, hi int, detector string) bool {
+	for _, f := range s.found {
+		if f.lo < hi && lo < f.hi {
+			lo, hi = min(lo, f.lo), max(hi, f.hi)
+		}
+	}
+	var repl []byte
+	if s.accept != nil {
+		var ok bool
+		if repl, ok = s.accept(lo, hi); !ok {
+			return false
+		}
+	}
 	s.all = append(s.all, detector)
 	kept := s.found[:0]
 	at := -1
@@ -117,16 +136,15 @@ func (s *scrubber) claim(lo, hi int, detector string) {
 				at = len(kept)
 			}
 			kept = append(kept, f)
-		} else {
-			lo, hi = min(lo, f.lo), max(hi, f.hi)
 		}
 	}
-	s.found = append(kept[:at+1], append([]match{{lo, hi, detector}}, kept[at+1:]...)...)
+	s.found = append(kept[:at+1], append([]match{{lo, hi, detector, repl}}, kept[at+1:]...)...)
 	s.b[lo] = '['
 	for i := lo + 1; i < hi-1; i++ {
 		s.b[i] = 0
 	}
 	s.b[hi-1] = ']'
+	return true
 }
 
 // free reports whether nothing in [lo, hi) was found yet.
@@ -150,8 +168,7 @@ func (s *scrubber) offer(lo, hi int) {
 
 func (s *scrubber) run() {
 	b := s.b
-	if d := find(b); d != "" {
-		s.claim(0, len(b), d)
+	if d := find(b); d != "" && s.claim(0, len(b), d) {
 		return
 	}
 	// Quoted values first: they may contain separators (a card number

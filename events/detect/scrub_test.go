@@ -5,18 +5,20 @@ import (
 	"testing"
 )
 
+var scrubCases = []struct{ in, want string }{
+	{"4111 1111 1111 1111", "[REDACTED:credit_card]"},
+	{"card 4111-1111-1111-1111, thanks", "card [REDACTED:credit_card], thanks"},
+	{"/users?e=jane@example.com&card=4111111111111111&x=1", "/users?e=[REDACTED:email]&card=[REDACTED:credit_card]&x=1"},
+	{"mailto:jane@example.com", "mailto:[REDACTED:email]"},
+	{"ssn 123-45-6789 and iban DE89 3704 0044 0532 0130 00", "ssn [REDACTED:us_ssn] and iban [REDACTED:iban]"},
+	{"nothing here, order 12345", "nothing here, order 12345"},
+	{"call +1 (415) 555-0132 or +44 20 7946 0958.", "call [REDACTED:phone] or [REDACTED:phone]."},
+	{"/cb?token=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVz&k=AKIAIOSFODNN7EXAMPLE", "/cb?token=[REDACTED:secret]&k=[REDACTED:secret]"},
+	{"key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----\nok", "key:\n[REDACTED:secret]\nok"},
+}
+
 func TestScrub(t *testing.T) {
-	for _, c := range []struct{ in, want string }{
-		{"4111 1111 1111 1111", "[REDACTED:credit_card]"},
-		{"card 4111-1111-1111-1111, thanks", "card [REDACTED:credit_card], thanks"},
-		{"/users?e=jane@example.com&card=4111111111111111&x=1", "/users?e=[REDACTED:email]&card=[REDACTED:credit_card]&x=1"},
-		{"mailto:jane@example.com", "mailto:[REDACTED:email]"},
-		{"ssn 123-45-6789 and iban DE89 3704 0044 0532 0130 00", "ssn [REDACTED:us_ssn] and iban [REDACTED:iban]"},
-		{"nothing here, order 12345", "nothing here, order 12345"},
-		{"call +1 (415) 555-0132 or +44 20 7946 0958.", "call [REDACTED:phone] or [REDACTED:phone]."},
-		{"/cb?token=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVz&k=AKIAIOSFODNN7EXAMPLE", "/cb?token=[REDACTED:secret]&k=[REDACTED:secret]"},
-		{"key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----\nok", "key:\n[REDACTED:secret]\nok"},
-	} {
+	for _, c := range scrubCases {
 		got, counts := Scrub(c.in)
 		if got != c.want {
 			t.Errorf("Scrub(%q) = %q, want %q", c.in, got, c.want)

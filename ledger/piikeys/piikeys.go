@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -64,7 +65,8 @@ type Store struct {
 
 	mu       sync.Mutex
 	tenants  map[string]cached
-	subjects map[string]cached // by lookup key
+	subjects map[string]cached   // by lookup key
+	noted    map[string]struct{} // sealed value entries made (noteSealer)
 }
 
 type cached struct {
@@ -113,7 +115,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("piikeys: bucket %s: %w", Bucket, err)
 	}
-	return &Store{kv: kv, stream: st, tenants: map[string]cached{}, subjects: map[string]cached{}}, nil
+	return &Store{kv: kv, stream: st, tenants: map[string]cached{}, subjects: map[string]cached{}, noted: map[string]struct{}{}}, nil
 }
 
 // entry is a key as the bucket holds it.
@@ -304,12 +306,102 @@ const TokenPrefix = "pii1."
 // first use): "pii1." ‖ pseudonym ‖ "." ‖ base64url(nonce ‖ AES-256-GCM
 // ciphertext), additional data "auditledger pii v1\n" ‖ tenant ‖ "\n" ‖
 // field (docs/FORMAT.md §1.6).
+//
+// It also notes, once per store, that the subject sealed this value
+// (Sealers), so that the value can be searched for without the log
+// holding it in any form an outsider could test.
 func (s *Store) Seal(ctx context.Context, tenant, issuer, subject, field, value string) (string, error) {
 	key, pseudonym, err := s.subjectKey(ctx, tenant, issuer, subject)
 	if err != nil {
 		return "", err
 	}
+	if err := s.noteSealer(ctx, tenant, field, value, pseudonym); err != nil {
+		return "", err
+	}
 	return seal(key, pseudonym, tenant, field, value)
+}
+
+// A sealed value's entry, "sealed.<value>.<pseudonym>", says that the
+// subject of pseudonym sealed it: <value> is the first 16 bytes, in hex,
+// of HMAC-SHA-256 under the tenant's search key of "auditledger sealed
+// v1\n" ‖ field ‖ "\n" ‖ Canonical(value). It holds no value and no key;
+// erasure deletes it with the key.
+
+func (s *Store) sealedName(ctx context.Context, tenant, field, value string) (string, error) {
+	k, err := s.TenantKey(ctx, tenant)
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte("auditledger sealed v1\n" + field + "\n" + Canonical(value)))
+	return "sealed." + hex.EncodeToString(m.Sum(nil)[:16]), nil
+}
+
+// noteSealer makes the entry saying that pseudonym sealed value, once
+// per store and entry.
+func (s *Store) noteSealer(ctx context.Context, tenant, field, value, pseudonym string) error {
+	name, err := s.sealedName(ctx, tenant, field, value)
+	if err != nil {
+		return err
+	}
+	name += "." + pseudonym
+	s.mu.Lock()
+	_, done := s.noted[name]
+	s.mu.Unlock()
+	if done {
+		return nil
+	}
+	if _, err := s.getOrCreate(ctx, name, func() entry {
+		return entry{Tenant: tenant, Pseudonym: pseudonym, Created: time.Now().UTC()}
+	}); err != nil {
+		return fmt.Errorf("piikeys: sealed value entry: %w", err)
+	}
+	s.mu.Lock()
+	if len(s.noted) >= maxNoted {
+		clear(s.noted)
+	}
+	s.noted[name] = struct{}{}
+	s.mu.Unlock()
+	return nil
+}
+
+// maxNoted bounds the entries a store remembers having made; past it, it
+// forgets them all and makes each again once (an existing entry is kept).
+const maxNoted = 100_000
+
+// Sealers returns the pseudonyms of the subjects of tenant whose field
+// was sealed with value (Canonical forms alike), and whose key is live:
+// an erased subject is not among them. An e-mail address then finds the
+// events whose actor.email was sealed with it, by the pseudonym its
+// token names, without the log or the projection holding the address.
+func (s *Store) Sealers(ctx context.Context, tenant, field, value string) ([]string, error) {
+	name, err := s.sealedName(ctx, tenant, field, value)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := s.kv.ListKeysFiltered(ctx, name+".*")
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("piikeys: listing the bucket: %w", err)
+	}
+	var out []string
+	for k := range keys.Keys() {
+		p, ok := strings.CutPrefix(k, name+".")
+		if !ok {
+			continue
+		}
+		live, err := s.Live(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("piikeys: key %s: %w", p, err)
+		}
+		if live {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // Pseudonym returns the subject's pseudonym, making their key if needed.
@@ -519,10 +611,44 @@ func (s *Store) Erase(ctx context.Context, tenant, issuer, subject string) (stri
 	if err := s.stream.SecureDeleteMsg(ctx, ref.Revision()); err != nil {
 		return "", fmt.Errorf("piikeys: erasing subject entry: %w", err)
 	}
+	// The entries saying which values the subject sealed go too: an
+	// erased e-mail address is no longer found.
+	if err := s.eraseMatching(ctx, "sealed.*."+e.Pseudonym); err != nil {
+		return "", fmt.Errorf("piikeys: erasing the sealed value entries of %s: %w", e.Pseudonym, err)
+	}
 	s.mu.Lock()
 	delete(s.subjects, lk)
 	s.mu.Unlock()
 	return e.Pseudonym, nil
+}
+
+// eraseMatching erases from the store every entry whose name matches
+// filter.
+func (s *Store) eraseMatching(ctx context.Context, filter string) error {
+	keys, err := s.kv.ListKeysFiltered(ctx, filter)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var names []string
+	for k := range keys.Keys() {
+		names = append(names, k)
+	}
+	for _, k := range names {
+		v, err := s.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.stream.SecureDeleteMsg(ctx, v.Revision()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func random(n int) []byte {

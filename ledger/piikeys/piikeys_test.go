@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,6 +18,20 @@ import (
 	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/test/natstest"
 )
+
+// openStore opens the key store on a JetStream server of its own, with a
+// context that ends with the test or two minutes.
+func openStore(t *testing.T) (context.Context, jetstream.JetStream, *piikeys.Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	_, js := natstest.Start(t).Connect(t)
+	st, err := piikeys.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, js, st
+}
 
 func TestSealUnsealErase(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -152,4 +167,60 @@ func TestMatchCanonical(t *testing.T) {
 func jsonString(b []byte) string {
 	s, _ := json.Marshal(b)
 	return string(s[1 : len(s)-1])
+}
+
+// Sealers finds the subjects who sealed a value, by the value in any of
+// its canonical forms, within one tenant; an erased subject is not found,
+// and erasure leaves no entry of theirs.
+func TestSealers(t *testing.T) {
+	ctx, js, st := openStore(t)
+	seal := func(tenant, subject, email string) string {
+		tok, err := st.Seal(ctx, tenant, "https://idp", subject, "actor.email", email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _, _ := piikeys.ParseToken(tok)
+		return p
+	}
+	jane := seal("acme", "u-1", "jane@example.com")
+	seal("acme", "u-1", "jane@example.com") // again: one entry
+	shared := seal("acme", "u-2", "Jane@Example.com")
+	seal("other", "u-1", "jane@example.com")
+	seal("acme", "u-3", "bob@example.com")
+	// Another store (the API) finds them.
+	st2, err := piikeys.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := st2.Sealers(ctx, "acme", "actor.email", " JANE@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{jane, shared}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Sealers = %v, want %v", got, want)
+	}
+	if got, err := st2.Sealers(ctx, "acme", "actor.name", "jane@example.com"); err != nil || len(got) != 0 {
+		t.Fatalf("Sealers of another field = %v, %v", got, err)
+	}
+	if got, err := st2.Sealers(ctx, "acme", "actor.email", "nobody@example.com"); err != nil || len(got) != 0 {
+		t.Fatalf("Sealers of a value never sealed = %v, %v", got, err)
+	}
+	if _, err := st.Erase(ctx, "acme", "https://idp", "u-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st2.Sealers(ctx, "acme", "actor.email", "jane@example.com"); err != nil || !slices.Equal(got, []string{shared}) {
+		t.Fatalf("Sealers after erasing u-1 = %v, %v; want only %s", got, err, shared)
+	}
+	kv, err := js.KeyValue(ctx, piikeys.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeysFiltered(ctx, "sealed.*."+jane)
+	if err == nil {
+		for k := range keys.Keys() {
+			t.Errorf("entry %s of the erased subject remains", k)
+		}
+	}
 }

@@ -51,6 +51,11 @@ type Config struct {
 	// SampleRows caps each control query's rows in its CSV (default 1000).
 	SampleRows int
 	Now        func() time.Time
+	// Store, if set, is read for each segment's legal hold and for the
+	// lock and legal hold of the checkpoint signed at its end (it must be
+	// a ledger.Inspector). Nil: the bundle carries the legal-hold records
+	// and what they leave held, not what the store reports.
+	Store ledger.SegmentStore
 }
 
 // ErrNoLog is returned when the projection holds no sealed records yet.
@@ -221,7 +226,28 @@ func (b *builder) build(ctx context.Context) error {
 	if b.sealed.Count > 0 {
 		b.m.SealedFields = &b.sealed
 	}
-	if err := b.add(SegmentsFile, []string{"5.33", "8.15"}, func(w io.Writer) error { return b.segments(ctx, w, a, z) }); err != nil {
+	// The legal holds, proven in the newest checkpoint: a hold set after
+	// the period still concerns it.
+	latest, err := b.read.CheckpointAt(ctx, sp.Latest)
+	if err != nil {
+		return fmt.Errorf("evidence: the newest checkpoint: %w", err)
+	}
+	if err := b.addBytes(LatestCheckpoint, logControls, []byte(latest.Note)); err != nil {
+		return err
+	}
+	lcons, err := b.read.ConsistencyProof(ctx, z, sp.Latest)
+	if err != nil {
+		return fmt.Errorf("evidence: consistency proof %d→%d: %w", z, sp.Latest, err)
+	}
+	if err := b.addBytes(LatestConsistencyFile, logControls, (&ledger.ConsistencyProofText{Old: z, New: sp.Latest, Hashes: lcons}).Marshal()); err != nil {
+		return err
+	}
+	b.m.LegalHolds = &LegalHolds{AsOf: sp.Latest, Held: []string{}}
+	holds := &holdFold{}
+	if err := b.add(LegalHoldsFile, []string{"5.33", "8.15"}, func(w io.Writer) error { return b.legalHolds(ctx, w, a, z, sp.Latest, holds) }); err != nil {
+		return err
+	}
+	if err := b.add(SegmentsFile, []string{"5.33", "8.15"}, func(w io.Writer) error { return b.segments(ctx, w, a, z, holds) }); err != nil {
 		return err
 	}
 	if err := b.controls(ctx, a, z); err != nil {
@@ -353,19 +379,7 @@ func (b *builder) retention(ctx context.Context, w io.Writer, a uint64) error {
 			if c == nil {
 				continue
 			}
-			proof, err := b.read.InclusionProof(ctx, e.Index, a)
-			if err != nil {
-				return fmt.Errorf("record %d: inclusion proof at size %d: %w", e.Index, a, err)
-			}
-			l := RetentionLine{Index: e.Index, Record: base64.StdEncoding.EncodeToString(e.Record()), Proof: make([]string, len(proof))}
-			for j, h := range proof {
-				l.Proof[j] = h.Base64()
-			}
-			line, err := json.Marshal(&l)
-			if err != nil {
-				return err
-			}
-			if _, err := w.Write(append(line, '\n')); err != nil {
+			if err := b.provenLine(ctx, w, e, a); err != nil {
 				return err
 			}
 		}
@@ -374,6 +388,25 @@ func (b *builder) retention(ctx context.Context, w io.Writer, a uint64) error {
 		}
 		f.After = page.Next
 	}
+}
+
+// provenLine writes e's record whole as a line of retention.jsonl or
+// legal-holds.jsonl (RetentionLine), with its inclusion proof at size.
+func (b *builder) provenLine(ctx context.Context, w io.Writer, e *projections.Event, size uint64) error {
+	proof, err := b.read.InclusionProof(ctx, e.Index, size)
+	if err != nil {
+		return fmt.Errorf("record %d: inclusion proof at size %d: %w", e.Index, size, err)
+	}
+	l := RetentionLine{Index: e.Index, Record: base64.StdEncoding.EncodeToString(e.Record()), Proof: make([]string, len(proof))}
+	for j, h := range proof {
+		l.Proof[j] = h.Base64()
+	}
+	line, err := json.Marshal(&l)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(line, '\n'))
+	return err
 }
 
 // events writes the tenant's events of [a, z) as JSON lines, each event's
@@ -397,15 +430,41 @@ func (b *builder) events(ctx context.Context, w io.Writer, a, z uint64) error {
 	})
 }
 
-func (b *builder) segments(ctx context.Context, w io.Writer, a, z uint64) error {
+func (b *builder) segments(ctx context.Context, w io.Writer, a, z uint64, holds *holdFold) error {
 	segs, err := b.read.Segments(ctx, a, z)
 	if err != nil {
 		return err
+	}
+	var inspector ledger.Inspector
+	if b.cfg.Store != nil {
+		var ok bool
+		if inspector, ok = b.cfg.Store.(ledger.Inspector); !ok {
+			return fmt.Errorf("%s cannot report legal holds and locks", b.cfg.Store)
+		}
+		b.m.LegalHolds.Store = b.cfg.Store.String()
 	}
 	list := make([]Segment, len(segs))
 	for i, s := range segs {
 		list[i] = Segment{Name: s.Name, First: s.First, Size: s.Size, SHA256: hex.EncodeToString(s.SHA256), Version: s.Version,
 			LockMode: s.LockMode, RetainUntil: s.RetainUntil, Sealed: s.Sealed}
+		if held, by, ok := holds.at(s.First, s.Size); ok {
+			list[i].LegalHold, list[i].LegalHoldBy = held, &by
+			if held {
+				b.m.LegalHolds.Held = append(b.m.LegalHolds.Held, s.Name)
+			}
+		}
+		if inspector == nil {
+			continue
+		}
+		seg, err := objectLock(ctx, inspector, s.Name)
+		if err != nil {
+			return err
+		}
+		cp, err := objectLock(ctx, inspector, ledger.CheckpointName(s.Size))
+		if err != nil {
+			return err
+		}
+		list[i].StoreLegalHold, list[i].Checkpoint = &seg.LegalHold, &cp
 	}
 	out, err := json.MarshalIndent(list, "", "  ")
 	if err != nil {

@@ -26,10 +26,16 @@ const (
 	RecordsFile     = "log/records.bin"
 	SegmentsFile    = "log/segments.json"
 	RetentionFile   = "log/retention.jsonl"
-	EventsFile      = "events.jsonl"
-	OSCALFile       = "oscal/assessment-results.json"
-	ReportFile      = "index.html"
-	VerifyFile      = "VERIFY.md"
+	// The legal holds: the newest checkpoint when the bundle was built,
+	// the consistency proof to it from the end checkpoint, and the
+	// legal-hold records of the range proven in it.
+	LatestCheckpoint      = "log/checkpoint-latest"
+	LatestConsistencyFile = "log/consistency-latest.txt"
+	LegalHoldsFile        = "log/legal-holds.jsonl"
+	EventsFile            = "events.jsonl"
+	OSCALFile             = "oscal/assessment-results.json"
+	ReportFile            = "index.html"
+	VerifyFile            = "VERIFY.md"
 )
 
 // Manifest describes a bundle; its signature covers every file through
@@ -54,6 +60,9 @@ type Manifest struct {
 	// SealedFields, when the tenant's events hold sealed fields, counts
 	// them and names those erased (sealed.go).
 	SealedFields *SealedFields `json:"sealed_fields,omitempty"`
+	// LegalHolds accounts for the legal holds of the range (holds.go);
+	// absent from bundles built before they were carried.
+	LegalHolds *LegalHolds `json:"legal_holds,omitempty"`
 }
 
 // Period is what was asked for: [From, To).
@@ -122,6 +131,16 @@ type Segment struct {
 	RetainUntil *time.Time `json:"retain_until,omitempty"`
 	// Sealed is the sealing time of its last record.
 	Sealed time.Time `json:"sealed"`
+	// LegalHold: the legal-hold records leave the segment held; LegalHoldBy
+	// is the last of them concerning it (absent: none does).
+	LegalHold   bool    `json:"legal_hold"`
+	LegalHoldBy *uint64 `json:"legal_hold_by,omitempty"`
+	// StoreLegalHold and Checkpoint: the segment's legal hold, and the
+	// lock and legal hold of the checkpoint signed at its end, as the store
+	// reported them when the bundle was built; absent when it was built
+	// without the store.
+	StoreLegalHold *bool       `json:"store_legal_hold,omitempty"`
+	Checkpoint     *ObjectLock `json:"checkpoint,omitempty"`
 }
 
 // EventLine is one line of events.jsonl: one of the tenant's events in

@@ -47,6 +47,12 @@ type run struct {
 	m       *evidence.Manifest
 	t0      time.Time
 	verifer *ledger.NoteVerifier
+	// The log as sealed, its clock and the projection's config, for
+	// tests that seal more; buildStore, when set, is read by build.
+	log        *ledger.Log
+	now        *time.Time
+	pcfg       projections.Config
+	buildStore ledger.SegmentStore
 }
 
 func sampleEvents(t *testing.T) [][]byte {
@@ -113,19 +119,14 @@ func newRunOn(t *testing.T, store ledger.SegmentStore, t0 time.Time, retention t
 	}
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	ss, _ := ssh.NewSignerFromKey(priv)
-	return &run{db: db, signer: ss, vkey: vkey, t0: t0, verifer: signer.Verifier()}
+	return &run{db: db, signer: ss, vkey: vkey, t0: t0, verifer: signer.Verifier(), log: l, now: &now, pcfg: cfg}
 }
 
 // On S3 with Object Lock the segments are locked in COMPLIANCE mode and
 // the bundle verifies without --allow-unlocked; a retention longer than
 // the locks is refused.
 func TestBundleOnObjectLock(t *testing.T) {
-	srv := versitygw.Start(t)
-	store, err := s3.New(t.Context(), s3.Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket(t), Prefix: "log", Insecure: true,
-		AccessKey: versitygw.AccessKey, SecretKey: versitygw.SecretKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := lockedStore(t)
 	t0 := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
 	r := newRunOn(t, store, t0, 24*time.Hour)
 	r.build(t, "acme", t0.Add(90*time.Minute), t0.Add(150*time.Minute))
@@ -143,6 +144,18 @@ func TestBundleOnObjectLock(t *testing.T) {
 	}
 }
 
+// lockedStore is an S3 store with Object Lock on a versitygw of its own.
+func lockedStore(t *testing.T) *s3.Store {
+	t.Helper()
+	srv := versitygw.Start(t)
+	store, err := s3.New(t.Context(), s3.Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket(t), Prefix: "log", Insecure: true,
+		AccessKey: versitygw.AccessKey, SecretKey: versitygw.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
 func (r *run) build(t *testing.T, tenant string, from, to time.Time) {
 	t.Helper()
 	fw, err := compliance.Load("iso27001-2022")
@@ -152,7 +165,7 @@ func (r *run) build(t *testing.T, tenant string, from, to time.Time) {
 	var buf bytes.Buffer
 	var last [2]uint64
 	r.m, err = evidence.Build(t.Context(), evidence.Config{DB: r.db, Framework: fw, Tenant: tenant, From: from, To: to,
-		Signer: r.signer, LogVKey: r.vkey, Generator: "auditledger test", Progress: func(d, n uint64) { last = [2]uint64{d, n} }}, &buf)
+		Signer: r.signer, LogVKey: r.vkey, Generator: "auditledger test", Progress: func(d, n uint64) { last = [2]uint64{d, n} }, Store: r.buildStore}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}

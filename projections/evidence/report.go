@@ -123,6 +123,18 @@ bundle: the copies in `+"`keys/`"+` only say which keys the builder used.
    force then (its own, else the default's, as the last of those records
    sealed before the segment's end sets it).
 
+8. **Legal holds**: `+"`log/legal-holds.jsonl`"+` holds every
+   `+"`legal_hold.set`"+` and `+"`legal_hold.released`"+` record whose range meets
+   the bundle's, sealed before `+"`log/checkpoint-latest`"+` (the newest
+   checkpoint when the bundle was built, so a hold set after the period is
+   there), each with its inclusion proof in it; `+"`log/consistency-latest.txt`"+`
+   proves that checkpoint extends the end checkpoint. In index order, the
+   last record whose range meets a segment says whether it is held, as
+   `+"`legal_hold`"+` in `+"`log/segments.json`"+` must. When the bundle was built
+   with the store, each held segment and the checkpoint signed at its end
+   must be reported under legal hold (`+"`store_legal_hold`"+`,
+   `+"`checkpoint.legal_hold`"+`), each checkpoint locked as its segment is.
+
 The folders under `+"`controls/`"+` hold, per control, what the ledger
 observed: the rows (CSV), the query that produced them over the ledger's
 projection (`+"`$1`"+` = tenant, `+"`$2`"+`, `+"`$3`"+` = the index range), counts, and a

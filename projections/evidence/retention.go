@@ -110,6 +110,22 @@ func (f *retentionFold) at(end uint64) (time.Duration, uint64, bool) {
 // parseRetentionLine checks one line of log/retention.jsonl against the
 // start root and returns its record.
 func parseRetentionLine(line []byte, first uint64, startRoot ledger.Hash) (uint64, ledger.Record, error) {
+	return parseProvenLine(line, first, startRoot, "the start checkpoint", func(idx uint64, r ledger.Record) error {
+		if idx >= first {
+			return fmt.Errorf("index %d is not before the range (%d): records of the range are in %s", idx, first, RecordsFile)
+		}
+		if !r.Bound || r.Redacted() {
+			return errors.New("not a whole bound record")
+		}
+		return nil
+	})
+}
+
+// parseProvenLine reads a line of log/retention.jsonl or
+// log/legal-holds.jsonl (RetentionLine): its record, whose index is the
+// line's, passes check, and is included in the tree of size at root (the
+// checkpoint named where).
+func parseProvenLine(line []byte, size uint64, root ledger.Hash, where string, check func(uint64, ledger.Record) error) (uint64, ledger.Record, error) {
 	var l RetentionLine
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
@@ -127,11 +143,8 @@ func parseRetentionLine(line []byte, first uint64, startRoot ledger.Hash) (uint6
 	if r.Index != l.Index {
 		return l.Index, r, fmt.Errorf("the line says index %d, its record is %d", l.Index, r.Index)
 	}
-	if l.Index >= first {
-		return l.Index, r, fmt.Errorf("index %d is not before the range (%d): records of the range are in %s", l.Index, first, RecordsFile)
-	}
-	if !r.Bound || r.Redacted() {
-		return l.Index, r, errors.New("not a whole bound record")
+	if err := check(l.Index, r); err != nil {
+		return l.Index, r, err
 	}
 	proof := make([]ledger.Hash, len(l.Proof))
 	for i, s := range l.Proof {
@@ -141,8 +154,8 @@ func parseRetentionLine(line []byte, first uint64, startRoot ledger.Hash) (uint6
 		}
 		proof[i] = ledger.Hash(h)
 	}
-	if err := ledger.VerifyInclusion(ledger.LeafHash(raw), l.Index, first, proof, startRoot); err != nil {
-		return l.Index, r, fmt.Errorf("not in the tree at the start checkpoint: %v", err)
+	if err := ledger.VerifyInclusion(ledger.LeafHash(raw), l.Index, size, proof, root); err != nil {
+		return l.Index, r, fmt.Errorf("not in the tree at %s: %v", where, err)
 	}
 	return l.Index, r, nil
 }

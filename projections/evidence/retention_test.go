@@ -15,10 +15,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/ledger"
-	"github.com/auditledger/auditledger/ledger/s3"
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/projections/evidence"
-	"github.com/auditledger/auditledger/test/versitygw"
 )
 
 // newRetentionRun seals, on S3 with Object Lock, two segments an hour
@@ -30,12 +28,7 @@ import (
 func newRetentionRun(t *testing.T) *run {
 	t.Helper()
 	ctx := t.Context()
-	srv := versitygw.Start(t)
-	store, err := s3.New(ctx, s3.Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket(t), Prefix: "log", Insecure: true,
-		AccessKey: versitygw.AccessKey, SecretKey: versitygw.SecretKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := lockedStore(t)
 	t0 := time.Now().Add(-6 * time.Hour).Truncate(time.Second)
 	skey, vkey, _ := ledger.GenerateKey(nil, "evidence.test/log")
 	signer, _ := ledger.NewNoteSigner(skey)

@@ -54,6 +54,8 @@ type Report struct {
 	// Required is, per segment of Segments, the retention the tenant's
 	// records in it required (0: none recorded, or none of its records).
 	Required []time.Duration
+	// Held names the segments the legal-hold records leave held.
+	Held []string
 }
 
 // RetentionSeen is one retention record the verifier folded.
@@ -375,7 +377,128 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	if err := checkSegments(rep, opts, fold, holds); err != nil {
 		return nil, err
 	}
+
+	// 9. The legal holds: the records, proven in the newest checkpoint at
+	// building, and what they and the store say of each segment.
+	if m.LegalHolds == nil {
+		rep.Warnings = append(rep.Warnings, "the bundle carries no legal-hold records (built before bundles did): auditledger verify --store reports legal holds")
+		return rep, nil
+	}
+	lh := m.LegalHolds
+	if lh.AsOf < m.Range.End {
+		return nil, failf(ManifestFile, "legal_holds.as_of %d is before the range's end %d", lh.AsOf, m.Range.End)
+	}
+	latest, err := open(LatestCheckpoint, lh.AsOf)
+	if err != nil {
+		return nil, err
+	}
+	lb, err := read(LatestConsistencyFile, 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	lcons, err := ledger.ParseConsistencyProof(lb)
+	if err != nil {
+		return nil, failf(LatestConsistencyFile, "%v", err)
+	}
+	if lcons.Old != m.Range.End || lcons.New != lh.AsOf {
+		return nil, failf(LatestConsistencyFile, "a proof from %d to %d, want %d (the range's end) to %d (legal_holds.as_of)", lcons.Old, lcons.New, m.Range.End, lh.AsOf)
+	}
+	if err := ledger.VerifyConsistency(lcons.Old, lcons.New, lcons.Hashes, end.Root, latest.Root); err != nil {
+		return nil, failf(LatestConsistencyFile, "does not prove %s extends the end checkpoint: %v", LatestCheckpoint, err)
+	}
+	hb, err := read(LegalHoldsFile, 64<<20)
+	if err != nil {
+		return nil, err
+	}
+	hf := &holdFold{}
+	if len(hb) > 0 {
+		for i, line := range bytes.Split(bytes.TrimSuffix(hb, []byte("\n")), []byte("\n")) {
+			idx, p, err := parseLegalHoldLine(line, m.Range.First, m.Range.End, lh.AsOf, latest.Root)
+			if err == nil && len(hf.holds) > 0 && idx <= hf.holds[len(hf.holds)-1].index {
+				err = fmt.Errorf("after index %d: out of order", hf.holds[len(hf.holds)-1].index)
+			}
+			if err != nil {
+				return nil, failf(LegalHoldsFile, "line %d (index %d): %v", i+1, idx, err)
+			}
+			hf.holds = append(hf.holds, p)
+		}
+	}
+	if len(hf.holds) != lh.Records {
+		return nil, failf(ManifestFile, "legal_holds.records says %d, %s has %d", lh.Records, LegalHoldsFile, len(hf.holds))
+	}
+	if err := checkHolds(rep, opts, hf); err != nil {
+		return nil, err
+	}
 	return rep, nil
+}
+
+// checkHolds checks each segment's legal hold against the legal-hold
+// records (hf), and, when the bundle was built with the store, against
+// what the store reported for the segment and the checkpoint at its end,
+// whose lock is checked as the segment's is.
+func checkHolds(rep *Report, opts VerifyOptions, hf *holdFold) error {
+	lh := rep.Manifest.LegalHolds
+	now := opts.Now()
+	var held, unlocked, stray []string
+	for _, s := range rep.Segments {
+		h, by, ok := hf.at(s.First, s.Size)
+		if s.LegalHold != h || (s.LegalHoldBy == nil) == ok || ok && *s.LegalHoldBy != by {
+			want := "no legal-hold record concerns it"
+			if ok {
+				want = fmt.Sprintf("record %d leaves legal_hold %v", by, h)
+			}
+			return failf(SegmentsFile, "%s: legal_hold %v (by %s), but %s", s.Name, s.LegalHold, indexOrNone(s.LegalHoldBy), want)
+		}
+		if h {
+			held = append(held, s.Name)
+		}
+		if lh.Store == "" {
+			continue
+		}
+		if s.StoreLegalHold == nil || s.Checkpoint == nil {
+			return failf(SegmentsFile, "%s: the bundle was built with store %s, but the segment has no store_legal_hold or checkpoint", s.Name, lh.Store)
+		}
+		if s.Checkpoint.Name != ledger.CheckpointName(s.Size) {
+			return failf(SegmentsFile, "%s: checkpoint %s, want %s (the checkpoint signed at its end)", s.Name, s.Checkpoint.Name, ledger.CheckpointName(s.Size))
+		}
+		switch {
+		case h && !*s.StoreLegalHold:
+			return failf(SegmentsFile, "%s: legal_hold.set at record %d holds it, but the store reported it not under legal hold", s.Name, by)
+		case h && !s.Checkpoint.LegalHold:
+			return failf(SegmentsFile, "%s: legal_hold.set at record %d holds it and its checkpoint %s, but the store reported the checkpoint not under legal hold", s.Name, by, s.Checkpoint.Name)
+		case !h && (*s.StoreLegalHold || s.Checkpoint.LegalHold):
+			stray = append(stray, s.Name)
+		}
+		cp := Segment{Name: s.Checkpoint.Name + " (of " + s.Name + ")", LockMode: s.Checkpoint.LockMode, RetainUntil: s.Checkpoint.RetainUntil}
+		if !cp.Locked(now) {
+			msg := cp.notLocked()
+			if !opts.AllowUnlocked {
+				return failf(SegmentsFile, "%s", msg)
+			}
+			unlocked = append(unlocked, msg)
+		}
+	}
+	if strings.Join(held, "\n") != strings.Join(lh.Held, "\n") {
+		return failf(ManifestFile, "legal_holds.held names %v, the legal-hold records hold %v", lh.Held, held)
+	}
+	rep.Held = held
+	if len(stray) > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d segment(s) under a legal hold the log does not record as set (released, or set without its record), e.g. %s", len(stray), stray[0]))
+	}
+	if len(unlocked) > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d checkpoint(s) of the segments not write-once-locked (accepted: allow-unlocked); the first: %s", len(unlocked), unlocked[0]))
+	}
+	if lh.Store == "" && len(held) > 0 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d segment(s) held by the log's legal-hold records; the bundle was built without the store, so whether the store holds them is not in it: auditledger legal-hold status --store reports it", len(held)))
+	}
+	return nil
+}
+
+func indexOrNone(i *uint64) string {
+	if i == nil {
+		return "none"
+	}
+	return strconv.FormatUint(*i, 10)
 }
 
 // ledgerTenant is the tenant hash of the log's own records.
@@ -567,11 +690,7 @@ func checkSegments(rep *Report, opts VerifyOptions, fold *retentionFold, holds [
 			}
 		}
 		if !locked {
-			until := "none"
-			if s.RetainUntil != nil {
-				until = s.RetainUntil.Format(time.RFC3339)
-			}
-			msg := fmt.Sprintf("%s is not locked write-once in COMPLIANCE mode now (the store reported lock %q, retain-until %s)", s.Name, s.LockMode, until)
+			msg := s.notLocked()
 			if !opts.AllowUnlocked {
 				return failf(SegmentsFile, "%s", msg)
 			}
@@ -601,4 +720,14 @@ func checkSegments(rep *Report, opts VerifyOptions, fold *retentionFold, holds [
 // mode at now, as the store reported it when the bundle was built.
 func (s Segment) Locked(now time.Time) bool {
 	return s.LockMode == "COMPLIANCE" && s.RetainUntil != nil && s.RetainUntil.After(now)
+}
+
+// notLocked says that the segment (or object) is not locked, and how the
+// store reported it.
+func (s Segment) notLocked() string {
+	until := "none"
+	if s.RetainUntil != nil {
+		until = s.RetainUntil.Format(time.RFC3339)
+	}
+	return fmt.Sprintf("%s is not locked write-once in COMPLIANCE mode now (the store reported lock %q, retain-until %s)", s.Name, s.LockMode, until)
 }

@@ -172,6 +172,7 @@ func (a *api) router() chi.Router {
 			r.Use(a.require(Auditor, Security), a.needsReadPath)
 			r.Get("/events", a.listEvents)
 			r.Post("/events/match", a.matchEvents)
+			r.Post("/sealed/open", a.openSealed)
 			r.Get("/checkpoints/latest", a.latestCheckpoint)
 			r.Get("/proofs/inclusion", a.inclusionProof)
 			r.Get("/proofs/consistency", a.consistencyProof)
@@ -312,18 +313,26 @@ func (a *api) authenticate(next http.Handler) http.Handler {
 	})
 }
 
+// holds reports whether actor holds any of roles, or admin.
+func (a *api) holds(actor events.Actor, roles ...Role) bool {
+	for _, role := range append(roles, Admin) {
+		for _, g := range a.cfg.Roles[role] {
+			if slices.Contains(actor.Groups, g) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // require lets a caller through who holds any of roles, or admin.
 func (a *api) require(roles ...Role) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			actor := actorOf(r.Context())
-			for _, role := range append(roles, Admin) {
-				for _, g := range a.cfg.Roles[role] {
-					if slices.Contains(actor.Groups, g) {
-						next.ServeHTTP(w, r)
-						return
-					}
-				}
+			if a.holds(actor, roles...) {
+				next.ServeHTTP(w, r)
+				return
 			}
 			// Recorded under the tenant the call names, if it names a
 			// valid one: its auditors should see the attempt.
@@ -389,7 +398,12 @@ func (a *api) listApprovals(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list)
+	o := a.opener(r.Context())
+	out := make([]ApprovalResult, len(list))
+	for i, q := range list {
+		out[i] = a.approvalResult(r, o, q)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *api) getApproval(w http.ResponseWriter, r *http.Request) {
@@ -405,7 +419,7 @@ func (a *api) getApproval(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, req)
+	writeJSON(w, http.StatusOK, a.approvalResult(r, a.opener(r.Context()), req))
 }
 
 // approvalInScope refuses an approval whose tenant or target is outside

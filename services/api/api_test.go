@@ -72,17 +72,8 @@ func TestApprovalsAPI(t *testing.T) {
 	}
 
 	call := func(method, path, token, body string) (int, string) {
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		t.Helper()
+		return callAPI(t, srv.URL, method, path, token, body)
 	}
 	for _, c := range []struct {
 		name, method, path, token, body string
@@ -248,15 +239,8 @@ func TestApprovalScope(t *testing.T) {
 	}
 	mine, payroll, globex := open("acme", "orders"), open("acme", "payroll"), open("globex", "orders")
 	call := func(method, path, token, body string) (int, string) {
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		t.Helper()
+		return callAPI(t, srv.URL, method, path, token, body)
 	}
 	var list []approvals.Request
 	code, body := call("GET", "/v1/approvals?status=pending", bob, "")

@@ -213,6 +213,13 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 	if f.Actor, ok = a.actorFilter(w, r, f.Actor, q.Get("issuer"), f.Tenants); !ok {
 		return
 	}
+	if f.Email != "" && a.cfg.Keys != nil {
+		var err error
+		if f.EmailSealers, err = a.emailSealers(r, f.Tenants, f.Email); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
 	for _, p := range []struct {
 		param string
 		t     *time.Time

@@ -4,11 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/projections"
+	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 )
 
@@ -79,10 +84,17 @@ func (o *opener) actorEmail(tenant string, event []byte) string {
 			Email string `json:"email"`
 		} `json:"actor"`
 	}
-	if json.Unmarshal(event, &ev) != nil || ev.Actor.Email == "" {
+	if json.Unmarshal(event, &ev) != nil {
 		return ""
 	}
-	tok := ev.Actor.Email
+	return o.email(tenant, ev.Actor.Email)
+}
+
+// email is an actor e-mail as recorded (tok), as a reader sees it.
+func (o *opener) email(tenant, tok string) string {
+	if tok == "" {
+		return ""
+	}
 	if _, _, ok := piikeys.ParseToken(tok); !ok {
 		return tok
 	}
@@ -103,4 +115,140 @@ func (o *opener) actorEmail(tenant string, event []byte) string {
 	}
 	o.seen[tenant+"\n"+tok] = v
 	return v
+}
+
+// emailSealers is the subjects, within tenants (nil: every tenant with a
+// search key), whose actor e-mail was sealed as email, their key live: an
+// e-mail filter finds their sealed events by pseudonym. An erased
+// subject is not among them. A key store that cannot answer fails the
+// search rather than leave sealed events out unsaid.
+func (a *api) emailSealers(r *http.Request, tenants []string, email string) ([]projections.Sealer, error) {
+	if tenants == nil {
+		list, err := a.cfg.Keys.TenantKeyList(r.Context())
+		if err != nil {
+			return nil, fmt.Errorf("%w: listing the tenants' search keys: %v", errKeysUnavailable, err)
+		}
+		for _, k := range list {
+			tenants = append(tenants, k.Tenant)
+		}
+	}
+	var out []projections.Sealer
+	for _, t := range tenants {
+		ps, err := a.cfg.Keys.Sealers(r.Context(), t, fieldActorEmail, email)
+		if err != nil {
+			return nil, fmt.Errorf("%w: tenant %q: %v", errKeysUnavailable, t, err)
+		}
+		for _, p := range ps {
+			out = append(out, projections.Sealer{Tenant: t, Pseudonym: p})
+		}
+	}
+	return out, nil
+}
+
+// ApprovalResult is an approval request as the API returns it: the
+// request as the approvals bucket holds it (its actors' e-mails sealed),
+// and, for a caller holding the auditor or security role, the e-mails
+// opened as the event reads open them. An approver alone is shown the
+// subjects, not the e-mails.
+type ApprovalResult struct {
+	*approvals.Request
+	RequesterEmail string `json:"requester_email,omitempty"`
+	DeciderEmail   string `json:"decider_email,omitempty"`
+}
+
+func (a *api) approvalResult(r *http.Request, o *opener, q *approvals.Request) ApprovalResult {
+	res := ApprovalResult{Request: q}
+	if !a.holds(actorOf(r.Context()), Auditor, Security) {
+		return res
+	}
+	res.RequesterEmail = o.email(q.Tenant, q.Requester.Email)
+	if q.Decider != nil {
+		res.DeciderEmail = o.email(q.Tenant, q.Decider.Email)
+	}
+	return res
+}
+
+// OpenRequest is the body of POST /v1/sealed/open: sealed actor e-mails
+// (docs/FORMAT.md §1.6) as records hold them, each with its event's
+// tenant, for tools that read records elsewhere (auditledger log, tail).
+type OpenRequest struct {
+	Fields []SealedField `json:"fields"`
+}
+
+// SealedField is one sealed actor e-mail and its event's tenant.
+type SealedField struct {
+	Tenant string `json:"tenant"`
+	Token  string `json:"token"`
+}
+
+// OpenResult is the answer: Values in the order of the request's
+// fields, each the e-mail, ErasedEmail, SealedEmail or UnreadableEmail.
+type OpenResult struct {
+	Values []string `json:"values"`
+}
+
+// MaxOpen is the most fields one request opens.
+const MaxOpen = 1000
+
+// openSealed answers POST /v1/sealed/open, for the auditor and security
+// roles, within the caller's tenants (a field of another tenant refuses
+// the whole request, recorded). Each request is recorded as
+// audit.accessed per tenant, naming the pseudonyms opened, never the
+// e-mails.
+func (a *api) openSealed(w http.ResponseWriter, r *http.Request) {
+	var req OpenRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		a.fail(w, r, fmt.Errorf("%w: body: %v (want {\"fields\": [{\"tenant\", \"token\"}]})", errBadRequest, err))
+		return
+	}
+	if len(req.Fields) == 0 || len(req.Fields) > MaxOpen {
+		a.fail(w, r, badParam("fields", "%d fields: want 1 to %d", len(req.Fields), MaxOpen))
+		return
+	}
+	sc := a.scopeOf(r)
+	var outside []string
+	for i, f := range req.Fields {
+		if err := checkTenant(f.Tenant); err != nil {
+			a.fail(w, r, badParam("fields", "field %d: %v", i, err))
+			return
+		}
+		if _, _, ok := piikeys.ParseToken(f.Token); !ok {
+			a.fail(w, r, badParam("fields", "field %d: not a sealed field (%s<32 hex>.<base64url>)", i, piikeys.TokenPrefix))
+			return
+		}
+		if !sc.tenant(f.Tenant) {
+			outside = append(outside, f.Tenant)
+		}
+	}
+	if len(outside) > 0 {
+		a.refuse(w, r, &scopeError{what: "sealed fields of tenants " + strings.Join(slices.Compact(slices.Sorted(slices.Values(outside))), ", "), scope: sc, tenants: outside})
+		return
+	}
+	var parts []part
+	byTenant := map[string]int{}
+	for _, f := range req.Fields {
+		j, ok := byTenant[f.Tenant]
+		if !ok {
+			j, byTenant[f.Tenant] = len(parts), len(parts)
+			parts = append(parts, part{f.Tenant, map[string]any{"resource": "sealed", "field": fieldActorEmail, "count": 0, "pseudonyms": []string{}}})
+		}
+		p := parts[j].payload
+		pseudonym, _, _ := piikeys.ParseToken(f.Token)
+		p["count"] = p["count"].(int) + 1
+		if ps := p["pseudonyms"].([]string); !slices.Contains(ps, pseudonym) {
+			p["pseudonyms"] = append(ps, pseudonym)
+		}
+	}
+	if err := a.accessedParts(r, parts); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	o := a.opener(r.Context())
+	res := OpenResult{Values: make([]string, len(req.Fields))}
+	for i, f := range req.Fields {
+		res.Values[i] = o.email(f.Tenant, f.Token)
+	}
+	writeJSON(w, http.StatusOK, res)
 }

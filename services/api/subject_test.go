@@ -1,14 +1,8 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -19,21 +13,11 @@ import (
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/internal/oidcdev"
-	"github.com/auditledger/auditledger/ledger"
-	"github.com/auditledger/auditledger/ledger/bus"
-	"github.com/auditledger/auditledger/ledger/bus/emitter"
-	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/ingest"
-	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/ledger/piikeys"
-	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/api"
-	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
-	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/test/natstest"
-	"github.com/auditledger/auditledger/test/pgtest"
 )
 
 // A person whose OIDC sub is their e-mail address (and who has a group
@@ -52,116 +36,18 @@ func TestPersonalSubjectRecordedByPseudonym(t *testing.T) {
 		{Name: "carol", Secret: "c", Groups: []string{"auditor", "tenant:acme"}},
 		{Name: "milo", Secret: "m", Groups: []string{"auditor", "tenant:acme", "tenant:globex"}},
 	}
-	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: users})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idp.Close() })
-	v, err := identity.NewOIDC(t.Context(), identity.OIDCConfig{Issuer: idp.Issuer, Audience: "auditledger"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok := map[string]string{}
-	for _, u := range users {
-		if tok[u.Name], err = identity.ClientCredentialsToken(t.Context(), idp.Issuer, u.Name, u.Secret); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	_, js := natstest.Start(t).Connect(t)
-	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-	signer := ledgertest.Signer(t, "api.test/approvals")
-	apiBroker, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: signer, Emitter: em, Source: events.Source{Kind: "api", Instance: "t"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwBroker, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Verifier: signer.Verifier(), Emitter: em, Source: events.Source{Kind: "test-gateway", Instance: "g1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The API and the gateway each open the key store, as their roles do.
-	apiKeys, err := piikeys.Open(t.Context(), js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwKeys, err := piikeys.Open(t.Context(), js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// The writer seals what the bus holds into the log; the projection
-	// reads the log.
-	store, _ := file.New(t.TempDir())
-	logSigner := ledgertest.Signer(t, "api.test/log")
-	l, err := ledger.Open(t.Context(), ledger.Config{Store: store, Signer: logSigner})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := ingest.New(t.Context(), ingest.Config{JetStream: js, Log: l, Store: store, BatchSize: 50, MaxWait: 10 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx) }()
-	t.Cleanup(func() { stop(); <-done })
-	pg := pgtest.StartT(t)
-	db, err := pgxpool.New(t.Context(), pg.DSN(pg.NewDatabase(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	if err := projections.Migrate(t.Context(), db); err != nil {
-		t.Fatal(err)
-	}
-	pcfg := projections.Config{DB: db, Store: store, Verifier: logSigner.Verifier()}
-
-	h, err := api.New(api.Config{Auth: v, Approvals: apiBroker, Emitter: em, DB: db, Tenant: "ops", Keys: apiKeys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	x := newPIIRig(t, users)
+	idp, tok, js, apiKeys, gwKeys, db := x.idp, x.tok, x.js, x.apiKeys, x.gwKeys, x.db
+	em := x.em
 	call := func(method, path, token, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return x.call(t, method, path, token, body)
 	}
-
-	g, err := gateway.New(gateway.Config{Name: "testgw", Kind: "test-gateway", Tenant: "acme", Emitter: em, Keys: gwKeys, Approvals: gwBroker})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	annActor, err := v.Authenticate(t.Context(), "", tok[ann])
+	annActor, err := x.auth.Authenticate(t.Context(), "", tok[ann])
 	if err != nil || annActor.Subject != ann {
 		t.Fatalf("ann's token: %+v, %v", annActor, err)
 	}
-	session := func() *gateway.Session {
-		s := g.Session(events.Target{Kind: "postgres", Name: "orders"})
-		s.Authenticated(gateway.Identity{Actor: annActor, Method: gateway.OIDCToken})
-		if err := s.Start(t.Context(), map[string]any{}); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	session := func() *gateway.Session { t.Helper(); return x.session(t, tok[ann]) }
 	s := session()
 	type held struct {
 		ok  bool
@@ -173,15 +59,7 @@ func TestPersonalSubjectRecordedByPseudonym(t *testing.T) {
 		ok, why, err := s.Hold(t.Context(), gateway.Hold{Rule: "ddl", Reason: "schema change", Timeout: time.Minute, Statement: "DROP TABLE t"})
 		res <- held{ok, why, err}
 	}()
-	var r *approvals.Request
-	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		list, err := apiBroker.List(t.Context(), approvals.Pending)
-		if err != nil || len(list) != 1 {
-			return fmt.Errorf("pending: %d, %v", len(list), err)
-		}
-		r = list[0]
-		return nil
-	})
+	r := x.pending(t)
 	pseudonym := r.Requester.Subject
 	p, _ := strings.CutPrefix(pseudonym, gateway.PseudonymPrefix)
 	if !strings.HasPrefix(pseudonym, gateway.PseudonymPrefix) || len(p) != 32 {
@@ -239,34 +117,7 @@ func TestPersonalSubjectRecordedByPseudonym(t *testing.T) {
 	}
 	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, js), ann, ben)
 
-	project := func() {
-		t.Helper()
-		want := uint64(len(natstest.Events(t, js, "")))
-		natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
-			if n := l.Size(); n < want {
-				return fmt.Errorf("the log holds %d records, the bus %d events", n, want)
-			}
-			return nil
-		})
-		for {
-			applied, err := projections.Step(t.Context(), pcfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !applied {
-				break
-			}
-		}
-		// The writer took every event (none refused for what it holds).
-		var ids []string
-		for _, st := range natstest.Events(t, js, "") {
-			ids = append(ids, st.Event.ID)
-		}
-		var n int
-		if err := db.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE id = ANY($1)`, ids).Scan(&n); err != nil || n != len(ids) {
-			t.Fatalf("the projection holds %d of the %d events on the bus (%v)", n, len(ids), err)
-		}
-	}
+	project := func() { t.Helper(); x.project(t) }
 	project()
 	checkProjection(t, db, ann, ben)
 
@@ -309,15 +160,7 @@ func TestPersonalSubjectRecordedByPseudonym(t *testing.T) {
 		ok, why, err := s3.Hold(t.Context(), gateway.Hold{Rule: "ddl", Reason: "schema change", Timeout: time.Minute, Statement: "DROP TABLE u"})
 		res3 <- held{ok, why, err}
 	}()
-	var r3 *approvals.Request
-	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
-		list, err := apiBroker.List(t.Context(), approvals.Pending)
-		if err != nil || len(list) != 1 {
-			return fmt.Errorf("pending: %d, %v", len(list), err)
-		}
-		r3 = list[0]
-		return nil
-	})
+	r3 := x.pending(t)
 
 	// erase takes the raw subject and finds the key the pseudonym names.
 	erased, err := gwKeys.Erase(t.Context(), "acme", idp.Issuer, ann)

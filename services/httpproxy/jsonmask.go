@@ -48,9 +48,9 @@ func (p *Policy) maskJSON(body []byte) ([]byte, map[maskKey]int, error) {
 		}
 		if isName {
 			// A member name can carry a value too ({"alice@example.com": …}).
-			if r := p.detectRule([]byte(tok.String())); r != nil {
+			if v, r, ok := p.scrub([]byte(tok.String())); ok {
 				segs := pathOf(dec.StackPointer())
-				tok = jsontext.String(string(mask.Apply(r.Method, p.hashKey, []byte(tok.String()))))
+				tok = jsontext.String(string(v))
 				counts[maskKey{r, p.label(segs[:len(segs)-1]) + ".(name)"}]++
 			}
 		} else if kind != '{' && kind != '[' && kind != '}' && kind != ']' {
@@ -63,10 +63,10 @@ func (p *Policy) maskJSON(body []byte) ([]byte, map[maskKey]int, error) {
 				}
 				counts[maskKey{r, p.label(segs)}]++
 			} else if kind == '"' || kind == '0' {
-				// Detectors look at numbers too: a card number needs no quotes.
-				v := []byte(tok.String()) // a number's literal text
-				if r := p.detectRule(v); r != nil {
-					tok = jsontext.String(string(mask.Apply(r.Method, p.hashKey, v)))
+				// Detectors look at numbers too: a card number needs no
+				// quotes; and inside a longer string.
+				if v, r, ok := p.scrub([]byte(tok.String())); ok { // a number's literal text
+					tok = jsontext.String(string(v))
 					counts[maskKey{r, p.label(segs)}]++
 				}
 			}
@@ -117,6 +117,17 @@ func (p *Policy) fieldRule(segs []string) *MaskRule {
 		}
 	}
 	return nil
+}
+
+// scrub masks what the policy's detectors find in v, the whole of it or
+// inside it (mask.Scrub); r is the first rule applied.
+func (p *Policy) scrub(v []byte) ([]byte, *MaskRule, bool) {
+	return mask.Scrub(v, p.hashKey, func(v []byte) (*MaskRule, string, bool) {
+		if r := p.detectRule(v); r != nil {
+			return r, r.Method, true
+		}
+		return nil, "", false
+	})
 }
 
 func (p *Policy) detectRule(v []byte) *MaskRule {

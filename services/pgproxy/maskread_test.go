@@ -91,7 +91,7 @@ func TestMaskedColumnReadsRefused(t *testing.T) {
 		{"SELECT t FROM cards t", "whole rows of t"},
 		{"SELECT cards FROM cards", "whole rows of cards"},
 		{"SELECT hstore(t) FROM cards t", "whole rows of t"},
-		{"SELECT (t).card AS x FROM cards t", "whole rows of t"},
+		{"SELECT (t).card AS x FROM cards t", "column card"}, // a field of the row, read as the column
 		{"SELECT id, note, note, note, note FROM cards WHERE false UNION ALL SELECT * FROM cards", "whole rows of *"},
 		{"UPDATE cards SET note = card WHERE id = 1", "column card"},
 		{"SELECT lower(e) FROM (SELECT email AS e FROM cards) s", "column e (an alias of email)"},

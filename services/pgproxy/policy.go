@@ -41,6 +41,42 @@ type Policy struct {
 	MaskedColumnsBare bool `yaml:"masked_columns_bare"`
 
 	hashKey []byte
+	// relations returns the columns of a relation as the target's
+	// catalog has them (rows of a view: its columns and those of the
+	// relations it reads), or an error when it cannot tell; nil, every
+	// relation is taken to hold a masked column. Set per session
+	// (withRelations).
+	relations func(relRef) ([]string, error)
+}
+
+// withRelations returns p with the catalog lookup of relations' columns,
+// by which whole-row reads and relation renames are judged.
+func (p *Policy) withRelations(f func(relRef) ([]string, error)) *Policy {
+	if p == nil || !p.hasColumnRules() {
+		return p
+	}
+	v := *p
+	v.relations = f
+	return &v
+}
+
+// maskedRelation returns, for a relation, the first of its columns a
+// column rule masks and that rule; with a nil rule, why it cannot tell
+// ("" when it holds none).
+func (p *Policy) maskedRelation(rel relRef) (col string, r *MaskRule, why string) {
+	if p.relations == nil {
+		return "", nil, "the gateway cannot look up its columns"
+	}
+	cols, err := p.relations(rel)
+	if err != nil {
+		return "", nil, "the gateway cannot tell which columns it has (" + err.Error() + ")"
+	}
+	for _, c := range cols {
+		if r := p.columnRules([]string{c})[0]; r != nil {
+			return c, r, ""
+		}
+	}
+	return "", nil, ""
 }
 
 // MaskRule masks result values by column name or by what a value looks like.
@@ -396,11 +432,40 @@ func (p *Policy) maskedRead(a *analysis) *DenyRule {
 		if !rd.whole || rd.into != "" && p.columnRules([]string{rd.into})[0] != nil {
 			continue
 		}
-		for i := range p.Mask {
-			if r := &p.Mask[i]; len(r.Columns) > 0 {
-				return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("the result reads whole rows of %s (a row value, row_to_json, to_jsonb, or * in a set operation "+
-					"or a copy into a table), which can hold the columns mask rule %s masks (%s) unmasked; select the columns by name", rd.col, r.ID, strings.Join(r.Columns, ", "))}
-			}
+		if r := p.wholeRowRefusal(rd); r != nil {
+			return r
+		}
+	}
+	return nil
+}
+
+// wholeRowRefusal refuses a whole-row read (row_to_json(t), to_jsonb(t),
+// t.*, SELECT t, * in a set operation or a copy) of rows that can hold a
+// masked column: rows of a relation the catalog says has one (a view:
+// or reads one), of a function, or of a relation the catalog cannot
+// describe (not found, or altered in a transaction still open).
+func (p *Policy) wholeRowRefusal(rd outRead) *DenyRule {
+	var first *MaskRule
+	for i := range p.Mask {
+		if len(p.Mask[i].Columns) > 0 {
+			first = &p.Mask[i]
+			break
+		}
+	}
+	refuse := func(what string) *DenyRule {
+		return &DenyRule{ID: builtinMaskedColumnsBare, Reason: fmt.Sprintf("the result reads whole rows of %s (a row value, row_to_json, to_jsonb, or * in a set operation "+
+			"or a copy into a table), %s; select the columns by name", rd.col, what)}
+	}
+	if rd.opaque || p.relations == nil {
+		return refuse(fmt.Sprintf("whose columns the gateway cannot look up, and which can hold the columns mask rule %s masks (%s) unmasked", first.ID, strings.Join(first.Columns, ", ")))
+	}
+	for _, rel := range rd.rels {
+		col, r, why := p.maskedRelation(rel)
+		switch {
+		case r != nil:
+			return refuse(fmt.Sprintf("which hold column %s of %s, which mask rule %s masks, unmasked", col, rel, r.ID))
+		case why != "":
+			return refuse(fmt.Sprintf("from %s: %s, and its rows can hold the columns mask rule %s masks (%s) unmasked", rel, why, first.ID, strings.Join(first.Columns, ", ")))
 		}
 	}
 	return nil
@@ -413,9 +478,8 @@ const builtinMaskedRename = "builtin-masked-rename"
 // column a mask rule names (ALTER TABLE cards RENAME COLUMN name TO nm):
 // rules match columns by name, so the renamed column would be read and
 // returned unmasked. A relation renamed (ALTER TABLE … RENAME TO) is
-// refused too, whatever its columns: the gateway does not read the
-// catalog before a statement runs, so it cannot tell whether the relation
-// holds a masked column, and refuses rather than guess.
+// refused when the catalog says it has a masked column (a view: or reads
+// one), or cannot tell.
 func (p *Policy) maskedRename(a *analysis) *DenyRule {
 	if len(a.renamed) == 0 || !p.hasColumnRules() {
 		return nil
@@ -429,8 +493,17 @@ func (p *Policy) maskedRename(a *analysis) *DenyRule {
 	}
 	for _, rn := range a.renamed {
 		if rn.column == "" {
-			return &DenyRule{ID: builtinMaskedRename, Reason: fmt.Sprintf("renaming relation %s is refused while mask rules name columns (mask rule %s masks %s): "+
-				"the gateway cannot tell whether it holds a masked column; an administrator can rename it outside the gateway", rn.rel, first.ID, strings.Join(first.Columns, ", "))}
+			rel := relRef{schema: rn.schema, name: rn.rel}
+			col, r, why := p.maskedRelation(rel)
+			switch {
+			case r != nil:
+				return &DenyRule{ID: builtinMaskedRename, Reason: fmt.Sprintf("renaming relation %s is refused: it holds column %s, which mask rule %s masks (%s); "+
+					"an administrator can rename it outside the gateway", rel, col, r.ID, strings.Join(r.Columns, ", "))}
+			case why != "":
+				return &DenyRule{ID: builtinMaskedRename, Reason: fmt.Sprintf("renaming relation %s is refused while mask rules name columns (mask rule %s masks %s): "+
+					"%s, so it may hold a masked column; an administrator can rename it outside the gateway", rel, first.ID, strings.Join(first.Columns, ", "), why)}
+			}
+			continue
 		}
 		if r := p.columnRules([]string{rn.column})[0]; r != nil {
 			return &DenyRule{ID: builtinMaskedRename, Reason: fmt.Sprintf("renaming column %s of %s is refused: mask rule %s masks columns by name (%s), "+
@@ -656,7 +729,8 @@ func (p *Policy) scrubText(text string) (string, int) {
 // quoted part of the message ('…' and "…") is withheld, and the fields
 // that carry context (DETAIL, HINT, WHERE, the internal query, fields
 // this version does not know) are replaced whole; the severity, the
-// SQLSTATE and the message around the quotes are kept.
+// SQLSTATE and the message around the quotes are kept. Words of the
+// message holding a digit are withheld too (withholdNumbers).
 func (p *Policy) scrubError(e pgproto3.ErrorResponse) (pgproto3.ErrorResponse, int) {
 	total := 0
 	for _, f := range []*string{&e.Message, &e.Detail, &e.Hint, &e.Where, &e.InternalQuery} {
@@ -672,6 +746,8 @@ func (p *Policy) scrubError(e pgproto3.ErrorResponse) (pgproto3.ErrorResponse, i
 	total += n
 	e.Message, n = quotedValues(e.Message)
 	total += n
+	e.Message, n = withholdNumbers(e.Message)
+	total += n
 	withheld := detect.Placeholder(maskedColumn)
 	for _, f := range []*string{&e.Detail, &e.Hint, &e.Where, &e.InternalQuery} {
 		if *f != "" && *f != withheld {
@@ -684,6 +760,37 @@ func (p *Policy) scrubError(e pgproto3.ErrorResponse) (pgproto3.ErrorResponse, i
 		e.UnknownFields = nil
 	}
 	return e, total
+}
+
+// numberWords are the words of a message that hold a digit: 90-13-01,
+// 0x5a, varchar(10)'s 10.
+var numberWords = regexp.MustCompile(`[0-9A-Za-z_]*[0-9][0-9A-Za-z_]*`)
+
+// withholdNumbers replaces every word of text that holds a digit with
+// the masked column placeholder. The server writes numbers it computed
+// without quotes (make_date(ascii(name), 13, 1) fails with *date field
+// value out of range: 90-13-01*; setseed, chr, make_time, an invalid
+// byte sequence's 0x5a likewise), and a number computed from a masked
+// column is that column's value, a character at a time.
+func withholdNumbers(text string) (string, int) {
+	withheld := detect.Placeholder(maskedColumn)
+	n := 0
+	var b strings.Builder
+	for len(text) > 0 {
+		// Placeholders already there are kept as they are.
+		i := strings.Index(text, withheld)
+		head := text
+		if i >= 0 {
+			head = text[:i]
+		}
+		b.WriteString(numberWords.ReplaceAllStringFunc(head, func(string) string { n++; return withheld }))
+		if i < 0 {
+			break
+		}
+		b.WriteString(withheld)
+		text = text[i+len(withheld):]
+	}
+	return b.String(), n
 }
 
 // withholdQuoted replaces what text quotes, between single or double

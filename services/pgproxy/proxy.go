@@ -336,7 +336,9 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		return fatal(be, "28P01", "authentication failed: "+err.Error())
 	}
 	s.gs.Authenticated(gateway.Identity{Actor: actor})
-	s.pol = p.cfg.Policy.For(actor.Subject, actor.Groups)
+	s.pol = p.cfg.Policy.For(actor.Subject, actor.Groups).withRelations(func(rel relRef) ([]string, error) {
+		return p.catalog.columns(ctx, db, rel)
+	})
 	// Only the databases the target exposes: the proxy's login may reach
 	// others (the projection, the cluster's own), and a client must not
 	// borrow it to get there. Compared byte for byte, as PostgreSQL does.

@@ -49,6 +49,10 @@ type analysis struct {
 	// paramCols maps bind parameters ($n) to the columns they are
 	// compared with or assigned to; those columns are in compared too.
 	paramCols map[int32][]string
+	// pairs are the valuePairs without their offsets, for maskedParams
+	// (which follows the names linked to a masked column); their names
+	// are in compared too.
+	pairs []valuePair
 	// textSQL lists the calls of functions that run a query given as
 	// text or read whole tables (textSQLFuncs).
 	textSQL []string
@@ -61,7 +65,7 @@ type analysis struct {
 
 // renamedObj is one object an ALTER … RENAME renames.
 type renamedObj struct {
-	rel, column string
+	schema, rel, column string
 }
 
 // textSQLFuncs run SQL given as a string, or return whole tables, schemas
@@ -76,31 +80,6 @@ var textSQLFuncs = map[string]bool{
 }
 
 func (a *analysis) has(kind string) bool { return a.kinds[kind] }
-
-// digitNames reports whether a column name the analysis holds has a digit.
-func (a *analysis) digitNames() bool {
-	for _, r := range a.reads {
-		if strings.ContainsAny(r.col+r.into, "0123456789") {
-			return true
-		}
-	}
-	for _, r := range a.renames {
-		if strings.ContainsAny(r.from+r.to, "0123456789") {
-			return true
-		}
-	}
-	for _, r := range a.renamed {
-		if strings.ContainsAny(r.rel+r.column, "0123456789") {
-			return true
-		}
-	}
-	for _, c := range a.compared {
-		if strings.ContainsAny(c, "0123456789") {
-			return true
-		}
-	}
-	return false
-}
 
 // kindNames maps parse-tree statement types to their kinds; types not
 // listed take the first word of their name (AlterTableStmt: ALTER).
@@ -151,19 +130,22 @@ var kindNames = map[string][]string{
 	"PLAssignStmt": nil,
 }
 
-// The analyses are cached twice: by statement text, and by the parse
-// tree's fingerprint (pg_query's hash of the tree without constant
-// values, comments or locations), which the server's parser computes in a
-// fifth of the time of a full parse to Go. Statements that differ only in
-// their literals — most of what applications send — share a fingerprint,
-// and what the policy looks at (statement types, whether a WHERE mentions
-// a column, COPY's target, EXPLAIN's options) is part of the tree the
-// fingerprint covers.
+// The analyses are cached twice: by statement text, and by its shape:
+// the text with its constants replaced by $1, $2, … (pg_query's
+// normalization), which the server's parser computes in a twentieth of
+// the time of a full parse to Go. Statements that differ only in their
+// literals — most of what applications send — share a shape, and what
+// the policy looks at (statement types, whether a WHERE mentions a
+// column, names of columns, relations and aliases, COPY's target,
+// EXPLAIN's options) is part of it. (Not the tree's fingerprint: it
+// ignores aliases and the names a SELECT list gives its columns, so
+// SELECT x FROM t x and SELECT x FROM t y, or two subqueries that swap
+// the names of a masked and an unmasked column, would share an analysis.)
 var parseCache = struct {
 	sync.Mutex
-	byText map[string]*analysis
-	byTree map[uint64]*analysis
-}{byText: map[string]*analysis{}, byTree: map[uint64]*analysis{}}
+	byText  map[string]*analysis
+	byShape map[string]*analysis
+}{byText: map[string]*analysis{}, byShape: map[string]*analysis{}}
 
 const parseCacheSize = 4096
 
@@ -175,10 +157,17 @@ func analyze(sql string) *analysis {
 	if ok {
 		return a
 	}
-	fp, fperr := pg.FingerprintToUInt64(sql)
-	if fperr == nil {
+	// A shape does not tell a bind parameter from a constant (name = $1,
+	// name = 'x' both read name = $1): a text that may hold one is
+	// neither looked up nor kept by its shape, as its analysis has to
+	// know its parameters.
+	shape, err := "", error(nil)
+	if !strings.Contains(sql, "$") {
+		shape, err = pg.Normalize(sql)
+	}
+	if shape != "" && err == nil {
 		parseCache.Lock()
-		a, ok = parseCache.byTree[fp]
+		a, ok = parseCache.byShape[shape]
 		parseCache.Unlock()
 	}
 	if !ok {
@@ -189,15 +178,11 @@ func analyze(sql string) *analysis {
 		clear(parseCache.byText) // simple and bounded; statements come back soon enough
 	}
 	parseCache.byText[sql] = a
-	// Fingerprints ignore the names of prepared statements (and digits in
-	// some names) and may not tell $1 from $2: analyses that hold those
-	// names, column names with digits or parameter numbers are cached by
-	// text only.
-	if fperr == nil && a.err == nil && len(a.prepares)+len(a.executes)+len(a.deallocates)+len(a.paramCols) == 0 && !a.deallocAll && !a.digitNames() {
-		if len(parseCache.byTree) >= parseCacheSize {
-			clear(parseCache.byTree)
+	if shape != "" && err == nil && a.err == nil {
+		if len(parseCache.byShape) >= parseCacheSize {
+			clear(parseCache.byShape)
 		}
-		parseCache.byTree[fp] = a
+		parseCache.byShape[shape] = a
 	}
 	parseCache.Unlock()
 	return a
@@ -269,9 +254,20 @@ func parse(sql string) *analysis {
 		rd.whole = rd.whole || rels[strings.ToLower(rd.col)]
 		a.reads = append(a.reads, rd)
 	}
-	if consts {
+	var src *rowSources
+	for i := range a.reads {
+		if rd := &a.reads[i]; rd.whole {
+			if src == nil {
+				src = newRowSources(tree)
+			}
+			rd.rels, rd.opaque = src.resolve(rd.col)
+		}
+	}
+	if consts || columns { // columns: a name may stand where a value is expected
 		for _, vp := range valuePairs(tree) {
 			a.compared = append(a.compared, vp.cols...)
+			a.compared = append(a.compared, vp.peers...)
+			a.pairs = append(a.pairs, valuePair{cols: vp.cols, params: vp.params, peers: vp.peers})
 			for _, n := range vp.params {
 				if a.paramCols == nil {
 					a.paramCols = map[int32][]string{}
@@ -323,7 +319,7 @@ func (a *analysis) note(name string, msg any) {
 		case pg.ObjectType_OBJECT_COLUMN, pg.ObjectType_OBJECT_ATTRIBUTE:
 			a.renamed = append(a.renamed, renamedObj{rel: rel, column: s.Subname})
 		case pg.ObjectType_OBJECT_TABLE, pg.ObjectType_OBJECT_VIEW, pg.ObjectType_OBJECT_MATVIEW, pg.ObjectType_OBJECT_FOREIGN_TABLE:
-			a.renamed = append(a.renamed, renamedObj{rel: rel})
+			a.renamed = append(a.renamed, renamedObj{schema: s.GetRelation().GetSchemaname(), rel: rel})
 		}
 	case *pg.DeleteStmt:
 		if !refersToRows(s.WhereClause) {
@@ -378,17 +374,30 @@ func (a *analysis) note(name string, msg any) {
 	}
 }
 
-// columnsIn lists the last name of every column referenced below m.
+// columnsIn lists the last name of every column referenced below m, the
+// fields taken from a row ((c).name: name), and "*" for a whole row
+// (t.*).
 func columnsIn(m protoreflect.Message) []string {
 	if m == nil {
 		return nil
 	}
 	var out []string
 	visit(m, func(m protoreflect.Message) bool {
-		if cr, ok := m.Interface().(*pg.ColumnRef); ok {
-			if n := len(cr.Fields); n > 0 {
-				if s := cr.Fields[n-1].GetString_(); s != nil {
+		switch x := m.Interface().(type) {
+		case *pg.ColumnRef:
+			if n := len(x.Fields); n > 0 {
+				if s := x.Fields[n-1].GetString_(); s != nil {
 					out = append(out, s.Sval)
+				} else if x.Fields[n-1].GetAStar() != nil {
+					out = append(out, anyColumn)
+				}
+			}
+		case *pg.A_Indirection:
+			for _, f := range x.Indirection {
+				if s := f.GetString_(); s != nil {
+					out = append(out, s.Sval)
+				} else if f.GetAStar() != nil {
+					out = append(out, anyColumn)
 				}
 			}
 		}
@@ -396,6 +405,13 @@ func columnsIn(m protoreflect.Message) []string {
 	})
 	return out
 }
+
+// anyColumn stands, among the columns a constant is written against, for
+// any column of a row: a whole row compared with it (c = ROW(…),
+// to_jsonb(c)->>'name' = …), an INSERT or MERGE without a column list, the
+// arguments of EXECUTE of a prepared statement. It counts as masked
+// while a mask rule names columns.
+const anyColumn = "*"
 
 // refersToRows reports whether a WHERE clause depends on the row: it
 // mentions a column somewhere. WHERE true, WHERE 1 = 1 or WHERE now() >
@@ -482,16 +498,26 @@ type outRead struct {
 	// via names the function with a side channel (set_config) whose
 	// argument reads the column.
 	via string
+	// For a whole row: the relations whose rows it may hold (rowSources),
+	// and whether it may hold rows of something else (a function's, or a
+	// name not found), which cannot be looked up.
+	rels   []relRef
+	opaque bool
 }
 
 // sideChannelFuncs keep or send what their arguments hold where a later
 // statement, or the session's parameters, can read it back unmasked:
 // set_config and current_setting, a sequence's value, a large object, a
-// logical decoding message.
+// logical decoding message, an advisory lock's key (pg_locks shows it to
+// every session), a restore point's, replication slot's or origin's name.
 var sideChannelFuncs = map[string]bool{
 	"set_config": true, "setval": true,
-	"lo_from_bytea": true, "lo_put": true,
+	"lo_from_bytea": true, "lo_put": true, "lowrite": true,
 	"pg_logical_emit_message": true,
+	"pg_advisory_lock":        true, "pg_advisory_lock_shared": true, "pg_advisory_xact_lock": true, "pg_advisory_xact_lock_shared": true,
+	"pg_try_advisory_lock": true, "pg_try_advisory_lock_shared": true, "pg_try_advisory_xact_lock": true, "pg_try_advisory_xact_lock_shared": true,
+	"pg_create_restore_point": true, "pg_replication_origin_create": true,
+	"pg_create_logical_replication_slot": true, "pg_create_physical_replication_slot": true,
 }
 
 // exprColumns lists the columns expr refers to as reads written into
@@ -797,6 +823,16 @@ func (w *outWalker) expr(n *pg.Node) {
 		return
 	}
 	visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		if ind, ok := m.Interface().(*pg.A_Indirection); ok {
+			// (comp).email: a field of a composite value is read as a
+			// column of its name.
+			for _, f := range ind.Indirection {
+				if s := f.GetString_(); s != nil {
+					w.reads = append(w.reads, outRead{col: s.Sval})
+				}
+			}
+			return true
+		}
 		cr, ok := m.Interface().(*pg.ColumnRef)
 		if !ok || len(cr.Fields) == 0 {
 			return true
@@ -856,28 +892,87 @@ func prune(m protoreflect.Message, f func(protoreflect.Message) bool) {
 // valuePair is a constant written against columns: compared with them
 // (email = 'x', card IN (…), card LIKE '4111%', CASE card WHEN …, a
 // function of the column and a string), or assigned to one (UPDATE SET,
-// INSERT (cols) VALUES, ON CONFLICT DO UPDATE SET). locs are the
-// constants' offsets in the text.
+// INSERT (cols) VALUES, ON CONFLICT DO UPDATE SET, a SELECT list item's
+// alias, a column of a VALUES list or subquery named by an alias list).
+// locs are the constants' offsets in the text; peers are the names on
+// the constants' side (name = x): a constant written against a peer of
+// a masked column counts as written against the column (linkedMasked).
 type valuePair struct {
 	cols   []string
 	locs   []int32
 	params []int32 // bind parameters ($n) in the constants' place
+	peers  []string
 }
 
 // valuePairs lists every valuePair in the tree.
 func valuePairs(tree *pg.ParseResult) []valuePair {
-	var out []valuePair
-	add := func(cols []string, locs []int32, params []int32) {
-		if len(cols) > 0 && len(locs)+len(params) > 0 {
-			out = append(out, valuePair{cols, locs, params})
+	// A name of a relation, alias or CTE standing alone is a whole row.
+	rels := map[string]bool{}
+	for _, raw := range tree.Stmts {
+		if raw.Stmt == nil {
+			continue
 		}
+		visit(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
+			switch n := m.Interface().(type) {
+			case *pg.RangeVar:
+				rels[strings.ToLower(n.Relname)] = true
+			case *pg.Alias:
+				rels[strings.ToLower(n.Aliasname)] = true
+			case *pg.CommonTableExpr:
+				rels[strings.ToLower(n.Ctename)] = true
+			}
+			return true
+		})
+	}
+	columnsIn := func(m protoreflect.Message) []string {
+		cols := columnsIn(m)
+		for _, c := range cols {
+			if rels[strings.ToLower(c)] {
+				return append(cols, anyColumn)
+			}
+		}
+		return cols
+	}
+	var out []valuePair
+	add := func(cols []string, val *pg.Node, stringsOnly bool) {
+		locs, params, peers := constsIn(val, stringsOnly), paramsIn(val), columnsIn(nodeMsg(val))
+		// A name standing alone is in locs too: a quoted one there is
+		// likely a value in the wrong quotes (name = "Jane Roe"), which
+		// the recording replaces as a constant (scrubTokens).
+		locs = append(locs, namesIn(val)...)
+		if len(cols) > 0 && len(locs)+len(params)+len(peers) > 0 {
+			out = append(out, valuePair{cols, locs, params, peers})
+		}
+	}
+	// everything: every constant below n counts as written against any
+	// column.
+	everything := func(n *pg.Node) {
+		add([]string{anyColumn}, n, false)
 	}
 	assign := func(targets []*pg.Node) {
 		for _, t := range targets {
 			if rt := t.GetResTarget(); rt != nil && rt.Name != "" {
-				add([]string{rt.Name}, constsIn(rt.Val, false), paramsIn(rt.Val))
+				add([]string{rt.Name}, rt.Val, false)
 			}
 		}
+	}
+	// positional names the columns of a row source by an alias list:
+	// (VALUES ('Zelda')) v(x), (SELECT 'Zelda') v(x), WITH v(x) AS ….
+	positional := func(q *pg.Node, names []string) {
+		for _, row := range rowItems(q.GetSelectStmt()) {
+			for i, item := range row {
+				if i < len(names) {
+					add([]string{names[i]}, item, false)
+				}
+			}
+		}
+	}
+	strs := func(ns []*pg.Node) []string {
+		var out []string
+		for _, n := range ns {
+			out = append(out, n.GetString_().GetSval())
+		}
+		return out
 	}
 	for _, raw := range tree.Stmts {
 		if raw.Stmt == nil {
@@ -886,19 +981,28 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 		visit(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
 			switch x := m.Interface().(type) {
 			case *pg.A_Expr:
-				add(columnsIn(nodeMsg(x.Lexpr)), constsIn(x.Rexpr, false), paramsIn(x.Rexpr))
-				add(columnsIn(nodeMsg(x.Rexpr)), constsIn(x.Lexpr, false), paramsIn(x.Lexpr))
+				add(columnsIn(nodeMsg(x.Lexpr)), x.Rexpr, false)
+				add(columnsIn(nodeMsg(x.Rexpr)), x.Lexpr, false)
 			case *pg.SubLink:
-				add(columnsIn(nodeMsg(x.Testexpr)), constsIn(x.Subselect, false), paramsIn(x.Subselect))
+				add(columnsIn(nodeMsg(x.Testexpr)), x.Subselect, false)
 			case *pg.CaseExpr:
 				if cols := columnsIn(nodeMsg(x.Arg)); len(cols) > 0 {
 					for _, cw := range x.Args {
 						if w := cw.GetCaseWhen(); w != nil {
-							add(cols, constsIn(w.Expr, false), paramsIn(w.Expr))
+							add(cols, w.Expr, false)
 						}
 					}
 				}
 			case *pg.FuncCall:
+				if textSQLFuncs[funcName(x)] {
+					// A query built from pieces (query_to_xml(format(…),
+					// …)): what it compares cannot be told.
+					for _, a := range x.Args {
+						if a.GetAConst() == nil {
+							everything(a)
+						}
+					}
+				}
 				var cols []string
 				var locs, params []int32
 				for _, a := range x.Args {
@@ -909,27 +1013,219 @@ func valuePairs(tree *pg.ParseResult) []valuePair {
 						params = append(params, paramsIn(a)...)
 					}
 				}
-				add(cols, locs, params)
+				if len(cols) > 0 && len(locs)+len(params) > 0 {
+					out = append(out, valuePair{cols: cols, locs: locs, params: params})
+				}
+				if len(cols) > 1 {
+					out = append(out, valuePair{cols: cols[:1], peers: cols[1:]})
+				}
+			case *pg.SelectStmt:
+				assign(x.TargetList)
+			case *pg.RangeSubselect:
+				if x.Alias != nil {
+					positional(x.Subquery, strs(x.Alias.Colnames))
+				}
+			case *pg.CommonTableExpr:
+				positional(x.Ctequery, strs(x.Aliascolnames))
+			case *pg.RangeFunction, *pg.RangeTableFunc, *pg.JsonTable:
+				// A function's rows in FROM: its constants are linked to
+				// every name its columns take (unnest(ARRAY['…']) u(n),
+				// json_to_recordset('…') x(n text), XMLTABLE, JSON_TABLE).
+				if names := fromFuncNames(m); len(names) > 0 {
+					add(names, wrapFrom(m.Interface()), false)
+				}
+			case *pg.MergeWhenClause:
+				switch {
+				case len(x.Values) == 0:
+					assign(x.TargetList) // UPDATE SET
+				case len(x.TargetList) == 0:
+					for _, v := range x.Values {
+						everything(v) // INSERT VALUES without a column list
+					}
+				default:
+					for i, v := range x.Values {
+						if i < len(x.TargetList) {
+							add([]string{x.TargetList[i].GetResTarget().GetName()}, v, false)
+						}
+					}
+				}
+			case *pg.FunctionParameter:
+				// A parameter's default: the body compares the parameter,
+				// which the statement's tree does not link to it.
+				everything(x.Defexpr)
+			case *pg.ExecuteStmt:
+				// EXECUTE p('…'): the prepared statement's text is not
+				// this one's.
+				for _, p := range x.Params {
+					everything(p)
+				}
+			case *pg.ColumnDef:
+				// A column's default: DEFAULT 'Zelda' on a masked column.
+				for _, c := range x.Constraints {
+					if k := c.GetConstraint(); k != nil && k.Contype == pg.ConstrType_CONSTR_DEFAULT {
+						add([]string{x.Colname}, k.RawExpr, false)
+					}
+				}
+				add([]string{x.Colname}, x.RawDefault, false)
+			case *pg.AlterTableCmd:
+				if x.Subtype == pg.AlterTableType_AT_ColumnDefault {
+					add([]string{x.Name}, x.Def, false)
+				}
 			case *pg.UpdateStmt:
 				assign(x.TargetList)
 			case *pg.OnConflictClause:
 				assign(x.TargetList)
 			case *pg.InsertStmt:
-				sel := x.SelectStmt.GetSelectStmt()
-				if sel == nil {
+				if len(x.Cols) == 0 {
+					// No column list: the values go into the table's
+					// columns by position, which the text does not name.
+					everything(x.SelectStmt)
 					break
 				}
-				for _, row := range sel.ValuesLists {
-					items := row.GetList().GetItems()
-					for i, c := range x.Cols {
-						if rt := c.GetResTarget(); rt != nil && i < len(items) {
-							add([]string{rt.Name}, constsIn(items[i], false), paramsIn(items[i]))
-						}
-					}
+				var cols []string
+				for _, c := range x.Cols {
+					cols = append(cols, c.GetResTarget().GetName())
 				}
+				positional(x.SelectStmt, cols)
 			}
 			return true
 		})
+	}
+	return out
+}
+
+// fromFuncNames lists the names the columns of a function in FROM take:
+// its alias, the alias's column names, a column definition list's, the
+// COLUMNS of XMLTABLE and JSON_TABLE, and without an alias, the
+// function's own name.
+func fromFuncNames(m protoreflect.Message) []string {
+	var out []string
+	alias := func(a *pg.Alias) {
+		if a != nil {
+			out = append(out, a.Aliasname)
+			for _, c := range a.Colnames {
+				out = append(out, c.GetString_().GetSval())
+			}
+		}
+	}
+	coldefs := func(ns []*pg.Node) {
+		for _, n := range ns {
+			if d := n.GetColumnDef(); d != nil {
+				out = append(out, d.Colname)
+			}
+			if d := n.GetRangeTableFuncCol(); d != nil {
+				out = append(out, d.Colname)
+			}
+			if d := n.GetJsonTableColumn(); d != nil {
+				out = append(out, d.Name)
+			}
+		}
+	}
+	switch x := m.Interface().(type) {
+	case *pg.RangeFunction:
+		alias(x.Alias)
+		coldefs(x.Coldeflist)
+		if x.Alias == nil {
+			visit(m, func(m protoreflect.Message) bool {
+				if fc, ok := m.Interface().(*pg.FuncCall); ok {
+					out = append(out, funcName(fc))
+				}
+				return true
+			})
+		}
+	case *pg.RangeTableFunc:
+		alias(x.Alias)
+		coldefs(x.Columns)
+	case *pg.JsonTable:
+		alias(x.Alias)
+		coldefs(x.Columns)
+	}
+	return out
+}
+
+// wrapFrom turns a FROM item's message back into a Node.
+func wrapFrom(msg any) *pg.Node {
+	switch x := msg.(type) {
+	case *pg.RangeFunction:
+		return &pg.Node{Node: &pg.Node_RangeFunction{RangeFunction: x}}
+	case *pg.RangeTableFunc:
+		return &pg.Node{Node: &pg.Node_RangeTableFunc{RangeTableFunc: x}}
+	case *pg.JsonTable:
+		return &pg.Node{Node: &pg.Node_JsonTable{JsonTable: x}}
+	}
+	return nil
+}
+
+// rowItems lists, row by row, the items a SELECT returns by position:
+// each VALUES row, the SELECT list, and those of every branch of a set
+// operation.
+func rowItems(sel *pg.SelectStmt) [][]*pg.Node {
+	if sel == nil {
+		return nil
+	}
+	if sel.Op != pg.SetOperation_SETOP_NONE {
+		return append(rowItems(sel.Larg), rowItems(sel.Rarg)...)
+	}
+	var out [][]*pg.Node
+	for _, row := range sel.ValuesLists {
+		out = append(out, row.GetList().GetItems())
+	}
+	if len(sel.TargetList) > 0 {
+		var items []*pg.Node
+		for _, t := range sel.TargetList {
+			items = append(items, t.GetResTarget().GetVal())
+		}
+		out = append(out, items)
+	}
+	return out
+}
+
+// linkedMasked reports, for each pair, whether its constants are written
+// against a column a mask rule of pol names: directly, or through names
+// compared or assigned together with one (x in name = x AND x =
+// 'Zelda', a VALUES column or an alias compared with one, a PL/pgSQL
+// variable). Names are matched by their last part, letter case ignored:
+// two columns of one name in different tables count as one, which errs
+// towards replacing.
+//
+// extra names count as masked too.
+func linkedMasked(pairs []valuePair, pol *Policy, extra ...string) []bool {
+	parent := map[string]string{}
+	var find func(string) string
+	find = func(n string) string {
+		p, ok := parent[n]
+		if !ok || p == n {
+			return n
+		}
+		r := find(p)
+		parent[n] = r
+		return r
+	}
+	union := func(a, b string) {
+		if ra, rb := find(a), find(b); ra != rb {
+			parent[ra] = rb
+		}
+	}
+	for _, vp := range pairs {
+		names := append(slices.Clone(vp.cols), vp.peers...)
+		for _, n := range names[1:] {
+			union(strings.ToLower(names[0]), strings.ToLower(n))
+		}
+	}
+	masked := map[string]bool{}
+	for _, n := range extra {
+		masked[find(strings.ToLower(n))] = true
+	}
+	for _, vp := range pairs {
+		for _, n := range append(slices.Clone(vp.cols), vp.peers...) {
+			if n == anyColumn && pol.hasColumnRules() || pol.columnRules([]string{n})[0] != nil {
+				masked[find(strings.ToLower(n))] = true
+			}
+		}
+	}
+	out := make([]bool, len(pairs))
+	for i, vp := range pairs {
+		out[i] = slices.ContainsFunc(vp.cols, func(c string) bool { return masked[find(strings.ToLower(c))] })
 	}
 	return out
 }
@@ -939,6 +1235,21 @@ func nodeMsg(n *pg.Node) protoreflect.Message {
 		return nil
 	}
 	return n.ProtoReflect()
+}
+
+// namesIn returns the offsets of the one-part column references below n.
+func namesIn(n *pg.Node) []int32 {
+	if n == nil {
+		return nil
+	}
+	var out []int32
+	visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		if c, ok := m.Interface().(*pg.ColumnRef); ok && len(c.Fields) == 1 && c.Fields[0].GetString_() != nil {
+			out = append(out, c.Location)
+		}
+		return true
+	})
+	return out
 }
 
 // paramsIn returns the numbers of the bind parameters below n.

@@ -45,27 +45,96 @@ import (
 // found on the tree) — the common case — is returned as it is without
 // scanning.
 func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
+	out, found := redactText(sql, pol, 0)
+	if out == sql {
+		return sql, nil
+	}
+	return out, gateway.Found("/statement", found)
+}
+
+// redactText is redactSQL for a text found at depth levels of code
+// below the statement (a function body, an EXECUTE string): the text as
+// recorded and the values replaced. A text PostgreSQL's parser refuses,
+// while a mask rule names columns, has every literal replaced (the
+// constants compared with a masked column cannot be told apart).
+func redactText(sql string, pol *Policy, depth int) (string, []gateway.Finding) {
 	forced, whole := treeRedactions(sql, pol)
-	if len(forced) == 0 && !detect.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) && !nonDecimal(sql) {
+	r := tokenRules{forced: forced, whole: whole}
+	if pol.hasColumnRules() || depth > 0 || strings.ContainsAny(sql, "$'") && mayHoldCode(sql) {
+		a := analyze(sql)
+		r.all = a.err != nil && pol.hasColumnRules()
+		if a.err == nil && (a.has("DO") || a.has("CREATE FUNCTION") || a.has("CREATE PROCEDURE") || len(a.textSQL) > 0) {
+			r.codeAt = codeStrings(sql)
+		}
+	}
+	return scrubTokens(sql, pol, depth, r)
+}
+
+// mayHoldCode reports whether sql may hold code in a string: a DO, a
+// CREATE FUNCTION or PROCEDURE, a call of one of textSQLFuncs, or a name
+// spelled with Unicode escapes (U&"…"), letter case ignored. The parse
+// tree decides; this only skips texts that cannot.
+func mayHoldCode(sql string) bool {
+	for _, w := range []string{"do", "function", "procedure", "_xml", "dblink", `u&"`} {
+		if containsFold(sql, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// tokenRules say what scrubTokens replaces besides what the detectors
+// find: constants by offset (forced) or by their text (forcedRaw), each
+// with the name of its placeholder; string constants holding code, by
+// offset (codeAt) or text (codeRaw), judged as that code; with all,
+// every constant.
+type tokenRules struct {
+	forced    map[int32]string
+	forcedRaw map[string]string
+	codeAt    map[int32]codeLang
+	codeRaw   map[string]codeLang
+	all       bool
+	whole     []gateway.Finding // values constant string expressions make
+}
+
+// scrubTokens scans sql with PostgreSQL's scanner and replaces what the
+// detectors find in its literals and comments, and what r names.
+func scrubTokens(sql string, pol *Policy, depth int, r tokenRules) (string, []gateway.Finding) {
+	if len(r.forced)+len(r.forcedRaw)+len(r.codeAt)+len(r.codeRaw) == 0 && !r.all &&
+		!detect.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) && !nonDecimal(sql) {
 		return sql, nil
 	}
 	toks, err := pg_query.Scan(sql)
 	if err != nil {
 		var found []gateway.Finding
+		if r.all {
+			return withheldFrom(sql, &found), found
+		}
 		out, _ := gateway.ScrubFound(sql, &found)
-		return out, gateway.Found("/statement", found)
+		return out, found
 	}
 	// A value a constant string expression makes is recorded (its search
 	// digest) as the whole it makes, not as the pieces.
-	all := slices.Clone(whole)
+	all := slices.Clone(r.whole)
 	repl := map[int]string{} // token index → its recorded text
 	forcedTok := map[int]string{}
 	for k, t := range toks.Tokens {
-		if d, ok := forced[t.Start]; ok {
-			if t.Token == pg_query.Token_Op || t.Token == pg_query.Token_ASCII_45 || t.Token == pg_query.Token_ASCII_43 {
+		if int(t.End) > len(sql) || t.Start >= t.End {
+			continue
+		}
+		if d, ok := r.forced[t.Start]; ok {
+			if isSign(t.Token) {
 				k++ // a sign: the constant follows
 			}
 			forcedTok[k] = d
+			continue
+		}
+		if isConst(t.Token) || quotedName(sql, t) {
+			if d, ok := r.forcedRaw[sql[t.Start:t.End]]; ok {
+				forcedTok[k] = d
+			} else if r.all && !r.isCode(sql, t) {
+				forcedTok[k] = unjudgedLiteral
+			}
 		}
 	}
 	var run []int // string literals joined by ||
@@ -93,19 +162,46 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 		if hi > len(sql) || lo >= hi {
 			continue
 		}
+		if lang, ok := r.code(sql, t); ok {
+			// A string that holds code (a function body, an EXECUTE or
+			// dblink string) is judged as that code, and written back
+			// as the same kind of literal.
+			if pre, _, post := splitLiteral(sql[lo:hi]); post != "" {
+				if v, ok := literalValue(sql[lo:hi]); ok {
+					if nv, f := judgeCode(v, lang, pol, depth+1); nv != v {
+						repl[k] = encodeLiteral(pre, nv, post)
+						all = append(all, f...)
+						endRun()
+						continue
+					}
+				}
+			}
+		}
+		if d, ok := forcedTok[k]; ok && !isConst(t.Token) {
+			// A name where a value of a masked column is expected: a
+			// quoted one is recorded as the placeholder, a bare one (a
+			// column) as written.
+			if quotedName(sql, t) {
+				all = append(all, gateway.Finding{Detector: d, Value: strings.ReplaceAll(sql[lo+1:hi-1], `""`, `"`)})
+				repl[k] = `"` + detect.Placeholder(d) + `"`
+			}
+			endRun()
+			continue
+		}
 		if d, ok := forcedTok[k]; ok {
 			switch t.Token {
 			case pg_query.Token_SCONST, pg_query.Token_USCONST, pg_query.Token_BCONST, pg_query.Token_XCONST:
 				pre, inner, post := splitLiteral(sql[lo:hi])
-				if d == maskedColumn {
+				if d == maskedColumn || d == unjudgedLiteral {
 					all = append(all, gateway.Finding{Detector: d, Value: inner})
+					gateway.ScrubFound(inner, &all)
 				}
 				repl[k] = pre + detect.Placeholder(d) + post
 				run = append(run, k)
 				joined.WriteString(detect.Placeholder(d))
 				continue
 			default:
-				if d == maskedColumn {
+				if d == maskedColumn || d == unjudgedLiteral {
 					all = append(all, gateway.Finding{Detector: d, Value: sql[lo:hi]})
 				}
 				repl[k] = "'" + detect.Placeholder(d) + "'"
@@ -189,7 +285,7 @@ func redactSQL(sql string, pol *Policy) (string, []gateway.Redaction) {
 		last = int(t.End)
 	}
 	b.WriteString(sql[last:])
-	return b.String(), gateway.Found("/statement", all)
+	return b.String(), all
 }
 
 // maskedColumn names, in a placeholder, a constant replaced because it is
@@ -210,10 +306,7 @@ func treeRedactions(sql string, pol *Policy) (forced map[int32]string, whole []g
 	needMask := false
 	if pol.hasColumnRules() {
 		for _, c := range analyze(sql).compared {
-			// The analysis may come from the cache of a tree whose
-			// names differ in digits only: such names are looked at in
-			// this text's own tree.
-			if pol.columnRules([]string{c})[0] != nil || strings.ContainsAny(c, "0123456789") {
+			if c == anyColumn || pol.columnRules([]string{c})[0] != nil {
 				needMask = true
 				break
 			}
@@ -229,9 +322,10 @@ func treeRedactions(sql string, pol *Policy) (forced map[int32]string, whole []g
 	}
 	out := map[int32]string{}
 	if needMask {
-		for _, vp := range valuePairs(tree) {
-			if slices.ContainsFunc(vp.cols, func(c string) bool { return pol.columnRules([]string{c})[0] != nil }) {
-				for _, l := range vp.locs {
+		pairs := valuePairs(tree)
+		for i, masked := range linkedMasked(pairs, pol) {
+			if masked {
+				for _, l := range pairs[i].locs {
 					out[l] = maskedColumn
 				}
 			}
@@ -251,9 +345,13 @@ func maskedParams(sql string, pol *Policy) map[int32]bool {
 	if !pol.hasColumnRules() || !strings.Contains(sql, "$") {
 		return nil
 	}
+	a := analyze(sql)
 	var out map[int32]bool
-	for n, cols := range analyze(sql).paramCols {
-		if slices.ContainsFunc(cols, func(c string) bool { return pol.columnRules([]string{c})[0] != nil }) {
+	for i, masked := range linkedMasked(a.pairs, pol) {
+		if !masked {
+			continue
+		}
+		for _, n := range a.pairs[i].params {
 			if out == nil {
 				out = map[int32]bool{}
 			}
