@@ -94,7 +94,7 @@ ssh_proxy:
 		t.Fatalf("login ssh printed:\n%s", r.stdout)
 	}
 	sshConfig := filepath.Join(home, "ssh_config")
-	out, err := exec.Command("ssh", "-F", sshConfig, "-o", "BatchMode=yes", login+"+web@gw", "echo through the gateway").CombinedOutput()
+	out, err := exec.Command("ssh", "-F", sshConfig, "-o", "BatchMode=yes", login+"+web@gw", "echo through the gateway").Output()
 	if err != nil || string(out) != "through the gateway\n" {
 		t.Fatalf("ssh: %v\n%s", err, out)
 	}
@@ -195,4 +195,39 @@ func waitListening(t *testing.T, addrs ...string) {
 		}
 		return nil
 	})
+}
+
+// TestDevSSHUpstream runs dev in front of a real sshd (the test brings
+// it; dev starts nothing it cannot): login ssh with a dev user, then the
+// stock ssh client through the gateway, recorded.
+func TestDevSSHUpstream(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o711)
+	data := filepath.Join(dir, "data")
+	// The target must trust dev's target CA: make the keys dev will use.
+	keys, err := sshproxy.OpenKeys(filepath.Join(data, "ssh-keys"), []string{"localhost", "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := sshdtest.Start(t, ssh.MarshalAuthorizedKey(keys.TargetCA.PublicKey()))
+	sshAddr, loginAddr := testnet.Addr(t), testnet.Addr(t)
+	d := startDevAt(t, data, nil, "--ssh-upstream", target.Addr, "--ssh-host-key", target.HostKey, "--proxy-ssh", sshAddr, "--ssh-login", loginAddr)
+	waitListening(t, sshAddr, loginAddr)
+	home := t.TempDir()
+	mustRun(t, nil, []string{"AUDITLEDGER_CLIENT_SECRET=alice-dev-secret"}, "login", "ssh", "--gateway", "http://"+loginAddr,
+		"--issuer", d.issuer, "--client-id", "alice", "--dir", home, "--alias", "dev")
+	out, err := exec.Command("ssh", "-F", filepath.Join(home, "ssh_config"), "-o", "BatchMode=yes", sshdtest.Login(t)+"+dev-ssh@dev", "echo via dev").Output()
+	if err != nil || string(out) != "via dev\n" {
+		t.Fatalf("ssh through dev: %v\n%s\n%s", err, out, d.stderr.String())
+	}
+	evs := d.drainStopAndRead(t)
+	var cmds int
+	for _, e := range evs {
+		if e.Event.Type == events.CommandExecuted && e.Event.Source.Kind == "ssh-proxy" && e.Payload["statement"] == "echo via dev" && e.Event.Actor.Subject == "alice" {
+			cmds++
+		}
+	}
+	if cmds != 1 {
+		t.Errorf("%d sealed command.executed for the ssh command, want 1", cmds)
+	}
 }
