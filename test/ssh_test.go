@@ -109,7 +109,7 @@ ssh_proxy:
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	fmt.Fprintf(stdin, "echo marker-$((40+2))\n")
-	natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 3*time.Minute, 20*time.Millisecond, func() error {
 		if !strings.Contains(seen.String(), "marker-42") {
 			return fmt.Errorf("the terminal shows %q", seen.String())
 		}
@@ -117,7 +117,7 @@ ssh_proxy:
 	})
 	// The chunk holding the output is sealed before the kill.
 	var sid string
-	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+	natstest.CheckFor(t, 3*time.Minute, 50*time.Millisecond, func() error {
 		for _, e := range natstest.Events(t, l.js, "") {
 			if e.Event.Type == events.SessionOutput && e.Payload["stream"] == "stdout" {
 				raw, _ := base64.StdEncoding.DecodeString(e.Payload["data"].(string))
@@ -139,7 +139,7 @@ ssh_proxy:
 	startServe(t, config)
 	waitListening(t, sshAddr, loginAddr)
 	var evs []natstest.Stored
-	natstest.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+	natstest.CheckFor(t, 3*time.Minute, 100*time.Millisecond, func() error {
 		evs = l.verifiedEvents(t)
 		for _, e := range evs {
 			if e.Event.SessionID == sid && e.Event.Type == events.SessionEnded && e.Payload["reason"] == "lost" {
@@ -185,7 +185,7 @@ ssh_proxy:
 // waitListening waits until each address accepts connections.
 func waitListening(t *testing.T, addrs ...string) {
 	t.Helper()
-	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+	natstest.CheckFor(t, 3*time.Minute, 50*time.Millisecond, func() error {
 		for _, a := range addrs {
 			c, err := net.Dial("tcp", a)
 			if err != nil {

@@ -195,7 +195,7 @@ func TestSecretAfterPasswordPromptMasked(t *testing.T) {
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	io.WriteString(stdin, "read -s -p '[sudo] password for alice: ' x; echo; echo got-${#x}\n")
-	natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 3*time.Minute, 20*time.Millisecond, func() error {
 		if !strings.HasSuffix(strings.TrimRight(seen.String(), " "), "password for alice:") {
 			return fmt.Errorf("no prompt yet: %q", seen.String())
 		}
@@ -203,7 +203,7 @@ func TestSecretAfterPasswordPromptMasked(t *testing.T) {
 	})
 	const secret = "hunter2-correct-horse"
 	io.WriteString(stdin, secret+"\r")
-	natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 3*time.Minute, 20*time.Millisecond, func() error {
 		if !strings.Contains(seen.String(), fmt.Sprintf("got-%d", len(secret))) {
 			return fmt.Errorf("the target did not get the secret: %q", seen.String())
 		}

@@ -103,7 +103,7 @@ func TestHeldCommandRunsAfterApproval(t *testing.T) {
 		done <- result{out, errOut, err}
 	}()
 	var id string
-	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+	natstest.CheckFor(t, 3*time.Minute, 50*time.Millisecond, func() error {
 		for _, e := range f.events(t) {
 			if e.Event.Type == events.ApprovalRequested {
 				id = e.Payload["approval_id"].(string)

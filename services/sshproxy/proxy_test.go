@@ -178,7 +178,7 @@ func (f *fixture) run(t *testing.T, stdin string, prog string, args ...string) (
 // runEnv runs prog with env added to the test's environment.
 func (f *fixture) runEnv(t *testing.T, env []string, stdin string, prog string, args ...string) (string, string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, args...)
 	var out, errb bytes.Buffer
@@ -208,7 +208,7 @@ func (f *fixture) events(t *testing.T) []natstest.Stored { return natstest.Event
 func (f *fixture) waitFor(t *testing.T, n int, ok func(natstest.Stored) bool) []natstest.Stored {
 	t.Helper()
 	var got []natstest.Stored
-	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	natstest.CheckFor(t, 3*time.Minute, 20*time.Millisecond, func() error {
 		got = nil
 		for _, e := range f.events(t) {
 			if ok(e) {

@@ -339,7 +339,7 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 	defer close(ch.relayDone)
 	s := ch.s
 	cfg := gateway.StreamConfig{FlushAfter: ch.c.p.cfg.FlushAfter}
-	stdin, stdout, stderr := s.Stream("stdin", cfg), s.Stream("stdout", cfg), s.Stream("stderr", cfg)
+	stdin, stdout, stderr := newLagStream(s.Stream("stdin", cfg)), newLagStream(s.Stream("stdout", cfg)), newLagStream(s.Stream("stderr", cfg))
 	if ch.pty != nil {
 		ch.resize = s.Stream("resize", cfg)
 	}
@@ -431,4 +431,38 @@ func copyClose(dst, src ssh.Channel) (int64, error) {
 		err = nil
 	}
 	return n, err
+}
+
+// lagStream hands what passes to a recorded stream through a queue, so
+// that recording a chunk (the detectors, the hand-off to the bus) never
+// delays the bytes themselves; a queue that fills up (the bus far behind)
+// slows the relay rather than drop a record.
+type lagStream struct {
+	st   *gateway.Stream
+	q    chan []byte
+	done chan struct{}
+}
+
+func newLagStream(st *gateway.Stream) *lagStream {
+	l := &lagStream{st: st, q: make(chan []byte, 256), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for b := range l.q {
+			st.Write(b)
+		}
+	}()
+	return l
+}
+
+// Write queues a copy of b (the caller reuses its buffer).
+func (l *lagStream) Write(b []byte) (int, error) {
+	l.q <- append([]byte(nil), b...)
+	return len(b), nil
+}
+
+// Close records what is queued, then closes the stream.
+func (l *lagStream) Close() error {
+	close(l.q)
+	<-l.done
+	return l.st.Close()
 }

@@ -189,6 +189,7 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 	}
 	viaT, err := stock(gwPort, keyFile+"-gw.pub", login+"+bench")
 	stopProfile()
+	settle(rec) // the relay does not wait for the recording: count all of it
 	if err != nil {
 		return fmt.Errorf("through the gateway: %w", err)
 	}
@@ -223,8 +224,7 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 	if err != nil {
 		return fmt.Errorf("through the gateway: %w", err)
 	}
-	// What the last chunks and ends add is recorded once the sessions close.
-	time.Sleep(200 * time.Millisecond)
+	settle(rec)
 	evs, bs := rec.events.Load()-ev0, rec.bytes.Load()-b0
 	fmt.Fprintf(w, "keystroke echo, %d terminals typing at once, one key each %s (%d keys each):\n", sessions, pace, keystrokes)
 	fmt.Fprintf(w, "  %-22s p50 %6.2f ms  p99 %6.2f ms\n", "direct", ms(pct(direct, 0.50)), ms(pct(direct, 0.99)))
@@ -260,6 +260,14 @@ func writeText(path string, size int64) error {
 		left -= n
 	}
 	return f.Close()
+}
+
+// settle waits until nothing more has been recorded for half a second.
+func settle(rec *countingRecorder) {
+	for last := int64(-1); rec.events.Load() != last; {
+		last = rec.events.Load()
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
