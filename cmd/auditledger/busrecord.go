@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -13,6 +15,8 @@ import (
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/gateway"
 )
 
 // busRecorder is the bus, dialled as one principal, with an emitter for
@@ -23,6 +27,7 @@ type busRecorder struct {
 	js   jetstream.JetStream
 	em   *emitter.Emitter
 	dial *busdial.Dialer
+	keys *piikeys.Store // opened on the first record
 }
 
 // dialRecorder connects to url as principal p, with the nkey seed file
@@ -47,6 +52,9 @@ func dialRecorder(ctx context.Context, stderr io.Writer, name, url, nkey, creds 
 func (b *busRecorder) record(ctx context.Context, ev *events.Event, timeout time.Duration) error {
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if err := b.recordingRule(rctx, ev); err != nil {
+		return fmt.Errorf("recording %s %s: %w", ev.Type, ev.ID, err)
+	}
 	res, err := b.em.EmitAlone(rctx, ev)
 	if err == nil {
 		err = res.Stored(false)
@@ -55,6 +63,41 @@ func (b *busRecorder) record(ctx context.Context, ev *events.Event, timeout time
 		return fmt.Errorf("recording %s %s: %w", ev.Type, ev.ID, err)
 	}
 	return nil
+}
+
+// recordingRule applies to ev what every producer applies before
+// publishing (docs/FORMAT.md §1.5, §1.6): the actor's e-mail sealed and a
+// personal subject, issuer or group recorded by pseudonym or placeholder
+// (gateway.SealActor), every value a detector finds in the payload
+// replaced and recorded by its keyed search digest under the tenant's key
+// (gateway.EncodePayload). An operator named by e-mail address, or a
+// reason that quotes one, is recorded so, never in clear (the writer
+// would refuse the event).
+func (b *busRecorder) recordingRule(ctx context.Context, ev *events.Event) error {
+	if b.keys == nil {
+		keys, err := piikeys.Open(ctx, b.js, 1)
+		if err != nil {
+			return err
+		}
+		b.keys = keys
+	}
+	actor, err := gateway.SealActor(ctx, b.keys, ev.Tenant, ev.Actor)
+	if err != nil {
+		return err
+	}
+	ev.Actor = actor
+	d := json.NewDecoder(bytes.NewReader(ev.Payload))
+	d.UseNumber()
+	var payload map[string]any
+	if err := d.Decode(&payload); err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	key, err := b.keys.TenantKey(ctx, ev.Tenant)
+	if err != nil {
+		return err
+	}
+	ev.Payload, err = gateway.EncodePayload(payload, key)
+	return err
 }
 
 // close drains the emitter, then closes the connection.

@@ -78,6 +78,7 @@ func (f subjectFlags) open(ctx context.Context, stderr io.Writer) (*keyAdmin, er
 		rec.close()
 		return nil, err
 	}
+	rec.keys = keys
 	return &keyAdmin{busRecorder: rec, keys: keys, operator: op, f: f}, nil
 }
 

@@ -18,7 +18,11 @@ package detect
 // and stated in docs/FORMAT.md §1.4.
 
 // issued reports whether the digits d (ASCII) start with the issuer
-// prefix of a card scheme that issues numbers of len(d) digits.
+// prefix of a card scheme that issues numbers of len(d) digits. The
+// prefixes are the IIN ranges of ISO/IEC 7812 as the schemes publish
+// them, gathered in
+// https://en.wikipedia.org/wiki/Payment_card_number#Issuer_identification_number_(IIN)
+// (read December 2026).
 func issued(d []byte) bool {
 	n := len(d)
 	if n < 13 || n > 19 {
@@ -33,7 +37,7 @@ func issued(d []byte) bool {
 	}
 	p2, p3, p4 := p(2), p(3), p(4)
 	switch {
-	case d[0] == '4': // Visa
+	case d[0] == '4': // Visa, and Elo's 4011, 4312, 4389, 4514, 4576 ranges
 		return n == 13 || n == 16 || n == 19
 	case p2 >= 51 && p2 <= 55 || p4 >= 2221 && p4 <= 2720: // Mastercard
 		return n == 16
@@ -41,19 +45,33 @@ func issued(d []byte) bool {
 		return n >= 16
 	case p2 == 34 || p2 == 37: // American Express
 		return n == 15
-	case p4 == 6011 || p3 >= 644 && p3 <= 649 || p2 == 65: // Discover
+	case p4 == 6011 || p3 >= 644 && p3 <= 649 || p2 == 65: // Discover; RuPay and Elo 65, Verve 6500
 		return n >= 16
 	case p4 >= 3528 && p4 <= 3589: // JCB
 		return n >= 16
 	case p3 >= 300 && p3 <= 305 || p2 == 36 || p2 == 38 || p2 == 39: // Diners Club
 		return n >= 14
-	case p2 == 62: // UnionPay
+	case p2 == 62: // UnionPay; Elo 627780
 		return n >= 16
 	case p4 == 5018 || p4 == 5020 || p4 == 5038 || p4 == 5893 || p4 == 6304 || p4 == 6759 || p4 >= 6761 && p4 <= 6763: // Maestro
 		return true
+	case p4 == 5060 || p4 == 5061 || p4 == 5078 || p4 == 5079: // Verve 506099–506198, 507865–507964
+		return n >= 16
+	case p2 == 60 || p2 == 81 || p2 == 82 || p3 == 508: // RuPay
+		return n == 16
+	case p4 == 9792: // Troy
+		return n == 16
+	case p4 == 5041 || p4 == 5066 || p4 == 5067 || p3 == 509 || p4 == 6362 || p4 == 6363: // Elo
+		return n == 16
 	}
 	return false
 }
+
+// uatp reports whether the digits d (ASCII) are a UATP number's length
+// and prefix: 15 digits starting with 1. It is judged for a whole value
+// only, never as a window of a longer run: timestamps in microseconds
+// and nanoseconds and Snowflake-style ids start with 1 too.
+func uatp(d []byte) bool { return len(d) == 15 && d[0] == '1' }
 
 // luhn reports whether the digits d (ASCII) pass the Luhn check.
 func luhn(d []byte) bool {

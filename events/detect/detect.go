@@ -28,29 +28,49 @@ const DetectorNames = "email, credit_card, iban, phone, us_ssn, secret"
 func Known(detector string) bool { return detectors[detector] != nil }
 
 // Detect reports whether v, as a whole, is what the detector looks for,
-// v read folded (see fold).
+// v read folded (see fold), or is one token of hex or base64 whose text
+// holds what it looks for (encodedTokens).
 // An unknown detector matches nothing.
 func Detect(detector string, v []byte) bool {
 	f := detectors[detector]
-	return f != nil && f(foldBytes(v))
+	if f == nil {
+		return false
+	}
+	if f(foldBytes(v)) {
+		return true
+	}
+	if d, ok := encodedWhole(v); ok {
+		_, counts := Scrub(d)
+		return counts[detector] > 0
+	}
+	return false
 }
 
 // emailPattern is an e-mail address: a local part and a domain with a
-// top-level domain of letters. Letters, digits and combining marks of
-// any script are allowed in both (internationalised addresses, RFC 6531,
-// and IDN domains, RFC 5890), and so is a punycode top-level domain
+// top-level domain of letters. The local part takes every character
+// RFC 5322 allows in an atom (letters, digits and !#$%&'*+/=?^_`{|}~-,
+// and dots), and letters, digits and combining marks of any script
+// (internationalised addresses, RFC 6531); the domain letters, digits
+// and marks of any script (IDN, RFC 5890) or a punycode top-level domain
 // (xn--p1ai). The local part may be quoted ("jane.doe"@example.com) and
-// the domain an address literal (jane@[10.0.0.1], RFC 5321).
-const emailPattern = `(?:[\p{L}\p{N}\p{M}._%+-]+|"[^"\\\x00-\x1f]{1,64}")@(?:[\p{L}\p{N}\p{M}.-]+\.(?:xn--[A-Za-z0-9-]{2,}|\p{L}[\p{L}\p{M}]+)|\[(?:IPv6:)?[0-9A-Fa-f.:]{2,45}\])`
+// the domain an address literal (jane@[10.0.0.1], RFC 5321). Inside
+// longer text the local part is cut where URL syntax ends (emailLocal).
+const emailPattern = `(?:[\p{L}\p{N}\p{M}.!#$%&'*+/=?^_\x60{|}~-]+|"[^"\\\x00-\x1f]{1,64}")@(?:[\p{L}\p{N}\p{M}.-]+\.(?:xn--[A-Za-z0-9-]{2,}|\p{L}[\p{L}\p{M}]+)|\[(?:IPv6:)?[0-9A-Fa-f.:]{2,45}\])`
 
 var emailRe = regexp.MustCompile(`^(?:` + emailPattern + `)$`)
 
-func isEmail(v []byte) bool { return len(v) < 255 && bytes.IndexByte(v, '@') > 0 && emailRe.Match(v) }
+// isEmail: v as a whole is an address, its local part not cut by
+// emailLocal (/cb?to=jane@… is a URL holding one).
+func isEmail(v []byte) bool {
+	return len(v) < 255 && bytes.IndexByte(v, '@') > 0 && emailRe.Match(v) && emailLocal(v, 0, len(v)) == 0
+}
 
 // isCardNumber: 13–19 digits passing Luhn, written plainly or with
-// separators (isCardSep). A number written with dots, underscores or
-// slashes is a card number only in groups of 3 to 6 digits, as cards are
-// written (4111.1111.1111.1111): a decimal fraction or a date is not.
+// separators (isCardSep). A number written with dots, underscores,
+// slashes, colons, commas or plus signs is a card number only in groups
+// of 3 to 6 digits, as cards are written (4111.1111.1111.1111,
+// {4111,1111,1111,1111}): a decimal fraction, a date, a time or a list
+// of small numbers is not.
 func isCardNumber(v []byte) bool {
 	var digits []byte
 	group, grouped, odd := 0, false, false
@@ -60,7 +80,7 @@ func isCardNumber(v []byte) bool {
 			digits = append(digits, c-'0')
 			group++
 			continue
-		case c == '.' || c == '_' || c == '/':
+		case groupSep(c):
 			grouped = true
 		case !isCardSep(c):
 			return false
@@ -86,7 +106,7 @@ func isCardNumber(v []byte) bool {
 	for i, d := range digits {
 		ascii[i] = d + '0'
 	}
-	if !issued(ascii) {
+	if !issued(ascii) && !uatp(ascii) {
 		return false
 	}
 	sum := 0
@@ -103,14 +123,20 @@ func isCardNumber(v []byte) bool {
 	return sum%10 == 0
 }
 
-// isIBAN: 15–34 characters (spaces allowed), country code, check digits,
-// an account part with a run of 8 digits or more (as every country's
-// format has), and the ISO 13616 mod-97 check. The run keeps one in 97
-// random capitals-and-digits words from passing, and MayHold certain.
+// isIBAN: 15–34 characters (spaces or dashes allowed), country code,
+// check digits, an account part with a run of 8 digits or more (as every
+// country's format has), and the ISO 13616 mod-97 check. Letters are read
+// in either case (de89…, as a form may lower-case it). The run keeps one
+// in 97 random letters-and-digits words from passing, and MayHold
+// certain.
 func isIBAN(v []byte) bool {
 	var b []byte
 	for _, c := range v {
-		if c != ' ' {
+		switch {
+		case c == ' ' || c == '-':
+		case c >= 'a' && c <= 'z':
+			b = append(b, c-'a'+'A')
+		default:
 			b = append(b, c)
 		}
 	}
@@ -248,10 +274,22 @@ func ScrubText(text string, mask func(v []byte) ([]byte, bool)) (string, int) {
 }
 
 // isCardSep reports whether c may stand between the digits of a card
-// number: white space, dash, dot, underscore, slash.
+// number: white space, dash, and the separators groupSep names.
 func isCardSep(c byte) bool {
 	switch c {
-	case ' ', '-', '.', '_', '/', '\t', '\n', '\r', '\v', '\f':
+	case ' ', '-', '\t', '\n', '\r', '\v', '\f':
+		return true
+	}
+	return groupSep(c)
+}
+
+// groupSep reports whether c is a separator a number is a card number
+// with only when every group has 3 to 6 digits: dot, underscore, slash,
+// colon, comma (a list, an array's text {4111,1111,…}), plus sign (a
+// path's literal +, a query's space).
+func groupSep(c byte) bool {
+	switch c {
+	case '.', '_', '/', ':', ',', '+':
 		return true
 	}
 	return false

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Match is where a built-in detector matched in an event. It holds no
@@ -24,10 +25,15 @@ var ErrNotJSON = errors.New("detect: not JSON")
 // where a built-in detector matches, and whether there is one. Every
 // string value and member name at any depth is judged as Scrub judges
 // text, JSON escapes decoded, and so is every number written with 13
-// digits or more; not judged are digests (IsDigest) and the members of
-// the envelope's top-level "actor", the identity that acted, which an
-// audit record exists to name (docs/FORMAT.md §1.4) — except its "email",
-// which is recorded sealed (§1.6) or not at all.
+// digits or more, and the text adjacent short scalars of one array make
+// (adjacentScalars). The envelope's actor is judged like the rest. Only
+// values the ledger and the gateways write in a form no detector reads
+// are left out, each at its place and in its exact form (digestAt): the
+// digests docs/FORMAT.md defines, actor.subject as a pseudonym, and
+// actor.email as a sealed field (§1.6) — an actor.email that is not one
+// and holds an @ is a match whatever its shape. A string of a digest's
+// shape elsewhere is judged as text, and its decimal digits as a number
+// (hexWordCard).
 //
 // It is cheap for an event with nothing to find: one pass over the
 // bytes, which allocates only for a string with escapes or one that
@@ -53,7 +59,11 @@ type eventWalker struct {
 	at    []pathStep
 	found bool
 	match Match
-	actor bool // inside the top-level actor
+	// joined and spaced are the short scalars of the array being read,
+	// joined without and with a space between (adjacentScalars); n
+	// counts them.
+	joined, spaced []byte
+	n              int
 }
 
 type pathStep struct {
@@ -102,8 +112,7 @@ func (w *eventWalker) value(depth int) error {
 				}
 				name = []byte(u)
 			}
-			isActor := depth == 0 && string(name) == "actor"
-			if !w.actor && w.judge(key, escaped, name) {
+			if w.judge(key, escaped, name) {
 				return nil
 			}
 			if w.space(); w.i >= len(w.b) || w.b[w.i] != ':' {
@@ -111,12 +120,7 @@ func (w *eventWalker) value(depth int) error {
 			}
 			w.i++
 			w.at = append(w.at, pathStep{name: name})
-			w.actor = isActor || w.actor
-			err = w.value(depth + 1)
-			if isActor {
-				w.actor = false
-			}
-			if err != nil || w.found {
+			if err := w.value(depth + 1); err != nil || w.found {
 				return err
 			}
 			w.at = w.at[:len(w.at)-1]
@@ -126,17 +130,27 @@ func (w *eventWalker) value(depth int) error {
 		}
 	case c == '[':
 		w.i++
+		outer, outerSpaced, outerN := w.joined, w.spaced, w.n
+		defer func() { w.joined, w.spaced, w.n = outer, outerSpaced, outerN }()
+		w.joined, w.spaced, w.n = nil, nil, 0
 		for n := 0; ; n++ {
 			if w.space(); w.i < len(w.b) && w.b[w.i] == ']' && n == 0 {
 				w.i++
 				return nil
 			}
 			w.at = append(w.at, pathStep{index: n})
+			start := w.i
 			if err := w.value(depth + 1); err != nil || w.found {
 				return err
 			}
 			w.at = w.at[:len(w.at)-1]
+			if !w.adjacent(w.b[start:w.i]) {
+				return nil
+			}
 			if done, err := w.next(']'); done || err != nil {
+				if err == nil {
+					w.adjacentEnd()
+				}
 				return err
 			}
 		}
@@ -145,9 +159,7 @@ func (w *eventWalker) value(depth int) error {
 		if err != nil {
 			return err
 		}
-		if !w.actor {
-			w.judge(s, escaped, nil)
-		} else if w.actorEmail() && !w.judge(s, escaped, nil) {
+		if !w.judge(s, escaped, nil) && w.actorEmail() {
 			w.plainEmail(s, escaped)
 		}
 		return nil
@@ -167,11 +179,9 @@ func (w *eventWalker) value(depth int) error {
 		if w.i == start {
 			return w.fail(fmt.Sprintf("unexpected %q", c))
 		}
-		if !w.actor { // a card number written as a number
-			for _, n := range numberDigits(w.b[start:w.i]) {
-				if w.judge(n, false, nil) {
-					break
-				}
+		for _, n := range numberDigits(w.b[start:w.i]) { // a card number written as a number
+			if w.judge(n, false, nil) {
+				break
 			}
 		}
 		return nil
@@ -190,7 +200,7 @@ func (w *eventWalker) plainEmail(raw []byte, escaped bool) {
 			return
 		}
 	}
-	if !strings.HasPrefix(s, sealedPrefix) && bytes.IndexByte(foldBytes([]byte(s)), '@') >= 0 {
+	if !sealedField(s) && bytes.IndexByte(foldBytes([]byte(s)), '@') >= 0 {
 		w.found, w.match = true, Match{Path: w.path(), Detector: "email"}
 	}
 }
@@ -299,20 +309,226 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 			return false
 		}
 	}
-	if !MayHold(s) || IsDigest(s) || isTimestamp(s) {
+	if name == nil && w.digestAt(s) {
 		return false
 	}
-	_, counts := Scrub(s)
-	for _, d := range Builtin {
-		if counts[d] > 0 {
-			if name != nil {
-				w.at = append(w.at, pathStep{name: name})
+	d := ""
+	if hexWordCard(s) {
+		d = "credit_card"
+	} else if !MayHold(s) || isTimestamp(s) {
+		return false
+	} else {
+		_, counts := Scrub(s)
+		for _, b := range Builtin {
+			if counts[b] > 0 {
+				d = b
+				break
 			}
-			w.found, w.match = true, Match{Path: w.path(), Detector: d}
-			return true
 		}
 	}
+	if d == "" {
+		return false
+	}
+	if name != nil {
+		w.at = append(w.at, pathStep{name: name})
+	}
+	w.found, w.match = true, Match{Path: w.path(), Detector: d}
+	return true
+}
+
+// digestAt reports whether s, at the walk's place, is a value the ledger
+// or a gateway writes in a form no detector reads, in its exact form:
+//   - a SHA-256 digest, 64 lower-case hex digits, in a member named
+//     sha256 or statement_sha256 of the payload, at any depth
+//     (docs/FORMAT.md §1.1, §2.1, §12);
+//   - a keyed digest, "hmac:" and 64 lower-case hex digits (§1.5), in a
+//     payload member named hmac, body_hmac or match_digest, an element of
+//     a payload array named matches, or one of payload.parameters.values;
+//   - a pseudonym, 32 lower-case hex digits, in payload.pseudonym
+//     (erasure and subject hold events);
+//   - actor.subject as "pseudonym:" and 32 lower-case hex digits, and
+//     actor.email as a sealed field (§1.6).
+//
+// Anywhere else, or in another form, it is judged as any text.
+func (w *eventWalker) digestAt(s string) bool {
+	n := len(w.at)
+	if n == 2 && string(w.at[0].name) == "actor" {
+		switch string(w.at[1].name) {
+		case "subject":
+			p, ok := strings.CutPrefix(s, "pseudonym:")
+			return ok && lowerHex(p, 32)
+		case "email":
+			return sealedField(s)
+		}
+		return false
+	}
+	if n < 2 || string(w.at[0].name) != "payload" {
+		return false
+	}
+	last := w.at[n-1]
+	if last.name == nil { // an array element
+		switch parent := string(w.at[n-2].name); {
+		case parent == "matches":
+			return keyedDigest(s)
+		case parent == "values" && n == 4 && string(w.at[1].name) == "parameters":
+			return keyedDigest(s)
+		}
+		return false
+	}
+	switch string(last.name) {
+	case "sha256", "statement_sha256":
+		return lowerHex(s, 64)
+	case "hmac", "body_hmac", "match_digest":
+		return keyedDigest(s)
+	case "pseudonym":
+		return n == 2 && lowerHex(s, 32)
+	}
 	return false
+}
+
+// keyedDigest reports whether s is "hmac:" and 64 lower-case hex digits.
+func keyedDigest(s string) bool {
+	h, ok := strings.CutPrefix(s, "hmac:")
+	return ok && lowerHex(h, 64)
+}
+
+// lowerHex reports whether s is n lower-case hex digits.
+func lowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < n; i++ {
+		if c := s[i]; !isDigit(c) && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// sealedField reports whether s is a sealed field in its exact form
+// (docs/FORMAT.md §1.6): "pii1.", a pseudonym of 32 lower-case hex
+// digits, ".", and base64url without padding of at least 28 bytes that
+// are not printable text, at most 1,441 characters in all.
+func sealedField(s string) bool {
+	rest, ok := strings.CutPrefix(s, sealedPrefix)
+	if !ok || len(s) > 1441 || len(rest) < 33+38 || rest[32] != '.' || !lowerHex(rest[:32], 32) {
+		return false
+	}
+	for _, c := range []byte(rest[33:]) {
+		if !isAlnum(c) && c != '-' && c != '_' {
+			return false
+		}
+	}
+	// Ciphertext is random bytes: one that decodes to text is text
+	// written in the sealed form (pii1.….<base64 of an address>).
+	_, text := base64Text([]byte(rest[33:]))
+	return len(rest[33:])%4 != 1 && !text // no base64 text has that length
+}
+
+// hexWordCard reports whether s is a hex word of a digest's size or more
+// (32 hex digits and more, in one case, after an optional "hmac:" or
+// "sha256:") whose decimal digits hold a card number as a longer number
+// would (cardsIn). Text reads the digits inside such a word as part of an
+// identifier; a whole string of that shape outside the places digests
+// are written (digestAt) is a value someone chose, and its digits are
+// read. About 0.12 % of random 64-digit hex strings hold one
+// (TestEventFalsePositives): such a string in a free member is refused.
+func hexWordCard(s string) bool {
+	if len(s) < 32 || len(s) > 256 {
+		return false
+	}
+	if t, ok := strings.CutPrefix(s, "hmac:"); ok {
+		s = t
+	} else if t, ok := strings.CutPrefix(s, "sha256:"); ok {
+		s = t
+	}
+	lower, upper := false, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case isDigit(c):
+		case c >= 'a' && c <= 'f':
+			lower = true
+		case c >= 'A' && c <= 'F':
+			upper = true
+		default:
+			return false
+		}
+	}
+	if len(s) < 32 || lower && upper {
+		return false
+	}
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if j-i >= 13 && len(cardsIn([]byte(s[i:j]))) > 0 {
+			return true
+		}
+		i = j
+	}
+	return false
+}
+
+// maxFragment is the longest scalar, in characters, adjacentScalars
+// joins to its neighbours: a card number's group (3 to 6 digits), a
+// digit alone.
+const maxFragment = 6
+
+// adjacent notes a scalar element of the array being read, tok as
+// written, for adjacentScalars; it returns false when the text it ends
+// holds a match (w.found).
+//
+// adjacentScalars: the short scalars (strings and numbers of at most
+// maxFragment characters) that stand next to each other in one array are
+// also judged as the text they make, joined without a separator and
+// joined by spaces, as a reader that concatenates them would read them:
+// a card number as an array of digits ([4,5,3,9,…]) or of its groups
+// (["4539","5787",…]). Longer scalars are judged alone: a run of
+// ids side by side is not one number. Members of an object are not
+// joined: they are named values (counts, sizes, sequence numbers) that
+// side by side would make digit runs a detector reads by chance.
+func (w *eventWalker) adjacent(tok []byte) bool {
+	var v []byte
+	switch {
+	case len(tok) > 2*maxFragment*utf8.UTFMax:
+		// Too long to be one, escaped or not.
+	case len(tok) > 0 && tok[0] == '"':
+		v = tok[1 : len(tok)-1]
+		if bytes.IndexByte(v, '\\') >= 0 {
+			s, ok := unescape(v)
+			if !ok {
+				return w.adjacentEnd()
+			}
+			v = []byte(s)
+		}
+	case len(tok) > 0 && (tok[0] == '-' || isDigit(tok[0])):
+		v = tok
+	}
+	if len(v) == 0 || utf8.RuneCount(v) > maxFragment {
+		return w.adjacentEnd()
+	}
+	if w.n > 0 {
+		w.spaced = append(w.spaced, ' ')
+	}
+	w.joined, w.spaced, w.n = append(w.joined, v...), append(w.spaced, v...), w.n+1
+	return true
+}
+
+// adjacentEnd judges the scalars adjacent noted, if more than one, and
+// starts again; it returns false when they hold a match.
+func (w *eventWalker) adjacentEnd() bool {
+	n := w.n
+	joined, spaced := w.joined, w.spaced
+	w.joined, w.spaced, w.n = joined[:0], spaced[:0], 0
+	if n < 2 {
+		return true
+	}
+	return !w.judge(joined, false, nil) && !w.judge(spaced, false, nil)
 }
 
 // path renders where the value being read sits, member names scrubbed.

@@ -59,7 +59,16 @@ func (v view) span(text string, lo, hi int) (int, int) {
 	}
 	last := v.at[hi-1]
 	_, n := utf8.DecodeRuneInString(text[last:])
-	return v.at[lo], last + n
+	end := last + n
+	// The marks on the last character go with it.
+	for end < len(text) {
+		r, n := utf8.DecodeRuneInString(text[end:])
+		if !unicode.Is(unicode.M, r) {
+			break
+		}
+		end += n
+	}
+	return v.at[lo], end
 }
 
 // cleanedControl reports whether s starts with \xHH naming a control
@@ -111,6 +120,9 @@ func isASCII(s string) bool {
 //     invisible operators U+2061–U+2064, BOM, soft hyphen, U+034F,
 //     U+180E, variation selectors) as nothing, so they cannot split a
 //     value;
+//   - combining marks (category M: an accent stacked on a digit, 4́1́1́1́;
+//     an enclosing keycap) as nothing: they change how a character
+//     renders, not which it is, and an address keeps its letters;
 //   - a decimal digit of any script (Arabic-Indic ٤, Devanagari ४, …) as
 //     its ASCII digit.
 //
@@ -128,7 +140,7 @@ func fold(dst []byte, r rune, raw string) []byte {
 		return append(dst, ' ')
 	case r == 0x3002 || r == 0xFF61 || r == 0xFE52 || r == 0xFF0E || r == 0x2024:
 		return append(dst, '.') // ideographic, halfwidth, small, full-width full stops; one dot leader
-	case ignorable(r):
+	case ignorable(r) || unicode.Is(unicode.M, r):
 		return dst
 	case unicode.Is(unicode.Nd, r):
 		return append(dst, byte('0'+digitValue(r)))

@@ -3,7 +3,10 @@ package detect
 import (
 	"bytes"
 	"regexp"
+	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -57,37 +60,170 @@ var emailIn = regexp.MustCompile(emailPattern)
 func Scrub(text string) (out string, counts map[string]int) { return ScrubEach(text, nil) }
 
 // ScrubEach is Scrub, and calls found (when not nil) with each value it
-// replaces, as written in text, and the detector that found it, in the
-// order they stand: so that a gateway records the value's keyed search
+// replaces, as written in text (decoded, when it was found in a decoded
+// reading: jane%40example.com is jane@example.com), and the detector
+// that found it, in the order they stand: so that a gateway records the value's keyed search
 // digest (docs/FORMAT.md §1.5). found MUST NOT keep the value longer than
 // it takes to digest it.
 func ScrubEach(text string, found func(detector, value string)) (out string, counts map[string]int) {
 	if !MayHold(text) {
 		return text, nil
 	}
-	v := newView(text)
-	s := scrubber{b: v.b}
-	s.run()
-	if len(s.found) == 0 {
+	spans, all := scan(text, 0)
+	if len(spans) == 0 {
 		return text, nil
 	}
 	counts = map[string]int{}
 	var sb strings.Builder
 	last := 0
-	for _, f := range s.found {
-		lo, hi := v.span(text, f.lo, f.hi)
+	for _, f := range spans {
 		if found != nil {
-			found(f.detector, text[lo:hi])
+			v := text[f.lo:f.hi]
+			if f.value != "" {
+				v = f.value // as a reader decodes it, so a search finds it
+			}
+			found(f.detector, v)
 		}
-		sb.WriteString(text[last:lo])
+		sb.WriteString(text[last:f.lo])
 		sb.WriteString(Placeholder(f.detector))
-		last = hi
+		last = f.hi
 	}
 	sb.WriteString(text[last:])
-	for _, d := range s.all {
+	for _, d := range all {
 		counts[d]++
 	}
 	return sb.String(), counts
+}
+
+// maxPercentRounds bounds how many times scan percent-decodes text.
+const maxPercentRounds = 4
+
+// scan returns the values the detectors find in text, as offsets into
+// it, in order and apart, and the detector of each value found (all, in
+// the order found, as scrubber.all). Text holding percent-encoding
+// (%40, %2C) or string escapes (\u0040, \x40) is also read decoded, as
+// whatever reads it next may decode it (jane%40example.com,
+// 4111%201111%20…, jane\u0040example.com), up to maxPercentRounds times
+// (jane%2540…): what either reading finds is replaced, over the
+// characters as written.
+func scan(text string, round int) ([]match, []string) {
+	v := newView(text)
+	s := scrubber{b: v.b}
+	s.run()
+	spans := make([]match, 0, len(s.found))
+	for _, f := range s.found {
+		lo, hi := v.span(text, f.lo, f.hi)
+		spans = append(spans, match{lo: lo, hi: hi, detector: f.detector, value: f.value})
+	}
+	all := s.all
+	if round >= maxPercentRounds || !hasPercent(text) {
+		return spans, all
+	}
+	d, from, to := percentDecode(text)
+	sub, _ := scan(d, round+1)
+	for _, f := range sub {
+		m := match{lo: from[f.lo], hi: to[f.hi-1], detector: f.detector, value: f.value}
+		if m.value == "" {
+			m.value = d[f.lo:f.hi]
+		}
+		merged := false
+		for i := range spans {
+			if spans[i].lo < m.hi && m.lo < spans[i].hi {
+				spans[i].lo, spans[i].hi = min(spans[i].lo, m.lo), max(spans[i].hi, m.hi)
+				merged = true
+			}
+		}
+		if !merged {
+			all = append(all, m.detector)
+		}
+		spans = append(spans, m)
+	}
+	return mergeSpans(spans), all
+}
+
+// mergeSpans sorts spans and joins those that overlap, each keeping the
+// detector of the first.
+func mergeSpans(spans []match) []match {
+	slices.SortFunc(spans, func(a, b match) int { return a.lo - b.lo })
+	out := spans[:0]
+	for _, m := range spans {
+		if n := len(out); n > 0 && m.lo < out[n-1].hi {
+			out[n-1].hi = max(out[n-1].hi, m.hi)
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// hasPercent reports whether text holds an escape percentDecode decodes.
+func hasPercent(text string) bool {
+	for i := 0; i < len(text); i++ {
+		if c := text[i]; c == '%' || c == '\\' {
+			if _, n := escapeAt(text[i:]); n > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// escapeAt decodes the escape text starts with, and returns its length:
+// %XX (percent-encoding, RFC 3986), \uXXXX (JSON, JavaScript, Java and
+// Python strings; not a surrogate half) or \xHH (C, Python, PostgreSQL
+// escape strings); n is 0 when text does not start with one.
+func escapeAt(text string) ([]byte, int) {
+	hex := func(s string) (int, bool) {
+		v := 0
+		for i := 0; i < len(s); i++ {
+			d := hexValue(s[i])
+			if d < 0 {
+				return 0, false
+			}
+			v = v<<4 | d
+		}
+		return v, true
+	}
+	switch {
+	case len(text) >= 3 && text[0] == '%':
+		if v, ok := hex(text[1:3]); ok {
+			return []byte{byte(v)}, 3
+		}
+	case len(text) >= 6 && text[0] == '\\' && text[1] == 'u':
+		if v, ok := hex(text[2:6]); ok && (v < 0xd800 || v > 0xdfff) {
+			return utf8.AppendRune(nil, rune(v)), 6
+		}
+	case len(text) >= 4 && text[0] == '\\' && text[1] == 'x':
+		if v, ok := hex(text[2:4]); ok {
+			return []byte{byte(v)}, 4
+		}
+	}
+	return nil, 0
+}
+
+// percentDecode decodes every escape escapeAt reads in text; from[i] and
+// to[i] are where the text that byte i of the result comes from starts
+// and ends.
+func percentDecode(text string) (string, []int, []int) {
+	b := make([]byte, 0, len(text))
+	from := make([]int, 0, len(text))
+	to := make([]int, 0, len(text))
+	for i := 0; i < len(text); {
+		if c := text[i]; c == '%' || c == '\\' {
+			if d, n := escapeAt(text[i:]); n > 0 {
+				for _, c := range d {
+					b = append(b, c)
+					from, to = append(from, i), append(to, i+n)
+				}
+				i += n
+				continue
+			}
+		}
+		b = append(b, text[i])
+		from, to = append(from, i), append(to, i+1)
+		i++
+	}
+	return string(b), from, to
 }
 
 // scrubber finds values in a folded text b. A value found is blanked in
@@ -96,6 +232,7 @@ func ScrubEach(text string, found func(detector, value string)) (out string, cou
 // around it and the offsets stay those of the text.
 type scrubber struct {
 	b     []byte
+	depth int      // how many times b was decoded from hex or base64
 	found []match  // by offset, apart
 	all   []string // the detector of every value found, in order found
 	// accept, when not nil, decides each value found, given where it
@@ -109,6 +246,10 @@ type match struct {
 	lo, hi   int
 	detector string
 	repl     []byte // accept's replacement; nil without accept
+	// value is the value as a reader decodes it when it was found in a
+	// decoded reading of the text (percent-encoding, escapes, hex,
+	// base64), for its search digest; empty when found as written.
+	value string
 }
 
 // claim records the value at [lo, hi) found by detector; a value that
@@ -138,7 +279,7 @@ func (s *scrubber) claim(lo, hi int, detector string) bool {
 			kept = append(kept, f)
 		}
 	}
-	s.found = append(kept[:at+1], append([]match{{lo, hi, detector, repl}}, kept[at+1:]...)...)
+	s.found = append(kept[:at+1], append([]match{{lo: lo, hi: hi, detector: detector, repl: repl}}, kept[at+1:]...)...)
 	s.b[lo] = '['
 	for i := lo + 1; i < hi-1; i++ {
 		s.b[i] = 0
@@ -171,7 +312,17 @@ func (s *scrubber) run() {
 	if d := find(b); d != "" && s.claim(0, len(b), d) {
 		return
 	}
-	// Quoted values first: they may contain separators (a card number
+	// E-mail addresses first: their local part may hold quotes and other
+	// characters the passes below split tokens at (o'brien@…).
+	if bytes.IndexByte(b, '@') >= 0 {
+		for _, m := range emailIn.FindAllIndex(b, -1) {
+			lo := emailLocal(b, m[0], m[1])
+			if s.free(lo, m[1]) && isEmail(b[lo:m[1]]) {
+				s.claim(lo, m[1], "email")
+			}
+		}
+	}
+	// Quoted values next: they may contain separators (a card number
 	// with spaces).
 	for i := 0; i < len(b); i++ {
 		if q := b[i]; q == '"' || q == '\'' {
@@ -237,8 +388,14 @@ func (s *scrubber) run() {
 		if m[0] > 0 && isAlnum(b[m[0]-1]) {
 			continue // inside a longer word: a digest, an identifier
 		}
+		lower := !isUpper(b[m[0]])
 		for end := m[1]; end >= m[0]+15; end-- {
-			if b[end-1] != ' ' && isIBAN(b[m[0]:end]) {
+			// Lower-case, it ends a word too: a lower-case hex word
+			// starts as one (de89…) more often than capitals do.
+			if lower && end < len(b) && isAlnum(b[end]) {
+				continue
+			}
+			if b[end-1] != ' ' && b[end-1] != '-' && isIBAN(b[m[0]:end]) {
 				s.claim(m[0], end, "iban")
 				break
 			}
@@ -258,13 +415,244 @@ func (s *scrubber) run() {
 			}
 		}
 	}
-	if bytes.IndexByte(b, '@') >= 0 {
-		for _, m := range emailIn.FindAllIndex(b, -1) {
-			if s.free(m[0], m[1]) && isEmail(b[m[0]:m[1]]) {
-				s.claim(m[0], m[1], "email")
+	if s.depth < maxEncodedDepth {
+		for _, t := range encodedTokens(b) {
+			if !s.free(t.lo, t.hi) {
+				continue
+			}
+			sv := newView(t.text)
+			sub := scrubber{b: sv.b, depth: s.depth + 1}
+			if sub.run(); len(sub.all) == 0 || !s.claim(t.lo, t.hi, sub.all[0]) {
+				continue
+			}
+			f := sub.found[0]
+			lo, hi := sv.span(t.text, f.lo, f.hi)
+			v := t.text[lo:hi]
+			if f.value != "" {
+				v = f.value
+			}
+			for i := range s.found {
+				if s.found[i].lo <= t.lo && t.hi <= s.found[i].hi && s.found[i].value == "" {
+					s.found[i].value = v
+				}
 			}
 		}
 	}
+}
+
+// maxEncodedDepth bounds how many times a value's text is decoded from
+// hex or base64 inside text (base64 of hex of a card number is read;
+// deeper is not).
+const maxEncodedDepth = 2
+
+// maxEncodedToken is the longest token encodedTokens decodes: a longer
+// one (a file, a session's output chunk) is data, not a value.
+const maxEncodedToken = 4096
+
+// encoded is a token of text b[lo:hi] written in hex or base64, and the
+// text it decodes to.
+type encoded struct {
+	lo, hi int
+	text   string
+}
+
+// encodedTokens returns the tokens of b that are text written in hex (an
+// even number, 12 or more, of hex digits: 6a616e65406578…, 3431313131…)
+// or in base64, standard or URL-safe, padded or not (16 or more
+// characters: NDExMTEx…, amFuZUBleGFtcGxlLmNvbQ==), read from the token's
+// start, whose decoded bytes are all printable text (valid UTF-8 with no
+// control character but tab and line breaks) and may hold a value
+// (MayHold). Random identifiers, digests and words almost never decode to
+// printable text: a byte is printable one time in three. Not decoded: a
+// token that does not start where the encoded value starts (base64 glued
+// to other letters), one longer than maxEncodedToken, reversed text.
+func encodedTokens(b []byte) []encoded {
+	var out []encoded
+	for i := 0; i < len(b); {
+		if !isBase64Char(b[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(b) && isBase64Char(b[j]) {
+			j++
+		}
+		end := j
+		for end < len(b) && end-j < 2 && b[end] == '=' {
+			end++
+		}
+		if e, ok := decodeToken(b, i, j, end); ok {
+			out = append(out, e)
+		} else if bytes.IndexByte(b[i:j], '/') >= 0 {
+			// Slashes separate a path's segments; URL-safe base64 has
+			// none.
+			for k := i; k < j; {
+				l := k
+				for l < j && b[l] != '/' {
+					l++
+				}
+				if e, ok := decodeToken(b, k, l, l); ok {
+					out = append(out, e)
+				}
+				k = l + 1
+			}
+		}
+		i = end
+	}
+	return out
+}
+
+// decodeToken decodes b[i:j] (end: after its padding) as hex or base64
+// text that may hold a value.
+func decodeToken(b []byte, i, j, end int) (encoded, bool) {
+	tok := b[i:j]
+	if n := len(tok); n < 12 || n > maxEncodedToken {
+		return encoded{}, false
+	}
+	if d, ok := hexText(tok); ok && MayHold(d) {
+		return encoded{i, j, d}, true
+	}
+	if d, ok := base64Text(tok); ok && MayHold(d) {
+		return encoded{i, end, d}, true
+	}
+	return encoded{}, false
+}
+
+// encodedWhole is the text v decodes to when v is one token of hex or
+// base64 (encodedTokens) that may hold a value.
+func encodedWhole(v []byte) (string, bool) {
+	j := len(v)
+	for j > 0 && len(v)-j < 2 && v[j-1] == '=' {
+		j--
+	}
+	for _, c := range v[:j] {
+		if !isBase64Char(c) {
+			return "", false
+		}
+	}
+	e, ok := decodeToken(v, 0, j, len(v))
+	return e.text, ok && e.hi == len(v)
+}
+
+func isBase64Char(c byte) bool {
+	return isAlnum(c) || c == '+' || c == '/' || c == '-' || c == '_'
+}
+
+// hexText decodes tok, hex digits of one case, when it is printable text.
+func hexText(tok []byte) (string, bool) {
+	if len(tok)%2 != 0 {
+		return "", false
+	}
+	var buf [128]byte // most tokens stop within it, on the stack
+	d := buf[:0]
+	if len(tok)/2 > len(buf) {
+		d = make([]byte, 0, len(tok)/2)
+	}
+	d = d[:len(tok)/2]
+	lower, upper := false, false
+	for k := 0; k < len(tok); k += 2 {
+		hi, lo := hexValue(tok[k]), hexValue(tok[k+1])
+		if hi < 0 || lo < 0 {
+			return "", false
+		}
+		for _, c := range tok[k : k+2] {
+			lower, upper = lower || c >= 'a' && c <= 'f', upper || c >= 'A' && c <= 'F'
+		}
+		d[k/2] = byte(hi<<4 | lo)
+		if k < 8 && !printable(d[:k/2+1]) {
+			return "", false // most tokens stop here
+		}
+	}
+	if lower && upper || !printable(d) {
+		return "", false
+	}
+	return string(d), true
+}
+
+// base64Text decodes tok, base64 of either alphabet without its padding,
+// when it is printable text of 16 characters or more.
+func base64Text(tok []byte) (string, bool) {
+	if len(tok) < 16 || len(tok)%4 == 1 {
+		return "", false
+	}
+	var buf [128]byte // most tokens stop within it, on the stack
+	d := buf[:0]
+	var acc uint32
+	bits := 0
+	for k, c := range tok {
+		var v int
+		switch {
+		case c >= 'A' && c <= 'Z':
+			v = int(c - 'A')
+		case c >= 'a' && c <= 'z':
+			v = int(c-'a') + 26
+		case isDigit(c):
+			v = int(c-'0') + 52
+		case c == '+' || c == '-':
+			v = 62
+		default: // '/' or '_'
+			v = 63
+		}
+		acc, bits = acc<<6|uint32(v), bits+6
+		if bits >= 8 {
+			bits -= 8
+			d = append(d, byte(acc>>bits))
+			if k < 8 && !printable(d) {
+				return "", false // most tokens stop here
+			}
+		}
+	}
+	if !printable(d) {
+		return "", false
+	}
+	return string(d), true
+}
+
+// printable reports whether d is valid UTF-8 text with no control
+// character but tab and line breaks. A multi-byte character cut at the
+// end of d counts as printable.
+func printable(d []byte) bool {
+	for k := 0; k < len(d); {
+		c := d[k]
+		if c < utf8.RuneSelf {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+				return false
+			}
+			k++
+			continue
+		}
+		r, n := utf8.DecodeRune(d[k:])
+		if r == utf8.RuneError && n <= 1 {
+			return !utf8.FullRune(d[k:]) // cut at the end
+		}
+		if unicode.IsControl(r) {
+			return false
+		}
+		k += n
+	}
+	return true
+}
+
+// emailLocal returns where the address emailIn found at b[lo:hi] starts.
+// Inside text, the local part is cut after the last =, ?, & or / (URL
+// syntax: ?to=jane@…, /u/jane@…) unless that leaves it empty (ab=@…),
+// and a quote that opens it (SQL 'jane@…', text `jane@…`) is not part
+// of it, while one inside it is (o'brien@…).
+func emailLocal(b []byte, lo, hi int) int {
+	if b[lo] == '"' {
+		return lo // a quoted local part
+	}
+	at := lo + bytes.IndexByte(b[lo:hi], '@')
+	for i := at - 2; i >= lo; i-- {
+		if c := b[i]; c == '=' || c == '?' || c == '&' || c == '/' {
+			lo = i + 1
+			break
+		}
+	}
+	for lo < at-1 && (b[lo] == '\'' || b[lo] == '`') {
+		lo++
+	}
+	return lo
 }
 
 // secretIn finds the shapes isSecret knows inside longer text (a token
@@ -279,21 +667,36 @@ var phoneIn = regexp.MustCompile(`\+[0-9][0-9 ().-]{6,21}[0-9]`)
 
 // ibanIn finds what may be an IBAN written in groups inside longer text
 // (the token pass sees only its groups).
-var ibanIn = regexp.MustCompile(`[A-Z]{2}[0-9]{2}[A-Z0-9 ]{11,40}`)
+var ibanIn = regexp.MustCompile(`[A-Za-z]{2}[0-9]{2}[A-Za-z0-9 -]{11,40}`)
 
 // MayHold reports whether text may hold a value a built-in detector
 // finds, a cheap test so that most recorded strings skip the full scan;
 // false is certain. An e-mail address has an @; a card number a run of 13
 // digits or more broken only by separators (isCardSep); an SSN such a run of 9
 // with dashes in it; a phone number a + and then a run of 8 that may also
-// be broken by dots and parentheses; an IBAN two capital letters and two
+// be broken by dots and parentheses; an IBAN two letters and two
 // digits, and a run of 8 or more (its account number); and a secret
 // starts with a prefix hasSecretPrefix looks for. A new detector MUST be
-// reflected here. Text with characters beyond ASCII is read folded.
+// reflected here. Text with characters beyond ASCII is read folded, text
+// with percent-encoding decoded too (as scan reads it), and a token
+// written in hex or base64 as the text it decodes to (encodedTokens).
 func MayHold(text string) bool {
 	if len(text) < 6 { // a@b.cc
 		return false
 	}
+	if mayHoldAsWritten(text) {
+		return true
+	}
+	if hasPercent(text) {
+		if d, _, _ := percentDecode(text); MayHold(d) {
+			return true
+		}
+	}
+	return len(encodedTokens(unsafeBytes(text))) > 0
+}
+
+// mayHoldAsWritten is MayHold without reading text decoded.
+func mayHoldAsWritten(text string) bool {
 	for i := 0; i < len(text); i++ {
 		if text[i] >= 0x80 || text[i] == '\\' && cleanedControl(text[i:]) {
 			return mayHoldASCII(string(newView(text).b))
@@ -325,7 +728,9 @@ func mayHoldASCII(text string) bool {
 			}
 		case clSep:
 		case clPlus:
-			plus, run, dash = true, 0, false
+			// A + starts a phone number, or separates groups of a
+			// card number (4111+1111+…): the run goes on.
+			plus = true
 		case clParen:
 			if !plus {
 				run, dash = 0, false
@@ -361,10 +766,10 @@ var holdClass = func() (t [256]byte) {
 			t[c] = clDigit
 		case b == '-':
 			t[c] = clDash
-		case isCardSep(b):
-			t[c] = clSep
 		case b == '+':
 			t[c] = clPlus
+		case isCardSep(b):
+			t[c] = clSep
 		case b == '(' || b == ')':
 			t[c] = clParen
 		case strings.IndexByte("eAgxsr", b) >= 0:
@@ -374,11 +779,11 @@ var holdClass = func() (t [256]byte) {
 	return t
 }()
 
-// ibanStart reports whether text holds two capital letters followed by
-// two digits, as every IBAN starts.
+// ibanStart reports whether text holds two letters followed by two
+// digits, as every IBAN starts.
 func ibanStart(text string) bool {
 	for i := 0; i+4 <= len(text); i++ {
-		if isUpper(text[i]) && isUpper(text[i+1]) && isDigit(text[i+2]) && isDigit(text[i+3]) {
+		if isLetter(text[i]) && isLetter(text[i+1]) && isDigit(text[i+2]) && isDigit(text[i+3]) {
 			return true
 		}
 	}
@@ -446,10 +851,10 @@ func IsDigest(s string) bool {
 }
 
 // ibanCandidates is ibanIn's matches in b, looked for only when b holds
-// what every IBAN starts with: two capital letters and two digits.
+// what every IBAN starts with: two letters and two digits.
 func ibanCandidates(b []byte) [][]int {
 	for i := 0; i+4 <= len(b); i++ {
-		if isUpper(b[i]) && isUpper(b[i+1]) && isDigit(b[i+2]) && isDigit(b[i+3]) {
+		if isLetter(b[i]) && isLetter(b[i+1]) && isDigit(b[i+2]) && isDigit(b[i+3]) {
 			ms := ibanIn.FindAllIndex(b[i:], -1)
 			for _, m := range ms {
 				m[0], m[1] = m[0]+i, m[1]+i
@@ -459,6 +864,10 @@ func ibanCandidates(b []byte) [][]int {
 	}
 	return nil
 }
+
+// unsafeBytes views s as bytes without copying; they MUST NOT be
+// written.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // unsafeString views b as a string without copying, for tests that do
 // not keep it; b must not change while it is in use.

@@ -573,8 +573,18 @@ func (in *Ingester) validateAll(msgs []jetstream.Msg) [][]checkedMsg {
 	for lo := 0; lo < len(msgs); lo += per {
 		hi := min(lo+per, len(msgs))
 		wg.Go(func() {
+			// One reader of the index per worker, rather than one per
+			// lookup: the batch before this one is indexed already.
+			r, err := in.seen.reader()
+			if err != nil {
+				for i := lo; i < hi; i++ {
+					out[i] = []checkedMsg{{raw: msgs[i].Data(), indexErr: err}}
+				}
+				return
+			}
+			defer r.close()
 			for i := lo; i < hi; i++ {
-				out[i] = in.checkMsg(msgs[i])
+				out[i] = in.checkMsg(msgs[i], r)
 			}
 		})
 	}
@@ -589,7 +599,7 @@ func (in *Ingester) validateAll(msgs []jetstream.Msg) [][]checkedMsg {
 // that does not split is judged as one text), and the reason it is
 // refused for (a header it quotes). A part they find something in is
 // detected: its bytes are kept nowhere and the message is erased.
-func (in *Ingester) checkMsg(m jetstream.Msg) []checkedMsg {
+func (in *Ingester) checkMsg(m jetstream.Msg, seen *seenReader) []checkedMsg {
 	var parts []checkedMsg
 	token, batch := bus.BatchProducer(m.Subject())
 	if !batch {
@@ -626,7 +636,7 @@ func (in *Ingester) checkMsg(m jetstream.Msg) []checkedMsg {
 			continue
 		}
 		c.key = idKey(c.event.ID)
-		c.sealedAt, c.seen, c.indexErr = in.seen.lookup(c.key)
+		c.sealedAt, c.seen, c.indexErr = seen.lookup(c.key)
 	}
 	return parts
 }

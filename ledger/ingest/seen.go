@@ -164,23 +164,6 @@ func (s *seenIndex) commit(b *pebble.Batch, size uint64) error {
 	return b.Close()
 }
 
-// lookup returns the ledger index at which id was sealed, if it was.
-func (s *seenIndex) lookup(key []byte) (uint64, bool, error) {
-	v, closer, err := s.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("ingest: event id index: %w", err)
-	}
-	defer closer.Close()
-	idx, n := binary.Uvarint(v)
-	if n <= 0 {
-		return 0, false, fmt.Errorf("ingest: event id index: damaged entry")
-	}
-	return idx, true, nil
-}
-
 // add records sealed ids: keys[i] was sealed at first+i (nil keys are
 // records without an id to index). Records the index missed before first
 // (sealed by an attempt that failed afterwards) are read from the store.
@@ -199,6 +182,43 @@ func (s *seenIndex) add(ctx context.Context, keys [][]byte, first uint64) error 
 	}
 	return s.commit(b, size)
 }
+
+// seenReader looks ids up in the index as it stood when it was made,
+// through one iterator: a Get builds and closes an iterator per lookup,
+// which cost the writer more than the lookup itself. Not safe for
+// concurrent use; close it when done.
+type seenReader struct{ it *pebble.Iterator }
+
+func (s *seenIndex) reader() (*seenReader, error) {
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: event id index: %w", err)
+	}
+	return &seenReader{it: it}, nil
+}
+
+// lookup returns the ledger index at which the id of key was sealed, if
+// it was. A key is its own prefix (the default comparer), so a seek by
+// prefix consults the bloom filters and finds the key or nothing.
+func (r *seenReader) lookup(key []byte) (uint64, bool, error) {
+	if !r.it.SeekPrefixGE(key) || !bytes.Equal(r.it.Key(), key) {
+		if err := r.it.Error(); err != nil {
+			return 0, false, fmt.Errorf("ingest: event id index: %w", err)
+		}
+		return 0, false, nil
+	}
+	v, err := r.it.ValueAndErr()
+	if err != nil {
+		return 0, false, fmt.Errorf("ingest: event id index: %w", err)
+	}
+	idx, n := binary.Uvarint(v)
+	if n <= 0 {
+		return 0, false, fmt.Errorf("ingest: event id index: damaged entry")
+	}
+	return idx, true, nil
+}
+
+func (r *seenReader) close() { r.it.Close() }
 
 func (s *seenIndex) close() error { return s.db.Close() }
 

@@ -44,22 +44,9 @@ const (
 func (a *api) sealActor(ctx context.Context, actor events.Actor, tenant string) events.Actor {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	switch {
-	case actor.Email == "" || strings.HasPrefix(actor.Email, events.SealedPrefix):
-	case a.cfg.Keys == nil:
-		actor.Email = ""
-	default:
-		// Sealed under the raw subject, which erasure names.
-		tok, err := a.cfg.Keys.Seal(ctx, tenant, actor.Issuer, actor.Subject, fieldActorEmail, actor.Email)
-		if err != nil {
-			a.cfg.Logger.Warn("actor e-mail not sealed: recorded without it", "err", err)
-			tok = ""
-		}
-		actor.Email = tok
-	}
-	actor, err := gateway.RecordedActor(ctx, a.cfg.Keys, tenant, actor)
+	actor, err := gateway.SealActor(ctx, a.cfg.Keys, tenant, actor)
 	if err != nil {
-		a.cfg.Logger.Warn("actor subject recorded as a placeholder", "tenant", tenant, "err", err)
+		a.cfg.Logger.Warn("actor recorded in part", "tenant", tenant, "err", err)
 	}
 	return actor
 }

@@ -118,6 +118,15 @@ type digester func(value string) string
 // digest. The values the caller handed in the payload's "redacted"
 // member (Found) are dropped from it: their digests take their place.
 func encodePayload(payload map[string]any, digest digester) ([]byte, error) {
+	body, err := encodeScrubbed(payload, digest)
+	if err != nil {
+		return nil, err
+	}
+	return writerRule(body)
+}
+
+// encodeScrubbed is encodePayload without the writer's check.
+func encodeScrubbed(payload map[string]any, digest digester) ([]byte, error) {
 	given, _ := payload[RedactedKey].([]Redaction)
 	if given != nil {
 		// The caller's map keeps its members, but its entries' values
@@ -136,7 +145,7 @@ func encodePayload(payload map[string]any, digest digester) ([]byte, error) {
 		}
 		payload = p
 	}
-	body, err := json.Marshal(payload)
+	body, err := marshalPayload(payload)
 	if err != nil {
 		return nil, err
 	}
@@ -314,4 +323,88 @@ func EncodePayload(payload map[string]any, key []byte) ([]byte, error) {
 		d = func(v string) string { return piikeys.MatchDigest(key, v) }
 	}
 	return encodePayload(payload, d)
+}
+
+// writerRule returns body, a payload scrubbed, once the writer's own judge
+// finds nothing in it: detect.InEvent, which also reads long numbers,
+// short scalars side by side in an array and strings of a digest's shape
+// away from the places docs/FORMAT.md gives digests, and which the writer
+// applies to every event before sealing it. What it finds is replaced by
+// its placeholder, at the smallest value that holds it (a scalar, else
+// the array whose elements make it together), and counted in "redacted"
+// without a search digest; a payload it still finds something in is an
+// error, so the record fails and what it describes is refused, never
+// sealed for the writer to refuse after the fact.
+func writerRule(body []byte) ([]byte, error) {
+	doc := make([]byte, 0, len(body)+len(`{"payload":}`))
+	doc = append(append(append(doc, `{"payload":`...), body...), '}')
+	if _, found, _ := detect.InEvent(doc); !found {
+		return body, nil
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, fmt.Errorf("scrub: %w", err)
+	}
+	m, _ := v.(map[string]any)
+	if m == nil {
+		return nil, fmt.Errorf("scrub: the payload is not an object")
+	}
+	var found []Redaction
+	replaceFound(m, func(x any) any { return map[string]any{"payload": x} }, "", &found)
+	if have, ok := m[RedactedKey].([]any); ok {
+		for _, r := range found {
+			have = append(have, r)
+		}
+		m[RedactedKey] = have
+	} else {
+		m[RedactedKey] = found
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if d := writerFinds(map[string]any{"payload": json.RawMessage(out)}); d != "" {
+		return nil, fmt.Errorf("scrub: the %s detector still finds a value in the payload once every value it found is replaced", d)
+	}
+	return out, nil
+}
+
+// replaceFound replaces, below v, each value the writer's judge finds
+// something in where wrap places it (the member names above it kept, as
+// the judge's exemptions depend on them), noting each under path.
+func replaceFound(v any, wrap func(any) any, path string, found *[]Redaction) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			if path == "" && k == RedactedKey {
+				continue
+			}
+			x[k] = replaceFound(val, func(inner any) any { return wrap(map[string]any{k: inner}) }, path+"/"+pointerEscape(k), found)
+		}
+		return x
+	case []any:
+		for i := range x {
+			x[i] = replaceFound(x[i], func(inner any) any { return wrap([]any{inner}) }, path+"/"+strconv.Itoa(i), found)
+		}
+	}
+	if d := writerFinds(wrap(v)); d != "" {
+		*found = append(*found, Redaction{Path: path, Detector: d, Count: 1})
+		return detect.Placeholder(d)
+	}
+	return v
+}
+
+// writerFinds returns the detector the writer's judge finds something
+// with in the event doc makes, or "" when none does.
+func writerFinds(doc any) string {
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return detect.Builtin[0]
+	}
+	if m, found, _ := detect.InEvent(b); found {
+		return m.Detector
+	}
+	return ""
 }

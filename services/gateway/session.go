@@ -211,7 +211,11 @@ func (s *Session) RecordOrLog(ctx context.Context, t events.Type, payload map[st
 
 // RecordAsync records an event owed for something that already happened
 // (a result, a mask) without waiting. It runs to the end whatever
-// happens to ctx's cancellation; a failure is logged and counted.
+// happens to ctx's cancellation; a failure is logged and counted. With
+// an emitter that can (emitter.Emitter.EmitLater), the event starts no
+// bus round trip of its own: it goes with the next record the gateway
+// waits for (most often the session's next command) or, with none,
+// after a few milliseconds.
 func (s *Session) RecordAsync(ctx context.Context, t events.Type, payload map[string]any) {
 	ev, err := s.event(ctx, t, payload)
 	if err == nil {
@@ -234,25 +238,37 @@ func (s *Session) RecordAsync(ctx context.Context, t events.Type, payload map[st
 // event was built) means the command MUST NOT run; id may still be set,
 // as in Record.
 func (s *Session) Command(ctx context.Context, payload map[string]any) (id string, stored <-chan error, err error) {
-	if s.g.cfg.Durability != BeforeResponse {
-		id, err = s.Record(ctx, events.CommandExecuted, payload)
-		return id, nil, err
-	}
+	st := s.g.cfg.Stages
+	t := st.Now()
 	ev, err := s.event(ctx, events.CommandExecuted, payload)
 	if err != nil {
 		return "", nil, err
 	}
+	t = st.Since(StageEvent, t)
 	ch := make(chan error, 1)
 	err = s.g.emitAsync(ctx, ev, true, func(err error) {
+		st.Since(StageStored, t)
 		if err != nil {
 			err = fmt.Errorf("%w: %w", ErrNotRecorded, err)
 		}
 		ch <- err
 	})
+	st.Since(StageEncode, t)
 	if err != nil {
-		err = fmt.Errorf("%w: %w", ErrNotRecorded, err)
+		return ev.ID, nil, fmt.Errorf("%w: %w", ErrNotRecorded, err)
 	}
-	return ev.ID, ch, err
+	if s.g.cfg.Durability == BeforeResponse {
+		return ev.ID, ch, nil
+	}
+	// Before forwarding: stored when Command returns, or not at all as
+	// far as the caller knows (the event may still be stored, under the
+	// emitter's lifetime, and its id says which).
+	select {
+	case err = <-ch:
+	case <-ctx.Done():
+		err = fmt.Errorf("%w: %w", ErrNotRecorded, ctx.Err())
+	}
+	return ev.ID, nil, err
 }
 
 // Start records session.started, stored, and puts the session in the

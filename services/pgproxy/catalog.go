@@ -20,6 +20,9 @@ type catalog struct {
 	mu    sync.Mutex
 	conns map[string]*pgconn.PgConn
 	names map[catalogKey]string
+	// volatility caches, per database, whether functions are volatile
+	// (volatile.go).
+	volatility map[catalogKey]map[string]bool
 }
 
 type catalogKey struct {

@@ -90,7 +90,7 @@ type MaskRule struct {
 // it, nested ones included (see analysis).
 type Match struct {
 	Kinds        []string `yaml:"kinds"`         // DROP, TRUNCATE, DELETE, DO, CREATE FUNCTION, COPY TO STDOUT, ...
-	Pattern      string   `yaml:"pattern"`       // regular expression on the statement text
+	Pattern      string   `yaml:"pattern"`       // regular expression on the statement text, as written or as deparsed (canonicalText)
 	RequireWhere bool     `yaml:"require_where"` // match only DELETE/UPDATE statements without a WHERE that refers to rows
 	re           *regexp.Regexp
 }
@@ -122,7 +122,12 @@ func (m *Match) matches(sql string, a *analysis) bool {
 		return false
 	}
 	if m.re != nil && !m.re.MatchString(sql) {
-		return false
+		// The text as the server reads it, written one way: U&"pg\005fsleep",
+		// "pg_sleep" and pg_catalog . pg_sleep all call pg_sleep.
+		canon, ok := canonicalText(sql)
+		if ok && !m.re.MatchString(canon) {
+			return false
+		}
 	}
 	if !m.RequireWhere {
 		return true

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -62,6 +63,9 @@ type Config struct {
 	// Metrics, if set, counts what the proxy records and how long each
 	// record takes to be stored.
 	Metrics *telemetry.Proxy
+	// Stages, if set, adds up where each statement's time goes
+	// (`auditledger bench proxy`); nil times nothing.
+	Stages *gateway.Stages
 	// Upstream is the target database as a connection URL with the
 	// credentials the proxy uses; the client's database name (one of
 	// Databases) replaces the URL's. Required.
@@ -149,7 +153,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	gw, err := gateway.New(gateway.Config{Name: "pgproxy", Kind: "postgres-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant,
 		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Durability: cfg.Durability, Approvals: cfg.Approvals, Keys: cfg.Keys,
-		StateDir: cfg.StateDir, Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})
+		StateDir: cfg.StateDir, Metrics: cfg.Metrics, Stages: cfg.Stages, Logger: cfg.Logger, Policy: info})
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +217,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		p.wg.Go(func() {
 			defer conn.Close()
 			if err := p.session(ctx, conn); err != nil && !errors.Is(err, errClosed) {
-				p.cfg.Logger.Info("session ended with an error", "client", conn.RemoteAddr().String(), "err", err)
+				p.cfg.Logger.Info("session ended with an error", "client", conn.RemoteAddr().String(), "err", logSafe(err.Error()))
 			}
 		})
 	}
@@ -238,15 +242,29 @@ type session struct {
 	binds               *nameQueue
 	sqlPrep             sqlPrepared
 	db                  string // the database the session uses
+	// scsOff is the server's standard_conforming_strings being off, as
+	// it last reported it (scs.go).
+	scsOff atomic.Bool
+	// clientEnc is the session's client_encoding, as the server last
+	// reported it (encoding.go).
+	clientEnc atomic.Value
 	// keyFailed is when the tenant's search key last could not be read
 	// for a result's digest (keyedSum).
 	keyFailed time.Time
+	// released is when the last answer was released to the client
+	// (unix nanoseconds), while Config.Stages times statements.
+	released atomic.Int64
+	// owed holds the payloads of response digests not yet recorded: the
+	// upstream side records them once the answer is flushed.
+	owed []map[string]any
 }
 
 func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	// Shutting down ends open sessions too, so Serve can return.
 	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	s := &session{p: p, pol: p.cfg.Policy, gs: p.gw.Session(events.Target{Kind: "postgres", Name: p.cfg.Target, Host: p.upstream.Host})}
+	// Until the server reports standard_conforming_strings, it may be off.
+	s.scsOff.Store(true)
 	// A connection that never gets as far as a user name is a failed
 	// login too, recorded with what is known (a client that connects and
 	// closes at once, as health checks do, is not).
@@ -356,7 +374,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	}
 	up, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		p.cfg.Logger.Warn("upstream connection failed", "database", db, "err", err)
+		p.cfg.Logger.Warn("upstream connection failed", "database", logSafe(db), "err", logSafe(err.Error()))
 		code, msg := upstreamRefusal(err, cfg.User)
 		return fatal(be, code, msg)
 	}
@@ -373,6 +391,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	}
 	be.Send(&pgproto3.AuthenticationOk{})
 	for k, v := range hj.ParameterStatuses {
+		s.setting(k, v)
 		be.Send(&pgproto3.ParameterStatus{Name: k, Value: v})
 	}
 	be.Send(&pgproto3.BackendKeyData{ProcessID: hj.PID, SecretKey: hj.SecretKey})
@@ -503,6 +522,14 @@ func statementKind(sql string) string {
 		return ""
 	}
 	return strings.ToUpper(strings.TrimRight(f[0], ";"))
+}
+
+// logSafe is text a client chose (a database or user name, an error
+// quoting one) as the process log may carry it: what the detectors find
+// replaced, as in events.
+func logSafe(s string) string {
+	out, _ := detect.Scrub(s)
+	return out
 }
 
 func sha256Hex(s string) string {

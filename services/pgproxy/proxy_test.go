@@ -124,13 +124,36 @@ type recorded struct {
 }
 
 // eventsOf reads every event on AUDIT_EVENTS.
+//
+// A response.digest goes to the bus with the next record the proxy waits
+// for, or a few milliseconds after its result: before returning, it
+// waits (up to a few seconds) until every command.executed on the bus
+// has its digest, and returns what it read last whether or not they do.
 func (f *fixture) eventsOf(t *testing.T) []recorded {
 	t.Helper()
 	var out []recorded
-	for _, st := range natstest.Events(t, f.js, "") {
-		out = append(out, recorded{st.Event, st.Payload})
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		out = out[:0]
+		commands, digests := map[string]bool{}, map[string]bool{}
+		for _, st := range natstest.Events(t, f.js, "") {
+			out = append(out, recorded{st.Event, st.Payload})
+			switch st.Event.Type {
+			case events.CommandExecuted:
+				commands[st.Event.ID] = true
+			case events.ResponseDigest:
+				id, _ := st.Payload["command_id"].(string)
+				digests[id] = true
+			}
+		}
+		missing := false
+		for id := range commands {
+			missing = missing || !digests[id]
+		}
+		if !missing || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return out
 }
 
 // checkPairs waits until every command.executed has exactly one

@@ -64,7 +64,9 @@ func TestOtherWaysToAMaskedColumn(t *testing.T) {
 		"SELECT 1 FROM cards WHERE convert_from(set_byte(convert_to(name, 'UTF8'), 0, 255), 'UTF8') IS NULL",
 	} {
 		out, err := psql(t, url, q)
-		if err == nil || !strings.Contains(out, "[REDACTED:masked_column]") {
+		// Withheld word by word, or whole (the statement refers to a
+		// masked column), or refused before it runs (setseed is volatile).
+		if err == nil || !strings.Contains(out, "[REDACTED:masked_column]") && !strings.Contains(out, "is withheld") && !strings.Contains(out, "builtin-masked-side-effect") {
 			t.Errorf("%q: want an error with the numbers withheld (%v):\n%s", q, err, out)
 		}
 		for _, code := range []string{"90", "122", "0x5a", "0x65"} { // Z, z, e of Zelda

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -37,6 +38,9 @@ type command struct {
 	masked  map[maskKey]int // values masked in the current result
 	// copyIn digests the COPY data a client sends for this statement.
 	copyIn copyDigest
+	// maskRef is the mask rule of a column the statement refers to
+	// anywhere (withhold.go); nil when it refers to none.
+	maskRef *MaskRule
 	// stored delivers the outcome of storing the command's record, in
 	// before-response mode; nil when it was stored before forwarding.
 	stored <-chan error
@@ -46,6 +50,10 @@ type command struct {
 	lazy          bool
 	stmt, portal  string
 	resultFormats []int16
+	// sent is when the statement was written to the server (unix
+	// nanoseconds), while Config.Stages times statements; the first
+	// answer takes it.
+	sent atomic.Int64
 }
 
 // copyDigest counts and digests COPY FROM STDIN data; the client's side
@@ -157,6 +165,9 @@ func (p *sqlPrepared) effective(sql string) (judged []string, held, why string) 
 func (s *session) denied(judged []string) *DenyRule {
 	for _, t := range judged {
 		if r := s.pol.Denied(t); r != nil {
+			return r
+		}
+		if r := s.sideEffects(t); r != nil {
 			return r
 		}
 	}
@@ -291,6 +302,8 @@ type inflight struct {
 
 func (f *inflight) push(c *command) { f.mu.Lock(); f.q = append(f.q, c); f.mu.Unlock() }
 
+func (f *inflight) empty() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.q) == 0 }
+
 func (f *inflight) head() *command {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -333,6 +346,7 @@ func (s *session) relay(ctx context.Context, client net.Conn, up *pgconn.Hijacke
 		c.simple = false // both goroutines are done: this one leaves the queue
 		s.digest(context.WithoutCancel(ctx), &q, map[string]any{"command_tag": "", "interrupted": "the session ended before the result was complete"})
 	}
+	s.recordOwed(ctx)
 	return err
 }
 
@@ -379,14 +393,28 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 	descs := s.descs
 	stmts := s.stmts
 	portals := map[string]portal{}
+	st := s.p.cfg.Stages
+	var fwd *command // a statement being forwarded, while st times it
+	var fwdFrom time.Time
 	for {
 		msg, err := s.client.Receive()
 		if err != nil {
 			return errClosed
 		}
+		t0 := st.Now()
 		flush := false
 		switch m := msg.(type) {
 		case *pgproto3.Query:
+			s.clientTurn(t0)
+			sql, unread := s.reading(m.String, q)
+			if unread != "" && len(m.String) <= MaxStatement {
+				if err := s.refused(ctx, q, m.String, nil, unread, true); err != nil {
+					return err
+				}
+				msg = &pgproto3.Query{String: refusedSQL}
+				flush = true
+				break
+			}
 			if len(m.String) > MaxStatement {
 				if err := s.refused(ctx, q, m.String, nil, tooLong(m.String), true); err != nil {
 					return err
@@ -395,12 +423,12 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				flush = true
 				break
 			}
-			judged, held, why := []string{m.String}, m.String, ""
+			judged, held, why := []string{sql}, sql, ""
 			if s.pol.rules() {
-				judged, held, why = s.sqlPrep.effective(m.String)
+				judged, held, why = s.sqlPrep.effective(sql)
 			}
 			if why != "" {
-				if err := s.refused(ctx, q, m.String, nil, why, true); err != nil {
+				if err := s.refused(ctx, q, sql, nil, why, true); err != nil {
 					return err
 				}
 				msg = &pgproto3.Query{String: refusedSQL}
@@ -408,7 +436,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				break
 			}
 			if rule := s.denied(judged); rule != nil {
-				if err := s.refused(ctx, q, m.String, rule, "", true); err != nil {
+				if err := s.refused(ctx, q, sql, rule, "", true); err != nil {
 					return err
 				}
 				msg = &pgproto3.Query{String: refusedSQL}
@@ -428,13 +456,18 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				}
 			}
 			if s.pol.rules() {
-				s.sqlPrep.note(m.String, analyze(m.String))
+				s.sqlPrep.note(sql, analyze(sql))
 			}
-			id, stored, err := s.command(ctx, "simple", m.String, 0, nil, nil)
+			st.Since(gateway.StageJudge, t0)
+			id, stored, err := s.command(ctx, "simple", sql, 0, nil, nil)
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, simple: true, sum: s.keyedSum(ctx, gateway.ResponseLabel), stored: stored})
+			c := &command{id: id, simple: true, sum: s.keyedSum(ctx, gateway.ResponseLabel), stored: stored, maskRef: s.pol.maskedReference(judged...)}
+			if st != nil {
+				fwd, fwdFrom = c, time.Now()
+			}
+			q.push(c)
 			flush = true
 		case *pgproto3.FunctionCall:
 			// A function call by OID carries no SQL to police or to record
@@ -449,17 +482,20 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			flush = true
 		case *pgproto3.Parse:
 			var rule *DenyRule
-			why := ""
+			sql, why := s.reading(m.Query, q)
 			if len(m.Query) > MaxStatement {
-				why = tooLong(m.Query)
-			} else {
-				rule = s.pol.Denied(m.Query)
+				sql, why = m.Query, tooLong(m.Query)
+			} else if why == "" {
+				rule = s.denied([]string{sql})
 			}
 			if why == "" && rule == nil {
-				stmts.parse(m.Name, m.Query)
+				stmts.parse(m.Name, sql) // as the server reads it
 				break
 			}
-			if err := s.refused(ctx, q, m.Query, rule, why, false); err != nil {
+			if why != "" && sql == "" {
+				sql = m.Query
+			}
+			if err := s.refused(ctx, q, sql, rule, why, false); err != nil {
 				return err
 			}
 			// The server answers the replacement with a syntax error, in
@@ -494,7 +530,8 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			}
 			// The whole policy: a requester exempt from a mask rule still does
 			// not put the value into the ledger.
-			params, found := s.p.cfg.Policy.recordParams(sql, m.Parameters, m.ParameterFormatCodes, keyed)
+			values, formats := s.paramsRead(m.Parameters, m.ParameterFormatCodes, q)
+			params, found := s.p.cfg.Policy.recordParams(sql, values, formats, keyed)
 			// The values found become their search digests now: the
 			// portal may wait a while before it runs.
 			found, ferr := s.gs.Digest(ctx, found)
@@ -509,6 +546,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			// the rows of later executions by column name.
 			descs.push(describeTarget(m, portals))
 		case *pgproto3.Execute:
+			s.clientTurn(t0)
 			p := portals[m.Portal]
 			if p.sql == blockedStatement {
 				break // the server skips it after the policy error
@@ -548,11 +586,17 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if s.pol.rules() {
 				s.sqlPrep.note(p.sql, analyze(p.sql))
 			}
+			st.Since(gateway.StageJudge, t0)
 			id, stored, err := s.command(ctx, "extended", p.sql, p.nparams, p.params, p.paramsFound)
 			if err != nil {
 				return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 			}
-			q.push(&command{id: id, sum: s.keyedSum(ctx, gateway.ResponseLabel), lazy: true, stmt: p.stmt, portal: m.Portal, resultFormats: p.formats, stored: stored})
+			c := &command{id: id, sum: s.keyedSum(ctx, gateway.ResponseLabel), lazy: true, stmt: p.stmt, portal: m.Portal, resultFormats: p.formats, stored: stored,
+				maskRef: s.pol.maskedReference(judged...)}
+			if st != nil {
+				fwd, fwdFrom = c, time.Now()
+			}
+			q.push(c)
 		case *pgproto3.Close:
 			if m.ObjectType == 'S' {
 				stmts.forget(m.Name, false)
@@ -576,7 +620,19 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 			if err := fe.Flush(); err != nil {
 				return err
 			}
+			if fwd != nil {
+				fwd.sent.Store(st.Since(gateway.StageForward, fwdFrom).UnixNano())
+				fwd = nil
+			}
 		}
+	}
+}
+
+// clientTurn times the client's turn, from the last answer released to
+// the statement read at t (Config.Stages).
+func (s *session) clientTurn(t time.Time) {
+	if r := s.released.Swap(0); r != 0 && !t.IsZero() {
+		s.p.cfg.Stages.Add(gateway.StageClient, t.Sub(time.Unix(0, r)))
 	}
 }
 
@@ -620,6 +676,7 @@ func statementFields(sql string, pol *Policy) map[string]any {
 // before-response mode it is on its way, and stored reports the outcome.
 func (s *session) command(ctx context.Context, protocol, sql string, nparams int, params []any, found []gateway.Redaction) (id string, stored <-chan error, err error) {
 	s.cmds++
+	t := s.p.cfg.Stages.Now()
 	payload := statementFields(sql, s.p.cfg.Policy)
 	payload["protocol"] = protocol
 	if protocol == "extended" {
@@ -630,6 +687,7 @@ func (s *session) command(ctx context.Context, protocol, sql string, nparams int
 		payload["parameters"] = pp
 		gateway.AddRedactions(payload, found...)
 	}
+	s.p.cfg.Stages.Since(gateway.StageEvent, t)
 	id, stored, err = s.gs.Command(ctx, payload)
 	if err != nil && stored == nil && id != "" {
 		// The record may have been stored although its answer never
@@ -670,15 +728,25 @@ func (s *session) notExecuted(ctx context.Context, id string, why error) {
 func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *inflight) error {
 	var buf []byte
 	n := 0
+	st := s.p.cfg.Stages
+	var respondFrom time.Time // while st times statements
 	for {
 		msg, err := up.Frontend.Receive()
 		if err != nil {
 			return errClosed
 		}
+		c := q.head()
+		var held time.Time
+		if st != nil && c != nil {
+			if sent := c.sent.Swap(0); sent != 0 {
+				held = time.Now()
+				st.Add(gateway.StageTarget, held.Sub(time.Unix(0, sent)))
+			}
+		}
 		// Before-response: nothing of a statement's answer reaches the
 		// client until its record is stored; if it cannot be, the
 		// session ends.
-		if c := q.head(); c != nil && c.stored != nil {
+		if c != nil && c.stored != nil {
 			select {
 			case err := <-c.stored:
 				c.stored = nil
@@ -688,6 +756,9 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			case <-ctx.Done():
 				return ctx.Err()
 			}
+		}
+		if !held.IsZero() {
+			respondFrom = st.Since(gateway.StageHold, held)
 		}
 		flush := false
 		switch m := msg.(type) {
@@ -738,7 +809,9 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			// Error texts quote values ("invalid input syntax for type
 			// integer: \"alice@example.com\""): the detectors mask them
 			// before the client or the ledger sees them.
+			s.errorRead(m)
 			scrubbed, masked := s.pol.scrubError(*m)
+			masked += withholdFromMasked(q.head(), &scrubbed)
 			msg = &scrubbed
 			if c := q.head(); c != nil && c.refusal != "" {
 				msg = &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501", Message: c.refusal}
@@ -747,10 +820,17 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 			if masked > 0 {
 				payload["error_values_masked"] = masked
 			}
+			if e, ok := msg.(*pgproto3.ErrorResponse); ok {
+				s.errorWrite(e)
+			}
 			s.digest(ctx, q, payload)
 			flush = true
 		case *pgproto3.NoticeResponse:
-			scrubbed, _ := s.pol.scrubError(pgproto3.ErrorResponse(*m))
+			e := pgproto3.ErrorResponse(*m)
+			s.errorRead(&e)
+			scrubbed, _ := s.pol.scrubError(e)
+			withholdFromMasked(q.head(), &scrubbed)
+			s.errorWrite(&scrubbed)
 			notice := pgproto3.NoticeResponse(scrubbed)
 			msg = &notice
 			flush = true
@@ -780,8 +860,10 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 				msg = &pgproto3.NotificationResponse{PID: m.PID, Channel: m.Channel, Payload: detect.Placeholder(maskedColumn)}
 			}
 			flush = true
-		case *pgproto3.CopyInResponse, *pgproto3.CopyOutResponse, *pgproto3.CopyBothResponse,
-			*pgproto3.ParameterStatus:
+		case *pgproto3.ParameterStatus:
+			s.setting(m.Name, m.Value)
+			flush = true
+		case *pgproto3.CopyInResponse, *pgproto3.CopyOutResponse, *pgproto3.CopyBothResponse:
 			flush = true
 		}
 		s.out.Lock()
@@ -792,8 +874,17 @@ func (s *session) fromUpstream(ctx context.Context, up *pgconn.HijackedConn, q *
 				s.out.Unlock()
 				return err
 			}
+			flush = true
 		}
 		s.out.Unlock()
+		if flush {
+			// Built once the answer is on its way, not before.
+			s.recordOwed(ctx)
+		}
+		if _, ready := msg.(*pgproto3.ReadyForQuery); ready && !respondFrom.IsZero() {
+			s.released.Store(st.Since(gateway.StageRespond, respondFrom).UnixNano())
+			respondFrom = time.Time{}
+		}
 	}
 }
 
@@ -852,6 +943,18 @@ func (s *session) digest(ctx context.Context, q *inflight, payload map[string]an
 	}
 	c.rows, c.bytes = 0, 0
 	c.sum.Reset()
-	// Not bounded by the session: a digest is owed for a statement that ran.
-	s.gs.RecordAsync(ctx, events.ResponseDigest, payload)
+	// Recorded once what the client is owed is flushed to it (or the
+	// relay ends), so that building it does not delay the answer.
+	s.owed = append(s.owed, payload)
+}
+
+// recordOwed records the response digests owed so far. Not bounded by
+// the session: a digest is owed for a statement that ran. Called from the
+// upstream side, or once the relay has stopped.
+func (s *session) recordOwed(ctx context.Context) {
+	for _, payload := range s.owed {
+		s.gs.RecordAsync(ctx, events.ResponseDigest, payload)
+	}
+	clear(s.owed)
+	s.owed = s.owed[:0]
 }

@@ -56,6 +56,13 @@ type analysis struct {
 	// textSQL lists the calls of functions that run a query given as
 	// text or read whole tables (textSQLFuncs).
 	textSQL []string
+	// argCalls lists, lower case and without duplicates, the functions
+	// called with a column reference or a subquery among their arguments.
+	argCalls []string
+	// refs lists, lower case, the last name of every column reference
+	// anywhere in the text; "*" stands for t.*, * and a whole row (a
+	// relation's name used as a value).
+	refs []string
 	// renamed lists what ALTER … RENAME renames: columns and attributes
 	// (ALTER TABLE t RENAME COLUMN a TO b, ALTER TYPE … RENAME
 	// ATTRIBUTE) by their old name, and relations (ALTER TABLE, VIEW,
@@ -84,46 +91,47 @@ func (a *analysis) has(kind string) bool { return a.kinds[kind] }
 // kindNames maps parse-tree statement types to their kinds; types not
 // listed take the first word of their name (AlterTableStmt: ALTER).
 var kindNames = map[string][]string{
-	"SelectStmt":          {"SELECT"},
-	"InsertStmt":          {"INSERT"},
-	"UpdateStmt":          {"UPDATE"},
-	"DeleteStmt":          {"DELETE"},
-	"MergeStmt":           {"MERGE"},
-	"DoStmt":              {"DO"},
-	"CallStmt":            {"CALL"},
-	"RuleStmt":            {"CREATE", "CREATE RULE"},
-	"CreateTrigStmt":      {"CREATE", "CREATE TRIGGER"},
-	"CreateEventTrigStmt": {"CREATE", "CREATE EVENT TRIGGER"},
-	"IndexStmt":           {"CREATE", "CREATE INDEX"},
-	"ViewStmt":            {"CREATE", "CREATE VIEW"},
-	"CreateTableAsStmt":   {"CREATE", "CREATE TABLE AS"},
-	"RenameStmt":          {"ALTER"},
-	"AlterFunctionStmt":   {"ALTER", "ALTER FUNCTION"}, // procedures and routines too
-	"VariableSetStmt":     {"SET"},
-	"VariableShowStmt":    {"SHOW"},
-	"TransactionStmt":     {"TRANSACTION"},
-	"GrantRoleStmt":       {"GRANT"},
-	"ExplainStmt":         {"EXPLAIN"},
-	"PrepareStmt":         {"PREPARE"},
-	"ExecuteStmt":         {"EXECUTE"},
-	"DeallocateStmt":      {"DEALLOCATE"},
-	"CreateStmt":          {"CREATE", "CREATE TABLE"},
-	"CreateRoleStmt":      {"CREATE", "CREATE ROLE"},
-	"AlterRoleStmt":       {"ALTER", "ALTER ROLE"},
-	"DropRoleStmt":        {"DROP", "DROP ROLE"},
-	"CreateSchemaStmt":    {"CREATE", "CREATE SCHEMA"},
-	"CreateExtensionStmt": {"CREATE", "CREATE EXTENSION"},
-	"AlterSystemStmt":     {"ALTER", "ALTER SYSTEM"},
-	"CreatedbStmt":        {"CREATE", "CREATE DATABASE"},
-	"DropdbStmt":          {"DROP", "DROP DATABASE"},
-	"CompositeTypeStmt":   {"CREATE", "CREATE TYPE"},
-	"CreateEnumStmt":      {"CREATE", "CREATE TYPE"},
-	"CreateRangeStmt":     {"CREATE", "CREATE TYPE"},
-	"DefineStmt":          {"CREATE"}, // CREATE AGGREGATE, OPERATOR, TYPE, COLLATION, TEXT SEARCH …
-	"ConstraintsSetStmt":  {"SET"},
-	"CheckPointStmt":      {"CHECKPOINT"},
-	"ReplicaIdentityStmt": {"ALTER"},
-	"SecLabelStmt":        {"SECURITY LABEL"},
+	"SelectStmt":              {"SELECT"},
+	"InsertStmt":              {"INSERT"},
+	"UpdateStmt":              {"UPDATE"},
+	"DeleteStmt":              {"DELETE"},
+	"MergeStmt":               {"MERGE"},
+	"DoStmt":                  {"DO"},
+	"CallStmt":                {"CALL"},
+	"RuleStmt":                {"CREATE", "CREATE RULE"},
+	"CreateTrigStmt":          {"CREATE", "CREATE TRIGGER"},
+	"CreateEventTrigStmt":     {"CREATE", "CREATE EVENT TRIGGER"},
+	"IndexStmt":               {"CREATE", "CREATE INDEX"},
+	"ViewStmt":                {"CREATE", "CREATE VIEW"},
+	"CreateTableAsStmt":       {"CREATE", "CREATE TABLE AS"},
+	"ImportForeignSchemaStmt": {"IMPORT", "CREATE"}, // creates a foreign table for each one it imports
+	"RenameStmt":              {"ALTER"},
+	"AlterFunctionStmt":       {"ALTER", "ALTER FUNCTION"}, // procedures and routines too
+	"VariableSetStmt":         {"SET"},
+	"VariableShowStmt":        {"SHOW"},
+	"TransactionStmt":         {"TRANSACTION"},
+	"GrantRoleStmt":           {"GRANT"},
+	"ExplainStmt":             {"EXPLAIN"},
+	"PrepareStmt":             {"PREPARE"},
+	"ExecuteStmt":             {"EXECUTE"},
+	"DeallocateStmt":          {"DEALLOCATE"},
+	"CreateStmt":              {"CREATE", "CREATE TABLE"},
+	"CreateRoleStmt":          {"CREATE", "CREATE ROLE"},
+	"AlterRoleStmt":           {"ALTER", "ALTER ROLE"},
+	"DropRoleStmt":            {"DROP", "DROP ROLE"},
+	"CreateSchemaStmt":        {"CREATE", "CREATE SCHEMA"},
+	"CreateExtensionStmt":     {"CREATE", "CREATE EXTENSION"},
+	"AlterSystemStmt":         {"ALTER", "ALTER SYSTEM"},
+	"CreatedbStmt":            {"CREATE", "CREATE DATABASE"},
+	"DropdbStmt":              {"DROP", "DROP DATABASE"},
+	"CompositeTypeStmt":       {"CREATE", "CREATE TYPE"},
+	"CreateEnumStmt":          {"CREATE", "CREATE TYPE"},
+	"CreateRangeStmt":         {"CREATE", "CREATE TYPE"},
+	"DefineStmt":              {"CREATE"}, // CREATE AGGREGATE, OPERATOR, TYPE, COLLATION, TEXT SEARCH …
+	"ConstraintsSetStmt":      {"SET"},
+	"CheckPointStmt":          {"CHECKPOINT"},
+	"ReplicaIdentityStmt":     {"ALTER"},
+	"SecLabelStmt":            {"SECURITY LABEL"},
 	// Not statements of their own: the wrapper of every top-level one,
 	// and PL/pgSQL's assignment.
 	"RawStmt":      nil,
@@ -200,6 +208,7 @@ func parse(sql string) *analysis {
 	// run text as SQL, whether any column or constant is there at all.
 	rels := map[string]bool{}
 	var columns, consts bool
+	var single []string  // one-name column references: a column, or a whole row
 	var stored []outRead // columns a stored expression or a side channel reads
 	for _, raw := range tree.Stmts {
 		if raw.Stmt == nil {
@@ -209,6 +218,16 @@ func parse(sql string) *analysis {
 			switch n := m.Interface().(type) {
 			case *pg.ColumnRef:
 				columns = true
+				if k := len(n.Fields); k > 0 {
+					switch last := n.Fields[k-1]; {
+					case last.GetAStar() != nil:
+						a.refs = append(a.refs, "*")
+					case k == 1:
+						single = append(single, strings.ToLower(last.GetString_().GetSval()))
+					default:
+						a.refs = append(a.refs, strings.ToLower(last.GetString_().GetSval()))
+					}
+				}
 			case *pg.A_Const, *pg.ParamRef:
 				consts = true
 			case *pg.RangeVar:
@@ -220,6 +239,9 @@ func parse(sql string) *analysis {
 			case *pg.FuncCall:
 				if textSQLFuncs[funcName(n)] {
 					a.textSQL = append(a.textSQL, funcName(n))
+				}
+				if name := funcName(n); !slices.Contains(a.argCalls, name) && slices.ContainsFunc(n.Args, readsRows) {
+					a.argCalls = append(a.argCalls, name)
 				}
 				if sideChannelFuncs[funcName(n)] {
 					for _, arg := range n.Args {
@@ -246,6 +268,12 @@ func parse(sql string) *analysis {
 			}
 			return true
 		})
+	}
+	for _, n := range single {
+		if rels[n] {
+			a.refs = append(a.refs, "*")
+		}
+		a.refs = append(a.refs, n)
 	}
 	if columns {
 		a.reads, a.renames = outputReads(tree, rels)
@@ -328,6 +356,52 @@ func (a *analysis) note(name string, msg any) {
 	case *pg.UpdateStmt:
 		if !refersToRows(s.WhereClause) {
 			a.noWhere["UPDATE"] = true
+		}
+	case *pg.SelectStmt:
+		// SELECT … INTO creates a table, as CREATE TABLE AS does.
+		if s.IntoClause != nil {
+			a.kinds["CREATE"], a.kinds["CREATE TABLE AS"] = true, true
+		}
+	case *pg.InsertStmt:
+		// ON CONFLICT DO UPDATE updates the rows the inserted ones
+		// conflict with: a VALUES list names them one by one, a query
+		// may name every row of the table.
+		if oc := s.OnConflictClause; oc != nil && oc.Action == pg.OnConflictAction_ONCONFLICT_UPDATE {
+			a.kinds["UPDATE"] = true
+			values := s.SelectStmt == nil || len(s.SelectStmt.GetSelectStmt().GetValuesLists()) > 0
+			if !values && !refersToRows(oc.WhereClause) {
+				a.noWhere["UPDATE"] = true
+			}
+		}
+	case *pg.MergeStmt:
+		// Each action is judged as the statement it performs, on the
+		// rows the join and its own condition select.
+		for _, n := range s.MergeWhenClauses {
+			c := n.GetMergeWhenClause()
+			if c == nil {
+				continue
+			}
+			kind := ""
+			switch c.CommandType {
+			case pg.CmdType_CMD_DELETE:
+				kind = "DELETE"
+			case pg.CmdType_CMD_UPDATE:
+				kind = "UPDATE"
+			case pg.CmdType_CMD_INSERT:
+				kind = "INSERT"
+			default:
+				continue
+			}
+			a.kinds[kind] = true
+			// WHEN NOT MATCHED BY SOURCE acts on the target rows the join
+			// does not select: only its own condition names rows.
+			join := s.JoinCondition
+			if c.MatchKind == pg.MergeMatchKind_MERGE_WHEN_NOT_MATCHED_BY_SOURCE {
+				join = nil
+			}
+			if kind != "INSERT" && !refersToRows(join) && !refersToRows(c.Condition) {
+				a.noWhere[kind] = true
+			}
 		}
 	case *pg.CreateFunctionStmt:
 		if s.IsProcedure {
@@ -1285,4 +1359,59 @@ func constsIn(n *pg.Node, stringsOnly bool) []int32 {
 		return true
 	})
 	return out
+}
+
+// canonicalCache holds canonicalText's answers by statement text.
+var canonicalCache = struct {
+	sync.Mutex
+	m map[string]string
+}{m: map[string]string{}}
+
+// canonicalText is sql as the server's parser reads it, written back
+// (pg_query's deparser): identifiers unquoted where they need no quotes
+// and with their escapes decoded (U&"pg\005fsleep" is pg_sleep),
+// comments left out, keywords and spacing made uniform, string constants
+// written plainly. ok is false when the text parses but cannot be
+// written back: a pattern rule then matches, failing closed. Text that
+// does not parse has no canonical form (ok, ""): such statements are
+// refused before any rule is looked at.
+func canonicalText(sql string) (string, bool) {
+	canonicalCache.Lock()
+	c, hit := canonicalCache.m[sql]
+	canonicalCache.Unlock()
+	if hit {
+		return c, true
+	}
+	tree, err := pg.Parse(sql)
+	if err != nil {
+		return "", true
+	}
+	c, err = pg.Deparse(tree)
+	if err != nil {
+		return "", false
+	}
+	canonicalCache.Lock()
+	if len(canonicalCache.m) >= parseCacheSize {
+		clear(canonicalCache.m)
+	}
+	canonicalCache.m[sql] = c
+	canonicalCache.Unlock()
+	return c, true
+}
+
+// readsRows reports whether an expression holds a column reference or a
+// subquery.
+func readsRows(n *pg.Node) bool {
+	if n == nil {
+		return false
+	}
+	found := false
+	visit(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		switch m.Interface().(type) {
+		case *pg.ColumnRef, *pg.SubLink:
+			found = true
+		}
+		return !found
+	})
+	return found
 }

@@ -40,7 +40,7 @@ func TestRedactSQL(t *testing.T) {
 // by underscores, a numeric constant with an exponent.
 func TestRedactSQLEncodedForms(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
-		{`SELECT E'jane\x40example.com'`, `SELECT '[REDACTED:email]'`},
+		{`SELECT E'jane\x40example.com'`, `SELECT E'[REDACTED:email]'`}, // the detectors read \x40 in the text
 		{`SELECT U&'\0034\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031'`, `SELECT '[REDACTED:credit_card]'`},
 		{`SELECT E'\064\061\061\061 1111 1111 1111'`, `SELECT '[REDACTED:credit_card]'`},
 		{`SELECT 4111_1111_1111_1111`, `SELECT '[REDACTED:credit_card]'`},
@@ -60,7 +60,7 @@ func TestRedactSQLEncodedForms(t *testing.T) {
 		{`SELECT 'jane\100example.com'::bytea`, `SELECT '[REDACTED:email]'::bytea`},
 		{"SELECT E'jane\\x40'\n'example.com'", `SELECT '[REDACTED:email]'`},
 		// JSON escapes in a string read as json.
-		{`SELECT '{"e":"jane\u0040example.com"}'::jsonb`, `SELECT '[REDACTED:email]'::jsonb`},
+		{`SELECT '{"e":"jane\u0040example.com"}'::jsonb`, `SELECT '{"e":"[REDACTED:email]"}'::jsonb`}, // and \u0040
 	} {
 		if got, _ := redactSQL(c.in, nil); got != c.want {
 			t.Errorf("redactSQL(%q)\n = %q\nwant %q", c.in, got, c.want)
@@ -93,8 +93,8 @@ func TestRedactSQLTree(t *testing.T) {
 		{"SELECT format('%s@%s', 'jane', 'example.com')", "SELECT format('[REDACTED:email]', '[REDACTED:email]', '[REDACTED:email]')"},
 		{"SELECT lpad('1', 10, 'x'), replace('abc', 'b', 'c')", "SELECT lpad('1', 10, 'x'), replace('abc', 'b', 'c')"},
 		{"SELECT array_to_string(ARRAY['4111', '1111', '1111', '1111'], ' ')", "SELECT array_to_string(ARRAY['[REDACTED:credit_card]', '[REDACTED:credit_card]', '[REDACTED:credit_card]', '[REDACTED:credit_card]'], '[REDACTED:credit_card]')"},
-		{"SELECT convert_from(decode('34313131313131313131313131313131', 'hex'), 'UTF8')", "SELECT convert_from(decode('[REDACTED:credit_card]', '[REDACTED:credit_card]'), '[REDACTED:credit_card]')"},
-		{"SELECT convert_from(decode('amFuZUBleGFtcGxlLmNvbQ==', 'base64'), 'UTF8')", "SELECT convert_from(decode('[REDACTED:email]', '[REDACTED:email]'), '[REDACTED:email]')"},
+		{"SELECT convert_from(decode('34313131313131313131313131313131', 'hex'), 'UTF8')", "SELECT convert_from(decode('[REDACTED:credit_card]', 'hex'), 'UTF8')"}, // the literal read as hex text
+		{"SELECT convert_from(decode('amFuZUBleGFtcGxlLmNvbQ==', 'base64'), 'UTF8')", "SELECT convert_from(decode('[REDACTED:email]', 'base64'), 'UTF8')"},         // the literal read as base64 text
 		{`SELECT convert_from('\x6a616e65406578616d706c652e636f6d'::bytea, 'UTF8')`, `SELECT convert_from('[REDACTED:email]'::bytea, '[REDACTED:email]')`},
 		{"SELECT textcat('jane@', 'example.com')", "SELECT textcat('[REDACTED:email]', '[REDACTED:email]')"},
 		{"SELECT 'jane@' operator(pg_catalog.||) 'example.com'", "SELECT '[REDACTED:email]' operator(pg_catalog.||) '[REDACTED:email]'"},
@@ -102,7 +102,7 @@ func TestRedactSQLTree(t *testing.T) {
 		{"SELECT initcap('jane') || '@example.com'", "SELECT initcap('[REDACTED:email]') || '[REDACTED:email]'"},
 		{"SELECT overlay('4xxx111111111111' placing '111' from 2)", "SELECT overlay('[REDACTED:credit_card]' placing '[REDACTED:credit_card]' from '[REDACTED:credit_card]')"},
 		{"SELECT overlay('4111xxxx11111111' placing '1111' from 5 for 4)", "SELECT overlay('[REDACTED:credit_card]' placing '[REDACTED:credit_card]' from '[REDACTED:credit_card]' for '[REDACTED:credit_card]')"},
-		{"SELECT array_to_string('{4111,1111,1111,1111}'::int[], '')", "SELECT array_to_string('[REDACTED:credit_card]'::int[], '[REDACTED:credit_card]')"},
+		{"SELECT array_to_string('{4111,1111,1111,1111}'::int[], '')", "SELECT array_to_string('{[REDACTED:credit_card]}'::int[], '')"}, // groups joined by commas
 		{"SELECT ARRAY[4,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]", "SELECT ARRAY['[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]','[REDACTED:credit_card]']"},
 		{"SELECT translate(quote_literal('4111x1111'), '''x', '') || '11111111'", "SELECT translate(quote_literal('[REDACTED:credit_card]'), '[REDACTED:credit_card]', '[REDACTED:credit_card]') || '[REDACTED:credit_card]'"},
 		{"SELECT ARRAY[1,2,3], initcap('ann lee')", "SELECT ARRAY[1,2,3], initcap('ann lee')"},

@@ -43,11 +43,13 @@ func TestEvent(t *testing.T) {
 		{Path: "actor.email", Detector: "email", Count: 1},
 		{Path: "payload.statement", Detector: "credit_card", Count: 1},
 		{Path: "payload.parameters.values[1]", Detector: "credit_card", Count: 1},
-		{Path: "payload.query", Detector: "email", Decoded: "url", Count: 1},
+		// The detectors read percent-encoding and base64 tokens
+		// themselves: found as sealed, as the writer refuses them.
+		{Path: "payload.query", Detector: "email", Count: 1},
 		{Path: "payload.path", Detector: "email", Count: 1},
 		{Path: `payload.headers["[REDACTED:email]"]`, Detector: "email", Key: true, Count: 1},
 		{Path: "payload.amount", Detector: "credit_card", Count: 1},
-		{Path: "payload.data", Detector: "credit_card", Decoded: "base64", Count: 1},
+		{Path: "payload.data", Detector: "credit_card", Count: 1},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("findings:\n got %+v\nwant %+v", got, want)

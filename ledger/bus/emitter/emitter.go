@@ -88,6 +88,9 @@ type Config struct {
 	// each its own fsync under sync_interval always — for no gain under
 	// interval.
 	Groups int
+	// LaterWait bounds how long an event given to EmitLater waits for a
+	// group to go with; zero means 2ms.
+	LaterWait time.Duration
 }
 
 // ErrClosed: the Emitter is closed and takes no new events.
@@ -119,6 +122,7 @@ type Emitter struct {
 	// group, and the groups being stored.
 	qmu       sync.Mutex
 	queue     []*pending
+	eager     int // events in queue that start a group (not EmitLater's)
 	kick      chan struct{}
 	groups    chan struct{}
 	committed chan struct{} // closed when the committer has stopped
@@ -144,6 +148,11 @@ type Stats struct {
 	// signed, or that the bus had not stored by Close's deadline: their
 	// events stay unattested.
 	AttestationsLost atomic.Uint64
+	// Queued and Publishing add up, over the Timed events finished that
+	// someone waits on (not EmitLater's), how long each waited for its
+	// group to start (behind the groups in flight) and how long its
+	// group then took to be stored, in nanoseconds.
+	Queued, Publishing, Timed atomic.Uint64
 }
 
 // pending is one accepted event waiting for its group.
@@ -151,7 +160,9 @@ type pending struct {
 	ev    *events.Event
 	raw   []byte
 	done  func(Result)
-	alone bool // never in a batch (EmitAlone)
+	alone bool      // never in a batch (EmitAlone)
+	later bool      // starts no group of its own (EmitLater)
+	at    time.Time // when it was accepted
 }
 
 // New returns an Emitter.
@@ -179,6 +190,9 @@ func New(cfg Config) (*Emitter, error) {
 	}
 	if cfg.Groups <= 0 {
 		cfg.Groups = 1
+	}
+	if cfg.LaterWait <= 0 {
+		cfg.LaterWait = 2 * time.Millisecond
 	}
 	e := &Emitter{cfg: cfg, slot: make(chan struct{}, cfg.MaxInFlight), wake: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1), groups: make(chan struct{}, cfg.Groups), committed: make(chan struct{})}
@@ -248,6 +262,7 @@ func (e *Emitter) Close() error {
 	}
 	e.closed = true
 	e.mu.Unlock()
+	e.kickCommitter() // what EmitLater holds goes now
 	drained := make(chan struct{})
 	go func() { e.wg.Wait(); close(drained) }()
 	select {
@@ -468,11 +483,36 @@ func (e *Emitter) enqueue(ctx context.Context, p *pending) error {
 	if e.attest != nil {
 		e.attest.add(ev, raw)
 	}
+	p.at = time.Now()
 	e.qmu.Lock()
 	e.queue = append(e.queue, p)
+	if !p.later {
+		e.eager++
+	}
+	// An event that starts no group still wakes an idle committer, to
+	// start its wait.
+	kick := !p.later || len(e.queue) == 1
 	e.qmu.Unlock()
-	e.kickCommitter()
+	if kick {
+		e.kickCommitter()
+	}
 	return nil
+}
+
+// EmitLater is EmitAsync for an event owed for what already happened,
+// that nothing waits on (a result's digest): it starts no group of its
+// own, but goes with the next group that starts — in a gateway, most
+// often the one holding the same session's next command — or, if none
+// starts, LaterWait after it was given. So a command and the digest of
+// the one before it share one message and one acknowledgement, each
+// still an event of its own. Until its group is published it is held in
+// this process only, as an asynchronous event always is until stored.
+func (e *Emitter) EmitLater(ctx context.Context, ev *events.Event, done func(Result)) error {
+	raw, err := ev.Marshal()
+	if err != nil {
+		return err
+	}
+	return e.enqueue(ctx, &pending{ev: ev, raw: raw, done: done, later: true})
 }
 
 // Emit publishes ev and waits until JetStream has stored it or, with a
@@ -522,18 +562,38 @@ func (e *Emitter) kickCommitter() {
 // is closed and every accepted event has been handled.
 func (e *Emitter) commit() {
 	defer close(e.committed)
+	var timer *time.Timer
 	for {
 		e.qmu.Lock()
-		empty := len(e.queue) == 0
+		empty, eager := len(e.queue) == 0, e.eager > 0
+		var oldest time.Time
+		if !empty {
+			oldest = e.queue[0].at
+		}
 		e.qmu.Unlock()
+		e.mu.Lock()
+		closed := e.closed
+		e.mu.Unlock()
 		if empty {
-			e.mu.Lock()
-			closed := e.closed
-			e.mu.Unlock()
 			if closed && e.life.Err() != nil {
 				return
 			}
 			<-e.kick
+			continue
+		}
+		// Only events that start no group: wait for one that does, up
+		// to LaterWait after the oldest (the queue is in order).
+		if wait := e.cfg.LaterWait - time.Since(oldest); !eager && !closed && wait > 0 {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			select {
+			case <-e.kick:
+				timer.Stop()
+			case <-timer.C:
+			}
 			continue
 		}
 		e.groups <- struct{}{}
@@ -541,6 +601,11 @@ func (e *Emitter) commit() {
 		n := min(len(e.queue), e.cfg.MaxBatch)
 		group := make([]*pending, n)
 		copy(group, e.queue)
+		for _, p := range group {
+			if !p.later {
+				e.eager--
+			}
+		}
 		e.queue = append(e.queue[:0], e.queue[n:]...)
 		e.qmu.Unlock()
 		go func() {
@@ -552,9 +617,15 @@ func (e *Emitter) commit() {
 
 // store publishes one group and reports each event's result.
 func (e *Emitter) store(group []*pending) {
+	start := time.Now()
 	finish := func(p *pending, r Result) {
 		if r.Err != nil {
 			e.failed.Add(1)
+		}
+		if !p.at.IsZero() && !p.later {
+			e.Stats.Queued.Add(uint64(start.Sub(p.at)))
+			e.Stats.Publishing.Add(uint64(time.Since(start)))
+			e.Stats.Timed.Add(1)
 		}
 		<-e.slot
 		p.done(r)

@@ -417,3 +417,71 @@ func TestEmitAloneKeepsJetStreamDedup(t *testing.T) {
 		t.Fatal("no batch formed: the test did not run alone events beside batches")
 	}
 }
+
+// TestEmitLaterRidesWithTheNext: an event given to EmitLater waits for
+// the next event someone waits on and is stored in the same message; with
+// none to come it is stored after LaterWait on its own; Close stores what
+// is still held at once.
+func TestEmitLaterRidesWithTheNext(t *testing.T) {
+	srv := natstest.StartIn(t, t.TempDir(), -1)
+	_, js := srv.Connect(t)
+	s, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", bus.BatchSubjects}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	em, err := emitter.New(emitter.Config{JetStream: js, LaterWait: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := make(chan emitter.Result, 1)
+	if err := em.EmitLater(t.Context(), event(1), func(r emitter.Result) { later <- r }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-later:
+		t.Fatalf("held event stored on its own before anything else came: %+v", r)
+	case <-time.After(50 * time.Millisecond):
+	}
+	r, err := em.Emit(t.Context(), event(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := <-later
+	if rl.Err != nil || rl.Seq != r.Seq || em.Stats.Groups.Load() != 1 || em.Stats.GroupedEvents.Load() != 2 {
+		t.Fatalf("held event %+v, the next %+v, %d groups of %d events: want both in one message", rl, r, em.Stats.Groups.Load(), em.Stats.GroupedEvents.Load())
+	}
+	// Nothing follows: Close stores it without waiting out LaterWait.
+	if err := em.EmitLater(t.Context(), event(3), func(r emitter.Result) { later <- r }); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { em.Close(); close(closed) }()
+	select {
+	case rl = <-later:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not store the held event")
+	}
+	<-closed
+	if rl.Err != nil || rl.Seq == 0 {
+		t.Fatalf("held event at Close: %+v", rl)
+	}
+
+	// With a short LaterWait, a lone held event is stored on its own.
+	em2, _ := emitter.New(emitter.Config{JetStream: js, LaterWait: 5 * time.Millisecond})
+	defer em2.Close()
+	if err := em2.EmitLater(t.Context(), event(4), func(r emitter.Result) { later <- r }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case rl = <-later:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lone held event was not stored after LaterWait")
+	}
+	if rl.Err != nil || rl.Seq == 0 {
+		t.Fatalf("lone held event: %+v", rl)
+	}
+	info, _ := s.Info(t.Context())
+	if info.State.Msgs != 3 {
+		t.Fatalf("stream holds %d messages, want 3 (one batch of two, two singles)", info.State.Msgs)
+	}
+}

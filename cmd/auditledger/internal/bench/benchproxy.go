@@ -33,6 +33,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/writer"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 )
@@ -40,7 +41,7 @@ import (
 // Proxy is `auditledger bench proxy`: it runs pgbench directly and through the PostgreSQL proxy, side by side.
 func Proxy(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "bench proxy --upstream URL [--clients 4,16] [--duration 10s] [--runs N] [--scale 10] [--sync always,interval] [--durability before-response,before-forward] [--writer=false]",
-		"Runs pgbench, select-only and TPC-B-like, at each client count against one\nPostgreSQL database along every path a team might choose, and prints TPS,\naverage latency and each path's share of the direct and pgbouncer figures:\n\n  direct      straight to PostgreSQL\n  pgbouncer   through Debian's pgbouncer in session pooling (the cost of a bare hop)\n  pgaudit     direct, with pgaudit.log = 'all' (needs pgaudit in the server's\n              shared_preload_libraries; skipped otherwise)\n  copy        through a bare Go TCP relay (io.Copy both ways, no protocol):\n              what any hop written in Go costs on these cores\n  copy-fsync  the same relay, each response held until a 1.1 KB record of it\n              is appended to a local file and fsynced, in groups (what queued\n              while the last fsync ran): the least any hop can cost that makes\n              a record durable before it releases a result\n  relay       through the auditledger proxy with every event built and encoded,\n              then discarded: what the relay costs without storing anything,\n              a floor for the proxy rows\n  relay-fsync the proxy with every event appended to a local file and fsynced\n              in groups before its statement's result is released: the proxy\n              made durable before the response with no bus and no ledger,\n              a floor for the fsync-always proxy rows\n  proxy       through the auditledger proxy, the ledger writer sealing what it\n              records, on an embedded NATS — once per JetStream fsync setting\n              and durability mode\n\ncopy, copy-fsync, relay and relay-fsync are yardsticks, never ways to run\nthe proxy. The first lines say what an fsync costs on the disk the bench\nwrites to; under the table, each row's machine CPU per transaction is set\nagainst what 80 % and 50 % of pgbouncer's TPS allow.\n\nEverything runs on this machine's cores. pgbench (and pgbouncer for its\nrow) must be on PATH; the database is initialised with pgbench -i first.")
+		"Runs pgbench, select-only and TPC-B-like, at each client count against one\nPostgreSQL database along every path a team might choose, and prints TPS,\naverage latency and each path's share of the direct and pgbouncer figures:\n\n  direct      straight to PostgreSQL\n  pgbouncer   through Debian's pgbouncer in session pooling (the cost of a bare hop)\n  pgaudit     direct, with pgaudit.log = 'all' (needs pgaudit in the server's\n              shared_preload_libraries; skipped otherwise)\n  copy        through a bare Go TCP relay (io.Copy both ways, no protocol):\n              what any hop written in Go costs on these cores\n  copy-fsync  the same relay, each response held until a 1.1 KB record of it\n              is appended to a local file and fsynced, in groups (what queued\n              while the last fsync ran): the least any hop can cost that makes\n              a record durable before it releases a result\n  relay       through the auditledger proxy with every event built and encoded,\n              then discarded: what the relay costs without storing anything,\n              a floor for the proxy rows\n  relay-fsync the proxy with every event appended to a local file and fsynced\n              in groups before its statement's result is released: the proxy\n              made durable before the response with no bus and no ledger,\n              a floor for the fsync-always proxy rows\n  proxy       through the auditledger proxy, the ledger writer sealing what it\n              records, on an embedded NATS — once per JetStream fsync setting\n              and durability mode\n\ncopy, copy-fsync, relay and relay-fsync are yardsticks, never ways to run\nthe proxy. The first lines say what an fsync costs on the disk the bench\nwrites to; under the table, each row's machine CPU per transaction is set\nagainst what 80 % and 50 % of pgbouncer's TPS allow, and for the relay and\nproxy rows the mean time of each stage of a statement (client, judge, event,\nencode, forward, target, hold, respond; stored, split into queued and publish)\nis printed beside the CPU per statement.\n\nEverything runs on this machine's cores. pgbench (and pgbouncer for its\nrow) must be on PATH; the database is initialised with pgbench -i first.")
 	upstream := fs.String("upstream", "", "postgres:// URL of a database to benchmark, as a superuser for the pgaudit row (it is overwritten by pgbench -i)")
 	clientsArg := fs.String("clients", "4,16", "comma-separated client counts")
 	duration := fs.Duration("duration", 10*time.Second, "length of each pgbench run")
@@ -52,6 +53,7 @@ func Proxy(c *cobra.Command) cli.Run {
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy, NATS and the writer (this process) to FILE")
 	runs := fs.Int("runs", 1, "pgbench runs per path, client count and script; with more than one, each row is the run of median TPS and shows the range")
+	writerWait := fs.Duration("writer-max-wait", 50*time.Millisecond, "the ledger writer's longest wait to fill a segment (serve's ledger.max_wait): at a low rate, how often it seals")
 	withWriter := fs.Bool("writer", true, "run the ledger writer in this process, sealing what the proxy records; false measures the proxy with the writer on another node (events are stored on the bus, not sealed here)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		stop, err := startCPUProfile(*cpuProfile)
@@ -176,8 +178,8 @@ func Proxy(c *cobra.Command) cli.Run {
 		if paths["relay"] {
 			// Before-response forwards at once and releases the result when
 			// the record is stored, which a discarding recorder reports at once.
-			p := &benchPath{name: "relay only, events discarded", kind: "relay", cpu: selfCPU}
-			url, stopRelay, err := startBenchProxy(ctx, discardRecorder{}, pol, *upstream, pgproxy.BeforeResponse)
+			p := &benchPath{name: "relay only, events discarded", kind: "relay", cpu: selfCPU, stages: &gateway.Stages{}}
+			url, stopRelay, err := startBenchProxy(ctx, discardRecorder{}, pol, *upstream, pgproxy.BeforeResponse, p.stages)
 			if err != nil {
 				return err
 			}
@@ -193,7 +195,7 @@ func Proxy(c *cobra.Command) cli.Run {
 			defer fr.close()
 			waits := &timedRecorder{rec: fr}
 			p := &benchPath{name: "relay + local fsync per group, no bus", kind: "relay-fsync", cpu: selfCPU, target: 0.5, stored: fr.stored, waits: &waits.waitTimes}
-			url, stopFloor, err := startBenchProxy(ctx, waits, pol, *upstream, pgproxy.BeforeResponse)
+			url, stopFloor, err := startBenchProxy(ctx, waits, pol, *upstream, pgproxy.BeforeResponse, nil)
 			if err != nil {
 				return err
 			}
@@ -211,14 +213,14 @@ func Proxy(c *cobra.Command) cli.Run {
 					if s == "always" {
 						target = 0.5
 					}
-					p := &benchPath{name: fmt.Sprintf("proxy, fsync %s, %s", s, d), proxy: true, cpu: selfCPU, target: target}
+					p := &benchPath{name: fmt.Sprintf("proxy, fsync %s, %s", s, d), proxy: true, cpu: selfCPU, target: target, stages: &gateway.Stages{}}
 					proxies[s] = append(proxies[s], p)
 					all = append(all, p)
 				}
 			}
 		}
 
-		where := "running in this process"
+		where := fmt.Sprintf("running in this process, sealing at least every %v", *writerWait)
 		if !*withWriter {
 			where = "not running (on another node: events are stored on the bus, not sealed here)"
 		}
@@ -249,6 +251,11 @@ func Proxy(c *cobra.Command) cli.Run {
 			if p.waits != nil {
 				p.waits.take()
 			}
+			p.stages.Take()
+			var q0, pub0, n0 uint64
+			if p.bus != nil {
+				q0, pub0, n0 = p.bus()
+			}
 			busy0, idle0 := machineCPU()
 			r, err := pgbench(ctx, []string{"-n", "-T", strconv.Itoa(int(duration.Seconds())), "-c", c, "-j", "2", "-b", script, p.url})
 			busy1, idle1 := machineCPU()
@@ -262,6 +269,11 @@ func Proxy(c *cobra.Command) cli.Run {
 			}
 			if p.waits != nil {
 				r.waits = p.waits.take()
+			}
+			r.stages = p.stages.Take()
+			if p.bus != nil {
+				q1, pub1, n1 := p.bus()
+				r.queued, r.publishing, r.timed = time.Duration(q1-q0), time.Duration(pub1-pub0), n1-n0
 			}
 			if p.after != nil {
 				if aerr := p.after(); aerr != nil && err == nil {
@@ -309,16 +321,19 @@ func Proxy(c *cobra.Command) cli.Run {
 			if len(proxies[s]) == 0 {
 				continue
 			}
-			err := withBenchLedger(ctx, filepath.Join(dir, "fsync-"+s), s == "always", *withWriter, *sign, func(em *emitter.Emitter) error {
+			err := withBenchLedger(ctx, filepath.Join(dir, "fsync-"+s), s == "always", *withWriter, *writerWait, *sign, func(em *emitter.Emitter) error {
 				for i, d := range durabilities {
 					proxies[s][i].stored = func() (uint64, uint64) {
 						st := &em.Stats
 						grouped, singles := st.GroupedEvents.Load(), st.Singles.Load()
 						return grouped + singles, st.Groups.Load() + singles
 					}
+					proxies[s][i].bus = func() (uint64, uint64, uint64) {
+						return em.Stats.Queued.Load(), em.Stats.Publishing.Load(), em.Stats.Timed.Load()
+					}
 					waits := &timedRecorder{rec: em}
 					proxies[s][i].waits = &waits.waitTimes
-					url, stopProxy, err := startBenchProxy(ctx, waits, pol, *upstream, d)
+					url, stopProxy, err := startBenchProxy(ctx, waits, pol, *upstream, d, proxies[s][i].stages)
 					if err != nil {
 						return err
 					}
@@ -390,6 +405,10 @@ func Proxy(c *cobra.Command) cli.Run {
 			}
 		}
 		printBudget(stdout, clients, *duration, all, func(c, script string, p *benchPath) (pgbenchResult, bool) {
+			r, ok := results[key(c, script)][p]
+			return r, ok
+		})
+		printStages(stdout, clients, all, func(c, script string, p *benchPath) (pgbenchResult, bool) {
 			r, ok := results[key(c, script)][p]
 			return r, ok
 		})
@@ -479,7 +498,7 @@ func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPat
 // withBenchLedger runs an embedded NATS (fsync always or interval), with
 // writer the ledger writer on a local store, and an emitter with the
 // proxy's bus role, for the length of fn.
-func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter bool, sign string, fn func(*emitter.Emitter) error) error {
+func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter bool, maxWait time.Duration, sign string, fn func(*emitter.Emitter) error) error {
 	ns, dial, err := busdial.StartEmbedded("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
 	if err != nil {
 		return err
@@ -503,7 +522,7 @@ func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter boo
 		wctx, stopWriter := context.WithCancel(ctx)
 		written := make(chan error, 1)
 		go func() {
-			written <- writer.Run(wctx, writer.Config{JetStream: ledgerJS, Store: store, Signer: signer,
+			written <- writer.Run(wctx, writer.Config{JetStream: ledgerJS, Store: store, Signer: signer, MaxWait: maxWait,
 				IndexDir: filepath.Join(dir, "index"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		}()
 		defer func() { stopWriter(); <-written }()
@@ -532,12 +551,12 @@ func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter boo
 
 // startBenchProxy serves the PostgreSQL proxy on a loopback port and
 // returns the URL pgbench connects with.
-func startBenchProxy(ctx context.Context, em pgproxy.Recorder, pol *pgproxy.Policy, upstream string, d pgproxy.Durability) (string, func(), error) {
+func startBenchProxy(ctx context.Context, em pgproxy.Recorder, pol *pgproxy.Policy, upstream string, d pgproxy.Durability, stages *gateway.Stages) (string, func(), error) {
 	var pw [8]byte
 	rand.Read(pw[:])
 	secret := hex.EncodeToString(pw[:])
 	p, err := pgproxy.New(pgproxy.Config{Policy: pol, Upstream: upstream, Auth: identity.StaticUsers{"bench": secret}, Emitter: em,
-		Tenant: "bench", Instance: "pgproxy-bench", Durability: d, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Tenant: "bench", Instance: "pgproxy-bench", Durability: d, Stages: stages, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return "", nil, err
 	}
@@ -681,6 +700,22 @@ func (t *timedRecorder) Emit(ctx context.Context, ev *events.Event) (emitter.Res
 	return r, err
 }
 
+// EmitLater holds ev for the next group, as the emitter does for what
+// nothing waits on.
+func (t *timedRecorder) EmitLater(ctx context.Context, ev *events.Event, done func(emitter.Result)) error {
+	l, ok := t.rec.(interface {
+		EmitLater(context.Context, *events.Event, func(emitter.Result)) error
+	})
+	if !ok {
+		return t.EmitAsync(ctx, ev, done)
+	}
+	start := time.Now()
+	return l.EmitLater(ctx, ev, func(r emitter.Result) {
+		t.note(ev, start)
+		done(r)
+	})
+}
+
 func (t *timedRecorder) EmitAsync(ctx context.Context, ev *events.Event, done func(emitter.Result)) error {
 	start := time.Now()
 	return t.rec.EmitAsync(ctx, ev, func(r emitter.Result) {
@@ -819,6 +854,12 @@ type benchPath struct {
 	// stored: what a statement waits for before its result (or, before
 	// forward, the statement itself) may go on.
 	waits *waitTimes
+	// stages, if set, times each statement's stages in the proxy.
+	stages *gateway.Stages
+	// bus, if set, reads the emitter's running totals of how long events
+	// waited on waited for their group and how long groups took to be
+	// stored, and over how many events.
+	bus func() (queued, publishing, events uint64)
 }
 
 type pgbenchResult struct {
@@ -834,6 +875,12 @@ type pgbenchResult struct {
 	machine, idle time.Duration
 	// events recorded during the run, in messages stored on the bus.
 	events, messages uint64
+	stages           []gateway.StageTotal // where statements' time went
+	// queued and publishing: the emitter's totals over the run's timed
+	// events, those waited on (waiting for their group; the group being
+	// stored).
+	queued, publishing time.Duration
+	timed              uint64
 }
 
 // machineCPU reads the busy and idle time of all cores so far, from
@@ -902,4 +949,58 @@ func pgbench(ctx context.Context, args []string) (pgbenchResult, error) {
 	}
 	tps, _ := strconv.ParseFloat(string(t[1]), 64)
 	return pgbenchResult{tps: tps, latency: string(l[1])}, nil
+}
+
+// printStages prints, for each row whose statements were timed (the
+// relay and proxy rows), where one statement's time went: the mean of
+// each stage per statement (services/gateway.Stage), in the order a
+// statement passes them, with the emitter's split of the wait for the
+// bus (queued behind the group in flight, then the group's publish and
+// acknowledgement) and the hop's CPU per statement beside them.
+func printStages(w io.Writer, clients []string, all []*benchPath, result func(c, script string, p *benchPath) (pgbenchResult, bool)) {
+	header := false
+	for _, c := range clients {
+		for _, script := range []string{"select-only", "tpcb-like"} {
+			for _, p := range all {
+				r, ok := result(c, script, p)
+				if !ok || len(r.stages) == 0 {
+					continue
+				}
+				stmts := r.stages[gateway.StageEncode].Count
+				if stmts == 0 {
+					continue
+				}
+				if !header {
+					fmt.Fprintf(w, "\nWhere a statement's time goes (mean µs per statement; stored overlaps forward, target and hold before the response):\n")
+					fmt.Fprintf(w, "  %-3s %-11s %-40s", "", "", "")
+					for _, st := range r.stages {
+						fmt.Fprintf(w, " %8s", st.Stage)
+					}
+					fmt.Fprintf(w, " %8s %8s %8s %10s\n", "queued", "publish", "events", "hop CPU")
+					header = true
+				}
+				fmt.Fprintf(w, "  %-3s %-11s %-40s", c, script, p.name)
+				per := func(x time.Duration) float64 { return float64(x.Nanoseconds()) / 1000 / float64(stmts) }
+				for _, st := range r.stages {
+					fmt.Fprintf(w, " %8.1f", per(st.Total))
+				}
+				queued, publish, evs := "-", "-", "-"
+				if r.timed > 0 {
+					perEv := func(x time.Duration) float64 { return float64(x.Nanoseconds()) / 1000 / float64(r.timed) }
+					queued, publish = fmt.Sprintf("%.1f", perEv(r.queued)), fmt.Sprintf("%.1f", perEv(r.publishing))
+				}
+				if r.events > 0 {
+					evs = fmt.Sprintf("%.2f", float64(r.events)/float64(stmts))
+				}
+				cpu := "-"
+				if r.cpu > 0 {
+					cpu = fmt.Sprintf("%.1f", float64(r.cpu.Nanoseconds())/1000/float64(stmts))
+				}
+				fmt.Fprintf(w, " %8s %8s %8s %10s\n", queued, publish, evs, cpu)
+			}
+		}
+	}
+	if header {
+		fmt.Fprintf(w, "  (queued and publish: the mean over the events waited on, the commands; events: stored per statement; hop CPU: the proxy process's per statement, NATS and the writer included)\n")
+	}
 }

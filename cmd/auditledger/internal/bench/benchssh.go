@@ -55,7 +55,7 @@ func SSH(c *cobra.Command) cli.Run {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		return withBenchLedger(ctx, dir, *syncMode == "always", true, "", func(em *emitter.Emitter) error {
+		return withBenchLedger(ctx, dir, *syncMode == "always", true, 50*time.Millisecond, "", func(em *emitter.Emitter) error {
 			return benchSSH(ctx, stdout, dir, em, *size, *sessions, *keystrokes, *pace, *syncMode, *profile)
 		})
 	}
