@@ -36,30 +36,75 @@ import (
 type violations struct {
 	mu   sync.Mutex
 	errs []string
+	more chan struct{} // closed at the next violation
 }
 
 func (v *violations) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
 	if errors.Is(err, nats.ErrPermissionViolation) {
 		v.mu.Lock()
 		v.errs = append(v.errs, err.Error())
+		if v.more != nil {
+			close(v.more)
+			v.more = nil
+		}
 		v.mu.Unlock()
 	}
 }
 
-// saw waits briefly for a violation naming subject.
-func (v *violations) saw(subject string) bool {
-	for range 50 {
+// count is the number of violations reported so far.
+func (v *violations) count() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.errs)
+}
+
+// await waits until a violation naming subject is among those reported
+// after the first from, or ctx ends, and says whether one was.
+func (v *violations) await(ctx context.Context, from int, subject string) bool {
+	for {
 		v.mu.Lock()
-		for _, e := range v.errs {
+		for _, e := range v.errs[from:] {
 			if strings.Contains(e, `"`+subject+`"`) {
 				v.mu.Unlock()
 				return true
 			}
 		}
+		if v.more == nil {
+			v.more = make(chan struct{})
+		}
+		more := v.more
 		v.mu.Unlock()
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-more:
+		case <-ctx.Done():
+			return false
+		}
 	}
-	return false
+}
+
+// refused sends the request an attacker would send on nc (whose error
+// handler is v's) and fails the test unless the server refuses it with a
+// permission violation naming subject and never answers it. The request
+// is given up once the violation is reported: a publish the server
+// refused reaches no responder, so no answer can follow.
+func refused(t *testing.T, nc *nats.Conn, v *violations, what, subject, data string) {
+	t.Helper()
+	from := v.count()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	seen := make(chan bool, 1)
+	go func() {
+		ok := v.await(ctx, from, subject)
+		cancel() // ends the request
+		seen <- ok
+	}()
+	msg, err := nc.RequestWithContext(ctx, subject, []byte(data))
+	if err == nil {
+		t.Fatalf("%s: the server answered %q", what, msg.Data)
+	}
+	if !<-seen {
+		t.Fatalf("%s failed (%v) without a permission violation for %s", what, err, subject)
+	}
 }
 
 // TestBusLeastPrivilege: on a bus that requires each role's nkey, an
@@ -248,15 +293,7 @@ func TestBusLeastPrivilege(t *testing.T) {
 				continue
 			}
 			t.Run(string(role)+"/"+a.name, func(t *testing.T) {
-				ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-				defer cancel()
-				msg, err := nc.RequestWithContext(ctx, a.subject, []byte(a.data))
-				if err == nil {
-					t.Fatalf("%s as %s: the server answered %q", a.name, role, msg.Data)
-				}
-				if !v.saw(a.subject) {
-					t.Fatalf("%s as %s failed (%v) without a permission violation for %s", a.name, role, err, a.subject)
-				}
+				refused(t, nc, &v, a.name+" as "+string(role), a.subject, a.data)
 			})
 		}
 	}
@@ -433,15 +470,7 @@ func TestForwarderConsumersArePrivate(t *testing.T) {
 		nc, _ := srv.ConnectAs(t, role, nats.ErrorHandler(v.handler))
 		for _, a := range attempts {
 			t.Run(string(role)+"/"+a.name, func(t *testing.T) {
-				ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-				defer cancel()
-				msg, err := nc.RequestWithContext(ctx, a.subject, []byte(a.data))
-				if err == nil {
-					t.Fatalf("%s as %s: the server answered %q", a.name, role, msg.Data)
-				}
-				if !v.saw(a.subject) {
-					t.Fatalf("%s as %s failed (%v) without a permission violation for %s", a.name, role, err, a.subject)
-				}
+				refused(t, nc, &v, a.name+" as "+string(role), a.subject, a.data)
 			})
 		}
 	}

@@ -56,7 +56,7 @@ func TestCanaryNothingPersonalSealed(t *testing.T) {
 	cases := canaryCases(run)
 
 	// The target database and the HTTP service behind the gateways.
-	pg := pgtest.StartT(t)
+	pg := targetPostgres(t)
 	db := pg.NewDatabase(t)
 	if out, err := exec.Command("psql", "-X", "-v", "ON_ERROR_STOP=1", pg.DSN(db), "-c",
 		`CREATE TABLE canary_cards (id serial PRIMARY KEY, card text, email text, num bigint, email_b bytea, note text);
@@ -173,9 +173,10 @@ approve:
 	})
 	// From the inside, each value is found by its keyed search digest —
 	// typed as a person would, with other spacing and letter case.
+	carol := []string{"AUDITLEDGER_TOKEN=" + d.token(t, "carol"), "AUDITLEDGER_API=" + d.api}
 	for _, c := range cases {
 		for _, v := range []string{group4(c.card, " "), strings.ToUpper(c.email)} {
-			if ids := canaryMatchValue(t, d, v); len(ids) == 0 {
+			if ids := canaryMatchValue(t, carol, v); len(ids) == 0 {
 				t.Errorf("case %s: query events --match-value %q found no event", c.name, v)
 			}
 		}
@@ -1002,10 +1003,9 @@ func unpack(t *testing.T, store, name string, b []byte) []blob {
 // canaryMatchValue asks `auditledger query events --match-value VALUE`
 // (the keyed digests of the values the gateways replaced) as an auditor,
 // until the projection answers, and returns the ids of the events that
-// recorded the value.
-func canaryMatchValue(t *testing.T, d *devRun, value string) []string {
+// recorded the value. env carries the auditor's token and the API.
+func canaryMatchValue(t *testing.T, env []string, value string) []string {
 	t.Helper()
-	env := []string{"AUDITLEDGER_TOKEN=" + d.token(t, "carol"), "AUDITLEDGER_API=" + d.api}
 	var ids []string
 	natstest.CheckFor(t, 60*time.Second, 300*time.Millisecond, func() error {
 		r := run(t, nil, env, "query", "events", "--match-value", value, "--json")

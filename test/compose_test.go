@@ -50,7 +50,7 @@ func TestComposeStack(t *testing.T) {
 		}
 		cmd := exec.Command("unshare", "--net", "--mount", "--propagation", "private",
 			os.Args[0], "-test.run", "^TestComposeStack$", "-test.v", "-test.timeout", "10m")
-		cmd.Env = append(os.Environ(), "AUDITLEDGER_COMPOSE_NS=1")
+		cmd.Env = append(os.Environ(), "AUDITLEDGER_COMPOSE_NS=1", builtEnv+"="+binary)
 		out, err := cmd.CombinedOutput()
 		t.Logf("inside the namespaces:\n%s", out)
 		if err != nil || !bytes.Contains(out, []byte("--- PASS: TestComposeStack")) {
@@ -179,7 +179,7 @@ func TestComposeStack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("log: %v\n%s", err, logOut)
 	}
-	for _, want := range []string{`"type":"command.executed"`, `SELECT '[REDACTED:email]' AS email`, `"dev_identity":true`, `"type":"mask.applied"`, `"rule_id":"pii-email"`} {
+	for _, want := range []string{`"type":"command.executed"`, `SELECT '[REDACTED:masked_column]' AS email`, `"dev_identity":true`, `"type":"mask.applied"`, `"rule_id":"pii-email"`} {
 		if !strings.Contains(string(logOut), want) {
 			t.Errorf("the sealed log lacks %s:\n%s", want, logOut)
 		}
@@ -601,6 +601,11 @@ func (c *composeRun) command(name string, svc composeService, argv []string) *ex
 	cmd.Path = prog
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=" + img.path, "HOME=/tmp", "HOSTNAME=" + name}
+	if v := os.Getenv("GORACE"); v != "" {
+		// The race runtime's options (TestMain's) for the -race build of
+		// auditledger; a binary built without -race ignores them.
+		cmd.Env = append(cmd.Env, "GORACE="+v)
+	}
 	for k, v := range svc.Environment {
 		cmd.Env = append(cmd.Env, k+"="+interpolate(t, v))
 	}

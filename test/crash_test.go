@@ -63,10 +63,14 @@ func startServe(t *testing.T, config string) *exec.Cmd {
 }
 
 // producer publishes events until stopped and remembers which ids
-// JetStream acknowledged.
+// JetStream acknowledged. With unsealed set, it pauses while more than
+// maxUnsealed events wait to be sealed: the writer always has work, and
+// the log's final drain stays short.
 type producer struct {
-	mu    sync.Mutex
-	acked map[string]bool
+	mu          sync.Mutex
+	acked       map[string]bool
+	unsealed    func(ctx context.Context) int
+	maxUnsealed int
 }
 
 func (p *producer) count() int {
@@ -86,6 +90,26 @@ func (p *producer) run(ctx context.Context, t *testing.T, em *emitter.Emitter) {
 		if i%5 == 0 {
 			time.Sleep(time.Millisecond) // a steady stream, not a flood
 		}
+		for i%50 == 0 && p.unsealed != nil && ctx.Err() == nil && p.unsealed(ctx) > p.maxUnsealed {
+			time.Sleep(10 * time.Millisecond) // until the writer catches up
+		}
+	}
+}
+
+// unsealedEvents is the number of events the writer's consumer has yet to
+// seal, or 0 while there is no consumer (a writer taking over recreates
+// it).
+func unsealedEvents(js jetstream.JetStream) func(ctx context.Context) int {
+	return func(ctx context.Context) int {
+		cons, err := js.Consumer(ctx, bus.EventsStream, "ledger")
+		if err != nil {
+			return 0
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return 0
+		}
+		return int(info.NumPending) + info.NumAckPending
 	}
 }
 
@@ -107,7 +131,10 @@ func TestCrashKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	em, _ := emitter.New(emitter.Config{JetStream: js})
-	p := &producer{acked: map[string]bool{}}
+	// At most 2,000 events (four of the writer's batches) wait to be
+	// sealed: each writer started has full batches to fetch and seal,
+	// and the clean run at the end does not drain tens of thousands.
+	p := &producer{acked: map[string]bool{}, unsealed: unsealedEvents(js), maxUnsealed: 2000}
 	ctx, stopProducer := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { p.run(ctx, t, em) })

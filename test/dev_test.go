@@ -24,7 +24,6 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/test/natstest"
-	"github.com/auditledger/auditledger/test/pgtest"
 )
 
 // devRun is a running `auditledger dev` and what its banner said.
@@ -235,7 +234,7 @@ func TestDevReadme(t *testing.T) {
 // ledger holds exactly one command.executed and one response.digest for
 // every statement pgbench ran, and the approval story in order.
 func TestDevProxyApprovalsPgbench(t *testing.T) {
-	pg := pgtest.StartT(t)
+	pg := targetPostgres(t)
 	db := pg.NewDatabase(t)
 	pg.InitPgbench(t, db)
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
@@ -442,7 +441,7 @@ func TestDevPostgresClusterNotLeftBehind(t *testing.T) {
 	mustRun(t, mustReadSample(t), nil, "emit", "--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "proxy.nk"))
 	carol := d.token(t, "carol")
 	natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
-		if code, body := apiGet(t, d.api, carol, "/v1/events?tenant=acme"); code != 200 || strings.Count(string(body), `"index"`) != 12 {
+		if code, body := apiGet(t, d.api, carol, "/v1/events?tenant=acme"); code != 200 || sampleEvents(body) != 12 {
 			return fmt.Errorf("/v1/events: %d %.300s", code, body)
 		}
 		return nil

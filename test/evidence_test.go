@@ -18,7 +18,6 @@ import (
 	"github.com/auditledger/auditledger/projections/evidence"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/test/natstest"
-	"github.com/auditledger/auditledger/test/pgtest"
 )
 
 // The acceptance run of evidence bundles: dev in front of a real
@@ -29,7 +28,7 @@ import (
 // the tenant, downloads it, and it verifies with `auditledger evidence
 // verify` and, unzipped, with ssh-keygen -Y verify and sha256sum -c alone.
 func TestDevEvidenceEndToEnd(t *testing.T) {
-	pg := pgtest.StartT(t)
+	pg := targetPostgres(t)
 	db := pg.NewDatabase(t)
 	pg.InitPgbench(t, db)
 	if out, err := exec.Command("psql", "-X", "-v", "ON_ERROR_STOP=1", pg.DSN(db), "-c",

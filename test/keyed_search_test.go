@@ -21,7 +21,6 @@ import (
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
 	"github.com/auditledger/auditledger/test/natstest"
-	"github.com/auditledger/auditledger/test/pgtest"
 )
 
 // A card number in a WHERE clause and another bound as a parameter, sent
@@ -32,7 +31,7 @@ import (
 // no record; and the sealed record of the search holds its digest, never
 // the number.
 func TestKeyedSearchThroughTheProxy(t *testing.T) {
-	pg := pgtest.StartT(t)
+	pg := targetPostgres(t)
 	db := pg.NewDatabase(t)
 	direct, err := pgx.Connect(t.Context(), pg.DSN(db))
 	if err != nil {

@@ -19,14 +19,13 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/auditledger/auditledger/test/natstest"
-	"github.com/auditledger/auditledger/test/pgtest"
 )
 
 // The projector (serve role projector) is SIGKILLed at random moments while
 // segments are sealed; afterwards its tables equal, row by row, those
 // `projections rebuild` makes from the store alone.
 func TestProjectorKill9(t *testing.T) {
-	pg := pgtest.StartT(t)
+	pg := targetPostgres(t)
 	keys, store := t.TempDir(), filepath.Join(t.TempDir(), "store")
 	mustRun(t, nil, nil, "keys", "generate", "--out", keys)
 	mustRun(t, eventLines(0, 10), nil, "append", "--store", store, "--key", filepath.Join(keys, "ledger.key"))

@@ -19,7 +19,6 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/test/natstest"
-	"github.com/auditledger/auditledger/test/pgtest"
 )
 
 // TestProxyIntoVerifiedLedger: psql → `auditledger proxy postgres` →
@@ -27,7 +26,7 @@ import (
 // verified ledger holds one command.executed and one response.digest per
 // statement.
 func TestProxyIntoVerifiedLedger(t *testing.T) {
-	pg := pgtest.StartT(t)
+	pg := targetPostgres(t)
 	db := pg.NewDatabase(t)
 	l := startLedger(t)
 	srv, js, serve := l.srv, l.js, l.serve

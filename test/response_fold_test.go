@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/auditledger/auditledger/test/pgtest"
 )
 
 // TestResponseMaskingReadsFolded: values a mask rule's detectors find in
@@ -46,7 +44,7 @@ func TestResponseMaskingReadsFolded(t *testing.T) {
 	policy, httpPolicy := filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "http-policy.yaml")
 	os.WriteFile(policy, []byte("version: 2\nmask:\n  - id: pii\n"+rules), 0o644)
 	os.WriteFile(httpPolicy, []byte("version: 2\nmask:\n  - id: pii\n"+rules), 0o644)
-	pg := pgtest.StartT(t)
+	pg := targetPostgres(t)
 	db := pg.NewDatabase(t)
 	d := startDev(t, []string{"AUDITLEDGER_PROXY_UPSTREAM=" + pg.DSN(db)}, "--policy", policy, "--http-upstream", up.URL, "--http-policy", httpPolicy)
 	if d.proxy == "" || d.http == "" {

@@ -22,7 +22,6 @@ import (
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/test/natstest"
-	"github.com/auditledger/auditledger/test/pgtest"
 	"github.com/auditledger/auditledger/test/testnet"
 )
 
@@ -31,7 +30,7 @@ import (
 // PostgreSQL proxy, curl through the HTTP proxy, an approval decided
 // through the API with the CLI, all in the verified ledger.
 func TestServeAllRoles(t *testing.T) {
-	pg := pgtest.StartT(t)
+	pg := targetPostgres(t)
 	db := pg.NewDatabase(t)
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
 		{Name: "dana", Secret: "d", Email: "dana@example.com", Groups: []string{"dba"}},

@@ -12,7 +12,6 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/test/natstest"
-	"github.com/auditledger/auditledger/test/pgtest"
 )
 
 // TestProxySIGTERMMidPgbench: SIGTERM to the PostgreSQL proxy while
@@ -22,7 +21,7 @@ import (
 // and the log holds at least as many completed history INSERTs, each with
 // its digest; no command is without one.
 func TestProxySIGTERMMidPgbench(t *testing.T) {
-	pg := pgtest.StartT(t)
+	pg := targetPostgres(t)
 	db := pg.NewDatabase(t)
 	pg.InitPgbench(t, db)
 	l := startLedger(t)

@@ -17,8 +17,20 @@ import (
 
 var binary string
 
+// builtEnv names the auditledger binary to a test binary run again by a
+// test, so that it does not build its own.
+const builtEnv = "AUDITLEDGER_TEST_BUILT_BINARY"
+
 func TestMain(m *testing.M) {
 	natstest.RunNodeIfAsked() // this binary as a node of a process cluster
+	// A test that runs this test binary again (TestComposeStack, inside
+	// its namespaces) hands it the auditledger binary already built.
+	if b := os.Getenv(builtEnv); b != "" {
+		binary = b
+		code := m.Run()
+		stopTargetPostgres()
+		os.Exit(code)
+	}
 	dir, err := os.MkdirTemp("", "auditledger-test-")
 	if err != nil {
 		panic(err)
@@ -32,7 +44,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building auditledger: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// A -race binary sleeps a second before it exits (the race runtime's
+	// atexit_sleep_ms), which the tests would pay at every command they
+	// run. Without it a race is still reported and still makes the exit
+	// status 66: the runtime waits for reports in progress either way.
+	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	code := m.Run()
+	stopTargetPostgres()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
