@@ -34,6 +34,7 @@ func commandTable() []command {
 		{"query session", "one session's timeline from the API's read path, and its gaps", querySession},
 		{"policy migrate", "rewrite a version-1 gateway policy as version 2 (exemptions stated, never by omission)", policyMigrate},
 		{"policy explain", "print what a policy refuses, holds, masks and lets run unheld, per group or user", policyExplain},
+		{"login ssh", "get a short-lived SSH user certificate from the SSH gateway for an OIDC token, and the ssh_config to use it", loginSSH},
 		{"token", "get an OIDC access token with the client-credentials grant", tokenCmd},
 		{"oidc-dev", "serve dev's development OpenID provider on its own (to try a gateway)", oidcDev},
 		{"emit", "publish events (JSON lines on stdin) to AUDIT_EVENTS, durably", emitCmd},
@@ -51,6 +52,8 @@ func commandTable() []command {
 		{"legal-hold set", "record (as a legal_hold.set event), then put a range of segments under legal hold", legalHoldSet},
 		{"legal-hold release", "record (as a legal_hold.released event), then release a range of segments' legal hold", legalHoldRelease},
 		{"legal-hold status", "list a range of segments with their lock and legal hold as the store reports them", legalHoldStatus},
+		{"replay", "play a terminal session the SSH gateway recorded, from a store, in this terminal", replayCmd},
+		{"export cast", "write a terminal session the SSH gateway recorded, from a store, as an asciicast v2 file", exportCast},
 		{"checkpoint", "print the latest signed checkpoint of a store", checkpointCmd},
 		{"log", "print the sealed records of a store, as a table or JSON lines, filtered", logCmd},
 		{"scan", "report sealed text a value detector matches (card numbers, e-mails, …), never the value", scanCmd},
@@ -67,6 +70,7 @@ func commandTable() []command {
 		{"bench bus", "compare ways of having events stored by JetStream (one each, batched, atomic, fast)", bench.Bus},
 		{"bench read", "measure the read path: projection rebuild, projector lag, API latency", bench.Read},
 		{"bench evidence", "measure building and verifying an evidence bundle (time, peak memory)", bench.Evidence},
+		{"bench ssh", "measure the SSH gateway: bulk output and keystroke echo, directly and through it", bench.SSH},
 		{"bench forward", "measure the SIEM forwarders: backlog events/s, sealed→received latency", bench.Forward},
 		{"version", "print the version, source revision and Go toolchain of this binary", versionCmd},
 		{"man", "write a man page for every command into a directory", manCmd},
@@ -84,6 +88,8 @@ type command struct {
 // groups are the commands that only hold subcommands.
 var groups = map[string]string{
 	"proxy":       "run a gateway on its own: PostgreSQL or HTTP",
+	"export":      "write recorded sessions in formats other tools play (export cast: asciicast v2)",
+	"login":       "get credentials from a gateway (login ssh: an SSH user certificate)",
 	"approvals":   "list and decide the approval requests that gateways hold",
 	"query":       "read sealed events and sessions through the API",
 	"policy":      "rewrite and explain gateway policy files",

@@ -40,6 +40,8 @@ type devConfig struct {
 	maxWait                            time.Duration
 	// SIEM forwarders, each run when its destination is given.
 	syslogAddr, syslogCA, hecURL, webhookURL, forwardFormat string
+	// The SSH gateway, run when its upstream is given.
+	sshAddr, sshLogin, sshUpstream, sshHostKey, sshPolicy string
 }
 
 // serveConfig is dev as serve would run it, and the roles in the order
@@ -66,6 +68,12 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 	}
 	if os.Getenv("AUDITLEDGER_PROXY_UPSTREAM") != "" {
 		roles = append(roles, "postgres-proxy")
+	}
+	if d.sshUpstream != "" {
+		cfg.SSHProxy.Listen, cfg.SSHProxy.LoginListen, cfg.SSHProxy.Policy = d.sshAddr, d.sshLogin, d.sshPolicy
+		cfg.SSHProxy.KeysDir, cfg.SSHProxy.StateDir = filepath.Join(d.data, "ssh-keys"), filepath.Join(d.data, "ssh-proxy")
+		cfg.SSHProxy.Targets = []sshTargetConf{{Name: "dev-ssh", Addr: d.sshUpstream, HostKeys: []string{d.sshHostKey}}}
+		roles = append(roles, "ssh-proxy")
 	}
 	// With a projection database, dev projects the log into it, and the
 	// API serves the read path from it.
@@ -118,6 +126,12 @@ func devBanner(w io.Writer, e *env, issuer, projection string) {
 	}
 	if httpAddr != "" {
 		fmt.Fprintf(w, "  http proxy        http://%s → %s   clients send Authorization: Bearer TOKEN\n", httpAddr, e.cfg.HTTPProxy.Upstream)
+	}
+	if sshAddr := e.addr("ssh-proxy"); sshAddr != "" {
+		fmt.Fprintf(w, "  ssh gateway       %s → %s (target dev-ssh; it trusts %s)\n", sshAddr, e.cfg.SSHProxy.Targets[0].Addr,
+			filepath.Join(e.cfg.SSHProxy.KeysDir, "target_ca.pub"))
+		fmt.Fprintf(w, "                    AUDITLEDGER_CLIENT_SECRET=alice-dev-secret auditledger login ssh --gateway http://%s --issuer %s --client-id alice\n",
+			e.addr("ssh-login"), issuer)
 	}
 	for _, f := range []struct{ name, dest, format string }{
 		{"syslog", e.cfg.SyslogForwarder.Addr, e.cfg.SyslogForwarder.Format},

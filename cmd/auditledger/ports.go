@@ -19,6 +19,8 @@ const (
 	defaultPGProxyAddr   = "127.0.0.1:7343"
 	defaultHTTPProxyAddr = "127.0.0.1:7344"
 	defaultDevPGPort     = 7345 // dev's own PostgreSQL
+	defaultSSHProxyAddr  = "127.0.0.1:2222"
+	defaultSSHLoginAddr  = "127.0.0.1:7348" // the SSH gateway's login endpoint
 )
 
 // portFlag is an address a command will listen on and the flag that sets it.

@@ -54,6 +54,7 @@ type roleTable struct {
 	API           apiRole           `yaml:"api" role:"api"`
 	PostgresProxy postgresProxyRole `yaml:"postgres_proxy" role:"postgres-proxy"`
 	HTTPProxy     httpProxyRole     `yaml:"http_proxy" role:"http-proxy"`
+	SSHProxy      sshProxyRole      `yaml:"ssh_proxy" role:"ssh-proxy"`
 	Projector     projectorRole     `yaml:"projector" role:"projector"`
 	// The SIEM forwarders (docs/SIEM.md).
 	SyslogForwarder  syslogForwarderRole  `yaml:"syslog_forwarder" role:"syslog-forwarder"`

@@ -1,0 +1,232 @@
+package sshproxy
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// The key files of a Keys directory. Each private key is an OpenSSH
+// ed25519 key (mode 0600) with its public key beside it (.pub), so the
+// stock ssh-keygen reads both.
+const (
+	UserCAFile   = "user_ca"   // signs the certificates users log in to the gateway with
+	HostCAFile   = "host_ca"   // signs the gateway's host certificate
+	TargetCAFile = "target_ca" // signs the per-session certificates the gateway logs in to targets with
+	HostKeyFile  = "host_key"  // the gateway's host key; host_key-cert.pub is its certificate
+	// RevokedFile, if present, lists revoked user certificates, one a
+	// line: "serial N", "id KEY-ID" or a public key (the certificate's
+	// own key, or the key of a CA no longer trusted); # starts a comment.
+	RevokedFile = "revoked"
+)
+
+// Keys are the gateway's certificate authorities and host key.
+type Keys struct {
+	Dir      string
+	UserCA   ssh.Signer
+	HostCA   ssh.Signer
+	TargetCA ssh.Signer
+	Host     ssh.Signer // the host key, certified by HostCA
+	HostCert *ssh.Certificate
+	// Older are user CAs still trusted after a rotation: the public keys
+	// in user_ca.*.pub beside user_ca (user_ca.2026-01.pub, …).
+	Older []ssh.PublicKey
+}
+
+// hostCertValidity is how long the gateway's host certificate is valid;
+// it is issued again at each start, so a client that trusts the host CA
+// never sees it expire while the gateway runs.
+const hostCertValidity = 365 * 24 * time.Hour
+
+// OpenKeys reads the key files in dir, creating those missing (a new
+// directory is a new set of authorities), and issues the gateway's host
+// certificate for hostNames. Rotation: move user_ca to user_ca.<when>
+// (keeping user_ca.<when>.pub), and the next start makes a new user_ca
+// while the old one's certificates stay valid until they expire.
+func OpenKeys(dir string, hostNames []string) (*Keys, error) {
+	if len(hostNames) == 0 {
+		return nil, fmt.Errorf("%w: the gateway's host names (the names clients connect to) are required", ErrConfig)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	k := &Keys{Dir: dir}
+	var err error
+	for _, f := range []struct {
+		name string
+		dst  *ssh.Signer
+	}{{UserCAFile, &k.UserCA}, {HostCAFile, &k.HostCA}, {TargetCAFile, &k.TargetCA}, {HostKeyFile, &k.Host}} {
+		if *f.dst, err = loadOrCreate(filepath.Join(dir, f.name)); err != nil {
+			return nil, err
+		}
+	}
+	older, _ := filepath.Glob(filepath.Join(dir, UserCAFile+".*.pub"))
+	slices.Sort(older)
+	for _, f := range older {
+		pub, err := readPublic(f)
+		if err != nil {
+			return nil, err
+		}
+		k.Older = append(k.Older, pub)
+	}
+	now := time.Now()
+	cert := &ssh.Certificate{
+		Key: k.Host.PublicKey(), CertType: ssh.HostCert, KeyId: "auditledger-ssh-gateway",
+		ValidPrincipals: hostNames, ValidAfter: uint64(now.Add(-5 * time.Minute).Unix()),
+		ValidBefore: uint64(now.Add(hostCertValidity).Unix()), Serial: randSerial(),
+	}
+	if err := cert.SignCert(rand.Reader, k.HostCA); err != nil {
+		return nil, fmt.Errorf("sshproxy: host certificate: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, HostKeyFile+"-cert.pub"), ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
+		return nil, err
+	}
+	k.HostCert = cert
+	return k, nil
+}
+
+// HostSigner is the host key presented with its certificate.
+func (k *Keys) HostSigner() (ssh.Signer, error) {
+	return ssh.NewCertSigner(k.HostCert, k.Host)
+}
+
+// KnownHostsLine is the @cert-authority line a client's known_hosts
+// needs to trust the gateway at host:port without ever trusting on first
+// use.
+func (k *Keys) KnownHostsLine(patterns []string) string {
+	return "@cert-authority " + strings.Join(patterns, ",") + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k.HostCA.PublicKey())))
+}
+
+// isUserAuthority reports whether auth signs the certificates users log
+// in with: the current user CA or one kept after a rotation.
+func (k *Keys) isUserAuthority(auth ssh.PublicKey) bool {
+	if keysEqual(auth, k.UserCA.PublicKey()) {
+		return true
+	}
+	return slices.ContainsFunc(k.Older, func(p ssh.PublicKey) bool { return keysEqual(p, auth) })
+}
+
+func keysEqual(a, b ssh.PublicKey) bool {
+	return a.Type() == b.Type() && string(a.Marshal()) == string(b.Marshal())
+}
+
+func loadOrCreate(path string) (ssh.Signer, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		blk, err := ssh.MarshalPrivateKey(priv, "auditledger "+filepath.Base(path))
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, pem.EncodeToMemory(blk), 0o600); err != nil {
+			return nil, err
+		}
+		s, err := ssh.NewSignerFromKey(priv)
+		if err != nil {
+			return nil, err
+		}
+		return s, os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(s.PublicKey()), 0o644)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("sshproxy: %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func readPublic(path string) (ssh.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("sshproxy: %s: %w", path, err)
+	}
+	return pub, nil
+}
+
+func randSerial() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:]) &^ (1 << 63)
+}
+
+// revocations are the revoked user certificates (RevokedFile), read at
+// each authentication so that a revocation takes effect at once.
+type revocations struct {
+	serials map[uint64]bool
+	ids     map[string]bool
+	keys    [][]byte
+}
+
+func readRevoked(dir string) (*revocations, error) {
+	r := &revocations{serials: map[uint64]bool{}, ids: map[string]bool{}}
+	b, err := os.ReadFile(filepath.Join(dir, RevokedFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return r, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		kind, rest, _ := strings.Cut(line, " ")
+		switch kind {
+		case "serial":
+			var n uint64
+			if _, err := fmt.Sscan(strings.TrimSpace(rest), &n); err != nil {
+				return nil, fmt.Errorf("sshproxy: %s line %d: %w", RevokedFile, i+1, err)
+			}
+			r.serials[n] = true
+		case "id":
+			r.ids[strings.TrimSpace(rest)] = true
+		default:
+			pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+			if err != nil {
+				return nil, fmt.Errorf("sshproxy: %s line %d: want serial N, id KEY-ID or a public key: %w", RevokedFile, i+1, err)
+			}
+			r.keys = append(r.keys, pub.Marshal())
+		}
+	}
+	return r, nil
+}
+
+// revoked reports why cert is revoked, or "".
+func (r *revocations) revoked(cert *ssh.Certificate) string {
+	switch {
+	case r.serials[cert.Serial]:
+		return fmt.Sprintf("certificate serial %d is revoked", cert.Serial)
+	case r.ids[cert.KeyId]:
+		return fmt.Sprintf("certificates of key id %q are revoked", cert.KeyId)
+	}
+	for _, k := range r.keys {
+		if string(k) == string(cert.Key.Marshal()) {
+			return "the certificate's key is revoked"
+		}
+		if string(k) == string(cert.SignatureKey.Marshal()) {
+			return "the certificate authority that signed it is revoked"
+		}
+	}
+	return ""
+}

@@ -1,0 +1,145 @@
+package sshproxy
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/auditledger/auditledger/events"
+)
+
+// ErrNoSession: the events hold no session.started for the session.
+var ErrNoSession = errors.New("no session.started for the session")
+
+// CastFrame is one asciicast v2 event: seconds since the session
+// started, the kind ("o" output, "i" input, "r" resize) and the data.
+type CastFrame struct {
+	Time float64
+	Kind string
+	Data string
+}
+
+// Cast is a recorded terminal session in asciicast v2 terms.
+type Cast struct {
+	Width, Height int
+	Started       time.Time
+	Term          string
+	Frames        []CastFrame
+}
+
+// CastOf rebuilds a session's terminal from its recorded events (in any
+// order): its session.output chunks, stdout and stderr as output, stdin
+// as input, and its window changes. Each chunk is timed by when it was
+// recorded (at most FlushAfter after its first byte); a character split
+// between two chunks is held for the next, so each frame is valid
+// UTF-8 and the frames together are the stream's bytes.
+func CastOf(evs []*events.Event, session string) (*Cast, error) {
+	var mine []*events.Event
+	c := &Cast{Width: 80, Height: 24}
+	found := false
+	for _, e := range evs {
+		if e.SessionID != session {
+			continue
+		}
+		mine = append(mine, e)
+		if e.Type == events.SessionStarted {
+			found = true
+			c.Started = e.Time
+			var p struct {
+				Pty *struct {
+					Term       string `json:"term"`
+					Cols, Rows int
+				} `json:"pty"`
+			}
+			json.Unmarshal(e.Payload, &p)
+			if p.Pty != nil {
+				c.Term = p.Pty.Term
+				if p.Pty.Cols > 0 && p.Pty.Rows > 0 {
+					c.Width, c.Height = p.Pty.Cols, p.Pty.Rows
+				}
+			}
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("%w %s", ErrNoSession, session)
+	}
+	slices.SortStableFunc(mine, func(a, b *events.Event) int { return int(a.SessionSeq) - int(b.SessionSeq) })
+	held := map[string][]byte{}
+	for _, e := range mine {
+		if e.Type != events.SessionOutput {
+			continue
+		}
+		var p struct {
+			Stream string `json:"stream"`
+			Data   string `json:"data"`
+		}
+		if err := json.Unmarshal(e.Payload, &p); err != nil {
+			return nil, fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		raw, err := base64.StdEncoding.DecodeString(p.Data)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: data: %w", e.ID, err)
+		}
+		at := e.Time.Sub(c.Started).Seconds()
+		if at < 0 {
+			at = 0
+		}
+		kind := map[string]string{"stdout": "o", "stderr": "o", "stdin": "i", "resize": "r"}[p.Stream]
+		if kind == "" {
+			continue
+		}
+		if kind == "r" {
+			for _, line := range strings.Fields(string(raw)) {
+				c.Frames = append(c.Frames, CastFrame{at, "r", line})
+			}
+			continue
+		}
+		b := append(held[kind], raw...)
+		cut := validPrefix(b)
+		held[kind] = slices.Clone(b[cut:])
+		if cut > 0 {
+			c.Frames = append(c.Frames, CastFrame{at, kind, string(b[:cut])})
+		}
+	}
+	return c, nil
+}
+
+// validPrefix is the length of b without an incomplete UTF-8 sequence at
+// its end (at most 3 bytes).
+func validPrefix(b []byte) int {
+	for k := 1; k <= 3 && k <= len(b); k++ {
+		i := len(b) - k
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return i
+			}
+			break
+		}
+	}
+	return len(b)
+}
+
+// WriteTo writes the cast as an asciicast v2 file.
+func (c *Cast) WriteTo(w io.Writer) (int64, error) {
+	head := map[string]any{"version": 2, "width": c.Width, "height": c.Height, "timestamp": c.Started.Unix()}
+	if c.Term != "" {
+		head["env"] = map[string]string{"TERM": c.Term}
+	}
+	var b strings.Builder
+	h, _ := json.Marshal(head)
+	b.Write(h)
+	b.WriteByte('\n')
+	for _, f := range c.Frames {
+		d, _ := json.Marshal(f.Data)
+		fmt.Fprintf(&b, "[%s, %q, %s]\n", strconv.FormatFloat(f.Time, 'f', 6, 64), f.Kind, d)
+	}
+	n, err := io.WriteString(w, b.String())
+	return int64(n), err
+}

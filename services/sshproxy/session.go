@@ -1,0 +1,468 @@
+package sshproxy
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/gateway"
+)
+
+var randReader = rand.Reader
+
+func newEd25519Signer() (ssh.Signer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return ssh.NewSignerFromKey(priv)
+}
+
+// StreamLabel is the label of the keyed digest of a session's whole
+// output stream (session.ended); FileLabel of a file's contents (sftp).
+const (
+	StreamLabel = "auditledger ssh stream v1\n"
+	FileLabel   = "auditledger file v1\n"
+)
+
+// ptyReq is the payload of a pty-req (RFC 4254 §6.2).
+type ptyReq struct {
+	Term          string
+	Cols, Rows    uint32
+	Width, Height uint32
+	Modes         string
+}
+
+// channel is one session channel: a shell, an exec or a subsystem.
+type channel struct {
+	c   *conn
+	s   *gateway.Session
+	cch ssh.Channel
+	tch ssh.Channel
+
+	pty     *ptyReq
+	env     map[string]string
+	started bool
+	resize  *gateway.Stream
+
+	targetDone chan struct{} // closed once the target's channel is closed
+	relayDone  chan struct{} // closed once the program's relay is over; nil before
+
+	exitStatus atomic.Int64 // -1 until the target sends it
+	exitSignal atomic.Value // string
+}
+
+// session relays one session channel. Its requests before the program
+// starts (pty-req, env) are forwarded; the program (shell, exec,
+// subsystem) is judged by the policy and recorded before it reaches the
+// target.
+func (c *conn) session(ctx context.Context, nch ssh.NewChannel) {
+	s := c.p.g.Session(c.events())
+	s.Authenticated(c.id)
+	if c.refuse != "" {
+		c.refused(ctx, "session", "", c.refuse)
+		nch.Reject(ssh.Prohibited, "auditledger: "+c.refuse)
+		return
+	}
+	if c.tc == nil {
+		if err := s.Start(ctx, c.startPayload("open", nil)); err == nil {
+			s.End(ctx, map[string]any{"reason": "refused", "detail": c.dialErr.Error()})
+		}
+		nch.Reject(ssh.ConnectionFailed, "auditledger: "+c.dialErr.Error())
+		return
+	}
+	tch, treqs, err := c.tc.OpenChannel("session", nil)
+	if err != nil {
+		nch.Reject(ssh.ConnectionFailed, "auditledger: target "+c.target.Name+": "+err.Error())
+		return
+	}
+	cch, creqs, err := nch.Accept()
+	if err != nil {
+		tch.Close()
+		return
+	}
+	ch := &channel{c: c, s: s, cch: cch, tch: tch, env: map[string]string{}}
+	ch.exitStatus.Store(-1)
+	defer cch.Close()
+	defer tch.Close()
+	ch.targetDone = make(chan struct{})
+	go ch.fromTarget(treqs, ch.targetDone)
+	for r := range creqs {
+		if !ch.request(ctx, r) {
+			go ssh.DiscardRequests(creqs)
+			break
+		}
+	}
+	// The client closed the channel (after the relay closed it, or
+	// vanishing), or its program was refused: the target's side goes too,
+	// and what still runs there is told to hang up.
+	if ch.relayDone != nil {
+		select {
+		case <-ch.relayDone:
+		default:
+			tch.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{"HUP"}))
+		}
+	}
+	tch.Close()
+	if ch.relayDone != nil {
+		<-ch.relayDone
+	}
+	<-ch.targetDone
+}
+
+func (c *conn) startPayload(request string, ch *channel) map[string]any {
+	p := map[string]any{"protocol": "ssh", "request": request, "login": c.login, "client_addr": c.sc.RemoteAddr().String(),
+		"client_version": string(c.sc.ClientVersion()), "certificate_serial": fmt.Sprint(c.cert.Serial)}
+	if ch != nil {
+		if ch.pty != nil {
+			p["pty"] = map[string]any{"term": ch.pty.Term, "cols": ch.pty.Cols, "rows": ch.pty.Rows}
+		}
+		if len(ch.env) > 0 {
+			p["env"] = ch.env
+		}
+	}
+	return p
+}
+
+// fromTarget forwards the target's channel requests (exit-status,
+// exit-signal) to the client.
+func (ch *channel) fromTarget(reqs <-chan *ssh.Request, done chan<- struct{}) {
+	defer close(done)
+	for r := range reqs {
+		switch r.Type {
+		case "exit-status":
+			var st struct{ Status uint32 }
+			if ssh.Unmarshal(r.Payload, &st) == nil {
+				ch.exitStatus.Store(int64(st.Status))
+			}
+		case "exit-signal":
+			var sig struct {
+				Signal string
+				Core   bool
+				Msg    string
+				Lang   string
+			}
+			if ssh.Unmarshal(r.Payload, &sig) == nil {
+				ch.exitSignal.Store(sig.Signal)
+			}
+		}
+		ok, _ := ch.cch.SendRequest(r.Type, r.WantReply, r.Payload)
+		if r.WantReply {
+			r.Reply(ok, nil)
+		}
+	}
+}
+
+// request handles one of the client's channel requests; false ends the
+// channel.
+func (ch *channel) request(ctx context.Context, r *ssh.Request) bool {
+	forward := func() {
+		ok, err := ch.tch.SendRequest(r.Type, r.WantReply, r.Payload)
+		if r.WantReply {
+			r.Reply(ok && err == nil, nil)
+		}
+	}
+	switch r.Type {
+	case "pty-req":
+		var p ptyReq
+		if err := ssh.Unmarshal(r.Payload, &p); err != nil {
+			r.Reply(false, nil)
+			return true
+		}
+		ch.pty = &p
+		forward()
+	case "env":
+		var e struct{ Name, Value string }
+		if ssh.Unmarshal(r.Payload, &e) == nil && len(ch.env) < 64 {
+			ch.env[e.Name] = e.Value
+		}
+		forward()
+	case "window-change":
+		var w struct{ Cols, Rows, Width, Height uint32 }
+		if ssh.Unmarshal(r.Payload, &w) == nil && ch.resize != nil {
+			fmt.Fprintf(ch.resize, "%dx%d\n", w.Cols, w.Rows)
+		}
+		forward()
+	case "signal", "break":
+		forward()
+	case "x11-req", "auth-agent-req@openssh.com":
+		what := map[string]string{"x11-req": ForwardX11, "auth-agent-req@openssh.com": ForwardAgent}[r.Type]
+		ch.c.refused(ctx, "forwarding "+what, "", what+" forwarding is not relayed by the gateway")
+		if r.WantReply {
+			r.Reply(false, nil)
+		}
+	case "shell", "exec", "subsystem":
+		if ch.started {
+			r.Reply(false, nil)
+			return true
+		}
+		ch.started = true
+		return ch.program(ctx, r)
+	default:
+		if r.WantReply {
+			r.Reply(false, nil)
+		}
+	}
+	return true
+}
+
+// program starts the channel's program once the policy allows it and its
+// record is stored.
+func (ch *channel) program(ctx context.Context, r *ssh.Request) bool {
+	c, s := ch.c, ch.s
+	start := ch.c.startPayload(r.Type, ch)
+	var command, subsystem string
+	switch r.Type {
+	case "exec":
+		var e struct{ Command string }
+		if err := ssh.Unmarshal(r.Payload, &e); err != nil {
+			r.Reply(false, nil)
+			return false
+		}
+		command = e.Command
+	case "subsystem":
+		var e struct{ Name string }
+		if err := ssh.Unmarshal(r.Payload, &e); err != nil {
+			r.Reply(false, nil)
+			return false
+		}
+		subsystem = e.Name
+		start["subsystem"] = subsystem
+	}
+	if err := s.Start(ctx, start); err != nil {
+		r.Reply(false, nil)
+		c.p.log.Error("session refused: session.started not recorded", "session_id", s.ID(), "err", err)
+		return false
+	}
+	began := time.Now()
+	v := c.p.pol.For(c.id.Subject, c.id.Groups, c.target.Name)
+	refuse := func(rule, reason string, payload map[string]any) bool {
+		if rule != "" {
+			payload["rule"] = rule
+		}
+		payload["reason"] = reason
+		s.RecordOrLog(ctx, events.CommandBlocked, payload)
+		r.Reply(true, nil) // the program "ran" and failed, so the client prints why
+		fmt.Fprintf(ch.cch.Stderr(), "auditledger: refused: %s\r\n", reason)
+		ch.cch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{126}))
+		ch.cch.CloseWrite()
+		s.End(ctx, map[string]any{"reason": "refused", "exit_status": 126, "duration_ms": time.Since(began).Milliseconds()})
+		return false
+	}
+	var payload map[string]any
+	switch r.Type {
+	case "subsystem":
+		payload = map[string]any{"protocol": "ssh", "kind": "subsystem", "statement": "subsystem " + subsystem}
+		if !v.allows("", subsystem) || subsystem != "sftp" {
+			return refuse("", "subsystem "+subsystem+" is not allowed by the gateway's policy", payload)
+		}
+	default:
+		statement := command
+		kind := "exec"
+		if r.Type == "shell" {
+			statement, kind = "(interactive shell)", "shell"
+		}
+		vd := v.judge(command, r.Type == "shell")
+		payload = map[string]any{"protocol": "ssh", "kind": kind, "statement": statement}
+		if names := callNames(vd.calls); len(names) > 0 {
+			payload["programs"] = names
+		}
+		if vd.deny {
+			rule := ""
+			if vd.rule != nil {
+				rule = vd.rule.ID
+			}
+			return refuse(rule, vd.reason, payload)
+		}
+		if vd.rule != nil {
+			ok, why, err := s.Hold(ctx, gateway.Hold{Rule: vd.rule.ID, Reason: vd.rule.Reason, Timeout: vd.rule.Timeout, Statement: statement,
+				Notify: func(a *approvals.Request) error {
+					_, err := fmt.Fprintf(ch.cch.Stderr(), "auditledger: held for approval %s (rule %s): %s\r\n", a.ID, vd.rule.ID, vd.rule.Reason)
+					return err
+				}})
+			if err != nil {
+				return refuse(vd.rule.ID, "not held for approval: "+err.Error(), payload)
+			}
+			if !ok {
+				return refuse(vd.rule.ID, why, payload)
+			}
+			payload["rule"] = vd.rule.ID
+		}
+	}
+	if _, err := s.Record(ctx, events.CommandExecuted, payload); err != nil {
+		delete(payload, "rule")
+		return refuse("", "the audit ledger did not store the record", payload)
+	}
+	ok, err := ch.tch.SendRequest(r.Type, true, r.Payload)
+	if err != nil || !ok {
+		r.Reply(false, nil)
+		s.End(ctx, map[string]any{"reason": "target refused " + r.Type, "duration_ms": time.Since(began).Milliseconds()})
+		return false
+	}
+	r.Reply(true, nil)
+	ch.relayDone = make(chan struct{})
+	if subsystem == "sftp" {
+		go ch.sftp(ctx, began)
+	} else {
+		go ch.relay(ctx, began)
+	}
+	return true
+}
+
+func callNames(cs []call) []string {
+	var out []string
+	for _, c := range cs {
+		n := c.name
+		if c.opaque {
+			n += " (unresolved: " + c.why + ")"
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// relay copies the program's streams both ways, recording each, and ends
+// the session once the target has closed the channel: its output and its
+// exit status delivered, the client's side is closed, which ends the
+// client's input.
+func (ch *channel) relay(ctx context.Context, began time.Time) {
+	defer close(ch.relayDone)
+	s := ch.s
+	cfg := gateway.StreamConfig{FlushAfter: ch.c.p.cfg.FlushAfter}
+	stdin, stdout, stderr := newLagStream(s.Stream("stdin", cfg)), newLagStream(s.Stream("stdout", cfg)), newLagStream(s.Stream("stderr", cfg))
+	if ch.pty != nil {
+		ch.resize = s.Stream("resize", cfg)
+	}
+	sum, err := s.KeyedSum(ctx, StreamLabel)
+	if err != nil {
+		ch.c.p.log.Warn("no keyed digest of the session's output: the tenant's key is unavailable", "session_id", s.ID(), "err", err)
+	}
+	var mu sync.Mutex
+	summed := func(b []byte) {
+		mu.Lock()
+		sum.Write(b)
+		mu.Unlock()
+	}
+	// In a terminal, what is typed after a password prompt is recorded
+	// as its keyed digest only (secret.go).
+	var mask *secretMask
+	stdinRec := io.Writer(stdin)
+	if ch.pty != nil {
+		mask = newSecretMask(ctx, s)
+		stdinRec = writerFunc(func(b []byte) {
+			if r := mask.input(b); len(r) > 0 {
+				stdin.Write(r)
+			}
+		})
+	}
+	var in, out, errOut int64
+	var input, output sync.WaitGroup
+	input.Go(func() {
+		in, _ = io.Copy(ch.tch, io.TeeReader(ch.cch, writerFunc(func(b []byte) { ch.c.touch(); stdinRec.Write(b) })))
+		ch.tch.CloseWrite()
+	})
+	output.Go(func() {
+		out, _ = io.Copy(ch.cch, io.TeeReader(ch.tch, writerFunc(func(b []byte) {
+			ch.c.touch()
+			if mask != nil {
+				mask.output(b)
+			}
+			stdout.Write(b)
+			summed(b)
+		})))
+	})
+	output.Go(func() {
+		errOut, _ = io.Copy(ch.cch.Stderr(), io.TeeReader(ch.tch.Stderr(), writerFunc(func(b []byte) { stderr.Write(b); summed(b) })))
+	})
+	output.Wait()
+	<-ch.targetDone // exit-status and exit-signal forwarded
+	ch.cch.CloseWrite()
+	ch.cch.Close()
+	input.Wait()
+	if mask != nil {
+		if r := mask.flush(); len(r) > 0 {
+			stdin.Write(r)
+		}
+	}
+	stdin.Close()
+	stdout.Close()
+	stderr.Close()
+	if ch.resize != nil {
+		ch.resize.Close()
+	}
+	end := map[string]any{"bytes_in": in, "bytes_out": out + errOut, "duration_ms": time.Since(began).Milliseconds()}
+	if st := ch.exitStatus.Load(); st >= 0 {
+		end["exit_status"] = st
+	}
+	if sig, _ := ch.exitSignal.Load().(string); sig != "" {
+		end["exit_signal"] = sig
+	}
+	if d := sum.Digest(); d != "" {
+		end["output_hmac"] = d
+	}
+	if mask != nil && mask.masked > 0 {
+		end["masked_inputs"] = mask.masked
+	}
+	if r := ch.c.closeReason(); r != "" {
+		end["reason"] = r
+	}
+	s.End(ctx, end)
+}
+
+type writerFunc func([]byte)
+
+func (f writerFunc) Write(b []byte) (int, error) { f(b); return len(b), nil }
+
+// copyClose copies and then half-closes dst.
+func copyClose(dst, src ssh.Channel) (int64, error) {
+	n, err := io.Copy(dst, src)
+	dst.CloseWrite()
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return n, err
+}
+
+// lagStream hands what passes to a recorded stream through a queue, so
+// that recording a chunk (the detectors, the hand-off to the bus) never
+// delays the bytes themselves; a queue that fills up (the bus far behind)
+// slows the relay rather than drop a record.
+type lagStream struct {
+	st   *gateway.Stream
+	q    chan []byte
+	done chan struct{}
+}
+
+func newLagStream(st *gateway.Stream) *lagStream {
+	l := &lagStream{st: st, q: make(chan []byte, 256), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for b := range l.q {
+			st.Write(b)
+		}
+	}()
+	return l
+}
+
+// Write queues a copy of b (the caller reuses its buffer).
+func (l *lagStream) Write(b []byte) (int, error) {
+	l.q <- append([]byte(nil), b...)
+	return len(b), nil
+}
+
+// Close records what is queued, then closes the stream.
+func (l *lagStream) Close() error {
+	close(l.q)
+	<-l.done
+	return l.st.Close()
+}
