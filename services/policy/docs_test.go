@@ -6,10 +6,12 @@ import (
 	"testing"
 
 	"github.com/auditledger/auditledger/services/policy"
+	"github.com/auditledger/auditledger/services/sshproxy"
 )
 
 // TestDocumentedPoliciesLoad reads every policy file docs/POLICY.md and
-// deploy/ show with the gateways' parsers, so the documented format is
+// deploy/ show with the gateways' parsers (the PostgreSQL and HTTP
+// gateways' shared one, the SSH gateway's own), so the documented format is
 // the one they read.
 func TestDocumentedPoliciesLoad(t *testing.T) {
 	t.Setenv("MASK_KEY", "documented")
@@ -24,14 +26,19 @@ func TestDocumentedPoliciesLoad(t *testing.T) {
 			files = append(files, block)
 		}
 	}
-	if len(files) != 2 {
-		t.Fatalf("%d policy files in docs/POLICY.md, want the PostgreSQL and the HTTP one", len(files))
+	if len(files) != 3 {
+		t.Fatalf("%d policy files in docs/POLICY.md, want the PostgreSQL, the HTTP and the SSH one", len(files))
 	}
 	deploy, err := os.ReadFile("../../deploy/policy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, text := range append(files, string(deploy)) {
+	// The SSH gateway's file, the last one shown, has its own sections
+	// (allow, limits) and parser.
+	if _, err := sshproxy.ParsePolicy("documented", []byte(files[2])); err != nil {
+		t.Errorf("the SSH policy: %v", err)
+	}
+	for i, text := range append(files[:2:2], string(deploy)) {
 		p, err := policy.Read("documented", []byte(text))
 		if err != nil {
 			t.Errorf("policy %d: %v", i, err)
