@@ -21,10 +21,6 @@ import (
 // actor of its own events, and opens the sealed e-mail of the events it
 // returns, beside the exact record (which stays as sealed).
 
-// fieldActorEmail is the sealed actor e-mail's field name (the additional
-// data of its sealing).
-const fieldActorEmail = "actor.email"
-
 // Shown in place of an e-mail that cannot be opened.
 const (
 	// ErasedEmail: the subject was erased (their key destroyed).
@@ -91,7 +87,7 @@ func (o *opener) email(tenant, tok string) string {
 	v := SealedEmail
 	if o.a.cfg.Keys != nil {
 		var err error
-		v, err = o.a.cfg.Keys.Unseal(o.ctx, tenant, fieldActorEmail, tok)
+		v, err = o.a.cfg.Keys.Unseal(o.ctx, tenant, gateway.FieldActorEmail, tok)
 		switch {
 		case errors.Is(err, piikeys.ErrErased):
 			v = ErasedEmail
@@ -121,7 +117,7 @@ func (a *api) emailSealers(r *http.Request, tenants []string, email string) ([]p
 	}
 	var out []projections.Sealer
 	for _, t := range tenants {
-		ps, err := a.cfg.Keys.Sealers(r.Context(), t, fieldActorEmail, email)
+		ps, err := a.cfg.Keys.Sealers(r.Context(), t, gateway.FieldActorEmail, email)
 		if err != nil {
 			return nil, fmt.Errorf("%w: tenant %q: %v", errKeysUnavailable, t, err)
 		}
@@ -219,7 +215,7 @@ func (a *api) openSealed(w http.ResponseWriter, r *http.Request) {
 		j, ok := byTenant[f.Tenant]
 		if !ok {
 			j, byTenant[f.Tenant] = len(parts), len(parts)
-			parts = append(parts, part{f.Tenant, map[string]any{"resource": "sealed", "field": fieldActorEmail, "count": 0, "pseudonyms": []string{}}})
+			parts = append(parts, part{f.Tenant, map[string]any{"resource": "sealed", "field": gateway.FieldActorEmail, "count": 0, "pseudonyms": []string{}}})
 		}
 		p := parts[j].payload
 		pseudonym, _, _ := piikeys.ParseToken(f.Token)

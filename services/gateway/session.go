@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,29 +156,12 @@ func (s *Session) actor(ctx context.Context) events.Actor {
 	if s.sealed != nil {
 		return *s.sealed
 	}
-	a := s.who.Actor
-	done := true
-	switch {
-	case a.Email == "" || strings.HasPrefix(a.Email, events.SealedPrefix):
-	case s.g.cfg.Keys == nil:
-		a.Email = ""
-	default:
-		// Sealed under the raw subject, which erasure names.
-		tok, err := s.g.cfg.Keys.Seal(ctx, s.tenant, a.Issuer, a.Subject, FieldActorEmail, a.Email)
-		if err != nil {
-			s.g.cfg.Logger.Warn("actor e-mail not sealed: recorded without it", "session_id", s.id, "err", err)
-			tok, done = "", false
-		}
-		a.Email = tok
-	}
-	a, err := RecordedActor(ctx, s.g.cfg.Keys, s.tenant, a)
+	a, err := SealActor(ctx, s.g.cfg.Keys, s.tenant, s.who.Actor)
 	if err != nil {
-		s.g.cfg.Logger.Warn("actor subject recorded as a placeholder", "session_id", s.id, "err", err)
-		done = false
+		s.g.cfg.Logger.Warn("actor recorded in part", "session_id", s.id, "err", err)
+		return a
 	}
-	if done {
-		s.sealed = &a
-	}
+	s.sealed = &a
 	return a
 }
 
