@@ -207,7 +207,7 @@ func TestKubeletStreams(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			defer cmd.Wait()
+			defer func() { stop(); cmd.Wait() }()
 			if !waitLine(ctx, scanLines(stdout), fmt.Sprintf("Forwarding from 127.0.0.1:%d", local), 3*time.Minute) {
 				t.Fatalf("port-forward did not start: %s", errOut.String())
 			}
@@ -248,7 +248,7 @@ func TestKubeletStreams(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			defer cmd.Wait()
+			defer func() { stop(); cmd.Wait() }()
 			lines := scanLines(stdout)
 			if !waitLine(ctx, lines, "before-"+mark, 3*time.Minute) {
 				t.Fatal("logs -f: no earlier line")

@@ -170,6 +170,10 @@ func (k *kubelet) authorize(name string, next http.Handler) http.Handler {
 			http.Error(w, fmt.Sprintf("client certificate %q may not use this kubelet", cn), http.StatusForbidden)
 			return
 		}
+		// The path and the protocols offered, not the query (a command's
+		// arguments).
+		klog.Infof("kubelet: %s %s upgrade=%q protocols=%q", r.Method, r.URL.Path, r.Header.Get("Upgrade"),
+			append(r.Header.Values("X-Stream-Protocol-Version"), r.Header.Values("Sec-Websocket-Protocol")...))
 		next.ServeHTTP(w, r)
 	})
 }
