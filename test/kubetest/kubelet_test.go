@@ -27,12 +27,16 @@ import (
 // stream has a real process or socket behind it.
 func TestKubeletStreams(t *testing.T) {
 	c := Start(t)
+	started := time.Now()
 	k := c.StartKubelet()
+	t.Logf("kubelet Ready in %v", time.Since(started)) // a figure for the docs, not a check
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	admin := c.AdminKubeconfig
 	const ns = "streams"
+	started = time.Now()
 	pod := k.CreatePod(ns, "shell")
+	t.Logf("pod Running in %v", time.Since(started))
 	t.Run("refuses-other-clients", func(t *testing.T) { refusesOtherClients(t, c, k, pod) })
 
 	// A loopback echo server: the pod's network is the host's loopback.
