@@ -1,6 +1,7 @@
 package alerts
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -199,5 +200,13 @@ func Slack(a *Alert, api string) ([]byte, error) {
 		ctx += fmt.Sprintf(" · %d earlier alerts of this rule held back by its limit", a.Suppressed)
 	}
 	blocks = append(blocks, SlackBlock{Type: "context", Elements: []*SlackText{mrkdwn(ctx)}})
-	return json.Marshal(SlackMessage{Text: Fit(text, MaxText), Blocks: slices.Clip(blocks)})
+	// Not HTML-escaped by the encoder: the text is escaped for Slack
+	// already, and \u0026lt; would only be harder to read.
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(SlackMessage{Text: Fit(text, MaxText), Blocks: slices.Clip(blocks)}); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), nil
 }
