@@ -200,10 +200,14 @@ func (a *Alerter) deliver(ctx context.Context, s *Sink, al *Alert) error {
 		if err != nil {
 			return &siem.Rejection{Reason: err.Error()}
 		}
-		body, err := json.Marshal(ev)
+		raw, err := ev.Marshal()
 		if err != nil {
 			return &siem.Rejection{Reason: err.Error()}
 		}
+		// The webhook forwarder's record shape, without a leaf: index
+		// and sealed_at are those of the record that raised the alert,
+		// event the alert.raised event (docs/ALERTS.md).
+		body := fmt.Appendf(nil, `{"index":%d,"sealed_at":"%s","event":%s}`, al.Index, al.SealedAt.UTC().Format(time.RFC3339Nano), raw)
 		w := &siem.Webhook{URL: s.URL, Secret: s.Secret, Client: s.Client}
 		_, err = w.Send(ctx, []siem.Item{{Sealed: siem.Sealed{Index: al.Index}, Body: body}})
 		return err

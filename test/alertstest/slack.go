@@ -126,6 +126,13 @@ func check(m Message) string {
 	return ""
 }
 
+// RequestsOf is how many requests s has had, accepted or not.
+func RequestsOf(s *Slack) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Requests
+}
+
 // Got counts the accepted messages by alert id.
 func (s *Slack) Got() map[string]int {
 	s.mu.Lock()
