@@ -23,6 +23,7 @@ import (
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/internal/yamlstrict"
+	"github.com/auditledger/auditledger/services/alerts"
 	"github.com/auditledger/auditledger/services/identity"
 )
 
@@ -203,6 +204,9 @@ func checkEnvNames(environ []string) error {
 		name, _, _ := strings.Cut(kv, "=")
 		if !strings.HasPrefix(name, "AUDITLEDGER_") || slices.Contains(known, name) {
 			continue
+		}
+		if strings.HasPrefix(name, alerts.EnvPrefix) {
+			continue // an alert destination's URL or key, named in the alerter's rules
 		}
 		if near := yamlstrict.Nearest(name, known); near != "" {
 			return fmt.Errorf("%s is not a setting auditledger reads: did you mean %s?", name, near)

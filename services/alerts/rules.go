@@ -167,6 +167,19 @@ func ReadRulesFile(path string) (Settings, error) {
 	return s, nil
 }
 
+// EnvPrefix begins the names of the variables that hold a destination's
+// URL or key, when they begin with AUDITLEDGER_ at all: serve refuses any
+// other AUDITLEDGER_* name it does not read.
+const EnvPrefix = "AUDITLEDGER_ALERT_"
+
+// checkEnv refuses a variable name serve would refuse.
+func checkEnv(at, field, name string) error {
+	if strings.HasPrefix(name, "AUDITLEDGER_") && !strings.HasPrefix(name, EnvPrefix) {
+		return fmt.Errorf("%s.%s %q: a variable of your own begins %s (or not AUDITLEDGER_ at all)", at, field, name, EnvPrefix)
+	}
+	return nil
+}
+
 // Check validates s, naming the bad field as section.rules[i].FIELD, and
 // returns the rules. getenv reads the variables destinations name.
 func (s Settings) Check(section string, getenv func(string) string) ([]*Rule, error) {
@@ -180,6 +193,12 @@ func (s Settings) Check(section string, getenv func(string) string) ([]*Rule, er
 			return nil, fmt.Errorf("%s.name %q: named twice", at, d.Name)
 		}
 		names[d.Name] = d.Kind
+		if err := checkEnv(at, "url_env", d.URLEnv); err != nil {
+			return nil, err
+		}
+		if err := checkEnv(at, "secret_env", d.SecretEnv); err != nil {
+			return nil, err
+		}
 		switch d.Kind {
 		case KindSlack:
 			if d.URL != "" {

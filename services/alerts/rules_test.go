@@ -61,6 +61,7 @@ func TestRuleErrorsNameTheField(t *testing.T) {
 		{dests: []DestinationConfig{{Name: "chat", Kind: KindSlack, URL: "https://hooks.example.com/x"}}, want: `alerter.destinations[0].url: a Slack-compatible webhook's URL is a secret`},
 		{dests: []DestinationConfig{{Name: "chat", Kind: KindSlack, URLEnv: "UNSET"}}, want: `alerter.destinations[0].url_env: name a variable holding the webhook URL ("UNSET" is unset)`},
 		{dests: []DestinationConfig{{Name: "h", Kind: KindWebhook, URL: "https://x"}}, want: `alerter.destinations[0].secret_env`},
+		{dests: []DestinationConfig{{Name: "chat", Kind: KindSlack, URLEnv: "AUDITLEDGER_CHAT_URL"}}, want: `alerter.destinations[0].url_env "AUDITLEDGER_CHAT_URL": a variable of your own begins AUDITLEDGER_ALERT_`},
 		{dests: []DestinationConfig{{Name: "b", Kind: KindEvent}, {Name: "b", Kind: KindEvent}}, want: `alerter.destinations[1].name "b": named twice`},
 	} {
 		d := c.dests
