@@ -33,6 +33,7 @@ nats: {url: %q, nkeys: %q}
 alerter:
   api_url: https://auditledger.example.com
   parked: %q
+  state: %q
   destinations:
     - {name: chat, kind: slack, url_env: AUDITLEDGER_ALERT_CHAT_URL}
   rules:
@@ -41,7 +42,7 @@ alerter:
       severity: high
       match: {types: [command.blocked], tenants: [acme]}
       to: [chat]
-`, srv.ClientURL(), srv.KeysDir, filepath.Join(filepath.Dir(p), "parked.jsonl"))
+`, srv.ClientURL(), srv.KeysDir, filepath.Join(filepath.Dir(p), "parked.jsonl"), filepath.Join(filepath.Dir(p), "state", "alerter.state"))
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -59,10 +60,10 @@ alerter:
 
 // The alerter binary is SIGKILLed three times while blocked commands are
 // sealed and alerted, and started again each time: every blocked command
-// reaches the Slack-compatible receiver, none is lost. A record whose
-// alert was delivered but not yet acknowledged when the alerter died is
-// alerted again after the restart (at least once): the receiver sees the
-// same alert id twice, and only for records around a kill.
+// reaches the Slack-compatible receiver, none is lost. Its state file
+// keeps the last record alerted, so a restart alerts again at most the
+// one record in hand at the kill (delivered, its state not yet written):
+// the receiver sees at most one alert id twice per kill.
 func TestAlerterSIGKILLLosesNothing(t *testing.T) {
 	srv := natstest.StartSecure(t)
 	_, js := srv.Connect(t)
@@ -153,9 +154,9 @@ func TestAlerterSIGKILLLosesNothing(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(filepath.Dir(config), "parked.jsonl")); len(b) > 0 {
 		t.Errorf("parked: %s", b)
 	}
-	t.Logf("%d alerts, every one received after 3 SIGKILLs; %d received twice (delivered, not yet acknowledged at a kill)", n, repeats)
-	if repeats > 3*100 {
-		t.Errorf("%d repeats: more than a batch per kill", repeats)
+	t.Logf("%d alerts, every one received after 3 SIGKILLs; %d received twice (delivered, its state not yet written at a kill)", n, repeats)
+	if repeats > 3 {
+		t.Errorf("%d repeats: more than one per kill", repeats)
 	}
 	// The message tells where the event happened and carries its id.
 	b := slack.Bodies()[0]

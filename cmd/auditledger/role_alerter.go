@@ -30,6 +30,9 @@ type alerterRole struct {
 	// Parked is the file records whose alert a destination refused for
 	// good are appended to, with the reason.
 	Parked string `yaml:"parked"`
+	// State is the file the index of the last record alerted is kept in,
+	// so a restart does not alert it again (empty: at least once).
+	State string `yaml:"state"`
 
 	rules []*alerts.Rule
 	set   alerts.Settings
@@ -42,6 +45,7 @@ func (c *alerterRole) envOverrides() []envOverride {
 		{"AUDITLEDGER_ALERTER_RULES_FILE", func(v string) error { c.RulesFile = v; return nil }},
 		{"AUDITLEDGER_ALERTER_API_URL", func(v string) error { c.API = v; return nil }},
 		{"AUDITLEDGER_ALERTER_PARKED", func(v string) error { c.Parked = v; return nil }},
+		{"AUDITLEDGER_ALERTER_STATE", func(v string) error { c.State = v; return nil }},
 	}
 }
 
@@ -104,7 +108,7 @@ func (c *alerterRole) prepare(ctx context.Context, e *env, log *slog.Logger) (fu
 		}
 		sinks = append(sinks, alerts.SinkFor(d, os.Getenv, sem))
 	}
-	a, err := alerts.New(alerts.Config{Rules: c.rules, Sinks: sinks, API: c.API, Instance: e.cfg.instanceName(), Registry: e.health.Registry(), Logger: log})
+	a, err := alerts.New(alerts.Config{Rules: c.rules, Sinks: sinks, API: c.API, State: c.State, Instance: e.cfg.instanceName(), Registry: e.health.Registry(), Logger: log})
 	if err == nil {
 		var f *siem.Forwarder
 		f, err = siem.New(siem.Config{Name: alerts.Name, JetStream: js, Destination: a, Format: siem.JSON, Batch: c.Batch, Parked: c.Parked,

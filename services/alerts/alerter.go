@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,6 +54,13 @@ type Config struct {
 	API string
 	// Instance is the source instance of alert.raised events.
 	Instance string
+	// State is a file holding the ledger index of the last record whose
+	// alerts were all delivered (or refused), written after each: after a
+	// restart the records up to it are evaluated (for rates) but not
+	// alerted again, so a SIGKILL repeats at most the alerts of the one
+	// record in hand. Empty: the durable consumer alone, which repeats
+	// the alerts of the records delivered but not yet acknowledged.
+	State    string
 	Registry prometheus.Registerer
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -66,7 +77,9 @@ type Alerter struct {
 	engine  *Engine
 	sinks   map[string]*Sink
 	pending map[uint64][]*Alert // evaluated, not yet confirmed
-	done    map[string]error    // alert id + sink → nil (delivered) or why refused
+	through uint64              // from State: records up to it are alerted
+	hasThru bool
+	done    map[string]error // alert id + sink → nil (delivered) or why refused
 	metrics struct {
 		raised, delivered, refused *prometheus.CounterVec
 		latency                    prometheus.Observer
@@ -91,6 +104,22 @@ func New(cfg Config) (*Alerter, error) {
 	}
 	if a.cfg.Logger == nil {
 		a.cfg.Logger = slog.Default()
+	}
+	if cfg.State != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.State), 0o700); err != nil {
+			return nil, fmt.Errorf("alerts: state: %w", err)
+		}
+		b, err := os.ReadFile(cfg.State)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return nil, fmt.Errorf("alerts: state: %w", err)
+		default:
+			if a.through, err = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err != nil {
+				return nil, fmt.Errorf("alerts: state %s: %q is not a ledger index (remove the file to alert again from what the bus holds unacknowledged)", cfg.State, b)
+			}
+			a.hasThru = true
+		}
 	}
 	if a.cfg.Registry == nil {
 		a.cfg.Registry = prometheus.NewRegistry()
@@ -138,6 +167,9 @@ func (a *Alerter) Send(ctx context.Context, items []siem.Item) (map[int]error, e
 	}
 	var rejected map[int]error
 	for i, it := range items {
+		if a.hasThru && it.Index <= a.through {
+			continue // alerted before a restart
+		}
 		var refused []error
 		for _, al := range a.pending[it.Index] {
 			for _, to := range al.Rule.To {
@@ -170,6 +202,11 @@ func (a *Alerter) Send(ctx context.Context, items []siem.Item) (map[int]error, e
 			}
 			rejected[i] = errors.Join(refused...)
 		}
+		if len(a.pending[it.Index]) > 0 {
+			if err := a.save(it.Index); err != nil {
+				return nil, err
+			}
+		}
 	}
 	for _, it := range items {
 		for _, al := range a.pending[it.Index] {
@@ -180,6 +217,32 @@ func (a *Alerter) Send(ctx context.Context, items []siem.Item) (map[int]error, e
 		delete(a.pending, it.Index)
 	}
 	return rejected, nil
+}
+
+// save records that every alert of the record at index is delivered.
+func (a *Alerter) save(index uint64) error {
+	if a.cfg.State == "" {
+		return nil
+	}
+	tmp := a.cfg.State + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err == nil {
+		_, err = f.WriteString(strconv.FormatUint(index, 10) + "\n")
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = os.Rename(tmp, a.cfg.State)
+	}
+	if err != nil {
+		return fmt.Errorf("alerts: state: %w", err)
+	}
+	a.through, a.hasThru = index, true
+	return nil
 }
 
 // deliver sends one alert to one destination.
