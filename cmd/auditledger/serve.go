@@ -292,7 +292,7 @@ func (c *serveConfig) check() error {
 
 func serveCmd(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "serve --config FILE",
-		"Runs the production roles against an external NATS JetStream, a segment store\n(S3 with Object Lock in production) and a key file. deploy/auditledger.yaml\ndocuments every setting; AUDITLEDGER_* environment variables override the\nfile. Serves /metrics, /healthz and /readyz on http.listen.")
+		"Runs the production roles against an external NATS JetStream, a segment store\n(S3 with Object Lock in production) and a key file. deploy/auditledger.yaml\ndocuments every setting; AUDITLEDGER_* environment variables override the\nfile. Serves /metrics, /healthz and /readyz on http.listen.\n\nRoles (roles: in the file): ledger, api, postgres-proxy, http-proxy,\nssh-proxy, projector; the SIEM forwarders syslog-forwarder, hec-forwarder and\nwebhook-forwarder (docs/SIEM.md); alerter, which raises alerts on sealed\nevents to Slack-compatible webhooks, the signed webhook and the bus\n(docs/ALERTS.md).")
 	path := fs.String("config", "", "YAML configuration file")
 	printCfg := fs.Bool("print-config", false, "print the effective configuration and exit")
 	newLog := fs.Bool("new-log", false, "let the ledger role start a new log in a store that holds less than the bus says was sealed (use a new key; the log begins with a gap record for what the earlier log holds)")
