@@ -46,15 +46,7 @@ alerter:
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "serve.log"))
-			if len(b) > 20000 {
-				b = b[len(b)-20000:]
-			}
-			t.Logf("alerter serve.log (end):\n%s", b)
-		}
-	})
+	logOnFailure(t, "the alerter's serve.log", filepath.Join(filepath.Dir(p), "serve.log"))
 	return p
 }
 

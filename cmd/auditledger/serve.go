@@ -122,14 +122,8 @@ func loadServeConfig(path string, env func(string) string) (serveConfig, error) 
 		if err != nil {
 			return c, err
 		}
-		var root yaml.Node
-		if err := yaml.Unmarshal(b, &root); err != nil {
+		if err := yamlstrict.Decode(b, &c, "the configuration (deploy/auditledger.yaml documents every field)"); err != nil {
 			return c, fmt.Errorf("config %s: %w", path, err)
-		}
-		if len(root.Content) > 0 {
-			if err := yamlstrict.DecodeNode(&root, &c, "the configuration (deploy/auditledger.yaml documents every field)"); err != nil {
-				return c, fmt.Errorf("config %s: %w", path, err)
-			}
 		}
 	}
 	for _, o := range envOverrides(&c) {

@@ -19,8 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/yamlstrict"
 )
@@ -155,14 +153,8 @@ func ReadRulesFile(path string) (Settings, error) {
 	if err != nil {
 		return s, err
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
+	if err := yamlstrict.Decode(b, &s, "the alert rules (docs/ALERTS.md documents every field)"); err != nil {
 		return s, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(root.Content) > 0 {
-		if err := yamlstrict.DecodeNode(&root, &s, "the alert rules (docs/ALERTS.md documents every field)"); err != nil {
-			return s, fmt.Errorf("%s: %w", path, err)
-		}
 	}
 	return s, nil
 }

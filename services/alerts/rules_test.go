@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +184,24 @@ func TestLimitHoldsBack(t *testing.T) {
 	later := e.Evaluate(9, t0, event("9", events.CommandBlocked, t0.Add(2*time.Hour), `{}`))
 	if len(later) != 1 || later[0].Suppressed != 3 {
 		t.Fatalf("after the hour: %d alerts, suppressed %v; want 1 saying 3", len(later), later)
+	}
+}
+
+// A rules file is read strictly: an unknown key is an error at its line,
+// naming the nearest known key.
+func TestRulesFileIsStrict(t *testing.T) {
+	p := t.TempDir() + "/rules.yaml"
+	os.WriteFile(p, []byte("destinations:\n  - {name: chat, kind: slack, url_env: SET_CHAT}\nrules:\n  - id: r\n    match: {typse: [command.blocked]}\n    to: [chat]\n"), 0o644)
+	_, err := ReadRulesFile(p)
+	if err == nil || !strings.Contains(err.Error(), "line 5") || !strings.Contains(err.Error(), "typse") || !strings.Contains(err.Error(), "types") {
+		t.Fatalf("got %v", err)
+	}
+	os.WriteFile(p, []byte("destinations:\n  - {name: chat, kind: slack, url_env: SET_CHAT}\nrules:\n  - id: r\n    match: {types: [command.blocked]}\n    rate: {count: 5, within: 1m, key: payload.user}\n    to: [chat]\n"), 0o644)
+	s, err := ReadRulesFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := s.Check("rules.yaml", env); err != nil || len(rs) != 1 || rs[0].rate.count != 5 {
+		t.Fatalf("%v %v", rs, err)
 	}
 }

@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.json")
@@ -128,4 +130,60 @@ func TestSlackGolden(t *testing.T) {
 			t.Errorf("%s: got\n%s\nwant\n%s", path, out.Bytes(), want)
 		}
 	}
+}
+
+// An access request, once the release records them, tells its reviewers
+// how to decide it, as an approval request does.
+func TestAccessRequestTellsHowToDecide(t *testing.T) {
+	rs := mustRules(t, RuleConfig{ID: "access", Match: MatchConfig{Types: []string{"access.*"}}, To: []string{"chat"}})
+	a := &Alert{ID: "alert/access/9", Rule: rs[0], Index: 9, SealedAt: t0, Event: event("r-1", "access.requested", t0, `{"request_id":"ar-3","reason":"incident 12"}`)}
+	b, err := Slack(a, "https://al.example.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"auditledger access approve ar-3", "POST https://al.example.com/v1/access-requests/ar-3/approve"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("no %q in %s", want, b)
+		}
+	}
+}
+
+// The alert.raised event the bus and the signed webhook receive, byte for
+// byte (testdata/alert-raised.json).
+func TestAlertRaisedGolden(t *testing.T) {
+	rs := mustRules(t, RuleConfig{ID: "approvals", Title: "Approval pending", Severity: "info", Match: MatchConfig{Types: []string{"approval.requested"}}, To: []string{"bus"}})
+	al, err := New(Config{Rules: rs, Sinks: []*Sink{{Name: "bus", Kind: KindEvent, Emitter: nopEmitter{}}}, API: "https://auditledger.example.com", Instance: "host-1",
+		Now: func() time.Time { return t0.Add(time.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := al.Event(&Alert{ID: "alert/approvals/42", Rule: rs[0], Index: 42, SealedAt: t0.Add(150 * time.Millisecond),
+		Event: event("p-1", events.ApprovalRequested, t0, `{"approval_id":"apr-7","rule":"schema-change","statement_sha256":"0123456789abcdef0123"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ev.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.Parse(raw); err != nil {
+		t.Fatalf("alert.raised does not validate: %v", err)
+	}
+	var out bytes.Buffer
+	json.Indent(&out, raw, "", "  ")
+	out.WriteByte('\n')
+	path := filepath.Join("testdata", "alert-raised.json")
+	if *update {
+		os.WriteFile(path, out.Bytes(), 0o644)
+	}
+	want, _ := os.ReadFile(path)
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Errorf("%s: got\n%s\nwant\n%s", path, out.Bytes(), want)
+	}
+}
+
+type nopEmitter struct{}
+
+func (nopEmitter) EmitAlone(context.Context, *events.Event) (emitter.Result, error) {
+	return emitter.Result{}, nil
 }
