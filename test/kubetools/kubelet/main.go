@@ -130,7 +130,6 @@ func run() error {
 			NextProtos: []string{"http/1.1"},
 		},
 		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          nil,
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -248,7 +247,6 @@ func (t *target) ExecInContainer(ctx context.Context, _, _, _ string, argv []str
 		wait = cmd.Wait
 	}
 	stopKill := make(chan struct{})
-	var once sync.Once
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -257,7 +255,7 @@ func (t *target) ExecInContainer(ctx context.Context, _, _, _ string, argv []str
 		}
 	}()
 	err := wait()
-	once.Do(func() { close(stopKill) })
+	close(stopKill)
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
 		code := exitErr.ExitCode()
