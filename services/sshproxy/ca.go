@@ -25,10 +25,9 @@ const (
 	HostCAFile   = "host_ca"   // signs the gateway's host certificate
 	TargetCAFile = "target_ca" // signs the per-session certificates the gateway logs in to targets with
 	HostKeyFile  = "host_key"  // the gateway's host key; host_key-cert.pub is its certificate
-	// RevokedFile, if present, lists revoked user certificates, one a
-	// line: "serial N", "id KEY-ID" or a public key (the certificate's
-	// own key, or the key of a CA no longer trusted); # starts a comment.
-	RevokedFile = "revoked"
+	// KRLFile, if present, is the OpenSSH key revocation list (KRL,
+	// `ssh-keygen -k`) of user certificates, read again when it changes.
+	KRLFile = "revoked_keys"
 )
 
 // Keys are the gateway's certificate authorities and host key.
@@ -167,66 +166,4 @@ func randSerial() uint64 {
 	var b [8]byte
 	rand.Read(b[:])
 	return binary.BigEndian.Uint64(b[:]) &^ (1 << 63)
-}
-
-// revocations are the revoked user certificates (RevokedFile), read at
-// each authentication so that a revocation takes effect at once.
-type revocations struct {
-	serials map[uint64]bool
-	ids     map[string]bool
-	keys    [][]byte
-}
-
-func readRevoked(dir string) (*revocations, error) {
-	r := &revocations{serials: map[uint64]bool{}, ids: map[string]bool{}}
-	b, err := os.ReadFile(filepath.Join(dir, RevokedFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return r, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	for i, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		kind, rest, _ := strings.Cut(line, " ")
-		switch kind {
-		case "serial":
-			var n uint64
-			if _, err := fmt.Sscan(strings.TrimSpace(rest), &n); err != nil {
-				return nil, fmt.Errorf("sshproxy: %s line %d: %w", RevokedFile, i+1, err)
-			}
-			r.serials[n] = true
-		case "id":
-			r.ids[strings.TrimSpace(rest)] = true
-		default:
-			pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
-			if err != nil {
-				return nil, fmt.Errorf("sshproxy: %s line %d: want serial N, id KEY-ID or a public key: %w", RevokedFile, i+1, err)
-			}
-			r.keys = append(r.keys, pub.Marshal())
-		}
-	}
-	return r, nil
-}
-
-// revoked reports why cert is revoked, or "".
-func (r *revocations) revoked(cert *ssh.Certificate) string {
-	switch {
-	case r.serials[cert.Serial]:
-		return fmt.Sprintf("certificate serial %d is revoked", cert.Serial)
-	case r.ids[cert.KeyId]:
-		return fmt.Sprintf("certificates of key id %q are revoked", cert.KeyId)
-	}
-	for _, k := range r.keys {
-		if string(k) == string(cert.Key.Marshal()) {
-			return "the certificate's key is revoked"
-		}
-		if string(k) == string(cert.SignatureKey.Marshal()) {
-			return "the certificate authority that signed it is revoked"
-		}
-	}
-	return ""
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +92,11 @@ type Config struct {
 	Metrics *telemetry.Proxy
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// RevokedKeys is the OpenSSH KRL of revoked user certificates and
+	// keys, read again whenever it changes; empty means KRLFile in the
+	// keys directory. No file: nothing is revoked. A file that cannot be
+	// read or parsed refuses every login.
+	RevokedKeys string
 	// Clock measures the limits (max_duration, idle_timeout) and the
 	// validity of user certificates; nil means the system clock.
 	Clock Clock
@@ -105,6 +112,7 @@ type Proxy struct {
 	server  *ssh.ServerConfig
 	log     *slog.Logger
 	clock   Clock
+	krl     *krlFile
 
 	mu     sync.Mutex
 	conns  map[*ssh.ServerConn]struct{}
@@ -129,6 +137,9 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = systemClock{}
 	}
+	if cfg.RevokedKeys == "" {
+		cfg.RevokedKeys = filepath.Join(cfg.Keys.Dir, KRLFile)
+	}
 	pol := cfg.Policy
 	if pol == nil {
 		pol = DefaultPolicy()
@@ -136,7 +147,7 @@ func New(cfg Config) (*Proxy, error) {
 	if len(pol.Approve) > 0 && cfg.Approvals == nil {
 		return nil, fmt.Errorf("%w: the policy has approve rules, and no approvals broker is configured", ErrConfig)
 	}
-	p := &Proxy{cfg: cfg, keys: cfg.Keys, pol: pol, targets: map[string]*Target{}, log: cfg.Logger, clock: cfg.Clock, conns: map[*ssh.ServerConn]struct{}{}, active: map[string]int{}}
+	p := &Proxy{cfg: cfg, keys: cfg.Keys, pol: pol, targets: map[string]*Target{}, log: cfg.Logger, clock: cfg.Clock, krl: &krlFile{path: cfg.RevokedKeys}, conns: map[*ssh.ServerConn]struct{}{}, active: map[string]int{}}
 	for i := range cfg.Targets {
 		t := cfg.Targets[i]
 		if t.Name == "" || t.Addr == "" || strings.Contains(t.Name, "+") {
@@ -262,13 +273,15 @@ func (p *Proxy) checkUser(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permis
 	if !p.keys.isUserAuthority(cert.SignatureKey) {
 		return refuse("the certificate is signed by a certificate authority the gateway does not trust (" + fingerprint(cert.SignatureKey) + ")")
 	}
-	rev, err := readRevoked(p.keys.Dir)
+	krl, err := p.krl.get()
 	if err != nil {
 		p.log.Error("revocation list unreadable: refusing every certificate", "err", err)
-		return refuse("the gateway cannot read its revocation list")
+		return refuse("the gateway cannot read its revocation list (KRL)")
 	}
-	if why := rev.revoked(cert); why != "" {
-		return refuse(why)
+	if krl != nil {
+		if why := krl.Revoked(cert); why != "" {
+			return refuse(why + " (KRL version " + strconv.FormatUint(krl.Version, 10) + ")")
+		}
 	}
 	checker := ssh.CertChecker{SupportedCriticalOptions: []string{}, Clock: p.clock.Now}
 	if err := checker.CheckCert(cert.KeyId, cert); err != nil {
