@@ -39,9 +39,23 @@ type Keys struct {
 	Host     ssh.Signer // the host key, certified by HostCA
 	HostCert *ssh.Certificate
 	// Older are user CAs still trusted after a rotation: the public keys
-	// in user_ca.*.pub beside user_ca (user_ca.2026-01.pub, …).
-	Older []ssh.PublicKey
+	// in user_ca.*.pub beside user_ca (RotateUserCA writes them).
+	Older []RetiredCA
 }
+
+// RetiredCA is a user CA a rotation replaced. The certificates it signed
+// are accepted during the overlap: MaxUserCertValidity from its
+// retirement, as long as any of them can still be valid.
+type RetiredCA struct {
+	Key ssh.PublicKey
+	// Retired is when the rotation happened, read from the file name
+	// (user_ca.20261207T031200Z.pub); zero for a name that is no time,
+	// which is trusted until the file is removed.
+	Retired time.Time
+}
+
+// retiredLayout names retired CAs' files by the time of the rotation.
+const retiredLayout = "20060102T150405Z"
 
 // hostCertValidity is how long the gateway's host certificate is valid;
 // it is issued again at each start, so a client that trusts the host CA
@@ -73,11 +87,15 @@ func OpenKeys(dir string, hostNames []string) (*Keys, error) {
 	older, _ := filepath.Glob(filepath.Join(dir, UserCAFile+".*.pub"))
 	slices.Sort(older)
 	for _, f := range older {
+		if strings.HasSuffix(f, nextSuffix+".pub") {
+			continue
+		}
 		pub, err := readPublic(f)
 		if err != nil {
 			return nil, err
 		}
-		k.Older = append(k.Older, pub)
+		when, _ := time.Parse(retiredLayout, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), UserCAFile+"."), ".pub"))
+		k.Older = append(k.Older, RetiredCA{Key: pub, Retired: when})
 	}
 	now := time.Now()
 	cert := &ssh.Certificate{
@@ -108,12 +126,82 @@ func (k *Keys) KnownHostsLine(patterns []string) string {
 }
 
 // isUserAuthority reports whether auth signs the certificates users log
-// in with: the current user CA or one kept after a rotation.
-func (k *Keys) isUserAuthority(auth ssh.PublicKey) bool {
+// in with at now: the current user CA, or one a rotation retired less
+// than MaxUserCertValidity ago.
+func (k *Keys) isUserAuthority(auth ssh.PublicKey, now time.Time) bool {
 	if keysEqual(auth, k.UserCA.PublicKey()) {
 		return true
 	}
-	return slices.ContainsFunc(k.Older, func(p ssh.PublicKey) bool { return keysEqual(p, auth) })
+	return slices.ContainsFunc(k.Older, func(r RetiredCA) bool {
+		return keysEqual(r.Key, auth) && (r.Retired.IsZero() || now.Before(r.Retired.Add(MaxUserCertValidity)))
+	})
+}
+
+// nextSuffix marks a target CA made ahead of its use (StageTargetCA).
+const nextSuffix = ".next"
+
+// RotateUserCA retires the user CA in dir and makes a new one: the
+// gateway (at its next start) issues certificates from the new CA only,
+// and accepts those the old one signed for MaxUserCertValidity, the
+// longest any of them is valid. The old private key is removed; its
+// public key stays as user_ca.<when>.pub, which may be deleted once the
+// overlap is over. It returns that file's path.
+func RotateUserCA(dir string, now time.Time) (string, error) {
+	cur := filepath.Join(dir, UserCAFile)
+	if _, err := readPublic(cur + ".pub"); err != nil {
+		return "", fmt.Errorf("sshproxy: no user CA to rotate in %s: %w", dir, err)
+	}
+	retired := filepath.Join(dir, UserCAFile+"."+now.UTC().Format(retiredLayout)+".pub")
+	if _, err := os.Stat(retired); err == nil {
+		return "", fmt.Errorf("sshproxy: %s exists: one rotation a second", retired)
+	}
+	if err := os.Rename(cur+".pub", retired); err != nil {
+		return "", err
+	}
+	if err := os.Remove(cur); err != nil {
+		return "", err
+	}
+	if _, err := loadOrCreate(cur); err != nil {
+		return "", err
+	}
+	return retired, nil
+}
+
+// StageTargetCA makes the next target CA (target_ca.next) and returns
+// its public key's path: every target must trust it (beside the current
+// one, in TrustedUserCAKeys) before ActivateTargetCA puts it in use. An
+// existing next CA is kept, so running it twice is harmless.
+func StageTargetCA(dir string) (string, error) {
+	next := filepath.Join(dir, TargetCAFile+nextSuffix)
+	if _, err := loadOrCreate(next); err != nil {
+		return "", err
+	}
+	return next + ".pub", nil
+}
+
+// ActivateTargetCA puts the staged target CA in use: the gateway (at its
+// next start) logs in to targets with certificates from it. The old
+// private key is removed and its public key kept as
+// target_ca.<when>.pub, to be taken out of the targets' TrustedUserCAKeys
+// once the gateway runs with the new one (its certificates last minutes,
+// for the login only). It returns that file's path.
+func ActivateTargetCA(dir string, now time.Time) (string, error) {
+	next := filepath.Join(dir, TargetCAFile+nextSuffix)
+	if _, err := readPublic(next + ".pub"); err != nil {
+		return "", fmt.Errorf("sshproxy: no staged target CA in %s (stage one first, and have every target trust it): %w", dir, err)
+	}
+	cur := filepath.Join(dir, TargetCAFile)
+	retired := filepath.Join(dir, TargetCAFile+"."+now.UTC().Format(retiredLayout)+".pub")
+	if err := os.Rename(cur+".pub", retired); err != nil {
+		return "", err
+	}
+	if err := os.Rename(next, cur); err != nil {
+		return "", err
+	}
+	if err := os.Rename(next+".pub", cur+".pub"); err != nil {
+		return "", err
+	}
+	return retired, nil
 }
 
 func keysEqual(a, b ssh.PublicKey) bool {

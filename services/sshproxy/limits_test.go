@@ -354,3 +354,63 @@ allow:
 		t.Errorf("session.started %v", started.Payload)
 	}
 }
+
+// Rotating both CAs, through the stock client and a real sshd: a user
+// certificate from the previous user CA still logs in during the
+// overlap, new ones come from the current CA only; the gateway logs in to
+// the target with the new target CA, which the target trusts beside the
+// old one (TrustedUserCAKeys holds both) until the old one is removed.
+func TestCARotation(t *testing.T) {
+	dir := t.TempDir()
+	keys, err := sshproxy.OpenKeys(dir, []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A certificate from the user CA about to be retired.
+	certDir := t.TempDir()
+	key := certDir + "/id"
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if out, err := exec.Command("ssh-keygen", "-q", "-s", dir+"/"+sshproxy.UserCAFile, "-I", "alice", "-n", "alice", "-V", "-5m:+1h", key+".pub").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	oldUser, oldTarget := keys.UserCA.PublicKey(), keys.TargetCA.PublicKey()
+	now := time.Now()
+	if _, err := sshproxy.RotateUserCA(dir, now); err != nil {
+		t.Fatal(err)
+	}
+	next, err := sshproxy.StageTargetCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextPub, _ := os.ReadFile(next)
+	// Every target trusts both target CAs before the new one is used.
+	trusted := append(ssh.MarshalAuthorizedKey(oldTarget), nextPub...)
+	if _, err := sshproxy.ActivateTargetCA(dir, now); err != nil {
+		t.Fatal(err)
+	}
+	f := start(t, options{keysDir: dir, targetTrusts: trusted})
+	if string(f.keys.UserCA.PublicKey().Marshal()) == string(oldUser.Marshal()) ||
+		string(ssh.MarshalAuthorizedKey(f.keys.TargetCA.PublicKey())) != strings.Fields(string(nextPub))[0]+" "+strings.Fields(string(nextPub))[1]+"\n" {
+		t.Fatal("the CAs did not rotate")
+	}
+	c := f.loginAs(t, "alice", "a")
+	if out, errOut, err := f.sshKey(t, c, key, key+"-cert.pub", "echo old-ca"); err != nil || out != "old-ca\n" {
+		t.Errorf("a certificate from the previous user CA, during the overlap: %q %v %s", out, err, errOut)
+	}
+	certText, _ := os.ReadFile(c.files.Certificate)
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(certText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(pub.(*ssh.Certificate).SignatureKey.Marshal()) != string(f.keys.UserCA.PublicKey().Marshal()) {
+		t.Error("a certificate was issued by another CA than the current one")
+	}
+	if out, errOut, err := f.ssh(t, c, "", f.user("web"), "echo new-ca"); err != nil || out != "new-ca\n" {
+		t.Errorf("a certificate from the current user CA: %q %v %s", out, err, errOut)
+	}
+	if fp := ssh.FingerprintSHA256(f.keys.TargetCA.PublicKey()); !strings.Contains(f.target.Log(), "CA ED25519 "+fp) {
+		t.Errorf("the target's log names no certificate from the new target CA (%s):\n%s", fp, f.target.Log())
+	}
+}

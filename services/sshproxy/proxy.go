@@ -270,7 +270,7 @@ func (p *Proxy) checkUser(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permis
 	if cert.CertType != ssh.UserCert {
 		return refuse("not a user certificate")
 	}
-	if !p.keys.isUserAuthority(cert.SignatureKey) {
+	if !p.keys.isUserAuthority(cert.SignatureKey, p.clock.Now()) {
 		return refuse("the certificate is signed by a certificate authority the gateway does not trust (" + fingerprint(cert.SignatureKey) + ")")
 	}
 	krl, err := p.krl.get()

@@ -52,6 +52,8 @@ type options struct {
 	clock      *sshproxy.ManualClock
 	targetAddr string // instead of the sshd's: a target that is down
 	keysDir    string // a keys directory prepared by the test
+	// targetTrusts: the target's TrustedUserCAKeys; nil: the target CA
+	targetTrusts []byte
 }
 
 func start(t *testing.T, o options) *fixture {
@@ -97,7 +99,11 @@ func start(t *testing.T, o options) *fixture {
 	if f.keys, err = sshproxy.OpenKeys(keysDir, []string{"127.0.0.1", "localhost"}); err != nil {
 		t.Fatal(err)
 	}
-	f.target = sshdtest.Start(t, ssh.MarshalAuthorizedKey(f.keys.TargetCA.PublicKey()))
+	trusted := o.targetTrusts
+	if trusted == nil {
+		trusted = ssh.MarshalAuthorizedKey(f.keys.TargetCA.PublicKey())
+	}
+	f.target = sshdtest.Start(t, trusted)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
