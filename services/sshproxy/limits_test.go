@@ -1,7 +1,9 @@
 package sshproxy_test
 
 import (
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -190,31 +192,35 @@ func TestTargetDown(t *testing.T) {
 // never does.
 func (f *fixture) dialRaw(t *testing.T, c *client) *ssh.Client {
 	t.Helper()
-	keyPEM, _ := os.ReadFile(c.files.Key)
-	certText, _ := os.ReadFile(c.files.Certificate)
-	key, err := ssh.ParsePrivateKey(keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _, _, _, err := ssh.ParseAuthorizedKey(certText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewCertSigner(pub.(*ssh.Certificate), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostCA := f.keys.HostCA.PublicKey()
-	checker := &ssh.CertChecker{IsHostAuthority: func(auth ssh.PublicKey, _ string) bool {
-		return string(auth.Marshal()) == string(hostCA.Marshal())
-	}}
-	cl, err := ssh.Dial("tcp", f.addr, &ssh.ClientConfig{User: f.login + "+web", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: checker.CheckHostKey, Timeout: time.Minute})
+	cl, err := f.dialRawErr(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cl.Close() })
 	return cl
+}
+
+func (f *fixture) dialRawErr(c *client) (*ssh.Client, error) {
+	keyPEM, _ := os.ReadFile(c.files.Key)
+	certText, _ := os.ReadFile(c.files.Certificate)
+	key, err := ssh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(certText)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := ssh.NewCertSigner(pub.(*ssh.Certificate), key)
+	if err != nil {
+		return nil, err
+	}
+	hostCA := f.keys.HostCA.PublicKey()
+	checker := &ssh.CertChecker{IsHostAuthority: func(auth ssh.PublicKey, _ string) bool {
+		return string(auth.Marshal()) == string(hostCA.Marshal())
+	}}
+	return ssh.Dial("tcp", f.addr, &ssh.ClientConfig{User: f.login + "+web", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: checker.CheckHostKey, Timeout: time.Minute})
 }
 
 // A client that sends its input before the exec request: the input waits
@@ -413,4 +419,134 @@ func TestCARotation(t *testing.T) {
 	if fp := ssh.FingerprintSHA256(f.keys.TargetCA.PublicKey()); !strings.Contains(f.target.Log(), "CA ED25519 "+fp) {
 		t.Errorf("the target's log names no certificate from the new target CA (%s):\n%s", fp, f.target.Log())
 	}
+}
+
+// 200 sessions open at once, each its own connection: none hangs, each
+// gets its own input back, and each is recorded whole (its command, its
+// input and output, its end). Connections are opened a few at a time,
+// as sshd takes only so many unauthenticated ones at once (MaxStartups);
+// the sessions are all open together before any gets its input.
+func TestTwoHundredConcurrentSessions(t *testing.T) {
+	const n = 200
+	f := start(t, options{})
+	alice := f.loginAs(t, "alice", "a")
+	type sess struct {
+		cl  *ssh.Client
+		s   *ssh.Session
+		in  io.WriteCloser
+		out lockedBuffer
+	}
+	all := make([]*sess, n)
+	opening := make(chan struct{}, 8)
+	errs := make(chan error, n)
+	for i := range all {
+		opening <- struct{}{}
+		go func() {
+			defer func() { <-opening }()
+			cl, err := f.dialRawErr(alice)
+			if err != nil {
+				errs <- err
+				return
+			}
+			s, err := cl.NewSession()
+			if err != nil {
+				cl.Close()
+				errs <- err
+				return
+			}
+			x := &sess{cl: cl, s: s}
+			s.Stdout = &x.out
+			x.in, _ = s.StdinPipe()
+			if err := s.Start("cat"); err != nil {
+				cl.Close()
+				errs <- err
+				return
+			}
+			all[i] = x
+			errs <- nil
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, x := range all {
+			x.cl.Close()
+		}
+	})
+	var executed int
+	natstest.CheckFor(t, 5*time.Minute, 200*time.Millisecond, func() error {
+		executed = len(f.eventsOf(t, events.CommandExecuted))
+		if executed < n {
+			return fmt.Errorf("%d of %d sessions started", executed, n)
+		}
+		return nil
+	})
+	for i, x := range all {
+		fmt.Fprintf(x.in, "session-%d\n", i)
+		x.in.Close()
+	}
+	for i, x := range all {
+		done := make(chan error, 1)
+		go func() { done <- x.s.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil || x.out.String() != fmt.Sprintf("session-%d\n", i) {
+				t.Errorf("session %d: %v %q", i, err, x.out.String())
+			}
+		case <-time.After(5 * time.Minute):
+			t.Fatalf("session %d hangs", i)
+		}
+	}
+	var ended []natstest.Stored
+	natstest.CheckFor(t, 5*time.Minute, 200*time.Millisecond, func() error {
+		ended = f.eventsOf(t, events.SessionEnded)
+		if len(ended) < n {
+			return fmt.Errorf("%d of %d sessions recorded as ended", len(ended), n)
+		}
+		return nil
+	})
+	stored := f.events(t)
+	// Chunks of one stream are in order on the bus (one session's events
+	// are published in sequence).
+	streams := map[string]map[string]string{} // session, stream: bytes
+	for _, e := range stored {
+		if e.Event.Type == events.SessionOutput {
+			if streams[e.Event.SessionID] == nil {
+				streams[e.Event.SessionID] = map[string]string{}
+			}
+			streams[e.Event.SessionID][e.Payload["stream"].(string)] += decode(t, e.Payload["data"].(string))
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range ended {
+		st := streams[e.Event.SessionID]
+		in, out := st["stdin"], st["stdout"]
+		if e.Payload["exit_status"] != 0.0 || out != in || e.Payload["bytes_out"] != float64(len(out)+len(st["stderr"])) ||
+			!strings.HasPrefix(in, "session-") || seen[in] {
+			t.Errorf("session %s: input %q, output %q, end %v", e.Event.SessionID, in, out, e.Payload)
+		}
+		seen[in] = true
+	}
+}
+
+// eventsOf are the stored events of type ty.
+func (f *fixture) eventsOf(t *testing.T, ty events.Type) []natstest.Stored {
+	var out []natstest.Stored
+	for _, e := range f.events(t) {
+		if e.Event.Type == ty {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func decode(t *testing.T, s string) string {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
