@@ -634,8 +634,8 @@ func (c *conn) directTCPIP(ctx context.Context, nch ssh.NewChannel) {
 	go ssh.DiscardRequests(treqs)
 	var in, out int64
 	var wg sync.WaitGroup
-	wg.Go(func() { in, _ = copyClose(tch, cch) })
-	wg.Go(func() { out, _ = copyClose(cch, tch) })
+	wg.Go(func() { in, _ = copyClose(tch, cch, c.touch) })
+	wg.Go(func() { out, _ = copyClose(cch, tch, c.touch) })
 	wg.Wait()
 	cch.Close()
 	tch.Close()

@@ -393,7 +393,7 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 		})))
 	})
 	output.Go(func() {
-		errOut, _ = io.Copy(ch.cch.Stderr(), io.TeeReader(ch.tch.Stderr(), writerFunc(func(b []byte) { stderr.Write(b); summed(b) })))
+		errOut, _ = io.Copy(ch.cch.Stderr(), io.TeeReader(ch.tch.Stderr(), writerFunc(func(b []byte) { ch.c.touch(); stderr.Write(b); summed(b) })))
 	})
 	output.Wait()
 	// The target's side ended without the program exiting because the
@@ -439,9 +439,10 @@ type writerFunc func([]byte)
 
 func (f writerFunc) Write(b []byte) (int, error) { f(b); return len(b), nil }
 
-// copyClose copies and then half-closes dst.
-func copyClose(dst, src ssh.Channel) (int64, error) {
-	n, err := io.Copy(dst, src)
+// copyClose copies and then half-closes dst; each read is activity
+// (touch), for the idle timeout.
+func copyClose(dst, src ssh.Channel, touch func()) (int64, error) {
+	n, err := io.Copy(dst, io.TeeReader(src, writerFunc(func([]byte) { touch() })))
 	dst.CloseWrite()
 	if errors.Is(err, io.EOF) {
 		err = nil
