@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/services/approvals"
