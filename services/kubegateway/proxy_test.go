@@ -516,3 +516,35 @@ func TestUpstreamCertificateRefused(t *testing.T) {
 	}
 	f.waitFor(t, 1, request(events.AuthnFailed, map[string]string{}))
 }
+
+// An API server that cannot be reached: a Status, and the request's
+// response.digest says why.
+func TestUpstreamDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	ca, err := kubegateway.OpenKeys(t.TempDir(), []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte("gateway-token"), 0o600)
+	f := start(t, upstream{url: "https://" + addr, ca: ca.CAPEM, tokenFile: tokenFile}, "")
+	req, _ := http.NewRequest("GET", f.url+"/api/v1/namespaces/a/configmaps/b", nil)
+	req.Header.Set("Authorization", "Bearer "+f.token(t, "carol", "c"))
+	resp, err := f.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := status(t, resp); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(st["message"].(string), "cannot be reached") {
+		t.Fatalf("%s %v", resp.Status, st)
+	}
+	f.waitFor(t, 1, request(events.CommandExecuted, map[string]string{"verb": "get", "resource": "configmaps", "namespace": "a", "name": "b"}))
+	d := f.waitFor(t, 1, request(events.ResponseDigest, map[string]string{}))
+	if int(d[0].Payload["status"].(float64)) != 503 || d[0].Payload["incomplete"] == nil {
+		t.Errorf("response.digest %v", d[0].Payload)
+	}
+}
