@@ -448,8 +448,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.upstream)
 	pr.Out.Host = p.upstream.Host
 	for k := range pr.Out.Header {
-		if strings.HasPrefix(strings.ToLower(k), "impersonate-") {
-			delete(pr.Out.Header, k) // refused before; never forwarded
+		// Impersonate-* was refused before and is never forwarded;
+		// X-Remote-* would name the user to an API server that trusts the
+		// gateway's client certificate as a front proxy.
+		if l := strings.ToLower(k); strings.HasPrefix(l, "impersonate-") || strings.HasPrefix(l, "x-remote-") {
+			delete(pr.Out.Header, k)
 		}
 	}
 	pr.Out.Header.Del("Authorization")
