@@ -480,9 +480,12 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		p.log.Warn("response recorded without its digest: the tenant's search key is unavailable", "session_id", x.gs.ID(), "err", err)
 	}
 	ct := resp.Header.Get("Content-Type")
-	resp.Body = &digestBody{rc: resp.Body, sum: sum, done: func(n int64, digest string, rerr error) {
+	resp.Body = gateway.DigestBody(resp.Body, sum, func(n int64, digest string, rerr error) {
+		if errors.Is(rerr, gateway.ErrBodyCut) {
+			rerr = errors.New("the client closed the response before its end")
+		}
 		x.finish(context.WithoutCancel(ctx), n, digest, ct, rerr)
-	}}
+	})
 	return nil
 }
 
@@ -525,34 +528,4 @@ func (x *exchange) finish(ctx context.Context, n int64, sum, contentType string,
 		reason = readErr.Error()
 	}
 	x.gs.End(ctx, map[string]any{"reason": reason, "bytes": n})
-}
-
-// digestBody digests what is read through it and reports once, at EOF
-// or close.
-type digestBody struct {
-	rc   io.ReadCloser
-	sum  *gateway.KeyedSum
-	n    int64
-	once sync.Once
-	done func(n int64, sum string, err error)
-}
-
-func (d *digestBody) Read(b []byte) (int, error) {
-	n, err := d.rc.Read(b)
-	d.sum.Write(b[:n])
-	d.n += int64(n)
-	if err != nil {
-		var rerr error
-		if err != io.EOF {
-			rerr = err
-		}
-		d.once.Do(func() { d.done(d.n, d.sum.Digest(), rerr) })
-	}
-	return n, err
-}
-
-func (d *digestBody) Close() error {
-	err := d.rc.Close()
-	d.once.Do(func() { d.done(d.n, d.sum.Digest(), errors.New("the client closed the response before its end")) })
-	return err
 }
