@@ -289,6 +289,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q := Request{IsResource: info.IsResourceRequest, Verb: info.Verb, APIGroup: info.APIGroup, Resource: info.Resource,
 		Subresource: info.Subresource, Namespace: info.Namespace, Name: info.Name, Path: info.Path}
+	if q.IsResource && q.APIGroup == "" && q.Resource == "pods" && (q.Subresource == "exec" || q.Subresource == "attach" || q.Subresource == "portforward") {
+		// WebSocket streams are GETs, SPDY ones POSTs; the API server
+		// authorizes both as create (what RBAC rules name), and so are
+		// they judged and recorded.
+		q.Verb = "create"
+	}
 	command := describe(r, info, q)
 
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -333,8 +339,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		block(http.StatusForbidden, metav1.StatusReasonForbidden, "the identity maps to a system: user name, which the gateway never impersonates", nil)
 		return
 	}
-	if isUpgrade(r) || q.IsResource && q.Resource == "pods" && (q.Subresource == "exec" || q.Subresource == "attach" || q.Subresource == "portforward") {
-		block(http.StatusNotImplemented, metav1.StatusReasonMethodNotAllowed, "the gateway does not relay "+orDefault(q.Subresource, "upgraded")+" streams (exec, attach, port-forward, cp) yet", nil)
+	exec := isExec(q)
+	if exec {
+		describeExec(r, command)
+	}
+	if !exec && (isUpgrade(r) || q.IsResource && q.Resource == "pods" && (q.Subresource == "attach" || q.Subresource == "portforward")) {
+		block(http.StatusNotImplemented, metav1.StatusReasonMethodNotAllowed, "the gateway does not relay "+orDefault(q.Subresource, "upgraded")+" streams (attach, port-forward) yet", nil)
 		return
 	}
 
@@ -386,6 +396,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		command["rule"] = v.Rule.ID
 	}
 
+	if exec {
+		p.serveExec(w, r, x, command, q)
+		return
+	}
 	x.watch = q.Verb == "watch"
 	if x.watch {
 		// A watch can last hours: it is a session of its own, started

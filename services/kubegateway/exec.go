@@ -1,0 +1,268 @@
+package kubegateway
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+	clientexec "k8s.io/client-go/util/exec"
+	serverrc "k8s.io/cri-streaming/pkg/streaming/remotecommand"
+	"k8s.io/streaming/pkg/httpstream"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/gateway"
+)
+
+// Timeouts of a relayed exec on the client's side, the kubelet's
+// defaults: a stream silent this long is closed, and the client has this
+// long to open its streams.
+const (
+	execIdleTimeout           = 4 * time.Hour
+	execStreamCreationTimeout = serverrc.DefaultStreamCreationTimeout
+)
+
+// isExec reports whether q is a pod's exec.
+func isExec(q Request) bool {
+	return q.IsResource && q.APIGroup == "" && q.Resource == "pods" && q.Subresource == "exec"
+}
+
+// describeExec adds to an exec's command payload what it runs: the
+// command (the query's command parameters) is the statement, and the
+// container and the streams asked for are recorded beside it.
+func describeExec(r *http.Request, command map[string]any) {
+	qv := r.URL.Query()
+	argv := qv["command"]
+	cmd := make([]any, 0, len(argv))
+	for _, a := range argv {
+		cmd = append(cmd, events.Clean(a, 2048))
+	}
+	st := shellJoin(argv)
+	command["request"] = command["statement"]
+	command["statement"] = events.Clean(st, 2048)
+	command["statement_sha256"] = approvals.Digest(st)
+	command["command"] = cmd
+	if c := qv.Get("container"); c != "" {
+		command["container"] = events.Clean(c, 256)
+	}
+	for _, k := range []string{"stdin", "stdout", "stderr", "tty"} {
+		command[k] = qv.Get(k) == "true" || qv.Get(k) == "1"
+	}
+}
+
+// shellJoin is argv as a shell would read it back.
+func shellJoin(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && strings.IndexFunc(a, func(c rune) bool {
+			return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./=:,+@%", c))
+		}) < 0 {
+			out[i] = a
+			continue
+		}
+		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(out, " ")
+}
+
+// serveExec relays a judged and recorded exec: the client's streams are
+// terminated here with the kubelet's own streaming server (WebSocket
+// v5/v4 channels and SPDY/3.1), and the exec is opened again to the API
+// server as the person (WebSocket, falling back to SPDY). stdin, stdout,
+// stderr and the terminal's sizes are recorded as session.output chunks
+// of the exec's session; its end records the exit status.
+func (p *Proxy) serveExec(w http.ResponseWriter, r *http.Request, x *exchange, command map[string]any, q Request) {
+	ctx := r.Context()
+	opts, err := serverrc.NewOptions(r)
+	if err != nil {
+		command["reason"] = err.Error()
+		x.gs.RecordOrLog(ctx, events.CommandBlocked, command)
+		writeStatus(w, http.StatusBadRequest, "BadRequest", err.Error())
+		return
+	}
+	start := map[string]any{"protocol": "kubernetes", "kind": "exec", "statement": command["statement"], "pod": q.Name,
+		"namespace": q.Namespace, "tty": opts.TTY, "client_addr": r.RemoteAddr}
+	if c, ok := command["container"]; ok {
+		start["container"] = c
+	}
+	if err := x.gs.Start(ctx, start); err != nil {
+		unavailable(w, "exec not started: the audit ledger did not store its record ("+err.Error()+"); the gateway fails closed")
+		return
+	}
+	began := time.Now()
+	id, err := x.gs.Record(ctx, events.CommandExecuted, command)
+	if err != nil {
+		x.gs.End(context.WithoutCancel(ctx), map[string]any{"reason": "not recorded"})
+		unavailable(w, "exec not started: the audit ledger did not store its record ("+err.Error()+"); the gateway fails closed")
+		return
+	}
+	x.cmdID = id
+	u := *p.upstream
+	u.Path, u.RawPath, u.RawQuery = r.URL.Path, r.URL.RawPath, r.URL.RawQuery
+	rel := &execRelay{p: p, x: x, url: &u}
+	serverrc.ServeExec(w, r, rel, q.Name, "", "", nil, opts, execIdleTimeout, execStreamCreationTimeout, serverrc.SupportedStreamingProtocols)
+	end := map[string]any{"command_id": id, "duration_ms": time.Since(began).Milliseconds(),
+		"bytes_in": rel.in.Load(), "bytes_out": rel.out.Load()}
+	switch {
+	case !rel.ran:
+		end["reason"] = "the client did not open its streams"
+	case rel.err == nil:
+		end["exit_status"] = 0
+	case rel.exit >= 0:
+		end["exit_status"] = rel.exit
+	default:
+		end["reason"] = "error"
+		end["detail"] = rel.err.Error()
+	}
+	x.gs.End(context.WithoutCancel(ctx), end)
+}
+
+// execRelay is the executor behind the gateway's streaming server: it
+// runs the exec on the API server.
+type execRelay struct {
+	p   *Proxy
+	x   *exchange
+	url *url.URL
+
+	ran     bool
+	err     error
+	exit    int // the exit status the error channel reported; -1: none
+	in, out atomic.Int64
+}
+
+// ExecInContainer relays the client's streams to the API server's exec.
+func (e *execRelay) ExecInContainer(ctx context.Context, _, _, _ string, _ []string, in io.Reader, out, errw io.WriteCloser,
+	tty bool, resize <-chan serverrc.TerminalSize, _ time.Duration) error {
+	e.ran, e.exit = true, -1
+	gs := e.x.gs
+	var closers []*gateway.Stream
+	rec := func(name string) *gateway.Stream {
+		st := gs.Stream(name, gateway.StreamConfig{})
+		closers = append(closers, st)
+		return st
+	}
+	defer func() {
+		for _, st := range closers {
+			st.Close()
+		}
+	}()
+	opts := remotecommand.StreamOptions{Tty: tty}
+	if in != nil {
+		opts.Stdin = io.TeeReader(in, counted{rec("stdin"), &e.in})
+	}
+	if out != nil {
+		opts.Stdout = io.MultiWriter(out, counted{rec("stdout"), &e.out})
+	}
+	if errw != nil {
+		opts.Stderr = io.MultiWriter(errw, counted{rec("stderr"), &e.out})
+	}
+	if resize != nil && tty {
+		opts.TerminalSizeQueue = &sizeQueue{ctx: ctx, ch: resize, rec: rec("resize")}
+	}
+	cfg, err := e.p.restConfig(e.x)
+	if err != nil {
+		e.err = err
+		return err
+	}
+	exe, err := newExecutor(cfg, e.url)
+	if err != nil {
+		e.err = err
+		return err
+	}
+	err = exe.StreamWithContext(ctx, opts)
+	e.err = err
+	var ce clientexec.CodeExitError
+	var cep *clientexec.CodeExitError
+	switch {
+	case errors.As(err, &ce):
+		e.exit = ce.Code
+		return utilexec.CodeExitError{Err: err, Code: ce.Code}
+	case errors.As(err, &cep):
+		e.exit = cep.Code
+		return utilexec.CodeExitError{Err: err, Code: cep.Code}
+	}
+	return err
+}
+
+// newExecutor opens execs at u: WebSocket first, SPDY/3.1 when the API
+// server does not upgrade to it (as kubectl does).
+func newExecutor(cfg *rest.Config, u *url.URL) (remotecommand.Executor, error) {
+	ws, err := remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
+	if err != nil {
+		return nil, err
+	}
+	spdy, err := remotecommand.NewSPDYExecutor(cfg, "POST", u)
+	if err != nil {
+		return nil, err
+	}
+	return remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+}
+
+// restConfig is the gateway's credential toward the API server, acting
+// as the exchange's user (the Impersonate-* headers of every request).
+func (p *Proxy) restConfig(x *exchange) (*rest.Config, error) {
+	cfg := &rest.Config{Host: p.upstream.Scheme + "://" + p.upstream.Host, UserAgent: "auditledger-kube-gateway",
+		TLSClientConfig: rest.TLSClientConfig{CAData: p.cfg.UpstreamCA},
+		Impersonate:     rest.ImpersonationConfig{UserName: x.user, UID: x.gs.Identity().Subject, Groups: x.groups}}
+	if c := p.cfg.ClientCert; c != nil {
+		key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+		if err != nil {
+			return nil, fmt.Errorf("the gateway's client key: %v", err)
+		}
+		for _, der := range c.Certificate {
+			cfg.CertData = append(cfg.CertData, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+		}
+		cfg.KeyData = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})
+	}
+	tok, err := p.upstreamToken()
+	if err != nil {
+		return nil, fmt.Errorf("the gateway's token file cannot be read: %v", err)
+	}
+	cfg.BearerToken = tok
+	return cfg, nil
+}
+
+// counted records what passes and counts it.
+type counted struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c counted) Write(b []byte) (int, error) {
+	c.n.Add(int64(len(b)))
+	return c.w.Write(b)
+}
+
+// sizeQueue passes the client's terminal sizes on, recording each as a
+// COLSxROWS line of the resize stream.
+type sizeQueue struct {
+	ctx context.Context
+	ch  <-chan serverrc.TerminalSize
+	rec io.Writer
+}
+
+func (q *sizeQueue) Next() *remotecommand.TerminalSize {
+	select {
+	case s, ok := <-q.ch:
+		if !ok {
+			return nil
+		}
+		fmt.Fprintf(q.rec, "%dx%d\n", s.Width, s.Height)
+		return &remotecommand.TerminalSize{Width: s.Width, Height: s.Height}
+	case <-q.ctx.Done():
+		return nil
+	}
+}
