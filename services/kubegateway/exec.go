@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -57,8 +58,31 @@ func describeExec(r *http.Request, command map[string]any) {
 		command["container"] = events.Clean(c, 256)
 	}
 	for _, k := range []string{"stdin", "stdout", "stderr", "tty"} {
-		command[k] = qv.Get(k) == "true" || qv.Get(k) == "1"
+		command[k], _ = strconv.ParseBool(qv.Get(k))
 	}
+}
+
+// execOptions are the streams an exec asks for (its stdin, stdout,
+// stderr and tty parameters, booleans as the API server parses them).
+func execOptions(r *http.Request) (*serverrc.Options, error) {
+	qv := r.URL.Query()
+	o := &serverrc.Options{}
+	for name, v := range map[string]*bool{"stdin": &o.Stdin, "stdout": &o.Stdout, "stderr": &o.Stderr, "tty": &o.TTY} {
+		if s := qv.Get(name); s != "" {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return nil, fmt.Errorf("exec parameter %s=%q: want true or false", name, events.Clean(s, 32))
+			}
+			*v = b
+		}
+	}
+	if o.TTY {
+		o.Stderr = false // a terminal has one output stream
+	}
+	if !o.Stdin && !o.Stdout && !o.Stderr {
+		return nil, errors.New("an exec needs at least one of stdin, stdout, stderr")
+	}
+	return o, nil
 }
 
 // shellJoin is argv as a shell would read it back.
@@ -84,7 +108,7 @@ func shellJoin(argv []string) string {
 // of the exec's session; its end records the exit status.
 func (p *Proxy) serveExec(w http.ResponseWriter, r *http.Request, x *exchange, command map[string]any, q Request) {
 	ctx := r.Context()
-	opts, err := serverrc.NewOptions(r)
+	opts, err := execOptions(r)
 	if err != nil {
 		command["reason"] = err.Error()
 		x.gs.RecordOrLog(ctx, events.CommandBlocked, command)
