@@ -3,6 +3,7 @@ package kubegateway
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -14,11 +15,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	clientexec "k8s.io/client-go/util/exec"
 	serverrc "k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	"k8s.io/streaming/pkg/httpstream"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/auditledger/auditledger/events"
@@ -116,7 +119,10 @@ func (p *Proxy) serveExec(w http.ResponseWriter, r *http.Request, x *exchange, c
 		return
 	}
 	start := map[string]any{"protocol": "kubernetes", "kind": "exec", "statement": command["statement"], "pod": q.Name,
-		"namespace": q.Namespace, "tty": opts.TTY, "client_addr": r.RemoteAddr}
+		"namespace": q.Namespace, "tty": opts.TTY, "client_addr": r.RemoteAddr, "client_protocol": "spdy"}
+	if wsstream.IsWebSocketRequest(r) {
+		start["client_protocol"] = "websocket"
+	}
 	if c, ok := command["container"]; ok {
 		start["container"] = c
 	}
@@ -135,7 +141,11 @@ func (p *Proxy) serveExec(w http.ResponseWriter, r *http.Request, x *exchange, c
 	u := *p.upstream
 	u.Path, u.RawPath, u.RawQuery = r.URL.Path, r.URL.RawPath, r.URL.RawQuery
 	rel := &execRelay{p: p, x: x, url: &u}
-	serverrc.ServeExec(w, r, rel, q.Name, "", "", nil, opts, execIdleTimeout, execStreamCreationTimeout, serverrc.SupportedStreamingProtocols)
+	if wsstream.IsWebSocketRequest(r) {
+		execWebSocket(w, r, rel, opts)
+	} else {
+		serverrc.ServeExec(w, r, rel, q.Name, "", "", nil, opts, execIdleTimeout, execStreamCreationTimeout, serverrc.SupportedStreamingProtocols)
+	}
 	end := map[string]any{"command_id": id, "duration_ms": time.Since(began).Milliseconds(),
 		"bytes_in": rel.in.Load(), "bytes_out": rel.out.Load()}
 	switch {
@@ -289,4 +299,92 @@ func (q *sizeQueue) Next() *remotecommand.TerminalSize {
 	case <-q.ctx.Done():
 		return nil
 	}
+}
+
+// WebSocket channels of the remote command protocols.
+const (
+	wsStdin = iota
+	wsStdout
+	wsStderr
+	wsError
+	wsResize
+)
+
+// execWebSocket terminates an exec's WebSocket: v5.channel.k8s.io (what
+// kubectl speaks; it half-closes stdin with its close signal) and
+// v4.channel.k8s.io, with the channels and error-channel Status the API
+// server writes; the kubelet's streaming server stops at v4.
+func execWebSocket(w http.ResponseWriter, r *http.Request, rel *execRelay, opts *serverrc.Options) {
+	ch := func(real bool, t wsstream.ChannelType) wsstream.ChannelType {
+		if real {
+			return t
+		}
+		return wsstream.IgnoreChannel
+	}
+	channels := []wsstream.ChannelType{ch(opts.Stdin, wsstream.ReadChannel), ch(opts.Stdout, wsstream.WriteChannel),
+		ch(opts.Stderr, wsstream.WriteChannel), wsstream.WriteChannel, wsstream.ReadChannel}
+	conn := wsstream.NewConn(map[string]wsstream.ChannelProtocolConfig{
+		"v5.channel.k8s.io": {Binary: true, Channels: channels},
+		"v4.channel.k8s.io": {Binary: true, Channels: channels},
+	})
+	conn.SetIdleTimeout(execIdleTimeout)
+	_, streams, err := conn.Open(w, r)
+	if err != nil {
+		return // the library answered the client
+	}
+	defer conn.Close()
+	// An empty message on the lowest writable channel tells the client
+	// that its streams are open.
+	switch {
+	case opts.Stdout:
+		streams[wsStdout].Write([]byte{})
+	case opts.Stderr:
+		streams[wsStderr].Write([]byte{})
+	default:
+		streams[wsError].Write([]byte{})
+	}
+	var resize chan serverrc.TerminalSize
+	if opts.TTY {
+		resize = make(chan serverrc.TerminalSize)
+		go func() {
+			defer close(resize)
+			dec := json.NewDecoder(streams[wsResize])
+			for {
+				var s serverrc.TerminalSize
+				if dec.Decode(&s) != nil {
+					return
+				}
+				select {
+				case resize <- s:
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}()
+	}
+	var in io.Reader
+	var out, errw io.WriteCloser
+	if opts.Stdin {
+		in = streams[wsStdin]
+	}
+	if opts.Stdout {
+		out = streams[wsStdout]
+	}
+	if opts.Stderr {
+		errw = streams[wsStderr]
+	}
+	err = rel.ExecInContainer(r.Context(), "", "", "", nil, in, out, errw, opts.TTY, resize, 0)
+	st := metav1.Status{Status: metav1.StatusSuccess}
+	var ce utilexec.CodeExitError
+	switch {
+	case errors.As(err, &ce):
+		st = metav1.Status{Status: metav1.StatusFailure, Reason: "NonZeroExitCode", Message: "command terminated with non-zero exit code: " + err.Error(),
+			Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: "ExitCode", Message: strconv.Itoa(ce.Code)}}}}
+	case err != nil:
+		st = metav1.Status{Status: metav1.StatusFailure, Reason: metav1.StatusReasonInternalError, Code: http.StatusInternalServerError,
+			Message: "error executing command in container: " + err.Error()}
+	}
+	b, _ := json.Marshal(st)
+	conn.SetWriteDeadline(10 * time.Second)
+	streams[wsError].Write(b)
 }

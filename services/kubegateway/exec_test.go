@@ -149,6 +149,9 @@ func TestKubectlExecThroughGateway(t *testing.T) {
 			if st := s.start.Payload["statement"]; st != "sh -c 'echo out-"+mark+"-$((1+1)); echo err-$((2+1)) >&2; exit 3'" {
 				t.Errorf("statement %q", st)
 			}
+			if s.start.Payload["client_protocol"] != mark {
+				t.Errorf("the client spoke %v, want %s", s.start.Payload["client_protocol"], mark)
+			}
 			if s.streams["stdout"] != out || s.streams["stderr"] != "err-3\n" {
 				t.Errorf("recorded stdout %q, stderr %q", s.streams["stdout"], s.streams["stderr"])
 			}
