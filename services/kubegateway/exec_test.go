@@ -14,6 +14,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
+	"github.com/auditledger/auditledger/services/sshproxy"
 	"github.com/auditledger/auditledger/test/kubetest"
 	"github.com/auditledger/auditledger/test/natstest"
 )
@@ -220,6 +221,25 @@ func TestKubectlExecThroughGateway(t *testing.T) {
 			}
 			if strings.Contains(s.streams["stdin"]+s.streams["stdout"], card) {
 				t.Errorf("the typed card number is in the recorded terminal")
+			}
+			// export cast and replay play it as they play an SSH session.
+			var evs []*events.Event
+			for _, e := range f.events(t) {
+				evs = append(evs, e.Event)
+			}
+			cast, err := sshproxy.CastOf(evs, s.start.Event.SessionID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kinds, output strings.Builder
+			for _, fr := range cast.Frames {
+				kinds.WriteString(fr.Kind)
+				if fr.Kind == "o" {
+					output.WriteString(fr.Data)
+				}
+			}
+			if k := kinds.String(); !strings.Contains(k, "r") || !strings.Contains(k, "i") || !strings.Contains(output.String(), "mark-42") {
+				t.Errorf("cast frames %q, output %q", k, output.String())
 			}
 		})
 
