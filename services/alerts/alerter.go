@@ -57,7 +57,7 @@ type Config struct {
 	// State is a file holding the ledger index of the last record whose
 	// alerts were all delivered (or refused), written after each: after a
 	// restart the records up to it are evaluated (for rates) but not
-	// alerted again, so a SIGKILL repeats at most the alerts of the one
+	// alerted again, so a SIGKILL repeats the alerts of the one
 	// record in hand. Empty: the durable consumer alone, which repeats
 	// the alerts of the records delivered but not yet acknowledged.
 	State    string

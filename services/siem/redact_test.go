@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -46,5 +47,42 @@ func TestPostErrorNeverQuotesTheURL(t *testing.T) {
 	err := siem.Post(ctx, &http.Client{}, "slack destination secops", "HTTPS://127.0.0.1:1/services/T/B/SECRETXYZ", []byte("{}"), http.Header{})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("a cancelled request is not context.Canceled: %v", err)
+	}
+}
+
+// A 429 or 503 with Retry-After tells the forwarder how long to wait,
+// capped at MaxRetryAfter; without one, or unreadable, the usual backoff.
+func TestRetryAfterIsHonouredCapped(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		header string
+		want   time.Duration // 0: no RetryAfter
+	}{
+		{429, "7", 7 * time.Second},
+		{429, "86400", siem.MaxRetryAfter},
+		{503, "2", 2 * time.Second},
+		{429, "", 0},
+		{429, "soon", 0},
+		{429, "-3", 0},
+		{500, "7", 0},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if c.header != "" {
+				w.Header().Set("Retry-After", c.header)
+			}
+			w.WriteHeader(c.status)
+		}))
+		err := siem.Post(context.Background(), srv.Client(), "slack destination secops", srv.URL+"/services/T/B/SECRETXYZ", []byte("{}"), http.Header{})
+		srv.Close()
+		var ra *siem.RetryAfter
+		var rej *siem.Rejection
+		switch {
+		case err == nil || errors.As(err, &rej):
+			t.Errorf("%d %q: %v, want a failure to try again", c.status, c.header, err)
+		case c.want == 0 && errors.As(err, &ra):
+			t.Errorf("%d %q: retry after %v, want the usual backoff", c.status, c.header, ra.After)
+		case c.want != 0 && (!errors.As(err, &ra) || ra.After != c.want):
+			t.Errorf("%d %q: %v, want retry after %v", c.status, c.header, err, c.want)
+		}
 	}
 }

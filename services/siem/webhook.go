@@ -144,7 +144,49 @@ func Post(ctx context.Context, client *http.Client, name, endpoint string, body 
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != 408 && resp.StatusCode != 429:
 		return &Rejection{Reason: fmt.Sprintf("%s answered %s: %s", name, resp.Status, bytes.TrimSpace(msg))}
 	}
-	return fmt.Errorf("%s answered %s: %s", name, resp.Status, bytes.TrimSpace(msg))
+	err = fmt.Errorf("%s answered %s: %s", name, resp.Status, bytes.TrimSpace(msg))
+	if resp.StatusCode == 429 || resp.StatusCode == 503 {
+		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return &RetryAfter{After: d, Err: err}
+		}
+	}
+	return err
+}
+
+// MaxRetryAfter caps the wait a destination's Retry-After asks for.
+const MaxRetryAfter = 5 * time.Minute
+
+// RetryAfter is a failure (429, 503) whose answer said when to try
+// again: After, at most MaxRetryAfter. The forwarder waits at least that
+// long before the next attempt.
+type RetryAfter struct {
+	After time.Duration
+	Err   error
+}
+
+func (r *RetryAfter) Error() string {
+	return fmt.Sprintf("%v (retry after %v)", r.Err, r.After)
+}
+func (r *RetryAfter) Unwrap() error { return r.Err }
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(h string, now time.Time) (time.Duration, bool) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		d = time.Duration(min(n, int64(MaxRetryAfter/time.Second))) * time.Second
+	} else if t, err := http.ParseTime(h); err == nil {
+		d = max(t.Sub(now), 0)
+	} else {
+		return 0, false
+	}
+	return min(d, MaxRetryAfter), true
 }
 
 // redactURL keeps endpoint (a Slack-compatible webhook's URL is its
