@@ -2,11 +2,11 @@ package gateway_test
 
 import (
 	"bytes"
-	mathrand "math/rand/v2"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
