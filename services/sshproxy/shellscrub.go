@@ -176,6 +176,7 @@ func judgeJoins(ce *syntax.CallExpr, flag func(*syntax.Word, string, string)) {
 	}
 	var run []*syntax.Word
 	var vals []string
+	var self []bool // the word holds a value by itself
 	judge := func() {
 		if len(run) >= 2 {
 			for _, sep := range []string{"", " "} {
@@ -201,15 +202,24 @@ func judgeJoins(ce *syntax.CallExpr, flag func(*syntax.Word, string, string)) {
 					}
 				}
 				for _, sp := range spans {
-					for i, w := range run {
+					var in []int // the words the value spans
+					whole := false
+					for i := range run {
 						if starts[i] < sp.Hi && sp.Lo < starts[i]+len(vals[i]) {
-							flag(w, sp.Detector, sp.Value)
+							in = append(in, i)
+							whole = whole || self[i]
 						}
+					}
+					if whole {
+						continue // a word holds a value by itself, judged alone (-c jane@… is not one value)
+					}
+					for _, i := range in {
+						flag(run[i], sp.Detector, sp.Value)
 					}
 				}
 			}
 		}
-		run, vals = run[:0], vals[:0]
+		run, vals, self = run[:0], vals[:0], self[:0]
 	}
 	for _, w := range ce.Args[1:] {
 		vs, ok := wordValues(w)
@@ -219,6 +229,7 @@ func judgeJoins(ce *syntax.CallExpr, flag func(*syntax.Word, string, string)) {
 		}
 		run = append(run, w)
 		vals = append(vals, vs[0])
+		self = append(self, len(detect.Spans(vs[0])) > 0 || strings.Contains(vs[0], `\`) && len(detect.Spans(printfUnescape(vs[0]))) > 0)
 	}
 	judge()
 }

@@ -38,6 +38,9 @@ func TestScrubCommandResolvesWords(t *testing.T) {
 			t.Errorf("%s\n recorded as %s (%d found)", line, got, len(found))
 		}
 	}
+	if got, _ := scrubCommand(`grep -c 'jane'@'example.com' f`); got != "grep -c [REDACTED:email] f" {
+		t.Errorf("an option next to an address recorded as %s", got)
+	}
 	for _, line := range []string{"ls -la /tmp", `echo "$HOME/app" done`, "cat file1 file2 | grep -c x"} {
 		if got, found := scrubCommand(line); got != line || len(found) != 0 {
 			t.Errorf("%s recorded as %s", line, got)
