@@ -3,6 +3,7 @@ package sshproxy_test
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"os/exec"
@@ -51,6 +52,16 @@ func checkNoValue(t *testing.T, what, recorded, card, email string) {
 	}
 }
 
+// utf16 is s (ASCII) in UTF-16LE.
+func utf16(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		b.WriteByte(byte(r))
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
 // What passes on an SSH session's streams is recorded as the terminal
 // shows it, judged whole: colour escapes (grep --color), erasures (DEL),
 // UTF-16, a pause in the middle of a value, and compressed bytes hide no
@@ -64,14 +75,6 @@ func TestStreamsSealNoValue(t *testing.T) {
 	zw := gzip.NewWriter(&z)
 	fmt.Fprintf(zw, "id,card,email\n1,%s,%s\n", card, email)
 	zw.Close()
-	utf16 := func(s string) string {
-		var b strings.Builder
-		for _, r := range s {
-			b.WriteByte(byte(r))
-			b.WriteByte(0)
-		}
-		return b.String()
-	}
 	cases := []struct{ name, command, stdin string }{
 		{"gzip on stdin", "cat > /dev/null", z.String()},
 		{"gzip on stdout", "cat", z.String()},
@@ -159,6 +162,7 @@ func TestCommandWordsResolved(t *testing.T) {
 		"X=" + d[:8] + "; echo ${X}" + d[8:] + " >/dev/null",
 		"printf %s " + card + " >/dev/null",
 		"touch /tmp/" + d[:8] + "''" + d[8:],
+		"echo " + base64.StdEncoding.EncodeToString([]byte(utf16(email))) + " >/dev/null", // PowerShell's -EncodedCommand form
 	}
 	for _, cmd := range commands {
 		f.ssh(t, c, "", f.user("web"), cmd)

@@ -1,9 +1,12 @@
 package sshproxy
 
 import (
+	"bytes"
+	"encoding/base64"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"mvdan.cc/sh/v3/expand"
@@ -155,6 +158,11 @@ func judgeValue(v string, depth int) (detector, value string) {
 	}
 	if strings.Contains(v, `\`) {
 		if sp := detect.Spans(printfUnescape(v)); len(sp) > 0 {
+			return sp[0].Detector, sp[0].Value
+		}
+	}
+	if t, ok := base64UTF16(v); ok {
+		if sp := detect.Spans(t); len(sp) > 0 {
 			return sp[0].Detector, sp[0].Value
 		}
 	}
@@ -340,6 +348,48 @@ func unjudgedNext(w *syntax.Word) bool {
 		}
 	}
 	return false
+}
+
+// base64UTF16 decodes a word of base64 whose bytes are UTF-16 text
+// (PowerShell's -EncodedCommand): the detectors read base64 of UTF-8
+// text themselves.
+func base64UTF16(v string) (string, bool) {
+	if len(v) < 16 || strings.Trim(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_") != "" {
+		return "", false
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		if b, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(v, "=")); err != nil {
+			if b, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "=")); err != nil {
+				return "", false
+			}
+		}
+	}
+	if len(b) < 8 || len(b)%2 != 0 {
+		return "", false
+	}
+	b = bytes.TrimPrefix(bytes.TrimPrefix(b, []byte{0xff, 0xfe}), []byte{0xfe, 0xff})
+	zeroOdd, zeroEven := 0, 0
+	for i := 0; i+1 < len(b); i += 2 {
+		if b[i] == 0 {
+			zeroEven++
+		}
+		if b[i+1] == 0 {
+			zeroOdd++
+		}
+	}
+	u := make([]uint16, 0, len(b)/2)
+	for i := 0; i+1 < len(b); i += 2 {
+		if zeroOdd >= zeroEven {
+			u = append(u, uint16(b[i])|uint16(b[i+1])<<8)
+		} else {
+			u = append(u, uint16(b[i])<<8|uint16(b[i+1]))
+		}
+	}
+	if max(zeroOdd, zeroEven) < len(u)/2 {
+		return "", false // not mostly ASCII: not taken for UTF-16
+	}
+	return string(utf16.Decode(u)), true
 }
 
 // ansiC decodes the body of a $'…' string as bash does.

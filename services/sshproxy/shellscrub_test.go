@@ -24,6 +24,7 @@ func TestScrubCommandResolvesWords(t *testing.T) {
 		`grep -c 4111''1111''1111''1111 /etc/hostname`,
 		`sh -c "echo 4111''1111''1111''1111"`,
 		`echo 4111''1111''1111''1111 'unterminated`,
+		`powershell -EncodedCommand agBhAG4AZQBAAGUAeABhAG0AcABsAGUALgBjAG8AbQA=`,
 	} {
 		got, found := scrubCommand(line)
 		t.Logf("%s => %s", line, got)
