@@ -12,15 +12,31 @@ type rendering struct {
 	// and carriage return removed, and each backspace or DEL applied as
 	// the erasure of the character before it on its line.
 	b []byte
-	// lo[i] and hi[i] are the raw offsets of the character rendered
-	// byte i belongs to: its first byte and the byte after its last.
-	lo, hi []int
+	// lo[i] is the raw offset of the first byte of the character
+	// rendered byte i belongs to (hiOf gives the byte after its last).
+	lo []int32
 	// done is how many raw bytes were rendered; the rest (an escape
 	// sequence or a UTF-8 character not yet complete) waits for more.
 	done int
 	// text is false when the bytes are not text the detectors read
-	// (textual reports why not).
+	// (see textControl).
 	text bool
+	// hidden is true when the rendering dropped what may hold a value
+	// by itself: an erased character, the text of an OSC, DCS, SOS, PM
+	// or APC string, or a control sequence with more than 6 digits in
+	// its parameters. Only then do the raw bytes need judging as well.
+	hidden bool
+}
+
+// hiOf is the raw offset after the last byte of the character rendered
+// byte i belongs to.
+func (r *rendering) hiOf(raw []byte, i int) int {
+	lo := int(r.lo[i])
+	if raw[lo] < utf8.RuneSelf {
+		return lo + 1
+	}
+	_, n := utf8.DecodeRune(raw[lo:])
+	return lo + n
 }
 
 // textControl reports whether a C0 control character may stand in text
@@ -40,7 +56,7 @@ func textControl(c byte) bool {
 // sequence or a UTF-8 character cut off at the end is left unrendered
 // (done < len(raw)); when final, it makes the bytes binary.
 func render(raw []byte, final bool) rendering {
-	r := rendering{b: make([]byte, 0, len(raw)), lo: make([]int, 0, len(raw)), hi: make([]int, 0, len(raw)), text: true}
+	r := rendering{b: make([]byte, 0, len(raw)), lo: make([]int32, 0, len(raw)), text: true}
 	i := 0
 	for i < len(raw) {
 		c := raw[i]
@@ -56,6 +72,9 @@ func render(raw []byte, final bool) rendering {
 				r.done = i
 				return r
 			}
+			if n > 2 && raw[i+1] != '[' || digitCount(raw[i:i+n]) > 6 {
+				r.hidden = true
+			}
 			i += n
 			continue
 		case c == 0x08 || c == 0x7f:
@@ -69,12 +88,12 @@ func render(raw []byte, final bool) rendering {
 				return r
 			}
 			if c == '\t' || c == '\n' || c == '\r' {
-				r.add(c, i, i+1)
+				r.add(c, i)
 			}
 			i++
 			continue
 		case c < utf8.RuneSelf:
-			r.add(c, i, i+1)
+			r.add(c, i)
 			i++
 			continue
 		}
@@ -98,7 +117,7 @@ func render(raw []byte, final bool) rendering {
 			continue
 		}
 		for k := range n {
-			r.add(raw[i+k], i, i+n)
+			r.add(raw[i+k], i)
 		}
 		i += n
 	}
@@ -106,10 +125,19 @@ func render(raw []byte, final bool) rendering {
 	return r
 }
 
-func (r *rendering) add(c byte, lo, hi int) {
+func (r *rendering) add(c byte, lo int) {
 	r.b = append(r.b, c)
-	r.lo = append(r.lo, lo)
-	r.hi = append(r.hi, hi)
+	r.lo = append(r.lo, int32(lo))
+}
+
+func digitCount(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c >= '0' && c <= '9' {
+			n++
+		}
+	}
+	return n
 }
 
 // erase removes the last character shown, unless it ends a line.
@@ -122,7 +150,8 @@ func (r *rendering) erase() {
 	for n > 0 && r.lo[n-1] == start {
 		n--
 	}
-	r.b, r.lo, r.hi = r.b[:n], r.lo[:n], r.hi[:n]
+	r.b, r.lo = r.b[:n], r.lo[:n]
+	r.hidden = true
 }
 
 // escapeLen is the length of the escape sequence b starts with (b[0] is

@@ -144,7 +144,7 @@ func (st *Stream) flushLocked(final bool) {
 	if !final {
 		cut = r.done
 		if k := st.held(); len(r.b) > k {
-			cut = min(cut, r.lo[len(r.b)-k])
+			cut = min(cut, int(r.lo[len(r.b)-k]))
 		} else {
 			cut = 0
 		}
@@ -196,15 +196,22 @@ func (st *Stream) recordBinary(chunk []byte) {
 	st.s.RecordAsync(context.Background(), events.SessionOutput, payload)
 }
 
-// judgeRendered returns the values the detectors find in raw, read both
-// as the bytes are and as the terminal renders them (r), as raw offsets,
+// judgeRendered returns the values the detectors find in raw, read as
+// the terminal renders them (r) and, when the rendering dropped what may
+// hold a value by itself (r.hidden), as the bytes are, as raw offsets,
 // in order and apart: a value found in the rendering is replaced over
 // the whole raw span its characters come from, the escape sequences and
 // erased characters between them included.
 func judgeRendered(raw []byte, r rendering) []detect.Span {
-	spans := detect.Spans(string(raw))
+	if len(r.b) == len(raw) {
+		return detect.Spans(string(raw)) // nothing removed: the rendering is the bytes
+	}
+	var spans []detect.Span
+	if r.hidden {
+		spans = detect.Spans(string(raw))
+	}
 	for _, sp := range detect.Spans(string(r.b)) {
-		spans = append(spans, detect.Span{Lo: r.lo[sp.Lo], Hi: r.hi[sp.Hi-1], Detector: sp.Detector, Value: sp.Value})
+		spans = append(spans, detect.Span{Lo: int(r.lo[sp.Lo]), Hi: r.hiOf(raw, sp.Hi-1), Detector: sp.Detector, Value: sp.Value})
 	}
 	slices.SortFunc(spans, func(a, b detect.Span) int { return a.Lo - b.Lo })
 	out := spans[:0]
