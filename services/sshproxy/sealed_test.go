@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -195,4 +197,45 @@ func TestCommandWordsResolved(t *testing.T) {
 	}
 	bus := gatewaytest.BusBytes(t, f.js)
 	gatewaytest.CheckAbsent(t, bus, card, email, d[:4]+"''"+d[4:8], local+"''@", local+`\@`)
+}
+
+// An SFTP path is judged with its quotes and backslashes removed, as a
+// shell reads the name when it is typed (jane\@example.org), and scp -O
+// of a compressed file records its bytes as a keyed digest only.
+func TestFileNamesAndScpSealNoValue(t *testing.T) {
+	f := start(t, options{})
+	c := f.loginAs(t, "alice", "a")
+	card, email := gatewaytest.Card(t), gatewaytest.Email(t, "jane")
+	local, domain, _ := strings.Cut(email, "@")
+	remote := t.TempDir()
+	os.Chmod(remote, 0o777)
+	file := filepath.Join(t.TempDir(), "cards.csv.gz")
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	fmt.Fprintf(zw, "id,card,email\n1,%s,%s\n", card, email)
+	zw.Close()
+	os.WriteFile(file, z.Bytes(), 0o644)
+	batch := fmt.Sprintf("put %s \"%s/%s\\@%s\"\n", file, remote, local, domain)
+	if _, errOut, err := f.run(t, batch, "sftp", "-F", c.config, "-b", "-", f.user("web")); err != nil {
+		t.Fatalf("sftp: %v %s", err, errOut)
+	}
+	if _, errOut, err := f.run(t, "", "scp", "-O", "-q", "-F", c.config, file, f.user("web")+":"+remote+"/legacy.gz"); err != nil {
+		t.Fatalf("scp -O: %v %s", err, errOut)
+	}
+	ended := f.waitFor(t, 2, ofType(events.SessionEnded))
+	for _, end := range ended {
+		evs := f.sessionEvents(t, end.Event.SessionID)
+		for _, e := range evs {
+			if e.Event.Type == events.CommandExecuted && e.Payload["protocol"] == "sftp" && e.Payload["kind"] == "sftp-write" {
+				checkNoValue(t, "sftp path", fmt.Sprint(e.Payload["path"], " ", e.Payload["statement"]), "", email)
+				if !strings.Contains(fmt.Sprint(e.Payload["path"]), "[REDACTED:email]") {
+					t.Errorf("sftp path recorded as %v", e.Payload["path"])
+				}
+			}
+			if e.Event.Type == events.SessionOutput && e.Payload["stream"] == "stdin" && e.Payload["binary"] != true {
+				t.Errorf("scp -O stdin recorded as text: %v", e.Payload)
+			}
+		}
+	}
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), card, email, local)
 }
