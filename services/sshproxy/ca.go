@@ -137,6 +137,21 @@ func (k *Keys) isUserAuthority(auth ssh.PublicKey, now time.Time) bool {
 	})
 }
 
+// userAuthorityUntil is when the retired user CA auth stops being
+// accepted; false when auth is the current CA, one retired without a
+// time, or no user CA at all.
+func (k *Keys) userAuthorityUntil(auth ssh.PublicKey) (time.Time, bool) {
+	if keysEqual(auth, k.UserCA.PublicKey()) {
+		return time.Time{}, false
+	}
+	for _, r := range k.Older {
+		if keysEqual(r.Key, auth) && !r.Retired.IsZero() {
+			return r.Retired.Add(MaxUserCertValidity), true
+		}
+	}
+	return time.Time{}, false
+}
+
 // nextSuffix marks a target CA made ahead of its use (StageTargetCA).
 const nextSuffix = ".next"
 
