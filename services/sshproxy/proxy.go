@@ -195,7 +195,8 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// knownHosts is the @cert-authority line for the gateway's address.
+// knownHosts are the @cert-authority lines for the gateway's address:
+// the host CA's, and during a rotation's overlap the retired one's.
 func (p *Proxy) knownHosts() string {
 	pats := []string{"*"}
 	if host, port, err := net.SplitHostPort(p.cfg.Addr); err == nil {
@@ -209,7 +210,7 @@ func (p *Proxy) knownHosts() string {
 		}
 		_ = host
 	}
-	return p.keys.KnownHostsLine(pats)
+	return p.keys.KnownHostsLines(pats, p.clock.Now())
 }
 
 // Close releases the state directory.

@@ -167,3 +167,52 @@ func mustRead(t *testing.T, file string) string {
 	}
 	return string(b)
 }
+
+// Rotating the host CA, through the stock client: the gateway presents a
+// host certificate from the new CA; the known_hosts the login hands out
+// lists both @cert-authority lines during the overlap, and only the new
+// one after it. A known_hosts holding both lines, or only the new, trusts
+// the gateway; one holding only the retired line refuses it.
+func TestHostCARotation(t *testing.T) {
+	dir := t.TempDir()
+	k0, err := sshproxy.OpenKeys(dir, []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := sshproxy.NewManualClock(time.Now())
+	if _, err := sshproxy.RotateHostCA(dir, clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	f := start(t, options{keysDir: dir, clock: clock})
+	oldCA := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k0.HostCA.PublicKey())))
+	newCA := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(f.keys.HostCA.PublicKey())))
+	if oldCA == newCA || string(f.keys.HostCert.SignatureKey.Marshal()) != string(f.keys.HostCA.PublicKey().Marshal()) {
+		t.Fatal("the host CA did not rotate, or the host certificate is not from the new one")
+	}
+	c := f.loginAs(t, "alice", "a")
+	lines := strings.Split(strings.TrimSpace(mustRead(t, c.files.KnownHosts)), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "@cert-authority ") || !strings.HasSuffix(lines[0], " "+newCA) ||
+		!strings.HasPrefix(lines[1], "@cert-authority ") || !strings.HasSuffix(lines[1], " "+oldCA) {
+		t.Fatalf("known_hosts during the overlap:\n%s", strings.Join(lines, "\n"))
+	}
+	connect := func(known string) (string, string, error) {
+		t.Helper()
+		os.WriteFile(c.files.KnownHosts, []byte(known+"\n"), 0o644)
+		return f.ssh(t, c, "", f.user("web"), "echo trusted")
+	}
+	if out, errOut, err := connect(lines[0] + "\n" + lines[1]); err != nil || out != "trusted\n" {
+		t.Errorf("known_hosts with both lines: %q %v %s", out, err, errOut)
+	}
+	if out, errOut, err := connect(lines[0]); err != nil || out != "trusted\n" {
+		t.Errorf("known_hosts with the new line only: %q %v %s", out, err, errOut)
+	}
+	if out, errOut, err := connect(lines[1]); err == nil || out != "" || !strings.Contains(errOut, "Host key verification failed") {
+		t.Errorf("known_hosts with the retired line only: %q %v %s", out, err, errOut)
+	}
+	// After the overlap, the login hands out the new line only.
+	clock.Advance(sshproxy.MaxUserCertValidity)
+	c = f.loginAs(t, "alice", "a")
+	if got := strings.TrimSpace(mustRead(t, c.files.KnownHosts)); got != lines[0] {
+		t.Errorf("known_hosts after the overlap:\n%s", got)
+	}
+}
