@@ -726,5 +726,9 @@ func (c *conn) directTCPIP(ctx context.Context, nch ssh.NewChannel) {
 	wg.Wait()
 	cch.Close()
 	tch.Close()
-	s.End(ctx, map[string]any{"bytes_in": in, "bytes_out": out})
+	end := map[string]any{"bytes_in": in, "bytes_out": out}
+	if r := c.closeReason(); r != "" {
+		end["reason"] = r
+	}
+	s.End(ctx, end)
 }
