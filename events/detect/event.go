@@ -2,9 +2,11 @@ package detect
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -292,23 +294,56 @@ func (w *eventWalker) actorEmail() bool {
 // str reads a JSON string, w.i at its opening quote, and returns its
 // bytes as written between the quotes and whether they hold escapes.
 func (w *eventWalker) str() ([]byte, bool, error) {
-	if w.i >= len(w.b) || w.b[w.i] != '"' {
+	b, i := w.b, w.i
+	if i >= len(b) || b[i] != '"' {
 		return nil, false, w.fail("expected a string")
 	}
-	start, escaped := w.i+1, false
-	for w.i++; w.i < len(w.b); w.i++ {
-		switch c := w.b[w.i]; {
+	start, escaped := i+1, false
+	for i++; ; {
+		// Eight bytes at a time while none is a quote, a backslash or
+		// a control character (most strings hold none but their end),
+		// then straight to the first that is.
+		if i+8 <= len(b) {
+			m := quoteEscapeOrControl(binary.LittleEndian.Uint64(b[i:]))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		} else {
+			for i < len(b) && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 {
+				i++
+			}
+			if i >= len(b) {
+				break
+			}
+		}
+		switch c := b[i]; {
 		case c == '\\':
 			escaped = true
-			w.i++
+			i += 2
 		case c == '"':
-			w.i++
-			return w.b[start : w.i-1], escaped, nil
-		case c < 0x20:
+			w.i = i + 1
+			return b[start:i], escaped, nil
+		default: // below 0x20
+			w.i = i
 			return nil, false, w.fail("control character in a string")
 		}
 	}
+	w.i = i
 	return nil, false, w.fail("unterminated string")
+}
+
+// quoteEscapeOrControl returns, for the eight bytes of x read little-
+// endian, a mask with the high bit of each byte that is a quote, a
+// backslash or below 0x20 set — exactly for the first such byte (the
+// lowest), maybe for bytes after it (the bit tricks of "Determine if a
+// word has a byte equal to / less than n": a borrow only carries
+// upward) — and 0 when there is none.
+func quoteEscapeOrControl(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, e := x^(ones*'"'), x^(ones*'\\')
+	return ((q-ones)&^q | (e-ones)&^e | (x-ones*0x20)&^x) & highs
 }
 
 // unescape decodes the escapes of a JSON string's raw content.

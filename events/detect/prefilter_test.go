@@ -2,7 +2,9 @@ package detect
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
+	"math/bits"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -95,4 +97,74 @@ func FuzzMayHoldPlain(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) { checkMayHoldPlain(t, s) })
+}
+
+// quoteEscapeOrControl finds, in eight bytes, the first that is a quote,
+// a backslash or a control character, as a loop over them does.
+func TestQuoteEscapeOrControl(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	alphabet := []byte{'"', '\\', 0, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff, 'a', '0', 0x01, 0x02}
+	var b [8]byte
+	for range 1_000_000 {
+		first := 8
+		for i := range b {
+			if r.IntN(3) == 0 {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			} else {
+				b[i] = byte(r.IntN(256))
+			}
+			if first == 8 && (b[i] == '"' || b[i] == '\\' || b[i] < 0x20) {
+				first = i
+			}
+		}
+		m := quoteEscapeOrControl(binary.LittleEndian.Uint64(b[:]))
+		if got := bits.TrailingZeros64(m) >> 3; got != first {
+			t.Fatalf("quoteEscapeOrControl(% x) = %x: first at %d, want %d", b, m, got, first)
+		}
+	}
+}
+
+// refStr is eventWalker.str as first written, a loop over every byte.
+func refStr(b []byte, i int) ([]byte, bool, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, false, i, false
+	}
+	start, escaped := i+1, false
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\\':
+			escaped = true
+			i++
+		case c == '"':
+			i++
+			return b[start : i-1], escaped, i, true
+		case c < 0x20:
+			return nil, false, i, false
+		}
+	}
+	return nil, false, i, false
+}
+
+// The string reader that skips eight bytes at a time reads what the loop
+// over every byte reads, ends where it ends and fails where it fails.
+func TestStrAgrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	alphabet := []byte{'"', '"', '\\', '\\', 0x01, 0x1f, ' ', 'a', 'b', 'u', '0', 0x7f, 0xc3, 0xa9, 0xff}
+	for range 300_000 {
+		b := make([]byte, 1+r.IntN(40))
+		b[0] = '"'
+		for i := 1; i < len(b); i++ {
+			if r.IntN(4) == 0 {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			} else {
+				b[i] = 'a' + byte(r.IntN(26))
+			}
+		}
+		w := &eventWalker{b: b}
+		got, esc, err := w.str()
+		want, wantEsc, wantI, ok := refStr(b, 0)
+		if (err == nil) != ok || string(got) != string(want) || esc != wantEsc || ok && w.i != wantI {
+			t.Fatalf("str(%q) = %q, %v, %v at %d; the loop over every byte says %q, %v, %v at %d", b, got, esc, err, w.i, want, wantEsc, ok, wantI)
+		}
+	}
 }

@@ -750,6 +750,15 @@ func mayHoldPlain(text string) (hold, done bool) {
 	tok := -1 // where the run of base64 characters being read starts
 	for i := 0; i < len(text); i++ {
 		f := plainClass[text[i]]
+		if f == clOther|fBase64 {
+			// Most bytes are letters no prefix starts with: only the
+			// token they are part of goes on.
+			if tok < 0 {
+				tok = i
+			}
+			run, dash = 0, false
+			continue
+		}
 		if f&fStop != 0 {
 			return false, false
 		}
