@@ -57,6 +57,30 @@ func InEvent(event []byte) (Match, bool, error) {
 	return Match{}, false, err
 }
 
+// PayloadClean reports whether payload, the JSON value of an event's
+// payload member, is one the recording rule leaves as it is, in one walk:
+// no string in it (member names too) holds an escape, or may hold a value
+// (MayHold) without having a digest's shape (IsDigest), and the writer's
+// judge finds nothing in it where an event carries it (InEvent on
+// {"payload": payload}). false says only that the payload needs a closer
+// look (the scrub, then InEvent), never that it holds a value.
+func PayloadClean(payload []byte) bool {
+	w := walkers.Get().(*eventWalker)
+	defer w.release()
+	w.b, w.strict = payload, true
+	w.at = append(w.at, pathStep{name: payloadName})
+	err := w.value(1)
+	if err == nil {
+		w.space()
+		if w.i < len(w.b) {
+			return false
+		}
+	}
+	return err == nil && !w.found
+}
+
+var payloadName = []byte("payload")
+
 // walkers keeps walkers and their path stacks between events: a walker
 // escapes to the heap (its methods recurse), and the writer judges every
 // event.
@@ -80,6 +104,9 @@ type eventWalker struct {
 	// counts them.
 	joined, spaced []byte
 	n              int
+	// strict (PayloadClean) stops the walk, as found, at any string
+	// the scrub would read.
+	strict bool
 }
 
 type pathStep struct {
@@ -359,11 +386,24 @@ func unescape(raw []byte) (string, bool) {
 // the first match; name, not nil for a member name, is the name decoded,
 // whose place is the member it names.
 func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
+	if w.strict && escaped {
+		w.found = true
+		return true
+	}
 	s := unsafeString(raw) // not kept: Scrub copies what it keeps
 	if escaped {
 		var ok bool
 		if s, ok = unescape(raw); !ok {
 			return false
+		}
+	}
+	cannot := false // MayHold(s) is known to be false
+	if w.strict {
+		if digest := IsDigest(s); !digest && MayHold(s) {
+			w.found = true
+			return true
+		} else {
+			cannot = !digest
 		}
 	}
 	if name == nil && w.digestAt(s) {
@@ -372,7 +412,7 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 	d := ""
 	if hexWordCard(s) {
 		d = "credit_card"
-	} else if !MayHold(s) || isTimestamp(s) {
+	} else if cannot || !MayHold(s) || isTimestamp(s) {
 		return false
 	} else {
 		_, counts := Scrub(s)
