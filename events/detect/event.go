@@ -104,6 +104,8 @@ type eventWalker struct {
 	// counts them.
 	joined, spaced []byte
 	n              int
+	// exempt: the last string judge read is one digestAt exempts.
+	exempt bool
 	// strict (PayloadClean) stops the walk, as found, at any string
 	// the scrub would read.
 	strict bool
@@ -185,8 +187,9 @@ func (w *eventWalker) value(depth int) error {
 		if err != nil {
 			return err
 		}
-		if !w.judge(s, escaped, nil) && w.actorEmail() {
-			w.plainEmail(s, escaped)
+		w.exempt = false
+		if !w.judge(s, escaped, nil) && w.actorEmail() && !w.exempt {
+			w.plainEmail(s, escaped) // a sealed field (exempt) is none
 		}
 		return nil
 	case c == 't' || c == 'f' || c == 'n':
@@ -407,6 +410,7 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 		}
 	}
 	if name == nil && w.digestAt(s) {
+		w.exempt = true
 		return false
 	}
 	d := ""
