@@ -11,10 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/auditledger/auditledger/events/detect"
 )
 
 // The key files of a Keys directory. Each private key is an OpenSSH
@@ -114,7 +117,13 @@ func retiredCAs(dir, name string) ([]RetiredCA, error) {
 		if err != nil {
 			return nil, err
 		}
-		when, _ := time.Parse(retiredLayout, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), name+"."), ".pub"))
+		when, err := time.Parse(retiredLayout, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), name+"."), ".pub"))
+		if err != nil {
+			// A retired CA is trusted only for the overlap after its
+			// rotation, which its name dates; one without a date is
+			// refused rather than trusted for ever.
+			return nil, fmt.Errorf("sshproxy: %s: a retired CA's file is named %s.<rotation time %s>.pub: %v", f, name, retiredLayout, err)
+		}
 		out = append(out, RetiredCA{Key: pub, Retired: when})
 	}
 	return out, nil
@@ -156,13 +165,12 @@ func knownHostsLine(patterns []string, ca ssh.PublicKey) string {
 
 // KnownHostsLines are the @cert-authority lines (one a line, no final
 // newline) a client needs at now: the current host CA's, then those of
-// host CAs retired less than MaxUserCertValidity before now (or retired
-// without a time), so the client trusts a gateway that still presents a
+// host CAs retired less than MaxUserCertValidity before now, so the client trusts a gateway that still presents a
 // certificate the previous CA signed.
 func (k *Keys) KnownHostsLines(patterns []string, now time.Time) string {
 	lines := []string{k.KnownHostsLine(patterns)}
 	for _, r := range k.OlderHost {
-		if r.Retired.IsZero() || now.Before(r.Retired.Add(MaxUserCertValidity)) {
+		if now.Before(r.Retired.Add(MaxUserCertValidity)) {
 			lines = append(lines, knownHostsLine(patterns, r.Key))
 		}
 	}
@@ -177,7 +185,7 @@ func (k *Keys) isUserAuthority(auth ssh.PublicKey, now time.Time) bool {
 		return true
 	}
 	return slices.ContainsFunc(k.Older, func(r RetiredCA) bool {
-		return keysEqual(r.Key, auth) && (r.Retired.IsZero() || now.Before(r.Retired.Add(MaxUserCertValidity)))
+		return keysEqual(r.Key, auth) && now.Before(r.Retired.Add(MaxUserCertValidity))
 	})
 }
 
@@ -354,8 +362,20 @@ func readPublic(path string) (ssh.PublicKey, error) {
 	return pub, nil
 }
 
+// randSerial draws a certificate serial: random, not 0 (which a KRL can
+// never revoke), and never a number the detectors take for personal data.
+// Serials are recorded in decimal (access.granted, session.started, a
+// KRL refusal's reason); about one in ten random 19-digit numbers passes
+// the card check, and a serial recorded as [REDACTED:credit_card] could no
+// longer be matched to its certificate or revoked by the log's word, so
+// such a draw is drawn again.
 func randSerial() uint64 {
-	var b [8]byte
-	rand.Read(b[:])
-	return binary.BigEndian.Uint64(b[:]) &^ (1 << 63)
+	for {
+		var b [8]byte
+		rand.Read(b[:])
+		s := binary.BigEndian.Uint64(b[:]) &^ (1 << 63)
+		if s != 0 && len(detect.Spans(strconv.FormatUint(s, 10))) == 0 {
+			return s
+		}
+	}
 }

@@ -94,8 +94,9 @@ type Config struct {
 	Logger *slog.Logger
 	// RevokedKeys is the OpenSSH KRL of revoked user certificates and
 	// keys, read again whenever it changes; empty means KRLFile in the
-	// keys directory. No file: nothing is revoked. A file that cannot be
-	// read or parsed refuses every login. Open connections whose user
+	// keys directory. No file there: nothing is revoked; a configured path
+	// with no file, or a file that cannot be read or parsed, refuses every
+	// login. Open connections whose user
 	// certificate (or its CA) a new version revokes are closed.
 	RevokedKeys string
 	// RevokedKeysPoll is how often the KRL file is checked for a change
@@ -145,6 +146,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.RevokedKeysPoll <= 0 {
 		cfg.RevokedKeysPoll = time.Second
 	}
+	krlRequired := cfg.RevokedKeys != ""
 	if cfg.RevokedKeys == "" {
 		cfg.RevokedKeys = filepath.Join(cfg.Keys.Dir, KRLFile)
 	}
@@ -155,7 +157,7 @@ func New(cfg Config) (*Proxy, error) {
 	if len(pol.Approve) > 0 && cfg.Approvals == nil {
 		return nil, fmt.Errorf("%w: the policy has approve rules, and no approvals broker is configured", ErrConfig)
 	}
-	p := &Proxy{cfg: cfg, keys: cfg.Keys, pol: pol, targets: map[string]*Target{}, log: cfg.Logger, clock: cfg.Clock, krl: &krlFile{path: cfg.RevokedKeys}, conns: map[*ssh.ServerConn]struct{}{}, live: map[*conn]struct{}{}, active: map[string]int{}}
+	p := &Proxy{cfg: cfg, keys: cfg.Keys, pol: pol, targets: map[string]*Target{}, log: cfg.Logger, clock: cfg.Clock, krl: &krlFile{path: cfg.RevokedKeys, required: krlRequired}, conns: map[*ssh.ServerConn]struct{}{}, live: map[*conn]struct{}{}, active: map[string]int{}}
 	for i := range cfg.Targets {
 		t := cfg.Targets[i]
 		if t.Name == "" || t.Addr == "" || strings.Contains(t.Name, "+") {
