@@ -43,6 +43,13 @@ const (
 	ApprovalExpired     Type = "approval.expired"
 	AccessGranted       Type = "access.granted"
 	AccessRevoked       Type = "access.revoked"
+	// AccessRequested, AccessApproved, AccessDenied and AccessExpired
+	// record a just-in-time access request's transitions (with
+	// AccessGranted and AccessRevoked).
+	AccessRequested Type = "access.requested"
+	AccessApproved  Type = "access.approved"
+	AccessDenied    Type = "access.denied"
+	AccessExpired   Type = "access.expired"
 	AuthnSucceeded      Type = "authn.succeeded"
 	AuthnFailed         Type = "authn.failed"
 	AuditAccessed       Type = "audit.accessed"
@@ -94,6 +101,7 @@ var Catalog = []Type{
 	PolicyLoaded, SessionOutput, LedgerRetentionChanged, LegalHoldSet,
 	LegalHoldReleased,
 	ErasureRequested, ErasurePerformed, ErasureRefused, SubjectHoldSet, SubjectHoldReleased,
+	AccessRequested, AccessApproved, AccessDenied, AccessExpired,
 }
 
 var known = func() map[Type]bool {
