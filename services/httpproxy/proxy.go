@@ -20,8 +20,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"time"
 	"sync"
+	"time"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
