@@ -80,6 +80,8 @@ type Config struct {
 	// only inside a live access grant, and kills it (closing the channel
 	// and the target's session) when the grant ends or is revoked.
 	Access *access.Watcher
+	// AccessTick: gateway.Config.AccessTick (zero: 100 ms).
+	AccessTick time.Duration
 	// PII holds the personal-data keys (gateway.Config.Keys); nil: no
 	// keyed digests.
 	PII *piikeys.Store
@@ -156,7 +158,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.targets[t.Name] = &t
 	}
 	gcfg := gateway.Config{Name: "sshgw", Kind: "ssh-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant, Emitter: cfg.Emitter,
-		FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Access: cfg.Access, Keys: cfg.PII, StateDir: cfg.StateDir, Metrics: cfg.Metrics, Logger: cfg.Logger}
+		FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Access: cfg.Access, AccessTick: cfg.AccessTick, Keys: cfg.PII, StateDir: cfg.StateDir, Metrics: cfg.Metrics, Logger: cfg.Logger}
 	if cfg.Policy != nil {
 		gcfg.Policy = cfg.Policy.Info()
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/access/accesstest"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/sshproxy"
@@ -44,11 +45,15 @@ type fixture struct {
 	pii     *piikeys.Store
 	broker  *approvals.Broker
 	marker  string // a file denied commands would create
+	access  *accesstest.Rig
 }
 
 type options struct {
 	policy   string
 	hostKeys []string // pinned instead of the target's own
+	// access, if set, is the access rules the gateway enforces, with a
+	// broker and a watcher on the test's clock (fixture.access).
+	access string
 }
 
 func start(t *testing.T, o options) *fixture {
@@ -108,9 +113,14 @@ func start(t *testing.T, o options) *fixture {
 	if pinned == nil {
 		pinned = []string{f.target.HostKey}
 	}
-	f.proxy, err = sshproxy.New(sshproxy.Config{Addr: f.addr, Keys: f.keys, Auth: auth, Emitter: em, Tenant: "acme", Approvals: f.broker, PII: f.pii,
+	cfg := sshproxy.Config{Addr: f.addr, Keys: f.keys, Auth: auth, Emitter: em, Tenant: "acme", Approvals: f.broker, PII: f.pii,
 		Policy: pol, StateDir: t.TempDir(),
-		Targets: []sshproxy.Target{{Name: "web", Addr: f.target.Addr, HostKeys: pinned}}})
+		Targets: []sshproxy.Target{{Name: "web", Addr: f.target.Addr, HostKeys: pinned}}}
+	if o.access != "" {
+		f.access = accesstest.Start(t, f.js, em, o.access, time.Minute)
+		cfg.Access, cfg.AccessTick = f.access.Watcher, 20*time.Millisecond
+	}
+	f.proxy, err = sshproxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
