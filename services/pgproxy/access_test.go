@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -193,4 +194,52 @@ func TestAccessFailsClosedWhenGrantStateIsNotHeard(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAccessCutLatency measures, for many sessions on one grant, the time
+// from the moment the clock passes the grant's end to each psql's exit,
+// with the production check interval (100 ms). It logs the figures and
+// asserts only that every session ended.
+func TestAccessCutLatency(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t, nats.MaxReconnects(-1))
+	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: time.Second, Retries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig := accesstest.Start(t, js, em, accessPolicy, time.Minute)
+	f := serve(t, srv, js, em, pgproxy.Config{Target: "orders", Access: rig.Watcher})
+	g := rig.Grant(t, "acme", staticAlice, reviewer, "orders", time.Hour)
+	const n = 20
+	exited := make(chan time.Time, n)
+	for i := range n {
+		cmd := f.psql(t, fmt.Sprintf("SELECT pg_sleep(600 + %d)", i))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { cmd.Wait(); exited <- time.Now() }()
+	}
+	direct := f.direct(t)
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		var k int
+		direct.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(6%'").Scan(&k)
+		if k != n {
+			return fmt.Errorf("%d of %d sessions running", k, n)
+		}
+		return nil
+	})
+	rig.Clock.Set(g.NotAfter)
+	ended := time.Now()
+	var lat []time.Duration
+	for range n {
+		select {
+		case at := <-exited:
+			lat = append(lat, at.Sub(ended))
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d of %d sessions outlived the grant", n-len(lat), n)
+		}
+	}
+	slices.Sort(lat)
+	t.Logf("grant end → session end over %d psql sessions (check interval 100 ms): p50 %s, p99 %s, max %s",
+		n, lat[n/2].Round(time.Millisecond), lat[(n*99+99)/100-1].Round(time.Millisecond), lat[n-1].Round(time.Millisecond))
 }
