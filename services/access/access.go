@@ -531,23 +531,29 @@ func (b *Broker) Revoke(ctx context.Context, id string, who events.Actor, reason
 	if strings.TrimSpace(reason) == "" {
 		return nil, invalid("a reason is required to revoke")
 	}
-	r, rev, err := b.get(ctx, id)
-	if err != nil {
-		return nil, err
+	// A gateway marking the grant used may change it meanwhile: read
+	// it again and retry, a few times.
+	for attempt := 0; ; attempt++ {
+		r, rev, err := b.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		rule := b.cfg.Rules.For(r.Target)
+		if !identity.Same(who, r.Requester) && (rule == nil || !rule.MayApprove(who.Groups) && !rule.MayBreakGlass(who.Groups)) {
+			return nil, fmt.Errorf("%w: only the requester or an approver of access rule %s may revoke %s", ErrNotReviewer, r.Rule, r.ID)
+		}
+		if r.Status != Pending && !r.Status.Live() {
+			return nil, fmt.Errorf("%w: %s is %s", ErrState, r.ID, r.Status)
+		}
+		r.Status, r.Decision = Revoked, &Decision{Actor: who, Reason: reason, At: b.now()}
+		if err := b.swap(ctx, r, rev); err != nil {
+			if attempt < 3 {
+				continue
+			}
+			return nil, err
+		}
+		return r, b.record(ctx, r, events.AccessRevoked, who, "revoked", map[string]any{"reason": reason})
 	}
-	rule := b.cfg.Rules.For(r.Target)
-	if !identity.Same(who, r.Requester) && (rule == nil || !rule.MayApprove(who.Groups) && !rule.MayBreakGlass(who.Groups)) {
-		return nil, fmt.Errorf("%w: only the requester or an approver of access rule %s may revoke %s", ErrNotReviewer, r.Rule, r.ID)
-	}
-	if r.Status != Pending && !r.Status.Live() {
-		return nil, fmt.Errorf("%w: %s is %s", ErrState, r.ID, r.Status)
-	}
-	now := b.now()
-	r.Status, r.Decision = Revoked, &Decision{Actor: who, Reason: reason, At: now}
-	if err := b.swap(ctx, r, rev); err != nil {
-		return nil, err
-	}
-	return r, b.record(ctx, r, events.AccessRevoked, who, "revoked", map[string]any{"reason": reason})
 }
 
 // Sweep expires what is due at now: pending requests past their expiry,
