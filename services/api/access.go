@@ -208,7 +208,8 @@ func (a *api) decideAccess(verb string) http.HandlerFunc {
 		reviewer := a.holds(actor, Approver) && s.tenant(req.Tenant) && s.target(req.Target)
 		if !reviewer && !(verb == "revoke" && identity.Same(who, req.Requester)) {
 			if !a.holds(actor, Approver) {
-				err := fmt.Errorf("%w: %s an access request needs the role approver; %s has groups %v", errForbidden, verb, actor.Subject, actor.Groups)
+				doing := map[string]string{"approve": "approving", "deny": "denying", "revoke": "revoking another's"}[verb]
+				err := fmt.Errorf("%w: %s an access request needs the role approver; %s has groups %v", errForbidden, doing, actor.Subject, actor.Groups)
 				a.recordAsync(r, events.CommandBlocked, who, req.Tenant, map[string]any{"reason": err.Error()})
 				a.fail(w, r, err)
 				return

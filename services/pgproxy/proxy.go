@@ -375,6 +375,34 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		return fatal(be, "42501", reason)
 	}
 
+	// A target an access rule names: only inside a live grant (checked
+	// before the target is reached), and ended when it ends — a running
+	// statement cancelled, then both connections closed, which ends the
+	// relay and records the end.
+	var upstreamConn atomic.Pointer[pgconn.HijackedConn]
+	release, err := s.gs.Admit(ctx, func(reason string) {
+		hj := upstreamConn.Load()
+		if hj != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			if err := p.cancel(cctx, &pgproto3.CancelRequest{ProcessID: hj.PID, SecretKey: hj.SecretKey}); err != nil {
+				p.cfg.Logger.Warn("cancel request at the end of an access grant failed", "session_id", s.gs.ID(), "err", logSafe(err.Error()))
+			}
+			cancel()
+		}
+		s.fatal("57P01", "session ended by the gateway: "+reason)
+		if hj != nil {
+			hj.Conn.Close()
+		}
+		conn.Close()
+	})
+	if errors.Is(err, gateway.ErrAccessDenied) {
+		return fatal(be, "42501", err.Error())
+	}
+	if err != nil {
+		return fatal(be, "58000", "the audit ledger is unavailable; the proxy fails closed")
+	}
+	defer release()
+
 	cfg := p.upstream.Copy()
 	cfg.Database = db
 	if app := startup.Parameters["application_name"]; app != "" {
@@ -391,26 +419,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		return err
 	}
 	defer hj.Conn.Close()
-	// A target an access rule names: only inside a live grant, and
-	// ended when it ends — the running statement cancelled, then both
-	// connections closed, which ends the relay and records the end.
-	release, err := s.gs.Admit(ctx, func(reason string) {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		if err := p.cancel(cctx, &pgproto3.CancelRequest{ProcessID: hj.PID, SecretKey: hj.SecretKey}); err != nil {
-			p.cfg.Logger.Warn("cancel request at the end of an access grant failed", "session_id", s.gs.ID(), "err", logSafe(err.Error()))
-		}
-		cancel()
-		s.fatal("57P01", "session ended by the gateway: "+reason)
-		hj.Conn.Close()
-		conn.Close()
-	})
-	if errors.Is(err, gateway.ErrAccessDenied) {
-		return fatal(be, "42501", err.Error())
-	}
-	if err != nil {
-		return fatal(be, "58000", "the audit ledger is unavailable; the proxy fails closed")
-	}
-	defer release()
+	upstreamConn.Store(hj)
 	if err := s.gs.Start(ctx, map[string]any{
 		"client_addr": conn.RemoteAddr().String(), "user": user, "database": db, "tls": tlsDescription(tlsState),
 		"application_name": startup.Parameters["application_name"],
