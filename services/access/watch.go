@@ -105,40 +105,64 @@ func (w *Watcher) signal() {
 
 // Run follows the bucket until ctx ends: it applies every change and
 // asks the bucket every Poll whether it answers (the heartbeat the
-// staleness limit is measured against). It returns ctx's error, or why
-// the watch could not start.
+// staleness limit is measured against). A watch that cannot start or ends
+// (the bus unreachable) is started again every Poll; meanwhile the state
+// goes stale and admitted sessions are ended. It returns ctx's error.
 func (w *Watcher) Run(ctx context.Context) error {
-	watch, err := w.kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("access: watching %s: %w", Bucket, err)
-	}
-	defer watch.Stop()
 	poll := time.NewTicker(w.cfg.Poll)
 	defer poll.Stop()
+	for {
+		watch, err := w.kv.WatchAll(ctx)
+		if err == nil {
+			err = w.follow(ctx, watch, poll.C)
+			watch.Stop()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		w.cfg.Logger.Warn("access bucket watch ended; starting it again", "err", err)
+		w.signal()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-poll.C:
+		}
+	}
+}
+
+// follow applies one watch's updates until it ends. The initial values
+// replace what the watcher held: a grant removed while no watch ran is
+// dropped.
+func (w *Watcher) follow(ctx context.Context, watch jetstream.KeyWatcher, poll <-chan time.Time) error {
+	replayed := map[string]bool{}
+	replaying := true
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case e, ok := <-watch.Updates():
 			if !ok {
-				// The watch ended (a reconnect gave up): start it again;
-				// until then the state goes stale and fails closed.
-				w.cfg.Logger.Warn("access bucket watch ended; restarting")
-				if watch, err = w.kv.WatchAll(ctx); err != nil {
-					return fmt.Errorf("access: watching %s: %w", Bucket, err)
-				}
-				continue
+				return errors.New("the watch closed")
 			}
 			w.mu.Lock()
 			w.heard = w.cfg.Now()
 			if e == nil {
-				w.synced = true
+				for id := range w.grants {
+					if !replayed[id] {
+						delete(w.grants, id)
+					}
+				}
+				w.synced, replaying = true, false
 				w.mu.Unlock()
+				w.signal()
 				continue
+			}
+			if replaying {
+				replayed[e.Key()] = true
 			}
 			w.mu.Unlock()
 			w.apply(ctx, e)
-		case <-poll.C:
+		case <-poll:
 			pctx, cancel := context.WithTimeout(ctx, w.cfg.Poll)
 			_, err := w.kv.Status(pctx)
 			cancel()
@@ -264,15 +288,16 @@ func (w *Watcher) Check(id string) error {
 	now := w.cfg.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.stale(now) {
-		return fmt.Errorf("%w (last heard %s ago, limit %s)", ErrStale, now.Sub(w.heard).Round(time.Millisecond), w.cfg.Stale)
-	}
+	// What is known for certain comes first: the grant's end, then its
+	// removal; then whether the state can still be relied on.
 	r, ok := w.grants[id]
 	switch {
+	case ok && !now.Before(r.NotAfter):
+		return fmt.Errorf("access grant %s ended at %s", id, r.NotAfter.Format(time.RFC3339))
 	case !ok:
 		return fmt.Errorf("access grant %s was revoked or withdrawn", id)
-	case !now.Before(r.NotAfter):
-		return fmt.Errorf("access grant %s ended at %s", id, r.NotAfter.Format(time.RFC3339))
+	case w.stale(now):
+		return fmt.Errorf("%w (last heard %s ago, limit %s)", ErrStale, now.Sub(w.heard).Round(time.Millisecond), w.cfg.Stale)
 	}
 	return nil
 }

@@ -175,18 +175,39 @@ func TestAccessFailsClosedWhenGrantStateIsNotHeard(t *testing.T) {
 	if out, err := f.psql(t, "SELECT 1").CombinedOutput(); err != nil {
 		t.Fatalf("inside the grant: %v\n%s", err, out)
 	}
-	// The bus stops answering the bucket: the watcher's heartbeat is not
-	// renewed, and once the limit passes on the clock, sessions are
-	// refused. (Here the watcher's clock jumps; its polls keep failing.)
-	kv, err := f.js.KeyValue(t.Context(), "AUDIT_ACCESS")
-	if err != nil {
+	running := f.psql(t, "SELECT pg_sleep(600)")
+	var outBuf bytes.Buffer
+	running.Stdout, running.Stderr = &outBuf, &outBuf
+	if err := running.Start(); err != nil {
 		t.Fatal(err)
 	}
-	_ = kv
+	exited := make(chan error, 1)
+	go func() { exited <- running.Wait() }()
+	direct := f.direct(t)
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		var n int
+		direct.QueryRow(t.Context(), "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600)'").Scan(&n)
+		if n != 1 {
+			return fmt.Errorf("%d sleeping statements", n)
+		}
+		return nil
+	})
+	// The bucket stops answering (here it is deleted: the watch ends and
+	// every poll fails), so the watcher's heartbeat is not renewed; once
+	// the limit passes on the clock, the open session is ended and new
+	// ones are refused.
 	if err := f.js.DeleteKeyValue(t.Context(), "AUDIT_ACCESS"); err != nil {
 		t.Fatal(err)
 	}
 	rig.Clock.Add(2 * time.Minute)
+	select {
+	case <-exited:
+		if !strings.Contains(outBuf.String(), "not been heard") {
+			t.Fatalf("psql ended, but not for the unheard state:\n%s", outBuf.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("an open session outlived the staleness limit")
+	}
 	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		out, err := f.psql(t, "SELECT 1").CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "not been heard") {
