@@ -55,11 +55,14 @@ type roleTable struct {
 	PostgresProxy postgresProxyRole `yaml:"postgres_proxy" role:"postgres-proxy"`
 	HTTPProxy     httpProxyRole     `yaml:"http_proxy" role:"http-proxy"`
 	SSHProxy      sshProxyRole      `yaml:"ssh_proxy" role:"ssh-proxy"`
+	KubeGateway   kubeGatewayRole   `yaml:"kube_gateway" role:"kube-gateway"`
 	Projector     projectorRole     `yaml:"projector" role:"projector"`
 	// The SIEM forwarders (docs/SIEM.md).
 	SyslogForwarder  syslogForwarderRole  `yaml:"syslog_forwarder" role:"syslog-forwarder"`
 	HECForwarder     hecForwarderRole     `yaml:"hec_forwarder" role:"hec-forwarder"`
 	WebhookForwarder webhookForwarderRole `yaml:"webhook_forwarder" role:"webhook-forwarder"`
+	// Alerts on sealed events (docs/ALERTS.md).
+	Alerter alerterRole `yaml:"alerter" role:"alerter"`
 }
 
 // namedRole is a row of the roleTable: a role's name and its section.
