@@ -17,6 +17,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
@@ -77,6 +78,12 @@ type Config struct {
 	// Approvals decides held commands; nil refuses a policy with approve
 	// rules.
 	Approvals *approvals.Broker
+	// Access, if set, admits a session program on a target its rules name
+	// only inside a live access grant, and kills it (closing the channel
+	// and the target's session) when the grant ends or is revoked.
+	Access *access.Watcher
+	// AccessTick: gateway.Config.AccessTick (zero: 100 ms).
+	AccessTick time.Duration
 	// PII holds the personal-data keys (gateway.Config.Keys); nil: no
 	// keyed digests.
 	PII *piikeys.Store
@@ -179,7 +186,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.targets[t.Name] = &t
 	}
 	gcfg := gateway.Config{Name: "sshgw", Kind: "ssh-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant, Emitter: cfg.Emitter,
-		FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Keys: cfg.PII, StateDir: cfg.StateDir, Metrics: cfg.Metrics, Logger: cfg.Logger}
+		FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Access: cfg.Access, AccessTick: cfg.AccessTick, Keys: cfg.PII, StateDir: cfg.StateDir, Metrics: cfg.Metrics, Logger: cfg.Logger}
 	if cfg.Policy != nil {
 		gcfg.Policy = cfg.Policy.Info()
 	}
@@ -714,7 +721,14 @@ func (c *conn) directTCPIP(ctx context.Context, nch ssh.NewChannel) {
 	}
 	s := c.p.g.Session(c.events())
 	s.Authenticated(c.id)
+	release, err := s.Admit(ctx, func(string) { cch.Close(); tch.Close() })
+	if err != nil {
+		cch.Close()
+		tch.Close()
+		return
+	}
 	if err := s.Start(ctx, map[string]any{"request": "direct-tcpip", "to": to, "login": c.login, "client_addr": c.sc.RemoteAddr().String()}); err != nil {
+		release()
 		cch.Close()
 		tch.Close()
 		return

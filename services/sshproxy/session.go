@@ -256,7 +256,24 @@ func (ch *channel) program(ctx context.Context, r *ssh.Request) bool {
 		subsystem = e.Name
 		start["subsystem"] = subsystem
 	}
+	// A target an access rule names: only inside a live grant; when it
+	// ends the program is killed, and the channel and the session on the
+	// target closed (a process without a terminal does not survive).
+	release, err := s.Admit(ctx, func(reason string) {
+		fmt.Fprintf(ch.cch.Stderr(), "auditledger: session ended: %s\r\n", reason)
+		ch.tch.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{"KILL"}))
+		ch.tch.Close()
+		ch.cch.Close()
+	})
+	if err != nil {
+		r.Reply(true, nil) // the program "ran" and failed, so the client prints why
+		fmt.Fprintf(ch.cch.Stderr(), "auditledger: refused: %s\r\n", err)
+		ch.cch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{126}))
+		ch.cch.CloseWrite()
+		return false
+	}
 	if err := s.Start(ctx, start); err != nil {
+		release()
 		r.Reply(false, nil)
 		c.p.log.Error("session refused: session.started not recorded", "session_id", s.ID(), "err", err)
 		return false
