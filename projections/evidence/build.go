@@ -262,8 +262,11 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.addBytes(VerifyFile, nil, verifyGuide(&b.m)); err != nil {
 		return err
 	}
-	// The manifest lists every file so far; SHA256SUMS lists them and the
-	// manifest; the signature covers the manifest.
+	// The manifest lists every file so far and is signed; SHA256SUMS
+	// lists them, the manifest and its signature, and is signed too: the
+	// manifest's signature is what auditledger checks, SHA256SUMS's is
+	// what ssh-keygen and sha256sum alone check, and either covers every
+	// file (§12).
 	manifest, err := json.MarshalIndent(&b.m, "", "  ")
 	if err != nil {
 		return err
@@ -273,13 +276,6 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.addBytes(ManifestFile, nil, manifest); err != nil {
 		return err
 	}
-	var sums strings.Builder
-	for _, f := range b.m.Files {
-		fmt.Fprintf(&sums, "%s  %s\n", f.SHA256, f.Path)
-	}
-	if err := b.addBytes(SumsFile, nil, []byte(sums.String())); err != nil {
-		return err
-	}
 	sig, err := SSHSign(cfg.Signer, Namespace, manifest)
 	if err != nil {
 		return fmt.Errorf("evidence: signing the manifest: %w", err)
@@ -287,8 +283,29 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.addBytes(SignatureFile, nil, sig); err != nil {
 		return err
 	}
+	sums := []byte(sumsOf(b.m.Files))
+	if err := b.addBytes(SumsFile, nil, sums); err != nil {
+		return err
+	}
+	sumsSig, err := SSHSign(cfg.Signer, Namespace, sums)
+	if err != nil {
+		return fmt.Errorf("evidence: signing SHA256SUMS: %w", err)
+	}
+	if err := b.addBytes(SumsSigFile, nil, sumsSig); err != nil {
+		return err
+	}
 	b.m.Files = files
 	return b.zw.Close()
+}
+
+// sumsOf is SHA256SUMS for files: one line each, in order, as sha256sum
+// writes them.
+func sumsOf(files []File) string {
+	var s strings.Builder
+	for _, f := range files {
+		fmt.Fprintf(&s, "%s  %s\n", f.SHA256, f.Path)
+	}
+	return s.String()
 }
 
 // marshalPrefix writes the compact range of the tree before the range:

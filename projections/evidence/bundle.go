@@ -9,14 +9,19 @@ import (
 	"time"
 )
 
-// Format names the bundle layout; a verifier refuses others.
-const Format = "auditledger-evidence/1"
+// Format names the bundle layout; a verifier refuses others but
+// FormatV1, the layout before SHA256SUMS was signed.
+const (
+	Format   = "auditledger-evidence/2"
+	FormatV1 = "auditledger-evidence/1"
+)
 
 // Files of a bundle with fixed names.
 const (
 	ManifestFile    = "manifest.json"
 	SignatureFile   = "manifest.json.sig"
 	SumsFile        = "SHA256SUMS"
+	SumsSigFile     = "SHA256SUMS.sig"
 	SignersFile     = "keys/allowed_signers"
 	LogKeyFile      = "keys/log.vkey"
 	StartCheckpoint = "log/checkpoint-start"

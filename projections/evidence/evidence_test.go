@@ -213,7 +213,7 @@ func TestBundleVerifies(t *testing.T) {
 	}
 	sums := exec.Command("sha256sum", "--strict", "-c", "SHA256SUMS")
 	sums.Dir = dir
-	if out, err := sums.CombinedOutput(); err != nil || strings.Count(string(out), ": OK") != len(m.Files)+1 {
+	if out, err := sums.CombinedOutput(); err != nil || strings.Count(string(out), ": OK") != len(m.Files)+2 {
 		t.Fatalf("sha256sum -c: %v\n%s", err, out)
 	}
 
@@ -381,7 +381,8 @@ func TestTamperedBundles(t *testing.T) {
 }
 
 // resign recomputes the manifest's hashes and SHA256SUMS and signs the
-// manifest again with the evidence key, as an attacker holding it would.
+// manifest and SHA256SUMS again with the evidence key, as an attacker
+// holding it would.
 func resign(t *testing.T, f map[string][]byte, signer ssh.Signer) {
 	t.Helper()
 	var m evidence.Manifest
@@ -400,12 +401,15 @@ func resign(t *testing.T, f map[string][]byte, signer ssh.Signer) {
 	}
 	ms := sha256.Sum256(f["manifest.json"])
 	fmt.Fprintf(&sums, "%x  manifest.json\n", ms)
-	f["SHA256SUMS"] = []byte(sums.String())
 	sig, err := evidence.SSHSign(signer, evidence.Namespace, f["manifest.json"])
 	if err != nil {
 		t.Fatal(err)
 	}
 	f["manifest.json.sig"] = sig
+	ss := sha256.Sum256(sig)
+	fmt.Fprintf(&sums, "%x  manifest.json.sig\n", ss)
+	f["SHA256SUMS"] = []byte(sums.String())
+	f["SHA256SUMS.sig"] = must(evidence.SSHSign(signer, evidence.Namespace, f["SHA256SUMS"]))
 }
 
 func zipFiles(t *testing.T, b []byte) map[string][]byte {
