@@ -188,12 +188,13 @@ func unlockedSegments(bundle string) (unlocked, total int, err error) {
 
 // evidenceVerify checks a bundle offline.
 func evidenceVerify(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "evidence verify FILE [--vkey KEY] [--allowed-signers FILE] [--allow-unlocked] [--retention D]",
-		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once. The\ntenant's retention is taken from the log itself: the bundle carries the\ntenant's and the default's ledger.retention.changed records (those before\nthe range with inclusion proofs), and each segment holding the tenant's\nrecords must be locked until its sealing plus the tenant's retention in\nforce then; a failure names the segment and the retention expected.\n--retention adds a minimum for every segment. Prints each control's\nresult; exits 1 naming the first file or event that fails. Give the keys\nthe operator published: without --vkey and --allowed-signers the bundle's\nown copies are used, and the report says so. Legal holds: the bundle's\nlegal_hold.set and legal_hold.released records are proven in its newest\ncheckpoint, which must extend the end checkpoint; each segment's legal hold\nmust be what they leave, and, when the bundle was built with the store, the\nstore must have reported every held segment and its checkpoint under legal\nhold, each checkpoint locked as its segment is.")
+	fs := cli.Describe(c, "evidence verify FILE --vkey KEY --allowed-signers FILE [--allow-unlocked] [--retention D] | --trust-bundle-keys",
+		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once. The\ntenant's retention is taken from the log itself: the bundle carries the\ntenant's and the default's ledger.retention.changed records (those before\nthe range with inclusion proofs), and each segment holding the tenant's\nrecords must be locked until its sealing plus the tenant's retention in\nforce then; a failure names the segment and the retention expected.\n--retention adds a minimum for every segment. Prints each control's\nresult; exits 1 naming the first file or event that fails. Both keys are\nrequired, as the operator published them outside the bundle: the log's\nverifier key (--vkey) and the evidence signer key (--allowed-signers); the\ncopies in the bundle's keys/ are whoever built it's choice.\n--trust-bundle-keys uses those copies for the keys not given: the result\nis then printed as UNVERIFIED ORIGIN and the command exits 1 even when\nevery check passes. Legal holds: the bundle's\nlegal_hold.set and legal_hold.released records are proven in its newest\ncheckpoint, which must extend the end checkpoint; each segment's legal hold\nmust be what they leave, and, when the bundle was built with the store, the\nstore must have reported every held segment and its checkpoint under legal\nhold, each checkpoint locked as its segment is.")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file")
 	signersFile := fs.String("allowed-signers", "", "an allowed_signers file (ssh-keygen(1)) holding the evidence signing key")
 	allowUnlocked := fs.Bool("allow-unlocked", false, "accept segments not locked in COMPLIANCE mode (a local development store), with a warning")
 	retention := fs.Duration("retention", 0, "also require each segment locked at least this long after its sealing, whatever the log records, e.g. 61320h (7 years)")
+	trustBundle := fs.Bool("trust-bundle-keys", false, "check with the bundle's own keys/ for the keys not given: the result is of unverified origin and exits 1")
 	// The bundle comes before or after the flags.
 	c.Args = cli.AtMostOne
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -204,7 +205,10 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 		if bundle == "" {
 			return errors.New("evidence verify: give the bundle file (see -h)")
 		}
-		opts := evidence.VerifyOptions{AllowUnlocked: *allowUnlocked, Retention: *retention}
+		if !*trustBundle && (*vkeyArg == "" || *signersFile == "") {
+			return cli.Usagef("evidence verify: give both of the operator's keys, obtained outside the bundle: --vkey (the log's verifier key) and --allowed-signers (the evidence signer key); the bundle's own keys/ are whoever built it's choice (--trust-bundle-keys checks with them and reports an unverified origin)")
+		}
+		opts := evidence.VerifyOptions{AllowUnlocked: *allowUnlocked, Retention: *retention, TrustBundleKeys: *trustBundle}
 		if *vkeyArg != "" {
 			v, err := loadVerifier(*vkeyArg)
 			if err != nil {
@@ -236,8 +240,12 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 			return cli.Failed(fmt.Errorf("the bundle does not verify"))
 		}
 		m := rep.Manifest
-		fmt.Fprintf(stdout, "OK    %s\n  bundle     %s, built %s by %s\n  tenant     %s, %s to %s\n  framework  %s %s, mapping v%d\n  log        %s, indexes %d to %d (checkpoints, consistency proof and every record checked), %d of the tenant's events\n  segments   %d\n",
-			bundle, m.BundleID, m.Created.Format(time.RFC3339), m.Generator, m.Tenant, m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339),
+		verdict := "OK   "
+		if rep.UnverifiedOrigin {
+			verdict = "UNVERIFIED ORIGIN"
+		}
+		fmt.Fprintf(stdout, "%s %s\n  bundle     %s, built %s by %s\n  tenant     %s, %s to %s\n  framework  %s %s, mapping v%d\n  log        %s, indexes %d to %d (checkpoints, consistency proof and every record checked), %d of the tenant's events\n  segments   %d\n",
+			verdict, bundle, m.BundleID, m.Created.Format(time.RFC3339), m.Generator, m.Tenant, m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339),
 			m.Framework.ID, m.Framework.Version, m.Framework.MappingVersion, m.Log.Origin, m.Range.First, m.Range.End, m.Events, len(rep.Segments))
 		if rep.Sealed > 0 {
 			fmt.Fprintf(stdout, "  sealed     %d sealed field(s) (never opened in the bundle), %d erased: no key opens them\n", rep.Sealed, rep.Erased)
@@ -277,6 +285,9 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 		}
 		for _, w := range rep.Warnings {
 			fmt.Fprintf(stdout, "  warning: %s\n", w)
+		}
+		if rep.UnverifiedOrigin {
+			return cli.Failed(errors.New("unverified origin: the bundle is consistent with keys it carries itself, which proves nothing of who made it; give --vkey and --allowed-signers as the operator published them"))
 		}
 		return nil
 	}
