@@ -4,30 +4,36 @@ import (
 	"archive/zip"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	osuser "os/user"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/compliance"
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/storeurl"
 	"github.com/auditledger/auditledger/projections/evidence"
 )
 
 // evidenceBuild writes a signed evidence bundle from the projection.
 func evidenceBuild(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--framework ID] [--database URL] [--store URL]",
-		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts, OSCAL\nassessment results, a report (index.html) and VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).\n\nLegal holds: the legal_hold.set and legal_hold.released records of the range\n(also those sealed after the period, up to the newest checkpoint, proven in it)\nand which segments they leave held; with --store, also each segment's legal\nhold and the lock and legal hold of the checkpoint signed at its end, as the\nstore reports them now.")
+	fs := cli.Describe(c, "evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--nats URL] [--nkey FILE | --creds FILE] [--operator NAME] [--framework ID] [--database URL] [--store URL]",
+		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts, OSCAL\nassessment results, a report (index.html) and VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).\n\nLegal holds: the legal_hold.set and legal_hold.released records of the range\n(also those sealed after the period, up to the newest checkpoint, proven in it)\nand which segments they leave held; with --store, also each segment's legal\nhold and the lock and legal hold of the checkpoint signed at its end, as the\nstore reports them now.\n\nChain of custody: the manifest names who asked (requested_by: issuer\nauditledger-admin, subject --operator) and the tool and version (generator);\nthe build is recorded as evidence.exported (bundle id, tenant, period, range,\nthe zip's SHA-256 and size) on the bus as the admin role, and the file is\nwritten under --out only once the bus has stored that event: a bundle whose\nexport cannot be recorded is not released.")
 	tenant := fs.String("tenant", "", "the tenant")
 	framework := fs.String("framework", compliance.Default, "control framework: "+strings.Join(compliance.Frameworks, ", "))
 	from := fs.String("from", "", "start of the period (included)")
@@ -38,6 +44,10 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file (shipped in keys/log.vkey)")
 	database := fs.String("database", "", "postgres:// URL of the projection database (default $AUDITLEDGER_DATABASE_URL)")
 	storeURL := fs.String("store", "", "the segment store, read for the legal holds and locks of the segments and their checkpoints (optional)")
+	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URL, to record the export")
+	nkey := fs.String("nkey", "", "NATS nkey seed file of the admin bus role (auditledger keys nats: admin.nk; dev: auditledger-data/nats-keys/admin.nk)")
+	creds := fs.String("creds", "", "NATS JWT credentials file of an admin user (decentralized auth), instead of --nkey")
+	operator := fs.String("operator", "", "who asks for the bundle, as the manifest and the export's record name them (default: the OS user @ the host name)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if *database == "" {
 			*database = os.Getenv("AUDITLEDGER_DATABASE_URL")
@@ -76,6 +86,14 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 			return fmt.Errorf("evidence build: --database: %w", err)
 		}
 		defer db.Close()
+		// The bus first: a bundle whose export cannot be recorded is not
+		// built.
+		by := operatorName(*operator)
+		rec, err := dialRecorder(ctx, stderr, "auditledger-evidence", *natsURL, *nkey, *creds, bus.Admin)
+		if err != nil {
+			return fmt.Errorf("evidence build: the bus, to record the export: %w", err)
+		}
+		defer rec.close()
 		var store ledger.SegmentStore
 		if *storeURL != "" {
 			st, err := storeurl.OpenExisting(ctx, *storeURL)
@@ -93,17 +111,19 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		defer os.Remove(tmp.Name())
 		defer tmp.Close()
 		began := time.Now()
+		h := sha256.New()
 		set, finish := countProgress(stderr, 0, "building")
 		var total uint64
 		m, err := evidence.Build(ctx, evidence.Config{DB: db, Framework: fw, Tenant: *tenant, From: start, To: end,
 			Signer: signer, Principal: *principal, LogVKey: v.String(), Generator: versionString(), Store: store,
+			RequestedBy: evidence.Requester{Issuer: cliIssuer, Subject: by},
 			Progress: func(done, all uint64) {
 				if total == 0 {
 					total = all
 					set, finish = countProgress(stderr, int64(all), "building")
 				}
 				set(int64(done))
-			}}, tmp)
+			}}, io.MultiWriter(tmp, h))
 		finish()
 		if err != nil {
 			return fmt.Errorf("evidence build: %w", err)
@@ -114,6 +134,18 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		info, _ := tmp.Stat()
 		if err := tmp.Close(); err != nil {
 			return err
+		}
+		// The export is in the log, under the bundle's tenant, before the
+		// file is released under its name.
+		payload, _ := json.Marshal(map[string]any{"bundle_id": m.BundleID, "tenant": m.Tenant, "framework": m.Framework.ID, "mapping_version": m.Framework.MappingVersion,
+			"from": m.Period.From.Format(time.RFC3339), "to": m.Period.To.Format(time.RFC3339), "first_index": m.Range.First, "end_index": m.Range.End,
+			"events": m.Events, "sha256": hex.EncodeToString(h.Sum(nil)), "bytes": info.Size(), "generator": m.Generator, "by": by})
+		ev := &events.Event{Version: events.Version, ID: "evidence/" + m.BundleID, Type: events.EvidenceExported, Time: time.Now().UTC(), Tenant: m.Tenant,
+			Source: events.Source{Kind: "cli", Instance: bus.AdminInstance},
+			Actor:  events.Actor{Issuer: cliIssuer, Subject: by, Kind: events.Human},
+			Target: &events.Target{Kind: "auditledger-evidence", Name: m.BundleID}, Payload: payload}
+		if err := rec.record(ctx, ev, time.Minute); err != nil {
+			return fmt.Errorf("evidence build: the export could not be recorded, so the bundle is not released: %w", err)
 		}
 		if err := os.Rename(tmp.Name(), *out); err != nil {
 			return err
@@ -132,6 +164,24 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		printCheckCommand(stdout, *out, *vkeyArg, *keyFile)
 		return nil
 	}
+}
+
+// cliIssuer is the issuer of identities the CLI records: operators named
+// by --operator or by the OS.
+const cliIssuer = "auditledger-admin"
+
+// operatorName is who runs a command, as recorded: name, else the OS
+// user @ the host name.
+func operatorName(name string) string {
+	if name != "" {
+		return name
+	}
+	user := "unknown"
+	if u, err := osuser.Current(); err == nil {
+		user = u.Username
+	}
+	host, _ := os.Hostname()
+	return user + "@" + host
 }
 
 // printCheckCommand prints an `evidence verify` command that works on the

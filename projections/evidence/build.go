@@ -44,6 +44,8 @@ type Config struct {
 	LogVKey string
 	// Generator names the program and version that built the bundle.
 	Generator string
+	// RequestedBy is who asked for it (required): the manifest names them.
+	RequestedBy Requester
 	// BundleID names the bundle: 32 hex digits; random when empty.
 	BundleID string
 	// Progress, if set, is told the records written of the range's total.
@@ -70,6 +72,9 @@ func Build(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	}
 	if cfg.SampleRows == 0 {
 		cfg.SampleRows = 1000
+	}
+	if cfg.RequestedBy.Issuer == "" || cfg.RequestedBy.Subject == "" {
+		return nil, errors.New("evidence: the requester is required: the manifest names who asked for the bundle")
 	}
 	if cfg.Tenant == "" || !cfg.From.Before(cfg.To) {
 		return nil, fmt.Errorf("evidence: want a tenant and a period whose start is before its end (got %q, %s to %s)", cfg.Tenant, cfg.From.Format(time.RFC3339), cfg.To.Format(time.RFC3339))
@@ -145,7 +150,7 @@ func (b *builder) build(ctx context.Context) error {
 	b.m = Manifest{Format: Format, BundleID: cfg.BundleID, Tenant: cfg.Tenant,
 		Period:    Period{From: cfg.From.UTC(), To: cfg.To.UTC()},
 		Framework: Framework{ID: fw.Catalog.ID, Version: fw.Catalog.Version, MappingVersion: fw.Mapping.Version},
-		Generator: cfg.Generator, Created: cfg.Now().UTC().Truncate(time.Second)}
+		Generator: cfg.Generator, RequestedBy: &cfg.RequestedBy, Created: cfg.Now().UTC().Truncate(time.Second)}
 
 	// The range: from the last checkpoint sealed before the period to the
 	// last sealed before its end.

@@ -52,9 +52,14 @@ type Manifest struct {
 	Period    Period    `json:"period"`
 	Range     Range     `json:"range"`
 	Framework Framework `json:"framework"`
-	Generator string    `json:"generator"`
-	Created   time.Time `json:"created"`
-	Log       LogInfo   `json:"log"`
+	// Generator names the program and its version that built the bundle.
+	Generator string `json:"generator"`
+	// RequestedBy is who asked for the bundle, as the export is recorded
+	// in evidence.exported; absent from bundles built before it was
+	// carried.
+	RequestedBy *Requester `json:"requested_by,omitempty"`
+	Created     time.Time  `json:"created"`
+	Log         LogInfo    `json:"log"`
 	// Signer is the principal keys/allowed_signers names for the key that
 	// signed the manifest.
 	Signer string `json:"signer"`
@@ -68,6 +73,13 @@ type Manifest struct {
 	// LegalHolds accounts for the legal holds of the range (holds.go);
 	// absent from bundles built before they were carried.
 	LegalHolds *LegalHolds `json:"legal_holds,omitempty"`
+}
+
+// Requester is who asked for a bundle: the API's caller as authenticated
+// (the token's issuer and subject), or the operator running the CLI.
+type Requester struct {
+	Issuer  string `json:"issuer"`
+	Subject string `json:"subject"`
 }
 
 // Period is what was asked for: [From, To).

@@ -165,7 +165,7 @@ func (r *run) build(t *testing.T, tenant string, from, to time.Time) {
 	var buf bytes.Buffer
 	var last [2]uint64
 	r.m, err = evidence.Build(t.Context(), evidence.Config{DB: r.db, Framework: fw, Tenant: tenant, From: from, To: to,
-		Signer: r.signer, LogVKey: r.vkey, Generator: "auditledger test", Progress: func(d, n uint64) { last = [2]uint64{d, n} }, Store: r.buildStore}, &buf)
+		Signer: r.signer, LogVKey: r.vkey, Generator: "auditledger test", RequestedBy: evidence.Requester{Issuer: "https://idp.test", Subject: "auditor-1"}, Progress: func(d, n uint64) { last = [2]uint64{d, n} }, Store: r.buildStore}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +190,9 @@ func TestBundleVerifies(t *testing.T) {
 	// the period 1h30–2h30 is the segment at 2h, after the one at 1h.
 	if m.Range.First != 32 || m.Range.End != 48 || m.Events != 12 || m.Range.Open {
 		t.Fatalf("range %+v with %d events, want 32 to 48 with 12", m.Range, m.Events)
+	}
+	if m.RequestedBy == nil || *m.RequestedBy != (evidence.Requester{Issuer: "https://idp.test", Subject: "auditor-1"}) || m.Generator != "auditledger test" {
+		t.Errorf("the manifest names requester %+v and generator %q, want who asked and the tool", m.RequestedBy, m.Generator)
 	}
 	rep, err := r.verify(r.bundle)
 	if err != nil {
