@@ -156,7 +156,7 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 				observed++
 			}
 		}
-		fmt.Fprintf(stdout, "wrote %s (%d bytes) in %v: bundle %s, tenant %s, ledger indexes %d to %d, %d events; %d of %d controls with evidence\n",
+		fmt.Fprintf(stdout, "wrote %s (%d bytes) in %v: bundle %s, tenant %s, ledger indexes %d to %d, %d events; %d of %d controls observed (not assessed)\n",
 			*out, info.Size(), time.Since(began).Round(time.Millisecond), m.BundleID, m.Tenant, m.Range.First, m.Range.End, m.Events, observed, len(m.Controls))
 		if m.Range.Open {
 			fmt.Fprintf(stdout, "note: nothing was sealed after %s yet, so events of the period may still come\n", end.Format(time.RFC3339))
@@ -327,11 +327,7 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 			}
 		}
 		for _, c := range m.Controls {
-			state := "evidence"
-			if !c.Observed {
-				state = "nothing observed in the period"
-			}
-			fmt.Fprintf(stdout, "  %-6s %-45s %s\n", c.ID, c.Title, state)
+			fmt.Fprintf(stdout, "  %-6s %-45s %s\n", c.ID, c.Title, c.Result())
 		}
 		for _, w := range rep.Warnings {
 			fmt.Fprintf(stdout, "  warning: %s\n", w)

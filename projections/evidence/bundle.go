@@ -127,6 +127,17 @@ type Control struct {
 	Files    []string       `json:"files"`
 }
 
+// Result labels a control's outcome for a reader. A bundle holds what the
+// ledger observed, not an assessment against an expectation, so a control
+// with rows is "observed, not assessed" — never "effective", and never
+// merely "evidence" — and one without is "not observed".
+func (c Control) Result() string {
+	if !c.Observed {
+		return "not observed"
+	}
+	return "observed, not assessed"
+}
+
 // File is one file of the bundle with its size, SHA-256 (hex) and the
 // controls it supports.
 type File struct {

@@ -34,8 +34,8 @@ th{background:#f3f3f3}.none{color:#8a4b00}.ok{color:#0a5d00}code{background:#f3f
 </table>
 <p>Check it before relying on it: <code>auditledger evidence verify</code> on this file, or by hand as <code>VERIFY.md</code> explains.</p>
 <h2>Controls</h2>
-<table><tr><th>Control</th><th>What the ledger observes</th><th>Rows</th><th>Files</th></tr>
-{{range .Rows}}<tr><td>{{.ID}} {{.Title}}</td><td>{{if .Observed}}{{.Observes}}{{else}}<span class="none">No evidence was observed in the period.</span>{{end}}</td>
+<table><tr><th>Control</th><th>Result</th><th>What the ledger observes</th><th>Rows</th><th>Files</th></tr>
+{{range .Rows}}<tr><td>{{.ID}} {{.Title}}</td><td>{{.Result}}</td><td>{{if .Observed}}{{.Observes}}{{else}}<span class="none">No evidence was observed in the period.</span>{{end}}</td>
 <td>{{.Counts}}</td><td>{{range .Files}}<a href="{{.}}">{{.}}</a><br>{{end}}</td></tr>
 {{end}}</table>
 </body></html>
