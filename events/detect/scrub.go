@@ -685,10 +685,23 @@ var ibanIn = regexp.MustCompile(`[A-Za-z]{2}[0-9]{2}[A-Za-z0-9 -]{11,40}`)
 // reflected here. Text with characters beyond ASCII is read folded, text
 // with percent-encoding decoded too (as scan reads it), and a token
 // written in hex or base64 as the text it decodes to (encodedTokens).
+//
+// Most recorded text is ASCII with no backslash and no percent sign: it
+// is read in one pass (mayHoldPlain), which answers as the readings
+// below would.
 func MayHold(text string) bool {
 	if len(text) < 6 { // a@b.cc
 		return false
 	}
+	if hold, done := mayHoldPlain(text); done {
+		return hold
+	}
+	return mayHoldRead(text)
+}
+
+// mayHoldRead is MayHold reading text as written, folded, decoded and
+// as the tokens encodedTokens decodes, one reading after the other.
+func mayHoldRead(text string) bool {
 	if mayHoldAsWritten(text) {
 		return true
 	}
@@ -698,6 +711,142 @@ func MayHold(text string) bool {
 		}
 	}
 	return len(encodedTokens(unsafeBytes(text))) > 0
+}
+
+// Flags of plainClass beside a byte's holdClass (its low three bits).
+const (
+	fBase64 = 1 << 3 // isBase64Char: the byte goes on a token encodedTokens reads
+	fStop   = 1 << 4 // beyond ASCII, a backslash or a percent sign: mayHoldPlain stops
+)
+
+// plainClass is holdClass with the flags mayHoldPlain reads, one table
+// lookup a byte.
+var plainClass = func() (t [256]byte) {
+	for c := range 256 {
+		t[c] = holdClass[c]
+		if isBase64Char(byte(c)) {
+			t[c] |= fBase64
+		}
+		if c >= utf8.RuneSelf || c == '\\' || c == '%' {
+			t[c] |= fStop
+		}
+	}
+	return t
+}()
+
+// mayHoldPlain is MayHold in one pass over text: mayHoldASCII's reading
+// and encodedTokens' (each run of base64 characters of 12 or more tried
+// as hex and base64 text, encodedRun) side by side. done is false when it
+// meets a byte beyond ASCII, a backslash or a percent sign before it can
+// answer: such text has other readings (folded, \xHH as a separator,
+// percent-decoded), and MayHold reads it as mayHoldRead does. An answer
+// it gives before such a byte is mayHoldRead's too: up to there (and
+// through the letters secretAt looks ahead at, all plain ASCII) the
+// folded text is the text itself (fold keeps ASCII as it is, character
+// by character), and a token that ended before it is one encodedTokens
+// reads (TestMayHoldPlainAgrees holds it to that).
+func mayHoldPlain(text string) (hold, done bool) {
+	run, plus, dash, eight := 0, false, false, false
+	tok := -1 // where the run of base64 characters being read starts
+	for i := 0; i < len(text); i++ {
+		f := plainClass[text[i]]
+		if plainLetter(text, i, f) {
+			// Most bytes are letters that start no secret prefix here:
+			// they only go on the token they are part of.
+			if tok < 0 {
+				tok = i
+			}
+			run, dash = 0, false
+			for i+1 < len(text) && plainLetter(text, i+1, plainClass[text[i+1]]) {
+				i++
+			}
+			continue
+		}
+		if f&fStop != 0 {
+			return false, false
+		}
+		if f&fBase64 != 0 {
+			if tok < 0 {
+				tok = i
+			}
+		} else if tok >= 0 {
+			if i-tok >= 12 && encodedRun(unsafeBytes(text), tok, i) {
+				return true, true
+			}
+			tok = -1
+		}
+		switch f & 7 {
+		case clOther:
+			run, dash = 0, false
+		case clAt:
+			return true, true
+		case clDigit:
+			if run++; run >= 13 || run >= 8 && (plus || dash) {
+				return true, true
+			}
+			eight = eight || run >= 8
+		case clDash:
+			if run > 0 {
+				dash = true
+			} else if i+2 < len(text) && text[i+1] == '-' && secretAt(text[i:]) {
+				return true, true
+			}
+		case clSep:
+		case clPlus:
+			plus = true
+		case clParen:
+			if !plus {
+				run, dash = 0, false
+			}
+		case clSecret:
+			run, dash = 0, false
+			if i+2 < len(text) && secretNext[text[i]]&secretBit(text[i+1]) != 0 && secretAt(text[i:]) {
+				return true, true
+			}
+		}
+	}
+	if tok >= 0 && len(text)-tok >= 12 && encodedRun(unsafeBytes(text), tok, len(text)) {
+		return true, true
+	}
+	return eight && ibanStart(text), true
+}
+
+// plainLetter reports whether text[i], of plainClass f, is a letter
+// mayHoldPlain only adds to its token: one no secret prefix starts with,
+// or one that starts none here (its next letter is none that follows it
+// in a prefix).
+func plainLetter(text string, i int, f byte) bool {
+	return f == clOther|fBase64 || f == clSecret|fBase64 && (i+2 >= len(text) || secretNext[text[i]]&secretBits[text[i+1]] == 0)
+}
+
+// secretBits is secretBit as a table.
+var secretBits = func() (t [256]uint8) {
+	for c := range 256 {
+		t[c] = secretBit(byte(c))
+	}
+	return t
+}()
+
+// encodedRun reports whether the run of base64 characters b[i:j] is a
+// token encodedTokens returns, or holds one between its slashes.
+func encodedRun(b []byte, i, j int) bool {
+	if _, ok := decodeToken(b, i, j, j); ok {
+		return true
+	}
+	if bytes.IndexByte(b[i:j], '/') < 0 {
+		return false
+	}
+	for k := i; k < j; {
+		l := k
+		for l < j && b[l] != '/' {
+			l++
+		}
+		if _, ok := decodeToken(b, k, l, l); ok {
+			return true
+		}
+		k = l + 1
+	}
+	return false
 }
 
 // mayHoldAsWritten is MayHold without reading text decoded.
