@@ -360,8 +360,18 @@ func (s *scrubber) run() {
 			continue
 		}
 		j := i
-		for j < len(b) && (isDigit(b[j]) || isCardSep(b[j])) {
-			j++
+		for j < len(b) {
+			if isDigit(b[j]) {
+				j++
+				continue
+			}
+			// A short run of separators, or white space, dashes, dots
+			// and the like only, joins the groups on either side.
+			k, ok := gapEnd(b, j)
+			if k == j || !ok || k == len(b) || !isDigit(b[k]) {
+				break
+			}
+			j = k
 		}
 		end := j
 		for end > i && !isDigit(b[end-1]) {
@@ -400,7 +410,7 @@ func (s *scrubber) run() {
 			if lower && end < len(b) && isAlnum(b[end]) {
 				continue
 			}
-			if b[end-1] != ' ' && b[end-1] != '-' && isIBAN(b[m[0]:end]) {
+			if isAlnum(b[end-1]) && isIBAN(b[m[0]:end]) {
 				s.claim(m[0], end, "iban")
 				break
 			}
@@ -668,11 +678,11 @@ var secretIn = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[
 // phoneIn finds what may be an international phone number inside longer
 // text, where the token pass splits it at its parentheses and the digit
 // pass leaves out its +.
-var phoneIn = regexp.MustCompile(`\+[0-9][0-9 ().-]{6,21}[0-9]`)
+var phoneIn = regexp.MustCompile(`\+[0-9][0-9\t-\r\x20-\x2a\x2c-\x2f\x3a-\x3f\x5b-\x60\x7b-\x7e]{6,21}[0-9]`)
 
 // ibanIn finds what may be an IBAN written in groups inside longer text
 // (the token pass sees only its groups).
-var ibanIn = regexp.MustCompile(`[A-Za-z]{2}[0-9]{2}[A-Za-z0-9 -]{11,40}`)
+var ibanIn = regexp.MustCompile(`[A-Za-z]{2}[0-9]{2}[A-Za-z0-9\t-\r\x20-\x2f\x3a-\x3f\x5b-\x60\x7b-\x7e]{11,40}`)
 
 // MayHold reports whether text may hold a value a built-in detector
 // finds, a cheap test so that most recorded strings skip the full scan;
@@ -907,8 +917,6 @@ var holdClass = func() (t [256]byte) {
 			t[c] = clPlus
 		case isCardSep(b):
 			t[c] = clSep
-		case b == '(' || b == ')':
-			t[c] = clParen
 		case strings.IndexByte("eAgxsr", b) >= 0:
 			t[c] = clSecret
 		}
