@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -1131,3 +1132,146 @@ func cardGrouped(v []byte) bool {
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func isAlnum(c byte) bool  { return isDigit(c) || isLetter(c) }
+
+// Span is a value the detectors find in a text: where it stands
+// ([Lo, Hi), byte offsets), the detector, and the value as a reader
+// decodes it (the text at the span when it was found as written).
+type Span struct {
+	Lo, Hi   int
+	Detector string
+	Value    string
+}
+
+// Spans returns the values Scrub replaces in text, in order and apart.
+func Spans(text string) []Span {
+	if !MayHold(text) {
+		return nil
+	}
+	ms, _ := scan(text, 0)
+	out := make([]Span, len(ms))
+	for i, m := range ms {
+		v := m.value
+		if v == "" {
+			v = text[m.lo:m.hi]
+		}
+		out[i] = Span{Lo: m.lo, Hi: m.hi, Detector: m.detector, Value: v}
+	}
+	return out
+}
+
+// Joined is a value the detectors find in parts joined that no part
+// holds alone: its detector, its value, and the indexes of the parts it
+// is made of, in order.
+type Joined struct {
+	Detector string
+	Value    string
+	Parts    []int
+}
+
+// JoinSeparators are what JoinedValues puts between parts: nothing (a
+// value split in two and concatenated back, $1 || $2) and a space (the
+// groups of a number, words of a text).
+var JoinSeparators = []string{"", " "}
+
+// JoinedValues judges parts — values a reader may join: bind parameters,
+// a statement's literals, a path's segments, a query parameter's
+// repeated values — joined in order, all of them and each adjacent
+// pair, by each of JoinSeparators, and returns each value the detectors
+// find that spans two parts or more (one part alone is judged as
+// itself). At most maxJoinedParts parts are paired.
+func JoinedValues(parts []string) []Joined {
+	if len(parts) < 2 {
+		return nil
+	}
+	var out []Joined
+	seen := map[string]bool{}
+	try := func(first int, ps []string, sep string) {
+		var sb strings.Builder
+		at := make([][2]int, len(ps))
+		for i, p := range ps {
+			if i > 0 {
+				sb.WriteString(sep)
+			}
+			at[i][0] = sb.Len()
+			sb.WriteString(p)
+			at[i][1] = sb.Len()
+		}
+		for _, sp := range Spans(sb.String()) {
+			var idx []int
+			for i, a := range at {
+				if a[0] < sp.Hi && sp.Lo < a[1] {
+					idx = append(idx, first+i)
+				}
+			}
+			if len(idx) < 2 {
+				continue
+			}
+			key := sp.Detector + "\x00" + sp.Value
+			for _, i := range idx {
+				key += "\x00" + strconv.Itoa(i)
+			}
+			if !seen[key] {
+				seen[key] = true
+				out = append(out, Joined{Detector: sp.Detector, Value: sp.Value, Parts: idx})
+			}
+		}
+	}
+	judge := func(parts []string, at []int) {
+		if len(parts) < 2 {
+			return
+		}
+		for _, sep := range JoinSeparators {
+			n := len(out)
+			try(0, parts, sep)
+			if len(parts) > 2 && len(parts) <= maxJoinedParts {
+				for i := 0; i+1 < len(parts); i++ {
+					try(i, parts[i:i+2], sep)
+				}
+			}
+			for _, j := range out[n:] {
+				for k := range j.Parts {
+					j.Parts[k] = at[j.Parts[k]]
+				}
+			}
+		}
+	}
+	all := make([]int, len(parts))
+	for i := range all {
+		all[i] = i
+	}
+	judge(parts, all)
+	// The parts that write numbers only, joined without the words
+	// between them (set_config('x.a', '4111 1111', …), set_config('x.b',
+	// '1111 1111', …)).
+	var nums []string
+	var at []int
+	for i, p := range parts {
+		if numberLike(p) {
+			nums, at = append(nums, p), append(at, i)
+		}
+	}
+	if len(nums) < len(parts) {
+		judge(nums, at)
+	}
+	return out
+}
+
+// numberLike reports whether p, folded, holds digits and the separators
+// of digit groups (NumberSeparator) only, a digit at least.
+func numberLike(p string) bool {
+	f := Fold(p)
+	digit := false
+	for i := 0; i < len(f); i++ {
+		switch c := f[i]; {
+		case isDigit(c):
+			digit = true
+		case !isCardSep(c):
+			return false
+		}
+	}
+	return digit
+}
+
+// maxJoinedParts bounds how many parts JoinedValues also judges pair by
+// pair.
+const maxJoinedParts = 256

@@ -3,6 +3,8 @@ package pgproxy
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"io"
 	"math/big"
 	"slices"
 	"strconv"
@@ -101,7 +103,7 @@ type tokenRules struct {
 // detectors find in its literals and comments, and what r names.
 func scrubTokens(sql string, pol *Policy, depth int, r tokenRules) (string, []gateway.Finding) {
 	if len(r.forced)+len(r.forcedRaw)+len(r.codeAt)+len(r.codeRaw) == 0 && !r.all &&
-		!detect.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) && !nonDecimal(sql) {
+		!detect.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) && !nonDecimal(sql) && countDigits(sql) < minSplitDigits {
 		return sql, nil
 	}
 	toks, err := pg_query.Scan(sql)
@@ -270,6 +272,7 @@ func scrubTokens(sql string, pol *Policy, depth int, r tokenRules) (string, []ga
 		endRun()
 	}
 	endRun()
+	all = append(all, joinLiterals(sql, toks.Tokens, forcedTok, repl)...)
 	if len(repl) == 0 {
 		return sql, nil
 	}
@@ -286,6 +289,123 @@ func scrubTokens(sql string, pol *Policy, depth int, r tokenRules) (string, []ga
 	}
 	b.WriteString(sql[last:])
 	return b.String(), all
+}
+
+// minSplitDigits is how many digits a statement holds at least for
+// scrubTokens to look for a number split over its literals when nothing
+// else calls for a scan: the shortest number a detector finds (a phone
+// number, an IBAN's account digits) has 8.
+const minSplitDigits = 8
+
+func countDigits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			n++
+		}
+	}
+	return n
+}
+
+// joinLiterals judges a statement's literals — string and numeric
+// constants, as PostgreSQL reads them, and comments — joined in order
+// (detect.JoinedValues: all of them, and each adjacent pair, with and
+// without a space between): a value split over constants the server
+// joins other than by a literal || (VALUES columns joined through column
+// references, 'a' AS x, 'b' AS y, set_config pairs, jsonb members, two
+// comments, functions the proxy does not fold) is found so. Every
+// literal that goes into a value found is replaced whole by the
+// detector's placeholder in repl (a constant the proxy did not need to
+// replace costs only the detail it held: fail closed); it returns the
+// values found, for their search digests. Constants already replaced
+// whole (forced) are not judged again.
+func joinLiterals(sql string, toks []*pg_query.ScanToken, forced map[int]string, repl map[int]string) []gateway.Finding {
+	var parts []string
+	var idx []int
+	for k, t := range toks {
+		lo, hi := int(t.Start), int(t.End)
+		if hi > len(sql) || lo >= hi {
+			continue
+		}
+		if _, ok := forced[k]; ok {
+			continue
+		}
+		var v string
+		switch t.Token {
+		case pg_query.Token_SCONST, pg_query.Token_USCONST:
+			if lv, ok := literalValue(sql[lo:hi]); ok {
+				v = lv
+			} else {
+				_, v, _ = splitLiteral(sql[lo:hi])
+			}
+		case pg_query.Token_ICONST, pg_query.Token_FCONST:
+			v = numberDigits(sql[lo:hi])
+		case pg_query.Token_SQL_COMMENT:
+			v = strings.TrimPrefix(sql[lo:hi], "--")
+		case pg_query.Token_C_COMMENT:
+			v = strings.TrimSuffix(strings.TrimPrefix(sql[lo:hi], "/*"), "*/")
+		default:
+			continue
+		}
+		if leaves := jsonLeaves(v); len(leaves) > 1 {
+			// A JSON text's members, each a part (jsonb members).
+			for _, l := range leaves {
+				parts = append(parts, l)
+				idx = append(idx, k)
+			}
+			continue
+		}
+		parts = append(parts, v)
+		idx = append(idx, k)
+	}
+	var found []gateway.Finding
+	for _, j := range detect.JoinedValues(parts) {
+		found = append(found, gateway.Finding{Detector: j.Detector, Value: j.Value})
+		for _, p := range j.Parts {
+			k := idx[p]
+			t := toks[k]
+			tok := sql[t.Start:t.End]
+			switch t.Token {
+			case pg_query.Token_SQL_COMMENT:
+				// The line's end, when the token holds it, stays.
+				repl[k] = "-- " + detect.Placeholder(j.Detector) + tok[len(strings.TrimRight(tok, "\r\n")):]
+			case pg_query.Token_C_COMMENT:
+				repl[k] = "/* " + detect.Placeholder(j.Detector) + " */"
+			default:
+				// A plain string, whatever the constant was written as
+				// (E'…', U&'…', $$…$$, a number).
+				repl[k] = "'" + detect.Placeholder(j.Detector) + "'"
+			}
+		}
+	}
+	return found
+}
+
+// jsonLeaves returns the strings and numbers of v, when v is a JSON
+// object or array, in order; nil otherwise.
+func jsonLeaves(v string) []string {
+	t := strings.TrimSpace(v)
+	if len(t) < 2 || t[0] != '{' && t[0] != '[' {
+		return nil
+	}
+	d := json.NewDecoder(strings.NewReader(t))
+	d.UseNumber()
+	var out []string
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			if err == io.EOF {
+				return out
+			}
+			return nil
+		}
+		switch x := tok.(type) {
+		case string:
+			out = append(out, x)
+		case json.Number:
+			out = append(out, x.String())
+		}
+	}
 }
 
 // maskedColumn names, in a placeholder, a constant replaced because it is
