@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
+	"github.com/auditledger/auditledger/test/natstest"
 )
 
 // A value split over parts the server joins — two bind parameters
@@ -85,4 +88,37 @@ func TestSplitValuesNeverReachTheBus(t *testing.T) {
 		t.Fatalf("no placeholder on the bus: the statements were not recorded?")
 	}
 	gatewaytest.CheckAbsent(t, stored, absent...)
+}
+
+// A value staged in a custom setting and compared with a masked column
+// through current_setting in the same text is recorded as a constant
+// compared with that column is: set_config's value, and SET's.
+func TestMaskedColumnLinkThroughSetting(t *testing.T) {
+	f := startCards(t)
+	for _, q := range []string{
+		"SELECT id FROM cards WHERE name = current_setting('x.v', true) OR set_config('x.v', 'Zedmund Roebuck', false) IS NULL",
+		"SET x.w = 'Quillon Vexmoor'; SELECT id FROM cards WHERE name = current_setting('x.w')",
+		"SET LOCAL x.u TO 'Ysolde Parrow'; SELECT id FROM cards WHERE name = current_setting('x.u')",
+		// Nothing masked in the text: the setting is recorded as sent.
+		"SELECT set_config('x.n', 'plain-setting-text', false)",
+	} {
+		if out, err := psql(t, f.url("alice", "alice-secret"), q); err != nil {
+			t.Fatalf("%s: %v\n%s", q, err, out)
+		}
+	}
+	// A text of two statements has a response digest for each: wait
+	// for the last command instead of pairs.
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		for _, r := range f.eventsOf(t) {
+			if r.ev.Type == events.CommandExecuted && strings.Contains(fmt.Sprint(r.payload["statement"]), "x.n") {
+				return nil
+			}
+		}
+		return fmt.Errorf("the last statement is not recorded yet")
+	})
+	stored := gatewaytest.BusBytes(t, f.js)
+	gatewaytest.CheckAbsent(t, stored, "Zedmund", "Quillon", "Ysolde")
+	if !bytes.Contains(stored, []byte("plain-setting-text")) {
+		t.Error("a setting in a text naming no masked column was not recorded as sent")
+	}
 }

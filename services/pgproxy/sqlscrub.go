@@ -433,7 +433,8 @@ func treeRedactions(sql string, pol *Policy) (forced map[int32]string, whole []g
 		}
 	}
 	needFold := foldHint(sql)
-	if !needMask && !needFold {
+	needSetting := pol.hasColumnRules() && (containsFold(sql, "set_config") || strings.Contains(sql, ";") && containsFold(sql, "set"))
+	if !needMask && !needFold && !needSetting {
 		return nil, nil
 	}
 	tree, err := pg_query.Parse(sql)
@@ -441,6 +442,9 @@ func treeRedactions(sql string, pol *Policy) (forced map[int32]string, whole []g
 		return nil, nil // the scanner still judges every literal
 	}
 	out := map[int32]string{}
+	if needSetting {
+		settingRedactions(tree, pol, out)
+	}
 	if needMask {
 		pairs := valuePairs(tree)
 		for i, masked := range linkedMasked(pairs, pol) {
@@ -455,6 +459,65 @@ func treeRedactions(sql string, pol *Policy) (forced map[int32]string, whole []g
 		whole = foldRedactions(tree, out)
 	}
 	return out, whole
+}
+
+// settingRedactions marks, in a text whose statements name a column a
+// mask rule of pol names, the value a custom setting is given — the
+// value argument of set_config, SET and SET LOCAL of a name with a dot —
+// as a constant compared with that column: a value staged in a setting
+// and compared through current_setting in the same text (name =
+// current_setting('x.v') OR set_config('x.v', 'Zelda', false) IS NULL)
+// is linked to the column so. A value staged in one text and compared
+// in a later one is not (docs/POLICY.md).
+func settingRedactions(tree *pg_query.ParseResult, pol *Policy, out map[int32]string) {
+	touches := false
+	var locs []int32
+	for _, raw := range tree.Stmts {
+		if raw.Stmt == nil {
+			continue
+		}
+		m := raw.Stmt.ProtoReflect()
+		for _, c := range columnsIn(m) {
+			if c == anyColumn || pol.columnRules([]string{c})[0] != nil {
+				touches = true
+			}
+		}
+		visit(m, func(m protoreflect.Message) bool {
+			switch x := m.Interface().(type) {
+			case *pg_query.FuncCall:
+				if n := len(x.Funcname); n > 0 && strings.EqualFold(x.Funcname[n-1].GetString_().GetSval(), "set_config") && len(x.Args) >= 2 {
+					locs = append(locs, constLocs(x.Args[1])...)
+				}
+			case *pg_query.VariableSetStmt:
+				if strings.Contains(x.Name, ".") {
+					for _, a := range x.Args {
+						locs = append(locs, constLocs(a)...)
+					}
+				}
+			}
+			return true
+		})
+	}
+	if !touches {
+		return
+	}
+	for _, l := range locs {
+		out[l] = maskedColumn
+	}
+}
+
+// constLocs returns where the constants of n start: n a constant, or
+// casts of one.
+func constLocs(n *pg_query.Node) []int32 {
+	switch {
+	case n == nil:
+		return nil
+	case n.GetAConst() != nil:
+		return []int32{n.GetAConst().Location}
+	case n.GetTypeCast() != nil:
+		return constLocs(n.GetTypeCast().Arg)
+	}
+	return nil
 }
 
 // maskedParams returns the numbers of sql's bind parameters ($n) that
