@@ -346,8 +346,8 @@ func legacySep(c byte) bool {
 
 // maxGap is how many separators but white space a run between two digit
 // groups of one number holds at most, when it holds one that legacySep
-// does not name (', ' joins the items of a list).
-const maxGap = 3
+// does not name: 4111 | 1111 and 4111|;1111 join, a list's (4001),(4002) does not.
+const maxGap = 2
 
 // gapEnd returns where the run of separators that b[i:] starts with
 // ends, and whether it may join two digit groups of one number (a short

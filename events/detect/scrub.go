@@ -1175,13 +1175,22 @@ var JoinSeparators = []string{"", " "}
 
 // JoinedValues judges parts — values a reader may join: bind parameters,
 // a statement's literals, a path's segments, a query parameter's
-// repeated values — joined in order, all of them and each adjacent
-// pair, by each of JoinSeparators, and returns each value the detectors
-// find that spans two parts or more (one part alone is judged as
-// itself). At most maxJoinedParts parts are paired.
+// repeated values — joined in order by each of JoinSeparators: all of
+// them (up to maxJoinedAll parts) and every run of 2 to joinWindow
+// adjacent parts; and the parts that write numbers only (digits and
+// separators) the same way, without the words between them. It returns
+// each value the detectors find that spans two parts or more (one part
+// alone is judged as itself).
 func JoinedValues(parts []string) []Joined {
 	if len(parts) < 2 {
 		return nil
+	}
+	// What one part holds alone is judged as that part: here it is its
+	// placeholder, so that it does not reach into its neighbours (an
+	// address's local part would take the part before it).
+	parts = slices.Clone(parts)
+	for i, p := range parts {
+		parts[i], _ = Scrub(p)
 	}
 	var out []Joined
 	seen := map[string]bool{}
@@ -1222,10 +1231,14 @@ func JoinedValues(parts []string) []Joined {
 		}
 		for _, sep := range JoinSeparators {
 			n := len(out)
-			try(0, parts, sep)
-			if len(parts) > 2 && len(parts) <= maxJoinedParts {
-				for i := 0; i+1 < len(parts); i++ {
-					try(i, parts[i:i+2], sep)
+			maxW := joinWindow
+			if len(parts) <= maxJoinedAll {
+				try(0, parts, sep)
+				maxW = min(joinWindow, len(parts)-1) // all of them is the longest run
+			}
+			for w := 2; w <= maxW; w++ {
+				for i := 0; i+w <= len(parts); i++ {
+					try(i, parts[i:i+w], sep)
 				}
 			}
 			for _, j := range out[n:] {
@@ -1272,6 +1285,12 @@ func numberLike(p string) bool {
 	return digit
 }
 
-// maxJoinedParts bounds how many parts JoinedValues also judges pair by
-// pair.
-const maxJoinedParts = 256
+// maxJoinedAll is how many parts JoinedValues joins all together at
+// most; joinWindow how many adjacent parts it joins in every run (a card
+// number in four groups, an address in up to four pieces), whatever
+// their number. A long list of small numbers, joined whole, would be
+// read as one long number.
+const (
+	maxJoinedAll = 32
+	joinWindow   = 4
+)

@@ -359,8 +359,10 @@ func joinLiterals(sql string, toks []*pg_query.ScanToken, forced map[int]string,
 		idx = append(idx, k)
 	}
 	var found []gateway.Finding
-	for _, j := range detect.JoinedValues(parts) {
-		found = append(found, gateway.Finding{Detector: j.Detector, Value: j.Value})
+	for n, j := range detect.JoinedValues(parts) {
+		if n < maxJoinedDigests {
+			found = append(found, gateway.Finding{Detector: j.Detector, Value: j.Value})
+		}
 		for _, p := range j.Parts {
 			k := idx[p]
 			t := toks[k]
@@ -380,6 +382,13 @@ func joinLiterals(sql string, toks []*pg_query.ScanToken, forced map[int]string,
 	}
 	return found
 }
+
+// maxJoinedDigests is how many values made of joined literals a
+// statement's record lists with their search digests at most; every
+// literal that goes into one is replaced all the same. A long list of
+// small numbers can make many (4001, 4002, 4003, 4004), and the record
+// must stay within the bus's message size.
+const maxJoinedDigests = 16
 
 // jsonLeaves returns the strings and numbers of v, when v is a JSON
 // object or array, in order; nil otherwise.
