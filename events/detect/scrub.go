@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -117,10 +118,19 @@ func scan(text string, round int) ([]match, []string) {
 		spans = append(spans, match{lo: lo, hi: hi, detector: f.detector, value: f.value})
 	}
 	all := s.all
-	if round >= maxPercentRounds || !hasPercent(text) {
+	if round >= maxPercentRounds {
 		return spans, all
 	}
-	d, from, to := percentDecode(text)
+	var d string
+	var from, to []int
+	switch {
+	case hasPercent(text):
+		d, from, to = percentDecode(text)
+	case wideText(text):
+		d, from, to = wideDecode(text)
+	default:
+		return spans, all
+	}
 	sub, _ := scan(d, round+1)
 	for _, f := range sub {
 		m := match{lo: from[f.lo], hi: to[f.hi-1], detector: f.detector, value: f.value}
@@ -161,11 +171,11 @@ func mergeSpans(spans []match) []match {
 func hasPercent(text string) bool {
 	// Most text holds neither byte: two vectorised searches find that
 	// sooner than a loop over every byte.
-	if strings.IndexByte(text, '%') < 0 && strings.IndexByte(text, '\\') < 0 {
+	if strings.IndexByte(text, '%') < 0 && strings.IndexByte(text, '\\') < 0 && strings.IndexByte(text, '&') < 0 {
 		return false
 	}
 	for i := 0; i < len(text); i++ {
-		if c := text[i]; c == '%' || c == '\\' {
+		if c := text[i]; c == '%' || c == '\\' || c == '&' {
 			if _, n := escapeAt(text[i:]); n > 0 {
 				return true
 			}
@@ -203,8 +213,61 @@ func escapeAt(text string) ([]byte, int) {
 		if v, ok := hex(text[2:4]); ok {
 			return []byte{byte(v)}, 4
 		}
+	case len(text) >= 2 && text[0] == '\\' && text[1] > ' ' && text[1] < 0x7f && !isAlnum(text[1]):
+		// A quoted-pair (RFC 9110 quoted-string, a shell word): \@ is @.
+		return []byte{text[1]}, 2
+	case len(text) >= 4 && text[0] == '&':
+		return htmlRef(text)
 	}
 	return nil, 0
+}
+
+// htmlRef decodes the HTML character reference text starts with:
+// decimal (&#64;) or hexadecimal (&#x40;), the semicolon optional as
+// browsers read it, of a character that is not a control; or a named
+// one of an ASCII character (htmlNamed: &commat;, &period;, &amp;, …).
+func htmlRef(text string) ([]byte, int) {
+	if text[1] == '#' {
+		i, base := 2, 10
+		if text[2] == 'x' || text[2] == 'X' {
+			i, base = 3, 16
+		}
+		v, j := 0, i
+		for j < len(text) && j-i < 7 {
+			d := hexValue(text[j])
+			if d < 0 || base == 10 && d > 9 {
+				break
+			}
+			v = v*base + d
+			j++
+		}
+		if j == i || v < 0x20 || v == 0x7f || v > unicode.MaxRune || v >= 0xd800 && v <= 0xdfff {
+			return nil, 0
+		}
+		if j < len(text) && text[j] == ';' {
+			j++
+		}
+		return utf8.AppendRune(nil, rune(v)), j
+	}
+	end := strings.IndexByte(text[1:min(len(text), 16)], ';')
+	if end < 0 {
+		return nil, 0
+	}
+	if c, ok := htmlNamed[text[1:1+end]]; ok {
+		return []byte{c}, end + 2
+	}
+	return nil, 0
+}
+
+// htmlNamed are the named character references (HTML) of the ASCII
+// characters that are not letters or digits.
+var htmlNamed = map[string]byte{
+	"excl": '!', "quot": '"', "QUOT": '"', "num": '#', "dollar": '$', "percnt": '%', "amp": '&', "AMP": '&', "apos": '\'',
+	"lpar": '(', "rpar": ')', "ast": '*', "midast": '*', "plus": '+', "comma": ',', "hyphen": '-', "dash": '-', "period": '.',
+	"sol": '/', "colon": ':', "semi": ';', "lt": '<', "LT": '<', "equals": '=', "gt": '>', "GT": '>', "quest": '?',
+	"commat": '@', "lsqb": '[', "lbrack": '[', "bsol": '\\', "rsqb": ']', "rbrack": ']', "Hat": '^', "lowbar": '_',
+	"UnderBar": '_', "grave": '`', "DiacriticalGrave": '`', "lcub": '{', "lbrace": '{', "verbar": '|', "vert": '|',
+	"VerticalLine": '|', "rcub": '}', "rbrace": '}', "nbsp": ' ', "Tab": '\t', "NewLine": '\n',
 }
 
 // percentDecode decodes every escape escapeAt reads in text; from[i] and
@@ -215,7 +278,7 @@ func percentDecode(text string) (string, []int, []int) {
 	from := make([]int, 0, len(text))
 	to := make([]int, 0, len(text))
 	for i := 0; i < len(text); {
-		if c := text[i]; c == '%' || c == '\\' {
+		if c := text[i]; c == '%' || c == '\\' || c == '&' {
 			if d, n := escapeAt(text[i:]); n > 0 {
 				for _, c := range d {
 					b = append(b, c)
@@ -531,6 +594,13 @@ func decodeToken(b []byte, i, j, end int) (encoded, bool) {
 	if d, ok := base64Text(tok); ok && MayHold(d) {
 		return encoded{i, end, d}, true
 	}
+	// Base64 behind one to three characters glued to it (a sigil, a
+	// type letter: xNDExMTEx…): the token is replaced whole.
+	for k := 1; k <= 3 && len(tok)-k >= 16; k++ {
+		if d, ok := base64Text(tok[k:]); ok && MayHold(d) {
+			return encoded{i, end, d}, true
+		}
+	}
 	return encoded{}, false
 }
 
@@ -613,15 +683,34 @@ func base64Text(tok []byte) (string, bool) {
 		if bits >= 8 {
 			bits -= 8
 			d = append(d, byte(acc>>bits))
-			if k < 8 && !printable(d) {
+			if k < 8 && !printable(d) && !wideStart(d) {
 				return "", false // most tokens stop here
 			}
 		}
 	}
 	if !printable(d) {
+		// Text in UTF-16LE (PowerShell's -EncodedCommand) is read as
+		// the text it is.
+		if wideStart(d) && len(d) >= 8 {
+			w, _, _ := wideDecode(string(d[:len(d)&^1]))
+			if printable([]byte(w)) {
+				return w, true
+			}
+		}
 		return "", false
 	}
 	return string(d), true
+}
+
+// wideStart reports whether d starts as ASCII text in UTF-16LE does:
+// each character's second byte NUL.
+func wideStart(d []byte) bool {
+	for i := 0; i < len(d); i++ {
+		if i%2 == 1 && d[i] != 0 || i%2 == 0 && (d[i] < 0x20 && d[i] != '\t' && d[i] != '\n' && d[i] != '\r' || d[i] >= 0x7f) {
+			return false
+		}
+	}
+	return len(d) > 0
 }
 
 // printable reports whether d is valid UTF-8 text with no control
@@ -720,6 +809,10 @@ func mayHoldRead(text string) bool {
 		if d, _, _ := percentDecode(text); MayHold(d) {
 			return true
 		}
+	} else if wideText(text) {
+		if d, _, _ := wideDecode(text); MayHold(d) {
+			return true
+		}
 	}
 	return len(encodedTokens(unsafeBytes(text))) > 0
 }
@@ -738,7 +831,7 @@ var plainClass = func() (t [256]byte) {
 		if isBase64Char(byte(c)) {
 			t[c] |= fBase64
 		}
-		if c >= utf8.RuneSelf || c == '\\' || c == '%' {
+		if c >= utf8.RuneSelf || c == '\\' || c == '%' || c == '&' || c == 0 {
 			t[c] |= fStop
 		}
 	}
@@ -771,7 +864,13 @@ func mayHoldPlain(text string) (hold, done bool) {
 			continue
 		}
 		if f&fStop != 0 {
-			return false, false
+			if text[i] != '&' {
+				return false, false
+			}
+			if _, n := escapeAt(text[i:]); n > 0 {
+				return false, false // a reference: read decoded
+			}
+			f &^= fStop
 		}
 		if f&fBase64 != 0 {
 			if tok < 0 {
@@ -1294,3 +1393,70 @@ const (
 	maxJoinedAll = 32
 	joinWindow   = 4
 )
+
+// wideText reports whether text is UTF-16: it starts with a byte order
+// mark (FF FE, FE FF), or one byte in two is NUL, as ASCII text written
+// in UTF-16 (iconv -t UTF-16LE, a Windows tool's output) is.
+func wideText(text string) bool {
+	if len(text) < 4 {
+		return false
+	}
+	if text[0] == 0xff && text[1] == 0xfe || text[0] == 0xfe && text[1] == 0xff {
+		return true
+	}
+	if strings.IndexByte(text, 0) < 0 {
+		return false
+	}
+	var nul [2]int
+	for i := 0; i < len(text); i++ {
+		if text[i] == 0 {
+			nul[i%2]++
+		}
+	}
+	half := len(text) / 2
+	return nul[0]*4 >= half*3 || nul[1]*4 >= half*3
+}
+
+// wideDecode reads text as UTF-16 — big-endian after FE FF or when its
+// NULs stand first in each pair, little-endian otherwise — and returns
+// it as UTF-8, with from[i] and to[i] where the text that byte i of the
+// result comes from starts and ends. A unit that is not a character (a
+// lone surrogate) becomes U+FFFD.
+func wideDecode(text string) (string, []int, []int) {
+	start, big := 0, false
+	switch {
+	case text[0] == 0xff && text[1] == 0xfe:
+		start = 2
+	case text[0] == 0xfe && text[1] == 0xff:
+		start, big = 2, true
+	default:
+		var nul [2]int
+		for i := 0; i < len(text); i++ {
+			if text[i] == 0 {
+				nul[i%2]++
+			}
+		}
+		big = nul[0] > nul[1]
+	}
+	var b []byte
+	var from, to []int
+	for i := start; i+1 < len(text); {
+		u := func(k int) rune {
+			if big {
+				return rune(text[k])<<8 | rune(text[k+1])
+			}
+			return rune(text[k+1])<<8 | rune(text[k])
+		}
+		r, n := u(i), 2
+		if utf16.IsSurrogate(r) && i+3 < len(text) {
+			r, n = utf16.DecodeRune(r, u(i+2)), 4
+		}
+		before := len(b)
+		b = utf8.AppendRune(b, r)
+		for range len(b) - before {
+			from, to = append(from, i), append(to, i+n)
+		}
+		i += n
+	}
+	return string(b), from, to
+}
