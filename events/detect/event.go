@@ -100,10 +100,12 @@ type eventWalker struct {
 	found bool
 	match Match
 	// joined and spaced are the short scalars of the array being read,
-	// joined without and with a space between (adjacentScalars); n
-	// counts them.
-	joined, spaced []byte
-	n              int
+	// joined without and with a space between (adjacentScalars), made
+	// from the second on; first is the first, as read; n counts them.
+	joined, spaced, first []byte
+	n                     int
+	// exempt: the last string judge read is one digestAt exempts.
+	exempt bool
 	// strict (PayloadClean) stops the walk, as found, at any string
 	// the scrub would read.
 	strict bool
@@ -173,20 +175,21 @@ func (w *eventWalker) value(depth int) error {
 		}
 	case c == '[':
 		w.i++
-		outer, outerSpaced, outerN := w.joined, w.spaced, w.n
-		w.joined, w.spaced, w.n = nil, nil, 0
+		outer, outerSpaced, outerN, outerFirst := w.joined, w.spaced, w.n, w.first
+		w.joined, w.spaced, w.n, w.first = nil, nil, 0, nil
 		err := w.array(depth)
 		// Restored without a defer, which cost a walk of many small
 		// arrays about a twentieth of its time.
-		w.joined, w.spaced, w.n = outer, outerSpaced, outerN
+		w.joined, w.spaced, w.n, w.first = outer, outerSpaced, outerN, outerFirst
 		return err
 	case c == '"':
 		s, escaped, err := w.str()
 		if err != nil {
 			return err
 		}
-		if !w.judge(s, escaped, nil) && w.actorEmail() {
-			w.plainEmail(s, escaped)
+		w.exempt = false
+		if !w.judge(s, escaped, nil) && w.actorEmail() && !w.exempt {
+			w.plainEmail(s, escaped) // a sealed field (exempt) is none
 		}
 		return nil
 	case c == 't' || c == 'f' || c == 'n':
@@ -407,6 +410,7 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 		}
 	}
 	if name == nil && w.digestAt(s) {
+		w.exempt = true
 		return false
 	}
 	d := ""
@@ -609,10 +613,18 @@ func (w *eventWalker) adjacent(tok []byte) bool {
 	if len(v) == 0 || utf8.RuneCount(v) > maxFragment {
 		return w.adjacentEnd()
 	}
-	if w.n > 0 {
-		w.spaced = append(w.spaced, ' ')
+	// The first is kept as it stands (most arrays of short scalars hold
+	// one); the two texts are made from the second on.
+	switch w.n {
+	case 0:
+		w.first = v
+	case 1:
+		w.joined = append(append(w.joined, w.first...), v...)
+		w.spaced = append(append(append(w.spaced, w.first...), ' '), v...)
+	default:
+		w.joined, w.spaced = append(w.joined, v...), append(append(w.spaced, ' '), v...)
 	}
-	w.joined, w.spaced, w.n = append(w.joined, v...), append(w.spaced, v...), w.n+1
+	w.n++
 	return true
 }
 
@@ -621,7 +633,7 @@ func (w *eventWalker) adjacent(tok []byte) bool {
 func (w *eventWalker) adjacentEnd() bool {
 	n := w.n
 	joined, spaced := w.joined, w.spaced
-	w.joined, w.spaced, w.n = joined[:0], spaced[:0], 0
+	w.joined, w.spaced, w.n, w.first = joined[:0], spaced[:0], 0, nil
 	if n < 2 {
 		return true
 	}

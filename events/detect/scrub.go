@@ -854,13 +854,16 @@ func mayHoldPlain(text string) (hold, done bool) {
 	tok := -1 // where the run of base64 characters being read starts
 	for i := 0; i < len(text); i++ {
 		f := plainClass[text[i]]
-		if f == clOther|fBase64 {
-			// Most bytes are letters no prefix starts with: only the
-			// token they are part of goes on.
+		if plainLetter(text, i, f) {
+			// Most bytes are letters that start no secret prefix here:
+			// they only go on the token they are part of.
 			if tok < 0 {
 				tok = i
 			}
 			run, dash = 0, false
+			for i+1 < len(text) && plainLetter(text, i+1, plainClass[text[i+1]]) {
+				i++
+			}
 			continue
 		}
 		if f&fStop != 0 {
@@ -917,6 +920,22 @@ func mayHoldPlain(text string) (hold, done bool) {
 	}
 	return eight && ibanStart(text), true
 }
+
+// plainLetter reports whether text[i], of plainClass f, is a letter
+// mayHoldPlain only adds to its token: one no secret prefix starts with,
+// or one that starts none here (its next letter is none that follows it
+// in a prefix).
+func plainLetter(text string, i int, f byte) bool {
+	return f == clOther|fBase64 || f == clSecret|fBase64 && (i+2 >= len(text) || secretNext[text[i]]&secretBits[text[i+1]] == 0)
+}
+
+// secretBits is secretBit as a table.
+var secretBits = func() (t [256]uint8) {
+	for c := range 256 {
+		t[c] = secretBit(byte(c))
+	}
+	return t
+}()
 
 // encodedRun reports whether the run of base64 characters b[i:j] is a
 // token encodedTokens returns, or holds one between its slashes.
