@@ -82,6 +82,9 @@ const (
 	// legal hold, which refuses their erasure (pseudonym only).
 	SubjectHoldSet      Type = "subject_hold.set"
 	SubjectHoldReleased Type = "subject_hold.released"
+	// AlertRaised is an alert the alerter raised on a sealed event: the
+	// rule, and the ledger index and id of the event that raised it.
+	AlertRaised Type = "alert.raised"
 )
 
 // Catalog lists every known type in catalog order.
@@ -94,6 +97,7 @@ var Catalog = []Type{
 	PolicyLoaded, SessionOutput, LedgerRetentionChanged, LegalHoldSet,
 	LegalHoldReleased,
 	ErasureRequested, ErasurePerformed, ErasureRefused, SubjectHoldSet, SubjectHoldReleased,
+	AlertRaised,
 }
 
 var known = func() map[Type]bool {

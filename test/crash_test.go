@@ -45,16 +45,22 @@ ledger:
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	logOnFailure(t, "serve.log", filepath.Join(filepath.Dir(p), "serve.log"))
+	return p
+}
+
+// logOnFailure shows the end of the log at path, named name, when the
+// test fails.
+func logOnFailure(t *testing.T, name, path string) {
 	t.Cleanup(func() {
 		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "serve.log"))
+			b, _ := os.ReadFile(path)
 			if len(b) > 20000 {
 				b = b[len(b)-20000:]
 			}
-			t.Logf("serve.log (end):\n%s", b)
+			t.Logf("%s (end):\n%s", name, b)
 		}
 	})
-	return p
 }
 
 func startServe(t *testing.T, config string) *exec.Cmd {

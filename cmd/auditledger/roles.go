@@ -60,6 +60,8 @@ type roleTable struct {
 	SyslogForwarder  syslogForwarderRole  `yaml:"syslog_forwarder" role:"syslog-forwarder"`
 	HECForwarder     hecForwarderRole     `yaml:"hec_forwarder" role:"hec-forwarder"`
 	WebhookForwarder webhookForwarderRole `yaml:"webhook_forwarder" role:"webhook-forwarder"`
+	// Alerts on sealed events (docs/ALERTS.md).
+	Alerter alerterRole `yaml:"alerter" role:"alerter"`
 }
 
 // namedRole is a row of the roleTable: a role's name and its section.

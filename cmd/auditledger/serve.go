@@ -23,6 +23,7 @@ import (
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/internal/yamlstrict"
+	"github.com/auditledger/auditledger/services/alerts"
 	"github.com/auditledger/auditledger/services/identity"
 )
 
@@ -121,14 +122,8 @@ func loadServeConfig(path string, env func(string) string) (serveConfig, error) 
 		if err != nil {
 			return c, err
 		}
-		var root yaml.Node
-		if err := yaml.Unmarshal(b, &root); err != nil {
+		if err := yamlstrict.Decode(b, &c, "the configuration (deploy/auditledger.yaml documents every field)"); err != nil {
 			return c, fmt.Errorf("config %s: %w", path, err)
-		}
-		if len(root.Content) > 0 {
-			if err := yamlstrict.DecodeNode(&root, &c, "the configuration (deploy/auditledger.yaml documents every field)"); err != nil {
-				return c, fmt.Errorf("config %s: %w", path, err)
-			}
 		}
 	}
 	for _, o := range envOverrides(&c) {
@@ -203,6 +198,9 @@ func checkEnvNames(environ []string) error {
 		name, _, _ := strings.Cut(kv, "=")
 		if !strings.HasPrefix(name, "AUDITLEDGER_") || slices.Contains(known, name) {
 			continue
+		}
+		if strings.HasPrefix(name, alerts.EnvPrefix) {
+			continue // an alert destination's URL or key, named in the alerter's rules
 		}
 		if near := yamlstrict.Nearest(name, known); near != "" {
 			return fmt.Errorf("%s is not a setting auditledger reads: did you mean %s?", name, near)
@@ -288,7 +286,7 @@ func (c *serveConfig) check() error {
 
 func serveCmd(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "serve --config FILE",
-		"Runs the production roles against an external NATS JetStream, a segment store\n(S3 with Object Lock in production) and a key file. deploy/auditledger.yaml\ndocuments every setting; AUDITLEDGER_* environment variables override the\nfile. Serves /metrics, /healthz and /readyz on http.listen.")
+		"Runs the production roles against an external NATS JetStream, a segment store\n(S3 with Object Lock in production) and a key file. deploy/auditledger.yaml\ndocuments every setting; AUDITLEDGER_* environment variables override the\nfile. Serves /metrics, /healthz and /readyz on http.listen.\n\nRoles (roles: in the file): ledger, api, postgres-proxy, http-proxy,\nssh-proxy, projector; the SIEM forwarders syslog-forwarder, hec-forwarder and\nwebhook-forwarder (docs/SIEM.md); alerter, which raises alerts on sealed\nevents to Slack-compatible webhooks, the signed webhook and the bus\n(docs/ALERTS.md).")
 	path := fs.String("config", "", "YAML configuration file")
 	printCfg := fs.Bool("print-config", false, "print the effective configuration and exit")
 	newLog := fs.Bool("new-log", false, "let the ledger role start a new log in a store that holds less than the bus says was sealed (use a new key; the log begins with a gap record for what the earlier log holds)")

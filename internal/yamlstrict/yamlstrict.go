@@ -36,6 +36,19 @@ func DecodeNode(n *yaml.Node, v any, what string) error {
 	return nil
 }
 
+// Decode parses the YAML document b and decodes it into v as DecodeNode
+// does; an empty document leaves v as it is.
+func Decode(b []byte, v any, what string) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return err
+	}
+	if len(root.Content) == 0 {
+		return nil
+	}
+	return DecodeNode(&root, v, what)
+}
+
 var unmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
 
 // checkKeys walks n beside t and refuses keys t has no field for.

@@ -53,10 +53,11 @@ func (r Principal) IsProducer() (token string, ok bool) {
 const forwarderPrefix = "forwarder-"
 
 // Forwarders are the forwarders serve runs (syslog-forwarder,
-// hec-forwarder, webhook-forwarder): nkeyauth.Generate makes a Forwarder
+// hec-forwarder, webhook-forwarder, and the alerter, which follows
+// AUDIT_LEDGER the same way): nkeyauth.Generate makes a Forwarder
 // role for each in every keys directory, and the reader is denied their
 // consumers whatever else is configured.
-var Forwarders = []string{"syslog", "hec", "webhook"}
+var Forwarders = []string{"syslog", "hec", "webhook", "alerter"}
 
 // Forwarder is the role of one forwarder: it reads AUDIT_LEDGER only
 // through its own durable consumer, ForwarderDurable(name) — creating,

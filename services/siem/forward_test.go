@@ -19,11 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/ledger"
-	"github.com/auditledger/auditledger/ledger/bus"
-	"github.com/auditledger/auditledger/ledger/bus/emitter"
-	"github.com/auditledger/auditledger/ledger/file"
-	"github.com/auditledger/auditledger/ledger/ingest"
 	"github.com/auditledger/auditledger/services/siem"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/rsyslogtest"
@@ -41,28 +36,7 @@ func writer(t *testing.T) (jetstream.JetStream, func(from, n int)) {
 // writerOn is writer, with the NATS server for more connections.
 func writerOn(t *testing.T) (*natstest.Server, jetstream.JetStream, func(from, n int)) {
 	t.Helper()
-	ns := natstest.Start(t)
-	_, js := ns.Connect(t)
-	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	store, _ := file.New(t.TempDir())
-	skey, _, _ := ledger.GenerateKey(nil, "siem.test/log")
-	signer, _ := ledger.NewNoteSigner(skey)
-	l, err := ledger.Open(t.Context(), ledger.Config{Store: store, Signer: signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	in, err := ingest.New(ctx, ingest.Config{JetStream: js, Log: l, Store: store, BatchSize: 50, MaxWait: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { in.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	em, _ := emitter.New(emitter.Config{JetStream: js})
-	t.Cleanup(func() { em.Close() })
+	ns, js, em := siemtest.Writer(t)
 	return ns, js, func(from, n int) {
 		for i := from; i < from+n; i++ {
 			tenant := "acme"

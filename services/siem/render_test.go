@@ -69,6 +69,7 @@ func samples(t *testing.T) []Sealed {
 		adm("erasure/1/performed", "erasure.performed", `{"pseudonym":"0123456789abcdef0123456789abcdef","fields":["actor.email"],"reason":"art. 17 request 42","by":"ops","requested":"erasure/1/requested"}`),
 		adm("erasure/2/refused", "erasure.refused", `{"pseudonym":"0123456789abcdef0123456789abcdef","fields":["actor.email"],"reason":"the data subject is under legal hold (case 7)","by":"ops"}`),
 		adm("subject-hold/1", "subject_hold.set", `{"pseudonym":"0123456789abcdef0123456789abcdef","reason":"case 7","by":"ops"}`),
+		[]byte(`{"version":1,"id":"alert/blocked-prod/41","type":"alert.raised","time":"2026-11-27T10:00:05Z","tenant":"acme","source":{"kind":"alerter","instance":"host-1"},"actor":{"issuer":"auditledger","subject":"alerter","kind":"machine"},"target":{"kind":"http","name":"billing"},"payload":{"rule":"blocked-prod","title":"Blocked","severity":"high","index":41,"event_id":"h-3","event_type":"command.blocked","sealed_at":"2026-11-27T10:00:04Z"}}`),
 		adm("subject-hold/2", "subject_hold.released", `{"pseudonym":"0123456789abcdef0123456789abcdef","reason":"case 7 closed","by":"ops"}`),
 		[]byte(`{"version":1,"id":"attest/gw/1/1","type":"producer.attested","time":"2026-11-27T10:00:02Z","tenant":"_producers","source":{"kind":"producer","instance":"gw-1"},"actor":{"issuer":"auditledger","subject":"gw-1","kind":"machine"},"payload":{"producer":"gw-1","boot":"0000000000000001","seq":1,"events":[],"signature":"AA=="}}`),
 	)

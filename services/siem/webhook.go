@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -96,33 +97,60 @@ func (w *Webhook) Send(ctx context.Context, items []Item) (map[int]error, error)
 		now = w.Now
 	}
 	ts := now().Unix()
-	req, err := http.NewRequestWithContext(ctx, "POST", w.URL, bytes.NewReader(body.Bytes()))
-	if err != nil {
+	records := fmt.Sprintf("%d-%d", items[0].Index, items[len(items)-1].Index)
+	h := http.Header{}
+	h.Set("Content-Type", ctype)
+	h.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	h.Set(HeaderSignature, Sign(w.Secret, ts, body.Bytes()))
+	h.Set("Auditledger-Records", records)
+	if err := Post(ctx, w.Client, w.URL, w.URL, body.Bytes(), h); err != nil {
+		var rej *Rejection
+		if !errors.As(err, &rej) {
+			err = fmt.Errorf("records %s: %w", records, err)
+		}
 		return nil, err
 	}
-	req.Header.Set("Content-Type", ctype)
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, Sign(w.Secret, ts, body.Bytes()))
-	req.Header.Set("Auditledger-Records", fmt.Sprintf("%d-%d", items[0].Index, items[len(items)-1].Index))
-	client := w.Client
+	return nil, nil
+}
+
+// Post sends body to url with header and reads the answer: 2xx is nil,
+// 4xx (but 408 and 429) a *Rejection (never to be sent again as it is),
+// anything else an error to try again. Errors name the endpoint as name,
+// never url (a Slack-compatible webhook's URL is its secret). client nil
+// is one with a 30 s timeout.
+func Post(ctx context.Context, client *http.Client, name, url string, body []byte, header http.Header) error {
+	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, redactURL(err, url, name))
+	}
+	req.Header = header
 	if client == nil {
 		client = defaultClient
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s: records %s: %w", w.URL, req.Header.Get("Auditledger-Records"), err)
+		return fmt.Errorf("%s: %w", name, redactURL(err, url, name))
 	}
 	defer resp.Body.Close()
 	msg, err := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if err != nil && resp.StatusCode/100 != 4 {
-		return nil, fmt.Errorf("%s answered %s, then reading the answer: %w", w.URL, resp.Status, err)
+		return fmt.Errorf("%s answered %s, then reading the answer: %w", name, resp.Status, redactURL(err, url, name))
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is reused
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return nil, nil
+		return nil
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != 408 && resp.StatusCode != 429:
-		return nil, &Rejection{Reason: fmt.Sprintf("%s answered %s: %s", w.URL, resp.Status, bytes.TrimSpace(msg))}
+		return &Rejection{Reason: fmt.Sprintf("%s answered %s: %s", name, resp.Status, bytes.TrimSpace(msg))}
 	}
-	return nil, fmt.Errorf("%s answered %s: %s", w.URL, resp.Status, bytes.TrimSpace(msg))
+	return fmt.Errorf("%s answered %s: %s", name, resp.Status, bytes.TrimSpace(msg))
+}
+
+// redactURL replaces url by name in err's text when they differ (the
+// client's errors quote the URL).
+func redactURL(err error, url, name string) error {
+	if err == nil || url == name || !strings.Contains(err.Error(), url) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), url, name))
 }

@@ -1,0 +1,189 @@
+package alerts
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.json")
+
+// Escaping comes first and the cut never splits an escape or a UTF-8
+// character, whatever the limit.
+func TestEscapeThenFit(t *testing.T) {
+	raw := "a&b<c>dé€😀&&<<>>" + strings.Repeat("<é&", 20)
+	esc := Escape(raw)
+	if strings.ContainsAny(strings.NewReplacer("&amp;", "", "&lt;", "", "&gt;", "").Replace(esc), "&<>") {
+		t.Fatalf("unescaped control characters left: %q", esc)
+	}
+	for max := 1; max <= utf8.RuneCountInString(esc)+2; max++ {
+		got := Fit(esc, max)
+		if n := utf8.RuneCountInString(got); n > max {
+			t.Fatalf("Fit(%d): %d characters", max, n)
+		}
+		if !utf8.ValidString(got) {
+			t.Fatalf("Fit(%d) split a character: %q", max, got)
+		}
+		body := strings.TrimSuffix(got, "…")
+		// Every & left begins a whole escape.
+		for i := strings.IndexByte(body, '&'); i >= 0; i = strings.IndexByte(body, '&') {
+			if !strings.HasPrefix(body[i:], "&amp;") && !strings.HasPrefix(body[i:], "&lt;") && !strings.HasPrefix(body[i:], "&gt;") {
+				t.Fatalf("Fit(%d) split an escape: %q", max, got)
+			}
+			body = body[i+1:]
+		}
+		if got != esc && !strings.HasSuffix(got, "…") {
+			t.Fatalf("Fit(%d) cut without saying so: %q", max, got)
+		}
+	}
+	if Fit("abc", 3) != "abc" || Fit("abcd", 3) != "ab…" || Fit("a&amp;bc", 6) != "a…" || Fit("a&amp;bc", 7) != "a&amp;…" {
+		t.Fatalf("Fit: %q %q %q %q", Fit("abc", 3), Fit("abcd", 3), Fit("a&amp;bc", 6), Fit("a&amp;bc", 7))
+	}
+	if Cut("ééé", 2) != "é…" || Cut("ééé", 3) != "ééé" {
+		t.Fatalf("Cut: %q", Cut("ééé", 2))
+	}
+}
+
+// A statement of 60 KB of characters that escape, and a title at its
+// limit: the message keeps its text and every block, each cut to Slack's
+// limits, valid UTF-8, no escape split.
+func TestOversizedBlockIsCutNotDropped(t *testing.T) {
+	rs := mustRules(t, RuleConfig{ID: "big", Title: strings.Repeat("<", 150), To: []string{"chat"}})
+	huge := strings.Repeat("<é&>", 15000)
+	p, _ := json.Marshal(map[string]string{"rule": "no-drop", "reason": strings.Repeat("&", 4000), "statement": huge})
+	a := &Alert{ID: "alert/big/1", Rule: rs[0], Index: 1, SealedAt: t0, Event: event("e", events.CommandBlocked, t0, string(p))}
+	b, err := Slack(a, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m SlackMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Text == "" || utf8.RuneCountInString(m.Text) > MaxText || len(m.Blocks) != 3 {
+		t.Fatalf("text %d characters, %d blocks", utf8.RuneCountInString(m.Text), len(m.Blocks))
+	}
+	for i, bl := range m.Blocks {
+		texts := bl.Elements
+		if bl.Text != nil {
+			texts = append(texts, bl.Text)
+		}
+		for _, x := range texts {
+			if n := utf8.RuneCountInString(x.Text); n > MaxSectionText || !utf8.ValidString(x.Text) {
+				t.Fatalf("block %d: %d characters", i, n)
+			}
+			if strings.ContainsAny(strings.NewReplacer("&amp;", "", "&lt;", "", "&gt;", "").Replace(x.Text), "&<>") {
+				t.Fatalf("block %d: a raw & < > or a split escape", i)
+			}
+		}
+	}
+	if !strings.Contains(m.Blocks[1].Text.Text, "no-drop") {
+		t.Fatal("the detail block lost its beginning")
+	}
+}
+
+// The messages a Slack-compatible webhook receives, byte for byte
+// (testdata/*.json; go test -update rewrites them).
+func TestSlackGolden(t *testing.T) {
+	rs := mustRules(t,
+		RuleConfig{ID: "blocked-prod", Title: "Blocked command on production", Severity: "high", Match: MatchConfig{Types: []string{"command.blocked"}}, To: []string{"chat"}},
+		RuleConfig{ID: "approvals", Title: "Approval pending", Severity: "info", Match: MatchConfig{Types: []string{"approval.requested"}}, To: []string{"chat"}},
+		RuleConfig{ID: "logins", Title: "Failed logins", Match: MatchConfig{Types: []string{"authn.failed"}}, Rate: &RateConfig{Count: 5, Within: "1m", Key: "payload.user"}, To: []string{"chat"}},
+	)
+	sealed := t0.Add(150 * time.Millisecond)
+	cases := map[string]*Alert{
+		"blocked": {ID: "alert/blocked-prod/41", Rule: rs[0], Index: 41, SealedAt: sealed,
+			Event: event("h-3", events.CommandBlocked, t0, `{"rule":"no-drop","reason":"drops need a ticket <OPS-1> & approval","kind":"DROP","statement":"DROP TABLE orders; -- <!channel> & co"}`)},
+		"approval": {ID: "alert/approvals/42", Rule: rs[1], Index: 42, SealedAt: sealed,
+			Event: event("p-1", events.ApprovalRequested, t0, `{"approval_id":"apr-7","rule":"schema-change","reason":"DDL needs a second person","statement":"ALTER TABLE orders ADD c int","statement_sha256":"0123456789abcdef0123","expires_at":"2026-11-27T10:15:00Z"}`)},
+		"rate": {ID: "alert/logins/43", Rule: rs[2], Index: 43, SealedAt: sealed, Suppressed: 2,
+			Rate:  &RateHit{Count: 5, Within: time.Minute, Key: "payload.user", Value: "bob"},
+			Event: event("a-5", events.AuthnFailed, t0, `{"user":"bob","reason":"password authentication failed","client_addr":"10.0.0.9:5555"}`)},
+	}
+	for name, a := range cases {
+		b, err := Slack(a, "https://auditledger.example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		json.Indent(&out, b, "", "  ")
+		out.WriteByte('\n')
+		path := filepath.Join("testdata", "slack-"+name+".json")
+		if *update {
+			os.WriteFile(path, out.Bytes(), 0o644)
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.Bytes(), want) {
+			t.Errorf("%s: got\n%s\nwant\n%s", path, out.Bytes(), want)
+		}
+	}
+}
+
+// An access request, once the release records them, tells its reviewers
+// how to decide it, as an approval request does.
+func TestAccessRequestTellsHowToDecide(t *testing.T) {
+	rs := mustRules(t, RuleConfig{ID: "access", Match: MatchConfig{Types: []string{"access.*"}}, To: []string{"chat"}})
+	a := &Alert{ID: "alert/access/9", Rule: rs[0], Index: 9, SealedAt: t0, Event: event("r-1", "access.requested", t0, `{"request_id":"ar-3","reason":"incident 12"}`)}
+	b, err := Slack(a, "https://al.example.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"auditledger access approve ar-3", "POST https://al.example.com/v1/access-requests/ar-3/approve"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("no %q in %s", want, b)
+		}
+	}
+}
+
+// The alert.raised event the bus and the signed webhook receive, byte for
+// byte (testdata/alert-raised.json).
+func TestAlertRaisedGolden(t *testing.T) {
+	rs := mustRules(t, RuleConfig{ID: "approvals", Title: "Approval pending", Severity: "info", Match: MatchConfig{Types: []string{"approval.requested"}}, To: []string{"bus"}})
+	al, err := New(Config{Rules: rs, Sinks: []*Sink{{Name: "bus", Kind: KindEvent, Emitter: nopEmitter{}}}, API: "https://auditledger.example.com", Instance: "host-1",
+		Now: func() time.Time { return t0.Add(time.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := al.Event(&Alert{ID: "alert/approvals/42", Rule: rs[0], Index: 42, SealedAt: t0.Add(150 * time.Millisecond),
+		Event: event("p-1", events.ApprovalRequested, t0, `{"approval_id":"apr-7","rule":"schema-change","statement_sha256":"0123456789abcdef0123"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ev.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.Parse(raw); err != nil {
+		t.Fatalf("alert.raised does not validate: %v", err)
+	}
+	var out bytes.Buffer
+	json.Indent(&out, raw, "", "  ")
+	out.WriteByte('\n')
+	path := filepath.Join("testdata", "alert-raised.json")
+	if *update {
+		os.WriteFile(path, out.Bytes(), 0o644)
+	}
+	want, _ := os.ReadFile(path)
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Errorf("%s: got\n%s\nwant\n%s", path, out.Bytes(), want)
+	}
+}
+
+type nopEmitter struct{}
+
+func (nopEmitter) EmitAlone(context.Context, *events.Event) (emitter.Result, error) {
+	return emitter.Result{}, nil
+}
