@@ -1384,6 +1384,29 @@ func JoinedValues(parts []string) []Joined {
 	if len(nums) < len(parts) {
 		judge(nums, at)
 	}
+	// An @ standing alone joins an address's two other parts, in
+	// whatever order the text writes them (x || '@' || y FROM (VALUES
+	// ('jane', 'example.com')) v(x, y)).
+	if len(parts) <= maxJoinedAll {
+		for a, p := range parts {
+			if strings.TrimSpace(p) != "@" {
+				continue
+			}
+			for i := range parts {
+				for j := range parts {
+					if i == j || i == a || j == a {
+						continue
+					}
+					v := strings.TrimSpace(parts[i]) + "@" + strings.TrimSpace(parts[j])
+					if Find([]byte(v)) == "email" {
+						idx := []int{i, a, j}
+						slices.Sort(idx)
+						out = append(out, Joined{Detector: "email", Value: v, Parts: idx})
+					}
+				}
+			}
+		}
+	}
 	return out
 }
 

@@ -72,6 +72,13 @@ func TestSplitValuesNeverReachTheBus(t *testing.T) {
 	add(fmt.Sprintf("SELECT regexp_replace('%s', 'x', '') || ltrim('%s')", a, b), simple)
 	a, b = split(gatewaytest.Card(t))
 	add(fmt.Sprintf("SELECT %s::text || %s::text", a, b), simple)
+	d := strings.ReplaceAll(gatewaytest.Card(t), " ", "")
+	absent = append(absent, d)
+	add(fmt.Sprintf("SELECT regexp_replace('%sx%sx%sx%s', 'x', '', 'g')", d[:4], d[4:8], d[8:12], d[12:]), simple)
+	ea, eb = splitEmail("regexp")
+	add(fmt.Sprintf("SELECT regexp_replace('%s#%s', '#', '@')", ea, eb[1:]), simple)
+	ea, eb = splitEmail("at")
+	add(fmt.Sprintf("SELECT x || '@' || y FROM (VALUES ('%s', '%s')) v(x, y)", ea, eb[1:]), simple)
 	for _, q := range qs {
 		rows, err := conn.Query(t.Context(), q.sql, q.args...)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"math/big"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -557,7 +558,7 @@ func maskedParams(sql string, pol *Policy) map[int32]bool {
 // none of them and joins nothing with || has no constant string
 // expression to judge.
 var foldFuncs = map[string]bool{"chr": true, "concat": true, "concat_ws": true, "format": true, "lower": true, "upper": true,
-	"replace": true, "translate": true, "reverse": true, "ascii": true, "lpad": true, "rpad": true,
+	"replace": true, "regexp_replace": true, "translate": true, "reverse": true, "ascii": true, "lpad": true, "rpad": true,
 	"array_to_string": true, "decode": true, "convert_from": true, "unistr": true,
 	"textcat": true, "quote_literal": true, "quote_nullable": true, "initcap": true, "overlay": true, "encode": true}
 
@@ -884,6 +885,19 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 			} else {
 				f.val = strings.ReplaceAll(args[0].val, args[1].val, args[2].val)
 			}
+		case name == "regexp_replace" && (len(args) == 3 || len(args) == 4):
+			// regexp_replace('4111x1111x…', 'x', '', 'g'): the pattern
+			// read by Go's regexp (linear time), a replacement without
+			// back references; what it cannot read is not folded.
+			flags := ""
+			if len(args) == 4 {
+				flags = args[3].val
+			}
+			v, ok := regexpReplace(args[0].val, args[1].val, args[2].val, flags)
+			if !ok {
+				return folded{}, false
+			}
+			f.val = v
 		case name == "translate" && len(args) == 3:
 			f.val = translate(args[0].val, args[1].val, args[2].val)
 		case (name == "lpad" || name == "rpad") && (len(args) == 2 || len(args) == 3):
@@ -1016,6 +1030,31 @@ func pgFormat(spec string, args []folded) string {
 		i = k
 	}
 	return b.String()
+}
+
+// regexpReplace is PostgreSQL's regexp_replace(s, pattern, repl, flags)
+// for what Go's regexp reads alike: flags g (every match) and i
+// (letter case ignored) only, and a replacement without a backslash.
+func regexpReplace(s, pattern, repl, flags string) (string, bool) {
+	if strings.Trim(flags, "gi") != "" || strings.ContainsRune(repl, '\\') || len(s) > maxFolded {
+		return "", false
+	}
+	if strings.ContainsRune(flags, 'i') {
+		pattern = "(?i)" + pattern
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return "", false
+	}
+	if strings.ContainsRune(flags, 'g') {
+		out := re.ReplaceAllLiteralString(s, repl)
+		return out, len(out) <= maxFolded
+	}
+	loc := re.FindStringIndex(s)
+	if loc == nil {
+		return s, true
+	}
+	return s[:loc[0]] + repl + s[loc[1]:], true
 }
 
 func translate(s, from, to string) string {
