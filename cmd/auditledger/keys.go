@@ -24,6 +24,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/sshproxy"
 )
 
 func keysGenerate(c *cobra.Command) cli.Run {
@@ -204,6 +205,66 @@ func keysPII(c *cobra.Command) cli.Run {
 			return err
 		}
 		fmt.Fprintf(stdout, "bucket %s: back it up (nats stream backup KV_%s DIR); a lost tenant key ends searching that tenant's records by value\n", piikeys.Bucket, piikeys.Bucket)
+		return nil
+	}
+}
+
+// keysSSHCA rotates the SSH gateway's certificate authorities.
+func keysSSHCA(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "keys ssh-ca --dir KEYS_DIR (--rotate-user | --stage-target | --activate-target)",
+		"Rotates the SSH gateway's certificate authorities in its keys_dir; the\n"+
+			"gateway reads them at start, so restart it after each step.\n\n"+
+			"--rotate-user retires user_ca and makes a new one: the gateway issues from\n"+
+			"the new CA only and accepts certificates of the retired one (kept as\n"+
+			"user_ca.<when>.pub, its private key removed) for 12 hours, the longest\n"+
+			"any of them is valid.\n\n"+
+			"The target CA rotates in two steps, so no target ever refuses the\n"+
+			"gateway: --stage-target makes target_ca.next; add target_ca.next.pub to\n"+
+			"every target's TrustedUserCAKeys beside target_ca.pub; then\n"+
+			"--activate-target puts it in use (the old public key kept as\n"+
+			"target_ca.<when>.pub); once the gateway runs with it, remove the old key\n"+
+			"from the targets.")
+	dir := fs.String("dir", "", "the gateway's keys_dir")
+	rotateUser := fs.Bool("rotate-user", false, "retire the user CA and make a new one")
+	stage := fs.Bool("stage-target", false, "make the next target CA (target_ca.next) for the targets to trust")
+	activate := fs.Bool("activate-target", false, "put the staged target CA in use")
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if err := cli.Required(fs, "dir"); err != nil {
+			return err
+		}
+		n := 0
+		for _, b := range []bool{*rotateUser, *stage, *activate} {
+			if b {
+				n++
+			}
+		}
+		if n != 1 {
+			return errors.New("keys ssh-ca: give one of --rotate-user, --stage-target, --activate-target")
+		}
+		now := time.Now()
+		switch {
+		case *rotateUser:
+			retired, err := sshproxy.RotateUserCA(*dir, now)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "new user CA: %s.pub\nretired: %s (accepted until %s)\nrestart the gateway to issue from the new CA\n",
+				filepath.Join(*dir, sshproxy.UserCAFile), retired, now.Add(sshproxy.MaxUserCertValidity).UTC().Format(time.RFC3339))
+		case *stage:
+			next, err := sshproxy.StageTargetCA(*dir)
+			if err != nil {
+				return err
+			}
+			pub, _ := os.ReadFile(next)
+			fmt.Fprintf(stdout, "next target CA: %s\nadd it to every target's TrustedUserCAKeys (beside target_ca.pub), then run keys ssh-ca --activate-target:\n%s", next, pub)
+		case *activate:
+			retired, err := sshproxy.ActivateTargetCA(*dir, now)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "target CA in use: %s.pub\nretired: %s\nrestart the gateway, then remove the retired key from the targets' TrustedUserCAKeys\n",
+				filepath.Join(*dir, sshproxy.TargetCAFile), retired)
+		}
 		return nil
 	}
 }

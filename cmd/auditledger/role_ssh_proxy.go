@@ -27,8 +27,11 @@ type sshProxyRole struct {
 	// certificate's principals.
 	HostNames []string `yaml:"host_names"`
 	// KeysDir holds the user, host and target CAs and the host key
-	// (created when missing), and the revocation list.
+	// (created when missing), and the revocation list (revoked_keys).
 	KeysDir string `yaml:"keys_dir"`
+	// RevokedKeys is the OpenSSH KRL of revoked user certificates, read
+	// again when it changes; empty: keys_dir/revoked_keys.
+	RevokedKeys string `yaml:"revoked_keys"`
 	// Audience the OIDC tokens exchanged for certificates must carry;
 	// empty: oidc.audience.
 	Audience string          `yaml:"audience"`
@@ -116,7 +119,7 @@ func (c *sshProxyRole) prepare(ctx context.Context, e *env, log *slog.Logger) (f
 		return nil, fmt.Errorf("ssh_proxy.listen: %w", err)
 	}
 	px, err := sshproxy.New(sshproxy.Config{Addr: ln.Addr().String(), Keys: keys, Auth: auth, Targets: targets, Policy: pol, Emitter: p.em,
-		Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), FailOpen: c.FailOpen, Approvals: p.broker, PII: p.keys, StateDir: c.StateDir,
+		Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), FailOpen: c.FailOpen, Approvals: p.broker, PII: p.keys, StateDir: c.StateDir, RevokedKeys: c.RevokedKeys,
 		Metrics: telemetry.NewProxy(e.health.Registry(), "ssh"), Logger: log})
 	if err != nil {
 		ln.Close()

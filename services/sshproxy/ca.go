@@ -25,10 +25,9 @@ const (
 	HostCAFile   = "host_ca"   // signs the gateway's host certificate
 	TargetCAFile = "target_ca" // signs the per-session certificates the gateway logs in to targets with
 	HostKeyFile  = "host_key"  // the gateway's host key; host_key-cert.pub is its certificate
-	// RevokedFile, if present, lists revoked user certificates, one a
-	// line: "serial N", "id KEY-ID" or a public key (the certificate's
-	// own key, or the key of a CA no longer trusted); # starts a comment.
-	RevokedFile = "revoked"
+	// KRLFile, if present, is the OpenSSH key revocation list (KRL,
+	// `ssh-keygen -k`) of user certificates, read again when it changes.
+	KRLFile = "revoked_keys"
 )
 
 // Keys are the gateway's certificate authorities and host key.
@@ -40,9 +39,23 @@ type Keys struct {
 	Host     ssh.Signer // the host key, certified by HostCA
 	HostCert *ssh.Certificate
 	// Older are user CAs still trusted after a rotation: the public keys
-	// in user_ca.*.pub beside user_ca (user_ca.2026-01.pub, …).
-	Older []ssh.PublicKey
+	// in user_ca.*.pub beside user_ca (RotateUserCA writes them).
+	Older []RetiredCA
 }
+
+// RetiredCA is a user CA a rotation replaced. The certificates it signed
+// are accepted during the overlap: MaxUserCertValidity from its
+// retirement, as long as any of them can still be valid.
+type RetiredCA struct {
+	Key ssh.PublicKey
+	// Retired is when the rotation happened, read from the file name
+	// (user_ca.20261207T031200Z.pub); zero for a name that is no time,
+	// which is trusted until the file is removed.
+	Retired time.Time
+}
+
+// retiredLayout names retired CAs' files by the time of the rotation.
+const retiredLayout = "20060102T150405Z"
 
 // hostCertValidity is how long the gateway's host certificate is valid;
 // it is issued again at each start, so a client that trusts the host CA
@@ -74,11 +87,15 @@ func OpenKeys(dir string, hostNames []string) (*Keys, error) {
 	older, _ := filepath.Glob(filepath.Join(dir, UserCAFile+".*.pub"))
 	slices.Sort(older)
 	for _, f := range older {
+		if strings.HasSuffix(f, nextSuffix+".pub") {
+			continue
+		}
 		pub, err := readPublic(f)
 		if err != nil {
 			return nil, err
 		}
-		k.Older = append(k.Older, pub)
+		when, _ := time.Parse(retiredLayout, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), UserCAFile+"."), ".pub"))
+		k.Older = append(k.Older, RetiredCA{Key: pub, Retired: when})
 	}
 	now := time.Now()
 	cert := &ssh.Certificate{
@@ -109,12 +126,82 @@ func (k *Keys) KnownHostsLine(patterns []string) string {
 }
 
 // isUserAuthority reports whether auth signs the certificates users log
-// in with: the current user CA or one kept after a rotation.
-func (k *Keys) isUserAuthority(auth ssh.PublicKey) bool {
+// in with at now: the current user CA, or one a rotation retired less
+// than MaxUserCertValidity ago.
+func (k *Keys) isUserAuthority(auth ssh.PublicKey, now time.Time) bool {
 	if keysEqual(auth, k.UserCA.PublicKey()) {
 		return true
 	}
-	return slices.ContainsFunc(k.Older, func(p ssh.PublicKey) bool { return keysEqual(p, auth) })
+	return slices.ContainsFunc(k.Older, func(r RetiredCA) bool {
+		return keysEqual(r.Key, auth) && (r.Retired.IsZero() || now.Before(r.Retired.Add(MaxUserCertValidity)))
+	})
+}
+
+// nextSuffix marks a target CA made ahead of its use (StageTargetCA).
+const nextSuffix = ".next"
+
+// RotateUserCA retires the user CA in dir and makes a new one: the
+// gateway (at its next start) issues certificates from the new CA only,
+// and accepts those the old one signed for MaxUserCertValidity, the
+// longest any of them is valid. The old private key is removed; its
+// public key stays as user_ca.<when>.pub, which may be deleted once the
+// overlap is over. It returns that file's path.
+func RotateUserCA(dir string, now time.Time) (string, error) {
+	cur := filepath.Join(dir, UserCAFile)
+	if _, err := readPublic(cur + ".pub"); err != nil {
+		return "", fmt.Errorf("sshproxy: no user CA to rotate in %s: %w", dir, err)
+	}
+	retired := filepath.Join(dir, UserCAFile+"."+now.UTC().Format(retiredLayout)+".pub")
+	if _, err := os.Stat(retired); err == nil {
+		return "", fmt.Errorf("sshproxy: %s exists: one rotation a second", retired)
+	}
+	if err := os.Rename(cur+".pub", retired); err != nil {
+		return "", err
+	}
+	if err := os.Remove(cur); err != nil {
+		return "", err
+	}
+	if _, err := loadOrCreate(cur); err != nil {
+		return "", err
+	}
+	return retired, nil
+}
+
+// StageTargetCA makes the next target CA (target_ca.next) and returns
+// its public key's path: every target must trust it (beside the current
+// one, in TrustedUserCAKeys) before ActivateTargetCA puts it in use. An
+// existing next CA is kept, so running it twice is harmless.
+func StageTargetCA(dir string) (string, error) {
+	next := filepath.Join(dir, TargetCAFile+nextSuffix)
+	if _, err := loadOrCreate(next); err != nil {
+		return "", err
+	}
+	return next + ".pub", nil
+}
+
+// ActivateTargetCA puts the staged target CA in use: the gateway (at its
+// next start) logs in to targets with certificates from it. The old
+// private key is removed and its public key kept as
+// target_ca.<when>.pub, to be taken out of the targets' TrustedUserCAKeys
+// once the gateway runs with the new one (its certificates last minutes,
+// for the login only). It returns that file's path.
+func ActivateTargetCA(dir string, now time.Time) (string, error) {
+	next := filepath.Join(dir, TargetCAFile+nextSuffix)
+	if _, err := readPublic(next + ".pub"); err != nil {
+		return "", fmt.Errorf("sshproxy: no staged target CA in %s (stage one first, and have every target trust it): %w", dir, err)
+	}
+	cur := filepath.Join(dir, TargetCAFile)
+	retired := filepath.Join(dir, TargetCAFile+"."+now.UTC().Format(retiredLayout)+".pub")
+	if err := os.Rename(cur+".pub", retired); err != nil {
+		return "", err
+	}
+	if err := os.Rename(next, cur); err != nil {
+		return "", err
+	}
+	if err := os.Rename(next+".pub", cur+".pub"); err != nil {
+		return "", err
+	}
+	return retired, nil
 }
 
 func keysEqual(a, b ssh.PublicKey) bool {
@@ -167,66 +254,4 @@ func randSerial() uint64 {
 	var b [8]byte
 	rand.Read(b[:])
 	return binary.BigEndian.Uint64(b[:]) &^ (1 << 63)
-}
-
-// revocations are the revoked user certificates (RevokedFile), read at
-// each authentication so that a revocation takes effect at once.
-type revocations struct {
-	serials map[uint64]bool
-	ids     map[string]bool
-	keys    [][]byte
-}
-
-func readRevoked(dir string) (*revocations, error) {
-	r := &revocations{serials: map[uint64]bool{}, ids: map[string]bool{}}
-	b, err := os.ReadFile(filepath.Join(dir, RevokedFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return r, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	for i, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		kind, rest, _ := strings.Cut(line, " ")
-		switch kind {
-		case "serial":
-			var n uint64
-			if _, err := fmt.Sscan(strings.TrimSpace(rest), &n); err != nil {
-				return nil, fmt.Errorf("sshproxy: %s line %d: %w", RevokedFile, i+1, err)
-			}
-			r.serials[n] = true
-		case "id":
-			r.ids[strings.TrimSpace(rest)] = true
-		default:
-			pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
-			if err != nil {
-				return nil, fmt.Errorf("sshproxy: %s line %d: want serial N, id KEY-ID or a public key: %w", RevokedFile, i+1, err)
-			}
-			r.keys = append(r.keys, pub.Marshal())
-		}
-	}
-	return r, nil
-}
-
-// revoked reports why cert is revoked, or "".
-func (r *revocations) revoked(cert *ssh.Certificate) string {
-	switch {
-	case r.serials[cert.Serial]:
-		return fmt.Sprintf("certificate serial %d is revoked", cert.Serial)
-	case r.ids[cert.KeyId]:
-		return fmt.Sprintf("certificates of key id %q are revoked", cert.KeyId)
-	}
-	for _, k := range r.keys {
-		if string(k) == string(cert.Key.Marshal()) {
-			return "the certificate's key is revoked"
-		}
-		if string(k) == string(cert.SignatureKey.Marshal()) {
-			return "the certificate authority that signed it is revoked"
-		}
-	}
-	return ""
 }

@@ -10,9 +10,10 @@ import (
 	"github.com/auditledger/auditledger/events"
 )
 
-// Rotating the user CA: the old one, moved aside with its public key
-// kept, still admits its certificates; the new one signs from then on;
-// the host CA and host key persist across starts.
+// Rotating the user CA: the new one signs from then on, the old one's
+// certificates are accepted for the overlap (MaxUserCertValidity) and no
+// longer; the old private key is gone; the host CA and host key persist
+// across starts.
 func TestUserCARotation(t *testing.T) {
 	dir := t.TempDir()
 	k1, err := OpenKeys(dir, []string{"localhost"})
@@ -20,14 +21,16 @@ func TestUserCARotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := k1.UserCA.PublicKey()
-	for _, f := range []string{UserCAFile, UserCAFile + ".pub"} {
-		to := filepath.Join(dir, UserCAFile+".2026-12")
-		if f != UserCAFile {
-			to += ".pub"
-		}
-		if err := os.Rename(filepath.Join(dir, f), to); err != nil {
-			t.Fatal(err)
-		}
+	at := time.Date(2026, 12, 7, 3, 12, 0, 0, time.UTC)
+	retired, err := RotateUserCA(dir, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(retired) != "user_ca.20261207T031200Z.pub" {
+		t.Errorf("retired as %s", retired)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "user_ca.20261207T031200Z")); err == nil {
+		t.Error("the retired CA's private key was kept")
 	}
 	k2, err := OpenKeys(dir, []string{"localhost"})
 	if err != nil {
@@ -36,11 +39,17 @@ func TestUserCARotation(t *testing.T) {
 	if keysEqual(k2.UserCA.PublicKey(), old) {
 		t.Fatal("no new user CA")
 	}
-	if !k2.isUserAuthority(old) || !k2.isUserAuthority(k2.UserCA.PublicKey()) {
-		t.Error("after the rotation, the old and the new user CA must both be trusted")
+	if !k2.isUserAuthority(old, at.Add(MaxUserCertValidity-time.Second)) || !k2.isUserAuthority(k2.UserCA.PublicKey(), at.Add(time.Hour)) {
+		t.Error("during the overlap, the old and the new user CA must both be trusted")
+	}
+	if k2.isUserAuthority(old, at.Add(MaxUserCertValidity)) {
+		t.Error("the old user CA is trusted after the overlap")
 	}
 	if !keysEqual(k1.HostCA.PublicKey(), k2.HostCA.PublicKey()) || !keysEqual(k1.Host.PublicKey(), k2.Host.PublicKey()) {
 		t.Error("the host CA or host key changed across starts")
+	}
+	if _, err := ActivateTargetCA(dir, at); err == nil {
+		t.Error("a target CA was activated without being staged")
 	}
 }
 

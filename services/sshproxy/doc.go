@@ -21,4 +21,12 @@
 // the keyed digest of the output. SFTP (and scp, which uses it) is served
 // by the gateway and relayed one file operation at a time, each recorded
 // with its path, size and keyed digest.
+//
+// The policy's limits (max_duration, idle_timeout, max_sessions) and the
+// user certificate's expiry are measured by Config.Clock; a connection
+// they end tells the client why on each session's stderr. User
+// certificates are checked against an OpenSSH KRL (krl.go), read again
+// when its file changes. The user CA rotates with an overlap
+// (RotateUserCA), the target CA in two steps (StageTargetCA,
+// ActivateTargetCA).
 package sshproxy

@@ -245,7 +245,8 @@ type view struct {
 type limits struct {
 	maxDuration, idle time.Duration
 	maxSessions       int
-	rule              string // the id of the rule of the last bound set, for messages
+	// the ids of the rules that set each bound, for messages
+	durationRule, idleRule, sessionsRule string
 }
 
 // For returns the rules that apply to user, a member of groups, on
@@ -267,20 +268,19 @@ func (p *Policy) For(user string, groups []string, target string) view {
 			v.allow = append(v.allow, r)
 		}
 	}
-	least := func(cur, b time.Duration) time.Duration {
-		if b > 0 && (cur == 0 || b < cur) {
-			return b
+	least := func(cur *time.Duration, rule *string, b time.Duration, id string) {
+		if b > 0 && (*cur == 0 || b < *cur) {
+			*cur, *rule = b, id
 		}
-		return cur
 	}
+	l := &v.limits
 	for _, r := range p.Limits {
 		if r.Applies(user, groups) && onTarget(r.Targets, target) {
-			v.limits.maxDuration = least(v.limits.maxDuration, r.MaxDuration)
-			v.limits.idle = least(v.limits.idle, r.IdleTimeout)
-			if r.MaxSessions > 0 && (v.limits.maxSessions == 0 || r.MaxSessions < v.limits.maxSessions) {
-				v.limits.maxSessions = r.MaxSessions
+			least(&l.maxDuration, &l.durationRule, r.MaxDuration, r.ID)
+			least(&l.idle, &l.idleRule, r.IdleTimeout, r.ID)
+			if r.MaxSessions > 0 && (l.maxSessions == 0 || r.MaxSessions < l.maxSessions) {
+				l.maxSessions, l.sessionsRule = r.MaxSessions, r.ID
 			}
-			v.limits.rule = r.ID
 		}
 	}
 	return v

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +92,14 @@ type Config struct {
 	Metrics *telemetry.Proxy
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// RevokedKeys is the OpenSSH KRL of revoked user certificates and
+	// keys, read again whenever it changes; empty means KRLFile in the
+	// keys directory. No file: nothing is revoked. A file that cannot be
+	// read or parsed refuses every login.
+	RevokedKeys string
+	// Clock measures the limits (max_duration, idle_timeout) and the
+	// validity of user certificates; nil means the system clock.
+	Clock Clock
 }
 
 // Proxy is the SSH gateway.
@@ -101,6 +111,8 @@ type Proxy struct {
 	targets map[string]*Target
 	server  *ssh.ServerConfig
 	log     *slog.Logger
+	clock   Clock
+	krl     *krlFile
 
 	mu     sync.Mutex
 	conns  map[*ssh.ServerConn]struct{}
@@ -122,6 +134,12 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
+	if cfg.RevokedKeys == "" {
+		cfg.RevokedKeys = filepath.Join(cfg.Keys.Dir, KRLFile)
+	}
 	pol := cfg.Policy
 	if pol == nil {
 		pol = DefaultPolicy()
@@ -129,7 +147,7 @@ func New(cfg Config) (*Proxy, error) {
 	if len(pol.Approve) > 0 && cfg.Approvals == nil {
 		return nil, fmt.Errorf("%w: the policy has approve rules, and no approvals broker is configured", ErrConfig)
 	}
-	p := &Proxy{cfg: cfg, keys: cfg.Keys, pol: pol, targets: map[string]*Target{}, log: cfg.Logger, conns: map[*ssh.ServerConn]struct{}{}, active: map[string]int{}}
+	p := &Proxy{cfg: cfg, keys: cfg.Keys, pol: pol, targets: map[string]*Target{}, log: cfg.Logger, clock: cfg.Clock, krl: &krlFile{path: cfg.RevokedKeys}, conns: map[*ssh.ServerConn]struct{}{}, active: map[string]int{}}
 	for i := range cfg.Targets {
 		t := cfg.Targets[i]
 		if t.Name == "" || t.Addr == "" || strings.Contains(t.Name, "+") {
@@ -252,18 +270,20 @@ func (p *Proxy) checkUser(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permis
 	if cert.CertType != ssh.UserCert {
 		return refuse("not a user certificate")
 	}
-	if !p.keys.isUserAuthority(cert.SignatureKey) {
+	if !p.keys.isUserAuthority(cert.SignatureKey, p.clock.Now()) {
 		return refuse("the certificate is signed by a certificate authority the gateway does not trust (" + fingerprint(cert.SignatureKey) + ")")
 	}
-	rev, err := readRevoked(p.keys.Dir)
+	krl, err := p.krl.get()
 	if err != nil {
 		p.log.Error("revocation list unreadable: refusing every certificate", "err", err)
-		return refuse("the gateway cannot read its revocation list")
+		return refuse("the gateway cannot read its revocation list (KRL)")
 	}
-	if why := rev.revoked(cert); why != "" {
-		return refuse(why)
+	if krl != nil {
+		if why := krl.Revoked(cert); why != "" {
+			return refuse(why + " (KRL version " + strconv.FormatUint(krl.Version, 10) + ")")
+		}
 	}
-	checker := ssh.CertChecker{SupportedCriticalOptions: []string{}}
+	checker := ssh.CertChecker{SupportedCriticalOptions: []string{}, Clock: p.clock.Now}
 	if err := checker.CheckCert(cert.KeyId, cert); err != nil {
 		return refuse(strings.TrimPrefix(err.Error(), "ssh: "))
 	}
@@ -296,16 +316,49 @@ type conn struct {
 	// closing is why the gateway closed the connection (a limit, the
 	// certificate's expiry), recorded in each session's end.
 	closing    atomic.Value // string
-	lastActive atomic.Int64 // unix nanoseconds of the last byte either way
+	lastActive atomic.Int64 // unix nanoseconds of the last byte either way, by the gateway's clock
+
+	mu   sync.Mutex
+	open map[ssh.Channel]struct{} // the client's session channels, told why the gateway closes
 }
 
 // touch notes activity, for the idle timeout.
-func (c *conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
+func (c *conn) touch() { c.lastActive.Store(c.p.clock.Now().UnixNano()) }
 
-// closeWith closes the connection for a reason its sessions record.
+// track adds (or, with add false, removes) a session channel the client
+// is told on when the gateway closes the connection.
+func (c *conn) track(ch ssh.Channel, add bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if add {
+		c.open[ch] = struct{}{}
+	} else {
+		delete(c.open, ch)
+	}
+}
+
+// closeWith closes the connection for a reason its sessions record; each
+// open session's stderr says why first, so the client's user reads it.
 func (c *conn) closeWith(reason string) {
-	c.closing.CompareAndSwap(nil, reason)
+	if !c.closing.CompareAndSwap(nil, reason) {
+		return
+	}
 	c.p.log.Info("closing an SSH connection", "reason", reason, "subject", c.id.Subject, "target", c.target.Name)
+	c.mu.Lock()
+	var told sync.WaitGroup
+	for ch := range c.open {
+		told.Go(func() {
+			fmt.Fprintf(ch.Stderr(), "\r\nauditledger: the gateway closed this connection: %s\r\n", reason)
+		})
+	}
+	c.mu.Unlock()
+	// A client that reads nothing (its window full) is not waited for.
+	done := make(chan struct{})
+	go func() { told.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
 	c.sc.Close()
 }
 
@@ -335,13 +388,13 @@ func (p *Proxy) serveConn(ctx context.Context, nc net.Conn) {
 	}()
 	cert := sc.Permissions.ExtraData[permIdentity].(*ssh.Certificate)
 	login, tname, _ := userName(sc.User())
-	c := &conn{p: p, sc: sc, id: identityOf(cert), cert: cert, login: login, target: p.targets[tname]}
+	c := &conn{p: p, sc: sc, id: identityOf(cert), cert: cert, login: login, target: p.targets[tname], open: map[ssh.Channel]struct{}{}}
 	c.touch()
 	lim := p.pol.For(c.id.Subject, c.id.Groups, c.target.Name).limits
 	who := c.id.Issuer + "\x00" + c.id.Subject
 	p.mu.Lock()
 	if lim.maxSessions > 0 && p.active[who] >= lim.maxSessions {
-		c.refuse = fmt.Sprintf("%s has %d sessions open, the most allowed (limit rule %s)", c.id.Subject, p.active[who], lim.rule)
+		c.refuse = fmt.Sprintf("%s has %d sessions open, the most allowed (limit rule %s)", c.id.Subject, p.active[who], lim.sessionsRule)
 	} else {
 		p.active[who]++
 		defer func() {
@@ -360,17 +413,19 @@ func (p *Proxy) serveConn(ctx context.Context, nc net.Conn) {
 		}
 	}
 	// A certificate that expires mid-session ends the session.
-	expiry := time.Until(time.Unix(int64(min(cert.ValidBefore, uint64(1<<62))), 0))
-	timer := time.AfterFunc(expiry, func() { c.closeWith("certificate expired") })
-	defer timer.Stop()
+	if cert.ValidBefore != ssh.CertTimeInfinity {
+		expiry := time.Unix(int64(min(cert.ValidBefore, uint64(1<<62))), 0).Sub(p.clock.Now())
+		defer p.clock.AfterFunc(expiry, func() { c.closeWith("certificate expired") })()
+	}
 	if lim.maxDuration > 0 {
-		t := time.AfterFunc(lim.maxDuration, func() { c.closeWith("max_duration " + lim.maxDuration.String() + " (limit rule " + lim.rule + ")") })
-		defer t.Stop()
+		defer p.clock.AfterFunc(lim.maxDuration, func() {
+			c.closeWith("max_duration " + lim.maxDuration.String() + " (limit rule " + lim.durationRule + ")")
+		})()
 	}
 	if lim.idle > 0 {
-		done := make(chan struct{})
-		defer close(done)
-		go c.idleWatch(lim.idle, lim.rule, done)
+		w := &idleWatch{c: c, idle: lim.idle, rule: lim.idleRule}
+		w.arm(lim.idle)
+		defer w.stop()
 	}
 	go c.globalRequests(ctx, reqs)
 	var wg sync.WaitGroup
@@ -385,28 +440,64 @@ func (p *Proxy) serveConn(ctx context.Context, nc net.Conn) {
 			nch.Reject(ssh.UnknownChannelType, "auditledger: "+nch.ChannelType()+" channels are not relayed")
 		}
 	}
-	// The client is gone: so is its connection to the target, which ends
-	// what still runs there (sshd would wait for it otherwise).
+	// The client is gone. Its sessions tell what still runs on the target
+	// to hang up (a signal request, which must reach the target before
+	// the connection closes: sshd lets a program without a terminal run
+	// on after its connection is gone); then the connection to the target
+	// closes, which ends whatever ignored the signal.
+	ended := make(chan struct{})
+	go func() { wg.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(hangUpGrace):
+	}
 	if c.tc != nil {
 		c.tc.Close()
 	}
-	wg.Wait()
+	<-ended
 }
 
-// idleWatch closes the connection once no byte has passed for idle.
-func (c *conn) idleWatch(idle time.Duration, rule string, done <-chan struct{}) {
-	t := time.NewTicker(min(idle/4, time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-			if time.Since(time.Unix(0, c.lastActive.Load())) >= idle {
-				c.closeWith("idle_timeout " + idle.String() + " (limit rule " + rule + ")")
-				return
-			}
-		}
+// hangUpGrace is how long the programs of a client that went away have
+// to end on the signal they are sent before their connection to the
+// target is closed.
+const hangUpGrace = 5 * time.Second
+
+// idleWatch closes the connection once no byte has passed for idle: a
+// timer that, when it fires early (bytes passed since it was set), is set
+// again for the time still to go.
+type idleWatch struct {
+	c    *conn
+	idle time.Duration
+	rule string
+
+	mu      sync.Mutex
+	cancel  func() bool
+	stopped bool
+}
+
+func (w *idleWatch) arm(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.cancel = w.c.p.clock.AfterFunc(d, w.fire)
+	}
+}
+
+func (w *idleWatch) fire() {
+	quiet := w.c.p.clock.Now().Sub(time.Unix(0, w.c.lastActive.Load()))
+	if quiet >= w.idle {
+		w.c.closeWith("idle_timeout " + w.idle.String() + " (limit rule " + w.rule + ")")
+		return
+	}
+	w.arm(w.idle - quiet)
+}
+
+func (w *idleWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	if w.cancel != nil {
+		w.cancel()
 	}
 }
 
@@ -543,8 +634,8 @@ func (c *conn) directTCPIP(ctx context.Context, nch ssh.NewChannel) {
 	go ssh.DiscardRequests(treqs)
 	var in, out int64
 	var wg sync.WaitGroup
-	wg.Go(func() { in, _ = copyClose(tch, cch) })
-	wg.Go(func() { out, _ = copyClose(cch, tch) })
+	wg.Go(func() { in, _ = copyClose(tch, cch, c.touch) })
+	wg.Go(func() { out, _ = copyClose(cch, tch, c.touch) })
 	wg.Wait()
 	cch.Close()
 	tch.Close()

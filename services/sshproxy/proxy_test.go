@@ -47,8 +47,13 @@ type fixture struct {
 }
 
 type options struct {
-	policy   string
-	hostKeys []string // pinned instead of the target's own
+	policy     string
+	hostKeys   []string // pinned instead of the target's own
+	clock      *sshproxy.ManualClock
+	targetAddr string // instead of the sshd's: a target that is down
+	keysDir    string // a keys directory prepared by the test
+	// targetTrusts: the target's TrustedUserCAKeys; nil: the target CA
+	targetTrusts []byte
 }
 
 func start(t *testing.T, o options) *fixture {
@@ -87,10 +92,18 @@ func start(t *testing.T, o options) *fixture {
 	if f.pii, err = piikeys.Open(t.Context(), f.js, 1); err != nil {
 		t.Fatal(err)
 	}
-	if f.keys, err = sshproxy.OpenKeys(t.TempDir(), []string{"127.0.0.1", "localhost"}); err != nil {
+	keysDir := o.keysDir
+	if keysDir == "" {
+		keysDir = t.TempDir()
+	}
+	if f.keys, err = sshproxy.OpenKeys(keysDir, []string{"127.0.0.1", "localhost"}); err != nil {
 		t.Fatal(err)
 	}
-	f.target = sshdtest.Start(t, ssh.MarshalAuthorizedKey(f.keys.TargetCA.PublicKey()))
+	trusted := o.targetTrusts
+	if trusted == nil {
+		trusted = ssh.MarshalAuthorizedKey(f.keys.TargetCA.PublicKey())
+	}
+	f.target = sshdtest.Start(t, trusted)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -108,9 +121,17 @@ func start(t *testing.T, o options) *fixture {
 	if pinned == nil {
 		pinned = []string{f.target.HostKey}
 	}
-	f.proxy, err = sshproxy.New(sshproxy.Config{Addr: f.addr, Keys: f.keys, Auth: auth, Emitter: em, Tenant: "acme", Approvals: f.broker, PII: f.pii,
+	addr := f.target.Addr
+	if o.targetAddr != "" {
+		addr = o.targetAddr
+	}
+	cfg := sshproxy.Config{Addr: f.addr, Keys: f.keys, Auth: auth, Emitter: em, Tenant: "acme", Approvals: f.broker, PII: f.pii,
 		Policy: pol, StateDir: t.TempDir(),
-		Targets: []sshproxy.Target{{Name: "web", Addr: f.target.Addr, HostKeys: pinned}}})
+		Targets: []sshproxy.Target{{Name: "web", Addr: addr, HostKeys: pinned}}}
+	if o.clock != nil {
+		cfg.Clock = o.clock
+	}
+	f.proxy, err = sshproxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,11 @@ const (
 	FileLabel   = "auditledger file v1\n"
 )
 
+// ReasonClientGone is session.ended's reason when the client closed the
+// session, or its connection ended, while its program still ran: the
+// program is told to hang up (SIGHUP) and the target's channel closed.
+const ReasonClientGone = "client went away"
+
 // ptyReq is the payload of a pty-req (RFC 4254 §6.2).
 type ptyReq struct {
 	Term          string
@@ -60,6 +65,9 @@ type channel struct {
 
 	exitStatus atomic.Int64 // -1 until the target sends it
 	exitSignal atomic.Value // string
+	// clientLeft: the client closed the channel (or its connection
+	// ended) while the program still ran.
+	clientLeft atomic.Bool
 }
 
 // session relays one session channel. Its requests before the program
@@ -93,6 +101,8 @@ func (c *conn) session(ctx context.Context, nch ssh.NewChannel) {
 	}
 	ch := &channel{c: c, s: s, cch: cch, tch: tch, env: map[string]string{}}
 	ch.exitStatus.Store(-1)
+	c.track(cch, true)
+	defer c.track(cch, false)
 	defer cch.Close()
 	defer tch.Close()
 	ch.targetDone = make(chan struct{})
@@ -110,6 +120,7 @@ func (c *conn) session(ctx context.Context, nch ssh.NewChannel) {
 		select {
 		case <-ch.relayDone:
 		default:
+			ch.clientLeft.Store(true)
 			tch.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{"HUP"}))
 		}
 	}
@@ -382,9 +393,12 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 		})))
 	})
 	output.Go(func() {
-		errOut, _ = io.Copy(ch.cch.Stderr(), io.TeeReader(ch.tch.Stderr(), writerFunc(func(b []byte) { stderr.Write(b); summed(b) })))
+		errOut, _ = io.Copy(ch.cch.Stderr(), io.TeeReader(ch.tch.Stderr(), writerFunc(func(b []byte) { ch.c.touch(); stderr.Write(b); summed(b) })))
 	})
 	output.Wait()
+	// The target's side ended without the program exiting because the
+	// client went away (and the gateway closed the target's connection).
+	vanished := ch.clientLeft.Load()
 	<-ch.targetDone // exit-status and exit-signal forwarded
 	ch.cch.CloseWrite()
 	ch.cch.Close()
@@ -415,6 +429,8 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 	}
 	if r := ch.c.closeReason(); r != "" {
 		end["reason"] = r
+	} else if vanished {
+		end["reason"] = ReasonClientGone
 	}
 	s.End(ctx, end)
 }
@@ -423,9 +439,10 @@ type writerFunc func([]byte)
 
 func (f writerFunc) Write(b []byte) (int, error) { f(b); return len(b), nil }
 
-// copyClose copies and then half-closes dst.
-func copyClose(dst, src ssh.Channel) (int64, error) {
-	n, err := io.Copy(dst, src)
+// copyClose copies and then half-closes dst; each read is activity
+// (touch), for the idle timeout.
+func copyClose(dst, src ssh.Channel, touch func()) (int64, error) {
+	n, err := io.Copy(dst, io.TeeReader(src, writerFunc(func([]byte) { touch() })))
 	dst.CloseWrite()
 	if errors.Is(err, io.EOF) {
 		err = nil

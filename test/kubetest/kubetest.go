@@ -1,9 +1,11 @@
 // Package kubetest starts a real Kubernetes control plane for tests: the
 // stock etcd and kube-apiserver on free loopback ports, with certificates
 // made for the run, RBAC authorization and service-account tokens, and
-// drives it with the stock kubectl. There is no kubelet and no controller
-// manager: the API (storage, admission, RBAC, impersonation, watches,
-// discovery, token requests) is real, pods are stored but never run.
+// drives it with the stock kubectl. The API (storage, admission, RBAC,
+// impersonation, watches, discovery, token requests) is real. There is no
+// scheduler and no controller manager; StartKubelet adds a test kubelet
+// (the kubelet's streaming server over processes on this host) for exec,
+// attach, port-forward and logs.
 //
 // The programs are built from the pinned modules of test/kubetools (a module
 // of its own, so the product's module graph does not carry them) by its
@@ -35,6 +37,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -45,7 +48,7 @@ const Version = "v1.37.2"
 
 // Tools are the paths of the installed programs.
 type Tools struct {
-	APIServer, Etcd, Kubectl string
+	APIServer, Etcd, Kubectl, Kubelet string
 }
 
 var (
@@ -86,6 +89,7 @@ func install() (Tools, error) {
 		APIServer: filepath.Join(dir, "kube-apiserver"),
 		Etcd:      filepath.Join(dir, "etcd"),
 		Kubectl:   filepath.Join(dir, "kubectl"),
+		Kubelet:   filepath.Join(dir, "kubelet"),
 	}, nil
 }
 
@@ -101,12 +105,17 @@ type Cluster struct {
 	caCert *x509.Certificate
 	caKey  *ecdsa.PrivateKey
 	procs  []*proc
+
+	kubelet *Kubelet
 }
 
 type proc struct {
 	name, log string
 	cmd       *exec.Cmd
 	exited    chan struct{}
+	// term: stopped with SIGTERM first (the kubelet stops the processes it
+	// started), killed if it has not exited after a while.
+	term bool
 }
 
 // Start runs a control plane for the duration of the test.
@@ -166,6 +175,14 @@ func Start(t testing.TB) *Cluster {
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--allow-privileged=true",
 		"--profiling=false",
+		// The kubelet's streaming endpoints (exec, attach, port-forward,
+		// logs): the API server presents its client certificate, and
+		// verifies the kubelet's serving certificate against the run's CA
+		// at the node's InternalIP (see StartKubelet).
+		"--kubelet-client-certificate="+c.path("kubelet-client.crt"),
+		"--kubelet-client-key="+c.path("kubelet-client.key"),
+		"--kubelet-certificate-authority="+c.path("ca.crt"),
+		"--kubelet-preferred-address-types=InternalIP",
 	)
 	c.AdminKubeconfig = c.Kubeconfig("auditledger-admin", "system:masters")
 	admin := c.httpClient("auditledger-admin", "system:masters")
@@ -185,7 +202,7 @@ func Start(t testing.TB) *Cluster {
 
 func (c *Cluster) path(name string) string { return filepath.Join(c.dir, name) }
 
-func (c *Cluster) run(name, bin string, args ...string) {
+func (c *Cluster) run(name, bin string, args ...string) *proc {
 	c.t.Helper()
 	p := &proc{name: name, log: c.path(name + ".log"), exited: make(chan struct{})}
 	logf, err := os.Create(p.log)
@@ -200,14 +217,30 @@ func (c *Cluster) run(name, bin string, args ...string) {
 	}
 	go func() { p.cmd.Wait(); logf.Close(); close(p.exited) }()
 	c.procs = append(c.procs, p)
+	return p
 }
 
 // waitFor polls ready with a deadline (generous: the first start of the API
 // server on two busy cores takes tens of seconds), failing early if the
-// last started process exits; the logs are printed when a test fails.
+// process exits; the logs are printed when a test fails.
 func (c *Cluster) waitFor(name string, ready func() error) {
 	c.t.Helper()
-	p := c.procs[len(c.procs)-1]
+	c.waitForProc(name, name, ready)
+}
+
+// waitForProc waits for what (polling ready) while the process named
+// name runs.
+func (c *Cluster) waitForProc(name, what string, ready func() error) {
+	c.t.Helper()
+	var p *proc
+	for _, q := range c.procs {
+		if q.name == name {
+			p = q
+		}
+	}
+	if p == nil {
+		c.t.Fatalf("kubetest: no process %s", name)
+	}
 	const total = 3 * time.Minute
 	deadline := time.Now().Add(total)
 	for {
@@ -217,11 +250,11 @@ func (c *Cluster) waitFor(name string, ready func() error) {
 		}
 		select {
 		case <-p.exited:
-			c.t.Fatalf("%s exited before it was ready (%v); its log follows", name, p.cmd.ProcessState)
+			c.t.Fatalf("%s exited before %s was ready (%v); its log follows", name, what, p.cmd.ProcessState)
 		default:
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s not ready after %v: %v; its log follows", name, total, err)
+			c.t.Fatalf("%s not ready after %v: %v; the logs follow", what, total, err)
 		}
 		time.Sleep(100 * time.Millisecond) // polling with a deadline, not waiting a fixed time
 	}
@@ -238,6 +271,13 @@ func (c *Cluster) tail(p *proc) string {
 func (c *Cluster) stop() {
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		p := c.procs[i]
+		if p.term {
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.exited:
+			case <-time.After(10 * time.Second):
+			}
+		}
 		p.cmd.Process.Kill()
 		<-p.exited
 	}
@@ -249,7 +289,8 @@ func (c *Cluster) stop() {
 	c.procs = nil
 }
 
-// Log returns the end of a process's log ("etcd" or "kube-apiserver").
+// Log returns the end of a process's log ("etcd", "kube-apiserver" or
+// "kubelet").
 func (c *Cluster) Log(name string) string {
 	for _, p := range c.procs {
 		if p.name == name {
@@ -373,6 +414,11 @@ func (c *Cluster) makePKI() {
 	})
 	c.write("serving.crt", serving)
 	c.write("serving.key", servingKey)
+	// The API server's client certificate toward kubelets; the test
+	// kubelet lets in no other name.
+	kc, kk := c.issue(KubeletClientName, nil, nil)
+	c.write("kubelet-client.crt", kc)
+	c.write("kubelet-client.key", kk)
 	sa := newKey(c.t)
 	pub, err := x509.MarshalPKIXPublicKey(&sa.PublicKey)
 	if err != nil {
