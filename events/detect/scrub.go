@@ -820,7 +820,7 @@ func mayHoldRead(text string) bool {
 // Flags of plainClass beside a byte's holdClass (its low three bits).
 const (
 	fBase64 = 1 << 3 // isBase64Char: the byte goes on a token encodedTokens reads
-	fStop   = 1 << 4 // beyond ASCII, a backslash or a percent sign: mayHoldPlain stops
+	fStop   = 1 << 4 // beyond ASCII, a backslash, a percent sign, NUL (UTF-16) or an & that starts a reference: mayHoldPlain stops
 )
 
 // plainClass is holdClass with the flags mayHoldPlain reads, one table
@@ -841,7 +841,7 @@ var plainClass = func() (t [256]byte) {
 // mayHoldPlain is MayHold in one pass over text: mayHoldASCII's reading
 // and encodedTokens' (each run of base64 characters of 12 or more tried
 // as hex and base64 text, encodedRun) side by side. done is false when it
-// meets a byte beyond ASCII, a backslash or a percent sign before it can
+// meets a byte beyond ASCII, a backslash, a percent sign, a NUL or an & that starts a character reference before it can
 // answer: such text has other readings (folded, \xHH as a separator,
 // percent-decoded), and MayHold reads it as mayHoldRead does. An answer
 // it gives before such a byte is mayHoldRead's too: up to there (and
