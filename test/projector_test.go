@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/auditledger/auditledger/test/natstest"
 )
@@ -107,7 +108,7 @@ projector: {store: %q, vkey: %q, poll: 20ms}
 	if err != nil {
 		t.Fatal(err)
 	}
-	families, err := new(expfmt.TextParser).TextToMetricFamilies(resp.Body)
+	families, err := textParser().TextToMetricFamilies(resp.Body)
 	resp.Body.Close()
 	if err != nil || families["auditledger_projector_applied"] == nil || families["auditledger_projector_applied"].Metric[0].GetGauge().GetValue() != float64(appended) {
 		t.Errorf("projector metrics: %v %v", err, families["auditledger_projector_applied"])
@@ -168,4 +169,11 @@ func projectionRows(t *testing.T, db *pgxpool.Pool) []string {
 		rs.Close()
 	}
 	return out
+}
+
+// textParser reads the Prometheus text format (prometheus/common's parser
+// needs its name validation scheme; its zero value has none).
+func textParser() *expfmt.TextParser {
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	return &p
 }

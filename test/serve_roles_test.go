@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/services/approvals"
@@ -185,7 +183,7 @@ ledger: {store: %q, key: %q, max_wait: 20ms, lease_ttl: 1s}
 			return err
 		}
 		defer resp.Body.Close()
-		families, err := new(expfmt.TextParser).TextToMetricFamilies(resp.Body)
+		families, err := textParser().TextToMetricFamilies(resp.Body)
 		if err != nil {
 			return fmt.Errorf("/metrics does not parse: %v", err)
 		}

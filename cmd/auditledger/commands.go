@@ -35,6 +35,8 @@ func commandTable() []command {
 		{"policy migrate", "rewrite a version-1 gateway policy as version 2 (exemptions stated, never by omission)", policyMigrate},
 		{"policy explain", "print what a policy refuses, holds, masks and lets run unheld, per group or user", policyExplain},
 		{"login ssh", "get a short-lived SSH user certificate from the SSH gateway for an OIDC token, and the ssh_config to use it", loginSSH},
+		{"kubeconfig", "write a kubeconfig for the Kubernetes gateway (TLS verified against its CA, tokens from kube-credential)", kubeconfigCmd},
+		{"kube-credential", "print a Kubernetes ExecCredential with an OIDC token (the exec plugin of kubeconfig's kubeconfigs)", kubeCredential},
 		{"token", "get an OIDC access token with the client-credentials grant", tokenCmd},
 		{"oidc-dev", "serve dev's development OpenID provider on its own (to try a gateway)", oidcDev},
 		{"emit", "publish events (JSON lines on stdin) to AUDIT_EVENTS, durably", emitCmd},

@@ -32,7 +32,7 @@ import (
 
 func devCmd(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "dev [--data DIR] [--nats-port N] [--postgres-port N] [--policy FILE] [--http-upstream URL] [--projection=false]",
-		"Runs the whole ledger in one process on embedded defaults: a NATS server with\nJetStream (file store in DIR/nats), the ledger writer consuming AUDIT_EVENTS, and\na local segment store in DIR/store (read-only files; no Object Lock),\nsigned with a key created in DIR/keys on first start; a development OpenID provider with four users\n(alice, bob, carol, agent; marked dev_identity in every event), the API\n(approvals; events, sessions and proofs), the projector feeding it (into\n$AUDITLEDGER_DATABASE_URL, or a PostgreSQL server dev runs from the\ninstalled binaries in DIR/postgres, kept across restarts, stopped with dev;\nas root it runs as the postgres user, in a temporary cluster removed with dev\nwhen that user cannot reach DIR), and, when $AUDITLEDGER_PROXY_UPSTREAM\nnames a PostgreSQL database, the PostgreSQL proxy in front of it; with\n--http-upstream, the HTTP proxy; with --ssh-upstream (and its pinned\n--ssh-host-key), the SSH gateway, its keys in DIR/ssh-keys (the target trusts\nDIR/ssh-keys/target_ca.pub). One dev per DIR (DIR/auditledger.lock). Ports\nare 7340-7345 by default, NATS 4222. Stop it with Ctrl-C; run it again to\ncontinue.")
+		"Runs the whole ledger in one process on embedded defaults: a NATS server with\nJetStream (file store in DIR/nats), the ledger writer consuming AUDIT_EVENTS, and\na local segment store in DIR/store (read-only files; no Object Lock),\nsigned with a key created in DIR/keys on first start; a development OpenID provider with four users\n(alice, bob, carol, agent; marked dev_identity in every event), the API\n(approvals; events, sessions and proofs), the projector feeding it (into\n$AUDITLEDGER_DATABASE_URL, or a PostgreSQL server dev runs from the\ninstalled binaries in DIR/postgres, kept across restarts, stopped with dev;\nas root it runs as the postgres user, in a temporary cluster removed with dev\nwhen that user cannot reach DIR), and, when $AUDITLEDGER_PROXY_UPSTREAM\nnames a PostgreSQL database, the PostgreSQL proxy in front of it; with\n--http-upstream, the HTTP proxy; with --ssh-upstream (and its pinned\n--ssh-host-key), the SSH gateway, its keys in DIR/ssh-keys (the target trusts\nDIR/ssh-keys/target_ca.pub); with --kube-upstream (and --kube-ca,\n--kube-token-file), the Kubernetes gateway, its CA in DIR/kube-keys. One dev per DIR (DIR/auditledger.lock). Ports\nare 7340-7345 by default, NATS 4222. Stop it with Ctrl-C; run it again to\ncontinue.")
 	dataDir := fs.String("data", "auditledger-data", "directory for all state (created if missing)")
 	port := fs.Int("nats-port", 4222, "NATS client port on 127.0.0.1 (-1 for any free port)")
 	batch := fs.Int("batch", 5000, "events per sealed segment, at most")
@@ -51,6 +51,11 @@ func devCmd(c *cobra.Command) cli.Run {
 	sshAddr := fs.String("proxy-ssh", defaultSSHProxyAddr, "address of the SSH gateway (runs with --ssh-upstream)")
 	sshLogin := fs.String("ssh-login", defaultSSHLoginAddr, "address of the SSH gateway's login endpoint (auditledger login ssh)")
 	sshPolicy := fs.String("ssh-policy", "", "the SSH gateway's policy file (docs/POLICY.md)")
+	kubeUpstream := fs.String("kube-upstream", "", "run the Kubernetes gateway in front of this API server (https://HOST:PORT), as cluster dev-kube")
+	kubeCA := fs.String("kube-ca", "", "the --kube-upstream API server's CA certificate (PEM)")
+	kubeTokenFile := fs.String("kube-token-file", "", "the gateway's own token at the API server (a service account allowed to impersonate)")
+	kubeAddr := fs.String("proxy-kube", defaultKubeGatewayAddr, "address of the Kubernetes gateway (runs with --kube-upstream)")
+	kubePolicy := fs.String("kube-policy", "", "the Kubernetes gateway's policy file (docs/POLICY.md)")
 	syslogAddr := fs.String("forward-syslog", "", "forward every sealed record to this syslog receiver (host:port, RFC 5425 over TLS)")
 	syslogCA := fs.String("forward-syslog-ca", "", "CAs of the syslog receiver's certificate (PEM; default: the system's)")
 	hecURL := fs.String("forward-hec", "", "forward to this Splunk HTTP Event Collector (base URL; token in $AUDITLEDGER_HEC_TOKEN; indexer acknowledgement on)")
@@ -105,6 +110,12 @@ func devCmd(c *cobra.Command) cli.Run {
 				return cli.Usagef("--ssh-upstream needs --ssh-host-key: the gateway never trusts a host key on first use (ssh-keyscan HOST prints it)")
 			}
 			ports = append(ports, portFlag{"proxy-ssh", *sshAddr}, portFlag{"ssh-login", *sshLogin})
+		}
+		if *kubeUpstream != "" {
+			if *kubeCA == "" || *kubeTokenFile == "" {
+				return cli.Usagef("--kube-upstream needs --kube-ca (the gateway never skips certificate verification) and --kube-token-file (its credential at the API server)")
+			}
+			ports = append(ports, portFlag{"proxy-kube", *kubeAddr})
 		}
 		if err := checkPorts(ports); err != nil {
 			return fmt.Errorf("dev: %w", err)
@@ -210,7 +221,8 @@ func devCmd(c *cobra.Command) cli.Run {
 		cfg, roles := devConfig{data: abs, issuer: idp.Issuer, database: database, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy,
 			httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, batch: *batch, maxWait: *maxWait,
 			syslogAddr: *syslogAddr, syslogCA: *syslogCA, hecURL: *hecURL, webhookURL: *webhookURL, forwardFormat: *forwardFormat,
-			sshAddr: *sshAddr, sshLogin: *sshLogin, sshUpstream: *sshUpstream, sshHostKey: *sshHostKey, sshPolicy: *sshPolicy}.serveConfig(auth)
+			sshAddr: *sshAddr, sshLogin: *sshLogin, sshUpstream: *sshUpstream, sshHostKey: *sshHostKey, sshPolicy: *sshPolicy,
+			kubeAddr: *kubeAddr, kubeUpstream: *kubeUpstream, kubeCA: *kubeCA, kubeTokenFile: *kubeTokenFile, kubePolicy: *kubePolicy}.serveConfig(auth)
 		e := newEnv(cfg, dial, metrics, log)
 		var sealedAtStart uint64
 		var last *ledger.Log

@@ -14,6 +14,7 @@ import (
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/kubegateway"
 )
 
 // devUsers are the identities of the development OpenID provider. Their
@@ -42,6 +43,8 @@ type devConfig struct {
 	syslogAddr, syslogCA, hecURL, webhookURL, forwardFormat string
 	// The SSH gateway, run when its upstream is given.
 	sshAddr, sshLogin, sshUpstream, sshHostKey, sshPolicy string
+	// The Kubernetes gateway, run when its upstream is given.
+	kubeAddr, kubeUpstream, kubeCA, kubeTokenFile, kubePolicy string
 }
 
 // serveConfig is dev as serve would run it, and the roles in the order
@@ -74,6 +77,12 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 		cfg.SSHProxy.KeysDir, cfg.SSHProxy.StateDir = filepath.Join(d.data, "ssh-keys"), filepath.Join(d.data, "ssh-proxy")
 		cfg.SSHProxy.Targets = []sshTargetConf{{Name: "dev-ssh", Addr: d.sshUpstream, HostKeys: []string{d.sshHostKey}}}
 		roles = append(roles, "ssh-proxy")
+	}
+	if d.kubeUpstream != "" {
+		k := &cfg.KubeGateway
+		k.Listen, k.Upstream, k.UpstreamCA, k.TokenFile, k.Policy = d.kubeAddr, d.kubeUpstream, d.kubeCA, d.kubeTokenFile, d.kubePolicy
+		k.KeysDir, k.StateDir, k.Cluster = filepath.Join(d.data, "kube-keys"), filepath.Join(d.data, "kube-gateway"), "dev-kube"
+		roles = append(roles, "kube-gateway")
 	}
 	// With a projection database, dev projects the log into it, and the
 	// API serves the read path from it.
@@ -132,6 +141,13 @@ func devBanner(w io.Writer, e *env, issuer, projection string) {
 			filepath.Join(e.cfg.SSHProxy.KeysDir, "target_ca.pub"))
 		fmt.Fprintf(w, "                    AUDITLEDGER_CLIENT_SECRET=alice-dev-secret auditledger login ssh --gateway http://%s --issuer %s --client-id alice\n",
 			e.addr("ssh-login"), issuer)
+	}
+	if kubeAddr := e.addr("kube-gateway"); kubeAddr != "" {
+		fmt.Fprintf(w, "  kube gateway      https://%s → %s (cluster dev-kube; CA %s)\n", kubeAddr, e.cfg.KubeGateway.Upstream,
+			filepath.Join(e.cfg.KubeGateway.KeysDir, kubegateway.CAFile))
+		fmt.Fprintf(w, "                    auditledger kubeconfig --cluster dev-kube --server https://%s --ca-file %s --issuer %s --client-id alice > kubeconfig\n",
+			kubeAddr, filepath.Join(e.cfg.KubeGateway.KeysDir, kubegateway.CAFile), issuer)
+		fmt.Fprintf(w, "                    AUDITLEDGER_CLIENT_SECRET=alice-dev-secret kubectl --kubeconfig kubeconfig get pods\n")
 	}
 	for _, f := range []struct{ name, dest, format string }{
 		{"syslog", e.cfg.SyslogForwarder.Addr, e.cfg.SyslogForwarder.Format},

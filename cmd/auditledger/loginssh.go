@@ -43,7 +43,7 @@ func loginSSH(c *cobra.Command) cli.Run {
 	client := fs.String("client-id", "", "OAuth client ID for the client-credentials grant")
 	tokenFile := fs.String("token-file", "", "file holding your OIDC token (default: $AUDITLEDGER_TOKEN)")
 	return func(ctx context.Context, _ []string, _ io.Reader, stdout, stderr io.Writer) error {
-		tok, err := sshToken(ctx, *tokenFile, *issuer, *client)
+		tok, err := oidcToken(ctx, "login ssh", *tokenFile, *issuer, *client)
 		if err != nil {
 			return err
 		}
@@ -88,9 +88,10 @@ func loginSSH(c *cobra.Command) cli.Run {
 	}
 }
 
-// sshToken is the token to exchange: a file, $AUDITLEDGER_TOKEN, or one
-// fetched with the client-credentials grant.
-func sshToken(ctx context.Context, file, issuer, client string) (string, error) {
+// oidcToken is the OIDC token a gateway's client presents (cmd names the
+// command in errors): a file, $AUDITLEDGER_TOKEN, or one fetched with the
+// client-credentials grant.
+func oidcToken(ctx context.Context, cmd, file, issuer, client string) (string, error) {
 	switch {
 	case file != "":
 		b, err := os.ReadFile(file)
@@ -98,13 +99,13 @@ func sshToken(ctx context.Context, file, issuer, client string) (string, error) 
 	case client != "":
 		secret := os.Getenv("AUDITLEDGER_CLIENT_SECRET")
 		if issuer == "" || secret == "" {
-			return "", errors.New("login ssh: --client-id needs --issuer and $AUDITLEDGER_CLIENT_SECRET")
+			return "", errors.New(cmd + ": --client-id needs --issuer and $AUDITLEDGER_CLIENT_SECRET")
 		}
 		return identity.ClientCredentialsToken(ctx, issuer, client, secret)
 	case os.Getenv("AUDITLEDGER_TOKEN") != "":
 		return strings.TrimSpace(os.Getenv("AUDITLEDGER_TOKEN")), nil
 	}
-	return "", errors.New("login ssh: no token: set AUDITLEDGER_TOKEN, pass --token-file, or --issuer and --client-id")
+	return "", errors.New(cmd + ": no token: set AUDITLEDGER_TOKEN, pass --token-file, or --issuer and --client-id")
 }
 
 // clientKey reads the key pair at path, or makes it (mode 0600), and

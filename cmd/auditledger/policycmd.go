@@ -44,7 +44,7 @@ func policyMigrate(c *cobra.Command) cli.Run {
 
 func policyExplain(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "policy explain --policy FILE [--group G]... [--user U]",
-		"Prints what a gateway's policy (PostgreSQL or HTTP) does to each requester:\nwhat is refused (deny rules), held for an approver (approve rules), masked\n(mask rules) and run unheld (rules they are exempt from, and everything\nelse). Without --group or --user, for a member of each group and each user an\nexemption names, and for anyone else. For a version-1 file it also lists the\nexemptions the file makes by omission.")
+		"Prints what a gateway's policy (PostgreSQL, HTTP or Kubernetes) does to each\nrequester: what is refused (deny rules), held for an approver (approve rules),\nmasked (mask rules), allowed (a Kubernetes gateway's allow rules, which let\nrequesters read secrets) and run unheld (rules they are exempt from, and\neverything else). Without --group or --user, for a member of each group and\neach user an exemption names, and for anyone else. For a version-1 file it\nalso lists the exemptions the file makes by omission.")
 	file := fs.String("policy", "", "the policy file")
 	groups := fs.StringArray("group", nil, "a group the requester is a member of (repeat for several)")
 	user := fs.String("user", "", "the requester's subject, as events record it (actor.subject)")

@@ -13,14 +13,15 @@ import (
 // CLI, emit and serve default to it. Compose uses 7346 and 7347 for the
 // gateway's and the projector's health.
 const (
-	defaultHTTPAddr      = "127.0.0.1:7340" // /metrics, /healthz, /readyz
-	defaultAPIAddr       = "127.0.0.1:7341"
-	defaultOIDCAddr      = "127.0.0.1:7342" // dev's and oidc-dev's provider
-	defaultPGProxyAddr   = "127.0.0.1:7343"
-	defaultHTTPProxyAddr = "127.0.0.1:7344"
-	defaultDevPGPort     = 7345 // dev's own PostgreSQL
-	defaultSSHProxyAddr  = "127.0.0.1:2222"
-	defaultSSHLoginAddr  = "127.0.0.1:7348" // the SSH gateway's login endpoint
+	defaultHTTPAddr        = "127.0.0.1:7340" // /metrics, /healthz, /readyz
+	defaultAPIAddr         = "127.0.0.1:7341"
+	defaultOIDCAddr        = "127.0.0.1:7342" // dev's and oidc-dev's provider
+	defaultPGProxyAddr     = "127.0.0.1:7343"
+	defaultHTTPProxyAddr   = "127.0.0.1:7344"
+	defaultDevPGPort       = 7345 // dev's own PostgreSQL
+	defaultSSHProxyAddr    = "127.0.0.1:2222"
+	defaultSSHLoginAddr    = "127.0.0.1:7348" // the SSH gateway's login endpoint
+	defaultKubeGatewayAddr = "127.0.0.1:7349" // the Kubernetes gateway (TLS)
 )
 
 // portFlag is an address a command will listen on and the flag that sets it.

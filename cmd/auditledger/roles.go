@@ -55,6 +55,7 @@ type roleTable struct {
 	PostgresProxy postgresProxyRole `yaml:"postgres_proxy" role:"postgres-proxy"`
 	HTTPProxy     httpProxyRole     `yaml:"http_proxy" role:"http-proxy"`
 	SSHProxy      sshProxyRole      `yaml:"ssh_proxy" role:"ssh-proxy"`
+	KubeGateway   kubeGatewayRole   `yaml:"kube_gateway" role:"kube-gateway"`
 	Projector     projectorRole     `yaml:"projector" role:"projector"`
 	// The SIEM forwarders (docs/SIEM.md).
 	SyslogForwarder  syslogForwarderRole  `yaml:"syslog_forwarder" role:"syslog-forwarder"`

@@ -20,7 +20,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
@@ -372,14 +371,14 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		resp.ContentLength = -1
 		resp.Header.Del("Content-Length")
 	}
-	resp.Body = &digestBody{rc: resp.Body, sum: x.keyedSum(resp.Request.Context(), p.cfg.Logger), done: func(n int64, sum string, readErr error) {
+	resp.Body = gateway.DigestBody(resp.Body, x.keyedSum(resp.Request.Context(), p.cfg.Logger), func(n int64, sum string, readErr error) {
 		if x.masking() {
 			// Trailers arrive with the end of the body, before the
 			// reverse proxy copies them to the client.
 			x.pol.maskHeaders(resp.Trailer, &counts)
 		}
 		x.finish(context.WithoutCancel(resp.Request.Context()), n, sum, counts, resp.Header.Get("Content-Type"), readErr)
-	}}
+	})
 	return nil
 }
 
@@ -497,36 +496,6 @@ func (x *exchange) keyedSum(ctx context.Context, log *slog.Logger) *gateway.Keye
 		log.Warn("response recorded without its digest: the tenant's search key is unavailable", "session_id", x.gs.ID(), "err", err)
 	}
 	return sum
-}
-
-// digestBody digests what is read through it and reports once, at EOF
-// or close.
-type digestBody struct {
-	rc   io.ReadCloser
-	sum  *gateway.KeyedSum
-	n    int64
-	once sync.Once
-	done func(n int64, sum string, err error)
-}
-
-func (d *digestBody) Read(b []byte) (int, error) {
-	n, err := d.rc.Read(b)
-	d.sum.Write(b[:n])
-	d.n += int64(n)
-	if err != nil {
-		var rerr error
-		if err != io.EOF {
-			rerr = err
-		}
-		d.once.Do(func() { d.done(d.n, d.sum.Digest(), rerr) })
-	}
-	return n, err
-}
-
-func (d *digestBody) Close() error {
-	err := d.rc.Close()
-	d.once.Do(func() { d.done(d.n, d.sum.Digest(), errors.New("closed before the end of the body")) })
-	return err
 }
 
 // finish records mask.applied and response.digest.

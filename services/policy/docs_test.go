@@ -5,14 +5,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/auditledger/auditledger/services/kubegateway"
 	"github.com/auditledger/auditledger/services/policy"
 	"github.com/auditledger/auditledger/services/sshproxy"
 )
 
 // TestDocumentedPoliciesLoad reads every policy file docs/POLICY.md and
 // deploy/ show with the gateways' parsers (the PostgreSQL and HTTP
-// gateways' shared one, the SSH gateway's own), so the documented format is
-// the one they read.
+// gateways' shared one, the SSH and Kubernetes gateways' own), so the
+// documented format is the one they read.
 func TestDocumentedPoliciesLoad(t *testing.T) {
 	t.Setenv("MASK_KEY", "documented")
 	doc, err := os.ReadFile("../../docs/POLICY.md")
@@ -26,8 +27,8 @@ func TestDocumentedPoliciesLoad(t *testing.T) {
 			files = append(files, block)
 		}
 	}
-	if len(files) != 3 {
-		t.Fatalf("%d policy files in docs/POLICY.md, want the PostgreSQL, the HTTP and the SSH one", len(files))
+	if len(files) != 4 {
+		t.Fatalf("%d policy files in docs/POLICY.md, want the PostgreSQL, the HTTP, the SSH and the Kubernetes one", len(files))
 	}
 	deploy, err := os.ReadFile("../../deploy/policy.yaml")
 	if err != nil {
@@ -37,6 +38,9 @@ func TestDocumentedPoliciesLoad(t *testing.T) {
 	// (allow, limits) and parser.
 	if _, err := sshproxy.ParsePolicy("documented", []byte(files[2])); err != nil {
 		t.Errorf("the SSH policy: %v", err)
+	}
+	if _, err := kubegateway.ParsePolicy("documented", []byte(files[3])); err != nil {
+		t.Errorf("the Kubernetes policy: %v", err)
 	}
 	for i, text := range append(files[:2:2], string(deploy)) {
 		p, err := policy.Read("documented", []byte(text))

@@ -24,6 +24,7 @@ type Explanation struct {
 	Refused []Rule // deny rules that apply: what they match is refused
 	Held    []Rule // approval rules that apply: what they match waits for an approver
 	Masked  []Rule // mask rules that apply to results
+	Allowed []Rule // allow rules that apply (Kubernetes: reading secrets)
 	Exempt  []Rule // rules the requester is exempt from: what they match runs unheld
 }
 
@@ -39,6 +40,8 @@ func Explain(p *Policy, who Who) Explanation {
 			e.Held = append(e.Held, r)
 		case policyfile.KindMask:
 			e.Masked = append(e.Masked, r)
+		case KindAllow:
+			e.Allowed = append(e.Allowed, r)
 		}
 	}
 	for _, r := range p.Rules {
@@ -106,8 +109,11 @@ func Print(w io.Writer, p *Policy, whos []Who) error {
 		for _, r := range e.Masked {
 			pw.f("  masked   %s: %s (%s)\n", r.Name(), r.Match, r.Detail)
 		}
+		for _, r := range e.Allowed {
+			pw.f("  allowed  %s: %s (%s)\n", r.Name(), r.Match, r.Detail)
+		}
 		for _, r := range e.Exempt {
-			what := map[string]string{policyfile.KindDeny: "allowed ", policyfile.KindApprove: "unheld  ", policyfile.KindMask: "unmasked"}[r.Kind]
+			what := map[string]string{policyfile.KindDeny: "allowed ", policyfile.KindApprove: "unheld  ", policyfile.KindMask: "unmasked", KindAllow: "no allow"}[r.Kind]
 			why := builtinWhen[r.ID]
 			if r.Exempt != nil {
 				why = "exempt: " + r.Exempt.String() + byOmission(p, r)

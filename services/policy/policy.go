@@ -18,18 +18,24 @@ import (
 
 	"github.com/auditledger/auditledger/services/httpproxy"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
+	"github.com/auditledger/auditledger/services/kubegateway"
 	"github.com/auditledger/auditledger/services/pgproxy"
 )
 
 // Gateways a policy file is for.
 const (
-	Postgres = "postgres"
-	HTTP     = "http"
+	Postgres   = "postgres"
+	HTTP       = "http"
+	Kubernetes = "kubernetes"
 )
+
+// KindAllow is the kind of the Kubernetes gateway's allow rules, which
+// let requesters read secrets.
+const KindAllow = "allow"
 
 // Rule is one rule of a policy, whichever gateway it is for.
 type Rule struct {
-	Kind   string // deny, approve or mask
+	Kind   string // deny, approve, mask, or allow (Kubernetes)
 	ID     string
 	Match  string // what it selects, as the file says it: "kinds: ALTER, CREATE, DROP"
 	Detail string // reason, timeout or masking method
@@ -43,7 +49,7 @@ func (r Rule) Name() string { return policyfile.Noun(r.Kind) + " rule " + r.ID }
 
 // Policy is a parsed policy file.
 type Policy struct {
-	Gateway string // Postgres or HTTP
+	Gateway string // Postgres, HTTP or Kubernetes
 	policyfile.Loaded
 	Rules []Rule // deny, then approve, then mask rules, in file order
 	// For returns the rules that apply to user, a member of groups, as
@@ -60,10 +66,20 @@ func Load(file string) (*Policy, error) {
 	return Read(file, b)
 }
 
-// Read parses policy text for either gateway; name is used in errors. A
-// file with rules on methods, paths or fields is an HTTP gateway's; any
-// other, a PostgreSQL gateway's.
+// Read parses policy text for any of these gateways; name is used in
+// errors. A file with rules on methods, paths or fields is an HTTP
+// gateway's; one with rules on verbs, API groups, resources, namespaces,
+// names or non-resource URLs a Kubernetes gateway's; any other, a
+// PostgreSQL gateway's.
 func Read(name string, b []byte) (*Policy, error) {
+	if hasRuleKey(b, "verbs", "api_groups", "resources", "namespaces", "names", "non_resource_urls") {
+		p, err := kubegateway.ParsePolicy(name, b)
+		if err != nil {
+			return nil, err
+		}
+		return &Policy{Gateway: Kubernetes, Loaded: p.Loaded, Rules: kubeRules(p, "", nil, false),
+			For: func(u string, g []string) []Rule { return kubeRules(p, u, g, true) }}, nil
+	}
 	if isHTTP(b) {
 		p, err := httpproxy.ParsePolicy(name, b)
 		if err != nil {
@@ -81,14 +97,17 @@ func Read(name string, b []byte) (*Policy, error) {
 }
 
 // isHTTP reports whether any rule selects by an HTTP gateway's keys.
-func isHTTP(b []byte) bool {
+func isHTTP(b []byte) bool { return hasRuleKey(b, "methods", "paths", "fields") }
+
+// hasRuleKey reports whether any rule of any section has one of keys.
+func hasRuleKey(b []byte, keys ...string) bool {
 	var doc map[string]any
 	yaml.Unmarshal(b, &doc) // a broken file is the parser's to report
 	for _, section := range doc {
 		rules, _ := section.([]any)
 		for _, r := range rules {
 			r, _ := r.(map[string]any)
-			for _, k := range []string{"methods", "paths", "fields"} {
+			for _, k := range keys {
 				if _, ok := r[k]; ok {
 					return true
 				}
@@ -162,6 +181,34 @@ func httpRules(p *httpproxy.Policy) []Rule {
 		out = append(out, Rule{Kind: policyfile.KindMask, ID: r.ID, Exempt: r.Exempt, Detail: "method " + r.Method,
 			Match: describe("fields", r.Fields, "detect", r.Detect)})
 	}
+	return out
+}
+
+// kubeRules lists a Kubernetes gateway's rules (only those that apply to
+// user in groups, with view), and its built-in refusal of secrets.
+func kubeRules(p *kubegateway.Policy, user string, groups []string, view bool) []Rule {
+	var out []Rule
+	add := func(kind string, rs []kubegateway.Rule) {
+		for _, r := range rs {
+			if view && !r.Applies(user, groups) {
+				continue
+			}
+			d := r.Reason
+			if kind == policyfile.KindApprove {
+				d = "timeout " + r.Timeout.String()
+			} else if kind == KindAllow {
+				d = "lets the requests it matches read secrets"
+			}
+			out = append(out, Rule{Kind: kind, ID: r.ID, Exempt: r.Exempt, Detail: d,
+				Match: describe("verbs", r.Verbs, "api_groups", r.APIGroups, "resources", r.Resources, "namespaces", r.Namespaces,
+					"names", r.Names, "non_resource_urls", r.NonResourceURLs)})
+		}
+	}
+	add(policyfile.KindDeny, p.Deny)
+	out = append(out, Rule{Kind: policyfile.KindDeny, ID: "builtin-secrets", Match: "requests to secrets other than create",
+		Detail: "unless an allow rule lets the request read them"})
+	add(policyfile.KindApprove, p.Approve)
+	add(KindAllow, p.Allow)
 	return out
 }
 

@@ -235,3 +235,39 @@ anyone in none of sre:
 		t.Errorf("%s gateway, explain:\n%s\nwant:\n%s", p.Gateway, got, want)
 	}
 }
+
+// A Kubernetes gateway's file is read by its own parser, and explain
+// shows its built-in refusal of secrets and who its allow rules let read
+// them.
+func TestExplainKubernetes(t *testing.T) {
+	p, err := policy.Read("kube.yaml", []byte(`version: 2
+deny:
+  - {id: keep-namespaces, verbs: [delete], resources: [namespaces], reason: change process}
+approve:
+  - {id: bindings, verbs: [create], api_groups: [rbac.authorization.k8s.io], resources: [clusterrolebindings], exempt: {groups: [platform]}}
+allow:
+  - {id: sre-secrets, resources: [secrets], exempt: {outside_groups: [sre]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := policy.Print(&b, p, []policy.Who{{Groups: []string{"sre"}, Label: "group sre"}, {Label: "anyone"}}); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, want := range []string{
+		"kubernetes gateway",
+		"group sre:\n  refused  deny rule keep-namespaces: verbs: delete; resources: namespaces (change process)\n  refused  deny rule builtin-secrets: requests to secrets other than create",
+		"  allowed  allow rule sre-secrets: resources: secrets (lets the requests it matches read secrets)",
+		"anyone:",
+		"  no allow allow rule sre-secrets: resources: secrets (exempt: {outside_groups: [sre]})",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("explain:\n%s\nwant %q", got, want)
+		}
+	}
+	if p.Gateway != policy.Kubernetes {
+		t.Errorf("gateway %s", p.Gateway)
+	}
+}

@@ -1,0 +1,190 @@
+package kubegateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+	"k8s.io/apiserver/pkg/endpoints/request"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/gateway"
+)
+
+// maxRecordedBody is the largest request body recorded as a value; a
+// larger one is recorded by its size and digest only.
+const maxRecordedBody = 64 << 10
+
+// lastApplied is the annotation kubectl apply keeps a copy of the whole
+// object in, secret values included.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// describe is the command payload of a request, as the API server parses
+// it. Every string passes the detectors when it is recorded.
+func describe(r *http.Request, info *request.RequestInfo, q Request) map[string]any {
+	c := map[string]any{"protocol": "kubernetes", "method": events.Clean(r.Method, 32), "verb": events.Clean(q.Verb, 64),
+		"path": events.Clean(r.URL.EscapedPath(), 2048), "client_addr": r.RemoteAddr}
+	if r.URL.RawQuery != "" {
+		c["query"] = events.Clean(r.URL.RawQuery, 2048)
+	}
+	if ua := r.UserAgent(); ua != "" {
+		c["user_agent"] = events.Clean(ua, 256)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		c["content_type"] = events.Clean(ct, 128)
+	}
+	if q.IsResource {
+		c["api_group"], c["api_version"], c["resource"] = q.APIGroup, events.Clean(info.APIVersion, 64), events.Clean(q.Resource, 256)
+		for k, v := range map[string]string{"subresource": q.Subresource, "namespace": q.Namespace, "name": q.Name} {
+			if v != "" {
+				c[k] = events.Clean(v, 256)
+			}
+		}
+	}
+	st := statement(q)
+	c["statement"] = events.Clean(st, 2048)
+	c["statement_sha256"] = approvals.Digest(st)
+	return c
+}
+
+// statement is a request as a kubectl user would say it: "delete
+// namespaces prod", "create rolebindings.rbac.authorization.k8s.io -n
+// team-a", "create pods/exec web-1 -n prod", "get /version".
+func statement(q Request) string {
+	if !q.IsResource {
+		return q.Verb + " " + q.Path
+	}
+	res := q.Resource
+	if q.APIGroup != "" {
+		res += "." + q.APIGroup
+	}
+	if q.Subresource != "" {
+		res += "/" + q.Subresource
+	}
+	s := q.Verb + " " + res
+	if q.Name != "" {
+		s += " " + q.Name
+	}
+	if q.Namespace != "" {
+		s += " -n " + q.Namespace
+	}
+	return s
+}
+
+// recordedTarget is the request target an approval is bound to.
+func recordedTarget(u *url.URL) string {
+	if u.RawQuery == "" {
+		return u.EscapedPath()
+	}
+	return u.EscapedPath() + "?" + u.RawQuery
+}
+
+// recordBody puts the request body into the command payload (member
+// "body"), as a JSON value whose strings the detectors then scrub, or says
+// why it is not there (member "body_omitted"). The body of a request to
+// secrets is never recorded; in any other body, a Secret's data and
+// stringData values and every last-applied-configuration annotation are
+// replaced by their keyed digests (or by "(not recorded)" without a key).
+func recordBody(c map[string]any, contentType string, body []byte, secrets bool, keyed func(label string, b []byte) string) {
+	if secrets {
+		c["body_omitted"] = "secret: recorded by its digest only"
+		return
+	}
+	if len(body) > maxRecordedBody {
+		c["body_omitted"] = fmt.Sprintf("larger than %d bytes: recorded by its digest only", maxRecordedBody)
+		return
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	var v any
+	switch {
+	case strings.HasSuffix(mt, "json") || mt == "" && json.Valid(body):
+		d := json.NewDecoder(bytes.NewReader(body))
+		d.UseNumber()
+		if err := d.Decode(&v); err != nil {
+			c["body_omitted"] = "not valid JSON: recorded by its digest only"
+			return
+		}
+	case strings.HasSuffix(mt, "yaml"):
+		if err := yaml.Unmarshal(body, &v); err != nil {
+			c["body_omitted"] = "not valid YAML: recorded by its digest only"
+			return
+		}
+		v = jsonable(v)
+	default:
+		c["body_omitted"] = "content type " + events.Clean(contentType, 128) + ": recorded by its digest only"
+		return
+	}
+	c["body"] = withoutSecrets(v, keyed)
+}
+
+// jsonable turns what YAML decoding made into values a payload holds.
+func jsonable(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			t[k] = jsonable(e)
+		}
+	case map[any]any:
+		m := make(map[string]any, len(t))
+		for k, e := range t {
+			m[fmt.Sprint(k)] = jsonable(e)
+		}
+		return m
+	case []any:
+		for i, e := range t {
+			t[i] = jsonable(e)
+		}
+	case int, int64, uint64, float64, bool, string, nil, json.Number:
+	default:
+		return fmt.Sprint(t)
+	}
+	return v
+}
+
+// withoutSecrets replaces secret values in a decoded body (see
+// recordBody).
+func withoutSecrets(v any, keyed func(label string, b []byte) string) any {
+	digest := func(s string) string {
+		if keyed == nil {
+			return "(not recorded)"
+		}
+		return keyed(gateway.BodyLabel, []byte(s))
+	}
+	switch t := v.(type) {
+	case map[string]any:
+		if k, _ := t["kind"].(string); k == "Secret" {
+			for _, f := range []string{"data", "stringData"} {
+				switch d := t[f].(type) {
+				case map[string]any:
+					for key, val := range d {
+						d[key] = digest(fmt.Sprint(val))
+					}
+				case nil:
+				default:
+					t[f] = digest(fmt.Sprint(d))
+				}
+			}
+		}
+		if md, ok := t["metadata"].(map[string]any); ok {
+			if an, ok := md["annotations"].(map[string]any); ok {
+				if la, ok := an[lastApplied]; ok {
+					an[lastApplied] = digest(fmt.Sprint(la))
+				}
+			}
+		}
+		for k, e := range t {
+			t[k] = withoutSecrets(e, keyed)
+		}
+	case []any:
+		for i, e := range t {
+			t[i] = withoutSecrets(e, keyed)
+		}
+	}
+	return v
+}
