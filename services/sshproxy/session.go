@@ -283,8 +283,15 @@ func (ch *channel) program(ctx context.Context, r *ssh.Request) bool {
 		if r.Type == "shell" {
 			statement, kind = "(interactive shell)", "shell"
 		}
+		// The command runs as typed; it is recorded with each word
+		// judged as the shell resolves it (shellscrub.go).
+		var found []gateway.Finding
+		if r.Type != "shell" {
+			statement, found = scrubCommand(command)
+		}
 		vd := v.judge(command, r.Type == "shell")
 		payload = map[string]any{"protocol": "ssh", "kind": kind, "statement": statement}
+		gateway.AddRedactions(payload, gateway.Found("/statement", found)...)
 		if names := callNames(vd.calls); len(names) > 0 {
 			payload["programs"] = names
 		}
@@ -297,6 +304,7 @@ func (ch *channel) program(ctx context.Context, r *ssh.Request) bool {
 		}
 		if vd.rule != nil {
 			ok, why, err := s.Hold(ctx, gateway.Hold{Rule: vd.rule.ID, Reason: vd.rule.Reason, Timeout: vd.rule.Timeout, Statement: statement,
+				Redacted: gateway.Found("/statement", found),
 				Notify: func(a *approvals.Request) error {
 					_, err := fmt.Fprintf(ch.cch.Stderr(), "auditledger: held for approval %s (rule %s): %s\r\n", a.ID, vd.rule.ID, vd.rule.Reason)
 					return err
