@@ -1251,32 +1251,6 @@ func cardGrouped(v []byte) bool {
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func isAlnum(c byte) bool  { return isDigit(c) || isLetter(c) }
 
-// Span is a value the detectors find in a text: where it stands
-// ([Lo, Hi), byte offsets), the detector, and the value as a reader
-// decodes it (the text at the span when it was found as written).
-type Span struct {
-	Lo, Hi   int
-	Detector string
-	Value    string
-}
-
-// Spans returns the values Scrub replaces in text, in order and apart.
-func Spans(text string) []Span {
-	if !MayHold(text) {
-		return nil
-	}
-	ms, _ := scan(text, 0)
-	out := make([]Span, len(ms))
-	for i, m := range ms {
-		v := m.value
-		if v == "" {
-			v = text[m.lo:m.hi]
-		}
-		out[i] = Span{Lo: m.lo, Hi: m.hi, Detector: m.detector, Value: v}
-	}
-	return out
-}
-
 // Joined is a value the detectors find in parts joined that no part
 // holds alone: its detector, its value, and the indexes of the parts it
 // is made of, in order.
