@@ -47,7 +47,7 @@ func commandTable() []command {
 		{"keys generate", "create a checkpoint signing key and its public verifier key", keysGenerate},
 		{"keys nats", "create one NATS nkey per bus principal and the server's authorization block", keysNATS},
 		{"keys evidence", "create the SSH key evidence bundles are signed with, and its allowed_signers", keysEvidence},
-		{"keys ssh-ca", "rotate the SSH gateway's user CA, or stage and activate its next target CA", keysSSHCA},
+		{"keys ssh-ca", "rotate the SSH gateway's user or host CA, or stage and activate its next target CA", keysSSHCA},
 		{"keys pii", "create the personal-data keys bucket and tenants' search keys; list which tenants have one (never a key)", keysPII},
 		{"store init", "create an S3 bucket with Object Lock (or check it), or a local store directory", storeInit},
 		{"append", "validate events (JSON lines on stdin), seal them into segments, sign a checkpoint", appendCmd},

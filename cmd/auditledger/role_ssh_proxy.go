@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/ledger/bus"
@@ -134,7 +135,7 @@ func (c *sshProxyRole) prepare(ctx context.Context, e *env, log *slog.Logger) (f
 	}
 	e.listening("ssh-login", lln.Addr().String())
 	log.Info("SSH gateway listening", "addr", ln.Addr().String(), "login", "http://"+lln.Addr().String()+sshproxy.CertPath,
-		"host_ca", keys.KnownHostsLine([]string{"*"}))
+		"host_ca", keys.KnownHostsLines([]string{"*"}, time.Now()))
 	return func(ctx context.Context) error {
 		return p.closing(func() error {
 			var wg sync.WaitGroup

@@ -167,7 +167,13 @@ func (ch *channel) fromTarget(reqs <-chan *ssh.Request, done chan<- struct{}) {
 				ch.exitSignal.Store(sig.Signal)
 			}
 		}
-		ok, _ := ch.cch.SendRequest(r.Type, r.WantReply, r.Payload)
+		ok, err := ch.cch.SendRequest(r.Type, r.WantReply, r.Payload)
+		if err != nil && (r.Type == "exit-status" || r.Type == "exit-signal") {
+			// The client's channel is closed under the program: its
+			// connection went away. The request loop notices too, but
+			// may run after the relay has read clientLeft.
+			ch.clientLeft.Store(true)
+		}
 		if r.WantReply {
 			r.Reply(ok, nil)
 		}
@@ -406,8 +412,8 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 	output.Wait()
 	// The target's side ended without the program exiting because the
 	// client went away (and the gateway closed the target's connection).
-	vanished := ch.clientLeft.Load()
 	<-ch.targetDone // exit-status and exit-signal forwarded
+	vanished := ch.clientLeft.Load()
 	ch.cch.CloseWrite()
 	ch.cch.Close()
 	input.Wait()
