@@ -42,7 +42,41 @@ var separatorForms = []struct{ in, want string }{
 	{"elo 5066991234567899", "elo [REDACTED:credit_card]"},
 	{"verve 5061839696365870004", "verve [REDACTED:credit_card]"},
 	{"uatp 135412345678911", "uatp [REDACTED:credit_card]"},
+	// Digit groups joined by any short run of punctuation or symbols,
+	// of any script.
+	{"4539|5787|6362|1486", "[REDACTED:credit_card]"},
+	{"x 4539;5787;6362;1486 y", "x [REDACTED:credit_card] y"},
+	{"4539*5787*6362*1486", "[REDACTED:credit_card]"},
+	{"c=4539=5787=6362=1486", "c=[REDACTED:credit_card]"},
+	{"4539\t5787\t6362\t1486", "[REDACTED:credit_card]"},
+	{"4539·5787·6362·1486", "[REDACTED:credit_card]"},
+	{"4539・5787・6362・1486", "[REDACTED:credit_card]"},
+	{"4539 ★ 5787 ★ 6362 ★ 1486", "[REDACTED:credit_card]"},
+	{"4539 | 5787 | 6362 | 1486", "[REDACTED:credit_card]"},
+	{"4539|;5787|;6362|;1486", "[REDACTED:credit_card]"},
+	{"4539)(5787)(6362)(1486", "[REDACTED:credit_card]"},
+	{"iban DE89.3704.0044.0532.0130.00 ok", "iban [REDACTED:iban] ok"},
+	{"DE89;3704;0044;0532;0130;00", "[REDACTED:iban]"},
+	{"DE89·3704·0044·0532·0130·00", "[REDACTED:iban]"},
+	{"call +44;20;7946;0958", "call [REDACTED:phone]"},
+	{"call +44*20*7946*0958", "call [REDACTED:phone]"},
+	{"call +44\t20\t7946\t0958", "call [REDACTED:phone]"},
+	{"call +44·20·7946·0958", "call [REDACTED:phone]"},
+	// HTML character references and quoted-pairs.
+	{"jane&#64;example.com", "[REDACTED:email]"},
+	{"q=jane&#x40;example.com&x=1", "q=[REDACTED:email]&x=1"},
+	{"jane&commat;example&period;com", "[REDACTED:email]"},
+	{"to: jane&#64example.com", "to: [REDACTED:email]"},
+	{`text/plain; owner="jane\@example.com"`, `text/plain; owner="[REDACTED:email]"`},
+	// UTF-16, with and without a byte order mark.
+	{"4\x005\x003\x009\x00 \x005\x007\x008\x007\x00 \x006\x003\x006\x002\x00 \x001\x004\x008\x006\x00", "[REDACTED:credit_card]"},
+	{"\xff\xfej\x00a\x00n\x00e\x00@\x00e\x00x\x00a\x00m\x00p\x00l\x00e\x00.\x00c\x00o\x00m\x00", "\xff\xfe[REDACTED:email]"},
 	// Still not values.
+	{"a&b=1&c=2&amp;d", "a&b=1&c=2&amp;d"},
+	{"4539|||5787|||6362|||1486", "4539|||5787|||6362|||1486"},
+	{"VALUES (4539),(5787),(6362),(1486)", "VALUES (4539),(5787),(6362),(1486)"},
+	{"a|b|1|2|3|45|678", "a|b|1|2|3|45|678"},
+	{"12;345;6789;1;2 · 3", "12;345;6789;1;2 · 3"},
 	{"at 19:41:13, 2026-12-06", "at 19:41:13, 2026-12-06"},
 	{"IN (12, 345, 6789, 1, 2)", "IN (12, 345, 6789, 1, 2)"},
 	{"100%25 done, 50%", "100%25 done, 50%"},
@@ -76,6 +110,15 @@ func TestScrubFindsSeparatorsMarksAndEncodings(t *testing.T) {
 	}
 }
 
+// wide is s (ASCII) in UTF-16LE.
+func wide(s string) string {
+	b := make([]byte, 0, 2*len(s))
+	for i := 0; i < len(s); i++ {
+		b = append(b, s[i], 0)
+	}
+	return string(b)
+}
+
 // encodedForms are texts holding values written in hex or base64, and
 // texts of those alphabets that hold none, with what Scrub makes of them.
 func encodedForms() []struct{ in, want string } {
@@ -92,6 +135,9 @@ func encodedForms() []struct{ in, want string } {
 		{"/u/" + enc(base64.RawURLEncoding.EncodeToString, email) + "/x", "/u/[REDACTED:email]/x"},
 		{"data:text/plain;base64," + enc(base64.StdEncoding.EncodeToString, "mail "+email), "data:text/plain;base64,[REDACTED:email]"},
 		{enc(base64.StdEncoding.EncodeToString, enc(hex.EncodeToString, card)), "[REDACTED:credit_card]"},
+		{"powershell -EncodedCommand " + enc(base64.StdEncoding.EncodeToString, wide("echo "+card)), "powershell -EncodedCommand [REDACTED:credit_card]"},
+		{"v=x" + enc(base64.StdEncoding.EncodeToString, card), "v=[REDACTED:credit_card]"},
+		{"v=$_" + enc(base64.RawURLEncoding.EncodeToString, email), "v=$[REDACTED:email]"},
 		// Not values: text, ids and digests.
 		{"pgbench_accounts abalance_and_more", "pgbench_accounts abalance_and_more"},
 		{enc(base64.StdEncoding.EncodeToString, "hello world, nothing"), enc(base64.StdEncoding.EncodeToString, "hello world, nothing")},
