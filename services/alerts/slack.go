@@ -20,7 +20,8 @@ const (
 )
 
 // Escape escapes the three characters Slack's text reads as control
-// (&, <, >), so a value can neither open a link nor mention @channel.
+// (&, <, >). It alone does not make a value inert (newlines, backticks,
+// * _ ~ and bare URLs stay live): Slack renders values with Inert.
 func Escape(s string) string {
 	return escaper.Replace(s)
 }
