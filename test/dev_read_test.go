@@ -22,6 +22,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/projections/evidence"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
@@ -265,6 +266,34 @@ func TestDevEvidenceCheckCommandWorks(t *testing.T) {
 		}
 		return nil
 	})
+	// An operator named by e-mail address is named in the manifest as the
+	// ledger records them, by pseudonym: a bundle handed out cannot be
+	// erased.
+	personal := filepath.Join(t.TempDir(), "personal.zip")
+	mustRun(t, nil, []string{"AUDITLEDGER_DATABASE_URL=" + strings.TrimSpace(string(url))}, "evidence", "build", "--tenant", "acme",
+		"--from", "2000-01-01", "--to", "2100-01-01", "--out", personal, "--key", filepath.Join(d.data, "keys", "evidence"), "--vkey", d.vkey(),
+		"--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "admin.nk"), "--operator", "jane.auditor@example.com")
+	if zr, err := zip.OpenReader(personal); err != nil {
+		t.Error(err)
+	} else {
+		for _, f := range zr.File {
+			rc, err := f.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || bytes.Contains(b, []byte("jane.auditor")) {
+				t.Errorf("%s of the bundle built by an operator named by e-mail holds the address (%v)", f.Name, err)
+			}
+		}
+		var pm evidence.Manifest
+		if mf, err := zr.Open(evidence.ManifestFile); err != nil || json.NewDecoder(mf).Decode(&pm) != nil || pm.RequestedBy == nil ||
+			!strings.HasPrefix(pm.RequestedBy.Subject, gateway.PseudonymPrefix) {
+			t.Errorf("the manifest names the requester %+v, want the pseudonym (%v)", pm.RequestedBy, err)
+		}
+		zr.Close()
+	}
 	// Without the bus the CLI builds nothing: no export unrecorded.
 	unrecorded := filepath.Join(t.TempDir(), "unrecorded.zip")
 	if r := run(t, nil, []string{"AUDITLEDGER_DATABASE_URL=" + strings.TrimSpace(string(url))}, "evidence", "build", "--tenant", "acme",

@@ -110,13 +110,20 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		}
 		defer os.Remove(tmp.Name())
 		defer tmp.Close()
+		// The manifest names the requester as the ledger records the
+		// actor: an operator named by e-mail address by pseudonym, since a
+		// signed bundle, once handed out, cannot be erased.
+		asked, err := rec.recordedActor(ctx, *tenant, events.Actor{Issuer: cliIssuer, Subject: by, Kind: events.Human})
+		if err != nil {
+			return fmt.Errorf("evidence build: the requester: %w", err)
+		}
 		began := time.Now()
 		h := sha256.New()
 		set, finish := countProgress(stderr, 0, "building")
 		var total uint64
 		m, err := evidence.Build(ctx, evidence.Config{DB: db, Framework: fw, Tenant: *tenant, From: start, To: end,
 			Signer: signer, Principal: *principal, LogVKey: v.String(), Generator: versionString(), Store: store,
-			RequestedBy: evidence.Requester{Issuer: cliIssuer, Subject: by},
+			RequestedBy: evidence.Requester{Issuer: asked.Issuer, Subject: asked.Subject},
 			Progress: func(done, all uint64) {
 				if total == 0 {
 					total = all
