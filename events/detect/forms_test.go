@@ -209,3 +209,36 @@ func TestScrubEachHandsDecodedValues(t *testing.T) {
 		}
 	}
 }
+
+// controlForms are values with terminal escape sequences or control
+// characters between their characters — as grep --color, a typo's
+// correction or a bind parameter carrying \e[0m write them — and text
+// with such sequences that holds none, with what Scrub makes of them.
+var controlForms = []struct{ in, want string }{
+	{"x 4539\x1b[01;31m\x1b[K5787\x1b[m\x1b[K63621486 y", "x [REDACTED:credit_card] y"},
+	{"4539 5787\x1b[0m 6362 1486", "[REDACTED:credit_card]"},
+	{"jane\x1b]0;title\x07.roe@example.com", "[REDACTED:email]"},
+	{"v=4539\x085787\x7f6362\x001486", "v=[REDACTED:credit_card]"},
+	{"mail jane.roe\x1b[D@example.com!", "mail [REDACTED:email]!"},
+	{"q=4539%1b%5b0m578763621486", "q=[REDACTED:credit_card]"},
+	// An unterminated string sequence hides nothing after it.
+	{"\x1b]0;4539 5787 6362 1486", "\x1b]0;[REDACTED:credit_card]"},
+	// Not values.
+	{"\x1b[01;31mhello\x1b[0m world", "\x1b[01;31mhello\x1b[0m world"},
+	{"build 2026\x1b[0m-12-07 ok", "build 2026\x1b[0m-12-07 ok"},
+}
+
+// A value with escape sequences or control characters between its
+// characters is found in the text as a terminal shows it and replaced
+// over the characters as written.
+func TestScrubReadsThroughControls(t *testing.T) {
+	for _, c := range controlForms {
+		got, counts := Scrub(c.in)
+		if got != c.want {
+			t.Errorf("Scrub(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if n := strings.Count(c.want, "[REDACTED:"); sum(counts) != n || n > 0 && !MayHold(c.in) {
+			t.Errorf("Scrub(%q) counts %v, want %d; MayHold %v", c.in, counts, n, MayHold(c.in))
+		}
+	}
+}

@@ -18,7 +18,7 @@ func refMayHold(text string) bool { return len(text) >= 6 && mayHoldRead(text) }
 // (found or not), for TestMayHoldKeepsEveryVector.
 func detectorVectors() []string {
 	var out []string
-	for _, cs := range [][]struct{ in, want string }{scrubCases, valuesInside, otherForms, separatorForms, encodedForms()} {
+	for _, cs := range [][]struct{ in, want string }{scrubCases, valuesInside, otherForms, separatorForms, encodedForms(), controlForms} {
 		for _, c := range cs {
 			out = append(out, c.in)
 		}

@@ -128,6 +128,8 @@ func scan(text string, round int) ([]match, []string) {
 		d, from, to = percentDecode(text)
 	case wideText(text):
 		d, from, to = wideDecode(text)
+	case controlText(text):
+		d, from, to = controlStrip(text)
 	default:
 		return spans, all
 	}
@@ -813,6 +815,10 @@ func mayHoldRead(text string) bool {
 		if d, _, _ := wideDecode(text); MayHold(d) {
 			return true
 		}
+	} else if controlText(text) {
+		if d, _, _ := controlStrip(text); MayHold(d) {
+			return true
+		}
 	}
 	return len(encodedTokens(unsafeBytes(text))) > 0
 }
@@ -820,7 +826,7 @@ func mayHoldRead(text string) bool {
 // Flags of plainClass beside a byte's holdClass (its low three bits).
 const (
 	fBase64 = 1 << 3 // isBase64Char: the byte goes on a token encodedTokens reads
-	fStop   = 1 << 4 // beyond ASCII, a backslash, a percent sign, NUL (UTF-16) or an & that starts a reference: mayHoldPlain stops
+	fStop   = 1 << 4 // beyond ASCII, a backslash, a percent sign, a control character (NUL: UTF-16; ESC: a terminal sequence) or an & that starts a reference: mayHoldPlain stops
 )
 
 // plainClass is holdClass with the flags mayHoldPlain reads, one table
@@ -831,7 +837,7 @@ var plainClass = func() (t [256]byte) {
 		if isBase64Char(byte(c)) {
 			t[c] |= fBase64
 		}
-		if c >= utf8.RuneSelf || c == '\\' || c == '%' || c == '&' || c == 0 {
+		if c >= utf8.RuneSelf || c == '\\' || c == '%' || c == '&' || isControl(byte(c)) {
 			t[c] |= fStop
 		}
 	}
@@ -1475,4 +1481,86 @@ func wideDecode(text string) (string, []int, []int) {
 		i += n
 	}
 	return string(b), from, to
+}
+
+// isControl: a control character beyond tab, line feed and carriage
+// return (C0 and DEL).
+func isControl(c byte) bool {
+	return c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f
+}
+
+// controlText reports whether text holds a control character beyond tab,
+// line feed and carriage return — a terminal escape sequence, a
+// backspace, a NUL —, which may stand between a value's characters
+// (grep --color's 4111\e[01;31m\e[K 1111…, a parameter with \e[0m
+// inside): such text is also read with them taken out (controlStrip).
+func controlText(text string) bool {
+	for i := 0; i < len(text); i++ {
+		if isControl(text[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// controlStrip returns text without its escape sequences — CSI (ESC [,
+// parameter and intermediate bytes, a final byte 0x40–0x7E), the string
+// sequences OSC, DCS, SOS, PM and APC (ESC ] P X ^ _, up to BEL or
+// ESC \\), any other ESC with the byte after it — and its other control
+// characters (isControl), with from[i] and to[i] where the text that byte i of
+// the result comes from starts and ends. A value found in the result is
+// replaced over the characters as written, the sequences inside it
+// included.
+func controlStrip(text string) (string, []int, []int) {
+	b := make([]byte, 0, len(text))
+	from := make([]int, 0, len(text))
+	to := make([]int, 0, len(text))
+	for i := 0; i < len(text); {
+		c := text[i]
+		switch {
+		case c == 0x1b:
+			i = escapeEnd(text, i)
+		case isControl(c):
+			i++
+		default:
+			b = append(b, c)
+			from = append(from, i)
+			to = append(to, i+1)
+			i++
+		}
+	}
+	return string(b), from, to
+}
+
+// escapeEnd returns the offset after the escape sequence that starts at
+// text[i] (an ESC).
+func escapeEnd(text string, i int) int {
+	i++
+	if i >= len(text) {
+		return i
+	}
+	switch text[i] {
+	case '[': // CSI
+		for i++; i < len(text); i++ {
+			if c := text[i]; c >= 0x40 && c <= 0x7e {
+				return i + 1
+			} else if c < 0x20 || c > 0x7e {
+				return i // malformed: the sequence ends before it
+			}
+		}
+		return i
+	case ']', 'P', 'X', '^', '_': // string sequences
+		for j := i + 1; j < len(text); j++ {
+			if text[j] == 0x07 {
+				return j + 1
+			}
+			if text[j] == 0x1b && j+1 < len(text) && text[j+1] == '\\' {
+				return j + 2
+			}
+		}
+		// Unterminated: only its introducer is taken out, so that it
+		// cannot hide the rest of the text from this reading.
+		return i + 1
+	}
+	return i + 1
 }
