@@ -32,6 +32,12 @@ func TestLoad(t *testing.T) {
 			t.Errorf("%s should map to %s: %v", from, to, got)
 		}
 	}
+	// NIST's own mapping of SP 800-53 Rev. 5 to ISO/IEC 27001 pairs these.
+	for from, to := range map[string]string{"AU-8": "8.17", "AC-5": "5.3", "SI-4": "8.16", "IA-5": "5.17"} {
+		if got := f.MappedFrom(to); !containsPrefix(got, "nist-800-53r5 "+from+" ") {
+			t.Errorf("%s should map to %s: %v", from, to, got)
+		}
+	}
 	all, err := All()
 	if err != nil {
 		t.Fatal(err)

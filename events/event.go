@@ -31,18 +31,25 @@ type Type string
 
 // The version-1 catalog. Extend it; never repurpose a name.
 const (
-	SessionStarted      Type = "session.started"
-	SessionEnded        Type = "session.ended"
-	CommandExecuted     Type = "command.executed"
-	CommandBlocked      Type = "command.blocked"
-	ResponseDigest      Type = "response.digest"
-	MaskApplied         Type = "mask.applied"
-	ApprovalRequested   Type = "approval.requested"
-	ApprovalGranted     Type = "approval.granted"
-	ApprovalDenied      Type = "approval.denied"
-	ApprovalExpired     Type = "approval.expired"
-	AccessGranted       Type = "access.granted"
-	AccessRevoked       Type = "access.revoked"
+	SessionStarted    Type = "session.started"
+	SessionEnded      Type = "session.ended"
+	CommandExecuted   Type = "command.executed"
+	CommandBlocked    Type = "command.blocked"
+	ResponseDigest    Type = "response.digest"
+	MaskApplied       Type = "mask.applied"
+	ApprovalRequested Type = "approval.requested"
+	ApprovalGranted   Type = "approval.granted"
+	ApprovalDenied    Type = "approval.denied"
+	ApprovalExpired   Type = "approval.expired"
+	AccessGranted     Type = "access.granted"
+	AccessRevoked     Type = "access.revoked"
+	// AccessRequested, AccessApproved, AccessDenied and AccessExpired
+	// record a just-in-time access request's transitions (with
+	// AccessGranted and AccessRevoked).
+	AccessRequested     Type = "access.requested"
+	AccessApproved      Type = "access.approved"
+	AccessDenied        Type = "access.denied"
+	AccessExpired       Type = "access.expired"
 	AuthnSucceeded      Type = "authn.succeeded"
 	AuthnFailed         Type = "authn.failed"
 	AuditAccessed       Type = "audit.accessed"
@@ -97,6 +104,7 @@ var Catalog = []Type{
 	PolicyLoaded, SessionOutput, LedgerRetentionChanged, LegalHoldSet,
 	LegalHoldReleased,
 	ErasureRequested, ErasurePerformed, ErasureRefused, SubjectHoldSet, SubjectHoldReleased,
+	AccessRequested, AccessApproved, AccessDenied, AccessExpired,
 	AlertRaised,
 }
 

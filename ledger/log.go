@@ -156,6 +156,7 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 	retention := l.retention()
 	var keep time.Duration // the longest retention of the segment's tenants
 	lastSource, lastSourceSeg := l.st.lastSource, ""
+	name := SegmentName(first)
 	for i, e := range entries {
 		if len(e.Event) > events.MaxSize {
 			return nil, fmt.Errorf("ledger: entry %d: event is %d bytes, the limit is %d", i, len(e.Event), events.MaxSize)
@@ -172,10 +173,10 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 			// the next stream sequence, a rejection of it, or a gap record
 			// covering the run from it.
 			scratch := logState{lastSource: lastSource, lastSourceSeg: lastSourceSeg}
-			if err := scratch.checkSource(SegmentName(first), recs[i].Index, recs[i]); err != nil {
+			if err := scratch.checkSource(name, recs[i].Index, recs[i]); err != nil {
 				return nil, fmt.Errorf("ledger: entry %d (source %d after %d): %w", i, e.Source, lastSource, err)
 			}
-			lastSource, lastSourceSeg = e.Source, SegmentName(first)
+			lastSource, lastSourceSeg = e.Source, name
 		}
 	}
 	seg, buf := encodeRecords(first, l.st.chain, recs)
@@ -191,7 +192,6 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 	if keep > 0 {
 		retain = RetainUntil(time.Unix(0, now), keep)
 	}
-	name := SegmentName(first)
 	data := seg.appendTrailer(buf)
 	if err := l.cfg.Store.Create(ctx, name, data, retain); err != nil && !l.ownWrite(ctx, name, data, err) {
 		l.st.tree.truncate(first)

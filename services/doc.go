@@ -7,14 +7,17 @@
 //     ids, record or refuse with the durability modes, the approval hold,
 //     policy loading (policy.loaded, the policy's reference on every
 //     event), streamed sessions and the journal that ends a session a
-//     crash left open;
+//     crash left open, and just-in-time access (a session admitted only
+//     inside a live grant, ended when the grant ends);
 //   - pgproxy (the PostgreSQL wire protocol) and httpproxy (HTTP): the
 //     gateways, each a protocol on the core;
 //   - approvals: held commands and their signed decisions, on the bus;
+//   - access: just-in-time access requests, their signed grants, and the
+//     watcher gateways follow them with;
 //   - identity: OIDC tokens (and development users) to actors;
 //   - mask: value detectors and mask methods the gateways apply;
 //   - api: the authenticated HTTP API (queries, proofs, approvals,
-//     evidence), which maps errors to HTTP status in one place (status in
+//     access requests, evidence), which maps errors to HTTP status in one place (status in
 //     api.go) by their kind;
 //   - siem: renderings of sealed records (JSON, OCSF, CEF) and the
 //     forwarders that deliver them;

@@ -258,6 +258,8 @@ func TestBusLeastPrivilege(t *testing.T) {
 		{"consume the events", "$JS.API.CONSUMER.CREATE.AUDIT_EVENTS.x", `{"stream_name":"AUDIT_EVENTS","config":{"name":"x","ack_policy":"none"}}`, bus.Ledger},
 		{"change the events stream", "$JS.API.STREAM.UPDATE.AUDIT_EVENTS", `{"name":"AUDIT_EVENTS","subjects":["audit.events.>"],"max_msgs":1}`, bus.Ledger},
 		{"create the approvals bucket", "$JS.API.STREAM.CREATE.KV_AUDIT_APPROVALS", `{"name":"KV_AUDIT_APPROVALS"}`, bus.API},
+		{"create the access bucket", "$JS.API.STREAM.CREATE.KV_" + bus.AccessBucket, `{"name":"KV_AUDIT_ACCESS"}`, bus.API},
+		{"delete an access grant from the history", "$JS.API.STREAM.MSG.DELETE.KV_" + bus.AccessBucket, `{"seq":1}`, ""},
 		// The personal-data keys: nobody but an operator erases one, and
 		// nobody turns the bucket's erasure off.
 		{"erase a personal-data key", "$JS.API.STREAM.MSG.DELETE.KV_" + bus.PIIKeysBucket, `{"seq":1}`, ""},
@@ -284,10 +286,12 @@ func TestBusLeastPrivilege(t *testing.T) {
 			{"write the lease", "$KV.AUDIT_LEDGER_LEASES.ledger", "x", ""},
 		},
 		bus.Reader: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
+			{"write the access bucket", "$KV." + bus.AccessBucket + ".acc-forged", `{"status":"approved"}`, ""},
 			{"publish an event", "audit.events.acme.command.executed", `{}`, ""},
 			{"publish a batch", bus.BatchSubject("t1"), "{}\n", ""},
 			readKeys[0], readKeys[1]},
 		bus.Ledger: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
+			{"write the access bucket", "$KV." + bus.AccessBucket + ".acc-forged", `{"status":"approved"}`, ""},
 			{"publish an event", "audit.events.acme.command.executed", `{}`, ""}},
 	}
 	for _, role := range []bus.Principal{bus.Ledger, bus.API, bus.Proxy, bus.Reader, bus.Producer("t1")} {

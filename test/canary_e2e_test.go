@@ -936,7 +936,8 @@ func buildEvidence(t *testing.T, d *devRun, projectionURL string, tenants []stri
 		file := filepath.Join(t.TempDir(), tenant+".zip")
 		mustRun(t, nil, []string{"AUDITLEDGER_DATABASE_URL=" + projectionURL}, "evidence", "build", "--tenant", tenant,
 			"--from", started.Add(-time.Hour).Format(time.RFC3339), "--to", time.Now().UTC().Add(time.Hour).Format(time.RFC3339),
-			"--out", file, "--key", filepath.Join(d.data, "keys", "evidence"), "--vkey", d.vkey())
+			"--out", file, "--key", filepath.Join(d.data, "keys", "evidence"), "--vkey", d.vkey(),
+			"--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "admin.nk"))
 		b, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)

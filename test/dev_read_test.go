@@ -1,8 +1,11 @@
 package test
 
 import (
+	"archive/zip"
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +21,8 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/projections/evidence"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
@@ -202,6 +207,8 @@ func TestDevSecondOnSameDataRefused(t *testing.T) {
 // prints is one that passes on the store it was built from — dev's,
 // which is not write-once, so with --allow-unlocked and a note why — and
 // verify then warns once for all the unlocked segments, not once each.
+// The build names who asked and is recorded as evidence.exported before
+// the file is written; without the bus, nothing is written.
 func TestDevEvidenceCheckCommandWorks(t *testing.T) {
 	d := startDev(t, nil, "--batch", "3")
 	// Three events per emit: one emit's events can travel as one bus
@@ -224,12 +231,83 @@ func TestDevEvidenceCheckCommandWorks(t *testing.T) {
 	}
 	bundle := filepath.Join(t.TempDir(), "acme.zip")
 	r := mustRun(t, nil, []string{"AUDITLEDGER_DATABASE_URL=" + strings.TrimSpace(string(url))}, "evidence", "build", "--tenant", "acme",
-		"--from", "2000-01-01", "--to", "2100-01-01", "--out", bundle, "--key", filepath.Join(d.data, "keys", "evidence"), "--vkey", d.vkey())
+		"--from", "2000-01-01", "--to", "2100-01-01", "--out", bundle, "--key", filepath.Join(d.data, "keys", "evidence"), "--vkey", d.vkey(),
+		"--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "admin.nk"), "--operator", "auditor-7")
 	_, check, ok := strings.Cut(r.stdout, "check it: auditledger ")
 	if !ok {
 		t.Fatalf("evidence build printed no check command:\n%s", r.stdout)
 	}
 	check, note, _ := strings.Cut(check, "\n")
+	// Chain of custody: the manifest names who asked and the tool, and
+	// the export is in the log, naming the file's digest.
+	zr, err := zip.OpenReader(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, err := zr.Open(evidence.ManifestFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m evidence.Manifest
+	err = json.NewDecoder(mf).Decode(&m)
+	zr.Close()
+	if err != nil || m.RequestedBy == nil || m.RequestedBy.Subject != "auditor-7" || !strings.HasPrefix(m.Generator, "auditledger ") {
+		t.Errorf("the manifest names requester %+v and generator %q (%v), want auditor-7 and the tool's version", m.RequestedBy, m.Generator, err)
+	}
+	zipBytes, err := os.ReadFile(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zipSum := sha256.Sum256(zipBytes)
+	natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		code, body := apiGet(t, d.api, carol, "/v1/events?type=evidence.exported&tenant=acme")
+		if code != 200 || !strings.Contains(string(body), m.BundleID) || !strings.Contains(string(body), hex.EncodeToString(zipSum[:])) {
+			return fmt.Errorf("evidence.exported of bundle %s (sha256 %x) not in the log: %d %.500s", m.BundleID, zipSum, code, body)
+		}
+		return nil
+	})
+	// An operator named by e-mail address is named in the manifest as the
+	// ledger records them, by pseudonym: a bundle handed out cannot be
+	// erased.
+	personal := filepath.Join(t.TempDir(), "personal.zip")
+	mustRun(t, nil, []string{"AUDITLEDGER_DATABASE_URL=" + strings.TrimSpace(string(url))}, "evidence", "build", "--tenant", "acme",
+		"--from", "2000-01-01", "--to", "2100-01-01", "--out", personal, "--key", filepath.Join(d.data, "keys", "evidence"), "--vkey", d.vkey(),
+		"--nats", d.nats, "--nkey", filepath.Join(d.data, "nats-keys", "admin.nk"), "--operator", "jane.auditor@example.com")
+	if zr, err := zip.OpenReader(personal); err != nil {
+		t.Error(err)
+	} else {
+		for _, f := range zr.File {
+			rc, err := f.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || bytes.Contains(b, []byte("jane.auditor")) {
+				t.Errorf("%s of the bundle built by an operator named by e-mail holds the address (%v)", f.Name, err)
+			}
+		}
+		var pm evidence.Manifest
+		if mf, err := zr.Open(evidence.ManifestFile); err != nil || json.NewDecoder(mf).Decode(&pm) != nil || pm.RequestedBy == nil ||
+			!strings.HasPrefix(pm.RequestedBy.Subject, gateway.PseudonymPrefix) {
+			t.Errorf("the manifest names the requester %+v, want the pseudonym (%v)", pm.RequestedBy, err)
+		}
+		zr.Close()
+	}
+	// Without the bus the CLI builds nothing: no export unrecorded.
+	unrecorded := filepath.Join(t.TempDir(), "unrecorded.zip")
+	if r := run(t, nil, []string{"AUDITLEDGER_DATABASE_URL=" + strings.TrimSpace(string(url))}, "evidence", "build", "--tenant", "acme",
+		"--from", "2000-01-01", "--to", "2100-01-01", "--out", unrecorded, "--key", filepath.Join(d.data, "keys", "evidence"), "--vkey", d.vkey(),
+		"--nats", d.nats); r.code == 0 {
+		t.Errorf("evidence build without the bus's credentials exited 0")
+	}
+	if _, err := os.Stat(unrecorded); !os.IsNotExist(err) {
+		t.Errorf("a bundle whose export was not recorded was written: %v", err)
+	}
+	// Without the operator's keys, or with the bundle's own: not OK.
+	if r := run(t, nil, nil, "evidence", "verify", bundle, "--trust-bundle-keys", "--allow-unlocked"); r.code != 1 || !strings.HasPrefix(r.stdout, "UNVERIFIED ORIGIN") {
+		t.Errorf("verify --trust-bundle-keys: exit %d, want 1 and UNVERIFIED ORIGIN:\n%s", r.code, r.stdout)
+	}
 	if !strings.Contains(check, "--allow-unlocked") || !strings.Contains(note, "not write-once-locked") {
 		t.Errorf("the check command %q (note %q) does not say --allow-unlocked for dev's store", check, note)
 	}

@@ -115,6 +115,15 @@ ssh_proxy:
 		}
 		return nil
 	})
+	// More output pushes the marker out of the tail a stream holds back
+	// (the last 4 KiB of text, judged with what follows it).
+	fmt.Fprintf(stdin, "head -c 6000 /dev/zero | tr '\\0' .; echo filler-done\n")
+	natstest.CheckFor(t, 3*time.Minute, 20*time.Millisecond, func() error {
+		if !strings.Contains(seen.String(), "filler-done\r\n") {
+			return fmt.Errorf("the terminal shows %q", seen.String())
+		}
+		return nil
+	})
 	// The chunk holding the output is sealed before the kill.
 	var sid string
 	natstest.CheckFor(t, 3*time.Minute, 50*time.Millisecond, func() error {

@@ -74,12 +74,8 @@ func (b *busRecorder) record(ctx context.Context, ev *events.Event, timeout time
 // reason that quotes one, is recorded so, never in clear (the writer
 // would refuse the event).
 func (b *busRecorder) recordingRule(ctx context.Context, ev *events.Event) error {
-	if b.keys == nil {
-		keys, err := piikeys.Open(ctx, b.js, 1)
-		if err != nil {
-			return err
-		}
-		b.keys = keys
+	if err := b.openKeys(ctx); err != nil {
+		return err
 	}
 	actor, err := gateway.SealActor(ctx, b.keys, ev.Tenant, ev.Actor)
 	if err != nil {
@@ -98,6 +94,28 @@ func (b *busRecorder) recordingRule(ctx context.Context, ev *events.Event) error
 	}
 	ev.Payload, err = gateway.EncodePayload(payload, key)
 	return err
+}
+
+// openKeys opens the key store on first use.
+func (b *busRecorder) openKeys(ctx context.Context) error {
+	if b.keys != nil {
+		return nil
+	}
+	keys, err := piikeys.Open(ctx, b.js, 1)
+	if err != nil {
+		return err
+	}
+	b.keys = keys
+	return nil
+}
+
+// recordedActor is a as the ledger records it (gateway.SealActor): for
+// what names the actor outside the log, as a bundle's manifest does.
+func (b *busRecorder) recordedActor(ctx context.Context, tenant string, a events.Actor) (events.Actor, error) {
+	if err := b.openKeys(ctx); err != nil {
+		return events.Actor{}, err
+	}
+	return gateway.SealActor(ctx, b.keys, tenant, a)
 }
 
 // close drains the emitter, then closes the connection.

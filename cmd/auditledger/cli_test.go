@@ -52,6 +52,11 @@ func TestUsageErrors(t *testing.T) {
 		"proof verify --record":     "flag needs an argument",
 		"approvals approve a b":     `approvals approve: unexpected argument "b"`,
 		"evidence verify a.zip b.z": `evidence verify: unexpected argument "b.z"`,
+		// The operator's keys, both, or the explicit unverified mode.
+		"evidence verify a.zip":                             "give both of the operator's keys",
+		"evidence verify a.zip --vkey k":                    "give both of the operator's keys",
+		"evidence verify a.zip --allowed-signers f":         "give both of the operator's keys",
+		"evidence verify a.zip --allowed-signers f --vkey=": "give both of the operator's keys",
 	} {
 		out, errs, code := runCLI(t, strings.Fields(args)...)
 		if code != 2 || out != "" || !strings.Contains(errs, want) || !strings.Contains(errs, "Usage: auditledger ") {

@@ -59,6 +59,14 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 	cfg.API.EvidenceKey, cfg.API.EvidenceDir, cfg.API.LogVKey = filepath.Join(keys, "evidence"), filepath.Join(d.data, "evidence"), filepath.Join(keys, "ledger.vkey")
 	cfg.Approvals.Key, cfg.Approvals.VKey = filepath.Join(keys, "approvals.key"), filepath.Join(keys, "approvals.vkey")
 	cfg.ProducerKey = filepath.Join(keys, "producer.key")
+	// The API applies the access rules of the first policy given (a
+	// gateway's policy names the rules of its own targets).
+	for _, p := range []string{d.policy, d.httpPolicy, d.sshPolicy} {
+		if p != "" {
+			cfg.API.AccessPolicy = p
+			break
+		}
+	}
 	cfg.PostgresProxy.Listen, cfg.PostgresProxy.Policy, cfg.PostgresProxy.Target = d.proxyAddr, d.policy, "dev"
 	cfg.PostgresProxy.StateDir = filepath.Join(d.data, "postgres-proxy")
 	cfg.HTTPProxy.Listen, cfg.HTTPProxy.Upstream, cfg.HTTPProxy.Policy, cfg.HTTPProxy.Target = d.httpAddr, d.httpUpstream, d.httpPolicy, "dev-http"

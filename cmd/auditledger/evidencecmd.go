@@ -4,30 +4,36 @@ import (
 	"archive/zip"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	osuser "os/user"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/compliance"
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/storeurl"
 	"github.com/auditledger/auditledger/projections/evidence"
 )
 
 // evidenceBuild writes a signed evidence bundle from the projection.
 func evidenceBuild(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--framework ID] [--database URL] [--store URL]",
-		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts, OSCAL\nassessment results, a report (index.html) and VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).\n\nLegal holds: the legal_hold.set and legal_hold.released records of the range\n(also those sealed after the period, up to the newest checkpoint, proven in it)\nand which segments they leave held; with --store, also each segment's legal\nhold and the lock and legal hold of the checkpoint signed at its end, as the\nstore reports them now.")
+	fs := cli.Describe(c, "evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--nats URL] [--nkey FILE | --creds FILE] [--operator NAME] [--framework ID] [--database URL] [--store URL]",
+		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts, OSCAL\nassessment results, a report (index.html) and VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).\n\nLegal holds: the legal_hold.set and legal_hold.released records of the range\n(also those sealed after the period, up to the newest checkpoint, proven in it)\nand which segments they leave held; with --store, also each segment's legal\nhold and the lock and legal hold of the checkpoint signed at its end, as the\nstore reports them now.\n\nChain of custody: the manifest names who asked (requested_by: issuer\nauditledger-admin, subject --operator) and the tool and version (generator);\nthe build is recorded as evidence.exported (bundle id, tenant, period, range,\nthe zip's SHA-256 and size) on the bus as the admin role, and the file is\nwritten under --out only once the bus has stored that event: a bundle whose\nexport cannot be recorded is not released.")
 	tenant := fs.String("tenant", "", "the tenant")
 	framework := fs.String("framework", compliance.Default, "control framework: "+strings.Join(compliance.Frameworks, ", "))
 	from := fs.String("from", "", "start of the period (included)")
@@ -38,6 +44,10 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file (shipped in keys/log.vkey)")
 	database := fs.String("database", "", "postgres:// URL of the projection database (default $AUDITLEDGER_DATABASE_URL)")
 	storeURL := fs.String("store", "", "the segment store, read for the legal holds and locks of the segments and their checkpoints (optional)")
+	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URL, to record the export")
+	nkey := fs.String("nkey", "", "NATS nkey seed file of the admin bus role (auditledger keys nats: admin.nk; dev: auditledger-data/nats-keys/admin.nk)")
+	creds := fs.String("creds", "", "NATS JWT credentials file of an admin user (decentralized auth), instead of --nkey")
+	operator := fs.String("operator", "", "who asks for the bundle, as the manifest and the export's record name them (default: the OS user @ the host name)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if *database == "" {
 			*database = os.Getenv("AUDITLEDGER_DATABASE_URL")
@@ -76,6 +86,14 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 			return fmt.Errorf("evidence build: --database: %w", err)
 		}
 		defer db.Close()
+		// The bus first: a bundle whose export cannot be recorded is not
+		// built.
+		by := operatorName(*operator)
+		rec, err := dialRecorder(ctx, stderr, "auditledger-evidence", *natsURL, *nkey, *creds, bus.Admin)
+		if err != nil {
+			return fmt.Errorf("evidence build: the bus, to record the export: %w", err)
+		}
+		defer rec.close()
 		var store ledger.SegmentStore
 		if *storeURL != "" {
 			st, err := storeurl.OpenExisting(ctx, *storeURL)
@@ -92,18 +110,27 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		}
 		defer os.Remove(tmp.Name())
 		defer tmp.Close()
+		// The manifest names the requester as the ledger records the
+		// actor: an operator named by e-mail address by pseudonym, since a
+		// signed bundle, once handed out, cannot be erased.
+		asked, err := rec.recordedActor(ctx, *tenant, events.Actor{Issuer: cliIssuer, Subject: by, Kind: events.Human})
+		if err != nil {
+			return fmt.Errorf("evidence build: the requester: %w", err)
+		}
 		began := time.Now()
+		h := sha256.New()
 		set, finish := countProgress(stderr, 0, "building")
 		var total uint64
 		m, err := evidence.Build(ctx, evidence.Config{DB: db, Framework: fw, Tenant: *tenant, From: start, To: end,
 			Signer: signer, Principal: *principal, LogVKey: v.String(), Generator: versionString(), Store: store,
+			RequestedBy: evidence.Requester{Issuer: asked.Issuer, Subject: asked.Subject},
 			Progress: func(done, all uint64) {
 				if total == 0 {
 					total = all
 					set, finish = countProgress(stderr, int64(all), "building")
 				}
 				set(int64(done))
-			}}, tmp)
+			}}, io.MultiWriter(tmp, h))
 		finish()
 		if err != nil {
 			return fmt.Errorf("evidence build: %w", err)
@@ -115,6 +142,18 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		if err := tmp.Close(); err != nil {
 			return err
 		}
+		// The export is in the log, under the bundle's tenant, before the
+		// file is released under its name.
+		payload, _ := json.Marshal(map[string]any{"bundle_id": m.BundleID, "tenant": m.Tenant, "framework": m.Framework.ID, "mapping_version": m.Framework.MappingVersion,
+			"from": m.Period.From.Format(time.RFC3339), "to": m.Period.To.Format(time.RFC3339), "first_index": m.Range.First, "end_index": m.Range.End,
+			"events": m.Events, "sha256": hex.EncodeToString(h.Sum(nil)), "bytes": info.Size(), "generator": m.Generator, "by": by})
+		ev := &events.Event{Version: events.Version, ID: "evidence/" + m.BundleID, Type: events.EvidenceExported, Time: time.Now().UTC(), Tenant: m.Tenant,
+			Source: events.Source{Kind: "cli", Instance: bus.AdminInstance},
+			Actor:  events.Actor{Issuer: cliIssuer, Subject: by, Kind: events.Human},
+			Target: &events.Target{Kind: "auditledger-evidence", Name: m.BundleID}, Payload: payload}
+		if err := rec.record(ctx, ev, time.Minute); err != nil {
+			return fmt.Errorf("evidence build: the export could not be recorded, so the bundle is not released: %w", err)
+		}
 		if err := os.Rename(tmp.Name(), *out); err != nil {
 			return err
 		}
@@ -124,7 +163,7 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 				observed++
 			}
 		}
-		fmt.Fprintf(stdout, "wrote %s (%d bytes) in %v: bundle %s, tenant %s, ledger indexes %d to %d, %d events; %d of %d controls with evidence\n",
+		fmt.Fprintf(stdout, "wrote %s (%d bytes) in %v: bundle %s, tenant %s, ledger indexes %d to %d, %d events; %d of %d controls observed (not assessed)\n",
 			*out, info.Size(), time.Since(began).Round(time.Millisecond), m.BundleID, m.Tenant, m.Range.First, m.Range.End, m.Events, observed, len(m.Controls))
 		if m.Range.Open {
 			fmt.Fprintf(stdout, "note: nothing was sealed after %s yet, so events of the period may still come\n", end.Format(time.RFC3339))
@@ -132,6 +171,24 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		printCheckCommand(stdout, *out, *vkeyArg, *keyFile)
 		return nil
 	}
+}
+
+// cliIssuer is the issuer of identities the CLI records: operators named
+// by --operator or by the OS.
+const cliIssuer = "auditledger-admin"
+
+// operatorName is who runs a command, as recorded: name, else the OS
+// user @ the host name.
+func operatorName(name string) string {
+	if name != "" {
+		return name
+	}
+	user := "unknown"
+	if u, err := osuser.Current(); err == nil {
+		user = u.Username
+	}
+	host, _ := os.Hostname()
+	return user + "@" + host
 }
 
 // printCheckCommand prints an `evidence verify` command that works on the
@@ -188,12 +245,13 @@ func unlockedSegments(bundle string) (unlocked, total int, err error) {
 
 // evidenceVerify checks a bundle offline.
 func evidenceVerify(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "evidence verify FILE [--vkey KEY] [--allowed-signers FILE] [--allow-unlocked] [--retention D]",
-		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once. The\ntenant's retention is taken from the log itself: the bundle carries the\ntenant's and the default's ledger.retention.changed records (those before\nthe range with inclusion proofs), and each segment holding the tenant's\nrecords must be locked until its sealing plus the tenant's retention in\nforce then; a failure names the segment and the retention expected.\n--retention adds a minimum for every segment. Prints each control's\nresult; exits 1 naming the first file or event that fails. Give the keys\nthe operator published: without --vkey and --allowed-signers the bundle's\nown copies are used, and the report says so. Legal holds: the bundle's\nlegal_hold.set and legal_hold.released records are proven in its newest\ncheckpoint, which must extend the end checkpoint; each segment's legal hold\nmust be what they leave, and, when the bundle was built with the store, the\nstore must have reported every held segment and its checkpoint under legal\nhold, each checkpoint locked as its segment is.")
+	fs := cli.Describe(c, "evidence verify FILE --vkey KEY --allowed-signers FILE [--allow-unlocked] [--retention D] | --trust-bundle-keys",
+		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once. The\ntenant's retention is taken from the log itself: the bundle carries the\ntenant's and the default's ledger.retention.changed records (those before\nthe range with inclusion proofs), and each segment holding the tenant's\nrecords must be locked until its sealing plus the tenant's retention in\nforce then; a failure names the segment and the retention expected.\n--retention adds a minimum for every segment. Prints each control's\nresult; exits 1 naming the first file or event that fails. Both keys are\nrequired, as the operator published them outside the bundle: the log's\nverifier key (--vkey) and the evidence signer key (--allowed-signers); the\ncopies in the bundle's keys/ are whoever built it's choice.\n--trust-bundle-keys uses those copies for the keys not given: the result\nis then printed as UNVERIFIED ORIGIN and the command exits 1 even when\nevery check passes. Legal holds: the bundle's\nlegal_hold.set and legal_hold.released records are proven in its newest\ncheckpoint, which must extend the end checkpoint; each segment's legal hold\nmust be what they leave, and, when the bundle was built with the store, the\nstore must have reported every held segment and its checkpoint under legal\nhold, each checkpoint locked as its segment is.")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file")
 	signersFile := fs.String("allowed-signers", "", "an allowed_signers file (ssh-keygen(1)) holding the evidence signing key")
 	allowUnlocked := fs.Bool("allow-unlocked", false, "accept segments not locked in COMPLIANCE mode (a local development store), with a warning")
 	retention := fs.Duration("retention", 0, "also require each segment locked at least this long after its sealing, whatever the log records, e.g. 61320h (7 years)")
+	trustBundle := fs.Bool("trust-bundle-keys", false, "check with the bundle's own keys/ for the keys not given: the result is of unverified origin and exits 1")
 	// The bundle comes before or after the flags.
 	c.Args = cli.AtMostOne
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -204,7 +262,10 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 		if bundle == "" {
 			return errors.New("evidence verify: give the bundle file (see -h)")
 		}
-		opts := evidence.VerifyOptions{AllowUnlocked: *allowUnlocked, Retention: *retention}
+		if !*trustBundle && (*vkeyArg == "" || *signersFile == "") {
+			return cli.Usagef("evidence verify: give both of the operator's keys, obtained outside the bundle: --vkey (the log's verifier key) and --allowed-signers (the evidence signer key); the bundle's own keys/ are whoever built it's choice (--trust-bundle-keys checks with them and reports an unverified origin)")
+		}
+		opts := evidence.VerifyOptions{AllowUnlocked: *allowUnlocked, Retention: *retention, TrustBundleKeys: *trustBundle}
 		if *vkeyArg != "" {
 			v, err := loadVerifier(*vkeyArg)
 			if err != nil {
@@ -236,8 +297,12 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 			return cli.Failed(fmt.Errorf("the bundle does not verify"))
 		}
 		m := rep.Manifest
-		fmt.Fprintf(stdout, "OK    %s\n  bundle     %s, built %s by %s\n  tenant     %s, %s to %s\n  framework  %s %s, mapping v%d\n  log        %s, indexes %d to %d (checkpoints, consistency proof and every record checked), %d of the tenant's events\n  segments   %d\n",
-			bundle, m.BundleID, m.Created.Format(time.RFC3339), m.Generator, m.Tenant, m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339),
+		verdict := "OK   "
+		if rep.UnverifiedOrigin {
+			verdict = "UNVERIFIED ORIGIN"
+		}
+		fmt.Fprintf(stdout, "%s %s\n  bundle     %s, built %s by %s\n  tenant     %s, %s to %s\n  framework  %s %s, mapping v%d\n  log        %s, indexes %d to %d (checkpoints, consistency proof and every record checked), %d of the tenant's events\n  segments   %d\n",
+			verdict, bundle, m.BundleID, m.Created.Format(time.RFC3339), m.Generator, m.Tenant, m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339),
 			m.Framework.ID, m.Framework.Version, m.Framework.MappingVersion, m.Log.Origin, m.Range.First, m.Range.End, m.Events, len(rep.Segments))
 		if rep.Sealed > 0 {
 			fmt.Fprintf(stdout, "  sealed     %d sealed field(s) (never opened in the bundle), %d erased: no key opens them\n", rep.Sealed, rep.Erased)
@@ -269,14 +334,13 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 			}
 		}
 		for _, c := range m.Controls {
-			state := "evidence"
-			if !c.Observed {
-				state = "nothing observed in the period"
-			}
-			fmt.Fprintf(stdout, "  %-6s %-45s %s\n", c.ID, c.Title, state)
+			fmt.Fprintf(stdout, "  %-6s %-45s %s\n", c.ID, c.Title, c.Result())
 		}
 		for _, w := range rep.Warnings {
 			fmt.Fprintf(stdout, "  warning: %s\n", w)
+		}
+		if rep.UnverifiedOrigin {
+			return cli.Failed(errors.New("unverified origin: the bundle is consistent with keys it carries itself, which proves nothing of who made it; give --vkey and --allowed-signers as the operator published them"))
 		}
 		return nil
 	}

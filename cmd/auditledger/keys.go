@@ -211,13 +211,20 @@ func keysPII(c *cobra.Command) cli.Run {
 
 // keysSSHCA rotates the SSH gateway's certificate authorities.
 func keysSSHCA(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "keys ssh-ca --dir KEYS_DIR (--rotate-user | --stage-target | --activate-target)",
+	fs := cli.Describe(c, "keys ssh-ca --dir KEYS_DIR (--rotate-user | --rotate-host | --stage-target | --activate-target)",
 		"Rotates the SSH gateway's certificate authorities in its keys_dir; the\n"+
 			"gateway reads them at start, so restart it after each step.\n\n"+
 			"--rotate-user retires user_ca and makes a new one: the gateway issues from\n"+
 			"the new CA only and accepts certificates of the retired one (kept as\n"+
 			"user_ca.<when>.pub, its private key removed) for 12 hours, the longest\n"+
 			"any of them is valid.\n\n"+
+			"--rotate-host retires host_ca, makes a new one and issues the gateway's\n"+
+			"host certificate from it (same host names); the retired public key is\n"+
+			"kept as host_ca.<when>.pub and, for 12 hours, the known_hosts lines the\n"+
+			"gateway hands out at login list both @cert-authority lines, so clients\n"+
+			"trust a gateway presenting either certificate. A client whose known_hosts\n"+
+			"holds only the old line refuses the gateway once it presents the new\n"+
+			"certificate: `auditledger login ssh` again writes both.\n\n"+
 			"The target CA rotates in two steps, so no target ever refuses the\n"+
 			"gateway: --stage-target makes target_ca.next; add target_ca.next.pub to\n"+
 			"every target's TrustedUserCAKeys beside target_ca.pub; then\n"+
@@ -226,6 +233,7 @@ func keysSSHCA(c *cobra.Command) cli.Run {
 			"from the targets.")
 	dir := fs.String("dir", "", "the gateway's keys_dir")
 	rotateUser := fs.Bool("rotate-user", false, "retire the user CA and make a new one")
+	rotateHost := fs.Bool("rotate-host", false, "retire the host CA, make a new one and issue the host certificate from it")
 	stage := fs.Bool("stage-target", false, "make the next target CA (target_ca.next) for the targets to trust")
 	activate := fs.Bool("activate-target", false, "put the staged target CA in use")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -233,13 +241,13 @@ func keysSSHCA(c *cobra.Command) cli.Run {
 			return err
 		}
 		n := 0
-		for _, b := range []bool{*rotateUser, *stage, *activate} {
+		for _, b := range []bool{*rotateUser, *rotateHost, *stage, *activate} {
 			if b {
 				n++
 			}
 		}
 		if n != 1 {
-			return errors.New("keys ssh-ca: give one of --rotate-user, --stage-target, --activate-target")
+			return errors.New("keys ssh-ca: give one of --rotate-user, --rotate-host, --stage-target, --activate-target")
 		}
 		now := time.Now()
 		switch {
@@ -250,6 +258,16 @@ func keysSSHCA(c *cobra.Command) cli.Run {
 			}
 			fmt.Fprintf(stdout, "new user CA: %s.pub\nretired: %s (accepted until %s)\nrestart the gateway to issue from the new CA\n",
 				filepath.Join(*dir, sshproxy.UserCAFile), retired, now.Add(sshproxy.MaxUserCertValidity).UTC().Format(time.RFC3339))
+		case *rotateHost:
+			retired, err := sshproxy.RotateHostCA(*dir, now)
+			if err != nil {
+				return err
+			}
+			pub, _ := os.ReadFile(filepath.Join(*dir, sshproxy.HostCAFile+".pub"))
+			fmt.Fprintf(stdout, "new host CA: %s.pub\nhost certificate issued again: %s\nretired: %s (listed in known_hosts until %s)\n"+
+				"restart the gateway to present the new certificate; clients trust it through this line (auditledger login ssh writes it):\n@cert-authority HOSTS %s",
+				filepath.Join(*dir, sshproxy.HostCAFile), filepath.Join(*dir, sshproxy.HostKeyFile+"-cert.pub"), retired,
+				now.Add(sshproxy.MaxUserCertValidity).UTC().Format(time.RFC3339), pub)
 		case *stage:
 			next, err := sshproxy.StageTargetCA(*dir)
 			if err != nil {

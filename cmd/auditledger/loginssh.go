@@ -83,7 +83,7 @@ func loginSSH(c *cobra.Command) cli.Run {
 		fmt.Fprintf(stderr, "certificate for %s (principals %s, serial %d) valid until %s\n", r.KeyID, strings.Join(r.Principals, ","), r.Serial, r.ValidBefore.Format("2006-01-02 15:04:05 MST"))
 		fmt.Fprintf(stderr, "written: %s, %s, %s\nconnect: ssh -F %s LOGIN+TARGET@%s (or add the snippet below to ~/.ssh/config)\n\n", files.Certificate, files.KnownHosts, conf, conf, *alias)
 		fmt.Fprint(stdout, files.Config)
-		fmt.Fprintf(stdout, "\n# known_hosts (%s):\n# %s\n", files.KnownHosts, r.KnownHosts)
+		fmt.Fprintf(stdout, "\n# known_hosts (%s):\n# %s\n", files.KnownHosts, strings.ReplaceAll(r.KnownHosts, "\n", "\n# "))
 		return nil
 	}
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/telemetry"
 )
@@ -30,9 +33,13 @@ type apiRole struct {
 	} `yaml:"scope"`
 	// Evidence bundles: the SSH key signing them, where they are
 	// kept, and the log's verifier key they ship.
-	EvidenceKey string `yaml:"evidence_key"`
-	EvidenceDir string `yaml:"evidence_dir"`
-	LogVKey     string `yaml:"log_vkey"`
+	// AccessPolicy is a policy file whose access rules the API applies
+	// to just-in-time access requests (the gateways' policy files name
+	// the same rules); empty: access requests are answered 503.
+	AccessPolicy string `yaml:"access_policy"`
+	EvidenceKey  string `yaml:"evidence_key"`
+	EvidenceDir  string `yaml:"evidence_dir"`
+	LogVKey      string `yaml:"log_vkey"`
 }
 
 func (c *apiRole) setDefaults() { c.Listen = defaultAPIAddr }
@@ -40,6 +47,7 @@ func (c *apiRole) setDefaults() { c.Listen = defaultAPIAddr }
 func (c *apiRole) envOverrides() []envOverride {
 	return []envOverride{
 		{"AUDITLEDGER_API_LISTEN", func(v string) error { c.Listen = v; return nil }},
+		{"AUDITLEDGER_API_ACCESS_POLICY", func(v string) error { c.AccessPolicy = v; return nil }},
 		{"AUDITLEDGER_API_EVIDENCE_KEY", func(v string) error { c.EvidenceKey = v; return nil }},
 		{"AUDITLEDGER_API_EVIDENCE_DIR", func(v string) error { c.EvidenceDir = v; return nil }},
 		{"AUDITLEDGER_API_LOG_VKEY", func(v string) error { c.LogVKey = v; return nil }},
@@ -124,7 +132,12 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 		return nil, err
 	}
 	scope, _ := c.scope() // checked by check
-	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Roles: roles, Scope: scope, Emitter: p.em, Keys: p.keys, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
+	ab, err := c.accessBroker(ctx, e, p, log)
+	if err != nil {
+		p.em.Close()
+		return nil, err
+	}
+	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Access: ab, Roles: roles, Scope: scope, Emitter: p.em, Keys: p.keys, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
 		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db, Evidence: ev})
 	if err != nil {
 		p.em.Close()
@@ -139,6 +152,52 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 		if db != nil {
 			defer db.Close()
 		}
+		if ab != nil {
+			go sweepAccess(ctx, ab, log)
+		}
 		return p.closing(func() error { return health.Serve(ctx, ln, h) })
 	}, nil
+}
+
+// accessBroker makes the access bucket (gateways watch it whether or not
+// the API has rules) and, with api.access_policy, the broker that serves
+// access requests and signs grants with approvals.key.
+func (c *apiRole) accessBroker(ctx context.Context, e *env, p *producer, log *slog.Logger) (*access.Broker, error) {
+	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if c.AccessPolicy == "" {
+		if _, err := access.OpenBucket(bctx, p.js, true, e.cfg.NATS.Replicas); err != nil {
+			return nil, err
+		}
+		log.Info("just-in-time access off: set api.access_policy to the policy file holding the access rules")
+		return nil, nil
+	}
+	rules, err := access.LoadRules(c.AccessPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("api.access_policy: %w", err)
+	}
+	signer, err := loadSigner(e.cfg.Approvals.Key)
+	if err != nil {
+		return nil, fmt.Errorf("approvals.key: %w", err)
+	}
+	return access.New(bctx, access.Config{JetStream: p.js, Emitter: p.em, Source: events.Source{Kind: "api", Instance: e.cfg.instanceName()},
+		Signer: signer, Rules: rules, Create: true, Replicas: e.cfg.NATS.Replicas, Logger: log})
+}
+
+// sweepAccess expires pending requests and ended grants every few
+// seconds (access.expired); gateways end sessions at a grant's end on
+// their own.
+func sweepAccess(ctx context.Context, b *access.Broker, log *slog.Logger) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := b.Sweep(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("expiring access requests", "err", err)
+			}
+		}
+	}
 }

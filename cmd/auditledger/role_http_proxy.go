@@ -74,8 +74,13 @@ func (c *httpProxyRole) prepare(ctx context.Context, e *env, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
+	aw, runAccess, err := e.accessWatcher(ctx, p, c.Policy, "http-proxy", log)
+	if err != nil {
+		p.em.Close()
+		return nil, err
+	}
 	px, err := httpproxy.New(httpproxy.Config{Upstream: c.Upstream, UpstreamHeaders: headers, Auth: p.auth, Emitter: p.em,
-		Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Target: c.Target, Policy: pol, Approvals: p.broker, Keys: p.keys, FailOpen: c.FailOpen, Logger: log,
+		Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Target: c.Target, Policy: pol, Approvals: p.broker, Access: aw, Keys: p.keys, FailOpen: c.FailOpen, Logger: log,
 		Metrics: telemetry.NewProxy(e.health.Registry(), "http")})
 	if err != nil {
 		p.em.Close()
@@ -90,6 +95,9 @@ func (c *httpProxyRole) prepare(ctx context.Context, e *env, log *slog.Logger) (
 	}
 	log.Info("HTTP proxy listening", "addr", ln.Addr().String(), "upstream", c.Upstream, "tls", tlsCfg != nil)
 	return func(ctx context.Context) error {
+		if runAccess != nil {
+			go runAccess(ctx)
+		}
 		// Serve returns once every exchange has finished: the emitter
 		// closes after the last record.
 		return p.closing(func() error { return health.Serve(ctx, ln, px) })

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/kubegateway"
 	"github.com/auditledger/auditledger/services/telemetry"
@@ -95,6 +96,12 @@ func (c *kubeGatewayRole) prepare(ctx context.Context, e *env, log *slog.Logger)
 		var err error
 		if pol, err = kubegateway.LoadPolicy(c.Policy); err != nil {
 			return nil, err
+		}
+		// Until this gateway admits sessions through the core's
+		// Session.Admit, a policy asking for access grants is refused
+		// rather than silently not enforced (fail closed).
+		if rules, err := access.LoadRules(c.Policy); err != nil || len(rules) > 0 {
+			return nil, errors.Join(err, fmt.Errorf("kube_gateway.policy %s: access rules are not enforced by the Kubernetes gateway yet; remove the access: section", c.Policy))
 		}
 	}
 	ca, err := os.ReadFile(c.UpstreamCA)

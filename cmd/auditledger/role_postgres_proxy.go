@@ -83,8 +83,13 @@ func (c *postgresProxyRole) prepare(ctx context.Context, e *env, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
+	aw, runAccess, err := e.accessWatcher(ctx, p, c.Policy, "postgres-proxy", log)
+	if err != nil {
+		p.em.Close()
+		return nil, err
+	}
 	px, err := pgproxy.New(pgproxy.Config{Upstream: upstream, Auth: p.auth, Emitter: p.em, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(),
-		Target: c.Target, Databases: c.Databases, Policy: pol, Approvals: p.broker, Keys: p.keys, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
+		Target: c.Target, Databases: c.Databases, Policy: pol, Approvals: p.broker, Access: aw, Keys: p.keys, FailOpen: c.FailOpen, Durability: pgproxy.Durability(c.Durability),
 		TLS: tlsCfg, RequireTLS: c.RequireTLS, StateDir: c.StateDir, Logger: log, Metrics: telemetry.NewProxy(e.health.Registry(), "postgres")})
 	if err != nil {
 		p.em.Close()
@@ -96,6 +101,9 @@ func (c *postgresProxyRole) prepare(ctx context.Context, e *env, log *slog.Logge
 	}
 	log.Info("PostgreSQL proxy listening", "addr", ln.Addr().String(), "tls", tlsCfg != nil)
 	return func(ctx context.Context) error {
+		if runAccess != nil {
+			go runAccess(ctx)
+		}
 		return p.closing(func() error { return px.Serve(ctx, ln) })
 	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/ledger/bus"
@@ -118,8 +119,14 @@ func (c *sshProxyRole) prepare(ctx context.Context, e *env, log *slog.Logger) (f
 	if err != nil {
 		return nil, fmt.Errorf("ssh_proxy.listen: %w", err)
 	}
+	aw, runAccess, err := e.accessWatcher(ctx, p, c.Policy, "ssh-proxy", log)
+	if err != nil {
+		ln.Close()
+		p.em.Close()
+		return nil, err
+	}
 	px, err := sshproxy.New(sshproxy.Config{Addr: ln.Addr().String(), Keys: keys, Auth: auth, Targets: targets, Policy: pol, Emitter: p.em,
-		Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), FailOpen: c.FailOpen, Approvals: p.broker, PII: p.keys, StateDir: c.StateDir, RevokedKeys: c.RevokedKeys,
+		Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), FailOpen: c.FailOpen, Approvals: p.broker, Access: aw, PII: p.keys, StateDir: c.StateDir, RevokedKeys: c.RevokedKeys,
 		Metrics: telemetry.NewProxy(e.health.Registry(), "ssh"), Logger: log})
 	if err != nil {
 		ln.Close()
@@ -134,8 +141,11 @@ func (c *sshProxyRole) prepare(ctx context.Context, e *env, log *slog.Logger) (f
 	}
 	e.listening("ssh-login", lln.Addr().String())
 	log.Info("SSH gateway listening", "addr", ln.Addr().String(), "login", "http://"+lln.Addr().String()+sshproxy.CertPath,
-		"host_ca", keys.KnownHostsLine([]string{"*"}))
+		"host_ca", keys.KnownHostsLines([]string{"*"}, time.Now()))
 	return func(ctx context.Context) error {
+		if runAccess != nil {
+			go runAccess(ctx)
+		}
 		return p.closing(func() error {
 			var wg sync.WaitGroup
 			var herr error

@@ -77,6 +77,12 @@ type serveConfig struct {
 		Key  string `yaml:"key"`
 		VKey string `yaml:"vkey"`
 	} `yaml:"approvals"`
+	// Access: how long a gateway may go without hearing the access
+	// grant state before it fails closed for targets that need a grant
+	// (empty: 30s).
+	Access struct {
+		Stale duration `yaml:"stale"`
+	} `yaml:"access"`
 	// The sections of the roles (roles.go).
 	roleTable `yaml:",inline"`
 }

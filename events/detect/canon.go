@@ -25,12 +25,12 @@ func containsCleaned(s string) bool {
 
 // NumberSeparator reports whether c, in folded text, is a separator a
 // detector accepts between the digit groups of a value it finds: white
-// space, dash, dot, underscore, slash, colon, comma, plus sign (card
-// numbers, isCardSep) and parentheses (phone numbers).
-func NumberSeparator(c byte) bool {
-	return isCardSep(c) || c == '(' || c == ')'
-}
+// space, dash, and every other printable ASCII character that is not a
+// letter, a digit or @ (isCardSep, groupSep: dot, underscore, slash,
+// colon, comma, plus sign, parentheses, | ; * = and the rest).
+func NumberSeparator(c byte) bool { return isCardSep(c) }
 
 // IBANSeparator reports whether c, in folded text, is a separator the
-// IBAN detector ignores between the characters of an IBAN.
-func IBANSeparator(c byte) bool { return c == ' ' || c == '-' }
+// IBAN detector ignores between the characters of an IBAN: the same as
+// NumberSeparator.
+func IBANSeparator(c byte) bool { return isCardSep(c) }

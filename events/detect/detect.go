@@ -74,7 +74,13 @@ func isEmail(v []byte) bool {
 func isCardNumber(v []byte) bool {
 	var digits []byte
 	group, grouped, odd := 0, false, false
-	for _, c := range v {
+	for i := 0; i < len(v); i++ {
+		if !isDigit(v[i]) && (i == 0 || isDigit(v[i-1])) {
+			if _, ok := gapEnd(v, i); !ok {
+				return false
+			}
+		}
+		c := v[i]
 		switch {
 		case c >= '0' && c <= '9':
 			digits = append(digits, c-'0')
@@ -123,7 +129,9 @@ func isCardNumber(v []byte) bool {
 	return sum%10 == 0
 }
 
-// isIBAN: 15–34 characters (spaces or dashes allowed), country code,
+// isIBAN: 15–34 characters (separators between them: white space,
+// dashes and every other ASCII character groupSep names, at most maxGap
+// in a row), country code,
 // check digits, an account part with a run of 8 digits or more (as every
 // country's format has), and the ISO 13616 mod-97 check. Letters are read
 // in either case (de89…, as a form may lower-case it). The run keeps one
@@ -131,9 +139,21 @@ func isCardNumber(v []byte) bool {
 // certain.
 func isIBAN(v []byte) bool {
 	var b []byte
+	gap := 0
 	for _, c := range v {
+		if !isAlnum(c) {
+			if !isCardSep(c) {
+				return false
+			}
+			if !isSpace(c) {
+				if gap++; gap > maxGap {
+					return false
+				}
+			}
+			continue
+		}
+		gap = 0
 		switch {
-		case c == ' ' || c == '-':
 		case c >= 'a' && c <= 'z':
 			b = append(b, c-'a'+'A')
 		default:
@@ -162,18 +182,26 @@ func isIBAN(v []byte) bool {
 	return rem == 1
 }
 
-// isPhone: an international number, + then 8–15 digits, with spaces,
-// dashes, dots or parentheses between them (E.164 when written plainly).
+// isPhone: an international number, + then 8–15 digits, with
+// separators between them (white space, dashes, dots, parentheses and
+// every other ASCII character groupSep names but +, at most maxGap in a
+// row; E.164 when written plainly).
 func isPhone(v []byte) bool {
 	if len(v) < 9 || len(v) > 24 || v[0] != '+' {
 		return false
 	}
-	n := 0
+	n, gap := 0, 0
 	for _, c := range v[1:] {
 		switch {
 		case isDigit(c):
 			n++
-		case c == ' ' || c == '-' || c == '.' || c == '(' || c == ')':
+			gap = 0
+		case c != '+' && isCardSep(c):
+			if !isSpace(c) {
+				if gap++; gap > maxGap {
+					return false
+				}
+			}
 		default:
 			return false
 		}
@@ -223,6 +251,14 @@ func isSecret(v []byte) bool {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isSpace(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '\v', '\f':
+		return true
+	}
+	return false
+}
 
 // digitRun reports whether b holds n digits in a row.
 func digitRun(b []byte, n int) bool {
@@ -284,15 +320,48 @@ func isCardSep(c byte) bool {
 }
 
 // groupSep reports whether c is a separator a number is a card number
-// with only when every group has 3 to 6 digits: dot, underscore, slash,
-// colon, comma (a list, an array's text {4111,1111,…}), plus sign (a
-// path's literal +, a query's space).
+// with only when every group has 3 to 6 digits: every printable ASCII
+// character that is neither a letter, a digit, white space, a dash nor
+// @ — dot, underscore, slash, colon, comma (a list, an array's text
+// {4111,1111,…}), plus sign (a path's literal +, a query's space), and
+// | ; * = # ~ ! ? quotes, brackets and the rest (4111|1111|1111|1111).
+// A character beyond ASCII that is punctuation or a symbol (· ・ ‧ €)
+// is folded to a space (fold) before a detector reads it.
 func groupSep(c byte) bool {
+	return c > ' ' && c < 0x7f && c != '-' && c != '@' && !isAlnum(c)
+}
+
+// legacySep reports whether c is a separator a gap between digit
+// groups may hold any number of: white space, dash, dot, underscore,
+// slash, colon, comma, plus sign. A gap holding any other (| ; * = …)
+// is at most maxGap characters long, so that digits apart in a text
+// (a list's items, a table's cells) are not read as one number.
+func legacySep(c byte) bool {
 	switch c {
-	case '.', '_', '/', ':', ',', '+':
+	case ' ', '-', '\t', '\n', '\r', '\v', '\f', '.', '_', '/', ':', ',', '+':
 		return true
 	}
 	return false
+}
+
+// maxGap is how many separators but white space a run between two digit
+// groups of one number holds at most, when it holds one that legacySep
+// does not name: 4111 | 1111 and 4111|;1111 join, a list's (4001),(4002) does not.
+const maxGap = 2
+
+// gapEnd returns where the run of separators that b[i:] starts with
+// ends, and whether it may join two digit groups of one number (a short
+// run, or one of legacySep's only).
+func gapEnd(b []byte, i int) (int, bool) {
+	j, legacy, n := i, true, 0
+	for j < len(b) && isCardSep(b[j]) {
+		legacy = legacy && legacySep(b[j])
+		if !isSpace(b[j]) {
+			n++
+		}
+		j++
+	}
+	return j, legacy || n <= maxGap
 }
 
 func isSeparator(c byte) bool {

@@ -2,9 +2,11 @@ package detect
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +57,30 @@ func InEvent(event []byte) (Match, bool, error) {
 	return Match{}, false, err
 }
 
+// PayloadClean reports whether payload, the JSON value of an event's
+// payload member, is one the recording rule leaves as it is, in one walk:
+// no string in it (member names too) holds an escape, or may hold a value
+// (MayHold) without having a digest's shape (IsDigest), and the writer's
+// judge finds nothing in it where an event carries it (InEvent on
+// {"payload": payload}). false says only that the payload needs a closer
+// look (the scrub, then InEvent), never that it holds a value.
+func PayloadClean(payload []byte) bool {
+	w := walkers.Get().(*eventWalker)
+	defer w.release()
+	w.b, w.strict = payload, true
+	w.at = append(w.at, pathStep{name: payloadName})
+	err := w.value(1)
+	if err == nil {
+		w.space()
+		if w.i < len(w.b) {
+			return false
+		}
+	}
+	return err == nil && !w.found
+}
+
+var payloadName = []byte("payload")
+
 // walkers keeps walkers and their path stacks between events: a walker
 // escapes to the heap (its methods recurse), and the writer judges every
 // event.
@@ -74,10 +100,15 @@ type eventWalker struct {
 	found bool
 	match Match
 	// joined and spaced are the short scalars of the array being read,
-	// joined without and with a space between (adjacentScalars); n
-	// counts them.
-	joined, spaced []byte
-	n              int
+	// joined without and with a space between (adjacentScalars), made
+	// from the second on; first is the first, as read; n counts them.
+	joined, spaced, first []byte
+	n                     int
+	// exempt: the last string judge read is one digestAt exempts.
+	exempt bool
+	// strict (PayloadClean) stops the walk, as found, at any string
+	// the scrub would read.
+	strict bool
 }
 
 type pathStep struct {
@@ -144,20 +175,21 @@ func (w *eventWalker) value(depth int) error {
 		}
 	case c == '[':
 		w.i++
-		outer, outerSpaced, outerN := w.joined, w.spaced, w.n
-		w.joined, w.spaced, w.n = nil, nil, 0
+		outer, outerSpaced, outerN, outerFirst := w.joined, w.spaced, w.n, w.first
+		w.joined, w.spaced, w.n, w.first = nil, nil, 0, nil
 		err := w.array(depth)
 		// Restored without a defer, which cost a walk of many small
 		// arrays about a twentieth of its time.
-		w.joined, w.spaced, w.n = outer, outerSpaced, outerN
+		w.joined, w.spaced, w.n, w.first = outer, outerSpaced, outerN, outerFirst
 		return err
 	case c == '"':
 		s, escaped, err := w.str()
 		if err != nil {
 			return err
 		}
-		if !w.judge(s, escaped, nil) && w.actorEmail() {
-			w.plainEmail(s, escaped)
+		w.exempt = false
+		if !w.judge(s, escaped, nil) && w.actorEmail() && !w.exempt {
+			w.plainEmail(s, escaped) // a sealed field (exempt) is none
 		}
 		return nil
 	case c == 't' || c == 'f' || c == 'n':
@@ -292,23 +324,56 @@ func (w *eventWalker) actorEmail() bool {
 // str reads a JSON string, w.i at its opening quote, and returns its
 // bytes as written between the quotes and whether they hold escapes.
 func (w *eventWalker) str() ([]byte, bool, error) {
-	if w.i >= len(w.b) || w.b[w.i] != '"' {
+	b, i := w.b, w.i
+	if i >= len(b) || b[i] != '"' {
 		return nil, false, w.fail("expected a string")
 	}
-	start, escaped := w.i+1, false
-	for w.i++; w.i < len(w.b); w.i++ {
-		switch c := w.b[w.i]; {
+	start, escaped := i+1, false
+	for i++; ; {
+		// Eight bytes at a time while none is a quote, a backslash or
+		// a control character (most strings hold none but their end),
+		// then straight to the first that is.
+		if i+8 <= len(b) {
+			m := quoteEscapeOrControl(binary.LittleEndian.Uint64(b[i:]))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		} else {
+			for i < len(b) && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 {
+				i++
+			}
+			if i >= len(b) {
+				break
+			}
+		}
+		switch c := b[i]; {
 		case c == '\\':
 			escaped = true
-			w.i++
+			i += 2
 		case c == '"':
-			w.i++
-			return w.b[start : w.i-1], escaped, nil
-		case c < 0x20:
+			w.i = i + 1
+			return b[start:i], escaped, nil
+		default: // below 0x20
+			w.i = i
 			return nil, false, w.fail("control character in a string")
 		}
 	}
+	w.i = i
 	return nil, false, w.fail("unterminated string")
+}
+
+// quoteEscapeOrControl returns, for the eight bytes of x read little-
+// endian, a mask with the high bit of each byte that is a quote, a
+// backslash or below 0x20 set — exactly for the first such byte (the
+// lowest), maybe for bytes after it (the bit tricks of "Determine if a
+// word has a byte equal to / less than n": a borrow only carries
+// upward) — and 0 when there is none.
+func quoteEscapeOrControl(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, e := x^(ones*'"'), x^(ones*'\\')
+	return ((q-ones)&^q | (e-ones)&^e | (x-ones*0x20)&^x) & highs
 }
 
 // unescape decodes the escapes of a JSON string's raw content.
@@ -324,6 +389,10 @@ func unescape(raw []byte) (string, bool) {
 // the first match; name, not nil for a member name, is the name decoded,
 // whose place is the member it names.
 func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
+	if w.strict && escaped {
+		w.found = true
+		return true
+	}
 	s := unsafeString(raw) // not kept: Scrub copies what it keeps
 	if escaped {
 		var ok bool
@@ -331,13 +400,23 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 			return false
 		}
 	}
+	cannot := false // MayHold(s) is known to be false
+	if w.strict {
+		if digest := IsDigest(s); !digest && MayHold(s) {
+			w.found = true
+			return true
+		} else {
+			cannot = !digest
+		}
+	}
 	if name == nil && w.digestAt(s) {
+		w.exempt = true
 		return false
 	}
 	d := ""
 	if hexWordCard(s) {
 		d = "credit_card"
-	} else if !MayHold(s) || isTimestamp(s) {
+	} else if cannot || !MayHold(s) || isTimestamp(s) {
 		return false
 	} else {
 		_, counts := Scrub(s)
@@ -534,10 +613,18 @@ func (w *eventWalker) adjacent(tok []byte) bool {
 	if len(v) == 0 || utf8.RuneCount(v) > maxFragment {
 		return w.adjacentEnd()
 	}
-	if w.n > 0 {
-		w.spaced = append(w.spaced, ' ')
+	// The first is kept as it stands (most arrays of short scalars hold
+	// one); the two texts are made from the second on.
+	switch w.n {
+	case 0:
+		w.first = v
+	case 1:
+		w.joined = append(append(w.joined, w.first...), v...)
+		w.spaced = append(append(append(w.spaced, w.first...), ' '), v...)
+	default:
+		w.joined, w.spaced = append(w.joined, v...), append(append(w.spaced, ' '), v...)
 	}
-	w.joined, w.spaced, w.n = append(w.joined, v...), append(w.spaced, v...), w.n+1
+	w.n++
 	return true
 }
 
@@ -546,7 +633,7 @@ func (w *eventWalker) adjacent(tok []byte) bool {
 func (w *eventWalker) adjacentEnd() bool {
 	n := w.n
 	joined, spaced := w.joined, w.spaced
-	w.joined, w.spaced, w.n = joined[:0], spaced[:0], 0
+	w.joined, w.spaced, w.n, w.first = joined[:0], spaced[:0], 0, nil
 	if n < 2 {
 		return true
 	}

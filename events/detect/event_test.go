@@ -21,6 +21,13 @@ func TestInEvent(t *testing.T) {
 		{`{"headers":{"jane@example.org":"v"}}`, Match{`payload.headers["[REDACTED:email]"]`, "email"}},
 		{`{"amount":4111111111111111}`, Match{"payload.amount", "credit_card"}},
 		{`{"who":"ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ"}`, Match{"payload.who", "email"}},
+		// What emit brings is judged as the gateways judge: separators
+		// of any kind, HTML references, UTF-16, base64 of UTF-16LE.
+		{`{"note":"4111|1111|1111|1111"}`, Match{"payload.note", "credit_card"}},
+		{`{"note":"4111·1111・1111;1111"}`, Match{"payload.note", "credit_card"}},
+		{`{"who":"jane&#64;example.org"}`, Match{"payload.who", "email"}},
+		{`{"who":"j\u0000a\u0000n\u0000e\u0000@\u0000e\u0000x\u0000a\u0000m\u0000p\u0000l\u0000e\u0000.\u0000o\u0000r\u0000g\u0000"}`, Match{"payload.who", "email"}},
+		{`{"cmd":"powershell -enc ZQBjAGgAbwAgADQAMQAxADEAMQAxADEAMQAxADEAMQAxADEAMQAxADEA"}`, Match{"payload.cmd", "credit_card"}},
 	} {
 		got, ok, err := InEvent([]byte(envelope + `"payload":` + c.payload + `}`))
 		if err != nil {

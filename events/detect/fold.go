@@ -124,7 +124,10 @@ func isASCII(s string) bool {
 //     an enclosing keycap) as nothing: they change how a character
 //     renders, not which it is, and an address keeps its letters;
 //   - a decimal digit of any script (Arabic-Indic ٤, Devanagari ४, …) as
-//     its ASCII digit.
+//     its ASCII digit;
+//   - punctuation and symbols beyond ASCII whose NFKC form is punctuation
+//     and symbols beyond ASCII too (middle dots · ・, bullets, currency
+//     and other signs, emoji) as a space: they separate digit groups.
 //
 // Other characters (letters of any script, for IDN e-mail addresses)
 // stay as they are.
@@ -145,7 +148,24 @@ func fold(dst []byte, r rune, raw string) []byte {
 	case unicode.Is(unicode.Nd, r):
 		return append(dst, byte('0'+digitValue(r)))
 	}
-	return norm.NFKC.AppendString(dst, raw)
+	f := norm.NFKC.AppendString(dst, raw)
+	if (unicode.IsPunct(r) || unicode.IsSymbol(r)) && punctOnly(f[len(dst):]) {
+		// Punctuation and symbols of any script (· ・ ‧ € ★) separate
+		// the digit groups of a number as a space would.
+		return append(dst, ' ')
+	}
+	return f
+}
+
+// punctOnly reports whether f, a character's NFKC form, is punctuation
+// or symbols beyond ASCII only (not ＠ or ，, whose forms are ASCII).
+func punctOnly(f []byte) bool {
+	for _, r := range string(f) {
+		if r < utf8.RuneSelf || !unicode.IsPunct(r) && !unicode.IsSymbol(r) {
+			return false
+		}
+	}
+	return len(f) > 0
 }
 
 // ignorable reports whether r is a character that renders as nothing,

@@ -48,7 +48,7 @@ func refMayHoldASCII(text string) bool {
 
 func refHasPercent(text string) bool {
 	for i := 0; i < len(text); i++ {
-		if c := text[i]; c == '%' || c == '\\' {
+		if c := text[i]; c == '%' || c == '\\' || c == '&' {
 			if _, n := escapeAt(text[i:]); n > 0 {
 				return true
 			}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -116,10 +118,21 @@ func scan(text string, round int) ([]match, []string) {
 		spans = append(spans, match{lo: lo, hi: hi, detector: f.detector, value: f.value})
 	}
 	all := s.all
-	if round >= maxPercentRounds || !hasPercent(text) {
+	if round >= maxPercentRounds {
 		return spans, all
 	}
-	d, from, to := percentDecode(text)
+	var d string
+	var from, to []int
+	switch {
+	case hasPercent(text):
+		d, from, to = percentDecode(text)
+	case wideText(text):
+		d, from, to = wideDecode(text)
+	case controlText(text):
+		d, from, to = controlStrip(text)
+	default:
+		return spans, all
+	}
 	sub, _ := scan(d, round+1)
 	for _, f := range sub {
 		m := match{lo: from[f.lo], hi: to[f.hi-1], detector: f.detector, value: f.value}
@@ -160,11 +173,11 @@ func mergeSpans(spans []match) []match {
 func hasPercent(text string) bool {
 	// Most text holds neither byte: two vectorised searches find that
 	// sooner than a loop over every byte.
-	if strings.IndexByte(text, '%') < 0 && strings.IndexByte(text, '\\') < 0 {
+	if strings.IndexByte(text, '%') < 0 && strings.IndexByte(text, '\\') < 0 && strings.IndexByte(text, '&') < 0 {
 		return false
 	}
 	for i := 0; i < len(text); i++ {
-		if c := text[i]; c == '%' || c == '\\' {
+		if c := text[i]; c == '%' || c == '\\' || c == '&' {
 			if _, n := escapeAt(text[i:]); n > 0 {
 				return true
 			}
@@ -202,8 +215,61 @@ func escapeAt(text string) ([]byte, int) {
 		if v, ok := hex(text[2:4]); ok {
 			return []byte{byte(v)}, 4
 		}
+	case len(text) >= 2 && text[0] == '\\' && text[1] > ' ' && text[1] < 0x7f && !isAlnum(text[1]):
+		// A quoted-pair (RFC 9110 quoted-string, a shell word): \@ is @.
+		return []byte{text[1]}, 2
+	case len(text) >= 4 && text[0] == '&':
+		return htmlRef(text)
 	}
 	return nil, 0
+}
+
+// htmlRef decodes the HTML character reference text starts with:
+// decimal (&#64;) or hexadecimal (&#x40;), the semicolon optional as
+// browsers read it, of a character that is not a control; or a named
+// one of an ASCII character (htmlNamed: &commat;, &period;, &amp;, …).
+func htmlRef(text string) ([]byte, int) {
+	if text[1] == '#' {
+		i, base := 2, 10
+		if text[2] == 'x' || text[2] == 'X' {
+			i, base = 3, 16
+		}
+		v, j := 0, i
+		for j < len(text) && j-i < 7 {
+			d := hexValue(text[j])
+			if d < 0 || base == 10 && d > 9 {
+				break
+			}
+			v = v*base + d
+			j++
+		}
+		if j == i || v < 0x20 || v == 0x7f || v > unicode.MaxRune || v >= 0xd800 && v <= 0xdfff {
+			return nil, 0
+		}
+		if j < len(text) && text[j] == ';' {
+			j++
+		}
+		return utf8.AppendRune(nil, rune(v)), j
+	}
+	end := strings.IndexByte(text[1:min(len(text), 16)], ';')
+	if end < 0 {
+		return nil, 0
+	}
+	if c, ok := htmlNamed[text[1:1+end]]; ok {
+		return []byte{c}, end + 2
+	}
+	return nil, 0
+}
+
+// htmlNamed are the named character references (HTML) of the ASCII
+// characters that are not letters or digits.
+var htmlNamed = map[string]byte{
+	"excl": '!', "quot": '"', "QUOT": '"', "num": '#', "dollar": '$', "percnt": '%', "amp": '&', "AMP": '&', "apos": '\'',
+	"lpar": '(', "rpar": ')', "ast": '*', "midast": '*', "plus": '+', "comma": ',', "hyphen": '-', "dash": '-', "period": '.',
+	"sol": '/', "colon": ':', "semi": ';', "lt": '<', "LT": '<', "equals": '=', "gt": '>', "GT": '>', "quest": '?',
+	"commat": '@', "lsqb": '[', "lbrack": '[', "bsol": '\\', "rsqb": ']', "rbrack": ']', "Hat": '^', "lowbar": '_',
+	"UnderBar": '_', "grave": '`', "DiacriticalGrave": '`', "lcub": '{', "lbrace": '{', "verbar": '|', "vert": '|',
+	"VerticalLine": '|', "rcub": '}', "rbrace": '}', "nbsp": ' ', "Tab": '\t', "NewLine": '\n',
 }
 
 // percentDecode decodes every escape escapeAt reads in text; from[i] and
@@ -214,7 +280,7 @@ func percentDecode(text string) (string, []int, []int) {
 	from := make([]int, 0, len(text))
 	to := make([]int, 0, len(text))
 	for i := 0; i < len(text); {
-		if c := text[i]; c == '%' || c == '\\' {
+		if c := text[i]; c == '%' || c == '\\' || c == '&' {
 			if d, n := escapeAt(text[i:]); n > 0 {
 				for _, c := range d {
 					b = append(b, c)
@@ -360,8 +426,18 @@ func (s *scrubber) run() {
 			continue
 		}
 		j := i
-		for j < len(b) && (isDigit(b[j]) || isCardSep(b[j])) {
-			j++
+		for j < len(b) {
+			if isDigit(b[j]) {
+				j++
+				continue
+			}
+			// A short run of separators, or white space, dashes, dots
+			// and the like only, joins the groups on either side.
+			k, ok := gapEnd(b, j)
+			if k == j || !ok || k == len(b) || !isDigit(b[k]) {
+				break
+			}
+			j = k
 		}
 		end := j
 		for end > i && !isDigit(b[end-1]) {
@@ -400,7 +476,7 @@ func (s *scrubber) run() {
 			if lower && end < len(b) && isAlnum(b[end]) {
 				continue
 			}
-			if b[end-1] != ' ' && b[end-1] != '-' && isIBAN(b[m[0]:end]) {
+			if isAlnum(b[end-1]) && isIBAN(b[m[0]:end]) {
 				s.claim(m[0], end, "iban")
 				break
 			}
@@ -520,6 +596,13 @@ func decodeToken(b []byte, i, j, end int) (encoded, bool) {
 	if d, ok := base64Text(tok); ok && MayHold(d) {
 		return encoded{i, end, d}, true
 	}
+	// Base64 behind one to three characters glued to it (a sigil, a
+	// type letter: xNDExMTEx…): the token is replaced whole.
+	for k := 1; k <= 3 && len(tok)-k >= 16; k++ {
+		if d, ok := base64Text(tok[k:]); ok && MayHold(d) {
+			return encoded{i, end, d}, true
+		}
+	}
 	return encoded{}, false
 }
 
@@ -602,15 +685,34 @@ func base64Text(tok []byte) (string, bool) {
 		if bits >= 8 {
 			bits -= 8
 			d = append(d, byte(acc>>bits))
-			if k < 8 && !printable(d) {
+			if k < 8 && !printable(d) && !wideStart(d) {
 				return "", false // most tokens stop here
 			}
 		}
 	}
 	if !printable(d) {
+		// Text in UTF-16LE (PowerShell's -EncodedCommand) is read as
+		// the text it is.
+		if wideStart(d) && len(d) >= 8 {
+			w, _, _ := wideDecode(string(d[:len(d)&^1]))
+			if printable([]byte(w)) {
+				return w, true
+			}
+		}
 		return "", false
 	}
 	return string(d), true
+}
+
+// wideStart reports whether d starts as ASCII text in UTF-16LE does:
+// each character's second byte NUL.
+func wideStart(d []byte) bool {
+	for i := 0; i < len(d); i++ {
+		if i%2 == 1 && d[i] != 0 || i%2 == 0 && (d[i] < 0x20 && d[i] != '\t' && d[i] != '\n' && d[i] != '\r' || d[i] >= 0x7f) {
+			return false
+		}
+	}
+	return len(d) > 0
 }
 
 // printable reports whether d is valid UTF-8 text with no control
@@ -668,11 +770,11 @@ var secretIn = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[
 // phoneIn finds what may be an international phone number inside longer
 // text, where the token pass splits it at its parentheses and the digit
 // pass leaves out its +.
-var phoneIn = regexp.MustCompile(`\+[0-9][0-9 ().-]{6,21}[0-9]`)
+var phoneIn = regexp.MustCompile(`\+[0-9][0-9\t-\r\x20-\x2a\x2c-\x2f\x3a-\x3f\x5b-\x60\x7b-\x7e]{6,21}[0-9]`)
 
 // ibanIn finds what may be an IBAN written in groups inside longer text
 // (the token pass sees only its groups).
-var ibanIn = regexp.MustCompile(`[A-Za-z]{2}[0-9]{2}[A-Za-z0-9 -]{11,40}`)
+var ibanIn = regexp.MustCompile(`[A-Za-z]{2}[0-9]{2}[A-Za-z0-9\t-\r\x20-\x2f\x3a-\x3f\x5b-\x60\x7b-\x7e]{11,40}`)
 
 // MayHold reports whether text may hold a value a built-in detector
 // finds, a cheap test so that most recorded strings skip the full scan;
@@ -685,10 +787,23 @@ var ibanIn = regexp.MustCompile(`[A-Za-z]{2}[0-9]{2}[A-Za-z0-9 -]{11,40}`)
 // reflected here. Text with characters beyond ASCII is read folded, text
 // with percent-encoding decoded too (as scan reads it), and a token
 // written in hex or base64 as the text it decodes to (encodedTokens).
+//
+// Most recorded text is ASCII with no backslash and no percent sign: it
+// is read in one pass (mayHoldPlain), which answers as the readings
+// below would.
 func MayHold(text string) bool {
 	if len(text) < 6 { // a@b.cc
 		return false
 	}
+	if hold, done := mayHoldPlain(text); done {
+		return hold
+	}
+	return mayHoldRead(text)
+}
+
+// mayHoldRead is MayHold reading text as written, folded, decoded and
+// as the tokens encodedTokens decodes, one reading after the other.
+func mayHoldRead(text string) bool {
 	if mayHoldAsWritten(text) {
 		return true
 	}
@@ -696,8 +811,158 @@ func MayHold(text string) bool {
 		if d, _, _ := percentDecode(text); MayHold(d) {
 			return true
 		}
+	} else if wideText(text) {
+		if d, _, _ := wideDecode(text); MayHold(d) {
+			return true
+		}
+	} else if controlText(text) {
+		if d, _, _ := controlStrip(text); MayHold(d) {
+			return true
+		}
 	}
 	return len(encodedTokens(unsafeBytes(text))) > 0
+}
+
+// Flags of plainClass beside a byte's holdClass (its low three bits).
+const (
+	fBase64 = 1 << 3 // isBase64Char: the byte goes on a token encodedTokens reads
+	fStop   = 1 << 4 // beyond ASCII, a backslash, a percent sign, a control character (NUL: UTF-16; ESC: a terminal sequence) or an & that starts a reference: mayHoldPlain stops
+)
+
+// plainClass is holdClass with the flags mayHoldPlain reads, one table
+// lookup a byte.
+var plainClass = func() (t [256]byte) {
+	for c := range 256 {
+		t[c] = holdClass[c]
+		if isBase64Char(byte(c)) {
+			t[c] |= fBase64
+		}
+		if c >= utf8.RuneSelf || c == '\\' || c == '%' || c == '&' || isControl(byte(c)) {
+			t[c] |= fStop
+		}
+	}
+	return t
+}()
+
+// mayHoldPlain is MayHold in one pass over text: mayHoldASCII's reading
+// and encodedTokens' (each run of base64 characters of 12 or more tried
+// as hex and base64 text, encodedRun) side by side. done is false when it
+// meets a byte beyond ASCII, a backslash, a percent sign, a NUL or an & that starts a character reference before it can
+// answer: such text has other readings (folded, \xHH as a separator,
+// percent-decoded), and MayHold reads it as mayHoldRead does. An answer
+// it gives before such a byte is mayHoldRead's too: up to there (and
+// through the letters secretAt looks ahead at, all plain ASCII) the
+// folded text is the text itself (fold keeps ASCII as it is, character
+// by character), and a token that ended before it is one encodedTokens
+// reads (TestMayHoldPlainAgrees holds it to that).
+func mayHoldPlain(text string) (hold, done bool) {
+	run, plus, dash, eight := 0, false, false, false
+	tok := -1 // where the run of base64 characters being read starts
+	for i := 0; i < len(text); i++ {
+		f := plainClass[text[i]]
+		if plainLetter(text, i, f) {
+			// Most bytes are letters that start no secret prefix here:
+			// they only go on the token they are part of.
+			if tok < 0 {
+				tok = i
+			}
+			run, dash = 0, false
+			for i+1 < len(text) && plainLetter(text, i+1, plainClass[text[i+1]]) {
+				i++
+			}
+			continue
+		}
+		if f&fStop != 0 {
+			if text[i] != '&' {
+				return false, false
+			}
+			if _, n := escapeAt(text[i:]); n > 0 {
+				return false, false // a reference: read decoded
+			}
+			f &^= fStop
+		}
+		if f&fBase64 != 0 {
+			if tok < 0 {
+				tok = i
+			}
+		} else if tok >= 0 {
+			if i-tok >= 12 && encodedRun(unsafeBytes(text), tok, i) {
+				return true, true
+			}
+			tok = -1
+		}
+		switch f & 7 {
+		case clOther:
+			run, dash = 0, false
+		case clAt:
+			return true, true
+		case clDigit:
+			if run++; run >= 13 || run >= 8 && (plus || dash) {
+				return true, true
+			}
+			eight = eight || run >= 8
+		case clDash:
+			if run > 0 {
+				dash = true
+			} else if i+2 < len(text) && text[i+1] == '-' && secretAt(text[i:]) {
+				return true, true
+			}
+		case clSep:
+		case clPlus:
+			plus = true
+		case clParen:
+			if !plus {
+				run, dash = 0, false
+			}
+		case clSecret:
+			run, dash = 0, false
+			if i+2 < len(text) && secretNext[text[i]]&secretBit(text[i+1]) != 0 && secretAt(text[i:]) {
+				return true, true
+			}
+		}
+	}
+	if tok >= 0 && len(text)-tok >= 12 && encodedRun(unsafeBytes(text), tok, len(text)) {
+		return true, true
+	}
+	return eight && ibanStart(text), true
+}
+
+// plainLetter reports whether text[i], of plainClass f, is a letter
+// mayHoldPlain only adds to its token: one no secret prefix starts with,
+// or one that starts none here (its next letter is none that follows it
+// in a prefix).
+func plainLetter(text string, i int, f byte) bool {
+	return f == clOther|fBase64 || f == clSecret|fBase64 && (i+2 >= len(text) || secretNext[text[i]]&secretBits[text[i+1]] == 0)
+}
+
+// secretBits is secretBit as a table.
+var secretBits = func() (t [256]uint8) {
+	for c := range 256 {
+		t[c] = secretBit(byte(c))
+	}
+	return t
+}()
+
+// encodedRun reports whether the run of base64 characters b[i:j] is a
+// token encodedTokens returns, or holds one between its slashes.
+func encodedRun(b []byte, i, j int) bool {
+	if _, ok := decodeToken(b, i, j, j); ok {
+		return true
+	}
+	if bytes.IndexByte(b[i:j], '/') < 0 {
+		return false
+	}
+	for k := i; k < j; {
+		l := k
+		for l < j && b[l] != '/' {
+			l++
+		}
+		if _, ok := decodeToken(b, k, l, l); ok {
+			return true
+		}
+		k = l + 1
+	}
+	return false
 }
 
 // mayHoldAsWritten is MayHold without reading text decoded.
@@ -777,8 +1042,6 @@ var holdClass = func() (t [256]byte) {
 			t[c] = clPlus
 		case isCardSep(b):
 			t[c] = clSep
-		case b == '(' || b == ')':
-			t[c] = clParen
 		case strings.IndexByte("eAgxsr", b) >= 0:
 			t[c] = clSecret
 		}
@@ -993,3 +1256,311 @@ func cardGrouped(v []byte) bool {
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func isAlnum(c byte) bool  { return isDigit(c) || isLetter(c) }
+
+// Joined is a value the detectors find in parts joined that no part
+// holds alone: its detector, its value, and the indexes of the parts it
+// is made of, in order.
+type Joined struct {
+	Detector string
+	Value    string
+	Parts    []int
+}
+
+// JoinSeparators are what JoinedValues puts between parts: nothing (a
+// value split in two and concatenated back, $1 || $2) and a space (the
+// groups of a number, words of a text).
+var JoinSeparators = []string{"", " "}
+
+// JoinedValues judges parts — values a reader may join: bind parameters,
+// a statement's literals, a path's segments, a query parameter's
+// repeated values — joined in order by each of JoinSeparators: all of
+// them (up to maxJoinedAll parts) and every run of 2 to joinWindow
+// adjacent parts; and the parts that write numbers only (digits and
+// separators) the same way, without the words between them. It returns
+// each value the detectors find that spans two parts or more (one part
+// alone is judged as itself).
+func JoinedValues(parts []string) []Joined {
+	if len(parts) < 2 {
+		return nil
+	}
+	// What one part holds alone is judged as that part: here it is its
+	// placeholder, so that it does not reach into its neighbours (an
+	// address's local part would take the part before it).
+	parts = slices.Clone(parts)
+	for i, p := range parts {
+		parts[i], _ = Scrub(p)
+	}
+	var out []Joined
+	seen := map[string]bool{}
+	try := func(first int, ps []string, sep string) {
+		var sb strings.Builder
+		at := make([][2]int, len(ps))
+		for i, p := range ps {
+			if i > 0 {
+				sb.WriteString(sep)
+			}
+			at[i][0] = sb.Len()
+			sb.WriteString(p)
+			at[i][1] = sb.Len()
+		}
+		for _, sp := range Spans(sb.String()) {
+			var idx []int
+			for i, a := range at {
+				if a[0] < sp.Hi && sp.Lo < a[1] {
+					idx = append(idx, first+i)
+				}
+			}
+			if len(idx) < 2 {
+				continue
+			}
+			key := sp.Detector + "\x00" + sp.Value
+			for _, i := range idx {
+				key += "\x00" + strconv.Itoa(i)
+			}
+			if !seen[key] {
+				seen[key] = true
+				out = append(out, Joined{Detector: sp.Detector, Value: sp.Value, Parts: idx})
+			}
+		}
+	}
+	judge := func(parts []string, at []int) {
+		if len(parts) < 2 {
+			return
+		}
+		for _, sep := range JoinSeparators {
+			n := len(out)
+			maxW := joinWindow
+			if len(parts) <= maxJoinedAll {
+				try(0, parts, sep)
+				maxW = min(joinWindow, len(parts)-1) // all of them is the longest run
+			}
+			for w := 2; w <= maxW; w++ {
+				for i := 0; i+w <= len(parts); i++ {
+					try(i, parts[i:i+w], sep)
+				}
+			}
+			for _, j := range out[n:] {
+				for k := range j.Parts {
+					j.Parts[k] = at[j.Parts[k]]
+				}
+			}
+		}
+	}
+	all := make([]int, len(parts))
+	for i := range all {
+		all[i] = i
+	}
+	judge(parts, all)
+	// The parts that write numbers only, joined without the words
+	// between them (set_config('x.a', '4111 1111', …), set_config('x.b',
+	// '1111 1111', …)).
+	var nums []string
+	var at []int
+	for i, p := range parts {
+		if numberLike(p) {
+			nums, at = append(nums, p), append(at, i)
+		}
+	}
+	if len(nums) < len(parts) {
+		judge(nums, at)
+	}
+	// An @ standing alone joins an address's two other parts, in
+	// whatever order the text writes them (x || '@' || y FROM (VALUES
+	// ('jane', 'example.com')) v(x, y)).
+	if len(parts) <= maxJoinedAll {
+		for a, p := range parts {
+			if strings.TrimSpace(p) != "@" {
+				continue
+			}
+			for i := range parts {
+				for j := range parts {
+					if i == j || i == a || j == a {
+						continue
+					}
+					v := strings.TrimSpace(parts[i]) + "@" + strings.TrimSpace(parts[j])
+					if Find([]byte(v)) == "email" {
+						idx := []int{i, a, j}
+						slices.Sort(idx)
+						out = append(out, Joined{Detector: "email", Value: v, Parts: idx})
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// numberLike reports whether p, folded, holds digits and the separators
+// of digit groups (NumberSeparator) only, a digit at least.
+func numberLike(p string) bool {
+	f := Fold(p)
+	digit := false
+	for i := 0; i < len(f); i++ {
+		switch c := f[i]; {
+		case isDigit(c):
+			digit = true
+		case !isCardSep(c):
+			return false
+		}
+	}
+	return digit
+}
+
+// maxJoinedAll is how many parts JoinedValues joins all together at
+// most; joinWindow how many adjacent parts it joins in every run (a card
+// number in four groups, an address in up to four pieces), whatever
+// their number. A long list of small numbers, joined whole, would be
+// read as one long number.
+const (
+	maxJoinedAll = 32
+	joinWindow   = 4
+)
+
+// wideText reports whether text is UTF-16: it starts with a byte order
+// mark (FF FE, FE FF), or one byte in two is NUL, as ASCII text written
+// in UTF-16 (iconv -t UTF-16LE, a Windows tool's output) is.
+func wideText(text string) bool {
+	if len(text) < 4 {
+		return false
+	}
+	if text[0] == 0xff && text[1] == 0xfe || text[0] == 0xfe && text[1] == 0xff {
+		return true
+	}
+	if strings.IndexByte(text, 0) < 0 {
+		return false
+	}
+	var nul [2]int
+	for i := 0; i < len(text); i++ {
+		if text[i] == 0 {
+			nul[i%2]++
+		}
+	}
+	half := len(text) / 2
+	return nul[0]*4 >= half*3 || nul[1]*4 >= half*3
+}
+
+// wideDecode reads text as UTF-16 — big-endian after FE FF or when its
+// NULs stand first in each pair, little-endian otherwise — and returns
+// it as UTF-8, with from[i] and to[i] where the text that byte i of the
+// result comes from starts and ends. A unit that is not a character (a
+// lone surrogate) becomes U+FFFD.
+func wideDecode(text string) (string, []int, []int) {
+	start, big := 0, false
+	switch {
+	case text[0] == 0xff && text[1] == 0xfe:
+		start = 2
+	case text[0] == 0xfe && text[1] == 0xff:
+		start, big = 2, true
+	default:
+		var nul [2]int
+		for i := 0; i < len(text); i++ {
+			if text[i] == 0 {
+				nul[i%2]++
+			}
+		}
+		big = nul[0] > nul[1]
+	}
+	var b []byte
+	var from, to []int
+	for i := start; i+1 < len(text); {
+		u := func(k int) rune {
+			if big {
+				return rune(text[k])<<8 | rune(text[k+1])
+			}
+			return rune(text[k+1])<<8 | rune(text[k])
+		}
+		r, n := u(i), 2
+		if utf16.IsSurrogate(r) && i+3 < len(text) {
+			r, n = utf16.DecodeRune(r, u(i+2)), 4
+		}
+		before := len(b)
+		b = utf8.AppendRune(b, r)
+		for range len(b) - before {
+			from, to = append(from, i), append(to, i+n)
+		}
+		i += n
+	}
+	return string(b), from, to
+}
+
+// isControl: a control character beyond tab, line feed and carriage
+// return (C0 and DEL).
+func isControl(c byte) bool {
+	return c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f
+}
+
+// controlText reports whether text holds a control character beyond tab,
+// line feed and carriage return — a terminal escape sequence, a
+// backspace, a NUL —, which may stand between a value's characters
+// (grep --color's 4111\e[01;31m\e[K 1111…, a parameter with \e[0m
+// inside): such text is also read with them taken out (controlStrip).
+func controlText(text string) bool {
+	for i := 0; i < len(text); i++ {
+		if isControl(text[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// controlStrip returns text without its escape sequences — CSI (ESC [,
+// parameter and intermediate bytes, a final byte 0x40–0x7E), the string
+// sequences OSC, DCS, SOS, PM and APC (ESC ] P X ^ _, up to BEL or
+// ESC \\), any other ESC with the byte after it — and its other control
+// characters (isControl), with from[i] and to[i] where the text that byte i of
+// the result comes from starts and ends. A value found in the result is
+// replaced over the characters as written, the sequences inside it
+// included.
+func controlStrip(text string) (string, []int, []int) {
+	b := make([]byte, 0, len(text))
+	from := make([]int, 0, len(text))
+	to := make([]int, 0, len(text))
+	for i := 0; i < len(text); {
+		c := text[i]
+		switch {
+		case c == 0x1b:
+			i = escapeEnd(text, i)
+		case isControl(c):
+			i++
+		default:
+			b = append(b, c)
+			from = append(from, i)
+			to = append(to, i+1)
+			i++
+		}
+	}
+	return string(b), from, to
+}
+
+// escapeEnd returns the offset after the escape sequence that starts at
+// text[i] (an ESC).
+func escapeEnd(text string, i int) int {
+	i++
+	if i >= len(text) {
+		return i
+	}
+	switch text[i] {
+	case '[': // CSI
+		for i++; i < len(text); i++ {
+			if c := text[i]; c >= 0x40 && c <= 0x7e {
+				return i + 1
+			} else if c < 0x20 || c > 0x7e {
+				return i // malformed: the sequence ends before it
+			}
+		}
+		return i
+	case ']', 'P', 'X', '^', '_': // string sequences
+		for j := i + 1; j < len(text); j++ {
+			if text[j] == 0x07 {
+				return j + 1
+			}
+			if text[j] == 0x1b && j+1 < len(text) && text[j+1] == '\\' {
+				return j + 2
+			}
+		}
+		// Unterminated: only its introducer is taken out, so that it
+		// cannot hide the rest of the text from this reading.
+		return i + 1
+	}
+	return i + 1
+}

@@ -35,6 +35,9 @@ const (
 	LeaseBucket = "AUDIT_LEDGER_LEASES"
 	// ApprovalsBucket holds approval requests and their decisions.
 	ApprovalsBucket = "AUDIT_APPROVALS"
+	// AccessBucket holds just-in-time access requests and their signed
+	// grants; gateways watch it to admit and end sessions.
+	AccessBucket = "AUDIT_ACCESS"
 	// PIIKeysBucket holds the keys that keep personal data out of the
 	// log: each tenant's search-digest key and each data subject's field
 	// key (ledger/piikeys). It is never sealed; erasing a subject erases

@@ -123,7 +123,7 @@ var editDeny = []string{
 // ledgerDeny is editDeny but for deleting one message of AUDIT_EVENTS.
 var ledgerDeny = slices.Concat(slices.DeleteFunc(slices.Clone(editDeny), func(s string) bool { return s == "$JS.API.STREAM.MSG.DELETE.>" }),
 	[]string{"$JS.API.STREAM.MSG.DELETE." + LedgerStream, "$JS.API.STREAM.MSG.DELETE." + RejectStream,
-		"$JS.API.STREAM.MSG.DELETE.KV_" + LeaseBucket, "$JS.API.STREAM.MSG.DELETE.KV_" + ApprovalsBucket, "$JS.API.STREAM.MSG.DELETE.KV_" + PIIKeysBucket})
+		"$JS.API.STREAM.MSG.DELETE.KV_" + LeaseBucket, "$JS.API.STREAM.MSG.DELETE.KV_" + ApprovalsBucket, "$JS.API.STREAM.MSG.DELETE.KV_" + AccessBucket, "$JS.API.STREAM.MSG.DELETE.KV_" + PIIKeysBucket})
 
 // common is what every role may ask: JetStream's account information
 // (limits and usage; the key-value client asks it before creating a
@@ -239,13 +239,14 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 	case API:
 		return Permissions{
 			PublishAllow: slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, manage("KV_"+ApprovalsBucket), kv(ApprovalsBucket),
+				manage("KV_"+AccessBucket), kv(AccessBucket),
 				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket)),
 			PublishDeny:    slices.Concat(editDeny, ReservedDeny),
 			SubscribeAllow: inbox,
 		}
 	case Proxy:
 		return Permissions{
-			PublishAllow: slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket),
+			PublishAllow: slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket), kv(AccessBucket),
 				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket)),
 			PublishDeny:    slices.Concat(editDeny, ReservedDeny),
 			SubscribeAllow: inbox,
@@ -281,7 +282,7 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 	// tenant, then the two tokens of a producer's event type (ledger.*
 	// types, with three, are the writer's own), then its own token.
 	return Permissions{
-		PublishAllow: slices.Concat(common, []string{"audit.events.*.*.*." + token, "audit.batch." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket),
+		PublishAllow: slices.Concat(common, []string{"audit.events.*.*.*." + token, "audit.batch." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket), kv(AccessBucket),
 			createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket)),
 		PublishDeny:    slices.Concat(editDeny, ReservedDeny),
 		SubscribeAllow: inbox,

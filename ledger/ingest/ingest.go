@@ -632,6 +632,7 @@ func (in *Ingester) checkMsg(m jetstream.Msg) []checkedMsg {
 		}
 	}
 	subjectErr := subjectHolds(m.Subject())
+	var keys []byte // the id keys of the parts, side by side: one allocation a message
 	for j := range parts {
 		c := &parts[j]
 		// Judged before anything else, valid or not: the bytes of an
@@ -651,7 +652,11 @@ func (in *Ingester) checkMsg(m jetstream.Msg) []checkedMsg {
 			}
 			continue
 		}
-		c.key = idKey(c.event.ID)
+		if keys == nil {
+			keys = make([]byte, 0, idKeyLen*(len(parts)-j))
+		}
+		keys = appendIDKey(keys, c.event.ID)
+		c.key = keys[len(keys)-idKeyLen : len(keys) : len(keys)]
 	}
 	return parts
 }

@@ -42,9 +42,15 @@ type seenIndex struct {
 // "covered" → origin '\n' uvarint log size the index covers.
 var coveredKey = []byte("covered")
 
-func idKey(id string) []byte {
+func idKey(id string) []byte { return appendIDKey(make([]byte, 0, idKeyLen), id) }
+
+// idKeyLen is the length of an id key.
+const idKeyLen = 17
+
+// appendIDKey appends id's key to b.
+func appendIDKey(b []byte, id string) []byte {
 	sum := sha256.Sum256([]byte(id))
-	return append([]byte{'i'}, sum[:16]...)
+	return append(append(b, 'i'), sum[:16]...)
 }
 
 // openSeen opens (or creates) the index in dir, or in memory if dir is

@@ -219,7 +219,9 @@ func (s *Store) getOrCreate(ctx context.Context, name string, make func() entry)
 // letters, two digits, then letters and digits, with spaces or dashes
 // between them) upper-cased without its separators; a value of digits
 // and the separators the detectors accept between digit groups (white
-// space, "-", ".", "_", "/", ":", ",", "+", "(", ")") only, its digits.
+// space and every printable ASCII character but letters, digits and "@":
+// "-", ".", "_", "/", ":", ",", "+", "(", ")", "|", ";", …; punctuation
+// and symbols beyond ASCII were folded to a space) only, its digits.
 // So "4111 1111 1111 1111", "4111:1111:1111:1111" and "٤١١١١١١١١١١١١١١١"
 // match alike, as do "DE89-3704-0044-0532-0130-00" and
 // "de89370400440532013000".

@@ -44,6 +44,8 @@ type Config struct {
 	LogVKey string
 	// Generator names the program and version that built the bundle.
 	Generator string
+	// RequestedBy is who asked for it (required): the manifest names them.
+	RequestedBy Requester
 	// BundleID names the bundle: 32 hex digits; random when empty.
 	BundleID string
 	// Progress, if set, is told the records written of the range's total.
@@ -70,6 +72,9 @@ func Build(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	}
 	if cfg.SampleRows == 0 {
 		cfg.SampleRows = 1000
+	}
+	if cfg.RequestedBy.Issuer == "" || cfg.RequestedBy.Subject == "" {
+		return nil, errors.New("evidence: the requester is required: the manifest names who asked for the bundle")
 	}
 	if cfg.Tenant == "" || !cfg.From.Before(cfg.To) {
 		return nil, fmt.Errorf("evidence: want a tenant and a period whose start is before its end (got %q, %s to %s)", cfg.Tenant, cfg.From.Format(time.RFC3339), cfg.To.Format(time.RFC3339))
@@ -145,7 +150,7 @@ func (b *builder) build(ctx context.Context) error {
 	b.m = Manifest{Format: Format, BundleID: cfg.BundleID, Tenant: cfg.Tenant,
 		Period:    Period{From: cfg.From.UTC(), To: cfg.To.UTC()},
 		Framework: Framework{ID: fw.Catalog.ID, Version: fw.Catalog.Version, MappingVersion: fw.Mapping.Version},
-		Generator: cfg.Generator, Created: cfg.Now().UTC().Truncate(time.Second)}
+		Generator: cfg.Generator, RequestedBy: &cfg.RequestedBy, Created: cfg.Now().UTC().Truncate(time.Second)}
 
 	// The range: from the last checkpoint sealed before the period to the
 	// last sealed before its end.
@@ -262,8 +267,11 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.addBytes(VerifyFile, nil, verifyGuide(&b.m)); err != nil {
 		return err
 	}
-	// The manifest lists every file so far; SHA256SUMS lists them and the
-	// manifest; the signature covers the manifest.
+	// The manifest lists every file so far and is signed; SHA256SUMS
+	// lists them, the manifest and its signature, and is signed too: the
+	// manifest's signature is what auditledger checks, SHA256SUMS's is
+	// what ssh-keygen and sha256sum alone check, and either covers every
+	// file (§12).
 	manifest, err := json.MarshalIndent(&b.m, "", "  ")
 	if err != nil {
 		return err
@@ -273,13 +281,6 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.addBytes(ManifestFile, nil, manifest); err != nil {
 		return err
 	}
-	var sums strings.Builder
-	for _, f := range b.m.Files {
-		fmt.Fprintf(&sums, "%s  %s\n", f.SHA256, f.Path)
-	}
-	if err := b.addBytes(SumsFile, nil, []byte(sums.String())); err != nil {
-		return err
-	}
 	sig, err := SSHSign(cfg.Signer, Namespace, manifest)
 	if err != nil {
 		return fmt.Errorf("evidence: signing the manifest: %w", err)
@@ -287,8 +288,29 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.addBytes(SignatureFile, nil, sig); err != nil {
 		return err
 	}
+	sums := []byte(sumsOf(b.m.Files))
+	if err := b.addBytes(SumsFile, nil, sums); err != nil {
+		return err
+	}
+	sumsSig, err := SSHSign(cfg.Signer, Namespace, sums)
+	if err != nil {
+		return fmt.Errorf("evidence: signing SHA256SUMS: %w", err)
+	}
+	if err := b.addBytes(SumsSigFile, nil, sumsSig); err != nil {
+		return err
+	}
 	b.m.Files = files
 	return b.zw.Close()
+}
+
+// sumsOf is SHA256SUMS for files: one line each, in order, as sha256sum
+// writes them.
+func sumsOf(files []File) string {
+	var s strings.Builder
+	for _, f := range files {
+		fmt.Fprintf(&s, "%s  %s\n", f.SHA256, f.Path)
+	}
+	return s.String()
 }
 
 // marshalPrefix writes the compact range of the tree before the range:

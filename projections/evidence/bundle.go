@@ -9,14 +9,19 @@ import (
 	"time"
 )
 
-// Format names the bundle layout; a verifier refuses others.
-const Format = "auditledger-evidence/1"
+// Format names the bundle layout; a verifier refuses others but
+// FormatV1, the layout before SHA256SUMS was signed.
+const (
+	Format   = "auditledger-evidence/2"
+	FormatV1 = "auditledger-evidence/1"
+)
 
 // Files of a bundle with fixed names.
 const (
 	ManifestFile    = "manifest.json"
 	SignatureFile   = "manifest.json.sig"
 	SumsFile        = "SHA256SUMS"
+	SumsSigFile     = "SHA256SUMS.sig"
 	SignersFile     = "keys/allowed_signers"
 	LogKeyFile      = "keys/log.vkey"
 	StartCheckpoint = "log/checkpoint-start"
@@ -47,9 +52,14 @@ type Manifest struct {
 	Period    Period    `json:"period"`
 	Range     Range     `json:"range"`
 	Framework Framework `json:"framework"`
-	Generator string    `json:"generator"`
-	Created   time.Time `json:"created"`
-	Log       LogInfo   `json:"log"`
+	// Generator names the program and its version that built the bundle.
+	Generator string `json:"generator"`
+	// RequestedBy is who asked for the bundle, as the export is recorded
+	// in evidence.exported; absent from bundles built before it was
+	// carried.
+	RequestedBy *Requester `json:"requested_by,omitempty"`
+	Created     time.Time  `json:"created"`
+	Log         LogInfo    `json:"log"`
 	// Signer is the principal keys/allowed_signers names for the key that
 	// signed the manifest.
 	Signer string `json:"signer"`
@@ -63,6 +73,13 @@ type Manifest struct {
 	// LegalHolds accounts for the legal holds of the range (holds.go);
 	// absent from bundles built before they were carried.
 	LegalHolds *LegalHolds `json:"legal_holds,omitempty"`
+}
+
+// Requester is who asked for a bundle: the API's caller as authenticated
+// (the token's issuer and subject), or the operator running the CLI.
+type Requester struct {
+	Issuer  string `json:"issuer"`
+	Subject string `json:"subject"`
 }
 
 // Period is what was asked for: [From, To).
@@ -108,6 +125,17 @@ type Control struct {
 	Observed bool           `json:"observed"`
 	Counts   map[string]int `json:"rows"` // rows per query
 	Files    []string       `json:"files"`
+}
+
+// Result labels a control's outcome for a reader. A bundle holds what the
+// ledger observed, not an assessment against an expectation, so a control
+// with rows is "observed, not assessed" — never "effective", and never
+// merely "evidence" — and one without is "not observed".
+func (c Control) Result() string {
+	if !c.Observed {
+		return "not observed"
+	}
+	return "observed, not assessed"
 }
 
 // File is one file of the bundle with its size, SHA-256 (hex) and the

@@ -165,7 +165,7 @@ func (r *run) build(t *testing.T, tenant string, from, to time.Time) {
 	var buf bytes.Buffer
 	var last [2]uint64
 	r.m, err = evidence.Build(t.Context(), evidence.Config{DB: r.db, Framework: fw, Tenant: tenant, From: from, To: to,
-		Signer: r.signer, LogVKey: r.vkey, Generator: "auditledger test", Progress: func(d, n uint64) { last = [2]uint64{d, n} }, Store: r.buildStore}, &buf)
+		Signer: r.signer, LogVKey: r.vkey, Generator: "auditledger test", RequestedBy: evidence.Requester{Issuer: "https://idp.test", Subject: "auditor-1"}, Progress: func(d, n uint64) { last = [2]uint64{d, n} }, Store: r.buildStore}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +191,9 @@ func TestBundleVerifies(t *testing.T) {
 	if m.Range.First != 32 || m.Range.End != 48 || m.Events != 12 || m.Range.Open {
 		t.Fatalf("range %+v with %d events, want 32 to 48 with 12", m.Range, m.Events)
 	}
+	if m.RequestedBy == nil || *m.RequestedBy != (evidence.Requester{Issuer: "https://idp.test", Subject: "auditor-1"}) || m.Generator != "auditledger test" {
+		t.Errorf("the manifest names requester %+v and generator %q, want who asked and the tool", m.RequestedBy, m.Generator)
+	}
 	rep, err := r.verify(r.bundle)
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +216,7 @@ func TestBundleVerifies(t *testing.T) {
 	}
 	sums := exec.Command("sha256sum", "--strict", "-c", "SHA256SUMS")
 	sums.Dir = dir
-	if out, err := sums.CombinedOutput(); err != nil || strings.Count(string(out), ": OK") != len(m.Files)+1 {
+	if out, err := sums.CombinedOutput(); err != nil || strings.Count(string(out), ": OK") != len(m.Files)+2 {
 		t.Fatalf("sha256sum -c: %v\n%s", err, out)
 	}
 
@@ -235,7 +238,7 @@ func TestBundleVerifies(t *testing.T) {
 			t.Errorf("control %s has no evidence from a run with approvals, masks and blocks", c)
 		}
 	}
-	if html := string(must(os.ReadFile(filepath.Join(dir, "index.html")))); strings.Contains(html, "http://") || strings.Contains(html, "https://") || !strings.Contains(html, "8.11 Data masking") {
+	if html := string(must(os.ReadFile(filepath.Join(dir, "index.html")))); strings.Contains(html, "http://") || strings.Contains(html, "https://") || !strings.Contains(html, "8.11 Data masking") || !strings.Contains(html, "<td>observed, not assessed</td>") || strings.Contains(html, "<td>evidence</td>") {
 		t.Errorf("index.html should be self-contained and list the controls")
 	}
 
@@ -381,7 +384,8 @@ func TestTamperedBundles(t *testing.T) {
 }
 
 // resign recomputes the manifest's hashes and SHA256SUMS and signs the
-// manifest again with the evidence key, as an attacker holding it would.
+// manifest and SHA256SUMS again with the evidence key, as an attacker
+// holding it would.
 func resign(t *testing.T, f map[string][]byte, signer ssh.Signer) {
 	t.Helper()
 	var m evidence.Manifest
@@ -400,12 +404,15 @@ func resign(t *testing.T, f map[string][]byte, signer ssh.Signer) {
 	}
 	ms := sha256.Sum256(f["manifest.json"])
 	fmt.Fprintf(&sums, "%x  manifest.json\n", ms)
-	f["SHA256SUMS"] = []byte(sums.String())
 	sig, err := evidence.SSHSign(signer, evidence.Namespace, f["manifest.json"])
 	if err != nil {
 		t.Fatal(err)
 	}
 	f["manifest.json.sig"] = sig
+	ss := sha256.Sum256(sig)
+	fmt.Fprintf(&sums, "%x  manifest.json.sig\n", ss)
+	f["SHA256SUMS"] = []byte(sums.String())
+	f["SHA256SUMS.sig"] = must(evidence.SSHSign(signer, evidence.Namespace, f["SHA256SUMS"]))
 }
 
 func zipFiles(t *testing.T, b []byte) map[string][]byte {

@@ -34,8 +34,8 @@ th{background:#f3f3f3}.none{color:#8a4b00}.ok{color:#0a5d00}code{background:#f3f
 </table>
 <p>Check it before relying on it: <code>auditledger evidence verify</code> on this file, or by hand as <code>VERIFY.md</code> explains.</p>
 <h2>Controls</h2>
-<table><tr><th>Control</th><th>What the ledger observes</th><th>Rows</th><th>Files</th></tr>
-{{range .Rows}}<tr><td>{{.ID}} {{.Title}}</td><td>{{if .Observed}}{{.Observes}}{{else}}<span class="none">No evidence was observed in the period.</span>{{end}}</td>
+<table><tr><th>Control</th><th>Result</th><th>What the ledger observes</th><th>Rows</th><th>Files</th></tr>
+{{range .Rows}}<tr><td>{{.ID}} {{.Title}}</td><td>{{.Result}}</td><td>{{if .Observed}}{{.Observes}}{{else}}<span class="none">No evidence was observed in the period.</span>{{end}}</td>
 <td>{{.Counts}}</td><td>{{range .Files}}<a href="{{.}}">{{.}}</a><br>{{end}}</td></tr>
 {{end}}</table>
 </body></html>
@@ -70,22 +70,33 @@ makes all of them and names the first that fails; here is what it checks,
 and how to make the first two with stock tools.
 
 Get the two public keys from the operator by another channel than this
-bundle: the copies in `+"`keys/`"+` only say which keys the builder used.
+bundle: the log's verifier key, and the evidence signer key as an
+ssh-keygen `+"`allowed_signers`"+` file. The copies in `+"`keys/`"+` only say which keys
+the builder used; anyone who changed the bundle could have changed them.
 
-1. **The manifest is signed** by the evidence key (an Ed25519 SSH key the
-   operator holds; it is not the log's checkpoint key, so a machine that
-   builds bundles cannot sign the log):
+1. **Every file is the one the operator's exporter wrote, and nothing
+   was added or removed** (checks 1 and 2). `+"`SHA256SUMS`"+` lists the SHA-256 of every
+   file of the zip but itself and `+"`SHA256SUMS.sig`"+` (the manifest and its
+   signature included), and `+"`SHA256SUMS.sig`"+` is its SSH signature by the
+   evidence key. With OpenSSH's ssh-keygen, GNU sha256sum and unzip, in a
+   new empty directory, `+"`BUNDLE`"+` set to this zip file and `+"`SIGNERS`"+` to the
+   operator's `+"`allowed_signers`"+` file (not `+"`keys/allowed_signers`"+`), run:
 
-       ssh-keygen -Y verify -f keys/allowed_signers -I %s \
-         -n %s -s manifest.json.sig < manifest.json
+`+"```sh"+`
+unzip -q -o "$BUNDLE"
+ssh-keygen -Y verify -f "$SIGNERS" -I '%s' -n %s -s SHA256SUMS.sig < SHA256SUMS
+sha256sum --strict -c SHA256SUMS
+! { sed 's/^[0-9a-f]\{64\}  //' SHA256SUMS; printf '%%s\n' SHA256SUMS SHA256SUMS.sig; unzip -Z1 "$BUNDLE"; } | LC_ALL=C sort | uniq -c | grep -v '^ *2 '
+`+"```"+`
 
-2. **Every file is the one the manifest lists**: SHA256SUMS lists each
-   file's SHA-256 (the manifest lists the same, and the signature covers
-   the manifest):
-
-       sha256sum -c SHA256SUMS
-
-   and no file is in the zip that neither lists.
+   Each must succeed: ssh-keygen prints `+"`Good \"%s\" signature`"+`, so
+   SHA256SUMS is the exporter's, signed with the operator's key; sha256sum
+   prints `+"`OK`"+` for every file, so none was changed or removed; the last
+   prints nothing, so every name of the zip is listed once and no file was
+   added (a name it prints, with its count, was added or is in the zip
+   twice; unzip -o keeps the last of two same-named entries, so no prompt
+   stops the run). `+"`manifest.json.sig`"+` signs `+"`manifest.json`"+` with the same key (what
+   auditledger checks); the manifest lists the same hashes.
 
 3. **The checkpoints are the log's**: `+"`log/checkpoint-start`"+` (tree size %d%s)
    and `+"`log/checkpoint-end`"+` (size %d) are C2SP signed notes; their
@@ -142,7 +153,7 @@ plain statement where nothing was observed. They are derived from the
 events above; `+"`oscal/assessment-results.json`"+` carries the same for GRC
 tools (OSCAL %s).
 `, m.BundleID, m.Tenant, m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339), m.Range.First, m.Range.End,
-		principalOf(m), Namespace, m.Range.First, startNote(m), m.Range.End, m.Range.First, m.Range.End, m.Range.First, m.Tenant, OSCALVersion)
+		principalOf(m), Namespace, Namespace, m.Range.First, startNote(m), m.Range.End, m.Range.First, m.Range.End, m.Range.First, m.Tenant, OSCALVersion)
 	return []byte(s.String())
 }
 

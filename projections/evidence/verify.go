@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,12 +24,17 @@ import (
 	"github.com/auditledger/auditledger/ledger"
 )
 
-// VerifyOptions says what to trust. Keys given here are the ones the
-// auditor got from the operator; without them the bundle's own copies are
-// used and the report says so.
+// VerifyOptions says what to trust. Both keys are the ones the auditor
+// got from the operator, outside the bundle: Verify refuses to start
+// without either, unless TrustBundleKeys says to use the bundle's own
+// copies for those missing — and then the report's UnverifiedOrigin is
+// set, since whoever built the bundle chose the keys it is checked with.
 type VerifyOptions struct {
 	LogVerifier    *ledger.NoteVerifier
 	AllowedSigners []ssh.PublicKey
+	// TrustBundleKeys uses keys/log.vkey and keys/allowed_signers for the
+	// keys not given; the result is then of unverified origin.
+	TrustBundleKeys bool
 	// AllowUnlocked accepts segments the store did not report locked in
 	// COMPLIANCE mode (a local development store), with a warning.
 	AllowUnlocked bool
@@ -43,8 +49,12 @@ type VerifyOptions struct {
 // Report is what a verification found.
 type Report struct {
 	Manifest *Manifest
-	Segments []Segment
-	Warnings []string
+	// UnverifiedOrigin: a key was taken from the bundle itself
+	// (TrustBundleKeys), so the checks prove the bundle consistent, not
+	// that the operator's log and exporter made it.
+	UnverifiedOrigin bool
+	Segments         []Segment
+	Warnings         []string
 	// Sealed and Erased count the sealed fields of the tenant's events,
 	// and those the manifest names erased (checked against the events).
 	Sealed, Erased int
@@ -85,6 +95,25 @@ func (e *VerifyError) Error() string {
 
 func (e *VerifyError) Unwrap() error { return e.Err }
 
+// ErrKeysRequired: Verify was given neither the operator's keys nor
+// TrustBundleKeys.
+var ErrKeysRequired = errors.New("evidence: the operator's keys are required")
+
+// verifySigned checks that sig is an SSH signature of data, in the
+// bundle's namespace, by one of signers.
+func verifySigned(file string, sig, data []byte, signers []ssh.PublicKey) error {
+	key, err := SSHVerify(sig, data, Namespace)
+	if err != nil {
+		return failf(file, "%v", err)
+	}
+	for _, k := range signers {
+		if bytes.Equal(k.Marshal(), key.Marshal()) {
+			return nil
+		}
+	}
+	return failf(file, "signed by %s, which the allowed signers do not hold", ssh.FingerprintSHA256(key))
+}
+
 func failf(file string, format string, args ...any) error {
 	return &VerifyError{File: file, Err: fmt.Errorf(format, args...)}
 }
@@ -99,6 +128,18 @@ func failAt(file string, idx uint64, format string, args ...any) error {
 func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if !opts.TrustBundleKeys {
+		var missing []string
+		if opts.LogVerifier == nil {
+			missing = append(missing, "the log's verifier key (--vkey)")
+		}
+		if len(opts.AllowedSigners) == 0 {
+			missing = append(missing, "the evidence signer key (--allowed-signers)")
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("%w: give %s as the operator published them, outside the bundle; the keys inside it are the builder's choice (--trust-bundle-keys uses them, and the result is of unverified origin)", ErrKeysRequired, strings.Join(missing, " and "))
+		}
 	}
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
@@ -142,16 +183,20 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, failf(ManifestFile, "%v", err)
 	}
-	if m.Format != Format {
+	if m.Format != Format && m.Format != FormatV1 {
 		return nil, failf(ManifestFile, "format %q, want %q", m.Format, Format)
 	}
 	rep := &Report{Manifest: &m}
+	if m.Format == FormatV1 {
+		rep.Warnings = append(rep.Warnings, "a bundle of the first layout ("+FormatV1+"): its SHA256SUMS is not signed, so only this verifier, not ssh-keygen and sha256sum alone, proves its files")
+	}
 	sig, err := read(SignatureFile, 64<<10)
 	if err != nil {
 		return nil, err
 	}
 	signers := opts.AllowedSigners
-	if signers == nil {
+	if len(signers) == 0 {
+		rep.UnverifiedOrigin = true
 		b, err := read(SignersFile, 64<<10)
 		if err != nil {
 			return nil, err
@@ -159,18 +204,10 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 		if signers, err = ParseAllowedSigners(b); err != nil {
 			return nil, failf(SignersFile, "%v", err)
 		}
-		rep.Warnings = append(rep.Warnings, "the manifest's signer was checked against the bundle's own keys/allowed_signers: give --allowed-signers with the key the operator published")
+		rep.Warnings = append(rep.Warnings, "unverified origin: the signatures were checked against the bundle's own keys/allowed_signers, which whoever built it chose: give --allowed-signers with the key the operator published")
 	}
-	key, err := SSHVerify(sig, manifest, Namespace)
-	if err != nil {
-		return nil, failf(SignatureFile, "%v", err)
-	}
-	trusted := false
-	for _, k := range signers {
-		trusted = trusted || bytes.Equal(k.Marshal(), key.Marshal())
-	}
-	if !trusted {
-		return nil, failf(SignatureFile, "signed by %s, which the allowed signers do not hold", ssh.FingerprintSHA256(key))
+	if err := verifySigned(SignatureFile, sig, manifest, signers); err != nil {
+		return nil, err
 	}
 
 	// 2. Every file is the one the manifest lists, SHA256SUMS agrees, and
@@ -186,6 +223,10 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 		switch name {
 		case ManifestFile, SignatureFile, SumsFile:
 			continue
+		case SumsSigFile:
+			if m.Format != FormatV1 {
+				continue
+			}
 		}
 		if _, ok := listed[name]; !ok {
 			return nil, failf(name, "in the zip but not in the manifest")
@@ -214,20 +255,35 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	mh := sha256.Sum256(manifest)
-	want := map[string]string{ManifestFile: hex.EncodeToString(mh[:])}
-	for _, f := range m.Files {
-		want[f.Path] = f.SHA256
+	// SHA256SUMS is exactly what the builder writes: every listed file,
+	// then the manifest and (since FormatV1) its signature, in that order;
+	// and it is signed with the same key.
+	mh, sh := sha256.Sum256(manifest), sha256.Sum256(sig)
+	tail := []File{{Path: ManifestFile, SHA256: hex.EncodeToString(mh[:])}}
+	if m.Format != FormatV1 {
+		tail = append(tail, File{Path: SignatureFile, SHA256: hex.EncodeToString(sh[:])})
 	}
-	for i, line := range strings.Split(strings.TrimSuffix(string(sums), "\n"), "\n") {
-		sum, path, ok := strings.Cut(line, "  ")
-		if !ok || want[path] != sum {
-			return nil, failf(SumsFile, "line %d does not match the manifest: %q", i+1, line)
+	wantSums := sumsOf(append(slices.Clone(m.Files), tail...))
+	if string(sums) != wantSums {
+		got, want := strings.Split(string(sums), "\n"), strings.Split(wantSums, "\n")
+		for i := range max(len(got), len(want)) {
+			if i >= len(got) || i >= len(want) || got[i] != want[i] {
+				g := "(nothing)"
+				if i < len(got) {
+					g = fmt.Sprintf("%q", got[i])
+				}
+				return nil, failf(SumsFile, "does not match the manifest: line %d is %s, the manifest gives %q", i+1, g, want[min(i, len(want)-1)])
+			}
 		}
-		delete(want, path)
 	}
-	for path := range want {
-		return nil, failf(SumsFile, "does not list %s", path)
+	if m.Format != FormatV1 {
+		ssig, err := read(SumsSigFile, 64<<10)
+		if err != nil {
+			return nil, err
+		}
+		if err := verifySigned(SumsSigFile, ssig, sums, signers); err != nil {
+			return nil, err
+		}
 	}
 
 	// 3. The checkpoints.
@@ -240,7 +296,8 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 		if v, err = ledger.NewNoteVerifier(strings.TrimSpace(string(b))); err != nil {
 			return nil, failf(LogKeyFile, "%v", err)
 		}
-		rep.Warnings = append(rep.Warnings, "the checkpoints were checked with the bundle's own keys/log.vkey: give --vkey with the log's verifier key the operator published")
+		rep.UnverifiedOrigin = true
+		rep.Warnings = append(rep.Warnings, "unverified origin: the checkpoints were checked with the bundle's own keys/log.vkey, which whoever built it chose: give --vkey with the log's verifier key the operator published")
 	}
 	open := func(name string, size uint64) (*ledger.Checkpoint, error) {
 		b, err := read(name, 64<<10)

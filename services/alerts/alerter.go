@@ -57,7 +57,7 @@ type Config struct {
 	// State is a file holding the ledger index of the last record whose
 	// alerts were all delivered (or refused), written after each: after a
 	// restart the records up to it are evaluated (for rates) but not
-	// alerted again, so a SIGKILL repeats at most the alerts of the one
+	// alerted again, so a SIGKILL repeats the alerts of the one
 	// record in hand. Empty: the durable consumer alone, which repeats
 	// the alerts of the records delivered but not yet acknowledged.
 	State    string
@@ -312,6 +312,9 @@ type RateJSON struct {
 	WithinSeconds int64  `json:"within_seconds"`
 	Key           string `json:"key,omitempty"`
 	Value         string `json:"value,omitempty"`
+	// Overflow: the events were counted together, whatever their key
+	// value, the rule having this many key values counted apart already.
+	Overflow int `json:"overflow,omitempty"`
 }
 
 // Event is al as an alert.raised event: id "alert/<rule>/<index>", the
@@ -322,6 +325,9 @@ func (a *Alerter) Event(al *Alert) (*events.Event, error) {
 		EventTime: ev.Time.UTC(), SealedAt: al.SealedAt.UTC(), Suppressed: al.Suppressed, Decide: decision(ev, a.cfg.API)}
 	if al.Rate != nil {
 		p.Rate = &RateJSON{Count: al.Rate.Count, WithinSeconds: int64(al.Rate.Within / time.Second), Key: al.Rate.Key, Value: al.Rate.Value}
+		if al.Rate.Overflow {
+			p.Rate.Overflow = al.Rate.Cap
+		}
 	}
 	body, err := json.Marshal(p)
 	if err != nil {

@@ -34,17 +34,43 @@ type RateHit struct {
 	Within time.Duration
 	Key    string
 	Value  string
+	// Overflow is set when the events were counted together, whatever
+	// their key value, because the rule had MaxRateKeys windows open
+	// (Value is then empty); Cap is then that number.
+	Overflow bool
+	Cap      int
 }
+
+// MaxRateKeys is how many key values a rate rule counts apart at once.
+// Past it, events with a new key value are counted together in one
+// overflow window until windows expire; an alert from it says so.
+const MaxRateKeys = 10000
 
 // Engine evaluates rules over records in ledger order. Rate windows and
 // limits are kept in memory: after a restart they start empty (a window
 // that spans the restart counts only what comes after it). It is not
 // safe for concurrent use.
+//
+// A rate rule's windows are bounded: one whose newest event is older than
+// the rule's window is removed by a sweep run, by event time, once per
+// half window (so an idle key's window is gone within 1.5 windows), and
+// at most MaxRateKeys (maxKeys) key values are counted apart per rule.
 type Engine struct {
 	rules   []*Rule
-	windows map[string][]time.Time // rule + key value → times in the window
+	rates   map[string]*rateState // by rule id
 	limits  map[string]*limitState
+	maxKeys int
 }
+
+// rateState is one rate rule's windows.
+type rateState struct {
+	windows  map[string][]time.Time // key value → times in the window, oldest first
+	overflow []time.Time            // events of key values past maxKeys
+	swept    time.Time              // event time of the last sweep
+}
+
+// overflowed is the overflow window's key in messages.
+const overflowed = ""
 
 type limitState struct {
 	start      time.Time
@@ -54,7 +80,7 @@ type limitState struct {
 
 // NewEngine evaluates rules.
 func NewEngine(rules []*Rule) *Engine {
-	return &Engine{rules: rules, windows: map[string][]time.Time{}, limits: map[string]*limitState{}}
+	return &Engine{rules: rules, rates: map[string]*rateState{}, limits: map[string]*limitState{}, maxKeys: MaxRateKeys}
 }
 
 // Rules are the engine's rules.
@@ -109,20 +135,64 @@ func (e *Engine) count(r *Rule, ev *events.Event) (*RateHit, bool) {
 		}
 		value = v
 	}
-	k := r.ID + "\x00" + value
-	w := e.windows[k]
+	st := e.rates[r.ID]
+	if st == nil {
+		st = &rateState{windows: map[string][]time.Time{}, swept: ev.Time}
+		e.rates[r.ID] = st
+	}
 	cut := ev.Time.Add(-r.rate.within)
+	if ev.Time.Sub(st.swept) >= r.rate.within/2 {
+		// Amortised: at most maxKeys windows looked at once per half
+		// window of event time.
+		for k, w := range st.windows {
+			if !w[len(w)-1].After(cut) {
+				delete(st.windows, k)
+			}
+		}
+		st.swept = ev.Time
+	}
+	w, ok := st.windows[value]
+	over := !ok && len(st.windows) >= e.maxKeys
+	if over {
+		w = st.overflow
+	}
 	i := 0
 	for i < len(w) && !w[i].After(cut) {
 		i++
 	}
 	w = append(w[i:], ev.Time)
-	if len(w) < r.rate.count {
-		e.windows[k] = w
+	hit := len(w) >= r.rate.count
+	if hit {
+		w = nil
+	}
+	switch {
+	case over:
+		st.overflow = w
+	case hit:
+		delete(st.windows, value)
+	default:
+		st.windows[value] = w
+	}
+	if !hit {
 		return nil, false
 	}
-	delete(e.windows, k)
-	return &RateHit{Count: len(w), Within: r.rate.within, Key: r.rate.key, Value: value}, true
+	h := &RateHit{Count: r.rate.count, Within: r.rate.within, Key: r.rate.key, Value: value, Overflow: over}
+	if over {
+		h.Value, h.Cap = overflowed, e.maxKeys
+	}
+	return h, true
+}
+
+// windows is how many rate windows the engine holds (for tests).
+func (e *Engine) windows() int {
+	n := 0
+	for _, st := range e.rates {
+		n += len(st.windows)
+		if len(st.overflow) > 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // Field reads one field of ev by path (Fields): its text, or a number's

@@ -243,7 +243,7 @@ func TestAlertLatency(t *testing.T) {
 		k := byRule(r.slack.Got())["blocked"]
 		return k == n, fmt.Sprint(k)
 	})
-	sealed := regexp.MustCompile(`auditledger (alert/blocked/[0-9]+) · event [^ ]+ · sealed ([^ "]+)`)
+	sealed := regexp.MustCompile("auditledger `(alert/blocked/[0-9]+)` · event `[^`]+` · sealed ([^ \"]+)")
 	var lat []time.Duration
 	for _, b := range r.slack.Bodies() {
 		m := sealed.FindSubmatch(b)

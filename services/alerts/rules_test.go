@@ -205,3 +205,48 @@ func TestRulesFileIsStrict(t *testing.T) {
 		t.Fatalf("%v %v", rs, err)
 	}
 }
+
+// A stream of ever new key values (a spray of user names) keeps the
+// engine's windows bounded: idle windows expire by event time, and past
+// maxKeys new values are counted together, which the alert says.
+func TestRateWindowsStayBounded(t *testing.T) {
+	rs := mustRules(t, RuleConfig{ID: "logins", Match: MatchConfig{Types: []string{"authn.failed"}},
+		Rate: &RateConfig{Count: 5, Within: "1m", Key: "payload.user"}, To: []string{"chat"}})
+	e := NewEngine(rs)
+	most := 0
+	// 200,000 distinct names, one every 10 ms of event time: 6,000 in
+	// any minute.
+	for i := range 200000 {
+		at := t0.Add(time.Duration(i) * 10 * time.Millisecond)
+		if got := e.Evaluate(uint64(i+1), at, event("f", events.AuthnFailed, at, fmt.Sprintf(`{"user":"u%d"}`, i))); len(got) != 0 {
+			t.Fatalf("event %d: an alert for distinct names", i)
+		}
+		most = max(most, e.windows())
+	}
+	t.Logf("200,000 names, 6,000 a minute of event time: %d windows held at most", most)
+	if most > 9001 { // 1.5 windows of names, and no more
+		t.Fatalf("%d windows held at most for 6,000 names a minute", most)
+	}
+
+	// All at once: past the cap, new names count together, and the
+	// alert says so.
+	e = NewEngine(rs)
+	e.maxKeys = 100
+	var fired []*Alert
+	for i := range 200000 {
+		fired = append(fired, e.Evaluate(uint64(i+1), t0, event("f", events.AuthnFailed, t0, fmt.Sprintf(`{"user":"u%d"}`, i)))...)
+		if n := e.windows(); n > 101 {
+			t.Fatalf("event %d: %d windows, cap 100", i, n)
+		}
+	}
+	if len(fired) == 0 || !fired[0].Rate.Overflow || fired[0].Rate.Value != "" {
+		t.Fatalf("%d alerts; the first %+v", len(fired), fired)
+	}
+	b, err := Slack(fired[0], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "more than 100 values") {
+		t.Fatalf("the alert does not say names were counted together: %s", b)
+	}
+}

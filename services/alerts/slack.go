@@ -20,7 +20,8 @@ const (
 )
 
 // Escape escapes the three characters Slack's text reads as control
-// (&, <, >), so a value can neither open a link nor mention @channel.
+// (&, <, >). It alone does not make a value inert (newlines, backticks,
+// * _ ~ and bare URLs stay live): Slack renders values with Inert.
 func Escape(s string) string {
 	return escaper.Replace(s)
 }
@@ -128,11 +129,19 @@ func decision(ev *events.Event, api string) *Decision {
 
 // Detail names the payload members an alert shows, in this order, when
 // the event has them: what the policy said, what was run, where from.
-var Detail = []string{"rule", "reason", "kind", "statement", "method", "path", "user", "approval_id", "request_id", "expires_at"}
+// Each has its own budget (maxField); the statement, the longest, comes
+// last in a block of its own, so it never crowds out the others.
+var Detail = []string{"rule", "reason", "kind", "method", "path", "user", "approval_id", "request_id", "expires_at", "statement"}
+
+// maxField is the characters one detail value may take once escaped:
+// nine of them, with their names, fit one section block.
+const maxField = 280
 
 // SlackMessage is the body posted to a Slack-compatible incoming webhook.
+// Mrkdwn is false: the text, what notifications show, is not formatted.
 type SlackMessage struct {
 	Text   string       `json:"text"`
+	Mrkdwn bool         `json:"mrkdwn"`
 	Blocks []SlackBlock `json:"blocks"`
 }
 
@@ -151,22 +160,74 @@ type SlackText struct {
 
 func mrkdwn(s string) *SlackText { return &SlackText{Type: "mrkdwn", Text: Fit(s, MaxSectionText)} }
 
+// codeSafe makes text safe inside a Slack code span (or, multiline, a
+// code block), where Slack applies no formatting: & < > escaped (no
+// link, no mention), no backtick (shown as ˋ, so the span cannot be
+// closed early), control characters shown as their Unicode pictures (a
+// newline as ␤, unless multiline), line and paragraph separators as ␤,
+// bidirectional overrides and invalid UTF-8 as �.
+func codeSafe(s string, multiline bool) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '&':
+			b.WriteString("&amp;")
+		case r == '<':
+			b.WriteString("&lt;")
+		case r == '>':
+			b.WriteString("&gt;")
+		case r == '`':
+			b.WriteRune('ˋ')
+		case multiline && (r == '\n' || r == '\t'):
+			b.WriteRune(r)
+		case r < 0x20:
+			b.WriteRune(0x2400 + r)
+		case r == 0x7f:
+			b.WriteRune('␡')
+		case r == 0x85 || r == 0x2028 || r == 0x2029:
+			b.WriteRune('␤')
+		case r >= 0x80 && r < 0xa0, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f, r == utf8.RuneError:
+			b.WriteRune(utf8.RuneError)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// defang breaks every URL scheme ("://" shown as "[:]//"), so no value
+// is a link.
+func defang(s string) string { return strings.ReplaceAll(s, "://", "[:]//") }
+
+// Inert renders an event's value as Slack shows it: in a code span,
+// safe (codeSafe), no URL (defang), cut to max characters. Only the
+// alerter's own text is ever formatted.
+func Inert(v string, max int) string {
+	if v == "" {
+		return "(empty)"
+	}
+	return "`" + Fit(defang(codeSafe(v, false)), max) + "`"
+}
+
 // Slack renders a for a Slack-compatible incoming webhook: text (what
-// notifications show) and blocks. Every value is escaped before it is
-// cut; a block too long is cut, never dropped.
+// notifications show) and blocks. Every value an event carries is shown
+// inert (Inert: in a code span, on one line, no link); only the
+// alerter's own words are formatted. Each value has its own budget, and
+// a block too long is cut, never dropped.
 func Slack(a *Alert, api string) ([]byte, error) {
 	ev, r := a.Event, a.Rule
-	e := Escape
-	where := e(ev.Tenant)
+	where := Inert(ev.Tenant, 100)
 	if ev.Target != nil {
-		where += " on " + e(strings.TrimSpace(ev.Target.Kind+" "+ev.Target.Name))
+		where += " on " + Inert(strings.TrimSpace(ev.Target.Kind+" "+ev.Target.Name), 200)
 	}
 	sev := strings.ToUpper(r.Severity)
-	text := fmt.Sprintf("[%s] %s: %s in %s (rule %s, ledger index %d)", sev, e(r.Title), e(string(ev.Type)), where, e(r.ID), a.Index)
-	head := fmt.Sprintf("*%s* · severity *%s*\n*Event:* `%s` in %s, %s\n*Actor:* %s (%s, %s)",
-		e(r.Title), e(r.Severity), e(string(ev.Type)), where, ev.Time.UTC().Format(time.RFC3339), e(ev.Actor.Subject), e(ev.Actor.Issuer), e(string(ev.Actor.Kind)))
+	title := codeSafe(r.Title, false) // the operator's words, on one line
+	text := fmt.Sprintf("[%s] %s: %s in %s (rule %s, ledger index %d)", sev, title, Inert(string(ev.Type), 100), where, Inert(r.ID, 64), a.Index)
+	head := fmt.Sprintf("*%s* · severity *%s*\n*Event:* %s in %s, %s\n*Actor:* %s (%s, %s)",
+		title, codeSafe(r.Severity, false), Inert(string(ev.Type), 100), where, ev.Time.UTC().Format(time.RFC3339),
+		Inert(ev.Actor.Subject, 200), Inert(ev.Actor.Issuer, 200), Inert(string(ev.Actor.Kind), 50))
 	if len(ev.Actor.Groups) > 0 {
-		head += " · groups " + e(strings.Join(ev.Actor.Groups, ", "))
+		head += " · groups " + Inert(strings.Join(ev.Actor.Groups, ", "), 400)
 	}
 	blocks := []SlackBlock{{Type: "section", Text: mrkdwn(head)}}
 	var detail []string
@@ -176,26 +237,48 @@ func Slack(a *Alert, api string) ([]byte, error) {
 			continue
 		}
 		if name == "statement" {
-			detail = append(detail, "*statement:*\n```"+e(strings.ReplaceAll(Cut(v, maxStatement), "```", "'''"))+"```")
+			if len(detail) > 0 {
+				blocks = append(blocks, SlackBlock{Type: "section", Text: mrkdwn(strings.Join(detail, "\n"))})
+				detail = nil
+			}
+			// A code block: lines kept, no backtick to close it.
+			st := Fit(defang(codeSafe(Cut(v, maxStatement), true)), MaxSectionText-len("*statement:*\n``````"))
+			blocks = append(blocks, SlackBlock{Type: "section", Text: mrkdwn("*statement:*\n```" + st + "```")})
 			continue
 		}
-		detail = append(detail, fmt.Sprintf("*%s:* %s", name, e(Cut(v, 500))))
+		detail = append(detail, fmt.Sprintf("*%s:* %s", name, Inert(v, maxField)))
 	}
 	if len(detail) > 0 {
 		blocks = append(blocks, SlackBlock{Type: "section", Text: mrkdwn(strings.Join(detail, "\n"))})
 	}
 	if a.Rate != nil {
 		what := fmt.Sprintf("*Rate:* %d matching events within %s", a.Rate.Count, a.Rate.Within)
-		if a.Rate.Key != "" {
-			what += fmt.Sprintf(" with %s = `%s`", e(a.Rate.Key), e(Cut(a.Rate.Value, 200)))
+		switch {
+		case a.Rate.Overflow:
+			what += fmt.Sprintf(" with %s of any value (more than %d values at once: counted together)", Inert(a.Rate.Key, 100), a.Rate.Cap)
+		case a.Rate.Key != "":
+			what += fmt.Sprintf(" with %s = %s", Inert(a.Rate.Key, 100), Inert(a.Rate.Value, 200))
 		}
 		blocks = append(blocks, SlackBlock{Type: "section", Text: mrkdwn(what)})
 	}
 	if d := decision(ev, api); d != nil {
-		blocks = append(blocks, SlackBlock{Type: "section", Text: mrkdwn(fmt.Sprintf("*To decide:*\n`%s`\n`%s`", e(d.CLI), e(d.API)))})
-		text += " — to decide: " + e(d.CLI)
+		// The alerter's own command and call; the id in them is the
+		// event's, so it is made inert too, the API's base URL kept.
+		// An id past 128 characters is shown cut (ending in …, so the
+		// command visibly is not whole).
+		if id := Cut(d.ID, 128); id != d.ID {
+			d = &Decision{ID: id, API: strings.ReplaceAll(d.API, d.ID, id), CLI: strings.ReplaceAll(d.CLI, d.ID, id)}
+		}
+		base := strings.TrimSuffix(api, "/")
+		call := defang(codeSafe(d.API, false))
+		if rest, ok := strings.CutPrefix(d.API, "POST "+base); ok {
+			call = "POST " + codeSafe(base, false) + defang(codeSafe(rest, false))
+		}
+		cli := defang(codeSafe(d.CLI, false))
+		blocks = append(blocks, SlackBlock{Type: "section", Text: mrkdwn(fmt.Sprintf("*To decide:*\n`%s`\n`%s`", cli, call))})
+		text += " — to decide: `" + cli + "`"
 	}
-	ctx := fmt.Sprintf("auditledger %s · event %s · sealed %s", e(a.ID), e(ev.ID), a.SealedAt.UTC().Format(time.RFC3339Nano))
+	ctx := fmt.Sprintf("auditledger %s · event %s · sealed %s", Inert(a.ID, 100), Inert(ev.ID, 200), a.SealedAt.UTC().Format(time.RFC3339Nano))
 	if a.Suppressed > 0 {
 		ctx += fmt.Sprintf(" · %d earlier alerts of this rule held back by its limit", a.Suppressed)
 	}

@@ -70,7 +70,7 @@ func TestOversizedBlockIsCutNotDropped(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	if m.Text == "" || utf8.RuneCountInString(m.Text) > MaxText || len(m.Blocks) != 3 {
+	if m.Text == "" || utf8.RuneCountInString(m.Text) > MaxText || len(m.Blocks) != 4 {
 		t.Fatalf("text %d characters, %d blocks", utf8.RuneCountInString(m.Text), len(m.Blocks))
 	}
 	for i, bl := range m.Blocks {
@@ -87,8 +87,8 @@ func TestOversizedBlockIsCutNotDropped(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(m.Blocks[1].Text.Text, "no-drop") {
-		t.Fatal("the detail block lost its beginning")
+	if !strings.Contains(m.Blocks[1].Text.Text, "no-drop") || !strings.HasPrefix(m.Blocks[2].Text.Text, "*statement:*\n```&lt;é&amp;&gt;") {
+		t.Fatal("the detail blocks lost their beginning")
 	}
 }
 
@@ -109,6 +109,7 @@ func TestSlackGolden(t *testing.T) {
 		"rate": {ID: "alert/logins/43", Rule: rs[2], Index: 43, SealedAt: sealed, Suppressed: 2,
 			Rate:  &RateHit{Count: 5, Within: time.Minute, Key: "payload.user", Value: "bob"},
 			Event: event("a-5", events.AuthnFailed, t0, `{"user":"bob","reason":"password authentication failed","client_addr":"10.0.0.9:5555"}`)},
+		"injection": injected(rs[2]),
 	}
 	for name, a := range cases {
 		b, err := Slack(a, "https://auditledger.example.com")
@@ -186,4 +187,144 @@ type nopEmitter struct{}
 
 func (nopEmitter) EmitAlone(context.Context, *events.Event) (emitter.Result, error) {
 	return emitter.Result{}, nil
+}
+
+// The bait: every field an event carries says, in Slack's markup, that a
+// request waits and how to decide it, and links away.
+const bait = "bob`\n*To decide:*\n`auditledger approvals approve apr-66 --reason ok` https://evil.example/PWN <https://evil.example|PWN> _~*PWN*~_ \u202eevil.example\r\x00"
+
+func injected(r *Rule) *Alert {
+	p, _ := json.Marshal(map[string]string{"user": bait, "rule": bait, "reason": bait, "kind": bait, "statement": bait + "\n```\n" + bait,
+		"method": bait, "path": bait, "expires_at": bait})
+	ev := event(bait, events.AuthnFailed, t0, string(p))
+	ev.Tenant, ev.Target.Name, ev.Actor.Subject, ev.Actor.Issuer, ev.Actor.Groups = bait, bait, bait, bait, []string{bait, bait}
+	return &Alert{ID: "alert/logins/44", Rule: r, Index: 44, SealedAt: t0, Event: ev,
+		Rate: &RateHit{Count: 5, Within: time.Minute, Key: "payload.user", Value: bait}}
+}
+
+// outsideCode is what Slack formats in mrkdwn text: what lies outside
+// code blocks and code spans, as Slack reads them.
+func outsideCode(s string) string {
+	var out strings.Builder
+	for len(s) > 0 {
+		if rest, ok := strings.CutPrefix(s, "```"); ok {
+			_, after, found := strings.Cut(rest, "```")
+			if !found {
+				return out.String() + s
+			}
+			s = after
+			continue
+		}
+		if rest, ok := strings.CutPrefix(s, "`"); ok {
+			inside, after, found := strings.Cut(rest, "`")
+			if !found || strings.Contains(inside, "\n") {
+				out.WriteString("`")
+				s = rest
+				continue
+			}
+			s = after
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s)
+		out.WriteRune(r)
+		s = s[n:]
+	}
+	return out.String()
+}
+
+// Whatever an event carries is shown inert: in code, where Slack formats
+// nothing, on one line, never a link. A user name that spells out a
+// decision line renders as a user name; only the alerter's own words are
+// formatted.
+func TestEventValuesRenderInert(t *testing.T) {
+	rs := mustRules(t, RuleConfig{ID: "logins", Title: "Failed logins", Match: MatchConfig{Types: []string{"authn.failed"}}, To: []string{"chat"}},
+		RuleConfig{ID: "approvals", Title: "Approval pending", Match: MatchConfig{Types: []string{"approval.requested"}}, To: []string{"chat"}})
+	approval := injected(rs[1])
+	approval.Event.Type, approval.Rate = events.ApprovalRequested, nil
+	p, _ := json.Marshal(map[string]string{"approval_id": bait, "statement": bait})
+	approval.Event.Payload = p
+	for name, a := range map[string]*Alert{"authn.failed": injected(rs[0]), "approval.requested": approval} {
+		b, err := Slack(a, "https://auditledger.example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m SlackMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Mrkdwn {
+			t.Errorf("%s: text is formatted", name)
+		}
+		texts := []string{m.Text}
+		for _, bl := range m.Blocks {
+			if bl.Text != nil {
+				texts = append(texts, bl.Text.Text)
+			}
+			for _, x := range bl.Elements {
+				texts = append(texts, x.Text)
+			}
+		}
+		decides := 0
+		for _, x := range texts {
+			// The only link: the API's own base URL, in the call.
+			if n := strings.Count(x, "://") - strings.Count(x, "POST https://auditledger.example.com/"); n != 0 {
+				t.Errorf("%s: %d URLs a value brought in: %q", name, n, x)
+			}
+			formatted := outsideCode(x)
+			for _, bad := range []string{"PWN", "evil", "apr-66", "bob", "<", ">", "\r", "\x00", "\u202e"} {
+				if strings.Contains(formatted, bad) {
+					t.Errorf("%s: %q formatted, outside code, in %q", name, bad, x)
+				}
+			}
+			decides += strings.Count(formatted, "*To decide:*")
+			if !strings.Contains(x, "```") && strings.Count(x, "`")%2 != 0 {
+				t.Errorf("%s: an unclosed code span in %q", name, x)
+			}
+		}
+		if want := map[string]int{"authn.failed": 0, "approval.requested": 1}[name]; decides != want {
+			t.Errorf("%s: %d decision lines, want %d", name, decides, want)
+		}
+	}
+}
+
+// A statement at its longest, made of characters that escape, leaves
+// every shorter field shown: each has its own budget.
+func TestLongStatementLeavesEveryFieldShown(t *testing.T) {
+	rs := mustRules(t, RuleConfig{ID: "b", Match: MatchConfig{Types: []string{"approval.requested"}}, To: []string{"chat"}})
+	fields := map[string]string{"statement": strings.Repeat("&", 1500)}
+	for _, name := range Detail {
+		if name != "statement" {
+			fields[name] = name + "-" + strings.Repeat(">", 400) + "-end"
+		}
+	}
+	fields["expires_at"] = "2026-11-27T10:15:00Z"
+	p, _ := json.Marshal(fields)
+	b, err := Slack(&Alert{ID: "alert/b/1", Rule: rs[0], Index: 1, SealedAt: t0, Event: event("e", events.ApprovalRequested, t0, string(p))}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m SlackMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for _, bl := range m.Blocks {
+		if bl.Text != nil {
+			if n := utf8.RuneCountInString(bl.Text.Text); n > MaxSectionText {
+				t.Fatalf("a block of %d characters", n)
+			}
+			if strings.HasSuffix(bl.Text.Text, "…") {
+				t.Errorf("a block cut as a whole: %q", bl.Text.Text[:80])
+			}
+			all.WriteString(bl.Text.Text + "\n")
+		}
+	}
+	for _, name := range Detail {
+		if !strings.Contains(all.String(), "*"+name+":* `"+name+"-") && name != "statement" && name != "expires_at" {
+			t.Errorf("%s not shown", name)
+		}
+	}
+	if !strings.Contains(all.String(), "*expires_at:* `2026-11-27T10:15:00Z`") || !strings.Contains(all.String(), "*statement:*\n```&amp;") {
+		t.Errorf("expires_at or the statement not shown:\n%s", all.String())
+	}
 }

@@ -45,6 +45,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/projections"
+	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
@@ -73,6 +74,9 @@ type Config struct {
 	// "target:NAME", and a caller in none reaches nothing.
 	Scope     ScopeConfig
 	Approvals *approvals.Broker // required
+	// Access serves just-in-time access requests (/v1/access-requests);
+	// nil answers them with 503, saying how to configure it.
+	Access *access.Broker
 	// Emitter records the API's own events (required), each under the
 	// tenant whose data it concerns; Tenant is the tenant of those that
 	// concern none, such as authn.failed ("default" when empty). Instance
@@ -167,6 +171,17 @@ func (a *api) router() chi.Router {
 		r.With(a.require(Approver, Security, Auditor)).Get("/approvals/{id}", a.getApproval)
 		r.With(a.require(Approver)).Post("/approvals/{id}/approve", a.decide(true))
 		r.With(a.require(Approver)).Post("/approvals/{id}/deny", a.decide(false))
+		// Just-in-time access: any caller asks and sees its own; the
+		// roles and scopes of approvals decide (access.go).
+		r.Group(func(r chi.Router) {
+			r.Use(a.needsAccess)
+			r.Post("/access-requests", a.requestAccess)
+			r.Get("/access-requests", a.listAccess)
+			r.Get("/access-requests/{id}", a.getAccess)
+			r.Post("/access-requests/{id}/approve", a.decideAccess("approve"))
+			r.Post("/access-requests/{id}/deny", a.decideAccess("deny"))
+			r.Post("/access-requests/{id}/revoke", a.decideAccess("revoke"))
+		})
 		// The read path: the projection, for auditors and security.
 		r.Group(func(r chi.Router) {
 			r.Use(a.require(Auditor, Security), a.needsReadPath)
@@ -220,8 +235,17 @@ func status(err error) int {
 	switch {
 	case errors.Is(err, errUnauthenticated):
 		return http.StatusUnauthorized
-	case errors.Is(err, errForbidden), errors.Is(err, approvals.ErrSelfApproval):
+	case errors.Is(err, errForbidden), errors.Is(err, approvals.ErrSelfApproval),
+		errors.Is(err, access.ErrSelfApproval), errors.Is(err, access.ErrNotReviewer):
 		return http.StatusForbidden
+	case errors.Is(err, access.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, access.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, access.ErrState):
+		return http.StatusConflict
+	case errors.Is(err, errNoAccess), errors.Is(err, access.ErrNoKey):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, errBadRequest), errors.Is(err, projections.ErrBadFilter):
 		return http.StatusBadRequest
 	case errors.Is(err, approvals.ErrNotFound), errors.Is(err, errNotFound), errors.Is(err, projections.ErrNotFound):

@@ -169,7 +169,8 @@ func (a *api) buildEvidence(ctx context.Context, r *http.Request, actor events.A
 	req := st.Request
 	m, err := evidence.Build(ctx, evidence.Config{DB: a.cfg.DB, Framework: fw, Tenant: req.Tenant, From: req.From, To: req.To,
 		BundleID: st.ID, Signer: ev.Signer, Principal: ev.Principal, LogVKey: ev.LogVKey, Generator: ev.Generator,
-		Progress: func(done, total uint64) { set(func() { st.Done, st.Total = done, total }) }}, io.MultiWriter(tmp, h))
+		RequestedBy: a.requester(ctx, actor, req.Tenant),
+		Progress:    func(done, total uint64) { set(func() { st.Done, st.Total = done, total }) }}, io.MultiWriter(tmp, h))
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -186,7 +187,7 @@ func (a *api) buildEvidence(ctx context.Context, r *http.Request, actor events.A
 	// can download it.
 	payload := map[string]any{"bundle_id": st.ID, "tenant": req.Tenant, "framework": fw.Catalog.ID, "mapping_version": fw.Mapping.Version,
 		"from": req.From.UTC().Format(time.RFC3339), "to": req.To.UTC().Format(time.RFC3339),
-		"first_index": m.Range.First, "end_index": m.Range.End, "events": m.Events, "sha256": sum, "bytes": size}
+		"first_index": m.Range.First, "end_index": m.Range.End, "events": m.Events, "sha256": sum, "bytes": size, "generator": m.Generator}
 	e, err := a.event(r, events.EvidenceExported, a.actorIn(actor, req.Tenant), req.Tenant, payload)
 	if err == nil {
 		res, _ := a.cfg.Emitter.Emit(ctx, e)
@@ -339,3 +340,12 @@ func (a *api) bundleInScope(w http.ResponseWriter, r *http.Request, st EvidenceS
 
 // errNotReady: the bundle is still being built, or failed.
 var errNotReady = errors.New("not ready")
+
+// requester is who asked for a bundle as its manifest names them: as the
+// ledger records the actor (gateway.RecordedActor) — a subject that is an
+// e-mail address by its pseudonym — since a signed bundle, once handed
+// out, cannot be erased.
+func (a *api) requester(ctx context.Context, actor events.Actor, tenant string) evidence.Requester {
+	r := a.sealActor(ctx, actor, tenant)
+	return evidence.Requester{Issuer: r.Issuer, Subject: r.Subject}
+}

@@ -94,6 +94,9 @@ func TestEvidenceAPI(t *testing.T) {
 	if rep.Manifest.BundleID != st.ID {
 		t.Errorf("bundle id %s, the build's %s", rep.Manifest.BundleID, st.ID)
 	}
+	if rb := rep.Manifest.RequestedBy; rb == nil || rb.Subject != "carol" || rb.Issuer == "" {
+		t.Errorf("the manifest names requester %+v, want carol who asked", rb)
+	}
 	if code, _, body := f.get(t, "/v1/evidence/0123456789abcdef0123456789abcdef", carol); code != 404 {
 		t.Errorf("an unknown bundle: %d %s", code, body)
 	}

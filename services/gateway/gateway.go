@@ -12,6 +12,7 @@ import (
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
 	"github.com/auditledger/auditledger/services/telemetry"
@@ -84,6 +85,15 @@ type Config struct {
 	// Approvals decides held commands (Hold). Required when the policy
 	// has approval rules; nil otherwise refuses every Hold.
 	Approvals *approvals.Broker
+	// Access follows the access grants (services/access): a session to a
+	// target one of its rules names is admitted only inside a live grant
+	// (Session.Admit), and ended when the grant ends. Nil: no target
+	// needs a grant.
+	Access *access.Watcher
+	// AccessTick is how often admitted sessions are checked against
+	// their grants' ends (a revocation is acted on at once); zero means
+	// 100 ms.
+	AccessTick time.Duration
 	// Keys holds the personal-data keys (ledger/piikeys): each value the
 	// recording rule replaces is recorded with its keyed search digest,
 	// and fields tied to a person are sealed under their key. Nil: values
@@ -116,6 +126,8 @@ type Gateway struct {
 	cfg     Config
 	source  events.Source
 	journal *journal // nil without a StateDir
+	// enforcer ends sessions whose grant ended; nil without Access.
+	enforcer *enforcer
 
 	startMu sync.Mutex
 	started atomic.Bool
@@ -155,6 +167,9 @@ func New(cfg Config) (*Gateway, error) {
 		}
 		g.journal = j
 	}
+	if cfg.Access != nil {
+		g.enforcer = newEnforcer(cfg.Access, cfg.AccessTick)
+	}
 	return g, nil
 }
 
@@ -165,6 +180,9 @@ func (g *Gateway) Durability() Durability { return g.cfg.Durability }
 // still open stay in the journal, to be recorded as lost by the next
 // gateway on the directory.
 func (g *Gateway) Close() error {
+	if g.enforcer != nil {
+		g.enforcer.close()
+	}
 	if g.journal == nil || g.journal.unlock == nil {
 		return nil
 	}

@@ -137,6 +137,8 @@ func TestKeyedDigestVectors(t *testing.T) {
 		{piikeys.MatchDigest(k, "4111 1111 1111 1111"), "hmac:11ced3e756f6471f5c1c0f7fa4ca58789cffffb1573aa3e87d6add8b9fd1a2fa"},
 		{piikeys.MatchDigest(k, "4111-1111-1111-1111"), "hmac:11ced3e756f6471f5c1c0f7fa4ca58789cffffb1573aa3e87d6add8b9fd1a2fa"},
 		{piikeys.MatchDigest(k, "4111:1111:1111:1111"), "hmac:11ced3e756f6471f5c1c0f7fa4ca58789cffffb1573aa3e87d6add8b9fd1a2fa"},
+		{piikeys.MatchDigest(k, "4111|1111|1111|1111"), "hmac:11ced3e756f6471f5c1c0f7fa4ca58789cffffb1573aa3e87d6add8b9fd1a2fa"},
+		{piikeys.MatchDigest(k, "4111·1111·1111·1111"), "hmac:11ced3e756f6471f5c1c0f7fa4ca58789cffffb1573aa3e87d6add8b9fd1a2fa"},
 		{piikeys.MatchDigest(k, "4111,1111,1111,1111"), "hmac:11ced3e756f6471f5c1c0f7fa4ca58789cffffb1573aa3e87d6add8b9fd1a2fa"},
 		{piikeys.MatchDigest(k, "4111_1111_1111_1111"), "hmac:11ced3e756f6471f5c1c0f7fa4ca58789cffffb1573aa3e87d6add8b9fd1a2fa"},
 		{piikeys.MatchDigest(k, "\u0664\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661\u0661"), "hmac:11ced3e756f6471f5c1c0f7fa4ca58789cffffb1573aa3e87d6add8b9fd1a2fa"},

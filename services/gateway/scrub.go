@@ -118,15 +118,18 @@ type digester func(value string) string
 // digest. The values the caller handed in the payload's "redacted"
 // member (Found) are dropped from it: their digests take their place.
 func encodePayload(payload map[string]any, digest digester) ([]byte, error) {
-	body, err := encodeScrubbed(payload, digest)
-	if err != nil {
-		return nil, err
+	body, judged, err := encodeScrubbed(payload, digest)
+	if err != nil || judged {
+		return body, err
 	}
 	return writerRule(body)
 }
 
-// encodeScrubbed is encodePayload without the writer's check.
-func encodeScrubbed(payload map[string]any, digest digester) ([]byte, error) {
+// encodeScrubbed is encodePayload without the writer's check; judged
+// reports that the one walk that found nothing to scrub found nothing
+// the writer's judge finds either (detect.PayloadClean), so that the
+// check is done.
+func encodeScrubbed(payload map[string]any, digest digester) (body []byte, judged bool, err error) {
 	given, _ := payload[RedactedKey].([]Redaction)
 	if given != nil {
 		// The caller's map keeps its members, but its entries' values
@@ -145,12 +148,19 @@ func encodeScrubbed(payload map[string]any, digest digester) ([]byte, error) {
 		}
 		payload = p
 	}
-	body, err := marshalPayload(payload)
+	body, err = marshalPayload(payload)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if len(given) == 0 && !anyCandidate(body) {
-		return body, nil
+	if len(given) == 0 {
+		// Most payloads: one walk finds nothing to scrub and nothing
+		// the writer's judge would find.
+		if detect.PayloadClean(body) {
+			return body, true, nil
+		}
+		if !anyCandidate(body) {
+			return body, false, nil
+		}
 	}
 	// Walk the payload as JSON: its members are of any Go type, and the
 	// encoded form is exactly what would leave the gateway.
@@ -158,12 +168,12 @@ func encodeScrubbed(payload map[string]any, digest digester) ([]byte, error) {
 	d.UseNumber()
 	var v any
 	if err := d.Decode(&v); err != nil {
-		return nil, fmt.Errorf("scrub: %w", err)
+		return nil, false, fmt.Errorf("scrub: %w", err)
 	}
 	var found []Redaction
 	v = scrubValue(v, "", &found)
 	if len(given)+len(found) == 0 {
-		return body, nil
+		return body, false, nil
 	}
 	for i := range found {
 		found[i].digest(digest)
@@ -171,10 +181,11 @@ func encodeScrubbed(payload map[string]any, digest digester) ([]byte, error) {
 	all := mergeRedactions(append(given, found...))
 	m, _ := v.(map[string]any)
 	if m == nil {
-		return nil, fmt.Errorf("scrub: the payload is not an object")
+		return nil, false, fmt.Errorf("scrub: the payload is not an object")
 	}
 	m[RedactedKey] = all
-	return json.Marshal(m)
+	body, err = json.Marshal(m)
+	return body, false, err
 }
 
 // digest turns r's values into Matches (each once, in order) and drops

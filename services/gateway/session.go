@@ -55,6 +55,11 @@ type Session struct {
 
 	amu    sync.Mutex
 	sealed *events.Actor // who.Actor as events carry it, once sealed
+
+	cmu       sync.Mutex
+	grant     string              // the access grant admitted on (Admit)
+	cut       func(reason string) // ends the session when the grant does
+	cutReason string              // why the core ended it
 }
 
 // Session opens a session on target. Until Authenticated, its events'
@@ -261,6 +266,9 @@ func (s *Session) Start(ctx context.Context, payload map[string]any) error {
 	if s.who.Method != "" {
 		payload["auth_method"] = s.who.Method
 	}
+	if g := s.Grant(); g != "" {
+		payload["access_id"] = g
+	}
 	if err := s.journalOpen(s.actor(ctx)); err != nil {
 		return err
 	}
@@ -275,6 +283,13 @@ func (s *Session) Start(ctx context.Context, payload map[string]any) error {
 // and takes the session out of the journal. It runs to the end whatever
 // happens to ctx's cancellation.
 func (s *Session) End(ctx context.Context, payload map[string]any) {
+	s.release()
+	if g := s.Grant(); g != "" {
+		payload["access_id"] = g
+	}
+	if why := s.CutReason(); why != "" {
+		payload["end_reason"] = "access: " + why
+	}
 	s.RecordOrLog(context.WithoutCancel(ctx), events.SessionEnded, payload)
 	s.journalClose()
 }

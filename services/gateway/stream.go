@@ -6,11 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 )
 
 // Stream bounds, the defaults of StreamConfig.
@@ -26,12 +27,13 @@ type StreamConfig struct {
 	// fits an event.
 	MaxChunk int
 	// FlushAfter is how long a byte waits before it is recorded: a chunk
-	// is recorded once full, or this long after its first byte,
-	// whichever comes first. A trailing word or number of at most 64
-	// bytes still growing is held back for the next chunk, so a value is
-	// never split where no detector would see it whole; it waits one more
-	// FlushAfter once nothing is added to it. Zero means
-	// DefaultFlushAfter.
+	// is recorded once full, or this long after the first byte written
+	// since the last flush, whichever comes first. The last MaxHeld bytes
+	// of the text as a terminal renders it (and a value found reaching
+	// into them) are held back for the next chunk whatever the time, so a
+	// value is never split where no detector would see it whole: they are
+	// recorded once more bytes push them out, the buffer is full, or the
+	// stream closes. Zero means DefaultFlushAfter.
 	FlushAfter time.Duration
 }
 
@@ -54,7 +56,6 @@ type Stream struct {
 	buf    []byte
 	offset int64 // bytes of the stream recorded before buf
 	timer  *time.Timer
-	held   int // bytes held back by the last flush (see flushLocked)
 	closed bool
 }
 
@@ -79,7 +80,7 @@ func (st *Stream) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	for len(p) > 0 {
-		if len(st.buf) == 0 && st.timer == nil {
+		if st.timer == nil { // new bytes: a flush after FlushAfter
 			st.timer = time.AfterFunc(st.wait, st.Flush)
 		}
 		k := min(len(p), st.max-len(st.buf))
@@ -92,42 +93,36 @@ func (st *Stream) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Flush records what is buffered now, but for a last word or number
-// still growing (see flushLocked).
+// Flush records what is buffered now, but for the tail it holds back
+// (see flushLocked).
 func (st *Stream) Flush() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.flushLocked(false)
 }
 
-// maxHeld bounds the tail a flush holds back.
-const maxHeld = 64
+// MaxHeld is how many rendered bytes at the end of a stream's text a
+// flush holds back (fewer when MaxChunk is small: at most half of it):
+// more than the longest value a detector finds, with its separators, and
+// the longest encoded token it decodes (4,096 characters), so that a
+// value split between two writes, however long apart, is judged whole.
+const MaxHeld = 4096
 
-// heldTail is how many bytes at the end of b may be the start of a value
-// a detector would find once the rest arrives (a card number being
-// typed, an address echoed key by key): the trailing run of letters,
-// digits and the characters that join them in numbers and addresses.
-// Zero when the run is longer than maxHeld.
-func heldTail(b []byte) int {
-	n := 0
-	for i := len(b) - 1; i >= 0 && n <= maxHeld; i-- {
-		c := b[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || strings.IndexByte("._%+@- ()", c) >= 0) {
-			break
-		}
-		n++
-	}
-	if n > maxHeld {
-		return 0
-	}
-	return n
-}
+// StreamChunkLabel is the label of the keyed digest of a chunk that is
+// not text the detectors read (docs/FORMAT.md §1.5).
+const StreamChunkLabel = "auditledger stream chunk v1\n"
 
-// flushLocked records the buffer, scrubbed. Unless final, it holds back
-// a tail that may be the start of a value (heldTail) so that a value is
-// never split between two chunks, where no detector would see it whole;
-// a tail that has not grown since the last flush is recorded, so a byte
-// waits at most one more FlushAfter once its stream falls silent.
+// held is how many rendered bytes a flush holds back.
+func (st *Stream) held() int { return min(MaxHeld, st.max/2) }
+
+// flushLocked records the buffer, judged. Unless final, it holds back
+// the last held() bytes of its text as a terminal renders it (render),
+// and any value found that reaches into them, so that what the next
+// bytes complete is judged whole: a held tail is recorded once more
+// bytes push it out, when the stream closes, or when the buffer is full;
+// never by a timer alone. Bytes that are not text the detectors read
+// (invalid UTF-8, control characters of binary data) are recorded as
+// their keyed digest and size only (recordBinary).
 func (st *Stream) flushLocked(final bool) {
 	if st.timer != nil {
 		st.timer.Stop()
@@ -136,38 +131,98 @@ func (st *Stream) flushLocked(final bool) {
 	if len(st.buf) == 0 {
 		return
 	}
-	keep := 0
-	if !final {
-		keep = heldTail(st.buf)
-		if keep == len(st.buf) && keep <= st.held {
-			keep = 0 // silent since the last flush: record it
-		}
-	}
-	st.held = keep
-	rest := st.buf[len(st.buf)-keep:]
-	st.buf = st.buf[:len(st.buf)-keep]
-	defer func() {
-		st.buf = append(st.buf[:0], rest...)
-		if len(st.buf) > 0 && !final {
-			st.timer = time.AfterFunc(st.wait, st.Flush)
-		}
-	}()
-	if len(st.buf) == 0 {
+	full := len(st.buf) >= st.max
+	r := render(st.buf, final)
+	if !r.text {
+		st.recordBinary(st.buf)
+		st.offset += int64(len(st.buf))
+		st.buf = st.buf[:0]
 		return
 	}
-	// The chunk passes the detectors before it is encoded: in base64 the
-	// payload's own scrub could not see into it. The digest is over the
-	// data as recorded, so it cannot be used to guess what was replaced.
+	spans := judgeRendered(st.buf[:r.done], r)
+	cut := len(st.buf)
+	if !final {
+		cut = r.done
+		if k := st.held(); len(r.b) > k {
+			cut = min(cut, int(r.lo[len(r.b)-k]))
+		} else {
+			cut = 0
+		}
+		for _, sp := range spans {
+			if sp.Lo < cut && cut < sp.Hi {
+				cut = sp.Lo // a value reaching into the held tail waits with it
+			}
+		}
+		if cut == 0 && full {
+			cut = len(st.buf) // the size bound: the buffer is recorded whole
+		}
+	}
+	if cut == 0 {
+		return // held until more bytes arrive or the stream closes
+	}
+	chunk := st.buf[:cut]
 	var found []Finding
-	data, _ := ScrubFound(string(st.buf), &found)
-	sum := sha256.Sum256([]byte(data))
+	var data []byte
+	last := 0
+	for _, sp := range spans {
+		if sp.Lo >= cut {
+			break
+		}
+		data = append(data, chunk[last:sp.Lo]...)
+		data = append(data, detect.Placeholder(sp.Detector)...)
+		found = append(found, Finding{sp.Detector, sp.Value})
+		last = min(sp.Hi, cut)
+	}
+	data = append(data, chunk[last:]...)
+	sum := sha256.Sum256(data)
 	payload := map[string]any{
-		"stream": st.name, "offset": st.offset, "bytes": len(st.buf),
-		"data": base64.StdEncoding.EncodeToString([]byte(data)), "sha256": hex.EncodeToString(sum[:]),
+		"stream": st.name, "offset": st.offset, "bytes": len(chunk),
+		"data": base64.StdEncoding.EncodeToString(data), "sha256": hex.EncodeToString(sum[:]),
 	}
 	AddRedactions(payload, Found("/data", found)...)
 	st.s.RecordAsync(context.Background(), events.SessionOutput, payload)
-	st.offset += int64(len(st.buf))
+	st.offset += int64(cut)
+	st.buf = append(st.buf[:0], st.buf[cut:]...)
+}
+
+// recordBinary records a chunk that is not text the detectors read: its
+// size and keyed digest, never its bytes (the way a file transferred over
+// SFTP is recorded). Without the key, its size only.
+func (st *Stream) recordBinary(chunk []byte) {
+	payload := map[string]any{"stream": st.name, "offset": st.offset, "bytes": len(chunk), "binary": true}
+	if keyed, err := st.s.Keyed(context.Background()); err == nil && keyed != nil {
+		payload["hmac"] = keyed(StreamChunkLabel, chunk)
+	}
+	st.s.RecordAsync(context.Background(), events.SessionOutput, payload)
+}
+
+// judgeRendered returns the values the detectors find in raw, read as
+// the terminal renders them (r) and, when the rendering dropped what may
+// hold a value by itself (r.hidden), as the bytes are, as raw offsets,
+// in order and apart: a value found in the rendering is replaced over
+// the whole raw span its characters come from, the escape sequences and
+// erased characters between them included.
+func judgeRendered(raw []byte, r rendering) []detect.Span {
+	if len(r.b) == len(raw) {
+		return detect.Spans(string(raw)) // nothing removed: the rendering is the bytes
+	}
+	var spans []detect.Span
+	if r.hidden {
+		spans = detect.Spans(string(raw))
+	}
+	for _, sp := range detect.Spans(string(r.b)) {
+		spans = append(spans, detect.Span{Lo: int(r.lo[sp.Lo]), Hi: r.hiOf(raw, sp.Hi-1), Detector: sp.Detector, Value: sp.Value})
+	}
+	slices.SortFunc(spans, func(a, b detect.Span) int { return a.Lo - b.Lo })
+	out := spans[:0]
+	for _, sp := range spans {
+		if n := len(out); n > 0 && sp.Lo < out[n-1].Hi {
+			out[n-1].Hi = max(out[n-1].Hi, sp.Hi)
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
 }
 
 // Close records what is left; later writes fail.

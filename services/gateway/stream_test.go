@@ -2,11 +2,11 @@ package gateway_test
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,7 +40,9 @@ func TestStreamChunks(t *testing.T) {
 	s := g.Session(events.Target{Kind: "ssh"})
 	s.Authenticated(alice)
 	data := make([]byte, 40000)
-	rand.Read(data)
+	for i := range data { // text: random words no detector finds anything in
+		data[i] = "abcdefghijklmnopqrstuvwxyz \n"[mathrand.IntN(28)]
+	}
 	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
 	st.Write(data[:100])
 	st.Write(data[100:])
@@ -68,21 +70,24 @@ func TestStreamChunks(t *testing.T) {
 }
 
 // A chunk that does not fill up is recorded after FlushAfter, without
-// waiting for more bytes or for Close.
+// waiting for more bytes or for Close, but for the last MaxHeld bytes of
+// its text, which wait for more bytes or Close whatever the time.
 func TestStreamFlushAfter(t *testing.T) {
 	b := startBus(t, true)
 	g := newGateway(t, b.em, nil)
 	s := g.Session(events.Target{Kind: "ssh"})
 	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: 20 * time.Millisecond})
-	st.Write([]byte("hello"))
+	text := bytes.Repeat([]byte("hello "), gateway.MaxHeld/6+10)
+	st.Write(text)
 	first := outputs(b.stored(t, 1))
-	if first[0].Payload["data"] != base64.StdEncoding.EncodeToString([]byte("hello")) {
-		t.Fatalf("first chunk %v", first[0].Payload)
+	want := text[:len(text)-gateway.MaxHeld]
+	if first[0].Payload["data"] != base64.StdEncoding.EncodeToString(want) {
+		t.Fatalf("first chunk %v, want the %d bytes before the held tail", first[0].Payload, len(want))
 	}
 	st.Write([]byte("!"))
 	st.Close()
 	all := outputs(b.stored(t, 2))
-	if all[1].Payload["offset"] != 5.0 || all[1].Payload["data"] != base64.StdEncoding.EncodeToString([]byte("!")) {
+	if all[1].Payload["offset"] != float64(len(want)) || all[1].Payload["data"] != base64.StdEncoding.EncodeToString(append(text[len(want):], '!')) {
 		t.Fatalf("second chunk %v", all[1].Payload)
 	}
 }

@@ -20,10 +20,12 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
@@ -49,6 +51,12 @@ type Config struct {
 	Instance        string                 // this proxy's name in events; empty means "httpproxy"
 	Target          string                 // the target's name in events
 	Policy          *Policy                // nil: record only; see LoadPolicy
+	// Access, if set, forwards a request to a target its rules name only
+	// inside a live access grant for the caller; an exchange in flight
+	// when the grant ends is cut and its connection closed.
+	Access *access.Watcher
+	// AccessTick: gateway.Config.AccessTick (zero: 100 ms).
+	AccessTick time.Duration
 	// Approvals is required when the policy has approval rules.
 	Approvals *approvals.Broker
 	// Keys holds the personal-data keys: each value the recording rule
@@ -109,7 +117,7 @@ func New(cfg Config) (*Proxy, error) {
 		info = cfg.Policy.Info() // ParsePolicy and LoadPolicy fill in its Source
 	}
 	gw, err := gateway.New(gateway.Config{Name: "httpproxy", Kind: "http-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant,
-		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Keys: cfg.Keys, Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})
+		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Keys: cfg.Keys, Access: cfg.Access, AccessTick: cfg.AccessTick, Metrics: cfg.Metrics, Logger: cfg.Logger, Policy: info})
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +179,32 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.gs.Authenticated(gateway.Identity{Actor: actor})
 	x.pol = p.cfg.Policy.For(actor.Subject, actor.Groups)
+	// A target an access rule names: only inside a live grant. An
+	// exchange in flight when it ends is cancelled and its connection
+	// closed; the next request on a kept-alive connection is refused.
+	if x.gs.AccessRequired() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		r = r.WithContext(ctx)
+		release, err := x.gs.Admit(ctx, func(string) { cancel() })
+		if err != nil {
+			w.Header().Set("Connection", "close")
+			if errors.Is(err, gateway.ErrAccessDenied) {
+				writeError(w, http.StatusForbidden, err.Error())
+			} else {
+				writeError(w, http.StatusServiceUnavailable, "request not forwarded: the audit ledger did not store its record; the proxy fails closed")
+			}
+			return
+		}
+		defer func() {
+			release()
+			if why := x.gs.CutReason(); why != "" {
+				x.gs.End(ctx, map[string]any{"client_addr": r.RemoteAddr})
+				panic(http.ErrAbortHandler) // closes the connection
+			}
+		}()
+	}
 
 	body, err := io.ReadAll(io.LimitReader(r.Body, p.cfg.MaxRequestBody+1))
 	if err != nil {

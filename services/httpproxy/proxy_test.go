@@ -82,6 +82,19 @@ func startUpstream(t *testing.T) *upstream {
 		case "/api/customers":
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, customers)
+		case "/api/stream": // a response that never ends, one line a tick
+			w.Header().Set("Content-Type", "text/plain")
+			for {
+				if _, err := io.WriteString(w, "tick\n"); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+				select {
+				case <-r.Context().Done():
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
 		case "/api/broken":
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, `{"email": "leak@example.com", `) // truncated JSON
@@ -103,6 +116,7 @@ type fixture struct {
 	verify *identity.OIDC
 	tokens map[string]string
 	keys   *piikeys.Store // the proxy's personal-data keys
+	issuer string
 }
 
 // bodyHMAC is a body's keyed digest under tenant acme's search key.
@@ -126,6 +140,13 @@ func start(t *testing.T) *fixture { return startFor(t, startUpstream(t), policy)
 // startFor runs the proxy in front of up with the policy text.
 func startFor(t *testing.T, up *upstream, policyText string) *fixture {
 	t.Helper()
+	return startWith(t, up, policyText, nil)
+}
+
+// startWith is startFor with a last say on the proxy's configuration
+// (given the fixture's bus and emitter).
+func startWith(t *testing.T, up *upstream, policyText string, configure func(*httpproxy.Config, jetstream.JetStream, *emitter.Emitter)) *fixture {
+	t.Helper()
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
 		{Name: "alice", Secret: "a", Email: "alice@example.com", Groups: []string{"developers"}},
 		{Name: "bob", Secret: "b", Groups: []string{"approver"}},
@@ -138,7 +159,7 @@ func startFor(t *testing.T, up *upstream, policyText string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{up: up, verify: v, tokens: map[string]string{}}
+	f := &fixture{up: up, verify: v, tokens: map[string]string{}, issuer: idp.Issuer}
 	f.nats = natstest.Start(t)
 	_, f.js = f.nats.Connect(t, nats.MaxReconnects(-1))
 	if err := bus.EnsureStreams(t.Context(), f.js, bus.StreamOptions{}); err != nil {
@@ -159,8 +180,12 @@ func startFor(t *testing.T, up *upstream, policyText string) *fixture {
 	if f.keys, err = piikeys.Open(t.Context(), f.js, 1); err != nil {
 		t.Fatal(err)
 	}
-	p, err := httpproxy.New(httpproxy.Config{Upstream: f.up.srv.URL, UpstreamHeaders: http.Header{"Authorization": {"Bearer upstream-service-token"}},
-		Auth: v, Emitter: em, Tenant: "acme", Target: "orders-api", Policy: pol, Approvals: f.broker, Keys: f.keys})
+	cfg := httpproxy.Config{Upstream: f.up.srv.URL, UpstreamHeaders: http.Header{"Authorization": {"Bearer upstream-service-token"}},
+		Auth: v, Emitter: em, Tenant: "acme", Target: "orders-api", Policy: pol, Approvals: f.broker, Keys: f.keys}
+	if configure != nil {
+		configure(&cfg, f.js, em)
+	}
+	p, err := httpproxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,6 +65,7 @@ func redactRequest(u *url.URL, h http.Header, body []byte, limit int64) recorded
 	rec := recorded{path: u.Path, query: u.RawQuery, target: u.RequestURI(), header: h}
 	var pf, qf, bf []gateway.Finding
 	p, pc := scrubDecoded(u.Path, false, &pf)
+	p, pc = joinSegments(p, pc, &pf)
 	q, qc := redactQuery(u.RawQuery, &qf)
 	if pc != nil || qc != nil {
 		rec.path, rec.query = p, q
@@ -179,10 +180,24 @@ func redactQuery(raw string, found *[]gateway.Finding) (string, map[string]int) 
 	}
 	var all map[string]int
 	parts := strings.Split(raw, "&")
+	// The values of a name given more than once, decoded, for judging
+	// joined (c=4111&c=1111&…): a server reads them as one list.
+	type value struct {
+		part int
+		text string
+	}
+	byName := map[string][]value{}
+	var names []string
 	for i, part := range parts {
 		k, v, eq := strings.Cut(part, "=")
 		ks, kc := scrubQueryText(k, found)
 		vs, vc := scrubQueryText(v, found)
+		if eq {
+			if _, ok := byName[ks]; !ok {
+				names = append(names, ks)
+			}
+			byName[ks] = append(byName[ks], value{i, vs})
+		}
 		if kc == nil && vc == nil {
 			continue
 		}
@@ -196,7 +211,50 @@ func redactQuery(raw string, found *[]gateway.Finding) (string, map[string]int) 
 			parts[i] += "=" + vs
 		}
 	}
+	for _, name := range names {
+		vs := byName[name]
+		if len(vs) < 2 {
+			continue
+		}
+		texts := make([]string, len(vs))
+		for i, v := range vs {
+			texts[i] = v.text
+		}
+		for _, j := range detect.JoinedValues(texts) {
+			*found = append(*found, gateway.Finding{Detector: j.Detector, Value: j.Value})
+			if all == nil {
+				all = map[string]int{}
+			}
+			all[j.Detector]++
+			for _, p := range j.Parts {
+				parts[vs[p].part] = name + "=" + detect.Placeholder(j.Detector)
+			}
+		}
+	}
 	return strings.Join(parts, "&"), all
+}
+
+// joinSegments judges the segments of p, a decoded (and scrubbed) path,
+// joined (detect.JoinedValues: /q/4111 1111/1111 1111 is one card
+// number to a server that joins them): every segment that goes into a
+// value found becomes the detector's placeholder. counts are scrubbed's
+// counts with the values found so added; found gets the values.
+func joinSegments(p string, counts map[string]int, found *[]gateway.Finding) (string, map[string]int) {
+	segs := strings.Split(p, "/")
+	joined := detect.JoinedValues(segs)
+	if len(joined) == 0 {
+		return p, counts
+	}
+	out := map[string]int{}
+	addCounts(out, counts)
+	for _, j := range joined {
+		*found = append(*found, gateway.Finding{Detector: j.Detector, Value: j.Value})
+		out[j.Detector]++
+		for _, i := range j.Parts {
+			segs[i] = detect.Placeholder(j.Detector)
+		}
+	}
+	return strings.Join(segs, "/"), out
 }
 
 func scrubQueryText(s string, found *[]gateway.Finding) (string, map[string]int) {

@@ -918,9 +918,20 @@ func (p *Policy) recordParams(sql string, values [][]byte, formats []int16, keye
 		return nil, nil
 	}
 	masked := maskedParams(sql, p)
+	joined := joinedParams(values, formats)
 	out = make([]any, len(values))
 	for i, v := range values {
 		if v == nil {
+			continue
+		}
+		if d, ok := joined.part[i]; ok && mode == paramsRecord {
+			// One part of a value the parameters make joined ($1 || $2):
+			// recorded by keyed digest, as a digested value is.
+			if keyed != nil {
+				out[i] = keyed(gateway.ParamLabel, v)
+			} else {
+				out[i] = detect.Placeholder(d)
+			}
 			continue
 		}
 		if masked[int32(i+1)] && (mode == paramsRecord || keyed == nil) {
@@ -967,7 +978,52 @@ func (p *Policy) recordParams(sql string, values [][]byte, formats []int16, keye
 			out[i] = noKey
 		}
 	}
+	// The values only the parameters joined make, for their search
+	// digests.
+	for _, j := range joined.found {
+		found = append(found, gateway.Found("/parameters/values/"+strconv.Itoa(j.Parts[0]), []gateway.Finding{{Detector: j.Detector, Value: j.Value}})...)
+	}
 	return out, found
+}
+
+// paramJoins are the values a statement's text bind parameters make
+// joined (detect.JoinedValues: all in order and each adjacent pair, with
+// and without a space between) that none makes alone, and the detector
+// of one such value for each parameter that goes into one.
+type paramJoins struct {
+	found []detect.Joined
+	part  map[int]string // parameter index → detector
+}
+
+// joinedParams judges values' text parameters joined: a card number or
+// an address bound in two halves ($1 || $2) is recorded as one bound
+// whole would be — each half by keyed digest, the value it makes found
+// for its search digest (docs/FORMAT.md §1.4).
+func joinedParams(values [][]byte, formats []int16) paramJoins {
+	var parts []string
+	var idx []int
+	for i, v := range values {
+		binary := len(formats) == 1 && formats[0] == 1 || len(formats) > i && formats[i] == 1
+		if v == nil || binary || len(v) > maxRecordedParam {
+			continue
+		}
+		parts = append(parts, string(v))
+		idx = append(idx, i)
+	}
+	var j paramJoins
+	for _, f := range detect.JoinedValues(parts) {
+		for k, p := range f.Parts {
+			f.Parts[k] = idx[p]
+			if j.part == nil {
+				j.part = map[int]string{}
+			}
+			if _, ok := j.part[idx[p]]; !ok {
+				j.part[idx[p]] = f.Detector
+			}
+		}
+		j.found = append(j.found, f)
+	}
+	return j
 }
 
 // binaryInt is the decimal text of a parameter bound in binary format

@@ -37,6 +37,7 @@ import (
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
@@ -85,6 +86,13 @@ type Config struct {
 	Instance string   // this proxy's name in events; empty means "pgproxy"
 	Target   string   // the target's name in events
 	Policy   *Policy  // nil: record only, mask and block nothing; see LoadPolicy
+	// Access, if set, admits sessions to a target its rules name only
+	// inside a live access grant, and ends them when it ends: a running
+	// statement is cancelled (a CancelRequest to the server) and both
+	// connections are closed.
+	Access *access.Watcher
+	// AccessTick: gateway.Config.AccessTick (zero: 100 ms).
+	AccessTick time.Duration
 	// Approvals holds statements that match the policy's approval rules
 	// until an approver decides. Required when the policy has such rules.
 	Approvals *approvals.Broker
@@ -153,7 +161,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	gw, err := gateway.New(gateway.Config{Name: "pgproxy", Kind: "postgres-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant,
 		Emitter: cfg.Emitter, FailOpen: cfg.FailOpen, Durability: cfg.Durability, Approvals: cfg.Approvals, Keys: cfg.Keys,
-		StateDir: cfg.StateDir, Metrics: cfg.Metrics, Stages: cfg.Stages, Logger: cfg.Logger, Policy: info})
+		Access: cfg.Access, AccessTick: cfg.AccessTick, StateDir: cfg.StateDir, Metrics: cfg.Metrics, Stages: cfg.Stages, Logger: cfg.Logger, Policy: info})
 	if err != nil {
 		return nil, err
 	}
@@ -367,6 +375,34 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		return fatal(be, "42501", reason)
 	}
 
+	// A target an access rule names: only inside a live grant (checked
+	// before the target is reached), and ended when it ends — a running
+	// statement cancelled, then both connections closed, which ends the
+	// relay and records the end.
+	var upstreamConn atomic.Pointer[pgconn.HijackedConn]
+	release, err := s.gs.Admit(ctx, func(reason string) {
+		hj := upstreamConn.Load()
+		if hj != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			if err := p.cancel(cctx, &pgproto3.CancelRequest{ProcessID: hj.PID, SecretKey: hj.SecretKey}); err != nil {
+				p.cfg.Logger.Warn("cancel request at the end of an access grant failed", "session_id", s.gs.ID(), "err", logSafe(err.Error()))
+			}
+			cancel()
+		}
+		s.fatal("57P01", "session ended by the gateway: "+reason)
+		if hj != nil {
+			hj.Conn.Close()
+		}
+		conn.Close()
+	})
+	if errors.Is(err, gateway.ErrAccessDenied) {
+		return fatal(be, "42501", err.Error())
+	}
+	if err != nil {
+		return fatal(be, "58000", "the audit ledger is unavailable; the proxy fails closed")
+	}
+	defer release()
+
 	cfg := p.upstream.Copy()
 	cfg.Database = db
 	if app := startup.Parameters["application_name"]; app != "" {
@@ -383,6 +419,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		return err
 	}
 	defer hj.Conn.Close()
+	upstreamConn.Store(hj)
 	if err := s.gs.Start(ctx, map[string]any{
 		"client_addr": conn.RemoteAddr().String(), "user": user, "database": db, "tls": tlsDescription(tlsState),
 		"application_name": startup.Parameters["application_name"],

@@ -664,7 +664,10 @@ func statementFields(sql string, pol *Policy) map[string]any {
 	f := map[string]any{"statement": sql, "statement_sha256": sha256Hex(sql), "kind": statementKind(sql)}
 	gateway.AddRedactions(f, red...)
 	if len(sql) > MaxStatement {
-		f["statement"] = strings.ToValidUTF8(sql[:MaxStatement], "")
+		// The cut can end a number short of the digits that made it no
+		// value whole: the start is judged again.
+		cut, _ := detect.Scrub(strings.ToValidUTF8(sql[:MaxStatement], ""))
+		f["statement"] = cut
 		f["statement_bytes"] = len(sql)
 		f["statement_truncated"] = true
 	}
@@ -711,7 +714,7 @@ func (s *session) refused(ctx context.Context, q *inflight, sql string, rule *De
 		err = s.refuse(ctx, sql, why)
 	}
 	if err != nil {
-		return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
+		return s.fatal("58000", "statement not executed: the audit ledger did not store its record ("+err.Error()+"); the proxy fails closed")
 	}
 	q.push(&command{simple: simple, refusal: why})
 	return nil

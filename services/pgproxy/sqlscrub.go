@@ -3,7 +3,10 @@ package pgproxy
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"io"
 	"math/big"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,7 +104,7 @@ type tokenRules struct {
 // detectors find in its literals and comments, and what r names.
 func scrubTokens(sql string, pol *Policy, depth int, r tokenRules) (string, []gateway.Finding) {
 	if len(r.forced)+len(r.forcedRaw)+len(r.codeAt)+len(r.codeRaw) == 0 && !r.all &&
-		!detect.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) && !nonDecimal(sql) {
+		!detect.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) && !nonDecimal(sql) && countDigits(sql) < minSplitDigits {
 		return sql, nil
 	}
 	toks, err := pg_query.Scan(sql)
@@ -270,6 +273,7 @@ func scrubTokens(sql string, pol *Policy, depth int, r tokenRules) (string, []ga
 		endRun()
 	}
 	endRun()
+	all = append(all, joinLiterals(sql, toks.Tokens, forcedTok, repl)...)
 	if len(repl) == 0 {
 		return sql, nil
 	}
@@ -286,6 +290,132 @@ func scrubTokens(sql string, pol *Policy, depth int, r tokenRules) (string, []ga
 	}
 	b.WriteString(sql[last:])
 	return b.String(), all
+}
+
+// minSplitDigits is how many digits a statement holds at least for
+// scrubTokens to look for a number split over its literals when nothing
+// else calls for a scan: the shortest number a detector finds (a phone
+// number, an IBAN's account digits) has 8.
+const minSplitDigits = 8
+
+func countDigits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			n++
+		}
+	}
+	return n
+}
+
+// joinLiterals judges a statement's literals — string and numeric
+// constants, as PostgreSQL reads them, and comments — joined in order
+// (detect.JoinedValues: all of them, and each adjacent pair, with and
+// without a space between): a value split over constants the server
+// joins other than by a literal || (VALUES columns joined through column
+// references, 'a' AS x, 'b' AS y, set_config pairs, jsonb members, two
+// comments, functions the proxy does not fold) is found so. Every
+// literal that goes into a value found is replaced whole by the
+// detector's placeholder in repl (a constant the proxy did not need to
+// replace costs only the detail it held: fail closed); it returns the
+// values found, for their search digests. Constants already replaced
+// whole (forced) are not judged again.
+func joinLiterals(sql string, toks []*pg_query.ScanToken, forced map[int]string, repl map[int]string) []gateway.Finding {
+	var parts []string
+	var idx []int
+	for k, t := range toks {
+		lo, hi := int(t.Start), int(t.End)
+		if hi > len(sql) || lo >= hi {
+			continue
+		}
+		if _, ok := forced[k]; ok {
+			continue
+		}
+		var v string
+		switch t.Token {
+		case pg_query.Token_SCONST, pg_query.Token_USCONST:
+			if lv, ok := literalValue(sql[lo:hi]); ok {
+				v = lv
+			} else {
+				_, v, _ = splitLiteral(sql[lo:hi])
+			}
+		case pg_query.Token_ICONST, pg_query.Token_FCONST:
+			v = numberDigits(sql[lo:hi])
+		case pg_query.Token_SQL_COMMENT:
+			v = strings.TrimPrefix(sql[lo:hi], "--")
+		case pg_query.Token_C_COMMENT:
+			v = strings.TrimSuffix(strings.TrimPrefix(sql[lo:hi], "/*"), "*/")
+		default:
+			continue
+		}
+		if leaves := jsonLeaves(v); len(leaves) > 1 {
+			// A JSON text's members, each a part (jsonb members).
+			for _, l := range leaves {
+				parts = append(parts, l)
+				idx = append(idx, k)
+			}
+			continue
+		}
+		parts = append(parts, v)
+		idx = append(idx, k)
+	}
+	var found []gateway.Finding
+	for n, j := range detect.JoinedValues(parts) {
+		if n < maxJoinedDigests {
+			found = append(found, gateway.Finding{Detector: j.Detector, Value: j.Value})
+		}
+		for _, p := range j.Parts {
+			k := idx[p]
+			t := toks[k]
+			tok := sql[t.Start:t.End]
+			switch t.Token {
+			case pg_query.Token_SQL_COMMENT:
+				// The line's end, when the token holds it, stays.
+				repl[k] = "-- " + detect.Placeholder(j.Detector) + tok[len(strings.TrimRight(tok, "\r\n")):]
+			case pg_query.Token_C_COMMENT:
+				repl[k] = "/* " + detect.Placeholder(j.Detector) + " */"
+			default:
+				// A plain string, whatever the constant was written as
+				// (E'…', U&'…', $$…$$, a number).
+				repl[k] = "'" + detect.Placeholder(j.Detector) + "'"
+			}
+		}
+	}
+	return found
+}
+
+// maxJoinedDigests is how many values made of joined literals a
+// statement's record lists with their search digests at most; every
+// literal that goes into one is replaced all the same. A long list of
+// small numbers can make many (4001, 4002, 4003, 4004), and the record
+// must stay within the bus's message size.
+const maxJoinedDigests = 16
+
+// jsonLeaves returns the strings and numbers of v, when v is a JSON
+// object or array, in order; nil otherwise.
+func jsonLeaves(v string) []string {
+	t := strings.TrimSpace(v)
+	if len(t) < 2 || t[0] != '{' && t[0] != '[' {
+		return nil
+	}
+	d := json.NewDecoder(strings.NewReader(t))
+	d.UseNumber()
+	var out []string
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			if err == io.EOF {
+				return out
+			}
+			return nil
+		}
+		switch x := tok.(type) {
+		case string:
+			out = append(out, x)
+		case json.Number:
+			out = append(out, x.String())
+		}
+	}
 }
 
 // maskedColumn names, in a placeholder, a constant replaced because it is
@@ -313,7 +443,8 @@ func treeRedactions(sql string, pol *Policy) (forced map[int32]string, whole []g
 		}
 	}
 	needFold := foldHint(sql)
-	if !needMask && !needFold {
+	needSetting := pol.hasColumnRules() && (containsFold(sql, "set_config") || strings.Contains(sql, ";") && containsFold(sql, "set"))
+	if !needMask && !needFold && !needSetting {
 		return nil, nil
 	}
 	tree, err := pg_query.Parse(sql)
@@ -321,6 +452,9 @@ func treeRedactions(sql string, pol *Policy) (forced map[int32]string, whole []g
 		return nil, nil // the scanner still judges every literal
 	}
 	out := map[int32]string{}
+	if needSetting {
+		settingRedactions(tree, pol, out)
+	}
 	if needMask {
 		pairs := valuePairs(tree)
 		for i, masked := range linkedMasked(pairs, pol) {
@@ -335,6 +469,65 @@ func treeRedactions(sql string, pol *Policy) (forced map[int32]string, whole []g
 		whole = foldRedactions(tree, out)
 	}
 	return out, whole
+}
+
+// settingRedactions marks, in a text whose statements name a column a
+// mask rule of pol names, the value a custom setting is given — the
+// value argument of set_config, SET and SET LOCAL of a name with a dot —
+// as a constant compared with that column: a value staged in a setting
+// and compared through current_setting in the same text (name =
+// current_setting('x.v') OR set_config('x.v', 'Zelda', false) IS NULL)
+// is linked to the column so. A value staged in one text and compared
+// in a later one is not (docs/POLICY.md).
+func settingRedactions(tree *pg_query.ParseResult, pol *Policy, out map[int32]string) {
+	touches := false
+	var locs []int32
+	for _, raw := range tree.Stmts {
+		if raw.Stmt == nil {
+			continue
+		}
+		m := raw.Stmt.ProtoReflect()
+		for _, c := range columnsIn(m) {
+			if c == anyColumn || pol.columnRules([]string{c})[0] != nil {
+				touches = true
+			}
+		}
+		visit(m, func(m protoreflect.Message) bool {
+			switch x := m.Interface().(type) {
+			case *pg_query.FuncCall:
+				if n := len(x.Funcname); n > 0 && strings.EqualFold(x.Funcname[n-1].GetString_().GetSval(), "set_config") && len(x.Args) >= 2 {
+					locs = append(locs, constLocs(x.Args[1])...)
+				}
+			case *pg_query.VariableSetStmt:
+				if strings.Contains(x.Name, ".") {
+					for _, a := range x.Args {
+						locs = append(locs, constLocs(a)...)
+					}
+				}
+			}
+			return true
+		})
+	}
+	if !touches {
+		return
+	}
+	for _, l := range locs {
+		out[l] = maskedColumn
+	}
+}
+
+// constLocs returns where the constants of n start: n a constant, or
+// casts of one.
+func constLocs(n *pg_query.Node) []int32 {
+	switch {
+	case n == nil:
+		return nil
+	case n.GetAConst() != nil:
+		return []int32{n.GetAConst().Location}
+	case n.GetTypeCast() != nil:
+		return constLocs(n.GetTypeCast().Arg)
+	}
+	return nil
 }
 
 // maskedParams returns the numbers of sql's bind parameters ($n) that
@@ -365,7 +558,7 @@ func maskedParams(sql string, pol *Policy) map[int32]bool {
 // none of them and joins nothing with || has no constant string
 // expression to judge.
 var foldFuncs = map[string]bool{"chr": true, "concat": true, "concat_ws": true, "format": true, "lower": true, "upper": true,
-	"replace": true, "translate": true, "reverse": true, "ascii": true, "lpad": true, "rpad": true,
+	"replace": true, "regexp_replace": true, "translate": true, "reverse": true, "ascii": true, "lpad": true, "rpad": true,
 	"array_to_string": true, "decode": true, "convert_from": true, "unistr": true,
 	"textcat": true, "quote_literal": true, "quote_nullable": true, "initcap": true, "overlay": true, "encode": true}
 
@@ -692,6 +885,19 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 			} else {
 				f.val = strings.ReplaceAll(args[0].val, args[1].val, args[2].val)
 			}
+		case name == "regexp_replace" && (len(args) == 3 || len(args) == 4):
+			// regexp_replace('4111x1111x…', 'x', '', 'g'): the pattern
+			// read by Go's regexp (linear time), a replacement without
+			// back references; what it cannot read is not folded.
+			flags := ""
+			if len(args) == 4 {
+				flags = args[3].val
+			}
+			v, ok := regexpReplace(args[0].val, args[1].val, args[2].val, flags)
+			if !ok {
+				return folded{}, false
+			}
+			f.val = v
 		case name == "translate" && len(args) == 3:
 			f.val = translate(args[0].val, args[1].val, args[2].val)
 		case (name == "lpad" || name == "rpad") && (len(args) == 2 || len(args) == 3):
@@ -824,6 +1030,31 @@ func pgFormat(spec string, args []folded) string {
 		i = k
 	}
 	return b.String()
+}
+
+// regexpReplace is PostgreSQL's regexp_replace(s, pattern, repl, flags)
+// for what Go's regexp reads alike: flags g (every match) and i
+// (letter case ignored) only, and a replacement without a backslash.
+func regexpReplace(s, pattern, repl, flags string) (string, bool) {
+	if strings.Trim(flags, "gi") != "" || strings.ContainsRune(repl, '\\') || len(s) > maxFolded {
+		return "", false
+	}
+	if strings.ContainsRune(flags, 'i') {
+		pattern = "(?i)" + pattern
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return "", false
+	}
+	if strings.ContainsRune(flags, 'g') {
+		out := re.ReplaceAllLiteralString(s, repl)
+		return out, len(out) <= maxFolded
+	}
+	loc := re.FindStringIndex(s)
+	if loc == nil {
+		return s, true
+	}
+	return s[:loc[0]] + repl + s[loc[1]:], true
 }
 
 func translate(s, from, to string) string {

@@ -95,6 +95,11 @@ func RenderCEF(s Sealed) []byte {
 		ext("cs5Label", "approvalId")
 		ext("cs5", str(p, "approval_id"))
 		ext("reason", str(p, "reason"))
+	case events.AccessRequested, events.AccessApproved, events.AccessDenied, events.AccessExpired:
+		ext("act", strings.TrimPrefix(string(ev.Type), "access."))
+		ext("cs5Label", "accessId")
+		ext("cs5", str(p, "access_id"))
+		ext("reason", str(p, "reason"))
 	case events.AuthnFailed:
 		ext("outcome", "failure")
 		ext("reason", str(p, "reason"))

@@ -507,6 +507,9 @@ func (f *Forwarder) send(ctx context.Context, items []Item) error {
 			f.cfg.Logger.Warn("forwarder: destination failed, retrying", "forwarder", f.cfg.Name, "destination", f.cfg.Destination.String(), "err", err, "in", backoff)
 			backoff = min(2*backoff, 10*time.Second)
 		}
+		if ra := (*RetryAfter)(nil); errors.As(err, &ra) && ra.After > wait {
+			wait = ra.After // what the destination asked, capped
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

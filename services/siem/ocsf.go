@@ -189,7 +189,8 @@ func RenderOCSF(s Sealed) ([]byte, error) {
 		o["finding_info"] = map[string]any{"uid": ev.ID, "title": short("Masked "+field+" by rule "+str(p, "rule_id"), 256),
 			"types": []string{str(p, "info_type")}, "desc": "method " + str(p, "method") + ", command " + str(p, "command_id")}
 		o["actor"] = actor
-	case events.ApprovalRequested, events.ApprovalGranted, events.ApprovalDenied, events.ApprovalExpired, events.AccessGranted, events.AccessRevoked:
+	case events.ApprovalRequested, events.ApprovalGranted, events.ApprovalDenied, events.ApprovalExpired, events.AccessGranted, events.AccessRevoked,
+		events.AccessRequested, events.AccessApproved, events.AccessDenied, events.AccessExpired:
 		class = ocsfUserAccess
 		switch ev.Type {
 		case events.ApprovalGranted, events.AccessGranted:
@@ -197,7 +198,7 @@ func RenderOCSF(s Sealed) ([]byte, error) {
 		case events.AccessRevoked:
 			activity, activityName = 2, "Revoke Privileges"
 		default:
-			activity, activityName = 99, strings.TrimPrefix(string(ev.Type), "approval.")
+			activity, activityName = 99, strings.TrimPrefix(strings.TrimPrefix(string(ev.Type), "approval."), "access.")
 		}
 		// The approver: actor comes with the host profile in IAM classes.
 		o["actor"] = actor
@@ -210,6 +211,10 @@ func RenderOCSF(s Sealed) ([]byte, error) {
 		}
 		o["privileges"] = []string{"execute statement sha256:" + str(p, "statement_sha256")}
 		o["resource"] = map[string]any{"uid": str(p, "approval_id"), "type": "approval"}
+		if id := str(p, "access_id"); id != "" { // a just-in-time access grant
+			o["privileges"] = []string{"access target " + str(p, "target")}
+			o["resource"] = map[string]any{"uid": id, "type": "access-grant"}
+		}
 	case events.AuditAccessed, events.EvidenceExported:
 		class, activity, activityName = ocsfAPIActivity, 2, "Read"
 		o["actor"], o["src_endpoint"] = actor, src
@@ -268,6 +273,8 @@ func summary(ev *events.Event, p map[string]any) string {
 		return "mask " + str(p, "rule_id") + " on " + str(p, "column") + str(p, "field")
 	case events.ApprovalRequested, events.ApprovalGranted, events.ApprovalDenied, events.ApprovalExpired:
 		return string(ev.Type) + " " + str(p, "approval_id")
+	case events.AccessRequested, events.AccessApproved, events.AccessDenied, events.AccessExpired:
+		return string(ev.Type) + " " + str(p, "access_id") + " on " + str(p, "target")
 	case events.AuditAccessed:
 		return "audit data read: " + str(p, "resource")
 	}

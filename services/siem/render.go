@@ -125,9 +125,9 @@ func severity(t events.Type) (ocsf int, cef int) {
 	switch t {
 	case events.LedgerGap:
 		return 4, 8
-	case events.CommandBlocked, events.LedgerRejected, events.ApprovalDenied:
+	case events.CommandBlocked, events.LedgerRejected, events.ApprovalDenied, events.AccessDenied:
 		return 3, 6
-	case events.AuthnFailed, events.ApprovalExpired:
+	case events.AuthnFailed, events.ApprovalExpired, events.AccessExpired:
 		return 2, 4
 	}
 	return 1, 2

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -116,12 +117,12 @@ func (w *Webhook) Send(ctx context.Context, items []Item) (map[int]error, error)
 // Post sends body to url with header and reads the answer: 2xx is nil,
 // 4xx (but 408 and 429) a *Rejection (never to be sent again as it is),
 // anything else an error to try again. Errors name the endpoint as name,
-// never url (a Slack-compatible webhook's URL is its secret). client nil
+// never endpoint (a Slack-compatible webhook's URL is its secret). client nil
 // is one with a 30 s timeout.
-func Post(ctx context.Context, client *http.Client, name, url string, body []byte, header http.Header) error {
-	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+func Post(ctx context.Context, client *http.Client, name, endpoint string, body []byte, header http.Header) error {
+	req, err := http.NewRequestWithContext(ctx, "POST", endpoint, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, redactURL(err, url, name))
+		return fmt.Errorf("%s: %w", name, redactURL(err, endpoint, name))
 	}
 	req.Header = header
 	if client == nil {
@@ -129,12 +130,12 @@ func Post(ctx context.Context, client *http.Client, name, url string, body []byt
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, redactURL(err, url, name))
+		return fmt.Errorf("%s: %w", name, redactURL(err, endpoint, name))
 	}
 	defer resp.Body.Close()
 	msg, err := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if err != nil && resp.StatusCode/100 != 4 {
-		return fmt.Errorf("%s answered %s, then reading the answer: %w", name, resp.Status, redactURL(err, url, name))
+		return fmt.Errorf("%s answered %s, then reading the answer: %w", name, resp.Status, redactURL(err, endpoint, name))
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is reused
 	switch {
@@ -143,14 +144,109 @@ func Post(ctx context.Context, client *http.Client, name, url string, body []byt
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != 408 && resp.StatusCode != 429:
 		return &Rejection{Reason: fmt.Sprintf("%s answered %s: %s", name, resp.Status, bytes.TrimSpace(msg))}
 	}
-	return fmt.Errorf("%s answered %s: %s", name, resp.Status, bytes.TrimSpace(msg))
+	err = fmt.Errorf("%s answered %s: %s", name, resp.Status, bytes.TrimSpace(msg))
+	if resp.StatusCode == 429 || resp.StatusCode == 503 {
+		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return &RetryAfter{After: d, Err: err}
+		}
+	}
+	return err
 }
 
-// redactURL replaces url by name in err's text when they differ (the
-// client's errors quote the URL).
-func redactURL(err error, url, name string) error {
-	if err == nil || url == name || !strings.Contains(err.Error(), url) {
+// MaxRetryAfter caps the wait a destination's Retry-After asks for.
+const MaxRetryAfter = 5 * time.Minute
+
+// RetryAfter is a failure (429, 503) whose answer said when to try
+// again: After, at most MaxRetryAfter. The forwarder waits at least that
+// long before the next attempt.
+type RetryAfter struct {
+	After time.Duration
+	Err   error
+}
+
+func (r *RetryAfter) Error() string {
+	return fmt.Sprintf("%v (retry after %v)", r.Err, r.After)
+}
+func (r *RetryAfter) Unwrap() error { return r.Err }
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(h string, now time.Time) (time.Duration, bool) {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		d = time.Duration(min(n, int64(MaxRetryAfter/time.Second))) * time.Second
+	} else if t, err := http.ParseTime(h); err == nil {
+		d = max(t.Sub(now), 0)
+	} else {
+		return 0, false
+	}
+	return min(d, MaxRetryAfter), true
+}
+
+// redactURL keeps endpoint (a Slack-compatible webhook's URL is its
+// secret) out of err. A *url.Error, as the client returns, quotes the
+// URL in its own form (scheme lowercased, userinfo masked), not as
+// configured: its URL becomes the scheme and host alone. Whatever text
+// still holds the endpoint, its path, query or user is withheld whole.
+// Nothing is changed when endpoint is what errors name it by.
+func redactURL(err error, endpoint, name string) error {
+	if err == nil || endpoint == name {
 		return err
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), url, name))
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = &url.Error{Op: uerr.Op, URL: redactedURL(endpoint), Err: uerr.Err}
+	}
+	text := err.Error()
+	if leaks(text, endpoint) {
+		return fmt.Errorf("request failed (the error quoted the URL, withheld): %w", errWithheld{err})
+	}
+	return err
 }
+
+// redactedURL is the scheme and host of endpoint, or "(url)".
+func redactedURL(endpoint string) string {
+	u, err := url.Parse(strings.TrimSpace(endpoint))
+	if err != nil || u.Host == "" {
+		return "(url)"
+	}
+	return strings.ToLower(u.Scheme) + "://" + u.Host
+}
+
+// leaks reports whether text holds endpoint or a secret part of it, in
+// any case.
+func leaks(text, endpoint string) bool {
+	lt := strings.ToLower(text)
+	parts := []string{endpoint}
+	if u, err := url.Parse(strings.TrimSpace(endpoint)); err == nil {
+		if u.Path != "" && u.Path != "/" {
+			parts = append(parts, u.Path, u.EscapedPath())
+		}
+		parts = append(parts, u.RawQuery)
+		if u.User != nil {
+			parts = append(parts, u.User.Username())
+			if pw, ok := u.User.Password(); ok {
+				parts = append(parts, pw)
+			}
+		}
+	}
+	for _, p := range parts {
+		if p != "" && strings.Contains(lt, strings.ToLower(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// errWithheld keeps an error for errors.Is and errors.As (a timeout
+// stays one) without its text.
+type errWithheld struct{ err error }
+
+func (e errWithheld) Error() string { return "details withheld" }
+func (e errWithheld) Unwrap() error { return e.err }

@@ -11,10 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/auditledger/auditledger/events/detect"
 )
 
 // The key files of a Keys directory. Each private key is an OpenSSH
@@ -41,6 +44,11 @@ type Keys struct {
 	// Older are user CAs still trusted after a rotation: the public keys
 	// in user_ca.*.pub beside user_ca (RotateUserCA writes them).
 	Older []RetiredCA
+	// OlderHost are host CAs a rotation replaced (host_ca.*.pub, which
+	// RotateHostCA writes): the known_hosts lines the gateway hands out
+	// list them beside the current one during the overlap, for gateways
+	// still presenting a certificate they signed.
+	OlderHost []RetiredCA
 }
 
 // RetiredCA is a user CA a rotation replaced. The certificates it signed
@@ -84,7 +92,22 @@ func OpenKeys(dir string, hostNames []string) (*Keys, error) {
 			return nil, err
 		}
 	}
-	older, _ := filepath.Glob(filepath.Join(dir, UserCAFile+".*.pub"))
+	if k.Older, err = retiredCAs(dir, UserCAFile); err != nil {
+		return nil, err
+	}
+	if k.OlderHost, err = retiredCAs(dir, HostCAFile); err != nil {
+		return nil, err
+	}
+	if k.HostCert, err = issueHostCert(dir, k.HostCA, k.Host.PublicKey(), hostNames); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// retiredCAs reads the retired CAs' public keys NAME.<when>.pub in dir.
+func retiredCAs(dir, name string) ([]RetiredCA, error) {
+	var out []RetiredCA
+	older, _ := filepath.Glob(filepath.Join(dir, name+".*.pub"))
 	slices.Sort(older)
 	for _, f := range older {
 		if strings.HasSuffix(f, nextSuffix+".pub") {
@@ -94,23 +117,34 @@ func OpenKeys(dir string, hostNames []string) (*Keys, error) {
 		if err != nil {
 			return nil, err
 		}
-		when, _ := time.Parse(retiredLayout, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), UserCAFile+"."), ".pub"))
-		k.Older = append(k.Older, RetiredCA{Key: pub, Retired: when})
+		when, err := time.Parse(retiredLayout, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), name+"."), ".pub"))
+		if err != nil {
+			// A retired CA is trusted only for the overlap after its
+			// rotation, which its name dates; one without a date is
+			// refused rather than trusted for ever.
+			return nil, fmt.Errorf("sshproxy: %s: a retired CA's file is named %s.<rotation time %s>.pub: %v", f, name, retiredLayout, err)
+		}
+		out = append(out, RetiredCA{Key: pub, Retired: when})
 	}
+	return out, nil
+}
+
+// issueHostCert signs the gateway's host certificate for hostNames with
+// ca and writes it as host_key-cert.pub.
+func issueHostCert(dir string, ca ssh.Signer, host ssh.PublicKey, hostNames []string) (*ssh.Certificate, error) {
 	now := time.Now()
 	cert := &ssh.Certificate{
-		Key: k.Host.PublicKey(), CertType: ssh.HostCert, KeyId: "auditledger-ssh-gateway",
+		Key: host, CertType: ssh.HostCert, KeyId: "auditledger-ssh-gateway",
 		ValidPrincipals: hostNames, ValidAfter: uint64(now.Add(-5 * time.Minute).Unix()),
 		ValidBefore: uint64(now.Add(hostCertValidity).Unix()), Serial: randSerial(),
 	}
-	if err := cert.SignCert(rand.Reader, k.HostCA); err != nil {
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
 		return nil, fmt.Errorf("sshproxy: host certificate: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, HostKeyFile+"-cert.pub"), ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
 		return nil, err
 	}
-	k.HostCert = cert
-	return k, nil
+	return cert, nil
 }
 
 // HostSigner is the host key presented with its certificate.
@@ -122,7 +156,25 @@ func (k *Keys) HostSigner() (ssh.Signer, error) {
 // needs to trust the gateway at host:port without ever trusting on first
 // use.
 func (k *Keys) KnownHostsLine(patterns []string) string {
-	return "@cert-authority " + strings.Join(patterns, ",") + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k.HostCA.PublicKey())))
+	return knownHostsLine(patterns, k.HostCA.PublicKey())
+}
+
+func knownHostsLine(patterns []string, ca ssh.PublicKey) string {
+	return "@cert-authority " + strings.Join(patterns, ",") + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ca)))
+}
+
+// KnownHostsLines are the @cert-authority lines (one a line, no final
+// newline) a client needs at now: the current host CA's, then those of
+// host CAs retired less than MaxUserCertValidity before now, so the client trusts a gateway that still presents a
+// certificate the previous CA signed.
+func (k *Keys) KnownHostsLines(patterns []string, now time.Time) string {
+	lines := []string{k.KnownHostsLine(patterns)}
+	for _, r := range k.OlderHost {
+		if now.Before(r.Retired.Add(MaxUserCertValidity)) {
+			lines = append(lines, knownHostsLine(patterns, r.Key))
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // isUserAuthority reports whether auth signs the certificates users log
@@ -133,8 +185,23 @@ func (k *Keys) isUserAuthority(auth ssh.PublicKey, now time.Time) bool {
 		return true
 	}
 	return slices.ContainsFunc(k.Older, func(r RetiredCA) bool {
-		return keysEqual(r.Key, auth) && (r.Retired.IsZero() || now.Before(r.Retired.Add(MaxUserCertValidity)))
+		return keysEqual(r.Key, auth) && now.Before(r.Retired.Add(MaxUserCertValidity))
 	})
+}
+
+// userAuthorityUntil is when the retired user CA auth stops being
+// accepted; false when auth is the current CA, one retired without a
+// time, or no user CA at all.
+func (k *Keys) userAuthorityUntil(auth ssh.PublicKey) (time.Time, bool) {
+	if keysEqual(auth, k.UserCA.PublicKey()) {
+		return time.Time{}, false
+	}
+	for _, r := range k.Older {
+		if keysEqual(r.Key, auth) && !r.Retired.IsZero() {
+			return r.Retired.Add(MaxUserCertValidity), true
+		}
+	}
+	return time.Time{}, false
 }
 
 // nextSuffix marks a target CA made ahead of its use (StageTargetCA).
@@ -162,6 +229,51 @@ func RotateUserCA(dir string, now time.Time) (string, error) {
 		return "", err
 	}
 	if _, err := loadOrCreate(cur); err != nil {
+		return "", err
+	}
+	return retired, nil
+}
+
+// RotateHostCA retires the host CA in dir, makes a new one and issues
+// the gateway's host certificate from it again (for the host names the
+// current certificate names): the gateway presents it from its next
+// start. The old private key is removed; its public key stays as
+// host_ca.<when>.pub, and for MaxUserCertValidity the known_hosts lines
+// the gateway hands out (KnownHostsLines) list it beside the new one. It
+// returns that file's path.
+func RotateHostCA(dir string, now time.Time) (string, error) {
+	cur := filepath.Join(dir, HostCAFile)
+	if _, err := readPublic(cur + ".pub"); err != nil {
+		return "", fmt.Errorf("sshproxy: no host CA to rotate in %s: %w", dir, err)
+	}
+	certFile := filepath.Join(dir, HostKeyFile+"-cert.pub")
+	pub, err := readPublic(certFile)
+	if err != nil {
+		return "", fmt.Errorf("sshproxy: the gateway's host certificate (its host names): %w", err)
+	}
+	old, ok := pub.(*ssh.Certificate)
+	if !ok || old.CertType != ssh.HostCert || len(old.ValidPrincipals) == 0 {
+		return "", fmt.Errorf("sshproxy: %s is not a host certificate naming the gateway's hosts", certFile)
+	}
+	host, err := loadOrCreate(filepath.Join(dir, HostKeyFile))
+	if err != nil {
+		return "", err
+	}
+	retired := filepath.Join(dir, HostCAFile+"."+now.UTC().Format(retiredLayout)+".pub")
+	if _, err := os.Stat(retired); err == nil {
+		return "", fmt.Errorf("sshproxy: %s exists: one rotation a second", retired)
+	}
+	if err := os.Rename(cur+".pub", retired); err != nil {
+		return "", err
+	}
+	if err := os.Remove(cur); err != nil {
+		return "", err
+	}
+	ca, err := loadOrCreate(cur)
+	if err != nil {
+		return "", err
+	}
+	if _, err := issueHostCert(dir, ca, host.PublicKey(), old.ValidPrincipals); err != nil {
 		return "", err
 	}
 	return retired, nil
@@ -250,8 +362,20 @@ func readPublic(path string) (ssh.PublicKey, error) {
 	return pub, nil
 }
 
+// randSerial draws a certificate serial: random, not 0 (which a KRL can
+// never revoke), and never a number the detectors take for personal data.
+// Serials are recorded in decimal (access.granted, session.started, a
+// KRL refusal's reason); about one in ten random 19-digit numbers passes
+// the card check, and a serial recorded as [REDACTED:credit_card] could no
+// longer be matched to its certificate or revoked by the log's word, so
+// such a draw is drawn again.
 func randSerial() uint64 {
-	var b [8]byte
-	rand.Read(b[:])
-	return binary.BigEndian.Uint64(b[:]) &^ (1 << 63)
+	for {
+		var b [8]byte
+		rand.Read(b[:])
+		s := binary.BigEndian.Uint64(b[:]) &^ (1 << 63)
+		if s != 0 && len(detect.Spans(strconv.FormatUint(s, 10))) == 0 {
+			return s
+		}
+	}
 }

@@ -4,10 +4,13 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 )
 
 // Rotating the user CA: the new one signs from then on, the old one's
@@ -78,5 +81,53 @@ func TestCastSplitsCharactersWhole(t *testing.T) {
 	}
 	if c.Frames[0].Data != "gr" || c.Frames[0].Data+c.Frames[1].Data != string(text) || c.Frames[1].Time != 2 {
 		t.Errorf("frames %+v", c.Frames)
+	}
+}
+
+// Serials are recorded in decimal; a draw the detectors would take for a
+// card number (about one random 19-digit number in ten) would be sealed
+// as a placeholder and the certificate could no longer be found by it.
+func TestSerialsAreNeverDetectorMatches(t *testing.T) {
+	for range 5000 {
+		s := randSerial()
+		if s == 0 {
+			t.Fatal("serial 0 drawn: a KRL can never revoke it")
+		}
+		if sp := detect.Spans(strconv.FormatUint(s, 10)); len(sp) > 0 {
+			t.Fatalf("serial %d drawn, which the %s detector matches", s, sp[0].Detector)
+		}
+	}
+}
+
+// A retired CA is trusted only for the overlap its file name dates; a
+// file named without that date stops the gateway instead of being
+// trusted without an end.
+func TestUndatedRetiredCARefused(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := OpenKeys(dir, []string{"localhost"}); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := os.ReadFile(filepath.Join(dir, UserCAFile+".pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, UserCAFile+".old.pub"), pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenKeys(dir, []string{"localhost"})
+	if err == nil || !strings.Contains(err.Error(), "user_ca.old.pub") {
+		t.Fatalf("OpenKeys with an undated retired CA: %v, want an error naming the file", err)
+	}
+}
+
+// A configured KRL path with no file refuses (as OpenSSH's RevokedKeys
+// does); the default path with no file revokes nothing.
+func TestConfiguredKRLMissingFailsClosed(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "revoked_keys")
+	if k, err := (&krlFile{path: missing, required: true}).get(); err == nil || k != nil {
+		t.Fatalf("configured KRL missing: %v, %v; want an error", k, err)
+	}
+	if k, err := (&krlFile{path: missing}).get(); err != nil || k != nil {
+		t.Fatalf("default KRL missing: %v, %v; want nothing revoked", k, err)
 	}
 }

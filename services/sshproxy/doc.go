@@ -26,7 +26,9 @@
 // user certificate's expiry are measured by Config.Clock; a connection
 // they end tells the client why on each session's stderr. User
 // certificates are checked against an OpenSSH KRL (krl.go), read again
-// when its file changes. The user CA rotates with an overlap
-// (RotateUserCA), the target CA in two steps (StageTargetCA,
-// ActivateTargetCA).
+// when its file changes; a new version closes the open connections it
+// revokes. The user CA rotates with an overlap (RotateUserCA), after
+// which its connections close; the host CA too (RotateHostCA: the
+// known_hosts lines handed out list both CAs during the overlap); the
+// target CA in two steps (StageTargetCA, ActivateTargetCA).
 package sshproxy

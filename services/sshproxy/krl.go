@@ -378,6 +378,11 @@ func (k *KRL) Revoked(key ssh.PublicKey) string {
 // takes effect at the next login, without a restart.
 type krlFile struct {
 	path string
+	// required: the path was configured, so a missing file refuses every
+	// login (as OpenSSH's RevokedKeys does) instead of revoking nothing —
+	// a mistyped path or a mount that did not come up must not switch
+	// revocation off.
+	required bool
 
 	mu   sync.Mutex
 	seen fs.FileInfo // when the file was last read; nil: absent
@@ -389,7 +394,7 @@ type krlFile struct {
 // file (nothing revoked), an error when it cannot be read or parsed.
 func (f *krlFile) get() (*KRL, error) {
 	st, err := os.Stat(f.path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) && !f.required {
 		f.mu.Lock()
 		f.seen, f.krl, f.err = nil, nil, nil
 		f.mu.Unlock()

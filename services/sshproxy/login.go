@@ -53,7 +53,9 @@ type CertResponse struct {
 	Principals  []string  `json:"principals"`
 	Serial      uint64    `json:"serial"`
 	ValidBefore time.Time `json:"valid_before"`
-	// KnownHosts is the @cert-authority line for the gateway's host CA.
+	// KnownHosts are the @cert-authority lines for the gateway's host CA,
+	// one a line: during a host CA rotation's overlap, the new CA's and
+	// the retired one's.
 	KnownHosts string `json:"known_hosts"`
 	// SSHAddr is the gateway's SSH address as configured (host:port).
 	SSHAddr string `json:"ssh_addr"`

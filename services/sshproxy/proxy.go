@@ -17,6 +17,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
@@ -77,6 +78,12 @@ type Config struct {
 	// Approvals decides held commands; nil refuses a policy with approve
 	// rules.
 	Approvals *approvals.Broker
+	// Access, if set, admits a session program on a target its rules name
+	// only inside a live access grant, and kills it (closing the channel
+	// and the target's session) when the grant ends or is revoked.
+	Access *access.Watcher
+	// AccessTick: gateway.Config.AccessTick (zero: 100 ms).
+	AccessTick time.Duration
 	// PII holds the personal-data keys (gateway.Config.Keys); nil: no
 	// keyed digests.
 	PII *piikeys.Store
@@ -94,9 +101,14 @@ type Config struct {
 	Logger *slog.Logger
 	// RevokedKeys is the OpenSSH KRL of revoked user certificates and
 	// keys, read again whenever it changes; empty means KRLFile in the
-	// keys directory. No file: nothing is revoked. A file that cannot be
-	// read or parsed refuses every login.
+	// keys directory. No file there: nothing is revoked; a configured path
+	// with no file, or a file that cannot be read or parsed, refuses every
+	// login. Open connections whose user
+	// certificate (or its CA) a new version revokes are closed.
 	RevokedKeys string
+	// RevokedKeysPoll is how often the KRL file is checked for a change
+	// that closes open connections; zero means one second.
+	RevokedKeysPoll time.Duration
 	// Clock measures the limits (max_duration, idle_timeout) and the
 	// validity of user certificates; nil means the system clock.
 	Clock Clock
@@ -116,7 +128,8 @@ type Proxy struct {
 
 	mu     sync.Mutex
 	conns  map[*ssh.ServerConn]struct{}
-	active map[string]int // open connections per user (issuer and subject)
+	live   map[*conn]struct{} // authenticated connections, checked again when the KRL changes
+	active map[string]int     // open connections per user (issuer and subject)
 	wg     sync.WaitGroup
 }
 
@@ -137,6 +150,10 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = systemClock{}
 	}
+	if cfg.RevokedKeysPoll <= 0 {
+		cfg.RevokedKeysPoll = time.Second
+	}
+	krlRequired := cfg.RevokedKeys != ""
 	if cfg.RevokedKeys == "" {
 		cfg.RevokedKeys = filepath.Join(cfg.Keys.Dir, KRLFile)
 	}
@@ -147,7 +164,7 @@ func New(cfg Config) (*Proxy, error) {
 	if len(pol.Approve) > 0 && cfg.Approvals == nil {
 		return nil, fmt.Errorf("%w: the policy has approve rules, and no approvals broker is configured", ErrConfig)
 	}
-	p := &Proxy{cfg: cfg, keys: cfg.Keys, pol: pol, targets: map[string]*Target{}, log: cfg.Logger, clock: cfg.Clock, krl: &krlFile{path: cfg.RevokedKeys}, conns: map[*ssh.ServerConn]struct{}{}, active: map[string]int{}}
+	p := &Proxy{cfg: cfg, keys: cfg.Keys, pol: pol, targets: map[string]*Target{}, log: cfg.Logger, clock: cfg.Clock, krl: &krlFile{path: cfg.RevokedKeys, required: krlRequired}, conns: map[*ssh.ServerConn]struct{}{}, live: map[*conn]struct{}{}, active: map[string]int{}}
 	for i := range cfg.Targets {
 		t := cfg.Targets[i]
 		if t.Name == "" || t.Addr == "" || strings.Contains(t.Name, "+") {
@@ -169,7 +186,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.targets[t.Name] = &t
 	}
 	gcfg := gateway.Config{Name: "sshgw", Kind: "ssh-proxy", Instance: cfg.Instance, Tenant: cfg.Tenant, Emitter: cfg.Emitter,
-		FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Keys: cfg.PII, StateDir: cfg.StateDir, Metrics: cfg.Metrics, Logger: cfg.Logger}
+		FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Access: cfg.Access, AccessTick: cfg.AccessTick, Keys: cfg.PII, StateDir: cfg.StateDir, Metrics: cfg.Metrics, Logger: cfg.Logger}
 	if cfg.Policy != nil {
 		gcfg.Policy = cfg.Policy.Info()
 	}
@@ -187,7 +204,8 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// knownHosts is the @cert-authority line for the gateway's address.
+// knownHosts are the @cert-authority lines for the gateway's address:
+// the host CA's, and during a rotation's overlap the retired one's.
 func (p *Proxy) knownHosts() string {
 	pats := []string{"*"}
 	if host, port, err := net.SplitHostPort(p.cfg.Addr); err == nil {
@@ -201,7 +219,7 @@ func (p *Proxy) knownHosts() string {
 		}
 		_ = host
 	}
-	return p.keys.KnownHostsLine(pats)
+	return p.keys.KnownHostsLines(pats, p.clock.Now())
 }
 
 // Close releases the state directory.
@@ -225,6 +243,10 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		p.mu.Unlock()
 	})
 	defer stop()
+	watching := make(chan struct{})
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	go func() { defer close(watching); p.watchKRL(watchCtx) }()
+	defer func() { stopWatch(); <-watching }()
 	var err error
 	for {
 		var c net.Conn
@@ -390,6 +412,22 @@ func (p *Proxy) serveConn(ctx context.Context, nc net.Conn) {
 	login, tname, _ := userName(sc.User())
 	c := &conn{p: p, sc: sc, id: identityOf(cert), cert: cert, login: login, target: p.targets[tname], open: map[ssh.Channel]struct{}{}}
 	c.touch()
+	// Watched for revocation from now on; a KRL that changed since the
+	// login was checked (before the watcher knew this connection) is
+	// checked here.
+	p.mu.Lock()
+	p.live[c] = struct{}{}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.live, c)
+		p.mu.Unlock()
+	}()
+	if krl, err := p.krl.get(); err == nil && krl != nil {
+		if why := revokedReason(krl, cert); why != "" {
+			go c.closeWith(why)
+		}
+	}
 	lim := p.pol.For(c.id.Subject, c.id.Groups, c.target.Name).limits
 	who := c.id.Issuer + "\x00" + c.id.Subject
 	p.mu.Lock()
@@ -416,6 +454,10 @@ func (p *Proxy) serveConn(ctx context.Context, nc net.Conn) {
 	if cert.ValidBefore != ssh.CertTimeInfinity {
 		expiry := time.Unix(int64(min(cert.ValidBefore, uint64(1<<62))), 0).Sub(p.clock.Now())
 		defer p.clock.AfterFunc(expiry, func() { c.closeWith("certificate expired") })()
+	}
+	// A certificate from a retired user CA ends with the CA's overlap.
+	if until, ok := p.keys.userAuthorityUntil(cert.SignatureKey); ok {
+		defer p.clock.AfterFunc(until.Sub(p.clock.Now()), func() { c.closeWith(ReasonCARetired) })()
 	}
 	if lim.maxDuration > 0 {
 		defer p.clock.AfterFunc(lim.maxDuration, func() {
@@ -455,6 +497,60 @@ func (p *Proxy) serveConn(ctx context.Context, nc net.Conn) {
 		c.tc.Close()
 	}
 	<-ended
+}
+
+// ReasonCARetired is why a connection whose user certificate a retired
+// user CA signed is closed when the rotation's overlap ends.
+const ReasonCARetired = "the user certificate's CA was retired and its overlap has ended"
+
+// ReasonRevokedPrefix begins the reason a connection is closed for when
+// the KRL revokes its user certificate or its CA: what revoked it and the
+// KRL's version follow.
+const ReasonRevokedPrefix = "user certificate revoked: "
+
+func revokedReason(krl *KRL, cert *ssh.Certificate) string {
+	why := krl.Revoked(cert)
+	if why == "" {
+		return ""
+	}
+	return ReasonRevokedPrefix + why + " (KRL version " + strconv.FormatUint(krl.Version, 10) + ")"
+}
+
+// watchKRL checks the KRL file every RevokedKeysPoll until ctx ends; when
+// a new version is read, every open connection it revokes is closed, its
+// client told why. A KRL that cannot be read refuses new logins (at
+// checkUser) and closes nothing: open connections are checked again once
+// it reads.
+func (p *Proxy) watchKRL(ctx context.Context) {
+	t := time.NewTicker(p.cfg.RevokedKeysPoll)
+	defer t.Stop()
+	var last *KRL
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		krl, err := p.krl.get()
+		if err != nil || krl == nil || krl == last {
+			continue
+		}
+		last = krl
+		var revoked []*conn
+		reasons := map[*conn]string{}
+		p.mu.Lock()
+		for c := range p.live {
+			if why := revokedReason(krl, c.cert); why != "" {
+				revoked = append(revoked, c)
+				reasons[c] = why
+			}
+		}
+		p.mu.Unlock()
+		p.log.Info("revocation list read", "path", p.cfg.RevokedKeys, "version", krl.Version, "connections_closed", len(revoked))
+		for _, c := range revoked {
+			go c.closeWith(reasons[c])
+		}
+	}
 }
 
 // hangUpGrace is how long the programs of a client that went away have
@@ -625,7 +721,14 @@ func (c *conn) directTCPIP(ctx context.Context, nch ssh.NewChannel) {
 	}
 	s := c.p.g.Session(c.events())
 	s.Authenticated(c.id)
+	release, err := s.Admit(ctx, func(string) { cch.Close(); tch.Close() })
+	if err != nil {
+		cch.Close()
+		tch.Close()
+		return
+	}
 	if err := s.Start(ctx, map[string]any{"request": "direct-tcpip", "to": to, "login": c.login, "client_addr": c.sc.RemoteAddr().String()}); err != nil {
+		release()
 		cch.Close()
 		tch.Close()
 		return
@@ -639,5 +742,9 @@ func (c *conn) directTCPIP(ctx context.Context, nch ssh.NewChannel) {
 	wg.Wait()
 	cch.Close()
 	tch.Close()
-	s.End(ctx, map[string]any{"bytes_in": in, "bytes_out": out})
+	end := map[string]any{"bytes_in": in, "bytes_out": out}
+	if r := c.closeReason(); r != "" {
+		end["reason"] = r
+	}
+	s.End(ctx, end)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/access/accesstest"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/sshproxy"
@@ -44,6 +45,7 @@ type fixture struct {
 	pii     *piikeys.Store
 	broker  *approvals.Broker
 	marker  string // a file denied commands would create
+	access  *accesstest.Rig
 }
 
 type options struct {
@@ -54,6 +56,9 @@ type options struct {
 	keysDir    string // a keys directory prepared by the test
 	// targetTrusts: the target's TrustedUserCAKeys; nil: the target CA
 	targetTrusts []byte
+	// access, if set, is the access rules the gateway enforces, with a
+	// broker and a watcher on the test's clock (fixture.access).
+	access string
 }
 
 func start(t *testing.T, o options) *fixture {
@@ -130,6 +135,10 @@ func start(t *testing.T, o options) *fixture {
 		Targets: []sshproxy.Target{{Name: "web", Addr: addr, HostKeys: pinned}}}
 	if o.clock != nil {
 		cfg.Clock = o.clock
+	}
+	if o.access != "" {
+		f.access = accesstest.Start(t, f.js, em, o.access, time.Minute)
+		cfg.Access, cfg.AccessTick = f.access.Watcher, 20*time.Millisecond
 	}
 	f.proxy, err = sshproxy.New(cfg)
 	if err != nil {
@@ -273,9 +282,14 @@ func stream(t *testing.T, evs []natstest.Stored, name string) string {
 		return int(a.Payload["offset"].(float64) - b.Payload["offset"].(float64))
 	})
 	var b strings.Builder
+	at := 0 // the stream's bytes as they passed
 	for _, c := range chunks {
-		if int(c.Payload["offset"].(float64)) != b.Len() {
-			t.Fatalf("stream %s: a chunk at %v after %d bytes", name, c.Payload["offset"], b.Len())
+		if int(c.Payload["offset"].(float64)) != at {
+			t.Fatalf("stream %s: a chunk at %v after %d bytes", name, c.Payload["offset"], at)
+		}
+		at += int(c.Payload["bytes"].(float64))
+		if c.Payload["binary"] == true {
+			continue // recorded as its keyed digest only
 		}
 		raw, err := base64.StdEncoding.DecodeString(c.Payload["data"].(string))
 		if err != nil {

@@ -167,7 +167,13 @@ func (ch *channel) fromTarget(reqs <-chan *ssh.Request, done chan<- struct{}) {
 				ch.exitSignal.Store(sig.Signal)
 			}
 		}
-		ok, _ := ch.cch.SendRequest(r.Type, r.WantReply, r.Payload)
+		ok, err := ch.cch.SendRequest(r.Type, r.WantReply, r.Payload)
+		if err != nil && (r.Type == "exit-status" || r.Type == "exit-signal") {
+			// The client's channel is closed under the program: its
+			// connection went away. The request loop notices too, but
+			// may run after the relay has read clientLeft.
+			ch.clientLeft.Store(true)
+		}
 		if r.WantReply {
 			r.Reply(ok, nil)
 		}
@@ -250,7 +256,24 @@ func (ch *channel) program(ctx context.Context, r *ssh.Request) bool {
 		subsystem = e.Name
 		start["subsystem"] = subsystem
 	}
+	// A target an access rule names: only inside a live grant; when it
+	// ends the program is killed, and the channel and the session on the
+	// target closed (a process without a terminal does not survive).
+	release, err := s.Admit(ctx, func(reason string) {
+		fmt.Fprintf(ch.cch.Stderr(), "auditledger: session ended: %s\r\n", reason)
+		ch.tch.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{"KILL"}))
+		ch.tch.Close()
+		ch.cch.Close()
+	})
+	if err != nil {
+		r.Reply(true, nil) // the program "ran" and failed, so the client prints why
+		fmt.Fprintf(ch.cch.Stderr(), "auditledger: refused: %s\r\n", err)
+		ch.cch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{126}))
+		ch.cch.CloseWrite()
+		return false
+	}
 	if err := s.Start(ctx, start); err != nil {
+		release()
 		r.Reply(false, nil)
 		c.p.log.Error("session refused: session.started not recorded", "session_id", s.ID(), "err", err)
 		return false
@@ -283,8 +306,15 @@ func (ch *channel) program(ctx context.Context, r *ssh.Request) bool {
 		if r.Type == "shell" {
 			statement, kind = "(interactive shell)", "shell"
 		}
+		// The command runs as typed; it is recorded with each word
+		// judged as the shell resolves it (shellscrub.go).
+		var found []gateway.Finding
+		if r.Type != "shell" {
+			statement, found = scrubCommand(command)
+		}
 		vd := v.judge(command, r.Type == "shell")
 		payload = map[string]any{"protocol": "ssh", "kind": kind, "statement": statement}
+		gateway.AddRedactions(payload, gateway.Found("/statement", found)...)
 		if names := callNames(vd.calls); len(names) > 0 {
 			payload["programs"] = names
 		}
@@ -297,6 +327,7 @@ func (ch *channel) program(ctx context.Context, r *ssh.Request) bool {
 		}
 		if vd.rule != nil {
 			ok, why, err := s.Hold(ctx, gateway.Hold{Rule: vd.rule.ID, Reason: vd.rule.Reason, Timeout: vd.rule.Timeout, Statement: statement,
+				Redacted: gateway.Found("/statement", found),
 				Notify: func(a *approvals.Request) error {
 					_, err := fmt.Fprintf(ch.cch.Stderr(), "auditledger: held for approval %s (rule %s): %s\r\n", a.ID, vd.rule.ID, vd.rule.Reason)
 					return err
@@ -398,8 +429,8 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 	output.Wait()
 	// The target's side ended without the program exiting because the
 	// client went away (and the gateway closed the target's connection).
-	vanished := ch.clientLeft.Load()
 	<-ch.targetDone // exit-status and exit-signal forwarded
+	vanished := ch.clientLeft.Load()
 	ch.cch.CloseWrite()
 	ch.cch.Close()
 	input.Wait()

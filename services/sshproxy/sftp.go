@@ -87,8 +87,16 @@ func (f *sftpFS) judge(op, path string, payload map[string]any) error {
 	f.ch.c.touch()
 	name := "sftp-" + op
 	c := call{name: name, args: []string{path}, text: name + " " + path}
-	payload["protocol"], payload["kind"], payload["operation"], payload["path"] = "sftp", name, op, path
-	payload["statement"] = c.text
+	recPath, found := scrubPath(path)
+	payload["protocol"], payload["kind"], payload["operation"], payload["path"] = "sftp", name, op, recPath
+	payload["statement"] = name + " " + recPath
+	gateway.AddRedactions(payload, gateway.Found("/path", found)...)
+	gateway.AddRedactions(payload, gateway.Found("/statement", found)...)
+	if to, ok := payload["to"].(string); ok {
+		recTo, found := scrubPath(to)
+		payload["to"] = recTo
+		gateway.AddRedactions(payload, gateway.Found("/to", found)...)
+	}
 	f.ops.Add(1)
 	blocked := func(rule, reason string) error {
 		payload["reason"] = reason
@@ -108,8 +116,9 @@ func (f *sftpFS) judge(op, path string, payload map[string]any) error {
 		if !r.matches(c) {
 			continue
 		}
-		ok, why, err := s.Hold(f.ctx, gateway.Hold{Rule: r.ID, Reason: r.Reason, Timeout: r.Timeout, Statement: c.text,
-			Notify: func(*approvals.Request) error { return nil }})
+		ok, why, err := s.Hold(f.ctx, gateway.Hold{Rule: r.ID, Reason: r.Reason, Timeout: r.Timeout, Statement: name + " " + recPath,
+			Redacted: gateway.Found("/statement", found),
+			Notify:   func(*approvals.Request) error { return nil }})
 		if err != nil {
 			return blocked(r.ID, "not held for approval: "+err.Error())
 		}
@@ -245,8 +254,12 @@ func (f *sftpFS) denied(op, path string) error {
 	for i := range f.v.deny {
 		if f.v.deny[i].matches(c) {
 			f.ops.Add(1)
-			f.ch.s.RecordOrLog(f.ctx, events.CommandBlocked, map[string]any{"protocol": "sftp", "kind": name, "operation": op, "path": path,
-				"statement": c.text, "rule": f.v.deny[i].ID, "reason": f.v.deny[i].Reason})
+			recPath, found := scrubPath(path)
+			payload := map[string]any{"protocol": "sftp", "kind": name, "operation": op, "path": recPath,
+				"statement": name + " " + recPath, "rule": f.v.deny[i].ID, "reason": f.v.deny[i].Reason}
+			gateway.AddRedactions(payload, gateway.Found("/path", found)...)
+			gateway.AddRedactions(payload, gateway.Found("/statement", found)...)
+			f.ch.s.RecordOrLog(f.ctx, events.CommandBlocked, payload)
 			return fmt.Errorf("auditledger: refused: %s: %w", f.v.deny[i].Reason, sftp.ErrSSHFxPermissionDenied)
 		}
 	}

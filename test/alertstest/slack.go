@@ -39,7 +39,7 @@ func NewSlack() *Slack { return &Slack{got: map[string]int{}, times: map[string]
 func (s *Slack) Down(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
 
 // alertID finds the alert id the alerter writes in its context block.
-var alertID = regexp.MustCompile(`auditledger (alert/[a-z0-9_-]+/[0-9]+)`)
+var alertID = regexp.MustCompile("auditledger `?(alert/[a-z0-9_-]+/[0-9]+)")
 
 // Message is what the receiver reads.
 type Message struct {

@@ -60,6 +60,9 @@ type Sections struct {
 	Mask    []yaml.Node `yaml:"mask"`
 	Deny    []yaml.Node `yaml:"deny"`
 	Approve []yaml.Node `yaml:"approve"`
+	// Access holds the just-in-time access rules (services/access reads
+	// them; every gateway and the API share one reading).
+	Access []yaml.Node `yaml:"access"`
 }
 
 // Ver returns the version.

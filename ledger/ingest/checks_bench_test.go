@@ -1,0 +1,53 @@
+package ingest
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/ledger/bus"
+)
+
+// batchMsg is a batch message as the writer reads it from AUDIT_EVENTS:
+// its subject and bytes (checkMsg reads nothing else of a batch).
+type batchMsg struct {
+	jetstream.Msg
+	subject string
+	data    []byte
+}
+
+func (m batchMsg) Subject() string { return m.subject }
+func (m batchMsg) Data() []byte    { return m.data }
+
+// BenchmarkWriterChecks measures the writer's checks of one batch
+// message of 100 events of about 512 bytes, as bench ingest makes them
+// (an actor with a sealed e-mail, a statement): splitting the batch,
+// events.Parse, the subject's and every event's detector judgement
+// (detect.CheckEvent) and the id keys the index is looked up by; per
+// event, divide by 100. Nothing of NATS, the index or the seal.
+func BenchmarkWriterChecks(b *testing.B) {
+	const n = 100
+	var body []byte
+	at := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	for i := range n {
+		sum := sha256.Sum256([]byte{byte(i % 97)})
+		s := fmt.Sprintf(`{"version":1,"id":"bench-%012d","type":"command.executed","time":"%s","tenant":"bench","source":{"kind":"postgres-proxy","instance":"bench-1","version":"0"},"actor":{"issuer":"https://idp.example","subject":"user-%d","email":"pii1.%x.%s","groups":["dba"],"kind":"human"},"session_id":"s-%d","session_seq":%d,"target":{"kind":"postgres","name":"orders","database":"orders"},"payload":{"statement":"SELECT * FROM orders WHERE id = $1","pad":"`,
+			i, at.Add(time.Duration(i)*time.Microsecond).Format(time.RFC3339Nano), i%97, sum[:16], strings.Repeat("q8Zt-", 8), i/100, i%100+1)
+		body = bus.AppendBatch(body, []byte(s+strings.Repeat("x", max(0, 512-len(s)-4))+`"}}`))
+	}
+	m := batchMsg{subject: bus.BatchSubject("bench-1"), data: body}
+	in := &Ingester{}
+	for _, c := range in.checkMsg(m) {
+		if c.err != nil || c.key == nil {
+			b.Fatalf("event %d: %v", c.part, c.err)
+		}
+	}
+	for b.Loop() {
+		in.checkMsg(m)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
+}

@@ -1,0 +1,117 @@
+package gateway_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/gateway"
+)
+
+// recorded returns the bytes recorded of a stream's chunks, joined, and
+// each chunk's payload.
+func recorded(t *testing.T, b *testBus, n int) ([]byte, []map[string]any) {
+	t.Helper()
+	var joined []byte
+	var ps []map[string]any
+	for _, c := range outputs(b.stored(t, n)) {
+		d, _ := c.Payload["data"].(string)
+		raw, err := base64.StdEncoding.DecodeString(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		joined = append(joined, raw...)
+		ps = append(ps, c.Payload)
+	}
+	return joined, ps
+}
+
+// digitsOnly keeps the decimal digits of b, for a search that ignores
+// whatever separates them.
+func digitsOnly(b []byte) string {
+	var s strings.Builder
+	for _, c := range b {
+		if c >= '0' && c <= '9' {
+			s.WriteByte(c)
+		}
+	}
+	return s.String()
+}
+
+// Values a terminal shows whole are judged as it renders them: escape
+// sequences and erased characters between their characters (grep
+// --color, a typo fixed with DEL or backspace, cursor moves, NUL, UTF-16)
+// hide nothing, and the whole raw span is replaced.
+func TestStreamJudgesRenderedText(t *testing.T) {
+	cases := map[string]string{
+		"grep color":    "4111\x1b[01;31m\x1b[K \x1b[m\x1b[K1111 1111 1111\n",
+		"DEL edit":      "4111 11119\x7f 1111 1111\n",
+		"backspace":     "4111 1111 19\b \b111 1111\n",
+		"cursor moves":  "4111 1111\x1b[D\x1b[C 1111\x1b[K 1111\n",
+		"NUL":           "4111\x001111\x001111\x001111\n",
+		"OSC title":     "\x1b]0;4111 1111 1111 1111\x07$ \n",
+		"UTF-16LE":      "4\x001\x001\x001\x001\x001\x001\x001\x001\x001\x001\x001\x001\x001\x001\x001\x00",
+		"email colored": "jane\x1b[01;31m@\x1b[mexample.com\n",
+	}
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			b := startBus(t, true)
+			g := newGateway(t, b.em, nil)
+			s := g.Session(events.Target{Kind: "ssh"})
+			st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+			st.Write([]byte(in))
+			st.Close()
+			got, ps := recorded(t, b, 1)
+			if strings.Contains(digitsOnly(got), "4111111111111111") || bytes.Contains(got, []byte("jane")) || bytes.Contains(got, []byte("example")) {
+				t.Fatalf("recorded %q", got)
+			}
+			if ps[0]["redacted"] == nil {
+				t.Fatalf("nothing listed as redacted: %v", ps[0])
+			}
+		})
+	}
+}
+
+// A value split between two writes, however long apart, and whatever
+// separates its groups, is judged whole: the tail of the text is held
+// back, not released by the timer.
+func TestStreamHoldsSplitValue(t *testing.T) {
+	for _, sep := range []string{" ", "/", "-", ""} {
+		b := startBus(t, true)
+		g := newGateway(t, b.em, nil)
+		s := g.Session(events.Target{Kind: "ssh"})
+		st := s.Stream("stdin", gateway.StreamConfig{FlushAfter: time.Hour})
+		st.Write([]byte("echo 4111" + sep + "1111" + sep))
+		st.Flush()
+		st.Flush() // a pause of any length: flushes with nothing new
+		st.Write([]byte("1111" + sep + "1111 done\n"))
+		st.Close()
+		got, _ := recorded(t, b, 1)
+		if strings.Contains(digitsOnly(got), "4111111111111111") {
+			t.Fatalf("separator %q: recorded %q", sep, got)
+		}
+	}
+}
+
+// Bytes that are not text the detectors read (compressed, binary) are
+// recorded as their keyed digest and size, never as bytes.
+func TestStreamBinaryDigestOnly(t *testing.T) {
+	b := startBus(t, true)
+	g := newGateway(t, b.em, nil)
+	s := g.Session(events.Target{Kind: "ssh"})
+	st := s.Stream("stdin", gateway.StreamConfig{FlushAfter: time.Hour})
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write([]byte("id,card,email\n1,4111 1111 1111 1111,jane@example.com\n"))
+	zw.Close()
+	st.Write(z.Bytes())
+	st.Close()
+	got, ps := recorded(t, b, 1)
+	if len(got) != 0 || ps[0]["binary"] != true || ps[0]["bytes"] != float64(z.Len()) {
+		t.Fatalf("binary chunk recorded as %v", ps[0])
+	}
+}

@@ -1,0 +1,482 @@
+package sshproxy
+
+import (
+	"bytes"
+	"encoding/base64"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"mvdan.cc/sh/v3/expand"
+	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/auditledger/auditledger/events/detect"
+	"github.com/auditledger/auditledger/services/gateway"
+)
+
+// Unjudged is the detector named in place of a shell word whose value
+// cannot be known from the text (a variable, a command's output) and
+// that stands next to digits or an @: what the word expands to may
+// complete a value the rest of the word holds, so it is not recorded.
+const Unjudged = "unjudged"
+
+// maxBraceWords bounds the words one brace expansion is judged as; a
+// word expanding to more is judged unresolved.
+const maxBraceWords = 256
+
+// maxScriptDepth bounds how deep a script inside a word (sh -c '…') is
+// judged in turn.
+const maxScriptDepth = 4
+
+// flagged is a word of the command line to replace: its source span.
+type flagged struct {
+	lo, hi   int
+	detector string
+	value    string
+}
+
+// scrubCommand returns a command line as it is recorded: each shell word
+// whose value as bash resolves it — quotes removed, backslashes applied,
+// $'…' decoded, braces expanded, and read again with printf's and echo
+// -e's escapes decoded — holds what a detector finds, or whose value
+// joined with its neighbours' (the arguments of one command, joined as
+// echo and printf %s join them) does, is replaced whole, over its source
+// text, by the detector's placeholder; a word that cannot be resolved
+// statically next to digits or an @ is replaced as Unjudged. A line that
+// does not parse is judged with its quotes and backslashes removed. What
+// was replaced is returned for the record's "redacted" member (path
+// "/statement").
+func scrubCommand(line string) (string, []gateway.Finding) {
+	fl := judgeScript(line, 0)
+	if fl == nil {
+		return line, nil
+	}
+	slices.SortFunc(fl, func(a, b flagged) int { return a.lo - b.lo })
+	var out strings.Builder
+	var found []gateway.Finding
+	last := 0
+	for _, f := range fl {
+		if f.lo < last || len(found) > 0 && strings.TrimSpace(line[last:f.lo]) == "" && found[len(found)-1] == (gateway.Finding{Detector: f.detector, Value: f.value}) {
+			// inside or overlapping one replaced already, or the next
+			// word of the same value: one placeholder
+			last = max(last, f.hi)
+			continue
+		}
+		out.WriteString(line[last:f.lo])
+		out.WriteString(detect.Placeholder(f.detector))
+		found = append(found, gateway.Finding{Detector: f.detector, Value: f.value})
+		last = f.hi
+	}
+	out.WriteString(line[last:])
+	return out.String(), found
+}
+
+// scrubPath returns a path (an SFTP request's) as it is recorded: judged
+// as written and with quotes and backslashes removed, the form a shell
+// reads when the name is typed (jane\@example.com).
+func scrubPath(p string) (string, []gateway.Finding) {
+	fl := judgeStripped(p)
+	if fl == nil {
+		return p, nil
+	}
+	var out strings.Builder
+	var found []gateway.Finding
+	last := 0
+	for _, f := range fl {
+		out.WriteString(p[last:f.lo])
+		out.WriteString(detect.Placeholder(f.detector))
+		found = append(found, gateway.Finding{Detector: f.detector, Value: f.value})
+		last = f.hi
+	}
+	out.WriteString(p[last:])
+	return out.String(), found
+}
+
+// judgeStripped judges text read with every quote and backslash
+// removed, as offsets into text.
+func judgeStripped(text string) []flagged {
+	if !strings.ContainsAny(text, `'"\`) {
+		return nil
+	}
+	var b []byte
+	var at []int
+	for i := 0; i < len(text); i++ {
+		if c := text[i]; c != '\'' && c != '"' && c != '\\' {
+			b = append(b, c)
+			at = append(at, i)
+		}
+	}
+	var out []flagged
+	for _, sp := range detect.Spans(string(b)) {
+		out = append(out, flagged{lo: at[sp.Lo], hi: at[sp.Hi-1] + 1, detector: sp.Detector, value: sp.Value})
+	}
+	return out
+}
+
+// judgeScript returns the words of script to replace.
+func judgeScript(script string, depth int) []flagged {
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(script), "")
+	if err != nil {
+		return judgeStripped(script)
+	}
+	var out []flagged
+	flag := func(w *syntax.Word, detector, value string) {
+		out = append(out, flagged{lo: int(w.Pos().Offset()), hi: int(w.End().Offset()), detector: detector, value: value})
+	}
+	syntax.Walk(f, func(n syntax.Node) bool {
+		switch n := n.(type) {
+		case *syntax.Word:
+			lo, hi := int(n.Pos().Offset()), int(n.End().Offset())
+			vals, ok := wordValues(n)
+			if !ok {
+				if unjudgedNext(n) {
+					flag(n, Unjudged, script[lo:hi])
+				}
+				return true
+			}
+			for _, v := range vals {
+				if d, val := judgeValue(v, depth); d != "" {
+					flag(n, d, val)
+					break
+				}
+			}
+		case *syntax.CallExpr:
+			judgeJoins(n, flag)
+		}
+		return true
+	})
+	return out
+}
+
+// judgeValue judges one resolved value: as it is, with printf's escapes
+// decoded, and, when it may be a script (sh -c '…'), as one.
+func judgeValue(v string, depth int) (detector, value string) {
+	if sp := detect.Spans(v); len(sp) > 0 {
+		return sp[0].Detector, sp[0].Value
+	}
+	if strings.Contains(v, `\`) {
+		if sp := detect.Spans(printfUnescape(v)); len(sp) > 0 {
+			return sp[0].Detector, sp[0].Value
+		}
+	}
+	if t, ok := base64UTF16(v); ok {
+		if sp := detect.Spans(t); len(sp) > 0 {
+			return sp[0].Detector, sp[0].Value
+		}
+	}
+	if depth < maxScriptDepth && strings.ContainsAny(v, `'"\{$`) {
+		if fl := judgeScript(v, depth+1); len(fl) > 0 {
+			return fl[0].detector, fl[0].value
+		}
+	}
+	return "", ""
+}
+
+// judgeJoins judges the arguments of a command joined, without and with
+// a space between them (printf %s, echo): a value split over arguments
+// is replaced in each of them. A run is broken by a word that cannot be
+// resolved.
+func judgeJoins(ce *syntax.CallExpr, flag func(*syntax.Word, string, string)) {
+	if len(ce.Args) < 3 {
+		return // the program's name is not joined with its arguments
+	}
+	var run []*syntax.Word
+	var vals []string
+	var self []bool // the word holds a value by itself
+	judge := func() {
+		if len(run) >= 2 {
+			for _, sep := range []string{"", " "} {
+				var b strings.Builder
+				starts := make([]int, len(run)+1)
+				for i, v := range vals {
+					if i > 0 {
+						b.WriteString(sep)
+					}
+					starts[i] = b.Len()
+					b.WriteString(v)
+				}
+				starts[len(run)] = b.Len() + 1
+				joined := b.String()
+				spans := detect.Spans(joined)
+				if strings.Contains(joined, `\`) {
+					// escapes decoded: offsets no longer line up, so
+					// a value found flags every word of the run
+					if d := detect.Spans(printfUnescape(joined)); len(d) > 0 {
+						for _, w := range run {
+							flag(w, d[0].Detector, d[0].Value)
+						}
+					}
+				}
+				for _, sp := range spans {
+					var in []int // the words the value spans
+					whole := false
+					for i := range run {
+						if starts[i] < sp.Hi && sp.Lo < starts[i]+len(vals[i]) {
+							in = append(in, i)
+							whole = whole || self[i]
+						}
+					}
+					if whole {
+						continue // a word holds a value by itself, judged alone (-c jane@… is not one value)
+					}
+					for _, i := range in {
+						flag(run[i], sp.Detector, sp.Value)
+					}
+				}
+			}
+		}
+		run, vals, self = run[:0], vals[:0], self[:0]
+	}
+	for _, w := range ce.Args[1:] {
+		vs, ok := wordValues(w)
+		if !ok || len(vs) != 1 {
+			judge()
+			continue
+		}
+		run = append(run, w)
+		vals = append(vals, vs[0])
+		self = append(self, len(detect.Spans(vs[0])) > 0 || strings.Contains(vs[0], `\`) && len(detect.Spans(printfUnescape(vs[0]))) > 0)
+	}
+	judge()
+}
+
+// wordValues returns the values a word stands for as bash resolves it
+// (brace expansion gives several), or false when an expansion decides
+// it (a variable, a command substitution, arithmetic, a glob).
+func wordValues(w *syntax.Word) ([]string, bool) {
+	c := &syntax.Word{Parts: slices.Clone(w.Parts)}
+	if !syntax.SplitBraces(c) {
+		v, ok := literalValue(c.Parts)
+		if !ok {
+			return nil, false
+		}
+		return []string{v}, true
+	}
+	var out []string
+	for x, err := range expand.BracesSeq(nil, c) {
+		if err != nil || len(out) == maxBraceWords {
+			return nil, false
+		}
+		v, ok := literalValue(x.Parts)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, v)
+	}
+	return out, true
+}
+
+// literalValue resolves word parts made of literals and quotes only.
+func literalValue(parts []syntax.WordPart) (string, bool) {
+	var b strings.Builder
+	for _, p := range parts {
+		switch p := p.(type) {
+		case *syntax.Lit:
+			b.WriteString(unescape(p.Value, false))
+		case *syntax.SglQuoted:
+			if p.Dollar {
+				b.WriteString(ansiC(p.Value))
+			} else {
+				b.WriteString(p.Value)
+			}
+		case *syntax.DblQuoted:
+			for _, q := range p.Parts {
+				l, ok := q.(*syntax.Lit)
+				if !ok {
+					return "", false
+				}
+				b.WriteString(unescape(l.Value, true))
+			}
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
+}
+
+// unjudgedNext reports whether a word holds an expansion next to a
+// digit or an @ (after separators a value is written with): what it
+// expands to may complete a value.
+func unjudgedNext(w *syntax.Word) bool {
+	parts := w.Parts
+	if len(parts) == 1 {
+		if dq, ok := parts[0].(*syntax.DblQuoted); ok {
+			parts = dq.Parts
+		}
+	}
+	lit := func(p syntax.WordPart) (string, bool) {
+		switch p := p.(type) {
+		case *syntax.Lit:
+			return p.Value, true
+		case *syntax.SglQuoted:
+			return p.Value, true
+		case *syntax.DblQuoted:
+			v, ok := literalValue([]syntax.WordPart{p})
+			return v, ok
+		}
+		return "", false
+	}
+	near := func(s string, end bool) bool {
+		t := strings.TrimLeft(s, ` -./_:,\'"`)
+		if end {
+			t = strings.TrimRight(s, ` -./_:,\'"`)
+		}
+		if t == "" {
+			return false
+		}
+		c := t[0]
+		if end {
+			c = t[len(t)-1]
+		}
+		return c >= '0' && c <= '9' || c == '@'
+	}
+	for i, p := range parts {
+		if _, ok := lit(p); ok {
+			continue
+		}
+		if i > 0 {
+			if s, ok := lit(parts[i-1]); ok && near(s, true) {
+				return true
+			}
+		}
+		if i+1 < len(parts) {
+			if s, ok := lit(parts[i+1]); ok && near(s, false) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// base64UTF16 decodes a word of base64 whose bytes are UTF-16 text
+// (PowerShell's -EncodedCommand): the detectors read base64 of UTF-8
+// text themselves.
+func base64UTF16(v string) (string, bool) {
+	if len(v) < 16 || strings.Trim(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_") != "" {
+		return "", false
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		if b, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(v, "=")); err != nil {
+			if b, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "=")); err != nil {
+				return "", false
+			}
+		}
+	}
+	if len(b) < 8 || len(b)%2 != 0 {
+		return "", false
+	}
+	b = bytes.TrimPrefix(bytes.TrimPrefix(b, []byte{0xff, 0xfe}), []byte{0xfe, 0xff})
+	zeroOdd, zeroEven := 0, 0
+	for i := 0; i+1 < len(b); i += 2 {
+		if b[i] == 0 {
+			zeroEven++
+		}
+		if b[i+1] == 0 {
+			zeroOdd++
+		}
+	}
+	u := make([]uint16, 0, len(b)/2)
+	for i := 0; i+1 < len(b); i += 2 {
+		if zeroOdd >= zeroEven {
+			u = append(u, uint16(b[i])|uint16(b[i+1])<<8)
+		} else {
+			u = append(u, uint16(b[i])<<8|uint16(b[i+1]))
+		}
+	}
+	if max(zeroOdd, zeroEven) < len(u)/2 {
+		return "", false // not mostly ASCII: not taken for UTF-16
+	}
+	return string(utf16.Decode(u)), true
+}
+
+// ansiC decodes the body of a $'…' string as bash does.
+func ansiC(s string) string { return decodeEscapes(s, true) }
+
+// printfUnescape decodes the escapes printf (and echo -e) decode: \NNN
+// and \0NNN octal, \xHH, \uHHHH, \UHHHHHHHH and the one-letter ones.
+func printfUnescape(s string) string { return decodeEscapes(s, false) }
+
+func decodeEscapes(s string, ansi bool) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		c := s[i+1]
+		i++
+		switch c {
+		case 'a':
+			b.WriteByte(7)
+		case 'b':
+			b.WriteByte(8)
+		case 'e', 'E':
+			b.WriteByte(0x1b)
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'v':
+			b.WriteByte('\v')
+		case '\\', '\'', '"', '?':
+			b.WriteByte(c)
+		case 'c':
+			if ansi && i+1 < len(s) {
+				i++
+				b.WriteByte(s[i] & 0x1f)
+			} else {
+				b.WriteString(`\c`)
+			}
+		case 'x', 'u', 'U':
+			n := map[byte]int{'x': 2, 'u': 4, 'U': 8}[c]
+			j := i + 1
+			for j < len(s) && j < i+1+n && isHex(s[j]) {
+				j++
+			}
+			if j == i+1 {
+				b.WriteByte('\\')
+				b.WriteByte(c)
+				continue
+			}
+			v, _ := strconv.ParseUint(s[i+1:j], 16, 32)
+			if c == 'x' {
+				b.WriteByte(byte(v))
+			} else if utf8.ValidRune(rune(v)) {
+				b.WriteRune(rune(v))
+			}
+			i = j - 1
+		default:
+			if c >= '0' && c <= '7' {
+				j := i // the first octal digit
+				if c == '0' && !ansi {
+					j = i + 1 // printf's \0NNN
+				}
+				k := j
+				for k < len(s) && k < j+3 && s[k] >= '0' && s[k] <= '7' {
+					k++
+				}
+				var v uint64
+				if k > j {
+					v, _ = strconv.ParseUint(s[j:k], 8, 16)
+				}
+				b.WriteByte(byte(v))
+				i = k - 1
+				continue
+			}
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}

@@ -1,0 +1,50 @@
+package sshproxy
+
+import (
+	"strings"
+	"testing"
+)
+
+// A value the shell joins from pieces is replaced, over the words as
+// typed, whatever quoting, escapes or expansion split it.
+func TestScrubCommandResolvesWords(t *testing.T) {
+	for _, line := range []string{
+		`echo 4111''1111''1111''1111 >/dev/null`,
+		`echo 4111\ 1111\ 1111\ 1111`,
+		`echo "41111111""11111111"`,
+		`echo 'jane'@'example.com'`,
+		`echo jane\@example.com`,
+		`echo jane@example"".com`,
+		`echo 4111{,}111111111111`,
+		`printf '\064\061\061\061\061\061\061\061\061\061\061\061\061\061\061\061'`,
+		`echo $'\x34\x31\x31\x31\x31\x31\x31\x31\x31\x31\x31\x31\x31\x31\x31\x31'`,
+		`X=41111111; echo ${X}11111111`,
+		`printf %s 4111 1111 1111 1111`,
+		`echo 4111 1111 1111 1111`,
+		`grep -c 4111''1111''1111''1111 /etc/hostname`,
+		`sh -c "echo 4111''1111''1111''1111"`,
+		`echo 4111''1111''1111''1111 'unterminated`,
+		`powershell -EncodedCommand agBhAG4AZQBAAGUAeABhAG0AcABsAGUALgBjAG8AbQA=`,
+	} {
+		got, found := scrubCommand(line)
+		t.Logf("%s => %s", line, got)
+		digits := strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, got)
+		if strings.Contains(digits, "41111111") && strings.Contains(digits, "11111111") && !strings.Contains(got, "REDACTED") ||
+			strings.Contains(got, "jane") || len(found) == 0 {
+			t.Errorf("%s\n recorded as %s (%d found)", line, got, len(found))
+		}
+	}
+	if got, _ := scrubCommand(`grep -c 'jane'@'example.com' f`); got != "grep -c [REDACTED:email] f" {
+		t.Errorf("an option next to an address recorded as %s", got)
+	}
+	for _, line := range []string{"ls -la /tmp", `echo "$HOME/app" done`, "cat file1 file2 | grep -c x"} {
+		if got, found := scrubCommand(line); got != line || len(found) != 0 {
+			t.Errorf("%s recorded as %s", line, got)
+		}
+	}
+}
