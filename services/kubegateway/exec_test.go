@@ -255,6 +255,23 @@ func TestKubectlExecThroughGateway(t *testing.T) {
 		})
 	}
 
+	// Throughput of stdout through the gateway (recorded) against the API
+	// server direct: a figure for the docs, not a check.
+	t.Run("throughput", func(t *testing.T) {
+		const size = 16 << 20
+		for _, via := range []struct{ name, kubeconfig string }{{"direct", c.AdminKubeconfig}, {"gateway", alice}} {
+			began := time.Now()
+			cmd := c.KubectlCmd(ctx, via.kubeconfig, "exec", "-n", "team-x", "shell", "-c", "main", "--", "head", "-c", fmt.Sprint(size), "/dev/zero")
+			var n countWriter
+			cmd.Stdout = &n
+			if err := cmd.Run(); err != nil || n != size {
+				t.Fatalf("%s: %v, %d bytes", via.name, err, n)
+			}
+			d := time.Since(began)
+			t.Logf("exec stdout %s: %d MiB in %v, %.1f MiB/s", via.name, size>>20, d.Round(time.Millisecond), float64(size>>20)/d.Seconds())
+		}
+	})
+
 	// Held: the exec runs once, after its approval.
 	done := make(chan error, 1)
 	go func() {
@@ -282,4 +299,11 @@ func TestKubectlExecThroughGateway(t *testing.T) {
 		forms = append(forms, v, base64.StdEncoding.EncodeToString([]byte(v)))
 	}
 	gatewaytest.CheckAbsent(t, stored, forms...)
+}
+
+type countWriter int
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	*c += countWriter(len(b))
+	return len(b), nil
 }
