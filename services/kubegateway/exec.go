@@ -37,16 +37,29 @@ const (
 	execStreamCreationTimeout = serverrc.DefaultStreamCreationTimeout
 )
 
-// isExec reports whether q is a pod's exec.
-func isExec(q Request) bool {
-	return q.IsResource && q.APIGroup == "" && q.Resource == "pods" && q.Subresource == "exec"
+// relayedStream is the kind of stream the gateway relays that q opens:
+// "exec", "attach", or "" for none.
+func relayedStream(q Request) string {
+	if q.IsResource && q.APIGroup == "" && q.Resource == "pods" && (q.Subresource == "exec" || q.Subresource == "attach") {
+		return q.Subresource
+	}
+	return ""
 }
 
 // describeExec adds to an exec's command payload what it runs: the
 // command (the query's command parameters) is the statement, and the
 // container and the streams asked for are recorded beside it.
-func describeExec(r *http.Request, command map[string]any) {
+func describeExec(r *http.Request, command map[string]any, kind string) {
 	qv := r.URL.Query()
+	if c := qv.Get("container"); c != "" {
+		command["container"] = events.Clean(c, 256)
+	}
+	for _, k := range []string{"stdin", "stdout", "stderr", "tty"} {
+		command[k], _ = strconv.ParseBool(qv.Get(k))
+	}
+	if kind != "exec" {
+		return // an attach runs nothing new: its statement is the request
+	}
 	argv := qv["command"]
 	cmd := make([]any, 0, len(argv))
 	for _, a := range argv {
@@ -57,12 +70,6 @@ func describeExec(r *http.Request, command map[string]any) {
 	command["statement"] = events.Clean(st, 2048)
 	command["statement_sha256"] = approvals.Digest(st)
 	command["command"] = cmd
-	if c := qv.Get("container"); c != "" {
-		command["container"] = events.Clean(c, 256)
-	}
-	for _, k := range []string{"stdin", "stdout", "stderr", "tty"} {
-		command[k], _ = strconv.ParseBool(qv.Get(k))
-	}
 }
 
 // execOptions are the streams an exec asks for (its stdin, stdout,
@@ -109,7 +116,7 @@ func shellJoin(argv []string) string {
 // server as the person (WebSocket, falling back to SPDY). stdin, stdout,
 // stderr and the terminal's sizes are recorded as session.output chunks
 // of the exec's session; its end records the exit status.
-func (p *Proxy) serveExec(w http.ResponseWriter, r *http.Request, x *exchange, command map[string]any, q Request) {
+func (p *Proxy) serveExec(w http.ResponseWriter, r *http.Request, x *exchange, command map[string]any, q Request, kind string) {
 	ctx := r.Context()
 	opts, err := execOptions(r)
 	if err != nil {
@@ -118,7 +125,7 @@ func (p *Proxy) serveExec(w http.ResponseWriter, r *http.Request, x *exchange, c
 		writeStatus(w, http.StatusBadRequest, "BadRequest", err.Error())
 		return
 	}
-	start := map[string]any{"protocol": "kubernetes", "kind": "exec", "statement": command["statement"], "pod": q.Name,
+	start := map[string]any{"protocol": "kubernetes", "kind": kind, "statement": command["statement"], "pod": q.Name,
 		"namespace": q.Namespace, "tty": opts.TTY, "client_addr": r.RemoteAddr, "client_protocol": "spdy"}
 	if wsstream.IsWebSocketRequest(r) {
 		start["client_protocol"] = "websocket"
@@ -141,9 +148,12 @@ func (p *Proxy) serveExec(w http.ResponseWriter, r *http.Request, x *exchange, c
 	u := *p.upstream
 	u.Path, u.RawPath, u.RawQuery = r.URL.Path, r.URL.RawPath, r.URL.RawQuery
 	rel := &execRelay{p: p, x: x, url: &u}
-	if wsstream.IsWebSocketRequest(r) {
+	switch {
+	case wsstream.IsWebSocketRequest(r):
 		execWebSocket(w, r, rel, opts)
-	} else {
+	case kind == "attach":
+		serverrc.ServeAttach(w, r, attachRelay{rel}, q.Name, "", "", opts, execIdleTimeout, execStreamCreationTimeout, serverrc.SupportedStreamingProtocols)
+	default:
 		serverrc.ServeExec(w, r, rel, q.Name, "", "", nil, opts, execIdleTimeout, execStreamCreationTimeout, serverrc.SupportedStreamingProtocols)
 	}
 	end := map[string]any{"command_id": id, "duration_ms": time.Since(began).Milliseconds(),
@@ -227,6 +237,14 @@ func (e *execRelay) ExecInContainer(ctx context.Context, _, _, _ string, _ []str
 		return utilexec.CodeExitError{Err: err, Code: cep.Code}
 	}
 	return err
+}
+
+// attachRelay relays an attach as execRelay relays an exec: the upstream
+// URL (pods/attach) is all that differs.
+type attachRelay struct{ *execRelay }
+
+func (a attachRelay) AttachContainer(ctx context.Context, name, uid, container string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan serverrc.TerminalSize) error {
+	return a.ExecInContainer(ctx, name, uid, container, nil, in, out, errw, tty, resize, 0)
 }
 
 // newExecutor opens execs at u: WebSocket first, SPDY/3.1 when the API

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,8 +35,8 @@ approve:
     reason: shells in production need a second person
 `
 
-// execSession is the recorded session of the exec whose statement
-// contains mark: its start, end and streams.
+// execSession is the recorded session of the last exec or attach whose
+// statement contains mark: its start, end and streams.
 type execSession struct {
 	start, end natstest.Stored
 	streams    map[string]string
@@ -48,7 +49,7 @@ func (f *fixture) execSession(t *testing.T, mark string) execSession {
 		all := f.events(t)
 		sid := ""
 		for _, e := range all {
-			if st, _ := e.Payload["statement"].(string); e.Event.Type == events.SessionStarted && e.Payload["kind"] == "exec" && strings.Contains(st, mark) {
+			if st, _ := e.Payload["statement"].(string); e.Event.Type == events.SessionStarted && (e.Payload["kind"] == "exec" || e.Payload["kind"] == "attach") && strings.Contains(st, mark) {
 				sid, s.start = e.Event.SessionID, e
 			}
 		}
@@ -243,6 +244,47 @@ func TestKubectlExecThroughGateway(t *testing.T) {
 			}
 		})
 
+		t.Run(mark+"/attach", func(t *testing.T) {
+			cmd := kubectl("attach", "-i", "-n", "team-x", "shell", "-c", "main")
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut syncBuffer
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			// The container's sh runs what is typed; the attach may start
+			// after the first line, so type until the answer comes.
+			want := "attached-" + mark + "-23"
+			natstest.CheckFor(t, time.Minute, 500*time.Millisecond, func() error {
+				if strings.Contains(out.String(), want) {
+					return nil
+				}
+				fmt.Fprintf(stdin, "echo attached-%s-$((20+3))\n", mark)
+				return fmt.Errorf("no %q yet; stderr %q", want, errOut.String())
+			})
+			stdin.Close() // detaches; the container's sh keeps running
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("kubectl attach: %v: %s", err, errOut.String())
+			}
+			var s execSession
+			natstest.CheckFor(t, time.Minute, 50*time.Millisecond, func() error {
+				for _, e := range f.events(t) {
+					if e.Event.Type == events.SessionStarted && e.Payload["kind"] == "attach" && e.Payload["client_protocol"] == mark {
+						s = f.execSession(t, "create pods/attach shell -n team-x")
+						if strings.Contains(s.streams["stdout"], want) && strings.Contains(s.streams["stdin"], "echo attached-"+mark) {
+							return nil
+						}
+						return fmt.Errorf("recorded stdin %q, stdout %q", s.streams["stdin"], s.streams["stdout"])
+					}
+				}
+				return fmt.Errorf("no attach session over %s", mark)
+			})
+		})
+
 		t.Run(mark+"/denied", func(t *testing.T) {
 			_, errOut, code := run(t, "", "exec", "-n", "locked-a", "shell", "-c", "main", "--", "touch", "marker-"+mark)
 			if code == 0 || !strings.Contains(errOut, "no shells in locked namespaces") {
@@ -306,4 +348,22 @@ type countWriter int
 func (c *countWriter) Write(b []byte) (int, error) {
 	*c += countWriter(len(b))
 	return len(b), nil
+}
+
+// syncBuffer is a strings.Builder safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -339,12 +339,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		block(http.StatusForbidden, metav1.StatusReasonForbidden, "the identity maps to a system: user name, which the gateway never impersonates", nil)
 		return
 	}
-	exec := isExec(q)
-	if exec {
-		describeExec(r, command)
+	relayed := relayedStream(q)
+	if relayed != "" {
+		describeExec(r, command, relayed)
 	}
-	if !exec && (isUpgrade(r) || q.IsResource && q.Resource == "pods" && (q.Subresource == "attach" || q.Subresource == "portforward")) {
-		block(http.StatusNotImplemented, metav1.StatusReasonMethodNotAllowed, "the gateway does not relay "+orDefault(q.Subresource, "upgraded")+" streams (attach, port-forward) yet", nil)
+	if relayed == "" && (isUpgrade(r) || q.IsResource && q.Resource == "pods" && q.Subresource == "portforward") {
+		block(http.StatusNotImplemented, metav1.StatusReasonMethodNotAllowed, "the gateway does not relay "+orDefault(q.Subresource, "upgraded")+" streams (port-forward) yet", nil)
 		return
 	}
 
@@ -396,8 +396,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		command["rule"] = v.Rule.ID
 	}
 
-	if exec {
-		p.serveExec(w, r, x, command, q)
+	if relayed != "" {
+		p.serveExec(w, r, x, command, q, relayed)
 		return
 	}
 	x.watch = q.Verb == "watch"

@@ -461,8 +461,8 @@ func TestKubectlThroughGateway(t *testing.T) {
 	}
 	f.waitFor(t, 1, request(events.CommandExecuted, map[string]string{"verb": "create", "resource": "rolebindings", "rule": "role-bindings"}))
 
-	// attach and port-forward are refused with a Status.
-	req, _ = http.NewRequest("POST", f.url+"/api/v1/namespaces/team-a/pods/web/attach?stdout=true", nil)
+	// port-forward is refused with a Status.
+	req, _ = http.NewRequest("POST", f.url+"/api/v1/namespaces/team-a/pods/web/portforward?ports=80", nil)
 	req.Header.Set("Authorization", "Bearer "+f.token(t, "alice", "a"))
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
@@ -471,9 +471,9 @@ func TestKubectlThroughGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st := status(t, resp); resp.StatusCode != http.StatusNotImplemented || !strings.Contains(st["message"].(string), "does not relay") {
-		t.Fatalf("attach: %s %v", resp.Status, st)
+		t.Fatalf("port-forward: %s %v", resp.Status, st)
 	}
-	f.waitFor(t, 1, request(events.CommandBlocked, map[string]string{"resource": "pods", "subresource": "attach"}))
+	f.waitFor(t, 1, request(events.CommandBlocked, map[string]string{"resource": "pods", "subresource": "portforward"}))
 }
 
 // An API server whose certificate does not verify against the configured
