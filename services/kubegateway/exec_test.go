@@ -275,10 +275,10 @@ func TestKubectlExecThroughGateway(t *testing.T) {
 				for _, e := range f.events(t) {
 					if e.Event.Type == events.SessionStarted && e.Payload["kind"] == "attach" && e.Payload["client_protocol"] == mark {
 						s = f.execSession(t, "create pods/attach shell -n team-x")
-						if strings.Contains(s.streams["stdout"], want) && strings.Contains(s.streams["stdin"], "echo attached-"+mark) {
+						if strings.Contains(s.streams["stdout"], want) && strings.Contains(s.streams["stdin"], "echo attached-"+mark) && s.end.Payload["exit_status"] == float64(0) {
 							return nil
 						}
-						return fmt.Errorf("recorded stdin %q, stdout %q", s.streams["stdin"], s.streams["stdout"])
+						return fmt.Errorf("recorded stdin %q, stdout %q, end %v", s.streams["stdin"], s.streams["stdout"], s.end.Payload)
 					}
 				}
 				return fmt.Errorf("no attach session over %s", mark)
