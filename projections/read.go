@@ -647,14 +647,22 @@ type Span struct {
 	FirstSealed, LastSealed time.Time
 }
 
-// SpanOf is the span of the period [from, to). A segment's records share
-// one sealing time, so the segments sealed before to hold exactly its
-// records and those before.
+// SpanOf is the span of the period [from, to), read in one snapshot of
+// the projection. A segment's records share one sealing time, so the
+// segments sealed before to hold exactly its records and those before.
 func (r *Reader) SpanOf(ctx context.Context, from, to time.Time) (Span, error) {
-	db, err := r.pool()
+	pool, err := r.pool()
 	if err != nil {
 		return Span{}, err
 	}
+	// One snapshot: a checkpoint projected between two of the reads
+	// below would make the newest checkpoint older than the period's end
+	// checkpoint (a consistency proof from 19 to 18).
+	db, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return Span{}, fmt.Errorf("projections: reading the checkpoints: %w", err)
+	}
+	defer db.Rollback(ctx)
 	var sp Span
 	var latest, first, end int64
 	var after bool
