@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/auditledger/auditledger/ledger/bus"
-	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/kubegateway"
 	"github.com/auditledger/auditledger/services/telemetry"
@@ -97,12 +96,6 @@ func (c *kubeGatewayRole) prepare(ctx context.Context, e *env, log *slog.Logger)
 		if pol, err = kubegateway.LoadPolicy(c.Policy); err != nil {
 			return nil, err
 		}
-		// Until this gateway admits sessions through the core's
-		// Session.Admit, a policy asking for access grants is refused
-		// rather than silently not enforced (fail closed).
-		if rules, err := access.LoadRules(c.Policy); err != nil || len(rules) > 0 {
-			return nil, errors.Join(err, fmt.Errorf("kube_gateway.policy %s: access rules are not enforced by the Kubernetes gateway yet; remove the access: section", c.Policy))
-		}
 	}
 	ca, err := os.ReadFile(c.UpstreamCA)
 	if err != nil {
@@ -138,9 +131,14 @@ func (c *kubeGatewayRole) prepare(ctx context.Context, e *env, log *slog.Logger)
 	if auth == nil {
 		auth = p.auth
 	}
+	aw, runAccess, err := e.accessWatcher(ctx, p, c.Policy, "kube-gateway", log)
+	if err != nil {
+		p.em.Close()
+		return nil, err
+	}
 	px, err := kubegateway.New(kubegateway.Config{Upstream: c.Upstream, UpstreamCA: ca, TokenFile: c.TokenFile, ClientCert: cert, Serving: serving,
 		Auth: auth, Cluster: c.Cluster, UserPrefix: c.UserPrefix, GroupPrefix: c.GroupPrefix, Policy: pol, Emitter: p.em,
-		Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), FailOpen: c.FailOpen, Approvals: p.broker, PII: p.keys, StateDir: c.StateDir,
+		Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), FailOpen: c.FailOpen, Approvals: p.broker, Access: aw, PII: p.keys, StateDir: c.StateDir,
 		Metrics: telemetry.NewProxy(e.health.Registry(), "kube"), Logger: log})
 	if err != nil {
 		p.em.Close()
@@ -152,6 +150,9 @@ func (c *kubeGatewayRole) prepare(ctx context.Context, e *env, log *slog.Logger)
 	}
 	log.Info("Kubernetes gateway listening", "addr", "https://"+ln.Addr().String(), "upstream", c.Upstream)
 	return func(ctx context.Context) error {
+		if runAccess != nil {
+			go runAccess(ctx)
+		}
 		return p.closing(func() error { return px.Serve(ctx, ln) })
 	}, nil
 }

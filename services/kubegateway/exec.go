@@ -161,6 +161,8 @@ func (p *Proxy) serveExec(w http.ResponseWriter, r *http.Request, x *exchange, c
 	switch {
 	case !rel.ran:
 		end["reason"] = "the client did not open its streams"
+	case x.gs.CutReason() != "":
+		end["reason"] = "access: " + x.gs.CutReason()
 	case rel.err == nil:
 		end["exit_status"] = 0
 	case rel.exit >= 0:
@@ -225,6 +227,11 @@ func (e *execRelay) ExecInContainer(ctx context.Context, _, _, _ string, _ []str
 		return err
 	}
 	err = exe.StreamWithContext(ctx, opts)
+	if why := gs.CutReason(); why != "" {
+		// The core cut the exec: the client is told why, not that a
+		// context was cancelled.
+		err = fmt.Errorf("the gateway ended the session: access %s", why)
+	}
 	e.err = err
 	var ce clientexec.CodeExitError
 	var cep *clientexec.CodeExitError

@@ -24,6 +24,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
@@ -81,6 +82,13 @@ type Config struct {
 	// StateDir holds the journal of open watches (gateway.Config); empty:
 	// none.
 	StateDir string
+	// Access, if set, admits a request, watch, exec or attach to a
+	// cluster its rules name only inside a live grant for the identity,
+	// and cuts the watches and streams still open when the grant ends or
+	// is revoked (gateway.Config.Access).
+	Access *access.Watcher
+	// AccessTick: gateway.Config.AccessTick (zero: 100 ms).
+	AccessTick time.Duration
 	// MaxRequestBody bounds request bodies, read whole to be recorded
 	// and judged; zero means 3 MiB plus 64 KiB (the API server's own
 	// limit is 3 MiB).
@@ -159,7 +167,7 @@ func New(cfg Config) (*Proxy, error) {
 		}
 	}
 	gcfg := gateway.Config{Name: "kubegw", Kind: "kube-gateway", Instance: cfg.Instance, Tenant: cfg.Tenant, Emitter: cfg.Emitter,
-		FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Keys: cfg.PII, StateDir: cfg.StateDir, Metrics: cfg.Metrics, Logger: cfg.Logger}
+		FailOpen: cfg.FailOpen, Approvals: cfg.Approvals, Keys: cfg.PII, StateDir: cfg.StateDir, Access: cfg.Access, AccessTick: cfg.AccessTick, Metrics: cfg.Metrics, Logger: cfg.Logger}
 	if cfg.Policy != nil {
 		gcfg.Policy = cfg.Policy.Info()
 	}
@@ -340,6 +348,32 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	relayed := relayedStream(q)
+	// A cluster an access rule names: only inside a live grant for the
+	// identity. What is in flight when the grant ends or is revoked is
+	// cancelled: a watch's or an exec's stream is closed and its session
+	// ended with the reason; a plain request's connection is closed and
+	// its session ended so too.
+	if gs.AccessRequired() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		r = r.WithContext(ctx)
+		release, err := gs.Admit(ctx, func(string) { cancel() })
+		if err != nil {
+			if errors.Is(err, gateway.ErrAccessDenied) {
+				forbidden(w, err.Error())
+			} else {
+				unavailable(w, "request refused, and its record was not stored: "+err.Error())
+			}
+			return
+		}
+		defer func() {
+			release()
+			if gs.CutReason() != "" && !x.watch && relayed == "" {
+				gs.End(ctx, map[string]any{"kind": "request", "client_addr": r.RemoteAddr})
+			}
+		}()
+	}
 	if relayed != "" {
 		describeExec(r, command, relayed)
 	}
