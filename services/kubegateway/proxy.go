@@ -572,7 +572,10 @@ func (x *exchange) finish(ctx context.Context, n int64, sum, contentType string,
 	}
 	x.gs.RecordOrLog(ctx, events.ResponseDigest, payload)
 	reason := "the API server ended the watch"
-	if readErr != nil {
+	switch {
+	case x.gs.CutReason() != "":
+		reason = "the gateway ended the watch: its access grant is no longer live"
+	case readErr != nil:
 		reason = readErr.Error()
 	}
 	x.gs.End(ctx, map[string]any{"reason": reason, "bytes": n})

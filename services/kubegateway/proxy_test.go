@@ -78,6 +78,13 @@ type upstream struct {
 
 func start(t *testing.T, up upstream, policy string) *fixture {
 	t.Helper()
+	return startWith(t, up, policy, nil)
+}
+
+// startWith is start; with, if set, completes the gateway's
+// configuration on the fixture's bus before it is made.
+func startWith(t *testing.T, up upstream, policy string, with func(f *fixture, em *emitter.Emitter, cfg *kubegateway.Config)) *fixture {
+	t.Helper()
 	f := &fixture{}
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger-kube", Users: []oidcdev.User{
 		{Name: "alice", Secret: "a", Email: "alice@example.com", Groups: []string{"developers", "system:masters"}},
@@ -122,8 +129,12 @@ func start(t *testing.T, up upstream, policy string) *fixture {
 			t.Fatal(err)
 		}
 	}
-	f.proxy, err = kubegateway.New(kubegateway.Config{Upstream: up.url, UpstreamCA: up.ca, TokenFile: up.tokenFile, Serving: f.serving,
-		Auth: auth, Cluster: "test", Policy: pol, Emitter: em, Tenant: "acme", Approvals: f.broker, PII: pii, StateDir: t.TempDir()})
+	cfg := kubegateway.Config{Upstream: up.url, UpstreamCA: up.ca, TokenFile: up.tokenFile, Serving: f.serving,
+		Auth: auth, Cluster: "test", Policy: pol, Emitter: em, Tenant: "acme", Approvals: f.broker, PII: pii, StateDir: t.TempDir()}
+	if with != nil {
+		with(f, em, &cfg)
+	}
+	f.proxy, err = kubegateway.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
