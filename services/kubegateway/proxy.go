@@ -348,6 +348,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	relayed := relayedStream(q)
+	forward := q.IsResource && q.APIGroup == "" && q.Resource == "pods" && q.Subresource == "portforward"
 	// A cluster an access rule names: only inside a live grant for the
 	// identity. What is in flight when the grant ends or is revoked is
 	// cancelled: a watch's or an exec's stream is closed and its session
@@ -369,7 +370,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		defer func() {
 			release()
-			if gs.CutReason() != "" && !x.watch && relayed == "" {
+			if gs.CutReason() != "" && !x.watch && relayed == "" && !forward {
 				gs.End(ctx, map[string]any{"kind": "request", "client_addr": r.RemoteAddr})
 			}
 		}()
@@ -377,8 +378,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if relayed != "" {
 		describeExec(r, command, relayed)
 	}
-	if relayed == "" && (isUpgrade(r) || q.IsResource && q.Resource == "pods" && q.Subresource == "portforward") {
-		block(http.StatusNotImplemented, metav1.StatusReasonMethodNotAllowed, "the gateway does not relay "+orDefault(q.Subresource, "upgraded")+" streams (port-forward) yet", nil)
+	if relayed == "" && !forward && isUpgrade(r) {
+		block(http.StatusNotImplemented, metav1.StatusReasonMethodNotAllowed, "the gateway does not relay "+orDefault(q.Subresource, "upgraded")+" streams", nil)
 		return
 	}
 
@@ -432,6 +433,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if relayed != "" {
 		p.serveExec(w, r, x, command, q, relayed)
+		return
+	}
+	if forward {
+		p.servePortForward(w, r, x, command, q)
 		return
 	}
 	x.watch = q.Verb == "watch"
