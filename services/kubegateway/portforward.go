@@ -1,10 +1,13 @@
 package kubegateway
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -62,7 +65,9 @@ func (p *Proxy) servePortForward(w http.ResponseWriter, r *http.Request, x *exch
 	}
 	switch proto {
 	case "spdy-websocket":
-		proxy.NewTunnelingHandler(http.HandlerFunc(serve)).ServeHTTP(w, r)
+		proxy.NewTunnelingHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			serve(&rawUpgrade{inner: w, h: http.Header{}}, r)
+		})).ServeHTTP(w, r)
 	case "websocket":
 		opts, err := serverpf.NewV4Options(r)
 		if err != nil {
@@ -231,4 +236,60 @@ func (w sumWriter) Write(b []byte) (int, error) {
 		w.s.Write(b)
 	}
 	return len(b), nil
+}
+
+// rawUpgrade lets the streaming server's SPDY upgrade run inside the API
+// server's WebSocket tunnelling handler, which expects the upgrade
+// response as the bytes a proxied backend writes to the hijacked
+// connection: the 101 response is written there at Hijack.
+type rawUpgrade struct {
+	inner  http.ResponseWriter
+	h      http.Header
+	code   int
+	passed bool
+}
+
+func (u *rawUpgrade) Header() http.Header { return u.h }
+
+func (u *rawUpgrade) pass() {
+	if !u.passed {
+		u.passed = true
+		for k, v := range u.h {
+			u.inner.Header()[k] = v
+		}
+	}
+}
+
+func (u *rawUpgrade) WriteHeader(code int) {
+	if code == http.StatusSwitchingProtocols {
+		u.code = code
+		return
+	}
+	u.pass()
+	u.inner.WriteHeader(code)
+}
+
+func (u *rawUpgrade) Write(b []byte) (int, error) {
+	u.pass()
+	return u.inner.Write(b)
+}
+
+func (u *rawUpgrade) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := u.inner.(http.Hijacker)
+	if !ok || u.code != http.StatusSwitchingProtocols {
+		return nil, nil, errors.New("the tunnel cannot be upgraded")
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	u.h.Write(&b)
+	b.WriteString("\r\n")
+	if _, err := conn.Write(b.Bytes()); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, bufio.NewReadWriter(bufio.NewReader(conn), bufio.NewWriter(conn)), nil
 }
