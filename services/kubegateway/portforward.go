@@ -55,6 +55,11 @@ func (p *Proxy) servePortForward(w http.ResponseWriter, r *http.Request, x *exch
 		unavailable(w, "port-forward not started: the audit ledger did not store its record ("+err.Error()+"); the gateway fails closed")
 		return
 	}
+	if _, err := x.gs.Record(ctx, events.CommandExecuted, command); err != nil {
+		x.gs.End(ctx, map[string]any{"reason": "not recorded"})
+		unavailable(w, "port-forward not started: the audit ledger did not store its record ("+err.Error()+"); the gateway fails closed")
+		return
+	}
 	began := time.Now()
 	u := *p.upstream
 	u.Path, u.RawPath, u.RawQuery = r.URL.Path, r.URL.RawPath, ""

@@ -133,6 +133,9 @@ func TestKubectlPortForwardThroughGateway(t *testing.T) {
 				return of(e) && e.Event.Type == events.CommandExecuted && e.Payload["statement"] == fmt.Sprintf("connect %d", echoPort)
 			})
 			f.waitFor(t, 1, func(e natstest.Stored) bool {
+				return of(e) && e.Event.Type == events.CommandExecuted && e.Payload["subresource"] == "portforward" && e.Payload["verb"] == "create"
+			})
+			f.waitFor(t, 1, func(e natstest.Stored) bool {
 				return of(e) && e.Event.Type == events.SessionEnded && e.Payload["connections"] == float64(2)
 			})
 		})
