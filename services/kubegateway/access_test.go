@@ -118,6 +118,41 @@ func TestKubectlAccessGrant(t *testing.T) {
 		t.Fatalf("get after the grant's end: %v\n%s", err, out)
 	}
 
+	// A port-forward open at revocation is closed, and its session ended
+	// with the reason.
+	t.Run("port-forward", func(t *testing.T) {
+		g := rig.Grant(t, "acme", aliceActor, reviewer, "test", time.Hour)
+		cmd := c.KubectlCmd(ctx, alice, "port-forward", "-n", "team-x", "pod/shell", "0:9")
+		var o lockedBuffer
+		cmd.Stdout, cmd.Stderr = &o, &o
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		f.waitFor(t, 1, request(events.SessionStarted, map[string]string{"kind": "portforward", "access_id": g.ID}))
+		natstest.CheckFor(t, time.Minute, 20*time.Millisecond, func() error {
+			if !strings.Contains(o.String(), "Forwarding from") {
+				return fmt.Errorf("port-forward output so far %q", o.String())
+			}
+			return nil
+		})
+		if _, err := rig.Broker.Revoke(t.Context(), g.ID, reviewer, "done"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-exited:
+			t.Logf("revocation → kubectl port-forward exited (%v)", err)
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("the port-forward outlived its revoked grant\n%s", o.String())
+		}
+		f.waitFor(t, 1, func(e natstest.Stored) bool {
+			r, _ := e.Payload["end_reason"].(string)
+			return e.Event.Type == events.SessionEnded && e.Payload["access_id"] == g.ID && strings.Contains(r, "revoked")
+		})
+	})
+
 	// An exec open at revocation is closed, kubectl told why, and its
 	// session ended with the reason; over both stream protocols.
 	for _, family := range []struct {

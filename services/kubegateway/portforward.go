@@ -65,6 +65,13 @@ func (p *Proxy) servePortForward(w http.ResponseWriter, r *http.Request, x *exch
 	u.Path, u.RawPath, u.RawQuery = r.URL.Path, r.URL.RawPath, ""
 	rel := &forwardRelay{p: p, x: x, url: &u}
 	defer rel.close()
+	// When the request's context ends (the core cut the session: its
+	// access grant ended), the client's connection and the API server's
+	// are closed, which ends every forwarded connection and kubectl's.
+	hc := &hijackCapture{ResponseWriter: w}
+	w = hc
+	stop := context.AfterFunc(ctx, func() { hc.close(); rel.close() })
+	defer stop()
 	serve := func(w http.ResponseWriter, r *http.Request) {
 		serverpf.ServePortForward(w, r, rel, q.Name, "", nil, execIdleTimeout, execStreamCreationTimeout, serverpf.SupportedProtocols)
 	}
@@ -297,4 +304,34 @@ func (u *rawUpgrade) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	return conn, bufio.NewReadWriter(bufio.NewReader(conn), bufio.NewWriter(conn)), nil
+}
+
+// hijackCapture keeps the connection the streaming server hijacks, to
+// close it when the session is cut.
+type hijackCapture struct {
+	http.ResponseWriter
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the connection cannot be hijacked")
+	}
+	c, rw, err := hj.Hijack()
+	if err == nil {
+		h.mu.Lock()
+		h.conn = c
+		h.mu.Unlock()
+	}
+	return c, rw, err
+}
+
+func (h *hijackCapture) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conn != nil {
+		h.conn.Close()
+	}
 }
