@@ -1,0 +1,79 @@
+package projections_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/projections"
+)
+
+// HeldGrants finds a grant by its window, names its approvers, counts the
+// sessions it admitted (and no other session), marks a break-glass grant
+// and a revocation, and keeps to its tenant and period.
+func TestHeldGrants(t *testing.T) {
+	f := newFixture(t)
+	n := 0
+	ev := func(typ, tenant, subject, session, payload string) ledger.Entry {
+		n++
+		sess := ""
+		if session != "" {
+			sess = fmt.Sprintf(`"session_id":%q,"session_seq":1,`, session)
+		}
+		return ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"ev-%d","type":%q,"time":"2026-11-26T12:00:%02dZ","tenant":%q,"source":{"kind":"api","instance":"a1"},"actor":{"issuer":"https://idp.example","subject":%q,"kind":"human"},%s"target":{"kind":"access","name":"orders"},"payload":%s}`,
+			n, typ, n, tenant, subject, sess, payload)}
+	}
+	grant := func(id, holder, from, to string, bg bool) string {
+		return fmt.Sprintf(`{"access_id":%q,"rule":"prod","status":"approved","target":"orders","requester":{"issuer":"https://idp.example","subject":%q},"grant":"just-in-time","approvals":1,"not_before":%q,"not_after":%q,"break_glass":%t}`, id, holder, from, to, bg)
+	}
+	es := []ledger.Entry{
+		ev("access.approved", "acme", "rita", "", `{"access_id":"a1","target":"orders"}`),
+		ev("access.granted", "acme", "rita", "", grant("a1", "alice", "2026-11-26T12:00:00Z", "2026-11-26T14:00:00Z", false)),
+		ev("session.started", "acme", "alice", "s1", `{"access_id":"a1"}`),
+		ev("session.started", "acme", "alice", "s2", `{"access_id":"a1"}`),
+		ev("session.started", "acme", "alice", "s3", `{}`),
+		ev("access.granted", "acme", "bob", "", grant("a2", "bob", "2026-11-26T13:00:00Z", "2026-11-26T13:30:00Z", true)),
+		ev("access.revoked", "acme", "bob", "", `{"access_id":"a2","target":"orders"}`),
+		ev("access.granted", "acme", "rita", "", grant("a3", "carol", "2026-11-20T13:00:00Z", "2026-11-20T14:00:00Z", false)),
+		ev("access.granted", "globex", "gus", "", grant("g1", "gus", "2026-11-26T12:00:00Z", "2026-11-26T14:00:00Z", false)),
+	}
+	if _, err := f.log.Append(t.Context(), es); err != nil {
+		t.Fatal(err)
+	}
+	if err := projections.Migrate(t.Context(), f.cfg.DB); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		applied, err := projections.Step(t.Context(), f.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !applied {
+			break
+		}
+	}
+	rd := projections.NewReader(f.cfg.DB)
+	from, to := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	got, err := rd.HeldGrants(t.Context(), "acme", from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d grants, want a1 and a2: %+v", len(got), got)
+	}
+	a1, a2 := got[0], got[1]
+	if a1.AccessID != "a1" || a1.Holder != "alice" || a1.Target != "orders" || a1.Sessions != 2 || !slices.Equal(a1.Approvers, []string{"rita"}) || a1.BreakGlass || !a1.Ended.IsZero() {
+		t.Errorf("a1: %+v", a1)
+	}
+	if !a1.NotBefore.Equal(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)) || !a1.NotAfter.Equal(time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)) {
+		t.Errorf("a1 window: %v – %v", a1.NotBefore, a1.NotAfter)
+	}
+	if a2.AccessID != "a2" || a2.Holder != "bob" || !a2.BreakGlass || a2.Sessions != 0 || len(a2.Approvers) != 0 || a2.Ended.IsZero() {
+		t.Errorf("a2: %+v", a2)
+	}
+	if none, err := rd.HeldGrants(t.Context(), "acme", to, to.Add(24*time.Hour)); err != nil || len(none) != 0 {
+		t.Errorf("the next day: %+v, %v", none, err)
+	}
+}
