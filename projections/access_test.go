@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditledger/auditledger/compliance"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/projections"
 )
@@ -38,6 +39,7 @@ func TestHeldGrants(t *testing.T) {
 		ev("access.revoked", "acme", "bob", "", `{"access_id":"a2","target":"orders"}`),
 		ev("access.granted", "acme", "rita", "", grant("a3", "carol", "2026-11-20T13:00:00Z", "2026-11-20T14:00:00Z", false)),
 		ev("access.granted", "globex", "gus", "", grant("g1", "gus", "2026-11-26T12:00:00Z", "2026-11-26T14:00:00Z", false)),
+		ev("access.reviewed", "acme", "carol", "", `{"tenant":"acme","from":"2026-11-26T00:00:00Z","to":"2026-11-27T00:00:00Z","grants":2,"holders":2,"sessions":2,"break_glass":1,"listing_sha256":"ab","reason":"ok","by":"carol"}`),
 	}
 	if _, err := f.log.Append(t.Context(), es); err != nil {
 		t.Fatal(err)
@@ -72,6 +74,30 @@ func TestHeldGrants(t *testing.T) {
 	}
 	if a2.AccessID != "a2" || a2.Holder != "bob" || !a2.BreakGlass || a2.Sessions != 0 || len(a2.Approvers) != 0 || a2.Ended.IsZero() {
 		t.Errorf("a2: %+v", a2)
+	}
+	// Evidence bundles show the sign-off under 5.18.
+	fw, err := compliance.Load("iso27001-2022")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range fw.Mapping.Controls {
+		for _, q := range c.Queries {
+			if c.Control != "5.18" || q.Name != "access_reviews" {
+				continue
+			}
+			rows, err := rd.ControlQuery(t.Context(), q.SQL, "acme", 0, uint64(len(es)), 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows.Values) != 1 || !slices.Contains(rows.Values[0], "carol") || !slices.Contains(rows.Values[0], "ab") {
+				t.Errorf("5.18 access_reviews: %v %v", rows.Columns, rows.Values)
+			}
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no access_reviews query under 5.18")
 	}
 	if none, err := rd.HeldGrants(t.Context(), "acme", to, to.Add(24*time.Hour)); err != nil || len(none) != 0 {
 		t.Errorf("the next day: %+v, %v", none, err)
