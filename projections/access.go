@@ -29,7 +29,8 @@ type HeldGrant struct {
 }
 
 // HeldGrants reads the grants of tenant whose window [NotBefore, NotAfter)
-// overlaps [from, to), by holder then start.
+// overlaps [from, to), by holder then start. A record whose window is not
+// two RFC 3339 times is not a grant (the API records none such).
 func (r *Reader) HeldGrants(ctx context.Context, tenant string, from, to time.Time) ([]HeldGrant, error) {
 	db, err := r.pool()
 	if err != nil {
@@ -43,6 +44,7 @@ WITH g AS (
   SELECT DISTINCT ON (payload->>'access_id') idx, payload
   FROM events
   WHERE tenant = $1 AND type = 'access.granted' AND payload->>'grant' = 'just-in-time'
+    AND payload->>'not_before' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d' AND payload->>'not_after' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d'
   ORDER BY payload->>'access_id', idx
 )
 SELECT g.idx, g.payload->>'access_id', coalesce(g.payload->>'target', ''), coalesce(g.payload->>'rule', ''),

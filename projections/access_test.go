@@ -39,6 +39,7 @@ func TestHeldGrants(t *testing.T) {
 		ev("access.revoked", "acme", "bob", "", `{"access_id":"a2","target":"orders"}`),
 		ev("access.granted", "acme", "rita", "", grant("a3", "carol", "2026-11-20T13:00:00Z", "2026-11-20T14:00:00Z", false)),
 		ev("access.granted", "globex", "gus", "", grant("g1", "gus", "2026-11-26T12:00:00Z", "2026-11-26T14:00:00Z", false)),
+		ev("access.granted", "acme", "mallory", "", `{"access_id":"bad","grant":"just-in-time","target":"orders","not_before":"soon","not_after":"later"}`),
 		ev("access.reviewed", "acme", "carol", "", `{"tenant":"acme","from":"2026-11-26T00:00:00Z","to":"2026-11-27T00:00:00Z","grants":2,"holders":2,"sessions":2,"break_glass":1,"listing_sha256":"ab","reason":"ok","by":"carol"}`),
 	}
 	if _, err := f.log.Append(t.Context(), es); err != nil {
