@@ -92,6 +92,10 @@ const (
 	// AlertRaised is an alert the alerter raised on a sealed event: the
 	// rule, and the ledger index and id of the event that raised it.
 	AlertRaised Type = "alert.raised"
+	// AccessReviewed is a reviewer's sign-off of the just-in-time grants
+	// a tenant's identities held in a period (an access review): the
+	// period, the counts and the SHA-256 of the listing signed off.
+	AccessReviewed Type = "access.reviewed"
 )
 
 // Catalog lists every known type in catalog order.
@@ -105,7 +109,7 @@ var Catalog = []Type{
 	LegalHoldReleased,
 	ErasureRequested, ErasurePerformed, ErasureRefused, SubjectHoldSet, SubjectHoldReleased,
 	AccessRequested, AccessApproved, AccessDenied, AccessExpired,
-	AlertRaised,
+	AlertRaised, AccessReviewed,
 }
 
 var known = func() map[Type]bool {

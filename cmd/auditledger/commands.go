@@ -34,6 +34,7 @@ func commandTable() []command {
 		{"access deny", "deny an access request", accessDeny},
 		{"access revoke", "revoke an access grant or withdraw a request", accessRevoke},
 		{"access break-glass", "take an emergency grant without approval", accessBreakGlass},
+		{"access review", "list the grants held in a period and sign the review off", accessReview},
 		{"approvals approve", "grant a pending approval request", approvalsApprove},
 		{"approvals deny", "deny a pending approval request", approvalsDeny},
 		{"query events", "sealed events from the API's read path, filtered", queryEvents},
