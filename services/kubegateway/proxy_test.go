@@ -472,8 +472,9 @@ func TestKubectlThroughGateway(t *testing.T) {
 	}
 	f.waitFor(t, 1, request(events.CommandExecuted, map[string]string{"verb": "create", "resource": "rolebindings", "rule": "role-bindings"}))
 
-	// port-forward is refused with a Status.
-	req, _ = http.NewRequest("POST", f.url+"/api/v1/namespaces/team-a/pods/web/portforward?ports=80", nil)
+	// An upgraded stream the gateway does not relay (a pod proxy's) is
+	// refused with a Status.
+	req, _ = http.NewRequest("GET", f.url+"/api/v1/namespaces/team-a/pods/web/proxy/", nil)
 	req.Header.Set("Authorization", "Bearer "+f.token(t, "alice", "a"))
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
@@ -482,9 +483,9 @@ func TestKubectlThroughGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st := status(t, resp); resp.StatusCode != http.StatusNotImplemented || !strings.Contains(st["message"].(string), "does not relay") {
-		t.Fatalf("port-forward: %s %v", resp.Status, st)
+		t.Fatalf("upgraded pod proxy: %s %v", resp.Status, st)
 	}
-	f.waitFor(t, 1, request(events.CommandBlocked, map[string]string{"resource": "pods", "subresource": "portforward"}))
+	f.waitFor(t, 1, request(events.CommandBlocked, map[string]string{"resource": "pods", "subresource": "proxy"}))
 }
 
 // An API server whose certificate does not verify against the configured
