@@ -8,6 +8,7 @@ package gatewaytest
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"math/big"
 	"strings"
@@ -67,8 +68,17 @@ func Forms(v string) []string {
 func BusBytes(t testing.TB, js jetstream.JetStream) []byte {
 	t.Helper()
 	var all []byte
+	// The names first: a lister left waiting while a large stream is
+	// read times out.
+	var streams []string
 	names := js.StreamNames(t.Context())
 	for name := range names.Name() {
+		streams = append(streams, name)
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range streams {
 		s, err := js.Stream(t.Context(), name)
 		if err != nil {
 			t.Fatal(err)
@@ -79,14 +89,15 @@ func BusBytes(t testing.TB, js jetstream.JetStream) []byte {
 		}
 		for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
 			m, err := s.GetMsg(t.Context(), seq)
-			if err != nil {
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
 				continue // deleted
+			}
+			if err != nil {
+				// A message skipped would be a message not searched.
+				t.Fatalf("reading %s message %d: %v", name, seq, err)
 			}
 			all = append(append(all, m.Data...), '\n')
 		}
-	}
-	if err := names.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return all
 }
