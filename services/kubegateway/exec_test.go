@@ -1,6 +1,7 @@
 package kubegateway_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -305,9 +306,10 @@ func TestKubectlExecThroughGateway(t *testing.T) {
 			began := time.Now()
 			cmd := c.KubectlCmd(ctx, via.kubeconfig, "exec", "-n", "team-x", "shell", "-c", "main", "--", "head", "-c", fmt.Sprint(size), "/dev/zero")
 			var n countWriter
-			cmd.Stdout = &n
+			var errOut bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &n, &errOut
 			if err := cmd.Run(); err != nil || n != size {
-				t.Fatalf("%s: %v, %d bytes", via.name, err, n)
+				t.Fatalf("%s: %v, %d of %d bytes; kubectl's stderr: %q", via.name, err, n, size, errOut.String())
 			}
 			d := time.Since(began)
 			t.Logf("exec stdout %s: %d MiB in %v, %.1f MiB/s", via.name, size>>20, d.Round(time.Millisecond), float64(size>>20)/d.Seconds())
