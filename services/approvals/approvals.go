@@ -38,6 +38,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/internal/kvrecord"
 )
 
 // Bucket is the key-value bucket holding approval requests.
@@ -256,18 +257,7 @@ func (b *Broker) Open(ctx context.Context, r *Request) error {
 }
 
 func (b *Broker) get(ctx context.Context, id string) (*Request, uint64, error) {
-	e, err := b.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
-		return nil, 0, fmt.Errorf("approval %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	var r Request
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return nil, 0, fmt.Errorf("approval %s: %w", id, err)
-	}
-	return &r, e.Revision(), nil
+	return kvrecord.Get[Request](ctx, b.kv, "approval", id, ErrNotFound)
 }
 
 // Get returns one request.
@@ -279,22 +269,9 @@ func (b *Broker) Get(ctx context.Context, id string) (*Request, error) {
 // List returns the requests with the given status (all when empty),
 // oldest first.
 func (b *Broker) List(ctx context.Context, status Status) ([]*Request, error) {
-	keys, err := b.kv.ListKeys(ctx)
+	out, err := kvrecord.List(ctx, b.kv, "approval", ErrNotFound, func(r *Request) bool { return status == "" || r.Status == status })
 	if err != nil {
 		return nil, err
-	}
-	var out []*Request
-	for k := range keys.Keys() {
-		r, _, err := b.get(ctx, k)
-		if errors.Is(err, ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		if status == "" || r.Status == status {
-			out = append(out, r)
-		}
 	}
 	slices.SortFunc(out, func(x, y *Request) int { return x.RequestedAt.Compare(y.RequestedAt) })
 	return out, nil
