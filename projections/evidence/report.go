@@ -47,7 +47,7 @@ th{background:#f3f3f3}.none{color:#8a4b00}.ok{color:#0a5d00}.bad{color:#a00000}c
 {{with .M.Expectations}}<tr><th>Expectations</th><td><code>{{.Path}}</code> ({{.Source}}), SHA-256 <code>{{.SHA256}}</code></td></tr>{{end}}
 {{with .M.SealedFields}}<tr><th>Sealed fields</th><td>{{.Count}} (the actor's e-mail, sealed under the person's key: shown as <code>(sealed)</code>, never opened in this bundle){{if .Erased}}; <strong>{{len .Erased}} erased</strong>: the person was erased and no key opens them (indexes{{range .Erased}} {{.Index}}{{end}}){{end}}; erasures looked for up to ledger size {{.ErasuresAsOf}}</td></tr>{{end}}
 <tr><th>Log</th><td>{{.M.Log.Origin}}; verifier key <code>{{.M.Log.VKey}}</code></td></tr>
-<tr><th>Bundle</th><td>{{.M.BundleID}}, built {{time .M.Created}} by {{.M.Generator}}{{with .M.RequestedBy}} for {{.Subject}} ({{.Issuer}}){{end}}</td></tr>
+<tr><th>Bundle</th><td>{{.M.BundleID}}, built {{time .M.Created}} by {{.M.Generator}}{{with .M.RequestedBy}}, asked for by {{.Subject}}{{end}}</td></tr>
 </table>
 <p>Check it before relying on it: <code>auditledger evidence verify</code> on this file (it also re-derives every exception and result above from the events), or by hand as <code>VERIFY.md</code> explains.</p>
 <table><tr><th>Control</th><th>Result</th><th>What the ledger observes</th><th>Rows</th><th>Files</th></tr>
