@@ -83,6 +83,14 @@ func newRun(t *testing.T) *run {
 // each locked for retention when the store locks.
 func newRunOn(t *testing.T, store ledger.SegmentStore, t0 time.Time, retention time.Duration) *run {
 	t.Helper()
+	return newRunWith(t, store, t0, retention, nil)
+}
+
+// newRunWith is newRunOn with more of acme's events sealed after the
+// sample's in each segment: extra(seg) gives them, their ids unique per
+// segment.
+func newRunWith(t *testing.T, store ledger.SegmentStore, t0 time.Time, retention time.Duration, extra func(seg int) [][]byte) *run {
+	t.Helper()
 	ctx := t.Context()
 	skey, vkey, _ := ledger.GenerateKey(nil, "evidence.test/log")
 	signer, _ := ledger.NewNoteSigner(skey)
@@ -102,6 +110,11 @@ func newRunOn(t *testing.T, store ledger.SegmentStore, t0 time.Time, retention t
 				globex := bytes.Replace(acme, []byte(`"tenant":"acme"`), []byte(`"tenant":"globex"`), 1)
 				globex = bytes.Replace(globex, []byte(`"id":"s`), []byte(`"id":"g`), 1)
 				es = append(es, ledger.Entry{Event: globex})
+			}
+		}
+		if extra != nil {
+			for _, ev := range extra(seg) {
+				es = append(es, ledger.Entry{Event: ev})
 			}
 		}
 		if _, err := l.Append(ctx, es); err != nil {
