@@ -181,7 +181,7 @@ func (a *api) buildEvidence(ctx context.Context, r *http.Request, actor events.A
 	m, err := evidence.Build(ctx, evidence.Config{DB: a.cfg.DB, Framework: fw, Tenant: req.Tenant, From: req.From, To: req.To,
 		BundleID: st.ID, Signer: ev.Signer, Principal: ev.Principal, LogVKey: ev.LogVKey, Generator: ev.Generator,
 		RequestedBy: a.requester(ctx, actor, req.Tenant), Expectations: expectationsOf(req),
-		Progress:    func(done, total uint64) { set(func() { st.Done, st.Total = done, total }) }}, io.MultiWriter(tmp, h))
+		Progress: func(done, total uint64) { set(func() { st.Done, st.Total = done, total }) }}, io.MultiWriter(tmp, h))
 	if err == nil {
 		err = tmp.Sync()
 	}
