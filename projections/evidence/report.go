@@ -185,12 +185,27 @@ sha256sum --strict -c SHA256SUMS
    must be reported under legal hold (`+"`store_legal_hold`"+`,
    `+"`checkpoint.legal_hold`"+`), each checkpoint locked as its segment is.
 
-The folders under `+"`controls/`"+` hold, per control, what the ledger
-observed: the rows (CSV), the query that produced them over the ledger's
-projection (`+"`$1`"+` = tenant, `+"`$2`"+`, `+"`$3`"+` = the index range), counts, and a
-plain statement where nothing was observed. They are derived from the
-events above; `+"`oscal/assessment-results.json`"+` carries the same for GRC
-tools (OSCAL %s).
+9. **The assertions follow from the events**: each control with an
+   expectation in `+"`expectations.yaml`"+` (its SHA-256 is the manifest's
+   `+"`expectations.sha256`"+`) has `+"`controls/<id>/assertion.csv`"+`: every event of
+   `+"`events.jsonl`"+` the expectation covers (the population), each with the
+   exception it makes or none, and the manifest's `+"`assertion`"+` gives the
+   population, the number of exceptions and the result (`+"`effective`"+`,
+   `+"`exceptions found`"+`, `+"`not observed`"+`). docs/FORMAT.md §12.1 defines each
+   check exactly, so you can re-derive them from `+"`events.jsonl`"+` alone;
+   auditledger does, and also re-renders every `+"`summary.md`"+`, the OSCAL
+   results and `+"`index.html`"+` and compares them byte for byte. A row added to
+   or removed from an `+"`assertion.csv`"+` fails even when the files are
+   re-signed. `+"`auditledger evidence sample FILE --control ID --seed N --size K`"+`
+   draws a reproducible sample of a population (§12.2), each item with its
+   record's inclusion proof in `+"`log/checkpoint-end`"+`.
+
+The other CSV files under `+"`controls/`"+` describe what the ledger
+observed: the rows, the query that produced them over the ledger's
+projection (`+"`$1`"+` = tenant, `+"`$2`"+`, `+"`$3`"+` = the index range) and counts. They
+are vouched for by the evidence key only: no verifier re-derives them
+(their queries run on the operator's database). `+"`oscal/assessment-results.json`"+`
+carries the findings for GRC tools (OSCAL %s).
 `, m.BundleID, m.Tenant, m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339), m.Range.First, m.Range.End,
 		principalOf(m), Namespace, Namespace, m.Range.First, startNote(m), m.Range.End, m.Range.First, m.Range.End, m.Range.First, m.Tenant, OSCALVersion)
 	return []byte(s.String())
