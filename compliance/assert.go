@@ -1,7 +1,6 @@
 package compliance
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -144,9 +143,29 @@ func (r Row) CSV() []string {
 	return []string{fmt.Sprint(r.Index), r.Type, r.SessionID, r.Actor, r.Item, ev, r.Exception}
 }
 
-// event is the part of an event the checks read.
+// event is what the checks keep of one event: only the members they read
+// (statements cut to ItemMax), and only for events a check may need, so
+// that a bundle of millions of statements is tested in little memory.
 type event struct {
-	idx       uint64
+	idx                   uint64
+	id, typ, session      string
+	time                  time.Time
+	issuer, subject, kind string // the actor
+	stmtKind, item, sha   string // commands: kind (upper-cased), statement cut, statement_sha256
+	psession, approvalID  string // approvals: payload session_id, approval_id
+	reqIssuer, reqSubject string // payload requester
+	accessID              string
+	notBefore, notAfter   string
+	rule                  string // command.blocked: rule, trimmed
+	commandID, column     string // response.digest, mask.applied
+	rows                  bool   // response.digest: rows is a number other than 0
+	named                 []string
+}
+
+// envelope is the JSON of an event as the checks decode it: every payload
+// member raw, so that a member of an unexpected type reads as empty
+// rather than failing.
+type envelope struct {
 	ID        string    `json:"id"`
 	Type      string    `json:"type"`
 	Time      time.Time `json:"time"`
@@ -156,12 +175,152 @@ type event struct {
 		Subject string `json:"subject"`
 		Kind    string `json:"kind"`
 	} `json:"actor"`
-	Payload map[string]any `json:"payload"`
+	Payload struct {
+		Statement  json.RawMessage `json:"statement"`
+		SHA        json.RawMessage `json:"statement_sha256"`
+		Kind       json.RawMessage `json:"kind"`
+		SessionID  json.RawMessage `json:"session_id"`
+		ApprovalID json.RawMessage `json:"approval_id"`
+		Requester  json.RawMessage `json:"requester"`
+		AccessID   json.RawMessage `json:"access_id"`
+		NotBefore  json.RawMessage `json:"not_before"`
+		NotAfter   json.RawMessage `json:"not_after"`
+		Rule       json.RawMessage `json:"rule"`
+		CommandID  json.RawMessage `json:"command_id"`
+		Column     json.RawMessage `json:"column"`
+		Rows       json.RawMessage `json:"rows"`
+	} `json:"payload"`
 }
 
-func (e *event) str(name string) string {
-	s, _ := e.Payload[name].(string)
+// str is a JSON string's value, "" for anything else.
+func str(raw json.RawMessage) string {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
 	return s
+}
+
+// Asserter tests expectations against events given one at a time, in
+// index order.
+type Asserter struct {
+	x       *Expectations
+	kinds   map[string]bool // every kind a check covers, upper-cased
+	columns []string        // every column a check covers, lower-cased
+	evs     []*event
+}
+
+// NewAsserter starts testing x.
+func NewAsserter(x *Expectations) *Asserter {
+	a := &Asserter{x: x, kinds: map[string]bool{}}
+	for _, e := range x.Controls {
+		for _, k := range e.Kinds {
+			a.kinds[strings.ToUpper(k)] = true
+		}
+		for _, c := range e.Columns {
+			if c = strings.ToLower(c); !slices.Contains(a.columns, c) {
+				a.columns = append(a.columns, c)
+			}
+		}
+	}
+	return a
+}
+
+// Add notes one event (its ledger index and exact bytes); events must come
+// in index order. An event that is not JSON is an error.
+func (a *Asserter) Add(idx uint64, raw []byte) error {
+	if !Tested(raw) {
+		return nil
+	}
+	var v envelope
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fmt.Errorf("compliance: event %d: %w", idx, err)
+	}
+	e := &event{idx: idx, id: v.ID, typ: v.Type, time: v.Time, session: v.SessionID,
+		issuer: v.Actor.Issuer, subject: v.Actor.Subject, kind: v.Actor.Kind}
+	p := &v.Payload
+	switch events.Type(v.Type) {
+	case events.CommandExecuted:
+		e.stmtKind, e.sha = strings.ToUpper(str(p.Kind)), str(p.SHA)
+		stmt := str(p.Statement)
+		if len(a.columns) > 0 {
+			w := words(stmt)
+			for _, c := range a.columns {
+				if w[c] {
+					e.named = append(e.named, c)
+				}
+			}
+		}
+		if !a.kinds[e.stmtKind] && len(e.named) == 0 {
+			return nil
+		}
+		if a.kinds[e.stmtKind] {
+			e.item = cut(stmt)
+		}
+	case events.CommandBlocked:
+		e.rule = strings.TrimSpace(str(p.Rule))
+	case events.ResponseDigest:
+		e.commandID = str(p.CommandID)
+		e.rows = len(p.Rows) > 0 && (p.Rows[0] == '-' || p.Rows[0] >= '0' && p.Rows[0] <= '9') && string(p.Rows) != "0"
+		if !e.rows {
+			return nil
+		}
+	case events.MaskApplied:
+		e.commandID, e.column = str(p.CommandID), strings.ToLower(str(p.Column))
+	case events.ApprovalRequested, events.ApprovalGranted, events.ApprovalDenied, events.ApprovalExpired:
+		e.approvalID, e.sha, e.psession = str(p.ApprovalID), str(p.SHA), str(p.SessionID)
+		var r struct{ Issuer, Subject json.RawMessage }
+		if json.Unmarshal(p.Requester, &r) == nil {
+			e.reqIssuer, e.reqSubject = str(r.Issuer), str(r.Subject)
+		}
+	case events.AccessGranted:
+		e.accessID, e.notBefore, e.notAfter = str(p.AccessID), str(p.NotBefore), str(p.NotAfter)
+		var r struct{ Issuer, Subject json.RawMessage }
+		if json.Unmarshal(p.Requester, &r) == nil {
+			e.reqIssuer, e.reqSubject = str(r.Issuer), str(r.Subject)
+		}
+	case events.SessionStarted:
+		e.accessID = str(p.AccessID)
+	}
+	a.evs = append(a.evs, e)
+	return nil
+}
+
+// Assertions tests every expectation against the events added and
+// returns one assertion per expectation, in the order of the file.
+func (a *Asserter) Assertions() []Assertion {
+	ix := index(a.evs)
+	out := make([]Assertion, 0, len(a.x.Controls))
+	for _, exp := range a.x.Controls {
+		as := Assertion{Control: exp.Control, Check: exp.Check, Statement: exp.Statement}
+		switch exp.Check {
+		case CheckChangesApproved:
+			as.Rows = changesApproved(exp, a.evs, ix)
+		case CheckPrivilegedGranted:
+			as.Rows = privilegedGranted(exp, a.evs, ix)
+		case CheckColumnsMasked:
+			as.Rows = columnsMasked(exp, a.evs)
+		case CheckRefusalsNameRule:
+			as.Rows = refusalsNameRule(a.evs)
+		case CheckApprovalsByOther:
+			as.Rows = approvalsByOther(a.evs)
+		}
+		for _, r := range as.Rows {
+			if r.Exception != "" {
+				as.Exceptions++
+			}
+		}
+		switch {
+		case len(as.Rows) == 0:
+			as.Result = NotObserved
+		case as.Exceptions > 0:
+			as.Result = Exceptions
+		default:
+			as.Result = Effective
+		}
+		out = append(out, as)
+	}
+	return out
 }
 
 // Assert tests every expectation of x against evs (the tenant's events of
@@ -169,47 +328,43 @@ func (e *event) str(name string) string {
 // the order of x. It is a pure function of its inputs: a verifier holding
 // the same events and expectations derives the same rows.
 func Assert(x *Expectations, evs []Observed) ([]Assertion, error) {
-	parsed := make([]*event, 0, len(evs))
+	a := NewAsserter(x)
 	for _, o := range evs {
-		e := &event{idx: o.Index}
-		d := json.NewDecoder(bytes.NewReader(o.Event))
-		d.UseNumber()
-		if err := d.Decode(e); err != nil {
-			return nil, fmt.Errorf("compliance: event %d: %w", o.Index, err)
+		if err := a.Add(o.Index, o.Event); err != nil {
+			return nil, err
 		}
-		parsed = append(parsed, e)
 	}
-	out := make([]Assertion, 0, len(x.Controls))
-	for _, exp := range x.Controls {
-		a := Assertion{Control: exp.Control, Check: exp.Check, Statement: exp.Statement}
-		switch exp.Check {
-		case CheckChangesApproved:
-			a.Rows = changesApproved(exp, parsed)
-		case CheckPrivilegedGranted:
-			a.Rows = privilegedGranted(exp, parsed)
-		case CheckColumnsMasked:
-			a.Rows = columnsMasked(exp, parsed)
-		case CheckRefusalsNameRule:
-			a.Rows = refusalsNameRule(parsed)
-		case CheckApprovalsByOther:
-			a.Rows = approvalsByOther(parsed)
-		}
-		for _, r := range a.Rows {
-			if r.Exception != "" {
-				a.Exceptions++
+	return a.Assertions(), nil
+}
+
+// lookups are the events the checks look up by key.
+type lookups struct {
+	// grants by (payload session_id, statement_sha256), in index order
+	grants map[[2]string][]*event
+	// the first session.started naming an access grant, by session
+	started map[string]*event
+	// access.granted by access_id, in index order
+	access map[string][]*event
+}
+
+func index(evs []*event) *lookups {
+	ix := &lookups{grants: map[[2]string][]*event{}, started: map[string]*event{}, access: map[string][]*event{}}
+	for _, e := range evs {
+		switch events.Type(e.typ) {
+		case events.ApprovalGranted:
+			if e.psession != "" && e.sha != "" {
+				k := [2]string{e.psession, e.sha}
+				ix.grants[k] = append(ix.grants[k], e)
 			}
+		case events.SessionStarted:
+			if ix.started[e.session] == nil && e.session != "" {
+				ix.started[e.session] = e
+			}
+		case events.AccessGranted:
+			ix.access[e.accessID] = append(ix.access[e.accessID], e)
 		}
-		switch {
-		case len(a.Rows) == 0:
-			a.Result = NotObserved
-		case a.Exceptions > 0:
-			a.Result = Exceptions
-		default:
-			a.Result = Effective
-		}
-		out = append(out, a)
 	}
-	return out, nil
+	return ix
 }
 
 // ItemMax is the most code points of a statement an assertion's item
@@ -224,12 +379,12 @@ func cut(s string) string {
 }
 
 func row(e *event, item string) Row {
-	return Row{Index: e.idx, Type: e.Type, SessionID: e.SessionID, Actor: e.Actor.Subject, Item: item}
+	return Row{Index: e.idx, Type: e.typ, SessionID: e.session, Actor: e.subject, Item: item}
 }
 
 func kindIn(e *event, kinds []string) bool {
-	k := strings.ToUpper(e.str("kind"))
-	return k != "" && slices.ContainsFunc(kinds, func(x string) bool { return strings.ToUpper(x) == k })
+	return e.typ == string(events.CommandExecuted) && e.stmtKind != "" &&
+		slices.ContainsFunc(kinds, func(x string) bool { return strings.ToUpper(x) == e.stmtKind })
 }
 
 // Exceptions an assertion names.
@@ -244,41 +399,39 @@ const (
 )
 
 // approval finds the approval.granted that let command c run: the last
-// one before it in the same session for the same statement digest. It
-// returns the grant and the exception it leaves ("" when none).
-func approval(c *event, evs []*event) (*event, string) {
+// one before it with c's session as its payload session_id and c's
+// statement digest. It returns the grant and the exception it leaves (""
+// when none).
+func approval(c *event, ix *lookups) (*event, string) {
 	var g *event
-	for _, e := range evs {
-		if e.idx >= c.idx {
-			break
-		}
-		if e.Type == string(events.ApprovalGranted) && c.SessionID != "" && e.str("session_id") == c.SessionID &&
-			e.str("statement_sha256") != "" && e.str("statement_sha256") == c.str("statement_sha256") {
+	if c.session != "" && c.sha != "" {
+		for _, e := range ix.grants[[2]string{c.session, c.sha}] {
+			if e.idx >= c.idx {
+				break
+			}
 			g = e
 		}
 	}
 	switch {
 	case g == nil:
 		return nil, ExNoApproval
-	case g.Actor.Kind != string(events.Human):
+	case g.kind != string(events.Human):
 		return g, ExMachineApproved
-	case g.Actor.Subject == c.Actor.Subject && g.Actor.Issuer == c.Actor.Issuer:
-		return g, ExSelfApproved
-	}
-	if req, ok := g.Payload["requester"].(map[string]any); ok && req["subject"] == g.Actor.Subject && req["issuer"] == g.Actor.Issuer {
+	case g.subject == c.subject && g.issuer == c.issuer,
+		g.subject == g.reqSubject && g.issuer == g.reqIssuer:
 		return g, ExSelfApproved
 	}
 	return g, ""
 }
 
-func changesApproved(x Expectation, evs []*event) []Row {
+func changesApproved(x Expectation, evs []*event, ix *lookups) []Row {
 	var rows []Row
 	for _, e := range evs {
-		if e.Type != string(events.CommandExecuted) || !kindIn(e, x.Kinds) {
+		if !kindIn(e, x.Kinds) {
 			continue
 		}
-		r := row(e, cut(e.str("statement")))
-		g, ex := approval(e, evs)
+		r := row(e, e.item)
+		g, ex := approval(e, ix)
 		if g != nil {
 			r.Evidence = &g.idx
 		}
@@ -288,10 +441,9 @@ func changesApproved(x Expectation, evs []*event) []Row {
 	return rows
 }
 
-func privilegedGranted(x Expectation, evs []*event) []Row {
+func privilegedGranted(x Expectation, evs []*event, ix *lookups) []Row {
 	type session struct {
 		first    *event
-		started  *event
 		count    int
 		approved bool // every privileged statement approved by another
 		lastOK   uint64
@@ -299,12 +451,12 @@ func privilegedGranted(x Expectation, evs []*event) []Row {
 	sessions := map[string]*session{}
 	var order []string
 	for _, e := range evs {
-		if e.Type != string(events.CommandExecuted) || !kindIn(e, x.Kinds) {
+		if !kindIn(e, x.Kinds) {
 			continue
 		}
-		key := e.SessionID
-		if key == "" {
-			key = fmt.Sprintf("(no session: event %d)", e.idx)
+		key := "s:" + e.session
+		if e.session == "" {
+			key = fmt.Sprintf("e:%d", e.idx)
 		}
 		s := sessions[key]
 		if s == nil {
@@ -313,7 +465,7 @@ func privilegedGranted(x Expectation, evs []*event) []Row {
 			order = append(order, key)
 		}
 		s.count++
-		if g, ex := approval(e, evs); ex != "" {
+		if g, ex := approval(e, ix); ex != "" {
 			s.approved = false
 		} else {
 			s.lastOK = g.idx
@@ -326,7 +478,7 @@ func privilegedGranted(x Expectation, evs []*event) []Row {
 		if s.count == 1 {
 			r.Item = "1 privileged statement"
 		}
-		if g := grantOf(s.first, evs); g != nil {
+		if g := grantOf(s.first, ix); g != nil {
 			r.Evidence = &g.idx
 		} else if x.ApprovalsCover && s.approved {
 			r.Evidence = &s.lastOK
@@ -339,33 +491,23 @@ func privilegedGranted(x Expectation, evs []*event) []Row {
 }
 
 // grantOf finds the access grant covering c's session: the session's
-// session.started names an access_id, and an access.granted of it for the
-// session's actor has a window holding the session's start.
-func grantOf(c *event, evs []*event) *event {
-	if c.SessionID == "" {
+// first session.started names an access_id, and an access.granted of it
+// for the session's actor has a window holding the session's start.
+func grantOf(c *event, ix *lookups) *event {
+	if c.session == "" {
 		return nil
 	}
-	var started *event
-	for _, e := range evs {
-		if e.Type == string(events.SessionStarted) && e.SessionID == c.SessionID {
-			started = e
-			break
-		}
-	}
-	if started == nil || started.str("access_id") == "" {
+	started := ix.started[c.session]
+	if started == nil || started.accessID == "" {
 		return nil
 	}
-	for _, e := range evs {
-		if e.Type != string(events.AccessGranted) || e.str("access_id") != started.str("access_id") {
+	for _, e := range ix.access[started.accessID] {
+		if e.reqSubject != started.subject {
 			continue
 		}
-		req, _ := e.Payload["requester"].(map[string]any)
-		if req == nil || req["subject"] != started.Actor.Subject {
-			continue
-		}
-		nb, err1 := time.Parse(time.RFC3339Nano, e.str("not_before"))
-		na, err2 := time.Parse(time.RFC3339Nano, e.str("not_after"))
-		if err1 != nil || err2 != nil || started.Time.Before(nb) || !started.Time.Before(na) {
+		nb, err1 := time.Parse(time.RFC3339Nano, e.notBefore)
+		na, err2 := time.Parse(time.RFC3339Nano, e.notAfter)
+		if err1 != nil || err2 != nil || started.time.Before(nb) || !started.time.Before(na) {
 			continue
 		}
 		return e
@@ -386,34 +528,47 @@ func words(s string) map[string]bool {
 }
 
 func columnsMasked(x Expectation, evs []*event) []Row {
-	rowsOf := map[string]bool{}      // command ids whose result had rows
-	masked := map[[2]string]uint64{} // (command id, column) → first mask
+	// The commands naming a listed column, and what later events say of
+	// them: a result with rows, the first mask of each column.
+	type cmd struct {
+		e      *event
+		rows   bool
+		masked map[string]uint64
+	}
+	cmds := map[string]*cmd{}
+	var order []*cmd
 	for _, e := range evs {
-		switch events.Type(e.Type) {
+		switch events.Type(e.typ) {
+		case events.CommandExecuted:
+			if len(e.named) > 0 && cmds[e.id] == nil {
+				c := &cmd{e: e, masked: map[string]uint64{}}
+				cmds[e.id] = c
+				order = append(order, c)
+			}
 		case events.ResponseDigest:
-			if n, ok := e.Payload["rows"].(json.Number); ok && n.String() != "0" {
-				rowsOf[e.str("command_id")] = true
+			if c := cmds[e.commandID]; c != nil && e.rows {
+				c.rows = true
 			}
 		case events.MaskApplied:
-			k := [2]string{e.str("command_id"), strings.ToLower(e.str("column"))}
-			if _, ok := masked[k]; !ok {
-				masked[k] = e.idx
+			if c := cmds[e.commandID]; c != nil {
+				if _, ok := c.masked[e.column]; !ok {
+					c.masked[e.column] = e.idx
+				}
 			}
 		}
 	}
 	var rows []Row
-	for _, e := range evs {
-		if e.Type != string(events.CommandExecuted) || !rowsOf[e.ID] {
+	for _, c := range order {
+		if !c.rows {
 			continue
 		}
-		w := words(e.str("statement"))
 		for _, col := range x.Columns {
 			col = strings.ToLower(col)
-			if !w[col] {
+			if !slices.Contains(c.e.named, col) {
 				continue
 			}
-			r := row(e, col)
-			if m, ok := masked[[2]string{e.ID, col}]; ok {
+			r := row(c.e, col)
+			if m, ok := c.masked[col]; ok {
 				r.Evidence = &m
 			} else {
 				r.Exception = ExUnmasked
@@ -427,12 +582,11 @@ func columnsMasked(x Expectation, evs []*event) []Row {
 func refusalsNameRule(evs []*event) []Row {
 	var rows []Row
 	for _, e := range evs {
-		if e.Type != string(events.CommandBlocked) {
+		if e.typ != string(events.CommandBlocked) {
 			continue
 		}
-		rule := strings.TrimSpace(e.str("rule"))
-		r := row(e, rule)
-		if rule == "" {
+		r := row(e, e.rule)
+		if e.rule == "" {
 			r.Exception = ExNoRule
 		}
 		rows = append(rows, r)
@@ -443,34 +597,34 @@ func refusalsNameRule(evs []*event) []Row {
 func approvalsByOther(evs []*event) []Row {
 	decision := map[string]*event{}
 	for _, e := range evs {
-		switch events.Type(e.Type) {
+		switch events.Type(e.typ) {
 		case events.ApprovalGranted, events.ApprovalDenied, events.ApprovalExpired:
-			if id := e.str("approval_id"); id != "" && decision[id] == nil {
-				decision[id] = e
+			if e.approvalID != "" && decision[e.approvalID] == nil {
+				decision[e.approvalID] = e
 			}
 		}
 	}
 	var rows []Row
 	for _, e := range evs {
-		if e.Type != string(events.ApprovalRequested) {
+		if e.typ != string(events.ApprovalRequested) {
 			continue
 		}
-		d := decision[e.str("approval_id")]
+		d := decision[e.approvalID]
 		r := row(e, "pending: no decision in the period")
 		if d != nil {
 			r.Evidence = &d.idx
-			switch events.Type(d.Type) {
+			switch events.Type(d.typ) {
 			case events.ApprovalExpired:
 				r.Item = "expired: no one decided"
 			case events.ApprovalGranted:
-				r.Item = "granted by " + d.Actor.Subject
+				r.Item = "granted by " + d.subject
 			default:
-				r.Item = "denied by " + d.Actor.Subject
+				r.Item = "denied by " + d.subject
 			}
 			switch {
-			case d.Type != string(events.ApprovalExpired) && d.Actor.Subject == e.Actor.Subject && d.Actor.Issuer == e.Actor.Issuer:
+			case d.typ != string(events.ApprovalExpired) && d.subject == e.subject && d.issuer == e.issuer:
 				r.Exception = ExDecidedByRequest
-			case d.Type == string(events.ApprovalGranted) && d.Actor.Kind != string(events.Human):
+			case d.typ == string(events.ApprovalGranted) && d.kind != string(events.Human):
 				r.Exception = ExMachineApproved
 			}
 		}

@@ -198,49 +198,62 @@ func sha256Hex(b []byte) string {
 // derivation collects, while the records are verified, what check 11
 // re-derives the derived files from.
 type derivation struct {
-	tested []compliance.Observed
-	census *identityCensus
+	census   *identityCensus
+	asserter *compliance.Asserter // nil: the bundle has no expectations
+	// err is the first event the checks could not read
+	err error
+}
+
+// newDerivation reads the bundle's expectations, so that the checks read
+// the events as they are verified: the file must have the manifest's
+// SHA-256 and parse (check 11's first step).
+func newDerivation(files map[string]*zip.File, m *Manifest) (*derivation, error) {
+	d := &derivation{census: newCensus()}
+	if m.Expectations == nil {
+		return d, nil
+	}
+	if m.Expectations.Path != ExpectationsFile {
+		return nil, failf(ManifestFile, "expectations.path %q, want %q", m.Expectations.Path, ExpectationsFile)
+	}
+	xb, err := readZip(files, ExpectationsFile, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	if sha256Hex(xb) != m.Expectations.SHA256 {
+		return nil, failf(ExpectationsFile, "SHA-256 %s, the manifest's expectations.sha256 is %s", sha256Hex(xb), m.Expectations.SHA256)
+	}
+	x, err := compliance.ParseExpectations(ExpectationsFile, xb)
+	if err != nil {
+		return nil, failf(ExpectationsFile, "%v", err)
+	}
+	d.asserter = compliance.NewAsserter(x)
+	return d, nil
 }
 
 func (d *derivation) note(idx uint64, event []byte) {
 	d.census.note(event)
-	if compliance.Tested(event) {
-		d.tested = append(d.tested, compliance.Observed{Index: idx, Event: bytes.Clone(event)})
+	if d.asserter != nil && d.err == nil {
+		d.err = d.asserter.Add(idx, event)
 	}
 }
 
-// check is check 11: the expectations file is the manifest's; each
-// control's assertion, as the manifest gives it and as assertion.csv
-// lists it, is the one the expectations give over the bundle's events;
-// the warnings are those the bundle gives; and, when this verifier holds
-// the framework data the bundle was built with, every summary.md, the
-// OSCAL results and index.html are byte for byte the ones derived from the
-// manifest and the assertions. A failure names the file and the first
-// line that differs.
+// check is check 11: each control's assertion, as the manifest gives it
+// and as assertion.csv lists it, is the one the expectations give over
+// the bundle's events; the warnings are those the bundle gives; and, when
+// this verifier holds the framework data the bundle was built with, every
+// summary.md, the OSCAL results and index.html are byte for byte the ones
+// derived from the manifest and the assertions. A failure names the file
+// and the first line that differs.
 func (d *derivation) check(files map[string]*zip.File, rep *Report) error {
 	m := rep.Manifest
-	if m.Expectations == nil {
+	if d.asserter == nil {
 		rep.Warnings = append(rep.Warnings, "the bundle carries no expectations (built before assertions): its control tables are not re-derived")
 		return nil
 	}
-	if m.Expectations.Path != ExpectationsFile {
-		return failf(ManifestFile, "expectations.path %q, want %q", m.Expectations.Path, ExpectationsFile)
+	if d.err != nil {
+		return failf(EventsFile, "%v", d.err)
 	}
-	xb, err := readZip(files, ExpectationsFile, 1<<20)
-	if err != nil {
-		return err
-	}
-	if sha256Hex(xb) != m.Expectations.SHA256 {
-		return failf(ExpectationsFile, "SHA-256 %s, the manifest's expectations.sha256 is %s", sha256Hex(xb), m.Expectations.SHA256)
-	}
-	x, err := compliance.ParseExpectations(ExpectationsFile, xb)
-	if err != nil {
-		return failf(ExpectationsFile, "%v", err)
-	}
-	asserts, err := compliance.Assert(x, d.tested)
-	if err != nil {
-		return failf(EventsFile, "%v", err)
-	}
+	asserts := d.asserter.Assertions()
 	byControl := map[string]*compliance.Assertion{}
 	for i := range asserts {
 		a := &asserts[i]

@@ -90,6 +90,7 @@ func Build(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 		return nil, err
 	}
 	b.cfg.Expectations = cfg.Expectations
+	b.asserter = compliance.NewAsserter(b.expected)
 	if err := b.build(ctx); err != nil {
 		return nil, err
 	}
@@ -109,7 +110,7 @@ type builder struct {
 	sealed SealedFields
 	// what the assertions read: the tenant's events a check may read, the
 	// census of identities, the segments
-	tested   []compliance.Observed
+	asserter *compliance.Asserter
 	census   *identityCensus
 	segs     []Segment
 	expected *compliance.Expectations
@@ -470,8 +471,8 @@ func (b *builder) events(ctx context.Context, w io.Writer, a, z uint64) error {
 			}
 		}
 		b.census.note(e.Event)
-		if compliance.Tested(e.Event) {
-			b.tested = append(b.tested, compliance.Observed{Index: e.Index, Event: slices.Clone(e.Event)})
+		if err := b.asserter.Add(e.Index, e.Event); err != nil {
+			return err
 		}
 		_, err = fmt.Fprintf(w, `{"index":%d,"leaf":"%x","sealed_at":"%s","event":%s}`+"\n", e.Index, e.Leaf[:], r.Time.UTC().Format(time.RFC3339Nano), e.Event)
 		return err
@@ -566,10 +567,7 @@ func (b *builder) controls(ctx context.Context, a, z uint64) error {
 	slices.SortStableFunc(b.m.Controls, func(x, y Control) int { return compareControlIDs(x.ID, y.ID) })
 
 	// The assertions: each expectation tested against the tenant's events.
-	asserts, err := compliance.Assert(b.expected, b.tested)
-	if err != nil {
-		return fmt.Errorf("evidence: %w", err)
-	}
+	asserts := b.asserter.Assertions()
 	for i := range asserts {
 		a := &asserts[i]
 		j := slices.IndexFunc(b.m.Controls, func(c Control) bool { return c.ID == a.Control })

@@ -404,7 +404,10 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	// 7. Every record of the range, the tenant's events beside them.
 	sealed := newSealedCheck(&m)
 	holds := make([]bool, len(rep.Segments))
-	der := &derivation{census: newCensus()}
+	der, err := newDerivation(files, &m)
+	if err != nil {
+		return nil, err
+	}
 	n, err := verifyRecords(files, &m, cr, sealed, der.note, func(idx uint64, c *ledger.RetentionChange) error {
 		if c == nil {
 			// One of the tenant's records: mark the segment holding it.
