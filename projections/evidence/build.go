@@ -69,7 +69,9 @@ var ErrNoLog = errors.New("evidence: the projection holds no checkpoint yet: not
 
 // Build writes the bundle for cfg to w as a zip stream and returns its
 // manifest. It holds one record at a time in memory (and one control
-// query's rows, up to SampleRows).
+// query's rows, up to SampleRows), and what the expectations' checks keep
+// of the events they read (compliance.Asserter: a few members each, of the
+// statements they cover).
 func Build(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
