@@ -9,6 +9,9 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,17 +33,25 @@ import (
 func carolsSession(seg int) [][]byte {
 	sess := fmt.Sprintf("sess-carol-%d", seg)
 	seq := 0
-	ev := func(id, typ, payload string) []byte {
+	as := func(subject, kind, id, typ, payload string) []byte {
 		seq++
-		return fmt.Appendf(nil, `{"version":1,"tenant":"acme","source":{"kind":"postgres-proxy","instance":"pgproxy-1","version":"0.1.0"},"actor":{"issuer":"https://idp.example.com","subject":"u-3000","groups":["dev"],"kind":"human"},"target":{"kind":"postgres","name":"orders"},"id":"x%d-%s","type":%q,"time":"2026-11-26T10:00:%02dZ","session_id":%q,"session_seq":%d,"payload":%s}`,
-			seg, id, typ, seq%60, sess, seq, payload)
+		return fmt.Appendf(nil, `{"version":1,"tenant":"acme","source":{"kind":"postgres-proxy","instance":"pgproxy-1","version":"0.1.0"},"actor":{"issuer":"https://idp.example.com","subject":%q,"groups":["dev"],"kind":%q},"target":{"kind":"postgres","name":"orders"},"id":"x%d-%s","type":%q,"time":"2026-11-26T10:00:%02dZ","session_id":%q,"session_seq":%d,"payload":%s}`,
+			subject, kind, seg, id, typ, seq%60, sess, seq, payload)
 	}
+	ev := func(id, typ, payload string) []byte { return as("u-3000", "human", id, typ, payload) }
+	cc := strings.Repeat("c", 64)
 	out := [][]byte{
 		ev("start", "session.started", `{"client_addr":"10.0.4.18:50000","tls":true}`),
 		ev("create", "command.executed", `{"statement":"CREATE TABLE notes (id int)","statement_sha256":"`+strings.Repeat("b", 64)+`","kind":"CREATE"}`),
 		ev("blank", "command.blocked", `{"statement":"COPY customers TO PROGRAM 'x'","reason":"refused"}`),
 		ev("read", "command.executed", `{"statement":"SELECT email FROM customers","kind":"SELECT"}`),
 		ev("digest", "response.digest", fmt.Sprintf(`{"command_id":"x%d-read","command_tag":"SELECT 2","rows":2,"bytes":80}`, seg)),
+		// carol approves her own ALTER; a request of hers expires
+		ev("req-1", "approval.requested", fmt.Sprintf(`{"approval_id":"apr-x%d-1","statement_sha256":%q,"rule":"ddl"}`, seg, cc)),
+		ev("grant-1", "approval.granted", fmt.Sprintf(`{"approval_id":"apr-x%d-1","statement_sha256":%q,"session_id":%q,"requester":{"issuer":"https://idp.example.com","subject":"u-3000"}}`, seg, cc, sess)),
+		ev("alter", "command.executed", `{"statement":"ALTER TABLE notes ADD c int","statement_sha256":"`+cc+`","kind":"ALTER"}`),
+		ev("req-2", "approval.requested", fmt.Sprintf(`{"approval_id":"apr-x%d-2","statement_sha256":%q,"rule":"ddl"}`, seg, strings.Repeat("d", 64))),
+		as("approvals", "machine", "expired-2", "approval.expired", fmt.Sprintf(`{"approval_id":"apr-x%d-2","statement_sha256":%q}`, seg, strings.Repeat("d", 64))),
 	}
 	for i := range 30 {
 		out = append(out, ev(fmt.Sprintf("deny-%d", i), "command.blocked", fmt.Sprintf(`{"statement":"DROP TABLE t%d","rule":"no-drop","reason":"no"}`, i)))
@@ -68,17 +79,17 @@ func control(m *evidence.Manifest, id string) evidence.Control {
 }
 
 // The bundle tests each control's expectation: carol's unheld DDL is an
-// exception under 8.32 and 8.2, the blank rule under 8.3, the unmasked
-// read under 8.11; index.html opens with them; the verifier re-derives
+// exception under 8.32 and 8.2, as is her self-approved ALTER under 8.32
+// and 5.3, the blank rule under 8.3, the unmasked read under 8.11; index.html opens with them; the verifier re-derives
 // every assertion, summary, the OSCAL results and the report.
 func TestBundleAssertionsFlagExceptions(t *testing.T) {
 	r := assertionRun(t)
 	want := map[string][3]any{ // population, exceptions, result
-		"5.3":  {1, 0, compliance.Effective},
+		"5.3":  {3, 1, compliance.Exceptions},
 		"8.2":  {1, 1, compliance.Exceptions},
 		"8.3":  {32, 1, compliance.Exceptions},
 		"8.11": {1, 1, compliance.Exceptions},
-		"8.32": {1, 1, compliance.Exceptions},
+		"8.32": {2, 2, compliance.Exceptions},
 	}
 	for id, w := range want {
 		a := control(r.m, id).Assertion
@@ -105,7 +116,7 @@ func TestBundleAssertionsFlagExceptions(t *testing.T) {
 		t.Errorf("8.32's exception does not name the event, session and actor:\n%s", csv832)
 	}
 	html := string(files["index.html"])
-	ex, ctl := strings.Index(html, "<h2>Exceptions (4)</h2>"), strings.Index(html, "<h2>Controls</h2>")
+	ex, ctl := strings.Index(html, "<h2>Exceptions (6)</h2>"), strings.Index(html, "<h2>Controls</h2>")
 	if ex < 0 || ctl < ex || !strings.Contains(html[ex:ctl], "ran without a second person&#39;s approval") || !strings.Contains(html[ex:ctl], "u-3000") ||
 		!strings.Contains(html, evidence.WarnNotWriteOnce) || !strings.Contains(html, "No full verification") {
 		t.Errorf("index.html does not open with the 4 exceptions and the warnings:\n%.3000s", html)
@@ -133,7 +144,7 @@ func TestBundleAssertionsFlagExceptions(t *testing.T) {
 	for _, f := range oscal.AR.Results[0].Findings {
 		states[f.Target.TargetID] = f.Target.Status.State + "/" + f.Target.Status.Reason
 	}
-	if states["a.8.32_obj"] != "not-satisfied/fail" || states["a.5.3_obj"] != "satisfied/pass" || states["a.8.5_obj"] != "not-satisfied/other" {
+	if states["a.8.32_obj"] != "not-satisfied/fail" || states["a.5.3_obj"] != "not-satisfied/fail" || states["a.8.5_obj"] != "not-satisfied/other" {
 		t.Errorf("OSCAL findings %v", states)
 	}
 	if !slices.ContainsFunc(oscal.AR.BackMatter.Resources, func(r struct{ UUID string }) bool { return "#"+r.UUID == oscal.AR.ImportAP.Href }) {
@@ -185,7 +196,13 @@ func TestDerivedTablesRederived(t *testing.T) {
 		}, "controls/8.3/assertion.csv: line 34"},
 		{"a row removed from a control's assertion.csv", func(f map[string][]byte) {
 			f["controls/8.32/assertion.csv"] = dropLine(f["controls/8.32/assertion.csv"], 1)
-			manifest(f, func(m *evidence.Manifest) { setAssertion(m, "8.32", 0, compliance.NotObserved) })
+			manifest(f, func(m *evidence.Manifest) {
+				for i := range m.Controls {
+					if m.Controls[i].ID == "8.32" {
+						m.Controls[i].Assertion.Population, m.Controls[i].Assertion.Exceptions = 1, 1
+					}
+				}
+			})
 		}, "controls/8.32/assertion.csv: line 2"},
 		{"an exception blanked and the result made effective", func(f map[string][]byte) {
 			f["controls/8.11/assertion.csv"] = bytes.Replace(f["controls/8.11/assertion.csv"], []byte(compliance.ExUnmasked), nil, 1)
@@ -201,7 +218,7 @@ func TestDerivedTablesRederived(t *testing.T) {
 			f["controls/8.32/summary.md"] = bytes.Replace(f["controls/8.32/summary.md"], []byte("exceptions found"), []byte("effective"), 1)
 		}, "controls/8.32/summary.md: line 5"},
 		{"the exceptions cut from index.html", func(f map[string][]byte) {
-			f["index.html"] = bytes.Replace(f["index.html"], []byte("Exceptions (4)"), []byte("Exceptions (0)"), 1)
+			f["index.html"] = bytes.Replace(f["index.html"], []byte("Exceptions (6)"), []byte("Exceptions (0)"), 1)
 		}, "index.html: line"},
 		{"an OSCAL finding satisfied", func(f map[string][]byte) {
 			f["oscal/assessment-results.json"] = bytes.Replace(f["oscal/assessment-results.json"], []byte(`"reason": "fail"`), []byte(`"reason": "pass"`), 1)
@@ -314,5 +331,38 @@ func TestSampleReproducibleWithProofs(t *testing.T) {
 	}
 	if _, _, err := evidence.DrawSample(bytes.NewReader(r.bundle), int64(len(r.bundle)), opts, "8.5", 1, 5); err == nil || !strings.Contains(err.Error(), "no assertion") {
 		t.Errorf("a control without an assertion: %v", err)
+	}
+}
+
+// An independent reading of FORMAT §12.1 (testdata/rederive.py, Python's
+// standard library only, written from the spec) derives the same
+// assertion.csv, population, exceptions and result for every control.
+func TestAssertionsFromTheSpecAlone(t *testing.T) {
+	r := assertionRun(t)
+	dir := unzip(t, r.bundle)
+	fw, err := compliance.Load("iso27001-2022")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xfile, out := filepath.Join(t.TempDir(), "expectations.json"), t.TempDir()
+	if err := os.WriteFile(xfile, must(json.Marshal(fw.Expectations)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("python3", "testdata/rederive.py", dir, xfile, out)
+	got, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("rederive.py: %v\n%s", err, got)
+	}
+	var want strings.Builder
+	for _, x := range fw.Expectations.Controls {
+		a := control(r.m, x.Control).Assertion
+		fmt.Fprintf(&want, "%s %d %d %s\n", x.Control, a.Population, a.Exceptions, a.Result)
+		py := must(os.ReadFile(filepath.Join(out, x.Control, "assertion.csv")))
+		if ours := must(os.ReadFile(filepath.Join(dir, "controls", x.Control, "assertion.csv"))); !bytes.Equal(py, ours) {
+			t.Errorf("control %s: the spec's reading gives\n%s\nthe bundle holds\n%s", x.Control, py, ours)
+		}
+	}
+	if string(got) != want.String() {
+		t.Errorf("results from the spec:\n%s\nthe manifest's:\n%s", got, want.String())
 	}
 }
