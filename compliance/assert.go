@@ -156,10 +156,10 @@ type event struct {
 	reqIssuer, reqSubject string // payload requester
 	accessID              string
 	notBefore, notAfter   string
-	rule                  string // command.blocked: rule, trimmed
-	commandID, column     string // response.digest, mask.applied
-	rows                  bool   // response.digest: rows is a number other than 0
-	named                 []string
+	rule                  string            // command.blocked: rule, trimmed
+	named                 []string          // commands: the listed columns the statement names
+	rows                  bool              // commands naming one: a later result had rows
+	masked                map[string]uint64 // commands naming one: the first later mask per column
 }
 
 // envelope is the JSON of an event as the checks decode it: every payload
@@ -208,11 +208,13 @@ type Asserter struct {
 	kinds   map[string]bool // every kind a check covers, upper-cased
 	columns []string        // every column a check covers, lower-cased
 	evs     []*event
+	// commands naming a listed column, by id (the first of each id)
+	naming map[string]*event
 }
 
 // NewAsserter starts testing x.
 func NewAsserter(x *Expectations) *Asserter {
-	a := &Asserter{x: x, kinds: map[string]bool{}}
+	a := &Asserter{x: x, kinds: map[string]bool{}, naming: map[string]*event{}}
 	for _, e := range x.Controls {
 		for _, k := range e.Kinds {
 			a.kinds[strings.ToUpper(k)] = true
@@ -229,12 +231,12 @@ func NewAsserter(x *Expectations) *Asserter {
 // Add notes one event (its ledger index and exact bytes); events must come
 // in index order. An event that is not JSON is an error.
 func (a *Asserter) Add(idx uint64, raw []byte) error {
-	if !Tested(raw) {
-		return nil
-	}
 	var v envelope
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return fmt.Errorf("compliance: event %d: %w", idx, err)
+	}
+	if !tested[v.Type] {
+		return nil
 	}
 	e := &event{idx: idx, id: v.ID, typ: v.Type, time: v.Time, session: v.SessionID,
 		issuer: v.Actor.Issuer, subject: v.Actor.Subject, kind: v.Actor.Kind}
@@ -243,12 +245,16 @@ func (a *Asserter) Add(idx uint64, raw []byte) error {
 	case events.CommandExecuted:
 		e.stmtKind, e.sha = strings.ToUpper(str(p.Kind)), str(p.SHA)
 		stmt := str(p.Statement)
-		if len(a.columns) > 0 {
+		if len(a.columns) > 0 && a.naming[e.id] == nil {
 			w := words(stmt)
 			for _, c := range a.columns {
 				if w[c] {
 					e.named = append(e.named, c)
 				}
+			}
+			if len(e.named) > 0 {
+				e.masked = map[string]uint64{}
+				a.naming[e.id] = e
 			}
 		}
 		if !a.kinds[e.stmtKind] && len(e.named) == 0 {
@@ -260,13 +266,20 @@ func (a *Asserter) Add(idx uint64, raw []byte) error {
 	case events.CommandBlocked:
 		e.rule = strings.TrimSpace(str(p.Rule))
 	case events.ResponseDigest:
-		e.commandID = str(p.CommandID)
-		e.rows = len(p.Rows) > 0 && (p.Rows[0] == '-' || p.Rows[0] >= '0' && p.Rows[0] <= '9') && string(p.Rows) != "0"
-		if !e.rows {
-			return nil
+		// Only a result of a command naming a listed column matters, and
+		// it is noted on the command.
+		if c := a.naming[str(p.CommandID)]; c != nil && len(p.Rows) > 0 && (p.Rows[0] == '-' || p.Rows[0] >= '0' && p.Rows[0] <= '9') && string(p.Rows) != "0" {
+			c.rows = true
 		}
+		return nil
 	case events.MaskApplied:
-		e.commandID, e.column = str(p.CommandID), strings.ToLower(str(p.Column))
+		if c := a.naming[str(p.CommandID)]; c != nil {
+			col := strings.ToLower(str(p.Column))
+			if _, ok := c.masked[col]; !ok {
+				c.masked[col] = idx
+			}
+		}
+		return nil
 	case events.ApprovalRequested, events.ApprovalGranted, events.ApprovalDenied, events.ApprovalExpired:
 		e.approvalID, e.sha, e.psession = str(p.ApprovalID), str(p.SHA), str(p.SessionID)
 		var r struct{ Issuer, Subject json.RawMessage }
@@ -528,46 +541,17 @@ func words(s string) map[string]bool {
 }
 
 func columnsMasked(x Expectation, evs []*event) []Row {
-	// The commands naming a listed column, and what later events say of
-	// them: a result with rows, the first mask of each column.
-	type cmd struct {
-		e      *event
-		rows   bool
-		masked map[string]uint64
-	}
-	cmds := map[string]*cmd{}
-	var order []*cmd
-	for _, e := range evs {
-		switch events.Type(e.typ) {
-		case events.CommandExecuted:
-			if len(e.named) > 0 && cmds[e.id] == nil {
-				c := &cmd{e: e, masked: map[string]uint64{}}
-				cmds[e.id] = c
-				order = append(order, c)
-			}
-		case events.ResponseDigest:
-			if c := cmds[e.commandID]; c != nil && e.rows {
-				c.rows = true
-			}
-		case events.MaskApplied:
-			if c := cmds[e.commandID]; c != nil {
-				if _, ok := c.masked[e.column]; !ok {
-					c.masked[e.column] = e.idx
-				}
-			}
-		}
-	}
 	var rows []Row
-	for _, c := range order {
-		if !c.rows {
+	for _, c := range evs {
+		if c.masked == nil || !c.rows {
 			continue
 		}
 		for _, col := range x.Columns {
 			col = strings.ToLower(col)
-			if !slices.Contains(c.e.named, col) {
+			if !slices.Contains(c.named, col) {
 				continue
 			}
-			r := row(c.e, col)
+			r := row(c, col)
 			if m, ok := c.masked[col]; ok {
 				r.Evidence = &m
 			} else {
@@ -639,17 +623,4 @@ var tested = map[string]bool{
 	string(events.MaskApplied): true, string(events.ApprovalRequested): true, string(events.ApprovalGranted): true,
 	string(events.ApprovalDenied): true, string(events.ApprovalExpired): true, string(events.AccessGranted): true,
 	string(events.SessionStarted): true,
-}
-
-// Tested reports whether a check may read the event, so that a caller
-// need keep only those for Assert. An event that does not parse is kept
-// (Assert then reports it).
-func Tested(event []byte) bool {
-	var t struct {
-		Type string `json:"type"`
-	}
-	if json.Unmarshal(event, &t) != nil {
-		return true
-	}
-	return tested[t.Type]
 }
