@@ -128,6 +128,7 @@ type Ingester struct {
 	// toPublish hands sealed batches to the publisher, in log order; its
 	// capacity bounds how far publishing may lag sealing.
 	toPublish chan publication
+	live      liveMessages // the publisher's
 	seen      *seenIndex
 	Stats     Stats
 }
@@ -395,12 +396,18 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 			}
 		}
 	}
-	var ok []sealing
-	var entries []ledger.Entry
-	var keys [][]byte               // event id keys of entries, for the index
-	batchIDs := map[string]uint64{} // id key → stream sequence, this batch
-	var done []jetstream.Msg        // to acknowledge at the end
-	var erase []uint64              // AUDIT_EVENTS messages to erase once sealed
+	total := 0 // events in the batch
+	for _, c := range checked {
+		total += len(c)
+	}
+	ok := make([]sealing, 0, total)
+	entries := make([]ledger.Entry, 0, total)
+	keys := make([][]byte, 0, total) // event id keys of entries, for the index
+	// id key → stream sequence, this batch: keys as arrays, so that
+	// adding one allocates nothing; sized for the batch at once.
+	batchIDs := make(map[[idKeyLen]byte]uint64, total)
+	var done []jetstream.Msg // to acknowledge at the end
+	var erase []uint64       // AUDIT_EVENTS messages to erase once sealed
 	var gap error
 	origin := in.cfg.Log.Origin()
 	next := in.next
@@ -466,7 +473,7 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 				ok = append(ok, sealing{msg: m, tenant: ledger.SystemTenant, typ: events.LedgerRejected})
 				continue
 			}
-			batchIDs[string(c.key)] = seq
+			batchIDs[[idKeyLen]byte(c.key)] = seq
 			ok = append(ok, sealing{msg: m, tenant: c.event.Tenant, typ: c.event.Type, at: c.event.Time})
 			entries = append(entries, ledger.Entry{Event: c.raw, Source: seq, Producer: c.sig, Tenant: c.event.Tenant})
 			keys = append(keys, c.key)
@@ -546,13 +553,13 @@ type checkedMsg struct {
 
 // duplicate reports an event whose id was sealed before, or appears
 // earlier in this batch: it is rejected, never sealed twice.
-func (in *Ingester) duplicate(c checkedMsg, batch map[string]uint64) error {
+func (in *Ingester) duplicate(c checkedMsg, batch map[[idKeyLen]byte]uint64) error {
 	id := c.event.ID
 	if c.seen {
 		in.Stats.Duplicates.Add(1)
 		return fmt.Errorf("%w: event id %q was sealed before, at ledger index %d", ErrDuplicate, id, c.sealedAt)
 	}
-	if seq, ok := batch[string(c.key)]; ok {
+	if seq, ok := batch[[idKeyLen]byte(c.key)]; ok {
 		in.Stats.Duplicates.Add(1)
 		return fmt.Errorf("%w: event id %q was published before, at stream sequence %d", ErrDuplicate, id, seq)
 	}
