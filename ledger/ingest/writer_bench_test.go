@@ -70,18 +70,28 @@ func benchWriter(b *testing.B, producer func(msg int) string, event func(msg, i 
 		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
 			b.Fatal(err)
 		}
+		// Batch messages of perMsg events, or fewer when that many
+		// would exceed bus.MaxBatchBytes (the gateways' output chunks).
 		var body []byte
+		msg, in := 0, 0
+		send := func() {
+			m := nats.NewMsg(bus.BatchSubject(producer(msg)))
+			m.Data = body
+			m.Header.Set(nats.MsgIdHdr, fmt.Sprintf("batch/%d", msg))
+			if _, err := js.PublishMsg(ctx, m); err != nil {
+				b.Fatal(err)
+			}
+			body, msg, in = nil, msg+1, 0
+		}
 		for i := range n {
-			msg := i / perMsg
-			body = bus.AppendBatch(body, event(msg, i))
-			if (i+1)%perMsg == 0 || i == n-1 {
-				m := nats.NewMsg(bus.BatchSubject(producer(msg)))
-				m.Data = body
-				m.Header.Set(nats.MsgIdHdr, fmt.Sprintf("batch/%d", i))
-				if _, err := js.PublishMsg(ctx, m); err != nil {
-					b.Fatal(err)
-				}
-				body = nil
+			ev := event(msg, i)
+			if in > 0 && len(body)+len(ev)+1 > bus.MaxBatchBytes {
+				send()
+				ev = event(msg, i)
+			}
+			body = bus.AppendBatch(body, ev)
+			if in++; in == perMsg || i == n-1 {
+				send()
 			}
 		}
 		if *writerSetupOnly {
