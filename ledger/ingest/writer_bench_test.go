@@ -73,7 +73,7 @@ func benchWriter(b *testing.B, producer func(msg int) string, event func(msg, i 
 		// Batch messages of perMsg events, or fewer when that many
 		// would exceed bus.MaxBatchBytes (the gateways' output chunks).
 		var body []byte
-		msg, in := 0, 0
+		msg, held := 0, 0
 		send := func() {
 			m := nats.NewMsg(bus.BatchSubject(producer(msg)))
 			m.Data = body
@@ -81,16 +81,16 @@ func benchWriter(b *testing.B, producer func(msg int) string, event func(msg, i 
 			if _, err := js.PublishMsg(ctx, m); err != nil {
 				b.Fatal(err)
 			}
-			body, msg, in = nil, msg+1, 0
+			body, msg, held = nil, msg+1, 0
 		}
 		for i := range n {
 			ev := event(msg, i)
-			if in > 0 && len(body)+len(ev)+1 > bus.MaxBatchBytes {
+			if held > 0 && len(body)+len(ev)+1 > bus.MaxBatchBytes {
 				send()
 				ev = event(msg, i)
 			}
 			body = bus.AppendBatch(body, ev)
-			if in++; in == perMsg || i == n-1 {
+			if held++; held == perMsg || i == n-1 {
 				send()
 			}
 		}
