@@ -267,6 +267,9 @@ func (l *liveMessages) subject(tenant string, typ events.Type) string {
 			clear(l.subjects) // tenants and types without end: keep it bounded
 		}
 		s = bus.LiveSubject(tenant, typ)
+		// Copies: an event's strings view its batch message, which a
+		// key kept here would keep in memory.
+		k = liveKey{strings.Clone(tenant), events.Type(strings.Clone(string(typ)))}
 		l.subjects[k] = s
 	}
 	l.lastKey, l.lastSubj, l.hasLast = k, s, true
