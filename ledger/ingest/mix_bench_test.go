@@ -25,13 +25,17 @@ func MixEvent(p, i int) []byte {
 	at := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC).Add(time.Duration(i) * 3 * time.Millisecond)
 	user := i % 97
 	sum := sha256.Sum256([]byte{byte(user)})
-	session := fmt.Sprintf("s-%s-%d", MixProducers[p], i/50)
+	// Ids as the gateway core makes them: the session's 16 random hex
+	// digits, "." and the event's place in it.
+	sid := sha256.Sum256(fmt.Appendf(nil, "%s/%d", MixProducers[p], i/50))
+	session := hex.EncodeToString(sid[:8])
+	seq := i%50 + 1
 	var typ, source, target, payload string
 	digest := func(what string) string {
 		d := sha256.Sum256(fmt.Appendf(nil, "%s/%d/%s", MixProducers[p], i, what))
 		return hex.EncodeToString(d[:])
 	}
-	prev := fmt.Sprintf("%s-%012d", MixProducers[p], i-1)
+	prev := fmt.Sprintf("%s.%d", session, max(1, seq-1))
 	switch p {
 	case 0:
 		source = `{"kind":"postgres-proxy","instance":"pg-1","version":"0.9.0"}`
@@ -82,6 +86,6 @@ func MixEvent(p, i int) []byte {
 			payload = fmt.Sprintf(`{"command_id":"%s","status":200,"bytes":%d,"hmac":"hmac:%s","content_type":"application/json"}`, prev, 900+37*(i%300), digest("response"))
 		}
 	}
-	return fmt.Appendf(nil, `{"version":1,"id":"%s-%012d","type":"%s","time":"%s","tenant":"acme","source":%s,"actor":{"issuer":"https://idp.example","subject":"user-%d","email":"pii1.%x.%s","groups":["dba","oncall"],"kind":"human"},"session_id":"%s","session_seq":%d,"target":%s,"payload":%s}`,
-		MixProducers[p], i, typ, at.Format(time.RFC3339Nano), source, user, sum[:16], strings.Repeat("q8Zt-", 8), session, i%50+1, target, payload)
+	return fmt.Appendf(nil, `{"version":1,"id":"%s.%d","type":"%s","time":"%s","tenant":"acme","source":%s,"actor":{"issuer":"https://idp.example","subject":"user-%d","email":"pii1.%x.%s","groups":["dba","oncall"],"kind":"human"},"session_id":"%s","session_seq":%d,"target":%s,"payload":%s}`,
+		session, seq, typ, at.Format(time.RFC3339Nano), source, user, sum[:16], strings.Repeat("q8Zt-", 8), session, seq, target, payload)
 }
