@@ -670,14 +670,28 @@ func base64Text(tok []byte) (string, bool) {
 	}
 	var acc uint32
 	bits := 0
-	for k, c := range tok {
-		acc, bits = acc<<6|uint32(base64Value[c]), bits+6
+	k := 0
+	for ; k < 8; k++ { // len(tok) >= 16
+		acc, bits = acc<<6|uint32(base64Value[tok[k]]), bits+6
 		if bits >= 8 {
 			bits -= 8
 			d = append(d, byte(acc>>bits))
-			if k < 8 && !printable(d) && !wideStart(d) {
+			if !printable(d) && !wideStart(d) {
 				return "", false // most tokens stop here
 			}
+		}
+	}
+	// Eight characters are six whole bytes (bits is 0): the rest goes
+	// four characters, three bytes, at a time.
+	for ; k+4 <= len(tok); k += 4 {
+		v := uint32(base64Value[tok[k]])<<18 | uint32(base64Value[tok[k+1]])<<12 | uint32(base64Value[tok[k+2]])<<6 | uint32(base64Value[tok[k+3]])
+		d = append(d, byte(v>>16), byte(v>>8), byte(v))
+	}
+	for ; k < len(tok); k++ {
+		acc, bits = acc<<6|uint32(base64Value[tok[k]]), bits+6
+		if bits >= 8 {
+			bits -= 8
+			d = append(d, byte(acc>>bits))
 		}
 	}
 	if !printable(d) {
@@ -690,6 +704,9 @@ func base64Text(tok []byte) (string, bool) {
 			}
 		}
 		return "", false
+	}
+	if cap(d) > len(buf) {
+		return unsafeString(d), true // its own, never written again
 	}
 	return string(d), true
 }
