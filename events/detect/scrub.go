@@ -667,6 +667,8 @@ func base64Text(tok []byte) (string, bool) {
 	d := buf[:0]
 	if n := len(tok) * 3 / 4; n > len(buf) {
 		d = make([]byte, 0, n) // a long one (a terminal chunk's data) grows no more
+		// (its text is still copied below: returning a view of d would
+		// send buf to the heap for every token, the short ones too)
 	}
 	var acc uint32
 	bits := 0
@@ -704,9 +706,6 @@ func base64Text(tok []byte) (string, bool) {
 			}
 		}
 		return "", false
-	}
-	if cap(d) > len(buf) {
-		return unsafeString(d), true // its own, never written again
 	}
 	return string(d), true
 }
