@@ -251,7 +251,13 @@ func (s *storage) RevokeToken(context.Context, string, string, string) *oidc.Err
 func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
 	return "", "", op.ErrInvalidRefreshToken
 }
-func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
+// SetUserinfoFromScopes: the ID token of a person signed in names them
+// (the library takes its subject from here).
+func (s *storage) SetUserinfoFromScopes(_ context.Context, ui *oidc.UserInfo, userID, _ string, scopes []string) error {
+	ui.Subject = userID
+	if u, ok := s.users[userID]; ok && u.Email != "" && slices.Contains(scopes, oidc.ScopeEmail) {
+		ui.Email = u.Email
+	}
 	return nil
 }
 func (s *storage) SetUserinfoFromToken(context.Context, *oidc.UserInfo, string, string, string) error {

@@ -365,7 +365,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if actor.Subject != idt.Subject {
-		fail("the access token and the ID token name different people", nil)
+		fail("the access token and the ID token name different people", fmt.Errorf("%q, %q", actor.Subject, idt.Subject))
 		return
 	}
 	expires := time.Now().Add(c.cfg.MaxSession)
@@ -442,7 +442,8 @@ func (p *capture) Flush() {
 // their address; the API decides and records.
 func (c *Console) call(r *http.Request, path string, q url.Values, to http.ResponseWriter, pass ...string) *capture {
 	s := sessionFrom(r.Context())
-	req := r.Clone(r.Context())
+	// A fresh routing context: the API routes the call on its own.
+	req := r.Clone(context.WithValue(r.Context(), chi.RouteCtxKey, nil))
 	req.Method, req.Body, req.ContentLength = http.MethodGet, http.NoBody, 0
 	req.URL = &url.URL{Path: path, RawQuery: q.Encode()}
 	req.RequestURI = req.URL.RequestURI()
