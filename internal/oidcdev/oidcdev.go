@@ -251,6 +251,7 @@ func (s *storage) RevokeToken(context.Context, string, string, string) *oidc.Err
 func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
 	return "", "", op.ErrInvalidRefreshToken
 }
+
 // SetUserinfoFromScopes: the ID token of a person signed in names them
 // (the library takes its subject from here).
 func (s *storage) SetUserinfoFromScopes(_ context.Context, ui *oidc.UserInfo, userID, _ string, scopes []string) error {
