@@ -137,7 +137,9 @@ var loginTmpl = template.Must(template.New("login").Parse(`<!doctype html>
 // the code.
 func (s *storage) loginPage(callback string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+		// No form-action: the browser applies it to the redirects after
+		// the post too, and those end at the client's redirect URI.
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		id := r.FormValue("id")
 		s.mu.Lock()
