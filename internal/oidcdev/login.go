@@ -2,6 +2,8 @@ package oidcdev
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"html/template"
 	"net/http"
@@ -10,8 +12,6 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
-
-	"github.com/auditledger/auditledger/events/detect"
 )
 
 // The authorization code flow: the provider library checks the request
@@ -66,7 +66,9 @@ func (s *storage) CreateAuthRequest(_ context.Context, req *oidc.AuthRequest, _ 
 	if req.CodeChallenge == "" || req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
 		return nil, oidc.ErrInvalidRequest().WithDescription("the development provider requires PKCE with S256")
 	}
-	a := &authRequest{id: detect.RandomHex(16), req: req, audience: []string{s.cfg.Audience, req.ClientID}, created: time.Now()}
+	b := make([]byte, 16)
+	rand.Read(b)
+	a := &authRequest{id: hex.EncodeToString(b), req: req, audience: []string{s.cfg.Audience, req.ClientID}, created: time.Now()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, old := range s.logins { // forget abandoned sign-ins
