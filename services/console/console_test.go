@@ -10,8 +10,10 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/api"
@@ -203,6 +205,7 @@ func TestPagesAndExport(t *testing.T) {
 	// The CSV export of the load generator: every one of its events, in
 	// ledger order, one audit.accessed.
 	before = len(f.recorded(events.AuditAccessed))
+	start := time.Now()
 	resp, err = carol.Get(f.srv.URL + "/console/export?format=csv&tenant=acme&who=loadgen")
 	if err != nil {
 		t.Fatal(err)
@@ -212,11 +215,26 @@ func TestPagesAndExport(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Disposition"), "attachment") {
 		t.Fatalf("export: %d %v %v", resp.StatusCode, err, resp.Header)
 	}
+	t.Logf("CSV export of %d events: %v", len(rows)-1, time.Since(start))
 	if len(rows) != bulkEvents+1 || rows[0][0] != "index" || rows[1][7] != "loadgen" || rows[bulkEvents][3] != "bulk-10499" {
 		t.Fatalf("the CSV export: %d rows, first %v", len(rows), rows[:2])
 	}
 	if acc := f.recorded(events.AuditAccessed)[before:]; len(acc) != 1 || !strings.Contains(string(acc[0].Raw), "events export") {
 		t.Fatalf("an export recorded %d audit.accessed, want 1", len(acc))
+	}
+	// Figures, logged, never asserted: a page of 1,000 and one of 50 past
+	// the 10,000th event, and a session's timeline of 1,000 events.
+	for _, u := range []string{"/console/sessions?who=loadgen&limit=1000&after=9000", "/console/sessions?who=loadgen&limit=50&after=10000", "/console/sessions/acme/bulk-3"} {
+		var took []time.Duration
+		for range 5 {
+			start := time.Now()
+			if code, _ := get(t, carol, f.srv.URL+u); code != 200 {
+				t.Fatalf("%s: %d", u, code)
+			}
+			took = append(took, time.Since(start))
+		}
+		slices.Sort(took)
+		t.Logf("%s: median %v of 5", u, took[2])
 	}
 	// JSON: the API's event results, which a verifier checks.
 	resp, err = carol.Get(f.srv.URL + "/console/export?format=json&tenant=acme&gateway=ssh-proxy")
