@@ -37,7 +37,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -107,6 +106,9 @@ const (
 	sessionCookie = "auditledger_console"
 	loginCookie   = "auditledger_console_login"
 	loginLifetime = 10 * time.Minute
+	// maxPendingLogins bounds the sign-ins started and not finished (each
+	// kept loginLifetime): anyone may start one.
+	maxPendingLogins = 10_000
 )
 
 // New builds the console.
@@ -304,6 +306,12 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 			delete(c.logins, k)
 		}
 	}
+	if len(c.logins) >= maxPendingLogins {
+		c.mu.Unlock()
+		c.render(w, r, http.StatusServiceUnavailable, "refusal", page{Title: "Sign-in unavailable", Refusal: &refusal{Status: 503,
+			Detail: "too many sign-ins under way; try again in a few minutes"}})
+		return
+	}
 	c.logins[state] = &pendingLogin{verifier: verifier, nonce: nonce, expires: now.Add(loginLifetime)}
 	c.mu.Unlock()
 	// Lax: the provider's redirect back is a cross-site navigation.
@@ -482,5 +490,3 @@ func (s *session) who() string {
 	}
 	return s.actor.Subject
 }
-
-var _ = strings.TrimSpace

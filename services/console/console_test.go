@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"regexp"
@@ -40,6 +41,31 @@ func TestRefusals(t *testing.T) {
 		t.Fatalf("an export without a session: %d", code)
 	}
 
+	// A wrong password at the provider: no session.
+	jar, _ := cookiejar.New(nil)
+	wrong := &http.Client{Jar: jar}
+	resp, err := wrong.Get(f.srv.URL + "/console/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = wrong.PostForm(f.idp.Issuer+"/login", url.Values{"id": {resp.Request.URL.Query().Get("id")}, "username": {"carol"}, "password": {"guess"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(string(b), "wrong password") {
+		t.Fatalf("a wrong password: %d %s", resp.StatusCode, b)
+	}
+	if code, _ := get(t, wrong, f.srv.URL+"/console/sessions"); code != 401 {
+		t.Fatalf("after a wrong password: %d", code)
+	}
+	// A callback this browser did not start: refused, recorded.
+	if code, body := get(t, wrong, f.srv.URL+"/console/callback?code=x&state=y"); code != 401 || !strings.Contains(body, "state mismatch") {
+		t.Fatalf("a forged callback: %d %s", code, body)
+	}
+
 	carol := f.signIn(t, "carol", "carol-secret")
 	// The cookie alone on the API: bearer-only, 401.
 	u, _ := url.Parse(f.srv.URL + "/console/")
@@ -50,11 +76,11 @@ func TestRefusals(t *testing.T) {
 	for _, c := range carol.Jar.Cookies(u) {
 		req.AddCookie(c)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
+	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 401 || strings.Contains(string(b), "SELECT") {
 		t.Fatalf("the console cookie on /v1/events: %d %s", resp.StatusCode, b)

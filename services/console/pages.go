@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -292,5 +291,3 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request) {
 		c.refusedBy(w, r, out)
 	}
 }
-
-var _ = strings.Join
