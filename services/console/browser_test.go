@@ -26,7 +26,7 @@ import (
 // TestBrowser drives headless Chromium (Debian's chromium, which .ci/run
 // installs) through the console: sign in on the provider's login page,
 // filter, page past 10,000 events, open a session's timeline, export
-// CSV and read it back. Screenshots go to $TEST_ARTIFACTS/console (else
+// CSV and read it back; axe-core checks the pages (WCAG 2 A, AA). Screenshots go to $TEST_ARTIFACTS/console (else
 // the test's temporary directory); with CONSOLE_DOCS_SCREENSHOTS=1 the
 // key ones are written to docs/console/ too.
 func TestBrowser(t *testing.T) {
@@ -116,6 +116,31 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	// axe checks the page against WCAG 2 A and AA (labels, contrast,
+	// names, landmarks); injected through the DevTools protocol, which
+	// the page's CSP does not govern, and never served by the console.
+	axeSrc, err := os.ReadFile("testdata/axe-core/axe.min.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	axe := func(page string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](string(axeSrc)+";true")); err != nil {
+			t.Fatalf("axe on %s: %v", page, err)
+		}
+		found, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa"]}}).then(r => ["passed " + r.passes.length + " rules"].concat(r.violations.map(v => v.id + ": " + v.help + " (" + v.nodes.map(n => n.target.join(" ")).slice(0, 3).join(", ") + ")")))`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("axe on %s: %v", page, err)
+		}
+		// The first line counts the rules passed: a check that ran.
+		if len(found) == 0 || !strings.HasPrefix(found[0], "passed ") || found[0] == "passed 0 rules" {
+			t.Fatalf("axe did not run on %s: %v", page, found)
+		}
+		t.Logf("axe on %s: %s", page, found[0])
+		for _, v := range found[1:] {
+			t.Errorf("accessibility of %s: %s", page, v)
+		}
+	}
 
 	// Sign in through the provider's login page; the first key press
 	// reaches the skip link.
@@ -137,6 +162,7 @@ func TestBrowser(t *testing.T) {
 	run("type the password", chromedp.SendKeys(css(`#password`), "carol-secret"))
 	run("submit", chromedp.Click(css(`button[type=submit]`)))
 	run("signed in", chromedp.WaitVisible(css(`#results tbody tr[data-index]`)))
+	axe("the sessions page")
 	accessed := len(f.recorded(events.AuditAccessed))
 
 	// Filter: masked statements, applied in place by htmx.
@@ -190,6 +216,7 @@ func TestBrowser(t *testing.T) {
 	run("timeline", chromedp.Navigate(f.srv.URL+"/console/sessions?gateway=postgres-proxy&who=dave"),
 		chromedp.Click(`//a[text()="pg-s1"]`, chromedp.NodeVisible), chromedp.WaitVisible(css(`#timeline`)))
 	shot("timeline", true)
+	axe("the timeline")
 	tl := text(`#timeline`)
 	for _, want := range []string{"SELECT email, card FROM customers", "mask-cards", "result_hmac", "DDL is not allowed", "apr-1", "CHG-1"} {
 		if !strings.Contains(tl, want) {
@@ -234,6 +261,7 @@ func TestBrowser(t *testing.T) {
 	if s := text(`#refusal`); !strings.Contains(s, "no console session") {
 		t.Fatalf("after sign-out: %s", s)
 	}
+	axe("a refusal")
 	mu.Lock()
 	defer mu.Unlock()
 	// The 401 of the last page is logged by the browser as a failed
