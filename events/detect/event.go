@@ -522,7 +522,7 @@ func sealedField(s string) bool {
 	}
 	// Ciphertext is random bytes: one that decodes to text is text
 	// written in the sealed form (pii1.….<base64 of an address>).
-	_, text := base64Text([]byte(rest[33:]))
+	text := base64Printable([]byte(rest[33:]))
 	return len(rest[33:])%4 != 1 && !text // no base64 text has that length
 }
 

@@ -15,11 +15,13 @@ func refMayHoldASCII(text string) bool {
 	for i := 0; i < len(text); i++ {
 		switch holdClass[text[i]] {
 		case clOther:
-			run, dash = 0, false
+			if !joinsDigits(text, i) {
+				run, dash = 0, false
+			}
 		case clAt:
 			return true
 		case clDigit:
-			if run++; run >= 13 || run >= 8 && (plus || dash) {
+			if run++; run >= 9 || run >= 8 && (plus || dash) {
 				return true
 			}
 			eight = eight || run >= 8
@@ -33,11 +35,10 @@ func refMayHoldASCII(text string) bool {
 		case clPlus:
 			plus = true
 		case clParen:
-			if !plus {
+		case clSecret:
+			if !joinsDigits(text, i) {
 				run, dash = 0, false
 			}
-		case clSecret:
-			run, dash = 0, false
 			if secretAt(text[i:]) {
 				return true
 			}
@@ -48,7 +49,7 @@ func refMayHoldASCII(text string) bool {
 
 func refHasPercent(text string) bool {
 	for i := 0; i < len(text); i++ {
-		if c := text[i]; c == '%' || c == '\\' || c == '&' {
+		if c := text[i]; c == '%' || c == '\\' || c == '&' || c == '=' || c == '+' {
 			if _, n := escapeAt(text[i:]); n > 0 {
 				return true
 			}
@@ -58,7 +59,7 @@ func refHasPercent(text string) bool {
 }
 
 // holdAlphabet is weighted toward the bytes the two functions look at.
-const holdAlphabet = "eyJAKIASghpousrxoabk_-----BEGIN@+()0123456789 .%\\xu4fFzZ"
+const holdAlphabet = "eyJAKIASghpousrxoabk_-----BEGIN@+()0123456789 .%\\xu4fFzZ=+AE"
 
 func checkMayHoldForms(t *testing.T, s string) {
 	t.Helper()

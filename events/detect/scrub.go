@@ -2,6 +2,8 @@ package detect
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"regexp"
 	"slices"
 	"strconv"
@@ -98,7 +100,7 @@ func ScrubEach(text string, found func(detector, value string)) (out string, cou
 }
 
 // maxPercentRounds bounds how many times scan percent-decodes text.
-const maxPercentRounds = 4
+const maxPercentRounds = 6
 
 // scan returns the values the detectors find in text, as offsets into
 // it, in order and apart, and the detector of each value found (all, in
@@ -173,11 +175,12 @@ func mergeSpans(spans []match) []match {
 func hasPercent(text string) bool {
 	// Most text holds neither byte: two vectorised searches find that
 	// sooner than a loop over every byte.
-	if strings.IndexByte(text, '%') < 0 && strings.IndexByte(text, '\\') < 0 && strings.IndexByte(text, '&') < 0 {
+	if strings.IndexByte(text, '%') < 0 && strings.IndexByte(text, '\\') < 0 && strings.IndexByte(text, '&') < 0 &&
+		strings.IndexByte(text, '=') < 0 && strings.IndexByte(text, '+') < 0 {
 		return false
 	}
 	for i := 0; i < len(text); i++ {
-		if c := text[i]; c == '%' || c == '\\' || c == '&' {
+		if c := text[i]; c == '%' || c == '\\' || c == '&' || c == '=' || c == '+' {
 			if _, n := escapeAt(text[i:]); n > 0 {
 				return true
 			}
@@ -202,26 +205,146 @@ func escapeAt(text string) ([]byte, int) {
 		}
 		return v, true
 	}
+	char := func(v int) bool { return v >= 0x20 && v != 0x7f && v <= unicode.MaxRune && (v < 0xd800 || v > 0xdfff) }
 	switch {
+	case len(text) >= 6 && text[0] == '%' && (text[1] == 'u' || text[1] == 'U'):
+		// %uXXXX (IIS, JavaScript's escape()).
+		if v, ok := hex(text[2:6]); ok && char(v) {
+			return utf8.AppendRune(nil, rune(v)), 6
+		}
 	case len(text) >= 3 && text[0] == '%':
 		if v, ok := hex(text[1:3]); ok {
 			return []byte{byte(v)}, 3
 		}
-	case len(text) >= 6 && text[0] == '\\' && text[1] == 'u':
+	case len(text) >= 6 && text[0] == '\\' && text[1] == 'u' && text[2] != '{':
 		if v, ok := hex(text[2:6]); ok && (v < 0xd800 || v > 0xdfff) {
 			return utf8.AppendRune(nil, rune(v)), 6
 		}
+	case len(text) >= 5 && text[0] == '\\' && text[1] == 'u' && text[2] == '{':
+		// \u{40} (JavaScript, Rust, Swift).
+		if end := strings.IndexByte(text[3:min(len(text), 10)], '}'); end > 0 {
+			if v, ok := hex(text[3 : 3+end]); ok && char(v) {
+				return utf8.AppendRune(nil, rune(v)), end + 4
+			}
+		}
+	case len(text) >= 6 && text[0] == '\\' && text[1] == 'U':
+		// \U00000040 (Python, C), or \U0040.
+		if len(text) >= 10 {
+			if v, ok := hex(text[2:10]); ok && char(v) {
+				return utf8.AppendRune(nil, rune(v)), 10
+			}
+		}
+		if v, ok := hex(text[2:6]); ok && char(v) {
+			return utf8.AppendRune(nil, rune(v)), 6
+		}
+	case len(text) >= 2 && text[0] == '\\' && (text[1] == 'n' || text[1] == 't' || text[1] == 'r'):
+		// \n, \t, \r written as text: white space, a separator.
+		return []byte{' '}, 2
 	case len(text) >= 4 && text[0] == '\\' && text[1] == 'x':
 		if v, ok := hex(text[2:4]); ok {
 			return []byte{byte(v)}, 4
+		}
+	case len(text) >= 4 && text[0] == '\\' && text[1] >= '0' && text[1] <= '3' && octal(text[2]) && octal(text[3]):
+		// \100: an octal escape (C, shells, PostgreSQL's bytea).
+		if v := int(text[1]-'0')<<6 | int(text[2]-'0')<<3 | int(text[3]-'0'); v >= 0x20 && v != 0x7f {
+			return []byte{byte(v)}, 4
+		}
+	case len(text) >= 2 && text[0] == '\\' && hexValue(text[1]) >= 0:
+		// \40 : a CSS escape, one to six hex digits and an optional
+		// space after them.
+		j := 1
+		for j < len(text) && j < 7 && hexValue(text[j]) >= 0 {
+			j++
+		}
+		if v, ok := hex(text[1:j]); ok && char(v) {
+			if j < len(text) && text[j] == ' ' {
+				j++
+			}
+			return utf8.AppendRune(nil, rune(v)), j
 		}
 	case len(text) >= 2 && text[0] == '\\' && text[1] > ' ' && text[1] < 0x7f && !isAlnum(text[1]):
 		// A quoted-pair (RFC 9110 quoted-string, a shell word): \@ is @.
 		return []byte{text[1]}, 2
 	case len(text) >= 4 && text[0] == '&':
 		return htmlRef(text)
+	case len(text) >= 3 && text[0] == '=':
+		return qpAt(text, false)
+	case len(text) >= 4 && text[0] == '+':
+		return utf7At(text)
 	}
 	return nil, 0
+}
+
+func octal(c byte) bool { return c >= '0' && c <= '7' }
+
+// qpAt decodes the quoted-printable escape text starts with (=40): one
+// of a printable ASCII character that is not a letter or a digit, or of
+// any printable one in a run of such escapes (=34=31=31…; after one,
+// when after is true).
+func qpAt(text string, after bool) ([]byte, int) {
+	if len(text) < 3 || text[0] != '=' {
+		return nil, 0
+	}
+	hi, lo := hexValue(text[1]), hexValue(text[2])
+	if hi < 0 || lo < 0 {
+		return nil, 0
+	}
+	c := byte(hi<<4 | lo)
+	if c < 0x20 || c >= 0x7f {
+		return nil, 0
+	}
+	run := after || len(text) >= 6 && text[3] == '=' && hexValue(text[4]) >= 0 && hexValue(text[5]) >= 0
+	if isAlnum(c) && !run {
+		return nil, 0
+	}
+	return []byte{c}, 3
+}
+
+// utf7At decodes the UTF-7 shifted sequence text starts with (RFC 2152:
+// +AEA- is @): +, modified base64 of UTF-16BE, -. Each character decoded
+// is one that is not a control.
+func utf7At(text string) ([]byte, int) {
+	end := 1
+	for end < len(text) && end <= 25 && (isAlnum(text[end]) || text[end] == '+' || text[end] == '/') {
+		end++
+	}
+	if end < 4 || end >= len(text) || text[end] != '-' {
+		return nil, 0
+	}
+	var acc uint32
+	bits := 0
+	var units []uint16
+	for _, c := range []byte(text[1:end]) {
+		var v uint32
+		switch {
+		case c >= 'A' && c <= 'Z':
+			v = uint32(c - 'A')
+		case c >= 'a' && c <= 'z':
+			v = uint32(c-'a') + 26
+		case isDigit(c):
+			v = uint32(c-'0') + 52
+		case c == '+':
+			v = 62
+		default:
+			v = 63
+		}
+		acc, bits = acc<<6|v, bits+6
+		if bits >= 16 {
+			bits -= 16
+			units = append(units, uint16(acc>>bits))
+		}
+	}
+	if len(units) == 0 || bits >= 6 || acc&(1<<bits-1) != 0 {
+		return nil, 0
+	}
+	var out []byte
+	for _, r := range utf16.Decode(units) {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return nil, 0
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	return out, end + 1
 }
 
 // htmlRef decodes the HTML character reference text starts with:
@@ -279,17 +402,24 @@ func percentDecode(text string) (string, []int, []int) {
 	b := make([]byte, 0, len(text))
 	from := make([]int, 0, len(text))
 	to := make([]int, 0, len(text))
+	qp := false // the escape before was quoted-printable
 	for i := 0; i < len(text); {
-		if c := text[i]; c == '%' || c == '\\' || c == '&' {
-			if d, n := escapeAt(text[i:]); n > 0 {
+		if c := text[i]; c == '%' || c == '\\' || c == '&' || c == '=' || c == '+' {
+			d, n := escapeAt(text[i:])
+			if n == 0 && c == '=' && qp {
+				d, n = qpAt(text[i:], true)
+			}
+			if n > 0 {
 				for _, c := range d {
 					b = append(b, c)
 					from, to = append(from, i), append(to, i+n)
 				}
+				qp = c == '='
 				i += n
 				continue
 			}
 		}
+		qp = false
 		b = append(b, text[i])
 		from, to = append(from, i), append(to, i+1)
 		i++
@@ -416,6 +546,27 @@ func (s *scrubber) run() {
 			start = i
 		}
 	}
+	for _, m := range ibanCandidates(b) {
+		glued := m[0] > 0 && isAlnum(b[m[0]-1])
+		if glued && (isDigit(b[m[0]-1]) || !isUpper(b[m[0]]) || !isUpper(b[m[0]+1])) {
+			continue // inside a longer word: a digest, an identifier
+		}
+		// Glued after letters (acctDE89…), an upper-case country code
+		// starts it and it ends the word.
+		lower := glued || !isUpper(b[m[0]])
+		for end := m[1]; end >= m[0]+15; end-- {
+			// Lower-case, it ends a word too: a lower-case hex word
+			// starts as one (de89…) more often than capitals do.
+			if lower && end < len(b) && isAlnum(b[end]) {
+				continue
+			}
+			if isAlnum(b[end-1]) && isIBAN(b[m[0]:end]) {
+				s.claim(m[0], end, "iban")
+				break
+			}
+		}
+	}
+	s.numbers()
 	// Numbers written with separators (card numbers, IBAN digits, phone
 	// numbers) span several tokens: offer each run of digits and
 	// separators (isCardSep) as a whole, then look for card numbers
@@ -465,23 +616,7 @@ func (s *scrubber) run() {
 		}
 		i = j
 	}
-	for _, m := range ibanCandidates(b) {
-		if m[0] > 0 && isAlnum(b[m[0]-1]) {
-			continue // inside a longer word: a digest, an identifier
-		}
-		lower := !isUpper(b[m[0]])
-		for end := m[1]; end >= m[0]+15; end-- {
-			// Lower-case, it ends a word too: a lower-case hex word
-			// starts as one (de89…) more often than capitals do.
-			if lower && end < len(b) && isAlnum(b[end]) {
-				continue
-			}
-			if isAlnum(b[end-1]) && isIBAN(b[m[0]:end]) {
-				s.claim(m[0], end, "iban")
-				break
-			}
-		}
-	}
+	s.others()
 	if hasSecretPrefix(unsafeString(b)) {
 		for _, m := range secretIn.FindAllIndex(b, -1) {
 			s.claim(m[0], m[1], "secret")
@@ -497,8 +632,12 @@ func (s *scrubber) run() {
 		}
 	}
 	if s.depth < maxEncodedDepth {
-		for _, t := range encodedTokens(b) {
+		for _, t := range append(encodedTokens(b), hexPairRuns(b)...) {
 			if !s.free(t.lo, t.hi) {
+				continue
+			}
+			if t.unjudged {
+				s.claim(t.lo, t.hi, Unjudged)
 				continue
 			}
 			sv := newView(t.text)
@@ -519,22 +658,32 @@ func (s *scrubber) run() {
 			}
 		}
 	}
+	// Digit chains last: a token of hex or base64 that holds a value is
+	// replaced whole before its digits are read as a number.
+	s.chains()
 }
 
 // maxEncodedDepth bounds how many times a value's text is decoded from
 // hex or base64 inside text (base64 of hex of a card number is read;
 // deeper is not).
-const maxEncodedDepth = 2
+const maxEncodedDepth = 3
 
-// maxEncodedToken is the longest token encodedTokens decodes: a longer
-// one (a file, a session's output chunk) is data, not a value.
-const maxEncodedToken = 4096
+// maxEncodedToken is the longest token encodedTokens decodes (a session
+// output chunk in base64 is at most 21,848): a longer one is not judged,
+// and is replaced whole as Unjudged, never recorded in clear.
+const maxEncodedToken = 32768
 
-// encoded is a token of text b[lo:hi] written in hex or base64, and the
-// text it decodes to.
+// Unjudged names what replaces text the detectors do not read within
+// their bounds: a token longer than maxEncodedToken, compressed data that
+// inflates beyond maxInflated or does not inflate.
+const Unjudged = "unjudged"
+
+// encoded is a token of text b[lo:hi] written in hex, base32 or base64,
+// and the text it decodes to (decodedText), or one not judged.
 type encoded struct {
-	lo, hi int
-	text   string
+	lo, hi   int
+	text     string
+	unjudged bool
 }
 
 // encodedTokens returns the tokens of b that are text written in hex (an
@@ -559,10 +708,12 @@ func encodedTokens(b []byte) []encoded {
 			j++
 		}
 		end := j
-		for end < len(b) && end-j < 2 && b[end] == '=' {
+		for end < len(b) && end-j < 6 && b[end] == '=' {
 			end++
 		}
-		if e, ok := decodeToken(b, i, j, end); ok {
+		if j-i > maxEncodedToken {
+			out = append(out, encoded{lo: i, hi: end, unjudged: true})
+		} else if e, ok := decodeToken(b, i, j, end); ok {
 			out = append(out, e)
 		} else if bytes.IndexByte(b[i:j], '/') >= 0 {
 			// Slashes separate a path's segments; URL-safe base64 has
@@ -590,27 +741,191 @@ func decodeToken(b []byte, i, j, end int) (encoded, bool) {
 	if n := len(tok); n < 12 || n > maxEncodedToken {
 		return encoded{}, false
 	}
-	if d, ok := hexText(tok); ok && MayHold(d) {
-		return encoded{i, j, d}, true
+	hexTok := tok
+	if len(tok) > 2 && tok[0] == '0' && (tok[1] == 'x' || tok[1] == 'X') {
+		hexTok = tok[2:] // 0x6a616e65…
 	}
-	if d, ok := base64Text(tok); ok && MayHold(d) {
-		return encoded{i, end, d}, true
+	judge := func(d string, ok bool, hi int) (encoded, bool) {
+		if d == unjudgedText {
+			return encoded{lo: i, hi: hi, unjudged: true}, true
+		}
+		if ok && MayHold(d) {
+			return encoded{lo: i, hi: hi, text: d}, true
+		}
+		return encoded{}, false
 	}
-	// Base64 behind one to three characters glued to it (a sigil, a
-	// type letter: xNDExMTEx…): the token is replaced whole.
-	for k := 1; k <= 3 && len(tok)-k >= 16; k++ {
-		if d, ok := base64Text(tok[k:]); ok && MayHold(d) {
-			return encoded{i, end, d}, true
+	if d, ok := hexText(hexTok); ok {
+		if e, ok := judge(d, ok, j); ok {
+			return e, true
+		}
+	}
+	if d, ok := base32Text(tok); ok {
+		if e, ok := judge(d, ok, end); ok {
+			return e, true
+		}
+	}
+	// Base64 from its first character, or behind one to three others
+	// glued to it (a sigil, a type letter, other base64: xNDExMTEx…):
+	// every alignment. The token is replaced whole.
+	for k := 0; k <= 3 && len(tok)-k >= 16; k++ {
+		if d, ok := base64Text(tok[k:]); ok {
+			if e, ok := judge(d, ok, end); ok {
+				return e, true
+			}
 		}
 	}
 	return encoded{}, false
+}
+
+// unjudgedText is what decodedText returns for bytes it cannot judge.
+const unjudgedText = "\x00unjudged"
+
+// minRun is the shortest run of printable characters decodedText keeps
+// from bytes that are not text throughout.
+const minRun = 8
+
+// maxInflated bounds what decodedText inflates from gzip.
+const maxInflated = 64 << 10
+
+// decodedText is the text decoded bytes d are read as: d itself when it
+// is printable text; else gzip inflated (at most maxInflated, or
+// unjudgedText); else d with its NULs taken out (UTF-16 and UTF-32 of
+// ASCII text, in either byte order) when that is printable; else its
+// runs of minRun printable characters or more, one a line (protobuf
+// framing, Latin-1 bytes, a garbage prefix around text). ok is false
+// when nothing is left.
+func decodedText(d []byte) (string, bool) {
+	if printable(d) {
+		return string(d), true
+	}
+	if len(d) >= 18 && d[0] == 0x1f && d[1] == 0x8b && d[2] == 8 {
+		zr, err := gzip.NewReader(bytes.NewReader(d))
+		if err != nil {
+			return unjudgedText, true
+		}
+		out, err := io.ReadAll(io.LimitReader(zr, maxInflated+1))
+		if err != nil || len(out) > maxInflated {
+			return unjudgedText, true
+		}
+		if t, ok := decodedText(out); ok {
+			return t, true
+		}
+		return "", false
+	}
+	if bytes.IndexByte(d, 0) >= 0 {
+		nn := bytes.ReplaceAll(d, []byte{0}, nil)
+		if len(nn) > 0 && printable(nn) {
+			return string(nn), true
+		}
+		d = nn
+	}
+	// The longest run first, without allocating: most random bytes
+	// hold none of minRun.
+	var sb []byte
+	for k := 0; k < len(d); {
+		start := k
+		for k < len(d) {
+			c := d[k]
+			if c < utf8.RuneSelf {
+				if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+					break
+				}
+				k++
+				continue
+			}
+			r, n := utf8.DecodeRune(d[k:])
+			if r == utf8.RuneError && n <= 1 || unicode.IsControl(r) {
+				break
+			}
+			k += n
+		}
+		if k-start >= minRun {
+			if sb != nil {
+				sb = append(sb, '\n')
+			}
+			sb = append(sb, d[start:k]...)
+		}
+		if k == start {
+			k++
+		}
+	}
+	return string(sb), len(sb) > 0
+}
+
+// base32Text decodes tok, base32 (RFC 4648) in one case without its
+// padding, 16 characters or more.
+func base32Text(tok []byte) (string, bool) {
+	if len(tok) < 16 {
+		return "", false
+	}
+	upper := tok[0] >= 'A' && tok[0] <= 'Z'
+	var acc uint32
+	bits := 0
+	d := make([]byte, 0, len(tok)*5/8)
+	for _, c := range tok {
+		var v uint32
+		switch {
+		case upper && c >= 'A' && c <= 'Z':
+			v = uint32(c - 'A')
+		case !upper && c >= 'a' && c <= 'z':
+			v = uint32(c - 'a')
+		case c >= '2' && c <= '7':
+			v = uint32(c-'2') + 26
+		default:
+			return "", false
+		}
+		acc, bits = acc<<5|v, bits+5
+		if bits >= 8 {
+			bits -= 8
+			d = append(d, byte(acc>>bits))
+		}
+	}
+	return decodedText(d)
+}
+
+// hexPairRuns returns the runs of b that are bytes written in hex with
+// one separator between them, the same throughout (34:33:39…, 6a 61 6e…,
+// xxd's and Wireshark's forms), six bytes or more, whose bytes are text
+// (decodedText) that may hold a value.
+func hexPairRuns(b []byte) []encoded {
+	var out []encoded
+	for i := 0; i+17 <= len(b); i++ {
+		if hexValue(b[i]) < 0 || hexValue(b[i+1]) < 0 || i > 0 && isAlnum(b[i-1]) {
+			continue
+		}
+		sep := b[i+2]
+		if sep != ':' && sep != ' ' && sep != '-' && sep != '.' {
+			continue
+		}
+		var d []byte
+		j := i
+		for j+2 <= len(b) && hexValue(b[j]) >= 0 && hexValue(b[j+1]) >= 0 && (j+2 == len(b) || !isAlnum(b[j+2])) {
+			d = append(d, byte(hexValue(b[j])<<4|hexValue(b[j+1])))
+			j += 2
+			if j+2 < len(b) && b[j] == sep {
+				j++
+				continue
+			}
+			break
+		}
+		if b[j-1] == sep {
+			j--
+		}
+		if len(d) >= 6 {
+			if t, ok := decodedText(d); ok && (t == unjudgedText || MayHold(t)) {
+				out = append(out, encoded{lo: i, hi: j, text: t, unjudged: t == unjudgedText})
+			}
+			i = j
+		}
+	}
+	return out
 }
 
 // encodedWhole is the text v decodes to when v is one token of hex or
 // base64 (encodedTokens) that may hold a value.
 func encodedWhole(v []byte) (string, bool) {
 	j := len(v)
-	for j > 0 && len(v)-j < 2 && v[j-1] == '=' {
+	for j > 0 && len(v)-j < 6 && v[j-1] == '=' {
 		j--
 	}
 	for _, c := range v[:j] {
@@ -626,7 +941,8 @@ func isBase64Char(c byte) bool {
 	return isAlnum(c) || c == '+' || c == '/' || c == '-' || c == '_'
 }
 
-// hexText decodes tok, hex digits of one case, when it is printable text.
+// hexText decodes tok, hex digits of either case, and reads the bytes
+// as decodedText does.
 func hexText(tok []byte) (string, bool) {
 	if len(tok)%2 != 0 {
 		return "", false
@@ -637,28 +953,19 @@ func hexText(tok []byte) (string, bool) {
 		d = make([]byte, 0, len(tok)/2)
 	}
 	d = d[:len(tok)/2]
-	lower, upper := false, false
 	for k := 0; k < len(tok); k += 2 {
 		hi, lo := hexValue(tok[k]), hexValue(tok[k+1])
 		if hi < 0 || lo < 0 {
 			return "", false
 		}
-		for _, c := range tok[k : k+2] {
-			lower, upper = lower || c >= 'a' && c <= 'f', upper || c >= 'A' && c <= 'F'
-		}
 		d[k/2] = byte(hi<<4 | lo)
-		if k < 8 && !printable(d[:k/2+1]) {
-			return "", false // most tokens stop here
-		}
 	}
-	if lower && upper || !printable(d) {
-		return "", false
-	}
-	return string(d), true
+	return decodedText(d)
 }
 
 // base64Text decodes tok, base64 of either alphabet without its padding,
-// when it is printable text of 16 characters or more.
+// 16 characters or more, and reads the bytes as decodedText does (text
+// in UTF-16LE, PowerShell's -EncodedCommand, as the text it is).
 func base64Text(tok []byte) (string, bool) {
 	if len(tok) < 16 || len(tok)%4 == 1 {
 		return "", false
@@ -667,7 +974,7 @@ func base64Text(tok []byte) (string, bool) {
 	d := buf[:0]
 	var acc uint32
 	bits := 0
-	for k, c := range tok {
+	for _, c := range tok {
 		var v int
 		switch {
 		case c >= 'A' && c <= 'Z':
@@ -685,23 +992,23 @@ func base64Text(tok []byte) (string, bool) {
 		if bits >= 8 {
 			bits -= 8
 			d = append(d, byte(acc>>bits))
-			if k < 8 && !printable(d) && !wideStart(d) {
-				return "", false // most tokens stop here
-			}
 		}
 	}
-	if !printable(d) {
-		// Text in UTF-16LE (PowerShell's -EncodedCommand) is read as
-		// the text it is.
-		if wideStart(d) && len(d) >= 8 {
-			w, _, _ := wideDecode(string(d[:len(d)&^1]))
-			if printable([]byte(w)) {
-				return w, true
-			}
+	if !printable(d) && wideStart(d) && len(d) >= 8 {
+		w, _, _ := wideDecode(string(d[:len(d)&^1]))
+		if printable([]byte(w)) {
+			return w, true
 		}
-		return "", false
 	}
-	return string(d), true
+	return decodedText(d)
+}
+
+// base64Printable reports whether tok, base64 of either alphabet without
+// its padding, decodes to printable text throughout (or to ASCII text in
+// UTF-16LE): what a sealed field's ciphertext never is.
+func base64Printable(tok []byte) bool {
+	t, ok := base64Text(tok)
+	return ok && t != unjudgedText && !strings.Contains(t, "\n") && len(t)*8 >= len(tok)*6*5/10
 }
 
 // wideStart reports whether d starts as ASCII text in UTF-16LE does:
@@ -820,7 +1127,29 @@ func mayHoldRead(text string) bool {
 			return true
 		}
 	}
-	return len(encodedTokens(unsafeBytes(text))) > 0
+	return len(encodedTokens(unsafeBytes(text))) > 0 || len(hexPairRuns(unsafeBytes(text))) > 0 || notationIn(unsafeBytes(text), 0, len(text))
+}
+
+// notationIn reports whether b[i:j] holds a token of letters and digits
+// notationValue reads as a number of 13–19 digits.
+func notationIn(b []byte, i, j int) bool {
+	for k := i; k < j; {
+		if !isAlnum(b[k]) {
+			k++
+			continue
+		}
+		l := k
+		for l < j && isAlnum(b[l]) {
+			l++
+		}
+		if l-k >= 10 {
+			if _, ok := notationValue(b, k, l); ok {
+				return true
+			}
+		}
+		k = l
+	}
+	return false
 }
 
 // Flags of plainClass beside a byte's holdClass (its low three bits).
@@ -866,9 +1195,12 @@ func mayHoldPlain(text string) (hold, done bool) {
 			if tok < 0 {
 				tok = i
 			}
-			run, dash = 0, false
+			start := i
 			for i+1 < len(text) && plainLetter(text, i+1, plainClass[text[i+1]]) {
 				i++
+			}
+			if i != start || !joinsDigits(text, i) {
+				run, dash = 0, false
 			}
 			continue
 		}
@@ -886,7 +1218,7 @@ func mayHoldPlain(text string) (hold, done bool) {
 				tok = i
 			}
 		} else if tok >= 0 {
-			if i-tok >= 12 && encodedRun(unsafeBytes(text), tok, i) {
+			if i-tok >= 10 && encodedRun(unsafeBytes(text), tok, i) {
 				return true, true
 			}
 			tok = -1
@@ -897,7 +1229,7 @@ func mayHoldPlain(text string) (hold, done bool) {
 		case clAt:
 			return true, true
 		case clDigit:
-			if run++; run >= 13 || run >= 8 && (plus || dash) {
+			if run++; run >= 9 || run >= 8 && (plus || dash) {
 				return true, true
 			}
 			eight = eight || run >= 8
@@ -907,24 +1239,63 @@ func mayHoldPlain(text string) (hold, done bool) {
 			} else if i+2 < len(text) && text[i+1] == '-' && secretAt(text[i:]) {
 				return true, true
 			}
+			if hexPairAt(text, i) {
+				return true, true
+			}
 		case clSep:
+			if text[i] == '=' {
+				if _, n := qpAt(text[i:], false); n > 0 {
+					return false, false // quoted-printable: read decoded
+				}
+			}
+			if hexPairAt(text, i) {
+				return true, true
+			}
 		case clPlus:
+			if _, n := utf7At(text[i:]); n > 0 {
+				return false, false // UTF-7: read decoded
+			}
 			plus = true
 		case clParen:
-			if !plus {
+		case clSecret:
+			if !joinsDigits(text, i) {
 				run, dash = 0, false
 			}
-		case clSecret:
-			run, dash = 0, false
 			if i+2 < len(text) && secretNext[text[i]]&secretBit(text[i+1]) != 0 && secretAt(text[i:]) {
 				return true, true
 			}
 		}
 	}
-	if tok >= 0 && len(text)-tok >= 12 && encodedRun(unsafeBytes(text), tok, len(text)) {
+	if tok >= 0 && len(text)-tok >= 10 && encodedRun(unsafeBytes(text), tok, len(text)) {
 		return true, true
 	}
 	return eight && ibanStart(text), true
+}
+
+// joinsDigits reports whether the letter text[k] stands alone between
+// two digits (a digit chain's gap, chains), or is the e of an exponent
+// after a digit (4.1e+15).
+func joinsDigits(text string, k int) bool {
+	if k == 0 || k+1 >= len(text) || !isDigit(text[k-1]) || !isLetter(text[k]) {
+		return false
+	}
+	if isDigit(text[k+1]) {
+		return true
+	}
+	return (text[k] == 'e' || text[k] == 'E') && k+2 < len(text) && (text[k+1] == '+' || text[k+1] == '-') && isDigit(text[k+2])
+}
+
+// hexPairAt reports whether the separator text[i] follows the first
+// byte of a run hexPairRuns reads.
+func hexPairAt(text string, i int) bool {
+	if i < 2 || i+2 >= len(text) || hexValue(text[i-2]) < 0 || hexValue(text[i-1]) < 0 || hexValue(text[i+1]) < 0 || i >= 3 && isAlnum(text[i-3]) {
+		return false
+	}
+	switch text[i] {
+	case ':', ' ', '-', '.':
+		return len(hexPairRuns(unsafeBytes(text[i-2:min(len(text), i-2+3*maxEncodedToken)]))) > 0
+	}
+	return false
 }
 
 // plainLetter reports whether text[i], of plainClass f, is a letter
@@ -944,8 +1315,19 @@ var secretBits = func() (t [256]uint8) {
 }()
 
 // encodedRun reports whether the run of base64 characters b[i:j] is a
-// token encodedTokens returns, or holds one between its slashes.
+// token encodedTokens returns, or holds one between its slashes, or
+// holds a number in another notation (notationValue) between its
+// other characters.
 func encodedRun(b []byte, i, j int) bool {
+	if notationIn(b, i, j) {
+		return true
+	}
+	if j-i < 12 {
+		return false
+	}
+	if j-i > maxEncodedToken {
+		return true // replaced as Unjudged
+	}
 	if _, ok := decodeToken(b, i, j, j); ok {
 		return true
 	}
@@ -982,11 +1364,13 @@ func mayHoldASCII(text string) bool {
 	for i := 0; i < len(text); i++ {
 		switch holdClass[text[i]] {
 		case clOther:
-			run, dash = 0, false
+			if !joinsDigits(text, i) {
+				run, dash = 0, false
+			}
 		case clAt:
 			return true
 		case clDigit:
-			if run++; run >= 13 || run >= 8 && (plus || dash) {
+			if run++; run >= 9 || run >= 8 && (plus || dash) {
 				return true
 			}
 			eight = eight || run >= 8
@@ -1002,11 +1386,10 @@ func mayHoldASCII(text string) bool {
 			// card number (4111+1111+…): the run goes on.
 			plus = true
 		case clParen:
-			if !plus {
+		case clSecret:
+			if !joinsDigits(text, i) {
 				run, dash = 0, false
 			}
-		case clSecret:
-			run, dash = 0, false
 			// Most letters that start a prefix are not followed by its
 			// second letter: a table read spares the call.
 			if i+2 < len(text) && secretNext[text[i]]&secretBit(text[i+1]) != 0 && secretAt(text[i:]) {
