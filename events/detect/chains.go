@@ -11,12 +11,15 @@ import (
 // it: a chain is groups of digits of any length joined by gaps of one to
 // maxChainGap characters that are neither letters nor digits (white
 // space and punctuation: 4084|||7151, 4050", "3737, 4.3.0.8…, 41:68:…,
-// 4,793,484,607,257,143, a UUID's dashes) or by one letter alone
-// (4398x2597, a43982597b91907482, 439825979l9O…). Every window of 13 to
-// 19 consecutive digits of a chain — at any offset, inside one long run
-// too — is a card number when it passes Luhn and its issuer prefix
-// issues numbers of its length (issued; never UATP, found as a whole
-// value only). Inside a hexadecimal word (16 characters or more of
+// 4,793,484,607,257,143, '),(', a UUID's dashes) or by one letter alone
+// (4398x2597, a43982597b91907482). Every window of 13 to 19 consecutive
+// digits of a chain whose gaps are all one (white space aside: 4050",
+// "3737", "3179 is one gap throughout; a date and a time, or a list of
+// IPv4 addresses, are not) — at any offset, inside one long run too —
+// is a card number when it passes Luhn and its issuer prefix issues
+// numbers of its length (issued; never UATP, found as a whole value
+// only). Groups separated differently are read by the older rule
+// (isCardNumber, cardsIn: groups of 3–6 digits with mixed separators). Inside a hexadecimal word (16 characters or more of
 // digits and a–f of one case, dashes allowed, two letters at least: a
 // digest, a UUID) a letter joins two groups only when both hold 4 digits
 // or more, so that random hex rarely makes a chain.
@@ -36,6 +39,7 @@ func (s *scrubber) chains() {
 	var digs [256]byte
 	var pos [256]int
 	var edge [257]bool // a group starts (or the chain ends) before digs[i]
+	var key [257]gapKey // the gap before the group that starts at digs[i]
 	for i := 0; i < len(b); {
 		if !isDigit(b[i]) {
 			i++
@@ -43,10 +47,11 @@ func (s *scrubber) chains() {
 		}
 		n := 0
 		j := i
+		var k gapKey
 		for {
 			g := j
 			if n < len(digs) {
-				edge[n] = true
+				edge[n], key[n] = true, k
 			}
 			for j < len(b) && isDigit(b[j]) {
 				if n < len(digs) {
@@ -59,29 +64,60 @@ func (s *scrubber) chains() {
 			if n == len(digs) {
 				break // judged in pieces: a chain this long is rare
 			}
-			k, ok := chainGap(b, j, j-g)
+			next, ok := chainGap(b, j, j-g)
 			if !ok {
 				break
 			}
-			j = k
+			k = keyOf(b[j:next])
+			j = next
 		}
 		edge[n] = true
 		if n >= 13 {
-			s.windows(digs[:n], pos[:n], edge[:n+1], hexWordAround(b, i, j))
+			s.windows(digs[:n], pos[:n], edge[:n+1], key[:n+1], hexWordAround(b, i, j))
 		}
 		i = j
 	}
 }
 
+// gapKey is a gap of a chain as windows compares them: its characters
+// but white space, or "letter" for one letter, or "space" for white
+// space only.
+type gapKey struct {
+	n int
+	b [maxChainGap]byte
+}
+
+func keyOf(gap []byte) gapKey {
+	var k gapKey
+	if len(gap) == 1 && isLetter(gap[0]) {
+		k.n, k.b[0] = 1, 'A' // any letter
+		return k
+	}
+	for _, c := range gap {
+		if !isSpace(c) {
+			k.b[k.n] = c
+			k.n++
+		}
+	}
+	if k.n == 0 {
+		k.n, k.b[0] = 1, ' '
+	}
+	return k
+}
+
 // windows claims, left to right, the longest window of 13–19 digits at
-// each offset that is a card number. In a hex word (aligned) a window
-// spans whole groups, or lies inside one.
-func (s *scrubber) windows(d []byte, pos []int, edge []bool, aligned bool) {
+// each offset that is a card number and whose gaps are all one
+// (gapKey): a number written with one separator throughout (4.3.0.8…,
+// 4084|||7151|||…, 4,793,484,…), not the parts of a date and a time
+// (2026-12-07 06:00:00.123456) or a list of addresses (10.0.0.1
+// 10.0.0.2). In a hex word (aligned) a window spans whole groups, or
+// lies inside one.
+func (s *scrubber) windows(d []byte, pos []int, edge []bool, key []gapKey, aligned bool) {
 	for a := 0; a+13 <= len(d); {
 		hit := false
 		if d[a] >= '2' {
 			for n := min(19, len(d)-a); n >= 13; n-- {
-				if aligned && !(edge[a] && edge[a+n]) && !oneGroup(edge, a, a+n) {
+				if aligned && !(edge[a] && edge[a+n]) && !oneGroup(edge, a, a+n) || !oneGap(edge, key, a, a+n) {
 					continue
 				}
 				w := d[a : a+n]
@@ -96,6 +132,23 @@ func (s *scrubber) windows(d []byte, pos []int, edge []bool, aligned bool) {
 			a++
 		}
 	}
+}
+
+// oneGap reports whether the gaps inside digits [a, b) of a chain are
+// all one.
+func oneGap(edge []bool, key []gapKey, a, b int) bool {
+	var first *gapKey
+	for k := a + 1; k < b; k++ {
+		if !edge[k] {
+			continue
+		}
+		if first == nil {
+			first = &key[k]
+		} else if key[k] != *first {
+			return false
+		}
+	}
+	return true
 }
 
 // oneGroup reports whether digits [a, b) of a chain are of one group.
