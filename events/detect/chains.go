@@ -38,7 +38,7 @@ func (s *scrubber) chains() {
 	b := s.b
 	var digs [256]byte
 	var pos [256]int
-	var edge [257]bool // a group starts (or the chain ends) before digs[i]
+	var edge [257]bool  // a group starts (or the chain ends) before digs[i]
 	var key [257]gapKey // the gap before the group that starts at digs[i]
 	for i := 0; i < len(b); {
 		if !isDigit(b[i]) {
