@@ -33,8 +33,16 @@ import (
 // digits a gap between two groups of a chain holds at most.
 const maxChainGap = 6
 
-// chains claims the card numbers the digit chains of b hold.
-func (s *scrubber) chains() {
+// chainMode is how a scrubber reads digit chains.
+type chainMode uint8
+
+const (
+	chainsAll      chainMode = iota // every window (Scrub)
+	chainsElements                  // windows of whole groups of 2 digits or more (an array's elements joined, InEvent)
+)
+
+// readChains claims the card numbers the digit chains of b hold.
+func (s *scrubber) readChains() {
 	b := s.b
 	var digs [256]byte
 	var pos [256]int
@@ -73,7 +81,7 @@ func (s *scrubber) chains() {
 		}
 		edge[n] = true
 		if n >= 13 {
-			s.windows(digs[:n], pos[:n], edge[:n+1], key[:n+1], hexWordAround(b, i, j))
+			s.windows(digs[:n], pos[:n], edge[:n+1], key[:n+1], hexWordAround(b, i, j) || s.chains == chainsElements)
 		}
 		i = j
 	}
@@ -117,7 +125,8 @@ func (s *scrubber) windows(d []byte, pos []int, edge []bool, key []gapKey, align
 		hit := false
 		if d[a] >= '2' {
 			for n := min(19, len(d)-a); n >= 13; n-- {
-				if aligned && !(edge[a] && edge[a+n]) && !oneGroup(edge, a, a+n) || !oneGap(edge, key, a, a+n) {
+				if aligned && !(edge[a] && edge[a+n]) && !oneGroup(edge, a, a+n) || !oneGap(edge, key, a, a+n) ||
+					s.chains == chainsElements && (!edge[a] || !edge[a+n] || shortGroup(edge, a, a+n)) {
 					continue
 				}
 				w := d[a : a+n]
@@ -149,6 +158,17 @@ func oneGap(edge []bool, key []gapKey, a, b int) bool {
 		}
 	}
 	return true
+}
+
+// shortGroup reports whether digits [a, b) of a chain hold a group of
+// one digit.
+func shortGroup(edge []bool, a, b int) bool {
+	for k := a; k < b; k++ {
+		if edge[k] && edge[k+1] {
+			return true
+		}
+	}
+	return false
 }
 
 // oneGroup reports whether digits [a, b) of a chain are of one group.

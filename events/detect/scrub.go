@@ -73,7 +73,7 @@ func ScrubEach(text string, found func(detector, value string)) (out string, cou
 	if !MayHold(text) {
 		return text, nil
 	}
-	spans, all := scan(text, 0)
+	spans, all := scan(text, 0, chainsAll)
 	if len(spans) == 0 {
 		return text, nil
 	}
@@ -110,9 +110,9 @@ const maxPercentRounds = 6
 // 4111%201111%20…, jane\u0040example.com), up to maxPercentRounds times
 // (jane%2540…): what either reading finds is replaced, over the
 // characters as written.
-func scan(text string, round int) ([]match, []string) {
+func scan(text string, round int, mode chainMode) ([]match, []string) {
 	v := newView(text)
-	s := scrubber{b: v.b}
+	s := scrubber{b: v.b, chains: mode}
 	s.run()
 	spans := make([]match, 0, len(s.found))
 	for _, f := range s.found {
@@ -135,7 +135,7 @@ func scan(text string, round int) ([]match, []string) {
 	default:
 		return spans, all
 	}
-	sub, _ := scan(d, round+1)
+	sub, _ := scan(d, round+1, mode)
 	for _, f := range sub {
 		m := match{lo: from[f.lo], hi: to[f.hi-1], detector: f.detector, value: f.value}
 		if m.value == "" {
@@ -432,7 +432,8 @@ func percentDecode(text string) (string, []int, []int) {
 // is on either side as a placeholder would, so that later passes read
 // around it and the offsets stay those of the text.
 type scrubber struct {
-	b     []byte
+	chains chainMode // how digit chains are read (chainsAll unless InEvent joins an array's elements)
+	b      []byte
 	depth int      // how many times b was decoded from hex or base64
 	found []match  // by offset, apart
 	all   []string // the detector of every value found, in order found
@@ -641,7 +642,7 @@ func (s *scrubber) run() {
 				continue
 			}
 			sv := newView(t.text)
-			sub := scrubber{b: sv.b, depth: s.depth + 1}
+			sub := scrubber{b: sv.b, depth: s.depth + 1, chains: s.chains}
 			if sub.run(); len(sub.all) == 0 || !s.claim(t.lo, t.hi, sub.all[0]) {
 				continue
 			}
@@ -660,7 +661,7 @@ func (s *scrubber) run() {
 	}
 	// Digit chains last: a token of hex or base64 that holds a value is
 	// replaced whole before its digits are read as a number.
-	s.chains()
+	s.readChains()
 }
 
 // maxEncodedDepth bounds how many times a value's text is decoded from
