@@ -434,9 +434,9 @@ func percentDecode(text string) (string, []int, []int) {
 type scrubber struct {
 	chains chainMode // how digit chains are read (chainsAll unless InEvent joins an array's elements)
 	b      []byte
-	depth int      // how many times b was decoded from hex or base64
-	found []match  // by offset, apart
-	all   []string // the detector of every value found, in order found
+	depth  int      // how many times b was decoded from hex or base64
+	found  []match  // by offset, apart
+	all    []string // the detector of every value found, in order found
 	// accept, when not nil, decides each value found, given where it
 	// stands in b (covering any value found before that it overlaps): it
 	// returns the value's replacement and true to take it, or false to
