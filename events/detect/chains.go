@@ -276,7 +276,8 @@ func inHexWord(b []byte, j int) bool {
 // or a bare token of 10–16 hex digits holding a digit and a letter a–f
 // of either case: a SQL x'…' bit string's digits, printf %x's output),
 // octal (0o…) or binary (0b…, or a bare token of 40–64 zeros and ones:
-// a SQL B'…' bit string), and a decimal number with an exponent
+// a SQL B'…' bit string; in x'…' up to 16 hex digits, leading zeros
+// aside in any), and a decimal number with an exponent
 // (4.103571629687250e+15), is judged as the integer it denotes: its
 // decimal digits, when they are 13 to 19, a card number (issued, Luhn).
 // The whole token is replaced. A hex token next to a dash (a UUID's
@@ -342,7 +343,9 @@ func notationValue(b []byte, i, j int) ([]byte, bool) {
 	if len(tok) >= 40 && len(tok) <= 64 && len(bytes.Trim(tok, "01")) == 0 {
 		return parse(tok, 2)
 	}
-	if len(tok) <= 14 && !dash {
+	sig := bytes.TrimLeft(tok, "0")
+	bitString := i >= 2 && b[i-1] == '\'' && (b[i-2] == 'x' || b[i-2] == 'X') // SQL x'…'
+	if len(tok) <= 32 && len(sig) >= 10 && (len(sig) <= 14 || bitString && len(sig) <= 16) && !dash {
 		digit, letter := false, false
 		for _, c := range tok {
 			switch {
@@ -355,7 +358,7 @@ func notationValue(b []byte, i, j int) ([]byte, bool) {
 			}
 		}
 		if digit && letter {
-			return parse(tok, 16)
+			return parse(sig, 16)
 		}
 	}
 	return nil, false

@@ -66,6 +66,8 @@ var thirdReviewForms = []struct{ in, want string }{
 	{"printf \"%d\\n\" 0x10bd9892785d7c", "printf \"%d\\n\" [REDACTED:credit_card]"},
 	{"card=0xFA031A886CA9A", "card=[REDACTED:credit_card]"},
 	{"fc821b2e0cab6", "[REDACTED:credit_card]"},
+	{"SELECT x'000e3e8f67cf59a7'::bit(64)::bigint", "SELECT x'[REDACTED:credit_card]'::bit(64)::bigint"},
+	{"printf %x: 0000000fc821b2e0cab6", "printf %x: [REDACTED:credit_card]"},
 	{"FC821B2E0CAB6", "[REDACTED:credit_card]"},
 	{"Fc821B2e0cAb6", "[REDACTED:credit_card]"},
 	{"0o175003065041545232", "[REDACTED:credit_card]"},
