@@ -12,15 +12,19 @@ import (
 // them on every text.
 func refMayHoldASCII(text string) bool {
 	run, plus, dash, eight := 0, false, false, false
+	grp := 0 // digits in a row before text[i]
 	for i := 0; i < len(text); i++ {
+		g := grp
+		grp = 0
 		switch holdClass[text[i]] {
 		case clOther:
-			if !joinsDigits(text, i) {
+			if !chainLetter(text, i, g) {
 				run, dash = 0, false
 			}
 		case clAt:
 			return true
 		case clDigit:
+			grp = g + 1
 			if run++; run >= 9 || run >= 8 && (plus || dash) {
 				return true
 			}
@@ -36,7 +40,7 @@ func refMayHoldASCII(text string) bool {
 			plus = true
 		case clParen:
 		case clSecret:
-			if !joinsDigits(text, i) {
+			if !chainLetter(text, i, g) {
 				run, dash = 0, false
 			}
 			if secretAt(text[i:]) {

@@ -767,7 +767,13 @@ func decodeToken(b []byte, i, j, end int) (encoded, bool) {
 	}
 	// Base64 from its first character, or behind one to three others
 	// glued to it (a sigil, a type letter, other base64: xNDExMTEx…):
-	// every alignment. The token is replaced whole.
+	// every alignment. The token is replaced whole. Base64 of 12 bytes
+	// or more holds letters of both cases but about once in 10⁶: a word
+	// or an identifier of one case (snake_case, UPPER_CASE) is not
+	// decoded.
+	if !bothCases(tok) {
+		return encoded{}, false
+	}
 	for k := 0; k <= 3 && len(tok)-k >= 16; k++ {
 		if d, ok := base64Text(tok[k:]); ok {
 			if e, ok := judge(d, ok, end); ok {
@@ -776,6 +782,19 @@ func decodeToken(b []byte, i, j, end int) (encoded, bool) {
 		}
 	}
 	return encoded{}, false
+}
+
+// bothCases reports whether tok holds an upper-case and a lower-case
+// letter.
+func bothCases(tok []byte) bool {
+	lower, upper := false, false
+	for _, c := range tok {
+		lower, upper = lower || c >= 'a' && c <= 'z', upper || c >= 'A' && c <= 'Z'
+		if lower && upper {
+			return true
+		}
+	}
+	return false
 }
 
 // unjudgedText is what decodedText returns for bytes it cannot judge.
@@ -800,12 +819,8 @@ func decodedText(d []byte) (string, bool) {
 		return string(d), true
 	}
 	if len(d) >= 18 && d[0] == 0x1f && d[1] == 0x8b && d[2] == 8 {
-		zr, err := gzip.NewReader(bytes.NewReader(d))
-		if err != nil {
-			return unjudgedText, true
-		}
-		out, err := io.ReadAll(io.LimitReader(zr, maxInflated+1))
-		if err != nil || len(out) > maxInflated {
+		out, ok := gunzip(bytes.Clone(d)) // a copy: d stays on its caller's stack
+		if !ok {
 			return unjudgedText, true
 		}
 		if t, ok := decodedText(out); ok {
@@ -813,15 +828,17 @@ func decodedText(d []byte) (string, bool) {
 		}
 		return "", false
 	}
-	if bytes.IndexByte(d, 0) >= 0 {
+	if nul := bytes.Count(d, []byte{0}); nul > 0 && nul*4 >= len(d) {
+		// NUL-interleaved: UTF-16 or UTF-32 of ASCII text.
 		nn := bytes.ReplaceAll(d, []byte{0}, nil)
 		if len(nn) > 0 && printable(nn) {
 			return string(nn), true
 		}
 		d = nn
 	}
-	// The longest run first, without allocating: most random bytes
-	// hold none of minRun.
+	if !hasRun(d) {
+		return "", false // most random bytes hold no run of minRun
+	}
 	var sb []byte
 	for k := 0; k < len(d); {
 		start := k
@@ -853,6 +870,44 @@ func decodedText(d []byte) (string, bool) {
 	return string(sb), len(sb) > 0
 }
 
+// gunzip inflates d, gzip, to at most maxInflated bytes; false when it
+// does not inflate or inflates beyond.
+func gunzip(d []byte) ([]byte, bool) {
+	zr, err := gzip.NewReader(bytes.NewReader(d))
+	if err != nil {
+		return nil, false
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, maxInflated+1))
+	return out, err == nil && len(out) <= maxInflated
+}
+
+// hasRun reports whether d holds minRun printable ASCII characters in a
+// row, or a character beyond ASCII (decodedText then reads it closer).
+func hasRun(d []byte) bool {
+	run := 0
+	for k := 0; k < len(d); {
+		c := d[k]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRune(d[k:])
+			if r == utf8.RuneError && n <= 1 || unicode.IsControl(r) {
+				run, k = 0, k+1
+				continue
+			}
+			k += n
+		} else {
+			k++
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+				run = 0
+				continue
+			}
+		}
+		if run++; run >= minRun {
+			return true
+		}
+	}
+	return false
+}
+
 // base32Text decodes tok, base32 (RFC 4648) in one case without its
 // padding, 16 characters or more.
 func base32Text(tok []byte) (string, bool) {
@@ -862,7 +917,8 @@ func base32Text(tok []byte) (string, bool) {
 	upper := tok[0] >= 'A' && tok[0] <= 'Z'
 	var acc uint32
 	bits := 0
-	d := make([]byte, 0, len(tok)*5/8)
+	var buf [128]byte // most tokens stop within it, on the stack
+	d := buf[:0]
 	for _, c := range tok {
 		var v uint32
 		switch {
@@ -1008,8 +1064,44 @@ func base64Text(tok []byte) (string, bool) {
 // its padding, decodes to printable text throughout (or to ASCII text in
 // UTF-16LE): what a sealed field's ciphertext never is.
 func base64Printable(tok []byte) bool {
-	t, ok := base64Text(tok)
-	return ok && t != unjudgedText && !strings.Contains(t, "\n") && len(t)*8 >= len(tok)*6*5/10
+	if len(tok) < 16 || len(tok)%4 == 1 {
+		return false
+	}
+	var buf [128]byte
+	d := buf[:0]
+	var acc uint32
+	bits := 0
+	for k, c := range tok {
+		var v int
+		switch {
+		case c >= 'A' && c <= 'Z':
+			v = int(c - 'A')
+		case c >= 'a' && c <= 'z':
+			v = int(c-'a') + 26
+		case isDigit(c):
+			v = int(c-'0') + 52
+		case c == '+' || c == '-':
+			v = 62
+		default:
+			v = 63
+		}
+		acc, bits = acc<<6|uint32(v), bits+6
+		if bits >= 8 {
+			bits -= 8
+			d = append(d, byte(acc>>bits))
+			if k < 8 && !printable(d) && !wideStart(d) {
+				return false // ciphertext stops here
+			}
+		}
+	}
+	if printable(d) {
+		return true
+	}
+	if wideStart(d) && len(d) >= 8 {
+		w, _, _ := wideDecode(string(d[:len(d)&^1]))
+		return printable([]byte(w))
+	}
+	return false
 }
 
 // wideStart reports whether d starts as ASCII text in UTF-16LE does:
@@ -1187,6 +1279,7 @@ var plainClass = func() (t [256]byte) {
 // reads (TestMayHoldPlainAgrees holds it to that).
 func mayHoldPlain(text string) (hold, done bool) {
 	run, plus, dash, eight := 0, false, false, false
+	grp := 0  // digits in a row before text[i]
 	tok := -1 // where the run of base64 characters being read starts
 	for i := 0; i < len(text); i++ {
 		f := plainClass[text[i]]
@@ -1200,9 +1293,10 @@ func mayHoldPlain(text string) (hold, done bool) {
 			for i+1 < len(text) && plainLetter(text, i+1, plainClass[text[i+1]]) {
 				i++
 			}
-			if i != start || !joinsDigits(text, i) {
+			if i != start || !chainLetter(text, i, grp) {
 				run, dash = 0, false
 			}
+			grp = 0
 			continue
 		}
 		if f&fStop != 0 {
@@ -1224,12 +1318,15 @@ func mayHoldPlain(text string) (hold, done bool) {
 			}
 			tok = -1
 		}
+		g := grp
+		grp = 0
 		switch f & 7 {
 		case clOther:
 			run, dash = 0, false
 		case clAt:
 			return true, true
 		case clDigit:
+			grp = g + 1
 			if run++; run >= 9 || run >= 8 && (plus || dash) {
 				return true, true
 			}
@@ -1259,7 +1356,7 @@ func mayHoldPlain(text string) (hold, done bool) {
 			plus = true
 		case clParen:
 		case clSecret:
-			if !joinsDigits(text, i) {
+			if !chainLetter(text, i, g) {
 				run, dash = 0, false
 			}
 			if i+2 < len(text) && secretNext[text[i]]&secretBit(text[i+1]) != 0 && secretAt(text[i:]) {
@@ -1284,6 +1381,40 @@ func joinsDigits(text string, k int) bool {
 		return true
 	}
 	return (text[k] == 'e' || text[k] == 'E') && k+2 < len(text) && (text[k+1] == '+' || text[k+1] == '-') && isDigit(text[k+2])
+}
+
+// chainLetter reports whether the letter text[k], after grp digits in a
+// row, may join two groups of a digit chain (joinsDigits): a hex letter
+// a–f does so inside a hex word only after 4 digits or more, and a word
+// of digits and hex letters is one unless it holds both cases or a
+// letter beyond f (readChains).
+func chainLetter(text string, k, grp int) bool {
+	if !joinsDigits(text, k) {
+		return false
+	}
+	if grp >= 4 || !hexLetterOf(text[k]) {
+		return true
+	}
+	// Inside a hex word of one case the gap does not join.
+	lo, hi := k, k+1
+	lower, upper := false, false
+	for lo > 0 && isAlnum(text[lo-1]) || lo > 0 && text[lo-1] == '-' {
+		lo--
+	}
+	for hi < len(text) && (isAlnum(text[hi]) || text[hi] == '-') {
+		hi++
+	}
+	for _, c := range []byte(text[lo:hi]) {
+		switch {
+		case c >= 'a' && c <= 'f':
+			lower = true
+		case c >= 'A' && c <= 'F':
+			upper = true
+		case isLetter(c):
+			return true // not a hex word
+		}
+	}
+	return hi-lo < 16 || lower && upper
 }
 
 // hexPairAt reports whether the separator text[i] follows the first
@@ -1362,15 +1493,19 @@ func mayHoldAsWritten(text string) bool {
 // looked for at the characters that start them.
 func mayHoldASCII(text string) bool {
 	run, plus, dash, eight := 0, false, false, false
+	grp := 0 // digits in a row before text[i]
 	for i := 0; i < len(text); i++ {
+		g := grp
+		grp = 0
 		switch holdClass[text[i]] {
 		case clOther:
-			if !joinsDigits(text, i) {
+			if !chainLetter(text, i, g) {
 				run, dash = 0, false
 			}
 		case clAt:
 			return true
 		case clDigit:
+			grp = g + 1
 			if run++; run >= 9 || run >= 8 && (plus || dash) {
 				return true
 			}
@@ -1388,7 +1523,7 @@ func mayHoldASCII(text string) bool {
 			plus = true
 		case clParen:
 		case clSecret:
-			if !joinsDigits(text, i) {
+			if !chainLetter(text, i, g) {
 				run, dash = 0, false
 			}
 			// Most letters that start a prefix are not followed by its
