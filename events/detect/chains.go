@@ -327,7 +327,7 @@ func notationValue(b []byte, i, j int) ([]byte, bool) {
 			return parse(tok[2:], 2)
 		}
 	}
-	if k := bytes.IndexAny(tok, "eE"); k > 0 && isDigit(tok[0]) && k+1 < len(tok) && floatRe.Match(tok) {
+	if k := bytes.IndexAny(tok, "eE"); k > 0 && isDigit(tok[0]) && k+1 < len(tok) && isFloat(tok, k) {
 		ds := numberDigits(tok)
 		for k := len(ds) - 1; k >= 0; k-- { // the integer it denotes first
 			if d := ds[k]; len(d) >= 13 && len(d) <= 19 {
@@ -364,7 +364,26 @@ func notationValue(b []byte, i, j int) ([]byte, bool) {
 	return nil, false
 }
 
-var floatRe = regexp.MustCompile(`^[0-9]+(?:\.[0-9]+)?[eE][+-]?[0-9]{1,2}$`)
+// isFloat reports whether tok, its e or E at k, is digits, an optional
+// fraction, the exponent's letter, an optional sign and one or two
+// digits.
+func isFloat(tok []byte, k int) bool {
+	point := false
+	for i, c := range tok[:k] {
+		switch {
+		case isDigit(c):
+		case c == '.' && !point && i > 0 && i+1 < k:
+			point = true
+		default:
+			return false
+		}
+	}
+	e := tok[k+1:]
+	if len(e) > 0 && (e[0] == '+' || e[0] == '-') {
+		e = e[1:]
+	}
+	return len(e) >= 1 && len(e) <= 2 && isDigit(e[0]) && isDigit(e[len(e)-1])
+}
 
 // Other detectors' forms, looked for wherever they stand.
 var (
@@ -383,24 +402,85 @@ var (
 // after a keyword, and North American phone numbers.
 func (s *scrubber) others() {
 	b := s.b
+	ssn, nanp := shapes(b)
+	if !ssn && !nanp {
+		if keyword(b) {
+			s.keyedSSNs()
+		}
+		return
+	}
+	if ssn {
+		s.spacedSSNs()
+	}
+	if keyword(b) {
+		s.keyedSSNs()
+	}
+	if nanp {
+		s.nanps()
+	}
+}
+
+// shapes reports whether b holds what a spaced SSN (3 digits, a space or
+// a dot, 2 digits) or a North American number (3 digits, - . or ),
+// maybe a space, 3 digits) starts with: a cheap test before the
+// regular expressions.
+func shapes(b []byte) (ssn, nanp bool) {
+	for i := 0; i+6 < len(b); i++ {
+		if !isDigit(b[i]) || !isDigit(b[i+1]) || !isDigit(b[i+2]) {
+			continue
+		}
+		c := b[i+3]
+		if (c == ' ' || c == '.') && isDigit(b[i+4]) && isDigit(b[i+5]) && !isDigit(b[i+6]) {
+			ssn = true
+		}
+		j := i + 4
+		if c == ')' && j < len(b) && b[j] == ' ' {
+			j++
+		}
+		if (c == '-' || c == '.' || c == ')') && j+2 < len(b) && isDigit(b[j]) && isDigit(b[j+1]) && isDigit(b[j+2]) {
+			nanp = true
+		}
+	}
+	return ssn, nanp
+}
+
+// keyword reports whether b holds ssn or social, in any case.
+func keyword(b []byte) bool {
+	for i := 0; i+3 <= len(b); i++ {
+		c := b[i] | 0x20
+		if c == 's' && (b[i+1]|0x20 == 's' && b[i+2]|0x20 == 'n' || i+6 <= len(b) && b[i+1]|0x20 == 'o' && b[i+2]|0x20 == 'c' && b[i+3]|0x20 == 'i' && b[i+4]|0x20 == 'a' && b[i+5]|0x20 == 'l') {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *scrubber) spacedSSNs() {
+	b := s.b
 	for _, m := range ssnSpaced.FindAllSubmatchIndex(b, -1) {
 		if b[m[4]] == b[m[8]] && ssnValid(b[m[2]:m[3]], b[m[6]:m[7]], b[m[10]:m[11]]) && s.free(m[2], m[11]) {
 			s.claim(m[2], m[11], "us_ssn")
 		}
 	}
-	if bytes.IndexByte(b, 's') >= 0 || bytes.IndexByte(b, 'S') >= 0 {
-		for _, m := range ssnKeyed.FindAllSubmatchIndex(b, -1) {
-			var d []byte
-			for _, c := range b[m[2]:m[3]] {
-				if isDigit(c) {
-					d = append(d, c)
-				}
-			}
-			if len(d) == 9 && ssnValid(d[:3], d[3:5], d[5:]) && s.free(m[2], m[3]) {
-				s.claim(m[2], m[3], "us_ssn")
+}
+
+func (s *scrubber) keyedSSNs() {
+	b := s.b
+	for _, m := range ssnKeyed.FindAllSubmatchIndex(b, -1) {
+		var d []byte
+		for _, c := range b[m[2]:m[3]] {
+			if isDigit(c) {
+				d = append(d, c)
 			}
 		}
+		if len(d) == 9 && ssnValid(d[:3], d[3:5], d[5:]) && s.free(m[2], m[3]) {
+			s.claim(m[2], m[3], "us_ssn")
+		}
 	}
+}
+
+func (s *scrubber) nanps() {
+	b := s.b
 	for _, m := range nanpRe.FindAllSubmatchIndex(b, -1) {
 		if s.free(m[2], m[3]) {
 			s.claim(m[2], m[3], "phone")

@@ -50,6 +50,24 @@ func find(v []byte) string {
 // the token pass does not know (&, /, :) join them to their neighbours.
 var emailIn = regexp.MustCompile(emailPattern)
 
+// emailInMore finds the forms emailPatternMore adds, where emailMoreCue
+// says one may stand.
+var emailInMore = regexp.MustCompile(emailPatternMore)
+
+// emailMoreCue reports whether b holds a comment beside an @ (")@",
+// "@("), or an @ before a digit or an l or L (jane@192.…, @localhost).
+func emailMoreCue(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '@' {
+			continue
+		}
+		if i > 0 && b[i-1] == ')' || i+1 < len(b) && (b[i+1] == '(' || isDigit(b[i+1]) || b[i+1]|0x20 == 'l') {
+			return true
+		}
+	}
+	return false
+}
+
 // Scrub replaces every value a built-in detector finds in text, the whole
 // of it or inside it, with Placeholder(detector). counts has, per
 // detector, how many values were replaced; nil when none were. Text with
@@ -517,7 +535,11 @@ func (s *scrubber) run() {
 	// E-mail addresses first: their local part may hold quotes and other
 	// characters the passes below split tokens at (o'brien@…).
 	if bytes.IndexByte(b, '@') >= 0 {
-		for _, m := range emailIn.FindAllIndex(b, -1) {
+		re := emailIn
+		if emailMoreCue(b) {
+			re = emailInMore
+		}
+		for _, m := range re.FindAllIndex(b, -1) {
 			lo := emailLocal(b, m[0], m[1])
 			if s.free(lo, m[1]) && isEmail(b[lo:m[1]]) {
 				s.claim(lo, m[1], "email")
@@ -1010,12 +1032,28 @@ func hexText(tok []byte) (string, bool) {
 		d = make([]byte, 0, len(tok)/2)
 	}
 	d = d[:len(tok)/2]
+	run, longest, nul := 0, 0, 0
 	for k := 0; k < len(tok); k += 2 {
 		hi, lo := hexValue(tok[k]), hexValue(tok[k+1])
 		if hi < 0 || lo < 0 {
 			return "", false
 		}
-		d[k/2] = byte(hi<<4 | lo)
+		c := byte(hi<<4 | lo)
+		d[k/2] = c
+		// A cheap bound first: a byte below 0x20 but white space ends a
+		// run, one beyond ASCII may be part of a character.
+		switch {
+		case c == 0:
+			nul++
+		case c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f:
+			run = 0
+		default:
+			run++
+			longest = max(longest, run)
+		}
+	}
+	if longest < minRun && nul*4 < len(d) && !(len(d) >= 18 && d[0] == 0x1f && d[1] == 0x8b) && longest < len(d) {
+		return "", false
 	}
 	return decodedText(d)
 }
@@ -1235,7 +1273,7 @@ func notationIn(b []byte, i, j int) bool {
 		for l < j && isAlnum(b[l]) {
 			l++
 		}
-		if l-k >= 10 {
+		if l-k >= 10 && l-k <= 66 && hexValue(b[k]) >= 0 {
 			if _, ok := notationValue(b, k, l); ok {
 				return true
 			}
@@ -1279,7 +1317,8 @@ var plainClass = func() (t [256]byte) {
 // reads (TestMayHoldPlainAgrees holds it to that).
 func mayHoldPlain(text string) (hold, done bool) {
 	run, plus, dash, eight := 0, false, false, false
-	grp := 0  // digits in a row before text[i]
+	grp := 0 // digits in a row before text[i]
+	var hw hexWordCache
 	tok := -1 // where the run of base64 characters being read starts
 	for i := 0; i < len(text); i++ {
 		f := plainClass[text[i]]
@@ -1293,7 +1332,7 @@ func mayHoldPlain(text string) (hold, done bool) {
 			for i+1 < len(text) && plainLetter(text, i+1, plainClass[text[i+1]]) {
 				i++
 			}
-			if i != start || !chainLetter(text, i, grp) {
+			if i != start || !hw.chainLetter(text, i, grp) {
 				run, dash = 0, false
 			}
 			grp = 0
@@ -1356,7 +1395,7 @@ func mayHoldPlain(text string) (hold, done bool) {
 			plus = true
 		case clParen:
 		case clSecret:
-			if !chainLetter(text, i, g) {
+			if !hw.chainLetter(text, i, g) {
 				run, dash = 0, false
 			}
 			if i+2 < len(text) && secretNext[text[i]]&secretBit(text[i+1]) != 0 && secretAt(text[i:]) {
@@ -1389,13 +1428,35 @@ func joinsDigits(text string, k int) bool {
 // of digits and hex letters is one unless it holds both cases or a
 // letter beyond f (readChains).
 func chainLetter(text string, k, grp int) bool {
+	var w hexWordCache
+	return w.chainLetter(text, k, grp)
+}
+
+// hexWordCache keeps chainLetter's reading of the last word it read,
+// [lo, hi): one scan a word, however many letters it holds.
+type hexWordCache struct {
+	lo, hi int
+	joins  bool
+}
+
+func (w *hexWordCache) chainLetter(text string, k, grp int) bool {
 	if !joinsDigits(text, k) {
 		return false
 	}
 	if grp >= 4 || !hexLetterOf(text[k]) {
 		return true
 	}
-	// Inside a hex word of one case the gap does not join.
+	if w.hi > 0 && w.lo <= k && k < w.hi {
+		return w.joins
+	}
+	j := w.word(text, k)
+	return j
+}
+
+// word reads the word around text[k] (letters, digits and dashes) and
+// reports whether a hex letter joins digit groups in it: unless it is a
+// hex word of one case.
+func (w *hexWordCache) word(text string, k int) bool {
 	lo, hi := k, k+1
 	lower, upper := false, false
 	for lo > 0 && isAlnum(text[lo-1]) || lo > 0 && text[lo-1] == '-' {
@@ -1411,10 +1472,12 @@ func chainLetter(text string, k, grp int) bool {
 		case c >= 'A' && c <= 'F':
 			upper = true
 		case isLetter(c):
+			w.lo, w.hi, w.joins = lo, hi, true
 			return true // not a hex word
 		}
 	}
-	return hi-lo < 16 || lower && upper
+	w.lo, w.hi, w.joins = lo, hi, hi-lo < 16 || lower && upper
+	return w.joins
 }
 
 // hexPairAt reports whether the separator text[i] follows the first
@@ -1494,12 +1557,13 @@ func mayHoldAsWritten(text string) bool {
 func mayHoldASCII(text string) bool {
 	run, plus, dash, eight := 0, false, false, false
 	grp := 0 // digits in a row before text[i]
+	var hw hexWordCache
 	for i := 0; i < len(text); i++ {
 		g := grp
 		grp = 0
 		switch holdClass[text[i]] {
 		case clOther:
-			if !chainLetter(text, i, g) {
+			if !hw.chainLetter(text, i, g) {
 				run, dash = 0, false
 			}
 		case clAt:
@@ -1523,7 +1587,7 @@ func mayHoldASCII(text string) bool {
 			plus = true
 		case clParen:
 		case clSecret:
-			if !chainLetter(text, i, g) {
+			if !hw.chainLetter(text, i, g) {
 				run, dash = 0, false
 			}
 			// Most letters that start a prefix are not followed by its
