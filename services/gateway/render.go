@@ -55,8 +55,20 @@ func textControl(c byte) bool {
 // render renders raw as a terminal shows it. Unless final, an escape
 // sequence or a UTF-8 character cut off at the end is left unrendered
 // (done < len(raw)); when final, it makes the bytes binary.
-func render(raw []byte, final bool) rendering {
-	r := rendering{b: make([]byte, 0, len(raw)), lo: make([]int32, 0, len(raw)), text: true}
+func render(raw []byte, final bool) rendering { return renderInto(rendering{}, raw, final) }
+
+// renderInto is render reusing the buffers of scratch (an earlier
+// rendering no longer used): a stream renders every chunk it flushes,
+// and fresh buffers, five bytes for every byte rendered, cost more than
+// the rendering of most chunks.
+func renderInto(scratch rendering, raw []byte, final bool) rendering {
+	r := rendering{b: scratch.b[:0], lo: scratch.lo[:0], text: true}
+	if cap(r.b) < len(raw) {
+		r.b = make([]byte, 0, len(raw))
+	}
+	if cap(r.lo) < len(raw) {
+		r.lo = make([]int32, 0, len(raw))
+	}
 	i := 0
 	for i < len(raw) {
 		c := raw[i]

@@ -57,6 +57,9 @@ type Stream struct {
 	offset int64 // bytes of the stream recorded before buf
 	timer  *time.Timer
 	closed bool
+	// rendered is the last flush's rendering, whose buffers the next
+	// one reuses.
+	rendered rendering
 }
 
 // Stream starts recording the session's byte stream name ("stdout",
@@ -132,7 +135,8 @@ func (st *Stream) flushLocked(final bool) {
 		return
 	}
 	full := len(st.buf) >= st.max
-	r := render(st.buf, final)
+	r := renderInto(st.rendered, st.buf, final)
+	st.rendered = r // its buffers, for the next flush
 	if !r.text {
 		st.recordBinary(st.buf)
 		st.offset += int64(len(st.buf))
