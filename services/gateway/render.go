@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"unicode/utf8"
 )
 
@@ -72,6 +73,23 @@ func renderInto(scratch rendering, raw []byte, final bool) rendering {
 	i := 0
 	for i < len(raw) {
 		c := raw[i]
+		// Runs of printable ASCII and of NUL (shown as nothing) first,
+		// in tight loops: most of a chunk is one or the other.
+		if c >= 0x20 && c < 0x7f {
+			j := i + 1
+			for j < len(raw) && raw[j] >= 0x20 && raw[j] < 0x7f {
+				j++
+			}
+			r.addRun(raw[i:j], i)
+			i = j
+			continue
+		}
+		if c == 0 {
+			for i < len(raw) && raw[i] == 0 {
+				i++
+			}
+			continue
+		}
 		switch {
 		case c == 0x1b:
 			n, complete := escapeLen(raw[i:])
@@ -140,6 +158,16 @@ func renderInto(scratch rendering, raw []byte, final bool) rendering {
 func (r *rendering) add(c byte, lo int) {
 	r.b = append(r.b, c)
 	r.lo = append(r.lo, int32(lo))
+}
+
+// addRun adds characters of one byte each, the first at raw offset lo.
+func (r *rendering) addRun(run []byte, lo int) {
+	r.b = append(r.b, run...)
+	n := len(r.lo)
+	r.lo = slices.Grow(r.lo, len(run))[:n+len(run)]
+	for k := range run {
+		r.lo[n+k] = int32(lo + k)
+	}
 }
 
 func digitCount(b []byte) int {
