@@ -46,14 +46,14 @@ const (
 	// AccessRequested, AccessApproved, AccessDenied and AccessExpired
 	// record a just-in-time access request's transitions (with
 	// AccessGranted and AccessRevoked).
-	AccessRequested     Type = "access.requested"
-	AccessApproved      Type = "access.approved"
-	AccessDenied        Type = "access.denied"
-	AccessExpired       Type = "access.expired"
-	AuthnSucceeded      Type = "authn.succeeded"
-	AuthnFailed         Type = "authn.failed"
-	AuditAccessed       Type = "audit.accessed"
-	EvidenceExported    Type = "evidence.exported"
+	AccessRequested  Type = "access.requested"
+	AccessApproved   Type = "access.approved"
+	AccessDenied     Type = "access.denied"
+	AccessExpired    Type = "access.expired"
+	AuthnSucceeded   Type = "authn.succeeded"
+	AuthnFailed      Type = "authn.failed"
+	AuditAccessed    Type = "audit.accessed"
+	EvidenceExported Type = "evidence.exported"
 	// LedgerSegmentSealed is reserved: no writer records it (a segment's
 	// sealing is its trailer, docs/FORMAT.md §4), and verify fails on a
 	// record of it.
