@@ -364,6 +364,26 @@ func TestTamperedBundles(t *testing.T) {
 		{"an event's text changed", true, func(f map[string][]byte) {
 			f["events.jsonl"] = bytes.Replace(f["events.jsonl"], []byte("UPDATE orders"), []byte("UPDATE 0rders"), 1)
 		}, "the event differs from the sealed record's"},
+		// The period and the sealing times the manifest and segments.json
+		// state are bound to the records' own times (signed by the
+		// checkpoints): moved by an attacker with the evidence key, caught.
+		{"period.from moved after the first record", true, func(f map[string][]byte) {
+			editManifest(t, f, func(m *evidence.Manifest) { m.Period.From = m.Range.FirstSealed.Add(time.Microsecond) })
+		}, "outside the period"},
+		{"period.to moved before the last record", true, func(f map[string][]byte) {
+			editManifest(t, f, func(m *evidence.Manifest) { m.Period.To = *m.Range.LastSealed })
+		}, "outside the period"},
+		{"range.first_sealed changed", true, func(f map[string][]byte) {
+			editManifest(t, f, func(m *evidence.Manifest) { ts := m.Range.FirstSealed.Add(time.Second); m.Range.FirstSealed = &ts })
+		}, "range.first_sealed"},
+		{"a segment's sealed time moved", true, func(f map[string][]byte) {
+			var segs []map[string]any
+			if err := json.Unmarshal(f["log/segments.json"], &segs); err != nil {
+				t.Fatal(err)
+			}
+			segs[len(segs)-1]["sealed"] = "2020-01-01T00:00:00Z"
+			f["log/segments.json"] = must(json.Marshal(segs))
+		}, "the time its retention is counted from is not the log's"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -381,6 +401,17 @@ func TestTamperedBundles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// editManifest changes the manifest (resign then signs it again).
+func editManifest(t *testing.T, f map[string][]byte, edit func(*evidence.Manifest)) {
+	t.Helper()
+	var m evidence.Manifest
+	if err := json.Unmarshal(f["manifest.json"], &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(&m)
+	f["manifest.json"] = must(json.Marshal(&m))
 }
 
 // resign recomputes the manifest's hashes and SHA256SUMS and signs the

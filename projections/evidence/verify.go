@@ -400,7 +400,9 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	// 7. Every record of the range, the tenant's events beside them.
 	sealed := newSealedCheck(&m)
 	holds := make([]bool, len(rep.Segments))
-	n, err := verifyRecords(files, &m, cr, sealed, func(idx uint64, c *ledger.RetentionChange) error {
+	n, err := verifyRecords(files, &m, cr, sealed, func(idx uint64, at time.Time) error {
+		return checkSealedAt(rep, idx, at)
+	}, func(idx uint64, c *ledger.RetentionChange) error {
 		if c == nil {
 			// One of the tenant's records: mark the segment holding it.
 			i := sort.Search(len(rep.Segments), func(i int) bool { return rep.Segments[i].Size > idx })
@@ -589,7 +591,7 @@ func parsePrefix(b []byte) (*ledger.CompactRange, error) {
 // note is told each of the tenant's records (c nil) and each retention
 // record of the tenant or the default (c set), in index order. The
 // default's are the only records of another tenant shown whole.
-func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange, sealed *sealedCheck, note func(idx uint64, c *ledger.RetentionChange) error) (int, error) {
+func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange, sealed *sealedCheck, sealedAt func(idx uint64, at time.Time) error, note func(idx uint64, c *ledger.RetentionChange) error) (int, error) {
 	rf, ef := files[RecordsFile], files[EventsFile]
 	if rf == nil {
 		return 0, failf(RecordsFile, "missing from the bundle")
@@ -636,6 +638,9 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 		}
 		if !r.Bound {
 			return count, failAt(RecordsFile, idx, "version %#x records cannot prove one tenant's completeness (FORMAT §2.4)", buf[0])
+		}
+		if err := sealedAt(idx, r.Time); err != nil {
+			return count, err
 		}
 		leaf := ledger.LeafHash(buf)
 		cr.Append(leaf)
@@ -711,6 +716,37 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 		return count, failf(EventsFile, "%v", err)
 	}
 	return count, nil
+}
+
+// checkSealedAt binds the manifest's period and sealing times, and each
+// segment's sealed, to the records' own times (signed by the checkpoints):
+// every record of the range was sealed in [period.from, period.to) — the
+// range holds the period's records and no other (FORMAT §12, The range);
+// range.first_sealed and last_sealed are the first and last record's
+// time, and a segment's sealed the time of its records, each to the
+// microsecond (truncated: they are read from the projection, which keeps
+// microseconds).
+func checkSealedAt(rep *Report, idx uint64, at time.Time) error {
+	m := rep.Manifest
+	at = at.UTC()
+	if at.Before(m.Period.From) || !at.Before(m.Period.To) {
+		return failAt(RecordsFile, idx, "sealed at %s, outside the period %s to %s: the range is not the period's", at.Format(time.RFC3339Nano),
+			m.Period.From.Format(time.RFC3339Nano), m.Period.To.Format(time.RFC3339Nano))
+	}
+	us := at.Truncate(time.Microsecond)
+	if idx == m.Range.First && (m.Range.FirstSealed == nil || !m.Range.FirstSealed.Equal(us)) {
+		return failf(ManifestFile, "range.first_sealed %v, record %d was sealed at %s", m.Range.FirstSealed, idx, us.Format(time.RFC3339Nano))
+	}
+	if idx+1 == m.Range.End && (m.Range.LastSealed == nil || !m.Range.LastSealed.Equal(us)) {
+		return failf(ManifestFile, "range.last_sealed %v, record %d was sealed at %s", m.Range.LastSealed, idx, us.Format(time.RFC3339Nano))
+	}
+	i := sort.Search(len(rep.Segments), func(i int) bool { return rep.Segments[i].Size > idx })
+	if i < len(rep.Segments) && rep.Segments[i].First <= idx && !rep.Segments[i].Sealed.Equal(us) {
+		s := rep.Segments[i]
+		return failf(SegmentsFile, "%s says sealed %s, its record %d was sealed at %s: the time its retention is counted from is not the log's", s.Name,
+			s.Sealed.Format(time.RFC3339Nano), idx, us.Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // checkSegments checks that the segments cover the range, each locked
