@@ -82,6 +82,10 @@ const (
 	// and its maximum error (adjtimex), at start and hourly, sealed by
 	// the writer itself.
 	LedgerClockStatus Type = "ledger.clock.status"
+	// IdentitySnapshot records the identity provider's users and groups
+	// (SCIM 2.0), or the identities and groups seen in tokens, at start
+	// and daily (services/directory).
+	IdentitySnapshot Type = "identity.snapshot"
 	// LegalHoldSet and LegalHoldReleased record an operator putting a
 	// range of the log's segments under legal hold, and releasing it.
 	LegalHoldSet      Type = "legal_hold.set"
@@ -112,7 +116,7 @@ var Catalog = []Type{
 	ApprovalDenied, ApprovalExpired, AccessGranted, AccessRevoked,
 	AuthnSucceeded, AuthnFailed, AuditAccessed, EvidenceExported,
 	LedgerSegmentSealed, LedgerGap, LedgerRejected, ProducerAttested,
-	PolicyLoaded, SessionOutput, LedgerRetentionChanged, LedgerClockStatus, LegalHoldSet,
+	PolicyLoaded, SessionOutput, LedgerRetentionChanged, LedgerClockStatus, IdentitySnapshot, LegalHoldSet,
 	LegalHoldReleased,
 	ErasureRequested, ErasurePerformed, ErasureRefused, SubjectHoldSet, SubjectHoldReleased,
 	AccessRequested, AccessApproved, AccessDenied, AccessExpired,

@@ -60,6 +60,11 @@ type Config struct {
 	// read if it exists, else created (mode 0600). Without it every start
 	// has a new key, and tokens from before are refused.
 	KeyFile string
+	// SCIMToken, if set, serves the users and their groups over SCIM 2.0
+	// (scim.go) at <issuer>/scim/v2 to clients sending it as a bearer
+	// token; SCIMPageSize bounds a page (0: 100).
+	SCIMToken    string
+	SCIMPageSize int
 }
 
 // humanClientID is the client ID in the tokens of people: a login
@@ -94,7 +99,14 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oidcdev: %w", err)
 	}
-	return &Provider{st: st, h: p}, nil
+	pr := &Provider{st: st, h: p}
+	if scim := pr.scimHandler(); scim != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/scim/v2/", scim)
+		mux.Handle("/", p)
+		pr.h = mux
+	}
+	return pr, nil
 }
 
 // Provider is a running development provider.
@@ -103,7 +115,8 @@ type Provider struct {
 	h  http.Handler
 }
 
-// Handler serves discovery, keys and the token endpoint.
+// Handler serves discovery, keys and the token endpoint, and SCIM when
+// Config.SCIMToken is set.
 func (p *Provider) Handler() http.Handler { return p.h }
 
 // storage is the in-memory op.Storage: clients are the configured users;
