@@ -376,6 +376,14 @@ func TestTamperedBundles(t *testing.T) {
 		{"range.first_sealed changed", true, func(f map[string][]byte) {
 			editManifest(t, f, func(m *evidence.Manifest) { ts := m.Range.FirstSealed.Add(time.Second); m.Range.FirstSealed = &ts })
 		}, "range.first_sealed"},
+		// The context is re-derived from the records: an edit re-signed
+		// with the evidence key is caught.
+		{"the context's policy count changed", true, func(f map[string][]byte) {
+			f["context/policies.json"] = bytes.Replace(f["context/policies.json"], []byte(`"events": `), []byte(`"events": 1`), 1)
+		}, "context/policies.json: differs from what the range's records give"},
+		{"a clock reading added", true, func(f map[string][]byte) {
+			f["context/clock.json"] = bytes.Replace(f["context/clock.json"], []byte(`"readings": []`), []byte(`"readings": [{"index":1,"synchronised":true}]`), 1)
+		}, "context/clock.json: differs"},
 		{"a segment's sealed time moved", true, func(f map[string][]byte) {
 			var segs []map[string]any
 			if err := json.Unmarshal(f["log/segments.json"], &segs); err != nil {

@@ -400,7 +400,8 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	// 7. Every record of the range, the tenant's events beside them.
 	sealed := newSealedCheck(&m)
 	holds := make([]bool, len(rep.Segments))
-	n, err := verifyRecords(files, &m, cr, sealed, func(idx uint64, at time.Time) error {
+	derived := newContext(m.Tenant)
+	n, err := verifyRecords(files, &m, cr, sealed, derived, func(idx uint64, at time.Time) error {
 		return checkSealedAt(rep, idx, at)
 	}, func(idx uint64, c *ledger.RetentionChange) error {
 		if c == nil {
@@ -429,6 +430,21 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	}
 	if n != m.Events {
 		return nil, failf(ManifestFile, "says %d events, the records hold %d of the tenant's", m.Events, n)
+	}
+	// The context, re-derived from the records: byte for byte what the
+	// bundle holds (a bundle built before it carried none is warned of).
+	if files[PoliciesFile] == nil && files[IdentitiesFile] == nil && files[ClockFile] == nil {
+		rep.Warnings = append(rep.Warnings, "the bundle carries no context/ (built before bundles did): the policies, identity snapshots and clock status are in events.jsonl and auditledger verify --store")
+	} else {
+		for path, want := range derived.files() {
+			got, err := read(path, 64<<20)
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(got, want) {
+				return nil, failf(path, "differs from what the range's records give (re-derived by the verifier): the context was changed")
+			}
+		}
 	}
 
 	// 8. The segments: they cover the range, locked write-once, each
@@ -591,7 +607,7 @@ func parsePrefix(b []byte) (*ledger.CompactRange, error) {
 // note is told each of the tenant's records (c nil) and each retention
 // record of the tenant or the default (c set), in index order. The
 // default's are the only records of another tenant shown whole.
-func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange, sealed *sealedCheck, sealedAt func(idx uint64, at time.Time) error, note func(idx uint64, c *ledger.RetentionChange) error) (int, error) {
+func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange, sealed *sealedCheck, derived *contextOf, sealedAt func(idx uint64, at time.Time) error, note func(idx uint64, c *ledger.RetentionChange) error) (int, error) {
 	rf, ef := files[RecordsFile], files[EventsFile]
 	if rf == nil {
 		return 0, failf(RecordsFile, "missing from the bundle")
@@ -649,7 +665,18 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 				continue
 			}
 			// The default's retention records (tenant _ledger) are
-			// shown whole: the tenant's retention may be the default.
+			// shown whole: the tenant's retention may be the default;
+			// and the log's clock status records, the context of the
+			// records' times.
+			if r.Tenant == ledgerTenant && isClockStatus(r.Event) {
+				if t, err := events.PeekTenant(r.Event); err != nil || t != ledger.SystemTenant {
+					return count, failAt(RecordsFile, idx, "a clock status record of tenant %q bound to the log's own records", t)
+				}
+				if err := derived.note(idx, r.Time, r.Event); err != nil {
+					return count, failAt(RecordsFile, idx, "%v", err)
+				}
+				continue
+			}
 			if r.Tenant == ledgerTenant {
 				if c, err := retentionFor(r.Event, m.Tenant); err == nil && c != nil && c.Tenant == ledger.DefaultTenant {
 					if err := checkRetentionBinding(r); err != nil {
@@ -668,6 +695,9 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 		}
 		if t, err := events.PeekTenant(r.Event); err != nil || t != m.Tenant {
 			return count, failAt(RecordsFile, idx, "the event's tenant is %q, not %q", t, m.Tenant)
+		}
+		if err := derived.note(idx, r.Time, r.Event); err != nil {
+			return count, failAt(RecordsFile, idx, "%v", err)
 		}
 		count++
 		// Its line in events.jsonl.

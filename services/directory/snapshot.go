@@ -266,3 +266,26 @@ func (r *Recorder) Run(ctx context.Context) {
 		}
 	}
 }
+
+// Seen is an identity the ledger saw in tokens (projections.SeenIdentity).
+type Seen struct {
+	Subject string
+	Kind    string
+	Groups  []string
+}
+
+// FromTokens is the snapshot where no SCIM service is configured: the
+// identities that acted since a time, each with the groups its tokens
+// carried — what the tokens said, not the directory (an identity that
+// did not act is not in it).
+func FromTokens(seen []Seen, since time.Time) *Snapshot {
+	s := &Snapshot{Source: "tokens", Since: since}
+	for _, x := range seen {
+		kind := events.ActorKind(x.Kind)
+		if kind != events.Machine {
+			kind = events.Human
+		}
+		s.Members = append(s.Members, Member{Subject: x.Subject, Active: true, Kind: kind, Groups: slices.Clone(x.Groups)})
+	}
+	return s
+}
