@@ -14,9 +14,9 @@ import (
 	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/projections"
-	"github.com/auditledger/auditledger/services/directory"
 	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/api"
+	"github.com/auditledger/auditledger/services/directory"
 	"github.com/auditledger/auditledger/services/telemetry"
 )
 
@@ -115,7 +115,9 @@ func (c *apiRole) directoryRecorders(e *env, p *producer, db *pgxpool.Pool, log 
 		}
 		client := &directory.SCIM{BaseURL: d.SCIMURL, Token: strings.TrimSpace(string(tok))}
 		sub := directory.SubjectOf(d.Subject)
-		read = func(ctx context.Context, _ string) (*directory.Snapshot, error) { return directory.FromSCIM(ctx, client, sub) }
+		read = func(ctx context.Context, _ string) (*directory.Snapshot, error) {
+			return directory.FromSCIM(ctx, client, sub)
+		}
 		log.Info("identity snapshots over SCIM", "url", d.SCIMURL)
 	case db != nil:
 		reader := projections.NewReader(db)

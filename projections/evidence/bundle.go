@@ -43,9 +43,9 @@ const (
 	PoliciesFile   = "context/policies.json"
 	IdentitiesFile = "context/identities.json"
 	ClockFile      = "context/clock.json"
-	OSCALFile             = "oscal/assessment-results.json"
-	ReportFile            = "index.html"
-	VerifyFile            = "VERIFY.md"
+	OSCALFile      = "oscal/assessment-results.json"
+	ReportFile     = "index.html"
+	VerifyFile     = "VERIFY.md"
 )
 
 // Manifest describes a bundle; its signature covers every file through

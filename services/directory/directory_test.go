@@ -99,7 +99,9 @@ func TestSnapshotOverSCIM(t *testing.T) {
 
 	const issuer = "https://idp.example"
 	r := &directory.Recorder{
-		Read: func(ctx context.Context) (*directory.Snapshot, error) { return directory.FromSCIM(ctx, c, directory.SubjectUserName) },
+		Read: func(ctx context.Context) (*directory.Snapshot, error) {
+			return directory.FromSCIM(ctx, c, directory.SubjectUserName)
+		},
 		Emit: func(ctx context.Context, ev *events.Event) error { _, err := em.Emit(ctx, ev); return err },
 		Keys: keys, Tenant: "acme", Issuer: issuer, Source: events.Source{Kind: "api", Instance: "api-1"}, Logger: slog.New(slog.DiscardHandler),
 	}

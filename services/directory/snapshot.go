@@ -177,7 +177,7 @@ func (s *Snapshot) Events(ctx context.Context, keys *piikeys.Store, tenant, issu
 		}
 		ev := &events.Event{Version: events.Version, ID: fmt.Sprintf("identity-snapshot/%s/%d", snap, p+1), Type: events.IdentitySnapshot,
 			Time: now.UTC(), Tenant: tenant, Source: source,
-			Actor:   events.Actor{Issuer: "auditledger", Subject: "directory", Kind: events.Machine}, Payload: b}
+			Actor: events.Actor{Issuer: "auditledger", Subject: "directory", Kind: events.Machine}, Payload: b}
 		raw, err := ev.Marshal()
 		if err != nil {
 			return nil, fmt.Errorf("directory: identity.snapshot: %w", err)
