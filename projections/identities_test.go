@@ -28,7 +28,7 @@ func TestIdentitiesSeen(t *testing.T) {
 		ev(0, "acme", idp, "alice", "human", `["dba","tenant:acme"]`, now),
 		ev(1, "acme", idp, "alice", "human", `["auditor"]`, now),
 		ev(2, "acme", idp, "bob", "human", `["approver"]`, old), // before since
-		ev(3, "globex", idp, "gus", "human", `["dba"]`, now),     // another tenant
+		ev(3, "globex", idp, "gus", "human", `["dba"]`, now),    // another tenant
 		ev(4, "acme", "https://other.example", "eve", "human", `["dba"]`, now),
 		ev(5, "acme", idp, "agent", "machine", "", now),
 	}); err != nil {
