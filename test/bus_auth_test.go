@@ -384,7 +384,7 @@ func TestDeletedEventBecomesGapRecord(t *testing.T) {
 	vkey := filepath.Join(keys, "ledger.vkey")
 	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		r := run(t, nil, nil, "verify", "--store", storeDir, "--vkey", vkey, "--allow-gaps")
-		if r.code != 0 || !strings.Contains(r.stdout, "records      7 in") {
+		if n := contextRecords(t, storeDir); r.code != 0 || n < 1 || !strings.Contains(r.stdout, fmt.Sprintf("records      %d in", 7+n)) {
 			return fmt.Errorf("verify --allow-gaps: exit %d\n%s", r.code, r.stdout)
 		}
 		return nil

@@ -62,7 +62,6 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 	cfg.API.EvidenceKey, cfg.API.EvidenceDir, cfg.API.LogVKey = filepath.Join(keys, "evidence"), filepath.Join(d.data, "evidence"), filepath.Join(keys, "ledger.vkey")
 	// Identity snapshots from the development provider's SCIM service.
 	cfg.API.Directory.SCIMURL, cfg.API.Directory.SCIMTokenFile = d.issuer+"/scim/v2", filepath.Join(keys, "scim-token")
-	cfg.API.Directory.Tenants = []string{cfg.Tenant, "acme"}
 	cfg.Approvals.Key, cfg.Approvals.VKey = filepath.Join(keys, "approvals.key"), filepath.Join(keys, "approvals.vkey")
 	cfg.ProducerKey = filepath.Join(keys, "producer.key")
 	// The API applies the access rules of the first policy given (a
