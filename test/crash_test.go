@@ -428,8 +428,9 @@ func waitDrained(t *testing.T, js jetstream.JetStream, d time.Duration) {
 
 // contextRecords counts the records of the store in dir that record
 // context rather than activity — the writer's clock status, sealed when
-// a writer takes the log and hourly, and identity snapshots — so that a
-// test can expect its events and these.
+// a writer takes the log and hourly, identity snapshots, and the
+// attestations of the producer recording them — so that a test can
+// expect its events and these.
 func contextRecords(t *testing.T, dir string) int {
 	t.Helper()
 	st, err := file.Open(dir)
@@ -446,7 +447,7 @@ func contextRecords(t *testing.T, dir string) int {
 		if err != nil {
 			return err
 		}
-		if ev.Type == events.LedgerClockStatus || ev.Type == events.IdentitySnapshot {
+		if ev.Type == events.LedgerClockStatus || ev.Type == events.IdentitySnapshot || ev.Type == events.ProducerAttested {
 			n++
 		}
 		return nil

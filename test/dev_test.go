@@ -219,8 +219,9 @@ func TestDevReadme(t *testing.T) {
 	}
 	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		v := run(t, nil, nil, "verify", "--store", d.store(), "--vkey", d.vkey())
-		// The sample's 12 events, the writer's clock status and the
-		// identity snapshot of dev's tenant.
+		// The sample's 12 events, the writer's clock status, the
+		// identity snapshot of dev's tenant and the API's attestation
+		// of it.
 		if n := contextRecords(t, d.store()); v.code != 0 || n < 2 || !strings.Contains(v.stdout, fmt.Sprintf("records      %d in", 12+n)) {
 			return fmt.Errorf("verify: exit %d\n%s", v.code, v.stdout)
 		}
