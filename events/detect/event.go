@@ -459,6 +459,8 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 //     a payload array named matches, or one of payload.parameters.values;
 //   - a pseudonym, 32 lower-case hex digits, in payload.pseudonym
 //     (erasure and subject hold events);
+//   - "pseudonym:" and 32 lower-case hex digits in a payload member named
+//     subject, at any depth (an identity recorded as actors are);
 //   - actor.subject as "pseudonym:" and 32 lower-case hex digits, and
 //     actor.email as a sealed field (§1.6).
 //
@@ -495,6 +497,11 @@ func (w *eventWalker) digestAt(s string) bool {
 		return keyedDigest(s)
 	case "pseudonym":
 		return n == 2 && lowerHex(s, 32)
+	case "subject":
+		// An identity recorded as events record actors, in a payload
+		// (identity.snapshot members, a request's requester).
+		p, ok := strings.CutPrefix(s, "pseudonym:")
+		return ok && lowerHex(p, 32)
 	}
 	return false
 }
