@@ -182,6 +182,11 @@ func (a *api) router() chi.Router {
 			r.Post("/access-requests/{id}/deny", a.decideAccess("deny"))
 			r.Post("/access-requests/{id}/revoke", a.decideAccess("revoke"))
 		})
+		// Access reviews: the listing for those who see access
+		// requests, the sign-off for approvers and security
+		// (accessreview.go).
+		r.With(a.require(Approver, Security, Auditor), a.needsAccess, a.needsReadPath).Get("/access-reviews", a.listAccessReview)
+		r.With(a.require(Approver, Security), a.needsAccess, a.needsReadPath).Post("/access-reviews", a.signOffAccessReview)
 		// The read path: the projection, for auditors and security.
 		r.Group(func(r chi.Router) {
 			r.Use(a.require(Auditor, Security), a.needsReadPath)
@@ -242,7 +247,7 @@ func status(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, access.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, access.ErrState):
+	case errors.Is(err, access.ErrState), errors.Is(err, errListingChanged):
 		return http.StatusConflict
 	case errors.Is(err, errNoAccess), errors.Is(err, access.ErrNoKey):
 		return http.StatusServiceUnavailable
