@@ -41,9 +41,9 @@ type apiRole struct {
 	// (signing grants with the same approvals.key): access reviews
 	// count their grants too. This instance's always count.
 	AccessPeers []string `yaml:"access_peers"`
-	EvidenceKey  string `yaml:"evidence_key"`
-	EvidenceDir  string `yaml:"evidence_dir"`
-	LogVKey      string `yaml:"log_vkey"`
+	EvidenceKey string   `yaml:"evidence_key"`
+	EvidenceDir string   `yaml:"evidence_dir"`
+	LogVKey     string   `yaml:"log_vkey"`
 }
 
 func (c *apiRole) setDefaults() { c.Listen = defaultAPIAddr }

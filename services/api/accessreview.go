@@ -3,7 +3,6 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -138,10 +137,7 @@ func (a *api) signOffAccessReview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var so AccessReviewSignOff
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&so); err != nil {
-		a.fail(w, r, fmt.Errorf("%w: body: %v (send {\"reason\": \"...\", \"listing_sha256\": \"...\"})", errBadRequest, err))
+	if !a.decodeBody(w, r, &so, `{"reason": "...", "listing_sha256": "..."}`) {
 		return
 	}
 	if strings.TrimSpace(so.Reason) == "" {

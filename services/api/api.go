@@ -617,6 +617,22 @@ func (a *api) recordAsync(r *http.Request, t events.Type, actor events.Actor, te
 	}
 }
 
+// decodeBody decodes a JSON body of at most 8 KiB into v, refusing
+// unknown members; on failure it answers 400, naming the form wanted
+// (send, when not empty), and returns false.
+func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, v any, send string) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if send != "" {
+			err = fmt.Errorf("%v (send %s)", err, send)
+		}
+		a.fail(w, r, fmt.Errorf("%w: body: %v", errBadRequest, err))
+		return false
+	}
+	return true
+}
+
 // Decision is the body of approve and deny.
 type Decision struct {
 	Reason string `json:"reason"`
