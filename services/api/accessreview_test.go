@@ -166,7 +166,10 @@ func TestAccessReviewsAPI(t *testing.T) {
 		forge("forged-longer", func(_ *events.Event, p map[string]any) {
 			p["access_id"], p["not_after"] = "acc-longer00001", now.Add(30*24*time.Hour).Format(time.RFC3339)
 		}),
-		forge("forged-publisher", func(ev *events.Event, p map[string]any) { ev.Source.Instance = "proxy-1"; p["access_id"] = "acc-other000001" }),
+		forge("forged-publisher", func(ev *events.Event, p map[string]any) {
+			ev.Source.Instance = "proxy-1"
+			p["access_id"] = "acc-other000001"
+		}),
 		forge("forged-unsigned", func(_ *events.Event, p map[string]any) { delete(p, "signature"); p["access_id"] = "acc-unsigned001" }),
 	)
 	// The legacy certificate's payload is the SSH gateway's own.
