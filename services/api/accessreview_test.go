@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -17,15 +16,11 @@ import (
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/ledger"
-	"github.com/auditledger/auditledger/ledger/bus"
-	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/api"
-	"github.com/auditledger/auditledger/services/approvals"
-	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
 )
@@ -57,62 +52,19 @@ func TestAccessReviewsAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := []string{"tenant:acme", "target:*"}
-	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
-		{Name: "alice", Secret: "a", Groups: []string{"dev", "tenant:acme"}},
-		{Name: "bob", Secret: "b", Groups: append([]string{"dba", "approver"}, all...)},
-		{Name: "dave", Secret: "d", Groups: append([]string{"oncall", "security"}, all...)},
-		{Name: "rita", Secret: "r", Groups: append([]string{"security"}, all...)},
-		{Name: "carol", Secret: "c", Groups: append([]string{"auditors"}, all...)},
-		{Name: "pat", Secret: "p", Groups: []string{"approver", "tenant:acme", "target:orders"}},
-		{Name: "gina", Secret: "g", Groups: []string{"security", "tenant:globex", "target:*"}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idp.Close()
-	v, err := identity.NewOIDC(t.Context(), identity.OIDCConfig{Issuer: idp.Issuer, Audience: "auditledger"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, js := natstest.Start(t).Connect(t)
-	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer em.Close()
-	key := ledgertest.Signer(t, "api.test/approvals")
-	src := events.Source{Kind: "api", Instance: "api-1"}
-	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: key, Emitter: em, Source: src})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rules, err := access.ParseRules("p.yaml", []byte(accessRules))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ab, err := access.New(t.Context(), access.Config{JetStream: js, Create: true, Signer: key, Emitter: em, Rules: rules, Source: src})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := api.New(api.Config{Auth: v, Approvals: b, Access: ab, Emitter: em, DB: db, Instance: "api-1", Tenant: "ops",
-		Roles: map[api.Role][]string{api.Approver: {"approver"}, api.Auditor: {"auditors"}, api.Security: {"security"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	tok := map[string]string{}
-	for u, s := range map[string]string{"alice": "a", "bob": "b", "dave": "d", "rita": "r", "carol": "c", "pat": "p", "gina": "g"} {
-		if tok[u], err = identity.ClientCredentialsToken(t.Context(), idp.Issuer, u, s); err != nil {
-			t.Fatal(err)
-		}
-	}
+	x := newAccessRig(t, []oidcdev.User{
+		{Name: "alice", Groups: []string{"dev", "tenant:acme"}},
+		{Name: "bob", Groups: append([]string{"dba", "approver"}, all...)},
+		{Name: "dave", Groups: append([]string{"oncall", "security"}, all...)},
+		{Name: "rita", Groups: append([]string{"security"}, all...)},
+		{Name: "carol", Groups: append([]string{"auditors"}, all...)},
+		{Name: "pat", Groups: []string{"approver", "tenant:acme", "target:orders"}},
+		{Name: "gina", Groups: []string{"security", "tenant:globex", "target:*"}},
+	}, map[api.Role][]string{api.Approver: {"approver"}, api.Auditor: {"auditors"}, api.Security: {"security"}}, db)
+	tok, js, em, src := x.tok, x.js, x.em, x.src
 	call := func(method, path, token, body string) (int, string) {
 		t.Helper()
-		return callAPI(t, srv.URL, method, path, token, body)
+		return x.call(t, method, path, token, body)
 	}
 
 	// Two real grants: alice's, approved by bob; dave's break-glass.
@@ -174,11 +126,11 @@ func TestAccessReviewsAPI(t *testing.T) {
 	)
 	// The legacy certificate's payload is the SSH gateway's own.
 	legacy := fmt.Appendf(nil, `{"version":1,"id":"legacy-ssh-cert","type":"access.granted","time":%q,"tenant":"acme","source":{"kind":"ssh-proxy","instance":"ssh-1"},"actor":{"issuer":%q,"subject":"alice","kind":"human"},"target":{"kind":"ssh","name":"ssh-login"},"payload":{"grant":"ssh-user-certificate","client_addr":"127.0.0.1:5","serial":"4242","key_id":"alice","principals":["alice"],"valid_before":%q}}`,
-		now.Format(time.RFC3339), idp.Issuer, now.Add(time.Hour).Format(time.RFC3339))
+		now.Format(time.RFC3339), x.issuer, now.Add(time.Hour).Format(time.RFC3339))
 	issued := fmt.Appendf(nil, `{"version":1,"id":"new-ssh-cert","type":"ssh.certificate.issued","time":%q,"tenant":"acme","source":{"kind":"ssh-proxy","instance":"ssh-1"},"actor":{"issuer":%q,"subject":"alice","kind":"human"},"target":{"kind":"ssh","name":"ssh-login"},"payload":{"client_addr":"127.0.0.1:5","serial":"4243","key_id":"alice","principals":["alice"],"valid_before":%q}}`,
-		now.Format(time.RFC3339), idp.Issuer, now.Add(time.Hour).Format(time.RFC3339))
+		now.Format(time.RFC3339), x.issuer, now.Add(time.Hour).Format(time.RFC3339))
 	session := fmt.Appendf(nil, `{"version":1,"id":"sess-1","type":"session.started","time":%q,"tenant":"acme","source":{"kind":"postgres-proxy","instance":"pg-1"},"actor":{"issuer":%q,"subject":"alice","kind":"human"},"session_id":"s1","session_seq":1,"target":{"kind":"postgres","name":"orders"},"payload":{"access_id":%q}}`,
-		now.Format(time.RFC3339), idp.Issuer, req.ID)
+		now.Format(time.RFC3339), x.issuer, req.ID)
 	es = append(es, ledger.Entry{Event: legacy}, ledger.Entry{Event: issued}, ledger.Entry{Event: session})
 	if _, err := lg.Append(t.Context(), es); err != nil {
 		t.Fatal(err)
