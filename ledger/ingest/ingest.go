@@ -857,9 +857,12 @@ func (in *Ingester) reject(ctx context.Context, m jetstream.Msg, seq uint64, c c
 	if _, err := in.cfg.JetStream.PublishMsg(ctx, r); err != nil {
 		return ledger.Entry{}, fmt.Errorf("ingest: storing rejected event %d: %w", seq, err)
 	}
-	sum := sha256.Sum256(c.raw)
-	return ledger.RejectedEntry(in.cfg.Log.Origin(), ledger.Rejection{Seq: seq, Part: c.part, Subject: subject, Reason: why,
-		SHA256: hex.EncodeToString(sum[:]), Bytes: len(c.raw)}, time.Now())
+	rec := ledger.Rejection{Seq: seq, Part: c.part, Subject: subject, Reason: why, Bytes: len(c.raw)}
+	if !c.detected {
+		sum := sha256.Sum256(c.raw)
+		rec.SHA256 = hex.EncodeToString(sum[:])
+	}
+	return ledger.RejectedEntry(in.cfg.Log.Origin(), rec, time.Now())
 }
 
 // holdsDetected reports whether an event of a message holds a detector
