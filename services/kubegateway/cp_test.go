@@ -17,6 +17,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
+	"github.com/auditledger/auditledger/test/kubetest"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
@@ -26,16 +27,26 @@ type cpFile struct {
 	data []byte
 }
 
+const debugPolicy = `version: 2
+deny:
+  - id: no-debug-in-locked
+    verbs: [patch]
+    resources: [pods/ephemeralcontainers]
+    namespaces: ["locked-*"]
+    reason: no debug containers in locked namespaces
+`
+
 // kubectl cp both ways through the gateway, over WebSocket and SPDY:
 // the files arrive unchanged, and each is recorded in the exec's session
 // as a file operation with its name (a card number in a name replaced),
 // its size and the keyed digest of its bytes; the session's end counts
-// them.
-func TestKubectlCpThroughGateway(t *testing.T) {
+// them. And kubectl debug, which adds an ephemeral container (a patch of
+// pods/ephemeralcontainers): judged by policy and recorded.
+func TestKubectlCpAndDebugThroughGateway(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
 	c, up := clusterForGateway(t, ctx)
-	f := start(t, up, "")
+	f := start(t, up, debugPolicy)
 	k := c.StartKubelet()
 	pod := k.CreatePod("team-x", "shell")
 	alice := f.kubeconfig(t, "alice", "a")
@@ -131,6 +142,8 @@ func TestKubectlCpThroughGateway(t *testing.T) {
 		}
 	}
 
+	t.Run("debug", func(t *testing.T) { debugThroughGateway(t, ctx, c, f, alice) })
+
 	for _, family := range []struct {
 		name string
 		env  []string
@@ -169,6 +182,48 @@ func TestKubectlCpThroughGateway(t *testing.T) {
 			recorded(t, "read", top, fs)
 		})
 	}
+}
+
+// kubectl debug adds an ephemeral container to a pod; the test kubelet
+// does not run ephemeral containers, so the debug is not attached to: what
+// is checked is the patch, judged and recorded.
+func debugThroughGateway(t *testing.T, ctx context.Context, c *kubetest.Cluster, f *fixture, alice string) {
+	admin := func(args ...string) string {
+		t.Helper()
+		out, err := c.Kubectl(ctx, c.AdminKubeconfig, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	admin("create", "namespace", "locked-dbg")
+	for _, ns := range []string{"team-x", "locked-dbg"} {
+		admin("run", "target", "-n", ns, "--image=registry.invalid/auditledger-target:1")
+	}
+	ephemeral := func(ns string) string {
+		return admin("get", "pod", "target", "-n", ns, "-o", "jsonpath={.spec.ephemeralContainers[*].name}")
+	}
+	if out, err := c.Kubectl(ctx, alice, "debug", "-n", "team-x", "target", "--image=registry.invalid/debugger:1", "-c", "dbg", "--", "sh"); err != nil {
+		t.Fatalf("kubectl debug: %v\n%s", err, out)
+	}
+	if got := ephemeral("team-x"); got != "dbg" {
+		t.Fatalf("ephemeral containers %q, want dbg", got)
+	}
+	e := f.waitFor(t, 1, request(events.CommandExecuted, map[string]string{"verb": "patch", "resource": "pods", "subresource": "ephemeralcontainers",
+		"namespace": "team-x", "name": "target", "statement": "patch pods/ephemeralcontainers target -n team-x"}))
+	if b := fmt.Sprint(e[0].Payload["body"]); !strings.Contains(b, "dbg") || !strings.Contains(b, "registry.invalid/debugger:1") {
+		t.Errorf("recorded body %s: want the debug container", b)
+	}
+
+	out, err := c.Kubectl(ctx, alice, "debug", "-n", "locked-dbg", "target", "--image=registry.invalid/debugger:1", "-c", "dbg", "--", "sh")
+	if err == nil || !strings.Contains(err.Error(), "no debug containers in locked namespaces") {
+		t.Fatalf("kubectl debug in a locked namespace: %v\n%s", err, out)
+	}
+	if got := ephemeral("locked-dbg"); got != "" {
+		t.Fatalf("a denied debug reached the API server: ephemeral containers %q", got)
+	}
+	f.waitFor(t, 1, request(events.CommandBlocked, map[string]string{"verb": "patch", "subresource": "ephemeralcontainers", "namespace": "locked-dbg",
+		"rule": "no-debug-in-locked"}))
 }
 
 func keys[V any](m map[string]V) []string {
