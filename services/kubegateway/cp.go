@@ -207,6 +207,9 @@ func (a *archiveTap) run() {
 		case errors.Is(err, errBehind):
 			a.problem = errBehind.Error()
 			return
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			a.problem = "the stream ended inside the archive"
+			return
 		case err != nil:
 			a.problem = "not read as a tar archive: " + events.Clean(err.Error(), 256)
 			return
