@@ -1,14 +1,11 @@
 package httpproxy
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
-	"time"
 
-	"go.yaml.in/yaml/v3"
-
-	"github.com/auditledger/auditledger/internal/yamlstrict"
-	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
 )
@@ -37,12 +34,9 @@ type MaskRule struct {
 
 // Rule matches requests by method and path, for deny and approve.
 type Rule struct {
-	policyfile.Scope `yaml:",inline"`
-	ID               string        `yaml:"id"`
-	Methods          []string      `yaml:"methods"` // empty: any
-	Paths            []string      `yaml:"paths"`   // /-separated globs; ** spans segments; empty: any
-	Timeout          time.Duration `yaml:"timeout"` // approve only; default 5m
-	Reason           string        `yaml:"reason"`
+	policyfile.Rule `yaml:",inline"`
+	Methods         []string `yaml:"methods"` // empty: any
+	Paths           []string `yaml:"paths"`   // /-separated globs; ** spans segments; empty: any
 }
 
 // LoadPolicy reads and checks a policy file (the gateway core's
@@ -78,54 +72,25 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 		}
 		p.Mask = append(p.Mask, r)
 	}
-	rules := func(nodes []yaml.Node, kind string) ([]Rule, error) {
-		var out []Rule
-		what := policyfile.Noun(kind)
-		for _, n := range nodes {
-			var r Rule
-			if err := yamlstrict.DecodeNode(&n, &r, "a "+what+" rule"); err != nil {
-				return nil, bad(n.Line, "%v", err)
-			}
-			if r.ID == "" {
-				return nil, bad(n.Line, "%s rule needs an id", what)
-			}
-			if len(r.Methods) == 0 && len(r.Paths) == 0 {
-				return nil, bad(n.Line, "%s rule %s needs methods or paths", what, r.ID)
-			}
-			if kind == policyfile.KindDeny && r.Reason == "" {
-				return nil, bad(n.Line, "deny rule %s needs a reason", r.ID)
-			}
-			if kind == policyfile.KindDeny && (doc.Version == policyfile.V1 && len(r.Groups) > 0 || r.Timeout != 0) {
-				return nil, bad(n.Line, "deny rule %s: groups and timeout belong to approve rules", r.ID)
-			}
-			if err := doc.Scope(&p.Loaded, kind, r.ID, &r.Scope); err != nil {
-				return nil, bad(n.Line, "%v", err)
-			}
-			for i, m := range r.Methods {
-				r.Methods[i] = strings.ToUpper(m)
-			}
-			for _, pat := range r.Paths {
-				if !strings.HasPrefix(pat, "/") {
-					return nil, bad(n.Line, "%s rule %s: path %q must start with /", what, r.ID, pat)
-				}
-			}
-			switch {
-			case r.Timeout < 0:
-				return nil, bad(n.Line, "%s rule %s: timeout %s is negative", what, r.ID, r.Timeout)
-			case r.Timeout > approvals.MaxTimeout:
-				return nil, bad(n.Line, "%s rule %s: timeout %s is longer than the %s a request is kept", what, r.ID, r.Timeout, approvals.MaxTimeout)
-			case r.Timeout == 0:
-				r.Timeout = 5 * time.Minute
-			}
-			out = append(out, r)
+	check := func(r *Rule) error {
+		if len(r.Methods) == 0 && len(r.Paths) == 0 {
+			return errors.New("needs methods or paths")
 		}
-		return out, nil
+		for i, m := range r.Methods {
+			r.Methods[i] = strings.ToUpper(m)
+		}
+		for _, pat := range r.Paths {
+			if !strings.HasPrefix(pat, "/") {
+				return fmt.Errorf("path %q must start with /", pat)
+			}
+		}
+		return nil
 	}
 	var err error
-	if p.Deny, err = rules(doc.Deny, policyfile.KindDeny); err != nil {
+	if p.Deny, err = policyfile.ParseRules(&doc.Header, &p.Loaded, name, doc.Deny, policyfile.KindDeny, check); err != nil {
 		return nil, err
 	}
-	if p.Approve, err = rules(doc.Approve, policyfile.KindApprove); err != nil {
+	if p.Approve, err = policyfile.ParseRules(&doc.Header, &p.Loaded, name, doc.Approve, policyfile.KindApprove, check); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -12,7 +12,7 @@ func TestPolicyErrorsNameTheLine(t *testing.T) {
 		"version: 1\nmask:\n  - id: m\n    detect: [dna]\n    method: redact\n":           `unknown detector "dna"`,
 		"version: 1\ndeny:\n  - id: d\n    methods: [DELETE]\n":                           "line 3: deny rule d needs a reason",
 		"version: 1\ndeny:\n  - id: d\n    paths: [admin]\n    reason: r\n":               `path "admin" must start with /`,
-		"version: 1\ndeny:\n  - id: d\n    paths: [/a]\n    reason: r\n    groups: [x]\n": "groups and timeout belong to approve rules",
+		"version: 1\ndeny:\n  - id: d\n    paths: [/a]\n    reason: r\n    groups: [x]\n": "deny rule d: groups: only approve rules take groups in version 1",
 		"version: 1\napprove:\n  - id: a\n":                                               "line 3: approval rule a needs methods or paths",
 		"version: 1\napprove:\n  - id: a\n    paths: [/a]\n    timout: 1m\n":              "timout",
 	} {

@@ -1,15 +1,13 @@
 package kubegateway
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"slices"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/auditledger/auditledger/internal/yamlstrict"
-	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
 )
@@ -31,10 +29,9 @@ type Policy struct {
 // given. Lists hold globs (path.Match; "*" alone matches anything,
 // subresources included).
 type Rule struct {
-	policyfile.Scope `yaml:",inline"`
-	ID               string   `yaml:"id"`
-	Verbs            []string `yaml:"verbs"`      // get, list, watch, create, update, patch, delete, deletecollection
-	APIGroups        []string `yaml:"api_groups"` // "" is the core group
+	policyfile.Rule `yaml:",inline"`
+	Verbs           []string `yaml:"verbs"`      // get, list, watch, create, update, patch, delete, deletecollection
+	APIGroups       []string `yaml:"api_groups"` // "" is the core group
 	// Resources are resource names, or resource/subresource as RBAC
 	// writes them (pods/exec, deployments/scale, "pods/*").
 	Resources []string `yaml:"resources"`
@@ -45,9 +42,7 @@ type Rule struct {
 	// NonResourceURLs matches requests outside the resource API (/version,
 	// /apis discovery, /healthz) by path; a rule with them matches those
 	// requests only.
-	NonResourceURLs []string      `yaml:"non_resource_urls"`
-	Timeout         time.Duration `yaml:"timeout"` // approve only; default 5m
-	Reason          string        `yaml:"reason"`
+	NonResourceURLs []string `yaml:"non_resource_urls"`
 }
 
 // DefaultPolicy is the policy of a gateway without a policy file: every
@@ -77,57 +72,31 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	}
 	p := &Policy{Version: doc.Version}
 	p.Source = policyfile.NewSource(name, b, doc.Version)
-	rules := func(nodes []yaml.Node, kind string) ([]Rule, error) {
-		var out []Rule
-		what := policyfile.Noun(kind)
-		for _, n := range nodes {
-			var r Rule
-			if err := yamlstrict.DecodeNode(&n, &r, "a "+what+" rule"); err != nil {
-				return nil, bad(n.Line, "%v", err)
-			}
+	check := func(allow bool) func(r *Rule) error {
+		return func(r *Rule) error {
 			switch {
-			case r.ID == "":
-				return nil, bad(n.Line, "%s rule needs an id", what)
 			case len(r.Verbs)+len(r.APIGroups)+len(r.Resources)+len(r.Namespaces)+len(r.Names)+len(r.NonResourceURLs) == 0:
-				return nil, bad(n.Line, "%s rule %s needs verbs, api_groups, resources, namespaces, names or non_resource_urls", what, r.ID)
+				return errors.New("needs verbs, api_groups, resources, namespaces, names or non_resource_urls")
 			case len(r.NonResourceURLs) > 0 && len(r.APIGroups)+len(r.Resources)+len(r.Namespaces)+len(r.Names) > 0:
-				return nil, bad(n.Line, "%s rule %s: non_resource_urls cannot be combined with api_groups, resources, namespaces or names", what, r.ID)
-			case kind == policyfile.KindDeny && r.Reason == "":
-				return nil, bad(n.Line, "deny rule %s needs a reason", r.ID)
-			case kind != policyfile.KindApprove && r.Timeout != 0:
-				return nil, bad(n.Line, "%s rule %s: timeout belongs to approve rules", what, r.ID)
-			case r.Timeout < 0 || r.Timeout > approvals.MaxTimeout:
-				return nil, bad(n.Line, "%s rule %s: timeout %s, want at most %s", what, r.ID, r.Timeout, approvals.MaxTimeout)
-			case kind == policyfile.KindApprove && r.Timeout == 0:
-				r.Timeout = 5 * time.Minute
-			}
-			if kind == "allow" {
-				if len(r.Resources) == 0 || slices.ContainsFunc(r.Resources, func(s string) bool { return s != "secrets" }) ||
-					len(r.APIGroups) > 0 && !slices.Equal(r.APIGroups, []string{""}) || len(r.NonResourceURLs) > 0 {
-					return nil, bad(n.Line, "allow rule %s: allow rules let requesters read secrets: resources: [secrets] (everything else runs unless a deny or approve rule says otherwise)", r.ID)
-				}
+				return errors.New("non_resource_urls cannot be combined with api_groups, resources, namespaces or names")
+			case allow && (len(r.Resources) == 0 || slices.ContainsFunc(r.Resources, func(s string) bool { return s != "secrets" }) ||
+				len(r.APIGroups) > 0 && !slices.Equal(r.APIGroups, []string{""}) || len(r.NonResourceURLs) > 0):
+				return errors.New("allow rules let requesters read secrets: resources: [secrets] (everything else runs unless a deny or approve rule says otherwise)")
 			}
 			if err := checkGlobs(r.Verbs, r.Resources, r.Namespaces, r.Names, r.NonResourceURLs); err != nil {
-				return nil, bad(n.Line, "%s rule %s: %v", what, r.ID, err)
+				return err
 			}
-			if err := checkGlobs(slices.DeleteFunc(slices.Clone(r.APIGroups), func(s string) bool { return s == "" })); err != nil {
-				return nil, bad(n.Line, "%s rule %s: %v", what, r.ID, err)
-			}
-			if err := doc.Scope(&p.Loaded, kind, r.ID, &r.Scope); err != nil {
-				return nil, bad(n.Line, "%v", err)
-			}
-			out = append(out, r)
+			return checkGlobs(slices.DeleteFunc(slices.Clone(r.APIGroups), func(s string) bool { return s == "" }))
 		}
-		return out, nil
 	}
 	var err error
-	if p.Deny, err = rules(doc.Deny, policyfile.KindDeny); err != nil {
+	if p.Deny, err = policyfile.ParseRules(&doc.Header, &p.Loaded, name, doc.Deny, policyfile.KindDeny, check(false)); err != nil {
 		return nil, err
 	}
-	if p.Approve, err = rules(doc.Approve, policyfile.KindApprove); err != nil {
+	if p.Approve, err = policyfile.ParseRules(&doc.Header, &p.Loaded, name, doc.Approve, policyfile.KindApprove, check(false)); err != nil {
 		return nil, err
 	}
-	if p.Allow, err = rules(doc.Allow, "allow"); err != nil {
+	if p.Allow, err = policyfile.ParseRules(&doc.Header, &p.Loaded, name, doc.Allow, "allow", check(true)); err != nil {
 		return nil, err
 	}
 	return p, nil

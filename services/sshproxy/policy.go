@@ -1,6 +1,7 @@
 package sshproxy
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
@@ -10,7 +11,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/auditledger/auditledger/internal/yamlstrict"
-	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/internal/policyfile"
 )
@@ -42,17 +42,14 @@ type LimitRule struct {
 // Rule matches what a session runs: the simple commands of an exec
 // request, as the shell parser finds them, and interactive shells.
 type Rule struct {
-	policyfile.Scope `yaml:",inline"`
-	ID               string   `yaml:"id"`
-	Targets          []string `yaml:"targets"`  // target names, globs; empty: every target
-	Commands         []string `yaml:"commands"` // program names (the last element of the path), globs
-	Pattern          string   `yaml:"pattern"`  // regular expression on a simple command's words joined by spaces
+	policyfile.Rule `yaml:",inline"`
+	Targets         []string `yaml:"targets"`  // target names, globs; empty: every target
+	Commands        []string `yaml:"commands"` // program names (the last element of the path), globs
+	Pattern         string   `yaml:"pattern"`  // regular expression on a simple command's words joined by spaces
 	// Shell matches an interactive shell and every command the parser
 	// cannot resolve (eval, $CMD, python -c, xargs, …), which could run
 	// anything.
-	Shell   bool          `yaml:"shell"`
-	Timeout time.Duration `yaml:"timeout"` // approve only; default 5m
-	Reason  string        `yaml:"reason"`
+	Shell bool `yaml:"shell"`
 
 	re *regexp.Regexp
 }
@@ -105,50 +102,27 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	}
 	p := &Policy{Version: doc.Version}
 	p.Source = policyfile.NewSource(name, b, doc.Version)
-	rules := func(nodes []yaml.Node, kind string) ([]Rule, error) {
-		var out []Rule
-		what := policyfile.Noun(kind)
-		for _, n := range nodes {
-			var r Rule
-			if err := yamlstrict.DecodeNode(&n, &r, "a "+what+" rule"); err != nil {
-				return nil, bad(n.Line, "%v", err)
-			}
-			switch {
-			case r.ID == "":
-				return nil, bad(n.Line, "%s rule needs an id", what)
-			case len(r.Commands) == 0 && r.Pattern == "" && !r.Shell:
-				return nil, bad(n.Line, "%s rule %s needs commands, pattern or shell", what, r.ID)
-			case kind == policyfile.KindDeny && r.Reason == "":
-				return nil, bad(n.Line, "deny rule %s needs a reason", r.ID)
-			case kind == policyfile.KindDeny && r.Timeout != 0:
-				return nil, bad(n.Line, "deny rule %s: timeout belongs to approve rules", r.ID)
-			case r.Timeout < 0 || r.Timeout > approvals.MaxTimeout:
-				return nil, bad(n.Line, "%s rule %s: timeout %s, want at most %s", what, r.ID, r.Timeout, approvals.MaxTimeout)
-			case r.Timeout == 0:
-				r.Timeout = 5 * time.Minute
-			}
-			if err := checkGlobs(r.Targets, r.Commands); err != nil {
-				return nil, bad(n.Line, "%s rule %s: %v", what, r.ID, err)
-			}
-			if r.Pattern != "" {
-				re, err := regexp.Compile(r.Pattern)
-				if err != nil {
-					return nil, bad(n.Line, "%s rule %s: pattern: %v", what, r.ID, err)
-				}
-				r.re = re
-			}
-			if err := doc.Scope(&p.Loaded, kind, r.ID, &r.Scope); err != nil {
-				return nil, bad(n.Line, "%v", err)
-			}
-			out = append(out, r)
+	check := func(r *Rule) error {
+		if len(r.Commands) == 0 && r.Pattern == "" && !r.Shell {
+			return errors.New("needs commands, pattern or shell")
 		}
-		return out, nil
+		if err := checkGlobs(r.Targets, r.Commands); err != nil {
+			return err
+		}
+		if r.Pattern != "" {
+			re, err := regexp.Compile(r.Pattern)
+			if err != nil {
+				return fmt.Errorf("pattern: %v", err)
+			}
+			r.re = re
+		}
+		return nil
 	}
 	var err error
-	if p.Deny, err = rules(doc.Deny, policyfile.KindDeny); err != nil {
+	if p.Deny, err = policyfile.ParseRules(&doc.Header, &p.Loaded, name, doc.Deny, policyfile.KindDeny, check); err != nil {
 		return nil, err
 	}
-	if p.Approve, err = rules(doc.Approve, policyfile.KindApprove); err != nil {
+	if p.Approve, err = policyfile.ParseRules(&doc.Header, &p.Loaded, name, doc.Approve, policyfile.KindApprove, check); err != nil {
 		return nil, err
 	}
 	for _, n := range doc.Allow {
