@@ -197,6 +197,7 @@ func debugThroughGateway(t *testing.T, ctx context.Context, c *kubetest.Cluster,
 		return strings.TrimSpace(out)
 	}
 	admin("create", "namespace", "locked-dbg")
+	admin("create", "serviceaccount", "default", "-n", "locked-dbg") // no controller manager makes it
 	for _, ns := range []string{"team-x", "locked-dbg"} {
 		admin("run", "target", "-n", ns, "--image=registry.invalid/auditledger-target:1")
 	}
