@@ -259,6 +259,12 @@ func (b *kubeBench) ensurePods(ctx context.Context, ns string) (int, error) {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return 0, fmt.Errorf("namespace %s: %w", ns, err)
 	}
+	// A cluster without a controller manager (a test one) makes no
+	// default service account, which pod admission looks up.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return 0, fmt.Errorf("service account %s/default: %w", ns, err)
+	}
 	have, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return 0, err
