@@ -159,6 +159,11 @@ type Framework struct {
 	// Mapping is the evidence mapping. Its Controls are empty when the
 	// framework has none: it is crosswalked, but no bundle is built for it.
 	Mapping Mapping
+	// Expectations are the default expectations each control is tested
+	// against (expectations.yaml), and ExpectationsFile that file's bytes;
+	// nil when the framework has none.
+	Expectations     *Expectations
+	ExpectationsFile []byte
 
 	set *set // every framework, for crosswalks through the hub
 }

@@ -59,7 +59,7 @@ func TestLoad(t *testing.T) {
 			t.Errorf("no evidence mapping for %s", c)
 		}
 	}
-	if !strings.Contains(f.Version(), "iso27001-2022@2022 mapping v1") {
+	if !strings.Contains(f.Version(), "iso27001-2022@2022 mapping v2") {
 		t.Errorf("version %q", f.Version())
 	}
 }
@@ -255,7 +255,7 @@ func TestDataErrors(t *testing.T) {
 		{"a misnamed file", func(m fstest.MapFS) {
 			m["data/soc2-2017/crosswalks.yaml"] = m["data/soc2-2017/crosswalk.yaml"]
 			delete(m, "data/soc2-2017/crosswalk.yaml")
-		}, `compliance/data/soc2-2017/crosswalks.yaml: unknown file in a framework folder, want framework.yaml, catalog.yaml, crosswalk.yaml, evidence.yaml (did you mean "crosswalk.yaml"?)`},
+		}, `compliance/data/soc2-2017/crosswalks.yaml: unknown file in a framework folder, want framework.yaml, catalog.yaml, crosswalk.yaml, evidence.yaml, expectations.yaml (did you mean "crosswalk.yaml"?)`},
 		{"no crosswalk", func(m fstest.MapFS) { delete(m, "data/soc2-2017/crosswalk.yaml") },
 			`compliance/data/soc2-2017/crosswalk.yaml: missing`},
 		{"a file beside the folders", func(m fstest.MapFS) { m["data/crosswalks.yaml"] = file("version: 1\n") },

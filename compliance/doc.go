@@ -3,8 +3,10 @@
 // catalog.yaml: control numbers and short titles; crosswalk.yaml: the
 // controls mapped to ISO/IEC 27001:2022 with the mapping's source;
 // evidence.yaml: what the ledger observes for each control and the queries
-// over the projection that produce a bundle's rows), embedded in the
-// binary, plus small pure functions over it.
+// over the projection that produce a bundle's rows; expectations.yaml: the
+// expectation each control is tested against), embedded in the binary,
+// plus small pure functions over it — among them Assert, which tests a
+// bundle's events against the expectations (assert.go).
 //
 // The list of frameworks is the list of folders: adding one needs no Go
 // change. Crosswalks run any-to-any through the ISO/IEC 27001:2022 Annex A

@@ -22,6 +22,7 @@ func render(t *testing.T, f *Framework) []byte {
 		LedgerFacts         []string
 		Queries             []query
 		MappedFrom          []string
+		Expectation         *Expectation `json:",omitempty"`
 	}
 	doc := struct {
 		ID, Title, Version, Source, DataVersion string
@@ -42,6 +43,9 @@ func render(t *testing.T, f *Framework) []byte {
 			t.Fatalf("no evidence for %s", e.Control)
 		}
 		c := control{ID: e.Control, Title: ctl.Title, Observes: ev.Observes, LedgerFacts: ev.LedgerFacts, MappedFrom: f.MappedFrom(e.Control)}
+		if x, ok := f.Expectations.For(e.Control); ok {
+			c.Expectation = &x
+		}
 		for _, ty := range ev.EventTypes {
 			c.EventTypes = append(c.EventTypes, string(ty))
 		}

@@ -30,6 +30,9 @@ const (
 	catalogFile   = "catalog.yaml"   // the controls
 	crosswalkFile = "crosswalk.yaml" // to the hub; every framework but the hub has one
 	evidenceFile  = "evidence.yaml"  // optional: without it no bundle is built for the framework
+	// optional: the expectations each control is tested against
+	// (assert.go); needs evidence.yaml
+	expectationsFile = "expectations.yaml"
 )
 
 var (
@@ -179,7 +182,7 @@ func readFramework(fsys fs.FS, id string) (*Framework, error) {
 	if err != nil {
 		return nil, err
 	}
-	known := []string{frameworkFile, catalogFile, crosswalkFile, evidenceFile}
+	known := []string{frameworkFile, catalogFile, crosswalkFile, evidenceFile, expectationsFile}
 	has := map[string]bool{}
 	for _, e := range files {
 		if !slices.Contains(known, e.Name()) {
@@ -245,6 +248,26 @@ func readFramework(fsys fs.FS, id string) (*Framework, error) {
 		if err := f.checkMapping(); err != nil {
 			return nil, err
 		}
+	}
+	if has[expectationsFile] {
+		name := path.Join(dir, expectationsFile)
+		if !has[evidenceFile] {
+			return nil, &DataError{File: display(name), Msg: "expectations without an evidence mapping (" + evidenceFile + ")"}
+		}
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		x, err := ParseExpectations(display(name), b)
+		if err != nil {
+			return nil, &DataError{File: display(name), Msg: strings.TrimPrefix(err.Error(), display(name)+": ")}
+		}
+		for _, e := range x.Controls {
+			if _, ok := f.Evidence(e.Control); !ok {
+				return nil, &DataError{File: display(name), Msg: fmt.Sprintf("control %s has an expectation but no evidence mapping", e.Control)}
+			}
+		}
+		f.Expectations, f.ExpectationsFile = x, b
 	}
 	return f, nil
 }

@@ -48,8 +48,8 @@ deny:
     kinds: [DROP]
     reason: tables are not dropped through the gateway
 approve:
-  - id: schema-change
-    kinds: [ALTER]
+  - id: ddl
+    kinds: [ALTER, CREATE, DROP]
     groups: [dba]
     timeout: 2m
 `), 0o644)
@@ -100,6 +100,12 @@ approve:
 	if err := <-alterDone; err != nil {
 		t.Fatalf("the approved ALTER: %v\n%s", err, alterOut.String())
 	}
+	// The README's version-1 rule holds DDL for dba only: bob (not dba)
+	// creates a table unheld, which the policy allowed and the control's
+	// expectation does not.
+	if out, err := psql(bob, "bob", "CREATE TABLE bob_notes (id int)"); err != nil {
+		t.Fatalf("bob's CREATE: %v\n%s", err, out)
+	}
 	req, _ := http.NewRequest("GET", d.http+"/customers", nil)
 	req.Header.Set("Authorization", "Bearer "+alice)
 	resp, err := http.DefaultClient.Do(req)
@@ -135,6 +141,10 @@ approve:
 		code, b := apiGet(t, d.api, carol, "/v1/events?type=mask.applied")
 		if code != 200 || strings.Count(string(b), `"leaf"`) < 2 {
 			return fmt.Errorf("both masks not projected yet: %d %s", code, b)
+		}
+		code, b = apiGet(t, d.api, carol, "/v1/events?type=command.executed&limit=1000")
+		if code != 200 || !strings.Contains(string(b), "CREATE TABLE bob_notes") {
+			return fmt.Errorf("bob's CREATE not projected yet: %d", code)
 		}
 		return nil
 	})
@@ -177,9 +187,13 @@ approve:
 		t.Fatalf("dev's allowed_signers: %v %q", err, b)
 	}
 	r := mustRun(t, nil, nil, "evidence", "verify", file, "--vkey", d.vkey(), "--allowed-signers", signers, "--allow-unlocked")
-	for _, want := range []string{"OK ", "8.11   Data masking                                  observed, not assessed", "8.3    Information access restriction                observed, not assessed",
-		"5.3    Segregation of duties                         observed, not assessed", "8.2    Privileged access rights                      observed, not assessed",
-		"8.32   Change management                             observed, not assessed", "8.15   Logging                                       observed, not assessed"} {
+	for _, want := range []string{"OK ", "8.11   Data masking                                  effective (1 tested, 0 exceptions)",
+		"5.3    Segregation of duties                         effective (1 tested, 0 exceptions)",
+		"8.2    Privileged access rights                      exceptions found (2 tested, 1 exceptions)",
+		"8.32   Change management                             exceptions found (2 tested, 1 exceptions)",
+		"8.15   Logging                                       observed, not assessed",
+		"derived    5 assertion(s), every summary, the OSCAL results and index.html re-derived from the events: the same",
+		"WARNING: " + evidence.WarnDevIdentities, "WARNING: " + evidence.WarnNotWriteOnce} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("evidence verify: no %q in\n%s", want, r.stdout)
 		}
@@ -215,6 +229,36 @@ approve:
 	if out, err := sums.CombinedOutput(); err != nil || strings.Contains(string(out), "FAILED") {
 		t.Fatalf("sha256sum -c: %v\n%s", err, out)
 	}
+	// bob's CREATE is the exception under 8.32, named by its event,
+	// session and actor as recorded; alice's approved ALTER is not.
+	changesB, _ := os.ReadFile(filepath.Join(unzipped, "controls", "8.32", "assertion.csv"))
+	changes := string(changesB)
+	var bobRow string
+	for _, l := range strings.Split(changes, "\n") {
+		if strings.Contains(l, "CREATE TABLE bob_notes") {
+			bobRow = l
+		} else if strings.Contains(l, "ALTER TABLE customers") && !strings.HasSuffix(l, ",") {
+			t.Errorf("alice's approved ALTER is an exception: %s", l)
+		}
+	}
+	if !strings.HasSuffix(bobRow, ",ran without a second person's approval") || !strings.Contains(bobRow, ",command.executed,") {
+		t.Errorf("8.32 does not flag bob's unheld CREATE:\n%s", changes)
+	}
+	htmlB, _ := os.ReadFile(filepath.Join(unzipped, "index.html"))
+	html := string(htmlB)
+	if i, j := strings.Index(html, "<h2>Exceptions"), strings.Index(html, "<h2>Controls</h2>"); i < 0 || j < i || !strings.Contains(html[i:j], "CREATE TABLE bob_notes") {
+		t.Errorf("index.html does not open with bob's CREATE as an exception")
+	}
+
+	// A sample of 8.32's population: the same seed, the same items, each
+	// with its inclusion proof.
+	s1 := mustRun(t, nil, nil, "evidence", "sample", file, "--control", "8.32", "--seed", "42", "--size", "25", "--vkey", d.vkey(), "--allowed-signers", signers, "--allow-unlocked")
+	s2 := mustRun(t, nil, nil, "evidence", "sample", file, "--control", "8.32", "--seed", "42", "--size", "25", "--vkey", d.vkey(), "--allowed-signers", signers, "--allow-unlocked")
+	var sample evidence.Sample
+	if err := json.Unmarshal([]byte(s1.stdout), &sample); err != nil || s1.stdout != s2.stdout || len(sample.Items) != 2 || len(sample.Items[0].Proof) == 0 {
+		t.Errorf("evidence sample: %v, %d items, same twice %v\n%s", err, len(sample.Items), s1.stdout == s2.stdout, s1.stdout)
+	}
+
 	// The email never reached the bundle (masked before the ledger).
 	filepath.Walk(unzipped, func(p string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() {

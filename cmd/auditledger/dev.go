@@ -209,7 +209,8 @@ func devCmd(c *cobra.Command) cli.Run {
 		}
 		// The development OpenID provider, its signing key kept in DATA/keys
 		// so that tokens survive a restart.
-		idp, err := oidcdev.Listen(*oidcAddr, oidcdev.Config{Audience: "auditledger", Users: devUsers, KeyFile: filepath.Join(abs, "keys", "oidc-dev.pem")})
+		idp, err := oidcdev.Listen(*oidcAddr, oidcdev.Config{Audience: "auditledger", Users: devUsers, KeyFile: filepath.Join(abs, "keys", "oidc-dev.pem"),
+			LoginClients: devLoginClients})
 		if err != nil {
 			return fmt.Errorf("dev: --oidc %s: %w", *oidcAddr, err)
 		}

@@ -29,6 +29,13 @@ var devUsers = []oidcdev.User{
 	{Name: "agent", Secret: "agent-dev-secret", Groups: []string{"agents"}, Machine: true},
 }
 
+// devLoginClients: the console, served by dev's API on whatever
+// loopback port it listens on.
+var devLoginClients = []oidcdev.LoginClient{{ID: devConsoleClient,
+	RedirectGlobs: []string{"http://127.0.0.1:*/console/callback", "http://localhost:*/console/callback", "http://[[]::1]:*/console/callback"}}}
+
+const devConsoleClient = "auditledger-console"
+
 // devConfig is `dev`'s configuration of serve's roles, for one machine:
 // the API, the proxies that have somewhere to point, and the ledger
 // writer, all authenticating against the development provider.
@@ -56,6 +63,7 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 	cfg.auth, cfg.instance, cfg.database = auth, "dev", d.database
 	cfg.OIDC.Issuer = d.issuer
 	cfg.API.Listen = d.apiAddr
+	cfg.API.Console.ClientID = devConsoleClient
 	cfg.API.EvidenceKey, cfg.API.EvidenceDir, cfg.API.LogVKey = filepath.Join(keys, "evidence"), filepath.Join(d.data, "evidence"), filepath.Join(keys, "ledger.vkey")
 	cfg.Approvals.Key, cfg.Approvals.VKey = filepath.Join(keys, "approvals.key"), filepath.Join(keys, "approvals.vkey")
 	cfg.ProducerKey = filepath.Join(keys, "producer.key")
@@ -134,8 +142,9 @@ func devBanner(w io.Writer, e *env, issuer, projection string) {
 	fmt.Fprintf(w, `  identity (dev)    %s   development OpenID provider; users %s;
                     each user's secret is NAME-dev-secret
   API               http://%s   approvals, events, sessions, proofs (needs a token)
+  console           http://%s/console/   sign in as carol / carol-dev-secret (an auditor)
   projection        %s
-`, issuer, strings.Join(names, ", "), apiAddr, projection)
+`, issuer, strings.Join(names, ", "), apiAddr, apiAddr, projection)
 	if proxyAddr == "" {
 		fmt.Fprintf(w, "  postgres proxy    off: set AUDITLEDGER_PROXY_UPSTREAM=postgres://USER:PASSWORD@HOST/DB to run it\n")
 	} else {
@@ -182,7 +191,7 @@ func oidcDev(c *cobra.Command) cli.Run {
 	issuer := fs.String("issuer", "", "the issuer URL clients and verifiers use (default http://ADDR); behind a proxy or in a container network, the name they reach it by")
 	key := fs.String("key", "", "file keeping the signing key across restarts (created, mode 0600); without it tokens do not survive a restart")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		srv, err := oidcdev.Listen(*listen, oidcdev.Config{Issuer: *issuer, Audience: "auditledger", Users: devUsers, KeyFile: *key})
+		srv, err := oidcdev.Listen(*listen, oidcdev.Config{Issuer: *issuer, Audience: "auditledger", Users: devUsers, KeyFile: *key, LoginClients: devLoginClients})
 		if err != nil {
 			return err
 		}

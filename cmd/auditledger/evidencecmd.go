@@ -32,8 +32,8 @@ import (
 
 // evidenceBuild writes a signed evidence bundle from the projection.
 func evidenceBuild(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--nats URL] [--nkey FILE | --creds FILE] [--operator NAME] [--framework ID] [--database URL] [--store URL]",
-		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts, OSCAL\nassessment results, a report (index.html) and VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).\n\nLegal holds: the legal_hold.set and legal_hold.released records of the range\n(also those sealed after the period, up to the newest checkpoint, proven in it)\nand which segments they leave held; with --store, also each segment's legal\nhold and the lock and legal hold of the checkpoint signed at its end, as the\nstore reports them now.\n\nChain of custody: the manifest names who asked (requested_by: issuer\nauditledger-admin, subject --operator) and the tool and version (generator);\nthe build is recorded as evidence.exported (bundle id, tenant, period, range,\nthe zip's SHA-256 and size) on the bus as the admin role, and the file is\nwritten under --out only once the bus has stored that event: a bundle whose\nexport cannot be recorded is not released.")
+	fs := cli.Describe(c, "evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--nats URL] [--nkey FILE | --creds FILE] [--operator NAME] [--framework ID] [--database URL] [--store URL] [--expectations FILE]",
+		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts and, for\neach control with a declared expectation (--expectations, default the\nframework's expectations.yaml), the population tested, its exceptions and a\nresult (effective, exceptions found, not observed), OSCAL assessment\nresults with findings, a report opening with the exceptions (index.html)\nand VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).\n\nLegal holds: the legal_hold.set and legal_hold.released records of the range\n(also those sealed after the period, up to the newest checkpoint, proven in it)\nand which segments they leave held; with --store, also each segment's legal\nhold and the lock and legal hold of the checkpoint signed at its end, as the\nstore reports them now.\n\nChain of custody: the manifest names who asked (requested_by: issuer\nauditledger-admin, subject --operator) and the tool and version (generator);\nthe build is recorded as evidence.exported (bundle id, tenant, period, range,\nthe zip's SHA-256 and size) on the bus as the admin role, and the file is\nwritten under --out only once the bus has stored that event: a bundle whose\nexport cannot be recorded is not released.")
 	tenant := fs.String("tenant", "", "the tenant")
 	framework := fs.String("framework", compliance.Default, "control framework: "+strings.Join(compliance.Frameworks, ", "))
 	from := fs.String("from", "", "start of the period (included)")
@@ -48,6 +48,7 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 	nkey := fs.String("nkey", "", "NATS nkey seed file of the admin bus role (auditledger keys nats: admin.nk; dev: auditledger-data/nats-keys/admin.nk)")
 	creds := fs.String("creds", "", "NATS JWT credentials file of an admin user (decentralized auth), instead of --nkey")
 	operator := fs.String("operator", "", "who asks for the bundle, as the manifest and the export's record name them (default: the OS user @ the host name)")
+	expectFile := fs.String("expectations", "", "the expectations each control is tested against, a file in the form of compliance/data/<framework>/expectations.yaml (default: the framework's); the bundle carries it and the manifest its SHA-256")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if *database == "" {
 			*database = os.Getenv("AUDITLEDGER_DATABASE_URL")
@@ -72,6 +73,15 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		fw, err := compliance.Load(*framework)
 		if err != nil {
 			return fmt.Errorf("evidence build: --framework: %w", err)
+		}
+		var expectations []byte
+		if *expectFile != "" {
+			if expectations, err = os.ReadFile(*expectFile); err != nil {
+				return fmt.Errorf("evidence build: --expectations: %w", err)
+			}
+			if _, err := compliance.ParseExpectations(*expectFile, expectations); err != nil {
+				return fmt.Errorf("evidence build: --expectations: %w", err)
+			}
 		}
 		signer, err := loadEvidenceKey(*keyFile)
 		if err != nil {
@@ -123,7 +133,7 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		var total uint64
 		m, err := evidence.Build(ctx, evidence.Config{DB: db, Framework: fw, Tenant: *tenant, From: start, To: end,
 			Signer: signer, Principal: *principal, LogVKey: v.String(), Generator: versionString(), Store: store,
-			RequestedBy: evidence.Requester{Issuer: asked.Issuer, Subject: asked.Subject},
+			RequestedBy: evidence.Requester{Issuer: asked.Issuer, Subject: asked.Subject}, Expectations: expectations,
 			Progress: func(done, all uint64) {
 				if total == 0 {
 					total = all
@@ -157,14 +167,8 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		if err := os.Rename(tmp.Name(), *out); err != nil {
 			return err
 		}
-		observed := 0
-		for _, c := range m.Controls {
-			if c.Observed {
-				observed++
-			}
-		}
-		fmt.Fprintf(stdout, "wrote %s (%d bytes) in %v: bundle %s, tenant %s, ledger indexes %d to %d, %d events; %d of %d controls observed (not assessed)\n",
-			*out, info.Size(), time.Since(began).Round(time.Millisecond), m.BundleID, m.Tenant, m.Range.First, m.Range.End, m.Events, observed, len(m.Controls))
+		fmt.Fprintf(stdout, "wrote %s (%d bytes) in %v: bundle %s, tenant %s, ledger indexes %d to %d, %d events; %s\n",
+			*out, info.Size(), time.Since(began).Round(time.Millisecond), m.BundleID, m.Tenant, m.Range.First, m.Range.End, m.Events, resultCounts(m))
 		if m.Range.Open {
 			fmt.Fprintf(stdout, "note: nothing was sealed after %s yet, so events of the period may still come\n", end.Format(time.RFC3339))
 		}
@@ -246,7 +250,7 @@ func unlockedSegments(bundle string) (unlocked, total int, err error) {
 // evidenceVerify checks a bundle offline.
 func evidenceVerify(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "evidence verify FILE --vkey KEY --allowed-signers FILE [--allow-unlocked] [--retention D] | --trust-bundle-keys",
-		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once. The\ntenant's retention is taken from the log itself: the bundle carries the\ntenant's and the default's ledger.retention.changed records (those before\nthe range with inclusion proofs), and each segment holding the tenant's\nrecords must be locked until its sealing plus the tenant's retention in\nforce then; a failure names the segment and the retention expected.\n--retention adds a minimum for every segment. Prints each control's\nresult; exits 1 naming the first file or event that fails. Both keys are\nrequired, as the operator published them outside the bundle: the log's\nverifier key (--vkey) and the evidence signer key (--allowed-signers); the\ncopies in the bundle's keys/ are whoever built it's choice.\n--trust-bundle-keys uses those copies for the keys not given: the result\nis then printed as UNVERIFIED ORIGIN and the command exits 1 even when\nevery check passes. Legal holds: the bundle's\nlegal_hold.set and legal_hold.released records are proven in its newest\ncheckpoint, which must extend the end checkpoint; each segment's legal hold\nmust be what they leave, and, when the bundle was built with the store, the\nstore must have reported every held segment and its checkpoint under legal\nhold, each checkpoint locked as its segment is.")
+		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once; it\nre-derives every control's assertion from the events and renders every\nsummary, the OSCAL results and index.html again, failing on any\ndifference. The\ntenant's retention is taken from the log itself: the bundle carries the\ntenant's and the default's ledger.retention.changed records (those before\nthe range with inclusion proofs), and each segment holding the tenant's\nrecords must be locked until its sealing plus the tenant's retention in\nforce then; a failure names the segment and the retention expected.\n--retention adds a minimum for every segment. Prints each control's\nresult; exits 1 naming the first file or event that fails. Both keys are\nrequired, as the operator published them outside the bundle: the log's\nverifier key (--vkey) and the evidence signer key (--allowed-signers); the\ncopies in the bundle's keys/ are whoever built it's choice.\n--trust-bundle-keys uses those copies for the keys not given: the result\nis then printed as UNVERIFIED ORIGIN and the command exits 1 even when\nevery check passes. Legal holds: the bundle's\nlegal_hold.set and legal_hold.released records are proven in its newest\ncheckpoint, which must extend the end checkpoint; each segment's legal hold\nmust be what they leave, and, when the bundle was built with the store, the\nstore must have reported every held segment and its checkpoint under legal\nhold, each checkpoint locked as its segment is.")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file")
 	signersFile := fs.String("allowed-signers", "", "an allowed_signers file (ssh-keygen(1)) holding the evidence signing key")
 	allowUnlocked := fs.Bool("allow-unlocked", false, "accept segments not locked in COMPLIANCE mode (a local development store), with a warning")
@@ -333,14 +337,110 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 				fmt.Fprintf(stdout, "  held       %s\n", name)
 			}
 		}
+		if rep.Rederived > 0 {
+			fmt.Fprintf(stdout, "  derived    %d assertion(s), every summary, the OSCAL results and index.html re-derived from the events: the same\n", rep.Rederived)
+		}
 		for _, c := range m.Controls {
-			fmt.Fprintf(stdout, "  %-6s %-45s %s\n", c.ID, c.Title, c.Result())
+			res := c.Result()
+			if a := c.Assertion; a != nil && a.Result != compliance.NotObserved {
+				res = fmt.Sprintf("%s (%d tested, %d exceptions)", res, a.Population, a.Exceptions)
+			}
+			fmt.Fprintf(stdout, "  %-6s %-45s %s\n", c.ID, c.Title, res)
+		}
+		for _, w := range m.Warnings {
+			fmt.Fprintf(stdout, "  WARNING: %s\n", w)
 		}
 		for _, w := range rep.Warnings {
 			fmt.Fprintf(stdout, "  warning: %s\n", w)
 		}
 		if rep.UnverifiedOrigin {
 			return cli.Failed(errors.New("unverified origin: the bundle is consistent with keys it carries itself, which proves nothing of who made it; give --vkey and --allowed-signers as the operator published them"))
+		}
+		return nil
+	}
+}
+
+// resultCounts says how many controls had each result.
+func resultCounts(m *evidence.Manifest) string {
+	n := map[string]int{}
+	var order []string
+	exceptions := 0
+	for _, c := range m.Controls {
+		r := c.Result()
+		if n[r] == 0 {
+			order = append(order, r)
+		}
+		n[r]++
+		if c.Assertion != nil {
+			exceptions += c.Assertion.Exceptions
+		}
+	}
+	var parts []string
+	for _, r := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", n[r], r))
+	}
+	return fmt.Sprintf("controls: %s; %d exception(s)", strings.Join(parts, ", "), exceptions)
+}
+
+// evidenceSample draws a reproducible sample of a control's population.
+func evidenceSample(c *cobra.Command) cli.Run {
+	fs := cli.Describe(c, "evidence sample FILE --control ID --seed N --size K --vkey KEY --allowed-signers FILE [--allow-unlocked] [--trust-bundle-keys]",
+		"Verifies an evidence bundle as `evidence verify` does, then draws a\nreproducible sample of one control's assertion population (its\nassertion.csv): the K members whose key SHA-256(\"auditledger sample v1\" 0x00\nSEED 0x00 CONTROL 0x00 INDEX) is smallest (docs/FORMAT.md §12.2), in index\norder — the same bundle, control, seed and size always give the same items.\nPrints JSON: each item's row, its whole record and the record's RFC 9162\ninclusion proof at the bundle's end checkpoint (also printed), so each can be\nchecked offline.")
+	control := fs.String("control", "", "the control whose population is sampled, e.g. 8.32")
+	seed := fs.Uint64("seed", 0, "the seed (an auditor's choice: the same seed draws the same items)")
+	size := fs.Int("size", 25, "how many items")
+	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file")
+	signersFile := fs.String("allowed-signers", "", "an allowed_signers file (ssh-keygen(1)) holding the evidence signing key")
+	allowUnlocked := fs.Bool("allow-unlocked", false, "accept segments not locked in COMPLIANCE mode (a local development store), with a warning")
+	trustBundle := fs.Bool("trust-bundle-keys", false, "check with the bundle's own keys/ for the keys not given: exits 1 after printing the sample")
+	c.Args = cli.AtMostOne
+	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if len(args) != 1 {
+			return errors.New("evidence sample: give the bundle file (see -h)")
+		}
+		if err := cli.Required(fs, "control", "seed"); err != nil {
+			return err
+		}
+		if !*trustBundle && (*vkeyArg == "" || *signersFile == "") {
+			return cli.Usagef("evidence sample: give both of the operator's keys, obtained outside the bundle: --vkey and --allowed-signers (or --trust-bundle-keys)")
+		}
+		opts := evidence.VerifyOptions{AllowUnlocked: *allowUnlocked, TrustBundleKeys: *trustBundle}
+		if *vkeyArg != "" {
+			v, err := loadVerifier(*vkeyArg)
+			if err != nil {
+				return err
+			}
+			opts.LogVerifier = v
+		}
+		if *signersFile != "" {
+			b, err := os.ReadFile(*signersFile)
+			if err != nil {
+				return fmt.Errorf("evidence sample: --allowed-signers: %w", err)
+			}
+			if opts.AllowedSigners, err = evidence.ParseAllowedSigners(b); err != nil {
+				return fmt.Errorf("evidence sample: --allowed-signers: %w", err)
+			}
+		}
+		f, err := os.Open(args[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		info, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		s, rep, err := evidence.DrawSample(f, info.Size(), opts, *control, *seed, *size)
+		if err != nil {
+			return fmt.Errorf("evidence sample: %w", err)
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(s); err != nil {
+			return err
+		}
+		if rep.UnverifiedOrigin {
+			return cli.Failed(errors.New("unverified origin: the bundle was checked with keys it carries itself"))
 		}
 		return nil
 	}

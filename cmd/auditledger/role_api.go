@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,6 +14,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/api"
+	"github.com/auditledger/auditledger/services/console"
 	"github.com/auditledger/auditledger/services/telemetry"
 )
 
@@ -38,8 +40,19 @@ type apiRole struct {
 	// the same rules); empty: access requests are answered 503.
 	AccessPolicy string `yaml:"access_policy"`
 	EvidenceKey  string `yaml:"evidence_key"`
-	EvidenceDir  string `yaml:"evidence_dir"`
-	LogVKey      string `yaml:"log_vkey"`
+	// Console serves the web console at /console/ (services/console)
+	// when ClientID is set: the console's client at the OpenID provider
+	// (oidc.issuer), public (PKCE) or with ClientSecret; URL is its
+	// external address ending in /console/ (empty: http://LISTEN/console/,
+	// allowed on a loopback address only). Its redirect URI is URL +
+	// "callback".
+	Console struct {
+		ClientID     string `yaml:"client_id"`
+		ClientSecret string `yaml:"client_secret"`
+		URL          string `yaml:"url"`
+	} `yaml:"console"`
+	EvidenceDir string `yaml:"evidence_dir"`
+	LogVKey     string `yaml:"log_vkey"`
 }
 
 func (c *apiRole) setDefaults() { c.Listen = defaultAPIAddr }
@@ -52,6 +65,9 @@ func (c *apiRole) envOverrides() []envOverride {
 		{"AUDITLEDGER_API_EVIDENCE_DIR", func(v string) error { c.EvidenceDir = v; return nil }},
 		{"AUDITLEDGER_API_LOG_VKEY", func(v string) error { c.LogVKey = v; return nil }},
 		{"AUDITLEDGER_API_SCOPE_UNSCOPED", func(v string) error { c.Scope.Unscoped = v; return nil }},
+		{"AUDITLEDGER_API_CONSOLE_CLIENT_ID", func(v string) error { c.Console.ClientID = v; return nil }},
+		{"AUDITLEDGER_API_CONSOLE_CLIENT_SECRET", func(v string) error { c.Console.ClientSecret = v; return nil }},
+		{"AUDITLEDGER_API_CONSOLE_URL", func(v string) error { c.Console.URL = v; return nil }},
 	}
 }
 
@@ -137,7 +153,7 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 		p.em.Close()
 		return nil, err
 	}
-	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Access: ab, Roles: roles, Scope: scope, Emitter: p.em, Keys: p.keys, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
+	h, err := api.NewServer(api.Config{Auth: p.auth, Approvals: p.broker, Access: ab, Roles: roles, Scope: scope, Emitter: p.em, Keys: p.keys, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
 		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db, Evidence: ev})
 	if err != nil {
 		p.em.Close()
@@ -148,6 +164,26 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 		return nil, fmt.Errorf("api.listen: %w", err)
 	}
 	log.Info("API listening", "addr", ln.Addr().String())
+	var handler http.Handler = h
+	if c.Console.ClientID != "" {
+		u := c.Console.URL
+		if u == "" {
+			u = "http://" + ln.Addr().String() + "/console/"
+		}
+		con, err := console.New(console.Config{API: h, Auth: p.auth, Issuer: e.cfg.OIDC.Issuer, ClientID: c.Console.ClientID,
+			ClientSecret: c.Console.ClientSecret, URL: u, Logger: log})
+		if err != nil {
+			ln.Close()
+			p.em.Close()
+			return nil, fmt.Errorf("api.console: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/console/", con)
+		mux.Handle("/console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
+		mux.Handle("/", h)
+		handler = mux
+		log.Info("console listening", "url", u)
+	}
 	return func(ctx context.Context) error {
 		if db != nil {
 			defer db.Close()
@@ -155,7 +191,7 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 		if ab != nil {
 			go sweepAccess(ctx, ab, log)
 		}
-		return p.closing(func() error { return health.Serve(ctx, ln, h) })
+		return p.closing(func() error { return health.Serve(ctx, ln, handler) })
 	}, nil
 }
 

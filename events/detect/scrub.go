@@ -665,29 +665,35 @@ func base64Text(tok []byte) (string, bool) {
 	}
 	var buf [128]byte // most tokens stop within it, on the stack
 	d := buf[:0]
+	if n := len(tok) * 3 / 4; n > len(buf) {
+		d = make([]byte, 0, n) // a long one (a terminal chunk's data) grows no more
+		// (its text is still copied below: returning a view of d would
+		// send buf to the heap for every token, the short ones too)
+	}
 	var acc uint32
 	bits := 0
-	for k, c := range tok {
-		var v int
-		switch {
-		case c >= 'A' && c <= 'Z':
-			v = int(c - 'A')
-		case c >= 'a' && c <= 'z':
-			v = int(c-'a') + 26
-		case isDigit(c):
-			v = int(c-'0') + 52
-		case c == '+' || c == '-':
-			v = 62
-		default: // '/' or '_'
-			v = 63
-		}
-		acc, bits = acc<<6|uint32(v), bits+6
+	k := 0
+	for ; k < 8; k++ { // len(tok) >= 16
+		acc, bits = acc<<6|uint32(base64Value[tok[k]]), bits+6
 		if bits >= 8 {
 			bits -= 8
 			d = append(d, byte(acc>>bits))
-			if k < 8 && !printable(d) && !wideStart(d) {
+			if !printable(d) && !wideStart(d) {
 				return "", false // most tokens stop here
 			}
+		}
+	}
+	// Eight characters are six whole bytes (bits is 0): the rest goes
+	// four characters, three bytes, at a time.
+	for ; k+4 <= len(tok); k += 4 {
+		v := uint32(base64Value[tok[k]])<<18 | uint32(base64Value[tok[k+1]])<<12 | uint32(base64Value[tok[k+2]])<<6 | uint32(base64Value[tok[k+3]])
+		d = append(d, byte(v>>16), byte(v>>8), byte(v))
+	}
+	for ; k < len(tok); k++ {
+		acc, bits = acc<<6|uint32(base64Value[tok[k]]), bits+6
+		if bits >= 8 {
+			bits -= 8
+			d = append(d, byte(acc>>bits))
 		}
 	}
 	if !printable(d) {
@@ -703,6 +709,27 @@ func base64Text(tok []byte) (string, bool) {
 	}
 	return string(d), true
 }
+
+// base64Value is the value of a base64 character of either alphabet:
+// '+' and '-' are 62, and every byte not a letter or digit 63 ('/' and
+// '_'; callers pass base64 characters only).
+var base64Value = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			t[c] = byte(c - 'A')
+		case c >= 'a' && c <= 'z':
+			t[c] = byte(c-'a') + 26
+		case c >= '0' && c <= '9':
+			t[c] = byte(c-'0') + 52
+		case c == '+' || c == '-':
+			t[c] = 62
+		default:
+			t[c] = 63
+		}
+	}
+	return t
+}()
 
 // wideStart reports whether d starts as ASCII text in UTF-16LE does:
 // each character's second byte NUL.

@@ -58,6 +58,10 @@ type Config struct {
 	// a ledger.Inspector). Nil: the bundle carries the legal-hold records
 	// and what they leave held, not what the store reports.
 	Store ledger.SegmentStore
+	// Expectations, if set, is the operator's expectations file (the form
+	// of compliance/data/<framework>/expectations.yaml) the controls are
+	// tested against instead of the framework's.
+	Expectations []byte
 }
 
 // ErrNoLog is returned when the projection holds no sealed records yet.
@@ -65,7 +69,9 @@ var ErrNoLog = errors.New("evidence: the projection holds no checkpoint yet: not
 
 // Build writes the bundle for cfg to w as a zip stream and returns its
 // manifest. It holds one record at a time in memory (and one control
-// query's rows, up to SampleRows).
+// query's rows, up to SampleRows), and what the expectations' checks keep
+// of the events they read (compliance.Asserter: a few members each, of the
+// statements they cover).
 func Build(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -79,7 +85,14 @@ func Build(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	if cfg.Tenant == "" || !cfg.From.Before(cfg.To) {
 		return nil, fmt.Errorf("evidence: want a tenant and a period whose start is before its end (got %q, %s to %s)", cfg.Tenant, cfg.From.Format(time.RFC3339), cfg.To.Format(time.RFC3339))
 	}
-	b := &builder{cfg: cfg, read: projections.NewReader(cfg.DB), zw: zip.NewWriter(w)}
+	b := &builder{cfg: cfg, read: projections.NewReader(cfg.DB), zw: zip.NewWriter(w), census: newCensus()}
+	b.operatorExpectations = cfg.Expectations != nil
+	var err error
+	if b.expected, cfg.Expectations, err = expectationsFor(cfg.Framework, cfg.Expectations); err != nil {
+		return nil, err
+	}
+	b.cfg.Expectations = cfg.Expectations
+	b.asserter = compliance.NewAsserter(b.expected)
 	if err := b.build(ctx); err != nil {
 		return nil, err
 	}
@@ -97,6 +110,14 @@ type builder struct {
 	// erasure.performed event
 	erased map[string]uint64
 	sealed SealedFields
+	// what the assertions read: the tenant's events a check may read, the
+	// census of identities, the segments
+	asserter *compliance.Asserter
+	census   *identityCensus
+	segs     []Segment
+	expected *compliance.Expectations
+	// operatorExpectations: the requester gave the expectations
+	operatorExpectations bool
 }
 
 // add writes one file, hashing it as it goes.
@@ -255,13 +276,17 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.add(SegmentsFile, []string{"5.33", "8.15"}, func(w io.Writer) error { return b.segments(ctx, w, a, z, holds) }); err != nil {
 		return err
 	}
+	if cfg.Expectations != nil {
+		src := "default"
+		if b.operatorExpectations {
+			src = "operator"
+		}
+		b.m.Expectations = &Expectations{Path: ExpectationsFile, SHA256: sha256Hex(cfg.Expectations), Source: src}
+		if err := b.addBytes(ExpectationsFile, nil, cfg.Expectations); err != nil {
+			return err
+		}
+	}
 	if err := b.controls(ctx, a, z); err != nil {
-		return err
-	}
-	if err := b.add(OSCALFile, nil, func(w io.Writer) error { return writeOSCAL(w, &b.m, fw) }); err != nil {
-		return err
-	}
-	if err := b.add(ReportFile, nil, func(w io.Writer) error { return writeReport(w, &b.m, fw) }); err != nil {
 		return err
 	}
 	if err := b.addBytes(VerifyFile, nil, verifyGuide(&b.m)); err != nil {
@@ -447,6 +472,10 @@ func (b *builder) events(ctx context.Context, w io.Writer, a, z uint64) error {
 				b.sealed.Erased = append(b.sealed.Erased, ErasedField{Index: f.Index, Field: f.Field, Pseudonym: f.Pseudonym, ErasedBy: by})
 			}
 		}
+		b.census.note(e.Event)
+		if err := b.asserter.Add(e.Index, e.Event); err != nil {
+			return err
+		}
 		_, err = fmt.Fprintf(w, `{"index":%d,"leaf":"%x","sealed_at":"%s","event":%s}`+"\n", e.Index, e.Leaf[:], r.Time.UTC().Format(time.RFC3339Nano), e.Event)
 		return err
 	})
@@ -488,6 +517,7 @@ func (b *builder) segments(ctx context.Context, w io.Writer, a, z uint64, holds 
 		}
 		list[i].StoreLegalHold, list[i].Checkpoint = &seg.LegalHold, &cp
 	}
+	b.segs = list
 	out, err := json.MarshalIndent(list, "", "  ")
 	if err != nil {
 		return err
@@ -529,31 +559,68 @@ func (b *builder) controls(ctx context.Context, a, z uint64) error {
 			c.Files = append(c.Files, dir+q.Name+".sql", dir+q.Name+".csv")
 			results = append(results, result{q, n, capped})
 		}
-		var s strings.Builder
-		fmt.Fprintf(&s, "# %s %s\n\n", ev.Control, ctl.Title)
-		fmt.Fprintf(&s, "Tenant %s, %s to %s (ledger indexes %d to %d).\n\n", b.cfg.Tenant, b.m.Period.From.Format(time.RFC3339), b.m.Period.To.Format(time.RFC3339), a, z)
-		fmt.Fprintf(&s, "What the ledger observes for this control: %s\n\n", ev.Observes)
-		if from := fw.MappedFrom(ev.Control); len(from) > 0 {
-			fmt.Fprintf(&s, "Also maps from: %s.\n\n", strings.Join(from, "; "))
-		}
-		if !c.Observed {
-			s.WriteString("**No evidence was observed in the period**: every query below returned no rows.\n\n")
-		}
 		for _, r := range results {
-			fmt.Fprintf(&s, "- %s: %d rows in `%s.csv`", r.q.Summary, r.n, r.q.Name)
 			if r.capped {
-				fmt.Fprintf(&s, " (the first %d)", b.cfg.SampleRows)
+				c.Capped = append(c.Capped, r.q.Name)
 			}
-			fmt.Fprintf(&s, "; the query is `%s.sql` ($1 = tenant, $2 = %d, $3 = %d)\n", r.q.Name, a, z)
 		}
-		if err := b.addBytes(dir+"summary.md", []string{ev.Control}, []byte(s.String())); err != nil {
-			return err
-		}
-		c.Files = append(c.Files, dir+"summary.md")
 		b.m.Controls = append(b.m.Controls, c)
 	}
 	slices.SortStableFunc(b.m.Controls, func(x, y Control) int { return compareControlIDs(x.ID, y.ID) })
-	return nil
+
+	// The assertions: each expectation tested against the tenant's events.
+	asserts := b.asserter.Assertions()
+	for i := range asserts {
+		a := &asserts[i]
+		j := slices.IndexFunc(b.m.Controls, func(c Control) bool { return c.ID == a.Control })
+		c := &b.m.Controls[j]
+		c.Assertion = controlAssertion(a)
+		if err := b.addBytes(c.Assertion.File, []string{c.ID}, assertionCSV(a)); err != nil {
+			return err
+		}
+		c.Files = append(c.Files, c.Assertion.File)
+	}
+	for i := range b.m.Controls {
+		c := &b.m.Controls[i]
+		c.Files = append(c.Files, "controls/"+c.ID+"/summary.md")
+	}
+	b.m.Warnings = warningsOf(&b.m, b.census, b.segs)
+	derived, err := derivedFiles(&b.m, fw, asserts)
+	if err != nil {
+		return err
+	}
+	for _, c := range b.m.Controls {
+		p := "controls/" + c.ID + "/summary.md"
+		if err := b.addBytes(p, []string{c.ID}, derived[p]); err != nil {
+			return err
+		}
+	}
+	if err := b.addBytes(OSCALFile, nil, derived[OSCALFile]); err != nil {
+		return err
+	}
+	return b.addBytes(ReportFile, nil, derived[ReportFile])
+}
+
+// expectationsFor returns the expectations a bundle of fw is built with:
+// the operator's file when given, else the framework's. Every control
+// they name must be one the framework's mapping draws evidence for.
+func expectationsFor(fw *compliance.Framework, operator []byte) (*compliance.Expectations, []byte, error) {
+	if operator == nil {
+		if fw.Expectations == nil {
+			return &compliance.Expectations{Version: 1}, nil, nil
+		}
+		return fw.Expectations, fw.ExpectationsFile, nil
+	}
+	x, err := compliance.ParseExpectations("the expectations file", operator)
+	if err != nil {
+		return nil, nil, fmt.Errorf("evidence: %w", err)
+	}
+	for _, e := range x.Controls {
+		if _, ok := fw.Evidence(e.Control); !ok {
+			return nil, nil, fmt.Errorf("evidence: the expectations file names control %s, which the %s mapping draws no evidence for", e.Control, fw.Catalog.ID)
+		}
+	}
+	return x, operator, nil
 }
 
 // queryCSV runs one query and writes its rows as CSV, a header first,

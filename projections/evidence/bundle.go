@@ -73,6 +73,12 @@ type Manifest struct {
 	// LegalHolds accounts for the legal holds of the range (holds.go);
 	// absent from bundles built before they were carried.
 	LegalHolds *LegalHolds `json:"legal_holds,omitempty"`
+	// Expectations names the expectations file the controls were tested
+	// against (assert.go); absent from bundles built before assertions.
+	Expectations *Expectations `json:"expectations,omitempty"`
+	// Warnings are what a reader must know before relying on the bundle,
+	// each derived from the bundle itself (assert.go).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Requester is who asked for a bundle: the API's caller as authenticated
@@ -124,14 +130,24 @@ type Control struct {
 	// plainly that nothing was observed in the period.
 	Observed bool           `json:"observed"`
 	Counts   map[string]int `json:"rows"` // rows per query
-	Files    []string       `json:"files"`
+	// Capped names the queries whose rows were cut at the bundle's limit.
+	Capped []string `json:"capped,omitempty"`
+	// Assertion is the control's expectation tested against the bundle's
+	// events; absent when none is declared for it.
+	Assertion *ControlAssertion `json:"assertion,omitempty"`
+	Files     []string          `json:"files"`
 }
 
-// Result labels a control's outcome for a reader. A bundle holds what the
-// ledger observed, not an assessment against an expectation, so a control
-// with rows is "observed, not assessed" — never "effective", and never
-// merely "evidence" — and one without is "not observed".
+// Result labels a control's outcome for a reader: its assertion's result
+// (effective, exceptions found, not observed) when an expectation is
+// declared for it; else what the ledger observed is not assessed against
+// anything, so a control with rows is "observed, not assessed" — never
+// "effective", and never merely "evidence" — and one without is "not
+// observed".
 func (c Control) Result() string {
+	if c.Assertion != nil {
+		return c.Assertion.Result
+	}
 	if !c.Observed {
 		return "not observed"
 	}

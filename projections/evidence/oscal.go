@@ -28,14 +28,59 @@ func uuidFor(bundle, name string) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }
 
+// frameworkLinks are where each framework of compliance/data is
+// published: the back-matter's resource links.
+var frameworkLinks = map[string]string{
+	"iso27001-2022": "https://www.iso.org/standard/27001",
+	"iso27001-2013": "https://www.iso.org/standard/54534.html",
+	"nist-800-53r5": "https://raw.githubusercontent.com/usnistgov/oscal-content/main/nist.gov/SP800-53/rev5/json/NIST_SP-800-53_rev5_catalog.json",
+	"soc2-2017":     "https://www.aicpa-cima.com/resources/download/2017-trust-services-criteria-with-revised-points-of-focus-2022",
+}
+
+// OSCALNamespace qualifies the properties the bundle's OSCAL names.
+const OSCALNamespace = "https://auditledger.dev/ns/oscal"
+
 // writeOSCAL writes the bundle's OSCAL assessment results: one result for
 // the period, reviewing the mapped controls, with one observation per
-// control pointing at its folder. It states what was observed; whether a
-// control is satisfied is the auditor's finding, not ours.
-func writeOSCAL(w io.Writer, m *Manifest, fw *compliance.Framework) error {
+// control pointing at its folder and one finding per control: its
+// assertion's result where an expectation is declared (satisfied only
+// when effective), else "not-satisfied" with reason "other" and the
+// remark that nothing was assessed. The back-matter holds the catalogue
+// (the framework as the profile the controls are selected from), the
+// plan (the expectations tested, with their digest) and every framework
+// the crosswalks map from; each observation carries its crosswalks.
+func writeOSCAL(w io.Writer, m *Manifest, fw *compliance.Framework, asserts map[string]*compliance.Assertion) error {
 	type link = map[string]any
+	all, err := compliance.All()
+	if err != nil {
+		return err
+	}
+	resourceOf := func(id string) string { return uuidFor(m.BundleID, "resource/framework/"+id) }
+	var resources []link
+	for _, f := range all {
+		r := link{"uuid": resourceOf(f.Catalog.ID), "title": f.Catalog.Title,
+			"description": fmt.Sprintf("%s %s, published by %s (%d). Source of the control identifiers: %s.", f.Catalog.Title, f.Catalog.Version, f.Catalog.Publisher, f.Catalog.Published, f.Catalog.Source),
+			"props":       []link{{"name": "type", "value": "catalog"}, {"name": "framework", "ns": OSCALNamespace, "value": f.Catalog.ID}},
+			"citation":    link{"text": f.Catalog.Source}}
+		if f.Catalog.ID == fw.Catalog.ID {
+			r["props"] = []link{{"name": "type", "value": "profile"}, {"name": "framework", "ns": OSCALNamespace, "value": f.Catalog.ID}}
+			r["description"] = fmt.Sprintf("The profile the reviewed controls are selected from: %s", r["description"])
+		}
+		if href, ok := frameworkLinks[f.Catalog.ID]; ok {
+			r["rlinks"] = []link{{"href": href}}
+		}
+		resources = append(resources, r)
+	}
+	plan := uuidFor(m.BundleID, "resource/plan")
+	planRes := link{"uuid": plan, "title": "Assessment plan: the expectations each control was tested against",
+		"description": fmt.Sprintf("The controls of %s (the profile, back-matter resource %s) tested against the declared expectations of this bundle's %s: each check, its population and its exceptions are defined in the auditledger FORMAT specification, section 12.1.", fw.Catalog.Title, resourceOf(fw.Catalog.ID), ExpectationsFile)}
+	if m.Expectations != nil {
+		planRes["rlinks"] = []link{{"href": m.Expectations.Path, "media-type": "application/yaml", "hashes": []link{{"algorithm": "SHA-256", "value": m.Expectations.SHA256}}}}
+	}
+	resources = append(resources, planRes)
+
 	var include []link
-	var observations []link
+	var observations, findings []link
 	for _, c := range m.Controls {
 		include = append(include, link{"control-id": oscalControlID(c.ID)})
 		ev, _ := fw.Evidence(c.ID)
@@ -47,19 +92,57 @@ func writeOSCAL(w io.Writer, m *Manifest, fw *compliance.Framework) error {
 		if !c.Observed {
 			desc = fmt.Sprintf("%s %s. No evidence was observed in the period (%s).", c.ID, c.Title, strings.Join(counts, ", "))
 		}
-		observations = append(observations, link{
-			"uuid":        uuidFor(m.BundleID, "observation/"+c.ID),
-			"title":       fmt.Sprintf("%s %s", c.ID, c.Title),
-			"description": desc,
-			"methods":     []string{"EXAMINE"},
-			"types":       []string{"control-objective"},
-			"props":       []link{{"name": "label", "value": oscalControlID(c.ID)}},
-			"relevant-evidence": []link{{
-				"href":        "controls/" + c.ID + "/summary.md",
-				"description": "The control's rows from the sealed ledger, the queries that produced them, and their counts, in this bundle",
-			}},
-			"collected": m.Created.Format(time.RFC3339),
-		})
+		props := []link{{"name": "label", "value": oscalControlID(c.ID)}}
+		var links []link
+		for _, from := range fw.MappedFrom(c.ID) {
+			props = append(props, link{"name": "mapped-from", "ns": OSCALNamespace, "value": from})
+			id, _, _ := strings.Cut(from, " ")
+			links = append(links, link{"href": "#" + resourceOf(id), "rel": "reference", "text": from})
+		}
+		evidence := []link{{"href": "controls/" + c.ID + "/summary.md",
+			"description": "The control's rows from the sealed ledger, the queries that produced them, and their counts, in this bundle"}}
+		a := asserts[c.ID]
+		if a != nil {
+			evidence = append(evidence, link{"href": assertionPath(c.ID),
+				"description": fmt.Sprintf("The population tested (%d) and its exceptions (%d), re-derived by the verifier from events.jsonl", len(a.Rows), a.Exceptions)})
+		}
+		obs := link{
+			"uuid":              uuidFor(m.BundleID, "observation/"+c.ID),
+			"title":             fmt.Sprintf("%s %s", c.ID, c.Title),
+			"description":       desc,
+			"methods":           []string{"EXAMINE"},
+			"types":             []string{"control-objective"},
+			"props":             props,
+			"relevant-evidence": evidence,
+			"collected":         m.Created.Format(time.RFC3339),
+		}
+		if links != nil {
+			obs["links"] = links
+		}
+		observations = append(observations, obs)
+		f := link{
+			"uuid":                 uuidFor(m.BundleID, "finding/"+c.ID),
+			"title":                fmt.Sprintf("%s %s: %s", c.ID, c.Title, c.Result()),
+			"related-observations": []link{{"observation-uuid": obs["uuid"]}},
+			"props":                []link{{"name": "result", "ns": OSCALNamespace, "value": c.Result()}},
+		}
+		target := link{"type": "objective-id", "target-id": oscalControlID(c.ID) + "_obj"}
+		switch {
+		case a == nil:
+			f["description"] = "No expectation is declared for this control: the ledger's observations are not assessed against anything."
+			target["status"] = link{"state": "not-satisfied", "reason": "other", "remarks": "Not assessed."}
+		case a.Result == compliance.Effective:
+			f["description"] = fmt.Sprintf("Tested: %s Population %d, no exception.", a.Statement, len(a.Rows))
+			target["status"] = link{"state": "satisfied", "reason": "pass"}
+		case a.Result == compliance.Exceptions:
+			f["description"] = fmt.Sprintf("Tested: %s Population %d, exceptions %d (%s, rows with an exception).", a.Statement, len(a.Rows), a.Exceptions, assertionPath(c.ID))
+			target["status"] = link{"state": "not-satisfied", "reason": "fail"}
+		default:
+			f["description"] = fmt.Sprintf("Tested: %s Nothing the test covers happened in the period.", a.Statement)
+			target["status"] = link{"state": "not-satisfied", "reason": "other", "remarks": "Not observed: no population."}
+		}
+		f["target"] = target
+		findings = append(findings, f)
 	}
 	start := m.Period.From
 	if m.Range.FirstSealed != nil && m.Range.FirstSealed.Before(start) {
@@ -74,7 +157,7 @@ func writeOSCAL(w io.Writer, m *Manifest, fw *compliance.Framework) error {
 			"oscal-version": OSCALVersion,
 			"props":         []link{{"name": "marking", "value": "bundle " + m.BundleID}},
 		},
-		"import-ap": link{"href": "#", "remarks": "No assessment plan: these results carry what the ledger observed, for the assessor's own plan."},
+		"import-ap": link{"href": "#" + plan, "remarks": "The plan is the bundle's expectations, over the profile in the back-matter."},
 		"results": []link{{
 			"uuid":        uuidFor(m.BundleID, "result"),
 			"title":       fmt.Sprintf("%s, tenant %s", fw.Catalog.Title, m.Tenant),
@@ -84,9 +167,11 @@ func writeOSCAL(w io.Writer, m *Manifest, fw *compliance.Framework) error {
 			"reviewed-controls": link{"control-selections": []link{{
 				"description":      "The controls the evidence mapping draws evidence for",
 				"include-controls": include,
-			}}},
+			}}, "links": []link{{"href": "#" + resourceOf(fw.Catalog.ID), "rel": "reference", "text": fw.Catalog.Title}}},
 			"observations": observations,
+			"findings":     findings,
 		}},
+		"back-matter": link{"resources": resources},
 	}}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

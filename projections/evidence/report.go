@@ -10,7 +10,9 @@ import (
 	"github.com/auditledger/auditledger/compliance"
 )
 
-// The report: one self-contained page, no external assets.
+// The report: one self-contained page, no external assets, for a reader
+// who is not an engineer: warnings, then the exceptions, then each control
+// in plain words, then the details.
 var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"time": func(t time.Time) string { return t.Format(time.RFC3339) },
 }).Parse(`<!DOCTYPE html>
@@ -19,21 +21,35 @@ var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap
 <style>
 body{font:15px/1.5 system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#111}
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top}
-th{background:#f3f3f3}.none{color:#8a4b00}.ok{color:#0a5d00}code{background:#f3f3f3;padding:0 .2em}
+th{background:#f3f3f3}.none{color:#8a4b00}.ok{color:#0a5d00}.bad{color:#a00000}code{background:#f3f3f3;padding:0 .2em}
+.warn{border:2px solid #a00000;padding:.5em 1em;background:#fff4f4}
 </style></head><body>
-<h1>Evidence bundle</h1>
+<h1>Evidence for {{.M.Tenant}}: {{.Title}}</h1>
+<p>This file reports what the audit ledger recorded for tenant {{.M.Tenant}} from {{time .M.Period.From}} to {{time .M.Period.To}}, and tests it against the expectations declared for each control. Exceptions come first: each is one recorded event that breaks an expectation.</p>
+{{if .M.Warnings}}<div class="warn"><h2>Before you rely on this</h2><ul>{{range .M.Warnings}}<li>{{.}}</li>{{end}}</ul></div>{{end}}
+<h2>Exceptions ({{.ExceptionCount}})</h2>
+{{if .Exceptions}}<table><tr><th>Control</th><th>What happened</th><th>Who (as recorded)</th><th>Session</th><th>Event</th><th>Why it is an exception</th></tr>
+{{range .Exceptions}}<tr><td>{{.Control}}</td><td>{{.Item}}</td><td>{{.Actor}}</td><td>{{.SessionID}}</td><td>{{.Type}} at ledger index {{.Index}}</td><td class="bad">{{.Exception}}</td></tr>
+{{end}}</table>{{if .More}}<p>{{.More}} more: see each control's <code>assertion.csv</code>.</p>{{end}}{{else}}<p class="ok">No exception was found in the period.</p>{{end}}
+<h2>Controls</h2>
+<table><tr><th>Control</th><th>What was tested</th><th>Result</th><th>How many</th></tr>
+{{range .Rows}}<tr><td>{{.ID}} {{.Title}}</td><td>{{if .Assertion}}{{.Assertion.Statement}}{{else}}Nothing is tested for this control: below is only what the ledger recorded ({{.Observes}}){{end}}</td>
+<td{{if .Assertion}}{{if eq .Assertion.Exceptions 0}}{{if .Assertion.Population}} class="ok"{{else}} class="none"{{end}}{{else}} class="bad"{{end}}{{end}}>{{.Result}}</td>
+<td>{{if .Assertion}}{{.Assertion.Population}} tested, {{.Assertion.Exceptions}} exceptions{{else}}{{.Counts}}{{end}}</td></tr>
+{{end}}</table>
+<h2>Details</h2>
 <table>
 <tr><th>Tenant</th><td>{{.M.Tenant}}</td></tr>
 <tr><th>Framework</th><td>{{.Title}} ({{.M.Framework.ID}}, mapping v{{.M.Framework.MappingVersion}})</td></tr>
 <tr><th>Period</th><td>{{time .M.Period.From}} to {{time .M.Period.To}}{{if .M.Range.Open}} (the log was not yet sealed past its end when this was built){{end}}</td></tr>
 <tr><th>Ledger indexes</th><td>{{.M.Range.First}} to {{.M.Range.End}} (the end excluded), proven against the signed checkpoints in <code>log/</code></td></tr>
 <tr><th>The tenant's events</th><td>{{.M.Events}}, in <code>events.jsonl</code></td></tr>
+{{with .M.Expectations}}<tr><th>Expectations</th><td><code>{{.Path}}</code> ({{.Source}}), SHA-256 <code>{{.SHA256}}</code></td></tr>{{end}}
 {{with .M.SealedFields}}<tr><th>Sealed fields</th><td>{{.Count}} (the actor's e-mail, sealed under the person's key: shown as <code>(sealed)</code>, never opened in this bundle){{if .Erased}}; <strong>{{len .Erased}} erased</strong>: the person was erased and no key opens them (indexes{{range .Erased}} {{.Index}}{{end}}){{end}}; erasures looked for up to ledger size {{.ErasuresAsOf}}</td></tr>{{end}}
 <tr><th>Log</th><td>{{.M.Log.Origin}}; verifier key <code>{{.M.Log.VKey}}</code></td></tr>
-<tr><th>Bundle</th><td>{{.M.BundleID}}, built {{time .M.Created}} by {{.M.Generator}}</td></tr>
+<tr><th>Bundle</th><td>{{.M.BundleID}}, built {{time .M.Created}} by {{.M.Generator}}{{with .M.RequestedBy}}, asked for by {{.Subject}}{{end}}</td></tr>
 </table>
-<p>Check it before relying on it: <code>auditledger evidence verify</code> on this file, or by hand as <code>VERIFY.md</code> explains.</p>
-<h2>Controls</h2>
+<p>Check it before relying on it: <code>auditledger evidence verify</code> on this file (it also re-derives every exception and result above from the events), or by hand as <code>VERIFY.md</code> explains.</p>
 <table><tr><th>Control</th><th>Result</th><th>What the ledger observes</th><th>Rows</th><th>Files</th></tr>
 {{range .Rows}}<tr><td>{{.ID}} {{.Title}}</td><td>{{.Result}}</td><td>{{if .Observed}}{{.Observes}}{{else}}<span class="none">No evidence was observed in the period.</span>{{end}}</td>
 <td>{{.Counts}}</td><td>{{range .Files}}<a href="{{.}}">{{.}}</a><br>{{end}}</td></tr>
@@ -41,22 +57,45 @@ th{background:#f3f3f3}.none{color:#8a4b00}.ok{color:#0a5d00}code{background:#f3f
 </body></html>
 `))
 
-func writeReport(w io.Writer, m *Manifest, fw *compliance.Framework) error {
+// reportExceptions is the most exceptions the report lists; the rest are
+// in the controls' assertion.csv.
+const reportExceptions = 200
+
+func writeReport(w io.Writer, m *Manifest, fw *compliance.Framework, asserts map[string]*compliance.Assertion) error {
 	type row struct {
 		Control
+		Result   string
 		Observes string
 		Counts   string
 	}
+	type exception struct {
+		compliance.Row
+		Control string
+	}
 	var rows []row
+	var exceptions []exception
+	total := 0
 	for _, c := range m.Controls {
 		ev, _ := fw.Evidence(c.ID)
 		var counts []string
 		for _, q := range ev.Queries {
 			counts = append(counts, fmt.Sprintf("%s %d", q.Name, c.Counts[q.Name]))
 		}
-		rows = append(rows, row{c, ev.Observes, strings.Join(counts, ", ")})
+		rows = append(rows, row{c, c.Result(), ev.Observes, strings.Join(counts, ", ")})
+		if a := asserts[c.ID]; a != nil {
+			for _, r := range a.Rows {
+				if r.Exception == "" {
+					continue
+				}
+				total++
+				if len(exceptions) < reportExceptions {
+					exceptions = append(exceptions, exception{r, c.ID + " " + c.Title})
+				}
+			}
+		}
 	}
-	return reportTemplate.Execute(w, map[string]any{"M": m, "Title": fw.Catalog.Title, "Rows": rows})
+	return reportTemplate.Execute(w, map[string]any{"M": m, "Title": fw.Catalog.Title, "Rows": rows,
+		"Exceptions": exceptions, "ExceptionCount": total, "More": total - len(exceptions)})
 }
 
 // verifyGuide is VERIFY.md: each check a person can make by hand.
@@ -146,12 +185,27 @@ sha256sum --strict -c SHA256SUMS
    must be reported under legal hold (`+"`store_legal_hold`"+`,
    `+"`checkpoint.legal_hold`"+`), each checkpoint locked as its segment is.
 
-The folders under `+"`controls/`"+` hold, per control, what the ledger
-observed: the rows (CSV), the query that produced them over the ledger's
-projection (`+"`$1`"+` = tenant, `+"`$2`"+`, `+"`$3`"+` = the index range), counts, and a
-plain statement where nothing was observed. They are derived from the
-events above; `+"`oscal/assessment-results.json`"+` carries the same for GRC
-tools (OSCAL %s).
+9. **The assertions follow from the events**: each control with an
+   expectation in `+"`expectations.yaml`"+` (its SHA-256 is the manifest's
+   `+"`expectations.sha256`"+`) has `+"`controls/<id>/assertion.csv`"+`: every event of
+   `+"`events.jsonl`"+` the expectation covers (the population), each with the
+   exception it makes or none, and the manifest's `+"`assertion`"+` gives the
+   population, the number of exceptions and the result (`+"`effective`"+`,
+   `+"`exceptions found`"+`, `+"`not observed`"+`). docs/FORMAT.md §12.1 defines each
+   check exactly, so you can re-derive them from `+"`events.jsonl`"+` alone;
+   auditledger does, and also re-renders every `+"`summary.md`"+`, the OSCAL
+   results and `+"`index.html`"+` and compares them byte for byte. A row added to
+   or removed from an `+"`assertion.csv`"+` fails even when the files are
+   re-signed. `+"`auditledger evidence sample FILE --control ID --seed N --size K`"+`
+   draws a reproducible sample of a population (§12.2), each item with its
+   record's inclusion proof in `+"`log/checkpoint-end`"+`.
+
+The other CSV files under `+"`controls/`"+` describe what the ledger
+observed: the rows, the query that produced them over the ledger's
+projection (`+"`$1`"+` = tenant, `+"`$2`"+`, `+"`$3`"+` = the index range) and counts. They
+are vouched for by the evidence key only: no verifier re-derives them
+(their queries run on the operator's database). `+"`oscal/assessment-results.json`"+`
+carries the findings for GRC tools (OSCAL %s).
 `, m.BundleID, m.Tenant, m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339), m.Range.First, m.Range.End,
 		principalOf(m), Namespace, Namespace, m.Range.First, startNote(m), m.Range.End, m.Range.First, m.Range.End, m.Range.First, m.Tenant, OSCALVersion)
 	return []byte(s.String())

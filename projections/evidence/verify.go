@@ -66,6 +66,10 @@ type Report struct {
 	Required []time.Duration
 	// Held names the segments the legal-hold records leave held.
 	Held []string
+	// Rederived is how many assertions were re-derived with the
+	// summaries, OSCAL results and report (check 11); 0 when they were
+	// not (see Warnings).
+	Rederived int
 }
 
 // RetentionSeen is one retention record the verifier folded.
@@ -400,7 +404,11 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	// 7. Every record of the range, the tenant's events beside them.
 	sealed := newSealedCheck(&m)
 	holds := make([]bool, len(rep.Segments))
-	n, err := verifyRecords(files, &m, cr, sealed, func(idx uint64, c *ledger.RetentionChange) error {
+	der, err := newDerivation(files, &m)
+	if err != nil {
+		return nil, err
+	}
+	n, err := verifyRecords(files, &m, cr, sealed, der.note, func(idx uint64, c *ledger.RetentionChange) error {
 		if c == nil {
 			// One of the tenant's records: mark the segment holding it.
 			i := sort.Search(len(rep.Segments), func(i int) bool { return rep.Segments[i].Size > idx })
@@ -439,6 +447,9 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	// building, and what they and the store say of each segment.
 	if m.LegalHolds == nil {
 		rep.Warnings = append(rep.Warnings, "the bundle carries no legal-hold records (built before bundles did): auditledger verify --store reports legal holds")
+		if err := der.check(files, rep); err != nil {
+			return nil, err
+		}
 		return rep, nil
 	}
 	lh := m.LegalHolds
@@ -484,6 +495,11 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 		return nil, failf(ManifestFile, "legal_holds.records says %d, %s has %d", lh.Records, LegalHoldsFile, len(hf.holds))
 	}
 	if err := checkHolds(rep, opts, hf); err != nil {
+		return nil, err
+	}
+	// 11. The assertions, the summaries, the OSCAL results and the
+	// report, re-derived from the bundle's own events.
+	if err := der.check(files, rep); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -589,7 +605,7 @@ func parsePrefix(b []byte) (*ledger.CompactRange, error) {
 // note is told each of the tenant's records (c nil) and each retention
 // record of the tenant or the default (c set), in index order. The
 // default's are the only records of another tenant shown whole.
-func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange, sealed *sealedCheck, note func(idx uint64, c *ledger.RetentionChange) error) (int, error) {
+func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange, sealed *sealedCheck, seen func(idx uint64, event []byte), note func(idx uint64, c *ledger.RetentionChange) error) (int, error) {
 	rf, ef := files[RecordsFile], files[EventsFile]
 	if rf == nil {
 		return 0, failf(RecordsFile, "missing from the bundle")
@@ -690,6 +706,7 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 			return count, failAt(EventsFile, idx, "line %d: sealed_at %s, the record says %s", line, l.Sealed.Format(time.RFC3339Nano), r.Time.Format(time.RFC3339Nano))
 		}
 		sealed.note(idx, r.Event)
+		seen(idx, r.Event)
 		if err := note(idx, nil); err != nil {
 			return count, failAt(RecordsFile, idx, "%v", err)
 		}

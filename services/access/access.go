@@ -272,6 +272,18 @@ type Ask struct {
 	Reason    string
 }
 
+// clean makes what a requester typed fit to keep: the reason as
+// detect.FreeText keeps it; a target name holding a value a detector
+// finds is refused (targets are the operator's names, and the request
+// would keep the value in the bucket and every event about it).
+func (a *Ask) clean() error {
+	if t := detect.FreeText(a.Target); t != a.Target {
+		return invalid("the target name holds a value a detector finds (%s); name a target as the gateway's configuration does", t)
+	}
+	a.Reason = detect.FreeText(a.Reason)
+	return nil
+}
+
 // invalid wraps ErrInvalid with what is wrong.
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
@@ -287,6 +299,9 @@ func (b *Broker) rule(target string) (*Rule, error) {
 
 // Request opens a pending request and records access.requested.
 func (b *Broker) Request(ctx context.Context, a Ask) (*Request, error) {
+	if err := a.clean(); err != nil {
+		return nil, err
+	}
 	rule, err := b.rule(a.Target)
 	if err != nil {
 		return nil, err
@@ -327,6 +342,9 @@ func (b *Broker) Request(ctx context.Context, a Ask) (*Request, error) {
 // access.requested and access.granted with break_glass and
 // review_required.
 func (b *Broker) BreakGlass(ctx context.Context, a Ask) (*Request, error) {
+	if err := a.clean(); err != nil {
+		return nil, err
+	}
 	rule, err := b.rule(a.Target)
 	if err != nil {
 		return nil, err
@@ -401,6 +419,7 @@ func (b *Broker) Approve(ctx context.Context, id string, reviewer events.Actor, 
 	if strings.TrimSpace(reason) == "" {
 		return nil, invalid("a reason is required to approve")
 	}
+	reason = detect.FreeText(reason)
 	r, rev, err := b.get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -476,6 +495,7 @@ func (b *Broker) Deny(ctx context.Context, id string, reviewer events.Actor, rea
 	if strings.TrimSpace(reason) == "" {
 		return nil, invalid("a reason is required to deny")
 	}
+	reason = detect.FreeText(reason)
 	r, rev, err := b.get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -508,6 +528,7 @@ func (b *Broker) Revoke(ctx context.Context, id string, who events.Actor, reason
 	if strings.TrimSpace(reason) == "" {
 		return nil, invalid("a reason is required to revoke")
 	}
+	reason = detect.FreeText(reason)
 	// A gateway marking the grant used may change it meanwhile: read
 	// it again and retry, a few times.
 	for attempt := 0; ; attempt++ {

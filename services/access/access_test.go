@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
@@ -312,4 +313,61 @@ func TestForgedGrantOnTheBusIsRefusedAndRecorded(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// What a requester or reviewer types is kept as detect.FreeText keeps it:
+// no value a detector finds in the bucket or any event (the writer would
+// refuse such an event, and the grant or decision it records would go
+// unsealed), and a target name holding one is refused.
+func TestTypedTextKeepsNoValue(t *testing.T) {
+	r := setup(t)
+	ctx := t.Context()
+	const card, mail = "4968575613922114", "kavvea.reason@example.org"
+	req, err := r.b.Request(ctx, access.Ask{Tenant: "acme", Requester: alice, Target: "orders", Duration: time.Hour,
+		Reason: "refund for " + mail + " card " + card})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.b.Approve(ctx, req.ID, bob, "ok per "+mail); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.b.Approve(ctx, req.ID, carol, "card "+card+" checked"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.b.Revoke(ctx, req.ID, carol, "done with "+card); err != nil {
+		t.Fatal(err)
+	}
+	bg, err := r.b.BreakGlass(ctx, access.Ask{Tenant: "acme", Requester: dave, Target: "prod-a", Reason: "pager for " + card})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.b.Request(ctx, access.Ask{Tenant: "acme", Requester: alice, Target: "prod-" + card, Duration: time.Hour, Reason: "x"})
+	if !errors.Is(err, access.ErrInvalid) || strings.Contains(err.Error(), card) {
+		t.Errorf("a target name holding a card: %v, want it refused without the value", err)
+	}
+	sts := accessEvents(t, r.js)
+	if got := types(sts); !strings.Contains(got, "access.approved/carol") || !strings.Contains(got, "access.revoked/carol") || !strings.Contains(got, "access.granted") {
+		t.Fatalf("events %s", got)
+	}
+	for _, st := range sts {
+		if strings.Contains(string(st.Raw), card) || strings.Contains(string(st.Raw), mail) {
+			t.Errorf("%s holds a value: %s", st.Event.Type, st.Raw)
+		}
+		if err := detect.CheckEvent(st.Raw); err != nil {
+			t.Errorf("the writer refuses %s: %v", st.Event.Type, err)
+		}
+	}
+	kv, err := access.OpenBucket(ctx, r.js, false, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{req.ID, bg.ID} {
+		e, err := kv.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(e.Value()), card) || strings.Contains(string(e.Value()), mail) {
+			t.Errorf("bucket record %s holds a value: %s", id, e.Value())
+		}
+	}
 }

@@ -105,6 +105,40 @@ type Config struct {
 
 // New returns the API's handler.
 func New(cfg Config) (http.Handler, error) {
+	s, err := NewServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Server is the API's handler, with what another front end of the same
+// data (the console, services/console) needs beside its routes: that
+// front end calls the routes with the caller's own bearer token, so
+// that the API alone decides roles and scopes and records each read, and
+// records its own refusals here.
+type Server struct {
+	a *api
+	h http.Handler
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
+
+// Refused records a request the front end refused before calling the
+// API, under the API's own tenant: as authn.failed when actor is nil (no
+// valid session), else as command.blocked by actor (its groups naming
+// tenants left out). reason says why, and must hold no secret.
+func (s *Server) Refused(r *http.Request, actor *events.Actor, reason string) {
+	a := s.a
+	if actor == nil {
+		a.recordAsync(r, events.AuthnFailed, events.Actor{Issuer: "auditledger-console", Subject: "unauthenticated", Kind: events.Human}, a.cfg.Tenant, map[string]any{"reason": reason})
+		return
+	}
+	a.recordAsync(r, events.CommandBlocked, a.actorIn(*actor, a.cfg.Tenant), a.cfg.Tenant, map[string]any{"reason": reason})
+}
+
+// NewServer returns the API's handler as a Server.
+func NewServer(cfg Config) (*Server, error) {
 	if cfg.Auth == nil || cfg.Approvals == nil || cfg.Emitter == nil {
 		return nil, errors.New("api: Auth, Approvals and Emitter are required")
 	}
@@ -137,12 +171,12 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	a := &api{cfg: cfg, read: projections.NewReader(cfg.DB), jobs: &evidenceJobs{jobs: map[string]*EvidenceStatus{}, one: make(chan struct{}, 1)}}
 	r := a.router()
-	return cfg.Metrics.Wrap(r, func(r *http.Request) string {
+	return &Server{a: a, h: cfg.Metrics.Wrap(r, func(r *http.Request) string {
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 			return rc.RoutePattern()
 		}
 		return "unmatched"
-	}), nil
+	})}, nil
 }
 
 //go:embed openapi.json
@@ -186,6 +220,7 @@ func (a *api) router() chi.Router {
 		r.Group(func(r chi.Router) {
 			r.Use(a.require(Auditor, Security), a.needsReadPath)
 			r.Get("/events", a.listEvents)
+			r.Get("/events/export", a.exportEvents)
 			r.Post("/events/match", a.matchEvents)
 			r.Post("/sealed/open", a.openSealed)
 			r.Get("/checkpoints/latest", a.latestCheckpoint)

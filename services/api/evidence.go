@@ -49,6 +49,11 @@ type EvidenceRequest struct {
 	Framework string    `json:"framework,omitempty"`
 	From      time.Time `json:"from"`
 	To        time.Time `json:"to"`
+	// Expectations, if set, replaces the framework's expectations each
+	// control is tested against: a file in the form of
+	// compliance/data/<framework>/expectations.yaml, as text. The bundle
+	// carries it and its manifest its SHA-256.
+	Expectations string `json:"expectations,omitempty"`
 }
 
 // EvidenceStatus is the answer of POST /v1/evidence and GET /v1/evidence/{id}.
@@ -95,10 +100,10 @@ func (a *api) needsEvidence(next http.Handler) http.Handler {
 // requestEvidence starts building a bundle and answers 202 with its id.
 func (a *api) requestEvidence(w http.ResponseWriter, r *http.Request) {
 	var req EvidenceRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 256<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		a.fail(w, r, fmt.Errorf("%w: body: %v (want {\"tenant\", \"from\", \"to\", \"framework\"}, times in RFC 3339)", errBadRequest, err))
+		a.fail(w, r, fmt.Errorf("%w: body: %v (want {\"tenant\", \"from\", \"to\", \"framework\", \"expectations\"}, times in RFC 3339)", errBadRequest, err))
 		return
 	}
 	if req.Framework == "" {
@@ -115,6 +120,12 @@ func (a *api) requestEvidence(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, badParam("framework", "%v", err))
 		return
+	}
+	if req.Expectations != "" {
+		if _, err := compliance.ParseExpectations("expectations", []byte(req.Expectations)); err != nil {
+			a.fail(w, r, badParam("expectations", "%v", err))
+			return
+		}
 	}
 	switch {
 	case req.From.IsZero():
@@ -169,8 +180,8 @@ func (a *api) buildEvidence(ctx context.Context, r *http.Request, actor events.A
 	req := st.Request
 	m, err := evidence.Build(ctx, evidence.Config{DB: a.cfg.DB, Framework: fw, Tenant: req.Tenant, From: req.From, To: req.To,
 		BundleID: st.ID, Signer: ev.Signer, Principal: ev.Principal, LogVKey: ev.LogVKey, Generator: ev.Generator,
-		RequestedBy: a.requester(ctx, actor, req.Tenant),
-		Progress:    func(done, total uint64) { set(func() { st.Done, st.Total = done, total }) }}, io.MultiWriter(tmp, h))
+		RequestedBy: a.requester(ctx, actor, req.Tenant), Expectations: expectationsOf(req),
+		Progress: func(done, total uint64) { set(func() { st.Done, st.Total = done, total }) }}, io.MultiWriter(tmp, h))
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -348,4 +359,13 @@ var errNotReady = errors.New("not ready")
 func (a *api) requester(ctx context.Context, actor events.Actor, tenant string) evidence.Requester {
 	r := a.sealActor(ctx, actor, tenant)
 	return evidence.Requester{Issuer: r.Issuer, Subject: r.Subject}
+}
+
+// expectationsOf is the request's expectations file, nil for the
+// framework's own.
+func expectationsOf(req *EvidenceRequest) []byte {
+	if req.Expectations == "" {
+		return nil
+	}
+	return []byte(req.Expectations)
 }

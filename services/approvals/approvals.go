@@ -283,6 +283,9 @@ func (b *Broker) List(ctx context.Context, status Status) ([]*Request, error) {
 // a placeholder, docs/FORMAT.md §1.6), ErrNotFound or a DecidedError
 // (also when the request has expired).
 func (b *Broker) Decide(ctx context.Context, id string, decider events.Actor, grant bool, reason string) (*Request, error) {
+	// The reason is kept in the bucket, signed and recorded: as
+	// detect.FreeText keeps it, never as typed.
+	reason = detect.FreeText(reason)
 	r, rev, err := b.get(ctx, id)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/ledgertest"
@@ -235,5 +236,48 @@ func TestPlaceholderSubjectsCannotDecide(t *testing.T) {
 	}
 	if _, err := b.Decide(t.Context(), r2.ID, bob, true, "ok"); err != nil {
 		t.Errorf("bob deciding alice's request: %v", err)
+	}
+}
+
+// A decider's reason is kept, signed and recorded as detect.FreeText keeps
+// it: the writer would refuse a decision event holding a value as typed
+// (a held statement would then run with no approval.granted sealed), and
+// the bucket would keep the value in clear.
+func TestDecisionReasonKeepsNoValue(t *testing.T) {
+	b, js := broker(t)
+	const card, mail = "4968575613922114", "capprovalreason.kavvea@example.org"
+	r := open(t, b, "DROP TABLE victim", time.Minute)
+	d, err := b.Decide(t.Context(), r.ID, bob, true, "customer "+mail+" card "+card+" asked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(d.Reason, card) || strings.Contains(d.Reason, mail) || !strings.HasPrefix(d.Reason, "customer [REDACTED:email]") {
+		t.Errorf("decided reason %q", d.Reason)
+	}
+	var granted int
+	for _, st := range natstest.Events(t, js, "") {
+		if strings.Contains(string(st.Raw), card) || strings.Contains(string(st.Raw), mail) {
+			t.Errorf("%s holds a value: %s", st.Event.Type, st.Raw)
+		}
+		if err := detect.CheckEvent(st.Raw); err != nil {
+			t.Errorf("the writer refuses %s: %v", st.Event.Type, err)
+		}
+		if st.Event.Type == events.ApprovalGranted {
+			granted++
+		}
+	}
+	if granted != 1 {
+		t.Errorf("%d approval.granted events, want 1", granted)
+	}
+	kv, err := js.KeyValue(t.Context(), approvals.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(e.Value()), card) || strings.Contains(string(e.Value()), mail) {
+		t.Errorf("the bucket's record holds a value: %s", e.Value())
 	}
 }

@@ -7,13 +7,17 @@ import (
 // rendering is a stream's bytes as a terminal shows them: the text the
 // detectors judge, with where each of its bytes came from.
 type rendering struct {
-	// b is the rendered text: escape sequences (CSI, OSC, DCS and the
-	// other ESC forms) and control characters other than tab, line feed
-	// and carriage return removed, and each backspace or DEL applied as
-	// the erasure of the character before it on its line.
+	// b is the rendered text, line by line as the line ends up: escape
+	// sequences and control characters other than tab, line feed and
+	// carriage return removed, and the line edits they make applied
+	// (lineEditor): cursor movement, insertion, deletion, erasure,
+	// overwriting. A value typed in two parts with the cursor moved
+	// back between them reads whole.
 	b []byte
 	// lo[i] is the raw offset of the first byte of the character
 	// rendered byte i belongs to (hiOf gives the byte after its last).
+	// Edits put characters out of raw order: spanOf takes the smallest
+	// and largest.
 	lo []int32
 	// done is how many raw bytes were rendered; the rest (an escape
 	// sequence or a UTF-8 character not yet complete) waits for more.
@@ -22,9 +26,10 @@ type rendering struct {
 	// (see textControl).
 	text bool
 	// hidden is true when the rendering dropped what may hold a value
-	// by itself: an erased character, the text of an OSC, DCS, SOS, PM
-	// or APC string, or a control sequence with more than 6 digits in
-	// its parameters. Only then do the raw bytes need judging as well.
+	// by itself: an erased or overwritten character, the text of an
+	// OSC, DCS, SOS, PM or APC string, or a control sequence with more
+	// than 6 digits in its parameters. Only then do the raw bytes need
+	// judging as well.
 	hidden bool
 }
 
@@ -39,24 +44,56 @@ func (r *rendering) hiOf(raw []byte, i int) int {
 	return lo + n
 }
 
+// spanOf is the raw span the rendered bytes [lo, hi) come from: from the
+// first raw byte of any of their characters to the last.
+func (r *rendering) spanOf(raw []byte, lo, hi int) (int, int) {
+	a, b := int(r.lo[lo]), r.hiOf(raw, hi-1)
+	for i := lo; i < hi; i++ {
+		a = min(a, int(r.lo[i]))
+		b = max(b, r.hiOf(raw, i))
+	}
+	return a, b
+}
+
 // textControl reports whether a C0 control character may stand in text
 // the detectors read: NUL (removed, so that UTF-16 text of ASCII
 // characters is read as its characters), BEL, backspace, tab, line feed,
-// vertical tab, form feed, carriage return and ESC. Any other C0 control
+// vertical tab, form feed, carriage return and ESC; in what a person
+// types, also the line-editing keys (editKey). Any other C0 control
 // marks the bytes as binary.
-func textControl(c byte) bool {
+func textControl(c byte, keys bool) bool {
 	switch c {
 	case 0x00, 0x07, 0x08, '\t', '\n', 0x0b, 0x0c, '\r', 0x1b:
+		return true
+	}
+	return keys && editKey(c)
+}
+
+// editKey reports whether c is a line-editing key of readline's default
+// (emacs) bindings: ^A ^B ^D ^E ^F ^K ^U ^W.
+func editKey(c byte) bool {
+	switch c {
+	case 0x01, 0x02, 0x04, 0x05, 0x06, 0x0b, 0x15, 0x17:
 		return true
 	}
 	return false
 }
 
-// render renders raw as a terminal shows it. Unless final, an escape
-// sequence or a UTF-8 character cut off at the end is left unrendered
-// (done < len(raw)); when final, it makes the bytes binary.
-func render(raw []byte, final bool) rendering {
+// render renders raw as a terminal shows it: keys false for what a
+// program writes (a terminal's output, where a character overwrites the
+// one under the cursor and backspace moves the cursor), true for what a
+// person types (a line editor's input, where a character is inserted at
+// the cursor and backspace deletes the one before it). Unless final, an
+// escape sequence or a UTF-8 character cut off at the end is left
+// unrendered (done < len(raw)); when final, it makes the bytes binary.
+func render(raw []byte, final, keys bool) rendering {
 	r := rendering{b: make([]byte, 0, len(raw)), lo: make([]int32, 0, len(raw)), text: true}
+	e := lineEditor{r: &r, raw: raw, keys: keys}
+	binary := func() rendering {
+		r.text = false
+		r.done = len(raw)
+		return r
+	}
 	i := 0
 	for i < len(raw) {
 		c := raw[i]
@@ -65,62 +102,75 @@ func render(raw []byte, final bool) rendering {
 			n, complete := escapeLen(raw[i:])
 			if !complete {
 				if final {
-					r.text = false
-					r.done = len(raw)
-					return r
+					return binary()
 				}
+				e.flush()
 				r.done = i
 				return r
 			}
-			if n > 2 && raw[i+1] != '[' || digitCount(raw[i:i+n]) > 6 {
+			seq := raw[i : i+n]
+			if n > 2 && seq[1] != '[' && !(seq[1] == 'O' && n == 3) || digitCount(seq) > 6 {
 				r.hidden = true
 			}
+			e.escape(seq, i)
 			i += n
 			continue
-		case c == 0x08 || c == 0x7f:
-			r.erase()
+		case c == 0x08:
+			if keys {
+				e.deleteBack()
+			} else {
+				e.left(1)
+			}
+			i++
+			continue
+		case c == 0x7f:
+			if keys {
+				e.deleteBack()
+			}
 			i++
 			continue
 		case c < 0x20:
-			if !textControl(c) {
-				r.text = false
-				r.done = len(raw)
-				return r
+			if !textControl(c, keys) {
+				return binary()
 			}
-			if c == '\t' || c == '\n' || c == '\r' {
+			switch {
+			case c == '\n' || c == '\r' && keys:
+				e.flush()
 				r.add(c, i)
+			case c == '\r':
+				e.cur = 0 // the next characters overwrite the line
+			case c == '\t':
+				e.put(cell{lo: int32(i), n: 1})
+			case keys && editKey(c):
+				e.key(c)
 			}
 			i++
 			continue
 		case c < utf8.RuneSelf:
-			r.add(c, i)
+			e.put(cell{lo: int32(i), n: 1})
 			i++
 			continue
 		}
 		if !utf8.FullRune(raw[i:]) {
 			if final {
-				r.text = false
-				r.done = len(raw)
-				return r
+				return binary()
 			}
+			e.flush()
 			r.done = i
 			return r
 		}
 		ru, n := utf8.DecodeRune(raw[i:])
 		if ru == utf8.RuneError {
-			r.text = false
-			r.done = len(raw)
-			return r
+			return binary()
 		}
 		if ru >= 0x80 && ru <= 0x9f { // a C1 control: shown as nothing
 			i += n
 			continue
 		}
-		for k := range n {
-			r.add(raw[i+k], i)
-		}
+		e.put(cell{lo: int32(i), n: int8(n)})
 		i += n
 	}
+	e.flush()
 	r.done = len(raw)
 	return r
 }
@@ -140,24 +190,205 @@ func digitCount(b []byte) int {
 	return n
 }
 
-// erase removes the last character shown, unless it ends a line.
-func (r *rendering) erase() {
-	n := len(r.b)
-	if n == 0 || r.b[n-1] == '\n' || r.b[n-1] == '\r' {
+// cell is a character of the line being edited: n raw bytes from lo, or
+// with n 0 a blank an insertion made (lo: the sequence that made it).
+type cell struct {
+	lo int32
+	n  int8
+}
+
+// lineEditor applies the edits of the current line: the line as cells and
+// the cursor; flush appends the line as it ends up to the rendering.
+type lineEditor struct {
+	r    *rendering
+	raw  []byte
+	line []cell
+	cur  int
+	keys bool
+}
+
+func (e *lineEditor) flush() {
+	for _, c := range e.line {
+		if c.n == 0 {
+			e.r.add(' ', int(c.lo))
+			continue
+		}
+		for k := range int32(c.n) {
+			e.r.add(e.raw[c.lo+k], int(c.lo))
+		}
+	}
+	e.line, e.cur = e.line[:0], 0
+}
+
+// put writes a character at the cursor: inserted in what a person types,
+// over the one under the cursor in what a terminal shows.
+func (e *lineEditor) put(c cell) {
+	switch {
+	case e.cur == len(e.line):
+		e.line = append(e.line, c)
+	case e.keys:
+		e.line = append(e.line, cell{})
+		copy(e.line[e.cur+1:], e.line[e.cur:])
+		e.line[e.cur] = c
+	default:
+		if e.line[e.cur].n != 0 {
+			e.r.hidden = true // the character overwritten
+		}
+		e.line[e.cur] = c
+	}
+	e.cur++
+}
+
+func (e *lineEditor) left(n int)  { e.cur = max(e.cur-n, 0) }
+func (e *lineEditor) right(n int) { e.cur = min(e.cur+n, len(e.line)) }
+
+// remove deletes the cells [lo, hi) of the line.
+func (e *lineEditor) remove(lo, hi int) {
+	lo, hi = max(lo, 0), min(hi, len(e.line))
+	if lo >= hi {
 		return
 	}
-	start := r.lo[n-1]
-	for n > 0 && r.lo[n-1] == start {
-		n--
+	e.line = append(e.line[:lo], e.line[hi:]...)
+	e.r.hidden = true
+	if e.cur > hi {
+		e.cur -= hi - lo
+	} else if e.cur > lo {
+		e.cur = lo
 	}
-	r.b, r.lo = r.b[:n], r.lo[:n]
-	r.hidden = true
+}
+
+// deleteBack deletes the character before the cursor (backspace, DEL).
+func (e *lineEditor) deleteBack() {
+	if e.cur > 0 {
+		e.remove(e.cur-1, e.cur)
+	}
+}
+
+// key applies a readline editing key.
+func (e *lineEditor) key(c byte) {
+	switch c {
+	case 0x01: // ^A
+		e.cur = 0
+	case 0x05: // ^E
+		e.cur = len(e.line)
+	case 0x02: // ^B
+		e.left(1)
+	case 0x06: // ^F
+		e.right(1)
+	case 0x04: // ^D: the character under the cursor
+		e.remove(e.cur, e.cur+1)
+	case 0x0b: // ^K: to the end of the line
+		e.remove(e.cur, len(e.line))
+	case 0x15: // ^U: to the start of the line
+		e.remove(0, e.cur)
+	case 0x17: // ^W: the word before the cursor
+		i := e.cur
+		for i > 0 && e.blank(i-1) {
+			i--
+		}
+		for i > 0 && !e.blank(i-1) {
+			i--
+		}
+		e.remove(i, e.cur)
+	}
+}
+
+// blank reports whether cell i is a blank (an insertion's, or a space or
+// tab, which word deletion stops at).
+func (e *lineEditor) blank(i int) bool {
+	c := e.line[i]
+	return c.n == 0 || c.n == 1 && (e.raw[c.lo] == ' ' || e.raw[c.lo] == '\t')
+}
+
+// escape applies the line edits of a complete escape sequence: cursor
+// left and right (CSI D, C; SS3 D, C, the arrow keys in application
+// mode), to a column (CSI G), home and end (CSI H, F; CSI 1~, 4~, 7~,
+// 8~), insert blanks (CSI @), delete characters (CSI P; the delete key
+// CSI 3~) and erase in line (CSI K). Others change nothing the text
+// holds.
+func (e *lineEditor) escape(seq []byte, at int) {
+	if len(seq) == 3 && seq[1] == 'O' {
+		switch seq[2] {
+		case 'D':
+			e.left(1)
+		case 'C':
+			e.right(1)
+		case 'H':
+			e.cur = 0
+		case 'F':
+			e.cur = len(e.line)
+		}
+		return
+	}
+	if len(seq) < 3 || seq[1] != '[' {
+		return
+	}
+	params := seq[2 : len(seq)-1]
+	n := 0
+	for _, c := range params {
+		if c < '0' || c > '9' {
+			n = -1
+			break
+		}
+		n = min(n*10+int(c-'0'), 1<<16)
+	}
+	count := max(n, 1)
+	switch seq[len(seq)-1] {
+	case 'D':
+		e.left(count)
+	case 'C':
+		e.right(count)
+	case 'G':
+		e.cur = min(count-1, len(e.line))
+	case 'H':
+		if len(params) == 0 {
+			e.cur = 0
+		}
+	case 'F':
+		e.cur = len(e.line)
+	case '@':
+		if count > len(e.line)+4096 {
+			return
+		}
+		ins := make([]cell, count)
+		for k := range ins {
+			ins[k] = cell{lo: int32(at)}
+		}
+		e.line = append(e.line[:e.cur], append(ins, e.line[e.cur:]...)...)
+	case 'P':
+		e.remove(e.cur, e.cur+count)
+	case 'K':
+		switch n {
+		case 0, -1:
+			e.remove(e.cur, len(e.line))
+		case 1:
+			for k := 0; k < e.cur && k < len(e.line); k++ {
+				if e.line[k].n != 0 {
+					e.r.hidden = true
+				}
+				e.line[k] = cell{lo: int32(at)}
+			}
+		case 2:
+			e.remove(0, len(e.line))
+			e.cur = 0
+		}
+	case '~':
+		switch n {
+		case 1, 7:
+			e.cur = 0
+		case 4, 8:
+			e.cur = len(e.line)
+		case 3:
+			e.remove(e.cur, e.cur+1)
+		}
+	}
 }
 
 // escapeLen is the length of the escape sequence b starts with (b[0] is
 // ESC), and whether it is complete: CSI (ESC [ parameters intermediates
-// final), OSC, DCS, SOS, PM and APC (ended by BEL or ESC \), and the
-// other forms (ESC, intermediates, a final character).
+// final), OSC, DCS, SOS, PM and APC (ended by BEL or ESC \), SS3 (ESC O
+// and one character), and the other forms (ESC, intermediates, a final
+// character).
 func escapeLen(b []byte) (int, bool) {
 	if len(b) < 2 {
 		return 0, false
@@ -188,6 +419,11 @@ func escapeLen(b []byte) (int, bool) {
 			}
 		}
 		return 0, false
+	case 'O': // SS3: one character follows (the arrow keys in application mode)
+		if len(b) < 3 {
+			return 0, false
+		}
+		return 3, true
 	}
 	i := 1
 	for i < len(b) && b[i] >= 0x20 && b[i] <= 0x2f {

@@ -32,7 +32,7 @@ func BenchmarkStreamChunkRendered(b *testing.B) {
 	raw := terminalText(DefaultMaxChunk + MaxHeld)
 	b.SetBytes(DefaultMaxChunk)
 	for b.Loop() {
-		r := render(raw, false)
+		r := render(raw, false, false)
 		judgeRendered(raw[:r.done], r)
 	}
 }

@@ -132,7 +132,7 @@ func (st *Stream) flushLocked(final bool) {
 		return
 	}
 	full := len(st.buf) >= st.max
-	r := render(st.buf, final)
+	r := render(st.buf, final, st.name == "stdin")
 	if !r.text {
 		st.recordBinary(st.buf)
 		st.offset += int64(len(st.buf))
@@ -144,7 +144,9 @@ func (st *Stream) flushLocked(final bool) {
 	if !final {
 		cut = r.done
 		if k := st.held(); len(r.b) > k {
-			cut = min(cut, int(r.lo[len(r.b)-k]))
+			for _, lo := range r.lo[len(r.b)-k:] {
+				cut = min(cut, int(lo)) // edits put characters out of raw order
+			}
 		} else {
 			cut = 0
 		}
@@ -203,15 +205,16 @@ func (st *Stream) recordBinary(chunk []byte) {
 // the whole raw span its characters come from, the escape sequences and
 // erased characters between them included.
 func judgeRendered(raw []byte, r rendering) []detect.Span {
-	if len(r.b) == len(raw) {
-		return detect.Spans(string(raw)) // nothing removed: the rendering is the bytes
+	if string(r.b) == string(raw) {
+		return detect.Spans(string(raw)) // nothing removed or moved: the rendering is the bytes
 	}
 	var spans []detect.Span
 	if r.hidden {
 		spans = detect.Spans(string(raw))
 	}
 	for _, sp := range detect.Spans(string(r.b)) {
-		spans = append(spans, detect.Span{Lo: int(r.lo[sp.Lo]), Hi: r.hiOf(raw, sp.Hi-1), Detector: sp.Detector, Value: sp.Value})
+		lo, hi := r.spanOf(raw, sp.Lo, sp.Hi)
+		spans = append(spans, detect.Span{Lo: lo, Hi: hi, Detector: sp.Detector, Value: sp.Value})
 	}
 	slices.SortFunc(spans, func(a, b detect.Span) int { return a.Lo - b.Lo })
 	out := spans[:0]

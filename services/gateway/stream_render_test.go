@@ -115,3 +115,50 @@ func TestStreamBinaryDigestOnly(t *testing.T) {
 		t.Fatalf("binary chunk recorded as %v", ps[0])
 	}
 }
+
+// A value typed in two parts, the cursor moved back between them, is
+// judged as the line ends up: in what the person types (arrow keys,
+// readline's ^A ^B ^F, characters inserted at the cursor) and in what
+// the terminal echoes (backspaces moving the cursor, CSI @ inserting
+// blanks, characters overwriting them). The attacker's case: 851889592158,
+// twelve times left, then 4802.
+func TestStreamJudgesLineEdits(t *testing.T) {
+	const card = "4802851889592158"
+	left12 := strings.Repeat("\x1b[D", 12)
+	cases := []struct{ name, stream, in string }{
+		{"arrow keys", "stdin", "echo 851889592158" + left12 + "4802\r"},
+		{"application-mode arrows", "stdin", "echo 851889592158" + strings.Repeat("\x1bOD", 12) + "4802\r"},
+		{"^B", "stdin", "echo 851889592158" + strings.Repeat("\x02", 12) + "4802\r"},
+		{"^A then right", "stdin", "echo 851889592158\x01" + strings.Repeat("\x06", 5) + "4802\r"},
+		{"home key", "stdin", "851889592158\x1b[H4802\r"},
+		{"echo: backspaces and insert", "stdout", "echo 851889592158" + strings.Repeat("\b", 12) + "\x1b[4@4802\r\n"},
+		{"echo: cursor left and insert", "stdout", "echo 851889592158\x1b[12D\x1b[4@4802\r\n"},
+		{"echo: padded to the raw length", "stdout", "echo 851889592158\x1b[12D\x1b[40@4802\r\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := startBus(t, true)
+			g := newGateway(t, b.em, nil)
+			s := g.Session(events.Target{Kind: "ssh"})
+			st := s.Stream(c.stream, gateway.StreamConfig{FlushAfter: time.Hour})
+			st.Write([]byte(c.in))
+			st.Close()
+			got, ps := recorded(t, b, 1)
+			if strings.Contains(string(got), "851889592158") || strings.Contains(digitsOnly(got), card) {
+				t.Fatalf("recorded %q", got)
+			}
+			if ps[0]["redacted"] == nil {
+				t.Fatalf("nothing listed as redacted: %v", ps[0])
+			}
+		})
+	}
+	// Edits that make no value leave the text as typed.
+	b := startBus(t, true)
+	g := newGateway(t, b.em, nil)
+	st := g.Session(events.Target{Kind: "ssh"}).Stream("stdin", gateway.StreamConfig{FlushAfter: time.Hour})
+	st.Write([]byte("ls -la /tmp" + strings.Repeat("\x1b[D", 4) + "x\r"))
+	st.Close()
+	if got, ps := recorded(t, b, 1); ps[0]["redacted"] != nil || !strings.Contains(string(got), "ls -la") {
+		t.Errorf("recorded %q, %v", got, ps[0]["redacted"])
+	}
+}

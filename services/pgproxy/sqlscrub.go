@@ -560,16 +560,25 @@ func maskedParams(sql string, pol *Policy) map[int32]bool {
 var foldFuncs = map[string]bool{"chr": true, "concat": true, "concat_ws": true, "format": true, "lower": true, "upper": true,
 	"replace": true, "regexp_replace": true, "translate": true, "reverse": true, "ascii": true, "lpad": true, "rpad": true,
 	"array_to_string": true, "decode": true, "convert_from": true, "unistr": true,
-	"textcat": true, "quote_literal": true, "quote_nullable": true, "initcap": true, "overlay": true, "encode": true}
+	"textcat": true, "quote_literal": true, "quote_nullable": true, "initcap": true, "overlay": true, "encode": true,
+	"substr": true, "substring": true, "left": true, "right": true}
 
-// foldHint reports whether sql may call one of foldFuncs or join with
-// ||: it holds || or one of their names, letter case ignored, anywhere
-// (so comments between a name and its parenthesis do not hide it), or a
-// quoted identifier with Unicode escapes (U&"…"), which can spell one.
-// The parse tree decides; this only skips texts that cannot have one.
+// foldHint reports whether sql may call one of foldFuncs, join with ||
+// or compute a number: it holds || or one of their names, letter case
+// ignored, anywhere (so comments between a name and its parenthesis do
+// not hide it), a quoted identifier with Unicode escapes (U&"…"), which
+// can spell one, or an arithmetic operator with a digit or a parenthesis
+// after it and a digit, a parenthesis or a name (a cast's type) before
+// it (51598415::bigint*100000000+80634868 makes a card number no
+// literal holds). The parse tree decides; this only skips texts that
+// cannot have one.
 func foldHint(sql string) bool {
 	for i := 0; i < len(sql); i++ {
 		switch c := sql[i] | 0x20; c {
+		case '+', '*', '-', '/': // | 0x20 leaves them as they are
+			if arithmetic(sql, i) {
+				return true
+			}
 		case '|':
 			if sql[i] == '|' && i+1 < len(sql) && sql[i+1] == '|' {
 				return true
@@ -588,6 +597,32 @@ func foldHint(sql string) bool {
 		}
 	}
 	return false
+}
+
+// arithmetic reports whether the operator at sql[i] may compute a
+// number from constants: a digit or an opening parenthesis follows it,
+// and a digit, a closing parenthesis or a letter precedes it (spaces
+// skipped both ways).
+func arithmetic(sql string, i int) bool {
+	if !strings.ContainsRune("+-*/", rune(sql[i])) {
+		return false
+	}
+	j := i + 1
+	for j < len(sql) && (sql[j] == ' ' || sql[j] == '\t' || sql[j] == '\n') {
+		j++
+	}
+	if j == len(sql) || !(isDigit(sql[j]) || sql[j] == '(') {
+		return false
+	}
+	k := i - 1
+	for k >= 0 && (sql[k] == ' ' || sql[k] == '\t' || sql[k] == '\n') {
+		k--
+	}
+	if k < 0 {
+		return false
+	}
+	c := sql[k] | 0x20
+	return isDigit(sql[k]) || sql[k] == ')' || 'a' <= c && c <= 'z'
 }
 
 // foldNames are the names of foldFuncs by their first letter, and
@@ -869,6 +904,18 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 				f.val = strconv.Itoa(int(r))
 				break
 			}
+		case (name == "substr" || name == "substring") && (len(args) == 2 || len(args) == 3):
+			v, ok := substr(args)
+			if !ok {
+				return folded{}, false
+			}
+			f.val = v
+		case (name == "left" || name == "right") && len(args) == 2:
+			n, err := strconv.Atoi(args[1].val)
+			if err != nil {
+				return folded{}, false
+			}
+			f.val = leftRight(args[0].val, n, name == "left")
 		case name == "lower" && len(args) == 1:
 			f.val = strings.ToLower(args[0].val)
 		case name == "upper" && len(args) == 1:
@@ -977,6 +1024,44 @@ func overlay(args []folded) (string, bool) {
 		tail = s[n-1+m:]
 	}
 	return string(head) + string(r) + string(tail), true
+}
+
+// substr is substr(s, from [, count]) as PostgreSQL computes it: from
+// counts characters from 1, and a from below 1 shortens what count
+// takes; a negative count is an error there, and not folded here.
+func substr(args []folded) (string, bool) {
+	s := []rune(args[0].val)
+	from, err := strconv.Atoi(args[1].val)
+	if err != nil {
+		return "", false
+	}
+	end := len(s) + 1
+	if len(args) == 3 {
+		n, err := strconv.Atoi(args[2].val)
+		if err != nil || n < 0 {
+			return "", false
+		}
+		end = from + n
+	}
+	lo, hi := max(from, 1)-1, min(max(end, 1), len(s)+1)-1
+	if lo >= hi {
+		return "", true
+	}
+	return string(s[lo:hi]), true
+}
+
+// leftRight is left(s, n) or right(s, n): the first (last) n characters,
+// or with n negative all but the last (first) -n.
+func leftRight(s string, n int, left bool) string {
+	r := []rune(s)
+	if n < 0 {
+		n = max(len(r)+n, 0)
+	}
+	n = min(n, len(r))
+	if left {
+		return string(r[:n])
+	}
+	return string(r[len(r)-n:])
 }
 
 func orZero(s string) string {

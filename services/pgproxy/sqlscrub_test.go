@@ -122,16 +122,23 @@ func TestRedactSQLTree(t *testing.T) {
 // foldHint misses no text that can call a folding function.
 func TestFoldHint(t *testing.T) {
 	for sql, want := range map[string]bool{
-		"SELECT id FROM t WHERE id = 1":        false,
-		"SELECT CHR/**/(52)":                   true,
-		`SELECT U&"\0063hr"(52)`:               true,
-		"SELECT pg_catalog.Concat_WS('', 'a')": true,
-		"SELECT 'a' || 'b'":                    true,
-		"SELECT upper(x) FROM t":               true,
-		"SELECT a | b FROM t":                  false,
-		"SELECT TEXTCAT(a, b)":                 true,
-		"SELECT Initcap(a)":                    true,
-		"SELECT ARRAY[4, 1]":                   true,
+		"SELECT id FROM t WHERE id = 1":              false,
+		"SELECT CHR/**/(52)":                         true,
+		`SELECT U&"\0063hr"(52)`:                     true,
+		"SELECT pg_catalog.Concat_WS('', 'a')":       true,
+		"SELECT 'a' || 'b'":                          true,
+		"SELECT upper(x) FROM t":                     true,
+		"SELECT a | b FROM t":                        false,
+		"SELECT TEXTCAT(a, b)":                       true,
+		"SELECT Initcap(a)":                          true,
+		"SELECT ARRAY[4, 1]":                         true,
+		"SELECT * FROM t":                            false,
+		"SELECT count(*) FROM t":                     false,
+		"SELECT 51598415::bigint*100000000+80634868": true,
+		"SELECT (4671 * 100) - 3":                    true,
+		"SELECT x FROM t -- comment":                 false,
+		"SELECT Substr('46', 1, 2)":                  true,
+		"SELECT left('4611', 2)":                     true,
 	} {
 		if foldHint(sql) != want {
 			t.Errorf("foldHint(%q) = %v", sql, !want)

@@ -122,14 +122,20 @@ func judgeScript(script string, depth int) []flagged {
 		return judgeStripped(script)
 	}
 	var out []flagged
+	env := assignments(f)
 	flag := func(w *syntax.Word, detector, value string) {
 		out = append(out, flagged{lo: int(w.Pos().Offset()), hi: int(w.End().Offset()), detector: detector, value: value})
+		// the assignments whose values the word's expansion used: each
+		// holds a part of the value
+		for _, src := range env.used[w] {
+			out = append(out, flagged{lo: int(src.Pos().Offset()), hi: int(src.End().Offset()), detector: detector, value: value})
+		}
 	}
 	syntax.Walk(f, func(n syntax.Node) bool {
 		switch n := n.(type) {
 		case *syntax.Word:
 			lo, hi := int(n.Pos().Offset()), int(n.End().Offset())
-			vals, ok := wordValues(n)
+			vals, ok := env.wordValues(n)
 			if !ok {
 				if unjudgedNext(n) {
 					flag(n, Unjudged, script[lo:hi])
@@ -143,7 +149,7 @@ func judgeScript(script string, depth int) []flagged {
 				}
 			}
 		case *syntax.CallExpr:
-			judgeJoins(n, flag)
+			judgeJoins(n, env, flag)
 		}
 		return true
 	})
@@ -178,7 +184,7 @@ func judgeValue(v string, depth int) (detector, value string) {
 // a space between them (printf %s, echo): a value split over arguments
 // is replaced in each of them. A run is broken by a word that cannot be
 // resolved.
-func judgeJoins(ce *syntax.CallExpr, flag func(*syntax.Word, string, string)) {
+func judgeJoins(ce *syntax.CallExpr, env *shellEnv, flag func(*syntax.Word, string, string)) {
 	if len(ce.Args) < 3 {
 		return // the program's name is not joined with its arguments
 	}
@@ -230,7 +236,7 @@ func judgeJoins(ce *syntax.CallExpr, flag func(*syntax.Word, string, string)) {
 		run, vals, self = run[:0], vals[:0], self[:0]
 	}
 	for _, w := range ce.Args[1:] {
-		vs, ok := wordValues(w)
+		vs, ok := env.wordValues(w)
 		if !ok || len(vs) != 1 {
 			judge()
 			continue
@@ -240,6 +246,122 @@ func judgeJoins(ce *syntax.CallExpr, flag func(*syntax.Word, string, string)) {
 		self = append(self, len(detect.Spans(vs[0])) > 0 || strings.Contains(vs[0], `\`) && len(detect.Spans(printfUnescape(vs[0]))) > 0)
 	}
 	judge()
+}
+
+// shellEnv is what a script's own assignments make known: the variables
+// it assigns a value the text decides (a=41124978; b=$a…), for the words
+// that expand them, with arithmetic ($((X*100000000+Y))) on them and on
+// numbers. A variable the script does not assign so (an environment
+// variable, one read or looped over, an array) stays unknown, and a word
+// expanding it unresolved.
+type shellEnv struct {
+	vars    map[string]string
+	srcs    map[string][]*syntax.Word // the assignment values each variable's value came from
+	unknown map[string]bool
+	// used: for each word resolved by expansion, the assignment values
+	// it used, flagged with it
+	used map[*syntax.Word][]*syntax.Word
+	// during one expansion: a variable not known, and those used
+	miss bool
+	uses []*syntax.Word
+}
+
+// assignments reads the assignments of f in order.
+func assignments(f *syntax.File) *shellEnv {
+	e := &shellEnv{vars: map[string]string{}, srcs: map[string][]*syntax.Word{}, unknown: map[string]bool{}, used: map[*syntax.Word][]*syntax.Word{}}
+	syntax.Walk(f, func(n syntax.Node) bool {
+		switch n := n.(type) {
+		case *syntax.Assign:
+			if n.Name == nil {
+				return true
+			}
+			name := n.Name.Value
+			if n.Array != nil || n.Index != nil || n.Value == nil {
+				e.unknown[name] = true
+				return true
+			}
+			vs, ok := e.wordValues(n.Value)
+			if !ok || len(vs) != 1 || len(vs[0]) > maxAssigned {
+				e.unknown[name] = true
+				return true
+			}
+			srcs := append(slices.Clone(e.used[n.Value]), n.Value)
+			if n.Append {
+				vs[0] = e.vars[name] + vs[0]
+				srcs = append(slices.Clone(e.srcs[name]), srcs...)
+			}
+			e.vars[name], e.srcs[name] = vs[0], srcs
+		case *syntax.WordIter: // for name in …
+			if n.Name != nil {
+				e.unknown[n.Name.Value] = true
+			}
+		}
+		return true
+	})
+	return e
+}
+
+// maxAssigned bounds the value of a variable kept for expansion.
+const maxAssigned = 4096
+
+// Get is expand.Environ's: a variable the script assigned a known value,
+// or unset, which fails the expansion (Config.NoUnset).
+func (e *shellEnv) Get(name string) expand.Variable {
+	v, ok := e.vars[name]
+	if !ok || e.unknown[name] {
+		if name != "IFS" { // expand reads IFS itself; bash's default is what it wants
+			e.miss = true
+		}
+		return expand.Variable{}
+	}
+	e.uses = append(e.uses, e.srcs[name]...)
+	return expand.Variable{Set: true, Kind: expand.String, Str: v}
+}
+
+// Each is expand.Environ's.
+func (e *shellEnv) Each(f func(name string, vr expand.Variable) bool) {
+	for name, v := range e.vars {
+		if !e.unknown[name] && !f(name, expand.Variable{Set: true, Kind: expand.String, Str: v}) {
+			return
+		}
+	}
+}
+
+// wordValues returns the values a word stands for as bash resolves it
+// (brace expansion gives several), or false when an expansion decides
+// it that the script's own assignments do not (a variable it does not
+// assign, a command substitution, a glob).
+func (e *shellEnv) wordValues(w *syntax.Word) ([]string, bool) {
+	if vs, ok := wordValues(w); ok {
+		return vs, true
+	}
+	if e == nil || !expands(w) {
+		return nil, false
+	}
+	e.miss, e.uses = false, nil
+	v, err := expand.Literal(&expand.Config{Env: e, NoUnset: true}, w)
+	if err != nil || e.miss || len(v) > maxAssigned {
+		return nil, false
+	}
+	if len(e.uses) > 0 {
+		e.used[w] = slices.Clone(e.uses)
+	}
+	return []string{v}, true
+}
+
+// expands reports whether w holds only parts expand.Literal resolves
+// from the script's text: literals, quotes, plain parameter expansions
+// and arithmetic (no command or process substitution, no extglob).
+func expands(w *syntax.Word) bool {
+	ok := true
+	syntax.Walk(w, func(n syntax.Node) bool {
+		switch n.(type) {
+		case *syntax.CmdSubst, *syntax.ProcSubst, *syntax.ExtGlob:
+			ok = false
+		}
+		return ok
+	})
+	return ok
 }
 
 // wordValues returns the values a word stands for as bash resolves it

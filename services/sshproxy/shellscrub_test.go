@@ -48,3 +48,33 @@ func TestScrubCommandResolvesWords(t *testing.T) {
 		}
 	}
 }
+
+// A value the script computes from its own assignments or by arithmetic
+// is judged as bash computes it, and every word that holds a part of it
+// (the expansion and the assignments it used) is replaced.
+func TestScrubCommandComputedValues(t *testing.T) {
+	const card = "4112497802890751"
+	for _, c := range []struct{ line, gone string }{
+		{`a=41124978; b=02890751; echo $a$b`, "41124978"},
+		{`a=41124978; b=02890751; echo "$a$b" > /tmp/x`, "02890751"},
+		{`a=4112; a+=4978; b=02890751; echo ${a}${b}`, "4978"},
+		{`a=41124978; b=$a; c=02890751; echo $b$c`, "41124978"},
+		{`export A=41124978 B=02890751; printf '%s\n' "$A$B"`, "41124978"},
+		{`echo $((41124978*100000000+2890751))`, "41124978"},
+		{`x=41124978; echo $(( x * 100000000 + 2890751 ))`, "41124978"},
+		{`u=jane; d=example.com; echo "$u@$d"`, "jane"},
+	} {
+		got, found := scrubCommand(c.line)
+		if strings.Contains(got, c.gone) || len(found) == 0 {
+			t.Errorf("%s\n recorded as %s (%d found)", c.line, got, len(found))
+		}
+	}
+	// Unknown variables stay unresolved; known ones holding nothing stay
+	// as typed.
+	for _, line := range []string{`a=1; b=2; echo $a$b`, `for i in 1 2; do echo $i; done`, `echo "$HOME/app" $((1+2))`} {
+		if got, found := scrubCommand(line); got != line || len(found) != 0 {
+			t.Errorf("%s recorded as %s", line, got)
+		}
+	}
+	_ = card
+}

@@ -1,0 +1,626 @@
+package compliance
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/internal/yamlstrict"
+)
+
+// Expectations are what each control is tested against (expectations.yaml
+// of a framework's folder, or the operator's own file in the same form):
+// a declared expectation per control, checked against every event of a
+// bundle. An expectation states what should hold — not what the policy in
+// force enforced, which may itself be the gap.
+type Expectations struct {
+	Version  int           `yaml:"version"`
+	Controls []Expectation `yaml:"controls"`
+}
+
+// Expectation is one control's declared expectation: a check of the fixed
+// vocabulary below (docs/FORMAT.md §12.1 defines each exactly) and its
+// parameters.
+type Expectation struct {
+	Control string `yaml:"control"`
+	Check   string `yaml:"check"`
+	// Statement says in plain words what was tested.
+	Statement string `yaml:"statement"`
+	// Kinds are statement kinds (the first keyword, compared upper-cased).
+	Kinds []string `yaml:"kinds"`
+	// Columns are the columns masking must cover (compared lower-cased).
+	Columns []string `yaml:"columns"`
+	// ApprovalsCover: a privileged statement a second person approved is
+	// covered as if under a grant (check privileged-sessions-granted).
+	ApprovalsCover bool `yaml:"approvals_cover"`
+}
+
+// The checks an expectation can name.
+const (
+	CheckChangesApproved   = "changes-approved"
+	CheckPrivilegedGranted = "privileged-sessions-granted"
+	CheckColumnsMasked     = "columns-masked"
+	CheckRefusalsNameRule  = "refusals-name-rule"
+	CheckApprovalsByOther  = "approvals-decided-by-another"
+)
+
+var checks = []string{CheckChangesApproved, CheckPrivilegedGranted, CheckColumnsMasked, CheckRefusalsNameRule, CheckApprovalsByOther}
+
+// ParseExpectations reads an expectations file strictly: unknown keys,
+// unknown checks, a check without the parameters it needs, and a control
+// named twice are errors naming the file.
+func ParseExpectations(name string, b []byte) (*Expectations, error) {
+	var x Expectations
+	if err := yamlstrict.Decode(b, &x, name); err != nil {
+		return nil, err
+	}
+	if x.Version != 1 {
+		return nil, fmt.Errorf("%s: version %d, want 1", name, x.Version)
+	}
+	seen := map[string]bool{}
+	for _, e := range x.Controls {
+		switch {
+		case e.Control == "":
+			return nil, fmt.Errorf("%s: an expectation without a control", name)
+		case seen[e.Control]:
+			return nil, fmt.Errorf("%s: control %s has two expectations, want one", name, e.Control)
+		case !slices.Contains(checks, e.Check):
+			return nil, fmt.Errorf("%s: control %s: check %q, want one of %s", name, e.Control, e.Check, strings.Join(checks, ", "))
+		case e.Statement == "":
+			return nil, fmt.Errorf("%s: control %s: no statement: say in plain words what is tested", name, e.Control)
+		case (e.Check == CheckChangesApproved || e.Check == CheckPrivilegedGranted) && len(e.Kinds) == 0:
+			return nil, fmt.Errorf("%s: control %s: check %s needs kinds (the statement kinds it covers)", name, e.Control, e.Check)
+		case e.Check == CheckColumnsMasked && len(e.Columns) == 0:
+			return nil, fmt.Errorf("%s: control %s: check %s needs columns", name, e.Control, e.Check)
+		}
+		seen[e.Control] = true
+	}
+	return &x, nil
+}
+
+// For returns the expectation of a control, if any.
+func (x *Expectations) For(control string) (Expectation, bool) {
+	i := slices.IndexFunc(x.Controls, func(e Expectation) bool { return e.Control == control })
+	if i < 0 {
+		return Expectation{}, false
+	}
+	return x.Controls[i], true
+}
+
+// Results of an assertion.
+const (
+	Effective   = "effective"
+	Exceptions  = "exceptions found"
+	NotObserved = "not observed"
+)
+
+// Observed is one of a bundle's events: its ledger index and exact bytes
+// (a line of events.jsonl).
+type Observed struct {
+	Index uint64
+	Event []byte
+}
+
+// Row is one member of an assertion's population: the event tested, and
+// the exception it makes, if any (empty: it meets the expectation).
+type Row struct {
+	Index     uint64
+	Type      string
+	SessionID string
+	// Actor is the actor's subject exactly as the event records it (a
+	// pseudonym where the ledger records one).
+	Actor string
+	// Item says what was tested: the statement, the column, the decision.
+	Item string
+	// Evidence is the index of the event that meets the expectation (the
+	// approval, the grant, the mask), or nil.
+	Evidence  *uint64
+	Exception string
+}
+
+// Assertion is one control's expectation tested against a bundle's events.
+type Assertion struct {
+	Control    string
+	Check      string
+	Statement  string
+	Rows       []Row
+	Exceptions int
+	Result     string
+}
+
+// AssertionColumns is the header of an assertion's CSV.
+var AssertionColumns = []string{"index", "type", "session_id", "actor", "item", "evidence_index", "exception"}
+
+// CSV returns the row as the assertion's CSV writes it.
+func (r Row) CSV() []string {
+	ev := ""
+	if r.Evidence != nil {
+		ev = fmt.Sprint(*r.Evidence)
+	}
+	return []string{fmt.Sprint(r.Index), r.Type, r.SessionID, r.Actor, r.Item, ev, r.Exception}
+}
+
+// event is what the checks keep of one event: only the members they read
+// (statements cut to ItemMax), and only for events a check may need, so
+// that a bundle of millions of statements is tested in little memory.
+type event struct {
+	idx                   uint64
+	id, typ, session      string
+	time                  time.Time
+	issuer, subject, kind string // the actor
+	stmtKind, item, sha   string // commands: kind (upper-cased), statement cut, statement_sha256
+	psession, approvalID  string // approvals: payload session_id, approval_id
+	reqIssuer, reqSubject string // payload requester
+	accessID              string
+	notBefore, notAfter   string
+	rule                  string            // command.blocked: rule, trimmed
+	named                 []string          // commands: the listed columns the statement names
+	rows                  bool              // commands naming one: a later result had rows
+	masked                map[string]uint64 // commands naming one: the first later mask per column
+}
+
+// envelope is the JSON of an event as the checks decode it: every payload
+// member raw, so that a member of an unexpected type reads as empty
+// rather than failing.
+type envelope struct {
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	Time      time.Time `json:"time"`
+	SessionID string    `json:"session_id"`
+	Actor     struct {
+		Issuer  string `json:"issuer"`
+		Subject string `json:"subject"`
+		Kind    string `json:"kind"`
+	} `json:"actor"`
+	Payload struct {
+		Statement  json.RawMessage `json:"statement"`
+		SHA        json.RawMessage `json:"statement_sha256"`
+		Kind       json.RawMessage `json:"kind"`
+		SessionID  json.RawMessage `json:"session_id"`
+		ApprovalID json.RawMessage `json:"approval_id"`
+		Requester  json.RawMessage `json:"requester"`
+		AccessID   json.RawMessage `json:"access_id"`
+		NotBefore  json.RawMessage `json:"not_before"`
+		NotAfter   json.RawMessage `json:"not_after"`
+		Rule       json.RawMessage `json:"rule"`
+		CommandID  json.RawMessage `json:"command_id"`
+		Column     json.RawMessage `json:"column"`
+		Rows       json.RawMessage `json:"rows"`
+	} `json:"payload"`
+}
+
+// str is a JSON string's value, "" for anything else.
+func str(raw json.RawMessage) string {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// Asserter tests expectations against events given one at a time, in
+// index order.
+type Asserter struct {
+	x       *Expectations
+	kinds   map[string]bool // every kind a check covers, upper-cased
+	columns []string        // every column a check covers, lower-cased
+	evs     []*event
+	// commands naming a listed column, by id (the first of each id)
+	naming map[string]*event
+}
+
+// NewAsserter starts testing x.
+func NewAsserter(x *Expectations) *Asserter {
+	a := &Asserter{x: x, kinds: map[string]bool{}, naming: map[string]*event{}}
+	for _, e := range x.Controls {
+		for _, k := range e.Kinds {
+			a.kinds[strings.ToUpper(k)] = true
+		}
+		for _, c := range e.Columns {
+			if c = strings.ToLower(c); !slices.Contains(a.columns, c) {
+				a.columns = append(a.columns, c)
+			}
+		}
+	}
+	return a
+}
+
+// Add notes one event (its ledger index and exact bytes); events must come
+// in index order. An event that is not JSON is an error.
+func (a *Asserter) Add(idx uint64, raw []byte) error {
+	var v envelope
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fmt.Errorf("compliance: event %d: %w", idx, err)
+	}
+	if !tested[v.Type] {
+		return nil
+	}
+	e := &event{idx: idx, id: v.ID, typ: v.Type, time: v.Time, session: v.SessionID,
+		issuer: v.Actor.Issuer, subject: v.Actor.Subject, kind: v.Actor.Kind}
+	p := &v.Payload
+	switch events.Type(v.Type) {
+	case events.CommandExecuted:
+		e.stmtKind, e.sha = strings.ToUpper(str(p.Kind)), str(p.SHA)
+		stmt := str(p.Statement)
+		if len(a.columns) > 0 && a.naming[e.id] == nil {
+			w := words(stmt)
+			for _, c := range a.columns {
+				if w[c] {
+					e.named = append(e.named, c)
+				}
+			}
+			if len(e.named) > 0 {
+				e.masked = map[string]uint64{}
+				a.naming[e.id] = e
+			}
+		}
+		if !a.kinds[e.stmtKind] && len(e.named) == 0 {
+			return nil
+		}
+		if a.kinds[e.stmtKind] {
+			e.item = cut(stmt)
+		}
+	case events.CommandBlocked:
+		e.rule = strings.TrimSpace(str(p.Rule))
+	case events.ResponseDigest:
+		// Only a result of a command naming a listed column matters, and
+		// it is noted on the command.
+		if c := a.naming[str(p.CommandID)]; c != nil && len(p.Rows) > 0 && (p.Rows[0] == '-' || p.Rows[0] >= '0' && p.Rows[0] <= '9') && string(p.Rows) != "0" {
+			c.rows = true
+		}
+		return nil
+	case events.MaskApplied:
+		if c := a.naming[str(p.CommandID)]; c != nil {
+			col := strings.ToLower(str(p.Column))
+			if _, ok := c.masked[col]; !ok {
+				c.masked[col] = idx
+			}
+		}
+		return nil
+	case events.ApprovalRequested, events.ApprovalGranted, events.ApprovalDenied, events.ApprovalExpired:
+		e.approvalID, e.sha, e.psession = str(p.ApprovalID), str(p.SHA), str(p.SessionID)
+		var r struct{ Issuer, Subject json.RawMessage }
+		if json.Unmarshal(p.Requester, &r) == nil {
+			e.reqIssuer, e.reqSubject = str(r.Issuer), str(r.Subject)
+		}
+	case events.AccessGranted:
+		e.accessID, e.notBefore, e.notAfter = str(p.AccessID), str(p.NotBefore), str(p.NotAfter)
+		var r struct{ Issuer, Subject json.RawMessage }
+		if json.Unmarshal(p.Requester, &r) == nil {
+			e.reqIssuer, e.reqSubject = str(r.Issuer), str(r.Subject)
+		}
+	case events.SessionStarted:
+		e.accessID = str(p.AccessID)
+	}
+	a.evs = append(a.evs, e)
+	return nil
+}
+
+// Assertions tests every expectation against the events added and
+// returns one assertion per expectation, in the order of the file.
+func (a *Asserter) Assertions() []Assertion {
+	ix := index(a.evs)
+	out := make([]Assertion, 0, len(a.x.Controls))
+	for _, exp := range a.x.Controls {
+		as := Assertion{Control: exp.Control, Check: exp.Check, Statement: exp.Statement}
+		switch exp.Check {
+		case CheckChangesApproved:
+			as.Rows = changesApproved(exp, a.evs, ix)
+		case CheckPrivilegedGranted:
+			as.Rows = privilegedGranted(exp, a.evs, ix)
+		case CheckColumnsMasked:
+			as.Rows = columnsMasked(exp, a.evs)
+		case CheckRefusalsNameRule:
+			as.Rows = refusalsNameRule(a.evs)
+		case CheckApprovalsByOther:
+			as.Rows = approvalsByOther(a.evs)
+		}
+		for _, r := range as.Rows {
+			if r.Exception != "" {
+				as.Exceptions++
+			}
+		}
+		switch {
+		case len(as.Rows) == 0:
+			as.Result = NotObserved
+		case as.Exceptions > 0:
+			as.Result = Exceptions
+		default:
+			as.Result = Effective
+		}
+		out = append(out, as)
+	}
+	return out
+}
+
+// Assert tests every expectation of x against evs (the tenant's events of
+// a bundle, in index order) and returns one assertion per expectation, in
+// the order of x. It is a pure function of its inputs: a verifier holding
+// the same events and expectations derives the same rows.
+func Assert(x *Expectations, evs []Observed) ([]Assertion, error) {
+	a := NewAsserter(x)
+	for _, o := range evs {
+		if err := a.Add(o.Index, o.Event); err != nil {
+			return nil, err
+		}
+	}
+	return a.Assertions(), nil
+}
+
+// lookups are the events the checks look up by key.
+type lookups struct {
+	// grants by (payload session_id, statement_sha256), in index order
+	grants map[[2]string][]*event
+	// the first session.started naming an access grant, by session
+	started map[string]*event
+	// access.granted by access_id, in index order
+	access map[string][]*event
+}
+
+func index(evs []*event) *lookups {
+	ix := &lookups{grants: map[[2]string][]*event{}, started: map[string]*event{}, access: map[string][]*event{}}
+	for _, e := range evs {
+		switch events.Type(e.typ) {
+		case events.ApprovalGranted:
+			if e.psession != "" && e.sha != "" {
+				k := [2]string{e.psession, e.sha}
+				ix.grants[k] = append(ix.grants[k], e)
+			}
+		case events.SessionStarted:
+			if ix.started[e.session] == nil && e.session != "" {
+				ix.started[e.session] = e
+			}
+		case events.AccessGranted:
+			ix.access[e.accessID] = append(ix.access[e.accessID], e)
+		}
+	}
+	return ix
+}
+
+// ItemMax is the most code points of a statement an assertion's item
+// keeps.
+const ItemMax = 200
+
+func cut(s string) string {
+	if r := []rune(s); len(r) > ItemMax {
+		return string(r[:ItemMax])
+	}
+	return s
+}
+
+func row(e *event, item string) Row {
+	return Row{Index: e.idx, Type: e.typ, SessionID: e.session, Actor: e.subject, Item: item}
+}
+
+func kindIn(e *event, kinds []string) bool {
+	return e.typ == string(events.CommandExecuted) && e.stmtKind != "" &&
+		slices.ContainsFunc(kinds, func(x string) bool { return strings.ToUpper(x) == e.stmtKind })
+}
+
+// Exceptions an assertion names.
+const (
+	ExNoApproval       = "ran without a second person's approval"
+	ExSelfApproved     = "approved by its own requester"
+	ExMachineApproved  = "approved by a machine identity, not a person"
+	ExNoGrant          = "privileged statements ran outside any access grant"
+	ExUnmasked         = "returned rows with the column unmasked"
+	ExNoRule           = "refused with no rule named"
+	ExDecidedByRequest = "decided by its own requester"
+)
+
+// approval finds the approval.granted that let command c run: the last
+// one before it with c's session as its payload session_id and c's
+// statement digest. It returns the grant and the exception it leaves (""
+// when none).
+func approval(c *event, ix *lookups) (*event, string) {
+	var g *event
+	if c.session != "" && c.sha != "" {
+		for _, e := range ix.grants[[2]string{c.session, c.sha}] {
+			if e.idx >= c.idx {
+				break
+			}
+			g = e
+		}
+	}
+	switch {
+	case g == nil:
+		return nil, ExNoApproval
+	case g.kind != string(events.Human):
+		return g, ExMachineApproved
+	case g.subject == c.subject && g.issuer == c.issuer,
+		g.subject == g.reqSubject && g.issuer == g.reqIssuer:
+		return g, ExSelfApproved
+	}
+	return g, ""
+}
+
+func changesApproved(x Expectation, evs []*event, ix *lookups) []Row {
+	var rows []Row
+	for _, e := range evs {
+		if !kindIn(e, x.Kinds) {
+			continue
+		}
+		r := row(e, e.item)
+		g, ex := approval(e, ix)
+		if g != nil {
+			r.Evidence = &g.idx
+		}
+		r.Exception = ex
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func privilegedGranted(x Expectation, evs []*event, ix *lookups) []Row {
+	type session struct {
+		first    *event
+		count    int
+		approved bool // every privileged statement approved by another
+		lastOK   uint64
+	}
+	sessions := map[string]*session{}
+	var order []string
+	for _, e := range evs {
+		if !kindIn(e, x.Kinds) {
+			continue
+		}
+		key := "s:" + e.session
+		if e.session == "" {
+			key = fmt.Sprintf("e:%d", e.idx)
+		}
+		s := sessions[key]
+		if s == nil {
+			s = &session{first: e, approved: true}
+			sessions[key] = s
+			order = append(order, key)
+		}
+		s.count++
+		if g, ex := approval(e, ix); ex != "" {
+			s.approved = false
+		} else {
+			s.lastOK = g.idx
+		}
+	}
+	var rows []Row
+	for _, key := range order {
+		s := sessions[key]
+		r := row(s.first, fmt.Sprintf("%d privileged statements", s.count))
+		if s.count == 1 {
+			r.Item = "1 privileged statement"
+		}
+		if g := grantOf(s.first, ix); g != nil {
+			r.Evidence = &g.idx
+		} else if x.ApprovalsCover && s.approved {
+			r.Evidence = &s.lastOK
+		} else {
+			r.Exception = ExNoGrant
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// grantOf finds the access grant covering c's session: the session's
+// first session.started names an access_id, and an access.granted of it
+// for the session's actor has a window holding the session's start.
+func grantOf(c *event, ix *lookups) *event {
+	if c.session == "" {
+		return nil
+	}
+	started := ix.started[c.session]
+	if started == nil || started.accessID == "" {
+		return nil
+	}
+	for _, e := range ix.access[started.accessID] {
+		if e.reqSubject != started.subject {
+			continue
+		}
+		nb, err1 := time.Parse(time.RFC3339Nano, e.notBefore)
+		na, err2 := time.Parse(time.RFC3339Nano, e.notAfter)
+		if err1 != nil || err2 != nil || started.time.Before(nb) || !started.time.Before(na) {
+			continue
+		}
+		return e
+	}
+	return nil
+}
+
+// words splits s into its maximal runs of ASCII letters, digits and
+// underscores, lower-cased.
+func words(s string) map[string]bool {
+	out := map[string]bool{}
+	for _, w := range strings.FieldsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_')
+	}) {
+		out[strings.ToLower(w)] = true
+	}
+	return out
+}
+
+func columnsMasked(x Expectation, evs []*event) []Row {
+	var rows []Row
+	for _, c := range evs {
+		if c.masked == nil || !c.rows {
+			continue
+		}
+		for _, col := range x.Columns {
+			col = strings.ToLower(col)
+			if !slices.Contains(c.named, col) {
+				continue
+			}
+			r := row(c, col)
+			if m, ok := c.masked[col]; ok {
+				r.Evidence = &m
+			} else {
+				r.Exception = ExUnmasked
+			}
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+func refusalsNameRule(evs []*event) []Row {
+	var rows []Row
+	for _, e := range evs {
+		if e.typ != string(events.CommandBlocked) {
+			continue
+		}
+		r := row(e, e.rule)
+		if e.rule == "" {
+			r.Exception = ExNoRule
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func approvalsByOther(evs []*event) []Row {
+	decision := map[string]*event{}
+	for _, e := range evs {
+		switch events.Type(e.typ) {
+		case events.ApprovalGranted, events.ApprovalDenied, events.ApprovalExpired:
+			if e.approvalID != "" && decision[e.approvalID] == nil {
+				decision[e.approvalID] = e
+			}
+		}
+	}
+	var rows []Row
+	for _, e := range evs {
+		if e.typ != string(events.ApprovalRequested) {
+			continue
+		}
+		d := decision[e.approvalID]
+		r := row(e, "pending: no decision in the period")
+		if d != nil {
+			r.Evidence = &d.idx
+			switch events.Type(d.typ) {
+			case events.ApprovalExpired:
+				r.Item = "expired: no one decided"
+			case events.ApprovalGranted:
+				r.Item = "granted by " + d.subject
+			default:
+				r.Item = "denied by " + d.subject
+			}
+			switch {
+			case d.typ != string(events.ApprovalExpired) && d.subject == e.subject && d.issuer == e.issuer:
+				r.Exception = ExDecidedByRequest
+			case d.typ == string(events.ApprovalGranted) && d.kind != string(events.Human):
+				r.Exception = ExMachineApproved
+			}
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// tested are the event types some check reads.
+var tested = map[string]bool{
+	string(events.CommandExecuted): true, string(events.CommandBlocked): true, string(events.ResponseDigest): true,
+	string(events.MaskApplied): true, string(events.ApprovalRequested): true, string(events.ApprovalGranted): true,
+	string(events.ApprovalDenied): true, string(events.ApprovalExpired): true, string(events.AccessGranted): true,
+	string(events.SessionStarted): true,
+}

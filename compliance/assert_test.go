@@ -1,0 +1,137 @@
+package compliance_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/auditledger/auditledger/compliance"
+)
+
+// ev writes one event as the ledger seals it (the members the checks
+// read).
+func ev(id, typ, session, subject, kind, payload string) []byte {
+	return fmt.Appendf(nil, `{"version":1,"id":%q,"type":%q,"time":"2026-12-01T10:00:00Z","tenant":"acme","source":{"kind":"postgres-proxy","instance":"p"},"actor":{"issuer":"https://idp","subject":%q,"kind":%q},"session_id":%q,"payload":%s}`,
+		id, typ, subject, kind, session, payload)
+}
+
+// A log of the README's version-1 policy (DDL held for dba only): alice
+// (dba) waits for bob; carol (not dba) runs DDL unheld; dave approves his
+// own; one refusal names no rule; one read returns e-mails unmasked; one
+// request expires; one session runs DDL under an access grant.
+func assertLog() []compliance.Observed {
+	evs := [][]byte{
+		ev("e0", "approval.requested", "s1", "alice", "human", `{"approval_id":"apr-1","statement_sha256":"aa","rule":"ddl"}`),
+		ev("e1", "approval.granted", "s1", "bob", "human", `{"approval_id":"apr-1","statement_sha256":"aa","session_id":"s1","requester":{"issuer":"https://idp","subject":"alice"}}`),
+		ev("e2", "command.executed", "s1", "alice", "human", `{"statement":"ALTER TABLE t ADD c int","statement_sha256":"aa","kind":"ALTER"}`),
+		ev("e3", "command.executed", "s2", "carol", "human", `{"statement":"CREATE TABLE x (id int)","statement_sha256":"bb","kind":"create"}`),
+		ev("e4", "approval.requested", "s3", "dave", "human", `{"approval_id":"apr-2","statement_sha256":"cc","rule":"ddl"}`),
+		ev("e5", "approval.granted", "s3", "dave", "human", `{"approval_id":"apr-2","statement_sha256":"cc","session_id":"s3","requester":{"issuer":"https://idp","subject":"dave"}}`),
+		ev("e6", "command.executed", "s3", "dave", "human", `{"statement":"DROP TABLE y","statement_sha256":"cc","kind":"DROP"}`),
+		ev("e7", "command.blocked", "s2", "carol", "human", `{"statement":"DROP TABLE z","kind":"DROP","rule":" ","reason":"no"}`),
+		ev("e8", "command.blocked", "s2", "carol", "human", `{"statement":"DROP TABLE z","kind":"DROP","rule":"no-drop","reason":"no"}`),
+		ev("e9", "command.executed", "s2", "carol", "human", `{"statement":"SELECT Email FROM customers","kind":"SELECT"}`),
+		ev("e10", "response.digest", "s2", "carol", "human", `{"command_id":"e9","rows":2}`),
+		ev("e11", "command.executed", "s1", "alice", "human", `{"statement":"SELECT email FROM customers","kind":"SELECT"}`),
+		ev("e12", "mask.applied", "s1", "alice", "human", `{"command_id":"e11","column":"email","rule_id":"m"}`),
+		ev("e13", "response.digest", "s1", "alice", "human", `{"command_id":"e11","rows":1}`),
+		ev("e14", "approval.requested", "s4", "erin", "human", `{"approval_id":"apr-3","statement_sha256":"dd","rule":"ddl"}`),
+		ev("e15", "approval.expired", "", "approvals", "machine", `{"approval_id":"apr-3","statement_sha256":"dd"}`),
+		ev("e16", "access.granted", "", "bob", "human", `{"access_id":"acc-1","grant":"just-in-time","requester":{"issuer":"https://idp","subject":"frank"},"not_before":"2026-12-01T09:00:00Z","not_after":"2026-12-01T11:00:00Z"}`),
+		ev("e17", "session.started", "s5", "frank", "human", `{"access_id":"acc-1"}`),
+		ev("e18", "command.executed", "s5", "frank", "human", `{"statement":"TRUNCATE t","statement_sha256":"ee","kind":"TRUNCATE"}`),
+	}
+	out := make([]compliance.Observed, len(evs))
+	for i, e := range evs {
+		out[i] = compliance.Observed{Index: uint64(100 + i), Event: e}
+	}
+	return out
+}
+
+func TestAssertionsFindExceptions(t *testing.T) {
+	fw, err := compliance.Load("iso27001-2022")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := compliance.Assert(fw.Expectations, assertLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// index:exception per control, in index order ("-" for none).
+	want := map[string]string{
+		"5.3":  "100:- 104:" + compliance.ExDecidedByRequest + " 114:-",
+		"8.2":  "102:- 103:" + compliance.ExNoGrant + " 106:" + compliance.ExNoGrant + " 118:-",
+		"8.3":  "107:" + compliance.ExNoRule + " 108:-",
+		"8.11": "109:" + compliance.ExUnmasked + " 111:-",
+		"8.32": "102:- 103:" + compliance.ExNoApproval + " 106:" + compliance.ExSelfApproved + " 118:" + compliance.ExNoApproval,
+	}
+	results := map[string]string{"5.3": compliance.Exceptions, "8.2": compliance.Exceptions, "8.3": compliance.Exceptions, "8.11": compliance.Exceptions, "8.32": compliance.Exceptions}
+	if len(got) != len(want) {
+		t.Fatalf("%d assertions, want %d", len(got), len(want))
+	}
+	for _, a := range got {
+		var rows []string
+		for _, r := range a.Rows {
+			ex := r.Exception
+			if ex == "" {
+				ex = "-"
+			}
+			rows = append(rows, fmt.Sprintf("%d:%s", r.Index, ex))
+		}
+		if g := strings.Join(rows, " "); g != want[a.Control] {
+			t.Errorf("%s (%s):\n got %s\nwant %s", a.Control, a.Check, g, want[a.Control])
+		}
+		if a.Result != results[a.Control] {
+			t.Errorf("%s: result %q, want %q", a.Control, a.Result, results[a.Control])
+		}
+	}
+	// The expired request shows as expired, not approved by "approvals";
+	// the exception names the event, session and actor as recorded.
+	for _, r := range got[0].Rows {
+		if r.Index == 114 && r.Item != "expired: no one decided" {
+			t.Errorf("the expired request reads %q", r.Item)
+		}
+		if r.Index == 104 && (r.SessionID != "s3" || r.Actor != "dave" || r.Evidence == nil || *r.Evidence != 105) {
+			t.Errorf("the self-approval row %+v", r)
+		}
+	}
+	// Nothing happened: not observed, never effective.
+	none, _ := compliance.Assert(fw.Expectations, nil)
+	for _, a := range none {
+		if a.Result != compliance.NotObserved {
+			t.Errorf("%s with no events: %s", a.Control, a.Result)
+		}
+	}
+}
+
+// The operator's expectations replace the defaults: without
+// approvals_cover, an approved change outside a grant is an exception.
+func TestOperatorExpectations(t *testing.T) {
+	x, err := compliance.ParseExpectations("mine.yaml", []byte(`version: 1
+controls:
+  - control: "8.2"
+    check: privileged-sessions-granted
+    statement: Every privileged session ran under a grant.
+    kinds: [ALTER, CREATE, DROP, TRUNCATE]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := compliance.Assert(x, assertLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Exceptions != 3 || got[0].Rows[3].Exception != "" {
+		t.Errorf("8.2 without approvals_cover: %+v", got)
+	}
+	for _, bad := range []string{
+		"version: 1\ncontrols:\n  - control: \"8.2\"\n    check: privileged-sessions-granted\n    statement: s\n",
+		"version: 1\ncontrols:\n  - control: \"8.2\"\n    check: everything-fine\n    statement: s\n",
+		"version: 1\ncontrols:\n  - control: \"8.11\"\n    check: columns-masked\n    statement: s\n    colums: [email]\n",
+		"version: 2\ncontrols: []\n",
+	} {
+		if _, err := compliance.ParseExpectations("bad.yaml", []byte(bad)); err == nil {
+			t.Errorf("accepted:\n%s", bad)
+		}
+	}
+}
