@@ -21,7 +21,7 @@ func TestCommandLineMistakes(t *testing.T) {
 		"verfy":                             `unknown command "verfy": did you mean "verify"?`,
 		"nosuch":                            `unknown command "nosuch"; see`, // no guess four edits away
 		"proof inclusoin":                   `unknown command "proof inclusoin": did you mean "proof inclusion"?`,
-		"bench":                             `"bench" needs a subcommand: bus, evidence, forward, ingest, ledger, proxy`,
+		"bench":                             `"bench" needs a subcommand: bus, evidence, forward, ingest, kube, ledger, proxy`,
 		"verify --stroe x":                  "verify: unknown flag --stroe: did you mean --store?",
 		"serve --confg x.yaml":              "serve: unknown flag --confg: did you mean --config?",
 		"checkpoint --store /nonexistent x": `checkpoint: unexpected argument "x"`,
