@@ -56,7 +56,7 @@ var users = []oidcdev.User{
 	{Name: "carol", Secret: "carol-secret", Email: "carol@example.com", Groups: []string{"auditor", "tenant:acme"}},
 	{Name: "alice", Secret: "alice-secret", Groups: []string{"dba", "tenant:acme"}}, // no role that reads
 	{Name: "gina", Secret: "gina-secret", Groups: []string{"auditor", "tenant:globex"}},
-	{Name: "bob", Secret: "bob-secret", Groups: []string{"approver", "dba", "tenant:acme", "target:*"}},
+	{Name: "bob", Secret: "bob-secret", Groups: []string{"approver", "auditor", "dba", "tenant:acme", "target:*"}},
 	{Name: "dave", Secret: "dave-secret", Groups: []string{"approver", "dba", "tenant:acme", "target:*"}}, // a reviewer who also asks
 }
 

@@ -26,11 +26,7 @@ import (
 func TestInbox(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
-	daveTok, err := identity.ClientCredentialsToken(ctx, f.idp.Issuer, "dave", "dave-secret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dave, err := f.auth.Authenticate(ctx, "", daveTok)
+	dave, err := f.auth.Authenticate(ctx, "", mustToken(t, f, "dave", "dave-secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,4 +195,15 @@ func post(t *testing.T, cl *http.Client, u string, form url.Values, hx bool) (in
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// mustToken is user's access token from the provider (client
+// credentials, as the development provider grants its users).
+func mustToken(t *testing.T, f *fixture, user, secret string) string {
+	t.Helper()
+	tok, err := identity.ClientCredentialsToken(t.Context(), f.idp.Issuer, user, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
