@@ -592,8 +592,11 @@ func (a *api) accessed(r *http.Request, tenant string, payload map[string]any) e
 // is sent: if any is not, the read is refused.
 func (a *api) accessedParts(r *http.Request, parts []part) error {
 	v, _ := r.Context().Value(viewKey{}).(*View)
+	var who string
 	if v != nil {
-		if parts = v.unseen(parts); len(parts) == 0 {
+		actor := actorOf(r.Context())
+		who = actor.Issuer + "\x00" + actor.Subject
+		if parts = v.unseen(who, parts); len(parts) == 0 {
 			return nil
 		}
 	}
@@ -635,7 +638,7 @@ wait:
 		return fmt.Errorf("%w: %v", errNotAudited, failed)
 	}
 	if v != nil {
-		v.saw(parts)
+		v.saw(who, parts)
 	}
 	return nil
 }
@@ -648,7 +651,7 @@ wait:
 // authorised and scoped as ever; a poll that shows something new (an id
 // not yet recorded, another tenant, another filter) records it. Only a
 // caller in the same process can attach a View (a context value): no HTTP
-// client can.
+// client can. What one person's read recorded spares no other person's.
 type View struct {
 	mu   sync.Mutex
 	seen map[string]bool
@@ -664,15 +667,15 @@ func WithView(ctx context.Context, v *View) context.Context {
 	return context.WithValue(ctx, viewKey{}, v)
 }
 
-// viewKeys are the keys of part p in a View: its tenant, resource and
-// filter, and each id it lists; ok is false for a read that lists no ids
-// (recorded every time).
-func viewKeys(p part) (keys []string, ok bool) {
+// viewKeys are the keys of part p read by who in a View: its reader,
+// tenant, resource and filter, and each id it lists; ok is false for a
+// read that lists no ids (recorded every time).
+func viewKeys(who string, p part) (keys []string, ok bool) {
 	ids, ok := p.payload["ids"].([]string)
 	if !ok {
 		return nil, false
 	}
-	group := fmt.Sprintf("%s\x00%v\x00%v", p.tenant, p.payload["resource"], p.payload["status_filter"])
+	group := fmt.Sprintf("%s\x00%s\x00%v\x00%v", who, p.tenant, p.payload["resource"], p.payload["status_filter"])
 	keys = append(keys, group)
 	for _, id := range ids {
 		keys = append(keys, group+"\x00"+id)
@@ -681,12 +684,12 @@ func viewKeys(p part) (keys []string, ok bool) {
 }
 
 // unseen are the parts v has not recorded yet.
-func (v *View) unseen(parts []part) []part {
+func (v *View) unseen(who string, parts []part) []part {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var out []part
 	for _, p := range parts {
-		keys, ok := viewKeys(p)
+		keys, ok := viewKeys(who, p)
 		if !ok || !allSeen(v.seen, keys) {
 			out = append(out, p)
 		}
@@ -704,11 +707,11 @@ func allSeen(seen map[string]bool, keys []string) bool {
 }
 
 // saw notes parts as recorded in v.
-func (v *View) saw(parts []part) {
+func (v *View) saw(who string, parts []part) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, p := range parts {
-		keys, _ := viewKeys(p)
+		keys, _ := viewKeys(who, p)
 		for _, k := range keys {
 			v.seen[k] = true
 		}
