@@ -2,19 +2,29 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/pgproxy"
+	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/pgtest"
 )
 
 // TestInbox: a reviewer's inbox lists the pending approvals (statement,
@@ -206,4 +216,90 @@ func mustToken(t *testing.T, f *fixture, user, secret string) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// TestInboxReleasesPsql: psql through the PostgreSQL gateway runs a
+// statement its policy holds for approval; a reviewer approves it in the
+// inbox and the waiting psql finishes, the statement run.
+func TestInboxReleasesPsql(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	pg := pgtest.StartT(t)
+	db := pg.NewDatabase(t)
+	conn, err := pgx.Connect(ctx, pg.DSN(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE TABLE orders (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := pgproxy.ParsePolicy("policy.yaml", []byte("version: 1\napprove:\n  - id: schema-change\n    kinds: [ALTER]\n    groups: [dba]\n    timeout: 5m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	em, err := emitter.New(emitter.Config{JetStream: f.js, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	keys, err := piikeys.Open(ctx, f.js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pgproxy.New(pgproxy.Config{Target: "orders", Tenant: "acme", Auth: f.auth, Policy: pol, Approvals: f.approvals, Emitter: em, Keys: keys, Upstream: pg.DSN(db)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(pctx, ln) }()
+	defer func() { cancel(); <-served }()
+
+	host, port, _ := strings.Cut(ln.Addr().String(), ":")
+	stmt := "ALTER TABLE orders ADD COLUMN note text"
+	cmd := exec.Command("psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", stmt, "host="+host+" port="+port+" user=dave dbname="+db+" sslmode=disable")
+	cmd.Env = append(cmd.Environ(), "PGPASSWORD="+mustToken(t, f, "dave", "dave-secret"))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var held *approvals.Request
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		list, err := f.approvals.List(ctx, approvals.Pending)
+		if err != nil {
+			return err
+		}
+		if len(list) != 1 {
+			return fmt.Errorf("%d pending approvals, want 1 (psql: %s)", len(list), out.String())
+		}
+		held = list[0]
+		return nil
+	})
+
+	bob := f.signIn(t, "bob", "bob-secret")
+	code, body := get(t, bob, f.srv.URL+"/console/inbox")
+	if code != 200 || !strings.Contains(body, stmt) || !strings.Contains(body, approvals.Digest(stmt)) {
+		t.Fatalf("the inbox: %d %s", code, body)
+	}
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+	view := regexp.MustCompile(`name="view" value="([^"]+)"`).FindStringSubmatch(body)
+	code, frag := post(t, bob, f.srv.URL+"/console/approvals/"+held.ID, url.Values{"csrf": {csrf[1]}, "view": {view[1]}, "decision": {"approve"}, "reason": {"CHG-8"}}, true)
+	if code != 200 || !strings.Contains(frag, "approved") {
+		t.Fatalf("approving: %d %s", code, frag)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("psql after the approval in the inbox: %v\n%s", err, out.String())
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'note'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the approved statement did not run: %d %v (psql: %s)", n, err, out.String())
+	}
 }
