@@ -229,3 +229,15 @@ func (f *fixture) recorded(typ events.Type) []natstest.Stored {
 	}
 	return out
 }
+
+// waitRecorded waits for an event of type typ holding s: refusals are
+// recorded without holding the answer.
+func (f *fixture) waitRecorded(t *testing.T, typ events.Type, s string) {
+	t.Helper()
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if countContaining(f.recorded(typ), s) == 0 {
+			return fmt.Errorf("no %s holding %q recorded", typ, s)
+		}
+		return nil
+	})
+}

@@ -130,9 +130,7 @@ func TestInbox(t *testing.T) {
 	if got := <-granted; got == nil || got.Status != approvals.Granted || got.Decider == nil || got.Decider.Subject != "bob" || got.Reason != "CHG-7 reviewed" {
 		t.Fatalf("the proxy awaiting %s got %+v", held.ID, got)
 	}
-	if !slicesContain(f.recorded(events.ApprovalGranted), held.ID) {
-		t.Fatal("the grant is not recorded")
-	}
+	f.waitRecorded(t, events.ApprovalGranted, held.ID)
 	// A denial needs a reason: the API's refusal, shown in place.
 	if code, frag := post(t, bob, f.srv.URL+"/console/approvals/"+third.ID, url.Values{"csrf": {csrf[1]}, "view": {view[1]}, "decision": {"deny"}}, true); code != 200 ||
 		!strings.Contains(frag, "not decided: bad request: a denial needs a reason") || !strings.Contains(frag, `id="approval-`+third.ID+`"`) {
@@ -151,9 +149,7 @@ func TestInbox(t *testing.T) {
 	if code != 403 || !strings.Contains(page, "cannot decide their own") {
 		t.Fatalf("a self-approval: %d %s", code, page)
 	}
-	if !slicesContain(f.recorded(events.CommandBlocked), "cannot decide their own") {
-		t.Fatal("the self-approval refusal is not recorded")
-	}
+	f.waitRecorded(t, events.CommandBlocked, "cannot decide their own")
 	// Carol (auditor, no target scope) sees an inbox without the
 	// approvals held on targets outside her scope, and may not decide.
 	carol := f.signIn(t, "carol", "carol-secret")
