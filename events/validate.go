@@ -94,6 +94,15 @@ func decodeError(err error) error {
 		switch {
 		case se.Err != nil && strings.Contains(se.Err.Error(), "unknown object member"):
 			return invalid(field, "unknown field (schema version %d has no such member)", Version)
+		case field == "time" && se.JSONKind == '"':
+			// time.Time's own parser: RFC 3339, and never second 60.
+			why := "invalid"
+			if se.Err != nil {
+				why = se.Err.Error()
+			}
+			return invalid(field, "not an RFC 3339 date-time this format accepts (a leap second, second 60, is refused: docs/FORMAT.md §1): %s", why)
+		case se.JSONKind == '0' && se.GoType != nil && strings.Contains(se.GoType.Kind().String(), "int"):
+			return invalid(field, "expected an integer written as digits only (a fraction or exponent, 1.0 or 1e0, is refused: docs/FORMAT.md §1)")
 		case se.GoType != nil && se.JSONKind != 0:
 			reason = fmt.Sprintf("expected %s, found JSON %s", goKind(se.GoType.Kind().String()), kindName(se.JSONKind))
 		case se.Err != nil:

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/kubegateway"
@@ -65,6 +68,8 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 	cfg.API.Listen = d.apiAddr
 	cfg.API.Console.ClientID = devConsoleClient
 	cfg.API.EvidenceKey, cfg.API.EvidenceDir, cfg.API.LogVKey = filepath.Join(keys, "evidence"), filepath.Join(d.data, "evidence"), filepath.Join(keys, "ledger.vkey")
+	// Identity snapshots from the development provider's SCIM service.
+	cfg.API.Directory.SCIMURL, cfg.API.Directory.SCIMTokenFile = d.issuer+"/scim/v2", filepath.Join(keys, "scim-token")
 	cfg.Approvals.Key, cfg.Approvals.VKey = filepath.Join(keys, "approvals.key"), filepath.Join(keys, "approvals.vkey")
 	cfg.ProducerKey = filepath.Join(keys, "producer.key")
 	// The API applies the access rules of the first policy given (a
@@ -204,4 +209,21 @@ func oidcDev(c *cobra.Command) cli.Run {
 		<-ctx.Done()
 		return nil
 	}
+}
+
+// devSCIMToken reads the development provider's SCIM bearer token from
+// path, or makes one there (mode 0600).
+func devSCIMToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	tok := detect.RandomHex(32)
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keeping the SCIM token: %w", err)
+	}
+	return tok, nil
 }

@@ -69,6 +69,11 @@ type Config struct {
 	// (S256) and to its redirect URIs. Their tokens carry Audience and
 	// the client's ID in aud.
 	LoginClients []LoginClient
+	// SCIMToken, if set, serves the users and their groups over SCIM 2.0
+	// (scim.go) at <issuer>/scim/v2 to clients sending it as a bearer
+	// token; SCIMPageSize bounds a page (0: 100).
+	SCIMToken    string
+	SCIMPageSize int
 }
 
 // LoginClient is a browser application signing people in.
@@ -116,7 +121,11 @@ func New(cfg Config) (*Provider, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/", p)
 	mux.HandleFunc("/login", st.loginPage(cfg.Issuer+"/authorize/callback?id="))
-	return &Provider{st: st, h: mux}, nil
+	pr := &Provider{st: st, h: mux}
+	if scim := pr.scimHandler(); scim != nil {
+		mux.Handle("/scim/v2/", scim)
+	}
+	return pr, nil
 }
 
 // Provider is a running development provider.
@@ -125,8 +134,8 @@ type Provider struct {
 	h  http.Handler
 }
 
-// Handler serves discovery, keys, the token endpoint, and the login
-// page of the authorization code flow.
+// Handler serves discovery, keys, the token endpoint, the login page of
+// the authorization code flow, and SCIM when Config.SCIMToken is set.
 func (p *Provider) Handler() http.Handler { return p.h }
 
 // storage is the in-memory op.Storage: clients are the configured users;

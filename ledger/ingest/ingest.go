@@ -84,6 +84,11 @@ type Config struct {
 	// Lease, if set, is asked before every write to the store; nil means
 	// this ingester is surely the only writer.
 	Lease Lease
+	// Clock, if set, is read when the ingester starts and every
+	// ClockEvery (zero means an hour) after, each reading sealed as a
+	// ledger.clock.status record (docs/FORMAT.md §2.1).
+	Clock      func() ledger.ClockStatus
+	ClockEvery time.Duration
 }
 
 // Lease is the writer's hold on its log.
@@ -133,6 +138,8 @@ type Ingester struct {
 	live      liveMessages // the publisher's
 	seen      *seenIndex
 	Stats     Stats
+	// nextClock is when the clock is read and sealed next (Config.Clock).
+	nextClock time.Time
 }
 
 // resetConsumer (re)creates the durable consumer to deliver from in.next.
@@ -329,9 +336,16 @@ func (in *Ingester) consume(ctx context.Context) error {
 	var deadline time.Time
 	held := 0 // events in msgs: a batch message holds many
 	for ctx.Err() == nil {
+		if len(msgs) == 0 {
+			if err := in.sealClock(ctx); err != nil {
+				return err
+			}
+		}
 		wait := idleWait
 		if len(msgs) > 0 {
 			wait = time.Until(deadline)
+		} else if in.cfg.Clock != nil {
+			wait = max(min(wait, time.Until(in.nextClock)), time.Millisecond)
 		}
 		var m jetstream.Msg
 		if wait > 0 {
@@ -366,6 +380,47 @@ func (in *Ingester) consume(ctx context.Context) error {
 			msgs, held = msgs[:0], 0
 		}
 	}
+	return nil
+}
+
+// sealClock seals a ledger.clock.status record when one is due: the
+// first time it is asked, then every Config.ClockEvery. Between batches
+// only, so that it never splits the events of one.
+func (in *Ingester) sealClock(ctx context.Context) error {
+	if in.cfg.Clock == nil || time.Now().Before(in.nextClock) {
+		return nil
+	}
+	every := in.cfg.ClockEvery
+	if every <= 0 {
+		every = time.Hour
+	}
+	st := in.cfg.Clock()
+	if in.cfg.Lease != nil {
+		if err := in.cfg.Lease.Wait(ctx); err != nil {
+			return fmt.Errorf("ingest: not sealing the clock's status: %w", err)
+		}
+	}
+	l := in.cfg.Log
+	e, err := ledger.ClockEntry(l.Origin(), l.Size(), st, time.Now())
+	if err != nil {
+		return err
+	}
+	if _, err := l.Append(ctx, []ledger.Entry{e}); err != nil {
+		if errors.Is(err, ledger.ErrFenced) {
+			return fmt.Errorf("ingest: %w", err)
+		}
+		// The store's trouble: the next batch's seal reports and retries
+		// it; the clock is read again at the next turn.
+		in.cfg.Logger.Warn("sealing the clock's status failed; retrying", "err", err)
+		in.nextClock = time.Now().Add(time.Second)
+		return nil
+	}
+	in.nextClock = time.Now().Add(every)
+	if !st.Synchronised {
+		in.cfg.Logger.Warn("the clock is not synchronised to a time source: record times are the writer's unsynchronised clock",
+			"maxerror_us", st.MaxErrorMicros, "read_error", st.ReadError)
+	}
+	in.queue(ctx, publication{end: l.Size()})
 	return nil
 }
 
@@ -707,6 +762,9 @@ func (in *Ingester) checkBatched(raw []byte, token string) (*events.Event, error
 	if err != nil {
 		return nil, err
 	}
+	if err := notLegacy(raw); err != nil {
+		return nil, err
+	}
 	if ev.Type.Ledger() {
 		return nil, fmt.Errorf("type %s is recorded by the ledger itself, never by a producer", ev.Type)
 	}
@@ -720,6 +778,16 @@ func (in *Ingester) checkBatched(raw []byte, token string) (*events.Event, error
 		return nil, fmt.Errorf("%w: none (events in a batch carry none), and this ledger requires every event to be signed by its producer", ledger.ErrProducer)
 	}
 	return ev, nil
+}
+
+// notLegacy refuses an event in a legacy form (events.Legacy): verify
+// accepts it in records sealed before, the writer seals none now
+// (docs/FORMAT.md §1).
+func notLegacy(raw []byte) error {
+	if form := events.Legacy(raw); form != "" {
+		return fmt.Errorf("%w: %s; this release's producers write neither session member outside a session (upgrade the producer)", events.ErrInvalid, form)
+	}
+	return nil
 }
 
 // recordedBy refuses an event of a type only the admin's commands record
@@ -736,6 +804,9 @@ func recordedBy(ev *events.Event) error {
 func (in *Ingester) check(m jetstream.Msg) (*events.Event, *ledger.ProducerSig, error) {
 	ev, err := events.ParseShared(m.Data()) // sealed as it is: nothing changes it
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := notLegacy(m.Data()); err != nil {
 		return nil, nil, err
 	}
 	if ev.Type.Ledger() {
