@@ -107,6 +107,11 @@ const (
 	// a tenant's identities held in a period (an access review): the
 	// period, the counts and the SHA-256 of the listing signed off.
 	AccessReviewed Type = "access.reviewed"
+	// SSHCertificateIssued is an SSH user certificate the SSH gateway
+	// issued for an OIDC token. Earlier releases recorded it as
+	// access.granted with grant "ssh-user-certificate" (docs/FORMAT.md
+	// §1.1), a form still read.
+	SSHCertificateIssued Type = "ssh.certificate.issued"
 )
 
 // Catalog lists every known type in catalog order.
@@ -120,7 +125,7 @@ var Catalog = []Type{
 	LegalHoldReleased,
 	ErasureRequested, ErasurePerformed, ErasureRefused, SubjectHoldSet, SubjectHoldReleased,
 	AccessRequested, AccessApproved, AccessDenied, AccessExpired,
-	AlertRaised, AccessReviewed,
+	AlertRaised, AccessReviewed, SSHCertificateIssued,
 }
 
 var known = func() map[Type]bool {

@@ -82,6 +82,7 @@ func commandTable() []command {
 		{"bench read", "measure the read path: projection rebuild, projector lag, API latency", bench.Read},
 		{"bench evidence", "measure building and verifying an evidence bundle (time, peak memory)", bench.Evidence},
 		{"bench ssh", "measure the SSH gateway: bulk output and keystroke echo, directly and through it", bench.SSH},
+		{"bench kube", "measure the Kubernetes gateway: kubectl get and list latency, exec throughput, directly and through it", bench.Kube},
 		{"bench forward", "measure the SIEM forwarders: backlog events/s, sealed→received latency", bench.Forward},
 		{"version", "print the version, source revision and Go toolchain of this binary", versionCmd},
 		{"man", "write a man page for every command into a directory", manCmd},

@@ -43,7 +43,11 @@ type apiRole struct {
 	// to just-in-time access requests (the gateways' policy files name
 	// the same rules); empty: access requests are answered 503.
 	AccessPolicy string `yaml:"access_policy"`
-	EvidenceKey  string `yaml:"evidence_key"`
+	// AccessPeers are the instance names of the other api instances
+	// (signing grants with the same approvals.key): access reviews
+	// count their grants too. This instance's always count.
+	AccessPeers []string `yaml:"access_peers"`
+	EvidenceKey string   `yaml:"evidence_key"`
 	// Console serves the web console at /console/ (services/console)
 	// when ClientID is set: the console's client at the OpenID provider
 	// (oidc.issuer), public (PKCE) or with ClientSecret; URL is its
@@ -308,7 +312,7 @@ func (c *apiRole) accessBroker(ctx context.Context, e *env, p *producer, log *sl
 		return nil, fmt.Errorf("approvals.key: %w", err)
 	}
 	return access.New(bctx, access.Config{JetStream: p.js, Emitter: p.em, Source: events.Source{Kind: "api", Instance: e.cfg.instanceName()},
-		Signer: signer, Rules: rules, Create: true, Replicas: e.cfg.NATS.Replicas, Logger: log})
+		Signer: signer, Rules: rules, Peers: c.AccessPeers, Create: true, Replicas: e.cfg.NATS.Replicas, Logger: log})
 }
 
 // sweepAccess expires pending requests and ended grants every few

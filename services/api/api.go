@@ -217,6 +217,11 @@ func (a *api) router() chi.Router {
 			r.Post("/access-requests/{id}/deny", a.decideAccess("deny"))
 			r.Post("/access-requests/{id}/revoke", a.decideAccess("revoke"))
 		})
+		// Access reviews: the listing for those who see access
+		// requests, the sign-off for approvers and security
+		// (accessreview.go).
+		r.With(a.require(Approver, Security, Auditor), a.needsAccess, a.needsReadPath).Get("/access-reviews", a.listAccessReview)
+		r.With(a.require(Approver, Security), a.needsAccess, a.needsReadPath).Post("/access-reviews", a.signOffAccessReview)
 		// The read path: the projection, for auditors and security.
 		r.Group(func(r chi.Router) {
 			r.Use(a.require(Auditor, Security), a.needsReadPath)
@@ -278,7 +283,7 @@ func status(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, access.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, access.ErrState):
+	case errors.Is(err, access.ErrState), errors.Is(err, errListingChanged):
 		return http.StatusConflict
 	case errors.Is(err, errNoAccess), errors.Is(err, access.ErrNoKey):
 		return http.StatusServiceUnavailable
@@ -733,6 +738,22 @@ func (a *api) recordAsync(r *http.Request, t events.Type, actor events.Actor, te
 	if err != nil {
 		a.cfg.Logger.Error("event not recorded", "type", t, "err", err)
 	}
+}
+
+// decodeBody decodes a JSON body of at most 8 KiB into v, refusing
+// unknown members; on failure it answers 400, naming the form wanted
+// (send, when not empty), and returns false.
+func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, v any, send string) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if send != "" {
+			err = fmt.Errorf("%v (send %s)", err, send)
+		}
+		a.fail(w, r, fmt.Errorf("%w: body: %v", errBadRequest, err))
+		return false
+	}
+	return true
 }
 
 // Decision is the body of approve and deny.

@@ -65,6 +65,7 @@ const (
 	BodyLabel     = "auditledger body v1\n"     // an HTTP request body, as received
 	ResponseLabel = "auditledger response v1\n" // a result as the client received it
 	CopyLabel     = "auditledger copy v1\n"     // COPY FROM STDIN data a client sent
+	FileLabel     = "auditledger file v1\n"     // a file's bytes, read from or written to a target (sftp, kubectl cp)
 )
 
 // KeyedDigest is "hmac:" and the lower-case hex of HMAC-SHA-256(key,

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"unicode/utf8"
 )
 
@@ -197,6 +198,9 @@ type cell struct {
 	n  int8
 }
 
+// maxLine bounds the cells of a line an insertion of blanks grows it to.
+const maxLine = 64 << 10
+
 // lineEditor applies the edits of the current line: the line as cells and
 // the cursor; flush appends the line as it ends up to the rendering.
 type lineEditor struct {
@@ -227,13 +231,12 @@ func (e *lineEditor) put(c cell) {
 	case e.cur == len(e.line):
 		e.line = append(e.line, c)
 	case e.keys:
-		e.line = append(e.line, cell{})
-		copy(e.line[e.cur+1:], e.line[e.cur:])
-		e.line[e.cur] = c
+		// Inserted between characters that were side by side: the raw
+		// bytes hold them unbroken, and are judged too.
+		e.r.hidden = true
+		e.line = slices.Insert(e.line, e.cur, c)
 	default:
-		if e.line[e.cur].n != 0 {
-			e.r.hidden = true // the character overwritten
-		}
+		e.r.hidden = true // the character or blank overwritten
 		e.line[e.cur] = c
 	}
 	e.cur++
@@ -347,14 +350,17 @@ func (e *lineEditor) escape(seq []byte, at int) {
 	case 'F':
 		e.cur = len(e.line)
 	case '@':
-		if count > len(e.line)+4096 {
-			return
+		// Blanks between characters that were side by side: the raw
+		// bytes are judged too. A line holds at most maxLine cells: an
+		// insertion adds no more than that, and none past it (blanks
+		// hold nothing; a stream of CSI 65536 @ must not grow the line
+		// without bound).
+		e.r.hidden = true
+		count = min(count, maxLine-len(e.line))
+		if count <= 0 || e.cur == len(e.line) {
+			return // past the line's end a blank changes nothing read
 		}
-		ins := make([]cell, count)
-		for k := range ins {
-			ins[k] = cell{lo: int32(at)}
-		}
-		e.line = append(e.line[:e.cur], append(ins, e.line[e.cur:]...)...)
+		e.line = slices.Insert(e.line, e.cur, slices.Repeat([]cell{{lo: int32(at)}}, count)...)
 	case 'P':
 		e.remove(e.cur, e.cur+count)
 	case 'K':

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +161,45 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 	st.Close()
 	if got, ps := recorded(t, b, 1); ps[0]["redacted"] != nil || !strings.Contains(string(got), "ls -la") {
 		t.Errorf("recorded %q, %v", got, ps[0]["redacted"])
+	}
+}
+
+// An edit that breaks a value the bytes hold whole (a character or blanks
+// inserted into it) leaves the bytes to be judged as they are: the value
+// is still replaced.
+func TestStreamJudgesBytesAnEditBreaks(t *testing.T) {
+	for _, c := range []struct{ name, stream, in string }{
+		{"typed into it", "stdin", "echo 4111111111111111" + strings.Repeat("\x1b[D", 8) + "x\r"},
+		{"blank inserted into it", "stdout", "4111111111111111\x1b[8D\x1b[1@x\r\n"},
+		{"overwritten after a CR", "stdout", "4111111111111111\rab\r\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := startBus(t, true)
+			g := newGateway(t, b.em, nil)
+			st := g.Session(events.Target{Kind: "ssh"}).Stream(c.stream, gateway.StreamConfig{FlushAfter: time.Hour})
+			st.Write([]byte(c.in))
+			st.Close()
+			got, _ := recorded(t, b, 1)
+			if strings.Contains(string(got), "41111111") {
+				t.Fatalf("recorded %q", got)
+			}
+		})
+	}
+}
+
+// Blanks inserted without end (CSI 65536 @ over and over, 9 bytes each)
+// grow a line no further than maxLine cells.
+func TestStreamInsertBounded(t *testing.T) {
+	b := startBus(t, true)
+	g := newGateway(t, b.em, nil)
+	st := g.Session(events.Target{Kind: "ssh"}).Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	before := m.TotalAlloc
+	st.Write([]byte("ab\x1b[D" + strings.Repeat("\x1b[65536@", 1300)))
+	st.Close()
+	runtime.ReadMemStats(&m)
+	if n := m.TotalAlloc - before; n > 256<<20 {
+		t.Errorf("12 KB of insertions allocated %d MiB", n>>20)
 	}
 }

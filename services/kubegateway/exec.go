@@ -149,6 +149,9 @@ func (p *Proxy) serveExec(w http.ResponseWriter, r *http.Request, x *exchange, c
 	u.Path, u.RawPath, u.RawQuery = r.URL.Path, r.URL.RawPath, r.URL.RawQuery
 	rel := &execRelay{p: p, x: x, url: &u}
 	w = lingering{w} // the hijacked connection closes without a reset
+	if kind == "exec" {
+		rel.archive = newArchiveTap(ctx, x.gs, r.URL.Query()["command"], id)
+	}
 	switch {
 	case wsstream.IsWebSocketRequest(r):
 		execWebSocket(w, r, rel, opts)
@@ -172,6 +175,9 @@ func (p *Proxy) serveExec(w http.ResponseWriter, r *http.Request, x *exchange, c
 		end["reason"] = "error"
 		end["detail"] = rel.err.Error()
 	}
+	for k, v := range rel.archive.wait() {
+		end[k] = v
+	}
 	x.gs.End(context.WithoutCancel(ctx), end)
 }
 
@@ -186,6 +192,7 @@ type execRelay struct {
 	err     error
 	exit    int // the exit status the error channel reported; -1: none
 	in, out atomic.Int64
+	archive *archiveTap // the tar archive the exec moves (kubectl cp), or nil
 }
 
 // ExecInContainer relays the client's streams to the API server's exec.
@@ -206,10 +213,10 @@ func (e *execRelay) ExecInContainer(ctx context.Context, _, _, _ string, _ []str
 	}()
 	opts := remotecommand.StreamOptions{Tty: tty}
 	if in != nil {
-		opts.Stdin = io.TeeReader(in, counted{rec("stdin"), &e.in})
+		opts.Stdin = io.TeeReader(in, counted{e.archive.tap("stdin", rec("stdin")), &e.in})
 	}
 	if out != nil {
-		opts.Stdout = io.MultiWriter(out, counted{rec("stdout"), &e.out})
+		opts.Stdout = io.MultiWriter(out, counted{e.archive.tap("stdout", rec("stdout")), &e.out})
 	}
 	if errw != nil {
 		opts.Stderr = io.MultiWriter(errw, counted{rec("stderr"), &e.out})

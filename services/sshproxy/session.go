@@ -32,7 +32,7 @@ func newEd25519Signer() (ssh.Signer, error) {
 // output stream (session.ended); FileLabel of a file's contents (sftp).
 const (
 	StreamLabel = "auditledger ssh stream v1\n"
-	FileLabel   = "auditledger file v1\n"
+	FileLabel   = gateway.FileLabel
 )
 
 // ReasonClientGone is session.ended's reason when the client closed the

@@ -335,7 +335,7 @@ func (e *shellEnv) wordValues(w *syntax.Word) ([]string, bool) {
 	if vs, ok := wordValues(w); ok {
 		return vs, true
 	}
-	if e == nil || !expands(w) {
+	if e == nil || !e.expands(w) {
 		return nil, false
 	}
 	e.miss, e.uses = false, nil
@@ -350,13 +350,42 @@ func (e *shellEnv) wordValues(w *syntax.Word) ([]string, bool) {
 }
 
 // expands reports whether w holds only parts expand.Literal resolves
-// from the script's text: literals, quotes, plain parameter expansions
-// and arithmetic (no command or process substitution, no extglob).
-func expands(w *syntax.Word) bool {
-	ok := true
+// from the script's text — literals, quotes, parameter expansions of
+// names and arithmetic (no command or process substitution, no extglob,
+// no indirection) — and whether what it makes is bounded before it is
+// made: at most maxAssigned bytes, each expansion counted at its
+// variable's length, a replacement (${a//x/y}) at that times the
+// replacement's length plus one, which must then be a literal (a
+// replacement holding expansions, nested, would grow as a power).
+func (e *shellEnv) expands(w *syntax.Word) bool {
+	ok, size := true, 0
 	syntax.Walk(w, func(n syntax.Node) bool {
-		switch n.(type) {
+		switch n := n.(type) {
 		case *syntax.CmdSubst, *syntax.ProcSubst, *syntax.ExtGlob:
+			ok = false
+		case *syntax.Lit:
+			size += len(n.Value)
+		case *syntax.ParamExp:
+			if n.Param == nil || n.Excl || n.Names != 0 || n.NestedParam != nil {
+				ok = false
+				break
+			}
+			v := len(e.vars[n.Param.Value])
+			if n.Repl != nil {
+				with := ""
+				if n.Repl.With != nil {
+					vs, lit := wordValues(n.Repl.With)
+					if !lit || len(vs) != 1 {
+						ok = false
+						break
+					}
+					with = vs[0]
+				}
+				v *= len(with) + 1
+			}
+			size += v
+		}
+		if size > maxAssigned {
 			ok = false
 		}
 		return ok
