@@ -21,6 +21,8 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/access"
+	"github.com/auditledger/auditledger/services/approvals"
 )
 
 // TestBrowser drives headless Chromium (Debian's chromium, which .ci/run
@@ -262,6 +264,58 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("after sign-out: %s", s)
 	}
 	axe("a refusal")
+
+	// The reviewers' inbox: bob signs in; a statement a proxy holds
+	// appears by itself (htmx polls the pending list); he approves it in
+	// place and the proxy awaiting it is granted.
+	dave, err := f.auth.Authenticate(t.Context(), "", mustToken(t, f, "dave", "dave-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := func(statement string) *approvals.Request {
+		r := &approvals.Request{ID: approvals.NewID(), Tenant: "acme", Rule: "ddl-needs-approval", Requester: dave, Target: events.Target{Kind: "postgres", Name: "orders"},
+			SessionID: "pg-s9", Statement: statement, RequestedAt: time.Now().UTC(), ExpiresAt: time.Now().Add(30 * time.Minute).UTC()}
+		if err := f.approvals.Open(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	first := hold("ALTER TABLE customers ADD COLUMN note text")
+	if _, err := f.access.Request(t.Context(), access.Ask{Tenant: "acme", Requester: dave, Target: "orders", Duration: 2 * time.Hour, Reason: "INC-77 restore orders"}); err != nil {
+		t.Fatal(err)
+	}
+	run("bob signs in", chromedp.Navigate(f.srv.URL+"/console/login"), chromedp.WaitVisible(css(`#username`)), chromedp.SendKeys(css(`#username`), "bob"),
+		chromedp.SendKeys(css(`#password`), "bob-secret"), chromedp.Click(css(`button[type=submit]`)), chromedp.WaitVisible(css(`#results`)))
+	accessed = len(f.recorded(events.AuditAccessed))
+	run("inbox", chromedp.Click(`//nav//a[text()="Inbox"]`, chromedp.NodeVisible), chromedp.WaitVisible(css(`#approval-`+first.ID)))
+	live := hold("UPDATE orders SET status = 'held' WHERE id = 42")
+	run("live update", chromedp.WaitVisible(css(`#approval-`+live.ID)))
+	run("type a reason", chromedp.SendKeys(css(`#reason-`+live.ID), "CHG-9 reviewed"))
+	shot("inbox", true)
+	axe("the inbox")
+	granted := make(chan *approvals.Request, 1)
+	go func() {
+		got, err := f.approvals.Await(ctx, live)
+		if err != nil {
+			t.Errorf("await: %v", err)
+		}
+		granted <- got
+	}()
+	run("approve", chromedp.Click(css(`#approval-`+live.ID+` button[value=approve]`)), chromedp.WaitVisible(css(`#notice`)))
+	if s := text(`#notice`); s != "Approval "+live.ID+": approved" {
+		t.Fatalf("after approving in the page: %q", s)
+	}
+	if got := <-granted; got == nil || got.Status != approvals.Granted || got.Decider == nil || got.Decider.Subject != "bob" || got.Reason != "CHG-9 reviewed" {
+		t.Fatalf("the proxy awaiting %s got %+v", live.ID, got)
+	}
+	if s := text(`#pending`); strings.Contains(s, live.Statement) || !strings.Contains(s, first.Statement) {
+		t.Fatalf("the inbox after the approval: %s", s)
+	}
+	// The view recorded its two lists, and the poll that showed the new
+	// approval recorded that; no other poll recorded anything.
+	if n := len(f.recorded(events.AuditAccessed)) - accessed; n != 3 {
+		t.Fatalf("%d audit.accessed for the inbox view and its polls, want 3", n)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	// The 401 of the last page is logged by the browser as a failed

@@ -95,6 +95,7 @@ type session struct {
 	token   string
 	expires time.Time
 	csrf    string
+	views   map[string]*api.View // the inbox's page views, for their polls (guarded by Console.mu)
 }
 
 type pendingLogin struct {
@@ -165,6 +166,10 @@ func (c *Console) router() chi.Router {
 			r.Get("/sessions", c.sessionsPage)
 			r.Get("/sessions/{tenant}/{id}", c.timelinePage)
 			r.Get("/export", c.export)
+			r.Get("/inbox", c.inboxPage)
+			r.Get("/inbox/pending", c.inboxFragment)
+			r.Post("/approvals/{id}", c.decide("approvals"))
+			r.Post("/access-requests/{id}", c.decide("access-requests"))
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -22,6 +22,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/projections"
+	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/console"
@@ -44,13 +45,29 @@ type fixture struct {
 	idp    *oidcdev.Server
 	js     jetstream.JetStream
 	stream func() []natstest.Stored
+	// The approvals broker (the API's, which also awaits as a proxy
+	// does), the access broker and the API's token verifier.
+	approvals *approvals.Broker
+	access    *access.Broker
+	auth      identity.Authenticator
 }
 
 var users = []oidcdev.User{
 	{Name: "carol", Secret: "carol-secret", Email: "carol@example.com", Groups: []string{"auditor", "tenant:acme"}},
 	{Name: "alice", Secret: "alice-secret", Groups: []string{"dba", "tenant:acme"}}, // no role that reads
 	{Name: "gina", Secret: "gina-secret", Groups: []string{"auditor", "tenant:globex"}},
+	{Name: "bob", Secret: "bob-secret", Groups: []string{"approver", "auditor", "dba", "tenant:acme", "target:*"}},
+	{Name: "dave", Secret: "dave-secret", Groups: []string{"approver", "dba", "tenant:acme", "target:*"}}, // a reviewer who also asks
 }
+
+// accessRules: access to orders, approved by dba.
+const accessRules = `version: 2
+access:
+  - id: prod
+    targets: [orders]
+    approvers: {groups: [dba]}
+    max_duration: 4h
+`
 
 // gatewayEvents are the sessions of every gateway, as their producers
 // record them (docs/FORMAT.md §1.1).
@@ -122,6 +139,14 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rules, err := access.ParseRules("access.yaml", []byte(accessRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab, err := access.New(t.Context(), access.Config{JetStream: js, Create: true, Signer: ledgertest.Signer(t, "console.test/access"), Emitter: em, Rules: rules, Source: events.Source{Kind: "api", Instance: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: users,
 		LoginClients: []oidcdev.LoginClient{{ID: "auditledger-console", RedirectGlobs: []string{"http://127.0.0.1:*/console/callback"}}}})
 	if err != nil {
@@ -132,7 +157,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.NewServer(api.Config{Auth: auth, Approvals: b, Emitter: em, DB: db, Tenant: "ops"})
+	h, err := api.NewServer(api.Config{Auth: auth, Approvals: b, Access: ab, Emitter: em, DB: db, Tenant: "ops"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +173,8 @@ func newFixture(t *testing.T) *fixture {
 	srv.Config.Handler = mux
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, idp: idp, js: js, stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) }}
+	return &fixture{srv: srv, idp: idp, js: js, stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) },
+		approvals: b, access: ab, auth: auth}
 }
 
 // signIn signs user in through the console and the provider's login
@@ -202,4 +228,16 @@ func (f *fixture) recorded(typ events.Type) []natstest.Stored {
 		}
 	}
 	return out
+}
+
+// waitRecorded waits for an event of type typ holding s: refusals are
+// recorded without holding the answer.
+func (f *fixture) waitRecorded(t *testing.T, typ events.Type, s string) {
+	t.Helper()
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if countContaining(f.recorded(typ), s) == 0 {
+			return fmt.Errorf("no %s holding %q recorded", typ, s)
+		}
+		return nil
+	})
 }

@@ -20,7 +20,9 @@ import (
 var templateFiles embed.FS
 
 var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
-	"time": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+	"time":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+	"until": until,
+	"dur":   func(s int64) string { return (time.Duration(s) * time.Second).String() },
 }).ParseFS(templateFiles, "templates/*.html"))
 
 // page is what every template gets.
@@ -38,6 +40,8 @@ type page struct {
 	// The timeline.
 	Tenant, SessionID string
 	Gaps              []api.Gap
+	// The inbox.
+	Inbox *inbox
 }
 
 type refusal struct {
