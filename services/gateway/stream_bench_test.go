@@ -69,3 +69,36 @@ func BenchmarkStreamBulk(b *testing.B) {
 	st.Close()
 	b.ReportMetric(float64((cpuTime()-t0).Microseconds())/(float64(n)/(1<<20)), "cpu-µs/MiB")
 }
+
+// A terminal typed in: each key recorded on the input stream and its echo
+// on the output stream, and both flushed as their timers would
+// (FlushAfter after the key), a shell prompt after each line. cpu-µs/key
+// is the process's user+system time per keystroke (rusage).
+func BenchmarkStreamKeystroke(b *testing.B) {
+	g, err := gateway.New(gateway.Config{Name: "benchgw", Kind: "test-gateway", Tenant: "acme", Emitter: discard{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	s := g.Session(events.Target{Kind: "ssh"})
+	s.Authenticated(alice)
+	in := s.Stream("stdin", gateway.StreamConfig{FlushAfter: time.Hour})
+	out := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+	line := []byte("grep -r needle /var/log/app | sort | uniq -c | head -20\r")
+	t0, n := cpuTime(), 0
+	for b.Loop() {
+		k := line[n%len(line) : n%len(line)+1]
+		in.Write(k)
+		if k[0] == '\r' {
+			out.Write([]byte("\r\n3 needle found\r\nalice@host:~$ "))
+		} else {
+			out.Write(k)
+		}
+		in.Flush()
+		out.Flush()
+		n++
+	}
+	in.Close()
+	out.Close()
+	b.ReportMetric(float64((cpuTime()-t0).Microseconds())/float64(n), "cpu-µs/key")
+}
