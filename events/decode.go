@@ -18,10 +18,17 @@ import (
 // uses json.Unmarshal, which names what is wrong. When it returns true,
 // the event is what json.Unmarshal would have decoded (FuzzDecodeFast and
 // TestDecodeFastMatchesJSON hold it to that).
-func decodeFast(b []byte) (*Event, bool) {
+func decodeFast(b []byte) (*Event, bool) { return decodeFastIn(b, false) }
+
+// decodeFastIn is decodeFast; shared: the event's strings and payload
+// view b itself instead of a copy (ParseShared).
+func decodeFastIn(b []byte, shared bool) (*Event, bool) {
 	// One copy of the event's bytes holds every string and the payload
 	// the event keeps, rather than an allocation for each.
-	s := scanner{b: b, arena: make([]byte, 0, len(b))}
+	s := scanner{b: b, shared: shared}
+	if !shared {
+		s.arena = make([]byte, 0, len(b))
+	}
 	s.space()
 	ev := new(Event)
 	ok := s.object(func(name string) bool {
@@ -137,12 +144,16 @@ type scanner struct {
 	// each is written once, then only read (a string views its bytes,
 	// the payload's capacity ends where its bytes do).
 	arena []byte
+	// shared: keep and keepBytes return what they are given, viewing
+	// the input (ParseShared).
+	shared bool
 }
 
-// keep returns a copy of v that does not alias the input.
+// keep returns a copy of v that does not alias the input (v itself when
+// shared).
 func (s *scanner) keep(v string) string {
-	if v == "" {
-		return ""
+	if v == "" || s.shared {
+		return v
 	}
 	if len(s.arena)+len(v) > cap(s.arena) {
 		return strings.Clone(v) // not reached: the arena is the input's size
@@ -155,6 +166,9 @@ func (s *scanner) keep(v string) string {
 // keepBytes returns a copy of v that does not alias the input; appending
 // to it copies it elsewhere.
 func (s *scanner) keepBytes(v []byte) []byte {
+	if s.shared {
+		return v[:len(v):len(v)]
+	}
 	if len(s.arena)+len(v) > cap(s.arena) {
 		return append([]byte(nil), v...)
 	}

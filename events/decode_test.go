@@ -17,6 +17,10 @@ import (
 func sameAsUnmarshal(t *testing.T, b []byte) bool {
 	t.Helper()
 	fast, ok := decodeFast(b)
+	// Viewing b instead of copying it (ParseShared) decodes the same.
+	if shared, sok := decodeFastIn(b, true); sok != ok || !reflect.DeepEqual(fast, shared) {
+		t.Fatalf("decodeFast shared took it %v, decoded\n%#v\ncopying took it %v, decoded\n%#v\nfrom %s", sok, shared, ok, fast, b)
+	}
 	if !ok {
 		return false
 	}

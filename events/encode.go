@@ -12,10 +12,12 @@ import (
 // third of its cost: every producer encodes each event once on its hot
 // path. ev must be valid (Validate), so that its strings are UTF-8.
 //
-// Like json.Marshal with this package's tags, it writes "session_seq":0
-// and "dev_identity":false when those are unset: v2's omitempty omits
-// only empty JSON values (null, "", {}, []), and readers have always
-// accepted both.
+// Like json.Marshal with this package's tags, it writes
+// "dev_identity":false when that is unset (v2's omitempty omits only
+// empty JSON values: null, "", {}, []), and omits session_seq when it is
+// 0 (omitzero): an event outside a session has neither session_id nor
+// session_seq (docs/FORMAT.md §1; "session_seq":0 alone is the legacy
+// form releases before wrote, which readers accept in sealed records).
 func (ev *Event) appendJSON(b []byte) ([]byte, error) {
 	var err error
 	str := func(name, s string) {
@@ -60,8 +62,10 @@ func (ev *Event) appendJSON(b []byte) ([]byte, error) {
 	if ev.SessionID != "" {
 		str(`,"session_id":`, ev.SessionID)
 	}
-	b = append(b, `,"session_seq":`...)
-	b = strconv.AppendUint(b, ev.SessionSeq, 10)
+	if ev.SessionSeq != 0 {
+		b = append(b, `,"session_seq":`...)
+		b = strconv.AppendUint(b, ev.SessionSeq, 10)
+	}
 	if t := ev.Target; t != nil {
 		str(`,"target":{"kind":`, t.Kind)
 		for _, f := range [...]struct{ name, v string }{{`,"name":`, t.Name}, {`,"host":`, t.Host}, {`,"database":`, t.Database}} {

@@ -46,14 +46,17 @@ const (
 	// AccessRequested, AccessApproved, AccessDenied and AccessExpired
 	// record a just-in-time access request's transitions (with
 	// AccessGranted and AccessRevoked).
-	AccessRequested     Type = "access.requested"
-	AccessApproved      Type = "access.approved"
-	AccessDenied        Type = "access.denied"
-	AccessExpired       Type = "access.expired"
-	AuthnSucceeded      Type = "authn.succeeded"
-	AuthnFailed         Type = "authn.failed"
-	AuditAccessed       Type = "audit.accessed"
-	EvidenceExported    Type = "evidence.exported"
+	AccessRequested  Type = "access.requested"
+	AccessApproved   Type = "access.approved"
+	AccessDenied     Type = "access.denied"
+	AccessExpired    Type = "access.expired"
+	AuthnSucceeded   Type = "authn.succeeded"
+	AuthnFailed      Type = "authn.failed"
+	AuditAccessed    Type = "audit.accessed"
+	EvidenceExported Type = "evidence.exported"
+	// LedgerSegmentSealed is reserved: no writer records it (a segment's
+	// sealing is its trailer, docs/FORMAT.md §4), and verify fails on a
+	// record of it.
 	LedgerSegmentSealed Type = "ledger.segment.sealed"
 	// LedgerGap records stream sequences that vanished from AUDIT_EVENTS
 	// before they were sealed.
@@ -75,6 +78,14 @@ const (
 	// for one tenant (or the default), sealed by the writer itself before
 	// the first segment the new retention applies to.
 	LedgerRetentionChanged Type = "ledger.retention.changed"
+	// LedgerClockStatus records the writer's clock: synchronised or not
+	// and its maximum error (adjtimex), at start and hourly, sealed by
+	// the writer itself.
+	LedgerClockStatus Type = "ledger.clock.status"
+	// IdentitySnapshot records the identity provider's users and groups
+	// (SCIM 2.0), or the identities and groups seen in tokens, at start
+	// and daily (services/directory).
+	IdentitySnapshot Type = "identity.snapshot"
 	// LegalHoldSet and LegalHoldReleased record an operator putting a
 	// range of the log's segments under legal hold, and releasing it.
 	LegalHoldSet      Type = "legal_hold.set"
@@ -96,6 +107,11 @@ const (
 	// a tenant's identities held in a period (an access review): the
 	// period, the counts and the SHA-256 of the listing signed off.
 	AccessReviewed Type = "access.reviewed"
+	// SSHCertificateIssued is an SSH user certificate the SSH gateway
+	// issued for an OIDC token. Earlier releases recorded it as
+	// access.granted with grant "ssh-user-certificate" (docs/FORMAT.md
+	// §1.1), a form still read.
+	SSHCertificateIssued Type = "ssh.certificate.issued"
 )
 
 // Catalog lists every known type in catalog order.
@@ -105,11 +121,11 @@ var Catalog = []Type{
 	ApprovalDenied, ApprovalExpired, AccessGranted, AccessRevoked,
 	AuthnSucceeded, AuthnFailed, AuditAccessed, EvidenceExported,
 	LedgerSegmentSealed, LedgerGap, LedgerRejected, ProducerAttested,
-	PolicyLoaded, SessionOutput, LedgerRetentionChanged, LegalHoldSet,
+	PolicyLoaded, SessionOutput, LedgerRetentionChanged, LedgerClockStatus, IdentitySnapshot, LegalHoldSet,
 	LegalHoldReleased,
 	ErasureRequested, ErasurePerformed, ErasureRefused, SubjectHoldSet, SubjectHoldReleased,
 	AccessRequested, AccessApproved, AccessDenied, AccessExpired,
-	AlertRaised, AccessReviewed,
+	AlertRaised, AccessReviewed, SSHCertificateIssued,
 }
 
 var known = func() map[Type]bool {
@@ -139,7 +155,7 @@ type Event struct {
 	Source     Source         `json:"source"`
 	Actor      Actor          `json:"actor"`
 	SessionID  string         `json:"session_id,omitempty"`
-	SessionSeq uint64         `json:"session_seq,omitempty"`
+	SessionSeq uint64         `json:"session_seq,omitzero"`
 	Target     *Target        `json:"target,omitempty"`
 	Payload    jsontext.Value `json:"payload"`
 }

@@ -185,3 +185,80 @@ func TestCleanFitsAnyTextField(t *testing.T) {
 		t.Fatal("a clean name changed")
 	}
 }
+
+// The rules docs/FORMAT.md §1 states beyond the schema, each with a vector
+// in testdata/refused: events JSON Schema 2020-12 accepts (an independent
+// validator says so here) and this format refuses — integers written with
+// a fraction or exponent, a leap second, an escaped lone surrogate — and
+// the field each is blamed on.
+var wantRefused = map[string]struct{ field, reason string }{
+	"version-one-point-zero":  {"version", "digits only"},
+	"session-seq-exponent":    {"session_seq", "digits only"},
+	"leap-second":             {"time", "leap second"},
+	"lone-surrogate-envelope": {"actor.subject", "surrogate"},
+	"lone-surrogate-payload":  {"payload.statement", "surrogate"},
+}
+
+func TestRefusedBeyondSchema(t *testing.T) {
+	schema := compileSchema(t)
+	files, _ := filepath.Glob(filepath.Join("testdata", "refused", "*.json"))
+	if len(files) != len(wantRefused) {
+		t.Fatalf("%d vectors in testdata/refused, %d expected", len(files), len(wantRefused))
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		b := bytes.TrimSpace(must(os.ReadFile(f)))
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if err := schema.Validate(doc); err != nil {
+			t.Errorf("%s: the JSON Schema refuses it too (%v): it belongs in testdata/invalid", f, err)
+		}
+		want := wantRefused[name]
+		var fe *events.FieldError
+		if err := events.Validate(b); !errors.As(err, &fe) || fe.Field != want.field || !strings.Contains(fe.Reason, want.reason) {
+			t.Errorf("%s: Go says %v, want it refused at %s saying %q", f, err, want.field, want.reason)
+		}
+	}
+}
+
+// TestLegacyForms: each vector in testdata/legacy is a form releases
+// before wrote, which the schema refuses, readers accept in sealed
+// records (events.Parse) and events.Legacy names, and which the encoder
+// never writes again.
+func TestLegacyForms(t *testing.T) {
+	schema := compileSchema(t)
+	files, _ := filepath.Glob(filepath.Join("testdata", "legacy", "*.json"))
+	if len(files) == 0 {
+		t.Fatal("no legacy vectors")
+	}
+	for _, f := range files {
+		b := bytes.TrimSpace(must(os.ReadFile(f)))
+		doc, _ := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if schema.Validate(doc) == nil {
+			t.Errorf("%s: the schema accepts it: not a legacy form", f)
+		}
+		ev, err := events.Parse(b)
+		if err != nil {
+			t.Fatalf("%s: %v, want it accepted in a sealed record", f, err)
+		}
+		if events.Legacy(b) != events.LegacySessionSeqZero {
+			t.Errorf("%s: Legacy says %q", f, events.Legacy(b))
+		}
+		again, err := ev.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if events.Legacy(again) != "" || schema.Validate(must(jsonschema.UnmarshalJSON(bytes.NewReader(again)))) != nil {
+			t.Errorf("%s: encoded again as %s, still not in the schema's form", f, again)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -66,6 +66,9 @@ type Log struct {
 	// dirty is set when a write failed in an unknown state: the next
 	// Append first finds out what reached the store.
 	dirty error
+	// uncheckedSources lets a test seal records that break the source
+	// rule (export_test.go), to prove that verify refuses them.
+	uncheckedSources bool
 }
 
 // Open reads the store, checks every segment's chain and trailer, and
@@ -157,6 +160,11 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 	var keep time.Duration // the longest retention of the segment's tenants
 	lastSource, lastSourceSeg := l.st.lastSource, ""
 	name := SegmentName(first)
+	// A batch is mostly a few tenants: each one's hash and retention
+	// worked out once, not once per record.
+	var lastTenant string
+	var lastHash Hash
+	haveLast := false
 	for i, e := range entries {
 		if len(e.Event) > events.MaxSize {
 			return nil, fmt.Errorf("ledger: entry %d: event is %d bytes, the limit is %d", i, len(e.Event), events.MaxSize)
@@ -165,10 +173,13 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 		if tenant == "" {
 			tenant, _ = events.PeekTenant(e.Event) // none: bound to "", and verify names the event invalid
 		}
-		keep = max(keep, retention.For(tenant))
+		if !haveLast || tenant != lastTenant {
+			keep = max(keep, retention.For(tenant))
+			lastTenant, lastHash, haveLast = tenant, TenantHash(tenant), true
+		}
 		recs[i] = Record{Index: first + uint64(i), Time: time.Unix(0, now), Source: e.Source, Producer: e.Producer, Event: e.Event,
-			Bound: true, Tenant: TenantHash(tenant)}
-		if e.Source != 0 {
+			Bound: true, Tenant: lastHash}
+		if e.Source != 0 && !l.uncheckedSources {
 			// The verifier's rule, applied before sealing: every source is
 			// the next stream sequence, a rejection of it, or a gap record
 			// covering the run from it.

@@ -15,6 +15,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/file"
 )
@@ -70,6 +71,54 @@ func writeRuleVectors(t *testing.T) {
 	os.RemoveAll(dir)
 	l, _ = newLog(t, dir, s)
 	if _, err := l.Append(ctx, []ledger.Entry{{Event: event(0)}, {Event: event(1), Tenant: "other"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The legacy form: an event outside a session with "session_seq":0
+	// and no session_id, as releases before wrote it (§1).
+	dir = filepath.Join(rulesDir, "store-legacy-session-seq-zero")
+	os.RemoveAll(dir)
+	l, _ = newLog(t, dir, s)
+	legacy := []byte(`{"version":1,"id":"export-1","type":"evidence.exported","time":"2026-11-26T12:00:01Z","tenant":"acme","source":{"kind":"api","instance":"api-1"},"actor":{"issuer":"https://idp.example","subject":"alice","kind":"human","dev_identity":false},"session_seq":0,"payload":{"bundle_id":"b-1"}}`)
+	if _, err := l.Append(ctx, []ledger.Entry{{Event: event(0), Source: 1}, {Event: legacy, Source: 2}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A rejection record whose seq (5) is not its record's source (2):
+	// it would account for stream sequence 2 with another's rejection.
+	dir = filepath.Join(rulesDir, "store-rejected-other-seq")
+	os.RemoveAll(dir)
+	l, _ = newLog(t, dir, s)
+	ledger.UncheckedSources(l)
+	rej, err := ledger.RejectedEntry("golden.auditledger.dev/log", ledger.Rejection{Seq: 5, Subject: "audit.events.acme.command.executed.p1", Reason: "x", SHA256: strings.Repeat("0", 64), Bytes: 1}, time.Date(2026, 11, 26, 12, 0, 2, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rej.Source = 2
+	if _, err := l.Append(ctx, []ledger.Entry{{Event: event(0), Source: 1}, rej}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A ledger.segment.sealed record (reserved: no writer records it),
+	// standing for no stream sequence.
+	dir = filepath.Join(rulesDir, "store-segment-sealed")
+	os.RemoveAll(dir)
+	l, _ = newLog(t, dir, s)
+	sealed := []byte(`{"type":"ledger.segment.sealed","version":1,"id":"ledger/segment/1","time":"2026-11-26T12:00:02Z","tenant":"_ledger","source":{"kind":"ledger","instance":"golden.auditledger.dev/log"},"actor":{"issuer":"auditledger","subject":"ledger","kind":"machine"},"payload":{}}`)
+	if _, err := l.Append(ctx, []ledger.Entry{{Event: event(0), Source: 1}, {Event: sealed}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The writer's clock status (§2.1), between two events.
+	dir = filepath.Join(rulesDir, "store-clock-status")
+	os.RemoveAll(dir)
+	l, _ = newLog(t, dir, s)
+	clock, err := ledger.ClockEntry("golden.auditledger.dev/log", 1, ledger.ClockStatus{Synchronised: true, MaxErrorMicros: 8500, EstErrorMicros: 120, Status: 0x2001, Source: "chrony: time.example.com", Host: "ledger-0"},
+		time.Date(2026, 11, 26, 12, 0, 2, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, []ledger.Entry{{Event: event(0), Source: 1}, clock, {Event: event(1), Source: 2}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -179,6 +228,10 @@ func TestFormatRules(t *testing.T) {
 		{"store-golden", "", 2},
 		{"store-version1", "", 2},
 		{"store-bound-other-tenant", "record is bound to another tenant than its event's", 0},
+		{"store-legacy-session-seq-zero", "", 1},
+		{"store-rejected-other-seq", "rejection record is not tied to its source", 0},
+		{"store-segment-sealed", "system record type with source 0", 0},
+		{"store-clock-status", "", 1},
 	}
 	for _, c := range stores {
 		t.Run(c.dir, func(t *testing.T) {
@@ -194,6 +247,13 @@ func TestFormatRules(t *testing.T) {
 				t.Fatalf("verify read %d checkpoints, want %d", rep.Checkpoints, c.checkpoints)
 			case c.fails != "" && (err == nil || !strings.Contains(err.Error(), c.fails)):
 				t.Fatalf("verify: %v, want a failure saying %q", err, c.fails)
+			}
+			legacy := 0
+			if c.dir == "store-legacy-session-seq-zero" {
+				legacy = 1
+			}
+			if c.fails == "" && rep.Legacy[events.LegacySessionSeqZero] != legacy {
+				t.Errorf("verify counted %v records in a legacy form, want %d of %q", rep.Legacy, legacy, events.LegacySessionSeqZero)
 			}
 		})
 	}

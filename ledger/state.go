@@ -90,7 +90,7 @@ func (st *logState) apply(name string, seg *Segment, leaves []Hash) error {
 				return err
 			}
 			st.lastSource, st.lastSourceSeg = r.Source, name
-		} else if err := st.noteRetention(name, idx, r); err != nil {
+		} else if err := st.noteDirect(name, idx, r); err != nil {
 			return err
 		}
 		if r.Producer != nil {

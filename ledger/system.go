@@ -179,6 +179,9 @@ func (st *logState) checkSource(name string, idx uint64, r Record) error {
 		st.gaps = append(st.gaps, g)
 		return nil
 	case sys && t == events.LedgerRejected:
+		if err := rejectionOfSource(payload, r.Event, r.Source); err != nil {
+			return verr(name, int64(idx), "rejection record is not tied to its source", fmt.Sprintf("seq and id naming stream sequence %d", r.Source), err.Error())
+		}
 		st.rejected++
 	case sys:
 		return verr(name, int64(idx), "system record type", "ledger.gap or ledger.rejected", string(t))
@@ -195,4 +198,54 @@ func (st *logState) checkSource(name string, idx uint64, r Record) error {
 			fmt.Sprintf("source %d", want), fmt.Sprint(r.Source))
 	}
 	return nil
+}
+
+// rejectionOfSource checks that a ledger.rejected record names the stream
+// sequence it stands for: its payload's seq is the record's source, and
+// its id is ledger/rejected/<seq>, or ledger/rejected/<seq>.<part> with
+// the payload's part (§2.1). A record that did not would let one stream
+// sequence be accounted for by the rejection of another.
+func rejectionOfSource(payload json.RawMessage, event []byte, source uint64) error {
+	var rej Rejection
+	if err := json.Unmarshal(payload, &rej); err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	var e struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(event, &e); err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	want := fmt.Sprintf("ledger/rejected/%d", rej.Seq)
+	if rej.Part > 0 {
+		want += fmt.Sprintf(".%d", rej.Part)
+	}
+	switch {
+	case rej.Seq != source:
+		return fmt.Errorf("payload seq %d, record source %d", rej.Seq, source)
+	case e.ID != want:
+		return fmt.Errorf("id %q, want %q for seq %d part %d", e.ID, want, rej.Seq, rej.Part)
+	}
+	return nil
+}
+
+// noteDirect checks a record that stands for no stream sequence (source
+// 0): a system record among them is one the writer adds on its own —
+// ledger.retention.changed or ledger.clock.status — never a gap or a
+// rejection (which stand for sequences), nor a type no writer records
+// (ledger.segment.sealed). Other events appended directly are accepted.
+func (st *logState) noteDirect(name string, idx uint64, r Record) error {
+	t, _, sys, err := systemRecordOf(r.Event)
+	switch {
+	case !sys:
+		return nil
+	case err != nil:
+		return verr(name, int64(idx), "system record does not parse", "a ledger.* event", err.Error())
+	case t == events.LedgerRetentionChanged:
+		return st.noteRetention(name, idx, r)
+	case t == events.LedgerClockStatus:
+		return nil
+	}
+	return verr(name, int64(idx), "system record type with source 0 (one standing for no stream sequence)",
+		"ledger.retention.changed or ledger.clock.status", string(t))
 }

@@ -102,6 +102,10 @@ type Report struct {
 	// it holds.
 	Retention        *Retention
 	RetentionChanges int
+	// Legacy counts the records whose events are in a legacy form
+	// (events.Legacy) a verifier accepts in records sealed before the
+	// writer refused it (docs/FORMAT.md §1), by form.
+	Legacy map[string]int
 	// Holds are the segments the store reports under legal hold, with
 	// the event recording each hold (warnings name any mismatch).
 	Holds []HeldSegment
@@ -299,6 +303,12 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 		holdNotes = append(holdNotes, r.holds...)
 		rep.Warnings = append(rep.Warnings, r.warnings...)
 		rep.RetentionChanges += r.retentionChanges
+		for form, n := range r.legacy {
+			if rep.Legacy == nil {
+				rep.Legacy = map[string]int{}
+			}
+			rep.Legacy[form] += n
+		}
 		if st.retention == nil || opts.RetentionFloor {
 			sr.Required = opts.Retention
 		}
@@ -426,6 +436,7 @@ type fetched struct {
 	tenants          []string
 	holds            []holdNote
 	retentionChanges int
+	legacy           map[string]int
 	warnings         []string
 	// notes are its sealed fields and erasures (erasure.go).
 	notes segmentNotes
@@ -502,6 +513,12 @@ func (f *fetched) scanEvents() (int, error) {
 			f.tenants = append(f.tenants, ev.Tenant)
 		}
 		f.notes.note(f.seg.First+uint64(i), ev)
+		if form := events.Legacy(r.Event); form != "" {
+			if f.legacy == nil {
+				f.legacy = map[string]int{}
+			}
+			f.legacy[form]++
+		}
 		switch ev.Type {
 		case events.LegalHoldSet, events.LegalHoldReleased:
 			// Any producer may publish one: a payload that does not parse is

@@ -1,8 +1,10 @@
 package projections_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,10 +13,12 @@ import (
 	"github.com/auditledger/auditledger/projections"
 )
 
-// HeldGrants finds a grant by its window, names its approvers, counts the
-// sessions it admitted (and no other session), marks a break-glass grant
-// and a revocation, and keeps to its tenant and period.
-func TestHeldGrants(t *testing.T) {
+// GrantRecords reads a tenant's access.granted records of every form and
+// its ssh.certificate.issued records, with who published them, before the
+// time given and in ledger order; GrantActivities names each grant's
+// approvers, its first revocation and the sessions it admitted (and no
+// other session); the 5.18 query lists the sign-offs.
+func TestGrantRecords(t *testing.T) {
 	f := newFixture(t)
 	n := 0
 	ev := func(typ, tenant, subject, session, payload string) ledger.Entry {
@@ -40,7 +44,11 @@ func TestHeldGrants(t *testing.T) {
 		ev("access.granted", "acme", "rita", "", grant("a3", "carol", "2026-11-20T13:00:00Z", "2026-11-20T14:00:00Z", false)),
 		ev("access.granted", "globex", "gus", "", grant("g1", "gus", "2026-11-26T12:00:00Z", "2026-11-26T14:00:00Z", false)),
 		ev("access.granted", "acme", "mallory", "", `{"access_id":"bad","grant":"just-in-time","target":"orders","not_before":"soon","not_after":"later"}`),
-		ev("access.reviewed", "acme", "carol", "", `{"tenant":"acme","from":"2026-11-26T00:00:00Z","to":"2026-11-27T00:00:00Z","grants":2,"holders":2,"sessions":2,"break_glass":1,"listing_sha256":"ab","reason":"ok","by":"carol"}`),
+		// The SSH gateway's certificate issuance, in its legacy form and
+		// its own type.
+		ev("access.granted", "acme", "alice", "", `{"grant":"ssh-user-certificate","serial":"12","key_id":"alice","principals":["alice"],"valid_before":"2026-11-26T20:00:00Z"}`),
+		ev("ssh.certificate.issued", "acme", "alice", "", `{"serial":"13","key_id":"alice","principals":["alice"],"valid_before":"2026-11-26T20:00:00Z"}`),
+		ev("access.reviewed", "acme", "carol", "", `{"tenant":"acme","from":"2026-11-26T00:00:00Z","to":"2026-11-27T00:00:00Z","grants":2,"holders":2,"unverified":1,"sessions":2,"break_glass":1,"listing_sha256":"ab","reason":"ok","by":"carol"}`),
 	}
 	if _, err := f.log.Append(t.Context(), es); err != nil {
 		t.Fatal(err)
@@ -58,23 +66,41 @@ func TestHeldGrants(t *testing.T) {
 		}
 	}
 	rd := projections.NewReader(f.cfg.DB)
-	from, to := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
-	got, err := rd.HeldGrants(t.Context(), "acme", from, to)
+	recs, err := rd.GrantRecords(t.Context(), "acme", time.Date(2026, 11, 26, 12, 0, 14, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 {
-		t.Fatalf("%d grants, want a1 and a2: %+v", len(got), got)
+	var got []string
+	for _, r := range recs {
+		var p struct {
+			AccessID string `json:"access_id"`
+			Serial   string `json:"serial"`
+		}
+		if err := json.Unmarshal(r.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d %s %s/%s %s %s%s", r.Index, r.Type, r.SourceKind, r.SourceInstance, r.ActorSubject, p.AccessID, p.Serial))
 	}
-	a1, a2 := got[0], got[1]
-	if a1.AccessID != "a1" || a1.Holder != "alice" || a1.Target != "orders" || a1.Sessions != 2 || !slices.Equal(a1.Approvers, []string{"rita"}) || a1.BreakGlass || !a1.Ended.IsZero() {
+	want := []string{"1 access.granted api/a1 rita a1", "5 access.granted api/a1 bob a2", "7 access.granted api/a1 rita a3",
+		"9 access.granted api/a1 mallory bad", "10 access.granted api/a1 alice 12", "11 ssh.certificate.issued api/a1 alice 13"}
+	if !slices.Equal(got, want) {
+		t.Errorf("grant records:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if early, err := rd.GrantRecords(t.Context(), "acme", time.Date(2026, 11, 26, 12, 0, 7, 0, time.UTC)); err != nil || len(early) != 2 {
+		t.Errorf("records before 12:00:07: %d, %v; want a1 and a2", len(early), err)
+	}
+	acts, err := rd.GrantActivities(t.Context(), "acme", []string{"a1", "a2", "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a1 := acts["a1"]; a1.Sessions != 2 || !slices.Equal(a1.Approvers, []string{"rita"}) || !a1.Revoked.IsZero() {
 		t.Errorf("a1: %+v", a1)
 	}
-	if !a1.NotBefore.Equal(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)) || !a1.NotAfter.Equal(time.Date(2026, 11, 26, 14, 0, 0, 0, time.UTC)) {
-		t.Errorf("a1 window: %v – %v", a1.NotBefore, a1.NotAfter)
-	}
-	if a2.AccessID != "a2" || a2.Holder != "bob" || !a2.BreakGlass || a2.Sessions != 0 || len(a2.Approvers) != 0 || a2.Ended.IsZero() {
+	if a2 := acts["a2"]; a2.Sessions != 0 || len(a2.Approvers) != 0 || !a2.Revoked.Equal(time.Date(2026, 11, 26, 12, 0, 7, 0, time.UTC)) {
 		t.Errorf("a2: %+v", a2)
+	}
+	if none := acts["none"]; none.Sessions != 0 || len(none.Approvers) != 0 {
+		t.Errorf("an id without records: %+v", none)
 	}
 	// Evidence bundles show the sign-off under 5.18.
 	fw, err := compliance.Load("iso27001-2022")
@@ -99,8 +125,5 @@ func TestHeldGrants(t *testing.T) {
 	}
 	if !found {
 		t.Error("no access_reviews query under 5.18")
-	}
-	if none, err := rd.HeldGrants(t.Context(), "acme", to, to.Add(24*time.Hour)); err != nil || len(none) != 0 {
-		t.Errorf("the next day: %+v, %v", none, err)
 	}
 }

@@ -105,6 +105,10 @@ type EventFilter struct {
 	// Actor ("actor", the subject), Email ("email"), Session ("session")
 	// and Target ("target"): exact matches when set, MaxText at most.
 	Actor, Email, Session, Target string
+	// Source ("source"): the kind of the producer that recorded the
+	// event (postgres-proxy, http-proxy, ssh-proxy, kube-gateway, api,
+	// …), exact.
+	Source string
 	// EmailSealers, with Email: events whose actor e-mail is sealed
 	// under one of these subjects' keys (docs/FORMAT.md §1.6) match too.
 	// The caller looks them up in the key store (piikeys Sealers) and
@@ -186,6 +190,7 @@ func (r *Reader) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 		{"email", f.Email, "actor_email = %s"},
 		{"session", f.Session, "session_id = %s"},
 		{"target", f.Target, "target_name = %s"},
+		{"source", f.Source, "source_kind = %s"},
 	} {
 		if p.value != "" {
 			if err := checkText(p.field, p.value, MaxText); err != nil {

@@ -384,13 +384,15 @@ func TestDeletedEventBecomesGapRecord(t *testing.T) {
 	vkey := filepath.Join(keys, "ledger.vkey")
 	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		r := run(t, nil, nil, "verify", "--store", storeDir, "--vkey", vkey, "--allow-gaps")
-		if r.code != 0 || !strings.Contains(r.stdout, "records      7 in") {
+		if n := contextRecords(t, storeDir); r.code != 0 || n < 1 || !strings.Contains(r.stdout, fmt.Sprintf("records      %d in", 7+n)) {
 			return fmt.Errorf("verify --allow-gaps: exit %d\n%s", r.code, r.stdout)
 		}
 		return nil
 	})
+	// The gap follows the events 1 and 2, after the clock status the
+	// writer sealed when it took the log.
 	r := run(t, nil, nil, "verify", "--store", storeDir, "--vkey", vkey)
-	if r.code != 1 || !strings.Contains(r.stdout, "stream sequences 3..4 (2) at record 2") {
+	if n := contextRecords(t, storeDir); r.code != 1 || !strings.Contains(r.stdout, fmt.Sprintf("stream sequences 3..4 (2) at record %d", 2+n)) {
 		t.Fatalf("verify without --allow-gaps: exit %d, want 1 listing the gap\n%s", r.code, r.stdout)
 	}
 	r = run(t, nil, nil, "verify", "--store", storeDir, "--vkey", vkey, "--allow-gaps")

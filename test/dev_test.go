@@ -187,7 +187,7 @@ func TestDevReadme(t *testing.T) {
 	// reader's seed, as the banner shows: subscribed before anything is.
 	var subOut lockedBuffer
 	sub := exec.Command(natstest.CLI(t), "--server", d.nats, "--nkey", filepath.Join(keys, "reader.nk"), "--inbox-prefix", "_INBOX_reader",
-		"sub", "audit.live.>", "--count", "12")
+		"sub", "audit.live.acme.>", "--count", "12")
 	sub.Stdout, sub.Stderr = &subOut, &subOut
 	if err := sub.Start(); err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestDevReadme(t *testing.T) {
 	subDone := make(chan error, 1)
 	go func() { subDone <- sub.Wait() }()
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if !strings.Contains(subOut.String(), "Subscribing on audit.live.>") {
+		if !strings.Contains(subOut.String(), "Subscribing on audit.live.acme.>") {
 			return fmt.Errorf("nats sub not subscribed yet: %s", subOut.String())
 		}
 		return nil
@@ -219,7 +219,10 @@ func TestDevReadme(t *testing.T) {
 	}
 	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		v := run(t, nil, nil, "verify", "--store", d.store(), "--vkey", d.vkey())
-		if v.code != 0 || !strings.Contains(v.stdout, "records      12 in") {
+		// The sample's 12 events, the writer's clock status, the
+		// identity snapshot of dev's tenant and the API's attestation
+		// of it.
+		if n := contextRecords(t, d.store()); v.code != 0 || n < 2 || !strings.Contains(v.stdout, fmt.Sprintf("records      %d in", 12+n)) {
 			return fmt.Errorf("verify: exit %d\n%s", v.code, v.stdout)
 		}
 		return nil

@@ -3,6 +3,7 @@ package test
 import (
 	"archive/zip"
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -228,6 +230,41 @@ approve:
 	sums.Dir = unzipped
 	if out, err := sums.CombinedOutput(); err != nil || strings.Contains(string(out), "FAILED") {
 		t.Fatalf("sha256sum -c: %v\n%s", err, out)
+	}
+	// The context (docs/FORMAT.md §12): the policy file the proxy loaded
+	// (version 1, its digest) and the events naming it; the development
+	// provider's directory, read over SCIM; the writer's clock.
+	readJSON := func(name string, v any) {
+		b, err := os.ReadFile(filepath.Join(unzipped, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	policyBytes, _ := os.ReadFile(policy)
+	policySum := fmt.Sprintf("%x", sha256.Sum256(policyBytes))
+	var pol evidence.Policies
+	readJSON(evidence.PoliciesFile, &pol)
+	loaded := slices.ContainsFunc(pol.Loaded, func(p evidence.PolicyLoad) bool { return p.Version == 1 && p.SHA256 == policySum })
+	named := slices.ContainsFunc(pol.Named, func(n evidence.PolicyNamed) bool {
+		return n.Version == 1 && n.SHA256 == policySum && n.Events > 0 && n.LoadedInRange
+	})
+	if !loaded || !named || pol.Naming == 0 {
+		t.Errorf("context/policies.json: %+v, want the policy loaded as version 1 (sha256 %s) and named by the proxy's events", pol, policySum)
+	}
+	var ids evidence.Identities
+	readJSON(evidence.IdentitiesFile, &ids)
+	if !slices.ContainsFunc(ids.Snapshots, func(s evidence.IdentitySnapshot) bool { return s.Source == "scim" && s.Users == 4 && s.Parts == 1 }) {
+		t.Errorf("context/identities.json: %+v, want the development provider's 4 users read over SCIM", ids)
+	}
+	var clock evidence.Clock
+	readJSON(evidence.ClockFile, &clock)
+	if len(clock.Readings) == 0 || clock.Synchronised+clock.Unsynchronised != len(clock.Readings) || clock.Readings[0].Host == "" {
+		t.Errorf("context/clock.json: %+v, want the writer's clock status from its start", clock)
+	} else {
+		t.Logf("the writer's clock: %d readings, %d synchronised, max error %d µs", len(clock.Readings), clock.Synchronised, clock.MaxErrorMicros)
 	}
 	// bob's CREATE is the exception under 8.32, named by its event,
 	// session and actor as recorded; alice's approved ALTER is not.

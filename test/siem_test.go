@@ -186,9 +186,17 @@ func TestTail(t *testing.T) {
 		}
 		return lines
 	}
-	lines := tail(12, "--from-index", "0")
-	if !strings.HasPrefix(lines[0], "0 ") || !strings.Contains(lines[0], "session.started") || !strings.Contains(lines[1], "SELECT id, email FROM customers") {
+	// The sample's tenant: dev's own records (its writer's clock status,
+	// its tenant's identity snapshot) are not the sample's.
+	lines := tail(12, "--from-index", "0", "--tenant", "acme")
+	if !strings.Contains(lines[0], "session.started") || !strings.Contains(lines[1], "SELECT id, email FROM customers") {
 		t.Errorf("readable lines:\n%s", strings.Join(lines, "\n"))
+	}
+	blocked := -1 // the index the sample's command.blocked was sealed at
+	for _, l := range lines {
+		if strings.Contains(l, "command.blocked") {
+			blocked, _ = strconv.Atoi(strings.Fields(l)[0])
+		}
 	}
 	lines = tail(3, "--from-index", "0", "--type", "command.executed", "--tenant", "acme", "--format", "ocsf")
 	for _, l := range lines {
@@ -196,8 +204,8 @@ func TestTail(t *testing.T) {
 			t.Errorf("OCSF line: %s", l)
 		}
 	}
-	lines = tail(1, "--from-index", "8", "--type", "command.blocked", "--format", "cef")
-	if !strings.HasPrefix(lines[0], "CEF:0|auditledger|auditledger|") || !strings.Contains(lines[0], "cn1=8 ") {
+	lines = tail(1, "--from-index", strconv.Itoa(blocked), "--type", "command.blocked", "--format", "cef")
+	if !strings.HasPrefix(lines[0], "CEF:0|auditledger|auditledger|") || !strings.Contains(lines[0], fmt.Sprintf("cn1=%d ", blocked)) {
 		t.Errorf("CEF line: %s", lines[0])
 	}
 	if r := run(t, nil, nil, "tail", "--nats", d.nats, "--nkey", reader, "--format", "xml"); r.code == 0 || !strings.Contains(r.stderr, "want text, json, ocsf or cef") {

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -106,9 +104,7 @@ func accessBreakGlass(c *cobra.Command) cli.Run {
 
 func printAccess(w io.Writer, r *access.Request, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return printJSON(w, r)
 	}
 	switch {
 	case r.Status.Live():
@@ -127,18 +123,12 @@ func accessList(c *cobra.Command) cli.Run {
 	st := fs.String("status", "all", "which requests: pending, approved, used, denied, expired, revoked or all")
 	asJSON := fs.Bool("json", false, "print the requests as JSON")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		q := ""
-		if *st != "all" {
-			q = "?status=" + url.QueryEscape(*st)
-		}
 		var list []access.Request
-		if err := af.call(ctx, http.MethodGet, "/v1/access-requests"+q, nil, &list); err != nil {
+		if err := af.list(ctx, "/v1/access-requests", *st, &list); err != nil {
 			return err
 		}
 		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(list)
+			return printJSON(stdout, list)
 		}
 		if len(list) == 0 {
 			fmt.Fprintln(stdout, "no access requests")
@@ -180,14 +170,14 @@ func accessDecide(c *cobra.Command, verb string) cli.Run {
 	reason := fs.String("reason", "", "why (required)")
 	c.Args = cli.AtMostOne
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		if len(args) != 1 || args[0] == "" {
-			return fmt.Errorf("access %s: name the request: access %s ID --reason TEXT (see access list)", verb, verb)
-		}
-		if err := cli.Required(fs, "reason"); err != nil {
-			return err
-		}
 		var r access.Request
-		if err := af.call(ctx, http.MethodPost, "/v1/access-requests/"+url.PathEscape(args[0])+"/"+verb, map[string]string{"reason": *reason}, &r); err != nil {
+		usage := fmt.Sprintf("access %s ID --reason TEXT (see access list)", verb)
+		if len(args) == 1 {
+			if err := cli.Required(fs, "reason"); err != nil {
+				return err
+			}
+		}
+		if err := af.decide(ctx, args, usage, "/v1/access-requests/", verb, *reason, &r); err != nil {
 			return err
 		}
 		return printAccess(stdout, &r, false)

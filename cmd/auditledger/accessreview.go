@@ -1,84 +1,36 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
+	"net/http"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
-	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/ledger/bus"
-	"github.com/auditledger/auditledger/projections"
+	"github.com/auditledger/auditledger/services/access"
+	"github.com/auditledger/auditledger/services/api"
 )
 
-// reviewedGrant is one grant of an access review's listing, as --json
-// prints it and access.reviewed's listing_sha256 covers it
-// (docs/FORMAT.md §13.1).
-type reviewedGrant struct {
-	AccessID       string    `json:"access_id"`
-	Holder         string    `json:"holder"`
-	Target         string    `json:"target"`
-	Rule           string    `json:"rule"`
-	NotBefore      time.Time `json:"not_before"`
-	NotAfter       time.Time `json:"not_after"`
-	RevokedAt      time.Time `json:"revoked_at,omitzero"`
-	Approvers      []string  `json:"approvers"`
-	BreakGlass     bool      `json:"break_glass"`
-	ReviewRequired bool      `json:"review_required"`
-	Sessions       int64     `json:"sessions"`
-	GrantIndex     uint64    `json:"grant_index"`
-}
-
-// accessListing is the listing of an access review: the tenant, the
-// period and its grants by holder, then start.
-type accessListing struct {
-	Tenant string          `json:"tenant"`
-	From   time.Time       `json:"from"`
-	To     time.Time       `json:"to"`
-	Grants []reviewedGrant `json:"grants"`
-}
-
-// bytes is the listing as --json prints it: the exact bytes a sign-off's
-// listing_sha256 covers.
-func (l *accessListing) bytes() []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(l) // plain values only
-	return b.Bytes()
-}
-
 func accessReview(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "access review --tenant T --from DATE --to DATE [--json] [--sign-off --reason TEXT --operator NAME --nats URL --nkey FILE | --creds FILE] [--database URL]",
-		"Lists, for an access review, the just-in-time grants the tenant's\nidentities held in the period (a grant counts when its window overlaps it):\nby identity, each grant's target, window, revocation, approvers, break-glass\nflag and the sessions it admitted. Break-glass grants are marked \"review\nrequired\". Read from the projection ($AUDITLEDGER_DATABASE_URL unless\n--database). DATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is\n[--from, --to).\n\nWith --sign-off, the reviewer (--operator) signs the listing off: it is\nrecorded as access.reviewed (docs/FORMAT.md §13.1: the period, the counts,\nthe reviewer, the reason and the SHA-256 of the listing exactly as --json\nprints it) on the bus as the admin role. A reviewer who held a grant in the\nperiod may not sign it off. Revoke what should not be held with `access\nrevoke`.")
+	fs := cli.Describe(c, "access review --tenant T --from DATE --to DATE [--json] [--sign-off --reason TEXT]",
+		"Lists, for an access review, the just-in-time grants the tenant's\nidentities held in the period (a grant counts when its window overlaps it):\nby identity, each grant's target, window, revocation, approvers, break-glass\nflag and the sessions it admitted. Break-glass grants are marked \"review\nrequired\". Only the access broker's signed grants count; any other record\nunder access.granted is listed as unverified, with why. SSH certificates\nissued in the period are listed apart. Read through the API\n(GET /v1/access-reviews) with your token: the approver, security or\nauditor role, the tenant and every target in scope. DATE is RFC 3339 or\nYYYY-MM-DD (midnight UTC); the period is [--from, --to).\n\nWith --sign-off, you sign the listing you read off (POST\n/v1/access-reviews, the approver or security role): the API records\naccess.reviewed with you as the reviewer, as your token names you, and the\nSHA-256 of the listing exactly as --json prints it (docs/FORMAT.md §13.1).\nIt is refused, and the refusal recorded, when you held a grant in the\nperiod, lack the role or scope, or the listing changed since it was read.\nThere is no operator path around the API for a sign-off. Revoke what should\nnot be held with `access revoke`.")
+	af := addAPIFlags(fs)
 	tenant := fs.String("tenant", "", "the tenant")
 	from := fs.String("from", "", "start of the period (included)")
 	to := fs.String("to", "", "end of the period (excluded)")
 	asJSON := fs.Bool("json", false, "print the listing as JSON (the bytes a sign-off's listing_sha256 covers)")
-	signOff := fs.Bool("sign-off", false, "record the review's sign-off as access.reviewed")
-	reason := fs.String("reason", "", "the reviewer's conclusion (required with --sign-off)")
-	database := fs.String("database", "", "postgres:// URL of the projection database (default $AUDITLEDGER_DATABASE_URL)")
-	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URL, to record the sign-off")
-	nkey := fs.String("nkey", "", "NATS nkey seed file of the admin bus role (auditledger keys nats: admin.nk; dev: auditledger-data/nats-keys/admin.nk)")
-	creds := fs.String("creds", "", "NATS JWT credentials file of an admin user (decentralized auth), instead of --nkey")
-	operator := fs.String("operator", "", "the reviewer, as the sign-off records them (default: the OS user @ the host name)")
+	signOff := fs.Bool("sign-off", false, "sign the listing off, recorded as access.reviewed")
+	reason := fs.String("reason", "", "your conclusion (required with --sign-off)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		if *database == "" {
-			*database = os.Getenv("AUDITLEDGER_DATABASE_URL")
-		}
 		if err := cli.Required(fs, "tenant", "from", "to"); err != nil {
 			return err
 		}
@@ -86,9 +38,6 @@ func accessReview(c *cobra.Command) cli.Run {
 			if err := cli.Required(fs, "reason"); err != nil {
 				return err
 			}
-		}
-		if *database == "" {
-			return errors.New("access review: give --database or set AUDITLEDGER_DATABASE_URL")
 		}
 		start, err := parseDate("from", *from)
 		if err != nil {
@@ -101,26 +50,15 @@ func accessReview(c *cobra.Command) cli.Run {
 		if !start.Before(end) {
 			return fmt.Errorf("access review: --from %s is not before --to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))
 		}
-		db, err := pgxpool.New(ctx, *database)
+		q := "?" + url.Values{"tenant": {*tenant}, "from": {start.Format(time.RFC3339)}, "to": {end.Format(time.RFC3339)}}.Encode()
+		listing, err := af.do(ctx, http.MethodGet, "/v1/access-reviews"+q, nil)
 		if err != nil {
-			return fmt.Errorf("access review: --database: %w", err)
+			return err
 		}
-		defer db.Close()
-		held, err := projections.NewReader(db).HeldGrants(ctx, *tenant, start, end)
-		if err != nil {
-			return fmt.Errorf("access review: %w", err)
+		var l access.Listing
+		if err := json.Unmarshal(listing, &l); err != nil {
+			return fmt.Errorf("access review: the API's listing: %w", err)
 		}
-		l := accessListing{Tenant: *tenant, From: start, To: end, Grants: make([]reviewedGrant, 0, len(held))}
-		for _, h := range held {
-			approvers := h.Approvers
-			if approvers == nil {
-				approvers = []string{}
-			}
-			l.Grants = append(l.Grants, reviewedGrant{AccessID: h.AccessID, Holder: h.Holder, Target: h.Target, Rule: h.Rule,
-				NotBefore: h.NotBefore, NotAfter: h.NotAfter, RevokedAt: h.Ended, Approvers: approvers,
-				BreakGlass: h.BreakGlass, ReviewRequired: h.BreakGlass, Sessions: h.Sessions, GrantIndex: h.GrantIndex})
-		}
-		listing := l.bytes()
 		if *asJSON {
 			if _, err := stdout.Write(listing); err != nil {
 				return err
@@ -131,47 +69,23 @@ func accessReview(c *cobra.Command) cli.Run {
 		if !*signOff {
 			return nil
 		}
-		by := operatorName(*operator)
-		holders, sessions, breakGlass := map[string]bool{}, int64(0), 0
-		for _, g := range l.Grants {
-			holders[g.Holder] = true
-			sessions += g.Sessions
-			if g.BreakGlass {
-				breakGlass++
-			}
-		}
-		if holders[by] {
-			return fmt.Errorf("access review: %s held a grant in the period and may not sign its review off: another reviewer must", by)
-		}
 		sum := sha256.Sum256(listing)
-		digest := hex.EncodeToString(sum[:])
-		payload, _ := json.Marshal(map[string]any{"tenant": *tenant, "from": start.Format(time.RFC3339), "to": end.Format(time.RFC3339),
-			"grants": len(l.Grants), "holders": len(holders), "sessions": sessions, "break_glass": breakGlass,
-			"listing_sha256": digest, "reason": *reason, "by": by})
-		id := sha256.Sum256([]byte(digest + "\n" + by + "\n" + *reason))
-		ev := &events.Event{Version: events.Version, ID: "access-review/" + hex.EncodeToString(id[:16]), Type: events.AccessReviewed, Time: time.Now().UTC(), Tenant: *tenant,
-			Source: events.Source{Kind: "cli", Instance: bus.AdminInstance},
-			Actor:  events.Actor{Issuer: cliIssuer, Subject: by, Kind: events.Human},
-			Target: &events.Target{Kind: "access-review", Name: *tenant}, Payload: payload}
-		rec, err := dialRecorder(ctx, stderr, "auditledger-access-review", *natsURL, *nkey, *creds, bus.Admin)
-		if err != nil {
-			return fmt.Errorf("access review: the bus, to record the sign-off: %w", err)
+		var out api.AccessReviewed
+		if err := af.call(ctx, http.MethodPost, "/v1/access-reviews"+q, api.AccessReviewSignOff{Reason: *reason, ListingSHA256: hex.EncodeToString(sum[:])}, &out); err != nil {
+			return err
 		}
-		defer rec.close()
-		if err := rec.record(ctx, ev, time.Minute); err != nil {
-			return fmt.Errorf("access review: the sign-off was not recorded: %w", err)
-		}
-		fmt.Fprintf(stderr, "signed off as %s: %d grant(s) of %d identities, listing sha256 %s, recorded as access.reviewed %s\n", by, len(l.Grants), len(holders), digest, ev.ID)
+		fmt.Fprintf(stderr, "signed off as %s: %d grant(s) of %d identities, %d unverified record(s), listing sha256 %s, recorded as access.reviewed %s\n",
+			out.By, out.Grants, out.Holders, out.Unverified, out.ListingSHA256, out.EventID)
 		return nil
 	}
 }
 
-// printReview prints the listing as a table per identity.
-func printReview(w io.Writer, l *accessListing) error {
+// printReview prints the listing as a table per identity, then the
+// unverified records and the SSH certificates.
+func printReview(w io.Writer, l *access.Listing) error {
 	fmt.Fprintf(w, "access review of tenant %s, %s to %s\n", l.Tenant, l.From.Format(time.RFC3339), l.To.Format(time.RFC3339))
 	if len(l.Grants) == 0 {
 		fmt.Fprintln(w, "no grants held in the period")
-		return nil
 	}
 	var tw *tabwriter.Writer
 	holder := ""
@@ -200,6 +114,46 @@ func printReview(w io.Writer, l *accessListing) error {
 			note = "break-glass: review required"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\t%s\n", g.Target, g.NotBefore.Format(time.RFC3339), until, approvers, g.Sessions, g.AccessID, note)
+	}
+	if tw != nil {
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(l.Unverified) > 0 {
+		rows := make([][]any, len(l.Unverified))
+		for i, u := range l.Unverified {
+			rows[i] = []any{u.RecordIndex, u.Holder, u.Target, u.AccessID, u.Source, u.Reason}
+		}
+		if err := printSection(w, fmt.Sprintf("not counted: %d record(s) under access.granted that are not the access broker's signed grants", len(rows)),
+			"INDEX\tHOLDER\tTARGET\tACCESS ID\tSOURCE\tWHY", rows); err != nil {
+			return err
+		}
+	}
+	if len(l.SSHCertificates) > 0 {
+		rows := make([][]any, len(l.SSHCertificates))
+		for i, c := range l.SSHCertificates {
+			rows[i] = []any{c.Holder, c.Serial, c.IssuedAt.Format(time.RFC3339), c.ValidBefore, c.RecordedAs}
+		}
+		if err := printSection(w, fmt.Sprintf("SSH user certificates issued (credentials, not grants): %d", len(rows)),
+			"HOLDER\tSERIAL\tISSUED\tVALID BEFORE\tRECORDED AS", rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// printSection prints a titled table, its columns tab-separated in head.
+func printSection(w io.Writer, title, head string, rows [][]any) error {
+	fmt.Fprintf(w, "\n%s\n", title)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  "+head)
+	for _, row := range rows {
+		cells := make([]string, len(row))
+		for i, c := range row {
+			cells[i] = fmt.Sprint(c)
+		}
+		fmt.Fprintln(tw, "  "+strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
 }

@@ -54,21 +54,30 @@ func (f apiFlags) token() (string, error) {
 
 // call sends one authenticated request and decodes a JSON answer into out.
 func (f apiFlags) call(ctx context.Context, method, path string, body, out any) error {
-	tok, err := f.token()
+	b, err := f.do(ctx, method, path, body)
 	if err != nil {
 		return err
+	}
+	return json.Unmarshal(b, out)
+}
+
+// do sends one authenticated request and returns the answer's bytes.
+func (f apiFlags) do(ctx context.Context, method, path string, body any) ([]byte, error) {
+	tok, err := f.token()
+	if err != nil {
+		return nil, err
 	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(*f.url, "/")+path, rd)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	if body != nil {
@@ -76,21 +85,47 @@ func (f apiFlags) call(ctx context.Context, method, path string, body, out any) 
 	}
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		return fmt.Errorf("API %s: %w", *f.url, err)
+		return nil, fmt.Errorf("API %s: %w", *f.url, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return cli.Failed(fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode))
+			return nil, cli.Failed(fmt.Errorf("%s (HTTP %d)", e.Error, resp.StatusCode))
 		}
-		return cli.Failed(fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b))))
+		return nil, cli.Failed(fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b))))
 	}
-	return json.Unmarshal(b, out)
+	return b, nil
+}
+
+// list reads the list at path, of the given status ("all": every one),
+// into out.
+func (f apiFlags) list(ctx context.Context, path, status string, out any) error {
+	if status != "all" {
+		path += "?status=" + url.QueryEscape(status)
+	}
+	return f.call(ctx, http.MethodGet, path, nil, out)
+}
+
+// decide posts a decision (verb: approve, deny, revoke) with its reason on
+// the one request args name, under path (/v1/approvals/...), decoding the
+// answer into out; usage says how to name it.
+func (f apiFlags) decide(ctx context.Context, args []string, usage, path, verb, reason string, out any) error {
+	if len(args) != 1 || args[0] == "" {
+		return fmt.Errorf("%s: name the request", usage)
+	}
+	return f.call(ctx, http.MethodPost, path+url.PathEscape(args[0])+"/"+verb, map[string]string{"reason": reason}, out)
+}
+
+// printJSON prints v indented.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func approvalsList(c *cobra.Command) cli.Run {
@@ -100,18 +135,12 @@ func approvalsList(c *cobra.Command) cli.Run {
 	st := fs.String("status", "pending", "which requests: pending, granted, denied, expired or all")
 	asJSON := fs.Bool("json", false, "print the requests as JSON")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		q := ""
-		if *st != "all" {
-			q = "?status=" + url.QueryEscape(*st)
-		}
 		var list []api.ApprovalResult
-		if err := af.call(ctx, http.MethodGet, "/v1/approvals"+q, nil, &list); err != nil {
+		if err := af.list(ctx, "/v1/approvals", *st, &list); err != nil {
 			return err
 		}
 		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(list)
+			return printJSON(stdout, list)
 		}
 		if len(list) == 0 {
 			fmt.Fprintf(stdout, "no %s approval requests\n", *st)
@@ -150,24 +179,18 @@ func approvalsDecide(c *cobra.Command, grant bool) cli.Run {
 	digest := fs.String("sha256", "", "only decide if the statement's SHA-256 starts with this")
 	c.Args = cli.AtMostOne
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		var id string
-		if len(args) == 1 {
-			id = args[0]
-		}
-		if id == "" {
-			return fmt.Errorf("approvals %s: name the request: approvals %s ID (see approvals list)", verb, verb)
-		}
-		if *digest != "" {
+		usage := fmt.Sprintf("approvals %s ID (see approvals list)", verb)
+		if *digest != "" && len(args) == 1 {
 			var r approvals.Request
-			if err := af.call(ctx, http.MethodGet, "/v1/approvals/"+url.PathEscape(id), nil, &r); err != nil {
+			if err := af.call(ctx, http.MethodGet, "/v1/approvals/"+url.PathEscape(args[0]), nil, &r); err != nil {
 				return err
 			}
 			if !strings.HasPrefix(r.StatementSHA256, strings.ToLower(*digest)) {
-				return cli.Failed(fmt.Errorf("approval %s is for a statement with SHA-256 %s, not %s…; nothing decided", id, r.StatementSHA256, *digest))
+				return cli.Failed(fmt.Errorf("approval %s is for a statement with SHA-256 %s, not %s…; nothing decided", args[0], r.StatementSHA256, *digest))
 			}
 		}
 		var r approvals.Request
-		if err := af.call(ctx, http.MethodPost, "/v1/approvals/"+url.PathEscape(id)+"/"+verb, map[string]string{"reason": *reason}, &r); err != nil {
+		if err := af.decide(ctx, args, usage, "/v1/approvals/", verb, *reason, &r); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s %s by %s (statement sha256 %s)\n", r.ID, r.Status, r.Decider.Subject, r.StatementSHA256)

@@ -208,8 +208,15 @@ func devCmd(c *cobra.Command) cli.Run {
 			return err
 		}
 		// The development OpenID provider, its signing key kept in DATA/keys
-		// so that tokens survive a restart.
-		idp, err := oidcdev.Listen(*oidcAddr, oidcdev.Config{Audience: "auditledger", Users: devUsers, KeyFile: filepath.Join(abs, "keys", "oidc-dev.pem")})
+		// so that tokens survive a restart; it serves its users and groups
+		// over SCIM 2.0 too, to the API's identity snapshots (the bearer
+		// token in DATA/keys/scim-token).
+		scimToken, err := devSCIMToken(filepath.Join(abs, "keys", "scim-token"))
+		if err != nil {
+			return fmt.Errorf("dev: %w", err)
+		}
+		idp, err := oidcdev.Listen(*oidcAddr, oidcdev.Config{Audience: "auditledger", Users: devUsers, KeyFile: filepath.Join(abs, "keys", "oidc-dev.pem"), SCIMToken: scimToken,
+			LoginClients: devLoginClients})
 		if err != nil {
 			return fmt.Errorf("dev: --oidc %s: %w", *oidcAddr, err)
 		}

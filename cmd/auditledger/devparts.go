@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/kubegateway"
@@ -28,6 +31,13 @@ var devUsers = []oidcdev.User{
 	{Name: "carol", Secret: "carol-dev-secret", Email: "carol@dev.auditledger.local", Groups: []string{"auditor", "tenant:default", "tenant:acme", "target:*"}},
 	{Name: "agent", Secret: "agent-dev-secret", Groups: []string{"agents"}, Machine: true},
 }
+
+// devLoginClients: the console, served by dev's API on whatever
+// loopback port it listens on.
+var devLoginClients = []oidcdev.LoginClient{{ID: devConsoleClient,
+	RedirectGlobs: []string{"http://127.0.0.1:*/console/callback", "http://localhost:*/console/callback", "http://[[]::1]:*/console/callback"}}}
+
+const devConsoleClient = "auditledger-console"
 
 // devConfig is `dev`'s configuration of serve's roles, for one machine:
 // the API, the proxies that have somewhere to point, and the ledger
@@ -56,7 +66,10 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 	cfg.auth, cfg.instance, cfg.database = auth, "dev", d.database
 	cfg.OIDC.Issuer = d.issuer
 	cfg.API.Listen = d.apiAddr
+	cfg.API.Console.ClientID = devConsoleClient
 	cfg.API.EvidenceKey, cfg.API.EvidenceDir, cfg.API.LogVKey = filepath.Join(keys, "evidence"), filepath.Join(d.data, "evidence"), filepath.Join(keys, "ledger.vkey")
+	// Identity snapshots from the development provider's SCIM service.
+	cfg.API.Directory.SCIMURL, cfg.API.Directory.SCIMTokenFile = d.issuer+"/scim/v2", filepath.Join(keys, "scim-token")
 	cfg.Approvals.Key, cfg.Approvals.VKey = filepath.Join(keys, "approvals.key"), filepath.Join(keys, "approvals.vkey")
 	cfg.ProducerKey = filepath.Join(keys, "producer.key")
 	// The API applies the access rules of the first policy given (a
@@ -134,8 +147,9 @@ func devBanner(w io.Writer, e *env, issuer, projection string) {
 	fmt.Fprintf(w, `  identity (dev)    %s   development OpenID provider; users %s;
                     each user's secret is NAME-dev-secret
   API               http://%s   approvals, events, sessions, proofs (needs a token)
+  console           http://%s/console/   sign in as carol / carol-dev-secret (an auditor)
   projection        %s
-`, issuer, strings.Join(names, ", "), apiAddr, projection)
+`, issuer, strings.Join(names, ", "), apiAddr, apiAddr, projection)
 	if proxyAddr == "" {
 		fmt.Fprintf(w, "  postgres proxy    off: set AUDITLEDGER_PROXY_UPSTREAM=postgres://USER:PASSWORD@HOST/DB to run it\n")
 	} else {
@@ -182,7 +196,7 @@ func oidcDev(c *cobra.Command) cli.Run {
 	issuer := fs.String("issuer", "", "the issuer URL clients and verifiers use (default http://ADDR); behind a proxy or in a container network, the name they reach it by")
 	key := fs.String("key", "", "file keeping the signing key across restarts (created, mode 0600); without it tokens do not survive a restart")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		srv, err := oidcdev.Listen(*listen, oidcdev.Config{Issuer: *issuer, Audience: "auditledger", Users: devUsers, KeyFile: *key})
+		srv, err := oidcdev.Listen(*listen, oidcdev.Config{Issuer: *issuer, Audience: "auditledger", Users: devUsers, KeyFile: *key, LoginClients: devLoginClients})
 		if err != nil {
 			return err
 		}
@@ -195,4 +209,21 @@ func oidcDev(c *cobra.Command) cli.Run {
 		<-ctx.Done()
 		return nil
 	}
+}
+
+// devSCIMToken reads the development provider's SCIM bearer token from
+// path, or makes one there (mode 0600).
+func devSCIMToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	tok := detect.RandomHex(32)
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keeping the SCIM token: %w", err)
+	}
+	return tok, nil
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -11,8 +14,11 @@ import (
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/health"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/api"
+	"github.com/auditledger/auditledger/services/console"
+	"github.com/auditledger/auditledger/services/directory"
 	"github.com/auditledger/auditledger/services/telemetry"
 )
 
@@ -37,9 +43,35 @@ type apiRole struct {
 	// to just-in-time access requests (the gateways' policy files name
 	// the same rules); empty: access requests are answered 503.
 	AccessPolicy string `yaml:"access_policy"`
-	EvidenceKey  string `yaml:"evidence_key"`
-	EvidenceDir  string `yaml:"evidence_dir"`
-	LogVKey      string `yaml:"log_vkey"`
+	// AccessPeers are the instance names of the other api instances
+	// (signing grants with the same approvals.key): access reviews
+	// count their grants too. This instance's always count.
+	AccessPeers []string `yaml:"access_peers"`
+	EvidenceKey string   `yaml:"evidence_key"`
+	// Console serves the web console at /console/ (services/console)
+	// when ClientID is set: the console's client at the OpenID provider
+	// (oidc.issuer), public (PKCE) or with ClientSecret; URL is its
+	// external address ending in /console/ (empty: http://LISTEN/console/,
+	// allowed on a loopback address only). Its redirect URI is URL +
+	// "callback".
+	Console struct {
+		ClientID     string `yaml:"client_id"`
+		ClientSecret string `yaml:"client_secret"`
+		URL          string `yaml:"url"`
+	} `yaml:"console"`
+	EvidenceDir string `yaml:"evidence_dir"`
+	LogVKey     string `yaml:"log_vkey"`
+	// Directory: the identity provider's users and groups, recorded as
+	// identity.snapshot at start and every Every (services/directory),
+	// read over SCIM 2.0 when SCIMURL is set, else the identities and
+	// groups seen in tokens (from the projection).
+	Directory struct {
+		SCIMURL       string   `yaml:"scim_url"`
+		SCIMTokenFile string   `yaml:"scim_token_file"`
+		Subject       string   `yaml:"subject"` // the SCIM attribute tokens' sub is: userName (default), id or externalId
+		Tenants       []string `yaml:"tenants"` // empty: serve's tenant
+		Every         duration `yaml:"every"`   // 0: 24h
+	} `yaml:"directory"`
 }
 
 func (c *apiRole) setDefaults() { c.Listen = defaultAPIAddr }
@@ -52,6 +84,11 @@ func (c *apiRole) envOverrides() []envOverride {
 		{"AUDITLEDGER_API_EVIDENCE_DIR", func(v string) error { c.EvidenceDir = v; return nil }},
 		{"AUDITLEDGER_API_LOG_VKEY", func(v string) error { c.LogVKey = v; return nil }},
 		{"AUDITLEDGER_API_SCOPE_UNSCOPED", func(v string) error { c.Scope.Unscoped = v; return nil }},
+		{"AUDITLEDGER_API_CONSOLE_CLIENT_ID", func(v string) error { c.Console.ClientID = v; return nil }},
+		{"AUDITLEDGER_API_CONSOLE_CLIENT_SECRET", func(v string) error { c.Console.ClientSecret = v; return nil }},
+		{"AUDITLEDGER_API_CONSOLE_URL", func(v string) error { c.Console.URL = v; return nil }},
+		{"AUDITLEDGER_API_DIRECTORY_SCIM_URL", func(v string) error { c.Directory.SCIMURL = v; return nil }},
+		{"AUDITLEDGER_API_DIRECTORY_SCIM_TOKEN_FILE", func(v string) error { c.Directory.SCIMTokenFile = v; return nil }},
 	}
 }
 
@@ -68,7 +105,73 @@ func (c *apiRole) check(cfg *serveConfig) error {
 	if _, err := c.scope(); err != nil {
 		return err
 	}
+	d := c.Directory
+	switch {
+	case (d.SCIMURL != "") != (d.SCIMTokenFile != ""):
+		return fmt.Errorf("api.directory.scim_url and scim_token_file: give both (the SCIM service and the file holding its bearer token), or neither")
+	case d.Subject != "" && d.Subject != string(directory.SubjectUserName) && d.Subject != string(directory.SubjectID) && d.Subject != string(directory.SubjectExternalID):
+		return fmt.Errorf("api.directory.subject: %q is not userName, id or externalId (the SCIM attribute the tokens' sub is)", d.Subject)
+	}
+	for _, t := range d.Tenants {
+		if !tenantName.MatchString(t) {
+			return fmt.Errorf("api.directory.tenants: %q is not a tenant", t)
+		}
+	}
 	return nil
+}
+
+// directoryRecorders are the identity snapshots the API records: one per
+// tenant, read over SCIM or, without it, from the projection's events;
+// none when neither is there.
+func (c *apiRole) directoryRecorders(e *env, p *producer, db *pgxpool.Pool, log *slog.Logger) ([]*directory.Recorder, error) {
+	d := c.Directory
+	var read func(ctx context.Context, tenant string) (*directory.Snapshot, error)
+	issuer := e.cfg.OIDC.Issuer
+	switch {
+	case d.SCIMURL != "":
+		tok, err := os.ReadFile(d.SCIMTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("api.directory.scim_token_file: %w", err)
+		}
+		client := &directory.SCIM{BaseURL: d.SCIMURL, Token: strings.TrimSpace(string(tok))}
+		sub := directory.SubjectOf(d.Subject)
+		read = func(ctx context.Context, _ string) (*directory.Snapshot, error) {
+			return directory.FromSCIM(ctx, client, sub)
+		}
+		log.Info("identity snapshots over SCIM", "url", d.SCIMURL)
+	case db != nil:
+		reader := projections.NewReader(db)
+		read = func(ctx context.Context, tenant string) (*directory.Snapshot, error) {
+			since := time.Now().Add(-24 * time.Hour)
+			seen, err := reader.IdentitiesSeen(ctx, tenant, issuer, since)
+			if err != nil {
+				return nil, err
+			}
+			ss := make([]directory.Seen, len(seen))
+			for i, x := range seen {
+				ss[i] = directory.Seen(x)
+			}
+			return directory.FromTokens(ss, since), nil
+		}
+		log.Info("identity snapshots from the groups seen in tokens: set api.directory.scim_url for the provider's directory")
+	default:
+		log.Info("identity snapshots off: set api.directory.scim_url, or AUDITLEDGER_DATABASE_URL for the groups seen in tokens")
+		return nil, nil
+	}
+	tenants := d.Tenants
+	if len(tenants) == 0 {
+		tenants = []string{e.cfg.Tenant}
+	}
+	var out []*directory.Recorder
+	for _, t := range tenants {
+		out = append(out, &directory.Recorder{
+			Read: func(ctx context.Context) (*directory.Snapshot, error) { return read(ctx, t) },
+			Emit: func(ctx context.Context, ev *events.Event) error { _, err := p.em.Emit(ctx, ev); return err },
+			Keys: p.keys, Tenant: t, Issuer: issuer, Source: events.Source{Kind: "api", Instance: e.cfg.instanceName()},
+			Every: time.Duration(d.Every), Logger: log,
+		})
+	}
+	return out, nil
 }
 
 // scope is the API's reading of tenant and target scopes from groups.
@@ -137,8 +240,13 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 		p.em.Close()
 		return nil, err
 	}
-	h, err := api.New(api.Config{Auth: p.auth, Approvals: p.broker, Access: ab, Roles: roles, Scope: scope, Emitter: p.em, Keys: p.keys, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
+	h, err := api.NewServer(api.Config{Auth: p.auth, Approvals: p.broker, Access: ab, Roles: roles, Scope: scope, Emitter: p.em, Keys: p.keys, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
 		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db, Evidence: ev})
+	if err != nil {
+		p.em.Close()
+		return nil, err
+	}
+	dirs, err := c.directoryRecorders(e, p, db, log)
 	if err != nil {
 		p.em.Close()
 		return nil, err
@@ -148,6 +256,26 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 		return nil, fmt.Errorf("api.listen: %w", err)
 	}
 	log.Info("API listening", "addr", ln.Addr().String())
+	var handler http.Handler = h
+	if c.Console.ClientID != "" {
+		u := c.Console.URL
+		if u == "" {
+			u = "http://" + ln.Addr().String() + "/console/"
+		}
+		con, err := console.New(console.Config{API: h, Auth: p.auth, Issuer: e.cfg.OIDC.Issuer, ClientID: c.Console.ClientID,
+			ClientSecret: c.Console.ClientSecret, URL: u, Logger: log})
+		if err != nil {
+			ln.Close()
+			p.em.Close()
+			return nil, fmt.Errorf("api.console: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/console/", con)
+		mux.Handle("/console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
+		mux.Handle("/", h)
+		handler = mux
+		log.Info("console listening", "url", u)
+	}
 	return func(ctx context.Context) error {
 		if db != nil {
 			defer db.Close()
@@ -155,7 +283,10 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 		if ab != nil {
 			go sweepAccess(ctx, ab, log)
 		}
-		return p.closing(func() error { return health.Serve(ctx, ln, h) })
+		for _, d := range dirs {
+			go d.Run(ctx)
+		}
+		return p.closing(func() error { return health.Serve(ctx, ln, handler) })
 	}, nil
 }
 
@@ -181,7 +312,7 @@ func (c *apiRole) accessBroker(ctx context.Context, e *env, p *producer, log *sl
 		return nil, fmt.Errorf("approvals.key: %w", err)
 	}
 	return access.New(bctx, access.Config{JetStream: p.js, Emitter: p.em, Source: events.Source{Kind: "api", Instance: e.cfg.instanceName()},
-		Signer: signer, Rules: rules, Create: true, Replicas: e.cfg.NATS.Replicas, Logger: log})
+		Signer: signer, Rules: rules, Peers: c.AccessPeers, Create: true, Replicas: e.cfg.NATS.Replicas, Logger: log})
 }
 
 // sweepAccess expires pending requests and ended grants every few

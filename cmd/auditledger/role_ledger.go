@@ -38,6 +38,11 @@ type ledgerRole struct {
 	// locked (7y, 30d, 36h); tenants not listed get the store URL's
 	// retention. A segment is locked for the longest among its tenants.
 	TenantRetention map[string]string `yaml:"tenant_retention"`
+	// ClockSource names the time source the host's clock follows (e.g.
+	// "chrony: time.example.com"), which the kernel does not know: it is
+	// sealed with the clock's status (ledger.clock.status) at start and
+	// hourly.
+	ClockSource string `yaml:"clock_source"`
 }
 
 // tenantName is the tenant alphabet of docs/FORMAT.md §1.
@@ -76,6 +81,7 @@ func (c *ledgerRole) envOverrides() []envOverride {
 		{"AUDITLEDGER_LEDGER_INDEX", func(v string) error { c.Index = v; return nil }},
 		{"AUDITLEDGER_LEDGER_LEASE_TTL", func(v string) error { return setDuration(&c.LeaseTTL, v) }},
 		{"AUDITLEDGER_LEDGER_TENANT_RETENTION", func(v string) (err error) { c.TenantRetention, err = parseTenantRetention(v); return }},
+		{"AUDITLEDGER_LEDGER_CLOCK_SOURCE", func(v string) error { c.ClockSource = v; return nil }},
 	}
 }
 
@@ -194,6 +200,7 @@ func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (fun
 			Consumer: c.Consumer, BatchSize: c.Batch, MaxWait: time.Duration(c.MaxWait),
 			LeaseTTL: time.Duration(c.LeaseTTL), Logger: log, Health: e.health, NewLog: e.cfg.newLog, IndexDir: c.Index,
 			Producers: producers, RequireSigned: c.RequireSigned,
+			Clock: func() ledger.ClockStatus { return ledger.ReadClockStatus(c.ClockSource) },
 			OnWriter: func(l *ledger.Log) {
 				leading.Store(true)
 				if e.onWriter != nil {

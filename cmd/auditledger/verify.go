@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -126,6 +128,9 @@ func printReport(w io.Writer, rep *ledger.Report, opts ledger.VerifyOptions, ela
 	}
 	fmt.Fprintf(w, "  root         %s (size %d, signature by %s verified)\n", rep.Root.Base64(), rep.Size, opts.Verifier.Name())
 	fmt.Fprintf(w, "  chain head   %s\n", rep.Chain)
+	for _, form := range slices.Sorted(maps.Keys(rep.Legacy)) {
+		fmt.Fprintf(w, "  legacy form  %d record(s): %s\n", rep.Legacy[form], form)
+	}
 	if opts.Since != nil {
 		fmt.Fprintf(w, "  consistent   with the --since checkpoint at size %d\n", opts.Since.Size)
 	}

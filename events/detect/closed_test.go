@@ -65,6 +65,16 @@ func TestInEventFailsClosed(t *testing.T) {
 		{payload(`{"d":["ja","ne@","exa","mple.c","om"]}`), Match{"payload.d", "email"}},
 		{payload(`{"d":[[4,5,3,9],[5,7,8,7],[6,3,6,2],[1,4,8,6]]}`), Match{}}, // not adjacent: documented
 		{payload(`{"d":[1,2,3],"e":["a","b"],"f":[12345678,87654321]}`), Match{}},
+		// A card number in two halves, or its groups with other
+		// elements between them (issue 24, L9).
+		{payload(`{"d":["43982597","91907482"]}`), Match{"payload.d", "credit_card"}},
+		{payload(`{"d":["4398","x","2597","x","9190","x","7482"]}`), Match{"payload.d", "credit_card"}},
+		{payload(`{"d":"4,398,259,791,907,482"}`), Match{"payload.d", "credit_card"}},
+		{payload(`{"d":"0xfa031a886ca9a"}`), Match{"payload.d", "credit_card"}},
+		{payload(`{"d":"jane.roe7+AEA-example.com"}`), Match{"payload.d", "email"}},
+		{payload(`{"d":"GQZTSOBSGU4TOOJRHEYDONBYGI======"}`), Match{"payload.d", "credit_card"}},
+		{payload(`{"f":"f_47169833_40267735","s":"s-1"}`), Match{"payload.f", "credit_card"}},
+		{payload(`{"47169833":{"40267735":1}}`), Match{}}, // member names are not joined: documented
 	} {
 		got, ok, err := InEvent([]byte(c.event))
 		if err != nil {
@@ -112,18 +122,22 @@ func TestEventFalsePositives(t *testing.T) {
 	}{
 		{"64 hex digits in a digest member", func() string { return `{"sha256":"` + hex(64) + `"}` }, 0},
 		{"64 hex digits in a free member", func() string { return `{"x":"` + hex(64) + `"}` }, 0.5},
-		{"32 hex digits in a free member", func() string { return `{"x":"` + hex(32) + `"}` }, 0.2},
-		{"16 hex digits in a free member", func() string { return `{"x":"` + hex(16) + `"}` }, 0.01},
+		{"32 hex digits in a free member", func() string { return `{"x":"` + hex(32) + `"}` }, 0.3},
+		{"16 hex digits in a free member", func() string { return `{"x":"` + hex(16) + `"}` }, 0.1},
 		{"a UUID", func() string {
 			return `{"x":"` + hex(8) + "-" + hex(4) + "-" + hex(4) + "-" + hex(4) + "-" + hex(12) + `"}`
-		}, 0.01},
+		}, 0.06},
 		{"an array of 3 single digits", func() string { return `{"x":` + ints(3, 1) + `}` }, 0},
 		{"an array of 16 single digits", func() string { return `{"x":` + ints(16, 1) + `}` }, 10},
-		{"an array of 30 single digits", func() string { return `{"x":` + ints(30, 1) + `}` }, 1},
+		// Joined, they are one run of 30 digits: every window of 13–19
+		// is judged (chains.go).
+		{"an array of 30 single digits", func() string { return `{"x":` + ints(30, 1) + `}` }, 75},
 		{"an array of 4 four-digit numbers", func() string { return `{"x":` + ints(4, 4) + `}` }, 11},
-		{"an array of 8 four-digit numbers", func() string { return `{"x":` + ints(8, 4) + `}` }, 18},
-		{"an array of 2 eight-digit numbers", func() string { return `{"x":` + ints(2, 8) + `}` }, 0},
-		{"an array of 10 seven-digit numbers", func() string { return `{"x":` + ints(10, 7) + `}` }, 0},
+		{"an array of 8 four-digit numbers", func() string { return `{"x":` + ints(8, 4) + `}` }, 80},
+		// Elements of up to 8 characters are joined (a card in two
+		// halves): two 8-digit numbers as a 16-digit one is.
+		{"an array of 2 eight-digit numbers", func() string { return `{"x":` + ints(2, 8) + `}` }, 9},
+		{"an array of 10 seven-digit numbers", func() string { return `{"x":` + ints(10, 7) + `}` }, 5},
 	} {
 		hit := 0
 		for range N {

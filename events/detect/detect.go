@@ -53,11 +53,19 @@ func Detect(detector string, v []byte) bool {
 // (internationalised addresses, RFC 6531); the domain letters, digits
 // and marks of any script (IDN, RFC 5890) or a punycode top-level domain
 // (xn--p1ai). The local part may be quoted ("jane.doe"@example.com) and
-// the domain an address literal (jane@[10.0.0.1], RFC 5321). Inside
+// the domain an address literal (jane@[10.0.0.1], RFC 5321), an IPv4
+// address without brackets (jane@192.168.1.1) or localhost; a comment
+// (RFC 5322) may stand before or after the @ (jane(x)@example.com). Inside
 // longer text the local part is cut where URL syntax ends (emailLocal).
 const emailPattern = `(?:[\p{L}\p{N}\p{M}.!#$%&'*+/=?^_\x60{|}~-]+|"[^"\\\x00-\x1f]{1,64}")@(?:[\p{L}\p{N}\p{M}.-]+\.(?:xn--[A-Za-z0-9-]{2,}|\p{L}[\p{L}\p{M}]+)|\[(?:IPv6:)?[0-9A-Fa-f.:]{2,45}\])`
 
-var emailRe = regexp.MustCompile(`^(?:` + emailPattern + `)$`)
+// emailPatternMore is emailPattern with the forms fewer texts hold: a
+// comment before or after the @, an IPv4 address without brackets,
+// localhost. Inside text it is looked for only where such a form may
+// stand (emailMoreCue), as it costs more to run.
+const emailPatternMore = `(?:[\p{L}\p{N}\p{M}.!#$%&'*+/=?^_\x60{|}~-]+|"[^"\\\x00-\x1f]{1,64}")(?:\([^()@\s]{0,64}\))?@(?:\([^()@\s]{0,64}\))?(?:[\p{L}\p{N}\p{M}.-]+\.(?:xn--[A-Za-z0-9-]{2,}|\p{L}[\p{L}\p{M}]+)|\[(?:IPv6:)?[0-9A-Fa-f.:]{2,45}\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|(?i:localhost)(?:\b|$))`
+
+var emailRe = regexp.MustCompile(`^(?:` + emailPatternMore + `)$`)
 
 // isEmail: v as a whole is an address, its local part not cut by
 // emailLocal (/cb?to=jane@… is a URL holding one).

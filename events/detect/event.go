@@ -109,6 +109,9 @@ type eventWalker struct {
 	// strict (PayloadClean) stops the walk, as found, at any string
 	// the scrub would read.
 	strict bool
+	// mode is how judge reads digit chains: chainsAll but for the
+	// joined elements of an array (adjacentEnd).
+	mode chainMode
 }
 
 type pathStep struct {
@@ -419,7 +422,16 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 	} else if cannot || !MayHold(s) || isTimestamp(s) {
 		return false
 	} else {
-		_, counts := Scrub(s)
+		var counts map[string]int
+		if w.mode == chainsAll {
+			_, counts = Scrub(s)
+		} else {
+			_, all := scan(s, 0, w.mode)
+			counts = map[string]int{}
+			for _, d := range all {
+				counts[d]++
+			}
+		}
 		for _, b := range Builtin {
 			if counts[b] > 0 {
 				d = b
@@ -447,6 +459,8 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 //     a payload array named matches, or one of payload.parameters.values;
 //   - a pseudonym, 32 lower-case hex digits, in payload.pseudonym
 //     (erasure and subject hold events);
+//   - "pseudonym:" and 32 lower-case hex digits in a payload member named
+//     subject, at any depth (an identity recorded as actors are);
 //   - actor.subject as "pseudonym:" and 32 lower-case hex digits, and
 //     actor.email as a sealed field (§1.6).
 //
@@ -483,6 +497,11 @@ func (w *eventWalker) digestAt(s string) bool {
 		return keyedDigest(s)
 	case "pseudonym":
 		return n == 2 && lowerHex(s, 32)
+	case "subject":
+		// An identity recorded as events record actors, in a payload
+		// (identity.snapshot members, a request's requester).
+		p, ok := strings.CutPrefix(s, "pseudonym:")
+		return ok && lowerHex(p, 32)
 	}
 	return false
 }
@@ -522,7 +541,7 @@ func sealedField(s string) bool {
 	}
 	// Ciphertext is random bytes: one that decodes to text is text
 	// written in the sealed form (pii1.….<base64 of an address>).
-	_, text := base64Text([]byte(rest[33:]))
+	text := base64Printable([]byte(rest[33:]))
 	return len(rest[33:])%4 != 1 && !text // no base64 text has that length
 }
 
@@ -576,9 +595,9 @@ func hexWordCard(s string) bool {
 }
 
 // maxFragment is the longest scalar, in characters, adjacentScalars
-// joins to its neighbours: a card number's group (3 to 6 digits), a
-// digit alone.
-const maxFragment = 6
+// joins to its neighbours: a card number's group (up to 8 digits: a
+// card in two halves), a digit alone.
+const maxFragment = 8
 
 // adjacent notes a scalar element of the array being read, tok as
 // written, for adjacentScalars; it returns false when the text it ends
@@ -637,7 +656,17 @@ func (w *eventWalker) adjacentEnd() bool {
 	if n < 2 {
 		return true
 	}
-	return !w.judge(joined, false, nil) && !w.judge(spaced, false, nil)
+	// Joined, the elements are read as digit chains only in windows of
+	// whole elements of two digits or more (chainsElements): a run of 30
+	// single digits holds a card number at some offset two times in
+	// three, and 4398x2597x… (an element between the groups) is still
+	// read. docs/FORMAT.md §1.4.
+	w.mode = chainsElements
+	hit := w.judge(joined, false, nil)
+	w.mode = chainsElements
+	hit = hit || w.judge(spaced, false, nil)
+	w.mode = chainsAll
+	return !hit
 }
 
 // path renders where the value being read sits, member names scrubbed.

@@ -124,7 +124,9 @@ func isASCII(s string) bool {
 //     an enclosing keycap) as nothing: they change how a character
 //     renders, not which it is, and an address keeps its letters;
 //   - a decimal digit of any script (Arabic-Indic ٤, Devanagari ४, …) as
-//     its ASCII digit;
+//     its ASCII digit, and the CJK numerals 〇零一二三四五六七八九 (and
+//     the financial 壹贰叁肆伍陆柒捌玖) as the digits they name: a number
+//     written one numeral a digit (四三九八…) reads as one;
 //   - punctuation and symbols beyond ASCII whose NFKC form is punctuation
 //     and symbols beyond ASCII too (middle dots · ・, bullets, currency
 //     and other signs, emoji) as a space: they separate digit groups.
@@ -147,6 +149,9 @@ func fold(dst []byte, r rune, raw string) []byte {
 		return dst
 	case unicode.Is(unicode.Nd, r):
 		return append(dst, byte('0'+digitValue(r)))
+	}
+	if d, ok := cjkDigits[r]; ok {
+		return append(dst, d)
 	}
 	f := norm.NFKC.AppendString(dst, raw)
 	if (unicode.IsPunct(r) || unicode.IsSymbol(r)) && punctOnly(f[len(dst):]) {
@@ -201,4 +206,10 @@ func foldBytes(v []byte) []byte {
 		return v
 	}
 	return newView(string(v)).b
+}
+
+// cjkDigits are the CJK numerals that name one digit each.
+var cjkDigits = map[rune]byte{
+	'〇': '0', '零': '0', '一': '1', '二': '2', '三': '3', '四': '4', '五': '5', '六': '6', '七': '7', '八': '8', '九': '9',
+	'壹': '1', '贰': '2', '貳': '2', '叁': '3', '參': '3', '肆': '4', '伍': '5', '陆': '6', '陸': '6', '柒': '7', '捌': '8', '玖': '9',
 }

@@ -12,14 +12,20 @@ import (
 // them on every text.
 func refMayHoldASCII(text string) bool {
 	run, plus, dash, eight := 0, false, false, false
+	grp := 0 // digits in a row before text[i]
 	for i := 0; i < len(text); i++ {
+		g := grp
+		grp = 0
 		switch holdClass[text[i]] {
 		case clOther:
-			run, dash = 0, false
+			if !chainLetter(text, i, g) {
+				run, dash = 0, false
+			}
 		case clAt:
 			return true
 		case clDigit:
-			if run++; run >= 13 || run >= 8 && (plus || dash) {
+			grp = g + 1
+			if run++; run >= 9 || run >= 8 && (plus || dash) {
 				return true
 			}
 			eight = eight || run >= 8
@@ -33,11 +39,10 @@ func refMayHoldASCII(text string) bool {
 		case clPlus:
 			plus = true
 		case clParen:
-			if !plus {
+		case clSecret:
+			if !chainLetter(text, i, g) {
 				run, dash = 0, false
 			}
-		case clSecret:
-			run, dash = 0, false
 			if secretAt(text[i:]) {
 				return true
 			}
@@ -48,7 +53,7 @@ func refMayHoldASCII(text string) bool {
 
 func refHasPercent(text string) bool {
 	for i := 0; i < len(text); i++ {
-		if c := text[i]; c == '%' || c == '\\' || c == '&' {
+		if c := text[i]; c == '%' || c == '\\' || c == '&' || c == '=' || c == '+' {
 			if _, n := escapeAt(text[i:]); n > 0 {
 				return true
 			}
@@ -58,7 +63,7 @@ func refHasPercent(text string) bool {
 }
 
 // holdAlphabet is weighted toward the bytes the two functions look at.
-const holdAlphabet = "eyJAKIASghpousrxoabk_-----BEGIN@+()0123456789 .%\\xu4fFzZ"
+const holdAlphabet = "eyJAKIASghpousrxoabk_-----BEGIN@+()0123456789 .%\\xu4fFzZ=+AE"
 
 func checkMayHoldForms(t *testing.T, s string) {
 	t.Helper()

@@ -10,12 +10,16 @@ import (
 // number, as gateways name their events. Producers name events and
 // sessions with it so that an id never makes the writer refuse the events
 // that carry it: a few 16-digit hex strings in ten thousand read as a
-// card number.
+// card number. It ends in a letter, so that no sequence number written
+// after it joins its last digits (a digit chain, docs/FORMAT.md §1.4).
 func RandomHex(n int) string {
 	b := make([]byte, n)
 	for {
 		rand.Read(b)
 		id := hex.EncodeToString(b)
+		if id[len(id)-1] <= '9' {
+			continue // a sequence number after it would extend its last digits (chains)
+		}
 		if !MayHold(id + ".1") {
 			return id
 		}

@@ -2,6 +2,8 @@ package detect
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"regexp"
 	"slices"
 	"strconv"
@@ -48,6 +50,24 @@ func find(v []byte) string {
 // the token pass does not know (&, /, :) join them to their neighbours.
 var emailIn = regexp.MustCompile(emailPattern)
 
+// emailInMore finds the forms emailPatternMore adds, where emailMoreCue
+// says one may stand.
+var emailInMore = regexp.MustCompile(emailPatternMore)
+
+// emailMoreCue reports whether b holds a comment beside an @ (")@",
+// "@("), or an @ before a digit or an l or L (jane@192.…, @localhost).
+func emailMoreCue(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '@' {
+			continue
+		}
+		if i > 0 && b[i-1] == ')' || i+1 < len(b) && (b[i+1] == '(' || isDigit(b[i+1]) || b[i+1]|0x20 == 'l') {
+			return true
+		}
+	}
+	return false
+}
+
 // Scrub replaces every value a built-in detector finds in text, the whole
 // of it or inside it, with Placeholder(detector). counts has, per
 // detector, how many values were replaced; nil when none were. Text with
@@ -71,7 +91,7 @@ func ScrubEach(text string, found func(detector, value string)) (out string, cou
 	if !MayHold(text) {
 		return text, nil
 	}
-	spans, all := scan(text, 0)
+	spans, all := scan(text, 0, chainsAll)
 	if len(spans) == 0 {
 		return text, nil
 	}
@@ -98,7 +118,7 @@ func ScrubEach(text string, found func(detector, value string)) (out string, cou
 }
 
 // maxPercentRounds bounds how many times scan percent-decodes text.
-const maxPercentRounds = 4
+const maxPercentRounds = 6
 
 // scan returns the values the detectors find in text, as offsets into
 // it, in order and apart, and the detector of each value found (all, in
@@ -108,9 +128,9 @@ const maxPercentRounds = 4
 // 4111%201111%20…, jane\u0040example.com), up to maxPercentRounds times
 // (jane%2540…): what either reading finds is replaced, over the
 // characters as written.
-func scan(text string, round int) ([]match, []string) {
+func scan(text string, round int, mode chainMode) ([]match, []string) {
 	v := newView(text)
-	s := scrubber{b: v.b}
+	s := scrubber{b: v.b, chains: mode}
 	s.run()
 	spans := make([]match, 0, len(s.found))
 	for _, f := range s.found {
@@ -133,7 +153,7 @@ func scan(text string, round int) ([]match, []string) {
 	default:
 		return spans, all
 	}
-	sub, _ := scan(d, round+1)
+	sub, _ := scan(d, round+1, mode)
 	for _, f := range sub {
 		m := match{lo: from[f.lo], hi: to[f.hi-1], detector: f.detector, value: f.value}
 		if m.value == "" {
@@ -173,11 +193,12 @@ func mergeSpans(spans []match) []match {
 func hasPercent(text string) bool {
 	// Most text holds neither byte: two vectorised searches find that
 	// sooner than a loop over every byte.
-	if strings.IndexByte(text, '%') < 0 && strings.IndexByte(text, '\\') < 0 && strings.IndexByte(text, '&') < 0 {
+	if strings.IndexByte(text, '%') < 0 && strings.IndexByte(text, '\\') < 0 && strings.IndexByte(text, '&') < 0 &&
+		strings.IndexByte(text, '=') < 0 && strings.IndexByte(text, '+') < 0 {
 		return false
 	}
 	for i := 0; i < len(text); i++ {
-		if c := text[i]; c == '%' || c == '\\' || c == '&' {
+		if c := text[i]; c == '%' || c == '\\' || c == '&' || c == '=' || c == '+' {
 			if _, n := escapeAt(text[i:]); n > 0 {
 				return true
 			}
@@ -202,26 +223,146 @@ func escapeAt(text string) ([]byte, int) {
 		}
 		return v, true
 	}
+	char := func(v int) bool { return v >= 0x20 && v != 0x7f && v <= unicode.MaxRune && (v < 0xd800 || v > 0xdfff) }
 	switch {
+	case len(text) >= 6 && text[0] == '%' && (text[1] == 'u' || text[1] == 'U'):
+		// %uXXXX (IIS, JavaScript's escape()).
+		if v, ok := hex(text[2:6]); ok && char(v) {
+			return utf8.AppendRune(nil, rune(v)), 6
+		}
 	case len(text) >= 3 && text[0] == '%':
 		if v, ok := hex(text[1:3]); ok {
 			return []byte{byte(v)}, 3
 		}
-	case len(text) >= 6 && text[0] == '\\' && text[1] == 'u':
+	case len(text) >= 6 && text[0] == '\\' && text[1] == 'u' && text[2] != '{':
 		if v, ok := hex(text[2:6]); ok && (v < 0xd800 || v > 0xdfff) {
 			return utf8.AppendRune(nil, rune(v)), 6
 		}
+	case len(text) >= 5 && text[0] == '\\' && text[1] == 'u' && text[2] == '{':
+		// \u{40} (JavaScript, Rust, Swift).
+		if end := strings.IndexByte(text[3:min(len(text), 10)], '}'); end > 0 {
+			if v, ok := hex(text[3 : 3+end]); ok && char(v) {
+				return utf8.AppendRune(nil, rune(v)), end + 4
+			}
+		}
+	case len(text) >= 6 && text[0] == '\\' && text[1] == 'U':
+		// \U00000040 (Python, C), or \U0040.
+		if len(text) >= 10 {
+			if v, ok := hex(text[2:10]); ok && char(v) {
+				return utf8.AppendRune(nil, rune(v)), 10
+			}
+		}
+		if v, ok := hex(text[2:6]); ok && char(v) {
+			return utf8.AppendRune(nil, rune(v)), 6
+		}
+	case len(text) >= 2 && text[0] == '\\' && (text[1] == 'n' || text[1] == 't' || text[1] == 'r'):
+		// \n, \t, \r written as text: white space, a separator.
+		return []byte{' '}, 2
 	case len(text) >= 4 && text[0] == '\\' && text[1] == 'x':
 		if v, ok := hex(text[2:4]); ok {
 			return []byte{byte(v)}, 4
+		}
+	case len(text) >= 4 && text[0] == '\\' && text[1] >= '0' && text[1] <= '3' && octal(text[2]) && octal(text[3]):
+		// \100: an octal escape (C, shells, PostgreSQL's bytea).
+		if v := int(text[1]-'0')<<6 | int(text[2]-'0')<<3 | int(text[3]-'0'); v >= 0x20 && v != 0x7f {
+			return []byte{byte(v)}, 4
+		}
+	case len(text) >= 2 && text[0] == '\\' && hexValue(text[1]) >= 0:
+		// \40 : a CSS escape, one to six hex digits and an optional
+		// space after them.
+		j := 1
+		for j < len(text) && j < 7 && hexValue(text[j]) >= 0 {
+			j++
+		}
+		if v, ok := hex(text[1:j]); ok && char(v) {
+			if j < len(text) && text[j] == ' ' {
+				j++
+			}
+			return utf8.AppendRune(nil, rune(v)), j
 		}
 	case len(text) >= 2 && text[0] == '\\' && text[1] > ' ' && text[1] < 0x7f && !isAlnum(text[1]):
 		// A quoted-pair (RFC 9110 quoted-string, a shell word): \@ is @.
 		return []byte{text[1]}, 2
 	case len(text) >= 4 && text[0] == '&':
 		return htmlRef(text)
+	case len(text) >= 3 && text[0] == '=':
+		return qpAt(text, false)
+	case len(text) >= 4 && text[0] == '+':
+		return utf7At(text)
 	}
 	return nil, 0
+}
+
+func octal(c byte) bool { return c >= '0' && c <= '7' }
+
+// qpAt decodes the quoted-printable escape text starts with (=40): one
+// of a printable ASCII character that is not a letter or a digit, or of
+// any printable one in a run of such escapes (=34=31=31…; after one,
+// when after is true).
+func qpAt(text string, after bool) ([]byte, int) {
+	if len(text) < 3 || text[0] != '=' {
+		return nil, 0
+	}
+	hi, lo := hexValue(text[1]), hexValue(text[2])
+	if hi < 0 || lo < 0 {
+		return nil, 0
+	}
+	c := byte(hi<<4 | lo)
+	if c < 0x20 || c >= 0x7f {
+		return nil, 0
+	}
+	run := after || len(text) >= 6 && text[3] == '=' && hexValue(text[4]) >= 0 && hexValue(text[5]) >= 0
+	if isAlnum(c) && !run {
+		return nil, 0
+	}
+	return []byte{c}, 3
+}
+
+// utf7At decodes the UTF-7 shifted sequence text starts with (RFC 2152:
+// +AEA- is @): +, modified base64 of UTF-16BE, -. Each character decoded
+// is one that is not a control.
+func utf7At(text string) ([]byte, int) {
+	end := 1
+	for end < len(text) && end <= 25 && (isAlnum(text[end]) || text[end] == '+' || text[end] == '/') {
+		end++
+	}
+	if end < 4 || end >= len(text) || text[end] != '-' {
+		return nil, 0
+	}
+	var acc uint32
+	bits := 0
+	var units []uint16
+	for _, c := range []byte(text[1:end]) {
+		var v uint32
+		switch {
+		case c >= 'A' && c <= 'Z':
+			v = uint32(c - 'A')
+		case c >= 'a' && c <= 'z':
+			v = uint32(c-'a') + 26
+		case isDigit(c):
+			v = uint32(c-'0') + 52
+		case c == '+':
+			v = 62
+		default:
+			v = 63
+		}
+		acc, bits = acc<<6|v, bits+6
+		if bits >= 16 {
+			bits -= 16
+			units = append(units, uint16(acc>>bits))
+		}
+	}
+	if len(units) == 0 || bits >= 6 || acc&(1<<bits-1) != 0 {
+		return nil, 0
+	}
+	var out []byte
+	for _, r := range utf16.Decode(units) {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return nil, 0
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	return out, end + 1
 }
 
 // htmlRef decodes the HTML character reference text starts with:
@@ -279,17 +420,24 @@ func percentDecode(text string) (string, []int, []int) {
 	b := make([]byte, 0, len(text))
 	from := make([]int, 0, len(text))
 	to := make([]int, 0, len(text))
+	qp := false // the escape before was quoted-printable
 	for i := 0; i < len(text); {
-		if c := text[i]; c == '%' || c == '\\' || c == '&' {
-			if d, n := escapeAt(text[i:]); n > 0 {
+		if c := text[i]; c == '%' || c == '\\' || c == '&' || c == '=' || c == '+' {
+			d, n := escapeAt(text[i:])
+			if n == 0 && c == '=' && qp {
+				d, n = qpAt(text[i:], true)
+			}
+			if n > 0 {
 				for _, c := range d {
 					b = append(b, c)
 					from, to = append(from, i), append(to, i+n)
 				}
+				qp = c == '='
 				i += n
 				continue
 			}
 		}
+		qp = false
 		b = append(b, text[i])
 		from, to = append(from, i), append(to, i+1)
 		i++
@@ -302,10 +450,11 @@ func percentDecode(text string) (string, []int, []int) {
 // is on either side as a placeholder would, so that later passes read
 // around it and the offsets stay those of the text.
 type scrubber struct {
-	b     []byte
-	depth int      // how many times b was decoded from hex or base64
-	found []match  // by offset, apart
-	all   []string // the detector of every value found, in order found
+	chains chainMode // how digit chains are read (chainsAll unless InEvent joins an array's elements)
+	b      []byte
+	depth  int      // how many times b was decoded from hex or base64
+	found  []match  // by offset, apart
+	all    []string // the detector of every value found, in order found
 	// accept, when not nil, decides each value found, given where it
 	// stands in b (covering any value found before that it overlaps): it
 	// returns the value's replacement and true to take it, or false to
@@ -386,7 +535,11 @@ func (s *scrubber) run() {
 	// E-mail addresses first: their local part may hold quotes and other
 	// characters the passes below split tokens at (o'brien@…).
 	if bytes.IndexByte(b, '@') >= 0 {
-		for _, m := range emailIn.FindAllIndex(b, -1) {
+		re := emailIn
+		if emailMoreCue(b) {
+			re = emailInMore
+		}
+		for _, m := range re.FindAllIndex(b, -1) {
 			lo := emailLocal(b, m[0], m[1])
 			if s.free(lo, m[1]) && isEmail(b[lo:m[1]]) {
 				s.claim(lo, m[1], "email")
@@ -416,6 +569,27 @@ func (s *scrubber) run() {
 			start = i
 		}
 	}
+	for _, m := range ibanCandidates(b) {
+		glued := m[0] > 0 && isAlnum(b[m[0]-1])
+		if glued && (isDigit(b[m[0]-1]) || !isUpper(b[m[0]]) || !isUpper(b[m[0]+1])) {
+			continue // inside a longer word: a digest, an identifier
+		}
+		// Glued after letters (acctDE89…), an upper-case country code
+		// starts it and it ends the word.
+		lower := glued || !isUpper(b[m[0]])
+		for end := m[1]; end >= m[0]+15; end-- {
+			// Lower-case, it ends a word too: a lower-case hex word
+			// starts as one (de89…) more often than capitals do.
+			if lower && end < len(b) && isAlnum(b[end]) {
+				continue
+			}
+			if isAlnum(b[end-1]) && isIBAN(b[m[0]:end]) {
+				s.claim(m[0], end, "iban")
+				break
+			}
+		}
+	}
+	s.numbers()
 	// Numbers written with separators (card numbers, IBAN digits, phone
 	// numbers) span several tokens: offer each run of digits and
 	// separators (isCardSep) as a whole, then look for card numbers
@@ -465,23 +639,7 @@ func (s *scrubber) run() {
 		}
 		i = j
 	}
-	for _, m := range ibanCandidates(b) {
-		if m[0] > 0 && isAlnum(b[m[0]-1]) {
-			continue // inside a longer word: a digest, an identifier
-		}
-		lower := !isUpper(b[m[0]])
-		for end := m[1]; end >= m[0]+15; end-- {
-			// Lower-case, it ends a word too: a lower-case hex word
-			// starts as one (de89…) more often than capitals do.
-			if lower && end < len(b) && isAlnum(b[end]) {
-				continue
-			}
-			if isAlnum(b[end-1]) && isIBAN(b[m[0]:end]) {
-				s.claim(m[0], end, "iban")
-				break
-			}
-		}
-	}
+	s.others()
 	if hasSecretPrefix(unsafeString(b)) {
 		for _, m := range secretMatches(b) {
 			s.claim(m[0], m[1], "secret")
@@ -497,12 +655,16 @@ func (s *scrubber) run() {
 		}
 	}
 	if s.depth < maxEncodedDepth {
-		for _, t := range encodedTokens(b) {
+		for _, t := range append(encodedTokens(b), hexPairRuns(b)...) {
 			if !s.free(t.lo, t.hi) {
 				continue
 			}
+			if t.unjudged {
+				s.claim(t.lo, t.hi, Unjudged)
+				continue
+			}
 			sv := newView(t.text)
-			sub := scrubber{b: sv.b, depth: s.depth + 1}
+			sub := scrubber{b: sv.b, depth: s.depth + 1, chains: s.chains}
 			if sub.run(); len(sub.all) == 0 || !s.claim(t.lo, t.hi, sub.all[0]) {
 				continue
 			}
@@ -519,22 +681,32 @@ func (s *scrubber) run() {
 			}
 		}
 	}
+	// Digit chains last: a token of hex or base64 that holds a value is
+	// replaced whole before its digits are read as a number.
+	s.readChains()
 }
 
 // maxEncodedDepth bounds how many times a value's text is decoded from
 // hex or base64 inside text (base64 of hex of a card number is read;
 // deeper is not).
-const maxEncodedDepth = 2
+const maxEncodedDepth = 3
 
-// maxEncodedToken is the longest token encodedTokens decodes: a longer
-// one (a file, a session's output chunk) is data, not a value.
-const maxEncodedToken = 4096
+// maxEncodedToken is the longest token encodedTokens decodes (a session
+// output chunk in base64 is at most 21,848): a longer one is not judged,
+// and is replaced whole as Unjudged, never recorded in clear.
+const maxEncodedToken = 32768
 
-// encoded is a token of text b[lo:hi] written in hex or base64, and the
-// text it decodes to.
+// Unjudged names what replaces text the detectors do not read within
+// their bounds: a token longer than maxEncodedToken, compressed data that
+// inflates beyond maxInflated or does not inflate.
+const Unjudged = "unjudged"
+
+// encoded is a token of text b[lo:hi] written in hex, base32 or base64,
+// and the text it decodes to (decodedText), or one not judged.
 type encoded struct {
-	lo, hi int
-	text   string
+	lo, hi   int
+	text     string
+	unjudged bool
 }
 
 // encodedTokens returns the tokens of b that are text written in hex (an
@@ -559,10 +731,12 @@ func encodedTokens(b []byte) []encoded {
 			j++
 		}
 		end := j
-		for end < len(b) && end-j < 2 && b[end] == '=' {
+		for end < len(b) && end-j < 6 && b[end] == '=' {
 			end++
 		}
-		if e, ok := decodeToken(b, i, j, end); ok {
+		if j-i > maxEncodedToken {
+			out = append(out, encoded{lo: i, hi: end, unjudged: true})
+		} else if e, ok := decodeToken(b, i, j, end); ok {
 			out = append(out, e)
 		} else if bytes.IndexByte(b[i:j], '/') >= 0 {
 			// Slashes separate a path's segments; URL-safe base64 has
@@ -590,27 +764,247 @@ func decodeToken(b []byte, i, j, end int) (encoded, bool) {
 	if n := len(tok); n < 12 || n > maxEncodedToken {
 		return encoded{}, false
 	}
-	if d, ok := hexText(tok); ok && MayHold(d) {
-		return encoded{i, j, d}, true
+	hexTok := tok
+	if len(tok) > 2 && tok[0] == '0' && (tok[1] == 'x' || tok[1] == 'X') {
+		hexTok = tok[2:] // 0x6a616e65…
 	}
-	if d, ok := base64Text(tok); ok && MayHold(d) {
-		return encoded{i, end, d}, true
+	judge := func(d string, ok bool, hi int) (encoded, bool) {
+		if d == unjudgedText {
+			return encoded{lo: i, hi: hi, unjudged: true}, true
+		}
+		if ok && MayHold(d) {
+			return encoded{lo: i, hi: hi, text: d}, true
+		}
+		return encoded{}, false
 	}
-	// Base64 behind one to three characters glued to it (a sigil, a
-	// type letter: xNDExMTEx…): the token is replaced whole.
-	for k := 1; k <= 3 && len(tok)-k >= 16; k++ {
-		if d, ok := base64Text(tok[k:]); ok && MayHold(d) {
-			return encoded{i, end, d}, true
+	if d, ok := hexText(hexTok); ok {
+		if e, ok := judge(d, ok, j); ok {
+			return e, true
+		}
+	}
+	if d, ok := base32Text(tok); ok {
+		if e, ok := judge(d, ok, end); ok {
+			return e, true
+		}
+	}
+	// Base64 from its first character, or behind one to three others
+	// glued to it (a sigil, a type letter, other base64: xNDExMTEx…):
+	// every alignment. The token is replaced whole. Base64 of 12 bytes
+	// or more holds letters of both cases but about once in 10⁶: a word
+	// or an identifier of one case (snake_case, UPPER_CASE) is not
+	// decoded.
+	if !bothCases(tok) {
+		return encoded{}, false
+	}
+	for k := 0; k <= 3 && len(tok)-k >= 16; k++ {
+		if d, ok := base64Text(tok[k:]); ok {
+			if e, ok := judge(d, ok, end); ok {
+				return e, true
+			}
 		}
 	}
 	return encoded{}, false
+}
+
+// bothCases reports whether tok holds an upper-case and a lower-case
+// letter.
+func bothCases(tok []byte) bool {
+	lower, upper := false, false
+	for _, c := range tok {
+		lower, upper = lower || c >= 'a' && c <= 'z', upper || c >= 'A' && c <= 'Z'
+		if lower && upper {
+			return true
+		}
+	}
+	return false
+}
+
+// unjudgedText is what decodedText returns for bytes it cannot judge.
+const unjudgedText = "\x00unjudged"
+
+// minRun is the shortest run of printable characters decodedText keeps
+// from bytes that are not text throughout.
+const minRun = 8
+
+// maxInflated bounds what decodedText inflates from gzip.
+const maxInflated = 64 << 10
+
+// decodedText is the text decoded bytes d are read as: d itself when it
+// is printable text; else gzip inflated (at most maxInflated, or
+// unjudgedText); else d with its NULs taken out (UTF-16 and UTF-32 of
+// ASCII text, in either byte order) when that is printable; else its
+// runs of minRun printable characters or more, one a line (protobuf
+// framing, Latin-1 bytes, a garbage prefix around text). ok is false
+// when nothing is left.
+func decodedText(d []byte) (string, bool) {
+	if printable(d) {
+		return string(d), true
+	}
+	if len(d) >= 18 && d[0] == 0x1f && d[1] == 0x8b && d[2] == 8 {
+		out, ok := gunzip(bytes.Clone(d)) // a copy: d stays on its caller's stack
+		if !ok {
+			return unjudgedText, true
+		}
+		if t, ok := decodedText(out); ok {
+			return t, true
+		}
+		return "", false
+	}
+	if nul := bytes.Count(d, []byte{0}); nul > 0 && nul*4 >= len(d) {
+		// NUL-interleaved: UTF-16 or UTF-32 of ASCII text.
+		nn := bytes.ReplaceAll(d, []byte{0}, nil)
+		if len(nn) > 0 && printable(nn) {
+			return string(nn), true
+		}
+		d = nn
+	}
+	if !hasRun(d) {
+		return "", false // most random bytes hold no run of minRun
+	}
+	var sb []byte
+	for k := 0; k < len(d); {
+		start := k
+		for k < len(d) {
+			c := d[k]
+			if c < utf8.RuneSelf {
+				if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+					break
+				}
+				k++
+				continue
+			}
+			r, n := utf8.DecodeRune(d[k:])
+			if r == utf8.RuneError && n <= 1 || unicode.IsControl(r) {
+				break
+			}
+			k += n
+		}
+		if k-start >= minRun {
+			if sb != nil {
+				sb = append(sb, '\n')
+			}
+			sb = append(sb, d[start:k]...)
+		}
+		if k == start {
+			k++
+		}
+	}
+	return string(sb), len(sb) > 0
+}
+
+// gunzip inflates d, gzip, to at most maxInflated bytes; false when it
+// does not inflate or inflates beyond.
+func gunzip(d []byte) ([]byte, bool) {
+	zr, err := gzip.NewReader(bytes.NewReader(d))
+	if err != nil {
+		return nil, false
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, maxInflated+1))
+	return out, err == nil && len(out) <= maxInflated
+}
+
+// hasRun reports whether d holds minRun printable ASCII characters in a
+// row, or a character beyond ASCII (decodedText then reads it closer).
+func hasRun(d []byte) bool {
+	run := 0
+	for k := 0; k < len(d); {
+		c := d[k]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRune(d[k:])
+			if r == utf8.RuneError && n <= 1 || unicode.IsControl(r) {
+				run, k = 0, k+1
+				continue
+			}
+			k += n
+		} else {
+			k++
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+				run = 0
+				continue
+			}
+		}
+		if run++; run >= minRun {
+			return true
+		}
+	}
+	return false
+}
+
+// base32Text decodes tok, base32 (RFC 4648) in one case without its
+// padding, 16 characters or more.
+func base32Text(tok []byte) (string, bool) {
+	if len(tok) < 16 {
+		return "", false
+	}
+	upper := tok[0] >= 'A' && tok[0] <= 'Z'
+	var acc uint32
+	bits := 0
+	var buf [128]byte // most tokens stop within it, on the stack
+	d := buf[:0]
+	for _, c := range tok {
+		var v uint32
+		switch {
+		case upper && c >= 'A' && c <= 'Z':
+			v = uint32(c - 'A')
+		case !upper && c >= 'a' && c <= 'z':
+			v = uint32(c - 'a')
+		case c >= '2' && c <= '7':
+			v = uint32(c-'2') + 26
+		default:
+			return "", false
+		}
+		acc, bits = acc<<5|v, bits+5
+		if bits >= 8 {
+			bits -= 8
+			d = append(d, byte(acc>>bits))
+		}
+	}
+	return decodedText(d)
+}
+
+// hexPairRuns returns the runs of b that are bytes written in hex with
+// one separator between them, the same throughout (34:33:39…, 6a 61 6e…,
+// xxd's and Wireshark's forms), six bytes or more, whose bytes are text
+// (decodedText) that may hold a value.
+func hexPairRuns(b []byte) []encoded {
+	var out []encoded
+	for i := 0; i+17 <= len(b); i++ {
+		if hexValue(b[i]) < 0 || hexValue(b[i+1]) < 0 || i > 0 && isAlnum(b[i-1]) {
+			continue
+		}
+		sep := b[i+2]
+		if sep != ':' && sep != ' ' && sep != '-' && sep != '.' {
+			continue
+		}
+		var d []byte
+		j := i
+		for j+2 <= len(b) && hexValue(b[j]) >= 0 && hexValue(b[j+1]) >= 0 && (j+2 == len(b) || !isAlnum(b[j+2])) {
+			d = append(d, byte(hexValue(b[j])<<4|hexValue(b[j+1])))
+			j += 2
+			if j+2 < len(b) && b[j] == sep {
+				j++
+				continue
+			}
+			break
+		}
+		if b[j-1] == sep {
+			j--
+		}
+		if len(d) >= 6 {
+			if t, ok := decodedText(d); ok && (t == unjudgedText || MayHold(t)) {
+				out = append(out, encoded{lo: i, hi: j, text: t, unjudged: t == unjudgedText})
+			}
+			i = j
+		}
+	}
+	return out
 }
 
 // encodedWhole is the text v decodes to when v is one token of hex or
 // base64 (encodedTokens) that may hold a value.
 func encodedWhole(v []byte) (string, bool) {
 	j := len(v)
-	for j > 0 && len(v)-j < 2 && v[j-1] == '=' {
+	for j > 0 && len(v)-j < 6 && v[j-1] == '=' {
 		j--
 	}
 	for _, c := range v[:j] {
@@ -626,7 +1020,8 @@ func isBase64Char(c byte) bool {
 	return isAlnum(c) || c == '+' || c == '/' || c == '-' || c == '_'
 }
 
-// hexText decodes tok, hex digits of one case, when it is printable text.
+// hexText decodes tok, hex digits of either case, and reads the bytes
+// as decodedText does.
 func hexText(tok []byte) (string, bool) {
 	if len(tok)%2 != 0 {
 		return "", false
@@ -637,33 +1032,80 @@ func hexText(tok []byte) (string, bool) {
 		d = make([]byte, 0, len(tok)/2)
 	}
 	d = d[:len(tok)/2]
-	lower, upper := false, false
+	run, longest, nul := 0, 0, 0
 	for k := 0; k < len(tok); k += 2 {
 		hi, lo := hexValue(tok[k]), hexValue(tok[k+1])
 		if hi < 0 || lo < 0 {
 			return "", false
 		}
-		for _, c := range tok[k : k+2] {
-			lower, upper = lower || c >= 'a' && c <= 'f', upper || c >= 'A' && c <= 'F'
-		}
-		d[k/2] = byte(hi<<4 | lo)
-		if k < 8 && !printable(d[:k/2+1]) {
-			return "", false // most tokens stop here
+		c := byte(hi<<4 | lo)
+		d[k/2] = c
+		// A cheap bound first: a byte below 0x20 but white space ends a
+		// run, one beyond ASCII may be part of a character.
+		switch {
+		case c == 0:
+			nul++
+		case c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f:
+			run = 0
+		default:
+			run++
+			longest = max(longest, run)
 		}
 	}
-	if lower && upper || !printable(d) {
+	if longest < minRun && nul*4 < len(d) && !(len(d) >= 18 && d[0] == 0x1f && d[1] == 0x8b) && longest < len(d) {
 		return "", false
 	}
-	return string(d), true
+	return decodedText(d)
 }
 
 // base64Text decodes tok, base64 of either alphabet without its padding,
-// when it is printable text of 16 characters or more.
+// 16 characters or more, and reads the bytes as decodedText does (text
+// in UTF-16LE, PowerShell's -EncodedCommand, as the text it is).
 func base64Text(tok []byte) (string, bool) {
 	if len(tok) < 16 || len(tok)%4 == 1 {
 		return "", false
 	}
 	var buf [128]byte // most tokens stop within it, on the stack
+	d := buf[:0]
+	if n := len(tok) * 3 / 4; n > len(buf) {
+		d = make([]byte, 0, n) // a long one (a terminal chunk's data) grows no more
+		// (its text is still copied below: returning a view of d would
+		// send buf to the heap for every token, the short ones too)
+	}
+	var acc uint32
+	bits := 0
+	// Four characters, three bytes, at a time; then what is left. The
+	// whole token is decoded: bytes that are not text may still be
+	// gzip, UTF-16 or text between binary framing (decodedText).
+	k := 0
+	for ; k+4 <= len(tok); k += 4 {
+		v := uint32(base64Value[tok[k]])<<18 | uint32(base64Value[tok[k+1]])<<12 | uint32(base64Value[tok[k+2]])<<6 | uint32(base64Value[tok[k+3]])
+		d = append(d, byte(v>>16), byte(v>>8), byte(v))
+	}
+	for ; k < len(tok); k++ {
+		acc, bits = acc<<6|uint32(base64Value[tok[k]]), bits+6
+		if bits >= 8 {
+			bits -= 8
+			d = append(d, byte(acc>>bits))
+		}
+	}
+	if !printable(d) && wideStart(d) && len(d) >= 8 {
+		w, _, _ := wideDecode(string(d[:len(d)&^1]))
+		if printable([]byte(w)) {
+			return w, true
+		}
+	}
+	return decodedText(d)
+}
+
+// base64Printable reports whether tok, base64 of either alphabet without
+// its padding, decodes to printable text throughout (or to ASCII text in
+// UTF-16LE): what a sealed field's ciphertext never is.
+func base64Printable(tok []byte) bool {
+	if len(tok) < 16 || len(tok)%4 == 1 {
+		return false
+	}
+	var buf [128]byte
 	d := buf[:0]
 	var acc uint32
 	bits := 0
@@ -678,7 +1120,7 @@ func base64Text(tok []byte) (string, bool) {
 			v = int(c-'0') + 52
 		case c == '+' || c == '-':
 			v = 62
-		default: // '/' or '_'
+		default:
 			v = 63
 		}
 		acc, bits = acc<<6|uint32(v), bits+6
@@ -686,23 +1128,40 @@ func base64Text(tok []byte) (string, bool) {
 			bits -= 8
 			d = append(d, byte(acc>>bits))
 			if k < 8 && !printable(d) && !wideStart(d) {
-				return "", false // most tokens stop here
+				return false // ciphertext stops here
 			}
 		}
 	}
-	if !printable(d) {
-		// Text in UTF-16LE (PowerShell's -EncodedCommand) is read as
-		// the text it is.
-		if wideStart(d) && len(d) >= 8 {
-			w, _, _ := wideDecode(string(d[:len(d)&^1]))
-			if printable([]byte(w)) {
-				return w, true
-			}
-		}
-		return "", false
+	if printable(d) {
+		return true
 	}
-	return string(d), true
+	if wideStart(d) && len(d) >= 8 {
+		w, _, _ := wideDecode(string(d[:len(d)&^1]))
+		return printable([]byte(w))
+	}
+	return false
 }
+
+// base64Value is the value of a base64 character of either alphabet:
+// '+' and '-' are 62, and every byte not a letter or digit 63 ('/' and
+// '_'; callers pass base64 characters only).
+var base64Value = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			t[c] = byte(c - 'A')
+		case c >= 'a' && c <= 'z':
+			t[c] = byte(c-'a') + 26
+		case c >= '0' && c <= '9':
+			t[c] = byte(c-'0') + 52
+		case c == '+' || c == '-':
+			t[c] = 62
+		default:
+			t[c] = 63
+		}
+	}
+	return t
+}()
 
 // wideStart reports whether d starts as ASCII text in UTF-16LE does:
 // each character's second byte NUL.
@@ -871,7 +1330,29 @@ func mayHoldRead(text string) bool {
 			return true
 		}
 	}
-	return len(encodedTokens(unsafeBytes(text))) > 0
+	return len(encodedTokens(unsafeBytes(text))) > 0 || len(hexPairRuns(unsafeBytes(text))) > 0 || notationIn(unsafeBytes(text), 0, len(text))
+}
+
+// notationIn reports whether b[i:j] holds a token of letters and digits
+// notationValue reads as a number of 13–19 digits.
+func notationIn(b []byte, i, j int) bool {
+	for k := i; k < j; {
+		if !isAlnum(b[k]) {
+			k++
+			continue
+		}
+		l := k
+		for l < j && isAlnum(b[l]) {
+			l++
+		}
+		if l-k >= 10 && l-k <= 66 && hexValue(b[k]) >= 0 {
+			if _, ok := notationValue(b, k, l); ok {
+				return true
+			}
+		}
+		k = l
+	}
+	return false
 }
 
 // Flags of plainClass beside a byte's holdClass (its low three bits).
@@ -908,6 +1389,8 @@ var plainClass = func() (t [256]byte) {
 // reads (TestMayHoldPlainAgrees holds it to that).
 func mayHoldPlain(text string) (hold, done bool) {
 	run, plus, dash, eight := 0, false, false, false
+	grp := 0 // digits in a row before text[i]
+	var hw hexWordCache
 	tok := -1 // where the run of base64 characters being read starts
 	for i := 0; i < len(text); i++ {
 		f := plainClass[text[i]]
@@ -917,10 +1400,14 @@ func mayHoldPlain(text string) (hold, done bool) {
 			if tok < 0 {
 				tok = i
 			}
-			run, dash = 0, false
+			start := i
 			for i+1 < len(text) && plainLetter(text, i+1, plainClass[text[i+1]]) {
 				i++
 			}
+			if i != start || !hw.chainLetter(text, i, grp) {
+				run, dash = 0, false
+			}
+			grp = 0
 			continue
 		}
 		if f&fStop != 0 {
@@ -937,18 +1424,21 @@ func mayHoldPlain(text string) (hold, done bool) {
 				tok = i
 			}
 		} else if tok >= 0 {
-			if i-tok >= 12 && encodedRun(unsafeBytes(text), tok, i) {
+			if i-tok >= 10 && encodedRun(unsafeBytes(text), tok, i) {
 				return true, true
 			}
 			tok = -1
 		}
+		g := grp
+		grp = 0
 		switch f & 7 {
 		case clOther:
 			run, dash = 0, false
 		case clAt:
 			return true, true
 		case clDigit:
-			if run++; run >= 13 || run >= 8 && (plus || dash) {
+			grp = g + 1
+			if run++; run >= 9 || run >= 8 && (plus || dash) {
 				return true, true
 			}
 			eight = eight || run >= 8
@@ -958,24 +1448,121 @@ func mayHoldPlain(text string) (hold, done bool) {
 			} else if i+2 < len(text) && text[i+1] == '-' && secretAt(text[i:]) {
 				return true, true
 			}
+			if hexPairAt(text, i) {
+				return true, true
+			}
 		case clSep:
+			if text[i] == '=' {
+				if _, n := qpAt(text[i:], false); n > 0 {
+					return false, false // quoted-printable: read decoded
+				}
+			}
+			if hexPairAt(text, i) {
+				return true, true
+			}
 		case clPlus:
+			if _, n := utf7At(text[i:]); n > 0 {
+				return false, false // UTF-7: read decoded
+			}
 			plus = true
 		case clParen:
-			if !plus {
+		case clSecret:
+			if !hw.chainLetter(text, i, g) {
 				run, dash = 0, false
 			}
-		case clSecret:
-			run, dash = 0, false
 			if i+2 < len(text) && secretNext[text[i]]&secretBit(text[i+1]) != 0 && secretAt(text[i:]) {
 				return true, true
 			}
 		}
 	}
-	if tok >= 0 && len(text)-tok >= 12 && encodedRun(unsafeBytes(text), tok, len(text)) {
+	if tok >= 0 && len(text)-tok >= 10 && encodedRun(unsafeBytes(text), tok, len(text)) {
 		return true, true
 	}
 	return eight && ibanStart(text), true
+}
+
+// joinsDigits reports whether the letter text[k] stands alone between
+// two digits (a digit chain's gap, chains), or is the e of an exponent
+// after a digit (4.1e+15).
+func joinsDigits(text string, k int) bool {
+	if k == 0 || k+1 >= len(text) || !isDigit(text[k-1]) || !isLetter(text[k]) {
+		return false
+	}
+	if isDigit(text[k+1]) {
+		return true
+	}
+	return (text[k] == 'e' || text[k] == 'E') && k+2 < len(text) && (text[k+1] == '+' || text[k+1] == '-') && isDigit(text[k+2])
+}
+
+// chainLetter reports whether the letter text[k], after grp digits in a
+// row, may join two groups of a digit chain (joinsDigits): a hex letter
+// a–f does so inside a hex word only after 4 digits or more, and a word
+// of digits and hex letters is one unless it holds both cases or a
+// letter beyond f (readChains).
+func chainLetter(text string, k, grp int) bool {
+	var w hexWordCache
+	return w.chainLetter(text, k, grp)
+}
+
+// hexWordCache keeps chainLetter's reading of the last word it read,
+// [lo, hi): one scan a word, however many letters it holds.
+type hexWordCache struct {
+	lo, hi int
+	joins  bool
+}
+
+func (w *hexWordCache) chainLetter(text string, k, grp int) bool {
+	if !joinsDigits(text, k) {
+		return false
+	}
+	if grp >= 4 || !hexLetterOf(text[k]) {
+		return true
+	}
+	if w.hi > 0 && w.lo <= k && k < w.hi {
+		return w.joins
+	}
+	j := w.word(text, k)
+	return j
+}
+
+// word reads the word around text[k] (letters, digits and dashes) and
+// reports whether a hex letter joins digit groups in it: unless it is a
+// hex word of one case.
+func (w *hexWordCache) word(text string, k int) bool {
+	lo, hi := k, k+1
+	lower, upper := false, false
+	for lo > 0 && isAlnum(text[lo-1]) || lo > 0 && text[lo-1] == '-' {
+		lo--
+	}
+	for hi < len(text) && (isAlnum(text[hi]) || text[hi] == '-') {
+		hi++
+	}
+	for _, c := range []byte(text[lo:hi]) {
+		switch {
+		case c >= 'a' && c <= 'f':
+			lower = true
+		case c >= 'A' && c <= 'F':
+			upper = true
+		case isLetter(c):
+			w.lo, w.hi, w.joins = lo, hi, true
+			return true // not a hex word
+		}
+	}
+	w.lo, w.hi, w.joins = lo, hi, hi-lo < 16 || lower && upper
+	return w.joins
+}
+
+// hexPairAt reports whether the separator text[i] follows the first
+// byte of a run hexPairRuns reads.
+func hexPairAt(text string, i int) bool {
+	if i < 2 || i+2 >= len(text) || hexValue(text[i-2]) < 0 || hexValue(text[i-1]) < 0 || hexValue(text[i+1]) < 0 || i >= 3 && isAlnum(text[i-3]) {
+		return false
+	}
+	switch text[i] {
+	case ':', ' ', '-', '.':
+		return len(hexPairRuns(unsafeBytes(text[i-2:min(len(text), i-2+3*maxEncodedToken)]))) > 0
+	}
+	return false
 }
 
 // plainLetter reports whether text[i], of plainClass f, is a letter
@@ -995,8 +1582,19 @@ var secretBits = func() (t [256]uint8) {
 }()
 
 // encodedRun reports whether the run of base64 characters b[i:j] is a
-// token encodedTokens returns, or holds one between its slashes.
+// token encodedTokens returns, or holds one between its slashes, or
+// holds a number in another notation (notationValue) between its
+// other characters.
 func encodedRun(b []byte, i, j int) bool {
+	if notationIn(b, i, j) {
+		return true
+	}
+	if j-i < 12 {
+		return false
+	}
+	if j-i > maxEncodedToken {
+		return true // replaced as Unjudged
+	}
 	if _, ok := decodeToken(b, i, j, j); ok {
 		return true
 	}
@@ -1030,14 +1628,21 @@ func mayHoldAsWritten(text string) bool {
 // looked for at the characters that start them.
 func mayHoldASCII(text string) bool {
 	run, plus, dash, eight := 0, false, false, false
+	grp := 0 // digits in a row before text[i]
+	var hw hexWordCache
 	for i := 0; i < len(text); i++ {
+		g := grp
+		grp = 0
 		switch holdClass[text[i]] {
 		case clOther:
-			run, dash = 0, false
+			if !hw.chainLetter(text, i, g) {
+				run, dash = 0, false
+			}
 		case clAt:
 			return true
 		case clDigit:
-			if run++; run >= 13 || run >= 8 && (plus || dash) {
+			grp = g + 1
+			if run++; run >= 9 || run >= 8 && (plus || dash) {
 				return true
 			}
 			eight = eight || run >= 8
@@ -1053,11 +1658,10 @@ func mayHoldASCII(text string) bool {
 			// card number (4111+1111+…): the run goes on.
 			plus = true
 		case clParen:
-			if !plus {
+		case clSecret:
+			if !hw.chainLetter(text, i, g) {
 				run, dash = 0, false
 			}
-		case clSecret:
-			run, dash = 0, false
 			// Most letters that start a prefix are not followed by its
 			// second letter: a table read spares the call.
 			if i+2 < len(text) && secretNext[text[i]]&secretBit(text[i+1]) != 0 && secretAt(text[i:]) {

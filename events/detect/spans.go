@@ -17,7 +17,7 @@ func Spans(text string) []Span {
 	if !MayHold(text) {
 		return nil
 	}
-	ms, _ := scan(text, 0)
+	ms, _ := scan(text, 0, chainsAll)
 	out := make([]Span, 0, len(ms))
 	for _, m := range ms {
 		v := m.value

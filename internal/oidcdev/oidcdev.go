@@ -6,9 +6,13 @@
 // that verifies a production provider's; nothing about them is special
 // except that the identities are marked as development identities.
 //
+// For browsers it also offers the authorization code flow with PKCE to
+// the login clients configured (the console): its login page takes a
+// person's name and secret as username and password.
+//
 // It is not a production identity provider: users and secrets come from
-// configuration, there is no login page, and the signing key lives only in
-// memory.
+// configuration, and the signing key lives only in memory unless kept in
+// KeyFile.
 package oidcdev
 
 import (
@@ -60,6 +64,26 @@ type Config struct {
 	// read if it exists, else created (mode 0600). Without it every start
 	// has a new key, and tokens from before are refused.
 	KeyFile string
+	// LoginClients are the browser applications that sign people in with
+	// the authorization code flow: public clients, each bound to PKCE
+	// (S256) and to its redirect URIs. Their tokens carry Audience and
+	// the client's ID in aud.
+	LoginClients []LoginClient
+	// SCIMToken, if set, serves the users and their groups over SCIM 2.0
+	// (scim.go) at <issuer>/scim/v2 to clients sending it as a bearer
+	// token; SCIMPageSize bounds a page (0: 100).
+	SCIMToken    string
+	SCIMPageSize int
+}
+
+// LoginClient is a browser application signing people in.
+type LoginClient struct {
+	ID           string
+	RedirectURIs []string
+	// RedirectGlobs are redirect URIs as doublestar patterns, e.g.
+	// http://127.0.0.1:*/console/callback for an application on a port
+	// chosen at start (RFC 8252 §7.3, loopback redirects).
+	RedirectGlobs []string
 }
 
 // humanClientID is the client ID in the tokens of people: a login
@@ -81,7 +105,7 @@ func New(cfg Config) (*Provider, error) {
 	// The key id is the key's own digest: the same key, the same id.
 	pub := x509.MarshalPKCS1PublicKey(&key.PublicKey)
 	kid := sha256.Sum256(pub)
-	st := &storage{cfg: cfg, key: key, kid: hex.EncodeToString(kid[:8]), users: map[string]User{}}
+	st := &storage{cfg: cfg, key: key, kid: hex.EncodeToString(kid[:8]), users: map[string]User{}, logins: map[string]*authRequest{}, codes: map[string]string{}}
 	for _, u := range cfg.Users {
 		if u.Name == "" || u.Secret == "" {
 			return nil, errors.New("oidcdev: every user needs a name and a secret")
@@ -94,7 +118,14 @@ func New(cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oidcdev: %w", err)
 	}
-	return &Provider{st: st, h: p}, nil
+	mux := http.NewServeMux()
+	mux.Handle("/", p)
+	mux.HandleFunc("/login", st.loginPage(cfg.Issuer+"/authorize/callback?id="))
+	pr := &Provider{st: st, h: mux}
+	if scim := pr.scimHandler(); scim != nil {
+		mux.Handle("/scim/v2/", scim)
+	}
+	return pr, nil
 }
 
 // Provider is a running development provider.
@@ -103,7 +134,8 @@ type Provider struct {
 	h  http.Handler
 }
 
-// Handler serves discovery, keys and the token endpoint.
+// Handler serves discovery, keys, the token endpoint, the login page of
+// the authorization code flow, and SCIM when Config.SCIMToken is set.
 func (p *Provider) Handler() http.Handler { return p.h }
 
 // storage is the in-memory op.Storage: clients are the configured users;
@@ -116,6 +148,8 @@ type storage struct {
 
 	mu     sync.Mutex
 	tokens int
+	logins map[string]*authRequest // pending and signed-in authorization requests, by id
+	codes  map[string]string       // authorization code → request id
 }
 
 var (
@@ -157,13 +191,18 @@ func (s *storage) ClientCredentialsTokenRequest(_ context.Context, id string, sc
 
 func (s *storage) GetPrivateClaimsFromRequest(_ context.Context, r op.TokenRequest, _ []string) (map[string]any, error) {
 	claims := map[string]any{}
-	if tr, ok := r.(*tokenRequest); ok {
-		if tr.u.Email != "" {
-			claims["email"] = tr.u.Email
-		}
-		if len(tr.u.Groups) > 0 {
-			claims["groups"] = tr.u.Groups
-		}
+	var u User
+	switch tr := r.(type) {
+	case *tokenRequest:
+		u = tr.u
+	case *authRequest:
+		u = s.users[tr.user] // the groups as they are now
+	}
+	if u.Email != "" {
+		claims["email"] = u.Email
+	}
+	if len(u.Groups) > 0 {
+		claims["groups"] = u.Groups
 	}
 	return claims, nil
 }
@@ -184,6 +223,11 @@ func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorith
 func (s *storage) KeySet(context.Context) ([]op.Key, error) { return []op.Key{publicKey{s}}, nil }
 
 func (s *storage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
+	for _, c := range s.cfg.LoginClients {
+		if c.ID == id {
+			return loginClient{c: c, lifetime: s.cfg.TokenLifetime}, nil
+		}
+	}
 	u, ok := s.users[id]
 	if !ok {
 		return nil, errors.New("unknown client")
@@ -203,17 +247,6 @@ func (s *storage) Health(context.Context) error { return nil }
 
 // The rest of op.Storage serves flows this provider does not offer.
 
-func (s *storage) CreateAuthRequest(context.Context, *oidc.AuthRequest, string) (op.AuthRequest, error) {
-	return nil, errUnsupported
-}
-func (s *storage) AuthRequestByID(context.Context, string) (op.AuthRequest, error) {
-	return nil, errUnsupported
-}
-func (s *storage) AuthRequestByCode(context.Context, string) (op.AuthRequest, error) {
-	return nil, errUnsupported
-}
-func (s *storage) SaveAuthCode(context.Context, string, string) error { return errUnsupported }
-func (s *storage) DeleteAuthRequest(context.Context, string) error    { return errUnsupported }
 func (s *storage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
 	return "", "", time.Time{}, errUnsupported
 }
@@ -227,7 +260,14 @@ func (s *storage) RevokeToken(context.Context, string, string, string) *oidc.Err
 func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
 	return "", "", op.ErrInvalidRefreshToken
 }
-func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
+
+// SetUserinfoFromScopes: the ID token of a person signed in names them
+// (the library takes its subject from here).
+func (s *storage) SetUserinfoFromScopes(_ context.Context, ui *oidc.UserInfo, userID, _ string, scopes []string) error {
+	ui.Subject = userID
+	if u, ok := s.users[userID]; ok && u.Email != "" && slices.Contains(scopes, oidc.ScopeEmail) {
+		ui.Email = u.Email
+	}
 	return nil
 }
 func (s *storage) SetUserinfoFromToken(context.Context, *oidc.UserInfo, string, string, string) error {

@@ -39,15 +39,45 @@ func BenchmarkWriterChecks(b *testing.B) {
 			i, at.Add(time.Duration(i)*time.Microsecond).Format(time.RFC3339Nano), i%97, sum[:16], strings.Repeat("q8Zt-", 8), i/100, i%100+1)
 		body = bus.AppendBatch(body, []byte(s+strings.Repeat("x", max(0, 512-len(s)-4))+`"}}`))
 	}
-	m := batchMsg{subject: bus.BatchSubject("bench-1"), data: body}
-	in := &Ingester{}
-	for _, c := range in.checkMsg(m) {
-		if c.err != nil || c.key == nil {
-			b.Fatalf("event %d: %v", c.part, c.err)
+	b.Run("bench-ingest", func(b *testing.B) { benchChecks(b, batchMsg{subject: bus.BatchSubject("bench-1"), data: body}, n) })
+	// The gateways' events (MixEvent), a batch message of each in turn.
+	var mix []batchMsg
+	for p, name := range MixProducers {
+		var body []byte
+		for i := range n {
+			body = bus.AppendBatch(body, MixEvent(p, i))
 		}
+		mix = append(mix, batchMsg{subject: bus.BatchSubject(name), data: body})
 	}
+	b.Run("mix", func(b *testing.B) {
+		in := &Ingester{}
+		for _, m := range mix {
+			checkAll(b, in, m)
+		}
+		for b.Loop() {
+			for _, m := range mix {
+				in.checkMsg(m)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n*len(mix)), "ns/event")
+	})
+}
+
+// benchChecks runs BenchmarkWriterChecks on one batch message of n events.
+func benchChecks(b *testing.B, m batchMsg, n int) {
+	in := &Ingester{}
+	checkAll(b, in, m)
 	for b.Loop() {
 		in.checkMsg(m)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
+}
+
+// checkAll fails b unless every event of m passes the checks.
+func checkAll(b *testing.B, in *Ingester, m batchMsg) {
+	for _, c := range in.checkMsg(m) {
+		if c.err != nil || c.key == nil {
+			b.Fatalf("%s event %d: %v", m.subject, c.part, c.err)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
@@ -114,10 +115,11 @@ func (in *Ingester) publishRecords(ctx context.Context, first uint64, recs [][]b
 			return fmt.Errorf("ingest: publish records %d..%d on %s: %w", idx, first+uint64(hi)-1, bus.LedgerStream, err)
 		}
 		in.published = first + uint64(hi)
+		nc := in.cfg.JetStream.Conn()
 		for i := lo; i < hi; i++ {
 			// Fire and forget: nothing stores these unless an operator
 			// asked for it, and a reader can tell a gap by the index.
-			in.cfg.JetStream.Conn().PublishMsg(liveMsg(first+uint64(i), recs[i], leaves[i], live[i].tenant, live[i].typ))
+			nc.PublishMsg(in.live.msg(first+uint64(i), recs[i], leaves[i], live[i].tenant, live[i].typ))
 		}
 		lo = hi
 	}
@@ -209,11 +211,67 @@ func chunkMsg(origin string, first uint64, recs [][]byte) *nats.Msg {
 	return m
 }
 
-// liveMsg is the plain NATS message of one sealed record.
-func liveMsg(idx uint64, rec []byte, leaf ledger.Hash, tenant string, typ events.Type) *nats.Msg {
-	m := nats.NewMsg(bus.LiveSubject(tenant, typ))
-	m.Data = rec
-	m.Header.Set(bus.HeaderIndex, strconv.FormatUint(idx, 10))
-	m.Header.Set(bus.HeaderLeaf, leaf.Base64())
-	return m
+// liveMessages makes the plain NATS message of each sealed record
+// (audit.live.<tenant>.<type>, the record, its index and leaf hash in
+// headers) in one nats.Msg used again for every record: nats.Conn's
+// PublishMsg copies the message into its write buffer before it returns
+// and keeps nothing of it. A new message, header map and subject per
+// record were eight of the writer's allocations per event. Only the
+// publisher goroutine uses it.
+type liveMessages struct {
+	m         nats.Msg
+	index     []string // the message's HeaderIndex values: one
+	leaf      []string // its HeaderLeaf values: one
+	buf       []byte   // index and leaf, side by side
+	subjects  map[liveKey]string
+	lastKey   liveKey
+	lastSubj  string
+	hasLast   bool
+	maxCached int
+}
+
+type liveKey struct {
+	tenant string
+	typ    events.Type
+}
+
+// msg is the live message of record idx: valid until the next call.
+func (l *liveMessages) msg(idx uint64, rec []byte, leaf ledger.Hash, tenant string, typ events.Type) *nats.Msg {
+	if l.m.Header == nil {
+		l.index, l.leaf = make([]string, 1), make([]string, 1)
+		l.m.Header = nats.Header{bus.HeaderIndex: l.index, bus.HeaderLeaf: l.leaf}
+		l.subjects = map[liveKey]string{}
+		l.maxCached = 4096
+	}
+	l.m.Subject = l.subject(tenant, typ)
+	l.m.Data = rec
+	// One string holds both header values.
+	l.buf = strconv.AppendUint(l.buf[:0], idx, 10)
+	n := len(l.buf)
+	l.buf = base64.StdEncoding.AppendEncode(l.buf, leaf[:])
+	both := string(l.buf)
+	l.index[0], l.leaf[0] = both[:n], both[n:]
+	return &l.m
+}
+
+// subject is bus.LiveSubject(tenant, typ), made once per pair (a batch
+// is mostly a few tenants and types).
+func (l *liveMessages) subject(tenant string, typ events.Type) string {
+	k := liveKey{tenant, typ}
+	if l.hasLast && k == l.lastKey {
+		return l.lastSubj
+	}
+	s, ok := l.subjects[k]
+	if !ok {
+		if len(l.subjects) >= l.maxCached {
+			clear(l.subjects) // tenants and types without end: keep it bounded
+		}
+		s = bus.LiveSubject(tenant, typ)
+		// Copies: an event's strings view its batch message, which a
+		// key kept here would keep in memory.
+		k = liveKey{strings.Clone(tenant), events.Type(strings.Clone(string(typ)))}
+		l.subjects[k] = s
+	}
+	l.lastKey, l.lastSubj, l.hasLast = k, s, true
+	return s
 }

@@ -2,7 +2,11 @@ package ingest_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,16 +22,46 @@ import (
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
+// Flags of BenchmarkWriter, for counting instructions under callgrind
+// (fewer events; the setup alone, to subtract) and for a profile of the
+// writer alone.
+var (
+	writerEvents    = flag.Int("writer-events", 100_000, "BenchmarkWriter: events on AUDIT_EVENTS before the writer starts")
+	writerSetupOnly = flag.Bool("writer-setup-only", false, "BenchmarkWriter: publish the events, start no writer (to subtract the setup's instructions)")
+	writerProfile   = flag.String("writer-cpuprofile", "", "BenchmarkWriter: write a CPU profile of the writer's run alone (not the setup) to this file")
+)
+
 // BenchmarkWriter measures what the writer costs an event, apart from
-// its producers: 100,000 events of about 512 bytes (as bench ingest makes
-// them) are on AUDIT_EVENTS in batch messages of 1,000 before the writer
-// starts; it then checks, deduplicates, seals (to a local store with
-// fsync) and publishes them. cpu-µs/event is this process's CPU
-// (getrusage: the writer and the in-process NATS server it pulls from
-// and publishes to) from the writer's start to its last seal, divided
-// by the events.
+// its producers: events (100,000 unless -writer-events) are on
+// AUDIT_EVENTS in batch messages of 1,000 before the writer starts; it
+// then checks, deduplicates, seals (to a local store with fsync) and
+// publishes them. cpu-µs/event is this process's CPU (getrusage: the
+// writer and the in-process NATS server it pulls from and publishes to)
+// from the writer's start to its last seal, divided by the events;
+// writer-allocs/event the heap allocations of the same span (the
+// benchmark's own allocs/op include its setup).
+//
+// bench-ingest: events of about 512 bytes as bench ingest makes them.
+// mix: what the gateways record, with the detectors on (MixEvent):
+// PostgreSQL statements and response digests, SSH commands and terminal
+// output chunks, HTTP requests and response digests, a batch message per
+// gateway in turn.
 func BenchmarkWriter(b *testing.B) {
-	const n, perMsg = 100_000, 1000
+	b.Run("bench-ingest", func(b *testing.B) {
+		benchWriter(b, func(int) string { return "bench-1" }, func(_, i int) []byte { return benchEvent(i) })
+	})
+	b.Run("mix", func(b *testing.B) {
+		benchWriter(b, func(msg int) string { return ingest.MixProducers[msg%len(ingest.MixProducers)] }, func(msg, i int) []byte {
+			return ingest.MixEvent(msg%len(ingest.MixProducers), i)
+		})
+	})
+}
+
+// benchWriter runs BenchmarkWriter on the events event(msg, i) makes,
+// published in batch messages by producer(msg).
+func benchWriter(b *testing.B, producer func(msg int) string, event func(msg, i int) []byte) {
+	const perMsg = 1000
+	n := *writerEvents
 	b.StopTimer()
 	for range b.N {
 		srv := natstest.Start(b)
@@ -36,18 +70,33 @@ func BenchmarkWriter(b *testing.B) {
 		if err := bus.EnsureStreams(ctx, js, bus.StreamOptions{}); err != nil {
 			b.Fatal(err)
 		}
+		// Batch messages of perMsg events, or fewer when that many
+		// would exceed bus.MaxBatchBytes (the gateways' output chunks).
 		var body []byte
-		for i := range n {
-			body = bus.AppendBatch(body, benchEvent(i))
-			if (i+1)%perMsg == 0 {
-				m := nats.NewMsg(bus.BatchSubject("bench-1"))
-				m.Data = body
-				m.Header.Set(nats.MsgIdHdr, fmt.Sprintf("batch/%d", i))
-				if _, err := js.PublishMsg(ctx, m); err != nil {
-					b.Fatal(err)
-				}
-				body = nil
+		msg, held := 0, 0
+		send := func() {
+			m := nats.NewMsg(bus.BatchSubject(producer(msg)))
+			m.Data = body
+			m.Header.Set(nats.MsgIdHdr, fmt.Sprintf("batch/%d", msg))
+			if _, err := js.PublishMsg(ctx, m); err != nil {
+				b.Fatal(err)
 			}
+			body, msg, held = nil, msg+1, 0
+		}
+		for i := range n {
+			ev := event(msg, i)
+			if held > 0 && len(body)+len(ev)+1 > bus.MaxBatchBytes {
+				send()
+				ev = event(msg, i)
+			}
+			body = bus.AppendBatch(body, ev)
+			if held++; held == perMsg || i == n-1 {
+				send()
+			}
+		}
+		if *writerSetupOnly {
+			srv.Shutdown()
+			continue
 		}
 		store, err := file.New(b.TempDir())
 		if err != nil {
@@ -60,6 +109,19 @@ func BenchmarkWriter(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		if *writerProfile != "" {
+			f, err := os.Create(*writerProfile)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		mallocs0 := ms.Mallocs
 		cpu0 := cpuTime()
 		b.StartTimer()
 		in, err := ingest.New(rctx, ingest.Config{JetStream: js, Log: l, Store: store, MaxWait: 20 * time.Millisecond})
@@ -68,11 +130,17 @@ func BenchmarkWriter(b *testing.B) {
 		}
 		var wg sync.WaitGroup
 		wg.Go(func() { in.Run(rctx) })
-		for in.Stats.Sealed.Load() < n {
+		for in.Stats.Sealed.Load() < uint64(n) {
 			time.Sleep(time.Millisecond)
 		}
 		b.StopTimer()
-		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/n, "cpu-µs/event")
+		cpu := cpuTime() - cpu0
+		runtime.ReadMemStats(&ms)
+		if *writerProfile != "" {
+			pprof.StopCPUProfile()
+		}
+		b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/event")
+		b.ReportMetric(float64(ms.Mallocs-mallocs0)/float64(n), "writer-allocs/event")
 		if r := in.Stats.Rejected.Load(); r > 0 {
 			b.Fatalf("%d events rejected", r)
 		}

@@ -59,6 +59,10 @@ type Config struct {
 	// Producers and RequireSigned: see ingest.Config.
 	Producers     *ledger.Producers
 	RequireSigned bool
+	// Clock and ClockEvery: see ingest.Config (the clock's status sealed
+	// at start and hourly).
+	Clock      func() ledger.ClockStatus
+	ClockEvery time.Duration
 
 	metrics *writerMetrics // set by Run
 }
@@ -230,7 +234,7 @@ func runWriter(ctx context.Context, cfg Config, ls *lease) error {
 		JetStream: cfg.JetStream, Log: l, Store: cfg.Store, Consumer: cfg.Consumer,
 		BatchSize: cfg.BatchSize, MaxWait: cfg.MaxWait, Logger: cfg.Logger, NewLog: cfg.NewLog,
 		Producers: cfg.Producers, RequireSigned: cfg.RequireSigned, IndexDir: cfg.IndexDir,
-		OnSeal: cfg.metrics.observeSeal, Lease: ls,
+		OnSeal: cfg.metrics.observeSeal, Lease: ls, Clock: cfg.Clock, ClockEvery: cfg.ClockEvery,
 	})
 	if err != nil {
 		return err

@@ -110,6 +110,8 @@ type builder struct {
 	// erasure.performed event
 	erased map[string]uint64
 	sealed SealedFields
+	// context derives context/ from the records written (context.go).
+	context *contextOf
 	// what the assertions read: the tenant's events a check may read, the
 	// census of identities, the segments
 	asserter *compliance.Asserter
@@ -234,6 +236,7 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.add(RetentionFile, []string{"5.33", "8.15"}, func(w io.Writer) error { return b.retention(ctx, w, a) }); err != nil {
 		return err
 	}
+	b.context = newContext(cfg.Tenant)
 	if err := b.add(RecordsFile, logControls, func(w io.Writer) error { return b.records(ctx, w, a, z) }); err != nil {
 		return err
 	}
@@ -251,6 +254,16 @@ func (b *builder) build(ctx context.Context) error {
 	}
 	if b.sealed.Count > 0 {
 		b.m.SealedFields = &b.sealed
+	}
+	// The context, from the records just written.
+	ctxFiles := b.context.files()
+	for _, f := range []struct {
+		path     string
+		controls []string
+	}{{PoliciesFile, policiesControls}, {IdentitiesFile, identitiesControls}, {ClockFile, clockControls}} {
+		if err := b.addBytes(f.path, f.controls, ctxFiles[f.path]); err != nil {
+			return err
+		}
 	}
 	// The legal holds, proven in the newest checkpoint: a hold set after
 	// the period still concerns it.
@@ -358,15 +371,29 @@ func (b *builder) records(ctx context.Context, w io.Writer, a, z uint64) error {
 			return fmt.Errorf("the projection lacks record %d (has %d next): rebuild it", next, e.Index)
 		}
 		rec := e.Record()
+		whole := true
 		switch {
 		case e.Tenant == b.cfg.Tenant:
 			b.m.Events++
 		case isDefaultRetention(e):
 			// Shown whole: the tenant's retention may be the default.
+			whole = false // not context
+		case e.Tenant == ledger.SystemTenant && isClockStatus(e.Event):
+			// Shown whole: the clock the records' times come from.
 		default:
+			whole = false
 			var err error
 			if rec, err = ledger.Redact(rec); err != nil {
 				return fmt.Errorf("record %d cannot be shown without its event, so one tenant's completeness cannot be proven over a range holding it (records sealed before bound records, FORMAT §2.4): %w", e.Index, err)
+			}
+		}
+		if whole {
+			r, err := ledger.ParseRecord(rec)
+			if err != nil {
+				return fmt.Errorf("record %d: %w", e.Index, err)
+			}
+			if err := b.context.note(e.Index, r.Time, e.Event); err != nil {
+				return err
 			}
 		}
 		binary.BigEndian.PutUint32(frame[:], uint32(len(rec)))

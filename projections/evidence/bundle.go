@@ -38,9 +38,14 @@ const (
 	LatestConsistencyFile = "log/consistency-latest.txt"
 	LegalHoldsFile        = "log/legal-holds.jsonl"
 	EventsFile            = "events.jsonl"
-	OSCALFile             = "oscal/assessment-results.json"
-	ReportFile            = "index.html"
-	VerifyFile            = "VERIFY.md"
+	// The context an audit asks for, derived from the range's records
+	// (context.go) and re-derived by the verifier.
+	PoliciesFile   = "context/policies.json"
+	IdentitiesFile = "context/identities.json"
+	ClockFile      = "context/clock.json"
+	OSCALFile      = "oscal/assessment-results.json"
+	ReportFile     = "index.html"
+	VerifyFile     = "VERIFY.md"
 )
 
 // Manifest describes a bundle; its signature covers every file through

@@ -377,6 +377,34 @@ func TestTamperedBundles(t *testing.T) {
 		{"an event's text changed", true, func(f map[string][]byte) {
 			f["events.jsonl"] = bytes.Replace(f["events.jsonl"], []byte("UPDATE orders"), []byte("UPDATE 0rders"), 1)
 		}, "the event differs from the sealed record's"},
+		// The period and the sealing times the manifest and segments.json
+		// state are bound to the records' own times (signed by the
+		// checkpoints): moved by an attacker with the evidence key, caught.
+		{"period.from moved after the first record", true, func(f map[string][]byte) {
+			editManifest(t, f, func(m *evidence.Manifest) { m.Period.From = m.Range.FirstSealed.Add(time.Microsecond) })
+		}, "outside the period"},
+		{"period.to moved before the last record", true, func(f map[string][]byte) {
+			editManifest(t, f, func(m *evidence.Manifest) { m.Period.To = *m.Range.LastSealed })
+		}, "outside the period"},
+		{"range.first_sealed changed", true, func(f map[string][]byte) {
+			editManifest(t, f, func(m *evidence.Manifest) { ts := m.Range.FirstSealed.Add(time.Second); m.Range.FirstSealed = &ts })
+		}, "range.first_sealed"},
+		// The context is re-derived from the records: an edit re-signed
+		// with the evidence key is caught.
+		{"the context's policy count changed", true, func(f map[string][]byte) {
+			f["context/policies.json"] = bytes.Replace(f["context/policies.json"], []byte(`"events": `), []byte(`"events": 1`), 1)
+		}, "context/policies.json: differs from what the range's records give"},
+		{"a clock reading added", true, func(f map[string][]byte) {
+			f["context/clock.json"] = bytes.Replace(f["context/clock.json"], []byte(`"readings": []`), []byte(`"readings": [{"index":1,"synchronised":true}]`), 1)
+		}, "context/clock.json: differs"},
+		{"a segment's sealed time moved", true, func(f map[string][]byte) {
+			var segs []map[string]any
+			if err := json.Unmarshal(f["log/segments.json"], &segs); err != nil {
+				t.Fatal(err)
+			}
+			segs[len(segs)-1]["sealed"] = "2020-01-01T00:00:00Z"
+			f["log/segments.json"] = must(json.Marshal(segs))
+		}, "the time its retention is counted from is not the log's"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -394,6 +422,17 @@ func TestTamperedBundles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// editManifest changes the manifest (resign then signs it again).
+func editManifest(t *testing.T, f map[string][]byte, edit func(*evidence.Manifest)) {
+	t.Helper()
+	var m evidence.Manifest
+	if err := json.Unmarshal(f["manifest.json"], &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(&m)
+	f["manifest.json"] = must(json.Marshal(&m))
 }
 
 // resign recomputes the manifest's hashes and SHA256SUMS and signs the

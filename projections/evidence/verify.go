@@ -404,11 +404,14 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	// 7. Every record of the range, the tenant's events beside them.
 	sealed := newSealedCheck(&m)
 	holds := make([]bool, len(rep.Segments))
+	derived := newContext(m.Tenant)
 	der, err := newDerivation(files, &m)
 	if err != nil {
 		return nil, err
 	}
-	n, err := verifyRecords(files, &m, cr, sealed, der.note, func(idx uint64, c *ledger.RetentionChange) error {
+	n, err := verifyRecords(files, &m, cr, sealed, derived, der.note, func(idx uint64, at time.Time) error {
+		return checkSealedAt(rep, idx, at)
+	}, func(idx uint64, c *ledger.RetentionChange) error {
 		if c == nil {
 			// One of the tenant's records: mark the segment holding it.
 			i := sort.Search(len(rep.Segments), func(i int) bool { return rep.Segments[i].Size > idx })
@@ -435,6 +438,21 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	}
 	if n != m.Events {
 		return nil, failf(ManifestFile, "says %d events, the records hold %d of the tenant's", m.Events, n)
+	}
+	// The context, re-derived from the records: byte for byte what the
+	// bundle holds (a bundle built before it carried none is warned of).
+	if files[PoliciesFile] == nil && files[IdentitiesFile] == nil && files[ClockFile] == nil {
+		rep.Warnings = append(rep.Warnings, "the bundle carries no context/ (built before bundles did): the policies, identity snapshots and clock status are in events.jsonl and auditledger verify --store")
+	} else {
+		for path, want := range derived.files() {
+			got, err := read(path, 64<<20)
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(got, want) {
+				return nil, failf(path, "differs from what the range's records give (re-derived by the verifier): the context was changed")
+			}
+		}
 	}
 
 	// 8. The segments: they cover the range, locked write-once, each
@@ -605,7 +623,7 @@ func parsePrefix(b []byte) (*ledger.CompactRange, error) {
 // note is told each of the tenant's records (c nil) and each retention
 // record of the tenant or the default (c set), in index order. The
 // default's are the only records of another tenant shown whole.
-func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange, sealed *sealedCheck, seen func(idx uint64, event []byte), note func(idx uint64, c *ledger.RetentionChange) error) (int, error) {
+func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange, sealed *sealedCheck, derived *contextOf, seen func(idx uint64, event []byte), sealedAt func(idx uint64, at time.Time) error, note func(idx uint64, c *ledger.RetentionChange) error) (int, error) {
 	rf, ef := files[RecordsFile], files[EventsFile]
 	if rf == nil {
 		return 0, failf(RecordsFile, "missing from the bundle")
@@ -653,6 +671,9 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 		if !r.Bound {
 			return count, failAt(RecordsFile, idx, "version %#x records cannot prove one tenant's completeness (FORMAT §2.4)", buf[0])
 		}
+		if err := sealedAt(idx, r.Time); err != nil {
+			return count, err
+		}
 		leaf := ledger.LeafHash(buf)
 		cr.Append(leaf)
 		if r.Tenant != tenant {
@@ -660,7 +681,18 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 				continue
 			}
 			// The default's retention records (tenant _ledger) are
-			// shown whole: the tenant's retention may be the default.
+			// shown whole: the tenant's retention may be the default;
+			// and the log's clock status records, the context of the
+			// records' times.
+			if r.Tenant == ledgerTenant && isClockStatus(r.Event) {
+				if t, err := events.PeekTenant(r.Event); err != nil || t != ledger.SystemTenant {
+					return count, failAt(RecordsFile, idx, "a clock status record of tenant %q bound to the log's own records", t)
+				}
+				if err := derived.note(idx, r.Time, r.Event); err != nil {
+					return count, failAt(RecordsFile, idx, "%v", err)
+				}
+				continue
+			}
 			if r.Tenant == ledgerTenant {
 				if c, err := retentionFor(r.Event, m.Tenant); err == nil && c != nil && c.Tenant == ledger.DefaultTenant {
 					if err := checkRetentionBinding(r); err != nil {
@@ -679,6 +711,9 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 		}
 		if t, err := events.PeekTenant(r.Event); err != nil || t != m.Tenant {
 			return count, failAt(RecordsFile, idx, "the event's tenant is %q, not %q", t, m.Tenant)
+		}
+		if err := derived.note(idx, r.Time, r.Event); err != nil {
+			return count, failAt(RecordsFile, idx, "%v", err)
 		}
 		count++
 		// Its line in events.jsonl.
@@ -728,6 +763,37 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 		return count, failf(EventsFile, "%v", err)
 	}
 	return count, nil
+}
+
+// checkSealedAt binds the manifest's period and sealing times, and each
+// segment's sealed, to the records' own times (signed by the checkpoints):
+// every record of the range was sealed in [period.from, period.to) — the
+// range holds the period's records and no other (FORMAT §12, The range);
+// range.first_sealed and last_sealed are the first and last record's
+// time, and a segment's sealed the time of its records, each to the
+// microsecond (truncated: they are read from the projection, which keeps
+// microseconds).
+func checkSealedAt(rep *Report, idx uint64, at time.Time) error {
+	m := rep.Manifest
+	at = at.UTC()
+	if at.Before(m.Period.From) || !at.Before(m.Period.To) {
+		return failAt(RecordsFile, idx, "sealed at %s, outside the period %s to %s: the range is not the period's", at.Format(time.RFC3339Nano),
+			m.Period.From.Format(time.RFC3339Nano), m.Period.To.Format(time.RFC3339Nano))
+	}
+	us := at.Truncate(time.Microsecond)
+	if idx == m.Range.First && (m.Range.FirstSealed == nil || !m.Range.FirstSealed.Equal(us)) {
+		return failf(ManifestFile, "range.first_sealed %v, record %d was sealed at %s", m.Range.FirstSealed, idx, us.Format(time.RFC3339Nano))
+	}
+	if idx+1 == m.Range.End && (m.Range.LastSealed == nil || !m.Range.LastSealed.Equal(us)) {
+		return failf(ManifestFile, "range.last_sealed %v, record %d was sealed at %s", m.Range.LastSealed, idx, us.Format(time.RFC3339Nano))
+	}
+	i := sort.Search(len(rep.Segments), func(i int) bool { return rep.Segments[i].Size > idx })
+	if i < len(rep.Segments) && rep.Segments[i].First <= idx && !rep.Segments[i].Sealed.Equal(us) {
+		s := rep.Segments[i]
+		return failf(SegmentsFile, "%s says sealed %s, its record %d was sealed at %s: the time its retention is counted from is not the log's", s.Name,
+			s.Sealed.Format(time.RFC3339Nano), idx, us.Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // checkSegments checks that the segments cover the range, each locked

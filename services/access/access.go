@@ -174,6 +174,10 @@ type Config struct {
 	Source    events.Source       // who records the events
 	Signer    *ledger.NoteSigner  // signs grants; required
 	Rules     Rules               // the access rules the API applies
+	// Peers are the source instances of the other api instances signing
+	// grants with the same key: an access review counts their grants as
+	// this broker's (its own instance always counts).
+	Peers []string
 	// Create makes the bucket (the API role).
 	Create   bool
 	Replicas int              // of the bucket; zero means 1
@@ -238,6 +242,16 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 
 // Rules are the rules the broker applies.
 func (b *Broker) Rules() Rules { return b.cfg.Rules }
+
+// ReviewConfig is what an access review needs to count this broker's
+// grants: its key, and its and its peers' source instances.
+func (b *Broker) ReviewConfig() ReviewConfig {
+	rc := ReviewConfig{Brokers: append([]string{b.cfg.Source.Instance}, b.cfg.Peers...)}
+	if b.cfg.Signer != nil {
+		rc.Verifier = b.cfg.Signer.Verifier()
+	}
+	return rc
+}
 
 func (b *Broker) now() time.Time { return b.cfg.Now().UTC().Truncate(time.Second) }
 
@@ -416,28 +430,11 @@ func sameAsRequester(r *Request, reviewer events.Actor) error {
 // complete the request becomes a signed grant (access.granted); before,
 // it stays pending. Each approval is access.approved.
 func (b *Broker) Approve(ctx context.Context, id string, reviewer events.Actor, reason string) (*Request, error) {
-	if strings.TrimSpace(reason) == "" {
-		return nil, invalid("a reason is required to approve")
+	r, rev, rule, now, err := b.decidable(ctx, id, reviewer, reason, "approve")
+	if err != nil {
+		return nil, err
 	}
 	reason = detect.FreeText(reason)
-	r, rev, err := b.get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := sameAsRequester(r, reviewer); err != nil {
-		return nil, err
-	}
-	rule, err := b.rule(r.Target)
-	if err != nil {
-		return nil, err
-	}
-	if !rule.MayApprove(reviewer.Groups) {
-		return nil, fmt.Errorf("%w: approving under access rule %s needs a member of %v", ErrNotReviewer, rule.ID, rule.Approvers.Groups)
-	}
-	now := b.now()
-	if err := b.pending(r, now); err != nil {
-		return nil, err
-	}
 	if slices.ContainsFunc(r.Approvals, func(d Decision) bool { return identity.Same(d.Actor, reviewer) }) {
 		return nil, fmt.Errorf("%w: %s has already approved %s", ErrState, reviewer.Subject, r.ID)
 	}
@@ -463,6 +460,37 @@ func (b *Broker) Approve(ctx context.Context, id string, reviewer events.Actor, 
 		return r, b.recordGrant(ctx, r, n)
 	}
 	return r, nil
+}
+
+// decidable reads the pending request id for reviewer to approve or deny
+// (verb), with its revision, its rule and the time of the decision:
+// refused without a reason, to the requester, to a reviewer in none of
+// the rule's approver groups, and when the request is no longer pending.
+func (b *Broker) decidable(ctx context.Context, id string, reviewer events.Actor, reason, verb string) (*Request, uint64, *Rule, time.Time, error) {
+	fail := func(err error) (*Request, uint64, *Rule, time.Time, error) { return nil, 0, nil, time.Time{}, err }
+	if strings.TrimSpace(reason) == "" {
+		return fail(invalid("a reason is required to %s", verb))
+	}
+	r, rev, err := b.get(ctx, id)
+	if err != nil {
+		return fail(err)
+	}
+	if err := sameAsRequester(r, reviewer); err != nil {
+		return fail(err)
+	}
+	rule, err := b.rule(r.Target)
+	if err != nil {
+		return fail(err)
+	}
+	if !rule.MayApprove(reviewer.Groups) {
+		doing := map[string]string{"approve": "approving", "deny": "denying"}[verb]
+		return fail(fmt.Errorf("%w: %s under access rule %s needs a member of %v", ErrNotReviewer, doing, rule.ID, rule.Approvers.Groups))
+	}
+	now := b.now()
+	if err := b.pending(r, now); err != nil {
+		return fail(err)
+	}
+	return r, rev, rule, now, nil
 }
 
 // complete reports whether approvals satisfy rule.
@@ -492,28 +520,11 @@ func (b *Broker) pending(r *Request, now time.Time) error {
 
 // Deny ends a pending request (access.denied).
 func (b *Broker) Deny(ctx context.Context, id string, reviewer events.Actor, reason string) (*Request, error) {
-	if strings.TrimSpace(reason) == "" {
-		return nil, invalid("a reason is required to deny")
+	r, rev, _, now, err := b.decidable(ctx, id, reviewer, reason, "deny")
+	if err != nil {
+		return nil, err
 	}
 	reason = detect.FreeText(reason)
-	r, rev, err := b.get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := sameAsRequester(r, reviewer); err != nil {
-		return nil, err
-	}
-	rule, err := b.rule(r.Target)
-	if err != nil {
-		return nil, err
-	}
-	if !rule.MayApprove(reviewer.Groups) {
-		return nil, fmt.Errorf("%w: denying under access rule %s needs a member of %v", ErrNotReviewer, rule.ID, rule.Approvers.Groups)
-	}
-	now := b.now()
-	if err := b.pending(r, now); err != nil {
-		return nil, err
-	}
 	r.Status, r.Decision = Denied, &Decision{Actor: reviewer, Reason: reason, At: now}
 	if err := b.swap(ctx, r, rev); err != nil {
 		return nil, err
@@ -656,7 +667,10 @@ func (b *Broker) recordGrant(ctx context.Context, r *Request, approvals int) err
 		actor = r.Requester
 	}
 	payload := map[string]any{"grant": "just-in-time", "reason": r.Reason, "approvals": approvals,
-		"not_before": r.NotBefore, "not_after": r.NotAfter, "break_glass": r.BreakGlass, "review_required": r.BreakGlass}
+		"not_before": r.NotBefore, "not_after": r.NotAfter, "break_glass": r.BreakGlass, "review_required": r.BreakGlass,
+		// The signed note: an access review counts the record as a
+		// grant only when it verifies (review.go).
+		"signature": r.Signature}
 	err := b.record(ctx, r, events.AccessGranted, actor, "granted", payload)
 	if err == nil {
 		return nil

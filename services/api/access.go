@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -47,10 +46,7 @@ func (a *api) needsAccess(next http.Handler) http.Handler {
 
 func (a *api) requestAccess(w http.ResponseWriter, r *http.Request) {
 	var ask AccessAsk
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ask); err != nil {
-		a.fail(w, r, fmt.Errorf("%w: body: %v", errBadRequest, err))
+	if !a.decodeBody(w, r, &ask, "") {
 		return
 	}
 	tenant := ask.Tenant
@@ -187,10 +183,7 @@ func (a *api) getAccess(w http.ResponseWriter, r *http.Request) {
 func (a *api) decideAccess(verb string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var d Decision
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&d); err != nil {
-			a.fail(w, r, fmt.Errorf("%w: body: %v (send {\"reason\": \"...\"})", errBadRequest, err))
+		if !a.decodeBody(w, r, &d, `{"reason": "..."}`) {
 			return
 		}
 		if strings.TrimSpace(d.Reason) == "" {

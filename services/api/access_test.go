@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/ledger/bus"
@@ -29,18 +32,29 @@ access:
     break_glass: {groups: [oncall], duration: 30m}
 `
 
-func TestAccessRequestsAPI(t *testing.T) {
-	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{
-		{Name: "alice", Secret: "a", Groups: []string{"dba", "approver", "tenant:acme", "target:*"}},
-		{Name: "bob", Secret: "b", Groups: []string{"dba", "approver", "tenant:acme", "target:*"}},
-		{Name: "carol", Secret: "c", Groups: []string{"auditors", "tenant:acme", "target:*"}},
-		{Name: "dave", Secret: "d", Groups: []string{"oncall", "tenant:acme"}},
-		{Name: "erin", Secret: "e", Groups: []string{"dev", "tenant:acme"}},
-	}})
+// accessRig is the API with approvals and just-in-time access on an
+// in-process NATS server, behind a development OpenID provider whose
+// users each have their name as secret; db, when not nil, is its
+// projection.
+type accessRig struct {
+	srv    *httptest.Server
+	issuer string
+	js     jetstream.JetStream
+	em     *emitter.Emitter
+	src    events.Source // the API's and its brokers'
+	tok    map[string]string
+}
+
+func newAccessRig(t *testing.T, users []oidcdev.User, roles map[api.Role][]string, db *pgxpool.Pool) *accessRig {
+	t.Helper()
+	for i := range users {
+		users[i].Secret = users[i].Name
+	}
+	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: users})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer idp.Close()
+	t.Cleanup(func() { idp.Close() })
 	v, err := identity.NewOIDC(t.Context(), identity.OIDCConfig{Issuer: idp.Issuer, Audience: "auditledger"})
 	if err != nil {
 		t.Fatal(err)
@@ -49,13 +63,14 @@ func TestAccessRequestsAPI(t *testing.T) {
 	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 2 * time.Second})
+	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer em.Close()
+	t.Cleanup(func() { em.Close() })
 	key := ledgertest.Signer(t, "api.test/approvals")
-	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: key, Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
+	src := events.Source{Kind: "api", Instance: "api-1"}
+	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: key, Emitter: em, Source: src})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,27 +78,41 @@ func TestAccessRequestsAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ab, err := access.New(t.Context(), access.Config{JetStream: js, Create: true, Signer: key, Emitter: em, Rules: rules, Source: events.Source{Kind: "api", Instance: "test"}})
+	ab, err := access.New(t.Context(), access.Config{JetStream: js, Create: true, Signer: key, Emitter: em, Rules: rules, Source: src})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(api.Config{Auth: v, Approvals: b, Access: ab, Emitter: em, Roles: map[api.Role][]string{
-		api.Approver: {"approver"}, api.Auditor: {"auditors"},
-	}})
+	h, err := api.New(api.Config{Auth: v, Approvals: b, Access: ab, Emitter: em, DB: db, Instance: src.Instance, Tenant: "ops", Roles: roles})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-	tok := map[string]string{}
-	for u, s := range map[string]string{"alice": "a", "bob": "b", "carol": "c", "dave": "d", "erin": "e"} {
-		if tok[u], err = identity.ClientCredentialsToken(t.Context(), idp.Issuer, u, s); err != nil {
+	x := &accessRig{srv: httptest.NewServer(h), issuer: idp.Issuer, js: js, em: em, src: src, tok: map[string]string{}}
+	t.Cleanup(x.srv.Close)
+	for _, u := range users {
+		if x.tok[u.Name], err = identity.ClientCredentialsToken(t.Context(), idp.Issuer, u.Name, u.Secret); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return x
+}
+
+func (x *accessRig) call(t *testing.T, method, path, token, body string) (int, string) {
+	t.Helper()
+	return callAPI(t, x.srv.URL, method, path, token, body)
+}
+
+func TestAccessRequestsAPI(t *testing.T) {
+	x := newAccessRig(t, []oidcdev.User{
+		{Name: "alice", Groups: []string{"dba", "approver", "tenant:acme", "target:*"}},
+		{Name: "bob", Groups: []string{"dba", "approver", "tenant:acme", "target:*"}},
+		{Name: "carol", Groups: []string{"auditors", "tenant:acme", "target:*"}},
+		{Name: "dave", Groups: []string{"oncall", "tenant:acme"}},
+		{Name: "erin", Groups: []string{"dev", "tenant:acme"}},
+	}, map[api.Role][]string{api.Approver: {"approver"}, api.Auditor: {"auditors"}}, nil)
+	tok, js := x.tok, x.js
 	call := func(method, path, token, body string) (int, string) {
 		t.Helper()
-		return callAPI(t, srv.URL, method, path, token, body)
+		return x.call(t, method, path, token, body)
 	}
 	code, body := call("POST", "/v1/access-requests", tok["alice"], `{"target":"orders","duration":"2h","reason":"INC-42"}`)
 	var req access.Request

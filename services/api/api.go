@@ -105,6 +105,40 @@ type Config struct {
 
 // New returns the API's handler.
 func New(cfg Config) (http.Handler, error) {
+	s, err := NewServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Server is the API's handler, with what another front end of the same
+// data (the console, services/console) needs beside its routes: that
+// front end calls the routes with the caller's own bearer token, so
+// that the API alone decides roles and scopes and records each read, and
+// records its own refusals here.
+type Server struct {
+	a *api
+	h http.Handler
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
+
+// Refused records a request the front end refused before calling the
+// API, under the API's own tenant: as authn.failed when actor is nil (no
+// valid session), else as command.blocked by actor (its groups naming
+// tenants left out). reason says why, and must hold no secret.
+func (s *Server) Refused(r *http.Request, actor *events.Actor, reason string) {
+	a := s.a
+	if actor == nil {
+		a.recordAsync(r, events.AuthnFailed, events.Actor{Issuer: "auditledger-console", Subject: "unauthenticated", Kind: events.Human}, a.cfg.Tenant, map[string]any{"reason": reason})
+		return
+	}
+	a.recordAsync(r, events.CommandBlocked, a.actorIn(*actor, a.cfg.Tenant), a.cfg.Tenant, map[string]any{"reason": reason})
+}
+
+// NewServer returns the API's handler as a Server.
+func NewServer(cfg Config) (*Server, error) {
 	if cfg.Auth == nil || cfg.Approvals == nil || cfg.Emitter == nil {
 		return nil, errors.New("api: Auth, Approvals and Emitter are required")
 	}
@@ -137,12 +171,12 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	a := &api{cfg: cfg, read: projections.NewReader(cfg.DB), jobs: &evidenceJobs{jobs: map[string]*EvidenceStatus{}, one: make(chan struct{}, 1)}}
 	r := a.router()
-	return cfg.Metrics.Wrap(r, func(r *http.Request) string {
+	return &Server{a: a, h: cfg.Metrics.Wrap(r, func(r *http.Request) string {
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 			return rc.RoutePattern()
 		}
 		return "unmatched"
-	}), nil
+	})}, nil
 }
 
 //go:embed openapi.json
@@ -182,10 +216,16 @@ func (a *api) router() chi.Router {
 			r.Post("/access-requests/{id}/deny", a.decideAccess("deny"))
 			r.Post("/access-requests/{id}/revoke", a.decideAccess("revoke"))
 		})
+		// Access reviews: the listing for those who see access
+		// requests, the sign-off for approvers and security
+		// (accessreview.go).
+		r.With(a.require(Approver, Security, Auditor), a.needsAccess, a.needsReadPath).Get("/access-reviews", a.listAccessReview)
+		r.With(a.require(Approver, Security), a.needsAccess, a.needsReadPath).Post("/access-reviews", a.signOffAccessReview)
 		// The read path: the projection, for auditors and security.
 		r.Group(func(r chi.Router) {
 			r.Use(a.require(Auditor, Security), a.needsReadPath)
 			r.Get("/events", a.listEvents)
+			r.Get("/events/export", a.exportEvents)
 			r.Post("/events/match", a.matchEvents)
 			r.Post("/sealed/open", a.openSealed)
 			r.Get("/checkpoints/latest", a.latestCheckpoint)
@@ -242,7 +282,7 @@ func status(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, access.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, access.ErrState):
+	case errors.Is(err, access.ErrState), errors.Is(err, errListingChanged):
 		return http.StatusConflict
 	case errors.Is(err, errNoAccess), errors.Is(err, access.ErrNoKey):
 		return http.StatusServiceUnavailable
@@ -610,6 +650,22 @@ func (a *api) recordAsync(r *http.Request, t events.Type, actor events.Actor, te
 	if err != nil {
 		a.cfg.Logger.Error("event not recorded", "type", t, "err", err)
 	}
+}
+
+// decodeBody decodes a JSON body of at most 8 KiB into v, refusing
+// unknown members; on failure it answers 400, naming the form wanted
+// (send, when not empty), and returns false.
+func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, v any, send string) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if send != "" {
+			err = fmt.Errorf("%v (send %s)", err, send)
+		}
+		a.fail(w, r, fmt.Errorf("%w: body: %v", errBadRequest, err))
+		return false
+	}
+	return true
 }
 
 // Decision is the body of approve and deny.

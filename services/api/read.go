@@ -188,19 +188,20 @@ func eventResult(o *opener, e *projections.Event) EventResult {
 
 var tenantParam = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
-// listEvents answers GET /v1/events: filters type (comma-separated),
-// tenant, actor (the subject; with issuer when personal, actorFilter),
-// email, session, target, since and until
-// (RFC 3339), q (text in the event, case-insensitive); keyset pagination
-// by ledger index (after, limit).
-func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if err := knownParams(q, "type", "tenant", "actor", "issuer", "email", "session", "target", "since", "until", "q", "after", "limit"); err != nil {
+// eventParams are the filters of GET /v1/events and its export.
+var eventParams = []string{"type", "tenant", "actor", "issuer", "email", "session", "target", "source", "since", "until", "q", "after"}
+
+// eventFilter reads the filters of GET /v1/events (and of its export,
+// which knows the extra parameters given), scoped to the caller: the
+// tenant named, checked against the scope, or the scope's tenants. False
+// means refused, the answer written.
+func (a *api) eventFilter(w http.ResponseWriter, r *http.Request, q url.Values, extra ...string) (projections.EventFilter, bool) {
+	if err := knownParams(q, append(append([]string{"limit"}, eventParams...), extra...)...); err != nil {
 		a.fail(w, r, err)
-		return
+		return projections.EventFilter{}, false
 	}
 	f := projections.EventFilter{Actor: q.Get("actor"), Email: q.Get("email"), Session: q.Get("session"), Target: q.Get("target"),
-		Text: q.Get("q"), After: q.Get("after")}
+		Source: q.Get("source"), Text: q.Get("q"), After: q.Get("after")}
 	if v := q.Get("type"); v != "" {
 		for _, t := range strings.Split(v, ",") {
 			f.Types = append(f.Types, events.Type(t))
@@ -208,16 +209,16 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	var ok bool
 	if f.Tenants, ok = a.tenantsOf(w, r, q.Get("tenant")); !ok {
-		return
+		return f, false
 	}
 	if f.Actor, ok = a.actorFilter(w, r, f.Actor, q.Get("issuer"), f.Tenants); !ok {
-		return
+		return f, false
 	}
 	if f.Email != "" && a.cfg.Keys != nil {
 		var err error
 		if f.EmailSealers, err = a.emailSealers(r, f.Tenants, f.Email); err != nil {
 			a.fail(w, r, err)
-			return
+			return f, false
 		}
 	}
 	for _, p := range []struct {
@@ -228,10 +229,24 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {
 				a.fail(w, r, badParam(p.param, "%q is not an RFC 3339 time (e.g. 2026-11-27T10:00:00Z)", v))
-				return
+				return f, false
 			}
 			*p.t = t
 		}
+	}
+	return f, true
+}
+
+// listEvents answers GET /v1/events: filters type (comma-separated),
+// tenant, actor (the subject; with issuer when personal, actorFilter),
+// email, session, target, source (the recording producer's kind), since
+// and until (RFC 3339), q (text in the event, case-insensitive); keyset
+// pagination by ledger index (after, limit).
+func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, ok := a.eventFilter(w, r, q)
+	if !ok {
+		return
 	}
 	var err error
 	if f.Limit, err = pageLimit(q); err != nil {

@@ -34,7 +34,7 @@ type testBus struct {
 	em *emitter.Emitter
 }
 
-func startBus(t *testing.T, streams bool) *testBus {
+func startBus(t testing.TB, streams bool) *testBus {
 	t.Helper()
 	srv := natstest.Start(t)
 	_, js := srv.Connect(t, nats.MaxReconnects(-1))
@@ -68,7 +68,7 @@ func (b *testBus) stored(t *testing.T, n int) []natstest.Stored {
 	return got
 }
 
-func newGateway(t *testing.T, em gateway.Recorder, mod func(*gateway.Config)) *gateway.Gateway {
+func newGateway(t testing.TB, em gateway.Recorder, mod func(*gateway.Config)) *gateway.Gateway {
 	t.Helper()
 	cfg := gateway.Config{Name: "testgw", Kind: "test-gateway", Tenant: "acme", Emitter: em}
 	if mod != nil {

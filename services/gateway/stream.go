@@ -169,18 +169,23 @@ func (st *Stream) flushLocked(final bool) {
 	}
 	chunk := st.buf[:cut]
 	var found []Finding
-	var data []byte
-	last := 0
-	for _, sp := range spans {
-		if sp.Lo >= cut {
-			break
+	// Nothing found in the chunk: its own bytes are recorded (encoded
+	// below, before the buffer is reused), not a copy.
+	data := chunk
+	if len(spans) > 0 && spans[0].Lo < cut {
+		data = nil
+		last := 0
+		for _, sp := range spans {
+			if sp.Lo >= cut {
+				break
+			}
+			data = append(data, chunk[last:sp.Lo]...)
+			data = append(data, detect.Placeholder(sp.Detector)...)
+			found = append(found, Finding{sp.Detector, sp.Value})
+			last = min(sp.Hi, cut)
 		}
-		data = append(data, chunk[last:sp.Lo]...)
-		data = append(data, detect.Placeholder(sp.Detector)...)
-		found = append(found, Finding{sp.Detector, sp.Value})
-		last = min(sp.Hi, cut)
+		data = append(data, chunk[last:]...)
 	}
-	data = append(data, chunk[last:]...)
 	sum := sha256.Sum256(data)
 	payload := map[string]any{
 		"stream": st.name, "offset": st.offset, "bytes": len(chunk),

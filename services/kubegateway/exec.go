@@ -148,6 +148,7 @@ func (p *Proxy) serveExec(w http.ResponseWriter, r *http.Request, x *exchange, c
 	u := *p.upstream
 	u.Path, u.RawPath, u.RawQuery = r.URL.Path, r.URL.RawPath, r.URL.RawQuery
 	rel := &execRelay{p: p, x: x, url: &u}
+	w = lingering{w} // the hijacked connection closes without a reset
 	switch {
 	case wsstream.IsWebSocketRequest(r):
 		execWebSocket(w, r, rel, opts)

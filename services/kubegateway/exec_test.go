@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,6 +178,41 @@ func TestKubectlExecThroughGateway(t *testing.T) {
 			s = f.execSession(t, "cat > in-"+mark)
 			if !strings.HasPrefix(s.streams["stdin"], "card ") || strings.Contains(s.streams["stdin"], card) || s.end.Payload["exit_status"] != float64(0) {
 				t.Errorf("recorded stdin %q, end %v", s.streams["stdin"], s.end.Payload)
+			}
+		})
+
+		// A client that reads more slowly than the stream is produced gets
+		// all of it: the gateway is done (the exec's session has ended)
+		// while the tail of stdout still waits in the sockets' buffers,
+		// and kubectl pings meanwhile. Closing the connection must not
+		// turn that ping into a reset, which discarded the tail and failed
+		// kubectl with "connection reset by peer".
+		t.Run(mark+"/slow-reader", func(t *testing.T) {
+			const size = 4 << 20
+			slow := "slow-reader-" + mark
+			cmd := kubectl("exec", "-n", "team-x", "shell", "-c", "main", "--", "sh", "-c", fmt.Sprintf("head -c %d /dev/zero; : %s", size, slow))
+			out := &gatedWriter{gate: make(chan struct{})}
+			var errOut syncBuffer
+			cmd.Stdout, cmd.Stderr = out, &errOut
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			// The gateway has closed its side once the session is ended
+			// on record; kubectl has read only part of the stream.
+			s := f.execSession(t, slow)
+			out.stop()
+			// kubectl pings every 5 s (client-go's WebSocket heartbeat
+			// and its SPDY connection's ping period): the reader stays
+			// stopped past one ping, with the stream's tail unread.
+			time.Sleep(kubectlPingPeriod + 2*time.Second)
+			close(out.gate)
+			err := cmd.Wait()
+			if n := out.n.Load(); err != nil || n != size {
+				t.Fatalf("slow reader: kubectl %v, %d of %d bytes; kubectl's stderr: %q", err, n, size, errOut.String())
+			}
+			if s.end.Payload["exit_status"] != float64(0) || s.end.Payload["bytes_out"] != float64(size) {
+				t.Errorf("session.ended %v, want exit_status 0 and bytes_out %d", s.end.Payload, size)
 			}
 		})
 
@@ -351,6 +387,36 @@ func (c *countWriter) Write(b []byte) (int, error) {
 	*c += countWriter(len(b))
 	return len(b), nil
 }
+
+// kubectlPingPeriod is how often kubectl pings the server on an exec's
+// connection (client-go: remotecommand's WebSocket heartbeat, and the
+// SPDY round tripper's PingPeriod).
+const kubectlPingPeriod = 5 * time.Second
+
+// gatedWriter counts what kubectl writes to its stdout, reading slowly
+// (a pause at each write, so the stream backs up into kubectl's and the
+// gateway's socket buffers) until stopped, then not at all until gate
+// is closed.
+type gatedWriter struct {
+	n       atomic.Int64
+	stopped atomic.Bool
+	gate    chan struct{}
+}
+
+func (g *gatedWriter) Write(b []byte) (int, error) {
+	if g.stopped.Load() {
+		<-g.gate
+	} else {
+		select {
+		case <-g.gate:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	g.n.Add(int64(len(b)))
+	return len(b), nil
+}
+
+func (g *gatedWriter) stop() { g.stopped.Store(true) }
 
 // syncBuffer is a strings.Builder safe for a writer and a reader.
 type syncBuffer struct {

@@ -68,7 +68,7 @@ func (p *Proxy) servePortForward(w http.ResponseWriter, r *http.Request, x *exch
 	// When the request's context ends (the core cut the session: its
 	// access grant ended), the client's connection and the API server's
 	// are closed, which ends every forwarded connection and kubectl's.
-	hc := &hijackCapture{ResponseWriter: w}
+	hc := &hijackCapture{ResponseWriter: lingering{w}} // closes without a reset
 	w = hc
 	stop := context.AfterFunc(ctx, func() { hc.close(); rel.close() })
 	defer stop()

@@ -42,7 +42,7 @@ func TestRedactSQLEncodedForms(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{`SELECT E'jane\x40example.com'`, `SELECT E'[REDACTED:email]'`}, // the detectors read \x40 in the text
 		{`SELECT U&'\0034\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031\0031'`, `SELECT '[REDACTED:credit_card]'`},
-		{`SELECT E'\064\061\061\061 1111 1111 1111'`, `SELECT '[REDACTED:credit_card]'`},
+		{`SELECT E'\064\061\061\061 1111 1111 1111'`, `SELECT E'[REDACTED:credit_card]'`}, // the detectors read \064 in the text
 		{`SELECT 4111_1111_1111_1111`, `SELECT '[REDACTED:credit_card]'`},
 		{`SELECT 4.111111111111111e15`, `SELECT '[REDACTED:credit_card]'`},
 		{`SELECT E'tab\there', 1e3, 1_000`, `SELECT E'tab\there', 1e3, 1_000`},

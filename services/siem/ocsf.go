@@ -190,10 +190,10 @@ func RenderOCSF(s Sealed) ([]byte, error) {
 			"types": []string{str(p, "info_type")}, "desc": "method " + str(p, "method") + ", command " + str(p, "command_id")}
 		o["actor"] = actor
 	case events.ApprovalRequested, events.ApprovalGranted, events.ApprovalDenied, events.ApprovalExpired, events.AccessGranted, events.AccessRevoked,
-		events.AccessRequested, events.AccessApproved, events.AccessDenied, events.AccessExpired:
+		events.SSHCertificateIssued, events.AccessRequested, events.AccessApproved, events.AccessDenied, events.AccessExpired:
 		class = ocsfUserAccess
 		switch ev.Type {
-		case events.ApprovalGranted, events.AccessGranted:
+		case events.ApprovalGranted, events.AccessGranted, events.SSHCertificateIssued:
 			activity, activityName = 1, "Assign Privileges"
 		case events.AccessRevoked:
 			activity, activityName = 2, "Revoke Privileges"

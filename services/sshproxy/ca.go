@@ -364,7 +364,7 @@ func readPublic(path string) (ssh.PublicKey, error) {
 
 // randSerial draws a certificate serial: random, not 0 (which a KRL can
 // never revoke), and never a number the detectors take for personal data.
-// Serials are recorded in decimal (access.granted, session.started, a
+// Serials are recorded in decimal (ssh.certificate.issued, session.started, a
 // KRL refusal's reason); about one in ten random 19-digit numbers passes
 // the card check, and a serial recorded as [REDACTED:credit_card] could no
 // longer be matched to its certificate or revoked by the log's word, so

@@ -25,9 +25,12 @@ func TestExecThroughGateway(t *testing.T) {
 	if !strings.Contains(f.target.Log(), "ID alice (serial") {
 		t.Errorf("the target's log does not name alice as the certificate's key id:\n%s", f.target.Log())
 	}
-	granted := f.waitFor(t, 1, ofType(events.AccessGranted))[0]
-	if granted.Event.Actor.Subject != "alice" || granted.Payload["key_id"] != "alice" {
-		t.Errorf("access.granted %+v %v", granted.Event.Actor, granted.Payload)
+	issued := f.waitFor(t, 1, ofType(events.SSHCertificateIssued))[0]
+	if issued.Event.Actor.Subject != "alice" || issued.Payload["key_id"] != "alice" || issued.Payload["grant"] != nil {
+		t.Errorf("ssh.certificate.issued %+v %v", issued.Event.Actor, issued.Payload)
+	}
+	if n := len(f.waitFor(t, 0, ofType(events.AccessGranted))); n != 0 {
+		t.Errorf("%d access.granted records for a certificate: the issuance has its own type", n)
 	}
 	ended := f.waitFor(t, 1, ofType(events.SessionEnded))[0]
 	evs := f.sessionEvents(t, ended.Event.SessionID)

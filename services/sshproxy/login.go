@@ -64,7 +64,7 @@ type CertResponse struct {
 // certHandler issues user certificates in exchange for an OIDC token
 // whose audience is the gateway: key id and principals come from the
 // token's claims only, and the certificate expires no later than the
-// token. Each issue is recorded (access.granted) before the certificate
+// token. Each issue is recorded (ssh.certificate.issued) before the certificate
 // is returned.
 type certHandler struct{ p *Proxy }
 
@@ -150,8 +150,8 @@ func (p *Proxy) issue(ctx context.Context, token string, req CertRequest, addr s
 	}
 	s.Authenticated(gateway.Identity{Actor: actor, Method: gateway.OIDCToken})
 	sum := sha256.Sum256(pub.Marshal())
-	if _, err := s.Record(ctx, events.AccessGranted, map[string]any{
-		"grant": "ssh-user-certificate", "client_addr": addr, "serial": fmt.Sprint(cert.Serial), "key_id": cert.KeyId,
+	if _, err := s.Record(ctx, events.SSHCertificateIssued, map[string]any{
+		"client_addr": addr, "serial": fmt.Sprint(cert.Serial), "key_id": cert.KeyId,
 		"principals": cert.ValidPrincipals, "valid_before": until.UTC().Format(time.RFC3339),
 		"public_key_sha256": "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:]),
 		"ca":                fingerprint(p.keys.UserCA.PublicKey()),

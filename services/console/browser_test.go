@@ -1,0 +1,275 @@
+package console_test
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/auditledger/auditledger/events"
+)
+
+// TestBrowser drives headless Chromium (Debian's chromium, which .ci/run
+// installs) through the console: sign in on the provider's login page,
+// filter, page past 10,000 events, open a session's timeline, export
+// CSV and read it back; axe-core checks the pages (WCAG 2 A, AA). Screenshots go to $TEST_ARTIFACTS/console (else
+// the test's temporary directory); with CONSOLE_DOCS_SCREENSHOTS=1 the
+// key ones are written to docs/console/ too.
+func TestBrowser(t *testing.T) {
+	chrome, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is not installed (apt-get install chromium; .ci/run installs it): the console's browser test needs it")
+	}
+	f := newFixture(t)
+	shots := t.TempDir()
+	if d := os.Getenv("TEST_ARTIFACTS"); d != "" {
+		shots = filepath.Join(d, "console")
+		os.MkdirAll(shots, 0o755)
+	}
+	downloads := t.TempDir()
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.WindowSize(1280, 900))
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox)
+	}
+	actx, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
+	defer cancel()
+	bctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+
+	// Every error the page logs (a CSP violation, a script error) fails
+	// the test; downloads are reported done. (The first call starts the
+	// browser: no timeout on its context.)
+	var mu sync.Mutex
+	var pageErrors []string
+	done := map[string]bool{}
+	if err := chromedp.Listen(bctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *log.EventEntryAdded:
+			if e.Entry.Level == log.EntryLevelError {
+				pageErrors = append(pageErrors, e.Entry.Text+" "+e.Entry.URL)
+			}
+		case *runtime.EventExceptionThrown:
+			pageErrors = append(pageErrors, e.ExceptionDetails.Text)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.ListenBrowser(bctx, func(ev any) {
+		if e, ok := ev.(*browser.EventDownloadProgress); ok && e.State == browser.DownloadProgressStateCompleted {
+			mu.Lock()
+			done[e.GUID] = true
+			mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(bctx, 10*time.Minute)
+	defer cancel()
+	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			loc, _ := chromedp.Run(ctx, chromedp.Location())
+			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("body")))
+			t.Fatalf("%s: %v (at %s: %.2000s)", what, err, loc, html)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	shot := func(name string, docs bool) {
+		t.Helper()
+		// The viewport, as a person sees it first (a full page of 1,000
+		// rows would be megabytes).
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err == nil {
+			err = os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644)
+		}
+		if err == nil && docs && os.Getenv("CONSOLE_DOCS_SCREENSHOTS") == "1" {
+			err = os.WriteFile(filepath.Join("..", "..", "docs", "console", name+".png"), png, 0o644)
+		}
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+	}
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	// axe checks the page against WCAG 2 A and AA (labels, contrast,
+	// names, landmarks); injected through the DevTools protocol, which
+	// the page's CSP does not govern, and never served by the console.
+	axeSrc, err := os.ReadFile("testdata/axe-core/axe.min.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	axe := func(page string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](string(axeSrc)+";true")); err != nil {
+			t.Fatalf("axe on %s: %v", page, err)
+		}
+		found, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa"]}}).then(r => ["passed " + r.passes.length + " rules"].concat(r.violations.map(v => v.id + ": " + v.help + " (" + v.nodes.map(n => n.target.join(" ")).slice(0, 3).join(", ") + ")")))`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("axe on %s: %v", page, err)
+		}
+		// The first line counts the rules passed: a check that ran.
+		if len(found) == 0 || !strings.HasPrefix(found[0], "passed ") || found[0] == "passed 0 rules" {
+			t.Fatalf("axe did not run on %s: %v", page, found)
+		}
+		t.Logf("axe on %s: %s", page, found[0])
+		for _, v := range found[1:] {
+			t.Errorf("accessibility of %s: %s", page, v)
+		}
+	}
+
+	// Sign in through the provider's login page; the first key press
+	// reaches the skip link.
+	run("open", chromedp.Navigate(f.srv.URL+"/console/"), chromedp.WaitVisible(css(`a.button`)), chromedp.KeyEvent(kb.Tab))
+	active, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.className`))
+	if err != nil || active != "skip" {
+		t.Errorf("the first Tab reached %q (%v), not the skip link", active, err)
+	}
+	// (The link's target, navigated to: a click that leaves for another
+	// origin is not waited for by chromedp.)
+	href, err := chromedp.Run(ctx, chromedp.AttributeValue(css(`main a.button`), "href"))
+	if err != nil || href.Value != "/console/login" {
+		t.Fatalf("the sign-in link: %+v %v", href, err)
+	}
+	run("sign-in navigate", chromedp.Navigate(f.srv.URL+href.Value))
+	run("sign-in wait", chromedp.WaitVisible(css(`#username`)))
+	shot("login", false)
+	run("type the name", chromedp.SendKeys(css(`#username`), "carol"))
+	run("type the password", chromedp.SendKeys(css(`#password`), "carol-secret"))
+	run("submit", chromedp.Click(css(`button[type=submit]`)))
+	run("signed in", chromedp.WaitVisible(css(`#results tbody tr[data-index]`)))
+	axe("the sessions page")
+	accessed := len(f.recorded(events.AuditAccessed))
+
+	// Filter: masked statements, applied in place by htmx.
+	run("filter by outcome", chromedp.SetValue(css(`#f-outcome`), "masked"), chromedp.Click(css(`#apply`)),
+		chromedp.WaitVisible(`//caption[starts-with(normalize-space(.), "1 events")]`))
+	if s := text(`#results`); strings.Contains(s, "DROP TABLE") || !strings.Contains(s, "mask-cards") {
+		t.Fatalf("outcome masked shows: %s", s)
+	}
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.Contains(loc, "outcome=masked") {
+		t.Fatalf("the filter is not in the address bar (%s): it could not be bookmarked", loc)
+	}
+
+	// Page through the load generator's 10,500 statements, 1,000 a page,
+	// by the Next link: past the 10,000th.
+	run("filter by who", chromedp.Navigate(f.srv.URL+"/console/sessions?limit=1000&who=loadgen"), chromedp.WaitVisible(`//caption[contains(., "1000 events")]`))
+	seen := 0
+	for page := 1; ; page++ {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#results tbody tr[data-index]').length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen += n
+		next, err := chromedp.Run(ctx, chromedp.AttributeValue(css(`#results nav > *`), "href"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !next.Exists {
+			if page != 11 {
+				t.Fatalf("the last page is page %d, want 11", page)
+			}
+			if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.scrollTo(0, 0), true`)); err != nil {
+				t.Fatal(err)
+			}
+			shot("sessions-past-10000", true)
+			break
+		}
+		u, _ := url.Parse(next.Value)
+		after, _ := strconv.Atoi(u.Query().Get("after"))
+		run(fmt.Sprintf("page %d", page+1), chromedp.Click(css(`#next`)), chromedp.WaitVisible(css(fmt.Sprintf(`#results tr[data-index="%d"]`, after+1))))
+	}
+	if seen != bulkEvents {
+		t.Fatalf("paged through %d events, want %d", seen, bulkEvents)
+	}
+	// One audit.accessed per page view: the outcome filter, then 11
+	// pages.
+	if n := len(f.recorded(events.AuditAccessed)) - accessed; n != 1+11 {
+		t.Fatalf("%d audit.accessed for 12 page views", n)
+	}
+
+	// A session's timeline, from the list.
+	run("timeline", chromedp.Navigate(f.srv.URL+"/console/sessions?gateway=postgres-proxy&who=dave"),
+		chromedp.Click(`//a[text()="pg-s1"]`, chromedp.NodeVisible), chromedp.WaitVisible(css(`#timeline`)))
+	shot("timeline", true)
+	axe("the timeline")
+	tl := text(`#timeline`)
+	for _, want := range []string{"SELECT email, card FROM customers", "mask-cards", "result_hmac", "DDL is not allowed", "apr-1", "CHG-1"} {
+		if !strings.Contains(tl, want) {
+			t.Fatalf("the timeline lacks %q: %s", want, tl)
+		}
+	}
+
+	// Export the load generator's events as CSV, and read the file.
+	eventsOn := true
+	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: downloads, EventsEnabled: &eventsOn}); err != nil {
+		t.Fatal(err)
+	}
+	run("export", chromedp.Navigate(f.srv.URL+"/console/sessions?who=loadgen&tenant=acme"), chromedp.WaitVisible(css(`#export-csv`)), chromedp.Click(css(`#export-csv`)))
+	var file string
+	for file == "" {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the CSV download did not complete")
+		case <-time.After(100 * time.Millisecond):
+		}
+		mu.Lock()
+		for g := range done {
+			file = filepath.Join(downloads, g)
+		}
+		mu.Unlock()
+	}
+	fh, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(fh).ReadAll()
+	fh.Close()
+	if err != nil || len(rows) != bulkEvents+1 || rows[1][7] != "loadgen" || rows[1][4] != "command.executed" || !strings.HasPrefix(rows[1][14], `{"version":1`) {
+		t.Fatalf("the downloaded CSV: %v, %d rows", err, len(rows))
+	}
+
+	// Sign out: the form posts the CSRF token; the next page needs a
+	// sign-in again.
+	run("sign out", chromedp.Click(`//button[text()="Sign out"]`), chromedp.WaitVisible(css(`main a.button[href="/console/login"]`)),
+		chromedp.Navigate(f.srv.URL+"/console/sessions"), chromedp.WaitVisible(css(`#refusal`)))
+	if s := text(`#refusal`); !strings.Contains(s, "no console session") {
+		t.Fatalf("after sign-out: %s", s)
+	}
+	axe("a refusal")
+	mu.Lock()
+	defer mu.Unlock()
+	// The 401 of the last page is logged by the browser as a failed
+	// resource, and so is the provider's missing /favicon.ico: the only
+	// errors allowed.
+	for _, e := range pageErrors {
+		if !strings.Contains(e, "401") && !strings.HasSuffix(e, "/favicon.ico") {
+			t.Errorf("the page logged an error: %s", e)
+		}
+	}
+}

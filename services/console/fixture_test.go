@@ -1,0 +1,205 @@
+package console_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/internal/oidcdev"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/ledger/ledgertest"
+	"github.com/auditledger/auditledger/projections"
+	"github.com/auditledger/auditledger/services/api"
+	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/console"
+	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/pgtest"
+)
+
+// bulkEvents is how many statements the load generator ran: more than
+// the 10,000 events another console's audit view stops at.
+const bulkEvents = 10_500
+
+// fixture: a log holding sessions of every gateway (PostgreSQL with a
+// mask, a block and an approval; HTTP; SSH; Kubernetes) in tenant acme,
+// one session in tenant globex, and bulkEvents statements of a load
+// generator, projected into a real PostgreSQL; the API and the console
+// behind one server, with the development provider and its login page.
+type fixture struct {
+	srv    *httptest.Server
+	idp    *oidcdev.Server
+	js     jetstream.JetStream
+	stream func() []natstest.Stored
+}
+
+var users = []oidcdev.User{
+	{Name: "carol", Secret: "carol-secret", Email: "carol@example.com", Groups: []string{"auditor", "tenant:acme"}},
+	{Name: "alice", Secret: "alice-secret", Groups: []string{"dba", "tenant:acme"}}, // no role that reads
+	{Name: "gina", Secret: "gina-secret", Groups: []string{"auditor", "tenant:globex"}},
+}
+
+// gatewayEvents are the sessions of every gateway, as their producers
+// record them (docs/FORMAT.md §1.1).
+func gatewayEvents() []string {
+	ev := func(id, typ, tenant, source, actor, target, targetKind, session string, seq int, payload string) string {
+		return fmt.Sprintf(`{"version":1,"id":"%s","type":"%s","time":"2026-12-01T10:00:%02dZ","tenant":"%s","source":{"kind":"%s","instance":"gw-1"},"actor":{"issuer":"https://idp.example","subject":"%s","kind":"human"},"session_id":"%s","session_seq":%d,"target":{"kind":"%s","name":"%s"},"payload":%s}`,
+			id, typ, seq, tenant, source, actor, session, seq, targetKind, target, payload)
+	}
+	return []string{
+		ev("pg-1", "session.started", "acme", "postgres-proxy", "dave", "orders", "postgres", "pg-s1", 1, `{"protocol":"postgres"}`),
+		ev("pg-2", "command.executed", "acme", "postgres-proxy", "dave", "orders", "postgres", "pg-s1", 2, `{"protocol":"simple","statement":"SELECT email, card FROM customers","statement_sha256":"`+strings.Repeat("a", 64)+`","kind":"SELECT"}`),
+		ev("pg-3", "mask.applied", "acme", "postgres-proxy", "dave", "orders", "postgres", "pg-s1", 3, `{"rule":"mask-cards","columns":["card"],"statement":"SELECT email, card FROM customers"}`),
+		ev("pg-4", "response.digest", "acme", "postgres-proxy", "dave", "orders", "postgres", "pg-s1", 4, `{"rows":2,"bytes":120,"result_hmac":"hmac:`+strings.Repeat("b", 64)+`"}`),
+		ev("pg-5", "command.blocked", "acme", "postgres-proxy", "dave", "orders", "postgres", "pg-s1", 5, `{"statement":"DROP TABLE customers","rule":"no-drop","reason":"DDL is not allowed on orders"}`),
+		ev("pg-6", "approval.requested", "acme", "postgres-proxy", "dave", "orders", "postgres", "pg-s1", 6, `{"approval_id":"apr-1","rule":"ddl","reason":"schema change","statement":"ALTER TABLE customers ADD note text","statement_sha256":"`+strings.Repeat("c", 64)+`"}`),
+		ev("pg-7", "approval.granted", "acme", "postgres-proxy", "bob", "orders", "postgres", "pg-s1", 7, `{"approval_id":"apr-1","rule":"ddl","reason":"CHG-1","statement_sha256":"`+strings.Repeat("c", 64)+`"}`),
+		ev("pg-8", "session.ended", "acme", "postgres-proxy", "dave", "orders", "postgres", "pg-s1", 8, `{"reason":"client closed"}`),
+		ev("http-1", "command.executed", "acme", "http-proxy", "erin", "billing-api", "http", "http-s1", 1, `{"protocol":"http","method":"GET","path":"/invoices","statement":"GET /invoices"}`),
+		ev("ssh-1", "session.started", "acme", "ssh-proxy", "frank", "bastion", "ssh", "ssh-s1", 1, `{"protocol":"ssh","kind":"shell"}`),
+		ev("ssh-2", "command.executed", "acme", "ssh-proxy", "frank", "bastion", "ssh", "ssh-s1", 2, `{"protocol":"ssh","kind":"exec","statement":"systemctl restart nginx"}`),
+		ev("kube-1", "command.executed", "acme", "kube-gateway", "erin", "prod-cluster", "kubernetes", "kube-s1", 1, `{"protocol":"kubernetes","verb":"delete","statement":"delete pods web-1 -n shop"}`),
+		ev("gx-1", "command.executed", "globex", "postgres-proxy", "hank", "ledger", "postgres", "gx-s1", 1, `{"protocol":"simple","statement":"SELECT globex_secret_plan FROM plans","kind":"SELECT"}`),
+	}
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	pg := pgtest.StartT(t)
+	db, err := pgxpool.New(t.Context(), pg.DSN(pg.NewDatabase(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	signer := ledgertest.Signer(t, "console.test/log")
+	store, _ := file.New(t.TempDir())
+	l, err := ledger.Open(t.Context(), ledger.Config{Store: store, Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var es []ledger.Entry
+	for _, e := range gatewayEvents() {
+		es = append(es, ledger.Entry{Event: []byte(e)})
+	}
+	if _, err := l.Append(t.Context(), es); err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < bulkEvents; {
+		es = es[:0]
+		for ; len(es) < 2000 && n < bulkEvents; n++ {
+			es = append(es, ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"bulk-%d","type":"command.executed","time":"2026-12-01T11:%02d:%02dZ","tenant":"acme","source":{"kind":"postgres-proxy","instance":"gw-2"},"actor":{"issuer":"https://idp.example","subject":"loadgen","kind":"machine"},"session_id":"bulk-%d","session_seq":1,"target":{"kind":"postgres","name":"bulk"},"payload":{"protocol":"simple","statement":"SELECT %d","kind":"SELECT"}}`,
+				n, n/60%60, n%60, n/1000, n)})
+		}
+		if _, err := l.Append(t.Context(), es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := projections.Rebuild(t.Context(), projections.Config{DB: db, Store: store, Verifier: signer.Verifier()}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	ns := natstest.Start(t)
+	_, js := ns.Connect(t)
+	if err := bus.EnsureStreams(t.Context(), js, bus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	em, _ := emitter.New(emitter.Config{JetStream: js, Timeout: 5 * time.Second})
+	t.Cleanup(func() { em.Close() })
+	b, err := approvals.New(t.Context(), approvals.Config{JetStream: js, Create: true, Signer: ledgertest.Signer(t, "console.test/approvals"), Emitter: em, Source: events.Source{Kind: "api", Instance: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: users,
+		LoginClients: []oidcdev.LoginClient{{ID: "auditledger-console", RedirectGlobs: []string{"http://127.0.0.1:*/console/callback"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	auth, err := identity.NewOIDC(t.Context(), identity.OIDCConfig{Issuer: idp.Issuer, Audience: "auditledger"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.NewServer(api.Config{Auth: auth, Approvals: b, Emitter: em, DB: db, Tenant: "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	base := "http://" + srv.Listener.Addr().String()
+	c, err := console.New(console.Config{API: h, Auth: auth, Issuer: idp.Issuer, ClientID: "auditledger-console", URL: base + "/console/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/console/", c)
+	mux.Handle("/", h)
+	srv.Config.Handler = mux
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return &fixture{srv: srv, idp: idp, js: js, stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) }}
+}
+
+// signIn signs user in through the console and the provider's login
+// page, as a browser without JavaScript would, and returns the client
+// holding the session cookie.
+func (f *fixture) signIn(t *testing.T, user, password string) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	cl := &http.Client{Jar: jar}
+	resp, err := cl.Get(f.srv.URL + "/console/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `name="password"`) {
+		t.Fatalf("the sign-in did not reach the login page: %d %s", resp.StatusCode, body)
+	}
+	id := resp.Request.URL.Query().Get("id")
+	resp, err = cl.PostForm(f.idp.Issuer+"/login", url.Values{"id": {id}, "username": {user}, "password": {password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Signed in") {
+		t.Fatalf("sign-in of %s: %d %s", user, resp.StatusCode, body)
+	}
+	return cl
+}
+
+// get fetches path with cl, returning status and body.
+func get(t *testing.T, cl *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := cl.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// recorded are the API's events of type typ in the bus, after the first
+// skip.
+func (f *fixture) recorded(typ events.Type) []natstest.Stored {
+	var out []natstest.Stored
+	for _, s := range f.stream() {
+		if s.Event.Type == typ {
+			out = append(out, s)
+		}
+	}
+	return out
+}
