@@ -641,12 +641,12 @@ func (s *scrubber) run() {
 	}
 	s.others()
 	if hasSecretPrefix(unsafeString(b)) {
-		for _, m := range secretIn.FindAllIndex(b, -1) {
+		for _, m := range secretMatches(b) {
 			s.claim(m[0], m[1], "secret")
 		}
 	}
 	if bytes.IndexByte(b, '+') >= 0 {
-		for _, m := range phoneIn.FindAllIndex(b, -1) {
+		for _, m := range phoneMatches(b) {
 			// x+12345678 is arithmetic, 1.2.3+44440713 a version: a phone
 			// number's + does not follow a letter or a digit.
 			if (m[0] == 0 || !isAlnum(b[m[0]-1])) && s.free(m[0], m[1]) && isPhone(b[m[0]:m[1]]) {
@@ -1226,14 +1226,65 @@ func emailLocal(b []byte, lo, hi int) int {
 // its END line, so the key's body goes with its header.
 var secretIn = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|(?:AKIA|ASIA)[A-Z0-9]{16}|gh[pousr]_[A-Za-z0-9]{36,}|xox[abprs]-[A-Za-z0-9-]{10,}|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY-----|$)`)
 
+// secretAnchored is secretIn anchored: secretMatches tries it only where
+// secretAt finds what each of its forms starts with.
+var secretAnchored = regexp.MustCompile(`^(?:` + secretIn.String() + `)`)
+
+// secretMatches is secretIn.FindAllIndex(b, -1).
+func secretMatches(b []byte) [][]int {
+	return matchesAt(secretAnchored, b, 0, func(i int) bool { return secretAt(unsafeString(b[i:])) })
+}
+
 // phoneIn finds what may be an international phone number inside longer
 // text, where the token pass splits it at its parentheses and the digit
 // pass leaves out its +.
 var phoneIn = regexp.MustCompile(`\+[0-9][0-9\t-\r\x20-\x2a\x2c-\x2f\x3a-\x3f\x5b-\x60\x7b-\x7e]{6,21}[0-9]`)
 
+// phoneAt is phoneIn anchored, and phoneWidth the longest it matches:
+// phoneMatches tries it only where a + and a digit stand.
+var phoneAt = regexp.MustCompile(`^(?:` + phoneIn.String() + `)`)
+
+const phoneWidth = 1 + 1 + 21 + 1
+
+// phoneMatches is phoneIn.FindAllIndex(b, -1).
+func phoneMatches(b []byte) [][]int {
+	return matchesAt(phoneAt, b, phoneWidth, func(i int) bool { return b[i] == '+' && i+1 < len(b) && isDigit(b[i+1]) })
+}
+
 // ibanIn finds what may be an IBAN written in groups inside longer text
 // (the token pass sees only its groups).
 var ibanIn = regexp.MustCompile(`[A-Za-z]{2}[0-9]{2}[A-Za-z0-9\t-\r\x20-\x2f\x3a-\x3f\x5b-\x60\x7b-\x7e]{11,40}`)
+
+// ibanAt is ibanIn anchored, and ibanWidth the longest it matches.
+var ibanAt = regexp.MustCompile(`^(?:` + ibanIn.String() + `)`)
+
+const ibanWidth = 2 + 2 + 40
+
+// matchesAt is what re.FindAllIndex(b, -1) gives for a pattern re whose
+// matches start only where at(i) holds and are at most width bytes long
+// (0: unbounded; a bounded pattern has no end-of-text assertion),
+// anchored its anchored form:
+// tried at those places only, in a window of width bytes, so that text
+// with few of them costs a byte loop rather than a regexp scan of all of
+// it (random base64 holds a + every 64 bytes, and two letters and two
+// digits every 70 or so: bulk terminal output).
+func matchesAt(anchored *regexp.Regexp, b []byte, width int, at func(i int) bool) [][]int {
+	var out [][]int
+	for i := 0; i < len(b); i++ {
+		if !at(i) {
+			continue
+		}
+		end := len(b)
+		if width > 0 {
+			end = min(end, i+width)
+		}
+		if m := anchored.FindIndex(b[i:end]); m != nil {
+			out = append(out, []int{i, i + m[1]})
+			i += m[1] - 1
+		}
+	}
+	return out
+}
 
 // MayHold reports whether text may hold a value a built-in detector
 // finds, a cheap test so that most recorded strings skip the full scan;
@@ -1758,7 +1809,10 @@ func IsDigest(s string) bool {
 func ibanCandidates(b []byte) [][]int {
 	for i := 0; i+4 <= len(b); i++ {
 		if isLetter(b[i]) && isLetter(b[i+1]) && isDigit(b[i+2]) && isDigit(b[i+3]) {
-			ms := ibanIn.FindAllIndex(b[i:], -1)
+			c := b[i:]
+			ms := matchesAt(ibanAt, c, ibanWidth, func(j int) bool {
+				return j+4 <= len(c) && isLetter(c[j]) && isLetter(c[j+1]) && isDigit(c[j+2]) && isDigit(c[j+3])
+			})
 			for _, m := range ms {
 				m[0], m[1] = m[0]+i, m[1]+i
 			}

@@ -32,6 +32,23 @@ type rendering struct {
 	// than 6 digits in its parameters. Only then do the raw bytes need
 	// judging as well.
 	hidden bool
+	// same is true when the rendering is the bytes themselves (plainText):
+	// b is raw, and lo is nil, each rendered byte i coming from raw byte i.
+	same bool
+}
+
+// plainText reports whether raw renders as itself: printable ASCII, tab
+// and line feed only, which a terminal shows in place, one cell each,
+// whether a program writes them or a person types them. Bulk output is
+// mostly such text; it needs no line editing.
+func plainText(raw []byte) bool {
+	for _, c := range raw {
+		if c >= 0x20 && c < 0x7f || c == '\n' || c == '\t' {
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 // hiOf is the raw offset after the last byte of the character rendered
@@ -88,6 +105,14 @@ func editKey(c byte) bool {
 // escape sequence or a UTF-8 character cut off at the end is left
 // unrendered (done < len(raw)); when final, it makes the bytes binary.
 func render(raw []byte, final, keys bool) rendering {
+	if plainText(raw) {
+		return rendering{b: raw, done: len(raw), text: true, same: true}
+	}
+	return renderEdited(raw, final, keys)
+}
+
+// renderEdited is render by the line editor, for any bytes.
+func renderEdited(raw []byte, final, keys bool) rendering {
 	r := rendering{b: make([]byte, 0, len(raw)), lo: make([]int32, 0, len(raw)), text: true}
 	e := lineEditor{r: &r, raw: raw, keys: keys}
 	binary := func() rendering {

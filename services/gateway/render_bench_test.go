@@ -36,3 +36,35 @@ func BenchmarkStreamChunkRendered(b *testing.B) {
 		judgeRendered(raw[:r.done], r)
 	}
 }
+
+// Plain text renders as itself: the line editor gives the same text, each
+// byte from its own offset, nothing hidden, whether written or typed.
+func TestRenderPlainTextIsItself(t *testing.T) {
+	texts := [][]byte{[]byte("ls -l\n\tfoo bar~!\n"), terminalText(3000)}
+	for i := range texts[1] { // the escape sequences and carriage returns out
+		if c := texts[1][i]; c == 0x1b || c == '\r' {
+			texts[1][i] = '.'
+		}
+	}
+	for _, raw := range texts {
+		for _, keys := range []bool{false, true} {
+			if !plainText(raw) {
+				t.Fatalf("%q: not plain text", raw[:20])
+			}
+			fast, slow := render(raw, false, keys), renderEdited(raw, false, keys)
+			if !fast.same || string(fast.b) != string(slow.b) || fast.done != slow.done || fast.hidden != slow.hidden || fast.text != slow.text {
+				t.Fatalf("keys %v: fast path %+v differs from the line editor's %+v", keys, fast.done, slow.done)
+			}
+			for i, lo := range slow.lo {
+				if int(lo) != i {
+					t.Fatalf("keys %v: rendered byte %d from raw %d", keys, i, lo)
+				}
+			}
+		}
+	}
+	for _, raw := range []string{"a\rb", "a\x1b[Db", "a\bb", "a\x7fb", "é", "a\x01"} {
+		if plainText([]byte(raw)) {
+			t.Errorf("%q: plain text", raw)
+		}
+	}
+}

@@ -139,11 +139,16 @@ func (st *Stream) flushLocked(final bool) {
 		st.buf = st.buf[:0]
 		return
 	}
+	if !final && !full && len(r.b) <= st.held() {
+		return // all of it held: judged once more bytes push some out (a typed word, echoed)
+	}
 	spans := judgeRendered(st.buf[:r.done], r)
 	cut := len(st.buf)
 	if !final {
 		cut = r.done
-		if k := st.held(); len(r.b) > k {
+		if k := st.held(); len(r.b) > k && r.same {
+			cut = len(r.b) - k
+		} else if len(r.b) > k {
 			for _, lo := range r.lo[len(r.b)-k:] {
 				cut = min(cut, int(lo)) // edits put characters out of raw order
 			}
@@ -210,7 +215,7 @@ func (st *Stream) recordBinary(chunk []byte) {
 // the whole raw span its characters come from, the escape sequences and
 // erased characters between them included.
 func judgeRendered(raw []byte, r rendering) []detect.Span {
-	if string(r.b) == string(raw) {
+	if r.same || string(r.b) == string(raw) {
 		return detect.Spans(string(raw)) // nothing removed or moved: the rendering is the bytes
 	}
 	var spans []detect.Span
