@@ -1912,6 +1912,24 @@ func cardGrouped(v []byte) bool {
 	return true
 }
 
+// chainBreak is white space too long for a gap of a digit chain.
+var chainBreak = strings.Repeat(" ", maxChainGap+1)
+
+// letterGapAt reports whether a part a followed by b, back to back,
+// meet in a one-letter gap between digits: a ends with a digit and b
+// begins with a letter and a digit, or a ends with a digit and a letter
+// and b begins with a digit.
+func letterGapAt(a, b string) bool {
+	n := len(a)
+	switch {
+	case n >= 1 && len(b) >= 2 && isDigit(a[n-1]) && isLetter(b[0]) && isDigit(b[1]):
+		return true
+	case n >= 2 && len(b) >= 1 && isDigit(a[n-2]) && isLetter(a[n-1]) && isDigit(b[0]):
+		return true
+	}
+	return false
+}
+
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func isAlnum(c byte) bool  { return isDigit(c) || isLetter(c) }
 
@@ -1955,6 +1973,15 @@ func JoinedValues(parts []string) []Joined {
 		at := make([][2]int, len(ps))
 		for i, p := range ps {
 			if i > 0 {
+				if sep == "" && letterGapAt(ps[i-1], p) {
+					// Joined back to back, the two would meet in a
+					// one-letter gap of a digit chain (v1024 and v1025
+					// as v1024v1025): a letter inside a value is read
+					// so, a letter a part begins or ends with is not —
+					// a list of codes would read as card numbers. A gap
+					// longer than a chain's keeps them apart.
+					sb.WriteString(chainBreak)
+				}
 				sb.WriteString(sep)
 			}
 			at[i][0] = sb.Len()
