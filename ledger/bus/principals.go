@@ -279,10 +279,11 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 	if !ok {
 		return Permissions{}
 	}
-	// tenant, then the two tokens of a producer's event type (ledger.*
-	// types, with three, are the writer's own), then its own token.
+	// tenant, then the two or three tokens of a producer's event type
+	// (access.granted, ssh.certificate.issued; ledger.* types are the
+	// writer's own), then its own token.
 	return Permissions{
-		PublishAllow: slices.Concat(common, []string{"audit.events.*.*.*." + token, "audit.batch." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket), kv(AccessBucket),
+		PublishAllow: slices.Concat(common, []string{"audit.events.*.*.*." + token, "audit.events.*.*.*.*." + token, "audit.batch." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket), kv(AccessBucket),
 			createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket)),
 		PublishDeny:    slices.Concat(editDeny, ReservedDeny),
 		SubscribeAllow: inbox,

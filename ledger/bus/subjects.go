@@ -127,6 +127,6 @@ func RecordedOnlyBy(t events.Type) (string, bool) {
 // ReservedDeny is the subjects of the admin's own producer tokens, denied
 // to every principal but the admin.
 var ReservedDeny = []string{
-	"audit.events.*.*.*." + AdminInstance, "audit.batch." + AdminInstance,
-	"audit.events.*.*.*." + LegalHoldInstance, "audit.batch." + LegalHoldInstance,
+	"audit.events.*.*.*." + AdminInstance, "audit.events.*.*.*.*." + AdminInstance, "audit.batch." + AdminInstance,
+	"audit.events.*.*.*." + LegalHoldInstance, "audit.events.*.*.*.*." + LegalHoldInstance, "audit.batch." + LegalHoldInstance,
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,10 @@ type Webhook struct {
 	// wait for Release (or for their client to go away).
 	hold     int
 	released chan struct{}
+	// holdPrefix, when set, counts toward hold only the requests that
+	// carried an event whose id starts with it; held counts them.
+	holdPrefix string
+	held       int
 }
 
 // NewWebhook returns a receiver checking signatures made with secret.
@@ -46,17 +51,21 @@ func (r *Webhook) Down(down bool) { r.mu.Lock(); r.down = down; r.mu.Unlock() }
 // Slow makes each request take d, as a busy receiver's would.
 func (r *Webhook) Slow(d time.Duration) { r.mu.Lock(); r.delay = d; r.mu.Unlock() }
 
-// HoldAfter accepts n requests and keeps every later one waiting until
+// HoldAfterEvents accepts n requests and keeps every later one waiting until
 // Release, or until its client gives up (a killed forwarder): a test that
 // kills a forwarder part way then finds it part way however fast or slow
 // the machine is, where a delay alone can let every batch through first.
-func (r *Webhook) HoldAfter(n int) {
+// It counts only the requests that carry an event whose id starts with
+// prefix: the records a gateway or the writer seals on its own
+// (policy.loaded, ledger.clock.status) may fill the first request,
+// before the events a test sends.
+func (r *Webhook) HoldAfterEvents(n int, prefix string) {
 	r.mu.Lock()
-	r.hold, r.released = n, make(chan struct{})
+	r.hold, r.released, r.holdPrefix, r.held = n, make(chan struct{}), prefix, 0
 	r.mu.Unlock()
 }
 
-// Release lets the requests HoldAfter keeps waiting go on, and stops
+// Release lets the requests HoldAfterEvents keeps waiting go on, and stops
 // holding.
 func (r *Webhook) Release() {
 	r.mu.Lock()
@@ -74,7 +83,7 @@ func (r *Webhook) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.mu.Unlock()
 	time.Sleep(delay)
 	r.mu.Lock()
-	if r.released != nil && len(r.batches) >= r.hold {
+	if r.released != nil && r.held >= r.hold {
 		released := r.released
 		r.mu.Unlock()
 		select {
@@ -112,9 +121,14 @@ func (r *Webhook) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	idx := make([]uint64, len(batch))
+	counted := false
 	for i, b := range batch {
 		r.got[b.Event.ID]++
 		idx[i] = b.Index
+		counted = counted || strings.HasPrefix(b.Event.ID, r.holdPrefix)
+	}
+	if counted {
+		r.held++
 	}
 	r.batches = append(r.batches, idx)
 	r.bodies = append(r.bodies, body)
