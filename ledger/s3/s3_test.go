@@ -165,10 +165,13 @@ func TestLegalHoldOutlivesRetention(t *testing.T) {
 	srv := versitygw.Start(t)
 	st := newStore(t, srv)
 	bucket := strings.SplitN(strings.TrimPrefix(st.String(), "s3://"), "/", 2)[0]
-	if err := st.Create(ctx, "segments/held", []byte("sealed"), time.Now().Add(time.Second)); err != nil {
+	// A retention a few seconds long, waited out below: one second was
+	// already past when a busy machine's request reached the store.
+	until := time.Now().Add(4 * time.Second)
+	if err := st.Create(ctx, "segments/held", []byte("sealed"), until); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Create(ctx, "segments/free", []byte("sealed"), time.Now().Add(time.Second)); err != nil {
+	if err := st.Create(ctx, "segments/free", []byte("sealed"), until); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.SetLegalHold(ctx, "segments/held", true); err != nil {
