@@ -59,7 +59,7 @@ func TestLoad(t *testing.T) {
 			t.Errorf("no evidence mapping for %s", c)
 		}
 	}
-	if !strings.Contains(f.Version(), "iso27001-2022@2022 mapping v2") {
+	if !strings.Contains(f.Version(), "iso27001-2022@2022 mapping v3") {
 		t.Errorf("version %q", f.Version())
 	}
 }

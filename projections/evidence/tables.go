@@ -1,0 +1,520 @@
+package evidence
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/md5"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/auditledger/auditledger/compliance"
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+)
+
+// Derived query tables (docs/FORMAT.md §12.3): a control's table whose
+// query is marked derived in the framework's mapping is computed here
+// from the bundle's own records — the tenant's events as events.jsonl
+// holds them, the log's clock status records, segments.json — by the same
+// code when the bundle is built and when it is verified, so the verifier
+// re-derives it and fails on any byte of difference. Every table is CSV
+// (RFC 4180 as encoding/csv writes it, LF line ends): a header line,
+// then its rows; a member absent from an event is an empty cell; numbers
+// are written as the event writes them; strings are compared byte by
+// byte when sorting.
+
+// tableRow is one row's cells.
+type tableRow []string
+
+// table derives one control's table.
+type table struct {
+	columns []string
+	// note reads one of the tenant's events (system false) or a clock
+	// status record (system true), in index order.
+	note func(t *tev, system bool)
+	// rows returns the table's rows, in order, given the segments.
+	rows func(in *tableIn) []tableRow
+	// limit is the most rows kept; more is shown as capped.
+	limit int
+}
+
+// tableIn is what tables read beside the events: the segments
+// (segments.json) and the pseudonyms the manifest lists erased.
+type tableIn struct {
+	segs   []Segment
+	erased map[string]bool
+}
+
+// shown is a value as a table shows it: a sealed value (§1.6) as
+// "(erased)" when the manifest lists its pseudonym erased, else
+// "(sealed)", never its bytes; any other value as recorded.
+func (in *tableIn) shown(v string) string {
+	p, ok := ledger.SealedPseudonym(v)
+	switch {
+	case !ok:
+		return v
+	case in.erased[p]:
+		return erasedCell
+	}
+	return sealedCell
+}
+
+// tev is what the derivations read of an event.
+type tev struct {
+	idx      uint64
+	sealedAt string
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Time     string `json:"time"`
+	Tenant   string `json:"tenant"`
+	Source   struct {
+		Kind string `json:"kind"`
+	} `json:"source"`
+	Actor struct {
+		Issuer      string   `json:"issuer"`
+		Subject     string   `json:"subject"`
+		Email       string   `json:"email"`
+		Kind        string   `json:"kind"`
+		Groups      []string `json:"groups"`
+		DevIdentity bool     `json:"dev_identity"`
+	} `json:"actor"`
+	Target *struct {
+		Name string `json:"name"`
+	} `json:"target"`
+	Payload map[string]json.RawMessage `json:"payload"`
+}
+
+// s is the payload member's string value, "" when absent or not a
+// string.
+func (t *tev) s(name string) string { return str(t.Payload[name]) }
+
+// n is the payload member's text when it is a JSON number, else "".
+func (t *tev) n(name string) string {
+	raw := bytes.TrimSpace(t.Payload[name])
+	if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+		return ""
+	}
+	return string(raw)
+}
+
+// b is the payload member's text when it is true or false, else "".
+func (t *tev) b(name string) string {
+	switch raw := string(bytes.TrimSpace(t.Payload[name])); raw {
+	case "true", "false":
+		return raw
+	}
+	return ""
+}
+
+func str(raw json.RawMessage) string {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// cut200 is s's first 200 code points.
+func cut200(s string) string {
+	if r := []rune(s); len(r) > 200 {
+		return string(r[:200])
+	}
+	return s
+}
+
+// counter counts rows by key (several cells); each key's values are the
+// counts the derivation adds up.
+type counter struct {
+	keys [][]string
+	vals map[string][]int64
+	sets map[string]map[string]bool // distinct values per key
+}
+
+func newCounter() *counter {
+	return &counter{vals: map[string][]int64{}, sets: map[string]map[string]bool{}}
+}
+
+func (c *counter) add(key []string, vals ...int64) {
+	k := strings.Join(key, "\x00")
+	v, ok := c.vals[k]
+	if !ok {
+		c.keys = append(c.keys, slices.Clone(key))
+		v = make([]int64, len(vals))
+	}
+	for i := range vals {
+		v[i] += vals[i]
+	}
+	c.vals[k] = v
+}
+
+func (c *counter) distinct(key []string, value string) {
+	k := strings.Join(key, "\x00")
+	if c.sets[k] == nil {
+		c.sets[k] = map[string]bool{}
+	}
+	c.sets[k][value] = true
+}
+
+// sorted returns each key's cells then its counts, keys in byte order
+// (cell by cell).
+func (c *counter) sorted() []tableRow {
+	keys := slices.Clone(c.keys)
+	slices.SortFunc(keys, func(a, b []string) int { return slices.Compare(a, b) })
+	var out []tableRow
+	for _, key := range keys {
+		k := strings.Join(key, "\x00")
+		r := tableRow(slices.Clone(key))
+		for _, v := range c.vals[k] {
+			r = append(r, strconv.FormatInt(v, 10))
+		}
+		if s, ok := c.sets[k]; ok || len(c.sets) > 0 {
+			r = append(r, strconv.Itoa(len(s)))
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// sample keeps the n rows of smallest MD5(id) (hex), ties by index: the
+// same sample every time, not the first rows of the period.
+type sample struct {
+	n    int
+	rows []sampled
+}
+
+type sampled struct {
+	key string
+	idx uint64
+	row tableRow
+}
+
+func (s *sample) add(id string, idx uint64, row tableRow) {
+	h := md5.Sum([]byte(id))
+	e := sampled{hex.EncodeToString(h[:]), idx, row}
+	i, _ := slices.BinarySearchFunc(s.rows, e, cmpSampled)
+	s.rows = slices.Insert(s.rows, i, e)
+	if len(s.rows) > s.n {
+		s.rows = s.rows[:s.n]
+	}
+}
+
+func cmpSampled(a, b sampled) int {
+	if c := strings.Compare(a.key, b.key); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.idx, b.idx)
+}
+
+func (s *sample) out() []tableRow {
+	var out []tableRow
+	for _, r := range s.rows {
+		out = append(out, r.row)
+	}
+	return out
+}
+
+func u(i uint64) string { return strconv.FormatUint(i, 10) }
+
+// grouped makes a table counting, per key, the events of the types.
+func grouped(columns []string, types []string, key func(t *tev) []string, vals func(t *tev) []int64) func() *table {
+	return func() *table {
+		c := newCounter()
+		return &table{columns: columns,
+			note: func(t *tev, system bool) {
+				if system || (len(types) > 0 && !slices.Contains(types, t.Type)) {
+					return
+				}
+				v := []int64{1}
+				if vals != nil {
+					v = vals(t)
+				}
+				c.add(key(t), v...)
+			},
+			rows: func(*tableIn) []tableRow { return c.sorted() }}
+	}
+}
+
+// listed makes a table of one row per event of the types, in index
+// order.
+func listed(columns []string, limit int, types []string, system bool, row func(t *tev) tableRow) func() *table {
+	return func() *table {
+		var rows []tableRow
+		return &table{columns: columns, limit: limit,
+			note: func(t *tev, sys bool) {
+				if sys == system && slices.Contains(types, t.Type) {
+					rows = append(rows, row(t))
+				}
+			},
+			rows: func(*tableIn) []tableRow { return rows }}
+	}
+}
+
+// sampledOf makes a table of a sample of 25 events of type typ.
+func sampledOf(columns []string, typ string, row func(t *tev) tableRow) func() *table {
+	return func() *table {
+		s := &sample{n: 25}
+		return &table{columns: columns,
+			note: func(t *tev, system bool) {
+				if !system && t.Type == typ {
+					s.add(t.ID, t.idx, row(t))
+				}
+			},
+			rows: func(*tableIn) []tableRow { return s.out() }}
+	}
+}
+
+// derivations are the derived tables, by "control/name". FORMAT §12.3
+// defines each.
+var derivations = map[string]func() *table{
+	"5.15/sessions_by_target": grouped([]string{"target", "actor_kind", "sessions"}, []string{"session.started"},
+		func(t *tev) []string {
+			target := "-"
+			if t.Target != nil && t.Target.Name != "" {
+				target = t.Target.Name
+			}
+			return []string{target, t.Actor.Kind}
+		}, nil),
+	"5.15/blocked": grouped([]string{"rule", "blocked"}, []string{"command.blocked"},
+		func(t *tev) []string { return []string{t.s("rule")} }, nil),
+	"5.16/identities": func() *table {
+		type ident struct {
+			dev          bool
+			first, last  uint64
+			events       int64
+			issuer, subj string
+			kind, email  string
+		}
+		byKey := map[[3]string]*ident{}
+		return &table{columns: []string{"actor_issuer", "actor_subject", "email", "actor_kind", "dev_identity", "first_idx", "last_idx", "events"}, limit: 1000,
+			note: func(t *tev, system bool) {
+				if system {
+					return
+				}
+				k := [3]string{t.Actor.Issuer, t.Actor.Subject, t.Actor.Kind}
+				i := byKey[k]
+				if i == nil {
+					i = &ident{first: t.idx, issuer: k[0], subj: k[1], kind: k[2]}
+					byKey[k] = i
+				}
+				i.dev = i.dev || t.Actor.DevIdentity
+				if t.Actor.Email != "" {
+					i.email = t.Actor.Email
+				}
+				i.last = t.idx
+				i.events++
+			},
+			rows: func(in *tableIn) []tableRow {
+				keys := make([][3]string, 0, len(byKey))
+				for k := range byKey {
+					keys = append(keys, k)
+				}
+				slices.SortFunc(keys, func(a, b [3]string) int { return slices.Compare(a[:], b[:]) })
+				var out []tableRow
+				for _, k := range keys {
+					i := byKey[k]
+					out = append(out, tableRow{i.issuer, i.subj, in.shown(i.email), i.kind, strconv.FormatBool(i.dev), u(i.first), u(i.last), strconv.FormatInt(i.events, 10)})
+				}
+				return out
+			}}
+	},
+	"5.17/authentication": grouped([]string{"type", "actor_issuer", "events"}, []string{"authn.succeeded", "authn.failed", "session.started"},
+		func(t *tev) []string { return []string{t.Type, t.Actor.Issuer} }, nil),
+	"5.17/failures": sampledOf([]string{"idx", "time", "client_addr", "reason"}, "authn.failed",
+		func(t *tev) tableRow { return tableRow{u(t.idx), t.Time, t.s("client_addr"), t.s("reason")} }),
+	"5.18/access_reviews": listed([]string{"idx", "time", "reviewer", "period_from", "period_to", "grants", "break_glass", "unverified_records", "listing_sha256", "recorded_by"}, 1000,
+		[]string{"access.reviewed"}, false, func(t *tev) tableRow {
+			unverified := t.n("unverified")
+			if unverified == "" {
+				unverified = "0"
+			}
+			return tableRow{u(t.idx), t.Time, t.Actor.Subject, t.s("from"), t.s("to"), t.n("grants"), t.n("break_glass"), unverified, t.s("listing_sha256"), t.Source.Kind}
+		}),
+	"5.18/directory": listed([]string{"idx", "time", "snapshot", "part", "parts", "source", "users", "active", "listing_sha256"}, 1000,
+		[]string{"identity.snapshot"}, false, func(t *tev) tableRow {
+			return tableRow{u(t.idx), t.Time, t.s("snapshot"), t.n("part"), t.n("parts"), t.s("source"), t.n("users"), t.n("active"), t.s("listing_sha256")}
+		}),
+	"5.18/groups_held": func() *table {
+		c := newCounter()
+		return &table{columns: []string{"actor_subject", "group_name", "events"}, limit: 1000,
+			note: func(t *tev, system bool) {
+				if system || t.Type != "session.started" {
+					return
+				}
+				for _, g := range t.Actor.Groups {
+					c.add([]string{t.Actor.Subject, g}, 1)
+				}
+			},
+			rows: func(*tableIn) []tableRow { return c.sorted() }}
+	},
+	"5.28/custody": grouped([]string{"type", "actor_subject", "what", "events"}, []string{"audit.accessed", "evidence.exported"},
+		func(t *tev) []string {
+			what := t.s("resource")
+			if what == "" {
+				what = t.s("framework")
+			}
+			if what == "" {
+				what = "-"
+			}
+			return []string{t.Type, t.Actor.Subject, what}
+		}, nil),
+	"5.33/segments": func() *table {
+		return &table{columns: []string{"first", "size", "name", "sha256", "version", "lock_mode", "retain_until"},
+			note: func(*tev, bool) {},
+			rows: func(in *tableIn) []tableRow {
+				var out []tableRow
+				for _, s := range in.segs {
+					ru := ""
+					if s.RetainUntil != nil {
+						ru = s.RetainUntil.UTC().Format(time.RFC3339Nano)
+					}
+					out = append(out, tableRow{u(s.First), u(s.Size), s.Name, s.SHA256, s.Version, s.LockMode, ru})
+				}
+				return out
+			}}
+	},
+	"8.2/privileged_groups": func() *table {
+		c := newCounter()
+		return &table{columns: []string{"actor_subject", "group_name"}, limit: 1000,
+			note: func(t *tev, system bool) {
+				if system || t.Type != "approval.requested" {
+					return
+				}
+				for _, g := range t.Actor.Groups {
+					c.add([]string{t.Actor.Subject, g})
+				}
+			},
+			rows: func(*tableIn) []tableRow { return c.sorted() }}
+	},
+	"8.3/restrictions": func() *table {
+		c := newCounter()
+		return &table{columns: []string{"type", "events", "identities"},
+			note: func(t *tev, system bool) {
+				if system || t.Type != "command.blocked" && t.Type != "mask.applied" {
+					return
+				}
+				c.add([]string{t.Type}, 1)
+				c.distinct([]string{t.Type}, t.Actor.Subject)
+			},
+			rows: func(*tableIn) []tableRow { return c.sorted() }}
+	},
+	"8.3/blocked_sample": sampledOf([]string{"idx", "actor_subject", "rule", "reason", "statement"}, "command.blocked",
+		func(t *tev) tableRow {
+			return tableRow{u(t.idx), t.Actor.Subject, t.s("rule"), t.s("reason"), cut200(t.s("statement"))}
+		}),
+	"8.5/issuers": grouped([]string{"actor_issuer", "sessions", "dev_identity_sessions"}, []string{"session.started"},
+		func(t *tev) []string { return []string{t.Actor.Issuer} },
+		func(t *tev) []int64 {
+			if t.Actor.DevIdentity {
+				return []int64{1, 1}
+			}
+			return []int64{1, 0}
+		}),
+	"8.5/refused": func() *table {
+		c := newCounter()
+		return &table{columns: []string{"reason", "refused"}, limit: 100,
+			note: func(t *tev, system bool) {
+				if !system && t.Type == "authn.failed" {
+					c.add([]string{t.s("reason")}, 1)
+				}
+			},
+			rows: func(*tableIn) []tableRow {
+				rows := c.sorted()
+				slices.SortStableFunc(rows, func(a, b tableRow) int {
+					x, _ := strconv.ParseInt(a[1], 10, 64)
+					y, _ := strconv.ParseInt(b[1], 10, 64)
+					return int(y - x)
+				})
+				return rows
+			}}
+	},
+	"8.15/events_by_type": grouped([]string{"type", "events"}, nil, func(t *tev) []string { return []string{t.Type} }, nil),
+	"8.16/reviews": grouped([]string{"actor_subject", "resource", "reads"}, []string{"audit.accessed"},
+		func(t *tev) []string { return []string{t.Actor.Subject, t.s("resource")} }, nil),
+	"8.17/clock": listed([]string{"idx", "sealed_at", "synchronised", "maxerror_us", "esterror_us", "source", "host", "read_error"}, 1000,
+		[]string{string(events.LedgerClockStatus)}, true, func(t *tev) tableRow {
+			return tableRow{u(t.idx), t.sealedAt, t.b("synchronised"), t.n("maxerror_us"), t.n("esterror_us"), t.s("source"), t.s("host"), t.s("read_error")}
+		}),
+}
+
+// DerivedTables reports whether auditledger derives the table name of
+// control (tests: every query the mapping marks derived has one).
+func DerivedTables(control, name string) bool { _, ok := derivations[control+"/"+name]; return ok }
+
+// derivedOf lists the tables fw's mapping marks derived, as
+// "control/name".
+func derivedOf(fw *compliance.Framework) []string {
+	var out []string
+	for _, ev := range fw.Mapping.Controls {
+		for _, q := range ev.Queries {
+			if q.Derived {
+				out = append(out, ev.Control+"/"+q.Name)
+			}
+		}
+	}
+	return out
+}
+
+// tableSet derives a bundle's tables as its records are read.
+type tableSet struct {
+	order  []string
+	tables map[string]*table
+	err    error
+}
+
+// newTables starts every derivation named in want ("control/name").
+func newTables(want []string) (*tableSet, error) {
+	ts := &tableSet{tables: map[string]*table{}}
+	for _, k := range want {
+		mk, ok := derivations[k]
+		if !ok {
+			return nil, fmt.Errorf("evidence: the mapping marks table %s derived, and this version derives no such table", k)
+		}
+		ts.order = append(ts.order, k)
+		ts.tables[k] = mk()
+	}
+	return ts, nil
+}
+
+// note reads one whole record of the range: one of the tenant's events,
+// or (system) a clock status record of the log.
+func (ts *tableSet) note(idx uint64, sealed time.Time, event []byte, system bool) {
+	if ts == nil || ts.err != nil || len(ts.tables) == 0 {
+		return
+	}
+	t := &tev{idx: idx, sealedAt: sealed.UTC().Format(time.RFC3339Nano)}
+	if err := json.Unmarshal(event, t); err != nil {
+		ts.err = fmt.Errorf("record %d: %w", idx, err)
+		return
+	}
+	if system && (t.Type != string(events.LedgerClockStatus) || t.Tenant != ledger.SystemTenant) {
+		return
+	}
+	for _, k := range ts.order {
+		ts.tables[k].note(t, system)
+	}
+}
+
+// csv returns table k's CSV and its number of rows, and whether rows
+// beyond its limit were left out.
+func (ts *tableSet) csv(k string, in *tableIn) ([]byte, int, bool) {
+	t := ts.tables[k]
+	rows := t.rows(in)
+	capped := false
+	if t.limit > 0 && len(rows) > t.limit {
+		rows, capped = rows[:t.limit], true
+	}
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	w.Write(t.columns)
+	for _, r := range rows {
+		w.Write(r)
+	}
+	w.Flush()
+	return b.Bytes(), len(rows), capped
+}
