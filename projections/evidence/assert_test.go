@@ -41,6 +41,9 @@ func carolsSession(seg int) [][]byte {
 	ev := func(id, typ, payload string) []byte { return as("u-3000", "human", id, typ, payload) }
 	cc := strings.Repeat("c", 64)
 	out := [][]byte{
+		// the directory lists carol with group dev; from the second
+		// segment on, it lists her inactive
+		as("directory", "machine", "dir", "identity.snapshot", fmt.Sprintf(`{"snapshot":"snap-%d","part":1,"parts":1,"source":"scim","issuer":"https://idp.example.com","users":1,"active":1,"listing_sha256":"%s","members":[{"subject":"u-3000","active":%t,"kind":"human","groups":["dev"]}],"groups":[]}`, seg, strings.Repeat("e", 64), seg < 2)),
 		ev("start", "session.started", `{"client_addr":"10.0.4.18:50000","tls":true}`),
 		ev("create", "command.executed", `{"statement":"CREATE TABLE notes (id int)","statement_sha256":"`+strings.Repeat("b", 64)+`","kind":"CREATE"}`),
 		ev("blank", "command.blocked", `{"statement":"COPY customers TO PROGRAM 'x'","reason":"refused"}`),
@@ -56,6 +59,7 @@ func carolsSession(seg int) [][]byte {
 	for i := range 30 {
 		out = append(out, ev(fmt.Sprintf("deny-%d", i), "command.blocked", fmt.Sprintf(`{"statement":"DROP TABLE t%d","rule":"no-drop","reason":"no"}`, i)))
 	}
+	out = append(out, as("u-4000", "human", "audit-read", "audit.accessed", `{"resource":"events","method":"GET","path":"/v1/events"}`))
 	return append(out, ev("end", "session.ended", `{"duration_ms":1000}`))
 }
 
@@ -90,11 +94,12 @@ func TestBundleAssertionsFlagExceptions(t *testing.T) {
 		"8.3":  {32, 1, compliance.Exceptions},
 		"8.11": {1, 1, compliance.Exceptions},
 		"8.32": {2, 2, compliance.Exceptions},
-		// carol's sessions with no directory listing before them; no
-		// audit read, no clock reading in the period
+		// a session with no directory listing before it, and carol's,
+		// whom the listing in force shows inactive; one audit read; no
+		// clock reading in the period
 		"5.15": {2, 2, compliance.Exceptions},
 		"5.18": {2, 2, compliance.Exceptions},
-		"8.16": {0, 0, compliance.NotObserved},
+		"8.16": {1, 0, compliance.Effective},
 		"8.17": {0, 0, compliance.NotObserved},
 	}
 	for id, w := range want {
@@ -396,5 +401,24 @@ func TestAssertionsFromTheSpecAlone(t *testing.T) {
 	}
 	if string(got) != want.String() {
 		t.Errorf("results from the spec:\n%s\nthe manifest's:\n%s", got, want.String())
+	}
+	// Every derived table (§12.3), byte for byte.
+	n := 0
+	for _, c := range r.m.Controls {
+		for _, name := range c.Derived {
+			path := filepath.Join("controls", c.ID, name+".csv")
+			py, err := os.ReadFile(filepath.Join(out, c.ID, name+".csv"))
+			if err != nil {
+				t.Errorf("the spec's reading derives no %s: %v", path, err)
+				continue
+			}
+			if ours := must(os.ReadFile(filepath.Join(dir, path))); !bytes.Equal(py, ours) {
+				t.Errorf("%s: the spec's reading gives\n%s\nthe bundle holds\n%s", path, py, ours)
+			}
+			n++
+		}
+	}
+	if n != 18 {
+		t.Errorf("%d derived tables compared, want 18", n)
 	}
 }

@@ -371,7 +371,7 @@ var derivations = map[string]func() *table{
 				for _, s := range in.segs {
 					ru := ""
 					if s.RetainUntil != nil {
-						ru = s.RetainUntil.UTC().Format(time.RFC3339Nano)
+						ru = s.RetainUntil.Format(time.RFC3339Nano) // as segments.json writes it
 					}
 					out = append(out, tableRow{u(s.First), u(s.Size), s.Name, s.SHA256, s.Version, s.LockMode, ru})
 				}

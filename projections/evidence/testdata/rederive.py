@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""An independent reading of docs/FORMAT.md section 12.1, written from the
-spec alone: re-derives every control's assertion.csv of an unzipped
-evidence bundle from its events.jsonl and its expectations (given as JSON,
-to keep to the standard library), and prints, per control, one line
-"<control> <population> <exceptions> <result>". Writes the CSVs to OUT.
+"""An independent reading of docs/FORMAT.md sections 12.1 and 12.3,
+written from the spec alone: re-derives every control's assertion.csv of
+an unzipped evidence bundle from its events.jsonl, context/clock.json and
+its expectations (given as JSON, to keep to the standard library), and
+prints, per control, one line "<control> <population> <exceptions>
+<result>"; and every derived table of section 12.3 from events.jsonl,
+context/clock.json, segments.json and the manifest. Writes the CSVs to
+OUT/<control>/.
 
 usage: rederive.py BUNDLE_DIR EXPECTATIONS_JSON OUT_DIR
 """
+import hashlib
 import json
 import os
 import re
@@ -20,6 +24,14 @@ NO_GRANT = "privileged statements ran outside any access grant"
 UNMASKED = "returned rows with the column unmasked"
 NO_RULE = "refused with no rule named"
 DECIDED_BY_REQUESTER = "decided by its own requester"
+CLOCK_UNREAD = "the clock could not be read"
+CLOCK_UNSYNCED = "the clock was not synchronised"
+CLOCK_ERROR = "the clock's maximum error was above the bound"
+NO_LISTING = "no listing of the identity provider before the session"
+NOT_LISTED = "not listed by the identity provider"
+INACTIVE = "listed as inactive by the identity provider"
+EXTRA_GROUPS = "held groups the identity provider did not give it"
+REVIEW_LATE = "the audit data went unreviewed for longer than the bound before this review"
 
 
 def s(v):
@@ -186,12 +198,108 @@ def approvals_decided_by_another(x, evs):
     return out
 
 
+def clock_synchronised(x, evs, clock):
+    out = []
+    for r in clock:
+        item = "synchronised=%s maxerror_us=%d source=%s host=%s" % (
+            "true" if r.get("synchronised") is True else "false", r.get("maxerror_us") or 0, s(r.get("source")), s(r.get("host")))
+        ex = ""
+        if s(r.get("read_error")):
+            ex = CLOCK_UNREAD
+        elif r.get("synchronised") is not True:
+            ex = CLOCK_UNSYNCED
+        elif (r.get("maxerror_us") or 0) > x["MaxErrorMicros"]:
+            ex = "%s (%d us > %d us)" % (CLOCK_ERROR, r["maxerror_us"], x["MaxErrorMicros"])
+        out.append([str(r["index"]), "ledger.clock.status", "", "", item, "", ex])
+    return out
+
+
+def listings(evs):
+    """For each session.started of a person, what the listing in force said."""
+    building, current, out = {}, None, {}
+    for e in evs:
+        p = e.get("payload") or {}
+        if e.get("type") == "identity.snapshot":
+            sid, part, parts = s(p.get("snapshot")), p.get("part"), p.get("parts")
+            if p.get("source") != "scim" or not sid or not isinstance(parts, int) or not isinstance(part, int) or parts < 1 or not 1 <= part <= parts:
+                continue
+            l = building.setdefault(sid, {"parts": parts, "seen": 0, "members": {}})
+            for m in p.get("members") or []:
+                l["members"][s(m.get("subject"))] = (e["_idx"], m.get("active") is True, [s(g) for g in (m.get("groups") or [])])
+            l["seen"] += 1
+            l["last"] = e["_idx"]
+            if l["seen"] == l["parts"]:
+                current = l
+                del building[sid]
+        elif e.get("type") == "session.started" and actor(e)[2] == "human":
+            groups = (e.get("actor") or {}).get("groups") or []
+            if current is None:
+                out[e["_idx"]] = None
+                continue
+            m = current["members"].get(actor(e)[1])
+            if m is None:
+                out[e["_idx"]] = (current["last"], False, False, [])
+                continue
+            extra = []
+            for g in groups:
+                if g not in m[2] and g not in extra:
+                    extra.append(g)
+            out[e["_idx"]] = (m[0], True, m[1], extra)
+    return out
+
+
+def actors_listed(evs, groups):
+    ls = listings(evs)
+    out = []
+    for e in evs:
+        if e["_idx"] not in ls:
+            continue
+        d = ls[e["_idx"]]
+        if d is None:
+            item, ev, ex = "no listing", None, NO_LISTING
+        else:
+            snap, found, active, extra = d
+            ev = snap
+            if not found:
+                item, ex = "not listed", NOT_LISTED
+            elif not active:
+                item, ex = "listed, inactive", INACTIVE
+            else:
+                item, ex = "listed, active", ""
+                if groups and extra:
+                    ex = EXTRA_GROUPS + ": " + ",".join(extra)
+        if groups:
+            item = "groups: " + ",".join((e.get("actor") or {}).get("groups") or [])
+        out.append([str(e["_idx"]), "session.started", s(e.get("session_id")), actor(e)[1], item, "" if ev is None else str(ev), ex])
+    return out
+
+
+def audit_reviewed(x, evs):
+    out, prev = [], None
+    for e in evs:
+        if e.get("type") != "audit.accessed" or actor(e)[2] != "human":
+            continue
+        item = pl(e, "resource") or (pl(e, "method") + " " + pl(e, "path")).strip()
+        t = rfc3339(e["time"])
+        ex = ""
+        if prev is not None and (t - prev).total_seconds() > x["EveryDays"] * 86400:
+            ex = REVIEW_LATE
+        if prev is None or t > prev:
+            prev = t
+        out.append(row(e, item, None, ex))
+    return out
+
+
 CHECKS = {
-    "changes-approved": changes_approved,
-    "privileged-sessions-granted": privileged_granted,
-    "columns-masked": columns_masked,
-    "refusals-name-rule": refusals_name_rule,
-    "approvals-decided-by-another": approvals_decided_by_another,
+    "clock-synchronised": lambda x, evs, clock: clock_synchronised(x, evs, clock),
+    "actors-listed": lambda x, evs, clock: actors_listed(evs, False),
+    "groups-provisioned": lambda x, evs, clock: actors_listed(evs, True),
+    "audit-reviewed": lambda x, evs, clock: audit_reviewed(x, evs),
+    "changes-approved": lambda x, evs, clock: changes_approved(x, evs),
+    "privileged-sessions-granted": lambda x, evs, clock: privileged_granted(x, evs),
+    "columns-masked": lambda x, evs, clock: columns_masked(x, evs),
+    "refusals-name-rule": lambda x, evs, clock: refusals_name_rule(x, evs),
+    "approvals-decided-by-another": lambda x, evs, clock: approvals_decided_by_another(x, evs),
 }
 
 
@@ -201,6 +309,135 @@ def field(v):
     if v == "\\." or any(c in v for c in ',"\r\n') or v[0].isspace():
         return '"' + v.replace('"', '""') + '"'
     return v
+
+
+def num(e, name):
+    """A payload member's text when it is a JSON number (as written)."""
+    v = (e.get("payload") or {}).get(name)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return ""
+    return json.dumps(v)
+
+
+def count_rows(evs, types, key, vals=None):
+    counts = {}
+    for e in evs:
+        if types and e.get("type") not in types:
+            continue
+        k = tuple(key(e))
+        v = vals(e) if vals else [1]
+        c = counts.setdefault(k, [0] * len(v))
+        for i, n in enumerate(v):
+            c[i] += n
+    return [list(k) + [str(n) for n in counts[k]] for k in sorted(counts, key=lambda k: [x.encode() for x in k])]
+
+
+def sample(evs, typ, make):
+    keyed = sorted(((hashlib.md5(s(e.get("id")).encode()).hexdigest(), e["_idx"], make(e)) for e in evs if e.get("type") == typ),
+                   key=lambda t: (t[0], t[1]))
+    return [r for _, _, r in keyed[:25]]
+
+
+def target(e):
+    t = e.get("target")
+    return s(t.get("name")) if isinstance(t, dict) and s(t.get("name")) else "-"
+
+
+def tables(evs, clock, segs, erased):
+    def shown(v):
+        m = re.match(r"^pii1\.([0-9a-f]{32})\.", v)
+        if not m:
+            return v
+        return "(erased)" if m.group(1) in erased else "(sealed)"
+
+    def identities():
+        ids, order = {}, []
+        for e in evs:
+            a = e.get("actor") or {}
+            k = actor(e)
+            if k not in ids:
+                ids[k] = {"first": e["_idx"], "dev": False, "email": "", "n": 0}
+            i = ids[k]
+            i["dev"] = i["dev"] or a.get("dev_identity") is True
+            if s(a.get("email")):
+                i["email"] = a["email"]
+            i["last"] = e["_idx"]
+            i["n"] += 1
+        rows = []
+        for k in sorted(ids, key=lambda k: [x.encode() for x in k]):
+            i = ids[k]
+            rows.append([k[0], k[1], shown(i["email"]), k[2], "true" if i["dev"] else "false", str(i["first"]), str(i["last"]), str(i["n"])])
+        return rows[:1000]
+
+    def groups_of(typ, counted):
+        c = {}
+        for e in evs:
+            if e.get("type") != typ:
+                continue
+            for g in (e.get("actor") or {}).get("groups") or []:
+                c[(actor(e)[1], g)] = c.get((actor(e)[1], g), 0) + 1
+        keys = sorted(c, key=lambda k: [x.encode() for x in k])
+        return [[k[0], k[1]] + ([str(c[k])] if counted else []) for k in keys][:1000]
+
+    def restrictions():
+        c = {}
+        for e in evs:
+            if e.get("type") in ("command.blocked", "mask.applied"):
+                n, ids = c.setdefault(e["type"], [0, set()])
+                c[e["type"]][0] += 1
+                ids.add(actor(e)[1])
+        return [[t, str(c[t][0]), str(len(c[t][1]))] for t in sorted(c)]
+
+    def refused():
+        rows = count_rows(evs, ["authn.failed"], lambda e: [pl(e, "reason")])
+        rows.sort(key=lambda r: -int(r[1]))  # stable: ties keep the reason order
+        return rows[:100]
+
+    def what(e):
+        return pl(e, "resource") or pl(e, "framework") or "-"
+
+    def listed(typ, make):
+        return [make(e) for e in evs if e.get("type") == typ][:1000]
+
+    def b(v):
+        return {True: "true", False: "false"}.get(v, "") if isinstance(v, bool) else ""
+
+    def n(v):
+        return "" if isinstance(v, bool) or not isinstance(v, int) else str(v)
+
+    return {
+        "5.15/sessions_by_target": (["target", "actor_kind", "sessions"], count_rows(evs, ["session.started"], lambda e: [target(e), actor(e)[2]])),
+        "5.15/blocked": (["rule", "blocked"], count_rows(evs, ["command.blocked"], lambda e: [pl(e, "rule")])),
+        "5.16/identities": (["actor_issuer", "actor_subject", "email", "actor_kind", "dev_identity", "first_idx", "last_idx", "events"], identities()),
+        "5.17/authentication": (["type", "actor_issuer", "events"], count_rows(evs, ["authn.succeeded", "authn.failed", "session.started"], lambda e: [e["type"], actor(e)[0]])),
+        "5.17/failures": (["idx", "time", "client_addr", "reason"], sample(evs, "authn.failed", lambda e: [str(e["_idx"]), s(e.get("time")), pl(e, "client_addr"), pl(e, "reason")])),
+        "5.18/access_reviews": (["idx", "time", "reviewer", "period_from", "period_to", "grants", "break_glass", "unverified_records", "listing_sha256", "recorded_by"],
+                                listed("access.reviewed", lambda e: [str(e["_idx"]), s(e.get("time")), actor(e)[1], pl(e, "from"), pl(e, "to"), num(e, "grants"), num(e, "break_glass"),
+                                                                     num(e, "unverified") or "0", pl(e, "listing_sha256"), s((e.get("source") or {}).get("kind"))])),
+        "5.18/directory": (["idx", "time", "snapshot", "part", "parts", "source", "users", "active", "listing_sha256"],
+                           listed("identity.snapshot", lambda e: [str(e["_idx"]), s(e.get("time")), pl(e, "snapshot"), num(e, "part"), num(e, "parts"), pl(e, "source"),
+                                                                  num(e, "users"), num(e, "active"), pl(e, "listing_sha256")])),
+        "5.18/groups_held": (["actor_subject", "group_name", "events"], groups_of("session.started", True)),
+        "5.28/custody": (["type", "actor_subject", "what", "events"], count_rows(evs, ["audit.accessed", "evidence.exported"], lambda e: [e["type"], actor(e)[1], what(e)])),
+        "5.33/segments": (["first", "size", "name", "sha256", "version", "lock_mode", "retain_until"],
+                          [[str(g["first"]), str(g["size"]), g["name"], g["sha256"], s(g.get("version")), s(g.get("lock_mode")), s(g.get("retain_until"))] for g in segs]),
+        "8.2/privileged_groups": (["actor_subject", "group_name"], groups_of("approval.requested", False)),
+        "8.3/restrictions": (["type", "events", "identities"], restrictions()),
+        "8.3/blocked_sample": (["idx", "actor_subject", "rule", "reason", "statement"],
+                               sample(evs, "command.blocked", lambda e: [str(e["_idx"]), actor(e)[1], pl(e, "rule"), pl(e, "reason"), pl(e, "statement")[:200]])),
+        "8.5/issuers": (["actor_issuer", "sessions", "dev_identity_sessions"],
+                        count_rows(evs, ["session.started"], lambda e: [actor(e)[0]], lambda e: [1, 1 if (e.get("actor") or {}).get("dev_identity") is True else 0])),
+        "8.5/refused": (["reason", "refused"], refused()),
+        "8.15/events_by_type": (["type", "events"], count_rows(evs, None, lambda e: [s(e.get("type"))])),
+        "8.16/reviews": (["actor_subject", "resource", "reads"], count_rows(evs, ["audit.accessed"], lambda e: [actor(e)[1], pl(e, "resource")])),
+        "8.17/clock": (["idx", "sealed_at", "synchronised", "maxerror_us", "esterror_us", "source", "host", "read_error"],
+                       [[str(r["index"]), r["sealed_at"], b(r.get("synchronised")), n(r.get("maxerror_us")), n(r.get("esterror_us")), s(r.get("source")), s(r.get("host")), s(r.get("read_error"))]
+                        for r in clock][:1000]),
+    }
+
+
+def csv_text(header, rows):
+    return "".join(",".join(field(v) for v in r) + "\n" for r in [header] + rows)
 
 
 def main():
@@ -214,8 +451,20 @@ def main():
             e = l["event"]
             e["_idx"] = l["index"]
             evs.append(e)
+    with open(os.path.join(bundle, "context", "clock.json")) as f:
+        clock = json.load(f)["readings"]
+    with open(os.path.join(bundle, "log", "segments.json")) as f:
+        segs = json.load(f)
+    with open(os.path.join(bundle, "manifest.json")) as f:
+        m = json.load(f)
+    erased = {e["pseudonym"] for e in ((m.get("sealed_fields") or {}).get("erased") or [])}
+    for k, (header, rows) in tables(evs, clock, segs, erased).items():
+        control, name = k.split("/")
+        os.makedirs(os.path.join(out, control), exist_ok=True)
+        with open(os.path.join(out, control, name + ".csv"), "w", newline="") as f:
+            f.write(csv_text(header, rows))
     for exp in x["Controls"]:
-        rows = CHECKS[exp["Check"]](exp, evs)
+        rows = CHECKS[exp["Check"]](exp, evs, clock)
         text = "index,type,session_id,actor,item,evidence_index,exception\n" + "".join(",".join(field(v) for v in r) + "\n" for r in rows)
         os.makedirs(os.path.join(out, exp["Control"]), exist_ok=True)
         with open(os.path.join(out, exp["Control"], "assertion.csv"), "w", newline="") as f:
