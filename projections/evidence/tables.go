@@ -73,6 +73,7 @@ type tev struct {
 	Type     string `json:"type"`
 	Time     string `json:"time"`
 	Tenant   string `json:"tenant"`
+	Session  string `json:"session_id"`
 	Source   struct {
 		Kind string `json:"kind"`
 	} `json:"source"`
@@ -440,6 +441,319 @@ var derivations = map[string]func() *table{
 		[]string{string(events.LedgerClockStatus)}, true, func(t *tev) tableRow {
 			return tableRow{u(t.idx), t.sealedAt, t.b("synchronised"), t.n("maxerror_us"), t.n("esterror_us"), t.s("source"), t.s("host"), t.s("read_error")}
 		}),
+}
+
+// ddlKinds are the statement kinds 8.32's table of changes lists
+// (compared upper-cased).
+var ddlKinds = []string{"ALTER", "CREATE", "DROP", "TRUNCATE", "GRANT", "REVOKE", "COMMENT", "RENAME"}
+
+// command is a command.executed of the range and what its result (the
+// first response.digest of the range naming it, after it) said.
+type command struct {
+	idx                            uint64
+	time, subject, session, target string
+	kind, statement                string
+	digest                         bool
+	rows                           *int64
+	tag, errorCode                 string
+	ddl                            bool
+}
+
+// commandTables are the tables of commands with their results: one
+// fold of the events feeds 8.12's, 8.16's and 8.32's. It keeps the
+// commands whose result has not come yet, the first 1000 changes, the 25
+// largest results and a count per actor: not every command.
+type commandTables struct {
+	pending map[string]*command // by event id, awaiting a result
+	changes []*command          // DDL, in index order, the first 1001
+	largest []*command          // the 25 largest results
+	volume  map[string]*[2]int64
+	hasRows map[string]bool
+}
+
+func newCommandTables() *commandTables {
+	return &commandTables{pending: map[string]*command{}, volume: map[string]*[2]int64{}, hasRows: map[string]bool{}}
+}
+
+func (c *commandTables) note(t *tev, system bool) {
+	if system {
+		return
+	}
+	switch t.Type {
+	case "command.executed":
+		if _, dup := c.pending[t.ID]; dup {
+			return
+		}
+		target := ""
+		if t.Target != nil {
+			target = t.Target.Name
+		}
+		cmd := &command{idx: t.idx, time: t.Time, subject: t.Actor.Subject, session: t.Session, target: target,
+			kind: t.s("kind"), statement: cut200(t.s("statement"))}
+		cmd.ddl = slices.Contains(ddlKinds, strings.ToUpper(cmd.kind))
+		c.pending[t.ID] = cmd
+		if cmd.ddl && len(c.changes) <= 1000 {
+			c.changes = append(c.changes, cmd)
+		}
+		v := c.volume[cmd.subject]
+		if v == nil {
+			v = &[2]int64{}
+			c.volume[cmd.subject] = v
+		}
+		v[0]++
+	case "response.digest":
+		cmd := c.pending[t.s("command_id")]
+		if cmd == nil {
+			return
+		}
+		delete(c.pending, t.s("command_id"))
+		cmd.digest, cmd.tag, cmd.errorCode = true, t.s("command_tag"), t.s("error_code")
+		if n, err := strconv.ParseInt(t.n("rows"), 10, 64); err == nil {
+			cmd.rows = &n
+			c.volume[cmd.subject][1] += n
+			c.hasRows[cmd.subject] = true
+			i, _ := slices.BinarySearchFunc(c.largest, cmd, cmpLargest)
+			c.largest = slices.Insert(c.largest, i, cmd)
+			if len(c.largest) > 25 {
+				c.largest = c.largest[:25]
+			}
+		}
+	}
+}
+
+// cmpLargest orders by rows, largest first, then by index.
+func cmpLargest(a, b *command) int {
+	if c := cmp.Compare(*b.rows, *a.rows); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.idx, b.idx)
+}
+
+func optInt(p *int64) string {
+	if p == nil {
+		return ""
+	}
+	return strconv.FormatInt(*p, 10)
+}
+
+// commandsOf makes a table of the commands' fold.
+func commandsOf(columns []string, limit int, rows func(c *commandTables) []tableRow) func() *table {
+	return func() *table {
+		c := newCommandTables()
+		return &table{columns: columns, limit: limit, note: c.note, rows: func(*tableIn) []tableRow { return rows(c) }}
+	}
+}
+
+// request is an approval.requested of the range and its decision: the
+// first approval.granted, denied or expired of the range after it with
+// its approval_id.
+type request struct {
+	idx                              uint64
+	id, rule, requester, requestedAt string
+	decision, approver, decidedAt    string
+	waitedMillis                     string
+}
+
+// approvalTables folds the requests and their decisions.
+type approvalTables struct {
+	order []*request
+	byID  map[string]*request
+}
+
+func (a *approvalTables) note(t *tev, system bool) {
+	if system {
+		return
+	}
+	switch t.Type {
+	case "approval.requested":
+		id := t.s("approval_id")
+		r := &request{idx: t.idx, id: id, rule: t.s("rule"), requester: t.Actor.Subject, requestedAt: t.Time}
+		a.order = append(a.order, r)
+		if id != "" && a.byID[id] == nil {
+			a.byID[id] = r
+		}
+	case "approval.granted", "approval.denied", "approval.expired":
+		r := a.byID[t.s("approval_id")]
+		if r == nil || r.decision != "" {
+			return
+		}
+		r.decision, r.approver, r.decidedAt = strings.TrimPrefix(t.Type, "approval."), t.Actor.Subject, t.Time
+		q, err1 := time.Parse(time.RFC3339Nano, r.requestedAt)
+		d, err2 := time.Parse(time.RFC3339Nano, r.decidedAt)
+		if err1 == nil && err2 == nil {
+			r.waitedMillis = strconv.FormatInt(d.Sub(q).Milliseconds(), 10)
+		}
+	}
+}
+
+// shownApprover is the approver as the tables show it: none for an
+// expired request, which no one decided.
+func (r *request) shownApprover() string {
+	if r.decision == "expired" {
+		return ""
+	}
+	return r.approver
+}
+
+func (r *request) selfApproved() bool { return r.approver != "" && r.approver == r.requester }
+
+func approvalsOf(columns []string, limit int, rows func(a *approvalTables) []tableRow) func() *table {
+	return func() *table {
+		a := &approvalTables{byID: map[string]*request{}}
+		return &table{columns: columns, limit: limit, note: a.note, rows: func(*tableIn) []tableRow { return rows(a) }}
+	}
+}
+
+func init() {
+	derivations["5.3/decisions"] = approvalsOf([]string{"decision", "requests", "decided_by_requester"}, 0, func(a *approvalTables) []tableRow {
+		c := newCounter()
+		for _, r := range a.order {
+			d := r.decision
+			if d == "" {
+				d = "pending"
+			}
+			self := int64(0)
+			if r.selfApproved() {
+				self = 1
+			}
+			c.add([]string{d}, 1, self)
+		}
+		return c.sorted()
+	})
+	derivations["5.3/sample"] = approvalsOf([]string{"idx", "approval_id", "rule", "requester", "approver", "decision", "requested_at", "decided_at", "waited_ms", "self_approved"}, 0,
+		func(a *approvalTables) []tableRow {
+			s := &sample{n: 25}
+			for _, r := range a.order {
+				self := ""
+				if r.decision != "" {
+					self = strconv.FormatBool(r.selfApproved())
+				}
+				s.add(r.id, r.idx, tableRow{u(r.idx), r.id, r.rule, r.requester, r.shownApprover(), r.decision, r.requestedAt, r.decidedAt, r.waitedMillis, self})
+			}
+			return s.out()
+		})
+	derivations["8.2/privileged_statements"] = approvalsOf([]string{"idx", "approval_id", "rule", "requester", "approver", "decision", "two_people"}, 1000,
+		func(a *approvalTables) []tableRow {
+			var out []tableRow
+			for _, r := range a.order {
+				two := ""
+				if r.decision != "" && r.decision != "expired" {
+					two = strconv.FormatBool(r.requester != r.approver)
+				}
+				out = append(out, tableRow{u(r.idx), r.id, r.rule, r.requester, r.shownApprover(), r.decision, two})
+			}
+			return out
+		})
+	derivations["8.32/approvals"] = approvalsOf([]string{"rule", "decision", "requests"}, 0, func(a *approvalTables) []tableRow {
+		c := newCounter()
+		for _, r := range a.order {
+			d := r.decision
+			if d == "" {
+				d = "pending"
+			}
+			c.add([]string{r.rule, d}, 1)
+		}
+		return c.sorted()
+	})
+	derivations["8.32/changes"] = commandsOf([]string{"idx", "time", "actor_subject", "target_name", "kind", "statement", "command_tag", "error_code"}, 1000,
+		func(c *commandTables) []tableRow {
+			var out []tableRow
+			for _, x := range c.changes {
+				out = append(out, tableRow{u(x.idx), x.time, x.subject, x.target, x.kind, x.statement, x.tag, x.errorCode})
+			}
+			return out
+		})
+	derivations["8.12/largest_results"] = commandsOf([]string{"idx", "actor_subject", "target_name", "statement", "rows", "command_tag"}, 0,
+		func(c *commandTables) []tableRow {
+			var out []tableRow
+			for _, x := range c.largest {
+				out = append(out, tableRow{u(x.idx), x.subject, x.target, x.statement, optInt(x.rows), x.tag})
+			}
+			return out
+		})
+	derivations["8.12/volume"] = commandsOf([]string{"actor_subject", "statements", "rows"}, 100, func(c *commandTables) []tableRow {
+		subjects := make([]string, 0, len(c.volume))
+		for s := range c.volume {
+			subjects = append(subjects, s)
+		}
+		slices.SortFunc(subjects, func(a, b string) int {
+			ha, hb := c.hasRows[a], c.hasRows[b]
+			switch {
+			case ha != hb && ha:
+				return -1
+			case ha != hb:
+				return 1
+			}
+			if x := cmp.Compare(c.volume[b][1], c.volume[a][1]); x != 0 {
+				return x
+			}
+			return strings.Compare(a, b)
+		})
+		var out []tableRow
+		for _, s := range subjects {
+			rows := ""
+			if c.hasRows[s] {
+				rows = strconv.FormatInt(c.volume[s][1], 10)
+			}
+			out = append(out, tableRow{s, strconv.FormatInt(c.volume[s][0], 10), rows})
+		}
+		return out
+	})
+	derivations["8.16/statements_without_result"] = commandsOf([]string{"idx", "actor_subject", "session_id", "statement"}, 100,
+		func(c *commandTables) []tableRow {
+			var left []*command
+			for _, x := range c.pending {
+				left = append(left, x)
+			}
+			slices.SortFunc(left, func(a, b *command) int { return cmp.Compare(a.idx, b.idx) })
+			var out []tableRow
+			for _, x := range left {
+				out = append(out, tableRow{u(x.idx), x.subject, x.session, x.statement})
+			}
+			return out
+		})
+	derivations["8.11/masks_by_rule"] = func() *table {
+		type key = [4]string
+		counts := map[key]*[2]int64{}
+		summed := map[key]bool{}
+		return &table{columns: []string{"rule_id", "rule_version", "column_or_field", "method", "actions", "values_masked"},
+			note: func(t *tev, system bool) {
+				if system || t.Type != "mask.applied" {
+					return
+				}
+				col := t.s("column")
+				if col == "" {
+					col = t.s("field")
+				}
+				k := key{t.s("rule_id"), t.n("rule_version"), col, t.s("method")}
+				v := counts[k]
+				if v == nil {
+					v = &[2]int64{}
+					counts[k] = v
+				}
+				v[0]++
+				if n, err := strconv.ParseInt(t.n("count"), 10, 64); err == nil {
+					v[1] += n
+					summed[k] = true
+				}
+			},
+			rows: func(*tableIn) []tableRow {
+				keys := make([]key, 0, len(counts))
+				for k := range counts {
+					keys = append(keys, k)
+				}
+				slices.SortFunc(keys, func(a, b key) int { return slices.Compare(a[:], b[:]) })
+				var out []tableRow
+				for _, k := range keys {
+					vm := ""
+					if summed[k] {
+						vm = strconv.FormatInt(counts[k][1], 10)
+					}
+					out = append(out, tableRow{k[0], k[1], k[2], k[3], strconv.FormatInt(counts[k][0], 10), vm})
+				}
+				return out
+			}}
+	}
 }
 
 // DerivedTables reports whether auditledger derives the table name of

@@ -56,6 +56,15 @@ def rfc3339(t):
     return datetime.fromisoformat(m.group(1) + frac + m.group(3))
 
 
+def unix_nanos(t):
+    """An RFC 3339 time to nanoseconds since 1970, exactly."""
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$", t)
+    if not m:
+        raise ValueError(t)
+    whole = datetime.fromisoformat(m.group(1) + ("+00:00" if m.group(3) == "Z" else m.group(3)))
+    return int(whole.timestamp()) * 10**9 + int((m.group(2) or "").ljust(9, "0"))
+
+
 def approval(c, evs):
     g = None
     for e in evs:
@@ -405,7 +414,104 @@ def tables(evs, clock, segs, erased):
     def n(v):
         return "" if isinstance(v, bool) or not isinstance(v, int) else str(v)
 
+    # Commands with their result: the first response.digest after the
+    # command naming it.
+    cmds, by_id = [], {}
+    for e in evs:
+        # a command whose id an earlier command awaiting its result has is
+        # not a new one
+        if e.get("type") == "command.executed" and (s(e.get("id")) not in by_id or by_id[s(e.get("id"))]["digest"]):
+            t = e.get("target")
+            c = {"idx": e["_idx"], "time": s(e.get("time")), "subject": actor(e)[1], "session": s(e.get("session_id")),
+                 "target": s(t.get("name")) if isinstance(t, dict) else "", "kind": pl(e, "kind"), "statement": pl(e, "statement")[:200],
+                 "digest": False, "rows": None, "tag": "", "error": ""}
+            cmds.append(c)
+            by_id[s(e.get("id"))] = c
+        elif e.get("type") == "response.digest":
+            c = by_id.get(pl(e, "command_id"))
+            if c is None or c["digest"]:
+                continue
+            c["digest"], c["tag"], c["error"] = True, pl(e, "command_tag"), pl(e, "error_code")
+            r = (e.get("payload") or {}).get("rows")
+            if isinstance(r, int) and not isinstance(r, bool):
+                c["rows"] = r
+    ddl = ["ALTER", "CREATE", "DROP", "TRUNCATE", "GRANT", "REVOKE", "COMMENT", "RENAME"]
+    largest = sorted((c for c in cmds if c["rows"] is not None), key=lambda c: (-c["rows"], c["idx"]))[:25]
+    vol = {}
+    for c in cmds:
+        v = vol.setdefault(c["subject"], [0, None])
+        v[0] += 1
+        if c["rows"] is not None:
+            v[1] = (v[1] or 0) + c["rows"]
+    volume = sorted(vol, key=lambda a: (vol[a][1] is None, -(vol[a][1] or 0), a.encode()))
+
+    # Approval requests with their decision: the first after, of their id.
+    reqs, first_req = [], {}
+    for e in evs:
+        if e.get("type") == "approval.requested":
+            r = {"idx": e["_idx"], "id": pl(e, "approval_id"), "rule": pl(e, "rule"), "requester": actor(e)[1], "at": s(e.get("time")),
+                 "decision": "", "approver": "", "decided": "", "waited": ""}
+            reqs.append(r)
+            if r["id"] and r["id"] not in first_req:
+                first_req[r["id"]] = r
+        elif e.get("type") in ("approval.granted", "approval.denied", "approval.expired"):
+            r = first_req.get(pl(e, "approval_id"))
+            if r is None or r["decision"]:
+                continue
+            r["decision"], r["approver"], r["decided"] = e["type"][len("approval."):], actor(e)[1], s(e.get("time"))
+            try:
+                d = unix_nanos(r["decided"]) - unix_nanos(r["at"])
+                r["waited"] = str(abs(d) // 10**6 * (1 if d >= 0 else -1))
+            except Exception:
+                pass
+
+    def approver(r):
+        return "" if r["decision"] == "expired" else r["approver"]
+
+    def self_approved(r):
+        return r["approver"] != "" and r["approver"] == r["requester"]
+
+    decisions = {}
+    for r in reqs:
+        d = decisions.setdefault(r["decision"] or "pending", [0, 0])
+        d[0] += 1
+        d[1] += 1 if self_approved(r) else 0
+    by_rule = {}
+    for r in reqs:
+        k = (r["rule"], r["decision"] or "pending")
+        by_rule[k] = by_rule.get(k, 0) + 1
+    req_sample = sorted(reqs, key=lambda r: (hashlib.md5(r["id"].encode()).hexdigest(), r["idx"]))[:25]
+
+    masks, summed = {}, set()
+    for e in evs:
+        if e.get("type") != "mask.applied":
+            continue
+        k = (pl(e, "rule_id"), num(e, "rule_version"), pl(e, "column") or pl(e, "field"), pl(e, "method"))
+        m = masks.setdefault(k, [0, 0])
+        m[0] += 1
+        c = (e.get("payload") or {}).get("count")
+        if isinstance(c, int) and not isinstance(c, bool):
+            m[1] += c
+            summed.add(k)
+
     return {
+        "5.3/decisions": (["decision", "requests", "decided_by_requester"], [[d, str(decisions[d][0]), str(decisions[d][1])] for d in sorted(decisions)]),
+        "5.3/sample": (["idx", "approval_id", "rule", "requester", "approver", "decision", "requested_at", "decided_at", "waited_ms", "self_approved"],
+                       [[str(r["idx"]), r["id"], r["rule"], r["requester"], approver(r), r["decision"], r["at"], r["decided"], r["waited"],
+                         ("true" if self_approved(r) else "false") if r["decision"] else ""] for r in req_sample]),
+        "8.2/privileged_statements": (["idx", "approval_id", "rule", "requester", "approver", "decision", "two_people"],
+                                      [[str(r["idx"]), r["id"], r["rule"], r["requester"], approver(r), r["decision"],
+                                        ("true" if r["requester"] != r["approver"] else "false") if r["decision"] not in ("", "expired") else ""] for r in reqs][:1000]),
+        "8.11/masks_by_rule": (["rule_id", "rule_version", "column_or_field", "method", "actions", "values_masked"],
+                               [list(k) + [str(masks[k][0]), str(masks[k][1]) if k in summed else ""] for k in sorted(masks, key=lambda k: [x.encode() for x in k])]),
+        "8.12/largest_results": (["idx", "actor_subject", "target_name", "statement", "rows", "command_tag"],
+                                 [[str(c["idx"]), c["subject"], c["target"], c["statement"], str(c["rows"]), c["tag"]] for c in largest]),
+        "8.12/volume": (["actor_subject", "statements", "rows"], [[a, str(vol[a][0]), "" if vol[a][1] is None else str(vol[a][1])] for a in volume][:100]),
+        "8.16/statements_without_result": (["idx", "actor_subject", "session_id", "statement"],
+                                           [[str(c["idx"]), c["subject"], c["session"], c["statement"]] for c in cmds if not c["digest"]][:100]),
+        "8.32/changes": (["idx", "time", "actor_subject", "target_name", "kind", "statement", "command_tag", "error_code"],
+                         [[str(c["idx"]), c["time"], c["subject"], c["target"], c["kind"], c["statement"], c["tag"], c["error"]] for c in cmds if c["kind"].upper() in ddl][:1000]),
+        "8.32/approvals": (["rule", "decision", "requests"], [[k[0], k[1], str(by_rule[k])] for k in sorted(by_rule, key=lambda k: [x.encode() for x in k])]),
         "5.15/sessions_by_target": (["target", "actor_kind", "sessions"], count_rows(evs, ["session.started"], lambda e: [target(e), actor(e)[2]])),
         "5.15/blocked": (["rule", "blocked"], count_rows(evs, ["command.blocked"], lambda e: [pl(e, "rule")])),
         "5.16/identities": (["actor_issuer", "actor_subject", "email", "actor_kind", "dev_identity", "first_idx", "last_idx", "events"], identities()),
