@@ -60,6 +60,7 @@ func carolsSession(seg int) [][]byte {
 		out = append(out, ev(fmt.Sprintf("deny-%d", i), "command.blocked", fmt.Sprintf(`{"statement":"DROP TABLE t%d","rule":"no-drop","reason":"no"}`, i)))
 	}
 	out = append(out, as("u-4000", "human", "audit-read", "audit.accessed", `{"resource":"events","method":"GET","path":"/v1/events"}`))
+	out = append(out, as("u-4000", "human", "review", "access.reviewed", `{"from":"2026-11-01T00:00:00Z","to":"2026-12-01T00:00:00Z","grants":2,"break_glass":0,"listing_sha256":"`+strings.Repeat("f", 64)+`"}`))
 	return append(out, ev("end", "session.ended", `{"duration_ms":1000}`))
 }
 
