@@ -239,7 +239,7 @@ func (e *execRelay) ExecInContainer(ctx context.Context, _, _, _ string, _ []str
 	var takes []*takeUp
 	for _, w := range []*io.Writer{&opts.Stdout, &opts.Stderr} {
 		if *w != nil {
-			t := newTakeUp(*w)
+			t := newTakeUp(*w, maxTakeUp)
 			takes = append(takes, t)
 			*w = t
 		}

@@ -25,6 +25,7 @@ const maxTakeUp = 32 << 20
 // at once, the tail is sent at once.
 type takeUp struct {
 	dst io.Writer
+	max int
 
 	mu     sync.Mutex
 	cond   sync.Cond
@@ -34,18 +35,18 @@ type takeUp struct {
 	done   chan struct{}
 }
 
-func newTakeUp(dst io.Writer) *takeUp {
-	t := &takeUp{dst: dst, done: make(chan struct{})}
+func newTakeUp(dst io.Writer, max int) *takeUp {
+	t := &takeUp{dst: dst, max: max, done: make(chan struct{})}
 	t.cond.L = &t.mu
 	go t.run()
 	return t
 }
 
-// Write takes p, waiting only while maxTakeUp bytes are held.
+// Write takes p, waiting only while max bytes are held.
 func (t *takeUp) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for t.err == nil && len(t.buf) > 0 && len(t.buf)+len(p) > maxTakeUp {
+	for t.err == nil && len(t.buf) > 0 && len(t.buf)+len(p) > t.max {
 		t.cond.Wait()
 	}
 	if t.err != nil {

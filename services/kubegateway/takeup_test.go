@@ -36,7 +36,7 @@ func (w *blockingWriter) Write(p []byte) (int, error) {
 // Close returns.
 func TestTakeUp(t *testing.T) {
 	w := &blockingWriter{release: make(chan struct{})}
-	tu := newTakeUp(w)
+	tu := newTakeUp(w, maxTakeUp)
 	var want bytes.Buffer
 	for i := range 3 << 10 { // 3 MiB in 1 KiB writes, none waiting on the client
 		p := bytes.Repeat([]byte{byte(i)}, 1<<10)
@@ -57,7 +57,7 @@ func TestTakeUp(t *testing.T) {
 	gone := errors.New("client gone")
 	w = &blockingWriter{release: make(chan struct{}), fail: gone}
 	close(w.release)
-	tu = newTakeUp(w)
+	tu = newTakeUp(w, maxTakeUp)
 	tu.Write([]byte("a"))
 	if err := tu.Close(); !errors.Is(err, gone) {
 		t.Fatalf("Close: %v, want the client's error", err)
