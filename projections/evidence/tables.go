@@ -88,16 +88,56 @@ type tev struct {
 	Target *struct {
 		Name string `json:"name"`
 	} `json:"target"`
-	Payload map[string]json.RawMessage `json:"payload"`
+	Payload payload `json:"payload"`
+}
+
+// payload holds the payload members the tables read (decoding into
+// named members skips the others: cheaper than a map of every member).
+type payload struct {
+	Active        json.RawMessage `json:"active"`
+	ApprovalId    json.RawMessage `json:"approval_id"`
+	BreakGlass    json.RawMessage `json:"break_glass"`
+	ClientAddr    json.RawMessage `json:"client_addr"`
+	Column        json.RawMessage `json:"column"`
+	CommandId     json.RawMessage `json:"command_id"`
+	CommandTag    json.RawMessage `json:"command_tag"`
+	Count         json.RawMessage `json:"count"`
+	ErrorCode     json.RawMessage `json:"error_code"`
+	EsterrorUs    json.RawMessage `json:"esterror_us"`
+	Field         json.RawMessage `json:"field"`
+	Framework     json.RawMessage `json:"framework"`
+	From          json.RawMessage `json:"from"`
+	Grants        json.RawMessage `json:"grants"`
+	Host          json.RawMessage `json:"host"`
+	Kind          json.RawMessage `json:"kind"`
+	ListingSha256 json.RawMessage `json:"listing_sha256"`
+	MaxerrorUs    json.RawMessage `json:"maxerror_us"`
+	Method        json.RawMessage `json:"method"`
+	Part          json.RawMessage `json:"part"`
+	Parts         json.RawMessage `json:"parts"`
+	ReadError     json.RawMessage `json:"read_error"`
+	Reason        json.RawMessage `json:"reason"`
+	Resource      json.RawMessage `json:"resource"`
+	Rows          json.RawMessage `json:"rows"`
+	Rule          json.RawMessage `json:"rule"`
+	RuleId        json.RawMessage `json:"rule_id"`
+	RuleVersion   json.RawMessage `json:"rule_version"`
+	Snapshot      json.RawMessage `json:"snapshot"`
+	Source        json.RawMessage `json:"source"`
+	Statement     json.RawMessage `json:"statement"`
+	Synchronised  json.RawMessage `json:"synchronised"`
+	To            json.RawMessage `json:"to"`
+	Unverified    json.RawMessage `json:"unverified"`
+	Users         json.RawMessage `json:"users"`
 }
 
 // s is the payload member's string value, "" when absent or not a
 // string.
-func (t *tev) s(name string) string { return str(t.Payload[name]) }
+func (t *tev) s(raw json.RawMessage) string { return str(raw) }
 
 // n is the payload member's text when it is a JSON number, else "".
-func (t *tev) n(name string) string {
-	raw := bytes.TrimSpace(t.Payload[name])
+func (t *tev) n(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
 		return ""
 	}
@@ -105,8 +145,8 @@ func (t *tev) n(name string) string {
 }
 
 // b is the payload member's text when it is true or false, else "".
-func (t *tev) b(name string) string {
-	switch raw := string(bytes.TrimSpace(t.Payload[name])); raw {
+func (t *tev) b(member json.RawMessage) string {
+	switch raw := string(bytes.TrimSpace(member)); raw {
 	case "true", "false":
 		return raw
 	}
@@ -282,7 +322,7 @@ var derivations = map[string]func() *table{
 			return []string{target, t.Actor.Kind}
 		}, nil),
 	"5.15/blocked": grouped([]string{"rule", "blocked"}, []string{"command.blocked"},
-		func(t *tev) []string { return []string{t.s("rule")} }, nil),
+		func(t *tev) []string { return []string{t.s(t.Payload.Rule)} }, nil),
 	"5.16/identities": func() *table {
 		type ident struct {
 			dev          bool
@@ -327,18 +367,20 @@ var derivations = map[string]func() *table{
 	"5.17/authentication": grouped([]string{"type", "actor_issuer", "events"}, []string{"authn.succeeded", "authn.failed", "session.started"},
 		func(t *tev) []string { return []string{t.Type, t.Actor.Issuer} }, nil),
 	"5.17/failures": sampledOf([]string{"idx", "time", "client_addr", "reason"}, "authn.failed",
-		func(t *tev) tableRow { return tableRow{u(t.idx), t.Time, t.s("client_addr"), t.s("reason")} }),
+		func(t *tev) tableRow {
+			return tableRow{u(t.idx), t.Time, t.s(t.Payload.ClientAddr), t.s(t.Payload.Reason)}
+		}),
 	"5.18/access_reviews": listed([]string{"idx", "time", "reviewer", "period_from", "period_to", "grants", "break_glass", "unverified_records", "listing_sha256", "recorded_by"}, 1000,
 		[]string{"access.reviewed"}, false, func(t *tev) tableRow {
-			unverified := t.n("unverified")
+			unverified := t.n(t.Payload.Unverified)
 			if unverified == "" {
 				unverified = "0"
 			}
-			return tableRow{u(t.idx), t.Time, t.Actor.Subject, t.s("from"), t.s("to"), t.n("grants"), t.n("break_glass"), unverified, t.s("listing_sha256"), t.Source.Kind}
+			return tableRow{u(t.idx), t.Time, t.Actor.Subject, t.s(t.Payload.From), t.s(t.Payload.To), t.n(t.Payload.Grants), t.n(t.Payload.BreakGlass), unverified, t.s(t.Payload.ListingSha256), t.Source.Kind}
 		}),
 	"5.18/directory": listed([]string{"idx", "time", "snapshot", "part", "parts", "source", "users", "active", "listing_sha256"}, 1000,
 		[]string{"identity.snapshot"}, false, func(t *tev) tableRow {
-			return tableRow{u(t.idx), t.Time, t.s("snapshot"), t.n("part"), t.n("parts"), t.s("source"), t.n("users"), t.n("active"), t.s("listing_sha256")}
+			return tableRow{u(t.idx), t.Time, t.s(t.Payload.Snapshot), t.n(t.Payload.Part), t.n(t.Payload.Parts), t.s(t.Payload.Source), t.n(t.Payload.Users), t.n(t.Payload.Active), t.s(t.Payload.ListingSha256)}
 		}),
 	"5.18/groups_held": func() *table {
 		c := newCounter()
@@ -355,9 +397,9 @@ var derivations = map[string]func() *table{
 	},
 	"5.28/custody": grouped([]string{"type", "actor_subject", "what", "events"}, []string{"audit.accessed", "evidence.exported"},
 		func(t *tev) []string {
-			what := t.s("resource")
+			what := t.s(t.Payload.Resource)
 			if what == "" {
-				what = t.s("framework")
+				what = t.s(t.Payload.Framework)
 			}
 			if what == "" {
 				what = "-"
@@ -406,7 +448,7 @@ var derivations = map[string]func() *table{
 	},
 	"8.3/blocked_sample": sampledOf([]string{"idx", "actor_subject", "rule", "reason", "statement"}, "command.blocked",
 		func(t *tev) tableRow {
-			return tableRow{u(t.idx), t.Actor.Subject, t.s("rule"), t.s("reason"), cut200(t.s("statement"))}
+			return tableRow{u(t.idx), t.Actor.Subject, t.s(t.Payload.Rule), t.s(t.Payload.Reason), cut200(t.s(t.Payload.Statement))}
 		}),
 	"8.5/issuers": grouped([]string{"actor_issuer", "sessions", "dev_identity_sessions"}, []string{"session.started"},
 		func(t *tev) []string { return []string{t.Actor.Issuer} },
@@ -421,7 +463,7 @@ var derivations = map[string]func() *table{
 		return &table{columns: []string{"reason", "refused"}, limit: 100,
 			note: func(t *tev, system bool) {
 				if !system && t.Type == "authn.failed" {
-					c.add([]string{t.s("reason")}, 1)
+					c.add([]string{t.s(t.Payload.Reason)}, 1)
 				}
 			},
 			rows: func(*tableIn) []tableRow {
@@ -436,10 +478,10 @@ var derivations = map[string]func() *table{
 	},
 	"8.15/events_by_type": grouped([]string{"type", "events"}, nil, func(t *tev) []string { return []string{t.Type} }, nil),
 	"8.16/reviews": grouped([]string{"actor_subject", "resource", "reads"}, []string{"audit.accessed"},
-		func(t *tev) []string { return []string{t.Actor.Subject, t.s("resource")} }, nil),
+		func(t *tev) []string { return []string{t.Actor.Subject, t.s(t.Payload.Resource)} }, nil),
 	"8.17/clock": listed([]string{"idx", "sealed_at", "synchronised", "maxerror_us", "esterror_us", "source", "host", "read_error"}, 1000,
 		[]string{string(events.LedgerClockStatus)}, true, func(t *tev) tableRow {
-			return tableRow{u(t.idx), t.sealedAt, t.b("synchronised"), t.n("maxerror_us"), t.n("esterror_us"), t.s("source"), t.s("host"), t.s("read_error")}
+			return tableRow{u(t.idx), t.sealedAt, t.b(t.Payload.Synchronised), t.n(t.Payload.MaxerrorUs), t.n(t.Payload.EsterrorUs), t.s(t.Payload.Source), t.s(t.Payload.Host), t.s(t.Payload.ReadError)}
 		}),
 }
 
@@ -489,7 +531,7 @@ func (c *commandTables) note(t *tev, system bool) {
 			target = t.Target.Name
 		}
 		cmd := &command{idx: t.idx, time: t.Time, subject: t.Actor.Subject, session: t.Session, target: target,
-			kind: t.s("kind"), statement: cut200(t.s("statement"))}
+			kind: t.s(t.Payload.Kind), statement: cut200(t.s(t.Payload.Statement))}
 		cmd.ddl = slices.Contains(ddlKinds, strings.ToUpper(cmd.kind))
 		c.pending[t.ID] = cmd
 		if cmd.ddl && len(c.changes) <= 1000 {
@@ -502,13 +544,13 @@ func (c *commandTables) note(t *tev, system bool) {
 		}
 		v[0]++
 	case "response.digest":
-		cmd := c.pending[t.s("command_id")]
+		cmd := c.pending[t.s(t.Payload.CommandId)]
 		if cmd == nil {
 			return
 		}
-		delete(c.pending, t.s("command_id"))
-		cmd.digest, cmd.tag, cmd.errorCode = true, t.s("command_tag"), t.s("error_code")
-		if n, err := strconv.ParseInt(t.n("rows"), 10, 64); err == nil {
+		delete(c.pending, t.s(t.Payload.CommandId))
+		cmd.digest, cmd.tag, cmd.errorCode = true, t.s(t.Payload.CommandTag), t.s(t.Payload.ErrorCode)
+		if n, err := strconv.ParseInt(t.n(t.Payload.Rows), 10, 64); err == nil {
 			cmd.rows = &n
 			c.volume[cmd.subject][1] += n
 			c.hasRows[cmd.subject] = true
@@ -566,14 +608,14 @@ func (a *approvalTables) note(t *tev, system bool) {
 	}
 	switch t.Type {
 	case "approval.requested":
-		id := t.s("approval_id")
-		r := &request{idx: t.idx, id: id, rule: t.s("rule"), requester: t.Actor.Subject, requestedAt: t.Time}
+		id := t.s(t.Payload.ApprovalId)
+		r := &request{idx: t.idx, id: id, rule: t.s(t.Payload.Rule), requester: t.Actor.Subject, requestedAt: t.Time}
 		a.order = append(a.order, r)
 		if id != "" && a.byID[id] == nil {
 			a.byID[id] = r
 		}
 	case "approval.granted", "approval.denied", "approval.expired":
-		r := a.byID[t.s("approval_id")]
+		r := a.byID[t.s(t.Payload.ApprovalId)]
 		if r == nil || r.decision != "" {
 			return
 		}
@@ -721,18 +763,18 @@ func init() {
 				if system || t.Type != "mask.applied" {
 					return
 				}
-				col := t.s("column")
+				col := t.s(t.Payload.Column)
 				if col == "" {
-					col = t.s("field")
+					col = t.s(t.Payload.Field)
 				}
-				k := key{t.s("rule_id"), t.n("rule_version"), col, t.s("method")}
+				k := key{t.s(t.Payload.RuleId), t.n(t.Payload.RuleVersion), col, t.s(t.Payload.Method)}
 				v := counts[k]
 				if v == nil {
 					v = &[2]int64{}
 					counts[k] = v
 				}
 				v[0]++
-				if n, err := strconv.ParseInt(t.n("count"), 10, 64); err == nil {
+				if n, err := strconv.ParseInt(t.n(t.Payload.Count), 10, 64); err == nil {
 					v[1] += n
 					summed[k] = true
 				}
