@@ -181,8 +181,20 @@ func newCounter() *counter {
 	return &counter{vals: map[string][]int64{}, sets: map[string]map[string]bool{}}
 }
 
+// keyOf is key as one string, each cell length-prefixed (a cell may hold
+// any character).
+func keyOf(key []string) string {
+	var b strings.Builder
+	for _, c := range key {
+		b.WriteString(strconv.Itoa(len(c)))
+		b.WriteByte(':')
+		b.WriteString(c)
+	}
+	return b.String()
+}
+
 func (c *counter) add(key []string, vals ...int64) {
-	k := strings.Join(key, "\x00")
+	k := keyOf(key)
 	v, ok := c.vals[k]
 	if !ok {
 		c.keys = append(c.keys, slices.Clone(key))
@@ -195,7 +207,7 @@ func (c *counter) add(key []string, vals ...int64) {
 }
 
 func (c *counter) distinct(key []string, value string) {
-	k := strings.Join(key, "\x00")
+	k := keyOf(key)
 	if c.sets[k] == nil {
 		c.sets[k] = map[string]bool{}
 	}
@@ -209,7 +221,7 @@ func (c *counter) sorted() []tableRow {
 	slices.SortFunc(keys, func(a, b []string) int { return slices.Compare(a, b) })
 	var out []tableRow
 	for _, key := range keys {
-		k := strings.Join(key, "\x00")
+		k := keyOf(key)
 		r := tableRow(slices.Clone(key))
 		for _, v := range c.vals[k] {
 			r = append(r, strconv.FormatInt(v, 10))
