@@ -14,9 +14,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/keyfile"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/projections"
 )
 
@@ -70,6 +73,21 @@ func Evidence(c *cobra.Command) cli.Run {
 		if err := os.WriteFile(vkeyFile, []byte(bl.vkey+"\n"), 0o644); err != nil {
 			return err
 		}
+		// The build records its export on the bus before it releases the
+		// bundle: an embedded NATS with the streams, the build its admin.
+		ns, dial, err := busdial.StartEmbedded("auditledger-bench-evidence", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, false, true)
+		if err != nil {
+			return err
+		}
+		defer ns.Shutdown()
+		defer dial.Close()
+		_, ledgerJS, err := dial.Connect(bus.Ledger)
+		if err != nil {
+			return err
+		}
+		if err := bus.EnsureStreams(ctx, ledgerJS, bus.StreamOptions{}); err != nil {
+			return err
+		}
 		self, err := os.Executable()
 		if err != nil {
 			return err
@@ -108,10 +126,10 @@ func Evidence(c *cobra.Command) cli.Run {
 			return nil
 		}
 		if err := timed("build", "evidence", "build", "--tenant", "acme", "--from", "2000-01-01", "--to", "2100-01-01",
-			"--out", bundle, "--key", keyFile, "--vkey", vkeyFile); err != nil {
+			"--out", bundle, "--key", keyFile, "--vkey", vkeyFile, "--nats", dial.URL, "--nkey", nkeyauth.SeedFile(filepath.Join(dir, "nats-keys"), bus.Admin)); err != nil {
 			return err
 		}
-		if err := timed("verify", "evidence", "verify", bundle, "--vkey", vkeyFile, "--allow-unlocked"); err != nil {
+		if err := timed("verify", "evidence", "verify", bundle, "--vkey", vkeyFile, "--allowed-signers", filepath.Join(dir, "allowed_signers"), "--allow-unlocked"); err != nil {
 			return err
 		}
 		return nil
