@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/internal/eventscan"
 	"github.com/auditledger/auditledger/internal/yamlstrict"
 )
 
@@ -249,22 +250,10 @@ type envelope struct {
 }
 
 // num is a JSON integer's value, 0 for anything else.
-func num(raw json.RawMessage) int64 {
-	var n int64
-	if json.Unmarshal(raw, &n) != nil {
-		return 0
-	}
-	return n
-}
+func num(raw json.RawMessage) int64 { return eventscan.Int(raw) }
 
 // str is a JSON string's value, "" for anything else.
-func str(raw json.RawMessage) string {
-	var s string
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
-	return s
-}
+func str(raw json.RawMessage) string { return eventscan.String(raw) }
 
 // Asserter tests expectations against events given one at a time, in
 // index order.
@@ -313,10 +302,97 @@ func NewAsserter(x *Expectations) *Asserter {
 // Add notes one event (its ledger index and exact bytes); events must come
 // in index order. An event that is not JSON is an error.
 func (a *Asserter) Add(idx uint64, raw []byte) error {
+	var ev eventscan.Event
+	if ev.Scan(raw) {
+		return a.AddScanned(idx, raw, &ev)
+	}
 	var v envelope
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return fmt.Errorf("compliance: event %d: %w", idx, err)
 	}
+	return a.add(idx, &v)
+}
+
+// AddScanned is Add given the event as eventscan read it (Scan true):
+// the events no check keeps are passed over without decoding them, the
+// others decoded from what eventscan read, as json.Unmarshal would.
+func (a *Asserter) AddScanned(idx uint64, raw []byte, ev *eventscan.Event) error {
+	var at time.Time
+	if ev.Has(eventscan.Time) {
+		if at.UnmarshalJSON(ev.Raw(eventscan.Time)) != nil {
+			// json.Unmarshal's error, as Add gives it
+			var v envelope
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return fmt.Errorf("compliance: event %d: %w", idx, err)
+			}
+			return a.add(idx, &v)
+		}
+	}
+	typ := ev.Bytes(eventscan.Type)
+	if !tested[string(typ)] {
+		return nil
+	}
+	switch string(typ) {
+	case string(events.ResponseDigest):
+		if c := a.naming[string(ev.Bytes(eventscan.PCommandID))]; c != nil {
+			c.noteResult(ev.Raw(eventscan.PRows))
+		}
+		return nil
+	case string(events.MaskApplied):
+		if c := a.naming[string(ev.Bytes(eventscan.PCommandID))]; c != nil {
+			c.noteMask(idx, str(ev.Raw(eventscan.PColumn)))
+		}
+		return nil
+	case string(events.CommandExecuted):
+		// Kept only when a check reads it (as add decides).
+		kind := strings.ToUpper(string(ev.Bytes(eventscan.PKind)))
+		if !a.kinds[kind] && (len(a.columns) == 0 || a.naming[string(ev.Bytes(eventscan.ID))] != nil || !a.namesAny(ev.Bytes(eventscan.PStatement))) {
+			return nil
+		}
+	}
+	v := envelope{ID: ev.Str(eventscan.ID), Type: string(typ), Time: at, SessionID: ev.Str(eventscan.SessionID), Tenant: ev.Str(eventscan.Tenant)}
+	v.Actor.Issuer, v.Actor.Subject, v.Actor.Kind = ev.Str(eventscan.ActorIssuer), ev.Str(eventscan.ActorSubject), ev.Str(eventscan.ActorKind)
+	v.Actor.Groups = ev.Strings(eventscan.ActorGroups)
+	p := &v.Payload
+	p.Statement, p.SHA, p.Kind = ev.Raw(eventscan.PStatement), ev.Raw(eventscan.PStatementSHA256), ev.Raw(eventscan.PKind)
+	p.SessionID, p.ApprovalID, p.Requester = ev.Raw(eventscan.PSessionID), ev.Raw(eventscan.PApprovalID), ev.Raw(eventscan.PRequester)
+	p.AccessID, p.NotBefore, p.NotAfter = ev.Raw(eventscan.PAccessID), ev.Raw(eventscan.PNotBefore), ev.Raw(eventscan.PNotAfter)
+	p.Rule, p.CommandID, p.Column, p.Rows = ev.Raw(eventscan.PRule), ev.Raw(eventscan.PCommandID), ev.Raw(eventscan.PColumn), ev.Raw(eventscan.PRows)
+	p.Synchronised, p.MaxError, p.Source = ev.Raw(eventscan.PSynchronised), ev.Raw(eventscan.PMaxerrorUs), ev.Raw(eventscan.PSource)
+	p.Host, p.ReadError, p.Snapshot = ev.Raw(eventscan.PHost), ev.Raw(eventscan.PReadError), ev.Raw(eventscan.PSnapshot)
+	p.Part, p.Parts, p.Members = ev.Raw(eventscan.PPart), ev.Raw(eventscan.PParts), ev.Raw(eventscan.PMembers)
+	p.Resource, p.Method, p.Path = ev.Raw(eventscan.PResource), ev.Raw(eventscan.PMethod), ev.Raw(eventscan.PPath)
+	return a.add(idx, &v)
+}
+
+// namesAny reports whether stmt names a listed column (as a word).
+func (a *Asserter) namesAny(stmt []byte) bool {
+	for _, c := range a.columns {
+		if hasWord(stmt, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// noteResult notes a result of c (its payload rows).
+func (c *event) noteResult(rows json.RawMessage) {
+	if len(rows) > 0 && (rows[0] == '-' || rows[0] >= '0' && rows[0] <= '9') && string(rows) != "0" {
+		c.rows = true
+	}
+}
+
+// noteMask notes a mask.applied of c at idx.
+func (c *event) noteMask(idx uint64, column string) {
+	col := strings.ToLower(column)
+	if _, ok := c.masked[col]; !ok {
+		c.masked[col] = idx
+	}
+}
+
+// add notes the event v decodes to (its payload members read only while
+// it is added).
+func (a *Asserter) add(idx uint64, v *envelope) error {
 	if !tested[v.Type] {
 		return nil
 	}
@@ -328,9 +404,8 @@ func (a *Asserter) Add(idx uint64, raw []byte) error {
 		e.stmtKind, e.sha = strings.ToUpper(str(p.Kind)), str(p.SHA)
 		stmt := str(p.Statement)
 		if len(a.columns) > 0 && a.naming[e.id] == nil {
-			w := words(stmt)
 			for _, c := range a.columns {
-				if w[c] {
+				if hasWord([]byte(stmt), c) {
 					e.named = append(e.named, c)
 				}
 			}
@@ -350,16 +425,13 @@ func (a *Asserter) Add(idx uint64, raw []byte) error {
 	case events.ResponseDigest:
 		// Only a result of a command naming a listed column matters, and
 		// it is noted on the command.
-		if c := a.naming[str(p.CommandID)]; c != nil && len(p.Rows) > 0 && (p.Rows[0] == '-' || p.Rows[0] >= '0' && p.Rows[0] <= '9') && string(p.Rows) != "0" {
-			c.rows = true
+		if c := a.naming[str(p.CommandID)]; c != nil {
+			c.noteResult(p.Rows)
 		}
 		return nil
 	case events.MaskApplied:
 		if c := a.naming[str(p.CommandID)]; c != nil {
-			col := strings.ToLower(str(p.Column))
-			if _, ok := c.masked[col]; !ok {
-				c.masked[col] = idx
-			}
+			c.noteMask(idx, str(p.Column))
 		}
 		return nil
 	case events.ApprovalRequested, events.ApprovalGranted, events.ApprovalDenied, events.ApprovalExpired:
@@ -704,16 +776,42 @@ func grantOf(c *event, ix *lookups) *event {
 	return nil
 }
 
-// words splits s into its maximal runs of ASCII letters, digits and
-// underscores, lower-cased.
-func words(s string) map[string]bool {
-	out := map[string]bool{}
-	for _, w := range strings.FieldsFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_')
-	}) {
-		out[strings.ToLower(w)] = true
+// hasWord reports whether w (lower-case) is one of s's words: its
+// maximal runs of ASCII letters, digits and underscores, lower-cased
+// (any other byte, every byte of a code point above ASCII among them,
+// separates words).
+func hasWord(s []byte, w string) bool {
+	for i := 0; i < len(s); {
+		if !isWordByte(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isWordByte(s[j]) {
+			j++
+		}
+		if j-i == len(w) && asciiLowerEqual(s[i:j], w) {
+			return true
+		}
+		i = j
 	}
-	return out
+	return false
+}
+
+func isWordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
+
+func asciiLowerEqual(b []byte, w string) bool {
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != w[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func columnsMasked(x Expectation, evs []*event) []Row {

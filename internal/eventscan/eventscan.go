@@ -322,7 +322,16 @@ func Plain(raw []byte) ([]byte, bool) {
 		return nil, false
 	}
 	v := raw[1 : len(raw)-1]
-	if bytes.IndexByte(v, '\\') >= 0 || bytes.IndexByte(v, '"') >= 0 || !utf8.Valid(v) {
+	ascii := true
+	for _, c := range v {
+		switch {
+		case c == '\\' || c == '"' || c < ' ':
+			return nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	if !ascii && !utf8.Valid(v) {
 		return nil, false
 	}
 	return v, true
@@ -358,7 +367,7 @@ func String(raw []byte) string {
 // Int is raw's value when raw is a JSON integer that fits int64, else 0
 // (as encoding/json decodes it into an int64).
 func Int(raw []byte) int64 {
-	if len(raw) > 0 && len(raw) < 20 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
+	if isInteger(raw) {
 		if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
 			return n
 		}
@@ -641,6 +650,38 @@ func (s *scanner) number() bool {
 			s.next('-')
 		}
 		if digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// In is member f's value when it is a JSON string, else "": when it
+// needs no unescaping, the substring of s that holds it, s being the
+// event's bytes as a string (no copy); else decoded.
+func (e *Event) In(s string, f Field) string {
+	sp := e.at[f]
+	if sp.j == 0 {
+		return ""
+	}
+	if _, ok := Plain(e.b[sp.i:sp.j]); ok && len(s) == len(e.b) {
+		return s[sp.i+1 : sp.j-1]
+	}
+	return String(e.b[sp.i:sp.j])
+}
+
+// isInteger reports whether raw is -?(0|[1-9][0-9]*), the JSON integer
+// grammar.
+func isInteger(raw []byte) bool {
+	d := raw
+	if len(d) > 0 && d[0] == '-' {
+		d = d[1:]
+	}
+	if len(d) == 0 || len(d) > 1 && d[0] == '0' {
+		return false
+	}
+	for _, c := range d {
+		if c < '0' || c > '9' {
 			return false
 		}
 	}

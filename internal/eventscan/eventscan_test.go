@@ -113,3 +113,33 @@ func FuzzScan(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { same(t, b) })
 }
+
+func FuzzInt(f *testing.F) {
+	for _, s := range []string{"0", "-0", "01", "12", "-5", "1e3", "1.0", "9223372036854775808", "-9223372036854775808", `"1"`, "null", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want int64
+		if json.Unmarshal(b, &want) != nil {
+			want = 0
+		}
+		if got := Int(b); got != want {
+			t.Fatalf("Int(%q) = %d, encoding/json %d", b, got, want)
+		}
+	})
+}
+
+func FuzzString(f *testing.F) {
+	for _, s := range []string{`"a"`, `"a\u00e9"`, "\"a\xff\"", `"\"`, `1`, `""`, `"a\"b"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want string
+		if len(b) == 0 || b[0] != '"' || json.Unmarshal(b, &want) != nil {
+			want = ""
+		}
+		if got := String(b); got != want {
+			t.Fatalf("String(%q) = %q, encoding/json %q", b, got, want)
+		}
+	})
+}

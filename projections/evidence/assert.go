@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/auditledger/auditledger/compliance"
+	"github.com/auditledger/auditledger/internal/eventscan"
 )
 
 // ExpectationsFile is the expectations the controls were tested against,
@@ -74,6 +75,26 @@ func newCensus() *identityCensus {
 }
 
 func (c *identityCensus) note(event []byte) {
+	var ev eventscan.Event
+	c.noteScanned(event, &ev, ev.Scan(event))
+}
+
+// noteScanned is note given the event as eventscan read it.
+func (c *identityCensus) noteScanned(event []byte, ev *eventscan.Event, scanned bool) {
+	if scanned {
+		if string(ev.Bytes(eventscan.ActorKind)) != "human" {
+			return
+		}
+		k := [2]string{string(ev.Bytes(eventscan.ActorIssuer)), string(ev.Bytes(eventscan.ActorSubject))}
+		dev := ev.Bool(eventscan.ActorDevIdentity)
+		if !c.humans[k] {
+			c.humans[k] = true
+		}
+		if dev && !c.dev[k] {
+			c.dev[k] = true
+		}
+		return
+	}
 	var e struct {
 		Actor struct {
 			Issuer      string `json:"issuer"`
@@ -202,6 +223,7 @@ func sha256Hex(b []byte) string {
 // derivation collects, while the records are verified, what check 11
 // re-derives the derived files from.
 type derivation struct {
+	scan     eventscan.Event // the event being read
 	census   *identityCensus
 	asserter *compliance.Asserter // nil: the bundle has no expectations
 	tables   *tableSet            // the tables the manifest says are derived
@@ -246,10 +268,20 @@ func newDerivation(files map[string]*zip.File, m *Manifest) (*derivation, error)
 }
 
 func (d *derivation) note(idx uint64, at time.Time, event []byte, system bool) {
-	d.census.note(event)
-	d.tables.note(idx, at, event, system)
+	d.noteScanned(idx, at, event, &d.scan, d.scan.Scan(event), system)
+}
+
+// noteScanned is note given the event as eventscan read it (scanned
+// false: encoding/json decodes it), read once for every check.
+func (d *derivation) noteScanned(idx uint64, at time.Time, event []byte, ev *eventscan.Event, scanned, system bool) {
+	d.census.noteScanned(event, ev, scanned)
+	d.tables.noteScanned(idx, at, event, ev, scanned, system)
 	if d.asserter != nil && d.err == nil {
-		d.err = d.asserter.Add(idx, event)
+		if scanned {
+			d.err = d.asserter.AddScanned(idx, event, ev)
+		} else {
+			d.err = d.asserter.Add(idx, event)
+		}
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/auditledger/auditledger/compliance"
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/internal/eventscan"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/projections"
 )
@@ -120,6 +121,7 @@ type builder struct {
 	asserter *compliance.Asserter
 	tables   *tableSet
 	census   *identityCensus
+	scan     eventscan.Event // the event being read
 	segs     []Segment
 	expected *compliance.Expectations
 	// operatorExpectations: the requester gave the expectations
@@ -511,11 +513,18 @@ func (b *builder) events(ctx context.Context, w io.Writer, a, z uint64) error {
 				b.sealed.Erased = append(b.sealed.Erased, ErasedField{Index: f.Index, Field: f.Field, Pseudonym: f.Pseudonym, ErasedBy: by})
 			}
 		}
-		b.census.note(e.Event)
-		if err := b.asserter.Add(e.Index, e.Event); err != nil {
+		// One reading of the event for every check.
+		scanned := b.scan.Scan(e.Event)
+		b.census.noteScanned(e.Event, &b.scan, scanned)
+		if scanned {
+			err = b.asserter.AddScanned(e.Index, e.Event, &b.scan)
+		} else {
+			err = b.asserter.Add(e.Index, e.Event)
+		}
+		if err != nil {
 			return err
 		}
-		b.tables.note(e.Index, r.Time, e.Event, false)
+		b.tables.noteScanned(e.Index, r.Time, e.Event, &b.scan, scanned, false)
 		_, err = fmt.Fprintf(w, `{"index":%d,"leaf":"%x","sealed_at":"%s","event":%s}`+"\n", e.Index, e.Leaf[:], r.Time.UTC().Format(time.RFC3339Nano), e.Event)
 		return err
 	})

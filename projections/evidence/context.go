@@ -117,12 +117,12 @@ func isClockStatus(event []byte) bool {
 // note reads one whole record of the range: one of the tenant's events,
 // or a clock status record of the log.
 func (c *contextOf) note(idx uint64, sealed time.Time, event []byte) error {
-	at := sealed.UTC().Format(time.RFC3339Nano)
 	ev, err := events.Parse(event)
 	if err != nil {
 		return fmt.Errorf("record %d: %w", idx, err)
 	}
 	if ev.Type == events.LedgerClockStatus && ev.Tenant == ledger.SystemTenant {
+		at := sealed.UTC().Format(time.RFC3339Nano)
 		var st ledger.ClockStatus
 		if err := json.Unmarshal(ev.Payload, &st); err != nil {
 			return fmt.Errorf("record %d: clock status: %w", idx, err)
@@ -140,13 +140,14 @@ func (c *contextOf) note(idx uint64, sealed time.Time, event []byte) error {
 		return nil
 	}
 	c.policies.Events++
+	at := func() string { return sealed.UTC().Format(time.RFC3339Nano) }
 	switch ev.Type {
 	case events.PolicyLoaded:
 		var p PolicyLoad
 		if err := json.Unmarshal(ev.Payload, &p); err != nil {
 			return fmt.Errorf("record %d: policy.loaded: %w", idx, err)
 		}
-		p.Index, p.SealedAt, p.Source = idx, at, ev.Source
+		p.Index, p.SealedAt, p.Source = idx, at(), ev.Source
 		if p.Exemptions == nil {
 			p.Exemptions = json.RawMessage("[]")
 		}
@@ -161,11 +162,14 @@ func (c *contextOf) note(idx uint64, sealed time.Time, event []byte) error {
 			return fmt.Errorf("record %d: identity.snapshot: %w", idx, err)
 		}
 		json.Unmarshal(ev.Payload, &m)
-		s.Index, s.SealedAt, s.Members = idx, at, len(m.Members)
+		s.Index, s.SealedAt, s.Members = idx, at(), len(m.Members)
 		if s.Groups != nil {
 			s.Groups = compact(s.Groups)
 		}
 		c.identities.Snapshots = append(c.identities.Snapshots, s)
+	}
+	if !mayName(ev.Payload, "policy") {
+		return nil
 	}
 	var ref struct {
 		Policy *struct {
@@ -209,4 +213,20 @@ func (c *contextOf) files() map[string][]byte {
 		out[path] = append(b, '\n')
 	}
 	return out
+}
+
+// mayName reports whether payload may have a member that json.Unmarshal
+// reads as name's (lower-case ASCII letters other than k and s, whose
+// case folds to no other code point): false when no case of name is in
+// its bytes and no escape either.
+func mayName(payload []byte, name string) bool {
+	if bytes.IndexByte(payload, '\\') >= 0 {
+		return true
+	}
+	for i := 0; i+len(name) <= len(payload); i++ {
+		if payload[i]|0x20 == name[0] && bytes.EqualFold(payload[i:i+len(name)], []byte(name)) {
+			return true
+		}
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/internal/eventscan"
 	"github.com/auditledger/auditledger/ledger"
 )
 
@@ -45,6 +46,13 @@ var sealedMarker = []byte(`"` + events.SealedPrefix)
 // sealedIn returns the sealed fields of one event.
 func sealedIn(idx uint64, event []byte) []ledger.SealedField {
 	if !bytes.Contains(event, sealedMarker) {
+		return nil
+	}
+	var scan eventscan.Event
+	if scan.Scan(event) {
+		if p, ok := ledger.SealedPseudonym(scan.Str(eventscan.ActorEmail)); ok {
+			return []ledger.SealedField{{Index: idx, Field: "actor.email", Pseudonym: p}}
+		}
 		return nil
 	}
 	var ev struct {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/auditledger/auditledger/compliance"
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/internal/eventscan"
 	"github.com/auditledger/auditledger/ledger"
 )
 
@@ -36,7 +37,8 @@ type tableRow []string
 type table struct {
 	columns []string
 	// note reads one of the tenant's events (system false) or a clock
-	// status record (system true), in index order.
+	// status record (system true), in index order; nil for a table of a
+	// fold the set shares (folds).
 	note func(t *tev, system bool)
 	// rows returns the table's rows, in order, given the segments.
 	rows func(in *tableIn) []tableRow
@@ -85,10 +87,14 @@ type tev struct {
 		Groups      []string `json:"groups"`
 		DevIdentity bool     `json:"dev_identity"`
 	} `json:"actor"`
-	Target *struct {
-		Name string `json:"name"`
-	} `json:"target"`
-	Payload payload `json:"payload"`
+	Target  *tevTarget `json:"target"`
+	Payload payload    `json:"payload"`
+	// target is where Target points when read by eventscan
+	target tevTarget
+}
+
+type tevTarget struct {
+	Name string `json:"name"`
 }
 
 // payload holds the payload members the tables read (decoding into
@@ -153,16 +159,13 @@ func (t *tev) b(member json.RawMessage) string {
 	return ""
 }
 
-func str(raw json.RawMessage) string {
-	var s string
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
-	return s
-}
+func str(raw json.RawMessage) string { return eventscan.String(raw) }
 
 // cut200 is s's first 200 code points.
 func cut200(s string) string {
+	if len(s) <= 200 {
+		return s // 200 code points at most
+	}
 	if r := []rune(s); len(r) > 200 {
 		return string(r[:200])
 	}
@@ -275,8 +278,8 @@ func (s *sample) out() []tableRow {
 func u(i uint64) string { return strconv.FormatUint(i, 10) }
 
 // grouped makes a table counting, per key, the events of the types.
-func grouped(columns []string, types []string, key func(t *tev) []string, vals func(t *tev) []int64) func() *table {
-	return func() *table {
+func grouped(columns []string, types []string, key func(t *tev) []string, vals func(t *tev) []int64) func(*folds) *table {
+	return func(*folds) *table {
 		c := newCounter()
 		return &table{columns: columns,
 			note: func(t *tev, system bool) {
@@ -295,8 +298,8 @@ func grouped(columns []string, types []string, key func(t *tev) []string, vals f
 
 // listed makes a table of one row per event of the types, in index
 // order.
-func listed(columns []string, limit int, types []string, system bool, row func(t *tev) tableRow) func() *table {
-	return func() *table {
+func listed(columns []string, limit int, types []string, system bool, row func(t *tev) tableRow) func(*folds) *table {
+	return func(*folds) *table {
 		var rows []tableRow
 		return &table{columns: columns, limit: limit,
 			note: func(t *tev, sys bool) {
@@ -309,8 +312,8 @@ func listed(columns []string, limit int, types []string, system bool, row func(t
 }
 
 // sampledOf makes a table of a sample of 25 events of type typ.
-func sampledOf(columns []string, typ string, row func(t *tev) tableRow) func() *table {
-	return func() *table {
+func sampledOf(columns []string, typ string, row func(t *tev) tableRow) func(*folds) *table {
+	return func(*folds) *table {
 		s := &sample{n: 25}
 		return &table{columns: columns,
 			note: func(t *tev, system bool) {
@@ -324,7 +327,7 @@ func sampledOf(columns []string, typ string, row func(t *tev) tableRow) func() *
 
 // derivations are the derived tables, by "control/name". FORMAT §12.3
 // defines each.
-var derivations = map[string]func() *table{
+var derivations = map[string]func(*folds) *table{
 	"5.15/sessions_by_target": grouped([]string{"target", "actor_kind", "sessions"}, []string{"session.started"},
 		func(t *tev) []string {
 			target := "-"
@@ -335,7 +338,7 @@ var derivations = map[string]func() *table{
 		}, nil),
 	"5.15/blocked": grouped([]string{"rule", "blocked"}, []string{"command.blocked"},
 		func(t *tev) []string { return []string{t.s(t.Payload.Rule)} }, nil),
-	"5.16/identities": func() *table {
+	"5.16/identities": func(*folds) *table {
 		type ident struct {
 			dev          bool
 			first, last  uint64
@@ -394,7 +397,7 @@ var derivations = map[string]func() *table{
 		[]string{"identity.snapshot"}, false, func(t *tev) tableRow {
 			return tableRow{u(t.idx), t.Time, t.s(t.Payload.Snapshot), t.n(t.Payload.Part), t.n(t.Payload.Parts), t.s(t.Payload.Source), t.n(t.Payload.Users), t.n(t.Payload.Active), t.s(t.Payload.ListingSha256)}
 		}),
-	"5.18/groups_held": func() *table {
+	"5.18/groups_held": func(*folds) *table {
 		c := newCounter()
 		return &table{columns: []string{"actor_subject", "group_name", "events"}, limit: 1000,
 			note: func(t *tev, system bool) {
@@ -418,7 +421,7 @@ var derivations = map[string]func() *table{
 			}
 			return []string{t.Type, t.Actor.Subject, what}
 		}, nil),
-	"5.33/segments": func() *table {
+	"5.33/segments": func(*folds) *table {
 		return &table{columns: []string{"first", "size", "name", "sha256", "version", "lock_mode", "retain_until"},
 			note: func(*tev, bool) {},
 			rows: func(in *tableIn) []tableRow {
@@ -433,7 +436,7 @@ var derivations = map[string]func() *table{
 				return out
 			}}
 	},
-	"8.2/privileged_groups": func() *table {
+	"8.2/privileged_groups": func(*folds) *table {
 		c := newCounter()
 		return &table{columns: []string{"actor_subject", "group_name"}, limit: 1000,
 			note: func(t *tev, system bool) {
@@ -446,7 +449,7 @@ var derivations = map[string]func() *table{
 			},
 			rows: func(*tableIn) []tableRow { return c.sorted() }}
 	},
-	"8.3/restrictions": func() *table {
+	"8.3/restrictions": func(*folds) *table {
 		c := newCounter()
 		return &table{columns: []string{"type", "events", "identities"},
 			note: func(t *tev, system bool) {
@@ -470,7 +473,7 @@ var derivations = map[string]func() *table{
 			}
 			return []int64{1, 0}
 		}),
-	"8.5/refused": func() *table {
+	"8.5/refused": func(*folds) *table {
 		c := newCounter()
 		return &table{columns: []string{"reason", "refused"}, limit: 100,
 			note: func(t *tev, system bool) {
@@ -591,10 +594,10 @@ func optInt(p *int64) string {
 }
 
 // commandsOf makes a table of the commands' fold.
-func commandsOf(columns []string, limit int, rows func(c *commandTables) []tableRow) func() *table {
-	return func() *table {
-		c := newCommandTables()
-		return &table{columns: columns, limit: limit, note: c.note, rows: func(*tableIn) []tableRow { return rows(c) }}
+func commandsOf(columns []string, limit int, rows func(c *commandTables) []tableRow) func(*folds) *table {
+	return func(f *folds) *table {
+		c := f.commandFold()
+		return &table{columns: columns, limit: limit, rows: func(*tableIn) []tableRow { return rows(c) }}
 	}
 }
 
@@ -651,11 +654,35 @@ func (r *request) shownApprover() string {
 
 func (r *request) selfApproved() bool { return r.approver != "" && r.approver == r.requester }
 
-func approvalsOf(columns []string, limit int, rows func(a *approvalTables) []tableRow) func() *table {
-	return func() *table {
-		a := &approvalTables{byID: map[string]*request{}}
-		return &table{columns: columns, limit: limit, note: a.note, rows: func(*tableIn) []tableRow { return rows(a) }}
+func approvalsOf(columns []string, limit int, rows func(a *approvalTables) []tableRow) func(*folds) *table {
+	return func(f *folds) *table {
+		a := f.approvalFold()
+		return &table{columns: columns, limit: limit, rows: func(*tableIn) []tableRow { return rows(a) }}
 	}
+}
+
+// folds are the folds several tables read: each reads the events once
+// for all of them.
+type folds struct {
+	commands  *commandTables
+	approvals *approvalTables
+	notes     []func(t *tev, system bool)
+}
+
+func (f *folds) commandFold() *commandTables {
+	if f.commands == nil {
+		f.commands = newCommandTables()
+		f.notes = append(f.notes, f.commands.note)
+	}
+	return f.commands
+}
+
+func (f *folds) approvalFold() *approvalTables {
+	if f.approvals == nil {
+		f.approvals = &approvalTables{byID: map[string]*request{}}
+		f.notes = append(f.notes, f.approvals.note)
+	}
+	return f.approvals
 }
 
 func init() {
@@ -766,7 +793,7 @@ func init() {
 			}
 			return out
 		})
-	derivations["8.11/masks_by_rule"] = func() *table {
+	derivations["8.11/masks_by_rule"] = func(*folds) *table {
 		type key = [4]string
 		counts := map[key]*[2]int64{}
 		summed := map[key]bool{}
@@ -832,7 +859,12 @@ func derivedOf(fw *compliance.Framework) []string {
 type tableSet struct {
 	order  []string
 	tables map[string]*table
-	err    error
+	// notes are the tables' and the folds' readers, each once
+	notes []func(t *tev, system bool)
+	folds folds
+	t     tev // the event being read (no table keeps it)
+	scan  eventscan.Event
+	err   error
 }
 
 // newTables starts every derivation named in want ("control/name").
@@ -844,8 +876,13 @@ func newTables(want []string) (*tableSet, error) {
 			return nil, fmt.Errorf("evidence: the mapping marks table %s derived, and this version derives no such table", k)
 		}
 		ts.order = append(ts.order, k)
-		ts.tables[k] = mk()
+		t := mk(&ts.folds)
+		ts.tables[k] = t
+		if t.note != nil {
+			ts.notes = append(ts.notes, t.note)
+		}
 	}
+	ts.notes = append(ts.notes, ts.folds.notes...)
 	return ts, nil
 }
 
@@ -855,17 +892,63 @@ func (ts *tableSet) note(idx uint64, sealed time.Time, event []byte, system bool
 	if ts == nil || ts.err != nil || len(ts.tables) == 0 {
 		return
 	}
-	t := &tev{idx: idx, sealedAt: sealed.UTC().Format(time.RFC3339Nano)}
-	if err := json.Unmarshal(event, t); err != nil {
+	ts.noteScanned(idx, sealed, event, &ts.scan, ts.scan.Scan(event), system)
+}
+
+// noteScanned is note given the event as eventscan read it (scanned
+// false: it could not, and encoding/json decodes the event).
+func (ts *tableSet) noteScanned(idx uint64, sealed time.Time, event []byte, ev *eventscan.Event, scanned, system bool) {
+	if ts == nil || ts.err != nil || len(ts.tables) == 0 {
+		return
+	}
+	t := &ts.t
+	*t = tev{idx: idx}
+	if scanned {
+		t.fill(event, ev)
+	} else if err := json.Unmarshal(event, t); err != nil {
 		ts.err = fmt.Errorf("record %d: %w", idx, err)
 		return
 	}
-	if system && (t.Type != string(events.LedgerClockStatus) || t.Tenant != ledger.SystemTenant) {
-		return
+	if system {
+		if t.Type != string(events.LedgerClockStatus) || t.Tenant != ledger.SystemTenant {
+			return
+		}
+		t.sealedAt = sealed.UTC().Format(time.RFC3339Nano)
 	}
-	for _, k := range ts.order {
-		ts.tables[k].note(t, system)
+	for _, note := range ts.notes {
+		note(t, system)
 	}
+}
+
+// fill reads t from ev, event's members as eventscan read them: what
+// json.Unmarshal would decode. Its strings are of one copy of the event,
+// which the tables may keep; its payload members view event itself, read
+// only while the event is noted.
+func (t *tev) fill(event []byte, ev *eventscan.Event) {
+	s := string(event)
+	t.ID, t.Type, t.Time = ev.In(s, eventscan.ID), ev.In(s, eventscan.Type), ev.In(s, eventscan.Time)
+	t.Tenant, t.Session = ev.In(s, eventscan.Tenant), ev.In(s, eventscan.SessionID)
+	t.Source.Kind = ev.In(s, eventscan.SourceKind)
+	a := &t.Actor
+	a.Issuer, a.Subject, a.Email = ev.In(s, eventscan.ActorIssuer), ev.In(s, eventscan.ActorSubject), ev.In(s, eventscan.ActorEmail)
+	a.Kind, a.Groups, a.DevIdentity = ev.In(s, eventscan.ActorKind), ev.Strings(eventscan.ActorGroups), ev.Bool(eventscan.ActorDevIdentity)
+	if ev.Has(eventscan.Target) {
+		t.target.Name = ev.In(s, eventscan.TargetName)
+		t.Target = &t.target
+	}
+	p := &t.Payload
+	p.Active, p.ApprovalId, p.BreakGlass = ev.Raw(eventscan.PActive), ev.Raw(eventscan.PApprovalID), ev.Raw(eventscan.PBreakGlass)
+	p.ClientAddr, p.Column, p.CommandId = ev.Raw(eventscan.PClientAddr), ev.Raw(eventscan.PColumn), ev.Raw(eventscan.PCommandID)
+	p.CommandTag, p.Count, p.ErrorCode = ev.Raw(eventscan.PCommandTag), ev.Raw(eventscan.PCount), ev.Raw(eventscan.PErrorCode)
+	p.EsterrorUs, p.Field, p.Framework = ev.Raw(eventscan.PEsterrorUs), ev.Raw(eventscan.PField), ev.Raw(eventscan.PFramework)
+	p.From, p.Grants, p.Host = ev.Raw(eventscan.PFrom), ev.Raw(eventscan.PGrants), ev.Raw(eventscan.PHost)
+	p.Kind, p.ListingSha256, p.MaxerrorUs = ev.Raw(eventscan.PKind), ev.Raw(eventscan.PListingSHA256), ev.Raw(eventscan.PMaxerrorUs)
+	p.Method, p.Part, p.Parts = ev.Raw(eventscan.PMethod), ev.Raw(eventscan.PPart), ev.Raw(eventscan.PParts)
+	p.ReadError, p.Reason, p.Resource = ev.Raw(eventscan.PReadError), ev.Raw(eventscan.PReason), ev.Raw(eventscan.PResource)
+	p.Rows, p.Rule, p.RuleId = ev.Raw(eventscan.PRows), ev.Raw(eventscan.PRule), ev.Raw(eventscan.PRuleID)
+	p.RuleVersion, p.Snapshot, p.Source = ev.Raw(eventscan.PRuleVersion), ev.Raw(eventscan.PSnapshot), ev.Raw(eventscan.PSource)
+	p.Statement, p.Synchronised, p.To = ev.Raw(eventscan.PStatement), ev.Raw(eventscan.PSynchronised), ev.Raw(eventscan.PTo)
+	p.Unverified, p.Users = ev.Raw(eventscan.PUnverified), ev.Raw(eventscan.PUsers)
 }
 
 // csv returns table k's CSV and its number of rows, and whether rows
