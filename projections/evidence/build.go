@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,6 +123,7 @@ type builder struct {
 	tables   *tableSet
 	census   *identityCensus
 	scan     eventscan.Event // the event being read
+	line     []byte          // the line of events.jsonl being written
 	segs     []Segment
 	expected *compliance.Expectations
 	// operatorExpectations: the requester gave the expectations
@@ -497,6 +499,22 @@ func (b *builder) provenLine(ctx context.Context, w io.Writer, e *projections.Ev
 	return err
 }
 
+// appendEventLine appends the line of events.jsonl of the tenant's
+// record idx (without its line end): {"index":…,"leaf":"…","sealed_at":
+// "…","event":…}, the leaf in lower-case hex, sealed_at in RFC 3339 with
+// nanoseconds, UTC, the event's bytes as sealed.
+func appendEventLine(dst []byte, idx uint64, leaf ledger.Hash, sealed time.Time, event []byte) []byte {
+	dst = append(dst, `{"index":`...)
+	dst = strconv.AppendUint(dst, idx, 10)
+	dst = append(dst, `,"leaf":"`...)
+	dst = hex.AppendEncode(dst, leaf[:])
+	dst = append(dst, `","sealed_at":"`...)
+	dst = sealed.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","event":`...)
+	dst = append(dst, event...)
+	return append(dst, '}')
+}
+
 // events writes the tenant's events of [a, z) as JSON lines, each event's
 // bytes exactly as sealed.
 func (b *builder) events(ctx context.Context, w io.Writer, a, z uint64) error {
@@ -525,7 +543,8 @@ func (b *builder) events(ctx context.Context, w io.Writer, a, z uint64) error {
 			return err
 		}
 		b.tables.noteScanned(e.Index, r.Time, e.Event, &b.scan, scanned, false)
-		_, err = fmt.Fprintf(w, `{"index":%d,"leaf":"%x","sealed_at":"%s","event":%s}`+"\n", e.Index, e.Leaf[:], r.Time.UTC().Format(time.RFC3339Nano), e.Event)
+		b.line = append(appendEventLine(b.line[:0], e.Index, e.Leaf, r.Time, e.Event), '\n')
+		_, err = w.Write(b.line)
 		return err
 	})
 }

@@ -653,6 +653,7 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 	tenant := ledger.TenantHash(m.Tenant)
 	var frame [4]byte
 	buf := make([]byte, 0, 4096)
+	var want []byte // the line the builder writes
 	count := 0
 	line := 0
 	for idx := m.Range.First; idx < m.Range.End; idx++ {
@@ -728,24 +729,15 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 		if !lines.Scan() {
 			return count, failAt(EventsFile, idx, "no line for the tenant's record (the file has %d lines): an event was removed", line-1)
 		}
-		var l struct {
-			Index  uint64          `json:"index"`
-			Leaf   string          `json:"leaf"`
-			Sealed time.Time       `json:"sealed_at"`
-			Event  json.RawMessage `json:"event"`
-		}
-		if err := json.Unmarshal(lines.Bytes(), &l); err != nil {
-			return count, failf(EventsFile, "line %d: %v", line, err)
-		}
-		switch {
-		case l.Index != idx:
-			return count, failf(EventsFile, "line %d is index %d, the tenant's next record is %d: an event was added or removed", line, l.Index, idx)
-		case l.Leaf != hex.EncodeToString(leaf[:]):
-			return count, failAt(EventsFile, idx, "line %d: leaf %s, the record's is %x", line, l.Leaf, leaf)
-		case !bytes.Equal(l.Event, r.Event):
-			return count, failAt(EventsFile, idx, "line %d: the event differs from the sealed record's", line)
-		case !l.Sealed.Equal(r.Time):
-			return count, failAt(EventsFile, idx, "line %d: sealed_at %s, the record says %s", line, l.Sealed.Format(time.RFC3339Nano), r.Time.Format(time.RFC3339Nano))
+		// The line the builder writes for the record (appendEventLine) is
+		// the record's: each member below is what the record says (its
+		// event, which the context read above, a JSON object). Any other
+		// line is decoded and compared member by member.
+		want = appendEventLine(want[:0], idx, leaf, r.Time, r.Event)
+		if !bytes.Equal(lines.Bytes(), want) || len(r.Event) < 2 || r.Event[0] != '{' || r.Event[len(r.Event)-1] != '}' || r.Time.UTC().Year() < 0 || r.Time.UTC().Year() > 9999 {
+			if err := checkEventLine(lines.Bytes(), line, idx, leaf, r.Event, r.Time); err != nil {
+				return count, err
+			}
 		}
 		sealed.note(idx, r.Event)
 		seen(idx, r.Time, r.Event, false)
@@ -770,6 +762,31 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 		return count, failf(EventsFile, "%v", err)
 	}
 	return count, nil
+}
+
+// checkEventLine checks line number line of events.jsonl, b, against the
+// tenant's record idx: its leaf hash, event and sealing time.
+func checkEventLine(b []byte, line int, idx uint64, leaf ledger.Hash, event []byte, at time.Time) error {
+	var l struct {
+		Index  uint64          `json:"index"`
+		Leaf   string          `json:"leaf"`
+		Sealed time.Time       `json:"sealed_at"`
+		Event  json.RawMessage `json:"event"`
+	}
+	if err := json.Unmarshal(b, &l); err != nil {
+		return failf(EventsFile, "line %d: %v", line, err)
+	}
+	switch {
+	case l.Index != idx:
+		return failf(EventsFile, "line %d is index %d, the tenant's next record is %d: an event was added or removed", line, l.Index, idx)
+	case l.Leaf != hex.EncodeToString(leaf[:]):
+		return failAt(EventsFile, idx, "line %d: leaf %s, the record's is %x", line, l.Leaf, leaf)
+	case !bytes.Equal(l.Event, event):
+		return failAt(EventsFile, idx, "line %d: the event differs from the sealed record's", line)
+	case !l.Sealed.Equal(at):
+		return failAt(EventsFile, idx, "line %d: sealed_at %s, the record says %s", line, l.Sealed.Format(time.RFC3339Nano), at.Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // checkSealedAt binds the manifest's period and sealing times, and each
