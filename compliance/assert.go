@@ -306,6 +306,11 @@ func (a *Asserter) Add(idx uint64, raw []byte) error {
 	if ev.Scan(raw) {
 		return a.AddScanned(idx, raw, &ev)
 	}
+	return a.addDecoded(idx, raw)
+}
+
+// addDecoded is Add with the event decoded by encoding/json.
+func (a *Asserter) addDecoded(idx uint64, raw []byte) error {
 	var v envelope
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return fmt.Errorf("compliance: event %d: %w", idx, err)
@@ -320,12 +325,7 @@ func (a *Asserter) AddScanned(idx uint64, raw []byte, ev *eventscan.Event) error
 	var at time.Time
 	if ev.Has(eventscan.Time) {
 		if at.UnmarshalJSON(ev.Raw(eventscan.Time)) != nil {
-			// json.Unmarshal's error, as Add gives it
-			var v envelope
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return fmt.Errorf("compliance: event %d: %w", idx, err)
-			}
-			return a.add(idx, &v)
+			return a.addDecoded(idx, raw) // json.Unmarshal's error
 		}
 	}
 	typ := ev.Bytes(eventscan.Type)
