@@ -525,14 +525,14 @@ func (b *builder) events(ctx context.Context, w io.Writer, a, z uint64) error {
 		if err != nil {
 			return fmt.Errorf("record %d: %w", e.Index, err)
 		}
-		for _, f := range sealedIn(e.Index, e.Event) {
+		// One reading of the event for every check.
+		scanned := b.scan.Scan(e.Event)
+		for _, f := range sealedInScanned(e.Index, e.Event, &b.scan, scanned) {
 			b.sealed.Count++
 			if by, ok := b.erased[f.Pseudonym]; ok {
 				b.sealed.Erased = append(b.sealed.Erased, ErasedField{Index: f.Index, Field: f.Field, Pseudonym: f.Pseudonym, ErasedBy: by})
 			}
 		}
-		// One reading of the event for every check.
-		scanned := b.scan.Scan(e.Event)
 		b.census.noteScanned(e.Event, &b.scan, scanned)
 		if scanned {
 			err = b.asserter.AddScanned(e.Index, e.Event, &b.scan)

@@ -88,6 +88,11 @@ func TestTablesSameScannedOrDecoded(t *testing.T) {
 				census[0].noteScanned(b, &ev, scanned)
 				census[1].noteScanned(b, nil, false)
 			}
+			sealed := bytes.ReplaceAll(b, []byte(`x@example.com`), []byte(`pii1.0123456789abcdef0123456789abcdef.AAECAwQF`))
+			var sev eventscan.Event
+			if got, want := sealedInScanned(1, sealed, &sev, sev.Scan(sealed)), sealedInScanned(1, sealed, nil, false); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s: sealed fields scanned %v, decoded %v", name, got, want)
+			}
 		}
 		if sets[0].err != nil || sets[1].err != nil {
 			t.Fatalf("%s: %v, %v", name, sets[0].err, sets[1].err)

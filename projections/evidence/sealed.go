@@ -49,7 +49,16 @@ func sealedIn(idx uint64, event []byte) []ledger.SealedField {
 		return nil
 	}
 	var scan eventscan.Event
-	if scan.Scan(event) {
+	return sealedInScanned(idx, event, &scan, scan.Scan(event))
+}
+
+// sealedInScanned is sealedIn given the event as eventscan read it
+// (scanned false: encoding/json decodes it).
+func sealedInScanned(idx uint64, event []byte, scan *eventscan.Event, scanned bool) []ledger.SealedField {
+	if !bytes.Contains(event, sealedMarker) {
+		return nil
+	}
+	if scanned {
 		if p, ok := ledger.SealedPseudonym(scan.Str(eventscan.ActorEmail)); ok {
 			return []ledger.SealedField{{Index: idx, Field: "actor.email", Pseudonym: p}}
 		}
