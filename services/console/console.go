@@ -165,6 +165,8 @@ func (c *Console) router() chi.Router {
 			r.Post("/logout", c.logout)
 			r.Get("/sessions", c.sessionsPage)
 			r.Get("/sessions/{tenant}/{id}", c.timelinePage)
+			r.Get("/sessions/{tenant}/{id}/replay", c.replayPage)
+			r.Get("/sessions/{tenant}/{id}/cast", c.castDownload)
 			r.Get("/export", c.export)
 			r.Get("/inbox", c.inboxPage)
 			r.Get("/inbox/pending", c.inboxFragment)

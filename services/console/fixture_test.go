@@ -50,6 +50,9 @@ type fixture struct {
 	approvals *approvals.Broker
 	access    *access.Broker
 	auth      identity.Authenticator
+	// The log's store and signer (a proof's checks).
+	store  *file.Store
+	signer *ledger.NoteSigner
 }
 
 var users = []oidcdev.User{
@@ -93,7 +96,11 @@ func gatewayEvents() []string {
 	}
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with extra events in the log (a session
+// a gateway recorded).
+func newFixtureWith(t *testing.T, extra [][]byte) *fixture {
 	t.Helper()
 	pg := pgtest.StartT(t)
 	db, err := pgxpool.New(t.Context(), pg.DSN(pg.NewDatabase(t)))
@@ -110,6 +117,9 @@ func newFixture(t *testing.T) *fixture {
 	var es []ledger.Entry
 	for _, e := range gatewayEvents() {
 		es = append(es, ledger.Entry{Event: []byte(e)})
+	}
+	for _, e := range extra {
+		es = append(es, ledger.Entry{Event: e})
 	}
 	if _, err := l.Append(t.Context(), es); err != nil {
 		t.Fatal(err)
@@ -174,7 +184,7 @@ func newFixture(t *testing.T) *fixture {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, idp: idp, js: js, stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) },
-		approvals: b, access: ab, auth: auth}
+		approvals: b, access: ab, auth: auth, store: store, signer: signer}
 }
 
 // signIn signs user in through the console and the provider's login

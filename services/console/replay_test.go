@@ -1,0 +1,93 @@
+package console_test
+
+import (
+	"fmt"
+	"html"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+// TestReplay: a terminal session recorded by the SSH gateway is replayed
+// from the API's cast: the page carries the cast and a transcript, the
+// card number the person typed and printed stays redacted as recorded,
+// each view and download is one audit.accessed, and the wrong role,
+// another tenant or a session without a terminal is refused, recorded,
+// without data.
+func TestReplay(t *testing.T) {
+	rec, id := recordSSHSession(t)
+	f := newFixtureWith(t, rec)
+	carol := f.signIn(t, "carol", "carol-secret")
+	page := "/console/sessions/acme/" + id
+
+	// The timeline offers the replay.
+	status, body := get(t, carol, f.srv.URL+page)
+	if status != 200 || !strings.Contains(body, `href="`+page+`/replay"`) {
+		t.Fatalf("the timeline of the SSH session: %d, no replay link\n%.3000s", status, body)
+	}
+	before := countContaining(f.recorded(events.AuditAccessed), `"session cast"`)
+	status, body = get(t, carol, f.srv.URL+page+"/replay")
+	if status != 200 {
+		t.Fatalf("replay: %d %.2000s", status, body)
+	}
+	text := html.UnescapeString(body)
+	for _, want := range []string{`"version":2`, `id="screen"`, "hello from the replay", "[REDACTED:", `src="/console/static/replay.js"`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the replay page lacks %q", want)
+		}
+	}
+	if strings.Contains(text, sshSecret) || strings.Contains(text, strings.ReplaceAll(sshSecret, " ", "")) {
+		t.Fatal("the replay shows the card number the gateway redacted")
+	}
+	if strings.Contains(body, "<script>") {
+		t.Fatal("an inline script on the replay page")
+	}
+	if n := countContaining(f.recorded(events.AuditAccessed), `"session cast"`) - before; n != 1 {
+		t.Fatalf("%d audit.accessed of the cast for one view", n)
+	}
+
+	// The download: an asciicast v2 file, a read of its own.
+	resp, err := carol.Get(f.srv.URL + page + "/cast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-asciicast" || !strings.Contains(resp.Header.Get("Content-Disposition"), ".cast") {
+		t.Fatalf("the cast download: %d %v", resp.StatusCode, resp.Header)
+	}
+	if n := countContaining(f.recorded(events.AuditAccessed), `"session cast"`) - before; n != 2 {
+		t.Fatalf("%d audit.accessed of the cast for a view and a download", n)
+	}
+
+	// A session of no terminal (an HTTP request) has no cast: the page
+	// shows the API's 404.
+	status, body = get(t, carol, f.srv.URL+"/console/sessions/acme/http-s1/replay")
+	if status != http.StatusNotFound || !strings.Contains(body, "no session.started") {
+		t.Fatalf("the replay of an HTTP session: %d %.1500s", status, body)
+	}
+
+	// The wrong role, another tenant: refused by the API, recorded, no
+	// output.
+	blocked := len(f.recorded(events.CommandBlocked))
+	for _, c := range []struct{ user, secret string }{{"alice", "alice-secret"}, {"gina", "gina-secret"}} {
+		cl := f.signIn(t, c.user, c.secret)
+		status, body := get(t, cl, f.srv.URL+page+"/replay")
+		if status != http.StatusForbidden || strings.Contains(body, "hello from") || strings.Contains(body, `id="cast"`) {
+			t.Fatalf("%s's replay: %d %.1500s", c.user, status, body)
+		}
+		status, body = get(t, cl, f.srv.URL+page+"/cast")
+		if status != http.StatusForbidden || strings.Contains(body, "hello from") {
+			t.Fatalf("%s's cast download: %d %.1500s", c.user, status, body)
+		}
+	}
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if n := len(f.recorded(events.CommandBlocked)) - blocked; n < 4 {
+			return fmt.Errorf("%d refusals recorded for 4 refused reads", n)
+		}
+		return nil
+	})
+}
