@@ -36,7 +36,8 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal("chromium is not installed (apt-get install chromium; .ci/run installs it): the console's browser test needs it")
 	}
-	f := newFixture(t)
+	rec, sshID := recordSSHSession(t)
+	f := newFixtureWith(t, rec)
 	shots := t.TempDir()
 	if d := os.Getenv("TEST_ARTIFACTS"); d != "" {
 		shots = filepath.Join(d, "console")
@@ -224,6 +225,35 @@ func TestBrowser(t *testing.T) {
 		if !strings.Contains(tl, want) {
 			t.Fatalf("the timeline lacks %q: %s", want, tl)
 		}
+	}
+
+	// Replay the terminal session the SSH gateway recorded: the player
+	// plays the API's cast (at 16×) to its end; what the gateway redacted
+	// stays redacted; going back to 0 clears the screen.
+	accessed = len(f.recorded(events.AuditAccessed))
+	run("replay", chromedp.Navigate(f.srv.URL+"/console/sessions/acme/"+sshID), chromedp.Click(css(`#replay`), chromedp.NodeVisible),
+		chromedp.WaitVisible(css(`#player[data-state="ready"] #play`)))
+	if n := len(f.recorded(events.AuditAccessed)) - accessed; n != 2 {
+		t.Fatalf("%d audit.accessed for a timeline and a replay", n)
+	}
+	run("play", chromedp.SetValue(css(`#speed`), "16"), chromedp.Click(css(`#play`)), chromedp.WaitVisible(css(`#player[data-state="ended"]`)))
+	screen := text(`#screen`)
+	for _, want := range []string{"the quick brown fox jumps", "done-42", "card [REDACTED:credit_card]", "logout"} {
+		if !strings.Contains(screen, want) {
+			t.Fatalf("the replayed screen lacks %q:\n%s", want, screen)
+		}
+	}
+	if strings.Contains(screen, sshSecret) || strings.ContainsAny(screen, "\x1b\r") || strings.Contains(screen, "[1m") || strings.Contains(screen, "2004") {
+		t.Fatalf("the replayed screen shows a secret or raw escape sequences:\n%q", screen)
+	}
+	if lines := strings.Count(screen, "\n") + 1; lines > 24 {
+		t.Fatalf("the 80×24 terminal shows %d lines", lines)
+	}
+	shot("replay", true)
+	axe("the replay")
+	rewound, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const p = document.getElementById("position"); p.value = "0"; p.dispatchEvent(new Event("input")); return document.getElementById("screen").textContent })()`))
+	if err != nil || strings.Contains(rewound, "logout") {
+		t.Fatalf("the screen at 0 s: %q %v", rewound, err)
 	}
 
 	// Export the load generator's events as CSV, and read the file.
