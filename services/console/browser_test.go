@@ -256,6 +256,33 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("the screen at 0 s: %q %v", rewound, err)
 	}
 
+	// Check an event's inclusion in the browser: from the timeline, the
+	// proof page fetches the proof and checkpoint and walks it with
+	// WebCrypto; a server that changes the proof is caught.
+	accessed = len(f.recorded(events.AuditAccessed))
+	run("proof", chromedp.Navigate(f.srv.URL+"/console/sessions/acme/pg-s1"), chromedp.Click(`//li[contains(@class,"ev-mask.applied")]//a[text()="check its inclusion"]`, chromedp.NodeVisible),
+		chromedp.WaitVisible(css(`#proof[data-state="verified"]`)))
+	if s := text(`#proof-result`); !strings.HasPrefix(s, "Verified: ") || !strings.Contains(s, "console.test/log") {
+		t.Fatalf("the proof check: %s", s)
+	}
+	if s := text(`#proof-steps`); !strings.Contains(s, "the proof leads to the checkpoint's root") || !strings.Contains(s, "step 1: sibling") || strings.Contains(s, "✗") {
+		t.Fatalf("the proof's steps: %s", s)
+	}
+	// The timeline, the event's page and the proof: each a recorded read.
+	if n := countContaining(f.recorded(events.AuditAccessed)[accessed:], `"inclusion proof"`); n != 1 {
+		t.Fatalf("%d audit.accessed of the inclusion proof", n)
+	}
+	shot("proof", true)
+	axe("the proof page")
+	f.tamper.Store(true)
+	run("tampered proof", chromedp.Click(css(`#proof-run`), chromedp.NodeVisible), chromedp.WaitVisible(css(`#proof[data-state="failed"]`)))
+	f.tamper.Store(false)
+	if s := text(`#proof-result`); !strings.HasPrefix(s, "Failed: the proof leads to root") || !strings.Contains(s, "not the checkpoint's") {
+		t.Fatalf("a tampered proof: %s", s)
+	}
+	shot("proof-tampered", true)
+	axe("a failed proof")
+
 	// Export the load generator's events as CSV, and read the file.
 	eventsOn := true
 	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{

@@ -167,6 +167,8 @@ func (c *Console) router() chi.Router {
 			r.Get("/sessions/{tenant}/{id}", c.timelinePage)
 			r.Get("/sessions/{tenant}/{id}/replay", c.replayPage)
 			r.Get("/sessions/{tenant}/{id}/cast", c.castDownload)
+			r.Get("/proof/{tenant}/{index}", c.proofPage)
+			r.Get("/proof/{tenant}/{index}/inclusion", c.inclusionProof)
 			r.Get("/export", c.export)
 			r.Get("/inbox", c.inboxPage)
 			r.Get("/inbox/pending", c.inboxFragment)

@@ -3,11 +3,13 @@ package console_test
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +55,9 @@ type fixture struct {
 	// The log's store and signer (a proof's checks).
 	store  *file.Store
 	signer *ledger.NoteSigner
+	// tamper, when set, makes the server change the inclusion proofs
+	// the console serves.
+	tamper *atomic.Bool
 }
 
 var users = []oidcdev.User{
@@ -180,11 +185,34 @@ func newFixtureWith(t *testing.T, extra [][]byte) *fixture {
 	mux := http.NewServeMux()
 	mux.Handle("/console/", c)
 	mux.Handle("/", h)
-	srv.Config.Handler = mux
+	tamper := &atomic.Bool{}
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tamper.Load() && strings.HasPrefix(r.URL.Path, "/console/proof/") && strings.HasSuffix(r.URL.Path, "/inclusion") {
+			// A test double of a lying server: the first hash of the
+			// path changed (another base64 digit).
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, r)
+			lines := strings.Split(rec.Body.String(), "\n")
+			if len(lines) > 2 && lines[0] == "c2sp.org/tlog-proof@v1" && lines[2] != "" {
+				b := []byte(lines[2])
+				if b[0] == 'A' {
+					b[0] = 'B'
+				} else {
+					b[0] = 'A'
+				}
+				lines[2] = string(b)
+			}
+			maps.Copy(w.Header(), rec.Header())
+			w.WriteHeader(rec.Code)
+			io.WriteString(w, strings.Join(lines, "\n"))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, idp: idp, js: js, stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) },
-		approvals: b, access: ab, auth: auth, store: store, signer: signer}
+		approvals: b, access: ab, auth: auth, store: store, signer: signer, tamper: tamper}
 }
 
 // signIn signs user in through the console and the provider's login

@@ -45,6 +45,8 @@ type page struct {
 	// The replay; Terminal: the timeline's session recorded a terminal.
 	Replay   *replay
 	Terminal bool
+	// The proof page.
+	Proof *proofView
 }
 
 type refusal struct {
