@@ -91,3 +91,52 @@ func TestReplay(t *testing.T) {
 		return nil
 	})
 }
+
+// TestProofPage: the proof page and the proof it fetches are the API's
+// reads, recorded; another tenant's event, the wrong role or a bad index
+// is refused without the record or the proof.
+func TestProofPage(t *testing.T) {
+	f := newFixture(t)
+	carol := f.signIn(t, "carol", "carol-secret")
+	// Index 2 is pg-3 (mask.applied, acme); 12 is globex's gx-1.
+	status, body := get(t, carol, f.srv.URL+"/console/proof/acme/2")
+	if status != 200 || !strings.Contains(body, `data-record="`) || !strings.Contains(body, `data-proof-url="/console/proof/acme/2/inclusion"`) || !strings.Contains(body, "mask-cards") {
+		t.Fatalf("the proof page: %d %.2000s", status, body)
+	}
+	before := countContaining(f.recorded(events.AuditAccessed), `"inclusion proof"`)
+	status, body = get(t, carol, f.srv.URL+"/console/proof/acme/2/inclusion")
+	if status != 200 || !strings.HasPrefix(body, "c2sp.org/tlog-proof@v1\nindex 2\n") || !strings.Contains(body, "console.test/log\n") {
+		t.Fatalf("the proof: %d %.2000s", status, body)
+	}
+	if n := countContaining(f.recorded(events.AuditAccessed), `"inclusion proof"`) - before; n != 1 {
+		t.Fatalf("%d audit.accessed for one proof", n)
+	}
+	// carol asks for acme's event at globex's index: there is none.
+	if status, body := get(t, carol, f.srv.URL+"/console/proof/acme/12"); status != 404 || strings.Contains(body, "globex_secret_plan") {
+		t.Fatalf("acme at globex's index: %d %.1500s", status, body)
+	}
+	blocked := len(f.recorded(events.CommandBlocked))
+	for _, c := range []struct{ user, secret, path string }{
+		{"carol", "carol-secret", "/console/proof/globex/12"},
+		{"carol", "carol-secret", "/console/proof/acme/12/inclusion"},
+		{"gina", "gina-secret", "/console/proof/acme/2"},
+		{"gina", "gina-secret", "/console/proof/globex/2/inclusion"},
+		{"alice", "alice-secret", "/console/proof/acme/2"},
+		{"alice", "alice-secret", "/console/proof/acme/2/inclusion"},
+	} {
+		cl := f.signIn(t, c.user, c.secret)
+		status, body := get(t, cl, f.srv.URL+c.path)
+		if status < 400 || strings.Contains(body, "data-record") || strings.Contains(body, "c2sp.org") || strings.Contains(body, "globex_secret_plan") {
+			t.Fatalf("%s %s: %d %.1500s", c.user, c.path, status, body)
+		}
+	}
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if n := len(f.recorded(events.CommandBlocked)) - blocked; n < 6 {
+			return fmt.Errorf("%d refusals recorded for 6 refused reads", n)
+		}
+		return nil
+	})
+	if status, _ := get(t, carol, f.srv.URL+"/console/proof/acme/x"); status != 400 {
+		t.Fatalf("a bad index: %d", status)
+	}
+}
