@@ -1,6 +1,8 @@
 package console_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"maps"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/oidcdev"
@@ -58,6 +61,8 @@ type fixture struct {
 	// tamper, when set, makes the server change the inclusion proofs
 	// the console serves.
 	tamper *atomic.Bool
+	// evidenceKey signs the evidence bundles' manifests.
+	evidenceKey ssh.PublicKey
 }
 
 var users = []oidcdev.User{
@@ -172,7 +177,10 @@ func newFixtureWith(t *testing.T, extra [][]byte) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.NewServer(api.Config{Auth: auth, Approvals: b, Access: ab, Emitter: em, DB: db, Tenant: "ops"})
+	_, epriv, _ := ed25519.GenerateKey(rand.Reader)
+	esigner, _ := ssh.NewSignerFromKey(epriv)
+	h, err := api.NewServer(api.Config{Auth: auth, Approvals: b, Access: ab, Emitter: em, DB: db, Tenant: "ops",
+		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "console test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +220,7 @@ func newFixtureWith(t *testing.T, extra [][]byte) *fixture {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, idp: idp, js: js, stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) },
-		approvals: b, access: ab, auth: auth, store: store, signer: signer, tamper: tamper}
+		approvals: b, access: ab, auth: auth, store: store, signer: signer, tamper: tamper, evidenceKey: esigner.PublicKey()}
 }
 
 // signIn signs user in through the console and the provider's login

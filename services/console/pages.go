@@ -47,6 +47,8 @@ type page struct {
 	Terminal bool
 	// The proof page.
 	Proof *proofView
+	// The evidence pages.
+	Evidence *evidenceView
 }
 
 type refusal struct {
