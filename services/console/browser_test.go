@@ -289,20 +289,25 @@ func TestBrowser(t *testing.T) {
 		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: downloads, EventsEnabled: &eventsOn}); err != nil {
 		t.Fatal(err)
 	}
-	run("export", chromedp.Navigate(f.srv.URL+"/console/sessions?who=loadgen&tenant=acme"), chromedp.WaitVisible(css(`#export-csv`)), chromedp.Click(css(`#export-csv`)))
-	var file string
-	for file == "" {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the CSV download did not complete")
-		case <-time.After(100 * time.Millisecond):
+	downloaded := func(what string) string {
+		t.Helper()
+		for {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("the download of %s did not complete", what)
+			case <-time.After(100 * time.Millisecond):
+			}
+			mu.Lock()
+			for g := range done {
+				delete(done, g)
+				mu.Unlock()
+				return filepath.Join(downloads, g)
+			}
+			mu.Unlock()
 		}
-		mu.Lock()
-		for g := range done {
-			file = filepath.Join(downloads, g)
-		}
-		mu.Unlock()
 	}
+	run("export", chromedp.Navigate(f.srv.URL+"/console/sessions?who=loadgen&tenant=acme"), chromedp.WaitVisible(css(`#export-csv`)), chromedp.Click(css(`#export-csv`)))
+	file := downloaded("the CSV export")
 	fh, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
@@ -321,6 +326,36 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("after sign-out: %s", s)
 	}
 	axe("a refusal")
+
+	// Evidence: gina, globex's auditor, asks for her tenant's bundle of
+	// the last 30 days in the page, refreshes until it is ready,
+	// downloads it, and it verifies offline.
+	run("gina signs in", chromedp.Navigate(f.srv.URL+"/console/login"), chromedp.WaitVisible(css(`#username`)), chromedp.SendKeys(css(`#username`), "gina"),
+		chromedp.SendKeys(css(`#password`), "gina-secret"), chromedp.Click(css(`button[type=submit]`)), chromedp.WaitVisible(css(`#results`)))
+	run("evidence", chromedp.Click(`//nav//a[text()="Evidence"]`, chromedp.NodeVisible), chromedp.WaitVisible(css(`#evidence-form`)),
+		chromedp.SendKeys(css(`#e-tenant`), "globex"))
+	axe("the evidence page")
+	run("build", chromedp.Click(css(`#build`)), chromedp.WaitVisible(css(`#bundle`)))
+	for {
+		st, err := chromedp.Run(ctx, chromedp.AttributeValue(css(`#bundle`), "data-status"))
+		if err != nil || st.Value == "failed" {
+			t.Fatalf("the bundle: %+v %v: %s", st, err, text(`#bundle`))
+		}
+		if st.Value == "ready" {
+			break
+		}
+		run("refresh", chromedp.Click(css(`#refresh`)), chromedp.WaitVisible(css(`#bundle`)))
+	}
+	shot("evidence", true)
+	axe("a ready bundle")
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	bundleID := loc[strings.LastIndex(loc, "/")+1:]
+	run("download the bundle", chromedp.Click(css(`#download`)))
+	bundle, err := os.ReadFile(downloaded("the bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBundle(t, f, bundle, bundleID, "globex", 1)
 
 	// The reviewers' inbox: bob signs in; a statement a proxy holds
 	// appears by itself (htmx polls the pending list); he approves it in
