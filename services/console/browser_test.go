@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/approvals"
 )
@@ -282,6 +283,17 @@ func TestBrowser(t *testing.T) {
 	}
 	shot("proof-tampered", true)
 	axe("a failed proof")
+
+	// Ledger health: the newest checkpoint and a full verification.
+	if _, err := projections.VerifyNow(t.Context(), projections.Config{DB: f.db, Store: f.store, Verifier: f.signer.Verifier()}); err != nil {
+		t.Fatal(err)
+	}
+	run("health", chromedp.Click(`//nav//a[text()="Health"]`, chromedp.NodeVisible), chromedp.WaitVisible(css(`#verification[data-ok="true"]`)))
+	if s := text(`#checkpoint`); !strings.Contains(s, "console.test/log") {
+		t.Fatalf("the health page's checkpoint: %s", s)
+	}
+	shot("health", true)
+	axe("the health page")
 
 	// Export the load generator's events as CSV, and read the file.
 	eventsOn := true

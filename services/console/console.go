@@ -170,6 +170,7 @@ func (c *Console) router() chi.Router {
 			r.Get("/sessions/{tenant}/{id}/cast", c.castDownload)
 			r.Get("/proof/{tenant}/{index}", c.proofPage)
 			r.Get("/proof/{tenant}/{index}/inclusion", c.inclusionProof)
+			r.Get("/health", c.healthPage)
 			r.Get("/evidence", c.evidencePage)
 			r.Post("/evidence", c.requestEvidence)
 			r.Get("/evidence/{id}", c.bundlePage)

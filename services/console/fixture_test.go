@@ -63,6 +63,7 @@ type fixture struct {
 	tamper *atomic.Bool
 	// evidenceKey signs the evidence bundles' manifests.
 	evidenceKey ssh.PublicKey
+	db          *pgxpool.Pool
 }
 
 var users = []oidcdev.User{
@@ -220,7 +221,7 @@ func newFixtureWith(t *testing.T, extra [][]byte) *fixture {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, idp: idp, js: js, stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) },
-		approvals: b, access: ab, auth: auth, store: store, signer: signer, tamper: tamper, evidenceKey: esigner.PublicKey()}
+		approvals: b, access: ab, auth: auth, store: store, signer: signer, tamper: tamper, evidenceKey: esigner.PublicKey(), db: db}
 }
 
 // signIn signs user in through the console and the provider's login

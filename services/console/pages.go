@@ -49,6 +49,8 @@ type page struct {
 	Proof *proofView
 	// The evidence pages.
 	Evidence *evidenceView
+	// The health page.
+	Health *health
 }
 
 type refusal struct {
