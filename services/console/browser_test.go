@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/approvals"
@@ -273,6 +274,16 @@ func TestBrowser(t *testing.T) {
 	if n := countContaining(f.recorded(events.AuditAccessed)[accessed:], `"inclusion proof"`); n != 1 {
 		t.Fatalf("%d audit.accessed of the inclusion proof", n)
 	}
+	if sig, err := chromedp.Run(ctx, chromedp.AttributeValue(css(`#proof`), "data-signature")); err != nil || sig.Value != "unchecked" {
+		t.Fatalf("the signature without a pinned key: %+v %v", sig, err)
+	}
+	// With the log's key pinned, the checkpoint's signature is checked
+	// too (WebCrypto Ed25519).
+	run("pin the key", chromedp.SendKeys(css(`#vkey`), f.signer.Verifier().String()), chromedp.Click(css(`#proof-run`)),
+		chromedp.WaitVisible(css(`#proof[data-state="verified"][data-signature="verified"]`)))
+	if s := text(`#proof-result`); !strings.Contains(s, "signed by the pinned key console.test/log") {
+		t.Fatalf("the proof check with a pinned key: %s", s)
+	}
 	shot("proof", true)
 	axe("the proof page")
 	f.tamper.Store(true)
@@ -283,6 +294,15 @@ func TestBrowser(t *testing.T) {
 	}
 	shot("proof-tampered", true)
 	axe("a failed proof")
+	// Another key of the same name: the checkpoint is not signed by it.
+	_, other, err := ledger.GenerateKey(nil, "console.test/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("pin another key", chromedp.SetValue(css(`#vkey`), other), chromedp.Click(css(`#proof-run`)), chromedp.WaitVisible(css(`#proof[data-state="failed"]`)))
+	if s := text(`#proof-result`); !strings.Contains(s, "no signature by the pinned key") {
+		t.Fatalf("a checkpoint checked with another key: %s", s)
+	}
 
 	// Ledger health: the newest checkpoint and a full verification.
 	if _, err := projections.VerifyNow(t.Context(), projections.Config{DB: f.db, Store: f.store, Verifier: f.signer.Verifier()}); err != nil {

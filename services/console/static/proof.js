@@ -13,6 +13,8 @@
   var result = document.getElementById("proof-result");
   var steps = document.getElementById("proof-steps");
   var again = document.getElementById("proof-run");
+  var pin = document.getElementById("vkey");
+  var pinKey = "auditledger.console.vkey";
   var HASH = 32;
 
   function b64(s) {
@@ -83,7 +85,7 @@
     var root;
     try { root = b64(body[2]); } catch (e) { root = null; }
     if (!root || root.length !== HASH) throw new Fail("the checkpoint's root is not a SHA-256 hash in base64");
-    return { index: +m[1], hashes: hashes, origin: body[0], size: +body[1], root: root, sigs: sigs };
+    return { index: +m[1], hashes: hashes, origin: body[0], size: +body[1], root: root, sigs: sigs, text: cp };
   }
 
   // rootFrom is RFC 9162 §2.1.3.2: the root the path leads to from leaf
@@ -109,6 +111,39 @@
     return r.then(function (h) {
       if (sn !== 0) throw new Fail("the proof is shorter than the path to the root");
       return h;
+    });
+  }
+
+  // checkSignature verifies the checkpoint's signature by the pinned
+  // key (a note verifier key, name+hash+base64(0x01 ‖ Ed25519 key)) with
+  // WebCrypto Ed25519: the key hash is SHA-256(name ‖ "\n" ‖ key)'s first
+  // four bytes, the signed text the checkpoint's lines before the empty
+  // line.
+  function checkSignature(cp, vkey) {
+    var a = vkey.indexOf("+"), b = vkey.indexOf("+", a + 1);
+    if (a < 1 || b < 0 || b - a !== 9) return Promise.reject(new Fail("the pinned key is not name+hash+key"));
+    var name = vkey.slice(0, a), hash = vkey.slice(a + 1, b), key;
+    try { key = b64(vkey.slice(b + 1)); } catch (e) { key = null; }
+    if (!key || key.length !== 33 || key[0] !== 1) return Promise.reject(new Fail("the pinned key is not an Ed25519 note key"));
+    var enc = new TextEncoder();
+    var text = enc.encode(cp.slice(0, cp.indexOf("\n\n") + 1));
+    return sha256(concat(enc.encode(name + "\n"), key)).then(function (h) {
+      if (hex(h.slice(0, 4)) !== hash) throw new Fail("the pinned key's hash does not match its key");
+      var sig = null;
+      cp.slice(cp.indexOf("\n\n") + 2).split("\n").forEach(function (l) {
+        var f = l.split(" ");
+        if (f.length !== 3 || f[0] !== "\u2014" || f[1] !== name) return;
+        var raw;
+        try { raw = b64(f[2]); } catch (e) { return; }
+        if (raw.length === 68 && hex(raw.slice(0, 4)) === hash) sig = raw.slice(4);
+      });
+      if (!sig) throw new Fail("the checkpoint has no signature by the pinned key " + name + " (key hash " + hash + ")");
+      return crypto.subtle.importKey("raw", key.slice(1), { name: "Ed25519" }, false, ["verify"]).then(function (k) {
+        return crypto.subtle.verify({ name: "Ed25519" }, k, sig, text);
+      }).then(function (ok) {
+        if (!ok) throw new Fail("the checkpoint's signature by " + name + " does not verify with the pinned key");
+        return name + " (key hash " + hash + ")";
+      });
     });
   }
 
@@ -165,11 +200,21 @@
     }).then(function (root) {
       if (!equal(root, proof.root)) throw new Fail("the proof leads to root " + toB64(root) + ", not the checkpoint's " + toB64(proof.root));
       step(true, "the proof leads to the checkpoint's root " + toB64(root));
+      var vkey = pin.value.trim();
+      if (!vkey) return null;
+      return checkSignature(proof.text, vkey).then(function (who) {
+        step(true, "the checkpoint's signature by " + who + " verifies with the pinned key (Ed25519)");
+        try { localStorage.setItem(pinKey, vkey); } catch (e) { /* private mode: not kept */ }
+        return who;
+      });
+    }).then(function (pinned) {
       var keys = proof.sigs.map(function (l) { var f = l.split(" "); return f[1] + " (key hash " + (f[2] ? hex(b64(f[2]).slice(0, 4)) : "?") + ")"; });
       box.dataset.state = "verified";
+      box.dataset.signature = pinned ? "verified" : "unchecked";
       box.className = "proof ok";
       result.textContent = "Verified: the event at index " + index + " is in the log " + proof.origin + " of size " + proof.size +
-        " (checkpoint signed by " + (keys.join(", ") || "nobody") + "; the signature is not checked here).";
+        (pinned ? ", and the checkpoint is signed by the pinned key " + pinned + "."
+          : " (checkpoint signed by " + (keys.join(", ") || "nobody") + "; its signature is not checked: pin the log's published key to check it).");
     }).catch(function (e) {
       var msg = e instanceof Fail ? e.message : "the check could not run: " + (e && e.message || e);
       step(false, msg);
@@ -183,6 +228,8 @@
   }
 
   again.addEventListener("click", check);
+  document.getElementById("pin").hidden = false;
+  try { pin.value = localStorage.getItem(pinKey) || ""; } catch (e) { /* no storage */ }
   if (!window.crypto || !crypto.subtle) {
     result.textContent = "This browser offers no WebCrypto here (it needs https or localhost): check the proof offline.";
     box.dataset.state = "unavailable";
