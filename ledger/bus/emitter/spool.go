@@ -304,13 +304,23 @@ func (s *spool) readAt(off int64) ([]byte, int64, error) {
 }
 
 // append adds an event durably.
-func (s *spool) append(data []byte) error {
+func (s *spool) append(data []byte) error { return s.appendAll([][]byte{data}) }
+
+// appendAll adds events durably, in order, with one write and one fsync
+// (a group commit): when it returns nil every one of them is on disk.
+func (s *spool) appendAll(datas [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := make([]byte, 8, 8+len(data))
-	binary.BigEndian.PutUint32(b, uint32(len(data)))
-	binary.BigEndian.PutUint32(b[4:], crc32.Checksum(data, crcTable))
-	b = append(b, data...)
+	n := 0
+	for _, d := range datas {
+		n += 8 + len(d)
+	}
+	b := make([]byte, 0, n)
+	for _, data := range datas {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(data)))
+		b = binary.BigEndian.AppendUint32(b, crc32.Checksum(data, crcTable))
+		b = append(b, data...)
+	}
 	if _, err := s.f.WriteAt(b, s.end); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
