@@ -168,6 +168,16 @@ func TestBrowser(t *testing.T) {
 	run("submit", chromedp.Click(css(`button[type=submit]`)))
 	run("signed in", chromedp.WaitVisible(css(`#results tbody tr[data-index]`)))
 	axe("the sessions page")
+	// Time to first render, reported (never asserted: a shared machine).
+	paint := func(page string) {
+		t.Helper()
+		ms, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`(performance.getEntriesByName("first-contentful-paint")[0] || {startTime: -1}).startTime`))
+		if err != nil {
+			t.Fatalf("first paint of %s: %v", page, err)
+		}
+		t.Logf("first contentful paint of %s: %.0f ms after navigation", page, ms)
+	}
+	paint("the sessions page")
 	accessed := len(f.recorded(events.AuditAccessed))
 
 	// Filter: masked statements, applied in place by htmx.
@@ -238,6 +248,7 @@ func TestBrowser(t *testing.T) {
 	if n := len(f.recorded(events.AuditAccessed)) - accessed; n != 2 {
 		t.Fatalf("%d audit.accessed for a timeline and a replay", n)
 	}
+	paint("the replay")
 	run("play", chromedp.SetValue(css(`#speed`), "16"), chromedp.Click(css(`#play`)), chromedp.WaitVisible(css(`#player[data-state="ended"]`)))
 	screen := text(`#screen`)
 	for _, want := range []string{"the quick brown fox jumps", "done-42", "card [REDACTED:credit_card]", "logout"} {
@@ -267,6 +278,7 @@ func TestBrowser(t *testing.T) {
 	if s := text(`#proof-result`); !strings.HasPrefix(s, "Verified: ") || !strings.Contains(s, "console.test/log") {
 		t.Fatalf("the proof check: %s", s)
 	}
+	paint("the proof page")
 	if s := text(`#proof-steps`); !strings.Contains(s, "the proof leads to the checkpoint's root") || !strings.Contains(s, "step 1: sibling") || strings.Contains(s, "✗") {
 		t.Fatalf("the proof's steps: %s", s)
 	}
@@ -294,6 +306,22 @@ func TestBrowser(t *testing.T) {
 	}
 	shot("proof-tampered", true)
 	axe("a failed proof")
+	// The log grows: the next check finds the new checkpoint consistent
+	// with the one this browser kept; a consistency proof the server
+	// changed shows the log as rewritten.
+	f.grow(t, 5)
+	run("after growth", chromedp.Reload(), chromedp.WaitVisible(css(`#proof[data-state="verified"][data-signature="verified"]`)))
+	if s := text(`#proof-steps`); !strings.Contains(s, "consistent with the checkpoint this browser saw before (size ") {
+		t.Fatalf("the check after the log grew: %s", s)
+	}
+	f.grow(t, 5)
+	f.tamperConsistency.Store(true)
+	run("a rewritten log", chromedp.Reload(), chromedp.WaitVisible(css(`#proof[data-state="failed"]`)))
+	f.tamperConsistency.Store(false)
+	if s := text(`#proof-result`); !strings.Contains(s, "is not consistent with the one of size") {
+		t.Fatalf("a rewritten log: %s", s)
+	}
+
 	// Another key of the same name: the checkpoint is not signed by it.
 	_, other, err := ledger.GenerateKey(nil, "console.test/log")
 	if err != nil {

@@ -168,6 +168,7 @@ func (c *Console) router() chi.Router {
 			r.Get("/sessions/{tenant}/{id}", c.timelinePage)
 			r.Get("/sessions/{tenant}/{id}/replay", c.replayPage)
 			r.Get("/sessions/{tenant}/{id}/cast", c.castDownload)
+			r.Get("/proof/consistency", c.consistencyProof)
 			r.Get("/proof/{tenant}/{index}", c.proofPage)
 			r.Get("/proof/{tenant}/{index}/inclusion", c.inclusionProof)
 			r.Get("/health", c.healthPage)

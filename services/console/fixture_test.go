@@ -61,9 +61,36 @@ type fixture struct {
 	// tamper, when set, makes the server change the inclusion proofs
 	// the console serves.
 	tamper *atomic.Bool
+	// tamperConsistency, the consistency proofs.
+	tamperConsistency *atomic.Bool
 	// evidenceKey signs the evidence bundles' manifests.
 	evidenceKey ssh.PublicKey
 	db          *pgxpool.Pool
+	log         *ledger.Log
+}
+
+// grow appends n events of tenant acme to the log and projects them: a
+// new signed checkpoint, larger than the last.
+func (f *fixture) grow(t *testing.T, n int) {
+	t.Helper()
+	var es []ledger.Entry
+	for i := range n {
+		es = append(es, ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"grow-%d-%d","type":"command.executed","time":"2026-12-02T10:00:00Z","tenant":"acme","source":{"kind":"postgres-proxy","instance":"gw-3"},"actor":{"issuer":"https://idp.example","subject":"later","kind":"human"},"session_id":"grow","session_seq":%d,"target":{"kind":"postgres","name":"orders"},"payload":{"protocol":"simple","statement":"SELECT %d","kind":"SELECT"}}`,
+			time.Now().UnixNano(), i, i+1, i)})
+	}
+	if _, err := f.log.Append(t.Context(), es); err != nil {
+		t.Fatal(err)
+	}
+	cfg := projections.Config{DB: f.db, Store: f.store, Verifier: f.signer.Verifier()}
+	for {
+		applied, err := projections.Step(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !applied {
+			return
+		}
+	}
 }
 
 var users = []oidcdev.User{
@@ -194,22 +221,24 @@ func newFixtureWith(t *testing.T, extra [][]byte) *fixture {
 	mux := http.NewServeMux()
 	mux.Handle("/console/", c)
 	mux.Handle("/", h)
-	tamper := &atomic.Bool{}
+	tamper, tamperConsistency := &atomic.Bool{}, &atomic.Bool{}
 	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if tamper.Load() && strings.HasPrefix(r.URL.Path, "/console/proof/") && strings.HasSuffix(r.URL.Path, "/inclusion") {
+		if tamper.Load() && strings.HasPrefix(r.URL.Path, "/console/proof/") && strings.HasSuffix(r.URL.Path, "/inclusion") ||
+			tamperConsistency.Load() && r.URL.Path == "/console/proof/consistency" {
 			// A test double of a lying server: the first hash of the
-			// path changed (another base64 digit).
+			// proof changed (another base64 digit).
 			rec := httptest.NewRecorder()
 			mux.ServeHTTP(rec, r)
 			lines := strings.Split(rec.Body.String(), "\n")
-			if len(lines) > 2 && lines[0] == "c2sp.org/tlog-proof@v1" && lines[2] != "" {
-				b := []byte(lines[2])
+			first := map[string]int{"c2sp.org/tlog-proof@v1": 2, "auditledger.dev/tlog-consistency@v1": 3}[lines[0]]
+			if first > 0 && len(lines) > first && lines[first] != "" {
+				b := []byte(lines[first])
 				if b[0] == 'A' {
 					b[0] = 'B'
 				} else {
 					b[0] = 'A'
 				}
-				lines[2] = string(b)
+				lines[first] = string(b)
 			}
 			maps.Copy(w.Header(), rec.Header())
 			w.WriteHeader(rec.Code)
@@ -221,7 +250,7 @@ func newFixtureWith(t *testing.T, extra [][]byte) *fixture {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, idp: idp, js: js, stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) },
-		approvals: b, access: ab, auth: auth, store: store, signer: signer, tamper: tamper, evidenceKey: esigner.PublicKey(), db: db}
+		approvals: b, access: ab, auth: auth, store: store, signer: signer, tamper: tamper, tamperConsistency: tamperConsistency, evidenceKey: esigner.PublicKey(), db: db, log: l}
 }
 
 // signIn signs user in through the console and the provider's login

@@ -85,3 +85,23 @@ func (c *Console) inclusionProof(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write(out.body.Bytes())
 }
+
+// consistencyProof is /console/proof/consistency?from=A&to=B: the API's
+// consistency proof between two signed checkpoints' sizes, for the
+// page's check against the checkpoint this browser saw before.
+func (c *Console) consistencyProof(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for _, p := range []string{"from", "to"} {
+		if _, err := strconv.ParseUint(q.Get(p), 10, 63); err != nil {
+			c.render(w, r, http.StatusBadRequest, "refusal", page{Title: "Bad request", Refusal: &refusal{Status: 400, Param: p, Detail: "not a tree size"}})
+			return
+		}
+	}
+	out := c.call(r, "/v1/proofs/consistency", url.Values{"from": {q.Get("from")}, "to": {q.Get("to")}}, nil)
+	if out.status != http.StatusOK {
+		c.refusedBy(w, r, out)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(out.body.Bytes())
+}

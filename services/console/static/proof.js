@@ -15,6 +15,7 @@
   var again = document.getElementById("proof-run");
   var pin = document.getElementById("vkey");
   var pinKey = "auditledger.console.vkey";
+  var seenKey = "auditledger.console.checkpoint";
   var HASH = 32;
 
   function b64(s) {
@@ -147,6 +148,73 @@
     });
   }
 
+  // consistent is RFC 9162 §2.1.4.2: does the consistency proof show the
+  // tree of size m (root a) a prefix of the tree of size n (root b)?
+  function consistent(m, a, n, b, path) {
+    if (m === 0) return Promise.resolve(path.length === 0);
+    if (m === n) return Promise.resolve(path.length === 0 && equal(a, b));
+    if (m > n || path.length === 0) return Promise.resolve(false);
+    var p2 = m;
+    while (p2 % 2 === 0) p2 /= 2;
+    if (p2 === 1) path = [a].concat(path); // m is a power of two
+    var fn = m - 1, sn = n - 1;
+    while (fn % 2 === 1) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+    var fr = Promise.resolve(path[0]), sr = Promise.resolve(path[0]);
+    var broken = false;
+    path.slice(1).forEach(function (c) {
+      if (sn === 0) { broken = true; return; }
+      if (fn % 2 === 1 || fn === sn) {
+        fr = fr.then(function (h) { return node(c, h); });
+        sr = sr.then(function (h) { return node(c, h); });
+        if (fn % 2 === 0) while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+      } else {
+        sr = sr.then(function (h) { return node(h, c); });
+      }
+      fn = Math.floor(fn / 2);
+      sn = Math.floor(sn / 2);
+    });
+    return Promise.all([fr, sr]).then(function (r) { return !broken && sn === 0 && equal(r[0], a) && equal(r[1], b); });
+  }
+
+  // seenBefore checks the checkpoint against the last one of the same
+  // log this browser saw (kept in local storage): the same size must
+  // have the same root, and the smaller tree must be a prefix of the
+  // larger, by the log's consistency proof. The larger is kept.
+  function seenBefore(cp) {
+    var seen = null;
+    try { seen = JSON.parse(localStorage.getItem(seenKey) || "null"); } catch (e) { seen = null; }
+    var keep = function (c) {
+      try { localStorage.setItem(seenKey, JSON.stringify({ origin: c.origin, size: c.size, root: toB64(c.root) })); } catch (e) { /* not kept */ }
+    };
+    if (!seen || seen.origin !== cp.origin) {
+      keep(cp);
+      step(true, "the first checkpoint of " + cp.origin + " this browser keeps: later checks compare with it");
+      return Promise.resolve();
+    }
+    var old = { size: seen.size, root: b64(seen.root) };
+    var lo = old.size <= cp.size ? old : cp, hi = old.size <= cp.size ? cp : old;
+    if (lo.size === hi.size) {
+      if (!equal(lo.root, hi.root)) throw new Fail("the log shows another root at size " + cp.size + " than this browser saw before: a fork");
+      step(true, "the same checkpoint as this browser saw before (size " + cp.size + ")");
+      return Promise.resolve();
+    }
+    var url = box.dataset.consistencyUrl + "?from=" + lo.size + "&to=" + hi.size;
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "text/plain" } }).then(function (resp) {
+      return resp.text().then(function (t) {
+        if (!resp.ok) throw new Fail("the console refused the consistency proof: " + resp.status);
+        var lines = t.split("\n");
+        if (lines[0] !== "auditledger.dev/tlog-consistency@v1" || lines[1] !== "old " + lo.size || lines[2] !== "new " + hi.size) throw new Fail("the consistency proof is not of sizes " + lo.size + " and " + hi.size);
+        var path = [];
+        lines.slice(3).forEach(function (l) { if (l) path.push(b64(l)); });
+        return consistent(lo.size, lo.root, hi.size, hi.root, path);
+      });
+    }).then(function (ok) {
+      if (!ok) throw new Fail("the checkpoint of size " + hi.size + " is not consistent with the one of size " + lo.size + " (" + (lo === old ? "seen before" : "shown now") + "): the log was rewritten");
+      step(true, "consistent with the checkpoint this browser saw before (size " + old.size + "), by the log's consistency proof");
+      keep(hi === old ? { origin: cp.origin, size: old.size, root: old.root } : cp);
+    });
+  }
+
   function check() {
     steps.textContent = "";
     again.hidden = true;
@@ -207,6 +275,8 @@
         try { localStorage.setItem(pinKey, vkey); } catch (e) { /* private mode: not kept */ }
         return who;
       });
+    }).then(function (pinned) {
+      return seenBefore(proof).then(function () { return pinned; });
     }).then(function (pinned) {
       var keys = proof.sigs.map(function (l) { var f = l.split(" "); return f[1] + " (key hash " + (f[2] ? hex(b64(f[2]).slice(0, 4)) : "?") + ")"; });
       box.dataset.state = "verified";
