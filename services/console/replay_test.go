@@ -140,3 +140,21 @@ func TestProofPage(t *testing.T) {
 		t.Fatalf("a bad index: %d", status)
 	}
 }
+
+// TestReplayKubeExec: a `kubectl exec` through the Kubernetes gateway is
+// replayed as an SSH session is: its stdout from the API's cast, what
+// the detectors found redacted.
+func TestReplayKubeExec(t *testing.T) {
+	rec, id := recordKubeExec(t)
+	f := newFixtureWith(t, rec)
+	carol := f.signIn(t, "carol", "carol-secret")
+	page := "/console/sessions/acme/" + id
+	if status, body := get(t, carol, f.srv.URL+page); status != 200 || !strings.Contains(body, `href="`+page+`/replay"`) {
+		t.Fatalf("the timeline of the exec: %d, no replay link\n%.3000s", status, body)
+	}
+	status, body := get(t, carol, f.srv.URL+page+"/replay")
+	text := html.UnescapeString(body)
+	if status != 200 || !strings.Contains(text, "hello from kubectl exec\ncard [REDACTED:") || strings.Contains(text, sshSecret) {
+		t.Fatalf("the replay of the exec: %d %.3000s", status, body)
+	}
+}
