@@ -139,6 +139,14 @@ func TestProofPage(t *testing.T) {
 	if status, _ := get(t, carol, f.srv.URL+"/console/proof/acme/x"); status != 400 {
 		t.Fatalf("a bad index: %d", status)
 	}
+	// Without a session, every page of this slice is refused (401).
+	for _, path := range []string{"/console/proof/acme/2", "/console/proof/acme/2/inclusion", "/console/proof/consistency?from=1&to=2",
+		"/console/sessions/acme/pg-s1/replay", "/console/sessions/acme/pg-s1/cast", "/console/evidence", "/console/evidence/0123456789abcdef0123456789abcdef",
+		"/console/evidence/0123456789abcdef0123456789abcdef/download", "/console/health"} {
+		if status, body := get(t, http.DefaultClient, f.srv.URL+path); status != http.StatusUnauthorized || !strings.Contains(body, "no console session") {
+			t.Errorf("%s without a session: %d", path, status)
+		}
+	}
 }
 
 // TestReplayKubeExec: a `kubectl exec` through the Kubernetes gateway is
