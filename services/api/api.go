@@ -333,6 +333,9 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="auditledger"`)
 	}
+	if errors.Is(err, projections.ErrNoSchema) {
+		w.Header().Set("Retry-After", "1") // the projector is starting
+	}
 	p := Problem{Type: "about:blank", Title: http.StatusText(code), Status: code, Detail: msg, Error: msg}
 	var pe *paramError
 	if errors.As(err, &pe) {

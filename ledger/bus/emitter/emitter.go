@@ -235,6 +235,7 @@ func New(cfg Config) (*Emitter, error) {
 			}
 			cfg.Logger.Error("spool damaged: intact entries kept, unreadable bytes quarantined", "spool", cfg.SpoolDir, "damage", d.String())
 		}
+		sp.journal = cfg.Journal
 		e.spool = sp
 		ctx, cancel := context.WithCancel(context.Background())
 		e.stop = cancel
