@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -166,9 +165,6 @@ func (a *api) sessionCast(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, fmt.Errorf("session %q: the event at index %d: %w", id, res.Events[i].Index, err))
 			return
 		}
-		if e.Type == events.SessionOutput {
-			e.Payload = castable(e.Payload)
-		}
 		evs = append(evs, &e)
 	}
 	cast, err := sshproxy.CastOf(evs, id)
@@ -186,29 +182,4 @@ func (a *api) sessionCast(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-asciicast")
 	cast.WriteTo(w)
-}
-
-// castable is a session.output payload as the cast reads it. A chunk
-// whose data was redacted as a whole (too many values found in it: its
-// data is the placeholder itself, not base64) is played as that
-// placeholder, so the replay shows where output was withheld instead of
-// failing on it.
-func castable(payload []byte) []byte {
-	var p map[string]json.RawMessage
-	if json.Unmarshal(payload, &p) != nil {
-		return payload
-	}
-	var data string
-	if json.Unmarshal(p["data"], &data) != nil {
-		return payload
-	}
-	if _, err := base64.StdEncoding.DecodeString(data); err == nil {
-		return payload
-	}
-	p["data"], _ = json.Marshal(base64.StdEncoding.EncodeToString([]byte(data)))
-	out, err := json.Marshal(p)
-	if err != nil {
-		return payload
-	}
-	return out
 }
