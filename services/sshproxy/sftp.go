@@ -238,7 +238,17 @@ func (u *upload) send() error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(dst, io.NewSectionReader(u.tmp, 0, size)); err != nil {
+	// Many writes in flight, not one round trip per 32 KiB packet (the
+	// staged file is whole, so a failed write fails the upload) — except
+	// in append mode, where the target ignores offsets and writes must
+	// arrive in order.
+	src := io.NewSectionReader(u.tmp, 0, size)
+	if u.flags&os.O_APPEND != 0 {
+		_, err = io.Copy(dst, src)
+	} else {
+		_, err = dst.ReadFromWithConcurrency(src, 0)
+	}
+	if err != nil {
 		dst.Close()
 		return err
 	}
