@@ -14,6 +14,7 @@ import (
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/internal/health"
+	"github.com/auditledger/auditledger/services/pgproxy"
 )
 
 // proxyFlags are the flags both proxies share.
@@ -81,12 +82,15 @@ func proxyPostgres(c *cobra.Command) cli.Run {
 	fs := cli.Describe(c, "proxy postgres --listen ADDR (--oidc-issuer URL | --users FILE) [--policy FILE] [--nats URL]",
 		"Runs the PostgreSQL wire proxy. Clients connect to ADDR with an OIDC access\ntoken as their password (the user name is recorded, not trusted); the proxy\nconnects to the target with the credentials in $AUDITLEDGER_PROXY_UPSTREAM (a\npostgres:// URL, kept out of the process list), records every statement on\nNATS before forwarding it (fail closed), and a digest of every result. The\npolicy masks result columns, refuses statements and holds others for an\napproval. --users is a development users file (YAML, user: password) whose\nidentities are marked dev_identity in the ledger.")
 	pf := addProxyFlags(fs, defaultPGProxyAddr)
-	durability := fs.String("durability", "before-forward", "before-forward: a statement runs only once its record is stored; before-response: it runs at once, and its result waits for the record")
+	durability := fs.String("durability", "before-forward", "before-forward: a statement runs only once the bus has stored its record; before-response: it runs at once, and its result waits for the record; local-journal: it runs once its record is fsynced to the journal in --spool DIR, which the bus drains (survives a crash and a bus outage, not the loss of this host's disk before the drain)")
 	requireTLS := fs.Bool("require-tls", false, "refuse clients that do not use TLS (needs --tls-cert)")
 	databases := fs.String("databases", "", "comma-separated databases clients may name; others are refused and recorded (default: the upstream URL's database only)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if os.Getenv("AUDITLEDGER_PROXY_UPSTREAM") == "" {
 			return fmt.Errorf("proxy postgres: set AUDITLEDGER_PROXY_UPSTREAM to the target's postgres:// URL (with the credentials the proxy uses)")
+		}
+		if *durability == string(pgproxy.LocalJournal) && *pf.spool == "" {
+			return fmt.Errorf("proxy postgres: --durability local-journal needs --spool DIR, the journal on this host's disk")
 		}
 		return pf.run(ctx, "proxy postgres", "postgres-proxy", func(c *serveConfig) {
 			c.instance = "pgproxy" // as the package names itself

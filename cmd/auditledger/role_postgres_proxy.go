@@ -60,6 +60,9 @@ func (c *postgresProxyRole) check(cfg *serveConfig) error {
 	if c.FailOpen && c.Spool == "" {
 		return fmt.Errorf("postgres_proxy.fail_open needs postgres_proxy.spool")
 	}
+	if c.Durability == string(pgproxy.LocalJournal) && c.Spool == "" {
+		return fmt.Errorf("postgres_proxy.durability local-journal needs postgres_proxy.spool, the journal's directory on this host")
+	}
 	return nil
 }
 
@@ -79,7 +82,8 @@ func (c *postgresProxyRole) prepare(ctx context.Context, e *env, log *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("postgres_proxy: %w", err)
 	}
-	p, err := e.producer(ctx, recording{role: "postgres-proxy", principal: bus.Proxy, spool: c.Spool, failOpen: c.FailOpen}, log)
+	p, err := e.producer(ctx, recording{role: "postgres-proxy", principal: bus.Proxy, spool: c.Spool, failOpen: c.FailOpen,
+		journal: c.Durability == string(pgproxy.LocalJournal)}, log)
 	if err != nil {
 		return nil, err
 	}

@@ -264,6 +264,9 @@ type recording struct {
 	// whether the role serves meanwhile.
 	spool    string
 	failOpen bool
+	// journal: every event goes through the spool, the local journal
+	// the bus drains (durability local-journal).
+	journal bool
 }
 
 // producer is what a role that records events holds: its bus
@@ -309,7 +312,7 @@ func (e *env) producer(ctx context.Context, rec recording, log *slog.Logger) (*p
 		return nil, err
 	}
 	log.Info("connected to the bus", "bus_role", brole)
-	ecfg := emitter.Config{JetStream: js, SpoolDir: spool, Timeout: 2 * time.Second, Logger: log}
+	ecfg := emitter.Config{JetStream: js, SpoolDir: spool, Journal: rec.journal, Timeout: 2 * time.Second, Logger: log}
 	if psigner != nil {
 		ecfg.Attester = ledger.NewProducerAttester(psigner)
 	}

@@ -47,6 +47,12 @@ const (
 	// record is being stored; its answer is held until the record is
 	// stored, and a failed store ends the session.
 	BeforeResponse Durability = "before-response"
+	// LocalJournal: as BeforeForward, but stored means fsynced to this
+	// host's local journal (the emitter's spool in journal mode, which
+	// the bus drains): the bus is out of the command's path. It survives
+	// a crash of the gateway and an outage of the bus, not the loss of
+	// this host's disk before the journal is drained.
+	LocalJournal Durability = "local-journal"
 )
 
 // Errors of the core, wrapped with what was being done.
@@ -149,9 +155,9 @@ func New(cfg Config) (*Gateway, error) {
 	switch cfg.Durability {
 	case "":
 		cfg.Durability = BeforeForward
-	case BeforeForward, BeforeResponse:
+	case BeforeForward, BeforeResponse, LocalJournal:
 	default:
-		return nil, fmt.Errorf("%w: %s: durability %q, want %s or %s", ErrConfig, cfg.Name, cfg.Durability, BeforeForward, BeforeResponse)
+		return nil, fmt.Errorf("%w: %s: durability %q, want %s, %s or %s", ErrConfig, cfg.Name, cfg.Durability, BeforeForward, BeforeResponse, LocalJournal)
 	}
 	if cfg.Instance == "" {
 		cfg.Instance = cfg.Name
@@ -226,10 +232,14 @@ func (g *Gateway) Start(ctx context.Context) error {
 func (g *Gateway) emit(ctx context.Context, ev *events.Event) error {
 	start := time.Now()
 	r, _ := g.cfg.Emitter.Emit(ctx, ev)
-	err := r.Stored(g.cfg.FailOpen)
+	err := r.Stored(g.spoolStores())
 	g.cfg.Metrics.Recorded(ev.Type, start, err)
 	return err
 }
+
+// spoolStores reports whether an event on this host's spool counts as
+// stored: failing open, or when the spool is the local journal.
+func (g *Gateway) spoolStores() bool { return g.cfg.FailOpen || g.cfg.Durability == LocalJournal }
 
 // emitAsync hands ev to the emitter; done gets the outcome. With strict,
 // as for a command whose answer waits on it, a spooled event counts as
@@ -240,7 +250,7 @@ func (g *Gateway) emitAsync(ctx context.Context, ev *events.Event, strict bool, 
 	finish := func(r emitter.Result) {
 		err := r.Err
 		if strict {
-			err = r.Stored(g.cfg.FailOpen)
+			err = r.Stored(g.spoolStores())
 		}
 		g.cfg.Metrics.Recorded(ev.Type, start, err)
 		done(err)

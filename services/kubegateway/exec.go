@@ -234,7 +234,22 @@ func (e *execRelay) ExecInContainer(ctx context.Context, _, _, _ string, _ []str
 		e.err = err
 		return err
 	}
+	// What the API server sends is taken at once (takeUp), and passed on
+	// to the client and the recording before the exit status is.
+	var takes []*takeUp
+	for _, w := range []*io.Writer{&opts.Stdout, &opts.Stderr} {
+		if *w != nil {
+			t := newTakeUp(*w, maxTakeUp)
+			takes = append(takes, t)
+			*w = t
+		}
+	}
 	err = exe.StreamWithContext(ctx, opts)
+	for _, t := range takes {
+		if terr := t.Close(); terr != nil && err == nil {
+			err = terr
+		}
+	}
 	if why := gs.CutReason(); why != "" {
 		// The core cut the exec: the client is told why, not that a
 		// context was cancelled.

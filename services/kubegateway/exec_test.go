@@ -187,34 +187,40 @@ func TestKubectlExecThroughGateway(t *testing.T) {
 		// and kubectl pings meanwhile. Closing the connection must not
 		// turn that ping into a reset, which discarded the tail and failed
 		// kubectl with "connection reset by peer".
-		t.Run(mark+"/slow-reader", func(t *testing.T) {
-			const size = 4 << 20
-			slow := "slow-reader-" + mark
-			cmd := kubectl("exec", "-n", "team-x", "shell", "-c", "main", "--", "sh", "-c", fmt.Sprintf("head -c %d /dev/zero; : %s", size, slow))
-			out := &gatedWriter{gate: make(chan struct{})}
-			var errOut syncBuffer
-			cmd.Stdout, cmd.Stderr = out, &errOut
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer cmd.Process.Kill()
-			// The gateway has closed its side once the session is ended
-			// on record; kubectl has read only part of the stream.
-			s := f.execSession(t, slow)
-			out.stop()
-			// kubectl pings every 5 s (client-go's WebSocket heartbeat
-			// and its SPDY connection's ping period): the reader stays
-			// stopped past one ping, with the stream's tail unread.
-			time.Sleep(kubectlPingPeriod + 2*time.Second)
-			close(out.gate)
-			err := cmd.Wait()
-			if n := out.n.Load(); err != nil || n != size {
-				t.Fatalf("slow reader: kubectl %v, %d of %d bytes; kubectl's stderr: %q", err, n, size, errOut.String())
-			}
-			if s.end.Payload["exit_status"] != float64(0) || s.end.Payload["bytes_out"] != float64(size) {
-				t.Errorf("session.ended %v, want exit_status 0 and bytes_out %d", s.end.Payload, size)
-			}
-		})
+		//
+		// The larger size is more than the sockets hold: the API server
+		// waits to send the tail while kubectl does not read, and the
+		// gateway's own pings toward it must not make the API server's
+		// close a reset either (takeUp).
+		for _, size := range []int64{4 << 20, 24 << 20} {
+			t.Run(fmt.Sprintf("%s/slow-reader-%dMiB", mark, size>>20), func(t *testing.T) {
+				slow := fmt.Sprintf("slow-reader-%s-%d", mark, size)
+				cmd := kubectl("exec", "-n", "team-x", "shell", "-c", "main", "--", "sh", "-c", fmt.Sprintf("head -c %d /dev/zero; : %s", size, slow))
+				out := &gatedWriter{gate: make(chan struct{})}
+				var errOut syncBuffer
+				cmd.Stdout, cmd.Stderr = out, &errOut
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				defer cmd.Process.Kill()
+				// The gateway has closed its side once the session is ended
+				// on record; kubectl has read only part of the stream.
+				s := f.execSession(t, slow)
+				out.stop()
+				// kubectl pings every 5 s (client-go's WebSocket heartbeat
+				// and its SPDY connection's ping period): the reader stays
+				// stopped past one ping, with the stream's tail unread.
+				time.Sleep(kubectlPingPeriod + 2*time.Second)
+				close(out.gate)
+				err := cmd.Wait()
+				if n := out.n.Load(); err != nil || n != size {
+					t.Fatalf("slow reader: kubectl %v, %d of %d bytes; kubectl's stderr: %q", err, n, size, errOut.String())
+				}
+				if s.end.Payload["exit_status"] != float64(0) || s.end.Payload["bytes_out"] != float64(size) {
+					t.Errorf("session.ended %v, want exit_status 0 and bytes_out %d", s.end.Payload, size)
+				}
+			})
+		}
 
 		t.Run(mark+"/exec-tty", func(t *testing.T) {
 			term, err := kubetest.OpenTerminal(40, 100)

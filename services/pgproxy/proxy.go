@@ -53,6 +53,7 @@ type Durability = gateway.Durability
 const (
 	BeforeForward  = gateway.BeforeForward
 	BeforeResponse = gateway.BeforeResponse
+	LocalJournal   = gateway.LocalJournal
 )
 
 // Recorder stores the proxy's events: an *emitter.Emitter, or what

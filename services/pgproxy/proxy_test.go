@@ -409,6 +409,53 @@ func TestFailOpenSpoolsAndDelivers(t *testing.T) {
 	}
 }
 
+// TestLocalJournal: with durability local-journal, a statement runs once
+// its record is fsynced to the gateway's journal — the bus up or down —
+// and the journal delivers every record to the bus, in pairs as always.
+// Without fail-open: only the journal, not the spool of a bus outage,
+// counts as stored.
+func TestLocalJournal(t *testing.T) {
+	natsDir := t.TempDir()
+	srv := natstest.StartIn(t, natsDir, -1)
+	port := srv.Addr().(*net.TCPAddr).Port
+	_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
+	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 300 * time.Millisecond, SpoolDir: t.TempDir(), Journal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := serve(t, srv, js, em, pgproxy.Config{Durability: pgproxy.LocalJournal})
+	pg.InitPgbench(t, f.db)
+	if out, err := exec.Command("pgbench", "-n", "-c", "2", "-t", "10", f.url("alice", "alice-secret")).CombinedOutput(); err != nil {
+		t.Fatalf("pgbench: %v\n%s", err, out)
+	}
+
+	conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	if _, err := conn.Exec(t.Context(), "CREATE TABLE made_while_bus_down (a int)"); err != nil {
+		t.Fatalf("a statement with the bus down, journaled: %v", err)
+	}
+	natstest.StartIn(t, natsDir, port)
+	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if em.Spooled() {
+			return fmt.Errorf("journal not drained")
+		}
+		return nil
+	})
+	stmts := f.checkPairs(t)
+	found := false
+	for _, st := range stmts {
+		found = found || strings.Contains(st, "made_while_bus_down")
+	}
+	if !found {
+		t.Fatalf("the journaled statement never reached the stream (%d statements there)", len(stmts))
+	}
+}
+
 // TestShutdownEndsSessions: stopping the proxy ends idle sessions, so
 // Serve returns (the fixture's cleanup waits for it) instead of waiting for
 // clients to leave.

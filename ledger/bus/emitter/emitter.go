@@ -58,6 +58,14 @@ type Config struct {
 	Timeout time.Duration
 	// SpoolDir, if set, is where events wait while the bus is unreachable.
 	SpoolDir string
+	// Journal makes the spool a local journal that every event goes
+	// through (needs SpoolDir): each group is appended to it with one
+	// write and one fsync and reported spooled (Result.Spooled), and the
+	// drainer delivers it to the bus in order. The bus is then out of the
+	// path a caller waits on; what is acknowledged survives a crash of
+	// the process and an outage of the bus, but until drained lives on
+	// this host's disk alone (docs/OPERATIONS.md, durability modes).
+	Journal bool
 	// DrainTimeout bounds how long Close waits for accepted asynchronous
 	// publishes; zero means 10s. What is still unpublished then is spooled
 	// (with a SpoolDir) or reported failed to its callback — never
@@ -170,6 +178,9 @@ func New(cfg Config) (*Emitter, error) {
 	if cfg.JetStream == nil {
 		return nil, errors.New("emitter: Config.JetStream is required")
 	}
+	if cfg.Journal && cfg.SpoolDir == "" {
+		return nil, errors.New("emitter: Config.Journal needs a SpoolDir, the journal's directory")
+	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 4096
 	}
@@ -224,6 +235,7 @@ func New(cfg Config) (*Emitter, error) {
 			}
 			cfg.Logger.Error("spool damaged: intact entries kept, unreadable bytes quarantined", "spool", cfg.SpoolDir, "damage", d.String())
 		}
+		sp.journal = cfg.Journal
 		e.spool = sp
 		ctx, cancel := context.WithCancel(context.Background())
 		e.stop = cancel
@@ -630,6 +642,29 @@ func (e *Emitter) store(group []*pending) {
 		<-e.slot
 		p.done(r)
 		e.wg.Done()
+	}
+	if e.cfg.Journal {
+		// The journal: the whole group on disk with one fsync, then
+		// delivered by the drainer.
+		raws := make([][]byte, len(group))
+		for i, p := range group {
+			raws[i] = p.raw
+		}
+		err := e.spool.appendAll(raws)
+		if err == nil {
+			select {
+			case e.wake <- struct{}{}:
+			default:
+			}
+		}
+		for _, p := range group {
+			if err != nil {
+				finish(p, Result{ID: p.ev.ID, Err: fmt.Errorf("emitter: event %s not journaled: %w", p.ev.ID, err)})
+				continue
+			}
+			finish(p, Result{ID: p.ev.ID, Spooled: true})
+		}
+		return
 	}
 	var singles []*pending
 	if len(group) > 1 && e.batching() && (e.spool == nil || e.spool.empty()) {

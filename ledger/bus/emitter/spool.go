@@ -51,7 +51,21 @@ type spool struct {
 	// resumed: the previous run crashed while rewriting the log, which
 	// was then delivered from its first entry.
 	resumed bool
+	// journal: every event goes through the spool (Config.Journal). The
+	// position is then kept on disk at most every journalPosEvery, and
+	// the log emptied only once drained past journalRotate bytes: three
+	// fsyncs each time the drainer caught up cost more than the journal
+	// saves. A position that lags after a crash delivers some events
+	// again; the bus, or the writer, keeps each once by its id.
+	journal   bool
+	persisted time.Time // when the position was last written
 }
+
+// The journal's bounds (spool.journal).
+const (
+	journalPosEvery = 200 * time.Millisecond
+	journalRotate   = 16 << 20
+)
 
 // SpoolDamage is a region of the spool file that held no readable entry
 // when the spool was opened or drained.
@@ -304,13 +318,23 @@ func (s *spool) readAt(off int64) ([]byte, int64, error) {
 }
 
 // append adds an event durably.
-func (s *spool) append(data []byte) error {
+func (s *spool) append(data []byte) error { return s.appendAll([][]byte{data}) }
+
+// appendAll adds events durably, in order, with one write and one fsync
+// (a group commit): when it returns nil every one of them is on disk.
+func (s *spool) appendAll(datas [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := make([]byte, 8, 8+len(data))
-	binary.BigEndian.PutUint32(b, uint32(len(data)))
-	binary.BigEndian.PutUint32(b[4:], crc32.Checksum(data, crcTable))
-	b = append(b, data...)
+	n := 0
+	for _, d := range datas {
+		n += 8 + len(d)
+	}
+	b := make([]byte, 0, n)
+	for _, data := range datas {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(data)))
+		b = binary.BigEndian.AppendUint32(b, crc32.Checksum(data, crcTable))
+		b = append(b, data...)
+	}
 	if _, err := s.f.WriteAt(b, s.end); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
@@ -406,6 +430,17 @@ func (s *spool) advance(off int64) error {
 }
 
 func (s *spool) advanceLocked(off int64) error {
+	if s.journal && (off < s.end || s.end < journalRotate) {
+		s.pos = off
+		if time.Since(s.persisted) < journalPosEvery {
+			return nil
+		}
+		s.persisted = time.Now()
+		if err := writeFileSync(s.posPath, encodePos(s.gen, off)); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		return nil
+	}
 	if off >= s.end {
 		// Drained: reset. Order matters for a crash in between: the
 		// position is reset only after the log is emptied, and a position
@@ -460,7 +495,19 @@ func writeFileSync(path string, b []byte) error {
 	return d.Sync()
 }
 
-func (s *spool) close() error { return s.f.Close() }
+func (s *spool) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.journal {
+		// Where delivery stands, so a clean restart delivers nothing
+		// twice.
+		if err := writeFileSync(s.posPath, encodePos(s.gen, s.pos)); err != nil {
+			s.f.Close()
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
+	return s.f.Close()
+}
 
 // crashHook, set by tests only, is called at named steps of recovery and
 // draining, where a crash must lose nothing.

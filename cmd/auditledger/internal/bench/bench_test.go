@@ -48,11 +48,11 @@ func TestBenchProxyRuns(t *testing.T) {
 	}
 	t.Log(out.String())
 
-	// With the writer elsewhere, the proxy rows still store every record.
-	// Two runs per row.
+	// With the writer elsewhere, the proxy rows still store every record,
+	// the local journal's too. Two runs per row.
 	out.Reset()
 	err = run(context.Background(), []string{"bench", "proxy", "--upstream", pg.DSN(pg.NewDatabase(t)), "--clients", "2", "--duration", "1s", "--scale", "1",
-		"--paths", "proxy", "--sync", "interval", "--durability", "before-response", "--writer=false", "--runs", "2"}, nil, &out, io.Discard)
+		"--paths", "proxy", "--sync", "interval", "--durability", "before-response,local-journal", "--writer=false", "--runs", "2"}, nil, &out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +60,9 @@ func TestBenchProxyRuns(t *testing.T) {
 	if !strings.Contains(out.String(), "ledger writer not running") || !stored.MatchString(out.String()) ||
 		!strings.Contains(out.String(), "TPS of 2 runs") || !regexp.MustCompile(`ms  \d+–\d+\n`).MatchString(out.String()) {
 		t.Fatalf("--writer=false:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "proxy, fsync interval, local-journal") {
+		t.Fatalf("no local-journal row:\n%s", out.String())
 	}
 }
 

@@ -47,7 +47,7 @@ func Proxy(c *cobra.Command) cli.Run {
 	duration := fs.Duration("duration", 10*time.Second, "length of each pgbench run")
 	scale := fs.Int("scale", 10, "pgbench scale factor")
 	syncArg := fs.String("sync", "interval,always", "JetStream fsync settings to run the proxy with: interval, always")
-	durArg := fs.String("durability", "before-response,before-forward", "proxy durability modes to run: before-response, before-forward")
+	durArg := fs.String("durability", "before-response,before-forward", "proxy durability modes to run: before-response, before-forward, local-journal (the proxy's own fsynced journal, drained to the bus)")
 	pathsArg := fs.String("paths", "direct,pgbouncer,pgaudit,copy,copy-fsync,relay,relay-fsync,proxy", "paths to measure")
 	policyFile := fs.String("policy", "", "run the proxy with this policy (docs/POLICY.md): the cost of parsing and classifying every statement")
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
@@ -81,8 +81,8 @@ func Proxy(c *cobra.Command) cli.Run {
 		}
 		var durabilities []pgproxy.Durability
 		for _, d := range strings.Split(*durArg, ",") {
-			if d != string(pgproxy.BeforeForward) && d != string(pgproxy.BeforeResponse) {
-				return fmt.Errorf("bench proxy: --durability %q, want before-response or before-forward", d)
+			if d != string(pgproxy.BeforeForward) && d != string(pgproxy.BeforeResponse) && d != string(pgproxy.LocalJournal) {
+				return fmt.Errorf("bench proxy: --durability %q, want before-response, before-forward or local-journal", d)
 			}
 			durabilities = append(durabilities, pgproxy.Durability(d))
 		}
@@ -321,33 +321,43 @@ func Proxy(c *cobra.Command) cli.Run {
 			if len(proxies[s]) == 0 {
 				continue
 			}
-			err := withBenchLedger(ctx, filepath.Join(dir, "fsync-"+s), s == "always", *withWriter, *writerWait, *sign, func(em *emitter.Emitter) error {
-				for i, d := range durabilities {
-					proxies[s][i].stored = func() (uint64, uint64) {
-						st := &em.Stats
-						grouped, singles := st.GroupedEvents.Load(), st.Singles.Load()
-						return grouped + singles, st.Groups.Load() + singles
-					}
-					proxies[s][i].bus = func() (uint64, uint64, uint64) {
-						return em.Stats.Queued.Load(), em.Stats.Publishing.Load(), em.Stats.Timed.Load()
-					}
-					waits := &timedRecorder{rec: em}
-					proxies[s][i].waits = &waits.waitTimes
-					url, stopProxy, err := startBenchProxy(ctx, waits, pol, *upstream, d, proxies[s][i].stages)
-					if err != nil {
-						return err
-					}
-					proxies[s][i].url = url
-					err = run(proxies[s][i])
-					stopProxy()
-					if err != nil {
-						return err
-					}
+			// The bus's modes share one ledger; the local journal has
+			// its own, its emitter writing through the journal.
+			for _, journal := range []bool{false, true} {
+				if !slices.ContainsFunc(durabilities, func(d pgproxy.Durability) bool { return (d == pgproxy.LocalJournal) == journal }) {
+					continue
 				}
-				return nil
-			})
-			if err != nil {
-				return err
+				err := benchLedger(ctx, filepath.Join(dir, fmt.Sprintf("fsync-%s-journal-%v", s, journal)), s == "always", *withWriter, *writerWait, *sign, journal, func(em *emitter.Emitter) error {
+					for i, d := range durabilities {
+						if (d == pgproxy.LocalJournal) != journal {
+							continue
+						}
+						proxies[s][i].stored = func() (uint64, uint64) {
+							st := &em.Stats
+							grouped, singles := st.GroupedEvents.Load(), st.Singles.Load()
+							return grouped + singles, st.Groups.Load() + singles
+						}
+						proxies[s][i].bus = func() (uint64, uint64, uint64) {
+							return em.Stats.Queued.Load(), em.Stats.Publishing.Load(), em.Stats.Timed.Load()
+						}
+						waits := &timedRecorder{rec: em}
+						proxies[s][i].waits = &waits.waitTimes
+						url, stopProxy, err := startBenchProxy(ctx, waits, pol, *upstream, d, proxies[s][i].stages)
+						if err != nil {
+							return err
+						}
+						proxies[s][i].url = url
+						err = run(proxies[s][i])
+						stopProxy()
+						if err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
 			}
 		}
 
@@ -499,6 +509,13 @@ func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPat
 // writer the ledger writer on a local store, and an emitter with the
 // proxy's bus role, for the length of fn.
 func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter bool, maxWait time.Duration, sign string, fn func(*emitter.Emitter) error) error {
+	return benchLedger(ctx, dir, syncAlways, withWriter, maxWait, sign, false, fn)
+}
+
+// benchLedger is withBenchLedger; with journal, the emitter's spool in
+// dir is the local journal every event goes through (durability
+// local-journal).
+func benchLedger(ctx context.Context, dir string, syncAlways, withWriter bool, maxWait time.Duration, sign string, journal bool, fn func(*emitter.Emitter) error) error {
 	ns, dial, err := busdial.StartEmbedded("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
 	if err != nil {
 		return err
@@ -533,6 +550,9 @@ func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter boo
 		return err
 	}
 	ecfg := emitter.Config{JetStream: js}
+	if journal {
+		ecfg.SpoolDir, ecfg.Journal = filepath.Join(dir, "journal"), true
+	}
 	pskey, _, _ := ledger.GenerateKey(nil, "pgproxy-bench")
 	psigner, _ := ledger.NewNoteSigner(pskey)
 	switch sign {
