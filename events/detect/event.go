@@ -90,6 +90,15 @@ func InEventScrubbed(event []byte) (Match, bool, error) {
 // {"payload": payload}). false says only that the payload needs a closer
 // look (the scrub, then InEvent), never that it holds a value.
 func PayloadClean(payload []byte) bool {
+	clean, _ := PayloadCheck(payload)
+	return clean
+}
+
+// PayloadCheck is PayloadClean, and when payload is not clean, whether
+// the walk stopped at a string the scrub must read: one, or a member
+// name, that holds an escape, or that MayHold without a digest's shape —
+// so that a caller need not look for one again.
+func PayloadCheck(payload []byte) (clean, candidate bool) {
 	w := walkers.Get().(*eventWalker)
 	defer w.release()
 	w.b, w.strict = payload, true
@@ -98,10 +107,10 @@ func PayloadClean(payload []byte) bool {
 	if err == nil {
 		w.space()
 		if w.i < len(w.b) {
-			return false
+			return false, w.candidate
 		}
 	}
-	return err == nil && !w.found
+	return err == nil && !w.found, w.candidate
 }
 
 var payloadName = []byte("payload")
@@ -132,8 +141,8 @@ type eventWalker struct {
 	// exempt: the last string judge read is one digestAt exempts.
 	exempt bool
 	// strict (PayloadClean) stops the walk, as found, at any string
-	// the scrub would read.
-	strict bool
+	// the scrub would read; candidate says it stopped so.
+	strict, candidate bool
 	// scrubbed (InEventScrubbed): Scrub found nothing in the event's
 	// strings but those of a digest's shape; text is such a string
 	// while judge reads it.
@@ -428,7 +437,7 @@ func unescape(raw []byte) (string, bool) {
 // whose place is the member it names.
 func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 	if w.strict && escaped {
-		w.found = true
+		w.found, w.candidate = true, w.text
 		return true
 	}
 	s := unsafeString(raw) // not kept: Scrub copies what it keeps
@@ -441,7 +450,7 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 	cannot := false // MayHold(s) is known to be false
 	if w.strict {
 		if digest := IsDigest(s); !digest && MayHold(s) {
-			w.found = true
+			w.found, w.candidate = true, w.text
 			return true
 		} else {
 			cannot = !digest

@@ -67,3 +67,25 @@ func TestInEventScrubbedAgrees(t *testing.T) {
 		t.Errorf("only %d payloads hold what Scrub alone misses: the test reads too little", extras)
 	}
 }
+
+// PayloadCheck says a walk stopped at a string only where one holds an
+// escape or may hold a value: never for a number or for the scalars of
+// an array read together.
+func TestPayloadCheckCandidate(t *testing.T) {
+	for _, c := range []struct {
+		payload          string
+		clean, candidate bool
+	}{
+		{`{"a":"plain words","n":1}`, true, false},
+		{`{"a":"jane@example.com"}`, false, true},
+		{`{"a":"tab\there"}`, false, true},
+		{`{"n":4111111111111111}`, false, false},
+		{`{"parts":["4111","1111","1111","1111"]}`, false, false},
+		{`{"4111 1111 1111 1111":1}`, false, true},
+	} {
+		clean, candidate := detect.PayloadCheck([]byte(c.payload))
+		if clean != c.clean || candidate != c.candidate || detect.PayloadClean([]byte(c.payload)) != clean {
+			t.Errorf("%s: clean %v, candidate %v; want %v, %v", c.payload, clean, candidate, c.clean, c.candidate)
+		}
+	}
+}

@@ -157,10 +157,13 @@ func encodeScrubbed(payload map[string]any, digest digester) (body []byte, judge
 	if len(given) == 0 {
 		// Most payloads: one walk finds nothing to scrub and nothing
 		// the writer's judge would find.
-		if detect.PayloadClean(body) {
+		clean, candidate := detect.PayloadCheck(body)
+		if clean {
 			return body, true, false, nil
 		}
-		if !anyCandidate(body) {
+		// The walk stopped at a string the scrub must read, or, for what
+		// else it found, every string is looked at.
+		if !candidate && !anyCandidate(body) {
 			return body, false, false, nil
 		}
 	}
