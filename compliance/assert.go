@@ -36,6 +36,12 @@ type Expectation struct {
 	// ApprovalsCover: a privileged statement a second person approved is
 	// covered as if under a grant (check privileged-sessions-granted).
 	ApprovalsCover bool `yaml:"approvals_cover"`
+	// MaxErrorMicros bounds the clock's maximum error (check
+	// clock-synchronised), in microseconds.
+	MaxErrorMicros int64 `yaml:"max_error_us"`
+	// EveryDays is the longest time, in days, between two reviews of the
+	// audit data (check audit-reviewed).
+	EveryDays int `yaml:"every_days"`
 }
 
 // The checks an expectation can name.
@@ -45,9 +51,14 @@ const (
 	CheckColumnsMasked     = "columns-masked"
 	CheckRefusalsNameRule  = "refusals-name-rule"
 	CheckApprovalsByOther  = "approvals-decided-by-another"
+	CheckClockSynchronised = "clock-synchronised"
+	CheckActorsListed      = "actors-listed"
+	CheckGroupsProvisioned = "groups-provisioned"
+	CheckAuditReviewed     = "audit-reviewed"
 )
 
-var checks = []string{CheckChangesApproved, CheckPrivilegedGranted, CheckColumnsMasked, CheckRefusalsNameRule, CheckApprovalsByOther}
+var checks = []string{CheckChangesApproved, CheckPrivilegedGranted, CheckColumnsMasked, CheckRefusalsNameRule, CheckApprovalsByOther,
+	CheckClockSynchronised, CheckActorsListed, CheckGroupsProvisioned, CheckAuditReviewed}
 
 // ParseExpectations reads an expectations file strictly: unknown keys,
 // unknown checks, a check without the parameters it needs, and a control
@@ -75,6 +86,10 @@ func ParseExpectations(name string, b []byte) (*Expectations, error) {
 			return nil, fmt.Errorf("%s: control %s: check %s needs kinds (the statement kinds it covers)", name, e.Control, e.Check)
 		case e.Check == CheckColumnsMasked && len(e.Columns) == 0:
 			return nil, fmt.Errorf("%s: control %s: check %s needs columns", name, e.Control, e.Check)
+		case e.Check == CheckClockSynchronised && e.MaxErrorMicros <= 0:
+			return nil, fmt.Errorf("%s: control %s: check %s needs max_error_us (the largest maximum error allowed, in microseconds, above 0)", name, e.Control, e.Check)
+		case e.Check == CheckAuditReviewed && e.EveryDays <= 0:
+			return nil, fmt.Errorf("%s: control %s: check %s needs every_days (the longest time between two reviews, in days, above 0)", name, e.Control, e.Check)
 		}
 		seen[e.Control] = true
 	}
@@ -160,6 +175,30 @@ type event struct {
 	named                 []string          // commands: the listed columns the statement names
 	rows                  bool              // commands naming one: a later result had rows
 	masked                map[string]uint64 // commands naming one: the first later mask per column
+	// ledger.clock.status
+	synced         bool
+	maxErr         int64
+	clockSrc, host string
+	readErr        string
+	// session.started of a person: the directory listing in force
+	dir         *listed
+	tokenGroups []string
+	// audit.accessed: what was read
+	resource string
+}
+
+// listed is what the identity provider's listing in force when a session
+// started said of its actor.
+type listed struct {
+	// snapshot: the index of the listing's part naming the actor, or of
+	// its last part when none does; none: no listing of the provider
+	// (source scim) was complete before the session
+	snapshot uint64
+	none     bool
+	found    bool
+	active   bool
+	// groups the token named that the listing did not give the actor
+	extra []string
 }
 
 // envelope is the JSON of an event as the checks decode it: every payload
@@ -171,10 +210,12 @@ type envelope struct {
 	Time      time.Time `json:"time"`
 	SessionID string    `json:"session_id"`
 	Actor     struct {
-		Issuer  string `json:"issuer"`
-		Subject string `json:"subject"`
-		Kind    string `json:"kind"`
+		Issuer  string   `json:"issuer"`
+		Subject string   `json:"subject"`
+		Kind    string   `json:"kind"`
+		Groups  []string `json:"groups"`
 	} `json:"actor"`
+	Tenant  string `json:"tenant"`
 	Payload struct {
 		Statement  json.RawMessage `json:"statement"`
 		SHA        json.RawMessage `json:"statement_sha256"`
@@ -189,7 +230,31 @@ type envelope struct {
 		CommandID  json.RawMessage `json:"command_id"`
 		Column     json.RawMessage `json:"column"`
 		Rows       json.RawMessage `json:"rows"`
+		// ledger.clock.status
+		Synchronised json.RawMessage `json:"synchronised"`
+		MaxError     json.RawMessage `json:"maxerror_us"`
+		Source       json.RawMessage `json:"source"`
+		Host         json.RawMessage `json:"host"`
+		ReadError    json.RawMessage `json:"read_error"`
+		// identity.snapshot
+		Snapshot json.RawMessage `json:"snapshot"`
+		Part     json.RawMessage `json:"part"`
+		Parts    json.RawMessage `json:"parts"`
+		Members  json.RawMessage `json:"members"`
+		// audit.accessed
+		Resource json.RawMessage `json:"resource"`
+		Method   json.RawMessage `json:"method"`
+		Path     json.RawMessage `json:"path"`
 	} `json:"payload"`
+}
+
+// num is a JSON integer's value, 0 for anything else.
+func num(raw json.RawMessage) int64 {
+	var n int64
+	if json.Unmarshal(raw, &n) != nil {
+		return 0
+	}
+	return n
 }
 
 // str is a JSON string's value, "" for anything else.
@@ -210,11 +275,28 @@ type Asserter struct {
 	evs     []*event
 	// commands naming a listed column, by id (the first of each id)
 	naming map[string]*event
+	// the identity provider's listing: the newest complete one, and the
+	// parts of those under way, by snapshot
+	listing  *listing
+	building map[string]*listing
+}
+
+// listing is one identity.snapshot of source scim: its members' state.
+type listing struct {
+	parts, seen int
+	last        uint64 // the index of its last part seen
+	members     map[string]member
+}
+
+type member struct {
+	idx    uint64 // the part listing it
+	active bool
+	groups []string
 }
 
 // NewAsserter starts testing x.
 func NewAsserter(x *Expectations) *Asserter {
-	a := &Asserter{x: x, kinds: map[string]bool{}, naming: map[string]*event{}}
+	a := &Asserter{x: x, kinds: map[string]bool{}, naming: map[string]*event{}, building: map[string]*listing{}}
 	for _, e := range x.Controls {
 		for _, k := range e.Kinds {
 			a.kinds[strings.ToUpper(k)] = true
@@ -294,9 +376,87 @@ func (a *Asserter) Add(idx uint64, raw []byte) error {
 		}
 	case events.SessionStarted:
 		e.accessID = str(p.AccessID)
+		if e.kind == string(events.Human) {
+			e.dir, e.tokenGroups = a.listedNow(e.subject, v.Actor.Groups), v.Actor.Groups
+		}
+	case events.LedgerClockStatus:
+		if v.Tenant != systemTenant {
+			return nil
+		}
+		e.synced, e.maxErr = string(p.Synchronised) == "true", num(p.MaxError)
+		e.clockSrc, e.host, e.readErr = str(p.Source), str(p.Host), str(p.ReadError)
+	case events.IdentitySnapshot:
+		a.snapshot(idx, p.Snapshot, p.Source, p.Part, p.Parts, p.Members)
+		return nil
+	case events.AuditAccessed:
+		if e.kind != string(events.Human) {
+			return nil
+		}
+		e.resource = str(p.Resource)
+		if e.resource == "" {
+			e.resource = strings.TrimSpace(str(p.Method) + " " + str(p.Path))
+		}
 	}
 	a.evs = append(a.evs, e)
 	return nil
+}
+
+// systemTenant is the tenant of the log's own records (FORMAT §2.1).
+const systemTenant = "_ledger"
+
+// snapshot notes one part of an identity.snapshot: a listing of source
+// scim becomes the one in force when its last part is seen (parts
+// numbered 1 to parts, each once). A listing of source tokens is not the
+// provider's and is not noted.
+func (a *Asserter) snapshot(idx uint64, snap, source, part, parts, members json.RawMessage) {
+	id, n, of := str(snap), num(part), num(parts)
+	if str(source) != "scim" || id == "" || of < 1 || n < 1 || n > of {
+		return
+	}
+	l := a.building[id]
+	if l == nil {
+		l = &listing{parts: int(of), members: map[string]member{}}
+		a.building[id] = l
+	}
+	var ms []struct {
+		Subject json.RawMessage   `json:"subject"`
+		Active  json.RawMessage   `json:"active"`
+		Groups  []json.RawMessage `json:"groups"`
+	}
+	json.Unmarshal(members, &ms)
+	for _, m := range ms {
+		var gs []string
+		for _, g := range m.Groups {
+			gs = append(gs, str(g))
+		}
+		l.members[str(m.Subject)] = member{idx: idx, active: string(m.Active) == "true", groups: gs}
+	}
+	l.seen++
+	l.last = idx
+	if l.seen == l.parts {
+		a.listing = l
+		delete(a.building, id)
+	}
+}
+
+// listedNow is what the listing in force says of subject, whose token
+// named groups.
+func (a *Asserter) listedNow(subject string, groups []string) *listed {
+	l := a.listing
+	if l == nil {
+		return &listed{none: true}
+	}
+	m, ok := l.members[subject]
+	if !ok {
+		return &listed{snapshot: l.last}
+	}
+	d := &listed{snapshot: m.idx, found: true, active: m.active}
+	for _, g := range groups {
+		if !slices.Contains(m.groups, g) && !slices.Contains(d.extra, g) {
+			d.extra = append(d.extra, g)
+		}
+	}
+	return d
 }
 
 // Assertions tests every expectation against the events added and
@@ -317,6 +477,14 @@ func (a *Asserter) Assertions() []Assertion {
 			as.Rows = refusalsNameRule(a.evs)
 		case CheckApprovalsByOther:
 			as.Rows = approvalsByOther(a.evs)
+		case CheckClockSynchronised:
+			as.Rows = clockSynchronised(exp, a.evs)
+		case CheckActorsListed:
+			as.Rows = actorsListed(a.evs, false)
+		case CheckGroupsProvisioned:
+			as.Rows = actorsListed(a.evs, true)
+		case CheckAuditReviewed:
+			as.Rows = auditReviewed(exp, a.evs)
 		}
 		for _, r := range as.Rows {
 			if r.Exception != "" {
@@ -409,6 +577,14 @@ const (
 	ExUnmasked         = "returned rows with the column unmasked"
 	ExNoRule           = "refused with no rule named"
 	ExDecidedByRequest = "decided by its own requester"
+	ExClockUnread      = "the clock could not be read"
+	ExClockUnsynced    = "the clock was not synchronised"
+	ExClockError       = "the clock's maximum error was above the bound"
+	ExNoListing        = "no listing of the identity provider before the session"
+	ExNotListed        = "not listed by the identity provider"
+	ExInactive         = "listed as inactive by the identity provider"
+	ExExtraGroups      = "held groups the identity provider did not give it"
+	ExReviewLate       = "the audit data went unreviewed for longer than the bound before this review"
 )
 
 // approval finds the approval.granted that let command c run: the last
@@ -617,10 +793,94 @@ func approvalsByOther(evs []*event) []Row {
 	return rows
 }
 
+func clockSynchronised(x Expectation, evs []*event) []Row {
+	var rows []Row
+	for _, e := range evs {
+		if e.typ != string(events.LedgerClockStatus) {
+			continue
+		}
+		// The log's own record: no actor is shown (context/clock.json
+		// lists the readings as this check reads them).
+		r := Row{Index: e.idx, Type: e.typ, Item: fmt.Sprintf("synchronised=%t maxerror_us=%d source=%s host=%s", e.synced, e.maxErr, e.clockSrc, e.host)}
+		switch {
+		case e.readErr != "":
+			r.Exception = ExClockUnread
+		case !e.synced:
+			r.Exception = ExClockUnsynced
+		case e.maxErr > x.MaxErrorMicros:
+			r.Exception = fmt.Sprintf("%s (%d us > %d us)", ExClockError, e.maxErr, x.MaxErrorMicros)
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// actorsListed tests each session a person started against the identity
+// provider's listing in force: listed and active, and with groups, that
+// every group the token named is one the listing gave them.
+func actorsListed(evs []*event, groups bool) []Row {
+	var rows []Row
+	for _, e := range evs {
+		if e.dir == nil {
+			continue
+		}
+		d := e.dir
+		item := "listed, active"
+		switch {
+		case d.none:
+			item = "no listing"
+		case !d.found:
+			item = "not listed"
+		case !d.active:
+			item = "listed, inactive"
+		}
+		if groups {
+			item = "groups: " + strings.Join(e.tokenGroups, ",")
+		}
+		r := row(e, item)
+		if !d.none {
+			r.Evidence = &d.snapshot
+		}
+		switch {
+		case d.none:
+			r.Exception = ExNoListing
+		case !d.found:
+			r.Exception = ExNotListed
+		case !d.active:
+			r.Exception = ExInactive
+		case groups && len(d.extra) > 0:
+			r.Exception = ExExtraGroups + ": " + strings.Join(d.extra, ",")
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func auditReviewed(x Expectation, evs []*event) []Row {
+	var rows []Row
+	var prev time.Time
+	bound := time.Duration(x.EveryDays) * 24 * time.Hour
+	for _, e := range evs {
+		if e.typ != string(events.AuditAccessed) {
+			continue
+		}
+		r := row(e, e.resource)
+		if !prev.IsZero() && e.time.Sub(prev) > bound {
+			r.Exception = ExReviewLate
+		}
+		if e.time.After(prev) {
+			prev = e.time
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
 // tested are the event types some check reads.
 var tested = map[string]bool{
 	string(events.CommandExecuted): true, string(events.CommandBlocked): true, string(events.ResponseDigest): true,
 	string(events.MaskApplied): true, string(events.ApprovalRequested): true, string(events.ApprovalGranted): true,
 	string(events.ApprovalDenied): true, string(events.ApprovalExpired): true, string(events.AccessGranted): true,
-	string(events.SessionStarted): true,
+	string(events.SessionStarted): true, string(events.LedgerClockStatus): true, string(events.IdentitySnapshot): true,
+	string(events.AuditAccessed): true,
 }

@@ -15,6 +15,12 @@ func ev(id, typ, session, subject, kind, payload string) []byte {
 		id, typ, subject, kind, session, payload)
 }
 
+// evAt writes one event of tenant at a time, its actor with groups.
+func evAt(id, typ, tenant, at, session, subject, kind, groups, payload string) []byte {
+	return fmt.Appendf(nil, `{"version":1,"id":%q,"type":%q,"time":%q,"tenant":%q,"source":{"kind":"api","instance":"p"},"actor":{"issuer":"https://idp","subject":%q,"kind":%q,"groups":%s},"session_id":%q,"payload":%s}`,
+		id, typ, at, tenant, subject, kind, groups, session, payload)
+}
+
 // A log of the README's version-1 policy (DDL held for dba only): alice
 // (dba) waits for bob; carol (not dba) runs DDL unheld; dave approves his
 // own; one refusal names no rule; one read returns e-mails unmasked; one
@@ -40,6 +46,29 @@ func assertLog() []compliance.Observed {
 		ev("e16", "access.granted", "", "bob", "human", `{"access_id":"acc-1","grant":"just-in-time","requester":{"issuer":"https://idp","subject":"frank"},"not_before":"2026-12-01T09:00:00Z","not_after":"2026-12-01T11:00:00Z"}`),
 		ev("e17", "session.started", "s5", "frank", "human", `{"access_id":"acc-1"}`),
 		ev("e18", "command.executed", "s5", "frank", "human", `{"statement":"TRUNCATE t","statement_sha256":"ee","kind":"TRUNCATE"}`),
+		// The ledger's clock: synchronised, then not, then with too large
+		// an error; a clock status in a tenant's events is not the log's.
+		evAt("c1", "ledger.clock.status", "_ledger", "2026-12-01T10:00:00Z", "", "writer", "machine", "[]", `{"synchronised":true,"maxerror_us":1000,"esterror_us":10,"status":1,"source":"ntp.example","host":"h1"}`),
+		evAt("c2", "ledger.clock.status", "_ledger", "2026-12-01T11:00:00Z", "", "writer", "machine", "[]", `{"synchronised":false,"maxerror_us":16000000,"esterror_us":16000000,"status":64,"host":"h1"}`),
+		evAt("c3", "ledger.clock.status", "_ledger", "2026-12-01T12:00:00Z", "", "writer", "machine", "[]", `{"synchronised":true,"maxerror_us":500000,"esterror_us":10,"status":1,"host":"h1"}`),
+		evAt("c4", "ledger.clock.status", "acme", "2026-12-01T12:00:00Z", "", "writer", "machine", "[]", `{"synchronised":false,"maxerror_us":1,"host":"h1"}`),
+		// The directory: a listing from tokens is not the provider's; a
+		// SCIM listing counts once its last part is in.
+		evAt("d0", "identity.snapshot", "acme", "2026-12-01T12:00:00Z", "", "directory", "machine", "[]", `{"snapshot":"s0","part":1,"parts":1,"source":"tokens","members":[{"subject":"mallory","active":true,"kind":"human","groups":["dba"]}]}`),
+		evAt("d1", "identity.snapshot", "acme", "2026-12-01T12:00:00Z", "", "directory", "machine", "[]", `{"snapshot":"s1","part":1,"parts":2,"source":"scim","members":[{"subject":"alice","active":true,"kind":"human","groups":["dba"]},{"subject":"gina","active":false,"kind":"human","groups":[]}]}`),
+		evAt("d2", "session.started", "acme", "2026-12-01T12:00:01Z", "s6", "alice", "human", `["dba"]`, `{}`),
+		evAt("d3", "identity.snapshot", "acme", "2026-12-01T12:00:00Z", "", "directory", "machine", "[]", `{"snapshot":"s1","part":2,"parts":2,"source":"scim","members":[{"subject":"carol","active":true,"kind":"human","groups":["auditor"]}]}`),
+		evAt("d4", "session.started", "acme", "2026-12-01T12:01:00Z", "s7", "alice", "human", `["dba","admin"]`, `{}`),
+		evAt("d5", "session.started", "acme", "2026-12-01T12:02:00Z", "s8", "carol", "human", `["auditor"]`, `{}`),
+		evAt("d6", "session.started", "acme", "2026-12-01T12:03:00Z", "s9", "gina", "human", `[]`, `{}`),
+		evAt("d7", "session.started", "acme", "2026-12-01T12:04:00Z", "s10", "mallory", "human", `["dba"]`, `{}`),
+		evAt("d8", "session.started", "acme", "2026-12-01T12:05:00Z", "s11", "agent", "machine", `[]`, `{}`),
+		// Reviews of the audit data: a gap of 15 days; a machine's read is
+		// not a review.
+		evAt("r1", "audit.accessed", "acme", "2026-12-01T10:00:00Z", "", "carol", "human", `["auditor"]`, `{"resource":"events","method":"GET","path":"/v1/events"}`),
+		evAt("r2", "audit.accessed", "acme", "2026-12-05T10:00:00Z", "", "carol", "human", `["auditor"]`, `{"method":"GET","path":"/v1/sessions"}`),
+		evAt("r3", "audit.accessed", "acme", "2026-12-20T10:00:00Z", "", "siem", "machine", `[]`, `{"resource":"events"}`),
+		evAt("r4", "audit.accessed", "acme", "2026-12-20T10:00:00Z", "", "carol", "human", `["auditor"]`, `{"resource":"events"}`),
 	}
 	out := make([]compliance.Observed, len(evs))
 	for i, e := range evs {
@@ -64,8 +93,15 @@ func TestAssertionsFindExceptions(t *testing.T) {
 		"8.3":  "107:" + compliance.ExNoRule + " 108:-",
 		"8.11": "109:" + compliance.ExUnmasked + " 111:-",
 		"8.32": "102:- 103:" + compliance.ExNoApproval + " 106:" + compliance.ExSelfApproved + " 118:" + compliance.ExNoApproval,
+		"8.17": "119:- 120:" + compliance.ExClockUnsynced + " 121:" + compliance.ExClockError + " (500000 us > 250000 us)",
+		"5.15": "117:" + compliance.ExNoListing + " 125:" + compliance.ExNoListing + " 127:- 128:- 129:" + compliance.ExInactive + " 130:" + compliance.ExNotListed,
+		"5.18": "117:" + compliance.ExNoListing + " 125:" + compliance.ExNoListing + " 127:" + compliance.ExExtraGroups + ": admin 128:- 129:" + compliance.ExInactive + " 130:" + compliance.ExNotListed,
+		"8.16": "132:- 133:- 135:" + compliance.ExReviewLate,
 	}
-	results := map[string]string{"5.3": compliance.Exceptions, "8.2": compliance.Exceptions, "8.3": compliance.Exceptions, "8.11": compliance.Exceptions, "8.32": compliance.Exceptions}
+	results := map[string]string{}
+	for c := range want {
+		results[c] = compliance.Exceptions
+	}
 	if len(got) != len(want) {
 		t.Fatalf("%d assertions, want %d", len(got), len(want))
 	}
@@ -93,6 +129,29 @@ func TestAssertionsFindExceptions(t *testing.T) {
 		}
 		if r.Index == 104 && (r.SessionID != "s3" || r.Actor != "dave" || r.Evidence == nil || *r.Evidence != 105) {
 			t.Errorf("the self-approval row %+v", r)
+		}
+	}
+	// What each row says it tested, and the event it rests on.
+	items := map[string]string{}
+	for _, a := range got {
+		for _, r := range a.Rows {
+			ev := "-"
+			if r.Evidence != nil {
+				ev = fmt.Sprint(*r.Evidence)
+			}
+			items[fmt.Sprintf("%s/%d", a.Control, r.Index)] = r.Item + " @" + ev
+		}
+	}
+	for k, v := range map[string]string{
+		"8.17/119": "synchronised=true maxerror_us=1000 source=ntp.example host=h1 @-",
+		"8.17/120": "synchronised=false maxerror_us=16000000 source= host=h1 @-",
+		"5.15/117": "no listing @-", "5.15/127": "listed, active @124", "5.15/128": "listed, active @126",
+		"5.15/129": "listed, inactive @124", "5.15/130": "not listed @126",
+		"5.18/127": "groups: dba,admin @124", "5.18/128": "groups: auditor @126",
+		"8.16/132": "events @-", "8.16/133": "GET /v1/sessions @-",
+	} {
+		if items[k] != v {
+			t.Errorf("%s: %q, want %q", k, items[k], v)
 		}
 	}
 	// Nothing happened: not observed, never effective.
@@ -129,6 +188,8 @@ controls:
 		"version: 1\ncontrols:\n  - control: \"8.2\"\n    check: everything-fine\n    statement: s\n",
 		"version: 1\ncontrols:\n  - control: \"8.11\"\n    check: columns-masked\n    statement: s\n    colums: [email]\n",
 		"version: 2\ncontrols: []\n",
+		"version: 1\ncontrols:\n  - control: \"8.17\"\n    check: clock-synchronised\n    statement: s\n",
+		"version: 1\ncontrols:\n  - control: \"8.16\"\n    check: audit-reviewed\n    statement: s\n    every_days: 0\n",
 	} {
 		if _, err := compliance.ParseExpectations("bad.yaml", []byte(bad)); err == nil {
 			t.Errorf("accepted:\n%s", bad)

@@ -127,6 +127,10 @@ type Query struct {
 	Name    string `yaml:"name"`
 	Summary string `yaml:"summary"`
 	SQL     string `yaml:"sql"`
+	// Derived: the table is not queried but derived from the bundle's
+	// own records, as docs/FORMAT.md §12.3 defines it for the control and
+	// name, so a verifier re-derives it; SQL is then empty.
+	Derived bool `yaml:"derived"`
 }
 
 // Evidence is what the ledger observes for one control.

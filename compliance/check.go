@@ -106,8 +106,13 @@ func (f *Framework) checkMapping() error {
 			}
 		}
 		for _, q := range e.Queries {
-			if q.Name == "" || q.Summary == "" || !strings.Contains(q.SQL, "$1") || !strings.Contains(q.SQL, "$2") || !strings.Contains(q.SQL, "$3") {
-				return f.fault(evidenceFile, e.line, "%s: query %q needs a name, a summary and all of $1 (tenant), $2, $3 (index range)", e.Control, q.Name)
+			switch {
+			case q.Name == "" || q.Summary == "":
+				return f.fault(evidenceFile, e.line, "%s: query %q needs a name and a summary", e.Control, q.Name)
+			case q.Derived && q.SQL != "":
+				return f.fault(evidenceFile, e.line, "%s: query %q is derived from the records (FORMAT §12.3) and has SQL too: give one", e.Control, q.Name)
+			case !q.Derived && (!strings.Contains(q.SQL, "$1") || !strings.Contains(q.SQL, "$2") || !strings.Contains(q.SQL, "$3")):
+				return f.fault(evidenceFile, e.line, "%s: query %q needs all of $1 (tenant), $2, $3 (index range), or derived: true", e.Control, q.Name)
 			}
 		}
 	}

@@ -35,7 +35,7 @@ const MaxGrantRecords = 100_000
 // recorded later was not held before it), by ledger index. More than
 // MaxGrantRecords is an error, not a cut listing.
 func (r *Reader) GrantRecords(ctx context.Context, tenant string, before time.Time) ([]GrantRecord, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func (r *Reader) GrantActivities(ctx context.Context, tenant string, ids []strin
 	if len(ids) == 0 {
 		return out, nil
 	}
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return nil, err
 	}

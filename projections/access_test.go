@@ -102,7 +102,8 @@ func TestGrantRecords(t *testing.T) {
 	if none := acts["none"]; none.Sessions != 0 || len(none.Approvers) != 0 {
 		t.Errorf("an id without records: %+v", none)
 	}
-	// Evidence bundles show the sign-off under 5.18.
+	// Evidence bundles show the sign-off under 5.18, in a table derived
+	// from the records (FORMAT §12.3; projections/evidence tests it).
 	fw, err := compliance.Load("iso27001-2022")
 	if err != nil {
 		t.Fatal(err)
@@ -110,20 +111,12 @@ func TestGrantRecords(t *testing.T) {
 	found := false
 	for _, c := range fw.Mapping.Controls {
 		for _, q := range c.Queries {
-			if c.Control != "5.18" || q.Name != "access_reviews" {
-				continue
+			if c.Control == "5.18" && q.Name == "access_reviews" {
+				found = q.Derived
 			}
-			rows, err := rd.ControlQuery(t.Context(), q.SQL, "acme", 0, uint64(len(es)), 10)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(rows.Values) != 1 || !slices.Contains(rows.Values[0], "carol") || !slices.Contains(rows.Values[0], "ab") {
-				t.Errorf("5.18 access_reviews: %v %v", rows.Columns, rows.Values)
-			}
-			found = true
 		}
 	}
 	if !found {
-		t.Error("no access_reviews query under 5.18")
+		t.Error("no access_reviews table derived under 5.18")
 	}
 }

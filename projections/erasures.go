@@ -19,7 +19,7 @@ type ErasureEvent struct {
 // (docs/FORMAT.md §2.4): these events say which sealed fields no key opens
 // any more.
 func (r *Reader) Erasures(ctx context.Context, tenant string, end uint64) ([]ErasureEvent, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,9 @@
 package projections
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // What the read side answers when it cannot: each caller maps these to its
 // own terms (the API to HTTP statuses, in services/api's status).
@@ -14,6 +17,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrUnavailable means the reader has no projection database to read.
 	ErrUnavailable = errors.New("projections: no projection database")
+	// ErrNoSchema means the projection database does not hold this
+	// version's schema yet: the projector creates it (migrates) when it
+	// starts. It is an ErrUnavailable: try again shortly.
+	ErrNoSchema = fmt.Errorf("%w yet: the projector has not created the projection's schema (it does when it starts); try again shortly", ErrUnavailable)
 	// ErrBadFilter is what every FilterError is.
 	ErrBadFilter = errors.New("projections: bad filter")
 )

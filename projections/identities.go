@@ -20,7 +20,7 @@ type SeenIdentity struct {
 // provider offers no SCIM directory (services/directory). It reads every
 // event of the tenant since then.
 func (r *Reader) IdentitiesSeen(ctx context.Context, tenant, issuer string, since time.Time) ([]SeenIdentity, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return nil, err
 	}

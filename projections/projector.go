@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +56,50 @@ func Migrate(ctx context.Context, db *pgxpool.Pool) error {
 		return fmt.Errorf("projections: migrating the schema: %w", err)
 	}
 	return nil
+}
+
+// SchemaReady reports whether db holds this version's schema (every
+// migration embedded in the binary applied, or a newer schema): nil, or
+// ErrNoSchema. Readers call it before their first query, so that a read
+// path started before the projector answers "not yet" rather than failing
+// on a missing relation.
+func SchemaReady(ctx context.Context, db *pgxpool.Pool) error {
+	want, err := latestMigration()
+	if err != nil {
+		return err
+	}
+	var have int64
+	var exists bool
+	err = db.QueryRow(ctx, `SELECT to_regclass('goose_db_version') IS NOT NULL`).Scan(&exists)
+	if err == nil && exists {
+		err = db.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM goose_db_version WHERE is_applied`).Scan(&have)
+	}
+	if err != nil {
+		return fmt.Errorf("projections: reading the projection's schema version: %w", err)
+	}
+	if have < want {
+		return fmt.Errorf("%w (schema version %d, this version needs %d)", ErrNoSchema, have, want)
+	}
+	return nil
+}
+
+// latestMigration is the version of the newest embedded migration (the
+// number its file name starts with).
+func latestMigration() (int64, error) {
+	ents, err := migrations.ReadDir("migrations")
+	if err != nil {
+		return 0, err
+	}
+	var latest int64
+	for _, e := range ents {
+		n, _, _ := strings.Cut(e.Name(), "_")
+		v, err := strconv.ParseInt(n, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("projections: migration %s: the name does not start with its version", e.Name())
+		}
+		latest = max(latest, v)
+	}
+	return latest, nil
 }
 
 // Config configures a projector.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -27,6 +28,8 @@ import (
 // concurrent use.
 type Reader struct {
 	db *pgxpool.Pool
+	// schema: the database was seen holding this version's schema
+	schema atomic.Bool
 }
 
 // NewReader reads the projection in db. A nil db gives a reader whose
@@ -36,9 +39,17 @@ func NewReader(db *pgxpool.Pool) *Reader { return &Reader{db: db} }
 // Available reports whether the reader has a database to read.
 func (r *Reader) Available() bool { return r != nil && r.db != nil }
 
-func (r *Reader) pool() (*pgxpool.Pool, error) {
+func (r *Reader) pool(ctx context.Context) (*pgxpool.Pool, error) {
 	if !r.Available() {
 		return nil, ErrUnavailable
+	}
+	if !r.schema.Load() {
+		// Until the projector has migrated, every query would fail on a
+		// missing relation: say so instead, once per reader.
+		if err := SchemaReady(ctx, r.db); err != nil {
+			return nil, err
+		}
+		r.schema.Store(true)
 	}
 	return r.db, nil
 }
@@ -147,7 +158,7 @@ type EventPage struct {
 
 // Events answers f, a page at a time, by ledger index (keyset).
 func (r *Reader) Events(ctx context.Context, f EventFilter) (EventPage, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return EventPage{}, err
 	}
@@ -386,7 +397,7 @@ type EventRef struct {
 // unique within a tenant, so there may be one per tenant. The caller's
 // scope picks among them.
 func (r *Reader) EventsWithID(ctx context.Context, id string) ([]EventRef, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +424,7 @@ func (r *Reader) EventsWithID(ctx context.Context, id string) ([]EventRef, error
 // TenantAt is the tenant of the record at index; ErrNotFound when it is
 // not projected yet.
 func (r *Reader) TenantAt(ctx context.Context, index uint64) (string, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -434,7 +445,7 @@ func (r *Reader) TenantAt(ctx context.Context, index uint64) (string, error) {
 // the walk and is returned. Missing records are skipped: the caller checks
 // that the indexes it was given are the ones it asked for.
 func (r *Reader) Records(ctx context.Context, first, end uint64, tenant string, fn func(*Event) error) error {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return err
 	}
@@ -489,7 +500,7 @@ type SessionFilter struct {
 
 // Sessions answers f in session id order.
 func (r *Reader) Sessions(ctx context.Context, f SessionFilter) ([]Session, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -549,7 +560,7 @@ type Timeline struct {
 // Timeline reads session id ("id") of tenant; ErrNotFound when it has no
 // event.
 func (r *Reader) Timeline(ctx context.Context, tenant, id string) (Timeline, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return Timeline{}, err
 	}
@@ -597,7 +608,7 @@ type Checkpoint struct {
 // LatestCheckpoint is the newest signed checkpoint the projection holds;
 // ErrNotFound before the first.
 func (r *Reader) LatestCheckpoint(ctx context.Context) (Checkpoint, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return Checkpoint{}, err
 	}
@@ -617,7 +628,7 @@ func (r *Reader) LatestCheckpoint(ctx context.Context) (Checkpoint, error) {
 // CheckpointAt is the signed checkpoint at size; a FilterError ("size")
 // when none was signed there (checkpoints are signed at segment ends).
 func (r *Reader) CheckpointAt(ctx context.Context, size uint64) (Checkpoint, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return Checkpoint{}, err
 	}
@@ -656,7 +667,7 @@ type Span struct {
 // the projection. A segment's records share one sealing time, so the
 // segments sealed before to hold exactly its records and those before.
 func (r *Reader) SpanOf(ctx context.Context, from, to time.Time) (Span, error) {
-	pool, err := r.pool()
+	pool, err := r.pool(ctx)
 	if err != nil {
 		return Span{}, err
 	}
@@ -721,7 +732,7 @@ type Segment struct {
 
 // Segments are the segments holding records of [first, end), in order.
 func (r *Reader) Segments(ctx context.Context, first, end uint64) ([]Segment, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -762,7 +773,7 @@ type Rows struct {
 // shipped in evidence bundles for auditors to run again; it runs in a
 // read-only transaction, so a mapping cannot change the projection.
 func (r *Reader) ControlQuery(ctx context.Context, sql, tenant string, first, end uint64, max int) (*Rows, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -801,7 +812,7 @@ func (r *Reader) ControlQuery(ctx context.Context, sql, tenant string, first, en
 // HashReader reads the log's stored hashes from the projection: what
 // tiles, proofs and roots are made of.
 func (r *Reader) HashReader(ctx context.Context) (tlog.HashReader, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -810,7 +821,7 @@ func (r *Reader) HashReader(ctx context.Context) (tlog.HashReader, error) {
 
 // InclusionProof: see the function of that name.
 func (r *Reader) InclusionProof(ctx context.Context, index, size uint64) ([]ledger.Hash, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -819,7 +830,7 @@ func (r *Reader) InclusionProof(ctx context.Context, index, size uint64) ([]ledg
 
 // ConsistencyProof: see the function of that name.
 func (r *Reader) ConsistencyProof(ctx context.Context, m, n uint64) ([]ledger.Hash, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -828,7 +839,7 @@ func (r *Reader) ConsistencyProof(ctx context.Context, m, n uint64) ([]ledger.Ha
 
 // PrefixHashes: see the function of that name.
 func (r *Reader) PrefixHashes(ctx context.Context, size uint64) ([]ledger.Hash, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -837,7 +848,7 @@ func (r *Reader) PrefixHashes(ctx context.Context, size uint64) ([]ledger.Hash, 
 
 // LatestVerification: see the function of that name.
 func (r *Reader) LatestVerification(ctx context.Context) (*Verification, error) {
-	db, err := r.pool()
+	db, err := r.pool(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -194,7 +195,10 @@ approve:
 		"8.2    Privileged access rights                      exceptions found (2 tested, 1 exceptions)",
 		"8.32   Change management                             exceptions found (2 tested, 1 exceptions)",
 		"8.15   Logging                                       observed, not assessed",
-		"derived    5 assertion(s), every summary, the OSCAL results and index.html re-derived from the events: the same",
+		"derived    9 assertion(s), every summary, the OSCAL results and index.html re-derived from the events: the same",
+		"tables     27 control table(s) re-derived from the records: the same",
+		"vouched    2 table(s) queried on the projection, not re-derived (they rest on the evidence key alone): controls/5.33/verification.csv, controls/8.15/findings.csv",
+		"8.16   Monitoring activities                         effective (",
 		"WARNING: " + evidence.WarnDevIdentities, "WARNING: " + evidence.WarnNotWriteOnce} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("evidence verify: no %q in\n%s", want, r.stdout)
@@ -280,6 +284,44 @@ approve:
 	}
 	if !strings.HasSuffix(bobRow, ",ran without a second person's approval") || !strings.Contains(bobRow, ",command.executed,") {
 		t.Errorf("8.32 does not flag bob's unheld CREATE:\n%s", changes)
+	}
+	// 8.17 rests on the clock readings: each is a row, an unsynchronised
+	// one (this machine's kernel may not be disciplined) an exception.
+	clockB, _ := os.ReadFile(filepath.Join(unzipped, "controls", "8.17", "assertion.csv"))
+	clockRows := strings.Split(strings.TrimSuffix(string(clockB), "\n"), "\n")[1:]
+	want817 := "effective"
+	if clock.Unsynchronised > 0 || clock.MaxErrorMicros > 250000 {
+		want817 = "exceptions found"
+	}
+	if len(clockRows) != len(clock.Readings) || !strings.Contains(r.stdout, fmt.Sprintf("8.17   Clock synchronization                         %s (%d tested", want817, len(clock.Readings))) {
+		t.Errorf("8.17 does not rest on the %d clock readings (want %s):\n%s\n%s", len(clock.Readings), want817, clockB, r.stdout)
+	}
+	for i, row := range clockRows {
+		if unsynced := !clock.Readings[i].Synchronised; unsynced != strings.HasSuffix(row, ",the clock was not synchronised") {
+			t.Errorf("8.17 row %q for reading %+v", row, clock.Readings[i])
+		}
+	}
+	// 5.15 and 5.18 rest on the SCIM listing: every session that started
+	// after it is of a listed, active user holding the groups the
+	// provider gave them.
+	var listedAt uint64
+	for _, sn := range ids.Snapshots {
+		if sn.Source == "scim" && (listedAt == 0 || sn.Index < listedAt) {
+			listedAt = sn.Index
+		}
+	}
+	for _, c := range []string{"5.15", "5.18"} {
+		b, _ := os.ReadFile(filepath.Join(unzipped, "controls", c, "assertion.csv"))
+		rows := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")[1:]
+		if len(rows) == 0 {
+			t.Errorf("%s tested no session:\n%s", c, b)
+		}
+		for _, row := range rows {
+			idx, _ := strconv.ParseUint(row[:strings.Index(row, ",")], 10, 64)
+			if idx > listedAt && !strings.HasSuffix(row, ",") {
+				t.Errorf("%s: a session after the SCIM listing (index %d) is an exception: %s", c, listedAt, row)
+			}
+		}
 	}
 	htmlB, _ := os.ReadFile(filepath.Join(unzipped, "index.html"))
 	html := string(htmlB)

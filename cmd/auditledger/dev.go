@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/ledger/file"
+	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/identity"
 )
 
@@ -225,6 +227,14 @@ func devCmd(c *cobra.Command) cli.Run {
 		if err != nil {
 			return fmt.Errorf("dev: %w", err)
 		}
+		// The projection's schema before any part starts: the API answers
+		// from its first request, and the projector, which migrates too,
+		// may not have run yet (its migration is then a no-op).
+		if database != "" {
+			if err := migrateProjection(ctx, database); err != nil {
+				return fmt.Errorf("dev: %w", err)
+			}
+		}
 		cfg, roles := devConfig{data: abs, issuer: idp.Issuer, database: database, apiAddr: *apiAddr, proxyAddr: *proxyAddr, policy: *policy,
 			httpAddr: *proxyHTTPAddr, httpUpstream: *httpUpstream, httpPolicy: *httpPolicy, batch: *batch, maxWait: *maxWait,
 			syslogAddr: *syslogAddr, syslogCA: *syslogCA, hecURL: *hecURL, webhookURL: *webhookURL, forwardFormat: *forwardFormat,
@@ -388,4 +398,15 @@ func emitCmd(c *cobra.Command) cli.Run {
 		}
 		return err
 	}
+}
+
+// migrateProjection creates or updates the projection's schema in the
+// database at url.
+func migrateProjection(ctx context.Context, url string) error {
+	db, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return fmt.Errorf("the projection database: %w", err)
+	}
+	defer db.Close()
+	return projections.Migrate(ctx, db)
 }

@@ -337,6 +337,12 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 				fmt.Fprintf(stdout, "  held       %s\n", name)
 			}
 		}
+		if rep.Tables > 0 {
+			fmt.Fprintf(stdout, "  tables     %d control table(s) re-derived from the records: the same\n", rep.Tables)
+		}
+		if len(rep.Vouched) > 0 {
+			fmt.Fprintf(stdout, "  vouched    %d table(s) queried on the projection, not re-derived (they rest on the evidence key alone): %s\n", len(rep.Vouched), strings.Join(rep.Vouched, ", "))
+		}
 		if rep.Rederived > 0 {
 			fmt.Fprintf(stdout, "  derived    %d assertion(s), every summary, the OSCAL results and index.html re-derived from the events: the same\n", rep.Rederived)
 		}

@@ -255,6 +255,18 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 	if err != nil {
 		return nil, fmt.Errorf("api.listen: %w", err)
 	}
+	if db != nil {
+		// The read path is ready once the projector has created the
+		// projection's schema; until then reads answer 503.
+		e.health.AddReadiness("api read path", func() (string, error) {
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := projections.SchemaReady(rctx, db); err != nil {
+				return "", err
+			}
+			return "projection schema current", nil
+		})
+	}
 	log.Info("API listening", "addr", ln.Addr().String())
 	var handler http.Handler = h
 	if c.Console.ClientID != "" {

@@ -152,6 +152,10 @@ func summaryOf(m *Manifest, fw *compliance.Framework, c *Control) []byte {
 				fmt.Fprintf(&s, " (the first %d)", c.Counts[q.Name])
 			}
 		}
+		if slices.Contains(c.Derived, q.Name) {
+			fmt.Fprintf(&s, "; derived from the bundle's records as FORMAT §12.3 defines `%s/%s`: the verifier re-derives it\n", c.ID, q.Name)
+			continue
+		}
 		fmt.Fprintf(&s, "; the query is `%s.sql` ($1 = tenant, $2 = %d, $3 = %d), run on the projection: these rows are vouched for by the evidence key, not re-derived by the verifier\n", q.Name, m.Range.First, m.Range.End)
 	}
 	return []byte(s.String())
@@ -200,6 +204,7 @@ func sha256Hex(b []byte) string {
 type derivation struct {
 	census   *identityCensus
 	asserter *compliance.Asserter // nil: the bundle has no expectations
+	tables   *tableSet            // the tables the manifest says are derived
 	// err is the first event the checks could not read
 	err error
 }
@@ -209,6 +214,16 @@ type derivation struct {
 // SHA-256 and parse (check 11's first step).
 func newDerivation(files map[string]*zip.File, m *Manifest) (*derivation, error) {
 	d := &derivation{census: newCensus()}
+	var want []string
+	for _, c := range m.Controls {
+		for _, name := range c.Derived {
+			want = append(want, c.ID+"/"+name)
+		}
+	}
+	var err error
+	if d.tables, err = newTables(want); err != nil {
+		return nil, failf(ManifestFile, "%v", err)
+	}
 	if m.Expectations == nil {
 		return d, nil
 	}
@@ -230,11 +245,65 @@ func newDerivation(files map[string]*zip.File, m *Manifest) (*derivation, error)
 	return d, nil
 }
 
-func (d *derivation) note(idx uint64, event []byte) {
+func (d *derivation) note(idx uint64, at time.Time, event []byte, system bool) {
 	d.census.note(event)
+	d.tables.note(idx, at, event, system)
 	if d.asserter != nil && d.err == nil {
 		d.err = d.asserter.Add(idx, event)
 	}
+}
+
+// checkTables is check 11's first part: every table the manifest says is
+// derived is byte for byte the one derived from the records (and its row
+// count and cap the manifest's); when this verifier holds the bundle's
+// mapping, the tables derived are exactly those it marks derived. The
+// other tables are named in a warning: they rest on the evidence key.
+func (d *derivation) checkTables(files map[string]*zip.File, rep *Report) error {
+	m := rep.Manifest
+	if d.tables.err != nil {
+		return failf(EventsFile, "%v", d.tables.err)
+	}
+	fw, err := compliance.Load(m.Framework.ID)
+	haveMapping := err == nil && fw.Catalog.Version == m.Framework.Version && fw.Mapping.Version == m.Framework.MappingVersion
+	var vouched []string
+	for _, c := range m.Controls {
+		for _, name := range c.Derived {
+			path := "controls/" + c.ID + "/" + name + ".csv"
+			want, n, capped := d.tables.csv(c.ID+"/"+name, &tableIn{segs: rep.Segments, erased: erasedSet(m.SealedFields)})
+			got, err := readZip(files, path, 256<<20)
+			if err != nil {
+				return err
+			}
+			if err := sameBytes(path, got, want, "re-derived from the records (FORMAT §12.3)"); err != nil {
+				return err
+			}
+			if c.Counts[name] != n || slices.Contains(c.Capped, name) != capped {
+				return failf(ManifestFile, "control %s: table %s has %d rows (capped %t), the manifest says %d (capped %t)", c.ID, name, n, capped, c.Counts[name], slices.Contains(c.Capped, name))
+			}
+			rep.Tables++
+		}
+		for name := range c.Counts {
+			if !slices.Contains(c.Derived, name) {
+				vouched = append(vouched, "controls/"+c.ID+"/"+name+".csv")
+			}
+		}
+		if !haveMapping {
+			continue
+		}
+		ev, _ := fw.Evidence(c.ID)
+		var marked []string
+		for _, q := range ev.Queries {
+			if q.Derived {
+				marked = append(marked, q.Name)
+			}
+		}
+		if !slices.Equal(c.Derived, marked) {
+			return failf(ManifestFile, "control %s: derived tables %q, the mapping (v%d) derives %q: a table was passed off as queried", c.ID, c.Derived, m.Framework.MappingVersion, marked)
+		}
+	}
+	slices.Sort(vouched)
+	rep.Vouched = vouched
+	return nil
 }
 
 // check is check 11: each control's assertion, as the manifest gives it
@@ -246,6 +315,9 @@ func (d *derivation) note(idx uint64, event []byte) {
 // and the first line that differs.
 func (d *derivation) check(files map[string]*zip.File, rep *Report) error {
 	m := rep.Manifest
+	if err := d.checkTables(files, rep); err != nil {
+		return err
+	}
 	if d.asserter == nil {
 		rep.Warnings = append(rep.Warnings, "the bundle carries no expectations (built before assertions): its control tables are not re-derived")
 		return nil

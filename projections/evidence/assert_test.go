@@ -41,6 +41,9 @@ func carolsSession(seg int) [][]byte {
 	ev := func(id, typ, payload string) []byte { return as("u-3000", "human", id, typ, payload) }
 	cc := strings.Repeat("c", 64)
 	out := [][]byte{
+		// the directory lists carol with group dev; from the second
+		// segment on, it lists her inactive
+		as("directory", "machine", "dir", "identity.snapshot", fmt.Sprintf(`{"snapshot":"snap-%d","part":1,"parts":1,"source":"scim","issuer":"https://idp.example.com","users":1,"active":1,"listing_sha256":"%s","members":[{"subject":"u-3000","active":%t,"kind":"human","groups":["dev"]}],"groups":[]}`, seg, strings.Repeat("e", 64), seg < 2)),
 		ev("start", "session.started", `{"client_addr":"10.0.4.18:50000","tls":true}`),
 		ev("create", "command.executed", `{"statement":"CREATE TABLE notes (id int)","statement_sha256":"`+strings.Repeat("b", 64)+`","kind":"CREATE"}`),
 		ev("blank", "command.blocked", `{"statement":"COPY customers TO PROGRAM 'x'","reason":"refused"}`),
@@ -56,6 +59,8 @@ func carolsSession(seg int) [][]byte {
 	for i := range 30 {
 		out = append(out, ev(fmt.Sprintf("deny-%d", i), "command.blocked", fmt.Sprintf(`{"statement":"DROP TABLE t%d","rule":"no-drop","reason":"no"}`, i)))
 	}
+	out = append(out, as("u-4000", "human", "audit-read", "audit.accessed", `{"resource":"events","method":"GET","path":"/v1/events"}`))
+	out = append(out, as("u-4000", "human", "review", "access.reviewed", `{"from":"2026-11-01T00:00:00Z","to":"2026-12-01T00:00:00Z","grants":2,"break_glass":0,"listing_sha256":"`+strings.Repeat("f", 64)+`"}`))
 	return append(out, ev("end", "session.ended", `{"duration_ms":1000}`))
 }
 
@@ -90,6 +95,13 @@ func TestBundleAssertionsFlagExceptions(t *testing.T) {
 		"8.3":  {32, 1, compliance.Exceptions},
 		"8.11": {1, 1, compliance.Exceptions},
 		"8.32": {2, 2, compliance.Exceptions},
+		// a session with no directory listing before it, and carol's,
+		// whom the listing in force shows inactive; one audit read; no
+		// clock reading in the period
+		"5.15": {2, 2, compliance.Exceptions},
+		"5.18": {2, 2, compliance.Exceptions},
+		"8.16": {1, 0, compliance.Effective},
+		"8.17": {0, 0, compliance.NotObserved},
 	}
 	for id, w := range want {
 		a := control(r.m, id).Assertion
@@ -107,8 +119,8 @@ func TestBundleAssertionsFlagExceptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Rederived != 5 {
-		t.Errorf("re-derived %d assertions, want 5; warnings %q", rep.Rederived, rep.Warnings)
+	if rep.Rederived != 9 {
+		t.Errorf("re-derived %d assertions, want 9; warnings %q", rep.Rederived, rep.Warnings)
 	}
 	files := zipFiles(t, r.bundle)
 	csv832 := string(files["controls/8.32/assertion.csv"])
@@ -116,7 +128,7 @@ func TestBundleAssertionsFlagExceptions(t *testing.T) {
 		t.Errorf("8.32's exception does not name the event, session and actor:\n%s", csv832)
 	}
 	html := string(files["index.html"])
-	ex, ctl := strings.Index(html, "<h2>Exceptions (6)</h2>"), strings.Index(html, "<h2>Controls</h2>")
+	ex, ctl := strings.Index(html, "<h2>Exceptions (10)</h2>"), strings.Index(html, "<h2>Controls</h2>")
 	if ex < 0 || ctl < ex || !strings.Contains(html[ex:ctl], "ran without a second person&#39;s approval") || !strings.Contains(html[ex:ctl], "u-3000") ||
 		!strings.Contains(html, evidence.WarnNotWriteOnce) || !strings.Contains(html, "No full verification") {
 		t.Errorf("index.html does not open with the 4 exceptions and the warnings:\n%.3000s", html)
@@ -218,8 +230,34 @@ func TestDerivedTablesRederived(t *testing.T) {
 			f["controls/8.32/summary.md"] = bytes.Replace(f["controls/8.32/summary.md"], []byte("exceptions found"), []byte("effective"), 1)
 		}, "controls/8.32/summary.md: line 5"},
 		{"the exceptions cut from index.html", func(f map[string][]byte) {
-			f["index.html"] = bytes.Replace(f["index.html"], []byte("Exceptions (6)"), []byte("Exceptions (0)"), 1)
+			f["index.html"] = bytes.Replace(f["index.html"], []byte("Exceptions (10)"), []byte("Exceptions (0)"), 1)
 		}, "index.html: line"},
+		{"a row added to a derived table, its count in the manifest too", func(f map[string][]byte) {
+			f["controls/8.3/blocked_sample.csv"] = append(f["controls/8.3/blocked_sample.csv"], lastLine(f["controls/8.3/blocked_sample.csv"])...)
+			manifest(f, func(m *evidence.Manifest) {
+				for i := range m.Controls {
+					if m.Controls[i].ID == "8.3" {
+						m.Controls[i].Counts["blocked_sample"]++
+					}
+				}
+			})
+		}, "controls/8.3/blocked_sample.csv: line 27"},
+		{"a row removed from a derived table", func(f map[string][]byte) {
+			f["controls/5.15/blocked.csv"] = dropLine(f["controls/5.15/blocked.csv"], 1)
+		}, "controls/5.15/blocked.csv: line 2"},
+		{"a count edited in a derived table", func(f map[string][]byte) {
+			f["controls/8.15/events_by_type.csv"] = bytes.Replace(f["controls/8.15/events_by_type.csv"], []byte("command.blocked,"), []byte("command.blocked,1"), 1)
+		}, "controls/8.15/events_by_type.csv: line"},
+		{"a derived table passed off as queried, then edited", func(f map[string][]byte) {
+			f["controls/5.17/authentication.csv"] = dropLine(f["controls/5.17/authentication.csv"], 1)
+			manifest(f, func(m *evidence.Manifest) {
+				for i := range m.Controls {
+					if m.Controls[i].ID == "5.17" {
+						m.Controls[i].Derived = nil
+					}
+				}
+			})
+		}, "manifest.json: control 5.17: derived tables"},
 		{"an OSCAL finding satisfied", func(f map[string][]byte) {
 			f["oscal/assessment-results.json"] = bytes.Replace(f["oscal/assessment-results.json"], []byte(`"reason": "fail"`), []byte(`"reason": "pass"`), 1)
 		}, "oscal/assessment-results.json: line"},
@@ -364,5 +402,24 @@ func TestAssertionsFromTheSpecAlone(t *testing.T) {
 	}
 	if string(got) != want.String() {
 		t.Errorf("results from the spec:\n%s\nthe manifest's:\n%s", got, want.String())
+	}
+	// Every derived table (§12.3), byte for byte.
+	n := 0
+	for _, c := range r.m.Controls {
+		for _, name := range c.Derived {
+			path := filepath.Join("controls", c.ID, name+".csv")
+			py, err := os.ReadFile(filepath.Join(out, c.ID, name+".csv"))
+			if err != nil {
+				t.Errorf("the spec's reading derives no %s: %v", path, err)
+				continue
+			}
+			if ours := must(os.ReadFile(filepath.Join(dir, path))); !bytes.Equal(py, ours) {
+				t.Errorf("%s: the spec's reading gives\n%s\nthe bundle holds\n%s", path, py, ours)
+			}
+			n++
+		}
+	}
+	if n != 27 {
+		t.Errorf("%d derived tables compared, want 27", n)
 	}
 }

@@ -137,6 +137,10 @@ type Control struct {
 	Counts   map[string]int `json:"rows"` // rows per query
 	// Capped names the queries whose rows were cut at the bundle's limit.
 	Capped []string `json:"capped,omitempty"`
+	// Derived names the tables derived from the bundle's records
+	// (FORMAT §12.3), which the verifier re-derives; the others were
+	// queried on the projection.
+	Derived []string `json:"derived,omitempty"`
 	// Assertion is the control's expectation tested against the bundle's
 	// events; absent when none is declared for it.
 	Assertion *ControlAssertion `json:"assertion,omitempty"`

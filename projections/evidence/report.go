@@ -201,10 +201,14 @@ sha256sum --strict -c SHA256SUMS
    record's inclusion proof in `+"`log/checkpoint-end`"+`.
 
 The other CSV files under `+"`controls/`"+` describe what the ledger
-observed: the rows, the query that produced them over the ledger's
-projection (`+"`$1`"+` = tenant, `+"`$2`"+`, `+"`$3`"+` = the index range) and counts. They
-are vouched for by the evidence key only: no verifier re-derives them
-(their queries run on the operator's database). `+"`oscal/assessment-results.json`"+`
+observed. Those the manifest lists under a control's `+"`derived`"+` are
+computed from the records as docs/FORMAT.md §12.3 defines each, so you
+can re-derive them from `+"`events.jsonl`"+`, `+"`context/clock.json`"+` and
+`+"`log/segments.json`"+` alone; auditledger does, byte for byte, and fails on
+any difference. The rest come with the query that produced them over the
+ledger's projection (`+"`.sql`"+`: `+"`$1`"+` = tenant, `+"`$2`"+`, `+"`$3`"+` = the index
+range) and are vouched for by the evidence key only (their queries run
+on the operator's database). `+"`oscal/assessment-results.json`"+`
 carries the findings for GRC tools (OSCAL %s).
 `, m.BundleID, m.Tenant, m.Period.From.Format(time.RFC3339), m.Period.To.Format(time.RFC3339), m.Range.First, m.Range.End,
 		principalOf(m), Namespace, Namespace, m.Range.First, startNote(m), m.Range.End, m.Range.First, m.Range.End, m.Range.First, m.Tenant, OSCALVersion)

@@ -123,3 +123,14 @@ func (c *sealedCheck) done() error {
 	}
 	return nil
 }
+
+// erasedSet is the pseudonyms the manifest lists erased.
+func erasedSet(sf *SealedFields) map[string]bool {
+	out := map[string]bool{}
+	if sf != nil {
+		for _, e := range sf.Erased {
+			out[e.Pseudonym] = true
+		}
+	}
+	return out
+}

@@ -70,6 +70,11 @@ type Report struct {
 	// summaries, OSCAL results and report (check 11); 0 when they were
 	// not (see Warnings).
 	Rederived int
+	// Tables is how many control tables were re-derived from the records
+	// (check 11); Vouched names those queried on the projection, which
+	// rest on the evidence key alone.
+	Tables  int
+	Vouched []string
 }
 
 // RetentionSeen is one retention record the verifier folded.
@@ -620,10 +625,11 @@ func parsePrefix(b []byte) (*ledger.CompactRange, error) {
 // whole, with the matching line of events.jsonl; the others redacted and
 // bound to another tenant. It returns how many of the tenant's it saw.
 //
+// seen is told each of the tenant's events and each clock status record.
 // note is told each of the tenant's records (c nil) and each retention
 // record of the tenant or the default (c set), in index order. The
 // default's are the only records of another tenant shown whole.
-func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange, sealed *sealedCheck, derived *contextOf, seen func(idx uint64, event []byte), sealedAt func(idx uint64, at time.Time) error, note func(idx uint64, c *ledger.RetentionChange) error) (int, error) {
+func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRange, sealed *sealedCheck, derived *contextOf, seen func(idx uint64, at time.Time, event []byte, system bool), sealedAt func(idx uint64, at time.Time) error, note func(idx uint64, c *ledger.RetentionChange) error) (int, error) {
 	rf, ef := files[RecordsFile], files[EventsFile]
 	if rf == nil {
 		return 0, failf(RecordsFile, "missing from the bundle")
@@ -656,6 +662,9 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 		size := binary.BigEndian.Uint32(frame[:])
 		if size > ledger.MaxRecordSize {
 			return count, failAt(RecordsFile, idx, "a record of %d bytes", size)
+		}
+		if int(size) > cap(buf) {
+			buf = make([]byte, 0, size)
 		}
 		buf = buf[:size]
 		if _, err := io.ReadFull(records, buf); err != nil {
@@ -691,6 +700,7 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 				if err := derived.note(idx, r.Time, r.Event); err != nil {
 					return count, failAt(RecordsFile, idx, "%v", err)
 				}
+				seen(idx, r.Time, r.Event, true)
 				continue
 			}
 			if r.Tenant == ledgerTenant {
@@ -741,7 +751,7 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 			return count, failAt(EventsFile, idx, "line %d: sealed_at %s, the record says %s", line, l.Sealed.Format(time.RFC3339Nano), r.Time.Format(time.RFC3339Nano))
 		}
 		sealed.note(idx, r.Event)
-		seen(idx, r.Event)
+		seen(idx, r.Time, r.Event, false)
 		if err := note(idx, nil); err != nil {
 			return count, failAt(RecordsFile, idx, "%v", err)
 		}

@@ -234,6 +234,7 @@ func (a *api) router() chi.Router {
 			r.Get("/proofs/consistency", a.consistencyProof)
 			r.Get("/sessions", a.listSessions)
 			r.Get("/sessions/{id}", a.sessionTimeline)
+			r.Get("/sessions/{id}/cast", a.sessionCast)
 			r.Get("/verify/status", a.verifyStatus)
 			r.Get("/log/checkpoint", a.latestCheckpoint)
 			r.Get("/log/tile/*", a.tile)
@@ -331,6 +332,9 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="auditledger"`)
+	}
+	if errors.Is(err, projections.ErrNoSchema) {
+		w.Header().Set("Retry-After", "1") // the projector is starting
 	}
 	p := Problem{Type: "about:blank", Title: http.StatusText(code), Status: code, Detail: msg, Error: msg}
 	var pe *paramError

@@ -17,6 +17,8 @@ import (
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/keyfile"
 	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/bus/nkeyauth"
 	"github.com/auditledger/auditledger/projections"
 )
 
@@ -70,6 +72,13 @@ func Evidence(c *cobra.Command) cli.Run {
 		if err := os.WriteFile(vkeyFile, []byte(bl.vkey+"\n"), 0o644); err != nil {
 			return err
 		}
+		// The build records its export on the bus before it releases the
+		// bundle: an embedded NATS with the streams, the build its admin.
+		dial, _, stopBus, err := benchBus(ctx, dir, false)
+		if err != nil {
+			return err
+		}
+		defer stopBus()
 		self, err := os.Executable()
 		if err != nil {
 			return err
@@ -108,10 +117,10 @@ func Evidence(c *cobra.Command) cli.Run {
 			return nil
 		}
 		if err := timed("build", "evidence", "build", "--tenant", "acme", "--from", "2000-01-01", "--to", "2100-01-01",
-			"--out", bundle, "--key", keyFile, "--vkey", vkeyFile); err != nil {
+			"--out", bundle, "--key", keyFile, "--vkey", vkeyFile, "--nats", dial.URL, "--nkey", nkeyauth.SeedFile(filepath.Join(dir, "nats-keys"), bus.Admin)); err != nil {
 			return err
 		}
-		if err := timed("verify", "evidence", "verify", bundle, "--vkey", vkeyFile, "--allow-unlocked"); err != nil {
+		if err := timed("verify", "evidence", "verify", bundle, "--vkey", vkeyFile, "--allowed-signers", filepath.Join(dir, "allowed_signers"), "--allow-unlocked"); err != nil {
 			return err
 		}
 		return nil
