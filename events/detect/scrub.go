@@ -910,6 +910,14 @@ func hasRun(d []byte) bool {
 	for k := 0; k < len(d); {
 		c := d[k]
 		if c >= utf8.RuneSelf {
+			if c < 0xc2 || c > 0xf4 {
+				// Not the first byte of any rune (a continuation byte,
+				// an overlong or out-of-range lead), as DecodeRune finds
+				// at length: half of random bytes, decoded base64 that
+				// is no text.
+				run, k = 0, k+1
+				continue
+			}
 			r, n := utf8.DecodeRune(d[k:])
 			if r == utf8.RuneError && n <= 1 || unicode.IsControl(r) {
 				run, k = 0, k+1

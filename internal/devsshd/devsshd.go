@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -68,12 +69,21 @@ func Path() (string, error) {
 // caPub (authorized_keys format) for user certificates, and waits until
 // it answers.
 func Start(ctx context.Context, dir, addr string, caPub []byte) (*Server, error) {
+	return StartAs(ctx, dir, addr, caPub, nil)
+}
+
+// StartAs is Start with sshd run as the user cred names (nil: as this
+// process's user): started by root as another user, sshd logs in as
+// that user only, under privilege separation — as a target serves its
+// users — whatever that account's password field says. dir and its files
+// are handed to that user; every directory above dir must let it pass.
+func StartAs(ctx context.Context, dir, addr string, caPub []byte, cred *syscall.Credential) (*Server, error) {
 	bin, err := Path()
 	if err != nil {
 		return nil, err
 	}
 	os.Chmod(dir, 0o755)
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 && cred == nil {
 		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 			return nil, err
 		}
@@ -118,8 +128,18 @@ LogLevel VERBOSE
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
+	if cred != nil {
+		for _, p := range []string{dir, key, key + ".pub", filepath.Join(dir, "user_ca.pub"), cfg} {
+			if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	s := &Server{Addr: addr, HostKey: strings.TrimSpace(string(pub))}
 	s.cmd = exec.Command(bin, "-D", "-e", "-f", cfg)
+	if cred != nil {
+		s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
 	if err := s.cmd.Start(); err != nil {
 		return nil, err

@@ -664,6 +664,9 @@ func verifyRecords(files map[string]*zip.File, m *Manifest, cr *ledger.CompactRa
 		if size > ledger.MaxRecordSize {
 			return count, failAt(RecordsFile, idx, "a record of %d bytes", size)
 		}
+		if int(size) > cap(buf) {
+			buf = make([]byte, 0, size)
+		}
 		buf = buf[:size]
 		if _, err := io.ReadFull(records, buf); err != nil {
 			return count, failAt(RecordsFile, idx, "cut short: %v", err)

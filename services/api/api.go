@@ -234,6 +234,7 @@ func (a *api) router() chi.Router {
 			r.Get("/proofs/consistency", a.consistencyProof)
 			r.Get("/sessions", a.listSessions)
 			r.Get("/sessions/{id}", a.sessionTimeline)
+			r.Get("/sessions/{id}/cast", a.sessionCast)
 			r.Get("/verify/status", a.verifyStatus)
 			r.Get("/log/checkpoint", a.latestCheckpoint)
 			r.Get("/log/tile/*", a.tile)

@@ -1,12 +1,17 @@
 package api
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/projections"
+	"github.com/auditledger/auditledger/services/sshproxy"
 )
 
 // SessionSummary is one session of GET /v1/sessions.
@@ -90,18 +95,8 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) {
 
 // sessionTimeline answers GET /v1/sessions/{id}?tenant=T.
 func (a *api) sessionTimeline(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
-	tenant := r.URL.Query().Get("tenant")
-	if !tenantParam.MatchString(tenant) {
-		a.fail(w, r, badParam("tenant", "required: the session's tenant (1-64 characters of a-z, 0-9, _ and -)"))
-		return
-	}
-	if len(id) > projections.MaxID {
-		// Before the scope: a malformed request is refused as such.
-		a.fail(w, r, badParam("id", "longer than %d characters", projections.MaxID))
-		return
-	}
-	if !a.checkTenantScope(w, r, tenant) {
+	tenant, id, ok := a.sessionParams(w, r)
+	if !ok {
 		return
 	}
 	res, err := a.read.Timeline(r.Context(), tenant, id)
@@ -122,4 +117,69 @@ func (a *api) sessionTimeline(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, tl)
+}
+
+// sessionParams reads the session's id and tenant of /v1/sessions/{id}
+// and its cast, and checks the tenant against the caller's scope. False
+// means refused, the answer written.
+func (a *api) sessionParams(w http.ResponseWriter, r *http.Request) (tenant, id string, ok bool) {
+	id = chi.URLParam(r, "id")
+	tenant = r.URL.Query().Get("tenant")
+	if !tenantParam.MatchString(tenant) {
+		a.fail(w, r, badParam("tenant", "required: the session's tenant (1-64 characters of a-z, 0-9, _ and -)"))
+		return "", "", false
+	}
+	if len(id) > projections.MaxID {
+		// Before the scope: a malformed request is refused as such.
+		a.fail(w, r, badParam("id", "longer than %d characters", projections.MaxID))
+		return "", "", false
+	}
+	if !a.checkTenantScope(w, r, tenant) {
+		return "", "", false
+	}
+	return tenant, id, true
+}
+
+// sessionCast answers GET /v1/sessions/{id}/cast?tenant=T: a terminal
+// session (an SSH shell or command, a kubectl exec) as an asciicast v2
+// file, rebuilt from its session.output chunks exactly as they were
+// recorded, so redacted where the detectors redacted them (binary
+// chunks, recorded as a size and digest, are left out). A session that
+// recorded no terminal stream is a cast without frames; one that did not
+// start (no session.started) is 404. Recorded as audit.accessed before
+// the first byte, as any read.
+func (a *api) sessionCast(w http.ResponseWriter, r *http.Request) {
+	tenant, id, ok := a.sessionParams(w, r)
+	if !ok {
+		return
+	}
+	res, err := a.read.Timeline(r.Context(), tenant, id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	evs := make([]*events.Event, 0, len(res.Events))
+	for i := range res.Events {
+		var e events.Event
+		if err := json.Unmarshal(res.Events[i].Event, &e); err != nil {
+			a.fail(w, r, fmt.Errorf("session %q: the event at index %d: %w", id, res.Events[i].Index, err))
+			return
+		}
+		evs = append(evs, &e)
+	}
+	cast, err := sshproxy.CastOf(evs, id)
+	if errors.Is(err, sshproxy.ErrNoSession) {
+		a.fail(w, r, fmt.Errorf("%w: session %q in tenant %q has no session.started: there is no terminal to replay", errNotFound, id, tenant))
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.accessed(r, tenant, map[string]any{"resource": "session cast", "session_id": id, "frames": len(cast.Frames), "gaps": len(res.Gaps)}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-asciicast")
+	cast.WriteTo(w)
 }

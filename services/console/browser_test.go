@@ -21,6 +21,8 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/approvals"
 )
@@ -36,7 +38,8 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal("chromium is not installed (apt-get install chromium; .ci/run installs it): the console's browser test needs it")
 	}
-	f := newFixture(t)
+	rec, sshID := recordSSHSession(t)
+	f := newFixtureWith(t, rec)
 	shots := t.TempDir()
 	if d := os.Getenv("TEST_ARTIFACTS"); d != "" {
 		shots = filepath.Join(d, "console")
@@ -165,6 +168,16 @@ func TestBrowser(t *testing.T) {
 	run("submit", chromedp.Click(css(`button[type=submit]`)))
 	run("signed in", chromedp.WaitVisible(css(`#results tbody tr[data-index]`)))
 	axe("the sessions page")
+	// Time to first render, reported (never asserted: a shared machine).
+	paint := func(page string) {
+		t.Helper()
+		ms, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`(performance.getEntriesByName("first-contentful-paint")[0] || {startTime: -1}).startTime`))
+		if err != nil {
+			t.Fatalf("first paint of %s: %v", page, err)
+		}
+		t.Logf("first contentful paint of %s: %.0f ms after navigation", page, ms)
+	}
+	paint("the sessions page")
 	accessed := len(f.recorded(events.AuditAccessed))
 
 	// Filter: masked statements, applied in place by htmx.
@@ -226,26 +239,135 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 
+	// Replay the terminal session the SSH gateway recorded: the player
+	// plays the API's cast (at 16×) to its end; what the gateway redacted
+	// stays redacted; going back to 0 clears the screen.
+	accessed = len(f.recorded(events.AuditAccessed))
+	run("replay", chromedp.Navigate(f.srv.URL+"/console/sessions/acme/"+sshID), chromedp.Click(css(`#replay`), chromedp.NodeVisible),
+		chromedp.WaitVisible(css(`#player[data-state="ready"] #play`)))
+	if n := len(f.recorded(events.AuditAccessed)) - accessed; n != 2 {
+		t.Fatalf("%d audit.accessed for a timeline and a replay", n)
+	}
+	paint("the replay")
+	run("play", chromedp.SetValue(css(`#speed`), "16"), chromedp.Click(css(`#play`)), chromedp.WaitVisible(css(`#player[data-state="ended"]`)))
+	screen := text(`#screen`)
+	for _, want := range []string{"the quick brown fox jumps", "done-42", "card [REDACTED:credit_card]", "logout"} {
+		if !strings.Contains(screen, want) {
+			t.Fatalf("the replayed screen lacks %q:\n%s", want, screen)
+		}
+	}
+	if strings.Contains(screen, sshSecret) || strings.ContainsAny(screen, "\x1b\r") || strings.Contains(screen, "[1m") || strings.Contains(screen, "2004") {
+		t.Fatalf("the replayed screen shows a secret or raw escape sequences:\n%q", screen)
+	}
+	if lines := strings.Count(screen, "\n") + 1; lines > 24 {
+		t.Fatalf("the 80×24 terminal shows %d lines", lines)
+	}
+	shot("replay", true)
+	axe("the replay")
+	rewound, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { const p = document.getElementById("position"); p.value = "0"; p.dispatchEvent(new Event("input")); return document.getElementById("screen").textContent })()`))
+	if err != nil || strings.Contains(rewound, "logout") {
+		t.Fatalf("the screen at 0 s: %q %v", rewound, err)
+	}
+
+	// Check an event's inclusion in the browser: from the timeline, the
+	// proof page fetches the proof and checkpoint and walks it with
+	// WebCrypto; a server that changes the proof is caught.
+	accessed = len(f.recorded(events.AuditAccessed))
+	run("proof", chromedp.Navigate(f.srv.URL+"/console/sessions/acme/pg-s1"), chromedp.Click(`//li[contains(@class,"ev-mask.applied")]//a[text()="check its inclusion"]`, chromedp.NodeVisible),
+		chromedp.WaitVisible(css(`#proof[data-state="verified"]`)))
+	if s := text(`#proof-result`); !strings.HasPrefix(s, "Verified: ") || !strings.Contains(s, "console.test/log") {
+		t.Fatalf("the proof check: %s", s)
+	}
+	paint("the proof page")
+	if s := text(`#proof-steps`); !strings.Contains(s, "the proof leads to the checkpoint's root") || !strings.Contains(s, "step 1: sibling") || strings.Contains(s, "✗") {
+		t.Fatalf("the proof's steps: %s", s)
+	}
+	// The timeline, the event's page and the proof: each a recorded read.
+	if n := countContaining(f.recorded(events.AuditAccessed)[accessed:], `"inclusion proof"`); n != 1 {
+		t.Fatalf("%d audit.accessed of the inclusion proof", n)
+	}
+	if sig, err := chromedp.Run(ctx, chromedp.AttributeValue(css(`#proof`), "data-signature")); err != nil || sig.Value != "unchecked" {
+		t.Fatalf("the signature without a pinned key: %+v %v", sig, err)
+	}
+	// With the log's key pinned, the checkpoint's signature is checked
+	// too (WebCrypto Ed25519).
+	run("pin the key", chromedp.SendKeys(css(`#vkey`), f.signer.Verifier().String()), chromedp.Click(css(`#proof-run`)),
+		chromedp.WaitVisible(css(`#proof[data-state="verified"][data-signature="verified"]`)))
+	if s := text(`#proof-result`); !strings.Contains(s, "signed by the pinned key console.test/log") {
+		t.Fatalf("the proof check with a pinned key: %s", s)
+	}
+	shot("proof", true)
+	axe("the proof page")
+	f.tamper.Store(true)
+	run("tampered proof", chromedp.Click(css(`#proof-run`), chromedp.NodeVisible), chromedp.WaitVisible(css(`#proof[data-state="failed"]`)))
+	f.tamper.Store(false)
+	if s := text(`#proof-result`); !strings.HasPrefix(s, "Failed: the proof leads to root") || !strings.Contains(s, "not the checkpoint's") {
+		t.Fatalf("a tampered proof: %s", s)
+	}
+	shot("proof-tampered", true)
+	axe("a failed proof")
+	// The log grows: the next check finds the new checkpoint consistent
+	// with the one this browser kept; a consistency proof the server
+	// changed shows the log as rewritten.
+	f.grow(t, 5)
+	run("after growth", chromedp.Reload(), chromedp.WaitVisible(css(`#proof[data-state="verified"][data-signature="verified"]`)))
+	if s := text(`#proof-steps`); !strings.Contains(s, "consistent with the checkpoint this browser saw before (size ") {
+		t.Fatalf("the check after the log grew: %s", s)
+	}
+	f.grow(t, 5)
+	f.tamperConsistency.Store(true)
+	run("a rewritten log", chromedp.Reload(), chromedp.WaitVisible(css(`#proof[data-state="failed"]`)))
+	f.tamperConsistency.Store(false)
+	if s := text(`#proof-result`); !strings.Contains(s, "is not consistent with the one of size") {
+		t.Fatalf("a rewritten log: %s", s)
+	}
+
+	// Another key of the same name: the checkpoint is not signed by it.
+	_, other, err := ledger.GenerateKey(nil, "console.test/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("pin another key", chromedp.SetValue(css(`#vkey`), other), chromedp.Click(css(`#proof-run`)), chromedp.WaitVisible(css(`#proof[data-state="failed"]`)))
+	if s := text(`#proof-result`); !strings.Contains(s, "no signature by the pinned key") {
+		t.Fatalf("a checkpoint checked with another key: %s", s)
+	}
+
+	// Ledger health: the newest checkpoint and a full verification.
+	if _, err := projections.VerifyNow(t.Context(), projections.Config{DB: f.db, Store: f.store, Verifier: f.signer.Verifier()}); err != nil {
+		t.Fatal(err)
+	}
+	run("health", chromedp.Click(`//nav//a[text()="Health"]`, chromedp.NodeVisible), chromedp.WaitVisible(css(`#verification[data-ok="true"]`)))
+	if s := text(`#checkpoint`); !strings.Contains(s, "console.test/log") {
+		t.Fatalf("the health page's checkpoint: %s", s)
+	}
+	shot("health", true)
+	axe("the health page")
+
 	// Export the load generator's events as CSV, and read the file.
 	eventsOn := true
 	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
 		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: downloads, EventsEnabled: &eventsOn}); err != nil {
 		t.Fatal(err)
 	}
-	run("export", chromedp.Navigate(f.srv.URL+"/console/sessions?who=loadgen&tenant=acme"), chromedp.WaitVisible(css(`#export-csv`)), chromedp.Click(css(`#export-csv`)))
-	var file string
-	for file == "" {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the CSV download did not complete")
-		case <-time.After(100 * time.Millisecond):
+	downloaded := func(what string) string {
+		t.Helper()
+		for {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("the download of %s did not complete", what)
+			case <-time.After(100 * time.Millisecond):
+			}
+			mu.Lock()
+			for g := range done {
+				delete(done, g)
+				mu.Unlock()
+				return filepath.Join(downloads, g)
+			}
+			mu.Unlock()
 		}
-		mu.Lock()
-		for g := range done {
-			file = filepath.Join(downloads, g)
-		}
-		mu.Unlock()
 	}
+	run("export", chromedp.Navigate(f.srv.URL+"/console/sessions?who=loadgen&tenant=acme"), chromedp.WaitVisible(css(`#export-csv`)), chromedp.Click(css(`#export-csv`)))
+	file := downloaded("the CSV export")
 	fh, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
@@ -264,6 +386,36 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("after sign-out: %s", s)
 	}
 	axe("a refusal")
+
+	// Evidence: gina, globex's auditor, asks for her tenant's bundle of
+	// the last 30 days in the page, refreshes until it is ready,
+	// downloads it, and it verifies offline.
+	run("gina signs in", chromedp.Navigate(f.srv.URL+"/console/login"), chromedp.WaitVisible(css(`#username`)), chromedp.SendKeys(css(`#username`), "gina"),
+		chromedp.SendKeys(css(`#password`), "gina-secret"), chromedp.Click(css(`button[type=submit]`)), chromedp.WaitVisible(css(`#results`)))
+	run("evidence", chromedp.Click(`//nav//a[text()="Evidence"]`, chromedp.NodeVisible), chromedp.WaitVisible(css(`#evidence-form`)),
+		chromedp.SendKeys(css(`#e-tenant`), "globex"))
+	axe("the evidence page")
+	run("build", chromedp.Click(css(`#build`)), chromedp.WaitVisible(css(`#bundle`)))
+	for {
+		st, err := chromedp.Run(ctx, chromedp.AttributeValue(css(`#bundle`), "data-status"))
+		if err != nil || st.Value == "failed" {
+			t.Fatalf("the bundle: %+v %v: %s", st, err, text(`#bundle`))
+		}
+		if st.Value == "ready" {
+			break
+		}
+		run("refresh", chromedp.Click(css(`#refresh`)), chromedp.WaitVisible(css(`#bundle`)))
+	}
+	shot("evidence", true)
+	axe("a ready bundle")
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	bundleID := loc[strings.LastIndex(loc, "/")+1:]
+	run("download the bundle", chromedp.Click(css(`#download`)))
+	bundle, err := os.ReadFile(downloaded("the bundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBundle(t, f, bundle, bundleID, "globex", 1)
 
 	// The reviewers' inbox: bob signs in; a statement a proxy holds
 	// appears by itself (htmx polls the pending list); he approves it in

@@ -96,6 +96,7 @@ type session struct {
 	expires time.Time
 	csrf    string
 	views   map[string]*api.View // the inbox's page views, for their polls (guarded by Console.mu)
+	bundles []string             // the evidence bundles asked for in this session, oldest first (guarded by Console.mu)
 }
 
 type pendingLogin struct {
@@ -165,6 +166,16 @@ func (c *Console) router() chi.Router {
 			r.Post("/logout", c.logout)
 			r.Get("/sessions", c.sessionsPage)
 			r.Get("/sessions/{tenant}/{id}", c.timelinePage)
+			r.Get("/sessions/{tenant}/{id}/replay", c.replayPage)
+			r.Get("/sessions/{tenant}/{id}/cast", c.castDownload)
+			r.Get("/proof/consistency", c.consistencyProof)
+			r.Get("/proof/{tenant}/{index}", c.proofPage)
+			r.Get("/proof/{tenant}/{index}/inclusion", c.inclusionProof)
+			r.Get("/health", c.healthPage)
+			r.Get("/evidence", c.evidencePage)
+			r.Post("/evidence", c.requestEvidence)
+			r.Get("/evidence/{id}", c.bundlePage)
+			r.Get("/evidence/{id}/download", c.downloadBundle)
 			r.Get("/export", c.export)
 			r.Get("/inbox", c.inboxPage)
 			r.Get("/inbox/pending", c.inboxFragment)

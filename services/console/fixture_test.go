@@ -1,18 +1,23 @@
 package console_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/oidcdev"
@@ -50,6 +55,42 @@ type fixture struct {
 	approvals *approvals.Broker
 	access    *access.Broker
 	auth      identity.Authenticator
+	// The log's store and signer (a proof's checks).
+	store  *file.Store
+	signer *ledger.NoteSigner
+	// tamper, when set, makes the server change the inclusion proofs
+	// the console serves.
+	tamper *atomic.Bool
+	// tamperConsistency, the consistency proofs.
+	tamperConsistency *atomic.Bool
+	// evidenceKey signs the evidence bundles' manifests.
+	evidenceKey ssh.PublicKey
+	db          *pgxpool.Pool
+	log         *ledger.Log
+}
+
+// grow appends n events of tenant acme to the log and projects them: a
+// new signed checkpoint, larger than the last.
+func (f *fixture) grow(t *testing.T, n int) {
+	t.Helper()
+	var es []ledger.Entry
+	for i := range n {
+		es = append(es, ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"grow-%d-%d","type":"command.executed","time":"2026-12-02T10:00:00Z","tenant":"acme","source":{"kind":"postgres-proxy","instance":"gw-3"},"actor":{"issuer":"https://idp.example","subject":"later","kind":"human"},"session_id":"grow","session_seq":%d,"target":{"kind":"postgres","name":"orders"},"payload":{"protocol":"simple","statement":"SELECT %d","kind":"SELECT"}}`,
+			time.Now().UnixNano(), i, i+1, i)})
+	}
+	if _, err := f.log.Append(t.Context(), es); err != nil {
+		t.Fatal(err)
+	}
+	cfg := projections.Config{DB: f.db, Store: f.store, Verifier: f.signer.Verifier()}
+	for {
+		applied, err := projections.Step(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !applied {
+			return
+		}
+	}
 }
 
 var users = []oidcdev.User{
@@ -93,7 +134,11 @@ func gatewayEvents() []string {
 	}
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with extra events in the log (a session
+// a gateway recorded).
+func newFixtureWith(t *testing.T, extra [][]byte) *fixture {
 	t.Helper()
 	pg := pgtest.StartT(t)
 	db, err := pgxpool.New(t.Context(), pg.DSN(pg.NewDatabase(t)))
@@ -110,6 +155,9 @@ func newFixture(t *testing.T) *fixture {
 	var es []ledger.Entry
 	for _, e := range gatewayEvents() {
 		es = append(es, ledger.Entry{Event: []byte(e)})
+	}
+	for _, e := range extra {
+		es = append(es, ledger.Entry{Event: e})
 	}
 	if _, err := l.Append(t.Context(), es); err != nil {
 		t.Fatal(err)
@@ -157,7 +205,10 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.NewServer(api.Config{Auth: auth, Approvals: b, Access: ab, Emitter: em, DB: db, Tenant: "ops"})
+	_, epriv, _ := ed25519.GenerateKey(rand.Reader)
+	esigner, _ := ssh.NewSignerFromKey(epriv)
+	h, err := api.NewServer(api.Config{Auth: auth, Approvals: b, Access: ab, Emitter: em, DB: db, Tenant: "ops",
+		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "console test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,11 +221,36 @@ func newFixture(t *testing.T) *fixture {
 	mux := http.NewServeMux()
 	mux.Handle("/console/", c)
 	mux.Handle("/", h)
-	srv.Config.Handler = mux
+	tamper, tamperConsistency := &atomic.Bool{}, &atomic.Bool{}
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tamper.Load() && strings.HasPrefix(r.URL.Path, "/console/proof/") && strings.HasSuffix(r.URL.Path, "/inclusion") ||
+			tamperConsistency.Load() && r.URL.Path == "/console/proof/consistency" {
+			// A test double of a lying server: the first hash of the
+			// proof changed (another base64 digit).
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, r)
+			lines := strings.Split(rec.Body.String(), "\n")
+			first := map[string]int{"c2sp.org/tlog-proof@v1": 2, "auditledger.dev/tlog-consistency@v1": 3}[lines[0]]
+			if first > 0 && len(lines) > first && lines[first] != "" {
+				b := []byte(lines[first])
+				if b[0] == 'A' {
+					b[0] = 'B'
+				} else {
+					b[0] = 'A'
+				}
+				lines[first] = string(b)
+			}
+			maps.Copy(w.Header(), rec.Header())
+			w.WriteHeader(rec.Code)
+			io.WriteString(w, strings.Join(lines, "\n"))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, idp: idp, js: js, stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) },
-		approvals: b, access: ab, auth: auth}
+		approvals: b, access: ab, auth: auth, store: store, signer: signer, tamper: tamper, tamperConsistency: tamperConsistency, evidenceKey: esigner.PublicKey(), db: db, log: l}
 }
 
 // signIn signs user in through the console and the provider's login

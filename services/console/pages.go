@@ -42,6 +42,15 @@ type page struct {
 	Gaps              []api.Gap
 	// The inbox.
 	Inbox *inbox
+	// The replay; Terminal: the timeline's session recorded a terminal.
+	Replay   *replay
+	Terminal bool
+	// The proof page.
+	Proof *proofView
+	// The evidence pages.
+	Evidence *evidenceView
+	// The health page.
+	Health *health
 }
 
 type refusal struct {
@@ -275,6 +284,7 @@ func (c *Console) timelinePage(w http.ResponseWriter, r *http.Request) {
 	p := page{Title: "Session " + id, Tenant: tl.Tenant, SessionID: tl.SessionID, Gaps: tl.Gaps}
 	for _, e := range tl.Events {
 		p.Rows = append(p.Rows, rowOf(e))
+		p.Terminal = p.Terminal || p.Rows[len(p.Rows)-1].Type == "session.output"
 	}
 	c.render(w, r, http.StatusOK, "timeline", p)
 }

@@ -118,18 +118,20 @@ type digester func(value string) string
 // digest. The values the caller handed in the payload's "redacted"
 // member (Found) are dropped from it: their digests take their place.
 func encodePayload(payload map[string]any, digest digester) ([]byte, error) {
-	body, judged, err := encodeScrubbed(payload, digest)
+	body, judged, scrubbed, err := encodeScrubbed(payload, digest)
 	if err != nil || judged {
 		return body, err
 	}
-	return writerRule(body)
+	return writerRule(body, scrubbed)
 }
 
 // encodeScrubbed is encodePayload without the writer's check; judged
 // reports that the one walk that found nothing to scrub found nothing
 // the writer's judge finds either (detect.PayloadClean), so that the
-// check is done.
-func encodeScrubbed(payload map[string]any, digest digester) (body []byte, judged bool, err error) {
+// check is done; scrubbed, that every string of body but those of a
+// digest's shape was scrubbed and nothing found (the writer's check
+// need not read them again: detect.InEventScrubbed).
+func encodeScrubbed(payload map[string]any, digest digester) (body []byte, judged, scrubbed bool, err error) {
 	given, _ := payload[RedactedKey].([]Redaction)
 	if given != nil {
 		// The caller's map keeps its members, but its entries' values
@@ -150,16 +152,19 @@ func encodeScrubbed(payload map[string]any, digest digester) (body []byte, judge
 	}
 	body, err = marshalPayload(payload)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
 	if len(given) == 0 {
 		// Most payloads: one walk finds nothing to scrub and nothing
 		// the writer's judge would find.
-		if detect.PayloadClean(body) {
-			return body, true, nil
+		clean, candidate := detect.PayloadCheck(body)
+		if clean {
+			return body, true, false, nil
 		}
-		if !anyCandidate(body) {
-			return body, false, nil
+		// The walk stopped at a string the scrub must read, or, for what
+		// else it found, every string is looked at.
+		if !candidate && !anyCandidate(body) {
+			return body, false, false, nil
 		}
 	}
 	// Walk the payload as JSON: its members are of any Go type, and the
@@ -168,12 +173,12 @@ func encodeScrubbed(payload map[string]any, digest digester) (body []byte, judge
 	d.UseNumber()
 	var v any
 	if err := d.Decode(&v); err != nil {
-		return nil, false, fmt.Errorf("scrub: %w", err)
+		return nil, false, false, fmt.Errorf("scrub: %w", err)
 	}
 	var found []Redaction
 	v = scrubValue(v, "", &found)
 	if len(given)+len(found) == 0 {
-		return body, false, nil
+		return body, false, true, nil // every string read, nothing found
 	}
 	for i := range found {
 		found[i].digest(digest)
@@ -181,11 +186,11 @@ func encodeScrubbed(payload map[string]any, digest digester) (body []byte, judge
 	all := mergeRedactions(append(given, found...))
 	m, _ := v.(map[string]any)
 	if m == nil {
-		return nil, false, fmt.Errorf("scrub: the payload is not an object")
+		return nil, false, false, fmt.Errorf("scrub: the payload is not an object")
 	}
 	m[RedactedKey] = all
 	body, err = json.Marshal(m)
-	return body, false, err
+	return body, false, false, err
 }
 
 // digest turns r's values into Matches (each once, in order) and drops
@@ -346,10 +351,18 @@ func EncodePayload(payload map[string]any, key []byte) ([]byte, error) {
 // without a search digest; a payload it still finds something in is an
 // error, so the record fails and what it describes is refused, never
 // sealed for the writer to refuse after the fact.
-func writerRule(body []byte) ([]byte, error) {
+//
+// scrubbed says every string of body but those of a digest's shape was
+// scrubbed and nothing found: the judge does not read them again
+// (detect.InEventScrubbed).
+func writerRule(body []byte, scrubbed bool) ([]byte, error) {
 	doc := make([]byte, 0, len(body)+len(`{"payload":}`))
 	doc = append(append(append(doc, `{"payload":`...), body...), '}')
-	if _, found, _ := detect.InEvent(doc); !found {
+	judge := detect.InEvent
+	if scrubbed {
+		judge = detect.InEventScrubbed
+	}
+	if _, found, _ := judge(doc); !found {
 		return body, nil
 	}
 	d := json.NewDecoder(bytes.NewReader(body))

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apihttpstream "k8s.io/apimachinery/pkg/util/httpstream"
+	apispdy "k8s.io/apimachinery/pkg/util/httpstream/spdy"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	clientexec "k8s.io/client-go/util/exec"
@@ -277,19 +279,42 @@ func (a attachRelay) AttachContainer(ctx context.Context, name, uid, container s
 	return a.ExecInContainer(ctx, name, uid, container, nil, in, out, errw, tty, resize, 0)
 }
 
-// newExecutor opens execs at u: WebSocket first, SPDY/3.1 when the API
-// server does not upgrade to it (as kubectl does).
+// newExecutor opens execs at u: SPDY/3.1 without pings first, WebSocket
+// when the API server does not upgrade to it.
+//
+// Why not WebSocket first, as kubectl does: the API server ends an exec
+// by closing its connection at once, and whatever the client sent that
+// it had not read by then — a heartbeat ping, which client-go's WebSocket
+// executor sends every 5 s and cannot be told not to — makes its kernel
+// answer with a reset and throw away what it had not sent yet: the end of
+// stdout and the exit status (kubectl through the gateway failed with
+// "error reading from error stream: connection reset by peer" on a busy
+// machine). Over SPDY the gateway sends no pings (TCP keepalives, which
+// carry no data, keep an idle connection open), so it sends nothing the
+// API server does not wait for.
 func newExecutor(cfg *rest.Config, u *url.URL) (remotecommand.Executor, error) {
+	tlsConfig, err := rest.TLSConfigFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	upgrader, err := apispdy.NewRoundTripperWithConfig(apispdy.RoundTripperConfig{TLS: tlsConfig, Proxier: http.ProxyFromEnvironment})
+	if err != nil {
+		return nil, err
+	}
+	rt, err := rest.HTTPWrappersForConfig(cfg, upgrader)
+	if err != nil {
+		return nil, err
+	}
+	spdy, err := remotecommand.NewSPDYExecutorForTransports(rt, upgrader, "POST", u)
+	if err != nil {
+		return nil, err
+	}
 	ws, err := remotecommand.NewWebSocketExecutor(cfg, "GET", u.String())
 	if err != nil {
 		return nil, err
 	}
-	spdy, err := remotecommand.NewSPDYExecutor(cfg, "POST", u)
-	if err != nil {
-		return nil, err
-	}
-	return remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
-		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	return remotecommand.NewFallbackExecutor(spdy, ws, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || apihttpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 	})
 }
 

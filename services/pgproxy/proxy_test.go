@@ -368,91 +368,62 @@ func TestFailClosedWithoutTheBus(t *testing.T) {
 	}
 }
 
-// TestFailOpenSpoolsAndDelivers: with fail-open and a spool, statements run
-// while the bus is down, and their records arrive when it returns.
-func TestFailOpenSpoolsAndDelivers(t *testing.T) {
-	natsDir := t.TempDir()
-	srv := natstest.StartIn(t, natsDir, -1)
-	port := srv.Addr().(*net.TCPAddr).Port
-	_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 300 * time.Millisecond, SpoolDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := serve(t, srv, js, em, pgproxy.Config{FailOpen: true})
-
-	conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	srv.Shutdown()
-	srv.WaitForShutdown()
-	if _, err := conn.Exec(t.Context(), "CREATE TABLE made_while_bus_down (a int)"); err != nil {
-		t.Fatalf("fail-open statement: %v", err)
-	}
-	natstest.StartIn(t, natsDir, port)
-	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		if em.Spooled() {
-			return fmt.Errorf("spool not delivered")
-		}
-		return nil
-	})
-	found := false
-	for _, r := range f.eventsOf(t) {
-		if r.ev.Type == events.CommandExecuted && strings.Contains(r.payload["statement"].(string), "made_while_bus_down") {
-			found = true
-		}
-	}
-	if !found {
-		t.Fatal("the spooled command.executed never reached the stream")
-	}
-}
-
-// TestLocalJournal: with durability local-journal, a statement runs once
-// its record is fsynced to the gateway's journal — the bus up or down —
-// and the journal delivers every record to the bus, in pairs as always.
-// Without fail-open: only the journal, not the spool of a bus outage,
-// counts as stored.
-func TestLocalJournal(t *testing.T) {
-	natsDir := t.TempDir()
-	srv := natstest.StartIn(t, natsDir, -1)
-	port := srv.Addr().(*net.TCPAddr).Port
-	_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
-	em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 300 * time.Millisecond, SpoolDir: t.TempDir(), Journal: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := serve(t, srv, js, em, pgproxy.Config{Durability: pgproxy.LocalJournal})
-	pg.InitPgbench(t, f.db)
-	if out, err := exec.Command("pgbench", "-n", "-c", "2", "-t", "10", f.url("alice", "alice-secret")).CombinedOutput(); err != nil {
-		t.Fatalf("pgbench: %v\n%s", err, out)
-	}
-
-	conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	srv.Shutdown()
-	srv.WaitForShutdown()
-	if _, err := conn.Exec(t.Context(), "CREATE TABLE made_while_bus_down (a int)"); err != nil {
-		t.Fatalf("a statement with the bus down, journaled: %v", err)
-	}
-	natstest.StartIn(t, natsDir, port)
-	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		if em.Spooled() {
-			return fmt.Errorf("journal not drained")
-		}
-		return nil
-	})
-	stmts := f.checkPairs(t)
-	found := false
-	for _, st := range stmts {
-		found = found || strings.Contains(st, "made_while_bus_down")
-	}
-	if !found {
-		t.Fatalf("the journaled statement never reached the stream (%d statements there)", len(stmts))
+// TestSpooledStatementsRunAndArrive: with fail-open and a spool, and with
+// durability local-journal (every record through the gateway's fsynced
+// journal, the bus out of the statement's path), statements run while
+// the bus is down, and their records arrive, in pairs as always, when it
+// returns. Without either, TestFailClosedWithoutTheBus.
+func TestSpooledStatementsRunAndArrive(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		journal bool
+		cfg     pgproxy.Config
+	}{
+		{"fail-open", false, pgproxy.Config{FailOpen: true}},
+		{"local-journal", true, pgproxy.Config{Durability: pgproxy.LocalJournal}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			natsDir := t.TempDir()
+			srv := natstest.StartIn(t, natsDir, -1)
+			port := srv.Addr().(*net.TCPAddr).Port
+			_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
+			em, err := emitter.New(emitter.Config{JetStream: js, Timeout: 300 * time.Millisecond, SpoolDir: t.TempDir(), Journal: c.journal})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := serve(t, srv, js, em, c.cfg)
+			if c.journal {
+				// With the bus up, too: every statement through the journal.
+				pg.InitPgbench(t, f.db)
+				if out, err := exec.Command("pgbench", "-n", "-c", "2", "-t", "10", f.url("alice", "alice-secret")).CombinedOutput(); err != nil {
+					t.Fatalf("pgbench: %v\n%s", err, out)
+				}
+			}
+			conn, err := pgx.Connect(t.Context(), f.url("alice", "alice-secret"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(context.Background())
+			srv.Shutdown()
+			srv.WaitForShutdown()
+			if _, err := conn.Exec(t.Context(), "CREATE TABLE made_while_bus_down (a int)"); err != nil {
+				t.Fatalf("a statement with the bus down: %v", err)
+			}
+			natstest.StartIn(t, natsDir, port)
+			natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+				if em.Spooled() {
+					return fmt.Errorf("spool not delivered")
+				}
+				return nil
+			})
+			found := false
+			for _, st := range f.checkPairs(t) {
+				found = found || strings.Contains(st, "made_while_bus_down")
+			}
+			if !found {
+				t.Fatal("the spooled command.executed never reached the stream")
+			}
+		})
 	}
 }
 

@@ -84,6 +84,29 @@ func TestCastSplitsCharactersWhole(t *testing.T) {
 	}
 }
 
+// A chunk redacted as a whole (its data the placeholder, not base64)
+// plays as the placeholder; data that is neither fails the cast.
+func TestCastPlaysWholeRedactions(t *testing.T) {
+	start := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	ev := func(seq uint64, typ events.Type, payload string) *events.Event {
+		return &events.Event{ID: "s." + string(rune('0'+seq)), Type: typ, SessionID: "s", SessionSeq: seq, Time: start.Add(time.Duration(seq) * time.Second), Payload: []byte(payload)}
+	}
+	c, err := CastOf([]*events.Event{
+		ev(1, events.SessionStarted, `{}`),
+		ev(2, events.SessionOutput, `{"stream":"stdout","data":"`+base64.StdEncoding.EncodeToString([]byte("before\n"))+`"}`),
+		ev(3, events.SessionOutput, `{"stream":"stdout","data":"[REDACTED:credit_card]"}`),
+	}, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Frames) != 2 || c.Frames[1].Data != "[REDACTED:credit_card]" {
+		t.Fatalf("frames %+v", c.Frames)
+	}
+	if _, err := CastOf([]*events.Event{ev(1, events.SessionStarted, `{}`), ev(2, events.SessionOutput, `{"stream":"stdout","data":"not base64 [REDACTED:x]"}`)}, "s"); err == nil {
+		t.Fatal("data neither base64 nor a placeholder played")
+	}
+}
+
 // Serials are recorded in decimal; a draw the detectors would take for a
 // card number (about one random 19-digit number in ten) would be sealed
 // as a placeholder and the certificate could no longer be found by it.

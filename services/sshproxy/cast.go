@@ -85,7 +85,13 @@ func CastOf(evs []*events.Event, session string) (*Cast, error) {
 		}
 		raw, err := base64.StdEncoding.DecodeString(p.Data)
 		if err != nil {
-			return nil, fmt.Errorf("event %s: data: %w", e.ID, err)
+			if !wholePlaceholder(p.Data) {
+				return nil, fmt.Errorf("event %s: data: %w", e.ID, err)
+			}
+			// A chunk redacted as a whole (docs/FORMAT.md §1.1,
+			// session.output): its data is the placeholder itself, and it
+			// plays as that, showing where output was withheld.
+			raw = []byte(p.Data)
 		}
 		at := e.Time.Sub(c.Started).Seconds()
 		if at < 0 {
@@ -142,4 +148,11 @@ func (c *Cast) WriteTo(w io.Writer) (int64, error) {
 	}
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err
+}
+
+// wholePlaceholder reports whether data is one placeholder of the
+// recording rule, [REDACTED:<detector>], and nothing else.
+func wholePlaceholder(data string) bool {
+	d, ok := strings.CutPrefix(data, "[REDACTED:")
+	return ok && strings.HasSuffix(d, "]") && !strings.ContainsAny(d[:len(d)-1], "[]")
 }

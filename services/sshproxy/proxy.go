@@ -482,16 +482,17 @@ func (p *Proxy) serveConn(ctx context.Context, nc net.Conn) {
 			nch.Reject(ssh.UnknownChannelType, "auditledger: "+nch.ChannelType()+" channels are not relayed")
 		}
 	}
-	// The client is gone. Its sessions tell what still runs on the target
-	// to hang up (a signal request, which must reach the target before
-	// the connection closes: sshd lets a program without a terminal run
-	// on after its connection is gone); then the connection to the target
-	// closes, which ends whatever ignored the signal.
+	// The client is gone. Its sessions end what still runs on the target
+	// (hangUp: SIGHUP, then SIGKILL; signal requests, which must reach
+	// the target before the connection closes, as sshd lets a program
+	// without a terminal run on after its connection is gone); then the
+	// connection to the target closes. What the target refused to signal
+	// and reads no input may still run there (HangupRefused).
 	ended := make(chan struct{})
 	go func() { wg.Wait(); close(ended) }()
 	select {
 	case <-ended:
-	case <-time.After(hangUpGrace):
+	case <-time.After(hangUpGrace + killGrace + time.Second):
 	}
 	if c.tc != nil {
 		c.tc.Close()
@@ -553,9 +554,8 @@ func (p *Proxy) watchKRL(ctx context.Context) {
 	}
 }
 
-// hangUpGrace is how long the programs of a client that went away have
-// to end on the signal they are sent before their connection to the
-// target is closed.
+// hangUpGrace is how long the program of a session that ended has to
+// exit on SIGHUP before it is sent SIGKILL (hangUp).
 const hangUpGrace = 5 * time.Second
 
 // idleWatch closes the connection once no byte has passed for idle: a

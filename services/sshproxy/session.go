@@ -62,6 +62,16 @@ type channel struct {
 
 	targetDone chan struct{} // closed once the target's channel is closed
 	relayDone  chan struct{} // closed once the program's relay is over; nil before
+	subsystem  bool          // the program is a subsystem (sftp)
+
+	exited   chan struct{} // closed once the target reports the program's exit
+	exitOnce sync.Once
+	// hanging: the session ended while its program ran, and hangUp is
+	// ending it; hangDone is closed once it is done, and hangup says how
+	// (Hangup…).
+	hanging  atomic.Bool
+	hangDone chan struct{}
+	hangup   atomic.Value // string
 
 	exitStatus atomic.Int64 // -1 until the target sends it
 	exitSignal atomic.Value // string
@@ -99,7 +109,7 @@ func (c *conn) session(ctx context.Context, nch ssh.NewChannel) {
 		tch.Close()
 		return
 	}
-	ch := &channel{c: c, s: s, cch: cch, tch: tch, env: map[string]string{}}
+	ch := &channel{c: c, s: s, cch: cch, tch: tch, env: map[string]string{}, exited: make(chan struct{}), hangDone: make(chan struct{})}
 	ch.exitStatus.Store(-1)
 	c.track(cch, true)
 	defer c.track(cch, false)
@@ -115,15 +125,19 @@ func (c *conn) session(ctx context.Context, nch ssh.NewChannel) {
 	}
 	// The client closed the channel (after the relay closed it, or
 	// vanishing), or its program was refused: the target's side goes too,
-	// and what still runs there is told to hang up.
+	// and what still runs there is ended (hangUp).
 	if ch.relayDone != nil {
 		select {
 		case <-ch.relayDone:
 		default:
 			ch.clientLeft.Store(true)
-			tch.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{"HUP"}))
+			if !ch.subsystem { // sftp ends with its channel; sshd signals no subsystem
+				ch.hanging.Store(true)
+				ch.hangUp()
+			}
 		}
 	}
+	close(ch.hangDone)
 	tch.Close()
 	if ch.relayDone != nil {
 		<-ch.relayDone
@@ -150,6 +164,9 @@ func (c *conn) startPayload(request string, ch *channel) map[string]any {
 func (ch *channel) fromTarget(reqs <-chan *ssh.Request, done chan<- struct{}) {
 	defer close(done)
 	for r := range reqs {
+		if r.Type == "exit-status" || r.Type == "exit-signal" {
+			ch.exitOnce.Do(func() { close(ch.exited) })
+		}
 		switch r.Type {
 		case "exit-status":
 			var st struct{ Status uint32 }
@@ -353,6 +370,7 @@ func (ch *channel) program(ctx context.Context, r *ssh.Request) bool {
 	}
 	r.Reply(true, nil)
 	ch.relayDone = make(chan struct{})
+	ch.subsystem = subsystem != ""
 	if subsystem == "sftp" {
 		go ch.sftp(ctx, began)
 	} else {
@@ -430,6 +448,9 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 	// The target's side ended without the program exiting because the
 	// client went away (and the gateway closed the target's connection).
 	<-ch.targetDone // exit-status and exit-signal forwarded
+	if ch.hanging.Load() {
+		<-ch.hangDone // how the program was ended, for session.ended
+	}
 	vanished := ch.clientLeft.Load()
 	ch.cch.CloseWrite()
 	ch.cch.Close()
@@ -457,6 +478,16 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 	}
 	if mask != nil && mask.masked > 0 {
 		end["masked_inputs"] = mask.masked
+	}
+	if h, _ := ch.hangup.Load().(string); h != "" {
+		select {
+		case <-ch.exited:
+			if h == HangupRefused || h == HangupSurvived {
+				h = HangupExited // once its channel closed (its input ended)
+			}
+		default:
+		}
+		end["hangup"] = h
 	}
 	if r := ch.c.closeReason(); r != "" {
 		end["reason"] = r
@@ -513,4 +544,72 @@ func (l *lagStream) Close() error {
 	close(l.q)
 	<-l.done
 	return l.st.Close()
+}
+
+// How hangUp ended a program still running when its session ended
+// (session.ended's hangup).
+const (
+	// HangupExited: it exited — on SIGHUP, by itself meanwhile, or once
+	// its channel closed (its input ended).
+	HangupExited = "exited"
+	// HangupKilled: it ignored SIGHUP for hangUpGrace and exited on
+	// SIGKILL.
+	HangupKilled = "killed"
+	// HangupRefused: the target refused to signal it, and no exit was
+	// reported before the gateway closed the connection — OpenSSH's sshd
+	// signals only programs of logins it serves with privilege
+	// separation, never root's — so what ignores SIGHUP, or reads no
+	// input, may still run there (docs/COMMANDS.md says what to
+	// configure on the target).
+	HangupRefused = "refused"
+	// HangupSurvived: the target took the signals (or its channel went
+	// away), but no exit was reported before the gateway closed the
+	// connection (a program that left its process group, or a target too
+	// slow to report it): it may still run there.
+	HangupSurvived = "survived"
+)
+
+// killGrace is how long a program has to be reported gone after SIGKILL.
+const killGrace = 5 * time.Second
+
+// hangUp ends the program of a session that ended while it ran (its
+// client gone, or its connection closed by the gateway): SIGHUP to its
+// process group and, if the target reports no exit within hangUpGrace,
+// SIGKILL. Each signal request asks for the target's answer, so a target
+// that refuses to signal is known and recorded, not assumed obeyed. It
+// returns within hangUpGrace + killGrace.
+func (ch *channel) hangUp() {
+	outcome := HangupSurvived
+	defer func() { ch.hangup.Store(outcome) }()
+	for _, step := range []struct {
+		sig   string
+		grace time.Duration
+		done  string
+	}{{"HUP", hangUpGrace, HangupExited}, {"KILL", killGrace, HangupKilled}} {
+		select {
+		case <-ch.exited:
+			outcome = HangupExited
+			return
+		default:
+		}
+		ok, err := ch.tch.SendRequest("signal", true, ssh.Marshal(struct{ Signal string }{step.sig}))
+		if err != nil {
+			return // the target's channel is gone: exited, or unknown
+		}
+		if !ok {
+			select {
+			case <-ch.exited:
+				outcome = HangupExited // it exited before the signal came
+			default:
+				outcome = HangupRefused
+			}
+			return
+		}
+		select {
+		case <-ch.exited:
+			outcome = step.done
+			return
+		case <-time.After(step.grace):
+		}
+	}
 }

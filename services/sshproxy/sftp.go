@@ -144,6 +144,17 @@ func staged() (*os.File, error) {
 	return f, nil
 }
 
+// keyedSum starts the keyed digest of a file's contents; without the
+// tenant's key the operation is recorded with its size only, and that is
+// logged.
+func (f *sftpFS) keyedSum() *gateway.KeyedSum {
+	sum, err := f.ch.s.KeyedSum(f.ctx, FileLabel)
+	if err != nil {
+		f.ch.c.p.log.Warn("no keyed digest of a transferred file: the tenant's key is unavailable", "session_id", f.ch.s.ID(), "err", err)
+	}
+	return sum
+}
+
 // Fileread fetches the file whole, digests it, records the read and
 // serves it.
 func (f *sftpFS) Fileread(r *sftp.Request) (io.ReaderAt, error) {
@@ -159,7 +170,7 @@ func (f *sftpFS) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum, _ := f.ch.s.KeyedSum(f.ctx, FileLabel)
+	sum := f.keyedSum()
 	n, err := io.Copy(io.MultiWriter(tmp, writerFunc(sum.Write)), src)
 	if err != nil {
 		tmp.Close()
@@ -223,7 +234,7 @@ func (u *upload) send() error {
 	if err != nil {
 		return err
 	}
-	sum, _ := f.ch.s.KeyedSum(f.ctx, FileLabel)
+	sum := f.keyedSum()
 	if _, err := io.Copy(writerFunc(sum.Write), io.NewSectionReader(u.tmp, 0, size)); err != nil {
 		return err
 	}
@@ -238,7 +249,17 @@ func (u *upload) send() error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(dst, io.NewSectionReader(u.tmp, 0, size)); err != nil {
+	// Many writes in flight, not one round trip per 32 KiB packet (the
+	// staged file is whole, so a failed write fails the upload) — except
+	// in append mode, where the target ignores offsets and writes must
+	// arrive in order.
+	src := io.NewSectionReader(u.tmp, 0, size)
+	if u.flags&os.O_APPEND != 0 {
+		_, err = io.Copy(dst, src)
+	} else {
+		_, err = dst.ReadFromWithConcurrency(src, 0)
+	}
+	if err != nil {
 		dst.Close()
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/keyfile"
 	"github.com/auditledger/auditledger/ledger"
@@ -75,19 +74,11 @@ func Evidence(c *cobra.Command) cli.Run {
 		}
 		// The build records its export on the bus before it releases the
 		// bundle: an embedded NATS with the streams, the build its admin.
-		ns, dial, err := busdial.StartEmbedded("auditledger-bench-evidence", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, false, true)
+		dial, _, stopBus, err := benchBus(ctx, dir, false)
 		if err != nil {
 			return err
 		}
-		defer ns.Shutdown()
-		defer dial.Close()
-		_, ledgerJS, err := dial.Connect(bus.Ledger)
-		if err != nil {
-			return err
-		}
-		if err := bus.EnsureStreams(ctx, ledgerJS, bus.StreamOptions{}); err != nil {
-			return err
-		}
+		defer stopBus()
 		self, err := os.Executable()
 		if err != nil {
 			return err

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/busdial"
@@ -40,7 +41,7 @@ import (
 
 // Proxy is `auditledger bench proxy`: it runs pgbench directly and through the PostgreSQL proxy, side by side.
 func Proxy(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "bench proxy --upstream URL [--clients 4,16] [--duration 10s] [--runs N] [--scale 10] [--sync always,interval] [--durability before-response,before-forward] [--writer=false]",
+	fs := cli.Describe(c, "bench proxy --upstream URL [--clients 4,16] [--duration 10s] [--runs N] [--scale 10] [--sync always,interval] [--durability before-response,before-forward,local-journal] [--writer=false]",
 		"Runs pgbench, select-only and TPC-B-like, at each client count against one\nPostgreSQL database along every path a team might choose, and prints TPS,\naverage latency and each path's share of the direct and pgbouncer figures:\n\n  direct      straight to PostgreSQL\n  pgbouncer   through Debian's pgbouncer in session pooling (the cost of a bare hop)\n  pgaudit     direct, with pgaudit.log = 'all' (needs pgaudit in the server's\n              shared_preload_libraries; skipped otherwise)\n  copy        through a bare Go TCP relay (io.Copy both ways, no protocol):\n              what any hop written in Go costs on these cores\n  copy-fsync  the same relay, each response held until a 1.1 KB record of it\n              is appended to a local file and fsynced, in groups (what queued\n              while the last fsync ran): the least any hop can cost that makes\n              a record durable before it releases a result\n  relay       through the auditledger proxy with every event built and encoded,\n              then discarded: what the relay costs without storing anything,\n              a floor for the proxy rows\n  relay-fsync the proxy with every event appended to a local file and fsynced\n              in groups before its statement's result is released: the proxy\n              made durable before the response with no bus and no ledger,\n              a floor for the fsync-always proxy rows\n  proxy       through the auditledger proxy, the ledger writer sealing what it\n              records, on an embedded NATS — once per JetStream fsync setting\n              and durability mode\n\ncopy, copy-fsync, relay and relay-fsync are yardsticks, never ways to run\nthe proxy. The first lines say what an fsync costs on the disk the bench\nwrites to; under the table, each row's machine CPU per transaction is set\nagainst what 80 % and 50 % of pgbouncer's TPS allow, and for the relay and\nproxy rows the mean time of each stage of a statement (client, judge, event,\nencode, forward, target, hold, respond; stored, split into queued and publish)\nis printed beside the CPU per statement.\n\nEverything runs on this machine's cores. pgbench (and pgbouncer for its\nrow) must be on PATH; the database is initialised with pgbench -i first.")
 	upstream := fs.String("upstream", "", "postgres:// URL of a database to benchmark, as a superuser for the pgaudit row (it is overwritten by pgbench -i)")
 	clientsArg := fs.String("clients", "4,16", "comma-separated client counts")
@@ -512,23 +513,33 @@ func withBenchLedger(ctx context.Context, dir string, syncAlways, withWriter boo
 	return benchLedger(ctx, dir, syncAlways, withWriter, maxWait, sign, false, fn)
 }
 
+// benchBus starts an embedded NATS in dir (its keys in dir/nats-keys)
+// with the streams set up, and connects as the ledger writer.
+func benchBus(ctx context.Context, dir string, syncAlways bool) (_ *busdial.Dialer, ledgerJS jetstream.JetStream, stop func(), err error) {
+	ns, dial, err := busdial.StartEmbedded("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stop = func() { dial.Close(); ns.Shutdown() }
+	if _, ledgerJS, err = dial.Connect(bus.Ledger); err == nil {
+		err = bus.EnsureStreams(ctx, ledgerJS, bus.StreamOptions{})
+	}
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return dial, ledgerJS, stop, nil
+}
+
 // benchLedger is withBenchLedger; with journal, the emitter's spool in
 // dir is the local journal every event goes through (durability
 // local-journal).
 func benchLedger(ctx context.Context, dir string, syncAlways, withWriter bool, maxWait time.Duration, sign string, journal bool, fn func(*emitter.Emitter) error) error {
-	ns, dial, err := busdial.StartEmbedded("auditledger-bench", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, syncAlways, true)
+	dial, ledgerJS, stop, err := benchBus(ctx, dir, syncAlways)
 	if err != nil {
 		return err
 	}
-	defer ns.Shutdown()
-	defer dial.Close()
-	_, ledgerJS, err := dial.Connect(bus.Ledger)
-	if err != nil {
-		return err
-	}
-	if err := bus.EnsureStreams(ctx, ledgerJS, bus.StreamOptions{}); err != nil {
-		return err
-	}
+	defer stop()
 	store, err := file.New(filepath.Join(dir, "store"))
 	if err != nil {
 		return err

@@ -42,7 +42,7 @@ func SSH(c *cobra.Command) cli.Run {
 	keystrokes := fs.Int("keystrokes", 50, "keystrokes each terminal types")
 	pace := fs.Duration("pace", 200*time.Millisecond, "time between one terminal's keystrokes")
 	syncMode := fs.String("sync", "interval", "NATS fsync: always (each message) or interval")
-	profile := fs.String("cpuprofile", "", "write a CPU profile of the run through the gateway to this file")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the bulk run through the gateway to this file, and one of the typing through it to this file with .keys added")
 	return func(ctx context.Context, _ []string, _ io.Reader, stdout, _ io.Writer) error {
 		if *syncMode != "always" && *syncMode != "interval" {
 			return cli.Usagef("--sync %q: want always or interval", *syncMode)
@@ -220,7 +220,14 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 		return fmt.Errorf("direct: %w", err)
 	}
 	ev0, b0 := rec.events.Load(), rec.bytes.Load()
+	stopProfile = func() {}
+	if profile != "" {
+		if stopProfile, err = startCPUProfile(profile + ".keys"); err != nil {
+			return err
+		}
+	}
 	via, took, err := echoLatency(ctx, gwAddr, login+"+bench", gwSigner, hk, sessions, keystrokes, pace)
+	stopProfile()
 	if err != nil {
 		return fmt.Errorf("through the gateway: %w", err)
 	}
