@@ -332,6 +332,23 @@ func TestBundleFromTheStart(t *testing.T) {
 	}
 }
 
+// A line of events.jsonl written otherwise than the builder writes it
+// (spaces between its members) but saying the same is read member by
+// member, and verifies.
+func TestEventLinesReadMemberByMember(t *testing.T) {
+	r := newRun(t)
+	f := zipFiles(t, r.bundle)
+	lines := bytes.ReplaceAll(f["events.jsonl"], []byte(`{"index":`), []byte(`{ "index" : `))
+	if bytes.Equal(lines, f["events.jsonl"]) {
+		t.Fatal("no line changed")
+	}
+	f["events.jsonl"] = lines
+	resign(t, f, r.signer)
+	if _, err := r.verify(rezip(t, f)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Tampering fails, naming the file or the event: without the evidence key
 // (any byte changed), and with it (an attacker who re-signs the manifest:
 // the log's proofs still catch every change).
@@ -374,6 +391,12 @@ func TestTamperedBundles(t *testing.T) {
 			f["log/records.bin"] = replaceRecord(f["log/records.bin"], int(idx-32), rec)
 		}, "an event of another tenant is in the bundle"},
 		{"the end checkpoint swapped for an older one", true, func(f map[string][]byte) { f["log/checkpoint-end"] = olderCheckpoint() }, "log/checkpoint-end: a checkpoint of tree size 16, but the range says 48"},
+		{"an event's sealing time changed", true, func(f map[string][]byte) {
+			f["events.jsonl"] = bytes.Replace(f["events.jsonl"], []byte(`"sealed_at":"20`), []byte(`"sealed_at":"19`), 1)
+		}, "sealed_at 19"},
+		{"an event's leaf changed", true, func(f map[string][]byte) {
+			f["events.jsonl"] = bytes.Replace(f["events.jsonl"], []byte(`"leaf":"`), []byte(`"leaf":"0`), 1)
+		}, "events.jsonl: index 32: line 1: leaf 0"},
 		{"an event's text changed", true, func(f map[string][]byte) {
 			f["events.jsonl"] = bytes.Replace(f["events.jsonl"], []byte("UPDATE orders"), []byte("UPDATE 0rders"), 1)
 		}, "the event differs from the sealed record's"},
