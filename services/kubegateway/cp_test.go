@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,22 @@ import (
 type cpFile struct {
 	rel  string // its path below the copied directory
 	data []byte
+}
+
+// cpBytes is the size of the large file TestKubectlCpAndDebugThroughGateway
+// copies each way: AUDITLEDGER_KUBE_CP_BYTES, or 3 MiB and 123 bytes
+// (CI's size, beside every other test on two shared cores).
+// AUDITLEDGER_KUBE_CP_BYTES=104857600 is the issue's 100 MiB.
+func cpBytes(t *testing.T) int {
+	v := os.Getenv("AUDITLEDGER_KUBE_CP_BYTES")
+	if v == "" {
+		return 3<<20 + 123
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("AUDITLEDGER_KUBE_CP_BYTES=%q: want a number of bytes, at least 1", v)
+	}
+	return n
 }
 
 const debugPolicy = `version: 2
@@ -56,7 +73,7 @@ func TestKubectlCpAndDebugThroughGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	big := make([]byte, 3<<20+123)
+	big := make([]byte, cpBytes(t))
 	rand.Read(big)
 	files := func(mark string) []cpFile {
 		return []cpFile{
