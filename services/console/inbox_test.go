@@ -260,7 +260,7 @@ func TestInboxReleasesPsql(t *testing.T) {
 	stmt := "ALTER TABLE orders ADD COLUMN note text"
 	cmd := exec.Command("psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", stmt, "host="+host+" port="+port+" user=dave dbname="+db+" sslmode=disable")
 	cmd.Env = append(cmd.Environ(), "PGPASSWORD="+mustToken(t, f, "dave", "dave-secret"))
-	var out strings.Builder
+	var out lockedBuffer // read while psql still writes to it
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
