@@ -118,14 +118,34 @@ func (e *env) authenticator(ctx context.Context) (identity.Authenticator, error)
 	defer e.mu.Unlock()
 	if e.auth == nil {
 		c := e.cfg.OIDC
-		v, err := identity.NewOIDC(ctx, identity.OIDCConfig{Issuer: c.Issuer, Audience: c.Audience, GroupsClaim: c.GroupsClaim, Dev: c.DevIdentities})
-		if err != nil {
-			return nil, err
+		cfg := identity.OIDCConfig{Issuer: c.Issuer, Audience: c.Audience, GroupsClaim: c.GroupsClaim, Dev: c.DevIdentities}
+		// An issuer that does not answer yet (started beside this
+		// process, as compose does) is waited for, up to oidcWait;
+		// one that answers wrongly fails at once.
+		deadline := time.Now().Add(oidcWait)
+		for {
+			v, err := identity.NewOIDC(ctx, cfg)
+			if err == nil {
+				e.auth = v
+				break
+			}
+			var op *net.OpError
+			if !errors.As(err, &op) || time.Now().After(deadline) {
+				return nil, err
+			}
+			e.log.Warn("waiting for the OIDC issuer to answer", "issuer", c.Issuer, "for_at_most", oidcWait, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(time.Second):
+			}
 		}
-		e.auth = v
 	}
 	return e.auth, nil
 }
+
+// oidcWait bounds how long serve waits for its OIDC issuer to answer.
+const oidcWait = time.Minute
 
 // listening records the address a role bound.
 func (e *env) listening(role, addr string) {

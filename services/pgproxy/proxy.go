@@ -382,6 +382,11 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	// relay and records the end.
 	var upstreamConn atomic.Pointer[pgconn.HijackedConn]
 	release, err := s.gs.Admit(ctx, func(reason string) {
+		// The client is told why first: the server's answer to the
+		// cancel ("canceling statement due to user request") would
+		// otherwise reach it first, and psql stops at that error
+		// without reading the reason.
+		s.fatal("57P01", "session ended by the gateway: "+reason)
 		hj := upstreamConn.Load()
 		if hj != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
@@ -390,7 +395,6 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 			}
 			cancel()
 		}
-		s.fatal("57P01", "session ended by the gateway: "+reason)
 		if hj != nil {
 			hj.Conn.Close()
 		}
