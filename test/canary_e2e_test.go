@@ -176,8 +176,9 @@ approve:
 	carol := []string{"AUDITLEDGER_TOKEN=" + d.token(t, "carol"), "AUDITLEDGER_API=" + d.api}
 	for _, c := range cases {
 		for _, v := range []string{group4(c.card, " "), strings.ToUpper(c.email)} {
-			if ids := canaryMatchValue(t, carol, v); len(ids) == 0 {
-				t.Errorf("case %s: query events --match-value %q found no event", c.name, v)
+			if err := canaryMatchValue(t, carol, v); err != nil {
+				t.Errorf("case %s: query events --match-value %q: %v; the case's records in the projection:\n%s",
+					c.name, v, err, linesWith(dump[0].data, c.marker, 8<<10))
 			}
 		}
 	}
@@ -1005,15 +1006,14 @@ func unpack(t *testing.T, store, name string, b []byte) []blob {
 // (the keyed digests of the values the gateways replaced) as an auditor,
 // until the projection answers, and returns the ids of the events that
 // recorded the value. env carries the auditor's token and the API.
-func canaryMatchValue(t *testing.T, env []string, value string) []string {
+func canaryMatchValue(t *testing.T, env []string, value string) error {
 	t.Helper()
-	var ids []string
-	natstest.CheckFor(t, 60*time.Second, 300*time.Millisecond, func() error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
 		r := run(t, nil, env, "query", "events", "--match-value", value, "--json")
 		if r.code != 0 {
-			return fmt.Errorf("query events --match-value: exit %d %s", r.code, r.stderr)
+			return fmt.Errorf("exit %d %s", r.code, r.stderr)
 		}
-		ids = ids[:0]
 		for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 			var m struct {
 				Event struct {
@@ -1021,15 +1021,25 @@ func canaryMatchValue(t *testing.T, env []string, value string) []string {
 				} `json:"event"`
 			}
 			if line != "" && json.Unmarshal([]byte(line), &m) == nil && m.Event.ID != "" {
-				ids = append(ids, m.Event.ID)
+				return nil
 			}
 		}
-		if len(ids) == 0 {
-			return errors.New("no event found")
+		if time.Now().After(deadline) {
+			return errors.New("no event found in 60 s")
 		}
-		return nil
-	})
-	return ids
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// linesWith is the lines of b that contain s, at most max bytes of them.
+func linesWith(b []byte, s string, max int) string {
+	var out []byte
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if bytes.Contains(l, []byte(s)) && len(out) < max {
+			out = append(append(out, l...), '\n')
+		}
+	}
+	return string(out)
 }
 
 // TestCanaryReaderDecompressesJetStream: the reader of the JetStream

@@ -214,38 +214,46 @@ func scrubTokens(sql string, pol *Policy, depth int, r tokenRules) (string, []ga
 		}
 		switch t.Token {
 		case pg_query.Token_SCONST, pg_query.Token_USCONST:
+			// The text as written first: what the detectors find there is
+			// replaced where it stands. Then escapes (E'jane\x40…', U&'\0034
+			// \0031…' with or without UESCAPE), strings continued on the
+			// next line and the bytea and JSON texts a string may be read
+			// as are judged as the value PostgreSQL reads; a value found
+			// there that the text as written did not show replaces the
+			// whole literal, whose escapes cannot be kept apart. The
+			// digits of escapes (\0043\006e…) can make a chain a detector
+			// reads as a card number: that must not keep the value they
+			// spell from being found, nor leave the rest of it in clear.
 			pre, inner, post := splitLiteral(sql[lo:hi])
-			scrubbed, counts := gateway.ScrubFound(inner, &all)
-			if counts != nil {
-				repl[k] = pre + scrubbed + post
-			} else {
-				// Escapes (E'jane\x40example.com', U&'\0034\0031…' with
-				// or without UESCAPE), strings continued on the next line
-				// and the bytea and JSON texts a string may be read as are
-				// judged as the value PostgreSQL reads; a match replaces
-				// the whole literal, whose escapes cannot be kept apart.
-				esc, uescape := byte('\\'), false
-				if t.Token == pg_query.Token_USCONST && k+2 < len(toks.Tokens) && toks.Tokens[k+1].Token == pg_query.Token_UESCAPE {
-					if e := toks.Tokens[k+2]; e.Token == pg_query.Token_SCONST && int(e.End) <= len(sql) {
-						if _, c, _ := splitLiteral(sql[e.Start:e.End]); len(c) == 1 {
-							esc, uescape = c[0], true
-						}
+			var written []gateway.Finding
+			scrubbed, counts := gateway.ScrubFound(inner, &written)
+			esc, uescape := byte('\\'), false
+			if t.Token == pg_query.Token_USCONST && k+2 < len(toks.Tokens) && toks.Tokens[k+1].Token == pg_query.Token_UESCAPE {
+				if e := toks.Tokens[k+2]; e.Token == pg_query.Token_SCONST && int(e.End) <= len(sql) {
+					if _, c, _ := splitLiteral(sql[e.Start:e.End]); len(c) == 1 {
+						esc, uescape = c[0], true
 					}
 				}
-				readings := literalReadings(pre, inner, esc)
-				for _, dec := range readings {
-					if d := findIn(dec, &all); d != "" {
-						scrubbed = detect.Placeholder(d)
-						if uescape {
-							// U&'…' UESCAPE '!' stays valid SQL.
-							repl[k] = pre + scrubbed + post
-						} else {
-							repl[k] = "'" + scrubbed + "'"
-						}
-						break
+			}
+			readings := literalReadings(pre, inner, esc)
+			for _, dec := range readings {
+				var read []gateway.Finding
+				if d := findIn(dec, &read); d != "" && !coveredBy(read, written) {
+					scrubbed, written = detect.Placeholder(d), read
+					if uescape {
+						// U&'…' UESCAPE '!' stays valid SQL.
+						repl[k] = pre + scrubbed + post
+					} else {
+						repl[k] = "'" + scrubbed + "'"
 					}
+					break
 				}
-				if _, ok := repl[k]; !ok && len(readings) > 0 {
+			}
+			all = append(all, written...)
+			if _, ok := repl[k]; !ok {
+				if counts != nil {
+					repl[k] = pre + scrubbed + post
+				} else if len(readings) > 0 {
 					scrubbed = readings[0] // joined by || as PostgreSQL reads it
 				}
 			}
@@ -1292,6 +1300,17 @@ func numberDigits(tok string) string {
 // findIn judges v: the detector of a value it is, or else of the first
 // it holds ({"e":"jane@example.com"}), with the values added to found;
 // empty when it holds none.
+// coveredBy reports whether every value of read is among those of
+// written.
+func coveredBy(read, written []gateway.Finding) bool {
+	for _, r := range read {
+		if !slices.ContainsFunc(written, func(w gateway.Finding) bool { return w.Value == r.Value }) {
+			return false
+		}
+	}
+	return true
+}
+
 func findIn(v string, found *[]gateway.Finding) string {
 	if d := detect.Find([]byte(v)); d != "" {
 		*found = append(*found, gateway.Finding{Detector: d, Value: v})

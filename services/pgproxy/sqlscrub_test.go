@@ -1,6 +1,13 @@
 package pgproxy
 
-import "testing"
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/auditledger/auditledger/services/gateway"
+)
 
 // Values the detectors find in literals and comments are replaced in the
 // recorded text, which keeps its SQL shape; the rest stays byte for byte.
@@ -185,6 +192,49 @@ func TestWithholdQuoted(t *testing.T) {
 		got, n := withholdQuoted(c.in)
 		if got != c.want || n != c.n {
 			t.Errorf("withholdQuoted(%q) = %q, %d; want %q, %d", c.in, got, n, c.want, c.n)
+		}
+	}
+}
+
+// A value written in escapes is found as the value PostgreSQL reads, even
+// where the escapes' own digits make a chain a detector reads as a card
+// number: \0073\0066\0070… spelled the first e-mail below, and the text
+// as written, judged alone, had a "card" in the escapes replaced and the
+// rest of the e-mail left in clear, its search digest never recorded.
+func TestRedactSQLEscapedValueFoundWhole(t *testing.T) {
+	escaped := func(format, s string) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			fmt.Fprintf(&b, format, s[i])
+		}
+		return b.String()
+	}
+	emails := []string{"Cnsfpaksduph@Canary-fqpew.Example.org"}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		var b strings.Builder
+		b.WriteString("Cn")
+		for range 10 {
+			b.WriteByte(byte('a' + r.IntN(26)))
+		}
+		b.WriteString("@Canary-")
+		for range 5 {
+			b.WriteByte(byte('a' + r.IntN(26)))
+		}
+		emails = append(emails, b.String()+".Example.org")
+	}
+	for _, e := range emails {
+		for _, sql := range []string{
+			fmt.Sprintf(`SELECT U&'%s' AS e`, escaped(`\%04x`, e)),
+			fmt.Sprintf(`SELECT E'%s' AS e`, escaped(`\%03o`, e)),
+		} {
+			got, found := redactText(sql, nil, 0)
+			if got != `SELECT '[REDACTED:email]' AS e` && got != `SELECT E'[REDACTED:email]' AS e` {
+				t.Fatalf("redactText(%q)\n = %q", sql, got)
+			}
+			if len(found) != 1 || found[0] != (gateway.Finding{Detector: "email", Value: e}) {
+				t.Fatalf("redactText(%q): found %+v, want the e-mail %q alone", sql, found, e)
+			}
 		}
 	}
 }
