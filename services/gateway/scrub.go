@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -406,6 +408,9 @@ func replaceFound(v any, wrap func(any) any, path string, found *[]Redaction) an
 				continue
 			}
 			x[k] = replaceFound(val, func(inner any) any { return wrap(map[string]any{k: inner}) }, path+"/"+pointerEscape(k), found)
+			if was, ok := val.(string); ok && x[k] != val {
+				redigest(x, k, x[k].(string), was)
+			}
 		}
 		return x
 	case []any:
@@ -418,6 +423,25 @@ func replaceFound(v any, wrap func(any) any, path string, found *[]Redaction) an
 		return detect.Placeholder(d)
 	}
 	return v
+}
+
+// redigest: a member k replaced whole (was, now now) takes its digests
+// with it. A digest of the text as it was is a digest of text holding the
+// value found, which a guess of the value reverses; the sibling that
+// digests k — k+"_sha256", or "sha256" beside a stream chunk's "data" —
+// becomes the SHA-256 of the text as recorded (hex, as it was), which is
+// what those digests are of everywhere else (docs/FORMAT.md §1.4).
+func redigest(x map[string]any, k, now, was string) {
+	names := []string{k + "_sha256"}
+	if k == "data" {
+		names = append(names, "sha256")
+	}
+	for _, n := range names {
+		if _, ok := x[n].(string); ok && now != was {
+			sum := sha256.Sum256([]byte(now))
+			x[n] = hex.EncodeToString(sum[:])
+		}
+	}
 }
 
 // writerFinds returns the detector the writer's judge finds something

@@ -2,6 +2,8 @@ package gateway_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
@@ -170,6 +172,22 @@ func TestPayloadPassesTheWriter(t *testing.T) {
 		}
 		if strings.Contains(string(body), "4111111111111111") {
 			t.Errorf("case %d: the card number is in the record: %s", i, body)
+		}
+	}
+	// A member replaced whole takes its digest with it: the digest of the
+	// text as it was would be one of text holding the card number.
+	was := sha256.Sum256([]byte(hexCard))
+	placeholder := sha256.Sum256([]byte("[REDACTED:credit_card]"))
+	for _, p := range []map[string]any{
+		{"data": hexCard, "sha256": hex.EncodeToString(was[:]), "stream": "stdout"},
+		{"statement": hexCard, "statement_sha256": hex.EncodeToString(was[:])},
+	} {
+		body, err := gateway.EncodePayload(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(body), hex.EncodeToString(was[:])) || !strings.Contains(string(body), hex.EncodeToString(placeholder[:])) {
+			t.Errorf("a member replaced whole kept the digest of the text before: %s", body)
 		}
 	}
 	// A digest at a digest's place stays as it is.
