@@ -105,6 +105,9 @@ func ScrubEach(text string, found func(detector, value string)) (out string, cou
 				v = f.value // as a reader decodes it, so a search finds it
 			}
 			found(f.detector, v)
+			for _, a := range f.also {
+				found(a.Detector, a.Value)
+			}
 		}
 		sb.WriteString(text[last:f.lo])
 		sb.WriteString(Placeholder(f.detector))
@@ -138,6 +141,11 @@ func scan(text string, round int, mode chainMode) ([]match, []string) {
 		spans = append(spans, match{lo: lo, hi: hi, detector: f.detector, value: f.value})
 	}
 	all := s.all
+	for i := range spans {
+		if spans[i].value == "" {
+			spans[i].value = text[spans[i].lo:spans[i].hi]
+		}
+	}
 	if round >= maxPercentRounds {
 		return spans, all
 	}
@@ -155,7 +163,7 @@ func scan(text string, round int, mode chainMode) ([]match, []string) {
 	}
 	sub, _ := scan(d, round+1, mode)
 	for _, f := range sub {
-		m := match{lo: from[f.lo], hi: to[f.hi-1], detector: f.detector, value: f.value}
+		m := match{lo: from[f.lo], hi: to[f.hi-1], detector: f.detector, value: f.value, also: f.also}
 		if m.value == "" {
 			m.value = d[f.lo:f.hi]
 		}
@@ -175,13 +183,18 @@ func scan(text string, round int, mode chainMode) ([]match, []string) {
 }
 
 // mergeSpans sorts spans and joins those that overlap, each keeping the
-// detector of the first.
+// detector of the first and the values of all (also).
 func mergeSpans(spans []match) []match {
 	slices.SortFunc(spans, func(a, b match) int { return a.lo - b.lo })
 	out := spans[:0]
 	for _, m := range spans {
 		if n := len(out); n > 0 && m.lo < out[n-1].hi {
-			out[n-1].hi = max(out[n-1].hi, m.hi)
+			o := &out[n-1]
+			o.hi = max(o.hi, m.hi)
+			if m.value != o.value && !slices.ContainsFunc(o.also, func(a Span) bool { return a.Value == m.value }) {
+				o.also = append(o.also, Span{Detector: m.detector, Value: m.value})
+			}
+			o.also = append(o.also, m.also...)
 			continue
 		}
 		out = append(out, m)
@@ -470,6 +483,11 @@ type match struct {
 	// decoded reading of the text (percent-encoding, escapes, hex,
 	// base64), for its search digest; empty when found as written.
 	value string
+	// also are the values of matches merged into this one (they
+	// overlapped it: a raw reading's false card number over escapes that
+	// spell an e-mail address), each as a reader decodes it, so that
+	// every value replaced is reported, not only the first.
+	also []Span
 }
 
 // claim records the value at [lo, hi) found by detector; a value that

@@ -7,6 +7,12 @@ type Span struct {
 	Lo, Hi   int
 	Detector string
 	Value    string
+	// Also are the other values found over these bytes (overlapping
+	// readings joined into one span: digits of escapes read as a card
+	// number, the e-mail address the escapes spell), each with its
+	// detector and Value, Lo and Hi unset: a caller records each one's
+	// search digest, as ScrubEach reports them.
+	Also []Span
 }
 
 // Spans returns the values ScrubEach would replace in text, in order and
@@ -24,7 +30,7 @@ func Spans(text string) []Span {
 		if v == "" {
 			v = text[m.lo:m.hi]
 		}
-		out = append(out, Span{Lo: m.lo, Hi: m.hi, Detector: m.detector, Value: v})
+		out = append(out, Span{Lo: m.lo, Hi: m.hi, Detector: m.detector, Value: v, Also: m.also})
 	}
 	return out
 }

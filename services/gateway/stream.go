@@ -182,6 +182,9 @@ func (st *Stream) flushLocked(final bool) {
 			data = append(data, chunk[last:sp.Lo]...)
 			data = append(data, detect.Placeholder(sp.Detector)...)
 			found = append(found, Finding{sp.Detector, sp.Value})
+			for _, a := range sp.Also {
+				found = append(found, Finding{a.Detector, a.Value})
+			}
 			last = min(sp.Hi, cut)
 		}
 		data = append(data, chunk[last:]...)
@@ -224,13 +227,18 @@ func judgeRendered(raw []byte, r rendering) []detect.Span {
 	}
 	for _, sp := range detect.Spans(string(r.b)) {
 		lo, hi := r.spanOf(raw, sp.Lo, sp.Hi)
-		spans = append(spans, detect.Span{Lo: lo, Hi: hi, Detector: sp.Detector, Value: sp.Value})
+		spans = append(spans, detect.Span{Lo: lo, Hi: hi, Detector: sp.Detector, Value: sp.Value, Also: sp.Also})
 	}
 	slices.SortFunc(spans, func(a, b detect.Span) int { return a.Lo - b.Lo })
 	out := spans[:0]
 	for _, sp := range spans {
 		if n := len(out); n > 0 && sp.Lo < out[n-1].Hi {
-			out[n-1].Hi = max(out[n-1].Hi, sp.Hi)
+			o := &out[n-1]
+			o.Hi = max(o.Hi, sp.Hi)
+			if sp.Value != o.Value {
+				o.Also = append(o.Also, detect.Span{Detector: sp.Detector, Value: sp.Value})
+			}
+			o.Also = append(o.Also, sp.Also...)
 			continue
 		}
 		out = append(out, sp)
