@@ -88,10 +88,10 @@ func TestAssertionsFindExceptions(t *testing.T) {
 	}
 	// index:exception per control, in index order ("-" for none).
 	want := map[string]string{
-		"5.3":  "100:- 104:" + compliance.ExDecidedByRequest + " 114:-",
+		"5.3": "100:- 104:" + compliance.ExDecidedByRequest + " 114:-",
 		// frank's grant was recorded by a proxy, not the API: it covers
 		// nothing, and the exception says why
-		"8.2": "102:- 103:" + compliance.ExNoGrant + " 106:" + compliance.ExNoGrant + " 118:" + compliance.ExUnverifiedGrant + " (index 116): " + compliance.WhyNotAPI,
+		"8.2":  "102:- 103:" + compliance.ExNoGrant + " 106:" + compliance.ExNoGrant + " 118:" + compliance.ExUnverifiedGrant + " (index 116): " + compliance.WhyNotAPI,
 		"8.3":  "107:" + compliance.ExNoRule + " 108:-",
 		"8.11": "109:" + compliance.ExUnmasked + " 111:-",
 		"8.32": "102:- 103:" + compliance.ExNoApproval + " 106:" + compliance.ExSelfApproved + " 118:" + compliance.ExNoApproval,

@@ -51,7 +51,7 @@ func grantEvent(t *testing.T, id, src, grant, subject string, signer *ledger.Not
 		sig = string(note)
 	}
 	payload, _ := json.Marshal(map[string]any{"access_id": id, "grant": grant, "rule": g.Rule, "target": g.Target, "status": "approved",
-		"requester": map[string]string{"issuer": g.Requester.Issuer, "subject": subject},
+		"requester":  map[string]string{"issuer": g.Requester.Issuer, "subject": subject},
 		"not_before": g.NotBefore, "not_after": g.NotAfter, "signature": sig})
 	return fmt.Appendf(nil, `{"version":1,"id":"access/%s/granted","type":"access.granted","time":"2026-12-01T09:30:00Z","tenant":"acme","source":{"kind":%q,"instance":"x-1"},"actor":{"issuer":"https://idp","subject":"bob","kind":"human"},"target":{"kind":"access","name":"orders"},"payload":%s}`,
 		id, src, payload)
