@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -220,4 +223,45 @@ func TestBundleCountsOnlySignedGrants(t *testing.T) {
 
 	// FORMAT's reading agrees, the grant key given.
 	specAgrees(t, r)
+}
+
+// asVersion1 is the bundle with its expectations turned to version 1, as
+// bundles built before version 2 carry them, re-signed with the evidence
+// key, and its mapping_version one this verifier does not hold (so the
+// summaries and report, which name the expectations' digest, are not
+// rendered again: the assertions are).
+func asVersion1(t *testing.T, r *run) []byte {
+	t.Helper()
+	f := zipFiles(t, r.bundle)
+	f["expectations.yaml"] = bytes.Replace(f["expectations.yaml"], []byte("\nversion: 2\n"), []byte("\nversion: 1\n"), 1)
+	editManifest(t, f, func(m *evidence.Manifest) {
+		sum := sha256.Sum256(f["expectations.yaml"])
+		m.Expectations.SHA256 = hex.EncodeToString(sum[:])
+		m.Framework.MappingVersion = 999
+	})
+	resign(t, f, r.signer)
+	return rezip(t, f)
+}
+
+// A bundle whose expectations are of version 1 is re-derived by version
+// 1's rule, with a warning saying so; turning a bundle's expectations to
+// version 1 does not keep its rows: where a record that does not count
+// stands as a grant, the re-derived 8.2 differs.
+func TestBundleOfVersion1Expectations(t *testing.T) {
+	plain := assertionRun(t) // no access grants: both rules give the same rows
+	rep, err := plain.verify(asVersion1(t, plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(rep.Warnings, evidence.WarnLegacyGrants) {
+		t.Errorf("no warning of version 1's rule: %q", rep.Warnings)
+	}
+	if rep, err := plain.verify(plain.bundle); err != nil || slices.Contains(rep.Warnings, evidence.WarnLegacyGrants) {
+		t.Errorf("version 2: %v", err)
+	}
+	r := grantRun(t)
+	r.build(t, "acme", r.t0.Add(90*time.Minute), r.t0.Add(150*time.Minute))
+	if _, err := r.verify(asVersion1(t, r)); err == nil || !strings.Contains(err.Error(), "controls/8.2/assertion.csv: line 3") {
+		t.Errorf("a bundle with forged grants turned to version 1: %v", err)
+	}
 }
