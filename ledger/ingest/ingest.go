@@ -313,6 +313,10 @@ const (
 	idleWait      = 3 * pullHeartbeat
 )
 
+// pullBytes bounds the bytes a pull asks for: half the pending limit of
+// a nats.go subscription, so that nothing pulled is dropped.
+const pullBytes = nats.DefaultSubPendingBytesLimit / 2
+
 // consume pulls messages continuously and closes a batch when it is full or
 // MaxWait after its first message. It returns on error or cancellation.
 func (in *Ingester) consume(ctx context.Context) error {
@@ -326,7 +330,12 @@ func (in *Ingester) consume(ctx context.Context) error {
 	// heartbeats (two in a row) within a single Next call, so the idle wait
 	// below must be longer than two heartbeats; Next then reports
 	// ErrNoHeartbeat and the consumer is started again.
-	it, err := in.cons.Messages(jetstream.PullMaxMessages(2*in.cfg.BatchSize), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(pullHeartbeat))
+	//
+	// What is pulled is bounded in bytes too (pullBytes): messages beyond
+	// the subscription's pending limit (nats.go's 64 MiB) would be
+	// dropped as a slow consumer's while a segment is sealed, and come
+	// back only when their ack wait (minutes) ends.
+	it, err := in.cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(2*in.cfg.BatchSize, pullBytes), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		return err
 	}
