@@ -17,6 +17,12 @@ import (
 // a declared expectation per control, checked against every event of a
 // bundle. An expectation states what should hold — not what the policy in
 // force enforced, which may itself be the gap.
+//
+// Version 2 differs from version 1 only in privileged-sessions-granted:
+// version 1 took any access.granted record naming the session's grant as
+// the grant, whoever published it; version 2 counts only the access
+// broker's signed grants (FORMAT §12.1). Version 1 is read to re-derive
+// bundles built with it (Legacy).
 type Expectations struct {
 	Version  int           `yaml:"version"`
 	Controls []Expectation `yaml:"controls"`
@@ -69,8 +75,8 @@ func ParseExpectations(name string, b []byte) (*Expectations, error) {
 	if err := yamlstrict.Decode(b, &x, name); err != nil {
 		return nil, err
 	}
-	if x.Version != 1 {
-		return nil, fmt.Errorf("%s: version %d, want 1", name, x.Version)
+	if x.Version != 1 && x.Version != 2 {
+		return nil, fmt.Errorf("%s: version %d, want 2 (or 1, read only to verify bundles built before version 2)", name, x.Version)
 	}
 	seen := map[string]bool{}
 	for _, e := range x.Controls {
@@ -95,6 +101,15 @@ func ParseExpectations(name string, b []byte) (*Expectations, error) {
 		seen[e.Control] = true
 	}
 	return &x, nil
+}
+
+// Legacy reports whether x is of version 1 and declares
+// privileged-sessions-granted, which it tests by version 1's rule: any
+// access.granted record naming the session's grant covers it, whoever
+// published it and signed or not. A bundle is no longer built with such
+// a file; a verifier re-derives one built before, and says so.
+func (x *Expectations) Legacy() bool {
+	return x.Version == 1 && slices.ContainsFunc(x.Controls, func(e Expectation) bool { return e.Check == CheckPrivilegedGranted })
 }
 
 // For returns the expectation of a control, if any.
@@ -172,6 +187,7 @@ type event struct {
 	reqIssuer, reqSubject string // payload requester
 	accessID              string
 	notBefore, notAfter   string
+	grant                 *grantRecord      // access.granted: what its judgement reads
 	rule                  string            // command.blocked: rule, trimmed
 	named                 []string          // commands: the listed columns the statement names
 	rows                  bool              // commands naming one: a later result had rows
@@ -186,6 +202,17 @@ type event struct {
 	tokenGroups []string
 	// audit.accessed: what was read
 	resource string
+}
+
+// grantRecord is what privileged-sessions-granted reads of an
+// access.granted record, and its judgement once made.
+type grantRecord struct {
+	grant, sourceKind, tenant string
+	rule, target, signature   string
+	breakGlass                bool
+	// judged: why is set; why is "" when the record counts as a grant
+	judged bool
+	why    string
 }
 
 // listed is what the identity provider's listing in force when a session
@@ -216,7 +243,8 @@ type envelope struct {
 		Kind    string   `json:"kind"`
 		Groups  []string `json:"groups"`
 	} `json:"actor"`
-	Tenant  string `json:"tenant"`
+	Tenant  string          `json:"tenant"`
+	Source  json.RawMessage `json:"source"`
 	Payload struct {
 		Statement  json.RawMessage `json:"statement"`
 		SHA        json.RawMessage `json:"statement_sha256"`
@@ -242,6 +270,11 @@ type envelope struct {
 		Part     json.RawMessage `json:"part"`
 		Parts    json.RawMessage `json:"parts"`
 		Members  json.RawMessage `json:"members"`
+		// access.granted
+		Grant      json.RawMessage `json:"grant"`
+		Target     json.RawMessage `json:"target"`
+		BreakGlass json.RawMessage `json:"break_glass"`
+		Signature  json.RawMessage `json:"signature"`
 		// audit.accessed
 		Resource json.RawMessage `json:"resource"`
 		Method   json.RawMessage `json:"method"`
@@ -255,13 +288,24 @@ func num(raw json.RawMessage) int64 { return eventscan.Int(raw) }
 // str is a JSON string's value, "" for anything else.
 func str(raw json.RawMessage) string { return eventscan.String(raw) }
 
+// GrantKey opens a grant's signed note (FORMAT §13) with the key that
+// signs grants — the access broker's, approvals.vkey: the verifier's
+// OpenNote (ledger.NoteVerifier) — and returns the text it signs; an
+// error when the note does not verify with that key.
+type GrantKey func(note []byte) (text []byte, err error)
+
 // Asserter tests expectations against events given one at a time, in
 // index order.
 type Asserter struct {
-	x       *Expectations
-	kinds   map[string]bool // every kind a check covers, upper-cased
-	columns []string        // every column a check covers, lower-cased
-	evs     []*event
+	x      *Expectations
+	grants GrantKey // nil: no grant signature can be checked
+	// keyNeeded: the index of the first access.granted whose signature
+	// was to be checked without a grant key (0 with none: noKey false)
+	keyNeeded uint64
+	noKey     bool
+	kinds     map[string]bool // every kind a check covers, upper-cased
+	columns   []string        // every column a check covers, lower-cased
+	evs       []*event
 	// commands naming a listed column, by id (the first of each id)
 	naming map[string]*event
 	// the identity provider's listing: the newest complete one, and the
@@ -283,9 +327,12 @@ type member struct {
 	groups []string
 }
 
-// NewAsserter starts testing x.
-func NewAsserter(x *Expectations) *Asserter {
-	a := &Asserter{x: x, kinds: map[string]bool{}, naming: map[string]*event{}, building: map[string]*listing{}}
+// NewAsserter starts testing x; grants checks the signatures of access
+// grants (privileged-sessions-granted). Without it (nil) no grant
+// signature can be checked, and a grant whose judgement comes to its
+// signature does not count (GrantKeyNeeded names the first).
+func NewAsserter(x *Expectations, grants GrantKey) *Asserter {
+	a := &Asserter{x: x, grants: grants, kinds: map[string]bool{}, naming: map[string]*event{}, building: map[string]*listing{}}
 	for _, e := range x.Controls {
 		for _, k := range e.Kinds {
 			a.kinds[strings.ToUpper(k)] = true
@@ -333,6 +380,9 @@ func (a *Asserter) AddScanned(idx uint64, raw []byte, ev *eventscan.Event) error
 		return nil
 	}
 	switch string(typ) {
+	case string(events.AccessGranted):
+		// Few, and read whole: decoded as Add does.
+		return a.addDecoded(idx, raw)
 	case string(events.ResponseDigest):
 		if c := a.naming[string(ev.Bytes(eventscan.PCommandID))]; c != nil {
 			c.noteResult(ev.Raw(eventscan.PRows))
@@ -446,6 +496,10 @@ func (a *Asserter) add(idx uint64, v *envelope) error {
 		if json.Unmarshal(p.Requester, &r) == nil {
 			e.reqIssuer, e.reqSubject = str(r.Issuer), str(r.Subject)
 		}
+		var src struct{ Kind json.RawMessage }
+		json.Unmarshal(v.Source, &src)
+		e.grant = &grantRecord{grant: str(p.Grant), sourceKind: str(src.Kind), tenant: v.Tenant, rule: str(p.Rule),
+			target: str(p.Target), signature: str(p.Signature), breakGlass: string(p.BreakGlass) == "true"}
 	case events.SessionStarted:
 		e.accessID = str(p.AccessID)
 		if e.kind == string(events.Human) {
@@ -542,7 +596,7 @@ func (a *Asserter) Assertions() []Assertion {
 		case CheckChangesApproved:
 			as.Rows = changesApproved(exp, a.evs, ix)
 		case CheckPrivilegedGranted:
-			as.Rows = privilegedGranted(exp, a.evs, ix)
+			as.Rows = a.privilegedGranted(exp, ix)
 		case CheckColumnsMasked:
 			as.Rows = columnsMasked(exp, a.evs)
 		case CheckRefusalsNameRule:
@@ -577,11 +631,12 @@ func (a *Asserter) Assertions() []Assertion {
 }
 
 // Assert tests every expectation of x against evs (the tenant's events of
-// a bundle, in index order) and returns one assertion per expectation, in
-// the order of x. It is a pure function of its inputs: a verifier holding
-// the same events and expectations derives the same rows.
-func Assert(x *Expectations, evs []Observed) ([]Assertion, error) {
-	a := NewAsserter(x)
+// a bundle, in index order), access grants' signatures checked with
+// grants, and returns one assertion per expectation, in the order of x.
+// It is a pure function of its inputs: a verifier holding the same
+// events, expectations and grant key derives the same rows.
+func Assert(x *Expectations, grants GrantKey, evs []Observed) ([]Assertion, error) {
+	a := NewAsserter(x, grants)
 	for _, o := range evs {
 		if err := a.Add(o.Index, o.Event); err != nil {
 			return nil, err
@@ -646,6 +701,7 @@ const (
 	ExSelfApproved     = "approved by its own requester"
 	ExMachineApproved  = "approved by a machine identity, not a person"
 	ExNoGrant          = "privileged statements ran outside any access grant"
+	ExUnverifiedGrant  = "granted only by an unverified record"
 	ExUnmasked         = "returned rows with the column unmasked"
 	ExNoRule           = "refused with no rule named"
 	ExDecidedByRequest = "decided by its own requester"
@@ -702,7 +758,7 @@ func changesApproved(x Expectation, evs []*event, ix *lookups) []Row {
 	return rows
 }
 
-func privilegedGranted(x Expectation, evs []*event, ix *lookups) []Row {
+func (a *Asserter) privilegedGranted(x Expectation, ix *lookups) []Row {
 	type session struct {
 		first    *event
 		count    int
@@ -711,7 +767,7 @@ func privilegedGranted(x Expectation, evs []*event, ix *lookups) []Row {
 	}
 	sessions := map[string]*session{}
 	var order []string
-	for _, e := range evs {
+	for _, e := range a.evs {
 		if !kindIn(e, x.Kinds) {
 			continue
 		}
@@ -739,11 +795,15 @@ func privilegedGranted(x Expectation, evs []*event, ix *lookups) []Row {
 		if s.count == 1 {
 			r.Item = "1 privileged statement"
 		}
-		if g := grantOf(s.first, ix); g != nil {
+		g, unverified := a.grantOf(s.first, ix)
+		switch {
+		case g != nil:
 			r.Evidence = &g.idx
-		} else if x.ApprovalsCover && s.approved {
+		case x.ApprovalsCover && s.approved:
 			r.Evidence = &s.lastOK
-		} else {
+		case unverified != nil:
+			r.Exception = fmt.Sprintf("%s (index %d): %s", ExUnverifiedGrant, unverified.idx, unverified.grant.why)
+		default:
 			r.Exception = ExNoGrant
 		}
 		rows = append(rows, r)
@@ -751,30 +811,131 @@ func privilegedGranted(x Expectation, evs []*event, ix *lookups) []Row {
 	return rows
 }
 
+// Why an access.granted record does not count as a grant (FORMAT §12.1):
+// the first condition it fails.
+const (
+	WhySSHCertificate = "an SSH certificate's record, not a grant"
+	WhyNotJustInTime  = "not a just-in-time grant"
+	WhyNotAPI         = "not published by the api"
+	WhyWindow         = "its window is not two RFC 3339 times"
+	WhyNoSignature    = "it carries no grant signature"
+	WhyNoKey          = "its grant signature could not be checked: no grant key was given"
+	WhyBadSignature   = "its grant signature does not verify with the grant key over the grant text rebuilt from the record"
+	WhyNotFirst       = "another record of its access_id counts"
+)
+
 // grantOf finds the access grant covering c's session: the session's
-// first session.started names an access_id, and an access.granted of it
-// for the session's actor has a window holding the session's start.
-func grantOf(c *event, ix *lookups) *event {
+// first session.started names an access_id, and the access.granted of it
+// that counts as a grant (judge) is for the session's actor and has a
+// window holding the session's start. Without one, unverified is the
+// first record of that access_id for the session's actor, not counted,
+// whose window holds the start or does not parse: the grant the session
+// claimed, and why it does not count. Expectations of version 1 take
+// the first record of the access_id for the session's subject whose
+// window holds the start, judging nothing.
+func (a *Asserter) grantOf(c *event, ix *lookups) (g, unverified *event) {
 	if c.session == "" {
-		return nil
+		return nil, nil
 	}
 	started := ix.started[c.session]
 	if started == nil || started.accessID == "" {
-		return nil
+		return nil, nil
 	}
-	for _, e := range ix.access[started.accessID] {
-		if e.reqSubject != started.subject {
+	recs := ix.access[started.accessID]
+	if a.x.Version == 1 {
+		for _, e := range recs {
+			if e.reqSubject == started.subject && holds(e, started.time) == 1 {
+				return e, nil
+			}
+		}
+		return nil, nil
+	}
+	a.judge(recs)
+	for _, e := range recs {
+		if e.reqSubject != started.subject || e.reqIssuer != started.issuer {
 			continue
 		}
+		h := holds(e, started.time)
+		switch {
+		case e.grant.why == "" && h == 1:
+			return e, nil
+		case e.grant.why != "" && h != 0 && unverified == nil:
+			unverified = e
+		}
+	}
+	return nil, unverified
+}
+
+// holds reports whether e's window holds t: 1 when not_before <= t <
+// not_after, 0 when not, -1 when they are not RFC 3339 times.
+func holds(e *event, t time.Time) int {
+	nb, err1 := time.Parse(time.RFC3339Nano, e.notBefore)
+	na, err2 := time.Parse(time.RFC3339Nano, e.notAfter)
+	switch {
+	case err1 != nil || err2 != nil:
+		return -1
+	case t.Before(nb) || !t.Before(na):
+		return 0
+	}
+	return 1
+}
+
+// judge decides, once, which of recs (the access.granted records of one
+// access_id, in index order) counts as the grant: the first published by
+// the api, of grant just-in-time, with a window and a signature that
+// verifies with the grant key over the grant text rebuilt from the
+// record. Every other gets why it does not count.
+func (a *Asserter) judge(recs []*event) {
+	var counted *event
+	for _, e := range recs {
+		g := e.grant
+		if g.judged {
+			if g.why == "" {
+				counted = e
+			}
+			continue
+		}
+		g.judged = true
 		nb, err1 := time.Parse(time.RFC3339Nano, e.notBefore)
 		na, err2 := time.Parse(time.RFC3339Nano, e.notAfter)
-		if err1 != nil || err2 != nil || started.time.Before(nb) || !started.time.Before(na) {
-			continue
+		switch {
+		case g.grant == "ssh-user-certificate":
+			g.why = WhySSHCertificate
+		case g.grant != "just-in-time":
+			g.why = WhyNotJustInTime
+		case g.sourceKind != "api":
+			g.why = WhyNotAPI
+		case err1 != nil || err2 != nil:
+			g.why = WhyWindow
+		case g.signature == "":
+			g.why = WhyNoSignature
+		case a.grants == nil:
+			g.why = WhyNoKey
+			if !a.noKey {
+				a.noKey, a.keyNeeded = true, e.idx
+			}
+		default:
+			text, err := a.grants([]byte(g.signature))
+			want := events.GrantText(events.Grant{ID: e.accessID, Tenant: g.tenant, Rule: g.rule,
+				Requester: events.Actor{Issuer: e.reqIssuer, Subject: e.reqSubject}, Target: g.target,
+				NotBefore: nb, NotAfter: na, BreakGlass: g.breakGlass})
+			if err != nil || string(text) != string(want) {
+				g.why = WhyBadSignature
+			}
 		}
-		return e
+		if g.why == "" && counted != nil {
+			g.why = fmt.Sprintf("%s (index %d)", WhyNotFirst, counted.idx)
+		}
+		if g.why == "" {
+			counted = e
+		}
 	}
-	return nil
 }
+
+// GrantKeyNeeded reports whether a grant's signature was to be checked
+// without a grant key, and the index of the first such access.granted:
+// the assertions then rest on a signature no one checked.
+func (a *Asserter) GrantKeyNeeded() (index uint64, needed bool) { return a.keyNeeded, a.noKey }
 
 // hasWord reports whether w (lower-case) is one of s's words: its
 // maximal runs of ASCII letters, digits and underscores, lower-cased

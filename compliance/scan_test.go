@@ -32,7 +32,7 @@ func TestAssertionsSameScannedOrDecoded(t *testing.T) {
 		},
 	}
 	for name, form := range forms {
-		scanned, decoded := compliance.NewAsserter(fw.Expectations), compliance.NewAsserter(fw.Expectations)
+		scanned, decoded := compliance.NewAsserter(fw.Expectations, nil), compliance.NewAsserter(fw.Expectations, nil)
 		for _, o := range assertLog() {
 			b := form(o.Event)
 			err1, err2 := scanned.Add(o.Index, b), decoded.AddDecoded(o.Index, b)

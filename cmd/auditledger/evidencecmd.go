@@ -32,8 +32,8 @@ import (
 
 // evidenceBuild writes a signed evidence bundle from the projection.
 func evidenceBuild(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--nats URL] [--nkey FILE | --creds FILE] [--operator NAME] [--framework ID] [--database URL] [--store URL] [--expectations FILE]",
-		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts and, for\neach control with a declared expectation (--expectations, default the\nframework's expectations.yaml), the population tested, its exceptions and a\nresult (effective, exceptions found, not observed), OSCAL assessment\nresults with findings, a report opening with the exceptions (index.html)\nand VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).\n\nLegal holds: the legal_hold.set and legal_hold.released records of the range\n(also those sealed after the period, up to the newest checkpoint, proven in it)\nand which segments they leave held; with --store, also each segment's legal\nhold and the lock and legal hold of the checkpoint signed at its end, as the\nstore reports them now.\n\nChain of custody: the manifest names who asked (requested_by: issuer\nauditledger-admin, subject --operator) and the tool and version (generator);\nthe build is recorded as evidence.exported (bundle id, tenant, period, range,\nthe zip's SHA-256 and size) on the bus as the admin role, and the file is\nwritten under --out only once the bus has stored that event: a bundle whose\nexport cannot be recorded is not released.")
+	fs := cli.Describe(c, "evidence build --tenant T --from DATE --to DATE --out FILE --key SSHKEY --vkey KEY [--grant-vkey KEY] [--nats URL] [--nkey FILE | --creds FILE] [--operator NAME] [--framework ID] [--database URL] [--store URL] [--expectations FILE]",
+		"Builds an evidence bundle (docs/FORMAT.md §12): one zip holding the tenant's\nevents of the period with what proves them complete and unchanged in the\nsigned log (the start and end checkpoints, the consistency proof between\nthem, every record of the range — other tenants' redacted), the segments'\nlocks, a folder per control with its rows, queries and counts and, for\neach control with a declared expectation (--expectations, default the\nframework's expectations.yaml), the population tested, its exceptions and a\nresult (effective, exceptions found, not observed), OSCAL assessment\nresults with findings, a report opening with the exceptions (index.html)\nand VERIFY.md; its manifest is\nsigned with an SSH key, so an auditor checks it offline with `auditledger\nevidence verify` or with ssh-keygen -Y verify and sha256sum -c. The rows\ncome from the projection ($AUDITLEDGER_DATABASE_URL unless --database).\nDATE is RFC 3339 or YYYY-MM-DD (midnight UTC); the period is [--from, --to).\n\nGrants: a privileged session counts as granted (8.2) only under an\naccess.granted the API published whose signature verifies with the grant key\n(--grant-vkey, the API's approvals.vkey), shipped in keys/grant.vkey; without\nit the build fails when a grant's signature is to be checked.\n\nLegal holds: the legal_hold.set and legal_hold.released records of the range\n(also those sealed after the period, up to the newest checkpoint, proven in it)\nand which segments they leave held; with --store, also each segment's legal\nhold and the lock and legal hold of the checkpoint signed at its end, as the\nstore reports them now.\n\nChain of custody: the manifest names who asked (requested_by: issuer\nauditledger-admin, subject --operator) and the tool and version (generator);\nthe build is recorded as evidence.exported (bundle id, tenant, period, range,\nthe zip's SHA-256 and size) on the bus as the admin role, and the file is\nwritten under --out only once the bus has stored that event: a bundle whose\nexport cannot be recorded is not released.")
 	tenant := fs.String("tenant", "", "the tenant")
 	framework := fs.String("framework", compliance.Default, "control framework: "+strings.Join(compliance.Frameworks, ", "))
 	from := fs.String("from", "", "start of the period (included)")
@@ -42,6 +42,7 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 	keyFile := fs.String("key", "", "the evidence signing key: an Ed25519 OpenSSH private key (ssh-keygen -t ed25519); not the log's checkpoint key")
 	principal := fs.String("principal", "", "the signer's name in keys/allowed_signers (default evidence@ORIGIN)")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file (shipped in keys/log.vkey)")
+	grantVKey := fs.String("grant-vkey", "", "the key access grants are signed with: the API's verifier key approvals.vkey, or its file (shipped in keys/grant.vkey); needed when a privileged session claims a grant")
 	database := fs.String("database", "", "postgres:// URL of the projection database (default $AUDITLEDGER_DATABASE_URL)")
 	storeURL := fs.String("store", "", "the segment store, read for the legal holds and locks of the segments and their checkpoints (optional)")
 	natsURL := fs.String("nats", nats.DefaultURL, "NATS server URL, to record the export")
@@ -91,6 +92,14 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		if err != nil {
 			return err
 		}
+		var grants string
+		if *grantVKey != "" {
+			gv, err := loadVerifier(*grantVKey)
+			if err != nil {
+				return fmt.Errorf("evidence build: --grant-vkey: %w", err)
+			}
+			grants = gv.String()
+		}
 		db, err := pgxpool.New(ctx, *database)
 		if err != nil {
 			return fmt.Errorf("evidence build: --database: %w", err)
@@ -132,7 +141,7 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		set, finish := countProgress(stderr, 0, "building")
 		var total uint64
 		m, err := evidence.Build(ctx, evidence.Config{DB: db, Framework: fw, Tenant: *tenant, From: start, To: end,
-			Signer: signer, Principal: *principal, LogVKey: v.String(), Generator: versionString(), Store: store,
+			Signer: signer, Principal: *principal, LogVKey: v.String(), GrantVKey: grants, Generator: versionString(), Store: store,
 			RequestedBy: evidence.Requester{Issuer: asked.Issuer, Subject: asked.Subject}, Expectations: expectations,
 			Progress: func(done, all uint64) {
 				if total == 0 {
@@ -172,7 +181,7 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		if m.Range.Open {
 			fmt.Fprintf(stdout, "note: nothing was sealed after %s yet, so events of the period may still come\n", end.Format(time.RFC3339))
 		}
-		printCheckCommand(stdout, *out, *vkeyArg, *keyFile)
+		printCheckCommand(stdout, *out, *vkeyArg, *keyFile, *grantVKey)
 		return nil
 	}
 }
@@ -200,7 +209,7 @@ func operatorName(name string) string {
 // allowed_signers beside it, as keys evidence and dev write it), and with
 // --allow-unlocked, and why, when the store did not lock the segments
 // write-once (a local store such as dev's).
-func printCheckCommand(w io.Writer, bundle, vkeyArg, keyFile string) {
+func printCheckCommand(w io.Writer, bundle, vkeyArg, keyFile, grantVKey string) {
 	vkey, signers := "LOG.vkey", "FILE"
 	if st, err := os.Stat(vkeyArg); err == nil && st.Mode().IsRegular() {
 		vkey = vkeyArg
@@ -211,6 +220,13 @@ func printCheckCommand(w io.Writer, bundle, vkeyArg, keyFile string) {
 		}
 	}
 	cmd := fmt.Sprintf("auditledger evidence verify %s --vkey %s --allowed-signers %s", bundle, vkey, signers)
+	if grantVKey != "" {
+		grants := "APPROVALS.vkey"
+		if st, err := os.Stat(grantVKey); err == nil && st.Mode().IsRegular() {
+			grants = grantVKey
+		}
+		cmd += " --grant-vkey " + grants
+	}
 	unlocked, total, err := unlockedSegments(bundle)
 	switch {
 	case err != nil:
@@ -249,10 +265,11 @@ func unlockedSegments(bundle string) (unlocked, total int, err error) {
 
 // evidenceVerify checks a bundle offline.
 func evidenceVerify(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "evidence verify FILE --vkey KEY --allowed-signers FILE [--allow-unlocked] [--retention D] | --trust-bundle-keys",
-		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once; it\nre-derives every control's assertion from the events and renders every\nsummary, the OSCAL results and index.html again, failing on any\ndifference. The\ntenant's retention is taken from the log itself: the bundle carries the\ntenant's and the default's ledger.retention.changed records (those before\nthe range with inclusion proofs), and each segment holding the tenant's\nrecords must be locked until its sealing plus the tenant's retention in\nforce then; a failure names the segment and the retention expected.\n--retention adds a minimum for every segment. Prints each control's\nresult; exits 1 naming the first file or event that fails. Both keys are\nrequired, as the operator published them outside the bundle: the log's\nverifier key (--vkey) and the evidence signer key (--allowed-signers); the\ncopies in the bundle's keys/ are whoever built it's choice.\n--trust-bundle-keys uses those copies for the keys not given: the result\nis then printed as UNVERIFIED ORIGIN and the command exits 1 even when\nevery check passes. Legal holds: the bundle's\nlegal_hold.set and legal_hold.released records are proven in its newest\ncheckpoint, which must extend the end checkpoint; each segment's legal hold\nmust be what they leave, and, when the bundle was built with the store, the\nstore must have reported every held segment and its checkpoint under legal\nhold, each checkpoint locked as its segment is.")
+	fs := cli.Describe(c, "evidence verify FILE --vkey KEY --allowed-signers FILE [--grant-vkey KEY] [--allow-unlocked] [--retention D] | --trust-bundle-keys",
+		"Checks an evidence bundle offline, in order: the manifest's SSH signature,\nevery file's size and SHA-256 (and SHA256SUMS), the start and end checkpoints'\nsignatures, the consistency proof between them, the records of the range\nfrom the tree before it to both roots (so none of the tenant's is missing\nand none of another tenant's is shown), each event against its record,\nand that each segment holding the range is locked write-once; it\nre-derives every control's assertion from the events and renders every\nsummary, the OSCAL results and index.html again, failing on any\ndifference. The\ntenant's retention is taken from the log itself: the bundle carries the\ntenant's and the default's ledger.retention.changed records (those before\nthe range with inclusion proofs), and each segment holding the tenant's\nrecords must be locked until its sealing plus the tenant's retention in\nforce then; a failure names the segment and the retention expected.\n--retention adds a minimum for every segment. Prints each control's\nresult; exits 1 naming the first file or event that fails. Both keys are\nrequired, as the operator published them outside the bundle: the log's\nverifier key (--vkey) and the evidence signer key (--allowed-signers); the\ncopies in the bundle's keys/ are whoever built it's choice. The grant key\n(--grant-vkey, the API's approvals.vkey) is needed when a privileged session\nclaims an access grant: 8.2 counts the grant only if its signature verifies\nwith it; without it such a bundle fails, naming the record.\n--trust-bundle-keys uses those copies for the keys not given: the result\nis then printed as UNVERIFIED ORIGIN and the command exits 1 even when\nevery check passes. Legal holds: the bundle's\nlegal_hold.set and legal_hold.released records are proven in its newest\ncheckpoint, which must extend the end checkpoint; each segment's legal hold\nmust be what they leave, and, when the bundle was built with the store, the\nstore must have reported every held segment and its checkpoint under legal\nhold, each checkpoint locked as its segment is.")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file")
 	signersFile := fs.String("allowed-signers", "", "an allowed_signers file (ssh-keygen(1)) holding the evidence signing key")
+	grantVKey := fs.String("grant-vkey", "", grantVKeyUsage)
 	allowUnlocked := fs.Bool("allow-unlocked", false, "accept segments not locked in COMPLIANCE mode (a local development store), with a warning")
 	retention := fs.Duration("retention", 0, "also require each segment locked at least this long after its sealing, whatever the log records, e.g. 61320h (7 years)")
 	trustBundle := fs.Bool("trust-bundle-keys", false, "check with the bundle's own keys/ for the keys not given: the result is of unverified origin and exits 1")
@@ -276,6 +293,9 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 				return err
 			}
 			opts.LogVerifier = v
+		}
+		if err := loadGrantKey(&opts, *grantVKey); err != nil {
+			return err
 		}
 		if *signersFile != "" {
 			b, err := os.ReadFile(*signersFile)
@@ -360,10 +380,26 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 			fmt.Fprintf(stdout, "  warning: %s\n", w)
 		}
 		if rep.UnverifiedOrigin {
-			return cli.Failed(errors.New("unverified origin: the bundle is consistent with keys it carries itself, which proves nothing of who made it; give --vkey and --allowed-signers as the operator published them"))
+			return cli.Failed(errors.New("unverified origin: the bundle is consistent with keys it carries itself, which proves nothing of who made it; give --vkey, --allowed-signers and --grant-vkey as the operator published them"))
 		}
 		return nil
 	}
+}
+
+// grantVKeyUsage is the --grant-vkey of verify and sample.
+const grantVKeyUsage = "the key access grants are signed with, as the operator published it: the API's verifier key approvals.vkey, or its file; needed when a privileged session claims a grant (8.2)"
+
+// loadGrantKey sets opts' grant key from --grant-vkey, if given.
+func loadGrantKey(opts *evidence.VerifyOptions, arg string) error {
+	if arg == "" {
+		return nil
+	}
+	v, err := loadVerifier(arg)
+	if err != nil {
+		return fmt.Errorf("--grant-vkey: %w", err)
+	}
+	opts.GrantVerifier = v
+	return nil
 }
 
 // resultCounts says how many controls had each result.
@@ -390,13 +426,14 @@ func resultCounts(m *evidence.Manifest) string {
 
 // evidenceSample draws a reproducible sample of a control's population.
 func evidenceSample(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "evidence sample FILE --control ID --seed N --size K --vkey KEY --allowed-signers FILE [--allow-unlocked] [--trust-bundle-keys]",
+	fs := cli.Describe(c, "evidence sample FILE --control ID --seed N --size K --vkey KEY --allowed-signers FILE [--grant-vkey KEY] [--allow-unlocked] [--trust-bundle-keys]",
 		"Verifies an evidence bundle as `evidence verify` does, then draws a\nreproducible sample of one control's assertion population (its\nassertion.csv): the K members whose key SHA-256(\"auditledger sample v1\" 0x00\nSEED 0x00 CONTROL 0x00 INDEX) is smallest (docs/FORMAT.md §12.2), in index\norder — the same bundle, control, seed and size always give the same items.\nPrints JSON: each item's row, its whole record and the record's RFC 9162\ninclusion proof at the bundle's end checkpoint (also printed), so each can be\nchecked offline.")
 	control := fs.String("control", "", "the control whose population is sampled, e.g. 8.32")
 	seed := fs.Uint64("seed", 0, "the seed (an auditor's choice: the same seed draws the same items)")
 	size := fs.Int("size", 25, "how many items")
 	vkeyArg := fs.String("vkey", "", "the log's verifier key, or its file")
 	signersFile := fs.String("allowed-signers", "", "an allowed_signers file (ssh-keygen(1)) holding the evidence signing key")
+	grantVKey := fs.String("grant-vkey", "", grantVKeyUsage)
 	allowUnlocked := fs.Bool("allow-unlocked", false, "accept segments not locked in COMPLIANCE mode (a local development store), with a warning")
 	trustBundle := fs.Bool("trust-bundle-keys", false, "check with the bundle's own keys/ for the keys not given: exits 1 after printing the sample")
 	c.Args = cli.AtMostOne
@@ -417,6 +454,9 @@ func evidenceSample(c *cobra.Command) cli.Run {
 				return err
 			}
 			opts.LogVerifier = v
+		}
+		if err := loadGrantKey(&opts, *grantVKey); err != nil {
+			return err
 		}
 		if *signersFile != "" {
 			b, err := os.ReadFile(*signersFile)

@@ -191,8 +191,9 @@ func (c *apiRole) scope() (api.ScopeConfig, error) {
 }
 
 // evidence loads what the API needs to build evidence bundles, if
-// configured.
-func (c *apiRole) evidence() (*api.EvidenceConfig, error) {
+// configured; the grant key bundles check grants with is the verifier
+// of approvalsKey, with which this role signs them.
+func (c *apiRole) evidence(approvalsKey string) (*api.EvidenceConfig, error) {
 	if c.EvidenceKey == "" {
 		return nil, nil
 	}
@@ -204,7 +205,11 @@ func (c *apiRole) evidence() (*api.EvidenceConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api.log_vkey: %w", err)
 	}
-	return &api.EvidenceConfig{Dir: c.EvidenceDir, Signer: signer, LogVKey: v.String(), Generator: versionString()}, nil
+	grants, err := loadSigner(approvalsKey)
+	if err != nil {
+		return nil, fmt.Errorf("approvals.key: %w", err)
+	}
+	return &api.EvidenceConfig{Dir: c.EvidenceDir, Signer: signer, LogVKey: v.String(), GrantVKey: grants.Verifier().String(), Generator: versionString()}, nil
 }
 
 func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(context.Context) error, error) {
@@ -229,7 +234,7 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 	} else {
 		log.Info("read path off: set AUDITLEDGER_DATABASE_URL to the projection database to serve /v1/events and proofs")
 	}
-	ev, err := c.evidence()
+	ev, err := c.evidence(e.cfg.Approvals.Key)
 	if err != nil {
 		p.em.Close()
 		return nil, err

@@ -170,8 +170,7 @@ func scan(text string, round int, mode chainMode) ([]match, []string) {
 		merged := false
 		for i := range spans {
 			if spans[i].lo < m.hi && m.lo < spans[i].hi {
-				spans[i].lo, spans[i].hi = min(spans[i].lo, m.lo), max(spans[i].hi, m.hi)
-				merged = true
+				merged = true // joined by mergeSpans
 			}
 		}
 		if !merged {
@@ -182,22 +181,32 @@ func scan(text string, round int, mode chainMode) ([]match, []string) {
 	return mergeSpans(spans), all
 }
 
-// mergeSpans sorts spans and joins those that overlap, each keeping the
-// detector of the first and the values of all (also).
+// mergeSpans sorts spans and joins those that overlap, each naming the
+// detector and value of the longest of them (the first of those as long)
+// and keeping the values of the others (also): the longest is the
+// reading that explains the most characters — the e-mail address that
+// escapes spell, not the card number their digits make as written.
 func mergeSpans(spans []match) []match {
-	slices.SortFunc(spans, func(a, b match) int { return a.lo - b.lo })
+	slices.SortStableFunc(spans, func(a, b match) int { return a.lo - b.lo })
 	out := spans[:0]
+	var long []int // the length of the match each of out names
 	for _, m := range spans {
 		if n := len(out); n > 0 && m.lo < out[n-1].hi {
 			o := &out[n-1]
 			o.hi = max(o.hi, m.hi)
-			if m.value != o.value && !slices.ContainsFunc(o.also, func(a Span) bool { return a.Value == m.value }) {
-				o.also = append(o.also, Span{Detector: m.detector, Value: m.value})
+			other := Span{Detector: m.detector, Value: m.value}
+			if m.hi-m.lo > long[n-1] {
+				other = Span{Detector: o.detector, Value: o.value}
+				o.detector, o.value, long[n-1] = m.detector, m.value, m.hi-m.lo
+			}
+			if other.Value != o.value && !slices.ContainsFunc(o.also, func(a Span) bool { return a.Value == other.Value }) {
+				o.also = append(o.also, other)
 			}
 			o.also = append(o.also, m.also...)
 			continue
 		}
 		out = append(out, m)
+		long = append(long, m.hi-m.lo)
 	}
 	return out
 }

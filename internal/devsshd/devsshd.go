@@ -105,6 +105,15 @@ func StartAs(ctx context.Context, dir, addr string, caPub []byte, cred *syscall.
 	if err != nil {
 		return nil, err
 	}
+	// Sessions get a HOME of their own, empty: a login shell reads no
+	// start-up files of the account's real home, whose contents belong
+	// to whoever uses the machine (one that runs a tool's set-up at each
+	// login can hang every shell behind a stale lock). The working
+	// directory stays the account's home, as sshd sets it.
+	home := filepath.Join(dir, "home")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return nil, err
+	}
 	conf := fmt.Sprintf(`Port %s
 ListenAddress %s
 HostKey %s
@@ -119,17 +128,18 @@ StrictModes no
 PermitRootLogin prohibit-password
 AllowTcpForwarding yes
 AcceptEnv LANG LC_*
+SetEnv HOME=%s
 Subsystem sftp internal-sftp
 MaxStartups 1000
 MaxSessions 1000
 LogLevel VERBOSE
-`, port, host, key, dir, dir)
+`, port, host, key, dir, dir, home)
 	cfg := filepath.Join(dir, "sshd_config")
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
 	if cred != nil {
-		for _, p := range []string{dir, key, key + ".pub", filepath.Join(dir, "user_ca.pub"), cfg} {
+		for _, p := range []string{dir, home, key, key + ".pub", filepath.Join(dir, "user_ca.pub"), cfg} {
 			if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
 				return nil, err
 			}

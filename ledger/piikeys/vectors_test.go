@@ -2,6 +2,7 @@ package piikeys_test
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 
 	"github.com/auditledger/auditledger/events/detect"
@@ -55,10 +56,16 @@ func TestCanonicalFormsDetectorsFind(t *testing.T) {
 					found = append(found, value)
 				}
 			})
-			if len(found) != 1 {
-				t.Errorf("%q: %s found %q", v, g.detector, found)
-			} else if piikeys.MatchDigest(k, found[0]) != want {
-				t.Errorf("%q found as %q (canonical %q) digests unlike %q", v, found[0], piikeys.Canonical(found[0]), g.forms[0])
+			// Another reading of the same characters may be reported
+			// too (the text as written, where an escape's digits make a
+			// chain: docs/FORMAT.md §1.5, matches): one of the values
+			// is the one a search by the form finds.
+			if !slices.ContainsFunc(found, func(f string) bool { return piikeys.MatchDigest(k, f) == want }) {
+				var canon []string
+				for _, f := range found {
+					canon = append(canon, piikeys.Canonical(f))
+				}
+				t.Errorf("%q found as %q (canonical %q): none digests like %q", v, found, canon, g.forms[0])
 			}
 			if piikeys.MatchDigest(k, v) != want {
 				t.Errorf("%q (canonical %q) digests unlike %q", v, piikeys.Canonical(v), g.forms[0])

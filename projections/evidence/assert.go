@@ -59,8 +59,11 @@ func assertionCSV(a *compliance.Assertion) []byte {
 
 // Warnings a report opens with, each derived from the bundle alone.
 const (
-	WarnDevIdentities  = "Every person who acted in the period signed in with a development identity (dev_identity): no production identity provider vouched for who they were."
-	WarnNotWriteOnce   = "The store is not write-once: at least one segment of the period is not locked in COMPLIANCE mode (no S3 Object Lock), so the log could have been deleted or replaced."
+	WarnDevIdentities = "Every person who acted in the period signed in with a development identity (dev_identity): no production identity provider vouched for who they were."
+	WarnNotWriteOnce  = "The store is not write-once: at least one segment of the period is not locked in COMPLIANCE mode (no S3 Object Lock), so the log could have been deleted or replaced."
+	// WarnLegacyGrants is the verifier's warning for a bundle whose
+	// expectations are of version 1 (built before grants were verified).
+	WarnLegacyGrants   = "the bundle's expectations are of version 1: privileged-sessions-granted was derived by version 1's rule, which takes any access.granted record naming the session's grant as the grant, whoever published it and signed or not (FORMAT §12.1)"
 	WarnNoVerification = "No full verification of the log after the period's end: the projection holds no successful verification of at least the range's records (control 5.33)."
 )
 
@@ -226,7 +229,10 @@ type derivation struct {
 	scan     eventscan.Event // the event being read
 	census   *identityCensus
 	asserter *compliance.Asserter // nil: the bundle has no expectations
-	tables   *tableSet            // the tables the manifest says are derived
+	// legacy: the expectations are of version 1 and test
+	// privileged-sessions-granted by its rule
+	legacy bool
+	tables *tableSet // the tables the manifest says are derived
 	// err is the first event the checks could not read
 	err error
 }
@@ -234,7 +240,7 @@ type derivation struct {
 // newDerivation reads the bundle's expectations, so that the checks read
 // the events as they are verified: the file must have the manifest's
 // SHA-256 and parse (check 11's first step).
-func newDerivation(files map[string]*zip.File, m *Manifest) (*derivation, error) {
+func newDerivation(files map[string]*zip.File, m *Manifest, grants compliance.GrantKey) (*derivation, error) {
 	d := &derivation{census: newCensus()}
 	var want []string
 	for _, c := range m.Controls {
@@ -263,7 +269,7 @@ func newDerivation(files map[string]*zip.File, m *Manifest) (*derivation, error)
 	if err != nil {
 		return nil, failf(ExpectationsFile, "%v", err)
 	}
-	d.asserter = compliance.NewAsserter(x)
+	d.asserter, d.legacy = compliance.NewAsserter(x, grants), x.Legacy()
 	return d, nil
 }
 
@@ -358,6 +364,12 @@ func (d *derivation) check(files map[string]*zip.File, rep *Report) error {
 		return failf(EventsFile, "%v", d.err)
 	}
 	asserts := d.asserter.Assertions()
+	if idx, needed := d.asserter.GrantKeyNeeded(); needed {
+		return failAt(EventsFile, idx, "this access.granted claims to grant a privileged session, and its signature can be checked only with the grant key: give the one the operator published (--grant-vkey, the API's approvals.vkey); --trust-bundle-keys takes the bundle's keys/grant.vkey, of unverified origin")
+	}
+	if d.legacy {
+		rep.Warnings = append(rep.Warnings, WarnLegacyGrants)
+	}
 	byControl := map[string]*compliance.Assertion{}
 	for i := range asserts {
 		a := &asserts[i]

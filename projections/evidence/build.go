@@ -44,6 +44,11 @@ type Config struct {
 	Principal string
 	// LogVKey is the log's checkpoint verifier key, shipped in keys/.
 	LogVKey string
+	// GrantVKey is the key that signs access grants (the API's
+	// approvals.vkey), shipped in keys/grant.vkey: privileged-sessions-
+	// granted counts a grant only when its signature verifies with it.
+	// Empty: the build fails if a grant's signature is to be checked.
+	GrantVKey string
 	// Generator names the program and version that built the bundle.
 	Generator string
 	// RequestedBy is who asked for it (required): the manifest names them.
@@ -94,7 +99,18 @@ func Build(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 		return nil, err
 	}
 	b.cfg.Expectations = cfg.Expectations
-	b.asserter = compliance.NewAsserter(b.expected)
+	if b.expected.Legacy() {
+		return nil, fmt.Errorf("evidence: the expectations file is of version 1, whose privileged-sessions-granted took any access.granted record as a grant, whoever published it: declare version: 2 (FORMAT §12.1)")
+	}
+	var grants compliance.GrantKey
+	if cfg.GrantVKey != "" {
+		v, err := ledger.NewNoteVerifier(strings.TrimSpace(cfg.GrantVKey))
+		if err != nil {
+			return nil, fmt.Errorf("evidence: the grant key: %w", err)
+		}
+		b.cfg.GrantVKey, grants = v.String(), v.OpenNote
+	}
+	b.asserter = compliance.NewAsserter(b.expected, grants)
 	if b.tables, err = newTables(derivedOf(cfg.Framework)); err != nil {
 		return nil, err
 	}
@@ -216,6 +232,12 @@ func (b *builder) build(ctx context.Context) error {
 	}
 	if err := b.addBytes(SignersFile, []string{"5.28"}, AllowedSigners(cfg.Principal, cfg.Signer.PublicKey())); err != nil {
 		return err
+	}
+	if cfg.GrantVKey != "" {
+		b.m.GrantVKey = cfg.GrantVKey
+		if err := b.addBytes(GrantKeyFile, grantControls(b.expected), []byte(cfg.GrantVKey+"\n")); err != nil {
+			return err
+		}
 	}
 	// The two checkpoints, the consistency proof between them, and the
 	// compact range of the tree before the range.
@@ -653,6 +675,9 @@ func (b *builder) controls(ctx context.Context, a, z uint64) error {
 
 	// The assertions: each expectation tested against the tenant's events.
 	asserts := b.asserter.Assertions()
+	if idx, needed := b.asserter.GrantKeyNeeded(); needed {
+		return fmt.Errorf("evidence: the access.granted at index %d claims to grant a privileged session, and its signature can be checked only with the grant key: give it (evidence build --grant-vkey, the API's approvals.vkey)", idx)
+	}
 	for i := range asserts {
 		a := &asserts[i]
 		j := slices.IndexFunc(b.m.Controls, func(c Control) bool { return c.ID == a.Control })
@@ -682,6 +707,18 @@ func (b *builder) controls(ctx context.Context, a, z uint64) error {
 		return err
 	}
 	return b.addBytes(ReportFile, nil, derived[ReportFile])
+}
+
+// grantControls are the controls x tests with privileged-sessions-granted:
+// those the grant key supports.
+func grantControls(x *compliance.Expectations) []string {
+	var out []string
+	for _, e := range x.Controls {
+		if e.Check == compliance.CheckPrivilegedGranted {
+			out = append(out, e.Control)
+		}
+	}
+	return out
 }
 
 // expectationsFor returns the expectations a bundle of fw is built with:

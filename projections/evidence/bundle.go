@@ -18,12 +18,15 @@ const (
 
 // Files of a bundle with fixed names.
 const (
-	ManifestFile    = "manifest.json"
-	SignatureFile   = "manifest.json.sig"
-	SumsFile        = "SHA256SUMS"
-	SumsSigFile     = "SHA256SUMS.sig"
-	SignersFile     = "keys/allowed_signers"
-	LogKeyFile      = "keys/log.vkey"
+	ManifestFile  = "manifest.json"
+	SignatureFile = "manifest.json.sig"
+	SumsFile      = "SHA256SUMS"
+	SumsSigFile   = "SHA256SUMS.sig"
+	SignersFile   = "keys/allowed_signers"
+	LogKeyFile    = "keys/log.vkey"
+	// GrantKeyFile is the builder's copy of the grant key (the access
+	// broker's approvals.vkey) the assertions were derived with.
+	GrantKeyFile    = "keys/grant.vkey"
 	StartCheckpoint = "log/checkpoint-start"
 	EndCheckpoint   = "log/checkpoint-end"
 	ConsistencyFile = "log/consistency.txt"
@@ -65,6 +68,10 @@ type Manifest struct {
 	RequestedBy *Requester `json:"requested_by,omitempty"`
 	Created     time.Time  `json:"created"`
 	Log         LogInfo    `json:"log"`
+	// GrantVKey is the key access grants' signatures were checked with
+	// (privileged-sessions-granted), keys/grant.vkey; absent when the
+	// bundle was built without one.
+	GrantVKey string `json:"grant_vkey,omitempty"`
 	// Signer is the principal keys/allowed_signers names for the key that
 	// signed the manifest.
 	Signer string `json:"signer"`

@@ -44,7 +44,7 @@ func BenchmarkDerive(b *testing.B) {
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	b.ReportAllocs()
 	b.ResetTimer()
-	d := &derivation{census: newCensus(), asserter: compliance.NewAsserter(x)}
+	d := &derivation{census: newCensus(), asserter: compliance.NewAsserter(x, nil)}
 	if d.tables, err = newTables(derivedOf(fw)); err != nil {
 		b.Fatal(err)
 	}

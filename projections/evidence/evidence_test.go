@@ -53,6 +53,9 @@ type run struct {
 	now        *time.Time
 	pcfg       projections.Config
 	buildStore ledger.SegmentStore
+	// grantVKey, when set, is the grant key build gives instead of
+	// grantSigner's ("-": none)
+	grantVKey string
 }
 
 func sampleEvents(t *testing.T) [][]byte {
@@ -177,8 +180,16 @@ func (r *run) build(t *testing.T, tenant string, from, to time.Time) {
 	}
 	var buf bytes.Buffer
 	var last [2]uint64
+	grantVKey := grantSigner.Verifier().String()
+	switch r.grantVKey {
+	case "":
+	case "-":
+		grantVKey = ""
+	default:
+		grantVKey = r.grantVKey
+	}
 	r.m, err = evidence.Build(t.Context(), evidence.Config{DB: r.db, Framework: fw, Tenant: tenant, From: from, To: to,
-		Signer: r.signer, LogVKey: r.vkey, Generator: "auditledger test", RequestedBy: evidence.Requester{Issuer: "https://idp.test", Subject: "auditor-1"}, Progress: func(d, n uint64) { last = [2]uint64{d, n} }, Store: r.buildStore}, &buf)
+		Signer: r.signer, LogVKey: r.vkey, GrantVKey: grantVKey, Generator: "auditledger test", RequestedBy: evidence.Requester{Issuer: "https://idp.test", Subject: "auditor-1"}, Progress: func(d, n uint64) { last = [2]uint64{d, n} }, Store: r.buildStore}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +201,7 @@ func (r *run) build(t *testing.T, tenant string, from, to time.Time) {
 
 func (r *run) verify(bundle []byte) (*evidence.Report, error) {
 	return evidence.Verify(bytes.NewReader(bundle), int64(len(bundle)), evidence.VerifyOptions{LogVerifier: r.verifer,
-		AllowedSigners: []ssh.PublicKey{r.signer.PublicKey()}, AllowUnlocked: true})
+		AllowedSigners: []ssh.PublicKey{r.signer.PublicKey()}, GrantVerifier: grantSigner.Verifier(), AllowUnlocked: true})
 }
 
 // A bundle verifies, with our verifier and with ssh-keygen and sha256sum

@@ -104,13 +104,15 @@ func verifyGuide(m *Manifest) []byte {
 	fmt.Fprintf(&s, `# Checking this evidence bundle
 
 Bundle %s: tenant %s, %s to %s, ledger indexes %d to %d (the end
-excluded). Every check below works offline. `+"`auditledger evidence verify FILE --vkey LOG.vkey --allowed-signers FILE`"+`
+excluded). Every check below works offline. `+"`auditledger evidence verify FILE --vkey LOG.vkey --allowed-signers FILE [--grant-vkey APPROVALS.vkey]`"+`
 makes all of them and names the first that fails; here is what it checks,
 and how to make the first two with stock tools.
 
 Get the two public keys from the operator by another channel than this
 bundle: the log's verifier key, and the evidence signer key as an
-ssh-keygen `+"`allowed_signers`"+` file. The copies in `+"`keys/`"+` only say which keys
+ssh-keygen `+"`allowed_signers`"+` file; and, when the bundle carries
+`+"`keys/grant.vkey`"+`, the grant key (the API's `+"`approvals.vkey`"+`, which
+access grants are signed with). The copies in `+"`keys/`"+` only say which keys
 the builder used; anyone who changed the bundle could have changed them.
 
 1. **Every file is the one the operator's exporter wrote, and nothing
@@ -192,7 +194,10 @@ sha256sum --strict -c SHA256SUMS
    exception it makes or none, and the manifest's `+"`assertion`"+` gives the
    population, the number of exceptions and the result (`+"`effective`"+`,
    `+"`exceptions found`"+`, `+"`not observed`"+`). docs/FORMAT.md §12.1 defines each
-   check exactly, so you can re-derive them from `+"`events.jsonl`"+` alone;
+   check exactly, so you can re-derive them from `+"`events.jsonl`"+` alone
+   (and the operator's grant key: under `+"`privileged-sessions-granted`"+` a
+   grant counts only when the API published it and its signed note
+   verifies with that key over the grant text rebuilt from the record);
    auditledger does, and also re-renders every `+"`summary.md`"+`, the OSCAL
    results and `+"`index.html`"+` and compares them byte for byte. A row added to
    or removed from an `+"`assertion.csv`"+` fails even when the files are

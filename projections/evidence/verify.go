@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/auditledger/auditledger/compliance"
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 )
@@ -32,8 +33,15 @@ import (
 type VerifyOptions struct {
 	LogVerifier    *ledger.NoteVerifier
 	AllowedSigners []ssh.PublicKey
-	// TrustBundleKeys uses keys/log.vkey and keys/allowed_signers for the
-	// keys not given; the result is then of unverified origin.
+	// GrantVerifier is the key that signs access grants (the API's
+	// approvals.vkey), as the operator published it: the assertions
+	// check grants' signatures with it (privileged-sessions-granted).
+	// Needed only when a grant's signature is to be checked: Verify
+	// fails naming the record when it is and no key is given.
+	GrantVerifier *ledger.NoteVerifier
+	// TrustBundleKeys uses keys/log.vkey, keys/allowed_signers and
+	// keys/grant.vkey for the keys not given; the result is then of
+	// unverified origin.
 	TrustBundleKeys bool
 	// AllowUnlocked accepts segments the store did not report locked in
 	// COMPLIANCE mode (a local development store), with a warning.
@@ -107,6 +115,43 @@ func (e *VerifyError) Unwrap() error { return e.Err }
 // ErrKeysRequired: Verify was given neither the operator's keys nor
 // TrustBundleKeys.
 var ErrKeysRequired = errors.New("evidence: the operator's keys are required")
+
+// grantKey is the key the assertions check grants' signatures with: the
+// operator's (opts.GrantVerifier), else with TrustBundleKeys the bundle's
+// keys/grant.vkey (the result then of unverified origin), else none. The
+// bundle's copy must be the manifest's grant_vkey; when it is not the
+// operator's key, a warning says so (the re-derivation decides whether
+// that changes a row).
+func grantKey(files map[string]*zip.File, m *Manifest, opts VerifyOptions, rep *Report) (compliance.GrantKey, error) {
+	var shipped string
+	if files[GrantKeyFile] != nil {
+		b, err := readZip(files, GrantKeyFile, 4096)
+		if err != nil {
+			return nil, err
+		}
+		if shipped = strings.TrimSpace(string(b)); shipped != m.GrantVKey {
+			return nil, failf(GrantKeyFile, "is not the manifest's grant_vkey %q", m.GrantVKey)
+		}
+	} else if m.GrantVKey != "" {
+		return nil, failf(GrantKeyFile, "missing, while the manifest names grant_vkey %q", m.GrantVKey)
+	}
+	if v := opts.GrantVerifier; v != nil {
+		if shipped != "" && shipped != v.String() {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("the bundle was built with the grant key %s (keys/grant.vkey), not the one given (%s): the assertions were re-derived with the one given", shipped, v.String()))
+		}
+		return v.OpenNote, nil
+	}
+	if !opts.TrustBundleKeys || shipped == "" {
+		return nil, nil
+	}
+	v, err := ledger.NewNoteVerifier(shipped)
+	if err != nil {
+		return nil, failf(GrantKeyFile, "%v", err)
+	}
+	rep.UnverifiedOrigin = true
+	rep.Warnings = append(rep.Warnings, "unverified origin: access grants' signatures were checked with the bundle's own keys/grant.vkey, which whoever built it chose: give --grant-vkey with the grant key the operator published")
+	return v.OpenNote, nil
+}
 
 // verifySigned checks that sig is an SSH signature of data, in the
 // bundle's namespace, by one of signers.
@@ -410,7 +455,11 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 	sealed := newSealedCheck(&m)
 	holds := make([]bool, len(rep.Segments))
 	derived := newContext(m.Tenant)
-	der, err := newDerivation(files, &m)
+	grants, err := grantKey(files, &m, opts, rep)
+	if err != nil {
+		return nil, err
+	}
+	der, err := newDerivation(files, &m, grants)
 	if err != nil {
 		return nil, err
 	}

@@ -129,23 +129,9 @@ func (r *Request) LiveAt(t time.Time) bool {
 // a newline. The status is not in it: a grant marked used is the same
 // grant.
 func GrantText(r *Request) []byte {
-	type who struct {
-		Issuer  string `json:"issuer"`
-		Subject string `json:"subject"`
-	}
-	b, _ := json.Marshal(struct {
-		Kind       string    `json:"kind"`
-		ID         string    `json:"id"`
-		Tenant     string    `json:"tenant"`
-		Rule       string    `json:"rule"`
-		Requester  who       `json:"requester"`
-		Target     string    `json:"target"`
-		NotBefore  time.Time `json:"not_before"`
-		NotAfter   time.Time `json:"not_after"`
-		BreakGlass bool      `json:"break_glass"`
-	}{"auditledger access grant v1", r.ID, r.Tenant, r.Rule, who{r.Requester.Issuer, r.Requester.Subject}, r.Target,
-		r.NotBefore.UTC(), r.NotAfter.UTC(), r.BreakGlass})
-	return append(b, '\n')
+	return events.GrantText(events.Grant{ID: r.ID, Tenant: r.Tenant, Rule: r.Rule,
+		Requester: events.Actor{Issuer: r.Requester.Issuer, Subject: r.Requester.Subject}, Target: r.Target,
+		NotBefore: r.NotBefore, NotAfter: r.NotAfter, BreakGlass: r.BreakGlass})
 }
 
 // Verify checks that r's grant is the API's: its signature opens with v

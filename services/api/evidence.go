@@ -36,7 +36,11 @@ type EvidenceConfig struct {
 	Signer    ssh.Signer
 	Principal string
 	// LogVKey is the log's checkpoint verifier key, shipped in bundles.
-	LogVKey   string
+	LogVKey string
+	// GrantVKey is the verifier key of the grants this API signs
+	// (approvals.vkey): bundles count a grant only when its signature
+	// verifies with it (evidence.Config.GrantVKey).
+	GrantVKey string
 	Generator string
 }
 
@@ -179,7 +183,7 @@ func (a *api) buildEvidence(ctx context.Context, r *http.Request, actor events.A
 	h := sha256.New()
 	req := st.Request
 	m, err := evidence.Build(ctx, evidence.Config{DB: a.cfg.DB, Framework: fw, Tenant: req.Tenant, From: req.From, To: req.To,
-		BundleID: st.ID, Signer: ev.Signer, Principal: ev.Principal, LogVKey: ev.LogVKey, Generator: ev.Generator,
+		BundleID: st.ID, Signer: ev.Signer, Principal: ev.Principal, LogVKey: ev.LogVKey, GrantVKey: ev.GrantVKey, Generator: ev.Generator,
 		RequestedBy: a.requester(ctx, actor, req.Tenant), Expectations: expectationsOf(req),
 		Progress: func(done, total uint64) { set(func() { st.Done, st.Total = done, total }) }}, io.MultiWriter(tmp, h))
 	if err == nil {

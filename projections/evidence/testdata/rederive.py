@@ -6,16 +6,20 @@ its expectations (given as JSON, to keep to the standard library), and
 prints, per control, one line "<control> <population> <exceptions>
 <result>"; and every derived table of section 12.3 from events.jsonl,
 context/clock.json, segments.json and the manifest. Writes the CSVs to
-OUT/<control>/.
+OUT/<control>/. GRANT_VKEY is the grant key as the operator published it
+(section 13): access grants' signed notes (section 8) are opened with it
+by the Ed25519 verification of RFC 8032 written out below; without it, a
+grant whose judgement comes to its signature is an error.
 
-usage: rederive.py BUNDLE_DIR EXPECTATIONS_JSON OUT_DIR
+usage: rederive.py BUNDLE_DIR EXPECTATIONS_JSON OUT_DIR [GRANT_VKEY]
 """
+import base64
 import hashlib
 import json
 import os
 import re
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 
 NO_APPROVAL = "ran without a second person's approval"
 SELF_APPROVED = "approved by its own requester"
@@ -32,6 +36,176 @@ NOT_LISTED = "not listed by the identity provider"
 INACTIVE = "listed as inactive by the identity provider"
 EXTRA_GROUPS = "held groups the identity provider did not give it"
 REVIEW_LATE = "the audit data went unreviewed for longer than the bound before this review"
+UNVERIFIED_GRANT = "granted only by an unverified record"
+WHY_SSH = "an SSH certificate's record, not a grant"
+WHY_NOT_JIT = "not a just-in-time grant"
+WHY_NOT_API = "not published by the api"
+WHY_WINDOW = "its window is not two RFC 3339 times"
+WHY_NO_SIGNATURE = "it carries no grant signature"
+WHY_BAD_SIGNATURE = "its grant signature does not verify with the grant key over the grant text rebuilt from the record"
+WHY_NOT_FIRST = "another record of its access_id counts"
+
+# Ed25519 verification (RFC 8032 section 5.1.7), as Go's crypto/ed25519
+# does it: s below L, A decoded accepting non-canonical encodings, and the
+# encoding of [s]B - [k]A compared with the signature's R bytes.
+_P = 2**255 - 19
+_L = 2**252 + 27742317777372353535851937790883648493
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_I = pow(2, (_P - 1) // 4, _P)
+
+
+def _xrecover(y, sign):
+    xx = (y * y - 1) * pow(_D * y * y + 1, _P - 2, _P) % _P
+    x = pow(xx, (_P + 3) // 8, _P)
+    if (x * x - xx) % _P:
+        x = x * _I % _P
+    if (x * x - xx) % _P:
+        return None
+    if x & 1 != sign:
+        x = (_P - x) % _P
+    return x
+
+
+def _add(p, q):
+    x1, y1, z1, t1 = p
+    x2, y2, z2, t2 = q
+    a, b = (y1 - x1) * (y2 - x2) % _P, (y1 + x1) * (y2 + x2) % _P
+    c, d = t1 * 2 * _D * t2 % _P, z1 * 2 * z2 % _P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
+
+
+def _mul(s, p):
+    q = (0, 1, 1, 0)
+    while s:
+        if s & 1:
+            q = _add(q, p)
+        p, s = _add(p, p), s >> 1
+    return q
+
+
+def _encode(p):
+    x, y, z, _ = p
+    zi = pow(z, _P - 2, _P)
+    x, y = x * zi % _P, y * zi % _P
+    return (y | (x & 1) << 255).to_bytes(32, "little")
+
+
+_BY = 4 * pow(5, _P - 2, _P) % _P
+_BX = _xrecover(_BY, 0)
+_B = (_BX, _BY, 1, _BX * _BY % _P)
+
+
+def ed25519_verify(pub, msg, sig):
+    if len(pub) != 32 or len(sig) != 64:
+        return False
+    y = int.from_bytes(pub, "little")
+    sign, y = y >> 255, (y & (1 << 255) - 1) % _P
+    x = _xrecover(y, sign)
+    s_ = int.from_bytes(sig[32:], "little")
+    if x is None or s_ >= _L:
+        return False
+    k = int.from_bytes(hashlib.sha512(sig[:32] + pub + msg).digest(), "little") % _L
+    minus_a = ((_P - x) % _P, y, 1, (_P - x) * y % _P)
+    return _encode(_add(_mul(s_, _B), _mul(k, minus_a))) == sig[:32]
+
+
+def parse_vkey(vkey):
+    """A verifier key, name+hash+base64(0x01 || public key) (section 5)."""
+    name, h, b64 = vkey.strip().split("+", 2)
+    key = base64.b64decode(b64, validate=True)
+    if len(h) != 8 or len(key) != 33 or key[0] != 1:
+        raise ValueError("not an Ed25519 verifier key: " + vkey)
+    if hashlib.sha256(name.encode() + b"\n" + key).digest()[:4] != bytes.fromhex(h):
+        raise ValueError("the key hash is not the key's: " + vkey)
+    return name.encode(), int(h, 16), key[1:]
+
+
+def _valid_name(n):
+    try:
+        n = n.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return n != "" and all(c != "+" and not c.isspace() and c.isprintable() for c in n)
+
+
+def open_note(note, key):
+    """A signed note's text when it carries exactly one valid signature by
+    key (and every signature line is well formed), else None."""
+    name, khash, pub = key
+    i = note.rfind(b"\n\n")
+    if i < 0:
+        return None
+    text, sigs = note[:i + 1], note[i + 2:]
+    if not sigs.endswith(b"\n"):
+        return None
+    found = False
+    for line in sigs[:-1].split(b"\n"):
+        dash = "\u2014 ".encode()
+        if not line.startswith(dash) or b" " not in line[len(dash):]:
+            return None
+        n, b64 = line[len(dash):].split(b" ", 1)
+        if not _valid_name(n):
+            return None
+        try:
+            sig = base64.b64decode(b64, validate=True)
+        except ValueError:
+            return None
+        if base64.b64encode(sig) != b64 or len(sig) < 5:
+            return None
+        if n != name or int.from_bytes(sig[:4], "big") != khash:
+            continue
+        if found or not ed25519_verify(pub, text, sig[4:]):
+            return None
+        found = True
+    return text if found else None
+
+
+def go_json_string(v):
+    """A string as Go's encoding/json writes it (HTML-safe)."""
+    out = []
+    for c in v:
+        o = ord(c)
+        if 0xD800 <= o <= 0xDFFF:
+            c, o = "\ufffd", 0xFFFD
+        if c in '"\\':
+            out.append("\\" + c)
+        elif c in "\n\r\t\b\f":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}[c])
+        elif o < 0x20 or c in "<>&" or o in (0x2028, 0x2029):
+            out.append("\\u%04x" % o)
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+def go_bytes(v):
+    """A decoded JSON string's UTF-8 bytes, as Go holds them (a lone
+    surrogate escape decodes to U+FFFD)."""
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in v).encode("utf-8")
+
+
+def go_time(nanos):
+    """Unix nanoseconds as Go writes a UTC time in JSON (RFC 3339, the
+    fraction without trailing zeros)."""
+    sec, frac = divmod(nanos, 10**9)
+    t = datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return t + ("." + ("%09d" % frac).rstrip("0") if frac else "") + "Z"
+
+
+def grant_text(g, nb, na):
+    """The grant text (section 13) rebuilt from an access.granted record."""
+    req = (g.get("payload") or {}).get("requester")
+    req = req if isinstance(req, dict) else {}
+    return ("{" + ",".join('"%s":%s' % kv for kv in [
+        ("kind", go_json_string("auditledger access grant v1")), ("id", go_json_string(pl(g, "access_id"))),
+        ("tenant", go_json_string(s(g.get("tenant")))), ("rule", go_json_string(pl(g, "rule"))),
+        ("requester", "{\"issuer\":%s,\"subject\":%s}" % (go_json_string(s(req.get("issuer"))), go_json_string(s(req.get("subject"))))),
+        ("target", go_json_string(pl(g, "target"))), ("not_before", '"%s"' % go_time(nb)), ("not_after", '"%s"' % go_time(na)),
+        ("break_glass", "true" if (g.get("payload") or {}).get("break_glass") is True else "false")]) + "}\n").encode("utf-8")
+
+
+GRANT_KEY = None  # set from the command line
 
 
 def s(v):
@@ -105,6 +279,85 @@ def changes_approved(x, evs):
     return out
 
 
+def requester(g):
+    req = (g.get("payload") or {}).get("requester")
+    req = req if isinstance(req, dict) else {}
+    return s(req.get("issuer")), s(req.get("subject"))
+
+
+def window(g):
+    try:
+        return unix_nanos(pl(g, "not_before")), unix_nanos(pl(g, "not_after"))
+    except ValueError:
+        return None
+
+
+def judge(recs, judged):
+    """Why each access.granted of one access_id does not count ("" when it
+    does): the first condition of section 12.1 it fails."""
+    counted = None
+    for g in recs:
+        if g["_idx"] in judged:
+            if judged[g["_idx"]] == "":
+                counted = g
+            continue
+        w = window(g)
+        if pl(g, "grant") == "ssh-user-certificate":
+            why = WHY_SSH
+        elif pl(g, "grant") != "just-in-time":
+            why = WHY_NOT_JIT
+        elif s((g.get("source") or {}).get("kind")) != "api":
+            why = WHY_NOT_API
+        elif w is None:
+            why = WHY_WINDOW
+        elif pl(g, "signature") == "":
+            why = WHY_NO_SIGNATURE
+        elif GRANT_KEY is None:
+            sys.exit("rederive.py: the access.granted at index %d needs the grant key: give GRANT_VKEY" % g["_idx"])
+        elif open_note(go_bytes(pl(g, "signature")), GRANT_KEY) != grant_text(g, *w):
+            why = WHY_BAD_SIGNATURE
+        else:
+            why = ""
+        if why == "" and counted is not None:
+            why = "%s (index %d)" % (WHY_NOT_FIRST, counted["_idx"])
+        if why == "":
+            counted = g
+        judged[g["_idx"]] = why
+
+
+def holds(g, t):
+    w = window(g)
+    if w is None:
+        return -1
+    return 1 if w[0] <= t < w[1] else 0
+
+
+def grant_of(x, first, evs, judged):
+    """The grant covering first's session, or None and the record claiming
+    to (or None)."""
+    sid = s(first.get("session_id"))
+    if not sid:
+        return None, None
+    started = next((e for e in evs if e.get("type") == "session.started" and s(e.get("session_id")) == sid), None)
+    if started is None or not pl(started, "access_id"):
+        return None, None
+    recs = [g for g in evs if g.get("type") == "access.granted" and pl(g, "access_id") == pl(started, "access_id")]
+    t = unix_nanos(started["time"])
+    if x.get("Version") == 1:
+        return next((g for g in recs if requester(g)[1] == actor(started)[1] and holds(g, t) == 1), None), None
+    judge(recs, judged)
+    unverified = None
+    for g in recs:
+        if requester(g) != actor(started)[:2]:
+            continue
+        h = holds(g, t)
+        if judged[g["_idx"]] == "" and h == 1:
+            return g, None
+        if judged[g["_idx"]] != "" and h != 0 and unverified is None:
+            unverified = g
+    return None, unverified
+
+
 def privileged_granted(x, evs):
     groups, order = {}, []
     for e in evs:
@@ -115,34 +368,19 @@ def privileged_granted(x, evs):
             groups[key] = []
             order.append(key)
         groups[key].append(e)
-    out = []
+    out, judged = [], {}
     for key in order:
         cmds = groups[key]
         first = cmds[0]
         item = "1 privileged statement" if len(cmds) == 1 else "%d privileged statements" % len(cmds)
-        grant = None
-        sid = s(first.get("session_id"))
-        if sid:
-            started = next((e for e in evs if e.get("type") == "session.started" and s(e.get("session_id")) == sid), None)
-            if started is not None and pl(started, "access_id"):
-                for g in evs:
-                    req = (g.get("payload") or {}).get("requester")
-                    req = req if isinstance(req, dict) else {}
-                    if (g.get("type") == "access.granted" and pl(g, "access_id") == pl(started, "access_id")
-                            and s(req.get("subject")) == actor(started)[1]):
-                        try:
-                            nb, na, t = rfc3339(pl(g, "not_before")), rfc3339(pl(g, "not_after")), rfc3339(started["time"])
-                        except Exception:
-                            continue
-                        if nb <= t < na:
-                            grant = g
-                            break
+        grant, unverified = grant_of(x, first, evs, judged)
+        approvals = [approval(c, evs) for c in cmds]
         if grant is not None:
             out.append(row(first, item, grant))
-            continue
-        approvals = [approval(c, evs) for c in cmds]
-        if x.get("ApprovalsCover") and all(ex == "" for _, ex in approvals):
+        elif x.get("ApprovalsCover") and all(ex == "" for _, ex in approvals):
             out.append(row(first, item, approvals[-1][0]))
+        elif unverified is not None:
+            out.append(row(first, item, None, "%s (index %d): %s" % (UNVERIFIED_GRANT, unverified["_idx"], judged[unverified["_idx"]])))
         else:
             out.append(row(first, item, None, NO_GRANT))
     return out
@@ -547,7 +785,10 @@ def csv_text(header, rows):
 
 
 def main():
+    global GRANT_KEY
     bundle, xfile, out = sys.argv[1:4]
+    if len(sys.argv) > 4:
+        GRANT_KEY = parse_vkey(sys.argv[4])
     with open(xfile) as f:
         x = json.load(f)
     evs = []
