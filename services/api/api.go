@@ -236,6 +236,7 @@ func (a *api) router() chi.Router {
 			r.Get("/sessions/{id}", a.sessionTimeline)
 			r.Get("/sessions/{id}/cast", a.sessionCast)
 			r.Get("/verify/status", a.verifyStatus)
+			r.Get("/charts", a.charts)
 			r.Get("/log/checkpoint", a.latestCheckpoint)
 			r.Get("/log/tile/*", a.tile)
 		})

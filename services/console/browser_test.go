@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -343,6 +344,65 @@ func TestBrowser(t *testing.T) {
 	shot("health", true)
 	axe("the health page")
 
+	// Charts of acme's 1 December, from the navigation's form: the
+	// fixture's mask, block and approval, and the load generator's
+	// statements, in the charts and their tables; one recorded read.
+	accessed = len(f.recorded(events.AuditAccessed))
+	run("charts form", chromedp.Click(`//nav//a[text()="Charts"]`, chromedp.NodeVisible), chromedp.WaitVisible(css(`#charts-form`)),
+		chromedp.SendKeys(css(`#c-tenant`), "acme"), chromedp.SetValue(css(`#c-to`), "2026-12-01"), chromedp.Click(css(`#show`)),
+		chromedp.WaitVisible(css(`#events svg[role=img]`)))
+	if n := len(f.recorded(events.AuditAccessed)) - accessed; n != 1 {
+		t.Fatalf("%d audit.accessed for one view of the charts", n)
+	}
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.Contains(loc, "/console/charts/acme?") || !strings.Contains(loc, "to=2026-12-01") {
+		t.Fatalf("the charts' address: %s", loc)
+	}
+	table := func(id string) map[string][]string {
+		t.Helper()
+		rows, err := chromedp.Run(ctx, chromedp.Evaluate[[][]string](`Array.from(document.querySelectorAll("#`+id+` tr")).map(r => Array.from(r.cells).map(c => c.textContent.trim()))`))
+		if err != nil || len(rows) < 2 {
+			t.Fatalf("the table %s: %v %v", id, rows, err)
+		}
+		out := map[string][]string{}
+		for _, r := range rows {
+			out[r[0]] = r[1:]
+		}
+		return out
+	}
+	ev := table("events-table")
+	cols := ev["Hour (UTC)"]
+	at := func(row []string, col string) string {
+		t.Helper()
+		for i, c := range cols {
+			if c == col && i < len(row) {
+				return row[i]
+			}
+		}
+		t.Fatalf("no column %s in %v (row %v)", col, cols, row)
+		return ""
+	}
+	if got := at(ev["Dec 1 11:00"], "command.executed"); got != "10,500" {
+		t.Errorf("the load generator's hour: %s statements, want 10,500", got)
+	}
+	if got := at(ev["Dec 1 10:00"], "command.executed"); got != "4" {
+		t.Errorf("the gateways' hour: %s statements, want 4", got)
+	}
+	if mb := table("outcomes-table"); !slices.Equal(mb["Dec 1 10:00"], []string{"1", "1"}) || !slices.Equal(mb["Total"], []string{"1", "1"}) {
+		t.Errorf("masks and blocks: %v", mb)
+	}
+	if wt := table("waits-table"); wt["0 s to 1 min"][0] != "1" || !slices.Equal(wt["Total"], []string{"1", "0", "0", "0"}) {
+		t.Errorf("approval waits (apr-1 granted after a second): %v", wt)
+	}
+	if s := text(`#total`); s != "10,512" {
+		t.Errorf("the period's events: %s, want 10,512", s)
+	}
+	// The bars are drawn: one per non-zero cell of each stacked series.
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#outcomes svg[role=img] rect").length`)); err != nil || n != 2 {
+		t.Errorf("the masks and blocks chart draws %d bars (%v), want 2", n, err)
+	}
+	shot("charts", true)
+	axe("the charts")
+
 	// Export the load generator's events as CSV, and read the file.
 	eventsOn := true
 	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
@@ -416,6 +476,15 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkBundle(t, f, bundle, bundleID, "globex", 1)
+	// acme's charts are not gina's to see: the API's refusal.
+	run("gina's charts of acme", chromedp.Navigate(f.srv.URL+"/console/charts/acme?range=7d&to=2026-12-01"), chromedp.WaitVisible(css(`#refusal`)))
+	if s := text(`#refusal`); !strings.Contains(s, "403") || !strings.Contains(s, `tenant "acme": outside your scope`) {
+		t.Fatalf("gina's charts of acme: %s", s)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("svg[role=img]").length`)); err != nil || n != 0 {
+		t.Fatalf("gina's refusal draws %d charts (%v)", n, err)
+	}
+	axe("a refused chart")
 
 	// The reviewers' inbox: bob signs in; a statement a proxy holds
 	// appears by itself (htmx polls the pending list); he approves it in
@@ -433,7 +502,8 @@ func TestBrowser(t *testing.T) {
 		return r
 	}
 	first := hold("ALTER TABLE customers ADD COLUMN note text")
-	if _, err := f.access.Request(t.Context(), access.Ask{Tenant: "acme", Requester: dave, Target: "orders", Duration: 2 * time.Hour, Reason: "INC-77 restore orders"}); err != nil {
+	asked, err := f.access.Request(t.Context(), access.Ask{Tenant: "acme", Requester: dave, Target: "orders", Duration: 2 * time.Hour, Reason: "INC-77 restore orders"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	run("bob signs in", chromedp.Navigate(f.srv.URL+"/console/login"), chromedp.WaitVisible(css(`#username`)), chromedp.SendKeys(css(`#username`), "bob"),
@@ -468,13 +538,29 @@ func TestBrowser(t *testing.T) {
 	if n := len(f.recorded(events.AuditAccessed)) - accessed; n != 3 {
 		t.Fatalf("%d audit.accessed for the inbox view and its polls, want 3", n)
 	}
+
+	// bob grants dave's access request in place; once the writer has
+	// sealed what the API and brokers recorded, the charts of the last
+	// 24 hours count the grant for dave.
+	run("grant access", chromedp.SendKeys(css(`#reason-`+asked.ID), "INC-77 reviewed"), chromedp.Click(css(`#access-`+asked.ID+` button[value=approve]`)),
+		chromedp.WaitVisible(`//*[@id="notice" and contains(., "`+asked.ID+`")]`))
+	f.sealBus(t)
+	run("charts of the last day", chromedp.Click(`//nav//a[text()="Charts"]`, chromedp.NodeVisible), chromedp.WaitVisible(css(`#charts-form`)),
+		chromedp.SendKeys(css(`#c-tenant`), "acme"), chromedp.Click(css(`#show`)), chromedp.WaitVisible(css(`#grants svg[role=img]`)))
+	if gr := table("grants-table"); !slices.Equal(gr["dave"], []string{"1"}) || !slices.Equal(gr["Total"], []string{"1"}) {
+		t.Errorf("grants per person: %v", gr)
+	}
+	if tt := table("types-table"); !slices.Equal(tt["access.granted"], []string{"1"}) || !slices.Equal(tt["approval.granted"], []string{"1"}) {
+		t.Errorf("the last day's types: %v", tt)
+	}
+	axe("the charts of the last day")
 	mu.Lock()
 	defer mu.Unlock()
 	// The 401 of the last page is logged by the browser as a failed
-	// resource, and so is the provider's missing /favicon.ico: the only
-	// errors allowed.
+	// resource, and so are the 403 of gina's refused charts and the
+	// provider's missing /favicon.ico: the only errors allowed.
 	for _, e := range pageErrors {
-		if !strings.Contains(e, "401") && !strings.HasSuffix(e, "/favicon.ico") {
+		if !strings.Contains(e, "401") && !strings.HasSuffix(e, "/favicon.ico") && !(strings.Contains(e, "403") && strings.HasSuffix(e, "/console/charts/acme?range=7d&to=2026-12-01")) {
 			t.Errorf("the page logged an error: %s", e)
 		}
 	}

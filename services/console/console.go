@@ -172,6 +172,8 @@ func (c *Console) router() chi.Router {
 			r.Get("/proof/{tenant}/{index}", c.proofPage)
 			r.Get("/proof/{tenant}/{index}/inclusion", c.inclusionProof)
 			r.Get("/health", c.healthPage)
+			r.Get("/charts", c.chartsForm)
+			r.Get("/charts/{tenant}", c.chartsPage)
 			r.Get("/evidence", c.evidencePage)
 			r.Post("/evidence", c.requestEvidence)
 			r.Get("/evidence/{id}", c.bundlePage)

@@ -67,6 +67,7 @@ type fixture struct {
 	evidenceKey ssh.PublicKey
 	db          *pgxpool.Pool
 	log         *ledger.Log
+	sealed      int // the bus's events sealBus has sealed
 }
 
 // grow appends n events of tenant acme to the log and projects them: a
@@ -77,6 +78,39 @@ func (f *fixture) grow(t *testing.T, n int) {
 	for i := range n {
 		es = append(es, ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"grow-%d-%d","type":"command.executed","time":"2026-12-02T10:00:00Z","tenant":"acme","source":{"kind":"postgres-proxy","instance":"gw-3"},"actor":{"issuer":"https://idp.example","subject":"later","kind":"human"},"session_id":"grow","session_seq":%d,"target":{"kind":"postgres","name":"orders"},"payload":{"protocol":"simple","statement":"SELECT %d","kind":"SELECT"}}`,
 			time.Now().UnixNano(), i, i+1, i)})
+	}
+	if _, err := f.log.Append(t.Context(), es); err != nil {
+		t.Fatal(err)
+	}
+	cfg := projections.Config{DB: f.db, Store: f.store, Verifier: f.signer.Verifier()}
+	for {
+		applied, err := projections.Step(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !applied {
+			return
+		}
+	}
+}
+
+// sealBus appends what the API and the brokers recorded on the bus
+// since the last call (each tenant's id once, as the writer keeps it) to
+// the log and projects it, as the writer and the projector do.
+func (f *fixture) sealBus(t *testing.T) {
+	t.Helper()
+	var es []ledger.Entry
+	seen := map[string]bool{}
+	stored := f.stream()
+	for _, s := range stored[f.sealed:] {
+		if k := s.Event.Tenant + "\x00" + s.Event.ID; !seen[k] {
+			seen[k] = true
+			es = append(es, ledger.Entry{Event: s.Raw})
+		}
+	}
+	f.sealed = len(stored)
+	if len(es) == 0 {
+		return
 	}
 	if _, err := f.log.Append(t.Context(), es); err != nil {
 		t.Fatal(err)

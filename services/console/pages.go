@@ -23,6 +23,7 @@ var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 	"time":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 	"until": until,
 	"dur":   func(s int64) string { return (time.Duration(s) * time.Second).String() },
+	"count": count,
 }).ParseFS(templateFiles, "templates/*.html"))
 
 // page is what every template gets.
@@ -51,6 +52,8 @@ type page struct {
 	Evidence *evidenceView
 	// The health page.
 	Health *health
+	// The charts page.
+	Charts *chartsView
 }
 
 type refusal struct {
