@@ -77,6 +77,34 @@ func TestBenchLedgerRuns(t *testing.T) {
 	}
 }
 
+// TestBenchReadRuns runs the read benchmark on a small log against a
+// real PostgreSQL: every request kind, of the API and of the signed-in
+// console, must answer 200 and print its percentiles; the timeline must
+// hold its session whole. It asserts nothing about speed.
+func TestBenchReadRuns(t *testing.T) {
+	pg := pgtest.StartT(t)
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"bench", "read", "--database", pg.DSN(pg.NewDatabase(t)), "--n", "20000", "--rate", "2000", "--follow", "300ms", "--requests", "5"}, nil, &out, io.Discard)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Log(out.String())
+	for _, want := range []string{"API sessions, first page", "API sessions, both tenants", "API sessions, actor=", "API sessions, after= far in", "API session timeline",
+		"API events, actor+type", "API events, actor+type+since", "API inclusion proof", "console sessions page", "console sessions, who+type", "console session timeline"} {
+		if !regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(want) + `.*(\s+\d+(\.\d+)?(µs|ms|s)){4}$`).MatchString(out.String()) {
+			t.Errorf("no p50/p95/p99/max of %q", want)
+		}
+	}
+	for _, want := range []string{"rebuild", "projector lag"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if !regexp.MustCompile(`\d+ sessions of 4 tenants, \d+ of 1,000 events or more`).MatchString(out.String()) {
+		t.Errorf("no log summary:\n%s", out.String())
+	}
+}
+
 // TestBenchBusRuns runs every publish mode of the bus benchmark briefly;
 // each must get every event acknowledged.
 func TestBenchBusRuns(t *testing.T) {

@@ -2,14 +2,18 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -29,50 +33,58 @@ import (
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/services/console"
 	"github.com/auditledger/auditledger/services/identity"
 )
 
-// auditor is the identity the read benchmark calls the API as: an
-// auditor of every target of the benchmark's tenant, as dev's carol is.
-var auditor = oidcdev.User{Name: "carol", Secret: "carol-dev-secret", Email: "carol@dev.auditledger.local", Groups: []string{"auditor", "tenant:acme", "target:*"}}
+// auditor is the identity the read benchmark calls the API as, and signs
+// in to the console as: an auditor of two of the log's four tenants and
+// every target, as dev's carol is of one.
+var auditor = oidcdev.User{Name: "carol", Secret: "carol-dev-secret", Email: "carol@dev.auditledger.local",
+	Groups: []string{"auditor", "tenant:acme", "tenant:globex", "target:*"}}
 
 // Read measures the read path on a log of --n events: the rebuild,
 // the live projector's lag while events are sealed at --rate, and the
-// API's latency for a filtered query, a session timeline and an inclusion
-// proof.
+// latency of the API's and the console's reads: session lists, a
+// 1,000-event timeline, filtered events and an inclusion proof.
 func Read(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "bench read --database URL [--n 1000000] [--rate 10000] [--requests 1000]",
-		"Measures the read path on this machine: builds a log of N events (segments of\n10,000) in a temporary local store, rebuilds the projection into the database\n(its tables are replaced), then seals events at RATE per second for ten\nseconds while the projector follows (lag: from a segment's seal to its rows\ncommitted), then times the API — a filtered events query, a session timeline\nand an inclusion proof — each answer recorded as audit.accessed on an\nembedded NATS, as in production.")
+	fs := cli.Describe(c, "bench read --database URL [--n 1000000] [--rate 10000] [--follow 10s] [--requests 1000]",
+		"Measures the read path on this machine: builds a log of N events (segments of\n10,000; the sessions of four tenants interleaved, most of a few statements,\nsome of 1,000 and more) in a temporary local store, rebuilds the projection\ninto the database (its tables are replaced), then seals events at RATE per\nsecond for FOLLOW while the projector follows (lag: from a segment's seal to\nits rows committed), then times, one request at a time over loopback, the\nAPI with a bearer token and the console signed in through the OpenID\nprovider's login page: the session list (first page, filtered by actor, a\npage far in, every tenant in scope), a session timeline of 1,000 events,\nfiltered events and an inclusion proof. Each answer is recorded as\naudit.accessed on an embedded NATS, as in production. Prints p50, p95 and\np99 of each.")
 	database := fs.String("database", os.Getenv("AUDITLEDGER_DATABASE_URL"), "postgres:// URL of a database to use (default $AUDITLEDGER_DATABASE_URL)")
 	n := fs.Int("n", 1_000_000, "events in the log")
 	rate := fs.Int("rate", 10_000, "events per second sealed while the projector follows")
-	requests := fs.Int("requests", 1000, "API requests of each kind")
+	follow := fs.Duration("follow", 10*time.Second, "how long events are sealed at --rate while the projector follows")
+	requests := fs.Int("requests", 1000, "requests of each kind")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		if *n < 1 || *rate < 1 || *requests < 1 || *follow < 100*time.Millisecond {
+			return fmt.Errorf("bench read: need --n, --rate and --requests ≥ 1 and --follow ≥ 100ms")
+		}
 		bl, err := newBenchLog(ctx, "bench read", *database)
 		if err != nil {
 			return err
 		}
 		defer bl.close()
 		dir, db, signer, l := bl.dir, bl.db, bl.signer, bl.log
-		fmt.Fprintf(stdout, "auditledger bench read: %d events, then %d events/s for 10s, %d requests of each kind\n", *n, *rate, *requests)
-		fmt.Fprintf(stdout, "machine: %s, %s\n", cpuModel(), runtimeVersion())
-		seq := 0
+		fmt.Fprintf(stdout, "auditledger bench read: %d events, then %d events/s for %v, %d requests of each kind\n", *n, *rate, *follow, *requests)
+		fmt.Fprintf(stdout, "machine: %s, %d CPUs, %s, load average %s\n", cpuModel(), runtime.NumCPU(), runtimeVersion(), loadAverage())
+		gen := newReadLog()
 		appendN := func(k int) error {
 			es := make([]ledger.Entry, k)
 			for i := range es {
-				es[i] = ledger.Entry{Event: benchReadEvent(seq)}
-				seq++
+				es[i] = ledger.Entry{Event: gen.next()}
 			}
 			_, err := l.Append(ctx, es)
 			return err
 		}
 		start := time.Now()
-		for seq < *n {
-			if err := appendN(min(10_000, *n-seq)); err != nil {
+		for gen.n < *n {
+			if err := appendN(min(10_000, *n-gen.n)); err != nil {
 				return err
 			}
 		}
-		fmt.Fprintf(stdout, "  log built                 %d events in %v\n", *n, time.Since(start).Round(time.Millisecond))
+		sessions, long, largest := gen.stats()
+		fmt.Fprintf(stdout, "  log built                 %d events in %v: %d sessions of 4 tenants, %d of 1,000 events or more, the largest %d\n",
+			*n, time.Since(start).Round(time.Millisecond), sessions, long, largest)
 		cfg := bl.projection()
 		start = time.Now()
 		if err := projections.Rebuild(ctx, cfg, nil); err != nil {
@@ -80,6 +92,9 @@ func Read(c *cobra.Command) cli.Run {
 		}
 		took := time.Since(start)
 		fmt.Fprintf(stdout, "  rebuild                   %.0f events/s (%d in %v)\n", float64(*n)/took.Seconds(), *n, took.Round(time.Millisecond))
+		// What the read side's figures are taken from: the log built,
+		// not the events sealed while the projector follows.
+		acmeIDs, timelines := gen.ids("acme"), gen.timelines("acme", 1000)
 
 		// Lag: segments sealed at the rate, each timed from its seal to the
 		// projector's commit.
@@ -93,7 +108,7 @@ func Read(c *cobra.Command) cli.Run {
 		go func() { done <- projections.Run(pctx, cfg) }()
 		per := max(1, *rate/10)
 		tick := time.NewTicker(100 * time.Millisecond)
-		end := time.Now().Add(10 * time.Second)
+		end := time.Now().Add(*follow)
 		collect := func() {
 			for {
 				select {
@@ -134,7 +149,7 @@ func Read(c *cobra.Command) cli.Run {
 				pct(lags, 0.5), pct(lags, 0.99), lags[len(lags)-1].Round(time.Millisecond), len(lags), per)
 		}
 
-		// The API, as the api role runs it.
+		// The API and the console, as the api role runs them.
 		ns, dial, err := busdial.StartEmbedded("auditledger-bench-read", filepath.Join(dir, "nats"), filepath.Join(dir, "nats-keys"), -1, true, true)
 		if err != nil {
 			return err
@@ -161,7 +176,8 @@ func Read(c *cobra.Command) cli.Run {
 		if err != nil {
 			return err
 		}
-		idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{auditor}})
+		idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger", Users: []oidcdev.User{auditor},
+			LoginClients: []oidcdev.LoginClient{{ID: "auditledger-console", RedirectGlobs: []string{"http://127.0.0.1:*/console/callback"}}}})
 		if err != nil {
 			return err
 		}
@@ -170,7 +186,8 @@ func Read(c *cobra.Command) cli.Run {
 		if err != nil {
 			return err
 		}
-		h, err := api.New(api.Config{Auth: auth, Approvals: broker, Emitter: em, DB: db, Tenant: "acme", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+		h, err := api.NewServer(api.Config{Auth: auth, Approvals: broker, Emitter: em, DB: db, Tenant: "acme", Logger: quiet})
 		if err != nil {
 			return err
 		}
@@ -178,48 +195,156 @@ func Read(c *cobra.Command) cli.Run {
 		if err != nil {
 			return err
 		}
+		base := "http://" + ln.Addr().String()
+		con, err := console.New(console.Config{API: h, Auth: auth, Issuer: idp.Issuer, ClientID: "auditledger-console", URL: base + "/console/", Logger: quiet})
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/console/", con)
+		mux.Handle("/", h)
 		sctx, stopAPI := context.WithCancel(ctx)
 		defer stopAPI()
-		go health.Serve(sctx, ln, h)
+		go health.Serve(sctx, ln, mux)
 		token, err := identity.ClientCredentialsToken(ctx, idp.Issuer, auditor.Name, auditor.Secret)
 		if err != nil {
 			return err
 		}
-		size := l.Size()
-		kinds := []struct {
-			name string
-			path func() string
-		}{
-			{"events, filtered (100)", func() string {
-				return fmt.Sprintf("/v1/events?actor=u%d&type=command.executed&since=2026-11-27T10:00:00Z&limit=100", rand.IntN(50))
-			}},
-			{"session timeline", func() string { return fmt.Sprintf("/v1/sessions/s%d?tenant=acme", rand.IntN(*n/100)) }},
-			{"inclusion proof", func() string { return fmt.Sprintf("/v1/proofs/inclusion?index=%d", rand.Uint64N(size)) }},
+		bearer := &http.Client{}
+		browser, err := signIn(ctx, base, idp.Issuer, auditor)
+		if err != nil {
+			return err
 		}
-		client := &http.Client{}
+
+		size := l.Size()
+		actor := func() string { return fmt.Sprintf("u%d", rand.IntN(10)) }
+		timeline := func() *readSession { return timelines[rand.IntN(len(timelines))] }
+		kinds := []struct {
+			name   string
+			client *http.Client
+			path   func() string
+			// check, when set, checks an answer's body (outside the timing).
+			check func(path string, body []byte) error
+		}{
+			{"API sessions, first page (100)", bearer, func() string { return "/v1/sessions?tenant=acme&limit=100" }, nil},
+			{"API sessions, both tenants (100)", bearer, func() string { return "/v1/sessions?limit=100" }, nil},
+			{"API sessions, actor= (100)", bearer, func() string { return "/v1/sessions?tenant=acme&actor=" + actor() + "&limit=100" }, nil},
+			{"API sessions, after= far in (100)", bearer, func() string {
+				// A page in the last fifth of the list, by its keyset cursor.
+				return "/v1/sessions?tenant=acme&limit=100&after=" + acmeIDs[len(acmeIDs)*4/5+rand.IntN(max(1, len(acmeIDs)/5))]
+			}, nil},
+			{fmt.Sprintf("API session timeline (%d)", timelines[0].seq), bearer, func() string {
+				return "/v1/sessions/" + timeline().id + "?tenant=acme"
+			}, checkTimeline(timelines)},
+			{"API events, actor+type (100)", bearer, func() string {
+				return "/v1/events?tenant=acme&actor=" + actor() + "&type=command.executed&limit=100"
+			}, nil},
+			{"API events, actor+type+since (100)", bearer, func() string {
+				return "/v1/events?actor=" + actor() + "&type=command.executed&since=2026-11-27T10:05:00Z&limit=100"
+			}, nil},
+			{"API inclusion proof", bearer, func() string { return fmt.Sprintf("/v1/proofs/inclusion?index=%d", gen.index(size)) }, nil},
+			{"console sessions page (50)", browser, func() string { return "/console/sessions" }, nil},
+			{"console sessions, who+type (50)", browser, func() string {
+				return "/console/sessions?tenant=acme&who=" + actor() + "&type=command.executed"
+			}, nil},
+			{fmt.Sprintf("console session timeline (%d)", timelines[0].seq), browser, func() string {
+				return "/console/sessions/acme/" + timeline().id
+			}, nil},
+		}
+		fmt.Fprintf(stdout, "  %-38s %9s %9s %9s %9s\n", "request (rows)", "p50", "p95", "p99", "max")
 		for _, k := range kinds {
 			var lat []time.Duration
-			for range *requests {
-				req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+ln.Addr().String()+k.path(), nil)
-				req.Header.Set("Authorization", "Bearer "+token)
+			for i := range *requests {
+				path := k.path()
+				req, _ := http.NewRequestWithContext(ctx, "GET", base+path, nil)
+				if k.client == bearer {
+					req.Header.Set("Authorization", "Bearer "+token)
+				}
 				t0 := time.Now()
-				resp, err := client.Do(req)
+				resp, err := k.client.Do(req)
 				if err != nil {
 					return err
 				}
-				body, _ := io.ReadAll(resp.Body)
+				body, err := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					return fmt.Errorf("bench read: %s: %d %s", k.name, resp.StatusCode, strings.TrimSpace(string(body)))
+				if err != nil {
+					return fmt.Errorf("bench read: %s: %w", path, err)
 				}
 				lat = append(lat, time.Since(t0))
+				if resp.StatusCode != 200 {
+					return fmt.Errorf("bench read: %s: %s: %d %s", k.name, path, resp.StatusCode, strings.TrimSpace(string(body[:min(len(body), 500)])))
+				}
+				if k.check != nil && i < 3 {
+					if err := k.check(path, body); err != nil {
+						return fmt.Errorf("bench read: %s: %s: %w", k.name, path, err)
+					}
+				}
 			}
 			slices.Sort(lat)
-			fmt.Fprintf(stdout, "  API %-22s p50 %v  p99 %v  max %v\n", k.name, pct(lat, 0.5), pct(lat, 0.99), lat[len(lat)-1].Round(time.Microsecond))
+			fmt.Fprintf(stdout, "  %-38s %9v %9v %9v %9v\n", k.name, pct(lat, 0.5), pct(lat, 0.95), pct(lat, 0.99), lat[len(lat)-1].Round(time.Microsecond))
 		}
-		fmt.Fprintf(stdout, "  (each API answer includes storing its audit.accessed event on NATS with fsync)\n")
+		fmt.Fprintf(stdout, "  (server time over loopback, one request at a time; each answer includes storing its audit.accessed event on NATS with fsync)\n")
+		fmt.Fprintf(stdout, "  load average after: %s\n", loadAverage())
 		return nil
 	}
+}
+
+// checkTimeline checks that a timeline answer holds the session's events,
+// all of them, numbered from 1.
+func checkTimeline(timelines []*readSession) func(string, []byte) error {
+	return func(path string, body []byte) error {
+		var tl api.Timeline
+		if err := json.Unmarshal(body, &tl); err != nil {
+			return err
+		}
+		i := slices.IndexFunc(timelines, func(s *readSession) bool { return s.id == tl.SessionID })
+		if i < 0 {
+			return fmt.Errorf("answered session %q, not one asked for", tl.SessionID)
+		}
+		if len(tl.Events) != timelines[i].seq || len(tl.Gaps) != 0 {
+			return fmt.Errorf("%d events and %d gaps, want %d events and none", len(tl.Events), len(tl.Gaps), timelines[i].seq)
+		}
+		return nil
+	}
+}
+
+// signIn signs u in to the console at base through the provider's login
+// page, as a browser without JavaScript does, and returns the client
+// holding the session cookie.
+func signIn(ctx context.Context, base, issuer string, u oidcdev.User) (*http.Client, error) {
+	jar, _ := cookiejar.New(nil)
+	cl := &http.Client{Jar: jar}
+	get, _ := http.NewRequestWithContext(ctx, "GET", base+"/console/login", nil)
+	resp, err := cl.Do(get)
+	if err != nil {
+		return nil, fmt.Errorf("bench read: console sign-in: %w", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `name="password"`) {
+		return nil, fmt.Errorf("bench read: console sign-in did not reach the login page: %d %.300s", resp.StatusCode, body)
+	}
+	form := url.Values{"id": {resp.Request.URL.Query().Get("id")}, "username": {u.Name}, "password": {u.Secret}}
+	post, _ := http.NewRequestWithContext(ctx, "POST", issuer+"/login", strings.NewReader(form.Encode()))
+	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err = cl.Do(post); err != nil {
+		return nil, fmt.Errorf("bench read: console sign-in: %w", err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Signed in") {
+		return nil, fmt.Errorf("bench read: console sign-in of %s: %d %.300s", u.Name, resp.StatusCode, body)
+	}
+	return cl, nil
+}
+
+// loadAverage is the machine's 1, 5 and 15-minute load averages, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }
 
 // pct is the q-quantile of sorted latencies, to the microsecond.
