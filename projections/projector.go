@@ -299,6 +299,9 @@ func apply(ctx context.Context, db *pgxpool.Pool, name string, pos ledger.Positi
 			return fmt.Errorf("projections: %s: writing search digests: %w", f.Name, err)
 		}
 	}
+	if _, err := tx.Exec(ctx, sessionListSQL, int64(f.Segment.First), int64(f.Segment.End())); err != nil {
+		return fmt.Errorf("projections: %s: the session list: %w", f.Name, err)
+	}
 	first, blob, err := storedHashes(pos, f.Leaves)
 	if err != nil {
 		return err
@@ -325,6 +328,23 @@ func apply(ctx context.Context, db *pgxpool.Pool, name string, pos ledger.Positi
 	}
 	return tx.Commit(ctx)
 }
+
+// sessionListSQL adds the events of [$1, $2), just written, to their
+// sessions' rows of session_list: what the sessions view computed from
+// all of a session's events, summed segment by segment. A sequence number
+// counts as new only when no earlier event of the session holds it (an
+// index probe of events_session per event of a session).
+const sessionListSQL = `INSERT INTO session_list AS s (tenant, session_id, started, last_seen, events, seqs, last_seq, actor_subject, target_name)
+SELECT tenant, session_id, min(time), max(time), count(*),
+       count(DISTINCT session_seq) FILTER (WHERE NOT EXISTS (SELECT 1 FROM events o
+           WHERE o.tenant = e.tenant AND o.session_id = e.session_id AND o.session_seq = e.session_seq AND o.idx < $1)),
+       max(session_seq), min(actor_subject), min(target_name)
+FROM events e WHERE idx >= $1 AND idx < $2 AND session_id IS NOT NULL
+GROUP BY tenant, session_id
+ON CONFLICT (tenant, session_id) DO UPDATE SET
+    started = least(s.started, excluded.started), last_seen = greatest(s.last_seen, excluded.last_seen),
+    events = s.events + excluded.events, seqs = s.seqs + excluded.seqs, last_seq = greatest(s.last_seq, excluded.last_seq),
+    actor_subject = least(s.actor_subject, excluded.actor_subject), target_name = least(s.target_name, excluded.target_name)`
 
 var eventColumns = []string{"idx", "leaf", "header", "sealed_at", "source", "id", "type", "time", "tenant", "source_kind", "source_instance",
 	"actor_issuer", "actor_subject", "actor_email", "actor_kind", "dev_identity", "session_id", "session_seq", "target_kind", "target_name",
@@ -426,7 +446,7 @@ func Rebuild(ctx context.Context, cfg Config, progress func(done, total uint64))
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, `TRUNCATE events, event_matches, segments, tree_hashes`); err != nil {
+	if _, err := tx.Exec(ctx, `TRUNCATE events, event_matches, segments, tree_hashes, session_list`); err != nil {
 		return fmt.Errorf("projections: emptying the tables: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM projection_cursor WHERE name = $1`, cfg.Name); err != nil {
@@ -443,7 +463,7 @@ func Rebuild(ctx context.Context, cfg Config, progress func(done, total uint64))
 		if next == nil {
 			// Fresh statistics, so the first queries after a rebuild are
 			// planned for the table as it is (autovacuum would take a while).
-			if _, err := cfg.DB.Exec(ctx, `ANALYZE events, event_matches, segments, tree_hashes`); err != nil {
+			if _, err := cfg.DB.Exec(ctx, `ANALYZE events, event_matches, segments, tree_hashes, session_list`); err != nil {
 				return fmt.Errorf("projections: analyze: %w", err)
 			}
 			return nil

@@ -85,6 +85,7 @@ func rows(t *testing.T, db *pgxpool.Pool) []string {
 		`SELECT name, size, encode(position, 'hex') FROM projection_cursor ORDER BY name`,
 		`SELECT first_stored, encode(hashes, 'hex') FROM tree_hashes ORDER BY first_stored`,
 		`SELECT idx, tenant, digest, path, detector FROM event_matches ORDER BY idx, path, detector, digest`,
+		`SELECT * FROM session_list ORDER BY tenant, session_id`,
 	} {
 		rs, err := db.Query(t.Context(), q)
 		if err != nil {
@@ -156,8 +157,8 @@ func TestProjectorFollowsTheLogAndRebuildAgrees(t *testing.T) {
 		t.Errorf("the verification at start: %+v", v)
 	}
 	live := rows(t, f.cfg.DB)
-	if len(live) != 12+3+1+3 {
-		t.Fatalf("%d rows, want 12 events, 3 segments, the cursor and 3 blobs of tree hashes", len(live))
+	if len(live) != 12+3+1+3+1 {
+		t.Fatalf("%d rows, want 12 events, 3 segments, the cursor, 3 blobs of tree hashes and the one session", len(live))
 	}
 	// A \u0000 in a payload: the event keeps it, the jsonb column is NULL.
 	if !strings.Contains(live[0], " | orders | - | {") || strings.Contains(live[1], " | orders | - | {") {

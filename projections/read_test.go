@@ -281,3 +281,81 @@ func TestReaderMatches(t *testing.T) {
 		t.Errorf("a malformed digest: %v; want a FilterError naming match_value", err)
 	}
 }
+
+// The session list the projector keeps, segment by segment, says what
+// grouping every event of each session says: across segments, with a
+// sequence number recorded twice (in one segment and in two), a gap, a
+// session of two actors and one with and without a target; and again
+// after a rebuild.
+func TestSessionListAgreesWithEvents(t *testing.T) {
+	f := newFixture(t)
+	i := 0
+	ev := func(tenant, subject, session string, seq int, target bool) ledger.Entry {
+		i++
+		tg := ""
+		if target {
+			tg = fmt.Sprintf(`,"target":{"kind":"postgres","name":"t%d"}`, i%3)
+		}
+		return ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"ev-%d","type":"command.executed","time":"2026-11-26T12:%02d:%02dZ","tenant":%q,"source":{"kind":"postgres-proxy","instance":"p1"},"actor":{"issuer":"https://idp.example","subject":%q,"kind":"human"},"session_id":%q,"session_seq":%d%s,"payload":{"statement":"SELECT 1"}}`,
+			i, (97*i)%60, i%60, tenant, subject, session, seq, tg)}
+	}
+	segments := [][]ledger.Entry{
+		{ev("acme", "alice", "a", 1, true), ev("acme", "alice", "a", 2, true), ev("globex", "gus", "a", 1, false), ev("acme", "bob", "b", 1, true)},
+		{ev("acme", "alice", "a", 2, true), ev("acme", "alice", "a", 3, true), ev("acme", "bob", "b", 3, true), ev("acme", "bob", "b", 3, true)},
+		{ev("globex", "gus", "a", 2, true), ev("acme", "aaron", "b", 2, false), ev("acme", "carol", "c", 2, true), ev("acme", "carol", "c", 4, true)},
+		{ev("acme", "alice", "a", 4, true)},
+	}
+	want := `SELECT tenant, session_id, min(time), max(time), count(*), max(session_seq), count(DISTINCT session_seq) <> max(session_seq),
+		min(actor_subject), min(target_name) FROM events WHERE session_id IS NOT NULL GROUP BY tenant, session_id ORDER BY session_id, tenant`
+	got := `SELECT tenant, session_id, started, last_seen, events, last_seq, has_gaps, actor_subject, target_name FROM sessions ORDER BY session_id, tenant`
+	agree := func(when string) {
+		t.Helper()
+		w, g := query(t, f, want), query(t, f, got)
+		if !slices.Equal(w, g) || len(g) != 4 {
+			t.Errorf("%s: the session list\n%s\nwant (from the events)\n%s", when, strings.Join(g, "\n"), strings.Join(w, "\n"))
+		}
+	}
+	if err := projections.Migrate(t.Context(), f.cfg.DB); err != nil {
+		t.Fatal(err)
+	}
+	for _, es := range segments {
+		if _, err := f.log.Append(t.Context(), es); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := projections.Step(t.Context(), f.cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agree("followed")
+	if g := query(t, f, `SELECT session_id FROM sessions WHERE has_gaps`); !slices.Equal(g, []string{"[c]"}) {
+		t.Errorf("sessions with gaps: %v, want c alone", g)
+	}
+	rd := projections.NewReader(f.cfg.DB)
+	list, err := rd.Sessions(t.Context(), projections.SessionFilter{Tenants: []string{"acme"}, Actor: "aaron"})
+	if err != nil || len(list) != 1 || list[0].SessionID != "b" || list[0].HasGaps || list[0].Events != 4 || list[0].LastSeq != 3 || list[0].Target != "t1" {
+		t.Errorf("aaron's sessions: %+v, %v", list, err)
+	}
+	if err := projections.Rebuild(t.Context(), f.cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	agree("rebuilt")
+}
+
+// query is every row of sql, as text.
+func query(t *testing.T, f *fixture, sql string) []string {
+	t.Helper()
+	rs, err := f.cfg.DB.Query(t.Context(), sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		vals, _ := rs.Values()
+		out = append(out, fmt.Sprint(vals))
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
