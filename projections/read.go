@@ -174,7 +174,7 @@ func (r *Reader) Events(ctx context.Context, f EventFilter) (EventPage, error) {
 			types[i] = string(t)
 		}
 		if len(types) == 1 {
-			where = append(where, "type = "+arg(types[0])) // lets the planner use (actor, type, idx)
+			where = append(where, "type = "+arg(types[0])) // lets the planner use events_actor_type (actor, type, idx, tenant, time)
 		} else {
 			where = append(where, "type = ANY("+arg(types)+")")
 		}
