@@ -48,13 +48,14 @@ var auditor = oidcdev.User{Name: "carol", Secret: "carol-dev-secret", Email: "ca
 // latency of the API's and the console's reads: session lists, a
 // 1,000-event timeline, filtered events and an inclusion proof.
 func Read(c *cobra.Command) cli.Run {
-	fs := cli.Describe(c, "bench read --database URL [--n 1000000] [--rate 10000] [--follow 10s] [--requests 1000]",
+	fs := cli.Describe(c, "bench read --database URL [--n 1000000] [--rate 10000] [--follow 10s] [--requests 1000] [--cpuprofile FILE]",
 		"Measures the read path on this machine: builds a log of N events (segments of\n10,000; the sessions of four tenants interleaved, most of a few statements,\nsome of 1,000 and more) in a temporary local store, rebuilds the projection\ninto the database (its tables are replaced), then seals events at RATE per\nsecond for FOLLOW while the projector follows (lag: from a segment's seal to\nits rows committed), then times, one request at a time over loopback, the\nAPI with a bearer token and the console signed in through the OpenID\nprovider's login page: the session list (first page, filtered by actor, a\npage far in, every tenant in scope), a session timeline of 1,000 events,\nfiltered events and an inclusion proof. Each answer is recorded as\naudit.accessed on an embedded NATS, as in production. Prints p50, p95 and\np99 of each.")
 	database := fs.String("database", os.Getenv("AUDITLEDGER_DATABASE_URL"), "postgres:// URL of a database to use (default $AUDITLEDGER_DATABASE_URL)")
 	n := fs.Int("n", 1_000_000, "events in the log")
 	rate := fs.Int("rate", 10_000, "events per second sealed while the projector follows")
 	follow := fs.Duration("follow", 10*time.Second, "how long events are sealed at --rate while the projector follows")
 	requests := fs.Int("requests", 1000, "requests of each kind")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process while the requests are timed to FILE")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		if *n < 1 || *rate < 1 || *requests < 1 || *follow < 100*time.Millisecond {
 			return fmt.Errorf("bench read: need --n, --rate and --requests ≥ 1 and --follow ≥ 100ms")
@@ -251,6 +252,11 @@ func Read(c *cobra.Command) cli.Run {
 				return "/console/sessions/acme/" + timeline().id
 			}, nil},
 		}
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 		fmt.Fprintf(stdout, "  %-38s %9s %9s %9s %9s\n", "request (rows)", "p50", "p95", "p99", "max")
 		for _, k := range kinds {
 			var lat []time.Duration
