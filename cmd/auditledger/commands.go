@@ -79,7 +79,7 @@ func commandTable() []command {
 		{"bench ingest", "measure end-to-end ingestion (publish → sealed) on the embedded NATS server", bench.Ingest},
 		{"bench proxy", "pgbench directly and through the PostgreSQL proxy, side by side", bench.Proxy},
 		{"bench bus", "compare ways of having events stored by JetStream (one each, batched, atomic, fast)", bench.Bus},
-		{"bench read", "measure the read path: projection rebuild, projector lag, API latency", bench.Read},
+		{"bench read", "measure the read path: projection rebuild, projector lag, API and console latency", bench.Read},
 		{"bench evidence", "measure building and verifying an evidence bundle (time, peak memory)", bench.Evidence},
 		{"bench ssh", "measure the SSH gateway: bulk output and keystroke echo, directly and through it", bench.SSH},
 		{"bench kube", "measure the Kubernetes gateway: kubectl get and list latency, exec throughput, directly and through it", bench.Kube},
