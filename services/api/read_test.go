@@ -487,6 +487,16 @@ func TestSessions(t *testing.T) {
 	if len(tl.Events) != 10 || len(tl.Gaps) != 1 || tl.Gaps[0] != (api.Gap{From: 6, To: 6}) {
 		t.Errorf("timeline of s2: %d events, gaps %v; want 10 and seq 6 missing", len(tl.Events), tl.Gaps)
 	}
+	// A reader in this process (the console) gets the same answer without
+	// the indentation.
+	req := httptest.NewRequest("GET", "/v1/sessions/s2?tenant=acme", nil)
+	req.Header.Set("Authorization", "Bearer "+carol)
+	rec := compactRecorder{httptest.NewRecorder()}
+	f.srv.Config.Handler.ServeHTTP(rec, req)
+	var want bytes.Buffer
+	if err := json.Compact(&want, []byte(body)); err != nil || rec.Code != 200 || rec.Body.String() != want.String()+"\n" {
+		t.Errorf("compact timeline: %d\n%.300s\nwant\n%.300s", rec.Code, rec.Body.String(), want.String())
+	}
 	for _, c := range []struct {
 		path  string
 		code  int
@@ -505,6 +515,12 @@ func TestSessions(t *testing.T) {
 		}
 	}
 }
+
+// compactRecorder asks for compact JSON, as the console's in-process
+// calls do.
+type compactRecorder struct{ *httptest.ResponseRecorder }
+
+func (compactRecorder) CompactJSON() bool { return true }
 
 // A NUL byte or invalid UTF-8 in any query parameter, cursor or path
 // segment is a bad request naming the parameter, never a database error.

@@ -435,6 +435,10 @@ type capture struct {
 }
 
 func (p *capture) Header() http.Header { return p.hdr }
+
+// CompactJSON: an answer the console reads needs no indentation; one it
+// passes on to the browser (an export) is left as the API writes it.
+func (p *capture) CompactJSON() bool { return p.to == nil }
 func (p *capture) WriteHeader(code int) {
 	if p.status != 0 {
 		return
