@@ -63,7 +63,7 @@ const (
 	WarnNotWriteOnce  = "The store is not write-once: at least one segment of the period is not locked in COMPLIANCE mode (no S3 Object Lock), so the log could have been deleted or replaced."
 	// WarnLegacyGrants is the verifier's warning for a bundle whose
 	// expectations are of version 1 (built before grants were verified).
-	WarnLegacyGrants   = "the bundle's expectations are of version 1: privileged-sessions-granted was derived by version 1's rule, which takes any access.granted record naming the session's grant as the grant, whoever published it and signed or not (FORMAT §12.1)"
+	WarnLegacyGrants = "the bundle's expectations are of version 1: privileged-sessions-granted was derived by version 1's rule, which takes any access.granted record naming the session's grant as the grant, whoever published it and signed or not (FORMAT §12.1)"
 	// WarnLegacyReviews is the verifier's warning for a bundle whose
 	// expectations are of version 1 or 2 and declare audit-reviewed.
 	WarnLegacyReviews  = "the bundle's expectations are of a version before 3: audit-reviewed was derived by that version's rule, which tests only the time between two reviews, not the time from the period's start to the first review nor from the last review to the period's end (FORMAT §12.1)"
@@ -252,7 +252,7 @@ type derivation struct {
 	// privileged-sessions-granted by its rule; legacyReviews: they are of
 	// version 1 or 2 and test audit-reviewed by its rule
 	legacy, legacyReviews bool
-	tables *tableSet // the tables the manifest says are derived
+	tables                *tableSet // the tables the manifest says are derived
 	// err is the first event the checks could not read
 	err error
 }
