@@ -220,14 +220,21 @@ func derivedFiles(m *Manifest, fw *compliance.Framework, asserts []compliance.As
 // the period, from the log's first record when the log began in it (the
 // range starts at index 0, sealed after period.from: there was nothing
 // to review before), to the bundle's creation when it was built before
-// the period's end (what came after had yet to be reviewed).
+// the period's end (what came after had yet to be reviewed) — but never
+// before the range's last record was sealed, which check 7 proves: a
+// manifest's created, vouched for by the evidence key alone, cannot end
+// the period before the records it holds.
 func assertedPeriod(m *Manifest) compliance.Period {
 	p := compliance.Period{From: m.Period.From, To: m.Period.To}
 	if m.Range.First == 0 && m.Range.FirstSealed != nil && m.Range.FirstSealed.After(p.From) {
 		p.From = *m.Range.FirstSealed
 	}
-	if m.Created.Before(p.To) {
-		p.To = m.Created
+	built := m.Created
+	if m.Range.LastSealed != nil && m.Range.LastSealed.After(built) {
+		built = *m.Range.LastSealed
+	}
+	if built.Before(p.To) {
+		p.To = built
 	}
 	return p
 }

@@ -526,12 +526,16 @@ def actors_listed(evs, groups):
 def asserted_period(m):
     """The time the assertions cover (section 12.1), in Unix nanoseconds:
     period.from, or range.first_sealed when the range starts at index 0
-    and that is later; period.to, or created when that is earlier."""
+    and that is later; period.to, or when that is later the latest of
+    created and range.last_sealed."""
     f, t = unix_nanos(m["period"]["from"]), unix_nanos(m["period"]["to"])
     r = m.get("range") or {}
     if r.get("first") == 0 and r.get("first_sealed") and unix_nanos(r["first_sealed"]) > f:
         f = unix_nanos(r["first_sealed"])
-    return f, min(t, unix_nanos(m["created"]))
+    built = unix_nanos(m["created"])
+    if r.get("last_sealed"):
+        built = max(built, unix_nanos(r["last_sealed"]))
+    return f, min(t, built)
 
 
 VERSION = None  # the expectations' version
