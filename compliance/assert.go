@@ -21,8 +21,12 @@ import (
 // Version 2 differs from version 1 only in privileged-sessions-granted:
 // version 1 took any access.granted record naming the session's grant as
 // the grant, whoever published it; version 2 counts only the access
-// broker's signed grants (FORMAT §12.1). Version 1 is read to re-derive
-// bundles built with it (Legacy).
+// broker's signed grants (FORMAT §12.1). Version 3 differs from version 2
+// only in audit-reviewed: versions 1 and 2 tested only the time between
+// two reviews; version 3 also tests the time from the period's start to
+// the first review and from the last review to the period's end. Older
+// versions are read to re-derive bundles built with them (Legacy,
+// LegacyReviews).
 type Expectations struct {
 	Version  int           `yaml:"version"`
 	Controls []Expectation `yaml:"controls"`
@@ -75,8 +79,8 @@ func ParseExpectations(name string, b []byte) (*Expectations, error) {
 	if err := yamlstrict.Decode(b, &x, name); err != nil {
 		return nil, err
 	}
-	if x.Version != 1 && x.Version != 2 {
-		return nil, fmt.Errorf("%s: version %d, want 2 (or 1, read only to verify bundles built before version 2)", name, x.Version)
+	if x.Version < 1 || x.Version > 3 {
+		return nil, fmt.Errorf("%s: version %d, want 3 (or 1 or 2, read only to verify bundles built before version 3)", name, x.Version)
 	}
 	seen := map[string]bool{}
 	for _, e := range x.Controls {
@@ -112,6 +116,16 @@ func (x *Expectations) Legacy() bool {
 	return x.Version == 1 && slices.ContainsFunc(x.Controls, func(e Expectation) bool { return e.Check == CheckPrivilegedGranted })
 }
 
+// LegacyReviews reports whether x is of version 1 or 2 and declares
+// audit-reviewed, which it tests by those versions' rule: only the time
+// between two reviews, not the time from the period's start to the first
+// review nor from the last review to the period's end. A bundle is no
+// longer built with such a file; a verifier re-derives one built before,
+// and says so.
+func (x *Expectations) LegacyReviews() bool {
+	return x.Version < 3 && slices.ContainsFunc(x.Controls, func(e Expectation) bool { return e.Check == CheckAuditReviewed })
+}
+
 // For returns the expectation of a control, if any.
 func (x *Expectations) For(control string) (Expectation, bool) {
 	i := slices.IndexFunc(x.Controls, func(e Expectation) bool { return e.Control == control })
@@ -128,6 +142,14 @@ const (
 	NotObserved = "not observed"
 )
 
+// Period is the time the assertions cover, [From, To): audit-reviewed
+// counts the time from From to the first review and from the last review
+// to To (FORMAT §12.1; a bundle's edges are evidence's to say). The other
+// checks read only the events.
+type Period struct {
+	From, To time.Time
+}
+
 // Observed is one of a bundle's events: its ledger index and exact bytes
 // (a line of events.jsonl).
 type Observed struct {
@@ -138,6 +160,10 @@ type Observed struct {
 // Row is one member of an assertion's population: the event tested, and
 // the exception it makes, if any (empty: it meets the expectation).
 type Row struct {
+	// NoEvent: the row tests the period, not an event (audit-reviewed's
+	// time from the last review to the period's end): its index, type,
+	// session and actor are empty.
+	NoEvent   bool
 	Index     uint64
 	Type      string
 	SessionID string
@@ -171,7 +197,11 @@ func (r Row) CSV() []string {
 	if r.Evidence != nil {
 		ev = fmt.Sprint(*r.Evidence)
 	}
-	return []string{fmt.Sprint(r.Index), r.Type, r.SessionID, r.Actor, r.Item, ev, r.Exception}
+	idx := fmt.Sprint(r.Index)
+	if r.NoEvent {
+		idx = ""
+	}
+	return []string{idx, r.Type, r.SessionID, r.Actor, r.Item, ev, r.Exception}
 }
 
 // event is what the checks keep of one event: only the members they read
@@ -585,9 +615,10 @@ func (a *Asserter) listedNow(subject string, groups []string) *listed {
 	return d
 }
 
-// Assertions tests every expectation against the events added and
-// returns one assertion per expectation, in the order of the file.
-func (a *Asserter) Assertions() []Assertion {
+// Assertions tests every expectation against the events added, over the
+// period p, and returns one assertion per expectation, in the order of
+// the file.
+func (a *Asserter) Assertions(p Period) []Assertion {
 	ix := index(a.evs)
 	out := make([]Assertion, 0, len(a.x.Controls))
 	for _, exp := range a.x.Controls {
@@ -610,7 +641,7 @@ func (a *Asserter) Assertions() []Assertion {
 		case CheckGroupsProvisioned:
 			as.Rows = actorsListed(a.evs, true)
 		case CheckAuditReviewed:
-			as.Rows = auditReviewed(exp, a.evs)
+			as.Rows = auditReviewed(exp, a.evs, p, a.x.Version < 3)
 		}
 		for _, r := range as.Rows {
 			if r.Exception != "" {
@@ -631,18 +662,21 @@ func (a *Asserter) Assertions() []Assertion {
 }
 
 // Assert tests every expectation of x against evs (the tenant's events of
-// a bundle, in index order), access grants' signatures checked with
-// grants, and returns one assertion per expectation, in the order of x.
-// It is a pure function of its inputs: a verifier holding the same
-// events, expectations and grant key derives the same rows.
-func Assert(x *Expectations, grants GrantKey, evs []Observed) ([]Assertion, error) {
+// a bundle, in index order) over the period p, access grants' signatures
+// checked with grants, and returns one assertion per expectation, in the
+// order of x. It is a pure function of its inputs: a verifier holding the
+// same events, period, expectations and grant key derives the same rows.
+func Assert(x *Expectations, grants GrantKey, p Period, evs []Observed) ([]Assertion, error) {
+	if !p.From.Before(p.To) {
+		return nil, fmt.Errorf("compliance: the period %s to %s does not start before it ends", p.From.Format(time.RFC3339Nano), p.To.Format(time.RFC3339Nano))
+	}
 	a := NewAsserter(x, grants)
 	for _, o := range evs {
 		if err := a.Add(o.Index, o.Event); err != nil {
 			return nil, err
 		}
 	}
-	return a.Assertions(), nil
+	return a.Assertions(p), nil
 }
 
 // lookups are the events the checks look up by key.
@@ -713,6 +747,7 @@ const (
 	ExInactive         = "listed as inactive by the identity provider"
 	ExExtraGroups      = "held groups the identity provider did not give it"
 	ExReviewLate       = "the audit data went unreviewed for longer than the bound before this review"
+	ExReviewLateEnd    = "the audit data went unreviewed for longer than the bound before the period's end"
 )
 
 // approval finds the approval.granted that let command c run: the last
@@ -1115,16 +1150,27 @@ func actorsListed(evs []*event, groups bool) []Row {
 	return rows
 }
 
-func auditReviewed(x Expectation, evs []*event) []Row {
+// auditReviewed tests the time between reviews: from p.From (the
+// period's start) to the first review, between two reviews, and from the
+// last review to p.To (the period's end), each at most every_days days.
+// The time before a review runs from the latest of p.From and the
+// reviews before it, so a review recorded with an earlier time than
+// another's shortens no gap. A late end is one more row, of no event.
+// legacy (expectations of version 1 or 2) tests only the time between
+// two reviews.
+func auditReviewed(x Expectation, evs []*event, p Period, legacy bool) []Row {
 	var rows []Row
-	var prev time.Time
+	prev := p.From
+	if legacy {
+		prev = time.Time{} // the first review has no time before it
+	}
 	bound := time.Duration(x.EveryDays) * 24 * time.Hour
 	for _, e := range evs {
 		if e.typ != string(events.AuditAccessed) {
 			continue
 		}
 		r := row(e, e.resource)
-		if !prev.IsZero() && e.time.Sub(prev) > bound {
+		if !(legacy && prev.IsZero()) && e.time.Sub(prev) > bound {
 			r.Exception = ExReviewLate
 		}
 		if e.time.After(prev) {
@@ -1132,8 +1178,15 @@ func auditReviewed(x Expectation, evs []*event) []Row {
 		}
 		rows = append(rows, r)
 	}
+	if !legacy && p.To.Sub(prev) > bound {
+		rows = append(rows, Row{NoEvent: true, Item: "no review from " + utc(prev) + " to " + utc(p.To), Exception: ExReviewLateEnd})
+	}
 	return rows
 }
+
+// utc writes t as the period's rows name times: RFC 3339 in UTC, the
+// fraction without trailing zeros.
+func utc(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // tested are the event types some check reads.
 var tested = map[string]bool{

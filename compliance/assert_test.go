@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/auditledger/auditledger/compliance"
 )
@@ -77,12 +78,16 @@ func assertLog() []compliance.Observed {
 	return out
 }
 
+// assertPeriod is assertLog's period: from the start of its first day to
+// two days after its last review.
+var assertPeriod = compliance.Period{From: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 12, 22, 0, 0, 0, 0, time.UTC)}
+
 func TestAssertionsFindExceptions(t *testing.T) {
 	fw, err := compliance.Load("iso27001-2022")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := compliance.Assert(fw.Expectations, nil, assertLog())
+	got, err := compliance.Assert(fw.Expectations, nil, assertPeriod, assertLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,8 +161,9 @@ func TestAssertionsFindExceptions(t *testing.T) {
 			t.Errorf("%s: %q, want %q", k, items[k], v)
 		}
 	}
-	// Nothing happened: not observed, never effective.
-	none, _ := compliance.Assert(fw.Expectations, nil, nil)
+	// Nothing happened, in a period shorter than the reviews' bound: not
+	// observed, never effective.
+	none, _ := compliance.Assert(fw.Expectations, nil, compliance.Period{From: assertPeriod.From, To: assertPeriod.From.Add(7 * 24 * time.Hour)}, nil)
 	for _, a := range none {
 		if a.Result != compliance.NotObserved {
 			t.Errorf("%s with no events: %s", a.Control, a.Result)
@@ -178,7 +184,7 @@ controls:
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := compliance.Assert(x, nil, assertLog())
+	got, err := compliance.Assert(x, nil, assertPeriod, assertLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +195,8 @@ controls:
 		"version: 1\ncontrols:\n  - control: \"8.2\"\n    check: privileged-sessions-granted\n    statement: s\n",
 		"version: 1\ncontrols:\n  - control: \"8.2\"\n    check: everything-fine\n    statement: s\n",
 		"version: 1\ncontrols:\n  - control: \"8.11\"\n    check: columns-masked\n    statement: s\n    colums: [email]\n",
-		"version: 3\ncontrols: []\n",
+		"version: 4\ncontrols: []\n",
+		"version: 0\ncontrols: []\n",
 		"version: 1\ncontrols:\n  - control: \"8.17\"\n    check: clock-synchronised\n    statement: s\n",
 		"version: 1\ncontrols:\n  - control: \"8.16\"\n    check: audit-reviewed\n    statement: s\n    every_days: 0\n",
 	} {

@@ -132,13 +132,14 @@ func TestPrivilegedSessionsOnlySignedGrants(t *testing.T) {
 		return out
 	}
 	key := api.Verifier()
+	period := compliance.Period{From: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)}
 	a := compliance.NewAsserter(x, key.OpenNote)
 	for _, o := range obs {
 		if err := a.Add(o.Index, o.Event); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := rows(a.Assertions()); strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if got := rows(a.Assertions(period)); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("with the API's grant key:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
 	}
 	if _, needed := a.GrantKeyNeeded(); needed {
@@ -151,7 +152,7 @@ func TestPrivilegedSessionsOnlySignedGrants(t *testing.T) {
 	for _, o := range obs {
 		b.Add(o.Index, o.Event)
 	}
-	got := rows(b.Assertions())
+	got := rows(b.Assertions(period))
 	if got[0] != "102 - "+unverified(100, compliance.WhyNoKey) {
 		t.Errorf("without a grant key, the signed grant: %s", got[0])
 	}
@@ -165,7 +166,7 @@ func TestPrivilegedSessionsOnlySignedGrants(t *testing.T) {
 	for i, e := range twice {
 		obs2[i] = compliance.Observed{Index: uint64(200 + i), Event: e}
 	}
-	as, _ := compliance.Assert(x, key.OpenNote, obs2)
+	as, _ := compliance.Assert(x, key.OpenNote, period, obs2)
 	if got := rows(as); len(got) != 1 || got[0] != "203 @200 -" {
 		t.Errorf("a grant recorded twice: %v", got)
 	}
@@ -176,7 +177,7 @@ func TestPrivilegedSessionsOnlySignedGrants(t *testing.T) {
 	if !x.Legacy() {
 		t.Error("version 1 with privileged-sessions-granted is not Legacy")
 	}
-	as, _ = compliance.Assert(x, nil, obs)
+	as, _ = compliance.Assert(x, nil, period, obs)
 	if got := rows(as); got[1] != "105 @103 -" || got[2] != "108 @106 -" {
 		t.Errorf("version 1's rule: %v", got)
 	}

@@ -40,7 +40,7 @@ func TestAssertionsSameScannedOrDecoded(t *testing.T) {
 				t.Fatalf("%s: event %d: scanned %v, decoded %v", name, o.Index, err1, err2)
 			}
 		}
-		got, want := scanned.Assertions(), decoded.Assertions()
+		got, want := scanned.Assertions(assertPeriod), decoded.Assertions(assertPeriod)
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: scanned %+v\ndecoded %+v", name, got, want)
 		}

@@ -53,18 +53,7 @@ func TestGrantRecords(t *testing.T) {
 	if _, err := f.log.Append(t.Context(), es); err != nil {
 		t.Fatal(err)
 	}
-	if err := projections.Migrate(t.Context(), f.cfg.DB); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		applied, err := projections.Step(t.Context(), f.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !applied {
-			break
-		}
-	}
+	f.project(t)
 	rd := projections.NewReader(f.cfg.DB)
 	recs, err := rd.GrantRecords(t.Context(), "acme", time.Date(2026, 11, 26, 12, 0, 14, 0, time.UTC))
 	if err != nil {

@@ -43,18 +43,7 @@ func TestChartsQueries(t *testing.T) {
 	if _, err := f.log.Append(t.Context(), es); err != nil {
 		t.Fatal(err)
 	}
-	if err := projections.Migrate(t.Context(), f.cfg.DB); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		applied, err := projections.Step(t.Context(), f.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !applied {
-			break
-		}
-	}
+	f.project(t)
 	r := projections.NewReader(f.cfg.DB)
 	at := func(s string) time.Time { t, _ := time.Parse(time.RFC3339, s); return t }
 	d, err := r.Charts(t.Context(), projections.ChartFilter{Tenants: []string{"acme"}, Since: at("2026-11-26T10:00:00Z"), Until: at("2026-11-26T13:00:00Z"), Unit: "hour"})

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/auditledger/auditledger/ledger"
-	"github.com/auditledger/auditledger/projections"
 )
 
 // The commands view pairs each command with its result's digest: the
@@ -28,18 +27,7 @@ func TestCommandsViewResultDigest(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := projections.Migrate(t.Context(), f.cfg.DB); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		applied, err := projections.Step(t.Context(), f.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !applied {
-			break
-		}
-	}
+	f.project(t)
 	got := map[string]string{}
 	rows, err := f.cfg.DB.Query(t.Context(), `SELECT id, coalesce(result_digest, '') FROM commands`)
 	if err != nil {

@@ -34,18 +34,7 @@ func TestIdentitiesSeen(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := projections.Migrate(t.Context(), f.cfg.DB); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		applied, err := projections.Step(t.Context(), f.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !applied {
-			break
-		}
-	}
+	f.project(t)
 	seen, err := projections.NewReader(f.cfg.DB).IdentitiesSeen(t.Context(), "acme", idp, time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)

@@ -73,6 +73,24 @@ func (f *fixture) append(t *testing.T, n int) {
 	}
 }
 
+// project brings the projection up to the log: its schema, then every
+// segment sealed so far.
+func (f *fixture) project(t *testing.T) {
+	t.Helper()
+	if err := projections.Migrate(t.Context(), f.cfg.DB); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		applied, err := projections.Step(t.Context(), f.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !applied {
+			return
+		}
+	}
+}
+
 // rows is every row of the projection's tables, in order, as text.
 func rows(t *testing.T, db *pgxpool.Pool) []string {
 	t.Helper()

@@ -32,18 +32,7 @@ func readFixture(t *testing.T) (*projections.Reader, *fixture) {
 			t.Fatal(err)
 		}
 	}
-	if err := projections.Migrate(t.Context(), f.cfg.DB); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		applied, err := projections.Step(t.Context(), f.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !applied {
-			break
-		}
-	}
+	f.project(t)
 	return projections.NewReader(f.cfg.DB), f
 }
 

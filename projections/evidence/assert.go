@@ -63,7 +63,10 @@ const (
 	WarnNotWriteOnce  = "The store is not write-once: at least one segment of the period is not locked in COMPLIANCE mode (no S3 Object Lock), so the log could have been deleted or replaced."
 	// WarnLegacyGrants is the verifier's warning for a bundle whose
 	// expectations are of version 1 (built before grants were verified).
-	WarnLegacyGrants   = "the bundle's expectations are of version 1: privileged-sessions-granted was derived by version 1's rule, which takes any access.granted record naming the session's grant as the grant, whoever published it and signed or not (FORMAT §12.1)"
+	WarnLegacyGrants = "the bundle's expectations are of version 1: privileged-sessions-granted was derived by version 1's rule, which takes any access.granted record naming the session's grant as the grant, whoever published it and signed or not (FORMAT §12.1)"
+	// WarnLegacyReviews is the verifier's warning for a bundle whose
+	// expectations are of version 1 or 2 and declare audit-reviewed.
+	WarnLegacyReviews  = "the bundle's expectations are of a version before 3: audit-reviewed was derived by that version's rule, which tests only the time between two reviews, not the time from the period's start to the first review nor from the last review to the period's end (FORMAT §12.1)"
 	WarnNoVerification = "No full verification of the log after the period's end: the projection holds no successful verification of at least the range's records (control 5.33)."
 )
 
@@ -213,6 +216,29 @@ func derivedFiles(m *Manifest, fw *compliance.Framework, asserts []compliance.As
 	return out, nil
 }
 
+// assertedPeriod is the time a bundle's assertions cover (FORMAT §12.1):
+// the period, from the log's first record when the log began in it (the
+// range starts at index 0, sealed after period.from: there was nothing
+// to review before), to the bundle's creation when it was built before
+// the period's end (what came after had yet to be reviewed) — but never
+// before the range's last record was sealed, which check 7 proves: a
+// manifest's created, vouched for by the evidence key alone, cannot end
+// the period before the records it holds.
+func assertedPeriod(m *Manifest) compliance.Period {
+	p := compliance.Period{From: m.Period.From, To: m.Period.To}
+	if m.Range.First == 0 && m.Range.FirstSealed != nil && m.Range.FirstSealed.After(p.From) {
+		p.From = *m.Range.FirstSealed
+	}
+	built := m.Created
+	if m.Range.LastSealed != nil && m.Range.LastSealed.After(built) {
+		built = *m.Range.LastSealed
+	}
+	if built.Before(p.To) {
+		p.To = built
+	}
+	return p
+}
+
 // controlAssertion is the manifest's account of an assertion.
 func controlAssertion(a *compliance.Assertion) *ControlAssertion {
 	return &ControlAssertion{Check: a.Check, Statement: a.Statement, Population: len(a.Rows), Exceptions: a.Exceptions, Result: a.Result, File: assertionPath(a.Control)}
@@ -230,9 +256,10 @@ type derivation struct {
 	census   *identityCensus
 	asserter *compliance.Asserter // nil: the bundle has no expectations
 	// legacy: the expectations are of version 1 and test
-	// privileged-sessions-granted by its rule
-	legacy bool
-	tables *tableSet // the tables the manifest says are derived
+	// privileged-sessions-granted by its rule; legacyReviews: they are of
+	// version 1 or 2 and test audit-reviewed by its rule
+	legacy, legacyReviews bool
+	tables                *tableSet // the tables the manifest says are derived
 	// err is the first event the checks could not read
 	err error
 }
@@ -269,7 +296,7 @@ func newDerivation(files map[string]*zip.File, m *Manifest, grants compliance.Gr
 	if err != nil {
 		return nil, failf(ExpectationsFile, "%v", err)
 	}
-	d.asserter, d.legacy = compliance.NewAsserter(x, grants), x.Legacy()
+	d.asserter, d.legacy, d.legacyReviews = compliance.NewAsserter(x, grants), x.Legacy(), x.LegacyReviews()
 	return d, nil
 }
 
@@ -363,12 +390,15 @@ func (d *derivation) check(files map[string]*zip.File, rep *Report) error {
 	if d.err != nil {
 		return failf(EventsFile, "%v", d.err)
 	}
-	asserts := d.asserter.Assertions()
+	asserts := d.asserter.Assertions(assertedPeriod(m))
 	if idx, needed := d.asserter.GrantKeyNeeded(); needed {
 		return failAt(EventsFile, idx, "this access.granted claims to grant a privileged session, and its signature can be checked only with the grant key: give the one the operator published (--grant-vkey, the API's approvals.vkey); --trust-bundle-keys takes the bundle's keys/grant.vkey, of unverified origin")
 	}
 	if d.legacy {
 		rep.Warnings = append(rep.Warnings, WarnLegacyGrants)
+	}
+	if d.legacyReviews {
+		rep.Warnings = append(rep.Warnings, WarnLegacyReviews)
 	}
 	byControl := map[string]*compliance.Assertion{}
 	for i := range asserts {

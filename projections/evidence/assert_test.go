@@ -59,7 +59,10 @@ func carolsSession(seg int) [][]byte {
 	for i := range 30 {
 		out = append(out, ev(fmt.Sprintf("deny-%d", i), "command.blocked", fmt.Sprintf(`{"statement":"DROP TABLE t%d","rule":"no-drop","reason":"no"}`, i)))
 	}
-	out = append(out, as("u-4000", "human", "audit-read", "audit.accessed", `{"resource":"events","method":"GET","path":"/v1/events"}`))
+	// a person reads the audit data: a review, timed when the segment is
+	// sealed (assertionRun's), as 8.16 compares it with the period's edges
+	read := as("u-4000", "human", "audit-read", "audit.accessed", `{"resource":"events","method":"GET","path":"/v1/events"}`)
+	out = append(out, bytes.Replace(read, []byte(`"time":"2026-11-26T10:00:`), fmt.Appendf(nil, `"time":"2026-07-01T%02d:00:`, seg), 1))
 	out = append(out, as("u-4000", "human", "review", "access.reviewed", `{"from":"2026-11-01T00:00:00Z","to":"2026-12-01T00:00:00Z","grants":2,"break_glass":0,"listing_sha256":"`+strings.Repeat("f", 64)+`"}`))
 	return append(out, ev("end", "session.ended", `{"duration_ms":1000}`))
 }

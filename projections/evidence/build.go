@@ -100,7 +100,10 @@ func Build(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	}
 	b.cfg.Expectations = cfg.Expectations
 	if b.expected.Legacy() {
-		return nil, fmt.Errorf("evidence: the expectations file is of version 1, whose privileged-sessions-granted took any access.granted record as a grant, whoever published it: declare version: 2 (FORMAT §12.1)")
+		return nil, fmt.Errorf("evidence: the expectations file is of version 1, whose privileged-sessions-granted took any access.granted record as a grant, whoever published it: declare version: 3 (FORMAT §12.1)")
+	}
+	if b.expected.LegacyReviews() {
+		return nil, fmt.Errorf("evidence: the expectations file is of version %d, whose audit-reviewed tested only the time between two reviews, not the time from the period's start to the first review nor from the last review to its end: declare version: 3 (FORMAT §12.1)", b.expected.Version)
 	}
 	var grants compliance.GrantKey
 	if cfg.GrantVKey != "" {
@@ -674,7 +677,7 @@ func (b *builder) controls(ctx context.Context, a, z uint64) error {
 	slices.SortStableFunc(b.m.Controls, func(x, y Control) int { return compareControlIDs(x.ID, y.ID) })
 
 	// The assertions: each expectation tested against the tenant's events.
-	asserts := b.asserter.Assertions()
+	asserts := b.asserter.Assertions(assertedPeriod(&b.m))
 	if idx, needed := b.asserter.GrantKeyNeeded(); needed {
 		return fmt.Errorf("evidence: the access.granted at index %d claims to grant a privileged session, and its signature can be checked only with the grant key: give it (evidence build --grant-vkey, the API's approvals.vkey)", idx)
 	}

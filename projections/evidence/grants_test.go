@@ -213,7 +213,7 @@ func TestBundleCountsOnlySignedGrants(t *testing.T) {
 		t.Errorf("built without the grant key: %v", err)
 	}
 	// Expectations of version 1 are not built with.
-	v1 := bytes.Replace(fw.ExpectationsFile, []byte("\nversion: 2\n"), []byte("\nversion: 1\n"), 1)
+	v1 := bytes.Replace(fw.ExpectationsFile, []byte("\nversion: 3\n"), []byte("\nversion: 1\n"), 1)
 	_, err = evidence.Build(t.Context(), evidence.Config{DB: r.db, Framework: fw, Tenant: "acme", From: from, To: to, Signer: r.signer, LogVKey: r.vkey,
 		GrantVKey: grantSigner.Verifier().String(), Expectations: v1,
 		Generator: "auditledger test", RequestedBy: evidence.Requester{Issuer: "https://idp.test", Subject: "auditor-1"}}, &buf)
@@ -233,7 +233,7 @@ func TestBundleCountsOnlySignedGrants(t *testing.T) {
 func asVersion1(t *testing.T, r *run) []byte {
 	t.Helper()
 	f := zipFiles(t, r.bundle)
-	f["expectations.yaml"] = bytes.Replace(f["expectations.yaml"], []byte("\nversion: 2\n"), []byte("\nversion: 1\n"), 1)
+	f["expectations.yaml"] = bytes.Replace(f["expectations.yaml"], []byte("\nversion: 3\n"), []byte("\nversion: 1\n"), 1)
 	editManifest(t, f, func(m *evidence.Manifest) {
 		sum := sha256.Sum256(f["expectations.yaml"])
 		m.Expectations.SHA256 = hex.EncodeToString(sum[:])

@@ -25,11 +25,11 @@ th{background:#f3f3f3}.none{color:#8a4b00}.ok{color:#0a5d00}.bad{color:#a00000}c
 .warn{border:2px solid #a00000;padding:.5em 1em;background:#fff4f4}
 </style></head><body>
 <h1>Evidence for {{.M.Tenant}}: {{.Title}}</h1>
-<p>This file reports what the audit ledger recorded for tenant {{.M.Tenant}} from {{time .M.Period.From}} to {{time .M.Period.To}}, and tests it against the expectations declared for each control. Exceptions come first: each is one recorded event that breaks an expectation.</p>
+<p>This file reports what the audit ledger recorded for tenant {{.M.Tenant}} from {{time .M.Period.From}} to {{time .M.Period.To}}, and tests it against the expectations declared for each control. Exceptions come first: each is one recorded event, or a time of the period without a review of the audit data, that breaks an expectation.</p>
 {{if .M.Warnings}}<div class="warn"><h2>Before you rely on this</h2><ul>{{range .M.Warnings}}<li>{{.}}</li>{{end}}</ul></div>{{end}}
 <h2>Exceptions ({{.ExceptionCount}})</h2>
 {{if .Exceptions}}<table><tr><th>Control</th><th>What happened</th><th>Who (as recorded)</th><th>Session</th><th>Event</th><th>Why it is an exception</th></tr>
-{{range .Exceptions}}<tr><td>{{.Control}}</td><td>{{.Item}}</td><td>{{.Actor}}</td><td>{{.SessionID}}</td><td>{{.Type}} at ledger index {{.Index}}</td><td class="bad">{{.Exception}}</td></tr>
+{{range .Exceptions}}<tr><td>{{.Control}}</td><td>{{.Item}}</td><td>{{.Actor}}</td><td>{{.SessionID}}</td><td>{{if .NoEvent}}the period's end{{else}}{{.Type}} at ledger index {{.Index}}{{end}}</td><td class="bad">{{.Exception}}</td></tr>
 {{end}}</table>{{if .More}}<p>{{.More}} more: see each control's <code>assertion.csv</code>.</p>{{end}}{{else}}<p class="ok">No exception was found in the period.</p>{{end}}
 <h2>Controls</h2>
 <table><tr><th>Control</th><th>What was tested</th><th>Result</th><th>How many</th></tr>

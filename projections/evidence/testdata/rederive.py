@@ -2,7 +2,8 @@
 """An independent reading of docs/FORMAT.md sections 12.1 and 12.3,
 written from the spec alone: re-derives every control's assertion.csv of
 an unzipped evidence bundle from its events.jsonl, context/clock.json and
-its expectations (given as JSON, to keep to the standard library), and
+its expectations (given as JSON, to keep to the standard library) and
+the period of its manifest, and
 prints, per control, one line "<control> <population> <exceptions>
 <result>"; and every derived table of section 12.3 from events.jsonl,
 context/clock.json, segments.json and the manifest. Writes the CSVs to
@@ -36,6 +37,7 @@ NOT_LISTED = "not listed by the identity provider"
 INACTIVE = "listed as inactive by the identity provider"
 EXTRA_GROUPS = "held groups the identity provider did not give it"
 REVIEW_LATE = "the audit data went unreviewed for longer than the bound before this review"
+REVIEW_LATE_END = "the audit data went unreviewed for longer than the bound before the period's end"
 UNVERIFIED_GRANT = "granted only by an unverified record"
 WHY_SSH = "an SSH certificate's record, not a grant"
 WHY_NOT_JIT = "not a just-in-time grant"
@@ -521,19 +523,43 @@ def actors_listed(evs, groups):
     return out
 
 
+def asserted_period(m):
+    """The time the assertions cover (section 12.1), in Unix nanoseconds:
+    period.from, or range.first_sealed when the range starts at index 0
+    and that is later; period.to, or when that is later the latest of
+    created and range.last_sealed."""
+    f, t = unix_nanos(m["period"]["from"]), unix_nanos(m["period"]["to"])
+    r = m.get("range") or {}
+    if r.get("first") == 0 and r.get("first_sealed") and unix_nanos(r["first_sealed"]) > f:
+        f = unix_nanos(r["first_sealed"])
+    built = unix_nanos(m["created"])
+    if r.get("last_sealed"):
+        built = max(built, unix_nanos(r["last_sealed"]))
+    return f, min(t, built)
+
+
+VERSION = None  # the expectations' version
+PERIOD = None  # (from, to), set from the manifest
+
+
 def audit_reviewed(x, evs):
-    out, prev = [], None
+    # Versions 1 and 2 test only the time between two reviews.
+    legacy = VERSION < 3
+    bound = x["EveryDays"] * 86400 * 10**9
+    out, prev = [], None if legacy else PERIOD[0]
     for e in evs:
         if e.get("type") != "audit.accessed" or actor(e)[2] != "human":
             continue
         item = pl(e, "resource") or (pl(e, "method") + " " + pl(e, "path")).strip()
-        t = rfc3339(e["time"])
+        t = unix_nanos(e["time"])
         ex = ""
-        if prev is not None and (t - prev).total_seconds() > x["EveryDays"] * 86400:
+        if prev is not None and t - prev > bound:
             ex = REVIEW_LATE
         if prev is None or t > prev:
             prev = t
         out.append(row(e, item, None, ex))
+    if not legacy and PERIOD[1] - prev > bound:
+        out.append(["", "", "", "", "no review from %s to %s" % (go_time(prev), go_time(PERIOD[1])), "", REVIEW_LATE_END])
     return out
 
 
@@ -785,7 +811,7 @@ def csv_text(header, rows):
 
 
 def main():
-    global GRANT_KEY
+    global GRANT_KEY, VERSION, PERIOD
     bundle, xfile, out = sys.argv[1:4]
     if len(sys.argv) > 4:
         GRANT_KEY = parse_vkey(sys.argv[4])
@@ -804,6 +830,7 @@ def main():
         segs = json.load(f)
     with open(os.path.join(bundle, "manifest.json")) as f:
         m = json.load(f)
+    VERSION, PERIOD = x["Version"], asserted_period(m)
     erased = {e["pseudonym"] for e in ((m.get("sealed_fields") or {}).get("erased") or [])}
     for k, (header, rows) in tables(evs, clock, segs, erased).items():
         control, name = k.split("/")
