@@ -5,8 +5,6 @@ import (
 
 	"bufio"
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -106,26 +104,7 @@ func TestKubectlAgainstAPIServer(t *testing.T) {
 
 	// The gateway's credential: a service account's token, allowed to
 	// impersonate and nothing else.
-	roles := filepath.Join(t.TempDir(), "impersonator.yaml")
-	if err := os.WriteFile(roles, []byte(`apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: auditledger-impersonator
-rules:
-- apiGroups: [""]
-  resources: ["users", "groups"]
-  verbs: ["impersonate"]
-- apiGroups: ["authentication.k8s.io"]
-  resources: ["uids"]
-  verbs: ["impersonate"]
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	kubectl(admin, "apply", "-f", roles)
-	kubectl(admin, "create", "serviceaccount", "auditledger-gateway", "-n", "audit-test")
-	kubectl(admin, "create", "clusterrolebinding", "auditledger-gateway", "--clusterrole=auditledger-impersonator", "--serviceaccount=audit-test:auditledger-gateway")
-	token := kubectl(admin, "create", "token", "auditledger-gateway", "-n", "audit-test")
-	gw := c.TokenKubeconfig("gateway", token)
+	gw := c.Gateway(ctx, kubetest.GatewayOptions{}).Kubeconfig
 
 	if got := canI(gw, "get", "configmaps", "-n", "audit-test"); got != "no" {
 		t.Fatalf("gateway itself reads config maps: %q", got)
