@@ -56,29 +56,17 @@ metadata: {name: %[1]s}
 apiVersion: v1
 kind: ServiceAccount
 metadata: {name: %[2]s, namespace: %[1]s}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: auditledger-gateway}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: auditledger-impersonator}
-subjects:
-- {kind: ServiceAccount, name: %[2]s, namespace: %[1]s}
-`, a.Namespace, a.Name)
+`, a.Namespace, a.Name) + bindClusterRole("auditledger-gateway", "auditledger-impersonator",
+		fmt.Sprintf("{kind: ServiceAccount, name: %s, namespace: %s}", a.Name, a.Namespace))
 	if o.AllowAll != "" {
-		objects += fmt.Sprintf(`---
+		objects += `---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: allow-all}
 rules:
 - {apiGroups: ["*"], resources: ["*"], verbs: ["*"]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: allow-all}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: allow-all}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: %q}
-`, o.AllowAll)
+` + bindClusterRole("allow-all", "allow-all",
+			fmt.Sprintf("{apiGroup: rbac.authorization.k8s.io, kind: Group, name: %q}", o.AllowAll))
 	}
 	// create, not apply: a second call (objects already there, perhaps
 	// with other rights) fails instead of passing unnoticed.
@@ -101,6 +89,19 @@ subjects:
 	}
 	a.Kubeconfig = c.TokenKubeconfig(a.Name, a.Token)
 	return a
+}
+
+// bindClusterRole is a ClusterRoleBinding of role to one subject (its
+// YAML flow mapping), a document to append to a manifest.
+func bindClusterRole(name, role, subject string) string {
+	return fmt.Sprintf(`---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: %s}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: %s}
+subjects:
+- %s
+`, name, role, subject)
 }
 
 // Admin runs kubectl with the admin kubeconfig and returns its standard

@@ -103,11 +103,18 @@ func TestKubectlAgainstAPIServer(t *testing.T) {
 	kubectl(admin, "create", "rolebinding", "team-edits", "-n", "audit-test", "--role=config-editor", "--group=oidc:team-a")
 
 	// The gateway's credential: a service account's token, allowed to
-	// impersonate and nothing else.
-	gw := c.Gateway(ctx, kubetest.GatewayOptions{}).Kubeconfig
+	// impersonate and nothing else, though a group it acts for (oidc:ops)
+	// may do everything.
+	gw := c.Gateway(ctx, kubetest.GatewayOptions{AllowAll: "oidc:ops"}).Kubeconfig
 
 	if got := canI(gw, "get", "configmaps", "-n", "audit-test"); got != "no" {
 		t.Fatalf("gateway itself reads config maps: %q", got)
+	}
+	if got := canI(gw, "delete", "namespaces", "--as", "dan", "--as-group", "oidc:ops"); got != "yes" {
+		t.Fatalf("gateway as dan in oidc:ops, delete namespaces: %q", got)
+	}
+	if got := canI(gw, "delete", "namespaces", "--as", "alice"); got != "no" {
+		t.Fatalf("gateway as alice, delete namespaces: %q", got)
 	}
 	if got := canI(gw, "get", "configmaps", "-n", "audit-test", "--as", "alice"); got != "yes" {
 		t.Fatalf("gateway as alice, get: %q", got)
