@@ -5,6 +5,8 @@ import (
 
 	"bufio"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +136,18 @@ func TestKubectlAgainstAPIServer(t *testing.T) {
 	_, err = c.Kubectl(ctx, gw, "delete", "configmap", "settings", "-n", "audit-test", "--as", "alice")
 	if err == nil || !strings.Contains(err.Error(), `User "alice" cannot delete resource "configmaps"`) {
 		t.Fatalf("delete as alice: %v", err)
+	}
+}
+
+// The gateway's role in the tests is the one docs/COMMANDS.md tells an
+// operator to give it, to the letter: tests that pass with more rights
+// than the documented ones would prove nothing about a real cluster.
+func TestGatewayRoleAsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "COMMANDS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```yaml\n"+kubetest.GatewayRole+"```\n") {
+		t.Fatalf("docs/COMMANDS.md does not show the gateway's ClusterRole as kubetest.GatewayRole is:\n%s", kubetest.GatewayRole)
 	}
 }
