@@ -1,5 +1,7 @@
 package detect
 
+import "bytes"
+
 // Cards inside longer numbers. A card number is often written next to
 // other digits: a reference before it, a sequence number or expiry after
 // it, all in one run ("ref 12 4111 1111 1111 1111 99",
@@ -123,6 +125,9 @@ func cardsIn(run []byte) [][2]int {
 			d := digits[:0]
 			for k := i; k <= j; k++ {
 				d = append(d, run[groups[k].lo:groups[k].hi]...)
+			}
+			if j > i && groups[i].hi-groups[i].lo < 4 && bytes.ContainsAny(run[groups[i].hi:groups[j].lo], "\n\r") {
+				continue // over lines, as windows reads chains (lineGroups)
 			}
 			if issued(d) && luhn(d) {
 				found = append(found, [2]int{groups[i].lo, groups[j].hi})

@@ -48,6 +48,7 @@ func (s *scrubber) readChains() {
 	var pos [256]int
 	var edge [257]bool  // a group starts (or the chain ends) before digs[i]
 	var key [257]gapKey // the gap before the group that starts at digs[i]
+	var brk [257]bool   // that gap holds a line break
 	for i := 0; i < len(b); {
 		if !isDigit(b[i]) {
 			i++
@@ -56,10 +57,11 @@ func (s *scrubber) readChains() {
 		n := 0
 		j := i
 		var k gapKey
+		line := false
 		for {
 			g := j
 			if n < len(digs) {
-				edge[n], key[n] = true, k
+				edge[n], key[n], brk[n] = true, k, line
 			}
 			for j < len(b) && isDigit(b[j]) {
 				if n < len(digs) {
@@ -77,11 +79,12 @@ func (s *scrubber) readChains() {
 				break
 			}
 			k = keyOf(b[j:next])
+			line = bytes.ContainsAny(b[j:next], "\n\r")
 			j = next
 		}
 		edge[n] = true
 		if n >= 13 {
-			s.windows(digs[:n], pos[:n], edge[:n+1], key[:n+1], hexWordAround(b, i, j) || s.chains == chainsElements)
+			s.windows(digs[:n], pos[:n], edge[:n+1], key[:n+1], brk[:n+1], hexWordAround(b, i, j) || s.chains == chainsElements)
 		}
 		i = j
 	}
@@ -119,13 +122,18 @@ func keyOf(gap []byte) gapKey {
 // 4084|||7151|||…, 4,793,484,…), not the parts of a date and a time
 // (2026-12-07 06:00:00.123456) or a list of addresses (10.0.0.1
 // 10.0.0.2). In a hex word (aligned) a window spans whole groups, or
-// lies inside one.
-func (s *scrubber) windows(d []byte, pos []int, edge []bool, key []gapKey, aligned bool) {
+// lies inside one; so does a window across a line break (brk): numbers
+// one a line (seq 1 2000, a column of counts) make a chain whose windows
+// at any offset pass Luhn one time in ten, while a card number written
+// over lines starts a line and ends one.
+func (s *scrubber) windows(d []byte, pos []int, edge []bool, key []gapKey, brk []bool, aligned bool) {
 	for a := 0; a+13 <= len(d); {
 		hit := false
 		if d[a] >= '2' {
 			for n := min(19, len(d)-a); n >= 13; n-- {
-				if aligned && !(edge[a] && edge[a+n]) && !oneGroup(edge, a, a+n) || !oneGap(edge, key, a, a+n) ||
+				line := lineIn(brk, a, a+n)
+				if (aligned || line) && !(edge[a] && edge[a+n]) && !oneGroup(edge, a, a+n) || !oneGap(edge, key, a, a+n) ||
+					line && !lineGroups(edge, a, a+n) ||
 					s.chains == chainsElements && (!edge[a] || !edge[a+n] || shortGroup(edge, a, a+n)) {
 					continue
 				}
@@ -158,6 +166,35 @@ func oneGap(edge []bool, key []gapKey, a, b int) bool {
 		}
 	}
 	return true
+}
+
+// lineGroups reports whether digits [a, b) of a chain are in groups as
+// a card number is written over lines: 4 digits or more in the first,
+// 3 or more in each other (4-4-4-4, 4-6-5, 4-4-4-4-3) — not the numbers
+// one a line of a count or a listing (…\n8\n9\n10\n11…, 302\n303\n…).
+func lineGroups(edge []bool, a, b int) bool {
+	start := a
+	for k := a + 1; k <= b; k++ {
+		if !edge[k] {
+			continue
+		}
+		if min := 3; k-start < min || start == a && k-start < 4 {
+			return false
+		}
+		start = k
+	}
+	return true
+}
+
+// lineIn reports whether a gap inside digits [a, b) of a chain holds a
+// line break.
+func lineIn(brk []bool, a, b int) bool {
+	for k := a + 1; k < b; k++ {
+		if brk[k] {
+			return true
+		}
+	}
+	return false
 }
 
 // shortGroup reports whether digits [a, b) of a chain hold a group of
