@@ -106,7 +106,9 @@ subjects:
 
 // Admin runs kubectl with the admin kubeconfig and returns its standard
 // output without surrounding white space; a failure fails the test with
-// kubectl's standard error.
+// kubectl's standard error. Like the cluster's other helpers it fails the
+// test that started the cluster, so it is for that test's goroutine (a
+// subtest runs kubectl itself).
 func (c *Cluster) Admin(ctx context.Context, args ...string) string {
 	c.t.Helper()
 	out, err := c.Kubectl(ctx, c.AdminKubeconfig, args...)
