@@ -41,7 +41,7 @@ func TestKubeGatewayServeKill(t *testing.T) {
 	}
 	defer idp.Close()
 	c := kubetest.Start(t)
-	tokenFile, caFile := kubeGatewayAccount(t, ctx, c)
+	account := c.Gateway(ctx, kubetest.GatewayOptions{AllowAll: "oidc:developers"})
 	c.StartKubelet().CreatePod("team-x", "shell")
 
 	keysDir, state, dir := t.TempDir(), t.TempDir(), t.TempDir()
@@ -62,7 +62,7 @@ kube_gateway:
   host_names: [127.0.0.1]
   state_dir: %q
   cluster: test
-`, l.srv.ClientURL(), l.srv.KeysDir, idp.Issuer, addr, c.URL, caFile, tokenFile, keysDir, state)), 0o644)
+`, l.srv.ClientURL(), l.srv.KeysDir, idp.Issuer, addr, c.URL, account.CAFile, account.TokenFile, keysDir, state)), 0o644)
 	gw := startServe(t, config)
 	waitListening(t, addr)
 
@@ -171,50 +171,4 @@ kube_gateway:
 	if !strings.HasPrefix(saw, out.String()) || !strings.Contains(out.String(), "kill-line-000001") {
 		t.Fatalf("the sealed stream (%d bytes) is not a prefix of what kubectl printed (%d bytes)", out.Len(), len(saw))
 	}
-}
-
-// kubeGatewayAccount gives c the gateway's service account (allowed to
-// impersonate) and a role that lets the identity provider's developers
-// (oidc:developers) do anything; it returns the account's token file and
-// the API server's CA file.
-func kubeGatewayAccount(t *testing.T, ctx context.Context, c *kubetest.Cluster) (tokenFile, caFile string) {
-	t.Helper()
-	admin := func(args ...string) string {
-		t.Helper()
-		out, err := c.Kubectl(ctx, c.AdminKubeconfig, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(out)
-	}
-	setup := filepath.Join(t.TempDir(), "setup.yaml")
-	os.WriteFile(setup, []byte(`apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: auditledger-impersonator}
-rules:
-- {apiGroups: [""], resources: [users, groups], verbs: [impersonate]}
-- {apiGroups: [authentication.k8s.io], resources: [uids], verbs: [impersonate]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: developer-all}
-rules:
-- {apiGroups: ["*"], resources: ["*"], verbs: ["*"]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: developers}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: developer-all}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: "oidc:developers"}
-`), 0o600)
-	admin("apply", "-f", setup)
-	admin("create", "namespace", "auditledger")
-	admin("create", "serviceaccount", "gateway", "-n", "auditledger")
-	admin("create", "clusterrolebinding", "auditledger-gateway", "--clusterrole=auditledger-impersonator", "--serviceaccount=auditledger:gateway")
-	dir := t.TempDir()
-	tokenFile, caFile = filepath.Join(dir, "token"), filepath.Join(dir, "ca.crt")
-	os.WriteFile(tokenFile, []byte(admin("create", "token", "gateway", "-n", "auditledger", "--duration=2h")), 0o600)
-	os.WriteFile(caFile, c.CAPEM, 0o600)
-	return tokenFile, caFile
 }

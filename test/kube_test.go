@@ -24,23 +24,9 @@ func TestDevKubeUpstream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute)
 	defer cancel()
 	c := kubetest.Start(t)
-	admin := func(args ...string) string {
-		t.Helper()
-		out, err := c.Kubectl(ctx, c.AdminKubeconfig, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(out)
-	}
-	setup := filepath.Join(t.TempDir(), "setup.yaml")
-	os.WriteFile(setup, []byte(`apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: auditledger-impersonator}
-rules:
-- {apiGroups: [""], resources: [users, groups], verbs: [impersonate]}
-- {apiGroups: [authentication.k8s.io], resources: [uids], verbs: [impersonate]}
----
-apiVersion: v1
+	gw := c.Gateway(ctx, kubetest.GatewayOptions{})
+	// The dev user's rights: config maps in team-a, through the group dba.
+	c.Create(ctx, `apiVersion: v1
 kind: Namespace
 metadata: {name: team-a}
 ---
@@ -56,21 +42,13 @@ metadata: {name: dba-edits, namespace: team-a}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: config-editor}
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: Group, name: "oidc:dba"}
-`), 0o600)
-	admin("apply", "-f", setup)
-	admin("create", "namespace", "auditledger")
-	admin("create", "serviceaccount", "gateway", "-n", "auditledger")
-	admin("create", "clusterrolebinding", "auditledger-gateway", "--clusterrole=auditledger-impersonator", "--serviceaccount=auditledger:gateway")
-	dir := t.TempDir()
-	tokenFile, caFile := filepath.Join(dir, "token"), filepath.Join(dir, "ca.crt")
-	os.WriteFile(tokenFile, []byte(admin("create", "token", "gateway", "-n", "auditledger", "--duration=1h")), 0o600)
-	os.WriteFile(caFile, c.CAPEM, 0o600)
+`)
 
 	ddir := t.TempDir()
 	os.Chmod(ddir, 0o711)
 	data := filepath.Join(ddir, "data")
 	addr := testnet.Addr(t)
-	d := startDevAt(t, data, nil, "--kube-upstream", c.URL, "--kube-ca", caFile, "--kube-token-file", tokenFile, "--proxy-kube", addr)
+	d := startDevAt(t, data, nil, "--kube-upstream", c.URL, "--kube-ca", gw.CAFile, "--kube-token-file", gw.TokenFile, "--proxy-kube", addr)
 	waitListening(t, addr)
 
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
@@ -97,7 +75,7 @@ subjects:
 	if got := kubectl("get", "configmap", "through-dev", "-n", "team-a", "-o", "jsonpath={.data.mode}"); got != "audited" {
 		t.Fatalf("get: %q", got)
 	}
-	if got := admin("get", "configmap", "through-dev", "-n", "team-a", "-o", "jsonpath={.data.mode}"); got != "audited" {
+	if got := c.Admin(ctx, "get", "configmap", "through-dev", "-n", "team-a", "-o", "jsonpath={.data.mode}"); got != "audited" {
 		t.Fatalf("the API server holds %q", got)
 	}
 

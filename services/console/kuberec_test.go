@@ -31,47 +31,7 @@ func recordKubeExec(t *testing.T) (evs [][]byte, id string) {
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
 	c := kubetest.Start(t)
-	admin := func(args ...string) string {
-		t.Helper()
-		out, err := c.Kubectl(ctx, c.AdminKubeconfig, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(out)
-	}
-	roles := filepath.Join(t.TempDir(), "roles.yaml")
-	os.WriteFile(roles, []byte(`apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: auditledger-impersonator}
-rules:
-- apiGroups: [""]
-  resources: ["users", "groups"]
-  verbs: ["impersonate"]
-- apiGroups: ["authentication.k8s.io"]
-  resources: ["uids"]
-  verbs: ["impersonate"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: developer-all}
-rules:
-- apiGroups: ["*"]
-  resources: ["*"]
-  verbs: ["*"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: developers}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: developer-all}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: "oidc:developers"}
-`), 0o600)
-	admin("apply", "-f", roles)
-	admin("create", "namespace", "auditledger")
-	admin("create", "serviceaccount", "gateway", "-n", "auditledger")
-	admin("create", "clusterrolebinding", "auditledger-gateway", "--clusterrole=auditledger-impersonator", "--serviceaccount=auditledger:gateway")
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	os.WriteFile(tokenFile, []byte(admin("create", "token", "gateway", "-n", "auditledger", "--duration=2h")), 0o600)
+	gw := c.Gateway(ctx, kubetest.GatewayOptions{AllowAll: "oidc:developers"})
 
 	idp, err := oidcdev.Listen("127.0.0.1:0", oidcdev.Config{Audience: "auditledger-kube", Users: []oidcdev.User{
 		{Name: "erin", Secret: "erin-secret", Groups: []string{"developers"}}}})
@@ -97,7 +57,7 @@ subjects:
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy, err := kubegateway.New(kubegateway.Config{Upstream: c.URL, UpstreamCA: c.CAPEM, TokenFile: tokenFile, Serving: serving,
+	proxy, err := kubegateway.New(kubegateway.Config{Upstream: c.URL, UpstreamCA: c.CAPEM, TokenFile: gw.TokenFile, Serving: serving,
 		Auth: auth, Cluster: "test", Emitter: em, Tenant: "acme", StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

@@ -254,51 +254,10 @@ func status(t *testing.T, resp *http.Response) map[string]any {
 // identity provider's developers do anything, so that only the gateway's
 // policy stands between them and the cluster.
 func clusterForGateway(t *testing.T, ctx context.Context) (*kubetest.Cluster, upstream) {
+	t.Helper()
 	c := kubetest.Start(t)
-	admin := func(args ...string) string {
-		t.Helper()
-		out, err := c.Kubectl(ctx, c.AdminKubeconfig, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(out)
-	}
-	roles := filepath.Join(t.TempDir(), "roles.yaml")
-	os.WriteFile(roles, []byte(`apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: auditledger-impersonator}
-rules:
-- apiGroups: [""]
-  resources: ["users", "groups"]
-  verbs: ["impersonate"]
-- apiGroups: ["authentication.k8s.io"]
-  resources: ["uids"]
-  verbs: ["impersonate"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: developer-all}
-rules:
-- apiGroups: ["*"]
-  resources: ["*"]
-  verbs: ["*"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: developers}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: developer-all}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: Group, name: "oidc:developers"}
-`), 0o600)
-	admin("apply", "-f", roles)
-	admin("create", "namespace", "auditledger")
-	admin("create", "serviceaccount", "gateway", "-n", "auditledger")
-	admin("create", "clusterrolebinding", "auditledger-gateway", "--clusterrole=auditledger-impersonator", "--serviceaccount=auditledger:gateway")
-	tokenFile := filepath.Join(t.TempDir(), "token")
-	os.WriteFile(tokenFile, []byte(admin("create", "token", "gateway", "-n", "auditledger", "--duration=2h")), 0o600)
-	caFile := filepath.Join(t.TempDir(), "ca.crt")
-	os.WriteFile(caFile, c.CAPEM, 0o600)
-	return c, upstream{url: c.URL, ca: c.CAPEM, tokenFile: tokenFile}
+	gw := c.Gateway(ctx, kubetest.GatewayOptions{AllowAll: "oidc:developers"})
+	return c, upstream{url: c.URL, ca: c.CAPEM, tokenFile: gw.TokenFile}
 }
 
 // The stock kubectl through the gateway to the stock kube-apiserver: each

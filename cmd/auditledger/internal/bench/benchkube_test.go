@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,30 +23,9 @@ func TestBenchKubeRuns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Minute)
 	defer cancel()
 	c := kubetest.Start(t)
-	admin := func(args ...string) string {
-		t.Helper()
-		out, err := c.Kubectl(ctx, c.AdminKubeconfig, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(out)
-	}
-	roles := filepath.Join(t.TempDir(), "roles.yaml")
-	os.WriteFile(roles, []byte(`apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: auditledger-impersonator}
-rules:
-- {apiGroups: [""], resources: [users, groups], verbs: [impersonate]}
-- {apiGroups: [authentication.k8s.io], resources: [uids], verbs: [impersonate]}
-`), 0o600)
-	admin("apply", "-f", roles)
-	admin("create", "namespace", "auditledger")
-	admin("create", "serviceaccount", "gateway", "-n", "auditledger")
-	admin("create", "clusterrolebinding", "auditledger-gateway", "--clusterrole=auditledger-impersonator", "--serviceaccount=auditledger:gateway")
-	dir := t.TempDir()
-	tokenFile, caFile := filepath.Join(dir, "token"), filepath.Join(dir, "ca.crt")
-	os.WriteFile(tokenFile, []byte(admin("create", "token", "gateway", "-n", "auditledger", "--duration=2h")), 0o600)
-	os.WriteFile(caFile, c.CAPEM, 0o600)
+	// The gateway may only impersonate; the bench binds its user's group
+	// itself, with --kubeconfig.
+	gw := c.Gateway(ctx, kubetest.GatewayOptions{})
 	c.StartKubelet().CreatePod("bench", "shell")
 
 	var out bytes.Buffer
@@ -60,7 +38,7 @@ rules:
 	if s := os.Getenv("AUDITLEDGER_BENCH_KUBE_ARGS"); s != "" {
 		sizes = strings.Fields(s)
 	}
-	root.SetArgs(append([]string{"bench", "kube", "--kube-upstream", c.URL, "--kube-ca", caFile, "--kube-token-file", tokenFile,
+	root.SetArgs(append([]string{"bench", "kube", "--kube-upstream", c.URL, "--kube-ca", gw.CAFile, "--kube-token-file", gw.TokenFile,
 		"--kubeconfig", c.AdminKubeconfig, "--kubectl", c.Tools.Kubectl, "--pod", "bench/shell", "--container", "main"}, sizes...))
 	root.SilenceUsage = true
 	if err := root.ExecuteContext(ctx); err != nil {
