@@ -79,6 +79,13 @@ func (f *fixture) grow(t *testing.T, n int) {
 		es = append(es, ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"grow-%d-%d","type":"command.executed","time":"2026-12-02T10:00:00Z","tenant":"acme","source":{"kind":"postgres-proxy","instance":"gw-3"},"actor":{"issuer":"https://idp.example","subject":"later","kind":"human"},"session_id":"grow","session_seq":%d,"target":{"kind":"postgres","name":"orders"},"payload":{"protocol":"simple","statement":"SELECT %d","kind":"SELECT"}}`,
 			time.Now().UnixNano(), i, i+1, i)})
 	}
+	f.seal(t, es)
+}
+
+// seal appends es to the log and projects it, as the writer and the
+// projector do.
+func (f *fixture) seal(t *testing.T, es []ledger.Entry) {
+	t.Helper()
 	if _, err := f.log.Append(t.Context(), es); err != nil {
 		t.Fatal(err)
 	}
@@ -112,19 +119,7 @@ func (f *fixture) sealBus(t *testing.T) {
 	if len(es) == 0 {
 		return
 	}
-	if _, err := f.log.Append(t.Context(), es); err != nil {
-		t.Fatal(err)
-	}
-	cfg := projections.Config{DB: f.db, Store: f.store, Verifier: f.signer.Verifier()}
-	for {
-		applied, err := projections.Step(t.Context(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !applied {
-			return
-		}
-	}
+	f.seal(t, es)
 }
 
 var users = []oidcdev.User{
