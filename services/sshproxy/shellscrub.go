@@ -35,6 +35,32 @@ type flagged struct {
 	lo, hi   int
 	detector string
 	value    string
+	more     []gateway.Finding // other values found in the same word
+}
+
+// spansFound is the first of spans as a detector and a value, and the
+// others (and the values found over the same characters) as more: a word
+// is replaced whole, and every value it held is listed.
+func spansFound(spans []detect.Span) (detector, value string, more []gateway.Finding) {
+	for i, sp := range spans {
+		if i > 0 {
+			more = append(more, gateway.Finding{Detector: sp.Detector, Value: sp.Value})
+		}
+		for _, a := range sp.Also {
+			more = append(more, gateway.Finding{Detector: a.Detector, Value: a.Value})
+		}
+	}
+	return spans[0].Detector, spans[0].Value, more
+}
+
+// addFindings appends to found each of fs it does not hold yet.
+func addFindings(found []gateway.Finding, fs ...gateway.Finding) []gateway.Finding {
+	for _, f := range fs {
+		if !slices.Contains(found, f) {
+			found = append(found, f)
+		}
+	}
+	return found
 }
 
 // scrubCommand returns a command line as it is recorded: each shell word
@@ -57,17 +83,21 @@ func scrubCommand(line string) (string, []gateway.Finding) {
 	var out strings.Builder
 	var found []gateway.Finding
 	last := 0
+	var prev gateway.Finding
 	for _, f := range fl {
-		if f.lo < last || len(found) > 0 && strings.TrimSpace(line[last:f.lo]) == "" && found[len(found)-1] == (gateway.Finding{Detector: f.detector, Value: f.value}) {
+		self := gateway.Finding{Detector: f.detector, Value: f.value}
+		if f.lo < last || len(found) > 0 && strings.TrimSpace(line[last:f.lo]) == "" && prev == self {
 			// inside or overlapping one replaced already, or the next
 			// word of the same value: one placeholder
 			last = max(last, f.hi)
+			found = addFindings(found, f.more...)
 			continue
 		}
 		out.WriteString(line[last:f.lo])
 		out.WriteString(detect.Placeholder(f.detector))
-		found = append(found, gateway.Finding{Detector: f.detector, Value: f.value})
-		last = f.hi
+		found = append(found, self)
+		found = addFindings(found, f.more...)
+		prev, last = self, f.hi
 	}
 	out.WriteString(line[last:])
 	return out.String(), found
@@ -110,7 +140,8 @@ func judgeStripped(text string) []flagged {
 	}
 	var out []flagged
 	for _, sp := range detect.Spans(string(b)) {
-		out = append(out, flagged{lo: at[sp.Lo], hi: at[sp.Hi-1] + 1, detector: sp.Detector, value: sp.Value})
+		_, _, more := spansFound([]detect.Span{sp})
+		out = append(out, flagged{lo: at[sp.Lo], hi: at[sp.Hi-1] + 1, detector: sp.Detector, value: sp.Value, more: more})
 	}
 	return out
 }
@@ -123,12 +154,12 @@ func judgeScript(script string, depth int) []flagged {
 	}
 	var out []flagged
 	env := assignments(f)
-	flag := func(w *syntax.Word, detector, value string) {
-		out = append(out, flagged{lo: int(w.Pos().Offset()), hi: int(w.End().Offset()), detector: detector, value: value})
+	flag := func(w *syntax.Word, detector, value string, more []gateway.Finding) {
+		out = append(out, flagged{lo: int(w.Pos().Offset()), hi: int(w.End().Offset()), detector: detector, value: value, more: more})
 		// the assignments whose values the word's expansion used: each
 		// holds a part of the value
 		for _, src := range env.used[w] {
-			out = append(out, flagged{lo: int(src.Pos().Offset()), hi: int(src.End().Offset()), detector: detector, value: value})
+			out = append(out, flagged{lo: int(src.Pos().Offset()), hi: int(src.End().Offset()), detector: detector, value: value, more: more})
 		}
 	}
 	syntax.Walk(f, func(n syntax.Node) bool {
@@ -138,13 +169,13 @@ func judgeScript(script string, depth int) []flagged {
 			vals, ok := env.wordValues(n)
 			if !ok {
 				if unjudgedNext(n) {
-					flag(n, Unjudged, script[lo:hi])
+					flag(n, Unjudged, script[lo:hi], nil)
 				}
 				return true
 			}
 			for _, v := range vals {
-				if d, val := judgeValue(v, depth); d != "" {
-					flag(n, d, val)
+				if d, val, more := judgeValue(v, depth); d != "" {
+					flag(n, d, val, more)
 					break
 				}
 			}
@@ -158,33 +189,39 @@ func judgeScript(script string, depth int) []flagged {
 
 // judgeValue judges one resolved value: as it is, with printf's escapes
 // decoded, and, when it may be a script (sh -c '…'), as one.
-func judgeValue(v string, depth int) (detector, value string) {
+func judgeValue(v string, depth int) (detector, value string, more []gateway.Finding) {
 	if sp := detect.Spans(v); len(sp) > 0 {
-		return sp[0].Detector, sp[0].Value
+		return spansFound(sp)
 	}
 	if strings.Contains(v, `\`) {
 		if sp := detect.Spans(printfUnescape(v)); len(sp) > 0 {
-			return sp[0].Detector, sp[0].Value
+			return spansFound(sp)
 		}
 	}
 	if t, ok := base64UTF16(v); ok {
 		if sp := detect.Spans(t); len(sp) > 0 {
-			return sp[0].Detector, sp[0].Value
+			return spansFound(sp)
 		}
 	}
 	if depth < maxScriptDepth && strings.ContainsAny(v, `'"\{$`) {
 		if fl := judgeScript(v, depth+1); len(fl) > 0 {
-			return fl[0].detector, fl[0].value
+			for _, f := range fl[1:] {
+				more = addFindings(more, gateway.Finding{Detector: f.detector, Value: f.value})
+			}
+			for _, f := range fl {
+				more = addFindings(more, f.more...)
+			}
+			return fl[0].detector, fl[0].value, more
 		}
 	}
-	return "", ""
+	return "", "", nil
 }
 
 // judgeJoins judges the arguments of a command joined, without and with
 // a space between them (printf %s, echo): a value split over arguments
 // is replaced in each of them. A run is broken by a word that cannot be
 // resolved.
-func judgeJoins(ce *syntax.CallExpr, env *shellEnv, flag func(*syntax.Word, string, string)) {
+func judgeJoins(ce *syntax.CallExpr, env *shellEnv, flag func(*syntax.Word, string, string, []gateway.Finding)) {
 	if len(ce.Args) < 3 {
 		return // the program's name is not joined with its arguments
 	}
@@ -210,8 +247,9 @@ func judgeJoins(ce *syntax.CallExpr, env *shellEnv, flag func(*syntax.Word, stri
 					// escapes decoded: offsets no longer line up, so
 					// a value found flags every word of the run
 					if d := detect.Spans(printfUnescape(joined)); len(d) > 0 {
+						dd, dv, more := spansFound(d)
 						for _, w := range run {
-							flag(w, d[0].Detector, d[0].Value)
+							flag(w, dd, dv, more)
 						}
 					}
 				}
@@ -228,7 +266,8 @@ func judgeJoins(ce *syntax.CallExpr, env *shellEnv, flag func(*syntax.Word, stri
 						continue // a word holds a value by itself, judged alone (-c jane@… is not one value)
 					}
 					for _, i := range in {
-						flag(run[i], sp.Detector, sp.Value)
+						_, _, more := spansFound([]detect.Span{sp})
+						flag(run[i], sp.Detector, sp.Value, more)
 					}
 				}
 			}

@@ -105,3 +105,27 @@ func TestScrubCommandExpansionBounded(t *testing.T) {
 		t.Errorf("judging a 114-byte command allocated %d MiB", n>>20)
 	}
 }
+
+// TestScrubCommandListsEveryValueOfAWord: a word is replaced whole, and
+// every value it held is listed for its search digest — not only the
+// first (the e-mail below could not be searched for).
+func TestScrubCommandListsEveryValueOfAWord(t *testing.T) {
+	for _, line := range []string{
+		`echo "card 4111 1111 1111 1111 mail jane@example.com"`,
+		`sh -c 'echo 4111111111111111; echo jane@example.com'`,
+		`printf '%s\n' 'jane@example.com or 4111-1111-1111-1111'`,
+	} {
+		got, found := scrubCommand(line)
+		if strings.Contains(got, "jane") || strings.Contains(got, "4111") {
+			t.Errorf("%s recorded as %s", line, got)
+		}
+		var card, email bool
+		for _, f := range found {
+			card = card || f.Detector == "credit_card" && strings.Count(f.Value, "1") >= 12
+			email = email || f.Detector == "email" && f.Value == "jane@example.com"
+		}
+		if !card || !email {
+			t.Errorf("%s: found %+v, want the card number and the e-mail", line, found)
+		}
+	}
+}
