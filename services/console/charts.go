@@ -1,7 +1,6 @@
 package console
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -93,15 +92,8 @@ func (c *Console) chartsPage(w http.ResponseWriter, r *http.Request) {
 		v.Until = time.Now().UTC().Truncate(step).Add(step)
 	}
 	v.Since = v.Until.Add(-rg.d)
-	out := c.call(r, "/v1/charts", url.Values{"tenant": {v.Tenant}, "since": {v.Since.Format(time.RFC3339)}, "until": {v.Until.Format(time.RFC3339)}, "bucket": {rg.unit}}, nil)
-	if out.status != http.StatusOK {
-		c.refusedBy(w, r, out)
-		return
-	}
 	var d api.Charts
-	if err := json.Unmarshal(out.body.Bytes(), &d); err != nil {
-		c.cfg.Logger.Error("console: reading the API's answer", "err", err)
-		c.render(w, r, http.StatusInternalServerError, "refusal", page{Title: "Error", Refusal: &refusal{Status: 500, Detail: "internal error"}})
+	if !c.get(w, r, "/v1/charts", url.Values{"tenant": {v.Tenant}, "since": {v.Since.Format(time.RFC3339)}, "until": {v.Until.Format(time.RFC3339)}, "bucket": {rg.unit}}, &d) {
 		return
 	}
 	v.build(&d)

@@ -486,6 +486,24 @@ func (c *Console) call(r *http.Request, path string, q url.Values, to http.Respo
 	return out
 }
 
+// get runs the API route path?q as the session's person (call) and
+// decodes its answer into v. An answer other than 200 is rendered as the
+// API's refusal, one that does not decode as an internal error; either
+// way get reports false and the page is written.
+func (c *Console) get(w http.ResponseWriter, r *http.Request, path string, q url.Values, v any) bool {
+	out := c.call(r, path, q, nil)
+	if out.status != http.StatusOK {
+		c.refusedBy(w, r, out)
+		return false
+	}
+	if err := json.Unmarshal(out.body.Bytes(), v); err != nil {
+		c.cfg.Logger.Error("console: reading the API's answer", "err", err)
+		c.render(w, r, http.StatusInternalServerError, "refusal", page{Title: "Error", Refusal: &refusal{Status: 500, Detail: "internal error"}})
+		return false
+	}
+	return true
+}
+
 // refusedBy renders the API's refusal (a problem document) as a page.
 func (c *Console) refusedBy(w http.ResponseWriter, r *http.Request, out *capture) {
 	var p api.Problem

@@ -117,15 +117,8 @@ func (c *Console) requestEvidence(w http.ResponseWriter, r *http.Request) {
 // progress while it builds, its digest and range once ready.
 func (c *Console) bundlePage(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	out := c.call(r, "/v1/evidence/"+url.PathEscape(id), nil, nil)
-	if out.status != http.StatusOK {
-		c.refusedBy(w, r, out)
-		return
-	}
 	var st api.EvidenceStatus
-	if err := json.Unmarshal(out.body.Bytes(), &st); err != nil {
-		c.cfg.Logger.Error("console: reading the API's answer", "err", err)
-		c.render(w, r, http.StatusInternalServerError, "refusal", page{Title: "Error", Refusal: &refusal{Status: 500, Detail: "internal error"}})
+	if !c.get(w, r, "/v1/evidence/"+url.PathEscape(id), nil, &st) {
 		return
 	}
 	c.render(w, r, http.StatusOK, "bundle", page{Title: "Evidence bundle " + id, Evidence: &evidenceView{Bundle: &st}})

@@ -243,15 +243,8 @@ func (c *Console) sessionsPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q.Set("limit", strconv.Itoa(f.Limit))
-	out := c.call(r, "/v1/events", q, nil)
-	if out.status != http.StatusOK {
-		c.refusedBy(w, r, out)
-		return
-	}
 	var ep api.EventPage
-	if err := json.Unmarshal(out.body.Bytes(), &ep); err != nil {
-		c.cfg.Logger.Error("console: reading the API's answer", "err", err)
-		c.render(w, r, http.StatusInternalServerError, "refusal", page{Title: "Error", Refusal: &refusal{Status: 500, Detail: "internal error"}})
+	if !c.get(w, r, "/v1/events", q, &ep) {
 		return
 	}
 	for _, e := range ep.Events {
@@ -273,15 +266,8 @@ func (c *Console) sessionsPage(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) timelinePage(w http.ResponseWriter, r *http.Request) {
 	tenant, id := chi.URLParam(r, "tenant"), chi.URLParam(r, "id")
-	out := c.call(r, "/v1/sessions/"+url.PathEscape(id), url.Values{"tenant": {tenant}}, nil)
-	if out.status != http.StatusOK {
-		c.refusedBy(w, r, out)
-		return
-	}
 	var tl api.Timeline
-	if err := json.Unmarshal(out.body.Bytes(), &tl); err != nil {
-		c.cfg.Logger.Error("console: reading the API's answer", "err", err)
-		c.render(w, r, http.StatusInternalServerError, "refusal", page{Title: "Error", Refusal: &refusal{Status: 500, Detail: "internal error"}})
+	if !c.get(w, r, "/v1/sessions/"+url.PathEscape(id), url.Values{"tenant": {tenant}}, &tl) {
 		return
 	}
 	p := page{Title: "Session " + id, Tenant: tl.Tenant, SessionID: tl.SessionID, Gaps: tl.Gaps}

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -35,15 +34,8 @@ func (c *Console) proofPage(w http.ResponseWriter, r *http.Request) {
 	if index > 0 {
 		q.Set("after", strconv.FormatUint(index-1, 10))
 	}
-	out := c.call(r, "/v1/events", q, nil)
-	if out.status != http.StatusOK {
-		c.refusedBy(w, r, out)
-		return
-	}
 	var ep api.EventPage
-	if err := json.Unmarshal(out.body.Bytes(), &ep); err != nil {
-		c.cfg.Logger.Error("console: reading the API's answer", "err", err)
-		c.render(w, r, http.StatusInternalServerError, "refusal", page{Title: "Error", Refusal: &refusal{Status: 500, Detail: "internal error"}})
+	if !c.get(w, r, "/v1/events", q, &ep) {
 		return
 	}
 	if len(ep.Events) == 0 || ep.Events[0].Index != index {
