@@ -691,10 +691,55 @@ func foldRedactions(tree *pg_query.ParseResult, out map[int32]string) (found []g
 		}
 		return true
 	}
+	strs := map[int32]string{} // string constants as written, by offset
+	own := map[int32][]gateway.Finding{}
+	// holds reports whether the constant at l holds r by itself: a value
+	// found in it alone that is r's, separators aside ('{4111,1111,…}'
+	// joined by array_to_string is the number it writes).
+	holds := func(l int32, r gateway.Finding) bool {
+		s, ok := strs[l]
+		if !ok {
+			return false
+		}
+		f, ok := own[l]
+		if !ok {
+			findIn(s, &f)
+			own[l] = f
+		}
+		return slices.ContainsFunc(f, func(o gateway.Finding) bool { return alnum(o.Value) == alnum(r.Value) })
+	}
+	judgeNew := func(v string, locs []int32) bool {
+		var read []gateway.Finding
+		if findIn(v, &read) == "" {
+			return false
+		}
+		var fresh []gateway.Finding
+		for _, r := range read {
+			if !slices.ContainsFunc(locs, func(l int32) bool { return holds(l, r) }) {
+				fresh = append(fresh, r)
+			}
+		}
+		if len(fresh) == 0 {
+			return false
+		}
+		found = append(found, fresh...)
+		for _, l := range locs {
+			if _, ok := out[l]; !ok {
+				out[l] = fresh[0].Detector
+			}
+		}
+		return true
+	}
 	for _, raw := range tree.Stmts {
 		if raw.Stmt == nil {
 			continue
 		}
+		prune(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
+			if c, ok := m.Interface().(*pg_query.A_Const); ok && c.GetSval() != nil {
+				strs[c.Location] = c.GetSval().Sval
+			}
+			return true
+		})
 		prune(raw.Stmt.ProtoReflect(), func(m protoreflect.Message) bool {
 			var n *pg_query.Node
 			switch x := m.Interface().(type) {
@@ -710,11 +755,19 @@ func foldRedactions(tree *pg_query.ParseResult, out map[int32]string) (found []g
 			default:
 				return true
 			}
-			f, ok := foldConst(n)
+			f, ok := foldConst(n, false)
 			if !ok || !f.composite {
 				return true
 			}
 			if judge(f.val, f.locs) {
+				return false
+			}
+			// A constant holding a value by itself is read above as its
+			// placeholder, which can hide a longer value the whole makes
+			// (chr(52) || '2364 5765…', the literal's tail a card number
+			// of its own): the whole as PostgreSQL makes it is judged
+			// too, and a value no constant holds alone replaces them all.
+			if r, ok := foldConst(n, true); ok && r.val != f.val && judgeNew(r.val, r.locs) {
 				return false
 			}
 			if fc := n.GetFuncCall(); fc != nil && funcName(fc) == "chr" {
@@ -745,13 +798,15 @@ const maxFolded = 4096
 
 // foldConst evaluates n when it is a string expression of constants, as
 // PostgreSQL would: string and numeric constants (each as the recording
-// reads it, so a value one constant holds alone is not found again),
+// reads it, so a value one constant holds alone is not found again; with
+// raw, as written, to find a value the whole makes that one of its
+// constants only partly shows),
 // casts, ||, +, - and * on integers, and the functions of foldWords.
 // Arguments that are not constant count as empty strings in the joining
 // functions (concat, concat_ws, format, ||), so constants around a column
 // are still judged together; any other function or operator is not
 // folded.
-func foldConst(n *pg_query.Node) (folded, bool) {
+func foldConst(n *pg_query.Node, raw bool) (folded, bool) {
 	if n == nil {
 		return folded{}, false
 	}
@@ -762,26 +817,29 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 		case c.Isnull:
 			return folded{}, true
 		case c.GetSval() != nil:
-			v, _ := detect.Scrub(c.GetSval().Sval)
+			v := c.GetSval().Sval
+			if !raw {
+				v, _ = detect.Scrub(v)
+			}
 			return folded{val: v, locs: []int32{c.Location}}, true
 		case c.GetIval() != nil:
 			return folded{val: strconv.Itoa(int(c.GetIval().Ival)), locs: []int32{c.Location}}, true
 		case c.GetFval() != nil:
 			v := c.GetFval().Fval
-			if detect.Find([]byte(numberDigits(v))) != "" {
+			if !raw && detect.Find([]byte(numberDigits(v))) != "" {
 				v = detect.Placeholder("x")
 			}
 			return folded{val: v, locs: []int32{c.Location}}, true
 		}
 		return folded{}, false
 	case *pg_query.Node_TypeCast:
-		return foldConst(x.TypeCast.Arg)
+		return foldConst(x.TypeCast.Arg, raw)
 	case *pg_query.Node_AArrayExpr:
 		// ARRAY['4111', '1111', …]: its elements, joined.
 		f := folded{composite: true}
 		known := false
 		for _, e := range x.AArrayExpr.Elements {
-			v, ok := foldConst(e)
+			v, ok := foldConst(e, raw)
 			known = known || ok
 			f.val += v.val
 			f.locs = append(f.locs, v.locs...)
@@ -794,8 +852,8 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 			len(e.Name) == 2 && !strings.EqualFold(e.Name[0].GetString_().GetSval(), "pg_catalog") {
 			return folded{}, false
 		}
-		l, lok := foldConst(e.Lexpr)
-		r, rok := foldConst(e.Rexpr)
+		l, lok := foldConst(e.Lexpr, raw)
+		r, rok := foldConst(e.Rexpr, raw)
 		switch op := e.Name[len(e.Name)-1].GetString_().GetSval(); op {
 		case "||":
 			if !lok && !rok {
@@ -823,7 +881,7 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 		oks := make([]bool, len(fc.Args))
 		anyOK := false
 		for i, a := range fc.Args {
-			args[i], oks[i] = foldConst(a)
+			args[i], oks[i] = foldConst(a, raw)
 			anyOK = anyOK || oks[i]
 		}
 		all := !slices.Contains(oks, false)
@@ -839,7 +897,7 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 		case name == "array_to_string" && len(args) >= 2 && oks[0] && oks[1] && fc.Args[0].GetAArrayExpr() != nil:
 			var parts []string
 			for _, e := range fc.Args[0].GetAArrayExpr().Elements {
-				v, _ := foldConst(e)
+				v, _ := foldConst(e, raw)
 				parts = append(parts, v.val)
 			}
 			f.val = strings.Join(parts, args[1].val)
@@ -971,6 +1029,18 @@ func foldConst(n *pg_query.Node) (folded, bool) {
 		return f, len(f.val) <= maxFolded
 	}
 	return folded{}, false
+}
+
+// alnum is s's letters and digits, lower case: a value found, its
+// separators aside.
+func alnum(s string) string {
+	return strings.Map(func(c rune) rune {
+		switch {
+		case unicode.IsLetter(c) || unicode.IsDigit(c):
+			return unicode.ToLower(c)
+		}
+		return -1
+	}, s)
 }
 
 // arrayLiteral reads a one-dimensional array literal's elements

@@ -241,3 +241,69 @@ func TestRedactSQLEscapedValueFoundWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactSQLFoldedValueAroundAFoundOne: a constant expression making
+// a card number, one of whose literals holds a shorter card number by
+// itself ('23645 7651653651', its tail 14 Luhn-valid digits), is judged
+// as the whole PostgreSQL makes: every constant becomes the placeholder
+// and the whole number is the value listed, not the literal's tail with
+// the number's first digits left as written (CI, stop 38).
+func TestRedactSQLFoldedValueAroundAFoundOne(t *testing.T) {
+	cards := []string{"4236457651653651"}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 3000 {
+		d := make([]byte, 15)
+		d[0] = '4'
+		for i := 1; i < 15; i++ {
+			d[i] = byte('0' + r.IntN(10))
+		}
+		cards = append(cards, string(d)+luhnCheck(string(d)))
+	}
+	digitsOf := func(s string) string {
+		return strings.Map(func(c rune) rune {
+			if '0' <= c && c <= '9' {
+				return c
+			}
+			return -1
+		}, s)
+	}
+	partAlone := 0
+	for _, c := range cards {
+		tail := c[1:6] + " " + c[6:]
+		if got, _ := redactText(fmt.Sprintf("SELECT '%s'", tail), nil, 0); got != fmt.Sprintf("SELECT '%s'", tail) {
+			partAlone++
+		}
+		for _, sql := range []string{
+			fmt.Sprintf("SELECT chr(%d + 0) || '%s'", c[0], tail),
+			fmt.Sprintf("SELECT concat('%s', '%s')", c[:2], c[2:]),
+			fmt.Sprintf("SELECT format('%%s%%s', '%s', '%s')", c[:1], tail),
+		} {
+			got, found := redactText(sql, nil, 0)
+			if digitsOf(got) != "" {
+				t.Fatalf("redactText(%q)\n = %q: digits of the card number left as written", sql, got)
+			}
+			if !slices.ContainsFunc(found, func(f gateway.Finding) bool { return digitsOf(f.Value) == c }) {
+				t.Fatalf("redactText(%q): found %+v, not the card number %s", sql, found, c)
+			}
+		}
+	}
+	if partAlone == 0 {
+		t.Fatal("no case had a literal holding a value by itself: the test does not exercise the class")
+	}
+	t.Logf("%d of %d cards had a literal holding a value by itself", partAlone, len(cards))
+}
+
+// luhnCheck is the Luhn check digit of the digits d.
+func luhnCheck(d string) string {
+	sum := 0
+	for i := range len(d) { // from the right, the check digit's neighbour doubles
+		v := int(d[len(d)-1-i] - '0')
+		if i%2 == 0 {
+			if v *= 2; v > 9 {
+				v -= 9
+			}
+		}
+		sum += v
+	}
+	return fmt.Sprint((10 - sum%10) % 10)
+}
