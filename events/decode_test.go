@@ -202,3 +202,19 @@ func TestRawStringEveryPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintableASCII: printableASCII agrees with a byte loop on every
+// byte at every place of strings up to 20 bytes long.
+func TestPrintableASCII(t *testing.T) {
+	for c := range 256 {
+		for n := range 21 {
+			for k := range n {
+				s := strings.Repeat("a", k) + string([]byte{byte(c)}) + strings.Repeat("b", n-k-1)
+				want := c >= ' ' && c < 0x7f
+				if got := printableASCII(s); got != want {
+					t.Fatalf("printableASCII(%q) = %v", s, got)
+				}
+			}
+		}
+	}
+}
