@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/gateway"
+	"github.com/auditledger/auditledger/test/natstest"
 )
 
 // recorded returns the bytes recorded of a stream's chunks, joined, and
@@ -201,5 +203,75 @@ func TestStreamInsertBounded(t *testing.T) {
 	runtime.ReadMemStats(&m)
 	if n := m.TotalAlloc - before; n > 256<<20 {
 		t.Errorf("12 KB of insertions allocated %d MiB", n>>20)
+	}
+}
+
+// A buffer whose raw bytes fill up while its rendered text is still
+// within the held tail — escape sequences outweighing what they show, or
+// an OSC string not yet ended — is not cut where the next write would
+// complete a value: it grows while the tail is held, each event still at
+// most MaxChunk bytes, and past MaxHeldRaw chunks it is recorded as
+// binary (its digest), never as a value's first part. The attacker's
+// case: 16 KiB of "ESC [ m" ending in "4111 1111", then " 1111 1111".
+func TestStreamHoldsTailOfEscapes(t *testing.T) {
+	limit := gateway.DefaultMaxChunk
+	fill := strings.Repeat("\x1b[m", (limit-9)/3)
+	var coloured strings.Builder
+	for coloured.Len() < limit-20 {
+		coloured.WriteString("\x1b[31mx\x1b[0m")
+	}
+	colouredCard := coloured.String() + "4\x1b[0m1\x1b[0m1\x1b[0m1 1111"
+	cases := []struct {
+		name   string
+		writes []string
+	}{
+		{"escapes fill the buffer", []string{fill + strings.Repeat("x", limit-len(fill)-9) + "4111 1111", " 1111 1111\n"}},
+		{"OSC not ended", []string{"\x1b]0;" + strings.Repeat("a", limit-4-9) + "4111 1111", " 1111 1111\x07\n"}},
+		{"every character coloured", []string{colouredCard[:limit], colouredCard[limit:] + " 1111 1111\n" + strings.Repeat(coloured.String(), 3) + "\n"}},
+		{"OSC past the bound", []string{"\x1b]0;" + strings.Repeat("a", gateway.MaxHeldRaw*limit-4-9) + "4111 1111", " 1111 1111\x07\n"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := startBus(t, true)
+			g := newGateway(t, b.em, nil)
+			s := g.Session(events.Target{Kind: "ssh"})
+			st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+			total := 0
+			for _, w := range c.writes {
+				st.Write([]byte(w))
+				total += len(w)
+			}
+			st.Close()
+			var chunks []map[string]any
+			var got []byte
+			natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+				chunks, got = nil, nil
+				sum := 0
+				for _, c := range outputs(natstest.Events(t, b.js, "")) {
+					chunks = append(chunks, c.Payload)
+					sum += int(c.Payload["bytes"].(float64))
+					data, _ := c.Payload["data"].(string)
+					d, _ := base64.StdEncoding.DecodeString(data)
+					got = append(got, d...)
+				}
+				if sum != total {
+					return fmt.Errorf("%d of %d bytes recorded", sum, total)
+				}
+				return nil
+			})
+			if strings.Contains(digitsOnly(got), "4111111111111111") {
+				t.Fatalf("recorded the card: …%q", got[max(0, len(got)-60):])
+			}
+			at := 0
+			for i, p := range chunks {
+				if int(p["offset"].(float64)) != at {
+					t.Fatalf("chunk %d at %v, want %d", i, p["offset"], at)
+				}
+				if n := int(p["bytes"].(float64)); n > limit && p["redacted"] == nil {
+					t.Fatalf("chunk %d holds %d bytes, more than %d", i, n, limit)
+				}
+				at += int(p["bytes"].(float64))
+			}
+		})
 	}
 }
