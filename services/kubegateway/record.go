@@ -12,7 +12,6 @@ import (
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apiserver/pkg/endpoints/request"
 
-	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 )
@@ -28,27 +27,25 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // describe is the command payload of a request, as the API server parses
 // it. Every string passes the detectors when it is recorded.
 func describe(r *http.Request, info *request.RequestInfo, q Request) map[string]any {
-	c := map[string]any{"protocol": "kubernetes", "method": events.Clean(r.Method, 32), "verb": events.Clean(q.Verb, 64),
-		"path": events.Clean(r.URL.EscapedPath(), 2048), "client_addr": r.RemoteAddr}
-	if r.URL.RawQuery != "" {
-		c["query"] = events.Clean(r.URL.RawQuery, 2048)
-	}
+	c := map[string]any{"protocol": "kubernetes", "method": gateway.Clip(r.Method, 32), "verb": gateway.Clip(q.Verb, 64),
+		"client_addr": r.RemoteAddr}
+	recordTarget(c, r.URL)
 	if ua := r.UserAgent(); ua != "" {
-		c["user_agent"] = events.Clean(ua, 256)
+		c["user_agent"] = gateway.Clip(ua, 256)
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		c["content_type"] = events.Clean(ct, 128)
+		c["content_type"] = gateway.Clip(ct, 128)
 	}
 	if q.IsResource {
-		c["api_group"], c["api_version"], c["resource"] = q.APIGroup, events.Clean(info.APIVersion, 64), events.Clean(q.Resource, 256)
+		c["api_group"], c["api_version"], c["resource"] = q.APIGroup, gateway.Clip(info.APIVersion, 64), gateway.Clip(q.Resource, 256)
 		for k, v := range map[string]string{"subresource": q.Subresource, "namespace": q.Namespace, "name": q.Name} {
 			if v != "" {
-				c[k] = events.Clean(v, 256)
+				c[k] = gateway.Clip(v, 256)
 			}
 		}
 	}
 	st := statement(q)
-	c["statement"] = events.Clean(st, 2048)
+	c["statement"] = gateway.Clip(st, 2048)
 	c["statement_sha256"] = approvals.Digest(st)
 	return c
 }
@@ -77,12 +74,47 @@ func statement(q Request) string {
 	return s
 }
 
-// recordedTarget is the request target an approval is bound to.
-func recordedTarget(u *url.URL) string {
-	if u.RawQuery == "" {
-		return u.EscapedPath()
+// judgedTarget is u's path and query as recorded: as sent, or, where the
+// detectors find a value, decoded with each value replaced — judged as
+// the HTTP gateway judges them (gateway.ScrubQuery, gateway.JoinSegments):
+// percent-decoded, a path's segments and the values of a query name given
+// more than once (an exec's command=4111&command=1111&…) read joined. rs
+// lists what was replaced, with the values, under /path and /query.
+func judgedTarget(u *url.URL) (path, query string, rs []gateway.Redaction) {
+	path, query = u.EscapedPath(), u.RawQuery
+	var pf, qf []gateway.Finding
+	p, pc := gateway.ScrubDecoded(u.Path, false, &pf)
+	if p, pc = gateway.JoinSegments(p, pc, &pf); pc != nil {
+		path = p
+		rs = append(rs, gateway.Found("/path", pf)...)
 	}
-	return u.EscapedPath() + "?" + u.RawQuery
+	if query != "" {
+		if q, qc := gateway.ScrubQuery(query, &qf); qc != nil {
+			query = q
+			rs = append(rs, gateway.Found("/query", qf)...)
+		}
+	}
+	return path, query, rs
+}
+
+// recordTarget puts u's path and query, judged, into payload.
+func recordTarget(payload map[string]any, u *url.URL) {
+	path, query, rs := judgedTarget(u)
+	payload["path"] = gateway.Clip(path, 2048)
+	if query != "" {
+		payload["query"] = gateway.Clip(query, 2048)
+	}
+	gateway.AddRedactions(payload, rs...)
+}
+
+// recordedTarget is the request target an approval is bound to, judged
+// as it is recorded.
+func recordedTarget(u *url.URL) string {
+	path, query, _ := judgedTarget(u)
+	if query == "" {
+		return path
+	}
+	return path + "?" + query
 }
 
 // recordBody puts the request body into the command payload (member
@@ -117,7 +149,7 @@ func recordBody(c map[string]any, contentType string, body []byte, secrets bool,
 		}
 		v = jsonable(v)
 	default:
-		c["body_omitted"] = "content type " + events.Clean(contentType, 128) + ": recorded by its digest only"
+		c["body_omitted"] = "content type " + gateway.Clip(contentType, 128) + ": recorded by its digest only"
 		return
 	}
 	c["body"] = withoutSecrets(v, keyed)
