@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -87,6 +88,16 @@ func textControl(c byte, keys bool) bool {
 	return keys && editKey(c)
 }
 
+// metaKey reports whether ESC then c is a meta key the line editor
+// applies (lineEditor.escape): a word back or forward, a word killed.
+func metaKey(c byte) bool {
+	switch c {
+	case 'b', 'B', 'f', 'F', 'd', 'D', 0x7f, 0x08:
+		return true
+	}
+	return false
+}
+
 // editKey reports whether c is a line-editing key of readline's default
 // (emacs) bindings: ^A ^B ^D ^E ^F ^K ^U ^W.
 func editKey(c byte) bool {
@@ -135,6 +146,13 @@ func renderEdited(raw []byte, final, keys bool) rendering {
 				return r
 			}
 			seq := raw[i : i+n]
+			if keys && n == 2 && !metaKey(seq[1]) {
+				// A meta key readline gives an edit the line editor
+				// does not make (transpose or yank words, a numeric
+				// argument, vi's command mode): the line as it ends up
+				// is unknown, so the bytes are not judged as text.
+				return binary()
+			}
 			if n > 2 && seq[1] != '[' && !(seq[1] == 'O' && n == 3) || digitCount(seq) > 6 {
 				r.hidden = true
 			}
@@ -321,6 +339,43 @@ func (e *lineEditor) key(c byte) {
 	}
 }
 
+// wordChar reports whether cell i is part of a word as readline's word
+// motions read one: a letter or digit, or a character beyond ASCII.
+func (e *lineEditor) wordChar(i int) bool {
+	c := e.line[i]
+	if c.n == 0 {
+		return false
+	}
+	b := e.raw[c.lo]
+	return c.n > 1 || b >= '0' && b <= '9' || b|0x20 >= 'a' && b|0x20 <= 'z'
+}
+
+// wordBack is where readline's backward-word takes the cursor: over what
+// is not a word, then to the start of the word before.
+func (e *lineEditor) wordBack() int {
+	i := e.cur
+	for i > 0 && !e.wordChar(i-1) {
+		i--
+	}
+	for i > 0 && e.wordChar(i-1) {
+		i--
+	}
+	return i
+}
+
+// wordForward is where readline's forward-word takes the cursor: over
+// what is not a word, then to the end of the word after.
+func (e *lineEditor) wordForward() int {
+	i := e.cur
+	for i < len(e.line) && !e.wordChar(i) {
+		i++
+	}
+	for i < len(e.line) && e.wordChar(i) {
+		i++
+	}
+	return i
+}
+
 // blank reports whether cell i is a blank (an insertion's, or a space or
 // tab, which word deletion stops at).
 func (e *lineEditor) blank(i int) bool {
@@ -335,6 +390,34 @@ func (e *lineEditor) blank(i int) bool {
 // CSI 3~) and erase in line (CSI K). Others change nothing the text
 // holds.
 func (e *lineEditor) escape(seq []byte, at int) {
+	if e.keys && len(seq) == 2 {
+		// Readline's meta keys (ESC, then the key): a word back and
+		// forward, the word after the cursor and the one before it
+		// killed.
+		switch seq[1] {
+		case 'b', 'B':
+			e.cur = e.wordBack()
+		case 'f', 'F':
+			e.cur = e.wordForward()
+		case 'd', 'D':
+			e.remove(e.cur, e.wordForward())
+		case 0x7f, 0x08:
+			e.remove(e.wordBack(), e.cur)
+		}
+		return
+	}
+	if e.keys && len(seq) > 3 && seq[1] == '[' && (seq[len(seq)-1] == 'D' || seq[len(seq)-1] == 'C') {
+		// An arrow key with a modifier (CSI 1;5D: ctrl-left; 1;3D:
+		// alt-left): a word back or forward, as readline binds them.
+		if _, mod, ok := strings.Cut(string(seq[2:len(seq)-1]), ";"); ok && mod != "" && mod != "1" && mod != "2" {
+			if seq[len(seq)-1] == 'D' {
+				e.cur = e.wordBack()
+			} else {
+				e.cur = e.wordForward()
+			}
+			return
+		}
+	}
 	if len(seq) == 3 && seq[1] == 'O' {
 		switch seq[2] {
 		case 'D':

@@ -134,6 +134,13 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 		{"^B", "stdin", "echo 851889592158" + strings.Repeat("\x02", 12) + "4802\r"},
 		{"^A then right", "stdin", "echo 851889592158\x01" + strings.Repeat("\x06", 5) + "4802\r"},
 		{"home key", "stdin", "851889592158\x1b[H4802\r"},
+		{"meta-b: a word back", "stdin", "echo 851889592158\x1bb4802\r"},
+		{"meta-b: three words back", "stdin", "echo 8518 8959 2158" + strings.Repeat("\x1bb", 3) + "4802 \r"},
+		{"ctrl-left: a word back", "stdin", "echo 851889592158\x1b[1;5D4802\r"},
+		{"alt-left: a word back", "stdin", "echo 851889592158\x1b[1;3D4802\r"},
+		{"meta-f: a word forward", "stdin", "echo x 851889592158\x01\x1bf\x1bf\x1bf\x1bb4802\r"},
+		{"meta-d kills the word between", "stdin", "echo 4802 zz 851889592158\x1bb\x1bb\x1bd\x1b[3~\x7f\r"},
+		{"meta-DEL kills the word before", "stdin", "echo 4802 zz\x1b\x7f\x7f851889592158\r"},
 		{"echo: backspaces and insert", "stdout", "echo 851889592158" + strings.Repeat("\b", 12) + "\x1b[4@4802\r\n"},
 		{"echo: cursor left and insert", "stdout", "echo 851889592158\x1b[12D\x1b[4@4802\r\n"},
 		{"echo: padded to the raw length", "stdout", "echo 851889592158\x1b[12D\x1b[40@4802\r\n"},
@@ -154,6 +161,20 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 				t.Fatalf("nothing listed as redacted: %v", ps[0])
 			}
 		})
+	}
+	// Meta keys whose edit the line editor does not make (M-t transposes
+	// words: 851889592158 4802 becomes 4802 851889592158; M-y yanks; M-5
+	// is a numeric argument): the line is unknown, so the input is
+	// recorded by its digest only.
+	for _, in := range []string{"echo 851889592158 4802\x1bt\r", "echo 4802 zz\x1b\x7f851889592158\x1by\r", "echo 8518895921584802\x1b5\x02x\r"} {
+		b := startBus(t, true)
+		g := newGateway(t, b.em, nil)
+		st := g.Session(events.Target{Kind: "ssh"}).Stream("stdin", gateway.StreamConfig{FlushAfter: time.Hour})
+		st.Write([]byte(in))
+		st.Close()
+		if got, ps := recorded(t, b, 1); len(got) != 0 || ps[0]["binary"] != true {
+			t.Errorf("%q recorded as %q, %v", in, got, ps[0])
+		}
 	}
 	// Edits that make no value leave the text as typed.
 	b := startBus(t, true)
