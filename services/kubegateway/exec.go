@@ -27,6 +27,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 )
@@ -66,6 +67,15 @@ func describeExec(r *http.Request, command map[string]any, kind string) {
 	cmd := make([]any, 0, len(argv))
 	for _, a := range argv {
 		cmd = append(cmd, gateway.Clip(a, 2048))
+	}
+	// A value written over several arguments (echo '4111 1111' '1111
+	// 1111') is the value the program reading them joins: each argument
+	// that goes into one becomes its placeholder.
+	for _, j := range detect.JoinedValues(argv) {
+		for _, p := range j.Parts {
+			cmd[p] = detect.Placeholder(j.Detector)
+		}
+		gateway.AddRedactions(command, gateway.Found("/command/"+strconv.Itoa(j.Parts[0]), []gateway.Finding{{Detector: j.Detector, Value: j.Value}})...)
 	}
 	st := shellJoin(argv)
 	command["request"] = command["statement"]

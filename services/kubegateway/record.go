@@ -7,11 +7,15 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apiserver/pkg/endpoints/request"
 
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 )
@@ -152,7 +156,154 @@ func recordBody(c map[string]any, contentType string, body []byte, secrets bool,
 		c["body_omitted"] = "content type " + gateway.Clip(contentType, 128) + ": recorded by its digest only"
 		return
 	}
-	c["body"] = withoutSecrets(v, keyed)
+	v = withoutSecrets(v, keyed)
+	gateway.AddRedactions(c, joinBodyValues(v)...)
+	c["body"] = v
+}
+
+// maxJoined is the most strings joinBodyValues joins into one value.
+const maxJoined = 4
+
+// joinBodyValues judges the strings of a decoded body that a program
+// reads side by side joined: runs of 2 to maxJoined adjacent ones,
+// joined without and with a space between (detect.JoinSeparators), each
+// judged as a whole value (detect.Find) — a run that only holds a value
+// among other text is not taken, so that ports, sizes and counts side by
+// side do not read as a card number at some offset. The
+// members of one object, by name (a ConfigMap's data: {a: "4111 1111",
+// b: "1111 1111"}, an object's annotations), and one member across the
+// objects of an array, in order (two env values, the values of a JSON
+// patch's ops), and the strings of an array. Each string that goes into a
+// value found becomes its placeholder, listed at the first one's place
+// with the value. Numbers, strings far apart in the body, and digests
+// (withoutSecrets) are not joined: ports, sizes and counts side by side
+// would make digit runs by chance.
+func joinBodyValues(v any) []gateway.Redaction {
+	type leaf struct {
+		path string
+		text string
+		set  func(any)
+	}
+	var rs []gateway.Redaction
+	judge := func(leaves []leaf) {
+		if len(leaves) < 2 {
+			return
+		}
+		taken := make([]bool, len(leaves))
+		for w := maxJoined; w >= 2; w-- { // the longest first
+			for i := 0; i+w <= len(leaves); i++ {
+				if slices.Contains(taken[i:i+w], true) {
+					continue
+				}
+				parts := make([]string, w)
+				for k := range parts {
+					parts[k] = strings.TrimSpace(leaves[i+k].text)
+				}
+				if digitsOnly(parts) && !evenGroups(parts) {
+					continue
+				}
+				for _, sep := range detect.JoinSeparators {
+					joined := strings.Join(parts, sep)
+					d := detect.Find([]byte(joined))
+					if d == "" {
+						continue
+					}
+					for k := i; k < i+w; k++ {
+						taken[k] = true
+						leaves[k].set(detect.Placeholder(d))
+					}
+					rs = append(rs, gateway.Found(leaves[i].path, []gateway.Finding{{Detector: d, Value: joined}})...)
+					break
+				}
+			}
+		}
+	}
+	str := func(x any) (string, bool) {
+		s, ok := x.(string)
+		return s, ok && !detect.IsDigest(s) && s != "(not recorded)"
+	}
+	esc := func(k string) string { return strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1") }
+	var walk func(v any, path string)
+	walk = func(v any, path string) {
+		switch t := v.(type) {
+		case map[string]any:
+			keys := make([]string, 0, len(t))
+			for k := range t {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			var members []leaf
+			for _, k := range keys {
+				if s, ok := str(t[k]); ok {
+					members = append(members, leaf{path + "/" + esc(k), s, func(x any) { t[k] = x }})
+				}
+			}
+			judge(members)
+			for _, k := range keys {
+				walk(t[k], path+"/"+esc(k))
+			}
+		case []any:
+			var elems []leaf
+			across := map[string][]leaf{}
+			var names []string
+			for i, e := range t {
+				if s, ok := str(e); ok {
+					elems = append(elems, leaf{path + "/" + strconv.Itoa(i), s, func(x any) { t[i] = x }})
+				}
+				if m, ok := e.(map[string]any); ok {
+					for k, x := range m {
+						if s, ok := str(x); ok {
+							if _, seen := across[k]; !seen {
+								names = append(names, k)
+							}
+							across[k] = append(across[k], leaf{path + "/" + strconv.Itoa(i) + "/" + esc(k), s, func(x any) { m[k] = x }})
+						}
+					}
+				}
+			}
+			judge(elems)
+			sort.Strings(names)
+			for _, k := range names {
+				judge(across[k])
+			}
+			for i, e := range t {
+				walk(e, path+"/"+strconv.Itoa(i))
+			}
+		}
+	}
+	walk(v, "/body")
+	return rs
+}
+
+// digitsOnly reports whether every part is digits and the separators of
+// digit groups (space, dash, dot, slash) only.
+func digitsOnly(parts []string) bool {
+	for _, p := range parts {
+		if strings.Trim(p, "0123456789 -./") != "" || strings.Trim(p, " -./") == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// evenGroups reports whether parts, digits and separators only, write
+// digit groups all of one length of 4 digits or more, as a number is cut
+// to hide it (4111 1111 …, 41111111 11111111, 4111-1111): numbers of
+// other lengths side by side (ports, sizes, timeouts, dates) are not
+// read as one.
+func evenGroups(parts []string) bool {
+	n := 0
+	for _, p := range parts {
+		for _, g := range strings.FieldsFunc(p, func(r rune) bool { return r < '0' || r > '9' }) {
+			if n == 0 {
+				n = len(g)
+			}
+			if len(g) != n || n < 4 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // jsonable turns what YAML decoding made into values a payload holds.
