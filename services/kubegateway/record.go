@@ -189,33 +189,15 @@ func joinBodyValues(v any) []gateway.Redaction {
 		if len(leaves) < 2 {
 			return
 		}
-		taken := make([]bool, len(leaves))
-		for w := maxJoined; w >= 2; w-- { // the longest first
-			for i := 0; i+w <= len(leaves); i++ {
-				if slices.Contains(taken[i:i+w], true) {
-					continue
-				}
-				parts := make([]string, w)
-				for k := range parts {
-					parts[k] = strings.TrimSpace(leaves[i+k].text)
-				}
-				if digitsOnly(parts) && !evenGroups(parts) {
-					continue
-				}
-				for _, sep := range detect.JoinSeparators {
-					joined := strings.Join(parts, sep)
-					d := detect.Find([]byte(joined))
-					if d == "" {
-						continue
-					}
-					for k := i; k < i+w; k++ {
-						taken[k] = true
-						leaves[k].set(detect.Placeholder(d))
-					}
-					rs = append(rs, gateway.Found(leaves[i].path, []gateway.Finding{{Detector: d, Value: joined}})...)
-					break
-				}
+		texts := make([]string, len(leaves))
+		for i, l := range leaves {
+			texts[i] = l.text
+		}
+		for _, j := range joinedRuns(texts) {
+			for _, k := range j.Parts {
+				leaves[k].set(detect.Placeholder(j.Detector))
 			}
+			rs = append(rs, gateway.Found(leaves[j.Parts[0]].path, []gateway.Finding{{Detector: j.Detector, Value: j.Value}})...)
 		}
 	}
 	str := func(x any) (string, bool) {
@@ -273,6 +255,43 @@ func joinBodyValues(v any) []gateway.Redaction {
 	}
 	walk(v, "/body")
 	return rs
+}
+
+// joinedRuns returns the values runs of 2 to maxJoined adjacent texts
+// make joined (see joinBodyValues), each text in one value at most, the
+// longest runs first.
+func joinedRuns(texts []string) []detect.Joined {
+	var out []detect.Joined
+	taken := make([]bool, len(texts))
+	for w := maxJoined; w >= 2; w-- {
+		for i := 0; i+w <= len(texts); i++ {
+			if slices.Contains(taken[i:i+w], true) {
+				continue
+			}
+			parts := make([]string, w)
+			for k := range parts {
+				parts[k] = strings.TrimSpace(texts[i+k])
+			}
+			if digitsOnly(parts) && !evenGroups(parts) {
+				continue
+			}
+			for _, sep := range detect.JoinSeparators {
+				joined := strings.Join(parts, sep)
+				d := detect.Find([]byte(joined))
+				if d == "" {
+					continue
+				}
+				j := detect.Joined{Detector: d, Value: joined}
+				for k := i; k < i+w; k++ {
+					taken[k] = true
+					j.Parts = append(j.Parts, k)
+				}
+				out = append(out, j)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // digitsOnly reports whether every part is digits and the separators of
