@@ -178,9 +178,25 @@ func (st *Stream) flushLocked(final bool) {
 		if cut == 0 && full {
 			// The rendered tail is the whole buffer (escape sequences
 			// outweigh the text, or one not yet ended holds the rest):
-			// cutting it anywhere could record a value's first part
-			// apart from its rest. It grows while it may; past that it
-			// is not text judged within bounds.
+			// what renders as nothing before its first character (NULs,
+			// escapes) is recorded, but cutting the rest anywhere could
+			// record a value's first part apart from its rest. It grows
+			// while it may; past that it is not text judged within
+			// bounds.
+			cut = r.done
+			if len(r.b) > 0 {
+				cut = int(slices.Min(r.lo))
+				if r.same {
+					cut = 0
+				}
+			}
+			for _, sp := range spans {
+				if sp.Lo < cut && cut < sp.Hi {
+					cut = sp.Lo
+				}
+			}
+		}
+		if cut == 0 && full {
 			if len(st.buf) < st.heldRaw() {
 				return
 			}

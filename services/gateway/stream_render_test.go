@@ -210,6 +210,27 @@ func TestStreamJudgesBytesAnEditBreaks(t *testing.T) {
 	}
 }
 
+// Bytes that render as nothing (head -c 4M /dev/zero) hold no tail: a
+// full buffer of them is recorded as text at once, never held and never
+// turned binary.
+func TestStreamNothingRenderedIsNotHeld(t *testing.T) {
+	b := startBus(t, true)
+	g := newGateway(t, b.em, nil)
+	st := g.Session(events.Target{Kind: "ssh"}).Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+	zeros := make([]byte, gateway.MaxHeldRaw*gateway.DefaultMaxChunk*2)
+	st.Write(zeros)
+	st.Close()
+	got, ps := recorded(t, b, len(zeros)/gateway.DefaultMaxChunk)
+	if len(got) != len(zeros) {
+		t.Fatalf("recorded %d bytes of text of %d", len(got), len(zeros))
+	}
+	for i, p := range ps {
+		if p["binary"] != nil {
+			t.Fatalf("chunk %d recorded as binary: %v", i, p)
+		}
+	}
+}
+
 // Blanks inserted without end (CSI 65536 @ over and over, 9 bytes each)
 // grow a line no further than maxLine cells.
 func TestStreamInsertBounded(t *testing.T) {

@@ -71,7 +71,7 @@ func describeExec(r *http.Request, command map[string]any, kind string) {
 	// A value written over several arguments (echo '4111 1111' '1111
 	// 1111') is the value the program reading them joins: each argument
 	// that goes into one becomes its placeholder.
-	for _, j := range joinedRuns(argv) {
+	for _, j := range gateway.JoinedRuns(argv) {
 		for _, p := range j.Parts {
 			cmd[p] = detect.Placeholder(j.Detector)
 		}

@@ -7,7 +7,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -161,15 +160,8 @@ func recordBody(c map[string]any, contentType string, body []byte, secrets bool,
 	c["body"] = v
 }
 
-// maxJoined is the most strings joinBodyValues joins into one value.
-const maxJoined = 4
-
 // joinBodyValues judges the strings of a decoded body that a program
-// reads side by side joined: runs of 2 to maxJoined adjacent ones,
-// joined without and with a space between (detect.JoinSeparators), each
-// judged as a whole value (detect.Find) — a run that only holds a value
-// among other text is not taken, so that ports, sizes and counts side by
-// side do not read as a card number at some offset. The
+// reads side by side joined (gateway.JoinedRuns): the
 // members of one object, by name (a ConfigMap's data: {a: "4111 1111",
 // b: "1111 1111"}, an object's annotations), and one member across the
 // objects of an array, in order (two env values, the values of a JSON
@@ -193,7 +185,7 @@ func joinBodyValues(v any) []gateway.Redaction {
 		for i, l := range leaves {
 			texts[i] = l.text
 		}
-		for _, j := range joinedRuns(texts) {
+		for _, j := range gateway.JoinedRuns(texts) {
 			for _, k := range j.Parts {
 				leaves[k].set(detect.Placeholder(j.Detector))
 			}
@@ -255,74 +247,6 @@ func joinBodyValues(v any) []gateway.Redaction {
 	}
 	walk(v, "/body")
 	return rs
-}
-
-// joinedRuns returns the values runs of 2 to maxJoined adjacent texts
-// make joined (see joinBodyValues), each text in one value at most, the
-// longest runs first.
-func joinedRuns(texts []string) []detect.Joined {
-	var out []detect.Joined
-	taken := make([]bool, len(texts))
-	for w := maxJoined; w >= 2; w-- {
-		for i := 0; i+w <= len(texts); i++ {
-			if slices.Contains(taken[i:i+w], true) {
-				continue
-			}
-			parts := make([]string, w)
-			for k := range parts {
-				parts[k] = strings.TrimSpace(texts[i+k])
-			}
-			if digitsOnly(parts) && !evenGroups(parts) {
-				continue
-			}
-			for _, sep := range detect.JoinSeparators {
-				joined := strings.Join(parts, sep)
-				d := detect.Find([]byte(joined))
-				if d == "" {
-					continue
-				}
-				j := detect.Joined{Detector: d, Value: joined}
-				for k := i; k < i+w; k++ {
-					taken[k] = true
-					j.Parts = append(j.Parts, k)
-				}
-				out = append(out, j)
-				break
-			}
-		}
-	}
-	return out
-}
-
-// digitsOnly reports whether every part is digits and the separators of
-// digit groups (space, dash, dot, slash) only.
-func digitsOnly(parts []string) bool {
-	for _, p := range parts {
-		if strings.Trim(p, "0123456789 -./") != "" || strings.Trim(p, " -./") == "" {
-			return false
-		}
-	}
-	return true
-}
-
-// evenGroups reports whether parts, digits and separators only, write
-// digit groups all of one length of 4 digits or more, as a number is cut
-// to hide it (4111 1111 …, 41111111 11111111, 4111-1111): numbers of
-// other lengths side by side (ports, sizes, timeouts, dates) are not
-// read as one.
-func evenGroups(parts []string) bool {
-	n := 0
-	for _, p := range parts {
-		for _, g := range strings.FieldsFunc(p, func(r rune) bool { return r < '0' || r > '9' }) {
-			if n == 0 {
-				n = len(g)
-			}
-			if len(g) != n || n < 4 {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // jsonable turns what YAML decoding made into values a payload holds.
