@@ -125,7 +125,7 @@ func render(raw []byte, final, keys bool) rendering {
 // renderEdited is render by the line editor, for any bytes.
 func renderEdited(raw []byte, final, keys bool) rendering {
 	r := rendering{b: make([]byte, 0, len(raw)), lo: make([]int32, 0, len(raw)), text: true}
-	e := lineEditor{r: &r, raw: raw, keys: keys}
+	e := lineEditor{r: &r, raw: raw, keys: keys, pad: padPerByte*len(raw) + padSlack}
 	binary := func() rendering {
 		r.text = false
 		r.done = len(raw)
@@ -244,6 +244,16 @@ type cell struct {
 // maxLine bounds the cells of a line an insertion of blanks grows it to.
 const maxLine = 64 << 10
 
+// maxColumn is the furthest column a cursor move past a line's end pads
+// the line to; a rendering pads lines with at most padPerByte blanks a
+// raw byte (and padSlack more) in all, so that moves repeated on every
+// line cannot grow the rendering without bound.
+const (
+	maxColumn  = 1024
+	padPerByte = 4
+	padSlack   = 4096
+)
+
 // lineEditor applies the edits of the current line: the line as cells and
 // the cursor; flush appends the line as it ends up to the rendering.
 type lineEditor struct {
@@ -252,6 +262,15 @@ type lineEditor struct {
 	line []cell
 	cur  int
 	keys bool
+	// at is the raw offset of the sequence being applied (blanks a
+	// cursor move past the line's end makes come from it); row is the
+	// terminal row the line is on, once a sequence named one (0: not
+	// known); saved, the column DECSC or CSI s saved.
+	at    int32
+	row   int
+	saved int
+	// pad is how many blanks cursor moves may still add (to).
+	pad int
 }
 
 func (e *lineEditor) flush() {
@@ -286,7 +305,62 @@ func (e *lineEditor) put(c cell) {
 }
 
 func (e *lineEditor) left(n int)  { e.cur = max(e.cur-n, 0) }
-func (e *lineEditor) right(n int) { e.cur = min(e.cur+n, len(e.line)) }
+func (e *lineEditor) right(n int) { e.to(e.cur + n) }
+
+// to moves the cursor to column col of the line. A line editor's cursor
+// stays within the line; a terminal's moves past its end, over blanks
+// (cells with n 0), which characters written later fill: what is
+// written at column 11 and then at column 1 reads as the row shows it.
+func (e *lineEditor) to(col int) {
+	col = max(col, 0)
+	if e.keys || col <= len(e.line) {
+		e.cur = min(col, len(e.line))
+		return
+	}
+	if col > maxColumn || col-len(e.line) > e.pad {
+		// Past any terminal's width, or more blanks than the bytes
+		// rendered warrant: the cursor stays at the line's end (the
+		// raw bytes are judged too).
+		e.r.hidden = true
+		e.cur = len(e.line)
+		return
+	}
+	e.pad -= col - len(e.line)
+	for len(e.line) < col {
+		e.line = append(e.line, cell{lo: e.at})
+	}
+	e.cur = col
+}
+
+// param is the i-th parameter of a control sequence's parameters (1 when
+// absent or 0).
+func param(params []byte, i int) int {
+	fields := strings.Split(string(params), ";")
+	if i >= len(fields) {
+		return 1
+	}
+	n := 0
+	for _, c := range []byte(fields[i]) {
+		if c < '0' || c > '9' {
+			return 1
+		}
+		n = min(n*10+int(c-'0'), 1<<16)
+	}
+	return max(n, 1)
+}
+
+// row moves the cursor to row r (a terminal's CUP or VPA): a row other
+// than the one the line is on ends the line, as a line feed does.
+func (e *lineEditor) toRow(r int) {
+	if e.row != 0 && r != e.row {
+		col := e.cur
+		e.r.hidden = true
+		e.flush()
+		e.r.add('\n', int(e.at))
+		e.to(col)
+	}
+	e.row = r
+}
 
 // remove deletes the cells [lo, hi) of the line.
 func (e *lineEditor) remove(lo, hi int) {
@@ -390,6 +464,16 @@ func (e *lineEditor) blank(i int) bool {
 // CSI 3~) and erase in line (CSI K). Others change nothing the text
 // holds.
 func (e *lineEditor) escape(seq []byte, at int) {
+	e.at = int32(at)
+	if !e.keys && len(seq) == 2 {
+		switch seq[1] {
+		case '7': // DECSC: save the cursor
+			e.saved = e.cur
+		case '8': // DECRC: restore it
+			e.to(e.saved)
+		}
+		return
+	}
 	if e.keys && len(seq) == 2 {
 		// Readline's meta keys (ESC, then the key): a word back and
 		// forward, the word after the cursor and the one before it
@@ -449,12 +533,27 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		e.left(count)
 	case 'C':
 		e.right(count)
-	case 'G':
-		e.cur = min(count-1, len(e.line))
-	case 'H':
-		if len(params) == 0 {
-			e.cur = 0
+	case 'G', '`':
+		e.to(count - 1)
+	case 'H', 'f':
+		if e.keys {
+			if len(params) == 0 {
+				e.cur = 0
+			}
+			break
 		}
+		// CUP: row and column. The line edited is one row: the cursor
+		// moved to another row ends it.
+		e.toRow(param(params, 0))
+		e.to(param(params, 1) - 1)
+	case 'd':
+		if !e.keys {
+			e.toRow(count)
+		}
+	case 's':
+		e.saved = e.cur
+	case 'u':
+		e.to(e.saved)
 	case 'F':
 		e.cur = len(e.line)
 	case '@':

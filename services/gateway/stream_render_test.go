@@ -144,6 +144,11 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 		{"echo: backspaces and insert", "stdout", "echo 851889592158" + strings.Repeat("\b", 12) + "\x1b[4@4802\r\n"},
 		{"echo: cursor left and insert", "stdout", "echo 851889592158\x1b[12D\x1b[4@4802\r\n"},
 		{"echo: padded to the raw length", "stdout", "echo 851889592158\x1b[12D\x1b[40@4802\r\n"},
+		{"cursor to row and column", "stdout", "\x1b[3;10H851889592158\x1b[3;6H4802\r\n"},
+		{"cursor to a column past the end", "stdout", "\x1b[10G851889592158\x1b[6G4802\r\n"},
+		{"cursor right past the end", "stdout", "echo\x1b[5C851889592158\x1b[6G4802\r\n"},
+		{"cursor saved and restored", "stdout", "echo \x1b7    851889592158\x1b84802\r\n"},
+		{"cursor saved and restored (CSI)", "stdout", "echo \x1b[s    851889592158\x1b[u4802\r\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -245,6 +250,17 @@ func TestStreamInsertBounded(t *testing.T) {
 	runtime.ReadMemStats(&m)
 	if n := m.TotalAlloc - before; n > 256<<20 {
 		t.Errorf("12 KB of insertions allocated %d MiB", n>>20)
+	}
+	// Cursor moves past the line's end on every line pad no more than
+	// the bytes rendered warrant.
+	st = g.Session(events.Target{Kind: "ssh"}).Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+	runtime.ReadMemStats(&m)
+	before = m.TotalAlloc
+	st.Write([]byte(strings.Repeat("\n\x1b[1024Gx", 1300)))
+	st.Close()
+	runtime.ReadMemStats(&m)
+	if n := m.TotalAlloc - before; n > 256<<20 {
+		t.Errorf("13 KB of cursor moves allocated %d MiB", n>>20)
 	}
 }
 
