@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/auditledger/auditledger/events/detect"
@@ -68,8 +69,8 @@ func ScrubQuery(raw string, found *[]Finding) (string, map[string]int) {
 	// The values of a name given more than once, decoded, for judging
 	// joined (c=4111&c=1111&…): a server reads them as one list.
 	type value struct {
-		part int
-		text string
+		part       int
+		name, text string
 	}
 	byName := map[string][]value{}
 	var names []string
@@ -81,7 +82,7 @@ func ScrubQuery(raw string, found *[]Finding) (string, map[string]int) {
 			if _, ok := byName[ks]; !ok {
 				names = append(names, ks)
 			}
-			byName[ks] = append(byName[ks], value{i, vs})
+			byName[ks] = append(byName[ks], value{i, ks, vs})
 		}
 		if kc == nil && vc == nil {
 			continue
@@ -94,6 +95,28 @@ func ScrubQuery(raw string, found *[]Finding) (string, map[string]int) {
 		parts[i] = ks
 		if eq {
 			parts[i] += "=" + vs
+		}
+	}
+	// The values of different names side by side (a=41111111&b=11111111,
+	// which a server joins as it likes), in the order sent: runs of them
+	// judged as one whole value (JoinedRuns).
+	var seq []value
+	for _, name := range names {
+		seq = append(seq, byName[name]...)
+	}
+	slices.SortFunc(seq, func(a, b value) int { return a.part - b.part })
+	texts := make([]string, len(seq))
+	for i, v := range seq {
+		texts[i] = v.text
+	}
+	for _, j := range JoinedRuns(texts) {
+		*found = append(*found, Finding{Detector: j.Detector, Value: j.Value})
+		if all == nil {
+			all = map[string]int{}
+		}
+		all[j.Detector]++
+		for _, p := range j.Parts {
+			parts[seq[p].part] = seq[p].name + "=" + detect.Placeholder(j.Detector)
 		}
 	}
 	for _, name := range names {
