@@ -115,17 +115,41 @@ func editKey(c byte) bool {
 // the cursor and backspace deletes the one before it). Unless final, an
 // escape sequence or a UTF-8 character cut off at the end is left
 // unrendered (done < len(raw)); when final, it makes the bytes binary.
-func render(raw []byte, final, keys bool) rendering {
-	if plainText(raw) {
+func render(raw []byte, final, keys bool) rendering { return renderIn(raw, final, keys, false) }
+
+// renderIn is render for bytes a terminal receives in insert mode (IRM)
+// when insert is true: the mode an earlier part of the stream set.
+func renderIn(raw []byte, final, keys, insert bool) rendering {
+	if plainText(raw) { // the cursor stays at each line's end: the mode changes nothing
 		return rendering{b: raw, done: len(raw), text: true, same: true}
 	}
-	return renderEdited(raw, final, keys)
+	return renderEdited(raw, final, keys, insert)
+}
+
+// insertAfter is a terminal's insert mode (IRM) after raw, insert before
+// it: the last CSI 4 h or CSI 4 l in raw sets it.
+func insertAfter(raw []byte, insert bool) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != 0x1b {
+			continue
+		}
+		n, complete := escapeLen(raw[i:])
+		if !complete {
+			break
+		}
+		if seq := raw[i : i+n]; n > 3 && seq[1] == '[' && (seq[n-1] == 'h' || seq[n-1] == 'l') && seq[2] != '?' &&
+			slices.Contains(strings.Split(string(seq[2:n-1]), ";"), "4") {
+			insert = seq[n-1] == 'h'
+		}
+		i += n - 1
+	}
+	return insert
 }
 
 // renderEdited is render by the line editor, for any bytes.
-func renderEdited(raw []byte, final, keys bool) rendering {
+func renderEdited(raw []byte, final, keys, insert bool) rendering {
 	r := rendering{b: make([]byte, 0, len(raw)), lo: make([]int32, 0, len(raw)), text: true}
-	e := lineEditor{r: &r, raw: raw, keys: keys, pad: padPerByte*len(raw) + padSlack}
+	e := lineEditor{r: &r, raw: raw, keys: keys, pad: padPerByte*len(raw) + padSlack, insert: insert && !keys}
 	binary := func() rendering {
 		r.text = false
 		r.done = len(raw)
@@ -271,6 +295,9 @@ type lineEditor struct {
 	saved int
 	// pad is how many blanks cursor moves may still add (to).
 	pad int
+	// insert is a terminal's insert mode (IRM): characters written move
+	// the rest of the line right rather than overwrite it.
+	insert bool
 }
 
 func (e *lineEditor) flush() {
@@ -292,11 +319,15 @@ func (e *lineEditor) put(c cell) {
 	switch {
 	case e.cur == len(e.line):
 		e.line = append(e.line, c)
-	case e.keys:
+	case e.keys || e.insert:
 		// Inserted between characters that were side by side: the raw
-		// bytes hold them unbroken, and are judged too.
+		// bytes hold them unbroken, and are judged too. A terminal
+		// inserts too in its insert mode (IRM, CSI 4 h).
 		e.r.hidden = true
 		e.line = slices.Insert(e.line, e.cur, c)
+		if len(e.line) > maxLine {
+			e.line = e.line[:maxLine]
+		}
 	default:
 		e.r.hidden = true // the character or blank overwritten
 		e.line[e.cur] = c
@@ -549,6 +580,11 @@ func (e *lineEditor) escape(seq []byte, at int) {
 	case 'd':
 		if !e.keys {
 			e.toRow(count)
+		}
+	case 'h', 'l':
+		// SM, RM: mode 4 is insert mode (IRM), among others set at once.
+		if !e.keys && len(params) > 0 && params[0] != '?' && slices.Contains(strings.Split(string(params), ";"), "4") {
+			e.insert = seq[len(seq)-1] == 'h'
 		}
 	case 's':
 		e.saved = e.cur

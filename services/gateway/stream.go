@@ -55,6 +55,7 @@ type Stream struct {
 	mu     sync.Mutex
 	buf    []byte
 	offset int64 // bytes of the stream recorded before buf
+	insert bool  // the terminal's insert mode (IRM) after the bytes recorded
 	timer  *time.Timer
 	closed bool
 }
@@ -147,7 +148,7 @@ func (st *Stream) flushLocked(final bool) {
 		return
 	}
 	full := len(st.buf) >= st.max
-	r := render(st.buf, final, st.name == "stdin")
+	r := renderIn(st.buf, final, st.name == "stdin", st.insert)
 	if !r.text {
 		st.recordBinary(st.buf)
 		st.offset += int64(len(st.buf))
@@ -229,6 +230,7 @@ func (st *Stream) flushLocked(final bool) {
 		st.recordText(st.buf[start:end], spans, start)
 		start = end
 	}
+	st.insert = insertAfter(st.buf[:cut], st.insert)
 	st.buf = append(st.buf[:0], st.buf[cut:]...)
 }
 

@@ -147,6 +147,8 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 		{"cursor to row and column", "stdout", "\x1b[3;10H851889592158\x1b[3;6H4802\r\n"},
 		{"cursor to a column past the end", "stdout", "\x1b[10G851889592158\x1b[6G4802\r\n"},
 		{"cursor right past the end", "stdout", "echo\x1b[5C851889592158\x1b[6G4802\r\n"},
+		{"insert mode", "stdout", "echo 851889592158\x1b[12D\x1b[4h4802\x1b[4l\r\n"},
+		{"insert mode after a CR", "stdout", "851889592158\r\x1b[4h4802\x1b[4l\r\n"},
 		{"cursor saved and restored", "stdout", "echo \x1b7    851889592158\x1b84802\r\n"},
 		{"cursor saved and restored (CSI)", "stdout", "echo \x1b[s    851889592158\x1b[u4802\r\n"},
 	}
@@ -166,6 +168,21 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 				t.Fatalf("nothing listed as redacted: %v", ps[0])
 			}
 		})
+	}
+	// Insert mode set in a chunk recorded before still holds: the line
+	// the next chunk completes is rendered in it.
+	{
+		b := startBus(t, true)
+		g := newGateway(t, b.em, nil)
+		st := g.Session(events.Target{Kind: "ssh"}).Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+		st.Write([]byte("\x1b[4h" + strings.Repeat("filler line\r\n", gateway.MaxHeld/6)))
+		st.Flush()
+		st.Write([]byte("851889592158\r4802\x1b[4l\r\n"))
+		st.Close()
+		got, _ := recorded(t, b, 2)
+		if strings.Contains(string(got), "851889592158") {
+			t.Errorf("insert mode of an earlier chunk: recorded …%q", got[len(got)-40:])
+		}
 	}
 	// Meta keys whose edit the line editor does not make (M-t transposes
 	// words: 851889592158 4802 becomes 4802 851889592158; M-y yanks; M-5
