@@ -207,6 +207,12 @@ func renderEdited(raw []byte, final, keys, insert bool) rendering {
 				r.add(c, i)
 			case c == '\r':
 				e.cur = 0 // the next characters overwrite the line
+			case c == '\t' && !keys && e.cur < len(e.line):
+				// A terminal's tab moves the cursor to the next tab stop
+				// (every 8 columns) over what the line holds.
+				e.at = int32(i)
+				e.r.hidden = true
+				e.to(min((e.cur/8+1)*8, len(e.line)))
 			case c == '\t':
 				e.put(cell{lo: int32(i), n: 1})
 			case keys && editKey(c):
@@ -580,6 +586,17 @@ func (e *lineEditor) escape(seq []byte, at int) {
 	case 'd':
 		if !e.keys {
 			e.toRow(count)
+		}
+	case 'b':
+		// REP: the character before the cursor written count times more
+		// (bounded as blanks are: to).
+		if !e.keys && e.cur > 0 && e.cur <= len(e.line) && e.line[e.cur-1].n > 0 {
+			c := e.line[e.cur-1]
+			e.r.hidden = true
+			for range min(count, e.pad, maxColumn) {
+				e.put(c)
+				e.pad--
+			}
 		}
 	case 'h', 'l':
 		// SM, RM: mode 4 is insert mode (IRM), among others set at once.

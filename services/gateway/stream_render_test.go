@@ -147,6 +147,8 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 		{"cursor to row and column", "stdout", "\x1b[3;10H851889592158\x1b[3;6H4802\r\n"},
 		{"cursor to a column past the end", "stdout", "\x1b[10G851889592158\x1b[6G4802\r\n"},
 		{"cursor right past the end", "stdout", "echo\x1b[5C851889592158\x1b[6G4802\r\n"},
+		{"characters repeated (REP)", "stdout", "echo 48028518\x1b[1b9592158\r\n"},
+		{"tab over written text", "stdout", "echo XXXX851889592158\r\t\x1b[3D4802\r\n"},
 		{"insert mode", "stdout", "echo 851889592158\x1b[12D\x1b[4h4802\x1b[4l\r\n"},
 		{"insert mode after a CR", "stdout", "851889592158\r\x1b[4h4802\x1b[4l\r\n"},
 		{"cursor saved and restored", "stdout", "echo \x1b7    851889592158\x1b84802\r\n"},
