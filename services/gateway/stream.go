@@ -230,7 +230,9 @@ func (st *Stream) flushLocked(final bool) {
 		st.recordText(st.buf[start:end], spans, start)
 		start = end
 	}
-	st.insert = insertAfter(st.buf[:cut], st.insert)
+	if !r.same { // plain text holds no escape sequence
+		st.insert = insertAfter(st.buf[:cut], st.insert)
+	}
 	st.buf = append(st.buf[:0], st.buf[cut:]...)
 }
 
