@@ -202,6 +202,8 @@ func renderEdited(raw []byte, final, keys, insert bool) rendering {
 				return binary()
 			}
 			switch {
+			case c == '\n' && !keys:
+				e.lineFeed(i)
 			case c == '\n' || c == '\r' && keys:
 				e.flush()
 				r.add(c, i)
@@ -304,9 +306,92 @@ type lineEditor struct {
 	// insert is a terminal's insert mode (IRM): characters written move
 	// the rest of the line right rather than overwrite it.
 	insert bool
+	// rows are a terminal's rows since the rendering's first line feed
+	// (nil before it), the current one rowi; feeds[i] is the raw offset
+	// of the line feed that ended row i.
+	rows  [][]cell
+	feeds []int32
+	rowi  int
+}
+
+// maxRows bounds the rows a rendering keeps for cursor moves back up to
+// them (CSI A, CUP): rows above the last maxRows are not edited again.
+const maxRows = 256
+
+// lineFeed ends the row in what a terminal shows (LF at raw offset at):
+// the cursor goes to the start of the next row, which a move up (CSI A,
+// CUP) can leave again for an earlier one: rows are kept, and rendered
+// in order when the rendering ends (flush).
+func (e *lineEditor) lineFeed(at int) {
+	e.moveRows(1, int32(at))
+	e.cur = 0
+}
+
+// moveRows moves the cursor n rows down (up when n < 0), keeping its
+// column: rows above the first kept are not reached (the cursor stays on
+// the first), rows below the last are made, each ended by a line feed
+// from raw offset at.
+func (e *lineEditor) moveRows(n int, at int32) {
+	if e.rows == nil {
+		e.rows = [][]cell{nil}
+	}
+	e.rows[e.rowi] = e.line
+	to := max(e.rowi+n, 0)
+	if n < 0 || to < len(e.rows) {
+		e.r.hidden = true // what a row shows may be out of write order
+	}
+	for to >= len(e.rows) {
+		if len(e.rows) >= maxRows { // the oldest row is rendered now
+			e.emit(e.rows[0], e.feeds[0])
+			e.rows, e.feeds = e.rows[1:], e.feeds[1:]
+			to--
+			e.rowi--
+			continue
+		}
+		e.rows = append(e.rows, nil)
+		e.feeds = append(e.feeds, at)
+	}
+	e.rowi = to
+	e.line = e.rows[to]
+	e.cur = min(e.cur, len(e.line))
+	if e.cur < 0 {
+		e.cur = 0
+	}
+}
+
+// emit appends a row's cells to the rendering, then its line feed (lo
+// the raw offset of the LF that ended it; -1: none).
+func (e *lineEditor) emit(line []cell, feed int32) {
+	for _, c := range line {
+		if c.n == 0 {
+			e.r.add(' ', int(c.lo))
+			continue
+		}
+		for k := range int32(c.n) {
+			e.r.add(e.raw[c.lo+k], int(c.lo))
+		}
+	}
+	if feed >= 0 {
+		e.r.add('\n', int(feed))
+	}
 }
 
 func (e *lineEditor) flush() {
+	if e.rows != nil {
+		// A terminal's rows: each rendered in order, the current one
+		// last but for those below it.
+		e.rows[e.rowi] = e.line
+		for i, row := range e.rows {
+			feed := int32(-1)
+			if i < len(e.feeds) {
+				feed = e.feeds[i]
+			}
+			e.emit(row, feed)
+		}
+		e.rows, e.feeds, e.rowi = nil, nil, 0
+		e.line, e.cur = e.line[:0:0], 0
+		return
+	}
 	for _, c := range e.line {
 		if c.n == 0 {
 			e.r.add(' ', int(c.lo))
@@ -391,9 +476,7 @@ func param(params []byte, i int) int {
 func (e *lineEditor) toRow(r int) {
 	if e.row != 0 && r != e.row {
 		col := e.cur
-		e.r.hidden = true
-		e.flush()
-		e.r.add('\n', int(e.at))
+		e.moveRows(r-e.row, e.at)
 		e.to(col)
 	}
 	e.row = r
@@ -586,6 +669,20 @@ func (e *lineEditor) escape(seq []byte, at int) {
 	case 'd':
 		if !e.keys {
 			e.toRow(count)
+		}
+	case 'A', 'B':
+		// Cursor up, down: to another row, the column kept.
+		if !e.keys {
+			col := e.cur
+			if seq[len(seq)-1] == 'A' {
+				e.moveRows(-min(count, maxRows), e.at)
+			} else {
+				e.moveRows(min(count, maxRows), e.at)
+			}
+			if e.row != 0 {
+				e.row = 0 // the absolute row is no longer known
+			}
+			e.to(col)
 		}
 	case 'b':
 		// REP: the character before the cursor written count times more

@@ -149,6 +149,8 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 		{"cursor right past the end", "stdout", "echo\x1b[5C851889592158\x1b[6G4802\r\n"},
 		{"characters repeated (REP)", "stdout", "echo 48028518\x1b[1b9592158\r\n"},
 		{"tab over written text", "stdout", "echo XXXX851889592158\r\t\x1b[3D4802\r\n"},
+		{"cursor up to an earlier row", "stdout", "XXXX851889592158\r\nnext row\r\n\x1b[2A4802\r\n\n"},
+		{"cursor to an earlier row and back", "stdout", "\x1b[5;1HXXXX851889592158\x1b[6;1Hrow six\x1b[5;1H4802\x1b[7;1H\r\n"},
 		{"insert mode", "stdout", "echo 851889592158\x1b[12D\x1b[4h4802\x1b[4l\r\n"},
 		{"insert mode after a CR", "stdout", "851889592158\r\x1b[4h4802\x1b[4l\r\n"},
 		{"cursor saved and restored", "stdout", "echo \x1b7    851889592158\x1b84802\r\n"},
