@@ -331,11 +331,22 @@ func (s *scrubber) numbers() {
 			j++
 		}
 		if d, ok := notationValue(b, i, j); ok && s.free(i, j) {
-			if issued(d) && luhn(d) {
-				s.claim(i, j, "credit_card")
+			if issued(d) && luhn(d) && s.claim(i, j, "credit_card") {
+				s.valueOf(i, j, d)
 			}
 		}
 		i = j
+	}
+}
+
+// valueOf gives the value found over [lo, hi) its digits d: a number in
+// another notation is searched for by the integer it denotes, not by
+// the token as written (docs/FORMAT.md §1.5).
+func (s *scrubber) valueOf(lo, hi int, d []byte) {
+	for k := range s.found {
+		if f := &s.found[k]; f.lo <= lo && hi <= f.hi && f.value == "" {
+			f.value = string(d)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -87,6 +88,16 @@ func textControl(c byte, keys bool) bool {
 	return keys && editKey(c)
 }
 
+// metaKey reports whether ESC then c is a meta key the line editor
+// applies (lineEditor.escape): a word back or forward, a word killed.
+func metaKey(c byte) bool {
+	switch c {
+	case 'b', 'B', 'f', 'F', 'd', 'D', 0x7f, 0x08:
+		return true
+	}
+	return false
+}
+
 // editKey reports whether c is a line-editing key of readline's default
 // (emacs) bindings: ^A ^B ^D ^E ^F ^K ^U ^W.
 func editKey(c byte) bool {
@@ -104,17 +115,41 @@ func editKey(c byte) bool {
 // the cursor and backspace deletes the one before it). Unless final, an
 // escape sequence or a UTF-8 character cut off at the end is left
 // unrendered (done < len(raw)); when final, it makes the bytes binary.
-func render(raw []byte, final, keys bool) rendering {
-	if plainText(raw) {
+func render(raw []byte, final, keys bool) rendering { return renderIn(raw, final, keys, false) }
+
+// renderIn is render for bytes a terminal receives in insert mode (IRM)
+// when insert is true: the mode an earlier part of the stream set.
+func renderIn(raw []byte, final, keys, insert bool) rendering {
+	if plainText(raw) { // the cursor stays at each line's end: the mode changes nothing
 		return rendering{b: raw, done: len(raw), text: true, same: true}
 	}
-	return renderEdited(raw, final, keys)
+	return renderEdited(raw, final, keys, insert)
+}
+
+// insertAfter is a terminal's insert mode (IRM) after raw, insert before
+// it: the last CSI 4 h or CSI 4 l in raw sets it.
+func insertAfter(raw []byte, insert bool) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != 0x1b {
+			continue
+		}
+		n, complete := escapeLen(raw[i:])
+		if !complete {
+			break
+		}
+		if seq := raw[i : i+n]; n > 3 && seq[1] == '[' && (seq[n-1] == 'h' || seq[n-1] == 'l') && seq[2] != '?' &&
+			slices.Contains(strings.Split(string(seq[2:n-1]), ";"), "4") {
+			insert = seq[n-1] == 'h'
+		}
+		i += n - 1
+	}
+	return insert
 }
 
 // renderEdited is render by the line editor, for any bytes.
-func renderEdited(raw []byte, final, keys bool) rendering {
+func renderEdited(raw []byte, final, keys, insert bool) rendering {
 	r := rendering{b: make([]byte, 0, len(raw)), lo: make([]int32, 0, len(raw)), text: true}
-	e := lineEditor{r: &r, raw: raw, keys: keys}
+	e := lineEditor{r: &r, raw: raw, keys: keys, pad: padPerByte*len(raw) + padSlack, insert: insert && !keys}
 	binary := func() rendering {
 		r.text = false
 		r.done = len(raw)
@@ -135,6 +170,13 @@ func renderEdited(raw []byte, final, keys bool) rendering {
 				return r
 			}
 			seq := raw[i : i+n]
+			if keys && n == 2 && !metaKey(seq[1]) {
+				// A meta key readline gives an edit the line editor
+				// does not make (transpose or yank words, a numeric
+				// argument, vi's command mode): the line as it ends up
+				// is unknown, so the bytes are not judged as text.
+				return binary()
+			}
 			if n > 2 && seq[1] != '[' && !(seq[1] == 'O' && n == 3) || digitCount(seq) > 6 {
 				r.hidden = true
 			}
@@ -160,11 +202,19 @@ func renderEdited(raw []byte, final, keys bool) rendering {
 				return binary()
 			}
 			switch {
+			case c == '\n' && !keys:
+				e.lineFeed(i)
 			case c == '\n' || c == '\r' && keys:
 				e.flush()
 				r.add(c, i)
 			case c == '\r':
 				e.cur = 0 // the next characters overwrite the line
+			case c == '\t' && !keys && e.cur < len(e.line):
+				// A terminal's tab moves the cursor to the next tab stop
+				// (every 8 columns) over what the line holds.
+				e.at = int32(i)
+				e.r.hidden = true
+				e.to(min((e.cur/8+1)*8, len(e.line)))
 			case c == '\t':
 				e.put(cell{lo: int32(i), n: 1})
 			case keys && editKey(c):
@@ -226,6 +276,16 @@ type cell struct {
 // maxLine bounds the cells of a line an insertion of blanks grows it to.
 const maxLine = 64 << 10
 
+// maxColumn is the furthest column a cursor move past a line's end pads
+// the line to; a rendering pads lines with at most padPerByte blanks a
+// raw byte (and padSlack more) in all, so that moves repeated on every
+// line cannot grow the rendering without bound.
+const (
+	maxColumn  = 1024
+	padPerByte = 4
+	padSlack   = 4096
+)
+
 // lineEditor applies the edits of the current line: the line as cells and
 // the cursor; flush appends the line as it ends up to the rendering.
 type lineEditor struct {
@@ -234,9 +294,104 @@ type lineEditor struct {
 	line []cell
 	cur  int
 	keys bool
+	// at is the raw offset of the sequence being applied (blanks a
+	// cursor move past the line's end makes come from it); row is the
+	// terminal row the line is on, once a sequence named one (0: not
+	// known); saved, the column DECSC or CSI s saved.
+	at    int32
+	row   int
+	saved int
+	// pad is how many blanks cursor moves may still add (to).
+	pad int
+	// insert is a terminal's insert mode (IRM): characters written move
+	// the rest of the line right rather than overwrite it.
+	insert bool
+	// rows are a terminal's rows since the rendering's first line feed
+	// (nil before it), the current one rowi; feeds[i] is the raw offset
+	// of the line feed that ended row i.
+	rows  [][]cell
+	feeds []int32
+	rowi  int
+}
+
+// maxRows bounds the rows a rendering keeps for cursor moves back up to
+// them (CSI A, CUP): rows above the last maxRows are not edited again.
+const maxRows = 256
+
+// lineFeed ends the row in what a terminal shows (LF at raw offset at):
+// the cursor goes to the start of the next row, which a move up (CSI A,
+// CUP) can leave again for an earlier one: rows are kept, and rendered
+// in order when the rendering ends (flush).
+func (e *lineEditor) lineFeed(at int) {
+	e.moveRows(1, int32(at))
+	e.cur = 0
+}
+
+// moveRows moves the cursor n rows down (up when n < 0), keeping its
+// column: rows above the first kept are not reached (the cursor stays on
+// the first), rows below the last are made, each ended by a line feed
+// from raw offset at.
+func (e *lineEditor) moveRows(n int, at int32) {
+	if e.rows == nil {
+		e.rows = [][]cell{nil}
+	}
+	e.rows[e.rowi] = e.line
+	to := max(e.rowi+n, 0)
+	if n < 0 || to < len(e.rows) {
+		e.r.hidden = true // what a row shows may be out of write order
+	}
+	for to >= len(e.rows) {
+		if len(e.rows) >= maxRows { // the oldest row is rendered now
+			e.emit(e.rows[0], e.feeds[0])
+			e.rows, e.feeds = e.rows[1:], e.feeds[1:]
+			to--
+			e.rowi--
+			continue
+		}
+		e.rows = append(e.rows, nil)
+		e.feeds = append(e.feeds, at)
+	}
+	e.rowi = to
+	e.line = e.rows[to]
+	e.cur = min(e.cur, len(e.line))
+	if e.cur < 0 {
+		e.cur = 0
+	}
+}
+
+// emit appends a row's cells to the rendering, then its line feed (lo
+// the raw offset of the LF that ended it; -1: none).
+func (e *lineEditor) emit(line []cell, feed int32) {
+	for _, c := range line {
+		if c.n == 0 {
+			e.r.add(' ', int(c.lo))
+			continue
+		}
+		for k := range int32(c.n) {
+			e.r.add(e.raw[c.lo+k], int(c.lo))
+		}
+	}
+	if feed >= 0 {
+		e.r.add('\n', int(feed))
+	}
 }
 
 func (e *lineEditor) flush() {
+	if e.rows != nil {
+		// A terminal's rows: each rendered in order, the current one
+		// last but for those below it.
+		e.rows[e.rowi] = e.line
+		for i, row := range e.rows {
+			feed := int32(-1)
+			if i < len(e.feeds) {
+				feed = e.feeds[i]
+			}
+			e.emit(row, feed)
+		}
+		e.rows, e.feeds, e.rowi = nil, nil, 0
+		e.line, e.cur = e.line[:0:0], 0
+		return
+	}
 	for _, c := range e.line {
 		if c.n == 0 {
 			e.r.add(' ', int(c.lo))
@@ -255,11 +410,15 @@ func (e *lineEditor) put(c cell) {
 	switch {
 	case e.cur == len(e.line):
 		e.line = append(e.line, c)
-	case e.keys:
+	case e.keys || e.insert:
 		// Inserted between characters that were side by side: the raw
-		// bytes hold them unbroken, and are judged too.
+		// bytes hold them unbroken, and are judged too. A terminal
+		// inserts too in its insert mode (IRM, CSI 4 h).
 		e.r.hidden = true
 		e.line = slices.Insert(e.line, e.cur, c)
+		if len(e.line) > maxLine {
+			e.line = e.line[:maxLine]
+		}
 	default:
 		e.r.hidden = true // the character or blank overwritten
 		e.line[e.cur] = c
@@ -268,7 +427,60 @@ func (e *lineEditor) put(c cell) {
 }
 
 func (e *lineEditor) left(n int)  { e.cur = max(e.cur-n, 0) }
-func (e *lineEditor) right(n int) { e.cur = min(e.cur+n, len(e.line)) }
+func (e *lineEditor) right(n int) { e.to(e.cur + n) }
+
+// to moves the cursor to column col of the line. A line editor's cursor
+// stays within the line; a terminal's moves past its end, over blanks
+// (cells with n 0), which characters written later fill: what is
+// written at column 11 and then at column 1 reads as the row shows it.
+func (e *lineEditor) to(col int) {
+	col = max(col, 0)
+	if e.keys || col <= len(e.line) {
+		e.cur = min(col, len(e.line))
+		return
+	}
+	if col > maxColumn || col-len(e.line) > e.pad {
+		// Past any terminal's width, or more blanks than the bytes
+		// rendered warrant: the cursor stays at the line's end (the
+		// raw bytes are judged too).
+		e.r.hidden = true
+		e.cur = len(e.line)
+		return
+	}
+	e.pad -= col - len(e.line)
+	for len(e.line) < col {
+		e.line = append(e.line, cell{lo: e.at})
+	}
+	e.cur = col
+}
+
+// param is the i-th parameter of a control sequence's parameters (1 when
+// absent or 0).
+func param(params []byte, i int) int {
+	fields := strings.Split(string(params), ";")
+	if i >= len(fields) {
+		return 1
+	}
+	n := 0
+	for _, c := range []byte(fields[i]) {
+		if c < '0' || c > '9' {
+			return 1
+		}
+		n = min(n*10+int(c-'0'), 1<<16)
+	}
+	return max(n, 1)
+}
+
+// row moves the cursor to row r (a terminal's CUP or VPA): a row other
+// than the one the line is on ends the line, as a line feed does.
+func (e *lineEditor) toRow(r int) {
+	if e.row != 0 && r != e.row {
+		col := e.cur
+		e.moveRows(r-e.row, e.at)
+		e.to(col)
+	}
+	e.row = r
+}
 
 // remove deletes the cells [lo, hi) of the line.
 func (e *lineEditor) remove(lo, hi int) {
@@ -321,6 +533,43 @@ func (e *lineEditor) key(c byte) {
 	}
 }
 
+// wordChar reports whether cell i is part of a word as readline's word
+// motions read one: a letter or digit, or a character beyond ASCII.
+func (e *lineEditor) wordChar(i int) bool {
+	c := e.line[i]
+	if c.n == 0 {
+		return false
+	}
+	b := e.raw[c.lo]
+	return c.n > 1 || b >= '0' && b <= '9' || b|0x20 >= 'a' && b|0x20 <= 'z'
+}
+
+// wordBack is where readline's backward-word takes the cursor: over what
+// is not a word, then to the start of the word before.
+func (e *lineEditor) wordBack() int {
+	i := e.cur
+	for i > 0 && !e.wordChar(i-1) {
+		i--
+	}
+	for i > 0 && e.wordChar(i-1) {
+		i--
+	}
+	return i
+}
+
+// wordForward is where readline's forward-word takes the cursor: over
+// what is not a word, then to the end of the word after.
+func (e *lineEditor) wordForward() int {
+	i := e.cur
+	for i < len(e.line) && !e.wordChar(i) {
+		i++
+	}
+	for i < len(e.line) && e.wordChar(i) {
+		i++
+	}
+	return i
+}
+
 // blank reports whether cell i is a blank (an insertion's, or a space or
 // tab, which word deletion stops at).
 func (e *lineEditor) blank(i int) bool {
@@ -335,6 +584,44 @@ func (e *lineEditor) blank(i int) bool {
 // CSI 3~) and erase in line (CSI K). Others change nothing the text
 // holds.
 func (e *lineEditor) escape(seq []byte, at int) {
+	e.at = int32(at)
+	if !e.keys && len(seq) == 2 {
+		switch seq[1] {
+		case '7': // DECSC: save the cursor
+			e.saved = e.cur
+		case '8': // DECRC: restore it
+			e.to(e.saved)
+		}
+		return
+	}
+	if e.keys && len(seq) == 2 {
+		// Readline's meta keys (ESC, then the key): a word back and
+		// forward, the word after the cursor and the one before it
+		// killed.
+		switch seq[1] {
+		case 'b', 'B':
+			e.cur = e.wordBack()
+		case 'f', 'F':
+			e.cur = e.wordForward()
+		case 'd', 'D':
+			e.remove(e.cur, e.wordForward())
+		case 0x7f, 0x08:
+			e.remove(e.wordBack(), e.cur)
+		}
+		return
+	}
+	if e.keys && len(seq) > 3 && seq[1] == '[' && (seq[len(seq)-1] == 'D' || seq[len(seq)-1] == 'C') {
+		// An arrow key with a modifier (CSI 1;5D: ctrl-left; 1;3D:
+		// alt-left): a word back or forward, as readline binds them.
+		if _, mod, ok := strings.Cut(string(seq[2:len(seq)-1]), ";"); ok && mod != "" && mod != "1" && mod != "2" {
+			if seq[len(seq)-1] == 'D' {
+				e.cur = e.wordBack()
+			} else {
+				e.cur = e.wordForward()
+			}
+			return
+		}
+	}
 	if len(seq) == 3 && seq[1] == 'O' {
 		switch seq[2] {
 		case 'D':
@@ -366,12 +653,57 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		e.left(count)
 	case 'C':
 		e.right(count)
-	case 'G':
-		e.cur = min(count-1, len(e.line))
-	case 'H':
-		if len(params) == 0 {
-			e.cur = 0
+	case 'G', '`':
+		e.to(count - 1)
+	case 'H', 'f':
+		if e.keys {
+			if len(params) == 0 {
+				e.cur = 0
+			}
+			break
 		}
+		// CUP: row and column. The line edited is one row: the cursor
+		// moved to another row ends it.
+		e.toRow(param(params, 0))
+		e.to(param(params, 1) - 1)
+	case 'd':
+		if !e.keys {
+			e.toRow(count)
+		}
+	case 'A', 'B':
+		// Cursor up, down: to another row, the column kept.
+		if !e.keys {
+			col := e.cur
+			if seq[len(seq)-1] == 'A' {
+				e.moveRows(-min(count, maxRows), e.at)
+			} else {
+				e.moveRows(min(count, maxRows), e.at)
+			}
+			if e.row != 0 {
+				e.row = 0 // the absolute row is no longer known
+			}
+			e.to(col)
+		}
+	case 'b':
+		// REP: the character before the cursor written count times more
+		// (bounded as blanks are: to).
+		if !e.keys && e.cur > 0 && e.cur <= len(e.line) && e.line[e.cur-1].n > 0 {
+			c := e.line[e.cur-1]
+			e.r.hidden = true
+			for range min(count, e.pad, maxColumn) {
+				e.put(c)
+				e.pad--
+			}
+		}
+	case 'h', 'l':
+		// SM, RM: mode 4 is insert mode (IRM), among others set at once.
+		if !e.keys && len(params) > 0 && params[0] != '?' && slices.Contains(strings.Split(string(params), ";"), "4") {
+			e.insert = seq[len(seq)-1] == 'h'
+		}
+	case 's':
+		e.saved = e.cur
+	case 'u':
+		e.to(e.saved)
 	case 'F':
 		e.cur = len(e.line)
 	case '@':

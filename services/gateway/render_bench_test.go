@@ -51,7 +51,7 @@ func TestRenderPlainTextIsItself(t *testing.T) {
 			if !plainText(raw) {
 				t.Fatalf("%q: not plain text", raw[:20])
 			}
-			fast, slow := render(raw, false, keys), renderEdited(raw, false, keys)
+			fast, slow := render(raw, false, keys), renderEdited(raw, false, keys, false)
 			if !fast.same || string(fast.b) != string(slow.b) || fast.done != slow.done || fast.hidden != slow.hidden || fast.text != slow.text {
 				t.Fatalf("keys %v: fast path %+v differs from the line editor's %+v", keys, fast.done, slow.done)
 			}

@@ -124,7 +124,7 @@ func encodePayload(payload map[string]any, digest digester) ([]byte, error) {
 	if err != nil || judged {
 		return body, err
 	}
-	return writerRule(body, scrubbed)
+	return writerRule(body, scrubbed, digest)
 }
 
 // encodeScrubbed is encodePayload without the writer's check; judged
@@ -357,7 +357,7 @@ func EncodePayload(payload map[string]any, key []byte) ([]byte, error) {
 // scrubbed says every string of body but those of a digest's shape was
 // scrubbed and nothing found: the judge does not read them again
 // (detect.InEventScrubbed).
-func writerRule(body []byte, scrubbed bool) ([]byte, error) {
+func writerRule(body []byte, scrubbed bool, digest digester) ([]byte, error) {
 	doc := make([]byte, 0, len(body)+len(`{"payload":}`))
 	doc = append(append(append(doc, `{"payload":`...), body...), '}')
 	judge := detect.InEvent
@@ -379,6 +379,9 @@ func writerRule(body []byte, scrubbed bool) ([]byte, error) {
 	}
 	var found []Redaction
 	replaceFound(m, func(x any) any { return map[string]any{"payload": x} }, "", &found)
+	for i := range found {
+		found[i].digest(digest)
+	}
 	if have, ok := m[RedactedKey].([]any); ok {
 		for _, r := range found {
 			have = append(have, r)
@@ -419,10 +422,45 @@ func replaceFound(v any, wrap func(any) any, path string, found *[]Redaction) an
 		}
 	}
 	if d := writerFinds(wrap(v)); d != "" {
-		*found = append(*found, Redaction{Path: path, Detector: d, Count: 1})
+		*found = append(*found, Redaction{Path: path, Detector: d, Count: 1, values: valuesIn(v)})
 		return detect.Placeholder(d)
 	}
 	return v
+}
+
+// valuesIn returns the values the scrub finds in v, a scalar the
+// writer's judge found something in (a number, a string), or in the text
+// an array's scalars make side by side: the values replaced with it, for
+// their search digests. None when the judge's reading is not the
+// scrub's (a card number in a hex word's digits).
+func valuesIn(v any) []string {
+	var text string
+	switch x := v.(type) {
+	case string:
+		text = x
+	case json.Number:
+		text = x.String()
+	case []any:
+		var sb strings.Builder
+		for _, e := range x {
+			switch y := e.(type) {
+			case string:
+				sb.WriteString(y)
+			case json.Number:
+				sb.WriteString(y.String())
+			}
+		}
+		text = sb.String()
+	default:
+		return nil
+	}
+	var fs []Finding
+	ScrubFound(text, &fs)
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, f.Value)
+	}
+	return out
 }
 
 // redigest: a member k replaced whole (was, now now) takes its digests

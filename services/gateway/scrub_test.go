@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/gateway"
 )
 
@@ -195,5 +196,29 @@ func TestPayloadPassesTheWriter(t *testing.T) {
 	body, err := gateway.EncodePayload(map[string]any{"statement_sha256": sum}, nil)
 	if err != nil || !strings.Contains(string(body), sum) {
 		t.Errorf("a digest at its place changed: %s (%v)", body, err)
+	}
+}
+
+// A value only the writer's judge reads — a card number as a JSON number
+// (a Kubernetes body's replicas, in any notation), or short numbers side
+// by side in an array — is replaced, and its search digest recorded
+// like any other: an investigator searching for the card finds it.
+func TestWriterRuleValuesSearchable(t *testing.T) {
+	key := []byte("tenant search key")
+	want := piikeys.MatchDigest(key, "4111111111111111")
+	for _, v := range []any{
+		json.Number("4111111111111111"),
+		json.Number("4.111111111111111e15"),
+		int64(4111111111111111),
+		[]any{json.Number("4111"), json.Number("1111"), json.Number("1111"), json.Number("1111")},
+		[]any{"4111", "1111", "1111", "1111"},
+	} {
+		body, err := gateway.EncodePayload(map[string]any{"body": map[string]any{"spec": v}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(body), "1111") || !strings.Contains(string(body), want) {
+			t.Errorf("%v recorded as %s, want it replaced and its digest %s listed", v, body, want)
+		}
 	}
 }

@@ -55,6 +55,7 @@ type Stream struct {
 	mu     sync.Mutex
 	buf    []byte
 	offset int64 // bytes of the stream recorded before buf
+	insert bool  // the terminal's insert mode (IRM) after the bytes recorded
 	timer  *time.Timer
 	closed bool
 }
@@ -83,10 +84,13 @@ func (st *Stream) Write(p []byte) (int, error) {
 		if st.timer == nil { // new bytes: a flush after FlushAfter
 			st.timer = time.AfterFunc(st.wait, st.Flush)
 		}
-		k := min(len(p), st.max-len(st.buf))
+		// Up to the next multiple of MaxChunk: past the first, the
+		// buffer grows only while its rendered tail cannot be cut off
+		// (flushLocked), at most to heldRaw().
+		k := min(len(p), st.max-len(st.buf)%st.max)
 		st.buf = append(st.buf, p[:k]...)
 		p = p[k:]
-		if len(st.buf) == st.max {
+		if len(st.buf)%st.max == 0 {
 			st.flushLocked(false)
 		}
 	}
@@ -115,6 +119,18 @@ const StreamChunkLabel = "auditledger stream chunk v1\n"
 // held is how many rendered bytes a flush holds back.
 func (st *Stream) held() int { return min(MaxHeld, st.max/2) }
 
+// MaxHeldRaw is how many raw bytes, in MaxChunks, a stream's buffer may
+// grow to while the rendered tail it holds back cannot be cut off: text
+// whose escape sequences outweigh what they show (colours around every
+// character, an OSC string not yet ended). Past it the buffer is not
+// text the detectors can judge within bounds, and is recorded as binary
+// (recordBinary): never cut inside the tail, where a value's first part
+// would be recorded apart from its rest.
+const MaxHeldRaw = 8
+
+// heldRaw is the most raw bytes the buffer grows to.
+func (st *Stream) heldRaw() int { return MaxHeldRaw * st.max }
+
 // flushLocked records the buffer, judged. Unless final, it holds back
 // the last held() bytes of its text as a terminal renders it (render),
 // and any value found that reaches into them, so that what the next
@@ -132,7 +148,7 @@ func (st *Stream) flushLocked(final bool) {
 		return
 	}
 	full := len(st.buf) >= st.max
-	r := render(st.buf, final, st.name == "stdin")
+	r := renderIn(st.buf, final, st.name == "stdin", st.insert)
 	if !r.text {
 		st.recordBinary(st.buf)
 		st.offset += int64(len(st.buf))
@@ -161,31 +177,91 @@ func (st *Stream) flushLocked(final bool) {
 			}
 		}
 		if cut == 0 && full {
-			cut = len(st.buf) // the size bound: the buffer is recorded whole
+			// The rendered tail is the whole buffer (escape sequences
+			// outweigh the text, or one not yet ended holds the rest):
+			// what renders as nothing before its first character (NULs,
+			// escapes) is recorded, but cutting the rest anywhere could
+			// record a value's first part apart from its rest. It grows
+			// while it may; past that it is not text judged within
+			// bounds.
+			cut = r.done
+			if len(r.b) > 0 {
+				cut = int(slices.Min(r.lo))
+				if r.same {
+					cut = 0
+				}
+			}
+			for _, sp := range spans {
+				if sp.Lo < cut && cut < sp.Hi {
+					cut = sp.Lo
+				}
+			}
+		}
+		if cut == 0 && full {
+			if len(st.buf) < st.heldRaw() {
+				return
+			}
+			for b := st.buf; len(b) > 0; b = b[min(len(b), st.max):] {
+				st.recordBinary(b[:min(len(b), st.max)])
+				st.offset += int64(min(len(b), st.max))
+			}
+			st.buf = st.buf[:0]
+			return
 		}
 	}
 	if cut == 0 {
 		return // held until more bytes arrive or the stream closes
 	}
-	chunk := st.buf[:cut]
+	// At most MaxChunk bytes an event, never cut inside a value found (a
+	// piece then holds the value's whole raw span, recorded as its
+	// placeholder).
+	for start := 0; start < cut; {
+		end := min(start+st.max, cut)
+		for _, sp := range spans {
+			if sp.Lo < end && end < sp.Hi {
+				if sp.Lo > start {
+					end = sp.Lo
+				} else {
+					end = min(sp.Hi, cut)
+				}
+				break
+			}
+		}
+		st.recordText(st.buf[start:end], spans, start)
+		start = end
+	}
+	if !r.same { // plain text holds no escape sequence
+		st.insert = insertAfter(st.buf[:cut], st.insert)
+	}
+	st.buf = append(st.buf[:0], st.buf[cut:]...)
+}
+
+// recordText records chunk, the raw bytes of the buffer from at, with
+// the values spans (raw offsets in the buffer, in order) found replaced.
+func (st *Stream) recordText(chunk []byte, spans []detect.Span, at int) {
+	cut := len(chunk)
+	for len(spans) > 0 && spans[0].Hi <= at {
+		spans = spans[1:]
+	}
 	var found []Finding
 	// Nothing found in the chunk: its own bytes are recorded (encoded
 	// below, before the buffer is reused), not a copy.
 	data := chunk
-	if len(spans) > 0 && spans[0].Lo < cut {
+	if len(spans) > 0 && spans[0].Lo-at < cut {
 		data = nil
 		last := 0
 		for _, sp := range spans {
-			if sp.Lo >= cut {
+			lo, hi := sp.Lo-at, sp.Hi-at
+			if lo >= cut {
 				break
 			}
-			data = append(data, chunk[last:sp.Lo]...)
+			data = append(data, chunk[last:max(lo, 0)]...)
 			data = append(data, detect.Placeholder(sp.Detector)...)
 			found = append(found, Finding{sp.Detector, sp.Value})
 			for _, a := range sp.Also {
 				found = append(found, Finding{a.Detector, a.Value})
 			}
-			last = min(sp.Hi, cut)
+			last = min(hi, cut)
 		}
 		data = append(data, chunk[last:]...)
 	}
@@ -197,7 +273,6 @@ func (st *Stream) flushLocked(final bool) {
 	AddRedactions(payload, Found("/data", found)...)
 	st.s.RecordAsync(context.Background(), events.SessionOutput, payload)
 	st.offset += int64(cut)
-	st.buf = append(st.buf[:0], st.buf[cut:]...)
 }
 
 // recordBinary records a chunk that is not text the detectors read: its

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/gateway"
+	"github.com/auditledger/auditledger/test/natstest"
 )
 
 // recorded returns the bytes recorded of a stream's chunks, joined, and
@@ -132,9 +134,27 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 		{"^B", "stdin", "echo 851889592158" + strings.Repeat("\x02", 12) + "4802\r"},
 		{"^A then right", "stdin", "echo 851889592158\x01" + strings.Repeat("\x06", 5) + "4802\r"},
 		{"home key", "stdin", "851889592158\x1b[H4802\r"},
+		{"meta-b: a word back", "stdin", "echo 851889592158\x1bb4802\r"},
+		{"meta-b: three words back", "stdin", "echo 8518 8959 2158" + strings.Repeat("\x1bb", 3) + "4802 \r"},
+		{"ctrl-left: a word back", "stdin", "echo 851889592158\x1b[1;5D4802\r"},
+		{"alt-left: a word back", "stdin", "echo 851889592158\x1b[1;3D4802\r"},
+		{"meta-f: a word forward", "stdin", "echo x 851889592158\x01\x1bf\x1bf\x1bf\x1bb4802\r"},
+		{"meta-d kills the word between", "stdin", "echo 4802 zz 851889592158\x1bb\x1bb\x1bd\x1b[3~\x7f\r"},
+		{"meta-DEL kills the word before", "stdin", "echo 4802 zz\x1b\x7f\x7f851889592158\r"},
 		{"echo: backspaces and insert", "stdout", "echo 851889592158" + strings.Repeat("\b", 12) + "\x1b[4@4802\r\n"},
 		{"echo: cursor left and insert", "stdout", "echo 851889592158\x1b[12D\x1b[4@4802\r\n"},
 		{"echo: padded to the raw length", "stdout", "echo 851889592158\x1b[12D\x1b[40@4802\r\n"},
+		{"cursor to row and column", "stdout", "\x1b[3;10H851889592158\x1b[3;6H4802\r\n"},
+		{"cursor to a column past the end", "stdout", "\x1b[10G851889592158\x1b[6G4802\r\n"},
+		{"cursor right past the end", "stdout", "echo\x1b[5C851889592158\x1b[6G4802\r\n"},
+		{"characters repeated (REP)", "stdout", "echo 48028518\x1b[1b9592158\r\n"},
+		{"tab over written text", "stdout", "echo XXXX851889592158\r\t\x1b[3D4802\r\n"},
+		{"cursor up to an earlier row", "stdout", "XXXX851889592158\r\nnext row\r\n\x1b[2A4802\r\n\n"},
+		{"cursor to an earlier row and back", "stdout", "\x1b[5;1HXXXX851889592158\x1b[6;1Hrow six\x1b[5;1H4802\x1b[7;1H\r\n"},
+		{"insert mode", "stdout", "echo 851889592158\x1b[12D\x1b[4h4802\x1b[4l\r\n"},
+		{"insert mode after a CR", "stdout", "851889592158\r\x1b[4h4802\x1b[4l\r\n"},
+		{"cursor saved and restored", "stdout", "echo \x1b7    851889592158\x1b84802\r\n"},
+		{"cursor saved and restored (CSI)", "stdout", "echo \x1b[s    851889592158\x1b[u4802\r\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -152,6 +172,35 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 				t.Fatalf("nothing listed as redacted: %v", ps[0])
 			}
 		})
+	}
+	// Insert mode set in a chunk recorded before still holds: the line
+	// the next chunk completes is rendered in it.
+	{
+		b := startBus(t, true)
+		g := newGateway(t, b.em, nil)
+		st := g.Session(events.Target{Kind: "ssh"}).Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+		st.Write([]byte("\x1b[4h" + strings.Repeat("filler line\r\n", gateway.MaxHeld/6)))
+		st.Flush()
+		st.Write([]byte("851889592158\r4802\x1b[4l\r\n"))
+		st.Close()
+		got, _ := recorded(t, b, 2)
+		if strings.Contains(string(got), "851889592158") {
+			t.Errorf("insert mode of an earlier chunk: recorded …%q", got[len(got)-40:])
+		}
+	}
+	// Meta keys whose edit the line editor does not make (M-t transposes
+	// words: 851889592158 4802 becomes 4802 851889592158; M-y yanks; M-5
+	// is a numeric argument): the line is unknown, so the input is
+	// recorded by its digest only.
+	for _, in := range []string{"echo 851889592158 4802\x1bt\r", "echo 4802 zz\x1b\x7f851889592158\x1by\r", "echo 8518895921584802\x1b5\x02x\r"} {
+		b := startBus(t, true)
+		g := newGateway(t, b.em, nil)
+		st := g.Session(events.Target{Kind: "ssh"}).Stream("stdin", gateway.StreamConfig{FlushAfter: time.Hour})
+		st.Write([]byte(in))
+		st.Close()
+		if got, ps := recorded(t, b, 1); len(got) != 0 || ps[0]["binary"] != true {
+			t.Errorf("%q recorded as %q, %v", in, got, ps[0])
+		}
 	}
 	// Edits that make no value leave the text as typed.
 	b := startBus(t, true)
@@ -187,6 +236,27 @@ func TestStreamJudgesBytesAnEditBreaks(t *testing.T) {
 	}
 }
 
+// Bytes that render as nothing (head -c 4M /dev/zero) hold no tail: a
+// full buffer of them is recorded as text at once, never held and never
+// turned binary.
+func TestStreamNothingRenderedIsNotHeld(t *testing.T) {
+	b := startBus(t, true)
+	g := newGateway(t, b.em, nil)
+	st := g.Session(events.Target{Kind: "ssh"}).Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+	zeros := make([]byte, gateway.MaxHeldRaw*gateway.DefaultMaxChunk*2)
+	st.Write(zeros)
+	st.Close()
+	got, ps := recorded(t, b, len(zeros)/gateway.DefaultMaxChunk)
+	if len(got) != len(zeros) {
+		t.Fatalf("recorded %d bytes of text of %d", len(got), len(zeros))
+	}
+	for i, p := range ps {
+		if p["binary"] != nil {
+			t.Fatalf("chunk %d recorded as binary: %v", i, p)
+		}
+	}
+}
+
 // Blanks inserted without end (CSI 65536 @ over and over, 9 bytes each)
 // grow a line no further than maxLine cells.
 func TestStreamInsertBounded(t *testing.T) {
@@ -201,5 +271,86 @@ func TestStreamInsertBounded(t *testing.T) {
 	runtime.ReadMemStats(&m)
 	if n := m.TotalAlloc - before; n > 256<<20 {
 		t.Errorf("12 KB of insertions allocated %d MiB", n>>20)
+	}
+	// Cursor moves past the line's end on every line pad no more than
+	// the bytes rendered warrant.
+	st = g.Session(events.Target{Kind: "ssh"}).Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+	runtime.ReadMemStats(&m)
+	before = m.TotalAlloc
+	st.Write([]byte(strings.Repeat("\n\x1b[1024Gx", 1300)))
+	st.Close()
+	runtime.ReadMemStats(&m)
+	if n := m.TotalAlloc - before; n > 256<<20 {
+		t.Errorf("13 KB of cursor moves allocated %d MiB", n>>20)
+	}
+}
+
+// A buffer whose raw bytes fill up while its rendered text is still
+// within the held tail — escape sequences outweighing what they show, or
+// an OSC string not yet ended — is not cut where the next write would
+// complete a value: it grows while the tail is held, each event still at
+// most MaxChunk bytes, and past MaxHeldRaw chunks it is recorded as
+// binary (its digest), never as a value's first part. The attacker's
+// case: 16 KiB of "ESC [ m" ending in "4111 1111", then " 1111 1111".
+func TestStreamHoldsTailOfEscapes(t *testing.T) {
+	limit := gateway.DefaultMaxChunk
+	fill := strings.Repeat("\x1b[m", (limit-9)/3)
+	var coloured strings.Builder
+	for coloured.Len() < limit-20 {
+		coloured.WriteString("\x1b[31mx\x1b[0m")
+	}
+	colouredCard := coloured.String() + "4\x1b[0m1\x1b[0m1\x1b[0m1 1111"
+	cases := []struct {
+		name   string
+		writes []string
+	}{
+		{"escapes fill the buffer", []string{fill + strings.Repeat("x", limit-len(fill)-9) + "4111 1111", " 1111 1111\n"}},
+		{"OSC not ended", []string{"\x1b]0;" + strings.Repeat("a", limit-4-9) + "4111 1111", " 1111 1111\x07\n"}},
+		{"every character coloured", []string{colouredCard[:limit], colouredCard[limit:] + " 1111 1111\n" + strings.Repeat(coloured.String(), 3) + "\n"}},
+		{"OSC past the bound", []string{"\x1b]0;" + strings.Repeat("a", gateway.MaxHeldRaw*limit-4-9) + "4111 1111", " 1111 1111\x07\n"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := startBus(t, true)
+			g := newGateway(t, b.em, nil)
+			s := g.Session(events.Target{Kind: "ssh"})
+			st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+			total := 0
+			for _, w := range c.writes {
+				st.Write([]byte(w))
+				total += len(w)
+			}
+			st.Close()
+			var chunks []map[string]any
+			var got []byte
+			natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+				chunks, got = nil, nil
+				sum := 0
+				for _, c := range outputs(natstest.Events(t, b.js, "")) {
+					chunks = append(chunks, c.Payload)
+					sum += int(c.Payload["bytes"].(float64))
+					data, _ := c.Payload["data"].(string)
+					d, _ := base64.StdEncoding.DecodeString(data)
+					got = append(got, d...)
+				}
+				if sum != total {
+					return fmt.Errorf("%d of %d bytes recorded", sum, total)
+				}
+				return nil
+			})
+			if strings.Contains(digitsOnly(got), "4111111111111111") {
+				t.Fatalf("recorded the card: …%q", got[max(0, len(got)-60):])
+			}
+			at := 0
+			for i, p := range chunks {
+				if int(p["offset"].(float64)) != at {
+					t.Fatalf("chunk %d at %v, want %d", i, p["offset"], at)
+				}
+				if n := int(p["bytes"].(float64)); n > limit && p["redacted"] == nil {
+					t.Fatalf("chunk %d holds %d bytes, more than %d", i, n, limit)
+				}
+				at += int(p["bytes"].(float64))
+			}
+		})
 	}
 }

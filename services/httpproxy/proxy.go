@@ -171,8 +171,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		actor, err = p.cfg.Auth.Authenticate(ctx, "", tok)
 	}
 	if err != nil {
-		x.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"client_addr": r.RemoteAddr, "method": events.Clean(r.Method, 32),
-			"path": events.Clean(recordedPath(r.URL), 2048), "reason": err.Error()})
+		x.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"client_addr": r.RemoteAddr, "method": gateway.Clip(r.Method, 32),
+			"path": gateway.Clip(recordedPath(r.URL), 2048), "reason": err.Error()})
 		w.Header().Set("WWW-Authenticate", `Bearer realm="auditledger"`)
 		writeError(w, http.StatusUnauthorized, "authentication failed: "+err.Error())
 		return
@@ -244,8 +244,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rec.path != r.URL.Path {
 			path = rec.path
 		}
-		blocked := map[string]any{"protocol": "http", "method": events.Clean(r.Method, 32),
-			"path": events.Clean(path, 2048), "query": events.Clean(rec.query, 2048), "reason": cerr.Error(),
+		blocked := map[string]any{"protocol": "http", "method": gateway.Clip(r.Method, 32),
+			"path": gateway.Clip(path, 2048), "query": gateway.Clip(rec.query, 2048), "reason": cerr.Error(),
 			"client_addr": r.RemoteAddr}
 		rec.describeBody(blocked, len(body), bodyHMAC)
 		gateway.AddRedactions(blocked, rec.redactions...)

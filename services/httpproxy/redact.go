@@ -46,14 +46,22 @@ type recorded struct {
 	redactions []gateway.Redaction
 }
 
-// maxDecodeRounds bounds repeated percent-decoding (each round costs a
-// pass over the value): a value still encoded after that many rounds is
-// not judged, so it is recorded as overEncoded, none of it kept.
-const maxDecodeRounds = 32
+// The percent-decoding and query judgment every gateway shares.
+const overEncoded = gateway.OverEncoded
 
-// overEncoded is what is recorded of a value percent-encoded more than
-// maxDecodeRounds times.
-const overEncoded = "[REDACTED:over_encoded]"
+func unescapeAll(s string, query bool) (string, bool) { return gateway.UnescapeAll(s, query) }
+
+func scrubDecoded(s string, query bool, found *[]gateway.Finding) (string, map[string]int) {
+	return gateway.ScrubDecoded(s, query, found)
+}
+
+func redactQuery(raw string, found *[]gateway.Finding) (string, map[string]int) {
+	return gateway.ScrubQuery(raw, found)
+}
+
+func joinSegments(p string, counts map[string]int, found *[]gateway.Finding) (string, map[string]int) {
+	return gateway.JoinSegments(p, counts, found)
+}
 
 // recordedHeaders are the request headers the proxy records (as
 // content_type, content_encoding) and binds into approval statements.
@@ -125,42 +133,6 @@ func (rec recorded) describeBody(payload map[string]any, size int, bodyHMAC stri
 	}
 }
 
-// unescapeAll percent-decodes s while that changes it; query decoding
-// reads + as a space (in every round). A malformed escape ends the
-// decoding there. It reports false for a value still changing after
-// maxDecodeRounds rounds.
-func unescapeAll(s string, query bool) (string, bool) {
-	for range maxDecodeRounds {
-		if !strings.Contains(s, "%") && !(query && strings.Contains(s, "+")) {
-			return s, true
-		}
-		var d string
-		var err error
-		if query {
-			d, err = url.QueryUnescape(s)
-		} else {
-			d, err = url.PathUnescape(s)
-		}
-		if err != nil || d == s {
-			return s, true
-		}
-		s = d // a + decoded from %2B reads as a space too, as a server decoding twice reads it
-	}
-	return s, false
-}
-
-// scrubDecoded is s percent-decoded (unescapeAll) with what the
-// detectors find replaced; its counts are nil when nothing was. A value
-// encoded beyond maxDecodeRounds is replaced whole by overEncoded
-// (counted as over_encoded, which no detector is).
-func scrubDecoded(s string, query bool, found *[]gateway.Finding) (string, map[string]int) {
-	d, ok := unescapeAll(s, query)
-	if !ok {
-		return overEncoded, map[string]int{"over_encoded": 1}
-	}
-	return gateway.ScrubFound(d, found)
-}
-
 // recordedPath is what is recorded of the path of u when nothing else of
 // the request is: decoded and scrubbed as redactRequest records it, or
 // as Go decoded it when nothing was found.
@@ -170,95 +142,6 @@ func recordedPath(u *url.URL) string {
 		return p
 	}
 	return u.Path
-}
-
-// redactQuery scrubs each name and value of a query string (or a form
-// body), decoded; a part with nothing found stays as it was sent.
-func redactQuery(raw string, found *[]gateway.Finding) (string, map[string]int) {
-	if raw == "" {
-		return raw, nil
-	}
-	var all map[string]int
-	parts := strings.Split(raw, "&")
-	// The values of a name given more than once, decoded, for judging
-	// joined (c=4111&c=1111&…): a server reads them as one list.
-	type value struct {
-		part int
-		text string
-	}
-	byName := map[string][]value{}
-	var names []string
-	for i, part := range parts {
-		k, v, eq := strings.Cut(part, "=")
-		ks, kc := scrubQueryText(k, found)
-		vs, vc := scrubQueryText(v, found)
-		if eq {
-			if _, ok := byName[ks]; !ok {
-				names = append(names, ks)
-			}
-			byName[ks] = append(byName[ks], value{i, vs})
-		}
-		if kc == nil && vc == nil {
-			continue
-		}
-		if all == nil {
-			all = map[string]int{}
-		}
-		addCounts(all, kc)
-		addCounts(all, vc)
-		parts[i] = ks
-		if eq {
-			parts[i] += "=" + vs
-		}
-	}
-	for _, name := range names {
-		vs := byName[name]
-		if len(vs) < 2 {
-			continue
-		}
-		texts := make([]string, len(vs))
-		for i, v := range vs {
-			texts[i] = v.text
-		}
-		for _, j := range detect.JoinedValues(texts) {
-			*found = append(*found, gateway.Finding{Detector: j.Detector, Value: j.Value})
-			if all == nil {
-				all = map[string]int{}
-			}
-			all[j.Detector]++
-			for _, p := range j.Parts {
-				parts[vs[p].part] = name + "=" + detect.Placeholder(j.Detector)
-			}
-		}
-	}
-	return strings.Join(parts, "&"), all
-}
-
-// joinSegments judges the segments of p, a decoded (and scrubbed) path,
-// joined (detect.JoinedValues: /q/4111 1111/1111 1111 is one card
-// number to a server that joins them): every segment that goes into a
-// value found becomes the detector's placeholder. counts are scrubbed's
-// counts with the values found so added; found gets the values.
-func joinSegments(p string, counts map[string]int, found *[]gateway.Finding) (string, map[string]int) {
-	segs := strings.Split(p, "/")
-	joined := detect.JoinedValues(segs)
-	if len(joined) == 0 {
-		return p, counts
-	}
-	out := map[string]int{}
-	addCounts(out, counts)
-	for _, j := range joined {
-		*found = append(*found, gateway.Finding{Detector: j.Detector, Value: j.Value})
-		out[j.Detector]++
-		for _, i := range j.Parts {
-			segs[i] = detect.Placeholder(j.Detector)
-		}
-	}
-	return strings.Join(segs, "/"), out
-}
-
-func scrubQueryText(s string, found *[]gateway.Finding) (string, map[string]int) {
-	return scrubDecoded(s, true, found)
 }
 
 func addCounts(to, from map[string]int) {

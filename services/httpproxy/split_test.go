@@ -48,3 +48,27 @@ func TestSplitAndSeparatedValuesNeverReachTheBus(t *testing.T) {
 	}
 	gatewaytest.CheckAbsent(t, stored, absent...)
 }
+
+// A card number split over the values of different query parameters
+// (?a=41111111&b=11111111, which a server joins as it likes) or an
+// address over three (?u=jane&at=@&d=example.com) reaches no stream.
+func TestSplitOverQueryNames(t *testing.T) {
+	f := start(t)
+	var absent []string
+	for i := range 3 {
+		d := strings.ReplaceAll(gatewaytest.Card(t), " ", "")
+		q := "?a=" + d[:8] + "&b=" + d[8:]
+		if i == 1 {
+			q = "?a=" + d[:4] + "&b=" + d[4:8] + "&c=" + d[8:12] + "&d=" + d[12:] + "&page=2"
+		}
+		if i == 2 {
+			q = "?x=" + d[:4] + "-" + d[4:8] + "&y=" + d[8:12] + "-" + d[12:]
+		}
+		absent = append(absent, d[:8], d[8:])
+		if out, err := exec.Command("curl", "-sS", "--fail-with-body", "-H", "Authorization: Bearer "+f.tokens["alice"], f.proxy.URL+"/api/q"+q).CombinedOutput(); err != nil {
+			t.Fatalf("curl: %v\n%s", err, out)
+		}
+	}
+	f.waitFor(t, "response.digest", 3)
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), absent...)
+}

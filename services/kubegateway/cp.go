@@ -211,7 +211,7 @@ func (a *archiveTap) run() {
 			a.problem = "the stream ended inside the archive"
 			return
 		case err != nil:
-			a.problem = "not read as a tar archive: " + events.Clean(err.Error(), 256)
+			a.problem = "not read as a tar archive: " + gateway.Clip(err.Error(), 256)
 			return
 		}
 		kind, payload := a.entry(h)
@@ -258,14 +258,14 @@ func (a *archiveTap) entry(h *tar.Header) (string, map[string]any) {
 	default:
 		op = "special"
 	}
-	name := events.Clean(h.Name, 4096)
+	name := gateway.Clip(h.Name, 4096)
 	p := map[string]any{"protocol": "kubernetes", "kind": "cp-" + op, "operation": op, "path": name,
 		"statement": "cp-" + op + " " + name, "command_id": a.commandID, "mode": fmt.Sprintf("%04o", h.Mode&0o7777)}
 	if to != "" {
-		p["to"] = events.Clean(to, 4096)
+		p["to"] = gateway.Clip(to, 4096)
 	}
 	if a.dir != "" {
-		p["directory"] = events.Clean(a.dir, 4096)
+		p["directory"] = gateway.Clip(a.dir, 4096)
 	}
 	return op, p
 }

@@ -27,6 +27,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 )
@@ -54,7 +55,7 @@ func relayedStream(q Request) string {
 func describeExec(r *http.Request, command map[string]any, kind string) {
 	qv := r.URL.Query()
 	if c := qv.Get("container"); c != "" {
-		command["container"] = events.Clean(c, 256)
+		command["container"] = gateway.Clip(c, 256)
 	}
 	for _, k := range []string{"stdin", "stdout", "stderr", "tty"} {
 		command[k], _ = strconv.ParseBool(qv.Get(k))
@@ -65,11 +66,20 @@ func describeExec(r *http.Request, command map[string]any, kind string) {
 	argv := qv["command"]
 	cmd := make([]any, 0, len(argv))
 	for _, a := range argv {
-		cmd = append(cmd, events.Clean(a, 2048))
+		cmd = append(cmd, gateway.Clip(a, 2048))
+	}
+	// A value written over several arguments (echo '4111 1111' '1111
+	// 1111') is the value the program reading them joins: each argument
+	// that goes into one becomes its placeholder.
+	for _, j := range gateway.JoinedRuns(argv) {
+		for _, p := range j.Parts {
+			cmd[p] = detect.Placeholder(j.Detector)
+		}
+		gateway.AddRedactions(command, gateway.Found("/command/"+strconv.Itoa(j.Parts[0]), []gateway.Finding{{Detector: j.Detector, Value: j.Value}})...)
 	}
 	st := shellJoin(argv)
 	command["request"] = command["statement"]
-	command["statement"] = events.Clean(st, 2048)
+	command["statement"] = gateway.Clip(st, 2048)
 	command["statement_sha256"] = approvals.Digest(st)
 	command["command"] = cmd
 }
@@ -83,7 +93,7 @@ func execOptions(r *http.Request) (*serverrc.Options, error) {
 		if s := qv.Get(name); s != "" {
 			b, err := strconv.ParseBool(s)
 			if err != nil {
-				return nil, fmt.Errorf("exec parameter %s=%q: want true or false", name, events.Clean(s, 32))
+				return nil, fmt.Errorf("exec parameter %s=%q: want true or false", name, gateway.Clip(s, 32))
 			}
 			*v = b
 		}

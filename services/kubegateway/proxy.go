@@ -290,8 +290,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{gs: gs}
 	info, err := p.info.NewRequestInfo(r)
 	if err != nil {
-		gs.RecordOrLog(ctx, events.CommandBlocked, map[string]any{"protocol": "kubernetes", "method": events.Clean(r.Method, 32),
-			"path": events.Clean(r.URL.EscapedPath(), 2048), "reason": "the request cannot be parsed: " + err.Error(), "client_addr": r.RemoteAddr})
+		blocked := map[string]any{"protocol": "kubernetes", "method": gateway.Clip(r.Method, 32),
+			"reason": "the request cannot be parsed: " + err.Error(), "client_addr": r.RemoteAddr}
+		recordTarget(blocked, r.URL)
+		gs.RecordOrLog(ctx, events.CommandBlocked, blocked)
 		writeStatus(w, http.StatusBadRequest, metav1.StatusReasonBadRequest, "the request cannot be parsed: "+err.Error())
 		return
 	}
@@ -313,8 +315,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		actor, err = p.cfg.Auth.Authenticate(ctx, "", tok)
 	}
 	if err != nil {
-		failed := map[string]any{"client_addr": r.RemoteAddr, "method": events.Clean(r.Method, 32),
-			"path": events.Clean(r.URL.EscapedPath(), 2048), "reason": err.Error()}
+		failed := map[string]any{"client_addr": r.RemoteAddr, "method": gateway.Clip(r.Method, 32), "reason": err.Error()}
+		recordTarget(failed, r.URL)
 		gs.RecordOrLog(ctx, events.AuthnFailed, failed)
 		writeStatus(w, http.StatusUnauthorized, metav1.StatusReasonUnauthorized, "authentication failed: "+err.Error())
 		return
@@ -486,7 +488,7 @@ func impersonationHeaders(h http.Header) []string {
 	var out []string
 	for k := range h {
 		if strings.HasPrefix(strings.ToLower(k), "impersonate-") {
-			out = append(out, events.Clean(k, 128))
+			out = append(out, gateway.Clip(k, 128))
 		}
 	}
 	return out

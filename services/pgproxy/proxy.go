@@ -278,7 +278,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	// login too, recorded with what is known (a client that connects and
 	// closes at once, as health checks do, is not).
 	startupFailed := func(reason string) {
-		s.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"client_addr": conn.RemoteAddr().String(), "reason": events.Clean(reason, 1024)})
+		s.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"client_addr": conn.RemoteAddr().String(), "reason": gateway.Clip(reason, 1024)})
 	}
 	var be *pgproto3.Backend
 	var startup *pgproto3.StartupMessage
@@ -349,7 +349,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		return fatal(be, "08P01", "expected a password message")
 	}
 	target := s.gs.Target()
-	target.Database = events.Clean(db, 0)
+	target.Database = gateway.Clip(db, 0)
 	s.gs.SetTarget(target)
 	actor, err := p.cfg.Auth.Authenticate(ctx, user, pw.Password)
 	if err != nil {
@@ -358,7 +358,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 		// over the name with detector matches replaced, as the recorded
 		// name is, so an e-mail address cannot be guessed back from it.
 		scrubbed, _ := detect.Scrub(user)
-		s.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"user": events.Clean(user, 0), "user_bytes": len(user), "user_sha256": sha256Hex(scrubbed),
+		s.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"user": gateway.Clip(user, 0), "user_bytes": len(user), "user_sha256": sha256Hex(scrubbed),
 			"client_addr": conn.RemoteAddr().String(), "reason": err.Error()})
 		return fatal(be, "28P01", "authentication failed: "+err.Error())
 	}
@@ -370,8 +370,8 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	// others (the projection, the cluster's own), and a client must not
 	// borrow it to get there. Compared byte for byte, as PostgreSQL does.
 	if !slices.Contains(p.dbs, db) {
-		reason := fmt.Sprintf("database %q is not one this proxy serves (allowed: %s)", events.Clean(db, 256), strings.Join(p.dbs, ", "))
-		s.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"user": events.Clean(user, 0), "database": events.Clean(db, 0),
+		reason := fmt.Sprintf("database %q is not one this proxy serves (allowed: %s)", gateway.Clip(db, 256), strings.Join(p.dbs, ", "))
+		s.gs.RecordOrLog(ctx, events.AuthnFailed, map[string]any{"user": gateway.Clip(user, 0), "database": gateway.Clip(db, 0),
 			"client_addr": conn.RemoteAddr().String(), "reason": reason})
 		return fatal(be, "42501", reason)
 	}
@@ -445,7 +445,7 @@ func (p *Proxy) session(ctx context.Context, conn net.Conn) error {
 	s.gs.End(ctx, map[string]any{
 		"duration_ms": time.Since(s.gs.Started()).Milliseconds(), "commands": s.cmds,
 		"rows": s.rows, "bytes": s.bytes, "errors": s.errors,
-		"client_addr": conn.RemoteAddr().String(), "database": events.Clean(db, 0), "tls": tlsDescription(tlsState),
+		"client_addr": conn.RemoteAddr().String(), "database": gateway.Clip(db, 0), "tls": tlsDescription(tlsState),
 	})
 	return err
 }

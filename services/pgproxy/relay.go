@@ -511,7 +511,7 @@ func (s *session) fromClient(ctx context.Context, up *pgconn.HijackedConn, q *in
 				// PREPARE) or not at all: what would run is unknown, so it
 				// does not run.
 				why := fmt.Sprintf("bind to prepared statement %q refused: the audit proxy has not seen the server confirm its text (prepare it with the protocol's Parse, not SQL PREPARE)", m.PreparedStatement)
-				payload := map[string]any{"protocol": "extended", "prepared_statement": events.Clean(m.PreparedStatement, 0), "reason": why}
+				payload := map[string]any{"protocol": "extended", "prepared_statement": gateway.Clip(m.PreparedStatement, 0), "reason": why}
 				if _, err := s.gs.Record(ctx, events.CommandBlocked, payload); err != nil {
 					return s.fatal("58000", "statement not executed: the audit ledger did not store its record; the proxy fails closed")
 				}

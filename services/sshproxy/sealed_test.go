@@ -239,3 +239,26 @@ func TestFileNamesAndScpSealNoValue(t *testing.T) {
 	}
 	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), card, email, local)
 }
+
+// A value written in parts over environment variables the client sends
+// (SetEnv A=… B=…, which a program reads as $A$B) is judged joined: the
+// variables are recorded as the placeholder, the value searchable.
+func TestEnvSplitSealsNoValue(t *testing.T) {
+	f := start(t, options{})
+	c := f.loginAs(t, "alice", "a")
+	card := digits(gatewaytest.Card(t))
+	env := fmt.Sprintf("SetEnv=CARD_A=%s CARD_B=%s LANG=C.UTF-8", card[:8], card[8:])
+	if _, errOut, err := f.ssh(t, c, "", "-o", env, f.user("web"), "true"); err != nil {
+		t.Fatalf("ssh: %v %s", err, errOut)
+	}
+	ended := f.waitFor(t, 1, ofType(events.SessionEnded))[0]
+	st := f.sessionEvents(t, ended.Event.SessionID)[0].Payload
+	recorded := fmt.Sprint(st["env"])
+	if strings.Contains(recorded, card[:8]) || strings.Contains(recorded, card[8:]) || !strings.Contains(fmt.Sprint(st["redacted"]), "credit_card") {
+		t.Fatalf("env recorded as %v, redacted %v", st["env"], st["redacted"])
+	}
+	if env, _ := st["env"].(map[string]any); env["LANG"] != "C.UTF-8" {
+		t.Errorf("LANG recorded as %v", env["LANG"])
+	}
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, f.js), card)
+}

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/events/detect"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/gateway"
 )
@@ -153,10 +157,36 @@ func (c *conn) startPayload(request string, ch *channel) map[string]any {
 			p["pty"] = map[string]any{"term": ch.pty.Term, "cols": ch.pty.Cols, "rows": ch.pty.Rows}
 		}
 		if len(ch.env) > 0 {
-			p["env"] = ch.env
+			p["env"] = recordedEnv(p, ch.env)
 		}
 	}
 	return p
+}
+
+// recordedEnv is env as recorded: a value written in parts over
+// variables a program reads side by side (A=41111111 B=11111111, read as
+// $A$B) is judged joined, in the variables' order by name
+// (gateway.JoinedRuns), and each variable that goes into one recorded as
+// its placeholder, listed in payload's redacted member with the value.
+func recordedEnv(payload map[string]any, env map[string]string) map[string]string {
+	names := slices.Sorted(maps.Keys(env))
+	values := make([]string, len(names))
+	for i, n := range names {
+		values[i] = env[n]
+	}
+	joined := gateway.JoinedRuns(values)
+	if len(joined) == 0 {
+		return env
+	}
+	out := maps.Clone(env)
+	for _, j := range joined {
+		for _, k := range j.Parts {
+			out[names[k]] = detect.Placeholder(j.Detector)
+		}
+		gateway.AddRedactions(payload, gateway.Found("/env/"+strings.ReplaceAll(strings.ReplaceAll(names[j.Parts[0]], "~", "~0"), "/", "~1"),
+			[]gateway.Finding{{Detector: j.Detector, Value: j.Value}})...)
+	}
+	return out
 }
 
 // fromTarget forwards the target's channel requests (exit-status,
