@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/auditledger/auditledger/events"
 )
@@ -21,10 +22,10 @@ import (
 // verification is what the checks read of a ledger.verification record.
 type verification struct {
 	idx      uint64
-	Started  string `json:"started"`
-	Finished string `json:"finished"`
-	Size     uint64 `json:"size"`
-	OK       bool   `json:"ok"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Size     uint64    `json:"size"`
+	OK       bool      `json:"ok"`
 	Gaps     []struct {
 		Index    uint64 `json:"index"`
 		FirstSeq uint64 `json:"first_seq"`
@@ -77,7 +78,7 @@ func (a *Asserter) covering(p Period) []verification {
 
 func (v *verification) row() Row {
 	return Row{Index: v.idx, Type: string(events.LedgerVerification),
-		Item: fmt.Sprintf("size=%d ok=%t started=%s finished=%s", v.Size, v.OK, v.Started, v.Finished)}
+		Item: fmt.Sprintf("size=%d ok=%t started=%s finished=%s", v.Size, v.OK, utc(v.Started), utc(v.Finished))}
 }
 
 // findings is what v found, as an exception's detail: the gap records
