@@ -53,7 +53,7 @@ type tableIn struct {
 	erased map[string]bool
 	// the verification records of log/verifications.jsonl, and the range
 	// [first, end)
-	verifs      []VerificationSeen
+	verifs     []VerificationSeen
 	first, end uint64
 }
 
