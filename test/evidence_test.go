@@ -209,7 +209,7 @@ approve:
 			t.Errorf("evidence verify: no %q in\n%s", want, r.stdout)
 		}
 	}
-	if strings.Contains(r.stdout, "vouched") {
+	if strings.Contains(r.stdout, "  vouched    ") {
 		t.Errorf("evidence verify: a table still vouched for by the evidence key alone:\n%s", r.stdout)
 	}
 	// Without --allow-unlocked, dev's local store is not WORM: refused.
