@@ -53,21 +53,30 @@ type VerificationFailure struct {
 }
 
 // VerifyWhole verifies the whole store as `auditledger verify` does,
-// checkpoints with v, and returns the result to seal; ok is false when
-// there is nothing to verify yet (no checkpoint) or ctx ended first (a
-// verification cut short says nothing).
+// checkpoints with v, up to its newest checkpoint when it begins (what the
+// writer appends meanwhile is left for the next), and returns the result
+// to seal; ok is false when there is nothing to verify yet (no checkpoint
+// of a record) or ctx ended first (a verification cut short says
+// nothing).
 func VerifyWhole(ctx context.Context, store SegmentStore, v *NoteVerifier) (ver Verification, ok bool) {
 	ver.Started = time.Now().UTC()
-	if cps, err := store.List(ctx, CheckpointPrefix); err == nil {
-		for _, n := range cps {
-			if s, ok := parseObjectNumber(n, CheckpointPrefix, ""); ok {
-				ver.Size = max(ver.Size, s)
-			}
+	cps, err := store.List(ctx, CheckpointPrefix)
+	if err != nil {
+		ver.Finished = time.Now().UTC()
+		ver.Failure, ver.Gaps = &VerificationFailure{Error: fmt.Sprintf("list checkpoints: %v", err)}, []VerifiedGap{}
+		return ver, ctx.Err() == nil
+	}
+	for _, n := range cps {
+		if s, ok := parseObjectNumber(n, CheckpointPrefix, ""); ok {
+			ver.Size = max(ver.Size, s)
 		}
 	}
-	rep, err := Verify(ctx, store, VerifyOptions{Verifier: v})
+	if ver.Size == 0 {
+		return ver, false
+	}
+	rep, err := Verify(ctx, store, VerifyOptions{Verifier: v, UpTo: ver.Size})
 	ver.Finished = time.Now().UTC()
-	if ctx.Err() != nil || errors.Is(err, ErrNotExist) && rep == nil {
+	if ctx.Err() != nil {
 		return ver, false
 	}
 	if rep != nil {

@@ -77,3 +77,42 @@ func TestVerifyWholeSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A verification racing the writer's appends (a segment listed before
+// its checkpoint is written, or a checkpoint before its segment) is run
+// again rather than sealed as a failure of the log.
+func TestVerifyWholeWhileAppending(t *testing.T) {
+	ctx := context.Background()
+	skey, _, _ := ledger.GenerateKey(nil, "verification.test/log")
+	s, _ := ledger.NewNoteSigner(skey)
+	l, st := newLog(t, t.TempDir(), s)
+	if _, err := l.Append(ctx, entries(0, 2)); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for i := 2; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := l.Append(ctx, entries(i, 1)); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for i := range 30 {
+		v, ok := ledger.VerifyWhole(ctx, st, s.Verifier())
+		if !ok || !v.OK {
+			t.Errorf("verification %d while appending: %+v (failure %+v)", i, v, v.Failure)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
