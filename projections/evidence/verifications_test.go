@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -235,4 +237,54 @@ func TestBundleVerificationsDerived(t *testing.T) {
 			t.Errorf("a record the writer did not seal, forced in: %v", err)
 		}
 	})
+}
+
+// A bundle as built before verification records were carried (manifest
+// without verifications, expectations of version 3, mapping version 3
+// with 5.33's verification and 8.15's findings queried on the
+// projection) still verifies: its assertions are re-derived by version
+// 3's rules, the two tables are listed as vouched, and its warning of no
+// verification is the one derived from the queried table.
+func TestBundleBeforeVerificationRecords(t *testing.T) {
+	r := newRun(t)
+	f := zipFiles(t, r.bundle)
+	f["expectations.yaml"] = olderExpectations(f["expectations.yaml"], 3)
+	delete(f, evidence.VerificationsFile)
+	delete(f, evidence.VerificationsContextFile)
+	f["controls/5.33/verification.csv"] = []byte("started,finished,ok,size,gaps,error\n")
+	f["controls/8.15/findings.csv"] = []byte("type,records\n")
+	editManifest(t, f, func(m *evidence.Manifest) {
+		withoutVersion4Assertions(m)
+		m.Verifications = nil
+		sum := sha256.Sum256(f["expectations.yaml"])
+		m.Expectations.SHA256 = hex.EncodeToString(sum[:])
+		m.Framework.MappingVersion = 3
+		m.Files = slices.DeleteFunc(m.Files, func(x evidence.File) bool {
+			return x.Path == evidence.VerificationsFile || x.Path == evidence.VerificationsContextFile
+		})
+		for i := range m.Controls {
+			c := &m.Controls[i]
+			if c.ID == "5.33" || c.ID == "8.15" {
+				c.Derived = slices.DeleteFunc(c.Derived, func(n string) bool { return n == "verification" || n == "findings" })
+				if c.ID == "5.33" {
+					c.Counts["verification"] = 0
+				} else {
+					c.Counts["findings"] = 0
+				}
+			}
+		}
+		m.Warnings = slices.DeleteFunc(m.Warnings, func(w string) bool { return w == evidence.WarnNotVerified })
+		m.Warnings = append(m.Warnings, evidence.WarnNoVerification)
+	})
+	resign(t, f, r.signer)
+	rep, err := r.verify(rezip(t, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.Vouched, []string{"controls/5.33/verification.csv", "controls/8.15/findings.csv"}) || rep.Tables != 27 {
+		t.Errorf("vouched %q, %d tables re-derived", rep.Vouched, rep.Tables)
+	}
+	if !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "no verification records") }) {
+		t.Errorf("warnings %q", rep.Warnings)
+	}
 }
