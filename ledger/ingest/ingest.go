@@ -289,7 +289,8 @@ func (in *Ingester) Run(ctx context.Context) error {
 	if in.cfg.Verify != nil {
 		vctx, stopVerifier := context.WithCancel(ctx)
 		var verifier sync.WaitGroup
-		verifier.Go(func() { in.verifyLoop(vctx) })
+		now := in.cfg.Log.Size() > 0
+		verifier.Go(func() { in.verifyLoop(vctx, now) })
 		defer verifier.Wait()
 		defer stopVerifier()
 	}

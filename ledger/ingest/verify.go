@@ -10,17 +10,26 @@ import (
 )
 
 // Full verifications (Config.Verify) run beside the ingest loop, never in
-// it: one when the ingester starts and one every VerifyEvery after. Each
+// it: one when the ingester starts on a log that holds records, and one
+// every VerifyEvery after (the first VerifyEvery after the start, for a
+// new log: it has nothing to verify yet). Each
 // result waits in verified until the loop is between batches, where
 // sealVerification seals it as a ledger.verification record, as the clock
 // status is sealed.
 
 // verifyLoop runs Config.Verify until ctx ends, handing each result to
-// the loop.
-func (in *Ingester) verifyLoop(ctx context.Context) {
+// the loop; now: at once, else after VerifyEvery.
+func (in *Ingester) verifyLoop(ctx context.Context, now bool) {
 	every := in.cfg.VerifyEvery
 	if every <= 0 {
 		every = 24 * time.Hour
+	}
+	if !now {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
 	}
 	for {
 		if v, ok := in.cfg.Verify(ctx); ok {
