@@ -24,7 +24,10 @@ import (
 // broker's signed grants (FORMAT §12.1). Version 3 differs from version 2
 // only in audit-reviewed: versions 1 and 2 tested only the time between
 // two reviews; version 3 also tests the time from the period's start to
-// the first review and from the last review to the period's end. Older
+// the first review and from the last review to the period's end.
+// Version 4 adds log-verified and log-intact (5.33 and 8.15 derived from
+// the writer's sealed verification records); a file of an older version
+// cannot declare them, and tests every other check as version 3. Older
 // versions are read to re-derive bundles built with them (Legacy,
 // LegacyReviews).
 type Expectations struct {
@@ -66,10 +69,16 @@ const (
 	CheckActorsListed      = "actors-listed"
 	CheckGroupsProvisioned = "groups-provisioned"
 	CheckAuditReviewed     = "audit-reviewed"
+	CheckLogVerified       = "log-verified"
+	CheckLogIntact         = "log-intact"
 )
 
 var checks = []string{CheckChangesApproved, CheckPrivilegedGranted, CheckColumnsMasked, CheckRefusalsNameRule, CheckApprovalsByOther,
-	CheckClockSynchronised, CheckActorsListed, CheckGroupsProvisioned, CheckAuditReviewed}
+	CheckClockSynchronised, CheckActorsListed, CheckGroupsProvisioned, CheckAuditReviewed, CheckLogVerified, CheckLogIntact}
+
+// ExpectationsVersion is the version of expectations files this release
+// writes (and builds bundles with).
+const ExpectationsVersion = 4
 
 // ParseExpectations reads an expectations file strictly: unknown keys,
 // unknown checks, a check without the parameters it needs, and a control
@@ -79,8 +88,8 @@ func ParseExpectations(name string, b []byte) (*Expectations, error) {
 	if err := yamlstrict.Decode(b, &x, name); err != nil {
 		return nil, err
 	}
-	if x.Version < 1 || x.Version > 3 {
-		return nil, fmt.Errorf("%s: version %d, want 3 (or 1 or 2, read only to verify bundles built before version 3)", name, x.Version)
+	if x.Version < 1 || x.Version > ExpectationsVersion {
+		return nil, fmt.Errorf("%s: version %d, want %d (or 1 to 3, read only to verify bundles built before)", name, x.Version, ExpectationsVersion)
 	}
 	seen := map[string]bool{}
 	for _, e := range x.Controls {
@@ -99,6 +108,8 @@ func ParseExpectations(name string, b []byte) (*Expectations, error) {
 			return nil, fmt.Errorf("%s: control %s: check %s needs columns", name, e.Control, e.Check)
 		case e.Check == CheckClockSynchronised && e.MaxErrorMicros <= 0:
 			return nil, fmt.Errorf("%s: control %s: check %s needs max_error_us (the largest maximum error allowed, in microseconds, above 0)", name, e.Control, e.Check)
+		case (e.Check == CheckLogVerified || e.Check == CheckLogIntact) && x.Version < 4:
+			return nil, fmt.Errorf("%s: control %s: check %s is of version 4: declare version: 4", name, e.Control, e.Check)
 		case e.Check == CheckAuditReviewed && e.EveryDays <= 0:
 			return nil, fmt.Errorf("%s: control %s: check %s needs every_days (the longest time between two reviews, in days, above 0)", name, e.Control, e.Check)
 		}
@@ -144,10 +155,12 @@ const (
 
 // Period is the time the assertions cover, [From, To): audit-reviewed
 // counts the time from From to the first review and from the last review
-// to To (FORMAT §12.1; a bundle's edges are evidence's to say). The other
-// checks read only the events.
+// to To (FORMAT §12.1; a bundle's edges are evidence's to say). First and
+// End are the range of records it holds, [First, End): log-verified and
+// log-intact read them. The other checks read only the events.
 type Period struct {
-	From, To time.Time
+	From, To   time.Time
+	First, End uint64
 }
 
 // Observed is one of a bundle's events: its ledger index and exact bytes
@@ -342,6 +355,8 @@ type Asserter struct {
 	// parts of those under way, by snapshot
 	listing  *listing
 	building map[string]*listing
+	// the log's full verifications (AddVerification), in index order
+	verifs []verification
 }
 
 // listing is one identity.snapshot of source scim: its members' state.
@@ -642,6 +657,10 @@ func (a *Asserter) Assertions(p Period) []Assertion {
 			as.Rows = actorsListed(a.evs, true)
 		case CheckAuditReviewed:
 			as.Rows = auditReviewed(exp, a.evs, p, a.x.Version < 3)
+		case CheckLogVerified:
+			as.Rows = a.logVerified(p)
+		case CheckLogIntact:
+			as.Rows = a.logIntact(p)
 		}
 		for _, r := range as.Rows {
 			if r.Exception != "" {

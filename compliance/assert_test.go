@@ -104,11 +104,16 @@ func TestAssertionsFindExceptions(t *testing.T) {
 		"5.15": "117:" + compliance.ExNoListing + " 125:" + compliance.ExNoListing + " 127:- 128:- 129:" + compliance.ExInactive + " 130:" + compliance.ExNotListed,
 		"5.18": "117:" + compliance.ExNoListing + " 125:" + compliance.ExNoListing + " 127:" + compliance.ExExtraGroups + ": admin 128:- 129:" + compliance.ExInactive + " 130:" + compliance.ExNotListed,
 		"8.16": "132:- 133:- 135:" + compliance.ExReviewLate,
+		// no verification record given: none covered the range (a row of
+		// no event), and 8.15 had nothing to test
+		"5.33": "0:" + compliance.ExNoVerification,
+		"8.15": "",
 	}
 	results := map[string]string{}
 	for c := range want {
 		results[c] = compliance.Exceptions
 	}
+	results["8.15"] = compliance.NotObserved
 	if len(got) != len(want) {
 		t.Fatalf("%d assertions, want %d", len(got), len(want))
 	}
@@ -162,9 +167,16 @@ func TestAssertionsFindExceptions(t *testing.T) {
 		}
 	}
 	// Nothing happened, in a period shorter than the reviews' bound: not
-	// observed, never effective.
+	// observed, never effective; but a log no verification covered is
+	// an exception of 5.33 whatever happened.
 	none, _ := compliance.Assert(fw.Expectations, nil, compliance.Period{From: assertPeriod.From, To: assertPeriod.From.Add(7 * 24 * time.Hour)}, nil)
 	for _, a := range none {
+		if a.Control == "5.33" {
+			if a.Result != compliance.Exceptions {
+				t.Errorf("5.33 with no verification: %s", a.Result)
+			}
+			continue
+		}
 		if a.Result != compliance.NotObserved {
 			t.Errorf("%s with no events: %s", a.Control, a.Result)
 		}
@@ -195,7 +207,8 @@ controls:
 		"version: 1\ncontrols:\n  - control: \"8.2\"\n    check: privileged-sessions-granted\n    statement: s\n",
 		"version: 1\ncontrols:\n  - control: \"8.2\"\n    check: everything-fine\n    statement: s\n",
 		"version: 1\ncontrols:\n  - control: \"8.11\"\n    check: columns-masked\n    statement: s\n    colums: [email]\n",
-		"version: 4\ncontrols: []\n",
+		"version: 5\ncontrols: []\n",
+		"version: 3\ncontrols:\n  - control: \"5.33\"\n    check: log-verified\n    statement: s\n",
 		"version: 0\ncontrols: []\n",
 		"version: 1\ncontrols:\n  - control: \"8.17\"\n    check: clock-synchronised\n    statement: s\n",
 		"version: 1\ncontrols:\n  - control: \"8.16\"\n    check: audit-reviewed\n    statement: s\n    every_days: 0\n",

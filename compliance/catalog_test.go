@@ -59,7 +59,7 @@ func TestLoad(t *testing.T) {
 			t.Errorf("no evidence mapping for %s", c)
 		}
 	}
-	if !strings.Contains(f.Version(), "iso27001-2022@2022 mapping v3") {
+	if !strings.Contains(f.Version(), "iso27001-2022@2022 mapping v4") {
 		t.Errorf("version %q", f.Version())
 	}
 }
@@ -219,7 +219,7 @@ func TestDataErrors(t *testing.T) {
 		{"mapped to an unknown control", "data/soc2-2017/crosswalk.yaml", `{id: CC6.2, to: ["5.16", "5.18"]`, `{id: CC6.2, to: ["5.16", "9.9"]`,
 			`compliance/data/soc2-2017/crosswalk.yaml:10: CC6.2 maps to 9.9, not a control of iso27001-2022`},
 		{"an unknown event type", "data/iso27001-2022/evidence.yaml", "[approval.requested,", "[approval.reqested,",
-			`compliance/data/iso27001-2022/evidence.yaml:14: 5.3: event type "approval.reqested" unknown`},
+			`compliance/data/iso27001-2022/evidence.yaml:17: 5.3: event type "approval.reqested" unknown`},
 		{"a misspelt key", "data/nist-800-53r5/crosswalk.yaml", "{id: AU-3, to:", "{id: AU-3, tp:",
 			`compliance/data/nist-800-53r5/crosswalk.yaml:10: unknown field "tp" in crosswalk.yaml.controls (did you mean "to"?)`},
 		{"a relationship of its own", "data/iso27001-2013/crosswalk.yaml", `{id: A.6.1.1, to: ["5.2"], relationship: equal}`, `{id: A.6.1.1, to: ["5.2"], relationship: same}`,

@@ -82,6 +82,11 @@ const (
 	// and its maximum error (adjtimex), at start and hourly, sealed by
 	// the writer itself.
 	LedgerClockStatus Type = "ledger.clock.status"
+	// LedgerVerification records a full verification of the log the
+	// writer ran (every record, the chain, each checkpoint's signature)
+	// and what it found: the gap records and the first failed check,
+	// sealed by the writer itself (docs/FORMAT.md §2.1).
+	LedgerVerification Type = "ledger.verification"
 	// IdentitySnapshot records the identity provider's users and groups
 	// (SCIM 2.0), or the identities and groups seen in tokens, at start
 	// and daily (services/directory).
@@ -121,7 +126,7 @@ var Catalog = []Type{
 	ApprovalDenied, ApprovalExpired, AccessGranted, AccessRevoked,
 	AuthnSucceeded, AuthnFailed, AuditAccessed, EvidenceExported,
 	LedgerSegmentSealed, LedgerGap, LedgerRejected, ProducerAttested,
-	PolicyLoaded, SessionOutput, LedgerRetentionChanged, LedgerClockStatus, IdentitySnapshot, LegalHoldSet,
+	PolicyLoaded, SessionOutput, LedgerRetentionChanged, LedgerClockStatus, LedgerVerification, IdentitySnapshot, LegalHoldSet,
 	LegalHoldReleased,
 	ErasureRequested, ErasurePerformed, ErasureRefused, SubjectHoldSet, SubjectHoldReleased,
 	AccessRequested, AccessApproved, AccessDenied, AccessExpired,

@@ -122,6 +122,25 @@ func writeRuleVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The writer's full verification (§2.1), between two events: it found
+	// a gap record and a failed check (what it found is its payload; the
+	// record itself verifies).
+	dir = filepath.Join(rulesDir, "store-verification")
+	os.RemoveAll(dir)
+	l, _ = newLog(t, dir, s)
+	at := uint64(40)
+	verif, err := ledger.VerificationEntry("golden.auditledger.dev/log", 1, ledger.Verification{
+		Started: time.Date(2026, 11, 26, 12, 0, 1, 0, time.UTC), Finished: time.Date(2026, 11, 26, 12, 0, 1, 500000000, time.UTC), Size: 41,
+		Gaps:    []ledger.VerifiedGap{{Index: 12, FirstSeq: 10, LastSeq: 11}},
+		Failure: &ledger.VerificationFailure{Object: "segments/00000000000000000040.seg", Index: &at, Error: "index 40: record hash chain broken"}},
+		time.Date(2026, 11, 26, 12, 0, 2, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, []ledger.Entry{{Event: event(0), Source: 1}, verif, {Event: event(1), Source: 2}}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Checkpoints at sizes that are not segment ends: 0 and 5.
 	l, st := golden("store-checkpoints-between-segments")
 	for _, size := range []uint64{0, 5} {
@@ -232,6 +251,7 @@ func TestFormatRules(t *testing.T) {
 		{"store-rejected-other-seq", "rejection record is not tied to its source", 0},
 		{"store-segment-sealed", "system record type with source 0", 0},
 		{"store-clock-status", "", 1},
+		{"store-verification", "", 1},
 	}
 	for _, c := range stores {
 		t.Run(c.dir, func(t *testing.T) {

@@ -231,7 +231,8 @@ func rejectionOfSource(payload json.RawMessage, event []byte, source uint64) err
 
 // noteDirect checks a record that stands for no stream sequence (source
 // 0): a system record among them is one the writer adds on its own —
-// ledger.retention.changed or ledger.clock.status — never a gap or a
+// ledger.retention.changed, ledger.clock.status or ledger.verification —
+// never a gap or a
 // rejection (which stand for sequences), nor a type no writer records
 // (ledger.segment.sealed). Other events appended directly are accepted.
 func (st *logState) noteDirect(name string, idx uint64, r Record) error {
@@ -243,9 +244,9 @@ func (st *logState) noteDirect(name string, idx uint64, r Record) error {
 		return verr(name, int64(idx), "system record does not parse", "a ledger.* event", err.Error())
 	case t == events.LedgerRetentionChanged:
 		return st.noteRetention(name, idx, r)
-	case t == events.LedgerClockStatus:
+	case t == events.LedgerClockStatus, t == events.LedgerVerification:
 		return nil
 	}
 	return verr(name, int64(idx), "system record type with source 0 (one standing for no stream sequence)",
-		"ledger.retention.changed or ledger.clock.status", string(t))
+		"ledger.retention.changed, ledger.clock.status or ledger.verification", string(t))
 }

@@ -52,6 +52,11 @@ type VerifyOptions struct {
 	// Parallelism bounds concurrent segment reads and hashing. Zero means
 	// GOMAXPROCS+2.
 	Parallelism int
+	// UpTo, if not zero, is the size of a checkpoint of the store: only
+	// the log up to it is verified, segments beginning at or after it and
+	// checkpoints above it left unread — what a writer appends while its
+	// own log is verified (VerifyWhole), not yet there when UpTo was read.
+	UpTo uint64
 }
 
 // SegmentReport describes one verified segment.
@@ -188,6 +193,13 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 		cpName[size] = n
 	}
 	slices.Sort(sizes)
+	if opts.UpTo > 0 {
+		segNames = slices.DeleteFunc(segNames, func(n string) bool {
+			first, _ := parseObjectNumber(n, SegmentPrefix, segmentSuffix)
+			return first >= opts.UpTo
+		})
+		sizes = slices.DeleteFunc(sizes, func(size uint64) bool { return size > opts.UpTo })
+	}
 	if len(segNames) == 0 && len(sizes) == 0 {
 		return nil, fmt.Errorf("%w: %s holds no segments and no checkpoints: not a ledger store, or an empty one", ErrNotExist, store)
 	}

@@ -428,7 +428,8 @@ func waitDrained(t *testing.T, js jetstream.JetStream, d time.Duration) {
 
 // contextRecords counts the records of the store in dir that record
 // context rather than activity — the writer's clock status, sealed when
-// a writer takes the log and hourly, identity snapshots, and the
+// a writer takes the log and hourly, its full verifications (when it
+// takes a log holding records, and daily), identity snapshots, and the
 // attestations of the producer recording them — so that a test can
 // expect its events and these.
 func contextRecords(t *testing.T, dir string) int {
@@ -447,7 +448,7 @@ func contextRecords(t *testing.T, dir string) int {
 		if err != nil {
 			return err
 		}
-		if ev.Type == events.LedgerClockStatus || ev.Type == events.IdentitySnapshot || ev.Type == events.ProducerAttested {
+		if ev.Type == events.LedgerClockStatus || ev.Type == events.LedgerVerification || ev.Type == events.IdentitySnapshot || ev.Type == events.ProducerAttested {
 			n++
 		}
 		return nil

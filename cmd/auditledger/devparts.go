@@ -49,6 +49,8 @@ type devConfig struct {
 	httpAddr, httpUpstream, httpPolicy string
 	batch                              int
 	maxWait                            time.Duration
+	// verifyEvery is how often the writer verifies the whole log.
+	verifyEvery time.Duration
 	// SIEM forwarders, each run when its destination is given.
 	syslogAddr, syslogCA, hecURL, webhookURL, forwardFormat string
 	// The SSH gateway, run when its upstream is given.
@@ -86,6 +88,9 @@ func (d devConfig) serveConfig(auth identity.Authenticator) (*serveConfig, []str
 	cfg.Ledger.Store, cfg.Ledger.Key = filepath.Join(d.data, "store"), filepath.Join(keys, "ledger.key")
 	cfg.Ledger.Index = filepath.Join(d.data, "ledger-index")
 	cfg.Ledger.Batch, cfg.Ledger.MaxWait, cfg.Ledger.LeaseTTL = d.batch, duration(d.maxWait), duration(2*time.Second)
+	if d.verifyEvery > 0 {
+		cfg.Ledger.VerifyEvery = duration(d.verifyEvery)
+	}
 	roles := []string{"api"}
 	if d.httpUpstream != "" {
 		roles = append(roles, "http-proxy")

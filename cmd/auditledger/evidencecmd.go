@@ -357,6 +357,9 @@ func evidenceVerify(c *cobra.Command) cli.Run {
 				fmt.Fprintf(stdout, "  held       %s\n", name)
 			}
 		}
+		if v := m.Verifications; v != nil {
+			fmt.Fprintf(stdout, "  verified   %d full verification record(s) the writer sealed after the range, each proven in the newest checkpoint\n", v.Records)
+		}
 		if rep.Tables > 0 {
 			fmt.Fprintf(stdout, "  tables     %d control table(s) re-derived from the records: the same\n", rep.Tables)
 		}

@@ -43,6 +43,11 @@ type ledgerRole struct {
 	// sealed with the clock's status (ledger.clock.status) at start and
 	// hourly.
 	ClockSource string `yaml:"clock_source"`
+	// VerifyEvery is how often the writer verifies the whole log (every
+	// record, the chain, each checkpoint's signature) beside sealing and
+	// seals what it found as a ledger.verification record: at start and
+	// then every VerifyEvery (default 24h).
+	VerifyEvery duration `yaml:"verify_every"`
 }
 
 // tenantName is the tenant alphabet of docs/FORMAT.md §1.
@@ -67,6 +72,7 @@ func (c *ledgerRole) setDefaults() {
 	c.Batch = 5000
 	c.MaxWait = duration(50 * time.Millisecond)
 	c.LeaseTTL = duration(5 * time.Second)
+	c.VerifyEvery = duration(24 * time.Hour)
 }
 
 func (c *ledgerRole) envOverrides() []envOverride {
@@ -82,6 +88,7 @@ func (c *ledgerRole) envOverrides() []envOverride {
 		{"AUDITLEDGER_LEDGER_LEASE_TTL", func(v string) error { return setDuration(&c.LeaseTTL, v) }},
 		{"AUDITLEDGER_LEDGER_TENANT_RETENTION", func(v string) (err error) { c.TenantRetention, err = parseTenantRetention(v); return }},
 		{"AUDITLEDGER_LEDGER_CLOCK_SOURCE", func(v string) error { c.ClockSource = v; return nil }},
+		{"AUDITLEDGER_LEDGER_VERIFY_EVERY", func(v string) error { return setDuration(&c.VerifyEvery, v) }},
 	}
 }
 
@@ -97,6 +104,8 @@ func (c *ledgerRole) check(*serveConfig) error {
 		return fmt.Errorf("ledger.batch: must be positive")
 	case c.RequireSigned && c.Producers == "":
 		return fmt.Errorf("ledger.require_signed needs ledger.producers, the registry of producer keys")
+	case c.VerifyEvery < duration(time.Second):
+		return fmt.Errorf("ledger.verify_every: at least 1s (how often the writer verifies the whole log)")
 	case c.MaxWait <= 0 || c.LeaseTTL < duration(time.Second):
 		return fmt.Errorf("ledger.max_wait must be positive and ledger.lease_ttl at least 1s")
 	case len(c.TenantRetention) > 0 && !strings.HasPrefix(c.Store, "s3://"):
@@ -201,6 +210,10 @@ func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (fun
 			LeaseTTL: time.Duration(c.LeaseTTL), Logger: log, Health: e.health, NewLog: e.cfg.newLog, IndexDir: c.Index,
 			Producers: producers, RequireSigned: c.RequireSigned,
 			Clock: func() ledger.ClockStatus { return ledger.ReadClockStatus(c.ClockSource) },
+			Verify: func(ctx context.Context) (ledger.Verification, bool) {
+				return ledger.VerifyWhole(ctx, store.Store, signer.Verifier())
+			},
+			VerifyEvery: time.Duration(c.VerifyEvery),
 			OnWriter: func(l *ledger.Log) {
 				leading.Store(true)
 				if e.onWriter != nil {

@@ -89,6 +89,12 @@ type Config struct {
 	// ledger.clock.status record (docs/FORMAT.md §2.1).
 	Clock      func() ledger.ClockStatus
 	ClockEvery time.Duration
+	// Verify, if set, verifies the whole log when the ingester starts
+	// and every VerifyEvery (zero means a day) after, beside the loop;
+	// each result (ok true) is sealed between batches as a
+	// ledger.verification record (docs/FORMAT.md §2.1; verify.go).
+	Verify      func(context.Context) (ledger.Verification, bool)
+	VerifyEvery time.Duration
 }
 
 // Lease is the writer's hold on its log.
@@ -140,6 +146,8 @@ type Ingester struct {
 	Stats     Stats
 	// nextClock is when the clock is read and sealed next (Config.Clock).
 	nextClock time.Time
+	// verified hands finished verifications to the loop (verify.go).
+	verified chan ledger.Verification
 }
 
 // resetConsumer (re)creates the durable consumer to deliver from in.next.
@@ -277,6 +285,15 @@ func (in *Ingester) Run(ctx context.Context) error {
 	defer stopPublisher()
 	// Records a crash left unpublished go out before anything new.
 	in.toPublish <- publication{first: in.published, end: in.cfg.Log.Size()}
+	in.verified = make(chan ledger.Verification)
+	if in.cfg.Verify != nil {
+		vctx, stopVerifier := context.WithCancel(ctx)
+		var verifier sync.WaitGroup
+		now := in.cfg.Log.Size() > 0
+		verifier.Go(func() { in.verifyLoop(vctx, now) })
+		defer verifier.Wait()
+		defer stopVerifier()
+	}
 	for ctx.Err() == nil {
 		if err := in.consume(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -347,6 +364,9 @@ func (in *Ingester) consume(ctx context.Context) error {
 	for ctx.Err() == nil {
 		if len(msgs) == 0 {
 			if err := in.sealClock(ctx); err != nil {
+				return err
+			}
+			if err := in.sealVerification(ctx); err != nil {
 				return err
 			}
 		}

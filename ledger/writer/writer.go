@@ -63,6 +63,10 @@ type Config struct {
 	// at start and hourly).
 	Clock      func() ledger.ClockStatus
 	ClockEvery time.Duration
+	// Verify and VerifyEvery: see ingest.Config (full verifications of
+	// the log sealed at start and daily).
+	Verify      func(context.Context) (ledger.Verification, bool)
+	VerifyEvery time.Duration
 
 	metrics *writerMetrics // set by Run
 }
@@ -235,6 +239,7 @@ func runWriter(ctx context.Context, cfg Config, ls *lease) error {
 		BatchSize: cfg.BatchSize, MaxWait: cfg.MaxWait, Logger: cfg.Logger, NewLog: cfg.NewLog,
 		Producers: cfg.Producers, RequireSigned: cfg.RequireSigned, IndexDir: cfg.IndexDir,
 		OnSeal: cfg.metrics.observeSeal, Lease: ls, Clock: cfg.Clock, ClockEvery: cfg.ClockEvery,
+		Verify: cfg.Verify, VerifyEvery: cfg.VerifyEvery,
 	})
 	if err != nil {
 		return err

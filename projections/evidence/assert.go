@@ -68,6 +68,10 @@ const (
 	// expectations are of version 1 or 2 and declare audit-reviewed.
 	WarnLegacyReviews  = "the bundle's expectations are of a version before 3: audit-reviewed was derived by that version's rule, which tests only the time between two reviews, not the time from the period's start to the first review nor from the last review to the period's end (FORMAT §12.1)"
 	WarnNoVerification = "No full verification of the log after the period's end: the projection holds no successful verification of at least the range's records (control 5.33)."
+	// WarnNotVerified is WarnNoVerification of bundles that carry the
+	// writer's verification records (log/verifications.jsonl): derived
+	// from them, not from a table of the projection.
+	WarnNotVerified = "No full verification of the log recorded after the period's end found it whole over the range's records: the log holds no ledger.verification record of at least the range's size that is ok (control 5.33)."
 )
 
 // identityCensus counts the distinct human identities of the tenant's
@@ -120,8 +124,10 @@ func (c *identityCensus) noteScanned(event []byte, ev *eventscan.Event, scanned 
 }
 
 // warningsOf derives the report's warnings: the census of identities, the
-// segments' locks and whether 5.33 found a full verification.
-func warningsOf(m *Manifest, census *identityCensus, segs []Segment) []string {
+// segments' locks and whether a full verification covered the range —
+// from the verification records (verifs) when the bundle carries them
+// (m.Verifications), else from 5.33's queried table.
+func warningsOf(m *Manifest, census *identityCensus, segs []Segment, verifs []VerificationSeen) []string {
 	var w []string
 	if len(census.humans) > 0 && len(census.dev) == len(census.humans) {
 		w = append(w, WarnDevIdentities)
@@ -131,6 +137,12 @@ func warningsOf(m *Manifest, census *identityCensus, segs []Segment) []string {
 			w = append(w, WarnNotWriteOnce)
 			break
 		}
+	}
+	if m.Verifications != nil {
+		if !slices.ContainsFunc(verifs, func(v VerificationSeen) bool { return v.OK && v.Size >= m.Range.End }) {
+			w = append(w, WarnNotVerified)
+		}
+		return w
 	}
 	for _, c := range m.Controls {
 		if c.ID == "5.33" {
@@ -225,7 +237,7 @@ func derivedFiles(m *Manifest, fw *compliance.Framework, asserts []compliance.As
 // manifest's created, vouched for by the evidence key alone, cannot end
 // the period before the records it holds.
 func assertedPeriod(m *Manifest) compliance.Period {
-	p := compliance.Period{From: m.Period.From, To: m.Period.To}
+	p := compliance.Period{From: m.Period.From, To: m.Period.To, First: m.Range.First, End: m.Range.End}
 	if m.Range.First == 0 && m.Range.FirstSealed != nil && m.Range.FirstSealed.After(p.From) {
 		p.From = *m.Range.FirstSealed
 	}
@@ -260,6 +272,8 @@ type derivation struct {
 	// version 1 or 2 and test audit-reviewed by its rule
 	legacy, legacyReviews bool
 	tables                *tableSet // the tables the manifest says are derived
+	// verifs are the verification records of log/verifications.jsonl
+	verifs []VerificationSeen
 	// err is the first event the checks could not read
 	err error
 }
@@ -334,7 +348,7 @@ func (d *derivation) checkTables(files map[string]*zip.File, rep *Report) error 
 	for _, c := range m.Controls {
 		for _, name := range c.Derived {
 			path := "controls/" + c.ID + "/" + name + ".csv"
-			want, n, capped := d.tables.csv(c.ID+"/"+name, &tableIn{segs: rep.Segments, erased: erasedSet(m.SealedFields)})
+			want, n, capped := d.tables.csv(c.ID+"/"+name, &tableIn{segs: rep.Segments, erased: erasedSet(m.SealedFields), verifs: d.verifs, first: m.Range.First, end: m.Range.End})
 			got, err := readZip(files, path, 256<<20)
 			if err != nil {
 				return err
@@ -427,7 +441,7 @@ func (d *derivation) check(files map[string]*zip.File, rep *Report) error {
 	for id := range byControl {
 		return failf(ManifestFile, "%s declares an expectation for control %s, which the manifest does not list", ExpectationsFile, id)
 	}
-	if want := warningsOf(m, d.census, rep.Segments); !slices.Equal(m.Warnings, want) {
+	if want := warningsOf(m, d.census, rep.Segments, d.verifs); !slices.Equal(m.Warnings, want) {
 		return failf(ManifestFile, "warnings %q, the bundle gives %q", m.Warnings, want)
 	}
 	fw, err := compliance.Load(m.Framework.ID)

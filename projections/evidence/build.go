@@ -144,6 +144,7 @@ type builder struct {
 	scan     eventscan.Event // the event being read
 	line     []byte          // the line of events.jsonl being written
 	segs     []Segment
+	verifs   []VerificationSeen // the verification records shipped
 	expected *compliance.Expectations
 	// operatorExpectations: the requester gave the expectations
 	operatorExpectations bool
@@ -322,6 +323,26 @@ func (b *builder) build(ctx context.Context) error {
 	if err := b.add(SegmentsFile, []string{"5.33", "8.15"}, func(w io.Writer) error { return b.segments(ctx, w, a, z, holds) }); err != nil {
 		return err
 	}
+	// The full verifications of the log sealed after the range, proven
+	// in the newest checkpoint: 5.33 and 8.15 are derived from them.
+	vf := &verificationFold{}
+	if err := b.add(VerificationsFile, verificationControls, func(w io.Writer) error { return b.verifications(ctx, w, z, sp.Latest, vf) }); err != nil {
+		return err
+	}
+	b.m.Verifications = &Verifications{Records: len(vf.seen)}
+	vctx, err := vf.file()
+	if err != nil {
+		return err
+	}
+	if err := b.addBytes(VerificationsContextFile, verificationControls, vctx); err != nil {
+		return err
+	}
+	for i, v := range vf.seen {
+		if err := b.asserter.AddVerification(v.Index, vf.raw[i]); err != nil {
+			return err
+		}
+	}
+	b.verifs = vf.seen
 	if cfg.Expectations != nil {
 		src := "default"
 		if b.operatorExpectations {
@@ -638,7 +659,7 @@ func (b *builder) controls(ctx context.Context, a, z uint64) error {
 				if b.tables.err != nil {
 					return fmt.Errorf("evidence: deriving the tables: %w", b.tables.err)
 				}
-				data, n, capped := b.tables.csv(ev.Control+"/"+q.Name, &tableIn{segs: b.segs, erased: erasedSet(b.m.SealedFields)})
+				data, n, capped := b.tables.csv(ev.Control+"/"+q.Name, &tableIn{segs: b.segs, erased: erasedSet(b.m.SealedFields), verifs: b.verifs, first: a, end: z})
 				if err := b.addBytes(dir+q.Name+".csv", []string{ev.Control}, data); err != nil {
 					return err
 				}
@@ -695,7 +716,7 @@ func (b *builder) controls(ctx context.Context, a, z uint64) error {
 		c := &b.m.Controls[i]
 		c.Files = append(c.Files, "controls/"+c.ID+"/summary.md")
 	}
-	b.m.Warnings = warningsOf(&b.m, b.census, b.segs)
+	b.m.Warnings = warningsOf(&b.m, b.census, b.segs, b.verifs)
 	derived, err := derivedFiles(&b.m, fw, asserts)
 	if err != nil {
 		return err

@@ -85,6 +85,10 @@ type Manifest struct {
 	// LegalHolds accounts for the legal holds of the range (holds.go);
 	// absent from bundles built before they were carried.
 	LegalHolds *LegalHolds `json:"legal_holds,omitempty"`
+	// Verifications accounts for the writer's verification records sealed
+	// after the range (verifications.go); absent from bundles built
+	// before they were carried.
+	Verifications *Verifications `json:"verifications,omitempty"`
 	// Expectations names the expectations file the controls were tested
 	// against (assert.go); absent from bundles built before assertions.
 	Expectations *Expectations `json:"expectations,omitempty"`

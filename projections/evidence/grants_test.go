@@ -164,7 +164,7 @@ func TestBundleCountsOnlySignedGrants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Rederived != 9 || rep.UnverifiedOrigin {
+	if rep.Rederived != 11 || rep.UnverifiedOrigin {
 		t.Errorf("re-derived %d assertions (unverified origin %t), warnings %q", rep.Rederived, rep.UnverifiedOrigin, rep.Warnings)
 	}
 	base := evidence.VerifyOptions{LogVerifier: r.verifer, AllowedSigners: []ssh.PublicKey{r.signer.PublicKey()}, AllowUnlocked: true}
@@ -213,7 +213,7 @@ func TestBundleCountsOnlySignedGrants(t *testing.T) {
 		t.Errorf("built without the grant key: %v", err)
 	}
 	// Expectations of version 1 are not built with.
-	v1 := bytes.Replace(fw.ExpectationsFile, []byte("\nversion: 3\n"), []byte("\nversion: 1\n"), 1)
+	v1 := olderExpectations(fw.ExpectationsFile, 1)
 	_, err = evidence.Build(t.Context(), evidence.Config{DB: r.db, Framework: fw, Tenant: "acme", From: from, To: to, Signer: r.signer, LogVKey: r.vkey,
 		GrantVKey: grantSigner.Verifier().String(), Expectations: v1,
 		Generator: "auditledger test", RequestedBy: evidence.Requester{Issuer: "https://idp.test", Subject: "auditor-1"}}, &buf)
@@ -233,8 +233,9 @@ func TestBundleCountsOnlySignedGrants(t *testing.T) {
 func asVersion1(t *testing.T, r *run) []byte {
 	t.Helper()
 	f := zipFiles(t, r.bundle)
-	f["expectations.yaml"] = bytes.Replace(f["expectations.yaml"], []byte("\nversion: 3\n"), []byte("\nversion: 1\n"), 1)
+	f["expectations.yaml"] = olderExpectations(f["expectations.yaml"], 1)
 	editManifest(t, f, func(m *evidence.Manifest) {
+		withoutVersion4Assertions(m)
 		sum := sha256.Sum256(f["expectations.yaml"])
 		m.Expectations.SHA256 = hex.EncodeToString(sum[:])
 		m.Framework.MappingVersion = 999

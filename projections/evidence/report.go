@@ -186,6 +186,10 @@ sha256sum --strict -c SHA256SUMS
    with the store, each held segment and the checkpoint signed at its end
    must be reported under legal hold (`+"`store_legal_hold`"+`,
    `+"`checkpoint.legal_hold`"+`), each checkpoint locked as its segment is.
+   `+"`log/verifications.jsonl`"+` holds the full verifications of the log the
+   writer recorded after the range (`+"`ledger.verification`"+` records, each
+   whole with its inclusion proof in `+"`log/checkpoint-latest`"+`): 5.33 and
+   8.15 are derived from them, and a record the writer did not seal fails.
 
 9. **The assertions follow from the events**: each control with an
    expectation in `+"`expectations.yaml`"+` (its SHA-256 is the manifest's
@@ -208,8 +212,8 @@ sha256sum --strict -c SHA256SUMS
 The other CSV files under `+"`controls/`"+` describe what the ledger
 observed. Those the manifest lists under a control's `+"`derived`"+` are
 computed from the records as docs/FORMAT.md §12.3 defines each, so you
-can re-derive them from `+"`events.jsonl`"+`, `+"`context/clock.json`"+` and
-`+"`log/segments.json`"+` alone; auditledger does, byte for byte, and fails on
+can re-derive them from `+"`events.jsonl`"+`, `+"`context/clock.json`"+`,
+`+"`context/verifications.json`"+` and `+"`log/segments.json`"+` alone; auditledger does, byte for byte, and fails on
 any difference. The rest come with the query that produced them over the
 ledger's projection (`+"`.sql`"+`: `+"`$1`"+` = tenant, `+"`$2`"+`, `+"`$3`"+` = the index
 range) and are vouched for by the evidence key only (their queries run

@@ -133,7 +133,7 @@ func TestBundleReviewsCoverThePeriod(t *testing.T) {
 	// A bundle is not built with expectations of version 2, whose rule
 	// tested neither edge.
 	fw := must(compliance.Load("iso27001-2022"))
-	v2 := bytes.Replace(fw.ExpectationsFile, []byte("\nversion: 3\n"), []byte("\nversion: 2\n"), 1)
+	v2 := olderExpectations(fw.ExpectationsFile, 2)
 	var buf bytes.Buffer
 	_, err = evidence.Build(t.Context(), evidence.Config{DB: r.db, Framework: fw, Tenant: "acme", From: t0.Add(30 * time.Minute), To: t0.Add(150 * time.Minute),
 		Signer: r.signer, LogVKey: r.vkey, GrantVKey: grantSigner.Verifier().String(), Expectations: v2,

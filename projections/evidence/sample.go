@@ -100,7 +100,12 @@ func DrawSample(r io.ReaderAt, n int64, opts VerifyOptions, control string, seed
 	for _, l := range lines[1:] {
 		idx, err := strconv.ParseUint(l[0], 10, 64)
 		if err != nil {
-			return nil, rep, failf(assertionPath(control), "index %q", l[0])
+			return nil, rep, failf(assertionPath(control), "index %q: a row of no record cannot be sampled", l[0])
+		}
+		if idx < m.Range.First || idx >= m.Range.End {
+			// 5.33's and 8.15's rows are verification records sealed
+			// after the range, proven in log/verifications.jsonl.
+			return nil, rep, failf(assertionPath(control), "index %d is not a record of the range %d..%d: control %s is not sampled from the range's records", idx, m.Range.First, m.Range.End-1, control)
 		}
 		pop = append(pop, member{idx, SampleKey(seed, control, idx), l})
 	}

@@ -51,6 +51,10 @@ type table struct {
 type tableIn struct {
 	segs   []Segment
 	erased map[string]bool
+	// the verification records of log/verifications.jsonl, and the range
+	// [first, end)
+	verifs     []VerificationSeen
+	first, end uint64
 }
 
 // shown is a value as a table shows it: a sealed value (§1.6) as
@@ -494,6 +498,45 @@ var derivations = map[string]func(*folds) *table{
 	"8.15/events_by_type": grouped([]string{"type", "events"}, nil, func(t *tev) []string { return []string{t.Type} }, nil),
 	"8.16/reviews": grouped([]string{"actor_subject", "resource", "reads"}, []string{"audit.accessed"},
 		func(t *tev) []string { return []string{t.Actor.Subject, t.s(t.Payload.Resource)} }, nil),
+	"5.33/verification": func(*folds) *table {
+		return &table{columns: []string{"index", "sealed_at", "started", "finished", "size", "root", "ok", "gaps", "failure"},
+			note: func(*tev, bool) {},
+			rows: func(in *tableIn) []tableRow {
+				var out []tableRow
+				for _, v := range in.covering() {
+					f := ""
+					if v.Failure != nil {
+						f = v.Failure.Error
+					}
+					out = append(out, tableRow{u(v.Index), nanos(v.SealedAt), nanos(v.Started), nanos(v.Finished), u(v.Size), v.Root, strconv.FormatBool(v.OK), strconv.Itoa(len(v.Gaps)), f})
+				}
+				return out
+			},
+			limit: 1000}
+	},
+	"8.15/findings": func(*folds) *table {
+		return &table{columns: []string{"verification_index", "kind", "record_index", "detail"},
+			note: func(*tev, bool) {},
+			rows: func(in *tableIn) []tableRow {
+				var out []tableRow
+				for _, v := range in.covering() {
+					for _, g := range v.Gaps {
+						if g.Index >= in.first && g.Index < in.end {
+							out = append(out, tableRow{u(v.Index), "gap", u(g.Index), fmt.Sprintf("stream sequences %d..%d missing", g.FirstSeq, g.LastSeq)})
+						}
+					}
+					if f := v.Failure; f != nil && (f.Index == nil || *f.Index < in.end) {
+						at := ""
+						if f.Index != nil {
+							at = u(*f.Index)
+						}
+						out = append(out, tableRow{u(v.Index), "failure", at, f.Error})
+					}
+				}
+				return out
+			},
+			limit: 1000}
+	},
 	"8.17/clock": listed([]string{"idx", "sealed_at", "synchronised", "maxerror_us", "esterror_us", "source", "host", "read_error"}, 1000,
 		[]string{string(events.LedgerClockStatus)}, true, func(t *tev) tableRow {
 			return tableRow{u(t.idx), t.sealedAt, t.b(t.Payload.Synchronised), t.n(t.Payload.MaxerrorUs), t.n(t.Payload.EsterrorUs), t.s(t.Payload.Source), t.s(t.Payload.Host), t.s(t.Payload.ReadError)}

@@ -292,7 +292,7 @@ def verify_store(root, vkey_text, schema):
                     if r["source"] != want and not (r["source"] == last_src and last_src_seg == rel):
                         raise Fail("stream sequences skipped or repeated")
                 last_src, last_src_seg = r["source"], rel
-            elif sysrec and t not in ("ledger.retention.changed", "ledger.clock.status"):
+            elif sysrec and t not in ("ledger.retention.changed", "ledger.clock.status", "ledger.verification"):
                 raise Fail("system record type with source 0")
             leaves.append(r["leaf"])
             chain = sha(chain + r["leaf"])

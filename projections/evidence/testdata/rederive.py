@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """An independent reading of docs/FORMAT.md sections 12.1 and 12.3,
 written from the spec alone: re-derives every control's assertion.csv of
-an unzipped evidence bundle from its events.jsonl, context/clock.json and
+an unzipped evidence bundle from its events.jsonl, context/clock.json,
+context/verifications.json (the writer's verification records of
+log/verifications.jsonl, which the Go verifier proves) and
 its expectations (given as JSON, to keep to the standard library) and
 the period of its manifest, and
 prints, per control, one line "<control> <population> <exceptions>
 <result>"; and every derived table of section 12.3 from events.jsonl,
-context/clock.json, segments.json and the manifest. Writes the CSVs to
+context/clock.json, context/verifications.json, segments.json and the
+manifest. Writes the CSVs to
 OUT/<control>/. GRANT_VKEY is the grant key as the operator published it
 (section 13): access grants' signed notes (section 8) are opened with it
 by the Ed25519 verification of RFC 8032 written out below; without it, a
@@ -563,7 +566,80 @@ def audit_reviewed(x, evs):
     return out
 
 
+VERIFS = []  # context/verifications.json's verifications (log/verifications.jsonl)
+RANGE = None  # (range.first, range.end)
+NO_VERIFICATION = "no full verification of the log after the period covered its records"
+LOG_NOT_WHOLE = "the verification found the log not whole"
+RANGE_NOT_WHOLE = "the verification found the period's records not whole"
+
+
+def covering():
+    """The verification records of at least range.end records."""
+    return [v for v in VERIFS if v["size"] >= RANGE[1]]
+
+
+def verification_item(v):
+    return "size=%d ok=%s started=%s finished=%s" % (v["size"], "true" if v["ok"] else "false",
+                                                      go_time(unix_nanos(v["started"])), go_time(unix_nanos(v["finished"])))
+
+
+def findings(v, lo, hi):
+    """Gap records with index in [lo, hi), then the failed check when it
+    failed below hi or at no index; "" when none."""
+    parts = []
+    gaps = [str(g["index"]) for g in v["gaps"] if lo <= g["index"] < hi]
+    if gaps:
+        parts.append("gap records " + ",".join(gaps))
+    f = v.get("failure")
+    if f is not None and (f.get("index") is None or f["index"] < hi):
+        parts.append("failed: " + f["error"])
+    return "; ".join(parts)
+
+
+def log_verified(x, evs):
+    out = []
+    for v in covering():
+        ex = ""
+        if not v["ok"]:
+            ex = LOG_NOT_WHOLE + ": " + (findings(v, 0, 2**64) or "not ok")
+        out.append([str(v["index"]), "ledger.verification", "", "", verification_item(v), "", ex])
+    if not out:
+        out.append(["", "", "", "", "no verification of size >= %d" % RANGE[1], "", NO_VERIFICATION])
+    return out
+
+
+def log_intact(x, evs):
+    out = []
+    for v in covering():
+        d = findings(v, RANGE[0], RANGE[1])
+        out.append([str(v["index"]), "ledger.verification", "", "", verification_item(v), "", RANGE_NOT_WHOLE + ": " + d if d else ""])
+    return out
+
+
+def verification_rows():
+    rows = []
+    for v in covering():
+        f = v.get("failure")
+        rows.append([str(v["index"]), go_time(unix_nanos(v["sealed_at"])), go_time(unix_nanos(v["started"])), go_time(unix_nanos(v["finished"])),
+                     str(v["size"]), v["root"], "true" if v["ok"] else "false", str(len(v["gaps"])), "" if f is None else f["error"]])
+    return rows
+
+
+def findings_rows():
+    rows = []
+    for v in covering():
+        for g in v["gaps"]:
+            if RANGE[0] <= g["index"] < RANGE[1]:
+                rows.append([str(v["index"]), "gap", str(g["index"]), "stream sequences %d..%d missing" % (g["first_seq"], g["last_seq"])])
+        f = v.get("failure")
+        if f is not None and (f.get("index") is None or f["index"] < RANGE[1]):
+            rows.append([str(v["index"]), "failure", "" if f.get("index") is None else str(f["index"]), f["error"]])
+    return rows
+
+
 CHECKS = {
+    "log-verified": lambda x, evs, clock: log_verified(x, evs),
+    "log-intact": lambda x, evs, clock: log_intact(x, evs),
     "clock-synchronised": lambda x, evs, clock: clock_synchronised(x, evs, clock),
     "actors-listed": lambda x, evs, clock: actors_listed(evs, False),
     "groups-provisioned": lambda x, evs, clock: actors_listed(evs, True),
@@ -791,6 +867,8 @@ def tables(evs, clock, segs, erased):
         "5.28/custody": (["type", "actor_subject", "what", "events"], count_rows(evs, ["audit.accessed", "evidence.exported"], lambda e: [e["type"], actor(e)[1], what(e)])),
         "5.33/segments": (["first", "size", "name", "sha256", "version", "lock_mode", "retain_until"],
                           [[str(g["first"]), str(g["size"]), g["name"], g["sha256"], s(g.get("version")), s(g.get("lock_mode")), s(g.get("retain_until"))] for g in segs]),
+        "5.33/verification": (["index", "sealed_at", "started", "finished", "size", "root", "ok", "gaps", "failure"], verification_rows()[:1000]),
+        "8.15/findings": (["verification_index", "kind", "record_index", "detail"], findings_rows()[:1000]),
         "8.2/privileged_groups": (["actor_subject", "group_name"], groups_of("approval.requested", False)),
         "8.3/restrictions": (["type", "events", "identities"], restrictions()),
         "8.3/blocked_sample": (["idx", "actor_subject", "rule", "reason", "statement"],
@@ -811,7 +889,7 @@ def csv_text(header, rows):
 
 
 def main():
-    global GRANT_KEY, VERSION, PERIOD
+    global GRANT_KEY, VERSION, PERIOD, VERIFS, RANGE
     bundle, xfile, out = sys.argv[1:4]
     if len(sys.argv) > 4:
         GRANT_KEY = parse_vkey(sys.argv[4])
@@ -831,6 +909,11 @@ def main():
     with open(os.path.join(bundle, "manifest.json")) as f:
         m = json.load(f)
     VERSION, PERIOD = x["Version"], asserted_period(m)
+    RANGE = (m["range"]["first"], m["range"]["end"])
+    vpath = os.path.join(bundle, "context", "verifications.json")
+    if os.path.exists(vpath):
+        with open(vpath) as f:
+            VERIFS = json.load(f)["verifications"]
     erased = {e["pseudonym"] for e in ((m.get("sealed_fields") or {}).get("erased") or [])}
     for k, (header, rows) in tables(evs, clock, segs, erased).items():
         control, name = k.split("/")
