@@ -2010,9 +2010,12 @@ func JoinedValues(parts []string) []Joined {
 	}
 	var out []Joined
 	seen := map[string]bool{}
+	// One buffer for every joining tried: what is kept of it (a value
+	// found) is copied.
+	var buf []byte
+	var bounds [][2]int
 	try := func(first int, ps []string, sep string) {
-		var sb strings.Builder
-		at := make([][2]int, len(ps))
+		buf, bounds = buf[:0], bounds[:0]
 		for i, p := range ps {
 			if i > 0 {
 				if sep == "" && letterGapAt(ps[i-1], p) {
@@ -2022,17 +2025,17 @@ func JoinedValues(parts []string) []Joined {
 					// so, a letter a part begins or ends with is not —
 					// a list of codes would read as card numbers. A gap
 					// longer than a chain's keeps them apart.
-					sb.WriteString(chainBreak)
+					buf = append(buf, chainBreak...)
 				}
-				sb.WriteString(sep)
+				buf = append(buf, sep...)
 			}
-			at[i][0] = sb.Len()
-			sb.WriteString(p)
-			at[i][1] = sb.Len()
+			lo := len(buf)
+			buf = append(buf, p...)
+			bounds = append(bounds, [2]int{lo, len(buf)})
 		}
-		for _, sp := range Spans(sb.String()) {
+		for _, sp := range Spans(unsafeString(buf)) {
 			var idx []int
-			for i, a := range at {
+			for i, a := range bounds {
 				if a[0] < sp.Hi && sp.Lo < a[1] {
 					idx = append(idx, first+i)
 				}
@@ -2046,7 +2049,7 @@ func JoinedValues(parts []string) []Joined {
 			}
 			if !seen[key] {
 				seen[key] = true
-				out = append(out, Joined{Detector: sp.Detector, Value: sp.Value, Parts: idx})
+				out = append(out, Joined{Detector: sp.Detector, Value: strings.Clone(sp.Value), Parts: idx})
 			}
 		}
 	}
