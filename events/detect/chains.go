@@ -492,16 +492,26 @@ func shapes(b []byte) (ssn, nanp bool) {
 	return ssn, nanp
 }
 
-// keyword reports whether b holds ssn or social, in any case.
+// keyword reports whether b holds ssn or social, in any case, where
+// ssnKeyed can match them (keyedSSNs runs it only then).
 func keyword(b []byte) bool {
 	for i := 0; i+3 <= len(b); i++ {
 		c := b[i] | 0x20
 		if c == 's' && (b[i+1]|0x20 == 's' && b[i+2]|0x20 == 'n' || i+6 <= len(b) && b[i+1]|0x20 == 'o' && b[i+2]|0x20 == 'c' && b[i+3]|0x20 == 'i' && b[i+4]|0x20 == 'a' && b[i+5]|0x20 == 'l') {
-			return true
+			// ssnKeyed's \b: no ASCII word character before it. Inside
+			// a word (base64 text holds "ssn" about once in 30,000
+			// characters) the expression cannot match there.
+			if i == 0 || !isWordChar(b[i-1]) {
+				return true
+			}
 		}
 	}
 	return false
 }
+
+// isWordChar reports whether c is an ASCII word character, \w to Go's
+// regular expressions.
+func isWordChar(c byte) bool { return isAlnum(c) || c == '_' }
 
 func (s *scrubber) spacedSSNs() {
 	b := s.b

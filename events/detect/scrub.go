@@ -17,7 +17,7 @@ import (
 // Builtin lists every built-in detector, in the order they are tried.
 // Recorded text always passes all of them: nothing a detector finds is
 // sealed in clear, whatever a policy says.
-var Builtin = []string{"email", "credit_card", "iban", "phone", "us_ssn", "secret"}
+var Builtin = builtinNames[:]
 
 // Placeholder is what a value found by detector is replaced with in
 // recorded text. It contains no quote or backslash, so it can stand
@@ -27,20 +27,27 @@ func Placeholder(detector string) string { return "[REDACTED:" + detector + "]" 
 // Find returns the first built-in detector that matches v as a whole, or
 // "" when none does. v is read folded (see fold).
 func Find(v []byte) string {
-	v = foldBytes(v)
-	for _, d := range Builtin {
-		if detectors[d](v) {
-			return d
-		}
-	}
-	return ""
+	return find(foldBytes(v))
 }
+
+// builtinFuncs are the functions of Builtin, in its order: find is
+// called for every token of every text, and looking each detector up by
+// name was a third of a statement's scrub.
+var builtinFuncs = func() (fs [len(builtinNames)]func([]byte) bool) {
+	for i, d := range builtinNames {
+		fs[i] = detectors[d]
+	}
+	return fs
+}()
+
+// builtinNames is Builtin as an array, the order find tries them in.
+var builtinNames = [...]string{"email", "credit_card", "iban", "phone", "us_ssn", "secret"}
 
 // find is Find on a folded value.
 func find(v []byte) string {
-	for _, d := range Builtin {
-		if detectors[d](v) {
-			return d
+	for i, f := range builtinFuncs {
+		if f(v) {
+			return builtinNames[i]
 		}
 	}
 	return ""
@@ -2003,9 +2010,12 @@ func JoinedValues(parts []string) []Joined {
 	}
 	var out []Joined
 	seen := map[string]bool{}
+	// One buffer for every joining tried: what is kept of it (a value
+	// found) is copied.
+	var buf []byte
+	var bounds [][2]int
 	try := func(first int, ps []string, sep string) {
-		var sb strings.Builder
-		at := make([][2]int, len(ps))
+		buf, bounds = buf[:0], bounds[:0]
 		for i, p := range ps {
 			if i > 0 {
 				if sep == "" && letterGapAt(ps[i-1], p) {
@@ -2015,17 +2025,17 @@ func JoinedValues(parts []string) []Joined {
 					// so, a letter a part begins or ends with is not —
 					// a list of codes would read as card numbers. A gap
 					// longer than a chain's keeps them apart.
-					sb.WriteString(chainBreak)
+					buf = append(buf, chainBreak...)
 				}
-				sb.WriteString(sep)
+				buf = append(buf, sep...)
 			}
-			at[i][0] = sb.Len()
-			sb.WriteString(p)
-			at[i][1] = sb.Len()
+			lo := len(buf)
+			buf = append(buf, p...)
+			bounds = append(bounds, [2]int{lo, len(buf)})
 		}
-		for _, sp := range Spans(sb.String()) {
+		for _, sp := range Spans(unsafeString(buf)) {
 			var idx []int
-			for i, a := range at {
+			for i, a := range bounds {
 				if a[0] < sp.Hi && sp.Lo < a[1] {
 					idx = append(idx, first+i)
 				}
@@ -2039,7 +2049,7 @@ func JoinedValues(parts []string) []Joined {
 			}
 			if !seen[key] {
 				seen[key] = true
-				out = append(out, Joined{Detector: sp.Detector, Value: sp.Value, Parts: idx})
+				out = append(out, Joined{Detector: sp.Detector, Value: strings.Clone(sp.Value), Parts: idx})
 			}
 		}
 	}

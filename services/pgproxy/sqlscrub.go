@@ -100,6 +100,54 @@ type tokenRules struct {
 	whole     []gateway.Finding // values constant string expressions make
 }
 
+// none reports whether r names nothing to replace but what the detectors
+// find.
+func (r tokenRules) none() bool {
+	return len(r.forced)+len(r.forcedRaw)+len(r.codeAt)+len(r.codeRaw)+len(r.whole) == 0 && !r.all
+}
+
+// numberTokens returns the numeric constants of sql, as PostgreSQL's
+// scanner delimits them, when sql is written in a subset of SQL whose
+// scanning is plain: ASCII letters, digits, _, white space and the
+// punctuation ( ) , ; = < > + - * : [ ] . only — no string, quoted name,
+// comment, $ or escape — and each number digits alone (no 1.5, 1e3, 0x1F,
+// 1_000 or digits glued to a letter, which the scanner reads otherwise or
+// refuses). Those are the tokens scrubScanned acts on in such a text
+// (TestNumberTokens holds them to the scanner's; TestScrubNumberTokens
+// the recorded text to the one from every token), so that pgbench's and
+// most applications' statements, numbers and names only, are not sent to
+// the scanner (about 10 µs of cgo a statement). ok is false for any
+// other text.
+func numberTokens(sql string) (toks []*pg_query.ScanToken, ok bool) {
+	for i := 0; i < len(sql); {
+		c := sql[i]
+		switch {
+		case 'a' <= c|0x20 && c|0x20 <= 'z' || c == '_':
+			// A name or keyword: the digits in it are no number.
+			for i < len(sql) && (isDigit(sql[i]) || sql[i] == '_' || 'a' <= sql[i]|0x20 && sql[i]|0x20 <= 'z') {
+				i++
+			}
+		case isDigit(c):
+			j := i
+			for j < len(sql) && isDigit(sql[j]) {
+				j++
+			}
+			if j < len(sql) && (isWordByte(sql[j]) || sql[j] == '.' || sql[j] >= 0x80) {
+				return nil, false
+			}
+			toks = append(toks, &pg_query.ScanToken{Start: int32(i), End: int32(j), Token: pg_query.Token_ICONST})
+			i = j
+		case c == '.' && (i+1 == len(sql) || !isDigit(sql[i+1])),
+			c == '-' && (i+1 == len(sql) || sql[i+1] != '-'),
+			isSpace(c) || strings.IndexByte("(),;=<>+*:[]", c) >= 0:
+			i++
+		default:
+			return nil, false
+		}
+	}
+	return toks, true
+}
+
 // scrubTokens scans sql with PostgreSQL's scanner and replaces what the
 // detectors find in its literals and comments, and what r names.
 func scrubTokens(sql string, pol *Policy, depth int, r tokenRules) (string, []gateway.Finding) {
@@ -107,15 +155,30 @@ func scrubTokens(sql string, pol *Policy, depth int, r tokenRules) (string, []ga
 		!detect.MayHold(sql) && !strings.Contains(sql, "||") && !encoded(sql) && !nonDecimal(sql) && countDigits(sql) < minSplitDigits {
 		return sql, nil
 	}
-	toks, err := pg_query.Scan(sql)
-	if err != nil {
-		var found []gateway.Finding
-		if r.all {
-			return withheldFrom(sql, &found), found
+	var toks *pg_query.ScanResult
+	if r.none() {
+		if nt, ok := numberTokens(sql); ok {
+			toks = &pg_query.ScanResult{Tokens: nt}
 		}
-		out, _ := gateway.ScrubFound(sql, &found)
-		return out, found
 	}
+	if toks == nil {
+		var err error
+		if toks, err = scan(sql); err != nil {
+			var found []gateway.Finding
+			if r.all {
+				return withheldFrom(sql, &found), found
+			}
+			out, _ := gateway.ScrubFound(sql, &found)
+			return out, found
+		}
+	}
+	return scrubScanned(sql, pol, depth, r, toks)
+}
+
+// scrubScanned is scrubTokens on sql's tokens. With no rule in r, the
+// tokens it acts on are the constants and comments (and || between
+// strings): the others only end a run of strings.
+func scrubScanned(sql string, pol *Policy, depth int, r tokenRules, toks *pg_query.ScanResult) (string, []gateway.Finding) {
 	// A value a constant string expression makes is recorded (its search
 	// digest) as the whole it makes, not as the pieces.
 	all := slices.Clone(r.whole)
@@ -575,15 +638,14 @@ var foldFuncs = map[string]bool{"chr": true, "concat": true, "concat_ws": true, 
 // or compute a number: it holds || or one of their names, letter case
 // ignored, anywhere (so comments between a name and its parenthesis do
 // not hide it), a quoted identifier with Unicode escapes (U&"…"), which
-// can spell one, or an arithmetic operator with a digit or a parenthesis
-// after it and a digit, a parenthesis or a name (a cast's type) before
-// it (51598415::bigint*100000000+80634868 makes a card number no
-// literal holds). The parse tree decides; this only skips texts that
-// cannot have one.
+// can spell one, OPERATOR (OPERATOR(pg_catalog.+) is +), or a +, - or *
+// that may apply to constants (arithmetic: 51598415::bigint*100000000+
+// 80634868 makes a card number no literal holds). The parse tree
+// decides; this only skips texts that cannot have one.
 func foldHint(sql string) bool {
 	for i := 0; i < len(sql); i++ {
 		switch c := sql[i] | 0x20; c {
-		case '+', '*', '-', '/': // | 0x20 leaves them as they are
+		case '+', '*', '-': // | 0x20 leaves them as they are
 			if arithmetic(sql, i) {
 				return true
 			}
@@ -607,37 +669,152 @@ func foldHint(sql string) bool {
 	return false
 }
 
-// arithmetic reports whether the operator at sql[i] may compute a
-// number from constants: a digit or an opening parenthesis follows it,
-// and a digit, a closing parenthesis or a letter precedes it (spaces
-// skipped both ways).
+// arithmetic reports whether the +, - or * at sql[i] may be an operator
+// whose operands foldConst folds (constants, casts of them, arithmetic
+// and the folding functions), so that the parse tree must be read. It
+// answers false only where the text shows they cannot be:
+//
+//   - what follows (white space skipped) cannot start a constant: not a
+//     digit, a quote, a parenthesis, a sign, a $, a comment, a name
+//     followed by a quote or parenthesis (a typed constant, a call), NULL,
+//     CAST, ARRAY, or the first word of a type name of several words (so
+//     SELECT * FROM and count(*) are not arithmetic);
+//   - it has a left operand (the operator is not a prefix one) that is a
+//     column: a name that is no keyword of PostgreSQL's (NULL is one, as
+//     are the words of type names and those before a prefix operator,
+//     AND, THEN…), not qualified and not after :: (a cast's type), after
+//     another word or an operator (abalance + 1234);
+//   - it is a prefix - before an integer or decimal written in digits
+//     that no cast or subscript follows: the parser makes it a negative
+//     constant, no expression (abalance + -1234);
+//   - it is a * with no left operand.
+//
+// Anything else — a comment, a quote, a character beyond ASCII, a word
+// before or after that could be more — is read as arithmetic.
 func arithmetic(sql string, i int) bool {
-	if !strings.ContainsRune("+-*/", rune(sql[i])) {
+	op := sql[i]
+	if op != '+' && op != '-' && op != '*' {
 		return false
 	}
-	j := i + 1
-	for j < len(sql) && (sql[j] == ' ' || sql[j] == '\t' || sql[j] == '\n') {
-		j++
-	}
-	if j == len(sql) || !(isDigit(sql[j]) || sql[j] == '(') {
+	j := skipSpace(sql, i+1)
+	if !mayStartConstant(sql, j) {
 		return false
 	}
-	k := i - 1
-	for k >= 0 && (sql[k] == ' ' || sql[k] == '\t' || sql[k] == '\n') {
-		k--
+	k, nl := spaceBefore(sql, i)
+	if nl {
+		return true // a line comment can end the line before
 	}
-	if k < 0 {
+	if k >= 0 {
+		switch c := sql[k]; {
+		case isWordByte(c):
+			s := k
+			for s > 0 && isWordByte(sql[s-1]) {
+				s--
+			}
+			w := sql[s : k+1]
+			if isDigit(w[0]) || strings.IndexByte(w, '$') >= 0 || pgKeywords[strings.ToLower(w)] {
+				return true // a number, a dollar-quoted string, a keyword
+			}
+			p, nl := spaceBefore(sql, s)
+			if p < 0 || nl {
+				return true
+			}
+			// A column: after another word or an operator. After ::
+			// or a dot it can be a type's name, after anything else
+			// (a comment's end, a quote) it is not known.
+			c := sql[p]
+			return !(isWordByte(c) || strings.IndexByte("=,(<>;|+-*%^!~@#&?", c) >= 0)
+		case strings.IndexByte("=,(<>;|+-*%^!~@#&?[:", c) < 0:
+			return true // the end of an operand: a constant, a parenthesis…
+		}
+	}
+	// A prefix operator.
+	switch op {
+	case '*':
 		return false
+	case '+':
+		return true
 	}
-	c := sql[k] | 0x20
-	return isDigit(sql[k]) || sql[k] == ')' || 'a' <= c && c <= 'z'
+	e := j
+	for e < len(sql) && isDigit(sql[e]) {
+		e++
+	}
+	if e == j || e < len(sql) && (isWordByte(sql[e]) || sql[e] == '.' || sql[e] >= 0x80) {
+		return true // not digits alone: 0x1F, 1.5, 1e3, '5', (5)…
+	}
+	// -5 is the constant -5 unless what binds tighter than a sign (a
+	// cast, a subscript) follows.
+	m := skipSpace(sql, e)
+	return m < len(sql) && (sql[m] == ':' || sql[m] == '[' || sql[m] == '/' || sql[m] == '-' || sql[m] == '.')
 }
 
-// foldNames are the names of foldFuncs by their first letter, and
-// "array" (ARRAY[4,1,1,…], its elements joined).
+// mayStartConstant reports whether the text at sql[j] may start an
+// operand foldConst folds (arithmetic).
+func mayStartConstant(sql string, j int) bool {
+	if j >= len(sql) {
+		return false
+	}
+	c := sql[j]
+	if !isWordByte(c) || isDigit(c) || c == '$' {
+		return isDigit(c) || c >= 0x80 || strings.IndexByte(".'(+-$\"/\\", c) >= 0
+	}
+	e := j
+	for e < len(sql) && isWordByte(sql[e]) {
+		e++
+	}
+	switch strings.ToLower(sql[j:e]) {
+	case "null", "cast", "array", "double", "bit", "character", "char", "national", "nchar", "time", "timestamp", "interval":
+		return true
+	}
+	if e < len(sql) && sql[e] >= 0x80 {
+		return true
+	}
+	m := skipSpace(sql, e)
+	if m == len(sql) {
+		return false
+	}
+	// A typed constant (int8 '5', E'5', U&'5'), a call, a qualified
+	// name, a quoted one, a comment.
+	return strings.IndexByte("'(.\"$&/[", sql[m]) >= 0 || sql[m] >= 0x80 || sql[m] == '-' && m+1 < len(sql) && sql[m+1] == '-'
+}
+
+// isSpace reports whether c is white space to PostgreSQL's scanner.
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+// spaceBefore returns the offset of the last byte before i that is not
+// white space (-1 if none), and whether the white space skipped holds a
+// line break.
+func spaceBefore(sql string, i int) (int, bool) {
+	k, nl := i-1, false
+	for k >= 0 && isSpace(sql[k]) {
+		nl = nl || sql[k] == '\n' || sql[k] == '\r'
+		k--
+	}
+	return k, nl
+}
+
+// skipSpace returns the offset of the first byte from j on that is not
+// white space.
+func skipSpace(sql string, j int) int {
+	for j < len(sql) && isSpace(sql[j]) {
+		j++
+	}
+	return j
+}
+
+// isWordByte reports whether c may be part of a name or keyword (ASCII).
+func isWordByte(c byte) bool {
+	return isDigit(c) || c == '_' || c == '$' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// foldNames are the names of foldFuncs by their first letter, "array"
+// (ARRAY[4,1,1,…], its elements joined) and "operator".
 // An array, not a map: foldHint looks up every byte of a statement.
 var foldNames = func() (m [256][]string) {
 	m['a'] = []string{"array"}
+	m['o'] = []string{"operator"}
 	for f := range foldFuncs {
 		m[f[0]] = append(m[f[0]], f)
 	}
