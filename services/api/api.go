@@ -244,6 +244,7 @@ func (a *api) router() chi.Router {
 		// download recorded in the log.
 		r.Group(func(r chi.Router) {
 			r.Use(a.require(Auditor, Security), a.needsReadPath, a.needsEvidence)
+			r.Get("/evidence", a.listEvidence)
 			r.Post("/evidence", a.requestEvidence)
 			r.Get("/evidence/{id}", a.evidenceStatus)
 			r.Get("/evidence/{id}/download", a.downloadEvidence)

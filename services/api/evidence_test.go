@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +168,147 @@ func TestEvidenceStatusIsAudited(t *testing.T) {
 		if code, _, body := f.get(t, path, carol); code != 503 || !strings.Contains(body, "could not be recorded") {
 			t.Errorf("%s while no audit record can be stored: %d %s, want 503", path, code, body)
 		}
+	}
+}
+
+// buildBundle asks for a bundle of tenant as token's holder and waits
+// until it is ready.
+func (f *readFixture) buildBundle(t *testing.T, token, tenant string) api.EvidenceStatus {
+	t.Helper()
+	from, to := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	code, out := f.post(t, "/v1/evidence", token, `{"tenant":"`+tenant+`","from":"`+from+`","to":"`+to+`"}`)
+	var st api.EvidenceStatus
+	if err := json.Unmarshal([]byte(out), &st); code != 202 || err != nil || st.ID == "" {
+		t.Fatalf("POST /v1/evidence for %s: %d %s", tenant, code, out)
+	}
+	natstest.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		code, _, body := f.get(t, "/v1/evidence/"+st.ID, token)
+		if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
+			return fmt.Errorf("status: %d %s", code, body)
+		}
+		if st.Status == "failed" {
+			t.Fatalf("the build of %s failed: %s", tenant, st.Error)
+		}
+		if st.Status != "ready" {
+			return fmt.Errorf("status %s", st.Status)
+		}
+		return nil
+	})
+	return st
+}
+
+// listBundles reads GET /v1/evidence?query as token's holder.
+func (f *readFixture) listBundles(t *testing.T, query, token string) (int, []api.EvidenceStatus, api.Problem) {
+	t.Helper()
+	code, _, body := f.get(t, "/v1/evidence"+query, token)
+	var list []api.EvidenceStatus
+	var p api.Problem
+	if code == 200 {
+		if err := json.Unmarshal([]byte(body), &list); err != nil {
+			t.Fatalf("GET /v1/evidence%s: %v: %s", query, err, body)
+		}
+	} else {
+		json.Unmarshal([]byte(body), &p)
+	}
+	return code, list, p
+}
+
+func bundleIDs(list []api.EvidenceStatus) []string {
+	var ids []string
+	for _, st := range list {
+		ids = append(ids, st.ID)
+	}
+	return ids
+}
+
+// GET /v1/evidence lists the bundles built, each caller those of its
+// tenants only, one audit.accessed per tenant listed naming its bundles;
+// another tenant, the wrong role and bad parameters are refused; a second
+// API process on the same directory (a restart) lists the finished ones.
+func TestEvidenceList(t *testing.T) {
+	f := newReadFixture(t)
+	carol, gina, milo := f.tokens["carol"], f.tokens["gina"], f.tokens["milo"]
+	acme := f.buildBundle(t, carol, "acme")
+	globex := f.buildBundle(t, gina, "globex")
+
+	code, list, p := f.listBundles(t, "", carol)
+	if code != 200 || len(list) != 1 || list[0].ID != acme.ID || list[0].Status != "ready" || list[0].SHA256 != acme.SHA256 ||
+		list[0].Download != "/v1/evidence/"+acme.ID+"/download" || list[0].Request == nil || list[0].Request.Tenant != "acme" {
+		t.Fatalf("carol's list: %d %+v %v, want acme's bundle %s alone", code, list, p, acme.ID)
+	}
+	if code, list, _ := f.listBundles(t, "", gina); code != 200 || len(list) != 1 || list[0].ID != globex.ID {
+		t.Errorf("gina's list: %d %v, want globex's bundle %s alone", code, bundleIDs(list), globex.ID)
+	}
+	// Newest first, both tenants for who reads both.
+	if code, list, _ := f.listBundles(t, "", milo); code != 200 || len(list) != 2 || list[0].ID != globex.ID || list[1].ID != acme.ID {
+		t.Errorf("milo's list: %d %v, want [%s %s]", code, bundleIDs(list), globex.ID, acme.ID)
+	}
+	if code, list, _ := f.listBundles(t, "?tenant=globex&status=ready&limit=5", milo); code != 200 || len(list) != 1 || list[0].ID != globex.ID {
+		t.Errorf("milo's list of globex: %d %v", code, bundleIDs(list))
+	}
+	if code, list, _ := f.listBundles(t, "?status=building", milo); code != 200 || len(list) != 0 {
+		t.Errorf("milo's list of bundles building: %d %v, want none", code, bundleIDs(list))
+	}
+	if code, list, _ := f.listBundles(t, "?limit=1", milo); code != 200 || len(list) != 1 || list[0].ID != globex.ID {
+		t.Errorf("milo's list, limit=1: %d %v", code, bundleIDs(list))
+	}
+	for _, c := range []struct {
+		name, query, token string
+		code               int
+		param              string
+	}{
+		{"another tenant", "?tenant=globex", carol, 403, ""},
+		{"no role", "", f.tokens["alice"], 403, ""},
+		{"no tenant", "", f.tokens["uma"], 403, ""},
+		{"no token", "", "", 401, ""},
+		{"bad status", "?status=done", carol, 400, "status"},
+		{"bad limit", "?limit=0", carol, 400, "limit"},
+		{"unknown parameter", "?framework=soc2", carol, 400, "framework"},
+	} {
+		code, list, p := f.listBundles(t, c.query, c.token)
+		if code != c.code || p.Param != c.param || len(list) != 0 {
+			t.Errorf("%s: %d %+v %v, want %d naming %q and no bundle", c.name, code, p, bundleIDs(list), c.code, c.param)
+		}
+	}
+	// Each read recorded per tenant, naming its bundles; carol's refusal
+	// under globex, whose auditors should see the attempt.
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		var carolRead, miloAcme, miloGlobex, refused bool
+		for _, s := range f.stream() {
+			ids := fmt.Sprint(s.Payload["ids"])
+			switch {
+			case s.Event.Type == events.AuditAccessed && s.Payload["resource"] == "evidence bundles" && s.Event.Actor.Subject == "carol":
+				if s.Event.Tenant != "acme" || ids != "["+acme.ID+"]" {
+					return fmt.Errorf("carol's list recorded under %s with ids %s", s.Event.Tenant, ids)
+				}
+				carolRead = true
+			case s.Event.Type == events.AuditAccessed && s.Payload["resource"] == "evidence bundles" && s.Event.Actor.Subject == "milo":
+				miloAcme = miloAcme || s.Event.Tenant == "acme" && ids == "["+acme.ID+"]"
+				miloGlobex = miloGlobex || s.Event.Tenant == "globex" && ids == "["+globex.ID+"]"
+				if strings.Contains(ids, acme.ID) && strings.Contains(ids, globex.ID) {
+					return fmt.Errorf("one record of milo's list names both tenants' bundles: %s", ids)
+				}
+			case s.Event.Type == events.CommandBlocked && s.Event.Actor.Subject == "carol" && s.Event.Tenant == "globex" && strings.Contains(fmt.Sprint(s.Payload["reason"]), "globex"):
+				refused = true
+			}
+		}
+		if !carolRead || !miloAcme || !miloGlobex || !refused {
+			return fmt.Errorf("recorded: carol's list %v, milo's acme part %v, globex part %v, carol's refusal %v", carolRead, miloAcme, miloGlobex, refused)
+		}
+		return nil
+	})
+
+	// A restart: the finished bundles are read from the directory.
+	h, err := api.New(f.apiCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(h)
+	t.Cleanup(f.srv.Close)
+	if code, list, _ := f.listBundles(t, "", milo); code != 200 || len(list) != 2 || list[0].ID != globex.ID || list[1].SHA256 != acme.SHA256 || list[1].Events != acme.Events {
+		t.Errorf("after a restart, milo's list: %d %+v", code, list)
+	}
+	if code, list, _ := f.listBundles(t, "", carol); code != 200 || len(list) != 1 || list[0].ID != acme.ID {
+		t.Errorf("after a restart, carol's list: %d %v, want acme's bundle alone", code, bundleIDs(list))
 	}
 }

@@ -61,6 +61,9 @@ type readFixture struct {
 	// keys is the API's personal-data key store.
 	log  *ledger.Log
 	keys *piikeys.Store
+	// apiCfg is the API's configuration, for a second API process on
+	// the same evidence directory (a restart).
+	apiCfg api.Config
 }
 
 // newReadFixture builds the fixture; more, if given, is sealed as one
@@ -147,12 +150,13 @@ func newReadFixture(t *testing.T, more ...ledger.Entry) *readFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(api.Config{Auth: v, Approvals: b, Emitter: em, DB: db, Tenant: "ops", // the API's own tenant: none of the data's
-		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "test"}, Keys: keys})
+	acfg := api.Config{Auth: v, Approvals: b, Emitter: em, DB: db, Tenant: "ops", // the API's own tenant: none of the data's
+		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "test"}, Keys: keys}
+	h, err := api.New(acfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &readFixture{srv: httptest.NewServer(h), tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg, evidenceKey: esigner.PublicKey(), js: js, approvals: b,
+	f := &readFixture{srv: httptest.NewServer(h), apiCfg: acfg, tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg, evidenceKey: esigner.PublicKey(), js: js, approvals: b,
 		log: l, keys: keys,
 		stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) }}
 	t.Cleanup(f.srv.Close)
