@@ -476,6 +476,14 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkBundle(t, f, bundle, bundleID, "globex", 1)
+	// The list of bundles built (the API's GET /v1/evidence) links it
+	// and its download.
+	run("all bundles", chromedp.Click(`//a[text()="All bundles"]`, chromedp.NodeVisible),
+		chromedp.WaitVisible(css(`#bundles a[href="/console/evidence/`+bundleID+`/download"]`)))
+	if s := text(`#bundles`); !strings.Contains(s, bundleID) || !strings.Contains(s, "globex") || !strings.Contains(s, "ready") {
+		t.Fatalf("the list of bundles: %s", s)
+	}
+	axe("the list of bundles")
 	// acme's charts are not gina's to see: the API's refusal.
 	run("gina's charts of acme", chromedp.Navigate(f.srv.URL+"/console/charts/acme?range=7d&to=2026-12-01"), chromedp.WaitVisible(css(`#refusal`)))
 	if s := text(`#refusal`); !strings.Contains(s, "403") || !strings.Contains(s, `tenant "acme": outside your scope`) {

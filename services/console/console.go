@@ -96,7 +96,6 @@ type session struct {
 	expires time.Time
 	csrf    string
 	views   map[string]*api.View // the inbox's page views, for their polls (guarded by Console.mu)
-	bundles []string             // the evidence bundles asked for in this session, oldest first (guarded by Console.mu)
 }
 
 type pendingLogin struct {
