@@ -40,6 +40,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
@@ -102,6 +103,10 @@ type Config struct {
 	// recording rule replaced (POST /v1/events/match), through each
 	// tenant's search key; nil answers that endpoint with 503.
 	Keys *piikeys.Store
+	// Bus, if set, is read for the other processes' state
+	// (GET /v1/processes): the writers' leases and the forwarders'
+	// consumers. Nil: that route lists producers only, saying so.
+	Bus jetstream.JetStream
 }
 
 // New returns the API's handler.
@@ -237,6 +242,7 @@ func (a *api) router() chi.Router {
 			r.Get("/sessions/{id}/cast", a.sessionCast)
 			r.Get("/verify/status", a.verifyStatus)
 			r.Get("/charts", a.charts)
+			r.Get("/processes", a.processes)
 			r.Get("/log/checkpoint", a.latestCheckpoint)
 			r.Get("/log/tile/*", a.tile)
 		})
