@@ -333,13 +333,25 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("a checkpoint checked with another key: %s", s)
 	}
 
-	// Ledger health: the newest checkpoint and a full verification.
+	// Ledger health: the newest checkpoint, a full verification, and
+	// the other processes: a writer's lease, a forwarder nothing pulls
+	// (flagged stale), the producers of carol's tenants.
 	if _, err := projections.VerifyNow(t.Context(), projections.Config{DB: f.db, Store: f.store, Verifier: f.signer.Verifier()}); err != nil {
 		t.Fatal(err)
 	}
+	f.writerAndForwarder(t)
 	run("health", chromedp.Click(`//nav//a[text()="Health"]`, chromedp.NodeVisible), chromedp.WaitVisible(css(`#verification[data-ok="true"]`)))
 	if s := text(`#checkpoint`); !strings.Contains(s, "console.test/log") {
 		t.Fatalf("the health page's checkpoint: %s", s)
+	}
+	if s := text(`#writers`); !strings.Contains(s, "writer-test") || !strings.Contains(s, "holding") {
+		t.Fatalf("the health page's writers: %s", s)
+	}
+	if s := text(`#forwarders tr[data-state="stale"]`); !strings.Contains(s, "forward-hec") || !strings.Contains(s, "stale") {
+		t.Fatalf("the health page's stale forwarder: %s", s)
+	}
+	if s := text(`#producers`); !strings.Contains(s, "gw-1") || strings.Contains(s, "globex") {
+		t.Fatalf("the health page's producers (carol's tenants): %s", s)
 	}
 	shot("health", true)
 	axe("the health page")

@@ -24,6 +24,7 @@ var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 	"until": until,
 	"dur":   func(s int64) string { return (time.Duration(s) * time.Second).String() },
 	"count": count,
+	"ago":   ago,
 }).ParseFS(templateFiles, "templates/*.html"))
 
 // page is what every template gets.
