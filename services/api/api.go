@@ -175,7 +175,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Scope.TenantPrefix == cfg.Scope.TargetPrefix {
 		return nil, fmt.Errorf("api: Scope.TenantPrefix and Scope.TargetPrefix are both %q: a group would name a tenant and a target at once", cfg.Scope.TenantPrefix)
 	}
-	a := &api{cfg: cfg, read: projections.NewReader(cfg.DB), jobs: &evidenceJobs{jobs: map[string]*EvidenceStatus{}, one: make(chan struct{}, 1)}}
+	a := &api{cfg: cfg, read: projections.NewReader(cfg.DB), jobs: &evidenceJobs{jobs: map[string]*EvidenceStatus{}, one: make(chan struct{}, 1), wake: map[string]chan struct{}{}}}
 	r := a.router()
 	return &Server{a: a, h: cfg.Metrics.Wrap(r, func(r *http.Request) string {
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
@@ -253,6 +253,7 @@ func (a *api) router() chi.Router {
 			r.Get("/evidence", a.listEvidence)
 			r.Post("/evidence", a.requestEvidence)
 			r.Get("/evidence/{id}", a.evidenceStatus)
+			r.Get("/evidence/{id}/progress", a.evidenceProgress)
 			r.Get("/evidence/{id}/download", a.downloadEvidence)
 		})
 		r.Get("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {

@@ -86,6 +86,29 @@ type evidenceJobs struct {
 	mu   sync.Mutex
 	jobs map[string]*EvidenceStatus
 	one  chan struct{}
+	// wake holds, for each build someone follows (GET
+	// /v1/evidence/{id}/progress), a channel closed at its next change.
+	wake map[string]chan struct{}
+}
+
+// watch is a channel closed at the next change of build id.
+func (j *evidenceJobs) watch(id string) <-chan struct{} {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	c, ok := j.wake[id]
+	if !ok {
+		c = make(chan struct{})
+		j.wake[id] = c
+	}
+	return c
+}
+
+// notify wakes those following build id; j.mu is held.
+func (j *evidenceJobs) notify(id string) {
+	if c, ok := j.wake[id]; ok {
+		close(c)
+		delete(j.wake, id)
+	}
 }
 
 var bundleID = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -163,7 +186,7 @@ func (a *api) snapshot(st *EvidenceStatus) EvidenceStatus {
 // buildEvidence builds one bundle, then records evidence.exported; a bundle
 // whose export cannot be recorded is removed.
 func (a *api) buildEvidence(ctx context.Context, r *http.Request, actor events.Actor, st *EvidenceStatus, fw *compliance.Framework) {
-	set := func(f func()) { a.jobs.mu.Lock(); f(); a.jobs.mu.Unlock() }
+	set := func(f func()) { a.jobs.mu.Lock(); f(); a.jobs.notify(st.ID); a.jobs.mu.Unlock() }
 	fail := func(err error) {
 		a.cfg.Logger.Error("evidence bundle failed", "id", st.ID, "err", err)
 		set(func() { st.Status, st.Error = "failed", err.Error() })
@@ -259,6 +282,108 @@ func (a *api) evidenceStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// Progress is one message of GET /v1/evidence/{id}/progress: a build's
+// state and its records written of the range's total.
+type Progress struct {
+	Status string `json:"status"`
+	Done   uint64 `json:"done"`
+	Total  uint64 `json:"total"`
+	Error  string `json:"error,omitempty"`
+}
+
+// progressEvery is the least time between two progress messages;
+// heartbeatEvery the most time without a byte on the stream (a comment
+// line, for proxies that close idle connections).
+const (
+	progressEvery  = 250 * time.Millisecond
+	heartbeatEvery = 15 * time.Second
+)
+
+// evidenceProgress follows a build as a stream of server-sent events,
+// from this process's memory (the build's own counters: no read of the
+// projection or the disk per message). The stream is one read: its
+// start is authorised and scoped as a status read and recorded as one
+// audit.accessed ("evidence progress"), and it carries only the state
+// and the counts. Each change is sent as an event "progress" (at most
+// one per progressEvery); once the build is ready or has failed, an
+// event "end" says so and the stream ends: the bundle's digest, range and
+// controls are the status read's (GET /v1/evidence/{id}), recorded
+// as ever.
+func (a *api) evidenceProgress(w http.ResponseWriter, r *http.Request) {
+	st, err := a.bundle(chi.URLParam(r, "id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if !a.bundleInScope(w, r, st) {
+		return
+	}
+	if err := a.accessed(r, st.Request.Tenant, map[string]any{"resource": "evidence progress", "bundle_id": st.ID, "status": st.Status, "tenant": st.Request.Tenant}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	rc := http.NewResponseController(w) // through wrappers (metrics) to the connection
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func(event string, p Progress) error {
+		b, _ := json.Marshal(p)
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
+			return err
+		}
+		rc.Flush()
+		return nil
+	}
+	heartbeat := time.NewTicker(heartbeatEvery)
+	defer heartbeat.Stop()
+	var last Progress
+	first := true
+	for {
+		woken := a.jobs.watch(st.ID)
+		cur := a.snapshot(a.jobs.job(st.ID, st))
+		p := Progress{Status: cur.Status, Done: cur.Done, Total: cur.Total, Error: cur.Error}
+		if cur.Status == "ready" || cur.Status == "failed" {
+			send("end", p)
+			return
+		}
+		if first || p != last {
+			if send("progress", p) != nil {
+				return
+			}
+			last, first = p, false
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-heartbeat.C:
+			if _, err := io.WriteString(w, ": still building\n\n"); err != nil {
+				return
+			}
+			rc.Flush()
+		case <-woken:
+			// At most one message per progressEvery.
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(progressEvery):
+			}
+		}
+	}
+}
+
+// job is the build id as this process holds it (st when it holds none:
+// a bundle read from disk is remembered by bundle).
+func (j *evidenceJobs) job(id string, st EvidenceStatus) *EvidenceStatus {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if p, ok := j.jobs[id]; ok {
+		return p
+	}
+	return &st
 }
 
 // bundle is what this process knows of a bundle; a finished one from

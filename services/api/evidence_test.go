@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -311,4 +313,132 @@ func TestEvidenceList(t *testing.T) {
 	if code, list, _ := f.listBundles(t, "", carol); code != 200 || len(list) != 1 || list[0].ID != acme.ID {
 		t.Errorf("after a restart, carol's list: %d %v, want acme's bundle alone", code, bundleIDs(list))
 	}
+}
+
+// sseEvent is one server-sent event.
+type sseEvent struct {
+	name string
+	p    api.Progress
+}
+
+// follow opens GET /v1/evidence/{id}/progress as token's holder and
+// sends each event on the channel, closed when the stream ends.
+func (f *readFixture) follow(t *testing.T, id, token string) (int, <-chan sseEvent) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/v1/evidence/"+id+"/progress", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	out := make(chan sseEvent, 100)
+	if resp.StatusCode != 200 {
+		resp.Body.Close()
+		cancel()
+		close(out)
+		return resp.StatusCode, out
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("progress Content-Type %q", ct)
+	}
+	go func() {
+		defer cancel()
+		defer close(out)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				ev.name = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev.p); err != nil {
+					t.Errorf("progress data %q: %v", line, err)
+				}
+			case line == "" && ev.name != "":
+				out <- ev
+				ev = sseEvent{}
+			}
+		}
+	}()
+	return 200, out
+}
+
+// A build followed live: its progress comes from the API's memory as it
+// changes (the build held on a lock of the events table shows as
+// building, released it runs to the end), the stream ends with its end,
+// and the stream is one recorded read; another tenant, the wrong role
+// and an unknown bundle are refused.
+func TestEvidenceProgress(t *testing.T) {
+	f := newReadFixture(t)
+	carol := f.tokens["carol"]
+	// Hold the build at its first read of the events.
+	tx, err := f.db.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(t.Context()))
+	if _, err := tx.Exec(t.Context(), `LOCK TABLE events IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	from, to := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	code, out := f.post(t, "/v1/evidence", carol, `{"tenant":"acme","from":"`+from+`","to":"`+to+`"}`)
+	var st api.EvidenceStatus
+	if err := json.Unmarshal([]byte(out), &st); code != 202 || err != nil || st.ID == "" {
+		t.Fatalf("POST /v1/evidence: %d %s", code, out)
+	}
+	code, events_ := f.follow(t, st.ID, carol)
+	if code != 200 {
+		t.Fatalf("following the build: %d", code)
+	}
+	// Queued, then building; nothing more while the lock holds.
+	for ev := range events_ {
+		if ev.name != "progress" || ev.p.Status != "queued" && ev.p.Status != "building" {
+			t.Fatalf("while the build is held: %+v", ev)
+		}
+		if ev.p.Status == "building" {
+			break
+		}
+	}
+	if err := tx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var last sseEvent
+	for ev := range events_ {
+		if ev.name == "progress" && (ev.p.Status != "building" || ev.p.Done < last.p.Done) {
+			t.Fatalf("progress %+v after %+v", ev, last)
+		}
+		last = ev
+	}
+	if last.name != "end" || last.p.Status != "ready" || last.p.Done != 40 || last.p.Total != 40 {
+		t.Fatalf("the stream ended with %+v, want the end of a ready build of 40 records", last)
+	}
+	// A stream of a finished build: its end at once.
+	_, again := f.follow(t, st.ID, carol)
+	if ev, ok := <-again; !ok || ev.name != "end" || ev.p.Status != "ready" {
+		t.Fatalf("following a ready build: %+v", ev)
+	}
+	for name, tok := range map[string]string{"gina": f.tokens["gina"], "alice": f.tokens["alice"]} {
+		if code, _ := f.follow(t, st.ID, tok); code != 403 {
+			t.Errorf("%s following acme's build: %d, want 403", name, code)
+		}
+	}
+	if code, _ := f.follow(t, "0123456789abcdef0123456789abcdef", carol); code != 404 {
+		t.Errorf("following an unknown build: %d, want 404", code)
+	}
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		n := 0
+		for _, s := range f.stream() {
+			if s.Event.Type == events.AuditAccessed && s.Payload["resource"] == "evidence progress" && s.Payload["bundle_id"] == st.ID && s.Event.Tenant == "acme" {
+				n++
+			}
+		}
+		if n != 2 {
+			return fmt.Errorf("%d audit.accessed of the progress for two streams", n)
+		}
+		return nil
+	})
 }
