@@ -177,6 +177,7 @@ func (c *Console) router() chi.Router {
 			r.Post("/evidence", c.requestEvidence)
 			r.Get("/evidence/{id}", c.bundlePage)
 			r.Get("/evidence/{id}/download", c.downloadBundle)
+			r.Get("/evidence/{id}/progress", c.bundleProgress)
 			r.Get("/export", c.export)
 			r.Get("/inbox", c.inboxPage)
 			r.Get("/inbox/pending", c.inboxFragment)

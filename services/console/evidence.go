@@ -116,3 +116,15 @@ func (c *Console) downloadBundle(w http.ResponseWriter, r *http.Request) {
 		c.refusedBy(w, r, out)
 	}
 }
+
+// bundleProgress streams the API's GET /v1/evidence/{id}/progress (one
+// recorded read; the build's counts from the API's memory as they
+// change) to the bundle page's script, which reloads the page — a
+// status read, recorded — once the build ends.
+func (c *Console) bundleProgress(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	out := c.call(r, "/v1/evidence/"+url.PathEscape(id)+"/progress", nil, w, "Content-Type", "Cache-Control", "X-Accel-Buffering")
+	if out.status != http.StatusOK {
+		c.refusedBy(w, r, out)
+	}
+}

@@ -75,6 +75,19 @@ func TestEvidencePage(t *testing.T) {
 		}
 		return fmt.Errorf("no audit.accessed of the list naming %s under globex", id)
 	})
+	// The progress stream of a ready build: its end at once.
+	resp, err = gina.Get(f.srv.URL + "/console/evidence/" + id + "/progress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" || !strings.HasPrefix(string(stream), "event: end\ndata: {\"status\":\"ready\"") {
+		t.Fatalf("the progress of a ready bundle: %d %v %q", resp.StatusCode, resp.Header, stream)
+	}
+	if status, body := get(t, f.signIn(t, "carol", "carol-secret"), f.srv.URL+"/console/evidence/"+id+"/progress"); status != http.StatusForbidden || strings.Contains(body, "event:") {
+		t.Fatalf("acme's auditor following globex's build: %d %.1000s", status, body)
+	}
 	resp, err = gina.Get(f.srv.URL + "/console/evidence/" + id + "/download")
 	if err != nil {
 		t.Fatal(err)
