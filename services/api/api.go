@@ -357,8 +357,40 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	if d, ok := inProcess[DirectJSON](w); ok && d.TakeJSON(v) {
+		w.WriteHeader(code)
+		return
+	}
 	w.WriteHeader(code)
 	encodeJSON(w, v)
+}
+
+// DirectJSON is a ResponseWriter whose reader is a program in this
+// process that can take an answer's value itself (the console reading a
+// 1,000-event timeline): when TakeJSON takes v — a value the API built
+// for this answer alone, never shared — its JSON is not written, and the
+// reader neither encodes nor decodes it. A reader that does not take it
+// gets the JSON as ever. Only answers of 2xx written by writeJSON are
+// offered; problems are always JSON.
+type DirectJSON interface {
+	http.ResponseWriter
+	TakeJSON(v any) bool
+}
+
+// inProcess finds, through wrappers that unwrap (the metrics' writer),
+// the writer of a reader in this process that is a T.
+func inProcess[T any](w http.ResponseWriter) (T, bool) {
+	for {
+		if t, ok := w.(T); ok {
+			return t, true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			var zero T
+			return zero, false
+		}
+		w = u.Unwrap()
+	}
 }
 
 // CompactJSON is a ResponseWriter whose reader is a program in this
@@ -375,7 +407,7 @@ type CompactJSON interface {
 // statement's "<" stays "<").
 func encodeJSON(w http.ResponseWriter, v any) {
 	enc := json.NewEncoder(w)
-	if c, ok := w.(CompactJSON); !ok || !c.CompactJSON() {
+	if c, ok := inProcess[CompactJSON](w); !ok || !c.CompactJSON() {
 		enc.SetIndent("", "  ")
 	}
 	enc.SetEscapeHTML(false)
