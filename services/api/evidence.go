@@ -347,6 +347,10 @@ func (a *api) evidenceProgress(w http.ResponseWriter, r *http.Request) {
 		cur := a.snapshot(a.jobs.job(st.ID, st))
 		p := Progress{Status: cur.Status, Done: cur.Done, Total: cur.Total, Error: cur.Error}
 		if cur.Status == "ready" || cur.Status == "failed" {
+			// No change is coming: wake and drop the watch just made.
+			a.jobs.mu.Lock()
+			a.jobs.notify(st.ID)
+			a.jobs.mu.Unlock()
 			send("end", p)
 			return
 		}
