@@ -25,6 +25,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -406,12 +407,80 @@ type CompactJSON interface {
 // escaping: an event embedded as json.RawMessage keeps its bytes (a
 // statement's "<" stays "<").
 func encodeJSON(w http.ResponseWriter, v any) {
-	enc := json.NewEncoder(w)
-	if c, ok := inProcess[CompactJSON](w); !ok || !c.CompactJSON() {
-		enc.SetIndent("", "  ")
-	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	enc.Encode(v)
+	if enc.Encode(v) != nil {
+		return
+	}
+	if c, ok := inProcess[CompactJSON](w); ok && c.CompactJSON() {
+		w.Write(b.Bytes())
+		return
+	}
+	w.Write(indentJSON(make([]byte, 0, b.Len()+b.Len()/2), b.Bytes()))
+}
+
+// indentJSON appends src — valid JSON as json.Encoder writes it, compact
+// and ending in a newline — to dst indented by two spaces, exactly as
+// json.Encoder's SetIndent("", "  ") writes it (TestIndentJSON): the
+// same bytes, several times faster, since src is known valid and only
+// strings need following (a 1,000-event timeline spent more in
+// json.Indent than in everything else of its answer).
+func indentJSON(dst, src []byte) []byte {
+	depth, needIndent, inString, escaped := 0, false, false, false
+	newline := func() {
+		dst = append(dst, '\n')
+		for range depth {
+			dst = append(dst, ' ', ' ')
+		}
+	}
+	for _, c := range src {
+		if inString {
+			dst = append(dst, c)
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		if needIndent && c != '}' && c != ']' {
+			needIndent = false
+			depth++
+			newline()
+		}
+		switch c {
+		case '"':
+			inString = true
+			dst = append(dst, c)
+		case '{', '[':
+			needIndent = true // {} and [] stay as they are
+			dst = append(dst, c)
+		case ',':
+			dst = append(dst, c)
+			newline()
+		case ':':
+			dst = append(dst, c, ' ')
+		case '}', ']':
+			if needIndent {
+				needIndent = false
+			} else {
+				depth--
+				newline()
+			}
+			dst = append(dst, c)
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '\n')
 }
 
 func (a *api) authenticate(next http.Handler) http.Handler {
