@@ -132,3 +132,89 @@ func TestDecodeFastOwnsItsBytes(t *testing.T) {
 		t.Fatalf("appending to the payload changed the event:\n%#v\nwant\n%#v", ev, want)
 	}
 }
+
+// FuzzUTCTime: whatever utcTime reads, json.Unmarshal reads as the same
+// time.Time (instant and location); and the form Marshal writes, utcTime
+// reads.
+func FuzzUTCTime(f *testing.F) {
+	for _, s := range []string{
+		"2026-12-07T17:46:12Z", "2026-12-07T17:46:12.5Z", "2026-12-07T17:46:12.123456789Z",
+		"2026-12-07T17:46:12.1234567890Z", "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z",
+		"0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2026-12-07T24:00:00Z",
+		"2026-12-07T17:46:60Z", "2026-12-07T17:46:12.Z", "2026-12-07T17:46:12+00:00",
+		"2026-13-07T17:46:12Z", "2026-00-10T17:46:12Z", "2026-12-00T17:46:12Z", "2026-12-07t17:46:12z",
+		"+026-12-07T17:46:12Z", "2026-12-07T17:46:12,5Z", "2026-1-07T17:46:12Z",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := utcTime(s)
+		var want time.Time
+		err := json.Unmarshal(append(append([]byte{'"'}, s...), '"'), &want)
+		if !ok {
+			return
+		}
+		if err != nil {
+			t.Fatalf("utcTime reads %q as %v, json.Unmarshal refuses it: %v", s, got, err)
+		}
+		if !got.Equal(want) || got.Location() != want.Location() || !reflect.DeepEqual(got, want) {
+			t.Fatalf("utcTime reads %q as %#v, json.Unmarshal as %#v", s, got, want)
+		}
+	})
+}
+
+// TestUTCTimeReadsMarshal: every time Marshal writes is read by utcTime,
+// not handed to json.Unmarshal.
+func TestUTCTimeReadsMarshal(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		tm := time.Unix(r.Int64N(1<<34), 0).Add(timeNanos(r)).UTC()
+		b := tm.AppendFormat(nil, time.RFC3339Nano)
+		got, ok := utcTime(string(b))
+		if !ok || !got.Equal(tm) {
+			t.Fatalf("utcTime(%s) = %v, %v; want %v", b, got, ok, tm)
+		}
+	}
+}
+
+// TestRawStringEveryPlace: a byte that ends a string or needs a look — a
+// quote, a backslash, a control character, a UTF-8 sequence valid or
+// not — at every place of strings up to 40 bytes long (the scanner
+// skips eight plain bytes at a time): decodeFast declines or decodes
+// what json.Unmarshal does, and takes the plain strings.
+func TestRawStringEveryPlace(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "valid", "full.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const at = `"tenant":"`
+	i := strings.Index(string(b), at) + len(at)
+	j := i + strings.IndexByte(string(b[i:]), '"')
+	for _, odd := range []string{"", `\"`, `\\`, `\n`, "\x00", "\x1f", "\x7f", "é", "日", "🙂", "\xff", "\xc3", "\xed\xa0\x80", `\u00e9`} {
+		for n := range 41 {
+			for k := 0; k <= n; k++ {
+				s := strings.Repeat("a", k) + odd + strings.Repeat("b", n-k)
+				ev := append(append(append([]byte{}, b[:i]...), s...), b[j:]...)
+				if took := sameAsUnmarshal(t, ev); !took && (odd == "" || odd == "é" || odd == "日" || odd == "🙂" || odd == "\x7f") {
+					t.Fatalf("decodeFast declines the plain string %q", s)
+				}
+			}
+		}
+	}
+}
+
+// TestPrintableASCII: printableASCII agrees with a byte loop on every
+// byte at every place of strings up to 20 bytes long.
+func TestPrintableASCII(t *testing.T) {
+	for c := range 256 {
+		for n := range 21 {
+			for k := range n {
+				s := strings.Repeat("a", k) + string([]byte{byte(c)}) + strings.Repeat("b", n-k-1)
+				want := c >= ' ' && c < 0x7f
+				if got := printableASCII(s); got != want {
+					t.Fatalf("printableASCII(%q) = %v", s, got)
+				}
+			}
+		}
+	}
+}

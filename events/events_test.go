@@ -246,11 +246,14 @@ func TestLegacyForms(t *testing.T) {
 		if events.Legacy(b) != events.LegacySessionSeqZero {
 			t.Errorf("%s: Legacy says %q", f, events.Legacy(b))
 		}
+		if events.LegacyOf(ev, b) != events.LegacySessionSeqZero {
+			t.Errorf("%s: LegacyOf says %q", f, events.LegacyOf(ev, b))
+		}
 		again, err := ev.Marshal()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if events.Legacy(again) != "" || schema.Validate(must(jsonschema.UnmarshalJSON(bytes.NewReader(again)))) != nil {
+		if events.Legacy(again) != "" || events.LegacyOf(ev, again) != "" || schema.Validate(must(jsonschema.UnmarshalJSON(bytes.NewReader(again)))) != nil {
 			t.Errorf("%s: encoded again as %s, still not in the schema's form", f, again)
 		}
 	}

@@ -24,14 +24,17 @@ func addCorpus(f *testing.F) {
 	}
 }
 
-// FuzzParse: Parse never panics, and whatever it accepts survives
-// Marshal and Parse again unchanged.
+// FuzzParse: Parse never panics, whatever it accepts survives Marshal
+// and Parse again unchanged, and LegacyOf names its form as Legacy does.
 func FuzzParse(f *testing.F) {
 	addCorpus(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ev, err := Parse(b)
 		if err != nil {
 			return
+		}
+		if got, want := LegacyOf(ev, b), Legacy(b); got != want {
+			t.Fatalf("LegacyOf says %q, Legacy %q: %s", got, want, b)
 		}
 		out, err := ev.Marshal()
 		if err != nil {

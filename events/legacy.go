@@ -18,6 +18,22 @@ const LegacySessionSeqZero = `"session_seq":0 without session_id (the legacy for
 // Legacy reports the legacy form b, an event Parse accepted, is in, or ""
 // when it is in the current form.
 func Legacy(b []byte) string {
+	return legacy(b)
+}
+
+// LegacyOf is Legacy(b) for an event b that Parse (or ParseShared)
+// decoded to ev, without reading b again when ev shows its form: an
+// event with a session_id is never in a legacy form, and only one
+// without may hold "session_seq":0 (the writer checks every event, and
+// most are in a session).
+func LegacyOf(ev *Event, b []byte) string {
+	if ev.SessionID != "" {
+		return ""
+	}
+	return legacy(b)
+}
+
+func legacy(b []byte) string {
 	if !bytes.Contains(b, []byte(`"session_seq"`)) {
 		return ""
 	}

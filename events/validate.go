@@ -2,10 +2,12 @@ package events
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -356,6 +358,12 @@ func text(field, s string, max int, required bool) error {
 		}
 		return nil
 	}
+	if printableASCII(s) { // most strings: a character a byte, each allowed
+		if len(s) > max {
+			return invalid(field, "%d characters, the limit is %d", len(s), max)
+		}
+		return nil
+	}
 	if n := utf8.RuneCountInString(s); n > max {
 		return invalid(field, "%d characters, the limit is %d", n, max)
 	}
@@ -365,6 +373,24 @@ func text(field, s string, max int, required bool) error {
 		}
 	}
 	return nil
+}
+
+// printableASCII reports whether every byte of s is printable ASCII
+// (0x20 to 0x7e), eight at a time.
+func printableASCII(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))
+		if w&(lsb*0x80)|hasLess(w, ' ')|hasZero(w^(lsb*0x7f)) != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] < ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // Marshal encodes ev after validating it.

@@ -513,7 +513,7 @@ func (f *fetched) scanEvents() (int, error) {
 			f.tenants = append(f.tenants, ev.Tenant)
 		}
 		f.notes.note(f.seg.First+uint64(i), ev)
-		if form := events.Legacy(r.Event); form != "" {
+		if form := events.LegacyOf(ev, r.Event); form != "" {
 			if f.legacy == nil {
 				f.legacy = map[string]int{}
 			}

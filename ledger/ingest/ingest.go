@@ -771,7 +771,7 @@ func (in *Ingester) checkBatched(raw []byte, token string) (*events.Event, error
 	if err != nil {
 		return nil, err
 	}
-	if err := notLegacy(raw); err != nil {
+	if err := notLegacy(ev, raw); err != nil {
 		return nil, err
 	}
 	if ev.Type.Ledger() {
@@ -792,8 +792,8 @@ func (in *Ingester) checkBatched(raw []byte, token string) (*events.Event, error
 // notLegacy refuses an event in a legacy form (events.Legacy): verify
 // accepts it in records sealed before, the writer seals none now
 // (docs/FORMAT.md §1).
-func notLegacy(raw []byte) error {
-	if form := events.Legacy(raw); form != "" {
+func notLegacy(ev *events.Event, raw []byte) error {
+	if form := events.LegacyOf(ev, raw); form != "" {
 		return fmt.Errorf("%w: %s; this release's producers write neither session member outside a session (upgrade the producer)", events.ErrInvalid, form)
 	}
 	return nil
@@ -815,7 +815,7 @@ func (in *Ingester) check(m jetstream.Msg) (*events.Event, *ledger.ProducerSig, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := notLegacy(m.Data()); err != nil {
+	if err := notLegacy(ev, m.Data()); err != nil {
 		return nil, nil, err
 	}
 	if ev.Type.Ledger() {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/auditledger/auditledger/events/detect"
 )
 
 // MixProducers are the gateways MixEvent's events come from: a batch
@@ -25,10 +27,17 @@ func MixEvent(p, i int) []byte {
 	at := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC).Add(time.Duration(i) * 3 * time.Millisecond)
 	user := i % 97
 	sum := sha256.Sum256([]byte{byte(user)})
-	// Ids as the gateway core makes them: the session's 16 random hex
-	// digits, "." and the event's place in it.
-	sid := sha256.Sum256(fmt.Appendf(nil, "%s/%d", MixProducers[p], i/50))
-	session := hex.EncodeToString(sid[:8])
+	// Ids as the gateway core makes them (detect.RandomHex): the
+	// session's 16 hex digits, ending in a letter and holding nothing a
+	// detector finds, "." and the event's place in it.
+	var session string
+	for k := 0; ; k++ {
+		sid := sha256.Sum256(fmt.Appendf(nil, "%s/%d/%d", MixProducers[p], i/50, k))
+		session = hex.EncodeToString(sid[:8])
+		if _, c := detect.Scrub(session + ".1"); session[15] > '9' && c == nil {
+			break
+		}
+	}
 	seq := i%50 + 1
 	var typ, source, target, payload string
 	digest := func(what string) string {

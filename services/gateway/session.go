@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,7 +141,7 @@ func (s *Session) event(ctx context.Context, t events.Type, payload map[string]a
 		Source: s.g.source, Actor: s.actor(ctx), Target: &target, Payload: body,
 	}
 	ev.SessionID, ev.SessionSeq = s.id, s.seq.Add(1)
-	ev.ID = fmt.Sprintf("%s.%d", s.id, ev.SessionSeq)
+	ev.ID = s.id + "." + strconv.FormatUint(ev.SessionSeq, 10)
 	s.noteSeq(ev.SessionSeq)
 	return ev, nil
 }

@@ -128,11 +128,15 @@ type Emitter struct {
 	drained sync.WaitGroup
 	// The group-commit queue: events accepted and not yet handed to a
 	// group, and the groups being stored.
-	qmu       sync.Mutex
-	queue     []*pending
-	eager     int // events in queue that start a group (not EmitLater's)
-	kick      chan struct{}
-	groups    chan struct{}
+	qmu    sync.Mutex
+	queue  []*pending
+	eager  int // events in queue that start a group (not EmitLater's)
+	kick   chan struct{}
+	groups chan struct{} // a slot per group being stored
+	// toStore hands a group to one of Config.Groups storers, which stay
+	// for the emitter's life (a goroutine per group grew a new stack
+	// for every statement of a session at one client).
+	toStore   chan []*pending
 	committed chan struct{} // closed when the committer has stopped
 	noBatch   atomic.Int64  // unix nanos until which no batch is tried
 	refused   refusals
@@ -206,10 +210,19 @@ func New(cfg Config) (*Emitter, error) {
 		cfg.LaterWait = 2 * time.Millisecond
 	}
 	e := &Emitter{cfg: cfg, slot: make(chan struct{}, cfg.MaxInFlight), wake: make(chan struct{}, 1),
-		kick: make(chan struct{}, 1), groups: make(chan struct{}, cfg.Groups), committed: make(chan struct{})}
+		kick: make(chan struct{}, 1), groups: make(chan struct{}, cfg.Groups),
+		toStore: make(chan []*pending, cfg.Groups), committed: make(chan struct{})}
 	e.life, e.endLife = context.WithCancel(context.Background())
 	e.refused.watch(cfg.JetStream.Conn())
 	go e.commit()
+	for range cfg.Groups {
+		go func() {
+			for group := range e.toStore {
+				e.store(group)
+				<-e.groups
+			}
+		}()
+	}
 	if cfg.Attester != nil {
 		if cfg.AttestEvery <= 0 {
 			cfg.AttestEvery = 256
@@ -450,8 +463,11 @@ func (r Result) Stored(spoolOK bool) error {
 // pending, until ctx ends; once it returns nil, done is called exactly
 // once whatever happens to ctx (the publish runs under the emitter's own
 // lifetime, which Close ends). After Close it returns ErrClosed.
+//
+// raw is published as it is, later: it MUST NOT change until done is
+// called (the decoded event views it rather than a copy).
 func (e *Emitter) EmitRaw(ctx context.Context, raw []byte, done func(Result)) error {
-	ev, err := events.Parse(raw)
+	ev, err := events.ParseShared(raw)
 	if err != nil {
 		return err
 	}
@@ -574,6 +590,7 @@ func (e *Emitter) kickCommitter() {
 // is closed and every accepted event has been handled.
 func (e *Emitter) commit() {
 	defer close(e.committed)
+	defer close(e.toStore)
 	var timer *time.Timer
 	for {
 		e.qmu.Lock()
@@ -608,6 +625,8 @@ func (e *Emitter) commit() {
 			}
 			continue
 		}
+		// A slot first, then what queued until then: while the groups
+		// in flight are stored, the next one grows.
 		e.groups <- struct{}{}
 		e.qmu.Lock()
 		n := min(len(e.queue), e.cfg.MaxBatch)
@@ -620,10 +639,7 @@ func (e *Emitter) commit() {
 		}
 		e.queue = append(e.queue[:0], e.queue[n:]...)
 		e.qmu.Unlock()
-		go func() {
-			defer func() { <-e.groups }()
-			e.store(group)
-		}()
+		e.toStore <- group // a storer is free: the slot says so
 	}
 }
 
@@ -735,21 +751,37 @@ func (e *Emitter) batchFailed(err error) {
 // batch of its own.
 func (e *Emitter) batches(group []*pending) [][]*pending {
 	var out [][]*pending
-	open := map[string]int{} // producer token → index in out of its open batch
-	size := map[string]int{}
+	// Each producer's open batch: a process has one producer or a few,
+	// so a list, looked up by the source instance the token is made of.
+	type batch struct {
+		instance string
+		i, size  int // index in out, bytes
+	}
+	var open []batch
 	for _, p := range group {
 		if !bus.Batchable(p.raw) {
 			out = append(out, []*pending{p})
 			continue
 		}
-		tok := bus.ProducerToken(p.ev.Source.Instance)
-		i, ok := open[tok]
-		if !ok || len(out[i]) >= e.cfg.MaxBatch || size[tok]+len(p.raw)+1 > bus.MaxBatchBytes {
-			out = append(out, nil)
-			i, open[tok], size[tok] = len(out)-1, len(out)-1, 0
+		inst := p.ev.Source.Instance
+		o := -1
+		for k := range open {
+			if open[k].instance == inst {
+				o = k
+				break
+			}
 		}
-		out[i] = append(out[i], p)
-		size[tok] += len(p.raw) + 1
+		if o < 0 {
+			open = append(open, batch{instance: inst, i: -1})
+			o = len(open) - 1
+		}
+		b := &open[o]
+		if b.i < 0 || len(out[b.i]) >= e.cfg.MaxBatch || b.size+len(p.raw)+1 > bus.MaxBatchBytes {
+			out = append(out, make([]*pending, 0, min(len(group), e.cfg.MaxBatch)))
+			b.i, b.size = len(out)-1, 0
+		}
+		out[b.i] = append(out[b.i], p)
+		b.size += len(p.raw) + 1
 	}
 	return out
 }

@@ -32,7 +32,7 @@ func TestBenchProxyRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"select-only", "tpcb-like", "%", "Go TCP relay, bytes copied", "relay only, events discarded", "relay + local fsync per group, no bus", "audit path", "record stored p50/p99",
+	for _, want := range []string{"select-only", "tpcb-like", "%", "Go TCP relay, bytes copied", "relay only, events discarded", "relay + local fsync per group, no bus", "audit path", "hop CPU over the relay's", "record stored p50/p99",
 		"bus and writer over relay-fsync", "Go TCP relay + local fsync per group", "durable record over copy"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, out.String())

@@ -497,6 +497,14 @@ func printBudget(w io.Writer, clients []string, d time.Duration, all []*benchPat
 					over("durable record over copy", kinds["copy"], "record", true)
 				case p.kind == "relay-fsync" || p.proxy:
 					over("audit path over the relay", kinds["relay"], "event", true)
+					// The same in this process's CPU alone (the proxy, NATS and
+					// the writer), which other work on a shared machine does not
+					// enter, as it enters the machine's.
+					if relay := kinds["relay"]; p.proxy && r.cpu > 0 && relay.cpu > 0 && relay.tps > 0 {
+						hopTx := func(r pgbenchResult) float64 { return float64(r.cpu.Microseconds()) / (r.tps * d.Seconds()) }
+						cost := hopTx(r) - hopTx(relay)
+						fmt.Fprintf(w, "  %-3s %-11s %-40s %s\n", "", "", "", fmt.Sprintf("of which in this process (hop CPU over the relay's) %4.0f µs/tx = %4.1f µs per event", cost, cost/perRecord))
+					}
 				}
 				if p.proxy && p.target == 0.5 {
 					over("bus and writer over relay-fsync", kinds["relay-fsync"], "event", false)
