@@ -66,6 +66,12 @@ type Event struct {
 	Tenant   string
 	// SessionSeq is the event's place in its session (Timeline only).
 	SessionSeq int64
+	// ActorEmail is the event's actor e-mail as recorded (sealed or
+	// not; empty when it has none), when ActorEmailRead (Timeline only):
+	// the projection's column, so a reader need not decode the event
+	// for it.
+	ActorEmail     string
+	ActorEmailRead bool
 	// Matched is where the event recorded a searched digest (Events with
 	// Matches only), in path order.
 	Matched []MatchPlace
@@ -567,14 +573,14 @@ func (r *Reader) Timeline(ctx context.Context, tenant, id string) (Timeline, err
 	if err := checkText("id", id, MaxID); err != nil {
 		return Timeline{}, err
 	}
-	rows, err := db.Query(ctx, `SELECT idx, leaf, header, sealed_at, event, session_seq FROM events
+	rows, err := db.Query(ctx, `SELECT idx, leaf, header, sealed_at, event, session_seq, coalesce(actor_email, '') FROM events
 		WHERE tenant = $1 AND session_id = $2 ORDER BY session_seq, idx`, tenant, id)
 	if err != nil {
 		return Timeline{}, fmt.Errorf("projections: querying session %q: %w", id, err)
 	}
 	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
-		e := Event{Tenant: tenant}
-		return e, scanEvent(row, &e, &e.SessionSeq)
+		e := Event{Tenant: tenant, ActorEmailRead: true}
+		return e, scanEvent(row, &e, &e.SessionSeq, &e.ActorEmail)
 	})
 	if err != nil {
 		return Timeline{}, fmt.Errorf("projections: reading session %q: %w", id, err)

@@ -246,7 +246,7 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 		return nil, err
 	}
 	h, err := api.NewServer(api.Config{Auth: p.auth, Approvals: p.broker, Access: ab, Roles: roles, Scope: scope, Emitter: p.em, Keys: p.keys, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
-		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db, Evidence: ev})
+		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db, Evidence: ev, Bus: p.js})
 	if err != nil {
 		p.em.Close()
 		return nil, err

@@ -62,14 +62,27 @@ var Forwarders = []string{"syslog", "hec", "webhook", "alerter"}
 // Forwarder is the role of one forwarder: it reads AUDIT_LEDGER only
 // through its own durable consumer, ForwarderDurable(name) — creating,
 // reading, pulling from and acknowledging it — and has no rights on any
-// other consumer. No other role but Admin has rights on that consumer, so
-// no other credential can delete or recreate it (records sealed in
-// between would never reach the destination) or take its messages.
+// other consumer. No other role but Admin may change, pull from or
+// acknowledge that consumer, so no other credential can delete or
+// recreate it (records sealed in between would never reach the
+// destination) or take its messages; the API may only read its state
+// (processStates), for the console's health page.
 func Forwarder(name string) Principal { return Principal(forwarderPrefix + ProducerToken(name)) }
 
 // ForwarderDurable is the name of forwarder name's durable consumer on
 // AUDIT_LEDGER.
-func ForwarderDurable(name string) string { return "forward-" + ProducerToken(name) }
+func ForwarderDurable(name string) string { return ForwarderDurablePrefix + ProducerToken(name) }
+
+// ForwarderDurablePrefix starts the name of every forwarder's durable
+// consumer.
+const ForwarderDurablePrefix = "forward-"
+
+// processStates is what the API reads of the other processes: the
+// writers' leases (their keys and last renewals) and the state of the
+// consumers of AUDIT_LEDGER (lag, last acknowledgement, whether a pull
+// waits) — reading only: it cannot renew a lease or touch a consumer.
+var processStates = slices.Concat([]string{streamInfo("KV_" + LeaseBucket), streamInfo(LedgerStream),
+	"$JS.API.CONSUMER.LIST." + LedgerStream, "$JS.API.CONSUMER.INFO." + LedgerStream + ".>"}, getMsg("KV_"+LeaseBucket))
 
 // IsForwarder reports whether r is a per-forwarder role, and whose.
 func (r Principal) IsForwarder() (name string, ok bool) {
@@ -240,7 +253,7 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 		return Permissions{
 			PublishAllow: slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, manage("KV_"+ApprovalsBucket), kv(ApprovalsBucket),
 				manage("KV_"+AccessBucket), kv(AccessBucket),
-				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket)),
+				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket), processStates),
 			PublishDeny:    slices.Concat(editDeny, ReservedDeny),
 			SubscribeAllow: inbox,
 		}

@@ -14,6 +14,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -83,6 +86,29 @@ type evidenceJobs struct {
 	mu   sync.Mutex
 	jobs map[string]*EvidenceStatus
 	one  chan struct{}
+	// wake holds, for each build someone follows (GET
+	// /v1/evidence/{id}/progress), a channel closed at its next change.
+	wake map[string]chan struct{}
+}
+
+// watch is a channel closed at the next change of build id.
+func (j *evidenceJobs) watch(id string) <-chan struct{} {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	c, ok := j.wake[id]
+	if !ok {
+		c = make(chan struct{})
+		j.wake[id] = c
+	}
+	return c
+}
+
+// notify wakes those following build id; j.mu is held.
+func (j *evidenceJobs) notify(id string) {
+	if c, ok := j.wake[id]; ok {
+		close(c)
+		delete(j.wake, id)
+	}
 }
 
 var bundleID = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -160,7 +186,7 @@ func (a *api) snapshot(st *EvidenceStatus) EvidenceStatus {
 // buildEvidence builds one bundle, then records evidence.exported; a bundle
 // whose export cannot be recorded is removed.
 func (a *api) buildEvidence(ctx context.Context, r *http.Request, actor events.Actor, st *EvidenceStatus, fw *compliance.Framework) {
-	set := func(f func()) { a.jobs.mu.Lock(); f(); a.jobs.mu.Unlock() }
+	set := func(f func()) { a.jobs.mu.Lock(); f(); a.jobs.notify(st.ID); a.jobs.mu.Unlock() }
 	fail := func(err error) {
 		a.cfg.Logger.Error("evidence bundle failed", "id", st.ID, "err", err)
 		set(func() { st.Status, st.Error = "failed", err.Error() })
@@ -258,6 +284,112 @@ func (a *api) evidenceStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
+// Progress is one message of GET /v1/evidence/{id}/progress: a build's
+// state and its records written of the range's total.
+type Progress struct {
+	Status string `json:"status"`
+	Done   uint64 `json:"done"`
+	Total  uint64 `json:"total"`
+	Error  string `json:"error,omitempty"`
+}
+
+// progressEvery is the least time between two progress messages;
+// heartbeatEvery the most time without a byte on the stream (a comment
+// line, for proxies that close idle connections).
+const (
+	progressEvery  = 250 * time.Millisecond
+	heartbeatEvery = 15 * time.Second
+)
+
+// evidenceProgress follows a build as a stream of server-sent events,
+// from this process's memory (the build's own counters: no read of the
+// projection or the disk per message). The stream is one read: its
+// start is authorised and scoped as a status read and recorded as one
+// audit.accessed ("evidence progress"), and it carries only the state
+// and the counts. Each change is sent as an event "progress" (at most
+// one per progressEvery); once the build is ready or has failed, an
+// event "end" says so and the stream ends: the bundle's digest, range and
+// controls are the status read's (GET /v1/evidence/{id}), recorded
+// as ever.
+func (a *api) evidenceProgress(w http.ResponseWriter, r *http.Request) {
+	st, err := a.bundle(chi.URLParam(r, "id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if !a.bundleInScope(w, r, st) {
+		return
+	}
+	if err := a.accessed(r, st.Request.Tenant, map[string]any{"resource": "evidence progress", "bundle_id": st.ID, "status": st.Status, "tenant": st.Request.Tenant}); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	rc := http.NewResponseController(w) // through wrappers (metrics) to the connection
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func(event string, p Progress) error {
+		b, _ := json.Marshal(p)
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
+			return err
+		}
+		rc.Flush()
+		return nil
+	}
+	heartbeat := time.NewTicker(heartbeatEvery)
+	defer heartbeat.Stop()
+	var last Progress
+	first := true
+	for {
+		woken := a.jobs.watch(st.ID)
+		cur := a.snapshot(a.jobs.job(st.ID, st))
+		p := Progress{Status: cur.Status, Done: cur.Done, Total: cur.Total, Error: cur.Error}
+		if cur.Status == "ready" || cur.Status == "failed" {
+			// No change is coming: wake and drop the watch just made.
+			a.jobs.mu.Lock()
+			a.jobs.notify(st.ID)
+			a.jobs.mu.Unlock()
+			send("end", p)
+			return
+		}
+		if first || p != last {
+			if send("progress", p) != nil {
+				return
+			}
+			last, first = p, false
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-heartbeat.C:
+			if _, err := io.WriteString(w, ": still building\n\n"); err != nil {
+				return
+			}
+			rc.Flush()
+		case <-woken:
+			// At most one message per progressEvery.
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(progressEvery):
+			}
+		}
+	}
+}
+
+// job is the build id as this process holds it (st when it holds none:
+// a bundle read from disk is remembered by bundle).
+func (j *evidenceJobs) job(id string, st EvidenceStatus) *EvidenceStatus {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if p, ok := j.jobs[id]; ok {
+		return p
+	}
+	return &st
+}
+
 // bundle is what this process knows of a bundle; a finished one from
 // before a restart is read from disk once (its whole file hashed), then
 // remembered.
@@ -307,6 +439,118 @@ func (a *api) bundleOnDisk(id string) (*EvidenceStatus, error) {
 		Done: m.Range.End - m.Range.First, Total: m.Range.End - m.Range.First, Bytes: info.Size(), SHA256: hex.EncodeToString(h.Sum(nil)),
 		Range: &m.Range, Events: m.Events, Observed: observedControls(&m), Download: "/v1/evidence/" + id + "/download", Requested: m.Created}
 	return st, nil
+}
+
+// maxBundleList bounds GET /v1/evidence's answer (limit=).
+const maxBundleList = 1000
+
+// listEvidence answers GET /v1/evidence?tenant=&status=&limit=: the
+// bundles this process knows (built or building here, and the finished
+// ones in its directory, from before a restart too), of the tenants the
+// caller may read, newest asked for first. The list names each bundle's
+// tenant, period, range and digest: audit data, so it is recorded first,
+// one audit.accessed per tenant listed (its bundle ids), as the
+// other lists are.
+func (a *api) listEvidence(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := knownParams(q, "tenant", "status", "limit"); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	status := q.Get("status")
+	switch status {
+	case "", "queued", "building", "ready", "failed":
+	default:
+		a.fail(w, r, badParam("status", "%q: want queued, building, ready or failed", status))
+		return
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxBundleList {
+			a.fail(w, r, badParam("limit", "%q: want 1 to %d", v, maxBundleList))
+			return
+		}
+		limit = n
+	}
+	tenants, ok := a.tenantsOf(w, r, q.Get("tenant"))
+	if !ok {
+		return
+	}
+	all, err := a.bundles()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := []EvidenceStatus{}
+	for _, st := range all {
+		if st.Request == nil || tenants != nil && !slices.Contains(tenants, st.Request.Tenant) || status != "" && st.Status != status {
+			continue
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(x, y EvidenceStatus) int {
+		if c := y.Requested.Compare(x.Requested); c != 0 {
+			return c
+		}
+		return strings.Compare(x.ID, y.ID)
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	var parts []part
+	byTenant := map[string]int{}
+	for _, st := range out {
+		i, ok := byTenant[st.Request.Tenant]
+		if !ok {
+			i, byTenant[st.Request.Tenant] = len(parts), len(parts)
+			parts = append(parts, part{st.Request.Tenant, map[string]any{"resource": "evidence bundles", "status_filter": status, "count": 0, "ids": []string{}}})
+		}
+		p := parts[i].payload
+		p["count"], p["ids"] = p["count"].(int)+1, append(p["ids"].([]string), st.ID)
+	}
+	if len(parts) == 0 {
+		parts = []part{{a.readTenant(r, q.Get("tenant")), map[string]any{"resource": "evidence bundles", "status_filter": status, "count": 0, "ids": []string{}}}}
+	}
+	if err := a.accessedParts(r, parts); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// bundles is every bundle this process knows: those in memory, and the
+// finished ones in the directory it has not read yet (each read once,
+// its file hashed, then remembered).
+func (a *api) bundles() ([]EvidenceStatus, error) {
+	entries, err := os.ReadDir(a.cfg.Evidence.Dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading the evidence directory: %w", err)
+	}
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".zip")
+		if !ok || !bundleID.MatchString(id) {
+			continue
+		}
+		a.jobs.mu.Lock()
+		_, known := a.jobs.jobs[id]
+		a.jobs.mu.Unlock()
+		if known {
+			continue
+		}
+		if _, err := a.bundle(id); err != nil {
+			// One unreadable file does not hide the others; it is named
+			// in the log.
+			a.cfg.Logger.Error("evidence bundle on disk unreadable: left out of the list", "id", id, "err", err)
+		}
+	}
+	a.jobs.mu.Lock()
+	defer a.jobs.mu.Unlock()
+	out := make([]EvidenceStatus, 0, len(a.jobs.jobs))
+	for _, st := range a.jobs.jobs {
+		out = append(out, *st)
+	}
+	return out, nil
 }
 
 // downloadEvidence sends a finished bundle, after recording the download.

@@ -181,9 +181,15 @@ func (a *api) actorFilter(w http.ResponseWriter, r *http.Request, actor, issuer 
 
 // eventResult is one projected record as the API returns it.
 func eventResult(o *opener, e *projections.Event) EventResult {
+	var email string
+	if e.ActorEmailRead {
+		email = o.email(e.Tenant, e.ActorEmail)
+	} else {
+		email = o.actorEmail(e.Tenant, e.Event)
+	}
 	return EventResult{Index: e.Index, Leaf: hex.EncodeToString(e.Leaf[:]), SealedAt: e.SealedAt,
 		Record: base64.StdEncoding.EncodeToString(e.Record()), Event: json.RawMessage(e.Event),
-		ActorEmail: o.actorEmail(e.Tenant, e.Event)}
+		ActorEmail: email}
 }
 
 var tenantParam = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)

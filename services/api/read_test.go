@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/crypto/ssh"
@@ -37,6 +38,7 @@ import (
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
+	"github.com/auditledger/auditledger/services/telemetry"
 	"github.com/auditledger/auditledger/test/natstest"
 	"github.com/auditledger/auditledger/test/pgtest"
 )
@@ -61,6 +63,9 @@ type readFixture struct {
 	// keys is the API's personal-data key store.
 	log  *ledger.Log
 	keys *piikeys.Store
+	// apiCfg is the API's configuration, for a second API process on
+	// the same evidence directory (a restart).
+	apiCfg api.Config
 }
 
 // newReadFixture builds the fixture; more, if given, is sealed as one
@@ -147,12 +152,13 @@ func newReadFixture(t *testing.T, more ...ledger.Entry) *readFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(api.Config{Auth: v, Approvals: b, Emitter: em, DB: db, Tenant: "ops", // the API's own tenant: none of the data's
-		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "test"}, Keys: keys})
+	acfg := api.Config{Auth: v, Approvals: b, Emitter: em, DB: db, Tenant: "ops", // the API's own tenant: none of the data's
+		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "test"}, Keys: keys}
+	h, err := api.New(acfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &readFixture{srv: httptest.NewServer(h), tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg, evidenceKey: esigner.PublicKey(), js: js, approvals: b,
+	f := &readFixture{srv: httptest.NewServer(h), apiCfg: acfg, tokens: map[string]string{}, vkey: signer.Verifier().String(), db: db, cfg: pcfg, evidenceKey: esigner.PublicKey(), js: js, approvals: b,
 		log: l, keys: keys,
 		stream: func() []natstest.Stored { return natstest.Events(t, js, bus.EventsStream) }}
 	t.Cleanup(f.srv.Close)
@@ -497,6 +503,39 @@ func TestSessions(t *testing.T) {
 	if err := json.Compact(&want, []byte(body)); err != nil || rec.Code != 200 || rec.Body.String() != want.String()+"\n" {
 		t.Errorf("compact timeline: %d\n%.300s\nwant\n%.300s", rec.Code, rec.Body.String(), want.String())
 	}
+	// The same through the metrics' wrapper, as the api role serves it;
+	// and a reader that takes the value gets the same answer as a value.
+	cfg := f.apiCfg
+	cfg.Metrics = telemetry.NewHTTP(prometheus.NewRegistry(), "api")
+	measured, err := api.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = compactRecorder{httptest.NewRecorder()}
+	measured.ServeHTTP(rec, req.Clone(t.Context()))
+	if rec.Code != 200 || rec.Body.String() != want.String()+"\n" {
+		t.Errorf("compact timeline through the metrics' writer: %d\n%.300s", rec.Code, rec.Body.String())
+	}
+	dr := &directRecorder{ResponseRecorder: httptest.NewRecorder()}
+	measured.ServeHTTP(dr, req.Clone(t.Context()))
+	taken, ok := dr.value.(api.Timeline)
+	if !ok || dr.Code != 200 || dr.Body.Len() != 0 || dr.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("a reader taking the value: %d %T, body %.100q", dr.Code, dr.value, dr.Body.String())
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(taken); err != nil || b.String() != want.String()+"\n" {
+		t.Errorf("the value taken, as JSON:\n%.300s\nwant\n%.300s", b.String(), want.String())
+	}
+	// Refusals stay problem documents.
+	bad := httptest.NewRequest("GET", "/v1/sessions/s2?tenant=globex", nil)
+	bad.Header.Set("Authorization", "Bearer "+carol)
+	dr = &directRecorder{ResponseRecorder: httptest.NewRecorder()}
+	measured.ServeHTTP(dr, bad)
+	if dr.Code != 403 || dr.value != nil || !strings.Contains(dr.Body.String(), "outside your scope") {
+		t.Errorf("a refusal to a reader taking values: %d %v %s", dr.Code, dr.value, dr.Body.String())
+	}
 	for _, c := range []struct {
 		path  string
 		code  int
@@ -521,6 +560,15 @@ func TestSessions(t *testing.T) {
 type compactRecorder struct{ *httptest.ResponseRecorder }
 
 func (compactRecorder) CompactJSON() bool { return true }
+
+// directRecorder takes the API's answers as values, as the console's
+// in-process reads do.
+type directRecorder struct {
+	*httptest.ResponseRecorder
+	value any
+}
+
+func (d *directRecorder) TakeJSON(v any) bool { d.value = v; return true }
 
 // A NUL byte or invalid UTF-8 in any query parameter, cursor or path
 // segment is a bad request naming the parameter, never a database error.

@@ -84,6 +84,19 @@ func TestSealedEmailsOpenedForAuditors(t *testing.T) {
 		t.Fatalf("%d events of the session, want start, request, command, end", len(danas))
 	}
 
+	// The session's timeline opens the sealed e-mail too (read from the
+	// projection's column, not the event).
+	var tl api.Timeline
+	get("carol", "/v1/sessions/"+url.PathEscape(s.ID())+"?tenant=acme", &tl)
+	if len(tl.Events) != len(danas) {
+		t.Fatalf("the timeline holds %d events, the session %d", len(tl.Events), len(danas))
+	}
+	for _, e := range tl.Events {
+		if e.ActorEmail != dana {
+			t.Errorf("the timeline's event %d shows e-mail %q, want %s", e.Index, e.ActorEmail, dana)
+		}
+	}
+
 	// The address finds the sealed events, as typed in another case.
 	byEmail := "/v1/events?tenant=acme&email=" + url.QueryEscape(strings.ToUpper(dana))
 	var page api.EventPage

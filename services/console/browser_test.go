@@ -26,6 +26,7 @@ import (
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/approvals"
+	"github.com/auditledger/auditledger/test/natstest"
 )
 
 // TestBrowser drives headless Chromium (Debian's chromium, which .ci/run
@@ -333,13 +334,25 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("a checkpoint checked with another key: %s", s)
 	}
 
-	// Ledger health: the newest checkpoint and a full verification.
+	// Ledger health: the newest checkpoint, a full verification, and
+	// the other processes: a writer's lease, a forwarder nothing pulls
+	// (flagged stale), the producers of carol's tenants.
 	if _, err := projections.VerifyNow(t.Context(), projections.Config{DB: f.db, Store: f.store, Verifier: f.signer.Verifier()}); err != nil {
 		t.Fatal(err)
 	}
+	f.writerAndForwarder(t)
 	run("health", chromedp.Click(`//nav//a[text()="Health"]`, chromedp.NodeVisible), chromedp.WaitVisible(css(`#verification[data-ok="true"]`)))
 	if s := text(`#checkpoint`); !strings.Contains(s, "console.test/log") {
 		t.Fatalf("the health page's checkpoint: %s", s)
+	}
+	if s := text(`#writers`); !strings.Contains(s, "writer-test") || !strings.Contains(s, "holding") {
+		t.Fatalf("the health page's writers: %s", s)
+	}
+	if s := text(`#forwarders tr[data-state="stale"]`); !strings.Contains(s, "forward-hec") || !strings.Contains(s, "stale") {
+		t.Fatalf("the health page's stale forwarder: %s", s)
+	}
+	if s := text(`#producers`); !strings.Contains(s, "gw-1") || strings.Contains(s, "globex") {
+		t.Fatalf("the health page's producers (carol's tenants): %s", s)
 	}
 	shot("health", true)
 	axe("the health page")
@@ -455,27 +468,62 @@ func TestBrowser(t *testing.T) {
 	run("evidence", chromedp.Click(`//nav//a[text()="Evidence"]`, chromedp.NodeVisible), chromedp.WaitVisible(css(`#evidence-form`)),
 		chromedp.SendKeys(css(`#e-tenant`), "globex"))
 	axe("the evidence page")
-	run("build", chromedp.Click(css(`#build`)), chromedp.WaitVisible(css(`#bundle`)))
-	for {
-		st, err := chromedp.Run(ctx, chromedp.AttributeValue(css(`#bundle`), "data-status"))
-		if err != nil || st.Value == "failed" {
-			t.Fatalf("the bundle: %+v %v: %s", st, err, text(`#bundle`))
-		}
-		if st.Value == "ready" {
-			break
-		}
-		run("refresh", chromedp.Click(css(`#refresh`)), chromedp.WaitVisible(css(`#bundle`)))
+	// The build is held at its first read of the events (a lock on the
+	// table) so that the page is seen following it: the page's script
+	// streams its progress, then loads the page again when it ends.
+	lock, err := f.db.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer lock.Rollback(context.WithoutCancel(t.Context()))
+	if _, err := lock.Exec(t.Context(), `LOCK TABLE events IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	run("build", chromedp.Click(css(`#build`)), chromedp.WaitVisible(css(`#bundle[data-following="yes"][data-status="building"]`)))
+	shot("evidence-building", false)
+	axe("a bundle building")
+	if err := lock.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	run("the build ends", chromedp.WaitVisible(css(`#bundle[data-status="ready"]`)))
 	shot("evidence", true)
 	axe("a ready bundle")
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
 	bundleID := loc[strings.LastIndex(loc, "/")+1:]
+	// Followed without a read per look: the page opened (one status
+	// read), the stream (one progress read), the page again at the end.
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		var reads, streams int
+		for _, s := range f.recorded(events.AuditAccessed) {
+			if s.Payload["bundle_id"] != bundleID {
+				continue
+			}
+			switch s.Payload["resource"] {
+			case "evidence status":
+				reads++
+			case "evidence progress":
+				streams++
+			}
+		}
+		if reads != 2 || streams != 1 {
+			return fmt.Errorf("%d status reads and %d progress streams recorded, want 2 and 1", reads, streams)
+		}
+		return nil
+	})
 	run("download the bundle", chromedp.Click(css(`#download`)))
 	bundle, err := os.ReadFile(downloaded("the bundle"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkBundle(t, f, bundle, bundleID, "globex", 1)
+	// The list of bundles built (the API's GET /v1/evidence) links it
+	// and its download.
+	run("all bundles", chromedp.Click(`//a[text()="All bundles"]`, chromedp.NodeVisible),
+		chromedp.WaitVisible(css(`#bundles a[href="/console/evidence/`+bundleID+`/download"]`)))
+	if s := text(`#bundles`); !strings.Contains(s, bundleID) || !strings.Contains(s, "globex") || !strings.Contains(s, "ready") {
+		t.Fatalf("the list of bundles: %s", s)
+	}
+	axe("the list of bundles")
 	// acme's charts are not gina's to see: the API's refusal.
 	run("gina's charts of acme", chromedp.Navigate(f.srv.URL+"/console/charts/acme?range=7d&to=2026-12-01"), chromedp.WaitVisible(css(`#refusal`)))
 	if s := text(`#refusal`); !strings.Contains(s, "403") || !strings.Contains(s, `tenant "acme": outside your scope`) {

@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"sync"
 	"time"
 
@@ -96,7 +97,6 @@ type session struct {
 	expires time.Time
 	csrf    string
 	views   map[string]*api.View // the inbox's page views, for their polls (guarded by Console.mu)
-	bundles []string             // the evidence bundles asked for in this session, oldest first (guarded by Console.mu)
 }
 
 type pendingLogin struct {
@@ -178,6 +178,7 @@ func (c *Console) router() chi.Router {
 			r.Post("/evidence", c.requestEvidence)
 			r.Get("/evidence/{id}", c.bundlePage)
 			r.Get("/evidence/{id}/download", c.downloadBundle)
+			r.Get("/evidence/{id}/progress", c.bundleProgress)
 			r.Get("/export", c.export)
 			r.Get("/inbox", c.inboxPage)
 			r.Get("/inbox/pending", c.inboxFragment)
@@ -432,6 +433,19 @@ type capture struct {
 	body   bytes.Buffer
 	to     http.ResponseWriter
 	pass   []string // headers passed on with a streamed 200
+	// direct: the caller takes the API's answer as its value (get);
+	// value is that answer when the API offered it (api.DirectJSON).
+	direct bool
+	value  any
+}
+
+// TakeJSON takes the API's answer itself when the caller reads values.
+func (p *capture) TakeJSON(v any) bool {
+	if !p.direct || p.to != nil {
+		return false
+	}
+	p.value = v
+	return true
 }
 
 func (p *capture) Header() http.Header { return p.hdr }
@@ -471,6 +485,11 @@ func (p *capture) Flush() {
 // call runs the API route path?q as the session's person: their token,
 // their address; the API decides and records.
 func (c *Console) call(r *http.Request, path string, q url.Values, to http.ResponseWriter, pass ...string) *capture {
+	return c.callAs(r, path, q, &capture{hdr: http.Header{}, to: to, pass: pass})
+}
+
+// callAs runs the API route path?q as the session's person into out.
+func (c *Console) callAs(r *http.Request, path string, q url.Values, out *capture) *capture {
 	s := sessionFrom(r.Context())
 	// A fresh routing context: the API routes the call on its own.
 	req := r.Clone(context.WithValue(r.Context(), chi.RouteCtxKey, nil))
@@ -478,7 +497,6 @@ func (c *Console) call(r *http.Request, path string, q url.Values, to http.Respo
 	req.URL = &url.URL{Path: path, RawQuery: q.Encode()}
 	req.RequestURI = req.URL.RequestURI()
 	req.Header = http.Header{"Authorization": {"Bearer " + s.token}, "User-Agent": {"auditledger-console"}}
-	out := &capture{hdr: http.Header{}, to: to, pass: pass}
 	c.cfg.API.ServeHTTP(out, req)
 	if out.status == 0 {
 		out.status = http.StatusOK
@@ -491,10 +509,24 @@ func (c *Console) call(r *http.Request, path string, q url.Values, to http.Respo
 // API's refusal, one that does not decode as an internal error; either
 // way get reports false and the page is written.
 func (c *Console) get(w http.ResponseWriter, r *http.Request, path string, q url.Values, v any) bool {
-	out := c.call(r, path, q, nil)
+	out := c.callAs(r, path, q, &capture{hdr: http.Header{}, direct: true})
 	if out.status != http.StatusOK {
 		c.refusedBy(w, r, out)
 		return false
+	}
+	// The API's own value, when it is of v's type: no JSON between them.
+	if out.value != nil {
+		if dst, val := reflect.ValueOf(v), reflect.ValueOf(out.value); dst.Kind() == reflect.Pointer && val.Type().AssignableTo(dst.Elem().Type()) {
+			dst.Elem().Set(val)
+			return true
+		}
+		b, err := json.Marshal(out.value)
+		if err != nil {
+			c.cfg.Logger.Error("console: reading the API's answer", "err", err)
+			c.render(w, r, http.StatusInternalServerError, "refusal", page{Title: "Error", Refusal: &refusal{Status: 500, Detail: "internal error"}})
+			return false
+		}
+		out.body.Write(b)
 	}
 	if err := json.Unmarshal(out.body.Bytes(), v); err != nil {
 		c.cfg.Logger.Error("console: reading the API's answer", "err", err)

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"slices"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -31,7 +31,7 @@ var frameworks = func() []option {
 	return out
 }()
 
-// maxBundles bounds the bundles a session lists.
+// maxBundles bounds the bundles the page lists.
 const maxBundles = 50
 
 // evidenceView is what the evidence pages show.
@@ -43,33 +43,22 @@ type evidenceView struct {
 	Bundle                      *api.EvidenceStatus
 }
 
+// evidencePage is the form and the bundles built: the API's
+// GET /v1/evidence (its tenants only, recorded as one audit.accessed per
+// tenant listed), newest first, each linked to its page and, once
+// ready, its download.
 func (c *Console) evidencePage(w http.ResponseWriter, r *http.Request) {
-	s := sessionFrom(r.Context())
 	now := time.Now().UTC()
 	ev := &evidenceView{Frameworks: frameworks, Framework: frameworks[0].Value, From: now.AddDate(0, 0, -30).Format("2006-01-02"), To: now.AddDate(0, 0, 1).Format("2006-01-02")}
-	c.mu.Lock()
-	ids := slices.Clone(s.bundles)
-	c.mu.Unlock()
-	// Each bundle's status is the API's read (recorded, scoped), newest
-	// first.
-	for _, id := range slices.Backward(ids) {
-		out := c.call(r, "/v1/evidence/"+url.PathEscape(id), nil, nil)
-		if out.status != http.StatusOK {
-			c.refusedBy(w, r, out)
-			return
-		}
-		var st api.EvidenceStatus
-		if err := json.Unmarshal(out.body.Bytes(), &st); err == nil {
-			ev.Bundles = append(ev.Bundles, st)
-		}
+	if !c.get(w, r, "/v1/evidence", url.Values{"limit": {strconv.Itoa(maxBundles)}}, &ev.Bundles) {
+		return
 	}
 	c.render(w, r, http.StatusOK, "evidence", page{Title: "Evidence", Evidence: ev})
 }
 
-// requestEvidence posts the form to POST /v1/evidence; the bundle joins
-// the session's list and its page opens.
+// requestEvidence posts the form to POST /v1/evidence; the bundle's page
+// opens.
 func (c *Console) requestEvidence(w http.ResponseWriter, r *http.Request) {
-	s := sessionFrom(r.Context())
 	ev := &evidenceView{Frameworks: frameworks, Tenant: r.PostFormValue("tenant"), Framework: r.PostFormValue("framework"), From: r.PostFormValue("from"), To: r.PostFormValue("to")}
 	bad := func(param, detail string) {
 		c.render(w, r, http.StatusBadRequest, "evidence", page{Title: "Evidence", Evidence: ev, Refusal: &refusal{Status: 400, Param: param, Detail: detail}})
@@ -104,12 +93,6 @@ func (c *Console) requestEvidence(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusInternalServerError, "refusal", page{Title: "Error", Refusal: &refusal{Status: 500, Detail: "internal error"}})
 		return
 	}
-	c.mu.Lock()
-	s.bundles = append(s.bundles, st.ID)
-	if len(s.bundles) > maxBundles {
-		s.bundles = s.bundles[len(s.bundles)-maxBundles:]
-	}
-	c.mu.Unlock()
 	http.Redirect(w, r, "/console/evidence/"+st.ID, http.StatusSeeOther)
 }
 
@@ -129,6 +112,18 @@ func (c *Console) bundlePage(w http.ResponseWriter, r *http.Request) {
 func (c *Console) downloadBundle(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	out := c.call(r, "/v1/evidence/"+url.PathEscape(id)+"/download", nil, w, "Content-Type", "Content-Disposition", "Content-Length")
+	if out.status != http.StatusOK {
+		c.refusedBy(w, r, out)
+	}
+}
+
+// bundleProgress streams the API's GET /v1/evidence/{id}/progress (one
+// recorded read; the build's counts from the API's memory as they
+// change) to the bundle page's script, which reloads the page — a
+// status read, recorded — once the build ends.
+func (c *Console) bundleProgress(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	out := c.call(r, "/v1/evidence/"+url.PathEscape(id)+"/progress", nil, w, "Content-Type", "Cache-Control", "X-Accel-Buffering")
 	if out.status != http.StatusOK {
 		c.refusedBy(w, r, out)
 	}

@@ -55,8 +55,38 @@ func TestEvidencePage(t *testing.T) {
 		}
 		return nil
 	})
-	if _, list := get(t, gina, f.srv.URL+"/console/evidence"); !strings.Contains(list, id) {
-		t.Fatalf("the session's list lacks %s", id)
+	// The list of bundles built: the API's GET /v1/evidence, with the
+	// download; another tenant's auditor does not see it; a person
+	// without the role gets the API's refusal.
+	if _, list := get(t, gina, f.srv.URL+"/console/evidence"); !strings.Contains(list, `href="/console/evidence/`+id+`/download"`) {
+		t.Fatalf("the list of bundles lacks %s's download: %.3000s", id, list)
+	}
+	if status, list := get(t, f.signIn(t, "carol", "carol-secret"), f.srv.URL+"/console/evidence"); status != 200 || strings.Contains(list, id) || !strings.Contains(list, "None yet") {
+		t.Fatalf("acme's auditor's list of bundles: %d, shows %s: %v", status, id, strings.Contains(list, id))
+	}
+	if status, list := get(t, f.signIn(t, "alice", "alice-secret"), f.srv.URL+"/console/evidence"); status != http.StatusForbidden || strings.Contains(list, id) {
+		t.Fatalf("alice's list of bundles: %d, shows %s: %v", status, id, strings.Contains(list, id))
+	}
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		for _, s := range f.stream() {
+			if s.Event.Type == events.AuditAccessed && s.Payload["resource"] == "evidence bundles" && s.Event.Tenant == "globex" && fmt.Sprint(s.Payload["ids"]) == "["+id+"]" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no audit.accessed of the list naming %s under globex", id)
+	})
+	// The progress stream of a ready build: its end at once.
+	resp, err = gina.Get(f.srv.URL + "/console/evidence/" + id + "/progress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" || !strings.HasPrefix(string(stream), "event: end\ndata: {\"status\":\"ready\"") {
+		t.Fatalf("the progress of a ready bundle: %d %v %q", resp.StatusCode, resp.Header, stream)
+	}
+	if status, body := get(t, f.signIn(t, "carol", "carol-secret"), f.srv.URL+"/console/evidence/"+id+"/progress"); status != http.StatusForbidden || strings.Contains(body, "event:") {
+		t.Fatalf("acme's auditor following globex's build: %d %.1000s", status, body)
 	}
 	resp, err = gina.Get(f.srv.URL + "/console/evidence/" + id + "/download")
 	if err != nil {

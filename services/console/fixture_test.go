@@ -237,7 +237,7 @@ func newFixtureWith(t *testing.T, extra [][]byte) *fixture {
 	_, epriv, _ := ed25519.GenerateKey(rand.Reader)
 	esigner, _ := ssh.NewSignerFromKey(epriv)
 	h, err := api.NewServer(api.Config{Auth: auth, Approvals: b, Access: ab, Emitter: em, DB: db, Tenant: "ops",
-		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "console test"}})
+		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "console test"}, Bus: js})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,15 +4,19 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/auditledger/auditledger/services/api"
 )
 
-// Ledger health: the newest signed checkpoint and the last full
-// verification of the store, as the API serves them
-// (GET /v1/checkpoints/latest, GET /v1/verify/status), each read
-// authorised and recorded by the API.
+// Ledger health: the newest signed checkpoint, the last full
+// verification of the store and the other processes (writers' leases,
+// forwarders' consumers, producers' newest records), as the API serves
+// them (GET /v1/checkpoints/latest, GET /v1/verify/status,
+// GET /v1/processes), each read authorised and recorded by the API.
 
 // health is what the health page shows.
 type health struct {
@@ -24,6 +28,32 @@ type health struct {
 	// there is none.
 	Verified       *verification
 	NoVerification string
+	// Processes are the other processes as the API reads them; Ago says
+	// how long before the report each was last heard from.
+	Processes  *api.ProcessesReport
+	Stale      int    // how many are flagged stale
+	StaleAfter string // the report's stale_after, for reading
+}
+
+func stale(state string) int {
+	if state == "stale" {
+		return 1
+	}
+	return 0
+}
+
+// ago is how long before now t was, rounded for reading.
+func ago(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return d.Round(time.Second).String() + " ago"
+	case d < 48*time.Hour:
+		return d.Round(time.Minute).String() + " ago"
+	}
+	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
 }
 
 type signer struct{ Name, KeyHash string }
@@ -59,6 +89,21 @@ func (c *Console) healthPage(w http.ResponseWriter, r *http.Request) {
 	default:
 		c.refusedBy(w, r, out)
 		return
+	}
+	var rep api.ProcessesReport
+	if !c.get(w, r, "/v1/processes", nil, &rep) {
+		return
+	}
+	h.Processes = &rep
+	h.StaleAfter = time.Duration(rep.StaleAfter * float64(time.Second)).String()
+	for _, p := range rep.Writers {
+		h.Stale += stale(p.State)
+	}
+	for _, p := range rep.Forwarders {
+		h.Stale += stale(p.State)
+	}
+	for _, p := range rep.Producers {
+		h.Stale += stale(p.State)
 	}
 	c.render(w, r, http.StatusOK, "health", page{Title: "Ledger health", Health: h})
 }

@@ -1,24 +1,50 @@
 package console_test
 
 import (
+	"fmt"
 	"html"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/projections"
+	"github.com/auditledger/auditledger/test/natstest"
 )
 
-// TestHealthPage: the newest checkpoint and the last full verification,
-// each the API's recorded read; a person without the read roles is
-// refused.
+// TestHealthPage: the newest checkpoint, the last full verification and
+// the other processes (a writer's lease, a forwarder that does not pull,
+// the producers of the person's tenants), each the API's recorded read; a
+// person without the read roles is refused.
 func TestHealthPage(t *testing.T) {
 	f := newFixture(t)
+	f.writerAndForwarder(t)
 	carol := f.signIn(t, "carol", "carol-secret")
 	status, body := get(t, carol, f.srv.URL+"/console/health")
 	if status != 200 || !strings.Contains(body, "console.test/log") || !strings.Contains(body, "no full verification has run yet") {
 		t.Fatalf("the health page: %d %.3000s", status, body)
 	}
+	for _, want := range []string{`data-stale="1"`, `<tr data-state="holding"><td>ledger</td><td>writer-test</td>`,
+		`<tr data-state="stale"><td>forward-hec</td><td><strong class="bad">stale</strong> (not pulling)`,
+		`<tr data-state="recent"><td>postgres-proxy</td><td>gw-1</td><td>acme</td>`} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("the health page lacks %s: %.6000s", want, body[strings.Index(body, "processes-heading"):])
+		}
+	}
+	if strings.Contains(body, "globex") {
+		t.Fatalf("carol's health page names globex's producers")
+	}
+	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		for _, s := range f.recorded(events.AuditAccessed) {
+			if s.Payload["resource"] == "processes" && s.Event.Tenant == "acme" && s.Event.Actor.Subject == "carol" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no audit.accessed of the processes under acme")
+	})
 	if _, err := projections.VerifyNow(t.Context(), projections.Config{DB: f.db, Store: f.store, Verifier: f.signer.Verifier()}); err != nil {
 		t.Fatal(err)
 	}
@@ -34,5 +60,22 @@ func TestHealthPage(t *testing.T) {
 	alice := f.signIn(t, "alice", "alice-secret")
 	if status, body := get(t, alice, f.srv.URL+"/console/health"); status != 403 || strings.Contains(body, "console.test/log") {
 		t.Fatalf("alice's health page: %d %.1500s", status, body)
+	}
+}
+
+// writerAndForwarder leaves on the bus what a writer and a forwarder
+// leave: the lease of log "ledger" held by writer-test, and forwarder
+// hec's durable consumer, which nothing pulls.
+func (f *fixture) writerAndForwarder(t *testing.T) {
+	t.Helper()
+	kv, err := f.js.CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: bus.LeaseBucket, TTL: time.Hour, History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Create(t.Context(), "ledger", []byte("writer-test")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.js.CreateOrUpdateConsumer(t.Context(), bus.LedgerStream, jetstream.ConsumerConfig{Durable: bus.ForwarderDurable("hec"), AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
 	}
 }

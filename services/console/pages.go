@@ -24,6 +24,7 @@ var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 	"until": until,
 	"dur":   func(s int64) string { return (time.Duration(s) * time.Second).String() },
 	"count": count,
+	"ago":   ago,
 }).ParseFS(templateFiles, "templates/*.html"))
 
 // page is what every template gets.
@@ -41,6 +42,8 @@ type page struct {
 	// The timeline.
 	Tenant, SessionID string
 	Gaps              []api.Gap
+	// TimelineHTML are the timeline's items (timelineItems).
+	TimelineHTML template.HTML
 	// The inbox.
 	Inbox *inbox
 	// The replay; Terminal: the timeline's session recorded a terminal.
@@ -275,6 +278,7 @@ func (c *Console) timelinePage(w http.ResponseWriter, r *http.Request) {
 		p.Rows = append(p.Rows, rowOf(e))
 		p.Terminal = p.Terminal || p.Rows[len(p.Rows)-1].Type == "session.output"
 	}
+	p.TimelineHTML = timelineItems(p.Rows)
 	c.render(w, r, http.StatusOK, "timeline", p)
 }
 
