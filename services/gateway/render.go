@@ -181,6 +181,13 @@ func renderEdited(raw []byte, final, keys, insert bool) rendering {
 				r.hidden = true
 			}
 			e.escape(seq, i)
+			if e.lost {
+				// A move the line editor cannot place (a scroll
+				// region, tab stops set, a row above those kept): what
+				// a terminal shows is unknown, so the bytes are not
+				// judged as text.
+				return binary()
+			}
 			i += n
 			continue
 		case c == 0x08:
@@ -202,8 +209,12 @@ func renderEdited(raw []byte, final, keys, insert bool) rendering {
 				return binary()
 			}
 			switch {
-			case c == '\n' && !keys:
+			case (c == '\n' || c == 0x0b || c == 0x0c) && !keys:
+				// LF, and VT and FF, which a terminal takes as LF.
 				e.lineFeed(i)
+				if e.lost {
+					return binary()
+				}
 			case c == '\n' || c == '\r' && keys:
 				e.flush()
 				r.add(c, i)
@@ -312,13 +323,19 @@ type lineEditor struct {
 	rows  [][]cell
 	feeds []int32
 	rowi  int
+	// dropped is true once rows were rendered before the end (maxRows):
+	// a move up to them cannot be placed. lost is true once a move
+	// could not be placed: the rendering is unknown (binary).
+	dropped bool
+	lost    bool
 }
 
 // maxRows bounds the rows a rendering keeps for cursor moves back up to
 // them (CSI A, CUP): rows above the last maxRows are not edited again.
 const maxRows = 256
 
-// lineFeed ends the row in what a terminal shows (LF at raw offset at):
+// lineFeed ends the row in what a terminal shows (LF, VT, FF, NEL at raw
+// offset at):
 // the cursor goes to the start of the next row, which a move up (CSI A,
 // CUP) can leave again for an earlier one: rows are kept, and rendered
 // in order when the rendering ends (flush).
@@ -336,14 +353,31 @@ func (e *lineEditor) moveRows(n int, at int32) {
 		e.rows = [][]cell{nil}
 	}
 	e.rows[e.rowi] = e.line
-	to := max(e.rowi+n, 0)
+	if e.row != 0 {
+		e.row = max(e.row+n, 1) // the absolute row, once one was named, follows
+	}
+	to := e.rowi + n
 	if n < 0 || to < len(e.rows) {
 		e.r.hidden = true // what a row shows may be out of write order
+	}
+	if to < 0 {
+		// Above the first row kept: rows the rendering has not seen
+		// yet, made above it; rows already rendered (dropped) cannot
+		// be written again.
+		if e.dropped || len(e.rows)-to > maxRows {
+			e.lost = true
+			return
+		}
+		e.rows = append(make([][]cell, -to), e.rows...)
+		e.feeds = append(slices.Repeat([]int32{at}, -to), e.feeds...)
+		e.rowi -= to
+		to = 0
 	}
 	for to >= len(e.rows) {
 		if len(e.rows) >= maxRows { // the oldest row is rendered now
 			e.emit(e.rows[0], e.feeds[0])
 			e.rows, e.feeds = e.rows[1:], e.feeds[1:]
+			e.dropped = true
 			to--
 			e.rowi--
 			continue
@@ -388,7 +422,7 @@ func (e *lineEditor) flush() {
 			}
 			e.emit(row, feed)
 		}
-		e.rows, e.feeds, e.rowi = nil, nil, 0
+		e.rows, e.feeds, e.rowi, e.dropped = nil, nil, 0, false
 		e.line, e.cur = e.line[:0:0], 0
 		return
 	}
@@ -471,15 +505,55 @@ func param(params []byte, i int) int {
 	return max(n, 1)
 }
 
-// row moves the cursor to row r (a terminal's CUP or VPA): a row other
-// than the one the line is on ends the line, as a line feed does.
+// toRow moves the cursor to row r (a terminal's CUP or VPA), the column
+// kept: a row other than the one the line is on ends the line, as a line
+// feed does. The first row named anchors the rows: the line is on it.
 func (e *lineEditor) toRow(r int) {
 	if e.row != 0 && r != e.row {
-		col := e.cur
-		e.moveRows(r-e.row, e.at)
-		e.to(col)
+		e.vertical(r - e.row)
+		return
 	}
 	e.row = r
+}
+
+// vertical moves the cursor n rows down (up when n < 0), the column
+// kept (a terminal's CUU, CUD, VPR): not above the first row once the
+// absolute row is known, as a terminal stops there.
+func (e *lineEditor) vertical(n int) {
+	if e.row != 0 {
+		n = max(n, 1-e.row)
+	}
+	if n == 0 {
+		return
+	}
+	col := e.cur
+	e.moveRows(max(min(n, maxRows), -maxRows), e.at)
+	e.to(col)
+}
+
+// lines inserts n blank rows at the cursor's (insert), or deletes the
+// cursor's row and the n-1 after it, blank rows made at the end; the
+// cursor goes to the start of its row (IL, DL).
+func (e *lineEditor) lines(insert bool, n int) {
+	if e.rows == nil {
+		e.rows = [][]cell{nil}
+	}
+	e.rows[e.rowi] = e.line
+	e.r.hidden = true
+	blank := make([][]cell, n)
+	feeds := slices.Repeat([]int32{e.at}, n)
+	if insert {
+		if len(e.rows)+n > maxRows {
+			e.lost = true
+			return
+		}
+		e.rows = slices.Insert(e.rows, e.rowi, blank...)
+		e.feeds = slices.Insert(e.feeds, min(e.rowi, len(e.feeds)), feeds...)
+	} else {
+		k := min(n, len(e.rows)-e.rowi)
+		e.rows = append(slices.Delete(e.rows, e.rowi, e.rowi+k), blank[:k]...)
+	}
+	e.line, e.cur = e.rows[e.rowi], 0
 }
 
 // remove deletes the cells [lo, hi) of the line.
@@ -578,10 +652,15 @@ func (e *lineEditor) blank(i int) bool {
 }
 
 // escape applies the line edits of a complete escape sequence: cursor
-// left and right (CSI D, C; SS3 D, C, the arrow keys in application
+// left and right (CSI D, C, a; SS3 D, C, the arrow keys in application
 // mode), to a column (CSI G), home and end (CSI H, F; CSI 1~, 4~, 7~,
 // 8~), insert blanks (CSI @), delete characters (CSI P; the delete key
-// CSI 3~) and erase in line (CSI K). Others change nothing the text
+// CSI 3~), erase in line (CSI K) and characters (CSI X), tab stops
+// forward and back (CSI I, Z). In what a terminal shows it follows every
+// vertical move: rows up and down (CSI A, B, e, E, F; ESC M, D, E), to a
+// row (CSI H, f, d), rows inserted, deleted, scrolled (CSI L, M, S, T);
+// one it cannot place (scroll margins, tab stops changed: CSI r with
+// parameters, ESC H, CSI g) sets lost. Others change nothing the text
 // holds.
 func (e *lineEditor) escape(seq []byte, at int) {
 	e.at = int32(at)
@@ -591,6 +670,16 @@ func (e *lineEditor) escape(seq []byte, at int) {
 			e.saved = e.cur
 		case '8': // DECRC: restore it
 			e.to(e.saved)
+		case 'M': // RI: a row up (at the top the rows scroll down: the same)
+			col := e.cur
+			e.moveRows(-1, e.at)
+			e.to(col)
+		case 'D': // IND: a row down, as LF without the carriage return
+			e.vertical(1)
+		case 'E': // NEL: the start of the next row
+			e.lineFeed(at)
+		case 'H': // HTS: a tab stop set; tabs are no longer every 8 columns
+			e.lost = true
 		}
 		return
 	}
@@ -670,19 +759,80 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		if !e.keys {
 			e.toRow(count)
 		}
-	case 'A', 'B':
-		// Cursor up, down: to another row, the column kept.
-		if !e.keys {
-			col := e.cur
+	case 'A', 'B', 'e':
+		// Cursor up, down (CUU, CUD, VPR): to another row, the column
+		// kept.
+		if !e.keys && n >= 0 {
 			if seq[len(seq)-1] == 'A' {
-				e.moveRows(-min(count, maxRows), e.at)
+				e.vertical(-count)
 			} else {
+				e.vertical(count)
+			}
+		}
+	case 'E':
+		// CNL: the start of the row count rows down.
+		if !e.keys && n >= 0 {
+			e.vertical(count)
+			e.cur = 0
+		}
+	case 'a':
+		// HPR: count columns right.
+		if !e.keys && n >= 0 {
+			e.right(count)
+		}
+	case 'I', 'Z':
+		// CHT, CBT: count tab stops forward, back (every 8 columns;
+		// HTS and TBC, which change them, are not followed).
+		if !e.keys && n >= 0 {
+			e.r.hidden = true
+			if seq[len(seq)-1] == 'I' {
+				e.to(min((e.cur/8+count)*8, maxColumn+1))
+			} else if e.cur > 0 {
+				e.cur = min(max(((e.cur-1)/8-(count-1))*8, 0), len(e.line))
+			}
+		}
+	case 'X':
+		// ECH: count characters from the cursor erased, the cursor
+		// kept.
+		if !e.keys && n >= 0 {
+			for k := e.cur; k < e.cur+count && k < len(e.line); k++ {
+				if e.line[k].n != 0 {
+					e.r.hidden = true
+				}
+				e.line[k] = cell{lo: int32(at)}
+			}
+		}
+	case 'L', 'M':
+		// IL, DL: rows inserted at the cursor's, the rows below moved
+		// down, or the cursor's and those after it deleted, the rows
+		// below moved up: rows kept, blank ones made.
+		if !e.keys && n >= 0 {
+			e.lines(seq[len(seq)-1] == 'L', min(count, maxRows))
+		}
+	case 'S', 'T':
+		// SU, SD: the rows scrolled up, down, the cursor kept on the
+		// screen: against the rows, the cursor moves down, up.
+		if !e.keys && n >= 0 {
+			row, col := e.row, e.cur
+			if seq[len(seq)-1] == 'S' {
 				e.moveRows(min(count, maxRows), e.at)
+			} else {
+				e.moveRows(-min(count, maxRows), e.at)
 			}
-			if e.row != 0 {
-				e.row = 0 // the absolute row is no longer known
-			}
+			e.row = row
 			e.to(col)
+		}
+	case 'r':
+		// DECSTBM with margins: rows then scroll within them, which
+		// the rows kept cannot follow. Without parameters it resets
+		// the margins to the whole screen.
+		if !e.keys && len(params) > 0 && params[0] != '?' {
+			e.lost = true
+		}
+	case 'g':
+		// TBC: tab stops cleared; tabs are no longer every 8 columns.
+		if !e.keys {
+			e.lost = true
 		}
 	case 'b':
 		// REP: the character before the cursor written count times more
@@ -705,7 +855,15 @@ func (e *lineEditor) escape(seq []byte, at int) {
 	case 'u':
 		e.to(e.saved)
 	case 'F':
-		e.cur = len(e.line)
+		if e.keys { // the end key
+			e.cur = len(e.line)
+			break
+		}
+		// CPL: the start of the row count rows up.
+		if n >= 0 {
+			e.vertical(-count)
+			e.cur = 0
+		}
 	case '@':
 		// Blanks between characters that were side by side: the raw
 		// bytes are judged too. A line holds at most maxLine cells: an

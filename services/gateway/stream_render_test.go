@@ -59,6 +59,11 @@ func TestStreamJudgesRenderedText(t *testing.T) {
 		"OSC title":     "\x1b]0;4111 1111 1111 1111\x07$ \n",
 		"UTF-16LE":      "4\x001\x001\x001\x001\x001\x001\x001\x001\x001\x001\x001\x001\x001\x001\x001\x00",
 		"email colored": "jane\x1b[01;31m@\x1b[mexample.com\n",
+		// A value whose halves a terminal shows on one row, the cursor
+		// moved back up to it between them.
+		"CUP to a row a line feed left": "\x1b[5;1H4111 1111\r\nok\x1b[5;11H1111 1111\x1b[7;1H\r\n",
+		"reverse index":                 "4111 1111\r\nok\x1bM\x1b[11G1111 1111\r\n",
+		"cursor previous line":          "4111 1111\r\nok\x1b[F\x1b[11G1111 1111\r\n",
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -155,6 +160,23 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 		{"insert mode after a CR", "stdout", "851889592158\r\x1b[4h4802\x1b[4l\r\n"},
 		{"cursor saved and restored", "stdout", "echo \x1b7    851889592158\x1b84802\r\n"},
 		{"cursor saved and restored (CSI)", "stdout", "echo \x1b[s    851889592158\x1b[u4802\r\n"},
+		// Every vertical move is followed: the row a line feed left is
+		// the one a later CUP to it returns to.
+		{"CUP back to a row left by a line feed", "stdout", "\x1b[5;5H851889592158\r\nok\x1b[5;1H4802\x1b[7;1H\r\n"},
+		{"reverse index (ESC M)", "stdout", "XXXX851889592158\r\nok\x1bM\r4802\r\n"},
+		{"cursor previous line (CSI F)", "stdout", "XXXX851889592158\r\nok\x1b[F4802\r\n"},
+		{"cursor next line (CSI E)", "stdout", "ok\x1b[2;1H\x1b[EXXXX851889592158\x1b[3;1H4802\r\n"},
+		{"index (ESC D) then CPL", "stdout", "XXXX851889592158\x1bD\x1bD\x1b[2F4802\r\n"},
+		{"vertical tab and form feed", "stdout", "a\r\nb\r\nXXXX851889592158\x0b\x0cok\x1b[2A\r4802\r\n"},
+		{"cursor down (VPR)", "stdout", "a\r\nb\r\nXXXX851889592158\r\n\x1b[2e\x1b[3A\r4802\r\n"},
+		{"row named after rows moved (VPA)", "stdout", "\x1b[3;1HXXXX851889592158\r\n\x1b[2e\x1b[3d\r4802\r\n"},
+		{"cursor up stops at the first row", "stdout", "\x1b[2;1HXXXX851889592158\x1b[9A\x1b[B\r4802\r\n"},
+		{"tab forward (CSI I)", "stdout", "\x1b[9G89592158\r4802\x1b[I\x1b[4D8518\r\n"},
+		{"tab back (CSI Z)", "stdout", "\x1b[5G851889592158\x1b[2Z4802\r\n"},
+		{"characters erased (CSI X)", "stdout", "4802X8518 8959 2158\x1b[15D\x1b[X\r\n"},
+		{"row inserted above (CSI L)", "stdout", "x\r\nXXXX851889592158\x1b[A\x1b[L\x1b[2B\r4802\r\n"},
+		{"row deleted above (CSI M)", "stdout", "x\r\ny\r\nXXXX851889592158\x1b[2A\x1b[M\x1b[B\r4802\r\n"},
+		{"scrolled up (CSI S)", "stdout", "a\r\nb\r\n\x1b[3;1HXXXX851889592158\x1b[S\x1b[2;1H4802\r\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -192,6 +214,24 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 	// words: 851889592158 4802 becomes 4802 851889592158; M-y yanks; M-5
 	// is a numeric argument): the line is unknown, so the input is
 	// recorded by its digest only.
+	// Output whose moves the rows cannot follow (a scroll region, tab
+	// stops set or cleared, a row above those already rendered): what a
+	// terminal shows is unknown, so it is recorded by its digest only.
+	for _, in := range []string{
+		"\x1b[1;5r\x1b[5;1H851889592158\r\n\x1b[4;1H4802\r\n",
+		"\x1bH851889592158\r\n",
+		"\x1b[3g851889592158\r\n",
+		"\x1b[1;1H851889592158" + strings.Repeat("\r\n", 300) + "\x1b[1;1H4802\r\n",
+	} {
+		b := startBus(t, true)
+		g := newGateway(t, b.em, nil)
+		st := g.Session(events.Target{Kind: "ssh"}).Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+		st.Write([]byte(in))
+		st.Close()
+		if got, ps := recorded(t, b, 1); len(got) != 0 || ps[0]["binary"] != true {
+			t.Errorf("%.40q recorded as %q, %v", in, got, ps[0])
+		}
+	}
 	for _, in := range []string{"echo 851889592158 4802\x1bt\r", "echo 4802 zz\x1b\x7f851889592158\x1by\r", "echo 8518895921584802\x1b5\x02x\r"} {
 		b := startBus(t, true)
 		g := newGateway(t, b.em, nil)
