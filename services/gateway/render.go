@@ -308,10 +308,12 @@ type lineEditor struct {
 	// at is the raw offset of the sequence being applied (blanks a
 	// cursor move past the line's end makes come from it); row is the
 	// terminal row the line is on, once a sequence named one (0: not
-	// known); saved, the column DECSC or CSI s saved.
-	at    int32
-	row   int
-	saved int
+	// known); saved and savedRow, the column and row (origin+rowi)
+	// DECSC or CSI s saved.
+	at       int32
+	row      int
+	saved    int
+	savedRow int
 	// pad is how many blanks cursor moves may still add (to).
 	pad int
 	// insert is a terminal's insert mode (IRM): characters written move
@@ -328,6 +330,25 @@ type lineEditor struct {
 	// could not be placed: the rendering is unknown (binary).
 	dropped bool
 	lost    bool
+	// origin is the number of rows[0] among the rows since the
+	// rendering's start (rows made above the first lower it, rows
+	// rendered before the end raise it): origin+rowi names the cursor's
+	// row however rows are made and rendered.
+	origin int
+}
+
+// save is DECSC: the cursor's column and row saved.
+func (e *lineEditor) save() { e.saved, e.savedRow = e.cur, e.origin+e.rowi }
+
+// restore is DECRC: the cursor back to the column and row saved.
+func (e *lineEditor) restore() {
+	if n := e.savedRow - (e.origin + e.rowi); n != 0 {
+		e.moveRows(n, e.at)
+		if e.lost {
+			return
+		}
+	}
+	e.to(e.saved)
 }
 
 // maxRows bounds the rows a rendering keeps for cursor moves back up to
@@ -371,6 +392,7 @@ func (e *lineEditor) moveRows(n int, at int32) {
 		e.rows = append(make([][]cell, -to), e.rows...)
 		e.feeds = append(slices.Repeat([]int32{at}, -to), e.feeds...)
 		e.rowi -= to
+		e.origin += to
 		to = 0
 	}
 	for to >= len(e.rows) {
@@ -378,6 +400,7 @@ func (e *lineEditor) moveRows(n int, at int32) {
 			e.emit(e.rows[0], e.feeds[0])
 			e.rows, e.feeds = e.rows[1:], e.feeds[1:]
 			e.dropped = true
+			e.origin++
 			to--
 			e.rowi--
 			continue
@@ -667,9 +690,9 @@ func (e *lineEditor) escape(seq []byte, at int) {
 	if !e.keys && len(seq) == 2 {
 		switch seq[1] {
 		case '7': // DECSC: save the cursor
-			e.saved = e.cur
+			e.save()
 		case '8': // DECRC: restore it
-			e.to(e.saved)
+			e.restore()
 		case 'M': // RI: a row up (at the top the rows scroll down: the same)
 			col := e.cur
 			e.moveRows(-1, e.at)
@@ -851,9 +874,17 @@ func (e *lineEditor) escape(seq []byte, at int) {
 			e.insert = seq[len(seq)-1] == 'h'
 		}
 	case 's':
-		e.saved = e.cur
+		if e.keys {
+			e.saved = e.cur
+		} else {
+			e.save()
+		}
 	case 'u':
-		e.to(e.saved)
+		if e.keys {
+			e.to(e.saved)
+		} else {
+			e.restore()
+		}
 	case 'F':
 		if e.keys { // the end key
 			e.cur = len(e.line)
