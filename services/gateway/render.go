@@ -335,6 +335,8 @@ type lineEditor struct {
 	// rendered before the end raise it): origin+rowi names the cursor's
 	// row however rows are made and rendered.
 	origin int
+	// main is the main screen's rows while the alternate one is shown.
+	main *screen
 }
 
 // save is DECSC: the cursor's column and row saved.
@@ -434,6 +436,74 @@ func (e *lineEditor) emit(line []cell, feed int32) {
 }
 
 func (e *lineEditor) flush() {
+	e.flushScreen()
+	if e.main != nil {
+		// The alternate screen ends the rendering: the main one's rows
+		// follow it, on a line of their own.
+		e.r.add('\n', int(e.at))
+		e.swap(e.main)
+		e.main = nil
+		e.flushScreen()
+	}
+}
+
+// screen is the rows of a terminal's screen the alternate one replaces
+// for a while (CSI ? 1049 h), and its cursor.
+type screen struct {
+	rows        [][]cell
+	feeds       []int32
+	line        []cell
+	rowi, cur   int
+	origin      int
+	dropped     bool
+	saved, srow int
+}
+
+// swap makes s the screen edited, the one edited until then returned.
+func (e *lineEditor) swap(s *screen) *screen {
+	if e.rows != nil {
+		e.rows[e.rowi] = e.line
+	}
+	old := &screen{e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow}
+	e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow = s.rows, s.feeds, s.line, s.rowi, s.cur, s.origin, s.dropped, s.saved, s.srow
+	return old
+}
+
+// alternate switches to the alternate screen (on) or back (CSI ? 47,
+// 1047, 1049 h and l): its rows are apart from the main screen's, which
+// it leaves as they were. The cursor keeps its place on the screen;
+// 1049 saves it (DECSC) on the way there and restores it on the way
+// back.
+func (e *lineEditor) alternate(on, save bool) {
+	if on == (e.main != nil) {
+		return
+	}
+	col := e.cur
+	e.r.hidden = true // rows rendered out of write order
+	if on {
+		if save {
+			e.save()
+		}
+		e.main = e.swap(&screen{})
+		e.to(col)
+		return
+	}
+	rows := e.origin + e.rowi // below the row it was entered on
+	e.flushScreen()
+	e.r.add('\n', int(e.at))
+	e.swap(e.main)
+	e.main = nil
+	if save {
+		e.restore()
+		return
+	}
+	if rows != 0 {
+		e.moveRows(rows, e.at)
+	}
+	e.to(col)
+}
+
+func (e *lineEditor) flushScreen() {
 	if e.rows != nil {
 		// A terminal's rows: each rendered in order, the current one
 		// last but for those below it.
@@ -869,6 +939,15 @@ func (e *lineEditor) escape(seq []byte, at int) {
 			}
 		}
 	case 'h', 'l':
+		// DECSET, DECRST 47, 1047, 1049: the alternate screen.
+		if !e.keys && len(params) > 1 && params[0] == '?' {
+			for _, m := range strings.Split(string(params[1:]), ";") {
+				if m == "47" || m == "1047" || m == "1049" {
+					e.alternate(seq[len(seq)-1] == 'h', m == "1049")
+				}
+			}
+			break
+		}
 		// SM, RM: mode 4 is insert mode (IRM), among others set at once.
 		if !e.keys && len(params) > 0 && params[0] != '?' && slices.Contains(strings.Split(string(params), ";"), "4") {
 			e.insert = seq[len(seq)-1] == 'h'

@@ -178,6 +178,8 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 		{"row deleted above (CSI M)", "stdout", "x\r\ny\r\nXXXX851889592158\x1b[2A\x1b[M\x1b[B\r4802\r\n"},
 		{"row saved and restored", "stdout", "XXXX851889592158\x1b7\r\n\r\nok\x1b8\r4802\r\n"},
 		{"row saved and restored (CSI)", "stdout", "a\r\nXXXX851889592158\x1b[s\x1b[3Bok\x1b[u\r4802\r\n"},
+		{"alternate screen and back (1049)", "stdout", "XXXX851889592158\x1b[?1049h\x1b[1;1HYYYY\r\nline2\x1b[?1049l\r4802\r\n"},
+		{"alternate screen and back (47)", "stdout", "XXXX851889592158\x1b[?47h\r\nalt\x1b[A\x1b[?47l\r4802\r\n"},
 		{"scrolled up (CSI S)", "stdout", "a\r\nb\r\n\x1b[3;1HXXXX851889592158\x1b[S\x1b[2;1H4802\r\n"},
 	}
 	for _, c := range cases {
