@@ -128,6 +128,7 @@ var users = []oidcdev.User{
 	{Name: "gina", Secret: "gina-secret", Groups: []string{"auditor", "tenant:globex"}},
 	{Name: "bob", Secret: "bob-secret", Groups: []string{"approver", "auditor", "dba", "tenant:acme", "target:*"}},
 	{Name: "dave", Secret: "dave-secret", Groups: []string{"approver", "dba", "tenant:acme", "target:*"}}, // a reviewer who also asks
+	{Name: "sam", Secret: "sam-secret", Groups: []string{"security", "tenant:*"}},                         // security over every tenant
 }
 
 // accessRules: access to orders, approved by dba.

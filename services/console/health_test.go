@@ -17,8 +17,9 @@ import (
 
 // TestHealthPage: the newest checkpoint, the last full verification and
 // the other processes (a writer's lease, a forwarder that does not pull,
-// the producers of the person's tenants), each the API's recorded read; a
-// person without the read roles is refused.
+// for a person whose scope covers every tenant; withheld, said so, from
+// one tenant's auditor; the producers of the person's tenants), each the
+// API's recorded read; a person without the read roles is refused.
 func TestHealthPage(t *testing.T) {
 	f := newFixture(t)
 	f.writerAndForwarder(t)
@@ -27,15 +28,31 @@ func TestHealthPage(t *testing.T) {
 	if status != 200 || !strings.Contains(body, "console.test/log") || !strings.Contains(body, "no full verification has run yet") {
 		t.Fatalf("the health page: %d %.3000s", status, body)
 	}
+	for _, want := range []string{`data-stale="0"`, `<p class="refusal" id="processes-withheld">Writers and forwarders not shown: writers&#39; leases and forwarders&#39; consumers are the installation&#39;s`,
+		`they need a scope over every tenant`, `<tr data-state="recent"><td>postgres-proxy</td><td>gw-1</td><td>acme</td>`} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("carol's health page lacks %s: %.6000s", want, body[strings.Index(body, "processes-heading"):])
+		}
+	}
+	for _, not := range []string{"globex", "writer-test", "forward-hec", `id="producers-truncated"`} {
+		if strings.Contains(body, not) {
+			t.Fatalf("carol's health page names %s: %.6000s", not, body[strings.Index(body, "processes-heading"):])
+		}
+	}
+	sam := f.signIn(t, "sam", "sam-secret")
+	status, body = get(t, sam, f.srv.URL+"/console/health")
+	if status != 200 {
+		t.Fatalf("sam's health page: %d %.3000s", status, body)
+	}
 	for _, want := range []string{`data-stale="1"`, `<tr data-state="holding"><td>ledger</td><td>writer-test</td>`,
 		`<tr data-state="stale"><td>forward-hec</td><td><strong class="bad">stale</strong> (not pulling)`,
 		`<tr data-state="recent"><td>postgres-proxy</td><td>gw-1</td><td>acme</td>`} {
 		if !strings.Contains(body, want) {
-			t.Fatalf("the health page lacks %s: %.6000s", want, body[strings.Index(body, "processes-heading"):])
+			t.Fatalf("sam's health page lacks %s: %.6000s", want, body[strings.Index(body, "processes-heading"):])
 		}
 	}
-	if strings.Contains(body, "globex") {
-		t.Fatalf("carol's health page names globex's producers")
+	if strings.Contains(body, "processes-withheld") {
+		t.Fatalf("sam's health page withholds the writers and forwarders")
 	}
 	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		for _, s := range f.recorded(events.AuditAccessed) {
