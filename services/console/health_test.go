@@ -46,7 +46,7 @@ func TestHealthPage(t *testing.T) {
 	}
 	for _, want := range []string{`data-stale="1"`, `<tr data-state="holding"><td>ledger</td><td>writer-test</td>`,
 		`<tr data-state="stale"><td>forward-hec</td><td><strong class="bad">stale</strong> (not pulling)`,
-		`<tr data-state="recent"><td>postgres-proxy</td><td>gw-1</td><td>acme</td>`} {
+		`<tr data-state="recent"><td>postgres-proxy</td><td>gw-1</td><td>acme, globex</td>`} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("sam's health page lacks %s: %.6000s", want, body[strings.Index(body, "processes-heading"):])
 		}
