@@ -12,6 +12,7 @@ import (
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/projections"
+	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
@@ -94,5 +95,17 @@ func (f *fixture) writerAndForwarder(t *testing.T) {
 	}
 	if _, err := f.js.CreateOrUpdateConsumer(t.Context(), bus.LedgerStream, jetstream.ConsumerConfig{Durable: bus.ForwarderDurable("hec"), AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHealthPageTruncated: when the API's limit cuts the producers of
+// the person's tenants, the page says that not every one is listed.
+func TestHealthPageTruncated(t *testing.T) {
+	f := newFixtureWith(t, nil, func(c *api.Config) { c.MaxProducers = 2 })
+	carol := f.signIn(t, "carol", "carol-secret")
+	status, body := get(t, carol, f.srv.URL+"/console/health")
+	if status != 200 || !strings.Contains(body, `id="producers-truncated"`) || !strings.Contains(body, "Not every producer is listed") ||
+		strings.Count(body, `<tr data-state="recent">`)+strings.Count(body, `<tr data-state="stale">`) != 2 {
+		t.Fatalf("carol's health page, the API's limit 2: %d %.6000s", status, body[max(0, strings.Index(body, "processes-heading")):])
 	}
 }
