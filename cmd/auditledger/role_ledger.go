@@ -210,8 +210,8 @@ func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (fun
 			LeaseTTL: time.Duration(c.LeaseTTL), Logger: log, Health: e.health, NewLog: e.cfg.newLog, IndexDir: c.Index,
 			Producers: producers, RequireSigned: c.RequireSigned,
 			Clock: func() ledger.ClockStatus { return ledger.ReadClockStatus(c.ClockSource) },
-			Verify: func(ctx context.Context) (ledger.Verification, bool) {
-				return ledger.VerifyWhole(ctx, store.Store, signer.Verifier())
+			Verify: func(ctx context.Context, known uint64) (ledger.Verification, bool) {
+				return ledger.VerifyWhole(ctx, store.Store, signer.Verifier(), known)
 			},
 			VerifyEvery: time.Duration(c.VerifyEvery),
 			OnWriter: func(l *ledger.Log) {

@@ -93,7 +93,7 @@ type Config struct {
 	// and every VerifyEvery (zero means a day) after, beside the loop;
 	// each result (ok true) is sealed between batches as a
 	// ledger.verification record (docs/FORMAT.md §2.1; verify.go).
-	Verify      func(context.Context) (ledger.Verification, bool)
+	Verify      func(ctx context.Context, known uint64) (ledger.Verification, bool)
 	VerifyEvery time.Duration
 }
 
