@@ -337,3 +337,33 @@ func TestVerificationMembersExact(t *testing.T) {
 		})
 	}
 }
+
+// context/verifications.json writes times as Go's encoding/json does
+// (FORMAT §12): the fraction without trailing zeros, absent when zero,
+// Z. Vectors: a time whose fraction ends in zeros (.12), one with none
+// (the sealing time, a whole second), one to the nanosecond; the Go
+// verifier and FORMAT's reading (rederive.py) both re-derive the file
+// byte for byte.
+func TestVerificationTimesVectors(t *testing.T) {
+	r := newRun(t)
+	sealed := r.t0.Add(4 * time.Hour) // a whole second
+	v := ledger.Verification{Started: sealed.Add(-time.Second + 120*time.Millisecond), Finished: sealed.Add(-time.Second + 123456789), Size: r.log.Size(), Root: "x", OK: true}
+	idx := r.sealVerification(t, sealed, v)
+	r.build(t, "acme", r.t0.Add(90*time.Minute), r.t0.Add(150*time.Minute))
+	got := string(zipFiles(t, r.bundle)[evidence.VerificationsContextFile])
+	ts := func(t time.Time, frac string) string { return t.Format("2006-01-02T15:04:05") + frac + "Z" }
+	for _, want := range []string{
+		fmt.Sprintf(`"index": %d,`, idx),
+		`"sealed_at": "` + ts(sealed, "") + `",`,
+		`"started": "` + ts(v.Started, ".12") + `",`,
+		`"finished": "` + ts(v.Finished, ".123456789") + `",`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%s lacks %s:\n%s", evidence.VerificationsContextFile, want, got)
+		}
+	}
+	if _, err := r.verify(r.bundle); err != nil {
+		t.Fatal(err)
+	}
+	specAgrees(t, r)
+}
