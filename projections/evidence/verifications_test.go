@@ -330,7 +330,7 @@ func TestVerificationMembersExact(t *testing.T) {
 			b := rezip(t, f)
 			_, err = evidence.Verify(bytes.NewReader(b), int64(len(b)), evidence.VerifyOptions{LogVerifier: r.verifer,
 				AllowedSigners: []ssh.PublicKey{attacker.PublicKey()}, GrantVerifier: grantSigner.Verifier(), AllowUnlocked: true})
-			name := bad[1:strings.Index(bad[1:], `"`)+1]
+			name := bad[1 : strings.Index(bad[1:], `"`)+1]
 			if err == nil || !strings.Contains(err.Error(), evidence.VerificationsFile) || !strings.Contains(err.Error(), fmt.Sprintf("member %q", name)) {
 				t.Errorf("a payload with %s, forced in: %v", bad, err)
 			}
