@@ -45,8 +45,9 @@ type ledgerRole struct {
 	ClockSource string `yaml:"clock_source"`
 	// VerifyEvery is how often the writer verifies the whole log (every
 	// record, the chain, each checkpoint's signature) beside sealing and
-	// seals what it found as a ledger.verification record: at start and
-	// then every VerifyEvery (default 24h).
+	// seals what it found as a ledger.verification record: when it
+	// starts on a log that holds records, then every VerifyEvery (default
+	// 24h); on a new (empty) log, first one VerifyEvery after the start.
 	VerifyEvery duration `yaml:"verify_every"`
 }
 
