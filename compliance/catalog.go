@@ -120,17 +120,17 @@ type Crosswalk struct {
 	Controls []Mapped `yaml:"controls"`
 }
 
-// Query is one query over the projection that yields a control's rows in
-// a bundle. Its parameters are $1 tenant, $2 the period's first ledger
-// index, $3 the index after its last.
+// Query is one table of a control's rows in a bundle. Every table is
+// derived from the bundle's own records, as docs/FORMAT.md §12.3 defines
+// it for the control and name, so a verifier re-derives it (Derived is
+// true). Mappings before version 4 also named SQL run on the projection
+// and vouched for by the evidence key; a mapping holding one is refused
+// now, and bundles built from one still verify by their rules.
 type Query struct {
 	Name    string `yaml:"name"`
 	Summary string `yaml:"summary"`
 	SQL     string `yaml:"sql"`
-	// Derived: the table is not queried but derived from the bundle's
-	// own records, as docs/FORMAT.md §12.3 defines it for the control and
-	// name, so a verifier re-derives it; SQL is then empty.
-	Derived bool `yaml:"derived"`
+	Derived bool   `yaml:"derived"`
 }
 
 // Evidence is what the ledger observes for one control.

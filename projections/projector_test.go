@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/auditledger/auditledger/compliance"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/projections"
@@ -294,58 +292,6 @@ func TestVerificationOfAnEmptyStore(t *testing.T) {
 	v, err := projections.VerifyNow(t.Context(), cfg)
 	if err != nil || v.OK || !strings.Contains(v.Error, "holds no segments") {
 		t.Fatalf("a store emptied under a projection of 3 records: %+v %v, want not OK", v, err)
-	}
-}
-
-// Every query of the evidence mapping that is not derived from the
-// records runs against the projection's schema.
-func TestEvidenceQueriesRun(t *testing.T) {
-	f := newFixture(t)
-	sample, err := os.ReadFile("../ledger/testdata/sample.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var es []ledger.Entry
-	for _, line := range strings.Split(strings.TrimSpace(string(sample)), "\n") {
-		es = append(es, ledger.Entry{Event: []byte(line)})
-	}
-	if _, err := f.log.Append(t.Context(), es); err != nil {
-		t.Fatal(err)
-	}
-	if err := projections.Migrate(t.Context(), f.cfg.DB); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := projections.Step(t.Context(), f.cfg); err != nil {
-		t.Fatal(err)
-	}
-	fw, err := compliance.Load("iso27001-2022")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ran := 0
-	for _, ev := range fw.Mapping.Controls {
-		for _, q := range ev.Queries {
-			if q.Derived {
-				continue // derived from the records: projections/evidence tests it
-			}
-			ran++
-			rows, err := f.cfg.DB.Query(t.Context(), q.SQL, "acme", int64(0), int64(f.log.Size()))
-			if err != nil {
-				t.Errorf("%s %s: %v", ev.Control, q.Name, err)
-				continue
-			}
-			n := 0
-			for rows.Next() {
-				n++
-			}
-			if err := rows.Err(); err != nil {
-				t.Errorf("%s %s: %v", ev.Control, q.Name, err)
-			}
-			rows.Close()
-		}
-	}
-	if ran == 0 {
-		t.Error("no query of the mapping runs on the projection: this test tests nothing")
 	}
 }
 

@@ -773,48 +773,6 @@ type Rows struct {
 	Capped bool
 }
 
-// ControlQuery runs one query of a compliance mapping (compliance.Query:
-// $1 the tenant, $2 the first ledger index, $3 the index after the last)
-// and returns at most max of its rows. The query is the mapping's text,
-// shipped in evidence bundles for auditors to run again; it runs in a
-// read-only transaction, so a mapping cannot change the projection.
-func (r *Reader) ControlQuery(ctx context.Context, sql, tenant string, first, end uint64, max int) (*Rows, error) {
-	db, err := r.pool(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tx, err := db.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	rows, err := tx.Query(ctx, sql, pgx.QueryResultFormats{pgx.TextFormatCode}, tenant, int64(first), int64(end))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := &Rows{Columns: []string{}, Values: [][]string{}}
-	for _, f := range rows.FieldDescriptions() {
-		out.Columns = append(out.Columns, f.Name)
-	}
-	for rows.Next() {
-		if len(out.Values) == max {
-			out.Capped = true
-			break
-		}
-		rec := make([]string, len(out.Columns))
-		for i, v := range rows.RawValues() {
-			rec[i] = string(v)
-		}
-		out.Values = append(out.Values, rec)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 // HashReader reads the log's stored hashes from the projection: what
 // tiles, proofs and roots are made of.
 func (r *Reader) HashReader(ctx context.Context) (tlog.HashReader, error) {

@@ -177,22 +177,6 @@ func TestReaderCheckpointsAndRecords(t *testing.T) {
 	}
 }
 
-// A compliance mapping's query reads the projection, capped, and cannot
-// change it.
-func TestReaderControlQuery(t *testing.T) {
-	rd, _ := readFixture(t)
-	rows, err := rd.ControlQuery(t.Context(), `SELECT idx, actor_subject FROM events WHERE tenant = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`, "acme", 0, 7, 3)
-	if err != nil || !slices.Equal(rows.Columns, []string{"idx", "actor_subject"}) || len(rows.Values) != 3 || !rows.Capped || rows.Values[2][0] != "3" {
-		t.Errorf("control query: %+v, %v", rows, err)
-	}
-	if _, err := rd.ControlQuery(t.Context(), `DELETE FROM events WHERE tenant = $1 AND idx >= $2 AND idx < $3`, "acme", 0, 7, 3); err == nil {
-		t.Error("a control query deleted events")
-	}
-	if p, _ := rd.Events(t.Context(), projections.EventFilter{}); len(p.Events) != 7 {
-		t.Errorf("%d events after a refused DELETE; want 7", len(p.Events))
-	}
-}
-
 // The search digests an event recorded are kept with their place and
 // found by tenant and digest, the other filters still applying; a digest
 // under another tenant finds nothing of this one; a rebuild keeps them.

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -640,8 +639,8 @@ func (b *builder) segments(ctx context.Context, w io.Writer, a, z uint64, holds 
 	return err
 }
 
-// controls runs each control's queries over [a, z) and writes its folder:
-// summary.md, and per query the SQL and its rows as CSV.
+// controls derives each control's tables over [a, z) from the sealed
+// records and writes its folder: summary.md and each table as CSV.
 func (b *builder) controls(ctx context.Context, a, z uint64) error {
 	fw := b.cfg.Framework
 	for _, ev := range fw.Mapping.Controls {
@@ -655,37 +654,23 @@ func (b *builder) controls(ctx context.Context, a, z uint64) error {
 		}
 		var results []result
 		for _, q := range ev.Queries {
-			if q.Derived {
-				if b.tables.err != nil {
-					return fmt.Errorf("evidence: deriving the tables: %w", b.tables.err)
-				}
-				data, n, capped := b.tables.csv(ev.Control+"/"+q.Name, &tableIn{segs: b.segs, erased: erasedSet(b.m.SealedFields), verifs: b.verifs, first: a, end: z})
-				if err := b.addBytes(dir+q.Name+".csv", []string{ev.Control}, data); err != nil {
-					return err
-				}
-				c.Counts[q.Name] = n
-				c.Observed = c.Observed || n > 0
-				c.Files = append(c.Files, dir+q.Name+".csv")
-				c.Derived = append(c.Derived, q.Name)
-				results = append(results, result{q, n, capped})
-				continue
+			// Every table is derived from the sealed records (FORMAT
+			// §12.3): compliance.Load refuses a mapping query that is
+			// not, so the projection is never queried for evidence.
+			if !q.Derived {
+				return fmt.Errorf("evidence: control %s, query %s: not derived from the records; this version builds no table from the projection", ev.Control, q.Name)
 			}
-			if err := b.addBytes(dir+q.Name+".sql", []string{ev.Control}, []byte(strings.TrimSpace(q.SQL)+"\n")); err != nil {
-				return err
+			if b.tables.err != nil {
+				return fmt.Errorf("evidence: deriving the tables: %w", b.tables.err)
 			}
-			var n int
-			var capped bool
-			err := b.add(dir+q.Name+".csv", []string{ev.Control}, func(w io.Writer) error {
-				var err error
-				n, capped, err = b.queryCSV(ctx, w, q.SQL, a, z)
+			data, n, capped := b.tables.csv(ev.Control+"/"+q.Name, &tableIn{segs: b.segs, erased: erasedSet(b.m.SealedFields), verifs: b.verifs, first: a, end: z})
+			if err := b.addBytes(dir+q.Name+".csv", []string{ev.Control}, data); err != nil {
 				return err
-			})
-			if err != nil {
-				return fmt.Errorf("evidence: control %s, query %s: %w", ev.Control, q.Name, err)
 			}
 			c.Counts[q.Name] = n
 			c.Observed = c.Observed || n > 0
-			c.Files = append(c.Files, dir+q.Name+".sql", dir+q.Name+".csv")
+			c.Files = append(c.Files, dir+q.Name+".csv")
+			c.Derived = append(c.Derived, q.Name)
 			results = append(results, result{q, n, capped})
 		}
 		for _, r := range results {
@@ -765,30 +750,6 @@ func expectationsFor(fw *compliance.Framework, operator []byte) (*compliance.Exp
 		}
 	}
 	return x, operator, nil
-}
-
-// queryCSV runs one query and writes its rows as CSV, a header first,
-// values in PostgreSQL's text form.
-func (b *builder) queryCSV(ctx context.Context, w io.Writer, sql string, a, z uint64) (n int, capped bool, err error) {
-	rows, err := b.read.ControlQuery(ctx, sql, b.cfg.Tenant, a, z, b.cfg.SampleRows)
-	if err != nil {
-		return 0, false, err
-	}
-	cw := csv.NewWriter(w)
-	if err := cw.Write(rows.Columns); err != nil {
-		return 0, false, err
-	}
-	for _, rec := range rows.Values {
-		for i := range rec {
-			rec[i] = b.cell(rec[i])
-		}
-		if err := cw.Write(rec); err != nil {
-			return n, rows.Capped, err
-		}
-		n++
-	}
-	cw.Flush()
-	return n, rows.Capped, cw.Error()
 }
 
 // compareControlIDs orders "5.3" before "5.15" before "8.2".

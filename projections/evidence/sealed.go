@@ -78,19 +78,6 @@ func sealedInScanned(idx uint64, event []byte, scan *eventscan.Event, scanned bo
 	return nil
 }
 
-// cell is a control query's value as the bundle shows it: a sealed value
-// as erased or sealed, never its bytes.
-func (b *builder) cell(v string) string {
-	p, ok := ledger.SealedPseudonym(v)
-	if !ok {
-		return v
-	}
-	if _, erased := b.erased[p]; erased {
-		return erasedCell
-	}
-	return sealedCell
-}
-
 // sealedCheck compares the sealed fields events.jsonl holds with what
 // the manifest says of them, one event at a time (memory grows with the
 // erased fields listed, not with the bundle).

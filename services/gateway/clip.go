@@ -23,30 +23,70 @@ const (
 // Luhn check gives back; an address's local part). The cut moves to the
 // value's end when it ends within clipReach bytes, so that the recording
 // rule replaces it whole and records its search digest, else to its
-// start. The text may so run up to clipReach bytes past max characters.
+// start.
+//
+// What Clip returns fits in max characters as the recording rule leaves
+// it (each value replaced by its placeholder, which may be longer than
+// the value): a field the events' validation bounds to max is never
+// refused for its length, which would lose the record (an authn.failed
+// naming a long database). When no cut does, the text is returned with
+// its values already replaced and cut to max (their digests are lost,
+// never the record).
 func Clip(s string, max int) string {
 	if max <= 0 {
 		max = 256
 	}
 	w := events.Clean(s, max+clipAhead)
-	if utf8.RuneCountInString(w) <= max {
+	if utf8.RuneCountInString(w) <= max && fits(w, max) {
 		return w // not cut
 	}
-	cut, n := 0, 0
-	for cut < len(w) && n < max-1 {
-		_, size := utf8.DecodeRuneInString(w[cut:])
-		cut += size
-		n++
-	}
-	for _, sp := range detect.Spans(w) {
-		if sp.Lo < cut && cut < sp.Hi {
-			if sp.Hi-cut <= clipReach {
-				cut = sp.Hi
-			} else {
-				cut = sp.Lo
+	spans := detect.Spans(w)
+	for limit, try := max-1, 0; limit > 0 && try < 8; try++ {
+		cut, n := 0, 0
+		for cut < len(w) && n < limit {
+			_, size := utf8.DecodeRuneInString(w[cut:])
+			cut += size
+			n++
+		}
+		for _, sp := range spans {
+			if sp.Lo < cut && cut < sp.Hi {
+				if sp.Hi-cut <= clipReach {
+					cut = sp.Hi
+				} else {
+					cut = sp.Lo
+				}
+				break
 			}
-			break
+		}
+		out := w[:cut] + "…"
+		if fits(out, max) {
+			return out
+		}
+		// The placeholders made it longer than max: cut that much sooner.
+		scrubbed, _ := detect.Scrub(out)
+		limit -= utf8.RuneCountInString(scrubbed) - max
+	}
+	// A cut can make a value of its own (an address's domain cut to the
+	// length of a top-level domain): replaced, and cut again.
+	out := w
+	for range 3 {
+		scrubbed, _ := detect.Scrub(out)
+		if out = events.Clean(scrubbed, max); fits(out, max) {
+			return out
 		}
 	}
-	return w[:cut] + "…"
+	if sp := detect.Spans(out); len(sp) > 0 {
+		return out[:sp[0].Lo] + "…"
+	}
+	return "…"
+}
+
+// fits reports whether s, its values replaced by their placeholders, is
+// at most max characters.
+func fits(s string, max int) bool {
+	if !detect.MayHold(s) {
+		return utf8.RuneCountInString(s) <= max
+	}
+	scrubbed, _ := detect.Scrub(s)
+	return utf8.RuneCountInString(scrubbed) <= max
 }

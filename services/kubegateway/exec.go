@@ -77,7 +77,28 @@ func describeExec(r *http.Request, command map[string]any, kind string) {
 		}
 		gateway.AddRedactions(command, gateway.Found("/command/"+strconv.Itoa(j.Parts[0]), []gateway.Finding{{Detector: j.Detector, Value: j.Value}})...)
 	}
-	st := shellJoin(argv)
+	// The statement is judged as the shell shows it: a value found there
+	// over several arguments that no run above reads whole (sh -c 'echo
+	// $0$1' 4111111 111111111) replaces each argument it covers too, so
+	// the list never holds the parts the statement's placeholder hides.
+	st, at := shellWords(argv)
+	if detect.MayHold(st) {
+		for _, sp := range detect.Spans(st) {
+			var parts []int
+			for i, o := range at {
+				if o[0] < sp.Hi && sp.Lo < o[1] && cmd[i] != detect.Placeholder(sp.Detector) {
+					parts = append(parts, i)
+				}
+			}
+			if len(parts) < 2 {
+				continue // within one argument: the recording rule replaces it there
+			}
+			for _, i := range parts {
+				cmd[i] = detect.Placeholder(sp.Detector)
+			}
+			gateway.AddRedactions(command, gateway.Found("/command/"+strconv.Itoa(parts[0]), []gateway.Finding{{Detector: sp.Detector, Value: sp.Value}})...)
+		}
+	}
 	command["request"] = command["statement"]
 	command["statement"] = gateway.Clip(st, 2048)
 	command["statement_sha256"] = approvals.Digest(st)
@@ -107,19 +128,26 @@ func execOptions(r *http.Request) (*serverrc.Options, error) {
 	return o, nil
 }
 
-// shellJoin is argv as a shell would read it back.
-func shellJoin(argv []string) string {
-	out := make([]string, len(argv))
+// shellWords is argv as a shell would read it back, and where each
+// argument stands in that text, its quotes included.
+func shellWords(argv []string) (string, [][2]int) {
+	var b strings.Builder
+	at := make([][2]int, len(argv))
 	for i, a := range argv {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		lo := b.Len()
 		if a != "" && strings.IndexFunc(a, func(c rune) bool {
 			return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./=:,+@%", c))
 		}) < 0 {
-			out[i] = a
-			continue
+			b.WriteString(a)
+		} else {
+			b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
 		}
-		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		at[i] = [2]int{lo, b.Len()}
 	}
-	return strings.Join(out, " ")
+	return b.String(), at
 }
 
 // serveExec relays a judged and recorded exec: the client's streams are

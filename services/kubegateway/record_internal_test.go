@@ -43,6 +43,9 @@ func TestRecordedRequestHoldsNoValue(t *testing.T) {
 		{"command split over long arguments", func(int) string {
 			return "/api/v1/namespaces/default/pods/web/exec?command=echo&command=4111+1111&command=1111+1111&stdout=true"
 		}},
+		{"command split unevenly, joined by the program", func(int) string {
+			return "/api/v1/namespaces/default/pods/web/exec?command=sh&command=-c&command=echo+%240%241&command=4111111&command=111111111&stdout=true"
+		}},
 		{"command split over arguments", func(int) string {
 			return "/api/v1/namespaces/default/pods/web/exec?command=echo&command=4111&command=1111&command=1111&command=1111&stdout=true"
 		}},

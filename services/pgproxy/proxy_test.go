@@ -23,6 +23,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/pgproxy"
 	"github.com/auditledger/auditledger/test/natstest"
@@ -656,10 +657,14 @@ func TestNewRefusesNoEmitter(t *testing.T) {
 func TestOtherDatabasesRefused(t *testing.T) {
 	f := start(t)
 	other := pg.NewDatabase(t)
-	for _, db := range []string{"postgres", other, strings.ToUpper(f.db), f.db + " "} {
+	// A long name holding a card number: recorded cut and with the value
+	// replaced, within the field's bound (it once failed validation and
+	// the refusal went unrecorded).
+	long := "db_" + strings.Repeat("x", 245) + " 4111 1111 1111 1111 tail"
+	for _, db := range []string{"postgres", other, strings.ToUpper(f.db), f.db + " ", long} {
 		url := fmt.Sprintf("host=127.0.0.1 port=%s user=alice password=alice-secret dbname='%s' sslmode=disable", portOf(f.addr), db)
 		out, err := psql(t, url, "SELECT current_database()")
-		want := fmt.Sprintf("database %q is not one this proxy serves (allowed: %s)", db, f.db)
+		want := fmt.Sprintf("database %q is not one this proxy serves (allowed: %s)", gateway.Clip(db, 256), f.db)
 		if err == nil || !strings.Contains(out, want) {
 			t.Fatalf("psql to database %q through the proxy: %v\n%s\nwant the refusal %q", db, err, out, want)
 		}
@@ -692,8 +697,8 @@ func TestOtherDatabasesRefused(t *testing.T) {
 				started++
 			}
 		}
-		if refused != 8 || started != 1 {
-			return fmt.Errorf("%d refusals recorded (want 8: four databases, psql and pgx), %d sessions (want 1)", refused, started)
+		if refused != 10 || started != 1 {
+			return fmt.Errorf("%d refusals recorded (want 10: five databases, psql and pgx), %d sessions (want 1)", refused, started)
 		}
 		return nil
 	})
