@@ -349,6 +349,11 @@ func TestVerificationTimesVectors(t *testing.T) {
 	sealed := r.t0.Add(4 * time.Hour) // a whole second
 	v := ledger.Verification{Started: sealed.Add(-time.Second + 120*time.Millisecond), Finished: sealed.Add(-time.Second + 123456789), Size: r.log.Size(), Root: "x", OK: true}
 	idx := r.sealVerification(t, sealed, v)
+	// And one that failed, its failure's strings escaped as Go writes
+	// them (HTML-safe).
+	at := uint64(3)
+	r.sealVerification(t, sealed.Add(time.Hour), ledger.Verification{Started: sealed, Finished: sealed.Add(time.Minute), Size: r.log.Size(),
+		Failure: &ledger.VerificationFailure{Object: "segments/<x>&y", Index: &at, Error: `chain "broken" <here>`}})
 	r.build(t, "acme", r.t0.Add(90*time.Minute), r.t0.Add(150*time.Minute))
 	got := string(zipFiles(t, r.bundle)[evidence.VerificationsContextFile])
 	ts := func(t time.Time, frac string) string { return t.Format("2006-01-02T15:04:05") + frac + "Z" }
@@ -357,6 +362,7 @@ func TestVerificationTimesVectors(t *testing.T) {
 		`"sealed_at": "` + ts(sealed, "") + `",`,
 		`"started": "` + ts(v.Started, ".12") + `",`,
 		`"finished": "` + ts(v.Finished, ".123456789") + `",`,
+		`"object": "segments/\u003cx\u003e\u0026y",`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("%s lacks %s:\n%s", evidence.VerificationsContextFile, want, got)
