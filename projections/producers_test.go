@@ -28,9 +28,9 @@ func TestProducers(t *testing.T) {
 	r := projections.NewReader(f.cfg.DB)
 	show := func(tenants []string) string {
 		t.Helper()
-		ps, err := r.Producers(t.Context(), tenants)
-		if err != nil {
-			t.Fatal(err)
+		ps, truncated, err := r.Producers(t.Context(), tenants, projections.MaxProducers)
+		if err != nil || truncated {
+			t.Fatal(truncated, err)
 		}
 		s := ""
 		for _, p := range ps {
@@ -49,5 +49,58 @@ func TestProducers(t *testing.T) {
 	}
 	if got := show([]string{"initech"}); got != "" {
 		t.Errorf("a tenant without records: %s, want none", got)
+	}
+}
+
+// A limit counts only the tenants asked for: another tenant's producers,
+// more than the limit, never push out theirs; a list the limit cuts says
+// so.
+func TestProducersLimit(t *testing.T) {
+	f := newFixture(t)
+	var es []ledger.Entry
+	for i := range 6 {
+		// globex's six producers sort before and after acme's.
+		es = append(es, ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"g%d","type":"command.executed","time":"2026-11-26T10:00:00Z","tenant":"globex","source":{"kind":"http-proxy","instance":"gw-%d"},"actor":{"issuer":"https://idp.example","subject":"dave","kind":"human"},"payload":{}}`, i, i)})
+	}
+	for _, inst := range []string{"gw-2", "gw-9"} {
+		es = append(es, ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"a-%s","type":"command.executed","time":"2026-11-26T10:00:00Z","tenant":"acme","source":{"kind":"http-proxy","instance":%q},"actor":{"issuer":"https://idp.example","subject":"dave","kind":"human"},"payload":{}}`, inst, inst)})
+	}
+	if _, err := f.log.Append(t.Context(), es); err != nil {
+		t.Fatal(err)
+	}
+	f.project(t)
+	r := projections.NewReader(f.cfg.DB)
+	show := func(tenants []string, limit int) string {
+		t.Helper()
+		ps, truncated, err := r.Producers(t.Context(), tenants, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := fmt.Sprint(truncated, ":")
+		for _, p := range ps {
+			s += fmt.Sprintf("%s/%s;", p.Instance, p.Tenant)
+		}
+		return s
+	}
+	for _, c := range []struct {
+		tenants []string
+		limit   int
+		want    string
+	}{
+		{[]string{"acme"}, 3, "false:gw-2/acme;gw-9/acme;"},
+		{[]string{"acme"}, 2, "false:gw-2/acme;gw-9/acme;"},
+		{[]string{"acme"}, 1, "true:gw-2/acme;"},
+		{[]string{"acme", "globex"}, 3, "true:gw-0/globex;gw-2/acme;gw-9/acme;"},
+		{[]string{"globex"}, 6, "false:gw-0/globex;gw-1/globex;gw-2/globex;gw-3/globex;gw-4/globex;gw-5/globex;"},
+		{[]string{"globex"}, 5, "true:gw-0/globex;gw-1/globex;gw-2/globex;gw-3/globex;gw-4/globex;"},
+		{nil, 8, "false:gw-0/globex;gw-1/globex;gw-2/acme;gw-2/globex;gw-3/globex;gw-4/globex;gw-5/globex;gw-9/acme;"},
+		{nil, 3, "true:gw-0/globex;gw-2/acme;gw-9/acme;"},
+	} {
+		if got := show(c.tenants, c.limit); got != c.want {
+			t.Errorf("%v, limit %d: %s, want %s", c.tenants, c.limit, got, c.want)
+		}
+	}
+	if _, _, err := r.Producers(t.Context(), nil, 0); err == nil {
+		t.Errorf("limit 0: no error")
 	}
 }

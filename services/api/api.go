@@ -108,6 +108,10 @@ type Config struct {
 	// (GET /v1/processes): the writers' leases and the forwarders'
 	// consumers. Nil: that route lists producers only, saying so.
 	Bus jetstream.JetStream
+	// MaxProducers bounds the (producer, tenant) entries GET
+	// /v1/processes reads (it says truncated past it); zero means
+	// projections.MaxProducers.
+	MaxProducers int
 }
 
 // New returns the API's handler.
@@ -166,6 +170,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxProducers == 0 {
+		cfg.MaxProducers = projections.MaxProducers
 	}
 	if cfg.Scope.TenantPrefix == "" {
 		cfg.Scope.TenantPrefix = "tenant:"

@@ -28,9 +28,23 @@ import (
 //     request waiting), and when it last acknowledged.
 //   - Producers (gateways, the API, the writer's own records): the newest
 //     record of each in the projection, of the tenants in the caller's
-//     scope only. A producer records only when there is traffic: a quiet
-//     gateway is not told from a stopped one, so "stale" here means no
-//     record for longer than stale_after.
+//     scope only, chosen before the limit (projections.MaxProducers)
+//     counts; truncated says the limit cut the list. A producer records
+//     only when there is traffic: a quiet gateway is not told from a
+//     stopped one, so "stale" here means no record for longer than
+//     stale_after.
+//
+// The writers' leases and the forwarders' consumers are the
+// installation's: every tenant's records pass through them, and their
+// figures (a forwarder's lag, its last delivery) tell of all tenants'
+// traffic. They are shown only to a caller whose scope covers every
+// tenant (as the lists decide "every tenant": tenant:*, or
+// ScopeConfig.UnscopedAll); to another, writers and forwarders are null
+// and withheld says why. Each read is recorded: the producers' part as
+// one audit.accessed per tenant it names, with the producers named (and
+// withheld, or truncated, when so); the writers and forwarders served,
+// named, under the API's own tenant (Config.Tenant), as a read that
+// concerns no tenant.
 
 // ProcessesReport is the answer of GET /v1/processes.
 type ProcessesReport struct {
@@ -41,11 +55,22 @@ type ProcessesReport struct {
 	// Bus says why writers and forwarders are missing (the API has no
 	// bus to read them from, or it could not be read); empty when they
 	// were read.
-	Bus        string           `json:"bus_error,omitempty"`
+	Bus string `json:"bus_error,omitempty"`
+	// Writers and Forwarders are null when withheld (Withheld says why).
 	Writers    []WriterState    `json:"writers"`
 	Forwarders []ForwarderState `json:"forwarders"`
-	Producers  []ProducerState  `json:"producers"`
+	// Withheld says why writers and forwarders are not shown: they are
+	// the installation's, and the caller's scope does not cover every
+	// tenant. Empty when they are shown.
+	Withheld  string          `json:"withheld,omitempty"`
+	Producers []ProducerState `json:"producers"`
+	// Truncated: the producers were cut at the limit of one read
+	// (projections.MaxProducers (kind, instance, tenant) entries).
+	Truncated bool `json:"truncated"`
 }
+
+// withheldNote is ProcessesReport.Withheld.
+const withheldNote = "writers' leases and forwarders' consumers are the installation's (every tenant's records pass through them): they need a scope over every tenant"
 
 // WriterState is one log's single-writer lease.
 type WriterState struct {
@@ -111,12 +136,13 @@ func (a *api) processes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now().UTC()
-	rep := ProcessesReport{Now: now, StaleAfter: staleAfter.Seconds(), Writers: []WriterState{}, Forwarders: []ForwarderState{}, Producers: []ProducerState{}}
-	seen, err := a.read.Producers(r.Context(), tenants)
+	rep := ProcessesReport{Now: now, StaleAfter: staleAfter.Seconds(), Producers: []ProducerState{}}
+	seen, truncated, err := a.read.Producers(r.Context(), tenants, a.cfg.MaxProducers)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	rep.Truncated = truncated
 	// One row per producer: its newest record among the tenants read.
 	byProducer := map[[2]string]int{}
 	for _, p := range seen {
@@ -138,28 +164,59 @@ func (a *api) processes(w http.ResponseWriter, r *http.Request) {
 			rep.Producers[i].State = "stale"
 		}
 	}
-	if a.cfg.Bus == nil {
+	// The writers and forwarders: only for a scope over every tenant
+	// (tenantsOf answers nil for it).
+	switch {
+	case tenants != nil:
+		rep.Withheld = withheldNote + fmt.Sprintf(" (a group %s*)", a.cfg.Scope.TenantPrefix)
+	case a.cfg.Bus == nil:
+		rep.Writers, rep.Forwarders = []WriterState{}, []ForwarderState{}
 		rep.Bus = "the API reads no bus (writers' leases and forwarders' consumers unknown)"
-	} else if err := a.busProcesses(r.Context(), &rep, staleAfter); err != nil {
-		a.cfg.Logger.Warn("processes: reading the bus", "err", err)
-		rep.Bus = err.Error()
+	default:
+		rep.Writers, rep.Forwarders = []WriterState{}, []ForwarderState{}
+		if err := a.busProcesses(r.Context(), &rep, staleAfter); err != nil {
+			a.cfg.Logger.Warn("processes: reading the bus", "err", err)
+			rep.Bus = err.Error()
+		}
 	}
 	// The producers' part is tenant data (when a tenant's traffic last
 	// came through which gateway): one audit.accessed per tenant, with
-	// the producers it names; the writers and forwarders name no tenant.
+	// the producers it names. The writers and forwarders name no tenant:
+	// those served are recorded under the API's own.
 	var parts []part
 	byTenant := map[string]int{}
-	for _, p := range seen {
-		i, ok := byTenant[p.Tenant]
+	partOf := func(tenant string) map[string]any {
+		i, ok := byTenant[tenant]
 		if !ok {
-			i, byTenant[p.Tenant] = len(parts), len(parts)
-			parts = append(parts, part{p.Tenant, map[string]any{"resource": "processes", "count": 0, "producers": []string{}}})
+			i, byTenant[tenant] = len(parts), len(parts)
+			pl := map[string]any{"resource": "processes", "count": 0, "producers": []string{}}
+			if rep.Truncated {
+				pl["truncated"] = true
+			}
+			if rep.Withheld != "" {
+				pl["withheld"] = "writers, forwarders"
+			}
+			parts = append(parts, part{tenant, pl})
 		}
-		pl := parts[i].payload
+		return parts[i].payload
+	}
+	for _, p := range seen {
+		pl := partOf(p.Tenant)
 		pl["count"], pl["producers"] = pl["count"].(int)+1, append(pl["producers"].([]string), p.Kind+"/"+p.Instance)
 	}
+	if rep.Withheld == "" {
+		writers, forwarders := []string{}, []string{}
+		for _, w := range rep.Writers {
+			writers = append(writers, w.Log+"="+w.Instance)
+		}
+		for _, f := range rep.Forwarders {
+			forwarders = append(forwarders, f.Name)
+		}
+		pl := partOf(a.cfg.Tenant)
+		pl["writers"], pl["forwarders"] = writers, forwarders
+	}
 	if len(parts) == 0 {
-		parts = []part{{a.readTenant(r, ""), map[string]any{"resource": "processes", "count": 0, "producers": []string{}}}}
+		partOf(a.readTenant(r, ""))
 	}
 	if err := a.accessedParts(r, parts); err != nil {
 		a.fail(w, r, err)

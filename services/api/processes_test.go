@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/test/natstest"
@@ -32,24 +34,33 @@ func (f *readFixture) processes(t *testing.T, query, token string) (int, api.Pro
 }
 
 // GET /v1/processes: the producers heard from (of the caller's tenants
-// only), flagged stale past stale_after; with a bus, read with the API's
-// own bus credentials, each writer's lease and each forwarder's consumer
-// (pulling, or stale when nothing pulls); refusals and the record of
-// each read.
+// only, chosen before the limit counts, truncated said), flagged stale
+// past stale_after; with a bus, read with the API's own bus credentials,
+// each writer's lease and each forwarder's consumer (pulling, or stale
+// when nothing pulls), for a scope over every tenant only — withheld, and
+// said so, from a tenant's auditor; refusals and the record of each read.
 func TestProcesses(t *testing.T) {
-	f := newReadFixture(t)
-	carol, gina := f.tokens["carol"], f.tokens["gina"]
+	// globex: three producers, more than the limit below.
+	var more []ledger.Entry
+	for i := range 3 {
+		more = append(more, ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"gx-%d","type":"command.executed","time":"2026-11-26T12:01:00Z","tenant":"globex","source":{"kind":"http-proxy","instance":"g%d"},"actor":{"issuer":"https://idp.example","subject":"gus","kind":"human"},"payload":{}}`, i, i)})
+	}
+	f := newReadFixture(t, more...)
+	carol, gina, olga := f.tokens["carol"], f.tokens["gina"], f.tokens["olga"]
 
 	code, rep, p := f.processes(t, "", carol)
 	if code != 200 || len(rep.Producers) != 1 || rep.Producers[0].Kind != "postgres-proxy" || rep.Producers[0].Instance != "p1" ||
 		fmt.Sprint(rep.Producers[0].Tenants) != "[acme]" || rep.Producers[0].Index != 39 || rep.Producers[0].State != "recent" {
 		t.Fatalf("carol's processes: %d %+v %v", code, rep, p)
 	}
-	if rep.Bus == "" || len(rep.Writers) != 0 || len(rep.Forwarders) != 0 {
-		t.Errorf("without a bus: %+v, want the reason and no writer or forwarder", rep)
+	if rep.Writers != nil || rep.Forwarders != nil || !strings.Contains(rep.Withheld, "scope over every tenant") || rep.Bus != "" || rep.Truncated {
+		t.Errorf("carol (acme): %+v, want writers and forwarders withheld, said so", rep)
 	}
-	if code, rep, _ := f.processes(t, "", gina); code != 200 || len(rep.Producers) != 0 {
-		t.Errorf("gina (globex) sees acme's producers: %d %+v", code, rep.Producers)
+	if code, rep, _ := f.processes(t, "", olga); code != 200 || rep.Bus == "" || rep.Writers == nil || len(rep.Writers) != 0 || len(rep.Forwarders) != 0 || rep.Withheld != "" || len(rep.Producers) != 4 {
+		t.Errorf("olga (every tenant) without a bus: %d %+v, want the reason, no writer or forwarder, four producers", code, rep)
+	}
+	if code, rep, _ := f.processes(t, "", gina); code != 200 || len(rep.Producers) != 3 || rep.Producers[0].Instance != "g0" || rep.Writers != nil || rep.Withheld == "" {
+		t.Errorf("gina (globex): %d %+v, want globex's three producers only", code, rep)
 	}
 	for _, c := range []struct {
 		name, query, token string
@@ -77,7 +88,7 @@ func TestProcesses(t *testing.T) {
 	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		for _, s := range f.stream() {
 			if s.Event.Type == events.AuditAccessed && s.Payload["resource"] == "processes" && s.Event.Actor.Subject == "carol" &&
-				s.Event.Tenant == "acme" && fmt.Sprint(s.Payload["producers"]) == "[postgres-proxy/p1]" {
+				s.Event.Tenant == "acme" && fmt.Sprint(s.Payload["producers"]) == "[postgres-proxy/p1]" && s.Payload["withheld"] == "writers, forwarders" && s.Payload["writers"] == nil {
 				return nil
 			}
 		}
@@ -123,7 +134,7 @@ func TestProcesses(t *testing.T) {
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
 	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
-		code, rep, p := f.processes(t, "", carol)
+		code, rep, p := f.processes(t, "", olga)
 		if code != 200 {
 			t.Fatalf("with a bus: %d %+v", code, p)
 		}
@@ -142,6 +153,27 @@ func TestProcesses(t *testing.T) {
 		}
 		return nil
 	})
+	// What olga was served of the bus is recorded under the API's own
+	// tenant; globex's producers under globex.
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		var own, globex bool
+		for _, s := range f.stream() {
+			if s.Event.Type != events.AuditAccessed || s.Payload["resource"] != "processes" || s.Event.Actor.Subject != "olga" {
+				continue
+			}
+			own = own || s.Event.Tenant == "ops" && fmt.Sprint(s.Payload["writers"]) == "[ledger=writer-1]" &&
+				fmt.Sprint(s.Payload["forwarders"]) == "[forward-hec forward-syslog]"
+			globex = globex || s.Event.Tenant == "globex" && fmt.Sprint(s.Payload["producers"]) == "[http-proxy/g0 http-proxy/g1 http-proxy/g2]" && s.Payload["writers"] == nil
+		}
+		if !own || !globex {
+			return fmt.Errorf("olga's reads recorded: under ops with the bus %v, under globex %v", own, globex)
+		}
+		return nil
+	})
+	// A scoped auditor, with a bus: nothing of it, and withheld said.
+	if code, rep, _ := f.processes(t, "", carol); code != 200 || rep.Writers != nil || rep.Forwarders != nil || rep.Withheld == "" || rep.Bus != "" || len(rep.Producers) != 1 {
+		t.Errorf("carol with a bus: %d %+v, want writers and forwarders withheld", code, rep)
+	}
 	// The API's credentials read; they change nothing (the bus refuses,
 	// and the client sees no answer before its deadline).
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
@@ -160,4 +192,36 @@ func TestProcesses(t *testing.T) {
 	if e, err := kv.Get(t.Context(), "ledger"); err != nil || string(e.Value()) != "writer-1" {
 		t.Errorf("the lease after the API's attempt: %v %v", e, err)
 	}
+}
+
+// The limit counts the caller's tenants' producers only: acme's one is
+// listed though globex has more than the limit; a list cut says so.
+func TestProcessesLimit(t *testing.T) {
+	var more []ledger.Entry
+	for i := range 3 {
+		more = append(more, ledger.Entry{Event: fmt.Appendf(nil, `{"version":1,"id":"gx-%d","type":"command.executed","time":"2026-11-26T12:01:00Z","tenant":"globex","source":{"kind":"http-proxy","instance":"g%d"},"actor":{"issuer":"https://idp.example","subject":"gus","kind":"human"},"payload":{}}`, i, i)})
+	}
+	f := newReadFixture(t, more...)
+	cfg := f.apiCfg
+	cfg.MaxProducers = 2
+	h, err := api.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(h)
+	t.Cleanup(f.srv.Close)
+	if code, rep, p := f.processes(t, "", f.tokens["carol"]); code != 200 || rep.Truncated || len(rep.Producers) != 1 || rep.Producers[0].Instance != "p1" {
+		t.Errorf("carol (acme), limit 2: %d %+v %+v, want p1, not truncated", code, rep, p)
+	}
+	if code, rep, p := f.processes(t, "", f.tokens["gina"]); code != 200 || !rep.Truncated || len(rep.Producers) != 2 {
+		t.Errorf("gina (globex), limit 2: %d %+v %+v, want two producers, truncated", code, rep, p)
+	}
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		for _, s := range f.stream() {
+			if s.Event.Type == events.AuditAccessed && s.Payload["resource"] == "processes" && s.Event.Actor.Subject == "gina" && s.Payload["truncated"] == true {
+				return nil
+			}
+		}
+		return fmt.Errorf("no audit.accessed of gina's cut list saying truncated")
+	})
 }

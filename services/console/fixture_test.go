@@ -128,6 +128,7 @@ var users = []oidcdev.User{
 	{Name: "gina", Secret: "gina-secret", Groups: []string{"auditor", "tenant:globex"}},
 	{Name: "bob", Secret: "bob-secret", Groups: []string{"approver", "auditor", "dba", "tenant:acme", "target:*"}},
 	{Name: "dave", Secret: "dave-secret", Groups: []string{"approver", "dba", "tenant:acme", "target:*"}}, // a reviewer who also asks
+	{Name: "sam", Secret: "sam-secret", Groups: []string{"security", "tenant:*"}},                         // security over every tenant
 }
 
 // accessRules: access to orders, approved by dba.
@@ -166,8 +167,9 @@ func gatewayEvents() []string {
 func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
 
 // newFixtureWith is newFixture with extra events in the log (a session
-// a gateway recorded).
-func newFixtureWith(t *testing.T, extra [][]byte) *fixture {
+// a gateway recorded), and the API's configuration changed by each of
+// apiCfg.
+func newFixtureWith(t *testing.T, extra [][]byte, apiCfg ...func(*api.Config)) *fixture {
 	t.Helper()
 	pg := pgtest.StartT(t)
 	db, err := pgxpool.New(t.Context(), pg.DSN(pg.NewDatabase(t)))
@@ -236,8 +238,12 @@ func newFixtureWith(t *testing.T, extra [][]byte) *fixture {
 	}
 	_, epriv, _ := ed25519.GenerateKey(rand.Reader)
 	esigner, _ := ssh.NewSignerFromKey(epriv)
-	h, err := api.NewServer(api.Config{Auth: auth, Approvals: b, Access: ab, Emitter: em, DB: db, Tenant: "ops",
-		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "console test"}, Bus: js})
+	acfg := api.Config{Auth: auth, Approvals: b, Access: ab, Emitter: em, DB: db, Tenant: "ops",
+		Evidence: &api.EvidenceConfig{Dir: t.TempDir(), Signer: esigner, LogVKey: signer.Verifier().String(), Generator: "console test"}, Bus: js}
+	for _, change := range apiCfg {
+		change(&acfg)
+	}
+	h, err := api.NewServer(acfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,13 +12,15 @@ import (
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/projections"
+	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
 // TestHealthPage: the newest checkpoint, the last full verification and
 // the other processes (a writer's lease, a forwarder that does not pull,
-// the producers of the person's tenants), each the API's recorded read; a
-// person without the read roles is refused.
+// for a person whose scope covers every tenant; withheld, said so, from
+// one tenant's auditor; the producers of the person's tenants), each the
+// API's recorded read; a person without the read roles is refused.
 func TestHealthPage(t *testing.T) {
 	f := newFixture(t)
 	f.writerAndForwarder(t)
@@ -27,15 +29,31 @@ func TestHealthPage(t *testing.T) {
 	if status != 200 || !strings.Contains(body, "console.test/log") || !strings.Contains(body, "no full verification has run yet") {
 		t.Fatalf("the health page: %d %.3000s", status, body)
 	}
-	for _, want := range []string{`data-stale="1"`, `<tr data-state="holding"><td>ledger</td><td>writer-test</td>`,
-		`<tr data-state="stale"><td>forward-hec</td><td><strong class="bad">stale</strong> (not pulling)`,
-		`<tr data-state="recent"><td>postgres-proxy</td><td>gw-1</td><td>acme</td>`} {
+	for _, want := range []string{`data-stale="0"`, `<p class="refusal" id="processes-withheld">Writers and forwarders not shown: writers&#39; leases and forwarders&#39; consumers are the installation&#39;s`,
+		`they need a scope over every tenant`, `<tr data-state="recent"><td>postgres-proxy</td><td>gw-1</td><td>acme</td>`} {
 		if !strings.Contains(body, want) {
-			t.Fatalf("the health page lacks %s: %.6000s", want, body[strings.Index(body, "processes-heading"):])
+			t.Fatalf("carol's health page lacks %s: %.6000s", want, body[strings.Index(body, "processes-heading"):])
 		}
 	}
-	if strings.Contains(body, "globex") {
-		t.Fatalf("carol's health page names globex's producers")
+	for _, not := range []string{"globex", "writer-test", "forward-hec", `id="producers-truncated"`} {
+		if strings.Contains(body, not) {
+			t.Fatalf("carol's health page names %s: %.6000s", not, body[strings.Index(body, "processes-heading"):])
+		}
+	}
+	sam := f.signIn(t, "sam", "sam-secret")
+	status, body = get(t, sam, f.srv.URL+"/console/health")
+	if status != 200 {
+		t.Fatalf("sam's health page: %d %.3000s", status, body)
+	}
+	for _, want := range []string{`data-stale="1"`, `<tr data-state="holding"><td>ledger</td><td>writer-test</td>`,
+		`<tr data-state="stale"><td>forward-hec</td><td><strong class="bad">stale</strong> (not pulling)`,
+		`<tr data-state="recent"><td>postgres-proxy</td><td>gw-1</td><td>acme, globex</td>`} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("sam's health page lacks %s: %.6000s", want, body[strings.Index(body, "processes-heading"):])
+		}
+	}
+	if strings.Contains(body, "processes-withheld") {
+		t.Fatalf("sam's health page withholds the writers and forwarders")
 	}
 	natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		for _, s := range f.recorded(events.AuditAccessed) {
@@ -77,5 +95,17 @@ func (f *fixture) writerAndForwarder(t *testing.T) {
 	}
 	if _, err := f.js.CreateOrUpdateConsumer(t.Context(), bus.LedgerStream, jetstream.ConsumerConfig{Durable: bus.ForwarderDurable("hec"), AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHealthPageTruncated: when the API's limit cuts the producers of
+// the person's tenants, the page says that not every one is listed.
+func TestHealthPageTruncated(t *testing.T) {
+	f := newFixtureWith(t, nil, func(c *api.Config) { c.MaxProducers = 2 })
+	carol := f.signIn(t, "carol", "carol-secret")
+	status, body := get(t, carol, f.srv.URL+"/console/health")
+	if status != 200 || !strings.Contains(body, `id="producers-truncated"`) || !strings.Contains(body, "Not every producer is listed") ||
+		strings.Count(body, `<tr data-state="recent">`)+strings.Count(body, `<tr data-state="stale">`) != 2 {
+		t.Fatalf("carol's health page, the API's limit 2: %d %.6000s", status, body[max(0, strings.Index(body, "processes-heading")):])
 	}
 }
