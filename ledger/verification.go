@@ -21,8 +21,9 @@ type Verification struct {
 	Finished time.Time `json:"finished"`
 	// Size is the tree size verified (the newest checkpoint's when it
 	// began) and Root its root hash, base64; for a verification that
-	// failed, Size is the newest checkpoint's it set out to verify and
-	// Root is empty.
+	// failed, Size is the newest checkpoint's it set out to verify (the
+	// writer's log size when it began, when the checkpoints could not be
+	// listed) and Root is empty.
 	Size uint64 `json:"size"`
 	Root string `json:"root"`
 	// OK: no gap and no failed check.
@@ -57,12 +58,16 @@ type VerificationFailure struct {
 // writer appends meanwhile is left for the next), and returns the result
 // to seal; ok is false when there is nothing to verify yet (no checkpoint
 // of a record) or ctx ended first (a verification cut short says
-// nothing).
-func VerifyWhole(ctx context.Context, store SegmentStore, v *NoteVerifier) (ver Verification, ok bool) {
+// nothing). known is the log's size as the caller (the writer) knows it
+// when it begins: when the checkpoints cannot be listed, the
+// verification fails at that size, so that the failure counts for every
+// period it would have covered (FORMAT §2.1, §12.1 log-verified).
+func VerifyWhole(ctx context.Context, store SegmentStore, v *NoteVerifier, known uint64) (ver Verification, ok bool) {
 	ver.Started = time.Now().UTC()
 	cps, err := store.List(ctx, CheckpointPrefix)
 	if err != nil {
 		ver.Finished = time.Now().UTC()
+		ver.Size = known
 		ver.Failure, ver.Gaps = &VerificationFailure{Error: fmt.Sprintf("list checkpoints: %v", err)}, []VerifiedGap{}
 		return ver, ctx.Err() == nil
 	}

@@ -27,14 +27,14 @@ func TestVerifyWholeSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := ledger.VerifyWhole(ctx, empty, s.Verifier()); ok {
+	if _, ok := ledger.VerifyWhole(ctx, empty, s.Verifier(), 0); ok {
 		t.Fatal("an empty store: want nothing to seal")
 	}
 	l, st := newLog(t, dir, s)
 	if _, err := l.Append(ctx, entries(0, 3)); err != nil {
 		t.Fatal(err)
 	}
-	v, ok := ledger.VerifyWhole(ctx, st, s.Verifier())
+	v, ok := ledger.VerifyWhole(ctx, st, s.Verifier(), l.Size())
 	root, _ := l.Tree().Root(3)
 	if !ok || !v.OK || v.Size != 3 || v.Root != root.Base64() || v.Failure != nil || len(v.Gaps) != 0 || v.Finished.Before(v.Started) {
 		t.Fatalf("verification %+v, want ok at size 3, root %s", v, root.Base64())
@@ -69,7 +69,7 @@ func TestVerifyWholeSealed(t *testing.T) {
 	if err := os.WriteFile(segs[0], b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	v, ok = ledger.VerifyWhole(ctx, st, s.Verifier())
+	v, ok = ledger.VerifyWhole(ctx, st, s.Verifier(), l.Size())
 	if !ok || v.OK || v.Failure == nil || v.Failure.Error == "" || v.Size != 4 || v.Root != "" {
 		t.Fatalf("a damaged segment: %+v (failure %+v), want a failure at size 4", v, v.Failure)
 	}
@@ -106,7 +106,7 @@ func TestVerifyWholeWhileAppending(t *testing.T) {
 		}
 	}()
 	for i := range 30 {
-		v, ok := ledger.VerifyWhole(ctx, st, s.Verifier())
+		v, ok := ledger.VerifyWhole(ctx, st, s.Verifier(), l.Size())
 		if !ok || !v.OK {
 			t.Errorf("verification %d while appending: %+v (failure %+v)", i, v, v.Failure)
 		}
@@ -114,5 +114,26 @@ func TestVerifyWholeWhileAppending(t *testing.T) {
 	close(stop)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A verification that cannot list the checkpoints fails at the size the
+// writer knows (its log's when it began), not 0: so it counts for the
+// periods it would have covered, and its failure shows there (FORMAT
+// §2.1, §12.1 log-verified).
+func TestVerifyWholeListFails(t *testing.T) {
+	skey, _, _ := ledger.GenerateKey(nil, "verification.test/log")
+	s, _ := ledger.NewNoteSigner(skey)
+	dir := filepath.Join(t.TempDir(), "store")
+	st, err := file.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	v, ok := ledger.VerifyWhole(t.Context(), st, s.Verifier(), 7)
+	if !ok || v.OK || v.Size != 7 || v.Root != "" || v.Failure == nil || !strings.HasPrefix(v.Failure.Error, "list checkpoints: ") || v.Gaps == nil {
+		t.Fatalf("verification %+v (failure %+v), want a failure at size 7 naming the listing", v, v.Failure)
 	}
 }

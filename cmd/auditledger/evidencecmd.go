@@ -27,6 +27,7 @@ import (
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
 	"github.com/auditledger/auditledger/ledger/storeurl"
+	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/projections/evidence"
 )
 
@@ -181,9 +182,61 @@ func evidenceBuild(c *cobra.Command) cli.Run {
 		if m.Range.Open {
 			fmt.Fprintf(stdout, "note: nothing was sealed after %s yet, so events of the period may still come\n", end.Format(time.RFC3339))
 		}
+		if note, err := verificationNote(ctx, db, *out); err != nil {
+			return fmt.Errorf("evidence build: wrote %s; %w", *out, err)
+		} else if note != "" {
+			fmt.Fprintln(stdout, note)
+		}
 		printCheckCommand(stdout, *out, *vkeyArg, *keyFile, *grantVKey)
 		return nil
 	}
+}
+
+// verificationNote explains a bundle's 5.33 exception of no verification
+// (compliance.ExNoVerification): when the writer verifies the log, and
+// when the newest verification it sealed was — so that a new log's first
+// bundle, built before its first verification, says why. Empty when the
+// bundle at path has no such exception.
+func verificationNote(ctx context.Context, db *pgxpool.Pool, path string) (string, error) {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return "", err
+	}
+	defer zr.Close()
+	f, err := zr.Open("controls/5.33/assertion.csv")
+	if err != nil {
+		return "", nil // no assertion of 5.33 in this framework
+	}
+	b, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return "", fmt.Errorf("reading 5.33's assertion: %w", err)
+	}
+	if !strings.Contains(string(b), ","+compliance.ExNoVerification+"\n") {
+		return "", nil
+	}
+	const when = "the writer verifies the whole log when it starts on a log that holds records and every ledger.verify_every (24h by default) after; on a new log, first one ledger.verify_every after the writer started"
+	read := projections.NewReader(db)
+	filter := projections.EventFilter{Types: []events.Type{events.LedgerVerification}, Tenants: []string{ledger.SystemTenant}, Limit: projections.MaxPage}
+	var newest *projections.Event
+	for {
+		page, err := read.Events(ctx, filter)
+		if err != nil {
+			return "", fmt.Errorf("the newest verification record: %w", err)
+		}
+		if n := len(page.Events); n > 0 {
+			newest = &page.Events[n-1]
+		}
+		if page.Next == "" {
+			break
+		}
+		filter.After = page.Next
+	}
+	last := "none is sealed yet"
+	if newest != nil {
+		last = fmt.Sprintf("the newest was sealed at %s (ledger index %d), so the next comes one ledger.verify_every after it", newest.SealedAt.UTC().Format(time.RFC3339), newest.Index)
+	}
+	return fmt.Sprintf("note: 5.33 has an exception because no verification sealed yet covers the period's end: %s; %s. Build the bundle again once one is sealed.", when, last), nil
 }
 
 // cliIssuer is the issuer of identities the CLI records: operators named

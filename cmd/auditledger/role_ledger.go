@@ -45,8 +45,9 @@ type ledgerRole struct {
 	ClockSource string `yaml:"clock_source"`
 	// VerifyEvery is how often the writer verifies the whole log (every
 	// record, the chain, each checkpoint's signature) beside sealing and
-	// seals what it found as a ledger.verification record: at start and
-	// then every VerifyEvery (default 24h).
+	// seals what it found as a ledger.verification record: when it
+	// starts on a log that holds records, then every VerifyEvery (default
+	// 24h); on a new (empty) log, first one VerifyEvery after the start.
 	VerifyEvery duration `yaml:"verify_every"`
 }
 
@@ -210,8 +211,8 @@ func (c *ledgerRole) prepare(ctx context.Context, e *env, log *slog.Logger) (fun
 			LeaseTTL: time.Duration(c.LeaseTTL), Logger: log, Health: e.health, NewLog: e.cfg.newLog, IndexDir: c.Index,
 			Producers: producers, RequireSigned: c.RequireSigned,
 			Clock: func() ledger.ClockStatus { return ledger.ReadClockStatus(c.ClockSource) },
-			Verify: func(ctx context.Context) (ledger.Verification, bool) {
-				return ledger.VerifyWhole(ctx, store.Store, signer.Verifier())
+			Verify: func(ctx context.Context, known uint64) (ledger.Verification, bool) {
+				return ledger.VerifyWhole(ctx, store.Store, signer.Verifier(), known)
 			},
 			VerifyEvery: time.Duration(c.VerifyEvery),
 			OnWriter: func(l *ledger.Log) {

@@ -89,11 +89,14 @@ type Config struct {
 	// ledger.clock.status record (docs/FORMAT.md §2.1).
 	Clock      func() ledger.ClockStatus
 	ClockEvery time.Duration
-	// Verify, if set, verifies the whole log when the ingester starts
-	// and every VerifyEvery (zero means a day) after, beside the loop;
+	// Verify, if set, verifies the whole log when the ingester starts on
+	// a log that holds records (a new log: first one VerifyEvery after
+	// the start) and every VerifyEvery (zero means a day) after, beside
+	// the loop, given the log's size as it begins (known: the size a
+	// verification that cannot list the checkpoints fails at);
 	// each result (ok true) is sealed between batches as a
 	// ledger.verification record (docs/FORMAT.md §2.1; verify.go).
-	Verify      func(context.Context) (ledger.Verification, bool)
+	Verify      func(ctx context.Context, known uint64) (ledger.Verification, bool)
 	VerifyEvery time.Duration
 }
 

@@ -32,7 +32,7 @@ func (in *Ingester) verifyLoop(ctx context.Context, now bool) {
 		}
 	}
 	for {
-		if v, ok := in.cfg.Verify(ctx); ok {
+		if v, ok := in.cfg.Verify(ctx, in.cfg.Log.Size()); ok {
 			select {
 			case in.verified <- v:
 			case <-ctx.Done():

@@ -27,8 +27,8 @@ func TestVerificationSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, err := ingest.New(ctx, ingest.Config{JetStream: h.js, Log: l, Store: h.store, BatchSize: 50, MaxWait: 20 * time.Millisecond, Logger: testLogger(t),
-		Verify: func(ctx context.Context) (ledger.Verification, bool) {
-			return ledger.VerifyWhole(ctx, h.store, h.signer.Verifier())
+		Verify: func(ctx context.Context, known uint64) (ledger.Verification, bool) {
+			return ledger.VerifyWhole(ctx, h.store, h.signer.Verifier(), known)
 		}, VerifyEvery: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -65,7 +65,7 @@ type Config struct {
 	ClockEvery time.Duration
 	// Verify and VerifyEvery: see ingest.Config (full verifications of
 	// the log sealed at start and daily).
-	Verify      func(context.Context) (ledger.Verification, bool)
+	Verify      func(ctx context.Context, known uint64) (ledger.Verification, bool)
 	VerifyEvery time.Duration
 
 	metrics *writerMetrics // set by Run

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
@@ -54,6 +56,50 @@ type VerificationsContext struct {
 	Verifications []VerificationSeen `json:"verifications"`
 }
 
+// The members of a verification record's payload, of each of its gaps
+// and of its failure (FORMAT §2.1), named exactly.
+var (
+	verificationMembers = []string{"started", "finished", "size", "root", "ok", "gaps", "failure"}
+	gapMembers          = []string{"index", "first_seq", "last_seq"}
+	failureMembers      = []string{"object", "index", "error"}
+)
+
+// exactMembers refuses a payload with a member, at any depth, that is
+// not one of FORMAT's by its exact name: encoding/json alone would take
+// "OK" for "ok". A value of the wrong kind is left to the decoder.
+func exactMembers(payload []byte) error {
+	only := func(raw []byte, names []string, where string) (map[string]json.RawMessage, error) {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) != nil {
+			return nil, nil
+		}
+		for name := range m {
+			if !slices.Contains(names, name) {
+				return nil, fmt.Errorf("member %q%s is not one of %s (%s)", name, where, strings.Join(names, ", "), events.LedgerVerification)
+			}
+		}
+		return m, nil
+	}
+	m, err := only(payload, verificationMembers, "")
+	if err != nil {
+		return err
+	}
+	var gaps []json.RawMessage
+	if json.Unmarshal(m["gaps"], &gaps) == nil {
+		for i, g := range gaps {
+			if _, err := only(g, gapMembers, fmt.Sprintf(" of gaps[%d]", i)); err != nil {
+				return err
+			}
+		}
+	}
+	if f, ok := m["failure"]; ok {
+		if _, err := only(f, failureMembers, " of failure"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // verificationPrefix begins the event of every verification record: the
 // writer builds it with "type" first (FORMAT §2.1).
 var verificationPrefix = []byte(`{"type":"` + string(events.LedgerVerification) + `",`)
@@ -86,6 +132,11 @@ func verificationOf(idx uint64, r ledger.Record) (VerificationSeen, error) {
 	}
 	if err := json.Unmarshal(r.Event, &p); err != nil {
 		return v, err
+	}
+	// Exactly these members, by their exact names: encoding/json alone
+	// would take "OK" for "ok" (FORMAT §2.1: these members and no other).
+	if err := exactMembers(p.Payload); err != nil {
+		return v, fmt.Errorf("payload: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(p.Payload))
 	dec.DisallowUnknownFields()

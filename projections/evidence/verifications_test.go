@@ -102,7 +102,7 @@ func TestBundleVerificationsDerived(t *testing.T) {
 		// One of fewer records than the range's end (begun before it)
 		// is shipped and does not cover the range.
 		r.sealVerification(t, r.t0.Add(4*time.Hour), ledger.Verification{Started: r.t0.Add(139 * time.Minute), Finished: r.t0.Add(140 * time.Minute), Size: 32, Root: "x", OK: true})
-		v, ok := ledger.VerifyWhole(ctx, r.pcfg.Store, r.verifer)
+		v, ok := ledger.VerifyWhole(ctx, r.pcfg.Store, r.verifer, r.log.Size())
 		if !ok || !v.OK {
 			t.Fatalf("the writer's verification of the log: %+v", v)
 		}
@@ -287,4 +287,89 @@ func TestBundleBeforeVerificationRecords(t *testing.T) {
 	if !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "no verification records") }) {
 		t.Errorf("warnings %q", rep.Warnings)
 	}
+}
+
+// A verification record's payload has FORMAT's members by their exact
+// names (§2.1): one that says "OK" or "Gaps" — which encoding/json alone
+// would read as "ok" and "gaps" — is not the writer's: not shipped, and
+// refused when forced into a bundle, naming the member.
+func TestVerificationMembersExact(t *testing.T) {
+	for old, bad := range map[string]string{`"ok":true`: `"OK":true`, `"gaps":[]`: `"Gaps":[]`} {
+		t.Run(bad, func(t *testing.T) {
+			r := newRun(t)
+			v := ledger.Verification{Started: r.t0.Add(4 * time.Hour), Finished: r.t0.Add(4 * time.Hour), Size: 1000, Root: "x", OK: true}
+			idx := r.log.Size()
+			e, err := ledger.VerificationEntry(r.log.Origin(), idx, v, r.t0.Add(4*time.Hour))
+			if err != nil || !bytes.Contains(e.Event, []byte(old)) {
+				t.Fatalf("%v %s", err, e.Event)
+			}
+			e.Event = bytes.Replace(e.Event, []byte(old), []byte(bad), 1)
+			r.appendProjected(t, r.t0.Add(4*time.Hour), e)
+			r.build(t, "acme", r.t0.Add(90*time.Minute), r.t0.Add(150*time.Minute))
+			if r.m.Verifications.Records != 0 {
+				t.Fatalf("a payload with %s was shipped: %+v", bad, r.m.Verifications)
+			}
+			proof, err := projections.NewReader(r.db).InclusionProof(t.Context(), idx, r.m.LegalHolds.AsOf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, err := projections.NewReader(r.db).Events(t.Context(), projections.EventFilter{Types: []events.Type{events.LedgerVerification}, Tenants: []string{ledger.SystemTenant}, Limit: 10})
+			if err != nil || len(evs.Events) != 1 {
+				t.Fatalf("%v %+v", err, evs)
+			}
+			line := evidence.RetentionLine{Index: idx, Record: base64.StdEncoding.EncodeToString(evs.Events[0].Record())}
+			for _, h := range proof {
+				line.Proof = append(line.Proof, h.Base64())
+			}
+			f := zipFiles(t, r.bundle)
+			f[evidence.VerificationsFile] = append(must(json.Marshal(&line)), '\n')
+			editManifest(t, f, func(m *evidence.Manifest) { m.Verifications.Records = 1 })
+			_, priv, _ := ed25519.GenerateKey(rand.Reader)
+			attacker, _ := ssh.NewSignerFromKey(priv)
+			resign(t, f, attacker)
+			b := rezip(t, f)
+			_, err = evidence.Verify(bytes.NewReader(b), int64(len(b)), evidence.VerifyOptions{LogVerifier: r.verifer,
+				AllowedSigners: []ssh.PublicKey{attacker.PublicKey()}, GrantVerifier: grantSigner.Verifier(), AllowUnlocked: true})
+			name := bad[1 : strings.Index(bad[1:], `"`)+1]
+			if err == nil || !strings.Contains(err.Error(), evidence.VerificationsFile) || !strings.Contains(err.Error(), fmt.Sprintf("member %q", name)) {
+				t.Errorf("a payload with %s, forced in: %v", bad, err)
+			}
+		})
+	}
+}
+
+// context/verifications.json writes times as Go's encoding/json does
+// (FORMAT §12): the fraction without trailing zeros, absent when zero,
+// Z. Vectors: a time whose fraction ends in zeros (.12), one with none
+// (the sealing time, a whole second), one to the nanosecond; the Go
+// verifier and FORMAT's reading (rederive.py) both re-derive the file
+// byte for byte.
+func TestVerificationTimesVectors(t *testing.T) {
+	r := newRun(t)
+	sealed := r.t0.Add(4 * time.Hour) // a whole second
+	v := ledger.Verification{Started: sealed.Add(-time.Second + 120*time.Millisecond), Finished: sealed.Add(-time.Second + 123456789), Size: r.log.Size(), Root: "x", OK: true}
+	idx := r.sealVerification(t, sealed, v)
+	// And one that failed, its failure's strings escaped as Go writes
+	// them (HTML-safe).
+	at := uint64(3)
+	r.sealVerification(t, sealed.Add(time.Hour), ledger.Verification{Started: sealed, Finished: sealed.Add(time.Minute), Size: r.log.Size(),
+		Failure: &ledger.VerificationFailure{Object: "segments/<x>&y", Index: &at, Error: `chain "broken" <here>`}})
+	r.build(t, "acme", r.t0.Add(90*time.Minute), r.t0.Add(150*time.Minute))
+	got := string(zipFiles(t, r.bundle)[evidence.VerificationsContextFile])
+	ts := func(t time.Time, frac string) string { return t.Format("2006-01-02T15:04:05") + frac + "Z" }
+	for _, want := range []string{
+		fmt.Sprintf(`"index": %d,`, idx),
+		`"sealed_at": "` + ts(sealed, "") + `",`,
+		`"started": "` + ts(v.Started, ".12") + `",`,
+		`"finished": "` + ts(v.Finished, ".123456789") + `",`,
+		`"object": "segments/\u003cx\u003e\u0026y",`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%s lacks %s:\n%s", evidence.VerificationsContextFile, want, got)
+		}
+	}
+	if _, err := r.verify(r.bundle); err != nil {
+		t.Fatal(err)
+	}
+	specAgrees(t, r)
 }

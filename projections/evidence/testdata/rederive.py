@@ -2,8 +2,9 @@
 """An independent reading of docs/FORMAT.md sections 12.1 and 12.3,
 written from the spec alone: re-derives every control's assertion.csv of
 an unzipped evidence bundle from its events.jsonl, context/clock.json,
-context/verifications.json (the writer's verification records of
-log/verifications.jsonl, which the Go verifier proves) and
+context/verifications.json (re-derived here from
+log/verifications.jsonl, the writer's verification records, whose
+inclusion proofs the Go verifier checks, and compared byte for byte) and
 its expectations (given as JSON, to keep to the standard library) and
 the period of its manifest, and
 prints, per control, one line "<control> <population> <exceptions>
@@ -573,6 +574,67 @@ LOG_NOT_WHOLE = "the verification found the log not whole"
 RANGE_NOT_WHOLE = "the verification found the period's records not whole"
 
 
+def go_indent(v, level=0):
+    """v as Go's json.MarshalIndent(v, "", "  ") writes it: members in
+    the order given, strings HTML-safe."""
+    pad, inner = "  " * level, "  " * (level + 1)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return go_json_string(v)
+    if isinstance(v, list):
+        if not v:
+            return "[]"
+        return "[\n" + ",\n".join(inner + go_indent(e, level + 1) for e in v) + "\n" + pad + "]"
+    if not v:
+        return "{}"
+    return "{\n" + ",\n".join(inner + go_json_string(k) + ": " + go_indent(e, level + 1) for k, e in v.items()) + "\n" + pad + "}"
+
+
+def record_time_event(b):
+    """A record's sealing time (Unix nanoseconds) and event bytes
+    (section 2): version, index, time, source; the producer's signature
+    (versions 2, 4); the tenant and digest (bound, versions 3, 4)."""
+    nanos = int.from_bytes(b[9:17], "big", signed=True)
+    rest = b[25:]
+    if b[0] in (2, 4):
+        rest = rest[4 + 64:]
+    if b[0] in (3, 4):
+        rest = rest[64:]
+    return nanos, rest
+
+
+def verifications_context(path):
+    """context/verifications.json derived from log/verifications.jsonl
+    (section 12): one entry per line, in its order, its index, its
+    record's time and its payload's members; times as Go's encoding/json
+    writes a UTC time (RFC 3339, the fraction without trailing zeros and
+    absent when zero, Z)."""
+    out = []
+    with open(path, "rb") as f:
+        for line in f:
+            l = json.loads(line)
+            nanos, event = record_time_event(base64.b64decode(l["record"], validate=True))
+            p = json.loads(event)["payload"]
+            v = {"index": l["index"], "sealed_at": go_time(nanos),
+                 "started": go_time(unix_nanos(p["started"])), "finished": go_time(unix_nanos(p["finished"])),
+                 "size": p["size"], "root": go_bytes(p["root"]).decode("utf-8"), "ok": p["ok"],
+                 "gaps": [{"index": g["index"], "first_seq": g["first_seq"], "last_seq": g["last_seq"]} for g in p["gaps"]]}
+            fl = p.get("failure")
+            if fl is not None:
+                f2 = {}
+                if fl.get("object"):
+                    f2["object"] = go_bytes(fl["object"]).decode("utf-8")
+                if fl.get("index") is not None:
+                    f2["index"] = fl["index"]
+                f2["error"] = go_bytes(fl["error"]).decode("utf-8")
+                v["failure"] = f2
+            out.append(v)
+    return (go_indent({"verifications": out}) + "\n").encode("utf-8")
+
+
 def covering():
     """The verification records of at least range.end records."""
     return [v for v in VERIFS if v["size"] >= RANGE[1]]
@@ -912,8 +974,12 @@ def main():
     RANGE = (m["range"]["first"], m["range"]["end"])
     vpath = os.path.join(bundle, "context", "verifications.json")
     if os.path.exists(vpath):
-        with open(vpath) as f:
-            VERIFS = json.load(f)["verifications"]
+        want = verifications_context(os.path.join(bundle, "log", "verifications.jsonl"))
+        with open(vpath, "rb") as f:
+            got = f.read()
+        if got != want:
+            sys.exit("context/verifications.json differs from what log/verifications.jsonl gives:\n%s\nwant:\n%s" % (got.decode("utf-8", "replace"), want.decode("utf-8")))
+        VERIFS = json.loads(want)["verifications"]
     erased = {e["pseudonym"] for e in ((m.get("sealed_fields") or {}).get("erased") or [])}
     for k, (header, rows) in tables(evs, clock, segs, erased).items():
         control, name = k.split("/")
