@@ -253,34 +253,7 @@ func TestErasureEndToEnd(t *testing.T) {
 
 	// An evidence bundle built after the erasure verifies and shows them
 	// erased, holding no e-mail.
-	ask := fmt.Sprintf(`{"tenant":%q,"from":%q,"to":%q}`, tenant, started.Add(-time.Minute).Format(time.RFC3339), time.Now().UTC().Add(time.Hour).Format(time.RFC3339))
-	hreq, _ := http.NewRequest("POST", d.api+"/v1/evidence", strings.NewReader(ask))
-	hreq.Header.Set("Authorization", "Bearer "+carol)
-	resp, err := http.DefaultClient.Do(hreq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st api.EvidenceStatus
-	json.NewDecoder(resp.Body).Decode(&st)
-	resp.Body.Close()
-	if resp.StatusCode != 202 {
-		t.Fatalf("POST /v1/evidence: %d %+v", resp.StatusCode, st)
-	}
-	natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
-		_, b := apiGet(t, d.api, carol, "/v1/evidence/"+st.ID)
-		json.Unmarshal(b, &st)
-		if st.Status == "failed" {
-			t.Fatalf("the build failed: %s", st.Error)
-		}
-		if st.Status != "ready" {
-			return fmt.Errorf("evidence %s", b)
-		}
-		return nil
-	})
-	code, bundle := apiGet(t, d.api, carol, st.Download)
-	if code != 200 {
-		t.Fatalf("download: %d", code)
-	}
+	bundle := requestBundle(t, d.api, carol, tenant, started.Add(-time.Minute), time.Now().UTC().Add(time.Hour))
 	file := filepath.Join(t.TempDir(), "evidence.zip")
 	os.WriteFile(file, bundle, 0o644)
 	r = mustRun(t, nil, nil, "evidence", "verify", file, "--vkey", d.vkey(), "--allowed-signers", filepath.Join(d.data, "keys", "allowed_signers"), "--allow-unlocked")

@@ -156,35 +156,7 @@ approve:
 	// carol, waits for it and downloads it.
 	askBundle := func(from, to time.Time) []byte {
 		t.Helper()
-		ask := fmt.Sprintf(`{"tenant":%q,"from":%q,"to":%q}`, tenant, from.Format(time.RFC3339), to.Format(time.RFC3339))
-		hreq, _ := http.NewRequest("POST", d.api+"/v1/evidence", strings.NewReader(ask))
-		hreq.Header.Set("Authorization", "Bearer "+carol)
-		resp, err := http.DefaultClient.Do(hreq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st api.EvidenceStatus
-		json.NewDecoder(resp.Body).Decode(&st)
-		resp.Body.Close()
-		if resp.StatusCode != 202 {
-			t.Fatalf("POST /v1/evidence: %d %+v", resp.StatusCode, st)
-		}
-		natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
-			_, b := apiGet(t, d.api, carol, "/v1/evidence/"+st.ID)
-			json.Unmarshal(b, &st)
-			if st.Status == "failed" {
-				t.Fatalf("the build failed: %s", st.Error)
-			}
-			if st.Status != "ready" {
-				return fmt.Errorf("evidence %s", b)
-			}
-			return nil
-		})
-		code, bundle := apiGet(t, d.api, carol, st.Download)
-		if code != 200 {
-			t.Fatalf("download: %d", code)
-		}
-		return bundle
+		return requestBundle(t, d.api, carol, tenant, from, to)
 	}
 	bundle := askBundle(started.Add(-time.Minute), time.Now().UTC().Add(time.Hour))
 	file := filepath.Join(dir, "evidence.zip")
@@ -399,4 +371,39 @@ approve:
 		}
 		return nil
 	})
+}
+
+// requestBundle asks the API at base for tenant's evidence bundle of
+// [from, to) with token, waits for it to be built and downloads it.
+func requestBundle(t *testing.T, base, token, tenant string, from, to time.Time) []byte {
+	t.Helper()
+	ask := fmt.Sprintf(`{"tenant":%q,"from":%q,"to":%q}`, tenant, from.Format(time.RFC3339), to.Format(time.RFC3339))
+	hreq, _ := http.NewRequest("POST", base+"/v1/evidence", strings.NewReader(ask))
+	hreq.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st api.EvidenceStatus
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if resp.StatusCode != 202 {
+		t.Fatalf("POST /v1/evidence: %d %+v", resp.StatusCode, st)
+	}
+	natstest.CheckFor(t, 60*time.Second, 200*time.Millisecond, func() error {
+		_, b := apiGet(t, base, token, "/v1/evidence/"+st.ID)
+		json.Unmarshal(b, &st)
+		if st.Status == "failed" {
+			t.Fatalf("the build failed: %s", st.Error)
+		}
+		if st.Status != "ready" {
+			return fmt.Errorf("evidence %s", b)
+		}
+		return nil
+	})
+	code, bundle := apiGet(t, base, token, st.Download)
+	if code != 200 {
+		t.Fatalf("download: %d", code)
+	}
+	return bundle
 }
