@@ -105,29 +105,40 @@ func (b *builder) legalHolds(ctx context.Context, w io.Writer, a, z, asOf uint64
 	if a == z {
 		return nil
 	}
-	f := projections.EventFilter{Types: []events.Type{events.LegalHoldSet, events.LegalHoldReleased}, Tenants: []string{ledger.SystemTenant}, Limit: projections.MaxPage}
+	return b.systemRecords(ctx, "legal-hold", []events.Type{events.LegalHoldSet, events.LegalHoldReleased}, asOf, func(e *projections.Event) error {
+		typ, h, ok, err := legalHoldOf(e.Event)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", e.Index, err)
+		}
+		if !ok || h.From >= z || h.To < a {
+			return nil
+		}
+		if err := b.provenLine(ctx, w, e, asOf); err != nil {
+			return err
+		}
+		fold.holds = append(fold.holds, holdPoint{index: e.Index, set: typ == events.LegalHoldSet, from: h.From, to: h.To})
+		b.m.LegalHolds.Records++
+		return nil
+	})
+}
+
+// systemRecords calls each for the log's own records of types below
+// asOf, in log order (what is shipped with proofs at asOf: legal holds,
+// verifications); what names them in an error.
+func (b *builder) systemRecords(ctx context.Context, what string, types []events.Type, asOf uint64, each func(*projections.Event) error) error {
+	f := projections.EventFilter{Types: types, Tenants: []string{ledger.SystemTenant}, Limit: projections.MaxPage}
 	for {
 		page, err := b.read.Events(ctx, f)
 		if err != nil {
-			return fmt.Errorf("the legal-hold records: %w", err)
+			return fmt.Errorf("the %s records: %w", what, err)
 		}
 		for i := range page.Events {
-			e := &page.Events[i]
-			if e.Index >= asOf {
+			if page.Events[i].Index >= asOf {
 				return nil
 			}
-			typ, h, ok, err := legalHoldOf(e.Event)
-			if err != nil {
-				return fmt.Errorf("record %d: %w", e.Index, err)
-			}
-			if !ok || h.From >= z || h.To < a {
-				continue
-			}
-			if err := b.provenLine(ctx, w, e, asOf); err != nil {
+			if err := each(&page.Events[i]); err != nil {
 				return err
 			}
-			fold.holds = append(fold.holds, holdPoint{index: e.Index, set: typ == events.LegalHoldSet, from: h.From, to: h.To})
-			b.m.LegalHolds.Records++
 		}
 		if page.Next == "" {
 			return nil

@@ -174,38 +174,24 @@ func (f *verificationFold) file() ([]byte, error) {
 // verifications writes log/verifications.jsonl: the verification records
 // with index in [z, asOf), with proofs at asOf, and folds them.
 func (b *builder) verifications(ctx context.Context, w io.Writer, z, asOf uint64, fold *verificationFold) error {
-	f := projections.EventFilter{Types: []events.Type{events.LedgerVerification}, Tenants: []string{ledger.SystemTenant}, Limit: projections.MaxPage}
-	for {
-		page, err := b.read.Events(ctx, f)
-		if err != nil {
-			return fmt.Errorf("the verification records: %w", err)
-		}
-		for i := range page.Events {
-			e := &page.Events[i]
-			if e.Index >= asOf {
-				return nil
-			}
-			if e.Index < z {
-				continue
-			}
-			r, err := ledger.ParseRecord(e.Record())
-			if err != nil {
-				return fmt.Errorf("record %d: %w", e.Index, err)
-			}
-			v, err := verificationOf(e.Index, r)
-			if err != nil {
-				continue // not the writer's: it does not count, and is not shipped
-			}
-			if err := b.provenLine(ctx, w, e, asOf); err != nil {
-				return err
-			}
-			fold.note(v, e.Event)
-		}
-		if page.Next == "" {
+	return b.systemRecords(ctx, "verification", []events.Type{events.LedgerVerification}, asOf, func(e *projections.Event) error {
+		if e.Index < z {
 			return nil
 		}
-		f.After = page.Next
-	}
+		r, err := ledger.ParseRecord(e.Record())
+		if err != nil {
+			return fmt.Errorf("record %d: %w", e.Index, err)
+		}
+		v, err := verificationOf(e.Index, r)
+		if err != nil {
+			return nil // not the writer's: it does not count, and is not shipped
+		}
+		if err := b.provenLine(ctx, w, e, asOf); err != nil {
+			return err
+		}
+		fold.note(v, e.Event)
+		return nil
+	})
 }
 
 // parseVerificationLine checks one line of log/verifications.jsonl: a
