@@ -82,13 +82,13 @@ const ForwarderDurablePrefix = "forward-"
 // consumers of AUDIT_LEDGER (lag, last acknowledgement, whether a pull
 // waits) — reading only: it cannot renew a lease or touch a consumer.
 //
-// It also reads the gateways' heartbeats (HeartbeatBucket, which it may
-// create, not change) and the newest message of AUDIT_LEDGER, whose
-// headers (HeaderIndex, HeaderCount) give the log's size to measure the
-// projector's lag against.
+// It also reads the gateways' heartbeats (HeartbeatBucket) and the
+// newest message of AUDIT_LEDGER, whose headers (HeaderIndex,
+// HeaderCount) give the log's size to measure the projectors' lag
+// against.
 var processStates = slices.Concat([]string{streamInfo("KV_" + LeaseBucket), streamInfo(LedgerStream),
 	"$JS.API.CONSUMER.LIST." + LedgerStream, "$JS.API.CONSUMER.INFO." + LedgerStream + ".>"}, getMsg("KV_"+LeaseBucket),
-	getMsg(LedgerStream), createStream("KV_"+HeartbeatBucket), getMsg("KV_"+HeartbeatBucket))
+	getMsg(LedgerStream), []string{streamInfo("KV_" + HeartbeatBucket)}, getMsg("KV_"+HeartbeatBucket))
 
 // heartbeats is what every producer role may do with HeartbeatBucket:
 // create it (not change it) and put keys (own, the key of the producer
