@@ -51,9 +51,11 @@ type heartbeat struct {
 
 	kv      jetstream.KeyValue // opened at the first beat that reaches the bus
 	failing bool               // the last beat failed (logged once until one succeeds)
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	// life ends at Close, cutting short a beat the bus is slow to take.
+	life context.Context
+	end  context.CancelFunc
+	done chan struct{}
+	once sync.Once
 }
 
 // checkHeartbeat fills in hc's defaults; it fails on a TTL not longer
@@ -95,7 +97,8 @@ func (g *Gateway) startHeartbeat() {
 		entry: bus.Heartbeat{Kind: g.source.Kind, Instance: g.source.Instance, Tenant: g.cfg.Tenant, Role: g.cfg.Name,
 			Version: buildVersion(), Host: host, PID: os.Getpid(), Started: time.Now().UTC(),
 			Interval: hc.Interval.Seconds(), TTL: hc.TTL.Seconds()},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		done: make(chan struct{})}
+	h.life, h.end = context.WithCancel(context.Background())
 	g.beat = h
 	go h.run()
 }
@@ -113,32 +116,39 @@ func (h *heartbeat) run() {
 	t := time.NewTicker(h.cfg.Interval)
 	defer t.Stop()
 	for {
-		h.put(false)
+		h.put(h.life, false)
 		select {
-		case <-h.stop:
+		case <-h.life.Done():
 			return
 		case <-t.C:
 		}
 	}
 }
 
+// close stops the beats and puts the last entry, marked stopped — unless
+// the last beat failed: the bus is out of reach, and the entry goes stale
+// after its TTL instead of holding up the gateway's shutdown.
 func (h *heartbeat) close() {
 	h.once.Do(func() {
-		close(h.stop)
+		h.end()
 		<-h.done
-		h.put(true)
+		if !h.failing {
+			h.put(context.Background(), true)
+		}
 	})
 }
 
 // put puts the entry; a failure is logged (once until a beat succeeds
 // again) and tried again at the next beat.
-func (h *heartbeat) put(stopped bool) {
+func (h *heartbeat) put(parent context.Context, stopped bool) {
 	timeout := min(max(h.cfg.Interval, time.Second), 5*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	err := h.putOnce(ctx, stopped)
 	log := h.g.cfg.Logger
 	switch {
+	case err != nil && parent.Err() != nil:
+		return // cut short by Close
 	case err != nil && (!h.failing || stopped):
 		log.Warn("gateway: heartbeat not stored on the bus (the processes page will show this gateway stale)",
 			"gateway", h.g.cfg.Name, "bucket", bus.HeartbeatBucket, "key", h.key, "err", err)
