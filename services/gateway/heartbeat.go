@@ -125,18 +125,21 @@ func (h *heartbeat) run() {
 	}
 }
 
-// close stops the beats and puts the last entry, marked stopped — unless
-// the last beat failed: the bus is out of reach, and the entry goes stale
+// close stops the beats and puts the last entry, marked stopped, waiting
+// at most stopTimeout for the bus: out of reach, the entry goes stale
 // after its TTL instead of holding up the gateway's shutdown.
 func (h *heartbeat) close() {
 	h.once.Do(func() {
 		h.end()
 		<-h.done
-		if !h.failing {
-			h.put(context.Background(), true)
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		h.put(ctx, true)
 	})
 }
+
+// stopTimeout bounds the wait for the last heartbeat at Close.
+const stopTimeout = 2 * time.Second
 
 // put puts the entry; a failure is logged (once until a beat succeeds
 // again) and tried again at the next beat.
@@ -147,7 +150,7 @@ func (h *heartbeat) put(parent context.Context, stopped bool) {
 	err := h.putOnce(ctx, stopped)
 	log := h.g.cfg.Logger
 	switch {
-	case err != nil && parent.Err() != nil:
+	case err != nil && !stopped && h.life.Err() != nil:
 		return // cut short by Close
 	case err != nil && (!h.failing || stopped):
 		log.Warn("gateway: heartbeat not stored on the bus (the processes page will show this gateway stale)",
