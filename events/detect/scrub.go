@@ -831,6 +831,9 @@ func decodeToken(b []byte, i, j, end int) (encoded, bool) {
 		return encoded{}, false
 	}
 	for k := 0; k <= 3 && len(tok)-k >= 16; k++ {
+		if base64Cannot(tok[k:]) {
+			continue // most alignments of bulk base64: no text
+		}
 		if d, ok := base64Text(tok[k:]); ok {
 			if e, ok := judge(d, ok, end); ok {
 				return e, true
@@ -938,38 +941,11 @@ func gunzip(d []byte) ([]byte, bool) {
 }
 
 // hasRun reports whether d holds minRun printable ASCII characters in a
-// row, or a character beyond ASCII (decodedText then reads it closer).
+// row, or a character beyond ASCII (decodedText then reads it closer):
+// printable characters, a character beyond ASCII counting as one, as
+// utf8.DecodeRune reads them (runNext).
 func hasRun(d []byte) bool {
-	run := 0
-	for k := 0; k < len(d); {
-		c := d[k]
-		if c >= utf8.RuneSelf {
-			if c < 0xc2 || c > 0xf4 {
-				// Not the first byte of any rune (a continuation byte,
-				// an overlong or out-of-range lead), as DecodeRune finds
-				// at length: half of random bytes, decoded base64 that
-				// is no text.
-				run, k = 0, k+1
-				continue
-			}
-			r, n := utf8.DecodeRune(d[k:])
-			if r == utf8.RuneError && n <= 1 || unicode.IsControl(r) {
-				run, k = 0, k+1
-				continue
-			}
-			k += n
-		} else {
-			k++
-			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
-				run = 0
-				continue
-			}
-		}
-		if run++; run >= minRun {
-			return true
-		}
-	}
-	return false
+	return runScan(0, d) == runFound
 }
 
 // base32Text decodes tok, base32 (RFC 4648) in one case without its
