@@ -230,5 +230,38 @@ func FuzzBase64Reading(f *testing.F) {
 		if got, want := hasRun(b), referenceHasRun(b); got != want {
 			t.Fatalf("hasRun(%q) = %v; the reference %v", b, got, want)
 		}
+		for _, s := range []string{string(b), string(line)} {
+			if got, want := hasSecretPrefix(s), referenceHasSecretPrefix(s); got != want {
+				t.Fatalf("hasSecretPrefix(%q) = %v; the reference %v", s, got, want)
+			}
+		}
 	})
+}
+
+// TestSecretPrefixAgrees: every prefix secretAt knows, cut and whole, at
+// every offset of base64 and of random bytes, as the reference finds it.
+func TestSecretPrefixAgrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 27))
+	prefixes := []string{"eyJ", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xoxa-", "xoxb-", "xoxp-", "xoxr-", "xoxs-", "sk_", "rk_", "-----BEGIN", "--", "ey", "AK", "gh", "xo", "sk"}
+	raw := make([]byte, 40)
+	for range 100000 {
+		for k := range raw {
+			raw[k] = byte(r.Uint32())
+		}
+		var b []byte
+		if r.IntN(2) == 0 {
+			b = []byte(base64.StdEncoding.EncodeToString(raw))
+		} else {
+			b = append([]byte(nil), raw...)
+		}
+		if r.IntN(2) == 0 {
+			p := prefixes[r.IntN(len(prefixes))]
+			at := r.IntN(len(b) + 1)
+			b = append(b[:at], append([]byte(p), b[at:]...)...)
+		}
+		b = b[:r.IntN(len(b)+1)]
+		if got, want := hasSecretPrefix(string(b)), referenceHasSecretPrefix(string(b)); got != want {
+			t.Fatalf("hasSecretPrefix(%q) = %v; the reference %v", b, got, want)
+		}
+	}
 }

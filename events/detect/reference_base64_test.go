@@ -289,3 +289,14 @@ func referenceBase64Text(tok []byte) (string, bool) {
 	}
 	return referenceDecodedText(d)
 }
+
+// referenceHasSecretPrefix is hasSecretPrefix before secretPair:
+// secretAt at every character.
+func referenceHasSecretPrefix(text string) bool {
+	for i := 0; i+3 <= len(text); i++ {
+		if secretAt(text[i:]) {
+			return true
+		}
+	}
+	return false
+}

@@ -1766,13 +1766,34 @@ func ibanStart(text string) bool {
 // isSecret knows: eyJ, AKIA, ASIA, gh[pousr]_, xox[abprs]-, sk_, rk_,
 // -----BEGIN.
 func hasSecretPrefix(text string) bool {
+	// secretAt only where the first two characters start a prefix: one
+	// place in some thousands of base64.
 	for i := 0; i+3 <= len(text); i++ {
-		if secretAt(text[i:]) {
+		if secretPair[text[i]]&secretPairBits[text[i+1]] != 0 && secretAt(text[i:]) {
 			return true
 		}
 	}
 	return false
 }
+
+// secretPair holds, for each character a prefix secretAt knows starts
+// with, the characters that come second in one (e-y, A-K, A-S, g-h, x-o,
+// s-k, r-k, and the dashes of -----BEGIN), as bits of secretPairBits.
+var secretPair = func() (t [256]uint8) {
+	for _, p := range []string{"ey", "AK", "AS", "gh", "xo", "sk", "rk", "--"} {
+		t[p[0]] |= secretPairBits[p[1]]
+	}
+	return t
+}()
+
+// secretPairBits is secretBit, and a bit of its own for a dash.
+var secretPairBits = func() (t [256]uint8) {
+	for c := range 256 {
+		t[c] = secretBit(byte(c))
+	}
+	t['-'] = 64
+	return t
+}()
 
 // secretAt reports whether t starts with a prefix hasSecretPrefix looks
 // for.
