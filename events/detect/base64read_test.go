@@ -234,6 +234,7 @@ func FuzzBase64Reading(f *testing.F) {
 			if got, want := hasSecretPrefix(s), referenceHasSecretPrefix(s); got != want {
 				t.Fatalf("hasSecretPrefix(%q) = %v; the reference %v", s, got, want)
 			}
+			ibanAgrees(t, []byte(s))
 		}
 	})
 }
@@ -263,5 +264,45 @@ func TestSecretPrefixAgrees(t *testing.T) {
 		if got, want := hasSecretPrefix(string(b)), referenceHasSecretPrefix(string(b)); got != want {
 			t.Fatalf("hasSecretPrefix(%q) = %v; the reference %v", b, got, want)
 		}
+	}
+}
+
+func ibanAgrees(t *testing.T, b []byte) {
+	t.Helper()
+	if got, want := ibanCandidates(b), referenceIbanCandidates(b); !reflect.DeepEqual(got, want) {
+		t.Fatalf("ibanCandidates(%q) = %v; the reference %v", b, got, want)
+	}
+}
+
+// TestIbanCandidatesAgrees: IBANs written whole, in groups, cut short,
+// glued to others and to text of every character, in base64 and random
+// bytes, found where the reference's regular expression finds them.
+func TestIbanCandidatesAgrees(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 27))
+	ibans := []string{"DE89370400440532013000", "DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432", "FR1420041010050500013M02606", "de89-3704-0044-0532-0130-00"}
+	raw := make([]byte, 90)
+	for i := range 60000 {
+		for k := range raw {
+			raw[k] = byte(r.Uint32())
+			if i%3 == 0 {
+				raw[k] = " \t\n@-/.:AZaz09\x80é"[r.IntN(17)]
+			}
+		}
+		var b []byte
+		switch i % 4 {
+		case 0:
+			b = []byte(base64.StdEncoding.EncodeToString(raw))
+		case 1:
+			b = append([]byte(nil), raw...)
+		default:
+			b = embeddedText(r)
+		}
+		for range r.IntN(3) {
+			v := ibans[r.IntN(len(ibans))]
+			v = v[:r.IntN(len(v)+1)]
+			at := r.IntN(len(b) + 1)
+			b = append(b[:at], append([]byte(v), b[at:]...)...)
+		}
+		ibanAgrees(t, b)
 	}
 }

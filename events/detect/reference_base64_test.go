@@ -300,3 +300,21 @@ func referenceHasSecretPrefix(text string) bool {
 	}
 	return false
 }
+
+// referenceIbanCandidates is ibanCandidates as it was, matching ibanAt
+// at every place two letters and two digits stand after the first one.
+func referenceIbanCandidates(b []byte) [][]int {
+	for i := 0; i+4 <= len(b); i++ {
+		if isLetter(b[i]) && isLetter(b[i+1]) && isDigit(b[i+2]) && isDigit(b[i+3]) {
+			c := b[i:]
+			ms := matchesAt(ibanAt, c, ibanWidth, func(j int) bool {
+				return j+4 <= len(c) && isLetter(c[j]) && isLetter(c[j+1]) && isDigit(c[j+2]) && isDigit(c[j+3])
+			})
+			for _, m := range ms {
+				m[0], m[1] = m[0]+i, m[1]+i
+			}
+			return ms
+		}
+	}
+	return nil
+}

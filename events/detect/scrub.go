@@ -1843,22 +1843,59 @@ func IsDigest(s string) bool {
 	return letters >= 2
 }
 
-// ibanCandidates is ibanIn's matches in b, looked for only when b holds
-// what every IBAN starts with: two letters and two digits.
+// ibanCandidates is ibanIn's matches in b, read without the regular
+// expression (ibanLen): two letters and two digits, then 11 to 40 of
+// the characters ibanIn allows, as many as stand there.
 func ibanCandidates(b []byte) [][]int {
+	var out [][]int
 	for i := 0; i+4 <= len(b); i++ {
-		if isLetter(b[i]) && isLetter(b[i+1]) && isDigit(b[i+2]) && isDigit(b[i+3]) {
-			c := b[i:]
-			ms := matchesAt(ibanAt, c, ibanWidth, func(j int) bool {
-				return j+4 <= len(c) && isLetter(c[j]) && isLetter(c[j+1]) && isDigit(c[j+2]) && isDigit(c[j+3])
-			})
-			for _, m := range ms {
-				m[0], m[1] = m[0]+i, m[1]+i
-			}
-			return ms
+		if ibanHead[b[i]]&1 == 0 || ibanHead[b[i+1]]&1 == 0 || ibanHead[b[i+2]]&2 == 0 || ibanHead[b[i+3]]&2 == 0 {
+			continue
+		}
+		if n := ibanLen(b[i:min(len(b), i+ibanWidth)]); n > 0 {
+			out = append(out, []int{i, i + n})
+			i += n - 1
 		}
 	}
-	return nil
+	return out
+}
+
+// ibanHead has bit 1 for a letter and bit 2 for a digit: the first four
+// characters of ibanIn.
+var ibanHead = func() (t [256]uint8) {
+	for c := range 256 {
+		if isLetter(byte(c)) {
+			t[c] = 1
+		}
+		if isDigit(byte(c)) {
+			t[c] = 2
+		}
+	}
+	return t
+}()
+
+// ibanTail holds the characters ibanIn allows after the first four:
+// tab to carriage return, and every printable ASCII character but @.
+var ibanTail = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= '\t' && c <= '\r' || c >= 0x20 && c <= 0x7e && c != '@'
+	}
+	return t
+}()
+
+// ibanLen is how long ibanAt's match is at the start of c, which starts
+// with two letters and two digits and is at most ibanWidth long: the
+// greedy {11,40} takes every character ibanTail allows; 0 when fewer
+// than 11 stand there.
+func ibanLen(c []byte) int {
+	n := 4
+	for n < len(c) && ibanTail[c[n]] {
+		n++
+	}
+	if n-4 < 11 {
+		return 0
+	}
+	return n
 }
 
 // unsafeBytes views s as bytes without copying; they MUST NOT be
