@@ -306,3 +306,15 @@ func TestIbanCandidatesAgrees(t *testing.T) {
 		ibanAgrees(t, b)
 	}
 }
+
+// TestCharClassAgrees: the table answers as the comparisons did.
+func TestCharClassAgrees(t *testing.T) {
+	for c := range 256 {
+		b := byte(c)
+		letter := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
+		digit := b >= '0' && b <= '9'
+		if isLetter(b) != letter || isAlnum(b) != (letter || digit) || isBase64Char(b) != (letter || digit || b == '+' || b == '/' || b == '-' || b == '_') {
+			t.Fatalf("byte %#x: isLetter %v, isAlnum %v, isBase64Char %v", b, isLetter(b), isAlnum(b), isBase64Char(b))
+		}
+	}
+}

@@ -1034,9 +1034,7 @@ func encodedWhole(v []byte) (string, bool) {
 	return e.text, ok && e.hi == len(v)
 }
 
-func isBase64Char(c byte) bool {
-	return isAlnum(c) || c == '+' || c == '/' || c == '-' || c == '_'
-}
+func isBase64Char(c byte) bool { return charClass[c]&ccBase64 != 0 }
 
 // hexText decodes tok, hex digits of either case, and reads the bytes
 // as decodedText does.
@@ -2006,8 +2004,30 @@ func letterGapAt(a, b string) bool {
 	return false
 }
 
-func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-func isAlnum(c byte) bool  { return isDigit(c) || isLetter(c) }
+func isLetter(c byte) bool { return charClass[c]&ccLetter != 0 }
+func isAlnum(c byte) bool  { return charClass[c]&(ccLetter|ccDigit) != 0 }
+
+// charClass has isLetter, isDigit and isBase64Char of each byte as bits,
+// one lookup where comparisons branched in every pass over bulk text.
+var charClass = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			t[c] = ccLetter | ccBase64
+		case c >= '0' && c <= '9':
+			t[c] = ccDigit | ccBase64
+		case c == '+' || c == '/' || c == '-' || c == '_':
+			t[c] = ccBase64
+		}
+	}
+	return t
+}()
+
+const (
+	ccLetter = 1 << iota
+	ccDigit
+	ccBase64
+)
 
 // Joined is a value the detectors find in parts joined that no part
 // holds alone: its detector, its value, and the indexes of the parts it
