@@ -116,6 +116,12 @@ func tokenAgrees(t *testing.T, b []byte, i, j int) {
 		t.Fatalf("decodeToken(%q) = %+v, %v; the reference %+v, %v", b[i:end], e, ok, re, rok)
 	}
 	tok := b[i:j]
+	four := base64Cannot4(tok)
+	for k := range four {
+		if want := len(tok)-k < 16 || base64Cannot(tok[k:]); four[k] != want {
+			t.Fatalf("base64Cannot4(%q)[%d] = %v; base64Cannot %v", tok, k, four[k], want)
+		}
+	}
 	if base64Cannot(tok) {
 		if d, ok := referenceBase64Text(tok); ok || d != "" {
 			t.Fatalf("base64Cannot(%q), but the reference reads it as %q", tok, d)

@@ -1,5 +1,7 @@
 package detect
 
+import "bytes"
+
 // Reading decoded bytes for a run of text, one table lookup a byte.
 //
 // Bulk output written in base64 (a file catted through a gateway, a
@@ -211,4 +213,103 @@ func base64Cannot(tok []byte) bool {
 	// row (at most three bytes of a character cut at its end): a shorter
 	// one may not.
 	return n >= 32 || !printable(first[:n])
+}
+
+// base64Cannot4 is base64Cannot of tok[k:] for each k from 0 to 3 (true
+// where tok[k:] is shorter than 16). A token of a line (bulk base64
+// comes in lines of 76) is read at its four alignments side by side:
+// each reading waits on the table for every byte, and four of them
+// interleaved wait together.
+func base64Cannot4(tok []byte) (cannot [4]bool) {
+	if len(tok) > 128 {
+		for k := range cannot {
+			cannot[k] = len(tok)-k < 16 || base64Cannot(tok[k:])
+		}
+		return cannot
+	}
+	var buf [4][96]byte
+	var d [4][]byte
+	m := len(buf[0])
+	for k := range d {
+		if cannot[k] = len(tok)-k < 16 || (len(tok)-k)%4 == 1; cannot[k] {
+			continue // read below to no end, as any bytes
+		}
+		d[k] = buf[k][:base64DecodeShort(&buf[k], tok[k:])]
+		m = min(m, len(d[k]))
+	}
+	var s0, s1, s2, s3 uint8
+	if m > 0 {
+		d0, d1, d2, d3 := buf[0][:m], buf[1][:m], buf[2][:m], buf[3][:m]
+		d1, d2, d3 = d1[:len(d0)], d2[:len(d0)], d3[:len(d0)]
+		for i := range d0 {
+			s0 = runNext[uint(s0)<<4|uint(runClass[d0[i]])]
+			s1 = runNext[uint(s1)<<4|uint(runClass[d1[i]])]
+			s2 = runNext[uint(s2)<<4|uint(runClass[d2[i]])]
+			s3 = runNext[uint(s3)<<4|uint(runClass[d3[i]])]
+		}
+	}
+	for k, s := range [4]uint8{s0, s1, s2, s3} {
+		if !cannot[k] && len(d[k]) >= m {
+			cannot[k] = textCannot(d[k], runScan(s, d[k][m:]))
+		}
+	}
+	return cannot
+}
+
+// base64Decode appends tok, base64 of either alphabet without its
+// padding, decoded to d, as base64Text decodes it.
+func base64Decode(d, tok []byte) []byte {
+	k := 0
+	for ; k+4 <= len(tok); k += 4 {
+		v := uint32(base64Value[tok[k]])<<18 | uint32(base64Value[tok[k+1]])<<12 | uint32(base64Value[tok[k+2]])<<6 | uint32(base64Value[tok[k+3]])
+		d = append(d, byte(v>>16), byte(v>>8), byte(v))
+	}
+	var acc uint32
+	bits := 0
+	for ; k < len(tok); k++ {
+		acc, bits = acc<<6|uint32(base64Value[tok[k]]), bits+6
+		if bits >= 8 {
+			bits -= 8
+			d = append(d, byte(acc>>bits))
+		}
+	}
+	return d
+}
+
+// base64DecodeShort decodes tok, at most 128 characters of base64 of
+// either alphabet without its padding, into d as base64Decode does and
+// returns how many bytes it wrote.
+func base64DecodeShort(d *[96]byte, tok []byte) int {
+	n := 0
+	k := 0
+	for ; k+4 <= len(tok) && n+3 <= len(d); k += 4 {
+		t := tok[k : k+4 : k+4]
+		v := uint32(base64Value[t[0]])<<18 | uint32(base64Value[t[1]])<<12 | uint32(base64Value[t[2]])<<6 | uint32(base64Value[t[3]])
+		o := d[n : n+3 : n+3]
+		o[0], o[1], o[2] = byte(v>>16), byte(v>>8), byte(v)
+		n += 3
+	}
+	var acc uint32
+	bits := 0
+	for ; k < len(tok) && n < len(d); k++ {
+		acc, bits = acc<<6|uint32(base64Value[tok[k]]), bits+6
+		if bits >= 8 {
+			bits -= 8
+			d[n] = byte(acc >> bits)
+			n++
+		}
+	}
+	return n
+}
+
+// textCannot is base64Cannot's verdict on the decoded bytes d, read by
+// the run machine to state s.
+func textCannot(d []byte, s uint8) bool {
+	if s == runFound || len(d) >= 2 && d[1] == 0 || len(d) >= 3 && d[0] == 0x1f && d[1] == 0x8b && d[2] == 8 {
+		return false
+	}
+	if n := bytes.Count(d, []byte{0}); n*4 >= len(d) {
+		return false
+	}
+	return len(d) >= 32 || !printable(d)
 }

@@ -830,8 +830,9 @@ func decodeToken(b []byte, i, j, end int) (encoded, bool) {
 	if !bothCases(tok) {
 		return encoded{}, false
 	}
+	cannot := base64Cannot4(tok)
 	for k := 0; k <= 3 && len(tok)-k >= 16; k++ {
-		if base64Cannot(tok[k:]) {
+		if cannot[k] {
 			continue // most alignments of bulk base64: no text
 		}
 		if d, ok := base64Text(tok[k:]); ok {
