@@ -941,10 +941,9 @@ func gunzip(d []byte) ([]byte, bool) {
 	return out, err == nil && len(out) <= maxInflated
 }
 
-// hasRun reports whether d holds minRun printable ASCII characters in a
-// row, or a character beyond ASCII (decodedText then reads it closer):
-// printable characters, a character beyond ASCII counting as one, as
-// utf8.DecodeRune reads them (runNext).
+// hasRun reports whether d holds minRun printable characters in a row,
+// a character beyond ASCII counting as one (decodedText then reads it
+// closer), as utf8.DecodeRune reads them: the run machine, runNext.
 func hasRun(d []byte) bool {
 	return runScan(0, d) == runFound
 }
