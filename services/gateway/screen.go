@@ -1,6 +1,12 @@
 package gateway
 
-import "sync"
+import (
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/auditledger/auditledger/events/detect"
+)
 
 // Screen is the size of the terminal a session's output is shown on, as
 // the client gives it (an SSH pty-req, then each window-change): the
@@ -58,4 +64,49 @@ func (st *Stream) screenSize() termSize {
 		return termSize{}
 	}
 	return sz
+}
+
+// WindowSizes judges the window sizes a session records (an SSH
+// pty-req's, then each window-change's), in order: a client chooses
+// them freely, so their numbers are a channel that could carry a value
+// in parts (46x62, 42x48, 46x48, 18x62: 4662424846481862). The numbers
+// of the sizes recorded as they are (columns, then rows, of each size),
+// read in order, must hold no run of numbers whose digits joined make a
+// value the detectors find: a size that would complete one is withheld
+// (Record false), and its numbers are not read with the next. Safe for
+// concurrent use.
+type WindowSizes struct {
+	mu      sync.Mutex
+	numbers []string // of the sizes recorded, the last maxSizeNumbers
+}
+
+// maxSizeDigits is the most digits a run of numbers judged holds: as
+// many as the longest value a detector finds in a run of digits (a card
+// number holds at most 19).
+const maxSizeDigits = 19
+
+// Record reports whether the size cols x rows may be recorded as it is:
+// no run of the numbers recorded before it, ending with its columns or
+// its rows, makes joined a value the detectors find (the whole run).
+// When it may, its numbers are kept for the next.
+func (w *WindowSizes) Record(cols, rows uint32) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	numbers := append(slices.Clip(w.numbers), strconv.FormatUint(uint64(cols), 10), strconv.FormatUint(uint64(rows), 10))
+	for end := len(numbers) - 2; end < len(numbers); end++ {
+		run := ""
+		for start := end; start >= 0; start-- {
+			run = numbers[start] + run
+			if len(run) > maxSizeDigits {
+				break
+			}
+			for _, sp := range detect.Spans(run) {
+				if sp.Lo == 0 && sp.Hi == len(run) {
+					return false
+				}
+			}
+		}
+	}
+	w.numbers = numbers[max(len(numbers)-maxSizeDigits, 0):] // each at least a digit
+	return true
 }

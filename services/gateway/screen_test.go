@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +116,53 @@ func TestStreamScreenResizedThenFollowed(t *testing.T) {
 	got, ps := recorded(t, b, 1)
 	if ps[0]["binary"] == true || ps[0]["redacted"] == nil || strings.Contains(digitsOnly(got), "4111111111111111") {
 		t.Fatalf("recorded %q (%v)", got, ps[0])
+	}
+}
+
+// Window sizes whose numbers, read in order and joined, make a card
+// number are not all recorded: the one that would complete it is
+// withheld, and its numbers are not read with the next; sizes that make
+// none are recorded.
+func TestWindowSizesWithholdAValue(t *testing.T) {
+	type size struct {
+		cols, rows uint32
+		want       bool
+	}
+	for name, sizes := range map[string][]size{
+		// 46 62 42 48 46 48 18 62: 4662424846481862
+		"one number a part": {{80, 24, true}, {46, 62, true}, {42, 48, true}, {46, 48, true}, {18, 62, false}, {100, 30, true}},
+		"two sizes":         {{4662, 4248, true}, {4648, 1862, false}},
+		"one size":          {{46624248, 46481862, false}},
+	} {
+		var w gateway.WindowSizes
+		for i, c := range sizes {
+			if got := w.Record(c.cols, c.rows); got != c.want {
+				t.Errorf("%s: size %d, %dx%d: recorded %v, want %v", name, i, c.cols, c.rows, got, c.want)
+			}
+		}
+	}
+}
+
+// What the rule costs: of the sizes a window dragged at random sends
+// (an edge moved by up to 3 columns or 2 rows each time), few are
+// withheld (11.8 % of these; a size's numbers end a run that makes a
+// card number by chance).
+func TestWindowSizesDragCost(t *testing.T) {
+	var w gateway.WindowSizes
+	r := rand.New(rand.NewPCG(1, 2))
+	cols, rows := uint32(80), uint32(24)
+	w.Record(cols, rows)
+	const n = 20000
+	withheld := 0
+	for range n {
+		cols = min(max(cols+uint32(r.IntN(7))-3, 20), 300)
+		rows = min(max(rows+uint32(r.IntN(5))-2, 5), 100)
+		if !w.Record(cols, rows) {
+			withheld++
+		}
+	}
+	t.Logf("%d of %d sizes withheld (%.1f %%)", withheld, n, 100*float64(withheld)/n)
+	if withheld > n/5 {
+		t.Errorf("%d of %d sizes withheld", withheld, n)
 	}
 }
