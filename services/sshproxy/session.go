@@ -63,6 +63,11 @@ type channel struct {
 	env     map[string]string
 	started bool
 	resize  *gateway.Stream
+	// screen is the client's terminal size (pty-req, window-change),
+	// which the model of stdout and stderr follows; sizes judges the
+	// sizes recorded (session.started's pty, the resize stream).
+	screen *gateway.Screen
+	sizes  gateway.WindowSizes
 
 	targetDone chan struct{} // closed once the target's channel is closed
 	relayDone  chan struct{} // closed once the program's relay is over; nil before
@@ -154,7 +159,13 @@ func (c *conn) startPayload(request string, ch *channel) map[string]any {
 		"client_version": string(c.sc.ClientVersion()), "certificate_serial": fmt.Sprint(c.cert.Serial)}
 	if ch != nil {
 		if ch.pty != nil {
-			p["pty"] = map[string]any{"term": ch.pty.Term, "cols": ch.pty.Cols, "rows": ch.pty.Rows}
+			pty := map[string]any{"term": ch.pty.Term}
+			if ch.sizes.Record(ch.pty.Cols, ch.pty.Rows) {
+				pty["cols"], pty["rows"] = ch.pty.Cols, ch.pty.Rows
+			} else {
+				pty["size_withheld"] = true // its digits make a value (gateway.WindowSizes)
+			}
+			p["pty"] = pty
 		}
 		if len(ch.env) > 0 {
 			p["env"] = recordedEnv(p, ch.env)
@@ -244,6 +255,11 @@ func (ch *channel) request(ctx context.Context, r *ssh.Request) bool {
 			return true
 		}
 		ch.pty = &p
+		if ch.screen == nil {
+			ch.screen = gateway.NewScreen(int(p.Cols), int(p.Rows))
+		} else {
+			ch.screen.Resize(int(p.Cols), int(p.Rows))
+		}
 		forward()
 	case "env":
 		var e struct{ Name, Value string }
@@ -253,8 +269,17 @@ func (ch *channel) request(ctx context.Context, r *ssh.Request) bool {
 		forward()
 	case "window-change":
 		var w struct{ Cols, Rows, Width, Height uint32 }
-		if ssh.Unmarshal(r.Payload, &w) == nil && ch.resize != nil {
-			fmt.Fprintf(ch.resize, "%dx%d\n", w.Cols, w.Rows)
+		if ssh.Unmarshal(r.Payload, &w) == nil {
+			if ch.screen != nil {
+				ch.screen.Resize(int(w.Cols), int(w.Rows))
+			}
+			if ch.resize != nil {
+				if ch.sizes.Record(w.Cols, w.Rows) {
+					fmt.Fprintf(ch.resize, "%dx%d\n", w.Cols, w.Rows)
+				} else {
+					io.WriteString(ch.resize, "withheld\n") // its digits would complete a value
+				}
+			}
 		}
 		forward()
 	case "signal", "break":
@@ -401,6 +426,11 @@ func (ch *channel) program(ctx context.Context, r *ssh.Request) bool {
 	r.Reply(true, nil)
 	ch.relayDone = make(chan struct{})
 	ch.subsystem = subsystem != ""
+	if ch.pty != nil && subsystem != "sftp" {
+		// Before the relay starts: window changes are recorded by the
+		// request loop.
+		ch.resize = s.Stream("resize", gateway.StreamConfig{FlushAfter: c.p.cfg.FlushAfter})
+	}
 	if subsystem == "sftp" {
 		go ch.sftp(ctx, began)
 	} else {
@@ -429,10 +459,11 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 	defer close(ch.relayDone)
 	s := ch.s
 	cfg := gateway.StreamConfig{FlushAfter: ch.c.p.cfg.FlushAfter}
-	stdin, stdout, stderr := newLagStream(s.Stream("stdin", cfg)), newLagStream(s.Stream("stdout", cfg)), newLagStream(s.Stream("stderr", cfg))
-	if ch.pty != nil {
-		ch.resize = s.Stream("resize", cfg)
-	}
+	// What the target writes is shown on the client's terminal, of the
+	// size it gave (none without a pty: moves that depend on it make a
+	// chunk binary); what the client types is not.
+	shown := gateway.StreamConfig{FlushAfter: cfg.FlushAfter, Screen: ch.screen}
+	stdin, stdout, stderr := newLagStream(s.Stream("stdin", cfg)), newLagStream(s.Stream("stdout", shown)), newLagStream(s.Stream("stderr", shown))
 	sum, err := s.KeyedSum(ctx, StreamLabel)
 	if err != nil {
 		ch.c.p.log.Warn("no keyed digest of the session's output: the tenant's key is unavailable", "session_id", s.ID(), "err", err)
