@@ -382,13 +382,23 @@ type lineEditor struct {
 	// DECSC saved, 0 when not known.
 	height, width int
 	savedAbs      int
+	// hasSaved is true once DECSC saved the cursor in the rendering: a
+	// DECRC before it restores what an earlier chunk saved, a place
+	// not known (lost).
+	hasSaved bool
 }
 
 // save is DECSC: the cursor's column and row saved.
-func (e *lineEditor) save() { e.saved, e.savedRow, e.savedAbs = e.cur, e.origin+e.rowi, e.row }
+func (e *lineEditor) save() {
+	e.saved, e.savedRow, e.savedAbs, e.hasSaved = e.cur, e.origin+e.rowi, e.row, true
+}
 
 // restore is DECRC: the cursor back to the column and row saved.
 func (e *lineEditor) restore() {
+	if !e.hasSaved {
+		e.lost = true // saved before the rendering's bytes: where is not known
+		return
+	}
 	if e.row != 0 && e.savedAbs != 0 {
 		// DECRC restores the screen row, whatever scrolled since: a
 		// row named (toRow; without a height, lost).
@@ -518,6 +528,7 @@ type screen struct {
 	dropped     bool
 	saved, srow int
 	savedAbs    int
+	hasSaved    bool
 }
 
 // swap makes s the screen edited, the one edited until then returned.
@@ -525,8 +536,8 @@ func (e *lineEditor) swap(s *screen) *screen {
 	if e.rows != nil {
 		e.rows[e.rowi] = e.line
 	}
-	old := &screen{e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow, e.savedAbs}
-	e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow, e.savedAbs = s.rows, s.feeds, s.line, s.rowi, s.cur, s.origin, s.dropped, s.saved, s.srow, s.savedAbs
+	old := &screen{e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow, e.savedAbs, e.hasSaved}
+	e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow, e.savedAbs, e.hasSaved = s.rows, s.feeds, s.line, s.rowi, s.cur, s.origin, s.dropped, s.saved, s.srow, s.savedAbs, s.hasSaved
 	return old
 }
 

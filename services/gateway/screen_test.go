@@ -79,6 +79,8 @@ func TestStreamScreenUnknownFailsClosed(t *testing.T) {
 		{"no size: CUD then CUU", func() *gateway.Screen { return nil }, []string{"\x1b[9;1H4111 1111\x1b[3B\x1b[A\x1b[11G1111 1111\r\n"}},
 		{"no size: row restored", func() *gateway.Screen { return nil }, []string{"\x1b[10;1H\x1b7\r\n4111 1111\x1b8\x1b[11G1111 1111\r\n"}},
 		{"resized mid-line", func() *gateway.Screen { return gateway.NewScreen(80, 40) }, []string{"\x1b[10;1H4111 1111\r\n", "\x1b[9;11H1111 1111\r\n"}},
+		{"cursor restored, saved before", func() *gateway.Screen { return gateway.NewScreen(80, 24) }, []string{"\r\nXXXX851889592158\r\n\x1b84802\r\n"}},
+		{"cursor restored (CSI u), saved before", func() *gateway.Screen { return gateway.NewScreen(80, 24) }, []string{"\r\nXXXX851889592158\r\n\x1b[u4802\r\n"}},
 		{"autowrap off", func() *gateway.Screen { return gateway.NewScreen(20, 24) }, []string{"\x1b[?7l\x1b[1;1Hx4111 1111 1111 111yz1\r\n"}},
 	}
 	for _, c := range cases {
