@@ -34,6 +34,12 @@ func (sc *Screen) Resize(cols, rows int) {
 	sc.changes++
 }
 
+// Size is the screen's columns and rows (0: not known).
+func (sc *Screen) Size() (cols, rows int) {
+	sz, _ := sc.size()
+	return sz.cols, sz.rows
+}
+
 func (sc *Screen) size() (termSize, uint64) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
