@@ -2,11 +2,8 @@ package ingest_test
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,48 +22,12 @@ import (
 // verifies, and each record says what the kernel said.
 func TestClockStatusSealed(t *testing.T) {
 	h := newHarness(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := ledger.Open(ctx, ledger.Config{Store: h.store, Signer: h.signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := ingest.New(ctx, ingest.Config{JetStream: h.js, Log: l, Store: h.store, BatchSize: 50, MaxWait: 20 * time.Millisecond, Logger: testLogger(t),
+	_, l, stop := h.startWith(ingest.Config{BatchSize: 50,
 		Clock: func() ledger.ClockStatus { return ledger.ReadClockStatus("chrony: time.test") }, ClockEvery: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := in.Run(ctx); err != nil {
-			t.Errorf("ingester: %v", err)
-		}
-	})
-	defer func() { cancel(); wg.Wait() }()
+	defer stop()
 	h.emit(0, 5)
-	clocks := func() (out []ledger.ClockStatus, idx []uint64) {
-		ledger.ReadRecords(t.Context(), h.store, 0, func(i uint64, rec []byte) error {
-			r, err := ledger.ParseRecord(rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev, err := events.Parse(r.Event)
-			if err != nil {
-				t.Fatalf("record %d: %v", i, err)
-			}
-			if ev.Type != events.LedgerClockStatus {
-				return nil
-			}
-			if r.Source != 0 || ev.Tenant != ledger.SystemTenant || ev.ID != fmt.Sprintf("ledger/clock/%d", i) || !bytes.HasPrefix(r.Event, []byte(ledger.SystemPrefix)) {
-				t.Errorf("record %d: source %d, tenant %q, id %q: want a system record of _ledger, source 0, id ledger/clock/%d", i, r.Source, ev.Tenant, ev.ID, i)
-			}
-			var st ledger.ClockStatus
-			if err := json.Unmarshal(ev.Payload, &st); err != nil {
-				t.Fatal(err)
-			}
-			out, idx = append(out, st), append(idx, i)
-			return nil
-		})
-		return
+	clocks := func() ([]ledger.ClockStatus, []uint64) {
+		return sealedOf[ledger.ClockStatus](h, events.LedgerClockStatus, "ledger/clock/")
 	}
 	natstest.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		if st, _ := clocks(); len(st) < 3 || l.Size() < 8 {

@@ -2,7 +2,6 @@ package ingest_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,23 +49,8 @@ func (l *lockedBuffer) String() string {
 func TestRejectionsFailClosed(t *testing.T) {
 	h := newHarness(t)
 	var logs lockedBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := ledger.Open(ctx, ledger.Config{Store: h.store, Signer: h.signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := ingest.New(ctx, ingest.Config{JetStream: h.js, Log: l, Store: h.store, BatchSize: 50, MaxWait: 20 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := in.Run(ctx); err != nil {
-			t.Errorf("ingester: %v", err)
-		}
-	})
-	defer func() { cancel(); wg.Wait() }()
+	_, l, stop := h.startWith(ingest.Config{BatchSize: 50, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer stop()
 
 	c1, c2, c3 := card(t), card(t), card(t)
 	email := fmt.Sprintf("jane.%s@example.org", c3[10:])

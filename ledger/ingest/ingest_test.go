@@ -78,12 +78,26 @@ func newHarnessOn(t *testing.T, o bus.StreamOptions, before func(jetstream.JetSt
 // start runs an ingester until the returned stop is called.
 func (h *harness) start(batch int) (*ingest.Ingester, *ledger.Log, func()) {
 	h.t.Helper()
+	return h.startWith(ingest.Config{BatchSize: batch})
+}
+
+// startWith is start with cfg: its bus, log and store the harness's, its
+// MaxWait 20 ms and its logger the test's unless cfg sets them.
+func (h *harness) startWith(cfg ingest.Config) (*ingest.Ingester, *ledger.Log, func()) {
+	h.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	l, err := ledger.Open(ctx, ledger.Config{Store: h.store, Signer: h.signer})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	in, err := ingest.New(ctx, ingest.Config{JetStream: h.js, Log: l, Store: h.store, BatchSize: batch, MaxWait: 20 * time.Millisecond, Logger: testLogger(h.t)})
+	cfg.JetStream, cfg.Log, cfg.Store = h.js, l, h.store
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = 20 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(h.t)
+	}
+	in, err := ingest.New(ctx, cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -97,6 +111,38 @@ func (h *harness) start(batch int) (*ingest.Ingester, *ledger.Log, func()) {
 			h.t.Errorf("ingester: %v", runErr)
 		}
 	}
+}
+
+// sealedOf returns the records of type typ the store holds, in index
+// order, each with its payload decoded into a T; each must be the
+// writer's own system record (source 0, tenant _ledger, actor ledger, id
+// idPrefix and its index).
+func sealedOf[T any](h *harness, typ events.Type, idPrefix string) (out []T, idx []uint64) {
+	t := h.t
+	t.Helper()
+	ledger.ReadRecords(t.Context(), h.store, 0, func(i uint64, rec []byte) error {
+		r, err := ledger.ParseRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := events.Parse(r.Event)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if ev.Type != typ {
+			return nil
+		}
+		if r.Source != 0 || ev.Tenant != ledger.SystemTenant || ev.ID != idPrefix+strconv.FormatUint(i, 10) || ev.Actor.Subject != "ledger" || !bytes.HasPrefix(r.Event, []byte(ledger.SystemPrefix)) {
+			t.Errorf("record %d: source %d, tenant %q, id %q, actor %q: want the writer's system record (source 0, tenant _ledger, id %s%d)", i, r.Source, ev.Tenant, ev.ID, ev.Actor.Subject, idPrefix, i)
+		}
+		var v T
+		if err := json.Unmarshal(ev.Payload, &v); err != nil {
+			t.Fatal(err)
+		}
+		out, idx = append(out, v), append(idx, i)
+		return nil
+	})
+	return out, idx
 }
 
 func (h *harness) emit(from, n int) {

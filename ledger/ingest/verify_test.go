@@ -2,9 +2,7 @@ package ingest_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,54 +19,22 @@ import (
 // holding them verifies.
 func TestVerificationSealed(t *testing.T) {
 	h := newHarness(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := ledger.Open(ctx, ledger.Config{Store: h.store, Signer: h.signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := ingest.New(ctx, ingest.Config{JetStream: h.js, Log: l, Store: h.store, BatchSize: 50, MaxWait: 20 * time.Millisecond, Logger: testLogger(t),
+	_, l, stop := h.startWith(ingest.Config{BatchSize: 50,
 		Verify: func(ctx context.Context, known uint64) (ledger.Verification, bool) {
 			return ledger.VerifyWhole(ctx, h.store, h.signer.Verifier(), known)
 		}, VerifyEvery: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := in.Run(ctx); err != nil {
-			t.Errorf("ingester: %v", err)
-		}
-	})
-	defer func() { cancel(); wg.Wait() }()
+	defer stop()
 	h.emit(0, 5)
 	type seen struct {
 		idx uint64
 		v   ledger.Verification
 	}
 	verifs := func() (out []seen) {
-		ledger.ReadRecords(t.Context(), h.store, 0, func(i uint64, rec []byte) error {
-			r, err := ledger.ParseRecord(rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev, err := events.Parse(r.Event)
-			if err != nil {
-				t.Fatalf("record %d: %v", i, err)
-			}
-			if ev.Type != events.LedgerVerification {
-				return nil
-			}
-			if r.Source != 0 || ev.Tenant != ledger.SystemTenant || ev.ID != fmt.Sprintf("ledger/verification/%d", i) || ev.Actor.Subject != "ledger" {
-				t.Errorf("record %d: source %d, tenant %q, id %q, actor %q: want the writer's system record", i, r.Source, ev.Tenant, ev.ID, ev.Actor.Subject)
-			}
-			var v ledger.Verification
-			if err := json.Unmarshal(ev.Payload, &v); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, seen{i, v})
-			return nil
-		})
-		return
+		vs, idx := sealedOf[ledger.Verification](h, events.LedgerVerification, "ledger/verification/")
+		for i, v := range vs {
+			out = append(out, seen{idx[i], v})
+		}
+		return out
 	}
 	// Every event emitted is sealed, and a verification after them
 	// covers them all.

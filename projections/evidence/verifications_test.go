@@ -211,28 +211,7 @@ func TestBundleVerificationsDerived(t *testing.T) {
 		}
 		// Forced into the bundle with its true inclusion proof and a
 		// stolen evidence key: refused as not the writer's.
-		asOf := r.m.LegalHolds.AsOf
-		proof, err := projections.NewReader(r.db).InclusionProof(ctx, idx, asOf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		evs, err := projections.NewReader(r.db).Events(ctx, projections.EventFilter{Types: []events.Type{events.LedgerVerification}, Tenants: []string{ledger.SystemTenant}, Limit: 10})
-		if err != nil || len(evs.Events) != 1 {
-			t.Fatalf("%v %+v", err, evs)
-		}
-		line := evidence.RetentionLine{Index: idx, Record: base64.StdEncoding.EncodeToString(evs.Events[0].Record())}
-		for _, h := range proof {
-			line.Proof = append(line.Proof, h.Base64())
-		}
-		f := zipFiles(t, r.bundle)
-		f[evidence.VerificationsFile] = append(must(json.Marshal(&line)), '\n')
-		editManifest(t, f, func(m *evidence.Manifest) { m.Verifications.Records = 1 })
-		_, priv, _ := ed25519.GenerateKey(rand.Reader)
-		attacker, _ := ssh.NewSignerFromKey(priv)
-		resign(t, f, attacker)
-		b := rezip(t, f)
-		_, err = evidence.Verify(bytes.NewReader(b), int64(len(b)), evidence.VerifyOptions{LogVerifier: r.verifer,
-			AllowedSigners: []ssh.PublicKey{attacker.PublicKey()}, GrantVerifier: grantSigner.Verifier(), AllowUnlocked: true})
+		err := forceVerification(t, r, idx)
 		if err == nil || !strings.Contains(err.Error(), evidence.VerificationsFile) || !strings.Contains(err.Error(), "the writer") {
 			t.Errorf("a record the writer did not seal, forced in: %v", err)
 		}
@@ -309,27 +288,7 @@ func TestVerificationMembersExact(t *testing.T) {
 			if r.m.Verifications.Records != 0 {
 				t.Fatalf("a payload with %s was shipped: %+v", bad, r.m.Verifications)
 			}
-			proof, err := projections.NewReader(r.db).InclusionProof(t.Context(), idx, r.m.LegalHolds.AsOf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			evs, err := projections.NewReader(r.db).Events(t.Context(), projections.EventFilter{Types: []events.Type{events.LedgerVerification}, Tenants: []string{ledger.SystemTenant}, Limit: 10})
-			if err != nil || len(evs.Events) != 1 {
-				t.Fatalf("%v %+v", err, evs)
-			}
-			line := evidence.RetentionLine{Index: idx, Record: base64.StdEncoding.EncodeToString(evs.Events[0].Record())}
-			for _, h := range proof {
-				line.Proof = append(line.Proof, h.Base64())
-			}
-			f := zipFiles(t, r.bundle)
-			f[evidence.VerificationsFile] = append(must(json.Marshal(&line)), '\n')
-			editManifest(t, f, func(m *evidence.Manifest) { m.Verifications.Records = 1 })
-			_, priv, _ := ed25519.GenerateKey(rand.Reader)
-			attacker, _ := ssh.NewSignerFromKey(priv)
-			resign(t, f, attacker)
-			b := rezip(t, f)
-			_, err = evidence.Verify(bytes.NewReader(b), int64(len(b)), evidence.VerifyOptions{LogVerifier: r.verifer,
-				AllowedSigners: []ssh.PublicKey{attacker.PublicKey()}, GrantVerifier: grantSigner.Verifier(), AllowUnlocked: true})
+			err = forceVerification(t, r, idx)
 			name := bad[1 : strings.Index(bad[1:], `"`)+1]
 			if err == nil || !strings.Contains(err.Error(), evidence.VerificationsFile) || !strings.Contains(err.Error(), fmt.Sprintf("member %q", name)) {
 				t.Errorf("a payload with %s, forced in: %v", bad, err)
@@ -372,4 +331,34 @@ func TestVerificationTimesVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	specAgrees(t, r)
+}
+
+// forceVerification puts the ledger.verification record at idx — the
+// only one the log holds — into r's bundle with its true inclusion
+// proof, counts it in the manifest, signs the bundle again with a key
+// the verifier is told to trust (a stolen evidence key) and verifies it.
+func forceVerification(t *testing.T, r *run, idx uint64) error {
+	t.Helper()
+	proof, err := projections.NewReader(r.db).InclusionProof(t.Context(), idx, r.m.LegalHolds.AsOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := projections.NewReader(r.db).Events(t.Context(), projections.EventFilter{Types: []events.Type{events.LedgerVerification}, Tenants: []string{ledger.SystemTenant}, Limit: 10})
+	if err != nil || len(evs.Events) != 1 {
+		t.Fatalf("%v %+v", err, evs)
+	}
+	line := evidence.RetentionLine{Index: idx, Record: base64.StdEncoding.EncodeToString(evs.Events[0].Record())}
+	for _, h := range proof {
+		line.Proof = append(line.Proof, h.Base64())
+	}
+	f := zipFiles(t, r.bundle)
+	f[evidence.VerificationsFile] = append(must(json.Marshal(&line)), '\n')
+	editManifest(t, f, func(m *evidence.Manifest) { m.Verifications.Records = 1 })
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	attacker, _ := ssh.NewSignerFromKey(priv)
+	resign(t, f, attacker)
+	b := rezip(t, f)
+	_, err = evidence.Verify(bytes.NewReader(b), int64(len(b)), evidence.VerifyOptions{LogVerifier: r.verifer,
+		AllowedSigners: []ssh.PublicKey{attacker.PublicKey()}, GrantVerifier: grantSigner.Verifier(), AllowUnlocked: true})
+	return err
 }

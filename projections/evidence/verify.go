@@ -206,25 +206,7 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Report, error) {
 		}
 		files[f.Name] = f
 	}
-	read := func(name string, max int64) ([]byte, error) {
-		f := files[name]
-		if f == nil {
-			return nil, failf(name, "missing from the bundle")
-		}
-		rc, err := f.Open()
-		if err != nil {
-			return nil, failf(name, "%v", err)
-		}
-		defer rc.Close()
-		b, err := io.ReadAll(io.LimitReader(rc, max+1))
-		if err != nil {
-			return nil, failf(name, "%v", err)
-		}
-		if int64(len(b)) > max {
-			return nil, failf(name, "larger than %d bytes", max)
-		}
-		return b, nil
-	}
+	read := func(name string, max int64) ([]byte, error) { return readZip(files, name, max) }
 
 	// 1. The manifest and its signature.
 	manifest, err := read(ManifestFile, 64<<20)

@@ -48,6 +48,8 @@ func appendValue(b []byte, v any) ([]byte, error) {
 		return append(b, "null"...), nil
 	case string:
 		return appendString(b, v), nil
+	case Judged:
+		return appendString(b, v.text), nil
 	case bool:
 		return strconv.AppendBool(b, v), nil
 	case int:

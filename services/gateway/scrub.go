@@ -88,6 +88,32 @@ func ScrubFound(text string, found *[]Finding) (string, map[string]int) {
 	return detect.ScrubEach(text, func(d, v string) { *found = append(*found, Finding{d, v}) })
 }
 
+// Judged is a text the recording rule has already read, as the core
+// would read it (ScrubFound), made only by JudgeText: a producer that
+// judges a long text itself (the PostgreSQL gateway judges each
+// statement, to digest it as recorded) hands it to the core as Judged so
+// that the core does not read it a second time. It is recorded as a JSON
+// string. A text in which something was replaced is judged again by the
+// core like any other string (the placeholders stand beside what is
+// left): only a text the detectors found nothing in is spared.
+type Judged struct {
+	text  string
+	clean bool // ScrubFound found nothing: the text is as written
+}
+
+// JudgeText is ScrubFound, its outcome marked as judged.
+func JudgeText(text string, found *[]Finding) (Judged, map[string]int) {
+	out, counts := ScrubFound(text, found)
+	return Judged{text: out, clean: counts == nil}, counts
+}
+
+// String returns the text as recorded.
+func (j Judged) String() string { return j.text }
+
+// MarshalJSON encodes the text as a JSON string, as a string member of a
+// payload is encoded.
+func (j Judged) MarshalJSON() ([]byte, error) { return appendString(nil, j.text), nil }
+
 // Redactions turns the counts detect.Scrub returns for the text at path
 // into entries of the "redacted" member, in detector order.
 func Redactions(path string, counts map[string]int) []Redaction {
@@ -127,6 +153,39 @@ func encodePayload(payload map[string]any, digest digester) ([]byte, error) {
 	return writerRule(body, scrubbed, digest)
 }
 
+// restClean reports whether payload, which has no "redacted" member, is
+// clean but for the texts the detectors found nothing in that were handed
+// as Judged: it holds at least one, none in which something was replaced,
+// and the rest of it is clean (detect.PayloadCheck). Then every string of
+// its encoding but those of a digest's shape has been scrubbed and
+// nothing found, and the writer's judge need not read them again.
+func restClean(payload map[string]any) (bool, error) {
+	n := 0
+	for k, v := range payload {
+		if j, is := v.(Judged); is {
+			if !j.clean || detect.MayHold(k) {
+				return false, nil
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return false, nil
+	}
+	rest := make(map[string]any, len(payload)-n)
+	for k, v := range payload {
+		if _, is := v.(Judged); !is {
+			rest[k] = v
+		}
+	}
+	b, err := marshalPayload(rest)
+	if err != nil {
+		return false, err
+	}
+	clean, _ := detect.PayloadCheck(b)
+	return clean, nil
+}
+
 // encodeScrubbed is encodePayload without the writer's check; judged
 // reports that the one walk that found nothing to scrub found nothing
 // the writer's judge finds either (detect.PayloadClean), so that the
@@ -162,6 +221,11 @@ func encodeScrubbed(payload map[string]any, digest digester) (body []byte, judge
 		clean, candidate := detect.PayloadCheck(body)
 		if clean {
 			return body, true, false, nil
+		}
+		// What holds a value is a text the producer judged (a long
+		// statement): the rest is read, the text is not read again.
+		if ok, err := restClean(payload); ok || err != nil {
+			return body, false, ok, err
 		}
 		// The walk stopped at a string the scrub must read, or, for what
 		// else it found, every string is looked at.

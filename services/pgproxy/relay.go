@@ -657,11 +657,15 @@ func statementFields(sql string, pol *Policy) map[string]any {
 	// What the literal pass leaves (an identifier, a token it does not
 	// delimit) passes the detectors over the whole text too, here rather
 	// than in the core, so that the digest is over the text as recorded.
+	// The core takes the text as judged (gateway.Judged) and does not
+	// read it again.
 	var found []gateway.Finding
-	if whole, counts := gateway.ScrubFound(sql, &found); counts != nil {
-		sql, red = whole, append(red, gateway.Found("/statement", found)...)
+	judged, counts := gateway.JudgeText(sql, &found)
+	if counts != nil {
+		red = append(red, gateway.Found("/statement", found)...)
 	}
-	f := map[string]any{"statement": sql, "statement_sha256": sha256Hex(sql), "kind": statementKind(sql)}
+	sql = judged.String()
+	f := map[string]any{"statement": judged, "statement_sha256": sha256Hex(sql), "kind": statementKind(sql)}
 	gateway.AddRedactions(f, red...)
 	if len(sql) > MaxStatement {
 		// The cut can end a number short of the digits that made it no

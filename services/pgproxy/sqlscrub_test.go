@@ -77,7 +77,7 @@ func TestRedactSQLEncodedForms(t *testing.T) {
 	// What the literal pass does not delimit (a quoted identifier) passes
 	// the detectors over the whole text, and the digest is over the result.
 	f := statementFields(`SELECT 1 AS "4111111111111111"`, nil)
-	if f["statement"] != `SELECT 1 AS "[REDACTED:credit_card]"` || f["statement_sha256"] != sha256Hex(`SELECT 1 AS "[REDACTED:credit_card]"`) {
+	if fmt.Sprint(f["statement"]) != `SELECT 1 AS "[REDACTED:credit_card]"` || f["statement_sha256"] != sha256Hex(`SELECT 1 AS "[REDACTED:credit_card]"`) {
 		t.Errorf("an identifier holding a card number: %v", f)
 	}
 }
