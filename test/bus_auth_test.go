@@ -264,6 +264,8 @@ func TestBusLeastPrivilege(t *testing.T) {
 		// nobody turns the bucket's erasure off.
 		{"erase a personal-data key", "$JS.API.STREAM.MSG.DELETE.KV_" + bus.PIIKeysBucket, `{"seq":1}`, ""},
 		{"change the personal-data keys bucket", "$JS.API.STREAM.UPDATE.KV_" + bus.PIIKeysBucket, `{"name":"KV_AUDIT_PII_KEYS","deny_delete":true}`, ""},
+		// Heartbeats: producers may create the bucket, nobody change it.
+		{"change the heartbeat bucket", "$JS.API.STREAM.UPDATE.KV_" + bus.HeartbeatBucket, `{"name":"KV_AUDIT_HEARTBEATS","max_age":1}`, ""},
 		// Erasures, subject holds and legal holds are the admin's own
 		// records: no other credential publishes as their producers.
 		{"publish as the admin's erase command", bus.Subject("acme", events.ErasurePerformed, bus.AdminInstance), `{}`, ""},
@@ -284,12 +286,15 @@ func TestBusLeastPrivilege(t *testing.T) {
 			{"publish an event as another producer", bus.Subject(forged.Tenant, forged.Type, "pg-2"), string(forgedRaw), ""},
 			{"publish a batch as another producer", bus.BatchSubject("pg-2"), string(forgedRaw) + "\n", ""},
 			{"write the lease", "$KV.AUDIT_LEDGER_LEASES.ledger", "x", ""},
+			{"put another producer's heartbeat", "$KV." + bus.HeartbeatBucket + "." + bus.HeartbeatKey("postgres-proxy", "pg-2"), `{}`, ""},
 		},
+		bus.API: {{"put a gateway's heartbeat", "$KV." + bus.HeartbeatBucket + "." + bus.HeartbeatKey("postgres-proxy", "t1"), `{}`, ""}},
 		bus.Reader: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
 			{"write the access bucket", "$KV." + bus.AccessBucket + ".acc-forged", `{"status":"approved"}`, ""},
 			{"publish an event", "audit.events.acme.command.executed", `{}`, ""},
 			{"publish a batch", bus.BatchSubject("t1"), "{}\n", ""},
-			readKeys[0], readKeys[1]},
+			readKeys[0], readKeys[1],
+			{"put a gateway's heartbeat", "$KV." + bus.HeartbeatBucket + "." + bus.HeartbeatKey("postgres-proxy", "t1"), `{}`, ""}},
 		bus.Ledger: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
 			{"write the access bucket", "$KV." + bus.AccessBucket + ".acc-forged", `{"status":"approved"}`, ""},
 			{"publish an event", "audit.events.acme.command.executed", `{}`, ""}},

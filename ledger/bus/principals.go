@@ -81,8 +81,21 @@ const ForwarderDurablePrefix = "forward-"
 // writers' leases (their keys and last renewals) and the state of the
 // consumers of AUDIT_LEDGER (lag, last acknowledgement, whether a pull
 // waits) — reading only: it cannot renew a lease or touch a consumer.
+//
+// It also reads the gateways' heartbeats (HeartbeatBucket) and the
+// newest message of AUDIT_LEDGER, whose headers (HeaderIndex,
+// HeaderCount) give the log's size to measure the projectors' lag
+// against.
 var processStates = slices.Concat([]string{streamInfo("KV_" + LeaseBucket), streamInfo(LedgerStream),
-	"$JS.API.CONSUMER.LIST." + LedgerStream, "$JS.API.CONSUMER.INFO." + LedgerStream + ".>"}, getMsg("KV_"+LeaseBucket))
+	"$JS.API.CONSUMER.LIST." + LedgerStream, "$JS.API.CONSUMER.INFO." + LedgerStream + ".>"}, getMsg("KV_"+LeaseBucket),
+	getMsg(LedgerStream), []string{streamInfo("KV_" + HeartbeatBucket)}, getMsg("KV_"+HeartbeatBucket))
+
+// heartbeats is what every producer role may do with HeartbeatBucket:
+// create it (not change it) and put keys (own, the key of the producer
+// role's own token; Proxy's: any).
+func heartbeats(own string) []string {
+	return append(createStream("KV_"+HeartbeatBucket), "$KV."+HeartbeatBucket+"."+own)
+}
 
 // IsForwarder reports whether r is a per-forwarder role, and whose.
 func (r Principal) IsForwarder() (name string, ok bool) {
@@ -260,7 +273,7 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 	case Proxy:
 		return Permissions{
 			PublishAllow: slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket), kv(AccessBucket),
-				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket)),
+				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket), heartbeats(">")),
 			PublishDeny:    slices.Concat(editDeny, ReservedDeny),
 			SubscribeAllow: inbox,
 		}
@@ -297,7 +310,7 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 	// writer's own), then its own token.
 	return Permissions{
 		PublishAllow: slices.Concat(common, []string{"audit.events.*.*.*." + token, "audit.events.*.*.*.*." + token, "audit.batch." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket), kv(AccessBucket),
-			createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket)),
+			createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket), heartbeats("*."+token)),
 		PublishDeny:    slices.Concat(editDeny, ReservedDeny),
 		SubscribeAllow: inbox,
 	}

@@ -26,25 +26,35 @@ import (
 //     (bus.ForwarderDurable): the records not yet delivered to it, those
 //     delivered and not acknowledged, whether it is pulling now (a pull
 //     request waiting), and when it last acknowledged.
+//   - Projectors: each projector's cursor in the projection (the
+//     records it has applied, when it last applied a segment) and its
+//     lag behind the log's size as the bus tells it (the newest
+//     AUDIT_LEDGER message's index and count).
 //   - Producers (gateways, the API, the writer's own records): the newest
 //     record of each in the projection, of the tenants in the caller's
 //     scope only, chosen before the limit (projections.MaxProducers)
 //     counts; truncated says the limit cut the list. A producer records
-//     only when there is traffic: a quiet gateway is not told from a
-//     stopped one, so "stale" here means no record for longer than
-//     stale_after.
+//     only when there is traffic, so "stale" here means no record for
+//     longer than stale_after. Beside it, a gateway's liveness from its
+//     heartbeat (bus.HeartbeatBucket, put every few seconds while it
+//     runs, never a record): alive, stopped (it said so when it closed),
+//     stale (no beat within its TTL) or none. A heartbeat is shown with
+//     the producer's row when that row is of the caller's tenants, or
+//     when the gateway's configured tenant is: a gateway alive that has
+//     recorded nothing yet has a row of its own (state none).
 //
-// The writers' leases and the forwarders' consumers are the
-// installation's: every tenant's records pass through them, and their
-// figures (a forwarder's lag, its last delivery) tell of all tenants'
-// traffic. They are shown only to a caller whose scope covers every
-// tenant (as the lists decide "every tenant": tenant:*, or
-// ScopeConfig.UnscopedAll); to another, writers and forwarders are null
-// and withheld says why. Each read is recorded: the producers' part as
-// one audit.accessed per tenant it names, with the producers named (and
-// withheld, or truncated, when so); the writers and forwarders served,
-// named, under the API's own tenant (Config.Tenant), as a read that
-// concerns no tenant.
+// The writers' leases, the forwarders' consumers and the projectors'
+// cursors are the installation's: every tenant's records pass through
+// them, and their figures (a forwarder's lag, its last delivery, the
+// log's size) tell of all tenants' traffic. They are shown only to a
+// caller whose scope covers every tenant (as the lists decide "every
+// tenant": tenant:*, or ScopeConfig.UnscopedAll); to another, writers,
+// forwarders and projectors are null and withheld says why. Each read
+// is recorded: the producers' part as one audit.accessed per tenant it
+// names, with the producers (and the heartbeats shown) named (and
+// withheld, or truncated, when so); the writers, forwarders and
+// projectors served, named, under the API's own tenant (Config.Tenant),
+// as a read that concerns no tenant.
 
 // ProcessesReport is the answer of GET /v1/processes.
 type ProcessesReport struct {
@@ -52,16 +62,23 @@ type ProcessesReport struct {
 	// StaleAfter is the quiet time after which a forwarder or producer
 	// is flagged stale, in seconds.
 	StaleAfter float64 `json:"stale_after_seconds"`
-	// Bus says why writers and forwarders are missing (the API has no
-	// bus to read them from, or it could not be read); empty when they
-	// were read.
+	// Bus says why what the bus tells is missing (writers, forwarders,
+	// the log's size, heartbeats): the API has no bus to read them
+	// from, or it could not be read; empty when they were read.
 	Bus string `json:"bus_error,omitempty"`
-	// Writers and Forwarders are null when withheld (Withheld says why).
+	// Writers, Forwarders and Projectors are null when withheld
+	// (Withheld says why).
 	Writers    []WriterState    `json:"writers"`
 	Forwarders []ForwarderState `json:"forwarders"`
-	// Withheld says why writers and forwarders are not shown: they are
-	// the installation's, and the caller's scope does not cover every
-	// tenant. Empty when they are shown.
+	Projectors []ProjectorState `json:"projectors"`
+	// LogSize is the records the writer has sealed and published (the
+	// newest AUDIT_LEDGER message's index and count): what the
+	// projectors' lag is measured against. Absent when unknown or
+	// withheld.
+	LogSize *uint64 `json:"log_size,omitempty"`
+	// Withheld says why writers, forwarders and projectors are not
+	// shown: they are the installation's, and the caller's scope does
+	// not cover every tenant. Empty when they are shown.
 	Withheld  string          `json:"withheld,omitempty"`
 	Producers []ProducerState `json:"producers"`
 	// Truncated: the producers were cut at the limit of one read
@@ -70,7 +87,7 @@ type ProcessesReport struct {
 }
 
 // withheldNote is ProcessesReport.Withheld.
-const withheldNote = "writers' leases and forwarders' consumers are the installation's (every tenant's records pass through them): they need a scope over every tenant"
+const withheldNote = "writers' leases, forwarders' consumers and projectors' cursors are the installation's (every tenant's records pass through them): they need a scope over every tenant"
 
 // WriterState is one log's single-writer lease.
 type WriterState struct {
@@ -99,17 +116,55 @@ type ForwarderState struct {
 	State string `json:"state"`
 }
 
+// ProjectorState is one projector's cursor (projections.Config.Name).
+type ProjectorState struct {
+	Name    string    `json:"name"`
+	Size    uint64    `json:"size"`    // records applied: the next index
+	Updated time.Time `json:"updated"` // when it last applied a segment
+	// Lag is LogSize less Size (never below zero); absent when the log's
+	// size is unknown.
+	Lag *uint64 `json:"lag,omitempty"`
+	// State: current (no lag), applying (behind, a segment applied
+	// within stale_after), stale (behind, none applied within
+	// stale_after), or unknown (the log's size is unknown).
+	State string `json:"state"`
+}
+
 // ProducerState is the newest record of one producer under the tenants
-// the caller may read.
+// the caller may read, and its heartbeat.
 type ProducerState struct {
 	Kind     string `json:"kind"`
 	Instance string `json:"instance"`
-	// Tenants are those (of the caller's scope) it recorded for.
-	Tenants  []string  `json:"tenants"`
-	Index    uint64    `json:"index"`     // its newest record
-	Time     time.Time `json:"time"`      // that record's event time
-	SealedAt time.Time `json:"sealed_at"` // when it was sealed: the last heard
-	State    string    `json:"state"`     // recent, or stale (nothing sealed within stale_after)
+	// Tenants are those (of the caller's scope) it recorded for; for a
+	// gateway with no record yet, its configured tenant.
+	Tenants []string `json:"tenants"`
+	// Its newest record: index, event time, and when it was sealed (the
+	// last heard); absent (state none) when it has recorded nothing.
+	Index    uint64    `json:"index"`
+	Time     time.Time `json:"time,omitzero"`
+	SealedAt time.Time `json:"sealed_at,omitzero"`
+	// State: recent, stale (nothing sealed within stale_after), or none
+	// (no record yet: known from its heartbeat only).
+	State string `json:"state"`
+	// Liveness from the gateway's heartbeat: alive (a beat within its
+	// TTL), stopped (its last entry said it closed), stale (no beat
+	// within its TTL: it stopped without a word, or lost the bus), or
+	// none (no heartbeat: not a gateway, or the API reads no bus).
+	Liveness  string          `json:"liveness"`
+	Heartbeat *HeartbeatState `json:"heartbeat,omitempty"`
+}
+
+// HeartbeatState is a gateway's newest heartbeat (bus.Heartbeat).
+type HeartbeatState struct {
+	Role    string    `json:"role"`
+	Version string    `json:"version"`
+	Host    string    `json:"host,omitempty"`
+	PID     int       `json:"pid,omitempty"`
+	Started time.Time `json:"started"`
+	// LastSeen is when the bus stored its newest beat.
+	LastSeen time.Time `json:"last_seen"`
+	Interval float64   `json:"interval_seconds"`
+	TTL      float64   `json:"ttl_seconds"`
 }
 
 // defaultStaleAfter is stale_after when not given.
@@ -159,26 +214,38 @@ func (a *api) processes(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for i := range rep.Producers {
-		rep.Producers[i].State = "recent"
+		rep.Producers[i].State, rep.Producers[i].Liveness = "recent", "none"
 		if now.Sub(rep.Producers[i].SealedAt) > staleAfter {
 			rep.Producers[i].State = "stale"
 		}
+	}
+	// The gateways' heartbeats, beside the producers the caller may see.
+	var busErrs []string
+	if a.cfg.Bus == nil {
+		busErrs = append(busErrs, "the API reads no bus (writers' leases, forwarders' consumers, the log's size and gateways' heartbeats unknown)")
+	} else if err := a.heartbeats(r.Context(), &rep, tenants); err != nil {
+		a.cfg.Logger.Warn("processes: reading the heartbeats", "err", err)
+		busErrs = append(busErrs, err.Error())
 	}
 	// The writers and forwarders: only for a scope over every tenant
 	// (tenantsOf answers nil for it).
 	switch {
 	case tenants != nil:
 		rep.Withheld = withheldNote + fmt.Sprintf(" (a group %s*)", a.cfg.Scope.TenantPrefix)
-	case a.cfg.Bus == nil:
-		rep.Writers, rep.Forwarders = []WriterState{}, []ForwarderState{}
-		rep.Bus = "the API reads no bus (writers' leases and forwarders' consumers unknown)"
 	default:
 		rep.Writers, rep.Forwarders = []WriterState{}, []ForwarderState{}
-		if err := a.busProcesses(r.Context(), &rep, staleAfter); err != nil {
-			a.cfg.Logger.Warn("processes: reading the bus", "err", err)
-			rep.Bus = err.Error()
+		if a.cfg.Bus != nil {
+			if err := a.busProcesses(r.Context(), &rep, staleAfter); err != nil {
+				a.cfg.Logger.Warn("processes: reading the bus", "err", err)
+				busErrs = append(busErrs, err.Error())
+			}
+		}
+		if err := a.projectors(r.Context(), &rep, staleAfter); err != nil {
+			a.fail(w, r, err)
+			return
 		}
 	}
+	rep.Bus = strings.Join(busErrs, "; ")
 	// The producers' part is tenant data (when a tenant's traffic last
 	// came through which gateway): one audit.accessed per tenant, with
 	// the producers it names. The writers and forwarders name no tenant:
@@ -194,7 +261,7 @@ func (a *api) processes(w http.ResponseWriter, r *http.Request) {
 				pl["truncated"] = true
 			}
 			if rep.Withheld != "" {
-				pl["withheld"] = "writers, forwarders"
+				pl["withheld"] = "writers, forwarders, projectors"
 			}
 			parts = append(parts, part{tenant, pl})
 		}
@@ -204,6 +271,16 @@ func (a *api) processes(w http.ResponseWriter, r *http.Request) {
 		pl := partOf(p.Tenant)
 		pl["count"], pl["producers"] = pl["count"].(int)+1, append(pl["producers"].([]string), p.Kind+"/"+p.Instance)
 	}
+	for _, p := range rep.Producers {
+		if p.Heartbeat == nil {
+			continue
+		}
+		for _, t := range p.Tenants {
+			pl := partOf(t)
+			hb, _ := pl["heartbeats"].([]string)
+			pl["heartbeats"] = append(hb, p.Kind+"/"+p.Instance)
+		}
+	}
 	if rep.Withheld == "" {
 		writers, forwarders := []string{}, []string{}
 		for _, w := range rep.Writers {
@@ -212,8 +289,12 @@ func (a *api) processes(w http.ResponseWriter, r *http.Request) {
 		for _, f := range rep.Forwarders {
 			forwarders = append(forwarders, f.Name)
 		}
+		projectors := []string{}
+		for _, p := range rep.Projectors {
+			projectors = append(projectors, p.Name)
+		}
 		pl := partOf(a.cfg.Tenant)
-		pl["writers"], pl["forwarders"] = writers, forwarders
+		pl["writers"], pl["forwarders"], pl["projectors"] = writers, forwarders, projectors
 	}
 	if len(parts) == 0 {
 		partOf(a.readTenant(r, ""))
@@ -272,6 +353,11 @@ func (a *api) busProcesses(ctx context.Context, rep *ProcessesReport, staleAfter
 	if err != nil {
 		errs = append(errs, fmt.Errorf("the ledger stream: %w", err))
 		return errors.Join(errs...)
+	}
+	if size, err := logSize(ctx, ls); err != nil {
+		errs = append(errs, err)
+	} else {
+		rep.LogSize = &size
 	}
 	list := ls.ListConsumers(ctx)
 	for ci := range list.Info() {

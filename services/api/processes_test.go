@@ -53,11 +53,13 @@ func TestProcesses(t *testing.T) {
 		fmt.Sprint(rep.Producers[0].Tenants) != "[acme]" || rep.Producers[0].Index != 39 || rep.Producers[0].State != "recent" {
 		t.Fatalf("carol's processes: %d %+v %v", code, rep, p)
 	}
-	if rep.Writers != nil || rep.Forwarders != nil || !strings.Contains(rep.Withheld, "scope over every tenant") || rep.Bus != "" || rep.Truncated {
-		t.Errorf("carol (acme): %+v, want writers and forwarders withheld, said so", rep)
+	if rep.Writers != nil || rep.Forwarders != nil || rep.Projectors != nil || rep.LogSize != nil || !strings.Contains(rep.Withheld, "scope over every tenant") ||
+		!strings.Contains(rep.Bus, "no bus") || rep.Truncated || rep.Producers[0].Liveness != "none" || rep.Producers[0].Heartbeat != nil {
+		t.Errorf("carol (acme): %+v, want writers, forwarders and projectors withheld, said so, and no liveness without a bus, said so", rep)
 	}
-	if code, rep, _ := f.processes(t, "", olga); code != 200 || rep.Bus == "" || rep.Writers == nil || len(rep.Writers) != 0 || len(rep.Forwarders) != 0 || rep.Withheld != "" || len(rep.Producers) != 4 {
-		t.Errorf("olga (every tenant) without a bus: %d %+v, want the reason, no writer or forwarder, four producers", code, rep)
+	if code, rep, _ := f.processes(t, "", olga); code != 200 || rep.Bus == "" || rep.Writers == nil || len(rep.Writers) != 0 || len(rep.Forwarders) != 0 || rep.Withheld != "" || len(rep.Producers) != 4 ||
+		len(rep.Projectors) != 1 || rep.Projectors[0].Size == 0 || rep.Projectors[0].State != "unknown" || rep.Projectors[0].Lag != nil || rep.LogSize != nil {
+		t.Errorf("olga (every tenant) without a bus: %d %+v, want the reason, no writer or forwarder, four producers, the projector with its lag unknown", code, rep)
 	}
 	if code, rep, _ := f.processes(t, "", gina); code != 200 || len(rep.Producers) != 3 || rep.Producers[0].Instance != "g0" || rep.Writers != nil || rep.Withheld == "" {
 		t.Errorf("gina (globex): %d %+v, want globex's three producers only", code, rep)
@@ -88,7 +90,7 @@ func TestProcesses(t *testing.T) {
 	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		for _, s := range f.stream() {
 			if s.Event.Type == events.AuditAccessed && s.Payload["resource"] == "processes" && s.Event.Actor.Subject == "carol" &&
-				s.Event.Tenant == "acme" && fmt.Sprint(s.Payload["producers"]) == "[postgres-proxy/p1]" && s.Payload["withheld"] == "writers, forwarders" && s.Payload["writers"] == nil {
+				s.Event.Tenant == "acme" && fmt.Sprint(s.Payload["producers"]) == "[postgres-proxy/p1]" && s.Payload["withheld"] == "writers, forwarders, projectors" && s.Payload["writers"] == nil {
 				return nil
 			}
 		}
@@ -141,6 +143,9 @@ func TestProcesses(t *testing.T) {
 		if rep.Bus != "" {
 			return fmt.Errorf("bus error: %s", rep.Bus)
 		}
+		if rep.LogSize == nil || *rep.LogSize != 0 || len(rep.Projectors) != 1 || rep.Projectors[0].State != "current" {
+			return fmt.Errorf("log size %v, projectors %+v, want 0 (nothing published) and the projector current", rep.LogSize, rep.Projectors)
+		}
 		if len(rep.Writers) != 1 || rep.Writers[0].Log != "ledger" || rep.Writers[0].Instance != "writer-1" || rep.Writers[0].State != "holding" || rep.Writers[0].TTL != 3600 {
 			return fmt.Errorf("writers %+v", rep.Writers)
 		}
@@ -162,7 +167,7 @@ func TestProcesses(t *testing.T) {
 				continue
 			}
 			own = own || s.Event.Tenant == "ops" && fmt.Sprint(s.Payload["writers"]) == "[ledger=writer-1]" &&
-				fmt.Sprint(s.Payload["forwarders"]) == "[forward-hec forward-syslog]"
+				fmt.Sprint(s.Payload["forwarders"]) == "[forward-hec forward-syslog]" && fmt.Sprint(s.Payload["projectors"]) == "[default]"
 			globex = globex || s.Event.Tenant == "globex" && fmt.Sprint(s.Payload["producers"]) == "[http-proxy/g0 http-proxy/g1 http-proxy/g2]" && s.Payload["writers"] == nil
 		}
 		if !own || !globex {
@@ -171,7 +176,7 @@ func TestProcesses(t *testing.T) {
 		return nil
 	})
 	// A scoped auditor, with a bus: nothing of it, and withheld said.
-	if code, rep, _ := f.processes(t, "", carol); code != 200 || rep.Writers != nil || rep.Forwarders != nil || rep.Withheld == "" || rep.Bus != "" || len(rep.Producers) != 1 {
+	if code, rep, _ := f.processes(t, "", carol); code != 200 || rep.Writers != nil || rep.Forwarders != nil || rep.Projectors != nil || rep.Withheld == "" || rep.Bus != "" || len(rep.Producers) != 1 {
 		t.Errorf("carol with a bus: %d %+v, want writers and forwarders withheld", code, rep)
 	}
 	// The API's credentials read; they change nothing (the bus refuses,

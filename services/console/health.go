@@ -14,7 +14,8 @@ import (
 
 // Ledger health: the newest signed checkpoint, the last full
 // verification of the store and the other processes (writers' leases,
-// forwarders' consumers, producers' newest records), as the API serves
+// forwarders' consumers, projectors' cursors, producers' newest records
+// and gateways' heartbeats), as the API serves
 // them (GET /v1/checkpoints/latest, GET /v1/verify/status,
 // GET /v1/processes), each read authorised and recorded by the API.
 
@@ -102,8 +103,18 @@ func (c *Console) healthPage(w http.ResponseWriter, r *http.Request) {
 	for _, p := range rep.Forwarders {
 		h.Stale += stale(p.State)
 	}
-	for _, p := range rep.Producers {
+	for _, p := range rep.Projectors {
 		h.Stale += stale(p.State)
+	}
+	for _, p := range rep.Producers {
+		// Quiet but alive (records stale, heartbeat recent) is no
+		// trouble; a lost heartbeat is.
+		switch {
+		case p.Liveness == "stale":
+			h.Stale++
+		case p.Liveness != "alive":
+			h.Stale += stale(p.State)
+		}
 	}
 	c.render(w, r, http.StatusOK, "health", page{Title: "Ledger health", Health: h})
 }

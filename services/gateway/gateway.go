@@ -124,6 +124,10 @@ type Config struct {
 	Stages *Stages
 	// Logger gets what could not be recorded; nil means slog.Default().
 	Logger *slog.Logger
+	// Heartbeat says how the running gateway tells the bus it is alive
+	// (heartbeat.go); the zero value beats every 10 s on the Emitter's
+	// bus.
+	Heartbeat HeartbeatConfig
 }
 
 // Gateway is the core one gateway records, holds and judges through. It
@@ -137,6 +141,7 @@ type Gateway struct {
 
 	startMu sync.Mutex
 	started atomic.Bool
+	beat    *heartbeat // from Start to Close; nil without a bus
 }
 
 // New checks cfg. It records nothing: Start does.
@@ -162,6 +167,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Instance == "" {
 		cfg.Instance = cfg.Name
 	}
+	if _, err := checkHeartbeat(cfg.Heartbeat, cfg.Name); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -186,6 +194,9 @@ func (g *Gateway) Durability() Durability { return g.cfg.Durability }
 // still open stay in the journal, to be recorded as lost by the next
 // gateway on the directory.
 func (g *Gateway) Close() error {
+	g.startMu.Lock()
+	g.stopHeartbeat()
+	g.startMu.Unlock()
 	if g.enforcer != nil {
 		g.enforcer.close()
 	}
@@ -224,6 +235,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		}
 	}
 	g.started.Store(true)
+	g.startHeartbeat()
 	return nil
 }
 

@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
@@ -101,10 +103,13 @@ type Judged struct {
 	clean bool // ScrubFound found nothing: the text is as written
 }
 
-// JudgeText is ScrubFound, its outcome marked as judged.
+// JudgeText is ScrubFound, its outcome marked as judged. A text that is
+// not UTF-8 is not spared: it is recorded with U+FFFD for each byte that
+// is not, which the detectors may read otherwise than the bytes they were
+// given here.
 func JudgeText(text string, found *[]Finding) (Judged, map[string]int) {
 	out, counts := ScrubFound(text, found)
-	return Judged{text: out, clean: counts == nil}, counts
+	return Judged{text: out, clean: counts == nil && utf8.ValidString(out)}, counts
 }
 
 // String returns the text as recorded.
@@ -470,7 +475,10 @@ func writerRule(body []byte, scrubbed bool, digest digester) ([]byte, error) {
 func replaceFound(v any, wrap func(any) any, path string, found *[]Redaction) any {
 	switch x := v.(type) {
 	case map[string]any:
-		for k, val := range x {
+		// In member order, so that the "redacted" entries, and so the
+		// record, are the same whenever the payload is.
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			val := x[k]
 			if path == "" && k == RedactedKey {
 				continue
 			}
