@@ -70,7 +70,7 @@ const (
 	// WarnLegacyRefusals is the verifier's warning for a bundle whose
 	// expectations are of a version before 5 and declare
 	// refusals-name-rule.
-	WarnLegacyRefusals = "the bundle's expectations are of a version before 5: refusals-name-rule was derived by that version's rule, which tests every command.blocked - the API's refusals and a gateway's refusals no rule decides included - so those show as refused with no rule named (FORMAT §12.1)"
+	WarnLegacyRefusals = "the bundle's expectations are of a version before 5: refusals-name-rule was derived by that version's rule, which tests every command.blocked, the API's refusals and a gateway's refusals no rule decides included, so those show as refused with no rule named (FORMAT §12.1)"
 	WarnNoVerification = "No full verification of the log after the period's end: the projection holds no successful verification of at least the range's records (control 5.33)."
 	// WarnNotVerified is WarnNoVerification of bundles that carry the
 	// writer's verification records (log/verifications.jsonl): derived
