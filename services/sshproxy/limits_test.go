@@ -97,7 +97,7 @@ allow:
 		t.Errorf("a second session: %v %q", err, errOut)
 	}
 	blocked := f.waitFor(t, 1, ofSubject(events.CommandBlocked, "alice"))[0]
-	if blocked.Payload["kind"] != "session" || !strings.Contains(blocked.Payload["reason"].(string), "one-at-a-time") {
+	if blocked.Payload["kind"] != "session" || !strings.Contains(blocked.Payload["reason"].(string), "one-at-a-time") || blocked.Payload["rule"] != "one-at-a-time" {
 		t.Errorf("command.blocked %v", blocked.Payload)
 	}
 

@@ -333,8 +333,9 @@ type conn struct {
 	target  *Target
 	tc      *ssh.Client // nil when dialErr is set
 	dialErr error
-	// refuse, when set, refuses every channel: a limit was reached.
-	refuse string
+	// refuse, when set, refuses every channel: a limit was reached,
+	// the limit rule refuseRule's.
+	refuse, refuseRule string
 	// closing is why the gateway closed the connection (a limit, the
 	// certificate's expiry), recorded in each session's end.
 	closing    atomic.Value // string
@@ -433,6 +434,7 @@ func (p *Proxy) serveConn(ctx context.Context, nc net.Conn) {
 	p.mu.Lock()
 	if lim.maxSessions > 0 && p.active[who] >= lim.maxSessions {
 		c.refuse = fmt.Sprintf("%s has %d sessions open, the most allowed (limit rule %s)", c.id.Subject, p.active[who], lim.sessionsRule)
+		c.refuseRule = lim.sessionsRule
 	} else {
 		p.active[who]++
 		defer func() {

@@ -101,7 +101,7 @@ func (c *conn) session(ctx context.Context, nch ssh.NewChannel) {
 	s := c.p.g.Session(c.events())
 	s.Authenticated(c.id)
 	if c.refuse != "" {
-		c.refused(ctx, "session", "", c.refuse)
+		c.refused(ctx, "session", c.refuseRule, c.refuse) // a policy refusal: it names its rule (§12.1, 8.3)
 		nch.Reject(ssh.Prohibited, "auditledger: "+c.refuse)
 		return
 	}
