@@ -223,6 +223,39 @@ func TestIndependentVerifierAgrees(t *testing.T) {
 	addCheckpoint(scratch("checkpoint-no-signature", bytes.SplitAfter(cp7, []byte("\n\n"))[0]))
 	addCheckpoint(scratch("checkpoint-size-2^64", bytes.Replace(cp7, []byte("\n7\n"), []byte("\n18446744073709551616\n"), 1)))
 
+	// Notes signed by the golden key whose text breaks a rule of §5, so
+	// that the rule, not the signature, refuses them; and a checkpoint at
+	// 7 with another root (a fork), for the proofs below.
+	signer := goldenKey(t)
+	signedNote := func(name, text string) string {
+		b, err := signer.SignNote([]byte(text))
+		if err != nil {
+			t.Fatalf("signing %q: %v", text, err)
+		}
+		return scratch(name, b)
+	}
+	const origin = "golden.auditledger.dev/log\n"
+	for _, c := range []struct{ name, text string }{
+		{"signed-size-0", origin + "0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n"},
+		{"signed-leading-zero", origin + "07\ni+QuKSeqET2QMbIDXpJFK8r8IqLG2Y3RFio+CzHP2m8=\n"},
+		{"signed-size-plus", origin + "+7\ni+QuKSeqET2QMbIDXpJFK8r8IqLG2Y3RFio+CzHP2m8=\n"},
+		{"signed-size-2^64", origin + "18446744073709551616\ni+QuKSeqET2QMbIDXpJFK8r8IqLG2Y3RFio+CzHP2m8=\n"},
+		{"signed-size-2^64-1", origin + "18446744073709551615\ni+QuKSeqET2QMbIDXpJFK8r8IqLG2Y3RFio+CzHP2m8=\n"},
+		{"signed-root-31-bytes", origin + "7\ni+QuKSeqET2QMbIDXpJFK8r8IqLG2Y3RFio+CzHP2g==\n"},
+		{"signed-root-unpadded", origin + "7\ni+QuKSeqET2QMbIDXpJFK8r8IqLG2Y3RFio+CzHP2m8\n"},
+		{"signed-extension", origin + "7\ni+QuKSeqET2QMbIDXpJFK8r8IqLG2Y3RFio+CzHP2m8=\nextension\n"},
+		{"signed-other-origin", "other.example/log\n7\ni+QuKSeqET2QMbIDXpJFK8r8IqLG2Y3RFio+CzHP2m8=\n"},
+	} {
+		addCheckpoint(signedNote(c.name, c.text))
+	}
+	fork := ledger.Hash{0x42}
+	forked, err := ledger.SignCheckpoint(signer, 7, fork)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpFork := scratch("checkpoint-fork-7", forked.Signed)
+	addCheckpoint(cpFork)
+
 	// Records (§2, §2.4): each golden and version-1 record alone, the
 	// redacted vector, and a bound record with a changed event.
 	recVerdict := func(b []byte) verdict {
@@ -263,7 +296,8 @@ func TestIndependentVerifierAgrees(t *testing.T) {
 	}
 	changed := bytes.Clone(record4)
 	changed[len(changed)-3] ^= 0x01
-	addRecord(scratch("record-changed-event", changed))
+	changedRec := scratch("record-changed-event", changed)
+	addRecord(changedRec)
 	addRecord(scratch("record-short", record4[:40]))
 	addRecord(scratch("record-v1-one-byte-event", append(bytes.Clone(record4v1[:25]), '{')))
 	addRecord(scratch("record-v3-one-byte-event", append(bytes.Clone(record4[:89]), '{')))
@@ -291,13 +325,21 @@ func TestIndependentVerifierAgrees(t *testing.T) {
 	}
 	claim("testdata/golden/index4-size7.tlog-proof")
 	claim("testdata/rules/index4-size7-extra.tlog-proof")
-	addInclusion("testdata/golden/index4-size7.tlog-proof", r4, r4r, r3, r4v1)
-	addInclusion("testdata/rules/index4-size7-extra.tlog-proof", r4, r4r, r3)
+	addInclusion("testdata/golden/index4-size7.tlog-proof", r4, r4r, r3, r4v1, changedRec)
+	addInclusion("testdata/rules/index4-size7-extra.tlog-proof", r4, r4r, r3, changedRec)
 	proof := read("testdata/golden/index4-size7.tlog-proof")
 	addInclusion(scratch("proof-index-3", bytes.Replace(proof, []byte("index 4"), []byte("index 3"), 1)), r4)
 	addInclusion(scratch("proof-hash-changed", bytes.Replace(proof, []byte("waHf"), []byte("waHg"), 1)), r4)
 	addInclusion(scratch("proof-hash-dropped", bytes.Replace(proof, []byte("ewtrm9D4VYRxtMrElQ+C5Hfg5Z3I9fdfsP1bUh/FxYw=\n"), nil, 1)), r4)
 	addInclusion(scratch("proof-checkpoint-3", append(bytes.SplitAfter(proof, []byte("\n\n"))[0], read("testdata/golden/00000000000000000003")...)), r4)
+	addInclusion(scratch("proof-fork", append(bytes.SplitAfter(proof, []byte("\n\n"))[0], forked.Signed...)), r4)
+	// A one-record tree whose leaf is record 3's, signed: the path holds
+	// for record 3 at position 0, but the record says it is index 3.
+	one, err := ledger.SignCheckpoint(signer, 1, ledger.LeafHash(record3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addInclusion(scratch("proof-index-0-size-1", append([]byte("c2sp.org/tlog-proof@v1\nindex 0\n\n"), one.Signed...)), r3, r4)
 	addInclusion(scratch("proof-extra-noncanonical", bytes.Replace(proof, []byte("\nindex"), []byte("\nextra YR==\nindex"), 1)), r4)
 	addInclusion(scratch("proof-extra-after-index", bytes.Replace(proof, []byte("index 4\n"), []byte("index 4\nextra YQ==\n"), 1)), r4)
 	addInclusion(scratch("proof-two-extras", bytes.Replace(proof, []byte("\nindex"), []byte("\nextra YQ==\nextra YQ==\nindex"), 1)), r4)
@@ -351,6 +393,9 @@ func TestIndependentVerifierAgrees(t *testing.T) {
 	addConsistency(scratch("consistency-hash-changed", bytes.Replace(cons, []byte("GyTv"), []byte("GyTw"), 1)), cp3, cp7p)
 	addConsistency(scratch("consistency-hash-dropped", bytes.Replace(cons, []byte("Bppy99Cxl5YdQ+WcF+96meQbJs9B0woowGuaN4DbSFw=\n"), nil, 1)), cp3, cp7p)
 	addConsistency(scratch("consistency-crlf", bytes.ReplaceAll(cons, []byte("\n"), []byte("\r\n"))), cp3, cp7p)
+	addConsistency("testdata/rules/consistency-7-7.txt", cp7p, cpFork)
+	addConsistency("testdata/golden/consistency-3-7.txt", cp3, cpFork)
+	addConsistency("testdata/rules/consistency-0-7.txt", "", cpFork)
 	addConsistency(scratch("consistency-hash-added", append(bytes.Clone(cons), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n"...)), cp3, cp7p)
 	addConsistency(scratch("consistency-leading-zero", bytes.Replace(cons, []byte("old 3"), []byte("old 03"), 1)), cp3, cp7p)
 	addConsistency(scratch("consistency-no-final-newline", cons[:len(cons)-1]), cp3, cp7p)

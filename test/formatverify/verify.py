@@ -156,7 +156,7 @@ def open_checkpoint(b, vkey):
     origin, size, root = lines
     if origin != name:
         raise Fail("checkpoint origin %r is not the key name" % origin)
-    if not re.fullmatch(r"0|[1-9][0-9]*", size):
+    if not re.fullmatch(r"0|[1-9][0-9]*", size) or int(size) >= 1 << 64:
         raise Fail("checkpoint size")
     rootb = b64(root)
     if len(rootb) != 32:
