@@ -1,12 +1,26 @@
 #!/usr/bin/env python3
 """An independent verifier of auditledger's formats, written from
-docs/FORMAT.md alone (§1 events, §2 records, §3 leaves/tree/chain, §4
-segments, §5 checkpoints, §7 what verify checks; not S3, producers,
-retention or legal holds). It shares no code with the Go implementation.
+docs/FORMAT.md alone (§1 events, §2 records and §2.4 redacted records, §3
+leaves/tree/chain, §4 segments, §5 checkpoints as signed notes, §6
+inclusion and consistency proofs, §7 what verify checks, §10 the golden
+vectors; not S3, producers, retention or legal holds). It shares no code
+with the Go implementation.
 
-Usage: verify.py SCHEMA CASES.json — each case {"kind": "event"|"store",
-"path": ..., "vkey": ...}; prints one JSON line per case:
-{"path": ..., "ok": true|false, "reason": "..."}.
+Usage: verify.py SCHEMA CASES.json — each case has a "kind" and a "path":
+  event            path (line: one line of it), sealed
+  store            path (a store directory), vkey
+  checkpoint       path (a signed checkpoint), vkey
+  record           path (one record's bytes, §2)
+  segment          path (a segment; its framing, §7 "it parses")
+  inclusion        path (a tlog-proof), record, vkey
+  inclusion-text   path (a tlog-proof, parsed only)
+  consistency      path (a consistency proof), old (checkpoint, or "" for
+                   size 0), new (checkpoint), vkey
+  consistency-text path (a consistency proof, parsed only)
+  vectors          path (vectors.txt), segments (the golden ones), vkey
+It prints one JSON line per case: {"path": ..., "ok": true|false,
+"reason": "...", "detail": "..."}; detail says what an accepted case read
+(sizes, roots, indexes), for the caller to compare too.
 """
 import base64, hashlib, json, os, re, sys
 from datetime import datetime
