@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -592,7 +594,8 @@ func TestIndependentVerifierAgrees(t *testing.T) {
 		t.Fatalf("verify.py answered %d of %d cases\n%s", i, len(cases), stderr.String())
 	}
 	t.Logf("the independent verifier agrees with Go on %d of %d cases (%d refused by both)", agree, len(cases), refused)
-	for kind, k := range kinds {
+	for _, kind := range slices.Sorted(maps.Keys(kinds)) {
+		k := kinds[kind]
 		t.Logf("  %-16s %3d cases, %3d refused", kind, k[0], k[1])
 		if kind != "inclusion-text" && (k[1] == 0 || k[1] == k[0]) {
 			t.Errorf("%s: %d of %d cases refused: the cases test nothing", kind, k[1], k[0])
