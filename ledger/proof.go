@@ -183,11 +183,20 @@ func ParseInclusionProof(data []byte) (*InclusionProofText, error) {
 }
 
 // VerifyInclusionProof checks a tlog-proof for the record's bytes: the
+// record parses (a bound record's event matches its digest, since the leaf
+// does not cover the event) and its index is the proof's, then the
 // checkpoint signature under v, then the Merkle path to its root.
 func VerifyInclusionProof(data, record []byte, v *NoteVerifier) (*Checkpoint, error) {
 	p, err := ParseInclusionProof(data)
 	if err != nil {
 		return nil, err
+	}
+	r, err := ParseRecord(record)
+	if err != nil {
+		return nil, fmt.Errorf("the record: %w", err)
+	}
+	if r.Index != p.Index {
+		return nil, fmt.Errorf("%w: the record says index %d, the proof is for index %d", ErrMalformed, r.Index, p.Index)
 	}
 	cp, err := OpenCheckpoint(p.Checkpoint, v)
 	if err != nil {

@@ -165,6 +165,9 @@ func ParseRecord(b []byte) (Record, error) {
 		if len(rest) < 2 {
 			return Record{}, fmt.Errorf("%w: record is %d bytes, shorter than its header and an event", ErrMalformed, len(b))
 		}
+		if len(rest) > events.MaxSize {
+			return Record{}, fmt.Errorf("%w: record %d: an event of %d bytes, the limit is %d", ErrMalformed, r.Index, len(rest), events.MaxSize)
+		}
 		r.Event = rest
 		return r, nil
 	}
@@ -177,8 +180,8 @@ func ParseRecord(b []byte) (Record, error) {
 	switch {
 	case len(rest) == 0:
 		// redacted: the leaf's input alone
-	case len(rest) < 2:
-		return Record{}, fmt.Errorf("%w: record %d: an event of %d bytes", ErrMalformed, r.Index, len(rest))
+	case len(rest) < 2 || len(rest) > events.MaxSize:
+		return Record{}, fmt.Errorf("%w: record %d: an event of %d bytes, not 2 to %d", ErrMalformed, r.Index, len(rest), events.MaxSize)
 	case Hash(sha256.Sum256(rest)) != r.Digest:
 		return Record{}, fmt.Errorf("%w: record %d: its event does not match the digest the record commits to", ErrMalformed, r.Index)
 	default:

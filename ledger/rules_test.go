@@ -188,6 +188,12 @@ func writeRuleVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("record4-redacted", redacted)
+	// Record 4 with a byte of its event changed: the leaf does not cover
+	// the event, so only the digest tells; the record is malformed and no
+	// proof holds for it.
+	changed := bytes.Clone(parsed.Records[1])
+	changed[len(changed)-3] ^= 0x01
+	write("record4-event-changed", changed)
 
 	// Proofs: an inclusion proof with an extra line; consistency from
 	// the empty tree and between equal sizes.
@@ -318,6 +324,13 @@ func TestFormatRules(t *testing.T) {
 	}
 	if _, err := ledger.VerifyInclusionProof(read("index4-size7-extra.tlog-proof"), redacted, v); err != nil {
 		t.Errorf("the redacted record 4 against the golden proof: %v", err)
+	}
+	changed := read("record4-event-changed")
+	if _, err := ledger.ParseRecord(changed); !errors.Is(err, ledger.ErrMalformed) || !strings.Contains(err.Error(), "digest") {
+		t.Errorf("record4-event-changed: %v, want it refused as malformed (its event does not match the digest)", err)
+	}
+	if _, err := ledger.VerifyInclusionProof(read("index4-size7-extra.tlog-proof"), changed, v); err == nil {
+		t.Errorf("the golden proof holds for record 4 with its event changed")
 	}
 	if len(redacted) >= len(seg.Records[1]) || !bytes.HasPrefix(seg.Records[1], redacted) {
 		t.Errorf("record4-redacted is not the record's leaf input (%d of %d bytes)", len(redacted), len(seg.Records[1]))

@@ -1,12 +1,26 @@
 #!/usr/bin/env python3
 """An independent verifier of auditledger's formats, written from
-docs/FORMAT.md alone (§1 events, §2 records, §3 leaves/tree/chain, §4
-segments, §5 checkpoints, §7 what verify checks; not S3, producers,
-retention or legal holds). It shares no code with the Go implementation.
+docs/FORMAT.md alone (§1 events, §2 records and §2.4 redacted records, §3
+leaves/tree/chain, §4 segments, §5 checkpoints as signed notes, §6
+inclusion and consistency proofs, §7 what verify checks, §10 the golden
+vectors; not S3, producers, retention or legal holds). It shares no code
+with the Go implementation.
 
-Usage: verify.py SCHEMA CASES.json — each case {"kind": "event"|"store",
-"path": ..., "vkey": ...}; prints one JSON line per case:
-{"path": ..., "ok": true|false, "reason": "..."}.
+Usage: verify.py SCHEMA CASES.json — each case has a "kind" and a "path":
+  event            path (line: one line of it), sealed
+  store            path (a store directory), vkey
+  checkpoint       path (a signed checkpoint), vkey
+  record           path (one record's bytes, §2)
+  segment          path (a segment; its framing, §7 "it parses")
+  inclusion        path (a tlog-proof), record, vkey
+  inclusion-text   path (a tlog-proof, parsed only)
+  consistency      path (a consistency proof), old (checkpoint, or "" for
+                   size 0), new (checkpoint), vkey
+  consistency-text path (a consistency proof, parsed only)
+  vectors          path (vectors.txt), segments (the golden ones), vkey
+It prints one JSON line per case: {"path": ..., "ok": true|false,
+"reason": "...", "detail": "..."}; detail says what an accepted case read
+(sizes, roots, indexes), for the caller to compare too.
 """
 import base64, hashlib, json, os, re, sys
 from datetime import datetime
@@ -156,19 +170,22 @@ def open_checkpoint(b, vkey):
     origin, size, root = lines
     if origin != name:
         raise Fail("checkpoint origin %r is not the key name" % origin)
-    if not re.fullmatch(r"0|[1-9][0-9]*", size):
+    if not re.fullmatch(r"0|[1-9][0-9]*", size) or int(size) >= 1 << 64:
         raise Fail("checkpoint size")
     rootb = b64(root)
     if len(rootb) != 32:
         raise Fail("checkpoint root")
+    if not sigs.endswith("\n"):
+        raise Fail("checkpoint: no final newline")
     mine = 0
-    for line in sigs.split("\n"):
-        if line == "":
-            continue
-        m = re.fullmatch(r"\u2014 (\S+) (\S+)", line)
+    for line in sigs[:-1].split("\n"):
+        # §5: the block is signature lines only, no empty line among them.
+        m = re.fullmatch(r"\u2014 ([^\s+]+) (\S+)", line)
         if not m:
             raise Fail("checkpoint signature line")
         sig = b64(m.group(2))
+        if len(sig) < 5:
+            raise Fail("checkpoint: a signature shorter than a key hash and one byte")
         if m.group(1) != name or sig[:4] != khash:
             continue
         mine += 1
@@ -178,8 +195,6 @@ def open_checkpoint(b, vkey):
             raise Fail("checkpoint signature")
     if mine != 1:
         raise Fail("checkpoint: %d signature lines by the log key" % mine)
-    if not sigs.endswith("\n"):
-        raise Fail("checkpoint: no final newline")
     return int(size), rootb
 
 
@@ -305,25 +320,288 @@ def verify_store(root, vkey_text, schema):
         raise Fail("the latest checkpoint does not cover every record")
 
 
+# ---- §2 records standing alone (§2.4 redacted), §4 segments parsed ------
+
+def parse_record_alone(r):
+    """§2 and §2.4 structure only (no event checks, which are §7's): a
+    bound record may be redacted — its leaf input and nothing after."""
+    if len(r) < 25:
+        raise Fail("record shorter than its fixed fields")
+    v = r[0]
+    if v not in (1, 2, 3, 4):
+        raise Fail("record version %d" % v)
+    off = 25 + (68 if v in (2, 4) else 0)
+    if v >= 3:
+        off += 64
+    if len(r) < off:
+        raise Fail("record shorter than its fixed fields")
+    ev = r[off:]
+    redacted = v >= 3 and len(ev) == 0
+    if not redacted and not 2 <= len(ev) <= 65536:
+        raise Fail("record event of %d bytes" % len(ev))
+    if v >= 3 and not redacted and sha(ev) != r[off - 32:off]:
+        raise Fail("record event digest")
+    idx = int.from_bytes(r[1:9], "big")
+    return {"index": idx, "redacted": redacted, "leaf": sha(b"\x00" + r[:off] if v >= 3 else b"\x00" + r)}
+
+
+def parse_segment(b):
+    """§4 framing: what 'it parses' means in §7 (magic, counts, lengths,
+    end marker, nothing extra); the records are checked after, one by one."""
+    if len(b) < 52 + 72 or b[:8] != b"AUDLSEG1" or b[-8:] != b"AUDLEND1":
+        raise Fail("segment framing")
+    first = int.from_bytes(b[8:16], "big")
+    count = int.from_bytes(b[16:20], "big")
+    if not 1 <= count <= 1 << 24:
+        raise Fail("segment count")
+    p, recs = 52, []
+    for i in range(count):
+        if p + 4 > len(b) - 72:
+            raise Fail("segment truncated")
+        n = int.from_bytes(b[p:p + 4], "big")
+        if p + 4 + n > len(b) - 72:
+            raise Fail("segment truncated")
+        recs.append(b[p + 4:p + 4 + n])
+        p += 4 + n
+    if p + 72 != len(b):
+        raise Fail("segment: bytes after the records")
+    return first, recs
+
+
+# ---- §6 proofs -----------------------------------------------------------
+
+DECIMAL = re.compile(r"0|[1-9][0-9]*")
+
+
+def _number(line, word):
+    m = re.fullmatch(word + r" (0|[1-9][0-9]*)", line)
+    if not m:
+        raise Fail("proof: %r is not '%s <decimal>'" % (line, word))
+    n = int(m.group(1))
+    if n >= 1 << 64:
+        raise Fail("proof: %s out of range" % word)
+    return n
+
+
+def _hash(line):
+    h = b64(line)
+    if len(h) != 32:
+        raise Fail("proof: a hash is not 32 bytes")
+    return h
+
+
+def parse_inclusion(b):
+    try:
+        text = b.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Fail("proof: not UTF-8")
+    head, sep, cp = text.partition("\n\n")
+    if not sep:
+        raise Fail("proof: no empty line before the checkpoint")
+    lines = head.split("\n")
+    if lines[0] != "c2sp.org/tlog-proof@v1":
+        raise Fail("proof: not a c2sp.org/tlog-proof@v1")
+    i = 1
+    if i < len(lines) and lines[i].startswith("extra "):
+        b64(lines[i][len("extra "):])
+        i += 1
+    if i >= len(lines):
+        raise Fail("proof: no index line")
+    index = _number(lines[i], "index")
+    hashes = [_hash(l) for l in lines[i + 1:]]
+    return index, hashes, cp.encode()
+
+
+def parse_consistency(b):
+    try:
+        text = b.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Fail("proof: not UTF-8")
+    if not text.endswith("\n"):
+        raise Fail("proof: no final newline")
+    lines = text[:-1].split("\n")
+    if len(lines) < 3 or lines[0] != "auditledger.dev/tlog-consistency@v1":
+        raise Fail("proof: not an auditledger.dev/tlog-consistency@v1")
+    m, n = _number(lines[1], "old"), _number(lines[2], "new")
+    return m, n, [_hash(l) for l in lines[3:]]
+
+
+def verify_inclusion_path(leaf, index, size, path, root):
+    """RFC 9162 §2.1.3.2."""
+    if index >= size:
+        raise Fail("inclusion: index %d not below size %d" % (index, size))
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            raise Fail("inclusion: proof too long")
+        if fn & 1 or fn == sn:
+            r = node(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise Fail("inclusion: proof too short")
+    if r != root:
+        raise Fail("inclusion: the path does not lead to the checkpoint's root")
+
+
+def verify_consistency_path(m, n, path, old_root, new_root):
+    """§6's special cases, then RFC 9162 §2.1.4.2."""
+    if m > n:
+        raise Fail("consistency: old size above new")
+    if m == 0 or m == n:
+        if path:
+            raise Fail("consistency: the proof for m = 0 or m = n must be empty")
+        if m == n and old_root != new_root:
+            raise Fail("consistency: equal sizes, different roots")
+        return
+    if not path:
+        raise Fail("consistency: empty proof")
+    if m & (m - 1) == 0:
+        path = [old_root] + path
+    fn, sn = m - 1, n - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            raise Fail("consistency: proof too long")
+        if fn & 1 or fn == sn:
+            fr, sr = node(c, fr), node(c, sr)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if fr != old_root or sr != new_root or sn != 0:
+        raise Fail("consistency: the proof does not join the two roots")
+
+
+def _read(p):
+    with open(p, "rb") as fh:
+        return fh.read()
+
+
+def _vkey(c):
+    with open(c["vkey"]) as fh:
+        return parse_vkey(fh.read())
+
+
+def judge_inclusion(c):
+    index, path, cp = parse_inclusion(_read(c["path"]))
+    size, root = open_checkpoint(cp, _vkey(c))
+    rec = parse_record_alone(_read(c["record"]))
+    if rec["index"] != index:
+        raise Fail("inclusion: the record's index is not the proof's")
+    verify_inclusion_path(rec["leaf"], index, size, path, root)
+    return "index %d size %d" % (index, size)
+
+
+def judge_consistency(c):
+    m, n, path = parse_consistency(_read(c["path"]))
+    vk = _vkey(c)
+    if c.get("old"):
+        om, old_root = open_checkpoint(_read(c["old"]), vk)
+    else:
+        om, old_root = 0, sha(b"")
+    nn, new_root = open_checkpoint(_read(c["new"]), vk)
+    if om != m or nn != n:
+        raise Fail("consistency: the checkpoints' sizes %d, %d are not the proof's %d, %d" % (om, nn, m, n))
+    verify_consistency_path(m, n, path, old_root, new_root)
+    return "old %d new %d" % (m, n)
+
+
+# ---- §10 golden vectors --------------------------------------------------
+
+def judge_vectors(c):
+    with open(c["vkey"]) as fh:
+        vk = fh.read().strip()
+    parse_vkey(vk)
+    text = _read(c["path"]).decode("utf-8")
+    if not text.endswith("\n"):
+        raise Fail("vectors: no final newline")
+    lines = text[:-1].split("\n")
+    if lines[0] != "verifier key: " + vk:
+        raise Fail("vectors: the first line does not name the verifier key")
+    leaves, chain = [], b"\x00" * 32
+    for seg in c["segments"]:
+        first, recs = parse_segment(_read(seg))
+        if first != len(leaves):
+            raise Fail("vectors: segments not contiguous")
+        for r in recs:
+            leaves.append(parse_record_alone(r)["leaf"])
+    want = []
+    for i, leaf in enumerate(leaves):
+        chain = sha(chain + leaf)
+        want.append("index %d leaf %s chain %s root(size %d) %s" % (i, leaf.hex(), chain.hex(), i + 1, mth(leaves[:i + 1]).hex()))
+    if lines[1:] != want:
+        for i, (got, w) in enumerate(zip(lines[1:], want)):
+            if got != w:
+                raise Fail("vectors: line %d is %r, the log gives %r" % (i + 2, got, w))
+        raise Fail("vectors: %d record lines, the log has %d records" % (len(lines) - 1, len(want)))
+    return "%d records" % len(want)
+
+
+def judge(c, schema):
+    """Returns a detail string for a case that holds, raises Fail else."""
+    k = c["kind"]
+    if k == "event":
+        b = _read(c["path"])
+        if "line" in c:
+            b = b.split(b"\n")[c["line"]]
+        parse_event(b.strip(), schema, sealed=c.get("sealed", False))
+        return ""
+    if k == "store":
+        with open(c["vkey"]) as fh:
+            verify_store(c["path"], fh.read(), schema)
+        return ""
+    if k == "checkpoint":
+        size, root = open_checkpoint(_read(c["path"]), _vkey(c))
+        return "size %d root %s" % (size, root.hex())
+    if k == "record":
+        r = parse_record_alone(_read(c["path"]))
+        return "index %d redacted %s" % (r["index"], "true" if r["redacted"] else "false")
+    if k == "segment":
+        first, recs = parse_segment(_read(c["path"]))
+        return "first %d count %d" % (first, len(recs))
+    if k == "inclusion":
+        return judge_inclusion(c)
+    if k == "inclusion-text":
+        index, path, _ = parse_inclusion(_read(c["path"]))
+        return "index %d hashes %d" % (index, len(path))
+    if k == "consistency":
+        return judge_consistency(c)
+    if k == "consistency-text":
+        m, n, path = parse_consistency(_read(c["path"]))
+        return "old %d new %d hashes %d" % (m, n, len(path))
+    if k == "vectors":
+        return judge_vectors(c)
+    raise Fail("unknown case kind %r" % k)
+
+
 def main():
     with open(sys.argv[1]) as fh:
         schema = json.load(fh)
     with open(sys.argv[2]) as fh:
         cases = json.load(fh)
     for c in cases:
-        ok, reason = True, ""
+        ok, reason, detail = True, "", ""
         try:
-            if c["kind"] == "event":
-                with open(c["path"], "rb") as fh:
-                    parse_event(fh.read().strip(), schema, sealed=c.get("sealed", False))
-            else:
-                with open(c["vkey"]) as fh:
-                    verify_store(c["path"], fh.read(), schema)
+            detail = judge(c, schema)
         except Fail as e:
             ok, reason = False, str(e)
         except Exception as e:  # anything unforeseen is a refusal, named
             ok, reason = False, "%s: %s" % (type(e).__name__, e)
-        print(json.dumps({"path": c["path"], "ok": ok, "reason": reason}))
+        print(json.dumps({"path": c["path"], "ok": ok, "reason": reason, "detail": detail}))
 
 
 if __name__ == "__main__":
