@@ -115,6 +115,9 @@ var decisions = map[events.Type]func(ev *events.Event, api string) *Decision{
 		if !ok {
 			return nil
 		}
+		if bg, _ := Field(ev, "payload.break_glass"); bg == "true" {
+			return nil // granted at once: nothing waits for a reviewer
+		}
 		return &Decision{ID: id,
 			API: "POST " + api + "/v1/access-requests/" + id + "/approve (or /deny) with {\"reason\": \"…\"}",
 			CLI: "auditledger access approve " + id + " --reason \"…\" (or: auditledger access deny " + id + " --reason \"…\")"}

@@ -240,8 +240,10 @@ func TestDetailReadsWhatProducersRecord(t *testing.T) {
 			t.Errorf("Detail shows payload.%s, which no producer records", name)
 		}
 	}
+	asked := *r
+	asked.BreakGlass, asked.Status = false, access.Pending
 	for typ, ev := range map[events.Type]*events.Event{
-		events.AccessRequested:   accessEvent(t, r, events.AccessRequested, oncall, "requested"),
+		events.AccessRequested:   accessEvent(t, &asked, events.AccessRequested, oncall, "requested"),
 		events.ApprovalRequested: event("p", events.ApprovalRequested, t0, mustJSON(t, approvals.RequestedPayload(&approvals.Request{ID: "apr-1", Statement: "SELECT 1", ExpiresAt: t0}))),
 	} {
 		d := decision(ev, "")
