@@ -27,9 +27,14 @@ import (
 // the first review and from the last review to the period's end.
 // Version 4 adds log-verified and log-intact (5.33 and 8.15 derived from
 // the writer's sealed verification records); a file of an older version
-// cannot declare them, and tests every other check as version 3. Older
-// versions are read to re-derive bundles built with them (Legacy,
-// LegacyReviews).
+// cannot declare them, and tests every other check as version 3.
+// Version 5 differs from version 4 only in refusals-name-rule: its
+// population is the refusals a policy rule decided (a command.blocked
+// whose payload has a rule member, or access_required true), where
+// versions 1 to 4 took every command.blocked, the API's refusals and a
+// gateway's refusals no rule names included. Older versions are read to
+// re-derive bundles built with them (Legacy, LegacyReviews,
+// LegacyRefusals).
 type Expectations struct {
 	Version  int           `yaml:"version"`
 	Controls []Expectation `yaml:"controls"`
@@ -78,7 +83,7 @@ var checks = []string{CheckChangesApproved, CheckPrivilegedGranted, CheckColumns
 
 // ExpectationsVersion is the version of expectations files this release
 // writes (and builds bundles with).
-const ExpectationsVersion = 4
+const ExpectationsVersion = 5
 
 // ParseExpectations reads an expectations file strictly: unknown keys,
 // unknown checks, a check without the parameters it needs, and a control
@@ -89,7 +94,7 @@ func ParseExpectations(name string, b []byte) (*Expectations, error) {
 		return nil, err
 	}
 	if x.Version < 1 || x.Version > ExpectationsVersion {
-		return nil, fmt.Errorf("%s: version %d, want %d (or 1 to 3, read only to verify bundles built before)", name, x.Version, ExpectationsVersion)
+		return nil, fmt.Errorf("%s: version %d, want %d (or 1 to 4, read only to verify bundles built before)", name, x.Version, ExpectationsVersion)
 	}
 	seen := map[string]bool{}
 	for _, e := range x.Controls {
@@ -109,7 +114,7 @@ func ParseExpectations(name string, b []byte) (*Expectations, error) {
 		case e.Check == CheckClockSynchronised && e.MaxErrorMicros <= 0:
 			return nil, fmt.Errorf("%s: control %s: check %s needs max_error_us (the largest maximum error allowed, in microseconds, above 0)", name, e.Control, e.Check)
 		case (e.Check == CheckLogVerified || e.Check == CheckLogIntact) && x.Version < 4:
-			return nil, fmt.Errorf("%s: control %s: check %s is of version 4: declare version: 4", name, e.Control, e.Check)
+			return nil, fmt.Errorf("%s: control %s: check %s is of version 4 and later: declare version: %d", name, e.Control, e.Check, ExpectationsVersion)
 		case e.Check == CheckAuditReviewed && e.EveryDays <= 0:
 			return nil, fmt.Errorf("%s: control %s: check %s needs every_days (the longest time between two reviews, in days, above 0)", name, e.Control, e.Check)
 		}
@@ -135,6 +140,16 @@ func (x *Expectations) Legacy() bool {
 // and says so.
 func (x *Expectations) LegacyReviews() bool {
 	return x.Version < 3 && slices.ContainsFunc(x.Controls, func(e Expectation) bool { return e.Check == CheckAuditReviewed })
+}
+
+// LegacyRefusals reports whether x is of a version before 5 and declares
+// refusals-name-rule, which it tests by those versions' rule: every
+// command.blocked is in the population, the API's refusals and a
+// gateway's refusals no rule names included, so each shows as refused
+// with no rule named. A bundle is no longer built with such a file; a
+// verifier re-derives one built before, and says so.
+func (x *Expectations) LegacyRefusals() bool {
+	return x.Version < 5 && slices.ContainsFunc(x.Controls, func(e Expectation) bool { return e.Check == CheckRefusalsNameRule })
 }
 
 // For returns the expectation of a control, if any.
@@ -232,6 +247,7 @@ type event struct {
 	notBefore, notAfter   string
 	grant                 *grantRecord      // access.granted: what its judgement reads
 	rule                  string            // command.blocked: rule, trimmed
+	byRule                bool              // command.blocked: a rule decided it (refusalsNameRule)
 	named                 []string          // commands: the listed columns the statement names
 	rows                  bool              // commands naming one: a later result had rows
 	masked                map[string]uint64 // commands naming one: the first later mask per column
@@ -299,9 +315,11 @@ type envelope struct {
 		NotBefore  json.RawMessage `json:"not_before"`
 		NotAfter   json.RawMessage `json:"not_after"`
 		Rule       json.RawMessage `json:"rule"`
-		CommandID  json.RawMessage `json:"command_id"`
-		Column     json.RawMessage `json:"column"`
-		Rows       json.RawMessage `json:"rows"`
+		// command.blocked of a session refused for want of a grant
+		AccessRequired json.RawMessage `json:"access_required"`
+		CommandID      json.RawMessage `json:"command_id"`
+		Column         json.RawMessage `json:"column"`
+		Rows           json.RawMessage `json:"rows"`
 		// ledger.clock.status
 		Synchronised json.RawMessage `json:"synchronised"`
 		MaxError     json.RawMessage `json:"maxerror_us"`
@@ -453,6 +471,7 @@ func (a *Asserter) AddScanned(idx uint64, raw []byte, ev *eventscan.Event) error
 	p.SessionID, p.ApprovalID, p.Requester = ev.Raw(eventscan.PSessionID), ev.Raw(eventscan.PApprovalID), ev.Raw(eventscan.PRequester)
 	p.AccessID, p.NotBefore, p.NotAfter = ev.Raw(eventscan.PAccessID), ev.Raw(eventscan.PNotBefore), ev.Raw(eventscan.PNotAfter)
 	p.Rule, p.CommandID, p.Column, p.Rows = ev.Raw(eventscan.PRule), ev.Raw(eventscan.PCommandID), ev.Raw(eventscan.PColumn), ev.Raw(eventscan.PRows)
+	p.AccessRequired = ev.Raw(eventscan.PAccessRequired)
 	p.Synchronised, p.MaxError, p.Source = ev.Raw(eventscan.PSynchronised), ev.Raw(eventscan.PMaxerrorUs), ev.Raw(eventscan.PSource)
 	p.Host, p.ReadError, p.Snapshot = ev.Raw(eventscan.PHost), ev.Raw(eventscan.PReadError), ev.Raw(eventscan.PSnapshot)
 	p.Part, p.Parts, p.Members = ev.Raw(eventscan.PPart), ev.Raw(eventscan.PParts), ev.Raw(eventscan.PMembers)
@@ -517,6 +536,10 @@ func (a *Asserter) add(idx uint64, v *envelope) error {
 		}
 	case events.CommandBlocked:
 		e.rule = strings.TrimSpace(str(p.Rule))
+		// A rule decided the refusal: the gateway named one (rule
+		// present, whatever its value), or an access rule required a
+		// grant the session lacked (access_required true).
+		e.byRule = len(p.Rule) > 0 || string(p.AccessRequired) == "true"
 	case events.ResponseDigest:
 		// Only a result of a command naming a listed column matters, and
 		// it is noted on the command.
@@ -646,7 +669,7 @@ func (a *Asserter) Assertions(p Period) []Assertion {
 		case CheckColumnsMasked:
 			as.Rows = columnsMasked(exp, a.evs)
 		case CheckRefusalsNameRule:
-			as.Rows = refusalsNameRule(a.evs)
+			as.Rows = refusalsNameRule(a.evs, a.x.Version < 5)
 		case CheckApprovalsByOther:
 			as.Rows = approvalsByOther(a.evs)
 		case CheckClockSynchronised:
@@ -1052,10 +1075,12 @@ func columnsMasked(x Expectation, evs []*event) []Row {
 	return rows
 }
 
-func refusalsNameRule(evs []*event) []Row {
+// refusalsNameRule tests the refusals a policy rule decided; legacy
+// (expectations of a version before 5) tests every command.blocked.
+func refusalsNameRule(evs []*event, legacy bool) []Row {
 	var rows []Row
 	for _, e := range evs {
-		if e.typ != string(events.CommandBlocked) {
+		if e.typ != string(events.CommandBlocked) || !legacy && !e.byRule {
 			continue
 		}
 		r := row(e, e.rule)

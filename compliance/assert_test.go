@@ -207,7 +207,7 @@ controls:
 		"version: 1\ncontrols:\n  - control: \"8.2\"\n    check: privileged-sessions-granted\n    statement: s\n",
 		"version: 1\ncontrols:\n  - control: \"8.2\"\n    check: everything-fine\n    statement: s\n",
 		"version: 1\ncontrols:\n  - control: \"8.11\"\n    check: columns-masked\n    statement: s\n    colums: [email]\n",
-		"version: 5\ncontrols: []\n",
+		"version: 6\ncontrols: []\n",
 		"version: 3\ncontrols:\n  - control: \"5.33\"\n    check: log-verified\n    statement: s\n",
 		"version: 0\ncontrols: []\n",
 		"version: 1\ncontrols:\n  - control: \"8.17\"\n    check: clock-synchronised\n    statement: s\n",

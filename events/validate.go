@@ -335,6 +335,9 @@ func identifier(field, s string, max int) error {
 	return nil
 }
 
+// CheckTenant reports what is wrong with s as an event's tenant, or nil.
+func CheckTenant(s string) error { return tenant(s) }
+
 func tenant(s string) error {
 	if s == "" {
 		return invalid("tenant", "required")

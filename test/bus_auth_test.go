@@ -576,3 +576,89 @@ func TestEmitRefusedCredentialEndsAtOnce(t *testing.T) {
 		t.Fatalf("emit as proxy: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestNoCredentialPurgesABucket: a put with a Nats-Rollup header purges
+// every key of a bucket that allows rollups, and any credential that may
+// put one key may send one. The buckets whose keys others may put — the
+// personal-data keys (every tenant's search key, every subject's field
+// key), the approvals, the grants, the heartbeats — refuse rollups,
+// whoever sends them, and keep their keys; a personal-data keys bucket
+// made by an earlier release (rollups allowed) is changed when the
+// admin opens it.
+func TestNoCredentialPurgesABucket(t *testing.T) {
+	srv := natstest.StartSecure(t, "t1")
+	_, ajs := srv.ConnectAs(t, bus.API)
+	aem, _ := emitter.New(emitter.Config{JetStream: ajs})
+	defer aem.Close()
+	if _, err := approvals.New(t.Context(), approvals.Config{JetStream: ajs, Emitter: aem, Create: true, Signer: ledgertest.Signer(t, "api.test/approvals"), Source: events.Source{Kind: "api", Instance: "t"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, pjs := srv.ConnectAs(t, bus.Producer("t1"))
+	keys, err := piikeys.Open(t.Context(), pjs, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := keys.TenantKey(t.Context(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, err := bus.CreateKeyValue(t.Context(), pjs, bus.HeartbeatBucketConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := bus.HeartbeatKey("postgres-proxy", "t1")
+	if _, err := hb.Put(t.Context(), own, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	akv, _ := ajs.KeyValue(t.Context(), approvals.Bucket)
+	if _, err := akv.Put(t.Context(), "apr-kept", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []bus.Principal{bus.Producer("t1"), bus.Proxy, bus.API} {
+		_, js := srv.ConnectAs(t, who)
+		for _, subject := range []string{"$KV." + bus.PIIKeysBucket + ".tenant.zz", "$KV." + approvals.Bucket + ".apr-zz", "$KV." + bus.HeartbeatBucket + "." + own} {
+			m := nats.NewMsg(subject)
+			m.Data = []byte(`{}`)
+			m.Header.Set("Nats-Rollup", "all")
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second) // a publish the permissions refuse gets no answer
+			_, err := js.PublishMsg(ctx, m)
+			cancel()
+			if err == nil {
+				t.Errorf("%s: a rollup on %s was taken", who, subject)
+			}
+		}
+	}
+	keys2, err := piikeys.Open(t.Context(), pjs, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after, err := keys2.TenantKey(t.Context(), "acme"); err != nil || string(after) != string(before) {
+		t.Fatalf("the tenant's search key after the rollups: changed %v, %v", string(after) != string(before), err)
+	}
+	if _, err := akv.Get(t.Context(), "apr-kept"); err != nil {
+		t.Fatalf("an approval after the rollups: %v", err)
+	}
+	_, admin := srv.Connect(t)
+	if hkv, err := admin.KeyValue(t.Context(), bus.HeartbeatBucket); err != nil {
+		t.Fatal(err)
+	} else if _, err := hkv.Get(t.Context(), own); err != nil {
+		t.Fatalf("a heartbeat after the rollups: %v", err)
+	}
+
+	// A bucket of an earlier release: the admin's open turns rollups off.
+	st, _ := admin.Stream(t.Context(), "KV_"+bus.PIIKeysBucket)
+	cfg := st.CachedInfo().Config
+	cfg.AllowRollup = true
+	if _, err := admin.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := piikeys.Open(t.Context(), pjs, 1); err == nil || !strings.Contains(err.Error(), "keys init") {
+		t.Fatalf("a producer opening a bucket that allows rollups: %v, want a refusal naming keys init", err)
+	}
+	if _, err := piikeys.Open(t.Context(), admin, 1); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := st.Info(t.Context()); info.Config.AllowRollup {
+		t.Fatal("the admin's open left rollups allowed")
+	}
+}

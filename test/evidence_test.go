@@ -100,6 +100,12 @@ approve:
 	go func() { alterDone <- alter.Wait() }()
 	bobEnv := []string{"AUDITLEDGER_TOKEN=" + bob}
 	pending := onePending(t, d, bobEnv)
+	// alice, its requester (and no approver), cannot approve it: the API
+	// refuses and records the refusal (command.blocked, no rule), which
+	// is not a statement a gateway refused, so not an 8.3 exception.
+	if r := run(t, nil, []string{"AUDITLEDGER_TOKEN=" + alice}, "approvals", "approve", pending.ID, "--api", d.api, "--reason", "mine"); r.code == 0 {
+		t.Fatalf("alice approved her own request:\n%s%s", r.stdout, r.stderr)
+	}
 	mustRun(t, nil, bobEnv, "approvals", "approve", pending.ID, "--api", d.api, "--reason", "CHG-7")
 	if err := <-alterDone; err != nil {
 		t.Fatalf("the approved ALTER: %v\n%s", err, alterOut.String())
@@ -189,6 +195,14 @@ approve:
 			t.Errorf("evidence verify: no %q in\n%s", want, r.stdout)
 		}
 	}
+	// 8.3: alice's DROP, refused by rule no-drop; the API's refusal of
+	// her approving her own request is in the bundle, outside 8.3.
+	if !slices.ContainsFunc(strings.Split(r.stdout, "\n"), func(l string) bool {
+		f := strings.Fields(l)
+		return len(f) > 1 && f[0] == "8.3" && strings.HasSuffix(l, "Information access restriction                effective (1 tested, 0 exceptions)")
+	}) {
+		t.Errorf("evidence verify: 8.3 is not effective over the one DROP:\n%s", r.stdout)
+	}
 	if strings.Contains(r.stdout, "  vouched    ") {
 		t.Errorf("evidence verify: a table still vouched for by the evidence key alone:\n%s", r.stdout)
 	}
@@ -249,6 +263,12 @@ approve:
 	}
 	zr.Close()
 	manifest, _ := os.ReadFile(filepath.Join(unzipped, evidence.ManifestFile))
+	evs, _ := os.ReadFile(filepath.Join(unzipped, evidence.EventsFile))
+	if !slices.ContainsFunc(strings.Split(string(evs), "\n"), func(l string) bool {
+		return strings.Contains(l, `"type":"command.blocked"`) && strings.Contains(l, `"source":{"kind":"api"`)
+	}) {
+		t.Errorf("the bundle holds no refusal the API recorded (alice approving her own request)")
+	}
 	keygen := exec.Command("ssh-keygen", "-Y", "verify", "-f", signers, "-I", principal, "-n", "auditledger-evidence", "-s", filepath.Join(unzipped, "manifest.json.sig"))
 	keygen.Stdin = bytes.NewReader(manifest)
 	if out, err := keygen.CombinedOutput(); err != nil || !strings.Contains(string(out), "Good") {

@@ -830,7 +830,11 @@ func decodeToken(b []byte, i, j, end int) (encoded, bool) {
 	if !bothCases(tok) {
 		return encoded{}, false
 	}
+	cannot := base64Cannot4(tok)
 	for k := 0; k <= 3 && len(tok)-k >= 16; k++ {
+		if cannot[k] {
+			continue // most alignments of bulk base64: no text
+		}
 		if d, ok := base64Text(tok[k:]); ok {
 			if e, ok := judge(d, ok, end); ok {
 				return e, true
@@ -937,39 +941,11 @@ func gunzip(d []byte) ([]byte, bool) {
 	return out, err == nil && len(out) <= maxInflated
 }
 
-// hasRun reports whether d holds minRun printable ASCII characters in a
-// row, or a character beyond ASCII (decodedText then reads it closer).
+// hasRun reports whether d holds minRun printable characters in a row,
+// a character beyond ASCII counting as one (decodedText then reads it
+// closer), as utf8.DecodeRune reads them: the run machine, runNext.
 func hasRun(d []byte) bool {
-	run := 0
-	for k := 0; k < len(d); {
-		c := d[k]
-		if c >= utf8.RuneSelf {
-			if c < 0xc2 || c > 0xf4 {
-				// Not the first byte of any rune (a continuation byte,
-				// an overlong or out-of-range lead), as DecodeRune finds
-				// at length: half of random bytes, decoded base64 that
-				// is no text.
-				run, k = 0, k+1
-				continue
-			}
-			r, n := utf8.DecodeRune(d[k:])
-			if r == utf8.RuneError && n <= 1 || unicode.IsControl(r) {
-				run, k = 0, k+1
-				continue
-			}
-			k += n
-		} else {
-			k++
-			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
-				run = 0
-				continue
-			}
-		}
-		if run++; run >= minRun {
-			return true
-		}
-	}
-	return false
+	return runScan(0, d) == runFound
 }
 
 // base32Text decodes tok, base32 (RFC 4648) in one case without its
@@ -1058,9 +1034,7 @@ func encodedWhole(v []byte) (string, bool) {
 	return e.text, ok && e.hi == len(v)
 }
 
-func isBase64Char(c byte) bool {
-	return isAlnum(c) || c == '+' || c == '/' || c == '-' || c == '_'
-}
+func isBase64Char(c byte) bool { return charClass[c]&ccBase64 != 0 }
 
 // hexText decodes tok, hex digits of either case, and reads the bytes
 // as decodedText does.
@@ -1790,13 +1764,34 @@ func ibanStart(text string) bool {
 // isSecret knows: eyJ, AKIA, ASIA, gh[pousr]_, xox[abprs]-, sk_, rk_,
 // -----BEGIN.
 func hasSecretPrefix(text string) bool {
+	// secretAt only where the first two characters start a prefix: one
+	// place in some thousands of base64.
 	for i := 0; i+3 <= len(text); i++ {
-		if secretAt(text[i:]) {
+		if secretPair[text[i]]&secretPairBits[text[i+1]] != 0 && secretAt(text[i:]) {
 			return true
 		}
 	}
 	return false
 }
+
+// secretPair holds, for each character a prefix secretAt knows starts
+// with, the characters that come second in one (e-y, A-K, A-S, g-h, x-o,
+// s-k, r-k, and the dashes of -----BEGIN), as bits of secretPairBits.
+var secretPair = func() (t [256]uint8) {
+	for _, p := range []string{"ey", "AK", "AS", "gh", "xo", "sk", "rk", "--"} {
+		t[p[0]] |= secretPairBits[p[1]]
+	}
+	return t
+}()
+
+// secretPairBits is secretBit, and a bit of its own for a dash.
+var secretPairBits = func() (t [256]uint8) {
+	for c := range 256 {
+		t[c] = secretBit(byte(c))
+	}
+	t['-'] = 64
+	return t
+}()
 
 // secretAt reports whether t starts with a prefix hasSecretPrefix looks
 // for.
@@ -1846,22 +1841,59 @@ func IsDigest(s string) bool {
 	return letters >= 2
 }
 
-// ibanCandidates is ibanIn's matches in b, looked for only when b holds
-// what every IBAN starts with: two letters and two digits.
+// ibanCandidates is ibanIn's matches in b, read without the regular
+// expression (ibanLen): two letters and two digits, then 11 to 40 of
+// the characters ibanIn allows, as many as stand there.
 func ibanCandidates(b []byte) [][]int {
+	var out [][]int
 	for i := 0; i+4 <= len(b); i++ {
-		if isLetter(b[i]) && isLetter(b[i+1]) && isDigit(b[i+2]) && isDigit(b[i+3]) {
-			c := b[i:]
-			ms := matchesAt(ibanAt, c, ibanWidth, func(j int) bool {
-				return j+4 <= len(c) && isLetter(c[j]) && isLetter(c[j+1]) && isDigit(c[j+2]) && isDigit(c[j+3])
-			})
-			for _, m := range ms {
-				m[0], m[1] = m[0]+i, m[1]+i
-			}
-			return ms
+		if ibanHead[b[i]]&1 == 0 || ibanHead[b[i+1]]&1 == 0 || ibanHead[b[i+2]]&2 == 0 || ibanHead[b[i+3]]&2 == 0 {
+			continue
+		}
+		if n := ibanLen(b[i:min(len(b), i+ibanWidth)]); n > 0 {
+			out = append(out, []int{i, i + n})
+			i += n - 1
 		}
 	}
-	return nil
+	return out
+}
+
+// ibanHead has bit 1 for a letter and bit 2 for a digit: the first four
+// characters of ibanIn.
+var ibanHead = func() (t [256]uint8) {
+	for c := range 256 {
+		if isLetter(byte(c)) {
+			t[c] = 1
+		}
+		if isDigit(byte(c)) {
+			t[c] = 2
+		}
+	}
+	return t
+}()
+
+// ibanTail holds the characters ibanIn allows after the first four:
+// tab to carriage return, and every printable ASCII character but @.
+var ibanTail = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= '\t' && c <= '\r' || c >= 0x20 && c <= 0x7e && c != '@'
+	}
+	return t
+}()
+
+// ibanLen is how long ibanAt's match is at the start of c, which starts
+// with two letters and two digits and is at most ibanWidth long: the
+// greedy {11,40} takes every character ibanTail allows; 0 when fewer
+// than 11 stand there.
+func ibanLen(c []byte) int {
+	n := 4
+	for n < len(c) && ibanTail[c[n]] {
+		n++
+	}
+	if n-4 < 11 {
+		return 0
+	}
+	return n
 }
 
 // unsafeBytes views s as bytes without copying; they MUST NOT be
@@ -1972,8 +2004,30 @@ func letterGapAt(a, b string) bool {
 	return false
 }
 
-func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-func isAlnum(c byte) bool  { return isDigit(c) || isLetter(c) }
+func isLetter(c byte) bool { return charClass[c]&ccLetter != 0 }
+func isAlnum(c byte) bool  { return charClass[c]&(ccLetter|ccDigit) != 0 }
+
+// charClass has isLetter, isDigit and isBase64Char of each byte as bits,
+// one lookup where comparisons branched in every pass over bulk text.
+var charClass = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			t[c] = ccLetter | ccBase64
+		case c >= '0' && c <= '9':
+			t[c] = ccDigit | ccBase64
+		case c == '+' || c == '/' || c == '-' || c == '_':
+			t[c] = ccBase64
+		}
+	}
+	return t
+}()
+
+const (
+	ccLetter = 1 << iota
+	ccDigit
+	ccBase64
+)
 
 // Joined is a value the detectors find in parts joined that no part
 // holds alone: its detector, its value, and the indexes of the parts it

@@ -46,6 +46,7 @@ const (
 // The payload's members.
 const (
 	PAccessID Field = firstPayload + iota
+	PAccessRequired
 	PActive
 	PApprovalID
 	PBreakGlass
@@ -95,6 +96,8 @@ func payloadField(name []byte) (Field, bool) {
 	switch string(name) {
 	case "access_id":
 		return PAccessID, true
+	case "access_required":
+		return PAccessRequired, true
 	case "active":
 		return PActive, true
 	case "approval_id":

@@ -30,7 +30,7 @@ type union struct {
 	Payload map[string]json.RawMessage `json:"payload"`
 }
 
-var payloadNames = []string{"access_id", "active", "approval_id", "break_glass", "client_addr", "column", "command_id", "command_tag", "count",
+var payloadNames = []string{"access_id", "access_required", "active", "approval_id", "break_glass", "client_addr", "column", "command_id", "command_tag", "count",
 	"error_code", "esterror_us", "field", "framework", "from", "grants", "host", "kind", "listing_sha256", "maxerror_us", "members", "method",
 	"not_after", "not_before", "part", "parts", "path", "read_error", "reason", "requester", "resource", "rows", "rule", "rule_id",
 	"rule_version", "session_id", "snapshot", "source", "statement", "statement_sha256", "synchronised", "to", "unverified", "users"}

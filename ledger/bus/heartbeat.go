@@ -31,6 +31,9 @@ func HeartbeatBucketConfig() jetstream.KeyValueConfig {
 		TTL:          HeartbeatMaxAge,
 		Storage:      jetstream.MemoryStorage,
 		MaxValueSize: 4 << 10,
+		// Bounded: a credential may put many keys (Proxy's, any); a full
+		// bucket refuses new ones, and liveness is all that is lost.
+		MaxBytes: 16 << 20,
 	}
 }
 

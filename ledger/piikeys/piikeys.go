@@ -97,7 +97,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 			Subjects:          []string{"$KV." + Bucket + ".>"},
 			MaxMsgsPerSubject: 1,
 			Discard:           jetstream.DiscardNew,
-			AllowRollup:       true,
+			AllowRollup:       false, // bus.KeyValueStream: no credential may purge the keys
 			AllowDirect:       true,
 			Storage:           jetstream.FileStorage,
 			Replicas:          replicas,
@@ -111,6 +111,14 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	}
 	if st.CachedInfo().Config.DenyDelete {
 		return nil, fmt.Errorf("piikeys: bucket %s denies deleting a message, so no key could be erased: it was not made by auditledger", Bucket)
+	}
+	if cfg := st.CachedInfo().Config; cfg.AllowRollup {
+		// Made by an earlier release: a rollup message, which any
+		// credential that may make a key can send, would purge every key.
+		cfg.AllowRollup = false
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("piikeys: bucket %s allows rollups, with which any credential that may add a key can purge every key, and it could not be changed with these credentials (%w): run auditledger keys init with the admin credentials once", Bucket, err)
+		}
 	}
 	kv, err := js.KeyValue(ctx, Bucket)
 	if err != nil {
@@ -571,7 +579,7 @@ func (s *Store) Release(ctx context.Context, tenant, issuer, subject string) err
 	if err != nil {
 		return err
 	}
-	return s.kv.Purge(ctx, "hold."+lk)
+	return s.kv.Delete(ctx, "hold."+lk) // a delete marker: the bucket refuses purges (rollups)
 }
 
 // Held reports whether the subject is under legal hold, and why.

@@ -170,7 +170,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := bus.EnsureStreams(ctx, cfg.JetStream, cfg.Streams); err != nil {
 		return err
 	}
-	kv, err := cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bus.CreateOrUpdateKeyValue(ctx, cfg.JetStream, jetstream.KeyValueConfig{
 		Bucket: bus.LeaseBucket, Description: "single-writer leases of ledger logs",
 		TTL: cfg.LeaseTTL, History: 1, Replicas: max(cfg.Streams.Replicas, 1),
 	})

@@ -66,7 +66,11 @@ const (
 	WarnLegacyGrants = "the bundle's expectations are of version 1: privileged-sessions-granted was derived by version 1's rule, which takes any access.granted record naming the session's grant as the grant, whoever published it and signed or not (FORMAT §12.1)"
 	// WarnLegacyReviews is the verifier's warning for a bundle whose
 	// expectations are of version 1 or 2 and declare audit-reviewed.
-	WarnLegacyReviews  = "the bundle's expectations are of a version before 3: audit-reviewed was derived by that version's rule, which tests only the time between two reviews, not the time from the period's start to the first review nor from the last review to the period's end (FORMAT §12.1)"
+	WarnLegacyReviews = "the bundle's expectations are of a version before 3: audit-reviewed was derived by that version's rule, which tests only the time between two reviews, not the time from the period's start to the first review nor from the last review to the period's end (FORMAT §12.1)"
+	// WarnLegacyRefusals is the verifier's warning for a bundle whose
+	// expectations are of a version before 5 and declare
+	// refusals-name-rule.
+	WarnLegacyRefusals = "the bundle's expectations are of a version before 5: refusals-name-rule was derived by that version's rule, which tests every command.blocked, the API's refusals and a gateway's refusals no rule decides included, so those show as refused with no rule named (FORMAT §12.1)"
 	WarnNoVerification = "No full verification of the log after the period's end: the projection holds no successful verification of at least the range's records (control 5.33)."
 	// WarnNotVerified is WarnNoVerification of bundles that carry the
 	// writer's verification records (log/verifications.jsonl): derived
@@ -271,7 +275,10 @@ type derivation struct {
 	// privileged-sessions-granted by its rule; legacyReviews: they are of
 	// version 1 or 2 and test audit-reviewed by its rule
 	legacy, legacyReviews bool
-	tables                *tableSet // the tables the manifest says are derived
+	// legacyRefusals: they are of a version before 5 and derive
+	// refusals-name-rule over every command.blocked
+	legacyRefusals bool
+	tables         *tableSet // the tables the manifest says are derived
 	// verifs are the verification records of log/verifications.jsonl
 	verifs []VerificationSeen
 	// err is the first event the checks could not read
@@ -310,7 +317,7 @@ func newDerivation(files map[string]*zip.File, m *Manifest, grants compliance.Gr
 	if err != nil {
 		return nil, failf(ExpectationsFile, "%v", err)
 	}
-	d.asserter, d.legacy, d.legacyReviews = compliance.NewAsserter(x, grants), x.Legacy(), x.LegacyReviews()
+	d.asserter, d.legacy, d.legacyReviews, d.legacyRefusals = compliance.NewAsserter(x, grants), x.Legacy(), x.LegacyReviews(), x.LegacyRefusals()
 	return d, nil
 }
 
@@ -413,6 +420,9 @@ func (d *derivation) check(files map[string]*zip.File, rep *Report) error {
 	}
 	if d.legacyReviews {
 		rep.Warnings = append(rep.Warnings, WarnLegacyReviews)
+	}
+	if d.legacyRefusals {
+		rep.Warnings = append(rep.Warnings, WarnLegacyRefusals)
 	}
 	byControl := map[string]*compliance.Assertion{}
 	for i := range asserts {

@@ -28,7 +28,7 @@ import (
 
 // carolsSession is, per segment, a session of carol (not dba) under the
 // README's version-1 policy, which holds DDL for dba only: her CREATE runs
-// unheld, a refusal names no rule, a read returns e-mails unmasked, and 30
+// unheld, a deny rule's refusal names a blank rule, a read returns e-mails unmasked, and 30
 // refusals name their rule (a population to sample).
 func carolsSession(seg int) [][]byte {
 	sess := fmt.Sprintf("sess-carol-%d", seg)
@@ -46,7 +46,7 @@ func carolsSession(seg int) [][]byte {
 		as("directory", "machine", "dir", "identity.snapshot", fmt.Sprintf(`{"snapshot":"snap-%d","part":1,"parts":1,"source":"scim","issuer":"https://idp.example.com","users":1,"active":1,"listing_sha256":"%s","members":[{"subject":"u-3000","active":%t,"kind":"human","groups":["dev"]}],"groups":[]}`, seg, strings.Repeat("e", 64), seg < 2)),
 		ev("start", "session.started", `{"client_addr":"10.0.4.18:50000","tls":true}`),
 		ev("create", "command.executed", `{"statement":"CREATE TABLE notes (id int)","statement_sha256":"`+strings.Repeat("b", 64)+`","kind":"CREATE"}`),
-		ev("blank", "command.blocked", `{"statement":"COPY customers TO PROGRAM 'x'","reason":"refused"}`),
+		ev("blank", "command.blocked", `{"statement":"COPY customers TO PROGRAM 'x'","rule":"","reason":"refused"}`),
 		ev("read", "command.executed", `{"statement":"SELECT email FROM customers","kind":"SELECT"}`),
 		ev("digest", "response.digest", fmt.Sprintf(`{"command_id":"x%d-read","command_tag":"SELECT 2","rows":2,"bytes":80}`, seg)),
 		// carol approves her own ALTER; a request of hers expires

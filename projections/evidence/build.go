@@ -99,10 +99,13 @@ func Build(ctx context.Context, cfg Config, w io.Writer) (*Manifest, error) {
 	}
 	b.cfg.Expectations = cfg.Expectations
 	if b.expected.Legacy() {
-		return nil, fmt.Errorf("evidence: the expectations file is of version 1, whose privileged-sessions-granted took any access.granted record as a grant, whoever published it: declare version: 3 (FORMAT §12.1)")
+		return nil, fmt.Errorf("evidence: the expectations file is of version 1, whose privileged-sessions-granted took any access.granted record as a grant, whoever published it: declare version: %d (FORMAT §12.1)", compliance.ExpectationsVersion)
 	}
 	if b.expected.LegacyReviews() {
-		return nil, fmt.Errorf("evidence: the expectations file is of version %d, whose audit-reviewed tested only the time between two reviews, not the time from the period's start to the first review nor from the last review to its end: declare version: 3 (FORMAT §12.1)", b.expected.Version)
+		return nil, fmt.Errorf("evidence: the expectations file is of version %d, whose audit-reviewed tested only the time between two reviews, not the time from the period's start to the first review nor from the last review to its end: declare version: %d (FORMAT §12.1)", b.expected.Version, compliance.ExpectationsVersion)
+	}
+	if b.expected.LegacyRefusals() {
+		return nil, fmt.Errorf("evidence: the expectations file is of version %d, whose refusals-name-rule tested every command.blocked, the API's refusals and a gateway's refusals no rule decides included: declare version: %d (FORMAT §12.1)", b.expected.Version, compliance.ExpectationsVersion)
 	}
 	var grants compliance.GrantKey
 	if cfg.GrantVKey != "" {

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -232,16 +230,7 @@ func TestBundleCountsOnlySignedGrants(t *testing.T) {
 // rendered again: the assertions are).
 func asVersion1(t *testing.T, r *run) []byte {
 	t.Helper()
-	f := zipFiles(t, r.bundle)
-	f["expectations.yaml"] = olderExpectations(f["expectations.yaml"], 1)
-	editManifest(t, f, func(m *evidence.Manifest) {
-		withoutVersion4Assertions(m)
-		sum := sha256.Sum256(f["expectations.yaml"])
-		m.Expectations.SHA256 = hex.EncodeToString(sum[:])
-		m.Framework.MappingVersion = 999
-	})
-	resign(t, f, r.signer)
-	return rezip(t, f)
+	return asVersion(t, r, 1)
 }
 
 // A bundle whose expectations are of version 1 is re-derived by version

@@ -195,7 +195,7 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, create bool, replic
 	if replicas == 0 {
 		replicas = 1
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bus.CreateOrUpdateKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "auditledger just-in-time access requests and grants (working state; the ledger holds the record)",
 		History:     history,

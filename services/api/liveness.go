@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus"
 )
 
@@ -46,6 +47,7 @@ func (a *api) heartbeats(ctx context.Context, rep *ProcessesReport, tenants []st
 		row[[2]string{p.Kind, p.Instance}] = i
 	}
 	var errs []error
+	added := 0 // rows of gateways known by their heartbeat alone
 	for _, key := range keys {
 		m, err := s.GetLastMsgForSubject(ctx, prefix+key)
 		if err != nil {
@@ -62,11 +64,22 @@ func (a *api) heartbeats(ctx context.Context, rep *ProcessesReport, tenants []st
 			a.cfg.Logger.Warn("processes: a heartbeat not of its key's producer, ignored", "key", key, "err", err)
 			continue
 		}
+		if err := events.CheckTenant(hb.Tenant); err != nil {
+			// Anyone who may put the key chose it: a tenant no record
+			// could carry would fail the read's own record.
+			a.cfg.Logger.Warn("processes: a heartbeat naming no valid tenant, ignored", "key", key, "err", err)
+			continue
+		}
 		i, ok := row[[2]string{hb.Kind, hb.Instance}]
 		if !ok {
 			if tenants != nil && !slices.Contains(tenants, hb.Tenant) {
 				continue // another tenant's gateway
 			}
+			if added >= max(a.cfg.MaxProducers, 1) {
+				rep.Truncated = true // as many rows of heartbeats alone as of records
+				continue
+			}
+			added++
 			i = len(rep.Producers)
 			row[[2]string{hb.Kind, hb.Instance}] = i
 			rep.Producers = append(rep.Producers, ProducerState{Kind: hb.Kind, Instance: hb.Instance, Tenants: []string{hb.Tenant}, State: "none"})
@@ -74,7 +87,9 @@ func (a *api) heartbeats(ctx context.Context, rep *ProcessesReport, tenants []st
 		p := &rep.Producers[i]
 		p.Heartbeat = &HeartbeatState{Role: hb.Role, Version: hb.Version, Host: hb.Host, PID: hb.PID, Started: hb.Started.UTC(),
 			LastSeen: m.Time.UTC(), Interval: hb.Interval, TTL: hb.TTL}
-		ttl := time.Duration(hb.TTL * float64(time.Second))
+		// The TTL is the producer's word: bounded, so that an entry
+		// cannot stay alive long after its beats stopped.
+		ttl := min(time.Duration(hb.TTL*float64(time.Second)), MaxHeartbeatTTL)
 		switch {
 		case hb.Stopped:
 			p.Liveness = "stopped"
@@ -86,6 +101,10 @@ func (a *api) heartbeats(ctx context.Context, rep *ProcessesReport, tenants []st
 	}
 	return errors.Join(errs...)
 }
+
+// MaxHeartbeatTTL bounds how long after its last beat a gateway is taken
+// for alive, whatever TTL its entry names.
+const MaxHeartbeatTTL = 10 * time.Minute
 
 // logSize is the log's size as the bus tells it: the newest AUDIT_LEDGER
 // message's first index (bus.HeaderIndex) and count (bus.HeaderCount,

@@ -221,7 +221,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		}
 		return &Broker{cfg: cfg, kv: kv}, nil
 	}
-	kv, err := cfg.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := bus.CreateOrUpdateKeyValue(ctx, cfg.JetStream, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "auditledger approval requests (working state; the ledger holds the record)",
 		History:     4, // pending, then the decision

@@ -162,7 +162,12 @@ func TestRemovedRequestIsRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, how := range []string{"purge", "delete"} {
+	// A purge (a rollup) is refused by the bucket (bus.KeyValueStream):
+	// no credential that may put a request empties the bucket.
+	if err := kv.Purge(t.Context(), "apr-any"); err == nil || !strings.Contains(err.Error(), "rollup not permitted") {
+		t.Fatalf("purging a request: %v, want the bucket's refusal", err)
+	}
+	for _, how := range []string{"delete"} {
 		t.Run(how, func(t *testing.T) {
 			r := open(t, b, "DROP TABLE orders_"+how, time.Minute)
 			type outcome struct {
@@ -176,12 +181,7 @@ func TestRemovedRequestIsRecorded(t *testing.T) {
 			}()
 			// The watch delivers the removal whenever it happens, so
 			// removing at once is as good as removing later.
-			if how == "purge" {
-				err = kv.Purge(t.Context(), r.ID)
-			} else {
-				err = kv.Delete(t.Context(), r.ID)
-			}
-			if err != nil {
+			if err = kv.Delete(t.Context(), r.ID); err != nil {
 				t.Fatal(err)
 			}
 			var o outcome

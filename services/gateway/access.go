@@ -84,13 +84,19 @@ func (e *enforcer) close() {
 // AccessRequired reports whether the session's identity needs a grant
 // for its target (an access rule names the target and does not exempt
 // the identity).
-func (s *Session) AccessRequired() bool {
+func (s *Session) AccessRequired() bool { return s.accessRule() != nil }
+
+// accessRule is the access rule that requires the session's identity to
+// hold a grant for its target, or nil.
+func (s *Session) accessRule() *access.Rule {
 	w := s.g.cfg.Access
 	if w == nil {
-		return false
+		return nil
 	}
-	r := w.Rules().For(s.target.Name)
-	return r != nil && r.Applies(s.who.Subject, s.who.Groups)
+	if r := w.Rules().For(s.target.Name); r != nil && r.Applies(s.who.Subject, s.who.Groups) {
+		return r
+	}
+	return nil
 }
 
 // Admit lets the session begin if its target needs no grant, or inside a
@@ -98,17 +104,19 @@ func (s *Session) AccessRequired() bool {
 // the core calls cut once if the grant ends, is revoked or can no longer
 // be heard, and End records why. cut MUST end the session in the
 // protocol's terms and return promptly. A refusal is recorded
-// (command.blocked, stored) and wraps ErrAccessDenied; the session MUST
-// NOT begin. Admit after Authenticated.
+// (command.blocked, stored, naming the access rule that required the
+// grant as a deny rule's refusal names its rule) and wraps
+// ErrAccessDenied; the session MUST NOT begin. Admit after Authenticated.
 func (s *Session) Admit(ctx context.Context, cut func(reason string)) (release func(), err error) {
-	if !s.AccessRequired() {
+	rule := s.accessRule()
+	if rule == nil {
 		return func() {}, nil
 	}
 	w := s.g.cfg.Access
 	g, ferr := w.Find(s.tenant, s.actor(ctx), s.target.Name)
 	if ferr != nil {
 		err := fmt.Errorf("%w: %w", ErrAccessDenied, ferr)
-		if _, rerr := s.Record(ctx, events.CommandBlocked, map[string]any{"reason": err.Error(), "access_required": true}); rerr != nil {
+		if _, rerr := s.Record(ctx, events.CommandBlocked, map[string]any{"reason": err.Error(), "access_required": true, "rule": rule.ID}); rerr != nil {
 			return nil, errors.Join(err, rerr)
 		}
 		return nil, err

@@ -141,7 +141,11 @@ type Gateway struct {
 
 	startMu sync.Mutex
 	started atomic.Bool
-	beat    *heartbeat // from Start to Close; nil without a bus
+	// beat is the heartbeat from Start to Close, nil without a bus;
+	// closed, set by Close, stops a Start that comes after it, or runs
+	// beside it, from beating (startHeartbeat).
+	beat   atomic.Pointer[heartbeat]
+	closed atomic.Bool
 }
 
 // New checks cfg. It records nothing: Start does.
@@ -154,6 +158,8 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("%w: Name and Kind are required", ErrConfig)
 	case cfg.Emitter == nil || cfg.Tenant == "":
 		return nil, fmt.Errorf("%w: %s: Emitter and Tenant are required", ErrConfig, cfg.Name)
+	case events.CheckTenant(cfg.Tenant) != nil:
+		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, cfg.Name, events.CheckTenant(cfg.Tenant))
 	case cfg.Policy != nil && (cfg.Policy.Source.File == "" || len(cfg.Policy.Source.SHA256) != 64 || cfg.Policy.Source.Version < 1):
 		return nil, fmt.Errorf("%w: %s: the policy names no file, version and digest (load it with LoadPolicy)", ErrConfig, cfg.Name)
 	}
@@ -194,9 +200,8 @@ func (g *Gateway) Durability() Durability { return g.cfg.Durability }
 // still open stay in the journal, to be recorded as lost by the next
 // gateway on the directory.
 func (g *Gateway) Close() error {
-	g.startMu.Lock()
-	g.stopHeartbeat()
-	g.startMu.Unlock()
+	g.closed.Store(true)
+	g.stopHeartbeat() // not under startMu: a Start stuck on a lost bus must not hold up Close
 	if g.enforcer != nil {
 		g.enforcer.close()
 	}

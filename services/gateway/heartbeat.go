@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -99,15 +98,21 @@ func (g *Gateway) startHeartbeat() {
 			Interval: hc.Interval.Seconds(), TTL: hc.TTL.Seconds()},
 		done: make(chan struct{})}
 	h.life, h.end = context.WithCancel(context.Background())
-	g.beat = h
+	if g.closed.Load() {
+		return
+	}
+	g.beat.Store(h)
 	go h.run()
+	if g.closed.Load() {
+		h.close() // Close ran meanwhile and may not have seen h
+	}
 }
 
 // stopHeartbeat stops beating and puts the last entry, marked stopped
 // (Close calls it).
 func (g *Gateway) stopHeartbeat() {
-	if g.beat != nil {
-		g.beat.close()
+	if h := g.beat.Load(); h != nil {
+		h.close()
 	}
 }
 
@@ -184,17 +189,7 @@ func (h *heartbeat) putOnce(ctx context.Context, stopped bool) error {
 // openHeartbeats opens the heartbeat bucket, creating it when no one
 // has (bus.HeartbeatBucketConfig, the same for every creator).
 func openHeartbeats(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, bus.HeartbeatBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, bus.HeartbeatBucketConfig())
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, bus.HeartbeatBucket) // another gateway made it first
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("bucket %s: %w", bus.HeartbeatBucket, err)
-	}
-	return kv, nil
+	return bus.CreateKeyValue(ctx, js, bus.HeartbeatBucketConfig())
 }
 
 // buildVersion is the module version and source revision this binary

@@ -120,10 +120,23 @@ func render(raw []byte, final, keys bool) rendering { return renderIn(raw, final
 // renderIn is render for bytes a terminal receives in insert mode (IRM)
 // when insert is true: the mode an earlier part of the stream set.
 func renderIn(raw []byte, final, keys, insert bool) rendering {
+	return renderSized(raw, final, keys, insert, termSize{})
+}
+
+// termSize is the size of the terminal a stream is shown on, in rows
+// and columns, as the client last gave it (an SSH pty-req or
+// window-change); 0 when not known.
+type termSize struct{ rows, cols int }
+
+// renderSized is renderIn on a terminal of size sz: the bottom row stops
+// moves down and scrolls the rows under line feeds, the last column
+// stops moves right and wraps what is written past it. Moves whose end
+// depends on a size not known make the bytes binary (lineEditor.lost).
+func renderSized(raw []byte, final, keys, insert bool, sz termSize) rendering {
 	if plainText(raw) { // the cursor stays at each line's end: the mode changes nothing
 		return rendering{b: raw, done: len(raw), text: true, same: true}
 	}
-	return renderEdited(raw, final, keys, insert)
+	return renderEditedSized(raw, final, keys, insert, sz)
 }
 
 // insertAfter is a terminal's insert mode (IRM) after raw, insert before
@@ -148,8 +161,16 @@ func insertAfter(raw []byte, insert bool) bool {
 
 // renderEdited is render by the line editor, for any bytes.
 func renderEdited(raw []byte, final, keys, insert bool) rendering {
+	return renderEditedSized(raw, final, keys, insert, termSize{})
+}
+
+// renderEditedSized is renderEdited on a terminal of size sz.
+func renderEditedSized(raw []byte, final, keys, insert bool, sz termSize) rendering {
 	r := rendering{b: make([]byte, 0, len(raw)), lo: make([]int32, 0, len(raw)), text: true}
 	e := lineEditor{r: &r, raw: raw, keys: keys, pad: padPerByte*len(raw) + padSlack, insert: insert && !keys}
+	if !keys {
+		e.height, e.width = max(sz.rows, 0), max(sz.cols, 0)
+	}
 	binary := func() rendering {
 		r.text = false
 		r.done = len(raw)
@@ -183,9 +204,10 @@ func renderEdited(raw []byte, final, keys, insert bool) rendering {
 			e.escape(seq, i)
 			if e.lost {
 				// A move the line editor cannot place (a scroll
-				// region, tab stops set, a row above those kept): what
-				// a terminal shows is unknown, so the bytes are not
-				// judged as text.
+				// region, tab stops set, a row above those kept, a
+				// row whose place depends on a screen size not
+				// known): what a terminal shows is unknown, so the
+				// bytes are not judged as text.
 				return binary()
 			}
 			i += n
@@ -226,6 +248,12 @@ func renderEdited(raw []byte, final, keys, insert bool) rendering {
 				e.at = int32(i)
 				e.r.hidden = true
 				e.to(min((e.cur/8+1)*8, len(e.line)))
+			case c == '\t' && !keys && e.width > 0:
+				// At the line's end on a screen of known width: blanks
+				// to the next tab stop, so that columns count as the
+				// terminal's (where the row wraps).
+				e.at = int32(i)
+				e.to((e.cur/8 + 1) * 8)
 			case c == '\t':
 				e.put(cell{lo: int32(i), n: 1})
 			case keys && editKey(c):
@@ -235,6 +263,9 @@ func renderEdited(raw []byte, final, keys, insert bool) rendering {
 			continue
 		case c < utf8.RuneSelf:
 			e.put(cell{lo: int32(i), n: 1})
+			if e.lost {
+				return binary()
+			}
 			i++
 			continue
 		}
@@ -255,6 +286,9 @@ func renderEdited(raw []byte, final, keys, insert bool) rendering {
 			continue
 		}
 		e.put(cell{lo: int32(i), n: int8(n)})
+		if e.lost {
+			return binary()
+		}
 		i += n
 	}
 	e.flush()
@@ -337,13 +371,44 @@ type lineEditor struct {
 	origin int
 	// main is the main screen's rows while the alternate one is shown.
 	main *screen
+	// height and width are the screen's rows and columns (0: not
+	// known): once the row is known (row), a move down stops at the
+	// bottom row and a line feed there scrolls the rows, the row
+	// staying the bottom one; a move right stops at the last column,
+	// and a character written past it wraps to the next row (nowrap:
+	// DECAWM reset, CSI ? 7 l, which is not followed). Without a
+	// height, a move whose row depends on it (a row named or a move
+	// down, once the row is known) is lost. savedAbs is the row (row)
+	// DECSC saved, 0 when not known.
+	height, width int
+	savedAbs      int
+	// hasSaved is true once DECSC saved the cursor in the rendering: a
+	// DECRC before it restores what an earlier chunk saved, a place
+	// not known (lost).
+	hasSaved bool
 }
 
 // save is DECSC: the cursor's column and row saved.
-func (e *lineEditor) save() { e.saved, e.savedRow = e.cur, e.origin+e.rowi }
+func (e *lineEditor) save() {
+	e.saved, e.savedRow, e.savedAbs, e.hasSaved = e.cur, e.origin+e.rowi, e.row, true
+}
 
 // restore is DECRC: the cursor back to the column and row saved.
 func (e *lineEditor) restore() {
+	if !e.hasSaved {
+		e.lost = true // saved before the rendering's bytes: where is not known
+		return
+	}
+	if e.row != 0 && e.savedAbs != 0 {
+		// DECRC restores the screen row, whatever scrolled since: a
+		// row named (toRow; without a height, lost).
+		col := e.saved
+		e.toRow(e.savedAbs)
+		if !e.lost {
+			e.to(col)
+		}
+		return
+	}
 	if n := e.savedRow - (e.origin + e.rowi); n != 0 {
 		e.moveRows(n, e.at)
 		if e.lost {
@@ -378,6 +443,11 @@ func (e *lineEditor) moveRows(n int, at int32) {
 	e.rows[e.rowi] = e.line
 	if e.row != 0 {
 		e.row = max(e.row+n, 1) // the absolute row, once one was named, follows
+		if e.height > 0 {
+			// At the bottom row a line feed scrolls the rows up: the
+			// cursor is on a new row, still the bottom one.
+			e.row = min(e.row, e.height)
+		}
 	}
 	to := e.rowi + n
 	if n < 0 || to < len(e.rows) {
@@ -457,6 +527,8 @@ type screen struct {
 	origin      int
 	dropped     bool
 	saved, srow int
+	savedAbs    int
+	hasSaved    bool
 }
 
 // swap makes s the screen edited, the one edited until then returned.
@@ -464,8 +536,8 @@ func (e *lineEditor) swap(s *screen) *screen {
 	if e.rows != nil {
 		e.rows[e.rowi] = e.line
 	}
-	old := &screen{e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow}
-	e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow = s.rows, s.feeds, s.line, s.rowi, s.cur, s.origin, s.dropped, s.saved, s.srow
+	old := &screen{e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow, e.savedAbs, e.hasSaved}
+	e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow, e.savedAbs, e.hasSaved = s.rows, s.feeds, s.line, s.rowi, s.cur, s.origin, s.dropped, s.saved, s.srow, s.savedAbs, s.hasSaved
 	return old
 }
 
@@ -498,7 +570,9 @@ func (e *lineEditor) alternate(on, save bool) {
 		return
 	}
 	if rows != 0 {
+		row := e.row // the cursor keeps its place on the screen
 		e.moveRows(rows, e.at)
+		e.row = row
 	}
 	e.to(col)
 }
@@ -534,6 +608,17 @@ func (e *lineEditor) flushScreen() {
 // put writes a character at the cursor: inserted in what a person types,
 // over the one under the cursor in what a terminal shows.
 func (e *lineEditor) put(c cell) {
+	if e.width > 0 && e.cur >= e.width {
+		// Past the last column: the character goes to the start of
+		// the next row (at the bottom the rows scroll), apart from
+		// the raw bytes next to it, which are judged too.
+		e.r.hidden = true
+		e.moveRows(1, c.lo)
+		if e.lost {
+			return
+		}
+		e.cur = 0
+	}
 	switch {
 	case e.cur == len(e.line):
 		e.line = append(e.line, c)
@@ -553,7 +638,12 @@ func (e *lineEditor) put(c cell) {
 	e.cur++
 }
 
-func (e *lineEditor) left(n int)  { e.cur = max(e.cur-n, 0) }
+func (e *lineEditor) left(n int) {
+	if e.width > 0 && e.cur >= e.width {
+		e.cur = e.width - 1 // a wrap pending: the cursor shows on the last column
+	}
+	e.cur = max(e.cur-n, 0)
+}
 func (e *lineEditor) right(n int) { e.to(e.cur + n) }
 
 // to moves the cursor to column col of the line. A line editor's cursor
@@ -562,6 +652,9 @@ func (e *lineEditor) right(n int) { e.to(e.cur + n) }
 // written at column 11 and then at column 1 reads as the row shows it.
 func (e *lineEditor) to(col int) {
 	col = max(col, 0)
+	if e.width > 0 {
+		col = min(col, e.width-1) // a terminal stops at its last column
+	}
 	if e.keys || col <= len(e.line) {
 		e.cur = min(col, len(e.line))
 		return
@@ -602,7 +695,17 @@ func param(params []byte, i int) int {
 // kept: a row other than the one the line is on ends the line, as a line
 // feed does. The first row named anchors the rows: the line is on it.
 func (e *lineEditor) toRow(r int) {
+	if e.height > 0 {
+		r = min(r, e.height) // a terminal stops at its bottom row
+	}
 	if e.row != 0 && r != e.row {
+		if e.height == 0 {
+			// Without the screen's height the rows between are not
+			// known: a row named past the bottom stops there, and
+			// line feeds there scrolled the rows.
+			e.lost = true
+			return
+		}
 		e.vertical(r - e.row)
 		return
 	}
@@ -615,6 +718,13 @@ func (e *lineEditor) toRow(r int) {
 func (e *lineEditor) vertical(n int) {
 	if e.row != 0 {
 		n = max(n, 1-e.row)
+		if n > 0 && e.height == 0 {
+			e.lost = true // where the bottom row stops it is not known
+			return
+		}
+		if e.height > 0 {
+			n = min(n, e.height-e.row) // not below the bottom row
+		}
 	}
 	if n == 0 {
 		return
@@ -767,8 +877,10 @@ func (e *lineEditor) escape(seq []byte, at int) {
 			col := e.cur
 			e.moveRows(-1, e.at)
 			e.to(col)
-		case 'D': // IND: a row down, as LF without the carriage return
-			e.vertical(1)
+		case 'D': // IND: a row down, as LF without the carriage return (at the bottom the rows scroll)
+			col := e.cur
+			e.moveRows(1, e.at)
+			e.to(col)
 		case 'E': // NEL: the start of the next row
 			e.lineFeed(at)
 		case 'H': // HTS: a tab stop set; tabs are no longer every 8 columns
@@ -944,6 +1056,11 @@ func (e *lineEditor) escape(seq []byte, at int) {
 			for _, m := range strings.Split(string(params[1:]), ";") {
 				if m == "47" || m == "1047" || m == "1049" {
 					e.alternate(seq[len(seq)-1] == 'h', m == "1049")
+				}
+				if m == "7" && seq[len(seq)-1] == 'l' && e.width > 0 {
+					// DECAWM reset: characters past the last column
+					// overwrite it rather than wrap; not followed.
+					e.lost = true
 				}
 			}
 			break

@@ -35,6 +35,9 @@ type StreamConfig struct {
 	// recorded once more bytes push them out, the buffer is full, or the
 	// stream closes. Zero means DefaultFlushAfter.
 	FlushAfter time.Duration
+	// Screen is the size of the terminal the stream is shown on (nil:
+	// not known), which the terminal model follows (screen.go).
+	Screen *Screen
 }
 
 // ErrStreamClosed: a write to a closed Stream.
@@ -58,6 +61,12 @@ type Stream struct {
 	insert bool  // the terminal's insert mode (IRM) after the bytes recorded
 	timer  *time.Timer
 	closed bool
+
+	// screen.go: the screen's size, and from which offset the buffer's
+	// bytes were all written since its last change.
+	screen        *Screen
+	sizeChanges   uint64
+	sizeKnownFrom int64
 }
 
 // Stream starts recording the session's byte stream name ("stdout",
@@ -69,7 +78,7 @@ func (s *Session) Stream(name string, cfg StreamConfig) *Stream {
 	if cfg.FlushAfter <= 0 {
 		cfg.FlushAfter = DefaultFlushAfter
 	}
-	return &Stream{s: s, name: name, max: cfg.MaxChunk, wait: cfg.FlushAfter}
+	return &Stream{s: s, name: name, max: cfg.MaxChunk, wait: cfg.FlushAfter, screen: cfg.Screen}
 }
 
 // Write records p, in chunks of at most MaxChunk bytes.
@@ -80,6 +89,7 @@ func (st *Stream) Write(p []byte) (int, error) {
 		return 0, ErrStreamClosed
 	}
 	n := len(p)
+	st.screenSize() // bytes buffered before a resize are marked as such
 	for len(p) > 0 {
 		if st.timer == nil { // new bytes: a flush after FlushAfter
 			st.timer = time.AfterFunc(st.wait, st.Flush)
@@ -148,7 +158,7 @@ func (st *Stream) flushLocked(final bool) {
 		return
 	}
 	full := len(st.buf) >= st.max
-	r := renderIn(st.buf, final, st.name == "stdin", st.insert)
+	r := renderSized(st.buf, final, st.name == "stdin", st.insert, st.screenSize())
 	if !r.text {
 		st.recordBinary(st.buf)
 		st.offset += int64(len(st.buf))

@@ -70,7 +70,8 @@ func TestStreamJudgesRenderedText(t *testing.T) {
 			b := startBus(t, true)
 			g := newGateway(t, b.em, nil)
 			s := g.Session(events.Target{Kind: "ssh"})
-			st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+			// A terminal of 24 rows and 80 columns, as a pty-req gives.
+			st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour, Screen: gateway.NewScreen(80, 24)})
 			st.Write([]byte(in))
 			st.Close()
 			got, ps := recorded(t, b, 1)
@@ -187,7 +188,7 @@ func TestStreamJudgesLineEdits(t *testing.T) {
 			b := startBus(t, true)
 			g := newGateway(t, b.em, nil)
 			s := g.Session(events.Target{Kind: "ssh"})
-			st := s.Stream(c.stream, gateway.StreamConfig{FlushAfter: time.Hour})
+			st := s.Stream(c.stream, gateway.StreamConfig{FlushAfter: time.Hour, Screen: gateway.NewScreen(80, 24)})
 			st.Write([]byte(c.in))
 			st.Close()
 			got, ps := recorded(t, b, 1)

@@ -241,8 +241,19 @@ func (e *execRelay) ExecInContainer(ctx context.Context, _, _, _ string, _ []str
 	e.ran, e.exit = true, -1
 	gs := e.x.gs
 	var closers []*gateway.Stream
+	// With a terminal, what the container writes is shown at the size
+	// the client sends (none until it does: moves that depend on it
+	// make a chunk binary).
+	var screen *gateway.Screen
+	if tty {
+		screen = gateway.NewScreen(0, 0)
+	}
 	rec := func(name string) *gateway.Stream {
-		st := gs.Stream(name, gateway.StreamConfig{})
+		cfg := gateway.StreamConfig{}
+		if name == "stdout" || name == "stderr" {
+			cfg.Screen = screen
+		}
+		st := gs.Stream(name, cfg)
 		closers = append(closers, st)
 		return st
 	}
@@ -262,7 +273,7 @@ func (e *execRelay) ExecInContainer(ctx context.Context, _, _, _ string, _ []str
 		opts.Stderr = io.MultiWriter(errw, counted{rec("stderr"), &e.out})
 	}
 	if resize != nil && tty {
-		opts.TerminalSizeQueue = &sizeQueue{ctx: ctx, ch: resize, rec: rec("resize")}
+		opts.TerminalSizeQueue = &sizeQueue{ctx: ctx, ch: resize, rec: rec("resize"), screen: screen}
 	}
 	cfg, err := e.p.restConfig(e.x)
 	if err != nil {
@@ -391,12 +402,16 @@ func (c counted) Write(b []byte) (int, error) {
 	return c.w.Write(b)
 }
 
-// sizeQueue passes the client's terminal sizes on, recording each as a
-// COLSxROWS line of the resize stream.
+// sizeQueue passes the client's terminal sizes on to the API server and
+// to the model of what the terminal shows (screen), recording each as a
+// COLSxROWS line of the resize stream, or "withheld" when its numbers
+// would complete a value (gateway.WindowSizes).
 type sizeQueue struct {
-	ctx context.Context
-	ch  <-chan serverrc.TerminalSize
-	rec io.Writer
+	ctx    context.Context
+	ch     <-chan serverrc.TerminalSize
+	rec    io.Writer
+	screen *gateway.Screen
+	sizes  gateway.WindowSizes
 }
 
 func (q *sizeQueue) Next() *remotecommand.TerminalSize {
@@ -405,7 +420,12 @@ func (q *sizeQueue) Next() *remotecommand.TerminalSize {
 		if !ok {
 			return nil
 		}
-		fmt.Fprintf(q.rec, "%dx%d\n", s.Width, s.Height)
+		q.screen.Resize(int(s.Width), int(s.Height))
+		if q.sizes.Record(uint32(s.Width), uint32(s.Height)) {
+			fmt.Fprintf(q.rec, "%dx%d\n", s.Width, s.Height)
+		} else {
+			io.WriteString(q.rec, "withheld\n")
+		}
 		return &remotecommand.TerminalSize{Width: s.Width, Height: s.Height}
 	case <-q.ctx.Done():
 		return nil

@@ -127,6 +127,11 @@ func TestAccessGrantAdmitsAndItsEndCutsTheSession(t *testing.T) {
 	for _, r := range f.eventsOf(t) {
 		if r.ev.Type == events.CommandBlocked && r.payload["access_required"] == true {
 			blocked++
+			// It names the access rule that required the grant (FORMAT
+			// §12.1: 8.3 tests that a gateway's refusal names its rule).
+			if r.payload["rule"] != "orders-db" {
+				t.Errorf("access refusal names rule %v, want orders-db: %v", r.payload["rule"], r.payload)
+			}
 		}
 	}
 	if blocked != 2 {

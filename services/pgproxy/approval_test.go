@@ -520,7 +520,8 @@ func TestRemovedRequestEndsRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, how := range []string{"purge", "delete"} {
+	// (A purge is refused by the bucket: approvals' TestRemovedRequestIsRecorded.)
+	for _, how := range []string{"delete"} {
 		t.Run(how, func(t *testing.T) {
 			column := how + "d_request"
 			cmd := f.psqlAs(t, "alice", "ALTER TABLE orders ADD COLUMN "+column+" text")
@@ -530,12 +531,7 @@ func TestRemovedRequestEndsRecorded(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := f.pending(t)
-			if how == "purge" {
-				err = kv.Purge(t.Context(), r.ID)
-			} else {
-				err = kv.Delete(t.Context(), r.ID)
-			}
-			if err != nil {
+			if err = kv.Delete(t.Context(), r.ID); err != nil {
 				t.Fatal(err)
 			}
 			if err := cmd.Wait(); err == nil || !strings.Contains(out.String(), "removed from the bus") {

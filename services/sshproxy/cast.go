@@ -103,7 +103,11 @@ func CastOf(evs []*events.Event, session string) (*Cast, error) {
 		}
 		if kind == "r" {
 			for _, line := range strings.Fields(string(raw)) {
-				c.Frames = append(c.Frames, CastFrame{at, "r", line})
+				// A size withheld (its digits would complete a value)
+				// changes nothing in the replay.
+				if cols, rows, ok := strings.Cut(line, "x"); ok && decimal(cols) && decimal(rows) {
+					c.Frames = append(c.Frames, CastFrame{at, "r", line})
+				}
 			}
 			continue
 		}
@@ -115,6 +119,11 @@ func CastOf(evs []*events.Event, session string) (*Cast, error) {
 		}
 	}
 	return c, nil
+}
+
+// decimal reports whether s is a run of decimal digits.
+func decimal(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // validPrefix is the length of b without an incomplete UTF-8 sequence at

@@ -63,6 +63,15 @@ type channel struct {
 	env     map[string]string
 	started bool
 	resize  *gateway.Stream
+	// screen is the client's terminal size (pty-req, window-change);
+	// sizes judges the sizes recorded (session.started's pty, the
+	// resize stream). shown are stdout and stderr while the relay
+	// records them: each renders at a size of its own, changed in
+	// order with the bytes queued before the change (lagStream.resize).
+	screen  *gateway.Screen
+	sizes   gateway.WindowSizes
+	shownMu sync.Mutex
+	shown   []*lagStream
 
 	targetDone chan struct{} // closed once the target's channel is closed
 	relayDone  chan struct{} // closed once the program's relay is over; nil before
@@ -154,7 +163,13 @@ func (c *conn) startPayload(request string, ch *channel) map[string]any {
 		"client_version": string(c.sc.ClientVersion()), "certificate_serial": fmt.Sprint(c.cert.Serial)}
 	if ch != nil {
 		if ch.pty != nil {
-			p["pty"] = map[string]any{"term": ch.pty.Term, "cols": ch.pty.Cols, "rows": ch.pty.Rows}
+			pty := map[string]any{"term": ch.pty.Term}
+			if ch.sizes.Record(ch.pty.Cols, ch.pty.Rows) {
+				pty["cols"], pty["rows"] = ch.pty.Cols, ch.pty.Rows
+			} else {
+				pty["size_withheld"] = true // its digits make a value (gateway.WindowSizes)
+			}
+			p["pty"] = pty
 		}
 		if len(ch.env) > 0 {
 			p["env"] = recordedEnv(p, ch.env)
@@ -244,6 +259,11 @@ func (ch *channel) request(ctx context.Context, r *ssh.Request) bool {
 			return true
 		}
 		ch.pty = &p
+		if ch.screen == nil {
+			ch.screen = gateway.NewScreen(int(p.Cols), int(p.Rows))
+		} else {
+			ch.screen.Resize(int(p.Cols), int(p.Rows))
+		}
 		forward()
 	case "env":
 		var e struct{ Name, Value string }
@@ -253,8 +273,22 @@ func (ch *channel) request(ctx context.Context, r *ssh.Request) bool {
 		forward()
 	case "window-change":
 		var w struct{ Cols, Rows, Width, Height uint32 }
-		if ssh.Unmarshal(r.Payload, &w) == nil && ch.resize != nil {
-			fmt.Fprintf(ch.resize, "%dx%d\n", w.Cols, w.Rows)
+		if ssh.Unmarshal(r.Payload, &w) == nil {
+			ch.shownMu.Lock()
+			if ch.screen != nil {
+				ch.screen.Resize(int(w.Cols), int(w.Rows))
+			}
+			for _, l := range ch.shown {
+				l.resize(int(w.Cols), int(w.Rows))
+			}
+			ch.shownMu.Unlock()
+			if ch.resize != nil {
+				if ch.sizes.Record(w.Cols, w.Rows) {
+					fmt.Fprintf(ch.resize, "%dx%d\n", w.Cols, w.Rows)
+				} else {
+					io.WriteString(ch.resize, "withheld\n") // its digits would complete a value
+				}
+			}
 		}
 		forward()
 	case "signal", "break":
@@ -401,6 +435,11 @@ func (ch *channel) program(ctx context.Context, r *ssh.Request) bool {
 	r.Reply(true, nil)
 	ch.relayDone = make(chan struct{})
 	ch.subsystem = subsystem != ""
+	if ch.pty != nil && subsystem != "sftp" {
+		// Before the relay starts: window changes are recorded by the
+		// request loop.
+		ch.resize = s.Stream("resize", gateway.StreamConfig{FlushAfter: c.p.cfg.FlushAfter})
+	}
 	if subsystem == "sftp" {
 		go ch.sftp(ctx, began)
 	} else {
@@ -429,10 +468,23 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 	defer close(ch.relayDone)
 	s := ch.s
 	cfg := gateway.StreamConfig{FlushAfter: ch.c.p.cfg.FlushAfter}
-	stdin, stdout, stderr := newLagStream(s.Stream("stdin", cfg)), newLagStream(s.Stream("stdout", cfg)), newLagStream(s.Stream("stderr", cfg))
-	if ch.pty != nil {
-		ch.resize = s.Stream("resize", cfg)
+	// What the target writes is shown on the client's terminal, of the
+	// size it gave (none without a pty: moves that depend on it make a
+	// chunk binary); what the client types is not. Each output stream
+	// has a screen of its own, resized in order with its bytes.
+	ch.shownMu.Lock()
+	shown := func(name string) *lagStream {
+		var sc *gateway.Screen
+		if ch.screen != nil {
+			sc = gateway.NewScreen(ch.screen.Size())
+		}
+		return newLagStreamOn(s.Stream(name, gateway.StreamConfig{FlushAfter: cfg.FlushAfter, Screen: sc}), sc)
 	}
+	stdin, stdout, stderr := newLagStream(s.Stream("stdin", cfg)), shown("stdout"), shown("stderr")
+	if ch.screen != nil {
+		ch.shown = []*lagStream{stdout, stderr}
+	}
+	ch.shownMu.Unlock()
 	sum, err := s.KeyedSum(ctx, StreamLabel)
 	if err != nil {
 		ch.c.p.log.Warn("no keyed digest of the session's output: the tenant's key is unavailable", "session_id", s.ID(), "err", err)
@@ -490,6 +542,9 @@ func (ch *channel) relay(ctx context.Context, began time.Time) {
 			stdin.Write(r)
 		}
 	}
+	ch.shownMu.Lock()
+	ch.shown = nil // no resize queued once the streams close
+	ch.shownMu.Unlock()
 	stdin.Close()
 	stdout.Close()
 	stderr.Close()
@@ -548,16 +603,34 @@ func copyClose(dst, src ssh.Channel, touch func()) (int64, error) {
 // slows the relay rather than drop a record.
 type lagStream struct {
 	st   *gateway.Stream
-	q    chan []byte
+	q    chan lagItem
 	done chan struct{}
 }
 
-func newLagStream(st *gateway.Stream) *lagStream {
-	l := &lagStream{st: st, q: make(chan []byte, 256), done: make(chan struct{})}
+// lagItem is bytes that passed, or a window size the client gave after
+// them (resize).
+type lagItem struct {
+	b          []byte
+	resize     bool
+	cols, rows int
+}
+
+func newLagStream(st *gateway.Stream) *lagStream { return newLagStreamOn(st, nil) }
+
+// newLagStreamOn is newLagStream for a stream shown on screen, which
+// resize changes.
+func newLagStreamOn(st *gateway.Stream, screen *gateway.Screen) *lagStream {
+	l := &lagStream{st: st, q: make(chan lagItem, 256), done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
-		for b := range l.q {
-			st.Write(b)
+		for it := range l.q {
+			if it.resize {
+				if screen != nil {
+					screen.Resize(it.cols, it.rows)
+				}
+				continue
+			}
+			st.Write(it.b)
 		}
 	}()
 	return l
@@ -565,9 +638,14 @@ func newLagStream(st *gateway.Stream) *lagStream {
 
 // Write queues a copy of b (the caller reuses its buffer).
 func (l *lagStream) Write(b []byte) (int, error) {
-	l.q <- append([]byte(nil), b...)
+	l.q <- lagItem{b: append([]byte(nil), b...)}
 	return len(b), nil
 }
+
+// resize changes the stream's screen once the bytes queued before it
+// are recorded: bytes that passed before a window change are rendered
+// as before it.
+func (l *lagStream) resize(cols, rows int) { l.q <- lagItem{resize: true, cols: cols, rows: rows} }
 
 // Close records what is queued, then closes the stream.
 func (l *lagStream) Close() error {

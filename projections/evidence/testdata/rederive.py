@@ -421,11 +421,18 @@ def columns_masked(x, evs):
 
 
 def refusals_name_rule(x, evs):
+    # Version 5: the refusals a policy rule decided - a payload member
+    # "rule", whatever its value, or "access_required" JSON true. Versions
+    # 1 to 4: every command.blocked.
     out = []
     for e in evs:
-        if e.get("type") == "command.blocked":
-            rule = pl(e, "rule").strip()
-            out.append(row(e, rule, None, "" if rule else NO_RULE))
+        if e.get("type") != "command.blocked":
+            continue
+        p = e.get("payload") or {}
+        if VERSION >= 5 and "rule" not in p and p.get("access_required") is not True:
+            continue
+        rule = pl(e, "rule").strip()
+        out.append(row(e, rule, None, "" if rule else NO_RULE))
     return out
 
 
