@@ -170,6 +170,27 @@ access:
 			t.Errorf("8.2 row %q", row)
 		}
 	}
+	// 5.18: bob's sign-off, as the bundle shows it to an auditor (FORMAT
+	// §12.3): the period, the two grants the broker signed (one of them
+	// break-glass), the producer's record not counted, and the digest of
+	// the listing bob signed off.
+	f, err = zr.Open("controls/5.18/access_reviews.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err = csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("5.18's access_reviews.csv: %v %q, want its header and bob's sign-off", err, rows)
+	}
+	if h := strings.Join(rows[0], ","); h != "idx,time,reviewer,period_from,period_to,grants,break_glass,unverified_records,listing_sha256,recorded_by" {
+		t.Errorf("5.18's access_reviews.csv header %q", h)
+	}
+	row := rows[1]
+	if row[2] != "bob" || !strings.HasPrefix(row[3], review[5]) || !strings.HasPrefix(row[4], review[7]) ||
+		row[5] != "2" || row[6] != "1" || row[7] != "1" || row[8] != digest || row[9] != "api" {
+		t.Errorf("5.18's access_reviews.csv row %q: want bob, %s to %s, 2 grants, 1 break-glass, 1 unverified, listing %s, recorded by api", row, review[5], review[7], digest)
+	}
 	if r := run(t, nil, nil, "evidence", "verify", bundle, "--vkey", d.vkey(), "--allowed-signers", signers, "--allow-unlocked"); r.code != 1 ||
 		!strings.Contains(r.stdout, "events.jsonl: index ") || !strings.Contains(r.stdout, "--grant-vkey") {
 		t.Errorf("evidence verify without the grant key: %d %s %s", r.code, r.stdout, r.stderr)

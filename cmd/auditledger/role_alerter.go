@@ -69,8 +69,10 @@ func (c *alerterRole) check(*serveConfig) error {
 	if err != nil {
 		return err
 	}
-	if len(rules) == 0 {
-		return fmt.Errorf("alerter.rules: none given: the alerter would raise nothing (docs/ALERTS.md)")
+	if len(c.set.Rules) == 0 {
+		// The built-in break-glass rule alone is not a configuration: a
+		// missing rules list is a mistake, not a choice.
+		return fmt.Errorf("alerter.rules: none given: the alerter would raise nothing but the built-in %s alert (docs/ALERTS.md)", alerts.BreakGlassRule)
 	}
 	if c.Batch < 0 {
 		return fmt.Errorf("alerter.batch %d: want 0 (the default) or more", c.Batch)

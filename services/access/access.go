@@ -652,16 +652,21 @@ func (b *Broker) recordGrant(ctx context.Context, r *Request, approvals int) err
 	} else if r.BreakGlass {
 		actor = r.Requester
 	}
-	payload := map[string]any{"grant": "just-in-time", "reason": r.Reason, "approvals": approvals,
-		"not_before": r.NotBefore, "not_after": r.NotAfter, "break_glass": r.BreakGlass, "review_required": r.BreakGlass,
-		// The signed note: an access review counts the record as a
-		// grant only when it verifies (review.go).
-		"signature": r.Signature}
-	err := b.record(ctx, r, events.AccessGranted, actor, "granted", payload)
+	err := b.record(ctx, r, events.AccessGranted, actor, "granted", GrantedPayload(r, approvals))
 	if err == nil {
 		return nil
 	}
 	return errors.Join(err, b.recordGrantFailed(ctx, r))
+}
+
+// GrantedPayload is what access.granted adds to Event's payload for r,
+// granted after approvals approvals (0: break-glass).
+func GrantedPayload(r *Request, approvals int) map[string]any {
+	return map[string]any{"grant": "just-in-time", "reason": r.Reason, "approvals": approvals,
+		"not_before": r.NotBefore, "not_after": r.NotAfter, "break_glass": r.BreakGlass, "review_required": r.BreakGlass,
+		// The signed note: an access review counts the record as a
+		// grant only when it verifies (review.go).
+		"signature": r.Signature}
 }
 
 // recordGrantFailed revokes a grant whose record was not stored.

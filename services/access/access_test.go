@@ -40,6 +40,10 @@ access:
     approvers: {groups: [dba], count: 1}
     max_duration: 2h
     pending_timeout: 10m
+  - id: two-person
+    targets: [vault]
+    approvers: {groups: [dba, security], count: 2}
+    max_duration: 1h
 `
 
 // Clock is a clock tests move by hand.
@@ -173,6 +177,94 @@ func TestGrantNeedsOneApprovalFromEachGroupNeverTheRequester(t *testing.T) {
 	}
 	if _, err := r.b.Revoke(ctx, req.ID, bob, "again"); !errors.Is(err, access.ErrState) {
 		t.Fatalf("revoke twice: %v", err)
+	}
+}
+
+// A rule asking for two approvals grants on the second, from two
+// different reviewers (of any of its groups, the same group too); the
+// first leaves the request pending, and a reviewer cannot count twice.
+func TestGrantNeedsTwoApprovalsWhenTheRuleCountsTwo(t *testing.T) {
+	r := setup(t)
+	ctx := t.Context()
+	erin := events.Actor{Issuer: "https://idp.example", Subject: "erin", Kind: events.Human, Groups: []string{"dba"}}
+	req, err := r.b.Request(ctx, access.Ask{Tenant: "acme", Requester: alice, Target: "vault", Duration: time.Hour, Reason: "rotate keys"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.b.Approve(ctx, req.ID, bob, "ok")
+	if err != nil || got.Status != access.Pending || got.Signature != "" {
+		t.Fatalf("first of two approvals: %+v %v, want still pending, unsigned", got, err)
+	}
+	if _, err := r.b.Approve(ctx, req.ID, bob, "again"); !errors.Is(err, access.ErrState) {
+		t.Fatalf("the same reviewer again: %v, want ErrState", err)
+	}
+	if cur, err := r.b.Get(ctx, req.ID); err != nil || cur.Status != access.Pending || len(cur.Approvals) != 1 {
+		t.Fatalf("after a repeated approval: %+v %v, want pending with one approval", cur, err)
+	}
+	got, err = r.b.Approve(ctx, req.ID, erin, "agreed")
+	if err != nil || got.Status != access.Approved || len(got.Approvals) != 2 {
+		t.Fatalf("second approval: %+v %v, want a grant", got, err)
+	}
+	if err := access.Verify(r.key.Verifier(), got); err != nil {
+		t.Fatalf("grant does not verify: %v", err)
+	}
+	evs := accessEvents(t, r.js)
+	if s := types(evs); s != "access.requested/alice access.approved/bob access.approved/erin access.granted/erin" {
+		t.Fatalf("events: %s", s)
+	}
+	if p := evs[1].Payload; p["approvals"] != float64(1) || p["complete"] != false {
+		t.Errorf("first access.approved payload %v, want approvals 1, complete false", p)
+	}
+	if p := evs[2].Payload; p["approvals"] != float64(2) || p["complete"] != true {
+		t.Errorf("second access.approved payload %v, want approvals 2, complete true", p)
+	}
+	if p := evs[3].Payload; p["approvals"] != float64(2) || p["status"] != string(access.Approved) || p["signature"] != got.Signature {
+		t.Errorf("access.granted payload %v", p)
+	}
+}
+
+// A reviewer's denial ends a pending request: recorded as access.denied
+// by the reviewer with the reason, never granted afterwards; the
+// requester cannot deny their own, and a denial needs a reason.
+func TestReviewerDeniesARequest(t *testing.T) {
+	r := setup(t)
+	ctx := t.Context()
+	w := watcher(t, r)
+	req, err := r.b.Request(ctx, access.Ask{Tenant: "acme", Requester: alice, Target: "staging", Duration: time.Hour, Reason: "deploy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := alice
+	self.Groups = []string{"dba"}
+	if _, err := r.b.Deny(ctx, req.ID, self, "changed my mind"); !errors.Is(err, access.ErrSelfApproval) {
+		t.Fatalf("the requester denying: %v, want ErrSelfApproval", err)
+	}
+	if _, err := r.b.Deny(ctx, req.ID, bob, " "); !errors.Is(err, access.ErrInvalid) {
+		t.Fatalf("a denial without a reason: %v, want ErrInvalid", err)
+	}
+	if _, err := r.b.Deny(ctx, req.ID, carol, "not mine to judge"); !errors.Is(err, access.ErrNotReviewer) {
+		t.Fatalf("a denial by someone outside the rule's groups: %v, want ErrNotReviewer", err)
+	}
+	got, err := r.b.Deny(ctx, req.ID, bob, "no change window today")
+	if err != nil || got.Status != access.Denied || got.Decision == nil || got.Decision.Actor.Subject != "bob" {
+		t.Fatalf("denial: %+v %v", got, err)
+	}
+	if _, err := r.b.Approve(ctx, req.ID, bob, "after all"); !errors.Is(err, access.ErrState) {
+		t.Fatalf("approving a denied request: %v, want ErrState", err)
+	}
+	evs := accessEvents(t, r.js)
+	if s := types(evs); s != "access.requested/alice access.denied/bob" {
+		t.Fatalf("events: %s", s)
+	}
+	d := evs[1]
+	if d.Event.ID != "access/"+req.ID+"/denied" || d.Payload["status"] != string(access.Denied) || d.Payload["reason"] != "no change window today" || d.Payload["access_id"] != req.ID {
+		t.Fatalf("access.denied %s %v", d.Event.ID, d.Payload)
+	}
+	if cur, err := r.b.Get(ctx, req.ID); err != nil || cur.Status != access.Denied {
+		t.Fatalf("in the bucket: %+v %v, want denied", cur, err)
+	}
+	if _, err := w.Find("acme", alice, "staging"); err == nil {
+		t.Fatal("a gateway finds a grant for a denied request")
 	}
 }
 

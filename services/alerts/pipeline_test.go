@@ -16,8 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/services/access"
+	"github.com/auditledger/auditledger/services/access/accesstest"
 	"github.com/auditledger/auditledger/services/alerts"
 	"github.com/auditledger/auditledger/services/siem"
 	"github.com/auditledger/auditledger/test/alertstest"
@@ -34,6 +38,7 @@ func getenv(vars map[string]string) func(string) string {
 // rig is an alerter on the real writer, delivering to a Slack-compatible
 // receiver, a signed webhook and the bus.
 type rig struct {
+	js     jetstream.JetStream
 	em     *emitter.Emitter
 	slack  *alertstest.Slack
 	hook   *siemtest.Webhook
@@ -43,7 +48,7 @@ type rig struct {
 func start(t *testing.T, rules []alerts.RuleConfig, poison string) *rig {
 	t.Helper()
 	_, js, em := siemtest.Writer(t)
-	r := &rig{em: em, slack: alertstest.NewSlack(), hook: siemtest.NewWebhook([]byte("k")), parked: filepath.Join(t.TempDir(), "parked.jsonl")}
+	r := &rig{js: js, em: em, slack: alertstest.NewSlack(), hook: siemtest.NewWebhook([]byte("k")), parked: filepath.Join(t.TempDir(), "parked.jsonl")}
 	r.slack.Poison = poison
 	ssrv, hsrv := httptest.NewServer(r.slack), httptest.NewServer(r.hook)
 	t.Cleanup(ssrv.Close)
@@ -105,6 +110,65 @@ func waitFor(t *testing.T, what string, within time.Duration, f func() (bool, st
 		}
 		return nil
 	})
+}
+
+// The access broker's own records, sealed by the writer, alert as
+// docs/ALERTS.md says: a pending request tells the reviewers how to decide
+// it, and a break-glass grant alerts at once, through the built-in rule,
+// to every destination (no rule of the operator's names it), while its
+// request, granted already, offers nothing to decide.
+func TestAccessAlertsFromTheBroker(t *testing.T) {
+	r := start(t, []alerts.RuleConfig{{ID: "access-requests", Severity: "info", Match: alerts.MatchConfig{Types: []string{"access.requested"}}, To: []string{"chat"}}}, "")
+	ar := accesstest.Start(t, r.js, r.em, `version: 2
+access:
+  - id: prod-db
+    targets: [orders]
+    approvers: {groups: [dba], count: 1}
+    max_duration: 4h
+    break_glass: {groups: [oncall], duration: 30m}
+`, 0)
+	alice := events.Actor{Issuer: "https://idp.example", Subject: "alice", Kind: events.Human, Groups: []string{"dev"}}
+	dave := events.Actor{Issuer: "https://idp.example", Subject: "dave", Kind: events.Human, Groups: []string{"oncall"}}
+	req, err := ar.Broker.Request(t.Context(), access.Ask{Tenant: "acme", Requester: alice, Target: "orders", Duration: time.Hour, Reason: "incident 12"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := time.Now()
+	glass, err := ar.Broker.BreakGlass(t.Context(), access.Ask{Tenant: "acme", Requester: dave, Target: "orders", Reason: "orders down"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	find := func(rule, text string) string {
+		for _, b := range r.slack.Bodies() {
+			if s := string(b); strings.Contains(s, "alert/"+rule+"/") && strings.Contains(s, text) {
+				return s
+			}
+		}
+		return ""
+	}
+	waitFor(t, "the access alerts", 30*time.Second, func() (bool, string) {
+		n := byRule(r.slack.Got())
+		return n["access-requests"] == 2 && n[alerts.BreakGlassRule] == 1 && byRule(r.hook.Got())[alerts.BreakGlassRule] == 1, fmt.Sprint(n, r.hook.Got())
+	})
+	t.Logf("break-glass grant to its alert accepted by the Slack receiver: %s (broker, writer, alerter, all in process)", time.Since(asked).Round(time.Millisecond))
+	pending := find("access-requests", req.ID)
+	for _, want := range []string{"auditledger access approve " + req.ID + " --reason", "/v1/access-requests/" + req.ID + "/approve", "*access_id:* `" + req.ID + "`"} {
+		if !strings.Contains(pending, want) {
+			t.Errorf("the pending request's alert lacks %q:\n%s", want, pending)
+		}
+	}
+	if s := find("access-requests", glass.ID); s == "" || strings.Contains(s, "To decide") {
+		t.Errorf("the break-glass request's own alert is missing or offers a decision:\n%s", s)
+	}
+	bg := find(alerts.BreakGlassRule, glass.ID)
+	for _, want := range []string{"[CRITICAL]", "*break_glass:* `true`", "`dave`", "*not_after:* `" + glass.NotAfter.Format(time.RFC3339) + "`"} {
+		if !strings.Contains(bg, want) {
+			t.Errorf("the break-glass alert lacks %q:\n%s", want, bg)
+		}
+	}
+	if inv := r.slack.InvalidMessages(); len(inv) > 0 {
+		t.Errorf("messages Slack would refuse: %v", inv)
+	}
 }
 
 // Alerts reach a Slack-compatible receiver, the signed webhook and the

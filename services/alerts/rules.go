@@ -222,7 +222,11 @@ func (s Settings) Check(section string, getenv func(string) string) ([]*Rule, er
 	}
 	var rules []*Rule
 	ids := map[string]bool{}
-	for i, rc := range s.Rules {
+	given := s.Rules
+	if bg := BreakGlass(s.Destinations); bg != nil && !slices.ContainsFunc(given, func(rc RuleConfig) bool { return rc.ID == BreakGlassRule }) {
+		given = append(slices.Clip(given), *bg)
+	}
+	for i, rc := range given {
 		at := fmt.Sprintf("%s.rules[%d]", section, i)
 		r, err := rc.check(at, names)
 		if err != nil {
@@ -235,6 +239,27 @@ func (s Settings) Check(section string, getenv func(string) string) ([]*Rule, er
 		rules = append(rules, r)
 	}
 	return rules, nil
+}
+
+// BreakGlassRule is the id of the built-in rule that alerts on every
+// break-glass grant.
+const BreakGlassRule = "break-glass"
+
+// BreakGlass is the built-in rule: a break-glass grant (access.granted
+// with break_glass true, as the access broker records it) alerts at
+// once, critical, to every destination. A rule of the operator's with
+// the same id replaces it (to route or reword it). Nil without
+// destinations.
+func BreakGlass(destinations []DestinationConfig) *RuleConfig {
+	if len(destinations) == 0 {
+		return nil
+	}
+	rc := &RuleConfig{ID: BreakGlassRule, Title: "Break-glass access granted: review required", Severity: "critical",
+		Match: MatchConfig{Types: []string{string(events.AccessGranted)}, Fields: map[string][]string{"payload.break_glass": {"true"}}}}
+	for _, d := range destinations {
+		rc.To = append(rc.To, d.Name)
+	}
+	return rc
 }
 
 func (rc RuleConfig) check(at string, destinations map[string]string) (*Rule, error) {

@@ -201,7 +201,8 @@ func TestRulesFileIsStrict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rs, err := s.Check("rules.yaml", env); err != nil || len(rs) != 1 || rs[0].rate.count != 5 {
+	// The operator's rule, then the built-in break-glass rule.
+	if rs, err := s.Check("rules.yaml", env); err != nil || len(rs) != 2 || rs[0].rate.count != 5 || rs[1].ID != BreakGlassRule {
 		t.Fatalf("%v %v", rs, err)
 	}
 }

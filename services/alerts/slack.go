@@ -108,10 +108,15 @@ var decisions = map[events.Type]func(ev *events.Event, api string) *Decision{
 			API: "POST " + api + "/v1/approvals/" + id + "/approve (or /deny) with {\"reason\": \"…\"}",
 			CLI: cli + " --reason \"…\" (or: auditledger approvals deny " + id + " --reason \"…\")"}
 	},
-	"access.requested": func(ev *events.Event, api string) *Decision {
-		id, ok := Field(ev, "payload.request_id")
+	// The broker records the request's id as access_id
+	// (services/access.Event, docs/FORMAT.md §1.1).
+	events.AccessRequested: func(ev *events.Event, api string) *Decision {
+		id, ok := Field(ev, "payload.access_id")
 		if !ok {
 			return nil
+		}
+		if bg, _ := Field(ev, "payload.break_glass"); bg == "true" {
+			return nil // granted at once: nothing waits for a reviewer
 		}
 		return &Decision{ID: id,
 			API: "POST " + api + "/v1/access-requests/" + id + "/approve (or /deny) with {\"reason\": \"…\"}",
@@ -129,9 +134,13 @@ func decision(ev *events.Event, api string) *Decision {
 
 // Detail names the payload members an alert shows, in this order, when
 // the event has them: what the policy said, what was run, where from.
-// Each has its own budget (maxField); the statement, the longest, comes
-// last in a block of its own, so it never crowds out the others.
-var Detail = []string{"rule", "reason", "kind", "method", "path", "user", "approval_id", "request_id", "expires_at", "statement"}
+// Each has its own budget (maxField); the fields go in section blocks of
+// as many as fit whole, and the statement, the longest, comes last in a
+// block of its own, so none crowds out the others. The access members
+// are those the access broker records (services/access.Event): which
+// request, the window asked for or granted, and break-glass.
+var Detail = []string{"rule", "reason", "kind", "method", "path", "user", "approval_id",
+	"access_id", "break_glass", "start", "duration_seconds", "not_before", "not_after", "expires_at", "statement"}
 
 // maxField is the characters one detail value may take once escaped:
 // nine of them, with their names, fit one section block.
@@ -246,7 +255,12 @@ func Slack(a *Alert, api string) ([]byte, error) {
 			blocks = append(blocks, SlackBlock{Type: "section", Text: mrkdwn("*statement:*\n```" + st + "```")})
 			continue
 		}
-		detail = append(detail, fmt.Sprintf("*%s:* %s", name, Inert(v, maxField)))
+		line := fmt.Sprintf("*%s:* %s", name, Inert(v, maxField))
+		if len(detail) > 0 && utf8.RuneCountInString(strings.Join(detail, "\n")+"\n"+line) > MaxSectionText {
+			blocks = append(blocks, SlackBlock{Type: "section", Text: mrkdwn(strings.Join(detail, "\n"))})
+			detail = nil
+		}
+		detail = append(detail, line)
 	}
 	if len(detail) > 0 {
 		blocks = append(blocks, SlackBlock{Type: "section", Text: mrkdwn(strings.Join(detail, "\n"))})

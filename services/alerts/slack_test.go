@@ -14,6 +14,8 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/services/access"
+	"github.com/auditledger/auditledger/services/approvals"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.json")
@@ -133,27 +135,142 @@ func TestSlackGolden(t *testing.T) {
 	}
 }
 
-// An access request, once the release records them, tells its reviewers
-// how to decide it, as an approval request does.
-func TestAccessRequestTellsHowToDecide(t *testing.T) {
-	rs := mustRules(t, RuleConfig{ID: "access", Match: MatchConfig{Types: []string{"access.*"}}, To: []string{"chat"}})
-	a := &Alert{ID: "alert/access/9", Rule: rs[0], Index: 9, SealedAt: t0, Event: event("r-1", "access.requested", t0, `{"request_id":"ar-3","reason":"incident 12"}`)}
-	b, err := Slack(a, "https://al.example.com/")
+// accessEvent is the event the access broker records for r's transition
+// (access.Event, with what Request, BreakGlass and a grant add).
+func accessEvent(t *testing.T, r *access.Request, typ events.Type, actor events.Actor, step string) *events.Event {
+	t.Helper()
+	extra := map[string]any{"reason": r.Reason}
+	if typ == events.AccessGranted {
+		extra = access.GrantedPayload(r, len(r.Approvals))
+	}
+	ev, err := access.Event(r, typ, actor, step, t0, events.Source{Kind: "api", Instance: "api-1"}, extra)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"auditledger access approve ar-3", "POST https://al.example.com/v1/access-requests/ar-3/approve"} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("no %q in %s", want, b)
+	return ev
+}
+
+var oncall = events.Actor{Issuer: "https://idp.example.com", Subject: "dave", Kind: events.Human, Groups: []string{"oncall"}}
+
+// An access request, as the broker records it, tells its reviewers how
+// to decide it, as an approval request does; a break-glass grant shows
+// what was granted, until when, and that it is break-glass. Byte for
+// byte in testdata/slack-access-*.json.
+func TestAccessAlertsGolden(t *testing.T) {
+	rs := mustRules(t, RuleConfig{ID: "access", Title: "Access request pending", Severity: "info", Match: MatchConfig{Types: []string{"access.requested"}}, To: []string{"chat"}})
+	byID := map[string]*Rule{}
+	for _, r := range rs {
+		byID[r.ID] = r
+	}
+	req := &access.Request{ID: "acc-3f2a9c01b7e4", Tenant: "acme", Rule: "prod-db", Requester: events.Actor{Issuer: "https://idp.example.com", Subject: "alice", Kind: events.Human, Groups: []string{"dev"}},
+		Target: "orders", Reason: "incident 12: orders stuck", DurationSec: 7200, RequestedAt: t0, ExpiresAt: t0.Add(time.Hour), Status: access.Pending}
+	glass := &access.Request{ID: "acc-9d0e1f2a3b4c", Tenant: "acme", Rule: "prod-db", Requester: oncall, Target: "orders", Reason: "outage: orders down <INC-7>",
+		DurationSec: 1800, RequestedAt: t0, ExpiresAt: t0, Status: access.Approved, BreakGlass: true,
+		NotBefore: t0, NotAfter: t0.Add(30 * time.Minute), GrantedAt: t0, Signature: "— api.test/approvals sig\n"}
+	sealed := t0.Add(150 * time.Millisecond)
+	cases := map[string]*Alert{
+		"access-requested": {ID: "alert/access/9", Rule: byID["access"], Index: 9, SealedAt: sealed, Event: accessEvent(t, req, events.AccessRequested, req.Requester, "requested")},
+		"break-glass":      {ID: "alert/break-glass/10", Rule: byID[BreakGlassRule], Index: 10, SealedAt: sealed, Event: accessEvent(t, glass, events.AccessGranted, oncall, "granted")},
+	}
+	for name, a := range cases {
+		if !a.Rule.Matches(a.Event) {
+			t.Fatalf("%s: rule %s does not match the broker's %s", name, a.Rule.ID, a.Event.Type)
+		}
+		b, err := Slack(a, "https://al.example.com/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		json.Indent(&out, b, "", "  ")
+		out.WriteByte('\n')
+		path := filepath.Join("testdata", "slack-"+name+".json")
+		if *update {
+			os.WriteFile(path, out.Bytes(), 0o644)
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.Bytes(), want) {
+			t.Errorf("%s: got\n%s\nwant\n%s", path, out.Bytes(), want)
 		}
 	}
+	b, _ := Slack(cases["access-requested"], "https://al.example.com/")
+	for _, want := range []string{"auditledger access approve acc-3f2a9c01b7e4 --reason", "auditledger access deny acc-3f2a9c01b7e4",
+		"POST https://al.example.com/v1/access-requests/acc-3f2a9c01b7e4/approve", "*access_id:* `acc-3f2a9c01b7e4`", "*duration_seconds:* `7200`"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("access request alert: no %q in %s", want, b)
+		}
+	}
+	b, _ = Slack(cases["break-glass"], "https://al.example.com/")
+	for _, want := range []string{"*break_glass:* `true`", "*not_after:* `2026-11-27T10:30:00Z`", "*access_id:* `acc-9d0e1f2a3b4c`", "CRITICAL"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("break-glass alert: no %q in %s", want, b)
+		}
+	}
+	if strings.Contains(string(b), "To decide") {
+		t.Errorf("a grant has nothing to decide: %s", b)
+	}
+}
+
+// Every payload member an alert reads from an event, and every member
+// Detail shows, is one its producer records: the broker's access events
+// and the approvals' approval.requested (a misspelt member would be
+// silently absent from every alert).
+func TestDetailReadsWhatProducersRecord(t *testing.T) {
+	r := &access.Request{ID: "acc-1", Tenant: "acme", Rule: "r", Target: "orders", Reason: "x", DurationSec: 60, RequestedAt: t0, ExpiresAt: t0,
+		Start: t0.Add(time.Hour), Status: access.Approved, BreakGlass: true, NotBefore: t0, NotAfter: t0.Add(time.Minute), Signature: "s"}
+	recorded := map[string]bool{}
+	for _, typ := range []events.Type{events.AccessRequested, events.AccessGranted} {
+		var p map[string]any
+		json.Unmarshal(accessEvent(t, r, typ, oncall, "x").Payload, &p)
+		for k := range p {
+			recorded[k] = true
+		}
+	}
+	for k := range approvals.RequestedPayload(&approvals.Request{ID: "apr-1", Statement: "SELECT 1", ExpiresAt: t0}) {
+		recorded[k] = true
+	}
+	// What the gateways record for blocks and failed logins (FORMAT §1.1).
+	for _, k := range []string{"reason", "kind", "method", "path", "user"} {
+		recorded[k] = true
+	}
+	for _, name := range Detail {
+		if !recorded[name] {
+			t.Errorf("Detail shows payload.%s, which no producer records", name)
+		}
+	}
+	asked := *r
+	asked.BreakGlass, asked.Status = false, access.Pending
+	for typ, ev := range map[events.Type]*events.Event{
+		events.AccessRequested:   accessEvent(t, &asked, events.AccessRequested, oncall, "requested"),
+		events.ApprovalRequested: event("p", events.ApprovalRequested, t0, mustJSON(t, approvals.RequestedPayload(&approvals.Request{ID: "apr-1", Statement: "SELECT 1", ExpiresAt: t0}))),
+	} {
+		d := decision(ev, "")
+		if d == nil || d.ID == "" {
+			t.Errorf("%s as its producer records it: no way to decide shown", typ)
+		}
+	}
+	if len(decisions) != 2 {
+		t.Errorf("%d types are decided: check each reads its producer's id member", len(decisions))
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // The alert.raised event the bus and the signed webhook receive, byte for
 // byte (testdata/alert-raised.json).
 func TestAlertRaisedGolden(t *testing.T) {
 	rs := mustRules(t, RuleConfig{ID: "approvals", Title: "Approval pending", Severity: "info", Match: MatchConfig{Types: []string{"approval.requested"}}, To: []string{"bus"}})
-	al, err := New(Config{Rules: rs, Sinks: []*Sink{{Name: "bus", Kind: KindEvent, Emitter: nopEmitter{}}}, API: "https://auditledger.example.com", Instance: "host-1",
+	al, err := New(Config{Rules: rs[:1], // not the built-in break-glass rule, which goes to every destination
+		Sinks: []*Sink{{Name: "bus", Kind: KindEvent, Emitter: nopEmitter{}}}, API: "https://auditledger.example.com", Instance: "host-1",
 		Now: func() time.Time { return t0.Add(time.Second) }})
 	if err != nil {
 		t.Fatal(err)
