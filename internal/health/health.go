@@ -101,11 +101,23 @@ func ListenAndServe(ctx context.Context, addr string, h http.Handler) (net.Addr,
 	return ln.Addr(), func() error { return <-errc }, nil
 }
 
+// ConnWatcher is a handler that follows its connections (the HTTP
+// gateway closes a kept-alive connection when the access grant of its
+// last exchange ends): Serve sets its hooks on the server.
+type ConnWatcher interface {
+	ConnContext(ctx context.Context, c net.Conn) context.Context
+	ConnState(c net.Conn, st http.ConnState)
+}
+
 // Serve serves h on ln until ctx ends, then shuts down gracefully: it
 // returns once every request in progress has finished (or ten seconds
-// have passed), so what the handlers use can be closed after it.
+// have passed), so what the handlers use can be closed after it. A
+// ConnWatcher gets its hooks.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if c, ok := h.(ConnWatcher); ok {
+		srv.ConnContext, srv.ConnState = c.ConnContext, c.ConnState
+	}
 	shut := make(chan error, 1)
 	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -108,4 +111,29 @@ func TestAccessGrantWithCurl(t *testing.T) {
 		t.Fatal("curl's stream survived the revocation")
 	}
 	t.Logf("revocation → curl's stream ended after %s", time.Since(revoked))
+
+	// A connection kept alive after its exchange is closed when the
+	// grant it was admitted on ends, not left open until its next
+	// request is refused.
+	g3 := rig.Grant(t, "acme", alice, bob, "orders-api", time.Hour)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.proxy.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /api/orders HTTP/1.1\r\nHost: orders\r\nAuthorization: Bearer %s\r\n\r\n", f.tokens["alice"])
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("a kept-alive exchange inside the grant: %v %+v", err, resp)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	rig.Clock.Set(g3.NotAfter)
+	moved = time.Now()
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second)) // a bound on the wait, not a measure
+	if n, err := br.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("the kept-alive connection after the grant's end: read %d, %v; want it closed by the gateway", n, err)
+	}
+	t.Logf("grant end → the idle kept-alive connection closed after %s", time.Since(moved))
 }

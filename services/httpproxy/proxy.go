@@ -20,6 +20,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
@@ -86,6 +87,7 @@ type Proxy struct {
 	upstream *url.URL
 	rp       *httputil.ReverseProxy
 	gw       *gateway.Gateway
+	conns    sync.Map // net.Conn → *keptConn (ConnContext, conns.go)
 }
 
 // New checks cfg.
@@ -181,13 +183,25 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.pol = p.cfg.Policy.For(actor.Subject, actor.Groups)
 	// A target an access rule names: only inside a live grant. An
 	// exchange in flight when it ends is cancelled and its connection
-	// closed; the next request on a kept-alive connection is refused.
+	// closed; a connection kept alive after it is closed when the grant
+	// ends (conns.go), and its next request is admitted anew.
 	if x.gs.AccessRequired() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
 		r = r.WithContext(ctx)
-		release, err := x.gs.Admit(ctx, func(string) { cancel() })
+		kc := connOf(r)
+		if kc != nil {
+			kc.endIdle() // the last exchange's grant: this one is admitted on its own
+		} else {
+			w.Header().Set("Connection", "close") // no hooks to close it at the grant's end
+		}
+		release, err := x.gs.Admit(ctx, func(string) {
+			cancel()
+			if kc != nil {
+				kc.Close() // in flight or waiting for its next request
+			}
+		})
 		if err != nil {
 			w.Header().Set("Connection", "close")
 			if errors.Is(err, gateway.ErrAccessDenied) {
@@ -198,10 +212,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer func() {
-			release()
 			if why := x.gs.CutReason(); why != "" {
+				release()
 				x.gs.End(ctx, map[string]any{"client_addr": r.RemoteAddr})
 				panic(http.ErrAbortHandler) // closes the connection
+			}
+			if kc != nil {
+				kc.watchIdle(release) // until the next request or the connection's end
+			} else {
+				release()
 			}
 		}()
 	}

@@ -189,7 +189,9 @@ func startWith(t *testing.T, up *upstream, policyText string, configure func(*ht
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.proxy = httptest.NewServer(p)
+	f.proxy = httptest.NewUnstartedServer(p)
+	f.proxy.Config.ConnContext, f.proxy.Config.ConnState = p.ConnContext, p.ConnState // as health.Serve sets them
+	f.proxy.Start()
 	t.Cleanup(f.proxy.Close)
 	for u, s := range map[string]string{"alice": "a", "bob": "b"} {
 		if f.tokens[u], err = identity.ClientCredentialsToken(t.Context(), idp.Issuer, u, s); err != nil {
