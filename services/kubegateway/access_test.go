@@ -153,14 +153,18 @@ func TestKubectlAccessGrant(t *testing.T) {
 		})
 	})
 
-	// An exec open at revocation is closed, kubectl told why, and its
-	// session ended with the reason; over both stream protocols.
+	// An exec open at revocation, or at the grant's end, is closed,
+	// kubectl told why, and its session ended with the reason; over both
+	// stream protocols.
 	for _, family := range []struct {
 		name string
 		env  []string
+		end  bool // the grant ends (the clock passes it) rather than being revoked
+		why  string
 	}{
-		{"websocket", nil},
-		{"spdy", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false"}},
+		{"websocket", nil, false, "revoked"},
+		{"spdy", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false"}, false, "revoked"},
+		{"websocket-end", nil, true, "ended at"},
 	} {
 		t.Run("exec-"+family.name, func(t *testing.T) {
 			g := rig.Grant(t, "acme", aliceActor, reviewer, "test", time.Hour)
@@ -186,25 +190,27 @@ func TestKubectlAccessGrant(t *testing.T) {
 				return nil
 			})
 			revoked := time.Now()
-			if _, err := rig.Broker.Revoke(t.Context(), g.ID, reviewer, "done"); err != nil {
+			if family.end {
+				rig.Clock.Set(g.NotAfter)
+			} else if _, err := rig.Broker.Revoke(t.Context(), g.ID, reviewer, "done"); err != nil {
 				t.Fatal(err)
 			}
 			select {
 			case err := <-exited:
-				t.Logf("revocation → kubectl exec (%s) exited after %s", family.name, time.Since(revoked))
+				t.Logf("%s → kubectl exec (%s) exited after %s", family.why, family.name, time.Since(revoked))
 				var ee *exec.ExitError
-				if !errors.As(err, &ee) || !strings.Contains(o.String(), "revoked") {
-					t.Fatalf("kubectl exec at revocation: %v\n%s", err, o.String())
+				if !errors.As(err, &ee) || !strings.Contains(o.String(), family.why) {
+					t.Fatalf("kubectl exec when the grant %s: %v\n%s", family.why, err, o.String())
 				}
 			case <-time.After(30 * time.Second):
-				t.Fatalf("the exec outlived its revoked grant\n%s", o.String())
+				t.Fatalf("the exec outlived its grant (%s)\n%s", family.why, o.String())
 			}
 			s := f.execSession(t, mark)
 			if s.start.Payload["access_id"] != g.ID || s.end.Payload["access_id"] != g.ID {
 				t.Errorf("access_id: start %v, end %v, want %s", s.start.Payload["access_id"], s.end.Payload["access_id"], g.ID)
 			}
-			if r, _ := s.end.Payload["end_reason"].(string); !strings.Contains(r, "revoked") {
-				t.Errorf("session.ended %v, want an end_reason naming the revocation", s.end.Payload)
+			if r, _ := s.end.Payload["end_reason"].(string); !strings.Contains(r, family.why) {
+				t.Errorf("session.ended %v, want an end_reason saying the grant %s", s.end.Payload, family.why)
 			}
 		})
 	}
