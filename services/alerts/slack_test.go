@@ -118,20 +118,7 @@ func TestSlackGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out bytes.Buffer
-		json.Indent(&out, b, "", "  ")
-		out.WriteByte('\n')
-		path := filepath.Join("testdata", "slack-"+name+".json")
-		if *update {
-			os.WriteFile(path, out.Bytes(), 0o644)
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(out.Bytes(), want) {
-			t.Errorf("%s: got\n%s\nwant\n%s", path, out.Bytes(), want)
-		}
+		golden(t, "slack-"+name+".json", b)
 	}
 }
 
@@ -180,20 +167,7 @@ func TestAccessAlertsGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out bytes.Buffer
-		json.Indent(&out, b, "", "  ")
-		out.WriteByte('\n')
-		path := filepath.Join("testdata", "slack-"+name+".json")
-		if *update {
-			os.WriteFile(path, out.Bytes(), 0o644)
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(out.Bytes(), want) {
-			t.Errorf("%s: got\n%s\nwant\n%s", path, out.Bytes(), want)
-		}
+		golden(t, "slack-"+name+".json", b)
 	}
 	b, _ := Slack(cases["access-requested"], "https://al.example.com/")
 	for _, want := range []string{"auditledger access approve acc-3f2a9c01b7e4 --reason", "auditledger access deny acc-3f2a9c01b7e4",
@@ -443,5 +417,25 @@ func TestLongStatementLeavesEveryFieldShown(t *testing.T) {
 	}
 	if !strings.Contains(all.String(), "*expires_at:* `2026-11-27T10:15:00Z`") || !strings.Contains(all.String(), "*statement:*\n```&amp;") {
 		t.Errorf("expires_at or the statement not shown:\n%s", all.String())
+	}
+}
+
+// golden compares b, a message's JSON, indented, with testdata/name
+// (written anew with -update).
+func golden(t *testing.T, name string, b []byte) {
+	t.Helper()
+	var out bytes.Buffer
+	json.Indent(&out, b, "", "  ")
+	out.WriteByte('\n')
+	path := filepath.Join("testdata", name)
+	if *update {
+		os.WriteFile(path, out.Bytes(), 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Errorf("%s: got\n%s\nwant\n%s", path, out.Bytes(), want)
 	}
 }

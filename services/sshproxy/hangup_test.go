@@ -78,19 +78,7 @@ func TestProgramIgnoringHangUp(t *testing.T) {
 	run := func(t *testing.T, f *fixture, login string) (pid int, ended natstest.Stored) {
 		t.Helper()
 		alice := f.loginAs(t, "alice", "a")
-		b := f.background(t, alice, login+"+web@gw", hangUpProgram(int(time.Now().UnixNano()%100000)))
-		natstest.CheckFor(t, 3*time.Minute, 20*time.Millisecond, func() error {
-			line, _, ok := strings.Cut(b.out.String(), "\n")
-			if !ok {
-				return fmt.Errorf("the program has not printed its pid yet (ssh's stderr: %q)", b.err.String())
-			}
-			var err error
-			pid, err = strconv.Atoi(strings.TrimSpace(line))
-			return err
-		})
-		if !alive(pid) {
-			t.Fatalf("pid %d printed, but no such process", pid)
-		}
+		b, pid := f.runningProgram(t, alice, login)
 		b.cmd.Process.Kill() // the client vanishes
 		b.wait(t)
 		ended = f.waitFor(t, 1, ofType(events.SessionEnded))[0]
