@@ -156,6 +156,9 @@ type Stats struct {
 	// event, found when it was opened or while it was drained (each is
 	// in SpoolDamage and quarantined).
 	SpoolDamaged atomic.Uint64
+	// SpoolRetries counts tries to deliver the spool that failed (the
+	// bus down or refusing); each is tried again after a backoff.
+	SpoolRetries atomic.Uint64
 	// AttestationsLost counts producer attestations that could not be
 	// signed, or that the bus had not stored by Close's deadline: their
 	// events stay unattested.
@@ -331,6 +334,7 @@ func (e *Emitter) drain(ctx context.Context) {
 		}
 		for !e.spool.empty() && ctx.Err() == nil {
 			if err := e.drainOnce(ctx); err != nil {
+				e.Stats.SpoolRetries.Add(1)
 				if ctx.Err() == nil && time.Since(warned) > time.Minute {
 					warned = time.Now() // once a minute: the bus may be down for long
 					e.cfg.Logger.Warn("spool not delivered yet: retrying", "spool", e.cfg.SpoolDir, "err", err)
