@@ -652,8 +652,8 @@ func TestNoCredentialPurgesABucket(t *testing.T) {
 	if _, err := admin.UpdateStream(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := piikeys.Open(t.Context(), pjs, 1); err == nil || !strings.Contains(err.Error(), "keys init") {
-		t.Fatalf("a producer opening a bucket that allows rollups: %v, want a refusal naming keys init", err)
+	if _, err := piikeys.Open(t.Context(), pjs, 1); err == nil || !strings.Contains(err.Error(), "keys pii") {
+		t.Fatalf("a producer opening a bucket that allows rollups: %v, want a refusal naming keys pii", err)
 	}
 	if _, err := piikeys.Open(t.Context(), admin, 1); err != nil {
 		t.Fatal(err)

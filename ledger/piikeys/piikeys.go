@@ -117,7 +117,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 		// credential that may make a key can send, would purge every key.
 		cfg.AllowRollup = false
 		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			return nil, fmt.Errorf("piikeys: bucket %s allows rollups, with which any credential that may add a key can purge every key, and it could not be changed with these credentials (%w): run auditledger keys init with the admin credentials once", Bucket, err)
+			return nil, fmt.Errorf("piikeys: bucket %s allows rollups, with which any credential that may add a key can purge every key, and it could not be changed with these credentials (%w): run auditledger keys pii with the admin bus credentials once", Bucket, err)
 		}
 	}
 	kv, err := js.KeyValue(ctx, Bucket)
