@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"testing"
@@ -65,15 +64,7 @@ func TestProcessesHeartbeat(t *testing.T) {
 	if err := bus.EnsureStreams(t.Context(), admin, bus.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_, apiJS := ns.ConnectAs(t, bus.API)
-	cfg := f.apiCfg
-	cfg.Bus = apiJS
-	h, err := api.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.srv = httptest.NewServer(h)
-	t.Cleanup(f.srv.Close)
+	apiJS := f.serveWithBus(t, ns)
 
 	// No gateway has beaten yet: no bucket, no liveness, no error.
 	if code, rep, p := f.processes(t, "", carol); code != 200 || rep.Bus != "" || len(rep.Producers) != 1 || rep.Producers[0].Liveness != "none" {

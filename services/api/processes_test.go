@@ -126,15 +126,7 @@ func TestProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cc.Stop)
-	_, apiJS := ns.ConnectAs(t, bus.API)
-	cfg := f.apiCfg
-	cfg.Bus = apiJS
-	h, err := api.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.srv = httptest.NewServer(h)
-	t.Cleanup(f.srv.Close)
+	apiJS := f.serveWithBus(t, ns)
 	natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		code, rep, p := f.processes(t, "", olga)
 		if code != 200 {
@@ -229,4 +221,21 @@ func TestProcessesLimit(t *testing.T) {
 		}
 		return fmt.Errorf("no audit.accessed of gina's cut list saying truncated")
 	})
+}
+
+// serveWithBus serves the API anew with ns as its bus, connected as the
+// API's own role (what it reads of the other processes), and returns
+// that connection.
+func (f *readFixture) serveWithBus(t *testing.T, ns *natstest.Server) jetstream.JetStream {
+	t.Helper()
+	_, apiJS := ns.ConnectAs(t, bus.API)
+	cfg := f.apiCfg
+	cfg.Bus = apiJS
+	h, err := api.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(h)
+	t.Cleanup(f.srv.Close)
+	return apiJS
 }
