@@ -83,25 +83,17 @@ const CacheFor = time.Minute
 // Open returns the store on js, creating the bucket when it does not
 // exist yet (replicas as the streams').
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
-	// The bucket's stream is made here rather than by CreateKeyValue,
-	// which denies deleting one message: erasure needs it (a purge marks
-	// messages deleted without overwriting them).
-	if replicas <= 0 {
-		replicas = 1
-	}
+	// The bucket's stream is a key-value bucket's as bus.KeyValueStream
+	// makes it (rollups refused: no credential may purge the keys) but
+	// for one thing: it allows deleting one message, which erasure needs
+	// (a purge marks messages deleted without overwriting them).
 	st, err := js.Stream(ctx, "KV_"+Bucket)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		st, err = js.CreateStream(ctx, jetstream.StreamConfig{
-			Name:              "KV_" + Bucket,
-			Description:       "auditledger personal-data keys: tenant search keys and data subjects' field keys (never sealed)",
-			Subjects:          []string{"$KV." + Bucket + ".>"},
-			MaxMsgsPerSubject: 1,
-			Discard:           jetstream.DiscardNew,
-			AllowRollup:       false, // bus.KeyValueStream: no credential may purge the keys
-			AllowDirect:       true,
-			Storage:           jetstream.FileStorage,
-			Replicas:          replicas,
-		})
+		cfg := bus.KeyValueStream(jetstream.KeyValueConfig{Bucket: Bucket,
+			Description: "auditledger personal-data keys: tenant search keys and data subjects' field keys (never sealed)",
+			Storage:     jetstream.FileStorage, Replicas: replicas})
+		cfg.DenyDelete = false
+		st, err = js.CreateStream(ctx, cfg)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			st, err = js.Stream(ctx, "KV_"+Bucket)
 		}
