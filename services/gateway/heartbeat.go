@@ -168,7 +168,7 @@ func (h *heartbeat) put(parent context.Context, stopped bool) {
 
 func (h *heartbeat) putOnce(ctx context.Context, stopped bool) error {
 	if h.kv == nil {
-		kv, err := openHeartbeats(ctx, h.js)
+		kv, err := bus.CreateKeyValue(ctx, h.js, bus.HeartbeatBucketConfig()) // the same for every creator
 		if err != nil {
 			return err
 		}
@@ -184,12 +184,6 @@ func (h *heartbeat) putOnce(ctx context.Context, stopped bool) error {
 		return fmt.Errorf("putting %s: %w", h.key, err)
 	}
 	return nil
-}
-
-// openHeartbeats opens the heartbeat bucket, creating it when no one
-// has (bus.HeartbeatBucketConfig, the same for every creator).
-func openHeartbeats(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	return bus.CreateKeyValue(ctx, js, bus.HeartbeatBucketConfig())
 }
 
 // buildVersion is the module version and source revision this binary
