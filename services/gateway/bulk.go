@@ -10,7 +10,6 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger/bus"
-	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/piikeys"
 )
 
@@ -58,14 +57,14 @@ type bulkItem struct {
 	payload map[string]any
 }
 
-// bulkJetStream is the bus bulk pieces go to: the Emitter's, with a key
-// store (without one nothing can be sealed encrypted, and streams stay
+// bulkJetStream is the bus bulk pieces go to: the Emitter's (an
+// emitter.Emitter, or a Recorder that names its bus), with a key store (without one nothing can be sealed encrypted, and streams stay
 // judged text).
 func (g *Gateway) bulkJetStream() jetstream.JetStream {
 	if g.cfg.Keys == nil {
 		return nil
 	}
-	if em, ok := g.cfg.Emitter.(*emitter.Emitter); ok {
+	if em, ok := g.cfg.Emitter.(interface{ JetStream() jetstream.JetStream }); ok {
 		return em.JetStream()
 	}
 	return nil
