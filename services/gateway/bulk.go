@@ -13,11 +13,16 @@ import (
 	"github.com/auditledger/auditledger/ledger/piikeys"
 )
 
-// BulkAfter is the bulk threshold (docs/FORMAT.md §1.7): a stream turns
-// bulk once more than BulkAfter bytes are written to it with no pause of
-// a flush interval between two writes, and turns back to judged text
-// after such a pause.
-const BulkAfter = 256 << 10
+// Bulk thresholds (docs/FORMAT.md §1.7): a stream turns bulk once more
+// than BulkAfter bytes are written to it with no pause of BulkPause (or
+// of its flush interval, if longer) between two writes, and turns back to
+// judged text after such a pause. The pause is longer than the SSH
+// gateway's flush interval so that a busy machine's stalls do not toggle
+// it (each turn to bulk judges up to BulkAfter bytes as text first).
+const (
+	BulkAfter = 256 << 10
+	BulkPause = time.Second
+)
 
 // bulkQueue is how many records a bulk stream's queue holds before a
 // write waits for the bus: with pieces of 512 KiB, 2 MiB in flight.
@@ -78,7 +83,7 @@ func (st *Stream) bulkWrite(p []byte) bool {
 	if b.js == nil {
 		return false
 	}
-	if time.Since(b.last) >= st.wait {
+	if time.Since(b.last) >= max(st.wait, BulkPause) {
 		b.burst = 0 // a pause: what comes is not the same burst
 		if b.on {
 			st.leaveBulk()

@@ -45,44 +45,19 @@ func words(n int) []byte {
 func played(t *testing.T, js jetstream.JetStream, keys *piikeys.Store, chunks []natstest.Stored) (textBytes, pieces int, out []byte) {
 	t.Helper()
 	for i, c := range chunks {
-		p := c.Payload
-		if int64(p["offset"].(float64)) != int64(len(out)) {
-			t.Fatalf("chunk %d at offset %v, want %d", i, p["offset"], len(out))
+		if int64(c.Payload["offset"].(float64)) != int64(len(out)) {
+			t.Fatalf("chunk %d at offset %v, want %d", i, c.Payload["offset"], len(out))
 		}
-		if ref, ok := p["bulk"].(map[string]any); ok {
-			if _, has := p["data"]; has {
-				t.Fatalf("chunk %d has both bulk and data", i)
+		b := gatewaytest.ChunkBytes(t, js, keys, c.Event, c.Payload)
+		if c.Payload["bulk"] != nil {
+			if _, has := c.Payload["data"]; has || len(b) > piikeys.MaxBulkPiece {
+				t.Fatalf("chunk %d: %d bytes, and data too? %v", i, len(b), has)
 			}
-			name := ref["object"].(string)
-			msg, err := js.Stream(t.Context(), bus.BulkStream)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := msg.GetLastMsgForSubject(t.Context(), bus.BulkSubject("testgw", name))
-			if err != nil {
-				t.Fatalf("piece %s not on the bus: %v", name, err)
-			}
-			if piikeys.BulkName(m.Data) != name || len(m.Data) != int(ref["size"].(float64)) {
-				t.Fatalf("piece %s: %d bytes named %s", name, len(m.Data), piikeys.BulkName(m.Data))
-			}
-			b, err := keys.OpenBulk(t.Context(), ref["pseudonym"].(string),
-				piikeys.BulkPlace{Tenant: c.Event.Tenant, Session: c.Event.SessionID, Stream: p["stream"].(string), Offset: int64(p["offset"].(float64))}, m.Data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(b) != int(p["bytes"].(float64)) || len(b) > piikeys.MaxBulkPiece {
-				t.Fatalf("piece %s holds %d bytes, event says %v", name, len(b), p["bytes"])
-			}
-			out = append(out, b...)
 			pieces++
-			continue
+		} else {
+			textBytes += len(b)
 		}
-		raw, err := base64.StdEncoding.DecodeString(p["data"].(string))
-		if err != nil {
-			t.Fatalf("chunk %d: %v", i, err)
-		}
-		out = append(out, raw...)
-		textBytes += len(raw)
+		out = append(out, b...)
 	}
 	return textBytes, pieces, out
 }
@@ -150,8 +125,8 @@ func TestStreamBulkThenText(t *testing.T) {
 	for p := data; len(p) > 0; p = p[min(len(p), 32<<10):] {
 		st.Write(p[:min(len(p), 32<<10)])
 	}
-	// A pause of more than a flush interval (as long as it takes for the
-	// timer to seal the piece), then the rest of the line.
+	// A pause of more than BulkPause (the piece sealed by its timer), then
+	// the rest of the line.
 	var chunks []natstest.Stored
 	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
 		chunks = outputs(natstest.Events(t, b.js, ""))
@@ -160,7 +135,7 @@ func TestStreamBulkThenText(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(2 * wait)
+	time.Sleep(gateway.BulkPause + wait)
 	st.Write([]byte(second + " ok\n" + string(words(100))))
 	st.Close()
 	want := len(data) + len(second) + 4 + 100

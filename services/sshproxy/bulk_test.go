@@ -2,7 +2,6 @@ package sshproxy_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"fmt"
 	mathrand "math/rand/v2"
 	"os"
@@ -12,8 +11,6 @@ import (
 	"testing"
 
 	"github.com/auditledger/auditledger/events"
-	"github.com/auditledger/auditledger/ledger/bus"
-	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
 	"github.com/auditledger/auditledger/test/natstest"
 )
@@ -32,37 +29,16 @@ func (f *fixture) playStream(t *testing.T, evs []natstest.Stored, name string) (
 	slices.SortFunc(chunks, func(a, b natstest.Stored) int {
 		return int(a.Payload["offset"].(float64) - b.Payload["offset"].(float64))
 	})
-	st, err := f.js.Stream(t.Context(), bus.BulkStream)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range chunks {
-		p := c.Payload
-		if int(p["offset"].(float64)) != len(out) {
-			t.Fatalf("stream %s: a chunk at %v after %d bytes", name, p["offset"], len(out))
+		if int(c.Payload["offset"].(float64)) != len(out) {
+			t.Fatalf("stream %s: a chunk at %v after %d bytes", name, c.Payload["offset"], len(out))
 		}
-		ref, ok := p["bulk"].(map[string]any)
-		if !ok {
-			raw, err := base64.StdEncoding.DecodeString(p["data"].(string))
-			if err != nil {
-				t.Fatalf("stream %s at %v: %v", name, p["offset"], err)
-			}
-			out = append(out, raw...)
+		out = append(out, gatewaytest.ChunkBytes(t, f.js, f.pii, c.Event, c.Payload)...)
+		if c.Payload["bulk"] != nil {
+			pieces++
+		} else {
 			text++
-			continue
 		}
-		obj := ref["object"].(string)
-		m, err := st.GetLastMsgForSubject(t.Context(), bus.BulkSubject(c.Event.Source.Instance, obj))
-		if err != nil {
-			t.Fatalf("piece %s: %v", obj, err)
-		}
-		b, err := f.pii.OpenBulk(t.Context(), ref["pseudonym"].(string), piikeys.BulkPlace{Tenant: c.Event.Tenant,
-			Session: c.Event.SessionID, Stream: name, Offset: int64(p["offset"].(float64))}, m.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b...)
-		pieces++
 	}
 	return out, text, pieces
 }
@@ -104,8 +80,10 @@ func TestBulkOutputSealedAsPieces(t *testing.T) {
 	if !bytes.Equal(played, file.Bytes()) {
 		t.Fatalf("the recorded stdout plays %d bytes, not the %d the client saw", len(played), file.Len())
 	}
-	if pieces < 6 || text > 32 {
-		t.Errorf("stdout recorded as %d text chunks and %d pieces", text, pieces)
+	// How much was bulk depends on the machine's pauses (a busy one may
+	// stall a second); that some was, does not.
+	if pieces == 0 {
+		t.Errorf("stdout recorded as %d text chunks and no piece", text)
 	}
 	t.Logf("stdout: %d text chunks, %d pieces", text, pieces)
 	bytesOnBus := gatewaytest.BusBytes(t, f.js)
