@@ -39,9 +39,8 @@ type Piece struct {
 	Ref
 	// Bytes is the event's bytes: the stream's bytes the piece holds.
 	Bytes int
-	// Event is the id of the event that names the piece, and Instance
-	// its source instance (whose producer token the bus subject has).
-	Event, Instance string
+	// Event is the id of the event that names the piece.
+	Event string
 }
 
 func (p Piece) String() string {
@@ -73,7 +72,7 @@ func Of(e *events.Event) (p Piece, ok bool, err error) {
 		return Piece{}, false, nil
 	}
 	p = Piece{BulkPlace: piikeys.BulkPlace{Tenant: e.Tenant, Session: e.SessionID, Stream: pl.Stream, Offset: pl.Offset},
-		Bytes: pl.Bytes, Event: e.ID, Instance: e.Source.Instance}
+		Bytes: pl.Bytes, Event: e.ID}
 	dec := json.NewDecoder(bytes.NewReader(pl.Bulk))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p.Ref); err != nil {
@@ -108,11 +107,19 @@ var (
 	ErrDamaged = errors.New("bulk piece damaged")
 )
 
+// Objects is where pieces are stored: a segment store (ledger.SegmentStore)
+// does.
+type Objects interface {
+	// Get returns the object's content, or an error wrapping
+	// ledger.ErrNotExist when there is none.
+	Get(ctx context.Context, name string) ([]byte, error)
+}
+
 // Reader gets and opens pieces. Store and Bus may each be nil (the
 // piece is then looked for in the other only); Keys nil opens nothing
 // (ErrNoKeys).
 type Reader struct {
-	Store ledger.SegmentStore
+	Store Objects
 	Bus   jetstream.JetStream
 	Keys  *piikeys.Store
 }
@@ -136,8 +143,15 @@ func (r *Reader) Object(ctx context.Context, p Piece) ([]byte, error) {
 		if err == nil {
 			return b, Check(p, b, bus.BulkStream+"'s message")
 		}
-		if !errors.Is(err, ErrMissing) {
-			return nil, err
+		if err != ErrMissing {
+			return nil, err // failed, or no stream at all
+		}
+		if r.Store != nil {
+			// The writer may have copied it to the store, then deleted
+			// it from the bus, between the two looks.
+			if b, err := r.Store.Get(ctx, Name(p.Object)); err == nil {
+				return b, Check(p, b, "the store's "+Name(p.Object))
+			}
 		}
 		where = append(where, bus.BulkStream+" holds no "+subject(p)+" (the writer deletes a piece there once it copied it to the store)")
 	}
@@ -147,8 +161,9 @@ func (r *Reader) Object(ctx context.Context, p Piece) ([]byte, error) {
 	return nil, fmt.Errorf("%w: %s: %s", ErrMissing, p, strings.Join(where, "; "))
 }
 
-// subject is where the piece's producer published it.
-func subject(p Piece) string { return bus.BulkSubject(p.Instance, p.Object) }
+// subject is where a producer published the piece: under its own token,
+// which any will do, the name binding the bytes (Check).
+func subject(p Piece) string { return strings.TrimSuffix(bus.BulkSubjects, ">") + "*." + p.Object }
 
 // Check reports whether object is the piece its event names: SHA-256
 // the name, and the size. from says where it was read.
@@ -163,9 +178,9 @@ func Check(p Piece, object []byte, from string) error {
 }
 
 // FromBus reads the piece's message from AUDIT_BULK: the last message on
-// audit.bulk.<token>.<name>, the token of the event's source instance
-// (a producer publishes only under its own). ErrMissing when there is
-// none.
+// audit.bulk.*.<name>, whichever producer's token it has (the name binds
+// its bytes: the caller checks them). ErrMissing when there is none. It
+// asks the stream (STREAM.MSG.GET), which needs no direct get allowed.
 func FromBus(ctx context.Context, nc *nats.Conn, p Piece) ([]byte, error) {
 	subj := subject(p)
 	req, _ := json.Marshal(map[string]string{"last_by_subj": subj})
@@ -193,6 +208,8 @@ func FromBus(ctx context.Context, nc *nats.Conn, p Piece) ([]byte, error) {
 		return nil, fmt.Errorf("%s: reading %s from %s: the answer: %w", p, subj, bus.BulkStream, err)
 	}
 	switch {
+	case res.Error != nil && res.Error.ErrCode == 10059: // stream not found
+		return nil, fmt.Errorf("%w: %s: the bus has no stream %s", ErrMissing, p, bus.BulkStream)
 	case res.Error != nil && res.Error.Code == 404:
 		return nil, ErrMissing
 	case res.Error != nil:

@@ -45,7 +45,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
-	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bulk"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/projections"
@@ -113,7 +113,7 @@ type Config struct {
 	// from (bulk/<name>, docs/FORMAT.md §1.7) for the cast of a session;
 	// a piece not yet copied there is read from AUDIT_BULK (Bus). Nil:
 	// AUDIT_BULK only, which the writer empties of what it stored.
-	BulkStore ledger.SegmentStore
+	BulkStore bulk.Objects
 	// MaxProducers bounds the (producer, tenant) entries GET
 	// /v1/processes reads (it says truncated past it); zero means
 	// projections.MaxProducers.

@@ -7,54 +7,76 @@ import (
 )
 
 // BulkText is the bytes of a bulk piece (docs/FORMAT.md §1.7), opened,
-// as a session.output chunk's data would have recorded them: what the
-// detectors find in them, read as the Stream reads a chunk (as the
-// bytes are and as a terminal renders them, judgeRendered), replaced by
-// its placeholder over the raw span it came from. before and after are
-// the stream's bytes around the piece (its neighbours; up to MaxHeld of
-// each is read), judged with it so that a value across the piece's edge
-// is found; only what lies inside the piece is replaced, the part of a
-// value inside it by the value's placeholder. stdin: the stream is what
-// a person types. rows and cols: the terminal's size (0: not known).
-//
-// text is false when the piece is not text the detectors read (binary
-// bytes, or a rendering the terminal model cannot follow): a chunk of
-// such bytes records its digest only, and nothing of them may be shown.
-func BulkText(before, piece, after []byte, stdin bool, rows, cols int) (data []byte, text bool) {
+// as session.output chunks' data would have recorded them: judged as
+// the Stream judges a chunk (judgeRendered: as the bytes are and as a
+// terminal renders them), DefaultMaxChunk bytes at a time, each with up
+// to MaxHeld bytes before and after it (from before and after at the
+// piece's edges: the stream's bytes around it), so that a value across
+// two of them is found whole; what the detectors find is replaced by its
+// placeholder over the raw span it came from, and never cut: a value
+// reaching past a chunk's end is replaced whole with it. stdin: the
+// stream is what a person types. rows and cols: the terminal's size (0:
+// not known). A run of bytes that are not text the detectors read
+// (binary bytes, or a rendering the terminal model cannot follow) is
+// replaced by binary once: a chunk of such bytes records its digest only.
+func BulkText(before, piece, after []byte, stdin bool, rows, cols int, binary []byte) []byte {
 	before = before[len(before)-min(len(before), MaxHeld):]
 	for len(before) > 0 && !utf8.RuneStart(before[0]) {
-		before = before[1:] // a character cut at the window's start
+		before = before[1:] // a character cut at the context's start
 	}
 	after = after[:min(len(after), MaxHeld)]
 	after = after[:validEnd(after)]
-	// With both neighbours, else with the one that is text too (a
-	// neighbour may be what the model cannot follow), else alone.
-	var window []byte
-	var spans []detect.Span
-	var lo int
-	ok := false
-	for _, n := range [][2][]byte{{before, after}, {before, nil}, {nil, after}, {nil, nil}} {
-		window = append(append(append(make([]byte, 0, len(n[0])+len(piece)+len(n[1])), n[0]...), piece...), n[1]...)
-		lo = len(n[0])
-		if spans, ok = judgeWhole(window, stdin, rows, cols); ok {
-			break
+	// The stream around and through the piece, its bytes from lo to hi.
+	all := append(append(append(make([]byte, 0, len(before)+len(piece)+len(after)), before...), piece...), after...)
+	lo, hi := len(before), len(before)+len(piece)
+	out := make([]byte, 0, len(piece))
+	wasBinary := false
+	for at := lo; at < hi; {
+		end := min(at+DefaultMaxChunk, hi)
+		for end < hi && !utf8.RuneStart(all[end]) {
+			end++ // never inside a character
 		}
-	}
-	if !ok {
-		return nil, false
-	}
-	hi := lo + len(piece)
-	data = make([]byte, 0, len(piece))
-	last := lo
-	for _, sp := range spans {
-		if sp.Hi <= lo || sp.Lo >= hi {
+		from, to := max(at-MaxHeld, 0), min(end+MaxHeld, len(all))
+		for from < at && !utf8.RuneStart(all[from]) {
+			from++
+		}
+		to = max(end, from+validEnd(all[from:to]))
+		// With the context on both sides, else on the side that is text
+		// too (the model may not follow the other), else alone.
+		var spans []detect.Span
+		ok := false
+		for _, w := range [][2]int{{from, to}, {from, end}, {at, to}, {at, end}} {
+			if spans, ok = judgeWhole(all[w[0]:w[1]], stdin, rows, cols); ok {
+				from = w[0]
+				break
+			}
+		}
+		if !ok {
+			if !wasBinary {
+				out = append(out, binary...)
+			}
+			wasBinary = true
+			at = end
 			continue
 		}
-		data = append(data, window[last:max(sp.Lo, lo)]...)
-		data = append(data, detect.Placeholder(sp.Detector)...)
-		last = min(sp.Hi, hi)
+		wasBinary = false
+		last := at
+		for _, sp := range spans {
+			slo, shi := sp.Lo+from, sp.Hi+from
+			if shi <= at || slo >= end {
+				continue
+			}
+			out = append(out, all[last:max(slo, at)]...)
+			out = append(out, detect.Placeholder(sp.Detector)...)
+			last = min(shi, hi)
+		}
+		if last > end {
+			end = last // the value found reaches past the chunk: replaced whole
+		}
+		out = append(out, all[last:end]...)
+		at = end
 	}
-	return append(data, window[last:hi]...), true
+	return out
 }
 
 // judgeWhole is the values found in raw, rendered whole, as the Stream

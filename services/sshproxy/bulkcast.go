@@ -17,8 +17,9 @@ const (
 	// SealedPiece: the reader opened no piece (no key store, or a
 	// cast rebuilt without one).
 	SealedPiece = "[SEALED]"
-	// BinaryPiece: its bytes are not text the detectors read, so, as
-	// for a binary chunk, nothing of them is shown.
+	// BinaryPiece: bytes of it are not text the detectors read, so, as
+	// for a binary chunk, nothing of them is shown: each run of them
+	// plays as this.
 	BinaryPiece = "[BINARY]"
 )
 
@@ -80,11 +81,7 @@ func PlayPieces(ctx context.Context, pieces []Piece, open func(ctx context.Conte
 		if next[i] >= 0 {
 			after = raw[next[i]]
 		}
-		data, text := gateway.BulkText(before, raw[i], after, p.Stream == "stdin", p.Rows, p.Cols)
-		if !text {
-			data = []byte(BinaryPiece)
-		}
-		out[i] = data
+		out[i] = gateway.BulkText(before, raw[i], after, p.Stream == "stdin", p.Rows, p.Cols, []byte(BinaryPiece))
 	}
 	return out, nil
 }

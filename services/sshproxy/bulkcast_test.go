@@ -152,7 +152,7 @@ func TestCastRefusesDamagedPieces(t *testing.T) {
 	check("missing", bulk.ErrMissing)
 	bad := bytes.Clone(object)
 	bad[len(bad)-1] ^= 1
-	if err := rd.Store.Create(t.Context(), bulk.Name(p.Object), bad, zero); err != nil {
+	if err := s.Store.Create(t.Context(), bulk.Name(p.Object), bad, zero); err != nil {
 		t.Fatal(err)
 	}
 	check("a byte changed", bulk.ErrDamaged)

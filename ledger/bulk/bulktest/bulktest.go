@@ -77,7 +77,7 @@ func (s *Session) add(typ events.Type, payload map[string]any) *events.Event {
 	seq := uint64(len(s.Events) + 1)
 	e := &events.Event{Version: events.Version, ID: fmt.Sprintf("%s-e%d", s.ID, seq), Type: typ, Tenant: s.Tenant,
 		Time: s.start.Add(time.Duration(seq) * 100 * time.Millisecond), Source: s.Source,
-		Actor:     events.Actor{Kind: "user", Subject: "u-alice", Issuer: s.Issuer},
+		Actor:     events.Actor{Kind: events.Human, Subject: "u-alice", Issuer: s.Issuer},
 		SessionID: s.ID, SessionSeq: seq, Payload: b}
 	s.Events = append(s.Events, e)
 	return e
