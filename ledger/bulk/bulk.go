@@ -186,10 +186,15 @@ func FromBus(ctx context.Context, nc *nats.Conn, p Piece) ([]byte, error) {
 	req, _ := json.Marshal(map[string]string{"last_by_subj": subj})
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
 	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+bus.BulkStream, req)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// A request the bus's permissions refuse is never answered.
+		return nil, fmt.Errorf("%s: reading %s from %s: no answer (may this process's bus principal get its messages, $JS.API.STREAM.MSG.GET.%s?): %w",
+			p, subj, bus.BulkStream, bus.BulkStream, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading %s from %s: %w", p, subj, bus.BulkStream, err)
 	}

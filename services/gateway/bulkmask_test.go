@@ -51,3 +51,27 @@ func TestBulkText(t *testing.T) {
 		t.Errorf("binary bytes play as %d markers; %q…%q", strings.Count(got, "[BINARY]"), got[:40], got[len(got)-40:])
 	}
 }
+
+// BenchmarkBulkText measures reading a full piece: a build log with
+// colours, and base64 lines (what cat of an encoded file shows).
+func BenchmarkBulkText(b *testing.B) {
+	raw := make([]byte, 384<<10)
+	rand.Read(raw)
+	enc := base64.StdEncoding.EncodeToString(raw)
+	var lines strings.Builder
+	for i := 0; i < len(enc); i += 76 {
+		lines.WriteString(enc[i:min(i+76, len(enc))] + "\n")
+	}
+	var log strings.Builder
+	for i := 0; log.Len() < 512<<10-200; i++ {
+		log.WriteString("\x1b[32mINFO\x1b[0m 2026-12-08 step " + strings.Repeat("x", i%50) + " done in 12ms\n")
+	}
+	for name, piece := range map[string]string{"log": log.String(), "base64": lines.String()[:512<<10]} {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(piece)))
+			for b.Loop() {
+				gateway.BulkText(nil, []byte(piece), nil, false, 24, 80, nil)
+			}
+		})
+	}
+}
