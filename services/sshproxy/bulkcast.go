@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/auditledger/auditledger/ledger/bulk"
 	"github.com/auditledger/auditledger/services/gateway"
@@ -70,19 +72,33 @@ func PlayPieces(ctx context.Context, pieces []Piece, open func(ctx context.Conte
 		}
 		last[p.Stream] = i
 	}
-	for i, p := range pieces {
-		if raw[i] == nil {
-			continue
-		}
-		var before, after []byte
-		if prev[i] >= 0 {
-			before = raw[prev[i]]
-		}
-		if next[i] >= 0 {
-			after = raw[next[i]]
-		}
-		out[i] = gateway.BulkText(before, raw[i], after, p.Stream == "stdin", p.Rows, p.Cols, []byte(BinaryPiece))
+	// Each piece judged apart (its neighbours only read), on every CPU.
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				var before, after []byte
+				if prev[i] >= 0 {
+					before = raw[prev[i]]
+				}
+				if next[i] >= 0 {
+					after = raw[next[i]]
+				}
+				p := pieces[i]
+				out[i] = gateway.BulkText(before, raw[i], after, p.Stream == "stdin", p.Rows, p.Cols, []byte(BinaryPiece))
+			}
+		}()
 	}
+	for i := range pieces {
+		if raw[i] != nil {
+			work <- i
+		}
+	}
+	close(work)
+	wg.Wait()
 	return out, nil
 }
 
