@@ -156,7 +156,7 @@ func (r *Reader) Object(ctx context.Context, p Piece) ([]byte, error) {
 		where = append(where, bus.BulkStream+" holds no "+subject(p)+" (the writer deletes a piece there once it copied it to the store)")
 	}
 	if len(where) == 0 {
-		return nil, fmt.Errorf("%s: no store and no bus to read it from", p)
+		return nil, fmt.Errorf("%w: %s: this reader has neither the store nor the bus to read it from", ErrMissing, p)
 	}
 	return nil, fmt.Errorf("%w: %s: %s", ErrMissing, p, strings.Join(where, "; "))
 }
