@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/gateway"
+	"github.com/auditledger/auditledger/test/natstest"
 )
 
 // A piece is read as chunks are: text without a value plays as it is,
@@ -73,5 +77,61 @@ func BenchmarkBulkText(b *testing.B) {
 				gateway.BulkText(nil, []byte(piece), nil, false, 24, 80, nil)
 			}
 		})
+	}
+}
+
+// A piece plays as the Stream records the same bytes: the same terminal
+// model and detectors, the same replacements, whether the values stand
+// alone or among 40 KiB of other output, across the chunks either cuts.
+func TestBulkTextAsTheStreamRecords(t *testing.T) {
+	values := []string{
+		"4111\x1b[01;31m\x1b[K \x1b[m\x1b[K1111 1111 1111\n",
+		"4111 11119\x7f 1111 1111\n",
+		"4111 1111 19\b \b111 1111\n",
+		"4111 1111\x1b[D\x1b[C 1111\x1b[K 1111\n",
+		"\x1b]0;4111 1111 1111 1111\x07$ \n",
+		"jane\x1b[01;31m@\x1b[mexample.com\n",
+		"reverse 4111 1111\r\nok\x1bM\x1b[19G1111 1111\r\n",
+		"IBAN DE89 3704 0044 0532 0130 00 paid\n",
+	}
+	var long strings.Builder
+	for i := 0; long.Len() < 40<<10; i++ {
+		long.WriteString(fmt.Sprintf("\x1b[32mline %d\x1b[0m %s\r\n", i, strings.Repeat("ok ", i%40)))
+		if i%97 == 0 {
+			long.WriteString(values[i%len(values)])
+		}
+	}
+	for i, in := range append(values, long.String()) {
+		b := startBus(t, true)
+		g := newGateway(t, b.em, nil)
+		s := g.Session(events.Target{Kind: "ssh"})
+		st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour, Screen: gateway.NewScreen(80, 24)})
+		st.Write([]byte(in))
+		st.Close()
+		n := (len(in) + gateway.DefaultMaxChunk - 1) / gateway.DefaultMaxChunk
+		var want []byte
+		natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+			var ps []map[string]any
+			want, ps = nil, nil
+			for _, c := range outputs(natstest.Events(t, b.js, "")) {
+				ps = append(ps, c.Payload)
+				raw, _ := base64.StdEncoding.DecodeString(c.Payload["data"].(string))
+				want = append(want, raw...)
+			}
+			if got := int64(0); len(ps) > 0 {
+				last := ps[len(ps)-1]
+				got = int64(last["offset"].(float64) + last["bytes"].(float64))
+				if got == int64(len(in)) {
+					return nil
+				}
+			}
+			return fmt.Errorf("%d chunks recorded, at least %d wanted", len(ps), n)
+		})
+		if !bytes.Contains(want, []byte("[REDACTED:")) {
+			t.Errorf("case %d: the Stream records no value found: %q", i, want[:min(len(want), 200)])
+		}
+		if got := gateway.BulkText(nil, []byte(in), nil, false, 24, 80, []byte("[BINARY]")); !bytes.Equal(got, want) {
+			t.Errorf("case %d: plays %d bytes, the Stream records %d:\n%q\n%q", i, len(got), len(want), got[:min(len(got), 200)], want[:min(len(want), 200)])
+		}
 	}
 }
