@@ -123,6 +123,10 @@ func printReport(w io.Writer, rep *ledger.Report, opts ledger.VerifyOptions, ela
 		fmt.Fprintf(w, "  producers    %d record(s) carry a producer signature, not checked (give --producers)\n", rep.Signed)
 	}
 	printErasure(w, rep.Erasure)
+	if rep.Bulk > 0 {
+		fmt.Fprintf(w, "  bulk pieces  %d (%d bytes) named by the log's events, each in the store as bulk/<name> of its size and SHA-256, locked as the first segment naming it\n",
+			rep.Bulk, rep.BulkBytes)
+	}
 	if rep.Size > 0 {
 		fmt.Fprintf(w, "  time range   %s .. %s\n", rep.FirstTime.Format(time.RFC3339), rep.LastTime.Format(time.RFC3339))
 	}
