@@ -152,3 +152,53 @@ func (in *Ingester) deletePieces(ctx context.Context, seqs []uint64) {
 		in.Stats.BulkDeleted.Add(1)
 	}
 }
+
+// deleteLeftPieces deletes from AUDIT_BULK the pieces named by the log's
+// last segment that are still there: a writer stopped after storing a
+// segment but before deleting its pieces (the consumer starts after the
+// sealed events, so they are not delivered again). Earlier segments'
+// pieces were deleted before the next segment was sealed, or expire by
+// age. Failures are logged, not fatal.
+func (in *Ingester) deleteLeftPieces(ctx context.Context) {
+	names, err := in.cfg.Store.List(ctx, ledger.SegmentPrefix)
+	if err != nil || len(names) == 0 {
+		return
+	}
+	last := names[len(names)-1]
+	data, err := in.cfg.Store.Get(ctx, last)
+	if err != nil {
+		in.cfg.Logger.Warn("reading the last segment for bulk pieces left on "+bus.BulkStream, "segment", last, "err", err)
+		return
+	}
+	seg, err := ledger.ParseSegment(data)
+	if err != nil {
+		return // Log.Open checked it; nothing to do here
+	}
+	var seqs []uint64
+	for _, raw := range seg.Records {
+		r, err := ledger.ParseRecord(raw)
+		if err != nil || r.Source == 0 || r.Redacted() {
+			continue
+		}
+		ev, err := events.Parse(r.Event)
+		if err != nil {
+			continue
+		}
+		bk, err := events.BulkOf(ev)
+		if err != nil || bk == nil {
+			continue
+		}
+		s, err := in.bulk.get(ctx)
+		if err != nil {
+			return
+		}
+		m, err := s.GetLastMsgForSubject(ctx, "audit.bulk."+bus.ProducerToken(ev.Source.Instance)+"."+bk.Object)
+		if err == nil {
+			seqs = append(seqs, m.Sequence)
+		}
+	}
+	if len(seqs) > 0 {
+		in.cfg.Logger.Info("deleting bulk pieces the last segment names, left on "+bus.BulkStream+" by a writer stopped after storing it", "segment", last, "pieces", len(seqs))
+		in.deletePieces(ctx, seqs)
+	}
+}

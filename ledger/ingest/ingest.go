@@ -235,6 +235,7 @@ func New(ctx context.Context, cfg Config) (*Ingester, error) {
 		in.seen.close()
 		return nil, err
 	}
+	in.deleteLeftPieces(ctx)
 	return in, nil
 }
 
