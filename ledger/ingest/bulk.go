@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -31,6 +33,58 @@ type bulkStream struct {
 	js     jetstream.JetStream
 	mu     sync.Mutex
 	stream jetstream.Stream
+}
+
+// storedMsg is a message of AUDIT_BULK as its leader answers.
+type storedMsg struct {
+	Subject string `json:"subject"`
+	Seq     uint64 `json:"seq"`
+	Data    []byte `json:"data"`
+}
+
+// errNoMsg: AUDIT_BULK holds no such message (or no such stream).
+var errNoMsg = errors.New("no such message")
+
+// leaderGet reads one message of AUDIT_BULK from the stream's leader
+// ($JS.API.STREAM.MSG.GET), never a direct get: with replicas, a direct
+// get may be answered by a follower that has not yet stored a piece the
+// leader acknowledged to its gateway, and the event naming it would be
+// rejected for nothing.
+func (b *bulkStream) leaderGet(ctx context.Context, req map[string]any) (*storedMsg, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	m, err := b.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+bus.BulkStream, body)
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Message *storedMsg `json:"message"`
+		Error   *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return nil, fmt.Errorf("%s answered %q: %w", bus.BulkStream, m.Data, err)
+	}
+	if e := resp.Error; e != nil {
+		if e.ErrCode == int(jetstream.JSErrCodeMessageNotFound) || e.ErrCode == int(jetstream.JSErrCodeStreamNotFound) {
+			return nil, fmt.Errorf("%w: %s", errNoMsg, e.Description)
+		}
+		return nil, fmt.Errorf("%s: %s (code %d, %d)", bus.BulkStream, e.Description, e.Code, e.ErrCode)
+	}
+	if resp.Message == nil {
+		return nil, fmt.Errorf("%s answered no message: %q", bus.BulkStream, m.Data)
+	}
+	return resp.Message, nil
 }
 
 // bulkRef is a piece an event names, found on AUDIT_BULK.
@@ -72,16 +126,8 @@ func (b *bulkStream) check(ctx context.Context, ev *events.Event, token string) 
 		return nil, err
 	}
 	ref := &bulkRef{name: bk.Object, size: bk.Size, subject: "audit.bulk." + token + "." + bk.Object}
-	s, err := b.get(ctx)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("%w %s: the bus has no stream %s to hold it", ErrBulk, bk.Object, bus.BulkStream)
-	}
-	if err != nil {
-		ref.busErr = fmt.Errorf("ingest: looking up bulk piece %s: %w", ref.subject, err)
-		return ref, nil
-	}
-	m, err := s.GetLastMsgForSubject(ctx, ref.subject)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	m, err := b.leaderGet(ctx, map[string]any{"last_by_subj": ref.subject})
+	if errors.Is(err, errNoMsg) {
 		return nil, fmt.Errorf("%w %s: %s holds no message %s (not published by this event's producer, or deleted, or expired after %s)",
 			ErrBulk, bk.Object, bus.BulkStream, ref.subject, bus.BulkMaxAge)
 	}
@@ -95,7 +141,7 @@ func (b *bulkStream) check(ctx context.Context, ev *events.Event, token string) 
 	if sum := sha256.Sum256(m.Data); hex.EncodeToString(sum[:]) != bk.Object {
 		return nil, fmt.Errorf("%w %s: %s has SHA-256 %s, not its name", ErrBulk, bk.Object, ref.subject, hex.EncodeToString(sum[:]))
 	}
-	ref.seq = m.Sequence
+	ref.seq = m.Seq
 	return ref, nil
 }
 
@@ -104,11 +150,7 @@ func (b *bulkStream) check(ctx context.Context, ev *events.Event, token string) 
 // never all in memory at once.
 func (b *bulkStream) piece(ref *bulkRef) ledger.BulkPiece {
 	return ledger.BulkPiece{Name: ref.name, Size: ref.size, Read: func(ctx context.Context) ([]byte, error) {
-		s, err := b.get(ctx)
-		if err != nil {
-			return nil, err
-		}
-		m, err := s.GetMsg(ctx, ref.seq)
+		m, err := b.leaderGet(ctx, map[string]any{"seq": ref.seq})
 		if err != nil {
 			return nil, fmt.Errorf("reading %s (sequence %d of %s): %w", ref.subject, ref.seq, bus.BulkStream, err)
 		}
@@ -138,7 +180,7 @@ func (in *Ingester) deletePieces(ctx context.Context, seqs []uint64) {
 		derr := err
 		if derr == nil {
 			if derr = s.DeleteMsg(ctx, seq); derr != nil {
-				if _, gerr := s.GetMsg(ctx, seq); errors.Is(gerr, jetstream.ErrMsgNotFound) {
+				if _, gerr := in.bulk.leaderGet(ctx, map[string]any{"seq": seq}); errors.Is(gerr, errNoMsg) {
 					continue // deleted before (named twice, or a redelivery)
 				}
 			}
@@ -188,13 +230,9 @@ func (in *Ingester) deleteLeftPieces(ctx context.Context) {
 		if err != nil || bk == nil {
 			continue
 		}
-		s, err := in.bulk.get(ctx)
-		if err != nil {
-			return
-		}
-		m, err := s.GetLastMsgForSubject(ctx, "audit.bulk."+bus.ProducerToken(ev.Source.Instance)+"."+bk.Object)
+		m, err := in.bulk.leaderGet(ctx, map[string]any{"last_by_subj": "audit.bulk." + bus.ProducerToken(ev.Source.Instance) + "." + bk.Object})
 		if err == nil {
-			seqs = append(seqs, m.Sequence)
+			seqs = append(seqs, m.Seq)
 		}
 	}
 	if len(seqs) > 0 {
