@@ -684,9 +684,20 @@ func TestNoCredentialPurgesABucket(t *testing.T) {
 	if _, err := akv.Put(t.Context(), "apr-kept", []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
+	// A bulk piece waiting on AUDIT_BULK: a rollup on a piece's subject
+	// would purge the stream's other pieces.
+	_, admin := srv.Connect(t)
+	if err := bus.EnsureStreams(t.Context(), admin, bus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	piece := bus.BulkSubject("t1", strings.Repeat("cd", 32))
+	if _, err := pjs.Publish(t.Context(), piece, []byte("a piece waiting for the writer")); err != nil {
+		t.Fatal(err)
+	}
 	for _, who := range []bus.Principal{bus.Producer("t1"), bus.Proxy, bus.API} {
 		_, js := srv.ConnectAs(t, who)
-		for _, subject := range []string{"$KV." + bus.PIIKeysBucket + ".tenant.zz", "$KV." + approvals.Bucket + ".apr-zz", "$KV." + bus.HeartbeatBucket + "." + own} {
+		for _, subject := range []string{"$KV." + bus.PIIKeysBucket + ".tenant.zz", "$KV." + approvals.Bucket + ".apr-zz", "$KV." + bus.HeartbeatBucket + "." + own,
+			bus.BulkSubject("t1", strings.Repeat("ef", 32))} {
 			m := nats.NewMsg(subject)
 			m.Data = []byte(`{}`)
 			m.Header.Set("Nats-Rollup", "all")
@@ -708,7 +719,11 @@ func TestNoCredentialPurgesABucket(t *testing.T) {
 	if _, err := akv.Get(t.Context(), "apr-kept"); err != nil {
 		t.Fatalf("an approval after the rollups: %v", err)
 	}
-	_, admin := srv.Connect(t)
+	if bs, err := admin.Stream(t.Context(), bus.BulkStream); err != nil {
+		t.Fatal(err)
+	} else if _, err := bs.GetLastMsgForSubject(t.Context(), piece); err != nil {
+		t.Fatalf("a bulk piece after the rollups: %v", err)
+	}
 	if hkv, err := admin.KeyValue(t.Context(), bus.HeartbeatBucket); err != nil {
 		t.Fatal(err)
 	} else if _, err := hkv.Get(t.Context(), own); err != nil {

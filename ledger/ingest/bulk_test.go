@@ -80,6 +80,27 @@ func (g *bulkGateway) event(payload map[string]any) *events.Event {
 	}
 }
 
+// publishBatch publishes evs as one batch of g's (bus.BatchSubject).
+func (g *bulkGateway) publishBatch(evs ...*events.Event) {
+	g.t.Helper()
+	var body []byte
+	var ids []string
+	for _, ev := range evs {
+		raw, err := ev.Marshal()
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		body = bus.AppendBatch(body, raw)
+		ids = append(ids, ev.ID)
+	}
+	m := nats.NewMsg(bus.BatchSubject(g.instance))
+	m.Data = body
+	m.Header.Set(nats.MsgIdHdr, bus.BatchID(ids))
+	if _, err := g.js.PublishMsg(g.t.Context(), m); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
 // publish publishes ev as its producer does, on its subject with its id
 // as Nats-Msg-Id.
 func (g *bulkGateway) publish(ev *events.Event) {
@@ -117,7 +138,7 @@ func TestBulkPieceCopiedAndDeleted(t *testing.T) {
 	smallObj, ev2 := g.piece("t1", int64(len(full)), small)
 	g.publish(ev1)
 	h.emit(0, 1)
-	g.publish(ev2)
+	g.publishBatch(ev2) // the batch's token is the producer's
 	waitSize(t, l, 3)
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		if n := h.streamMsgs(bus.BulkStream); n != 0 {
@@ -235,7 +256,14 @@ func TestBulkPieceRejected(t *testing.T) {
 		mf.edit(p, b)
 		add(setPayload(ev, p), mf.reason)
 	}
-	for _, c := range cases {
+	// In a batch of t1's, a piece published under pg-2's token.
+	_, ev = g.piece("pg-2", 500, data)
+	add(ev, "holds no message audit.bulk.t1.")
+	for i, c := range cases {
+		if i == len(cases)-1 {
+			g.publishBatch(c.ev)
+			continue
+		}
 		g.publish(c.ev)
 	}
 	h.emit(0, 1)
