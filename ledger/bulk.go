@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/auditledger/auditledger/events"
@@ -110,6 +112,43 @@ func extendBulk(ctx context.Context, store SegmentStore, name string, retain tim
 		return fmt.Errorf("ledger: %s exists locked until %s, extending it to %s: %w", name, p.RetainUntil.Format(time.RFC3339), retain.Format(time.RFC3339), err)
 	}
 	return nil
+}
+
+// bulkCopies bounds the pieces copied at once: a store's round trips
+// (an S3 PUT and the HEAD reading its lock back) overlap, and at most
+// that many objects (512 KiB each) are in memory.
+const bulkCopies = 8
+
+// storeBulkOf copies every piece entries name (StoreBulk), bulkCopies
+// at a time, and returns the first failure, naming its entry.
+func storeBulkOf(ctx context.Context, store SegmentStore, entries []Entry, retain time.Time) error {
+	type job struct {
+		entry int
+		p     BulkPiece
+	}
+	var jobs []job
+	for i, e := range entries {
+		for _, p := range e.Bulk {
+			jobs = append(jobs, job{i, p})
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	errs := make([]error, len(jobs))
+	sem := make(chan struct{}, bulkCopies)
+	var wg sync.WaitGroup
+	for k, j := range jobs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := StoreBulk(ctx, store, j.p, retain); err != nil {
+				errs[k] = fmt.Errorf("entry %d: %w", j.entry, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(slices.DeleteFunc(errs, func(e error) bool { return e == nil })...)
 }
 
 // RetentionExtender is implemented by stores that can lock an object

@@ -210,13 +210,9 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 	// The pieces the records name first: a segment is never stored
 	// naming a piece the store lacks. A crash between the two leaves
 	// copies the next attempt finds with the same bytes.
-	for i, e := range entries {
-		for _, p := range e.Bulk {
-			if err := StoreBulk(ctx, l.cfg.Store, p, retain); err != nil {
-				l.st.tree.truncate(first)
-				return nil, fmt.Errorf("ledger: seal %s: entry %d: %w", name, i, err)
-			}
-		}
+	if err := storeBulkOf(ctx, l.cfg.Store, entries, retain); err != nil {
+		l.st.tree.truncate(first)
+		return nil, fmt.Errorf("ledger: seal %s: %w", name, err)
 	}
 	data := seg.appendTrailer(buf)
 	if err := l.cfg.Store.Create(ctx, name, data, retain); err != nil && !l.ownWrite(ctx, name, data, err) {
