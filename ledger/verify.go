@@ -373,10 +373,10 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 				continue // checked with the first segment naming it
 			}
 			bulkSeen[b.name] = true
-			if opts.SkipBulk {
-				// counted below, not read
-			} else if err := verifyBulk(ctx, store, inspector, sr, b); err != nil {
-				return nil, err
+			if !opts.SkipBulk {
+				if err := verifyBulk(ctx, store, inspector, sr, b); err != nil {
+					return nil, err
+				}
 			}
 			rep.Bulk++
 			rep.BulkBytes += b.size
