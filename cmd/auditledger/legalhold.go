@@ -32,9 +32,10 @@ const legalHoldLong = `Puts the segments holding records --from through --to, bo
 legal hold, or releases them. --from and --to are required; --to is the last
 record held (--from 0 --to 41 is records 0 to 41), unlike the --to of log and
 scan, which is the first index left out. On S3, an Object Lock legal hold
-(PutObjectLegalHold) on the sealed version of each segment and of the
-checkpoint signed at its end, which S3 then refuses to delete even after its
-retain-until date; on a local store, a marker file under .legal-hold/ that the
+(PutObjectLegalHold) on the sealed version of each segment, of the
+checkpoint signed at its end and of the bulk pieces its records name
+(bulk/<name>), which S3 then refuses to delete even after its retain-until
+date; on a local store, a marker file under .legal-hold/ that the
 store's own delete honours.
 
 The change is recorded first: a %s event (range, reason, store, every
