@@ -53,7 +53,13 @@ const (
 // BulkSubject is where a producer publishes the bulk piece name:
 // audit.bulk.<producer token>.<name>.
 func BulkSubject(instance, name string) string {
-	return "audit.bulk." + ProducerToken(instance) + "." + name
+	return BulkTokenSubject(ProducerToken(instance), name)
+}
+
+// BulkTokenSubject is BulkSubject for a producer token (the token of the
+// subject an event arrived on): where the writer looks the piece up.
+func BulkTokenSubject(token, name string) string {
+	return "audit.bulk." + token + "." + name
 }
 
 // Headers on AUDIT_LEDGER and AUDIT_REJECTED messages, and the producer's

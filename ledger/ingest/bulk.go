@@ -125,7 +125,7 @@ func (b *bulkStream) check(ctx context.Context, ev *events.Event, token string) 
 	if err != nil || bk == nil {
 		return nil, err
 	}
-	ref := &bulkRef{name: bk.Object, size: bk.Size, subject: "audit.bulk." + token + "." + bk.Object}
+	ref := &bulkRef{name: bk.Object, size: bk.Size, subject: bus.BulkTokenSubject(token, bk.Object)}
 	m, err := b.leaderGet(ctx, map[string]any{"last_by_subj": ref.subject})
 	if errors.Is(err, errNoMsg) {
 		return nil, fmt.Errorf("%w %s: %s holds no message %s (not published by this event's producer, or deleted, or expired after %s)",
@@ -230,7 +230,7 @@ func (in *Ingester) deleteLeftPieces(ctx context.Context) {
 		if err != nil || bk == nil {
 			continue
 		}
-		m, err := in.bulk.leaderGet(ctx, map[string]any{"last_by_subj": "audit.bulk." + bus.ProducerToken(ev.Source.Instance) + "." + bk.Object})
+		m, err := in.bulk.leaderGet(ctx, map[string]any{"last_by_subj": bus.BulkSubject(ev.Source.Instance, bk.Object)})
 		if err == nil {
 			seqs = append(seqs, m.Seq)
 		}
