@@ -19,18 +19,6 @@ import (
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
-// ensureBulkStream makes AUDIT_BULK where EnsureStreams has not.
-func ensureBulkStream(t *testing.T, js jetstream.JetStream) {
-	t.Helper()
-	if _, err := js.Stream(t.Context(), bus.BulkStream); err == nil {
-		return
-	}
-	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: bus.BulkStream, Subjects: []string{bus.BulkSubjects},
-		MaxMsgSize: piikeys.MaxBulkPiece + 1024, AllowDirect: true}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // words is n bytes of text no detector finds anything in.
 func words(n int) []byte {
 	b := make([]byte, n)
@@ -68,7 +56,6 @@ func played(t *testing.T, js jetstream.JetStream, keys *piikeys.Store, chunks []
 // stream's bytes, in order. The bus holds no piece's bytes in clear.
 func TestStreamBulkPieces(t *testing.T) {
 	b := startBus(t, true)
-	ensureBulkStream(t, b.js)
 	keys, err := piikeys.Open(t.Context(), b.js, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +96,6 @@ func TestStreamBulkPieces(t *testing.T) {
 // pause is replaced in the text, not recorded as its half.
 func TestStreamBulkThenText(t *testing.T) {
 	b := startBus(t, true)
-	ensureBulkStream(t, b.js)
 	keys, err := piikeys.Open(t.Context(), b.js, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +150,6 @@ func TestStreamBulkThenText(t *testing.T) {
 // judged text chunks, whatever its rate.
 func TestStreamBulkNeedsKeys(t *testing.T) {
 	b := startBus(t, true)
-	ensureBulkStream(t, b.js)
 	g := newGateway(t, b.em, nil)
 	s := g.Session(events.Target{Kind: "ssh"})
 	s.Authenticated(alice)
