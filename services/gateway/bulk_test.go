@@ -136,6 +136,9 @@ func TestStreamBulkThenText(t *testing.T) {
 	if _, ok := last.Payload["data"]; !ok {
 		t.Fatalf("the text after the pause is not a text chunk: %v", last.Payload)
 	}
+	if last.Payload["bulk_before"] != float64(len(first)) {
+		t.Errorf("bulk_before %v, want %d: the bytes of the value in the piece before", last.Payload["bulk_before"], len(first))
+	}
 	raw, _ := base64.StdEncoding.DecodeString(last.Payload["data"].(string))
 	if !strings.HasPrefix(string(raw), "[REDACTED:credit_card] ok\n") {
 		t.Errorf("the text after the bulk records %q, want the card's second half replaced", raw[:min(len(raw), 40)])

@@ -74,6 +74,10 @@ type Stream struct {
 	bulk      bulk
 	recorded  int
 	afterBulk bool
+	// bulkBefore is how many of those bytes a value found in the text
+	// after them began with: the first text chunk says so (bulk_before),
+	// and a reader drops them from the piece.
+	bulkBefore int
 }
 
 // Stream starts recording the session's byte stream name ("stdout",
@@ -254,6 +258,11 @@ func (st *Stream) flushLocked(final bool) {
 	if cut <= st.recorded {
 		return // held until more bytes arrive or the stream closes
 	}
+	for _, sp := range spans {
+		if sp.Lo < st.recorded && st.recorded < sp.Hi {
+			st.bulkBefore = st.recorded - sp.Lo // begun in the bulk
+		}
+	}
 	// At most MaxChunk bytes an event, never cut inside a value found (a
 	// piece then holds the value's whole raw span, recorded as its
 	// placeholder).
@@ -312,6 +321,10 @@ func (st *Stream) recordText(chunk []byte, spans []detect.Span, at int) {
 	payload := map[string]any{
 		"stream": st.name, "offset": st.offset, "bytes": len(chunk),
 		"data": base64.StdEncoding.EncodeToString(data), "sha256": hex.EncodeToString(sum[:]),
+	}
+	if st.bulkBefore > 0 {
+		payload["bulk_before"] = st.bulkBefore
+		st.bulkBefore = 0
 	}
 	AddRedactions(payload, Found("/data", found)...)
 	st.record(payload)
