@@ -43,7 +43,18 @@ const (
 	// key (ledger/piikeys). It is never sealed; erasing a subject erases
 	// its key here.
 	PIIKeysBucket = "AUDIT_PII_KEYS"
+	// BulkStream carries bulk pieces (docs/FORMAT.md §1.7) from the
+	// gateways to the writer, which copies each beside the segment that
+	// names it and then deletes it here.
+	BulkStream   = "AUDIT_BULK"
+	BulkSubjects = "audit.bulk.>"
 )
+
+// BulkSubject is where a producer publishes the bulk piece name:
+// audit.bulk.<producer token>.<name>.
+func BulkSubject(instance, name string) string {
+	return "audit.bulk." + ProducerToken(instance) + "." + name
+}
 
 // Headers on AUDIT_LEDGER and AUDIT_REJECTED messages, and the producer's
 // signature on AUDIT_EVENTS messages.
