@@ -21,6 +21,10 @@ const MaxBulkPiece = 512 << 10
 // holds: the nonce and the tag.
 const BulkOverhead = 12 + 16
 
+// ErrBulkDamaged: a piece's object does not open at its place (damaged,
+// another place's or another key's), as against a key store that failed.
+var ErrBulkDamaged = errors.New("bulk piece does not open")
+
 // BulkPlace is where a piece stands: the stream of a session of a
 // tenant, from a byte offset. The object opens only at its place.
 type BulkPlace struct {
@@ -82,12 +86,12 @@ func OpenBulkWith(key []byte, place BulkPlace, object []byte) ([]byte, error) {
 		return nil, err
 	}
 	if len(object) < BulkOverhead {
-		return nil, fmt.Errorf("piikeys: bulk piece %s is %d bytes, shorter than a nonce and a tag", BulkName(object), len(object))
+		return nil, fmt.Errorf("piikeys: %w: %s is %d bytes, shorter than a nonce and a tag", ErrBulkDamaged, BulkName(object), len(object))
 	}
 	b, err := g.Open(nil, object[:g.NonceSize()], object[g.NonceSize():], place.aad())
 	if err != nil {
-		return nil, fmt.Errorf("piikeys: bulk piece %s does not open at offset %d of %s of session %s (another place's, another key's, or damaged)",
-			BulkName(object), place.Offset, place.Stream, place.Session)
+		return nil, fmt.Errorf("piikeys: %w: %s at offset %d of %s of session %s (another place's, another key's, or damaged)",
+			ErrBulkDamaged, BulkName(object), place.Offset, place.Stream, place.Session)
 	}
 	return b, nil
 }
