@@ -59,6 +59,8 @@ type Stream struct {
 	buf    []byte
 	offset int64 // bytes of the stream recorded before buf
 	insert bool  // the terminal's insert mode (IRM) after the bytes recorded
+	// cursor.go: where the bytes recorded left the terminal's cursor.
+	cursor cursorState
 	timer  *time.Timer
 	closed bool
 
@@ -158,8 +160,10 @@ func (st *Stream) flushLocked(final bool) {
 		return
 	}
 	full := len(st.buf) >= st.max
-	r := renderSized(st.buf, final, st.name == "stdin", st.insert, st.screenSize())
+	sz := st.screenSize()
+	r := renderAt(st.buf, final, st.name == "stdin", st.insert, sz, st.cursor)
 	if !r.text {
+		st.advanceCursor(r, len(st.buf), sz)
 		st.recordBinary(st.buf)
 		st.offset += int64(len(st.buf))
 		st.buf = st.buf[:0]
@@ -211,6 +215,7 @@ func (st *Stream) flushLocked(final bool) {
 			if len(st.buf) < st.heldRaw() {
 				return
 			}
+			st.advanceCursor(r, len(st.buf), sz)
 			for b := st.buf; len(b) > 0; b = b[min(len(b), st.max):] {
 				st.recordBinary(b[:min(len(b), st.max)])
 				st.offset += int64(min(len(b), st.max))
@@ -240,6 +245,7 @@ func (st *Stream) flushLocked(final bool) {
 		st.recordText(st.buf[start:end], spans, start)
 		start = end
 	}
+	st.advanceCursor(r, cut, sz)
 	if !r.same { // plain text holds no escape sequence
 		st.insert = insertAfter(st.buf[:cut], st.insert)
 	}
