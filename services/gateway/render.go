@@ -737,7 +737,9 @@ func (e *lineEditor) flush() {
 	if e.main != nil {
 		// The alternate screen ends the rendering: the main one's rows
 		// follow it, on a line of their own.
-		e.r.add('\n', int(e.at))
+		if len(e.r.b) > 0 {
+			e.r.add('\n', int(e.at))
+		}
 		e.swap(e.main)
 		e.main = nil
 		e.flushScreen()
