@@ -246,3 +246,35 @@ func TestStreamOrdinaryTrafficStaysText(t *testing.T) {
 		t.Errorf("%d of %d bytes recorded as binary", allBinary, allBytes)
 	}
 }
+
+// Scroll margins (DECSTBM, as vim and less set them to scroll part of
+// the screen) are followed: the rows between them scroll under a line
+// feed at the bottom margin, RI at the top one, CSI S, T, L, M, and the
+// rows outside them stay where they are. Each case puts
+// 4802851889592158 on one row of a 24x80 screen, cleared first.
+func TestStreamScrollMarginsFollowed(t *testing.T) {
+	const clear = "\x1b[H\x1b[2J"
+	for name, in := range map[string]string{
+		"line feed at the bottom margin": "\x1b[1;10r\x1b[10;1HXXXX851889592158\r\n\x1b[9;1H4802\r\n",
+		"the row below stays":            "\x1b[1;23r\x1b[24;5H851889592158\x1b[23;1H\r\n\r\n\x1b[24;1H4802",
+		"the row above stays":            "\x1b[3;20r\x1b[2;5H851889592158\x1b[20;1H\r\n\x1b[2;1H4802",
+		"reverse index at the top":       "\x1b[5;20r\x1b[5;1HXXXX851889592158\x1b[5;1H\x1bM\x1b[6;1H4802",
+		"rows inserted (CSI L)":          "\x1b[5;20r\x1b[5;1HXXXX851889592158\x1b[5;1H\x1b[L\x1b[6;1H4802",
+		"below the margins, CSI L":       "\x1b[5;20r\x1b[21;5H851889592158\x1b[5;1H\x1b[2L\x1b[21;1H4802",
+		"rows deleted (CSI M)":           "\x1b[5;20r\x1b[7;1HXXXX851889592158\x1b[5;1H\x1b[M\x1b[6;1H4802",
+		"scrolled up (CSI S)":            "\x1b[5;20r\x1b[6;1HXXXX851889592158\x1b[S\x1b[5;1H4802",
+		"scrolled down (CSI T)":          "\x1b[5;20r\x1b[6;1HXXXX851889592158\x1b[T\x1b[7;1H4802",
+		"margins reset, cursor home":     "\x1b[5;20r\x1b[r\x1b[BXXXX851889592158\x1b[2;1H4802",
+	} {
+		t.Run(name, func(t *testing.T) {
+			chunks := streamed(t, 80, 24, clear+in+"\r\n")
+			if chunks[0]["binary"] == true {
+				t.Fatalf("recorded as binary: %v", chunks[0])
+			}
+			got := textOf(t, chunks)
+			if strings.Contains(string(got), "851889592158") || strings.Contains(digitsOnly(got), "4802851889592158") || chunks[0]["redacted"] == nil {
+				t.Fatalf("recorded %q (%v)", got, chunks[0])
+			}
+		})
+	}
+}

@@ -521,8 +521,13 @@ func (e *lineEditor) lineFeed(at int) {
 func (e *lineEditor) down(at int32) {
 	p := &e.pos
 	switch {
+	case p.top > 0 && p.exact() && p.lo == p.bot:
+		e.region(1, at) // the rows between the margins scroll
+		return
+	case p.top > 0 && p.exact() && p.lo == e.height:
+		return // below the margins, at the bottom: the cursor stays
 	case p.top > 0:
-		if !p.exact() || p.lo == p.bot || p.lo == e.height {
+		if !p.exact() {
 			e.lost = true
 			e.shiftWritten(1, false)
 		}
@@ -540,8 +545,13 @@ func (e *lineEditor) down(at int32) {
 func (e *lineEditor) up() {
 	p := &e.pos
 	switch {
+	case p.top > 0 && p.exact() && p.lo == p.top:
+		e.region(-1, e.at) // the rows between the margins scroll
+		return
+	case p.top > 0 && p.exact() && p.lo == 1:
+		return // above the margins, at the top: the cursor stays
 	case p.top > 0:
-		if !p.exact() || p.lo == p.top || p.lo == 1 {
+		if !p.exact() {
 			e.lost = true
 			e.shiftWritten(-1, false)
 		}
@@ -1089,6 +1099,116 @@ func (e *lineEditor) reset() {
 	e.carried, e.altCarried, e.hasSaved = home, home, false
 }
 
+// rowAt is the index among the rows kept of screen row a (the cursor's
+// row known), the rows kept made to reach it: false (lost) where they
+// cannot be (above rows already rendered, more than maxRows).
+func (e *lineEditor) rowAt(a int) (int, bool) {
+	if e.rows == nil {
+		e.rows = [][]cell{nil}
+	}
+	e.rows[e.rowi] = e.line
+	i := e.rowi + a - e.pos.lo
+	if i < 0 {
+		if e.dropped || len(e.rows)-i > maxRows {
+			e.lost = true
+			return 0, false
+		}
+		e.rows = append(make([][]cell, -i), e.rows...)
+		e.feeds = append(slices.Repeat([]int32{e.at}, -i), e.feeds...)
+		e.rowi -= i
+		e.origin += i
+		i = 0
+	}
+	if i >= maxRows {
+		e.lost = true
+		return 0, false
+	}
+	for i >= len(e.rows) {
+		e.rows = append(e.rows, nil)
+		e.feeds = append(e.feeds, e.at)
+	}
+	return i, true
+}
+
+// shiftRows moves the screen rows [top, bot] up one (down when up is
+// false) among the rows kept, as a terminal scrolls them between its
+// margins: the row that leaves them is rendered now (it is no longer on
+// the screen), a blank one enters at the other end, and the rows
+// outside stay where they are.
+func (e *lineEditor) shiftRows(top, bot int, up bool, at int32) {
+	it, ok := e.rowAt(top)
+	if !ok {
+		return
+	}
+	ib, ok := e.rowAt(bot)
+	if !ok {
+		return
+	}
+	if len(e.feeds) == 0 { // one row kept: a blank one below it, for the line feeds' count
+		e.rows = append(e.rows, nil)
+		e.feeds = append(e.feeds, at)
+	}
+	out, in := it, ib
+	if !up {
+		out, in = ib, it
+	}
+	f := min(out, len(e.feeds)-1)
+	e.emit(e.rows[out], e.feeds[f])
+	e.rows = slices.Insert(slices.Delete(e.rows, out, out+1), in, nil)
+	e.feeds = slices.Insert(slices.Delete(e.feeds, f, f+1), min(in, len(e.feeds)-1), at)
+	e.r.hidden = true
+	e.line = e.rows[e.rowi]
+	e.cur = min(e.cur, len(e.line))
+}
+
+// region scrolls the rows between the margins n rows up (down when n <
+// 0), the cursor kept on its screen row (a line feed at the bottom
+// margin, RI at the top one, CSI S, T).
+func (e *lineEditor) region(n int, at int32) {
+	p := &e.pos
+	e.scrolls++
+	if e.shi != 0 && e.slo <= p.bot && e.shi >= p.top {
+		e.slo, e.shi = max(min(e.slo, p.top), 1), max(e.shi, p.bot) // moved within them
+	}
+	if !p.exact() {
+		return
+	}
+	col := e.cur
+	for range min(max(n, -n), p.bot-p.top+1) {
+		if e.lost {
+			break
+		}
+		e.shiftRows(p.top, p.bot, n > 0, at)
+	}
+	e.to(col)
+}
+
+// regionLines is IL and DL between scroll margins: the rows from the
+// cursor's to the bottom margin move down (rows past it leave the
+// screen) or up (blank rows entering at it); outside the margins
+// nothing moves. The cursor goes to the start of its row.
+func (e *lineEditor) regionLines(insert bool, n int) {
+	p := &e.pos
+	e.scrolls++
+	if e.shi != 0 && e.slo <= p.bot && e.shi >= p.lo {
+		e.slo, e.shi = max(min(e.slo, p.lo), 1), max(e.shi, p.bot)
+	}
+	if !p.exact() {
+		e.lost = true
+		return
+	}
+	if p.lo < p.top || p.lo > p.bot {
+		return // outside the margins a terminal moves no row
+	}
+	for range min(n, p.bot-p.lo+1) {
+		if e.lost {
+			return
+		}
+		e.shiftRows(p.lo, p.bot, !insert, e.at)
+	}
+	e.cur = 0
+}
+
 // remove deletes the cells [lo, hi) of the line.
 func (e *lineEditor) remove(lo, hi int) {
 	lo, hi = max(lo, 0), min(hi, len(e.line))
@@ -1345,7 +1465,9 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		// IL, DL: rows inserted at the cursor's, the rows below moved
 		// down, or the cursor's and those after it deleted, the rows
 		// below moved up: rows kept, blank ones made.
-		if !e.keys && n >= 0 {
+		if !e.keys && n >= 0 && e.pos.top > 0 {
+			e.regionLines(seq[len(seq)-1] == 'L', min(count, maxRows))
+		} else if !e.keys && n >= 0 {
 			e.lines(seq[len(seq)-1] == 'L', min(count, maxRows))
 		}
 	case 'S', 'T':
@@ -1357,7 +1479,12 @@ func (e *lineEditor) escape(seq []byte, at int) {
 				k = -k
 			}
 			if e.pos.top > 0 {
-				e.lost = true // the rows between the margins scroll
+				// The rows between the margins scroll.
+				if !e.pos.exact() {
+					e.lost = true
+				}
+				e.region(k, e.at)
+				break
 			}
 			e.shiftWritten(k, true)
 			e.moveRows(k, e.at)
