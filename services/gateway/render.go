@@ -258,6 +258,9 @@ func renderEditedAt(raw []byte, final, keys, insert bool, sz termSize, at cursor
 			if !textControl(c, keys) {
 				return binary()
 			}
+			if c == '\t' && !keys {
+				e.crEnd(false) // a move along the row
+			}
 			switch {
 			case (c == '\n' || c == 0x0b || c == 0x0c) && !keys:
 				// LF, and VT and FF, which a terminal takes as LF.
@@ -427,9 +430,11 @@ type lineEditor struct {
 	// it where the rendering keeps them apart (lost).
 	slo, shi int
 	// crLine is true once a CR moved the cursor to the start of a line
-	// longer than any value on a screen whose width is not known (the
-	// line may have wrapped: which row the CR went to is not known).
-	crLine bool
+	// of crLen cells, longer than narrowest, on a screen whose width is
+	// not known (the line may have wrapped: which of its rows the CR
+	// went to is not known); crPut counts the characters written since.
+	crLine       bool
+	crLen, crPut int
 }
 
 // begin sets the cursor where the stream's earlier bytes left it (c):
@@ -615,13 +620,14 @@ func (e *lineEditor) rebase(lo, hi int) {
 			e.slo, e.shi = min(e.slo, a), max(e.shi, b)
 		}
 	}
+	e.crEnd(true)
 	col := e.cur
 	e.r.hidden = true
 	e.flushScreen()
 	if n := len(e.r.b); n > 0 && e.r.b[n-1] != '\n' {
 		e.r.add('\n', int(e.at))
 	}
-	e.origin, e.hasSaved, e.crLine = 0, false, false
+	e.origin, e.hasSaved = 0, false
 	e.pos.lo, e.pos.hi = lo, hi
 	e.to(col)
 }
@@ -676,7 +682,7 @@ func (e *lineEditor) moveRows(n int, at int32) {
 		e.rows = [][]cell{nil}
 	}
 	e.rows[e.rowi] = e.line
-	e.crLine = false
+	e.crEnd(true)
 	to := e.rowi + n
 	if n < 0 || to < len(e.rows) {
 		e.r.hidden = true // what a row shows may be out of write order
@@ -780,7 +786,7 @@ func (e *lineEditor) swap(s *screen) *screen {
 	}
 	old := &screen{e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow, e.savedMark, e.hasSaved, e.carried, e.scrolls, e.slo, e.shi}
 	e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow, e.savedMark, e.hasSaved, e.carried, e.scrolls, e.slo, e.shi = s.rows, s.feeds, s.line, s.rowi, s.cur, s.origin, s.dropped, s.saved, s.srow, s.savedMark, s.hasSaved, s.carried, s.scrolls, s.slo, s.shi
-	e.crLine = false
+	e.crEnd(true)
 	return old
 }
 
@@ -856,8 +862,14 @@ func (e *lineEditor) put(c cell) {
 			e.cur = 0
 		}
 	}
-	if !e.keys && (e.crLine || e.mayMeetWritten()) {
+	if !e.keys && e.mayMeetWritten() {
 		e.lost = true // on a row whose place among those kept is not known
+	}
+	if e.crLine {
+		if e.insert {
+			e.lost = true // what it moves right is not known
+		}
+		e.crPut++
 	}
 	switch {
 	case e.cur == len(e.line):
@@ -881,6 +893,7 @@ func (e *lineEditor) put(c cell) {
 }
 
 func (e *lineEditor) left(n int) {
+	e.crEnd(false)
 	if e.width > 0 && e.cur >= e.width {
 		e.cur = e.width - 1 // a wrap pending: the cursor shows on the last column
 	}
@@ -1057,10 +1070,24 @@ const narrowest = 6
 // the line's last row, not known, and text written there makes the
 // rendering lost (crLine).
 func (e *lineEditor) home() {
+	e.crEnd(false)
 	if !e.keys && e.width == 0 && len(e.line) > narrowest {
-		e.crLine = true
+		e.crLine, e.crLen, e.crPut = true, len(e.line), 0
 	}
 	e.cur = 0
+}
+
+// crEnd ends what follows a CR on a line that may have wrapped
+// (crLine), as the cursor leaves the row (leave) or moves along it: the
+// characters written since overwrote the whole line, so whichever of its
+// rows the CR went to holds nothing else, or none were written and the
+// cursor leaves the row; else the rendering is lost. The rendering's
+// end ends none: its bytes so far hold no such join.
+func (e *lineEditor) crEnd(leave bool) {
+	if e.crLine && e.crPut < e.crLen && (e.crPut > 0 || !leave) {
+		e.lost = true
+	}
+	e.crLine = false
 }
 
 // margins is DECSTBM (CSI top ; bottom r): the scroll margins set, or,
@@ -1317,6 +1344,10 @@ func (e *lineEditor) blank(i int) bool {
 // holds.
 func (e *lineEditor) escape(seq []byte, at int) {
 	e.at = int32(at)
+	if e.crLine && (len(seq) == 2 && (seq[1] == '8' || seq[1] == 'c') ||
+		len(seq) > 2 && seq[1] == '[' && strings.IndexByte("@CDGHIPXZ`abfu", seq[len(seq)-1]) >= 0) {
+		e.crEnd(false) // a move along the row, or an edit of it
+	}
 	if !e.keys && len(seq) == 2 {
 		switch seq[1] {
 		case '7': // DECSC: save the cursor
@@ -1591,11 +1622,17 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		}
 		e.line = slices.Insert(e.line, e.cur, slices.Repeat([]cell{{lo: int32(at)}}, count)...)
 	case 'P':
-		if !e.keys && (e.crLine || e.mayMeetWritten()) {
+		if !e.keys && e.mayMeetWritten() {
 			e.lost = true // what it moves left is not known
 		}
 		e.remove(e.cur, e.cur+count)
 	case 'K':
+		if n == 2 || n <= 0 && e.cur == 0 {
+			// The cursor's row erased whole: whichever row of a
+			// wrapped line the CR went back to, nothing is left on it.
+			e.crLine = false
+		}
+		e.crEnd(false)
 		switch n {
 		case 0, -1:
 			e.remove(e.cur, len(e.line))
