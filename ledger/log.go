@@ -47,6 +47,10 @@ type Entry struct {
 	// Tenant is the event's tenant, which its record is bound to (§2.4);
 	// when empty, Append reads it from the event.
 	Tenant string
+	// Bulk are the bulk pieces the event names (docs/FORMAT.md §1.7):
+	// Append copies each to the store, locked as the segment is, before
+	// it stores the segment.
+	Bulk []BulkPiece
 }
 
 // Log appends sealed segments to a store: one writer per store. It keeps
@@ -202,6 +206,13 @@ func (l *Log) Append(ctx context.Context, entries []Entry) (*Seal, error) {
 	retain := time.Time{}
 	if keep > 0 {
 		retain = RetainUntil(time.Unix(0, now), keep)
+	}
+	// The pieces the records name first: a segment is never stored
+	// naming a piece the store lacks. A crash between the two leaves
+	// copies the next attempt finds with the same bytes.
+	if err := storeBulkOf(ctx, l.cfg.Store, entries, retain); err != nil {
+		l.st.tree.truncate(first)
+		return nil, fmt.Errorf("ledger: seal %s: %w", name, err)
 	}
 	data := seg.appendTrailer(buf)
 	if err := l.cfg.Store.Create(ctx, name, data, retain); err != nil && !l.ownWrite(ctx, name, data, err) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -141,6 +142,46 @@ func writeRuleVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Bulk pieces (§1.7): the piece of §1.7's vector named by a
+	// session.output between two events, stored as bulk/<name>; and the
+	// same log with the piece's last byte changed, without the piece,
+	// with a stray object under bulk/, and with a bulk event beside data.
+	const bulkObject = "0101010101010101010101011e84e5dbff93cc6ca4b8b72b2c4141c4e07472ad1fad831bf822628d"
+	const bulkName = "fac599f3d1ee50750652aea80fcdf49451a422881d593b4cb1a21748bfe885f0"
+	object, _ := hex.DecodeString(bulkObject)
+	bulkEvent := func(extra string) []byte {
+		return []byte(`{"version":1,"id":"ssh-1.1","type":"session.output","time":"2026-11-26T12:00:01Z","tenant":"acme","source":{"kind":"ssh-gateway","instance":"ssh-1"},"actor":{"issuer":"https://idp.example","subject":"alice","kind":"human"},"session_id":"ssh-1","session_seq":1,` +
+			`"payload":{"stream":"stdout","offset":524288,"bytes":12,"bulk":{"object":"` + bulkName + `","pseudonym":"0123456789abcdef0123456789abcdef","size":40}` + extra + `}}`)
+	}
+	for _, v := range []struct {
+		name, extra string
+		store       []byte // the object stored as bulk/<name>, if any
+		stray       bool
+	}{
+		{"store-bulk", "", object, false},
+		{"store-bulk-changed", "", append(bytes.Clone(object[:len(object)-1]), object[len(object)-1]^1), false},
+		{"store-bulk-missing", "", nil, false},
+		{"store-bulk-stray", "", object, true},
+		{"store-bulk-beside-data", `,"data":"aGVsbG8sIGJ1bGsK"`, object, false},
+	} {
+		dir = filepath.Join(rulesDir, v.name)
+		os.RemoveAll(dir)
+		l, st := newLog(t, dir, s)
+		if _, err := l.Append(ctx, []ledger.Entry{{Event: event(0), Source: 1}, {Event: bulkEvent(v.extra), Source: 2}, {Event: event(1), Source: 3}}); err != nil {
+			t.Fatal(err)
+		}
+		if v.store != nil {
+			if err := st.Create(ctx, ledger.BulkObjectName(bulkName), v.store, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if v.stray {
+			if err := st.Create(ctx, ledger.BulkPrefix+"README", []byte("not a bulk piece\n"), time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
 	// Checkpoints at sizes that are not segment ends: 0 and 5.
 	l, st := golden("store-checkpoints-between-segments")
 	for _, size := range []uint64{0, 5} {
@@ -258,6 +299,11 @@ func TestFormatRules(t *testing.T) {
 		{"store-segment-sealed", "system record type with source 0", 0},
 		{"store-clock-status", "", 1},
 		{"store-verification", "", 1},
+		{"store-bulk", "", 1},
+		{"store-bulk-changed", "index 1: bulk/fac599f3d1ee50750652aea80fcdf49451a422881d593b4cb1a21748bfe885f0: bulk piece SHA-256", 0},
+		{"store-bulk-missing", "index 1: bulk/fac599f3d1ee50750652aea80fcdf49451a422881d593b4cb1a21748bfe885f0: bulk piece the event names is not in the store", 0},
+		{"store-bulk-stray", "unexpected object among bulk pieces", 0},
+		{"store-bulk-beside-data", "payload.data: not allowed beside bulk", 0},
 	}
 	for _, c := range stores {
 		t.Run(c.dir, func(t *testing.T) {

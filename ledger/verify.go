@@ -47,6 +47,10 @@ type VerifyOptions struct {
 	AllowGaps bool
 	// KeepTree keeps the whole Merkle tree in the report, for proofs.
 	KeepTree bool
+	// SkipBulk leaves the bulk pieces the events name unread (proof
+	// generation, which needs the tree, not every piece's bytes); the
+	// pieces are still counted, and their names' form checked.
+	SkipBulk bool
 	// Progress, if set, is called after each segment.
 	Progress func(done, total int)
 	// Parallelism bounds concurrent segment reads and hashing. Zero means
@@ -117,6 +121,11 @@ type Report struct {
 	// Erasure reports the sealed fields and the erasures of data
 	// subjects the log records (ledger/erasure.go).
 	Erasure ErasureReport
+	// Bulk counts the bulk pieces the log's events name (docs/FORMAT.md
+	// §1.7), each checked once in the store, and BulkBytes their objects'
+	// bytes.
+	Bulk      int
+	BulkBytes int64
 }
 
 // Unattested is an event no attestation of its producer covers: the
@@ -180,6 +189,15 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 	for _, n := range segNames {
 		if _, ok := parseObjectNumber(n, SegmentPrefix, segmentSuffix); !ok {
 			return nil, verr(n, -1, "unexpected object among segments", SegmentPrefix+"<20-digit first index>"+segmentSuffix, n)
+		}
+	}
+	bulkNames, err := store.List(ctx, BulkPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list bulk pieces: %w", err)
+	}
+	for _, n := range bulkNames {
+		if _, ok := bulkNameOf(n); !ok {
+			return nil, verr(n, -1, "unexpected object among bulk pieces", BulkPrefix+"<64 lower-case hex digits>", n)
 		}
 	}
 	var sizes []uint64
@@ -261,6 +279,7 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 
 	var erasures erasureState
 	inspector, _ := store.(Inspector)
+	bulkSeen := map[string]bool{}
 	var holdNotes []holdNote
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the fetchers on an early return
@@ -348,6 +367,19 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 				}
 				return nil, verr(name, -1, check, "at least "+sr.RequiredTil.Format(time.RFC3339), sr.Protection.RetainUntil.Format(time.RFC3339))
 			}
+		}
+		for _, b := range r.bulk {
+			if bulkSeen[b.name] {
+				continue // checked with the first segment naming it
+			}
+			bulkSeen[b.name] = true
+			if !opts.SkipBulk {
+				if err := verifyBulk(ctx, store, inspector, sr, b); err != nil {
+					return nil, err
+				}
+			}
+			rep.Bulk++
+			rep.BulkBytes += b.size
 		}
 		rep.Segments = append(rep.Segments, sr)
 		if opts.Progress != nil {
@@ -452,6 +484,63 @@ type fetched struct {
 	warnings         []string
 	// notes are its sealed fields and erasures (erasure.go).
 	notes segmentNotes
+	// bulk are the bulk pieces its events name, in record order.
+	bulk []bulkRef
+}
+
+// bulkRef is a bulk piece a record's event names.
+type bulkRef struct {
+	index uint64
+	name  string
+	size  int64
+}
+
+// verifyBulk checks the piece b that a record of segment sr names
+// (docs/FORMAT.md §7): bulk/<name> exists, of its size, its SHA-256 its
+// name, and where the store reports locks and locks the segment, locked
+// as the segment is, COMPLIANCE until at least its retain-until date.
+func verifyBulk(ctx context.Context, store SegmentStore, inspector Inspector, sr SegmentReport, b bulkRef) error {
+	name := BulkObjectName(b.name)
+	data, err := store.Get(ctx, name)
+	if errors.Is(err, ErrNotExist) {
+		return verr(name, int64(b.index), "bulk piece the event names is not in the store", fmt.Sprintf("%s of %d bytes", name, b.size), "nothing")
+	}
+	if err != nil {
+		return fmt.Errorf("read %s (named by record %d): %w", name, b.index, err)
+	}
+	if int64(len(data)) != b.size {
+		return verr(name, int64(b.index), "bulk piece size", fmt.Sprintf("%d bytes", b.size), fmt.Sprintf("%d bytes", len(data)))
+	}
+	if got := sha256Hex(data); got != b.name {
+		return verr(name, int64(b.index), "bulk piece SHA-256 (its name)", b.name, got)
+	}
+	if inspector == nil {
+		return nil
+	}
+	p, err := inspector.Inspect(ctx, name)
+	if err != nil {
+		return fmt.Errorf("inspect %s (named by record %d): %w", name, b.index, err)
+	}
+	if len(p.Problems) > 0 {
+		return verr(name, int64(b.index), "bulk piece tampered with in the store: "+p.Problems[0], "", "")
+	}
+	seg := sr.Protection
+	if seg == nil || !seg.Locked {
+		return nil // the store locks nothing (a local store): nothing to compare
+	}
+	want := seg.RetainUntil
+	if sr.RequiredTil.After(want) {
+		want = sr.RequiredTil
+	}
+	switch {
+	case !p.Locked:
+		return verr(name, int64(b.index), fmt.Sprintf("bulk piece lock (as %s, the first segment naming it)", sr.Name), "locked COMPLIANCE until at least "+want.Format(time.RFC3339), "no lock")
+	case p.Mode != "COMPLIANCE":
+		return verr(name, int64(b.index), "bulk piece object lock mode", "COMPLIANCE", p.Mode)
+	case p.RetainUntil.Before(want.Truncate(time.Second)):
+		return verr(name, int64(b.index), fmt.Sprintf("bulk piece retain-until date (that of %s, the first segment naming it)", sr.Name), "at least "+want.Format(time.RFC3339), p.RetainUntil.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // segmentFetcher reads, parses and hashes segments concurrently and hands
@@ -517,6 +606,11 @@ func (f *fetched) scanEvents() (int, error) {
 		ev, err := events.Parse(r.Event)
 		if err != nil {
 			return i, err
+		}
+		if b, err := events.BulkOf(ev); err != nil {
+			return i, err
+		} else if b != nil {
+			f.bulk = append(f.bulk, bulkRef{index: f.seg.First + uint64(i), name: b.Object, size: b.Size})
 		}
 		if r.Bound && TenantHash(ev.Tenant) != r.Tenant {
 			return i, fmt.Errorf("the record is bound to another tenant than its event's (%q)", ev.Tenant)

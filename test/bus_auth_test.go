@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -189,11 +190,62 @@ func TestBusLeastPrivilege(t *testing.T) {
 	if _, err := t1js.Publish(t.Context(), bus.BatchSubject("t1"), bus.AppendBatch(bus.AppendBatch(nil, okRaw), claimRaw)); err != nil {
 		t.Fatal(err)
 	}
+	// A bulk piece under its own token, and the session.output naming it
+	// (docs/FORMAT.md §1.7); the writer reads the piece, copies it to
+	// the store and deletes it from AUDIT_BULK. A second piece no event
+	// names stays there: the API reads it, as readers of pieces not yet
+	// sealed do.
+	t1keys, err := piikeys.Open(t.Context(), t1js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pieceNames []string
+	var bulkEvent *events.Event
+	for i, text := range []string{"bulk output\n", "a piece no event names\n"} {
+		place := piikeys.BulkPlace{Tenant: "acme", Session: "ssh-9", Stream: "stdout", Offset: int64(i * 100)}
+		object, pseudonym, err := t1keys.SealBulk(t.Context(), "https://idp.example", "alice", place, []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := piikeys.BulkName(object)
+		m := nats.NewMsg(bus.BulkSubject("t1", name))
+		m.Data = object
+		m.Header.Set(nats.MsgIdHdr, name)
+		if _, err := t1js.PublishMsg(t.Context(), m); err != nil {
+			t.Fatalf("producer t1 publishes a bulk piece under its own token: %v", err)
+		}
+		pieceNames = append(pieceNames, name)
+		if i == 0 {
+			bulkEvent = eventstest.Command("bus-bulk", "")
+			bulkEvent.Type, bulkEvent.SessionID, bulkEvent.SessionSeq = events.SessionOutput, "ssh-9", 1
+			bulkEvent.Payload, _ = json.Marshal(map[string]any{"stream": "stdout", "offset": 0, "bytes": len(text),
+				"bulk": map[string]any{"object": name, "pseudonym": pseudonym, "size": len(object)}})
+		}
+	}
+	if res, _ := t1em.Emit(t.Context(), bulkEvent); res.Stored(false) != nil {
+		t.Fatalf("producer t1 publishes its session.output naming a piece: %v", res.Stored(false))
+	}
 	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		if n := logSize(t, store); n != 23 { // 20 events, a rejection, a batch of an event and a rejection
-			return fmt.Errorf("sealed %d of 23", n)
+		if n := logSize(t, store); n != 24 { // 21 events, a rejection, a batch of an event and a rejection
+			return fmt.Errorf("sealed %d of 24", n)
 		}
 		return nil
+	})
+	if _, err := store.Get(t.Context(), ledger.BulkObjectName(pieceNames[0])); err != nil {
+		t.Fatalf("the writer did not copy the piece to the store: %v", err)
+	}
+	if bs, err := ajs.Stream(t.Context(), bus.BulkStream); err != nil {
+		t.Fatalf("the API looks up %s: %v", bus.BulkStream, err)
+	} else if m, err := bs.GetLastMsgForSubject(t.Context(), bus.BulkSubject("t1", pieceNames[1])); err != nil || piikeys.BulkName(m.Data) != pieceNames[1] {
+		t.Fatalf("the API reads a piece not yet sealed: %v", err)
+	}
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		bs, _ := ljs.Stream(t.Context(), bus.BulkStream)
+		info, err := bs.Info(t.Context())
+		if err == nil && info.State.Msgs != 1 {
+			err = fmt.Errorf("%s holds %d pieces, want the one no event names", bus.BulkStream, info.State.Msgs)
+		}
+		return err
 	})
 	_, admin := srv.Connect(t)
 	rs, _ := admin.Stream(t.Context(), bus.RejectStream)
@@ -271,6 +323,12 @@ func TestBusLeastPrivilege(t *testing.T) {
 		{"publish as the admin's erase command", bus.Subject("acme", events.ErasurePerformed, bus.AdminInstance), `{}`, ""},
 		{"publish a batch as the admin's erase command", bus.BatchSubject(bus.AdminInstance), "{}\n", ""},
 		{"publish as the admin's legal-hold command", bus.Subject(ledger.SystemTenant, events.LegalHoldSet, bus.LegalHoldInstance), `{}`, ""},
+		// Bulk pieces: only the writer deletes one (once copied beside
+		// its segment); nobody purges or removes the stream.
+		{"purge AUDIT_BULK", "$JS.API.STREAM.PURGE." + bus.BulkStream, "{}", ""},
+		{"delete AUDIT_BULK", "$JS.API.STREAM.DELETE." + bus.BulkStream, "", ""},
+		{"delete a bulk piece", "$JS.API.STREAM.MSG.DELETE." + bus.BulkStream, `{"seq":1}`, bus.Ledger},
+		{"change the bulk stream", "$JS.API.STREAM.UPDATE." + bus.BulkStream, `{"name":"AUDIT_BULK","subjects":["audit.bulk.>"],"max_age":1}`, bus.Ledger},
 	}
 	readKeys := []attempt{
 		{"read a personal-data key", "$JS.API.DIRECT.GET.KV_" + bus.PIIKeysBucket, `{"last_by_subj":"$KV.AUDIT_PII_KEYS.tenant.x"}`, ""},
@@ -284,18 +342,23 @@ func TestBusLeastPrivilege(t *testing.T) {
 	roleOnly := map[bus.Principal][]attempt{
 		bus.Producer("t1"): {
 			{"publish an event as another producer", bus.Subject(forged.Tenant, forged.Type, "pg-2"), string(forgedRaw), ""},
+			{"publish a bulk piece as another producer", bus.BulkSubject("pg-2", strings.Repeat("ab", 32)), "piece", ""},
+			{"publish a bulk piece outside a producer's subjects", "audit.bulk." + strings.Repeat("ab", 32), "piece", ""},
 			{"publish a batch as another producer", bus.BatchSubject("pg-2"), string(forgedRaw) + "\n", ""},
 			{"write the lease", "$KV.AUDIT_LEDGER_LEASES.ledger", "x", ""},
 			{"put another producer's heartbeat", "$KV." + bus.HeartbeatBucket + "." + bus.HeartbeatKey("postgres-proxy", "pg-2"), `{}`, ""},
 		},
 		bus.API: {{"put a gateway's heartbeat", "$KV." + bus.HeartbeatBucket + "." + bus.HeartbeatKey("postgres-proxy", "t1"), `{}`, ""}},
 		bus.Reader: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
+			{"read a bulk piece", "$JS.API.DIRECT.GET." + bus.BulkStream, `{"seq":1}`, ""},
+			{"publish a bulk piece", bus.BulkSubject("t1", strings.Repeat("ab", 32)), "piece", ""},
 			{"write the access bucket", "$KV." + bus.AccessBucket + ".acc-forged", `{"status":"approved"}`, ""},
 			{"publish an event", "audit.events.acme.command.executed", `{}`, ""},
 			{"publish a batch", bus.BatchSubject("t1"), "{}\n", ""},
 			readKeys[0], readKeys[1],
 			{"put a gateway's heartbeat", "$KV." + bus.HeartbeatBucket + "." + bus.HeartbeatKey("postgres-proxy", "t1"), `{}`, ""}},
 		bus.Ledger: {{"write the approvals bucket", "$KV.AUDIT_APPROVALS.apr-forged", `{"status":"granted"}`, ""},
+			{"publish a bulk piece", bus.BulkSubject("t1", strings.Repeat("ab", 32)), "piece", ""},
 			{"write the access bucket", "$KV." + bus.AccessBucket + ".acc-forged", `{"status":"approved"}`, ""},
 			{"publish an event", "audit.events.acme.command.executed", `{}`, ""}},
 	}
@@ -328,14 +391,21 @@ func TestBusLeastPrivilege(t *testing.T) {
 		t.Fatalf("admin deleting a sealed record: %v, want the stream's refusal", err)
 	}
 	info, _ := es.Info(t.Context())
-	if info.State.Msgs != 22 {
-		t.Fatalf("AUDIT_EVENTS holds %d messages, want the 22 published", info.State.Msgs)
+	if info.State.Msgs != 23 {
+		t.Fatalf("AUDIT_EVENTS holds %d messages, want the 23 published", info.State.Msgs)
+	}
+	bs, _ := admin.Stream(t.Context(), bus.BulkStream)
+	if err := bs.Purge(t.Context()); err == nil || !strings.Contains(err.Error(), "not permitted") {
+		t.Fatalf("admin purging AUDIT_BULK: %v, want the stream's refusal", err)
+	}
+	if info, _ := bs.Info(t.Context()); info.State.Msgs != 1 {
+		t.Fatalf("AUDIT_BULK holds %d pieces after the attempts, want 1", info.State.Msgs)
 	}
 
-	// Nothing reached the log but the 21 events and the 2 rejections.
+	// Nothing reached the log but the 22 events and the 2 rejections.
 	rep, err := ledger.Verify(t.Context(), store, ledger.VerifyOptions{Verifier: mustVerifier(t, vkey)})
-	if err != nil || rep.Size != 23 || rep.Rejected != 2 {
-		t.Fatalf("log after the attempts: %+v, %v; want 21 events and 2 rejections, verified", rep, err)
+	if err != nil || rep.Size != 24 || rep.Rejected != 2 || rep.Bulk != 1 {
+		t.Fatalf("log after the attempts: %+v, %v; want 22 events (one naming a bulk piece) and 2 rejections, verified", rep, err)
 	}
 }
 
@@ -614,9 +684,20 @@ func TestNoCredentialPurgesABucket(t *testing.T) {
 	if _, err := akv.Put(t.Context(), "apr-kept", []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
+	// A bulk piece waiting on AUDIT_BULK: a rollup on a piece's subject
+	// would purge the stream's other pieces.
+	_, admin := srv.Connect(t)
+	if err := bus.EnsureStreams(t.Context(), admin, bus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	piece := bus.BulkSubject("t1", strings.Repeat("cd", 32))
+	if _, err := pjs.Publish(t.Context(), piece, []byte("a piece waiting for the writer")); err != nil {
+		t.Fatal(err)
+	}
 	for _, who := range []bus.Principal{bus.Producer("t1"), bus.Proxy, bus.API} {
 		_, js := srv.ConnectAs(t, who)
-		for _, subject := range []string{"$KV." + bus.PIIKeysBucket + ".tenant.zz", "$KV." + approvals.Bucket + ".apr-zz", "$KV." + bus.HeartbeatBucket + "." + own} {
+		for _, subject := range []string{"$KV." + bus.PIIKeysBucket + ".tenant.zz", "$KV." + approvals.Bucket + ".apr-zz", "$KV." + bus.HeartbeatBucket + "." + own,
+			bus.BulkSubject("t1", strings.Repeat("ef", 32))} {
 			m := nats.NewMsg(subject)
 			m.Data = []byte(`{}`)
 			m.Header.Set("Nats-Rollup", "all")
@@ -638,7 +719,11 @@ func TestNoCredentialPurgesABucket(t *testing.T) {
 	if _, err := akv.Get(t.Context(), "apr-kept"); err != nil {
 		t.Fatalf("an approval after the rollups: %v", err)
 	}
-	_, admin := srv.Connect(t)
+	if bs, err := admin.Stream(t.Context(), bus.BulkStream); err != nil {
+		t.Fatal(err)
+	} else if _, err := bs.GetLastMsgForSubject(t.Context(), piece); err != nil {
+		t.Fatalf("a bulk piece after the rollups: %v", err)
+	}
 	if hkv, err := admin.KeyValue(t.Context(), bus.HeartbeatBucket); err != nil {
 		t.Fatal(err)
 	} else if _, err := hkv.Get(t.Context(), own); err != nil {

@@ -32,9 +32,10 @@ const legalHoldLong = `Puts the segments holding records --from through --to, bo
 legal hold, or releases them. --from and --to are required; --to is the last
 record held (--from 0 --to 41 is records 0 to 41), unlike the --to of log and
 scan, which is the first index left out. On S3, an Object Lock legal hold
-(PutObjectLegalHold) on the sealed version of each segment and of the
-checkpoint signed at its end, which S3 then refuses to delete even after its
-retain-until date; on a local store, a marker file under .legal-hold/ that the
+(PutObjectLegalHold) on the sealed version of each segment, of the
+checkpoint signed at its end and of the bulk pieces its records name
+(bulk/<name>), which S3 then refuses to delete even after its retain-until
+date; on a local store, a marker file under .legal-hold/ that the
 store's own delete honours.
 
 The change is recorded first: a %s event (range, reason, store, every
@@ -104,12 +105,23 @@ func legalHoldChange(c *cobra.Command, on bool) cli.Run {
 			return fmt.Errorf("legal-hold %s: %w", verb, err)
 		}
 		hold := ledger.LegalHold{From: first, To: last, Reason: *reason, Store: store.Store.String()}
-		for _, s := range spans {
+		pieces := make([][]string, len(spans))
+		for i, s := range spans {
+			// The bulk pieces its records name (docs/FORMAT.md §1.7): a hold
+			// keeps what replaying the range needs.
+			if pieces[i], err = ledger.SpanBulk(ctx, store.Store, s); err != nil {
+				return fmt.Errorf("legal-hold %s: %w", verb, err)
+			}
 			hold.Objects = append(hold.Objects, s.Segment, s.Checkpoint)
+			hold.Objects = append(hold.Objects, pieces[i]...)
 		}
 
 		// Recorded first: a hold applied without its record must not happen.
 		ev, err := legalHoldEvent(typ, actor, hold)
+		if errors.Is(err, events.ErrTooLarge) {
+			return fmt.Errorf("legal-hold %s: the range's %d objects (segments, checkpoints, bulk pieces) do not fit in one event of at most %d bytes: "+
+				"%s narrower ranges, one command each: %w", verb, len(hold.Objects), events.MaxSize, verb, err)
+		}
 		if err != nil {
 			return fmt.Errorf("legal-hold %s: %w", verb, err)
 		}
@@ -138,8 +150,12 @@ func legalHoldChange(c *cobra.Command, on bool) cli.Run {
 		if !on {
 			state = "released"
 		}
-		for _, s := range spans {
-			fmt.Fprintf(stdout, "%-9s %s  records %d..%d  and %s\n", state, s.Segment, s.First, s.End-1, s.Checkpoint)
+		for i, s := range spans {
+			fmt.Fprintf(stdout, "%-9s %s  records %d..%d  and %s", state, s.Segment, s.First, s.End-1, s.Checkpoint)
+			if n := len(pieces[i]); n > 0 {
+				fmt.Fprintf(stdout, "  and %d bulk piece(s)", n)
+			}
+			fmt.Fprintln(stdout)
 		}
 		return nil
 	}

@@ -21,7 +21,7 @@ func loadLog(ctx context.Context, storeURL, vkeyArg string) (ledger.SegmentStore
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := ledger.VerifyOptions{KeepTree: true}
+	opts := ledger.VerifyOptions{KeepTree: true, SkipBulk: true} // a proof needs the tree, not every bulk piece's bytes
 	if vkeyArg != "" {
 		if opts.Verifier, err = loadVerifier(vkeyArg); err != nil {
 			return nil, nil, err

@@ -7,13 +7,17 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/health"
+	"github.com/auditledger/auditledger/ledger"
+	"github.com/auditledger/auditledger/ledger/bulk"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/storeurl"
 	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/access"
 	"github.com/auditledger/auditledger/services/api"
@@ -48,6 +52,11 @@ type apiRole struct {
 	// count their grants too. This instance's always count.
 	AccessPeers []string `yaml:"access_peers"`
 	EvidenceKey string   `yaml:"evidence_key"`
+	// Store is the segment store the API reads bulk pieces from
+	// (bulk/<name>, docs/FORMAT.md §1.7) for a session's cast; empty:
+	// ledger.store when set, else none: the pieces the writer stored
+	// (and deleted from AUDIT_BULK) are then not played.
+	Store string `yaml:"store"`
 	// Console serves the web console at /console/ (services/console)
 	// when ClientID is set: the console's client at the OpenID provider
 	// (oidc.issuer), public (PKCE) or with ClientSecret; URL is its
@@ -82,6 +91,7 @@ func (c *apiRole) envOverrides() []envOverride {
 		{"AUDITLEDGER_API_ACCESS_POLICY", func(v string) error { c.AccessPolicy = v; return nil }},
 		{"AUDITLEDGER_API_EVIDENCE_KEY", func(v string) error { c.EvidenceKey = v; return nil }},
 		{"AUDITLEDGER_API_EVIDENCE_DIR", func(v string) error { c.EvidenceDir = v; return nil }},
+		{"AUDITLEDGER_API_STORE", func(v string) error { c.Store = v; return nil }},
 		{"AUDITLEDGER_API_LOG_VKEY", func(v string) error { c.LogVKey = v; return nil }},
 		{"AUDITLEDGER_API_SCOPE_UNSCOPED", func(v string) error { c.Scope.Unscoped = v; return nil }},
 		{"AUDITLEDGER_API_CONSOLE_CLIENT_ID", func(v string) error { c.Console.ClientID = v; return nil }},
@@ -246,7 +256,7 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 		return nil, err
 	}
 	h, err := api.NewServer(api.Config{Auth: p.auth, Approvals: p.broker, Access: ab, Roles: roles, Scope: scope, Emitter: p.em, Keys: p.keys, Tenant: e.cfg.Tenant, Instance: e.cfg.instanceName(), Logger: log,
-		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db, Evidence: ev, Bus: p.js})
+		Metrics: telemetry.NewHTTP(e.health.Registry(), "api"), DB: db, Evidence: ev, Bus: p.js, BulkStore: c.bulkStore(e, log)})
 	if err != nil {
 		p.em.Close()
 		return nil, err
@@ -305,6 +315,44 @@ func (c *apiRole) prepare(ctx context.Context, e *env, log *slog.Logger) (func(c
 		}
 		return p.closing(func() error { return health.Serve(ctx, ln, handler) })
 	}, nil
+}
+
+// bulkStore is the store the API reads bulk pieces from: api.store, else
+// ledger.store, else none. It is opened when first read, as it exists
+// then: a reader never creates a store, and the ledger role of the same
+// process may create it after the API starts.
+func (c *apiRole) bulkStore(e *env, log *slog.Logger) bulk.Objects {
+	url, from := c.Store, "api.store"
+	if url == "" {
+		url, from = e.cfg.Ledger.Store, "ledger.store"
+	}
+	if url == "" {
+		log.Info("bulk pieces read from AUDIT_BULK only: set api.store to the segment store to play those the writer stored")
+		return nil
+	}
+	return &lazyStore{url: url, from: from}
+}
+
+// lazyStore is a store opened on its first read that finds it.
+type lazyStore struct {
+	url, from string
+	mu        sync.Mutex
+	st        ledger.SegmentStore
+}
+
+func (l *lazyStore) Get(ctx context.Context, name string) ([]byte, error) {
+	l.mu.Lock()
+	if l.st == nil {
+		st, err := storeurl.OpenExisting(ctx, l.url)
+		if err != nil {
+			l.mu.Unlock()
+			return nil, fmt.Errorf("%s (the store the API reads bulk pieces from): %v", l.from, err) // not "no such piece"
+		}
+		l.st = st.Store
+	}
+	st := l.st
+	l.mu.Unlock()
+	return st.Get(ctx, name)
 }
 
 // accessBroker makes the access bucket (gateways watch it whether or not

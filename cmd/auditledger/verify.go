@@ -123,6 +123,14 @@ func printReport(w io.Writer, rep *ledger.Report, opts ledger.VerifyOptions, ela
 		fmt.Fprintf(w, "  producers    %d record(s) carry a producer signature, not checked (give --producers)\n", rep.Signed)
 	}
 	printErasure(w, rep.Erasure)
+	if rep.Bulk > 0 {
+		locked := ""
+		if slices.ContainsFunc(rep.Segments, func(s ledger.SegmentReport) bool { return s.Protection != nil && s.Protection.Locked }) {
+			locked = ", locked at least as the first segment naming it"
+		}
+		fmt.Fprintf(w, "  bulk pieces  %d (%d bytes) named by the log's events, each in the store as bulk/<name> of its size and SHA-256%s\n",
+			rep.Bulk, rep.BulkBytes, locked)
+	}
 	if rep.Size > 0 {
 		fmt.Fprintf(w, "  time range   %s .. %s\n", rep.FirstTime.Format(time.RFC3339), rep.LastTime.Format(time.RFC3339))
 	}

@@ -504,7 +504,9 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 //     payload member named hmac, body_hmac or match_digest, an element of
 //     a payload array named matches, or one of payload.parameters.values;
 //   - a pseudonym, 32 lower-case hex digits, in payload.pseudonym
-//     (erasure and subject hold events);
+//     (erasure and subject hold events) and payload.bulk.pseudonym;
+//   - a bulk piece's name, 64 lower-case hex digits, in
+//     payload.bulk.object (§1.7);
 //   - "pseudonym:" and 32 lower-case hex digits in a payload member named
 //     subject, at any depth (an identity recorded as actors are);
 //   - actor.subject as "pseudonym:" and 32 lower-case hex digits, and
@@ -542,7 +544,10 @@ func (w *eventWalker) digestAt(s string) bool {
 	case "hmac", "body_hmac", "match_digest":
 		return keyedDigest(s)
 	case "pseudonym":
-		return n == 2 && lowerHex(s, 32)
+		return (n == 2 || n == 3 && string(w.at[1].name) == "bulk") && lowerHex(s, 32)
+	case "object":
+		// A bulk piece's name: the SHA-256 of its object (§1.7).
+		return n == 3 && string(w.at[1].name) == "bulk" && lowerHex(s, 64)
 	case "subject":
 		// An identity recorded as events record actors, in a payload
 		// (identity.snapshot members, a request's requester).

@@ -43,7 +43,24 @@ const (
 	// key (ledger/piikeys). It is never sealed; erasing a subject erases
 	// its key here.
 	PIIKeysBucket = "AUDIT_PII_KEYS"
+	// BulkStream carries bulk pieces (docs/FORMAT.md §1.7) from the
+	// gateways to the writer, which copies each beside the segment that
+	// names it and then deletes it here.
+	BulkStream   = "AUDIT_BULK"
+	BulkSubjects = "audit.bulk.>"
 )
+
+// BulkSubject is where a producer publishes the bulk piece name:
+// audit.bulk.<producer token>.<name>.
+func BulkSubject(instance, name string) string {
+	return BulkTokenSubject(ProducerToken(instance), name)
+}
+
+// BulkTokenSubject is BulkSubject for a producer token (the token of the
+// subject an event arrived on): where the writer looks the piece up.
+func BulkTokenSubject(token, name string) string {
+	return "audit.bulk." + token + "." + name
+}
 
 // Headers on AUDIT_LEDGER and AUDIT_REJECTED messages, and the producer's
 // signature on AUDIT_EVENTS messages.
@@ -76,7 +93,14 @@ type StreamOptions struct {
 	AllowDelete bool
 }
 
-// EnsureStreams creates the three streams, or updates their configuration
+// BulkMaxAge is how long AUDIT_BULK keeps a piece (docs/FORMAT.md §1.7).
+const BulkMaxAge = 7 * 24 * time.Hour
+
+// BulkMaxMsgSize bounds an AUDIT_BULK message: the object of a full piece
+// (512 KiB and a nonce and a tag) with room for headers.
+const BulkMaxMsgSize = 512<<10 + 28 + 4<<10
+
+// EnsureStreams creates the four streams, or updates their configuration
 // to the current one; it is safe to call at every start.
 //
 // None of them can be purged, and AUDIT_LEDGER and AUDIT_REJECTED cannot
@@ -92,6 +116,10 @@ type StreamOptions struct {
 // expires by age or count, and a stream that reaches a limit an operator
 // set refuses new messages (discard new) rather than dropping old ones, so
 // the producer sees the refusal and no unsealed event vanishes quietly.
+// AUDIT_BULK is the exception to both: the writer deletes each piece
+// once the segment naming it is stored, and a piece still there after
+// BulkMaxAge (its event never came, or the writer was stopped that long)
+// expires; the writer rejects an event whose piece is gone.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
 	if o.Replicas == 0 {
 		o.Replicas = 1
@@ -114,6 +142,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 			DenyDelete: true, DenyPurge: true},
 		{Name: RejectStream, Subjects: []string{RejectSubject}, Description: "events that failed validation, with the reason",
 			DenyDelete: true, DenyPurge: true},
+		// A piece waits here for the writer, which copies it beside the
+		// segment naming it and then deletes it; one no event names (its
+		// gateway killed between the two) goes after BulkMaxAge.
+		{Name: BulkStream, Subjects: []string{BulkSubjects}, Description: "bulk pieces (docs/FORMAT.md §1.7) waiting to be copied beside their segments",
+			MaxMsgSize: BulkMaxMsgSize, MaxAge: BulkMaxAge, DenyPurge: true, AllowDirect: true},
 	} {
 		cfg.Storage = storage
 		cfg.Replicas = o.Replicas

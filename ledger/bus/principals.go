@@ -146,7 +146,8 @@ var editDeny = []string{
 	"$JS.API.STREAM.PEER.>", "$JS.API.STREAM.LEADER.>", "$JS.API.META.>", "$JS.API.SERVER.>",
 }
 
-// ledgerDeny is editDeny but for deleting one message of AUDIT_EVENTS.
+// ledgerDeny is editDeny but for deleting one message of AUDIT_EVENTS
+// (an erasure) or of AUDIT_BULK (a piece copied to the store).
 var ledgerDeny = slices.Concat(slices.DeleteFunc(slices.Clone(editDeny), func(s string) bool { return s == "$JS.API.STREAM.MSG.DELETE.>" }),
 	[]string{"$JS.API.STREAM.MSG.DELETE." + LedgerStream, "$JS.API.STREAM.MSG.DELETE." + RejectStream,
 		"$JS.API.STREAM.MSG.DELETE.KV_" + LeaseBucket, "$JS.API.STREAM.MSG.DELETE.KV_" + ApprovalsBucket, "$JS.API.STREAM.MSG.DELETE.KV_" + AccessBucket, "$JS.API.STREAM.MSG.DELETE.KV_" + PIIKeysBucket})
@@ -254,6 +255,9 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 				// Erasing an event that holds a detector's match, once its
 				// rejection is sealed (ledger/ingest).
 				[]string{LedgerSubjects, LiveSubjects, RejectSubject, "$JS.API.STREAM.MSG.DELETE." + EventsStream},
+				// Reading each bulk piece an event names, and deleting it
+				// once it is copied beside its segment (docs/FORMAT.md §1.7).
+				[]string{"$JS.API.STREAM.MSG.DELETE." + BulkStream}, manage(BulkStream), getMsg(BulkStream),
 				manage(EventsStream), manage(LedgerStream), manage(RejectStream),
 				consume(EventsStream), getMsg(EventsStream), getMsg(LedgerStream),
 				manage("KV_"+LeaseBucket), kv(LeaseBucket),
@@ -264,7 +268,10 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 		}
 	case API:
 		return Permissions{
+			// Readers open bulk pieces not yet copied to the store
+			// (docs/FORMAT.md §1.7): the API reads AUDIT_BULK.
 			PublishAllow: slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, manage("KV_"+ApprovalsBucket), kv(ApprovalsBucket),
+				[]string{streamInfo(BulkStream)}, getMsg(BulkStream),
 				manage("KV_"+AccessBucket), kv(AccessBucket),
 				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket), processStates),
 			PublishDeny:    slices.Concat(editDeny, ReservedDeny),
@@ -272,7 +279,7 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 		}
 	case Proxy:
 		return Permissions{
-			PublishAllow: slices.Concat(common, []string{EventsSubjects, BatchSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket), kv(AccessBucket),
+			PublishAllow: slices.Concat(common, []string{EventsSubjects, BatchSubjects, BulkSubjects, streamInfo(EventsStream)}, kv(ApprovalsBucket), kv(AccessBucket),
 				createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket), heartbeats(">")),
 			PublishDeny:    slices.Concat(editDeny, ReservedDeny),
 			SubscribeAllow: inbox,
@@ -307,9 +314,12 @@ func (r Principal) Permissions(others ...Principal) Permissions {
 	}
 	// tenant, then the two or three tokens of a producer's event type
 	// (access.granted, ssh.certificate.issued; ledger.* types are the
-	// writer's own), then its own token.
+	// writer's own), then its own token; its bulk pieces under its own
+	// token too (BulkSubject), so the writer knows whose piece an event
+	// names.
 	return Permissions{
-		PublishAllow: slices.Concat(common, []string{"audit.events.*.*.*." + token, "audit.events.*.*.*.*." + token, "audit.batch." + token, streamInfo(EventsStream)}, kv(ApprovalsBucket), kv(AccessBucket),
+		PublishAllow: slices.Concat(common, []string{"audit.events.*.*.*." + token, "audit.events.*.*.*.*." + token, "audit.batch." + token, "audit.bulk." + token + ".*",
+			streamInfo(EventsStream)}, kv(ApprovalsBucket), kv(AccessBucket),
 			createStream("KV_"+PIIKeysBucket), kv(PIIKeysBucket), heartbeats("*."+token)),
 		PublishDeny:    slices.Concat(editDeny, ReservedDeny),
 		SubscribeAllow: inbox,

@@ -129,4 +129,5 @@ func RecordedOnlyBy(t events.Type) (string, bool) {
 var ReservedDeny = []string{
 	"audit.events.*.*.*." + AdminInstance, "audit.events.*.*.*.*." + AdminInstance, "audit.batch." + AdminInstance,
 	"audit.events.*.*.*." + LegalHoldInstance, "audit.events.*.*.*.*." + LegalHoldInstance, "audit.batch." + LegalHoldInstance,
+	"audit.bulk." + AdminInstance + ".*", "audit.bulk." + LegalHoldInstance + ".*",
 }

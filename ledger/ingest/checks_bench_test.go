@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"strings"
@@ -56,7 +57,7 @@ func BenchmarkWriterChecks(b *testing.B) {
 		}
 		for b.Loop() {
 			for _, m := range mix {
-				in.checkMsg(m)
+				in.checkMsg(context.Background(), m)
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n*len(mix)), "ns/event")
@@ -68,14 +69,14 @@ func benchChecks(b *testing.B, m batchMsg, n int) {
 	in := &Ingester{}
 	checkAll(b, in, m)
 	for b.Loop() {
-		in.checkMsg(m)
+		in.checkMsg(context.Background(), m)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
 }
 
 // checkAll fails b unless every event of m passes the checks.
 func checkAll(b *testing.B, in *Ingester, m batchMsg) {
-	for _, c := range in.checkMsg(m) {
+	for _, c := range in.checkMsg(context.Background(), m) {
 		if c.err != nil || c.key == nil {
 			b.Fatalf("%s event %d: %v", m.subject, c.part, c.err)
 		}

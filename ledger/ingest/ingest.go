@@ -117,6 +117,11 @@ type Stats struct {
 	Ingested, Sealed, Rejected, Skipped, Batches, Retries, Resets atomic.Uint64
 	Gaps                                                          atomic.Uint64 // stream sequences recorded as missing
 	Duplicates                                                    atomic.Uint64 // events whose id was sealed before
+	// BulkCopied counts the bulk pieces (docs/FORMAT.md §1.7) copied to
+	// the store with their segments, BulkDeleted those then deleted from
+	// AUDIT_BULK, and BulkDeleteFailures the deletions that failed (each
+	// logged; the piece expires from the stream by age).
+	BulkCopied, BulkDeleted, BulkDeleteFailures atomic.Uint64
 	// Detected counts events rejected because a detector matched in
 	// them; Erased the AUDIT_EVENTS messages erased for them, and
 	// EraseFailures the erasures the stream refused or that failed (each
@@ -151,6 +156,7 @@ type Ingester struct {
 	nextClock time.Time
 	// verified hands finished verifications to the loop (verify.go).
 	verified chan ledger.Verification
+	bulk     bulkStream // AUDIT_BULK, looked up once
 }
 
 // resetConsumer (re)creates the durable consumer to deliver from in.next.
@@ -213,6 +219,7 @@ func New(ctx context.Context, cfg Config) (*Ingester, error) {
 		cfg.Logger = slog.Default()
 	}
 	in := &Ingester{cfg: cfg, next: cfg.Log.LastSource() + 1}
+	in.bulk.js = cfg.JetStream
 	if err := in.checkStore(ctx); err != nil {
 		return nil, err
 	}
@@ -228,6 +235,7 @@ func New(ctx context.Context, cfg Config) (*Ingester, error) {
 		in.seen.close()
 		return nil, err
 	}
+	in.deleteLeftPieces(ctx)
 	return in, nil
 }
 
@@ -477,7 +485,7 @@ type sealing struct {
 // everything they led to is durable. Every stream sequence becomes a
 // record: the event, a rejection, or part of a gap.
 func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
-	checked := in.validateAll(msgs)
+	checked := in.validateAll(ctx, msgs)
 	for _, c := range checked {
 		for _, p := range c {
 			if p.indexErr != nil {
@@ -497,6 +505,7 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 	batchIDs := make(map[[idKeyLen]byte]uint64, total)
 	var done []jetstream.Msg // to acknowledge at the end
 	var erase []uint64       // AUDIT_EVENTS messages to erase once sealed
+	var copied []uint64      // AUDIT_BULK messages to delete once sealed
 	var gap error
 	origin := in.cfg.Log.Origin()
 	next := in.next
@@ -512,6 +521,9 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 			if holdsDetected(checked[i]) {
 				erase = append(erase, seq) // its erasure may not have happened
 			}
+			// Its pieces were copied before its segment was stored; a
+			// crash may have kept them from being deleted.
+			copied = appendPieces(copied, checked[i])
 			continue
 		}
 		if seq > next {
@@ -564,7 +576,12 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 			}
 			batchIDs[[idKeyLen]byte(c.key)] = seq
 			ok = append(ok, sealing{msg: m, tenant: c.event.Tenant, typ: c.event.Type, at: c.event.Time})
-			entries = append(entries, ledger.Entry{Event: c.raw, Source: seq, Producer: c.sig, Tenant: c.event.Tenant})
+			entry := ledger.Entry{Event: c.raw, Source: seq, Producer: c.sig, Tenant: c.event.Tenant}
+			if c.bulk != nil {
+				entry.Bulk = []ledger.BulkPiece{in.bulk.piece(c.bulk)}
+				copied = append(copied, c.bulk.seq)
+			}
+			entries = append(entries, entry)
 			keys = append(keys, c.key)
 		}
 	}
@@ -572,6 +589,9 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 		seal, err := in.seal(ctx, entries)
 		if err != nil {
 			return err
+		}
+		for _, e := range entries {
+			in.Stats.BulkCopied.Add(uint64(len(e.Bulk)))
 		}
 		if seal != nil && in.cfg.OnSeal != nil {
 			now := time.Now()
@@ -601,6 +621,8 @@ func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 	// Only now that their rejection records are sealed: a message is
 	// erased once the log accounts for its sequence.
 	in.erase(ctx, erase)
+	// Only now that the segments naming them are stored.
+	in.deletePieces(ctx, copied)
 	in.next = next
 	// The consumer acknowledges cumulatively (AckAll): acknowledging the
 	// highest handled delivery covers everything before it. A lost ack is
@@ -638,6 +660,9 @@ type checkedMsg struct {
 	sealedAt uint64
 	seen     bool
 	indexErr error
+	// bulk is the piece the event names, looked up on AUDIT_BULK
+	// (bulk.go); nil when it names none.
+	bulk *bulkRef
 }
 
 // duplicate reports an event whose id was sealed before, or appears
@@ -659,7 +684,7 @@ func (in *Ingester) duplicate(c checkedMsg, batch map[[idKeyLen]byte]uint64) err
 var ErrDuplicate = errors.New("duplicate event id")
 
 // validateAll parses and checks a batch on every core.
-func (in *Ingester) validateAll(msgs []jetstream.Msg) [][]checkedMsg {
+func (in *Ingester) validateAll(ctx context.Context, msgs []jetstream.Msg) [][]checkedMsg {
 	out := make([][]checkedMsg, len(msgs))
 	workers := runtime.GOMAXPROCS(0)
 	per := max(64, (len(msgs)+workers-1)/workers)
@@ -682,7 +707,7 @@ func (in *Ingester) validateAll(msgs []jetstream.Msg) [][]checkedMsg {
 			defer r.close()
 			var look []lookup
 			for i := lo; i < hi; i++ {
-				out[i] = in.checkMsg(msgs[i])
+				out[i] = in.checkMsg(ctx, msgs[i])
 				for j := range out[i] {
 					if k := out[i][j].key; k != nil {
 						look = append(look, lookup{binary.BigEndian.Uint64(k[1:9]), &out[i][j]})
@@ -726,7 +751,7 @@ type lookup struct {
 // detected: its bytes are kept nowhere and the message is erased.
 //
 // The id key of a part that passes is set, for its caller to look up.
-func (in *Ingester) checkMsg(m jetstream.Msg) []checkedMsg {
+func (in *Ingester) checkMsg(ctx context.Context, m jetstream.Msg) []checkedMsg {
 	var parts []checkedMsg
 	token, batch := bus.BatchProducer(m.Subject())
 	if !batch {
@@ -761,6 +786,17 @@ func (in *Ingester) checkMsg(m jetstream.Msg) []checkedMsg {
 			if why, counts := detect.Scrub(c.err.Error()); counts != nil {
 				c.err, c.detected = fmt.Errorf("%w: the reason it is refused for holds one: %s", detect.ErrFound, why), true
 			}
+			continue
+		}
+		ptoken := token
+		if !batch {
+			ptoken = bus.ProducerToken(c.event.Source.Instance) // check: the subject's
+		}
+		if c.bulk, c.err = in.bulk.check(ctx, c.event, ptoken); c.err != nil {
+			continue
+		}
+		if c.bulk != nil && c.bulk.busErr != nil {
+			c.indexErr = c.bulk.busErr // the bus's trouble, not the event's: retried
 			continue
 		}
 		if keys == nil {

@@ -220,6 +220,36 @@ func (s *Store) SetLegalHold(ctx context.Context, name string, on bool) error {
 	return nil
 }
 
+// ExtendRetention locks the original version of name in COMPLIANCE mode
+// until at least until, and reads the lock back. S3 lets a COMPLIANCE
+// date move later, never earlier; a lock already long enough is left.
+func (s *Store) ExtendRetention(ctx context.Context, name string, until time.Time) error {
+	p, err := s.Inspect(ctx, name)
+	if err != nil {
+		return err
+	}
+	until = until.UTC()
+	if r := until.Truncate(time.Second); !r.Equal(until) {
+		until = r.Add(time.Second)
+	}
+	if p.Locked && p.Mode == string(minio.Compliance) && !p.RetainUntil.Before(until) {
+		return nil
+	}
+	mode := minio.Compliance
+	key := s.Key(name)
+	if err := s.client.PutObjectRetention(ctx, s.cfg.Bucket, key, minio.PutObjectRetentionOptions{VersionID: p.Version, Mode: &mode, RetainUntilDate: &until}); err != nil {
+		return fmt.Errorf("s3 store: extend the lock of %s version %s to %s: %w", name, p.Version, until.Format(time.RFC3339), err)
+	}
+	st, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{VersionID: p.Version})
+	if err != nil {
+		return fmt.Errorf("s3 store: lock of %s extended, reading it back: %w", name, err)
+	}
+	if m, u := lockOf(st); m != string(minio.Compliance) || u.Before(until) {
+		return fmt.Errorf("s3 store: lock of %s extended to %s, but the store reports mode %q until %s", name, until.Format(time.RFC3339), m, u.Format(time.RFC3339))
+	}
+	return nil
+}
+
 // Delete removes the original version of name for good. It refuses, with
 // an error wrapping ledger.ErrProtected, while the version is under legal
 // hold or before its retain-until date. S3 refuses those deletes itself;

@@ -45,6 +45,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
+	"github.com/auditledger/auditledger/ledger/bulk"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
 	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/projections"
@@ -108,6 +109,11 @@ type Config struct {
 	// (GET /v1/processes): the writers' leases and the forwarders'
 	// consumers. Nil: that route lists producers only, saying so.
 	Bus jetstream.JetStream
+	// BulkStore, if set, is the segment store the API reads bulk pieces
+	// from (bulk/<name>, docs/FORMAT.md §1.7) for the cast of a session;
+	// a piece not yet copied there is read from AUDIT_BULK (Bus). Nil:
+	// AUDIT_BULK only, which the writer empties of what it stored.
+	BulkStore bulk.Objects
 	// MaxProducers bounds the (producer, tenant) entries GET
 	// /v1/processes reads (it says truncated past it); zero means
 	// projections.MaxProducers.
@@ -254,6 +260,9 @@ func (a *api) router() chi.Router {
 			r.Get("/log/checkpoint", a.latestCheckpoint)
 			r.Get("/log/tile/*", a.tile)
 		})
+		// Bulk pieces a tool read from a store, opened where the key
+		// store is (bulk.go): no projection needed.
+		r.With(a.require(Auditor, Security)).Post("/sessions/{id}/pieces", a.openPieces)
 		// Evidence bundles: built in the background, each export and
 		// download recorded in the log.
 		r.Group(func(r chi.Router) {
@@ -313,7 +322,7 @@ func status(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, approvals.ErrDecided):
 		return http.StatusConflict
-	case errors.Is(err, errNotReady):
+	case errors.Is(err, errNotReady), errors.Is(err, errPiece):
 		return http.StatusConflict
 	case errors.Is(err, errNotAudited), errors.Is(err, errNoReadPath), errors.Is(err, projections.ErrUnavailable), errors.Is(err, errNoEvidence),
 		errors.Is(err, errNoKeys), errors.Is(err, errKeysUnavailable):

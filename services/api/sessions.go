@@ -144,7 +144,10 @@ func (a *api) sessionParams(w http.ResponseWriter, r *http.Request) (tenant, id 
 // session (an SSH shell or command, a kubectl exec) as an asciicast v2
 // file, rebuilt from its session.output chunks exactly as they were
 // recorded, so redacted where the detectors redacted them (binary
-// chunks, recorded as a size and digest, are left out). A session that
+// chunks, recorded as a size and digest, are left out), and its bulk
+// pieces opened, read from the store or AUDIT_BULK, with what the
+// detectors find replaced (bulk.go; a piece that cannot be read fails
+// the cast, 409, naming it). A session that
 // recorded no terminal stream is a cast without frames; one that did not
 // start (no session.started) is 404. Recorded as audit.accessed before
 // the first byte, as any read.
@@ -167,7 +170,8 @@ func (a *api) sessionCast(w http.ResponseWriter, r *http.Request) {
 		}
 		evs = append(evs, &e)
 	}
-	cast, err := sshproxy.CastOf(evs, id)
+	var o opened
+	cast, err := sshproxy.CastWith(r.Context(), evs, id, a.castOpener(&o))
 	if errors.Is(err, sshproxy.ErrNoSession) {
 		a.fail(w, r, fmt.Errorf("%w: session %q in tenant %q has no session.started: there is no terminal to replay", errNotFound, id, tenant))
 		return
@@ -176,7 +180,7 @@ func (a *api) sessionCast(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.accessed(r, tenant, map[string]any{"resource": "session cast", "session_id": id, "frames": len(cast.Frames), "gaps": len(res.Gaps)}); err != nil {
+	if err := a.accessed(r, tenant, o.note(map[string]any{"resource": "session cast", "session_id": id, "frames": len(cast.Frames), "gaps": len(res.Gaps)})); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -1,6 +1,7 @@
 package sshproxy
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/bulk"
 )
 
 // ErrNoSession: the events hold no session.started for the session.
@@ -39,8 +41,24 @@ type Cast struct {
 // as input, and its window changes. Each chunk is timed by when it was
 // recorded (at most FlushAfter after its first byte); a character split
 // between two chunks is held for the next, so each frame is valid
-// UTF-8 and the frames together are the stream's bytes.
+// UTF-8 and the frames together are the stream's bytes. A bulk piece
+// plays as SealedPiece: CastWith opens them.
 func CastOf(evs []*events.Event, session string) (*Cast, error) {
+	return CastWith(context.Background(), evs, session, nil)
+}
+
+// output is a session.output event's payload, as a cast reads it.
+type output struct {
+	e      *events.Event
+	Stream string `json:"stream"`
+	Data   string `json:"data"`
+	piece  int    // the index of its bulk piece, or -1
+}
+
+// CastWith is CastOf with the session's bulk pieces (docs/FORMAT.md
+// §1.7) played as open returns them (nil: each as SealedPiece), all
+// asked for at once, in the order of their events.
+func CastWith(ctx context.Context, evs []*events.Event, session string, open Opener) (*Cast, error) {
 	var mine []*events.Event
 	c := &Cast{Width: 80, Height: 24}
 	found := false
@@ -71,33 +89,66 @@ func CastOf(evs []*events.Event, session string) (*Cast, error) {
 		return nil, fmt.Errorf("%w %s", ErrNoSession, session)
 	}
 	slices.SortStableFunc(mine, func(a, b *events.Event) int { return int(a.SessionSeq) - int(b.SessionSeq) })
-	held := map[string][]byte{}
+	// The chunks, and the pieces among them with the terminal's size
+	// when each was recorded (the window changes before it).
+	var outs []output
+	var pieces []Piece
+	cols, rows := c.Width, c.Height
 	for _, e := range mine {
 		if e.Type != events.SessionOutput {
 			continue
 		}
-		var p struct {
-			Stream string `json:"stream"`
-			Data   string `json:"data"`
-		}
-		if err := json.Unmarshal(e.Payload, &p); err != nil {
+		o := output{e: e, piece: -1}
+		if err := json.Unmarshal(e.Payload, &o); err != nil {
 			return nil, fmt.Errorf("event %s: %w", e.ID, err)
 		}
-		raw, err := base64.StdEncoding.DecodeString(p.Data)
+		p, ok, err := bulk.Of(e)
 		if err != nil {
-			if !wholePlaceholder(p.Data) {
-				return nil, fmt.Errorf("event %s: data: %w", e.ID, err)
+			return nil, err
+		}
+		if ok {
+			o.piece = len(pieces)
+			pieces = append(pieces, Piece{Piece: p, Rows: rows, Cols: cols})
+		} else if o.Stream == "resize" {
+			if raw, err := base64.StdEncoding.DecodeString(o.Data); err == nil {
+				for _, line := range strings.Fields(string(raw)) {
+					if cs, rs, ok := strings.Cut(line, "x"); ok && decimal(cs) && decimal(rs) {
+						cols, _ = strconv.Atoi(cs)
+						rows, _ = strconv.Atoi(rs)
+					}
+				}
 			}
-			// A chunk redacted as a whole (docs/FORMAT.md §1.1,
-			// session.output): its data is the placeholder itself, and it
-			// plays as that, showing where output was withheld.
-			raw = []byte(p.Data)
+		}
+		outs = append(outs, o)
+	}
+	played, err := openAll(ctx, open, pieces)
+	if err != nil {
+		return nil, err
+	}
+	held := map[string][]byte{}
+	for _, o := range outs {
+		e := o.e
+		var raw []byte
+		if o.piece >= 0 {
+			raw = played[o.piece]
+		} else {
+			var err error
+			raw, err = base64.StdEncoding.DecodeString(o.Data)
+			if err != nil {
+				if !wholePlaceholder(o.Data) {
+					return nil, fmt.Errorf("event %s: data: %w", e.ID, err)
+				}
+				// A chunk redacted as a whole (docs/FORMAT.md §1.1,
+				// session.output): its data is the placeholder itself, and it
+				// plays as that, showing where output was withheld.
+				raw = []byte(o.Data)
+			}
 		}
 		at := e.Time.Sub(c.Started).Seconds()
 		if at < 0 {
 			at = 0
 		}
-		kind := map[string]string{"stdout": "o", "stderr": "o", "stdin": "i", "resize": "r"}[p.Stream]
+		kind := map[string]string{"stdout": "o", "stderr": "o", "stdin": "i", "resize": "r"}[o.Stream]
 		if kind == "" {
 			continue
 		}

@@ -231,6 +231,35 @@ def parse_record(r):
 SYSTEM = b'{"type":"ledger.'
 
 
+def bulk_form(pl):
+    """§1.7: a session.output payload with bulk: {object, pseudonym, size}
+    and stream, offset, bytes; no data, sha256, binary or hmac."""
+    for m in ("data", "sha256", "binary", "hmac"):
+        if m in pl:
+            raise Fail("payload.%s: not allowed beside bulk" % m)
+    b = pl["bulk"]
+    if not isinstance(b, dict) or set(b) - {"object", "pseudonym", "size"}:
+        raise Fail("payload.bulk: want {object, pseudonym, size}")
+
+    def integer(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+    o, ps, size = b.get("object"), b.get("pseudonym"), b.get("size", 0)
+    if not isinstance(o, str) or not re.fullmatch(r"[0-9a-f]{64}", o):
+        raise Fail("payload.bulk.object: not 64 lower-case hex digits")
+    if not isinstance(ps, str) or not re.fullmatch(r"[0-9a-f]{32}", ps):
+        raise Fail("payload.bulk.pseudonym: not 32 lower-case hex digits")
+    st, off, n = pl.get("stream"), pl.get("offset"), pl.get("bytes")
+    if not isinstance(st, str) or st == "":
+        raise Fail("payload.stream: required beside bulk")
+    if not integer(off) or off < 0:
+        raise Fail("payload.offset: required beside bulk, at least 0")
+    if not integer(n) or not 1 <= n <= 524288:
+        raise Fail("payload.bytes: a bulk piece holds 1 to 524288 bytes")
+    if not integer(size) or size != n + 28:
+        raise Fail("payload.bulk.size: not bytes + 28")
+    return b
+
+
 def verify_store(root, vkey_text, schema):
     vkey = parse_vkey(vkey_text)
     segs, cps = [], {}
@@ -247,6 +276,9 @@ def verify_store(root, vkey_text, schema):
                 if not m:
                     raise Fail("unexpected object among checkpoints: %s" % rel)
                 cps[int(m.group(1))] = rel
+            elif rel.startswith("bulk/"):
+                if not re.fullmatch(r"bulk/[0-9a-f]{64}", rel):
+                    raise Fail("unexpected object among bulk pieces: %s" % rel)
     if not segs and not cps:
         raise Fail("holds no segments and no checkpoints")
     segs.sort()
@@ -260,7 +292,9 @@ def verify_store(root, vkey_text, schema):
                 raise Fail("checkpoint %d root" % size)
 
     check_cp(0)
+    bulk_seen = set()
     for first, rel in segs:
+        pieces = []
         with open(os.path.join(root, rel), "rb") as fh:
             b = fh.read()
         if b[:8] != b"AUDLSEG1" or b[-8:] != b"AUDLEND1":
@@ -288,6 +322,12 @@ def verify_store(root, vkey_text, schema):
                 raise Fail("record body is not a valid event: %s" % e)
             if r["bound"] and tenant_hash(ev["tenant"]) != r["tenant"]:
                 raise Fail("record is bound to another tenant than its event's")
+            if ev["type"] == "session.output" and "bulk" in ev["payload"]:
+                try:
+                    bk = bulk_form(ev["payload"])
+                except Fail as e:
+                    raise Fail("record body is not a valid event: %s" % e)
+                pieces.append((idx, bk["object"], bk["size"]))
             sysrec = r["event"].startswith(SYSTEM)
             t = ev["type"]
             if r["source"] != 0:
@@ -316,6 +356,21 @@ def verify_store(root, vkey_text, schema):
             raise Fail("%s: trailer" % rel)
         if len(leaves) not in cps:
             raise Fail("no checkpoint at the end of %s" % rel)
+        # §7: each bulk piece (§1.7) a record names, once, as bulk/<name>
+        # of its size and SHA-256 (a local store: no lock to compare).
+        for idx, name, size in pieces:
+            if name in bulk_seen:
+                continue
+            bulk_seen.add(name)
+            piece = os.path.join(root, "bulk", name)
+            if not os.path.isfile(piece):
+                raise Fail("index %d: bulk/%s: bulk piece the event names is not in the store" % (idx, name))
+            with open(piece, "rb") as fh:
+                data = fh.read()
+            if len(data) != size:
+                raise Fail("index %d: bulk/%s: bulk piece size %d, want %d" % (idx, name, len(data), size))
+            if sha(data).hex() != name:
+                raise Fail("index %d: bulk/%s: bulk piece SHA-256 is not its name" % (idx, name))
     if cps and max(cps) != len(leaves):
         raise Fail("the latest checkpoint does not cover every record")
 

@@ -1,0 +1,105 @@
+package piikeys
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// MaxBulkPiece is the most bytes of a stream one bulk piece holds
+// (docs/FORMAT.md §1.7).
+const MaxBulkPiece = 512 << 10
+
+// BulkOverhead is how many bytes a piece's object adds to the bytes it
+// holds: the nonce and the tag.
+const BulkOverhead = 12 + 16
+
+// ErrBulkDamaged: a piece's object does not open at its place (damaged,
+// another place's or another key's), as against a key store that failed.
+var ErrBulkDamaged = errors.New("bulk piece does not open")
+
+// BulkPlace is where a piece stands: the stream of a session of a
+// tenant, from a byte offset. The object opens only at its place.
+type BulkPlace struct {
+	Tenant, Session, Stream string
+	Offset                  int64
+}
+
+// aad is the additional data of the piece at p.
+func (p BulkPlace) aad() []byte {
+	return []byte("auditledger bulk v1\n" + p.Tenant + "\n" + p.Session + "\n" + p.Stream + "\n" + strconv.FormatInt(p.Offset, 10))
+}
+
+// BulkName is a piece's name: the lower-case hex of its object's SHA-256.
+func BulkName(object []byte) string {
+	sum := sha256.Sum256(object)
+	return hex.EncodeToString(sum[:])
+}
+
+// SealBulk returns the object of the piece b at place, sealed under the
+// key of the subject (made on first use), and the subject's pseudonym.
+func (s *Store) SealBulk(ctx context.Context, issuer, subject string, place BulkPlace, b []byte) (object []byte, pseudonym string, err error) {
+	if len(b) == 0 || len(b) > MaxBulkPiece {
+		return nil, "", fmt.Errorf("piikeys: a bulk piece holds 1 to %d bytes, not %d", MaxBulkPiece, len(b))
+	}
+	key, pseudonym, err := s.subjectKey(ctx, place.Tenant, issuer, subject)
+	if err != nil {
+		return nil, "", err
+	}
+	object, err = sealBulk(key, random(12), place, b)
+	return object, pseudonym, err
+}
+
+// sealBulk seals b at place under key with nonce.
+func sealBulk(key, nonce []byte, place BulkPlace, b []byte) ([]byte, error) {
+	g, err := gcm(key)
+	if err != nil {
+		return nil, err
+	}
+	return g.Seal(nonce[:len(nonce):len(nonce)], nonce, b, place.aad()), nil
+}
+
+// OpenBulk returns the bytes of the piece object sealed under the key of
+// pseudonym at place, or ErrErased when that key was destroyed.
+func (s *Store) OpenBulk(ctx context.Context, pseudonym string, place BulkPlace, object []byte) ([]byte, error) {
+	e, err := s.get(ctx, "key."+pseudonym)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, ErrErased
+	}
+	if err != nil {
+		return nil, fmt.Errorf("piikeys: key %s: %w", pseudonym, err)
+	}
+	return OpenBulkWith(e.Key, place, object)
+}
+
+// OpenBulkWith opens a piece's object under key.
+func OpenBulkWith(key []byte, place BulkPlace, object []byte) ([]byte, error) {
+	g, err := gcm(key)
+	if err != nil {
+		return nil, err
+	}
+	if len(object) < BulkOverhead {
+		return nil, fmt.Errorf("piikeys: %w: %s is %d bytes, shorter than a nonce and a tag", ErrBulkDamaged, BulkName(object), len(object))
+	}
+	b, err := g.Open(nil, object[:g.NonceSize()], object[g.NonceSize():], place.aad())
+	if err != nil {
+		return nil, fmt.Errorf("piikeys: %w: %s at offset %d of %s of session %s (another place's, another key's, or damaged)",
+			ErrBulkDamaged, BulkName(object), place.Offset, place.Stream, place.Session)
+	}
+	return b, nil
+}
+
+func gcm(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}

@@ -1,0 +1,137 @@
+package gateway_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/gateway"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+// A piece is read as chunks are: text without a value plays as it is,
+// byte for byte, however long its tokens (random base64 of 600 KiB on
+// one line is not one token past the detectors' bounds); a card number
+// anywhere, across the edge of the chunks it is judged in or of the
+// piece, is replaced once, whole; escapes inside it, as a terminal
+// renders them, too; and binary bytes play as the marker, once a run.
+func TestBulkText(t *testing.T) {
+	raw := make([]byte, 450<<10)
+	rand.Read(raw)
+	text := []byte(base64.StdEncoding.EncodeToString(raw))
+	if got := gateway.BulkText(nil, text, nil, false, 24, 80, []byte("[BINARY]")); !bytes.Equal(got, text) {
+		t.Fatalf("random base64 plays as %d bytes, want %d the same", len(got), len(text))
+	}
+	filler := strings.Repeat("build step ok\n", 3000) // 42,000 bytes: chunks end inside it
+	for _, at := range []int{0, 16384 - 30, 16384 - 8, 16384, 16384 + 3, 32768 - 12, len(filler) - 10} {
+		for _, card := range []string{"4111 1111 1111 1111", "4111\x1b[1m1111\x1b[0m1111\x1b[K1111"} {
+			piece := filler[:at] + card + filler[at:]
+			got := string(gateway.BulkText(nil, []byte(piece), nil, false, 24, 80, []byte("[BINARY]")))
+			want := filler[:at] + "[REDACTED:credit_card]" + filler[at:]
+			if got != want {
+				t.Errorf("card %q at %d: plays %d bytes, want %d; holds 4111: %v, placeholders: %d", card, at, len(got), len(want),
+					strings.Contains(got, "4111"), strings.Count(got, "[REDACTED"))
+			}
+		}
+	}
+	// Across the piece's edges: the neighbours are read, only this
+	// piece's part replaced.
+	if got := string(gateway.BulkText([]byte("card 4111 11"), []byte("11 1111 1111 end"), nil, false, 0, 0, nil)); got != "[REDACTED:credit_card] end" {
+		t.Errorf("a value begun in the piece before plays as %q", got)
+	}
+	if got := string(gateway.BulkText(nil, []byte("card 4111 11"), []byte("11 1111 1111 end"), false, 0, 0, nil)); got != "card [REDACTED:credit_card]" {
+		t.Errorf("a value ended in the piece after plays as %q", got)
+	}
+	bin := append([]byte(filler), 0xff, 0xfe, 0, 1, 2)
+	bin = append(bin, bytes.Repeat([]byte{0, 0xc3, 0x28}, 20000)...)
+	bin = append(bin, "tail\n"...)
+	got := string(gateway.BulkText(nil, bin, nil, false, 24, 80, []byte("[BINARY]")))
+	if strings.Count(got, "[BINARY]") != 1 || !strings.HasPrefix(got, filler[:16384-100]) || !strings.HasSuffix(got, "[BINARY]") && !strings.HasSuffix(got, "tail\n") {
+		t.Errorf("binary bytes play as %d markers; %q…%q", strings.Count(got, "[BINARY]"), got[:40], got[len(got)-40:])
+	}
+}
+
+// BenchmarkBulkText measures reading a full piece: a build log with
+// colours, and base64 lines (what cat of an encoded file shows).
+func BenchmarkBulkText(b *testing.B) {
+	raw := make([]byte, 384<<10)
+	rand.Read(raw)
+	enc := base64.StdEncoding.EncodeToString(raw)
+	var lines strings.Builder
+	for i := 0; i < len(enc); i += 76 {
+		lines.WriteString(enc[i:min(i+76, len(enc))] + "\n")
+	}
+	var log strings.Builder
+	for i := 0; log.Len() < 512<<10-200; i++ {
+		log.WriteString("\x1b[32mINFO\x1b[0m 2026-12-08 step " + strings.Repeat("x", i%50) + " done in 12ms\n")
+	}
+	for name, piece := range map[string]string{"log": log.String(), "base64": lines.String()[:512<<10]} {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(piece)))
+			for b.Loop() {
+				gateway.BulkText(nil, []byte(piece), nil, false, 24, 80, nil)
+			}
+		})
+	}
+}
+
+// A piece plays as the Stream records the same bytes: the same terminal
+// model and detectors, the same replacements, whether the values stand
+// alone or among 40 KiB of other output, across the chunks either cuts.
+func TestBulkTextAsTheStreamRecords(t *testing.T) {
+	values := []string{
+		"4111\x1b[01;31m\x1b[K \x1b[m\x1b[K1111 1111 1111\n",
+		"4111 11119\x7f 1111 1111\n",
+		"4111 1111 19\b \b111 1111\n",
+		"4111 1111\x1b[D\x1b[C 1111\x1b[K 1111\n",
+		"\x1b]0;4111 1111 1111 1111\x07$ \n",
+		"jane\x1b[01;31m@\x1b[mexample.com\n",
+		"reverse 4111 1111\r\nok\x1bM\x1b[19G1111 1111\r\n",
+		"IBAN DE89 3704 0044 0532 0130 00 paid\n",
+	}
+	var long strings.Builder
+	for i := 0; long.Len() < 40<<10; i++ {
+		long.WriteString(fmt.Sprintf("\x1b[32mline %d\x1b[0m %s\r\n", i, strings.Repeat("ok ", i%40)))
+		if i%97 == 0 {
+			long.WriteString(values[i%len(values)])
+		}
+	}
+	for i, in := range append(values, long.String()) {
+		b := startBus(t, true)
+		g := newGateway(t, b.em, nil)
+		s := g.Session(events.Target{Kind: "ssh"})
+		st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour, Screen: gateway.NewScreen(80, 24)})
+		st.Write([]byte(in))
+		st.Close()
+		n := (len(in) + gateway.DefaultMaxChunk - 1) / gateway.DefaultMaxChunk
+		var want []byte
+		natstest.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+			var ps []map[string]any
+			want, ps = nil, nil
+			for _, c := range outputs(natstest.Events(t, b.js, "")) {
+				ps = append(ps, c.Payload)
+				raw, _ := base64.StdEncoding.DecodeString(c.Payload["data"].(string))
+				want = append(want, raw...)
+			}
+			if got := int64(0); len(ps) > 0 {
+				last := ps[len(ps)-1]
+				got = int64(last["offset"].(float64) + last["bytes"].(float64))
+				if got == int64(len(in)) {
+					return nil
+				}
+			}
+			return fmt.Errorf("%d chunks recorded, at least %d wanted", len(ps), n)
+		})
+		if !bytes.Contains(want, []byte("[REDACTED:")) {
+			t.Errorf("case %d: the Stream records no value found: %q", i, want[:min(len(want), 200)])
+		}
+		if got := gateway.BulkText(nil, []byte(in), nil, false, 24, 80, []byte("[BINARY]")); !bytes.Equal(got, want) {
+			t.Errorf("case %d: plays %d bytes, the Stream records %d:\n%q\n%q", i, len(got), len(want), got[:min(len(got), 200)], want[:min(len(want), 200)])
+		}
+	}
+}
