@@ -193,7 +193,7 @@ func TestStreamCursorUnknownFailsClosed(t *testing.T) {
 	}
 	// A line rewritten whole after a CR leaves nothing of the line on
 	// whichever of its rows the CR went to (a progress bar, no pty).
-	chunks = streamed(t, 0, 0, "get 4802 8518 [##  ]  45%\rget 4802 8518 [### ]  46%\x1b[K\r\x1b[Kdone\r\n")
+	chunks = streamed(t, 0, 0, "get 4802 8518 [##  ]  45%\rget 4802 8518 [### ]  46%\x1b[K\r\x1b[Kdone\r\nLast login: Tue Dec  8 from 10.0.0.1\r\r\n")
 	if chunks[0]["binary"] == true {
 		t.Fatalf("recorded as binary: %v", chunks[0])
 	}

@@ -1070,6 +1070,9 @@ const narrowest = 6
 // the line's last row, not known, and text written there makes the
 // rendering lost (crLine).
 func (e *lineEditor) home() {
+	if e.crLine && e.cur == 0 {
+		return // there already (CR CR LF)
+	}
 	e.crEnd(false)
 	if !e.keys && e.width == 0 && len(e.line) > narrowest {
 		e.crLine, e.crLen, e.crPut = true, len(e.line), 0
