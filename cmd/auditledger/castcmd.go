@@ -85,7 +85,7 @@ func pieceOpener(af apiFlags, rd *bulk.Reader, session string) sshproxy.Opener {
 				}
 				p := pieces[i]
 				req.Pieces = append(req.Pieces, api.PieceObject{Stream: p.Stream, Offset: p.Offset, Bytes: p.Bytes, Event: p.Event,
-					Ref: p.Ref, Rows: p.Rows, Cols: p.Cols, Content: b, Context: i < lo || i >= hi})
+					Ref: p.Ref, Rows: p.Rows, Cols: p.Cols, Cut: p.Cut, Content: b, Context: i < lo || i >= hi})
 			}
 			var res api.PiecesResult
 			path := "/v1/sessions/" + url.PathEscape(session) + "/pieces?tenant=" + url.QueryEscape(tenant)

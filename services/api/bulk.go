@@ -11,6 +11,7 @@ import (
 
 	"github.com/auditledger/auditledger/ledger/bulk"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/gateway"
 	"github.com/auditledger/auditledger/services/sshproxy"
 )
 
@@ -100,8 +101,11 @@ type PieceObject struct {
 	Bytes  int    `json:"bytes"`
 	Event  string `json:"event,omitempty"`
 	bulk.Ref
-	Rows    int    `json:"rows,omitempty"`
-	Cols    int    `json:"cols,omitempty"`
+	Rows int `json:"rows,omitempty"`
+	Cols int `json:"cols,omitempty"`
+	// Cut: the piece's last bytes a value found in the text chunk after
+	// it began with (that chunk's bulk_before, docs/FORMAT.md §1.7).
+	Cut     int    `json:"cut,omitempty"`
 	Content []byte `json:"content"`
 	Context bool   `json:"context,omitempty"`
 }
@@ -146,10 +150,14 @@ func (a *api) openPieces(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, badParam("pieces", "piece %d: want stream, object (64 lower-case hex digits) and pseudonym (32)", i))
 			return
 		}
+		if p.Cut < 0 || p.Cut > p.Bytes || p.Cut > gateway.MaxHeld {
+			a.fail(w, r, badParam("pieces", "piece %d: cut %d: want 0 to its bytes, at most %d", i, p.Cut, gateway.MaxHeld))
+			return
+		}
 		// The place is the request's tenant and session: a piece opens
 		// only there.
 		pieces[i] = sshproxy.Piece{Piece: bulk.Piece{BulkPlace: piikeys.BulkPlace{Tenant: tenant, Session: id, Stream: p.Stream, Offset: p.Offset},
-			Ref: p.Ref, Bytes: p.Bytes, Event: p.Event}, Rows: p.Rows, Cols: p.Cols}
+			Ref: p.Ref, Bytes: p.Bytes, Event: p.Event}, Rows: p.Rows, Cols: p.Cols, Cut: p.Cut}
 	}
 	var o opened
 	played, err := sshproxy.PlayPieces(r.Context(), pieces, func(ctx context.Context, i int, p sshproxy.Piece) ([]byte, error) {

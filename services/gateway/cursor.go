@@ -156,3 +156,11 @@ func (st *Stream) advanceCursor(r rendering, cut int, sz termSize) {
 		st.cursor = renderEditedAt(raw, false, false, st.insert, sz, st.cursor).end
 	}
 }
+
+// forget is the state after bytes the model did not follow (a bulk run,
+// recorded in pieces): the row and the rows saved not known, as after a
+// resize, the column taken as the first.
+func (c *cursorState) forget() {
+	c.resized()
+	c.col = 0
+}

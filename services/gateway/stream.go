@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/events/detect"
 )
 
@@ -69,6 +68,18 @@ type Stream struct {
 	screen        *Screen
 	sizeChanges   uint64
 	sizeKnownFrom int64
+
+	// bulk.go: the bulk mode. recorded is how many bytes at the start of
+	// buf are already recorded (the end of the bulk before it, judged
+	// with the text after it); afterBulk says the insert mode at buf's
+	// start is not known.
+	bulk      bulk
+	recorded  int
+	afterBulk bool
+	// bulkBefore is how many of those bytes a value found in the text
+	// after them began with: the first text chunk says so (bulk_before),
+	// and a reader drops them from the piece.
+	bulkBefore int
 }
 
 // Stream starts recording the session's byte stream name ("stdout",
@@ -80,7 +91,8 @@ func (s *Session) Stream(name string, cfg StreamConfig) *Stream {
 	if cfg.FlushAfter <= 0 {
 		cfg.FlushAfter = DefaultFlushAfter
 	}
-	return &Stream{s: s, name: name, max: cfg.MaxChunk, wait: cfg.FlushAfter, screen: cfg.Screen}
+	return &Stream{s: s, name: name, max: cfg.MaxChunk, wait: cfg.FlushAfter, screen: cfg.Screen,
+		bulk: bulk{js: s.g.bulkJetStream()}}
 }
 
 // Write records p, in chunks of at most MaxChunk bytes.
@@ -92,6 +104,10 @@ func (st *Stream) Write(p []byte) (int, error) {
 	}
 	n := len(p)
 	st.screenSize() // bytes buffered before a resize are marked as such
+	defer st.wrote()
+	if st.bulkWrite(p) {
+		return n, nil
+	}
 	for len(p) > 0 {
 		if st.timer == nil { // new bytes: a flush after FlushAfter
 			st.timer = time.AfterFunc(st.wait, st.Flush)
@@ -152,27 +168,50 @@ func (st *Stream) heldRaw() int { return MaxHeldRaw * st.max }
 // (invalid UTF-8, control characters of binary data) are recorded as
 // their keyed digest and size only (recordBinary).
 func (st *Stream) flushLocked(final bool) {
+	if st.bulk.on {
+		st.sealPiece()
+		return
+	}
 	if st.timer != nil {
 		st.timer.Stop()
 		st.timer = nil
 	}
-	if len(st.buf) == 0 {
+	if len(st.buf) == st.recorded {
+		if final {
+			st.buf, st.recorded = st.buf[:0], 0
+		}
 		return
 	}
 	full := len(st.buf) >= st.max
 	sz := st.screenSize()
+	if st.afterBulk {
+		st.cursor.forget() // the bulk's bytes were not rendered: where they left the cursor is not known
+	}
 	r := renderAt(st.buf, final, st.name == "stdin", st.insert, sz, st.cursor)
+	var other []detect.Span
+	if r.text && st.afterBulk {
+		// The insert mode where the bulk's end begins is not known:
+		// judged both ways, a value found either way replaced.
+		if r2 := renderAt(st.buf, final, st.name == "stdin", !st.insert, sz, st.cursor); !r2.text {
+			r = r2
+		} else {
+			other = judgeRendered(st.buf[:r2.done], r2)
+		}
+	}
 	if !r.text {
 		st.advanceCursor(r, len(st.buf), sz)
-		st.recordBinary(st.buf)
-		st.offset += int64(len(st.buf))
-		st.buf = st.buf[:0]
+		st.recordBinary(st.buf[st.recorded:])
+		st.offset += int64(len(st.buf) - st.recorded)
+		st.buf, st.recorded, st.afterBulk = st.buf[:0], 0, false
 		return
 	}
 	if !final && !full && len(r.b) <= st.held() {
 		return // all of it held: judged once more bytes push some out (a typed word, echoed)
 	}
 	spans := judgeRendered(st.buf[:r.done], r)
+	if other != nil {
+		spans = mergeSpans(append(spans, other...))
+	}
 	cut := len(st.buf)
 	if !final {
 		cut = r.done
@@ -190,7 +229,7 @@ func (st *Stream) flushLocked(final bool) {
 				cut = sp.Lo // a value reaching into the held tail waits with it
 			}
 		}
-		if cut == 0 && full {
+		if cut <= st.recorded && full {
 			// The rendered tail is the whole buffer (escape sequences
 			// outweigh the text, or one not yet ended holds the rest):
 			// what renders as nothing before its first character (NULs,
@@ -211,26 +250,31 @@ func (st *Stream) flushLocked(final bool) {
 				}
 			}
 		}
-		if cut == 0 && full {
+		if cut <= st.recorded && full {
 			if len(st.buf) < st.heldRaw() {
 				return
 			}
 			st.advanceCursor(r, len(st.buf), sz)
-			for b := st.buf; len(b) > 0; b = b[min(len(b), st.max):] {
+			for b := st.buf[st.recorded:]; len(b) > 0; b = b[min(len(b), st.max):] {
 				st.recordBinary(b[:min(len(b), st.max)])
 				st.offset += int64(min(len(b), st.max))
 			}
-			st.buf = st.buf[:0]
+			st.buf, st.recorded, st.afterBulk = st.buf[:0], 0, false
 			return
 		}
 	}
-	if cut == 0 {
+	if cut <= st.recorded {
 		return // held until more bytes arrive or the stream closes
+	}
+	for _, sp := range spans {
+		if sp.Lo < st.recorded && st.recorded < sp.Hi {
+			st.bulkBefore = st.recorded - sp.Lo // begun in the bulk
+		}
 	}
 	// At most MaxChunk bytes an event, never cut inside a value found (a
 	// piece then holds the value's whole raw span, recorded as its
 	// placeholder).
-	for start := 0; start < cut; {
+	for start := st.recorded; start < cut; {
 		end := min(start+st.max, cut)
 		for _, sp := range spans {
 			if sp.Lo < end && end < sp.Hi {
@@ -250,6 +294,7 @@ func (st *Stream) flushLocked(final bool) {
 		st.insert = insertAfter(st.buf[:cut], st.insert)
 	}
 	st.buf = append(st.buf[:0], st.buf[cut:]...)
+	st.recorded, st.afterBulk = 0, false
 }
 
 // recordText records chunk, the raw bytes of the buffer from at, with
@@ -286,8 +331,12 @@ func (st *Stream) recordText(chunk []byte, spans []detect.Span, at int) {
 		"stream": st.name, "offset": st.offset, "bytes": len(chunk),
 		"data": base64.StdEncoding.EncodeToString(data), "sha256": hex.EncodeToString(sum[:]),
 	}
+	if st.bulkBefore > 0 {
+		payload["bulk_before"] = st.bulkBefore
+		st.bulkBefore = 0
+	}
 	AddRedactions(payload, Found("/data", found)...)
-	st.s.RecordAsync(context.Background(), events.SessionOutput, payload)
+	st.record(payload)
 	st.offset += int64(cut)
 }
 
@@ -299,7 +348,7 @@ func (st *Stream) recordBinary(chunk []byte) {
 	if keyed, err := st.s.Keyed(context.Background()); err == nil && keyed != nil {
 		payload["hmac"] = keyed(StreamChunkLabel, chunk)
 	}
-	st.s.RecordAsync(context.Background(), events.SessionOutput, payload)
+	st.record(payload)
 }
 
 // judgeRendered returns the values the detectors find in raw, read as
@@ -320,6 +369,12 @@ func judgeRendered(raw []byte, r rendering) []detect.Span {
 		lo, hi := r.spanOf(raw, sp.Lo, sp.Hi)
 		spans = append(spans, detect.Span{Lo: lo, Hi: hi, Detector: sp.Detector, Value: sp.Value, Also: sp.Also})
 	}
+	return mergeSpans(spans)
+}
+
+// mergeSpans sorts spans and joins those that overlap, a value found
+// inside another kept in its Also.
+func mergeSpans(spans []detect.Span) []detect.Span {
 	slices.SortFunc(spans, func(a, b detect.Span) int { return a.Lo - b.Lo })
 	out := spans[:0]
 	for _, sp := range spans {
@@ -343,5 +398,6 @@ func (st *Stream) Close() error {
 	defer st.mu.Unlock()
 	st.flushLocked(true)
 	st.closed = true
+	st.closeBulk()
 	return nil
 }

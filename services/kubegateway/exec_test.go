@@ -72,10 +72,7 @@ func (f *fixture) execSession(t *testing.T, mark string) execSession {
 			case events.SessionEnded:
 				s.end, ended = e, true
 			case events.SessionOutput:
-				b, err := base64.StdEncoding.DecodeString(e.Payload["data"].(string))
-				if err != nil {
-					t.Fatal(err)
-				}
+				b := gatewaytest.ChunkBytes(t, f.js, f.pii, e.Event, e.Payload)
 				name := e.Payload["stream"].(string)
 				chunks[name] = append(chunks[name], chunk{int64(e.Payload["offset"].(float64)), b})
 			}

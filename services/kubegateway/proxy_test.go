@@ -62,6 +62,7 @@ allow:
 // provider and approvals.
 type fixture struct {
 	js      jetstream.JetStream
+	pii     *piikeys.Store // the gateway's key store: bulk pieces open with it
 	proxy   *kubegateway.Proxy
 	serving *kubegateway.ServingCert
 	url     string // https://127.0.0.1:PORT of the gateway
@@ -118,6 +119,7 @@ func startWith(t *testing.T, up upstream, policy string, with func(f *fixture, e
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.pii = pii
 	if f.serving, err = kubegateway.OpenKeys(t.TempDir(), []string{"127.0.0.1", "localhost"}); err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,10 @@ type Piece struct {
 	bulk.Piece
 	Rows int `json:"rows,omitempty"`
 	Cols int `json:"cols,omitempty"`
+	// Cut is how many of its last bytes a value found in the text chunk
+	// after it began with (that chunk's bulk_before): they play as part
+	// of that chunk's placeholder, not as themselves.
+	Cut int `json:"cut,omitempty"`
 }
 
 // An Opener returns what each of a session's pieces, in stream order,
@@ -58,7 +62,7 @@ func PlayPieces(ctx context.Context, pieces []Piece, open func(ctx context.Conte
 		case err != nil:
 			return nil, err
 		default:
-			raw[i] = b
+			raw[i] = b[:len(b)-min(max(p.Cut, 0), len(b))]
 		}
 	}
 	// The piece before and after each in its stream, when they join.

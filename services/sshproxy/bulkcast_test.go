@@ -17,6 +17,7 @@ import (
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/sshproxy"
+	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
@@ -176,4 +177,23 @@ func mustOf(t *testing.T, e *events.Event) bulk.Piece {
 		t.Fatalf("event %s names no piece: %v", e.ID, err)
 	}
 	return p
+}
+
+// A value that began at the end of a piece and ended in the text chunk
+// after it (bulk_before) plays as the chunk's placeholder: the piece's
+// part of it is not played as it is.
+func TestCastDropsAValuesStartInAPiece(t *testing.T) {
+	rd, s := bulkRig(t)
+	card := gatewaytest.Card(t)
+	first, second := card[:10], card[10:]
+	s.Piece("stdout", []byte(strings.Repeat("log line\n", 100)+"card "+first), bulktest.InStore)
+	s.TextWith("stdout", []byte("[REDACTED:credit_card] ok\n"), len(second)+4, map[string]any{"bulk_before": len(first)})
+	c, err := sshproxy.CastWith(t.Context(), s.Events, s.ID, opener(rd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := output(c, "o")
+	if !strings.HasSuffix(got, "log line\ncard [REDACTED:credit_card] ok\n") || strings.Contains(got, first) {
+		t.Errorf("played %q", got[max(0, len(got)-60):])
+	}
 }

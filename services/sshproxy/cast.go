@@ -51,8 +51,12 @@ func CastOf(evs []*events.Event, session string) (*Cast, error) {
 type output struct {
 	e      *events.Event
 	Stream string `json:"stream"`
+	Offset int64  `json:"offset"`
 	Data   string `json:"data"`
-	piece  int    // the index of its bulk piece, or -1
+	// BulkBefore: the last bytes of the piece before this chunk that a
+	// value found in the chunk began with (docs/FORMAT.md §1.7).
+	BulkBefore int `json:"bulk_before"`
+	piece      int // the index of its bulk piece, or -1
 }
 
 // CastWith is CastOf with the session's bulk pieces (docs/FORMAT.md
@@ -120,6 +124,17 @@ func CastWith(ctx context.Context, evs []*events.Event, session string, open Ope
 			}
 		}
 		outs = append(outs, o)
+	}
+	// A value that began in a piece and ended in the text after it is the
+	// text's placeholder: its first bytes are dropped from the piece.
+	ends := map[string]int{}
+	for i, p := range pieces {
+		ends[p.Stream+"@"+strconv.FormatInt(p.Offset+int64(p.Bytes), 10)] = i
+	}
+	for _, o := range outs {
+		if i, ok := ends[o.Stream+"@"+strconv.FormatInt(o.Offset, 10)]; ok && o.piece < 0 && o.BulkBefore > 0 {
+			pieces[i].Cut = min(o.BulkBefore, pieces[i].Bytes)
+		}
 	}
 	played, err := openAll(ctx, open, pieces)
 	if err != nil {

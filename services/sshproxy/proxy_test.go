@@ -291,6 +291,9 @@ func stream(t *testing.T, evs []natstest.Stored, name string) string {
 		if c.Payload["binary"] == true {
 			continue // recorded as its keyed digest only
 		}
+		if c.Payload["bulk"] != nil {
+			t.Fatalf("stream %s: a bulk piece at %v: open it with fixture.stream", name, c.Payload["offset"])
+		}
 		raw, err := base64.StdEncoding.DecodeString(c.Payload["data"].(string))
 		if err != nil {
 			t.Fatal(err)

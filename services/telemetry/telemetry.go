@@ -21,6 +21,7 @@ type Proxy struct {
 	recorded *prometheus.CounterVec
 	failed   *prometheus.CounterVec
 	wait     prometheus.Histogram
+	bulkLost prometheus.Counter
 }
 
 // NewProxy registers the metrics of a proxy of protocol ("postgres",
@@ -35,9 +36,19 @@ func NewProxy(reg prometheus.Registerer, protocol string) *Proxy {
 		wait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "auditledger_proxy_record_seconds",
 			Help:        "from handing an event to the emitter to its being stored: what recording adds to a statement or request",
 			ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		bulkLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditledger_proxy_bulk_pieces_lost_total",
+			Help: "bulk pieces the bus did not take: each recorded as its size and keyed digest only", ConstLabels: labels}),
 	}
-	reg.MustRegister(p.recorded, p.failed, p.wait)
+	reg.MustRegister(p.recorded, p.failed, p.wait, p.bulkLost)
 	return p
+}
+
+// BulkLost notes a bulk piece recorded as its digest only. A nil Proxy
+// notes nothing.
+func (p *Proxy) BulkLost() {
+	if p != nil {
+		p.bulkLost.Inc()
+	}
 }
 
 // Recorded notes one event handed to the emitter at start, and whether it

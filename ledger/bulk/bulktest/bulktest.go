@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -85,9 +86,17 @@ func (s *Session) add(typ events.Type, payload map[string]any) *events.Event {
 
 // Text records b in stream as a text chunk (its data as recorded).
 func (s *Session) Text(stream string, b []byte) *events.Event {
+	return s.TextWith(stream, b, len(b), nil)
+}
+
+// TextWith records data in stream as a text chunk standing for n bytes
+// of the stream, with the payload's other members.
+func (s *Session) TextWith(stream string, data []byte, n int, members map[string]any) *events.Event {
 	off := s.offsets[stream]
-	s.offsets[stream] += int64(len(b))
-	return s.add(events.SessionOutput, map[string]any{"stream": stream, "offset": off, "bytes": len(b), "data": base64.StdEncoding.EncodeToString(b)})
+	s.offsets[stream] += int64(n)
+	p := map[string]any{"stream": stream, "offset": off, "bytes": n, "data": base64.StdEncoding.EncodeToString(data)}
+	maps.Copy(p, members)
+	return s.add(events.SessionOutput, p)
 }
 
 // Piece records b in stream as a bulk piece, put where says, and

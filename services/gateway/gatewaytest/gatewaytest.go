@@ -8,6 +8,7 @@ package gatewaytest
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/big"
@@ -15,6 +16,10 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 )
 
 // Card is a Luhn-valid card number unique to one test, written in groups
@@ -112,4 +117,48 @@ func CheckAbsent(t testing.TB, stored []byte, values ...string) {
 			}
 		}
 	}
+}
+
+// ChunkBytes is what a session.output chunk recorded of its stream: the
+// bytes of its data, or of its bulk piece (docs/FORMAT.md §1.7), opened
+// from the bus with keys; nil for a chunk recorded as its digest only.
+func ChunkBytes(t testing.TB, js jetstream.JetStream, keys *piikeys.Store, ev *events.Event, payload map[string]any) []byte {
+	t.Helper()
+	if payload["binary"] == true {
+		return nil
+	}
+	ref, ok := payload["bulk"].(map[string]any)
+	if !ok {
+		b, err := base64.StdEncoding.DecodeString(payload["data"].(string))
+		if err != nil {
+			t.Fatalf("event %s: data: %v", ev.ID, err)
+		}
+		return b
+	}
+	if keys == nil {
+		t.Fatalf("event %s: a bulk piece, and no key store to open it", ev.ID)
+	}
+	name := ref["object"].(string)
+	st, err := js.Stream(t.Context(), bus.BulkStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(t.Context(), bus.BulkSubject(ev.Source.Instance, name))
+	if err != nil {
+		t.Fatalf("event %s: piece %s: %v", ev.ID, name, err)
+	}
+	if piikeys.BulkName(m.Data) != name || float64(len(m.Data)) != ref["size"] {
+		t.Fatalf("event %s: piece %s is %d bytes named %s", ev.ID, name, len(m.Data), piikeys.BulkName(m.Data))
+	}
+	stream, _ := payload["stream"].(string)
+	offset, _ := payload["offset"].(float64)
+	b, err := keys.OpenBulk(t.Context(), ref["pseudonym"].(string),
+		piikeys.BulkPlace{Tenant: ev.Tenant, Session: ev.SessionID, Stream: stream, Offset: int64(offset)}, m.Data)
+	if err != nil {
+		t.Fatalf("event %s: %v", ev.ID, err)
+	}
+	if float64(len(b)) != payload["bytes"] {
+		t.Fatalf("event %s: piece %s holds %d bytes, the event says %v", ev.ID, name, len(b), payload["bytes"])
+	}
+	return b
 }

@@ -49,12 +49,36 @@ func TestBenchProxyRuns(t *testing.T) {
 	t.Log(out.String())
 
 	// With the writer elsewhere, the proxy rows still store every record,
-	// the local journal's too. Two runs per row.
+	// the local journal's too. Two runs per row, each profiled on its own.
 	out.Reset()
+	prof := filepath.Join(t.TempDir(), "cpu")
 	err = run(context.Background(), []string{"bench", "proxy", "--upstream", pg.DSN(pg.NewDatabase(t)), "--clients", "2", "--duration", "1s", "--scale", "1",
-		"--paths", "proxy", "--sync", "interval", "--durability", "before-response,local-journal", "--writer=false", "--runs", "2"}, nil, &out, io.Discard)
+		"--paths", "proxy", "--sync", "interval", "--durability", "before-response,local-journal", "--writer=false", "--runs", "2", "--cpuprofile", prof}, nil, &out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// --cpuprofile: the start in FILE, each run and what follows it in
+	// files of their own, every one a profile (gzip-compressed).
+	wantProfiles := []string{prof}
+	for _, d := range []string{"before-response", "local-journal"} {
+		for _, script := range []string{"select-only", "tpcb-like"} {
+			for _, n := range []string{"1", "2"} {
+				name := fmt.Sprintf("%s.proxy-fsync-interval-%s.2.%s.%s", prof, d, script, n)
+				wantProfiles = append(wantProfiles, name, name+".after")
+			}
+		}
+	}
+	for _, f := range wantProfiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("--cpuprofile: %v", err)
+		}
+		if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+			t.Fatalf("--cpuprofile: %s is not a gzip-compressed profile (%d bytes)", f, len(b))
+		}
+	}
+	if got, _ := filepath.Glob(prof + "*"); len(got) != len(wantProfiles) {
+		t.Fatalf("--cpuprofile wrote %d files, want %d: %v", len(got), len(wantProfiles), got)
 	}
 	// --runs 2: each row is one of two runs, with their range.
 	if !strings.Contains(out.String(), "ledger writer not running") || !stored.MatchString(out.String()) ||

@@ -26,6 +26,7 @@ import (
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
 	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/services/kubegateway"
 )
@@ -100,8 +101,14 @@ func (b *kubeBench) run(ctx context.Context, w io.Writer, dir string, em *emitte
 		return err
 	}
 	rec := &countingRecorder{em: em}
+	// The personal-data keys, as serve and dev give the gateway: exec
+	// output in bulk is sealed under the subject's key.
+	pii, err := piikeys.Open(ctx, em.JetStream(), 1)
+	if err != nil {
+		return err
+	}
 	px, err := kubegateway.New(kubegateway.Config{Upstream: b.upstream, UpstreamCA: ca, TokenFile: b.tokenFile, Serving: serving, Auth: auth,
-		Cluster: "bench", Emitter: rec, Tenant: "bench", StateDir: filepath.Join(dir, "kube-state"),
+		Cluster: "bench", Emitter: rec, Tenant: "bench", StateDir: filepath.Join(dir, "kube-state"), PII: pii,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err

@@ -52,16 +52,28 @@ func Proxy(c *cobra.Command) cli.Run {
 	pathsArg := fs.String("paths", "direct,pgbouncer,pgaudit,copy,copy-fsync,relay,relay-fsync,proxy", "paths to measure")
 	policyFile := fs.String("policy", "", "run the proxy with this policy (docs/POLICY.md): the cost of parsing and classifying every statement")
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy, NATS and the writer (this process) to FILE")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy, NATS and the writer (this process) to FILE: each pgbench run's own to FILE.<path>.<clients>.<script>, what follows it to that name with .after added, the start to FILE (go tool pprof FILE FILE.* reads them all)")
 	runs := fs.Int("runs", 1, "pgbench runs per path, client count and script; with more than one, each row is the run of median TPS and shows the range")
 	writerWait := fs.Duration("writer-max-wait", 50*time.Millisecond, "the ledger writer's longest wait to fill a segment (serve's ledger.max_wait): at a low rate, how often it seals")
 	withWriter := fs.Bool("writer", true, "run the ledger writer in this process, sealing what the proxy records; false measures the proxy with the writer on another node (events are stored on the bus, not sealed here)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-		stop, err := startCPUProfile(*cpuProfile)
+		stopProfile, err := startCPUProfile(*cpuProfile)
 		if err != nil {
 			return err
 		}
-		defer stop()
+		defer func() { stopProfile() }()
+		// cutProfile ends the profile being written and starts the next
+		// into FILE.name, so that each pgbench run's samples (one script,
+		// one client count, one path) can be read against what the run
+		// reports: a profile of the whole process mixes them.
+		cutProfile := func(name string) error {
+			if *cpuProfile == "" {
+				return nil
+			}
+			stopProfile()
+			stopProfile, err = startCPUProfile(*cpuProfile + "." + name)
+			return err
+		}
 		if err := cli.Required(fs, "upstream"); err != nil {
 			return err
 		}
@@ -235,11 +247,18 @@ func Proxy(c *cobra.Command) cli.Run {
 		results := map[string]map[*benchPath]pgbenchResult{} // by clients/script
 		key := func(c, script string) string { return c + "/" + script }
 		// measure runs pgbench once on p and reads what the run cost.
-		measure := func(p *benchPath, c, script string) (pgbenchResult, error) {
+		measure := func(p *benchPath, c, script string, i int) (pgbenchResult, error) {
 			if p.before != nil {
 				if err := p.before(); err != nil {
 					return pgbenchResult{}, err
 				}
+			}
+			name := fmt.Sprintf("%s.%s.%s", profileName(p.name), c, script)
+			if *runs > 1 {
+				name += fmt.Sprintf(".%d", i+1)
+			}
+			if err := cutProfile(name); err != nil {
+				return pgbenchResult{}, err
 			}
 			var cpu0 time.Duration
 			if p.cpu != nil {
@@ -276,6 +295,9 @@ func Proxy(c *cobra.Command) cli.Run {
 				q1, pub1, n1 := p.bus()
 				r.queued, r.publishing, r.timed = time.Duration(q1-q0), time.Duration(pub1-pub0), n1-n0
 			}
+			if perr := cutProfile(name + ".after"); perr != nil && err == nil {
+				err = perr
+			}
 			if p.after != nil {
 				if aerr := p.after(); aerr != nil && err == nil {
 					err = aerr
@@ -292,8 +314,8 @@ func Proxy(c *cobra.Command) cli.Run {
 			for _, c := range clients {
 				for _, script := range []string{"select-only", "tpcb-like"} {
 					var rs []pgbenchResult
-					for range *runs {
-						r, err := measure(p, c, script)
+					for i := range *runs {
+						r, err := measure(p, c, script, i)
 						if err != nil {
 							return fmt.Errorf("bench proxy: %s: %w", p.name, err)
 						}
@@ -1042,4 +1064,10 @@ func printStages(w io.Writer, clients []string, all []*benchPath, result func(c,
 	if header {
 		fmt.Fprintf(w, "  (queued and publish: the mean over the events waited on, the commands; events: stored per statement; hop CPU: the proxy process's per statement, NATS and the writer included)\n")
 	}
+}
+
+// profileName is a path's name as part of a file name: "proxy, fsync
+// interval, before-response" becomes "proxy-fsync-interval-before-response".
+func profileName(path string) string {
+	return strings.Trim(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(path, "-"), "-")
 }

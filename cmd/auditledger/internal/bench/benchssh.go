@@ -21,13 +21,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/auditledger/auditledger/cmd/auditledger/internal/cli"
+
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/devsshd"
 	"github.com/auditledger/auditledger/ledger/bus/emitter"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 	"github.com/auditledger/auditledger/services/sshproxy"
 )
 
@@ -76,6 +79,9 @@ func (c *countingRecorder) note(ev *events.Event) {
 	}
 }
 
+// JetStream is the emitter's bus, where the gateway seals bulk pieces.
+func (c *countingRecorder) JetStream() jetstream.JetStream { return c.em.JetStream() }
+
 func (c *countingRecorder) Emit(ctx context.Context, ev *events.Event) (emitter.Result, error) {
 	c.note(ev)
 	return c.em.Emit(ctx, ev)
@@ -104,7 +110,13 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 	}
 	defer target.Stop()
 	rec := &countingRecorder{em: em}
-	px, err := sshproxy.New(sshproxy.Config{Keys: keys, Emitter: rec, Tenant: "bench", StateDir: filepath.Join(dir, "ssh-state"),
+	// The personal-data keys, as serve and dev give the gateway: output
+	// in bulk is sealed under the subject's key (docs/FORMAT.md §1.7).
+	pii, err := piikeys.Open(ctx, em.JetStream(), 1)
+	if err != nil {
+		return err
+	}
+	px, err := sshproxy.New(sshproxy.Config{Keys: keys, PII: pii, Emitter: rec, Tenant: "bench", StateDir: filepath.Join(dir, "ssh-state"),
 		Targets: []sshproxy.Target{{Name: "bench", Addr: target.Addr, HostKeys: []string{target.HostKey}}},
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

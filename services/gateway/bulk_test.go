@@ -1,0 +1,216 @@
+package gateway_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	mathrand "math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/services/gateway"
+	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
+	"github.com/auditledger/auditledger/test/natstest"
+)
+
+// words is n bytes of text no detector finds anything in.
+func words(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = "abcdefghijklmnopqrstuvwxyz  \n"[mathrand.IntN(29)]
+	}
+	return b
+}
+
+// played rebuilds a stream from its chunks, opening the bulk pieces from
+// the bus with the key store: every offset accounted for, in order.
+func played(t *testing.T, js jetstream.JetStream, keys *piikeys.Store, chunks []natstest.Stored) (textBytes, pieces int, out []byte) {
+	t.Helper()
+	for i, c := range chunks {
+		if int64(c.Payload["offset"].(float64)) != int64(len(out)) {
+			t.Fatalf("chunk %d at offset %v, want %d", i, c.Payload["offset"], len(out))
+		}
+		b := gatewaytest.ChunkBytes(t, js, keys, c.Event, c.Payload)
+		if c.Payload["bulk"] != nil {
+			if _, has := c.Payload["data"]; has || len(b) > piikeys.MaxBulkPiece {
+				t.Fatalf("chunk %d: %d bytes, and data too? %v", i, len(b), has)
+			}
+			pieces++
+		} else {
+			textBytes += len(b)
+		}
+		out = append(out, b...)
+	}
+	return textBytes, pieces, out
+}
+
+// A stream written in one burst of more than BulkAfter bytes is recorded
+// as bulk pieces from there on: sealed under the subject's key on the
+// bus, named by their events, and with the text chunks before them the
+// stream's bytes, in order. The bus holds no piece's bytes in clear.
+func TestStreamBulkPieces(t *testing.T) {
+	b := startBus(t, true)
+	keys, err := piikeys.Open(t.Context(), b.js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t, b.em, func(c *gateway.Config) { c.Keys = keys })
+	s := g.Session(events.Target{Kind: "ssh"})
+	s.Authenticated(alice)
+	data := words(3 << 20)
+	marker := "bulk-marker-" + strings.Repeat("q", 20)
+	copy(data[2<<20:], marker)
+	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+	for p := data; len(p) > 0; p = p[min(len(p), 32<<10):] {
+		st.Write(p[:min(len(p), 32<<10)])
+	}
+	st.Close()
+	var chunks []natstest.Stored
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		chunks = outputs(natstest.Events(t, b.js, ""))
+		if n := len(chunks); n == 0 || int(chunks[n-1].Payload["offset"].(float64)+chunks[n-1].Payload["bytes"].(float64)) != len(data) {
+			return errors.New("not all recorded yet")
+		}
+		return nil
+	})
+	text, pieces, out := played(t, b.js, keys, chunks)
+	if !bytes.Equal(out, data) {
+		t.Fatalf("the chunks play %d bytes, not the %d written", len(out), len(data))
+	}
+	// Up to 256 KiB (and the write that crossed it) as text, then pieces
+	// of 512 KiB (the last one shorter).
+	if text > gateway.BulkAfter || pieces != (len(data)-text+piikeys.MaxBulkPiece-1)/piikeys.MaxBulkPiece {
+		t.Errorf("%d bytes as text chunks and %d pieces", text, pieces)
+	}
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, b.js), marker)
+}
+
+// After bulk, the first text chunk is judged with the bulk's end: a card
+// number whose first half ended the bulk and whose second half follows a
+// pause is replaced in the text, not recorded as its half.
+func TestStreamBulkThenText(t *testing.T) {
+	b := startBus(t, true)
+	keys, err := piikeys.Open(t.Context(), b.js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t, b.em, func(c *gateway.Config) { c.Keys = keys })
+	s := g.Session(events.Target{Kind: "ssh"})
+	s.Authenticated(alice)
+	card := gatewaytest.Card(t)
+	first, second := card[:10], card[10:] // "4xxx xxxx " and "xxxx xxxx"
+	wait := 50 * time.Millisecond
+	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: wait})
+	data := append(words(1<<20), "\ncard "+first...)
+	for p := data; len(p) > 0; p = p[min(len(p), 32<<10):] {
+		st.Write(p[:min(len(p), 32<<10)])
+	}
+	// A pause of more than BulkPause (the piece sealed by its timer), then
+	// the rest of the line.
+	var chunks []natstest.Stored
+	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		chunks = outputs(natstest.Events(t, b.js, ""))
+		if n := len(chunks); n == 0 || int(chunks[n-1].Payload["offset"].(float64)+chunks[n-1].Payload["bytes"].(float64)) != len(data) {
+			return errors.New("the bulk is not all recorded yet")
+		}
+		return nil
+	})
+	time.Sleep(gateway.BulkPause + wait)
+	st.Write([]byte(second + " ok\n" + string(words(100))))
+	st.Close()
+	want := len(data) + len(second) + 4 + 100
+	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		chunks = outputs(natstest.Events(t, b.js, ""))
+		if n := len(chunks); int(chunks[n-1].Payload["offset"].(float64)+chunks[n-1].Payload["bytes"].(float64)) != want {
+			return errors.New("not all recorded yet")
+		}
+		return nil
+	})
+	last := chunks[len(chunks)-1]
+	if _, ok := last.Payload["data"]; !ok {
+		t.Fatalf("the text after the pause is not a text chunk: %v", last.Payload)
+	}
+	if last.Payload["bulk_before"] != float64(len(first)) {
+		t.Errorf("bulk_before %v, want %d: the bytes of the value in the piece before", last.Payload["bulk_before"], len(first))
+	}
+	raw, _ := base64.StdEncoding.DecodeString(last.Payload["data"].(string))
+	if !strings.HasPrefix(string(raw), "[REDACTED:credit_card] ok\n") {
+		t.Errorf("the text after the bulk records %q, want the card's second half replaced", raw[:min(len(raw), 40)])
+	}
+	gatewaytest.CheckAbsent(t, gatewaytest.BusBytes(t, b.js), card)
+	if strings.Contains(string(gatewaytest.BusBytes(t, b.js)), strings.ReplaceAll(second, " ", "")) {
+		t.Error("the bus holds the card's second half")
+	}
+}
+
+// Without a key store nothing can be sealed encrypted: the stream stays
+// judged text chunks, whatever its rate.
+func TestStreamBulkNeedsKeys(t *testing.T) {
+	b := startBus(t, true)
+	g := newGateway(t, b.em, nil)
+	s := g.Session(events.Target{Kind: "ssh"})
+	s.Authenticated(alice)
+	data := words(1 << 20)
+	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+	st.Write(data)
+	st.Close()
+	var chunks []natstest.Stored
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		chunks = outputs(natstest.Events(t, b.js, ""))
+		if n := len(chunks); n == 0 || int(chunks[n-1].Payload["offset"].(float64)+chunks[n-1].Payload["bytes"].(float64)) != len(data) {
+			return errors.New("not all recorded yet")
+		}
+		return nil
+	})
+	for _, c := range chunks {
+		if _, ok := c.Payload["bulk"]; ok {
+			t.Fatal("a bulk piece without a key store")
+		}
+	}
+}
+
+// A piece the bus does not take is recorded as its size and keyed
+// digest, never dropped unseen, and the stream's offsets stay whole.
+func TestStreamBulkRefused(t *testing.T) {
+	b := startBus(t, true)
+	if err := b.js.DeleteStream(t.Context(), bus.BulkStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatal(err)
+	}
+	keys, err := piikeys.Open(t.Context(), b.js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t, b.em, func(c *gateway.Config) { c.Keys = keys })
+	s := g.Session(events.Target{Kind: "ssh"})
+	s.Authenticated(alice)
+	data := words(1 << 20)
+	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+	st.Write(data)
+	st.Close()
+	var chunks []natstest.Stored
+	natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+		chunks = outputs(natstest.Events(t, b.js, ""))
+		if n := len(chunks); n == 0 || int(chunks[n-1].Payload["offset"].(float64)+chunks[n-1].Payload["bytes"].(float64)) != len(data) {
+			return errors.New("not all recorded yet")
+		}
+		return nil
+	})
+	binary := 0
+	for _, c := range chunks {
+		if c.Payload["binary"] == true {
+			if h, _ := c.Payload["hmac"].(string); !strings.HasPrefix(h, "hmac:") {
+				t.Errorf("a piece not stored is recorded without its keyed digest: %v", c.Payload)
+			}
+			binary++
+		}
+	}
+	if binary == 0 {
+		t.Fatal("no piece recorded as its digest")
+	}
+}
