@@ -35,6 +35,11 @@ func TestRandomHexNeverMatches(t *testing.T) {
 		if _, c := Scrub(id + "." + strconv.Itoa(i%500+1)); c != nil {
 			t.Fatalf("RandomHex(8) = %q: %v", id, c)
 		}
+		for _, seq := range []int{1, 7, 42, 500, 65536, i + 1} {
+			if MayHold(id + "." + strconv.Itoa(seq)) {
+				t.Fatalf("RandomHex(8) = %q: MayHold(%q) — events naming it would be read the slow way", id, id+"."+strconv.Itoa(seq))
+			}
+		}
 	}
 }
 
