@@ -232,9 +232,9 @@ func renderEditedAt(raw []byte, final, keys, insert bool, sz termSize, at cursor
 			if n > 2 && seq[1] != '[' && !(seq[1] == 'O' && n == 3) || digitCount(seq) > 6 {
 				r.hidden = true
 			}
-			// A move the line editor cannot place (lost: a scroll
-			// region, tab stops set, a row above those kept, text
-			// written on a row the rows rendered may be on) leaves what
+			// A move the line editor cannot place (lost: tab stops
+			// set, a row above those kept, text written on a row the
+			// rows rendered before a rebase may be on) leaves what
 			// a terminal shows unknown: the bytes are not judged as
 			// text, but the cursor is followed to their end.
 			e.escape(seq, i)
@@ -1341,10 +1341,11 @@ func (e *lineEditor) blank(i int) bool {
 // CSI 3~), erase in line (CSI K) and characters (CSI X), tab stops
 // forward and back (CSI I, Z). In what a terminal shows it follows every
 // vertical move: rows up and down (CSI A, B, e, E, F; ESC M, D, E), to a
-// row (CSI H, f, d), rows inserted, deleted, scrolled (CSI L, M, S, T);
-// one it cannot place (scroll margins, tab stops changed: CSI r with
-// parameters, ESC H, CSI g) sets lost. Others change nothing the text
-// holds.
+// row (CSI H, f, d), rows inserted, deleted, scrolled (CSI L, M, S, T),
+// the scroll margins (CSI r), the screen erased (CSI J, for the rows a
+// rebase noted), the terminal reset (ESC c); one it cannot place (tab
+// stops changed: ESC H, CSI g) sets lost. Others change nothing the
+// text holds.
 func (e *lineEditor) escape(seq []byte, at int) {
 	e.at = int32(at)
 	if e.crLine && (len(seq) == 2 && (seq[1] == '8' || seq[1] == 'c') ||
