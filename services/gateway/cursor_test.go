@@ -30,13 +30,20 @@ func lines(n int) string {
 // and returns the chunks recorded, once all bytes are.
 func streamed(t *testing.T, cols, rows int, writes ...string) []map[string]any {
 	t.Helper()
+	return streamedIn(t, 0, cols, rows, writes...)
+}
+
+// streamedIn is streamed in chunks of at most maxChunk bytes (0: the
+// default).
+func streamedIn(t *testing.T, maxChunk, cols, rows int, writes ...string) []map[string]any {
+	t.Helper()
 	b := startBus(t, true)
 	g := newGateway(t, b.em, nil)
 	var sc *gateway.Screen
 	if cols > 0 || rows > 0 {
 		sc = gateway.NewScreen(cols, rows)
 	}
-	st := g.Session(events.Target{Kind: "ssh"}).Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour, Screen: sc})
+	st := g.Session(events.Target{Kind: "ssh"}).Stream("stdout", gateway.StreamConfig{MaxChunk: maxChunk, FlushAfter: time.Hour, Screen: sc})
 	total := 0
 	for _, w := range writes {
 		st.Write([]byte(w))
@@ -232,6 +239,10 @@ func TestStreamOrdinaryTrafficStaysText(t *testing.T) {
 	for _, f := range files {
 		reads := readRecording(t, f)
 		chunks := streamed(t, 80, 24, reads...)
+		// In chunks of 2 KiB (1 KiB of rendered text held back): the
+		// cursor carried across many more cuts.
+		small := streamedIn(t, 2048, 80, 24, reads...)
+		chunks = append(chunks, small...)
 		bytes, bin, binChunks := 0, 0, 0
 		for _, c := range chunks {
 			n := int(c["bytes"].(float64))

@@ -687,6 +687,14 @@ func (e *lineEditor) moveRows(n int, at int32) {
 	if n < 0 || to < len(e.rows) {
 		e.r.hidden = true // what a row shows may be out of write order
 	}
+	for i := e.rowi; i < to && i < len(e.feeds); i++ {
+		// The row ends where this move left it last: the line feed a
+		// row rendered ends with comes from it, not from the move that
+		// made the row (a CUP up to rows made above, long before), so
+		// that a held tail of rows rewritten does not hold the bytes
+		// before their rewriting.
+		e.feeds[i] = at
+	}
 	if to < 0 {
 		// Above the first row kept: rows the rendering has not seen
 		// yet, made above it; rows already rendered (dropped) cannot
