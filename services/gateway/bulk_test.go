@@ -331,3 +331,51 @@ func TestStreamBulkInsertMode(t *testing.T) {
 		t.Fatal("no piece")
 	}
 }
+
+// Bulk bytes are not rendered: where they leave the cursor is not known,
+// and the text after them starts from a row not known, not from the row
+// the bytes before it left (the bulk names row 5, then its last 4 KiB,
+// judged with the text, rewrite that row after CR). The case
+// after a bulk run: the card's parts joined on row 6 by a line feed and
+// a row named is recorded as binary (no row known) or replaced (the
+// tail names the row), never in clear as the rows before the bulk would
+// place them.
+func TestStreamCursorForgottenAfterBulk(t *testing.T) {
+	b := startBus(t, true)
+	keys, err := piikeys.Open(t.Context(), b.js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t, b.em, func(c *gateway.Config) { c.Keys = keys })
+	s := g.Session(events.Target{Kind: "ssh"})
+	s.Authenticated(alice)
+	wait := 50 * time.Millisecond
+	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: wait, Screen: gateway.NewScreen(80, 24)})
+	st.Write([]byte("\x1b[5;1Hnamed\r\n"))
+	st.Flush()
+	data := append(words(1<<20), "\x1b[5;1H"+strings.Repeat("progress 45%\r", 400)...)
+	for p := data; len(p) > 0; p = p[min(len(p), 32<<10):] {
+		st.Write(p[:min(len(p), 32<<10)])
+	}
+	time.Sleep(gateway.BulkPause + wait) // the pause that ends the bulk
+	after := "\r\nXXXX851889592158\r\n\x1b[6;1H4802\r\n"
+	st.Write([]byte(after))
+	st.Close()
+	want := len("\x1b[5;1Hnamed\r\n") + len(data) + len(after)
+	var chunks []natstest.Stored
+	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		chunks = outputs(natstest.Events(t, b.js, ""))
+		if n := len(chunks); n == 0 || int(chunks[n-1].Payload["offset"].(float64)+chunks[n-1].Payload["bytes"].(float64)) != want {
+			return errors.New("not all recorded yet")
+		}
+		return nil
+	})
+	// Recorded as binary (the row not known), or with the card replaced
+	// (the bulk's tail, 4 KiB as rendered, names row 5): never in clear.
+	if last := chunks[len(chunks)-1].Payload; last["binary"] != true {
+		raw, _ := base64.StdEncoding.DecodeString(last["data"].(string))
+		if strings.Contains(string(raw), "851889592158") {
+			t.Fatalf("the text after the bulk recorded as %q: the card's parts in clear", raw)
+		}
+	}
+}

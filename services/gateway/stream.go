@@ -58,6 +58,8 @@ type Stream struct {
 	buf    []byte
 	offset int64 // bytes of the stream recorded before buf
 	insert bool  // the terminal's insert mode (IRM) after the bytes recorded
+	// cursor.go: where the bytes recorded left the terminal's cursor.
+	cursor cursorState
 	timer  *time.Timer
 	closed bool
 
@@ -185,18 +187,23 @@ func (st *Stream) flushLocked(final bool) {
 		return
 	}
 	full := len(st.buf)-st.recorded >= st.max
-	r := renderSized(st.buf, final, st.name == "stdin", st.insert, st.screenSize())
+	sz := st.screenSize()
+	if st.afterBulk {
+		st.cursor.forget() // the bulk's bytes were not rendered: where they left the cursor is not known
+	}
+	r := renderAt(st.buf, final, st.name == "stdin", st.insert, sz, st.cursor)
 	var other []detect.Span
 	if r.text && st.afterBulk {
 		// The insert mode where the bulk's end begins is not known:
 		// judged both ways, a value found either way replaced.
-		if r2 := renderSized(st.buf, final, st.name == "stdin", !st.insert, st.screenSize()); !r2.text {
+		if r2 := renderAt(st.buf, final, st.name == "stdin", !st.insert, sz, st.cursor); !r2.text {
 			r = r2
 		} else {
 			other = judgeRendered(st.buf[:r2.done], r2)
 		}
 	}
 	if !r.text {
+		st.advanceCursor(r, len(st.buf), sz)
 		st.recordBinary(st.buf[st.recorded:])
 		st.offset += int64(len(st.buf) - st.recorded)
 		st.buf, st.recorded, st.afterBulk = st.buf[:0], 0, false
@@ -251,6 +258,7 @@ func (st *Stream) flushLocked(final bool) {
 			if len(st.buf)-st.recorded < st.heldRaw() {
 				return
 			}
+			st.advanceCursor(r, len(st.buf), sz)
 			for b := st.buf[st.recorded:]; len(b) > 0; b = b[min(len(b), st.max):] {
 				st.recordBinary(b[:min(len(b), st.max)])
 				st.offset += int64(min(len(b), st.max))
@@ -285,6 +293,7 @@ func (st *Stream) flushLocked(final bool) {
 		st.recordText(st.buf[start:end], spans, start)
 		start = end
 	}
+	st.advanceCursor(r, cut, sz)
 	if !r.same { // plain text holds no escape sequence
 		st.insert = insertAfter(st.buf[:cut], st.insert)
 	}
