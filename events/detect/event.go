@@ -463,9 +463,11 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 	// A text judged clean before, as read here (chainsAll), is clean
 	// again: the same envelope names (a session's id, its target's host)
 	// come in every event of a session.
-	memo := !w.strict && w.mode == chainsAll && cleanTexts.fits(s)
-	if memo && cleanTexts.has(s) {
-		return false
+	memo, h := !w.strict && w.mode == chainsAll && cleanTexts.fits(s), uint64(0)
+	if memo {
+		if h = cleanTexts.hash(s); cleanTexts.has(s, h) {
+			return false
+		}
 	}
 	d := ""
 	if hexWordCard(s) {
@@ -476,7 +478,7 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 		// isTimestamp first: the envelope's time is one, and MayHold
 		// cannot call it clean (its digits).
 		if memo {
-			cleanTexts.saw(s)
+			cleanTexts.saw(s, h)
 		}
 		return false
 	} else {
@@ -484,7 +486,7 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 		if w.mode == chainsAll {
 			_, counts = Scrub(s)
 			if memo && counts == nil {
-				cleanTexts.saw(s)
+				cleanTexts.saw(s, h)
 			}
 		} else {
 			_, all := scan(s, 0, w.mode)

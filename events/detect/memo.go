@@ -25,12 +25,18 @@ const memoMin, memoMax = 12, 160
 
 // textMemo is a direct-mapped table of texts judged clean: seen holds
 // the hash of the last text offered at each slot, kept the text kept
-// there, taken on its second offer in a row. Safe for concurrent use.
+// there (with its hash, so that a miss costs no comparison), taken on
+// its second offer in a row. Safe for concurrent use.
 type textMemo struct {
 	seed maphash.Seed
 	seen [memoSlots]atomic.Uint64
-	kept [memoSlots]atomic.Pointer[string]
+	kept [memoSlots]atomic.Pointer[keptText]
 	off  bool // tests: judge as without the memo
+}
+
+type keptText struct {
+	h uint64
+	s string
 }
 
 func init() { cleanTexts.seed = maphash.MakeSeed() }
@@ -40,25 +46,22 @@ func (m *textMemo) fits(s string) bool {
 	return !m.off && len(s) >= memoMin && len(s) <= memoMax
 }
 
-// has reports whether s was judged clean and kept.
-func (m *textMemo) has(s string) bool {
-	h := maphash.String(m.seed, s)
-	p := m.kept[h&(memoSlots-1)].Load()
-	return p != nil && *p == s
+// hash is the hash has and saw take.
+func (m *textMemo) hash(s string) uint64 { return maphash.String(m.seed, s) }
+
+// has reports whether s, of hash h, was judged clean and kept.
+func (m *textMemo) has(s string, h uint64) bool {
+	k := m.kept[h&(memoSlots-1)].Load()
+	return k != nil && k.h == h && k.s == s
 }
 
-// saw notes that s was judged clean, keeping it (a copy: s may point
-// into an event's bytes) when the text last offered at its slot had the
-// same hash.
-func (m *textMemo) saw(s string) {
-	h := maphash.String(m.seed, s)
+// saw notes that s, of hash h, was judged clean, keeping it (a copy: s
+// may point into an event's bytes) when the text last offered at its
+// slot had the same hash.
+func (m *textMemo) saw(s string, h uint64) {
 	i := h & (memoSlots - 1)
-	if m.seen[i].Swap(h) != h {
+	if m.seen[i].Swap(h) != h || m.has(s, h) {
 		return
 	}
-	if p := m.kept[i].Load(); p != nil && *p == s {
-		return
-	}
-	c := strings.Clone(s)
-	m.kept[i].Store(&c)
+	m.kept[i].Store(&keptText{h: h, s: strings.Clone(s)})
 }
