@@ -16,8 +16,8 @@ import (
 	"github.com/auditledger/auditledger/ledger/bulk/bulktest"
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/piikeys"
-	"github.com/auditledger/auditledger/services/sshproxy"
 	"github.com/auditledger/auditledger/services/gateway/gatewaytest"
+	"github.com/auditledger/auditledger/services/sshproxy"
 	"github.com/auditledger/auditledger/test/natstest"
 )
 
