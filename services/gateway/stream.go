@@ -113,10 +113,10 @@ func (st *Stream) Write(p []byte) (int, error) {
 		// Up to the next multiple of MaxChunk: past the first, the
 		// buffer grows only while its rendered tail cannot be cut off
 		// (flushLocked), at most to heldRaw().
-		k := min(len(p), st.max-len(st.buf)%st.max)
+		k := min(len(p), st.max-(len(st.buf)-st.recorded)%st.max)
 		st.buf = append(st.buf, p[:k]...)
 		p = p[k:]
-		if len(st.buf)%st.max == 0 {
+		if (len(st.buf)-st.recorded)%st.max == 0 {
 			st.flushLocked(false)
 		}
 	}
@@ -167,7 +167,11 @@ func (st *Stream) heldRaw() int { return MaxHeldRaw * st.max }
 // their keyed digest and size only (recordBinary).
 func (st *Stream) flushLocked(final bool) {
 	if st.bulk.on {
+		n := len(st.bulk.piece)
 		st.sealPiece()
+		if !final && n <= BulkUntil {
+			st.leaveBulk() // a flush interval that brought little: not bulk any more
+		}
 		return
 	}
 	if st.timer != nil {
@@ -180,7 +184,7 @@ func (st *Stream) flushLocked(final bool) {
 		}
 		return
 	}
-	full := len(st.buf) >= st.max
+	full := len(st.buf)-st.recorded >= st.max
 	r := renderSized(st.buf, final, st.name == "stdin", st.insert, st.screenSize())
 	var other []detect.Span
 	if r.text && st.afterBulk {
@@ -244,7 +248,7 @@ func (st *Stream) flushLocked(final bool) {
 			}
 		}
 		if cut <= st.recorded && full {
-			if len(st.buf) < st.heldRaw() {
+			if len(st.buf)-st.recorded < st.heldRaw() {
 				return
 			}
 			for b := st.buf[st.recorded:]; len(b) > 0; b = b[min(len(b), st.max):] {
