@@ -460,17 +460,34 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 		w.exempt = true
 		return false
 	}
+	// A text judged clean before, as read here (chainsAll), is clean
+	// again: the same envelope names (a session's id, its target's host)
+	// come in every event of a session.
+	memo, h := !w.strict && w.mode == chainsAll && cleanTexts.fits(s), uint64(0)
+	if memo {
+		if h = cleanTexts.hash(s); cleanTexts.has(s, h) {
+			return false
+		}
+	}
 	d := ""
 	if hexWordCard(s) {
 		d = "credit_card"
 	} else if w.scrubbed && w.text && w.mode == chainsAll && !IsDigest(s) {
 		return false // Scrub read it and found nothing (InEventScrubbed)
-	} else if cannot || !MayHold(s) || isTimestamp(s) {
+	} else if cannot || isTimestamp(s) || !MayHold(s) {
+		// isTimestamp first: the envelope's time is one, and MayHold
+		// cannot call it clean (its digits).
+		if memo {
+			cleanTexts.saw(s, h)
+		}
 		return false
 	} else {
 		var counts map[string]int
 		if w.mode == chainsAll {
 			_, counts = Scrub(s)
+			if memo && counts == nil {
+				cleanTexts.saw(s, h)
+			}
 		} else {
 			_, all := scan(s, 0, w.mode)
 			counts = map[string]int{}

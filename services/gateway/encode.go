@@ -18,13 +18,22 @@ func marshalPayload(payload map[string]any) ([]byte, error) {
 }
 
 func appendObject(b []byte, m map[string]any) ([]byte, error) {
+	return appendObjectWithout(b, m, nil)
+}
+
+// appendObjectWithout is appendObject of m without the members whose
+// value leave reports (nil: none left out): the bytes appendObject gives
+// for a copy of m without them, made without the copy.
+func appendObjectWithout(b []byte, m map[string]any, leave func(any) bool) ([]byte, error) {
 	if m == nil {
 		return append(b, "null"...), nil
 	}
 	var small [16]string
 	keys := small[:0]
-	for k := range m {
-		keys = append(keys, k)
+	for k, v := range m {
+		if leave == nil || !leave(v) {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	b = append(b, '{')

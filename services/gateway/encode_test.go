@@ -33,6 +33,26 @@ func TestMarshalPayloadIsJSONMarshal(t *testing.T) {
 			t.Errorf("payload %v:\n got %s (%v)\nwant %s (%v)", p, got, gerr, want, werr)
 		}
 	}
+	// Without the judged texts (restClean): the bytes of a copy
+	// without them, a judged text at depth kept.
+	for _, p := range payloads {
+		with := map[string]any{"statement": Judged{text: "SELECT 1", clean: true}, "a_judged": Judged{text: "x"}}
+		for k, v := range p {
+			with[k] = v
+		}
+		with["nested"] = map[string]any{"j": Judged{text: "deep"}}
+		rest := map[string]any{}
+		for k, v := range with {
+			if !isJudged(v) {
+				rest[k] = v
+			}
+		}
+		want, werr := json.Marshal(rest)
+		got, gerr := appendObjectWithout(nil, with, isJudged)
+		if (werr != nil) != (gerr != nil) || !bytes.Equal(got, want) {
+			t.Errorf("payload %v without its judged texts:\n got %s (%v)\nwant %s (%v)", with, got, gerr, want, werr)
+		}
+	}
 	// A value json.Marshal refuses is refused here too.
 	if _, err := marshalPayload(map[string]any{"c": make(chan int)}); err == nil {
 		t.Error("a channel in a payload was encoded")

@@ -282,8 +282,22 @@ func TestTargetNamesScrubbed(t *testing.T) {
 	g := newGateway(t, b.em, nil)
 	s := g.Session(events.Target{Kind: "postgres", Name: "orders", Database: "jane@example.com"})
 	s.RecordOrLog(t.Context(), events.AuthnFailed, map[string]any{"reason": "no such database"})
-	got := b.stored(t, 1)
-	if tg := got[0].Event.Target; tg == nil || tg.Database != "[REDACTED:email]" || tg.Name != "orders" {
-		t.Errorf("recorded target %+v, want the database name scrubbed", got[0].Event.Target)
+	s.RecordOrLog(t.Context(), events.AuthnFailed, map[string]any{"reason": "no such database"})
+	// The session judges its target once; a new target (SetTarget) is
+	// judged anew, and so is the one before when it comes back.
+	s.SetTarget(events.Target{Kind: "postgres", Name: "orders", Host: "4111 1111 1111 1111", Database: "orders"})
+	s.RecordOrLog(t.Context(), events.AuthnFailed, map[string]any{"reason": "no such database"})
+	s.SetTarget(events.Target{Kind: "postgres", Name: "orders", Database: "jane@example.com"})
+	s.RecordOrLog(t.Context(), events.AuthnFailed, map[string]any{"reason": "no such database"})
+	got := b.stored(t, 4)
+	for i, want := range []events.Target{
+		{Kind: "postgres", Name: "orders", Database: "[REDACTED:email]"},
+		{Kind: "postgres", Name: "orders", Database: "[REDACTED:email]"},
+		{Kind: "postgres", Name: "orders", Host: "[REDACTED:credit_card]", Database: "orders"},
+		{Kind: "postgres", Name: "orders", Database: "[REDACTED:email]"},
+	} {
+		if tg := got[i].Event.Target; tg == nil || *tg != want {
+			t.Errorf("event %d: recorded target %+v, want %+v", i+1, got[i].Event.Target, want)
+		}
 	}
 }

@@ -48,7 +48,7 @@ func (s *Session) Hold(ctx context.Context, h Hold) (ok bool, why string, err er
 	var found []Finding
 	held, _ := ScrubFound(h.Statement, &found)
 	r := &approvals.Request{ID: approvals.NewID(), Tenant: s.tenant, Rule: h.Rule, Requester: s.actor(ctx), // the e-mail sealed: the bucket keeps none in clear
-		Target: scrubTarget(s.target), SessionID: s.id, Statement: held, RequestedAt: now, ExpiresAt: now.Add(h.Timeout)}
+		Target: s.scrubbedTarget(), SessionID: s.id, Statement: held, RequestedAt: now, ExpiresAt: now.Add(h.Timeout)}
 	payload := approvals.RequestedPayload(r)
 	payload["reason"] = h.Reason
 	AddRedactions(payload, h.Redacted...)

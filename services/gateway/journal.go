@@ -81,7 +81,7 @@ func (s *Session) journalOpen(actor events.Actor) error {
 	if j == nil {
 		return nil
 	}
-	e := &journalEntry{ID: s.id, Tenant: s.tenant, Source: s.g.source, Actor: actor, Target: scrubTarget(s.target), Started: s.started.UTC()}
+	e := &journalEntry{ID: s.id, Tenant: s.tenant, Source: s.g.source, Actor: actor, Target: s.scrubbedTarget(), Started: s.started.UTC()}
 	if p := s.g.cfg.Policy; p != nil {
 		ref := p.Source.Ref()
 		e.Policy = &ref

@@ -177,19 +177,15 @@ func restClean(payload map[string]any) (bool, error) {
 	if n == 0 {
 		return false, nil
 	}
-	rest := make(map[string]any, len(payload)-n)
-	for k, v := range payload {
-		if _, is := v.(Judged); !is {
-			rest[k] = v
-		}
-	}
-	b, err := marshalPayload(rest)
+	b, err := appendObjectWithout(make([]byte, 0, 512), payload, isJudged)
 	if err != nil {
 		return false, err
 	}
 	clean, _ := detect.PayloadCheck(b)
 	return clean, nil
 }
+
+func isJudged(v any) bool { _, is := v.(Judged); return is }
 
 // encodeScrubbed is encodePayload without the writer's check; judged
 // reports that the one walk that found nothing to scrub found nothing

@@ -51,6 +51,13 @@ type Session struct {
 	target  events.Target
 	started time.Time
 
+	// scrubbed is the target as its events carry it (scrubTarget), made
+	// once for the target it was made from: a session's events all name
+	// the same target, and judging its names (a host that is an
+	// address goes through the whole scrub) was a part of every event's
+	// cost.
+	scrubbed atomic.Pointer[targetScrub]
+
 	jmu     sync.Mutex
 	journal *journalEntry // open while the session is in the journal
 
@@ -135,7 +142,7 @@ func (s *Session) event(ctx context.Context, t events.Type, payload map[string]a
 	// The target's names can come from the client (the database a
 	// PostgreSQL client names, before it has authenticated): they pass
 	// the detectors as the payload does.
-	target := scrubTarget(s.target)
+	target := s.scrubbedTarget()
 	ev := &events.Event{
 		Version: events.Version, Type: t, Time: time.Now().UTC(), Tenant: s.tenant,
 		Source: s.g.source, Actor: s.actor(ctx), Target: &target, Payload: body,
@@ -144,6 +151,21 @@ func (s *Session) event(ctx context.Context, t events.Type, payload map[string]a
 	ev.ID = s.id + "." + strconv.FormatUint(ev.SessionSeq, 10)
 	s.noteSeq(ev.SessionSeq)
 	return ev, nil
+}
+
+// targetScrub is a target and scrubTarget of it.
+type targetScrub struct{ raw, out events.Target }
+
+// scrubbedTarget is scrubTarget(s.target), judged again only when the
+// target is not the one last judged (SetTarget).
+func (s *Session) scrubbedTarget() events.Target {
+	t := s.target
+	if c := s.scrubbed.Load(); c != nil && c.raw == t {
+		return c.out
+	}
+	c := &targetScrub{raw: t, out: scrubTarget(t)}
+	s.scrubbed.Store(c)
+	return c.out
 }
 
 // FieldActorEmail names the sealed actor e-mail (the additional data of
