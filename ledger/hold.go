@@ -18,9 +18,14 @@ type LegalHold struct {
 	Reason string `json:"reason"`
 	// Store is the store the hold was applied to (as String describes it).
 	Store string `json:"store"`
-	// Objects are every object the hold covers: each segment holding a
-	// record of the range and the checkpoint signed at its end.
+	// Objects are every segment holding a record of the range and the
+	// checkpoint signed at its end.
 	Objects []string `json:"objects"`
+	// BulkPieces is how many bulk pieces the segments' records name
+	// (docs/FORMAT.md §1.7), which the hold covers too: named by the
+	// segments, not listed, so that no number of pieces makes the event
+	// too large to record.
+	BulkPieces int `json:"bulk_pieces,omitempty"`
 }
 
 // Span is one sealed segment and the checkpoint signed at its end: the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -113,13 +114,13 @@ func legalHoldChange(c *cobra.Command, on bool) cli.Run {
 				return fmt.Errorf("legal-hold %s: %w", verb, err)
 			}
 			hold.Objects = append(hold.Objects, s.Segment, s.Checkpoint)
-			hold.Objects = append(hold.Objects, pieces[i]...)
+			hold.BulkPieces += len(pieces[i])
 		}
 
 		// Recorded first: a hold applied without its record must not happen.
 		ev, err := legalHoldEvent(typ, actor, hold)
 		if errors.Is(err, events.ErrTooLarge) {
-			return fmt.Errorf("legal-hold %s: the range's %d objects (segments, checkpoints, bulk pieces) do not fit in one event of at most %d bytes: "+
+			return fmt.Errorf("legal-hold %s: the range's %d segments and checkpoints do not fit in one event of at most %d bytes: "+
 				"%s narrower ranges, one command each: %w", verb, len(hold.Objects), events.MaxSize, verb, err)
 		}
 		if err != nil {
@@ -139,9 +140,13 @@ func legalHoldChange(c *cobra.Command, on bool) cli.Run {
 		fmt.Fprintf(stdout, "recorded %s %s (records %d..%d) by %s\n", typ, ev.ID, hold.From, hold.To, actor.Subject)
 
 		var done []string
-		for _, name := range hold.Objects {
+		apply := slices.Clone(hold.Objects)
+		for _, p := range pieces {
+			apply = append(apply, p...)
+		}
+		for _, name := range apply {
 			if err := holder.SetLegalHold(ctx, name, on); err != nil {
-				fmt.Fprintf(stdout, "applied to %d of %d objects: %s\n", len(done), len(hold.Objects), strings.Join(done, " "))
+				fmt.Fprintf(stdout, "applied to %d of %d objects: %s\n", len(done), len(apply), strings.Join(done, " "))
 				return cli.Failed(fmt.Errorf("legal-hold %s: %s: %w; event %s records the change: run the command again to apply the rest", verb, name, err, ev.ID))
 			}
 			done = append(done, name)
