@@ -412,6 +412,28 @@ func (s *scanner) value() ([]byte, bool) {
 	return nil, false
 }
 
+// skip passes over one value: a string without escapes, an object or
+// array (value), or a literal up to the next comma or closing brace. It
+// checks no more than it needs to find the value's end.
+func (s *scanner) skip() bool {
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch s.b[s.i] {
+	case '"':
+		_, ok := s.rawString()
+		return ok
+	case '{', '[':
+		_, ok := s.value()
+		return ok
+	}
+	start := s.i
+	for s.i < len(s.b) && s.b[s.i] != ',' && s.b[s.i] != '}' && s.b[s.i] != '"' {
+		s.i++
+	}
+	return s.i > start
+}
+
 // utcTime reads the form every producer writes (Marshal's, time in UTC):
 // YYYY-MM-DDTHH:MM:SS, a fraction of one to nine digits or none, then Z,
 // each field in its range. It reports false for anything else, which
