@@ -28,6 +28,7 @@ func TestBulkOfRefusesMembersInAnotherCase(t *testing.T) {
 		`{"stream":"stdout","offset":0,"bytes":2,"data":"aGkK","sha256":"x"}`,
 		`{"stream":"stdout","offset":0,"bytes":2,"binary":true,"hmac":"x","note":"Bulky"}`,
 		`{ "stream" : "stdout", "offset":0, "bytes":2, "data":"aGkK", "bulks":1 }`,
+		`{"stream":"stdout","offset":0,"bytes":2,"data":"aGkK","note":"x\",\"Bulk\":\""}`, // inside a string
 	} {
 		if b, err := events.BulkOf(ev(ok)); b != nil || err != nil {
 			t.Errorf("%s: %v, %v; want no piece and no error", ok, b, err)
@@ -46,6 +47,8 @@ func TestBulkOfRefusesMembersInAnotherCase(t *testing.T) {
 		{`{"stream":"stdout","offset":0,"bytes":2,"Bytes":3,"data":"aGkK"}`, "payload.Bytes"},
 		{`{"stream":"stdout","offset":0,"bytes":2,"Binary":false,"data":"aGkK"}`, "payload.Binary"},
 		{`{"stream":"stdout","offset":0,"bytes":5,"bulk":` + bulk + `,"bulk":` + bulk + `}`, "payload"},
+		{`{"stream":"stdout","offset":0,"bytes":2,"data":"aGkK","note":"x\\","Bulk":1}`, "payload.Bulk"}, // after a string ending in a backslash
+		{`{"stream":"stdout","offset":0,"bytes":2,"data":"aGkK","n":{"a":"}"},"Data":"x"}`, "payload.Data"},
 	} {
 		_, err := events.BulkOf(ev(c.payload))
 		var fe *events.FieldError
@@ -56,5 +59,20 @@ func TestBulkOfRefusesMembersInAnotherCase(t *testing.T) {
 	// Any other type is not read.
 	if b, err := events.BulkOf(&events.Event{Type: events.SessionStarted, Payload: []byte(`{"Bulk":1}`)}); b != nil || err != nil {
 		t.Errorf("session.started: %v, %v", b, err)
+	}
+}
+
+// BulkOf reads every session.output the writer seals and verify reads:
+// a full text chunk's payload (16,384 bytes as base64) costs the scan
+// of its member names.
+func BenchmarkBulkOfTextChunk(b *testing.B) {
+	data := strings.Repeat("QUJDRA", 16384*4/3/6)
+	ev := &events.Event{ID: "ev-1", Type: events.SessionOutput,
+		Payload: []byte(`{"stream":"stdout","offset":0,"bytes":16384,"data":"` + data + `","sha256":"` + strings.Repeat("0", 64) + `"}`)}
+	b.SetBytes(int64(len(ev.Payload)))
+	for b.Loop() {
+		if bk, err := events.BulkOf(ev); bk != nil || err != nil {
+			b.Fatal(bk, err)
+		}
 	}
 }
