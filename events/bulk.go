@@ -105,7 +105,7 @@ func lowerHexOf(s string, n int) bool {
 
 // readMembers are the members of a session.output payload its readers
 // act on.
-var readMembers = [...]string{"bulk", "data", "sha256", "binary", "hmac", "stream", "offset", "bytes"}
+var readMembers = [...]string{"bulk", "data", "sha256", "binary", "hmac", "stream", "offset", "bytes", "bulk_before"}
 
 // memberNames refuses a session.output payload that has a member
 // spelled like one of readMembers in another case ("Bulk", "DATA", or
@@ -154,7 +154,7 @@ func memberNames(payload []byte) error {
 // foldsToReadMember returns the member of readMembers name is in
 // another case, or "" (name is one itself, or none).
 func foldsToReadMember(name string) string {
-	if len(name) < len("data") || len(name) > 3*len("sha256") {
+	if len(name) < len("data") || len(name) > 3*len("bulk_before") {
 		return ""
 	}
 	for _, m := range readMembers {
