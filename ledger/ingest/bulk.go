@@ -16,6 +16,7 @@ import (
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/ledger"
 	"github.com/auditledger/auditledger/ledger/bus"
+	"github.com/auditledger/auditledger/ledger/piikeys"
 )
 
 // Bulk pieces (docs/FORMAT.md §1.7): a session.output event may name an
@@ -34,6 +35,7 @@ type bulkStream struct {
 	js     jetstream.JetStream
 	mu     sync.Mutex
 	stream jetstream.Stream
+	keys   *piikeys.Store // the key store, opened on first use
 }
 
 // storedMsg is a message of AUDIT_BULK as its leader answers.
@@ -175,8 +177,77 @@ func (b *bulkStream) check(ctx context.Context, ev *events.Event, token string) 
 	if sum := sha256.Sum256(m.Data); hex.EncodeToString(sum[:]) != bk.Object {
 		return nil, fmt.Errorf("%w %s: %s has SHA-256 %s, not its name", ErrBulk, bk.Object, ref.subject, hex.EncodeToString(sum[:]))
 	}
+	if err := b.opens(ctx, ev, bk, m.Data); err != nil {
+		if errors.Is(err, errKeysUnreachable) {
+			ref.busErr = err
+			return ref, nil
+		}
+		return nil, err
+	}
 	ref.seq = m.Seq
 	return ref, nil
+}
+
+// errKeysUnreachable: the key store could not be asked (the bus's
+// trouble, not the event's).
+var errKeysUnreachable = errors.New("the key store could not be read")
+
+// opens checks that object is what §1.7 says a piece is: sealed under the
+// key of the event's actor, at the event's place. The writer cannot
+// judge a piece's bytes, so it takes none it cannot open: without this,
+// any producer credential could have cleartext stored as a "piece",
+// locked for years and beyond erasure. AES-GCM's tag is checked at
+// memory speed; the bytes opened are not kept.
+func (b *bulkStream) opens(ctx context.Context, ev *events.Event, bk *events.Bulk, object []byte) error {
+	keys, err := b.keyStore(ctx)
+	if errors.Is(err, piikeys.ErrNoStore) {
+		return fmt.Errorf("%w %s: no key store to check it against (%v)", ErrBulk, bk.Object, err)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", errKeysUnreachable, err)
+	}
+	p, err := keys.ActorPseudonym(ctx, ev.Tenant, ev.Actor.Issuer, ev.Actor.Subject)
+	if errors.Is(err, piikeys.ErrNoSubject) {
+		return fmt.Errorf("%w %s: the event's actor has no key (none made, or erased), so the piece cannot be theirs", ErrBulk, bk.Object)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", errKeysUnreachable, err)
+	}
+	if p != bk.Pseudonym {
+		return fmt.Errorf("%w %s: sealed under pseudonym %s, but the event's actor's is another", ErrBulk, bk.Object, bk.Pseudonym)
+	}
+	var place struct {
+		Stream string `json:"stream"`
+		Offset int64  `json:"offset"`
+	}
+	if err := json.Unmarshal(ev.Payload, &place); err != nil {
+		return fmt.Errorf("%w %s: %v", ErrBulk, bk.Object, err)
+	}
+	_, err = keys.OpenBulk(ctx, bk.Pseudonym, piikeys.BulkPlace{Tenant: ev.Tenant, Session: ev.SessionID, Stream: place.Stream, Offset: place.Offset}, object)
+	switch {
+	case errors.Is(err, piikeys.ErrErased):
+		return fmt.Errorf("%w %s: its subject's key was erased before it was sealed", ErrBulk, bk.Object)
+	case errors.Is(err, piikeys.ErrBulkDamaged):
+		return fmt.Errorf("%w %s: does not open under its subject's key at %s offset %d of session %s: not a piece sealed there", ErrBulk, bk.Object, place.Stream, place.Offset, ev.SessionID)
+	case err != nil:
+		return fmt.Errorf("%w: %w", errKeysUnreachable, err)
+	}
+	return nil
+}
+
+// keyStore opens the key store on first use.
+func (b *bulkStream) keyStore(ctx context.Context) (*piikeys.Store, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.keys != nil {
+		return b.keys, nil
+	}
+	k, err := piikeys.OpenExisting(ctx, b.js)
+	if err != nil {
+		return nil, err
+	}
+	b.keys = k
+	return k, nil
 }
 
 // piece is the ledger's view of ref: read again from the bus when the

@@ -256,6 +256,38 @@ func TestBulkPieceRejected(t *testing.T) {
 		mf.edit(p, b)
 		add(setPayload(ev, p), mf.reason)
 	}
+	// Bytes a producer chose, published as a "piece" in clear: the
+	// writer cannot judge them, and does not take what does not open.
+	clear := []byte("Jane Doe, card 4111 1111 1111 1111, in clear as a piece\n")
+	name := piikeys.BulkName(clear)
+	m = nats.NewMsg(bus.BulkSubject("t1", name))
+	m.Data = clear
+	if _, err := h.js.PublishMsg(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	_, ev = g.piece("t1", 600, data)
+	p, b = bulkOf(ev)
+	p["bytes"], b["object"], b["size"] = len(clear)-28, name, len(clear)
+	add(setPayload(ev, p), "does not open under its subject's key")
+	// Sealed under another subject's key (bob's), named as alice's event.
+	bobs, bobP, err := g.keys.SealBulk(t.Context(), "https://idp.example", "bob",
+		piikeys.BulkPlace{Tenant: "acme", Session: "ssh-1", Stream: "stdout", Offset: 700}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = nats.NewMsg(bus.BulkSubject("t1", piikeys.BulkName(bobs)))
+	m.Data = bobs
+	if _, err := h.js.PublishMsg(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	ev = g.event(map[string]any{"stream": "stdout", "offset": 700, "bytes": len(data),
+		"bulk": map[string]any{"object": piikeys.BulkName(bobs), "pseudonym": bobP, "size": len(bobs)}})
+	add(ev, "but the event's actor's is another")
+	// Sealed at another place: offset 800's piece named at 801.
+	_, ev = g.piece("t1", 800, data)
+	p, _ = bulkOf(ev)
+	p["offset"] = 801
+	add(setPayload(ev, p), "does not open under its subject's key at stdout offset 801")
 	// In a batch of t1's, a piece published under pg-2's token.
 	_, ev = g.piece("pg-2", 500, data)
 	add(ev, "holds no message audit.bulk.t1.")

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -102,4 +104,43 @@ func gcm(key []byte) (cipher.AEAD, error) {
 		return nil, err
 	}
 	return cipher.NewGCM(b)
+}
+
+// OpenExisting returns the store on js if its bucket exists, and
+// ErrNoStore if not: for readers that must not make one (the writer,
+// which checks bulk pieces against keys only gateways make).
+func OpenExisting(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	if _, err := js.Stream(ctx, "KV_"+Bucket); errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, ErrNoStore
+	} else if err != nil {
+		return nil, fmt.Errorf("piikeys: bucket %s: %w", Bucket, err)
+	}
+	return Open(ctx, js, 1)
+}
+
+// ErrNoStore: the key store's bucket does not exist.
+var ErrNoStore = errors.New("piikeys: no key store (bucket " + Bucket + " does not exist)")
+
+// ActorPseudonym is the pseudonym of an event's actor as the event
+// records it: the actor's subject's, or the one its subject names
+// ("pseudonym:<32 hex>", docs/FORMAT.md §1.6). ErrNoSubject when the
+// subject has no key (never made, or erased).
+func (s *Store) ActorPseudonym(ctx context.Context, tenant, issuer, subject string) (string, error) {
+	if p, ok := strings.CutPrefix(subject, "pseudonym:"); ok && len(p) == 32 {
+		return p, nil
+	}
+	s.mu.Lock()
+	c, ok := s.subjects["actor\x00"+tenant+"\x00"+issuer+"\x00"+subject]
+	s.mu.Unlock()
+	if ok && time.Since(c.at) < CacheFor {
+		return c.pseudonym, nil
+	}
+	p, err := s.PseudonymOf(ctx, tenant, issuer, subject)
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	s.subjects["actor\x00"+tenant+"\x00"+issuer+"\x00"+subject] = cached{pseudonym: p, at: time.Now()}
+	s.mu.Unlock()
+	return p, nil
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,12 +17,16 @@ import (
 // Bulk thresholds (docs/FORMAT.md §1.7): a stream turns bulk once more
 // than BulkAfter bytes are written to it with no pause of BulkPause (or
 // of its flush interval, if longer) between two writes, and turns back to
-// judged text after such a pause. The pause is longer than the SSH
-// gateway's flush interval so that a busy machine's stalls do not toggle
-// it (each turn to bulk judges up to BulkAfter bytes as text first).
+// judged text after such a pause, or once a piece sealed by its flush
+// interval holds at most BulkUntil bytes (a trickle is not bulk: kept
+// bulk, it would hide what is typed or shown from the detectors, in tiny
+// pieces). The pause is longer than the SSH gateway's flush interval so
+// that a busy machine's stalls do not toggle it (each turn to bulk judges
+// up to BulkAfter bytes as text first).
 const (
 	BulkAfter = 256 << 10
 	BulkPause = time.Second
+	BulkUntil = 16 << 10
 )
 
 // bulkQueue is how many records a bulk stream's queue holds before a
@@ -59,6 +64,7 @@ type bulk struct {
 type bulkItem struct {
 	piece   []byte
 	offset  int64
+	insert  bool // the piece begins in insert mode
 	payload map[string]any
 }
 
@@ -138,8 +144,20 @@ func (st *Stream) leaveBulk() {
 	b := &st.bulk
 	st.sealPiece()
 	b.on = false
-	st.buf = append(st.buf[:0], b.tail...)
-	st.recorded = len(b.tail)
+	b.burst = 0
+	// The tail is MaxHeld bytes as a terminal renders them, as text
+	// holds back: escape sequences padding a value's halves apart cannot
+	// push its first half out of reach.
+	tail := b.tail
+	if r := renderSized(tail, false, st.name == "stdin", st.insert, st.screenSize()); r.text && len(r.b) > MaxHeld {
+		if r.same { // plain text: the rendering is the bytes
+			tail = tail[len(tail)-MaxHeld:]
+		} else {
+			tail = tail[slices.Min(r.lo[len(r.b)-MaxHeld:]):]
+		}
+	}
+	st.buf = append(st.buf[:0], tail...)
+	st.recorded = len(tail)
 	st.afterBulk = true
 	b.tail = b.tail[:0]
 }
@@ -156,16 +174,21 @@ func (st *Stream) sealPiece() {
 	if len(b.piece) == 0 {
 		return
 	}
-	// The insert mode (IRM) follows the bytes, for the text after; the
-	// bulk's last MaxHeld bytes are kept to judge it with.
+	// The insert mode (IRM) follows the bytes, for the text after, and
+	// the piece says when it begins in insert mode (its reader cannot
+	// know); the bulk's last bytes are kept to judge the text after it
+	// with: up to what text holds back raw (heldRaw), cut to MaxHeld
+	// rendered when the stream turns back (leaveBulk).
+	insert := st.insert
 	st.insert = b.insertThrough(b.piece, st.insert)
-	if len(b.piece) >= MaxHeld {
-		b.tail = append(b.tail[:0], b.piece[len(b.piece)-MaxHeld:]...)
+	keep := st.heldRaw()
+	if len(b.piece) >= keep {
+		b.tail = append(b.tail[:0], b.piece[len(b.piece)-keep:]...)
 	} else {
 		b.tail = append(b.tail, b.piece...)
-		b.tail = b.tail[:copy(b.tail, b.tail[max(0, len(b.tail)-MaxHeld):])]
+		b.tail = b.tail[:copy(b.tail, b.tail[max(0, len(b.tail)-keep):])]
 	}
-	b.q <- bulkItem{piece: b.piece, offset: st.offset}
+	b.q <- bulkItem{piece: b.piece, offset: st.offset, insert: insert}
 	st.offset += int64(len(b.piece))
 	b.piece = make([]byte, 0, min(piikeys.MaxBulkPiece, 2*len(b.piece)))
 }
@@ -218,6 +241,9 @@ func (st *Stream) drainBulk() {
 		payload := it.payload
 		if it.piece != nil {
 			payload = st.putPiece(it.piece, it.offset)
+			if it.insert && payload["bulk"] != nil {
+				payload["insert"] = true
+			}
 		}
 		st.s.RecordAsync(context.Background(), events.SessionOutput, payload)
 	}

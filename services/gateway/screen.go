@@ -65,6 +65,7 @@ func (st *Stream) screenSize() termSize {
 		// Bytes already buffered were shown at the old size or the
 		// new one: until they are recorded, no size is known.
 		st.sizeKnownFrom = st.offset + int64(len(st.buf))
+		st.cursor.resized() // nor where the cursor then is
 	}
 	if st.offset < st.sizeKnownFrom {
 		return termSize{}

@@ -43,6 +43,8 @@ func TestStreamFollowsScreenSize(t *testing.T) {
 		{"wrapped, then CR", 24, 20, "\x1b[1;13HxxxxxxxxXXXX851889592158\r4802\r\n"},
 		{"wrapped after tabs", 24, 20, "\x1b[1;1H\t\tyyyyXXXX851889592158\r4802\r\n"},
 		{"backspace from a pending wrap", 24, 20, "\x1b[1;4H480285188959215yz\b8\r\n"},
+		// Autowrap reset: a character past the last column overwrites it.
+		{"autowrap off", 24, 20, "\x1b[?7l\x1b[1;1Hx4802 8518 8959 215yz8\r\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -81,7 +83,6 @@ func TestStreamScreenUnknownFailsClosed(t *testing.T) {
 		{"resized mid-line", func() *gateway.Screen { return gateway.NewScreen(80, 40) }, []string{"\x1b[10;1H4111 1111\r\n", "\x1b[9;11H1111 1111\r\n"}},
 		{"cursor restored, saved before", func() *gateway.Screen { return gateway.NewScreen(80, 24) }, []string{"\r\nXXXX851889592158\r\n\x1b84802\r\n"}},
 		{"cursor restored (CSI u), saved before", func() *gateway.Screen { return gateway.NewScreen(80, 24) }, []string{"\r\nXXXX851889592158\r\n\x1b[u4802\r\n"}},
-		{"autowrap off", func() *gateway.Screen { return gateway.NewScreen(20, 24) }, []string{"\x1b[?7l\x1b[1;1Hx4111 1111 1111 111yz1\r\n"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -58,6 +58,8 @@ type Stream struct {
 	buf    []byte
 	offset int64 // bytes of the stream recorded before buf
 	insert bool  // the terminal's insert mode (IRM) after the bytes recorded
+	// cursor.go: where the bytes recorded left the terminal's cursor.
+	cursor cursorState
 	timer  *time.Timer
 	closed bool
 
@@ -113,10 +115,10 @@ func (st *Stream) Write(p []byte) (int, error) {
 		// Up to the next multiple of MaxChunk: past the first, the
 		// buffer grows only while its rendered tail cannot be cut off
 		// (flushLocked), at most to heldRaw().
-		k := min(len(p), st.max-len(st.buf)%st.max)
+		k := min(len(p), st.max-(len(st.buf)-st.recorded)%st.max)
 		st.buf = append(st.buf, p[:k]...)
 		p = p[k:]
-		if len(st.buf)%st.max == 0 {
+		if (len(st.buf)-st.recorded)%st.max == 0 {
 			st.flushLocked(false)
 		}
 	}
@@ -167,7 +169,11 @@ func (st *Stream) heldRaw() int { return MaxHeldRaw * st.max }
 // their keyed digest and size only (recordBinary).
 func (st *Stream) flushLocked(final bool) {
 	if st.bulk.on {
+		n := len(st.bulk.piece)
 		st.sealPiece()
+		if !final && n <= BulkUntil {
+			st.leaveBulk() // a flush interval that brought little: not bulk any more
+		}
 		return
 	}
 	if st.timer != nil {
@@ -180,19 +186,24 @@ func (st *Stream) flushLocked(final bool) {
 		}
 		return
 	}
-	full := len(st.buf) >= st.max
-	r := renderSized(st.buf, final, st.name == "stdin", st.insert, st.screenSize())
+	full := len(st.buf)-st.recorded >= st.max
+	sz := st.screenSize()
+	if st.afterBulk {
+		st.cursor.forget() // the bulk's bytes were not rendered: where they left the cursor is not known
+	}
+	r := renderAt(st.buf, final, st.name == "stdin", st.insert, sz, st.cursor)
 	var other []detect.Span
 	if r.text && st.afterBulk {
 		// The insert mode where the bulk's end begins is not known:
 		// judged both ways, a value found either way replaced.
-		if r2 := renderSized(st.buf, final, st.name == "stdin", !st.insert, st.screenSize()); !r2.text {
+		if r2 := renderAt(st.buf, final, st.name == "stdin", !st.insert, sz, st.cursor); !r2.text {
 			r = r2
 		} else {
 			other = judgeRendered(st.buf[:r2.done], r2)
 		}
 	}
 	if !r.text {
+		st.advanceCursor(r, len(st.buf), sz)
 		st.recordBinary(st.buf[st.recorded:])
 		st.offset += int64(len(st.buf) - st.recorded)
 		st.buf, st.recorded, st.afterBulk = st.buf[:0], 0, false
@@ -244,9 +255,10 @@ func (st *Stream) flushLocked(final bool) {
 			}
 		}
 		if cut <= st.recorded && full {
-			if len(st.buf) < st.heldRaw() {
+			if len(st.buf)-st.recorded < st.heldRaw() {
 				return
 			}
+			st.advanceCursor(r, len(st.buf), sz)
 			for b := st.buf[st.recorded:]; len(b) > 0; b = b[min(len(b), st.max):] {
 				st.recordBinary(b[:min(len(b), st.max)])
 				st.offset += int64(min(len(b), st.max))
@@ -281,6 +293,7 @@ func (st *Stream) flushLocked(final bool) {
 		st.recordText(st.buf[start:end], spans, start)
 		start = end
 	}
+	st.advanceCursor(r, cut, sz)
 	if !r.same { // plain text holds no escape sequence
 		st.insert = insertAfter(st.buf[:cut], st.insert)
 	}

@@ -100,6 +100,37 @@ func TestScrolledRowsJudgedAsShown(t *testing.T) {
 	}
 }
 
+// The same, the cursor placed by an earlier chunk: the row named, then
+// 2,000 lines (more than a chunk holds back) that scroll the rows with
+// the cursor on the bottom one, recorded before the card's parts are
+// written. The model starts the later chunk on the bottom row, where the
+// earlier one left the cursor: the row above is the first part's.
+func TestCursorCarriedAcrossChunks(t *testing.T) {
+	f := start(t, options{})
+	term, exit := shellOnTerminal(t, f, 10, 80)
+	term.Type(`printf '\033[10;1H'; seq 1 2000; sleep 1; printf 'XXXX%s\r\n\033[9;1H%s\r\n' $((851889592157+1)) $((4801+1)); echo done-$((40+2))` + "\r")
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	if _, err := term.WaitFor(ctx, 0, "done-42"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(term.Output(), "4802") {
+		t.Fatalf("the terminal showed …%q", term.Output()[max(0, len(term.Output())-200):])
+	}
+	evs := exit()
+	out, redacted := chunks(t, evs, "stdout")
+	if len(out) < 2 {
+		t.Fatalf("stdout recorded in %d chunk(s): the card's parts and the row named were not apart", len(out))
+	}
+	joined := strings.Join(out, "")
+	if strings.Contains(joined, "851889592158") || strings.Contains(digits(joined), "4802851889592158") {
+		t.Fatalf("stdout recorded …%q", joined[max(0, len(joined)-200):])
+	}
+	if !redacted {
+		t.Errorf("nothing listed as redacted in stdout: …%q", joined[max(0, len(joined)-200):])
+	}
+}
+
 // A client that sends window sizes whose digits, joined, make a card
 // number (46x62, 42x48, 46x48, 18x62: 4662424846481862) through
 // Debian's ssh resizing its terminal: the size that would complete it is
