@@ -105,7 +105,7 @@ func lowerHexOf(s string, n int) bool {
 
 // readMembers are the members of a session.output payload its readers
 // act on.
-var readMembers = [...]string{"bulk", "data", "sha256", "binary", "hmac", "stream", "offset", "bytes", "bulk_before"}
+var readMembers = [...]string{"bulk", "data", "sha256", "binary", "hmac", "stream", "offset", "bytes", "bulk_before", "insert"}
 
 // memberNames refuses a session.output payload that has a member
 // spelled like one of readMembers in another case ("Bulk", "DATA", or

@@ -47,6 +47,7 @@ func TestBulkOfRefusesMembersInAnotherCase(t *testing.T) {
 		{`{"stream":"stdout","offset":0,"bytes":2,"Bytes":3,"data":"aGkK"}`, "payload.Bytes"},
 		{`{"stream":"stdout","offset":0,"bytes":2,"Binary":false,"data":"aGkK"}`, "payload.Binary"},
 		{`{"stream":"stdout","offset":0,"bytes":2,"data":"aGkK","Bulk_Before":4}`, "payload.Bulk_Before"},
+		{`{"stream":"stdout","offset":0,"bytes":5,"bulk":` + bulk + `,"Insert":true}`, "payload.Insert"},
 		{`{"stream":"stdout","offset":0,"bytes":5,"bulk":` + bulk + `,"bulk":` + bulk + `}`, "payload"},
 		{`{"stream":"stdout","offset":0,"bytes":2,"data":"aGkK","note":"x\\","Bulk":1}`, "payload.Bulk"}, // after a string ending in a backslash
 		{`{"stream":"stdout","offset":0,"bytes":2,"data":"aGkK","n":{"a":"}"},"Data":"x"}`, "payload.Data"},

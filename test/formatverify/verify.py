@@ -260,7 +260,7 @@ def bulk_form(pl):
     return b
 
 
-READ_MEMBERS = ("bulk", "data", "sha256", "binary", "hmac", "stream", "offset", "bytes", "bulk_before")
+READ_MEMBERS = ("bulk", "data", "sha256", "binary", "hmac", "stream", "offset", "bytes", "bulk_before", "insert")
 # Unicode's simple case folding maps these two to ASCII letters as well.
 FOLDS_TO = {"\u212a": "k", "\u017f": "s"}
 
