@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 	"strconv"
@@ -410,6 +411,43 @@ func (s *scanner) value() ([]byte, bool) {
 		s.i++
 	}
 	return nil, false
+}
+
+// skip passes over one value: a string (to the first quote after an
+// even run of backslashes, found with bytes.IndexByte: a chunk's base64
+// data is most of a payload), an object or array (value), or a literal
+// up to the next comma or closing brace. It checks no more than it needs
+// to find the value's end: the event was parsed before.
+func (s *scanner) skip() bool {
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch s.b[s.i] {
+	case '"':
+		for j := s.i + 1; ; {
+			k := bytes.IndexByte(s.b[j:], '"')
+			if k < 0 {
+				return false
+			}
+			q, n := j+k, 0
+			for q-1-n > s.i && s.b[q-1-n] == '\\' {
+				n++
+			}
+			if n%2 == 0 {
+				s.i = q + 1
+				return true
+			}
+			j = q + 1
+		}
+	case '{', '[':
+		_, ok := s.value()
+		return ok
+	}
+	start := s.i
+	for s.i < len(s.b) && s.b[s.i] != ',' && s.b[s.i] != '}' && s.b[s.i] != '"' {
+		s.i++
+	}
+	return s.i > start
 }
 
 // utcTime reads the form every producer writes (Marshal's, time in UTC):

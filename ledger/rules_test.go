@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -153,22 +154,38 @@ func writeRuleVectors(t *testing.T) {
 		return []byte(`{"version":1,"id":"ssh-1.1","type":"session.output","time":"2026-11-26T12:00:01Z","tenant":"acme","source":{"kind":"ssh-gateway","instance":"ssh-1"},"actor":{"issuer":"https://idp.example","subject":"alice","kind":"human"},"session_id":"ssh-1","session_seq":1,` +
 			`"payload":{"stream":"stdout","offset":524288,"bytes":12,"bulk":{"object":"` + bulkName + `","pseudonym":"0123456789abcdef0123456789abcdef","size":40}` + extra + `}}`)
 	}
+	// Also: an object under bulk/ no record names (a warning), and the
+	// bulk member spelled "Bulk" (refused: a reader matching names
+	// without case would play it).
 	for _, v := range []struct {
 		name, extra string
 		store       []byte // the object stored as bulk/<name>, if any
 		stray       bool
+		unnamed     []byte // an object stored under its own name, which no record names
+		member      string // the bulk member's name, if not bulk
 	}{
-		{"store-bulk", "", object, false},
-		{"store-bulk-changed", "", append(bytes.Clone(object[:len(object)-1]), object[len(object)-1]^1), false},
-		{"store-bulk-missing", "", nil, false},
-		{"store-bulk-stray", "", object, true},
-		{"store-bulk-beside-data", `,"data":"aGVsbG8sIGJ1bGsK"`, object, false},
+		{"store-bulk", "", object, false, nil, ""},
+		{"store-bulk-changed", "", append(bytes.Clone(object[:len(object)-1]), object[len(object)-1]^1), false, nil, ""},
+		{"store-bulk-missing", "", nil, false, nil, ""},
+		{"store-bulk-stray", "", object, true, nil, ""},
+		{"store-bulk-beside-data", `,"data":"aGVsbG8sIGJ1bGsK"`, object, false, nil, ""},
+		{"store-bulk-unnamed", "", object, false, []byte("Jane Doe, card 4111 1111 1111 1111\n"), ""},
+		{"store-bulk-case", "", object, false, nil, "Bulk"},
 	} {
 		dir = filepath.Join(rulesDir, v.name)
 		os.RemoveAll(dir)
 		l, st := newLog(t, dir, s)
-		if _, err := l.Append(ctx, []ledger.Entry{{Event: event(0), Source: 1}, {Event: bulkEvent(v.extra), Source: 2}, {Event: event(1), Source: 3}}); err != nil {
+		ev := bulkEvent(v.extra)
+		if v.member != "" {
+			ev = bytes.Replace(ev, []byte(`"bulk":`), []byte(`"`+v.member+`":`), 1)
+		}
+		if _, err := l.Append(ctx, []ledger.Entry{{Event: event(0), Source: 1}, {Event: ev, Source: 2}, {Event: event(1), Source: 3}}); err != nil {
 			t.Fatal(err)
+		}
+		if v.unnamed != nil {
+			if err := st.Create(ctx, ledger.BulkObjectName(hex.EncodeToString(sum256(v.unnamed))), v.unnamed, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if v.store != nil {
 			if err := st.Create(ctx, ledger.BulkObjectName(bulkName), v.store, time.Time{}); err != nil {
@@ -304,6 +321,8 @@ func TestFormatRules(t *testing.T) {
 		{"store-bulk-missing", "index 1: bulk/fac599f3d1ee50750652aea80fcdf49451a422881d593b4cb1a21748bfe885f0: bulk piece the event names is not in the store", 0},
 		{"store-bulk-stray", "unexpected object among bulk pieces", 0},
 		{"store-bulk-beside-data", "payload.data: not allowed beside bulk", 0},
+		{"store-bulk-unnamed", "", 1},
+		{"store-bulk-case", "payload.Bulk: bulk in another case", 0},
 	}
 	for _, c := range stores {
 		t.Run(c.dir, func(t *testing.T) {
@@ -319,6 +338,11 @@ func TestFormatRules(t *testing.T) {
 				t.Fatalf("verify read %d checkpoints, want %d", rep.Checkpoints, c.checkpoints)
 			case c.fails != "" && (err == nil || !strings.Contains(err.Error(), c.fails)):
 				t.Fatalf("verify: %v, want a failure saying %q", err, c.fails)
+			}
+			if unnamed := c.dir == "store-bulk-unnamed"; c.fails == "" && (len(rep.UnnamedBulk) == 1) != unnamed {
+				t.Errorf("verify lists %q under bulk/ as named by no record, want %v", rep.UnnamedBulk, unnamed)
+			} else if unnamed && !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, rep.UnnamedBulk[0]) }) {
+				t.Errorf("verify warns %q, want a warning naming %s", rep.Warnings, rep.UnnamedBulk[0])
 			}
 			legacy := 0
 			if c.dir == "store-legacy-session-seq-zero" {
@@ -402,3 +426,5 @@ func TestFormatRules(t *testing.T) {
 		}
 	}
 }
+
+func sum256(b []byte) []byte { h := sha256.Sum256(b); return h[:] }

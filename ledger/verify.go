@@ -126,6 +126,11 @@ type Report struct {
 	// bytes.
 	Bulk      int
 	BulkBytes int64
+	// UnnamedBulk lists the objects under bulk/ that no record names
+	// (docs/FORMAT.md §7), sorted: a warning, not a failure, as a writer
+	// stopped after copying a piece whose event it then rejected leaves
+	// one; any other was put there by someone else.
+	UnnamedBulk []string
 }
 
 // Unattested is an event no attestation of its producer covers: the
@@ -385,6 +390,15 @@ func Verify(ctx context.Context, store SegmentStore, opts VerifyOptions) (*Repor
 		if opts.Progress != nil {
 			opts.Progress(i+1, len(segNames))
 		}
+	}
+	for _, n := range bulkNames {
+		if name, _ := bulkNameOf(n); !bulkSeen[name] {
+			rep.UnnamedBulk = append(rep.UnnamedBulk, n)
+		}
+	}
+	if len(rep.UnnamedBulk) > 0 {
+		slices.Sort(rep.UnnamedBulk)
+		rep.Warnings = append(rep.Warnings, unnamedBulkWarning(rep.UnnamedBulk))
 	}
 	rep.Size, rep.Root, rep.Chain, rep.LastSource, rep.Tree = st.size, st.root(), st.chain, st.lastSource, st.tree
 	if st.size > 0 {
@@ -652,4 +666,16 @@ func (f *segmentFetcher) Next(ctx context.Context) (fetched, error) {
 	case <-ctx.Done():
 		return fetched{}, ctx.Err()
 	}
+}
+
+// unnamedBulkWarning says which objects under bulk/ no record names
+// (the first 20 of them).
+func unnamedBulkWarning(names []string) string {
+	list := names
+	more := ""
+	if len(list) > 20 {
+		list, more = list[:20], fmt.Sprintf(" and %d more", len(names)-20)
+	}
+	return fmt.Sprintf("%d object(s) under %s that no record names: %s%s (a writer stopped after copying a piece whose event it then rejected leaves one; anything else was put there by someone else: read what it holds)",
+		len(names), BulkPrefix, strings.Join(list, ", "), more)
 }

@@ -54,38 +54,24 @@ func sessionCast(ctx context.Context, storeURL, session string, af *apiFlags) (*
 // reads each object from the store, and has the API open it (POST
 // /v1/sessions/{id}/pieces) under the caller's token, where the key
 // store is: the API's roles and scopes decide, and records each opening.
-// Each request sends the pieces before and after its own as context,
-// so that a value across two pieces is found whole.
+// The API plays each piece as the session's cast does, beside the pieces
+// next to it and cut where a text chunk's placeholder begins, all taken
+// from the session's events it holds: nothing here decides that.
 func pieceOpener(af apiFlags, rd *bulk.Reader, session string) sshproxy.Opener {
 	return func(ctx context.Context, pieces []sshproxy.Piece) ([][]byte, error) {
 		out := make([][]byte, len(pieces))
-		objects := make([][]byte, len(pieces))
-		object := func(i int) ([]byte, error) {
-			if objects[i] == nil {
-				b, err := rd.Object(ctx, pieces[i].Piece)
-				if err != nil {
-					return nil, err
-				}
-				objects[i] = b
-			}
-			return objects[i], nil
-		}
-		step := api.MaxPieces - 2
-		for lo := 0; lo < len(pieces); lo += step {
-			hi := min(lo+step, len(pieces))
-			from, to := max(lo-1, 0), min(hi+1, len(pieces))
+		for lo := 0; lo < len(pieces); lo += api.MaxPieces {
+			hi := min(lo+api.MaxPieces, len(pieces))
 			// One request per tenant: the pieces of a session are all
 			// its tenant's.
 			tenant := pieces[lo].Tenant
 			var req api.PiecesRequest
-			for i := from; i < to; i++ {
-				b, err := object(i)
+			for _, p := range pieces[lo:hi] {
+				b, err := rd.Object(ctx, p.Piece)
 				if err != nil {
 					return nil, err
 				}
-				p := pieces[i]
-				req.Pieces = append(req.Pieces, api.PieceObject{Stream: p.Stream, Offset: p.Offset, Bytes: p.Bytes, Event: p.Event,
-					Ref: p.Ref, Rows: p.Rows, Cols: p.Cols, Cut: p.Cut, Content: b, Context: i < lo || i >= hi})
+				req.Pieces = append(req.Pieces, api.PieceObject{Stream: p.Stream, Offset: p.Offset, Bytes: p.Bytes, Ref: p.Ref, Content: b})
 			}
 			var res api.PiecesResult
 			path := "/v1/sessions/" + url.PathEscape(session) + "/pieces?tenant=" + url.QueryEscape(tenant)
@@ -95,10 +81,7 @@ func pieceOpener(af apiFlags, rd *bulk.Reader, session string) sshproxy.Opener {
 			if len(res.Data) != len(req.Pieces) {
 				return nil, fmt.Errorf("opening bulk pieces of session %s: %d answered for %d", session, len(res.Data), len(req.Pieces))
 			}
-			copy(out[lo:hi], res.Data[lo-from:])
-			if from < lo {
-				objects[from] = nil // no longer needed as context
-			}
+			copy(out[lo:hi], res.Data)
 		}
 		return out, nil
 	}

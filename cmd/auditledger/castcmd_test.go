@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/internal/oidcdev"
 	"github.com/auditledger/auditledger/ledger"
@@ -21,10 +23,12 @@ import (
 	"github.com/auditledger/auditledger/ledger/file"
 	"github.com/auditledger/auditledger/ledger/ledgertest"
 	"github.com/auditledger/auditledger/ledger/piikeys"
+	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/api"
 	"github.com/auditledger/auditledger/services/approvals"
 	"github.com/auditledger/auditledger/services/identity"
 	"github.com/auditledger/auditledger/test/natstest"
+	"github.com/auditledger/auditledger/test/pgtest"
 )
 
 // replay and export cast read a session whose output turned bulk from a
@@ -75,24 +79,35 @@ func TestCastCommandsOpenBulkPieces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(api.Config{Auth: auth, Approvals: broker, Emitter: em, Tenant: "ops", Keys: keys, Bus: js})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-
-	// The session, sealed in a store: 20 pieces (more than one request
-	// opens), the card number split between the 14th and the 15th.
+	// The session, sealed in a store and projected: 20 pieces (more than
+	// one request opens), the card number split between the 16th and
+	// the 17th, which two requests ask for: the API reads the piece
+	// beside each from the store, as the session's events say.
 	storeDir := filepath.Join(dir, "store")
 	store, err := file.New(storeDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg, err := ledger.Open(t.Context(), ledger.Config{Store: store, Signer: ledgertest.Signer(t, "cli.test/log")})
+	logSigner := ledgertest.Signer(t, "cli.test/log")
+	lg, err := ledger.Open(t.Context(), ledger.Config{Store: store, Signer: logSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
+	pg := pgtest.StartT(t)
+	db, err := pgxpool.New(t.Context(), pg.DSN(pg.NewDatabase(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := projections.Migrate(t.Context(), db); err != nil {
+		t.Fatal(err)
+	}
+	h, err := api.New(api.Config{Auth: auth, Approvals: broker, Emitter: em, DB: db, Tenant: "ops", Keys: keys, Bus: js, BulkStore: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
 	s := bulktest.New(t, keys, js, store, "acme", "ssh-7", 100, 30)
 	s.Text("stdout", []byte("$ cat build.log\n"))
 	var want strings.Builder
@@ -101,10 +116,10 @@ func TestCastCommandsOpenBulkPieces(t *testing.T) {
 		piece := fmt.Sprintf("\x1b[32mstep %d\x1b[0m %s\n", i, strings.Repeat("ok ", 1000))
 		played := piece
 		switch i {
-		case 13:
+		case 15:
 			piece += "card 4111 1111 "
 			played += "card [REDACTED:credit_card]"
-		case 14:
+		case 16:
 			piece = "1111 1111 paid\n" + piece
 			played = "[REDACTED:credit_card] paid\n" + played
 		}
@@ -121,6 +136,15 @@ func TestCastCommandsOpenBulkPieces(t *testing.T) {
 	}
 	if _, err := lg.Append(t.Context(), entries); err != nil {
 		t.Fatal(err)
+	}
+	for {
+		applied, err := projections.Step(t.Context(), projections.Config{DB: db, Store: store, Verifier: logSigner.Verifier()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !applied {
+			break
+		}
 	}
 
 	cli := func(user string, args ...string) (string, error) {

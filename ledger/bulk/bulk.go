@@ -8,12 +8,10 @@
 package bulk
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -47,47 +45,21 @@ func (p Piece) String() string {
 	return fmt.Sprintf("bulk piece %s (event %s: %s of session %s at offset %d)", p.Object, p.Event, p.Stream, p.Session, p.Offset)
 }
 
-var (
-	objectName = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	pseudonym  = regexp.MustCompile(`^[0-9a-f]{32}$`)
-)
-
 // Of returns the piece a session.output event names; ok is false for a
 // chunk that names none (text or binary). A bulk member that breaks
-// docs/FORMAT.md §1.7 is an error naming the event.
+// docs/FORMAT.md §1.7 is an error naming the event. It reads the event
+// as the writer and verify do (events.BulkOf, member names matched
+// exactly): a piece a reader plays is one the writer checked and copied.
 func Of(e *events.Event) (p Piece, ok bool, err error) {
-	if e.Type != events.SessionOutput {
-		return Piece{}, false, nil
-	}
-	var pl struct {
-		Stream string          `json:"stream"`
-		Offset int64           `json:"offset"`
-		Bytes  int             `json:"bytes"`
-		Bulk   json.RawMessage `json:"bulk"`
-	}
-	if err := json.Unmarshal(e.Payload, &pl); err != nil {
+	b, err := events.BulkOf(e)
+	if err != nil {
 		return Piece{}, false, fmt.Errorf("event %s: %w", e.ID, err)
 	}
-	if len(pl.Bulk) == 0 || string(pl.Bulk) == "null" {
+	if b == nil {
 		return Piece{}, false, nil
 	}
-	p = Piece{BulkPlace: piikeys.BulkPlace{Tenant: e.Tenant, Session: e.SessionID, Stream: pl.Stream, Offset: pl.Offset},
-		Bytes: pl.Bytes, Event: e.ID}
-	dec := json.NewDecoder(bytes.NewReader(pl.Bulk))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p.Ref); err != nil {
-		return Piece{}, false, fmt.Errorf("event %s: bulk: %w", e.ID, err)
-	}
-	switch {
-	case !objectName.MatchString(p.Object):
-		return Piece{}, false, fmt.Errorf("event %s: bulk.object %q is not 64 lower-case hex digits", e.ID, p.Object)
-	case !pseudonym.MatchString(p.Pseudonym):
-		return Piece{}, false, fmt.Errorf("event %s: bulk.pseudonym %q is not 32 lower-case hex digits", e.ID, p.Pseudonym)
-	case p.Bytes < 1 || p.Bytes > piikeys.MaxBulkPiece || p.Size != p.Bytes+piikeys.BulkOverhead:
-		return Piece{}, false, fmt.Errorf("event %s: bulk.size %d and bytes %d: want bytes from 1 to %d and size bytes + %d",
-			e.ID, p.Size, p.Bytes, piikeys.MaxBulkPiece, piikeys.BulkOverhead)
-	}
-	return p, true, nil
+	return Piece{BulkPlace: piikeys.BulkPlace{Tenant: e.Tenant, Session: e.SessionID, Stream: b.Stream, Offset: b.Offset},
+		Ref: Ref{Object: b.Object, Pseudonym: b.Pseudonym, Size: int(b.Size)}, Bytes: int(b.Bytes), Event: e.ID}, true, nil
 }
 
 // Name is the piece's object name in a store.

@@ -31,6 +31,11 @@ func TestPieceOf(t *testing.T) {
 		`{"stream":"stdout","offset":0,"bytes":5,"bulk":{"object":"` + name + `","pseudonym":"` + ps + `","size":34}}`,
 		`{"stream":"stdout","offset":0,"bytes":0,"bulk":{"object":"` + name + `","pseudonym":"` + ps + `","size":28}}`,
 		`{"stream":"stdout","offset":0,"bytes":5,"bulk":{"object":"` + name + `","pseudonym":"` + ps + `","size":33,"key":"x"}}`,
+		// Read as the writer reads it (events.BulkOf): a member in
+		// another case is refused, not played as a piece the writer
+		// never checked or copied.
+		`{"stream":"stdout","offset":0,"bytes":5,"Bulk":{"object":"` + name + `","pseudonym":"` + ps + `","size":33}}`,
+		`{"stream":"stdout","offset":0,"bytes":5,"bulk":{"object":"` + name + `","pseudonym":"` + ps + `","size":33},"BULK":{"object":"` + name + `","pseudonym":"` + ps + `","size":33}}`,
 	} {
 		if _, _, err := bulk.Of(ev(bad)); err == nil || !strings.Contains(err.Error(), "ev-1") {
 			t.Errorf("%s: %v, want an error naming the event", bad, err)

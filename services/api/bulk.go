@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
 
 	"github.com/auditledger/auditledger/ledger/bulk"
-	"github.com/auditledger/auditledger/ledger/piikeys"
-	"github.com/auditledger/auditledger/services/gateway"
+	"github.com/auditledger/auditledger/projections"
 	"github.com/auditledger/auditledger/services/sshproxy"
 )
 
@@ -85,49 +85,51 @@ func (a *api) castOpener(o *opened) sshproxy.Opener {
 }
 
 // PiecesRequest is the body of POST /v1/sessions/{id}/pieces?tenant=T:
-// pieces of the session (in stream order) with their objects as a tool
-// read them from a store. A piece marked Context is opened only to read
-// the pieces beside it (a value across their edge), and not returned.
+// pieces of the session, each as its event names it, with its object as
+// a tool read it from a store (optional: without it the API reads it).
+// Which pieces are beside each, the terminal's size and the part of a
+// piece a text chunk's placeholder stands for come from the session's
+// events as the projection holds them, never from the request.
 type PiecesRequest struct {
 	Pieces []PieceObject `json:"pieces"`
 }
 
 // PieceObject is one piece, as its event names it (its stream, offset,
-// bytes and bulk member; the event's id to name it by), the terminal's
-// size when it was recorded (0: not known), and its object.
+// bytes and bulk member), and its object (Content, optional), which is
+// checked against the name.
 type PieceObject struct {
 	Stream string `json:"stream"`
 	Offset int64  `json:"offset"`
 	Bytes  int    `json:"bytes"`
-	Event  string `json:"event,omitempty"`
 	bulk.Ref
-	Rows int `json:"rows,omitempty"`
-	Cols int `json:"cols,omitempty"`
-	// Cut: the piece's last bytes a value found in the text chunk after
-	// it began with (that chunk's bulk_before, docs/FORMAT.md §1.7).
-	Cut     int    `json:"cut,omitempty"`
-	Content []byte `json:"content"`
-	Context bool   `json:"context,omitempty"`
+	Content []byte `json:"content,omitempty"`
 }
 
 // PiecesResult is the answer: for each piece of the request, what it
-// plays as (sshproxy.PlayPieces): its bytes with what the detectors
-// find replaced, or a placeholder; nothing for a context piece.
+// plays as in the session's cast (sshproxy.PlayPieces): its bytes with
+// what the detectors find replaced, or a placeholder.
 type PiecesResult struct {
 	Data [][]byte `json:"data"`
 }
 
-// MaxPieces is the most pieces one request opens.
+// MaxPieces is the most pieces one request asks for.
 const MaxPieces = 16
 
 // openPieces answers POST /v1/sessions/{id}/pieces?tenant=T, for the
-// auditor and security roles within their tenants: the caller sends the
-// objects (it read them from the store), the API checks each against its
-// name and size, opens it under its subject's key at its place (the
-// tenant and session of the request: a piece opens nowhere else), and
-// returns it as the cast plays it. Recorded as audit.accessed (resource
-// "session pieces") before the answer; a tenant outside the caller's
-// scope is refused and recorded.
+// auditor and security roles within their tenants: each piece asked for
+// plays exactly as the session's cast plays it. The API finds its event
+// among the session's events in the projection (by the object's name,
+// the stream, offset, bytes, pseudonym and size matching), and takes
+// from those events what the cast takes: the pieces beside it in its
+// stream (read from its store, else AUDIT_BULK), the terminal's size
+// and the bulk_before of the text chunk after it. A piece whose event
+// the projection does not hold, or whose neighbours it does not hold
+// while the session goes on, is a conflict (409, naming it): it is
+// never played with less around it than the cast would. Each object is
+// checked against its name and opened under its subject's key at its
+// place. Recorded as audit.accessed (resource "session pieces", the
+// pieces opened, neighbours included) before the answer; a tenant
+// outside the caller's scope is refused and recorded.
 func (a *api) openPieces(w http.ResponseWriter, r *http.Request) {
 	tenant, id, ok := a.sessionParams(w, r)
 	if !ok {
@@ -137,31 +139,89 @@ func (a *api) openPieces(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxPieces*(4*(512<<10+64)/3+1024)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		a.fail(w, r, fmt.Errorf("%w: body: %v (want {\"pieces\": [{\"stream\", \"offset\", \"bytes\", \"object\", \"pseudonym\", \"size\", \"content\"}]}, at most %d)", errBadRequest, err, MaxPieces))
+		a.fail(w, r, fmt.Errorf("%w: body: %v (want {\"pieces\": [{\"stream\", \"offset\", \"bytes\", \"object\", \"pseudonym\", \"size\", \"content\" (optional)}]}, at most %d)", errBadRequest, err, MaxPieces))
 		return
 	}
 	if len(req.Pieces) == 0 || len(req.Pieces) > MaxPieces {
 		a.fail(w, r, badParam("pieces", "%d pieces: want 1 to %d", len(req.Pieces), MaxPieces))
 		return
 	}
-	pieces := make([]sshproxy.Piece, len(req.Pieces))
 	for i, p := range req.Pieces {
 		if !objectName(p.Object) || !pseudonymName(p.Pseudonym) || p.Stream == "" {
 			a.fail(w, r, badParam("pieces", "piece %d: want stream, object (64 lower-case hex digits) and pseudonym (32)", i))
 			return
 		}
-		if p.Cut < 0 || p.Cut > p.Bytes || p.Cut > gateway.MaxHeld {
-			a.fail(w, r, badParam("pieces", "piece %d: cut %d: want 0 to its bytes, at most %d", i, p.Cut, gateway.MaxHeld))
+	}
+	sp, err := a.sessionPieces(r.Context(), tenant, id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	// Each piece asked for, found among the session's by its name; the
+	// pieces beside it in its stream (PlaySome reads only those that
+	// join it); and the objects the request brought.
+	byName := map[string][]int{}
+	prev, next := make([]int, len(sp.Pieces)), make([]int, len(sp.Pieces))
+	last := map[string]int{}
+	for i, p := range sp.Pieces {
+		byName[p.Object] = append(byName[p.Object], i)
+		prev[i], next[i] = -1, -1
+		if j, ok := last[p.Stream]; ok {
+			prev[i], next[j] = j, i
+		}
+		last[p.Stream] = i
+	}
+	at := make([]int, len(req.Pieces))
+	use := map[int]bool{}
+	want := map[int]bool{}
+	content := map[int][]byte{}
+	for k, q := range req.Pieces {
+		at[k] = -1
+		for _, i := range byName[q.Object] {
+			if p := sp.Pieces[i]; p.Stream == q.Stream && p.Offset == q.Offset && p.Bytes == q.Bytes && p.Ref == q.Ref {
+				at[k] = i
+			}
+		}
+		if at[k] < 0 {
+			a.fail(w, r, fmt.Errorf("%w: piece %d: no session.output of session %q in tenant %q that the projection holds names bulk piece %s as %s at offset %d of %d bytes, pseudonym %s and size %d (not projected yet, or not this session's: GET /v1/sessions/{id}/cast plays what is projected)",
+				projections.ErrNotProjected, k, id, tenant, q.Object, q.Stream, q.Offset, q.Bytes, q.Pseudonym, q.Size))
 			return
 		}
-		// The place is the request's tenant and session: a piece opens
-		// only there.
-		pieces[i] = sshproxy.Piece{Piece: bulk.Piece{BulkPlace: piikeys.BulkPlace{Tenant: tenant, Session: id, Stream: p.Stream, Offset: p.Offset},
-			Ref: p.Ref, Bytes: p.Bytes, Event: p.Event}, Rows: p.Rows, Cols: p.Cols, Cut: p.Cut}
+		i := at[k]
+		if sp.Loose[i] && !sp.Ended {
+			a.fail(w, r, fmt.Errorf("%w: %s: the projection holds no chunk of %s before or after it, and no session.ended: what joins it is not projected yet (or not recorded yet: the session goes on); ask again once it is",
+				projections.ErrNotProjected, sp.Pieces[i].Piece, sp.Pieces[i].Stream))
+			return
+		}
+		want[i], use[i] = true, true
+		if q.Content != nil {
+			content[i] = q.Content
+		}
+		for _, j := range []int{prev[i], next[i]} {
+			if j >= 0 {
+				use[j] = true
+			}
+		}
+	}
+	idx := slices.Sorted(maps.Keys(use))
+	pieces := make([]sshproxy.Piece, len(idx))
+	wanted := make([]bool, len(idx))
+	for n, i := range idx {
+		pieces[n], wanted[n] = sp.Pieces[i], want[i]
 	}
 	var o opened
-	played, err := sshproxy.PlayPieces(r.Context(), pieces, func(ctx context.Context, i int, p sshproxy.Piece) ([]byte, error) {
-		b, err := bulk.OpenObject(ctx, a.cfg.Keys, p.Piece, req.Pieces[i].Content)
+	rd := a.pieceReader()
+	played, err := sshproxy.PlaySome(r.Context(), pieces, wanted, func(ctx context.Context, n int, p sshproxy.Piece) ([]byte, error) {
+		var b []byte
+		var err error
+		if c, ok := content[idx[n]]; ok {
+			b, err = bulk.OpenObject(ctx, a.cfg.Keys, p.Piece, c)
+		} else {
+			b, err = rd.Open(ctx, p.Piece)
+			if errors.Is(err, bulk.ErrMissing) && a.cfg.BulkStore == nil {
+				err = fmt.Errorf("%w (this API reads pieces from %s only: give it the store, api.bulk_store, to read those the writer stored)", err, "AUDIT_BULK")
+			}
+		}
 		if err == nil {
 			o.add(p)
 		}
@@ -171,17 +231,37 @@ func (a *api) openPieces(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.accessed(r, tenant, o.note(map[string]any{"resource": "session pieces", "session_id": id, "count": len(pieces)})); err != nil {
+	if err := a.accessed(r, tenant, o.note(map[string]any{"resource": "session pieces", "session_id": id, "count": len(req.Pieces)})); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	res := PiecesResult{Data: make([][]byte, len(played))}
-	for i := range played {
-		if !req.Pieces[i].Context {
-			res.Data[i] = played[i]
-		}
+	res := PiecesResult{Data: make([][]byte, len(req.Pieces))}
+	for k, i := range at {
+		res.Data[k] = played[slices.Index(idx, i)]
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// sessionPieces reads the session's events from the projection and
+// returns its pieces as they record them: a session the projection does
+// not hold (yet) is a conflict naming that.
+func (a *api) sessionPieces(ctx context.Context, tenant, id string) (*sshproxy.SessionPieces, error) {
+	res, err := a.read.Timeline(ctx, tenant, id)
+	if errors.Is(err, projections.ErrNotFound) {
+		return nil, fmt.Errorf("%w: the projection holds no event of session %q in tenant %q (not projected yet, or none): its pieces are played only beside what its events record", projections.ErrNotProjected, id, tenant)
+	}
+	if err != nil {
+		return nil, err
+	}
+	evs, err := timelineEvents(id, res)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := sshproxy.PiecesOf(evs, id)
+	if errors.Is(err, sshproxy.ErrNoSession) {
+		return nil, fmt.Errorf("%w: the projection holds no session.started of session %q in tenant %q (not projected yet)", projections.ErrNotProjected, id, tenant)
+	}
+	return sp, err
 }
 
 func objectName(s string) bool    { return len(s) == 64 && lowerHex(s) }

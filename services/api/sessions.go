@@ -161,14 +161,10 @@ func (a *api) sessionCast(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	evs := make([]*events.Event, 0, len(res.Events))
-	for i := range res.Events {
-		var e events.Event
-		if err := json.Unmarshal(res.Events[i].Event, &e); err != nil {
-			a.fail(w, r, fmt.Errorf("session %q: the event at index %d: %w", id, res.Events[i].Index, err))
-			return
-		}
-		evs = append(evs, &e)
+	evs, err := timelineEvents(id, res)
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	var o opened
 	cast, err := sshproxy.CastWith(r.Context(), evs, id, a.castOpener(&o))
@@ -186,4 +182,17 @@ func (a *api) sessionCast(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-asciicast")
 	cast.WriteTo(w)
+}
+
+// timelineEvents decodes the events of a session's timeline.
+func timelineEvents(id string, res projections.Timeline) ([]*events.Event, error) {
+	evs := make([]*events.Event, 0, len(res.Events))
+	for i := range res.Events {
+		var e events.Event
+		if err := json.Unmarshal(res.Events[i].Event, &e); err != nil {
+			return nil, fmt.Errorf("session %q: the event at index %d: %w", id, res.Events[i].Index, err)
+		}
+		evs = append(evs, &e)
+	}
+	return evs, nil
 }

@@ -50,15 +50,23 @@ type Opener func(ctx context.Context, pieces []Piece) ([][]byte, error)
 // with the pieces next to it in its stream, so that a value across two
 // pieces is found whole and replaced in both.
 func PlayPieces(ctx context.Context, pieces []Piece, open func(ctx context.Context, i int, p Piece) ([]byte, error)) ([][]byte, error) {
+	return PlaySome(ctx, pieces, nil, open)
+}
+
+// PlaySome is PlayPieces judging only the pieces want marks (nil: all),
+// the others opened only to be read beside them; what it returns for
+// those is nil.
+func PlaySome(ctx context.Context, pieces []Piece, want []bool, open func(ctx context.Context, i int, p Piece) ([]byte, error)) ([][]byte, error) {
 	raw := make([][]byte, len(pieces))
 	out := make([][]byte, len(pieces))
 	for i, p := range pieces {
 		b, err := open(ctx, i, p)
 		switch {
-		case errors.Is(err, bulk.ErrErased):
+		case errors.Is(err, bulk.ErrErased) && (want == nil || want[i]):
 			out[i] = []byte(ErasedPiece)
-		case errors.Is(err, bulk.ErrNoKeys):
+		case errors.Is(err, bulk.ErrNoKeys) && (want == nil || want[i]):
 			out[i] = []byte(SealedPiece)
+		case errors.Is(err, bulk.ErrErased), errors.Is(err, bulk.ErrNoKeys):
 		case err != nil:
 			return nil, err
 		default:
@@ -97,7 +105,7 @@ func PlayPieces(ctx context.Context, pieces []Piece, open func(ctx context.Conte
 		}()
 	}
 	for i := range pieces {
-		if raw[i] != nil {
+		if raw[i] != nil && (want == nil || want[i]) {
 			work <- i
 		}
 	}

@@ -260,9 +260,25 @@ def bulk_form(pl):
     return b
 
 
+READ_MEMBERS = ("bulk", "data", "sha256", "binary", "hmac", "stream", "offset", "bytes", "bulk_before", "insert")
+# Unicode's simple case folding maps these two to ASCII letters as well.
+FOLDS_TO = {"\u212a": "k", "\u017f": "s"}
+
+
+def read_member_names(pl):
+    """§1.7: a session.output member spelled like one its readers act on
+    in another case (ASCII case, K U+212A for k, ſ U+017F for s) is
+    refused. A member named twice was refused when the event was parsed."""
+    for k in pl:
+        for m in READ_MEMBERS:
+            if k != m and len(k) == len(m) and all(
+                    c == t or c == t.upper() or FOLDS_TO.get(c) == t for c, t in zip(k, m)):
+                raise Fail("payload.%s: %s in another case" % (k, m))
+
+
 def verify_store(root, vkey_text, schema):
     vkey = parse_vkey(vkey_text)
-    segs, cps = [], {}
+    segs, cps, bulk_listed = [], {}, []
     for dirpath, _, files in os.walk(root):
         for f in files:
             rel = os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/")
@@ -279,6 +295,7 @@ def verify_store(root, vkey_text, schema):
             elif rel.startswith("bulk/"):
                 if not re.fullmatch(r"bulk/[0-9a-f]{64}", rel):
                     raise Fail("unexpected object among bulk pieces: %s" % rel)
+                bulk_listed.append(rel[len("bulk/"):])
     if not segs and not cps:
         raise Fail("holds no segments and no checkpoints")
     segs.sort()
@@ -322,6 +339,11 @@ def verify_store(root, vkey_text, schema):
                 raise Fail("record body is not a valid event: %s" % e)
             if r["bound"] and tenant_hash(ev["tenant"]) != r["tenant"]:
                 raise Fail("record is bound to another tenant than its event's")
+            if ev["type"] == "session.output":
+                try:
+                    read_member_names(ev["payload"])
+                except Fail as e:
+                    raise Fail("record body is not a valid event: %s" % e)
             if ev["type"] == "session.output" and "bulk" in ev["payload"]:
                 try:
                     bk = bulk_form(ev["payload"])
@@ -373,6 +395,8 @@ def verify_store(root, vkey_text, schema):
                 raise Fail("index %d: bulk/%s: bulk piece SHA-256 is not its name" % (idx, name))
     if cps and max(cps) != len(leaves):
         raise Fail("the latest checkpoint does not cover every record")
+    # §7: objects under bulk/ that no record names: a warning, not a failure.
+    return sorted("bulk/" + n for n in bulk_listed if n not in bulk_seen)
 
 
 # ---- §2 records standing alone (§2.4 redacted), §4 segments parsed ------
@@ -617,8 +641,8 @@ def judge(c, schema):
         return ""
     if k == "store":
         with open(c["vkey"]) as fh:
-            verify_store(c["path"], fh.read(), schema)
-        return ""
+            unnamed = verify_store(c["path"], fh.read(), schema)
+        return "unnamed " + " ".join(unnamed) if unnamed else ""
     if k == "checkpoint":
         size, root = open_checkpoint(_read(c["path"]), _vkey(c))
         return "size %d root %s" % (size, root.hex())
