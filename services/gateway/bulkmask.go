@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"unicode/utf8"
 
 	"github.com/auditledger/auditledger/events/detect"
@@ -19,7 +20,7 @@ import (
 // not known). A run of bytes that are not text the detectors read
 // (binary bytes, or a rendering the terminal model cannot follow) is
 // replaced by binary once: a chunk of such bytes records its digest only.
-func BulkText(before, piece, after []byte, stdin bool, rows, cols int, binary []byte) []byte {
+func BulkText(before, piece, after []byte, stdin bool, rows, cols int, insert bool, binary []byte) []byte {
 	before = before[len(before)-min(len(before), MaxHeld):]
 	for len(before) > 0 && !utf8.RuneStart(before[0]) {
 		before = before[1:] // a character cut at the context's start
@@ -46,7 +47,7 @@ func BulkText(before, piece, after []byte, stdin bool, rows, cols int, binary []
 		var spans []detect.Span
 		ok := false
 		for _, w := range [][2]int{{from, to}, {from, end}, {at, to}, {at, end}} {
-			if spans, ok = judgeWhole(all[w[0]:w[1]], stdin, rows, cols); ok {
+			if spans, ok = judgeWhole(all[w[0]:w[1]], stdin, rows, cols, insert); ok {
 				from = w[0]
 				break
 			}
@@ -81,16 +82,30 @@ func BulkText(before, piece, after []byte, stdin bool, rows, cols int, binary []
 
 // judgeWhole is the values found in raw, rendered whole, as the Stream
 // judges a chunk; ok is false when raw is not text the detectors read.
-func judgeWhole(raw []byte, stdin bool, rows, cols int) ([]detect.Span, bool) {
+func judgeWhole(raw []byte, stdin bool, rows, cols int, insert bool) ([]detect.Span, bool) {
 	sz := termSize{}
 	if rows > 0 && cols > 0 {
 		sz = termSize{rows: clampSize(rows), cols: clampSize(cols)}
 	}
-	r := renderSized(raw, true, stdin, false, sz)
-	if !r.text {
-		return nil, false
+	// Where the piece begins in insert mode (its event says so), or the
+	// bytes may switch it (CSI 4 h), the window is judged in both modes:
+	// where in it the mode holds is not followed here.
+	modes := []bool{false}
+	if insert || bytes.Contains(raw, []byte("4h")) {
+		modes = append(modes, true)
 	}
-	return judgeRendered(raw[:r.done], r), true
+	var spans []detect.Span
+	for _, m := range modes {
+		r := renderSized(raw, true, stdin, m, sz)
+		if !r.text {
+			return nil, false
+		}
+		spans = append(spans, judgeRendered(raw[:r.done], r)...)
+	}
+	if len(modes) > 1 {
+		spans = mergeSpans(spans)
+	}
+	return spans, true
 }
 
 // validEnd is the length of b without a UTF-8 character cut at its end.

@@ -28,14 +28,14 @@ func TestBulkText(t *testing.T) {
 	raw := make([]byte, 450<<10)
 	mathrand.NewChaCha8([32]byte{'b', 'u', 'l', 'k'}).Read(raw)
 	text := []byte(base64.StdEncoding.EncodeToString(raw))
-	if got := gateway.BulkText(nil, text, nil, false, 24, 80, []byte("[BINARY]")); !bytes.Equal(got, text) {
+	if got := gateway.BulkText(nil, text, nil, false, 24, 80, false, []byte("[BINARY]")); !bytes.Equal(got, text) {
 		t.Fatalf("random base64 plays as %d bytes, want %d the same", len(got), len(text))
 	}
 	filler := strings.Repeat("build step ok\n", 3000) // 42,000 bytes: chunks end inside it
 	for _, at := range []int{0, 16384 - 30, 16384 - 8, 16384, 16384 + 3, 32768 - 12, len(filler) - 10} {
 		for _, card := range []string{"4111 1111 1111 1111", "4111\x1b[1m1111\x1b[0m1111\x1b[K1111"} {
 			piece := filler[:at] + card + filler[at:]
-			got := string(gateway.BulkText(nil, []byte(piece), nil, false, 24, 80, []byte("[BINARY]")))
+			got := string(gateway.BulkText(nil, []byte(piece), nil, false, 24, 80, false, []byte("[BINARY]")))
 			want := filler[:at] + "[REDACTED:credit_card]" + filler[at:]
 			if got != want {
 				t.Errorf("card %q at %d: plays %d bytes, want %d; holds 4111: %v, placeholders: %d", card, at, len(got), len(want),
@@ -45,16 +45,16 @@ func TestBulkText(t *testing.T) {
 	}
 	// Across the piece's edges: the neighbours are read, only this
 	// piece's part replaced.
-	if got := string(gateway.BulkText([]byte("card 4111 11"), []byte("11 1111 1111 end"), nil, false, 0, 0, nil)); got != "[REDACTED:credit_card] end" {
+	if got := string(gateway.BulkText([]byte("card 4111 11"), []byte("11 1111 1111 end"), nil, false, 0, 0, false, nil)); got != "[REDACTED:credit_card] end" {
 		t.Errorf("a value begun in the piece before plays as %q", got)
 	}
-	if got := string(gateway.BulkText(nil, []byte("card 4111 11"), []byte("11 1111 1111 end"), false, 0, 0, nil)); got != "card [REDACTED:credit_card]" {
+	if got := string(gateway.BulkText(nil, []byte("card 4111 11"), []byte("11 1111 1111 end"), false, 0, 0, false, nil)); got != "card [REDACTED:credit_card]" {
 		t.Errorf("a value ended in the piece after plays as %q", got)
 	}
 	bin := append([]byte(filler), 0xff, 0xfe, 0, 1, 2)
 	bin = append(bin, bytes.Repeat([]byte{0, 0xc3, 0x28}, 20000)...)
 	bin = append(bin, "tail\n"...)
-	got := string(gateway.BulkText(nil, bin, nil, false, 24, 80, []byte("[BINARY]")))
+	got := string(gateway.BulkText(nil, bin, nil, false, 24, 80, false, []byte("[BINARY]")))
 	if strings.Count(got, "[BINARY]") != 1 || !strings.HasPrefix(got, filler[:16384-100]) || !strings.HasSuffix(got, "[BINARY]") && !strings.HasSuffix(got, "tail\n") {
 		t.Errorf("binary bytes play as %d markers; %q…%q", strings.Count(got, "[BINARY]"), got[:40], got[len(got)-40:])
 	}
@@ -78,7 +78,7 @@ func BenchmarkBulkText(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(piece)))
 			for b.Loop() {
-				gateway.BulkText(nil, []byte(piece), nil, false, 24, 80, nil)
+				gateway.BulkText(nil, []byte(piece), nil, false, 24, 80, false, nil)
 			}
 		})
 	}
@@ -134,8 +134,26 @@ func TestBulkTextAsTheStreamRecords(t *testing.T) {
 		if !bytes.Contains(want, []byte("[REDACTED:")) {
 			t.Errorf("case %d: the Stream records no value found: %q", i, want[:min(len(want), 200)])
 		}
-		if got := gateway.BulkText(nil, []byte(in), nil, false, 24, 80, []byte("[BINARY]")); !bytes.Equal(got, want) {
+		if got := gateway.BulkText(nil, []byte(in), nil, false, 24, 80, false, []byte("[BINARY]")); !bytes.Equal(got, want) {
 			t.Errorf("case %d: plays %d bytes, the Stream records %d:\n%q\n%q", i, len(got), len(want), got[:min(len(got), 200)], want[:min(len(want), 200)])
 		}
+	}
+}
+
+// A piece that begins in insert mode (its event says so: the escape
+// that set it is in an earlier piece, out of reach) is read in insert
+// mode too: a card's first group typed back at the line's start shows
+// before the rest, and is replaced.
+func TestBulkTextInsertMode(t *testing.T) {
+	// 4216 3206 7553 6316 on the terminal; its bytes in their order make
+	// no card number.
+	piece := []byte("3206 7553 6316\r4216 \n")
+	if got := string(gateway.BulkText(nil, piece, nil, false, 24, 80, true, nil)); strings.Contains(got, "3206") || !strings.Contains(got, "[REDACTED:credit_card]") {
+		t.Errorf("in insert mode the piece plays %q", got)
+	}
+	// Read as overwriting, the terminal would not show the card: nothing
+	// is replaced (the flag is what tells the two apart).
+	if got := string(gateway.BulkText(nil, piece, nil, false, 24, 80, false, nil)); got != string(piece) {
+		t.Errorf("overwriting, the piece plays %q", got)
 	}
 }

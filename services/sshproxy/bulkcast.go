@@ -36,6 +36,9 @@ type Piece struct {
 	// after it began with (that chunk's bulk_before): they play as part
 	// of that chunk's placeholder, not as themselves.
 	Cut int `json:"cut,omitempty"`
+	// Insert: the stream is in insert mode where the piece begins (its
+	// event's insert).
+	Insert bool `json:"insert,omitempty"`
 }
 
 // An Opener returns what each of a session's pieces, in stream order,
@@ -100,7 +103,7 @@ func PlaySome(ctx context.Context, pieces []Piece, want []bool, open func(ctx co
 					after = raw[next[i]]
 				}
 				p := pieces[i]
-				out[i] = gateway.BulkText(before, raw[i], after, p.Stream == "stdin", p.Rows, p.Cols, []byte(BinaryPiece))
+				out[i] = gateway.BulkText(before, raw[i], after, p.Stream == "stdin", p.Rows, p.Cols, p.Insert, []byte(BinaryPiece))
 			}
 		}()
 	}

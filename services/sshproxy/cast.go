@@ -57,7 +57,9 @@ type output struct {
 	// BulkBefore: the last bytes of the piece before this chunk that a
 	// value found in the chunk began with (docs/FORMAT.md §1.7).
 	BulkBefore int `json:"bulk_before"`
-	piece      int // the index of its bulk piece, or -1
+	// Insert: a piece that begins in insert mode (docs/FORMAT.md §1.7).
+	Insert bool `json:"insert"`
+	piece  int  // the index of its bulk piece, or -1
 }
 
 // CastWith is CastOf with the session's bulk pieces (docs/FORMAT.md
@@ -196,7 +198,7 @@ func castParts(evs []*events.Event, session string) (*Cast, []output, *SessionPi
 		}
 		if ok {
 			o.piece = len(pieces)
-			pieces = append(pieces, Piece{Piece: p, Rows: rows, Cols: cols})
+			pieces = append(pieces, Piece{Piece: p, Rows: rows, Cols: cols, Insert: o.Insert})
 		} else if o.Stream == "resize" {
 			if raw, err := base64.StdEncoding.DecodeString(o.Data); err == nil {
 				for _, line := range strings.Fields(string(raw)) {
