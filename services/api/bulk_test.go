@@ -1,11 +1,11 @@
 package api_test
 
 import (
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -51,7 +51,10 @@ func TestCastOpensBulkPieces(t *testing.T) {
 	// card number), text.
 	s := bulktest.New(t, keys, js, store, "acme", "ssh-bulk-1", 100, 30)
 	raw := make([]byte, 380<<10)
-	rand.Read(raw)
+	// Bytes of a fixed seed: random base64 now and then decodes, at one of
+	// its alignments, to text the detectors find an address in, which a
+	// chunk would record replaced too.
+	mathrand.NewChaCha8([32]byte{'a', 'p', 'i'}).Read(raw)
 	big := base64.StdEncoding.EncodeToString(raw)
 	s.Text("stdout", []byte("$ cat dump\n"))
 	s.Piece("stdout", []byte(big), bulktest.InStore)

@@ -3,9 +3,9 @@ package sshproxy_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	mathrand "math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +62,10 @@ func output(c *sshproxy.Cast, kind string) string {
 func TestCastPlaysBulkPieces(t *testing.T) {
 	rd, s := bulkRig(t)
 	raw := make([]byte, 3*300<<10)
-	rand.Read(raw)
+	// Bytes of a fixed seed: random base64 now and then decodes, at one of
+	// its alignments, to text the detectors find an address in, which a
+	// chunk would record replaced too.
+	mathrand.NewChaCha8([32]byte{'c', 'a', 's', 't'}).Read(raw)
 	text := base64.StdEncoding.EncodeToString(raw) // 1.2 MiB of text, no line breaks
 	text = strings.ReplaceAll(text, "A", "\n")
 	s.Text("stdout", []byte("$ cat big.b64\n"))
