@@ -55,30 +55,14 @@ func played(t *testing.T, js jetstream.JetStream, keys *piikeys.Store, chunks []
 // bus, named by their events, and with the text chunks before them the
 // stream's bytes, in order. The bus holds no piece's bytes in clear.
 func TestStreamBulkPieces(t *testing.T) {
-	b := startBus(t, true)
-	keys, err := piikeys.Open(t.Context(), b.js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := newGateway(t, b.em, func(c *gateway.Config) { c.Keys = keys })
-	s := g.Session(events.Target{Kind: "ssh"})
-	s.Authenticated(alice)
+	b, keys, s := bulkGateway(t)
 	data := words(3 << 20)
 	marker := "bulk-marker-" + strings.Repeat("q", 20)
 	copy(data[2<<20:], marker)
 	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
-	for p := data; len(p) > 0; p = p[min(len(p), 32<<10):] {
-		st.Write(p[:min(len(p), 32<<10)])
-	}
+	writeAll(st, data)
 	st.Close()
-	var chunks []natstest.Stored
-	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		chunks = outputs(natstest.Events(t, b.js, ""))
-		if n := len(chunks); n == 0 || int(chunks[n-1].Payload["offset"].(float64)+chunks[n-1].Payload["bytes"].(float64)) != len(data) {
-			return errors.New("not all recorded yet")
-		}
-		return nil
-	})
+	chunks := recordedUpTo(t, b, len(data))
 	text, pieces, out := played(t, b.js, keys, chunks)
 	if !bytes.Equal(out, data) {
 		t.Fatalf("the chunks play %d bytes, not the %d written", len(out), len(data))
@@ -95,43 +79,21 @@ func TestStreamBulkPieces(t *testing.T) {
 // number whose first half ended the bulk and whose second half follows a
 // pause is replaced in the text, not recorded as its half.
 func TestStreamBulkThenText(t *testing.T) {
-	b := startBus(t, true)
-	keys, err := piikeys.Open(t.Context(), b.js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := newGateway(t, b.em, func(c *gateway.Config) { c.Keys = keys })
-	s := g.Session(events.Target{Kind: "ssh"})
-	s.Authenticated(alice)
+	b, _, s := bulkGateway(t)
 	card := gatewaytest.Card(t)
 	first, second := card[:10], card[10:] // "4xxx xxxx " and "xxxx xxxx"
 	wait := 50 * time.Millisecond
 	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: wait})
 	data := append(words(1<<20), "\ncard "+first...)
-	for p := data; len(p) > 0; p = p[min(len(p), 32<<10):] {
-		st.Write(p[:min(len(p), 32<<10)])
-	}
+	writeAll(st, data)
 	// A pause of more than BulkPause (the piece sealed by its timer), then
 	// the rest of the line.
-	var chunks []natstest.Stored
-	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
-		chunks = outputs(natstest.Events(t, b.js, ""))
-		if n := len(chunks); n == 0 || int(chunks[n-1].Payload["offset"].(float64)+chunks[n-1].Payload["bytes"].(float64)) != len(data) {
-			return errors.New("the bulk is not all recorded yet")
-		}
-		return nil
-	})
+	chunks := recordedUpTo(t, b, len(data))
 	time.Sleep(gateway.BulkPause + wait)
 	st.Write([]byte(second + " ok\n" + string(words(100))))
 	st.Close()
 	want := len(data) + len(second) + 4 + 100
-	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
-		chunks = outputs(natstest.Events(t, b.js, ""))
-		if n := len(chunks); int(chunks[n-1].Payload["offset"].(float64)+chunks[n-1].Payload["bytes"].(float64)) != want {
-			return errors.New("not all recorded yet")
-		}
-		return nil
-	})
+	chunks = recordedUpTo(t, b, want)
 	last := chunks[len(chunks)-1]
 	if _, ok := last.Payload["data"]; !ok {
 		t.Fatalf("the text after the pause is not a text chunk: %v", last.Payload)
@@ -160,14 +122,7 @@ func TestStreamBulkNeedsKeys(t *testing.T) {
 	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
 	st.Write(data)
 	st.Close()
-	var chunks []natstest.Stored
-	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		chunks = outputs(natstest.Events(t, b.js, ""))
-		if n := len(chunks); n == 0 || int(chunks[n-1].Payload["offset"].(float64)+chunks[n-1].Payload["bytes"].(float64)) != len(data) {
-			return errors.New("not all recorded yet")
-		}
-		return nil
-	})
+	chunks := recordedUpTo(t, b, len(data))
 	for _, c := range chunks {
 		if _, ok := c.Payload["bulk"]; ok {
 			t.Fatal("a bulk piece without a key store")
@@ -178,29 +133,15 @@ func TestStreamBulkNeedsKeys(t *testing.T) {
 // A piece the bus does not take is recorded as its size and keyed
 // digest, never dropped unseen, and the stream's offsets stay whole.
 func TestStreamBulkRefused(t *testing.T) {
-	b := startBus(t, true)
+	b, _, s := bulkGateway(t)
 	if err := b.js.DeleteStream(t.Context(), bus.BulkStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatal(err)
 	}
-	keys, err := piikeys.Open(t.Context(), b.js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := newGateway(t, b.em, func(c *gateway.Config) { c.Keys = keys })
-	s := g.Session(events.Target{Kind: "ssh"})
-	s.Authenticated(alice)
 	data := words(1 << 20)
 	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
 	st.Write(data)
 	st.Close()
-	var chunks []natstest.Stored
-	natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
-		chunks = outputs(natstest.Events(t, b.js, ""))
-		if n := len(chunks); n == 0 || int(chunks[n-1].Payload["offset"].(float64)+chunks[n-1].Payload["bytes"].(float64)) != len(data) {
-			return errors.New("not all recorded yet")
-		}
-		return nil
-	})
+	chunks := recordedUpTo(t, b, len(data))
 	binary := 0
 	for _, c := range chunks {
 		if c.Payload["binary"] == true {
@@ -215,9 +156,10 @@ func TestStreamBulkRefused(t *testing.T) {
 	}
 }
 
-// bulkSession is a session of a gateway with a key store, and its
-// stdout recorded with flush interval wait.
-func bulkSession(t *testing.T, wait time.Duration) (*testBus, *piikeys.Store, *gateway.Stream) {
+// bulkGateway is a session of a gateway with a key store, on its own
+// bus.
+func bulkGateway(t *testing.T) (*testBus, *piikeys.Store, *gateway.Session) {
+	t.Helper()
 	b := startBus(t, true)
 	keys, err := piikeys.Open(t.Context(), b.js, 1)
 	if err != nil {
@@ -226,6 +168,13 @@ func bulkSession(t *testing.T, wait time.Duration) (*testBus, *piikeys.Store, *g
 	g := newGateway(t, b.em, func(c *gateway.Config) { c.Keys = keys })
 	s := g.Session(events.Target{Kind: "ssh"})
 	s.Authenticated(alice)
+	return b, keys, s
+}
+
+// bulkSession is bulkGateway's session's stdout, recorded with flush
+// interval wait.
+func bulkSession(t *testing.T, wait time.Duration) (*testBus, *piikeys.Store, *gateway.Stream) {
+	b, keys, s := bulkGateway(t)
 	return b, keys, s.Stream("stdout", gateway.StreamConfig{FlushAfter: wait})
 }
 
@@ -233,7 +182,7 @@ func bulkSession(t *testing.T, wait time.Duration) (*testBus, *piikeys.Store, *g
 func recordedUpTo(t *testing.T, b *testBus, n int) []natstest.Stored {
 	t.Helper()
 	var chunks []natstest.Stored
-	natstest.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+	natstest.CheckFor(t, time.Minute, 10*time.Millisecond, func() error {
 		chunks = outputs(natstest.Events(t, b.js, ""))
 		if k := len(chunks); k == 0 || int(chunks[k-1].Payload["offset"].(float64)+chunks[k-1].Payload["bytes"].(float64)) != n {
 			return errors.New("not all recorded yet")
@@ -341,35 +290,19 @@ func TestStreamBulkInsertMode(t *testing.T) {
 // tail names the row), never in clear as the rows before the bulk would
 // place them.
 func TestStreamCursorForgottenAfterBulk(t *testing.T) {
-	b := startBus(t, true)
-	keys, err := piikeys.Open(t.Context(), b.js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := newGateway(t, b.em, func(c *gateway.Config) { c.Keys = keys })
-	s := g.Session(events.Target{Kind: "ssh"})
-	s.Authenticated(alice)
+	b, _, s := bulkGateway(t)
 	wait := 50 * time.Millisecond
 	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: wait, Screen: gateway.NewScreen(80, 24)})
 	st.Write([]byte("\x1b[5;1Hnamed\r\n"))
 	st.Flush()
 	data := append(words(1<<20), "\x1b[5;1H"+strings.Repeat("progress 45%\r", 400)...)
-	for p := data; len(p) > 0; p = p[min(len(p), 32<<10):] {
-		st.Write(p[:min(len(p), 32<<10)])
-	}
+	writeAll(st, data)
 	time.Sleep(gateway.BulkPause + wait) // the pause that ends the bulk
 	after := "\r\nXXXX851889592158\r\n\x1b[6;1H4802\r\n"
 	st.Write([]byte(after))
 	st.Close()
 	want := len("\x1b[5;1Hnamed\r\n") + len(data) + len(after)
-	var chunks []natstest.Stored
-	natstest.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
-		chunks = outputs(natstest.Events(t, b.js, ""))
-		if n := len(chunks); n == 0 || int(chunks[n-1].Payload["offset"].(float64)+chunks[n-1].Payload["bytes"].(float64)) != want {
-			return errors.New("not all recorded yet")
-		}
-		return nil
-	})
+	chunks := recordedUpTo(t, b, want)
 	// Recorded as binary (the row not known), or with the card replaced
 	// (the bulk's tail, 4 KiB as rendered, names row 5): never in clear.
 	if last := chunks[len(chunks)-1].Payload; last["binary"] != true {
