@@ -42,6 +42,13 @@ type Dialer struct {
 	// yet (serve started before its bus), until it ends.
 	WaitCtx context.Context
 	Log     *slog.Logger
+	// InProcess, when set, is the embedded server of this very process
+	// (StartEmbedded): each role connects to it in memory rather than
+	// over loopback TCP, with the same credentials and permissions. A
+	// statement's record and its acknowledgement then cost no system
+	// call and no socket wake-up on either side. URL still names the
+	// server, for the tools of other processes and for errors.
+	InProcess nats.InProcessConnProvider
 
 	mu    sync.Mutex
 	conns []*nats.Conn
@@ -91,6 +98,9 @@ func (d *Dialer) Connect(role bus.Principal) (*nats.Conn, jetstream.JetStream, e
 		opts = append(opts, o...)
 	case d.Creds != "":
 		opts = append(opts, nats.UserCredentials(d.Creds))
+	}
+	if d.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(d.InProcess))
 	}
 	nc, err := nats.Connect(d.URL, opts...)
 	for wait := 250 * time.Millisecond; err != nil && d.WaitCtx != nil && unreachable(err); wait = min(2*wait, 5*time.Second) {
@@ -247,7 +257,8 @@ func (d *Dialer) Close() {
 // StartEmbedded runs a single JetStream server on loopback storing in
 // storeDir, with one nkey user per bus role whose seeds are in keysDir
 // (created on first start), and waits until it accepts connections. The
-// dialer connects each role with its own seed.
+// dialer connects each role with its own seed, in memory (InProcess);
+// other processes reach the server on its loopback port.
 func StartEmbedded(name, storeDir, keysDir string, port int, syncAlways, quiet bool, producers ...string) (*server.Server, *Dialer, error) {
 	pubs, err := nkeyauth.Generate(keysDir, producers...)
 	if err != nil {
@@ -266,5 +277,5 @@ func StartEmbedded(name, storeDir, keysDir string, port int, syncAlways, quiet b
 		ns.Shutdown()
 		return nil, nil, fmt.Errorf("nats server not ready on 127.0.0.1:%d", port)
 	}
-	return ns, &Dialer{URL: ns.ClientURL(), Name: name, KeysDir: keysDir}, nil
+	return ns, &Dialer{URL: ns.ClientURL(), Name: name, KeysDir: keysDir, InProcess: ns}, nil
 }
