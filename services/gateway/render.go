@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/text/width"
 )
 
 // rendering is a stream's bytes as a terminal shows them: the text the
@@ -314,7 +316,11 @@ func renderEditedAt(raw []byte, final, keys, insert bool, sz termSize, at cursor
 			i += n
 			continue
 		}
-		e.put(cell{lo: int32(i), n: int8(n)})
+		if !keys && wideRune(ru) {
+			e.putWide(cell{lo: int32(i), n: int8(n)})
+		} else {
+			e.put(cell{lo: int32(i), n: int8(n)})
+		}
 		i += n
 	}
 	r.end = e.state()
@@ -342,7 +348,9 @@ func digitCount(b []byte) int {
 }
 
 // cell is a character of the line being edited: n raw bytes from lo, or
-// with n 0 a blank an insertion made (lo: the sequence that made it).
+// with n 0 a blank an insertion made (lo: the sequence that made it), or
+// with n -1 the second column of the wide character before it (lo: its
+// own), which shows nothing of its own (putWide).
 type cell struct {
 	lo int32
 	n  int8
@@ -895,9 +903,65 @@ func (e *lineEditor) put(c cell) {
 		if e.line[e.cur].lo >= 0 {
 			e.r.hidden = true // the character or blank overwritten
 		}
+		e.splitWide(e.cur)
 		e.line[e.cur] = c
 	}
 	e.cur++
+}
+
+// putWide writes a character a terminal shows in two columns (East
+// Asian wide and fullwidth: CJK, most emoji) as two cells, so that the
+// columns of what follows count as the terminal's: a column moved to
+// after it is the one the terminal shows text at. One that does not fit
+// before the last column wraps first (autowrap reset: it takes the last
+// two).
+func (e *lineEditor) putWide(c cell) {
+	if e.width > 1 && e.cur >= e.width-1 {
+		if e.pos.nowrap {
+			e.cur = e.width - 2
+		} else {
+			e.cur = e.width // put wraps it
+		}
+	}
+	e.put(c)
+	if e.cur < len(e.line) && e.line[e.cur].lo >= 0 {
+		e.r.hidden = true
+	}
+	if e.cur < len(e.line) {
+		e.splitWide(e.cur)
+		e.line[e.cur] = cell{lo: c.lo, n: -1}
+	} else {
+		e.line = append(e.line, cell{lo: c.lo, n: -1})
+	}
+	e.cur++
+}
+
+// splitWide makes the other column of a wide character at cell k blank
+// before cell k alone is overwritten, erased or cut from it: a terminal
+// shows no half of a wide character, so what was either side of it is
+// not read joined through it.
+func (e *lineEditor) splitWide(k int) {
+	if k < 0 || k >= len(e.line) {
+		return
+	}
+	switch c := e.line[k]; {
+	case c.n == -1 && k > 0 && e.line[k-1].lo == c.lo && e.line[k-1].n > 0:
+		e.line[k-1] = cell{lo: c.lo}
+		e.r.hidden = true
+	case c.n > 0 && k+1 < len(e.line) && e.line[k+1].n == -1 && e.line[k+1].lo == c.lo:
+		e.line[k+1] = cell{lo: c.lo}
+		e.r.hidden = true
+	}
+}
+
+// wideRune reports whether a terminal shows r in two columns: East Asian
+// wide or fullwidth (width.LookupRune), as wcwidth counts them.
+func wideRune(r rune) bool {
+	switch width.LookupRune(r).Kind() {
+	case width.EastAsianWide, width.EastAsianFullwidth:
+		return true
+	}
+	return false
 }
 
 func (e *lineEditor) left(n int) {
@@ -1253,6 +1317,10 @@ func (e *lineEditor) remove(lo, hi int) {
 	if lo >= hi {
 		return
 	}
+	if !e.keys {
+		e.splitWide(lo)
+		e.splitWide(hi - 1)
+	}
 	e.line = append(e.line[:lo], e.line[hi:]...)
 	e.r.hidden = true
 	if e.cur > hi {
@@ -1497,6 +1565,8 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		// ECH: count characters from the cursor erased, the cursor
 		// kept.
 		if !e.keys && n >= 0 {
+			e.splitWide(e.cur)
+			e.splitWide(min(e.cur+count, len(e.line)) - 1)
 			for k := e.cur; k < e.cur+count && k < len(e.line); k++ {
 				if e.line[k].n != 0 {
 					e.r.hidden = true
@@ -1632,6 +1702,9 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		if count <= 0 || e.cur == len(e.line) {
 			return // past the line's end a blank changes nothing read
 		}
+		if !e.keys && e.line[e.cur].n == -1 {
+			e.splitWide(e.cur) // blanks inserted inside a wide character
+		}
 		e.line = slices.Insert(e.line, e.cur, slices.Repeat([]cell{{lo: int32(at)}}, count)...)
 	case 'P':
 		if !e.keys && e.mayMeetWritten() {
@@ -1649,6 +1722,7 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		case 0, -1:
 			e.remove(e.cur, len(e.line))
 		case 1:
+			e.splitWide(min(e.cur, len(e.line)) - 1)
 			for k := 0; k < e.cur && k < len(e.line); k++ {
 				if e.line[k].n != 0 {
 					e.r.hidden = true
