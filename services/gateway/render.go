@@ -924,14 +924,21 @@ func (e *lineEditor) putWide(c cell) {
 		}
 	}
 	e.put(c)
-	if e.cur < len(e.line) && e.line[e.cur].lo >= 0 {
-		e.r.hidden = true
-	}
-	if e.cur < len(e.line) {
+	second := cell{lo: c.lo, n: -1}
+	switch {
+	case e.cur >= len(e.line):
+		e.line = append(e.line, second)
+	case e.insert: // IRM: it moves the rest of the line right by two
+		e.line = slices.Insert(e.line, e.cur, second)
+		if len(e.line) > maxLine {
+			e.line = e.line[:maxLine]
+		}
+	default:
+		if e.line[e.cur].lo >= 0 {
+			e.r.hidden = true
+		}
 		e.splitWide(e.cur)
-		e.line[e.cur] = cell{lo: c.lo, n: -1}
-	} else {
-		e.line = append(e.line, cell{lo: c.lo, n: -1})
+		e.line[e.cur] = second
 	}
 	e.cur++
 }

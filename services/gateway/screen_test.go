@@ -186,6 +186,7 @@ func TestStreamWideCharacters(t *testing.T) {
 		"emoji":                "\x1b[H\x1b[2J😀😀😀😀851889592158\x1b[5G4802\r\n",
 		"half overwritten":     "\x1b[H\x1b[2J4802中851889592158\x1b[6G \r\n",
 		"half erased":          "\x1b[H\x1b[2J4802中8518 8959 2158\x1b[6G\x1b[X\r\n",
+		"inserted":             "\x1b[H\x1b[2J4802中851889592158\x1b[5G\x1b[4h中\x1b[4l\x1b[5G\x1b[4P\r\n",
 	}
 	for name, in := range cases {
 		for _, sz := range [][2]int{{80, 24}, {0, 0}} {
