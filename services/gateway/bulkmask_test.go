@@ -179,7 +179,9 @@ func TestBulkTextRenderedContext(t *testing.T) {
 			piece := filler[:at] + "4802" + gap + "851889592158\n" + filler[at:]
 			for _, sz := range [][2]int{{24, 80}, {0, 0}} {
 				got := string(gateway.BulkText(nil, []byte(piece), nil, false, sz[0], sz[1], false, []byte("[BINARY]")))
-				if clear(got) || strings.Count(got, "[REDACTED:credit_card]") != 1 {
+				// Replaced once, or (no width known, the cursor moved
+				// back along a line that may have wrapped) not shown.
+				if clear(got) || strings.Count(got, "[REDACTED:credit_card]") != 1 && !strings.Contains(got, "[BINARY]") {
 					t.Errorf("%s at %d, %v: both parts play in clear: %v; placeholders %d", name, at, sz, clear(got), strings.Count(got, "[REDACTED"))
 				}
 			}

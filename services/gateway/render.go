@@ -246,6 +246,7 @@ func renderEditedAt(raw []byte, final, keys, insert bool, sz termSize, at cursor
 			if keys {
 				e.deleteBack()
 			} else {
+				e.alongWrapped(e.cur - 1)
 				e.left(1)
 			}
 			i++
@@ -1139,6 +1140,20 @@ func (e *lineEditor) lines(insert bool, n int) {
 	e.line, e.cur = e.rows[e.rowi], 0
 }
 
+// alongWrapped makes the rendering lost when, on a screen whose width
+// is not known, a move or edit along the row (or up from it) from the
+// cursor reaches column to, and the cursor or to is past narrowest: the
+// line may have wrapped, and the terminal moves on the row of it the
+// cursor is on (a move left stops at that row's first column, a column
+// named is that row's, a move up goes to the row above within the
+// line), which the model, editing the whole line as one row, does not
+// follow. CR and a move to the first column are followed apart (home).
+func (e *lineEditor) alongWrapped(to int) {
+	if !e.keys && e.width == 0 && (e.cur > narrowest || to > narrowest) {
+		e.lost = true
+	}
+}
+
 // narrowest is the fewest columns a value the detectors find takes on a
 // row (a@b.co): a line no longer than it, wrapped, shows none whole.
 const narrowest = 6
@@ -1487,8 +1502,10 @@ func (e *lineEditor) escape(seq []byte, at int) {
 	if len(seq) == 3 && seq[1] == 'O' {
 		switch seq[2] {
 		case 'D':
+			e.alongWrapped(e.cur - 1)
 			e.left(1)
 		case 'C':
+			e.alongWrapped(e.cur + 1)
 			e.right(1)
 		case 'H':
 			e.cur = 0
@@ -1510,6 +1527,22 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		n = min(n*10+int(c-'0'), 1<<16)
 	}
 	count := max(n, 1)
+	switch seq[len(seq)-1] {
+	case 'D':
+		e.alongWrapped(e.cur - count)
+	case 'C', 'a':
+		e.alongWrapped(e.cur + count)
+	case 'G', '`':
+		if count > 1 {
+			e.alongWrapped(count - 1)
+		}
+	case 'I', 'Z', 'A', 'F':
+		e.alongWrapped(e.cur)
+	case 'P', '@':
+		e.alongWrapped(len(e.line))
+	case 'X':
+		e.alongWrapped(min(e.cur+count, len(e.line)))
+	}
 	switch seq[len(seq)-1] {
 	case 'D':
 		e.left(count)

@@ -203,3 +203,35 @@ func TestStreamWideCharacters(t *testing.T) {
 		}
 	}
 }
+
+// With no width known, a line longer than a terminal wraps, and a move
+// along a row (a column named, a move left or right, BS, tab stops) or
+// an edit of it acts on the row of the line the cursor is on, which the
+// model, editing the line as one row, does not follow: from a column
+// past the 6th, or to one, the chunk is not judged as text. On a
+// terminal 20 columns wide each case shows 4802851889592158 on the
+// line's second row.
+func TestStreamNoWidthMovesAlongWrappedLine(t *testing.T) {
+	for name, in := range map[string]string{
+		"column named":  strings.Repeat("y", 20) + "XXXXXXXX851889592158\x1b[5G4802\r\n",
+		"moved left":    strings.Repeat("y", 20) + "XXXX851889592158\x1b[20D4802\r\n",
+		"backspaces":    strings.Repeat("y", 20) + "XXXX851889592158" + strings.Repeat("\b", 20) + "4802\r\n",
+		"SS3 left":      strings.Repeat("y", 20) + "XXXX851889592158" + strings.Repeat("\x1bOD", 20) + "4802\r\n",
+		"moved up":      strings.Repeat("y", 20) + "XXXX851889592158\x1b[A\r\x1b[B4802\r\n",
+		"chars deleted": strings.Repeat("y", 20) + "4802ZZZZ851889592158\x1b[5G\x1b[4P\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			chunks := streamed(t, 0, 0, in)
+			got := string(textOf(t, chunks))
+			if strings.Contains(got, "4802") && strings.Contains(got, "8518") {
+				t.Fatalf("recorded %q (%v)", got, chunks[len(chunks)-1])
+			}
+		})
+	}
+	// Short lines, and a line rewritten whole after CR, stay text.
+	for _, in := range []string{"ok\b\bOK\x1b[3Gdone\r\n", "50%\r60%\r" + strings.Repeat("=", 20) + "\r" + strings.Repeat("#", 20) + "\r\n"} {
+		if chunks := streamed(t, 0, 0, in); chunks[len(chunks)-1]["binary"] == true {
+			t.Errorf("%q recorded as binary", in)
+		}
+	}
+}
