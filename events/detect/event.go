@@ -456,7 +456,10 @@ func (w *eventWalker) judge(raw []byte, escaped bool, name []byte) bool {
 			cannot = !digest
 		}
 	}
-	if name == nil && w.digestAt(s) {
+	// Only a string is a digest in its exact form: a number's digits, or
+	// the text an array's scalars make joined, at a digest's place are
+	// read as any text (payload.sha256 written as a 64-digit number).
+	if name == nil && w.text && w.digestAt(s) {
 		w.exempt = true
 		return false
 	}

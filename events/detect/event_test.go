@@ -125,3 +125,26 @@ func TestInEventCanonical(t *testing.T) {
 		}
 	}
 }
+
+// A digest is exempt at its place only as a string in its exact form:
+// the same digits written as a number there, or as an array of short
+// numbers whose joined digits make one, are read as any number is, and
+// a card number in them is found.
+func TestEventDigestPlaceNumbers(t *testing.T) {
+	digits := "4111111111111111" + strings.Repeat("0", 48)
+	groups := "[41111111,11111111" + strings.Repeat(",10000000", 6) + "]" // 64 digits joined
+	for _, ev := range []string{
+		`{"id":"a","payload":{"sha256":` + digits + `}}`,
+		`{"id":"a","payload":{"x":{"statement_sha256":` + digits + `}}}`,
+		`{"id":"a","payload":{"matches":[` + digits + `]}}`,
+		`{"id":"a","payload":{"sha256":` + groups + `}}`,
+	} {
+		if err := CheckEvent([]byte(ev)); err == nil {
+			t.Errorf("%s: accepted", ev)
+		}
+	}
+	// The string form at its place stays exempt (a SHA-256 digest).
+	if err := CheckEvent([]byte(`{"id":"a","payload":{"sha256":"` + strings.Repeat("ab", 32) + `"}}`)); err != nil {
+		t.Errorf("a digest at its place: %v", err)
+	}
+}

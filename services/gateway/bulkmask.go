@@ -11,22 +11,32 @@ import (
 // as session.output chunks' data would have recorded them: judged as
 // the Stream judges a chunk (judgeRendered: as the bytes are and as a
 // terminal renders them), DefaultMaxChunk bytes at a time, each with up
-// to MaxHeld bytes before and after it (from before and after at the
-// piece's edges: the stream's bytes around it), so that a value across
-// two of them is found whole; what the detectors find is replaced by its
+// as many bytes before and after it as hold MaxHeld bytes of text as a
+// terminal renders it (from before and after at the piece's edges: the
+// stream's bytes around it), so that a value across two of them is
+// found whole, whatever renders as nothing between its parts (NULs,
+// escape sequences, characters overwritten) — the tail a Stream holds
+// back is counted so too; what the detectors find is replaced by its
 // placeholder over the raw span it came from, and never cut: a value
 // reaching past a chunk's end is replaced whole with it. stdin: the
 // stream is what a person types. rows and cols: the terminal's size (0:
 // not known). A run of bytes that are not text the detectors read
 // (binary bytes, or a rendering the terminal model cannot follow) is
-// replaced by binary once: a chunk of such bytes records its digest only.
+// replaced by binary once: a chunk of such bytes records its digest only,
+// and so is a chunk whose context does not hold MaxHeld rendered bytes
+// within BulkContext bytes where more bytes lie beyond them (a Stream's
+// buffer that grew so records its bytes as binary).
 func BulkText(before, piece, after []byte, stdin bool, rows, cols int, insert bool, binary []byte) []byte {
-	before = before[len(before)-min(len(before), MaxHeld):]
+	before = before[len(before)-min(len(before), BulkContext):]
 	for len(before) > 0 && !utf8.RuneStart(before[0]) {
 		before = before[1:] // a character cut at the context's start
 	}
-	after = after[:min(len(after), MaxHeld)]
+	after = after[:min(len(after), BulkContext)]
 	after = after[:validEnd(after)]
+	sz := termSize{}
+	if rows > 0 && cols > 0 {
+		sz = termSize{rows: clampSize(rows), cols: clampSize(cols)}
+	}
 	// The stream around and through the piece, its bytes from lo to hi.
 	all := append(append(append(make([]byte, 0, len(before)+len(piece)+len(after)), before...), piece...), after...)
 	lo, hi := len(before), len(before)+len(piece)
@@ -37,17 +47,17 @@ func BulkText(before, piece, after []byte, stdin bool, rows, cols int, insert bo
 		for end < hi && !utf8.RuneStart(all[end]) {
 			end++ // never inside a character
 		}
-		from, to := max(at-MaxHeld, 0), min(end+MaxHeld, len(all))
-		for from < at && !utf8.RuneStart(all[from]) {
-			from++
-		}
-		to = max(end, from+validEnd(all[from:to]))
+		from, okFrom := contextFrom(all, at, stdin, sz)
+		to, okTo := contextTo(all, end, stdin, sz)
 		// With the context on both sides, else on the side that is text
 		// too (the model may not follow the other), else alone.
 		var spans []detect.Span
 		ok := false
 		for _, w := range [][2]int{{from, to}, {from, end}, {at, to}, {at, end}} {
-			if spans, ok = judgeWhole(all[w[0]:w[1]], stdin, rows, cols, insert); ok {
+			if !okFrom || !okTo {
+				break // text a Stream would have recorded as binary
+			}
+			if spans, ok = judgeWhole(all[w[0]:w[1]], stdin, sz, insert); ok {
 				from = w[0]
 				break
 			}
@@ -80,13 +90,63 @@ func BulkText(before, piece, after []byte, stdin bool, rows, cols int, insert bo
 	return out
 }
 
+// BulkContext is the most bytes BulkText reads on either side of a
+// chunk for the MaxHeld rendered bytes of its context: as many as a
+// Stream's buffer grows to while the tail it holds back is not pushed
+// out (MaxHeldRaw chunks).
+const BulkContext = MaxHeldRaw * DefaultMaxChunk
+
+// contextFrom is where the context before all[at:] starts: the nearest
+// character start from which the bytes up to at render as at least
+// MaxHeld bytes, or all's start when they render as fewer. ok is false
+// when BulkContext bytes before at render as fewer than MaxHeld bytes
+// and more bytes precede them: a value's first part may be there, its
+// rest after a run of bytes that render as nothing.
+func contextFrom(all []byte, at int, stdin bool, sz termSize) (int, bool) {
+	for n := MaxHeld; ; n += n / 4 {
+		from := max(at-min(n, BulkContext), 0)
+		for from < at && !utf8.RuneStart(all[from]) {
+			from++
+		}
+		shown, known := renderedLen(all[from:at], stdin, sz)
+		switch {
+		case !known || shown >= MaxHeld || from == 0:
+			return from, true
+		case n >= BulkContext:
+			return from, false
+		}
+	}
+}
+
+// contextTo is contextFrom after all[:end]: where the context after it
+// ends.
+func contextTo(all []byte, end int, stdin bool, sz termSize) (int, bool) {
+	for n := MaxHeld; ; n += n / 4 {
+		to := min(end+min(n, BulkContext), len(all))
+		to = end + validEnd(all[end:to])
+		shown, known := renderedLen(all[end:to], stdin, sz)
+		switch {
+		case !known || shown >= MaxHeld || to == len(all):
+			return to, true
+		case n >= BulkContext:
+			return to, false
+		}
+	}
+}
+
+// renderedLen is how many bytes raw renders as (known false when it is
+// not text the model follows: the window's judgement then says).
+func renderedLen(raw []byte, stdin bool, sz termSize) (n int, known bool) {
+	if n, ok := shownInPlace(raw); ok {
+		return n, true
+	}
+	r := renderSized(raw, false, stdin, false, sz)
+	return len(r.b), r.text
+}
+
 // judgeWhole is the values found in raw, rendered whole, as the Stream
 // judges a chunk; ok is false when raw is not text the detectors read.
-func judgeWhole(raw []byte, stdin bool, rows, cols int, insert bool) ([]detect.Span, bool) {
-	sz := termSize{}
-	if rows > 0 && cols > 0 {
-		sz = termSize{rows: clampSize(rows), cols: clampSize(cols)}
-	}
+func judgeWhole(raw []byte, stdin bool, sz termSize, insert bool) ([]detect.Span, bool) {
 	// Where the piece begins in insert mode (its event says so), or the
 	// bytes may switch it (CSI 4 h), the window is judged in both modes:
 	// where in it the mode holds is not followed here.
@@ -120,4 +180,30 @@ func validEnd(b []byte) int {
 		}
 	}
 	return len(b)
+}
+
+// shownInPlace is how many bytes raw renders as when it is plain text
+// (plainText) and colours (SGR, CSI … m), which show nothing and move
+// no cursor — a build log's bytes — without rendering it; ok is false
+// for anything else.
+func shownInPlace(raw []byte) (n int, ok bool) {
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c >= 0x20 && c < 0x7f || c == '\n' || c == '\t':
+			n++
+		case c == 0x1b && i+1 < len(raw) && raw[i+1] == '[':
+			j := i + 2
+			for j < len(raw) && (raw[j] >= '0' && raw[j] <= '9' || raw[j] == ';') {
+				j++
+			}
+			if j >= len(raw) || raw[j] != 'm' {
+				return 0, false
+			}
+			i = j
+		default:
+			return 0, false
+		}
+	}
+	return n, true
 }

@@ -157,3 +157,50 @@ func TestBulkTextInsertMode(t *testing.T) {
 		t.Errorf("overwriting, the piece plays %q", got)
 	}
 }
+
+// A piece's chunks are read with as much context as holds MaxHeld bytes
+// of text as a terminal renders it, as a Stream holds back its tail: a
+// card number whose parts are apart by more than MaxHeld bytes that
+// render as nothing (NULs, colours, a character overwritten again and
+// again), across the edge of the chunks it is judged in or of the
+// piece, shows on a terminal whole and is replaced; past BulkContext
+// bytes of such a run the chunk plays as binary, as the Stream records
+// it.
+func TestBulkTextRenderedContext(t *testing.T) {
+	filler := strings.Repeat("build step ok\n", 3000)
+	gaps := map[string]string{
+		"NULs":        strings.Repeat("\x00", 10000),
+		"colours":     strings.Repeat("\x1b[0m", 2500),
+		"overwritten": strings.Repeat("x\b", 5000),
+	}
+	clear := func(got string) bool { return strings.Contains(got, "4802") && strings.Contains(got, "851889592158") }
+	for name, gap := range gaps {
+		for _, at := range []int{16384 - 5000, 16384 - 4, 16384 + 10} {
+			piece := filler[:at] + "4802" + gap + "851889592158\n" + filler[at:]
+			for _, sz := range [][2]int{{24, 80}, {0, 0}} {
+				got := string(gateway.BulkText(nil, []byte(piece), nil, false, sz[0], sz[1], false, []byte("[BINARY]")))
+				// Replaced once, or (no width known, the cursor moved
+				// back along a line that may have wrapped) not shown.
+				if clear(got) || strings.Count(got, "[REDACTED:credit_card]") != 1 && !strings.Contains(got, "[BINARY]") {
+					t.Errorf("%s at %d, %v: both parts play in clear: %v; placeholders %d", name, at, sz, clear(got), strings.Count(got, "[REDACTED"))
+				}
+			}
+		}
+		// Across the piece's edges: the part in the neighbour is read.
+		before := filler[:5000] + "4802" + gap
+		if got := string(gateway.BulkText([]byte(before), []byte("851889592158\n"+filler[:5000]), nil, false, 24, 80, false, nil)); strings.Contains(got, "851889592158") {
+			t.Errorf("%s: a value begun in the piece before plays its end in clear", name)
+		}
+		after := gap + "851889592158\n" + filler[:5000]
+		if got := string(gateway.BulkText(nil, []byte(filler[:5000]+"4802"), []byte(after), false, 24, 80, false, nil)); strings.Contains(got, "4802") {
+			t.Errorf("%s: a value ended in the piece after plays its start in clear", name)
+		}
+	}
+	// More than BulkContext bytes that render as nothing between the
+	// parts: not judged within bounds, so not shown.
+	piece := filler[:20000] + "4802" + strings.Repeat("\x00", gateway.BulkContext+100) + "851889592158\n" + filler[:20000]
+	got := string(gateway.BulkText(nil, []byte(piece), nil, false, 24, 80, false, []byte("[BINARY]")))
+	if clear(got) || !strings.Contains(got, "[BINARY]") {
+		t.Errorf("a run of %d NULs between the parts: both in clear %v, binary %d", gateway.BulkContext+100, clear(got), strings.Count(got, "[BINARY]"))
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/text/width"
 )
 
 // rendering is a stream's bytes as a terminal shows them: the text the
@@ -244,6 +246,7 @@ func renderEditedAt(raw []byte, final, keys, insert bool, sz termSize, at cursor
 			if keys {
 				e.deleteBack()
 			} else {
+				e.alongWrapped(e.cur - 1)
 				e.left(1)
 			}
 			i++
@@ -314,7 +317,11 @@ func renderEditedAt(raw []byte, final, keys, insert bool, sz termSize, at cursor
 			i += n
 			continue
 		}
-		e.put(cell{lo: int32(i), n: int8(n)})
+		if !keys && wideRune(ru) {
+			e.putWide(cell{lo: int32(i), n: int8(n)})
+		} else {
+			e.put(cell{lo: int32(i), n: int8(n)})
+		}
 		i += n
 	}
 	r.end = e.state()
@@ -342,7 +349,9 @@ func digitCount(b []byte) int {
 }
 
 // cell is a character of the line being edited: n raw bytes from lo, or
-// with n 0 a blank an insertion made (lo: the sequence that made it).
+// with n 0 a blank an insertion made (lo: the sequence that made it), or
+// with n -1 the second column of the wide character before it (lo: its
+// own), which shows nothing of its own (putWide).
 type cell struct {
 	lo int32
 	n  int8
@@ -895,9 +904,72 @@ func (e *lineEditor) put(c cell) {
 		if e.line[e.cur].lo >= 0 {
 			e.r.hidden = true // the character or blank overwritten
 		}
+		e.splitWide(e.cur)
 		e.line[e.cur] = c
 	}
 	e.cur++
+}
+
+// putWide writes a character a terminal shows in two columns (East
+// Asian wide and fullwidth: CJK, most emoji) as two cells, so that the
+// columns of what follows count as the terminal's: a column moved to
+// after it is the one the terminal shows text at. One that does not fit
+// before the last column wraps first (autowrap reset: it takes the last
+// two).
+func (e *lineEditor) putWide(c cell) {
+	if e.width > 1 && e.cur >= e.width-1 {
+		if e.pos.nowrap {
+			e.cur = e.width - 2
+		} else {
+			e.cur = e.width // put wraps it
+		}
+	}
+	e.put(c)
+	second := cell{lo: c.lo, n: -1}
+	switch {
+	case e.cur >= len(e.line):
+		e.line = append(e.line, second)
+	case e.insert: // IRM: it moves the rest of the line right by two
+		e.line = slices.Insert(e.line, e.cur, second)
+		if len(e.line) > maxLine {
+			e.line = e.line[:maxLine]
+		}
+	default:
+		if e.line[e.cur].lo >= 0 {
+			e.r.hidden = true
+		}
+		e.splitWide(e.cur)
+		e.line[e.cur] = second
+	}
+	e.cur++
+}
+
+// splitWide makes the other column of a wide character at cell k blank
+// before cell k alone is overwritten, erased or cut from it: a terminal
+// shows no half of a wide character, so what was either side of it is
+// not read joined through it.
+func (e *lineEditor) splitWide(k int) {
+	if k < 0 || k >= len(e.line) {
+		return
+	}
+	switch c := e.line[k]; {
+	case c.n == -1 && k > 0 && e.line[k-1].lo == c.lo && e.line[k-1].n > 0:
+		e.line[k-1] = cell{lo: c.lo}
+		e.r.hidden = true
+	case c.n > 0 && k+1 < len(e.line) && e.line[k+1].n == -1 && e.line[k+1].lo == c.lo:
+		e.line[k+1] = cell{lo: c.lo}
+		e.r.hidden = true
+	}
+}
+
+// wideRune reports whether a terminal shows r in two columns: East Asian
+// wide or fullwidth (width.LookupRune), as wcwidth counts them.
+func wideRune(r rune) bool {
+	switch width.LookupRune(r).Kind() {
+	case width.EastAsianWide, width.EastAsianFullwidth:
+		return true
+	}
+	return false
 }
 
 func (e *lineEditor) left(n int) {
@@ -1066,6 +1138,20 @@ func (e *lineEditor) lines(insert bool, n int) {
 		e.rows = append(slices.Delete(e.rows, e.rowi, e.rowi+k), blank[:k]...)
 	}
 	e.line, e.cur = e.rows[e.rowi], 0
+}
+
+// alongWrapped makes the rendering lost when, on a screen whose width
+// is not known, a move or edit along the row (or up from it) from the
+// cursor reaches column to, and the cursor or to is past narrowest: the
+// line may have wrapped, and the terminal moves on the row of it the
+// cursor is on (a move left stops at that row's first column, a column
+// named is that row's, a move up goes to the row above within the
+// line), which the model, editing the whole line as one row, does not
+// follow. CR and a move to the first column are followed apart (home).
+func (e *lineEditor) alongWrapped(to int) {
+	if !e.keys && e.width == 0 && (e.cur > narrowest || to > narrowest) {
+		e.lost = true
+	}
 }
 
 // narrowest is the fewest columns a value the detectors find takes on a
@@ -1253,6 +1339,10 @@ func (e *lineEditor) remove(lo, hi int) {
 	if lo >= hi {
 		return
 	}
+	if !e.keys {
+		e.splitWide(lo)
+		e.splitWide(hi - 1)
+	}
 	e.line = append(e.line[:lo], e.line[hi:]...)
 	e.r.hidden = true
 	if e.cur > hi {
@@ -1412,8 +1502,10 @@ func (e *lineEditor) escape(seq []byte, at int) {
 	if len(seq) == 3 && seq[1] == 'O' {
 		switch seq[2] {
 		case 'D':
+			e.alongWrapped(e.cur - 1)
 			e.left(1)
 		case 'C':
+			e.alongWrapped(e.cur + 1)
 			e.right(1)
 		case 'H':
 			e.cur = 0
@@ -1435,6 +1527,22 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		n = min(n*10+int(c-'0'), 1<<16)
 	}
 	count := max(n, 1)
+	switch seq[len(seq)-1] {
+	case 'D':
+		e.alongWrapped(e.cur - count)
+	case 'C', 'a':
+		e.alongWrapped(e.cur + count)
+	case 'G', '`':
+		if count > 1 {
+			e.alongWrapped(count - 1)
+		}
+	case 'I', 'Z', 'A', 'F':
+		e.alongWrapped(e.cur)
+	case 'P', '@':
+		e.alongWrapped(len(e.line))
+	case 'X':
+		e.alongWrapped(min(e.cur+count, len(e.line)))
+	}
 	switch seq[len(seq)-1] {
 	case 'D':
 		e.left(count)
@@ -1497,6 +1605,8 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		// ECH: count characters from the cursor erased, the cursor
 		// kept.
 		if !e.keys && n >= 0 {
+			e.splitWide(e.cur)
+			e.splitWide(min(e.cur+count, len(e.line)) - 1)
 			for k := e.cur; k < e.cur+count && k < len(e.line); k++ {
 				if e.line[k].n != 0 {
 					e.r.hidden = true
@@ -1632,6 +1742,9 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		if count <= 0 || e.cur == len(e.line) {
 			return // past the line's end a blank changes nothing read
 		}
+		if !e.keys && e.line[e.cur].n == -1 {
+			e.splitWide(e.cur) // blanks inserted inside a wide character
+		}
 		e.line = slices.Insert(e.line, e.cur, slices.Repeat([]cell{{lo: int32(at)}}, count)...)
 	case 'P':
 		if !e.keys && e.mayMeetWritten() {
@@ -1649,6 +1762,7 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		case 0, -1:
 			e.remove(e.cur, len(e.line))
 		case 1:
+			e.splitWide(min(e.cur, len(e.line)) - 1)
 			for k := 0; k < e.cur && k < len(e.line); k++ {
 				if e.line[k].n != 0 {
 					e.r.hidden = true

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -167,5 +168,70 @@ func TestWindowSizesDragCost(t *testing.T) {
 	t.Logf("%d of %d sizes withheld (%.1f %%)", withheld, n, 100*float64(withheld)/n)
 	if withheld > n/5 {
 		t.Errorf("%d of %d sizes withheld", withheld, n)
+	}
+}
+
+// A character a terminal shows in two columns (CJK, most emoji) takes
+// two columns in the terminal model too: a column named after such
+// characters is the one the terminal writes at, so a card number whose
+// first part is written over the wide characters, at a column named or
+// moved to, next to its second part, reads whole; a half of one erased
+// or overwritten blanks the other, as a terminal shows no half of it.
+func TestStreamWideCharacters(t *testing.T) {
+	cases := map[string]string{
+		"column named":         "\x1b[H\x1b[2J中中中中851889592158\x1b[5G4802\r\n",
+		"moved right":          "\x1b[H\x1b[2J中中中中851889592158\r\x1b[4C4802\r\n",
+		"row and column named": "\x1b[H\x1b[2J中中中中851889592158\x1b[1;5H4802\r\n",
+		"moved left":           "\x1b[H\x1b[2J中中中中851889592158\x1b[16D4802\r\n",
+		"emoji":                "\x1b[H\x1b[2J😀😀😀😀851889592158\x1b[5G4802\r\n",
+		"half overwritten":     "\x1b[H\x1b[2J4802中851889592158\x1b[6G \r\n",
+		"half erased":          "\x1b[H\x1b[2J4802中8518 8959 2158\x1b[6G\x1b[X\r\n",
+		"inserted":             "\x1b[H\x1b[2J4802中851889592158\x1b[5G\x1b[4h中\x1b[4l\x1b[5G\x1b[4P\r\n",
+	}
+	for name, in := range cases {
+		for _, sz := range [][2]int{{80, 24}, {0, 0}} {
+			t.Run(fmt.Sprintf("%s %dx%d", name, sz[0], sz[1]), func(t *testing.T) {
+				chunks := streamed(t, sz[0], sz[1], in)
+				got := textOf(t, chunks)
+				if chunks[len(chunks)-1]["binary"] == true {
+					return // not judged as text: nothing recorded
+				}
+				if strings.Contains(digitsOnly(got), "4802851889592158") || strings.Contains(string(got), "4802") && strings.Contains(string(got), "8518") {
+					t.Fatalf("recorded %q (%v)", got, chunks[len(chunks)-1])
+				}
+			})
+		}
+	}
+}
+
+// With no width known, a line longer than a terminal wraps, and a move
+// along a row (a column named, a move left or right, BS, tab stops) or
+// an edit of it acts on the row of the line the cursor is on, which the
+// model, editing the line as one row, does not follow: from a column
+// past the 6th, or to one, the chunk is not judged as text. On a
+// terminal 20 columns wide each case shows 4802851889592158 on the
+// line's second row.
+func TestStreamNoWidthMovesAlongWrappedLine(t *testing.T) {
+	for name, in := range map[string]string{
+		"column named":  strings.Repeat("y", 20) + "XXXXXXXX851889592158\x1b[5G4802\r\n",
+		"moved left":    strings.Repeat("y", 20) + "XXXX851889592158\x1b[20D4802\r\n",
+		"backspaces":    strings.Repeat("y", 20) + "XXXX851889592158" + strings.Repeat("\b", 20) + "4802\r\n",
+		"SS3 left":      strings.Repeat("y", 20) + "XXXX851889592158" + strings.Repeat("\x1bOD", 20) + "4802\r\n",
+		"moved up":      strings.Repeat("y", 20) + "XXXX851889592158\x1b[A\r\x1b[B4802\r\n",
+		"chars deleted": strings.Repeat("y", 20) + "4802ZZZZ851889592158\x1b[5G\x1b[4P\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			chunks := streamed(t, 0, 0, in)
+			got := string(textOf(t, chunks))
+			if strings.Contains(got, "4802") && strings.Contains(got, "8518") {
+				t.Fatalf("recorded %q (%v)", got, chunks[len(chunks)-1])
+			}
+		})
+	}
+	// Short lines, and a line rewritten whole after CR, stay text.
+	for _, in := range []string{"ok\b\bOK\x1b[3Gdone\r\n", "50%\r60%\r" + strings.Repeat("=", 20) + "\r" + strings.Repeat("#", 20) + "\r\n"} {
+		if chunks := streamed(t, 0, 0, in); chunks[len(chunks)-1]["binary"] == true {
+			t.Errorf("%q recorded as binary", in)
+		}
 	}
 }
