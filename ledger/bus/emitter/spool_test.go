@@ -235,17 +235,19 @@ func TestSpoolDrainCrash(t *testing.T) {
 			natsDir, spoolDir := t.TempDir(), t.TempDir()
 			srv := natstest.StartIn(t, natsDir, -1)
 			port := srv.Addr().(*net.TCPAddr).Port
-			_, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
+			nc, js := srv.Connect(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
 			if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "AUDIT_EVENTS", Subjects: []string{"audit.events.>", bus.BatchSubjects}}); err != nil {
 				t.Fatal(err)
 			}
+			var logs lockedBuffer // what the drainer says of its failed tries, for a failure's message
 			down := func() {
 				srv.Shutdown()
 				srv.WaitForShutdown()
 			}
 			down()
 			newEmitter := func() *emitter.Emitter {
-				em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 200 * time.Millisecond, Logger: quiet()})
+				em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 200 * time.Millisecond,
+					Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -267,7 +269,8 @@ func TestSpoolDrainCrash(t *testing.T) {
 			srv = natstest.StartIn(t, natsDir, port)
 			natstest.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
 				if emitter.Crashed() != step {
-					return fmt.Errorf("the drainer has not reached %q", step)
+					return fmt.Errorf("the drainer has not reached %q: %d failed tries, the connection %s, its log:\n%s",
+						step, em.Stats.SpoolRetries.Load(), nc.Status(), logs.String())
 				}
 				return nil
 			})
