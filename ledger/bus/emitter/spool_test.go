@@ -246,7 +246,14 @@ func TestSpoolDrainCrash(t *testing.T) {
 			}
 			down()
 			newEmitter := func() *emitter.Emitter {
-				em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 200 * time.Millisecond,
+				// A publish while the bus is down fails at once (the event
+				// is spooled). The timeout is the drainer's wait for its
+				// acknowledgements after the restart: the first batch there
+				// may find JetStream not yet answering, which stops batching
+				// for a minute, and one by one a race-detector build on busy
+				// cores can take longer than 200 ms for ten acknowledgements,
+				// try after try, past this test's minute.
+				em, err := emitter.New(emitter.Config{JetStream: js, SpoolDir: spoolDir, Timeout: 2 * time.Second,
 					Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 				if err != nil {
 					t.Fatal(err)
