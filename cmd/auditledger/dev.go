@@ -38,7 +38,7 @@ func devCmd(c *cobra.Command) cli.Run {
 	dataDir := fs.String("data", "auditledger-data", "directory for all state (created if missing)")
 	port := fs.Int("nats-port", 4222, "NATS client port on 127.0.0.1 (-1 for any free port)")
 	batch := fs.Int("batch", 5000, "events per sealed segment, at most")
-	maxWait := fs.Duration("max-wait", 50*time.Millisecond, "longest wait to fill a batch (group-commit latency)")
+	maxWait := fs.Duration("max-wait", 250*time.Millisecond, "longest wait to fill a batch (group-commit latency)")
 	verifyEvery := fs.Duration("verify-every", 24*time.Hour, "how often the writer verifies the whole log and seals what it found (ledger.verification): at start when the log holds records, then this often (a new log: first this long after the start)")
 	httpAddr := fs.String("http", defaultHTTPAddr, "address for /metrics, /healthz and /readyz")
 	oidcAddr := fs.String("oidc", defaultOIDCAddr, "address of the development OpenID provider")

@@ -71,7 +71,7 @@ func parseTenantRetention(v string) (map[string]string, error) {
 func (c *ledgerRole) setDefaults() {
 	c.Consumer = "ledger"
 	c.Batch = 5000
-	c.MaxWait = duration(50 * time.Millisecond)
+	c.MaxWait = duration(250 * time.Millisecond)
 	c.LeaseTTL = duration(5 * time.Second)
 	c.VerifyEvery = duration(24 * time.Hour)
 }

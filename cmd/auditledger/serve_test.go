@@ -19,7 +19,7 @@ func TestDeployConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Ledger.Batch != 5000 || time.Duration(c.Ledger.MaxWait) != 50*time.Millisecond || c.NATS.Replicas != 1 {
+	if c.Ledger.Batch != 5000 || time.Duration(c.Ledger.MaxWait) != 250*time.Millisecond || c.NATS.Replicas != 1 {
 		t.Fatalf("deploy/auditledger.yaml: %+v", c)
 	}
 }

@@ -57,7 +57,7 @@ type Config struct {
 	// means 5000.
 	BatchSize int
 	// MaxWait closes a batch this long after it was asked for, full or not;
-	// zero means 50ms. It bounds the latency added by group commit.
+	// zero means 250ms. It bounds the latency added by group commit.
 	MaxWait time.Duration
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -213,7 +213,7 @@ func New(ctx context.Context, cfg Config) (*Ingester, error) {
 		return nil, fmt.Errorf("ingest: batch size %d above the segment limit %d", cfg.BatchSize, ledger.MaxSegmentRecords)
 	}
 	if cfg.MaxWait <= 0 {
-		cfg.MaxWait = 50 * time.Millisecond
+		cfg.MaxWait = 250 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

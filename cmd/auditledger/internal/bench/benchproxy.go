@@ -54,7 +54,7 @@ func Proxy(c *cobra.Command) cli.Run {
 	sign := fs.String("producer-sig", "none", "producer authenticity to measure: none, attest (one signature per batch) or each (every event signed)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the proxy, NATS and the writer (this process) to FILE: each pgbench run's own to FILE.<path>.<clients>.<script>, what follows it to that name with .after added, the start to FILE (go tool pprof FILE FILE.* reads them all)")
 	runs := fs.Int("runs", 1, "pgbench runs per path, client count and script; with more than one, each row is the run of median TPS and shows the range")
-	writerWait := fs.Duration("writer-max-wait", 50*time.Millisecond, "the ledger writer's longest wait to fill a segment (serve's ledger.max_wait): at a low rate, how often it seals")
+	writerWait := fs.Duration("writer-max-wait", 250*time.Millisecond, "the ledger writer's longest wait to fill a segment (serve's ledger.max_wait): at a low rate, how often it seals")
 	withWriter := fs.Bool("writer", true, "run the ledger writer in this process, sealing what the proxy records; false measures the proxy with the writer on another node (events are stored on the bus, not sealed here)")
 	return func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 		stopProfile, err := startCPUProfile(*cpuProfile)
