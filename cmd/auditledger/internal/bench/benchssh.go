@@ -19,6 +19,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,6 +47,8 @@ func SSH(c *cobra.Command) cli.Run {
 	pace := fs.Duration("pace", 200*time.Millisecond, "time between one terminal's keystrokes")
 	syncMode := fs.String("sync", "interval", "NATS fsync: always (each message) or interval")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the bulk run through the gateway to this file, and one of the typing through it to this file with .keys added")
+	cipher := fs.String("cipher", "", "the cipher the stock ssh prefers (-o Ciphers=^NAME: aes128-gcm@openssh.com, say), both directly and through the gateway; by default its own order, chacha20-poly1305@openssh.com first")
+	traceFile := fs.String("trace", "", "write an execution trace of the bulk run through the gateway to this file (go tool trace: where its goroutines wait)")
 	return func(ctx context.Context, _ []string, _ io.Reader, stdout, _ io.Writer) error {
 		if *syncMode != "always" && *syncMode != "interval" {
 			return cli.Usagef("--sync %q: want always or interval", *syncMode)
@@ -59,7 +62,7 @@ func SSH(c *cobra.Command) cli.Run {
 		}
 		defer os.RemoveAll(dir)
 		return withBenchLedger(ctx, dir, *syncMode == "always", true, 50*time.Millisecond, "", func(em *emitter.Emitter) error {
-			return benchSSH(ctx, stdout, dir, em, *size, *sessions, *keystrokes, *pace, *syncMode, *profile)
+			return benchSSH(ctx, stdout, dir, em, *size, *sessions, *keystrokes, *pace, *syncMode, *profile, *traceFile, *cipher)
 		})
 	}
 }
@@ -92,7 +95,7 @@ func (c *countingRecorder) EmitAsync(ctx context.Context, ev *events.Event, done
 	return c.em.EmitAsync(ctx, ev, done)
 }
 
-func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter, size int64, sessions, keystrokes int, pace time.Duration, syncMode, profile string) error {
+func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter, size int64, sessions, keystrokes int, pace time.Duration, syncMode, profile, traceFile, cipher string) error {
 	u, err := user.Current()
 	if err != nil {
 		return err
@@ -162,6 +165,13 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 	known := filepath.Join(dir, "known_hosts")
 	os.WriteFile(known, []byte(keys.KnownHostsLine([]string{"[127.0.0.1]:" + gwPort})+"\n[127.0.0.1]:"+directPort+" "+target.HostKey+"\n"), 0o644)
 
+	// The client's ciphers: its default order, or the one --cipher names
+	// first (the gateway and sshd accept either; the client's preference
+	// wins).
+	cipherNote := ""
+	if cipher != "" {
+		cipherNote = " preferring " + cipher
+	}
 	fmt.Fprintf(w, "SSH gateway, %s, NATS fsync %s, ledger writer sealing; sshd %s on loopback\n\n", cpuModel(), syncMode, target.Addr)
 
 	// Throughput: the stock client, cat of a text file on the target (so
@@ -171,10 +181,13 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 		return err
 	}
 	stock := func(port, certFile, user string) (time.Duration, error) {
-		cmd := exec.CommandContext(ctx, "ssh", "-F", "/dev/null", "-p", port, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-			"-o", "IdentityFile="+keyFile, "-o", "CertificateFile="+certFile, "-o", "UserKnownHostsFile="+known,
-			"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", user+"@127.0.0.1",
-			"cat "+textFile)
+		args := []string{"-F", "/dev/null", "-p", port, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+			"-o", "IdentityFile=" + keyFile, "-o", "CertificateFile=" + certFile, "-o", "UserKnownHostsFile=" + known,
+			"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"}
+		if cipher != "" {
+			args = append(args, "-o", "Ciphers=^"+cipher)
+		}
+		cmd := exec.CommandContext(ctx, "ssh", append(args, user+"@127.0.0.1", "cat "+textFile)...)
 		var n countWriter
 		var errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &n, &errb
@@ -188,28 +201,41 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 		// shell start-up files are not the relay's to speed up.
 		return n.last.Sub(n.first), nil
 	}
+	cpu0 := processCPU()
 	directT, err := stock(directPort, keyFile+"-direct.pub", login)
 	if err != nil {
 		return fmt.Errorf("direct: %w", err)
 	}
+	directCPU := processCPU() - cpu0
 	before := rec.events.Load()
+	cpu0 = processCPU()
 	stopProfile := func() {}
 	if profile != "" {
 		if stopProfile, err = startCPUProfile(profile); err != nil {
 			return err
 		}
 	}
+	stopTrace, err := startTrace(traceFile)
+	if err != nil {
+		stopProfile()
+		return err
+	}
 	viaT, err := stock(gwPort, keyFile+"-gw.pub", login+"+bench")
+	stopTrace()
 	stopProfile()
 	settle(rec) // the relay does not wait for the recording: count all of it
 	if err != nil {
 		return fmt.Errorf("through the gateway: %w", err)
 	}
+	quiet() // and the writer's checks and copies of the pieces
+	viaCPU := processCPU() - cpu0
 	mib := float64(size) / (1 << 20)
-	fmt.Fprintf(w, "bulk output, stock ssh, cat of %.0f MiB of text (base64 lines), first byte to last:\n", mib)
+	fmt.Fprintf(w, "bulk output, stock ssh%s, cat of %.0f MiB of text (base64 lines), first byte to last:\n", cipherNote, mib)
 	fmt.Fprintf(w, "  %-22s %8.1f MiB/s\n", "direct", mib/directT.Seconds())
-	fmt.Fprintf(w, "  %-22s %8.1f MiB/s  %3.0f%% of direct, %d events recorded\n\n", "through the gateway", mib/viaT.Seconds(),
+	fmt.Fprintf(w, "  %-22s %8.1f MiB/s  %3.0f%% of direct, %d events recorded\n", "through the gateway", mib/viaT.Seconds(),
 		100*directT.Seconds()/viaT.Seconds(), rec.events.Load()-before)
+	fmt.Fprintf(w, "  CPU of this process (gateway, bus, writer; and reading the client's output): %.2f s through the gateway, %.1f ms per MiB; %.2f s direct\n\n",
+		viaCPU.Seconds(), ms(viaCPU)/mib, directCPU.Seconds())
 
 	// Keystroke echo: terminals typing at once, each key timed to its echo.
 	pinned, _, _, _, err := ssh.ParseAuthorizedKey([]byte(target.HostKey))
@@ -286,6 +312,28 @@ func settle(rec *countingRecorder) {
 	for last := int64(-1); rec.events.Load() != last; {
 		last = rec.events.Load()
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// quiet waits until this process uses less than a tenth of a core over
+// 300 ms (the writer has checked and copied what the gateway recorded),
+// for at most 30 s.
+func quiet() {
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); {
+		c := processCPU()
+		time.Sleep(300 * time.Millisecond)
+		if processCPU()-c < 30*time.Millisecond {
+			return
+		}
 	}
 }
 
