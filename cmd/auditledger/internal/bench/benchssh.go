@@ -46,7 +46,7 @@ func SSH(c *cobra.Command) cli.Run {
 	keystrokes := fs.Int("keystrokes", 50, "keystrokes each terminal types")
 	pace := fs.Duration("pace", 200*time.Millisecond, "time between one terminal's keystrokes")
 	syncMode := fs.String("sync", "interval", "NATS fsync: always (each message) or interval")
-	profile := fs.String("cpuprofile", "", "write a CPU profile of the bulk run through the gateway to this file, and one of the typing through it to this file with .keys added")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the bulk run through the gateway (until the writer has sealed it) to this file, and one of the typing through it to this file with .keys added")
 	cipher := fs.String("cipher", "", "the cipher the stock ssh prefers (-o Ciphers=^NAME: aes128-gcm@openssh.com, say), both directly and through the gateway; by default its own order, chacha20-poly1305@openssh.com first")
 	traceFile := fs.String("trace", "", "write an execution trace of the bulk run through the gateway to this file (go tool trace: where its goroutines wait)")
 	return func(ctx context.Context, _ []string, _ io.Reader, stdout, _ io.Writer) error {
@@ -222,13 +222,14 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 	}
 	viaT, err := stock(gwPort, keyFile+"-gw.pub", login+"+bench")
 	stopTrace()
-	stopProfile()
 	settle(rec) // the relay does not wait for the recording: count all of it
 	if err != nil {
+		stopProfile()
 		return fmt.Errorf("through the gateway: %w", err)
 	}
 	quiet() // and the writer's checks and copies of the pieces
 	viaCPU := processCPU() - cpu0
+	stopProfile()
 	mib := float64(size) / (1 << 20)
 	fmt.Fprintf(w, "bulk output, stock ssh%s, cat of %.0f MiB of text (base64 lines), first byte to last:\n", cipherNote, mib)
 	fmt.Fprintf(w, "  %-22s %8.1f MiB/s\n", "direct", mib/directT.Seconds())
