@@ -17,6 +17,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -180,6 +182,7 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 	if err := writeText(textFile, size); err != nil {
 		return err
 	}
+	var clientCPU time.Duration // the last run's ssh client's
 	stock := func(port, certFile, user string) (time.Duration, error) {
 		args := []string{"-F", "/dev/null", "-p", port, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
 			"-o", "IdentityFile=" + keyFile, "-o", "CertificateFile=" + certFile, "-o", "UserKnownHostsFile=" + known,
@@ -194,6 +197,9 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 		if err := cmd.Run(); err != nil {
 			return 0, fmt.Errorf("ssh: %v: %s", err, errb.String())
 		}
+		if u, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			clientCPU = time.Duration(u.Utime.Nano() + u.Stime.Nano())
+		}
 		if n.n != size {
 			return 0, fmt.Errorf("ssh read %d bytes, want %d", n.n, size)
 		}
@@ -201,14 +207,16 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 		// shell start-up files are not the relay's to speed up.
 		return n.last.Sub(n.first), nil
 	}
-	cpu0 := processCPU()
+	cpu0, sshd0 := processCPU(), childrenCPU(target.Pid())
 	directT, err := stock(directPort, keyFile+"-direct.pub", login)
 	if err != nil {
 		return fmt.Errorf("direct: %w", err)
 	}
-	directCPU := processCPU() - cpu0
+	directCPU, directClient := processCPU()-cpu0, clientCPU
+	time.Sleep(500 * time.Millisecond) // sshd reaps the session's processes
+	directSSHD := childrenCPU(target.Pid()) - sshd0
 	before := rec.events.Load()
-	cpu0 = processCPU()
+	cpu0, sshd0 = processCPU(), childrenCPU(target.Pid())
 	stopProfile := func() {}
 	if profile != "" {
 		if stopProfile, err = startCPUProfile(profile); err != nil {
@@ -228,15 +236,17 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 		return fmt.Errorf("through the gateway: %w", err)
 	}
 	quiet() // and the writer's checks and copies of the pieces
-	viaCPU := processCPU() - cpu0
+	viaCPU, viaClient, viaSSHD := processCPU()-cpu0, clientCPU, childrenCPU(target.Pid())-sshd0
 	stopProfile()
 	mib := float64(size) / (1 << 20)
 	fmt.Fprintf(w, "bulk output, stock ssh%s, cat of %.0f MiB of text (base64 lines), first byte to last:\n", cipherNote, mib)
 	fmt.Fprintf(w, "  %-22s %8.1f MiB/s\n", "direct", mib/directT.Seconds())
 	fmt.Fprintf(w, "  %-22s %8.1f MiB/s  %3.0f%% of direct, %d events recorded\n", "through the gateway", mib/viaT.Seconds(),
 		100*directT.Seconds()/viaT.Seconds(), rec.events.Load()-before)
-	fmt.Fprintf(w, "  CPU of this process (gateway, bus, writer; and reading the client's output): %.2f s through the gateway, %.1f ms per MiB; %.2f s direct\n\n",
-		viaCPU.Seconds(), ms(viaCPU)/mib, directCPU.Seconds())
+	fmt.Fprintf(w, "  CPU per MiB, ms: direct: ssh %.1f, sshd and cat %.1f, this process %.1f (reading the client's output)\n",
+		ms(directClient)/mib, ms(directSSHD)/mib, ms(directCPU)/mib)
+	fmt.Fprintf(w, "                   through the gateway: ssh %.1f, sshd and cat %.1f, this process %.1f (the gateway, the bus and the writer too)\n\n",
+		ms(viaClient)/mib, ms(viaSSHD)/mib, ms(viaCPU)/mib)
 
 	// Keystroke echo: terminals typing at once, each key timed to its echo.
 	pinned, _, _, _, err := ssh.ParseAuthorizedKey([]byte(target.HostKey))
@@ -323,6 +333,32 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// childrenCPU is the CPU time of the ended children process pid reaped
+// (/proc/PID/stat's cutime and cstime, at 100 ticks a second); 0 when
+// it cannot be read.
+func childrenCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command's closing parenthesis: state is the 3rd
+	// field of the line, cutime and cstime the 16th and 17th.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return 0
+	}
+	cu, err1 := strconv.ParseInt(f[13], 10, 64)
+	cs, err2 := strconv.ParseInt(f[14], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(cu+cs) * 10 * time.Millisecond
 }
 
 // quiet waits until this process uses less than a tenth of a core over
