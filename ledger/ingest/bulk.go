@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -313,6 +314,12 @@ func (in *Ingester) deletePieces(ctx context.Context, seqs []uint64) {
 	if len(seqs) == 0 {
 		return
 	}
+	// In the stream's order: a gateway publishes several pieces at once,
+	// so its events' order is not quite the stream's, and a message
+	// deleted before an older one of its file block is a hole the bus
+	// compacts the block around (rewriting it) once half of it is holes.
+	seqs = slices.Clone(seqs)
+	slices.Sort(seqs)
 	s, err := in.bulk.get(ctx)
 	for _, seq := range seqs {
 		derr := err
