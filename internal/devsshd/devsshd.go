@@ -32,6 +32,11 @@ type Server struct {
 // Log is what sshd has logged (LogLevel VERBOSE).
 func (s *Server) Log() string { return s.log.String() }
 
+// Pid is the process id of the listening sshd, whose children (the
+// connections, their sessions and programs) it reaps: /proc/PID/stat's
+// cutime and cstime count their CPU once they have ended.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Stop kills sshd and waits for it.
 func (s *Server) Stop() {
 	s.cmd.Process.Kill()

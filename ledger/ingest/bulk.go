@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,7 +38,17 @@ type bulkStream struct {
 	mu     sync.Mutex
 	stream jetstream.Stream
 	keys   *piikeys.Store // the key store, opened on first use
+	// kept is how many bytes of checked pieces are held for their copy
+	// to the store (bulkKept at most).
+	kept atomic.Int64
 }
+
+// bulkKept bounds the bytes of the pieces the writer keeps from its
+// check to their copy to the store, so that the copy reads them neither
+// from the bus nor hashes them again; a piece past it is read again
+// when its segment is sealed (a batch's pieces are never all in memory
+// at once).
+const bulkKept = 64 << 20
 
 // storedMsg is a message of AUDIT_BULK as its leader answers.
 type storedMsg struct {
@@ -129,6 +141,9 @@ type bulkRef struct {
 	size    int64
 	subject string
 	seq     uint64 // its AUDIT_BULK sequence
+	// object is its bytes as checked, kept for the copy to the store
+	// within bulkKept (nil: read again); release gives the room back.
+	object []byte
 	// busErr: the bus could not be asked (not the event's fault); the
 	// batch is tried again.
 	busErr error
@@ -185,7 +200,25 @@ func (b *bulkStream) check(ctx context.Context, ev *events.Event, token string) 
 		return nil, err
 	}
 	ref.seq = m.Seq
+	if b.kept.Add(bk.Size) <= bulkKept {
+		ref.object = m.Data
+	} else {
+		b.kept.Add(-bk.Size)
+	}
 	return ref, nil
+}
+
+// release gives back the room of the pieces parts kept (bulkKept), once
+// their batch is sealed or given up.
+func (b *bulkStream) release(parts [][]checkedMsg) {
+	for _, p := range parts {
+		for i := range p {
+			if r := p[i].bulk; r != nil && r.object != nil {
+				b.kept.Add(-int64(len(r.object)))
+				r.object = nil
+			}
+		}
+	}
 }
 
 // errKeysUnreachable: the key store could not be asked (the bus's
@@ -223,7 +256,7 @@ func (b *bulkStream) opens(ctx context.Context, ev *events.Event, bk *events.Bul
 	if err := json.Unmarshal(ev.Payload, &place); err != nil {
 		return fmt.Errorf("%w %s: %v", ErrBulk, bk.Object, err)
 	}
-	_, err = keys.OpenBulk(ctx, bk.Pseudonym, piikeys.BulkPlace{Tenant: ev.Tenant, Session: ev.SessionID, Stream: place.Stream, Offset: place.Offset}, object)
+	err = keys.CheckBulk(ctx, bk.Pseudonym, piikeys.BulkPlace{Tenant: ev.Tenant, Session: ev.SessionID, Stream: place.Stream, Offset: place.Offset}, object)
 	switch {
 	case errors.Is(err, piikeys.ErrErased):
 		return fmt.Errorf("%w %s: its subject's key was erased before it was sealed", ErrBulk, bk.Object)
@@ -250,11 +283,12 @@ func (b *bulkStream) keyStore(ctx context.Context) (*piikeys.Store, error) {
 	return k, nil
 }
 
-// piece is the ledger's view of ref: read again from the bus when the
-// segment is sealed, one piece at a time, so that a batch's pieces are
-// never all in memory at once.
+// piece is the ledger's view of ref: its bytes as checked when they were
+// kept (bulkKept), else read again from the bus when the segment is
+// sealed, one piece at a time, so that a batch's pieces are never all in
+// memory at once.
 func (b *bulkStream) piece(ref *bulkRef) ledger.BulkPiece {
-	return ledger.BulkPiece{Name: ref.name, Size: ref.size, Read: func(ctx context.Context) ([]byte, error) {
+	return ledger.BulkPiece{Name: ref.name, Size: ref.size, Checked: ref.object, Read: func(ctx context.Context) ([]byte, error) {
 		m, err := b.read(ctx, map[string]any{"seq": ref.seq})
 		if err != nil {
 			return nil, fmt.Errorf("reading %s (sequence %d of %s): %w", ref.subject, ref.seq, bus.BulkStream, err)
@@ -280,6 +314,12 @@ func (in *Ingester) deletePieces(ctx context.Context, seqs []uint64) {
 	if len(seqs) == 0 {
 		return
 	}
+	// In the stream's order: a gateway publishes several pieces at once,
+	// so its events' order is not quite the stream's, and a message
+	// deleted before an older one of its file block is a hole the bus
+	// compacts the block around (rewriting it) once half of it is holes.
+	seqs = slices.Clone(seqs)
+	slices.Sort(seqs)
 	s, err := in.bulk.get(ctx)
 	for _, seq := range seqs {
 		derr := err

@@ -486,6 +486,7 @@ type sealing struct {
 // record: the event, a rejection, or part of a gap.
 func (in *Ingester) process(ctx context.Context, msgs []jetstream.Msg) error {
 	checked := in.validateAll(ctx, msgs)
+	defer in.bulk.release(checked)
 	for _, c := range checked {
 		for _, p := range c {
 			if p.indexErr != nil {

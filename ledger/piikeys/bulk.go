@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,6 +49,13 @@ func BulkName(object []byte) string {
 // SealBulk returns the object of the piece b at place, sealed under the
 // key of the subject (made on first use), and the subject's pseudonym.
 func (s *Store) SealBulk(ctx context.Context, issuer, subject string, place BulkPlace, b []byte) (object []byte, pseudonym string, err error) {
+	return s.SealBulkInto(ctx, nil, issuer, subject, place, b)
+}
+
+// SealBulkInto is SealBulk writing the object into dst's memory when it
+// has room for it (len(b) + BulkOverhead bytes): a writer that reuses
+// its buffers allocates, and clears, none.
+func (s *Store) SealBulkInto(ctx context.Context, dst []byte, issuer, subject string, place BulkPlace, b []byte) (object []byte, pseudonym string, err error) {
 	if len(b) == 0 || len(b) > MaxBulkPiece {
 		return nil, "", fmt.Errorf("piikeys: a bulk piece holds 1 to %d bytes, not %d", MaxBulkPiece, len(b))
 	}
@@ -55,17 +63,25 @@ func (s *Store) SealBulk(ctx context.Context, issuer, subject string, place Bulk
 	if err != nil {
 		return nil, "", err
 	}
-	object, err = sealBulk(key, random(12), place, b)
+	object, err = sealBulkInto(dst, key, random(12), place, b)
 	return object, pseudonym, err
 }
 
 // sealBulk seals b at place under key with nonce.
 func sealBulk(key, nonce []byte, place BulkPlace, b []byte) ([]byte, error) {
+	return sealBulkInto(nil, key, nonce, place, b)
+}
+
+// sealBulkInto is sealBulk into dst's memory when it has room.
+func sealBulkInto(dst, key, nonce []byte, place BulkPlace, b []byte) ([]byte, error) {
 	g, err := gcm(key)
 	if err != nil {
 		return nil, err
 	}
-	return g.Seal(nonce[:len(nonce):len(nonce)], nonce, b, place.aad()), nil
+	if cap(dst) < len(nonce)+len(b)+g.Overhead() {
+		dst = make([]byte, 0, len(nonce)+len(b)+g.Overhead())
+	}
+	return g.Seal(append(dst[:0], nonce...), nonce, b, place.aad()), nil
 }
 
 // OpenBulk returns the bytes of the piece object sealed under the key of
@@ -81,8 +97,37 @@ func (s *Store) OpenBulk(ctx context.Context, pseudonym string, place BulkPlace,
 	return OpenBulkWith(e.Key, place, object)
 }
 
+// CheckBulk is OpenBulk for a reader that only needs to know the piece
+// opens (the writer's check, docs/FORMAT.md §1.7): the same errors, and
+// the bytes opened into a buffer it reuses, never returned.
+func (s *Store) CheckBulk(ctx context.Context, pseudonym string, place BulkPlace, object []byte) error {
+	e, err := s.get(ctx, "key."+pseudonym)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return ErrErased
+	}
+	if err != nil {
+		return fmt.Errorf("piikeys: key %s: %w", pseudonym, err)
+	}
+	buf := openedBufs.Get().(*[]byte)
+	defer openedBufs.Put(buf)
+	b, err := openBulkInto((*buf)[:0], e.Key, place, object)
+	if err == nil && cap(b) <= MaxBulkPiece {
+		*buf = b[:0]
+	}
+	return err
+}
+
+// openedBufs are the buffers CheckBulk opens pieces into.
+var openedBufs = sync.Pool{New: func() any { b := make([]byte, 0, MaxBulkPiece); return &b }}
+
 // OpenBulkWith opens a piece's object under key.
 func OpenBulkWith(key []byte, place BulkPlace, object []byte) ([]byte, error) {
+	return openBulkInto(nil, key, place, object)
+}
+
+// openBulkInto opens a piece's object under key, appending its bytes to
+// dst.
+func openBulkInto(dst, key []byte, place BulkPlace, object []byte) ([]byte, error) {
 	g, err := gcm(key)
 	if err != nil {
 		return nil, err
@@ -90,7 +135,7 @@ func OpenBulkWith(key []byte, place BulkPlace, object []byte) ([]byte, error) {
 	if len(object) < BulkOverhead {
 		return nil, fmt.Errorf("piikeys: %w: %s is %d bytes, shorter than a nonce and a tag", ErrBulkDamaged, BulkName(object), len(object))
 	}
-	b, err := g.Open(nil, object[:g.NonceSize()], object[g.NonceSize():], place.aad())
+	b, err := g.Open(dst, object[:g.NonceSize()], object[g.NonceSize():], place.aad())
 	if err != nil {
 		return nil, fmt.Errorf("piikeys: %w: %s at offset %d of %s of session %s (another place's, another key's, or damaged)",
 			ErrBulkDamaged, BulkName(object), place.Offset, place.Stream, place.Session)

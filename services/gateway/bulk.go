@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,9 +30,16 @@ const (
 	BulkUntil = 16 << 10
 )
 
-// bulkQueue is how many records a bulk stream's queue holds before a
-// write waits for the bus: with pieces of 512 KiB, 2 MiB in flight.
+// bulkQueue is how many pieces a bulk stream hands on before a write
+// waits for the bus: queued or being sealed and published, with pieces
+// of 512 KiB, 2 MiB in flight. Up to that many are published at once,
+// each recorded once the bus has it, in order: a piece does not wait for
+// the acknowledgement of the one before it to go out.
 const bulkQueue = 4
+
+// bulkRecords is how many records (pieces and the text chunks between
+// them) a bulk stream's queue holds besides.
+const bulkRecords = 4 * bulkQueue
 
 // bulkPutTimeout bounds how long a piece waits for the bus before it is
 // recorded as its digest only.
@@ -57,6 +65,11 @@ type bulk struct {
 
 	q    chan bulkItem // nil until the stream first turns bulk
 	done chan struct{}
+	// slots holds a token for each piece handed on and not yet on the
+	// bus (or given up on): at most bulkQueue.
+	slots chan struct{}
+	// free holds piece buffers whose pieces are sealed, for reuse.
+	free chan []byte
 }
 
 // bulkItem is a record in a bulk stream's queue: a piece to seal and
@@ -129,8 +142,10 @@ func (st *Stream) enterBulk() {
 	b.piece = append(b.piece[:0], st.buf[st.recorded:]...)
 	st.buf, st.recorded = st.buf[:0], 0
 	if b.q == nil {
-		b.q = make(chan bulkItem, bulkQueue)
+		b.q = make(chan bulkItem, bulkRecords)
 		b.done = make(chan struct{})
+		b.slots = make(chan struct{}, bulkQueue)
+		b.free = make(chan []byte, bulkQueue+1)
 		go st.drainBulk()
 	}
 }
@@ -188,9 +203,15 @@ func (st *Stream) sealPiece() {
 		b.tail = append(b.tail, b.piece...)
 		b.tail = b.tail[:copy(b.tail, b.tail[max(0, len(b.tail)-keep):])]
 	}
+	b.slots <- struct{}{}
 	b.q <- bulkItem{piece: b.piece, offset: st.offset, insert: insert}
 	st.offset += int64(len(b.piece))
-	b.piece = make([]byte, 0, min(piikeys.MaxBulkPiece, 2*len(b.piece)))
+	select {
+	case buf := <-b.free:
+		b.piece = buf[:0]
+	default:
+		b.piece = make([]byte, 0, min(piikeys.MaxBulkPiece, 2*len(b.piece)))
+	}
 }
 
 // maxEscape is the longest unfinished escape sequence carried from one
@@ -232,22 +253,57 @@ func (st *Stream) record(payload map[string]any) {
 	st.s.RecordAsync(context.Background(), events.SessionOutput, payload)
 }
 
-// drainBulk records the queue's items in order: a piece is published to
-// the bus (bus.BulkStream) and recorded once the bus has it; a piece the
-// bus does not take is recorded as its size and keyed digest.
+// drainBulk records the queue's items in order: a piece is sealed and
+// published to the bus (bus.BulkStream) at once, up to bulkQueue at a
+// time, and recorded once the bus has it — after the records before it;
+// a piece the bus does not take is recorded as its size and keyed digest.
 func (st *Stream) drainBulk() {
 	defer close(st.bulk.done)
+	// The records in order, each a payload or where its piece's payload
+	// will be, for the recorder below.
+	type record struct {
+		payload map[string]any
+		piece   chan map[string]any
+	}
+	order := make(chan record, bulkRecords)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		for r := range order {
+			payload := r.payload
+			if r.piece != nil {
+				payload = <-r.piece
+			}
+			st.s.RecordAsync(context.Background(), events.SessionOutput, payload)
+		}
+	}()
 	for it := range st.bulk.q {
-		payload := it.payload
-		if it.piece != nil {
-			payload = st.putPiece(it.piece, it.offset)
+		if it.piece == nil {
+			order <- record{payload: it.payload}
+			continue
+		}
+		done := make(chan map[string]any, 1)
+		go func() {
+			payload := st.putPiece(it.piece, it.offset)
 			if it.insert && payload["bulk"] != nil {
 				payload["insert"] = true
 			}
-		}
-		st.s.RecordAsync(context.Background(), events.SessionOutput, payload)
+			select {
+			case st.bulk.free <- it.piece:
+			default:
+			}
+			<-st.bulk.slots
+			done <- payload
+		}()
+		order <- record{piece: done}
 	}
+	close(order)
+	<-recorded
 }
+
+// bulkObjects are the buffers pieces are sealed into, reused once
+// published.
+var bulkObjects = sync.Pool{New: func() any { b := make([]byte, 0, piikeys.MaxBulkPiece+piikeys.BulkOverhead); return &b }}
 
 // putPiece seals piece, the stream's bytes from offset, under the key of
 // the session's subject, publishes it and returns the payload that
@@ -257,12 +313,18 @@ func (st *Stream) putPiece(piece []byte, offset int64) map[string]any {
 	ctx, cancel := context.WithTimeout(context.Background(), bulkPutTimeout)
 	defer cancel()
 	place := piikeys.BulkPlace{Tenant: s.tenant, Session: s.id, Stream: st.name, Offset: offset}
-	object, pseudonym, err := s.g.cfg.Keys.SealBulk(ctx, s.who.Issuer, s.who.Subject, place, piece)
+	buf := bulkObjects.Get().(*[]byte)
+	object, pseudonym, err := s.g.cfg.Keys.SealBulkInto(ctx, *buf, s.who.Issuer, s.who.Subject, place, piece)
 	if err == nil {
 		name := piikeys.BulkName(object)
 		msg := &nats.Msg{Subject: bus.BulkSubject(s.g.cfg.Instance, name), Data: object, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, name)
-		if _, err = st.bulk.js.PublishMsg(ctx, msg); err == nil {
+		_, err = st.bulk.js.PublishMsg(ctx, msg)
+		// The bus's client copied the object to send it, whatever came
+		// of it: its memory seals the next piece.
+		*buf = object[:0]
+		bulkObjects.Put(buf)
+		if err == nil {
 			return map[string]any{"stream": st.name, "offset": offset, "bytes": len(piece),
 				"bulk": map[string]any{"object": name, "pseudonym": pseudonym, "size": len(object)}}
 		}

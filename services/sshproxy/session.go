@@ -630,15 +630,30 @@ func newLagStreamOn(st *gateway.Stream, screen *gateway.Screen) *lagStream {
 				}
 				continue
 			}
-			st.Write(it.b)
+			st.Write(it.b) // copies what it keeps
+			if cap(it.b) == lagBuf {
+				lagBufs.Put(&it.b)
+			}
 		}
 	}()
 	return l
 }
 
+// lagBuf is the size of the buffers lagStream copies reads into, reused
+// once recorded: what io.Copy reads at once.
+const lagBuf = 32 << 10
+
+var lagBufs = sync.Pool{New: func() any { b := make([]byte, 0, lagBuf); return &b }}
+
 // Write queues a copy of b (the caller reuses its buffer).
 func (l *lagStream) Write(b []byte) (int, error) {
-	l.q <- lagItem{b: append([]byte(nil), b...)}
+	var c []byte
+	if len(b) <= lagBuf {
+		c = append((*lagBufs.Get().(*[]byte))[:0], b...)
+	} else {
+		c = append([]byte(nil), b...)
+	}
+	l.q <- lagItem{b: c}
 	return len(b), nil
 }
 

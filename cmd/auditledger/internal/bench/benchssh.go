@@ -17,8 +17,11 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,7 +48,9 @@ func SSH(c *cobra.Command) cli.Run {
 	keystrokes := fs.Int("keystrokes", 50, "keystrokes each terminal types")
 	pace := fs.Duration("pace", 200*time.Millisecond, "time between one terminal's keystrokes")
 	syncMode := fs.String("sync", "interval", "NATS fsync: always (each message) or interval")
-	profile := fs.String("cpuprofile", "", "write a CPU profile of the bulk run through the gateway to this file, and one of the typing through it to this file with .keys added")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the bulk run through the gateway (until the writer has sealed it) to this file, and one of the typing through it to this file with .keys added")
+	cipher := fs.String("cipher", "", "the cipher the stock ssh prefers (-o Ciphers=^NAME: aes128-gcm@openssh.com, say), both directly and through the gateway; by default its own order, chacha20-poly1305@openssh.com first")
+	traceFile := fs.String("trace", "", "write an execution trace of the bulk run through the gateway to this file (go tool trace: where its goroutines wait)")
 	return func(ctx context.Context, _ []string, _ io.Reader, stdout, _ io.Writer) error {
 		if *syncMode != "always" && *syncMode != "interval" {
 			return cli.Usagef("--sync %q: want always or interval", *syncMode)
@@ -59,7 +64,7 @@ func SSH(c *cobra.Command) cli.Run {
 		}
 		defer os.RemoveAll(dir)
 		return withBenchLedger(ctx, dir, *syncMode == "always", true, 50*time.Millisecond, "", func(em *emitter.Emitter) error {
-			return benchSSH(ctx, stdout, dir, em, *size, *sessions, *keystrokes, *pace, *syncMode, *profile)
+			return benchSSH(ctx, stdout, dir, em, *size, *sessions, *keystrokes, *pace, *syncMode, *profile, *traceFile, *cipher)
 		})
 	}
 }
@@ -92,7 +97,7 @@ func (c *countingRecorder) EmitAsync(ctx context.Context, ev *events.Event, done
 	return c.em.EmitAsync(ctx, ev, done)
 }
 
-func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter, size int64, sessions, keystrokes int, pace time.Duration, syncMode, profile string) error {
+func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter, size int64, sessions, keystrokes int, pace time.Duration, syncMode, profile, traceFile, cipher string) error {
 	u, err := user.Current()
 	if err != nil {
 		return err
@@ -162,6 +167,13 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 	known := filepath.Join(dir, "known_hosts")
 	os.WriteFile(known, []byte(keys.KnownHostsLine([]string{"[127.0.0.1]:" + gwPort})+"\n[127.0.0.1]:"+directPort+" "+target.HostKey+"\n"), 0o644)
 
+	// The client's ciphers: its default order, or the one --cipher names
+	// first (the gateway and sshd accept either; the client's preference
+	// wins).
+	cipherNote := ""
+	if cipher != "" {
+		cipherNote = " preferring " + cipher
+	}
 	fmt.Fprintf(w, "SSH gateway, %s, NATS fsync %s, ledger writer sealing; sshd %s on loopback\n\n", cpuModel(), syncMode, target.Addr)
 
 	// Throughput: the stock client, cat of a text file on the target (so
@@ -170,16 +182,23 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 	if err := writeText(textFile, size); err != nil {
 		return err
 	}
+	var clientCPU time.Duration // the last run's ssh client's
 	stock := func(port, certFile, user string) (time.Duration, error) {
-		cmd := exec.CommandContext(ctx, "ssh", "-F", "/dev/null", "-p", port, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-			"-o", "IdentityFile="+keyFile, "-o", "CertificateFile="+certFile, "-o", "UserKnownHostsFile="+known,
-			"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", user+"@127.0.0.1",
-			"cat "+textFile)
+		args := []string{"-F", "/dev/null", "-p", port, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+			"-o", "IdentityFile=" + keyFile, "-o", "CertificateFile=" + certFile, "-o", "UserKnownHostsFile=" + known,
+			"-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes"}
+		if cipher != "" {
+			args = append(args, "-o", "Ciphers=^"+cipher)
+		}
+		cmd := exec.CommandContext(ctx, "ssh", append(args, user+"@127.0.0.1", "cat "+textFile)...)
 		var n countWriter
 		var errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &n, &errb
 		if err := cmd.Run(); err != nil {
 			return 0, fmt.Errorf("ssh: %v: %s", err, errb.String())
+		}
+		if u, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			clientCPU = time.Duration(u.Utime.Nano() + u.Stime.Nano())
 		}
 		if n.n != size {
 			return 0, fmt.Errorf("ssh read %d bytes, want %d", n.n, size)
@@ -188,28 +207,46 @@ func benchSSH(ctx context.Context, w io.Writer, dir string, em *emitter.Emitter,
 		// shell start-up files are not the relay's to speed up.
 		return n.last.Sub(n.first), nil
 	}
+	cpu0, sshd0 := processCPU(), childrenCPU(target.Pid())
 	directT, err := stock(directPort, keyFile+"-direct.pub", login)
 	if err != nil {
 		return fmt.Errorf("direct: %w", err)
 	}
+	directCPU, directClient := processCPU()-cpu0, clientCPU
+	time.Sleep(500 * time.Millisecond) // sshd reaps the session's processes
+	directSSHD := childrenCPU(target.Pid()) - sshd0
 	before := rec.events.Load()
+	cpu0, sshd0 = processCPU(), childrenCPU(target.Pid())
 	stopProfile := func() {}
 	if profile != "" {
 		if stopProfile, err = startCPUProfile(profile); err != nil {
 			return err
 		}
 	}
+	stopTrace, err := startTrace(traceFile)
+	if err != nil {
+		stopProfile()
+		return err
+	}
 	viaT, err := stock(gwPort, keyFile+"-gw.pub", login+"+bench")
-	stopProfile()
+	stopTrace()
 	settle(rec) // the relay does not wait for the recording: count all of it
 	if err != nil {
+		stopProfile()
 		return fmt.Errorf("through the gateway: %w", err)
 	}
+	quiet() // and the writer's checks and copies of the pieces
+	viaCPU, viaClient, viaSSHD := processCPU()-cpu0, clientCPU, childrenCPU(target.Pid())-sshd0
+	stopProfile()
 	mib := float64(size) / (1 << 20)
-	fmt.Fprintf(w, "bulk output, stock ssh, cat of %.0f MiB of text (base64 lines), first byte to last:\n", mib)
+	fmt.Fprintf(w, "bulk output, stock ssh%s, cat of %.0f MiB of text (base64 lines), first byte to last:\n", cipherNote, mib)
 	fmt.Fprintf(w, "  %-22s %8.1f MiB/s\n", "direct", mib/directT.Seconds())
-	fmt.Fprintf(w, "  %-22s %8.1f MiB/s  %3.0f%% of direct, %d events recorded\n\n", "through the gateway", mib/viaT.Seconds(),
+	fmt.Fprintf(w, "  %-22s %8.1f MiB/s  %3.0f%% of direct, %d events recorded\n", "through the gateway", mib/viaT.Seconds(),
 		100*directT.Seconds()/viaT.Seconds(), rec.events.Load()-before)
+	fmt.Fprintf(w, "  CPU per MiB, ms: direct: ssh %.1f, sshd and cat %.1f, this process %.1f (reading the client's output)\n",
+		ms(directClient)/mib, ms(directSSHD)/mib, ms(directCPU)/mib)
+	fmt.Fprintf(w, "                   through the gateway: ssh %.1f, sshd and cat %.1f, this process %.1f (the gateway, the bus and the writer too)\n\n",
+		ms(viaClient)/mib, ms(viaSSHD)/mib, ms(viaCPU)/mib)
 
 	// Keystroke echo: terminals typing at once, each key timed to its echo.
 	pinned, _, _, _, err := ssh.ParseAuthorizedKey([]byte(target.HostKey))
@@ -286,6 +323,54 @@ func settle(rec *countingRecorder) {
 	for last := int64(-1); rec.events.Load() != last; {
 		last = rec.events.Load()
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// childrenCPU is the CPU time of the ended children process pid reaped
+// (/proc/PID/stat's cutime and cstime, at 100 ticks a second); 0 when
+// it cannot be read.
+func childrenCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command's closing parenthesis: state is the 3rd
+	// field of the line, cutime and cstime the 16th and 17th.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return 0
+	}
+	cu, err1 := strconv.ParseInt(f[13], 10, 64)
+	cs, err2 := strconv.ParseInt(f[14], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(cu+cs) * 10 * time.Millisecond
+}
+
+// quiet waits until this process uses less than a tenth of a core over
+// 300 ms (the writer has checked and copied what the gateway recorded),
+// for at most 30 s.
+func quiet() {
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); {
+		c := processCPU()
+		time.Sleep(300 * time.Millisecond)
+		if processCPU()-c < 30*time.Millisecond {
+			return
+		}
 	}
 }
 

@@ -25,7 +25,7 @@ func TestBenchSSHRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"cat of 1 MiB", "% of direct", "added by the gateway", "per session-minute"} {
+	for _, want := range []string{"cat of 1 MiB", "% of direct", "CPU per MiB, ms: direct: ssh", "through the gateway: ssh", "added by the gateway", "per session-minute"} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, out.String())
 		}
