@@ -53,6 +53,26 @@ type VerificationFailure struct {
 	Error string  `json:"error"`
 }
 
+// NewestCheckpointSize is the size of the newest checkpoint the store
+// holds, 0 if none: what a verification of a log its writer is still
+// appending to reads up to (VerifyOptions.UpTo). The writer stores a
+// segment before the checkpoint signed at its end, so a segment past the
+// newest checkpoint is one being sealed; below it, a segment without its
+// checkpoint is a defect of the store.
+func NewestCheckpointSize(ctx context.Context, store SegmentStore) (uint64, error) {
+	cps, err := store.List(ctx, CheckpointPrefix)
+	if err != nil {
+		return 0, fmt.Errorf("list checkpoints: %w", err)
+	}
+	var size uint64
+	for _, n := range cps {
+		if s, ok := parseObjectNumber(n, CheckpointPrefix, ""); ok {
+			size = max(size, s)
+		}
+	}
+	return size, nil
+}
+
 // VerifyWhole verifies the whole store as `auditledger verify` does,
 // checkpoints with v, up to its newest checkpoint when it begins (what the
 // writer appends meanwhile is left for the next), and returns the result
@@ -64,18 +84,14 @@ type VerificationFailure struct {
 // period it would have covered (FORMAT §2.1, §12.1 log-verified).
 func VerifyWhole(ctx context.Context, store SegmentStore, v *NoteVerifier, known uint64) (ver Verification, ok bool) {
 	ver.Started = time.Now().UTC()
-	cps, err := store.List(ctx, CheckpointPrefix)
+	size, err := NewestCheckpointSize(ctx, store)
 	if err != nil {
 		ver.Finished = time.Now().UTC()
 		ver.Size = known
-		ver.Failure, ver.Gaps = &VerificationFailure{Error: fmt.Sprintf("list checkpoints: %v", err)}, []VerifiedGap{}
+		ver.Failure, ver.Gaps = &VerificationFailure{Error: err.Error()}, []VerifiedGap{}
 		return ver, ctx.Err() == nil
 	}
-	for _, n := range cps {
-		if s, ok := parseObjectNumber(n, CheckpointPrefix, ""); ok {
-			ver.Size = max(ver.Size, s)
-		}
-	}
+	ver.Size = size
 	if ver.Size == 0 {
 		return ver, false
 	}

@@ -295,6 +295,40 @@ func TestVerificationOfAnEmptyStore(t *testing.T) {
 	}
 }
 
+// The projector verifies a store its writer is still sealing: a segment
+// stored a moment before the checkpoint signed at its end is one being
+// sealed, not a store that does not verify (a dev started on an existing
+// store logged "the store does not verify" for such a moment, and the
+// console showed it). The verification covers the log up to the newest
+// checkpoint there is; `auditledger verify`'s own rule (every segment
+// ends at a checkpoint) still fails on that store.
+func TestVerificationDuringASeal(t *testing.T) {
+	f := newFixture(t)
+	if err := projections.Migrate(t.Context(), f.cfg.DB); err != nil {
+		t.Fatal(err)
+	}
+	f.append(t, 3)
+	f.append(t, 2)
+	// The second seal caught between its segment and its checkpoint.
+	if err := f.store.Delete(t.Context(), ledger.CheckpointName(5)); err != nil {
+		t.Fatal(err)
+	}
+	v, err := projections.VerifyNow(t.Context(), f.cfg)
+	if err != nil || !v.OK || v.Size != 3 || v.Error != "" {
+		t.Fatalf("a seal under way: %+v %v, want OK up to size 3", v, err)
+	}
+	if _, err := ledger.Verify(t.Context(), f.store, ledger.VerifyOptions{Verifier: f.cfg.Verifier}); err == nil || !strings.Contains(err.Error(), "no checkpoint at the segment's end") {
+		t.Fatalf("the whole store, as verify reads it: %v, want the missing checkpoint named", err)
+	}
+	// Once a later seal's checkpoint stands, the segment without its own
+	// is below it: a checkpoint gone, which the verification reports.
+	f.append(t, 1)
+	v, err = projections.VerifyNow(t.Context(), f.cfg)
+	if err != nil || v.OK || !strings.Contains(v.Error, "no checkpoint at the segment's end (size 5)") {
+		t.Fatalf("a checkpoint gone below the newest: %+v %v, want not OK, naming it", v, err)
+	}
+}
+
 // Processes that start together migrate one fresh database one after the
 // other: each Migrate here has a pool of its own, as separate processes
 // would, and every one succeeds (unlocked, two ran the same migration and
