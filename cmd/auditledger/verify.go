@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -71,6 +73,12 @@ func verifyCmd(c *cobra.Command) cli.Run {
 		}
 		start := time.Now()
 		rep, err := ledger.Verify(ctx, store.Store, opts)
+		if cp := sealUnderWay(ctx, store.Store, err); cp != "" {
+			// A writer stores a segment, then the checkpoint signed at its
+			// end: a store being written can be read between the two.
+			fmt.Fprintf(stderr, "a seal was under way (%s stored since): verifying again\n", cp)
+			rep, err = ledger.Verify(ctx, store.Store, opts)
+		}
 		bar.done()
 		elapsed := time.Since(start)
 		if err != nil {
@@ -259,4 +267,37 @@ func printUnattested(w io.Writer, events []ledger.Unattested) {
 		}
 		fmt.Fprintf(w, "  unattested   %d event(s) naming %q: records %v%s\n", len(by[n]), n, idx, more)
 	}
+}
+
+// sealWaitStarts, when set (by a test), is called as sealUnderWay begins
+// to wait.
+var sealWaitStarts func()
+
+// sealUnderWay reports, for a verification that failed because the newest
+// segment has no checkpoint at its end, whether that checkpoint appears
+// within two seconds (a writer sealing while the store was read): its
+// name if so, "" otherwise. A store at rest without it still fails.
+func sealUnderWay(ctx context.Context, store ledger.SegmentStore, err error) string {
+	var ve *ledger.VerifyError
+	if !errors.As(err, &ve) || ve.Found != "nothing" || !strings.HasPrefix(ve.Expected, ledger.CheckpointPrefix) {
+		return ""
+	}
+	segs, lerr := store.List(ctx, ledger.SegmentPrefix)
+	if lerr != nil || len(segs) == 0 || segs[len(segs)-1] != ve.Object {
+		return "" // not the newest segment: no seal explains it
+	}
+	if sealWaitStarts != nil {
+		sealWaitStarts()
+	}
+	for wait := time.Now().Add(2 * time.Second); time.Now().Before(wait); {
+		if _, gerr := store.Get(ctx, ve.Expected); gerr == nil {
+			return ve.Expected
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return ""
 }
