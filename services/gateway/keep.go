@@ -110,12 +110,23 @@ func (e *lineEditor) keepPut(lo int32) {
 	// Past maxColumn, or after a move the line could not follow, the
 	// column is not the terminal's: the whole row counts.
 	col := !e.colLost && x < maxColumn
-	found := false
-	for i := 0; i < len(rows); i++ {
-		r := &rows[i]
-		if r.hi < p.lo || r.lo > p.hi {
-			continue
+	// The entries on the cursor's rows: those of the character before
+	// when nothing changed since (most characters follow one another on
+	// a row), else found again.
+	c := &e.keepAt
+	if !c.ok || c.ver != e.keepVer || c.s != s || c.lo != p.lo || c.hi != p.hi {
+		c.idx = c.idx[:0]
+		for i := range rows {
+			if rows[i].hi >= p.lo && rows[i].lo <= p.hi {
+				c.idx = append(c.idx, i)
+			}
 		}
+		c.ok, c.ver, c.s, c.lo, c.hi = true, e.keepVer, s, p.lo, p.hi
+	}
+	found, changed := false, false
+	for k := len(c.idx) - 1; k >= 0; k-- { // backwards: a row deleted moves none still to come
+		i := c.idx[k]
+		r := &rows[i]
 		if r.written {
 			if r.lo == p.lo && r.hi == p.hi {
 				r.a, r.b = min(r.a, x), max(r.b, x+1)
@@ -160,7 +171,7 @@ func (e *lineEditor) keepPut(lo int32) {
 		}
 		if r.a >= r.b {
 			rows = slices.Delete(rows, i, i+1)
-			i--
+			changed = true
 		}
 	}
 	if !found {
@@ -172,8 +183,20 @@ func (e *lineEditor) keepPut(lo int32) {
 		if len(rows) > maxKept {
 			rows = mergeKept(rows)
 		}
+		changed = true
 	}
 	e.kept[s] = rows
+	if changed {
+		e.keepVer++
+	}
+}
+
+// keepCache is where the entries on the cursor's rows were (keepPut).
+type keepCache struct {
+	ok        bool
+	ver       int
+	s, lo, hi int
+	idx       []int
 }
 
 // mergeKept is rows merged into one interval, kept (a character written
@@ -198,6 +221,7 @@ func (e *lineEditor) keepShift(n int, sure bool, top, bot int) {
 	if e.kept == nil || n == 0 {
 		return
 	}
+	e.keepVer++
 	s := e.keepScreen()
 	rows := e.kept[s]
 	for i := 0; i < len(rows); i++ {
@@ -234,6 +258,7 @@ func (e *lineEditor) keepRegion(n, top, bot int) {
 	if e.kept == nil {
 		return
 	}
+	e.keepVer++
 	if e.pos.exact() {
 		e.keepShift(n, true, top, bot)
 		return
@@ -253,6 +278,7 @@ func (e *lineEditor) keepErase(a, b int, above, below bool) {
 	if e.kept == nil || !e.pos.exact() {
 		return
 	}
+	e.keepVer++
 	s := e.keepScreen()
 	rows := e.kept[s]
 	y := e.pos.lo
@@ -285,6 +311,7 @@ func (e *lineEditor) keepClear(all bool) {
 	if e.kept == nil {
 		return
 	}
+	e.keepVer++
 	if all {
 		e.kept[0], e.kept[1] = e.kept[0][:0], e.kept[1][:0]
 		return
@@ -298,6 +325,7 @@ func (e *lineEditor) keepShiftCols(n int) {
 	if e.kept == nil {
 		return
 	}
+	e.keepVer++
 	s := e.keepScreen()
 	rows := e.kept[s]
 	x, p := e.cur, e.pos

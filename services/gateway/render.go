@@ -213,6 +213,7 @@ func renderKept(raw []byte, final, keys, insert bool, sz termSize, at cursorStat
 		r.end = e.state()
 		if e.kept != nil {
 			e.kept.widen()
+			e.keepVer++
 		}
 		r.text = false
 		r.done = len(raw)
@@ -477,6 +478,8 @@ type lineEditor struct {
 	fresh   int32
 	keepHit bool
 	colLost bool
+	keepVer int
+	keepAt  keepCache
 }
 
 // begin sets the cursor where the stream's earlier bytes left it (c):
