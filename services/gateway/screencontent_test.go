@@ -5,6 +5,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/auditledger/auditledger/events"
+	"github.com/auditledger/auditledger/services/gateway"
 )
 
 var sgr = regexp.MustCompile("\x1b\\[[0-9;]*m")
@@ -172,5 +176,45 @@ func TestStreamScreenContentFullScreenCost(t *testing.T) {
 		curses := streamed(t, sz[0], sz[1], reads(cursesFrames(400, sz[0], sz[1]), 1024)...)
 		share, nb, n = binaryShare(curses)
 		t.Logf("curses partial repaints %dx%d: %d of %d chunks binary, %.1f %% of the bytes", sz[0], sz[1], nb, n, share)
+	}
+}
+
+// The recording path of full-screen output on a screen of known size,
+// the rows kept followed: a top-like refresh and curses partial repaints
+// at 120x40 and coloured ls output at 80x24, written in a pty's reads
+// (4 KiB; 1 KiB for the repaints) and flushed after each as the timer
+// would. cpu-µs/MiB is the process's user+system time (rusage).
+func BenchmarkStreamScreen(b *testing.B) {
+	cases := []struct {
+		name       string
+		cols, rows int
+		text       string
+		read       int
+	}{
+		{"top-120x40", 120, 40, topFrames(100, 120, 40), 4096},
+		{"curses-120x40", 120, 40, cursesFrames(2000, 120, 40), 1024},
+		{"ls-80x24", 80, 24, strings.Repeat("-rw-r--r-- 1 alice staff  40213 Dec  7 03:31 \x1b[01;34mreport-2026-12.csv\x1b[0m\r\n", 4000), 4096},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			g, err := gateway.New(gateway.Config{Name: "benchgw", Kind: "test-gateway", Tenant: "acme", Emitter: discard{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.Close()
+			s := g.Session(events.Target{Kind: "ssh"})
+			s.Authenticated(alice)
+			st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour, Screen: gateway.NewScreen(c.cols, c.rows)})
+			b.SetBytes(int64(c.read))
+			t0, n := cpuTime(), 0
+			for b.Loop() {
+				off := n % (len(c.text) - c.read)
+				st.Write([]byte(c.text[off : off+c.read]))
+				st.Flush()
+				n += c.read
+			}
+			st.Close()
+			b.ReportMetric(float64((cpuTime()-t0).Microseconds())/(float64(n)/(1<<20)), "cpu-µs/MiB")
+		})
 	}
 }
