@@ -64,10 +64,13 @@ type Stream struct {
 	// before buf wrote, out of the rendering; fresh is how many bytes at
 	// the start of buf a rendering judged with that text (the tail held
 	// when it was recorded), the rest judged against the rows kept.
-	kept   keptScreens
-	fresh  int
-	timer  *time.Timer
-	closed bool
+	kept  keptScreens
+	fresh int
+	// holding is true when buf starts with characters written beside
+	// text kept (rendering.hold): judged against it even as plain text.
+	holding bool
+	timer   *time.Timer
+	closed  bool
 
 	// screen.go: the screen's size, and from which offset the buffer's
 	// bytes were all written since its last change.
@@ -214,7 +217,7 @@ func (st *Stream) flushLocked(final bool) {
 		st.advanceCursor(r, len(st.buf), sz, false)
 		st.recordBinary(st.buf[st.recorded:])
 		st.offset += int64(len(st.buf) - st.recorded)
-		st.buf, st.recorded, st.afterBulk, st.fresh = st.buf[:0], 0, false, 0
+		st.buf, st.recorded, st.afterBulk, st.fresh, st.holding = st.buf[:0], 0, false, 0, false
 		return
 	}
 	if !final && !full && len(r.b) <= st.held() {
@@ -277,7 +280,7 @@ func (st *Stream) flushLocked(final bool) {
 				st.recordBinary(b[:min(len(b), st.max)])
 				st.offset += int64(min(len(b), st.max))
 			}
-			st.buf, st.recorded, st.afterBulk, st.fresh = st.buf[:0], 0, false, 0
+			st.buf, st.recorded, st.afterBulk, st.fresh, st.holding = st.buf[:0], 0, false, 0, false
 			return
 		}
 	}
@@ -316,14 +319,14 @@ func (st *Stream) flushLocked(final bool) {
 		fresh = max(r.holdAt-cut, 0) // judged again against the rows kept
 	}
 	st.buf = append(st.buf[:0], st.buf[cut:]...)
-	st.recorded, st.afterBulk, st.fresh = 0, false, fresh
+	st.recorded, st.afterBulk, st.fresh, st.holding = 0, false, fresh, r.hold
 }
 
 // render renders the buffer from the stream's cursor, in insert mode or
 // not, a terminal's output judged against the rows kept (keep.go).
 func (st *Stream) render(final, insert bool, sz termSize) rendering {
 	keys := st.name == "stdin"
-	if keys || st.screen == nil || plainText(st.buf) {
+	if keys || st.screen == nil || plainText(st.buf) && !st.holding {
 		// Plain text writes on from the cursor only: the row it
 		// continues holds the held tail before it.
 		return renderAt(st.buf, final, keys, insert, sz, st.cursor)
