@@ -9,6 +9,7 @@ import (
 
 	"github.com/auditledger/auditledger/events"
 	"github.com/auditledger/auditledger/services/gateway"
+	"github.com/auditledger/auditledger/test/natstest"
 )
 
 var sgr = regexp.MustCompile("\x1b\\[[0-9;]*m")
@@ -217,4 +218,50 @@ func BenchmarkStreamScreen(b *testing.B) {
 			b.ReportMetric(float64((cpuTime()-t0).Microseconds())/(float64(n)/(1<<20)), "cpu-µs/MiB")
 		})
 	}
+}
+
+// The rows kept follow what moves them: rows scrolled up by line feeds
+// at the bottom row, rows inserted above them (IL), characters deleted
+// before them (DCH) moving them left, scroll margins: digits written
+// where the text kept went still join it, and are recorded digest-only.
+func TestStreamScreenContentMoved(t *testing.T) {
+	paint := "\x1b[H\x1b[2J" + paintRows(1, 4, 120, "a") + "\x1b[5;1H4802 1111 2222 3333" + paintRows(6, 40, 120, "b")
+	cases := []struct{ name, then string }{
+		{"scrolled up 2", "\x1b[40;1H\n\n\x1b[3;6H8518 8959 2158"},
+		{"row inserted above", "\x1b[2;1H\x1b[L\x1b[6;6H8518 8959 2158"},
+		{"margins scrolled", "\x1b[3;20r\x1b[20;1H\n\x1b[r\x1b[4;6H8518 8959 2158"},
+		{"moved left by DCH", "\x1b[5;1H\x1b[10P\x1b[5;6H8518 8959 2158"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			paint := paint
+			if strings.Contains(c.name, "DCH") {
+				paint = strings.Replace(paint, "4802 1111", "zzzzzzzzzz4802 1111", 1)
+			}
+			chunks := streamed(t, 120, 40, paint, c.then)
+			if last := chunks[len(chunks)-1]; last["binary"] != true && strings.Contains(string(textOf(t, chunks)), "8959 2158") {
+				t.Errorf("digits written beside text kept recorded in clear")
+			}
+		})
+	}
+	// A window change: what was kept may be on any row.
+	b := startBus(t, true)
+	g := newGateway(t, b.em, nil)
+	sc := gateway.NewScreen(120, 40)
+	st := g.Session(events.Target{Kind: "ssh"}).Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour, Screen: sc})
+	st.Write([]byte(paint))
+	st.Flush()
+	sc.Resize(100, 40)
+	st.Write([]byte("\x1b[7;6H8518 8959 2158"))
+	st.Close()
+	natstest.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		var chunks []map[string]any
+		for _, c := range outputs(natstest.Events(t, b.js, "")) {
+			chunks = append(chunks, c.Payload)
+		}
+		if len(chunks) == 0 || chunks[len(chunks)-1]["binary"] != true {
+			return fmt.Errorf("after a window change, digits written on a row that may hold text kept: %v", chunks)
+		}
+		return nil
+	})
 }
