@@ -141,19 +141,28 @@ func (c cursorState) plainAfter(raw []byte, sz termSize) cursorState {
 // advanceCursor moves the stream's cursor past buf[:cut], which r
 // rendered from it on a screen of size sz: at the end of the rendering,
 // the state r ends in; before it, that of buf[:cut] rendered again.
-// Called with st.mu held, before the buffer drops buf[:cut].
-func (st *Stream) advanceCursor(r rendering, cut int, sz termSize) {
+// Called with st.mu held, before the buffer drops buf[:cut], which was
+// recorded as text (written) or digest-only.
+func (st *Stream) advanceCursor(r rendering, cut int, sz termSize, written bool) {
 	if st.name == "stdin" || cut == 0 {
 		return // what a person types moves no terminal's cursor
 	}
 	raw := st.buf[:cut]
 	switch {
 	case r.same || plainText(raw):
+		st.keepPlain(raw, sz, st.insert)
 		st.cursor = st.cursor.plainAfter(raw, sz)
 	case cut >= r.done:
 		st.cursor = r.end
+		st.adoptKept(r.kept, written)
 	default:
-		st.cursor = renderEditedAt(raw, false, false, st.insert, sz, st.cursor).end
+		var kept *keptScreens
+		if st.screen != nil {
+			kept = st.kept.clone()
+		}
+		re := renderKept(raw, false, false, st.insert, sz, st.cursor, kept, len(raw))
+		st.cursor = re.end
+		st.adoptKept(re.kept, written)
 	}
 }
 

@@ -43,6 +43,15 @@ type rendering struct {
 	// the end even when the bytes are not text the detectors judge
 	// (lost), so that the next rendering starts there (cursorState).
 	end cursorState
+	// kept is the rows kept (keep.go) after the rendered bytes, when
+	// followed; keepLost is true when the rendering is lost because a
+	// character it writes joins text kept on the screen.
+	kept     *keptScreens
+	keepLost bool
+	// hold is true when the characters from raw offset holdAt on must
+	// be held back and judged again with the next bytes (overwriting).
+	hold   bool
+	holdAt int
 }
 
 // plainText reports whether raw renders as itself: printable ASCII, tab
@@ -184,16 +193,28 @@ func renderEditedSized(raw []byte, final, keys, insert bool, sz termSize) render
 
 // renderEditedAt is renderEditedSized from the cursor state at.
 func renderEditedAt(raw []byte, final, keys, insert bool, sz termSize, at cursorState) rendering {
+	return renderKept(raw, final, keys, insert, sz, at, nil, 0)
+}
+
+// renderKept is renderEditedAt following the rows kept (keep.go): kept
+// is changed as the bytes change the screen, and a character from raw
+// offset fresh on is judged against it.
+func renderKept(raw []byte, final, keys, insert bool, sz termSize, at cursorState, kept *keptScreens, fresh int) rendering {
 	r := rendering{b: make([]byte, 0, len(raw)), lo: make([]int32, 0, len(raw)), text: true}
 	e := lineEditor{r: &r, raw: raw, keys: keys, pad: padPerByte*len(raw) + padSlack, insert: insert && !keys}
 	if !keys {
 		e.height, e.width = max(sz.rows, 0), max(sz.cols, 0)
+		e.kept, e.fresh, e.final, r.kept = kept, int32(fresh), final, kept
 		e.begin(at.start(sz))
 	}
 	binary := func() rendering {
 		// Not text: where the rest leaves the cursor is not known.
 		e.pos.lo, e.pos.hi = 1, e.bottom()
 		r.end = e.state()
+		if e.kept != nil {
+			e.kept.widen()
+			e.keepVer++
+		}
 		r.text = false
 		r.done = len(raw)
 		return r
@@ -216,6 +237,7 @@ func renderEditedAt(raw []byte, final, keys, insert bool, sz termSize, at cursor
 					return binary()
 				}
 				r.end = e.state()
+				e.keepEnd()
 				if e.lost {
 					return lost()
 				}
@@ -302,6 +324,7 @@ func renderEditedAt(raw []byte, final, keys, insert bool, sz termSize, at cursor
 				return binary()
 			}
 			r.end = e.state()
+			e.keepEnd()
 			if e.lost {
 				return lost()
 			}
@@ -325,6 +348,7 @@ func renderEditedAt(raw []byte, final, keys, insert bool, sz termSize, at cursor
 		i += n
 	}
 	r.end = e.state()
+	e.keepEnd()
 	if e.lost {
 		return lost()
 	}
@@ -444,6 +468,18 @@ type lineEditor struct {
 	// went to is not known); crPut counts the characters written since.
 	crLine       bool
 	crLen, crPut int
+	// kept is the rows of text recorded before the rendering (keep.go),
+	// nil when not followed; fresh is the raw offset of the first byte no
+	// rendering judged before; keepHit is set once a fresh character is
+	// written on a row that may hold such text; colLost once the cursor's
+	// column is not the terminal's (a move past maxColumn).
+	kept    *keptScreens
+	final   bool
+	fresh   int32
+	keepHit bool
+	colLost bool
+	keepVer int
+	keepAt  keepCache
 }
 
 // begin sets the cursor where the stream's earlier bytes left it (c):
@@ -458,6 +494,7 @@ func (e *lineEditor) begin(c cursorState) {
 		e.carried = c.saved[1]
 		e.entryLo, e.entryHi = 1, e.bottom()
 	}
+	e.colLost = c.col > maxColumn
 	if n := min(c.col, maxColumn); n > 0 {
 		e.line = slices.Repeat([]cell{{lo: -1}}, n)
 		e.cur = n
@@ -524,7 +561,7 @@ const maxRows = 256
 // in order when the rendering ends (flush).
 func (e *lineEditor) lineFeed(at int) {
 	e.down(int32(at))
-	e.cur = 0
+	e.cur, e.colLost = 0, false
 }
 
 // down is a line feed's move (LF, IND, NEL, a character wrapped, at raw
@@ -590,6 +627,7 @@ func (e *lineEditor) up() {
 // when sure, else by 0 to n.
 func (e *lineEditor) shiftWritten(n int, sure bool) {
 	e.scrolls++
+	e.keepShift(n, sure, 1, e.bottom())
 	if e.shi == 0 {
 		return
 	}
@@ -882,6 +920,9 @@ func (e *lineEditor) put(c cell) {
 	if !e.keys && e.mayMeetWritten() {
 		e.lost = true // on a row whose place among those kept is not known
 	}
+	if !e.keys {
+		e.keepPut(c.lo)
+	}
 	if e.crLine {
 		if e.insert {
 			e.lost = true // what it moves right is not known
@@ -1000,6 +1041,7 @@ func (e *lineEditor) to(col int) {
 		// raw bytes are judged too).
 		e.r.hidden = true
 		e.cur = len(e.line)
+		e.colLost = true
 		return
 	}
 	e.pad -= col - len(e.line)
@@ -1121,6 +1163,11 @@ func (e *lineEditor) lines(insert bool, n int) {
 	e.rows[e.rowi] = e.line
 	e.r.hidden = true
 	e.scrolls++ // rows below the cursor moved: rows saved no longer hold
+	if insert {
+		e.keepRegion(-n, e.pos.lo, e.bottom())
+	} else {
+		e.keepRegion(n, e.pos.lo, e.bottom())
+	}
 	if e.shi != 0 && e.pos.lo <= e.shi {
 		e.slo, e.shi = min(e.slo, e.pos.lo), e.bottom()
 	}
@@ -1171,7 +1218,7 @@ func (e *lineEditor) home() {
 	if !e.keys && e.width == 0 && len(e.line) > narrowest {
 		e.crLine, e.crLen, e.crPut = true, len(e.line), 0
 	}
-	e.cur = 0
+	e.cur, e.colLost = 0, false
 }
 
 // crEnd ends what follows a CR on a line that may have wrapped
@@ -1219,6 +1266,7 @@ func (e *lineEditor) reset() {
 	e.goRow(1, 1)
 	e.to(0)
 	e.slo, e.shi = 0, 0
+	e.keepClear(true)
 	home := savedCursor{lo: 1, hi: 1, ok: true}
 	e.carried, e.altCarried, e.hasSaved = home, home, false
 }
@@ -1291,6 +1339,7 @@ func (e *lineEditor) shiftRows(top, bot int, up bool, at int32) {
 func (e *lineEditor) region(n int, at int32) {
 	p := &e.pos
 	e.scrolls++
+	e.keepRegion(n, p.top, p.bot)
 	if e.shi != 0 && e.slo <= p.bot && e.shi >= p.top {
 		e.slo, e.shi = max(min(e.slo, p.top), 1), max(e.shi, p.bot) // moved within them
 	}
@@ -1323,6 +1372,11 @@ func (e *lineEditor) regionLines(insert bool, n int) {
 	}
 	if p.lo < p.top || p.lo > p.bot {
 		return // outside the margins a terminal moves no row
+	}
+	if insert {
+		e.keepRegion(-n, p.lo, p.bot)
+	} else {
+		e.keepRegion(n, p.lo, p.bot)
 	}
 	for range min(n, p.bot-p.lo+1) {
 		if e.lost {
@@ -1553,6 +1607,7 @@ func (e *lineEditor) escape(seq []byte, at int) {
 			e.home()
 			break
 		}
+		e.colLost = false
 		e.to(count - 1)
 	case 'H', 'f':
 		if e.keys {
@@ -1564,6 +1619,7 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		// CUP: row and column. The line edited is one row: the cursor
 		// moved to another row ends it.
 		e.toRow(param(params, 0))
+		e.colLost = false
 		e.to(param(params, 1) - 1)
 	case 'd':
 		if !e.keys {
@@ -1605,6 +1661,7 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		// ECH: count characters from the cursor erased, the cursor
 		// kept.
 		if !e.keys && n >= 0 {
+			e.keepErase(e.cur, e.cur+count, false, false)
 			e.splitWide(e.cur)
 			e.splitWide(min(e.cur+count, len(e.line)) - 1)
 			for k := e.cur; k < e.cur+count && k < len(e.line); k++ {
@@ -1654,6 +1711,16 @@ func (e *lineEditor) escape(seq []byte, at int) {
 	case 'J':
 		// ED: erased below the cursor (0), above it (1), all (2, 3):
 		// text rendered before a rebase no longer there.
+		if !e.keys {
+			switch n {
+			case 2, 3:
+				e.keepClear(false)
+			case 0:
+				e.keepErase(e.cur, wideCol, false, true)
+			case 1:
+				e.keepErase(0, e.cur+1, true, false)
+			}
+		}
 		if !e.keys && e.shi != 0 {
 			switch {
 			case n == 2 || n == 3:
@@ -1738,6 +1805,9 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		// hold nothing; a stream of CSI 65536 @ must not grow the line
 		// without bound).
 		e.r.hidden = true
+		if !e.keys && n >= 0 {
+			e.keepShiftCols(min(count, wideCol)) // text kept past the line's end moves too
+		}
 		count = min(count, maxLine-len(e.line))
 		if count <= 0 || e.cur == len(e.line) {
 			return // past the line's end a blank changes nothing read
@@ -1750,6 +1820,9 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		if !e.keys && e.mayMeetWritten() {
 			e.lost = true // what it moves left is not known
 		}
+		if !e.keys {
+			e.keepShiftCols(-count)
+		}
 		e.remove(e.cur, e.cur+count)
 	case 'K':
 		if n == 2 || n <= 0 && e.cur == 0 {
@@ -1758,6 +1831,16 @@ func (e *lineEditor) escape(seq []byte, at int) {
 			e.crLine = false
 		}
 		e.crEnd(false)
+		if !e.keys {
+			switch n {
+			case 0:
+				e.keepErase(e.cur, wideCol, false, false)
+			case 1:
+				e.keepErase(0, e.cur+1, false, false)
+			case 2:
+				e.keepErase(0, wideCol, false, false)
+			}
+		}
 		switch n {
 		case 0, -1:
 			e.remove(e.cur, len(e.line))

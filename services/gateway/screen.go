@@ -66,6 +66,7 @@ func (st *Stream) screenSize() termSize {
 		// new one: until they are recorded, no size is known.
 		st.sizeKnownFrom = st.offset + int64(len(st.buf))
 		st.cursor.resized() // nor where the cursor then is
+		st.kept.widen()     // nor which rows hold what was recorded
 	}
 	if st.offset < st.sizeKnownFrom {
 		return termSize{}

@@ -60,8 +60,17 @@ type Stream struct {
 	insert bool  // the terminal's insert mode (IRM) after the bytes recorded
 	// cursor.go: where the bytes recorded left the terminal's cursor.
 	cursor cursorState
-	timer  *time.Timer
-	closed bool
+	// keep.go: the rows of the screen that hold text the bytes recorded
+	// before buf wrote, out of the rendering; fresh is how many bytes at
+	// the start of buf a rendering judged with that text (the tail held
+	// when it was recorded), the rest judged against the rows kept.
+	kept  keptScreens
+	fresh int
+	// holding is true when buf starts with characters written beside
+	// text kept (rendering.hold): judged against it even as plain text.
+	holding bool
+	timer   *time.Timer
+	closed  bool
 
 	// screen.go: the screen's size, and from which offset the buffer's
 	// bytes were all written since its last change.
@@ -190,23 +199,25 @@ func (st *Stream) flushLocked(final bool) {
 	sz := st.screenSize()
 	if st.afterBulk {
 		st.cursor.forget() // the bulk's bytes were not rendered: where they left the cursor is not known
+		st.kept.widen()    // nor where they left text on the screen
+		st.fresh = 0
 	}
-	r := renderAt(st.buf, final, st.name == "stdin", st.insert, sz, st.cursor)
+	r := st.render(final, st.insert, sz)
 	var other []detect.Span
 	if r.text && st.afterBulk {
 		// The insert mode where the bulk's end begins is not known:
 		// judged both ways, a value found either way replaced.
-		if r2 := renderAt(st.buf, final, st.name == "stdin", !st.insert, sz, st.cursor); !r2.text {
+		if r2 := st.render(final, !st.insert, sz); !r2.text {
 			r = r2
 		} else {
 			other = judgeRendered(st.buf[:r2.done], r2)
 		}
 	}
 	if !r.text {
-		st.advanceCursor(r, len(st.buf), sz)
+		st.advanceCursor(r, len(st.buf), sz, false)
 		st.recordBinary(st.buf[st.recorded:])
 		st.offset += int64(len(st.buf) - st.recorded)
-		st.buf, st.recorded, st.afterBulk = st.buf[:0], 0, false
+		st.buf, st.recorded, st.afterBulk, st.fresh, st.holding = st.buf[:0], 0, false, 0, false
 		return
 	}
 	if !final && !full && len(r.b) <= st.held() {
@@ -228,6 +239,9 @@ func (st *Stream) flushLocked(final bool) {
 		} else {
 			cut = 0
 		}
+		if r.hold {
+			cut = min(cut, r.holdAt) // characters written beside text kept wait for the rest of the row
+		}
 		for _, sp := range spans {
 			if sp.Lo < cut && cut < sp.Hi {
 				cut = sp.Lo // a value reaching into the held tail waits with it
@@ -248,6 +262,9 @@ func (st *Stream) flushLocked(final bool) {
 					cut = 0
 				}
 			}
+			if r.hold {
+				cut = min(cut, r.holdAt)
+			}
 			for _, sp := range spans {
 				if sp.Lo < cut && cut < sp.Hi {
 					cut = sp.Lo
@@ -258,12 +275,12 @@ func (st *Stream) flushLocked(final bool) {
 			if len(st.buf)-st.recorded < st.heldRaw() {
 				return
 			}
-			st.advanceCursor(r, len(st.buf), sz)
+			st.advanceCursor(r, len(st.buf), sz, false)
 			for b := st.buf[st.recorded:]; len(b) > 0; b = b[min(len(b), st.max):] {
 				st.recordBinary(b[:min(len(b), st.max)])
 				st.offset += int64(min(len(b), st.max))
 			}
-			st.buf, st.recorded, st.afterBulk = st.buf[:0], 0, false
+			st.buf, st.recorded, st.afterBulk, st.fresh, st.holding = st.buf[:0], 0, false, 0, false
 			return
 		}
 	}
@@ -293,12 +310,28 @@ func (st *Stream) flushLocked(final bool) {
 		st.recordText(st.buf[start:end], spans, start)
 		start = end
 	}
-	st.advanceCursor(r, cut, sz)
+	st.advanceCursor(r, cut, sz, true)
 	if !r.same { // plain text holds no escape sequence
 		st.insert = insertAfter(st.buf[:cut], st.insert)
 	}
+	fresh := len(st.buf) - cut
+	if r.hold {
+		fresh = max(r.holdAt-cut, 0) // judged again against the rows kept
+	}
 	st.buf = append(st.buf[:0], st.buf[cut:]...)
-	st.recorded, st.afterBulk = 0, false
+	st.recorded, st.afterBulk, st.fresh, st.holding = 0, false, fresh, r.hold
+}
+
+// render renders the buffer from the stream's cursor, in insert mode or
+// not, a terminal's output judged against the rows kept (keep.go).
+func (st *Stream) render(final, insert bool, sz termSize) rendering {
+	keys := st.name == "stdin"
+	if keys || st.screen == nil || plainText(st.buf) && !st.holding {
+		// Plain text writes on from the cursor only: the row it
+		// continues holds the held tail before it.
+		return renderAt(st.buf, final, keys, insert, sz, st.cursor)
+	}
+	return renderKept(st.buf, final, keys, insert, sz, st.cursor, st.kept.clone(), st.fresh)
 }
 
 // recordText records chunk, the raw bytes of the buffer from at, with
