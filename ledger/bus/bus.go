@@ -91,7 +91,19 @@ type StreamOptions struct {
 	// show what the writer does when events disappear set it: JetStream
 	// never lets a stream go back from deny to allow.
 	AllowDelete bool
+	// BulkMaxPieces is how many pieces AUDIT_BULK holds at most; zero
+	// means DefaultBulkMaxPieces.
+	BulkMaxPieces int64
 }
+
+// DefaultBulkMaxPieces bounds AUDIT_BULK at 16,384 pieces (8 GiB at most):
+// the writer deletes each piece once the segment naming it is stored, so
+// the stream holds what is in flight; pieces no event names (any producer
+// credential may publish under its own token) cannot fill the bus's disk.
+// A piece refused past the bound is recorded as a binary chunk (FORMAT
+// §1.7). A count, not a byte limit: JetStream reserves a stream's byte
+// limit on the store when the stream is made.
+const DefaultBulkMaxPieces = 16384
 
 // BulkMaxAge is how long AUDIT_BULK keeps a piece (docs/FORMAT.md §1.7).
 const BulkMaxAge = 7 * 24 * time.Hour
@@ -119,13 +131,17 @@ const BulkMaxMsgSize = 512<<10 + 28 + 4<<10
 // AUDIT_BULK is the exception to both: the writer deletes each piece
 // once the segment naming it is stored, and a piece still there after
 // BulkMaxAge (its event never came, or the writer was stopped that long)
-// expires; the writer rejects an event whose piece is gone.
+// expires; the writer rejects an event whose piece is gone. It holds at
+// most BulkMaxPieces pieces, refusing more.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
 	if o.Replicas == 0 {
 		o.Replicas = 1
 	}
 	if o.Duplicates == 0 {
 		o.Duplicates = 10 * time.Minute
+	}
+	if o.BulkMaxPieces == 0 {
+		o.BulkMaxPieces = DefaultBulkMaxPieces
 	}
 	storage := jetstream.FileStorage
 	if o.Memory {
@@ -146,7 +162,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		// segment naming it and then deletes it; one no event names (its
 		// gateway killed between the two) goes after BulkMaxAge.
 		{Name: BulkStream, Subjects: []string{BulkSubjects}, Description: "bulk pieces (docs/FORMAT.md §1.7) waiting to be copied beside their segments",
-			MaxMsgSize: BulkMaxMsgSize, MaxAge: BulkMaxAge, DenyPurge: true, AllowDirect: true},
+			MaxMsgSize: BulkMaxMsgSize, MaxAge: BulkMaxAge, MaxMsgs: o.BulkMaxPieces, DenyPurge: true, AllowDirect: true},
 	} {
 		cfg.Storage = storage
 		cfg.Replicas = o.Replicas

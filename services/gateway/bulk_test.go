@@ -156,6 +156,46 @@ func TestStreamBulkRefused(t *testing.T) {
 	}
 }
 
+// AUDIT_BULK holds at most bus.DefaultBulkMaxPieces pieces and refuses
+// more (pieces no event names, which any producer may publish under its
+// own token, cannot fill the bus's disk); a piece refused so is recorded
+// as its keyed digest, never dropped unseen.
+func TestStreamBulkStreamFull(t *testing.T) {
+	b, _, s := bulkGateway(t)
+	stream, err := b.js.Stream(t.Context(), bus.BulkStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := stream.CachedInfo().Config
+	if cfg.MaxMsgs != bus.DefaultBulkMaxPieces || cfg.Discard != jetstream.DiscardNew {
+		t.Fatalf("%s: max_msgs %d, discard %v; want %d, discard new", bus.BulkStream, cfg.MaxMsgs, cfg.Discard, bus.DefaultBulkMaxPieces)
+	}
+	cfg.MaxMsgs = 1 // full after one piece, to see what a full stream does
+	if _, err := b.js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	data := words(3 << 20)
+	st := s.Stream("stdout", gateway.StreamConfig{FlushAfter: time.Hour})
+	writeAll(st, data)
+	st.Close()
+	chunks := recordedUpTo(t, b, len(data))
+	pieces, binary := 0, 0
+	for _, c := range chunks {
+		switch {
+		case c.Payload["bulk"] != nil:
+			pieces++
+		case c.Payload["binary"] == true:
+			if h, _ := c.Payload["hmac"].(string); !strings.HasPrefix(h, "hmac:") {
+				t.Errorf("a piece refused is recorded without its keyed digest: %v", c.Payload)
+			}
+			binary++
+		}
+	}
+	if pieces != 1 || binary == 0 {
+		t.Fatalf("%d pieces stored and %d recorded as their digest; want 1 and the rest", pieces, binary)
+	}
+}
+
 // bulkGateway is a session of a gateway with a key store, on its own
 // bus.
 func bulkGateway(t *testing.T) (*testBus, *piikeys.Store, *gateway.Session) {
