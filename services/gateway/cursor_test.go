@@ -37,12 +37,18 @@ func streamed(t *testing.T, cols, rows int, writes ...string) []map[string]any {
 // default).
 func streamedIn(t *testing.T, maxChunk, cols, rows int, writes ...string) []map[string]any {
 	t.Helper()
-	b := startBus(t, true)
-	g := newGateway(t, b.em, nil)
 	var sc *gateway.Screen
 	if cols > 0 || rows > 0 {
 		sc = gateway.NewScreen(cols, rows)
 	}
+	return streamedOn(t, maxChunk, sc, writes...)
+}
+
+// streamedOn is streamedIn on the screen sc (nil: none).
+func streamedOn(t *testing.T, maxChunk int, sc *gateway.Screen, writes ...string) []map[string]any {
+	t.Helper()
+	b := startBus(t, true)
+	g := newGateway(t, b.em, nil)
 	st := g.Session(events.Target{Kind: "ssh"}).Stream("stdout", gateway.StreamConfig{MaxChunk: maxChunk, FlushAfter: time.Hour, Screen: sc})
 	total := 0
 	for _, w := range writes {

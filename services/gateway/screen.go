@@ -40,6 +40,16 @@ func (sc *Screen) Size() (cols, rows int) {
 	return sz.cols, sz.rows
 }
 
+// sized reports whether the screen's size is known, both its columns and
+// its rows (false for a nil screen).
+func (sc *Screen) sized() bool {
+	if sc == nil {
+		return false
+	}
+	sz, _ := sc.size()
+	return sz.rows > 0 && sz.cols > 0
+}
+
 func (sc *Screen) size() (termSize, uint64) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()

@@ -265,3 +265,27 @@ func TestStreamScreenContentMoved(t *testing.T) {
 		return nil
 	})
 }
+
+// A pty whose size the client never gave (ssh -tt from a pipe asks for
+// 0x0) keeps no rows: ordinary output longer than the held tail, then a
+// prompt, is recorded as text, as it was before rows were kept (every
+// chunk after the first 4 KiB was recorded digest-only, and the console's
+// replay of such a session lost its end). With no size, moves back to
+// earlier rows or along a row are not judged as text (render.go).
+func TestStreamNoSizeOrdinaryOutputIsText(t *testing.T) {
+	prompt := "\x1b[?2004hroot@vm:/root# "
+	out := "Last login: Tue Dec  8 03:27:13 2026 from 127.0.0.1\r\r\n\r\n" +
+		prompt + "printf 'hello from \\033[1mthe replay\\033[0m\\n'\r\n\x1b[?2004l\rhello from \x1b[1mthe replay\x1b[0m\r\n" + prompt +
+		"yes 'the quick brown fox jumps' | head -300; echo done-$((6*7))\r\n\x1b[?2004l\r" + strings.Repeat("the quick brown fox jumps\r\n", 300) + "done-42\r\n" + prompt
+	for _, split := range []int{2000, 4473, 6000} {
+		chunks := streamedOn(t, 0, gateway.NewScreen(0, 0), out[:split], out[split:])
+		for i, c := range chunks {
+			if c["binary"] == true {
+				t.Errorf("split at %d: chunk %d of %d recorded digest-only (%v bytes at %v)", split, i, len(chunks), c["bytes"], c["offset"])
+			}
+		}
+		if got := string(textOf(t, chunks)); got != out {
+			t.Errorf("split at %d: the text recorded is not the output (%d of %d bytes)", split, len(got), len(out))
+		}
+	}
+}

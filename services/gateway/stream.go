@@ -326,9 +326,14 @@ func (st *Stream) flushLocked(final bool) {
 // not, a terminal's output judged against the rows kept (keep.go).
 func (st *Stream) render(final, insert bool, sz termSize) rendering {
 	keys := st.name == "stdin"
-	if keys || st.screen == nil || plainText(st.buf) && !st.holding {
+	if keys || !st.screen.sized() || plainText(st.buf) && !st.holding {
 		// Plain text writes on from the cursor only: the row it
-		// continues holds the held tail before it.
+		// continues holds the held tail before it. A screen whose size
+		// the client never gave (ssh -tt from a pipe: a pty of 0x0) has
+		// no rows to keep: without a height nothing is known to scroll
+		// off, and every chunk would be lost; there a move back to an
+		// earlier row or along a row is not judged as text (render.go),
+		// so text is written beside the held tail only.
 		return renderAt(st.buf, final, keys, insert, sz, st.cursor)
 	}
 	return renderKept(st.buf, final, keys, insert, sz, st.cursor, st.kept.clone(), st.fresh)
