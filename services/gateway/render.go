@@ -297,10 +297,13 @@ func renderKept(raw []byte, final, keys, insert bool, sz termSize, at cursorStat
 				e.home() // the next characters overwrite the line
 			case c == '\t' && !keys && e.cur < len(e.line):
 				// A terminal's tab moves the cursor to the next tab stop
-				// (every 8 columns) over what the line holds.
+				// (every 8 columns) over what the line holds, and past
+				// its end when the stop is there (blanks, as below):
+				// stopped at the line's end, a move back from it would
+				// land columns left of the terminal's.
 				e.at = int32(i)
 				e.r.hidden = true
-				e.to(min((e.cur/8+1)*8, len(e.line)))
+				e.to((e.cur/8 + 1) * 8)
 			case c == '\t' && !keys && e.width > 0:
 				// At the line's end on a screen of known width: blanks
 				// to the next tab stop, so that columns count as the

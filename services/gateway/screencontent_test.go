@@ -265,3 +265,28 @@ func TestStreamScreenContentMoved(t *testing.T) {
 		return nil
 	})
 }
+
+// Moves the model placed apart from the terminal's: a tab on a row
+// gone back to (the stop is past the row's text: a move back from it
+// lands where the terminal's does). Each puts
+// 4802851889592158 on row 5 of a 120x40 screen, in one write or with
+// 4802 recorded in a chunk before, out of the held tail.
+func TestStreamScreenContentPlaced(t *testing.T) {
+	scrolled := "\x1b[H\x1b[2J\x1b[5;1H4802\x1b[20;40r\x1b[40;1H" + lines(400) + "\x1b[r"
+	cases := []struct {
+		name   string
+		writes []string
+	}{
+		{"tab on a row gone back to", []string{"\x1b[5;1H4802\x1b[9;1Hx\x1b[5;1H\t\x1b[4D851889592158"}},
+		{"tab, rows scrolled between", []string{"\x1b[5;1H4802\x1b[20;40r\x1b[40;1H" + lines(10) + "\x1b[r\x1b[5;1H\t\x1b[4D851889592158"}},
+		{"tab, 4802 out of the held tail", []string{scrolled, "\x1b[5;1H\t\x1b[4D851889592158"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := string(textOf(t, streamed(t, 120, 40, c.writes...)))
+			if strings.Contains(got, "4802") && (strings.Contains(got, "851889592158") || strings.Contains(got, "8959 2158")) {
+				t.Errorf("the halves a terminal shows side by side recorded in clear")
+			}
+		})
+	}
+}
