@@ -527,7 +527,7 @@ func (e *lineEditor) bottom() int {
 // save is DECSC: the cursor's column and row saved.
 func (e *lineEditor) save() {
 	e.saved, e.savedRow, e.savedMark, e.hasSaved = e.cur, e.origin+e.rowi, e.scrolls, true
-	e.carried = savedCursor{lo: e.pos.lo, hi: e.pos.hi, col: e.cur, ok: true}
+	e.carried = savedCursor{lo: e.pos.lo, hi: e.pos.hi, col: e.cur, ok: true, origin: e.pos.origin}
 }
 
 // restore is DECRC: the cursor back to the column and screen row saved.
@@ -539,6 +539,7 @@ func (e *lineEditor) restore() {
 			e.moveRows(n, e.at)
 		}
 		e.to(e.saved)
+		e.pos.origin = e.carried.origin
 		return
 	}
 	if !e.carried.ok {
@@ -551,6 +552,7 @@ func (e *lineEditor) restore() {
 	col := e.carried.col
 	e.goRow(e.carried.lo, e.carried.hi)
 	e.to(col)
+	e.pos.origin = e.carried.origin
 }
 
 // maxRows bounds the rows a rendering keeps for cursor moves back up to
