@@ -1830,6 +1830,26 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		}
 		e.remove(e.cur, e.cur+count)
 	case 'K':
+		if n < 0 {
+			// EL with more parameters is EL of the first (a terminal
+			// reads no other: CSI 1;0 K erases left of the cursor,
+			// not right of it). DECSEL (CSI ? K) erases only what
+			// DECSCA did not protect: what is left is not known, so
+			// none of it counts as erased (it may join what follows).
+			first, _, _ := strings.Cut(string(params), ";")
+			n = 0
+			for _, c := range []byte(first) {
+				if c < '0' || c > '9' {
+					n = -1
+					break
+				}
+				n = min(n*10+int(c-'0'), 1<<16)
+			}
+			if n < 0 {
+				e.crEnd(false)
+				break
+			}
+		}
 		if n == 2 || n <= 0 && e.cur == 0 {
 			// The cursor's row erased whole: whichever row of a
 			// wrapped line the CR went back to, nothing is left on it.
