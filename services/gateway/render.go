@@ -1573,6 +1573,15 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		}
 		return
 	}
+	if !e.keys && len(seq) == 3 && seq[1] == '#' && seq[2] == '8' {
+		// DECALN: the screen filled with E, the scroll margins and
+		// origin mode reset, the cursor home. Text kept is no longer
+		// shown.
+		e.pos.origin = false
+		e.margins(nil)
+		e.keepClear(false)
+		return
+	}
 	if len(seq) < 3 || seq[1] != '[' {
 		return
 	}
