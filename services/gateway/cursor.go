@@ -36,10 +36,12 @@ type cursorState struct {
 	nowrap bool
 }
 
-// savedCursor is a cursor DECSC saved: its row interval and column.
+// savedCursor is a cursor DECSC saved: its row interval and column, and
+// origin mode (DECOM), which DECRC restores with them.
 type savedCursor struct {
 	lo, hi, col int
 	ok          bool
+	origin      bool
 }
 
 // noBottom is the bottom row of a screen whose height is not known: a

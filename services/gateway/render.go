@@ -297,10 +297,13 @@ func renderKept(raw []byte, final, keys, insert bool, sz termSize, at cursorStat
 				e.home() // the next characters overwrite the line
 			case c == '\t' && !keys && e.cur < len(e.line):
 				// A terminal's tab moves the cursor to the next tab stop
-				// (every 8 columns) over what the line holds.
+				// (every 8 columns) over what the line holds, and past
+				// its end when the stop is there (blanks, as below):
+				// stopped at the line's end, a move back from it would
+				// land columns left of the terminal's.
 				e.at = int32(i)
 				e.r.hidden = true
-				e.to(min((e.cur/8+1)*8, len(e.line)))
+				e.to((e.cur/8 + 1) * 8)
 			case c == '\t' && !keys && e.width > 0:
 				// At the line's end on a screen of known width: blanks
 				// to the next tab stop, so that columns count as the
@@ -524,7 +527,7 @@ func (e *lineEditor) bottom() int {
 // save is DECSC: the cursor's column and row saved.
 func (e *lineEditor) save() {
 	e.saved, e.savedRow, e.savedMark, e.hasSaved = e.cur, e.origin+e.rowi, e.scrolls, true
-	e.carried = savedCursor{lo: e.pos.lo, hi: e.pos.hi, col: e.cur, ok: true}
+	e.carried = savedCursor{lo: e.pos.lo, hi: e.pos.hi, col: e.cur, ok: true, origin: e.pos.origin}
 }
 
 // restore is DECRC: the cursor back to the column and screen row saved.
@@ -536,6 +539,7 @@ func (e *lineEditor) restore() {
 			e.moveRows(n, e.at)
 		}
 		e.to(e.saved)
+		e.pos.origin = e.carried.origin
 		return
 	}
 	if !e.carried.ok {
@@ -548,6 +552,7 @@ func (e *lineEditor) restore() {
 	col := e.carried.col
 	e.goRow(e.carried.lo, e.carried.hi)
 	e.to(col)
+	e.pos.origin = e.carried.origin
 }
 
 // maxRows bounds the rows a rendering keeps for cursor moves back up to
@@ -1568,6 +1573,15 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		}
 		return
 	}
+	if !e.keys && len(seq) == 3 && seq[1] == '#' && seq[2] == '8' {
+		// DECALN: the screen filled with E, the scroll margins and
+		// origin mode reset, the cursor home. Text kept is no longer
+		// shown.
+		e.pos.origin = false
+		e.margins(nil)
+		e.keepClear(false)
+		return
+	}
 	if len(seq) < 3 || seq[1] != '[' {
 		return
 	}
@@ -1825,6 +1839,26 @@ func (e *lineEditor) escape(seq []byte, at int) {
 		}
 		e.remove(e.cur, e.cur+count)
 	case 'K':
+		if n < 0 {
+			// EL with more parameters is EL of the first (a terminal
+			// reads no other: CSI 1;0 K erases left of the cursor,
+			// not right of it). DECSEL (CSI ? K) erases only what
+			// DECSCA did not protect: what is left is not known, so
+			// none of it counts as erased (it may join what follows).
+			first, _, _ := strings.Cut(string(params), ";")
+			n = 0
+			for _, c := range []byte(first) {
+				if c < '0' || c > '9' {
+					n = -1
+					break
+				}
+				n = min(n*10+int(c-'0'), 1<<16)
+			}
+			if n < 0 {
+				e.crEnd(false)
+				break
+			}
+		}
 		if n == 2 || n <= 0 && e.cur == 0 {
 			// The cursor's row erased whole: whichever row of a
 			// wrapped line the CR went back to, nothing is left on it.

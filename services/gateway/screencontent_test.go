@@ -289,3 +289,36 @@ func TestStreamNoSizeOrdinaryOutputIsText(t *testing.T) {
 		}
 	}
 }
+
+// Moves the model placed apart from the terminal's: a tab on a row
+// gone back to (the stop is past the row's text: a move back from it
+// lands where the terminal's does), DECRC restoring origin mode with
+// the cursor (rows then named from the top margin, or not), EL with
+// more parameters than one (the terminal reads the first), DECALN
+// (margins and origin mode reset, the cursor home). Each puts
+// 4802851889592158 on row 5 of a 120x40 screen, in one write or with
+// 4802 recorded in a chunk before, out of the held tail.
+func TestStreamScreenContentPlaced(t *testing.T) {
+	paint := "\x1b[H\x1b[2J\x1b[5;1H4802" + paintRows(6, 40, 120, "b")
+	scrolled := "\x1b[H\x1b[2J\x1b[5;1H4802\x1b[20;40r\x1b[40;1H" + lines(400) + "\x1b[r"
+	cases := []struct {
+		name   string
+		writes []string
+	}{
+		{"tab on a row gone back to", []string{"\x1b[5;1H4802\x1b[9;1Hx\x1b[5;1H\t\x1b[4D851889592158"}},
+		{"tab, rows scrolled between", []string{"\x1b[5;1H4802\x1b[20;40r\x1b[40;1H" + lines(10) + "\x1b[r\x1b[5;1H\t\x1b[4D851889592158"}},
+		{"tab, 4802 out of the held tail", []string{scrolled, "\x1b[5;1H\t\x1b[4D851889592158"}},
+		{"DECRC restores origin mode reset", []string{paint, "\x1b[10;30r\x1b7\x1b[?6h\x1b8\x1b[5;5H851889592158\x1b[r"}},
+		{"DECRC restores origin mode set", []string{paint, "\x1b[2;30r\x1b[?6h\x1b7\x1b[?6l\x1b8\x1b[4;5H851889592158\x1b[r"}},
+		{"EL 1;0 is EL 1", []string{"\x1b[5;11H8959 2158\x1b[5;1H\x1b[1;0K\x1b[5;1H4802 8518 \r\n"}},
+		{"DECALN resets margins and origin mode", []string{"\x1b[10;30r\x1b[?6h\x1b#8\x1b[5;1H4802\x1b[?6l\x1b[r" + paintRows(6, 40, 120, "b"), "\x1b[5;5H851889592158"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := string(textOf(t, streamed(t, 120, 40, c.writes...)))
+			if strings.Contains(got, "4802") && (strings.Contains(got, "851889592158") || strings.Contains(got, "8959 2158")) {
+				t.Errorf("the halves a terminal shows side by side recorded in clear")
+			}
+		})
+	}
+}
