@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -169,11 +170,32 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		cfg.Duplicates = o.Duplicates
 		cfg.Retention = jetstream.LimitsPolicy
 		cfg.Discard = jetstream.DiscardNew
+		if st, err := js.Stream(ctx, cfg.Name); err == nil && sameStream(st.CachedInfo().Config, cfg) {
+			// Already as wanted: no update. Every role of a process calls
+			// this as it starts, and an update racing a consumer's
+			// creation on the stream is a data race in nats-server
+			// (2.15.2: fileStore.UpdateConfig against ConsumerStore).
+			continue
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("bus: stream %s: %w", cfg.Name, err)
 		}
 	}
 	return nil
+}
+
+// sameStream reports whether the stream configuration have holds every
+// setting EnsureStreams makes in want.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	unlimited := func(n int64) int64 { // the server stores no limit as -1
+		return max(n, 0)
+	}
+	return slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
+		unlimited(int64(have.MaxMsgSize)) == unlimited(int64(want.MaxMsgSize)) && have.MaxAge == want.MaxAge &&
+		unlimited(have.MaxMsgs) == unlimited(want.MaxMsgs) &&
+		have.DenyDelete == want.DenyDelete && have.DenyPurge == want.DenyPurge && have.AllowDirect == want.AllowDirect &&
+		have.Storage == want.Storage && have.Replicas == want.Replicas && have.Duplicates == want.Duplicates &&
+		have.Retention == want.Retention && have.Discard == want.Discard
 }
 
 // LiveSubject is where a sealed record of tenant and type goes live.
