@@ -54,16 +54,24 @@ func TestVersion(t *testing.T) {
 // TestLogReadsAStore: log prints what append sealed, from the store
 // alone: every record in the table, a type filter, and JSON lines whose
 // leaf hashes are the records' own.
-func TestLogReadsAStore(t *testing.T) {
-	dir := t.TempDir()
-	ctx := context.Background()
-	if err := run(ctx, []string{"keys", "generate", "--out", dir + "/k"}, nil, io.Discard, io.Discard); err != nil {
+// keysAndSample makes a directory with a key pair in k/ (keys generate)
+// and returns it with the sample events of ledger/testdata.
+func keysAndSample(t *testing.T) (dir string, sample []byte) {
+	t.Helper()
+	dir = t.TempDir()
+	if err := run(context.Background(), []string{"keys", "generate", "--out", dir + "/k"}, nil, io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	sample, err := os.ReadFile("../../ledger/testdata/sample.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, sample
+}
+
+func TestLogReadsAStore(t *testing.T) {
+	dir, sample := keysAndSample(t)
+	ctx := context.Background()
 	if err := run(ctx, []string{"append", "--store", dir + "/s", "--key", dir + "/k/ledger.key"}, bytes.NewReader(sample), io.Discard, io.Discard); err != nil {
 		t.Fatal(err)
 	}

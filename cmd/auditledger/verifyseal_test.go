@@ -17,15 +17,8 @@ import (
 // segment lacks it, and verifies again; a store at rest without it still
 // fails, naming it.
 func TestVerifyDuringASeal(t *testing.T) {
-	dir := t.TempDir()
+	dir, sample := keysAndSample(t)
 	ctx := context.Background()
-	if err := run(ctx, []string{"keys", "generate", "--out", dir + "/k"}, nil, io.Discard, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	sample, err := os.ReadFile("../../ledger/testdata/sample.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
 	lines := bytes.SplitAfter(bytes.TrimSpace(sample), []byte("\n"))
 	store := filepath.Join(dir, "s")
 	for _, part := range [][][]byte{lines[:6], lines[6:]} { // two seals
